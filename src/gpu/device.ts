@@ -1,0 +1,169 @@
+import { check, LatticeMatmulError } from '../errors.js';
+
+/**
+ * Optional GPU capabilities the kernels use when present (each has a plain path otherwise).
+ * `packed4x8IntegerDotProduct` is a WGSL *language* feature (`dot4I8Packed` …), not a device feature:
+ * it comes from `GPU.wgslLanguageFeatures`, and is `false` where that set is not exposed.
+ */
+export interface GpuFeatures {
+  readonly subgroups: boolean;
+  readonly shaderF16: boolean;
+  readonly timestampQuery: boolean;
+  readonly packed4x8IntegerDotProduct: boolean;
+}
+
+/** The device limits the kernels size themselves by (the values granted to the device, not the adapter's). */
+export interface GpuLimits {
+  readonly maxComputeWorkgroupStorageSize: number;
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly maxComputeWorkgroupSizeX: number;
+  readonly maxComputeWorkgroupsPerDimension: number;
+  readonly minStorageBufferOffsetAlignment: number;
+  readonly minUniformBufferOffsetAlignment: number;
+}
+
+/** What `requestGpuDevice` returns. */
+export interface GpuContext {
+  readonly device: GPUDevice;
+  readonly adapter: GPUAdapter;
+  readonly features: GpuFeatures;
+  readonly limits: GpuLimits;
+}
+
+/** Options of `requestGpuDevice`. */
+export interface RequestGpuDeviceOptions {
+  /** The WebGPU entry point: `navigator.gpu` when omitted (in Node pass `await nodeGpu()`). */
+  readonly gpu?: GPU;
+  /** An adapter to use instead of requesting one. An adapter creates one device only (WebGPU rule). */
+  readonly adapter?: GPUAdapter;
+  /**
+   * Ask for this much workgroup storage instead of the adapter's maximum, to exercise the kernels'
+   * smaller-memory paths. At least 16384 (the WebGPU default, which every device gets anyway) and at
+   * most the adapter's limit.
+   */
+  readonly workgroupStorageLimit?: number;
+  /** Label of the device (shows in validation messages). */
+  readonly label?: string;
+  /** Passed to `requestAdapter`. */
+  readonly powerPreference?: GPUPowerPreference;
+}
+
+/** The WebGPU default of `maxComputeWorkgroupStorageSize`: a smaller request is raised to it. */
+export const DEFAULT_WORKGROUP_STORAGE_SIZE = 16384;
+
+/** The limits taken from the adapter into `requiredLimits`, so the device gets the real maxima. */
+const REQUESTED_LIMITS = [
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+/** Device features enabled whenever the adapter has them. */
+const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups', 'shader-f16', 'timestamp-query'];
+
+/**
+ * Requests a WebGPU device with the adapter's real compute and buffer limits (not the WebGPU
+ * defaults), and with `subgroups`, `shader-f16` and `timestamp-query` enabled where the adapter has
+ * them. Device loss (other than `destroy()`) and uncaptured errors are logged with `console.error`.
+ * Call `device.destroy()` when done.
+ *
+ * @throws LatticeMatmulError when there is no WebGPU (`navigator.gpu` missing), no adapter, or the
+ *   device request fails.
+ * @example
+ * // Browser:
+ * const { device, features, limits } = await requestGpuDevice();
+ * // Node (Dawn):
+ * import { nodeGpu } from 'lattice-matmul/node';
+ * const { device } = await requestGpuDevice({ gpu: await nodeGpu() });
+ * // Force the 16 KB workgroup-memory fallback in a test:
+ * const small = await requestGpuDevice({ gpu, workgroupStorageLimit: 16384 });
+ */
+export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): Promise<GpuContext> {
+  const gpu = options.gpu ?? browserGpu();
+  const adapter =
+    options.adapter ??
+    (await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : undefined));
+  check(
+    adapter !== null,
+    'WebGPU found no adapter (no GPU and no software driver). In Node use nodeGpu(), which finds Mesa lavapipe ' +
+      'or SwiftShader; on Debian scripts/ensure-system.sh installs lavapipe.',
+  );
+
+  const requiredLimits: Record<string, number> = {};
+  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const storageLimit = options.workgroupStorageLimit;
+  if (storageLimit !== undefined) {
+    const adapterLimit = adapter.limits.maxComputeWorkgroupStorageSize;
+    check(
+      Number.isInteger(storageLimit) && storageLimit >= DEFAULT_WORKGROUP_STORAGE_SIZE && storageLimit <= adapterLimit,
+      () =>
+        `workgroupStorageLimit must be an integer in [${DEFAULT_WORKGROUP_STORAGE_SIZE}, ${adapterLimit}] ` +
+        `(the adapter's maxComputeWorkgroupStorageSize), got ${storageLimit}`,
+    );
+    requiredLimits.maxComputeWorkgroupStorageSize = storageLimit;
+  }
+  const requiredFeatures = OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature));
+
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({
+      label: options.label ?? 'lattice-matmul device',
+      requiredLimits,
+      requiredFeatures,
+    });
+  } catch (error) {
+    throw new LatticeMatmulError(`WebGPU requestDevice failed: ${errorMessage(error)}`);
+  }
+  watchDevice(device);
+
+  return {
+    device,
+    adapter,
+    features: {
+      subgroups: device.features.has('subgroups'),
+      shaderF16: device.features.has('shader-f16'),
+      timestampQuery: device.features.has('timestamp-query'),
+      packed4x8IntegerDotProduct: gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
+    },
+    limits: {
+      maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeInvocationsPerWorkgroup: device.limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: device.limits.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+      minStorageBufferOffsetAlignment: device.limits.minStorageBufferOffsetAlignment,
+      minUniformBufferOffsetAlignment: device.limits.minUniformBufferOffsetAlignment,
+    },
+  };
+}
+
+function browserGpu(): GPU {
+  const gpu = typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu;
+  check(
+    gpu !== undefined,
+    'WebGPU is not available here (no navigator.gpu). Browsers expose it only on secure origins ' +
+      '(https or http://localhost); in Node pass { gpu: await nodeGpu() } from lattice-matmul/node.',
+  );
+  return gpu;
+}
+
+/** Logs a lost device (unless it was destroyed on purpose) and errors no error scope caught. */
+function watchDevice(device: GPUDevice): void {
+  const label = device.label || 'WebGPU device';
+  void device.lost.then((info) => {
+    if (info.reason !== 'destroyed') console.error(`lattice-matmul: ${label} was lost (${info.reason}): ${info.message}`);
+  });
+  device.addEventListener('uncapturederror', (event) => {
+    console.error(`lattice-matmul: uncaptured WebGPU error on ${label}: ${event.error.message}`);
+  });
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,199 @@
+import matmulF32Source from '../../../shaders/matmul_f32.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+
+/*
+ * The f32 baseline C = AᵀB (shaders/matmul_f32.wgsl): column-major A (n × aCols), B (n × bCols),
+ * C (aCols × bCols). CPU twin: `matmulATExact` (float64 accumulation); the GPU accumulates in f32 with
+ * k increasing, so entry (i, j) is within n·2^−24·Σ_k |A_ki·B_kj| of the exact value.
+ */
+
+/** C entries per workgroup edge (the shader's TILE). */
+const TILE = 64;
+
+interface MatmulF32Pipeline {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipeline: GPUComputePipeline;
+}
+
+/** One pipeline per device (the kernel has no compile-time variants), built on first use. */
+const pipelines = new WeakMap<GPUDevice, MatmulF32Pipeline>();
+
+function matmulF32Pipeline(device: GPUDevice): MatmulF32Pipeline {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const layout = device.createBindGroupLayout({
+      label: 'matmul f32',
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    });
+    const module = device.createShaderModule({ label: 'matmul f32', code: matmulF32Source });
+    const pipeline = device.createComputePipeline({
+      label: 'matmul f32',
+      layout: device.createPipelineLayout({ label: 'matmul f32', bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    cached = { layout, pipeline };
+    pipelines.set(device, cached);
+  }
+  return cached;
+}
+
+/** Arguments of `dispatchMatmulF32`. Offsets are in bytes (multiples of 4). */
+export interface MatmulF32Args {
+  /** A, n × aCols column-major f32. */
+  readonly a: GPUBuffer;
+  /** B, n × bCols column-major f32. */
+  readonly b: GPUBuffer;
+  /** C = AᵀB, aCols × bCols column-major f32 (written). */
+  readonly c: GPUBuffer;
+  readonly n: number;
+  readonly aCols: number;
+  readonly bCols: number;
+  readonly aOffset?: number;
+  readonly bOffset?: number;
+  readonly cOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records C = AᵀB into `encoder`. Columns of B (and C) are split across several dispatches when B or C
+ * is larger than one storage binding or the grid exceeds the dispatch limit; A must fit one binding.
+ * Parameter buffers go into `scratch` (destroy it after submitting).
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'AᵀB' });
+ * dispatchMatmulF32(device, encoder, scratch, { a, b, c, n: 768, aCols: 256, bCols: 256 });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchMatmulF32(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  args: MatmulF32Args,
+): void {
+  const { n, aCols, bCols } = args;
+  checkPositiveInteger(n, 'matmul n');
+  checkPositiveInteger(aCols, 'matmul aCols');
+  checkPositiveInteger(bCols, 'matmul bCols');
+  const aOffset = args.aOffset ?? 0;
+  const bOffset = args.bOffset ?? 0;
+  const cOffset = args.cOffset ?? 0;
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  checkFits(args.a, aOffset, 4 * n * aCols, 'A');
+  checkFits(args.b, bOffset, 4 * n * bCols, 'B');
+  checkFits(args.c, cOffset, 4 * aCols * bCols, 'C');
+
+  const aWindow = bindingWindow(aOffset, 4 * n * aCols, alignment);
+  check(
+    aWindow.size <= maxBinding,
+    () => `matmul: A (${n} × ${aCols} f32) is larger than one storage binding (${maxBinding} bytes)`,
+  );
+  check(
+    Math.ceil(aCols / TILE) <= maxGroups,
+    () => `matmul: aCols = ${aCols} needs more than ${maxGroups} workgroups in one dimension`,
+  );
+  const columnsPerChunk = Math.min(
+    itemsPerBinding(4 * n, maxBinding, alignment),
+    itemsPerBinding(4 * aCols, maxBinding, alignment),
+    maxGroups * TILE,
+  );
+
+  const { layout, pipeline } = matmulF32Pipeline(device);
+  const pass = encoder.beginComputePass({ label: 'matmul f32' });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, bCols - j0);
+    const bWindow = bindingWindow(bOffset + 4 * n * j0, 4 * n * chunkCols, alignment);
+    const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
+    const params = scratch.uniform(
+      `matmul f32 params (B columns ${j0}…${j0 + chunkCols - 1})`,
+      new UniformPacker()
+        .u32(n, 'n')
+        .u32(aCols, 'a_cols')
+        .u32(chunkCols, 'b_cols')
+        .u32(aWindow.firstElement, 'a_first')
+        .u32(bWindow.firstElement, 'b_first')
+        .u32(cWindow.firstElement, 'c_first'),
+    );
+    const bindGroup = device.createBindGroup({
+      label: `matmul f32 (B columns ${j0}…${j0 + chunkCols - 1})`,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: args.a, offset: aWindow.offset, size: aWindow.size } },
+        { binding: 2, resource: { buffer: args.b, offset: bWindow.offset, size: bWindow.size } },
+        { binding: 3, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
+      ],
+    });
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(aCols / TILE), Math.ceil(chunkCols / TILE));
+  }
+  pass.end();
+}
+
+/**
+ * C = AᵀB on the GPU for CPU matrices: uploads, dispatches inside validation error scopes, reads back,
+ * and destroys its buffers. For tests and benchmarks; applications keep data on the GPU and call
+ * `dispatchMatmulF32`.
+ *
+ * @example
+ * const c = await matmulF32(device, a, b); // a.cols × b.cols
+ */
+export async function matmulF32(device: GPUDevice, a: Matrix, b: Matrix): Promise<Matrix> {
+  checkMatrix(a, 'A');
+  checkMatrix(b, 'B');
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  const scratch = new GpuScratch(device);
+  const buffers: GPUBuffer[] = [];
+  try {
+    return await withValidation(device, 'matmul f32', async () => {
+      const aBuffer = createBufferWithData(device, 'matmul A', a.data, STORAGE_USAGE);
+      buffers.push(aBuffer);
+      const bBuffer = createBufferWithData(device, 'matmul B', b.data, STORAGE_USAGE);
+      buffers.push(bBuffer);
+      const cBuffer = createBuffer(device, 'matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
+      buffers.push(cBuffer);
+      const encoder = device.createCommandEncoder({ label: 'matmul f32' });
+      dispatchMatmulF32(device, encoder, scratch, {
+        a: aBuffer,
+        b: bBuffer,
+        c: cBuffer,
+        n: a.rows,
+        aCols: a.cols,
+        bCols: b.cols,
+      });
+      device.queue.submit([encoder.finish()]);
+      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
+      return { rows: a.cols, cols: b.cols, data };
+    });
+  } finally {
+    scratch.destroy();
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
+    () => `matmul: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `matmul: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

@@ -1,0 +1,187 @@
+import { check } from '../errors.js';
+import { packedLayout } from '../format/packing.js';
+import { VoronoiCode } from '../lattices/voronoiCode.js';
+import { schemeLattice } from '../quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import type { LatticeScheme } from '../quantize/schemes.js';
+import { BufferUsage } from './buffers.js';
+import type { GpuScratch } from './scratch.js';
+
+/**
+ * A lattice-quantized matrix whose per-block and per-column fields live in GPU buffers: what the
+ * decoding kernels (table product, E8 product, GEMV, dequantize) read. The metadata has the meaning
+ * of the same fields of `LatticeQuantizedMatrix`; the buffers hold, from byte 0:
+ *
+ * - `codes`: `packField(codes, codeBits, blocksPerColumn, cols).words` (src/format/packing.ts: each
+ *   column starts on a fresh u32 word; D3 q = 6: 8 bits, 4 per word; E8 q = 16: one code per word);
+ * - `scaleIndices`: `packField(scaleIndices, scaleIndexBits, blocksPerColumn, cols).words`;
+ * - `norms`, `gains` (or null), `means` (or null): one f32 per column.
+ *
+ * Buffers need STORAGE and COPY_SRC usage (the kernels gather the per-column fields into one
+ * scratch buffer with copies, to stay within 8 storage bindings per shader stage).
+ */
+export interface GpuLatticeMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly seed: number;
+  readonly rotate: boolean;
+  readonly scheme: LatticeScheme;
+  readonly unit: number;
+  readonly multiples: Int32Array;
+  readonly blocksPerColumn: number;
+  /** Bits of one packed code (`VoronoiCode.codeBits`, see {@link latticeCodeBits}). */
+  readonly codeBits: number;
+  /** Bits of one packed scale index (see {@link scaleIndexBits}). */
+  readonly scaleIndexBits: number;
+  readonly codes: GPUBuffer;
+  readonly scaleIndices: GPUBuffer;
+  readonly norms: GPUBuffer;
+  readonly gains: GPUBuffer | null;
+  readonly means: GPUBuffer | null;
+}
+
+/** The kernels read at most this many scale multiples (a uniform array of 16 i32). */
+export const MAX_GPU_MULTIPLES = 16;
+
+/** The lattice id the WGSL decoders use (shaders/lattice_decode.wgsl: LATTICE_D3, LATTICE_E8, LATTICE_Z8). */
+export function latticeId(scheme: LatticeScheme): number {
+  switch (scheme.lattice) {
+    case 'D3':
+      return 0;
+    case 'E8':
+      return 1;
+    case 'Z':
+      return 2;
+  }
+}
+
+/** Bits of a packed code of `scheme`: ceil(log2(q^d)) (D3 q = 6: 8; E8 q = 16: 32). */
+export function latticeCodeBits(scheme: LatticeScheme): number {
+  return new VoronoiCode(schemeLattice(scheme), scheme.q).codeBits;
+}
+
+/** Bits of a packed scale index for `count` multiples: ceil(log2(count)), at least 1 (4 multiples: 2 bits, 16 per word). */
+export function scaleIndexBits(count: number): number {
+  return Math.max(1, Math.ceil(Math.log2(count)));
+}
+
+/** Packed words per column of the codes and of the scale indices. */
+export function operandWordsPerColumn(m: GpuLatticeMatrix): { codes: number; scaleIndices: number } {
+  return {
+    codes: packedLayout(m.codeBits, m.blocksPerColumn).wordsPerColumn,
+    scaleIndices: packedLayout(m.scaleIndexBits, m.blocksPerColumn).wordsPerColumn,
+  };
+}
+
+/**
+ * Checks that `m` is something the decoding kernels can read: a supported scheme whose codes fit a
+ * u32, at most 16 multiples, consistent block counts, and buffers large enough for the packed fields.
+ */
+export function checkGpuLatticeMatrix(m: GpuLatticeMatrix, name: string): void {
+  check(typeof m === 'object' && m !== null, `${name} must be a GpuLatticeMatrix`);
+  check(m.scheme?.kind === 'lattice', () => `${name} must hold a lattice scheme`);
+  for (const field of ['rows', 'cols', 'length', 'keptLength', 'blocksPerColumn'] as const) {
+    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${m[field]}`);
+  }
+  const lattice = schemeLattice(m.scheme);
+  check(m.keptLength <= m.length, () => `${name}.keptLength (${m.keptLength}) exceeds length (${m.length})`);
+  check(
+    m.blocksPerColumn === Math.ceil(m.keptLength / lattice.dimension),
+    () => `${name}.blocksPerColumn is ${m.blocksPerColumn}, expected ceil(keptLength / ${lattice.dimension}) = ${Math.ceil(m.keptLength / lattice.dimension)}`,
+  );
+  check(
+    m.codeBits === latticeCodeBits(m.scheme),
+    () => `${name}.codeBits is ${m.codeBits}, but ${m.scheme.lattice} q = ${m.scheme.q} codes take ${latticeCodeBits(m.scheme)} bits`,
+  );
+  check(
+    m.multiples instanceof Int32Array && m.multiples.length >= 1 && m.multiples.length <= MAX_GPU_MULTIPLES,
+    () => `${name}.multiples must be an Int32Array of 1…${MAX_GPU_MULTIPLES} scale multiples`,
+  );
+  check(
+    Number.isInteger(m.scaleIndexBits) && m.scaleIndexBits >= 1 && 2 ** m.scaleIndexBits >= m.multiples.length && m.scaleIndexBits <= 8,
+    () => `${name}.scaleIndexBits is ${m.scaleIndexBits}; ${m.multiples.length} multiples need 1…8 bits covering them`,
+  );
+  check(Number.isFinite(m.unit) && m.unit > 0, () => `${name}.unit must be positive, got ${m.unit}`);
+  const words = operandWordsPerColumn(m);
+  checkBufferHolds(m.codes, 4 * words.codes * m.cols, `${name}.codes`);
+  checkBufferHolds(m.scaleIndices, 4 * words.scaleIndices * m.cols, `${name}.scaleIndices`);
+  checkBufferHolds(m.norms, 4 * m.cols, `${name}.norms`);
+  if (m.gains) checkBufferHolds(m.gains, 4 * m.cols, `${name}.gains`);
+  if (m.means) checkBufferHolds(m.means, 4 * m.cols, `${name}.means`);
+}
+
+function checkBufferHolds(buffer: GPUBuffer, byteLength: number, name: string): void {
+  check(
+    typeof buffer === 'object' && buffer !== null && typeof buffer.size === 'number',
+    () => `${name} must be a GPUBuffer`,
+  );
+  check(buffer.size >= byteLength, () => `${name} needs ${byteLength} bytes, but its buffer has ${buffer.size}`);
+}
+
+/** Where the per-column fields of a range of columns sit in a side buffer made by {@link gatherColumnSide}. */
+export interface ColumnSide {
+  /** f32 words: norms of the range at 0, gains at `count` (when kept), means at `2·count` (when kept). */
+  readonly buffer: GPUBuffer;
+  readonly hasGains: boolean;
+  readonly hasMeans: boolean;
+}
+
+/**
+ * Copies norms, gains and means of columns `[first, first + count)` of `m` into one scratch buffer
+ * (norms, then gains, then means; 3·count f32), so a kernel reads them through one binding. Records
+ * copies into `encoder`, which must not be inside a pass.
+ */
+export function gatherColumnSide(
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  m: GpuLatticeMatrix,
+  first: number,
+  count: number,
+  label: string,
+): ColumnSide {
+  const buffer = scratch.buffer(`${label} column norms, gains, means`, 12 * count, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+  encoder.copyBufferToBuffer(m.norms, 4 * first, buffer, 0, 4 * count);
+  if (m.gains) encoder.copyBufferToBuffer(m.gains, 4 * first, buffer, 4 * count, 4 * count);
+  if (m.means) encoder.copyBufferToBuffer(m.means, 4 * first, buffer, 8 * count, 4 * count);
+  return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
+}
+
+/** The 16 multiples as i32 uniform words (zeros past the scheme's count). */
+export function multipleWords(m: GpuLatticeMatrix): number[] {
+  return Array.from({ length: MAX_GPU_MULTIPLES }, (_, i) => (i < m.multiples.length ? (m.multiples[i] as number) : 0));
+}
+
+/** The metadata of a CPU quantized matrix with the packed bit widths, for building a {@link GpuLatticeMatrix}. */
+export function gpuLatticeMetadata(
+  q: LatticeQuantizedMatrix,
+): Omit<GpuLatticeMatrix, 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'> {
+  return {
+    rows: q.rows,
+    cols: q.cols,
+    length: q.length,
+    keptLength: q.keptLength,
+    seed: q.seed,
+    rotate: q.rotate,
+    scheme: q.scheme,
+    unit: q.unit,
+    multiples: q.multiples,
+    blocksPerColumn: q.blocksPerColumn,
+    codeBits: latticeCodeBits(q.scheme),
+    scaleIndexBits: scaleIndexBits(q.multiples.length),
+  };
+}
+
+/**
+ * Checks the conditions under which two quantized matrices multiply (those of the CPU `matmulAT`):
+ * same rows, rotation, seed, lengths, and both centred or neither.
+ */
+export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): void {
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  check(a.rotate === b.rotate, 'A and B must both be rotated or both not');
+  check(!a.rotate || a.seed === b.seed, () => `A and B were rotated with different seeds (${a.seed} and ${b.seed}); quantize both with the same seed`);
+  check(a.length === b.length, 'A and B have different rotated lengths');
+  check(a.keptLength === b.keptLength, () => `A and B keep different numbers of rotated coordinates (${a.keptLength} and ${b.keptLength})`);
+  check((a.means === null) === (b.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
+}

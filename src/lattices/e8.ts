@@ -1,0 +1,85 @@
+import { invertIntegerMatrix } from './integerMatrix.js';
+import { nearestDnReal, type Lattice } from './lattice.js';
+import { nearestDnRational, scaledSquaredError } from './rationalRounding.js';
+
+// Conway–Sloane generator of E8 (rows (2,0,…,0), (−1,1,0,…), …, (0,…,−1,1,0), (½,…,½)), doubled so
+// that every entry is an integer, and transposed so that basis vectors are columns.
+const e8GeneratorRows = [
+  [2, 0, 0, 0, 0, 0, 0, 0],
+  [-1, 1, 0, 0, 0, 0, 0, 0],
+  [0, -1, 1, 0, 0, 0, 0, 0],
+  [0, 0, -1, 1, 0, 0, 0, 0],
+  [0, 0, 0, -1, 1, 0, 0, 0],
+  [0, 0, 0, 0, -1, 1, 0, 0],
+  [0, 0, 0, 0, 0, -1, 1, 0],
+  [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+];
+const e8Basis = new Int32Array(64);
+for (let vector = 0; vector < 8; vector++) {
+  for (let coord = 0; coord < 8; coord++) e8Basis[coord * 8 + vector] = 2 * (e8GeneratorRows[vector]?.[coord] ?? 0);
+}
+
+const scratchA = new Int32Array(8);
+const scratchB = new Int32Array(8);
+const scratchNum = new Float64Array(8);
+
+/**
+ * E8 = D8 ∪ (D8 + ½·1), covolume 1. Points are held doubled (`P = 2λ`), all even or all odd.
+ * Nearest point: the closer of Q_D8(x) and Q_D8(x − ½) + ½ (Conway–Sloane); on an exact tie the D8
+ * candidate wins.
+ *
+ * @example
+ * E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]) // Float64Array(8) [0.5, 0.5, …, 0.5]
+ */
+export const E8: Lattice = {
+  name: 'E8',
+  dimension: 8,
+  pointScale: 2,
+  basis: e8Basis,
+  basisInverse: invertIntegerMatrix(e8Basis, 8),
+  covolume: 1,
+  nearestScaled(p, den, out) {
+    // Candidate 1: Q_D8(p/den). Candidate 2: Q_D8((2p − den)/(2den)) + ½. Distances are compared in
+    // units of 1/(2den): candidate 1's errors doubled against candidate 2's.
+    nearestDnRational(p, den, scratchA);
+    for (let i = 0; i < 8; i++) scratchNum[i] = 2 * (p[i] as number) - den;
+    nearestDnRational(scratchNum, 2 * den, scratchB);
+    const d1 = 4 * scaledSquaredError(p, den, scratchA);
+    let d2 = 0;
+    for (let i = 0; i < 8; i++) {
+      const e = 2 * (p[i] as number) - den * (2 * (scratchB[i] as number) + 1);
+      d2 += e * e;
+    }
+    if (d1 <= d2) {
+      for (let i = 0; i < 8; i++) out[i] = 2 * (scratchA[i] as number);
+    } else {
+      for (let i = 0; i < 8; i++) out[i] = 2 * (scratchB[i] as number) + 1;
+    }
+    return out;
+  },
+  nearest(x) {
+    const a = nearestDnReal(x, new Float64Array(8));
+    const shifted = Float64Array.from({ length: 8 }, (_, i) => (x[i] as number) - 0.5);
+    const b = nearestDnReal(shifted, new Float64Array(8));
+    let d1 = 0;
+    let d2 = 0;
+    for (let i = 0; i < 8; i++) {
+      d1 += ((x[i] as number) - (a[i] as number)) ** 2;
+      d2 += ((shifted[i] as number) - (b[i] as number)) ** 2;
+    }
+    if (d1 <= d2) return a;
+    for (let i = 0; i < 8; i++) b[i] = (b[i] as number) + 0.5;
+    return b;
+  },
+  contains(P) {
+    let sum = 0;
+    const parity = Math.abs((P[0] as number) % 2);
+    for (let i = 0; i < 8; i++) {
+      const v = P[i] as number;
+      if (!Number.isInteger(v) || Math.abs(v % 2) !== parity) return false;
+      sum += v;
+    }
+    // Σλ = ΣP/2 must be even.
+    return sum % 4 === 0;
+  },
+};

@@ -1,0 +1,66 @@
+import type { IntegerInverse } from './integerMatrix.js';
+
+/**
+ * A lattice Λ ⊂ R^d described for exact integer work.
+ *
+ * Points are held in **point coordinates** `P = pointScale · λ`, which are integers for every lattice
+ * here (E8 has half-integer points, so its pointScale is 2; Z^d and D3 use 1). All code-deciding
+ * arithmetic happens on these integers.
+ */
+export interface Lattice {
+  /** 'Z1', 'Z8', 'D3', 'E8'. */
+  readonly name: string;
+  readonly dimension: number;
+  readonly pointScale: 1 | 2;
+  /** Generator in point coordinates, row-major d×d, basis vectors in the **columns**: `P = basis · u`. */
+  readonly basis: Int32Array;
+  /** `basis⁻¹ = numerators / determinant`, exact. */
+  readonly basisInverse: IntegerInverse;
+  /** Volume of a Voronoi cell in λ units (det of the generator). */
+  readonly covolume: number;
+  /**
+   * Nearest lattice point to the rational vector `p / den` (λ units), in point coordinates, written to
+   * `out`. Integer arithmetic only; ties are broken by fixed rules (see rationalRounding.ts), so equal
+   * inputs give equal outputs everywhere.
+   */
+  nearestScaled(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
+  /**
+   * Nearest lattice point to a real vector (λ units, float64 arithmetic); for users and tests. The
+   * quantizer never uses it: it works on fixed-point integers through `nearestScaled`.
+   */
+  nearest(x: ArrayLike<number>): Float64Array;
+  /** Is the integer vector `P` (point coordinates) a lattice point? */
+  contains(P: ArrayLike<number>): boolean;
+}
+
+/** Round half to even, the rounding of WGSL's `round()`. */
+export function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const diff = x - f;
+  if (diff < 0.5) return f;
+  if (diff > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** Float version of the D_n rule of `nearestDnRational`: same tie rules, real input. */
+export function nearestDnReal(x: ArrayLike<number>, out: Float64Array): Float64Array {
+  let parity = 0;
+  let worst = 0;
+  let worstAbs = -1;
+  let worstError = 0;
+  for (let i = 0; i < out.length; i++) {
+    const xi = x[i] as number;
+    const f = roundHalfEven(xi);
+    out[i] = f;
+    parity += f;
+    const e = xi - f;
+    const abs = Math.abs(e);
+    if (abs > worstAbs) {
+      worstAbs = abs;
+      worst = i;
+      worstError = e;
+    }
+  }
+  if (Math.abs(parity) % 2 === 1) out[worst] = (out[worst] as number) + (worstError < 0 ? -1 : 1);
+  return out;
+}

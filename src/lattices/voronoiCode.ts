@@ -1,0 +1,85 @@
+import { check } from '../errors.js';
+import type { Lattice } from './lattice.js';
+
+/**
+ * The Voronoi (coset) code of a lattice Λ nested in qΛ: the q^d cosets of Λ / qΛ, each represented by
+ * its **coset leader**, the point of the coset inside the Voronoi region of qΛ.
+ *
+ * - `encode(λ)` = the coefficients `u = G⁻¹λ mod q`, as the index Σ uᵢ·qⁱ (< q^d ≤ 2^32).
+ * - `decode(index)` = `λ' − q·Q_Λ(λ'/q)` with `λ' = G·u`: the leader, in integer point coordinates.
+ * - A point λ is representable (not overloaded) exactly when `decode(encode(λ)) = λ`; the quantizer
+ *   decides overload by this decode-and-compare and never by a separate geometric test (DESIGN §2).
+ *
+ * @example
+ * const code = new VoronoiCode(D3, 6);
+ * const leader = code.decode(code.encode([1, 1, 0])); // Int32Array [1, 1, 0]: it is its own leader
+ */
+export class VoronoiCode {
+  /** Number of codes, q^d. */
+  readonly size: number;
+  /** Bits of a packed code: ceil(log2(q^d)). */
+  readonly codeBits: number;
+  private readonly digits: Int32Array;
+  private readonly point: Int32Array;
+  private readonly nearestScratch: Int32Array;
+  private readonly leaderScratch: Int32Array;
+
+  constructor(
+    readonly lattice: Lattice,
+    readonly q: number,
+  ) {
+    check(Number.isInteger(q) && q >= 2, () => `nesting ratio q must be an integer ≥ 2, got ${q}`);
+    const size = q ** lattice.dimension;
+    check(size <= 2 ** 32, () => `q^d = ${q}^${lattice.dimension} exceeds 2^32: the code would not fit a 32-bit word`);
+    this.size = size;
+    this.codeBits = Math.max(1, Math.ceil(Math.log2(size) - 1e-12));
+    const d = lattice.dimension;
+    this.digits = new Int32Array(d);
+    this.point = new Int32Array(d);
+    this.nearestScratch = new Int32Array(d);
+    this.leaderScratch = new Int32Array(d);
+  }
+
+  /** Index of the coset of the lattice point `P` (point coordinates). */
+  encode(P: ArrayLike<number>): number {
+    const { dimension: d, basisInverse } = this.lattice;
+    const { numerators, determinant } = basisInverse;
+    let index = 0;
+    let weight = 1;
+    for (let i = 0; i < d; i++) {
+      let sum = 0;
+      for (let j = 0; j < d; j++) sum += (numerators[i * d + j] as number) * (P[j] as number);
+      check(sum % determinant === 0, 'VoronoiCode.encode: the vector is not a lattice point');
+      const u = sum / determinant;
+      index += (((u % this.q) + this.q) % this.q) * weight;
+      weight *= this.q;
+    }
+    return index;
+  }
+
+  /** The coset leader of code `index`, in point coordinates, written to `out` (a fresh array if omitted). */
+  decode(index: number, out: Int32Array = new Int32Array(this.lattice.dimension)): Int32Array {
+    const { dimension: d, basis, pointScale } = this.lattice;
+    let rest = index;
+    for (let i = 0; i < d; i++) {
+      this.digits[i] = rest % this.q;
+      rest = Math.floor(rest / this.q);
+    }
+    for (let i = 0; i < d; i++) {
+      let sum = 0;
+      for (let j = 0; j < d; j++) sum += (basis[i * d + j] as number) * (this.digits[j] as number);
+      this.point[i] = sum;
+    }
+    // λ'/q in λ units is point/(pointScale·q); its nearest point comes back in point coordinates.
+    this.lattice.nearestScaled(this.point, pointScale * this.q, this.nearestScratch);
+    for (let i = 0; i < d; i++) out[i] = (this.point[i] as number) - this.q * (this.nearestScratch[i] as number);
+    return out;
+  }
+
+  /** Decode-and-compare: is `P` its own coset leader? */
+  isRepresentable(P: ArrayLike<number>): boolean {
+    const leader = this.decode(this.encode(P), this.leaderScratch);
+    for (let i = 0; i < leader.length; i++) if (leader[i] !== P[i]) return false;
+    return true;
+  }
+}

@@ -1,0 +1,101 @@
+import { check, checkPositiveInteger } from './errors.js';
+
+/**
+ * A dense matrix of 32-bit floats, stored **column-major**: column `j` is the vector
+ * `data.subarray(j * rows, (j + 1) * rows)` of length `rows`. Both operands of `AᵀB` are matrices of
+ * `n = rows` entries per column, so a PyTorch weight of shape (out, in) in row-major order is exactly
+ * its transpose in this layout.
+ *
+ * @example
+ * const a: Matrix = { rows: 3, cols: 2, data: new Float32Array([1, 2, 3, 4, 5, 6]) }; // columns (1,2,3), (4,5,6)
+ */
+export interface Matrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+/** Builds a matrix, checking that `data` (zeros when omitted) has `rows * cols` entries. */
+export function matrix(rows: number, cols: number, data?: Float32Array): Matrix {
+  const result = { rows, cols, data: data ?? new Float32Array(rows * cols) };
+  checkMatrix(result, 'matrix');
+  return result;
+}
+
+/**
+ * Checks shape, length and that every entry is finite: a NaN or an infinity cannot be quantized and
+ * would otherwise spread silently through norms into every product.
+ */
+export function checkMatrix(m: Matrix, name: string): void {
+  check(typeof m === 'object' && m !== null, `${name} must be a Matrix { rows, cols, data }`);
+  checkPositiveInteger(m.rows, `${name}.rows`);
+  checkPositiveInteger(m.cols, `${name}.cols`);
+  check(m.data instanceof Float32Array, `${name}.data must be a Float32Array`);
+  check(
+    m.data.length === m.rows * m.cols,
+    () => `${name}.data has ${m.data.length} entries, expected rows * cols = ${m.rows} * ${m.cols} = ${m.rows * m.cols}`,
+  );
+  const bad = firstNonFinite(m.data);
+  if (bad >= 0) {
+    const row = bad % m.rows;
+    const col = Math.floor(bad / m.rows);
+    check(false, `${name} has a non-finite entry ${m.data[bad]} at row ${row}, column ${col}`);
+  }
+}
+
+/** Index of the first NaN or ±Infinity, or -1. */
+export function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) return i;
+  }
+  return -1;
+}
+
+/** Column `j` of `m` as a view (no copy). */
+export function column(m: Matrix, j: number): Float32Array {
+  return m.data.subarray(j * m.rows, (j + 1) * m.rows);
+}
+
+/** Exact `AᵀB` in float64 accumulation, returned as a column-major `a.cols × b.cols` matrix. */
+export function matmulATExact(a: Matrix, b: Matrix): Matrix {
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  const n = a.rows;
+  const out = new Float32Array(a.cols * b.cols);
+  for (let j = 0; j < b.cols; j++) {
+    const bj = column(b, j);
+    for (let i = 0; i < a.cols; i++) {
+      const ai = column(a, i);
+      let sum = 0;
+      for (let k = 0; k < n; k++) sum += (ai[k] as number) * (bj[k] as number);
+      out[j * a.cols + i] = sum;
+    }
+  }
+  return { rows: a.cols, cols: b.cols, data: out };
+}
+
+/**
+ * The normalized product error of DESIGN §1: `n · ‖Ĉ − AᵀB‖²_F / (‖A‖²_F · ‖B‖²_F)`. For iid N(0,1)
+ * square matrices it equals the seed paper's `‖ÂᵀB̂ − AᵀB‖²_F / n³`.
+ */
+export function productNmse(estimate: Matrix, a: Matrix, b: Matrix): number {
+  const exact = matmulATExact(a, b);
+  check(
+    estimate.rows === exact.rows && estimate.cols === exact.cols,
+    () => `estimate is ${estimate.rows}×${estimate.cols}, expected ${exact.rows}×${exact.cols}`,
+  );
+  let err = 0;
+  for (let i = 0; i < exact.data.length; i++) {
+    const d = (estimate.data[i] as number) - (exact.data[i] as number);
+    err += d * d;
+  }
+  const normA = sumOfSquares(a.data);
+  const normB = sumOfSquares(b.data);
+  check(normA > 0 && normB > 0, 'productNmse is undefined when A or B is all zeros');
+  return (a.rows * err) / (normA * normB);
+}
+
+function sumOfSquares(data: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += (data[i] as number) ** 2;
+  return s;
+}

@@ -1,0 +1,27 @@
+import type { Matrix } from '../matrix.js';
+import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
+import { decodeRotated } from './decodeRotated.js';
+
+/**
+ * Reconstructs the matrix from its codes: decode in the rotated domain, undo the rotation, add the
+ * column means back.
+ *
+ * @example
+ * const approx = dequantize(quantize(a, { scheme: 'e8-q16' })); // same shape as a
+ */
+export function dequantize(q: QuantizedMatrix): Matrix {
+  const rotated = decodeRotated(q);
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const data = new Float32Array(q.rows * q.cols);
+  const column = new Float32Array(q.length);
+  const restored = new Float32Array(q.rows);
+  for (let j = 0; j < q.cols; j++) {
+    for (let k = 0; k < q.length; k++) column[k] = rotated[j * q.length + k] as number;
+    if (rotation) rotation.inverse(column, restored);
+    else restored.set(column.subarray(0, q.rows));
+    const mean = q.means ? (q.means[j] as number) : 0;
+    for (let i = 0; i < q.rows; i++) data[j * q.rows + i] = (restored[i] as number) + mean;
+  }
+  return { rows: q.rows, cols: q.cols, data };
+}

@@ -1,0 +1,53 @@
+import { check } from '../errors.js';
+import type { OverloadRule } from './schemes.js';
+
+/**
+ * Fixed-point representation of the scales of one overload rule.
+ *
+ * A rotated, normalized coordinate u (≈ N(0,1)) is converted once to the integer
+ * `X = round(u · 2^FRACTION_BITS / unit)`; scale index j then quantizes the rational `X / (k_j · 2^F)`,
+ * i.e. `u / (unit · k_j)`. With integer multiples `k_j` every code decision — nearest point, overload,
+ * least-error choice — is exact integer arithmetic, identical on the CPU and the GPU (docs/ARCHITECTURE.md).
+ * The base scale is `BASE_MULTIPLE` units, so β values are honoured to about 1/32 relative.
+ */
+export const FRACTION_BITS = 6;
+export const BASE_MULTIPLE = 16;
+/** |X| is clamped here; far beyond any scale in use, small enough for i32 arithmetic on 2X ± den. */
+export const FIXED_POINT_LIMIT = 2 ** 24;
+/** Bound on k_j for least-error selection, so that squared errors of 8 coordinates fit an i32. */
+export const MAX_BETA_SET_MULTIPLE = 256;
+
+export interface ScaleGrid {
+  /** `unit = fround(β₀ / BASE_MULTIPLE)`: the scale of one step of k. */
+  readonly unit: number;
+  /** `k_j`, strictly increasing; scale j is `unit · k_j`. */
+  readonly multiples: Int32Array;
+  /** Bits of a stored scale index: ceil(log2(multiples.length)), at least 0. */
+  readonly indexBits: number;
+  /** Whether index j is chosen by least error (betaSet) or first fit (ladder). */
+  readonly leastError: boolean;
+}
+
+export function scaleGrid(rule: OverloadRule): ScaleGrid {
+  const betas =
+    rule.kind === 'ladder'
+      ? Array.from({ length: rule.steps }, (_, t) => rule.beta * rule.ratio ** t)
+      : [...rule.betas];
+  const unit = Math.fround((betas[0] as number) / BASE_MULTIPLE);
+  const multiples = Int32Array.from(betas, (b) => Math.round(b / unit));
+  for (let j = 1; j < multiples.length; j++) {
+    check(
+      (multiples[j] as number) > (multiples[j - 1] as number),
+      () => `scales ${betas[j - 1]} and ${betas[j]} are closer than the fixed-point grid (1/${BASE_MULTIPLE} of the first); spread them further`,
+    );
+  }
+  const leastError = rule.kind === 'betaSet';
+  if (leastError) {
+    const largest = multiples[multiples.length - 1] as number;
+    check(
+      largest <= MAX_BETA_SET_MULTIPLE,
+      () => `betaSet spans a ratio of ${(largest / BASE_MULTIPLE).toFixed(1)}; at most ${MAX_BETA_SET_MULTIPLE / BASE_MULTIPLE} is supported`,
+    );
+  }
+  return { unit, multiples, indexBits: Math.ceil(Math.log2(multiples.length)), leastError };
+}

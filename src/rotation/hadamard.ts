@@ -1,0 +1,205 @@
+import { check, LatticeMatmulError } from '../errors.js';
+
+/*
+ * Unnormalized Hadamard transforms of length N = m·2^k, m ∈ {1, 12, 20}: H_N = H_{2^k} ⊗ H_m with the
+ * Sylvester matrix H_{2^k} (entry (a, a') = (−1)^popcount(a & a')) and a Paley matrix H_m. Entry
+ * (a·m + b, a'·m + b') of H_N is H_{2^k}[a][a'] · H_m[b][b'].
+ *
+ * The f32 operation order of `hadamardTransformInPlace` is a contract: the WebGPU rotation kernel
+ * reproduces it bit for bit (see that function's documentation).
+ */
+
+/** The odd factors m a rotation length may have (besides 1). */
+export type HadamardBase = 1 | 12 | 20;
+
+/** True when `v` is a positive integer power of two (1, 2, 4, …). */
+function isPowerOfTwo(v: number): boolean {
+  if (!Number.isSafeInteger(v) || v < 1) return false;
+  while (v % 2 === 0) v /= 2;
+  return v === 1;
+}
+
+/** Smallest m·2^k ≥ n for k ≥ 0. */
+function smallestScaledPowerOfTwo(m: number, n: number): number {
+  let v = m;
+  while (v < n) v *= 2;
+  return v;
+}
+
+/**
+ * The length a vector of `n` entries is zero-padded to before rotating: the smallest N ≥ n with
+ * N = m·2^k, m ∈ {1, 12, 20}, k ≥ 0 (12 and 20 themselves count, k = 0).
+ *
+ * @example
+ * rotationLength(3);    // 4
+ * rotationLength(9);    // 12
+ * rotationLength(768);  // 768 = 12·64
+ * rotationLength(1000); // 1024
+ */
+export function rotationLength(n: number): number {
+  check(
+    Number.isSafeInteger(n) && n >= 1,
+    () => `rotationLength: n must be a positive integer, got ${n}`,
+  );
+  return Math.min(
+    smallestScaledPowerOfTwo(1, n),
+    smallestScaledPowerOfTwo(12, n),
+    smallestScaledPowerOfTwo(20, n),
+  );
+}
+
+/**
+ * Splits a rotation length as N = m · pow2. The split is unique: m = 1 when N is a power of two,
+ * else 12 when N/12 is one, else 20 when N/20 is one (12·2^a = 20·2^b is impossible, and neither is
+ * a power of two). Any other N is an error.
+ *
+ * @example
+ * hadamardFactors(6144); // { m: 12, pow2: 512 }
+ */
+export function hadamardFactors(N: number): { m: HadamardBase; pow2: number } {
+  check(
+    Number.isSafeInteger(N) && N >= 1,
+    () => `hadamardFactors: N must be a positive integer, got ${N}`,
+  );
+  if (isPowerOfTwo(N)) return { m: 1, pow2: N };
+  if (N % 12 === 0 && isPowerOfTwo(N / 12)) return { m: 12, pow2: N / 12 };
+  if (N % 20 === 0 && isPowerOfTwo(N / 20)) return { m: 20, pow2: N / 20 };
+  throw new LatticeMatmulError(
+    `hadamardFactors: ${N} is not of the form m·2^k with m in {1, 12, 20}; pad to rotationLength(n) first`,
+  );
+}
+
+/**
+ * The Paley construction I of a Hadamard matrix of order q + 1 for a prime q ≡ 3 (mod 4), row-major.
+ * With the quadratic character χ mod q (χ(0) = 0, χ(a) = +1 for a nonzero square, −1 otherwise) and the
+ * Jacobsthal matrix Q[i][j] = χ(j − i) — skew-symmetric because χ(−1) = −1 when q ≡ 3 (mod 4) —
+ * ```
+ * H = I + S,   S = [  0   1ᵀ ]
+ *                  [ −1   Q  ]
+ * ```
+ * S is skew with S·Sᵀ = q·I, so H·Hᵀ = I + S·Sᵀ = (q + 1)·I. H is not symmetric (H + Hᵀ = 2I), which
+ * is why the transposed transform exists.
+ */
+function paleyHadamard(q: number): Int8Array {
+  const isSquare = new Array<boolean>(q).fill(false);
+  for (let x = 1; x < q; x++) isSquare[(x * x) % q] = true;
+  const chi = (a: number): number => {
+    const r = ((a % q) + q) % q;
+    if (r === 0) return 0;
+    return isSquare[r] === true ? 1 : -1;
+  };
+  const m = q + 1;
+  const h = new Int8Array(m * m);
+  for (let j = 0; j < m; j++) h[j] = 1;
+  for (let i = 1; i < m; i++) {
+    h[i * m] = -1;
+    for (let j = 1; j < m; j++) h[i * m + j] = (i === j ? 1 : 0) + chi(j - i);
+  }
+  return h;
+}
+
+function transposeSquare(h: Int8Array, m: number): Int8Array {
+  const t = new Int8Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) t[j * m + i] = h[i * m + j] as number;
+  return t;
+}
+
+const H12 = paleyHadamard(11);
+const H20 = paleyHadamard(19);
+const H12T = transposeSquare(H12, 12);
+const H20T = transposeSquare(H20, 20);
+
+/**
+ * The 12 × 12 Hadamard matrix (entries ±1) of the Paley construction mod 11, row-major: entry (b, b')
+ * is `hadamard12[b * 12 + b']`. H·Hᵀ = 12·I. Read-only: the transform keeps its own copy, so writing
+ * here would only desynchronize a GPU table uploaded from it.
+ */
+export const hadamard12: Readonly<Int8Array> = H12.slice();
+
+/** The 20 × 20 Hadamard matrix of the Paley construction mod 19, row-major, like `hadamard12`. */
+export const hadamard20: Readonly<Int8Array> = H20.slice();
+
+/** One scratch block for step 1 (largest m is 20); safe because JavaScript runs one transform at a time. */
+const blockScratch = new Float32Array(20);
+
+function checkTransformArgs(x: Float32Array, N: number, what: string): HadamardBase {
+  check(x instanceof Float32Array, `${what}: x must be a Float32Array`);
+  const { m } = hadamardFactors(N);
+  check(x.length >= N, () => `${what}: x has ${x.length} entries, fewer than N = ${N}`);
+  return m;
+}
+
+/**
+ * Step 1: y_b = Σ_{b'} table[b·m + b'] · x[base + b'] for every block, summed left to right in f32.
+ * The first term is exact (a sign flip of an f32); every later step rounds with `Math.fround`.
+ */
+function smallHadamardBlocks(x: Float32Array, N: number, m: number, table: Int8Array): void {
+  for (let base = 0; base < N; base += m) {
+    for (let b = 0; b < m; b++) {
+      const row = b * m;
+      let acc = (table[row] as number) * (x[base] as number);
+      for (let bb = 1; bb < m; bb++) {
+        acc = Math.fround(acc + (table[row + bb] as number) * (x[base + bb] as number));
+      }
+      blockScratch[b] = acc;
+    }
+    for (let b = 0; b < m; b++) x[base + b] = blockScratch[b] as number;
+  }
+}
+
+/**
+ * Step 2: the fast Walsh–Hadamard transform over the block index a with stride m. For h = 1, 2, …,
+ * 2^{k−1} and every a with (a & h) = 0, b ∈ [0, m): (u, v) → (u + v, u − v), each rounded to f32. The
+ * pairs of one level are disjoint, so their order does not change any bit; the elements a·m + b for
+ * a in one run of h consecutive indices are contiguous, which the loop uses.
+ *
+ * Storing into a Float32Array rounds the float64 `u + v` to nearest-even f32; since u, v are f32 and
+ * 53 ≥ 2·24 + 2, that equals the correctly rounded f32 sum (`Math.fround(u + v)`) exactly.
+ */
+function walshHadamardStrided(x: Float32Array, N: number, m: number): void {
+  for (let half = m; half < N; half *= 2) {
+    const span = 2 * half;
+    for (let start = 0; start < N; start += span) {
+      const end = start + half;
+      for (let i = start; i < end; i++) {
+        const u = x[i] as number;
+        const v = x[i + half] as number;
+        x[i] = u + v;
+        x[i + half] = u - v;
+      }
+    }
+  }
+}
+
+/**
+ * Unnormalized H_N · x on `x[0..N)` in place, H_N = H_{2^k} ⊗ H_m (N = m·2^k, see `hadamardFactors`),
+ * index i = a·m + b with a ∈ [0, 2^k), b ∈ [0, m). Cost O(N·(m + log N)).
+ *
+ * **f32 operation order (contract; the GPU kernel reproduces it bit for bit):**
+ * 1. if m > 1, for each a and each b: `acc = H_m[b][0]·x[a·m]` (exact), then for b' = 1 … m−1
+ *    `acc = fround(acc + H_m[b][b']·x[a·m + b'])`; then x[a·m + b] = acc for all b of the block.
+ * 2. for h = 1, 2, 4, …, 2^{k−1}, for each a with (a & h) = 0 and each b: u = x[a·m + b],
+ *    v = x[(a + h)·m + b]; x[a·m + b] = fround(u + v), x[(a + h)·m + b] = fround(u − v).
+ *
+ * @example
+ * const x = new Float32Array([1, 0, 0, 0]);
+ * hadamardTransformInPlace(x, 4); // x = [1, 1, 1, 1]
+ */
+export function hadamardTransformInPlace(x: Float32Array, N: number): void {
+  const m = checkTransformArgs(x, N, 'hadamardTransformInPlace');
+  if (m === 12) smallHadamardBlocks(x, N, 12, H12);
+  else if (m === 20) smallHadamardBlocks(x, N, 20, H20);
+  walshHadamardStrided(x, N, m);
+}
+
+/**
+ * Unnormalized H_Nᵀ · x in place: the same two steps and f32 order as `hadamardTransformInPlace`, with
+ * H_mᵀ in step 1 (`acc` runs over H_m[b'][b] for b' = 0 … m−1). The Sylvester part is symmetric, so
+ * step 2 is unchanged. For m = 1 this equals the forward transform.
+ */
+export function hadamardTransposeInPlace(x: Float32Array, N: number): void {
+  const m = checkTransformArgs(x, N, 'hadamardTransposeInPlace');
+  if (m === 12) smallHadamardBlocks(x, N, 12, H12T);
+  else if (m === 20) smallHadamardBlocks(x, N, 20, H20T);
+  walshHadamardStrided(x, N, m);
+}

@@ -1,0 +1,148 @@
+import { check } from '../errors.js';
+import type { Matrix } from '../matrix.js';
+import { rotationLength } from '../rotation/hadamard.js';
+import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
+import { haarOrthogonal } from './linalg.js';
+
+/**
+ * The basis a weight matrix is quantized in. The layer computes y = W·x; for an orthogonal Q,
+ * y = (W·Qᵀ)·(Q·x), so the quantizer may work on W' = W·Qᵀ with the covariance Σ' = Q·Σ_X·Qᵀ of the
+ * rotated activations, and the decoder returns Ŵ = Ŵ'·Q (or a kernel rotates x by Q and multiplies
+ * by Ŵ' directly). In this library's layout (W stored as Wᵀ, one column per output feature) that is
+ * "rotate every stored column by Q".
+ *
+ * - `none`: Q = I.
+ * - `hadamard`: Q = the randomized Hadamard rotation `RandomizedHadamard(n, seed)`, used whenever
+ *   n is a supported rotation length m·2^k, m ∈ {1, 12, 20} (no padding: a zero-padded Σ' would be
+ *   singular).
+ * - `haar`: Q = `haarOrthogonal(n, seed)`, a dense uniformly random orthogonal matrix, the fallback
+ *   for other n up to `MAX_HAAR_N` (it costs O(n³) to build and O(n²) per column to apply).
+ */
+export type RotationKind = 'none' | 'hadamard' | 'haar';
+
+/** Largest n for which a dense Haar rotation is built when n is not a Hadamard length. */
+export const MAX_HAAR_N = 2048;
+
+/** Which rotation `rotate: true` picks for n input features. */
+export function rotationKindFor(n: number, rotate: boolean): RotationKind {
+  if (!rotate) return 'none';
+  if (rotationLength(n) === n) return 'hadamard';
+  check(
+    n <= MAX_HAAR_N,
+    () =>
+      `rotate: n = ${n} is not m·2^k with m ∈ {1, 12, 20} (randomized Hadamard) and larger than ${MAX_HAAR_N} ` +
+      `(dense random rotation); pad the layer to ${rotationLength(n)} inputs or use rotate: false`,
+  );
+  return 'haar';
+}
+
+/** A change of basis Q for n input features; see {@link RotationKind}. */
+export class WeightBasis {
+  readonly n: number;
+  readonly kind: RotationKind;
+  readonly seed: number;
+  private readonly hadamard: RandomizedHadamard | null;
+  private readonly haar: Float64Array | null;
+
+  constructor(n: number, kind: RotationKind, seed: number) {
+    check(
+      Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
+      () => `seed must be an integer in [0, 2^32 - 1], got ${seed}`,
+    );
+    this.n = n;
+    this.kind = kind;
+    this.seed = seed;
+    this.hadamard = kind === 'hadamard' ? new RandomizedHadamard(n, seed) : null;
+    check(kind !== 'hadamard' || rotationLength(n) === n, () => `hadamard rotation needs a Hadamard length, got n = ${n}`);
+    this.haar = kind === 'haar' ? haarOrthogonal(n, seed) : null;
+  }
+
+  /**
+   * W' = W·Qᵀ as a float64 array in the stored layout (entry (i, j) of the stored n × a matrix at
+   * j·n + i, i.e. row-major in the math (a × n) orientation).
+   */
+  rotateWeights(w: Matrix): Float64Array {
+    if (this.hadamard !== null) return Float64Array.from(this.hadamard.forwardColumns(w).data);
+    const out = Float64Array.from(w.data);
+    if (this.haar !== null) {
+      const n = this.n;
+      for (let j = 0; j < w.cols; j++) applyDense(this.haar, n, w.data.subarray(j * n, (j + 1) * n), out.subarray(j * n, (j + 1) * n), false);
+    }
+    return out;
+  }
+
+  /** Σ' = Q·Σ·Qᵀ (row-major float64, exactly symmetric). */
+  rotateCovariance(sigma: Float64Array): Float64Array {
+    const n = this.n;
+    if (this.kind === 'none') return Float64Array.from(sigma);
+    let rotated: Float64Array;
+    if (this.hadamard !== null) {
+      // Q·Σ column by column, then Q·(Q·Σ)ᵀ = Q·Σ·Qᵀ (Σ symmetric). The rotation itself runs in f32.
+      const first = this.hadamard.forwardColumns({ rows: n, cols: n, data: Float32Array.from(sigma) });
+      const transposed = new Float32Array(n * n);
+      for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) transposed[i * n + j] = first.data[j * n + i] as number;
+      rotated = Float64Array.from(this.hadamard.forwardColumns({ rows: n, cols: n, data: transposed }).data);
+    } else {
+      const q = this.haar as Float64Array;
+      const qs = new Float64Array(n * n); // Q·Σ, row-major
+      for (let i = 0; i < n; i++) {
+        for (let k = 0; k < n; k++) {
+          const qik = q[i * n + k] as number;
+          if (qik === 0) continue;
+          for (let j = 0; j < n; j++) qs[i * n + j] = (qs[i * n + j] as number) + qik * (sigma[k * n + j] as number);
+        }
+      }
+      rotated = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j <= i; j++) {
+          let s = 0;
+          for (let k = 0; k < n; k++) s += (qs[i * n + k] as number) * (q[j * n + k] as number);
+          rotated[i * n + j] = s;
+        }
+      }
+    }
+    // Average the triangles: f32 rotation rounding leaves Σ' symmetric only to ~1e−7.
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < i; j++) {
+        const v = ((rotated[i * n + j] as number) + (rotated[j * n + i] as number)) / 2;
+        rotated[i * n + j] = v;
+        rotated[j * n + i] = v;
+      }
+    }
+    return rotated;
+  }
+
+  /**
+   * Ŵ = Ŵ'·Q: undoes the rotation of every stored column (in f32 for `hadamard`, float64 rounded to
+   * f32 for `haar`). Returns `wRotated` itself for `none`.
+   */
+  unrotateWeights(wRotated: Matrix): Matrix {
+    if (this.hadamard !== null) return this.hadamard.inverseColumns(wRotated);
+    if (this.haar === null) return wRotated;
+    const n = this.n;
+    const data = new Float32Array(wRotated.data.length);
+    const column = new Float64Array(n);
+    for (let j = 0; j < wRotated.cols; j++) {
+      applyDense(this.haar, n, wRotated.data.subarray(j * n, (j + 1) * n), column, true);
+      data.set(column, j * n);
+    }
+    return { rows: n, cols: wRotated.cols, data };
+  }
+}
+
+/** out = Q·x (or Qᵀ·x when `transpose`) for a row-major n × n Q. */
+function applyDense(q: Float64Array, n: number, x: ArrayLike<number>, out: Float64Array, transpose: boolean): void {
+  if (!transpose) {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += (q[i * n + k] as number) * (x[k] as number);
+      out[i] = s;
+    }
+    return;
+  }
+  out.fill(0);
+  for (let k = 0; k < n; k++) {
+    const xk = x[k] as number;
+    for (let i = 0; i < n; i++) out[i] = (out[i] as number) + (q[k * n + i] as number) * xk;
+  }
+}

@@ -1,0 +1,174 @@
+import { check, LatticeMatmulError } from '../errors.js';
+import { checkMatrix, type Matrix } from '../matrix.js';
+import { rotationKindFor, WeightBasis } from './basis.js';
+import { checkCovariance, dampCovariance } from './covariance.js';
+import { feedbackPenaltyBits } from './feedbackPenalty.js';
+import { meanSquaredEntry } from './limit.js';
+import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
+import { checkMethod, type WeightOnlyMethod } from './method.js';
+import { WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
+import { searchStepForRate } from './rateSearch.js';
+import { quantizeAtStep, type StepQuantization, type WorkingProblem } from './recursion.js';
+import { fitRescalers } from './rescalers.js';
+import { amGmBits, predictedGapBits } from './theory.js';
+
+/** Options of {@link quantizeWeights}. Give exactly one of `rate` and `step`. */
+export interface QuantizeWeightsOptions {
+  readonly method: WeightOnlyMethod;
+  /** Target rate in bits per entry of W, side information included; the step is searched to hit it. */
+  readonly rate?: number;
+  /** A fixed step instead of a rate: c (error level of W·L) for WaterSIC, Δ for GPTQ and RTN. */
+  readonly step?: number;
+  /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
+  readonly rotate?: boolean;
+  /** u32 seed of the rotation. Default 0. */
+  readonly seed?: number;
+  /** Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (DESIGN §6). */
+  readonly damping?: number;
+  /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
+  readonly rescale?: boolean;
+  /** Alternating least-squares rounds of the rescaler fit. Default 2. */
+  readonly rescaleIterations?: number;
+  /** How close the rate must come to `rate`, in bits. Default 0.005. */
+  readonly rateTolerance?: number;
+}
+
+/** DESIGN §6: damping 1e−4 · mean diagonal. */
+export const DEFAULT_DAMPING = 1e-4;
+const DEFAULT_RATE_TOLERANCE = 0.005;
+const MAX_RATE = 20;
+
+/**
+ * Quantizes a weight matrix knowing only the second moment Σ_X = E[x·xᵀ] of its inputs, minimizing
+ * tr((W − Ŵ)·Σ_X·(W − Ŵ)ᵀ) — WaterSIC, GPTQ/LDLQ or RTN (see `WeightOnlyMethod`).
+ *
+ * Convention: `w` is in this library's layout, rows = n input features, one column per output
+ * feature (a PyTorch weight of shape (out, in) in row-major order is exactly this), and `sigmaX` is
+ * n × n. Pipeline: rotate (optional) → H = Σ' + damping → Cholesky H = L·Lᵀ → find the step that
+ * hits `rate` (code entropy + side information) → quantize → rescale (optional).
+ *
+ * Errors: a `LatticeMatmulError` for a malformed W, a Σ_X of the wrong size, non-finite, not
+ * symmetric or not positive definite after damping, or a rate that cannot be reached.
+ *
+ * @example
+ * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4, rotate: true, seed: 1 });
+ * q.rate;                      // ≈ 4 bits per entry
+ * const wHat = q.decode();     // n × outputs, like w
+ * q.distortion(w, sigmaX);     // tr(ΔΣ_XΔᵀ)
+ */
+export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeightsOptions): WeightOnlyQuantized {
+  checkMatrix(w, 'W');
+  check(typeof options === 'object' && options !== null, 'options must be an object { method, rate | step, … }');
+  const { method } = options;
+  checkMethod(method);
+  const n = w.rows;
+  const outputs = w.cols;
+  const sigma = checkCovariance(sigmaX, n);
+  const rotate = options.rotate ?? false;
+  check(typeof rotate === 'boolean', () => `rotate must be a boolean, got ${String(rotate)}`);
+  const seed = options.seed ?? 0;
+  const damping = options.damping ?? DEFAULT_DAMPING;
+  const rescale = options.rescale ?? false;
+  const rescaleIterations = options.rescaleIterations ?? 2;
+  check(Number.isInteger(rescaleIterations) && rescaleIterations >= 0, () => `rescaleIterations must be an integer ≥ 0, got ${rescaleIterations}`);
+  const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
+  check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${tolerance}`);
+  check(
+    (options.rate === undefined) !== (options.step === undefined),
+    'give exactly one of rate (bits per entry, searched) and step (fixed)',
+  );
+
+  const sigmaW2 = meanSquaredEntry(w);
+  check(sigmaW2 > 0, 'W is all zeros: there is nothing to quantize');
+  const logDetSigmaX = logDetOrMinusInfinity(sigma, n);
+
+  const basis = new WeightBasis(n, rotationKindFor(n, rotate), seed);
+  const weights = basis.rotateWeights(w);
+  const h = dampCovariance(basis.rotateCovariance(sigma), n, damping);
+  const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
+  const logDetH = logDetFromCholesky(cholesky, n);
+  const problem: WorkingProblem = { method, n, outputs, weights, cholesky };
+
+  const sideRate = sideInfoBits(method, n, outputs, rescale) / (n * outputs);
+  let quantization: StepQuantization;
+  let step: number;
+  let evaluations = 1;
+  if (options.rate !== undefined) {
+    const rate = options.rate;
+    check(Number.isFinite(rate) && rate > 0 && rate <= MAX_RATE, () => `rate must be a number of bits per entry in (0, ${MAX_RATE}], got ${rate}`);
+    const codeRate = rate - sideRate;
+    check(
+      codeRate > 0,
+      () => `rate ${rate} is not above the side information alone (${sideRate.toFixed(4)} bits per entry for ${method} with ${outputs} outputs)`,
+    );
+    // High-rate guess (theory.ts): entropy ≈ ½·log2(2πe·σ_W²/Δ²), plus (1/2n)·log2|H| for WaterSIC.
+    const gaussianSpread = Math.sqrt(2 * Math.PI * Math.E * sigmaW2) * 2 ** -codeRate;
+    const initialStep = method === 'watersic' ? gaussianSpread * Math.exp(logDetH / (2 * n)) : gaussianSpread;
+    const found = searchStepForRate(
+      (s) => {
+        const q = quantizeAtStep(problem, s);
+        return { quantization: q, rate: q.codeRate + sideRate };
+      },
+      { target: rate, tolerance, initialStep },
+    );
+    quantization = found.result.quantization;
+    step = found.step;
+    evaluations = found.evaluations;
+  } else {
+    step = options.step as number;
+    quantization = quantizeAtStep(problem, step);
+  }
+
+  let columnScales = quantization.columnScales;
+  let rowScales: Float32Array | null = null;
+  let rescaleObjective: { before: number; after: number } | undefined;
+  if (rescale) {
+    const fit = fitRescalers(weights, h, quantization.codes, columnScales, n, outputs, rescaleIterations);
+    columnScales = fit.columnScales;
+    rowScales = fit.rowScales;
+    rescaleObjective = { before: fit.objectiveBefore, after: fit.objectiveAfter };
+  }
+
+  let diagonalMean = 0;
+  for (let i = 0; i < n; i++) diagonalMean += (sigma[i * n + i] as number) / n;
+  const logDetPerDimensionBits = logDetSigmaX / n / Math.LN2;
+  const terms = {
+    pivotAmGmBits: amGmBits(choleskyPivots(cholesky, n)),
+    dampingBits: 0.5 * (logDetH / n / Math.LN2 - logDetPerDimensionBits),
+    diagonalAmGmBits: 0.5 * (Math.log2(diagonalMean) - logDetPerDimensionBits),
+    sideInfoRate: sideRate,
+  };
+  const analysis: WeightOnlyAnalysis = {
+    step,
+    evaluations,
+    sigmaW2,
+    logDetSigmaX,
+    pivotAmGmBits: terms.pivotAmGmBits,
+    dampingBits: terms.dampingBits,
+    diagonalAmGmBits: terms.diagonalAmGmBits,
+    predictedGapBits: predictedGapBits(method, terms),
+    feedbackPenaltyBits: feedbackPenaltyBits(method, cholesky, n, step, sigmaW2),
+    ...(rescaleObjective === undefined ? {} : { rescaleObjective }),
+  };
+  return new WeightOnlyQuantized({
+    method,
+    n,
+    outputs,
+    codes: quantization.codes,
+    columnScales,
+    rowScales,
+    rotation: basis.kind,
+    seed,
+    analysis,
+  });
+}
+
+/** ln|Σ| or −∞ when Σ is not positive definite (damping may still make it usable). */
+function logDetOrMinusInfinity(sigma: Float64Array, n: number): number {
+  try {
+    return logDetFromCholesky(choleskyLower(sigma, n), n);
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) return -Infinity;
+    throw error;
+  }
+}

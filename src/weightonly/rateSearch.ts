@@ -1,0 +1,75 @@
+import { check, LatticeMatmulError } from '../errors.js';
+
+/** What `searchStepForRate` found: the step, what `evaluate` returned there, and how many calls it took. */
+export interface RateSearchResult<T> {
+  readonly step: number;
+  readonly result: T;
+  readonly evaluations: number;
+}
+
+/**
+ * Finds a step whose rate is within `tolerance` of `target`. `evaluate(step)` quantizes at that step
+ * and reports `rate`, which decreases with the step: at high rate by about one bit per doubling,
+ * so the search runs on x = log2(step) with the secant method, starting from `initialStep` (the
+ * high-rate guess) and the slope −1. Once the target is bracketed, a secant point that leaves the
+ * bracket is replaced by the bracket's midpoint, so the search converges even where the empirical
+ * entropy is not smooth.
+ *
+ * Throws a `LatticeMatmulError` when `maxEvaluations` calls do not get within the tolerance (the
+ * empirical entropy of a small matrix jumps in steps larger than the tolerance).
+ *
+ * @example
+ * const { step } = searchStepForRate((s) => ({ rate: 3 - Math.log2(s) }), { target: 4, tolerance: 0.01, initialStep: 1 });
+ * // step ≈ 0.5
+ */
+export function searchStepForRate<T extends { readonly rate: number }>(
+  evaluate: (step: number) => T,
+  options: { target: number; tolerance: number; initialStep: number; maxEvaluations?: number },
+): RateSearchResult<T> {
+  const { target, tolerance, initialStep } = options;
+  const maxEvaluations = options.maxEvaluations ?? 40;
+  check(Number.isFinite(target), () => `target rate must be finite, got ${target}`);
+  check(Number.isFinite(tolerance) && tolerance > 0, () => `rate tolerance must be positive, got ${tolerance}`);
+  check(Number.isFinite(initialStep) && initialStep > 0, () => `initial step must be positive, got ${initialStep}`);
+
+  let evaluations = 0;
+  let best: { x: number; result: T; miss: number } | null = null;
+  // Bracket: `low` has rate above the target (step too small), `high` below it.
+  let low: { x: number; f: number } | null = null;
+  let high: { x: number; f: number } | null = null;
+  let previous: { x: number; f: number } | null = null;
+  let x = Math.log2(initialStep);
+  while (evaluations < maxEvaluations) {
+    const result = evaluate(2 ** x);
+    evaluations++;
+    check(Number.isFinite(result.rate), () => `the rate at step ${2 ** x} is not finite (${result.rate})`);
+    const f = result.rate - target;
+    if (best === null || Math.abs(f) < best.miss) best = { x, result, miss: Math.abs(f) };
+    if (Math.abs(f) <= tolerance) return { step: 2 ** x, result, evaluations };
+    if (f > 0 && (low === null || x > low.x)) low = { x, f };
+    if (f < 0 && (high === null || x < high.x)) high = { x, f };
+
+    let slope = -1;
+    if (previous !== null && previous.x !== x) {
+      const secant = (f - previous.f) / (x - previous.x);
+      // Keep a sane slope: flat stretches of the empirical entropy must not throw x far away.
+      if (Number.isFinite(secant) && secant < 0) slope = Math.min(Math.max(secant, -4), -0.1);
+    }
+    previous = { x, f };
+    let next = x - f / slope;
+    if (low !== null && high !== null) {
+      if (!(next > low.x && next < high.x)) next = (low.x + high.x) / 2;
+      if (high.x - low.x < 1e-9) break;
+    } else {
+      // One-sided: move at most 8 bits per evaluation.
+      next = Math.min(Math.max(next, x - 8), x + 8);
+    }
+    x = next;
+  }
+  const closest = best as { x: number; result: T; miss: number };
+  throw new LatticeMatmulError(
+    `could not reach rate ${target} ± ${tolerance} bits in ${evaluations} evaluations: the closest was ` +
+      `${closest.result.rate} at step ${2 ** closest.x} (the empirical entropy of so few codes per input ` +
+      `feature moves in coarse jumps; use more outputs or a larger tolerance)`,
+  );
+}

@@ -1,0 +1,130 @@
+import { check } from '../errors.js';
+import { columnCodeEntropy } from './codeRate.js';
+import type { WeightOnlyMethod } from './method.js';
+
+/**
+ * A weight matrix ready to be quantized at any step: W' in the quantization basis and the Cholesky
+ * factor of the damped covariance H' = L·Lᵀ in that basis.
+ */
+export interface WorkingProblem {
+  readonly method: WeightOnlyMethod;
+  /** Input features (rows of the stored W). */
+  readonly n: number;
+  /** Output features (columns of the stored W). */
+  readonly outputs: number;
+  /** W' in the stored layout: output j, input i at j·n + i (row j of the math a × n matrix). */
+  readonly weights: Float64Array;
+  /** L, lower-triangular row-major n × n, H' = L·Lᵀ. */
+  readonly cholesky: Float64Array;
+}
+
+/** Integer codes and per-input-feature scales of one quantization, with the codes' rate. */
+export interface StepQuantization {
+  /** z, stored layout (j·n + i); the decoded weight is fround(z · columnScales[i]). */
+  readonly codes: Int32Array;
+  /** s_i = α_i·γ_i as f32 (α_i = c/L_ii for WaterSIC, Δ for GPTQ and RTN; γ_i = 1 unless refit). */
+  readonly columnScales: Float32Array;
+  /** Mean over input features of the empirical entropy of their codes (bits per entry). */
+  readonly codeRate: number;
+}
+
+/** Codes must be exact in f32 (and in the int32 format): |z| < 2^24. */
+const MAX_CODE = 2 ** 24 - 1;
+
+function checkCode(z: number, step: number): void {
+  check(
+    Math.abs(z) <= MAX_CODE,
+    () => `step ${step} is too small for these weights: a code reached ${z} (|code| must stay below 2^24)`,
+  );
+}
+
+/**
+ * Quantizes the working problem with scalar step `step` (for WaterSIC the common error level c of
+ * the transformed columns W'·L, for GPTQ and RTN the step Δ of W' itself).
+ *
+ * WaterSIC and GPTQ run the LDLQ recursion, input features i = n−1 down to 0. With the feedback
+ * F_i = Σ_{k>i} (W'_k − Ŵ'_k)·L_ki (all outputs at once) the target of column i is
+ * T_i = W'_i·L_ii + F_i, and whatever error column i makes is exactly the error of column i of
+ * (W' − Ŵ')·L, because L is lower-triangular. WaterSIC: z = round(T_i/c), γ_i = ⟨z, T_i⟩/(c·⟨z, z⟩)
+ * (the least-squares fit of c·γ·z to T_i), s_i = fround(γ_i·c/L_ii). GPTQ: z = round((T_i/L_ii)/Δ),
+ * s_i = fround(Δ). The feedback uses the decoded value fround(z·s_i), so the error it propagates is
+ * the error the decoder will see. RTN: z = round(W'/Δ).
+ *
+ * Cost O(outputs·n²/2) for WaterSIC and GPTQ, O(outputs·n) for RTN. `Math.round` breaks ties
+ * upward; ties have probability zero for real-valued weights.
+ */
+export function quantizeAtStep(problem: WorkingProblem, step: number): StepQuantization {
+  check(Number.isFinite(step) && step > 0, () => `step must be a positive finite number, got ${step}`);
+  const { method, n, outputs } = problem;
+  return method === 'rtn' ? roundToNearest(problem.weights, n, outputs, step) : ldlq(problem, step, method === 'watersic');
+}
+
+function roundToNearest(weights: Float64Array, n: number, outputs: number, step: number): StepQuantization {
+  const delta = Math.fround(step);
+  check(delta > 0, () => `step ${step} underflows f32`);
+  const codes = new Int32Array(n * outputs);
+  const column = new Int32Array(outputs);
+  let entropySum = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < outputs; j++) {
+      const z = Math.round((weights[j * n + i] as number) / delta);
+      checkCode(z, step);
+      codes[j * n + i] = z;
+      column[j] = z;
+    }
+    entropySum += columnCodeEntropy(column);
+  }
+  return { codes, columnScales: new Float32Array(n).fill(delta), codeRate: entropySum / n };
+}
+
+function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): StepQuantization {
+  const { n, outputs, weights: w, cholesky: l } = problem;
+  const delta = Math.fround(step);
+  check(waterfilling || delta > 0, () => `step ${step} underflows f32`);
+  const feedback = new Float64Array(n * outputs);
+  const codes = new Int32Array(n * outputs);
+  const columnScales = new Float32Array(n);
+  const column = new Int32Array(outputs);
+  let entropySum = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const lii = l[i * n + i] as number;
+    let scale: number;
+    if (waterfilling) {
+      let zt = 0;
+      let zz = 0;
+      for (let j = 0; j < outputs; j++) {
+        const t = (w[j * n + i] as number) * lii + (feedback[j * n + i] as number);
+        const z = Math.round(t / step);
+        checkCode(z, step);
+        column[j] = z;
+        zt += z * t;
+        zz += z * z;
+      }
+      // z and T share their sign wherever z ≠ 0, so γ > 0.
+      const gamma = zz > 0 ? zt / (step * zz) : 1;
+      scale = Math.fround((gamma * step) / lii);
+      check(scale > 0 && Number.isFinite(scale), () => `the step of input feature ${i} (${(gamma * step) / lii}) does not fit in f32`);
+    } else {
+      for (let j = 0; j < outputs; j++) {
+        const t = (w[j * n + i] as number) + (feedback[j * n + i] as number) / lii;
+        const z = Math.round(t / delta);
+        checkCode(z, step);
+        column[j] = z;
+      }
+      scale = delta;
+    }
+    columnScales[i] = scale;
+    entropySum += columnCodeEntropy(column);
+    const rowL = i * n;
+    for (let j = 0; j < outputs; j++) {
+      const z = column[j] as number;
+      const base = j * n;
+      codes[base + i] = z;
+      const error = (w[base + i] as number) - Math.fround(z * scale);
+      if (error === 0) continue;
+      // Row i of L times this output's error feeds every input feature k < i still to be quantized.
+      for (let k = 0; k < i; k++) feedback[base + k] = (feedback[base + k] as number) + error * (l[rowL + k] as number);
+    }
+  }
+  return { codes, columnScales, codeRate: entropySum / n };
+}

@@ -1,0 +1,143 @@
+import { describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { requestGpuDevice } from '../../src/gpu/device.js';
+import { nodeGpu } from '../../src/gpu/nodeGpu.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import { UniformPacker } from '../../src/gpu/uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../../src/gpu/workSplit.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+const noGpu = await gpuUnavailableReason();
+
+describe('requestGpuDevice without WebGPU', () => {
+  it('throws a LatticeMatmulError when there is no navigator.gpu', async () => {
+    await expect(requestGpuDevice()).rejects.toThrow(LatticeMatmulError);
+    await expect(requestGpuDevice()).rejects.toThrow(/navigator\.gpu/);
+  });
+
+  it('throws a LatticeMatmulError when the GPU has no adapter', async () => {
+    const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
+    await expect(requestGpuDevice({ gpu: noAdapter })).rejects.toThrow(/no adapter/);
+  });
+});
+
+describe('shared helpers (CPU)', () => {
+  it('workgroupGrid covers the count within the per-dimension limit', () => {
+    for (const [count, max] of [
+      [1, 65535],
+      [65535, 65535],
+      [65536, 65535],
+      [100_000, 65535],
+      [45, 7],
+      [49, 7],
+    ] as const) {
+      const [x, y] = workgroupGrid(count, max);
+      expect(x * y).toBeGreaterThanOrEqual(count);
+      expect(x * (y - 1)).toBeLessThan(count); // no whole row wasted
+      expect(Math.max(x, y)).toBeLessThanOrEqual(max);
+    }
+    expect(() => workgroupGrid(50, 7)).toThrow(/do not fit/);
+  });
+
+  it('bindingWindow starts at an aligned offset and covers the range', () => {
+    expect(bindingWindow(1000, 400, 256)).toEqual({ offset: 768, size: 632, firstElement: 58 });
+    expect(bindingWindow(512, 8, 256)).toEqual({ offset: 512, size: 8, firstElement: 0 });
+    expect(itemsPerBinding(4096, 134217728, 256)).toBe(32767);
+    expect(() => itemsPerBinding(1000, 1000, 256)).toThrow(/does not fit/);
+  });
+
+  it('UniformPacker lays out u32, i32, f32 little-endian, padded to 16 bytes, and range-checks', () => {
+    const bytes = new UniformPacker().u32(0xffffffff, 'a').i32(-2, 'b').f32(0.1, 'c').u32(7, 'd').u32(9, 'e').bytes();
+    expect(bytes.byteLength).toBe(32);
+    const view = new DataView(bytes.buffer);
+    expect([view.getUint32(0, true), view.getInt32(4, true), view.getFloat32(8, true), view.getUint32(16, true)]).toEqual([
+      0xffffffff,
+      -2,
+      Math.fround(0.1),
+      9,
+    ]);
+    expect(() => new UniformPacker().u32(-1, 'rows')).toThrow(/rows/);
+    expect(() => new UniformPacker().u32(2 ** 32, 'rows')).toThrow(/rows/);
+    expect(() => new UniformPacker().f32(Number.NaN, 'scale')).toThrow(/scale/);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
+  it('requests the adapter’s real limits and enables its optional features', async () => {
+    const gpu = await nodeGpu();
+    const adapter = await gpu.requestAdapter();
+    expect(adapter).not.toBeNull();
+    const context = await requestGpuDevice({ gpu, label: 'limits test' });
+    try {
+      for (const name of [
+        'maxComputeWorkgroupStorageSize',
+        'maxStorageBufferBindingSize',
+        'maxBufferSize',
+        'maxComputeInvocationsPerWorkgroup',
+        'maxComputeWorkgroupSizeX',
+        'maxComputeWorkgroupsPerDimension',
+      ] as const) {
+        expect(context.limits[name], name).toBe(adapter?.limits[name]);
+        expect(context.device.limits[name], name).toBe(adapter?.limits[name]);
+      }
+      expect(context.features.subgroups).toBe(adapter?.features.has('subgroups'));
+      expect(context.features.shaderF16).toBe(adapter?.features.has('shader-f16'));
+      expect(context.features.timestampQuery).toBe(adapter?.features.has('timestamp-query'));
+      expect(context.features.packed4x8IntegerDotProduct).toBe(
+        gpu.wgslLanguageFeatures.has('packed_4x8_integer_dot_product'),
+      );
+      expect(context.device.label).toBe('limits test');
+    } finally {
+      context.device.destroy();
+    }
+  });
+
+  it('honours a smaller workgroupStorageLimit and refuses one outside [16384, adapter limit]', async () => {
+    const small = await testDevice({ workgroupStorageLimit: 16384 });
+    try {
+      expect(small.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+    } finally {
+      small.device.destroy();
+    }
+    const adapterLimit = (await (await nodeGpu()).requestAdapter())?.limits.maxComputeWorkgroupStorageSize ?? 0;
+    await expect(testDevice({ workgroupStorageLimit: 8192 })).rejects.toThrow(/workgroupStorageLimit/);
+    await expect(testDevice({ workgroupStorageLimit: adapterLimit + 1 })).rejects.toThrow(/workgroupStorageLimit/);
+  });
+
+  it('withValidation turns a validation error into a LatticeMatmulError and keeps the scopes balanced', async () => {
+    const { device } = await testDevice();
+    try {
+      await expect(
+        withValidation(device, 'bad buffer', () => {
+          device.createBuffer({ label: 'bad', size: 4, usage: 0xffff });
+        }),
+      ).rejects.toThrow(/WebGPU error in bad buffer: GPUValidationError/);
+      // The scopes were popped: a valid call afterwards passes and returns its value.
+      await expect(withValidation(device, 'fine', () => 42)).resolves.toBe(42);
+      // An exception from the work itself propagates unchanged.
+      await expect(
+        withValidation(device, 'throws', () => {
+          throw new RangeError('boom');
+        }),
+      ).rejects.toThrow(RangeError);
+    } finally {
+      device.destroy();
+    }
+  });
+
+  it('uploads (unaligned lengths padded) and reads back at an offset', async () => {
+    const { device } = await testDevice();
+    const buffer = createBuffer(device, 'roundtrip', 64, STORAGE_USAGE);
+    try {
+      uploadToBuffer(device, buffer, new Uint8Array([1, 2, 3, 4, 5, 6, 7]), 8);
+      const bytes = new Uint8Array(await readBuffer(device, buffer, 7, 8));
+      expect(Array.from(bytes)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+      expect(buffer.label).toBe('roundtrip');
+      await expect(readBuffer(device, buffer, 64, 4)).rejects.toThrow(/cannot read 64 bytes/);
+    } finally {
+      buffer.destroy();
+      device.destroy();
+    }
+  });
+});

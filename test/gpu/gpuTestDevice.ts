@@ -1,0 +1,65 @@
+import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
+import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
+
+/*
+ * How GPU tests get a device. Dawn runs on whatever Vulkan driver `nodeGpu()` finds (Mesa lavapipe or
+ * SwiftShader on a machine without a GPU). Where no adapter exists the GPU tests are skipped with a
+ * loud message, except in CI (`process.env.CI` set), where a missing adapter fails the run: CI
+ * installs lavapipe (scripts/ensure-system.sh), so no adapter there is a broken setup, not a reason
+ * to pass.
+ */
+
+/** Why GPU tests cannot run here, or undefined when a device could be created. Computed once per file. */
+let unavailable: Promise<string | undefined> | undefined;
+
+/**
+ * Resolves to undefined when a WebGPU device can be created, else to the reason. Throws in CI.
+ * Use at the top level of a test file: `const noGpu = await gpuUnavailableReason();` then
+ * `describe.skipIf(noGpu !== undefined)(…)`.
+ */
+export function gpuUnavailableReason(): Promise<string | undefined> {
+  unavailable ??= (async () => {
+    try {
+      const context = await requestNodeGpuDevice({ label: 'gpu availability probe' });
+      context.device.destroy();
+      return undefined;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (process.env.CI) {
+        throw new Error(`CI has no WebGPU adapter, so the GPU tests cannot run: ${reason}`, { cause: error });
+      }
+      console.warn(`\n*** GPU tests SKIPPED: no WebGPU adapter. ${reason}\n`);
+      return reason;
+    }
+  })();
+  return unavailable;
+}
+
+/**
+ * A fresh device (destroy it in afterAll). Devices are not shared between files: each vitest file
+ * runs in its own process.
+ */
+export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<GpuContext> {
+  return requestNodeGpuDevice({ label: 'test device', ...options });
+}
+
+/** Bits of an f32 value. */
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The u32 bit pattern of `Math.fround(x)`. */
+export function f32Bits(x: number): number {
+  f32[0] = x;
+  return u32[0] as number;
+}
+
+/** The f32 value of a u32 bit pattern. */
+export function f32FromBits(bits: number): number {
+  u32[0] = bits;
+  return f32[0] as number;
+}
+
+/** Hex of a u32 bit pattern, for failure messages. */
+export function hex(bits: number): string {
+  return `0x${(bits >>> 0).toString(16).padStart(8, '0')}`;
+}
