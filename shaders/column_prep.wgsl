@@ -15,6 +15,11 @@
 // the f32 range records the column as atomicMax(word, 0xffffffff − column), so the smallest such
 // column can be recovered on the host.
 
+// Barrier loops: the pairwise reductions start from `params.first_stride` (always 128) rather than
+// a constant, so that the compiler cannot unroll them. Each unrolled copy of a barrier is a
+// suspend point for software Vulkan drivers (lavapipe turns barriers into coroutines), which
+// made these kernels take 10+ s to compile there; as loops they take well under a second.
+
 const THREADS: u32 = 256u;
 const STATUS_NONFINITE_INPUT: u32 = 1u;
 const STATUS_MEAN_OVERFLOW: u32 = 3u;
@@ -28,7 +33,9 @@ struct PrepParams {
   runtime_zero: u32,    // 0 (see `unfused`)
   input_first: u32,     // element offset of column 0 in `input`
   prepared_first: u32,  // element offset of column 0 in `prepared`
-  side_first: u32,      // element offset of column 0 in `exponents` and `means`
+  exponent_first: u32,  // element offset of column 0 in `exponents`
+  mean_first: u32,      // element offset of column 0 in `means`
+  first_stride: u32,    // 128 = lanes / 2 (see the note on barrier loops above)
 }
 
 @group(0) @binding(0) var<uniform> params: PrepParams;
@@ -71,7 +78,7 @@ fn main(
   }
   lane_max[lane] = largest;
   workgroupBarrier();
-  for (var stride = THREADS / 2u; stride >= 1u; stride = stride / 2u) {
+  for (var stride = params.first_stride; stride >= 1u; stride = stride / 2u) {
     if (lane < stride) {
       lane_max[lane] = max(lane_max[lane], lane_max[lane + stride]);
     }
@@ -96,7 +103,7 @@ fn main(
     }
     lane_sum[lane] = acc;
     workgroupBarrier();
-    for (var stride = THREADS / 2u; stride >= 1u; stride = stride / 2u) {
+    for (var stride = params.first_stride; stride >= 1u; stride = stride / 2u) {
       if (lane < stride) {
         lane_sum[lane] = lane_sum[lane] + lane_sum[lane + stride];
       }
@@ -113,14 +120,13 @@ fn main(
   }
 
   if (lane == 0u) {
-    let side = params.side_first + column;
-    exponents[side] = exponent;
+    exponents[params.exponent_first + column] = exponent;
     if (params.center == 1u) {
       let unscaled = scale_by_power_of_two_bits(bitcast<u32>(mean), -exponent);
       if ((unscaled & 0x7fffffffu) >= 0x7f800000u) {
         atomicMax(&status[STATUS_MEAN_OVERFLOW], 0xffffffffu - (params.column_offset + column));
       }
-      means[side] = bitcast<f32>(unscaled);
+      means[params.mean_first + column] = bitcast<f32>(unscaled);
     }
   }
 }

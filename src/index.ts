@@ -34,3 +34,5 @@ export { absmaxQuantize, absmaxDequantize, type AbsmaxOptions, type AbsmaxCodes,
 export { nvfp4Quantize, nvfp4Dequantize, nvfp4TensorScale, type Nvfp4Codes } from './scalar/nvfp4.js';
 
 export { requestGpuDevice, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
+
+export * from './weightonly/index.js';

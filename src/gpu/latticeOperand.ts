@@ -6,6 +6,7 @@ import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import type { LatticeScheme } from '../quantize/schemes.js';
 import { BufferUsage } from './buffers.js';
 import type { GpuScratch } from './scratch.js';
+import { bindingWindow, itemsPerBinding, type BindingWindow } from './workSplit.js';
 
 /**
  * A lattice-quantized matrix whose per-block and per-column fields live in GPU buffers: what the
@@ -148,6 +149,11 @@ export function gatherColumnSide(
   return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
 }
 
+/** max |k| over the scale multiples of `m`. */
+export function largestMultiple(m: GpuLatticeMatrix): number {
+  return Math.max(...Array.from(m.multiples, Math.abs));
+}
+
 /** The 16 multiples as i32 uniform words (zeros past the scheme's count). */
 export function multipleWords(m: GpuLatticeMatrix): number[] {
   return Array.from({ length: MAX_GPU_MULTIPLES }, (_, i) => (i < m.multiples.length ? (m.multiples[i] as number) : 0));
@@ -184,4 +190,95 @@ export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): 
   check(a.length === b.length, 'A and B have different rotated lengths');
   check(a.keptLength === b.keptLength, () => `A and B keep different numbers of rotated coordinates (${a.keptLength} and ${b.keptLength})`);
   check((a.means === null) === (b.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
+}
+
+/** Bindings of the packed codes and scale indices of columns `[first, first + count)`. */
+export interface OperandWindows {
+  readonly codes: BindingWindow;
+  readonly scaleIndices: BindingWindow;
+}
+
+/** The binding windows of columns `[first, first + count)` of `m` (see `bindingWindow`). */
+export function operandWindows(m: GpuLatticeMatrix, first: number, count: number, alignment: number): OperandWindows {
+  const words = operandWordsPerColumn(m);
+  return {
+    codes: bindingWindow(4 * words.codes * first, 4 * words.codes * count, alignment),
+    scaleIndices: bindingWindow(4 * words.scaleIndices * first, 4 * words.scaleIndices * count, alignment),
+  };
+}
+
+/** How many columns of `m` one binding of at most `maxBindingBytes` holds (codes and scale indices). */
+export function operandColumnsPerBinding(m: GpuLatticeMatrix, maxBindingBytes: number, alignment: number): number {
+  const words = operandWordsPerColumn(m);
+  return Math.min(
+    itemsPerBinding(4 * words.codes, maxBindingBytes, alignment),
+    itemsPerBinding(4 * words.scaleIndices, maxBindingBytes, alignment),
+  );
+}
+
+/** Splits `[0, total)` into consecutive ranges of at most `size`. */
+export function columnRanges(total: number, size: number): { first: number; count: number }[] {
+  const ranges: { first: number; count: number }[] = [];
+  for (let first = 0; first < total; first += size) ranges.push({ first, count: Math.min(size, total - first) });
+  return ranges;
+}
+
+/** One dispatch of a quantized × quantized product: a range of A columns against a range of B columns. */
+export interface ProductChunk {
+  readonly aRange: { readonly first: number; readonly count: number };
+  readonly bRange: { readonly first: number; readonly count: number };
+  readonly aWindows: OperandWindows;
+  readonly bWindows: OperandWindows;
+  /** Binding of C's columns `bRange` (all rows); the chunk's C[0, 0] is element `firstElement + aRange.first`. */
+  readonly cWindow: BindingWindow;
+  readonly aSide: ColumnSide;
+  readonly bSide: ColumnSide;
+  readonly label: string;
+}
+
+/**
+ * Splits C = ÂᵀB̂ (a.cols × b.cols f32 at byte `cOffset` of `c`) into dispatches whose bindings fit
+ * `maxBindingBytes` and whose grids (`tile` columns per workgroup edge) fit the dispatch limit, and
+ * gathers each range's column side fields (copies recorded into `encoder`, before any pass).
+ */
+export function planProductChunks(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  operands: { a: GpuLatticeMatrix; b: GpuLatticeMatrix; c: GPUBuffer; cOffset: number; maxBindingBytes: number | undefined },
+  tile: number,
+  label: string,
+): ProductChunk[] {
+  const { a, b, c, cOffset } = operands;
+  check(Number.isInteger(cOffset) && cOffset >= 0 && cOffset % 4 === 0, () => `${label}: C offset must be a non-negative multiple of 4, got ${cOffset}`);
+  check(
+    cOffset + 4 * a.cols * b.cols <= c.size,
+    () => `${label}: C needs ${4 * a.cols * b.cols} bytes at offset ${cOffset}, but its buffer has ${c.size}`,
+  );
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(operands.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxColumnsPerGrid = device.limits.maxComputeWorkgroupsPerDimension * tile;
+  const aRanges = columnRanges(a.cols, Math.min(operandColumnsPerBinding(a, maxBinding, alignment), maxColumnsPerGrid));
+  const bRanges = columnRanges(
+    b.cols,
+    Math.min(operandColumnsPerBinding(b, maxBinding, alignment), itemsPerBinding(4 * a.cols, maxBinding, alignment), maxColumnsPerGrid),
+  );
+  const aSides = aRanges.map((r) => gatherColumnSide(encoder, scratch, a, r.first, r.count, `${label} A columns ${r.first}…`));
+  const bSides = bRanges.map((r) => gatherColumnSide(encoder, scratch, b, r.first, r.count, `${label} B columns ${r.first}…`));
+  const chunks: ProductChunk[] = [];
+  aRanges.forEach((aRange, i) => {
+    bRanges.forEach((bRange, j) => {
+      chunks.push({
+        aRange,
+        bRange,
+        aWindows: operandWindows(a, aRange.first, aRange.count, alignment),
+        bWindows: operandWindows(b, bRange.first, bRange.count, alignment),
+        cWindow: bindingWindow(cOffset + 4 * a.cols * bRange.first, 4 * a.cols * bRange.count, alignment),
+        aSide: aSides[i] as ColumnSide,
+        bSide: bSides[j] as ColumnSide,
+        label: `${label} A ${aRange.first}…${aRange.first + aRange.count - 1} × B ${bRange.first}…${bRange.first + bRange.count - 1}`,
+      });
+    });
+  });
+  return chunks;
 }

@@ -45,8 +45,10 @@ export function invertIntegerMatrix(matrix: ArrayLike<number>, d: number): Integ
     }
   }
   const determinant = Math.abs(Math.round(det));
-  const sign = det < 0 ? -1 : 1;
-  const numerators = Int32Array.from(inv, (v) => Math.round(sign * v * determinant));
+  // A singular matrix can survive elimination with a rounding-sized pivot; its determinant rounds to 0.
+  if (determinant === 0) throw new Error('invertIntegerMatrix: singular matrix');
+  // inv = M⁻¹ already carries the sign of det, so M⁻¹ = (inv · |det|) / |det|.
+  const numerators = Int32Array.from(inv, (v) => Math.round(v * determinant));
   for (let i = 0; i < d; i++) {
     for (let j = 0; j < d; j++) {
       let sum = 0;

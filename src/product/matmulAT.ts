@@ -14,6 +14,10 @@ import { decodeRotated } from './decodeRotated.js';
  * summed exactly; otherwise columns are decoded in the rotated domain and multiplied in float64.
  * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred), DESIGN §2 step 9.
  *
+ * This is not exactly `dequantize(qa)ᵀ · dequantize(qb)`: the estimate stays in the rotated domain,
+ * so when n is zero-padded to the rotation length it keeps the padded coordinates' (error × error)
+ * term, and with centring it leaves out the cross terms μ_b·Σâ + μ_a·Σb̂ (which are pure error).
+ *
  * @example
  * const c = matmulAT(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6' }));
  */

@@ -46,6 +46,9 @@ export interface QuantizeOptions {
   readonly keepFraction?: number;
 }
 
+/** Smallest normal fp16 value, 2^−14. */
+const FP16_MIN_NORMAL = 2 ** -14;
+
 /** Bits of side information per column: a norm (fp32), plus a mean and a gain when kept. */
 const SIDE_FLOAT_BITS = 32;
 
@@ -110,6 +113,15 @@ export function schemeLattice(scheme: LatticeScheme): Lattice {
   }
 }
 
+/**
+ * Rotated coordinates a lattice scheme quantizes: all `length` of them at κ = 1 (a last, partial block
+ * is zero-padded), otherwise κ·length rounded to whole blocks of `d`, at least one block.
+ */
+export function keptRotatedLength(length: number, d: number, keepFraction: number): number {
+  if (keepFraction === 1) return length;
+  return Math.min(length, Math.max(d, Math.round((keepFraction * length) / d) * d));
+}
+
 function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, keepFraction: number): LatticeQuantizedMatrix {
   const { matrix, length } = ctx;
   const { rows: n, cols } = matrix;
@@ -117,7 +129,7 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
   const d = lattice.dimension;
   const grid = scaleGrid(scheme.overload);
   const encoder = new LatticeBlockEncoder(lattice, scheme.q, grid);
-  const keptLength = Math.min(length, Math.max(d, Math.round((keepFraction * length) / d) * d));
+  const keptLength = keptRotatedLength(length, d, keepFraction);
   const blocksPerColumn = Math.ceil(keptLength / d);
   const numerator = fixedPointNumerator(length, grid.unit);
   const s = lattice.pointScale;
@@ -235,6 +247,17 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | { kind: 'nvfp4' }): Sc
   const sideBits = SIDE_FLOAT_BITS * (means ? 1 : 0) * cols;
   if (scheme.kind === 'int') {
     const options = absmaxOptions(scheme, length);
+    if (scheme.scaleFormat === 'fp16' && tensorAbsMax > 0) {
+      // fp16 scales below its normal range lose precision and, far enough down, round every code to
+      // zero: refuse such data instead of returning a silent all-zero matrix.
+      const largestScale = scheme.grid === 'midrise' ? tensorAbsMax : tensorAbsMax / (2 ** (scheme.bits - 1) - 1);
+      check(
+        largestScale >= FP16_MIN_NORMAL,
+        () =>
+          `this scheme stores fp16 group scales, and the largest entry after rotation (${tensorAbsMax.toExponential(3)}) ` +
+          `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`,
+      );
+    }
     const groupsPerColumn = Math.ceil(length / options.groupSize);
     const scales = new Float32Array(groupsPerColumn * cols);
     for (let j = 0; j < cols; j++) {

@@ -88,7 +88,14 @@ export function resolveScheme(scheme: SchemeName | Scheme): Scheme {
 
 function checkLatticeScheme(scheme: LatticeScheme): void {
   check(['D3', 'E8', 'Z'].includes(scheme.lattice), () => `unsupported lattice '${String(scheme.lattice)}' (use 'D3', 'E8' or 'Z')`);
-  check(Number.isInteger(scheme.q) && scheme.q >= 2, () => `lattice scheme q must be an integer ≥ 2, got ${scheme.q}`);
+  // q = 2 is a valid Voronoi code but a useless quantizer: half of the shortest vectors are not
+  // their coset's leader, so blocks near them overload and collapse to 0 (measured NMSE > 1).
+  check(Number.isInteger(scheme.q) && scheme.q >= 3, () => `lattice scheme q must be an integer ≥ 3, got ${scheme.q}`);
+  const dimension = scheme.lattice === 'D3' ? 3 : 8;
+  check(
+    scheme.q ** dimension <= 2 ** 32,
+    () => `q = ${scheme.q} gives ${scheme.q}^${dimension} codes per ${scheme.lattice} block, more than a 32-bit code holds (E8 and Z allow q ≤ 16)`,
+  );
   const rule = scheme.overload;
   check(typeof rule === 'object' && rule !== null, 'lattice scheme needs an overload rule');
   if (rule.kind === 'ladder') {

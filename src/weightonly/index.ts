@@ -12,11 +12,11 @@
  * const gap = gapBits(q.distortion(w, sigmaX), weightOnlyLimit(w, sigmaX, q.rate)); // ≈ 0.25–0.3 bit
  * const bytes = q.serialize();                                      // codes + f32 steps, see the format
  */
-export { covarianceFromActivations, dampCovariance } from './covariance.js';
+export { covarianceFromActivations } from './covariance.js';
 export { weightedDistortion } from './distortion.js';
 export { logDetCovariance, meanSquaredEntry, weightOnlyLimit } from './limit.js';
 export type { WeightOnlyMethod } from './method.js';
-export type { RotationKind } from './basis.js';
+export type { RotationKind as WeightRotationKind } from './basis.js';
 export { WeightOnlyQuantized, type WeightOnlyAnalysis, type WeightOnlyQuantizedFields } from './quantized.js';
 export { DEFAULT_DAMPING, quantizeWeights, type QuantizeWeightsOptions } from './quantizeWeights.js';
 export {

@@ -29,13 +29,13 @@ export interface QuantizeWeightsOptions {
   readonly rescale?: boolean;
   /** Alternating least-squares rounds of the rescaler fit. Default 2. */
   readonly rescaleIterations?: number;
-  /** How close the rate must come to `rate`, in bits. Default 0.005. */
+  /** How close the rate must come to `rate`, in bits. Default 0.01 (the search aims at half of it). */
   readonly rateTolerance?: number;
 }
 
 /** DESIGN §6: damping 1e−4 · mean diagonal. */
 export const DEFAULT_DAMPING = 1e-4;
-const DEFAULT_RATE_TOLERANCE = 0.005;
+const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;
 
 /**

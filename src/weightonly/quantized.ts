@@ -98,6 +98,7 @@ export class WeightOnlyQuantized {
       }
     }
     check(ROTATIONS.includes(fields.rotation), () => `rotation must be one of ${ROTATIONS.join(', ')}, got ${String(fields.rotation)}`);
+    check((fields.seed >>> 0) === fields.seed, () => `seed must be an integer in [0, 2^32 - 1], got ${fields.seed}`);
     this.method = fields.method;
     this.n = n;
     this.outputs = outputs;

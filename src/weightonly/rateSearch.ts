@@ -8,10 +8,11 @@ export interface RateSearchResult<T> {
 }
 
 /**
- * Finds a step whose rate is within `tolerance` of `target`. `evaluate(step)` quantizes at that step
- * and reports `rate`, which decreases with the step: at high rate by about one bit per doubling,
- * so the search runs on x = log2(step) with the secant method, starting from `initialStep` (the
- * high-rate guess) and the slope −1. Once the target is bracketed, a secant point that leaves the
+ * Finds a step whose rate is within `tolerance` of `target`: it aims at half the tolerance and
+ * settles for the closest point within the full tolerance when it cannot do better.
+ * `evaluate(step)` quantizes at that step and reports `rate`, which decreases with the step: at high
+ * rate by about one bit per doubling, so the search runs on x = log2(step) with the secant method,
+ * starting from `initialStep` (the high-rate guess) and the slope −1. Once the target is bracketed, a secant point that leaves the
  * bracket is replaced by the bracket's midpoint, so the search converges even where the empirical
  * entropy is not smooth.
  *
@@ -45,7 +46,7 @@ export function searchStepForRate<T extends { readonly rate: number }>(
     check(Number.isFinite(result.rate), () => `the rate at step ${2 ** x} is not finite (${result.rate})`);
     const f = result.rate - target;
     if (best === null || Math.abs(f) < best.miss) best = { x, result, miss: Math.abs(f) };
-    if (Math.abs(f) <= tolerance) return { step: 2 ** x, result, evaluations };
+    if (Math.abs(f) <= tolerance / 2) return { step: 2 ** x, result, evaluations };
     if (f > 0 && (low === null || x > low.x)) low = { x, f };
     if (f < 0 && (high === null || x < high.x)) high = { x, f };
 
@@ -67,6 +68,7 @@ export function searchStepForRate<T extends { readonly rate: number }>(
     x = next;
   }
   const closest = best as { x: number; result: T; miss: number };
+  if (closest.miss <= tolerance) return { step: 2 ** closest.x, result: closest.result, evaluations };
   throw new LatticeMatmulError(
     `could not reach rate ${target} ± ${tolerance} bits in ${evaluations} evaluations: the closest was ` +
       `${closest.result.rate} at step ${2 ** closest.x} (the empirical entropy of so few codes per input ` +

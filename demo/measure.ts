@@ -1,0 +1,152 @@
+import {
+  column,
+  dequantize,
+  productNmse,
+  RandomizedHadamard,
+  Rng,
+  type Matrix,
+  type QuantizedMatrix,
+} from '../src/index.js';
+import { ERROR_SAMPLE_POINTS, EXACT_NMSE_MAX_MACS, NMSE_SAMPLE_ENTRIES } from './limits.js';
+import type { CpuCheck, ErrorSample } from './runProtocol.js';
+
+/** Seed of the product entries drawn for a sampled NMSE (fixed, so a run is reproducible). */
+const NMSE_SAMPLE_SEED = 0x5eed;
+
+/**
+ * The normalized product error of `estimate` ≈ AᵀB. Exact (the library's `productNmse`) while the exact
+ * product is cheap; beyond that, n·‖Ĉ − AᵀB‖²_F is estimated from `NMSE_SAMPLE_ENTRIES` entries drawn
+ * uniformly (with replacement): the mean squared error of the drawn entries times the number of
+ * entries is an unbiased estimate of the squared Frobenius error.
+ */
+export function measureNmse(estimate: Matrix, a: Matrix, b: Matrix): { nmse: number; sampledEntries: number | null } {
+  const n = a.rows;
+  if (n * a.cols * b.cols <= EXACT_NMSE_MAX_MACS) return { nmse: productNmse(estimate, a, b), sampledEntries: null };
+  const rng = new Rng(NMSE_SAMPLE_SEED);
+  let squaredError = 0;
+  for (let s = 0; s < NMSE_SAMPLE_ENTRIES; s++) {
+    const i = rng.nextInt(a.cols);
+    const j = rng.nextInt(b.cols);
+    const exact = dot(column(a, i), column(b, j));
+    const difference = (estimate.data[j * estimate.rows + i] as number) - exact;
+    squaredError += difference * difference;
+  }
+  const frobeniusError = (squaredError / NMSE_SAMPLE_ENTRIES) * a.cols * b.cols;
+  return { nmse: (n * frobeniusError) / (sumOfSquares(a.data) * sumOfSquares(b.data)), sampledEntries: NMSE_SAMPLE_ENTRIES };
+}
+
+/**
+ * The first column of a quantized matrix as a one-column quantized matrix, by slicing the documented
+ * layout of `QuantizedMatrix` (per-column blocks, groups and side information), so the error picture
+ * decodes one column instead of the whole matrix.
+ */
+export function firstColumn(q: QuantizedMatrix): QuantizedMatrix {
+  const means = q.means ? q.means.subarray(0, 1) : null;
+  if (q.kind === 'lattice') {
+    return {
+      ...q,
+      cols: 1,
+      means,
+      norms: q.norms.subarray(0, 1),
+      gains: q.gains ? q.gains.subarray(0, 1) : null,
+      codes: q.codes.subarray(0, q.blocksPerColumn),
+      scaleIndices: q.scaleIndices.subarray(0, q.blocksPerColumn),
+    };
+  }
+  return {
+    ...q,
+    cols: 1,
+    means,
+    codes: q.codes.subarray(0, q.length),
+    scales: q.scales.subarray(0, q.groupsPerColumn),
+  };
+}
+
+/**
+ * The first `ERROR_SAMPLE_POINTS` rotated coordinates of A's first column and of its reconstruction,
+ * in units of the column's RMS. The reconstruction is `dequantize` (original domain) rotated again
+ * with the shared rotation; where n is padded to a longer rotation length that is the projection of
+ * the decoded rotated vector, which differs from it only in the dropped padding.
+ */
+export function errorSample(a: Matrix, qa: QuantizedMatrix, rotationSeed: number): ErrorSample {
+  const rotation = new RandomizedHadamard(a.rows, rotationSeed);
+  const input = rotation.forward(column(a, 0));
+  const decoded = rotation.forward(dequantize(firstColumn(qa)).data);
+  const rms = Math.sqrt(sumOfSquares(input) / input.length);
+  const unit = rms > 0 ? 1 / rms : 1;
+  const count = Math.min(ERROR_SAMPLE_POINTS, input.length);
+  const inputs: number[] = [];
+  const outputs: number[] = [];
+  let squaredError = 0;
+  for (let i = 0; i < count; i++) {
+    const x = (input[i] as number) * unit;
+    const y = (decoded[i] as number) * unit;
+    inputs.push(x);
+    outputs.push(y);
+    squaredError += (y - x) ** 2;
+  }
+  return { input: inputs, decoded: outputs, rmsError: Math.sqrt(squaredError / count) };
+}
+
+/**
+ * Compares two quantizations of the same matrix value by value (codes, scale indices or scales,
+ * norms, gains, means) and two products entry by entry.
+ */
+export function compareRuns(
+  gpu: readonly [QuantizedMatrix, QuantizedMatrix],
+  cpu: readonly [QuantizedMatrix, QuantizedMatrix],
+  gpuProduct: Matrix,
+  cpuProduct: Matrix,
+): CpuCheck {
+  let valuesCompared = 0;
+  let valuesDiffering = 0;
+  for (let m = 0; m < 2; m++) {
+    const g = gpu[m] as QuantizedMatrix;
+    const c = cpu[m] as QuantizedMatrix;
+    for (const [x, y] of fieldPairs(g, c)) {
+      const length = Math.max(x?.length ?? 0, y?.length ?? 0);
+      valuesCompared += length;
+      for (let i = 0; i < length; i++) if (!Object.is(x?.[i], y?.[i])) valuesDiffering++;
+    }
+  }
+  let largest = 0;
+  let maxDifference = 0;
+  for (let i = 0; i < cpuProduct.data.length; i++) {
+    const reference = cpuProduct.data[i] as number;
+    largest = Math.max(largest, Math.abs(reference));
+    maxDifference = Math.max(maxDifference, Math.abs((gpuProduct.data[i] ?? Number.NaN) - reference));
+  }
+  if (Number.isNaN(maxDifference) || gpuProduct.data.length !== cpuProduct.data.length) maxDifference = Infinity;
+  return { valuesCompared, valuesDiffering, productRelativeDifference: largest > 0 ? maxDifference / largest : maxDifference };
+}
+
+type NumericArray = ArrayLike<number> | null;
+
+/** The arrays that define a quantized matrix's decoded values. */
+function fieldPairs(g: QuantizedMatrix, c: QuantizedMatrix): Array<[NumericArray, NumericArray]> {
+  const pairs: Array<[NumericArray, NumericArray]> = [
+    [g.codes, c.codes],
+    [g.means, c.means],
+  ];
+  if (g.kind === 'lattice' && c.kind === 'lattice') {
+    pairs.push([g.scaleIndices, c.scaleIndices], [g.norms, c.norms], [g.gains, c.gains]);
+  } else if (g.kind === 'scalar' && c.kind === 'scalar') {
+    pairs.push([g.scales, c.scales], [[g.tensorScale], [c.tensorScale]]);
+  } else {
+    // Different kinds: nothing matches; count every code as different.
+    pairs.push([g.codes, null]);
+  }
+  return pairs;
+}
+
+function dot(x: Float32Array, y: Float32Array): number {
+  let sum = 0;
+  for (let k = 0; k < x.length; k++) sum += (x[k] as number) * (y[k] as number);
+  return sum;
+}
+
+function sumOfSquares(data: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < data.length; i++) sum += (data[i] as number) ** 2;
+  return sum;
+}

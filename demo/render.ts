@@ -1,0 +1,139 @@
+import type { DemoRun } from './demoRun.js';
+import { formatBits, formatCount, formatNmse, formatRate, formatSignedBits, formatTime } from './format.js';
+import type { GpuStatus } from './runProtocol.js';
+import { schemeStyle } from './schemeStyle.js';
+
+/** Text or an element with a class, for `dd` and `td` cells. */
+type Cell = string | { readonly text: string; readonly className: string } | Node;
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, content: Cell = '', className?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (typeof content === 'string') node.textContent = content;
+  else if (content instanceof Node) node.append(content);
+  else {
+    node.textContent = content.text;
+    node.className = content.className;
+  }
+  if (className) node.classList.add(className);
+  return node;
+}
+
+/** Fills a `<dl>` with term–value pairs. */
+function fillFacts(list: HTMLElement, facts: ReadonlyArray<readonly [string, Cell]>): void {
+  list.replaceChildren(...facts.flatMap(([term, value]) => [element('dt', term), element('dd', value)]));
+}
+
+/** The adapter the engine runs on and the inner-product table layout it chose. */
+export function renderAdapter(list: HTMLElement, status: GpuStatus): void {
+  if (!status.available) {
+    list.hidden = true;
+    return;
+  }
+  const { adapter } = status;
+  const facts: Array<readonly [string, Cell]> = [
+    ['Vendor', adapter.vendor || '—'],
+    ['Architecture', adapter.architecture || '—'],
+  ];
+  if (adapter.device) facts.push(['Device', adapter.device]);
+  if (adapter.description) facts.push(['Description', adapter.description]);
+  facts.push(
+    ['Workgroup memory', `${formatCount(adapter.workgroupStorageBytes / 1024)} KiB`],
+    ['Features', adapter.features.length > 0 ? adapter.features.join(', ') : 'none of the optional ones'],
+    ['Table layout', status.tableLayout],
+  );
+  fillFacts(list, facts);
+  list.hidden = false;
+}
+
+/** The key numbers of the latest run. */
+export function renderLatest(list: HTMLElement, run: DemoRun): void {
+  const { request } = run;
+  const swatch = element('span', '', 'swatch');
+  swatch.style.background = schemeStyle(request.scheme).colour;
+  const scheme = document.createDocumentFragment();
+  scheme.append(swatch, run.label);
+  const facts: Array<readonly [string, Cell]> = [
+    ['Scheme', scheme],
+    ['Data', `${request.dataKind}, seed ${request.dataSeed}`],
+    ['Size', `A, B: ${formatCount(request.n)} × ${formatCount(request.cols)}; product ${formatCount(request.cols)} × ${formatCount(request.cols)}`],
+    ['Ran on', request.backend === 'webgpu' ? `WebGPU${run.adapter ? ` (${run.adapter.vendor} ${run.adapter.architecture})` : ''}` : 'CPU reference'],
+    ['Bits stored', `${formatBits(run.bitsStored)} per entry`],
+    ['Bits, entropy-coded', `${formatBits(run.bitsEntropy)} per entry`],
+    [
+      'Product NMSE',
+      run.nmseSampledEntries === null
+        ? formatNmse(run.nmse)
+        : `≈ ${formatNmse(run.nmse)} (from ${formatCount(run.nmseSampledEntries)} sampled entries)`,
+    ],
+    ['Γ(bits stored)', formatNmse(run.gammaAtBits)],
+    ['Rate loss', run.rateLoss === null ? '— (NMSE above 1)' : `${formatSignedBits(run.rateLoss)} bits`],
+  ];
+  if (run.tableLayout) facts.push(['Table layout', run.tableLayout]);
+  if (run.cpuCheck) {
+    const check = run.cpuCheck;
+    const same = check.valuesDiffering === 0;
+    facts.push([
+      'Against the CPU',
+      {
+        text: same
+          ? `codes identical (${formatCount(check.valuesCompared)} values); product within ${check.productRelativeDifference.toExponential(1)}`
+          : `${formatCount(check.valuesDiffering)} of ${formatCount(check.valuesCompared)} values differ; product within ${check.productRelativeDifference.toExponential(1)}`,
+        className: same ? 'ok' : 'bad',
+      },
+    ]);
+  }
+  fillFacts(list, facts);
+}
+
+/** Time per stage, with throughputs. */
+export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void {
+  const { n, cols, backend } = run.request;
+  const on = backend === 'webgpu' ? 'GPU' : 'CPU';
+  const entries = n * cols;
+  const t = run.timings;
+  const rows: Array<[string, number, string]> = [
+    ['Generate test data (CPU)', t.generate, ''],
+    [`Quantize A (${on})`, t.quantizeA, formatRate(entries, t.quantizeA, 'entries')],
+    [`Quantize B (${on})`, t.quantizeB, formatRate(entries, t.quantizeB, 'entries')],
+    [`Product AᵀB (${on})`, t.product, formatRate(2 * n * cols * cols, t.product, 'FLOP')],
+    ['Measure the error (CPU)', t.measure, ''],
+    ['Total', run.totalMs, ''],
+  ];
+  body.replaceChildren(
+    ...rows.map(([stage, ms, rate]) => {
+      const row = element('tr');
+      row.append(element('td', stage), element('td', rate ? `${formatTime(ms)} · ${rate}` : formatTime(ms)));
+      return row;
+    }),
+  );
+}
+
+/** Every run, newest first; the latest highlighted. */
+export function renderHistory(body: HTMLTableSectionElement, runs: readonly DemoRun[]): void {
+  const latest = runs[runs.length - 1];
+  body.replaceChildren(
+    ...[...runs].reverse().map((run) => {
+      const { request } = run;
+      const row = element('tr');
+      if (run === latest) row.className = 'current';
+      const swatch = element('span', '', 'swatch');
+      swatch.style.background = schemeStyle(request.scheme).colour;
+      const scheme = element('td');
+      scheme.append(swatch, run.label);
+      row.append(
+        element('td', String(run.index)),
+        scheme,
+        element('td', request.dataKind),
+        element('td', `${formatCount(request.n)} × ${formatCount(request.cols)}`),
+        element('td', request.backend === 'webgpu' ? 'WebGPU' : 'CPU'),
+        element('td', formatBits(run.bitsStored)),
+        element('td', formatBits(run.bitsEntropy)),
+        element('td', (run.nmseSampledEntries === null ? '' : '≈ ') + formatNmse(run.nmse)),
+        element('td', formatNmse(run.gammaAtBits)),
+        element('td', formatSignedBits(run.rateLoss)),
+        element('td', formatTime(run.totalMs)),
+      );
+      return row;
+    }),
+  );
+}

@@ -1,0 +1,118 @@
+import type { DataKind, GainMode, SchemeName } from '../src/index.js';
+
+/*
+ * The messages between the page (main thread) and the run worker. The worker does everything heavy
+ * (test data, quantization, the product, the error measurement) so the page stays responsive and a
+ * cancelled run is really stopped: the page terminates the worker.
+ */
+
+/** Where the quantizers and the product run. */
+export type Backend = 'webgpu' | 'cpu';
+
+/** One run as the visitor chose it. A and B are both n × cols, so the product AᵀB is cols × cols. */
+export interface RunRequest {
+  readonly scheme: SchemeName;
+  /** The gain mode of lattice schemes; ignored (and reported as null) for scalar schemes. */
+  readonly gain: GainMode;
+  readonly n: number;
+  readonly cols: number;
+  readonly dataKind: DataKind;
+  /** Seed of `testMatrixPair`. */
+  readonly dataSeed: number;
+  /** Seed of the shared rotation (`QuantizeOptions.seed`). */
+  readonly rotationSeed: number;
+  readonly backend: Backend;
+  /** WebGPU runs only: also quantize on the CPU and compare codes and product (small sizes). */
+  readonly checkAgainstCpu: boolean;
+}
+
+/** The stages of a run, in order; progress reports which one is under way. */
+export const STAGES = ['init', 'generate', 'quantizeA', 'quantizeB', 'product', 'measure'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export const STAGE_LABELS: Readonly<Record<Stage, string>> = {
+  init: 'Starting the engine',
+  generate: 'Generating test data',
+  quantizeA: 'Quantizing A',
+  quantizeB: 'Quantizing B',
+  product: 'Computing the product AᵀB',
+  measure: 'Measuring the error',
+};
+
+/** Milliseconds per stage (wall clock in the worker; GPU stages wait for the queue to drain). */
+export interface StageTimings {
+  readonly generate: number;
+  readonly quantizeA: number;
+  readonly quantizeB: number;
+  readonly product: number;
+  readonly measure: number;
+}
+
+/** What the page shows about the WebGPU adapter the worker's engine runs on. */
+export interface AdapterSummary {
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  /** The device's granted `maxComputeWorkgroupStorageSize`, which decides the table layout. */
+  readonly workgroupStorageBytes: number;
+  /** Optional features the device has (subgroups, shader-f16, timestamp-query). */
+  readonly features: readonly string[];
+}
+
+/** The worker's GPU engine: ready (with its adapter and table layout) or unavailable (with why). */
+export type GpuStatus =
+  | { readonly available: true; readonly adapter: AdapterSummary; readonly tableLayout: string }
+  | { readonly available: false; readonly reason: string };
+
+/**
+ * Rotated coordinates of A's first column against their reconstruction, both in units of the
+ * column's RMS (σ), for the error picture.
+ */
+export interface ErrorSample {
+  readonly input: readonly number[];
+  readonly decoded: readonly number[];
+  /** RMS of (decoded − input) over the shown coordinates, in σ. */
+  readonly rmsError: number;
+}
+
+/** A WebGPU run checked against the CPU reference on the same data. */
+export interface CpuCheck {
+  /** Code words, scale indices, scales, norms and gains compared (both matrices). */
+  readonly valuesCompared: number;
+  /** How many of them differ (0: the GPU's codes are the CPU's, bit for bit). */
+  readonly valuesDiffering: number;
+  /** max |C_gpu − C_cpu| / max |C_cpu| over the product's entries. */
+  readonly productRelativeDifference: number;
+}
+
+/** Everything a finished run reports. */
+export interface RunResult {
+  readonly request: RunRequest;
+  /** Bits per entry stored (codes + side information), averaged over A and B. */
+  readonly bitsStored: number;
+  /** Bits per entry with the scale index counted by its empirical entropy, averaged over A and B. */
+  readonly bitsEntropy: number;
+  /** The normalized product error n·‖Ĉ − AᵀB‖²_F / (‖A‖²_F·‖B‖²_F). */
+  readonly nmse: number;
+  /** null when the NMSE is exact; else how many product entries it was estimated from. */
+  readonly nmseSampledEntries: number | null;
+  readonly timings: StageTimings;
+  /** The GPU engine's table layout (WebGPU runs), null on the CPU. */
+  readonly tableLayout: string | null;
+  readonly adapter: AdapterSummary | null;
+  /** The estimated product (column-major, cols × cols) when it is small enough to pass around. */
+  readonly product: { readonly rows: number; readonly cols: number; readonly data: readonly number[] } | null;
+  readonly errorSample: ErrorSample;
+  readonly cpuCheck: CpuCheck | null;
+}
+
+export type WorkerRequest =
+  | { readonly type: 'run'; readonly id: number; readonly request: RunRequest }
+  | { readonly type: 'gpu-status' };
+
+export type WorkerMessage =
+  | { readonly type: 'progress'; readonly id: number; readonly stage: Stage }
+  | { readonly type: 'result'; readonly id: number; readonly result: RunResult }
+  | { readonly type: 'error'; readonly id: number; readonly message: string }
+  | { readonly type: 'gpu-status'; readonly status: GpuStatus };

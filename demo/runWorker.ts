@@ -1,0 +1,101 @@
+import { matmulAT, quantize, testMatrixPair, SCHEMES, type QuantizeOptions } from '../src/index.js';
+import { runOnCpu } from './cpuRun.js';
+import type { EngineOutput } from './engineOutput.js';
+import { GpuRunner } from './gpuRun.js';
+import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem } from './limits.js';
+import { compareRuns, errorSample, measureNmse } from './measure.js';
+import type { CpuCheck, GpuStatus, RunRequest, RunResult, Stage, WorkerMessage, WorkerRequest } from './runProtocol.js';
+
+/*
+ * The run worker: test data, quantization (CPU or WebGPU), the product and the error measurement, one
+ * request at a time. The page cancels a run by terminating this worker, which stops the work at once
+ * (and releases its GPU device).
+ */
+
+let gpu: Promise<GpuRunner> | null = null;
+
+function post(message: WorkerMessage): void {
+  self.postMessage(message);
+}
+
+function gpuRunner(): Promise<GpuRunner> {
+  gpu ??= GpuRunner.create();
+  return gpu;
+}
+
+async function gpuStatus(): Promise<GpuStatus> {
+  try {
+    return (await gpuRunner()).status();
+  } catch (error) {
+    return { available: false, reason: messageOf(error) };
+  }
+}
+
+async function run(id: number, request: RunRequest): Promise<RunResult> {
+  const onStage = (stage: Stage): void => post({ type: 'progress', id, stage });
+  const problem = sizeProblem(request.n, request.cols, request.backend);
+  if (problem) throw new Error(problem);
+  const scheme = SCHEMES[request.scheme];
+  const options: QuantizeOptions = {
+    scheme: request.scheme,
+    seed: request.rotationSeed,
+    gain: scheme.kind === 'lattice' ? request.gain : 'none',
+  };
+
+  onStage('init');
+  const runner = request.backend === 'webgpu' ? await gpuRunner() : null;
+
+  onStage('generate');
+  const t0 = performance.now();
+  const { a, b } = testMatrixPair(request.dataKind, request.n, request.cols, request.cols, request.dataSeed);
+  const generate = performance.now() - t0;
+
+  const output: EngineOutput = runner ? await runner.run(a, b, options, onStage) : runOnCpu(a, b, options, onStage);
+
+  onStage('measure');
+  const t1 = performance.now();
+  const { nmse, sampledEntries } = measureNmse(output.product, a, b);
+  const sample = errorSample(a, output.qa, request.rotationSeed);
+  let cpuCheck: CpuCheck | null = null;
+  if (runner && request.checkAgainstCpu && sizeProblem(request.n, request.cols, 'cpu') === null) {
+    const qa = quantize(a, options);
+    const qb = quantize(b, options);
+    cpuCheck = compareRuns([output.qa, output.qb], [qa, qb], output.product, matmulAT(qa, qb));
+  }
+  const measure = performance.now() - t1;
+
+  const product = output.product;
+  const status = runner?.status() ?? null;
+  return {
+    request,
+    bitsStored: output.bitsStored,
+    bitsEntropy: output.bitsEntropy,
+    nmse,
+    nmseSampledEntries: sampledEntries,
+    timings: { generate, ...output.timings, measure },
+    tableLayout: status?.available ? status.tableLayout : null,
+    adapter: status?.available ? status.adapter : null,
+    product:
+      product.data.length <= PRODUCT_EXPORT_MAX_ENTRIES
+        ? { rows: product.rows, cols: product.cols, data: Array.from(product.data) }
+        : null,
+    errorSample: sample,
+    cpuCheck,
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+self.addEventListener('message', (event: MessageEvent<WorkerRequest>) => {
+  const message = event.data;
+  if (message.type === 'gpu-status') {
+    void gpuStatus().then((status) => post({ type: 'gpu-status', status }));
+    return;
+  }
+  run(message.id, message.request).then(
+    (result) => post({ type: 'result', id: message.id, result }),
+    (error: unknown) => post({ type: 'error', id: message.id, message: messageOf(error) }),
+  );
+});

@@ -1,0 +1,15 @@
+// dot_i8x8 in core WGSL: the inner product of two vectors of 8 int8 lanes, each held little-endian
+// in a vec2<u32>, by sign-extending every lane. The fallback of shaders/dot_i8_packed.wgsl.
+
+fn dot_i8x4(a: u32, b: u32) -> i32 {
+  let x = bitcast<i32>(a);
+  let y = bitcast<i32>(b);
+  return extractBits(x, 0u, 8u) * extractBits(y, 0u, 8u) +
+    extractBits(x, 8u, 8u) * extractBits(y, 8u, 8u) +
+    extractBits(x, 16u, 8u) * extractBits(y, 16u, 8u) +
+    extractBits(x, 24u, 8u) * extractBits(y, 24u, 8u);
+}
+
+fn dot_i8x8(a: vec2<u32>, b: vec2<u32>) -> i32 {
+  return dot_i8x4(a.x, b.x) + dot_i8x4(a.y, b.y);
+}

@@ -1,0 +1,196 @@
+// Weight-only product Y = ŴᵀX for a lattice-quantized W (n × cols; D3, E8 or Z^8) and f32 right-hand
+// sides X (n × rhs): the LLM decode step (rhs = 1, GEMV) and its batched form. CPU twin:
+// dequantize(Ŵ)ᵀ·X. Compiled as `const RHS_TILE: u32` (right-hand sides per workgroup: 1 or 8),
+// then shaders/lattice_decode.wgsl, then this file (src/gpu/kernels/latticeGemv.ts).
+//
+// Math: Ŵ's column j is R⁻¹ŵ_j + μ_j·1 with ŵ_j its rotated-domain decode and R the randomized
+// Hadamard rotation (orthogonal), so ⟨Ŵ_j, x⟩ = ⟨ŵ_j, R·x⟩ + μ_j·Σx. The kernel reads x̃ = R·x (N
+// entries per right-hand side, rotated by the caller or by the host with the same seed) and computes
+//   Y[j, r] = (ν_j·γ_j) · column_unit · Σ_blocks k·⟨P, x̃_r,block⟩  (+ μ_j · Σ_k x_r[k] when centred)
+// with column_unit = unit / (pointScale · √N) and P the leader in point coordinates; x̃ entries at or
+// past keptLength count as zero. Accumulation in f32.
+//
+// Layout: a workgroup of 256 invocations owns COLUMNS = 8 columns of W and RHS_TILE right-hand sides;
+// LANES = 32 consecutive invocations share one column and read its code words lane by lane, so a
+// group of lanes reads 32 consecutive words (128 bytes) at a time: every code word is read once.
+// x̃ is walked in chunks staged in workgroup memory (chunk_entries per right-hand side, a whole number
+// of code words, at most X_CHUNK / RHS_TILE). D3, q = 6 leaders come from the 216-leader table in
+// workgroup memory (one word each); other codes are decoded with lattice_decode.wgsl. The 32 lanes'
+// partial sums are then added in workgroup memory.
+//
+// Entry point `column_sums` (one workgroup per right-hand side) computes Σ_k x_r[k] for the mean
+// term into `sums`; the host dispatches it before `main` only when W is centred.
+
+const THREADS: u32 = 256u;
+const LANES: u32 = 32u;
+const COLUMNS: u32 = 8u;
+const X_CHUNK: u32 = 3584u;     // f32 staged per chunk, all right-hand sides together (14 KB)
+const LEADER_WORDS: u32 = 216u; // the D3 q = 6 leader table (3 int8 per word)
+
+struct GemvParams {
+  cols: u32,            // W columns in this dispatch
+  rows: u32,            // n: entries of an original x column
+  length: u32,          // N: entries of a rotated x column
+  kept: u32,            // keptLength
+  blocks: u32,          // blocks per W column
+  lattice: u32,         // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
+  q: u32,
+  dim: u32,             // block dimension: 3 or 8
+  use_table: u32,       // 1: D3 q = 6 leaders from the table
+  code_first: u32,      // word offset of this dispatch's first W column in the codes binding
+  code_words: u32,      // code words per column
+  code_bits: u32,
+  index_first: u32,
+  index_words: u32,
+  index_bits: u32,
+  rhs: u32,             // right-hand sides in this dispatch
+  x_rotated_first: u32, // element offset of x̃ column 0 in its binding (columns N apart)
+  x_first: u32,         // element offset of x column 0 in its binding (columns n apart)
+  chunk_words: u32,     // code words per column per x̃ chunk
+  chunk_entries: u32,   // x̃ entries per right-hand side per chunk: chunk_words · per_word · dim
+  y_first: u32,         // element offset of Y[first W column of this dispatch, 0] in its binding
+  y_stride: u32,        // elements between Y columns (all W columns)
+  has_gains: u32,
+  has_means: u32,
+  column_unit: f32,     // unit / (pointScale · √N)
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
+  multiples: array<vec4<i32>, 4>,
+}
+
+@group(0) @binding(0) var<uniform> params: GemvParams;
+@group(0) @binding(1) var<storage, read> leader_table: array<u32>;
+@group(0) @binding(2) var<storage, read> codes: array<u32>;
+@group(0) @binding(3) var<storage, read> indices: array<u32>;
+@group(0) @binding(4) var<storage, read> side: array<f32>;
+@group(0) @binding(5) var<storage, read> x_rotated: array<f32>;
+@group(0) @binding(6) var<storage, read> x: array<f32>;
+@group(0) @binding(7) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+
+var<workgroup> staged: array<f32, X_CHUNK>;
+var<workgroup> leaders: array<u32, LEADER_WORDS>;
+
+// Σ_k x_r[k] for right-hand side r = workgroup x, in a fixed order: strided per invocation, then a tree.
+@compute @workgroup_size(256, 1, 1)
+fn column_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
+  let r = group.x;
+  var partial = 0.0;
+  for (var k = thread; k < params.rows; k = k + THREADS) {
+    partial = partial + x[params.x_first + r * params.rows + k];
+  }
+  staged[thread] = partial;
+  for (var half = THREADS / 2u; half > 0u; half = half / 2u) {
+    workgroupBarrier();
+    if (thread < half) {
+      staged[thread] = staged[thread] + staged[thread + half];
+    }
+  }
+  if (thread == 0u) {
+    sums[r] = staged[0];
+  }
+}
+
+fn multiple(index: u32) -> f32 {
+  let i = min(index, 15u);
+  return f32(params.multiples[i >> 2u][i & 3u]);
+}
+
+// The leader of `code` in point coordinates (D3 fills entries 0…2).
+fn leader_of(code: u32) -> array<i32, 8> {
+  if (params.use_table != 0u) {
+    let word = bitcast<i32>(leaders[min(code, LEADER_WORDS - 1u)]);
+    var p: array<i32, 8>;
+    p[0] = extractBits(word, 0u, 8u);
+    p[1] = extractBits(word, 8u, 8u);
+    p[2] = extractBits(word, 16u, 8u);
+    return p;
+  }
+  return decode_leader(params.lattice, code, params.q);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
+  if (params.use_table != 0u) {
+    for (var w = thread; w < LEADER_WORDS; w = w + THREADS) {
+      leaders[w] = leader_table[w];
+    }
+  }
+  let local_column = thread / LANES;
+  let lane = thread % LANES;
+  let j = group.x * COLUMNS + local_column;
+  let r0 = group.y * RHS_TILE;
+  let per_word = 32u / params.code_bits;
+  let index_per_word = 32u / params.index_bits;
+  let entries_per_word = per_word * params.dim;
+  var acc: array<f32, RHS_TILE>; // zero-initialized
+
+  for (var w0 = 0u; w0 < params.code_words; w0 = w0 + params.chunk_words) {
+    workgroupBarrier(); // everyone is done with the previous chunk (and, the first time, the table is in place)
+    let e0 = w0 * entries_per_word;
+    for (var e = thread; e < RHS_TILE * params.chunk_entries; e = e + THREADS) {
+      let r = e / params.chunk_entries;
+      let k = e0 + e % params.chunk_entries;
+      var value = 0.0;
+      if (r0 + r < params.rhs && k < params.kept) {
+        value = x_rotated[params.x_rotated_first + (r0 + r) * params.length + k];
+      }
+      staged[e] = value;
+    }
+    workgroupBarrier();
+
+    if (j < params.cols) {
+      let words_here = min(params.chunk_words, params.code_words - w0);
+      for (var w = lane; w < words_here; w = w + LANES) {
+        let word_index = w0 + w;
+        let word = codes[params.code_first + j * params.code_words + word_index];
+        for (var slot = 0u; slot < per_word; slot = slot + 1u) {
+          let block = word_index * per_word + slot;
+          if (block >= params.blocks) {
+            break;
+          }
+          let code = extractBits(word, slot * params.code_bits, params.code_bits);
+          let index_word = indices[params.index_first + j * params.index_words + block / index_per_word];
+          let k = multiple(extractBits(index_word, (block % index_per_word) * params.index_bits, params.index_bits));
+          let p = leader_of(code);
+          let base = w * entries_per_word + slot * params.dim;
+          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+            var dot_block = 0.0;
+            for (var i = 0u; i < params.dim; i = i + 1u) {
+              dot_block = dot_block + f32(p[i]) * staged[r * params.chunk_entries + base + i];
+            }
+            acc[r] = acc[r] + k * dot_block;
+          }
+        }
+      }
+    }
+  }
+
+  // Add the 32 lanes of each column: staged[thread · RHS_TILE + r] (256 · RHS_TILE ≤ X_CHUNK).
+  workgroupBarrier();
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    staged[thread * RHS_TILE + r] = acc[r];
+  }
+  workgroupBarrier();
+  if (thread < COLUMNS * RHS_TILE) {
+    let c = thread / RHS_TILE;
+    let r = thread % RHS_TILE;
+    let column = group.x * COLUMNS + c;
+    if (column < params.cols && r0 + r < params.rhs) {
+      var total = 0.0;
+      for (var l = 0u; l < LANES; l = l + 1u) {
+        total = total + staged[(c * LANES + l) * RHS_TILE + r];
+      }
+      var scale = side[column];
+      if (params.has_gains != 0u) {
+        scale = scale * side[params.cols + column];
+      }
+      var value = scale * params.column_unit * total;
+      if (params.has_means != 0u) {
+        value = value + side[2u * params.cols + column] * sums[r0 + r];
+      }
+      y[params.y_first + (r0 + r) * params.y_stride + column] = value;
+    }
+  }
+}

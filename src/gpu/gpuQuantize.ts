@@ -1,0 +1,389 @@
+import { check, checkPositiveInteger } from '../errors.js';
+import { packField, packedLayout, unpackField } from '../format/packing.js';
+import { VoronoiCode } from '../lattices/voronoiCode.js';
+import { checkMatrix, type Matrix } from '../matrix.js';
+import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import { scaleGrid } from '../quantize/scaleGrid.js';
+import { resolveScheme, type LatticeScheme } from '../quantize/schemes.js';
+import { rotationLength } from '../rotation/hadamard.js';
+import { empiricalEntropy } from '../theory/entropy.js';
+import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { withValidation } from './errorScopes.js';
+import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
+import { dispatchHadamard } from './kernels/hadamard.js';
+import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
+import { gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuLatticeMatrix } from './latticeOperand.js';
+import { GpuScratch } from './scratch.js';
+import { itemsPerBinding } from './workSplit.js';
+
+/*
+ * The lattice quantizer on the GPU: column prep → randomized Hadamard rotation → lattice encoding,
+ * producing exactly the codes, scale indices, norms and means of the CPU `quantize()` (gains within
+ * float rounding). A matrix encoded here decodes on the CPU after `read()`, and a CPU-quantized
+ * matrix goes to the GPU kernels through `uploadLatticeMatrix`.
+ */
+
+/** Bits of side information per column: a norm, plus a mean and a gain when kept (as quantize.ts counts them). */
+const SIDE_FLOAT_BITS = 32;
+/** Scratch (prepared and rotated columns) is allocated for chunks of about this many bytes at most. */
+const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
+
+/** A matrix already on the GPU: `rows × cols` column-major f32 in `buffer`, from byte `offset`. */
+export interface GpuMatrixInput {
+  readonly buffer: GPUBuffer;
+  readonly rows: number;
+  readonly cols: number;
+  /** Byte offset of entry (0, 0); a multiple of 4. Default 0. */
+  readonly offset?: number;
+}
+
+/** Options of {@link gpuQuantizeLattice}: those of `quantize()` plus a binding-size cap for tests. */
+export interface GpuQuantizeOptions extends QuantizeOptions {
+  /** Largest storage binding to use, in bytes (default: the device's limit); smaller values force column splitting. */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * A lattice-quantized matrix held in GPU buffers it owns (layout in src/gpu/latticeOperand.ts), the
+ * GPU form of `LatticeQuantizedMatrix`. Scale indices are stored with `scaleIndexBits` ≥ 1 bits (a
+ * single-scale grid stores zeros). `destroy()` frees the buffers.
+ */
+export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
+  readonly kind = 'lattice' as const;
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly seed: number;
+  readonly rotate: boolean;
+  readonly scheme: LatticeScheme;
+  readonly unit: number;
+  readonly multiples: Int32Array;
+  readonly blocksPerColumn: number;
+  readonly codeBits: number;
+  readonly scaleIndexBits: number;
+  private destroyed = false;
+
+  constructor(
+    readonly device: GPUDevice,
+    metadata: Omit<GpuLatticeMatrix, 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'>,
+    readonly codes: GPUBuffer,
+    readonly scaleIndices: GPUBuffer,
+    readonly norms: GPUBuffer,
+    readonly means: GPUBuffer | null,
+    readonly gains: GPUBuffer | null,
+    /** Blocks that overloaded at every scale and were clipped. */
+    readonly clippedBlocks: number,
+  ) {
+    this.rows = metadata.rows;
+    this.cols = metadata.cols;
+    this.length = metadata.length;
+    this.keptLength = metadata.keptLength;
+    this.seed = metadata.seed;
+    this.rotate = metadata.rotate;
+    this.scheme = metadata.scheme;
+    this.unit = metadata.unit;
+    this.multiples = metadata.multiples;
+    this.blocksPerColumn = metadata.blocksPerColumn;
+    this.codeBits = metadata.codeBits;
+    this.scaleIndexBits = metadata.scaleIndexBits;
+  }
+
+  /**
+   * Reads the buffers back into the object the CPU `quantize()` returns (same codes, scale indices,
+   * norms, means, rates; gains as computed on the GPU).
+   *
+   * @example
+   * const q = await gpuMatrix.read();
+   * const c = matmulAT(q, quantize(b, { scheme: 'd3-q6', seed: q.seed })); // decodes on the CPU
+   */
+  async read(): Promise<LatticeQuantizedMatrix> {
+    check(!this.destroyed, 'GpuLatticeQuantizedMatrix.read: the matrix was destroyed');
+    const { device, cols, blocksPerColumn } = this;
+    const codeLayout = packedLayout(this.codeBits, blocksPerColumn);
+    const indexLayout = packedLayout(this.scaleIndexBits, blocksPerColumn);
+    const readWords = async (buffer: GPUBuffer, count: number) => new Uint32Array(await readBuffer(device, buffer, 4 * count));
+    const readFloats = async (buffer: GPUBuffer | null) =>
+      buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols));
+    const [codeWords, indexWords, norms, means, gains] = await Promise.all([
+      readWords(this.codes, codeLayout.wordsPerColumn * cols),
+      readWords(this.scaleIndices, indexLayout.wordsPerColumn * cols),
+      readFloats(this.norms),
+      readFloats(this.means),
+      readFloats(this.gains),
+    ]);
+    const codes = unpackField({ words: codeWords, bits: this.codeBits, ...codeLayout }, blocksPerColumn, cols);
+    const scaleIndices = Uint8Array.from(
+      unpackField({ words: indexWords, bits: this.scaleIndexBits, ...indexLayout }, blocksPerColumn, cols),
+    );
+    const indexCounts = new Float64Array(this.multiples.length);
+    for (const index of scaleIndices) indexCounts[index] = (indexCounts[index] as number) + 1;
+
+    // Rates exactly as quantizeLattice (src/quantize/quantize.ts) computes them.
+    const grid = scaleGrid(this.scheme.overload);
+    const codeSize = new VoronoiCode(schemeLattice(this.scheme), this.scheme.q).size;
+    const sideBitsPerColumn = SIDE_FLOAT_BITS * (1 + (means ? 1 : 0) + (gains ? 1 : 0));
+    const blocks = blocksPerColumn * cols;
+    const entries = this.rows * cols;
+    const bitsStored = (blocks * (this.codeBits + grid.indexBits) + cols * sideBitsPerColumn) / entries;
+    const bitsEntropy = (blocks * (Math.log2(codeSize) + empiricalEntropy(indexCounts)) + cols * sideBitsPerColumn) / entries;
+
+    return {
+      kind: 'lattice',
+      scheme: this.scheme,
+      rows: this.rows,
+      cols,
+      length: this.length,
+      keptLength: this.keptLength,
+      seed: this.seed,
+      rotate: this.rotate,
+      means,
+      norms: norms as Float32Array,
+      gains,
+      unit: this.unit,
+      multiples: this.multiples,
+      blocksPerColumn,
+      codes,
+      scaleIndices,
+      clippedBlocks: this.clippedBlocks,
+      bitsStored,
+      bitsEntropy,
+    };
+  }
+
+  /** Frees the GPU buffers (idempotent). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const buffer of [this.codes, this.scaleIndices, this.norms, this.means, this.gains]) buffer?.destroy();
+  }
+}
+
+/**
+ * Quantizes the columns of a matrix with a lattice scheme on the GPU: the same result as the CPU
+ * `quantize(matrix, options)` (codes, scale indices, norms and means bit for bit; gains within about
+ * 1e−5 relative), kept in GPU buffers. The input is a CPU `Matrix` or an f32 matrix already on the
+ * GPU. Work is split over columns to respect the device's binding and dispatch limits. Like the CPU,
+ * it throws a `LatticeMatmulError` for a non-finite entry or a norm or mean beyond the f32 range
+ * (for a GPU input this is found on the GPU and reported when the promise settles).
+ *
+ * @example
+ * const { device } = await requestNodeGpuDevice();
+ * const qa = await gpuQuantizeLattice(device, a, { scheme: 'd3-q6', seed: 7 });
+ * const cpuForm = await qa.read(); // equals quantize(a, { scheme: 'd3-q6', seed: 7 }) (gains ≈)
+ * qa.destroy();
+ */
+export async function gpuQuantizeLattice(
+  device: GPUDevice,
+  input: Matrix | GpuMatrixInput,
+  options: GpuQuantizeOptions,
+): Promise<GpuLatticeQuantizedMatrix> {
+  check(typeof options === 'object' && options !== null, 'gpuQuantizeLattice needs an options object with a scheme');
+  const scheme = resolveScheme(options.scheme);
+  check(scheme.kind === 'lattice', () => `gpuQuantizeLattice handles lattice schemes only, got a '${scheme.kind}' scheme`);
+  const seed = options.seed ?? 1;
+  check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${seed}`);
+  const center = options.center ?? false;
+  const rotate = options.rotate ?? true;
+  const gain = options.gain ?? 'unbiased';
+  check(['unbiased', 'mmse', 'none'].includes(gain), () => `gain must be 'unbiased', 'mmse' or 'none', got '${String(gain)}'`);
+  const keepFraction = options.keepFraction ?? 1;
+  check(keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be in (0, 1], got ${keepFraction}`);
+
+  if ('data' in input) checkMatrix(input, 'matrix');
+  else checkGpuInput(input);
+  const { rows: n, cols } = input;
+  const length = rotate ? rotationLength(n) : n;
+  check(length <= 2 ** 30, () => `n = ${n} pads to ${length} entries, more than this library supports (2^30)`);
+
+  const lattice = schemeLattice(scheme);
+  const d = lattice.dimension;
+  const grid = scaleGrid(scheme.overload);
+  const keptLength = keptRotatedLength(length, d, keepFraction);
+  const blocksPerColumn = Math.ceil(keptLength / d);
+  const metadata = {
+    rows: n,
+    cols,
+    length,
+    keptLength,
+    seed,
+    rotate,
+    scheme,
+    unit: grid.unit,
+    multiples: grid.multiples,
+    blocksPerColumn,
+    codeBits: latticeCodeBits(scheme),
+    scaleIndexBits: scaleIndexBits(grid.multiples.length),
+  };
+  const codeLayout = packedLayout(metadata.codeBits, blocksPerColumn);
+  const indexLayout = packedLayout(metadata.scaleIndexBits, blocksPerColumn);
+
+  const owned: GPUBuffer[] = [];
+  const make = (label: string, bytes: number): GPUBuffer => {
+    const buffer = createBuffer(device, label, bytes, STORAGE_USAGE);
+    owned.push(buffer);
+    return buffer;
+  };
+  const scratch = new GpuScratch(device);
+  let uploaded: GPUBuffer | undefined;
+  try {
+    return await withValidation(device, 'gpuQuantizeLattice', async () => {
+      const source =
+        'data' in input
+          ? { buffer: (uploaded = createBufferWithData(device, 'quantize input', input.data, STORAGE_USAGE)), offset: 0 }
+          : { buffer: input.buffer, offset: input.offset ?? 0 };
+      const codes = make(`lattice codes (${scheme.lattice} q = ${scheme.q}, ${cols} columns)`, 4 * codeLayout.wordsPerColumn * cols);
+      const scaleIndices = make(`lattice scale indices (${cols} columns)`, 4 * indexLayout.wordsPerColumn * cols);
+      const norms = make(`lattice norms (${cols} columns)`, 4 * cols);
+      const means = center ? make(`lattice means (${cols} columns)`, 4 * cols) : null;
+      const gains = gain !== 'none' ? make(`lattice gains (${cols} columns)`, 4 * cols) : null;
+      const status = scratch.buffer('quantize status', QUANTIZE_STATUS_BYTES, STORAGE_USAGE);
+
+      const alignment = device.limits.minStorageBufferOffsetAlignment;
+      const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+      const chunkCols = Math.min(
+        cols,
+        itemsPerBinding(4 * length, Math.min(maxBinding, SCRATCH_CHUNK_BYTES), alignment),
+        itemsPerBinding(4 * n, maxBinding, alignment),
+        itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),
+        itemsPerBinding(4 * indexLayout.wordsPerColumn, maxBinding, alignment),
+      );
+      const prepared = scratch.buffer('quantize prepared columns', 4 * n * chunkCols, STORAGE_USAGE);
+      const rotated = rotate ? scratch.buffer('quantize rotated columns', 4 * length * chunkCols, STORAGE_USAGE) : prepared;
+      const exponents = scratch.buffer('quantize column exponents', 4 * chunkCols, STORAGE_USAGE);
+
+      const encoder = device.createCommandEncoder({ label: 'gpuQuantizeLattice' });
+      encoder.clearBuffer(codes);
+      encoder.clearBuffer(scaleIndices);
+      encoder.clearBuffer(status);
+      for (let j0 = 0; j0 < cols; j0 += chunkCols) {
+        const count = Math.min(chunkCols, cols - j0);
+        dispatchColumnPrep(device, encoder, scratch, {
+          input: source.buffer,
+          inputOffset: source.offset + 4 * n * j0,
+          prepared,
+          exponents,
+          means,
+          meansOffset: 4 * j0,
+          status,
+          rows: n,
+          cols: count,
+          center,
+          columnOffset: j0,
+          maxBindingBytes: maxBinding,
+        });
+        if (rotate) {
+          dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, cols: count, seed, maxBindingBytes: maxBinding });
+        }
+        dispatchLatticeEncode(device, encoder, scratch, {
+          rotated,
+          exponents,
+          codes,
+          codesOffset: 4 * codeLayout.wordsPerColumn * j0,
+          scaleIndices,
+          scaleIndicesOffset: 4 * indexLayout.wordsPerColumn * j0,
+          indexBits: metadata.scaleIndexBits,
+          norms,
+          normsOffset: 4 * j0,
+          gains,
+          gainsOffset: 4 * j0,
+          gain,
+          status,
+          lattice,
+          q: scheme.q,
+          grid,
+          length,
+          keptLength,
+          cols: count,
+          columnOffset: j0,
+          maxBindingBytes: maxBinding,
+        });
+      }
+      device.queue.submit([encoder.finish()]);
+      const words = new Uint32Array(await readBuffer(device, status, QUANTIZE_STATUS_BYTES));
+      checkStatus(words);
+      return new GpuLatticeQuantizedMatrix(device, metadata, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
+    });
+  } catch (error) {
+    for (const buffer of owned) buffer.destroy();
+    throw error;
+  } finally {
+    scratch.destroy();
+    uploaded?.destroy();
+  }
+}
+
+/**
+ * Puts a CPU-quantized lattice matrix on the GPU (codes and scale indices packed as
+ * src/format/packing.ts lays them out), for the GPU product and decoding kernels.
+ *
+ * @example
+ * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }));
+ */
+export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantizedMatrix {
+  check(typeof q === 'object' && q !== null && q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix');
+  const metadata = gpuLatticeMetadata(q);
+  const { blocksPerColumn, cols } = q;
+  check(
+    q.codes.length === blocksPerColumn * cols && q.scaleIndices.length === blocksPerColumn * cols,
+    () => `uploadLatticeMatrix: expected ${blocksPerColumn * cols} codes and scale indices`,
+  );
+  check(q.norms.length === cols, () => `uploadLatticeMatrix: expected ${cols} norms, got ${q.norms.length}`);
+  const codes = packField(q.codes, metadata.codeBits, blocksPerColumn, cols).words;
+  const scaleIndices = packField(q.scaleIndices, metadata.scaleIndexBits, blocksPerColumn, cols).words;
+  const owned: GPUBuffer[] = [];
+  const upload = (label: string, data: ArrayBufferView): GPUBuffer => {
+    const buffer = createBufferWithData(device, label, data, STORAGE_USAGE);
+    owned.push(buffer);
+    return buffer;
+  };
+  try {
+    const perColumn = (what: string, data: Float32Array | null): GPUBuffer | null => {
+      if (data === null) return null;
+      check(data.length === cols, () => `uploadLatticeMatrix: expected ${cols} ${what}, got ${data.length}`);
+      return upload(`lattice ${what} (${cols} columns)`, data);
+    };
+    return new GpuLatticeQuantizedMatrix(
+      device,
+      metadata,
+      upload(`lattice codes (${q.scheme.lattice} q = ${q.scheme.q}, ${cols} columns)`, codes),
+      upload(`lattice scale indices (${cols} columns)`, scaleIndices),
+      upload(`lattice norms (${cols} columns)`, q.norms),
+      perColumn('means', q.means),
+      perColumn('gains', q.gains),
+      q.clippedBlocks,
+    );
+  } catch (error) {
+    for (const buffer of owned) buffer.destroy();
+    throw error;
+  }
+}
+
+function checkGpuInput(input: GpuMatrixInput): void {
+  check(typeof input === 'object' && input !== null && typeof input.buffer === 'object', 'input must be a Matrix or { buffer, rows, cols }');
+  checkPositiveInteger(input.rows, 'input rows');
+  checkPositiveInteger(input.cols, 'input cols');
+  const offset = input.offset ?? 0;
+  check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `input offset must be a non-negative multiple of 4, got ${offset}`);
+  const bytes = 4 * input.rows * input.cols;
+  check(
+    offset + bytes <= input.buffer.size,
+    () => `input needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`,
+  );
+  check((input.buffer.usage & BufferUsage.STORAGE) !== 0, 'input buffer needs STORAGE usage');
+}
+
+/** Throws what the CPU quantizer throws for the problems the kernels reported. */
+function checkStatus(words: Uint32Array): void {
+  const column = (word: number): number | null => {
+    const value = words[word] as number;
+    return value === 0 ? null : 0xffffffff - value;
+  };
+  const nonFinite = column(QuantizeStatusWord.nonFiniteInput);
+  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}`);
+  const mean = column(QuantizeStatusWord.meanOverflow);
+  check(mean === null, () => `mean of column ${mean} exceeds the f32 range`);
+  const norm = column(QuantizeStatusWord.normOverflow);
+  check(norm === null, () => `norm of column ${norm} exceeds the f32 range`);
+}

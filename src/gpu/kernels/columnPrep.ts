@@ -1,0 +1,196 @@
+import columnPrepSource from '../../../shaders/column_prep.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { REDUCTION_LANES } from '../../quantize/columnScaling.js';
+import { BufferUsage } from '../buffers.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { f32ScalingWgsl } from './f32Scaling.js';
+
+/*
+ * Column preparation on the GPU (shaders/column_prep.wgsl): power-of-two scaling so that max |x_i| ∈
+ * [1, 2) and optional centring, bit for bit as `prepareColumn` (src/quantize/prepareColumn.ts) before
+ * its rotation. The rotation (kernels/hadamard.ts) and the lattice encoder (kernels/latticeEncode.ts)
+ * follow; src/gpu/gpuQuantize.ts chains the three.
+ */
+
+/**
+ * Invocations per workgroup of the prep and encode kernels (THREADS in their WGSL): invocation l is
+ * lane l of the canonical 256-lane sums of src/quantize/columnScaling.ts.
+ */
+export const QUANTIZE_WORKGROUP_LANES = 256;
+
+/** Throws unless the kernels' lanes are the CPU's reduction lanes (the canonical sum order). */
+export function checkReductionLanes(): void {
+  check(
+    REDUCTION_LANES === QUANTIZE_WORKGROUP_LANES,
+    () => `the GPU quantizer sums over ${QUANTIZE_WORKGROUP_LANES} lanes but the CPU reference over ${REDUCTION_LANES}`,
+  );
+}
+
+/** Bytes of the status buffer shared by the prep and encode kernels: four u32 words. */
+export const QUANTIZE_STATUS_BYTES = 16;
+
+/** Word meanings of the status buffer (see shaders/column_prep.wgsl and shaders/lattice_encode.wgsl). */
+export const QuantizeStatusWord = {
+  /** Count of blocks that overloaded at every scale and were clipped. */
+  clippedBlocks: 0,
+  /** 0xffffffff − (first column with a NaN or infinite entry), or 0. */
+  nonFiniteInput: 1,
+  /** 0xffffffff − (first column whose norm overflows f32), or 0. */
+  normOverflow: 2,
+  /** 0xffffffff − (first column whose mean overflows f32), or 0. */
+  meanOverflow: 3,
+} as const;
+
+/** The WGSL of the column-prep kernel: the f32 libraries followed by the kernel. */
+export function columnPrepSourceCode(): string {
+  return `${f32ScalingWgsl()}\n${columnPrepSource}`;
+}
+
+interface ColumnPrepPipeline {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipeline: GPUComputePipeline;
+}
+
+const pipelines = new WeakMap<GPUDevice, ColumnPrepPipeline>();
+
+function columnPrepPipeline(device: GPUDevice): ColumnPrepPipeline {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const storage = (type: GPUBufferBindingType, binding: number): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'column prep',
+      entries: [
+        storage('uniform', 0),
+        storage('read-only-storage', 1),
+        storage('storage', 2),
+        storage('storage', 3),
+        storage('storage', 4),
+        storage('storage', 5),
+      ],
+    });
+    const pipeline = device.createComputePipeline({
+      label: 'column prep',
+      layout: device.createPipelineLayout({ label: 'column prep', bindGroupLayouts: [layout] }),
+      compute: { module: device.createShaderModule({ label: 'column prep', code: columnPrepSourceCode() }), entryPoint: 'main' },
+    });
+    cached = { layout, pipeline };
+    pipelines.set(device, cached);
+  }
+  return cached;
+}
+
+/** Arguments of {@link dispatchColumnPrep}. Offsets are in bytes (multiples of 4). */
+export interface ColumnPrepArgs {
+  /** The input, rows × cols column-major f32. */
+  readonly input: GPUBuffer;
+  readonly inputOffset?: number;
+  /** Written: the scaled (and centred) columns, rows × cols f32. A different buffer from `input`. */
+  readonly prepared: GPUBuffer;
+  readonly preparedOffset?: number;
+  /** Written: the exponent e of each column (i32; the column was multiplied by 2^e). */
+  readonly exponents: GPUBuffer;
+  readonly exponentsOffset?: number;
+  /** Written when centring: each column's mean μ'·2^−e (f32). Null without centring. */
+  readonly means: GPUBuffer | null;
+  readonly meansOffset?: number;
+  /** The 16-byte status buffer (see {@link QuantizeStatusWord}); the caller clears it. */
+  readonly status: GPUBuffer;
+  readonly rows: number;
+  readonly cols: number;
+  readonly center: boolean;
+  /** Global index of column 0 (for status reports when the caller splits a matrix). Default 0. */
+  readonly columnOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the column preparation into `encoder`: for each column, e with max |x_i|·2^e ∈ [1, 2)
+ * (0 for a zero column), v_i = x_i·2^e (exact), and with centring μ' = fround(canonicalSum · fround(1/n)),
+ * v_i = fround(v_i − μ'). Identical bit for bit to the CPU's `prepareColumn` before the rotation.
+ * A NaN or infinite entry, or a mean past the f32 range, is reported in the status buffer.
+ * Columns are split across dispatches when they exceed one storage binding or the dispatch limit.
+ *
+ * @example
+ * dispatchColumnPrep(device, encoder, scratch, { input, prepared, exponents, means: null, status, rows: 768, cols: 64, center: false });
+ */
+export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: ColumnPrepArgs): void {
+  const { rows, cols } = args;
+  checkReductionLanes();
+  checkPositiveInteger(rows, 'column prep rows');
+  checkPositiveInteger(cols, 'column prep cols');
+  check(args.input !== args.prepared, 'column prep: input and prepared must be different buffers');
+  const inputOffset = args.inputOffset ?? 0;
+  const preparedOffset = args.preparedOffset ?? 0;
+  const exponentsOffset = args.exponentsOffset ?? 0;
+  const meansOffset = args.meansOffset ?? 0;
+  const columnOffset = args.columnOffset ?? 0;
+  checkRange(args.input, inputOffset, 4 * rows * cols, 'input');
+  checkRange(args.prepared, preparedOffset, 4 * rows * cols, 'prepared');
+  checkRange(args.exponents, exponentsOffset, 4 * cols, 'exponents');
+  if (args.means) checkRange(args.means, meansOffset, 4 * cols, 'means');
+  check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `column prep: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
+  check(!args.center || args.means !== null, 'column prep: centring needs a means buffer');
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const columnsPerChunk = itemsPerBinding(4 * rows, maxBinding, alignment);
+  const means = args.means ?? scratch.buffer('column prep (no means)', 4, BufferUsage.STORAGE);
+  const { layout, pipeline } = columnPrepPipeline(device);
+
+  const pass = encoder.beginComputePass({ label: `column prep n = ${rows}` });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
+    const count = Math.min(columnsPerChunk, cols - j0);
+    const inputWindow = bindingWindow(inputOffset + 4 * rows * j0, 4 * rows * count, alignment);
+    const preparedWindow = bindingWindow(preparedOffset + 4 * rows * j0, 4 * rows * count, alignment);
+    const exponentWindow = bindingWindow(exponentsOffset + 4 * j0, 4 * count, alignment);
+    const meanWindow = args.means ? bindingWindow(meansOffset + 4 * j0, 4 * count, alignment) : { offset: 0, size: 4, firstElement: 0 };
+    const label = `column prep n = ${rows}, columns ${columnOffset + j0}…${columnOffset + j0 + count - 1}`;
+    const params = new UniformPacker()
+      .u32(rows, 'rows')
+      .u32(count, 'cols')
+      .u32(columnOffset + j0, 'column_offset')
+      .u32(args.center ? 1 : 0, 'center')
+      .f32(Math.fround(1 / rows), 'inverse_rows')
+      .u32(0, 'runtime_zero')
+      .u32(inputWindow.firstElement, 'input_first')
+      .u32(preparedWindow.firstElement, 'prepared_first')
+      .u32(exponentWindow.firstElement, 'exponent_first')
+      .u32(meanWindow.firstElement, 'mean_first')
+      .u32(REDUCTION_LANES / 2, 'first_stride');
+    const bindGroup = device.createBindGroup({
+      label,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: scratch.uniform(label, params) } },
+        { binding: 1, resource: { buffer: args.input, offset: inputWindow.offset, size: inputWindow.size } },
+        { binding: 2, resource: { buffer: args.prepared, offset: preparedWindow.offset, size: preparedWindow.size } },
+        { binding: 3, resource: { buffer: args.exponents, offset: exponentWindow.offset, size: exponentWindow.size } },
+        { binding: 4, resource: { buffer: means, offset: meanWindow.offset, size: meanWindow.size } },
+        { binding: 5, resource: { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES } },
+      ],
+    });
+    pass.setBindGroup(0, bindGroup);
+    const [x, y] = workgroupGrid(count, device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(x, y);
+  }
+  pass.end();
+}
+
+function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
+    () => `column prep: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `column prep: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

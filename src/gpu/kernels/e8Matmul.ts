@@ -1,0 +1,245 @@
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
+import e8MatmulSource from '../../../shaders/e8_matmul.wgsl?raw';
+import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
+import { check } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { schemeLattice } from '../../quantize/quantize.js';
+import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import type { GpuFeatures } from '../device.js';
+import { withValidation } from '../errorScopes.js';
+import {
+  checkGpuLatticeMatrix,
+  checkProductOperands,
+  largestMultiple,
+  latticeId,
+  multipleWords,
+  operandWordsPerColumn,
+  planProductChunks,
+  type GpuLatticeMatrix,
+} from '../latticeOperand.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+
+/*
+ * C = ÂᵀB̂ for two quantized matrices with 8-dimensional blocks (E8 or Z^8) on the GPU
+ * (shaders/e8_matmul.wgsl): leaders decoded on the fly with the integer decoder of
+ * shaders/lattice_decode.wgsl, held as 8 int8 lanes, multiplied with `dot4I8Packed` where the WGSL
+ * language feature packed_4x8_integer_dot_product exists and with plain sign extension otherwise.
+ * CPU twin: the decoded path of `matmulAT` (src/product/matmulAT.ts), which decodes in float64.
+ */
+
+/** C entries per workgroup edge (the shader's TILE). */
+const TILE = 64;
+/** Blocks per decoded slice (the shader's SLICE). */
+const SLICE = 8;
+const I32_MAX = 0x7fffffff;
+
+/** How the kernel forms the 8-lane int8 dot products. */
+export type DotPath = 'packed' | 'plain';
+
+/** `'packed'` where the adapter's WGSL has packed_4x8_integer_dot_product, else `'plain'`. */
+export function dotPathFor(features: GpuFeatures): DotPath {
+  return features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+}
+
+/** The WGSL of one dot path: the dot library, the decoders, then the kernel (whole files, concatenated). */
+export function e8MatmulShaderSource(dotPath: DotPath): string {
+  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${e8MatmulSource}`;
+}
+
+interface E8MatmulPipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byDotPath: Map<DotPath, GPUComputePipeline>;
+}
+
+const pipelines = new WeakMap<GPUDevice, E8MatmulPipelines>();
+
+function e8MatmulPipeline(device: GPUDevice, dotPath: DotPath): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'e8 matmul',
+      entries: [
+        entry(0, 'uniform'),
+        entry(1, 'read-only-storage'), // A codes
+        entry(2, 'read-only-storage'), // A scale indices
+        entry(3, 'read-only-storage'), // A norms, gains, means
+        entry(4, 'read-only-storage'), // B codes
+        entry(5, 'read-only-storage'), // B scale indices
+        entry(6, 'read-only-storage'), // B norms, gains, means
+        entry(7, 'storage'), // C
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'e8 matmul', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byDotPath: new Map() };
+    pipelines.set(device, cached);
+  }
+  let pipeline = cached.byDotPath.get(dotPath);
+  if (pipeline === undefined) {
+    const label = `e8 matmul (${dotPath} dot products)`;
+    pipeline = device.createComputePipeline({
+      label,
+      layout: cached.pipelineLayout,
+      compute: { module: device.createShaderModule({ label, code: e8MatmulShaderSource(dotPath) }), entryPoint: 'main' },
+    });
+    cached.byDotPath.set(dotPath, pipeline);
+  }
+  return { layout: cached.layout, pipeline };
+}
+
+/** Largest ‖P‖² of a leader in point coordinates: E8 ≤ (2q)² (covering radius 1, doubled); Z^8 ≤ 8·⌊q/2⌋². */
+function leaderNormSquaredBound(m: GpuLatticeMatrix): number {
+  const q = m.scheme.q;
+  return m.scheme.lattice === 'E8' ? 4 * q * q : 8 * Math.floor(q / 2) ** 2;
+}
+
+/** Arguments of `dispatchE8Matmul`. */
+export interface E8MatmulArgs {
+  /** Â: E8 or Z^8 quantized (q ≤ 16), n × aCols. */
+  readonly a: GpuLatticeMatrix;
+  /** B̂: E8 or Z^8 quantized with the same seed, lengths and centring, n × bCols. */
+  readonly b: GpuLatticeMatrix;
+  /** C = ÂᵀB̂, aCols × bCols column-major f32 (written). */
+  readonly c: GPUBuffer;
+  /** Byte offset of C in its buffer (a multiple of 4). */
+  readonly cOffset?: number;
+  /**
+   * `'packed'` uses `dot4I8Packed` (only where the WGSL language feature exists: see `dotPathFor`),
+   * `'plain'` core WGSL.
+   */
+  readonly dotPath: DotPath;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records C = ÂᵀB̂ (+ n·μ_a·μ_b when both are centred) into `encoder` for two E8 / Z^8 quantized
+ * matrices, decoding leaders on the fly. Columns are split across dispatches when codes or C exceed
+ * one storage binding, or the grid exceeds the dispatch limit. Scratch buffers go into `scratch`:
+ * destroy it after submitting.
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'ÂᵀB̂ (E8)' });
+ * dispatchE8Matmul(device, encoder, scratch, { a: gpuA, b: gpuB, c, dotPath: dotPathFor(features) });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8MatmulArgs): void {
+  const { a, b } = args;
+  checkGpuLatticeMatrix(a, 'A');
+  checkGpuLatticeMatrix(b, 'B');
+  for (const [m, name] of [[a, 'A'], [b, 'B']] as const) {
+    check(
+      (m.scheme.lattice === 'E8' || m.scheme.lattice === 'Z') && m.scheme.q <= 16,
+      () => `the E8 product needs E8 or Z^8 codes with q ≤ 16; ${name} is ${m.scheme.lattice}, q = ${m.scheme.q}`,
+    );
+  }
+  checkProductOperands(a, b);
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+
+  const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
+  const integerSums = SLICE * largestMultiple(a) * largestMultiple(b) * dotBound <= I32_MAX;
+  const aWords = operandWordsPerColumn(a);
+  const bWords = operandWordsPerColumn(b);
+  const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
+  const { layout, pipeline } = e8MatmulPipeline(device, args.dotPath);
+  const chunks = planProductChunks(
+    device,
+    encoder,
+    scratch,
+    { a, b, c: args.c, cOffset: args.cOffset ?? 0, maxBindingBytes: args.maxBindingBytes },
+    TILE,
+    'e8 matmul',
+  );
+
+  const pass = encoder.beginComputePass({ label: `e8 matmul (${args.dotPath})` });
+  pass.setPipeline(pipeline);
+  for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
+    const params = new UniformPacker()
+      .u32(a.blocksPerColumn, 'blocks')
+      .u32(aRange.count, 'a_cols')
+      .u32(bRange.count, 'b_cols')
+      .u32(a.keptLength, 'kept')
+      .u32(latticeId(a.scheme), 'a_lattice')
+      .u32(a.scheme.q, 'a_q')
+      .u32(aWindows.codes.firstElement, 'a_code_first')
+      .u32(aWords.codes, 'a_code_words')
+      .u32(a.codeBits, 'a_code_bits')
+      .u32(aWindows.scaleIndices.firstElement, 'a_index_first')
+      .u32(aWords.scaleIndices, 'a_index_words')
+      .u32(a.scaleIndexBits, 'a_index_bits')
+      .u32(latticeId(b.scheme), 'b_lattice')
+      .u32(b.scheme.q, 'b_q')
+      .u32(bWindows.codes.firstElement, 'b_code_first')
+      .u32(bWords.codes, 'b_code_words')
+      .u32(b.codeBits, 'b_code_bits')
+      .u32(bWindows.scaleIndices.firstElement, 'b_index_first')
+      .u32(bWords.scaleIndices, 'b_index_words')
+      .u32(b.scaleIndexBits, 'b_index_bits')
+      .u32(cWindow.firstElement + aRange.first, 'c_first')
+      .u32(a.cols, 'c_stride')
+      .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
+      .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
+      .u32(aSide.hasMeans ? 1 : 0, 'has_means')
+      .u32(integerSums ? 1 : 0, 'integer_sums')
+      .f32(common, 'common_scale')
+      .f32(a.rows, 'rows');
+    for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
+    for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
+    const bindGroup = device.createBindGroup({
+      label,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
+        { binding: 1, resource: { buffer: a.codes, offset: aWindows.codes.offset, size: aWindows.codes.size } },
+        { binding: 2, resource: { buffer: a.scaleIndices, offset: aWindows.scaleIndices.offset, size: aWindows.scaleIndices.size } },
+        { binding: 3, resource: { buffer: aSide.buffer } },
+        { binding: 4, resource: { buffer: b.codes, offset: bWindows.codes.offset, size: bWindows.codes.size } },
+        { binding: 5, resource: { buffer: b.scaleIndices, offset: bWindows.scaleIndices.offset, size: bWindows.scaleIndices.size } },
+        { binding: 6, resource: { buffer: bSide.buffer } },
+        { binding: 7, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
+      ],
+    });
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(aRange.count / TILE), Math.ceil(bRange.count / TILE));
+  }
+  pass.end();
+}
+
+/**
+ * C = ÂᵀB̂ for two E8 / Z^8 matrices already on the GPU: dispatches inside validation error scopes,
+ * reads C back, and destroys what it created. For tests and benchmarks.
+ *
+ * @example
+ * const c = await e8MatmulAT(device, gpuA, gpuB, { dotPath: dotPathFor(features) }); // ≈ matmulAT(qa, qb)
+ */
+export async function e8MatmulAT(
+  device: GPUDevice,
+  a: GpuLatticeMatrix,
+  b: GpuLatticeMatrix,
+  options: Pick<E8MatmulArgs, 'dotPath' | 'maxBindingBytes'>,
+): Promise<Matrix> {
+  const scratch = new GpuScratch(device);
+  let cBuffer: GPUBuffer | undefined;
+  try {
+    return await withValidation(device, `e8 matmul (${options.dotPath})`, async () => {
+      cBuffer = createBuffer(device, 'e8 matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
+      const encoder = device.createCommandEncoder({ label: 'e8 matmul' });
+      dispatchE8Matmul(device, encoder, scratch, { a, b, c: cBuffer, ...options });
+      device.queue.submit([encoder.finish()]);
+      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
+      return { rows: a.cols, cols: b.cols, data };
+    });
+  } finally {
+    scratch.destroy();
+    cBuffer?.destroy();
+  }
+}

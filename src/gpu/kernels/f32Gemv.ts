@@ -1,0 +1,219 @@
+import f32GemvSource from '../../../shaders/f32_gemv.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+
+/*
+ * The f32 GEMV baseline y = Wᵀx (shaders/f32_gemv.wgsl): W is n × cols column-major, x has n entries,
+ * y has cols. CPU twin: float64 dot products of the columns with x. The GPU sums each column in f32:
+ * every lane adds ⌈n / (64·width)⌉ chunk products in order, a vec4 chunk product is a `dot` (4
+ * products, 3 additions), then 6 levels of tree sum, so each term goes through at most
+ * ⌈n/64⌉ + 10 roundings and |ŷ_j − y_j| ≤ (⌈n/64⌉ + 10)·u·Σ_k |W_kj·x_k|, u = 2^−24 (a driver may fuse
+ * multiply-adds, which only removes roundings).
+ */
+
+/** Output columns per workgroup (the shader's COLUMNS). */
+export const F32_GEMV_COLUMNS_PER_WORKGROUP = 4;
+
+/** Floats per load: 4 (vec4) when the shape and offsets allow it, else 1. */
+export type F32GemvChunkWidth = 1 | 4;
+
+/** The WGSL of one variant: the prefix declares the chunk type the loads use. */
+export function f32GemvShaderSource(chunkWidth: F32GemvChunkWidth): string {
+  const prefix =
+    chunkWidth === 4
+      ? 'alias Chunk = vec4<f32>;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return dot(a, b); }\n'
+      : 'alias Chunk = f32;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return a * b; }\n';
+  return prefix + f32GemvSource;
+}
+
+interface F32GemvPipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byWidth: Map<F32GemvChunkWidth, GPUComputePipeline>;
+}
+
+/** Pipelines per device, one per chunk width, built on first use. */
+const pipelines = new WeakMap<GPUDevice, F32GemvPipelines>();
+
+function f32GemvPipeline(
+  device: GPUDevice,
+  chunkWidth: F32GemvChunkWidth,
+): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const layout = device.createBindGroupLayout({
+      label: 'f32 gemv',
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'f32 gemv', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byWidth: new Map() };
+    pipelines.set(device, cached);
+  }
+  let pipeline = cached.byWidth.get(chunkWidth);
+  if (pipeline === undefined) {
+    const label = `f32 gemv (chunk width ${chunkWidth})`;
+    pipeline = device.createComputePipeline({
+      label,
+      layout: cached.pipelineLayout,
+      compute: { module: device.createShaderModule({ label, code: f32GemvShaderSource(chunkWidth) }), entryPoint: 'main' },
+    });
+    cached.byWidth.set(chunkWidth, pipeline);
+  }
+  return { layout: cached.layout, pipeline };
+}
+
+/** Arguments of `dispatchF32Gemv`. Offsets are in bytes (multiples of 4). */
+export interface F32GemvArgs {
+  /** W, n × cols column-major f32. */
+  readonly w: GPUBuffer;
+  /** x, n f32. */
+  readonly x: GPUBuffer;
+  /** y = Wᵀx, cols f32 (written). */
+  readonly y: GPUBuffer;
+  readonly n: number;
+  readonly cols: number;
+  readonly wOffset?: number;
+  readonly xOffset?: number;
+  readonly yOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+  /** Force the scalar path (1) even where vec4 loads are possible; for tests. */
+  readonly chunkWidth?: F32GemvChunkWidth;
+}
+
+/**
+ * The chunk width `dispatchF32Gemv` uses: 4 when n is a multiple of 4 and W and x start at multiples
+ * of 16 bytes, else 1.
+ */
+export function f32GemvChunkWidth(n: number, wOffset = 0, xOffset = 0): F32GemvChunkWidth {
+  return n % 4 === 0 && wOffset % 16 === 0 && xOffset % 16 === 0 ? 4 : 1;
+}
+
+/**
+ * Records y = Wᵀx into `encoder`. Columns are split across several dispatches when W or y is larger
+ * than one storage binding; x must fit one binding. Parameter buffers go into `scratch` (destroy it
+ * after submitting).
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'gemv' });
+ * dispatchF32Gemv(device, encoder, scratch, { w, x, y, n: 4096, cols: 4096 });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: F32GemvArgs): void {
+  const { n, cols } = args;
+  checkPositiveInteger(n, 'f32 gemv n');
+  checkPositiveInteger(cols, 'f32 gemv cols');
+  const wOffset = args.wOffset ?? 0;
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  checkFits(args.w, wOffset, 4 * n * cols, 'W');
+  checkFits(args.x, xOffset, 4 * n, 'x');
+  checkFits(args.y, yOffset, 4 * cols, 'y');
+  const possibleWidth = f32GemvChunkWidth(n, wOffset, xOffset);
+  const chunkWidth = args.chunkWidth ?? possibleWidth;
+  check(
+    chunkWidth === 1 || possibleWidth === 4,
+    () => `f32 gemv: chunk width 4 needs n % 4 = 0 and 16-byte-aligned W and x (n = ${n}, offsets ${wOffset}, ${xOffset})`,
+  );
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const xWindow = bindingWindow(xOffset, 4 * n, alignment);
+  check(xWindow.size <= maxBinding, () => `f32 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
+  const columnsPerChunk = Math.min(itemsPerBinding(4 * n, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment));
+
+  const { layout, pipeline } = f32GemvPipeline(device, chunkWidth);
+  const pass = encoder.beginComputePass({ label: 'f32 gemv' });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, cols - j0);
+    const wWindow = bindingWindow(wOffset + 4 * n * j0, 4 * n * chunkCols, alignment);
+    const yWindow = bindingWindow(yOffset + 4 * j0, 4 * chunkCols, alignment);
+    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
+    const params = scratch.uniform(
+      `f32 gemv params (${range})`,
+      new UniformPacker()
+        .u32(chunkCols, 'cols')
+        .u32(n / chunkWidth, 'chunks')
+        .u32(wWindow.firstElement / chunkWidth, 'w_first')
+        .u32(xWindow.firstElement / chunkWidth, 'x_first')
+        .u32(yWindow.firstElement, 'y_first'),
+    );
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        label: `f32 gemv (${range})`,
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: params } },
+          { binding: 1, resource: { buffer: args.w, offset: wWindow.offset, size: wWindow.size } },
+          { binding: 2, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
+          { binding: 3, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
+        ],
+      }),
+    );
+    const [gx, gy] = workgroupGrid(
+      Math.ceil(chunkCols / F32_GEMV_COLUMNS_PER_WORKGROUP),
+      device.limits.maxComputeWorkgroupsPerDimension,
+    );
+    pass.dispatchWorkgroups(gx, gy);
+  }
+  pass.end();
+}
+
+/**
+ * y = Wᵀx on the GPU for CPU data: uploads, dispatches inside validation error scopes, reads back and
+ * destroys its buffers. For tests and benchmarks; applications keep data on the GPU and call
+ * `dispatchF32Gemv`.
+ *
+ * @example
+ * const y = await f32Gemv(device, w, x); // w.cols entries
+ */
+export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array): Promise<Float32Array> {
+  checkMatrix(w, 'W');
+  check(x instanceof Float32Array, 'f32 gemv: x must be a Float32Array');
+  check(x.length === w.rows, () => `f32 gemv: x has ${x.length} entries, W has ${w.rows} rows`);
+  const bad = firstNonFinite(x);
+  check(bad < 0, () => `f32 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  const scratch = new GpuScratch(device);
+  const buffers: GPUBuffer[] = [];
+  try {
+    return await withValidation(device, 'f32 gemv', async () => {
+      const wBuffer = createBufferWithData(device, 'f32 gemv W', w.data, STORAGE_USAGE);
+      buffers.push(wBuffer);
+      const xBuffer = createBufferWithData(device, 'f32 gemv x', x, STORAGE_USAGE);
+      buffers.push(xBuffer);
+      const yBuffer = createBuffer(device, 'f32 gemv y', 4 * w.cols, STORAGE_USAGE);
+      buffers.push(yBuffer);
+      const encoder = device.createCommandEncoder({ label: 'f32 gemv' });
+      dispatchF32Gemv(device, encoder, scratch, { w: wBuffer, x: xBuffer, y: yBuffer, n: w.rows, cols: w.cols });
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, yBuffer, 4 * w.cols));
+    });
+  } finally {
+    scratch.destroy();
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
+    () => `f32 gemv: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `f32 gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

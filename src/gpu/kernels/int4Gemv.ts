@@ -1,0 +1,316 @@
+import int4GemvSource from '../../../shaders/int4_gemv.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, column, firstNonFinite, type Matrix } from '../../matrix.js';
+import { absmaxQuantize, type AbsmaxOptions } from '../../scalar/absmax.js';
+import { float16Bits, fromFloat16Bits } from '../../scalar/floatFormats.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+
+/*
+ * The int4 group-32 GEMV baseline y = Wᵀx (shaders/int4_gemv.wgsl), in the storage of WebLLM's
+ * q4f16_1 and llama.cpp's Q4_0: 4-bit symmetric levels packed 8 per u32, one fp16 scale per 32
+ * entries, codes and scales in separate flat buffers (q4f16_1's choice; Q4_0 interleaves them in
+ * 18-byte blocks, which WGSL cannot read as aligned words). The scales are fp16 pairs in u32 words on
+ * every adapter: the shader decodes them with the core builtin `unpack2x16float`, so `shader-f16` is
+ * not needed and there is no f32-scale variant.
+ *
+ * Quantization is `absmaxQuantize(column, INT4_G32_OPTIONS)` per column (CPU). CPU twin of the
+ * kernel: float64 dot products of `dequantizeInt4Weights(q)` with x. The GPU forms each group's
+ * Σ level·x in f32 (products, vec4 `dot`s, a chain of 8), scales it, adds it to a lane accumulator
+ * (a chain of ⌈G/64⌉) and sums 64 lanes in a tree (6 levels), so each term goes through at most
+ * 20 + ⌈G/64⌉ roundings: |ŷ_j − y_j| ≤ (20 + ⌈G/64⌉)·u·Σ_k |Ŵ_kj·x_k|, u = 2^−24, Ŵ the dequantized W.
+ */
+
+/** Entries per scale. */
+export const INT4_GROUP_SIZE = 32;
+/** Output columns per workgroup (the shader's COLUMNS). */
+export const INT4_GEMV_COLUMNS_PER_WORKGROUP = 4;
+
+/** The absmax options that define the int4 g32 codes (symmetric levels −7..7 stored as level + 8, fp16 scales). */
+export const INT4_G32_OPTIONS: AbsmaxOptions = { bits: 4, groupSize: INT4_GROUP_SIZE, grid: 'symmetric', scaleFormat: 'fp16' };
+
+/**
+ * An n × cols matrix in the int4 g32 GEMV layout (see shaders/int4_gemv.wgsl). Column j's codes are
+ * the words `codes[4·G·j … 4·G·(j + 1))`, its scales `scales[S·j … S·(j + 1))`.
+ */
+export interface Int4Weights {
+  /** n: entries per column. */
+  readonly rows: number;
+  readonly cols: number;
+  /** G = ⌈n/32⌉ groups per column. */
+  readonly groups: number;
+  /** S = ⌈G/2⌉ scale words per column. */
+  readonly scaleWords: number;
+  /** 4·G·cols words; nibble e % 8 of word e / 8 (within a group) holds level + 8. */
+  readonly codes: Uint32Array;
+  /** S·cols words, each two fp16 scales (group 2i in the low half, 2i + 1 in the high half). */
+  readonly scales: Uint32Array;
+}
+
+/** x's length in the kernel: n rounded up to a whole group (the padding must be zero). */
+export function int4PaddedLength(n: number): number {
+  checkPositiveInteger(n, 'int4 n');
+  return INT4_GROUP_SIZE * Math.ceil(n / INT4_GROUP_SIZE);
+}
+
+/** Bytes the kernel reads for W (codes + scales) of an n × cols matrix. */
+export function int4WeightBytes(n: number, cols: number): number {
+  const groups = Math.ceil(n / INT4_GROUP_SIZE);
+  return cols * (16 * groups + 4 * Math.ceil(groups / 2));
+}
+
+/**
+ * Quantizes each column of W with `absmaxQuantize(column, INT4_G32_OPTIONS)` and packs codes and
+ * scales in the kernel's layout. Padding entries past n get level 0 (nibble 8), padding scales 0.
+ *
+ * @example
+ * const q = quantizeInt4Weights(w);
+ * const y = await int4Gemv(device, q, x);
+ */
+export function quantizeInt4Weights(w: Matrix): Int4Weights {
+  checkMatrix(w, 'W');
+  const n = w.rows;
+  const groups = Math.ceil(n / INT4_GROUP_SIZE);
+  const scaleWords = Math.ceil(groups / 2);
+  const codes = new Uint32Array(4 * groups * w.cols);
+  const scales = new Uint32Array(scaleWords * w.cols);
+  const zeroLevelWord = 0x88888888;
+  for (let j = 0; j < w.cols; j++) {
+    const quantized = absmaxQuantize(column(w, j), INT4_G32_OPTIONS);
+    const codeBase = 4 * groups * j;
+    codes.fill(zeroLevelWord, codeBase, codeBase + 4 * groups);
+    for (let k = 0; k < n; k++) {
+      const word = codeBase + (k >>> 3);
+      const shift = 4 * (k & 7);
+      const nibble = quantized.codes[k] as number;
+      codes[word] = ((codes[word] as number) & ~(15 << shift)) | (nibble << shift);
+    }
+    for (let g = 0; g < groups; g++) {
+      const half = float16Bits(quantized.scales[g] as number);
+      const word = scaleWords * j + (g >>> 1);
+      scales[word] = (scales[word] as number) | (half << (16 * (g & 1)));
+    }
+  }
+  return { rows: n, cols: w.cols, groups, scaleWords, codes, scales };
+}
+
+/**
+ * The matrix the kernel multiplies by: entry (k, j) = scale · (nibble − 8), read from the packed
+ * layout (exact in f32: an fp16 scale times a level of at most 3 bits).
+ */
+export function dequantizeInt4Weights(q: Int4Weights): Matrix {
+  checkInt4Weights(q);
+  const data = new Float32Array(q.rows * q.cols);
+  for (let j = 0; j < q.cols; j++) {
+    for (let k = 0; k < q.rows; k++) {
+      const group = k >>> 5;
+      const word = q.codes[4 * q.groups * j + (k >>> 3)] as number;
+      const level = ((word >>> (4 * (k & 7))) & 15) - 8;
+      const scaleWord = q.scales[q.scaleWords * j + (group >>> 1)] as number;
+      const scale = fromFloat16Bits((scaleWord >>> (16 * (group & 1))) & 0xffff);
+      data[j * q.rows + k] = scale * level;
+    }
+  }
+  return { rows: q.rows, cols: q.cols, data };
+}
+
+function checkInt4Weights(q: Int4Weights): void {
+  check(typeof q === 'object' && q !== null, 'int4 weights must be an Int4Weights object');
+  checkPositiveInteger(q.rows, 'int4 weights rows');
+  checkPositiveInteger(q.cols, 'int4 weights cols');
+  const groups = Math.ceil(q.rows / INT4_GROUP_SIZE);
+  check(q.groups === groups, () => `int4 weights: groups is ${q.groups}, expected ⌈${q.rows}/32⌉ = ${groups}`);
+  check(q.scaleWords === Math.ceil(groups / 2), () => `int4 weights: scaleWords is ${q.scaleWords}, expected ⌈G/2⌉`);
+  check(
+    q.codes instanceof Uint32Array && q.codes.length === 4 * groups * q.cols,
+    () => `int4 weights: codes must be a Uint32Array of 4·G·cols = ${4 * groups * q.cols} words`,
+  );
+  check(
+    q.scales instanceof Uint32Array && q.scales.length === q.scaleWords * q.cols,
+    () => `int4 weights: scales must be a Uint32Array of S·cols = ${q.scaleWords * q.cols} words`,
+  );
+}
+
+interface Int4GemvPipeline {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipeline: GPUComputePipeline;
+}
+
+/** One pipeline per device (no compile-time variants), built on first use. */
+const pipelines = new WeakMap<GPUDevice, Int4GemvPipeline>();
+
+function int4GemvPipeline(device: GPUDevice): Int4GemvPipeline {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const layout = device.createBindGroupLayout({
+      label: 'int4 gemv',
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    });
+    const pipeline = device.createComputePipeline({
+      label: 'int4 gemv',
+      layout: device.createPipelineLayout({ label: 'int4 gemv', bindGroupLayouts: [layout] }),
+      compute: { module: device.createShaderModule({ label: 'int4 gemv', code: int4GemvSource }), entryPoint: 'main' },
+    });
+    cached = { layout, pipeline };
+    pipelines.set(device, cached);
+  }
+  return cached;
+}
+
+/** Arguments of `dispatchInt4Gemv`. Offsets are in bytes. */
+export interface Int4GemvArgs {
+  /** Packed codes (`Int4Weights.codes`), 16·G·cols bytes; offset a multiple of 16. */
+  readonly codes: GPUBuffer;
+  /** Packed fp16 scales (`Int4Weights.scales`), 4·S·cols bytes; offset a multiple of 4. */
+  readonly scales: GPUBuffer;
+  /** x, `int4PaddedLength(n)` f32 (zero past n); offset a multiple of 16. */
+  readonly x: GPUBuffer;
+  /** y = Ŵᵀx, cols f32 (written); offset a multiple of 4. */
+  readonly y: GPUBuffer;
+  readonly n: number;
+  readonly cols: number;
+  readonly codesOffset?: number;
+  readonly scalesOffset?: number;
+  readonly xOffset?: number;
+  readonly yOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records y = Ŵᵀx into `encoder` for int4 g32 weights Ŵ. Columns are split across several dispatches
+ * when the codes, scales or y are larger than one storage binding; x must fit one binding. Parameter
+ * buffers go into `scratch` (destroy it after submitting).
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'int4 gemv' });
+ * dispatchInt4Gemv(device, encoder, scratch, { codes, scales, x, y, n: 4096, cols: 4096 });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: Int4GemvArgs): void {
+  const { n, cols } = args;
+  checkPositiveInteger(n, 'int4 gemv n');
+  checkPositiveInteger(cols, 'int4 gemv cols');
+  const groups = Math.ceil(n / INT4_GROUP_SIZE);
+  const scaleWords = Math.ceil(groups / 2);
+  const codesOffset = args.codesOffset ?? 0;
+  const scalesOffset = args.scalesOffset ?? 0;
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  checkFits(args.codes, codesOffset, 16 * groups * cols, 'codes', 16);
+  checkFits(args.scales, scalesOffset, 4 * scaleWords * cols, 'scales', 4);
+  checkFits(args.x, xOffset, 4 * INT4_GROUP_SIZE * groups, 'x', 16);
+  checkFits(args.y, yOffset, 4 * cols, 'y', 4);
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const xWindow = bindingWindow(xOffset, 4 * INT4_GROUP_SIZE * groups, alignment);
+  check(xWindow.size <= maxBinding, () => `int4 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
+  const columnsPerChunk = Math.min(
+    itemsPerBinding(16 * groups, maxBinding, alignment),
+    itemsPerBinding(4 * scaleWords, maxBinding, alignment),
+    itemsPerBinding(4, maxBinding, alignment),
+  );
+
+  const { layout, pipeline } = int4GemvPipeline(device);
+  const pass = encoder.beginComputePass({ label: 'int4 gemv' });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, cols - j0);
+    const codesWindow = bindingWindow(codesOffset + 16 * groups * j0, 16 * groups * chunkCols, alignment);
+    const scalesWindow = bindingWindow(scalesOffset + 4 * scaleWords * j0, 4 * scaleWords * chunkCols, alignment);
+    const yWindow = bindingWindow(yOffset + 4 * j0, 4 * chunkCols, alignment);
+    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
+    const params = scratch.uniform(
+      `int4 gemv params (${range})`,
+      new UniformPacker()
+        .u32(chunkCols, 'cols')
+        .u32(groups, 'groups')
+        .u32(scaleWords, 'scale_words')
+        .u32(codesWindow.firstElement / 4, 'codes_first')
+        .u32(scalesWindow.firstElement, 'scales_first')
+        .u32(xWindow.firstElement / 4, 'x_first')
+        .u32(yWindow.firstElement, 'y_first'),
+    );
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        label: `int4 gemv (${range})`,
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: params } },
+          { binding: 1, resource: { buffer: args.codes, offset: codesWindow.offset, size: codesWindow.size } },
+          { binding: 2, resource: { buffer: args.scales, offset: scalesWindow.offset, size: scalesWindow.size } },
+          { binding: 3, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
+          { binding: 4, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
+        ],
+      }),
+    );
+    const [gx, gy] = workgroupGrid(
+      Math.ceil(chunkCols / INT4_GEMV_COLUMNS_PER_WORKGROUP),
+      device.limits.maxComputeWorkgroupsPerDimension,
+    );
+    pass.dispatchWorkgroups(gx, gy);
+  }
+  pass.end();
+}
+
+/**
+ * y = Ŵᵀx on the GPU for CPU data: uploads the packed weights and x (zero-padded to whole groups),
+ * dispatches inside validation error scopes, reads back and destroys its buffers. For tests and
+ * benchmarks; applications keep data on the GPU and call `dispatchInt4Gemv`.
+ *
+ * @example
+ * const y = await int4Gemv(device, quantizeInt4Weights(w), x); // w.cols entries
+ */
+export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float32Array): Promise<Float32Array> {
+  checkInt4Weights(weights);
+  check(x instanceof Float32Array, 'int4 gemv: x must be a Float32Array');
+  check(x.length === weights.rows, () => `int4 gemv: x has ${x.length} entries, W has ${weights.rows} rows`);
+  const bad = firstNonFinite(x);
+  check(bad < 0, () => `int4 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  const paddedX = new Float32Array(int4PaddedLength(weights.rows));
+  paddedX.set(x);
+  const scratch = new GpuScratch(device);
+  const buffers: GPUBuffer[] = [];
+  try {
+    return await withValidation(device, 'int4 gemv', async () => {
+      const codes = createBufferWithData(device, 'int4 gemv codes', weights.codes, STORAGE_USAGE);
+      buffers.push(codes);
+      const scales = createBufferWithData(device, 'int4 gemv scales', weights.scales, STORAGE_USAGE);
+      buffers.push(scales);
+      const xBuffer = createBufferWithData(device, 'int4 gemv x', paddedX, STORAGE_USAGE);
+      buffers.push(xBuffer);
+      const y = createBuffer(device, 'int4 gemv y', 4 * weights.cols, STORAGE_USAGE);
+      buffers.push(y);
+      const encoder = device.createCommandEncoder({ label: 'int4 gemv' });
+      dispatchInt4Gemv(device, encoder, scratch, { codes, scales, x: xBuffer, y, n: weights.rows, cols: weights.cols });
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, y, 4 * weights.cols));
+    });
+  } finally {
+    scratch.destroy();
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string, offsetMultiple: number): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
+    () => `int4 gemv: ${name} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `int4 gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

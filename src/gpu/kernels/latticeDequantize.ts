@@ -1,0 +1,218 @@
+import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
+import dequantizeSource from '../../../shaders/lattice_dequantize.wgsl?raw';
+import { check } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { schemeLattice } from '../../quantize/quantize.js';
+import { RandomizedHadamard } from '../../rotation/randomizedHadamard.js';
+import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import {
+  checkGpuLatticeMatrix,
+  columnRanges,
+  gatherColumnSide,
+  latticeId,
+  multipleWords,
+  operandColumnsPerBinding,
+  operandWindows,
+  operandWordsPerColumn,
+  type GpuLatticeMatrix,
+} from '../latticeOperand.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+
+/*
+ * Codes → f32 on the GPU (shaders/lattice_dequantize.wgsl): every column decoded into the rotated
+ * domain, as `decodeRotated` (src/product/decodeRotated.ts) does on the CPU, for D3, E8 and Z^8
+ * schemes. Back to the original basis (inverse rotation, column means) the convenience function
+ * `latticeDequantize` uses the CPU `RandomizedHadamard.inverse`: the GPU rotation kernel has no
+ * inverse yet.
+ */
+
+const THREADS = 256;
+
+const pipelines = new WeakMap<GPUDevice, { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline }>();
+
+function dequantizePipeline(device: GPUDevice): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'lattice dequantize',
+      entries: [
+        entry(0, 'uniform'),
+        entry(1, 'read-only-storage'), // codes
+        entry(2, 'read-only-storage'), // scale indices
+        entry(3, 'read-only-storage'), // norms, gains
+        entry(4, 'storage'), // output
+      ],
+    });
+    const module = device.createShaderModule({ label: 'lattice dequantize', code: `${latticeDecodeSource}\n${dequantizeSource}` });
+    const pipeline = device.createComputePipeline({
+      label: 'lattice dequantize',
+      layout: device.createPipelineLayout({ label: 'lattice dequantize', bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    });
+    cached = { layout, pipeline };
+    pipelines.set(device, cached);
+  }
+  return cached;
+}
+
+/** Arguments of `dispatchLatticeDequantize`. */
+export interface LatticeDequantizeArgs {
+  /** The quantized matrix (D3, E8 or Z^8 scheme). */
+  readonly m: GpuLatticeMatrix;
+  /** length × cols column-major f32 (written): the decoded rotated columns, zeros past keptLength. */
+  readonly output: GPUBuffer;
+  /** Byte offset of the output in its buffer (a multiple of 4). */
+  readonly outputOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the decoding of every column of `m` into the rotated domain: output column j =
+ * (ν_j/√N)·γ_j·(unit/s)·k·leader, block by block (what `decodeRotated` computes on the CPU, in f32).
+ * The output needs STORAGE and COPY_DST usage (with time-sharing its tail is cleared first). Columns
+ * are split across dispatches when they exceed one binding. Scratch buffers go into `scratch`.
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'dequantize' });
+ * dispatchLatticeDequantize(device, encoder, scratch, { m: gpuW, output }); // output: 4·length·cols bytes
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeDequantizeArgs): void {
+  const { m } = args;
+  checkGpuLatticeMatrix(m, 'quantized matrix');
+  const outputOffset = args.outputOffset ?? 0;
+  const outputBytes = 4 * m.length * m.cols;
+  check(
+    Number.isInteger(outputOffset) && outputOffset >= 0 && outputOffset % 4 === 0,
+    () => `dequantize: output offset must be a non-negative multiple of 4, got ${outputOffset}`,
+  );
+  check(
+    outputOffset + outputBytes <= args.output.size,
+    () => `dequantize: the output needs ${outputBytes} bytes at offset ${outputOffset}, but its buffer has ${args.output.size}`,
+  );
+  const lattice = schemeLattice(m.scheme);
+  const dim = lattice.dimension;
+  if (m.blocksPerColumn * dim < m.length) encoder.clearBuffer(args.output, outputOffset, outputBytes);
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const words = operandWordsPerColumn(m);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  const ranges = columnRanges(
+    m.cols,
+    Math.min(
+      operandColumnsPerBinding(m, maxBinding, alignment),
+      itemsPerBinding(4 * m.length, maxBinding, alignment),
+      Math.max(1, Math.floor((maxGroups * maxGroups * THREADS) / words.codes)),
+    ),
+  );
+  const sides = ranges.map((r) => gatherColumnSide(encoder, scratch, m, r.first, r.count, `dequantize columns ${r.first}…`));
+  const columnUnit = m.unit / (lattice.pointScale * Math.sqrt(m.length));
+  const { layout, pipeline } = dequantizePipeline(device);
+
+  const pass = encoder.beginComputePass({ label: 'lattice dequantize' });
+  pass.setPipeline(pipeline);
+  ranges.forEach((range, chunk) => {
+    const windows = operandWindows(m, range.first, range.count, alignment);
+    const outWindow = bindingWindow(outputOffset + 4 * m.length * range.first, 4 * m.length * range.count, alignment);
+    const side = sides[chunk] as (typeof sides)[number];
+    const label = `lattice dequantize columns ${range.first}…${range.first + range.count - 1}`;
+    const params = new UniformPacker()
+      .u32(range.count, 'cols')
+      .u32(m.length, 'length')
+      .u32(m.keptLength, 'kept')
+      .u32(m.blocksPerColumn, 'blocks')
+      .u32(latticeId(m.scheme), 'lattice')
+      .u32(m.scheme.q, 'q')
+      .u32(dim, 'dim')
+      .u32(windows.codes.firstElement, 'code_first')
+      .u32(words.codes, 'code_words')
+      .u32(m.codeBits, 'code_bits')
+      .u32(windows.scaleIndices.firstElement, 'index_first')
+      .u32(words.scaleIndices, 'index_words')
+      .u32(m.scaleIndexBits, 'index_bits')
+      .u32(outWindow.firstElement, 'out_first')
+      .u32(side.hasGains ? 1 : 0, 'has_gains')
+      .f32(columnUnit, 'column_unit');
+    for (const k of multipleWords(m)) params.i32(k, 'multiples');
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({
+        label,
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
+          { binding: 1, resource: { buffer: m.codes, offset: windows.codes.offset, size: windows.codes.size } },
+          { binding: 2, resource: { buffer: m.scaleIndices, offset: windows.scaleIndices.offset, size: windows.scaleIndices.size } },
+          { binding: 3, resource: { buffer: side.buffer } },
+          { binding: 4, resource: { buffer: args.output, offset: outWindow.offset, size: outWindow.size } },
+        ],
+      }),
+    );
+    const [x, y] = workgroupGrid(Math.ceil((range.count * words.codes) / THREADS), maxGroups);
+    pass.dispatchWorkgroups(x, y);
+  });
+  pass.end();
+}
+
+/**
+ * The rotated-domain decode of `m` on the GPU, read back: a Float32Array of `cols × length`,
+ * column-major (the f32 counterpart of `decodeRotated`). For tests and users.
+ *
+ * @example
+ * const rotated = await latticeDequantizeRotated(device, gpuW); // ≈ decodeRotated(qW)
+ */
+export async function latticeDequantizeRotated(
+  device: GPUDevice,
+  m: GpuLatticeMatrix,
+  options: Pick<LatticeDequantizeArgs, 'maxBindingBytes'> = {},
+): Promise<Float32Array> {
+  const scratch = new GpuScratch(device);
+  let output: GPUBuffer | undefined;
+  try {
+    return await withValidation(device, 'lattice dequantize', async () => {
+      output = createBuffer(device, 'dequantized (rotated)', 4 * m.length * m.cols, STORAGE_USAGE);
+      const encoder = device.createCommandEncoder({ label: 'lattice dequantize' });
+      dispatchLatticeDequantize(device, encoder, scratch, { m, output, ...options });
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, output, 4 * m.length * m.cols));
+    });
+  } finally {
+    scratch.destroy();
+    output?.destroy();
+  }
+}
+
+/**
+ * The matrix reconstructed from its codes (as the CPU `dequantize`): the GPU decodes the rotated
+ * columns; the inverse rotation and the column means are applied on the CPU.
+ *
+ * @example
+ * const approx = await latticeDequantize(device, gpuW); // rows × cols ≈ dequantize(qW)
+ */
+export async function latticeDequantize(device: GPUDevice, m: GpuLatticeMatrix): Promise<Matrix> {
+  const rotated = await latticeDequantizeRotated(device, m);
+  const means = m.means ? new Float32Array(await readBuffer(device, m.means, 4 * m.cols)) : null;
+  const rotation = m.rotate ? new RandomizedHadamard(m.rows, m.seed) : null;
+  const data = new Float32Array(m.rows * m.cols);
+  const restored = new Float32Array(m.rows);
+  for (let j = 0; j < m.cols; j++) {
+    const column = rotated.subarray(j * m.length, (j + 1) * m.length);
+    if (rotation) rotation.inverse(column, restored);
+    else restored.set(column.subarray(0, m.rows));
+    const mean = means ? (means[j] as number) : 0;
+    for (let i = 0; i < m.rows; i++) data[j * m.rows + i] = (restored[i] as number) + mean;
+  }
+  return { rows: m.rows, cols: m.cols, data };
+}

@@ -1,0 +1,336 @@
+import latticeCodeSource from '../../../shaders/lattice_code.wgsl?raw';
+import latticeEncodeSource from '../../../shaders/lattice_encode.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { packedLayout } from '../../format/packing.js';
+import type { Lattice } from '../../lattices/lattice.js';
+import { VoronoiCode } from '../../lattices/voronoiCode.js';
+import { fixedPointNumerator, REDUCTION_LANES } from '../../quantize/columnScaling.js';
+import type { GainMode } from '../../quantize/quantize.js';
+import { CLIP_STEPS } from '../../quantize/latticeEncoder.js';
+import { FIXED_POINT_LIMIT, FRACTION_BITS, type ScaleGrid } from '../../quantize/scaleGrid.js';
+import { BufferUsage, createBufferWithData, UNIFORM_USAGE, uploadToBuffer } from '../buffers.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { checkReductionLanes, QUANTIZE_STATUS_BYTES } from './columnPrep.js';
+import { f32ScalingWgsl } from './f32Scaling.js';
+
+/*
+ * Lattice encoding on the GPU (shaders/lattice_encode.wgsl with the integer library
+ * shaders/lattice_code.wgsl): per column, the canonical sum of squares, ν' and g by the exact f32
+ * routines, the fixed-point integers X, and every block through the twin of
+ * `LatticeBlockEncoder.encodeBlock` (ladder, betaSet, clipping), written packed as
+ * src/format/packing.ts lays fields out. Codes and scale indices equal the CPU's bit for bit.
+ */
+
+/** Largest lattice dimension the WGSL library handles (its points are `array<i32, 8>`). */
+const MAX_DIMENSION = 8;
+/** Largest scale grid (the uniform table holds 16 denominators). */
+const MAX_SCALES = 16;
+/**
+ * Denominators k·2^F must stay below this: the library's i32 intermediates (2X ± den, den·P) and its
+ * 64-bit squared distances are exact there, and so are the CPU's float64 ones (E8 compares 32·den²).
+ */
+const MAX_DENOMINATOR = 2 ** 24;
+
+/** The kernel's gain_mode ids (GAIN_NONE, GAIN_MMSE, GAIN_UNBIASED in shaders/lattice_encode.wgsl). */
+const GAIN_MODE_IDS: Record<GainMode, number> = { none: 0, mmse: 1, unbiased: 2 };
+
+/** WGSL of the integer lattice library (nearest points, Voronoi code, block encoder); see shaders/lattice_code.wgsl. */
+export function latticeCodeWgsl(): string {
+  return latticeCodeSource;
+}
+
+/** The WGSL of the encode kernel: f32 libraries, lattice library, kernel. */
+export function latticeEncodeSourceCode(): string {
+  return `${f32ScalingWgsl()}\n${latticeCodeWgsl()}\n${latticeEncodeSource}`;
+}
+
+/** The nearest-point rule of the WGSL library for a lattice (NEAREST_RULE). */
+function nearestRule(lattice: Lattice): number {
+  if (lattice.name === 'E8') return 2;
+  if (/^D\d+$/.test(lattice.name)) return 1;
+  if (/^Z\d+$/.test(lattice.name)) return 0;
+  return check(false, () => `the GPU encoder supports Z^d, D_d and E8, not ${lattice.name}`) as never;
+}
+
+/** The override constants of shaders/lattice_code.wgsl for `lattice`. */
+export function latticeConstants(lattice: Lattice): Record<string, number> {
+  check(
+    lattice.dimension >= 1 && lattice.dimension <= MAX_DIMENSION,
+    () => `the GPU encoder handles lattices of dimension 1…${MAX_DIMENSION}, not ${lattice.dimension}`,
+  );
+  return { LATTICE_DIMENSION: lattice.dimension, POINT_SCALE: lattice.pointScale, NEAREST_RULE: nearestRule(lattice) };
+}
+
+/**
+ * The bytes of the `LatticeTable` uniform of shaders/lattice_code.wgsl: q, the determinant, the grid
+ * (count, rule), CLIP_STEPS, the generator and its inverse numerators (from the CPU Lattice object),
+ * and the denominators k_j·2^F and multiples k_j. Checks the integer ranges the library relies on.
+ */
+export function latticeTableBytes(lattice: Lattice, q: number, grid: ScaleGrid): Uint8Array {
+  const d = lattice.dimension;
+  latticeConstants(lattice);
+  const code = new VoronoiCode(lattice, q); // checks q and q^d ≤ 2^32
+  const count = grid.multiples.length;
+  check(count >= 1 && count <= MAX_SCALES, () => `the GPU encoder handles 1…${MAX_SCALES} scales, got ${count}`);
+  const largest = grid.multiples[count - 1] as number;
+  check(
+    largest * 2 ** FRACTION_BITS < MAX_DENOMINATOR,
+    () =>
+      `scale multiple ${largest} is too large for exact integer encoding (k·2^${FRACTION_BITS} must stay below 2^24); ` +
+      'use fewer ladder steps or a smaller ratio',
+  );
+  const words = new Int32Array(8 + 64 + 64 + 16 + 16);
+  words[0] = code.q;
+  words[1] = lattice.basisInverse.determinant;
+  words[2] = count;
+  words[3] = grid.leastError ? 1 : 0;
+  words[4] = CLIP_STEPS;
+  words[5] = 2; // fit_steps (see lattice_fit)
+  for (let k = 0; k < d * d; k++) {
+    words[8 + k] = lattice.basis[k] as number;
+    words[72 + k] = lattice.basisInverse.numerators[k] as number;
+  }
+  for (let j = 0; j < count; j++) {
+    const multiple = grid.multiples[j] as number;
+    words[136 + j] = multiple * 2 ** FRACTION_BITS;
+    words[152 + j] = multiple;
+  }
+  return new Uint8Array(words.buffer);
+}
+
+interface EncodePipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byLattice: Map<string, GPUComputePipeline>;
+}
+
+const pipelines = new WeakMap<GPUDevice, EncodePipelines>();
+
+/** The pipeline for `lattice` (one per lattice kind and device; everything else is a uniform). */
+function latticeEncodePipeline(device: GPUDevice, lattice: Lattice): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'lattice encode',
+      entries: [
+        entry(0, 'uniform'),
+        entry(1, 'uniform'),
+        entry(2, 'read-only-storage'),
+        entry(3, 'read-only-storage'),
+        entry(4, 'storage'),
+        entry(5, 'storage'),
+        entry(6, 'storage'),
+        entry(7, 'storage'),
+        entry(8, 'storage'),
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'lattice encode', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byLattice: new Map() };
+    pipelines.set(device, cached);
+  }
+  let pipeline = cached.byLattice.get(lattice.name);
+  if (pipeline === undefined) {
+    const label = `lattice encode ${lattice.name}`;
+    pipeline = device.createComputePipeline({
+      label,
+      layout: cached.pipelineLayout,
+      compute: {
+        module: device.createShaderModule({ label, code: latticeEncodeSourceCode() }),
+        entryPoint: 'main',
+        constants: latticeConstants(lattice),
+      },
+    });
+    cached.byLattice.set(lattice.name, pipeline);
+  }
+  return { layout: cached.layout, pipeline };
+}
+
+/** Arguments of {@link dispatchLatticeEncode}. Offsets are in bytes (multiples of 4). */
+export interface LatticeEncodeArgs {
+  /** The prepared (scaled, centred, rotated) columns: length × cols f32. */
+  readonly rotated: GPUBuffer;
+  readonly rotatedOffset?: number;
+  /** Each column's exponent e (i32), from the column prep kernel. */
+  readonly exponents: GPUBuffer;
+  readonly exponentsOffset?: number;
+  /** Packed codes (codeBits bits each, src/format/packing.ts); the caller clears them (bits are OR-ed in). */
+  readonly codes: GPUBuffer;
+  readonly codesOffset?: number;
+  /** Packed scale indices (`indexBits` bits, ≥ the grid's); cleared by the caller; nothing is written for one scale. */
+  readonly scaleIndices: GPUBuffer;
+  readonly scaleIndicesOffset?: number;
+  /** Bits per stored scale index (default: the grid's indexBits, 0 for a single scale). */
+  readonly indexBits?: number;
+  /** Written: ν'·2^−e per column (f32). */
+  readonly norms: GPUBuffer;
+  readonly normsOffset?: number;
+  /** Written unless `gain` is 'none': the gain per column (f32, not bit-exact). */
+  readonly gains: GPUBuffer | null;
+  /** Which gain to compute (QuantizeOptions.gain); 'none' needs no gains buffer. */
+  readonly gain: GainMode;
+  readonly gainsOffset?: number;
+  /** The 16-byte status buffer (clipped blocks are counted, norm overflows reported). */
+  readonly status: GPUBuffer;
+  readonly lattice: Lattice;
+  readonly q: number;
+  readonly grid: ScaleGrid;
+  /** N: entries per rotated column. */
+  readonly length: number;
+  /** Coordinates quantized per column (≤ length). */
+  readonly keptLength: number;
+  readonly cols: number;
+  /** Global index of column 0 (status reports). Default 0. */
+  readonly columnOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the lattice encoding of prepared columns into `encoder`. Codes and scale indices are
+ * bit-identical to `quantize()`'s for the same prepared columns; norms are ν'·2^−e exactly; gains
+ * are within float rounding of the CPU's (f32 sums here, float64 there: about 1e−5 relative). Columns are split across
+ * dispatches when they exceed one storage binding or the dispatch limit. The lattice table and
+ * parameters go into `scratch`.
+ *
+ * @example
+ * encoder.clearBuffer(codes); encoder.clearBuffer(scaleIndices); encoder.clearBuffer(status);
+ * dispatchLatticeEncode(device, encoder, scratch, {
+ *   rotated, exponents, codes, scaleIndices, norms, gains: null, gain: 'none', status,
+ *   lattice: D3, q: 6, grid: scaleGrid(SCHEMES['d3-q6'].overload), length: 768, keptLength: 768, cols: 64,
+ * });
+ */
+export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeEncodeArgs): void {
+  const { lattice, q, grid, length, keptLength, cols } = args;
+  checkReductionLanes();
+  checkPositiveInteger(length, 'lattice encode length');
+  checkPositiveInteger(keptLength, 'lattice encode keptLength');
+  checkPositiveInteger(cols, 'lattice encode cols');
+  check(keptLength <= length, () => `lattice encode: keptLength (${keptLength}) exceeds length (${length})`);
+  const tableBytes = latticeTableBytes(lattice, q, grid);
+  const d = lattice.dimension;
+  const blocksPerColumn = Math.ceil(keptLength / d);
+  const codeBits = new VoronoiCode(lattice, q).codeBits;
+  const codeLayout = packedLayout(codeBits, blocksPerColumn);
+  const indexBits = args.indexBits ?? grid.indexBits;
+  check(
+    Number.isInteger(indexBits) && indexBits >= grid.indexBits && indexBits <= 32,
+    () => `lattice encode: indexBits must be an integer in [${grid.indexBits}, 32], got ${indexBits}`,
+  );
+  const indexLayout = indexBits > 0 ? packedLayout(indexBits, blocksPerColumn) : { perWord: 1, wordsPerColumn: 0 };
+
+  const offsets = {
+    rotated: args.rotatedOffset ?? 0,
+    exponents: args.exponentsOffset ?? 0,
+    codes: args.codesOffset ?? 0,
+    scaleIndices: args.scaleIndicesOffset ?? 0,
+    norms: args.normsOffset ?? 0,
+    gains: args.gainsOffset ?? 0,
+  };
+  checkRange(args.rotated, offsets.rotated, 4 * length * cols, 'rotated');
+  checkRange(args.exponents, offsets.exponents, 4 * cols, 'exponents');
+  checkRange(args.codes, offsets.codes, 4 * codeLayout.wordsPerColumn * cols, 'codes');
+  checkRange(args.scaleIndices, offsets.scaleIndices, 4 * indexLayout.wordsPerColumn * cols, 'scaleIndices');
+  checkRange(args.norms, offsets.norms, 4 * cols, 'norms');
+  check(args.gain in GAIN_MODE_IDS, () => `lattice encode: unknown gain mode '${String(args.gain)}'`);
+  check((args.gain === 'none') === (args.gains === null), 'lattice encode: a gains buffer is needed exactly when gain is not none');
+  if (args.gains) checkRange(args.gains, offsets.gains, 4 * cols, 'gains');
+  check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `lattice encode: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const columnsPerChunk = Math.min(
+    itemsPerBinding(4 * length, maxBinding, alignment),
+    itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),
+    indexLayout.wordsPerColumn > 0 ? itemsPerBinding(4 * indexLayout.wordsPerColumn, maxBinding, alignment) : Infinity,
+  );
+  const table = scratch.buffer(`lattice table ${lattice.name} q = ${q}`, tableBytes.byteLength, UNIFORM_USAGE);
+  uploadToBuffer(device, table, tableBytes);
+  const placeholder = (what: string): GPUBuffer =>
+    scratch.buffer(`lattice encode (no ${what})`, 4, BufferUsage.STORAGE);
+  const indexBuffer = indexLayout.wordsPerColumn > 0 ? args.scaleIndices : placeholder('scale indices');
+  const gainBuffer = args.gains ?? placeholder('gains');
+  const columnOffset = args.columnOffset ?? 0;
+  const { layout, pipeline } = latticeEncodePipeline(device, lattice);
+
+  const pass = encoder.beginComputePass({ label: `lattice encode ${lattice.name} q = ${q}` });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
+    const count = Math.min(columnsPerChunk, cols - j0);
+    const window = (offset: number, bytesPerColumn: number) =>
+      bytesPerColumn > 0 ? bindingWindow(offset + bytesPerColumn * j0, bytesPerColumn * count, alignment) : { offset: 0, size: 4, firstElement: 0 };
+    const rotatedWindow = window(offsets.rotated, 4 * length);
+    const exponentWindow = window(offsets.exponents, 4);
+    const codeWindow = window(offsets.codes, 4 * codeLayout.wordsPerColumn);
+    const indexWindow = window(offsets.scaleIndices, 4 * indexLayout.wordsPerColumn);
+    const normWindow = window(offsets.norms, 4);
+    const gainWindow = args.gains ? window(offsets.gains, 4) : { offset: 0, size: 4, firstElement: 0 };
+    const label = `lattice encode ${lattice.name} q = ${q}, columns ${columnOffset + j0}…${columnOffset + j0 + count - 1}`;
+    const params = new UniformPacker()
+      .u32(length, 'length')
+      .u32(keptLength, 'kept_length')
+      .u32(count, 'cols')
+      .u32(columnOffset + j0, 'column_offset')
+      .u32(blocksPerColumn, 'blocks_per_column')
+      .u32(rotatedWindow.firstElement, 'rotated_first')
+      .u32(exponentWindow.firstElement, 'exponent_first')
+      .u32(normWindow.firstElement, 'norm_first')
+      .u32(gainWindow.firstElement, 'gain_first')
+      .u32(codeWindow.firstElement, 'code_first')
+      .u32(codeBits, 'code_bits')
+      .u32(codeLayout.perWord, 'codes_per_word')
+      .u32(codeLayout.wordsPerColumn, 'code_words_per_column')
+      .u32(indexWindow.firstElement, 'index_first')
+      .u32(indexLayout.wordsPerColumn > 0 ? indexBits : 0, 'index_bits')
+      .u32(indexLayout.perWord, 'indices_per_word')
+      .u32(indexLayout.wordsPerColumn, 'index_words_per_column')
+      .u32(GAIN_MODE_IDS[args.gain], 'gain_mode')
+      .f32(fixedPointNumerator(length, grid.unit), 'numerator')
+      .f32(FIXED_POINT_LIMIT, 'fixed_limit')
+      .f32(grid.unit, 'unit')
+      .f32(Math.sqrt(length), 'sqrt_length')
+      .u32(0, 'runtime_zero')
+      .u32(REDUCTION_LANES / 2, 'first_stride');
+    const bindGroup = device.createBindGroup({
+      label,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: scratch.uniform(label, params) } },
+        { binding: 1, resource: { buffer: table } },
+        { binding: 2, resource: { buffer: args.rotated, offset: rotatedWindow.offset, size: rotatedWindow.size } },
+        { binding: 3, resource: { buffer: args.exponents, offset: exponentWindow.offset, size: exponentWindow.size } },
+        { binding: 4, resource: { buffer: args.codes, offset: codeWindow.offset, size: codeWindow.size } },
+        { binding: 5, resource: { buffer: indexBuffer, offset: indexWindow.offset, size: indexWindow.size } },
+        { binding: 6, resource: { buffer: args.norms, offset: normWindow.offset, size: normWindow.size } },
+        { binding: 7, resource: { buffer: gainBuffer, offset: gainWindow.offset, size: gainWindow.size } },
+        { binding: 8, resource: { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES } },
+      ],
+    });
+    pass.setBindGroup(0, bindGroup);
+    const [x, y] = workgroupGrid(count, device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(x, y);
+  }
+  pass.end();
+}
+
+/** A uniform buffer holding the lattice table (for probes and tests that call the WGSL library directly). */
+export function createLatticeTableBuffer(device: GPUDevice, lattice: Lattice, q: number, grid: ScaleGrid): GPUBuffer {
+  return createBufferWithData(device, `lattice table ${lattice.name} q = ${q}`, latticeTableBytes(lattice, q, grid), UNIFORM_USAGE);
+}
+
+function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
+    () => `lattice encode: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `lattice encode: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

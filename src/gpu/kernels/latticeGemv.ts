@@ -1,0 +1,310 @@
+import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
+import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
+import { schemeLattice } from '../../quantize/quantize.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import {
+  checkGpuLatticeMatrix,
+  columnRanges,
+  gatherColumnSide,
+  latticeId,
+  multipleWords,
+  operandColumnsPerBinding,
+  operandWindows,
+  operandWordsPerColumn,
+  type GpuLatticeMatrix,
+} from '../latticeOperand.js';
+import { GpuScratch } from '../scratch.js';
+import { deviceTableBuffer } from '../tableLayout.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
+import { dispatchHadamard } from './hadamard.js';
+
+/*
+ * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
+ * an f32 vector x (GEMV, the LLM decode step), and Y = ŴᵀX for several right-hand sides. The kernel
+ * reads every packed code word of W once (32 lanes per column, coalesced) and decodes in the kernel;
+ * x is rotated with W's seed first (by the GPU Hadamard kernel unless the caller passes R·x). CPU
+ * twin: dequantize(Ŵ)ᵀ·X.
+ */
+
+/** W columns per workgroup, lanes per column, staged f32 per chunk (the shader's COLUMNS, LANES, X_CHUNK). */
+const COLUMNS = 8;
+const LANES = 32;
+const X_CHUNK = 3584;
+/** Right-hand sides per workgroup: 1 for a vector, 8 for a matrix (the compile-time variants). */
+const RHS_TILES = [1, 8] as const;
+type RhsTile = (typeof RHS_TILES)[number];
+
+/** The WGSL of one variant: right-hand sides per workgroup is the only compile-time choice. */
+export function latticeGemvShaderSource(rhsTile: RhsTile): string {
+  return `const RHS_TILE: u32 = ${rhsTile}u;\n${latticeDecodeSource}\n${gemvSource}`;
+}
+
+interface GemvPipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byTile: Map<RhsTile, { main: GPUComputePipeline; sums: GPUComputePipeline }>;
+}
+
+const pipelines = new WeakMap<GPUDevice, GemvPipelines>();
+
+function gemvPipelines(device: GPUDevice, rhsTile: RhsTile): { layout: GPUBindGroupLayout; main: GPUComputePipeline; sums: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'lattice gemv',
+      entries: [
+        entry(0, 'uniform'),
+        entry(1, 'read-only-storage'), // D3 q = 6 leader table
+        entry(2, 'read-only-storage'), // W codes
+        entry(3, 'read-only-storage'), // W scale indices
+        entry(4, 'read-only-storage'), // W norms, gains, means
+        entry(5, 'read-only-storage'), // x̃ = R·x
+        entry(6, 'read-only-storage'), // x (for Σx)
+        entry(7, 'storage'), // Σx per right-hand side
+        entry(8, 'storage'), // Y
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'lattice gemv', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byTile: new Map() };
+    pipelines.set(device, cached);
+  }
+  let variant = cached.byTile.get(rhsTile);
+  if (variant === undefined) {
+    const label = `lattice gemv (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup)`;
+    const module = device.createShaderModule({ label, code: latticeGemvShaderSource(rhsTile) });
+    variant = {
+      main: device.createComputePipeline({ label, layout: cached.pipelineLayout, compute: { module, entryPoint: 'main' } }),
+      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: cached.pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
+    };
+    cached.byTile.set(rhsTile, variant);
+  }
+  return { layout: cached.layout, ...variant };
+}
+
+/** Arguments of `dispatchLatticeGemv`. Offsets are in bytes (multiples of 4). */
+export interface LatticeGemvArgs {
+  /** Ŵ: n × cols, lattice-quantized (D3, E8 or Z^8); column j gives output j. */
+  readonly w: GpuLatticeMatrix;
+  /** X: n × rhs column-major f32 in the original basis (rotated here unless `xRotated` is given; read for Σx when W is centred). */
+  readonly x: GPUBuffer;
+  /**
+   * R·X (N × rhs, N = w.length) rotated with W's seed, when the caller already has it (from offset 0).
+   * Omitted: the dispatch rotates X with the GPU Hadamard kernel into a scratch buffer. Ignored when W
+   * is not rotated (then x̃ = x).
+   */
+  readonly xRotated?: GPUBuffer;
+  /** Y = ŴᵀX: cols × rhs column-major f32 (written). */
+  readonly y: GPUBuffer;
+  /** Right-hand sides (columns of X); default 1 (GEMV). */
+  readonly rhs?: number;
+  readonly xOffset?: number;
+  readonly yOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records Y = ŴᵀX into `encoder` (rotation of X with W's seed included unless `xRotated` is given).
+ * W's columns and X's columns are split across dispatches when they exceed one storage binding or
+ * the dispatch limits. Scratch buffers go into `scratch`: destroy it after submitting.
+ *
+ * @example
+ * // y = Ŵᵀx for one activation vector x (n entries) on the GPU:
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'decode step' });
+ * dispatchLatticeGemv(device, encoder, scratch, { w: gpuW, x, y }); // y: 4·cols bytes
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
+  const { w } = args;
+  checkGpuLatticeMatrix(w, 'W');
+  const rhs = args.rhs ?? 1;
+  checkPositiveInteger(rhs, 'gemv rhs');
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  checkRange(args.x, xOffset, 4 * w.rows * rhs, 'X');
+  checkRange(args.y, yOffset, 4 * w.cols * rhs, 'Y');
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+
+  // x̃ = R·x (or x itself without rotation), N × rhs from byte xRotatedOffset of xRotated.
+  let xRotated = args.x;
+  let xRotatedOffset = xOffset;
+  if (w.rotate) {
+    if (args.xRotated) {
+      checkRange(args.xRotated, 0, 4 * w.length * rhs, 'R·X');
+      xRotated = args.xRotated;
+    } else {
+      xRotated = scratch.buffer('gemv R·X', 4 * w.length * rhs, STORAGE_USAGE);
+      dispatchHadamard(device, encoder, scratch, {
+        input: args.x,
+        output: xRotated,
+        rows: w.rows,
+        cols: rhs,
+        seed: w.seed,
+        inputOffset: xOffset,
+        maxBindingBytes: args.maxBindingBytes,
+      });
+    }
+    xRotatedOffset = 0;
+  }
+
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  const lattice = schemeLattice(w.scheme);
+  const dim = lattice.dimension;
+  const perWord = Math.floor(32 / w.codeBits);
+  const entriesPerWord = perWord * dim;
+  let chunkWords = Math.floor(X_CHUNK / rhsTile / entriesPerWord);
+  if (chunkWords >= LANES) chunkWords -= chunkWords % LANES;
+  const words = operandWordsPerColumn(w);
+  const useTable = w.scheme.lattice === 'D3' && w.scheme.q === 6;
+
+  const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * COLUMNS));
+  const rhsRanges = columnRanges(
+    rhs,
+    Math.min(
+      itemsPerBinding(4 * w.length, maxBinding, alignment),
+      itemsPerBinding(4 * w.rows, maxBinding, alignment),
+      itemsPerBinding(4 * w.cols, maxBinding, alignment),
+      maxGroups,
+    ),
+  );
+  const sides = columnRangesList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `gemv W columns ${r.first}…`));
+  const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
+  const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
+  const table = deviceTableBuffer(device, 'leaders');
+  const { layout, main, sums } = gemvPipelines(device, rhsTile);
+
+  const pass = encoder.beginComputePass({ label: 'lattice gemv' });
+  rhsRanges.forEach((rhsRange, rhsChunk) => {
+    const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * rhsRange.first, 4 * w.length * rhsRange.count, alignment);
+    const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
+    const yWindow = bindingWindow(yOffset + 4 * w.cols * rhsRange.first, 4 * w.cols * rhsRange.count, alignment);
+    const sumsBuffer = sumsBuffers[rhsChunk] as GPUBuffer;
+    columnRangesList.forEach((columnRange, columnChunk) => {
+      const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
+      const side = sides[columnChunk] as (typeof sides)[number];
+      const label = `lattice gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
+      const params = new UniformPacker()
+        .u32(columnRange.count, 'cols')
+        .u32(w.rows, 'rows')
+        .u32(w.length, 'length')
+        .u32(w.keptLength, 'kept')
+        .u32(w.blocksPerColumn, 'blocks')
+        .u32(latticeId(w.scheme), 'lattice')
+        .u32(w.scheme.q, 'q')
+        .u32(dim, 'dim')
+        .u32(useTable ? 1 : 0, 'use_table')
+        .u32(windows.codes.firstElement, 'code_first')
+        .u32(words.codes, 'code_words')
+        .u32(w.codeBits, 'code_bits')
+        .u32(windows.scaleIndices.firstElement, 'index_first')
+        .u32(words.scaleIndices, 'index_words')
+        .u32(w.scaleIndexBits, 'index_bits')
+        .u32(rhsRange.count, 'rhs')
+        .u32(xRotatedWindow.firstElement, 'x_rotated_first')
+        .u32(xWindow.firstElement, 'x_first')
+        .u32(chunkWords, 'chunk_words')
+        .u32(chunkWords * entriesPerWord, 'chunk_entries')
+        .u32(yWindow.firstElement + columnRange.first, 'y_first')
+        .u32(w.cols, 'y_stride')
+        .u32(side.hasGains ? 1 : 0, 'has_gains')
+        .u32(side.hasMeans ? 1 : 0, 'has_means')
+        .f32(columnUnit, 'column_unit')
+        .u32(0, 'pad0')
+        .u32(0, 'pad1')
+        .u32(0, 'pad2');
+      for (const k of multipleWords(w)) params.i32(k, 'multiples');
+      const bind = (window: BindingWindow, buffer: GPUBuffer): GPUBindGroupEntry['resource'] => ({ buffer, offset: window.offset, size: window.size });
+      const bindGroup = device.createBindGroup({
+        label,
+        layout,
+        entries: [
+          { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
+          { binding: 1, resource: { buffer: table } },
+          { binding: 2, resource: bind(windows.codes, w.codes) },
+          { binding: 3, resource: bind(windows.scaleIndices, w.scaleIndices) },
+          { binding: 4, resource: { buffer: side.buffer } },
+          { binding: 5, resource: bind(xRotatedWindow, xRotated) },
+          { binding: 6, resource: bind(xWindow, args.x) },
+          { binding: 7, resource: { buffer: sumsBuffer } },
+          { binding: 8, resource: bind(yWindow, args.y) },
+        ],
+      });
+      pass.setBindGroup(0, bindGroup);
+      if (columnChunk === 0 && w.means) {
+        pass.setPipeline(sums);
+        pass.dispatchWorkgroups(rhsRange.count);
+      }
+      pass.setPipeline(main);
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS), Math.ceil(rhsRange.count / rhsTile));
+    });
+  });
+  pass.end();
+}
+
+/**
+ * Y = ŴᵀX on the GPU for a quantized W already on the GPU and X given on the CPU (a vector of n
+ * entries, or an n × rhs matrix): uploads X, rotates it on the GPU, dispatches inside validation error
+ * scopes, reads Y back (cols × rhs) and destroys what it created. For tests and benchmarks.
+ *
+ * @example
+ * const y = await latticeGemv(device, gpuW, x); // cols × 1, ≈ dequantize(qW)ᵀ·x
+ */
+export async function latticeGemv(
+  device: GPUDevice,
+  w: GpuLatticeMatrix,
+  x: Float32Array | Matrix,
+  options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number } = {},
+): Promise<Matrix> {
+  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+  checkMatrix(xMatrix, 'X');
+  check(xMatrix.rows === w.rows, () => `X has ${xMatrix.rows} rows, but W has ${w.rows}`);
+  const rhs = xMatrix.cols;
+  const scratch = new GpuScratch(device);
+  const buffers: GPUBuffer[] = [];
+  try {
+    return await withValidation(device, 'lattice gemv', async () => {
+      const xBuffer = createBufferWithData(device, 'gemv X', xMatrix.data, STORAGE_USAGE);
+      buffers.push(xBuffer);
+      let xRotated: GPUBuffer | undefined;
+      if (options.xRotated) {
+        check(options.xRotated.length === w.length * rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * rhs}`);
+        xRotated = createBufferWithData(device, 'gemv R·X', options.xRotated, STORAGE_USAGE);
+        buffers.push(xRotated);
+      }
+      const yBuffer = createBuffer(device, 'gemv Y', 4 * w.cols * rhs, STORAGE_USAGE);
+      buffers.push(yBuffer);
+      const encoder = device.createCommandEncoder({ label: 'lattice gemv' });
+      dispatchLatticeGemv(device, encoder, scratch, { w, x: xBuffer, xRotated, y: yBuffer, rhs, maxBindingBytes: options.maxBindingBytes });
+      device.queue.submit([encoder.finish()]);
+      const data = new Float32Array(await readBuffer(device, yBuffer, 4 * w.cols * rhs));
+      return { rows: w.cols, cols: rhs, data };
+    });
+  } finally {
+    scratch.destroy();
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
+    () => `gemv: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

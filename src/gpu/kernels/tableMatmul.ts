@@ -1,0 +1,249 @@
+import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
+import { check } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import {
+  checkGpuLatticeMatrix,
+  checkProductOperands,
+  largestMultiple,
+  multipleWords,
+  operandWordsPerColumn,
+  planProductChunks,
+  type GpuLatticeMatrix,
+} from '../latticeOperand.js';
+import { GpuScratch } from '../scratch.js';
+import {
+  chooseTableLayout,
+  deviceTableBuffer,
+  TABLE_TILE,
+  tableLayout,
+  type TableLayout,
+  type TableLayoutKind,
+} from '../tableLayout.js';
+import { UniformPacker } from '../uniforms.js';
+
+/*
+ * C = ÂᵀB̂ for two D3, q = 6 quantized matrices on the GPU (shaders/d3_table_matmul.wgsl), with the
+ * 216 × 216 inner-product table in workgroup memory in the layout the device's granted workgroup
+ * storage allows (src/gpu/tableLayout.ts). CPU twin: the table path of `matmulAT`
+ * (src/product/matmulAT.ts). Per block pair the integer k_a·k_b·T is exact; the kernel sums a slice of
+ * blocks in i32 (exact) and slices in f32, then applies the column scales and the mean term in f32.
+ */
+
+/** Largest |T| of the D3 q = 6 table (entries lie in [−30, 36]). */
+const TABLE_MAX_ABS = 36;
+const I32_MAX = 0x7fffffff;
+
+/** The WGSL of one table layout: layout id, table words and slice depth are the compile-time choices. */
+export function tableMatmulShaderSource(layout: TableLayout): string {
+  return (
+    `const TABLE_LAYOUT: u32 = ${layout.id}u;\n` +
+    `const TABLE_WORDS: u32 = ${layout.tableWords}u;\n` +
+    `const SLICE: u32 = ${layout.sliceBlocks}u;\n` +
+    tableMatmulSource
+  );
+}
+
+interface TableMatmulPipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byVariant: Map<string, GPUComputePipeline>;
+}
+
+const pipelines = new WeakMap<GPUDevice, TableMatmulPipelines>();
+
+function tableMatmulPipeline(device: GPUDevice, tableLayoutChoice: TableLayout): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const storage = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
+      binding,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
+    const layout = device.createBindGroupLayout({
+      label: 'd3 table matmul',
+      entries: [
+        storage(0, 'uniform'),
+        storage(1, 'read-only-storage'), // table words
+        storage(2, 'read-only-storage'), // A codes
+        storage(3, 'read-only-storage'), // A scale indices
+        storage(4, 'read-only-storage'), // A norms, gains, means
+        storage(5, 'read-only-storage'), // B codes
+        storage(6, 'read-only-storage'), // B scale indices
+        storage(7, 'read-only-storage'), // B norms, gains, means
+        storage(8, 'storage'), // C
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'd3 table matmul', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byVariant: new Map() };
+    pipelines.set(device, cached);
+  }
+  const key = `${tableLayoutChoice.kind}/${tableLayoutChoice.sliceBlocks}`;
+  let pipeline = cached.byVariant.get(key);
+  if (pipeline === undefined) {
+    const label = `d3 table matmul (${tableLayoutChoice.kind} table, slice ${tableLayoutChoice.sliceBlocks})`;
+    pipeline = device.createComputePipeline({
+      label,
+      layout: cached.pipelineLayout,
+      compute: { module: device.createShaderModule({ label, code: tableMatmulShaderSource(tableLayoutChoice) }), entryPoint: 'main' },
+    });
+    cached.byVariant.set(key, pipeline);
+  }
+  return { layout: cached.layout, pipeline };
+}
+
+/** Arguments of `dispatchTableMatmul`. */
+export interface TableMatmulArgs {
+  /** Â: D3, q = 6 quantized, n × aCols. */
+  readonly a: GpuLatticeMatrix;
+  /** B̂: D3, q = 6 quantized with the same seed and centring, n × bCols. */
+  readonly b: GpuLatticeMatrix;
+  /** C = ÂᵀB̂, aCols × bCols column-major f32 (written). */
+  readonly c: GPUBuffer;
+  /** Byte offset of C in its buffer (a multiple of 4). */
+  readonly cOffset?: number;
+  /**
+   * Table layout to use instead of the best one the device's workgroup storage allows (tests force
+   * each layout); an error when it does not fit the device.
+   */
+  readonly layout?: TableLayoutKind;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * The table layout `dispatchTableMatmul` uses on `device` (or the forced `kind`).
+ *
+ * @example
+ * tableMatmulLayout(device).kind; // 'triangle' on a 32 KB device
+ */
+export function tableMatmulLayout(device: GPUDevice, kind?: TableLayoutKind): TableLayout {
+  const granted = device.limits.maxComputeWorkgroupStorageSize;
+  if (kind === undefined) return chooseTableLayout(granted);
+  const forced = tableLayout(kind, granted);
+  check(forced !== null, () => `the '${kind}' table layout does not fit this device's ${granted} bytes of workgroup memory`);
+  return forced;
+}
+
+/**
+ * Records C = ÂᵀB̂ (+ n·μ_a·μ_b when both are centred) into `encoder` for two D3, q = 6 quantized
+ * matrices. Columns of A and B are split across dispatches when their codes, or C, exceed one storage
+ * binding, or the grid exceeds the dispatch limit. Scratch buffers (parameters, gathered column
+ * norms/gains/means) go into `scratch`: destroy it after submitting.
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'ÂᵀB̂' });
+ * dispatchTableMatmul(device, encoder, scratch, { a: gpuA, b: gpuB, c }); // c: 4·aCols·bCols bytes
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: TableMatmulArgs): void {
+  const { a, b } = args;
+  checkGpuLatticeMatrix(a, 'A');
+  checkGpuLatticeMatrix(b, 'B');
+  for (const [m, name] of [[a, 'A'], [b, 'B']] as const) {
+    check(
+      m.scheme.lattice === 'D3' && m.scheme.q === 6,
+      () => `the table product needs D3, q = 6 codes; ${name} is ${m.scheme.lattice}, q = ${m.scheme.q}`,
+    );
+  }
+  checkProductOperands(a, b);
+  const layoutChoice = tableMatmulLayout(device, args.layout);
+  const integerSums = layoutChoice.sliceBlocks * largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS <= I32_MAX;
+  const aWords = operandWordsPerColumn(a);
+  const bWords = operandWordsPerColumn(b);
+  const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
+  const table = deviceTableBuffer(device, layoutChoice.kind);
+  const { layout, pipeline } = tableMatmulPipeline(device, layoutChoice);
+  const chunks = planProductChunks(
+    device,
+    encoder,
+    scratch,
+    { a, b, c: args.c, cOffset: args.cOffset ?? 0, maxBindingBytes: args.maxBindingBytes },
+    TABLE_TILE,
+    'd3 table matmul',
+  );
+
+  const pass = encoder.beginComputePass({ label: `d3 table matmul (${layoutChoice.kind} table)` });
+  pass.setPipeline(pipeline);
+  for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
+    const params = new UniformPacker()
+      .u32(a.blocksPerColumn, 'blocks')
+      .u32(aRange.count, 'a_cols')
+      .u32(bRange.count, 'b_cols')
+      .u32(aWindows.codes.firstElement, 'a_code_first')
+      .u32(aWords.codes, 'a_code_words')
+      .u32(aWindows.scaleIndices.firstElement, 'a_index_first')
+      .u32(aWords.scaleIndices, 'a_index_words')
+      .u32(a.scaleIndexBits, 'a_index_bits')
+      .u32(bWindows.codes.firstElement, 'b_code_first')
+      .u32(bWords.codes, 'b_code_words')
+      .u32(bWindows.scaleIndices.firstElement, 'b_index_first')
+      .u32(bWords.scaleIndices, 'b_index_words')
+      .u32(b.scaleIndexBits, 'b_index_bits')
+      .u32(cWindow.firstElement + aRange.first, 'c_first')
+      .u32(a.cols, 'c_stride')
+      .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
+      .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
+      .u32(aSide.hasMeans ? 1 : 0, 'has_means')
+      .u32(integerSums ? 1 : 0, 'integer_sums')
+      .f32(common, 'common_scale')
+      .f32(a.rows, 'rows')
+      .u32(0, 'pad0')
+      .u32(0, 'pad1')
+      .u32(0, 'pad2');
+    for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
+    for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
+    const bindGroup = device.createBindGroup({
+      label,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
+        { binding: 1, resource: { buffer: table } },
+        { binding: 2, resource: { buffer: a.codes, offset: aWindows.codes.offset, size: aWindows.codes.size } },
+        { binding: 3, resource: { buffer: a.scaleIndices, offset: aWindows.scaleIndices.offset, size: aWindows.scaleIndices.size } },
+        { binding: 4, resource: { buffer: aSide.buffer } },
+        { binding: 5, resource: { buffer: b.codes, offset: bWindows.codes.offset, size: bWindows.codes.size } },
+        { binding: 6, resource: { buffer: b.scaleIndices, offset: bWindows.scaleIndices.offset, size: bWindows.scaleIndices.size } },
+        { binding: 7, resource: { buffer: bSide.buffer } },
+        { binding: 8, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
+      ],
+    });
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil(aRange.count / TABLE_TILE), Math.ceil(bRange.count / TABLE_TILE));
+  }
+  pass.end();
+}
+
+/**
+ * C = ÂᵀB̂ for two D3, q = 6 matrices already on the GPU: dispatches inside validation error scopes,
+ * reads C back, and destroys what it created. For tests and benchmarks; applications call
+ * `dispatchTableMatmul` and keep C on the GPU.
+ *
+ * @example
+ * const c = await tableMatmulAT(device, gpuA, gpuB); // ≈ matmulAT(qa, qb)
+ */
+export async function tableMatmulAT(
+  device: GPUDevice,
+  a: GpuLatticeMatrix,
+  b: GpuLatticeMatrix,
+  options: Pick<TableMatmulArgs, 'layout' | 'maxBindingBytes'> = {},
+): Promise<Matrix> {
+  const scratch = new GpuScratch(device);
+  let cBuffer: GPUBuffer | undefined;
+  try {
+    return await withValidation(device, 'd3 table matmul', async () => {
+      cBuffer = createBuffer(device, 'table matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
+      const encoder = device.createCommandEncoder({ label: 'd3 table matmul' });
+      dispatchTableMatmul(device, encoder, scratch, { a, b, c: cBuffer, ...options });
+      device.queue.submit([encoder.finish()]);
+      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
+      return { rows: a.cols, cols: b.cols, data };
+    });
+  } finally {
+    scratch.destroy();
+    cBuffer?.destroy();
+  }
+}

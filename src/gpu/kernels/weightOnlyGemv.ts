@@ -1,0 +1,531 @@
+import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
+import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
+import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { rotationLength } from '../../rotation/hadamard.js';
+import { WeightBasis } from '../../weightonly/basis.js';
+import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
+import { withValidation } from '../errorScopes.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { dispatchHadamard } from './hadamard.js';
+
+/*
+ * The GEMV of weight-only quantized matrices (shaders/weightonly_gemv.wgsl): y = Ŵ·x for a
+ * `WeightOnlyQuantized` (WaterSIC, GPTQ, RTN) without decoding Ŵ. With Ŵ = Ŵ'·Q (Q the quantization
+ * basis) and Ŵ'[j, i] = t_j·z_ji·s_i, y_j = t_j · Σ_i z_ji · s_i · (Q·x)_i: x is rotated once, then
+ * the kernel reads the integer codes (packed 4, 2 or 1 per u32 by their width) and the two scale
+ * vectors.
+ *
+ * Where the rotation runs (`WeightOnlyGpuMatrix.dispatch`):
+ * - `none`: nothing to do.
+ * - `hadamard`: on the GPU, `dispatchHadamard` with the matrix's seed (bit for bit the
+ *   `RandomizedHadamard.forward` the quantizer used), into a scratch buffer, so x never leaves the GPU.
+ * - `haar` (n not m·2^k, n ≤ 2048): on the host, `rotateOnHost` (the dense n × n rotation lives only
+ *   in the CPU `WeightBasis`; O(n²) per vector). The caller passes the rotated x̃ with
+ *   `inputBasis: 'quantization'`; the convenience functions do this themselves.
+ *
+ * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
+ * term t·z·s·x̃ goes through at most K = 13 + (32/b)·⌈R/64⌉ f32 roundings (b the code width, R the
+ * vec4 words of a row; see the shader), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ K·u·Σ_i |t_j z_ji s_i x̃_i|,
+ * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
+ * the same count the CPU decode's inverse rotation spends on Ŵ).
+ */
+
+/** Bits per code in the kernel's packing: the widths of the serialized format. */
+export type WeightOnlyCodeBits = 8 | 16 | 32;
+
+/** Vectors per workgroup: the compile-time variants (1 for a GEMV, 4 for several vectors). */
+export type WeightOnlyVectorBlock = 1 | 4;
+
+/** Outputs per workgroup (the shader's ROWS_PER_WORKGROUP). */
+export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 16;
+
+const CODE_BITS: readonly WeightOnlyCodeBits[] = [8, 16, 32];
+const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
+
+/**
+ * The smallest code width that holds every code: the width `WeightOnlyQuantized.serialize` writes
+ * (two's complement, so 8 bits hold −128 … 127).
+ */
+export function weightOnlyCodeBits(codes: Int32Array): WeightOnlyCodeBits {
+  check(codes instanceof Int32Array, 'weight-only codes must be an Int32Array');
+  let largest = 0;
+  for (let k = 0; k < codes.length; k++) {
+    const z = codes[k] as number;
+    const magnitude = z < 0 ? -z - 1 : z;
+    if (magnitude > largest) largest = magnitude;
+  }
+  return largest < 128 ? 8 : largest < 32768 ? 16 : 32;
+}
+
+/** R: vec4<u32> words per output row of n codes of `codeBits` bits (each row padded to whole vec4). */
+export function weightOnlyRowVec4s(n: number, codeBits: WeightOnlyCodeBits): number {
+  checkPositiveInteger(n, 'weight-only n');
+  checkCodeBits(codeBits);
+  return Math.ceil(n / (128 / codeBits));
+}
+
+/**
+ * Packs codes (index j·n + i, output-major as in `WeightOnlyQuantized.codes`) in the kernel's layout:
+ * row j is the 4·R words from 4·R·j; code i is the `codeBits`-bit two's complement field at bit
+ * (i·codeBits) % 32 of word (i·codeBits) / 32 of its row; padding codes are 0.
+ *
+ * @example
+ * const words = packWeightOnlyCodes(q.codes, q.n, q.outputs, 8); // 4 codes per u32
+ */
+export function packWeightOnlyCodes(codes: Int32Array, n: number, outputs: number, codeBits: WeightOnlyCodeBits): Uint32Array {
+  checkPositiveInteger(outputs, 'weight-only outputs');
+  const rowWords = 4 * weightOnlyRowVec4s(n, codeBits);
+  check(codes instanceof Int32Array && codes.length === n * outputs, () => `codes must be an Int32Array of n·outputs = ${n * outputs} entries`);
+  check(
+    weightOnlyCodeBits(codes) <= codeBits,
+    () => `codes need ${weightOnlyCodeBits(codes)} bits, more than the requested ${codeBits}`,
+  );
+  const perWord = 32 / codeBits;
+  const mask = codeBits === 32 ? 0xffffffff : (1 << codeBits) - 1;
+  const words = new Uint32Array(rowWords * outputs);
+  for (let j = 0; j < outputs; j++) {
+    for (let i = 0; i < n; i++) {
+      const word = j * rowWords + Math.floor(i / perWord);
+      const field = ((codes[j * n + i] as number) & mask) << (codeBits * (i % perWord));
+      words[word] = ((words[word] as number) | field) >>> 0;
+    }
+  }
+  return words;
+}
+
+/** The WGSL of one variant: the code width and the vectors per workgroup are the compile-time choices. */
+export function weightOnlyGemvShaderSource(codeBits: WeightOnlyCodeBits, vectorBlock: WeightOnlyVectorBlock): string {
+  return `const CODE_BITS: u32 = ${codeBits}u;\nconst VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${weightOnlyGemvSource}`;
+}
+
+interface WeightOnlyGemvPipelines {
+  readonly layout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+  readonly byVariant: Map<string, GPUComputePipeline>;
+}
+
+/** Pipelines per device, one per (code width, vector block), built on first use. */
+const pipelines = new WeakMap<GPUDevice, WeightOnlyGemvPipelines>();
+
+function weightOnlyGemvPipeline(
+  device: GPUDevice,
+  codeBits: WeightOnlyCodeBits,
+  vectorBlock: WeightOnlyVectorBlock,
+): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
+  let cached = pipelines.get(device);
+  if (cached === undefined) {
+    const read = { type: 'read-only-storage' } as const;
+    const layout = device.createBindGroupLayout({
+      label: 'weight-only gemv',
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: read },
+        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: read },
+        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: read },
+        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: read },
+        { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
+      ],
+    });
+    const pipelineLayout = device.createPipelineLayout({ label: 'weight-only gemv', bindGroupLayouts: [layout] });
+    cached = { layout, pipelineLayout, byVariant: new Map() };
+    pipelines.set(device, cached);
+  }
+  const key = `${codeBits}/${vectorBlock}`;
+  let pipeline = cached.byVariant.get(key);
+  if (pipeline === undefined) {
+    const label = `weight-only gemv (int${codeBits} codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`;
+    pipeline = device.createComputePipeline({
+      label,
+      layout: cached.pipelineLayout,
+      compute: { module: device.createShaderModule({ label, code: weightOnlyGemvShaderSource(codeBits, vectorBlock) }), entryPoint: 'main' },
+    });
+    cached.byVariant.set(key, pipeline);
+  }
+  return { layout: cached.layout, pipeline };
+}
+
+/** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
+export interface WeightOnlyGemvArgs {
+  /** Packed codes (`packWeightOnlyCodes`), 16·R·outputs bytes; offset a multiple of 16. */
+  readonly codes: GPUBuffer;
+  /** s, n f32. */
+  readonly columnScales: GPUBuffer;
+  /** t, outputs f32 (all 1 for a matrix without row scales). */
+  readonly rowScales: GPUBuffer;
+  /** X̃ = Q·X in the quantization basis: `vectors` columns of n f32, column-major. */
+  readonly x: GPUBuffer;
+  /** Y = Ŵ'·X̃: `vectors` columns of `outputs` f32, column-major (written). */
+  readonly y: GPUBuffer;
+  readonly n: number;
+  readonly outputs: number;
+  readonly codeBits: WeightOnlyCodeBits;
+  /** Columns of X and Y. Default 1. */
+  readonly vectors?: number;
+  readonly codesOffset?: number;
+  readonly columnScalesOffset?: number;
+  readonly rowScalesOffset?: number;
+  readonly xOffset?: number;
+  readonly yOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+  /** Force a vector block (default: 1 for one vector, else 4). */
+  readonly vectorBlock?: WeightOnlyVectorBlock;
+}
+
+/**
+ * Records Y = Ŵ'·X̃ into `encoder`: y[v][j] = t_j · Σ_i z_ji · s_i · x̃[v][i] for X̃ already in the
+ * quantization basis (see `WeightOnlyGpuMatrix.dispatch` for x in the original basis). Outputs are
+ * split across dispatches when the codes, t or Y exceed one storage binding, vectors when X or Y
+ * do; s and one vector of X̃ must fit one binding. Parameter buffers go into `scratch` (destroy it
+ * after submitting).
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'weight-only gemv' });
+ * dispatchWeightOnlyGemv(device, encoder, scratch, { codes, columnScales, rowScales, x, y, n: 4096, outputs: 4096, codeBits: 8 });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyGemvArgs): void {
+  const { n, outputs, codeBits } = args;
+  const vectors = args.vectors ?? 1;
+  checkPositiveInteger(n, 'weight-only gemv n');
+  checkPositiveInteger(outputs, 'weight-only gemv outputs');
+  checkPositiveInteger(vectors, 'weight-only gemv vectors');
+  checkCodeBits(codeBits);
+  const vectorBlock = args.vectorBlock ?? (vectors === 1 ? 1 : 4);
+  check(VECTOR_BLOCKS.includes(vectorBlock), () => `weight-only gemv: vectorBlock must be 1 or 4, got ${vectorBlock}`);
+  const rowVec4s = weightOnlyRowVec4s(n, codeBits);
+  const codesOffset = args.codesOffset ?? 0;
+  const columnScalesOffset = args.columnScalesOffset ?? 0;
+  const rowScalesOffset = args.rowScalesOffset ?? 0;
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  checkFits(args.codes, codesOffset, 16 * rowVec4s * outputs, 'codes', 16);
+  checkFits(args.columnScales, columnScalesOffset, 4 * n, 'column scales', 4);
+  checkFits(args.rowScales, rowScalesOffset, 4 * outputs, 'row scales', 4);
+  checkFits(args.x, xOffset, 4 * n * vectors, 'x', 4);
+  checkFits(args.y, yOffset, 4 * outputs * vectors, 'y', 4);
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const slack = alignment - 4;
+  const columnScalesWindow = bindingWindow(columnScalesOffset, 4 * n, alignment);
+  check(
+    columnScalesWindow.size <= maxBinding,
+    () => `weight-only gemv: the column scales (${n} f32) are larger than one storage binding (${maxBinding} bytes)`,
+  );
+  const rowsPerChunk = Math.min(itemsPerBinding(16 * rowVec4s, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment), outputs);
+  // A chunk of vc vectors binds y from its first row of the first vector to its last row of the
+  // last vector: (vc − 1)·outputs + rows f32.
+  const vectorsPerChunk = Math.min(
+    itemsPerBinding(4 * n, maxBinding, alignment),
+    1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
+  );
+
+  const { layout, pipeline } = weightOnlyGemvPipeline(device, codeBits, vectorBlock);
+  const pass = encoder.beginComputePass({ label: `weight-only gemv (int${codeBits})` });
+  pass.setPipeline(pipeline);
+  for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
+    const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
+    const xWindow = bindingWindow(xOffset + 4 * n * v0, 4 * n * chunkVectors, alignment);
+    for (let j0 = 0; j0 < outputs; j0 += rowsPerChunk) {
+      const chunkRows = Math.min(rowsPerChunk, outputs - j0);
+      const codesWindow = bindingWindow(codesOffset + 16 * rowVec4s * j0, 16 * rowVec4s * chunkRows, alignment);
+      const rowScalesWindow = bindingWindow(rowScalesOffset + 4 * j0, 4 * chunkRows, alignment);
+      const yWindow = bindingWindow(yOffset + 4 * (v0 * outputs + j0), 4 * ((chunkVectors - 1) * outputs + chunkRows), alignment);
+      const rowGroups = Math.ceil(chunkRows / WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP);
+      const label = `weight-only gemv (int${codeBits}, outputs ${j0}…${j0 + chunkRows - 1}, vectors ${v0}…${v0 + chunkVectors - 1})`;
+      const params = new UniformPacker()
+        .u32(chunkRows, 'outputs')
+        .u32(n, 'n')
+        .u32(rowVec4s, 'row_vec4s')
+        .u32(chunkVectors, 'vectors')
+        .u32(rowGroups, 'row_groups')
+        .u32(codesWindow.firstElement / 4, 'codes_first')
+        .u32(columnScalesWindow.firstElement, 'column_scales_first')
+        .u32(rowScalesWindow.firstElement, 'row_scales_first')
+        .u32(xWindow.firstElement, 'x_first')
+        .u32(n, 'x_stride')
+        .u32(yWindow.firstElement, 'y_first')
+        .u32(outputs, 'y_stride');
+      pass.setBindGroup(
+        0,
+        device.createBindGroup({
+          label,
+          layout,
+          entries: [
+            { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
+            { binding: 1, resource: { buffer: args.codes, offset: codesWindow.offset, size: codesWindow.size } },
+            { binding: 2, resource: { buffer: args.columnScales, offset: columnScalesWindow.offset, size: columnScalesWindow.size } },
+            { binding: 3, resource: { buffer: args.rowScales, offset: rowScalesWindow.offset, size: rowScalesWindow.size } },
+            { binding: 4, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
+            { binding: 5, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
+          ],
+        }),
+      );
+      const [gx, gy] = workgroupGrid(rowGroups * Math.ceil(chunkVectors / vectorBlock), device.limits.maxComputeWorkgroupsPerDimension);
+      pass.dispatchWorkgroups(gx, gy);
+    }
+  }
+  pass.end();
+}
+
+/** Options of `uploadWeightOnly`. */
+export interface UploadWeightOnlyOptions {
+  /** Store the codes wider than they need (8 < 16 < 32 bits); for tests and benchmarks. */
+  readonly codeBits?: WeightOnlyCodeBits;
+  /** Prefix of the buffers' labels. Default 'weight-only'. */
+  readonly label?: string;
+}
+
+/** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
+export interface WeightOnlyMatrixGemvArgs {
+  /** X: `vectors` columns of n f32, column-major. */
+  readonly x: GPUBuffer;
+  /** Y = Ŵ·X: `vectors` columns of `outputs` f32, column-major (written). */
+  readonly y: GPUBuffer;
+  /** Default 1. */
+  readonly vectors?: number;
+  readonly xOffset?: number;
+  readonly yOffset?: number;
+  /**
+   * 'original' (default): X as the layer sees it, rotated here (`hadamard` on the GPU; `haar` is
+   * refused: rotate with `rotateOnHost`). 'quantization': X̃ = Q·X already.
+   */
+  readonly inputBasis?: 'original' | 'quantization';
+  /** Largest storage binding to use, in bytes (tests). */
+  readonly maxBindingBytes?: number;
+  /** Force a vector block (tests). */
+  readonly vectorBlock?: WeightOnlyVectorBlock;
+}
+
+/**
+ * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its three buffers (packed codes,
+ * column scales s, row scales t — ones when the matrix has none); call `destroy()` when done.
+ */
+export class WeightOnlyGpuMatrix {
+  readonly n: number;
+  readonly outputs: number;
+  readonly codeBits: WeightOnlyCodeBits;
+  readonly rotation: WeightOnlyQuantized['rotation'];
+  readonly seed: number;
+  readonly codes: GPUBuffer;
+  readonly columnScales: GPUBuffer;
+  readonly rowScales: GPUBuffer;
+  private basis: WeightBasis | undefined;
+
+  constructor(
+    private readonly device: GPUDevice,
+    q: WeightOnlyQuantized,
+    options: UploadWeightOnlyOptions = {},
+  ) {
+    check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
+    check(
+      q.rotation !== 'hadamard' || rotationLength(q.n) === q.n,
+      () => `weight-only gemv: a hadamard rotation needs n = m·2^k (m ∈ {1, 12, 20}), got n = ${q.n}`,
+    );
+    const needed = weightOnlyCodeBits(q.codes);
+    const codeBits = options.codeBits ?? needed;
+    checkCodeBits(codeBits);
+    check(codeBits >= needed, () => `weight-only gemv: the codes need ${needed} bits, codeBits ${codeBits} is too narrow`);
+    const label = options.label ?? 'weight-only';
+    this.n = q.n;
+    this.outputs = q.outputs;
+    this.codeBits = codeBits;
+    this.rotation = q.rotation;
+    this.seed = q.seed;
+    const created: GPUBuffer[] = [];
+    try {
+      created.push(createBufferWithData(device, `${label} codes (int${codeBits})`, packWeightOnlyCodes(q.codes, q.n, q.outputs, codeBits), STORAGE_USAGE));
+      created.push(createBufferWithData(device, `${label} column scales`, q.columnScales, STORAGE_USAGE));
+      created.push(createBufferWithData(device, `${label} row scales`, q.rowScales ?? new Float32Array(q.outputs).fill(1), STORAGE_USAGE));
+    } catch (error) {
+      for (const buffer of created) buffer.destroy();
+      throw error;
+    }
+    [this.codes, this.columnScales, this.rowScales] = created as [GPUBuffer, GPUBuffer, GPUBuffer];
+  }
+
+  /**
+   * X̃ = Q·X on the CPU for `vectors` columns of n entries (column-major): the same rotation the
+   * quantizer used (`hadamard` in f32 exactly as the GPU computes it, `haar` in float64 rounded to
+   * f32, `none` a copy).
+   */
+  rotateOnHost(x: Float32Array, vectors = 1): Float32Array {
+    checkPositiveInteger(vectors, 'weight-only gemv vectors');
+    checkInput(x, this.n * vectors);
+    if (this.rotation === 'none') return Float32Array.from(x);
+    this.basis ??= new WeightBasis(this.n, this.rotation, this.seed);
+    return Float32Array.from(this.basis.rotateWeights({ rows: this.n, cols: vectors, data: x }));
+  }
+
+  /**
+   * Records Y = Ŵ·X into `encoder` (the rotation, then `dispatchWeightOnlyGemv`). Parameter and
+   * intermediate buffers go into `scratch` (destroy it after submitting).
+   *
+   * @example
+   * const matrix = uploadWeightOnly(device, q);
+   * const scratch = new GpuScratch(device);
+   * const encoder = device.createCommandEncoder({ label: 'layer' });
+   * matrix.dispatch(encoder, scratch, { x, y });
+   * device.queue.submit([encoder.finish()]);
+   * scratch.destroy();
+   */
+  dispatch(encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyMatrixGemvArgs): void {
+    const { device, n, outputs, codeBits } = this;
+    const vectors = args.vectors ?? 1;
+    checkPositiveInteger(vectors, 'weight-only gemv vectors');
+    const inputBasis = args.inputBasis ?? 'original';
+    check(inputBasis === 'original' || inputBasis === 'quantization', () => `inputBasis must be 'original' or 'quantization', got ${String(inputBasis)}`);
+    let x = args.x;
+    let xOffset = args.xOffset ?? 0;
+    if (inputBasis === 'original' && this.rotation === 'haar') {
+      throw new LatticeMatmulError(
+        `weight-only gemv: the dense rotation of n = ${n} inputs runs on the host; pass rotateOnHost(x) with inputBasis: 'quantization'`,
+      );
+    }
+    if (inputBasis === 'original' && this.rotation === 'hadamard') {
+      const rotated = scratch.buffer('weight-only gemv rotated x', 4 * n * vectors, STORAGE_USAGE);
+      const hadamardArgs = { input: x, output: rotated, rows: n, cols: vectors, seed: this.seed, inputOffset: xOffset };
+      dispatchHadamard(device, encoder, scratch, args.maxBindingBytes === undefined ? hadamardArgs : { ...hadamardArgs, maxBindingBytes: args.maxBindingBytes });
+      x = rotated;
+      xOffset = 0;
+    }
+    const gemvArgs: WeightOnlyGemvArgs = {
+      codes: this.codes,
+      columnScales: this.columnScales,
+      rowScales: this.rowScales,
+      x,
+      y: args.y,
+      n,
+      outputs,
+      codeBits,
+      vectors,
+      xOffset,
+      yOffset: args.yOffset ?? 0,
+      ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }),
+      ...(args.vectorBlock === undefined ? {} : { vectorBlock: args.vectorBlock }),
+    };
+    dispatchWeightOnlyGemv(device, encoder, scratch, gemvArgs);
+  }
+
+  /** Destroys the three buffers. */
+  destroy(): void {
+    this.codes.destroy();
+    this.columnScales.destroy();
+    this.rowScales.destroy();
+  }
+}
+
+/**
+ * Uploads `q` for the GEMV kernel (codes packed at their serialized width unless `codeBits` asks for
+ * a wider one). The result owns its buffers: `destroy()` it.
+ *
+ * @example
+ * const matrix = uploadWeightOnly(device, quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 }));
+ * try { … matrix.dispatch(encoder, scratch, { x, y }) … } finally { matrix.destroy(); }
+ */
+export function uploadWeightOnly(device: GPUDevice, q: WeightOnlyQuantized, options: UploadWeightOnlyOptions = {}): WeightOnlyGpuMatrix {
+  return new WeightOnlyGpuMatrix(device, q, options);
+}
+
+/** Test and benchmark knobs of `weightOnlyGemv` and `weightOnlyGemm`. */
+export interface WeightOnlyGemvOptions {
+  readonly codeBits?: WeightOnlyCodeBits;
+  readonly maxBindingBytes?: number;
+  readonly vectorBlock?: WeightOnlyVectorBlock;
+}
+
+/**
+ * y = Ŵ·x on the GPU for CPU data (x of n = q.n entries, y of q.outputs): uploads, rotates x (see the
+ * module comment), dispatches inside validation error scopes, reads back and destroys its buffers.
+ * For tests and benchmarks; applications keep the matrix uploaded (`uploadWeightOnly`) and call
+ * `WeightOnlyGpuMatrix.dispatch`.
+ *
+ * @example
+ * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4, rotate: true });
+ * const y = await weightOnlyGemv(device, q, x); // ≈ Ŵ·x with Ŵ = q.decode()
+ */
+export async function weightOnlyGemv(device: GPUDevice, q: WeightOnlyQuantized, x: Float32Array, options: WeightOnlyGemvOptions = {}): Promise<Float32Array> {
+  check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
+  checkInput(x, q.n);
+  return runWeightOnlyGemv(device, q, x, 1, options);
+}
+
+/**
+ * Y = Ŵ·X on the GPU for an n × V matrix X (V vectors): a q.outputs × V matrix. Same behaviour as
+ * `weightOnlyGemv`, with 4 vectors per workgroup so each code is read once per 4 vectors.
+ *
+ * @example
+ * const y = await weightOnlyGemm(device, q, { rows: q.n, cols: 8, data }); // q.outputs × 8
+ */
+export async function weightOnlyGemm(device: GPUDevice, q: WeightOnlyQuantized, x: Matrix, options: WeightOnlyGemvOptions = {}): Promise<Matrix> {
+  check(q instanceof WeightOnlyQuantized, 'weight-only gemm: q must be a WeightOnlyQuantized');
+  checkMatrix(x, 'X');
+  check(x.rows === q.n, () => `weight-only gemm: X has ${x.rows} rows, the matrix has n = ${q.n} inputs`);
+  const data = await runWeightOnlyGemv(device, q, x.data, x.cols, options);
+  return { rows: q.outputs, cols: x.cols, data };
+}
+
+async function runWeightOnlyGemv(
+  device: GPUDevice,
+  q: WeightOnlyQuantized,
+  x: Float32Array,
+  vectors: number,
+  options: WeightOnlyGemvOptions,
+): Promise<Float32Array> {
+  const scratch = new GpuScratch(device);
+  const owned: { destroy(): void }[] = [];
+  try {
+    return await withValidation(device, 'weight-only gemv', async () => {
+      const matrix = uploadWeightOnly(device, q, options.codeBits === undefined ? {} : { codeBits: options.codeBits });
+      owned.push(matrix);
+      const onHost = matrix.rotation === 'haar';
+      const input = onHost ? matrix.rotateOnHost(x, vectors) : x;
+      const xBuffer = createBufferWithData(device, 'weight-only gemv x', input, STORAGE_USAGE);
+      owned.push(xBuffer);
+      const yBuffer = createBuffer(device, 'weight-only gemv y', 4 * q.outputs * vectors, STORAGE_USAGE);
+      owned.push(yBuffer);
+      const encoder = device.createCommandEncoder({ label: 'weight-only gemv' });
+      matrix.dispatch(encoder, scratch, {
+        x: xBuffer,
+        y: yBuffer,
+        vectors,
+        inputBasis: onHost ? 'quantization' : 'original',
+        ...(options.maxBindingBytes === undefined ? {} : { maxBindingBytes: options.maxBindingBytes }),
+        ...(options.vectorBlock === undefined ? {} : { vectorBlock: options.vectorBlock }),
+      });
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, yBuffer, 4 * q.outputs * vectors));
+    });
+  } finally {
+    scratch.destroy();
+    for (const resource of owned) resource.destroy();
+  }
+}
+
+function checkCodeBits(codeBits: number): asserts codeBits is WeightOnlyCodeBits {
+  check(CODE_BITS.includes(codeBits as WeightOnlyCodeBits), () => `code width must be 8, 16 or 32 bits, got ${codeBits}`);
+}
+
+function checkInput(x: Float32Array, length: number): void {
+  check(x instanceof Float32Array, 'weight-only gemv: x must be a Float32Array');
+  check(x.length === length, () => `weight-only gemv: x has ${x.length} entries, expected ${length}`);
+  const bad = firstNonFinite(x);
+  check(bad < 0, () => `weight-only gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+}
+
+function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string, offsetMultiple: number): void {
+  check(
+    Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
+    () => `weight-only gemv: ${name} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,
+  );
+  check(
+    offset + byteLength <= buffer.size,
+    () => `weight-only gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+  );
+}

@@ -1,0 +1,286 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Page } from 'puppeteer-core';
+import type { ViteDevServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoRun } from '../../demo/demoRun.js';
+import {
+  gamma,
+  matmulAT,
+  quantize,
+  SCHEMES,
+  testMatrixPair,
+  type Matrix,
+  type QuantizeOptions,
+} from '../../src/index.js';
+import {
+  browserUnavailableReason,
+  launchChromium,
+  startBuiltDemo,
+  startDemoServer,
+  watchPageErrors,
+  type Chromium,
+} from './browserHarness.js';
+import {
+  clickAndWaitForRuns,
+  DEFAULT_DATA_SEED,
+  DEFAULT_ROTATION_SEED,
+  fillForm,
+  openDemo,
+  readHandle,
+  type FormSettings,
+} from './demoPage.js';
+
+/*
+ * The demo page in headless Chromium: with WebGPU on SwiftShader, and without WebGPU (the CPU
+ * fallback). Every result the page reports is checked against the CPU reference computed here from the
+ * same seeds, and its NMSE against an exact product computed here with plain loops.
+ */
+
+const unavailable = browserUnavailableReason();
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+
+interface Reference {
+  readonly a: Matrix;
+  readonly b: Matrix;
+  readonly product: Matrix;
+  readonly bitsStored: number;
+  readonly bitsEntropy: number;
+}
+
+function cpuReference(settings: FormSettings): Reference {
+  const { a, b } = testMatrixPair(settings.dataKind, settings.n, settings.cols, settings.cols, settings.dataSeed ?? DEFAULT_DATA_SEED);
+  const options: QuantizeOptions = {
+    scheme: settings.scheme,
+    seed: settings.rotationSeed ?? DEFAULT_ROTATION_SEED,
+    gain: SCHEMES[settings.scheme].kind === 'lattice' ? (settings.gain ?? 'unbiased') : 'none',
+  };
+  const qa = quantize(a, options);
+  const qb = quantize(b, options);
+  return {
+    a,
+    b,
+    product: matmulAT(qa, qb),
+    bitsStored: (qa.bitsStored + qb.bitsStored) / 2,
+    bitsEntropy: (qa.bitsEntropy + qb.bitsEntropy) / 2,
+  };
+}
+
+/** n·‖C − AᵀB‖²_F / (‖A‖²_F·‖B‖²_F) with AᵀB from plain loops (independent of the library's NMSE). */
+function nmseOf(product: readonly number[], a: Matrix, b: Matrix): number {
+  const n = a.rows;
+  let error = 0;
+  for (let j = 0; j < b.cols; j++) {
+    for (let i = 0; i < a.cols; i++) {
+      let exact = 0;
+      for (let k = 0; k < n; k++) exact += (a.data[i * n + k] as number) * (b.data[j * n + k] as number);
+      error += ((product[j * a.cols + i] as number) - exact) ** 2;
+    }
+  }
+  const energy = (m: Matrix): number => m.data.reduce((sum, v) => sum + v * v, 0);
+  return (n * error) / (energy(a) * energy(b));
+}
+
+/** The page's run agrees with the CPU reference: bits exactly, product within `tolerance` of max |C|. */
+function expectMatchesReference(run: DemoRun, settings: FormSettings, tolerance: number): void {
+  const reference = cpuReference(settings);
+  expect(run.request).toMatchObject({ scheme: settings.scheme, n: settings.n, cols: settings.cols, dataKind: settings.dataKind });
+  expect(run.request.backend).toBe(settings.backend);
+  expect(run.bitsStored).toBeCloseTo(reference.bitsStored, 12);
+  expect(run.bitsEntropy).toBeCloseTo(reference.bitsEntropy, 12);
+  const product = run.product;
+  expect(product).not.toBeNull();
+  if (!product) return;
+  expect([product.rows, product.cols]).toEqual([settings.cols, settings.cols]);
+  const scale = Math.max(...Array.from(reference.product.data, Math.abs));
+  let worst = 0;
+  product.data.forEach((value, i) => {
+    worst = Math.max(worst, Math.abs(value - (reference.product.data[i] as number)));
+  });
+  expect(worst / scale).toBeLessThanOrEqual(tolerance);
+  // The page's NMSE is exact at these sizes and equals the one recomputed here from its own product.
+  expect(run.nmseSampledEntries).toBeNull();
+  const nmse = nmseOf(product.data, reference.a, reference.b);
+  expect(run.nmse).toBeGreaterThan(0);
+  expect(Math.abs(run.nmse - nmse) / nmse).toBeLessThan(1e-6);
+  // No scheme beats the Gaussian bound on Gaussian data at these sizes by more than chance allows.
+  if (settings.dataKind === 'gaussian') expect(run.nmse).toBeGreaterThan(0.5 * gamma(run.bitsStored));
+  expect(run.rateLoss).not.toBeNull();
+  expect(run.errorSample.input.length).toBeGreaterThan(0);
+  expect(run.errorSample.rmsError).toBeGreaterThan(0);
+}
+
+describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () => {
+  let server: ViteDevServer;
+  let url: string;
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    ({ server, url } = await startDemoServer());
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  describe('with WebGPU (SwiftShader)', () => {
+    let chromium: Chromium;
+    let page: Page;
+    let errors: string[];
+
+    beforeAll(async () => {
+      chromium = await launchChromium({ webgpu: true });
+      page = await chromium.browser.newPage();
+      errors = watchPageErrors(page);
+      await openDemo(page, url);
+    });
+
+    afterAll(async () => {
+      await chromium?.close();
+    });
+
+    it('loads with no console errors and starts the GPU engine', async () => {
+      const handle = await readHandle(page);
+      expect(handle.webgpu.reason).toBeNull();
+      expect(handle.webgpu.available).toBe(true);
+      expect(handle.webgpu.engine).toMatchObject({ available: true });
+      const status = await page.$eval('#gpu-status', (node) => node.textContent ?? '');
+      expect(status).toMatch(/WebGPU is ready/);
+      const adapterText = await page.$eval('#adapter', (node) => node.textContent ?? '');
+      expect(adapterText).toMatch(/Table layout/);
+      expect(errors).toEqual([]);
+    });
+
+    const gpuRuns: FormSettings[] = [
+      { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' },
+      { scheme: 'e8-q16', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3 },
+      { scheme: 'int4-g32', n: 96, cols: 16, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11 },
+      { scheme: 'nvfp4', n: 64, cols: 8, dataKind: 'low-rank', backend: 'webgpu' },
+    ];
+    it.each(gpuRuns)('a WebGPU run of $scheme on $dataKind data ($n × $cols) matches the CPU reference', async (settings) => {
+      await fillForm(page, settings);
+      const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      // Products are sums of many terms: the GPU adds them in another order (ARCHITECTURE.md).
+      expectMatchesReference(run, settings, 1e-5);
+      expect(run.tableLayout).toEqual(expect.any(String));
+      expect(run.adapter?.architecture).toBe('swiftshader');
+      // The page's own check: the GPU's codes are the CPU's, bit for bit.
+      expect(run.cpuCheck).not.toBeNull();
+      expect(run.cpuCheck?.valuesCompared).toBeGreaterThan(0);
+      expect(run.cpuCheck?.valuesDiffering).toBe(0);
+      expect(errors).toEqual([]);
+    });
+
+    it('runs every scheme for the baselines and draws the plots (screenshot in test-artifacts/demo.png)', async () => {
+      const settings: FormSettings = { scheme: 'd3-q6', gain: 'unbiased', n: 256, cols: 32, dataKind: 'gaussian', backend: 'webgpu' };
+      await fillForm(page, settings);
+      const schemes = Object.keys(SCHEMES).length;
+      const run = await clickAndWaitForRuns(page, '#run-all', schemes, 90_000);
+      expect(run.request).toMatchObject({ scheme: 'd3-q6', backend: 'webgpu' });
+      // One marker per scheme (plus hollow entropy markers for lattice schemes) and Γ's curve.
+      const legendEntries = await page.$$eval('#rd-plot svg g text', (nodes) => nodes.map((node) => node.textContent));
+      expect(legendEntries).toEqual(expect.arrayContaining(['D3, q = 6', 'E8, q = 16', 'INT4, group 32', 'NVFP4']));
+      expect(await page.$$eval('#rd-plot polyline.curve', (nodes) => nodes.length)).toBe(1);
+      expect(await page.$$eval('#error-plot circle', (nodes) => nodes.length)).toBe(Math.min(384, 256));
+      expect(await page.$$eval('#history tbody tr', (nodes) => nodes.length)).toBe((await readHandle(page)).runs);
+      await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
+      expect(errors).toEqual([]);
+    });
+
+    it('cancels a long run at once (the worker is terminated) and runs again afterwards', async () => {
+      const destroyed: unknown[] = [];
+      page.on('workerdestroyed', (worker) => destroyed.push(worker));
+      await fillForm(page, { scheme: 'e8-q16', n: 1024, cols: 256, dataKind: 'gaussian', backend: 'cpu' });
+      await page.click('#run');
+      await page.waitForFunction(() => window.__latticeDemo.state === 'running');
+      const started = Date.now();
+      await page.click('#cancel');
+      await page.waitForFunction(() => window.__latticeDemo.state === 'cancelled', { timeout: 5_000 });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      await expect.poll(() => destroyed.length, { timeout: 5_000 }).toBeGreaterThan(0);
+      const settings: FormSettings = { scheme: 'int3-absmax', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
+      await fillForm(page, settings);
+      expectMatchesReference(await clickAndWaitForRuns(page, '#run', 1, 60_000), settings, 1e-5);
+      expect(errors).toEqual([]);
+    });
+  });
+
+  describe('the built page (vite build, then vite preview)', () => {
+    let chromium: Chromium;
+    let built: { url: string; close(): Promise<void> };
+
+    beforeAll(async () => {
+      built = await startBuiltDemo();
+      chromium = await launchChromium({ webgpu: true });
+    });
+
+    afterAll(async () => {
+      await chromium?.close();
+      await built?.close();
+    });
+
+    it('runs on WebGPU from the static files (shaders inlined, worker bundled)', async () => {
+      const page = await chromium.browser.newPage();
+      const errors = watchPageErrors(page);
+      const handle = await openDemo(page, built.url);
+      expect(handle.webgpu).toMatchObject({ available: true, reason: null });
+      const settings: FormSettings = { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'low-rank', backend: 'webgpu' };
+      await fillForm(page, settings);
+      const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expectMatchesReference(run, settings, 1e-5);
+      expect(run.cpuCheck?.valuesDiffering).toBe(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+  });
+
+  describe('without WebGPU (CPU fallback)', () => {
+    let chromium: Chromium;
+
+    beforeAll(async () => {
+      // No WebGPU flags: headless Chromium without a GPU offers navigator.gpu but no adapter.
+      chromium = await launchChromium({ webgpu: false });
+    });
+
+    afterAll(async () => {
+      await chromium?.close();
+    });
+
+    const cases = [
+      { name: 'no adapter', removeNavigatorGpu: false, message: /no GPU adapter/ },
+      { name: 'no navigator.gpu', removeNavigatorGpu: true, message: /navigator\.gpu is missing/ },
+    ];
+    it.each(cases)('says so plainly and runs on the CPU reference ($name)', async ({ removeNavigatorGpu, message }) => {
+      const page = await chromium.browser.newPage();
+      const errors = watchPageErrors(page);
+      if (removeNavigatorGpu) {
+        await page.evaluateOnNewDocument(() => {
+          Reflect.deleteProperty(Navigator.prototype, 'gpu');
+        });
+      }
+      const handle = await openDemo(page, url);
+      expect(handle.webgpu.available).toBe(false);
+      const status = await page.$eval('#gpu-status', (node) => node.textContent ?? '');
+      expect(status).toMatch(/^No WebGPU/);
+      expect(status).toMatch(message);
+      expect(status).toMatch(/CPU reference/);
+      expect(await page.$eval('#backend-webgpu', (input) => (input as HTMLInputElement).disabled)).toBe(true);
+
+      // Sizes beyond the CPU cap are refused with a reason, not run.
+      await fillForm(page, { scheme: 'd3-q6', n: 4096, cols: 4096, dataKind: 'gaussian', backend: 'cpu' });
+      expect(await page.$eval('#run', (button) => (button as HTMLButtonElement).disabled)).toBe(true);
+      expect(await page.$eval('#size-hint', (node) => node.textContent ?? '')).toMatch(/more than the CPU reference runs/);
+
+      const settings: FormSettings = { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'cpu' };
+      await fillForm(page, settings);
+      const run = await clickAndWaitForRuns(page, '#run', 1, 30_000);
+      // Same code, same seeds, same JavaScript arithmetic: the browser's product is the reference's.
+      expectMatchesReference(run, settings, 1e-6);
+      expect(run.tableLayout).toBeNull();
+      expect(run.cpuCheck).toBeNull();
+      if (removeNavigatorGpu) await page.screenshot({ path: `${ARTIFACTS}demo-no-webgpu.png`, fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+  });
+});

@@ -1,0 +1,154 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_ENTRIES, MAX_PRODUCT_MACS, sizeProblem } from '../../demo/limits.js';
+import { compareRuns, errorSample, firstColumn, measureNmse } from '../../demo/measure.js';
+import {
+  column,
+  dequantize,
+  matmulAT,
+  matmulATExact,
+  productNmse,
+  quantize,
+  SCHEMES,
+  testMatrixPair,
+  type Matrix,
+  type SchemeName,
+} from '../../src/index.js';
+
+/*
+ * The demo's own measurement code, in Node (no browser needed): the NMSE it reports for large products
+ * (sampled), the one-column slice behind its error picture, its GPU-vs-CPU comparison and its size caps.
+ */
+
+const SCHEME_NAMES = Object.keys(SCHEMES) as SchemeName[];
+
+function energy(m: Matrix): number {
+  return m.data.reduce((sum, v) => sum + v * v, 0);
+}
+
+/** AᵀB plus `delta` (with a random sign) on the entries `perturbed` selects. */
+function perturbedProduct(a: Matrix, b: Matrix, delta: number, perturbed: (index: number) => boolean): { estimate: Matrix; squaredError: number } {
+  const exact = matmulATExact(a, b);
+  const data = new Float32Array(exact.data.length);
+  let squaredError = 0;
+  for (let i = 0; i < data.length; i++) {
+    const shift = perturbed(i) ? (i % 3 === 0 ? -delta : delta) : 0;
+    data[i] = (exact.data[i] as number) + shift;
+    // The error actually stored (after f32 rounding of the sum).
+    squaredError += ((data[i] as number) - (exact.data[i] as number)) ** 2;
+  }
+  return { estimate: { rows: exact.rows, cols: exact.cols, data }, squaredError };
+}
+
+describe('measureNmse', () => {
+  it.each([
+    [96, 16],
+    [300, 40],
+  ])('is the exact productNmse for small products (n = %i, %i columns)', (n, cols) => {
+    const { a, b } = testMatrixPair('gaussian', n, cols, cols, 5);
+    const estimate = matmulAT(quantize(a, { scheme: 'd3-q6', seed: 3 }), quantize(b, { scheme: 'd3-q6', seed: 3 }));
+    const measured = measureNmse(estimate, a, b);
+    expect(measured.sampledEntries).toBeNull();
+    expect(measured.nmse).toBe(productNmse(estimate, a, b));
+  });
+
+  // n·cols² = 2048·300² > 2^27: the estimate is sampled.
+  const { a, b } = testMatrixPair('gaussian', 2048, 300, 300, 9);
+
+  it('samples large products, exactly right when every entry has the same error', () => {
+    const { estimate, squaredError } = perturbedProduct(a, b, 4, () => true);
+    const measured = measureNmse(estimate, a, b);
+    expect(measured.sampledEntries).toBe(4096);
+    const truth = (a.rows * squaredError) / (energy(a) * energy(b));
+    expect(Math.abs(measured.nmse - truth) / truth).toBeLessThan(1e-3);
+  });
+
+  it('samples large products without bias when only some entries are wrong', () => {
+    // A tenth of the entries carry the error: the estimate's relative standard error is
+    // √(0.9 / (0.1·4096)) ≈ 4.7%; 20% is beyond four of those.
+    const { estimate, squaredError } = perturbedProduct(a, b, 6, (i) => (i * 2654435761) % 10 === 0);
+    const truth = (a.rows * squaredError) / (energy(a) * energy(b));
+    const measured = measureNmse(estimate, a, b);
+    expect(measured.sampledEntries).toBe(4096);
+    expect(Math.abs(measured.nmse - truth) / truth).toBeLessThan(0.2);
+  });
+});
+
+describe('firstColumn and errorSample', () => {
+  it.each(SCHEME_NAMES)('firstColumn decodes to column 0 of the whole matrix (%s)', (scheme) => {
+    for (const center of [false, true]) {
+      const { a } = testMatrixPair('heavy-tailed', 200, 5, 1, 2);
+      const q = quantize(a, { scheme, seed: 4, center });
+      const whole = dequantize(q);
+      const first = dequantize(firstColumn(q));
+      expect(first.cols).toBe(1);
+      expect(Array.from(first.data)).toEqual(Array.from(column(whole, 0)));
+    }
+  });
+
+  it.each(SCHEME_NAMES)('errorSample shows every coordinate when n ≤ 384 and its RMS error is ‖â − a‖/‖a‖ (%s)', (scheme) => {
+    // n = 256 is its own rotation length, so the rotation is orthogonal and keeps distances.
+    const { a } = testMatrixPair('gaussian', 256, 3, 1, 8);
+    const q = quantize(a, { scheme, seed: 12 });
+    const sample = errorSample(a, q, 12);
+    expect(sample.input).toHaveLength(256);
+    expect(sample.decoded).toHaveLength(256);
+    const x = column(a, 0);
+    const xHat = column(dequantize(q), 0);
+    let error = 0;
+    let norm = 0;
+    for (let i = 0; i < x.length; i++) {
+      error += ((xHat[i] as number) - (x[i] as number)) ** 2;
+      norm += (x[i] as number) ** 2;
+    }
+    expect(sample.rmsError).toBeGreaterThan(0);
+    expect(Math.abs(sample.rmsError - Math.sqrt(error / norm)) / sample.rmsError).toBeLessThan(1e-4);
+    // In units of the column's RMS: the inputs have mean square 1.
+    expect(sample.input.reduce((s, v) => s + v * v, 0) / 256).toBeCloseTo(1, 5);
+  });
+});
+
+describe('compareRuns', () => {
+  const { a, b } = testMatrixPair('gaussian', 96, 4, 3, 1);
+
+  it.each(['d3-q6', 'int4-g32'] as const)('finds no difference between two identical runs and one changed code (%s)', (scheme) => {
+    const qa = quantize(a, { scheme, seed: 2 });
+    const qb = quantize(b, { scheme, seed: 2 });
+    const product = matmulAT(qa, qb);
+    const same = compareRuns([qa, qb], [quantize(a, { scheme, seed: 2 }), quantize(b, { scheme, seed: 2 })], product, matmulAT(qa, qb));
+    expect(same.valuesDiffering).toBe(0);
+    expect(same.valuesCompared).toBeGreaterThan(qa.codes.length + qb.codes.length);
+    expect(same.productRelativeDifference).toBe(0);
+
+    const changedCodes = qa.codes.slice();
+    changedCodes[1] = (changedCodes[1] as number) + 1;
+    const changed = { ...qa, codes: changedCodes } as typeof qa;
+    const shifted = { ...product, data: product.data.map((v, i) => (i === 0 ? v + 1 : v)) };
+    const scale = Math.max(...Array.from(product.data, Math.abs));
+    const different = compareRuns([changed, qb], [qa, qb], shifted, product);
+    expect(different.valuesDiffering).toBe(1);
+    expect(different.productRelativeDifference).toBeCloseTo(1 / scale, 6);
+  });
+});
+
+describe('sizeProblem', () => {
+  it('accepts sizes up to each backend cap and refuses one more', () => {
+    expect(sizeProblem(1024, 256, 'cpu')).toBeNull();
+    expect(1024 * 256).toBe(MAX_ENTRIES.cpu);
+    expect(1024 * 256 * 256).toBe(MAX_PRODUCT_MACS.cpu);
+    expect(sizeProblem(1024, 257, 'cpu')).toMatch(/CPU reference/);
+    expect(sizeProblem(128, 1024, 'cpu')).toMatch(/columns² .* multiply-adds/);
+    expect(sizeProblem(4096, 4096, 'webgpu')).toBeNull();
+    expect(sizeProblem(8192, 4096, 'webgpu')).toMatch(/WebGPU/);
+  });
+
+  it.each([
+    [7, 16],
+    [8193, 1],
+    [96.5, 16],
+    [Number.NaN, 16],
+    [96, 0],
+    [96, 4097],
+  ])('refuses n = %s, cols = %s', (n, cols) => {
+    expect(sizeProblem(n, cols, 'webgpu')).toMatch(/whole number/);
+  });
+});

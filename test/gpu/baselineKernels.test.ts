@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { column, type Matrix } from '../../src/matrix.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { absmaxDequantize, absmaxQuantize } from '../../src/scalar/absmax.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { TIMESTAMP_QUERY_DAWN_FLAGS, timeGpuWork } from '../../src/gpu/timing.js';
+import { dispatchF32Gemv, f32Gemv, type F32GemvChunkWidth } from '../../src/gpu/kernels/f32Gemv.js';
+import {
+  dequantizeInt4Weights,
+  dispatchInt4Gemv,
+  INT4_G32_OPTIONS,
+  int4Gemv,
+  int4PaddedLength,
+  quantizeInt4Weights,
+  type Int4Weights,
+} from '../../src/gpu/kernels/int4Gemv.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The GEMV baselines of the benchmark against float64 references computed here.
+ *
+ * Stated tolerances (u = 2^−24): an f32 sum in which every term goes through at most D roundings is
+ * within γ_D·Σ|terms| ≈ D·u·Σ|terms| of the exact sum (any order, with or without fused multiply-adds),
+ * and the result is rounded once more. The kernels' depths (see the module comments):
+ *   f32 GEMV:   D = ⌈n/64⌉ + 10   (64 lanes per column, vec4 dot, 6 tree levels)
+ *   int4 GEMV:  D = ⌈G/64⌉ + 20   (group sum of 32, scale, lane chain, 6 tree levels), G = ⌈n/32⌉
+ * so the check is |ŷ_j − y_j| ≤ (D + 1)·u·Σ_k |W_kj x_k| with y the float64 dot product of the
+ * (dequantized) column with x. The int4 reference dequantizes with `absmaxDequantize` on
+ * `absmaxQuantize`'s own output, not with the kernel module's unpacking, so the packing is checked too.
+ */
+
+const noGpu = await gpuUnavailableReason();
+const U = 2 ** -24;
+
+const ROWS = [1, 31, 100, 256];
+const COLS = [1, 3, 65];
+const SHAPES: [n: number, cols: number][] = ROWS.flatMap((n) => COLS.map((cols): [number, number] => [n, cols]));
+
+function gaussianVector(n: number, seed: number): Float32Array {
+  return gaussianMatrix(n, 1, seed).data;
+}
+
+/** Worst |got − exact| / ((depth + 1)·u·Σ|w x|) over the outputs (≤ 1 passes), and where. */
+function worstRelativeError(got: Float32Array, w: Matrix, x: Float32Array, depth: number): { ratio: number; at: string } {
+  let worst = { ratio: 0, at: 'none' };
+  expect(got.length).toBe(w.cols);
+  for (let j = 0; j < w.cols; j++) {
+    const col = column(w, j);
+    let exact = 0;
+    let absSum = 0;
+    for (let k = 0; k < w.rows; k++) {
+      const term = (col[k] as number) * (x[k] as number);
+      exact += term;
+      absSum += Math.abs(term);
+    }
+    const value = got[j] as number;
+    const ratio = value === exact ? 0 : Math.abs(value - exact) / ((depth + 1) * U * absSum);
+    if (!(ratio <= worst.ratio)) worst = { ratio, at: `y[${j}] = ${value}, expected ${exact}` };
+  }
+  return worst;
+}
+
+/** The int4 g32 matrix the kernel should multiply by, straight from the absmax quantizer. */
+function absmaxDequantizedColumns(w: Matrix): Matrix {
+  const data = new Float32Array(w.rows * w.cols);
+  for (let j = 0; j < w.cols; j++) {
+    const quantized = absmaxQuantize(column(w, j), INT4_G32_OPTIONS);
+    data.set(absmaxDequantize(quantized, w.rows, INT4_G32_OPTIONS), j * w.rows);
+  }
+  return { rows: w.rows, cols: w.cols, data };
+}
+
+function smallIntegerData(length: number, seed: number, max: number): Float32Array {
+  const rng = new Rng(seed);
+  const data = new Float32Array(length);
+  for (let i = 0; i < length; i++) data[i] = rng.nextInt(2 * max + 1) - max;
+  return data;
+}
+
+function integerDot(w: Matrix, x: Float32Array): number[] {
+  return Array.from({ length: w.cols }, (_, j) => {
+    let sum = 0;
+    for (let k = 0; k < w.rows; k++) sum += (w.data[j * w.rows + k] as number) * (x[k] as number);
+    return sum;
+  });
+}
+
+describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  describe('f32_gemv.wgsl: y = Wᵀx', () => {
+    it.each(SHAPES)('n = %i, cols = %i: within (⌈n/64⌉ + 11)·u·Σ|wx| of the float64 dot products', async (n, cols) => {
+      const w = gaussianMatrix(n, cols, 10 + n);
+      const x = gaussianVector(n, 20 + cols);
+      const y = await f32Gemv(context.device, w, x);
+      const worst = worstRelativeError(y, w, x, Math.ceil(n / 64) + 10);
+      expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+    });
+
+    it.each(SHAPES)('n = %i, cols = %i: exact on small integers', async (n, cols) => {
+      const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 30 + n, 8) };
+      const x = smallIntegerData(n, 40 + cols, 8);
+      expect(Array.from(await f32Gemv(context.device, w, x))).toEqual(integerDot(w, x));
+    });
+
+    it.each([1, 4] as F32GemvChunkWidth[])(
+      'chunk width %i: splits columns across dispatches and honours unaligned offsets in shared buffers',
+      async (chunkWidth) => {
+        const { device } = context;
+        const n = 68;
+        const cols = 70;
+        const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 5, 8) };
+        const x = smallIntegerData(n, 6, 8);
+        // Width 4 needs 16-byte offsets; width 1 gets offsets that are not.
+        const wOffset = chunkWidth === 4 ? 48 : 12;
+        const xOffset = wOffset + 4 * n * cols + (chunkWidth === 4 ? 16 : 8);
+        const yOffset = 36;
+        const inputs = createBuffer(device, 'test W and x', xOffset + 4 * n, STORAGE_USAGE);
+        const output = createBuffer(device, 'test y', yOffset + 4 * cols, STORAGE_USAGE);
+        const scratch = new GpuScratch(device);
+        try {
+          const y = await withValidation(device, 'split f32 gemv', async () => {
+            uploadToBuffer(device, inputs, w.data, wOffset);
+            uploadToBuffer(device, inputs, x, xOffset);
+            const encoder = device.createCommandEncoder({ label: 'split f32 gemv' });
+            // At most 1024 bytes per binding: 2 columns of W (272 bytes each, after alignment slack) per dispatch.
+            dispatchF32Gemv(device, encoder, scratch, {
+              w: inputs,
+              x: inputs,
+              y: output,
+              n,
+              cols,
+              wOffset,
+              xOffset,
+              yOffset,
+              chunkWidth,
+              maxBindingBytes: 1024,
+            });
+            device.queue.submit([encoder.finish()]);
+            return new Float32Array(await readBuffer(device, output, 4 * cols, yOffset));
+          });
+          expect(Array.from(y)).toEqual(integerDot(w, x));
+        } finally {
+          scratch.destroy();
+          inputs.destroy();
+          output.destroy();
+        }
+      },
+    );
+
+    it('refuses a vector of the wrong length and vec4 loads at unaligned offsets', async () => {
+      const { device } = context;
+      await expect(f32Gemv(device, gaussianMatrix(4, 2, 1), new Float32Array(5))).rejects.toThrow(/x has 5 entries, W has 4 rows/);
+      const buffer = createBuffer(device, 'test buffer', 1024, STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const encoder = device.createCommandEncoder();
+        expect(() =>
+          dispatchF32Gemv(device, encoder, scratch, { w: buffer, x: buffer, y: buffer, n: 8, cols: 2, wOffset: 4, chunkWidth: 4 }),
+        ).toThrow(/chunk width 4 needs/);
+        expect(() => dispatchF32Gemv(device, encoder, scratch, { w: buffer, x: buffer, y: buffer, n: 100, cols: 3 })).toThrow(
+          /W needs 1200 bytes/,
+        );
+      } finally {
+        scratch.destroy();
+        buffer.destroy();
+      }
+    });
+  });
+
+  describe('int4 g32 packing', () => {
+    it.each(ROWS)('n = %i: the packed codes decode to absmaxDequantize of absmaxQuantize, column by column', (n) => {
+      const w = gaussianMatrix(n, 3, 50 + n);
+      const q = quantizeInt4Weights(w);
+      expect(q.groups).toBe(Math.ceil(n / 32));
+      expect(q.codes.length).toBe(4 * q.groups * 3);
+      expect(q.scales.length).toBe(Math.ceil(q.groups / 2) * 3);
+      expect(Array.from(dequantizeInt4Weights(q).data)).toEqual(Array.from(absmaxDequantizedColumns(w).data));
+    });
+
+    it('stores entry e of a group in nibble e % 8 of word e / 8, level + 8, and pads with level 0', () => {
+      // Entries 0..31 run through every level −7..7, entry 32 is 7: both groups have absmax 7 (scale 1).
+      const n = 33;
+      const data = new Float32Array(n);
+      for (let k = 0; k < n; k++) data[k] = ((k * 4) % 15) - 7; // entry 0 is −7
+      data[32] = 7;
+      const q = quantizeInt4Weights({ rows: n, cols: 1, data });
+      for (let k = 0; k < n; k++) {
+        const word = q.codes[k >> 3] as number;
+        expect((word >>> (4 * (k % 8))) & 15, `entry ${k}`).toBe((data[k] as number) + 8);
+      }
+      // Group 1 holds one entry: the other 31 nibbles are the zero level 8.
+      expect(Array.from(q.codes.subarray(4, 8))).toEqual([0x8888888f, 0x88888888, 0x88888888, 0x88888888]);
+      expect(q.scales[0]).toBe(float16Bits(1) | (float16Bits(1) << 16));
+    });
+  });
+
+  describe('int4_gemv.wgsl: y = Ŵᵀx', () => {
+    it.each(SHAPES)(
+      'n = %i, cols = %i: within (⌈G/64⌉ + 21)·u·Σ|ŵx| of float64 dots of the dequantized W',
+      async (n, cols) => {
+        const w = gaussianMatrix(n, cols, 60 + n);
+        const x = gaussianVector(n, 70 + cols);
+        const y = await int4Gemv(context.device, quantizeInt4Weights(w), x);
+        const worst = worstRelativeError(y, absmaxDequantizedColumns(w), x, Math.ceil(n / 32 / 64) + 20);
+        expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+      },
+    );
+
+    it.each(SHAPES)('n = %i, cols = %i: exact when every group spans ±7 (scale 1) and x is small integers', async (n, cols) => {
+      const data = smallIntegerData(n * cols, 80 + n, 7);
+      // Put a ±7 in every group of every column so each scale is exactly 1 and codes are W + 8.
+      for (let j = 0; j < cols; j++) {
+        for (let k = 0; k < n; k += 32) data[j * n + k] = (j + k) % 2 === 0 ? 7 : -7;
+      }
+      const w: Matrix = { rows: n, cols, data };
+      const x = smallIntegerData(n, 90 + cols, 9);
+      expect(Array.from(await int4Gemv(context.device, quantizeInt4Weights(w), x))).toEqual(integerDot(w, x));
+    });
+
+    it('reads each nibble position against its own x entry (hand-packed codes, fp16 scales 0.5 and 2)', async () => {
+      // One column per position e of a 64-entry column (two groups): nibble e has level (e % 7) + 1,
+      // every other nibble level 0. x_k = k + 1, so y_e = scale(e) · level · (e + 1).
+      const n = 64;
+      const cols = n;
+      const codes = new Uint32Array(8 * cols).fill(0x88888888);
+      const scales = new Uint32Array(cols).fill(float16Bits(0.5) | (float16Bits(2) << 16));
+      const expected: number[] = [];
+      for (let e = 0; e < n; e++) {
+        const level = (e % 7) + 1;
+        const word = 8 * e + (e >> 3);
+        codes[word] = ((codes[word] as number) & ~(15 << (4 * (e % 8)))) | ((level + 8) << (4 * (e % 8)));
+        expected.push((e < 32 ? 0.5 : 2) * level * (e + 1));
+      }
+      const weights: Int4Weights = { rows: n, cols, groups: 2, scaleWords: 1, codes, scales };
+      const x = Float32Array.from({ length: n }, (_, k) => k + 1);
+      expect(Array.from(await int4Gemv(context.device, weights, x))).toEqual(expected);
+    });
+
+    it('splits columns across dispatches and honours offsets inside shared buffers', async () => {
+      const { device } = context;
+      const n = 70; // G = 3, S = 2: x padded to 96
+      const cols = 37;
+      const data = smallIntegerData(n * cols, 7, 7);
+      for (let j = 0; j < cols; j++) for (let k = 0; k < n; k += 32) data[j * n + k] = 7;
+      const w: Matrix = { rows: n, cols, data };
+      const q = quantizeInt4Weights(w);
+      const x = smallIntegerData(n, 8, 9);
+      const paddedX = new Float32Array(int4PaddedLength(n));
+      paddedX.set(x);
+      const codesOffset = 16 * 5;
+      const scalesOffset = 4 * 3;
+      const xOffset = 16 * 7;
+      const yOffset = 4 * 9;
+      const codes = createBuffer(device, 'test codes', codesOffset + 4 * q.codes.length, STORAGE_USAGE);
+      const rest = createBuffer(device, 'test scales and x', xOffset + 4 * paddedX.length + 1024, STORAGE_USAGE);
+      const output = createBuffer(device, 'test y', yOffset + 4 * cols, STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const y = await withValidation(device, 'split int4 gemv', async () => {
+          uploadToBuffer(device, codes, q.codes, codesOffset);
+          // Scales after x in the same buffer.
+          const scalesAt = xOffset + 4 * paddedX.length + scalesOffset;
+          uploadToBuffer(device, rest, q.scales, scalesAt);
+          uploadToBuffer(device, rest, paddedX, xOffset);
+          const encoder = device.createCommandEncoder({ label: 'split int4 gemv' });
+          // 512-byte bindings: 5 columns of codes per dispatch (48 bytes each, after 252 bytes of alignment slack).
+          dispatchInt4Gemv(device, encoder, scratch, {
+            codes,
+            scales: rest,
+            x: rest,
+            y: output,
+            n,
+            cols,
+            codesOffset,
+            scalesOffset: scalesAt,
+            xOffset,
+            yOffset,
+            maxBindingBytes: 512,
+          });
+          device.queue.submit([encoder.finish()]);
+          return new Float32Array(await readBuffer(device, output, 4 * cols, yOffset));
+        });
+        expect(Array.from(y)).toEqual(integerDot(w, x));
+      } finally {
+        scratch.destroy();
+        codes.destroy();
+        rest.destroy();
+        output.destroy();
+      }
+    });
+
+    it('refuses a vector of the wrong length, malformed weights and misaligned offsets', async () => {
+      const { device } = context;
+      const q = quantizeInt4Weights(gaussianMatrix(40, 2, 1));
+      await expect(int4Gemv(device, q, new Float32Array(39))).rejects.toThrow(/x has 39 entries, W has 40 rows/);
+      await expect(int4Gemv(device, { ...q, codes: q.codes.subarray(1) }, new Float32Array(40))).rejects.toThrow(
+        /codes must be a Uint32Array of 4·G·cols = 16 words/,
+      );
+      const buffer = createBufferWithData(device, 'test buffer', new Uint32Array(256), STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const encoder = device.createCommandEncoder();
+        const args = { codes: buffer, scales: buffer, x: buffer, y: buffer, n: 40, cols: 2 };
+        expect(() => dispatchInt4Gemv(device, encoder, scratch, { ...args, codesOffset: 8 })).toThrow(
+          /codes offset must be a non-negative multiple of 16/,
+        );
+        expect(() => dispatchInt4Gemv(device, encoder, scratch, { ...args, n: 1100 })).toThrow(/codes needs 1120 bytes/);
+      } finally {
+        scratch.destroy();
+        buffer.destroy();
+      }
+    });
+  });
+
+  describe('timeGpuWork', () => {
+    it('times with timestamp queries when the device has them, else with the wall clock', async () => {
+      // Full-resolution timestamps (Dawn quantizes them to 2^16 ns by default).
+      const timed = await requestNodeGpuDevice({ label: 'timing test device', flags: TIMESTAMP_QUERY_DAWN_FLAGS });
+      const { device } = timed;
+      const n = 1024;
+      const cols = 512;
+      const w = createBufferWithData(device, 'timed W', gaussianMatrix(n, cols, 1).data, STORAGE_USAGE);
+      const x = createBufferWithData(device, 'timed x', gaussianVector(n, 2), STORAGE_USAGE);
+      const y = createBuffer(device, 'timed y', 4 * cols, STORAGE_USAGE);
+      const record = (encoder: GPUCommandEncoder): (() => void) => {
+        const scratch = new GpuScratch(device);
+        dispatchF32Gemv(device, encoder, scratch, { w, x, y, n, cols });
+        return () => scratch.destroy();
+      };
+      try {
+        const wall = await timeGpuWork(device, record, { timestampQuery: false, samples: 3, repeats: 4, label: 'wall' });
+        expect(wall.method).toBe('wall-clock');
+        expect(wall.samplesMs).toHaveLength(3);
+        expect(wall.repeats).toBe(4);
+        expect(wall.minMs).toBeLessThanOrEqual(wall.medianMs);
+        expect(wall.medianMs).toBeLessThanOrEqual(wall.maxMs);
+        expect(wall.minMs).toBeGreaterThan(0);
+
+        let preludes = 0;
+        const auto = await timeGpuWork(device, record, { samples: 3, repeats: 4, warmup: 1, prelude: () => preludes++ });
+        expect(preludes).toBe(4); // once per submission: 1 warm-up + 3 samples
+        if (timed.features.timestampQuery) {
+          expect(auto.method).toBe('timestamp-query');
+          // The stamps must bracket the work: 4 GEMVs of 2 MB each take far longer than no work at all.
+          const empty = await timeGpuWork(device, () => undefined, { samples: 3 });
+          expect(auto.medianMs).toBeGreaterThan(10 * empty.medianMs);
+        } else {
+          expect(auto.method).toBe('wall-clock');
+        }
+        await expect(
+          timeGpuWork(device, (encoder) => encoder.copyBufferToBuffer(w, 2, y, 0, 4), { samples: 1, label: 'invalid copy' }),
+        ).rejects.toThrow(/WebGPU error in timing invalid copy/);
+      } finally {
+        w.destroy();
+        x.destroy();
+        y.destroy();
+        device.destroy();
+      }
+    });
+
+    it('refuses timestamp queries on a device without the feature', async () => {
+      const adapter = await (await nodeGpu()).requestAdapter();
+      if (adapter === null) throw new Error('nodeGpu() found an adapter before, but not now');
+      const plain = await adapter.requestDevice({ label: 'device without timestamp-query' });
+      try {
+        await expect(timeGpuWork(plain, () => undefined, { timestampQuery: true })).rejects.toThrow(
+          /no timestamp-query feature/,
+        );
+        const wall = await timeGpuWork(plain, () => undefined, { samples: 1, warmup: 0 });
+        expect(wall.method).toBe('wall-clock');
+      } finally {
+        plain.destroy();
+      }
+    });
+  });
+});

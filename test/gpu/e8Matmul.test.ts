@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { productNmse, type Matrix } from '../../src/matrix.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { LatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { dotPathFor, e8MatmulAT, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+
+/*
+ * The E8 / Z^8 product with on-the-fly decoding against the CPU `matmulAT` (its decoded float64
+ * path). Stated tolerance: |gpu − cpu| ≤ 1e-5 · ‖a_i‖·‖b_j‖ per entry. Why: each block pair's integer
+ * k_a·k_b·⟨P_a, P_b⟩ is exact; a slice of 8 blocks is summed exactly in i32 and ≤ blocks/8 slice sums
+ * in f32 (relative error ≤ (blocks/8)·2^−24 of Σ|terms| ≲ ‖a‖‖b‖), then four f32 multiplications and
+ * an addition. A wrong leader, lane mask or scale moves an entry by ~1e-2 · ‖a‖‖b‖ or more.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const E8_Q16: QuantizeOptions = { scheme: 'e8-q16', seed: 21 };
+const betaSet = { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } as const;
+const Z_Q16: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 16, overload: betaSet };
+const Z_Q4: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 4, overload: { kind: 'betaSet', betas: [0.5, 0.8] } };
+
+async function compare(
+  context: GpuContext,
+  a: Matrix,
+  b: Matrix,
+  options: QuantizeOptions,
+  dotPath: DotPath,
+  extra: { bOptions?: QuantizeOptions; maxBindingBytes?: number; randomCodes?: boolean } = {},
+): Promise<{ ratio: number; at: string; nmse: number }> {
+  const maybeRandom = (m: LatticeQuantizedMatrix, seed: number) => (extra.randomCodes ? withRandomCodes(m, seed) : m);
+  const qa = maybeRandom(asLattice(quantize(a, options)), 1);
+  const qb = maybeRandom(asLattice(quantize(b, extra.bOptions ?? options)), 2);
+  const expected = matmulAT(qa, qb);
+  const ga = uploadLatticeMatrix(context.device, qa, 'A');
+  const gb = uploadLatticeMatrix(context.device, qb, 'B');
+  try {
+    const got = await e8MatmulAT(context.device, ga, gb, { dotPath, maxBindingBytes: extra.maxBindingBytes });
+    expect([got.rows, got.cols]).toEqual([a.cols, b.cols]);
+    return { ...worstScaledError(got.data, expected.data, a, b, 1e-5), nmse: productNmse(got, a, b) };
+  } finally {
+    ga.destroy();
+    gb.destroy();
+  }
+}
+
+const shapes: [n: number, aCols: number, bCols: number][] = [
+  [1, 1, 3],
+  [3, 17, 1],
+  [8, 3, 33],
+  [13, 33, 17],
+  [100, 17, 3],
+  [192, 65, 33],
+];
+
+describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
+  let context: GpuContext;
+  let dotPaths: DotPath[];
+  beforeAll(async () => {
+    context = await testDevice();
+    // The packed path runs where the WGSL feature exists (lavapipe has it); the plain one everywhere.
+    dotPaths = dotPathFor(context.features) === 'packed' ? ['packed', 'plain'] : ['plain'];
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('lavapipe / CI adapters expose packed_4x8_integer_dot_product, so both paths are exercised', () => {
+    if (process.env.CI) expect(dotPaths).toEqual(['packed', 'plain']);
+    expect(dotPaths).toContain('plain');
+  });
+
+  it.each(shapes)('E8 q = 16, n = %i, %i × %i columns, both dot paths: within 1e-5·‖a_i‖‖b_j‖ of matmulAT', async (n, aCols, bCols) => {
+    const a = gaussianMatrix(n, aCols, 300 + n);
+    const b = gaussianMatrix(n, bCols, 400 + bCols);
+    for (const dotPath of dotPaths) {
+      const result = await compare(context, a, b, E8_Q16, dotPath);
+      expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('the E8 product estimates AᵀB (NMSE near the scheme\'s ≈ 0.01 at n = 192)', async () => {
+    const a = gaussianMatrix(192, 33, 31);
+    const b = gaussianMatrix(192, 17, 32);
+    const result = await compare(context, a, b, E8_Q16, 'plain');
+    expect(result.nmse).toBeGreaterThan(0.001);
+    expect(result.nmse).toBeLessThan(0.04);
+  });
+
+  it.each([
+    ['Z^8 q = 16 (32-bit codes)', Z_Q16],
+    ['Z^8 q = 4 (16-bit codes, 2 per word)', Z_Q4],
+  ] as const)('%s', async (_name, scheme) => {
+    const a = gaussianMatrix(100, 33, 33);
+    const b = gaussianMatrix(100, 17, 34);
+    for (const dotPath of dotPaths) {
+      const result = await compare(context, a, b, { scheme, seed: 21 }, dotPath);
+      expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('E8 × Z^8 (mixed point scales 2 and 1)', async () => {
+    const a = gaussianMatrix(100, 17, 35);
+    const b = gaussianMatrix(100, 3, 36);
+    const result = await compare(context, a, b, E8_Q16, 'plain', { bOptions: { scheme: Z_Q16, seed: 21 } });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it.each([1, 13, 192])('centred inputs, n = %i', async (n) => {
+    const a = shifted(gaussianMatrix(n, 17, 37 + n), 2);
+    const b = shifted(gaussianMatrix(n, 3, 38 + n), -1);
+    const result = await compare(context, a, b, { ...E8_Q16, center: true }, dotPaths[0]!);
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('gains on one side only; time-sharing (keepFraction 0.5)', async () => {
+    const a = gaussianMatrix(192, 17, 39);
+    const b = gaussianMatrix(192, 33, 40);
+    const noGain = await compare(context, a, b, { ...E8_Q16, gain: 'none' }, 'plain', { bOptions: E8_Q16 });
+    expect(noGain.ratio, noGain.at).toBeLessThanOrEqual(1);
+    const kept = await compare(context, a, b, { ...E8_Q16, keepFraction: 0.5 }, 'plain');
+    expect(kept.ratio, kept.at).toBeLessThanOrEqual(1);
+  });
+
+  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) take the f32 accumulation path', async () => {
+    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+    const a = gaussianMatrix(192, 17, 41);
+    const b = gaussianMatrix(192, 33, 42);
+    const result = await compare(context, a, b, { scheme, seed: 4 }, 'plain');
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('work split across many bindings and dispatches (maxBindingBytes 1024)', async () => {
+    const a = gaussianMatrix(100, 70, 43);
+    const b = gaussianMatrix(100, 33, 44);
+    const result = await compare(context, a, b, E8_Q16, 'plain', { maxBindingBytes: 1024 });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it.each([3, 100])('random codes (every leader, lanes past N masked), n = %i, both dot paths, E8 and Z^8', async (n) => {
+    const a = gaussianMatrix(n, 33, 46 + n);
+    const b = gaussianMatrix(n, 17, 47 + n);
+    for (const options of [E8_Q16, { scheme: Z_Q16, seed: 21 }]) {
+      for (const dotPath of dotPaths) {
+        const result = await compare(context, a, b, options, dotPath, { randomCodes: true });
+        expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
+  it('refuses D3 operands and mismatched seeds with LatticeMatmulError', async () => {
+    const a = gaussianMatrix(24, 3, 45);
+    const ga = uploadLatticeMatrix(context.device, asLattice(quantize(a, E8_Q16)), 'A');
+    const gOther = uploadLatticeMatrix(context.device, asLattice(quantize(a, { ...E8_Q16, seed: 22 })), 'other seed');
+    const gD3 = uploadLatticeMatrix(context.device, asLattice(quantize(a, { scheme: 'd3-q6', seed: 21 })), 'D3');
+    try {
+      await expect(e8MatmulAT(context.device, ga, gOther, { dotPath: 'plain' })).rejects.toThrow(/different seeds/);
+      await expect(e8MatmulAT(context.device, ga, gD3, { dotPath: 'plain' })).rejects.toThrow(LatticeMatmulError);
+    } finally {
+      ga.destroy();
+      gOther.destroy();
+      gD3.destroy();
+    }
+  });
+});

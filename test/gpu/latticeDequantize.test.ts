@@ -1,0 +1,247 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import latticeDecodeSource from '../../shaders/lattice_decode.wgsl?raw';
+import { D3 } from '../../src/lattices/d3.js';
+import { E8 } from '../../src/lattices/e8.js';
+import type { Lattice } from '../../src/lattices/lattice.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
+import { zLattice } from '../../src/lattices/zLattice.js';
+import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { LatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { latticeDequantize, latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
+import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
+import { workgroupGrid } from '../../src/gpu/workSplit.js';
+import probeSource from './latticeDecodeProbe.wgsl?raw';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asLattice, columnNorm, shifted, uploadLatticeMatrix, withRandomCodes } from './latticeTestSupport.js';
+
+/*
+ * 1. The WGSL integer decoders (shaders/lattice_decode.wgsl) against VoronoiCode.decode: every code
+ *    of the small codes, and many codes of E8 / Z^8 q = 16 (random, plus digit patterns that land on
+ *    Voronoi boundaries): leaders must be identical, integer for integer.
+ * 2. The dequantize kernel against decodeRotated: stated tolerance |gpu − cpu| ≤ 1e-6·|cpu| per entry
+ *    (the GPU forms ν·γ·(unit/(s√N))·k·P in five f32 roundings, the CPU in float64; an exact zero must
+ *    stay zero), and against dequantize (inverse rotation on the CPU): ≤ 1e-5·‖column‖ + 1e-6·|mean|.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const LATTICE_IDS = { D3: 0, E8: 1, Z8: 2 } as const;
+
+async function gpuDecode(context: GpuContext, lattice: keyof typeof LATTICE_IDS, q: number, codes: Uint32Array): Promise<Int32Array> {
+  const { device } = context;
+  const buffers: GPUBuffer[] = [];
+  try {
+    return await withValidation(device, 'decode probe', async () => {
+      const module = device.createShaderModule({ label: 'decode probe', code: `${latticeDecodeSource}\n${probeSource}` });
+      const pipeline = device.createComputePipeline({ label: 'decode probe', layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const params = createUniformBuffer(device, 'decode probe params', new UniformPacker().u32(LATTICE_IDS[lattice], 'lattice').u32(q, 'q').u32(codes.length, 'count'));
+      buffers.push(params);
+      const input = createBufferWithData(device, 'decode probe codes', codes, STORAGE_USAGE);
+      buffers.push(input);
+      const output = createBuffer(device, 'decode probe leaders', 32 * codes.length, STORAGE_USAGE);
+      buffers.push(output);
+      const encoder = device.createCommandEncoder({ label: 'decode probe' });
+      const pass = encoder.beginComputePass({ label: 'decode probe' });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(
+        0,
+        device.createBindGroup({
+          label: 'decode probe',
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: params } },
+            { binding: 1, resource: { buffer: input } },
+            { binding: 2, resource: { buffer: output } },
+          ],
+        }),
+      );
+      const [x, y] = workgroupGrid(Math.ceil(codes.length / 64), device.limits.maxComputeWorkgroupsPerDimension);
+      pass.dispatchWorkgroups(x, y);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      return new Int32Array(await readBuffer(device, output, 32 * codes.length));
+    });
+  } finally {
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/** E8 / Z^8 codes to probe: random u32 codes below q^8, and codes whose digits are all equal or alternate. */
+function sampleCodes(q: number, count: number, seed: number): Uint32Array {
+  const size = q ** 8;
+  const rng = new Rng(seed);
+  const codes: number[] = [];
+  const fromDigits = (digits: number[]) => digits.reduce((sum, d, i) => sum + d * q ** i, 0);
+  for (let a = 0; a < q; a++) {
+    for (let b = 0; b < q; b++) {
+      codes.push(fromDigits([a, b, a, b, a, b, a, b]), fromDigits([a, a, a, a, b, b, b, b]), fromDigits([a, a, a, a, a, a, a, b]));
+    }
+  }
+  while (codes.length < count) codes.push(size === 2 ** 32 ? rng.nextU32() : rng.nextInt(size));
+  return Uint32Array.from(codes);
+}
+
+function allCodes(size: number): Uint32Array {
+  return Uint32Array.from({ length: size }, (_, i) => i);
+}
+
+describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const cases: [name: keyof typeof LATTICE_IDS, q: number, lattice: Lattice, codes: () => Uint32Array][] = [
+    ['D3', 6, D3, () => allCodes(216)],
+    ['D3', 2, D3, () => allCodes(8)],
+    ['D3', 5, D3, () => allCodes(125)],
+    ['D3', 10, D3, () => allCodes(1000)],
+    ['E8', 2, E8, () => allCodes(256)],
+    ['E8', 3, E8, () => allCodes(6561)],
+    ['E8', 4, E8, () => allCodes(65536)],
+    ['E8', 14, E8, () => sampleCodes(14, 20000, 1)],
+    ['E8', 16, E8, () => sampleCodes(16, 30000, 2)],
+    ['Z8', 16, zLattice(8), () => sampleCodes(16, 5000, 3)],
+    ['Z8', 5, zLattice(8), () => allCodes(5 ** 6)],
+  ];
+
+  it.each(cases)('%s q = %i: GPU leaders equal VoronoiCode.decode for every probed code', async (name, q, lattice, makeCodes) => {
+    const codes = makeCodes();
+    const got = await gpuDecode(context, name, q, codes);
+    const code = new VoronoiCode(lattice, q);
+    const d = lattice.dimension;
+    let mismatches = 0;
+    let first = '';
+    for (let i = 0; i < codes.length; i++) {
+      const expected = code.decode(codes[i] as number);
+      for (let k = 0; k < d; k++) {
+        if (got[8 * i + k] !== expected[k]) {
+          mismatches++;
+          first ||= `code ${codes[i]}: got ${Array.from(got.subarray(8 * i, 8 * i + d))}, expected ${Array.from(expected)}`;
+          break;
+        }
+      }
+    }
+    expect(mismatches, first).toBe(0);
+    if (codes.length === code.size) {
+      // Exhaustive: the decoder is a bijection onto q^d distinct leaders.
+      const distinct = new Set<string>();
+      for (let i = 0; i < codes.length; i++) distinct.add(Array.from(got.subarray(8 * i, 8 * i + d)).join(','));
+      expect(distinct.size).toBe(code.size);
+    }
+  });
+});
+
+const schemes: [name: string, options: QuantizeOptions][] = [
+  ['d3-q6', { scheme: 'd3-q6', seed: 5 }],
+  ['e8-q16', { scheme: 'e8-q16', seed: 5 }],
+  ['Z^8 q = 16', { scheme: { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.3] } } as LatticeScheme, seed: 5 }],
+  ['D3 q = 5 (7-bit codes)', { scheme: { kind: 'lattice', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } } as LatticeScheme, seed: 5 }],
+];
+
+function worstRelative(got: Float32Array, expected: Float64Array): { ratio: number; at: string } {
+  let worst = { ratio: 0, at: 'none' };
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i] as number;
+    const g = got[i] as number;
+    const ratio = g === e ? 0 : Math.abs(g - e) / (1e-6 * Math.abs(e));
+    if (!(ratio <= worst.ratio)) worst = { ratio, at: `entry ${i}: ${g}, expected ${e}` };
+  }
+  return worst;
+}
+
+describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const sizes: [n: number, cols: number][] = [
+    [1, 3],
+    [3, 1],
+    [8, 17],
+    [13, 33],
+    [100, 3],
+    [192, 64],
+  ];
+
+  for (const [name, options] of schemes) {
+    it.each(sizes)(`${name}, n = %i, %i columns: rotated decode within 1e-6 relative of decodeRotated`, async (n, cols) => {
+      const q = asLattice(quantize(gaussianMatrix(n, cols, 60 + n), options));
+      const gq = uploadLatticeMatrix(context.device, q, name);
+      try {
+        const got = await latticeDequantizeRotated(context.device, gq);
+        expect(got.length).toBe(q.cols * q.length);
+        const worst = worstRelative(got, decodeRotated(q));
+        expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+      } finally {
+        gq.destroy();
+      }
+    });
+  }
+
+  it.each([3, 13, 100])('random codes (every leader, coordinates past N dropped), n = %i', async (n) => {
+    for (const [name, options] of schemes) {
+      const q = withRandomCodes(asLattice(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
+      const gq = uploadLatticeMatrix(context.device, q, name);
+      try {
+        const worst = worstRelative(await latticeDequantizeRotated(context.device, gq), decodeRotated(q));
+        expect(worst.ratio, `${name}: ${worst.at}`).toBeLessThanOrEqual(1);
+      } finally {
+        gq.destroy();
+      }
+    }
+  });
+
+  it('no gains, time-sharing (keepFraction 0.4: zeros past keptLength) and a split over bindings', async () => {
+    for (const [options, maxBindingBytes] of [
+      [{ scheme: 'e8-q16', seed: 6, gain: 'none' }, undefined],
+      [{ scheme: 'd3-q6', seed: 6, keepFraction: 0.4 }, undefined],
+      [{ scheme: 'e8-q16', seed: 6, keepFraction: 0.4 }, 1024],
+    ] as const) {
+      const q = asLattice(quantize(gaussianMatrix(192, 33, 70), options));
+      const gq = uploadLatticeMatrix(context.device, q, 'variant');
+      try {
+        const got = await latticeDequantizeRotated(context.device, gq, { maxBindingBytes });
+        const worst = worstRelative(got, decodeRotated(q));
+        expect(worst.ratio, `${JSON.stringify(options)}: ${worst.at}`).toBeLessThanOrEqual(1);
+      } finally {
+        gq.destroy();
+      }
+    }
+  });
+
+  it.each([
+    [100, 17, false],
+    [192, 3, true],
+    [13, 5, true],
+  ])('back to the original basis (n = %i, %i columns, centred %s): matches dequantize', async (n, cols, center) => {
+    for (const scheme of ['d3-q6', 'e8-q16'] as const) {
+      const a: Matrix = shifted(gaussianMatrix(n, cols, 80 + n), center ? 2 : 0);
+      const q = asLattice(quantize(a, { scheme, seed: 7, center }));
+      const gq = uploadLatticeMatrix(context.device, q, scheme);
+      try {
+        const got = await latticeDequantize(context.device, gq);
+        const expected = dequantize(q);
+        expect([got.rows, got.cols]).toEqual([n, cols]);
+        for (let j = 0; j < cols; j++) {
+          const tolerance = 1e-5 * columnNorm(expected, j) + 1e-6 * Math.abs(q.means?.[j] ?? 0);
+          let worst = 0;
+          for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs((got.data[j * n + i] as number) - (expected.data[j * n + i] as number)));
+          expect(worst, `${scheme} column ${j}`).toBeLessThanOrEqual(tolerance);
+        }
+      } finally {
+        gq.destroy();
+      }
+    }
+  });
+});

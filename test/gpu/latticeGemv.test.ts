@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import type { Matrix } from '../../src/matrix.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { LatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asLattice, columnNorm, shifted, uploadLatticeMatrix, withRandomCodes } from './latticeTestSupport.js';
+
+/*
+ * The weight-only product Y = ŴᵀX against the CPU reference dequantize(Ŵ)ᵀ·X computed in float64.
+ * Stated tolerance: |gpu − ref| ≤ 1e-5 · ‖ŵ_j‖·‖x_r‖ per entry. Why: both sides rotate in f32 (the
+ * GPU rotates x forward, the CPU rotates Ŵ's columns back), each off an exact orthogonal map by
+ * about log2(N)·2^−24 relative; the GPU sums ≤ N products in f32 (≤ N·2^−24 of Σ|ŵ x| ≤ ‖ŵ‖‖x‖);
+ * and |μ_j·Σx| ≤ ‖ŵ_j‖‖x‖ bounds the mean term. A wrong leader, scale or coordinate costs ~1e-2.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const Z_Q16: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } };
+const D3_Q5: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } };
+const schemes: [name: string, options: QuantizeOptions][] = [
+  ['d3-q6 (leader table)', { scheme: 'd3-q6', seed: 9 }],
+  ['e8-q16', { scheme: 'e8-q16', seed: 9 }],
+  ['Z^8 q = 16', { scheme: Z_Q16, seed: 9 }],
+  ['D3 q = 5 (decoded in the kernel)', { scheme: D3_Q5, seed: 9 }],
+];
+
+/** dequantize(qW)ᵀ·X in float64: cols × rhs. */
+function reference(wHat: Matrix, x: Matrix): Float64Array {
+  const out = new Float64Array(wHat.cols * x.cols);
+  for (let r = 0; r < x.cols; r++) {
+    for (let j = 0; j < wHat.cols; j++) {
+      let sum = 0;
+      for (let k = 0; k < wHat.rows; k++) sum += (wHat.data[j * wHat.rows + k] as number) * (x.data[r * x.rows + k] as number);
+      out[r * wHat.cols + j] = sum;
+    }
+  }
+  return out;
+}
+
+async function compare(
+  context: GpuContext,
+  w: Matrix,
+  x: Matrix,
+  options: QuantizeOptions,
+  extra: { cpuRotation?: boolean; maxBindingBytes?: number; randomCodes?: boolean } = {},
+): Promise<{ ratio: number; at: string }> {
+  const quantized = asLattice(quantize(w, options));
+  const q = extra.randomCodes ? withRandomCodes(quantized, w.rows) : quantized;
+  const wHat = dequantize(q);
+  const expected = reference(wHat, x);
+  let xRotated: Float32Array | undefined;
+  if (extra.cpuRotation) {
+    const rotation = new RandomizedHadamard(x.rows, q.seed);
+    xRotated = new Float32Array(q.length * x.cols);
+    for (let r = 0; r < x.cols; r++) rotation.forward(x.data.subarray(r * x.rows, (r + 1) * x.rows), xRotated.subarray(r * q.length, (r + 1) * q.length));
+  }
+  const gw = uploadLatticeMatrix(context.device, q, 'W');
+  try {
+    const got = await latticeGemv(context.device, gw, x.cols === 1 ? x.data : x, { xRotated, maxBindingBytes: extra.maxBindingBytes });
+    expect([got.rows, got.cols]).toEqual([w.cols, x.cols]);
+    let worst = { ratio: 0, at: 'none' };
+    for (let r = 0; r < x.cols; r++) {
+      const xNorm = columnNorm(x, r);
+      for (let j = 0; j < w.cols; j++) {
+        const k = r * w.cols + j;
+        const g = got.data[k] as number;
+        const e = expected[k] as number;
+        const ratio = Math.abs(g - e) / (1e-5 * columnNorm(wHat, j) * xNorm);
+        if (!(ratio <= worst.ratio)) worst = { ratio, at: `y[${j}, ${r}] = ${g}, expected ${e}` };
+      }
+    }
+    return worst;
+  } finally {
+    gw.destroy();
+  }
+}
+
+describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const shapes: [n: number, cols: number][] = [
+    [1, 3],
+    [3, 1],
+    [8, 17],
+    [13, 33],
+    [100, 17],
+    [192, 64],
+  ];
+
+  for (const [name, options] of schemes) {
+    it.each(shapes)(`${name}: y = Ŵᵀx, n = %i, %i columns, within 1e-5·‖ŵ_j‖‖x‖ of dequantize(Ŵ)ᵀx`, async (n, cols) => {
+      const w = gaussianMatrix(n, cols, 500 + n);
+      const x = gaussianMatrix(n, 1, 600 + cols);
+      const result = await compare(context, w, x, options);
+      expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+    });
+  }
+
+  it.each([3, 8, 17])('several right-hand sides (%i): Y = ŴᵀX for D3 and E8', async (rhs) => {
+    for (const [, options] of schemes.slice(0, 2)) {
+      const w = gaussianMatrix(192, 33, 700 + rhs);
+      const x = gaussianMatrix(192, rhs, 800 + rhs);
+      const result = await compare(context, w, x, options!);
+      expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it.each([1, 13, 100])('centred W, n = %i: the mean term μ_j·Σx is added (vector and matrix)', async (n) => {
+    for (const rhs of [1, 3]) {
+      const w = shifted(gaussianMatrix(n, 17, 900 + n), 2);
+      const x = shifted(gaussianMatrix(n, rhs, 1000 + n), 0.5);
+      for (const options of [{ scheme: 'd3-q6', seed: 9, center: true }, { scheme: 'e8-q16', seed: 9, center: true }] as const) {
+        const result = await compare(context, w, x, options);
+        expect(result.ratio, `${options.scheme}, rhs ${rhs}: ${result.at}`).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
+  it('R·x supplied by the caller (CPU rotation) gives the same result as the GPU rotation', async () => {
+    const w = gaussianMatrix(100, 33, 1100);
+    const x = gaussianMatrix(100, 2, 1101);
+    for (const [, options] of schemes.slice(0, 2)) {
+      const result = await compare(context, w, x, options!, { cpuRotation: true });
+      expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('no rotation, no gains, time-sharing, and a split over bindings (maxBindingBytes 1024)', async () => {
+    const w = gaussianMatrix(100, 70, 1200);
+    const x = gaussianMatrix(100, 3, 1201);
+    for (const options of [
+      { scheme: 'd3-q6', seed: 9, rotate: false },
+      { scheme: 'e8-q16', seed: 9, gain: 'none' },
+      { scheme: 'd3-q6', seed: 9, keepFraction: 0.5 },
+    ] as const) {
+      const result = await compare(context, w, x, options);
+      expect(result.ratio, `${JSON.stringify(options)}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+    const split = await compare(context, w, x, { scheme: 'e8-q16', seed: 9 }, { maxBindingBytes: 1024 });
+    expect(split.ratio, split.at).toBeLessThanOrEqual(1);
+  });
+
+  it.each([3, 100])('random codes (every leader, nonzero coordinates past N in the last block), n = %i, 3 right-hand sides', async (n) => {
+    const w = gaussianMatrix(n, 33, 1400 + n);
+    const x = gaussianMatrix(n, 3, 1401);
+    for (const [name, options] of schemes) {
+      const result = await compare(context, w, x, options, { randomCodes: true });
+      expect(result.ratio, `${name}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('refuses an x of the wrong length with LatticeMatmulError', async () => {
+    const q = asLattice(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6' }));
+    const gw = uploadLatticeMatrix(context.device, q, 'W');
+    try {
+      await expect(latticeGemv(context.device, gw, new Float32Array(23))).rejects.toThrow(LatticeMatmulError);
+    } finally {
+      gw.destroy();
+    }
+  });
+});

@@ -1,0 +1,107 @@
+import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { gpuLatticeMetadata, type GpuLatticeMatrix } from '../../src/gpu/latticeOperand.js';
+import { packField } from '../../src/format/packing.js';
+import { check } from '../../src/errors.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
+import { schemeLattice } from '../../src/quantize/quantize.js';
+import { Rng } from '../../src/rotation/random.js';
+import type { Matrix } from '../../src/matrix.js';
+import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+
+/*
+ * Test support for the decoding kernels: upload a CPU-quantized matrix in the packed GPU layout
+ * (src/format/packing.ts), and the tolerance helpers the product tests share. The GPU encoder will
+ * produce the same buffers; until a shared `uploadLatticeMatrix` exists in src/gpu, this is it.
+ */
+
+/** A {@link GpuLatticeMatrix} whose buffers the caller destroys with `destroy()`. */
+export interface UploadedLatticeMatrix extends GpuLatticeMatrix {
+  destroy(): void;
+}
+
+/** The lattice matrix inside a QuantizedMatrix (tests quantize lattice schemes only). */
+export function asLattice(q: QuantizedMatrix): LatticeQuantizedMatrix {
+  check(q.kind === 'lattice', 'expected a lattice-quantized matrix');
+  return q;
+}
+
+/** Uploads the fields of `q` packed as the kernels read them. */
+export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix, label: string): UploadedLatticeMatrix {
+  const meta = gpuLatticeMetadata(q);
+  const codes = packField(q.codes, meta.codeBits, q.blocksPerColumn, q.cols).words;
+  const indices = packField(q.scaleIndices, meta.scaleIndexBits, q.blocksPerColumn, q.cols).words;
+  const buffers: GPUBuffer[] = [];
+  const upload = (name: string, data: ArrayBufferView): GPUBuffer => {
+    const buffer = createBufferWithData(device, `${label} ${name}`, data, STORAGE_USAGE);
+    buffers.push(buffer);
+    return buffer;
+  };
+  return {
+    ...meta,
+    codes: upload('codes', codes),
+    scaleIndices: upload('scale indices', indices),
+    norms: upload('norms', q.norms),
+    gains: q.gains ? upload('gains', q.gains) : null,
+    means: q.means ? upload('means', q.means) : null,
+    destroy: () => {
+      for (const buffer of buffers) buffer.destroy();
+    },
+  };
+}
+
+/** ‖column j‖₂ of m, in float64. */
+export function columnNorm(m: Matrix, j: number): number {
+  let sum = 0;
+  for (let k = 0; k < m.rows; k++) sum += (m.data[j * m.rows + k] as number) ** 2;
+  return Math.sqrt(sum);
+}
+
+/**
+ * Largest |got − expected| / (relative · ‖a_i‖·‖b_j‖) over the entries of an a.cols × b.cols product
+ * (≤ 1 passes), with the worst entry for the failure message. ‖a_i‖‖b_j‖ bounds |⟨a_i, b_j⟩|, and
+ * the mean term n·μ_a·μ_b too (Cauchy–Schwarz), so the tolerance scales with what is summed.
+ */
+export function worstScaledError(
+  got: Float32Array,
+  expected: Float32Array,
+  a: Matrix,
+  b: Matrix,
+  relative: number,
+): { ratio: number; at: string } {
+  let worst = { ratio: 0, at: 'none' };
+  for (let j = 0; j < b.cols; j++) {
+    const bNorm = columnNorm(b, j);
+    for (let i = 0; i < a.cols; i++) {
+      const k = j * a.cols + i;
+      const g = got[k] as number;
+      const e = expected[k] as number;
+      const ratio = Math.abs(g - e) / (relative * columnNorm(a, i) * bNorm);
+      if (!(ratio <= worst.ratio)) worst = { ratio, at: `C[${i}, ${j}] = ${g}, expected ${e}` };
+    }
+  }
+  return worst;
+}
+
+/** `m` with `offset · (1 + j mod 3)` added to column j (column means ≠ 0, for centring tests). */
+export function shifted(m: Matrix, offset: number): Matrix {
+  return {
+    rows: m.rows,
+    cols: m.cols,
+    data: Float32Array.from(m.data, (v, i) => v + offset * (1 + (Math.floor(i / m.rows) % 3))),
+  };
+}
+
+/**
+ * A copy of `q` with every code and scale index replaced by a uniformly random valid one: leaders
+ * from the whole code (including nonzero coordinates in a partial last block, past `length`), which
+ * data from `quantize` seldom reaches. The CPU reference functions accept any valid codes.
+ */
+export function withRandomCodes(q: LatticeQuantizedMatrix, seed: number): LatticeQuantizedMatrix {
+  const rng = new Rng(seed);
+  const size = new VoronoiCode(schemeLattice(q.scheme), q.scheme.q).size;
+  return {
+    ...q,
+    codes: Uint32Array.from(q.codes, () => (size === 2 ** 32 ? rng.nextU32() : rng.nextInt(size))),
+    scaleIndices: Uint8Array.from(q.scaleIndices, () => rng.nextInt(q.multiples.length)),
+  };
+}

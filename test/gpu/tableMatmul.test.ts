@@ -1,0 +1,282 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { D3 } from '../../src/lattices/d3.js';
+import { innerProductTable, leaderTable } from '../../src/lattices/innerProductTable.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
+import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { LatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { tableMatmulAT, tableMatmulLayout, tableMatmulShaderSource } from '../../src/gpu/kernels/tableMatmul.js';
+import {
+  chooseTableLayout,
+  TABLE_CODES,
+  tableEntry,
+  tableLayout,
+  tableWords,
+  triangleIndex,
+  type TableLayoutKind,
+} from '../../src/gpu/tableLayout.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+
+/*
+ * The D3 q = 6 table product against the CPU `matmulAT` (its table path). Stated tolerance:
+ * |gpu − cpu| ≤ 1e-5 · ‖a_i‖·‖b_j‖ per entry. Why: the integer block sums are exact on both sides
+ * within a slice; the GPU adds ≤ blocks/4 slice sums in f32 (relative error ≤ (blocks/4)·2^−24 of
+ * Σ|terms|, ≤ 1e-6 for these sizes since Σ|terms| ≲ ‖â‖‖b̂‖ ≈ ‖a‖‖b‖) and applies four f32
+ * multiplications and one addition (a few 2^−24), while the CPU rounds once. A wrong table entry,
+ * scale or index moves an entry by ~1e-2 · ‖a‖‖b‖ or more.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const code = new VoronoiCode(D3, 6);
+const referenceTable = innerProductTable(code);
+
+describe('table layouts (CPU): what the kernel reads', () => {
+  it.each<TableLayoutKind>(['full', 'triangle', 'leaders'])('%s layout: every one of the 216² entries equals ⟨leader(a), leader(b)⟩', (kind) => {
+    const words = tableWords(kind);
+    const leaders = leaderTable(code);
+    let mismatches = 0;
+    for (let a = 0; a < TABLE_CODES; a++) {
+      for (let b = 0; b < TABLE_CODES; b++) {
+        let dot = 0;
+        for (let i = 0; i < 3; i++) dot += (leaders[3 * a + i] as number) * (leaders[3 * b + i] as number);
+        if (tableEntry(kind, words, a, b) !== dot || referenceTable[a * TABLE_CODES + b] !== dot) mismatches++;
+      }
+    }
+    expect(mismatches).toBe(0);
+  });
+
+  it('table sizes: 46,656 / 23,436 / 864 bytes', () => {
+    expect(4 * tableWords('full').length).toBe(46656);
+    expect(4 * tableWords('triangle').length).toBe(23436);
+    expect(4 * tableWords('leaders').length).toBe(864);
+  });
+
+  it('the triangle index enumerates 0 … 23,435 once each', () => {
+    const seen = new Uint8Array(23436);
+    for (let a = 0; a < TABLE_CODES; a++) for (let b = a; b < TABLE_CODES; b++) seen[triangleIndex(a, b)]! += 1;
+    expect(seen.every((count) => count === 1)).toBe(true);
+  });
+
+  it.each([
+    [16384, 'leaders', 16],
+    [32768, 'triangle', 16],
+    [49152, 'full', 4],
+    [65536, 'full', 16],
+  ] as const)('%i bytes granted → %s table, slices of %i blocks, within the limit', (limit, kind, slice) => {
+    const layout = chooseTableLayout(limit);
+    expect([layout.kind, layout.sliceBlocks]).toEqual([kind, slice]);
+    expect(layout.workgroupBytes).toBeLessThanOrEqual(limit);
+  });
+
+  it('a layout that does not fit is refused', () => {
+    expect(tableLayout('full', 32768)).toBeNull();
+    expect(tableLayout('triangle', 16384)).toBeNull();
+    expect(() => chooseTableLayout(1024)).toThrow(LatticeMatmulError);
+  });
+});
+
+const D3_Q6: QuantizeOptions = { scheme: 'd3-q6', seed: 11 };
+
+/** Quantizes both on the CPU, runs the GPU kernel, and returns the worst scaled error against matmulAT. */
+async function compare(
+  context: GpuContext,
+  a: Matrix,
+  b: Matrix,
+  options: QuantizeOptions,
+  kernelOptions: Parameters<typeof tableMatmulAT>[3] = {},
+  bOptions: QuantizeOptions = options,
+  randomCodes = false,
+): Promise<{ ratio: number; at: string; nmse: number }> {
+  const maybeRandom = (m: LatticeQuantizedMatrix, seed: number) => (randomCodes ? withRandomCodes(m, seed) : m);
+  const qa = maybeRandom(asLattice(quantize(a, options)), 1);
+  const qb = maybeRandom(asLattice(quantize(b, bOptions)), 2);
+  const expected = matmulAT(qa, qb);
+  const ga = uploadLatticeMatrix(context.device, qa, 'A');
+  const gb = uploadLatticeMatrix(context.device, qb, 'B');
+  try {
+    const got = await tableMatmulAT(context.device, ga, gb, kernelOptions);
+    expect([got.rows, got.cols]).toEqual([a.cols, b.cols]);
+    return { ...worstScaledError(got.data, expected.data, a, b, 1e-5), nmse: productNmse(got, a, b) };
+  } finally {
+    ga.destroy();
+    gb.destroy();
+  }
+}
+
+const shapes: [n: number, aCols: number, bCols: number][] = [
+  [1, 1, 1],
+  [3, 3, 17],
+  [8, 17, 3],
+  [13, 33, 1],
+  [100, 17, 33],
+  [192, 33, 65],
+  [192, 1, 3],
+];
+
+describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it.each(shapes)('n = %i, %i × %i columns (best layout for the device): within 1e-5·‖a_i‖‖b_j‖ of matmulAT', async (n, aCols, bCols) => {
+    const a = gaussianMatrix(n, aCols, 100 + n);
+    const b = gaussianMatrix(n, bCols, 200 + bCols);
+    const result = await compare(context, a, b, D3_Q6);
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('the product is an estimate of AᵀB (NMSE near the scheme\'s ≈ 0.06 at n = 192)', async () => {
+    const a = gaussianMatrix(192, 33, 5);
+    const b = gaussianMatrix(192, 17, 6);
+    const result = await compare(context, a, b, D3_Q6);
+    expect(result.nmse).toBeGreaterThan(0.01);
+    expect(result.nmse).toBeLessThan(0.15);
+  });
+
+  it.each([1, 8, 100, 192])('centred inputs, n = %i: the mean term n·μ_a·μ_b is added', async (n) => {
+    const a = shifted(gaussianMatrix(n, 17, 7 + n), 3);
+    const b = shifted(gaussianMatrix(n, 3, 8 + n), -2);
+    const centred = await compare(context, a, b, { ...D3_Q6, center: true });
+    expect(centred.ratio, centred.at).toBeLessThanOrEqual(1);
+    if (n > 1) {
+      // Most of AᵀB is the mean term here: without it the estimate would be far off.
+      const exact = matmulATExact(a, b);
+      expect(Math.abs(exact.data[0] as number)).toBeGreaterThan(n);
+    }
+  });
+
+  it('without shrinkage gains on one side (gains = null) and with them on the other', async () => {
+    const a = gaussianMatrix(100, 17, 9);
+    const b = gaussianMatrix(100, 33, 10);
+    const result = await compare(context, a, b, { ...D3_Q6, gain: 'none' }, {}, D3_Q6);
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('time-sharing (keepFraction 0.5): only the kept blocks count', async () => {
+    const a = gaussianMatrix(192, 17, 12);
+    const b = gaussianMatrix(192, 3, 13);
+    const result = await compare(context, a, b, { ...D3_Q6, keepFraction: 0.5 });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) take the f32 accumulation path', async () => {
+    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+    const a = gaussianMatrix(192, 33, 14);
+    const b = gaussianMatrix(192, 17, 15);
+    const result = await compare(context, a, b, { scheme, seed: 3 });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('work split across many bindings and dispatches (maxBindingBytes 1024) gives the same product', async () => {
+    const a = gaussianMatrix(100, 70, 16);
+    const b = gaussianMatrix(100, 33, 17);
+    const result = await compare(context, a, b, D3_Q6, { maxBindingBytes: 1024 });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it.each([3, 100])('random codes and scale indices (every table entry in play), n = %i, with each layout this device allows', async (n) => {
+    const a = gaussianMatrix(n, 33, 60 + n);
+    const b = gaussianMatrix(n, 17, 61 + n);
+    for (const layout of ['leaders', tableMatmulLayout(context.device).kind] as const) {
+      const result = await compare(context, a, b, D3_Q6, { layout }, D3_Q6, true);
+      expect(result.ratio, `${layout}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('the leaders layout forced on this device', async () => {
+    const a = gaussianMatrix(100, 33, 18);
+    const b = gaussianMatrix(100, 17, 19);
+    const result = await compare(context, a, b, D3_Q6, { layout: 'leaders' });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('the full-table variant compiles without WGSL errors on this device', async () => {
+    const full = tableLayout('full', 65536);
+    expect(full).not.toBeNull();
+    const module = context.device.createShaderModule({ label: 'full table probe', code: tableMatmulShaderSource(full!) });
+    const info = await module.getCompilationInfo();
+    expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
+  });
+
+  it('refuses operands it cannot multiply, with LatticeMatmulError', async () => {
+    const a = gaussianMatrix(24, 3, 20);
+    const qa = asLattice(quantize(a, D3_Q6));
+    const qOther = asLattice(quantize(a, { ...D3_Q6, seed: 12 }));
+    const qE8 = asLattice(quantize(a, { scheme: 'e8-q16', seed: 11 }));
+    const ga = uploadLatticeMatrix(context.device, qa, 'A');
+    const gOther = uploadLatticeMatrix(context.device, qOther, 'other seed');
+    const gE8 = uploadLatticeMatrix(context.device, qE8, 'E8');
+    try {
+      await expect(tableMatmulAT(context.device, ga, gOther)).rejects.toThrow(/different seeds/);
+      await expect(tableMatmulAT(context.device, ga, gE8)).rejects.toThrow(LatticeMatmulError);
+      const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+      if (granted < 48704) await expect(tableMatmulAT(context.device, ga, ga, { layout: 'full' })).rejects.toThrow(/does not fit/);
+    } finally {
+      ga.destroy();
+      gOther.destroy();
+      gE8.destroy();
+    }
+  });
+});
+
+/** One device per forced workgroup-storage limit: the layout follows the granted limit. */
+describe.skipIf(noGpu !== undefined).each([
+  [16384, 'leaders'],
+  [32768, 'triangle'],
+] as const)('device granting %i bytes of workgroup memory', (limit, kind) => {
+  let context: GpuContext | undefined;
+  let adapterLimit = 0;
+  beforeAll(async () => {
+    const probe = await testDevice();
+    adapterLimit = probe.adapter.limits.maxComputeWorkgroupStorageSize;
+    probe.device.destroy();
+    if (limit <= adapterLimit) context = await testDevice({ workgroupStorageLimit: limit });
+  });
+  afterAll(() => context?.device.destroy());
+
+  it(`chooses the ${kind} layout and matches matmulAT for n = 13, 192 and centred inputs`, async (test) => {
+    if (context === undefined) {
+      if (process.env.CI) throw new Error(`the adapter grants only ${adapterLimit} bytes of workgroup memory`);
+      test.skip();
+      return;
+    }
+    expect(tableMatmulLayout(context.device).kind).toBe(kind);
+    for (const [n, aCols, bCols, center] of [
+      [13, 17, 3, false],
+      [192, 33, 17, true],
+    ] as const) {
+      const a = shifted(gaussianMatrix(n, aCols, 30 + n), center ? 1 : 0);
+      const b = gaussianMatrix(n, bCols, 40 + n);
+      const result = await compare(context, a, b, { ...D3_Q6, center });
+      expect(result.ratio, `n = ${n}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+});
+
+/** The full table needs ≥ 48 KB: run it where the adapter grants that (real GPUs; lavapipe grants 32 KB). */
+describe.skipIf(noGpu !== undefined)('device granting the adapter maximum', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('the full table layout matches matmulAT where ≥ 48 KB is granted (else the triangle is chosen)', async () => {
+    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const expectedKind = granted >= 48704 ? 'full' : granted >= 31628 ? 'triangle' : 'leaders';
+    expect(tableMatmulLayout(context.device).kind).toBe(expectedKind);
+    const a = gaussianMatrix(192, 33, 50);
+    const b = gaussianMatrix(192, 17, 51);
+    const result = await compare(context, a, b, D3_Q6);
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+});

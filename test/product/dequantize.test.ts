@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { column, productNmse, type Matrix } from '../../src/matrix.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+
+/** ‖x̂ − x‖² / ‖x‖² over the matrix, or over the matrix minus its column means when `centred`. */
+function relativeError(approx: Matrix, exact: Matrix, centred = false): number {
+  let error = 0;
+  let energy = 0;
+  for (let j = 0; j < exact.cols; j++) {
+    const x = column(exact, j);
+    const mean = centred ? x.reduce((s, v) => s + v, 0) / x.length : 0;
+    const y = column(approx, j);
+    for (let i = 0; i < x.length; i++) {
+      error += ((y[i] as number) - (x[i] as number)) ** 2;
+      energy += ((x[i] as number) - mean) ** 2;
+    }
+  }
+  return error / energy;
+}
+
+describe('dequantize', () => {
+  it.each(['d3-q6', 'e8-q16', 'int3-absmax', 'int4-g32', 'nvfp4'] as const)('%s: shape, and per-entry error D with product NMSE ≈ D_a + D_b + D_a·D_b', (scheme) => {
+    // For errors e_a ⟂ a (unbiased gain) independent of b: E(⟨â, b̂⟩ − ⟨a, b⟩)² ∝ D_a + D_b + D_a·D_b,
+    // so a per-entry error D gives a product NMSE of about 2D.
+    const a = gaussianMatrix(768, 32, 1);
+    const b = gaussianMatrix(768, 32, 2);
+    const qa = quantize(a, { scheme, seed: 5 });
+    const qb = quantize(b, { scheme, seed: 5 });
+    const da = dequantize(qa);
+    const db = dequantize(qb);
+    expect([da.rows, da.cols, da.data.length]).toEqual([768, 32, 768 * 32]);
+    expect(da.data).toBeInstanceOf(Float32Array);
+    const errorA = relativeError(da, a);
+    const errorB = relativeError(db, b);
+    const predicted = errorA + errorB + errorA * errorB;
+    const nmse = productNmse(matmulAT(qa, qb), a, b);
+    expect(nmse / predicted).toBeGreaterThan(0.8);
+    expect(nmse / predicted).toBeLessThan(1.25);
+  });
+
+  it('d3-q6 per-entry error is about 0.03 (half the product NMSE of 0.06)', () => {
+    const a = gaussianMatrix(768, 16, 3);
+    const error = relativeError(dequantize(quantize(a, { scheme: 'd3-q6' })), a);
+    expect(error).toBeGreaterThan(0.025);
+    expect(error).toBeLessThan(0.035);
+  });
+
+  it('restores column means: centring codes only the deviations', () => {
+    const n = 768;
+    const a = gaussianMatrix(n, 4, 4);
+    const offsets = [10, -3, 0, 0.25];
+    for (let j = 0; j < 4; j++) for (let i = 0; i < n; i++) a.data[j * n + i] = (a.data[j * n + i] as number) + (offsets[j] as number);
+    const centred = dequantize(quantize(a, { scheme: 'd3-q6', center: true }));
+    for (let j = 0; j < 4; j++) {
+      const mean = (m: Matrix): number => column(m, j).reduce((s, v) => s + v, 0) / n;
+      // The decoded deviations have a mean of order √(D/n) ≈ 0.006 standard deviations.
+      expect(Math.abs(mean(centred) - mean(a))).toBeLessThan(0.03);
+    }
+    // The error is that of the deviations, as if there were no offset…
+    expect(relativeError(centred, a, true)).toBeLessThan(0.035);
+    // …whereas without centring the offset is coded too and its error dominates.
+    const plain = dequantize(quantize(a, { scheme: 'd3-q6' }));
+    expect(relativeError(plain, a, true)).toBeGreaterThan(5 * relativeError(centred, a, true));
+  });
+
+  it('without rotation and with padding (n = 13) the shape is the input shape', () => {
+    for (const rotate of [true, false]) {
+      const a = gaussianMatrix(13, 3, 6);
+      const back = dequantize(quantize(a, { scheme: 'e8-q16', rotate }));
+      expect([back.rows, back.cols, back.data.length]).toEqual([13, 3, 39]);
+      expect(relativeError(back, a)).toBeLessThan(0.1);
+    }
+  });
+});

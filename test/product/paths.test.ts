@@ -1,0 +1,167 @@
+import { describe, expect, it } from 'vitest';
+import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { Scheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+
+/**
+ * Reference product from the decoded rotated columns, in float64, plus the mean term n·μ_a·μ_b; the
+ * part without the mean term; and the scale ‖â_i‖·‖b̂_j‖ + n·|μ_a·μ_b| that bounds every partial sum.
+ */
+function decodedReference(qa: QuantizedMatrix, qb: QuantizedMatrix): { product: Float64Array; withoutMeans: Float64Array; scale: Float64Array } {
+  const da = decodeRotated(qa);
+  const db = decodeRotated(qb);
+  const length = qa.length;
+  expect(da.length).toBe(qa.cols * length);
+  expect(db.length).toBe(qb.cols * length);
+  const product = new Float64Array(qa.cols * qb.cols);
+  const withoutMeans = new Float64Array(qa.cols * qb.cols);
+  const scale = new Float64Array(qa.cols * qb.cols);
+  for (let j = 0; j < qb.cols; j++) {
+    for (let i = 0; i < qa.cols; i++) {
+      let sum = 0;
+      let na = 0;
+      let nb = 0;
+      for (let k = 0; k < length; k++) {
+        const x = da[i * length + k] as number;
+        const y = db[j * length + k] as number;
+        sum += x * y;
+        na += x * x;
+        nb += y * y;
+      }
+      withoutMeans[j * qa.cols + i] = sum;
+      if (qa.means && qb.means) sum += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
+      product[j * qa.cols + i] = sum;
+      scale[j * qa.cols + i] = Math.sqrt(na * nb) + (qa.means && qb.means ? qa.rows * Math.abs((qa.means[i] as number) * (qb.means[j] as number)) : 0);
+    }
+  }
+  return { product, withoutMeans, scale };
+}
+
+/** Float64 product of two dequantized matrices and its per-entry scale. */
+function dequantizedReference(a: Matrix, b: Matrix): { product: Float64Array; scale: Float64Array } {
+  const n = a.rows;
+  const product = new Float64Array(a.cols * b.cols);
+  const scale = new Float64Array(a.cols * b.cols);
+  for (let j = 0; j < b.cols; j++) {
+    for (let i = 0; i < a.cols; i++) {
+      let sum = 0;
+      let na = 0;
+      let nb = 0;
+      for (let k = 0; k < n; k++) {
+        const x = a.data[i * n + k] as number;
+        const y = b.data[j * n + k] as number;
+        sum += x * y;
+        na += x * x;
+        nb += y * y;
+      }
+      product[j * a.cols + i] = sum;
+      scale[j * a.cols + i] = Math.sqrt(na * nb);
+    }
+  }
+  return { product, scale };
+}
+
+const F32_HALF_ULP = 2 ** -24;
+
+const d3 = (q: number): Scheme => ({ kind: 'lattice', lattice: 'D3', q, overload: { kind: 'ladder', beta: 2.4 / q, ratio: Math.SQRT2, steps: 4 } });
+
+describe('the inner-product-table path equals the decoded path', () => {
+  const cases: [string, number, QuantizeOptions][] = [
+    ['d3-q6, n = 768', 768, { scheme: 'd3-q6', seed: 3 }],
+    ['d3-q6, n = 1000 (padded to 1024: a partial last block)', 1000, { scheme: 'd3-q6', seed: 3 }],
+    ['d3-q6, n = 13', 13, { scheme: 'd3-q6', seed: 3 }],
+    ['d3-q6, centred', 768, { scheme: 'd3-q6', seed: 4, center: true }],
+    ['d3-q6, gain mmse', 768, { scheme: 'd3-q6', seed: 4, gain: 'mmse' }],
+    ['d3-q6, no rotation', 500, { scheme: 'd3-q6', rotate: false }],
+    ['d3-q6, keepFraction 0.4', 768, { scheme: 'd3-q6', keepFraction: 0.4 }],
+    ['D3 q = 4', 768, { scheme: d3(4) }],
+    ['D3 q = 10', 768, { scheme: d3(10) }],
+  ];
+  it.each(cases)('%s: within f32 rounding + 1e-9 relative', (_name, n, options) => {
+    const a = gaussianMatrix(n, 12, n + 1);
+    const b = gaussianMatrix(n, 9, n + 2);
+    if (options.center) for (let i = 0; i < a.data.length; i++) a.data[i] = (a.data[i] as number) + 3;
+    const qa = quantize(a, options);
+    const qb = quantize(b, options);
+    const table = matmulAT(qa, qb);
+    const { product, withoutMeans, scale } = decodedReference(qa, qb);
+    for (let k = 0; k < product.length; k++) {
+      const ref = product[k] as number;
+      const got = table.data[k] as number;
+      // The result is f32: one rounding of the lattice part, one more after adding the mean term.
+      const rounding = F32_HALF_ULP * (Math.abs(ref) + (qa.means ? Math.abs(withoutMeans[k] as number) : 0));
+      const tolerance = rounding + 1e-9 * (scale[k] as number);
+      if (!(Math.abs(got - ref) <= tolerance)) expect.fail(`entry ${k}: table ${got}, decoded ${ref} (tolerance ${tolerance})`);
+    }
+  });
+});
+
+describe('decoded-path products equal the float64 product of the decoded columns', () => {
+  it.each([
+    ['e8-q16', 768],
+    ['e8-q16', 100],
+  ] as const)('%s, n = %i', (scheme, n) => {
+    const a = gaussianMatrix(n, 10, 21);
+    const b = gaussianMatrix(n, 7, 22);
+    const qa = quantize(a, { scheme });
+    const qb = quantize(b, { scheme });
+    const c = matmulAT(qa, qb);
+    const { product, scale } = decodedReference(qa, qb);
+    for (let k = 0; k < product.length; k++) {
+      expect(Math.abs((c.data[k] as number) - (product[k] as number))).toBeLessThanOrEqual(F32_HALF_ULP * Math.abs(product[k] as number) + 1e-9 * (scale[k] as number));
+    }
+  });
+});
+
+describe('matmulAT and the product of the dequantized matrices', () => {
+  // Without padding (n = N) and without centring the rotation is square and orthogonal, so the
+  // rotated-domain product is the product of the dequantized matrices up to f32 rounding.
+  it.each(['int3-absmax', 'int4-g32', 'int4-g128', 'nvfp4', 'd3-q6', 'e8-q16'] as const)('%s: equal within 1e-4 of ‖â_i‖‖b̂_j‖ (n = 768, 320)', (scheme) => {
+    for (const n of [768, 320]) {
+      const a = gaussianMatrix(n, 8, 31);
+      const b = gaussianMatrix(n, 6, 32);
+      const qa = quantize(a, { scheme });
+      const qb = quantize(b, { scheme });
+      expect(qa.length).toBe(n);
+      const c = matmulAT(qa, qb);
+      const { product, scale } = dequantizedReference(dequantize(qa), dequantize(qb));
+      for (let k = 0; k < product.length; k++) {
+        expect(Math.abs((c.data[k] as number) - (product[k] as number))).toBeLessThanOrEqual(1e-4 * (scale[k] as number));
+      }
+    }
+  });
+
+  // Centred: dequantize adds μ to every decoded entry, so ⟨â + μ_a·1, b̂ + μ_b·1⟩ has the cross terms
+  // μ_b·Σâ + μ_a·Σb̂ that matmulAT leaves out (the true centred columns sum to zero).
+  it.each(['d3-q6', 'e8-q16', 'int4-g32'] as const)('%s, centred: they differ by exactly the cross terms μ_b·Σâ_i + μ_a·Σb̂_j', (scheme) => {
+    const n = 768;
+    const a = gaussianMatrix(n, 5, 33);
+    const b = gaussianMatrix(n, 4, 34);
+    for (let i = 0; i < b.data.length; i++) b.data[i] = (b.data[i] as number) - 2;
+    const qa = quantize(a, { scheme, center: true });
+    const qb = quantize(b, { scheme, center: true });
+    const c = matmulAT(qa, qb);
+    const da = dequantize(qa);
+    const db = dequantize(qb);
+    const { product, scale } = dequantizedReference(da, db);
+    const columnSum = (m: Matrix, j: number, mean: number): number => {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += (m.data[j * n + i] as number) - mean;
+      return s;
+    };
+    for (let j = 0; j < b.cols; j++) {
+      for (let i = 0; i < a.cols; i++) {
+        const muA = qa.means?.[i] as number;
+        const muB = qb.means?.[j] as number;
+        const cross = muB * columnSum(da, i, muA) + muA * columnSum(db, j, muB);
+        const k = j * a.cols + i;
+        expect(Math.abs((c.data[k] as number) - ((product[k] as number) - cross))).toBeLessThanOrEqual(1e-4 * (scale[k] as number));
+      }
+    }
+  });
+});

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { gapBits, quantizeWeights, weightOnlyLimit, SCALAR_HIGH_RATE_GAP_BITS } from '../../src/weightonly/index.js';
+import { isotropicCovariance, outlierCovariance, spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+
+/*
+ * Small but statistically meaningful cases (n·outputs = 64·1024 entries; the gap estimates move by
+ * about ±0.01 bit between seeds). Expected values come from the high-rate theory, not from runs.
+ */
+const n = 64;
+const outputs = 1024;
+const w = gaussianMatrix(n, outputs, 42);
+const sideWaterSic = (32 * n) / (n * outputs); // n f32 steps
+
+function gap(method: 'watersic' | 'gptq' | 'rtn', sigma: Parameters<typeof quantizeWeights>[1], rate: number, rotate = false): number {
+  const q = quantizeWeights(w, sigma, { method, rate, rotate, seed: 7 });
+  return gapBits(q.distortion(w, sigma), weightOnlyLimit(w, sigma, q.rate));
+}
+
+describe('weight-only quantizers against the limit', () => {
+  const spread = spreadSpectrumCovariance(n, 3, 1);
+  // RTN's predicted loss beyond WaterSIC: ½·log2(AM/GM) of the eigenvalues.
+  const lambda = Array.from(spread.eigenvalues);
+  const am = lambda.reduce((s, v) => s + v, 0) / n;
+  const gm = Math.exp(lambda.reduce((s, v) => s + Math.log(v), 0) / n);
+  const rtnExtra = 0.5 * Math.log2(am / gm);
+
+  it('WaterSIC beats RTN on a spread spectrum at 4 bits by about ½·log2(AM/GM of λ)', () => {
+    const ws = gap('watersic', spread.sigma, 4);
+    const rtn = gap('rtn', spread.sigma, 4);
+    expect(rtnExtra).toBeGreaterThan(0.8);
+    expect(ws).toBeLessThan(rtn - 0.5);
+    expect(rtn - ws).toBeGreaterThan(rtnExtra - sideWaterSic - 0.15);
+    expect(rtn - ws).toBeLessThan(rtnExtra + 0.15);
+  });
+
+  it('WaterSIC at 4 bits is within 0.2546 bit (+ side information) of the limit, with and without rotation', () => {
+    const plain = gap('watersic', spread.sigma, 4);
+    const rotated = gap('watersic', spread.sigma, 4, true);
+    const expected = SCALAR_HIGH_RATE_GAP_BITS + sideWaterSic;
+    expect(Math.abs(plain - expected)).toBeLessThan(0.08);
+    expect(Math.abs(rotated - plain)).toBeLessThan(0.05);
+  });
+
+  it('GPTQ sits between WaterSIC and RTN on a spread spectrum', () => {
+    const ws = gap('watersic', spread.sigma, 4);
+    const gptq = gap('gptq', spread.sigma, 4);
+    const rtn = gap('rtn', spread.sigma, 4);
+    expect(gptq).toBeGreaterThan(ws + 0.05);
+    expect(gptq).toBeLessThan(rtn - 0.1);
+  });
+
+  it('on Σ = I all three methods are the same scalar quantizer: about 0.2546 bit', () => {
+    const flat = isotropicCovariance(n);
+    for (const method of ['gptq', 'rtn'] as const) expect(Math.abs(gap(method, flat.sigma, 4) - SCALAR_HIGH_RATE_GAP_BITS)).toBeLessThan(0.05);
+    expect(Math.abs(gap('watersic', flat.sigma, 4) - SCALAR_HIGH_RATE_GAP_BITS - sideWaterSic)).toBeLessThan(0.05);
+  });
+
+  it('outlier channels: rotation rescues GPTQ, WaterSIC does not need it', () => {
+    const outliers = outlierCovariance(n, 3, { outliers: 2 });
+    const gptqPlain = gap('gptq', outliers.sigma, 4);
+    const gptqRotated = gap('gptq', outliers.sigma, 4, true);
+    expect(gptqRotated).toBeLessThan(gptqPlain - 0.5);
+    expect(gap('watersic', outliers.sigma, 4)).toBeLessThan(gptqRotated);
+  });
+
+  it('the diagonal rescalers never increase the damped distortion', () => {
+    const q = quantizeWeights(w, spread.sigma, { method: 'gptq', rate: 3, rescale: true });
+    const objective = q.analysis?.rescaleObjective;
+    expect(objective).toBeDefined();
+    expect(objective?.after).toBeLessThanOrEqual(objective?.before as number);
+  });
+});

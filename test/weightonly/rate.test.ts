@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+import { searchStepForRate } from '../../src/weightonly/rateSearch.js';
+import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+
+/** Brute-force rate: per input feature, −Σ p log2 p of its codes over the outputs; mean over inputs. */
+function bruteForceCodeRate(codes: Int32Array, n: number, outputs: number): number {
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const counts = new Map<number, number>();
+    for (let j = 0; j < outputs; j++) counts.set(codes[j * n + i] as number, (counts.get(codes[j * n + i] as number) ?? 0) + 1);
+    for (const c of counts.values()) total -= (c / outputs) * Math.log2(c / outputs);
+  }
+  return total / n;
+}
+
+describe('searchStepForRate', () => {
+  it.each([0.5, 3, 7.25])('finds the step of a smooth rate curve (target %f)', (target) => {
+    // rate(s) = 2 − 1.3·log2(s): the exact answer is s = 2^((2 − target)/1.3).
+    const result = searchStepForRate((s) => ({ rate: 2 - 1.3 * Math.log2(s) }), { target, tolerance: 1e-6, initialStep: 1 });
+    expect(result.step).toBeCloseTo(2 ** ((2 - target) / 1.3), 4);
+    expect(result.evaluations).toBeLessThan(10);
+  });
+
+  it('converges on a curve far from the slope −1 and a bad initial guess', () => {
+    const result = searchStepForRate((s) => ({ rate: 10 / (1 + s) }), { target: 2, tolerance: 1e-4, initialStep: 1e-3 });
+    expect(10 / (1 + result.step)).toBeCloseTo(2, 3);
+  });
+
+  it('throws a LatticeMatmulError when a staircase skips the tolerance band', () => {
+    const staircase = (s: number): { rate: number } => ({ rate: Math.floor(4 - Math.log2(s)) });
+    expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(LatticeMatmulError);
+    expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(/could not reach rate 2.5/);
+  });
+});
+
+describe('quantizeWeights hits the requested rate', () => {
+  const n = 32;
+  const outputs = 1024;
+  const w = gaussianMatrix(n, outputs, 1);
+  const { sigma } = spreadSpectrumCovariance(n, 3, 2);
+  const cases = (['watersic', 'gptq', 'rtn'] as const).flatMap((method) => [2, 3, 4, 5].map((rate) => [method, rate] as const));
+  it.each(cases)('%s at %i bits: |rate − target| ≤ 0.01, rate = entropy of the codes + side information', (method, target) => {
+    const q = quantizeWeights(w, sigma, { method, rate: target, rotate: target % 2 === 0 });
+    expect(Math.abs(q.rate - target)).toBeLessThanOrEqual(0.01);
+    // Independent recount: entropy by brute force, side information by the documented rule
+    // (n f32 steps for WaterSIC, one shared f32 step for GPTQ and RTN).
+    const side = method === 'watersic' ? 32 * n : 32;
+    expect(q.rate).toBeCloseTo(bruteForceCodeRate(q.codes, n, outputs) + side / (n * outputs), 10);
+  });
+
+  it('counts the row rescalers (32 bits per output) in the side information and still hits the rate', () => {
+    const q = quantizeWeights(w, sigma, { method: 'watersic', rate: 3, rescale: true });
+    expect(q.sideInfoBits).toBe(32 * n + 32 * outputs);
+    expect(Math.abs(q.rate - 3)).toBeLessThanOrEqual(0.01);
+  });
+
+  it('refuses a rate the side information alone exceeds', () => {
+    const small = gaussianMatrix(8, 4, 3);
+    const { sigma: s8 } = spreadSpectrumCovariance(8, 1, 4);
+    // WaterSIC: 32·8 bits over 32 entries = 8 bits per entry of side information.
+    expect(() => quantizeWeights(small, s8, { method: 'watersic', rate: 5 })).toThrow(/not above the side information/);
+  });
+});

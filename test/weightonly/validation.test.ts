@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import type { Matrix } from '../../src/matrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { covarianceFromActivations, quantizeWeights, weightedDistortion, weightOnlyLimit } from '../../src/weightonly/index.js';
+
+const n = 4;
+const w = gaussianMatrix(n, 8, 1);
+
+function identity(size: number): Matrix {
+  const data = new Float32Array(size * size);
+  for (let i = 0; i < size; i++) data[i * size + i] = 1;
+  return { rows: size, cols: size, data };
+}
+
+function withEntry(m: Matrix, row: number, col: number, value: number): Matrix {
+  const data = m.data.slice();
+  data[col * m.rows + row] = value;
+  return { rows: m.rows, cols: m.cols, data };
+}
+
+const badCovariances: [string, Matrix, RegExp][] = [
+  ['not symmetric', withEntry(identity(n), 0, 1, 0.5), /not symmetric: entry \(1, 0\)/],
+  ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /not positive definite/],
+  ['a zero diagonal entry', withEntry(identity(n), 2, 2, 0), /positive diagonal.*\(2, 2\)/],
+  ['a negative diagonal entry', withEntry(identity(n), 1, 1, -1), /positive diagonal/],
+  ['the wrong size', identity(n + 1), /5×5, expected n×n = 4×4/],
+  ['not square', { rows: n, cols: n + 1, data: new Float32Array(n * (n + 1)) }, /expected n×n/],
+  ['a NaN', withEntry(identity(n), 3, 2, Number.NaN), /non-finite entry NaN at row 3, column 2/],
+  ['an infinity', withEntry(identity(n), 0, 0, Infinity), /non-finite/],
+  ['a wrong data length', { rows: n, cols: n, data: new Float32Array(3) }, /entries/],
+];
+
+describe('bad Σ_X gets a clear LatticeMatmulError', () => {
+  it.each(badCovariances)('%s', (_name, sigma, message) => {
+    for (const method of ['watersic', 'gptq', 'rtn'] as const) {
+      expect(() => quantizeWeights(w, sigma, { method, rate: 3 })).toThrow(LatticeMatmulError);
+      expect(() => quantizeWeights(w, sigma, { method, rate: 3 })).toThrow(message);
+    }
+  });
+
+  it('a singular Σ_X (rank-deficient calibration) is accepted thanks to damping, but has no limit', () => {
+    const ones: Matrix = { rows: n, cols: n, data: new Float32Array(n * n).fill(1) };
+    const big = gaussianMatrix(n, 2000, 2);
+    const q = quantizeWeights(big, ones, { method: 'watersic', rate: 3 });
+    expect(Math.abs(q.rate - 3)).toBeLessThanOrEqual(0.01);
+    expect(q.analysis?.logDetSigmaX).toBe(-Infinity);
+    expect(() => weightOnlyLimit(big, ones, 3)).toThrow(/not positive definite/);
+    // ... and with no damping the Cholesky factorization refuses it.
+    expect(() => quantizeWeights(big, ones, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/not positive definite/);
+  });
+});
+
+describe('other bad input', () => {
+  const sigma = identity(n);
+  it.each([
+    ['an unknown method', { method: 'awq', rate: 3 }, /method must be one of/],
+    ['both rate and step', { method: 'rtn', rate: 3, step: 0.1 }, /exactly one of rate/],
+    ['neither rate nor step', { method: 'rtn' }, /exactly one of rate/],
+    ['a negative rate', { method: 'rtn', rate: -1 }, /rate must be/],
+    ['a NaN rate', { method: 'rtn', rate: Number.NaN }, /rate must be/],
+    ['a zero step', { method: 'gptq', step: 0 }, /step must be a positive/],
+    ['a negative damping', { method: 'gptq', rate: 3, damping: -1 }, /damping/],
+    ['a bad seed', { method: 'gptq', rate: 3, rotate: true, seed: -3 }, /seed/],
+  ])('%s', (_name, options, message) => {
+    // @ts-expect-error deliberately malformed options
+    expect(() => quantizeWeights(w, sigma, options)).toThrow(LatticeMatmulError);
+    // @ts-expect-error deliberately malformed options
+    expect(() => quantizeWeights(w, sigma, options)).toThrow(message);
+  });
+
+  it('a W with a NaN or all zeros', () => {
+    const bad = { rows: n, cols: 8, data: w.data.slice() };
+    bad.data[5] = Number.NaN;
+    expect(() => quantizeWeights(bad, sigma, { method: 'rtn', rate: 3 })).toThrow(/W has a non-finite entry/);
+    const zeros = { rows: n, cols: 8, data: new Float32Array(n * 8) };
+    expect(() => quantizeWeights(zeros, sigma, { method: 'rtn', rate: 3 })).toThrow(/all zeros/);
+  });
+
+  it('activations with a NaN, and a distortion between mismatched matrices', () => {
+    const x = gaussianMatrix(n, 10, 3);
+    x.data[7] = Number.NaN;
+    expect(() => covarianceFromActivations(x)).toThrow(LatticeMatmulError);
+    expect(() => weightedDistortion(w, gaussianMatrix(n, 7, 1), sigma)).toThrow(/W is 4×8 but Ŵ is 4×7/);
+  });
+});
