@@ -9,7 +9,8 @@
  * NMSE over `--cols` sampled columns of A and B estimates the n × n figure without its n³ cost; the
  * standard error of the estimate is printed. `--cols n` runs the full square product.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DATA_KINDS, testMatrixPair, type DataKind } from '../src/data/testMatrices.js';
 import { matmulATExact, productNmse, type Matrix } from '../src/matrix.js';
 import { matmulAT } from '../src/product/matmulAT.js';
@@ -17,8 +18,12 @@ import { quantize, type QuantizeOptions } from '../src/quantize/quantize.js';
 import type { SchemeName } from '../src/quantize/schemes.js';
 import { gamma, gammaInverse } from '../src/theory/gamma.js';
 import { markdownTable, parseArgs, progress, progressDone } from './lib/args.js';
+import { gpuRows, type GpuRow } from './lib/gpuRows.js';
+import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
+import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
+import { tableMatmulLayout } from '../src/gpu/kernels/tableMatmul.js';
 
-const args = parseArgs(process.argv.slice(2), { n: 'number', cols: 'number', seed: 'number', json: 'string', md: 'string', 'no-stress': 'flag' });
+const args = parseArgs(process.argv.slice(2), { n: 'number', cols: 'number', seed: 'number', json: 'string', md: 'string', 'no-stress': 'flag', 'no-gpu': 'flag' });
 const n = (args.get('n') as number | undefined) ?? 6144;
 const cols = Math.min(n, (args.get('cols') as number | undefined) ?? 256);
 const seed = (args.get('seed') as number | undefined) ?? 1;
@@ -131,12 +136,52 @@ text += `\nd3-q6 and e8-q16 use the paper's MMSE gain; 'default' rows the librar
 for (const kind of kinds.filter((k) => k !== 'gaussian')) {
   text += `\n${kind}, n = ${n}\n\n${table(rows.filter((r) => r.data === kind))}\n`;
 }
+
+// GPU rows: the same Gaussian matrices through the WebGPU engine (Dawn; a software Vulkan driver
+// where the machine has no GPU). Same codes, so the same NMSE as the CPU rows.
+let gpu: { adapter: string; tableLayout: string; rows: GpuRow[] } | { skipped: string } | undefined;
+if (!args.get('no-gpu')) {
+  try {
+    const context = await requestNodeGpuDevice({ label: 'paper table', flags: TIMESTAMP_QUERY_DAWN_FLAGS });
+    try {
+      const { a, b } = testMatrixPair('gaussian', n, cols, cols, seed);
+      const info = context.adapter.info;
+      const rowsOnGpu = await gpuRows(context, a, b, seed, (label) => progress(`GPU: ${label} (n = ${n}, ${cols} + ${cols} columns)…`));
+      progressDone();
+      const layout = tableMatmulLayout(context.device).kind;
+      gpu = { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '), tableLayout: layout, rows: rowsOnGpu };
+    } finally {
+      context.device.destroy();
+    }
+  } catch (error) {
+    progressDone();
+    gpu = { skipped: error instanceof Error ? error.message : String(error) };
+  }
+}
+if (gpu && 'rows' in gpu) {
+  text += `\nWebGPU (${gpu.adapter}; D3 table layout '${gpu.tableLayout}'), Gaussian, n = ${n}, ${cols} + ${cols} columns\n\n`;
+  text += markdownTable(
+    ['scheme', 'NMSE (GPU)', 'NMSE (CPU, same codes)', 'codes = CPU', 'product kernel', 'quantize ms/matrix', 'product ms', 'f32 matmul ms', 'product / f32'],
+    gpu.rows.map((r) => [r.scheme, f(r.nmse, 4), f(r.cpuNmse, 4), r.codesIdentical ? 'yes' : 'NO', r.kernel, f(r.quantizeMs, 1), f(r.productMs, 2), f(r.f32MatmulMs, 2), `${f(r.productMs / r.f32MatmulMs, 2)}×`]),
+  );
+  text += `\n\n(kernel times: ${gpu.rows[0]?.timing ?? ''}; quantize: wall clock of the whole call incl. upload; "product / f32" is the ratio of times, above 1 = slower than f32)\n`;
+} else if (gpu) {
+  text += `\nGPU rows skipped: ${gpu.skipped}\n`;
+}
 console.log(text);
 
 const jsonPath = args.get('json') as string | undefined;
 if (jsonPath) {
-  writeFileSync(jsonPath, `${JSON.stringify({ n, cols, seed, rows: boundRow ? [...rows, boundRow] : rows }, null, 2)}\n`);
+  mkdirSync(dirname(jsonPath), { recursive: true });
+  writeFileSync(jsonPath, `${JSON.stringify({ n, cols, seed, rows: boundRow ? [...rows, boundRow] : rows, gpu }, null, 2)}\n`);
   console.log(`wrote ${jsonPath}`);
 }
 const mdPath = args.get('md') as string | undefined;
-if (mdPath) writeFileSync(mdPath, text);
+if (mdPath) {
+  mkdirSync(dirname(mdPath), { recursive: true });
+  writeFileSync(mdPath, text);
+}
+if (gpu && 'rows' in gpu && gpu.rows.some((r) => !r.codesIdentical)) {
+  console.error('GPU codes differ from the CPU codes');
+  process.exitCode = 1;
+}

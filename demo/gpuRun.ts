@@ -1,84 +1,64 @@
 import {
+  GpuEngine,
   requestGpuDevice,
   type GpuContext,
+  type GpuLatticeQuantizedMatrix,
   type Matrix,
-  type QuantizedMatrix,
   type QuantizeOptions,
 } from '../src/index.js';
 import type { EngineOutput, StageListener } from './engineOutput.js';
 import type { AdapterSummary, GpuStatus } from './runProtocol.js';
 
 /*
- * The WebGPU path: `requestGpuDevice()` then the library's GPU engine. This is the only module of the
- * page that touches the engine.
- *
- * PENDING: src/gpu/engine.ts (GpuEngine) is still being written; until it is exported from
- * src/index.ts the interface the demo relies on is declared here and `loadEngine` reports the engine
- * as unavailable, so the page falls back to the CPU reference.
+ * The WebGPU path: `requestGpuDevice()` then the library's `GpuEngine`. This is the only module of the
+ * page that touches the engine. The engine encodes lattice schemes; the scalar baselines run on the
+ * CPU reference (the worker decides, see `gpuRunsScheme`).
  */
-
-/** A matrix quantized on the GPU (codes stay in GPU buffers until `read`). */
-interface GpuQuantizedMatrixApi {
-  readonly bitsStored: number;
-  readonly bitsEntropy: number;
-  read(): Promise<QuantizedMatrix>;
-  destroy(): void;
-}
-
-/** The GPU engine's surface the demo uses. */
-interface GpuEngineApi {
-  readonly tableLayout: string;
-  quantize(input: Matrix, options: QuantizeOptions): Promise<GpuQuantizedMatrixApi>;
-  matmulAT(qa: GpuQuantizedMatrixApi, qb: GpuQuantizedMatrixApi): Promise<Matrix>;
-  destroy(): void;
-}
-
-function createEngine(_context: GpuContext): GpuEngineApi {
-  throw new Error('the GPU engine (GpuEngine in src/gpu/engine.ts) is not part of this build yet');
-}
 
 /** A device and an engine on it, kept for the worker's lifetime. */
 export class GpuRunner {
   private constructor(
     private readonly context: GpuContext,
-    private readonly engine: GpuEngineApi,
+    private readonly engine: GpuEngine,
   ) {}
 
-  /** Requests a device (`navigator.gpu` of the worker) and creates the engine on it. */
+  /** Requests a device (the worker's `navigator.gpu`) and creates the engine on it. */
   static async create(): Promise<GpuRunner> {
     const context = await requestGpuDevice({ label: 'lattice-matmul demo' });
     try {
-      return new GpuRunner(context, createEngine(context));
+      return new GpuRunner(context, GpuEngine.create(context));
     } catch (error) {
       context.device.destroy();
       throw error;
     }
   }
 
-  /** The adapter and table layout, for the page. */
+  /** The adapter, the table layout and the E8 dot-product path, for the page. */
   status(): GpuStatus {
-    return { available: true, adapter: this.adapterSummary(), tableLayout: this.engine.tableLayout };
+    return {
+      available: true,
+      adapter: this.adapterSummary(),
+      tableLayout: this.engine.tableLayout,
+      e8DotPath: this.engine.e8DotPath,
+    };
   }
 
   /**
-   * Quantizes A and B and multiplies them on the GPU. Each stage is timed until the queue has drained,
-   * so the times are the GPU's and not just the submissions'. Also reads both quantized matrices back
-   * (for the error picture and the comparison with the CPU).
+   * Quantizes A and B and multiplies them on the GPU. The engine's promises settle once the GPU has
+   * finished each step, so the stage times are the GPU's. Also reads both quantized matrices back (for
+   * the rates, the error picture and the comparison with the CPU).
    */
-  async run(a: Matrix, b: Matrix, options: QuantizeOptions, onStage: StageListener): Promise<EngineOutput> {
-    const queue = this.context.device.queue;
-    const owned: GpuQuantizedMatrixApi[] = [];
+  async run(a: Matrix, b: Matrix, options: QuantizeOptions, onStage: StageListener): Promise<EngineOutput & { productKernel: string }> {
+    const owned: GpuLatticeQuantizedMatrix[] = [];
     try {
       onStage('quantizeA');
       const t0 = performance.now();
       const gpuA = await this.engine.quantize(a, options);
       owned.push(gpuA);
-      await queue.onSubmittedWorkDone();
       onStage('quantizeB');
       const t1 = performance.now();
       const gpuB = await this.engine.quantize(b, options);
       owned.push(gpuB);
-      await queue.onSubmittedWorkDone();
       onStage('product');
       const t2 = performance.now();
       const product = await this.engine.matmulAT(gpuA, gpuB);
@@ -88,9 +68,10 @@ export class GpuRunner {
         qa,
         qb,
         product,
-        bitsStored: (gpuA.bitsStored + gpuB.bitsStored) / 2,
-        bitsEntropy: (gpuA.bitsEntropy + gpuB.bitsEntropy) / 2,
+        bitsStored: (qa.bitsStored + qb.bitsStored) / 2,
+        bitsEntropy: (qa.bitsEntropy + qb.bitsEntropy) / 2,
         timings: { quantizeA: t1 - t0, quantizeB: t2 - t1, product: t3 - t2 },
+        productKernel: this.engine.productKernel(gpuA, gpuB),
       };
     } finally {
       for (const matrix of owned) matrix.destroy();

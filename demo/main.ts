@@ -6,7 +6,7 @@ import { MAX_ENTRIES, sizeProblem } from './limits.js';
 import { drawRatePlot, type RatePoint } from './rdPlot.js';
 import { renderAdapter, renderHistory, renderLatest, renderTimings } from './render.js';
 import { RunCancelled, RunClient } from './runClient.js';
-import { STAGE_LABELS, STAGES, type Backend, type GpuStatus, type RunRequest, type Stage } from './runProtocol.js';
+import { runsOn, STAGE_LABELS, STAGES, type Backend, type GpuStatus, type RunRequest, type Stage } from './runProtocol.js';
 import { isLatticeScheme, SCHEME_NAMES, schemeStyle } from './schemeStyle.js';
 import { probeWebGpu } from './webgpuProbe.js';
 
@@ -117,8 +117,10 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
   const n = readInteger(ui.n);
   const cols = readInteger(ui.cols);
   const backend = selectedBackend();
-  const problem = sizeProblem(n, cols, backend);
+  const where = runsOn(scheme, backend);
+  const problem = sizeProblem(n, cols, where);
   if (problem) {
+    if (where !== backend) return { problem: `${schemeStyle(scheme).label} runs on the CPU reference (${GPU_LATTICE_ONLY}): ${problem}` };
     return { problem: backend === 'cpu' && handle.webgpu.available ? `${problem} Choose WebGPU for larger sizes.` : problem };
   }
   const dataSeed = readInteger(ui.dataSeed);
@@ -151,9 +153,11 @@ function updateForm(): void {
     ui.sizeHint.textContent = read.problem;
     ui.sizeHint.classList.add('problem');
   } else {
-    const { n, cols, backend } = read.request;
-    const cap = backend === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.` : '';
-    ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${cap}`;
+    const { n, cols, backend, scheme } = read.request;
+    const where = runsOn(scheme, backend);
+    const cap = where === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.` : '';
+    const moved = where !== backend ? ` ${schemeStyle(scheme).label} runs on the CPU reference: ${GPU_LATTICE_ONLY}.` : '';
+    ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${moved}${cap}`;
     ui.sizeHint.classList.remove('problem');
   }
   ui.run.disabled = running || 'problem' in read;
@@ -171,12 +175,21 @@ function showProgress(position: number, count: number, scheme: SchemeName, stage
   ui.progressText.textContent = `${prefix}${STAGE_LABELS[stage]}…`;
 }
 
-/** Runs the given schemes one after another with the form's settings; the last one becomes "latest". */
+/**
+ * Runs the given schemes one after another with the form's settings; the last one becomes "latest".
+ * Schemes the size does not allow (scalar baselines beyond the CPU cap) are skipped with a note, except
+ * the last (the selected scheme), which must run.
+ */
 async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
   const requests: RunRequest[] = [];
-  for (const scheme of schemes) {
+  const skipped: SchemeName[] = [];
+  for (const [position, scheme] of schemes.entries()) {
     const read = readRequest(scheme);
     if ('problem' in read) {
+      if (position < schemes.length - 1) {
+        skipped.push(scheme);
+        continue;
+      }
       ui.runError.textContent = read.problem;
       ui.runError.hidden = false;
       return;
@@ -200,6 +213,11 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
       renderResults(run);
     }
     handle.lastError = null;
+    if (skipped.length > 0) {
+      ui.summary.textContent +=
+        ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join(', ')} ` +
+        `(the CPU reference, where the scalar baselines run, stops at n × columns = ${formatCount(MAX_ENTRIES.cpu)}).`;
+    }
     setState('done');
   } catch (error) {
     if (error instanceof RunCancelled) {
@@ -252,6 +270,8 @@ function tableBody(table: HTMLTableElement): HTMLTableSectionElement {
 }
 
 // ---- WebGPU ----
+
+const GPU_LATTICE_ONLY = 'the GPU engine encodes lattice schemes only';
 
 const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.`;
 

@@ -39,7 +39,8 @@ export function renderAdapter(list: HTMLElement, status: GpuStatus): void {
   facts.push(
     ['Workgroup memory', `${formatCount(adapter.workgroupStorageBytes / 1024)} KiB`],
     ['Features', adapter.features.length > 0 ? adapter.features.join(', ') : 'none of the optional ones'],
-    ['Table layout', status.tableLayout],
+    ['D3 table layout', status.tableLayout],
+    ['E8 dot products', status.e8DotPath],
   );
   fillFacts(list, facts);
   list.hidden = false;
@@ -56,7 +57,7 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
     ['Scheme', scheme],
     ['Data', `${request.dataKind}, seed ${request.dataSeed}`],
     ['Size', `A, B: ${formatCount(request.n)} × ${formatCount(request.cols)}; product ${formatCount(request.cols)} × ${formatCount(request.cols)}`],
-    ['Ran on', request.backend === 'webgpu' ? `WebGPU${run.adapter ? ` (${run.adapter.vendor} ${run.adapter.architecture})` : ''}` : 'CPU reference'],
+    ['Ran on', ranOnText(run)],
     ['Bits stored', `${formatBits(run.bitsStored)} per entry`],
     ['Bits, entropy-coded', `${formatBits(run.bitsEntropy)} per entry`],
     [
@@ -68,27 +69,32 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
     ['Γ(bits stored)', formatNmse(run.gammaAtBits)],
     ['Rate loss', run.rateLoss === null ? '— (NMSE above 1)' : `${formatSignedBits(run.rateLoss)} bits`],
   ];
-  if (run.tableLayout) facts.push(['Table layout', run.tableLayout]);
+  if (run.productKernel) facts.push(['GPU product kernel', run.productKernel === 'd3-table' ? `d3-table (${run.tableLayout ?? '?'} layout)` : run.productKernel]);
   if (run.cpuCheck) {
     const check = run.cpuCheck;
     const same = check.valuesDiffering === 0;
+    const codes = same
+      ? `codes identical bit for bit (${formatCount(check.valuesCompared)} values)`
+      : `${formatCount(check.valuesDiffering)} of ${formatCount(check.valuesCompared)} code values differ`;
+    const gains = check.gainsRelativeDifference === null ? '' : `; gains within ${check.gainsRelativeDifference.toExponential(1)}`;
     facts.push([
       'Against the CPU',
-      {
-        text: same
-          ? `codes identical (${formatCount(check.valuesCompared)} values); product within ${check.productRelativeDifference.toExponential(1)}`
-          : `${formatCount(check.valuesDiffering)} of ${formatCount(check.valuesCompared)} values differ; product within ${check.productRelativeDifference.toExponential(1)}`,
-        className: same ? 'ok' : 'bad',
-      },
+      { text: `${codes}${gains}; product within ${check.productRelativeDifference.toExponential(1)}`, className: same ? 'ok' : 'bad' },
     ]);
   }
   fillFacts(list, facts);
 }
 
+function ranOnText(run: DemoRun): string {
+  if (run.ranOn === 'webgpu') return `WebGPU${run.adapter ? ` (${run.adapter.vendor} ${run.adapter.architecture})` : ''}`;
+  if (run.request.backend === 'webgpu') return 'CPU reference (the GPU engine encodes lattice schemes only)';
+  return 'CPU reference';
+}
+
 /** Time per stage, with throughputs. */
 export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void {
-  const { n, cols, backend } = run.request;
-  const on = backend === 'webgpu' ? 'GPU' : 'CPU';
+  const { n, cols } = run.request;
+  const on = run.ranOn === 'webgpu' ? 'GPU' : 'CPU';
   const entries = n * cols;
   const t = run.timings;
   const rows: Array<[string, number, string]> = [
@@ -125,7 +131,7 @@ export function renderHistory(body: HTMLTableSectionElement, runs: readonly Demo
         scheme,
         element('td', request.dataKind),
         element('td', `${formatCount(request.n)} × ${formatCount(request.cols)}`),
-        element('td', request.backend === 'webgpu' ? 'WebGPU' : 'CPU'),
+        element('td', run.ranOn === 'webgpu' ? 'WebGPU' : 'CPU'),
         element('td', formatBits(run.bitsStored)),
         element('td', formatBits(run.bitsEntropy)),
         element('td', (run.nmseSampledEntries === null ? '' : '≈ ') + formatNmse(run.nmse)),

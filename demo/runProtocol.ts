@@ -1,4 +1,4 @@
-import type { DataKind, GainMode, SchemeName } from '../src/index.js';
+import { SCHEMES, type DataKind, type GainMode, type SchemeName } from '../src/index.js';
 
 /*
  * The messages between the page (main thread) and the run worker. The worker does everything heavy
@@ -8,6 +8,14 @@ import type { DataKind, GainMode, SchemeName } from '../src/index.js';
 
 /** Where the quantizers and the product run. */
 export type Backend = 'webgpu' | 'cpu';
+
+/**
+ * Where a scheme asked for on `backend` runs: the GPU engine encodes lattice schemes only, so the
+ * scalar baselines (INT, NVFP4) always run on the CPU reference.
+ */
+export function runsOn(scheme: SchemeName, backend: Backend): Backend {
+  return backend === 'webgpu' && SCHEMES[scheme].kind === 'lattice' ? 'webgpu' : 'cpu';
+}
 
 /** One run as the visitor chose it. A and B are both n × cols, so the product AᵀB is cols × cols. */
 export interface RunRequest {
@@ -62,7 +70,14 @@ export interface AdapterSummary {
 
 /** The worker's GPU engine: ready (with its adapter and table layout) or unavailable (with why). */
 export type GpuStatus =
-  | { readonly available: true; readonly adapter: AdapterSummary; readonly tableLayout: string }
+  | {
+      readonly available: true;
+      readonly adapter: AdapterSummary;
+      /** The D3 inner-product table layout the engine chose for this adapter's workgroup memory. */
+      readonly tableLayout: string;
+      /** How the E8 kernel forms inner products ('packed' 8-bit dot products or 'plain'). */
+      readonly e8DotPath: string;
+    }
   | { readonly available: false; readonly reason: string };
 
 /**
@@ -78,10 +93,15 @@ export interface ErrorSample {
 
 /** A WebGPU run checked against the CPU reference on the same data. */
 export interface CpuCheck {
-  /** Code words, scale indices, scales, norms and gains compared (both matrices). */
+  /** Values that must agree bit for bit: code words, scale indices (or scales), norms, means (both matrices). */
   readonly valuesCompared: number;
   /** How many of them differ (0: the GPU's codes are the CPU's, bit for bit). */
   readonly valuesDiffering: number;
+  /**
+   * max |γ_gpu − γ_cpu| / |γ_cpu| over the per-column gains, null without gains: the GPU sums them in
+   * f32, the CPU in float64, so they agree to about 1e-7, not bit for bit.
+   */
+  readonly gainsRelativeDifference: number | null;
   /** max |C_gpu − C_cpu| / max |C_cpu| over the product's entries. */
   readonly productRelativeDifference: number;
 }
@@ -89,6 +109,13 @@ export interface CpuCheck {
 /** Everything a finished run reports. */
 export interface RunResult {
   readonly request: RunRequest;
+  /**
+   * Where it ran: the request's backend, except that the GPU engine encodes lattice schemes only, so a
+   * scalar baseline asked for on WebGPU runs on the CPU reference (`runsOn`).
+   */
+  readonly ranOn: Backend;
+  /** The GPU product kernel ('d3-table', 'e8-dot', 'decode-f32'), null on the CPU. */
+  readonly productKernel: string | null;
   /** Bits per entry stored (codes + side information), averaged over A and B. */
   readonly bitsStored: number;
   /** Bits per entry with the scale index counted by its empirical entropy, averaged over A and B. */
@@ -98,7 +125,7 @@ export interface RunResult {
   /** null when the NMSE is exact; else how many product entries it was estimated from. */
   readonly nmseSampledEntries: number | null;
   readonly timings: StageTimings;
-  /** The GPU engine's table layout (WebGPU runs), null on the CPU. */
+  /** The GPU engine's D3 table layout (WebGPU runs), null on the CPU. */
   readonly tableLayout: string | null;
   readonly adapter: AdapterSummary | null;
   /** The estimated product (column-major, cols × cols) when it is small enough to pass around. */

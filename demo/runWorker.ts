@@ -4,7 +4,7 @@ import type { EngineOutput } from './engineOutput.js';
 import { GpuRunner } from './gpuRun.js';
 import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem } from './limits.js';
 import { compareRuns, errorSample, measureNmse } from './measure.js';
-import type { CpuCheck, GpuStatus, RunRequest, RunResult, Stage, WorkerMessage, WorkerRequest } from './runProtocol.js';
+import { runsOn, type CpuCheck, type GpuStatus, type RunRequest, type RunResult, type Stage, type WorkerMessage, type WorkerRequest } from './runProtocol.js';
 
 /*
  * The run worker: test data, quantization (CPU or WebGPU), the product and the error measurement, one
@@ -33,7 +33,8 @@ async function gpuStatus(): Promise<GpuStatus> {
 
 async function run(id: number, request: RunRequest): Promise<RunResult> {
   const onStage = (stage: Stage): void => post({ type: 'progress', id, stage });
-  const problem = sizeProblem(request.n, request.cols, request.backend);
+  const ranOn = runsOn(request.scheme, request.backend);
+  const problem = sizeProblem(request.n, request.cols, ranOn);
   if (problem) throw new Error(problem);
   const scheme = SCHEMES[request.scheme];
   const options: QuantizeOptions = {
@@ -43,14 +44,16 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   };
 
   onStage('init');
-  const runner = request.backend === 'webgpu' ? await gpuRunner() : null;
+  const runner = ranOn === 'webgpu' ? await gpuRunner() : null;
 
   onStage('generate');
   const t0 = performance.now();
   const { a, b } = testMatrixPair(request.dataKind, request.n, request.cols, request.cols, request.dataSeed);
   const generate = performance.now() - t0;
 
-  const output: EngineOutput = runner ? await runner.run(a, b, options, onStage) : runOnCpu(a, b, options, onStage);
+  const output: EngineOutput & { productKernel?: string } = runner
+    ? await runner.run(a, b, options, onStage)
+    : runOnCpu(a, b, options, onStage);
 
   onStage('measure');
   const t1 = performance.now();
@@ -68,6 +71,8 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const status = runner?.status() ?? null;
   return {
     request,
+    ranOn,
+    productKernel: output.productKernel ?? null,
     bitsStored: output.bitsStored,
     bitsEntropy: output.bitsEntropy,
     nmse,

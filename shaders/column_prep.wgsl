@@ -7,6 +7,10 @@
 //      (256 lanes, lane l adds the entries i ≡ l (mod 256) in increasing i, then lanes combine
 //      pairwise with strides 128, 64, …, 1), and v_i = fround(x_i·2^e − μ').
 // Writes v (n entries per column) for the rotation, e per column, and the mean μ'·2^−e.
+// The scaling and the unscaled mean are integer operations on the bits, exact even where WGSL lets a
+// GPU flush subnormals. f32 arithmetic that meets a subnormal here or in the rotation changes only
+// values below 2^−126 (the largest entry is ≥ 1), which round to 0 in the fixed-point step and vanish
+// in the norm's sum; only the mean of a column whose sum cancels below 2^−126 may then differ.
 //
 // Compiled as shaders/exact_f32.wgsl + shaders/f32_scaling.wgsl + this file
 // (src/gpu/kernels/columnPrep.ts). One workgroup of 256 invocations per column; invocation l is lane l.
@@ -16,9 +20,8 @@
 // column can be recovered on the host.
 
 // Barrier loops: the pairwise reductions start from `params.first_stride` (always 128) rather than
-// a constant, so that the compiler cannot unroll them. Each unrolled copy of a barrier is a
-// suspend point for software Vulkan drivers (lavapipe turns barriers into coroutines), which
-// made these kernels take 10+ s to compile there; as loops they take well under a second.
+// a constant, so that the compiler cannot unroll them. Unrolled, their barriers made these kernels
+// take 10+ s to compile on lavapipe (Mesa 25, measured); as loops, about a second.
 
 const THREADS: u32 = 256u;
 const STATUS_NONFINITE_INPUT: u32 = 1u;

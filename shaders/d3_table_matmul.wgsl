@@ -52,7 +52,7 @@ struct TableMatmulParams {
   a_has_gains: u32,
   b_has_gains: u32,
   has_means: u32,
-  integer_sums: u32,
+  slice_blocks: u32,
   common_scale: f32,    // unit_a · unit_b / (s² · N)
   rows: f32,            // n, for the mean term
   pad0: u32,
@@ -134,7 +134,10 @@ fn main(
   @builtin(local_invocation_id) local: vec3<u32>,
   @builtin(local_invocation_index) thread: u32,
 ) {
-  for (var w = thread; w < TABLE_WORDS; w = w + THREADS) {
+  // The bound is read from the binding so that the compiler does not unroll this copy (unrolled, the
+  // 5,859- or 11,664-word copy dominated lavapipe's compile time).
+  let table_words = min(arrayLength(&table_source), TABLE_WORDS);
+  for (var w = thread; w < table_words; w = w + THREADS) {
     table[w] = table_source[w];
   }
   let i0 = tile.x * TILE;
@@ -145,7 +148,7 @@ fn main(
   // the previous iteration's values.
   var chunk: array<i32, 16>;
 
-  for (var t0 = 0u; t0 < params.blocks; t0 = t0 + SLICE) {
+  for (var t0 = 0u; t0 < params.blocks; t0 = t0 + params.slice_blocks) {
     workgroupBarrier(); // the previous slice has been read by everyone
     // Copy the slices. Consecutive invocations take consecutive blocks of one column, which share
     // code words. Columns past the edge read as entry 0 (their results are never written).
@@ -155,79 +158,43 @@ fn main(
       let t = e % SLICE;
       let block = t0 + t;
       var a_value = 0u;
-      if (block < params.blocks && i0 + column < params.a_cols) {
+      if (t < params.slice_blocks && block < params.blocks && i0 + column < params.a_cols) {
         a_value = a_entry(i0 + column, block);
       }
       a_slice[t * TILE + column] = a_value;
       var b_value = 0u;
-      if (block < params.blocks && j0 + column < params.b_cols) {
+      if (t < params.slice_blocks && block < params.blocks && j0 + column < params.b_cols) {
         b_value = b_entry(j0 + column, block);
       }
       b_slice[t * TILE + column] = b_value;
     }
     workgroupBarrier(); // slices (and, the first time, the table) are in place
 
-    let count = min(SLICE, params.blocks - t0);
-    if (params.integer_sums != 0u) {
-      for (var t = 0u; t < count; t = t + 1u) {
-        var a_code: array<u32, 4>;
-        var b_code: array<u32, 4>;
-        var a_k: array<i32, 4>;
-        var b_k: array<i32, 4>;
-        var a_leader: array<vec3<i32>, 4>;
-        var b_leader: array<vec3<i32>, 4>;
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          let ea = a_slice[t * TILE + local.x + THREADS_EDGE * r];
-          a_code[r] = ea & 0xffu;
-          a_k[r] = a_multiple(ea >> 8u);
-          let eb = b_slice[t * TILE + local.y + THREADS_EDGE * r];
-          b_code[r] = eb & 0xffu;
-          b_k[r] = b_multiple(eb >> 8u);
-          if (TABLE_LAYOUT != LAYOUT_FULL && TABLE_LAYOUT != LAYOUT_TRIANGLE) {
-            a_leader[r] = leader(a_code[r]);
-            b_leader[r] = leader(b_code[r]);
-          }
-        }
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-            let entry = pair_entry(a_code[r], b_code[s], a_leader[r], b_leader[s]);
-            let rs = r * PER_THREAD + s;
-            chunk[rs] = chunk[rs] + a_k[r] * b_k[s] * entry;
-          }
+    let count = min(params.slice_blocks, params.blocks - t0);
+    for (var t = 0u; t < count; t = t + 1u) {
+      var a_code: array<u32, 4>;
+      var b_code: array<u32, 4>;
+      var a_k: array<i32, 4>;
+      var b_k: array<i32, 4>;
+      for (var r = 0u; r < PER_THREAD; r = r + 1u) {
+        let ea = a_slice[t * TILE + local.x + THREADS_EDGE * r];
+        a_code[r] = ea & 0xffu;
+        a_k[r] = a_multiple(ea >> 8u);
+        let eb = b_slice[t * TILE + local.y + THREADS_EDGE * r];
+        b_code[r] = eb & 0xffu;
+        b_k[r] = b_multiple(eb >> 8u);
+      }
+      for (var r = 0u; r < PER_THREAD; r = r + 1u) {
+        for (var s = 0u; s < PER_THREAD; s = s + 1u) {
+          let entry = pair_entry(a_code[r], b_code[s], vec3<i32>(), vec3<i32>());
+          let rs = r * PER_THREAD + s;
+          chunk[rs] = chunk[rs] + a_k[r] * b_k[s] * entry;
         }
       }
-      for (var rs = 0u; rs < PER_THREAD * PER_THREAD; rs = rs + 1u) {
-        acc[rs] = acc[rs] + f32(chunk[rs]);
-        chunk[rs] = 0;
-      }
-    } else {
-      for (var t = 0u; t < count; t = t + 1u) {
-        var a_code: array<u32, 4>;
-        var b_code: array<u32, 4>;
-        var a_k: array<i32, 4>;
-        var b_k: array<i32, 4>;
-        var a_leader: array<vec3<i32>, 4>;
-        var b_leader: array<vec3<i32>, 4>;
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          let ea = a_slice[t * TILE + local.x + THREADS_EDGE * r];
-          a_code[r] = ea & 0xffu;
-          a_k[r] = a_multiple(ea >> 8u);
-          let eb = b_slice[t * TILE + local.y + THREADS_EDGE * r];
-          b_code[r] = eb & 0xffu;
-          b_k[r] = b_multiple(eb >> 8u);
-          if (TABLE_LAYOUT != LAYOUT_FULL && TABLE_LAYOUT != LAYOUT_TRIANGLE) {
-            a_leader[r] = leader(a_code[r]);
-            b_leader[r] = leader(b_code[r]);
-          }
-        }
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-            let entry = pair_entry(a_code[r], b_code[s], a_leader[r], b_leader[s]);
-            let rs = r * PER_THREAD + s;
-            acc[rs] = acc[rs] + (f32(a_k[r]) * f32(b_k[s])) * f32(entry);
-          }
-        }
-      }
+    }
+    for (var rs = 0u; rs < PER_THREAD * PER_THREAD; rs = rs + 1u) {
+      acc[rs] = acc[rs] + f32(chunk[rs]);
+      chunk[rs] = 0;
     }
   }
 

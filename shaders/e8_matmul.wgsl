@@ -18,9 +18,11 @@
 // columns are decoded once (two per invocation per operand) into workgroup memory as 8 int8 lanes in
 // a vec2<u32> (|P| ≤ 2q ≤ 32 fits int8), where each is used by 16 invocations through dot_i8x8.
 //
-// Accumulation: with integer_sums = 1 a slice's terms k_a·k_b·⟨P_a, P_b⟩ are summed exactly in i32
-// (the host sets it only when SLICE · max k_a · max k_b · max|⟨P_a, P_b⟩| < 2^31) and each slice's sum
-// is added to an f32 accumulator; otherwise every term is formed and added in f32.
+// Accumulation: the terms k_a·k_b·⟨P_a, P_b⟩ of a run of flush_blocks blocks are summed exactly in
+// i32 and each run's sum is added to an f32 accumulator. The host sets flush_blocks = min(SLICE,
+// floor((2^31 − 1) / (max k_a · max k_b · max|⟨P_a, P_b⟩|))), with max|⟨P_a, P_b⟩| ≤ ‖P_a‖‖P_b‖ bounded
+// by the code (E8: ‖P‖ ≤ 2q, the covering radius 1 doubled; Z^8: ‖P‖² ≤ 8⌊q/2⌋²), so no i32
+// overflow can occur for any number of blocks.
 
 const TILE: u32 = 64u;
 const SLICE: u32 = 8u;
@@ -54,9 +56,13 @@ struct E8MatmulParams {
   a_has_gains: u32,
   b_has_gains: u32,
   has_means: u32,
-  integer_sums: u32,
+  flush_blocks: u32,    // blocks per exact i32 run (1 … SLICE)
   common_scale: f32,    // unit_a · unit_b / (s_a · s_b · N)
   rows: f32,            // n, for the mean term
+  decode_steps: u32,    // 2 · SLICE · TILE / THREADS (a uniform, so the decoder is not unrolled)
+  pad0: u32,
+  pad1: u32,
+  pad2: u32,
   a_multiples: array<vec4<i32>, 4>,
   b_multiples: array<vec4<i32>, 4>,
 }
@@ -121,51 +127,65 @@ fn main(
   let b_per_word = 32u / params.b_code_bits;
   let b_index_per_word = 32u / params.b_index_bits;
   var acc: array<f32, 16>; // [r · 4 + s], zero-initialized
-  // This slice's exact sums, zeroed explicitly after each flush (a zero-initialized `var` declared
+  // The current run's exact sums, zeroed explicitly after each flush (a zero-initialized `var` declared
   // inside a loop was observed to keep its previous values on Dawn + lavapipe).
   var chunk: array<i32, 16>;
 
   for (var t0 = 0u; t0 < params.blocks; t0 = t0 + SLICE) {
     workgroupBarrier(); // the previous slice has been read by everyone
-    // Decode the slice. Consecutive invocations take consecutive blocks of one column (adjacent
-    // code words). Columns past the edge and blocks past the end decode as zero.
-    for (var step = 0u; step < SLICE * TILE / THREADS; step = step + 1u) {
+    // Decode the slice: entries [0, SLICE·TILE) are A's, the next SLICE·TILE are B's. Consecutive
+    // invocations take consecutive blocks of one column (adjacent code words). Columns past the edge
+    // and blocks past the end decode as zero. The loop bound is a uniform so that the compiler keeps
+    // one copy of the decoder (unrolling it quadrupled lavapipe's compile time).
+    for (var step = 0u; step < params.decode_steps; step = step + 1u) {
       let e = thread + step * THREADS;
-      let column = e / SLICE;
-      let t = e % SLICE;
+      let is_b = e >= SLICE * TILE;
+      let f = e % (SLICE * TILE);
+      let column = f / SLICE;
+      let t = f % SLICE;
       let block = t0 + t;
-      var a_point = vec2<u32>(0u, 0u);
-      var a_k = 0;
-      if (block < params.blocks && i0 + column < params.a_cols) {
-        let base = (i0 + column);
-        let word = a_codes[params.a_code_first + base * params.a_code_words + block / a_per_word];
-        let code = packed_value(word, block % a_per_word, params.a_code_bits);
-        a_point = pack_leader(decode_leader(params.a_lattice, code, params.a_q), block);
-        let index_word = a_indices[params.a_index_first + base * params.a_index_words + block / a_index_per_word];
-        a_k = a_multiple(packed_value(index_word, block % a_index_per_word, params.a_index_bits));
+      let global_column = select(i0, j0, is_b) + column;
+      var point = vec2<u32>(0u, 0u);
+      var k = 0;
+      if (block < params.blocks && global_column < select(params.a_cols, params.b_cols, is_b)) {
+        var word: u32;
+        var index_word: u32;
+        var code_bits: u32;
+        var index_bits: u32;
+        if (is_b) {
+          word = b_codes[params.b_code_first + global_column * params.b_code_words + block / b_per_word];
+          index_word = b_indices[params.b_index_first + global_column * params.b_index_words + block / b_index_per_word];
+          code_bits = params.b_code_bits;
+          index_bits = params.b_index_bits;
+        } else {
+          word = a_codes[params.a_code_first + global_column * params.a_code_words + block / a_per_word];
+          index_word = a_indices[params.a_index_first + global_column * params.a_index_words + block / a_index_per_word];
+          code_bits = params.a_code_bits;
+          index_bits = params.a_index_bits;
+        }
+        let code = packed_value(word, block % (32u / code_bits), code_bits);
+        let index = packed_value(index_word, block % (32u / index_bits), index_bits);
+        let leader = decode_leader(select(params.a_lattice, params.b_lattice, is_b), code, select(params.a_q, params.b_q, is_b));
+        point = pack_leader(leader, block);
+        k = select(a_multiple(index), b_multiple(index), is_b);
       }
-      a_points[t * TILE + column] = a_point;
-      a_ks[t * TILE + column] = a_k;
-      var b_point = vec2<u32>(0u, 0u);
-      var b_k = 0;
-      if (block < params.blocks && j0 + column < params.b_cols) {
-        let base = (j0 + column);
-        let word = b_codes[params.b_code_first + base * params.b_code_words + block / b_per_word];
-        let code = packed_value(word, block % b_per_word, params.b_code_bits);
-        b_point = pack_leader(decode_leader(params.b_lattice, code, params.b_q), block);
-        let index_word = b_indices[params.b_index_first + base * params.b_index_words + block / b_index_per_word];
-        b_k = b_multiple(packed_value(index_word, block % b_index_per_word, params.b_index_bits));
+      if (is_b) {
+        b_points[t * TILE + column] = point;
+        b_ks[t * TILE + column] = k;
+      } else {
+        a_points[t * TILE + column] = point;
+        a_ks[t * TILE + column] = k;
       }
-      b_points[t * TILE + column] = b_point;
-      b_ks[t * TILE + column] = b_k;
     }
     workgroupBarrier(); // the slice is decoded
 
+    // The slice in runs of flush_blocks blocks, each summed exactly in i32 and then added in f32.
     let count = min(SLICE, params.blocks - t0);
-    var a_point: array<vec2<u32>, 4>;
-    var b_point: array<vec2<u32>, 4>;
-    if (params.integer_sums != 0u) {
-      for (var t = 0u; t < count; t = t + 1u) {
+    for (var run_start = 0u; run_start < count; run_start = run_start + params.flush_blocks) {
+      let run_end = min(count, run_start + params.flush_blocks);
+      for (var t = run_start; t < run_end; t = t + 1u) {
+        var a_point: array<vec2<u32>, 4>;
+        var b_point: array<vec2<u32>, 4>;
         var a_k: array<i32, 4>;
         var b_k: array<i32, 4>;
         for (var r = 0u; r < PER_THREAD; r = r + 1u) {
@@ -178,33 +198,14 @@ fn main(
         }
         for (var r = 0u; r < PER_THREAD; r = r + 1u) {
           for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-            let inner = dot_i8x8(a_point[r], b_point[s]);
-            chunk[r * PER_THREAD + s] = chunk[r * PER_THREAD + s] + a_k[r] * b_k[s] * inner;
+            let rs = r * PER_THREAD + s;
+            chunk[rs] = chunk[rs] + a_k[r] * b_k[s] * dot_i8x8(a_point[r], b_point[s]);
           }
         }
       }
       for (var rs = 0u; rs < PER_THREAD * PER_THREAD; rs = rs + 1u) {
         acc[rs] = acc[rs] + f32(chunk[rs]);
         chunk[rs] = 0;
-      }
-    } else {
-      for (var t = 0u; t < count; t = t + 1u) {
-        var a_k: array<f32, 4>;
-        var b_k: array<f32, 4>;
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          let slot_a = t * TILE + local.x + THREADS_EDGE * r;
-          a_point[r] = a_points[slot_a];
-          a_k[r] = f32(a_ks[slot_a]);
-          let slot_b = t * TILE + local.y + THREADS_EDGE * r;
-          b_point[r] = b_points[slot_b];
-          b_k[r] = f32(b_ks[slot_b]);
-        }
-        for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-          for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-            let inner = f32(dot_i8x8(a_point[r], b_point[s]));
-            acc[r * PER_THREAD + s] = acc[r * PER_THREAD + s] + (a_k[r] * b_k[s]) * inner;
-          }
-        }
       }
     }
   }

@@ -8,8 +8,12 @@
 //   - declares `var<uniform> lattice: LatticeTable` at a binding of its choice, filled by
 //     latticeTableBytes (the generator and its exact inverse come from the CPU Lattice object).
 //
+// Every `var` here has an explicit initializer: Dawn on lavapipe (Mesa 25) does not re-zero a `var`
+// declared without one when its scope is re-entered in a loop, contrary to WGSL, and these functions
+// are inlined into loops.
+//
 // Integer ranges (checked on the host): fixed-point inputs |X| ≤ 2^24, denominators den = k·2^F
-// < 2^24, points |P| < 2^16. Squared distances can exceed 32 bits (E8 compares 4·Σe² with e up to
+// < 2^29 (< 2^24 for E8), points |P| < 2^16. Squared distances can exceed 32 bits (E8 compares 4·Σe² with e up to
 // 2·den), so they are summed as 64-bit (low, high) u32 pairs.
 
 // d: coordinates per block (≤ 8).
@@ -130,13 +134,13 @@ fn nearest_dn(p: ptr<function, LatticePoint>, den: i32, out: ptr<function, Latti
 // E8.nearestScaled: the closer of Q_D8(p/den) (doubled) and Q_D8((2p − den)/(2den)) doubled + 1,
 // distances compared in units of 1/(2den); the D8 candidate wins a tie.
 fn nearest_e8(p: ptr<function, LatticePoint>, den: i32, out: ptr<function, LatticePoint>) {
-  var even: LatticePoint;
+  var even = LatticePoint();
   nearest_dn(p, den, &even);
-  var shifted: LatticePoint;
+  var shifted = LatticePoint();
   for (var i = 0u; i < 8u; i = i + 1u) {
     shifted[i] = 2 * (*p)[i] - den;
   }
-  var odd: LatticePoint;
+  var odd = LatticePoint();
   nearest_dn(&shifted, 2 * den, &odd);
   var d1 = vec2<u32>(0u, 0u);
   var d2 = vec2<u32>(0u, 0u);
@@ -187,7 +191,7 @@ fn voronoi_encode(point: ptr<function, LatticePoint>) -> u32 {
 fn voronoi_lift(index: u32, lifted: ptr<function, LatticePoint>) {
   let d = LATTICE_DIMENSION;
   let q = u32(lattice.q);
-  var digits: LatticePoint;
+  var digits = LatticePoint();
   var rest = index;
   for (var i = 0u; i < d; i = i + 1u) {
     let next = rest / q;
@@ -206,9 +210,9 @@ fn voronoi_lift(index: u32, lifted: ptr<function, LatticePoint>) {
 // VoronoiCode.decode: the coset leader λ' − q·Q_Λ(λ'/q) of code `index`.
 fn voronoi_decode(index: u32, leader: ptr<function, LatticePoint>) {
   let q = lattice.q;
-  var lifted: LatticePoint;
+  var lifted = LatticePoint();
   voronoi_lift(index, &lifted);
-  var nearest: LatticePoint;
+  var nearest = LatticePoint();
   nearest_point(&lifted, POINT_SCALE * q, &nearest);
   for (var i = 0u; i < LATTICE_DIMENSION; i = i + 1u) {
     (*leader)[i] = lifted[i] - q * nearest[i];
@@ -232,10 +236,10 @@ fn lattice_fit(x: ptr<function, LatticePoint>, den: i32, point: ptr<function, La
   var search = *x;
   var search_den = den;
   var code = 0u;
-  var lifted: LatticePoint;
+  var lifted = LatticePoint();
   var fits = true;
   for (var step = 0u; step < lattice.fit_steps; step = step + 1u) {
-    var nearest: LatticePoint;
+    var nearest = LatticePoint();
     nearest_point(&search, search_den, &nearest);
     if (step == 0u) {
       *point = nearest;
@@ -272,9 +276,9 @@ fn encode_block(x: ptr<function, LatticePoint>) -> BlockCode {
   var best_index = -1;
   var best_error = vec2<u32>(0xffffffffu, 0xffffffffu);
   var best_code = 0u;
-  var best: LatticePoint;
-  var point: LatticePoint;
-  var candidate: LatticePoint;
+  var best = LatticePoint();
+  var point = LatticePoint();
+  var candidate = LatticePoint();
   var clipped = false;
   for (var t = 0u; t < attempts; t = t + 1u) {
     let scale = min(t, count - 1u);

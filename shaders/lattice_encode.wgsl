@@ -16,9 +16,8 @@
 // (src/gpu/kernels/latticeEncode.ts). One workgroup of 256 invocations per column.
 
 // Barrier loops: the pairwise reductions start from `params.first_stride` (always 128) rather than
-// a constant, so that the compiler cannot unroll them. Each unrolled copy of a barrier is a
-// suspend point for software Vulkan drivers (lavapipe turns barriers into coroutines), which
-// made these kernels take 10+ s to compile there; as loops they take well under a second.
+// a constant, so that the compiler cannot unroll them. Unrolled, their barriers made these kernels
+// take 10+ s to compile on lavapipe (Mesa 25, measured); as loops, about a second.
 
 const THREADS: u32 = 256u;
 const STATUS_CLIPPED_BLOCKS: u32 = 0u;
@@ -118,17 +117,16 @@ fn main(
   var hat_sum = 0.0;
   var r_sum = 0.0;
   for (var b = lane; b < params.blocks_per_column; b = b + THREADS) {
-    // Every coordinate is assigned (zero past keptLength): a `var` declared in a loop body is not
-    // reliably re-zeroed on each iteration by every compiler (lavapipe kept the previous block's).
-    var x: LatticePoint;
+    // Explicitly zeroed: Dawn on lavapipe keeps a loop-body `var` without initializer from the
+    // previous iteration (contrary to WGSL), which leaked the previous block's coordinates into a
+    // partial last block.
+    var x = LatticePoint();
     for (var i = 0u; i < d; i = i + 1u) {
       let k = b * d + i;
-      var fixed = 0;
       if (k < kept) {
         let y = round(rotated[base + k] * gain);
-        fixed = i32(clamp(y, -params.fixed_limit, params.fixed_limit));
+        x[i] = i32(clamp(y, -params.fixed_limit, params.fixed_limit));
       }
-      x[i] = fixed;
     }
     let block = encode_block(&x);
 

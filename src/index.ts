@@ -34,5 +34,10 @@ export { absmaxQuantize, absmaxDequantize, type AbsmaxOptions, type AbsmaxCodes,
 export { nvfp4Quantize, nvfp4Dequantize, nvfp4TensorScale, type Nvfp4Codes } from './scalar/nvfp4.js';
 
 export { requestGpuDevice, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
+export { GpuEngine, type GpuEngineOptions, type ProductKernel } from './gpu/engine.js';
+export { GpuLatticeQuantizedMatrix, gpuQuantizeLattice, uploadLatticeMatrix, type GpuMatrixInput, type GpuQuantizeOptions } from './gpu/gpuQuantize.js';
+export type { GpuLatticeMatrix } from './gpu/latticeOperand.js';
+export type { TableLayoutKind } from './gpu/tableLayout.js';
+export type { DotPath } from './gpu/kernels/e8Matmul.js';
 
 export * from './weightonly/index.js';

@@ -154,6 +154,23 @@ export function largestMultiple(m: GpuLatticeMatrix): number {
   return Math.max(...Array.from(m.multiples, Math.abs));
 }
 
+const I32_MAX = 0x7fffffff;
+
+/**
+ * Blocks per exact i32 run of a product kernel: the most blocks (≤ `sliceBlocks`) whose terms, each
+ * at most `largestTerm` = max k_a · max k_b · max |⟨P_a, P_b⟩| in magnitude, sum without i32 overflow.
+ * Refuses scales so large that a single term could overflow (a scale range above ~480× the smallest).
+ */
+export function exactRunBlocks(largestTerm: number, sliceBlocks: number): number {
+  check(
+    largestTerm <= I32_MAX,
+    () =>
+      `the scale multiples are too large for the GPU's exact integer products (a single block product could reach ${largestTerm} > 2^31 − 1); ` +
+      'use a scale ladder or β set spanning a smaller range',
+  );
+  return Math.max(1, Math.min(sliceBlocks, Math.floor(I32_MAX / largestTerm)));
+}
+
 /** The 16 multiples as i32 uniform words (zeros past the scheme's count). */
 export function multipleWords(m: GpuLatticeMatrix): number[] {
   return Array.from({ length: MAX_GPU_MULTIPLES }, (_, i) => (i < m.multiples.length ? (m.multiples[i] as number) : 0));

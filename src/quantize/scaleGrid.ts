@@ -16,6 +16,8 @@ export const BASE_MULTIPLE = 16;
 export const FIXED_POINT_LIMIT = 2 ** 24;
 /** Bound on k_j for least-error selection, so that squared errors of 8 coordinates fit an i32. */
 export const MAX_BETA_SET_MULTIPLE = 256;
+/** Bound on every denominator k_j · 2^F (the GPU encoder's i32 and 64-bit arithmetic relies on it). */
+export const MAX_DENOMINATOR = 2 ** 24;
 
 export interface ScaleGrid {
   /** `unit = fround(β₀ / BASE_MULTIPLE)`: the scale of one step of k. */
@@ -41,6 +43,12 @@ export function scaleGrid(rule: OverloadRule): ScaleGrid {
       () => `scales ${betas[j - 1]} and ${betas[j]} are closer than the fixed-point grid (1/${BASE_MULTIPLE} of the first); spread them further`,
     );
   }
+  const largestMultiple = multiples[multiples.length - 1] as number;
+  // Keeps every denominator k·2^F, and E8's doubled squared distances, exact in i32 / float64.
+  check(
+    largestMultiple * 2 ** FRACTION_BITS < MAX_DENOMINATOR,
+    () => `the scales span a ratio of ${(largestMultiple / BASE_MULTIPLE).toFixed(0)}; at most ${MAX_DENOMINATOR / 2 ** FRACTION_BITS / BASE_MULTIPLE} is supported`,
+  );
   const leastError = rule.kind === 'betaSet';
   if (leastError) {
     const largest = multiples[multiples.length - 1] as number;

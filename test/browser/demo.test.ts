@@ -147,27 +147,40 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       const status = await page.$eval('#gpu-status', (node) => node.textContent ?? '');
       expect(status).toMatch(/WebGPU is ready/);
       const adapterText = await page.$eval('#adapter', (node) => node.textContent ?? '');
-      expect(adapterText).toMatch(/Table layout/);
+      expect(adapterText).toMatch(/D3 table layout(full|triangle|leaders)/);
       expect(errors).toEqual([]);
     });
 
-    const gpuRuns: FormSettings[] = [
-      { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' },
-      { scheme: 'e8-q16', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3 },
-      { scheme: 'int4-g32', n: 96, cols: 16, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11 },
-      { scheme: 'nvfp4', n: 64, cols: 8, dataKind: 'low-rank', backend: 'webgpu' },
+    // Lattice schemes run on the GPU engine; the scalar baselines run on the CPU reference even when
+    // WebGPU is chosen (the engine encodes lattice schemes only), which the page must say.
+    const gpuRuns: Array<FormSettings & { ranOn: 'webgpu' | 'cpu'; kernel: string | null }> = [
+      { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'd3-table' },
+      { scheme: 'e8-q16', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'e8-dot' },
+      { scheme: 'd3-q6', gain: 'none', n: 200, cols: 24, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'webgpu', kernel: 'd3-table' },
+      { scheme: 'int4-g32', n: 96, cols: 16, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'cpu', kernel: null },
+      { scheme: 'nvfp4', n: 64, cols: 8, dataKind: 'low-rank', backend: 'webgpu', ranOn: 'cpu', kernel: null },
     ];
-    it.each(gpuRuns)('a WebGPU run of $scheme on $dataKind data ($n × $cols) matches the CPU reference', async (settings) => {
+    it.each(gpuRuns)('$scheme ($gain) on $dataKind data ($n × $cols), WebGPU chosen: runs on $ranOn and matches the CPU reference', async (settings) => {
       await fillForm(page, settings);
       const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
-      // Products are sums of many terms: the GPU adds them in another order (ARCHITECTURE.md).
-      expectMatchesReference(run, settings, 1e-5);
-      expect(run.tableLayout).toEqual(expect.any(String));
-      expect(run.adapter?.architecture).toBe('swiftshader');
-      // The page's own check: the GPU's codes are the CPU's, bit for bit.
-      expect(run.cpuCheck).not.toBeNull();
-      expect(run.cpuCheck?.valuesCompared).toBeGreaterThan(0);
-      expect(run.cpuCheck?.valuesDiffering).toBe(0);
+      expect(run.ranOn).toBe(settings.ranOn);
+      expect(run.productKernel).toBe(settings.kernel);
+      if (settings.ranOn === 'webgpu') {
+        // Products are sums of many terms: the GPU adds them in another order (ARCHITECTURE.md).
+        expectMatchesReference(run, settings, 1e-5);
+        expect(run.tableLayout).toEqual(expect.any(String));
+        expect(run.adapter?.architecture).toBe('swiftshader');
+        // The page's own check: the GPU's codes are the CPU's, bit for bit; gains (f32 sums) nearly.
+        expect(run.cpuCheck).not.toBeNull();
+        expect(run.cpuCheck?.valuesCompared).toBeGreaterThan(0);
+        expect(run.cpuCheck?.valuesDiffering).toBe(0);
+        if (settings.gain === 'none') expect(run.cpuCheck?.gainsRelativeDifference).toBeNull();
+        else expect(run.cpuCheck?.gainsRelativeDifference).toBeLessThan(1e-5);
+      } else {
+        expectMatchesReference(run, settings, 1e-6);
+        expect(run.cpuCheck).toBeNull();
+        expect(await page.$eval('#latest', (node) => node.textContent ?? '')).toMatch(/GPU engine encodes lattice schemes only/);
+      }
       expect(errors).toEqual([]);
     });
 
@@ -198,9 +211,12 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       await page.waitForFunction(() => window.__latticeDemo.state === 'cancelled', { timeout: 5_000 });
       expect(Date.now() - started).toBeLessThan(5_000);
       await expect.poll(() => destroyed.length, { timeout: 5_000 }).toBeGreaterThan(0);
-      const settings: FormSettings = { scheme: 'int3-absmax', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
+      // The fresh worker starts a new GPU device and engine.
+      const settings: FormSettings = { scheme: 'd3-q6', gain: 'mmse', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
       await fillForm(page, settings);
-      expectMatchesReference(await clickAndWaitForRuns(page, '#run', 1, 60_000), settings, 1e-5);
+      const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect(run.ranOn).toBe('webgpu');
+      expectMatchesReference(run, settings, 1e-5);
       expect(errors).toEqual([]);
     });
   });

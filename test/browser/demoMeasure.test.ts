@@ -118,6 +118,8 @@ describe('compareRuns', () => {
     expect(same.valuesDiffering).toBe(0);
     expect(same.valuesCompared).toBeGreaterThan(qa.codes.length + qb.codes.length);
     expect(same.productRelativeDifference).toBe(0);
+    // d3-q6 keeps a per-column gain by default ('unbiased'); INT schemes have none.
+    expect(same.gainsRelativeDifference).toBe(scheme === 'd3-q6' ? 0 : null);
 
     const changedCodes = qa.codes.slice();
     changedCodes[1] = (changedCodes[1] as number) + 1;

@@ -14,7 +14,7 @@ import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledEr
 /*
  * The E8 / Z^8 product with on-the-fly decoding against the CPU `matmulAT` (its decoded float64
  * path). Stated tolerance: |gpu − cpu| ≤ 1e-5 · ‖a_i‖·‖b_j‖ per entry. Why: each block pair's integer
- * k_a·k_b·⟨P_a, P_b⟩ is exact; a slice of 8 blocks is summed exactly in i32 and ≤ blocks/8 slice sums
+ * k_a·k_b·⟨P_a, P_b⟩ is exact; runs of ≤ 8 blocks are summed exactly in i32 and the run sums
  * in f32 (relative error ≤ (blocks/8)·2^−24 of Σ|terms| ≲ ‖a‖‖b‖), then four f32 multiplications and
  * an addition. A wrong leader, lane mask or scale moves an entry by ~1e-2 · ‖a‖‖b‖ or more.
  */
@@ -126,12 +126,23 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     expect(kept.ratio, kept.at).toBeLessThanOrEqual(1);
   });
 
-  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) take the f32 accumulation path', async () => {
-    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+  it('large scale multiples (ladder ratio 2, 6 steps: k up to 512) sum in exact runs of 7 blocks', async () => {
+    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 6 } };
     const a = gaussianMatrix(192, 17, 41);
     const b = gaussianMatrix(192, 33, 42);
     const result = await compare(context, a, b, { scheme, seed: 4 }, 'plain');
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('multiples so large that one block product could overflow i32 (k up to 4096) are refused', async () => {
+    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+    const q = asLattice(quantize(gaussianMatrix(16, 2, 43), { scheme, seed: 4 }));
+    const gq = uploadLatticeMatrix(context.device, q, 'huge scales');
+    try {
+      await expect(e8MatmulAT(context.device, gq, gq, { dotPath: 'plain' })).rejects.toThrow(/too large/);
+    } finally {
+      gq.destroy();
+    }
   });
 
   it('work split across many bindings and dispatches (maxBindingBytes 1024)', async () => {

@@ -26,7 +26,7 @@ import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledEr
 /*
  * The D3 q = 6 table product against the CPU `matmulAT` (its table path). Stated tolerance:
  * |gpu − cpu| ≤ 1e-5 · ‖a_i‖·‖b_j‖ per entry. Why: the integer block sums are exact on both sides
- * within a slice; the GPU adds ≤ blocks/4 slice sums in f32 (relative error ≤ (blocks/4)·2^−24 of
+ * within a run of ≤ 16 blocks; the GPU adds the run sums in f32 (relative error ≤ blocks·2^−24 of
  * Σ|terms|, ≤ 1e-6 for these sizes since Σ|terms| ≲ ‖â‖‖b̂‖ ≈ ‖a‖‖b‖) and applies four f32
  * multiplications and one addition (a few 2^−24), while the CPU rounds once. A wrong table entry,
  * scale or index moves an entry by ~1e-2 · ‖a‖‖b‖ or more.
@@ -168,7 +168,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
-  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) take the f32 accumulation path', async () => {
+  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) sum in exact runs of 3 blocks', async () => {
     const scheme: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const a = gaussianMatrix(192, 33, 14);
     const b = gaussianMatrix(192, 17, 15);

@@ -53,4 +53,10 @@ describe('scaleGrid', () => {
     // A ladder has no such bound (first fit needs no error comparison).
     expect(scaleGrid({ kind: 'ladder', beta: 0.1, ratio: 4, steps: 4 }).multiples[3]).toBe(1024);
   });
+
+  it('a ladder whose largest denominator k·2^F reaches 2^24 is refused; just below is accepted', () => {
+    // 16 · 2^13 · 2^6 = 2^23 < 2^24; 16 · 2^14 · 2^6 = 2^24.
+    expect(scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 14 }).multiples[13]).toBe(16 * 2 ** 13);
+    expect(() => scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 15 })).toThrow(/span a ratio/);
+  });
 });

@@ -11,6 +11,7 @@ import { withValidation } from '../errorScopes.js';
 import {
   checkGpuLatticeMatrix,
   checkProductOperands,
+  exactRunBlocks,
   largestMultiple,
   latticeId,
   multipleWords,
@@ -33,7 +34,8 @@ import { UniformPacker } from '../uniforms.js';
 const TILE = 64;
 /** Blocks per decoded slice (the shader's SLICE). */
 const SLICE = 8;
-const I32_MAX = 0x7fffffff;
+/** Invocations per workgroup (the shader's THREADS). */
+const THREADS = 256;
 
 /** How the kernel forms the 8-lane int8 dot products. */
 export type DotPath = 'packed' | 'plain';
@@ -146,7 +148,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
 
   const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
-  const integerSums = SLICE * largestMultiple(a) * largestMultiple(b) * dotBound <= I32_MAX;
+  const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, SLICE);
   const aWords = operandWordsPerColumn(a);
   const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
@@ -189,9 +191,13 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
       .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
       .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
       .u32(aSide.hasMeans ? 1 : 0, 'has_means')
-      .u32(integerSums ? 1 : 0, 'integer_sums')
+      .u32(flushBlocks, 'flush_blocks')
       .f32(common, 'common_scale')
-      .f32(a.rows, 'rows');
+      .f32(a.rows, 'rows')
+      .u32((2 * SLICE * TILE) / THREADS, 'decode_steps')
+      .u32(0, 'pad0')
+      .u32(0, 'pad1')
+      .u32(0, 'pad2');
     for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
     for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
     const bindGroup = device.createBindGroup({

@@ -28,10 +28,13 @@ const MAX_DIMENSION = 8;
 /** Largest scale grid (the uniform table holds 16 denominators). */
 const MAX_SCALES = 16;
 /**
- * Denominators k·2^F must stay below this: the library's i32 intermediates (2X ± den, den·P) and its
- * 64-bit squared distances are exact there, and so are the CPU's float64 ones (E8 compares 32·den²).
+ * Denominators k·2^F must stay below this bound for codes to be exact and equal to the CPU's: the WGSL
+ * library's i32 intermediates (2X ± den, den·P) and 64-bit squared distances are exact below 2^29;
+ * E8's CPU twin compares squared distances of up to 32·den² in float64, exact below den = 2^24.
  */
-const MAX_DENOMINATOR = 2 ** 24;
+function maxDenominator(lattice: Lattice): number {
+  return lattice.name === 'E8' ? 2 ** 24 : 2 ** 29;
+}
 
 /** The kernel's gain_mode ids (GAIN_NONE, GAIN_MMSE, GAIN_UNBIASED in shaders/lattice_encode.wgsl). */
 const GAIN_MODE_IDS: Record<GainMode, number> = { none: 0, mmse: 1, unbiased: 2 };
@@ -75,11 +78,12 @@ export function latticeTableBytes(lattice: Lattice, q: number, grid: ScaleGrid):
   const count = grid.multiples.length;
   check(count >= 1 && count <= MAX_SCALES, () => `the GPU encoder handles 1…${MAX_SCALES} scales, got ${count}`);
   const largest = grid.multiples[count - 1] as number;
+  const limit = maxDenominator(lattice);
   check(
-    largest * 2 ** FRACTION_BITS < MAX_DENOMINATOR,
+    largest * 2 ** FRACTION_BITS < limit,
     () =>
-      `scale multiple ${largest} is too large for exact integer encoding (k·2^${FRACTION_BITS} must stay below 2^24); ` +
-      'use fewer ladder steps or a smaller ratio',
+      `scale multiple ${largest} is too large for exact ${lattice.name} encoding on the GPU ` +
+      `(k·2^${FRACTION_BITS} must stay below 2^${Math.log2(limit)}); use fewer ladder steps or a smaller ratio`,
   );
   const words = new Int32Array(8 + 64 + 64 + 16 + 16);
   words[0] = code.q;

@@ -6,6 +6,7 @@ import { withValidation } from '../errorScopes.js';
 import {
   checkGpuLatticeMatrix,
   checkProductOperands,
+  exactRunBlocks,
   largestMultiple,
   multipleWords,
   operandWordsPerColumn,
@@ -27,13 +28,13 @@ import { UniformPacker } from '../uniforms.js';
  * C = ÂᵀB̂ for two D3, q = 6 quantized matrices on the GPU (shaders/d3_table_matmul.wgsl), with the
  * 216 × 216 inner-product table in workgroup memory in the layout the device's granted workgroup
  * storage allows (src/gpu/tableLayout.ts). CPU twin: the table path of `matmulAT`
- * (src/product/matmulAT.ts). Per block pair the integer k_a·k_b·T is exact; the kernel sums a slice of
- * blocks in i32 (exact) and slices in f32, then applies the column scales and the mean term in f32.
+ * (src/product/matmulAT.ts). Per block pair the integer k_a·k_b·T is exact; the kernel sums runs of
+ * up to 16 blocks in i32 (exact, run length chosen so that no i32 overflow can occur) and the runs in
+ * f32, then applies the column scales and the mean term in f32.
  */
 
 /** Largest |T| of the D3 q = 6 table (entries lie in [−30, 36]). */
 const TABLE_MAX_ABS = 36;
-const I32_MAX = 0x7fffffff;
 
 /** The WGSL of one table layout: layout id, table words and slice depth are the compile-time choices. */
 export function tableMatmulShaderSource(layout: TableLayout): string {
@@ -151,7 +152,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
   }
   checkProductOperands(a, b);
   const layoutChoice = tableMatmulLayout(device, args.layout);
-  const integerSums = layoutChoice.sliceBlocks * largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS <= I32_MAX;
+  const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
   const aWords = operandWordsPerColumn(a);
   const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
@@ -188,7 +189,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
       .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
       .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
       .u32(aSide.hasMeans ? 1 : 0, 'has_means')
-      .u32(integerSums ? 1 : 0, 'integer_sums')
+      .u32(flushBlocks, 'slice_blocks')
       .f32(common, 'common_scale')
       .f32(a.rows, 'rows')
       .u32(0, 'pad0')
