@@ -63,6 +63,7 @@ const ui = {
   progressTime: byId('progress-time', HTMLSpanElement),
   runError: byId('run-error', HTMLParagraphElement),
   summary: byId('summary', HTMLParagraphElement),
+  resultsBody: byId('results-body', HTMLDivElement),
   rdPlot: byId('rd-plot', HTMLDivElement),
   errorPlot: byId('error-plot', HTMLDivElement),
   latest: byId('latest', HTMLElement),
@@ -157,7 +158,11 @@ function updateForm(): void {
     const where = runsOn(scheme, backend);
     const cap = where === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.` : '';
     const moved = where !== backend ? ` ${schemeStyle(scheme).label} runs on the CPU reference: ${GPU_LATTICE_ONLY}.` : '';
-    ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${moved}${cap}`;
+    const skips =
+      where === 'webgpu' && sizeProblem(n, cols, 'cpu') !== null
+        ? ` “Run all schemes” skips the scalar baselines at this size (they run on the CPU reference, up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}).`
+        : '';
+    ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${moved}${cap}${skips}`;
     ui.sizeHint.classList.remove('problem');
   }
   ui.run.disabled = running || 'problem' in read;
@@ -242,6 +247,7 @@ function renderResults(run: DemoRun): void {
     `Latest: ${run.label} on ${request.dataKind} data, ${formatCount(request.n)} × ${formatCount(request.cols)} — ` +
     `NMSE ${formatNmse(run.nmse)} at ${formatBits(run.bitsStored)} bits per entry.`;
   ui.summary.classList.remove('muted');
+  ui.resultsBody.hidden = false;
   // The plot compares like with like: the last run of each scheme on the same data and size.
   const sameSetting = runs.filter(
     (r) => r.request.dataKind === request.dataKind && r.request.n === request.n && r.request.cols === request.cols && r.request.dataSeed === request.dataSeed,
@@ -299,7 +305,10 @@ async function startWebGpu(): Promise<void> {
     return;
   }
   handle.webgpu = { available: true, reason: null, engine: status };
-  ui.gpuStatus.textContent = `WebGPU is ready: runs use your GPU (${probe.description}).`;
+  const software = /swiftshader|llvmpipe|lavapipe/i.test(probe.description)
+    ? ' This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s.'
+    : '';
+  ui.gpuStatus.textContent = `WebGPU is ready: runs use your GPU (${probe.description}).${software}`;
   ui.backendWebgpu.disabled = false;
   ui.backendWebgpu.checked = true;
   renderAdapter(ui.adapter, status);

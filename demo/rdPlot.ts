@@ -1,5 +1,5 @@
 import { gamma, R_STAR, type SchemeName } from '../src/index.js';
-import { schemeStyle, type SchemeStyle } from './schemeStyle.js';
+import { SCHEME_NAMES, schemeStyle, type SchemeStyle } from './schemeStyle.js';
 import { px, svg, svgRoot } from './svg.js';
 
 /** One measured scheme on the rate–distortion plot. */
@@ -150,7 +150,8 @@ function marker(style: SchemeStyle, cx: number, cy: number, radius: number, fill
 
 /** The schemes on the plot, in the bottom-left corner. */
 function legend(points: readonly RatePoint[]): SVGElement {
-  const schemes = [...new Set(points.map((p) => p.scheme))];
+  const shown = new Set(points.map((p) => p.scheme));
+  const schemes = SCHEME_NAMES.filter((scheme) => shown.has(scheme));
   const group = svg('g');
   if (schemes.length === 0) return group;
   const rowHeight = 18;

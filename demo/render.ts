@@ -105,8 +105,16 @@ export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void
     ['Measure the error (CPU)', t.measure, ''],
     ['Total', run.totalMs, ''],
   ];
+  if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines.)', Number.NaN, '']);
   body.replaceChildren(
     ...rows.map(([stage, ms, rate]) => {
+      if (Number.isNaN(ms)) {
+        const note = element('td', stage, 'muted');
+        note.colSpan = 2;
+        const row = element('tr');
+        row.append(note);
+        return row;
+      }
       const row = element('tr');
       row.append(element('td', stage), element('td', rate ? `${formatTime(ms)} · ${rate}` : formatTime(ms)));
       return row;

@@ -125,6 +125,8 @@ export interface RunResult {
   /** null when the NMSE is exact; else how many product entries it was estimated from. */
   readonly nmseSampledEntries: number | null;
   readonly timings: StageTimings;
+  /** The first GPU run of a worker: its times include compiling the GPU pipelines. */
+  readonly firstGpuRun: boolean;
   /** The GPU engine's D3 table layout (WebGPU runs), null on the CPU. */
   readonly tableLayout: string | null;
   readonly adapter: AdapterSummary | null;

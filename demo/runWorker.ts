@@ -13,6 +13,8 @@ import { runsOn, type CpuCheck, type GpuStatus, type RunRequest, type RunResult,
  */
 
 let gpu: Promise<GpuRunner> | null = null;
+/** GPU runs finished by this worker (the first one also compiles the pipelines). */
+let gpuRuns = 0;
 
 function post(message: WorkerMessage): void {
   self.postMessage(message);
@@ -66,6 +68,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     cpuCheck = compareRuns([output.qa, output.qb], [qa, qb], output.product, matmulAT(qa, qb));
   }
   const measure = performance.now() - t1;
+  if (runner) gpuRuns++;
 
   const product = output.product;
   const status = runner?.status() ?? null;
@@ -78,6 +81,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     nmse,
     nmseSampledEntries: sampledEntries,
     timings: { generate, ...output.timings, measure },
+    firstGpuRun: runner !== null && gpuRuns === 1,
     tableLayout: status?.available ? status.tableLayout : null,
     adapter: status?.available ? status.adapter : null,
     product:

@@ -16,14 +16,15 @@
 // (+ rows · μ_i · μ_j when centred), common_scale = unit_a·unit_b / (s²·N) from the host.
 //
 // Tiling: a workgroup of 16 × 16 invocations computes a 64 × 64 block of C, each invocation a 4 × 4
-// sub-block (rows i0 + x + 16·r, columns j0 + y + 16·s). The blocks are walked in slices of SLICE:
+// sub-block (rows i0 + x + 16·r, columns j0 + y + 16·s). The blocks are walked in slices of slice_blocks:
 // the workgroup copies the slice's codes and scale indices of its 64 A columns and 64 B columns into
 // workgroup memory (one u32 per block: code | index << 8), where each is read by 16 invocations.
 //
-// Accumulation: with integer_sums = 1 the terms k_a·k_b·T of one slice are summed exactly in i32 and
-// the slice's sum is added to an f32 accumulator. The host sets it only when
-// SLICE · max k_a · max k_b · 36 < 2^31, so no i32 overflow can occur for any number of blocks; with
-// larger multiples (integer_sums = 0) every term (k_a·k_b)·T is formed and added in f32.
+// Accumulation: the terms k_a·k_b·T of one slice are summed exactly in i32 and the slice's sum is
+// added to an f32 accumulator. A slice holds slice_blocks ≤ SLICE blocks: the host sets
+// slice_blocks = min(SLICE, floor((2^31 − 1) / (max k_a · max k_b · 36))) and refuses multiples with
+// max k_a · max k_b · 36 ≥ 2^31, so no i32 overflow can occur for any number of blocks. (One exact
+// path only: a second, f32, path for huge multiples doubled the compile time on lavapipe.)
 
 const TILE: u32 = 64u;
 const THREADS_EDGE: u32 = 16u;
@@ -52,7 +53,7 @@ struct TableMatmulParams {
   a_has_gains: u32,
   b_has_gains: u32,
   has_means: u32,
-  slice_blocks: u32,
+  slice_blocks: u32,    // blocks per slice and per exact i32 sum (1 … SLICE)
   common_scale: f32,    // unit_a · unit_b / (s² · N)
   rows: f32,            // n, for the mean term
   pad0: u32,
@@ -134,17 +135,13 @@ fn main(
   @builtin(local_invocation_id) local: vec3<u32>,
   @builtin(local_invocation_index) thread: u32,
 ) {
-  // The bound is read from the binding so that the compiler does not unroll this copy (unrolled, the
-  // 5,859- or 11,664-word copy dominated lavapipe's compile time).
-  let table_words = min(arrayLength(&table_source), TABLE_WORDS);
-  for (var w = thread; w < table_words; w = w + THREADS) {
+  for (var w = thread; w < TABLE_WORDS; w = w + THREADS) {
     table[w] = table_source[w];
   }
   let i0 = tile.x * TILE;
   let j0 = tile.y * TILE;
   var acc: array<f32, 16>; // [r · 4 + s], zero-initialized
-  // This slice's exact sums (integer_sums path). Declared here and zeroed explicitly after each
-  // flush: a zero-initialized `var` declared inside the loop was observed (Dawn on lavapipe) to keep
+  // This slice's exact sums. Declared here and zeroed explicitly after each flush: a zero-initialized `var` declared inside the loop was observed (Dawn on lavapipe) to keep
   // the previous iteration's values.
   var chunk: array<i32, 16>;
 
@@ -176,6 +173,8 @@ fn main(
       var b_code: array<u32, 4>;
       var a_k: array<i32, 4>;
       var b_k: array<i32, 4>;
+      var a_leader: array<vec3<i32>, 4>; // leaders layout only
+      var b_leader: array<vec3<i32>, 4>;
       for (var r = 0u; r < PER_THREAD; r = r + 1u) {
         let ea = a_slice[t * TILE + local.x + THREADS_EDGE * r];
         a_code[r] = ea & 0xffu;
@@ -183,10 +182,14 @@ fn main(
         let eb = b_slice[t * TILE + local.y + THREADS_EDGE * r];
         b_code[r] = eb & 0xffu;
         b_k[r] = b_multiple(eb >> 8u);
+        if (TABLE_LAYOUT != LAYOUT_FULL && TABLE_LAYOUT != LAYOUT_TRIANGLE) {
+          a_leader[r] = leader(a_code[r]);
+          b_leader[r] = leader(b_code[r]);
+        }
       }
       for (var r = 0u; r < PER_THREAD; r = r + 1u) {
         for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-          let entry = pair_entry(a_code[r], b_code[s], vec3<i32>(), vec3<i32>());
+          let entry = pair_entry(a_code[r], b_code[s], a_leader[r], b_leader[s]);
           let rs = r * PER_THREAD + s;
           chunk[rs] = chunk[rs] + a_k[r] * b_k[s] * entry;
         }

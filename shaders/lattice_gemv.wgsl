@@ -1,6 +1,7 @@
 // Weight-only product Y = ŴᵀX for a lattice-quantized W (n × cols; D3, E8 or Z^8) and f32 right-hand
 // sides X (n × rhs): the LLM decode step (rhs = 1, GEMV) and its batched form. CPU twin:
-// dequantize(Ŵ)ᵀ·X. Compiled as `const RHS_TILE: u32` (right-hand sides per workgroup: 1 or 8),
+// dequantize(Ŵ)ᵀ·X. Compiled as `const RHS_TILE: u32` (right-hand sides per workgroup) and
+// `const LANES: u32` (invocations per W column) — 1 and 32 for a vector, 8 and 8 for a matrix —
 // then shaders/lattice_decode.wgsl, then this file (src/gpu/kernels/latticeGemv.ts).
 //
 // Math: Ŵ's column j is R⁻¹ŵ_j + μ_j·1 with ŵ_j its rotated-domain decode and R the randomized
@@ -10,20 +11,21 @@
 // with column_unit = unit / (pointScale · √N) and P the leader in point coordinates; x̃ entries at or
 // past keptLength count as zero. Accumulation in f32.
 //
-// Layout: a workgroup of 256 invocations owns COLUMNS = 8 columns of W and RHS_TILE right-hand sides;
-// LANES = 32 consecutive invocations share one column and read its code words lane by lane, so a
-// group of lanes reads 32 consecutive words (128 bytes) at a time: every code word is read once.
+// Layout: a workgroup of 256 invocations owns COLUMNS = 256 / LANES columns of W and RHS_TILE
+// right-hand sides; LANES consecutive invocations share one column and read its code words lane by
+// lane, so they read LANES consecutive words at a time (128 bytes for a vector): every code word is
+// read once per group of RHS_TILE right-hand sides. With several right-hand sides, more columns per
+// workgroup share each staged chunk of x̃.
 // x̃ is walked in chunks staged in workgroup memory (chunk_entries per right-hand side, a whole number
 // of code words, at most X_CHUNK / RHS_TILE). D3, q = 6 leaders come from the 216-leader table in
-// workgroup memory (one word each); other codes are decoded with lattice_decode.wgsl. The 32 lanes'
+// workgroup memory (one word each); other codes are decoded with lattice_decode.wgsl. The lanes'
 // partial sums are then added in workgroup memory.
 //
 // Entry point `column_sums` (one workgroup per right-hand side) computes Σ_k x_r[k] for the mean
 // term into `sums`; the host dispatches it before `main` only when W is centred.
 
 const THREADS: u32 = 256u;
-const LANES: u32 = 32u;
-const COLUMNS: u32 = 8u;
+const COLUMNS: u32 = THREADS / LANES; // W columns per workgroup
 const X_CHUNK: u32 = 3584u;     // f32 staged per chunk, all right-hand sides together (14 KB)
 const LEADER_WORDS: u32 = 216u; // the D3 q = 6 leader table (3 int8 per word)
 
@@ -167,7 +169,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
     }
   }
 
-  // Add the 32 lanes of each column: staged[thread · RHS_TILE + r] (256 · RHS_TILE ≤ X_CHUNK).
+  // Add the LANES lanes of each column: staged[thread · RHS_TILE + r] (256 · RHS_TILE ≤ X_CHUNK).
   workgroupBarrier();
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     staged[thread * RHS_TILE + r] = acc[r];

@@ -19,22 +19,29 @@
 //   x:      vector v is x_stride f32 from x_first + v·x_stride; entries i < n are read.
 //   y:      y[v][j] at y_first + v·y_stride + j.
 //
-// Work split: a workgroup of 256 invocations handles ROWS_PER_WORKGROUP = 16 outputs and VECTOR_BLOCK
-// vectors: 4 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
+// Work split: a workgroup of 128 invocations handles ROWS_PER_WORKGROUP = 8 outputs and VECTOR_BLOCK
+// vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
 // vec4s l, l + 64, … of its 4 rows, so the 64 lanes of a team read 64 consecutive 16-byte vectors of
 // each row (coalesced), and every s_i·x̃_i it loads serves 4 rows (fewer cache reads per code byte).
 // Per group of 4 codes the lane forms dot(z, s ⊙ x̃) in f32 and adds it to its accumulator for that
-// (row, vector); the 64 lane sums of each accumulator are then added in a tree in workgroup memory,
-// and lane 0 multiplies by t_j.
+// (row, vector): one vec4 per vector holds the 4 rows.
+//
+// Reduction, in two barriers (a tree would need 6, and llvmpipe's compile time grows with every
+// barrier): the lanes' vec4 sums go to workgroup memory; 8 lanes' sums are added in order by one
+// invocation per (team, vector, segment); the 8 segment sums in order by one invocation per (team,
+// vector), which multiplies by t_j and stores.
 //
 // f32 order of one term (the host module's error bound counts these roundings): f32(z) (exact for
 // |z| ≤ 2^24), s·x̃, z·(s·x̃), the 3 additions of a 4-term dot, the lane's chain of
-// QUADS_PER_VEC4·⌈R/64⌉ additions, 6 tree levels, the final ·t.
+// QUADS_PER_VEC4·⌈R/64⌉ additions, 8 + 8 additions of the reduction, the final ·t.
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 128u;
 const LANES: u32 = 64u;              // invocations per team (along the input features)
-const ROWS_PER_THREAD: u32 = 4u;     // outputs per team
-const ROWS_PER_WORKGROUP: u32 = 16u; // (WORKGROUP_SIZE / LANES) · ROWS_PER_THREAD
+const TEAMS: u32 = 2u;               // WORKGROUP_SIZE / LANES
+const ROWS_PER_THREAD: u32 = 4u;     // outputs per team: the components of a vec4 accumulator
+const ROWS_PER_WORKGROUP: u32 = 8u;  // TEAMS · ROWS_PER_THREAD
+const SEGMENT: u32 = 8u;             // lane sums added by one invocation in the first reduction step
+const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 const CODES_PER_VEC4: u32 = 128u / CODE_BITS;
 const QUADS_PER_VEC4: u32 = CODES_PER_VEC4 / 4u;
 
@@ -60,16 +67,23 @@ struct WeightOnlyGemvParams {
 @group(0) @binding(4) var<storage, read> x: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
-var<workgroup> lane_sums: array<f32, ROWS_PER_THREAD * WORKGROUP_SIZE>;
+// Lane sums: entry v·WORKGROUP_SIZE + invocation holds the 4 rows of vector v.
+var<workgroup> lane_sums: array<vec4<f32>, VECTOR_BLOCK * WORKGROUP_SIZE>;
+// Segment sums: entry (team·VECTOR_BLOCK + v)·SEGMENTS + segment.
+var<workgroup> segment_sums: array<vec4<f32>, TEAMS * VECTOR_BLOCK * SEGMENTS>;
 
-// Codes 4·quad … 4·quad + 3 of a vec4 of packed codes, sign-extended, as floats.
+// Codes 4·quad … 4·quad + 3 of a vec4 of packed codes, sign-extended, as floats: code k sits at bit
+// k·CODE_BITS of the 128-bit vector; it is shifted to the top of its word, then arithmetically back.
 fn code_quad(words: vec4<u32>, quad: u32) -> vec4<f32> {
-  var z: vec4<f32>;
-  for (var t = 0u; t < 4u; t = t + 1u) {
-    let bit = (4u * quad + t) * CODE_BITS;
-    z[t] = f32(extractBits(bitcast<i32>(words[bit / 32u]), bit % 32u, CODE_BITS));
-  }
-  return z;
+  let bit = (vec4<u32>(4u * quad) + vec4<u32>(0u, 1u, 2u, 3u)) * CODE_BITS;
+  let word_index = bit / 32u;
+  let word = select(
+    select(vec4<u32>(words.x), vec4<u32>(words.y), word_index == vec4<u32>(1u)),
+    select(vec4<u32>(words.z), vec4<u32>(words.w), word_index == vec4<u32>(3u)),
+    word_index >= vec4<u32>(2u),
+  );
+  let top = bitcast<vec4<i32>>(word) << (vec4<u32>(32u - CODE_BITS) - bit % 32u);
+  return vec4<f32>(top >> vec4<u32>(32u - CODE_BITS));
 }
 
 // s ⊙ x̃ for input features first … first + 3 of vector `vector` (0 past n; indices are clamped so
@@ -77,14 +91,10 @@ fn code_quad(words: vec4<u32>, quad: u32) -> vec4<f32> {
 fn scaled_input(first: u32, vector: u32) -> vec4<f32> {
   let index = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
   let clamped = min(index, vec4<u32>(params.n - 1u));
-  let base = params.x_first + vector * params.x_stride;
-  let s = vec4<f32>(
-    column_scales[params.column_scales_first + clamped.x],
-    column_scales[params.column_scales_first + clamped.y],
-    column_scales[params.column_scales_first + clamped.z],
-    column_scales[params.column_scales_first + clamped.w],
-  );
-  let v = vec4<f32>(x[base + clamped.x], x[base + clamped.y], x[base + clamped.z], x[base + clamped.w]);
+  let s_base = params.column_scales_first;
+  let x_base = params.x_first + vector * params.x_stride;
+  let s = vec4<f32>(column_scales[s_base + clamped.x], column_scales[s_base + clamped.y], column_scales[s_base + clamped.z], column_scales[s_base + clamped.w]);
+  let v = vec4<f32>(x[x_base + clamped.x], x[x_base + clamped.y], x[x_base + clamped.z], x[x_base + clamped.w]);
   return select(vec4<f32>(0.0), s * v, index < vec4<u32>(params.n));
 }
 
@@ -101,62 +111,68 @@ fn main(
     return;
   }
   let first_vector = (linear / params.row_groups) * VECTOR_BLOCK;
+  let first_row_of_workgroup = (linear % params.row_groups) * ROWS_PER_WORKGROUP;
   let team = thread / LANES;
   let lane = thread % LANES;
-  let first_row = (linear % params.row_groups) * ROWS_PER_WORKGROUP + team * ROWS_PER_THREAD;
+  let first_row = first_row_of_workgroup + team * ROWS_PER_THREAD;
 
   // Rows and vectors past the end repeat the last one (in-bounds reads); their sums are not stored.
-  var row_base: array<u32, ROWS_PER_THREAD>;
-  for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-    row_base[r] = params.codes_first + min(first_row + r, params.outputs - 1u) * params.row_vec4s;
-  }
-  var acc: array<array<f32, VECTOR_BLOCK>, ROWS_PER_THREAD>;
+  let last_row = params.outputs - 1u;
+  let base0 = params.codes_first + min(first_row, last_row) * params.row_vec4s;
+  let base1 = params.codes_first + min(first_row + 1u, last_row) * params.row_vec4s;
+  let base2 = params.codes_first + min(first_row + 2u, last_row) * params.row_vec4s;
+  let base3 = params.codes_first + min(first_row + 3u, last_row) * params.row_vec4s;
+  var acc: array<vec4<f32>, VECTOR_BLOCK>;
   for (var c = lane; c < params.row_vec4s; c = c + LANES) {
-    var words: array<vec4<u32>, ROWS_PER_THREAD>;
-    for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-      words[r] = codes[row_base[r] + c];
-    }
+    let words0 = codes[base0 + c];
+    let words1 = codes[base1 + c];
+    let words2 = codes[base2 + c];
+    let words3 = codes[base3 + c];
     for (var quad = 0u; quad < QUADS_PER_VEC4; quad = quad + 1u) {
       let first = c * CODES_PER_VEC4 + 4u * quad;
-      var z: array<vec4<f32>, ROWS_PER_THREAD>;
-      for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-        z[r] = code_quad(words[r], quad);
-      }
+      let z0 = code_quad(words0, quad);
+      let z1 = code_quad(words1, quad);
+      let z2 = code_quad(words2, quad);
+      let z3 = code_quad(words3, quad);
       for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
         let sx = scaled_input(first, min(first_vector + v, params.vectors - 1u));
-        for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-          acc[r][v] = acc[r][v] + dot(z[r], sx);
-        }
+        acc[v] = acc[v] + vec4<f32>(dot(z0, sx), dot(z1, sx), dot(z2, sx), dot(z3, sx));
       }
     }
   }
 
-  // Per vector: tree sum of each row's 64 lane sums (every invocation reaches every barrier).
   for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
-    for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-      lane_sums[r * WORKGROUP_SIZE + thread] = acc[r][v];
+    lane_sums[v * WORKGROUP_SIZE + thread] = acc[v];
+  }
+  workgroupBarrier();
+  // Step 1: invocation k < TEAMS·VECTOR_BLOCK·SEGMENTS adds the SEGMENT lane sums of its segment.
+  if (thread < TEAMS * VECTOR_BLOCK * SEGMENTS) {
+    let segment = thread % SEGMENTS;
+    let team_vector = thread / SEGMENTS;
+    let v = team_vector % VECTOR_BLOCK;
+    let base = v * WORKGROUP_SIZE + (team_vector / VECTOR_BLOCK) * LANES + segment * SEGMENT;
+    var sum = lane_sums[base];
+    for (var k = 1u; k < SEGMENT; k = k + 1u) {
+      sum = sum + lane_sums[base + k];
     }
-    workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-      if (lane < stride) {
-        for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-          let k = r * WORKGROUP_SIZE + thread;
-          lane_sums[k] = lane_sums[k] + lane_sums[k + stride];
-        }
-      }
-      workgroupBarrier();
+    segment_sums[thread] = sum;
+  }
+  workgroupBarrier();
+  // Step 2: invocation k < TEAMS·VECTOR_BLOCK adds its SEGMENTS segment sums, scales by t, stores.
+  if (thread < TEAMS * VECTOR_BLOCK) {
+    let vector = first_vector + thread % VECTOR_BLOCK;
+    let row0 = first_row_of_workgroup + (thread / VECTOR_BLOCK) * ROWS_PER_THREAD;
+    var sum = segment_sums[thread * SEGMENTS];
+    for (var k = 1u; k < SEGMENTS; k = k + 1u) {
+      sum = sum + segment_sums[thread * SEGMENTS + k];
     }
-    let vector = first_vector + v;
-    if (lane == 0u && vector < params.vectors) {
+    if (vector < params.vectors) {
       for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
-        let row = first_row + r;
+        let row = row0 + r;
         if (row < params.outputs) {
-          y[params.y_first + vector * params.y_stride + row] =
-            row_scales[params.row_scales_first + row] * lane_sums[r * WORKGROUP_SIZE + thread];
+          y[params.y_first + vector * params.y_stride + row] = row_scales[params.row_scales_first + row] * sum[r];
         }
       }
     }
-    // The next vector overwrites lane_sums: wait until lane 0 has read them.
-    workgroupBarrier();
   }
 }

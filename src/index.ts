@@ -41,3 +41,10 @@ export type { TableLayoutKind } from './gpu/tableLayout.js';
 export type { DotPath } from './gpu/kernels/e8Matmul.js';
 
 export * from './weightonly/index.js';
+export {
+  weightOnlyGemv,
+  weightOnlyGemm,
+  uploadWeightOnly,
+  dispatchWeightOnlyGemv,
+  WeightOnlyGpuMatrix,
+} from './gpu/kernels/weightOnlyGemv.js';

@@ -255,7 +255,8 @@ export function sideInfoBits(method: WeightOnlyMethod, n: number, outputs: numbe
   return 32 * columnParameters + (rowScales ? 32 * outputs : 0);
 }
 
-function codeWidthBits(codes: Int32Array): 8 | 16 | 32 {
+/** Narrowest two's-complement width (8, 16 or 32 bits) holding every code: the width `serialize` writes. */
+export function codeWidthBits(codes: Int32Array): 8 | 16 | 32 {
   let largest = 0;
   for (let k = 0; k < codes.length; k++) {
     const z = codes[k] as number;

@@ -49,7 +49,8 @@ export async function startDemoServer(): Promise<{ url: string; server: ViteDevS
     configFile: DEMO_CONFIG,
     logLevel: 'warn',
     clearScreen: false,
-    server: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
+    // No file watching and no hot reload: a file another engineer saves mid-test must not reload the page.
+    server: { host: '127.0.0.1', port: 0, strictPort: false, open: false, hmr: false, watch: null },
   });
   await server.listen();
   const url = server.resolvedUrls?.local[0];

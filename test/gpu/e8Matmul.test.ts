@@ -8,8 +8,9 @@ import type { LatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, e8MatmulAT, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+import { asLattice, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
  * The E8 / Z^8 product with on-the-fly decoding against the CPU `matmulAT` (its decoded float64
@@ -38,8 +39,8 @@ async function compare(
   const qa = maybeRandom(asLattice(quantize(a, options)), 1);
   const qb = maybeRandom(asLattice(quantize(b, extra.bOptions ?? options)), 2);
   const expected = matmulAT(qa, qb);
-  const ga = uploadLatticeMatrix(context.device, qa, 'A');
-  const gb = uploadLatticeMatrix(context.device, qb, 'B');
+  const ga = uploadLatticeMatrix(context.device, qa);
+  const gb = uploadLatticeMatrix(context.device, qb);
   try {
     const got = await e8MatmulAT(context.device, ga, gb, { dotPath, maxBindingBytes: extra.maxBindingBytes });
     expect([got.rows, got.cols]).toEqual([a.cols, b.cols]);
@@ -137,7 +138,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   it('multiples so large that one block product could overflow i32 (k up to 4096) are refused', async () => {
     const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const q = asLattice(quantize(gaussianMatrix(16, 2, 43), { scheme, seed: 4 }));
-    const gq = uploadLatticeMatrix(context.device, q, 'huge scales');
+    const gq = uploadLatticeMatrix(context.device, q);
     try {
       await expect(e8MatmulAT(context.device, gq, gq, { dotPath: 'plain' })).rejects.toThrow(/too large/);
     } finally {
@@ -165,9 +166,9 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
 
   it('refuses D3 operands and mismatched seeds with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 3, 45);
-    const ga = uploadLatticeMatrix(context.device, asLattice(quantize(a, E8_Q16)), 'A');
-    const gOther = uploadLatticeMatrix(context.device, asLattice(quantize(a, { ...E8_Q16, seed: 22 })), 'other seed');
-    const gD3 = uploadLatticeMatrix(context.device, asLattice(quantize(a, { scheme: 'd3-q6', seed: 21 })), 'D3');
+    const ga = uploadLatticeMatrix(context.device, asLattice(quantize(a, E8_Q16)));
+    const gOther = uploadLatticeMatrix(context.device, asLattice(quantize(a, { ...E8_Q16, seed: 22 })));
+    const gD3 = uploadLatticeMatrix(context.device, asLattice(quantize(a, { scheme: 'd3-q6', seed: 21 })));
     try {
       await expect(e8MatmulAT(context.device, ga, gOther, { dotPath: 'plain' })).rejects.toThrow(/different seeds/);
       await expect(e8MatmulAT(context.device, ga, gD3, { dotPath: 'plain' })).rejects.toThrow(LatticeMatmulError);

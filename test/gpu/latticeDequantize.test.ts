@@ -18,8 +18,9 @@ import { latticeDequantize, latticeDequantizeRotated } from '../../src/gpu/kerne
 import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
 import { workgroupGrid } from '../../src/gpu/workSplit.js';
 import probeSource from './latticeDecodeProbe.wgsl?raw';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, columnNorm, shifted, uploadLatticeMatrix, withRandomCodes } from './latticeTestSupport.js';
+import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
  * 1. The WGSL integer decoders (shaders/lattice_decode.wgsl) against VoronoiCode.decode: every code
@@ -177,7 +178,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   for (const [name, options] of schemes) {
     it.each(sizes)(`${name}, n = %i, %i columns: rotated decode within 1e-6 relative of decodeRotated`, async (n, cols) => {
       const q = asLattice(quantize(gaussianMatrix(n, cols, 60 + n), options));
-      const gq = uploadLatticeMatrix(context.device, q, name);
+      const gq = uploadLatticeMatrix(context.device, q);
       try {
         const got = await latticeDequantizeRotated(context.device, gq);
         expect(got.length).toBe(q.cols * q.length);
@@ -192,7 +193,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   it.each([3, 13, 100])('random codes (every leader, coordinates past N dropped), n = %i', async (n) => {
     for (const [name, options] of schemes) {
       const q = withRandomCodes(asLattice(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
-      const gq = uploadLatticeMatrix(context.device, q, name);
+      const gq = uploadLatticeMatrix(context.device, q);
       try {
         const worst = worstRelative(await latticeDequantizeRotated(context.device, gq), decodeRotated(q));
         expect(worst.ratio, `${name}: ${worst.at}`).toBeLessThanOrEqual(1);
@@ -209,7 +210,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
       [{ scheme: 'e8-q16', seed: 6, keepFraction: 0.4 }, 1024],
     ] as const) {
       const q = asLattice(quantize(gaussianMatrix(192, 33, 70), options));
-      const gq = uploadLatticeMatrix(context.device, q, 'variant');
+      const gq = uploadLatticeMatrix(context.device, q);
       try {
         const got = await latticeDequantizeRotated(context.device, gq, { maxBindingBytes });
         const worst = worstRelative(got, decodeRotated(q));
@@ -228,7 +229,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     for (const scheme of ['d3-q6', 'e8-q16'] as const) {
       const a: Matrix = shifted(gaussianMatrix(n, cols, 80 + n), center ? 2 : 0);
       const q = asLattice(quantize(a, { scheme, seed: 7, center }));
-      const gq = uploadLatticeMatrix(context.device, q, scheme);
+      const gq = uploadLatticeMatrix(context.device, q);
       try {
         const got = await latticeDequantize(context.device, gq);
         const expected = dequantize(q);

@@ -8,8 +8,9 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, columnNorm, shifted, uploadLatticeMatrix, withRandomCodes } from './latticeTestSupport.js';
+import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
  * The weight-only product Y = ŴᵀX against the CPU reference dequantize(Ŵ)ᵀ·X computed in float64.
@@ -60,7 +61,7 @@ async function compare(
     xRotated = new Float32Array(q.length * x.cols);
     for (let r = 0; r < x.cols; r++) rotation.forward(x.data.subarray(r * x.rows, (r + 1) * x.rows), xRotated.subarray(r * q.length, (r + 1) * q.length));
   }
-  const gw = uploadLatticeMatrix(context.device, q, 'W');
+  const gw = uploadLatticeMatrix(context.device, q);
   try {
     const got = await latticeGemv(context.device, gw, x.cols === 1 ? x.data : x, { xRotated, maxBindingBytes: extra.maxBindingBytes });
     expect([got.rows, got.cols]).toEqual([w.cols, x.cols]);
@@ -161,7 +162,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
 
   it('refuses an x of the wrong length with LatticeMatmulError', async () => {
     const q = asLattice(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6' }));
-    const gw = uploadLatticeMatrix(context.device, q, 'W');
+    const gw = uploadLatticeMatrix(context.device, q);
     try {
       await expect(latticeGemv(context.device, gw, new Float32Array(23))).rejects.toThrow(LatticeMatmulError);
     } finally {

@@ -1,6 +1,3 @@
-import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import { gpuLatticeMetadata, type GpuLatticeMatrix } from '../../src/gpu/latticeOperand.js';
-import { packField } from '../../src/format/packing.js';
 import { check } from '../../src/errors.js';
 import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { schemeLattice } from '../../src/quantize/quantize.js';
@@ -9,44 +6,15 @@ import type { Matrix } from '../../src/matrix.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 
 /*
- * Test support for the decoding kernels: upload a CPU-quantized matrix in the packed GPU layout
- * (src/format/packing.ts), and the tolerance helpers the product tests share. The GPU encoder will
- * produce the same buffers; until a shared `uploadLatticeMatrix` exists in src/gpu, this is it.
+ * Test support for the decoding kernels (table product, E8 product, GEMV, dequantize): the tolerance
+ * helper the product tests share and inputs that reach every code. Matrices go to the GPU with
+ * `uploadLatticeMatrix` (src/gpu/gpuQuantize.ts).
  */
-
-/** A {@link GpuLatticeMatrix} whose buffers the caller destroys with `destroy()`. */
-export interface UploadedLatticeMatrix extends GpuLatticeMatrix {
-  destroy(): void;
-}
 
 /** The lattice matrix inside a QuantizedMatrix (tests quantize lattice schemes only). */
 export function asLattice(q: QuantizedMatrix): LatticeQuantizedMatrix {
   check(q.kind === 'lattice', 'expected a lattice-quantized matrix');
   return q;
-}
-
-/** Uploads the fields of `q` packed as the kernels read them. */
-export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix, label: string): UploadedLatticeMatrix {
-  const meta = gpuLatticeMetadata(q);
-  const codes = packField(q.codes, meta.codeBits, q.blocksPerColumn, q.cols).words;
-  const indices = packField(q.scaleIndices, meta.scaleIndexBits, q.blocksPerColumn, q.cols).words;
-  const buffers: GPUBuffer[] = [];
-  const upload = (name: string, data: ArrayBufferView): GPUBuffer => {
-    const buffer = createBufferWithData(device, `${label} ${name}`, data, STORAGE_USAGE);
-    buffers.push(buffer);
-    return buffer;
-  };
-  return {
-    ...meta,
-    codes: upload('codes', codes),
-    scaleIndices: upload('scale indices', indices),
-    norms: upload('norms', q.norms),
-    gains: q.gains ? upload('gains', q.gains) : null,
-    means: q.means ? upload('means', q.means) : null,
-    destroy: () => {
-      for (const buffer of buffers) buffer.destroy();
-    },
-  };
 }
 
 /** ‖column j‖₂ of m, in float64. */

@@ -20,8 +20,9 @@ import {
   triangleIndex,
   type TableLayoutKind,
 } from '../../src/gpu/tableLayout.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, shifted, uploadLatticeMatrix, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+import { asLattice, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
  * The D3 q = 6 table product against the CPU `matmulAT` (its table path). Stated tolerance:
@@ -98,8 +99,8 @@ async function compare(
   const qa = maybeRandom(asLattice(quantize(a, options)), 1);
   const qb = maybeRandom(asLattice(quantize(b, bOptions)), 2);
   const expected = matmulAT(qa, qb);
-  const ga = uploadLatticeMatrix(context.device, qa, 'A');
-  const gb = uploadLatticeMatrix(context.device, qb, 'B');
+  const ga = uploadLatticeMatrix(context.device, qa);
+  const gb = uploadLatticeMatrix(context.device, qb);
   try {
     const got = await tableMatmulAT(context.device, ga, gb, kernelOptions);
     expect([got.rows, got.cols]).toEqual([a.cols, b.cols]);
@@ -168,7 +169,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
-  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) sum in exact runs of 3 blocks', async () => {
+  it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) sum in exact slices of 3 blocks', async () => {
     const scheme: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const a = gaussianMatrix(192, 33, 14);
     const b = gaussianMatrix(192, 17, 15);
@@ -199,6 +200,23 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
+  it('matrices encoded on the GPU (gpuQuantizeLattice) multiply to the CPU product of the CPU encoding', async () => {
+    const a = shifted(gaussianMatrix(100, 33, 62), 1);
+    const b = gaussianMatrix(100, 17, 63);
+    const options = { ...D3_Q6, center: true };
+    const ga = await gpuQuantizeLattice(context.device, a, options);
+    const gb = await gpuQuantizeLattice(context.device, b, options);
+    try {
+      const got = await tableMatmulAT(context.device, ga, gb);
+      const expected = matmulAT(asLattice(quantize(a, options)), asLattice(quantize(b, options)));
+      const worst = worstScaledError(got.data, expected.data, a, b, 1e-5);
+      expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
   it('the full-table variant compiles without WGSL errors on this device', async () => {
     const full = tableLayout('full', 65536);
     expect(full).not.toBeNull();
@@ -212,9 +230,9 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const qa = asLattice(quantize(a, D3_Q6));
     const qOther = asLattice(quantize(a, { ...D3_Q6, seed: 12 }));
     const qE8 = asLattice(quantize(a, { scheme: 'e8-q16', seed: 11 }));
-    const ga = uploadLatticeMatrix(context.device, qa, 'A');
-    const gOther = uploadLatticeMatrix(context.device, qOther, 'other seed');
-    const gE8 = uploadLatticeMatrix(context.device, qE8, 'E8');
+    const ga = uploadLatticeMatrix(context.device, qa);
+    const gOther = uploadLatticeMatrix(context.device, qOther);
+    const gE8 = uploadLatticeMatrix(context.device, qE8);
     try {
       await expect(tableMatmulAT(context.device, ga, gOther)).rejects.toThrow(/different seeds/);
       await expect(tableMatmulAT(context.device, ga, gE8)).rejects.toThrow(LatticeMatmulError);

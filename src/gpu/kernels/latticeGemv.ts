@@ -25,22 +25,25 @@ import { dispatchHadamard } from './hadamard.js';
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
  * an f32 vector x (GEMV, the LLM decode step), and Y = ŴᵀX for several right-hand sides. The kernel
- * reads every packed code word of W once (32 lanes per column, coalesced) and decodes in the kernel;
+ * reads every packed code word of W once per 8 right-hand sides (consecutive lanes read consecutive
+ * words of a column) and decodes in the kernel;
  * x is rotated with W's seed first (by the GPU Hadamard kernel unless the caller passes R·x). CPU
  * twin: dequantize(Ŵ)ᵀ·X.
  */
 
-/** W columns per workgroup, lanes per column, staged f32 per chunk (the shader's COLUMNS, LANES, X_CHUNK). */
-const COLUMNS = 8;
-const LANES = 32;
+/** Invocations per workgroup and f32 staged per chunk (the shader's THREADS, X_CHUNK). */
+const THREADS = 256;
 const X_CHUNK = 3584;
 /** Right-hand sides per workgroup: 1 for a vector, 8 for a matrix (the compile-time variants). */
-const RHS_TILES = [1, 8] as const;
-type RhsTile = (typeof RHS_TILES)[number];
+type RhsTile = 1 | 8;
+/** Invocations per W column: 32 for a vector (8 columns per workgroup), 8 with 8 right-hand sides (32 columns). */
+function lanesFor(rhsTile: RhsTile): number {
+  return rhsTile === 1 ? 32 : 8;
+}
 
-/** The WGSL of one variant: right-hand sides per workgroup is the only compile-time choice. */
+/** The WGSL of one variant: right-hand sides per workgroup and lanes per column are the compile-time choices. */
 export function latticeGemvShaderSource(rhsTile: RhsTile): string {
-  return `const RHS_TILE: u32 = ${rhsTile}u;\n${latticeDecodeSource}\n${gemvSource}`;
+  return `const RHS_TILE: u32 = ${rhsTile}u;\nconst LANES: u32 = ${lanesFor(rhsTile)}u;\n${latticeDecodeSource}\n${gemvSource}`;
 }
 
 interface GemvPipelines {
@@ -165,12 +168,14 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const dim = lattice.dimension;
   const perWord = Math.floor(32 / w.codeBits);
   const entriesPerWord = perWord * dim;
+  const lanes = lanesFor(rhsTile);
+  const columnsPerWorkgroup = THREADS / lanes;
   let chunkWords = Math.floor(X_CHUNK / rhsTile / entriesPerWord);
-  if (chunkWords >= LANES) chunkWords -= chunkWords % LANES;
+  if (chunkWords >= lanes) chunkWords -= chunkWords % lanes;
   const words = operandWordsPerColumn(w);
   const useTable = w.scheme.lattice === 'D3' && w.scheme.q === 6;
 
-  const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * COLUMNS));
+  const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * columnsPerWorkgroup));
   const rhsRanges = columnRanges(
     rhs,
     Math.min(
@@ -248,7 +253,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         pass.dispatchWorkgroups(rhsRange.count);
       }
       pass.setPipeline(main);
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS), Math.ceil(rhsRange.count / rhsTile));
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / columnsPerWorkgroup), Math.ceil(rhsRange.count / rhsTile));
     });
   });
   pass.end();

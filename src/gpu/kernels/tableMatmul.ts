@@ -152,7 +152,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
   }
   checkProductOperands(a, b);
   const layoutChoice = tableMatmulLayout(device, args.layout);
-  const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
+  const sliceBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
   const aWords = operandWordsPerColumn(a);
   const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
@@ -189,7 +189,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
       .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
       .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
       .u32(aSide.hasMeans ? 1 : 0, 'has_means')
-      .u32(flushBlocks, 'slice_blocks')
+      .u32(sliceBlocks, 'slice_blocks')
       .f32(common, 'common_scale')
       .f32(a.rows, 'rows')
       .u32(0, 'pad0')

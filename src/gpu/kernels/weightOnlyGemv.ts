@@ -3,7 +3,7 @@ import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
+import { codeWidthBits, WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
 import { withValidation } from '../errorScopes.js';
 import { GpuScratch } from '../scratch.js';
@@ -27,7 +27,7 @@ import { dispatchHadamard } from './hadamard.js';
  *   `inputBasis: 'quantization'`; the convenience functions do this themselves.
  *
  * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
- * term t·z·s·x̃ goes through at most K = 13 + (32/b)·⌈R/64⌉ f32 roundings (b the code width, R the
+ * term t·z·s·x̃ goes through at most K = 23 + (32/b)·⌈R/64⌉ f32 roundings (b the code width, R the
  * vec4 words of a row; see the shader), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ K·u·Σ_i |t_j z_ji s_i x̃_i|,
  * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
  * the same count the CPU decode's inverse rotation spends on Ŵ).
@@ -40,7 +40,7 @@ export type WeightOnlyCodeBits = 8 | 16 | 32;
 export type WeightOnlyVectorBlock = 1 | 4;
 
 /** Outputs per workgroup (the shader's ROWS_PER_WORKGROUP). */
-export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 16;
+export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 8;
 
 const CODE_BITS: readonly WeightOnlyCodeBits[] = [8, 16, 32];
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
@@ -51,13 +51,7 @@ const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
  */
 export function weightOnlyCodeBits(codes: Int32Array): WeightOnlyCodeBits {
   check(codes instanceof Int32Array, 'weight-only codes must be an Int32Array');
-  let largest = 0;
-  for (let k = 0; k < codes.length; k++) {
-    const z = codes[k] as number;
-    const magnitude = z < 0 ? -z - 1 : z;
-    if (magnitude > largest) largest = magnitude;
-  }
-  return largest < 128 ? 8 : largest < 32768 ? 16 : 32;
+  return codeWidthBits(codes);
 }
 
 /** R: vec4<u32> words per output row of n codes of `codeBits` bits (each row padded to whole vec4). */
