@@ -17,16 +17,17 @@
 // read once per group of RHS_TILE right-hand sides. With several right-hand sides, more columns per
 // workgroup share each staged chunk of x̃.
 // x̃ is walked in chunks staged in workgroup memory (chunk_entries per right-hand side, a whole number
-// of code words, at most X_CHUNK / RHS_TILE). D3, q = 6 leaders come from the 216-leader table in
-// workgroup memory (one word each); other codes are decoded with lattice_decode.wgsl. The lanes'
-// partial sums are then added in workgroup memory.
+// of code words, at most X_CHUNK / RHS_TILE). D3, q = 6 leaders come from the 216-leader table,
+// unpacked to f32 in workgroup memory once per workgroup; other codes are decoded with
+// lattice_decode.wgsl. A lane reads a scale-index word once per run of blocks that share it. The
+// lanes' partial sums are then added in workgroup memory.
 //
 // Entry point `column_sums` (one workgroup per right-hand side) computes Σ_k x_r[k] for the mean
 // term into `sums`; the host dispatches it before `main` only when W is centred.
 
 const THREADS: u32 = 256u;
 const COLUMNS: u32 = THREADS / LANES; // W columns per workgroup
-const X_CHUNK: u32 = 3584u;     // f32 staged per chunk, all right-hand sides together (14 KB)
+const X_CHUNK: u32 = 3072u;     // f32 staged per chunk, all right-hand sides together (12 KB)
 const LEADER_WORDS: u32 = 216u; // the D3 q = 6 leader table (3 int8 per word)
 
 struct GemvParams {
@@ -72,7 +73,7 @@ struct GemvParams {
 @group(0) @binding(8) var<storage, read_write> y: array<f32>;
 
 var<workgroup> staged: array<f32, X_CHUNK>;
-var<workgroup> leaders: array<u32, LEADER_WORDS>;
+var<workgroup> leaders: array<vec4<f32>, LEADER_WORDS>; // D3 q = 6 leaders as f32 (w unused): 3.4 KB
 
 // Σ_k x_r[k] for right-hand side r = workgroup x, in a fixed order: strided per invocation, then a tree.
 @compute @workgroup_size(256, 1, 1)
@@ -99,24 +100,22 @@ fn multiple(index: u32) -> f32 {
   return f32(params.multiples[i >> 2u][i & 3u]);
 }
 
-// The leader of `code` in point coordinates (D3 fills entries 0…2).
-fn leader_of(code: u32) -> array<i32, 8> {
-  if (params.use_table != 0u) {
-    let word = bitcast<i32>(leaders[min(code, LEADER_WORDS - 1u)]);
-    var p: array<i32, 8>;
-    p[0] = extractBits(word, 0u, 8u);
-    p[1] = extractBits(word, 8u, 8u);
-    p[2] = extractBits(word, 16u, 8u);
-    return p;
+// Scale multiple of block `block` of column j, reading the index word only when the block leaves the
+// cached one (`cached` holds [word index, word]).
+fn block_multiple(j: u32, block: u32, index_per_word: u32, cached: ptr<function, vec2<u32>>) -> f32 {
+  let word_index = block / index_per_word;
+  if (word_index != (*cached).x) {
+    *cached = vec2<u32>(word_index, indices[params.index_first + j * params.index_words + word_index]);
   }
-  return decode_leader(params.lattice, code, params.q);
+  return multiple(extractBits((*cached).y, (block % index_per_word) * params.index_bits, params.index_bits));
 }
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
   if (params.use_table != 0u) {
     for (var w = thread; w < LEADER_WORDS; w = w + THREADS) {
-      leaders[w] = leader_table[w];
+      let word = bitcast<i32>(leader_table[w]);
+      leaders[w] = vec4<f32>(f32(extractBits(word, 0u, 8u)), f32(extractBits(word, 8u, 8u)), f32(extractBits(word, 16u, 8u)), 0.0);
     }
   }
   let local_column = thread / LANES;
@@ -144,25 +143,49 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
 
     if (j < params.cols) {
       let words_here = min(params.chunk_words, params.code_words - w0);
+      var cached_index = vec2<u32>(0xffffffffu, 0u);
       for (var w = lane; w < words_here; w = w + LANES) {
         let word_index = w0 + w;
         let word = codes[params.code_first + j * params.code_words + word_index];
-        for (var slot = 0u; slot < per_word; slot = slot + 1u) {
-          let block = word_index * per_word + slot;
-          if (block >= params.blocks) {
-            break;
-          }
-          let code = extractBits(word, slot * params.code_bits, params.code_bits);
-          let index_word = indices[params.index_first + j * params.index_words + block / index_per_word];
-          let k = multiple(extractBits(index_word, (block % index_per_word) * params.index_bits, params.index_bits));
-          let p = leader_of(code);
-          let base = w * entries_per_word + slot * params.dim;
-          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-            var dot_block = 0.0;
-            for (var i = 0u; i < params.dim; i = i + 1u) {
-              dot_block = dot_block + f32(p[i]) * staged[r * params.chunk_entries + base + i];
+        let first_block = word_index * per_word;
+        let base = w * entries_per_word; // this word's first entry in the staged chunk
+        if (params.use_table != 0u) {
+          // D3, q = 6: 4 codes of 8 bits per word, leaders from the table.
+          for (var slot = 0u; slot < 4u && first_block + slot < params.blocks; slot = slot + 1u) {
+            let k = block_multiple(j, first_block + slot, index_per_word, &cached_index);
+            let p = leaders[extractBits(word, 8u * slot, 8u)].xyz;
+            let at = base + 3u * slot;
+            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+              let xs = r * params.chunk_entries + at;
+              acc[r] = acc[r] + k * dot(p, vec3<f32>(staged[xs], staged[xs + 1u], staged[xs + 2u]));
             }
-            acc[r] = acc[r] + k * dot_block;
+          }
+        } else if (params.dim == 8u) {
+          // E8 or Z^8: decoded here.
+          for (var slot = 0u; slot < per_word && first_block + slot < params.blocks; slot = slot + 1u) {
+            let k = block_multiple(j, first_block + slot, index_per_word, &cached_index);
+            let p = decode_leader(params.lattice, extractBits(word, slot * params.code_bits, params.code_bits), params.q);
+            let lo = vec4<f32>(f32(p[0]), f32(p[1]), f32(p[2]), f32(p[3]));
+            let hi = vec4<f32>(f32(p[4]), f32(p[5]), f32(p[6]), f32(p[7]));
+            let at = base + 8u * slot;
+            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+              let xs = r * params.chunk_entries + at;
+              let x_lo = vec4<f32>(staged[xs], staged[xs + 1u], staged[xs + 2u], staged[xs + 3u]);
+              let x_hi = vec4<f32>(staged[xs + 4u], staged[xs + 5u], staged[xs + 6u], staged[xs + 7u]);
+              acc[r] = acc[r] + k * (dot(lo, x_lo) + dot(hi, x_hi));
+            }
+          }
+        } else {
+          // D3 with another q: decoded here.
+          for (var slot = 0u; slot < per_word && first_block + slot < params.blocks; slot = slot + 1u) {
+            let k = block_multiple(j, first_block + slot, index_per_word, &cached_index);
+            let v = decode_d3(extractBits(word, slot * params.code_bits, params.code_bits), params.q);
+            let p = vec3<f32>(f32(v.x), f32(v.y), f32(v.z));
+            let at = base + 3u * slot;
+            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+              let xs = r * params.chunk_entries + at;
+              acc[r] = acc[r] + k * dot(p, vec3<f32>(staged[xs], staged[xs + 1u], staged[xs + 2u]));
+            }
           }
         }
       }

@@ -100,13 +100,16 @@ export async function startBuiltDemo(): Promise<{ url: string; close(): Promise<
   return { url, close };
 }
 
-/** A headless Chromium with a fresh profile; `webgpu` adds the SwiftShader WebGPU flags. */
+/**
+ * A headless Chromium with a fresh profile. `webgpu: true` adds the SwiftShader WebGPU flags;
+ * `webgpu: false` adds `--disable-webgpu`, so even a machine with a real GPU offers no adapter.
+ */
 export async function launchChromium(options: { webgpu: boolean }): Promise<Chromium> {
   const profile = mkdtempSync(join(tmpdir(), 'lattice-matmul-chromium-'));
   const browser = await puppeteer.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: [...BASE_FLAGS, ...(options.webgpu ? WEBGPU_FLAGS : []), `--user-data-dir=${profile}`],
+    args: [...BASE_FLAGS, ...(options.webgpu ? WEBGPU_FLAGS : ['--disable-webgpu']), `--user-data-dir=${profile}`],
     defaultViewport: { width: 1280, height: 900 },
   });
   return {

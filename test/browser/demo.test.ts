@@ -153,14 +153,14 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
 
     // Lattice schemes run on the GPU engine; the scalar baselines run on the CPU reference even when
     // WebGPU is chosen (the engine encodes lattice schemes only), which the page must say.
-    const gpuRuns: Array<FormSettings & { ranOn: 'webgpu' | 'cpu'; kernel: string | null }> = [
-      { scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'd3-table' },
-      { scheme: 'e8-q16', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'e8-dot' },
-      { scheme: 'd3-q6', gain: 'none', n: 200, cols: 24, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'webgpu', kernel: 'd3-table' },
-      { scheme: 'int4-g32', n: 96, cols: 16, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'cpu', kernel: null },
-      { scheme: 'nvfp4', n: 64, cols: 8, dataKind: 'low-rank', backend: 'webgpu', ranOn: 'cpu', kernel: null },
+    const gpuRuns: Array<FormSettings & { label: string; ranOn: 'webgpu' | 'cpu'; kernel: string | null }> = [
+      { label: 'd3-q6, unbiased gain', scheme: 'd3-q6', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'd3-table' },
+      { label: 'e8-q16, MMSE gain', scheme: 'e8-q16', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'e8-dot' },
+      { label: 'd3-q6, no gain', scheme: 'd3-q6', gain: 'none', n: 200, cols: 24, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'webgpu', kernel: 'd3-table' },
+      { label: 'int4-g32', scheme: 'int4-g32', n: 96, cols: 16, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'cpu', kernel: null },
+      { label: 'nvfp4', scheme: 'nvfp4', n: 64, cols: 8, dataKind: 'low-rank', backend: 'webgpu', ranOn: 'cpu', kernel: null },
     ];
-    it.each(gpuRuns)('$scheme ($gain) on $dataKind data ($n × $cols), WebGPU chosen: runs on $ranOn and matches the CPU reference', async (settings) => {
+    it.each(gpuRuns)('$label on $dataKind data ($n × $cols), WebGPU chosen: runs on $ranOn and matches the CPU reference', async (settings) => {
       await fillForm(page, settings);
       const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
       expect(run.ranOn).toBe(settings.ranOn);
@@ -254,7 +254,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
     let chromium: Chromium;
 
     beforeAll(async () => {
-      // No WebGPU flags: headless Chromium without a GPU offers navigator.gpu but no adapter.
+      // --disable-webgpu: Chromium still offers navigator.gpu, but no adapter.
       chromium = await launchChromium({ webgpu: false });
     });
 

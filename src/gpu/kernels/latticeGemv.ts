@@ -33,7 +33,7 @@ import { dispatchHadamard } from './hadamard.js';
 
 /** Invocations per workgroup and f32 staged per chunk (the shader's THREADS, X_CHUNK). */
 const THREADS = 256;
-const X_CHUNK = 3584;
+const X_CHUNK = 3072;
 /** Right-hand sides per workgroup: 1 for a vector, 8 for a matrix (the compile-time variants). */
 type RhsTile = 1 | 8;
 /** Invocations per W column: 32 for a vector (8 columns per workgroup), 8 with 8 right-hand sides (32 columns). */
