@@ -13,7 +13,7 @@ import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
 import { prepareColumn, unscale } from './prepareColumn.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix, ScalarQuantizedMatrix } from './quantizedMatrix.js';
-import { scaleGrid } from './scaleGrid.js';
+import { MAX_DENOMINATOR, MAX_E8_DENOMINATOR, scaleGrid } from './scaleGrid.js';
 import { resolveScheme, type IntScheme, type LatticeScheme, type Scheme, type SchemeName } from './schemes.js';
 
 /** How the decoder rescales each decoded column (see {@link QuantizeOptions.gain}). */
@@ -127,7 +127,7 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
   const { rows: n, cols } = matrix;
   const lattice = schemeLattice(scheme);
   const d = lattice.dimension;
-  const grid = scaleGrid(scheme.overload);
+  const grid = scaleGrid(scheme.overload, scheme.lattice === 'E8' ? MAX_E8_DENOMINATOR : MAX_DENOMINATOR);
   const encoder = new LatticeBlockEncoder(lattice, scheme.q, grid);
   const keptLength = keptRotatedLength(length, d, keepFraction);
   const blocksPerColumn = Math.ceil(keptLength / d);

@@ -16,8 +16,13 @@ export const BASE_MULTIPLE = 16;
 export const FIXED_POINT_LIMIT = 2 ** 24;
 /** Bound on k_j for least-error selection, so that squared errors of 8 coordinates fit an i32. */
 export const MAX_BETA_SET_MULTIPLE = 256;
-/** Bound on every denominator k_j · 2^F (the GPU encoder's i32 and 64-bit arithmetic relies on it). */
-export const MAX_DENOMINATOR = 2 ** 24;
+/**
+ * Bound on every denominator k_j · 2^F: 2X ± den and den·P stay exact i32 values (the GPU encoder's
+ * arithmetic) for D3 and Z. E8 compares doubled squared distances and needs the tighter
+ * `MAX_E8_DENOMINATOR` (its float64 comparison on the CPU is exact below it).
+ */
+export const MAX_DENOMINATOR = 2 ** 29;
+export const MAX_E8_DENOMINATOR = 2 ** 24;
 
 export interface ScaleGrid {
   /** `unit = fround(β₀ / BASE_MULTIPLE)`: the scale of one step of k. */
@@ -30,7 +35,7 @@ export interface ScaleGrid {
   readonly leastError: boolean;
 }
 
-export function scaleGrid(rule: OverloadRule): ScaleGrid {
+export function scaleGrid(rule: OverloadRule, maxDenominator = MAX_DENOMINATOR): ScaleGrid {
   const betas =
     rule.kind === 'ladder'
       ? Array.from({ length: rule.steps }, (_, t) => rule.beta * rule.ratio ** t)
@@ -44,10 +49,9 @@ export function scaleGrid(rule: OverloadRule): ScaleGrid {
     );
   }
   const largestMultiple = multiples[multiples.length - 1] as number;
-  // Keeps every denominator k·2^F, and E8's doubled squared distances, exact in i32 / float64.
   check(
-    largestMultiple * 2 ** FRACTION_BITS < MAX_DENOMINATOR,
-    () => `the scales span a ratio of ${(largestMultiple / BASE_MULTIPLE).toFixed(0)}; at most ${MAX_DENOMINATOR / 2 ** FRACTION_BITS / BASE_MULTIPLE} is supported`,
+    largestMultiple * 2 ** FRACTION_BITS < maxDenominator,
+    () => `the scales span a ratio of ${(largestMultiple / BASE_MULTIPLE).toFixed(0)}; at most ${maxDenominator / 2 ** FRACTION_BITS / BASE_MULTIPLE} is supported`,
   );
   const leastError = rule.kind === 'betaSet';
   if (leastError) {

@@ -1,3 +1,5 @@
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantize } from '../../src/quantize/quantize.js';
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { BASE_MULTIPLE, MAX_BETA_SET_MULTIPLE, scaleGrid } from '../../src/quantize/scaleGrid.js';
@@ -54,9 +56,14 @@ describe('scaleGrid', () => {
     expect(scaleGrid({ kind: 'ladder', beta: 0.1, ratio: 4, steps: 4 }).multiples[3]).toBe(1024);
   });
 
-  it('a ladder whose largest denominator k·2^F reaches 2^24 is refused; just below is accepted', () => {
-    // 16 · 2^13 · 2^6 = 2^23 < 2^24; 16 · 2^14 · 2^6 = 2^24.
-    expect(scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 14 }).multiples[13]).toBe(16 * 2 ** 13);
-    expect(() => scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 15 })).toThrow(/span a ratio/);
+  it('a ladder whose largest denominator k·2^F reaches 2^29 is refused; E8 (through quantize) stops at 2^24', () => {
+    // 16 · 4^11 · 2^6 = 2^32 ≥ 2^29; 16 · 2^15 · 2^6 = 2^25 < 2^29.
+    expect(() => scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 4, steps: 12 })).toThrow(/span a ratio/);
+    expect(scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 16 }).multiples[15]).toBe(16 * 2 ** 15);
+    const wideE8 = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 16 } } as const;
+    const wideD3 = { ...wideE8, lattice: 'D3', q: 6 } as const;
+    const a = gaussianMatrix(16, 1, 1);
+    expect(() => quantize(a, { scheme: wideE8 })).toThrow(/span a ratio/);
+    expect(quantize(a, { scheme: wideD3 }).kind).toBe('lattice');
   });
 });
