@@ -6,6 +6,8 @@ export default defineConfig({
     outDir: 'dist',
     emptyOutDir: true,
     sourcemap: true,
+    // A library: readable output for users' debuggers and bundlers (which minify anyway).
+    minify: false,
     lib: {
       // `index` for browsers and Node alike; `node` adds Dawn (npm `webgpu`) for Node.
       entry: { index: 'src/index.ts', node: 'src/node.ts' },

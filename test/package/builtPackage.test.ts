@@ -1,0 +1,89 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
+
+/*
+ * The published package, as an application sees it: `npm run build`, then a script in a separate
+ * folder imports `lattice-matmul` and `lattice-matmul/node` by name (resolved through package.json
+ * `exports` to dist/, never src/), quantizes and multiplies on the CPU and on WebGPU (Dawn).
+ */
+
+const root = resolve(import.meta.dirname, '../..');
+const noGpu = await gpuUnavailableReason();
+let app: string;
+
+beforeAll(() => {
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'pipe' });
+  app = mkdtempSync(join(tmpdir(), 'lattice-matmul-app-'));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(root, join(app, 'node_modules', 'lattice-matmul'), 'dir');
+  // `webgpu` is an optional peer dependency: the app brings its own (here, the repo's).
+  symlinkSync(join(root, 'node_modules', 'webgpu'), join(app, 'node_modules', 'webgpu'), 'dir');
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', type: 'module', private: true }));
+}, 120_000);
+
+afterAll(() => {
+  if (app) rmSync(app, { recursive: true, force: true });
+});
+
+function runApp(source: string): unknown {
+  writeFileSync(join(app, 'main.js'), source);
+  const output = execFileSync(process.execPath, ['main.js'], { cwd: app, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const lastLine = output.trim().split('\n').pop() ?? '';
+  return JSON.parse(lastLine);
+}
+
+describe('the built package', () => {
+  it('resolves to dist/ and estimates AᵀB on the CPU', () => {
+    const result = runApp(`
+      import { gaussianMatrix, quantize, matmulAT, productNmse } from 'lattice-matmul';
+      const resolved = import.meta.resolve('lattice-matmul');
+      const a = gaussianMatrix(768, 8, 1), b = gaussianMatrix(768, 8, 2);
+      const qa = quantize(a, { scheme: 'd3-q6', seed: 3 }), qb = quantize(b, { scheme: 'd3-q6', seed: 3 });
+      console.log(JSON.stringify({ resolved, nmse: productNmse(matmulAT(qa, qb), a, b), bits: qa.bitsEntropy }));
+    `) as { resolved: string; nmse: number; bits: number };
+    expect(result.resolved).toMatch(/\/dist\/index\.js$/);
+    expect(result.nmse).toBeGreaterThan(0.03);
+    expect(result.nmse).toBeLessThan(0.1);
+    expect(result.bits).toBeGreaterThan(2.9);
+  });
+
+  it.skipIf(noGpu !== undefined)('multiplies two GPU buffers with the WebGPU engine (lattice-matmul/node)', () => {
+    const result = runApp(`
+      import { GpuEngine, gaussianMatrix, matmulATExact, productNmse } from 'lattice-matmul';
+      import { requestNodeGpuDevice } from 'lattice-matmul/node';
+      const context = await requestNodeGpuDevice();
+      const { device } = context;
+      const engine = GpuEngine.create(context);
+      const a = gaussianMatrix(256, 16, 1), b = gaussianMatrix(256, 12, 2);
+      const upload = (m) => {
+        const buffer = device.createBuffer({ size: m.data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true });
+        new Float32Array(buffer.getMappedRange()).set(m.data);
+        buffer.unmap();
+        return buffer;
+      };
+      const qa = await engine.quantize({ buffer: upload(a), rows: 256, cols: 16 }, { scheme: 'd3-q6', seed: 5 });
+      const qb = await engine.quantize({ buffer: upload(b), rows: 256, cols: 12 }, { scheme: 'd3-q6', seed: 5 });
+      const c = await engine.matmulAT(qa, qb);
+      console.log(JSON.stringify({ rows: c.rows, cols: c.cols, nmse: productNmse(c, a, b), layout: engine.tableLayout }));
+      qa.destroy(); qb.destroy(); device.destroy();
+    `) as { rows: number; cols: number; nmse: number; layout: string };
+    expect([result.rows, result.cols]).toEqual([16, 12]);
+    expect(result.nmse).toBeGreaterThan(0.02);
+    expect(result.nmse).toBeLessThan(0.12);
+  });
+
+  it('ships the WGSL sources, the bundles and their types, and nothing from src/ or test/', () => {
+    const listing = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: root, encoding: 'utf8' });
+    const files = (JSON.parse(listing) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
+    for (const expected of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'shaders/d3_table_matmul.wgsl', 'shaders/lattice_encode.wgsl', 'README.md', 'package.json']) {
+      expect(files).toContain(expected);
+    }
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
+    // The bundle carries the shaders inline (imported as text at build time).
+    expect(readFileSync(join(root, 'dist/index.js'), 'utf8')).toContain('@compute');
+  });
+});
