@@ -1,7 +1,9 @@
 import columnPrepSource from '../../../shaders/column_prep.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { REDUCTION_LANES } from '../../quantize/columnScaling.js';
+import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
@@ -48,42 +50,12 @@ export function columnPrepSourceCode(): string {
   return `${f32ScalingWgsl()}\n${columnPrepSource}`;
 }
 
-interface ColumnPrepPipeline {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipeline: GPUComputePipeline;
-}
-
-const pipelines = new WeakMap<GPUDevice, ColumnPrepPipeline>();
-
-function columnPrepPipeline(device: GPUDevice): ColumnPrepPipeline {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const storage = (type: GPUBufferBindingType, binding: number): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'column prep',
-      entries: [
-        storage('uniform', 0),
-        storage('read-only-storage', 1),
-        storage('storage', 2),
-        storage('storage', 3),
-        storage('storage', 4),
-        storage('storage', 5),
-      ],
-    });
-    const pipeline = device.createComputePipeline({
-      label: 'column prep',
-      layout: device.createPipelineLayout({ label: 'column prep', bindGroupLayouts: [layout] }),
-      compute: { module: device.createShaderModule({ label: 'column prep', code: columnPrepSourceCode() }), entryPoint: 'main' },
-    });
-    cached = { layout, pipeline };
-    pipelines.set(device, cached);
-  }
-  return cached;
-}
+/** One pipeline per device (no compile-time variants), built on first use. */
+const pipelines = new KernelPipelines({
+  label: 'column prep',
+  bindings: ['uniform', 'read-only-storage', 'storage', 'storage', 'storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'column prep', code: columnPrepSourceCode() }),
+});
 
 /** Arguments of {@link dispatchColumnPrep}. Offsets are in bytes (multiples of 4). */
 export interface ColumnPrepArgs {
@@ -131,10 +103,10 @@ export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder
   const exponentsOffset = args.exponentsOffset ?? 0;
   const meansOffset = args.meansOffset ?? 0;
   const columnOffset = args.columnOffset ?? 0;
-  checkRange(args.input, inputOffset, 4 * rows * cols, 'input');
-  checkRange(args.prepared, preparedOffset, 4 * rows * cols, 'prepared');
-  checkRange(args.exponents, exponentsOffset, 4 * cols, 'exponents');
-  if (args.means) checkRange(args.means, meansOffset, 4 * cols, 'means');
+  checkBufferRange(args.input, inputOffset, 4 * rows * cols, 'column prep: input');
+  checkBufferRange(args.prepared, preparedOffset, 4 * rows * cols, 'column prep: prepared');
+  checkBufferRange(args.exponents, exponentsOffset, 4 * cols, 'column prep: exponents');
+  if (args.means) checkBufferRange(args.means, meansOffset, 4 * cols, 'column prep: means');
   check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `column prep: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
   check(!args.center || args.means !== null, 'column prep: centring needs a means buffer');
 
@@ -142,7 +114,7 @@ export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const columnsPerChunk = itemsPerBinding(4 * rows, maxBinding, alignment);
   const means = args.means ?? scratch.buffer('column prep (no means)', 4, BufferUsage.STORAGE);
-  const { layout, pipeline } = columnPrepPipeline(device);
+  const { layout, pipeline } = pipelines.get(device);
 
   const pass = encoder.beginComputePass({ label: `column prep n = ${rows}` });
   pass.setPipeline(pipeline);
@@ -165,32 +137,17 @@ export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder
       .u32(exponentWindow.firstElement, 'exponent_first')
       .u32(meanWindow.firstElement, 'mean_first')
       .u32(REDUCTION_LANES / 2, 'first_stride');
-    const bindGroup = device.createBindGroup({
-      label,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: scratch.uniform(label, params) } },
-        { binding: 1, resource: { buffer: args.input, offset: inputWindow.offset, size: inputWindow.size } },
-        { binding: 2, resource: { buffer: args.prepared, offset: preparedWindow.offset, size: preparedWindow.size } },
-        { binding: 3, resource: { buffer: args.exponents, offset: exponentWindow.offset, size: exponentWindow.size } },
-        { binding: 4, resource: { buffer: means, offset: meanWindow.offset, size: meanWindow.size } },
-        { binding: 5, resource: { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES } },
-      ],
-    });
+    const bindGroup = createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(label, params) },
+      windowBinding(args.input, inputWindow),
+      windowBinding(args.prepared, preparedWindow),
+      windowBinding(args.exponents, exponentWindow),
+      windowBinding(means, meanWindow),
+      { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES },
+    ]);
     pass.setBindGroup(0, bindGroup);
     const [x, y] = workgroupGrid(count, device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(x, y);
   }
   pass.end();
-}
-
-function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `column prep: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `column prep: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
 }

@@ -5,9 +5,7 @@ import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
 import type { GpuFeatures } from '../device.js';
-import { withValidation } from '../errorScopes.js';
 import {
   checkGpuLatticeMatrix,
   checkProductOperands,
@@ -19,7 +17,9 @@ import {
   planProductChunks,
   type GpuLatticeMatrix,
 } from '../latticeOperand.js';
-import { GpuScratch } from '../scratch.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 
 /*
@@ -50,51 +50,22 @@ export function e8MatmulShaderSource(dotPath: DotPath): string {
   return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${e8MatmulSource}`;
 }
 
-interface E8MatmulPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byDotPath: Map<DotPath, GPUComputePipeline>;
-}
-
-const pipelines = new WeakMap<GPUDevice, E8MatmulPipelines>();
-
-function e8MatmulPipeline(device: GPUDevice, dotPath: DotPath): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'e8 matmul',
-      entries: [
-        entry(0, 'uniform'),
-        entry(1, 'read-only-storage'), // A codes
-        entry(2, 'read-only-storage'), // A scale indices
-        entry(3, 'read-only-storage'), // A norms, gains, means
-        entry(4, 'read-only-storage'), // B codes
-        entry(5, 'read-only-storage'), // B scale indices
-        entry(6, 'read-only-storage'), // B norms, gains, means
-        entry(7, 'storage'), // C
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'e8 matmul', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byDotPath: new Map() };
-    pipelines.set(device, cached);
-  }
-  let pipeline = cached.byDotPath.get(dotPath);
-  if (pipeline === undefined) {
-    const label = `e8 matmul (${dotPath} dot products)`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: { module: device.createShaderModule({ label, code: e8MatmulShaderSource(dotPath) }), entryPoint: 'main' },
-    });
-    cached.byDotPath.set(dotPath, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+/** Pipelines per device, one per dot path, built on first use. */
+const pipelines = new KernelPipelines({
+  label: 'e8 matmul',
+  bindings: [
+    'uniform',
+    'read-only-storage', // A codes
+    'read-only-storage', // A scale indices
+    'read-only-storage', // A norms, gains, means
+    'read-only-storage', // B codes
+    'read-only-storage', // B scale indices
+    'read-only-storage', // B norms, gains, means
+    'storage', // C
+  ],
+  compile: (device, pipelineLayout, dotPath: DotPath) =>
+    createKernelPipeline(device, pipelineLayout, { label: `e8 matmul (${dotPath} dot products)`, code: e8MatmulShaderSource(dotPath) }),
+});
 
 /** Largest ‖P‖² of a leader in point coordinates: E8 ≤ (2q)² (covering radius 1, doubled); Z^8 ≤ 8·⌊q/2⌋². */
 function leaderNormSquaredBound(m: GpuLatticeMatrix): number {
@@ -152,7 +123,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
   const aWords = operandWordsPerColumn(a);
   const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
-  const { layout, pipeline } = e8MatmulPipeline(device, args.dotPath);
+  const { layout, pipeline } = pipelines.get(device, args.dotPath);
   const chunks = planProductChunks(
     device,
     encoder,
@@ -200,20 +171,16 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
       .u32(0, 'pad2');
     for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
     for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
-    const bindGroup = device.createBindGroup({
-      label,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
-        { binding: 1, resource: { buffer: a.codes, offset: aWindows.codes.offset, size: aWindows.codes.size } },
-        { binding: 2, resource: { buffer: a.scaleIndices, offset: aWindows.scaleIndices.offset, size: aWindows.scaleIndices.size } },
-        { binding: 3, resource: { buffer: aSide.buffer } },
-        { binding: 4, resource: { buffer: b.codes, offset: bWindows.codes.offset, size: bWindows.codes.size } },
-        { binding: 5, resource: { buffer: b.scaleIndices, offset: bWindows.scaleIndices.offset, size: bWindows.scaleIndices.size } },
-        { binding: 6, resource: { buffer: bSide.buffer } },
-        { binding: 7, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
-      ],
-    });
+    const bindGroup = createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(`${label} params`, params) },
+      windowBinding(a.codes, aWindows.codes),
+      windowBinding(a.scaleIndices, aWindows.scaleIndices),
+      { buffer: aSide.buffer },
+      windowBinding(b.codes, bWindows.codes),
+      windowBinding(b.scaleIndices, bWindows.scaleIndices),
+      { buffer: bSide.buffer },
+      windowBinding(args.c, cWindow),
+    ]);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil(aRange.count / TILE), Math.ceil(bRange.count / TILE));
   }
@@ -233,19 +200,11 @@ export async function e8MatmulAT(
   b: GpuLatticeMatrix,
   options: Pick<E8MatmulArgs, 'dotPath' | 'maxBindingBytes'>,
 ): Promise<Matrix> {
-  const scratch = new GpuScratch(device);
-  let cBuffer: GPUBuffer | undefined;
-  try {
-    return await withValidation(device, `e8 matmul (${options.dotPath})`, async () => {
-      cBuffer = createBuffer(device, 'e8 matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
-      const encoder = device.createCommandEncoder({ label: 'e8 matmul' });
-      dispatchE8Matmul(device, encoder, scratch, { a, b, c: cBuffer, ...options });
-      device.queue.submit([encoder.finish()]);
-      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
-      return { rows: a.cols, cols: b.cols, data };
-    });
-  } finally {
-    scratch.destroy();
-    cBuffer?.destroy();
-  }
+  const cBytes = 4 * a.cols * b.cols;
+  const data = await runAndRead(device, { scope: `e8 matmul (${options.dotPath})`, encoder: 'e8 matmul' }, cBytes, (run) => {
+    const cBuffer = run.storage('e8 matmul C', cBytes);
+    dispatchE8Matmul(device, run.encoder, run.scratch, { a, b, c: cBuffer, ...options });
+    return cBuffer;
+  });
+  return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
 }

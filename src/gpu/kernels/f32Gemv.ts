@@ -1,9 +1,10 @@
 import f32GemvSource from '../../../shaders/f32_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
-import { GpuScratch } from '../scratch.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
@@ -31,46 +32,13 @@ export function f32GemvShaderSource(chunkWidth: F32GemvChunkWidth): string {
   return prefix + f32GemvSource;
 }
 
-interface F32GemvPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byWidth: Map<F32GemvChunkWidth, GPUComputePipeline>;
-}
-
 /** Pipelines per device, one per chunk width, built on first use. */
-const pipelines = new WeakMap<GPUDevice, F32GemvPipelines>();
-
-function f32GemvPipeline(
-  device: GPUDevice,
-  chunkWidth: F32GemvChunkWidth,
-): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const layout = device.createBindGroupLayout({
-      label: 'f32 gemv',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'f32 gemv', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byWidth: new Map() };
-    pipelines.set(device, cached);
-  }
-  let pipeline = cached.byWidth.get(chunkWidth);
-  if (pipeline === undefined) {
-    const label = `f32 gemv (chunk width ${chunkWidth})`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: { module: device.createShaderModule({ label, code: f32GemvShaderSource(chunkWidth) }), entryPoint: 'main' },
-    });
-    cached.byWidth.set(chunkWidth, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+const pipelines = new KernelPipelines({
+  label: 'f32 gemv',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout, chunkWidth: F32GemvChunkWidth) =>
+    createKernelPipeline(device, pipelineLayout, { label: `f32 gemv (chunk width ${chunkWidth})`, code: f32GemvShaderSource(chunkWidth) }),
+});
 
 /** Arguments of `dispatchF32Gemv`. Offsets are in bytes (multiples of 4). */
 export interface F32GemvArgs {
@@ -118,9 +86,9 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
   const wOffset = args.wOffset ?? 0;
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  checkFits(args.w, wOffset, 4 * n * cols, 'W');
-  checkFits(args.x, xOffset, 4 * n, 'x');
-  checkFits(args.y, yOffset, 4 * cols, 'y');
+  checkBufferRange(args.w, wOffset, 4 * n * cols, 'f32 gemv: W');
+  checkBufferRange(args.x, xOffset, 4 * n, 'f32 gemv: x');
+  checkBufferRange(args.y, yOffset, 4 * cols, 'f32 gemv: y');
   const possibleWidth = f32GemvChunkWidth(n, wOffset, xOffset);
   const chunkWidth = args.chunkWidth ?? possibleWidth;
   check(
@@ -133,7 +101,7 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
   check(xWindow.size <= maxBinding, () => `f32 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
   const columnsPerChunk = Math.min(itemsPerBinding(4 * n, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment));
 
-  const { layout, pipeline } = f32GemvPipeline(device, chunkWidth);
+  const { layout, pipeline } = pipelines.get(device, chunkWidth);
   const pass = encoder.beginComputePass({ label: 'f32 gemv' });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
@@ -150,19 +118,12 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
         .u32(xWindow.firstElement / chunkWidth, 'x_first')
         .u32(yWindow.firstElement, 'y_first'),
     );
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({
-        label: `f32 gemv (${range})`,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: params } },
-          { binding: 1, resource: { buffer: args.w, offset: wWindow.offset, size: wWindow.size } },
-          { binding: 2, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
-          { binding: 3, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
-        ],
-      }),
-    );
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, `f32 gemv (${range})`, [
+      { buffer: params },
+      windowBinding(args.w, wWindow),
+      windowBinding(args.x, xWindow),
+      windowBinding(args.y, yWindow),
+    ]));
     const [gx, gy] = workgroupGrid(
       Math.ceil(chunkCols / F32_GEMV_COLUMNS_PER_WORKGROUP),
       device.limits.maxComputeWorkgroupsPerDimension,
@@ -186,34 +147,12 @@ export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array): Pr
   check(x.length === w.rows, () => `f32 gemv: x has ${x.length} entries, W has ${w.rows} rows`);
   const bad = firstNonFinite(x);
   check(bad < 0, () => `f32 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
-  const scratch = new GpuScratch(device);
-  const buffers: GPUBuffer[] = [];
-  try {
-    return await withValidation(device, 'f32 gemv', async () => {
-      const wBuffer = createBufferWithData(device, 'f32 gemv W', w.data, STORAGE_USAGE);
-      buffers.push(wBuffer);
-      const xBuffer = createBufferWithData(device, 'f32 gemv x', x, STORAGE_USAGE);
-      buffers.push(xBuffer);
-      const yBuffer = createBuffer(device, 'f32 gemv y', 4 * w.cols, STORAGE_USAGE);
-      buffers.push(yBuffer);
-      const encoder = device.createCommandEncoder({ label: 'f32 gemv' });
-      dispatchF32Gemv(device, encoder, scratch, { w: wBuffer, x: xBuffer, y: yBuffer, n: w.rows, cols: w.cols });
-      device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readBuffer(device, yBuffer, 4 * w.cols));
-    });
-  } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
-  }
-}
-
-function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `f32 gemv: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `f32 gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
+  const data = await runAndRead(device, 'f32 gemv', 4 * w.cols, (run) => {
+    const wBuffer = run.upload('f32 gemv W', w.data);
+    const xBuffer = run.upload('f32 gemv x', x);
+    const yBuffer = run.storage('f32 gemv y', 4 * w.cols);
+    dispatchF32Gemv(device, run.encoder, run.scratch, { w: wBuffer, x: xBuffer, y: yBuffer, n: w.rows, cols: w.cols });
+    return yBuffer;
+  });
+  return new Float32Array(data);
 }

@@ -3,9 +3,10 @@ import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength } from '../../rotation/hadamard.js';
 import { RandomStream } from '../../rotation/random.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
-import { GpuScratch } from '../scratch.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
@@ -25,47 +26,16 @@ export function hadamardShaderSource(workgroupElements: number): string {
   return `const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${hadamardSource}`;
 }
 
-interface HadamardPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byElements: Map<number, GPUComputePipeline>;
-}
-
-const pipelines = new WeakMap<GPUDevice, HadamardPipelines>();
-
-function hadamardPipeline(device: GPUDevice, workgroupElements: number): {
-  layout: GPUBindGroupLayout;
-  pipeline: GPUComputePipeline;
-} {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const layout = device.createBindGroupLayout({
-      label: 'hadamard',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'hadamard', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byElements: new Map() };
-    pipelines.set(device, cached);
-  }
-  let pipeline = cached.byElements.get(workgroupElements);
-  if (pipeline === undefined) {
-    const label = `hadamard (${workgroupElements} workgroup elements)`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: {
-        module: device.createShaderModule({ label, code: hadamardShaderSource(workgroupElements) }),
-        entryPoint: 'main',
-      },
-    });
-    cached.byElements.set(workgroupElements, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+/** Pipelines per device, one per workgroup-memory size, built on first use. */
+const pipelines = new KernelPipelines({
+  label: 'hadamard',
+  bindings: ['uniform', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout, workgroupElements: number) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `hadamard (${workgroupElements} workgroup elements)`,
+      code: hadamardShaderSource(workgroupElements),
+    }),
+});
 
 /** One pass of the rotation: the butterfly levels h = levelStride · 2^t for t < log2(groupBlocks). */
 export interface HadamardPass {
@@ -174,8 +144,8 @@ export function dispatchHadamard(
   const length = rotationLength(rows);
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
-  checkRange(args.input, inputOffset, 4 * rows * cols, 'input');
-  checkRange(args.output, outputOffset, 4 * length * cols, 'output');
+  checkBufferRange(args.input, inputOffset, 4 * rows * cols, 'hadamard: input');
+  checkBufferRange(args.output, outputOffset, 4 * length * cols, 'hadamard: output');
 
   const plan = planHadamard(length, device.limits.maxComputeWorkgroupStorageSize, args.workgroupElements);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
@@ -186,7 +156,7 @@ export function dispatchHadamard(
   );
   const rowMasks = hadamardRowMasks(plan.block);
   const scale = Math.fround(1 / Math.sqrt(length));
-  const { layout, pipeline } = hadamardPipeline(device, plan.workgroupElements);
+  const { layout, pipeline } = pipelines.get(device, plan.workgroupElements);
 
   const pass = encoder.beginComputePass({ label: `hadamard N = ${length}` });
   pass.setPipeline(pipeline);
@@ -217,15 +187,11 @@ export function dispatchHadamard(
         .u32(0, 'padding')
         .u32(0, 'padding');
       for (const mask of rowMasks) params.u32(mask, 'row_negative');
-      const bindGroup = device.createBindGroup({
-        label,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: scratch.uniform(label, params) } },
-          { binding: 1, resource: { buffer: args.input, offset: inputWindow.offset, size: inputWindow.size } },
-          { binding: 2, resource: { buffer: args.output, offset: outputWindow.offset, size: outputWindow.size } },
-        ],
-      });
+      const bindGroup = createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(label, params) },
+        windowBinding(args.input, inputWindow),
+        windowBinding(args.output, outputWindow),
+      ]);
       pass.setBindGroup(0, bindGroup);
       const [x, y] = workgroupGrid(
         Math.ceil(totalGroups / groupsPerWorkgroup),
@@ -252,24 +218,14 @@ export async function hadamardColumns(
 ): Promise<Matrix> {
   checkMatrix(m, 'hadamard input');
   const length = rotationLength(m.rows);
-  const scratch = new GpuScratch(device);
-  const buffers: GPUBuffer[] = [];
-  try {
-    return await withValidation(device, 'hadamard', async () => {
-      const input = createBufferWithData(device, 'hadamard input', m.data, STORAGE_USAGE);
-      buffers.push(input);
-      const output = createBuffer(device, 'hadamard output', 4 * length * m.cols, STORAGE_USAGE);
-      buffers.push(output);
-      const encoder = device.createCommandEncoder({ label: 'hadamard' });
-      dispatchHadamard(device, encoder, scratch, { input, output, rows: m.rows, cols: m.cols, seed, ...options });
-      device.queue.submit([encoder.finish()]);
-      const data = new Float32Array(await readBuffer(device, output, 4 * length * m.cols));
-      return { rows: length, cols: m.cols, data };
-    });
-  } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
-  }
+  const outputBytes = 4 * length * m.cols;
+  const data = await runAndRead(device, 'hadamard', outputBytes, (run) => {
+    const input = run.upload('hadamard input', m.data);
+    const output = run.storage('hadamard output', outputBytes);
+    dispatchHadamard(device, run.encoder, run.scratch, { input, output, rows: m.rows, cols: m.cols, seed, ...options });
+    return output;
+  });
+  return { rows: length, cols: m.cols, data: new Float32Array(data) };
 }
 
 /** 20 words: bit b' of word b is set when H_m[b][b'] = −1 (zeros past m, and for m = 1). */
@@ -283,17 +239,6 @@ function hadamardRowMasks(m: 1 | 12 | 20): number[] {
     masks[b] = mask >>> 0;
   }
   return masks;
-}
-
-function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `hadamard: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `hadamard: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
 }
 
 function nextPowerOfTwo(v: number): number {

@@ -3,9 +3,10 @@ import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, column, firstNonFinite, type Matrix } from '../../matrix.js';
 import { absmaxQuantize, type AbsmaxOptions } from '../../scalar/absmax.js';
 import { float16Bits, fromFloat16Bits } from '../../scalar/floatFormats.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
-import { GpuScratch } from '../scratch.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
@@ -134,37 +135,12 @@ function checkInt4Weights(q: Int4Weights): void {
   );
 }
 
-interface Int4GemvPipeline {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipeline: GPUComputePipeline;
-}
-
 /** One pipeline per device (no compile-time variants), built on first use. */
-const pipelines = new WeakMap<GPUDevice, Int4GemvPipeline>();
-
-function int4GemvPipeline(device: GPUDevice): Int4GemvPipeline {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const layout = device.createBindGroupLayout({
-      label: 'int4 gemv',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    const pipeline = device.createComputePipeline({
-      label: 'int4 gemv',
-      layout: device.createPipelineLayout({ label: 'int4 gemv', bindGroupLayouts: [layout] }),
-      compute: { module: device.createShaderModule({ label: 'int4 gemv', code: int4GemvSource }), entryPoint: 'main' },
-    });
-    cached = { layout, pipeline };
-    pipelines.set(device, cached);
-  }
-  return cached;
-}
+const pipelines = new KernelPipelines({
+  label: 'int4 gemv',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'int4 gemv', code: int4GemvSource }),
+});
 
 /** Arguments of `dispatchInt4Gemv`. Offsets are in bytes. */
 export interface Int4GemvArgs {
@@ -208,10 +184,10 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   const scalesOffset = args.scalesOffset ?? 0;
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  checkFits(args.codes, codesOffset, 16 * groups * cols, 'codes', 16);
-  checkFits(args.scales, scalesOffset, 4 * scaleWords * cols, 'scales', 4);
-  checkFits(args.x, xOffset, 4 * INT4_GROUP_SIZE * groups, 'x', 16);
-  checkFits(args.y, yOffset, 4 * cols, 'y', 4);
+  checkBufferRange(args.codes, codesOffset, 16 * groups * cols, 'int4 gemv: codes', 16);
+  checkBufferRange(args.scales, scalesOffset, 4 * scaleWords * cols, 'int4 gemv: scales', 4);
+  checkBufferRange(args.x, xOffset, 4 * INT4_GROUP_SIZE * groups, 'int4 gemv: x', 16);
+  checkBufferRange(args.y, yOffset, 4 * cols, 'int4 gemv: y', 4);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const xWindow = bindingWindow(xOffset, 4 * INT4_GROUP_SIZE * groups, alignment);
@@ -222,7 +198,7 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
     itemsPerBinding(4, maxBinding, alignment),
   );
 
-  const { layout, pipeline } = int4GemvPipeline(device);
+  const { layout, pipeline } = pipelines.get(device);
   const pass = encoder.beginComputePass({ label: 'int4 gemv' });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
@@ -242,20 +218,13 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
         .u32(xWindow.firstElement / 4, 'x_first')
         .u32(yWindow.firstElement, 'y_first'),
     );
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({
-        label: `int4 gemv (${range})`,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: params } },
-          { binding: 1, resource: { buffer: args.codes, offset: codesWindow.offset, size: codesWindow.size } },
-          { binding: 2, resource: { buffer: args.scales, offset: scalesWindow.offset, size: scalesWindow.size } },
-          { binding: 3, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
-          { binding: 4, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
-        ],
-      }),
-    );
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, `int4 gemv (${range})`, [
+      { buffer: params },
+      windowBinding(args.codes, codesWindow),
+      windowBinding(args.scales, scalesWindow),
+      windowBinding(args.x, xWindow),
+      windowBinding(args.y, yWindow),
+    ]));
     const [gx, gy] = workgroupGrid(
       Math.ceil(chunkCols / INT4_GEMV_COLUMNS_PER_WORKGROUP),
       device.limits.maxComputeWorkgroupsPerDimension,
@@ -281,36 +250,13 @@ export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float
   check(bad < 0, () => `int4 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
   const paddedX = new Float32Array(int4PaddedLength(weights.rows));
   paddedX.set(x);
-  const scratch = new GpuScratch(device);
-  const buffers: GPUBuffer[] = [];
-  try {
-    return await withValidation(device, 'int4 gemv', async () => {
-      const codes = createBufferWithData(device, 'int4 gemv codes', weights.codes, STORAGE_USAGE);
-      buffers.push(codes);
-      const scales = createBufferWithData(device, 'int4 gemv scales', weights.scales, STORAGE_USAGE);
-      buffers.push(scales);
-      const xBuffer = createBufferWithData(device, 'int4 gemv x', paddedX, STORAGE_USAGE);
-      buffers.push(xBuffer);
-      const y = createBuffer(device, 'int4 gemv y', 4 * weights.cols, STORAGE_USAGE);
-      buffers.push(y);
-      const encoder = device.createCommandEncoder({ label: 'int4 gemv' });
-      dispatchInt4Gemv(device, encoder, scratch, { codes, scales, x: xBuffer, y, n: weights.rows, cols: weights.cols });
-      device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readBuffer(device, y, 4 * weights.cols));
-    });
-  } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
-  }
-}
-
-function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string, offsetMultiple: number): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
-    () => `int4 gemv: ${name} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `int4 gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
+  const data = await runAndRead(device, 'int4 gemv', 4 * weights.cols, (run) => {
+    const codes = run.upload('int4 gemv codes', weights.codes);
+    const scales = run.upload('int4 gemv scales', weights.scales);
+    const xBuffer = run.upload('int4 gemv x', paddedX);
+    const y = run.storage('int4 gemv y', 4 * weights.cols);
+    dispatchInt4Gemv(device, run.encoder, run.scratch, { codes, scales, x: xBuffer, y, n: weights.rows, cols: weights.cols });
+    return y;
+  });
+  return new Float32Array(data);
 }

@@ -4,8 +4,7 @@ import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { RandomizedHadamard } from '../../rotation/randomizedHadamard.js';
-import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
+import { readBuffer } from '../buffers.js';
 import {
   checkGpuLatticeMatrix,
   columnRanges,
@@ -17,7 +16,9 @@ import {
   operandWordsPerColumn,
   type GpuLatticeMatrix,
 } from '../latticeOperand.js';
-import { GpuScratch } from '../scratch.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
@@ -31,37 +32,19 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 const THREADS = 256;
 
-const pipelines = new WeakMap<GPUDevice, { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline }>();
-
-function dequantizePipeline(device: GPUDevice): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'lattice dequantize',
-      entries: [
-        entry(0, 'uniform'),
-        entry(1, 'read-only-storage'), // codes
-        entry(2, 'read-only-storage'), // scale indices
-        entry(3, 'read-only-storage'), // norms, gains
-        entry(4, 'storage'), // output
-      ],
-    });
-    const module = device.createShaderModule({ label: 'lattice dequantize', code: `${latticeDecodeSource}\n${dequantizeSource}` });
-    const pipeline = device.createComputePipeline({
-      label: 'lattice dequantize',
-      layout: device.createPipelineLayout({ label: 'lattice dequantize', bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: 'main' },
-    });
-    cached = { layout, pipeline };
-    pipelines.set(device, cached);
-  }
-  return cached;
-}
+/** One pipeline per device (no compile-time variants), built on first use. */
+const pipelines = new KernelPipelines({
+  label: 'lattice dequantize',
+  bindings: [
+    'uniform',
+    'read-only-storage', // codes
+    'read-only-storage', // scale indices
+    'read-only-storage', // norms, gains
+    'storage', // output
+  ],
+  compile: (device, pipelineLayout) =>
+    createKernelPipeline(device, pipelineLayout, { label: 'lattice dequantize', code: `${latticeDecodeSource}\n${dequantizeSource}` }),
+});
 
 /** Arguments of `dispatchLatticeDequantize`. */
 export interface LatticeDequantizeArgs {
@@ -119,7 +102,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
   );
   const sides = ranges.map((r) => gatherColumnSide(encoder, scratch, m, r.first, r.count, `dequantize columns ${r.first}…`));
   const columnUnit = m.unit / (lattice.pointScale * Math.sqrt(m.length));
-  const { layout, pipeline } = dequantizePipeline(device);
+  const { layout, pipeline } = pipelines.get(device);
 
   const pass = encoder.beginComputePass({ label: 'lattice dequantize' });
   pass.setPipeline(pipeline);
@@ -146,20 +129,13 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
       .u32(side.hasGains ? 1 : 0, 'has_gains')
       .f32(columnUnit, 'column_unit');
     for (const k of multipleWords(m)) params.i32(k, 'multiples');
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({
-        label,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
-          { binding: 1, resource: { buffer: m.codes, offset: windows.codes.offset, size: windows.codes.size } },
-          { binding: 2, resource: { buffer: m.scaleIndices, offset: windows.scaleIndices.offset, size: windows.scaleIndices.size } },
-          { binding: 3, resource: { buffer: side.buffer } },
-          { binding: 4, resource: { buffer: args.output, offset: outWindow.offset, size: outWindow.size } },
-        ],
-      }),
-    );
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(`${label} params`, params) },
+      windowBinding(m.codes, windows.codes),
+      windowBinding(m.scaleIndices, windows.scaleIndices),
+      { buffer: side.buffer },
+      windowBinding(args.output, outWindow),
+    ]));
     const [x, y] = workgroupGrid(Math.ceil((range.count * words.codes) / THREADS), maxGroups);
     pass.dispatchWorkgroups(x, y);
   });
@@ -178,20 +154,13 @@ export async function latticeDequantizeRotated(
   m: GpuLatticeMatrix,
   options: Pick<LatticeDequantizeArgs, 'maxBindingBytes'> = {},
 ): Promise<Float32Array> {
-  const scratch = new GpuScratch(device);
-  let output: GPUBuffer | undefined;
-  try {
-    return await withValidation(device, 'lattice dequantize', async () => {
-      output = createBuffer(device, 'dequantized (rotated)', 4 * m.length * m.cols, STORAGE_USAGE);
-      const encoder = device.createCommandEncoder({ label: 'lattice dequantize' });
-      dispatchLatticeDequantize(device, encoder, scratch, { m, output, ...options });
-      device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readBuffer(device, output, 4 * m.length * m.cols));
-    });
-  } finally {
-    scratch.destroy();
-    output?.destroy();
-  }
+  const outputBytes = 4 * m.length * m.cols;
+  const data = await runAndRead(device, 'lattice dequantize', outputBytes, (run) => {
+    const output = run.storage('dequantized (rotated)', outputBytes);
+    dispatchLatticeDequantize(device, run.encoder, run.scratch, { m, output, ...options });
+    return output;
+  });
+  return new Float32Array(data);
 }
 
 /**

@@ -8,7 +8,9 @@ import { fixedPointNumerator, REDUCTION_LANES } from '../../quantize/columnScali
 import type { GainMode } from '../../quantize/quantize.js';
 import { CLIP_STEPS } from '../../quantize/latticeEncoder.js';
 import { FIXED_POINT_LIMIT, FRACTION_BITS, type ScaleGrid } from '../../quantize/scaleGrid.js';
+import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage, createBufferWithData, UNIFORM_USAGE, uploadToBuffer } from '../buffers.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
@@ -104,57 +106,18 @@ export function latticeTableBytes(lattice: Lattice, q: number, grid: ScaleGrid):
   return new Uint8Array(words.buffer);
 }
 
-interface EncodePipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byLattice: Map<string, GPUComputePipeline>;
-}
-
-const pipelines = new WeakMap<GPUDevice, EncodePipelines>();
-
-/** The pipeline for `lattice` (one per lattice kind and device; everything else is a uniform). */
-function latticeEncodePipeline(device: GPUDevice, lattice: Lattice): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'lattice encode',
-      entries: [
-        entry(0, 'uniform'),
-        entry(1, 'uniform'),
-        entry(2, 'read-only-storage'),
-        entry(3, 'read-only-storage'),
-        entry(4, 'storage'),
-        entry(5, 'storage'),
-        entry(6, 'storage'),
-        entry(7, 'storage'),
-        entry(8, 'storage'),
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'lattice encode', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byLattice: new Map() };
-    pipelines.set(device, cached);
-  }
-  let pipeline = cached.byLattice.get(lattice.name);
-  if (pipeline === undefined) {
-    const label = `lattice encode ${lattice.name}`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: {
-        module: device.createShaderModule({ label, code: latticeEncodeSourceCode() }),
-        entryPoint: 'main',
-        constants: latticeConstants(lattice),
-      },
-    });
-    cached.byLattice.set(lattice.name, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+/** The pipeline per lattice kind and device, built on first use (everything else is a uniform). */
+const pipelines = new KernelPipelines({
+  label: 'lattice encode',
+  bindings: ['uniform', 'uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage', 'storage'],
+  key: (lattice: Lattice) => lattice.name,
+  compile: (device, pipelineLayout, lattice: Lattice) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `lattice encode ${lattice.name}`,
+      code: latticeEncodeSourceCode(),
+      constants: latticeConstants(lattice),
+    }),
+});
 
 /** Arguments of {@link dispatchLatticeEncode}. Offsets are in bytes (multiples of 4). */
 export interface LatticeEncodeArgs {
@@ -237,14 +200,14 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
     norms: args.normsOffset ?? 0,
     gains: args.gainsOffset ?? 0,
   };
-  checkRange(args.rotated, offsets.rotated, 4 * length * cols, 'rotated');
-  checkRange(args.exponents, offsets.exponents, 4 * cols, 'exponents');
-  checkRange(args.codes, offsets.codes, 4 * codeLayout.wordsPerColumn * cols, 'codes');
-  checkRange(args.scaleIndices, offsets.scaleIndices, 4 * indexLayout.wordsPerColumn * cols, 'scaleIndices');
-  checkRange(args.norms, offsets.norms, 4 * cols, 'norms');
+  checkBufferRange(args.rotated, offsets.rotated, 4 * length * cols, 'lattice encode: rotated');
+  checkBufferRange(args.exponents, offsets.exponents, 4 * cols, 'lattice encode: exponents');
+  checkBufferRange(args.codes, offsets.codes, 4 * codeLayout.wordsPerColumn * cols, 'lattice encode: codes');
+  checkBufferRange(args.scaleIndices, offsets.scaleIndices, 4 * indexLayout.wordsPerColumn * cols, 'lattice encode: scaleIndices');
+  checkBufferRange(args.norms, offsets.norms, 4 * cols, 'lattice encode: norms');
   check(args.gain in GAIN_MODE_IDS, () => `lattice encode: unknown gain mode '${String(args.gain)}'`);
   check((args.gain === 'none') === (args.gains === null), 'lattice encode: a gains buffer is needed exactly when gain is not none');
-  if (args.gains) checkRange(args.gains, offsets.gains, 4 * cols, 'gains');
+  if (args.gains) checkBufferRange(args.gains, offsets.gains, 4 * cols, 'lattice encode: gains');
   check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `lattice encode: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
@@ -261,7 +224,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
   const indexBuffer = indexLayout.wordsPerColumn > 0 ? args.scaleIndices : placeholder('scale indices');
   const gainBuffer = args.gains ?? placeholder('gains');
   const columnOffset = args.columnOffset ?? 0;
-  const { layout, pipeline } = latticeEncodePipeline(device, lattice);
+  const { layout, pipeline } = pipelines.get(device, lattice);
 
   const pass = encoder.beginComputePass({ label: `lattice encode ${lattice.name} q = ${q}` });
   pass.setPipeline(pipeline);
@@ -301,21 +264,17 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
       .f32(Math.sqrt(length), 'sqrt_length')
       .u32(0, 'runtime_zero')
       .u32(REDUCTION_LANES / 2, 'first_stride');
-    const bindGroup = device.createBindGroup({
-      label,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: scratch.uniform(label, params) } },
-        { binding: 1, resource: { buffer: table } },
-        { binding: 2, resource: { buffer: args.rotated, offset: rotatedWindow.offset, size: rotatedWindow.size } },
-        { binding: 3, resource: { buffer: args.exponents, offset: exponentWindow.offset, size: exponentWindow.size } },
-        { binding: 4, resource: { buffer: args.codes, offset: codeWindow.offset, size: codeWindow.size } },
-        { binding: 5, resource: { buffer: indexBuffer, offset: indexWindow.offset, size: indexWindow.size } },
-        { binding: 6, resource: { buffer: args.norms, offset: normWindow.offset, size: normWindow.size } },
-        { binding: 7, resource: { buffer: gainBuffer, offset: gainWindow.offset, size: gainWindow.size } },
-        { binding: 8, resource: { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES } },
-      ],
-    });
+    const bindGroup = createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(label, params) },
+      { buffer: table },
+      windowBinding(args.rotated, rotatedWindow),
+      windowBinding(args.exponents, exponentWindow),
+      windowBinding(args.codes, codeWindow),
+      windowBinding(indexBuffer, indexWindow),
+      windowBinding(args.norms, normWindow),
+      windowBinding(gainBuffer, gainWindow),
+      { buffer: args.status, offset: 0, size: QUANTIZE_STATUS_BYTES },
+    ]);
     pass.setBindGroup(0, bindGroup);
     const [x, y] = workgroupGrid(count, device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(x, y);
@@ -326,15 +285,4 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
 /** A uniform buffer holding the lattice table (for probes and tests that call the WGSL library directly). */
 export function createLatticeTableBuffer(device: GPUDevice, lattice: Lattice, q: number, grid: ScaleGrid): GPUBuffer {
   return createBufferWithData(device, `lattice table ${lattice.name} q = ${q}`, latticeTableBytes(lattice, q, grid), UNIFORM_USAGE);
-}
-
-function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `lattice encode: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `lattice encode: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
 }

@@ -3,8 +3,8 @@ import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { STORAGE_USAGE } from '../buffers.js';
 import {
   checkGpuLatticeMatrix,
   columnRanges,
@@ -16,10 +16,12 @@ import {
   operandWordsPerColumn,
   type GpuLatticeMatrix,
 } from '../latticeOperand.js';
-import { GpuScratch } from '../scratch.js';
+import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { deviceTableBuffer } from '../tableLayout.js';
 import { UniformPacker } from '../uniforms.js';
-import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
@@ -46,52 +48,29 @@ export function latticeGemvShaderSource(rhsTile: RhsTile): string {
   return `const RHS_TILE: u32 = ${rhsTile}u;\nconst LANES: u32 = ${lanesFor(rhsTile)}u;\n${latticeDecodeSource}\n${gemvSource}`;
 }
 
-interface GemvPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byTile: Map<RhsTile, { main: GPUComputePipeline; sums: GPUComputePipeline }>;
-}
-
-const pipelines = new WeakMap<GPUDevice, GemvPipelines>();
-
-function gemvPipelines(device: GPUDevice, rhsTile: RhsTile): { layout: GPUBindGroupLayout; main: GPUComputePipeline; sums: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const entry = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'lattice gemv',
-      entries: [
-        entry(0, 'uniform'),
-        entry(1, 'read-only-storage'), // D3 q = 6 leader table
-        entry(2, 'read-only-storage'), // W codes
-        entry(3, 'read-only-storage'), // W scale indices
-        entry(4, 'read-only-storage'), // W norms, gains, means
-        entry(5, 'read-only-storage'), // x̃ = R·x
-        entry(6, 'read-only-storage'), // x (for Σx)
-        entry(7, 'storage'), // Σx per right-hand side
-        entry(8, 'storage'), // Y
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'lattice gemv', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byTile: new Map() };
-    pipelines.set(device, cached);
-  }
-  let variant = cached.byTile.get(rhsTile);
-  if (variant === undefined) {
+/** Per device and variant, one shader module with two pipelines: the product (`main`) and Σx (`column_sums`). */
+const pipelines = new KernelPipelines({
+  label: 'lattice gemv',
+  bindings: [
+    'uniform',
+    'read-only-storage', // D3 q = 6 leader table
+    'read-only-storage', // W codes
+    'read-only-storage', // W scale indices
+    'read-only-storage', // W norms, gains, means
+    'read-only-storage', // x̃ = R·x
+    'read-only-storage', // x (for Σx)
+    'storage', // Σx per right-hand side
+    'storage', // Y
+  ],
+  compile: (device, pipelineLayout, rhsTile: RhsTile) => {
     const label = `lattice gemv (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup)`;
     const module = device.createShaderModule({ label, code: latticeGemvShaderSource(rhsTile) });
-    variant = {
-      main: device.createComputePipeline({ label, layout: cached.pipelineLayout, compute: { module, entryPoint: 'main' } }),
-      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: cached.pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
+    return {
+      main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
+      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
-    cached.byTile.set(rhsTile, variant);
-  }
-  return { layout: cached.layout, ...variant };
-}
+  },
+});
 
 /** Arguments of `dispatchLatticeGemv`. Offsets are in bytes (multiples of 4). */
 export interface LatticeGemvArgs {
@@ -135,8 +114,8 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   checkPositiveInteger(rhs, 'gemv rhs');
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  checkRange(args.x, xOffset, 4 * w.rows * rhs, 'X');
-  checkRange(args.y, yOffset, 4 * w.cols * rhs, 'Y');
+  checkBufferRange(args.x, xOffset, 4 * w.rows * rhs, 'gemv: X');
+  checkBufferRange(args.y, yOffset, 4 * w.cols * rhs, 'gemv: Y');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
@@ -146,7 +125,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   let xRotatedOffset = xOffset;
   if (w.rotate) {
     if (args.xRotated) {
-      checkRange(args.xRotated, 0, 4 * w.length * rhs, 'R·X');
+      checkBufferRange(args.xRotated, 0, 4 * w.length * rhs, 'gemv: R·X');
       xRotated = args.xRotated;
     } else {
       xRotated = scratch.buffer('gemv R·X', 4 * w.length * rhs, STORAGE_USAGE);
@@ -189,7 +168,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
   const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
   const table = deviceTableBuffer(device, 'leaders');
-  const { layout, main, sums } = gemvPipelines(device, rhsTile);
+  const { layout, pipeline: { main, sums } } = pipelines.get(device, rhsTile);
 
   const pass = encoder.beginComputePass({ label: 'lattice gemv' });
   rhsRanges.forEach((rhsRange, rhsChunk) => {
@@ -231,22 +210,17 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         .u32(0, 'pad1')
         .u32(0, 'pad2');
       for (const k of multipleWords(w)) params.i32(k, 'multiples');
-      const bind = (window: BindingWindow, buffer: GPUBuffer): GPUBindGroupEntry['resource'] => ({ buffer, offset: window.offset, size: window.size });
-      const bindGroup = device.createBindGroup({
-        label,
-        layout,
-        entries: [
-          { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
-          { binding: 1, resource: { buffer: table } },
-          { binding: 2, resource: bind(windows.codes, w.codes) },
-          { binding: 3, resource: bind(windows.scaleIndices, w.scaleIndices) },
-          { binding: 4, resource: { buffer: side.buffer } },
-          { binding: 5, resource: bind(xRotatedWindow, xRotated) },
-          { binding: 6, resource: bind(xWindow, args.x) },
-          { binding: 7, resource: { buffer: sumsBuffer } },
-          { binding: 8, resource: bind(yWindow, args.y) },
-        ],
-      });
+      const bindGroup = createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        { buffer: table },
+        windowBinding(w.codes, windows.codes),
+        windowBinding(w.scaleIndices, windows.scaleIndices),
+        { buffer: side.buffer },
+        windowBinding(xRotated, xRotatedWindow),
+        windowBinding(args.x, xWindow),
+        { buffer: sumsBuffer },
+        windowBinding(args.y, yWindow),
+      ]);
       pass.setBindGroup(0, bindGroup);
       if (columnChunk === 0 && w.means) {
         pass.setPipeline(sums);
@@ -277,39 +251,17 @@ export async function latticeGemv(
   checkMatrix(xMatrix, 'X');
   check(xMatrix.rows === w.rows, () => `X has ${xMatrix.rows} rows, but W has ${w.rows}`);
   const rhs = xMatrix.cols;
-  const scratch = new GpuScratch(device);
-  const buffers: GPUBuffer[] = [];
-  try {
-    return await withValidation(device, 'lattice gemv', async () => {
-      const xBuffer = createBufferWithData(device, 'gemv X', xMatrix.data, STORAGE_USAGE);
-      buffers.push(xBuffer);
-      let xRotated: GPUBuffer | undefined;
-      if (options.xRotated) {
-        check(options.xRotated.length === w.length * rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * rhs}`);
-        xRotated = createBufferWithData(device, 'gemv R·X', options.xRotated, STORAGE_USAGE);
-        buffers.push(xRotated);
-      }
-      const yBuffer = createBuffer(device, 'gemv Y', 4 * w.cols * rhs, STORAGE_USAGE);
-      buffers.push(yBuffer);
-      const encoder = device.createCommandEncoder({ label: 'lattice gemv' });
-      dispatchLatticeGemv(device, encoder, scratch, { w, x: xBuffer, xRotated, y: yBuffer, rhs, maxBindingBytes: options.maxBindingBytes });
-      device.queue.submit([encoder.finish()]);
-      const data = new Float32Array(await readBuffer(device, yBuffer, 4 * w.cols * rhs));
-      return { rows: w.cols, cols: rhs, data };
-    });
-  } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
-  }
-}
-
-function checkRange(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `gemv: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
+  const yBytes = 4 * w.cols * rhs;
+  const data = await runAndRead(device, 'lattice gemv', yBytes, (run) => {
+    const xBuffer = run.upload('gemv X', xMatrix.data);
+    let xRotated: GPUBuffer | undefined;
+    if (options.xRotated) {
+      check(options.xRotated.length === w.length * rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * rhs}`);
+      xRotated = run.upload('gemv R·X', options.xRotated);
+    }
+    const yBuffer = run.storage('gemv Y', yBytes);
+    dispatchLatticeGemv(device, run.encoder, run.scratch, { w, x: xBuffer, xRotated, y: yBuffer, rhs, maxBindingBytes: options.maxBindingBytes });
+    return yBuffer;
+  });
+  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
 }

@@ -1,9 +1,10 @@
 import matmulF32Source from '../../../shaders/matmul_f32.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
-import { GpuScratch } from '../scratch.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 
@@ -16,37 +17,12 @@ import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 /** C entries per workgroup edge (the shader's TILE). */
 const TILE = 64;
 
-interface MatmulF32Pipeline {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipeline: GPUComputePipeline;
-}
-
 /** One pipeline per device (the kernel has no compile-time variants), built on first use. */
-const pipelines = new WeakMap<GPUDevice, MatmulF32Pipeline>();
-
-function matmulF32Pipeline(device: GPUDevice): MatmulF32Pipeline {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const layout = device.createBindGroupLayout({
-      label: 'matmul f32',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    const module = device.createShaderModule({ label: 'matmul f32', code: matmulF32Source });
-    const pipeline = device.createComputePipeline({
-      label: 'matmul f32',
-      layout: device.createPipelineLayout({ label: 'matmul f32', bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: 'main' },
-    });
-    cached = { layout, pipeline };
-    pipelines.set(device, cached);
-  }
-  return cached;
-}
+const pipelines = new KernelPipelines({
+  label: 'matmul f32',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'matmul f32', code: matmulF32Source }),
+});
 
 /** Arguments of `dispatchMatmulF32`. Offsets are in bytes (multiples of 4). */
 export interface MatmulF32Args {
@@ -94,9 +70,9 @@ export function dispatchMatmulF32(
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  checkFits(args.a, aOffset, 4 * n * aCols, 'A');
-  checkFits(args.b, bOffset, 4 * n * bCols, 'B');
-  checkFits(args.c, cOffset, 4 * aCols * bCols, 'C');
+  checkBufferRange(args.a, aOffset, 4 * n * aCols, 'matmul: A');
+  checkBufferRange(args.b, bOffset, 4 * n * bCols, 'matmul: B');
+  checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'matmul: C');
 
   const aWindow = bindingWindow(aOffset, 4 * n * aCols, alignment);
   check(
@@ -113,7 +89,7 @@ export function dispatchMatmulF32(
     maxGroups * TILE,
   );
 
-  const { layout, pipeline } = matmulF32Pipeline(device);
+  const { layout, pipeline } = pipelines.get(device);
   const pass = encoder.beginComputePass({ label: 'matmul f32' });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
@@ -130,16 +106,12 @@ export function dispatchMatmulF32(
         .u32(bWindow.firstElement, 'b_first')
         .u32(cWindow.firstElement, 'c_first'),
     );
-    const bindGroup = device.createBindGroup({
-      label: `matmul f32 (B columns ${j0}…${j0 + chunkCols - 1})`,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: args.a, offset: aWindow.offset, size: aWindow.size } },
-        { binding: 2, resource: { buffer: args.b, offset: bWindow.offset, size: bWindow.size } },
-        { binding: 3, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
-      ],
-    });
+    const bindGroup = createKernelBindGroup(device, layout, `matmul f32 (B columns ${j0}…${j0 + chunkCols - 1})`, [
+      { buffer: params },
+      windowBinding(args.a, aWindow),
+      windowBinding(args.b, bWindow),
+      windowBinding(args.c, cWindow),
+    ]);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil(aCols / TILE), Math.ceil(chunkCols / TILE));
   }
@@ -158,42 +130,20 @@ export async function matmulF32(device: GPUDevice, a: Matrix, b: Matrix): Promis
   checkMatrix(a, 'A');
   checkMatrix(b, 'B');
   check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
-  const scratch = new GpuScratch(device);
-  const buffers: GPUBuffer[] = [];
-  try {
-    return await withValidation(device, 'matmul f32', async () => {
-      const aBuffer = createBufferWithData(device, 'matmul A', a.data, STORAGE_USAGE);
-      buffers.push(aBuffer);
-      const bBuffer = createBufferWithData(device, 'matmul B', b.data, STORAGE_USAGE);
-      buffers.push(bBuffer);
-      const cBuffer = createBuffer(device, 'matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
-      buffers.push(cBuffer);
-      const encoder = device.createCommandEncoder({ label: 'matmul f32' });
-      dispatchMatmulF32(device, encoder, scratch, {
-        a: aBuffer,
-        b: bBuffer,
-        c: cBuffer,
-        n: a.rows,
-        aCols: a.cols,
-        bCols: b.cols,
-      });
-      device.queue.submit([encoder.finish()]);
-      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
-      return { rows: a.cols, cols: b.cols, data };
+  const cBytes = 4 * a.cols * b.cols;
+  const data = await runAndRead(device, 'matmul f32', cBytes, (run) => {
+    const aBuffer = run.upload('matmul A', a.data);
+    const bBuffer = run.upload('matmul B', b.data);
+    const cBuffer = run.storage('matmul C', cBytes);
+    dispatchMatmulF32(device, run.encoder, run.scratch, {
+      a: aBuffer,
+      b: bBuffer,
+      c: cBuffer,
+      n: a.rows,
+      aCols: a.cols,
+      bCols: b.cols,
     });
-  } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
-  }
-}
-
-function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % 4 === 0,
-    () => `matmul: ${name} offset must be a non-negative multiple of 4, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `matmul: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
+    return cBuffer;
+  });
+  return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
 }

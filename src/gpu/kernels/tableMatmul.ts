@@ -1,8 +1,6 @@
 import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { createBuffer, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
 import {
   checkGpuLatticeMatrix,
   checkProductOperands,
@@ -13,7 +11,9 @@ import {
   planProductChunks,
   type GpuLatticeMatrix,
 } from '../latticeOperand.js';
-import { GpuScratch } from '../scratch.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import {
   chooseTableLayout,
   deviceTableBuffer,
@@ -46,53 +46,27 @@ export function tableMatmulShaderSource(layout: TableLayout): string {
   );
 }
 
-interface TableMatmulPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byVariant: Map<string, GPUComputePipeline>;
-}
-
-const pipelines = new WeakMap<GPUDevice, TableMatmulPipelines>();
-
-function tableMatmulPipeline(device: GPUDevice, tableLayoutChoice: TableLayout): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const storage = (binding: number, type: GPUBufferBindingType): GPUBindGroupLayoutEntry => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      buffer: { type },
-    });
-    const layout = device.createBindGroupLayout({
-      label: 'd3 table matmul',
-      entries: [
-        storage(0, 'uniform'),
-        storage(1, 'read-only-storage'), // table words
-        storage(2, 'read-only-storage'), // A codes
-        storage(3, 'read-only-storage'), // A scale indices
-        storage(4, 'read-only-storage'), // A norms, gains, means
-        storage(5, 'read-only-storage'), // B codes
-        storage(6, 'read-only-storage'), // B scale indices
-        storage(7, 'read-only-storage'), // B norms, gains, means
-        storage(8, 'storage'), // C
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'd3 table matmul', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byVariant: new Map() };
-    pipelines.set(device, cached);
-  }
-  const key = `${tableLayoutChoice.kind}/${tableLayoutChoice.sliceBlocks}`;
-  let pipeline = cached.byVariant.get(key);
-  if (pipeline === undefined) {
-    const label = `d3 table matmul (${tableLayoutChoice.kind} table, slice ${tableLayoutChoice.sliceBlocks})`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: { module: device.createShaderModule({ label, code: tableMatmulShaderSource(tableLayoutChoice) }), entryPoint: 'main' },
-    });
-    cached.byVariant.set(key, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+/** Pipelines per device, one per (table layout, slice depth), built on first use. */
+const pipelines = new KernelPipelines({
+  label: 'd3 table matmul',
+  bindings: [
+    'uniform',
+    'read-only-storage', // table words
+    'read-only-storage', // A codes
+    'read-only-storage', // A scale indices
+    'read-only-storage', // A norms, gains, means
+    'read-only-storage', // B codes
+    'read-only-storage', // B scale indices
+    'read-only-storage', // B norms, gains, means
+    'storage', // C
+  ],
+  key: (choice: TableLayout) => `${choice.kind}/${choice.sliceBlocks}`,
+  compile: (device, pipelineLayout, choice: TableLayout) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `d3 table matmul (${choice.kind} table, slice ${choice.sliceBlocks})`,
+      code: tableMatmulShaderSource(choice),
+    }),
+});
 
 /** Arguments of `dispatchTableMatmul`. */
 export interface TableMatmulArgs {
@@ -157,7 +131,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
   const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
   const table = deviceTableBuffer(device, layoutChoice.kind);
-  const { layout, pipeline } = tableMatmulPipeline(device, layoutChoice);
+  const { layout, pipeline } = pipelines.get(device, layoutChoice);
   const chunks = planProductChunks(
     device,
     encoder,
@@ -197,21 +171,17 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
       .u32(0, 'pad2');
     for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
     for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
-    const bindGroup = device.createBindGroup({
-      label,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
-        { binding: 1, resource: { buffer: table } },
-        { binding: 2, resource: { buffer: a.codes, offset: aWindows.codes.offset, size: aWindows.codes.size } },
-        { binding: 3, resource: { buffer: a.scaleIndices, offset: aWindows.scaleIndices.offset, size: aWindows.scaleIndices.size } },
-        { binding: 4, resource: { buffer: aSide.buffer } },
-        { binding: 5, resource: { buffer: b.codes, offset: bWindows.codes.offset, size: bWindows.codes.size } },
-        { binding: 6, resource: { buffer: b.scaleIndices, offset: bWindows.scaleIndices.offset, size: bWindows.scaleIndices.size } },
-        { binding: 7, resource: { buffer: bSide.buffer } },
-        { binding: 8, resource: { buffer: args.c, offset: cWindow.offset, size: cWindow.size } },
-      ],
-    });
+    const bindGroup = createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(`${label} params`, params) },
+      { buffer: table },
+      windowBinding(a.codes, aWindows.codes),
+      windowBinding(a.scaleIndices, aWindows.scaleIndices),
+      { buffer: aSide.buffer },
+      windowBinding(b.codes, bWindows.codes),
+      windowBinding(b.scaleIndices, bWindows.scaleIndices),
+      { buffer: bSide.buffer },
+      windowBinding(args.c, cWindow),
+    ]);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil(aRange.count / TABLE_TILE), Math.ceil(bRange.count / TABLE_TILE));
   }
@@ -232,19 +202,11 @@ export async function tableMatmulAT(
   b: GpuLatticeMatrix,
   options: Pick<TableMatmulArgs, 'layout' | 'maxBindingBytes'> = {},
 ): Promise<Matrix> {
-  const scratch = new GpuScratch(device);
-  let cBuffer: GPUBuffer | undefined;
-  try {
-    return await withValidation(device, 'd3 table matmul', async () => {
-      cBuffer = createBuffer(device, 'table matmul C', 4 * a.cols * b.cols, STORAGE_USAGE);
-      const encoder = device.createCommandEncoder({ label: 'd3 table matmul' });
-      dispatchTableMatmul(device, encoder, scratch, { a, b, c: cBuffer, ...options });
-      device.queue.submit([encoder.finish()]);
-      const data = new Float32Array(await readBuffer(device, cBuffer, 4 * a.cols * b.cols));
-      return { rows: a.cols, cols: b.cols, data };
-    });
-  } finally {
-    scratch.destroy();
-    cBuffer?.destroy();
-  }
+  const cBytes = 4 * a.cols * b.cols;
+  const data = await runAndRead(device, 'd3 table matmul', cBytes, (run) => {
+    const cBuffer = run.storage('table matmul C', cBytes);
+    dispatchTableMatmul(device, run.encoder, run.scratch, { a, b, c: cBuffer, ...options });
+    return cBuffer;
+  });
+  return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
 }

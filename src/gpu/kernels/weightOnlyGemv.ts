@@ -4,9 +4,11 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { WeightBasis } from '../../weightonly/basis.js';
 import { codeWidthBits, WeightOnlyQuantized } from '../../weightonly/quantized.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../buffers.js';
-import { withValidation } from '../errorScopes.js';
-import { GpuScratch } from '../scratch.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dispatchHadamard } from './hadamard.js';
@@ -95,51 +97,23 @@ export function weightOnlyGemvShaderSource(codeBits: WeightOnlyCodeBits, vectorB
   return `const CODE_BITS: u32 = ${codeBits}u;\nconst VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${weightOnlyGemvSource}`;
 }
 
-interface WeightOnlyGemvPipelines {
-  readonly layout: GPUBindGroupLayout;
-  readonly pipelineLayout: GPUPipelineLayout;
-  readonly byVariant: Map<string, GPUComputePipeline>;
+/** One compile-time variant of the kernel. */
+interface WeightOnlyGemvVariant {
+  readonly codeBits: WeightOnlyCodeBits;
+  readonly vectorBlock: WeightOnlyVectorBlock;
 }
 
 /** Pipelines per device, one per (code width, vector block), built on first use. */
-const pipelines = new WeakMap<GPUDevice, WeightOnlyGemvPipelines>();
-
-function weightOnlyGemvPipeline(
-  device: GPUDevice,
-  codeBits: WeightOnlyCodeBits,
-  vectorBlock: WeightOnlyVectorBlock,
-): { layout: GPUBindGroupLayout; pipeline: GPUComputePipeline } {
-  let cached = pipelines.get(device);
-  if (cached === undefined) {
-    const read = { type: 'read-only-storage' } as const;
-    const layout = device.createBindGroupLayout({
-      label: 'weight-only gemv',
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: read },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: read },
-        { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: read },
-        { binding: 4, visibility: GPUShaderStage.COMPUTE, buffer: read },
-        { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } },
-      ],
-    });
-    const pipelineLayout = device.createPipelineLayout({ label: 'weight-only gemv', bindGroupLayouts: [layout] });
-    cached = { layout, pipelineLayout, byVariant: new Map() };
-    pipelines.set(device, cached);
-  }
-  const key = `${codeBits}/${vectorBlock}`;
-  let pipeline = cached.byVariant.get(key);
-  if (pipeline === undefined) {
-    const label = `weight-only gemv (int${codeBits} codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`;
-    pipeline = device.createComputePipeline({
-      label,
-      layout: cached.pipelineLayout,
-      compute: { module: device.createShaderModule({ label, code: weightOnlyGemvShaderSource(codeBits, vectorBlock) }), entryPoint: 'main' },
-    });
-    cached.byVariant.set(key, pipeline);
-  }
-  return { layout: cached.layout, pipeline };
-}
+const pipelines = new KernelPipelines({
+  label: 'weight-only gemv',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  key: ({ codeBits, vectorBlock }: WeightOnlyGemvVariant) => `${codeBits}/${vectorBlock}`,
+  compile: (device, pipelineLayout, { codeBits, vectorBlock }: WeightOnlyGemvVariant) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `weight-only gemv (int${codeBits} codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`,
+      code: weightOnlyGemvShaderSource(codeBits, vectorBlock),
+    }),
+});
 
 /** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
 export interface WeightOnlyGemvArgs {
@@ -198,11 +172,11 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   const rowScalesOffset = args.rowScalesOffset ?? 0;
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  checkFits(args.codes, codesOffset, 16 * rowVec4s * outputs, 'codes', 16);
-  checkFits(args.columnScales, columnScalesOffset, 4 * n, 'column scales', 4);
-  checkFits(args.rowScales, rowScalesOffset, 4 * outputs, 'row scales', 4);
-  checkFits(args.x, xOffset, 4 * n * vectors, 'x', 4);
-  checkFits(args.y, yOffset, 4 * outputs * vectors, 'y', 4);
+  checkBufferRange(args.codes, codesOffset, 16 * rowVec4s * outputs, 'weight-only gemv: codes', 16);
+  checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
+  checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
+  checkBufferRange(args.x, xOffset, 4 * n * vectors, 'weight-only gemv: x', 4);
+  checkBufferRange(args.y, yOffset, 4 * outputs * vectors, 'weight-only gemv: y', 4);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -220,7 +194,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
-  const { layout, pipeline } = weightOnlyGemvPipeline(device, codeBits, vectorBlock);
+  const { layout, pipeline } = pipelines.get(device, { codeBits, vectorBlock });
   const pass = encoder.beginComputePass({ label: `weight-only gemv (int${codeBits})` });
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
@@ -246,21 +220,14 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         .u32(n, 'x_stride')
         .u32(yWindow.firstElement, 'y_first')
         .u32(outputs, 'y_stride');
-      pass.setBindGroup(
-        0,
-        device.createBindGroup({
-          label,
-          layout,
-          entries: [
-            { binding: 0, resource: { buffer: scratch.uniform(`${label} params`, params) } },
-            { binding: 1, resource: { buffer: args.codes, offset: codesWindow.offset, size: codesWindow.size } },
-            { binding: 2, resource: { buffer: args.columnScales, offset: columnScalesWindow.offset, size: columnScalesWindow.size } },
-            { binding: 3, resource: { buffer: args.rowScales, offset: rowScalesWindow.offset, size: rowScalesWindow.size } },
-            { binding: 4, resource: { buffer: args.x, offset: xWindow.offset, size: xWindow.size } },
-            { binding: 5, resource: { buffer: args.y, offset: yWindow.offset, size: yWindow.size } },
-          ],
-        }),
-      );
+      pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        windowBinding(args.codes, codesWindow),
+        windowBinding(args.columnScales, columnScalesWindow),
+        windowBinding(args.rowScales, rowScalesWindow),
+        windowBinding(args.x, xWindow),
+        windowBinding(args.y, yWindow),
+      ]));
       const [gx, gy] = workgroupGrid(rowGroups * Math.ceil(chunkVectors / vectorBlock), device.limits.maxComputeWorkgroupsPerDimension);
       pass.dispatchWorkgroups(gx, gy);
     }
@@ -472,34 +439,24 @@ async function runWeightOnlyGemv(
   vectors: number,
   options: WeightOnlyGemvOptions,
 ): Promise<Float32Array> {
-  const scratch = new GpuScratch(device);
-  const owned: { destroy(): void }[] = [];
-  try {
-    return await withValidation(device, 'weight-only gemv', async () => {
-      const matrix = uploadWeightOnly(device, q, options.codeBits === undefined ? {} : { codeBits: options.codeBits });
-      owned.push(matrix);
-      const onHost = matrix.rotation === 'haar';
-      const input = onHost ? matrix.rotateOnHost(x, vectors) : x;
-      const xBuffer = createBufferWithData(device, 'weight-only gemv x', input, STORAGE_USAGE);
-      owned.push(xBuffer);
-      const yBuffer = createBuffer(device, 'weight-only gemv y', 4 * q.outputs * vectors, STORAGE_USAGE);
-      owned.push(yBuffer);
-      const encoder = device.createCommandEncoder({ label: 'weight-only gemv' });
-      matrix.dispatch(encoder, scratch, {
-        x: xBuffer,
-        y: yBuffer,
-        vectors,
-        inputBasis: onHost ? 'quantization' : 'original',
-        ...(options.maxBindingBytes === undefined ? {} : { maxBindingBytes: options.maxBindingBytes }),
-        ...(options.vectorBlock === undefined ? {} : { vectorBlock: options.vectorBlock }),
-      });
-      device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readBuffer(device, yBuffer, 4 * q.outputs * vectors));
+  const yBytes = 4 * q.outputs * vectors;
+  const data = await runAndRead(device, 'weight-only gemv', yBytes, (run) => {
+    const matrix = run.own(uploadWeightOnly(device, q, options.codeBits === undefined ? {} : { codeBits: options.codeBits }));
+    const onHost = matrix.rotation === 'haar';
+    const input = onHost ? matrix.rotateOnHost(x, vectors) : x;
+    const xBuffer = run.upload('weight-only gemv x', input);
+    const yBuffer = run.storage('weight-only gemv y', yBytes);
+    matrix.dispatch(run.encoder, run.scratch, {
+      x: xBuffer,
+      y: yBuffer,
+      vectors,
+      inputBasis: onHost ? 'quantization' : 'original',
+      ...(options.maxBindingBytes === undefined ? {} : { maxBindingBytes: options.maxBindingBytes }),
+      ...(options.vectorBlock === undefined ? {} : { vectorBlock: options.vectorBlock }),
     });
-  } finally {
-    scratch.destroy();
-    for (const resource of owned) resource.destroy();
-  }
+    return yBuffer;
+  });
+  return new Float32Array(data);
 }
 
 function checkCodeBits(codeBits: number): asserts codeBits is WeightOnlyCodeBits {
@@ -511,15 +468,4 @@ function checkInput(x: Float32Array, length: number): void {
   check(x.length === length, () => `weight-only gemv: x has ${x.length} entries, expected ${length}`);
   const bad = firstNonFinite(x);
   check(bad < 0, () => `weight-only gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
-}
-
-function checkFits(buffer: GPUBuffer, offset: number, byteLength: number, name: string, offsetMultiple: number): void {
-  check(
-    Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
-    () => `weight-only gemv: ${name} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,
-  );
-  check(
-    offset + byteLength <= buffer.size,
-    () => `weight-only gemv: ${name} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
-  );
 }

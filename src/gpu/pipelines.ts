@@ -1,0 +1,132 @@
+import type { BindingWindow } from './workSplit.js';
+
+/*
+ * What every kernel module needs to run: an explicit bind-group layout of buffer bindings (so bind
+ * groups are checked against it, and the same layout serves every compile-time variant), pipelines
+ * compiled once per device and variant on first use, and bind groups that follow the layout. The
+ * cache lives in a WeakMap keyed by the device, so nothing outlives its device. Bindings are listed
+ * by position: entry i of a list is `@binding(i)` of group 0 in the WGSL.
+ */
+
+/** A kernel's bind-group layout and the pipeline layout made of it (group 0). */
+export interface KernelLayout {
+  readonly bindGroupLayout: GPUBindGroupLayout;
+  readonly pipelineLayout: GPUPipelineLayout;
+}
+
+/**
+ * A bind-group layout whose binding i is a compute-stage buffer of type `bindings[i]`, and the
+ * pipeline layout holding it as group 0; both carry `label`.
+ *
+ * @example
+ * const { bindGroupLayout, pipelineLayout } = createKernelLayout(device, 'matmul f32', ['uniform', 'read-only-storage', 'read-only-storage', 'storage']);
+ */
+export function createKernelLayout(device: GPUDevice, label: string, bindings: readonly GPUBufferBindingType[]): KernelLayout {
+  const bindGroupLayout = device.createBindGroupLayout({
+    label,
+    entries: bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+  });
+  const pipelineLayout = device.createPipelineLayout({ label, bindGroupLayouts: [bindGroupLayout] });
+  return { bindGroupLayout, pipelineLayout };
+}
+
+/** The WGSL of one compile-time variant, and the label its shader module and pipeline get. */
+export interface KernelShader {
+  readonly label: string;
+  readonly code: string;
+  /** Values of the shader's `override` constants, if it has any. */
+  readonly constants?: Record<string, number>;
+}
+
+/**
+ * A compute pipeline running the entry point `main` of `shader`, with `pipelineLayout`; the shader
+ * module and the pipeline are both labelled `shader.label`.
+ */
+export function createKernelPipeline(device: GPUDevice, pipelineLayout: GPUPipelineLayout, shader: KernelShader): GPUComputePipeline {
+  const module = device.createShaderModule({ label: shader.label, code: shader.code });
+  return device.createComputePipeline({
+    label: shader.label,
+    layout: pipelineLayout,
+    compute: { module, entryPoint: 'main', ...(shader.constants === undefined ? {} : { constants: shader.constants }) },
+  });
+}
+
+/** How `KernelPipelines` builds a kernel's layout and its variants. */
+export interface KernelPipelinesDefinition<Variant, Compiled> {
+  /** Label of the bind-group layout and the pipeline layout. */
+  readonly label: string;
+  /** Binding i of group 0 is a buffer of type `bindings[i]` (see `createKernelLayout`). */
+  readonly bindings: readonly GPUBufferBindingType[];
+  /**
+   * Compiles one variant: usually `createKernelPipeline(device, pipelineLayout, { label, code })`;
+   * a kernel with several entry points returns one pipeline per entry point.
+   */
+  readonly compile: (device: GPUDevice, pipelineLayout: GPUPipelineLayout, variant: Variant) => Compiled;
+  /**
+   * The cache key of a variant: variants with the same key share a pipeline. Default: the variant
+   * itself (right for numbers and strings; give a key for objects).
+   */
+  readonly key?: (variant: Variant) => string | number;
+}
+
+/**
+ * The pipelines of one kernel: the layout is created once per device, each compile-time variant
+ * compiled once per device on first use. `Variant` is only what WGSL needs as a constant (workgroup
+ * size, array lengths, entry-point prefix); `void` for a kernel without variants.
+ *
+ * @example
+ * const pipelines = new KernelPipelines({
+ *   label: 'hadamard',
+ *   bindings: ['uniform', 'read-only-storage', 'storage'],
+ *   compile: (device, pipelineLayout, elements: number) =>
+ *     createKernelPipeline(device, pipelineLayout, { label: `hadamard (${elements})`, code: hadamardShaderSource(elements) }),
+ * });
+ * const { layout, pipeline } = pipelines.get(device, 2048);
+ */
+export class KernelPipelines<Variant = void, Compiled = GPUComputePipeline> {
+  private readonly byDevice = new WeakMap<GPUDevice, { readonly layout: KernelLayout; readonly byKey: Map<unknown, Compiled> }>();
+
+  constructor(private readonly definition: KernelPipelinesDefinition<Variant, Compiled>) {}
+
+  /** The bind-group layout and the compiled `variant` for `device` (built on first use). */
+  get(device: GPUDevice, variant: Variant): { readonly layout: GPUBindGroupLayout; readonly pipeline: Compiled } {
+    const { label, bindings, compile, key } = this.definition;
+    let cached = this.byDevice.get(device);
+    if (cached === undefined) {
+      cached = { layout: createKernelLayout(device, label, bindings), byKey: new Map() };
+      this.byDevice.set(device, cached);
+    }
+    const variantKey = key === undefined ? variant : key(variant);
+    let pipeline = cached.byKey.get(variantKey);
+    if (pipeline === undefined) {
+      pipeline = compile(device, cached.layout.pipelineLayout, variant);
+      cached.byKey.set(variantKey, pipeline);
+    }
+    return { layout: cached.layout.bindGroupLayout, pipeline };
+  }
+}
+
+/** The part of `buffer` that `window` covers, as a binding resource. */
+export function windowBinding(buffer: GPUBuffer, window: BindingWindow): GPUBufferBinding {
+  return { buffer, offset: window.offset, size: window.size };
+}
+
+/**
+ * A labelled bind group of `layout` whose binding i is `resources[i]` (the order of the kernel's
+ * `bindings`).
+ *
+ * @example
+ * const bindGroup = createKernelBindGroup(device, layout, label, [
+ *   { buffer: scratch.uniform(label, params) },
+ *   windowBinding(args.input, inputWindow),
+ *   windowBinding(args.output, outputWindow),
+ * ]);
+ */
+export function createKernelBindGroup(
+  device: GPUDevice,
+  layout: GPUBindGroupLayout,
+  label: string,
+  resources: readonly GPUBufferBinding[],
+): GPUBindGroup {
+  return device.createBindGroup({ label, layout, entries: resources.map((resource, binding) => ({ binding, resource })) });
+}

@@ -1,0 +1,211 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { checkBufferRange } from '../../src/gpu/bufferRange.js';
+import { BufferUsage, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import {
+  createKernelBindGroup,
+  createKernelLayout,
+  createKernelPipeline,
+  KernelPipelines,
+  windowBinding,
+} from '../../src/gpu/pipelines.js';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
+import { UniformPacker } from '../../src/gpu/uniforms.js';
+import { bindingWindow } from '../../src/gpu/workSplit.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The helpers every kernel module uses (src/gpu/pipelines.ts, runAndRead.ts, bufferRange.ts), checked
+ * on their own: the kernels' tests only see them through correct products. A tiny kernel
+ * (out[i] = in[i] + ADD, ADD a compile-time constant) gives the expected values by hand.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+/** out[first + i] = in[i] + ADD for i < arrayLength(in): one workgroup of 64, enough for the tests. */
+function addShader(add: number): string {
+  return `
+const ADD: f32 = ${add}.0;
+struct Params { first: u32 }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  if (id.x < arrayLength(&input)) { output[params.first + id.x] = input[id.x] + ADD; }
+}`;
+}
+
+const ADD_BINDINGS = ['uniform', 'read-only-storage', 'storage'] as const;
+
+describe('checkBufferRange', () => {
+  const buffer = { size: 64 } as GPUBuffer;
+
+  it.each([
+    [0, 64, 4],
+    [16, 48, 4],
+    [32, 32, 16],
+    [64, 0, 4],
+  ])('accepts offset %i, %i bytes (offsets a multiple of %i) in a 64-byte buffer', (offset, byteLength, multiple) => {
+    expect(() => checkBufferRange(buffer, offset, byteLength, 'kernel: X', multiple)).not.toThrow();
+  });
+
+  it.each([
+    [2, 4, 4, 'kernel: X offset must be a non-negative multiple of 4, got 2'],
+    [-4, 4, 4, 'kernel: X offset must be a non-negative multiple of 4, got -4'],
+    [1.5, 4, 4, 'kernel: X offset must be a non-negative multiple of 4, got 1.5'],
+    [8, 4, 16, 'kernel: X offset must be a non-negative multiple of 16, got 8'],
+    [4, 64, 4, 'kernel: X needs 64 bytes at offset 4, but its buffer has 64'],
+    [0, 68, 4, 'kernel: X needs 68 bytes at offset 0, but its buffer has 64'],
+  ])('refuses offset %s, %i bytes (multiple %i): %s', (offset, byteLength, multiple, message) => {
+    expect(() => checkBufferRange(buffer, offset, byteLength, 'kernel: X', multiple)).toThrow(LatticeMatmulError);
+    expect(() => checkBufferRange(buffer, offset, byteLength, 'kernel: X', multiple)).toThrow(message);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('kernel pipelines, bind groups and one-shot runs', () => {
+  let context: GpuContext;
+  let device: GPUDevice;
+
+  beforeAll(async () => {
+    context = await testDevice();
+    device = context.device;
+  });
+
+  afterAll(() => {
+    context?.device.destroy();
+  });
+
+  /** A cache of the add kernel whose compile calls are counted per key. */
+  function countingPipelines(): { pipelines: KernelPipelines<number>; compiles: number[] } {
+    const compiles: number[] = [];
+    const pipelines = new KernelPipelines({
+      label: 'add test',
+      bindings: ADD_BINDINGS,
+      key: (add: number) => Math.abs(add),
+      compile: (compileDevice, pipelineLayout, add: number) => {
+        compiles.push(add);
+        return createKernelPipeline(compileDevice, pipelineLayout, { label: `add ${add}`, code: addShader(add) });
+      },
+    });
+    return { pipelines, compiles };
+  }
+
+  /** Runs the add kernel over `input` with `first` and returns the output of `outputLength` f32. */
+  async function runAdd(pipelines: KernelPipelines<number>, add: number, input: Float32Array, outputLength: number, first = 0): Promise<Float32Array> {
+    const data = await runAndRead(device, 'add test', 4 * outputLength, (run) => {
+      const { layout, pipeline } = pipelines.get(device, add);
+      const inputBuffer = run.upload('add input', input);
+      const output = run.storage('add output', 4 * outputLength);
+      const params = run.scratch.uniform('add params', new UniformPacker().u32(first, 'first'));
+      const pass = run.encoder.beginComputePass({ label: 'add test' });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, createKernelBindGroup(device, layout, 'add test', [{ buffer: params }, { buffer: inputBuffer }, { buffer: output }]));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      return output;
+    });
+    return new Float32Array(data);
+  }
+
+  it('compiles each variant once per device and keys variants with the key function', async () => {
+    const { pipelines, compiles } = countingPipelines();
+    const first = pipelines.get(device, 3);
+    expect(pipelines.get(device, 3).pipeline).toBe(first.pipeline);
+    expect(pipelines.get(device, -3).pipeline).toBe(first.pipeline); // same key |−3| = 3
+    const other = pipelines.get(device, 5);
+    expect(other.pipeline).not.toBe(first.pipeline);
+    expect(other.layout).toBe(first.layout);
+    expect(compiles).toEqual([3, 5]);
+
+    const second = await testDevice();
+    try {
+      const elsewhere = pipelines.get(second.device, 3);
+      expect(elsewhere.pipeline).not.toBe(first.pipeline);
+      expect(elsewhere.layout).not.toBe(first.layout);
+      expect(compiles).toEqual([3, 5, 3]);
+    } finally {
+      second.device.destroy();
+    }
+  });
+
+  it.each([1, 7])('the compiled variant runs with the layout it was built for (ADD = %i)', async (add) => {
+    const { pipelines } = countingPipelines();
+    const input = Float32Array.from({ length: 10 }, (_, i) => i * 0.5);
+    const output = await runAdd(pipelines, add, input, 13, 3);
+    const expected = [0, 0, 0, ...Array.from({ length: 10 }, (_, i) => i * 0.5 + add)];
+    expect(Array.from(output)).toEqual(expected);
+  });
+
+  it('createKernelLayout makes binding i a buffer of type bindings[i]', async () => {
+    const { bindGroupLayout } = createKernelLayout(device, 'layout test', ADD_BINDINGS);
+    const storage = createBufferWithData(device, 'layout test storage', new Float32Array(4), STORAGE_USAGE);
+    const uniform = createBufferWithData(device, 'layout test uniform', new Uint32Array(4), BufferUsage.UNIFORM);
+    try {
+      // Matching usages validate; a uniform-only buffer at the storage binding 2 does not.
+      await withValidation(device, 'layout test', () =>
+        createKernelBindGroup(device, bindGroupLayout, 'ok', [{ buffer: uniform }, { buffer: storage }, { buffer: storage }]),
+      );
+      await expect(
+        withValidation(device, 'layout test', () =>
+          createKernelBindGroup(device, bindGroupLayout, 'wrong', [{ buffer: uniform }, { buffer: storage }, { buffer: uniform }]),
+        ),
+      ).rejects.toThrow(LatticeMatmulError);
+    } finally {
+      storage.destroy();
+      uniform.destroy();
+    }
+  });
+
+  it('windowBinding binds the window of a buffer', () => {
+    const buffer = { size: 4096 } as GPUBuffer;
+    const window = bindingWindow(1000, 400, 256);
+    expect(windowBinding(buffer, window)).toEqual({ buffer, offset: 768, size: 632 });
+  });
+
+  it('runAndRead reads the returned buffer and destroys what the recording created', async () => {
+    const created: GPUBuffer[] = [];
+    let ownedDestroyed = 0;
+    const data = await runAndRead(device, { scope: 'copy test', encoder: 'copy test encoder' }, 12, (run) => {
+      expect(run.encoder.label).toBe('copy test encoder');
+      const source = run.upload('copy source', new Float32Array([1, 2, 3, 4]));
+      const target = run.storage('copy target', 16);
+      created.push(source, target);
+      run.own({ destroy: () => ownedDestroyed++ });
+      run.encoder.copyBufferToBuffer(source, 4, target, 0, 12);
+      return target;
+    });
+    expect(Array.from(new Float32Array(data))).toEqual([2, 3, 4]);
+    expect(ownedDestroyed).toBe(1);
+    // A destroyed buffer cannot be read back any more.
+    for (const buffer of created) {
+      await expect(withValidation(device, 'read destroyed', () => readBuffer(device, buffer, 4))).rejects.toThrow();
+    }
+  });
+
+  it('runAndRead destroys what was created when the recording throws, and rethrows', async () => {
+    let ownedDestroyed = 0;
+    await expect(
+      runAndRead(device, 'failing test', 4, (run) => {
+        run.own({ destroy: () => ownedDestroyed++ });
+        run.storage('never read', 4);
+        throw new LatticeMatmulError('recording failed');
+      }),
+    ).rejects.toThrow('recording failed');
+    expect(ownedDestroyed).toBe(1);
+  });
+
+  it('runAndRead names its scope in a WebGPU validation error', async () => {
+    const { pipelines } = countingPipelines();
+    await expect(
+      runAndRead(device, 'bad bind group test', 4, (run) => {
+        const { layout } = pipelines.get(device, 1);
+        const output = run.storage('output', 4);
+        createKernelBindGroup(device, layout, 'too few bindings', [{ buffer: output }]);
+        return output;
+      }),
+    ).rejects.toThrow(/WebGPU error in bad bind group test/);
+  });
+});
