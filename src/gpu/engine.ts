@@ -145,30 +145,58 @@ export class GpuEngine {
   }
 
   /**
-   * Ŵᵀx for a quantized weight matrix W (n × cols) and a vector x of n entries (or an n × k matrix
-   * of k right-hand sides): the decode step of an LLM, reading the packed codes once.
+   * Ŵᵀx for a quantized weight matrix W (n × cols) and a vector x of n entries, an n × k matrix of k
+   * right-hand sides, or either already in a GPU buffer: the decode step of an LLM, reading the
+   * packed codes once. The result (cols × k) is read back.
    */
-  async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix): Promise<Matrix> {
-    this.checkAlive();
-    const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-    checkMatrix(xMatrix, 'x');
-    check(xMatrix.rows === w.rows, () => `x has ${xMatrix.rows} rows, but W has ${w.rows}`);
-    const scratch = new GpuScratch(this.device);
-    const buffers: GPUBuffer[] = [];
+  async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
+    const rhs = x instanceof Float32Array ? 1 : x.cols;
+    const output = createBuffer(this.device, 'GpuEngine.matvec y', 4 * w.cols * rhs, STORAGE_USAGE);
     try {
-      return await withValidation(this.device, 'GpuEngine.matvec', async () => {
-        const xBuffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
-        const yBuffer = createBuffer(this.device, 'GpuEngine.matvec y', 4 * w.cols * xMatrix.cols, STORAGE_USAGE);
-        buffers.push(xBuffer, yBuffer);
+      await this.matvecInto(w, x, output);
+      return { rows: w.cols, cols: rhs, data: new Float32Array(await readBuffer(this.device, output, 4 * w.cols * rhs)) };
+    } finally {
+      output.destroy();
+    }
+  }
+
+  /**
+   * Ŵᵀx written into the caller's buffer (cols × k column-major f32 from `offset`), so that a model's
+   * activations can stay on the GPU. Resolves when the GPU has finished.
+   */
+  async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
+    this.checkAlive();
+    const scratch = new GpuScratch(this.device);
+    const temporaries: GPUBuffer[] = [];
+    try {
+      await withValidation(this.device, 'GpuEngine.matvec', async () => {
+        let input: GpuMatrixInput;
+        if (!(x instanceof Float32Array) && !('data' in x)) {
+          input = x; // already on the GPU (a Float32Array also has a `buffer`, hence the order of the tests)
+        } else {
+          const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+          checkMatrix(xMatrix, 'x');
+          const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
+          temporaries.push(buffer);
+          input = { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
+        }
+        check(input.rows === w.rows, () => `x has ${input.rows} rows, but W has ${w.rows}`);
+        check(Number.isInteger(input.cols) && input.cols >= 1, () => `x must have at least one column, got ${input.cols}`);
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        dispatchLatticeGemv(this.device, encoder, scratch, { w, x: xBuffer, y: yBuffer, rhs: xMatrix.cols });
+        dispatchLatticeGemv(this.device, encoder, scratch, {
+          w,
+          x: input.buffer,
+          xOffset: input.offset ?? 0,
+          y: output,
+          yOffset: offset,
+          rhs: input.cols,
+        });
         this.device.queue.submit([encoder.finish()]);
-        const data = new Float32Array(await readBuffer(this.device, yBuffer, 4 * w.cols * xMatrix.cols));
-        return { rows: w.cols, cols: xMatrix.cols, data };
+        await this.device.queue.onSubmittedWorkDone();
       });
     } finally {
       scratch.destroy();
-      for (const buffer of buffers) buffer.destroy();
+      for (const buffer of temporaries) buffer.destroy();
     }
   }
 

@@ -156,6 +156,27 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  it('matvec takes x from the caller’s GPU buffer (at an offset, 3 right-hand sides) and matches the Float32Array path', async () => {
+    const n = 48;
+    const w = gaussianMatrix(n, 5, 51);
+    const x = gaussianMatrix(n, 3, 52);
+    const qw = await engine.quantize(w, { scheme: 'd3-q6', seed: 14 });
+    const padded = new Float32Array(4 + x.data.length);
+    padded.set(x.data, 4);
+    const xBuffer = createBufferWithData(context.device, 'test x', padded, STORAGE_USAGE);
+    try {
+      const fromGpu = await engine.matvec(qw, { buffer: xBuffer, rows: n, cols: 3, offset: 16 });
+      const fromHost = await engine.matvec(qw, x);
+      expect([fromGpu.rows, fromGpu.cols]).toEqual([5, 3]);
+      expect(Array.from(fromGpu.data)).toEqual(Array.from(fromHost.data));
+      const single = await engine.matvec(qw, x.data.slice(0, n));
+      for (let j = 0; j < 5; j++) expect(single.data[j]).toBe(fromHost.data[j]);
+    } finally {
+      xBuffer.destroy();
+      qw.destroy();
+    }
+  });
+
   it('dequantize on the GPU equals the CPU dequantize to f32 rounding', async () => {
     const a = gaussianMatrix(40, 6, 41);
     const qa = await engine.quantize(a, { scheme: 'e8-q16', seed: 13, center: true });
