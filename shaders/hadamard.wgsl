@@ -1,37 +1,52 @@
-// Randomized Hadamard rotation of columns: out = c · H_N · D · pad(x) for every column x, reproducing
-// RandomizedHadamard.forward (src/rotation/randomizedHadamard.ts) bit for bit.
+// Randomized Hadamard rotation of columns, forward and inverse, reproducing RandomizedHadamard
+// (src/rotation/randomizedHadamard.ts) bit for bit:
+//   forward: out = c · H_N · D · pad(x)                     (RandomizedHadamard.forward)
+//   inverse: out = first output_rows entries of D · c · H_Nᵀ · y  (RandomizedHadamard.inverse)
 //
-// Compiled with `const WORKGROUP_ELEMENTS: u32` prepended (src/gpu/kernels/hadamard.ts): the f32
-// values a workgroup holds in workgroup memory, a power of two chosen from the device's limit.
+// This file holds what both entry points share (parameters, bindings, loading, the workgroup-memory
+// butterflies, storing); no entry point. src/gpu/kernels/hadamard.ts builds a module as
+//   [enable subgroups;]  const WORKGROUP_ELEMENTS: u32 = …;  this file  +  one entry point file:
+//   hadamard_plain.wgsl (every butterfly level in workgroup memory) or hadamard_subgroup.wgsl (the
+//   levels whose partners lie in one subgroup with subgroupShuffleXor, the rest in workgroup memory).
+// WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, a power of two chosen from the
+// device's limit.
 //
-// Layout: input column j is x = input[input_first + j·rows ..][0 .. rows), output column j is
-// output[output_first + j·length ..][0 .. length), both column-major f32. N = length = m · 2^k,
-// m = block ∈ {1, 12, 20}; element i = a·m + b lies in block a ∈ [0, 2^k) at position b ∈ [0, m).
+// Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
+// output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32. N = length =
+// m · 2^k, m = block ∈ {1, 12, 20}; element i = a·m + b lies in block a ∈ [0, 2^k) at position b ∈ [0, m).
+// Forward: input_rows = n, output_rows = N. Inverse: input_rows = N, output_rows = rows kept.
 //
 // The f32 operations and their order are those of the CPU reference (hadamard.ts documents the
-// contract): per element i < rows, x_i · s_i with s_i = ±1 from counterHash(seed, stream, i, 0)
-// (a sign flip, exact); zeros for rows ≤ i < N; for m > 1, per block, acc = ±x[a·m], then
-// acc = acc + (±x[a·m + b']) for b' = 1 … m−1, left to right; then the butterflies
-// (u, v) → (u + v, u − v) between blocks a and a + h for h = 1, 2, 4, …, 2^(k−1), level by level;
-// finally one multiplication by c = fround(1/√N). No multiply feeds an add, so fused multiply-adds
-// cannot change a bit, and each butterfly level reads only the previous level's values, so doing the
-// pairs of a level in parallel gives the same bits as the CPU's loop.
+// contract):
+// - forward: per element i < n, x_i · s_i with s_i = ±1 from counterHash(seed, stream, i, 0) (a sign
+//   flip, exact); zeros for n ≤ i < N; then H_N; then one multiplication by c = fround(1/√N).
+// - inverse: H_Nᵀ on y; then per kept element t_i · c, then the sign flip s_i.
+// - H_N (H_Nᵀ): for m > 1, per block, acc = ±x[a·m], then acc = acc + (±x[a·m + b']) for
+//   b' = 1 … m−1, left to right, the signs from row b of H_m (of H_mᵀ: the host uploads the transposed
+//   table); then the butterflies (u, v) → (u + v, u − v) between blocks a and a + h for
+//   h = 1, 2, 4, …, 2^(k−1), level by level (the Sylvester factor is symmetric).
+// No multiply feeds an add, so fused multiply-adds cannot change a bit, and each butterfly level
+// reads only the previous level's values, so doing the pairs of a level in parallel (or exchanging
+// them between the invocations of a subgroup) gives the same bits as the CPU's loop.
 //
 // Passes: the block index a is split into bit fields. One pass owns the levels h = P, 2P, …, P·Q/2
 // (level_stride P, group_blocks Q, both powers of two): a "group" is the Q blocks
 // a = low + t·P + high·P·Q (t ∈ [0, Q), fixed low < P and high), which those levels only combine among
-// themselves. A workgroup copies groups_per_workgroup groups into workgroup memory, runs their levels
-// with barriers between levels, and writes them back. The first pass (P = 1) reads the input and
-// applies signs, padding and H_m; later passes work in place on the output; the last one scales.
-// When N fits in workgroup memory there is one pass with Q = 2^k, and a workgroup holds whole columns.
+// themselves. A workgroup copies groups_per_workgroup groups into workgroup memory (slot
+// local group · Q·m + t·m + b), runs their levels, and writes them back. The first pass
+// (transform_blocks) reads the input and applies signs (forward), padding and H_m / H_mᵀ; later passes
+// read the input binding or work in place on the output (read_input); the last one scales
+// (scale_on_store) and, for the inverse, applies the signs and drops rows past output_rows. When N fits
+// in workgroup memory there is one pass with Q = 2^k, and a workgroup holds whole columns.
 
 const THREADS: u32 = 256u;
 
 struct HadamardParams {
-  rows: u32,                 // n: entries of an input column
-  length: u32,               // N: entries of an output column
+  length: u32,               // N: entries of a rotated column
   block: u32,                // m
   cols: u32,                 // columns in this dispatch
+  input_rows: u32,           // entries (and stride) of an input column; zeros from here up to N
+  output_rows: u32,          // entries (and stride) of an output column; positions past it are dropped
   input_first: u32,          // element offset of input column 0 in its binding
   output_first: u32,         // element offset of output column 0 in its binding
   seed: u32,
@@ -39,10 +54,15 @@ struct HadamardParams {
   level_stride: u32,         // P
   group_blocks: u32,         // Q
   groups_per_workgroup: u32,
-  first_pass: u32,           // 1: read the input; 0: read the output in place
-  last_pass: u32,            // 1: multiply by scale when writing
+  read_input: u32,           // 1: load from the input binding; 0: from the output binding, in place
+  transform_blocks: u32,     // 1 (first pass): apply H_m (forward) or H_mᵀ (inverse) to each block on load
+  sign_on_load: u32,         // 1 (forward, first pass): x_i · s_i on load
+  scale_on_store: u32,       // 1 (last pass): multiply by scale when storing
+  sign_on_store: u32,        // 1 (inverse, last pass): then flip by s_i
   scale: f32,                // c = fround(1/√N)
-  row_negative: array<vec4<u32>, 5>, // bit b' of row b (word b): H_m[b][b'] = −1
+  subgroup_test_mode: u32,   // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
+  padding: u32,
+  row_negative: array<vec4<u32>, 5>, // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
 }
 
 @group(0) @binding(0) var<uniform> params: HadamardParams;
@@ -78,6 +98,24 @@ fn hadamard_entry_is_negative(row: u32, col: u32) -> bool {
   return ((params.row_negative[row / 4u][row % 4u] >> col) & 1u) == 1u;
 }
 
+// Groups of one workgroup: which groups, and how many values they hold.
+struct WorkgroupShape {
+  first_group: u32,          // global index of the workgroup's first group (over all columns)
+  total_groups: u32,         // groups in this dispatch
+  groups_per_column: u32,
+  local_blocks: u32,         // groups_per_workgroup · Q
+}
+
+fn workgroup_shape(workgroup: u32) -> WorkgroupShape {
+  let groups_per_column = params.length / (params.group_blocks * params.block);
+  return WorkgroupShape(
+    workgroup * params.groups_per_workgroup,
+    params.cols * groups_per_column,
+    groups_per_column,
+    params.groups_per_workgroup * params.group_blocks,
+  );
+}
+
 // Position inside its column of element b of block t of group `group_in_column`.
 fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   let low = group_in_column % params.level_stride;
@@ -86,25 +124,35 @@ fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   return a * params.block + b;
 }
 
-// Input element i of `column` times its sign; +0 in the padding (as the CPU's fill(0)).
-fn signed_input(column: u32, i: u32) -> f32 {
-  if (i >= params.rows) {
+// Element i of `column` as loaded: from the input (+0 in the padding, as the CPU's fill(0); times s_i
+// in the forward's first pass) or, in place, from the output.
+fn loaded_value(column: u32, i: u32) -> f32 {
+  if (params.read_input == 0u) {
+    return output[params.output_first + column * params.output_rows + i];
+  }
+  if (i >= params.input_rows) {
     return 0.0;
   }
-  let x = input[params.input_first + column * params.rows + i];
-  return select(x, -x, rotation_sign_is_negative(i));
+  let x = input[params.input_first + column * params.input_rows + i];
+  if (params.sign_on_load == 1u && rotation_sign_is_negative(i)) {
+    return -x;
+  }
+  return x;
 }
 
-// First pass: one block (m elements from `first`) signed, padded and multiplied by H_m.
-fn load_first_pass_block(column: u32, first: u32, slot: u32) {
+// One block (m elements from `first`) into values[slot ..], multiplied by the uploaded H_m (or H_mᵀ)
+// in the first pass.
+fn load_block(column: u32, first: u32, slot: u32) {
   let m = params.block;
-  if (m == 1u) {
-    values[slot] = signed_input(column, first);
+  if (params.transform_blocks == 0u || m == 1u) {
+    for (var b = 0u; b < m; b = b + 1u) {
+      values[slot + b] = loaded_value(column, first + b);
+    }
     return;
   }
   var x: array<f32, 20>;
   for (var b = 0u; b < m; b = b + 1u) {
-    x[b] = signed_input(column, first + b);
+    x[b] = loaded_value(column, first + b);
   }
   for (var b = 0u; b < m; b = b + 1u) {
     var acc = select(x[0], -x[0], hadamard_entry_is_negative(b, 0u));
@@ -115,45 +163,31 @@ fn load_first_pass_block(column: u32, first: u32, slot: u32) {
   }
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn main(
-  @builtin(workgroup_id) workgroup_id: vec3<u32>,
-  @builtin(num_workgroups) workgroup_count: vec3<u32>,
-  @builtin(local_invocation_index) thread: u32,
-) {
-  let workgroup = workgroup_id.y * workgroup_count.x + workgroup_id.x;
+// Copies the workgroup's groups into `values` (one block per step), then waits for the workgroup.
+fn load_groups(workgroup: u32, thread: u32) {
+  let shape = workgroup_shape(workgroup);
+  let q = params.group_blocks;
+  for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
+    let group = shape.first_group + local_block / q;
+    if (group >= shape.total_groups) {
+      continue;
+    }
+    let column = group / shape.groups_per_column;
+    let first = column_position(group % shape.groups_per_column, local_block % q, 0u);
+    load_block(column, first, local_block * params.block);
+  }
+  workgroupBarrier();
+}
+
+// Butterflies between local blocks t and t + h for h = first_level, 2·first_level, …, Q/2, element
+// by element, with a barrier after each level (first_level: a power of two; ≥ Q runs none).
+fn workgroup_levels(first_level: u32, thread: u32) {
   let m = params.block;
   let q = params.group_blocks;
   let group_elements = q * m;
-  let groups_per_column = params.length / group_elements;
-  let total_groups = params.cols * groups_per_column;
-  let first_group = workgroup * params.groups_per_workgroup;
-  let local_blocks = params.groups_per_workgroup * q;
-
-  // Load: one block per step; slot = local group · Q·m + t·m.
-  for (var local_block = thread; local_block < local_blocks; local_block = local_block + THREADS) {
-    let group = first_group + local_block / q;
-    if (group >= total_groups) {
-      continue;
-    }
-    let column = group / groups_per_column;
-    let first = column_position(group % groups_per_column, local_block % q, 0u);
-    let slot = local_block * m;
-    if (params.first_pass == 1u) {
-      load_first_pass_block(column, first, slot);
-    } else {
-      let base = params.output_first + column * params.length + first;
-      for (var b = 0u; b < m; b = b + 1u) {
-        values[slot + b] = output[base + b];
-      }
-    }
-  }
-  workgroupBarrier();
-
-  // Butterflies between local blocks t and t + h (h = 1, 2, …, Q/2), element by element.
   let half_group = group_elements / 2u;
   let pairs = params.groups_per_workgroup * half_group;
-  for (var h = 1u; h < q; h = h << 1u) {
+  for (var h = first_level; h < q; h = h << 1u) {
     for (var pair = thread; pair < pairs; pair = pair + THREADS) {
       let local_group = pair / half_group;
       let r = pair % half_group;
@@ -169,20 +203,36 @@ fn main(
     }
     workgroupBarrier();
   }
+}
 
-  // Write back (scaled in the last pass).
-  for (var e = thread; e < local_blocks * m; e = e + THREADS) {
+// Writes `values` back to the output: scaled (and, for the inverse, sign-flipped) in the last pass;
+// positions ≥ output_rows are dropped.
+fn store_groups(workgroup: u32, thread: u32) {
+  let shape = workgroup_shape(workgroup);
+  let m = params.block;
+  let q = params.group_blocks;
+  for (var e = thread; e < shape.local_blocks * m; e = e + THREADS) {
     let local_block = e / m;
-    let group = first_group + local_block / q;
-    if (group >= total_groups) {
+    let group = shape.first_group + local_block / q;
+    if (group >= shape.total_groups) {
       continue;
     }
-    let column = group / groups_per_column;
-    let position = column_position(group % groups_per_column, local_block % q, e % m);
+    let column = group / shape.groups_per_column;
+    let position = column_position(group % shape.groups_per_column, local_block % q, e % m);
+    if (position >= params.output_rows) {
+      continue;
+    }
     var value = values[e];
-    if (params.last_pass == 1u) {
+    if (params.scale_on_store == 1u) {
       value = value * params.scale;
     }
-    output[params.output_first + column * params.length + position] = value;
+    if (params.sign_on_store == 1u && rotation_sign_is_negative(position)) {
+      value = -value;
+    }
+    output[params.output_first + column * params.output_rows + position] = value;
   }
+}
+
+fn linear_workgroup(workgroup_id: vec3<u32>, workgroup_count: vec3<u32>) -> u32 {
+  return workgroup_id.y * workgroup_count.x + workgroup_id.x;
 }

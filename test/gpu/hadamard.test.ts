@@ -7,16 +7,40 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
-import { dispatchHadamard, hadamardColumns, planHadamard } from '../../src/gpu/kernels/hadamard.js';
+import {
+  dispatchHadamard,
+  dispatchHadamardInverse,
+  hadamardColumns,
+  hadamardInverseColumns,
+  planHadamard,
+  type HadamardOptions,
+} from '../../src/gpu/kernels/hadamard.js';
 import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
 
 /*
- * The GPU rotation against the CPU reference RandomizedHadamard.forwardColumns, bit for bit (+0 and
- * −0 count as equal: WGSL does not promise the sign of zero). Inputs mix magnitudes over ±2^20 so
- * that nearly every addition rounds, and avoid subnormals (which a GPU may flush to zero).
+ * The GPU rotation, forward and inverse, against the CPU reference RandomizedHadamard.forwardColumns /
+ * inverseColumns, bit for bit (+0 and −0 count as equal: WGSL does not promise the sign of zero).
+ * Inputs mix magnitudes over ±2^20 so that nearly every addition rounds, and avoid subnormals (which a
+ * GPU may flush to zero). Every case runs on three paths: workgroup memory only, subgroup shuffles
+ * (with the fallback poisoned, so a match shows the shuffles ran), and the subgroup variant's
+ * per-invocation fallback. The subgroup paths need the `subgroups` feature (lavapipe has it).
  */
 
 const noGpu = await gpuUnavailableReason();
+const noSubgroups = noGpu !== undefined || !(await deviceHasSubgroups());
+if (noGpu === undefined && noSubgroups) console.warn('\n*** hadamard: this adapter has no subgroups; the subgroup paths are SKIPPED\n');
+
+async function deviceHasSubgroups(): Promise<boolean> {
+  const probe = await testDevice({ label: 'subgroups probe' });
+  probe.device.destroy();
+  return probe.features.subgroups;
+}
+
+const paths: [name: string, options: HadamardOptions, needsSubgroups: boolean][] = [
+  ['workgroup memory', { subgroups: false }, false],
+  ['subgroup shuffles', { subgroups: true, subgroupTestMode: 'require-shuffles' }, true],
+  ['subgroup fallback', { subgroups: true, subgroupTestMode: 'fallback' }, true],
+];
 
 /** `rows × cols` values g · 2^e with g ~ N(0, 1) and e uniform in [−20, 20], plus a few exact zeros. */
 function testMatrix(rows: number, cols: number, seed: number): Matrix {
@@ -74,24 +98,29 @@ describe('planHadamard (CPU)', () => {
   });
 });
 
-describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to RandomizedHadamard.forward', () => {
+describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to RandomizedHadamard', () => {
   let context: GpuContext;
   beforeAll(async () => {
     context = await testDevice();
   });
   afterAll(() => context?.device.destroy());
 
-  async function expectSameAsCpu(
-    rows: number,
-    cols: number,
-    seed: number,
-    options: { workgroupElements?: number; maxBindingBytes?: number } = {},
-    device = context.device,
-  ): Promise<void> {
+  type Options = HadamardOptions;
+
+  async function expectForwardSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
     const input = testMatrix(rows, cols, (seed * 7 + rows) >>> 0);
     const expected = new RandomizedHadamard(rows, seed).forwardColumns(input);
     const got = await hadamardColumns(device, input, seed, options);
     expect([got.rows, got.cols]).toEqual([rotationLength(rows), cols]);
+    expect(bitMismatches(got, expected)).toEqual([]);
+  }
+
+  /** The inverse of any N-row matrix (not only rotated ones): it is a linear map like the forward. */
+  async function expectInverseSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
+    const input = testMatrix(rotationLength(rows), cols, (seed * 13 + rows) >>> 0);
+    const expected = new RandomizedHadamard(rows, seed).inverseColumns(input);
+    const got = await hadamardInverseColumns(device, input, seed, rows, options);
+    expect([got.rows, got.cols]).toEqual([rows, cols]);
     expect(bitMismatches(got, expected)).toEqual([]);
   }
 
@@ -120,23 +149,9 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     [2560, 1],
     [160, 7],
   ];
-  it.each(sizes)('n = %i, %i columns (one pass)', async (rows, cols) => {
-    expect(planHadamard(rotationLength(rows), context.limits.maxComputeWorkgroupStorageSize).passes).toHaveLength(1);
-    await expectSameAsCpu(rows, cols, 42);
-  });
 
-  it('many short columns per workgroup (n = 3, 700 columns) and another seed', async () => {
-    await expectSameAsCpu(3, 700, 0xdeadbeef);
-  });
-
-  it('N = 16384, above the single-workgroup limit of 32 KB: several passes', async () => {
-    const N = 16384;
-    expect(N * 4).toBeGreaterThan(context.limits.maxComputeWorkgroupStorageSize);
-    expect(planHadamard(N, context.limits.maxComputeWorkgroupStorageSize).passes.length).toBeGreaterThan(1);
-    await expectSameAsCpu(N - 5, 3, 7);
-  });
-
-  it.each([
+  // Forced workgroup memory (f32 elements) and the passes it takes.
+  const smallMemory: [rows: number, cols: number, elements: number, passes: number][] = [
     [64, 2, 32, 2],
     [4096, 1, 32, 3],
     [1000, 3, 64, 2],
@@ -144,77 +159,169 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     [640, 2, 64, 5],
     [20, 3, 32, 1],
     [12 * 64, 1, 128, 2],
-  ])('forced small workgroup memory: n = %i, %i columns, %i elements → %i passes', async (rows, cols, elements, passes) => {
-    expect(planHadamard(rotationLength(rows), 32768, elements).passes).toHaveLength(passes);
-    await expectSameAsCpu(rows, cols, 5, { workgroupElements: elements });
+  ];
+
+  describe.each(paths)('%s', (_name, pathOptions, needsSubgroups) => {
+    const skip = needsSubgroups && noSubgroups;
+
+    it.skipIf(skip).each(sizes)('n = %i, %i columns (one pass): forward and inverse', async (rows, cols) => {
+      expect(planHadamard(rotationLength(rows), context.limits.maxComputeWorkgroupStorageSize).passes).toHaveLength(1);
+      await expectForwardSameAsCpu(rows, cols, 42, pathOptions);
+      await expectInverseSameAsCpu(rows, cols, 42, pathOptions);
+    });
+
+    it.skipIf(skip).each(smallMemory)(
+      'forced small workgroup memory: n = %i, %i columns, %i elements → %i passes',
+      async (rows, cols, elements, passes) => {
+        expect(planHadamard(rotationLength(rows), 32768, elements).passes).toHaveLength(passes);
+        await expectForwardSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
+        await expectInverseSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
+      },
+    );
+
+    it.skipIf(skip)('N = 16384, above the single-workgroup limit of 32 KB: several passes', async () => {
+      const N = 16384;
+      expect(N * 4).toBeGreaterThan(context.limits.maxComputeWorkgroupStorageSize);
+      expect(planHadamard(N, context.limits.maxComputeWorkgroupStorageSize).passes.length).toBeGreaterThan(1);
+      await expectForwardSameAsCpu(N - 5, 3, 7, pathOptions);
+      await expectInverseSameAsCpu(N - 5, 2, 7, pathOptions);
+    });
+
+    it.skipIf(skip)('many short columns per workgroup (n = 3, 700 columns) and another seed', async () => {
+      await expectForwardSameAsCpu(3, 700, 0xdeadbeef, pathOptions);
+      await expectInverseSameAsCpu(3, 700, 0xdeadbeef, pathOptions);
+    });
+  });
+
+  it('inverse undoes forward: ‖inverse(forward(x)) − x‖ ≤ 1e-6·‖x‖ (n = 1000, 768, 20, 3 columns)', async () => {
+    for (const rows of [1000, 768, 20]) {
+      const x = testMatrix(rows, 3, rows);
+      const back = await hadamardInverseColumns(context.device, await hadamardColumns(context.device, x, 9), 9, rows);
+      let error = 0;
+      let norm = 0;
+      for (let i = 0; i < x.data.length; i++) {
+        error += ((back.data[i] as number) - (x.data[i] as number)) ** 2;
+        norm += (x.data[i] as number) ** 2;
+      }
+      expect(Math.sqrt(error), `n = ${rows}`).toBeLessThanOrEqual(1e-6 * Math.sqrt(norm));
+    }
   });
 
   it('refuses workgroup memory that cannot hold two blocks of 20', () => {
     expect(() => planHadamard(40, 32768, 32)).toThrow(/two Hadamard blocks/);
   });
 
-  it('splits columns across bindings and honours unaligned offsets', async () => {
+  /**
+   * Columns split across bindings (three per binding: four chunks) at unaligned offsets, both
+   * directions; with forced small workgroup memory the inverse's work buffer serves every chunk.
+   */
+  it.each([
+    ['default', {}],
+    ['3 passes, no subgroups', { workgroupElements: 32, subgroups: false }],
+    ['3 passes', { workgroupElements: 32 }],
+  ] as [string, Options][])('splits columns across bindings and honours unaligned offsets (%s)', async (_name, options) => {
     const { device } = context;
     const rows = 90; // N = 96
     const cols = 10;
     const N = rotationLength(rows);
     const seed = 99;
     const input = testMatrix(rows, cols, 3);
-    const expected = new RandomizedHadamard(rows, seed).forwardColumns(input);
+    const rotated = new RandomizedHadamard(rows, seed).forwardColumns(input);
+    const restored = new RandomizedHadamard(rows, seed).inverseColumns(rotated);
+    const rotatedOffset = 44;
     const inputOffset = 20;
-    const outputOffset = 44;
+    const restoredOffset = 8;
     const inputBuffer = createBuffer(device, 'test hadamard input', inputOffset + 4 * rows * cols, STORAGE_USAGE);
-    const outputBuffer = createBuffer(device, 'test hadamard output', outputOffset + 4 * N * cols, STORAGE_USAGE);
+    const rotatedBuffer = createBuffer(device, 'test hadamard rotated', rotatedOffset + 4 * N * cols, STORAGE_USAGE);
+    const restoredBuffer = createBuffer(device, 'test hadamard restored', restoredOffset + 4 * rows * cols, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {
-      const data = await withValidation(device, 'split hadamard', async () => {
+      const [gotRotated, gotRestored] = await withValidation(device, 'split hadamard', async () => {
         uploadToBuffer(device, inputBuffer, input.data, inputOffset);
         const encoder = device.createCommandEncoder({ label: 'split hadamard' });
-        // Three output columns (1152 bytes + alignment slack) per binding: four chunks.
-        dispatchHadamard(device, encoder, scratch, {
-          input: inputBuffer,
-          output: outputBuffer,
-          rows,
-          cols,
-          seed,
-          inputOffset,
-          outputOffset,
-          maxBindingBytes: 4 * N * 3 + 256,
+        const maxBindingBytes = 4 * N * 3 + 256;
+        const common = { ...options, rows, cols, seed, maxBindingBytes };
+        dispatchHadamard(device, encoder, scratch, { ...common, input: inputBuffer, output: rotatedBuffer, inputOffset, outputOffset: rotatedOffset });
+        dispatchHadamardInverse(device, encoder, scratch, {
+          ...common,
+          input: rotatedBuffer,
+          output: restoredBuffer,
+          inputOffset: rotatedOffset,
+          outputOffset: restoredOffset,
         });
         device.queue.submit([encoder.finish()]);
-        return new Float32Array(await readBuffer(device, outputBuffer, 4 * N * cols, outputOffset));
+        return [
+          new Float32Array(await readBuffer(device, rotatedBuffer, 4 * N * cols, rotatedOffset)),
+          new Float32Array(await readBuffer(device, restoredBuffer, 4 * rows * cols, restoredOffset)),
+        ];
       });
-      expect(bitMismatches({ rows: N, cols, data }, expected)).toEqual([]);
+      expect(bitMismatches({ rows: N, cols, data: gotRotated }, rotated)).toEqual([]);
+      expect(bitMismatches({ rows, cols, data: gotRestored }, restored)).toEqual([]);
     } finally {
       scratch.destroy();
       inputBuffer.destroy();
-      outputBuffer.destroy();
+      rotatedBuffer.destroy();
+      restoredBuffer.destroy();
     }
   });
 
-  it('16 KB workgroup memory: N = 8192 takes two passes', async () => {
+  it('16 KB workgroup memory: N = 8192 takes two passes (both directions, each path)', async () => {
     const small = await testDevice({ workgroupStorageLimit: 16384 });
     try {
       expect(small.limits.maxComputeWorkgroupStorageSize).toBe(16384);
       expect(planHadamard(8192, 16384).passes).toHaveLength(2);
-      await expectSameAsCpu(8000, 2, 11, {}, small.device);
+      for (const [name, options, needsSubgroups] of paths) {
+        if (needsSubgroups && !small.features.subgroups) continue;
+        await expectForwardSameAsCpu(8000, 2, 11, options, small.device).catch(failIn(name));
+        await expectInverseSameAsCpu(8000, 2, 11, options, small.device).catch(failIn(name));
+      }
     } finally {
       small.device.destroy();
     }
   });
 
-  it('refuses the same buffer as input and output', () => {
+  it('refuses the same buffer as input and output, and test modes without subgroups', () => {
     const { device } = context;
     const buffer = createBuffer(device, 'test in-place', 64, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder();
-      expect(() =>
-        dispatchHadamard(device, encoder, scratch, { input: buffer, output: buffer, rows: 4, cols: 1, seed: 1 }),
-      ).toThrow(/different buffers/);
+      const same = { input: buffer, output: buffer, rows: 4, cols: 1, seed: 1 };
+      expect(() => dispatchHadamard(device, encoder, scratch, same)).toThrow(/different buffers/);
+      expect(() => dispatchHadamardInverse(device, encoder, scratch, same)).toThrow(/different buffers/);
+      const other = createBuffer(device, 'test other', 64, STORAGE_USAGE);
+      try {
+        expect(() =>
+          dispatchHadamard(device, encoder, scratch, { ...same, output: other, subgroups: false, subgroupTestMode: 'fallback' }),
+        ).toThrow(/subgroupTestMode/);
+      } finally {
+        other.destroy();
+      }
     } finally {
       scratch.destroy();
       buffer.destroy();
     }
   });
+
+  it('inverse: refuses an input whose rows are not rotationLength(rows), and too small buffers', async () => {
+    const { device } = context;
+    await expect(hadamardInverseColumns(device, testMatrix(16, 1, 1), 1, 12)).rejects.toThrow(/expected rotationLength\(12\) = 12/);
+    const input = createBuffer(device, 'test inverse input', 4 * 12, STORAGE_USAGE); // N = 12 needs 48 bytes per column
+    const output = createBuffer(device, 'test inverse output', 4 * 9, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder();
+      expect(() => dispatchHadamardInverse(device, encoder, scratch, { input, output, rows: 9, cols: 2, seed: 1 })).toThrow(/input/);
+    } finally {
+      scratch.destroy();
+      input.destroy();
+      output.destroy();
+    }
+  });
 });
+
+function failIn(name: string): (error: unknown) => never {
+  return (error) => {
+    throw new Error(`path ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  };
+}

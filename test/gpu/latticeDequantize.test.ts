@@ -14,12 +14,17 @@ import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { latticeDequantize, latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
+import {
+  latticeDequantize,
+  latticeDequantizeRotated,
+  type LatticeDequantizeOptions,
+} from '../../src/gpu/kernels/latticeDequantize.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
 import { workgroupGrid } from '../../src/gpu/workSplit.js';
 import probeSource from './latticeDecodeProbe.wgsl?raw';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { f32Bits, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
@@ -28,7 +33,10 @@ import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSu
  *    Voronoi boundaries): leaders must be identical, integer for integer.
  * 2. The dequantize kernel against decodeRotated: stated tolerance |gpu − cpu| ≤ 1e-6·|cpu| per entry
  *    (the GPU forms ν·γ·(unit/(s√N))·k·P in five f32 roundings, the CPU in float64; an exact zero must
- *    stay zero), and against dequantize (inverse rotation on the CPU): ≤ 1e-5·‖column‖ + 1e-6·|mean|.
+ *    stay zero), and `latticeDequantize` (decode, inverse rotation and means, all but the mean
+ *    addition on the GPU) against the CPU dequantize: ≤ 1e-5·‖column‖ + 1e-6·|mean|.
+ * 3. The GPU inverse rotation and mean addition bit for bit against the CPU's applied to the GPU's
+ *    rotated decode.
  */
 
 const noGpu = await gpuUnavailableReason();
@@ -221,28 +229,86 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     }
   });
 
+  /** Largest |got − expected| over column j must stay within 1e-5·‖expected column‖ + 1e-6·|mean|. */
+  function expectCloseToDequantize(got: Matrix, expected: Matrix, means: Float32Array | null, what: string): void {
+    expect([got.rows, got.cols]).toEqual([expected.rows, expected.cols]);
+    const n = expected.rows;
+    for (let j = 0; j < expected.cols; j++) {
+      const tolerance = 1e-5 * columnNorm(expected, j) + 1e-6 * Math.abs(means?.[j] ?? 0);
+      let worst = 0;
+      for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs((got.data[j * n + i] as number) - (expected.data[j * n + i] as number)));
+      expect(worst, `${what}, column ${j}`).toBeLessThanOrEqual(tolerance);
+    }
+  }
+
+  // n → N = rotationLength(n): 100 → 128, 192 (12·16), 13 → 16, 40 (20·2), 1000 → 1024, 3000 → 3072 (12·256).
   it.each([
     [100, 17, false],
     [192, 3, true],
     [13, 5, true],
+    [40, 4, true],
+    [1000, 3, false],
+    [3000, 2, true],
   ])('back to the original basis (n = %i, %i columns, centred %s): matches dequantize', async (n, cols, center) => {
     for (const scheme of ['d3-q6', 'e8-q16'] as const) {
       const a: Matrix = shifted(gaussianMatrix(n, cols, 80 + n), center ? 2 : 0);
       const q = asLattice(quantize(a, { scheme, seed: 7, center }));
       const gq = uploadLatticeMatrix(context.device, q);
       try {
-        const got = await latticeDequantize(context.device, gq);
-        const expected = dequantize(q);
-        expect([got.rows, got.cols]).toEqual([n, cols]);
-        for (let j = 0; j < cols; j++) {
-          const tolerance = 1e-5 * columnNorm(expected, j) + 1e-6 * Math.abs(q.means?.[j] ?? 0);
-          let worst = 0;
-          for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs((got.data[j * n + i] as number) - (expected.data[j * n + i] as number)));
-          expect(worst, `${scheme} column ${j}`).toBeLessThanOrEqual(tolerance);
-        }
+        expectCloseToDequantize(await latticeDequantize(context.device, gq), dequantize(q), q.means, scheme);
       } finally {
         gq.destroy();
       }
+    }
+  });
+
+  it('without rotation (rotate: false): the decoded columns plus the means', async () => {
+    const q = asLattice(quantize(shifted(gaussianMatrix(24, 5, 90), 3), { scheme: 'e8-q16', seed: 3, rotate: false }));
+    expect(q.length).toBe(24);
+    const gq = uploadLatticeMatrix(context.device, q);
+    try {
+      expectCloseToDequantize(await latticeDequantize(context.device, gq), dequantize(q), q.means, 'rotate: false');
+    } finally {
+      gq.destroy();
+    }
+  });
+
+  /**
+   * The GPU's inverse rotation and mean addition are exact: the result equals, bit for bit (±0
+   * equal), the CPU's `RandomizedHadamard.inverse` of the GPU's own rotated decode plus the mean in
+   * f32, on each rotation path (subgroups off and on, and several passes).
+   */
+  it.each([
+    ['workgroup memory', { subgroups: false }],
+    ['default (subgroups where the device has them)', {}],
+    ['several passes', { workgroupElements: 64 }],
+  ] as [string, LatticeDequantizeOptions['rotation']][])('inverse rotation and means on the GPU are exact (%s)', async (_name, rotation) => {
+    const n = 700; // N = 768 = 12·64
+    const cols = 6;
+    const q = asLattice(quantize(shifted(gaussianMatrix(n, cols, 91), 1.5), { scheme: 'd3-q6', seed: 11, center: true }));
+    const gq = uploadLatticeMatrix(context.device, q);
+    try {
+      const rotated = await latticeDequantizeRotated(context.device, gq);
+      const got = await latticeDequantize(context.device, gq, { rotation });
+      const inverse = new RandomizedHadamard(n, q.seed);
+      const expected = new Float32Array(n * cols);
+      for (let j = 0; j < cols; j++) {
+        const column = inverse.inverse(rotated.subarray(j * q.length, (j + 1) * q.length));
+        for (let i = 0; i < n; i++) expected[j * n + i] = (column[i] as number) + (q.means?.[j] as number);
+      }
+      let mismatches = 0;
+      let first = '';
+      for (let i = 0; i < expected.length; i++) {
+        const g = got.data[i] as number;
+        const e = expected[i] as number;
+        if (f32Bits(g) !== f32Bits(e) && !(g === 0 && e === 0)) {
+          mismatches++;
+          first ||= `entry ${i}: got ${g}, expected ${e}`;
+        }
+      }
+      expect(mismatches, first).toBe(0);
+    } finally {
+      gq.destroy();
     }
   });
 });

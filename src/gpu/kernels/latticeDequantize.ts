@@ -3,8 +3,7 @@ import dequantizeSource from '../../../shaders/lattice_dequantize.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { RandomizedHadamard } from '../../rotation/randomizedHadamard.js';
-import { readBuffer } from '../buffers.js';
+import { rotationLength } from '../../rotation/hadamard.js';
 import {
   checkGpuLatticeMatrix,
   columnRanges,
@@ -21,13 +20,13 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 
 /*
  * Codes → f32 on the GPU (shaders/lattice_dequantize.wgsl): every column decoded into the rotated
  * domain, as `decodeRotated` (src/product/decodeRotated.ts) does on the CPU, for D3, E8 and Z^8
- * schemes. Back to the original basis (inverse rotation, column means) the convenience function
- * `latticeDequantize` uses the CPU `RandomizedHadamard.inverse`: the GPU rotation kernel has no
- * inverse yet.
+ * schemes. `latticeDequantize` goes back to the original basis: the inverse rotation on the GPU
+ * (`dispatchHadamardInverse`), the column means on the host after the one read-back.
  */
 
 const THREADS = 256;
@@ -163,25 +162,63 @@ export async function latticeDequantizeRotated(
   return new Float32Array(data);
 }
 
+/** Options of `latticeDequantize`. */
+export interface LatticeDequantizeOptions extends Pick<LatticeDequantizeArgs, 'maxBindingBytes'> {
+  /** Options of the inverse rotation (e.g. `subgroups: false` forces its workgroup-memory path). */
+  readonly rotation?: Omit<HadamardOptions, 'maxBindingBytes'>;
+}
+
 /**
- * The matrix reconstructed from its codes (as the CPU `dequantize`): the GPU decodes the rotated
- * columns; the inverse rotation and the column means are applied on the CPU.
+ * The matrix reconstructed from its codes (as the CPU `dequantize`), with one read-back: the GPU
+ * decodes the rotated columns (`dispatchLatticeDequantize`), undoes the rotation
+ * (`dispatchHadamardInverse`, bit for bit `RandomizedHadamard.inverse`) and copies the column means
+ * behind the result; the host adds the means (one f32 addition per entry, as `dequantize` does; on
+ * the GPU it would take a kernel of its own for no gain, since the result is read back anyway).
  *
  * @example
  * const approx = await latticeDequantize(device, gpuW); // rows × cols ≈ dequantize(qW)
  */
-export async function latticeDequantize(device: GPUDevice, m: GpuLatticeMatrix): Promise<Matrix> {
-  const rotated = await latticeDequantizeRotated(device, m);
-  const means = m.means ? new Float32Array(await readBuffer(device, m.means, 4 * m.cols)) : null;
-  const rotation = m.rotate ? new RandomizedHadamard(m.rows, m.seed) : null;
-  const data = new Float32Array(m.rows * m.cols);
-  const restored = new Float32Array(m.rows);
-  for (let j = 0; j < m.cols; j++) {
-    const column = rotated.subarray(j * m.length, (j + 1) * m.length);
-    if (rotation) rotation.inverse(column, restored);
-    else restored.set(column.subarray(0, m.rows));
-    const mean = means ? (means[j] as number) : 0;
-    for (let i = 0; i < m.rows; i++) data[j * m.rows + i] = (restored[i] as number) + mean;
+export async function latticeDequantize(device: GPUDevice, m: GpuLatticeMatrix, options: LatticeDequantizeOptions = {}): Promise<Matrix> {
+  checkGpuLatticeMatrix(m, 'quantized matrix');
+  const { rows, cols, length } = m;
+  check(
+    m.rotate ? length === rotationLength(rows) : length === rows,
+    () =>
+      `dequantize: length ${length} does not match ${rows} rows ` +
+      `(expected ${m.rotate ? `rotationLength(rows) = ${rotationLength(rows)}` : 'rows, without rotation'})`,
+  );
+  const matrixBytes = 4 * rows * cols;
+  const meansBytes = m.means ? 4 * cols : 0;
+  const { maxBindingBytes } = options;
+  const bytes = await runAndRead(device, 'lattice dequantize', matrixBytes + meansBytes, (run) => {
+    // Matrix (rows × cols) first, then the means.
+    const result = run.storage('dequantized', matrixBytes + meansBytes);
+    if (m.rotate) {
+      const rotated = run.storage('dequantized (rotated)', 4 * length * cols);
+      dispatchLatticeDequantize(device, run.encoder, run.scratch, { m, output: rotated, maxBindingBytes });
+      dispatchHadamardInverse(device, run.encoder, run.scratch, {
+        ...options.rotation,
+        input: rotated,
+        output: result,
+        rows,
+        cols,
+        seed: m.seed,
+        maxBindingBytes,
+      });
+    } else {
+      dispatchLatticeDequantize(device, run.encoder, run.scratch, { m, output: result, maxBindingBytes });
+    }
+    if (m.means) run.encoder.copyBufferToBuffer(m.means, 0, result, matrixBytes, meansBytes);
+    return result;
+  });
+  const data = new Float32Array(bytes, 0, rows * cols);
+  if (m.means) {
+    const means = new Float32Array(bytes, matrixBytes, cols);
+    for (let j = 0; j < cols; j++) {
+      const mean = means[j] as number;
+      // A Float32Array store rounds the float64 sum of two f32 values exactly like an f32 addition.
+      for (let i = j * rows; i < (j + 1) * rows; i++) data[i] = (data[i] as number) + mean;
+    }
   }
-  return { rows: m.rows, cols: m.cols, data };
+  return { rows, cols, data };
 }
