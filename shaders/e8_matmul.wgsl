@@ -89,7 +89,7 @@ fn packed_value(word: u32, slot: u32, bits: u32) -> u32 {
 
 // The 8 coordinates of a leader as int8 lanes; lanes whose rotated coordinate index
 // block·8 + lane is ≥ kept are zero.
-fn pack_leader(p: array<i32, 8>, block: u32) -> vec2<u32> {
+fn pack_leader(p: LatticePoint, block: u32) -> vec2<u32> {
   var words = vec2<u32>(0u, 0u);
   for (var lane = 0u; lane < 8u; lane = lane + 1u) {
     if (block * 8u + lane < params.kept) {

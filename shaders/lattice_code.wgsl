@@ -1,9 +1,9 @@
-// Nearest lattice points, Voronoi codes and the block encoder in i32/u32 arithmetic: the WGSL twins of
-// src/lattices/rationalRounding.ts, zLattice.ts, d3.ts, e8.ts (nearestScaled), voronoiCode.ts
-// (encode, decode) and src/quantize/latticeEncoder.ts (encodeBlock), step for step, so that every
-// tie on a Voronoi boundary is broken as on the CPU.
+// The block encoder in i32/u32 arithmetic: the WGSL twins of voronoiCode.ts (encode) and
+// src/quantize/latticeEncoder.ts (fits: decode-and-compare; encodeBlock: ladder, betaSet, clipping),
+// step for step, so that every block gets the CPU's code and scale.
 //
-// Library file (no bindings, no entry points). The including shader
+// Library file (no bindings, no entry points), compiled after shaders/lattice_decode.wgsl, whose
+// integer rules it uses (floor_div, nearest_point, code_digits, LatticePoint). The including shader
 //   - sets the override constants below (src/gpu/kernels/latticeEncode.ts: latticeConstants), and
 //   - declares `var<uniform> lattice: LatticeTable` at a binding of its choice, filled by
 //     latticeTableBytes (the generator and its exact inverse come from the CPU Lattice object).
@@ -13,21 +13,15 @@
 // are inlined into loops.
 //
 // Integer ranges (checked on the host): fixed-point inputs |X| ≤ 2^24, denominators den = k·2^F
-// < 2^29 (< 2^24 for E8), points |P| < 2^16. Squared distances can exceed 32 bits (E8 compares 4·Σe² with e up to
-// 2·den), so they are summed as 64-bit (low, high) u32 pairs.
+// < 2^29 (< 2^24 for E8), points |P| < 2^16. The errors compared across scales (Σ (s·X − den·P)²)
+// can exceed 32 bits, so they are summed as 64-bit (low, high) u32 pairs.
 
 // d: coordinates per block (≤ 8).
 override LATTICE_DIMENSION: u32;
 // Points are held as P = POINT_SCALE · λ (2 for E8, whose points are half-integers; else 1).
 override POINT_SCALE: i32;
-// The nearest-point rule: 0 = Z^d (round each coordinate), 1 = D_d (Conway–Sloane), 2 = E8.
+// The nearest-point rule of lattice_decode.wgsl: NEAREST_Z (0), NEAREST_D (1) or NEAREST_E8 (2).
 override NEAREST_RULE: u32;
-
-const NEAREST_Z: u32 = 0u;
-const NEAREST_D: u32 = 1u;
-const NEAREST_E8: u32 = 2u;
-
-alias LatticePoint = array<i32, 8>;
 
 // Everything about the code and its scale grid, as uniform data (arrays of vec4 for the 16-byte
 // stride of the uniform address space; element k of a d×d matrix is row k / d, column k % d).
@@ -62,7 +56,7 @@ fn lattice_multiple(j: u32) -> i32 {
   return lattice.multiple[j / 4u][j % 4u];
 }
 
-// ---- 64-bit unsigned arithmetic on vec2<u32>(low, high) ----
+// ---- 64-bit unsigned arithmetic on vec2<u32>(low, high), for the least-error comparison ----
 
 // v² for |v| < 2^31.
 fn wide_square(v: i32) -> vec2<u32> {
@@ -81,96 +75,14 @@ fn wide_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
   return vec2<u32>(low, a.y + b.y + select(0u, 1u, low < a.x));
 }
 
-fn wide_times_four(a: vec2<u32>) -> vec2<u32> {
-  return vec2<u32>(a.x << 2u, (a.y << 2u) | (a.x >> 30u));
-}
-
 fn wide_less(a: vec2<u32>, b: vec2<u32>) -> bool {
   return a.y < b.y || (a.y == b.y && a.x < b.x);
 }
 
-fn wide_less_equal(a: vec2<u32>, b: vec2<u32>) -> bool {
-  return a.y < b.y || (a.y == b.y && a.x <= b.x);
-}
-
-// ---- rationalRounding.ts ----
-
-// floor(a / b) for b > 0 (WGSL's i32 `/` truncates toward zero).
-fn floor_div(a: i32, b: i32) -> i32 {
-  let quotient = a / b;
-  return select(quotient, quotient - 1, a - quotient * b < 0);
-}
-
-// roundRational: nearest integer to p / den, ties upward.
-fn round_rational(p: i32, den: i32) -> i32 {
-  return floor_div(2 * p + den, 2 * den);
-}
-
-// nearestDnRational: round every coordinate; on an odd sum re-round the coordinate with the largest
-// error (first index on ties) the other way (upward when its error is 0).
-fn nearest_dn(p: ptr<function, LatticePoint>, den: i32, out: ptr<function, LatticePoint>) {
-  var parity = 0;
-  var worst = 0u;
-  var worst_abs = -1;
-  var worst_error = 0;
-  for (var i = 0u; i < LATTICE_DIMENSION; i = i + 1u) {
-    let pi = (*p)[i];
-    let f = round_rational(pi, den);
-    (*out)[i] = f;
-    parity = parity + f;
-    let e = pi - den * f;
-    let magnitude = abs(e);
-    if (magnitude > worst_abs) {
-      worst_abs = magnitude;
-      worst = i;
-      worst_error = e;
-    }
-  }
-  if ((parity & 1) != 0) {
-    (*out)[worst] = (*out)[worst] + select(1, -1, worst_error < 0);
-  }
-}
-
-// E8.nearestScaled: the closer of Q_D8(p/den) (doubled) and Q_D8((2p − den)/(2den)) doubled + 1,
-// distances compared in units of 1/(2den); the D8 candidate wins a tie.
-fn nearest_e8(p: ptr<function, LatticePoint>, den: i32, out: ptr<function, LatticePoint>) {
-  var even = LatticePoint();
-  nearest_dn(p, den, &even);
-  var shifted = LatticePoint();
-  for (var i = 0u; i < 8u; i = i + 1u) {
-    shifted[i] = 2 * (*p)[i] - den;
-  }
-  var odd = LatticePoint();
-  nearest_dn(&shifted, 2 * den, &odd);
-  var d1 = vec2<u32>(0u, 0u);
-  var d2 = vec2<u32>(0u, 0u);
-  for (var i = 0u; i < 8u; i = i + 1u) {
-    d1 = wide_add(d1, wide_square((*p)[i] - den * even[i]));
-    d2 = wide_add(d2, wide_square(2 * (*p)[i] - den * (2 * odd[i] + 1)));
-  }
-  let use_even = wide_less_equal(wide_times_four(d1), d2);
-  for (var i = 0u; i < 8u; i = i + 1u) {
-    (*out)[i] = select(2 * odd[i] + 1, 2 * even[i], use_even);
-  }
-}
-
-// Lattice.nearestScaled: the nearest point to p / den (λ units), in point coordinates.
-fn nearest_point(p: ptr<function, LatticePoint>, den: i32, out: ptr<function, LatticePoint>) {
-  if (NEAREST_RULE == NEAREST_E8) {
-    nearest_e8(p, den, out);
-  } else if (NEAREST_RULE == NEAREST_D) {
-    nearest_dn(p, den, out);
-  } else {
-    for (var i = 0u; i < LATTICE_DIMENSION; i = i + 1u) {
-      (*out)[i] = round_rational((*p)[i], den);
-    }
-  }
-}
-
-// ---- voronoiCode.ts ----
+// ---- voronoiCode.ts: encode and lift (the generator and its inverse come from the table) ----
 
 // VoronoiCode.encode: Σ_i (u_i mod q)·q^i with u = basis⁻¹ · P (exact: P is a lattice point).
-fn voronoi_encode(point: ptr<function, LatticePoint>) -> u32 {
+fn voronoi_encode(point: LatticePoint) -> u32 {
   let d = LATTICE_DIMENSION;
   let q = lattice.q;
   var index = 0u;
@@ -178,7 +90,7 @@ fn voronoi_encode(point: ptr<function, LatticePoint>) -> u32 {
   for (var i = 0u; i < d; i = i + 1u) {
     var sum = 0;
     for (var j = 0u; j < d; j = j + 1u) {
-      sum = sum + lattice_inverse(i * d + j) * (*point)[j];
+      sum = sum + lattice_inverse(i * d + j) * point[j];
     }
     let u = sum / lattice.determinant;
     index = index + u32(u - q * floor_div(u, q)) * weight; // u mod q in [0, q)
@@ -188,35 +100,18 @@ fn voronoi_encode(point: ptr<function, LatticePoint>) -> u32 {
 }
 
 // λ' = basis · (the base-q digits of `index`): the lattice point whose coset code `index` is.
-fn voronoi_lift(index: u32, lifted: ptr<function, LatticePoint>) {
+fn voronoi_lift(index: u32) -> LatticePoint {
   let d = LATTICE_DIMENSION;
-  let q = u32(lattice.q);
-  var digits = LatticePoint();
-  var rest = index;
-  for (var i = 0u; i < d; i = i + 1u) {
-    let next = rest / q;
-    digits[i] = i32(rest - next * q);
-    rest = next;
-  }
+  let digits = code_digits(index, u32(lattice.q), d);
+  var lifted = LatticePoint();
   for (var i = 0u; i < d; i = i + 1u) {
     var sum = 0;
     for (var j = 0u; j < d; j = j + 1u) {
       sum = sum + lattice_basis(i * d + j) * digits[j];
     }
-    (*lifted)[i] = sum;
+    lifted[i] = sum;
   }
-}
-
-// VoronoiCode.decode: the coset leader λ' − q·Q_Λ(λ'/q) of code `index`.
-fn voronoi_decode(index: u32, leader: ptr<function, LatticePoint>) {
-  let q = lattice.q;
-  var lifted = LatticePoint();
-  voronoi_lift(index, &lifted);
-  var nearest = LatticePoint();
-  nearest_point(&lifted, POINT_SCALE * q, &nearest);
-  for (var i = 0u; i < LATTICE_DIMENSION; i = i + 1u) {
-    (*leader)[i] = lifted[i] - q * nearest[i];
-  }
+  return lifted;
 }
 
 // ---- latticeEncoder.ts ----
@@ -227,24 +122,23 @@ struct LatticeFit {
 }
 
 // LatticeBlockEncoder.fits: the nearest point of x/den into `point`; it fits when it is its own
-// coset leader (decode-and-compare, as voronoi_decode). Step 0 finds the point and its code, step 1
-// decodes the code and compares: the two nearest-point searches share one call site, which halves
-// the compiled size of the encoder. The step count comes from the uniform table (always 2) so that
-// the loop is not unrolled back into two copies.
-fn lattice_fit(x: ptr<function, LatticePoint>, den: i32, point: ptr<function, LatticePoint>) -> LatticeFit {
+// coset leader λ' − q·Q(λ'/(s·q)) (decode-and-compare, coset_leader of lattice_decode.wgsl written
+// out). Step 0 finds the point and its code, step 1 decodes the code and compares: the two
+// nearest-point searches share one call site, which halves the compiled size of the encoder. The step
+// count comes from the uniform table (always 2) so that the loop is not unrolled back into two copies.
+fn lattice_fit(x: LatticePoint, den: i32, point: ptr<function, LatticePoint>) -> LatticeFit {
   let q = lattice.q;
-  var search = *x;
+  var search = x;
   var search_den = den;
   var code = 0u;
   var lifted = LatticePoint();
   var fits = true;
   for (var step = 0u; step < lattice.fit_steps; step = step + 1u) {
-    var nearest = LatticePoint();
-    nearest_point(&search, search_den, &nearest);
+    let nearest = nearest_point(NEAREST_RULE, search, search_den, LATTICE_DIMENSION);
     if (step == 0u) {
       *point = nearest;
-      code = voronoi_encode(&nearest);
-      voronoi_lift(code, &lifted);
+      code = voronoi_encode(nearest);
+      lifted = voronoi_lift(code);
       search = lifted;
       search_den = POINT_SCALE * q;
     } else {
@@ -296,7 +190,7 @@ fn encode_block(x: ptr<function, LatticePoint>) -> BlockCode {
         candidate[i] = ((*x)[i] * j) / lattice.clip_steps;
       }
     }
-    let fit = lattice_fit(&candidate, den, &point);
+    let fit = lattice_fit(candidate, den, &point);
     if (!fit.fits) {
       continue;
     }

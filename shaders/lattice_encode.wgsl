@@ -12,7 +12,7 @@
 // the CPU sums in float64) — 'mmse' ⟨u, û⟩/‖û‖² (1 when û = 0), 'unbiased' ‖u‖²/⟨u, û⟩ (1 when
 // ⟨u, û⟩ ≤ 0), sums over the kept coordinates; the count of clipped blocks.
 //
-// Compiled as exact_f32.wgsl + f32_scaling.wgsl + lattice_code.wgsl + this file
+// Compiled as exact_f32.wgsl + f32_scaling.wgsl + lattice_decode.wgsl + lattice_code.wgsl + this file
 // (src/gpu/kernels/latticeEncode.ts). One workgroup of 256 invocations per column.
 
 // Barrier loops: the pairwise reductions start from `params.first_stride` (always 128) rather than

@@ -179,8 +179,8 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
           // D3 with another q: decoded here.
           for (var slot = 0u; slot < per_word && first_block + slot < params.blocks; slot = slot + 1u) {
             let k = block_multiple(j, first_block + slot, index_per_word, &cached_index);
-            let v = decode_d3(extractBits(word, slot * params.code_bits, params.code_bits), params.q);
-            let p = vec3<f32>(f32(v.x), f32(v.y), f32(v.z));
+            let v = decode_leader(LATTICE_D3, extractBits(word, slot * params.code_bits, params.code_bits), params.q);
+            let p = vec3<f32>(f32(v[0]), f32(v[1]), f32(v[2]));
             let at = base + 3u * slot;
             for (var r = 0u; r < RHS_TILE; r = r + 1u) {
               let xs = r * params.chunk_entries + at;

@@ -1,4 +1,5 @@
 import latticeCodeSource from '../../../shaders/lattice_code.wgsl?raw';
+import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import latticeEncodeSource from '../../../shaders/lattice_encode.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { packedLayout } from '../../format/packing.js';
@@ -18,9 +19,9 @@ import { checkReductionLanes, QUANTIZE_STATUS_BYTES } from './columnPrep.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
 
 /*
- * Lattice encoding on the GPU (shaders/lattice_encode.wgsl with the integer library
- * shaders/lattice_code.wgsl): per column, the canonical sum of squares, ν' and g by the exact f32
- * routines, the fixed-point integers X, and every block through the twin of
+ * Lattice encoding on the GPU (shaders/lattice_encode.wgsl with the integer libraries
+ * shaders/lattice_decode.wgsl and shaders/lattice_code.wgsl): per column, the canonical sum of
+ * squares, ν' and g by the exact f32 routines, the fixed-point integers X, and every block through the twin of
  * `LatticeBlockEncoder.encodeBlock` (ladder, betaSet, clipping), written packed as
  * src/format/packing.ts lays fields out. Codes and scale indices equal the CPU's bit for bit.
  */
@@ -31,8 +32,9 @@ const MAX_DIMENSION = 8;
 const MAX_SCALES = 16;
 /**
  * Denominators k·2^F must stay below this bound for codes to be exact and equal to the CPU's: the WGSL
- * library's i32 intermediates (2X ± den, den·P) and 64-bit squared distances are exact below 2^29;
- * E8's CPU twin compares squared distances of up to 32·den² in float64, exact below den = 2^24.
+ * libraries' i32 intermediates (2X ± den, den·P) and 64-bit squared errors are exact below 2^29;
+ * E8's CPU twin compares squared distances of up to 32·den² in float64, exact below den = 2^24, and
+ * its WGSL twin makes that comparison in i32 with sums of up to 96·den (shaders/lattice_decode.wgsl).
  */
 function maxDenominator(lattice: Lattice): number {
   return lattice.name === 'E8' ? 2 ** 24 : 2 ** 29;
@@ -41,9 +43,13 @@ function maxDenominator(lattice: Lattice): number {
 /** The kernel's gain_mode ids (GAIN_NONE, GAIN_MMSE, GAIN_UNBIASED in shaders/lattice_encode.wgsl). */
 const GAIN_MODE_IDS: Record<GainMode, number> = { none: 0, mmse: 1, unbiased: 2 };
 
-/** WGSL of the integer lattice library (nearest points, Voronoi code, block encoder); see shaders/lattice_code.wgsl. */
+/**
+ * WGSL of the integer block encoder: the lattice rules shared with the decoding kernels (nearest points,
+ * digits, coset leaders; shaders/lattice_decode.wgsl) followed by the encoder's own part (Voronoi
+ * encode, decode-and-compare, ladder, betaSet, clipping; shaders/lattice_code.wgsl).
+ */
 export function latticeCodeWgsl(): string {
-  return latticeCodeSource;
+  return `${latticeDecodeSource}\n${latticeCodeSource}`;
 }
 
 /** The WGSL of the encode kernel: f32 libraries, lattice library, kernel. */
