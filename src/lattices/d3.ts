@@ -1,4 +1,5 @@
 import { invertIntegerMatrix } from './integerMatrix.js';
+import { withVoronoiCodes } from './withVoronoiCodes.js';
 import { nearestDnReal, type Lattice } from './lattice.js';
 import { nearestDnRational } from './rationalRounding.js';
 
@@ -17,7 +18,7 @@ const d3Basis = Int32Array.from([
  * D3.nearest([0.9, 0.2, 0]) // Float64Array [1, 1, 0]: (1, 0, 0) has an odd sum, so the
  *                            // coordinate that rounded worst (0.2) goes the other way
  */
-export const D3: Lattice = {
+export const D3: Lattice = withVoronoiCodes({
   name: 'D3',
   dimension: 3,
   pointScale: 1,
@@ -39,4 +40,4 @@ export const D3: Lattice = {
     }
     return sum % 2 === 0;
   },
-};
+});

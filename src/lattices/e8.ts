@@ -1,4 +1,5 @@
 import { invertIntegerMatrix } from './integerMatrix.js';
+import { withVoronoiCodes } from './withVoronoiCodes.js';
 import { nearestDnReal, type Lattice } from './lattice.js';
 import { nearestDnRational, scaledSquaredError } from './rationalRounding.js';
 
@@ -31,7 +32,7 @@ const scratchNum = new Float64Array(8);
  * @example
  * E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]) // Float64Array(8) [0.5, 0.5, …, 0.5]
  */
-export const E8: Lattice = {
+export const E8: Lattice = withVoronoiCodes({
   name: 'E8',
   dimension: 8,
   pointScale: 2,
@@ -82,4 +83,4 @@ export const E8: Lattice = {
     // Σλ = ΣP/2 must be even.
     return sum % 4 === 0;
   },
-};
+});

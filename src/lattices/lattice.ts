@@ -31,7 +31,26 @@ export interface Lattice {
   nearest(x: ArrayLike<number>): Float64Array;
   /** Is the integer vector `P` (point coordinates) a lattice point? */
   contains(P: ArrayLike<number>): boolean;
+  /**
+   * Index of the coset of the lattice point `P` (point coordinates) in Λ / qΛ: the Voronoi code with
+   * nesting ratio q (see `VoronoiCode`, which this builds once per q).
+   *
+   * @example
+   * D3.encode([1, 1, 0], 6) // a code in [0, 216)
+   */
+  encode(P: ArrayLike<number>, q: number): number;
+  /**
+   * The coset leader of `code` for nesting ratio q, in point coordinates: the point of the coset in
+   * the Voronoi region of qΛ.
+   *
+   * @example
+   * D3.decode(D3.encode([1, 1, 0], 6), 6) // Int32Array [1, 1, 0]
+   */
+  decode(code: number, q: number): Int32Array;
 }
+
+/** A lattice's geometry; `withVoronoiCodes` adds `encode` and `decode`. */
+export type LatticeGeometry = Omit<Lattice, 'encode' | 'decode'>;
 
 /** Round half to even, the rounding of WGSL's `round()`. */
 export function roundHalfEven(x: number): number {

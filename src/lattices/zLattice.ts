@@ -1,5 +1,6 @@
 import { checkPositiveInteger } from '../errors.js';
 import { invertIntegerMatrix } from './integerMatrix.js';
+import { withVoronoiCodes } from './withVoronoiCodes.js';
 import { roundHalfEven, type Lattice } from './lattice.js';
 import { roundRational } from './rationalRounding.js';
 
@@ -12,7 +13,7 @@ export function zLattice(dimension: number): Lattice {
   checkPositiveInteger(dimension, 'Z lattice dimension');
   const basis = new Int32Array(dimension * dimension);
   for (let i = 0; i < dimension; i++) basis[i * dimension + i] = 1;
-  return {
+  return withVoronoiCodes({
     name: `Z${dimension}`,
     dimension,
     pointScale: 1,
@@ -30,5 +31,5 @@ export function zLattice(dimension: number): Lattice {
       for (let i = 0; i < dimension; i++) if (!Number.isInteger(P[i])) return false;
       return true;
     },
-  };
+  });
 }

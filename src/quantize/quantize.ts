@@ -101,6 +101,9 @@ interface Context {
   readonly rotation: RandomizedHadamard | null;
 }
 
+/** Z^8: the scalar lattice in blocks of 8 that share a scale index (built once). */
+const Z8 = zLattice(8);
+
 /** The lattice object of a scheme. */
 export function schemeLattice(scheme: LatticeScheme): Lattice {
   switch (scheme.lattice) {
@@ -109,7 +112,7 @@ export function schemeLattice(scheme: LatticeScheme): Lattice {
     case 'E8':
       return E8;
     case 'Z':
-      return zLattice(8);
+      return Z8;
   }
 }
 
