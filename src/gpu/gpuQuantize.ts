@@ -4,10 +4,10 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
 import { resolveScheme, type LatticeScheme } from '../quantize/schemes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { empiricalEntropy } from '../theory/entropy.js';
 import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
@@ -24,8 +24,6 @@ import { itemsPerBinding } from './workSplit.js';
  * matrix goes to the GPU kernels through `uploadLatticeMatrix`.
  */
 
-/** Bits of side information per column: a norm, plus a mean and a gain when kept (as quantize.ts counts them). */
-const SIDE_FLOAT_BITS = 32;
 /** Scratch (prepared and rotated columns) is allocated for chunks of about this many bytes at most. */
 const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
 
@@ -120,14 +118,16 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
     const indexCounts = new Float64Array(this.multiples.length);
     for (const index of scaleIndices) indexCounts[index] = (indexCounts[index] as number) + 1;
 
-    // Rates exactly as quantizeLattice (src/quantize/quantize.ts) computes them.
-    const grid = scaleGrid(this.scheme.overload);
-    const codeSize = new VoronoiCode(schemeLattice(this.scheme), this.scheme.q).size;
-    const sideBitsPerColumn = SIDE_FLOAT_BITS * (1 + (means ? 1 : 0) + (gains ? 1 : 0));
-    const blocks = blocksPerColumn * cols;
-    const entries = this.rows * cols;
-    const bitsStored = (blocks * (this.codeBits + grid.indexBits) + cols * sideBitsPerColumn) / entries;
-    const bitsEntropy = (blocks * (Math.log2(codeSize) + empiricalEntropy(indexCounts)) + cols * sideBitsPerColumn) / entries;
+    const { bitsStored, bitsEntropy } = latticeRates({
+      rows: this.rows,
+      cols,
+      blocksPerColumn,
+      codeBits: this.codeBits,
+      codeCount: new VoronoiCode(schemeLattice(this.scheme), this.scheme.q).size,
+      indexBits: scaleGrid(this.scheme.overload).indexBits,
+      indexCounts,
+      sideFloatsPerColumn: 1 + (means ? 1 : 0) + (gains ? 1 : 0),
+    });
 
     return {
       kind: 'lattice',

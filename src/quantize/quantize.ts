@@ -8,10 +8,10 @@ import { rotationLength } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
 import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar/nvfp4.js';
-import { empiricalEntropy } from '../theory/entropy.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
 import { prepareColumn, unscale } from './prepareColumn.js';
+import { latticeRates, SIDE_FLOAT_BITS } from './rates.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix, ScalarQuantizedMatrix } from './quantizedMatrix.js';
 import { MAX_DENOMINATOR, MAX_E8_DENOMINATOR, scaleGrid } from './scaleGrid.js';
 import { resolveScheme, type IntScheme, type LatticeScheme, type Scheme, type SchemeName } from './schemes.js';
@@ -49,8 +49,6 @@ export interface QuantizeOptions {
 /** Smallest normal fp16 value, 2^−14. */
 const FP16_MIN_NORMAL = 2 ** -14;
 
-/** Bits of side information per column: a norm (fp32), plus a mean and a gain when kept. */
-const SIDE_FLOAT_BITS = 32;
 
 /**
  * Quantizes the columns of `matrix` (each a vector of `rows` entries).
@@ -188,13 +186,16 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
     if (gains) gains[j] = columnGain(gain, normU, dotUHat, normHat);
   }
 
-  const sideBitsPerColumn = SIDE_FLOAT_BITS * (1 + (means ? 1 : 0) + (gains ? 1 : 0));
-  const blocks = blocksPerColumn * cols;
-  const entries = n * cols;
-  const codeBits = encoder.code.codeBits;
-  const bitsStored = (blocks * (codeBits + grid.indexBits) + cols * sideBitsPerColumn) / entries;
-  const bitsEntropy =
-    (blocks * (Math.log2(encoder.code.size) + empiricalEntropy(indexCounts)) + cols * sideBitsPerColumn) / entries;
+  const { bitsStored, bitsEntropy } = latticeRates({
+    rows: n,
+    cols,
+    blocksPerColumn,
+    codeBits: encoder.code.codeBits,
+    codeCount: encoder.code.size,
+    indexBits: grid.indexBits,
+    indexCounts,
+    sideFloatsPerColumn: 1 + (means ? 1 : 0) + (gains ? 1 : 0),
+  });
 
   return {
     kind: 'lattice',
