@@ -22,7 +22,6 @@ import { markdownTable, parseArgs, progress, progressDone } from './lib/args.js'
 import { gpuRows, type GpuRow } from './lib/gpuRows.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
-import { tableMatmulLayout } from '../src/gpu/kernels/tableMatmul.js';
 
 const args = parseArgs(process.argv.slice(2), { n: 'number', cols: 'number', seed: 'number', json: 'string', md: 'string', 'no-stress': 'flag', 'no-gpu': 'flag' });
 const n = (args.get('n') as number | undefined) ?? 6144;
@@ -186,10 +185,9 @@ if (!args.get('no-gpu')) {
     try {
       const { a, b } = testMatrixPair('gaussian', n, cols, cols, seed);
       const info = context.adapter.info;
-      const rowsOnGpu = await gpuRows(context, a, b, seed, (label) => progress(`GPU: ${label} (n = ${n}, ${cols} + ${cols} columns)…`));
+      const onGpu = await gpuRows(context, a, b, seed, (label) => progress(`GPU: ${label} (n = ${n}, ${cols} + ${cols} columns)…`));
       progressDone();
-      const layout = tableMatmulLayout(context.device).kind;
-      gpu = { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '), tableLayout: layout, rows: rowsOnGpu };
+      gpu = { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '), tableLayout: onGpu.tableLayout, rows: onGpu.rows };
     } finally {
       context.device.destroy();
     }

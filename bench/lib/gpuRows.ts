@@ -5,11 +5,8 @@
  */
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
-import { dispatchE8Matmul } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchMatmulF32 } from '../../src/gpu/kernels/matmulF32.js';
-import { dispatchTableMatmul } from '../../src/gpu/kernels/tableMatmul.js';
 import { createBufferWithData, createBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuLatticeMatrix } from '../../src/gpu/latticeOperand.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { timeGpuWork, type GpuTiming } from '../../src/gpu/timing.js';
 import { productNmse, type Matrix } from '../../src/matrix.js';
@@ -35,7 +32,7 @@ export const GPU_SCHEMES: readonly { label: string; options: QuantizeOptions }[]
   { label: 'e8-q16 default', options: { scheme: 'e8-q16' } },
 ];
 
-export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: number, onProgress: (label: string) => void): Promise<GpuRow[]> {
+export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: number, onProgress: (label: string) => void): Promise<{ rows: GpuRow[]; tableLayout: string }> {
   const engine = GpuEngine.create(context);
   const { device } = context;
   const rows: GpuRow[] = [];
@@ -61,7 +58,7 @@ export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: n
         (encoder) => {
           const scratch = new GpuScratch(device);
           const c = createBuffer(device, 'paper product C', 4 * a.cols * b.cols, STORAGE_USAGE);
-          recordProduct(engine, encoder, scratch, qa, qb, c);
+          engine.recordMatmulAT(encoder, scratch, qa, qb, c);
           return () => {
             scratch.destroy();
             c.destroy();
@@ -86,15 +83,7 @@ export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: n
     }
   }
   engine.destroy();
-  return rows;
-}
-
-function recordProduct(engine: GpuEngine, encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, c: GPUBuffer): void {
-  if (engine.productKernel(a, b) === 'd3-table') {
-    dispatchTableMatmul(engine.device, encoder, scratch, { a, b, c, layout: engine.tableLayout });
-  } else {
-    dispatchE8Matmul(engine.device, encoder, scratch, { a, b, c, dotPath: engine.e8DotPath });
-  }
+  return { rows, tableLayout: engine.tableLayout };
 }
 
 async function timeF32Matmul(context: GpuContext, a: Matrix, b: Matrix): Promise<GpuTiming> {

@@ -114,33 +114,40 @@ export class GpuEngine {
    */
   async matmulATInto(a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
-    checkProductOperands(a, b);
     const kernel = this.productKernel(a, b);
     const scratch = new GpuScratch(this.device);
-    const temporaries: GPUBuffer[] = [];
     try {
       await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
         const encoder = this.device.createCommandEncoder({ label: `GpuEngine.matmulAT (${kernel})` });
-        if (kernel === 'd3-table') {
-          dispatchTableMatmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, layout: this.tableLayout });
-        } else if (kernel === 'e8-dot') {
-          dispatchE8Matmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, dotPath: this.e8DotPath });
-        } else {
-          check(a.means === null && b.means === null, 'centred operands of different schemes are not supported on the GPU; multiply them with the CPU matmulAT');
-          // Different codes on each side: decode both in the rotated domain, then an f32 product.
-          const decodedA = createBuffer(this.device, 'GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
-          const decodedB = createBuffer(this.device, 'GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
-          temporaries.push(decodedA, decodedB);
-          dispatchLatticeDequantize(this.device, encoder, scratch, { m: a, output: decodedA });
-          dispatchLatticeDequantize(this.device, encoder, scratch, { m: b, output: decodedB });
-          dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
-        }
+        this.recordMatmulAT(encoder, scratch, a, b, output, offset);
         this.device.queue.submit([encoder.finish()]);
         await this.device.queue.onSubmittedWorkDone();
       });
     } finally {
       scratch.destroy();
-      for (const buffer of temporaries) buffer.destroy();
+    }
+  }
+
+  /**
+   * Records ÂᵀB̂ into the caller's command encoder (for apps that batch their own GPU work, and for
+   * timing). Buffers it needs live in `scratch`: destroy it after the submission has finished.
+   */
+  recordMatmulAT(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): void {
+    this.checkAlive();
+    checkProductOperands(a, b);
+    const kernel = this.productKernel(a, b);
+    if (kernel === 'd3-table') {
+      dispatchTableMatmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, layout: this.tableLayout });
+    } else if (kernel === 'e8-dot') {
+      dispatchE8Matmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, dotPath: this.e8DotPath });
+    } else {
+      check(a.means === null && b.means === null, 'centred operands of different schemes are not supported on the GPU; multiply them with the CPU matmulAT');
+      // Different codes on each side: decode both in the rotated domain, then an f32 product.
+      const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
+      const decodedB = scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
+      dispatchLatticeDequantize(this.device, encoder, scratch, { m: a, output: decodedA });
+      dispatchLatticeDequantize(this.device, encoder, scratch, { m: b, output: decodedB });
+      dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
     }
   }
 
