@@ -1,4 +1,5 @@
 import { check, LatticeMatmulError } from '../errors.js';
+import { watchDeviceLoss } from './errorScopes.js';
 
 /**
  * Optional GPU capabilities the kernels use when present (each has a plain path otherwise).
@@ -71,6 +72,11 @@ const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups', 'shader-f16',
  * defaults), and with `subgroups`, `shader-f16` and `timestamp-query` enabled where the adapter has
  * them. Device loss (other than `destroy()`) and uncaptured errors are logged with `console.error`.
  * Call `device.destroy()` when done.
+ *
+ * Device loss: from the moment `device.lost` resolves, every pending and later call of this library
+ * on the device rejects with a `GpuDeviceLostError` (a `LatticeMatmulError` carrying the loss's
+ * reason and message); `isDeviceLost(device)` says so. Request a new device (and new engines on it)
+ * to continue.
  *
  * @throws LatticeMatmulError when there is no WebGPU (`navigator.gpu` missing), no adapter, or the
  *   device request fails.
@@ -153,8 +159,13 @@ function browserGpu(): GPU {
   return gpu;
 }
 
-/** Logs a lost device (unless it was destroyed on purpose) and errors no error scope caught. */
+/**
+ * Registers the device with the loss policy (src/gpu/errorScopes.ts) at once, so a loss is known
+ * even before the first call; logs a lost device (unless it was destroyed on purpose) and errors no
+ * error scope caught.
+ */
 function watchDevice(device: GPUDevice): void {
+  watchDeviceLoss(device);
   const label = device.label || 'WebGPU device';
   void device.lost.then((info) => {
     if (info.reason !== 'destroyed') console.error(`lattice-matmul: ${label} was lost (${info.reason}): ${info.message}`);

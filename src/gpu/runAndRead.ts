@@ -1,11 +1,18 @@
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { check } from '../errors.js';
+import { createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { GpuScratch } from './scratch.js';
 
 /*
  * The skeleton of the kernels' convenience functions (tests, benchmarks): create buffers, record into
- * one encoder, submit, read one buffer back, all inside validation error scopes, and destroy
- * everything created whatever happens.
+ * one encoder, submit, read one buffer back, all inside one exclusive validation section
+ * (`withValidation`), and destroy everything created whatever happens.
+ *
+ * The readback is recorded into the same encoder as the work, after it, so the submission check of
+ * `recordReadback` confirms the work too: when WebGPU rejects the submission (an input buffer was
+ * destroyed before the submit, a buffer lacks STORAGE usage, …) the call rejects instead of
+ * returning the zeros of an untouched output buffer, even when some other code disturbed the error
+ * scopes.
  */
 
 /** What a `runAndRead` recording gets: the encoder, a scratch, and buffers that are destroyed afterwards. */
@@ -29,10 +36,16 @@ export interface OneShotLabels {
 
 /**
  * Runs `record` (which creates its buffers through the recording and returns the buffer to read)
- * inside validation error scopes, submits the encoder, and reads `outputBytes` bytes of the returned
- * buffer. Buffers, owned resources and the scratch are destroyed afterwards, also on error. `label`
- * names both the scopes and the encoder unless they are given apart.
+ * inside an exclusive validation section (`withValidation`), records the readback of `outputBytes`
+ * bytes of the returned buffer into the same encoder, submits it once and returns the bytes.
+ * Buffers, owned resources and the scratch are destroyed afterwards, also on error. `label` names
+ * both the section and the encoder unless they are given apart.
  *
+ * `record` runs inside the section: it must not call `runAndRead`, `withValidation` or another entry
+ * point (see src/gpu/errorScopes.ts); such a call is refused with a `LatticeMatmulError`.
+ *
+ * @throws LatticeMatmulError when `record` throws one, when a WebGPU error scope caught an error, or
+ *   when the submission was rejected; GpuDeviceLostError when the device is or gets lost.
  * @example
  * const c = new Float32Array(await runAndRead(device, 'matmul f32', 4 * a.cols * b.cols, (run) => {
  *   const cBuffer = run.storage('matmul C', 4 * a.cols * b.cols);
@@ -63,8 +76,13 @@ export async function runAndRead(
         storage: (bufferLabel, byteLength) => own(createBuffer(device, bufferLabel, byteLength, STORAGE_USAGE)),
         own,
       });
+      check(
+        typeof output === 'object' && output !== null && 'mapAsync' in output,
+        () => `${labels.scope}: the recording must return the GPUBuffer to read, got ${output === null ? 'null' : typeof output}`,
+      );
+      const readback = own(recordReadback(device, encoder, output, outputBytes));
       device.queue.submit([encoder.finish()]);
-      return readBuffer(device, output, outputBytes);
+      return readback.result();
     });
   } finally {
     scratch.destroy();

@@ -1,6 +1,6 @@
 import { check, checkPositiveInteger } from '../errors.js';
-import { BufferUsage, readBuffer } from './buffers.js';
-import { withValidation } from './errorScopes.js';
+import { BufferUsage, readBuffer, SubmissionChecks } from './buffers.js';
+import { insideSection, withValidation } from './errorScopes.js';
 
 /*
  * Timing GPU work. With the `timestamp-query` feature the GPU itself stamps the time: an empty compute
@@ -16,6 +16,12 @@ import { withValidation } from './errorScopes.js';
  * Browsers and Dawn quantize timestamps by default (Chrome: 100 µs; Dawn in Node: 2^16 ns) against
  * timing attacks. In Node pass `TIMESTAMP_QUERY_DAWN_FLAGS` to `nodeGpu({ flags })` for full
  * resolution; a quantized clock shows up here as samples that are multiples of a large power of two.
+ *
+ * The whole measurement is one exclusive section (`withValidation`, src/gpu/errorScopes.ts), so no
+ * other call of this library runs on the device meanwhile. Every submission ends with a submission
+ * check (`SubmissionChecks`, after the end timestamp, so outside the timed region in
+ * timestamp-query mode; one 4-byte clear inside it in wall-clock mode), so a rejected submission
+ * fails the measurement even when some other code disturbed the error scopes.
  */
 
 /** Dawn instance flags that turn off timestamp quantization (Node only; browsers keep it). */
@@ -61,8 +67,10 @@ export interface TimeGpuWorkOptions {
  * Records `record(encoder)` into a command encoder, submits it and returns how long the GPU took,
  * median over several submissions after a warm-up. `record` may return a cleanup function (e.g.
  * `() => scratch.destroy()`), called after each submission. Every submission is awaited, so samples
- * do not overlap. Runs inside validation error scopes: invalid recorded work throws a
- * `LatticeMatmulError` instead of producing a time.
+ * do not overlap. Runs inside one exclusive validation section: invalid recorded work throws a
+ * `LatticeMatmulError` instead of producing a time, and a lost device a `GpuDeviceLostError`.
+ * `record` runs inside the section: it must only record (dispatch…), never call `timeGpuWork`,
+ * `runAndRead` or another entry point (refused with a `LatticeMatmulError`).
  *
  * @example
  * const timing = await timeGpuWork(device, (encoder) => {
@@ -96,6 +104,14 @@ async function timeUnchecked(
   checkPositiveInteger(repeats, 'timeGpuWork repeats');
   const label = options.label ?? 'timed work';
 
+  // One marker per submission: warm-ups, samples, and (wall clock) preludes or (timestamps) the resolve.
+  const submissions = warmup + (useTimestamps ? samples + 1 : samples * (options.prelude ? 2 : 1));
+  const checks = new SubmissionChecks(device, label, submissions);
+  let submitted = 0;
+  const finish = (encoder: GPUCommandEncoder): GPUCommandBuffer => {
+    checks.mark(encoder, submitted++);
+    return encoder.finish();
+  };
   const submit = async (commands: GPUCommandBuffer, cleanups: (() => void)[]): Promise<void> => {
     device.queue.submit([commands]);
     for (const cleanup of cleanups) cleanup();
@@ -103,73 +119,83 @@ async function timeUnchecked(
   };
   const recordWork = (encoder: GPUCommandEncoder, cleanups: (() => void)[]): void => {
     for (let r = 0; r < repeats; r++) {
-      const cleanup = record(encoder);
+      const cleanup = insideSection(device, label, () => record(encoder));
       if (cleanup) cleanups.push(cleanup);
     }
   };
-
-  for (let i = 0; i < warmup; i++) {
-    const cleanups: (() => void)[] = [];
-    const encoder = device.createCommandEncoder({ label: `${label} (warm-up)` });
-    options.prelude?.(encoder);
-    recordWork(encoder, cleanups);
-    await submit(encoder.finish(), cleanups);
-  }
+  const prelude = (encoder: GPUCommandEncoder): void => {
+    const recordPrelude = options.prelude;
+    if (recordPrelude) insideSection(device, label, () => recordPrelude(encoder));
+  };
 
   const samplesMs: number[] = [];
-  if (useTimestamps) {
-    const querySet = device.createQuerySet({ label: `${label} timestamps`, type: 'timestamp', count: 2 * samples });
-    const resolved = device.createBuffer({
-      label: `${label} timestamps (resolved)`,
-      size: 16 * samples,
-      usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC,
-    });
-    try {
+  try {
+    for (let i = 0; i < warmup; i++) {
+      const cleanups: (() => void)[] = [];
+      const encoder = device.createCommandEncoder({ label: `${label} (warm-up)` });
+      prelude(encoder);
+      recordWork(encoder, cleanups);
+      await submit(finish(encoder), cleanups);
+    }
+
+    if (useTimestamps) {
+      const querySet = device.createQuerySet({ label: `${label} timestamps`, type: 'timestamp', count: 2 * samples });
+      const resolved = device.createBuffer({
+        label: `${label} timestamps (resolved)`,
+        size: 16 * samples,
+        usage: BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC,
+      });
+      try {
+        for (let i = 0; i < samples; i++) {
+          const cleanups: (() => void)[] = [];
+          const encoder = device.createCommandEncoder({ label: `${label} (sample ${i})` });
+          prelude(encoder);
+          encoder
+            .beginComputePass({ label: `${label} start`, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i } })
+            .end();
+          recordWork(encoder, cleanups);
+          encoder
+            .beginComputePass({ label: `${label} end`, timestampWrites: { querySet, endOfPassWriteIndex: 2 * i + 1 } })
+            .end();
+          await submit(finish(encoder), cleanups);
+        }
+        // One resolve at the end: resolveQuerySet's destination offset must be a multiple of 256.
+        const resolveEncoder = device.createCommandEncoder({ label: `${label} (resolve timestamps)` });
+        resolveEncoder.resolveQuerySet(querySet, 0, 2 * samples, resolved, 0);
+        device.queue.submit([finish(resolveEncoder)]);
+        await checks.verify();
+        const stamps = new BigUint64Array(await readBuffer(device, resolved, 16 * samples));
+        for (let i = 0; i < samples; i++) {
+          const start = stamps[2 * i] as bigint;
+          const end = stamps[2 * i + 1] as bigint;
+          // A clock that went backwards (some drivers across power states) gives no usable sample.
+          samplesMs.push(end >= start ? Number(end - start) / 1e6 / repeats : Number.NaN);
+        }
+      } finally {
+        querySet.destroy();
+        resolved.destroy();
+      }
+    } else {
       for (let i = 0; i < samples; i++) {
         const cleanups: (() => void)[] = [];
         const encoder = device.createCommandEncoder({ label: `${label} (sample ${i})` });
-        options.prelude?.(encoder);
-        encoder
-          .beginComputePass({ label: `${label} start`, timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i } })
-          .end();
+        // The prelude goes in its own submission here, so the wall clock covers only the work.
+        if (options.prelude) {
+          const preludeEncoder = device.createCommandEncoder({ label: `${label} (prelude ${i})` });
+          prelude(preludeEncoder);
+          device.queue.submit([finish(preludeEncoder)]);
+          await device.queue.onSubmittedWorkDone();
+        }
         recordWork(encoder, cleanups);
-        encoder
-          .beginComputePass({ label: `${label} end`, timestampWrites: { querySet, endOfPassWriteIndex: 2 * i + 1 } })
-          .end();
-        await submit(encoder.finish(), cleanups);
+        const commands = finish(encoder);
+        const start = performance.now();
+        await submit(commands, cleanups);
+        samplesMs.push((performance.now() - start) / repeats);
       }
-      // One resolve at the end: resolveQuerySet's destination offset must be a multiple of 256.
-      const resolveEncoder = device.createCommandEncoder({ label: `${label} (resolve timestamps)` });
-      resolveEncoder.resolveQuerySet(querySet, 0, 2 * samples, resolved, 0);
-      device.queue.submit([resolveEncoder.finish()]);
-      const stamps = new BigUint64Array(await readBuffer(device, resolved, 16 * samples));
-      for (let i = 0; i < samples; i++) {
-        const start = stamps[2 * i] as bigint;
-        const end = stamps[2 * i + 1] as bigint;
-        // A clock that went backwards (some drivers across power states) gives no usable sample.
-        samplesMs.push(end >= start ? Number(end - start) / 1e6 / repeats : Number.NaN);
-      }
-    } finally {
-      querySet.destroy();
-      resolved.destroy();
+      await checks.verify();
     }
-  } else {
-    for (let i = 0; i < samples; i++) {
-      const cleanups: (() => void)[] = [];
-      const encoder = device.createCommandEncoder({ label: `${label} (sample ${i})` });
-      // The prelude goes in its own submission here, so the wall clock covers only the work.
-      if (options.prelude) {
-        const preludeEncoder = device.createCommandEncoder({ label: `${label} (prelude ${i})` });
-        options.prelude(preludeEncoder);
-        device.queue.submit([preludeEncoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-      }
-      recordWork(encoder, cleanups);
-      const commands = encoder.finish();
-      const start = performance.now();
-      await submit(commands, cleanups);
-      samplesMs.push((performance.now() - start) / repeats);
-    }
+  } finally {
+    checks.destroy();
   }
 
   const valid = samplesMs.filter((t) => Number.isFinite(t)).sort((a, b) => a - b);
