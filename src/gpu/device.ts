@@ -25,10 +25,11 @@ export interface GpuLimits {
   readonly minUniformBufferOffsetAlignment: number;
 }
 
-/** What `requestGpuDevice` returns. */
+/** A device with what the kernels need to know about it (what `requestGpuDevice` returns, with its adapter). */
 export interface GpuContext {
   readonly device: GPUDevice;
-  readonly adapter: GPUAdapter;
+  /** The adapter, when known (null for a device handed over by an application). */
+  readonly adapter: GPUAdapter | null;
   readonly features: GpuFeatures;
   readonly limits: GpuLimits;
 }
@@ -89,7 +90,7 @@ const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups', 'shader-f16',
  * // Force the 16 KB workgroup-memory fallback in a test:
  * const small = await requestGpuDevice({ gpu, workgroupStorageLimit: 16384 });
  */
-export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): Promise<GpuContext> {
+export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   const gpu = options.gpu ?? browserGpu();
   const adapter =
     options.adapter ??
@@ -126,15 +127,40 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     throw new LatticeMatmulError(`WebGPU requestDevice failed: ${errorMessage(error)}`);
   }
   watchDevice(device);
+  return { ...describeDevice(device, gpu), adapter };
+}
 
+/**
+ * The context of a device: the application's own `GPUDevice` (features and limits read from it, loss
+ * watched from now on) or a `GpuContext` as it is. `gpu` (default `navigator.gpu` where it exists)
+ * tells which WGSL language features the implementation has.
+ *
+ * @example
+ * const engine = GpuEngine.create(myDevice); // calls gpuContextOf(myDevice)
+ */
+export function gpuContextOf(deviceOrContext: GPUDevice | GpuContext, gpu?: GPU): GpuContext {
+  check(typeof deviceOrContext === 'object' && deviceOrContext !== null, 'expected a GPUDevice or the context requestGpuDevice() returns');
+  if ('device' in deviceOrContext && 'features' in deviceOrContext && 'limits' in deviceOrContext && !('createBuffer' in deviceOrContext)) {
+    return deviceOrContext;
+  }
+  const device = deviceOrContext as GPUDevice;
+  check(
+    typeof device.createBuffer === 'function' && typeof device.features?.has === 'function' && typeof device.limits === 'object',
+    'expected a GPUDevice (with createBuffer, features and limits) or the context requestGpuDevice() returns',
+  );
+  watchDeviceLoss(device);
+  const implementation = gpu ?? (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu);
+  return { ...describeDevice(device, implementation), adapter: null };
+}
+
+function describeDevice(device: GPUDevice, gpu: GPU | undefined): Omit<GpuContext, 'adapter'> {
   return {
     device,
-    adapter,
     features: {
       subgroups: device.features.has('subgroups'),
       shaderF16: device.features.has('shader-f16'),
       timestampQuery: device.features.has('timestamp-query'),
-      packed4x8IntegerDotProduct: gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
+      packed4x8IntegerDotProduct: gpu?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
     },
     limits: {
       maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,

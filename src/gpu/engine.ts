@@ -1,55 +1,64 @@
 import { check } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
-import type { QuantizeOptions } from '../quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
-import { resolveScheme } from '../quantize/schemes.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
-import type { GpuContext, GpuFeatures, GpuLimits } from './device.js';
-import { withValidation } from './errorScopes.js';
-import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantizedMatrix, type GpuMatrixInput } from './gpuQuantize.js';
+import type { QuantizeOptions } from '../quantize/options.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
+import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
+import { isDeviceLost, withValidation } from './errorScopes.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchMatmulF32 } from './kernels/matmulF32.js';
+import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
-import { checkProductOperands, type GpuLatticeMatrix } from './latticeOperand.js';
+import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
+import { dispatchUniversalGemv } from './kernels/universalGemv.js';
+import { checkProductOperands, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
+import type { GpuUniversalQuantizedMatrix } from './universalOperand.js';
 
 /** Options of {@link GpuEngine.create}. */
 export interface GpuEngineOptions {
-  /** Force a D3 table layout (default: the best the device's workgroup memory allows). */
+  /** Force a D3 table layout for deterministic products (default: the best the device's workgroup memory allows). */
   readonly tableLayout?: TableLayoutKind;
-  /** Force the E8 inner-product path (default: packed 8-bit dot products where WGSL has them). */
+  /** Force the deterministic E8 inner-product path (default: packed 8-bit dot products where WGSL has them). */
   readonly e8DotPath?: DotPath;
 }
 
+
+export type { GpuLatticeMatrix } from './latticeOperand.js';
+
 /** Which kernel `matmulAT` runs for a pair of operands. */
-export type ProductKernel = 'd3-table' | 'e8-dot' | 'decode-f32';
+export type ProductKernel = 'universal-decode' | 'd3-table' | 'e8-dot' | 'decode-f32';
 
 /**
- * The WebGPU engine: encodes matrices with the lattice quantizer on the GPU (the same codes as the
+ * The WebGPU engine: encodes matrices with the lattice quantizers on the GPU (the same codes as the
  * CPU `quantize`, bit for bit), and multiplies them from their codes.
  *
- * The device is the caller's: the engine allocates only per-call scratch and the results it returns
- * (each with `destroy()`); `engine.destroy()` just marks the engine unusable.
+ * The device is the caller's — any `GPUDevice`, e.g. the one an app already renders or runs
+ * onnxruntime-web with — and so are the buffers it is given: the engine allocates only per-call
+ * scratch and the results it returns (each with `destroy()`); `engine.destroy()` just marks the engine
+ * unusable. Calls may overlap; they run one at a time on the device (src/gpu/errorScopes.ts).
  *
  * @example
- * const context = await requestGpuDevice();              // browser; in Node: requestNodeGpuDevice()
- * const engine = GpuEngine.create(context);
- * const qa = await engine.quantize(a, { scheme: 'd3-q6', seed: 7 });
- * const qb = await engine.quantize({ buffer: bBuffer, rows: n, cols: 64 }, { scheme: 'd3-q6', seed: 7 });
- * const c = await engine.matmulAT(qa, qb);                // Matrix, ≈ aᵀb
+ * const engine = GpuEngine.create(device);                  // your GPUDevice (or requestGpuDevice()'s context)
+ * const qa = await engine.quantize(a, { scheme: 'e8-q16', seed: 7 });
+ * const qb = await engine.quantize({ buffer: bBuffer, rows: n, cols: 64 }, { scheme: 'e8-q16', seed: 7 });
+ * const c = await engine.matmulAT(qa, qb);                 // Matrix, ≈ aᵀb
  * qa.destroy(); qb.destroy();
  */
 export class GpuEngine {
   readonly device: GPUDevice;
-  readonly adapter: GPUAdapter;
+  /** The adapter, when the engine was created from a `GpuContext` (null for a bare device). */
+  readonly adapter: GPUAdapter | null;
   readonly features: GpuFeatures;
   readonly limits: GpuLimits;
-  /** The D3 inner-product table layout in workgroup memory: 'full' (≥ 48 KB), 'triangle' (32 KB) or 'leaders' (16 KB). */
+  /** The D3 inner-product table layout of deterministic products: 'full' (≥ 48 KB), 'triangle' (32 KB) or 'leaders' (16 KB). */
   readonly tableLayout: TableLayoutKind;
-  /** How the E8 kernel forms inner products of decoded blocks. */
+  /** How the deterministic E8 kernel forms inner products of decoded blocks. */
   readonly e8DotPath: DotPath;
   private destroyed = false;
 
@@ -66,9 +75,13 @@ export class GpuEngine {
     );
   }
 
-  /** An engine on the device of `context` (from `requestGpuDevice` or `requestNodeGpuDevice`). */
-  static create(context: GpuContext, options: GpuEngineOptions = {}): GpuEngine {
-    check(typeof context === 'object' && context !== null && 'device' in context, 'GpuEngine.create needs the GpuContext from requestGpuDevice()');
+  /**
+   * An engine on `device` — the application's own `GPUDevice`, whose features and limits it reads — or
+   * on the context `requestGpuDevice()` / `requestNodeGpuDevice()` returns.
+   */
+  static create(device: GPUDevice | GpuContext, options: GpuEngineOptions = {}): GpuEngine {
+    const context = gpuContextOf(device);
+    check(!isDeviceLost(context.device), 'GpuEngine.create: this device was lost; request a new one');
     return new GpuEngine(context, options);
   }
 
@@ -76,21 +89,23 @@ export class GpuEngine {
    * Quantizes a matrix given as a `Matrix` (uploaded) or as the caller's own GPU buffer. Lattice
    * schemes only: the scalar baselines run on the CPU (`quantize`).
    */
-  async quantize(input: Matrix | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantizedMatrix> {
+  async quantize(input: Matrix | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
     this.checkAlive();
-    const scheme = resolveScheme(options.scheme);
-    check(scheme.kind === 'lattice', () => `the GPU engine encodes lattice schemes; '${scheme.kind}' baselines run on the CPU with quantize()`);
     return gpuQuantizeLattice(this.device, input, options);
   }
 
-  /** Copies a CPU-quantized lattice matrix to the GPU (the same bytes the GPU encoder writes). */
-  upload(q: LatticeQuantizedMatrix): GpuLatticeQuantizedMatrix {
+  /** Copies a CPU-quantized lattice matrix to the GPU. */
+  upload(q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix;
+  upload(q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;
+  upload(q: LatticeQuantizedMatrix): GpuLatticeQuantized;
+  upload(q: LatticeQuantizedMatrix): GpuLatticeQuantized {
     this.checkAlive();
     return uploadLatticeMatrix(this.device, q);
   }
 
   /** The kernel `matmulAT(a, b)` uses for these operands. */
   productKernel(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
+    if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
     const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
     if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
     if (same && (a.scheme.lattice === 'E8' || a.scheme.lattice === 'Z') && a.scheme.q <= 16) return 'e8-dot';
@@ -99,13 +114,28 @@ export class GpuEngine {
 
   /** ÂᵀB̂ read back as a Matrix (a.cols × b.cols). */
   async matmulAT(a: GpuLatticeMatrix, b: GpuLatticeMatrix): Promise<Matrix> {
-    const output = createBuffer(this.device, 'GpuEngine.matmulAT C', 4 * a.cols * b.cols, STORAGE_USAGE);
-    try {
-      await this.matmulATInto(a, b, output);
-      return { rows: a.cols, cols: b.cols, data: new Float32Array(await readBuffer(this.device, output, 4 * a.cols * b.cols)) };
-    } finally {
-      output.destroy();
-    }
+    this.checkAlive();
+    const bytes = 4 * a.cols * b.cols;
+    const kernel = this.productKernel(a, b);
+    const data = await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
+      const output = createBuffer(this.device, 'GpuEngine.matmulAT C', bytes, STORAGE_USAGE);
+      const scratch = new GpuScratch(this.device);
+      try {
+        const encoder = this.device.createCommandEncoder({ label: `GpuEngine.matmulAT (${kernel})` });
+        this.recordMatmulAT(encoder, scratch, a, b, output, 0);
+        const readback = recordReadback(this.device, encoder, output, bytes);
+        this.device.queue.submit([encoder.finish()]);
+        try {
+          return await readback.result();
+        } finally {
+          readback.destroy();
+        }
+      } finally {
+        scratch.destroy();
+        output.destroy();
+      }
+    });
+    return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
   }
 
   /**
@@ -114,18 +144,18 @@ export class GpuEngine {
    */
   async matmulATInto(a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
+    checkBufferUsable(output, BufferUsage.STORAGE, 'matmulATInto output');
     const kernel = this.productKernel(a, b);
-    const scratch = new GpuScratch(this.device);
-    try {
-      await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
+    await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
+      const scratch = new GpuScratch(this.device);
+      try {
         const encoder = this.device.createCommandEncoder({ label: `GpuEngine.matmulAT (${kernel})` });
         this.recordMatmulAT(encoder, scratch, a, b, output, offset);
-        this.device.queue.submit([encoder.finish()]);
-        await this.device.queue.onSubmittedWorkDone();
-      });
-    } finally {
-      scratch.destroy();
-    }
+        await submitAndConfirm(this.device, encoder, `GpuEngine.matmulAT (${kernel})`);
+      } finally {
+        scratch.destroy();
+      }
+    });
   }
 
   /**
@@ -136,19 +166,47 @@ export class GpuEngine {
     this.checkAlive();
     checkProductOperands(a, b);
     const kernel = this.productKernel(a, b);
-    if (kernel === 'd3-table') {
-      dispatchTableMatmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, layout: this.tableLayout });
+    if (kernel === 'universal-decode') {
+      this.recordUniversalProduct(encoder, scratch, a, b, output, offset);
+    } else if (kernel === 'd3-table') {
+      dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout });
     } else if (kernel === 'e8-dot') {
-      dispatchE8Matmul(this.device, encoder, scratch, { a, b, c: output, cOffset: offset, dotPath: this.e8DotPath });
+      dispatchE8Matmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, dotPath: this.e8DotPath });
     } else {
-      check(a.means === null && b.means === null, 'centred operands of different schemes are not supported on the GPU; multiply them with the CPU matmulAT');
-      // Different codes on each side: decode both in the rotated domain, then an f32 product.
-      const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
-      const decodedB = scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
-      dispatchLatticeDequantize(this.device, encoder, scratch, { m: a, output: decodedA });
-      dispatchLatticeDequantize(this.device, encoder, scratch, { m: b, output: decodedB });
-      dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
+      this.recordUniversalProduct(encoder, scratch, a, b, output, offset);
     }
+  }
+
+  /**
+   * Decodes both operands into the rotated domain (f32), multiplies them with the tiled f32 kernel, then
+   * applies the means and, for one quantization multiplied by itself, the exact Gram diagonal.
+   */
+  private recordUniversalProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
+    const gram = a === b && a.mode === 'universal';
+    if (a.mode === 'universal' && b.mode === 'universal' && a !== b) {
+      check(
+        a.nonce !== b.nonce,
+        'A and B were quantized with the same nonce: their quantization errors are not independent. Pass the same matrix twice for a Gram matrix ÂᵀÂ, or let quantize draw the nonces.',
+      );
+    }
+    const centred = isCentred(a);
+    check(a.mode === 'universal' || b.mode === 'universal' || !centred, 'centred operands of different schemes are not supported on the GPU; multiply them with the CPU matmulAT');
+    const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
+    this.recordDecode(encoder, scratch, a, decodedA);
+    let decodedB = decodedA;
+    if (!gram) {
+      decodedB = scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
+      this.recordDecode(encoder, scratch, b, decodedB);
+    }
+    dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
+    if (a.mode === 'universal' && b.mode === 'universal') {
+      dispatchProductEpilogue(this.device, encoder, scratch, { sideA: a.side, sideB: b.side, c: output, cOffset: offset, aCols: a.cols, bCols: b.cols, rows: a.rows, centred, gram });
+    }
+  }
+
+  private recordDecode(encoder: GPUCommandEncoder, scratch: GpuScratch, m: GpuLatticeMatrix, output: GPUBuffer): void {
+    if (m.mode === 'universal') dispatchUniversalDequantize(this.device, encoder, scratch, { m, output });
+    else dispatchLatticeDequantize(this.device, encoder, scratch, { m, output });
   }
 
   /**
@@ -157,14 +215,29 @@ export class GpuEngine {
    * packed codes once. The result (cols × k) is read back.
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
+    this.checkAlive();
     const rhs = x instanceof Float32Array ? 1 : x.cols;
-    const output = createBuffer(this.device, 'GpuEngine.matvec y', 4 * w.cols * rhs, STORAGE_USAGE);
-    try {
-      await this.matvecInto(w, x, output);
-      return { rows: w.cols, cols: rhs, data: new Float32Array(await readBuffer(this.device, output, 4 * w.cols * rhs)) };
-    } finally {
-      output.destroy();
-    }
+    const bytes = 4 * w.cols * rhs;
+    const data = await withValidation(this.device, 'GpuEngine.matvec', async () => {
+      const output = createBuffer(this.device, 'GpuEngine.matvec y', bytes, STORAGE_USAGE);
+      const temporaries: GPUBuffer[] = [output];
+      const scratch = new GpuScratch(this.device);
+      try {
+        const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, temporaries), output, 0);
+        const readback = recordReadback(this.device, encoder, output, bytes);
+        this.device.queue.submit([encoder.finish()]);
+        try {
+          return await readback.result();
+        } finally {
+          readback.destroy();
+        }
+      } finally {
+        scratch.destroy();
+        for (const buffer of temporaries) buffer.destroy();
+      }
+    });
+    return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
   }
 
   /**
@@ -173,44 +246,46 @@ export class GpuEngine {
    */
   async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
-    const scratch = new GpuScratch(this.device);
-    const temporaries: GPUBuffer[] = [];
-    try {
-      await withValidation(this.device, 'GpuEngine.matvec', async () => {
-        let input: GpuMatrixInput;
-        if (!(x instanceof Float32Array) && !('data' in x)) {
-          input = x; // already on the GPU (a Float32Array also has a `buffer`, hence the order of the tests)
-        } else {
-          const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-          checkMatrix(xMatrix, 'x');
-          const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
-          temporaries.push(buffer);
-          input = { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
-        }
-        check(input.rows === w.rows, () => `x has ${input.rows} rows, but W has ${w.rows}`);
-        check(Number.isInteger(input.cols) && input.cols >= 1, () => `x must have at least one column, got ${input.cols}`);
+    checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
+    await withValidation(this.device, 'GpuEngine.matvec', async () => {
+      const temporaries: GPUBuffer[] = [];
+      const scratch = new GpuScratch(this.device);
+      try {
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        dispatchLatticeGemv(this.device, encoder, scratch, {
-          w,
-          x: input.buffer,
-          xOffset: input.offset ?? 0,
-          y: output,
-          yOffset: offset,
-          rhs: input.cols,
-        });
-        this.device.queue.submit([encoder.finish()]);
-        await this.device.queue.onSubmittedWorkDone();
-      });
-    } finally {
-      scratch.destroy();
-      for (const buffer of temporaries) buffer.destroy();
-    }
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, temporaries), output, offset);
+        await submitAndConfirm(this.device, encoder, 'GpuEngine.matvec');
+      } finally {
+        scratch.destroy();
+        for (const buffer of temporaries) buffer.destroy();
+      }
+    });
   }
 
-  /** The matrix reconstructed from its codes (decoded on the GPU, rotated back on the CPU). */
+  /** x as a GPU matrix input (uploaded into `temporaries` when it comes from the CPU). */
+  private matvecInput(x: Float32Array | Matrix | GpuMatrixInput, temporaries: GPUBuffer[]): GpuMatrixInput {
+    if (x instanceof Float32Array || isCpuMatrix(x)) {
+      const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+      checkMatrix(xMatrix, 'x');
+      const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
+      temporaries.push(buffer);
+      return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
+    }
+    checkBufferUsable(x.buffer, BufferUsage.STORAGE, 'x buffer');
+    return x;
+  }
+
+  private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, input: GpuMatrixInput, output: GPUBuffer, offset: number): void {
+    check(input.rows === w.rows, () => `x has ${input.rows} rows, but W has ${w.rows}`);
+    check(Number.isInteger(input.cols) && input.cols >= 1, () => `x must have at least one column, got ${input.cols}`);
+    const args = { x: input.buffer, xOffset: input.offset ?? 0, y: output, yOffset: offset, rhs: input.cols };
+    if (w.mode === 'universal') dispatchUniversalGemv(this.device, encoder, scratch, { w, ...args });
+    else dispatchLatticeGemv(this.device, encoder, scratch, { w, ...args });
+  }
+
+  /** The matrix reconstructed from its codes (decoded and rotated back on the GPU). */
   async dequantize(q: GpuLatticeMatrix): Promise<Matrix> {
     this.checkAlive();
-    return latticeDequantize(this.device, q);
+    return q.mode === 'universal' ? universalDequantize(this.device, q) : latticeDequantize(this.device, q);
   }
 
   /** Marks the engine unusable. The device stays the caller's; results keep their own `destroy()`. */

@@ -1,40 +1,38 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
-import { checkMatrix, type Matrix } from '../matrix.js';
+import type { Matrix } from '../matrix.js';
 import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import { resolveQuantizeOptions, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
-import { resolveScheme, type LatticeScheme } from '../quantize/schemes.js';
+import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
+import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
 import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
-import { gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuLatticeMatrix } from './latticeOperand.js';
+import { gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
+import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
+import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { itemsPerBinding } from './workSplit.js';
 
+export type { GpuMatrixInput } from './matrixInput.js';
+
 /*
- * The lattice quantizer on the GPU: column prep → randomized Hadamard rotation → lattice encoding,
- * producing exactly the codes, scale indices, norms and means of the CPU `quantize()` (gains within
- * float rounding). A matrix encoded here decodes on the CPU after `read()`, and a CPU-quantized
- * matrix goes to the GPU kernels through `uploadLatticeMatrix`.
+ * The lattice quantizers on the GPU: column prep → randomized Hadamard rotation → lattice encoding,
+ * producing exactly the codes (and escapes or scale indices), norms and means of the CPU `quantize()`.
+ * Universal schemes go through src/gpu/gpuQuantizeUniversal.ts, deterministic ones through the encoder
+ * below (gains within float rounding). A matrix encoded here decodes on the CPU after `read()`, and a
+ * CPU-quantized matrix goes to the GPU kernels through `uploadLatticeMatrix`.
  */
 
 /** Scratch (prepared and rotated columns) is allocated for chunks of about this many bytes at most. */
 const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
-
-/** A matrix already on the GPU: `rows × cols` column-major f32 in `buffer`, from byte `offset`. */
-export interface GpuMatrixInput {
-  readonly buffer: GPUBuffer;
-  readonly rows: number;
-  readonly cols: number;
-  /** Byte offset of entry (0, 0); a multiple of 4. Default 0. */
-  readonly offset?: number;
-}
 
 /** Options of {@link gpuQuantizeLattice}: those of `quantize()` plus a binding-size cap for tests. */
 export interface GpuQuantizeOptions extends QuantizeOptions {
@@ -42,20 +40,24 @@ export interface GpuQuantizeOptions extends QuantizeOptions {
   readonly maxBindingBytes?: number;
 }
 
+/** A lattice matrix quantized on (or uploaded to) the GPU. */
+export type GpuLatticeQuantized = GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix;
+
 /**
  * A lattice-quantized matrix held in GPU buffers it owns (layout in src/gpu/latticeOperand.ts), the
  * GPU form of `LatticeQuantizedMatrix`. Scale indices are stored with `scaleIndexBits` ≥ 1 bits (a
  * single-scale grid stores zeros). `destroy()` frees the buffers.
  */
-export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
+export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
   readonly kind = 'lattice' as const;
+  readonly mode = 'deterministic' as const;
   readonly rows: number;
   readonly cols: number;
   readonly length: number;
   readonly keptLength: number;
   readonly seed: number;
   readonly rotate: boolean;
-  readonly scheme: LatticeScheme;
+  readonly scheme: DeterministicLatticeScheme;
   readonly unit: number;
   readonly multiples: Int32Array;
   readonly blocksPerColumn: number;
@@ -65,7 +67,7 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
 
   constructor(
     readonly device: GPUDevice,
-    metadata: Omit<GpuLatticeMatrix, 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'>,
+    metadata: Omit<GpuDeterministicMatrix, 'kind' | 'mode' | 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'>,
     readonly codes: GPUBuffer,
     readonly scaleIndices: GPUBuffer,
     readonly norms: GPUBuffer,
@@ -96,7 +98,7 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
    * const q = await gpuMatrix.read();
    * const c = matmulAT(q, quantize(b, { scheme: 'd3-q6', seed: q.seed })); // decodes on the CPU
    */
-  async read(): Promise<LatticeQuantizedMatrix> {
+  async read(): Promise<DeterministicLatticeMatrix> {
     check(!this.destroyed, 'GpuLatticeQuantizedMatrix.read: the matrix was destroyed');
     const { device, cols, blocksPerColumn } = this;
     const codeLayout = packedLayout(this.codeBits, blocksPerColumn);
@@ -104,13 +106,15 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
     const readWords = async (buffer: GPUBuffer, count: number) => new Uint32Array(await readBuffer(device, buffer, 4 * count));
     const readFloats = async (buffer: GPUBuffer | null) =>
       buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols));
-    const [codeWords, indexWords, norms, means, gains] = await Promise.all([
-      readWords(this.codes, codeLayout.wordsPerColumn * cols),
-      readWords(this.scaleIndices, indexLayout.wordsPerColumn * cols),
-      readFloats(this.norms),
-      readFloats(this.means),
-      readFloats(this.gains),
-    ]);
+    const [codeWords, indexWords, norms, means, gains] = await withValidation(device, 'GpuLatticeQuantizedMatrix.read', () =>
+      Promise.all([
+        readWords(this.codes, codeLayout.wordsPerColumn * cols),
+        readWords(this.scaleIndices, indexLayout.wordsPerColumn * cols),
+        readFloats(this.norms),
+        readFloats(this.means),
+        readFloats(this.gains),
+      ]),
+    );
     const codes = unpackField({ words: codeWords, bits: this.codeBits, ...codeLayout }, blocksPerColumn, cols);
     const scaleIndices = Uint8Array.from(
       unpackField({ words: indexWords, bits: this.scaleIndexBits, ...indexLayout }, blocksPerColumn, cols),
@@ -131,6 +135,7 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
 
     return {
       kind: 'lattice',
+      mode: 'deterministic',
       scheme: this.scheme,
       rows: this.rows,
       cols,
@@ -162,48 +167,59 @@ export class GpuLatticeQuantizedMatrix implements GpuLatticeMatrix {
 
 /**
  * Quantizes the columns of a matrix with a lattice scheme on the GPU: the same result as the CPU
- * `quantize(matrix, options)` — codes, scale indices, norms, means, clipped-block count and rates bit
- * for bit; gains within 1e−5 relative (f32 sums here, float64 on the CPU; measured ≤ 3e−7) — kept in
- * GPU buffers. The input is a CPU `Matrix` or an f32 matrix already on the GPU. Work is split over
- * columns to respect the device's binding and dispatch limits.
+ * `quantize(matrix, options)` — codes and escapes (universal) or scale indices (deterministic), norms,
+ * means and rates bit for bit; deterministic gains within 1e−5 relative — kept in GPU buffers. The
+ * input is a CPU `Matrix` or an f32 matrix already on the GPU. Work is split over columns to respect the
+ * device's binding and dispatch limits. Options are resolved once, by the CPU quantizer's rules
+ * (`resolveQuantizeOptions`), so both quantizers accept and refuse the same options.
  *
  * Like the CPU it throws a `LatticeMatmulError` for a non-finite entry or a norm or mean beyond the
- * f32 range; these are found on the GPU, so the promise settles after the work has run (one 16-byte
- * read-back). Applications that chain kernels without waiting can record the three dispatches
- * themselves (`dispatchColumnPrep`, `dispatchHadamard`, `dispatchLatticeEncode`).
+ * f32 range; these are found on the GPU, so the promise settles after the work has run.
  *
  * Exactness caveat: a device that flushes f32 subnormals (WGSL allows it) can give a different mean
  * for a column whose mean is below 2^−126 times its largest entry (never the codes or norms).
  *
  * @example
  * const { device } = await requestNodeGpuDevice();
- * const qa = await gpuQuantizeLattice(device, a, { scheme: 'd3-q6', seed: 7 });
- * const cpuForm = await qa.read(); // equals quantize(a, { scheme: 'd3-q6', seed: 7 }) (gains ≈)
+ * const qa = await gpuQuantizeLattice(device, a, { scheme: 'e8-q16', seed: 7, nonce: 1 });
+ * const cpuForm = await qa.read(); // equals quantize(a, { scheme: 'e8-q16', seed: 7, nonce: 1 })
  * qa.destroy();
  */
-export async function gpuQuantizeLattice(
+export async function gpuQuantizeLattice(device: GPUDevice, input: Matrix | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
+  const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);
+  const { scheme } = resolved;
+  check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; '${scheme.kind}' baselines run on the CPU with quantize()`);
+  const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
+  check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${String(maxBindingBytes)}`);
+  checkMatrixInput(input, 'matrix');
+  const length = resolved.rotate ? rotationLength(input.rows) : input.rows;
+  check(length <= 2 ** 30, () => `n = ${input.rows} pads to ${length} entries, more than this library supports (2^30)`);
+  return withValidation(device, 'gpuQuantizeLattice', async () => {
+    const uploaded = isCpuMatrix(input) ? createBufferWithData(device, 'quantize input', input.data, STORAGE_USAGE) : null;
+    const source: GpuQuantizeSource = uploaded
+      ? { buffer: uploaded, offset: 0, rows: input.rows, cols: input.cols }
+      : { buffer: (input as GpuMatrixInput).buffer, offset: (input as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
+    try {
+      return scheme.mode === 'universal'
+        ? await gpuQuantizeUniversalUnlocked(device, source, resolved, maxBindingBytes)
+        : await quantizeDeterministicUnlocked(device, source, resolved, maxBindingBytes);
+    } finally {
+      uploaded?.destroy();
+    }
+  });
+}
+
+/** The deterministic encoder (inside the caller's section). */
+async function quantizeDeterministicUnlocked(
   device: GPUDevice,
-  input: Matrix | GpuMatrixInput,
-  options: GpuQuantizeOptions,
+  source: GpuQuantizeSource,
+  options: ResolvedQuantizeOptions,
+  maxBindingBytes: number | undefined,
 ): Promise<GpuLatticeQuantizedMatrix> {
-  check(typeof options === 'object' && options !== null, 'gpuQuantizeLattice needs an options object with a scheme');
-  const scheme = resolveScheme(options.scheme);
-  check(scheme.kind === 'lattice', () => `gpuQuantizeLattice handles lattice schemes only, got a '${scheme.kind}' scheme`);
-  const seed = options.seed ?? 1;
-  check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${seed}`);
-  const center = options.center ?? false;
-  const rotate = options.rotate ?? true;
-  const gain = options.gain ?? 'unbiased';
-  check(['unbiased', 'mmse', 'none'].includes(gain), () => `gain must be 'unbiased', 'mmse' or 'none', got '${String(gain)}'`);
-  const keepFraction = options.keepFraction ?? 1;
-  check(keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be in (0, 1], got ${keepFraction}`);
-
-  if ('data' in input) checkMatrix(input, 'matrix');
-  else checkGpuInput(input);
-  const { rows: n, cols } = input;
+  const scheme = options.scheme as DeterministicLatticeScheme;
+  const { seed, center, rotate, gain, keepFraction } = options;
+  const { rows: n, cols } = source;
   const length = rotate ? rotationLength(n) : n;
-  check(length <= 2 ** 30, () => `n = ${n} pads to ${length} entries, more than this library supports (2^30)`);
-
   const lattice = schemeLattice(scheme);
   const d = lattice.dimension;
   const grid = scaleGrid(scheme.overload);
@@ -233,91 +249,90 @@ export async function gpuQuantizeLattice(
     return buffer;
   };
   const scratch = new GpuScratch(device);
-  let uploaded: GPUBuffer | undefined;
   try {
-    return await withValidation(device, 'gpuQuantizeLattice', async () => {
-      const source =
-        'data' in input
-          ? { buffer: (uploaded = createBufferWithData(device, 'quantize input', input.data, STORAGE_USAGE)), offset: 0 }
-          : { buffer: input.buffer, offset: input.offset ?? 0 };
-      const codes = make(`lattice codes (${scheme.lattice} q = ${scheme.q}, ${cols} columns)`, 4 * codeLayout.wordsPerColumn * cols);
-      const scaleIndices = make(`lattice scale indices (${cols} columns)`, 4 * indexLayout.wordsPerColumn * cols);
-      const norms = make(`lattice norms (${cols} columns)`, 4 * cols);
-      const means = center ? make(`lattice means (${cols} columns)`, 4 * cols) : null;
-      const gains = gain !== 'none' ? make(`lattice gains (${cols} columns)`, 4 * cols) : null;
-      const status = scratch.buffer('quantize status', QUANTIZE_STATUS_BYTES, STORAGE_USAGE);
+    const codes = make(`lattice codes (${scheme.lattice} q = ${scheme.q}, ${cols} columns)`, 4 * codeLayout.wordsPerColumn * cols);
+    const scaleIndices = make(`lattice scale indices (${cols} columns)`, 4 * indexLayout.wordsPerColumn * cols);
+    const norms = make(`lattice norms (${cols} columns)`, 4 * cols);
+    const means = center ? make(`lattice means (${cols} columns)`, 4 * cols) : null;
+    const gains = gain !== 'none' ? make(`lattice gains (${cols} columns)`, 4 * cols) : null;
+    const status = scratch.buffer('quantize status', QUANTIZE_STATUS_BYTES, STORAGE_USAGE);
 
-      const alignment = device.limits.minStorageBufferOffsetAlignment;
-      const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-      const chunkCols = Math.min(
-        cols,
-        itemsPerBinding(4 * length, Math.min(maxBinding, SCRATCH_CHUNK_BYTES), alignment),
-        itemsPerBinding(4 * n, maxBinding, alignment),
-        itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),
-        itemsPerBinding(4 * indexLayout.wordsPerColumn, maxBinding, alignment),
-      );
-      const prepared = scratch.buffer('quantize prepared columns', 4 * n * chunkCols, STORAGE_USAGE);
-      const rotated = rotate ? scratch.buffer('quantize rotated columns', 4 * length * chunkCols, STORAGE_USAGE) : prepared;
-      const exponents = scratch.buffer('quantize column exponents', 4 * chunkCols, STORAGE_USAGE);
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const maxBinding = Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const chunkCols = Math.min(
+      cols,
+      itemsPerBinding(4 * length, Math.min(maxBinding, SCRATCH_CHUNK_BYTES), alignment),
+      itemsPerBinding(4 * n, maxBinding, alignment),
+      itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),
+      itemsPerBinding(4 * indexLayout.wordsPerColumn, maxBinding, alignment),
+    );
+    const prepared = scratch.buffer('quantize prepared columns', 4 * n * chunkCols, STORAGE_USAGE);
+    const rotated = rotate ? scratch.buffer('quantize rotated columns', 4 * length * chunkCols, STORAGE_USAGE) : prepared;
+    const exponents = scratch.buffer('quantize column exponents', 4 * chunkCols, STORAGE_USAGE);
 
-      const encoder = device.createCommandEncoder({ label: 'gpuQuantizeLattice' });
-      encoder.clearBuffer(codes);
-      encoder.clearBuffer(scaleIndices);
-      encoder.clearBuffer(status);
-      for (let j0 = 0; j0 < cols; j0 += chunkCols) {
-        const count = Math.min(chunkCols, cols - j0);
-        dispatchColumnPrep(device, encoder, scratch, {
-          input: source.buffer,
-          inputOffset: source.offset + 4 * n * j0,
-          prepared,
-          exponents,
-          means,
-          meansOffset: 4 * j0,
-          status,
-          rows: n,
-          cols: count,
-          center,
-          columnOffset: j0,
-          maxBindingBytes: maxBinding,
-        });
-        if (rotate) {
-          dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, cols: count, seed, maxBindingBytes: maxBinding });
-        }
-        dispatchLatticeEncode(device, encoder, scratch, {
-          rotated,
-          exponents,
-          codes,
-          codesOffset: 4 * codeLayout.wordsPerColumn * j0,
-          scaleIndices,
-          scaleIndicesOffset: 4 * indexLayout.wordsPerColumn * j0,
-          indexBits: metadata.scaleIndexBits,
-          norms,
-          normsOffset: 4 * j0,
-          gains,
-          gainsOffset: 4 * j0,
-          gain,
-          status,
-          lattice,
-          q: scheme.q,
-          grid,
-          length,
-          keptLength,
-          cols: count,
-          columnOffset: j0,
-          maxBindingBytes: maxBinding,
-        });
+    const encoder = device.createCommandEncoder({ label: 'gpuQuantizeLattice' });
+    encoder.clearBuffer(codes);
+    encoder.clearBuffer(scaleIndices);
+    encoder.clearBuffer(status);
+    for (let j0 = 0; j0 < cols; j0 += chunkCols) {
+      const count = Math.min(chunkCols, cols - j0);
+      dispatchColumnPrep(device, encoder, scratch, {
+        input: source.buffer,
+        inputOffset: source.offset + 4 * n * j0,
+        prepared,
+        exponents,
+        means,
+        meansOffset: 4 * j0,
+        status,
+        rows: n,
+        cols: count,
+        center,
+        columnOffset: j0,
+        maxBindingBytes: maxBinding,
+      });
+      if (rotate) {
+        dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, cols: count, seed, maxBindingBytes: maxBinding });
       }
-      device.queue.submit([encoder.finish()]);
-      const words = new Uint32Array(await readBuffer(device, status, QUANTIZE_STATUS_BYTES));
-      checkStatus(words);
-      return new GpuLatticeQuantizedMatrix(device, metadata, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
-    });
+      dispatchLatticeEncode(device, encoder, scratch, {
+        rotated,
+        exponents,
+        codes,
+        codesOffset: 4 * codeLayout.wordsPerColumn * j0,
+        scaleIndices,
+        scaleIndicesOffset: 4 * indexLayout.wordsPerColumn * j0,
+        indexBits: metadata.scaleIndexBits,
+        norms,
+        normsOffset: 4 * j0,
+        gains,
+        gainsOffset: 4 * j0,
+        gain,
+        status,
+        lattice,
+        q: scheme.q,
+        grid,
+        length,
+        keptLength,
+        cols: count,
+        columnOffset: j0,
+        maxBindingBytes: maxBinding,
+      });
+    }
+    // The status is read in the same submission, so a rejected submission cannot pass as "no problem".
+    const readback = recordReadback(device, encoder, status, QUANTIZE_STATUS_BYTES);
+    device.queue.submit([encoder.finish()]);
+    let words: Uint32Array;
+    try {
+      words = new Uint32Array(await readback.result());
+    } finally {
+      readback.destroy();
+    }
+    checkStatus(words);
+    return new GpuLatticeQuantizedMatrix(device, metadata, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
   } catch (error) {
     for (const buffer of owned) buffer.destroy();
     throw error;
   } finally {
     scratch.destroy();
-    uploaded?.destroy();
   }
 }
 
@@ -328,8 +343,12 @@ export async function gpuQuantizeLattice(
  * @example
  * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }));
  */
-export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantizedMatrix {
+export function uploadLatticeMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix;
+export function uploadLatticeMatrix(device: GPUDevice, q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;
+export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized;
+export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized {
   check(typeof q === 'object' && q !== null && q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix');
+  if (q.mode === 'universal') return uploadUniversalMatrix(device, q);
   const metadata = gpuLatticeMetadata(q);
   const { blocksPerColumn, cols } = q;
   check(
@@ -365,20 +384,6 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
     for (const buffer of owned) buffer.destroy();
     throw error;
   }
-}
-
-function checkGpuInput(input: GpuMatrixInput): void {
-  check(typeof input === 'object' && input !== null && typeof input.buffer === 'object', 'input must be a Matrix or { buffer, rows, cols }');
-  checkPositiveInteger(input.rows, 'input rows');
-  checkPositiveInteger(input.cols, 'input cols');
-  const offset = input.offset ?? 0;
-  check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `input offset must be a non-negative multiple of 4, got ${offset}`);
-  const bytes = 4 * input.rows * input.cols;
-  check(
-    offset + bytes <= input.buffer.size,
-    () => `input needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`,
-  );
-  check((input.buffer.usage & BufferUsage.STORAGE) !== 0, 'input buffer needs STORAGE usage');
 }
 
 /** Throws what the CPU quantizer throws for the problems the kernels reported. */

@@ -2,15 +2,16 @@ import { check } from '../errors.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../quantize/quantizedMatrix.js';
-import type { LatticeScheme } from '../quantize/schemes.js';
+import type { DeterministicLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { BufferUsage } from './buffers.js';
+import type { GpuUniversalMatrix } from './universalOperand.js';
 import type { GpuScratch } from './scratch.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from './workSplit.js';
 
 /**
- * A lattice-quantized matrix whose per-block and per-column fields live in GPU buffers: what the
- * decoding kernels (table product, E8 product, GEMV, dequantize) read. The metadata has the meaning
+ * A deterministic lattice-quantized matrix whose per-block and per-column fields live in GPU buffers:
+ * what the deterministic decoding kernels (table product, E8 product, GEMV, dequantize) read. The metadata has the meaning
  * of the same fields of `LatticeQuantizedMatrix`; the buffers hold, from byte 0:
  *
  * - `codes`: `packField(codes, codeBits, blocksPerColumn, cols).words` (src/format/packing.ts: each
@@ -21,14 +22,16 @@ import { bindingWindow, itemsPerBinding, type BindingWindow } from './workSplit.
  * Buffers need STORAGE and COPY_SRC usage (the kernels gather the per-column fields into one
  * scratch buffer with copies, to stay within 8 storage bindings per shader stage).
  */
-export interface GpuLatticeMatrix {
+export interface GpuDeterministicMatrix {
+  readonly kind: 'lattice';
+  readonly mode: 'deterministic';
   readonly rows: number;
   readonly cols: number;
   readonly length: number;
   readonly keptLength: number;
   readonly seed: number;
   readonly rotate: boolean;
-  readonly scheme: LatticeScheme;
+  readonly scheme: DeterministicLatticeScheme;
   readonly unit: number;
   readonly multiples: Int32Array;
   readonly blocksPerColumn: number;
@@ -47,7 +50,7 @@ export interface GpuLatticeMatrix {
 export const MAX_GPU_MULTIPLES = 16;
 
 /** The lattice id the WGSL decoders use (shaders/lattice_decode.wgsl: LATTICE_D3, LATTICE_E8, LATTICE_Z8). */
-export function latticeId(scheme: LatticeScheme): number {
+export function latticeId(scheme: DeterministicLatticeScheme): number {
   switch (scheme.lattice) {
     case 'D3':
       return 0;
@@ -59,7 +62,7 @@ export function latticeId(scheme: LatticeScheme): number {
 }
 
 /** Bits of a packed code of `scheme`: ceil(log2(q^d)) (D3 q = 6: 8; E8 q = 16: 32). */
-export function latticeCodeBits(scheme: LatticeScheme): number {
+export function latticeCodeBits(scheme: DeterministicLatticeScheme): number {
   return new VoronoiCode(schemeLattice(scheme), scheme.q).codeBits;
 }
 
@@ -69,7 +72,7 @@ export function scaleIndexBits(count: number): number {
 }
 
 /** Packed words per column of the codes and of the scale indices. */
-export function operandWordsPerColumn(m: GpuLatticeMatrix): { codes: number; scaleIndices: number } {
+export function operandWordsPerColumn(m: GpuDeterministicMatrix): { codes: number; scaleIndices: number } {
   return {
     codes: packedLayout(m.codeBits, m.blocksPerColumn).wordsPerColumn,
     scaleIndices: packedLayout(m.scaleIndexBits, m.blocksPerColumn).wordsPerColumn,
@@ -80,9 +83,9 @@ export function operandWordsPerColumn(m: GpuLatticeMatrix): { codes: number; sca
  * Checks that `m` is something the decoding kernels can read: a supported scheme whose codes fit a
  * u32, at most 16 multiples, consistent block counts, and buffers large enough for the packed fields.
  */
-export function checkGpuLatticeMatrix(m: GpuLatticeMatrix, name: string): void {
-  check(typeof m === 'object' && m !== null, `${name} must be a GpuLatticeMatrix`);
-  check(m.scheme?.kind === 'lattice', () => `${name} must hold a lattice scheme`);
+export function checkGpuDeterministicMatrix(m: GpuDeterministicMatrix, name: string): void {
+  check(typeof m === 'object' && m !== null, `${name} must be a GpuDeterministicMatrix`);
+  check(m.scheme?.kind === 'lattice' && m.scheme.mode === 'deterministic', () => `${name} must hold a deterministic lattice scheme`);
   for (const field of ['rows', 'cols', 'length', 'keptLength', 'blocksPerColumn'] as const) {
     check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${m[field]}`);
   }
@@ -137,7 +140,7 @@ export interface ColumnSide {
 export function gatherColumnSide(
   encoder: GPUCommandEncoder,
   scratch: GpuScratch,
-  m: GpuLatticeMatrix,
+  m: GpuDeterministicMatrix,
   first: number,
   count: number,
   label: string,
@@ -150,7 +153,7 @@ export function gatherColumnSide(
 }
 
 /** max |k| over the scale multiples of `m`. */
-export function largestMultiple(m: GpuLatticeMatrix): number {
+export function largestMultiple(m: GpuDeterministicMatrix): number {
   return Math.max(...Array.from(m.multiples, Math.abs));
 }
 
@@ -172,14 +175,14 @@ export function exactRunBlocks(largestTerm: number, sliceBlocks: number): number
 }
 
 /** The 16 multiples as i32 uniform words (zeros past the scheme's count). */
-export function multipleWords(m: GpuLatticeMatrix): number[] {
+export function multipleWords(m: GpuDeterministicMatrix): number[] {
   return Array.from({ length: MAX_GPU_MULTIPLES }, (_, i) => (i < m.multiples.length ? (m.multiples[i] as number) : 0));
 }
 
-/** The metadata of a CPU quantized matrix with the packed bit widths, for building a {@link GpuLatticeMatrix}. */
+/** The metadata of a CPU quantized matrix with the packed bit widths, for building a {@link GpuDeterministicMatrix}. */
 export function gpuLatticeMetadata(
-  q: LatticeQuantizedMatrix,
-): Omit<GpuLatticeMatrix, 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'> {
+  q: DeterministicLatticeMatrix,
+): Omit<GpuDeterministicMatrix, 'kind' | 'mode' | 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'> {
   return {
     rows: q.rows,
     cols: q.cols,
@@ -196,6 +199,14 @@ export function gpuLatticeMetadata(
   };
 }
 
+/** A lattice matrix the GPU kernels read: universal or deterministic. */
+export type GpuLatticeMatrix = GpuUniversalMatrix | GpuDeterministicMatrix;
+
+/** Whether a GPU lattice matrix was centred (has column means). */
+export function isCentred(m: GpuLatticeMatrix): boolean {
+  return m.mode === 'universal' ? m.hasMeans : m.means !== null;
+}
+
 /**
  * Checks the conditions under which two quantized matrices multiply (those of the CPU `matmulAT`):
  * same rows, rotation, seed, lengths, and both centred or neither.
@@ -206,7 +217,7 @@ export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): 
   check(!a.rotate || a.seed === b.seed, () => `A and B were rotated with different seeds (${a.seed} and ${b.seed}); quantize both with the same seed`);
   check(a.length === b.length, 'A and B have different rotated lengths');
   check(a.keptLength === b.keptLength, () => `A and B keep different numbers of rotated coordinates (${a.keptLength} and ${b.keptLength})`);
-  check((a.means === null) === (b.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
+  check(isCentred(a) === isCentred(b), 'A and B must both be centred or both not (the mean term needs both means)');
 }
 
 /** Bindings of the packed codes and scale indices of columns `[first, first + count)`. */
@@ -216,7 +227,7 @@ export interface OperandWindows {
 }
 
 /** The binding windows of columns `[first, first + count)` of `m` (see `bindingWindow`). */
-export function operandWindows(m: GpuLatticeMatrix, first: number, count: number, alignment: number): OperandWindows {
+export function operandWindows(m: GpuDeterministicMatrix, first: number, count: number, alignment: number): OperandWindows {
   const words = operandWordsPerColumn(m);
   return {
     codes: bindingWindow(4 * words.codes * first, 4 * words.codes * count, alignment),
@@ -225,7 +236,7 @@ export function operandWindows(m: GpuLatticeMatrix, first: number, count: number
 }
 
 /** How many columns of `m` one binding of at most `maxBindingBytes` holds (codes and scale indices). */
-export function operandColumnsPerBinding(m: GpuLatticeMatrix, maxBindingBytes: number, alignment: number): number {
+export function operandColumnsPerBinding(m: GpuDeterministicMatrix, maxBindingBytes: number, alignment: number): number {
   const words = operandWordsPerColumn(m);
   return Math.min(
     itemsPerBinding(4 * words.codes, maxBindingBytes, alignment),
@@ -262,7 +273,7 @@ export function planProductChunks(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
   scratch: GpuScratch,
-  operands: { a: GpuLatticeMatrix; b: GpuLatticeMatrix; c: GPUBuffer; cOffset: number; maxBindingBytes: number | undefined },
+  operands: { a: GpuDeterministicMatrix; b: GpuDeterministicMatrix; c: GPUBuffer; cOffset: number; maxBindingBytes: number | undefined },
   tile: number,
   label: string,
 ): ProductChunk[] {

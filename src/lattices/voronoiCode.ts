@@ -5,7 +5,7 @@ import type { Lattice } from './lattice.js';
  * The Voronoi (coset) code of a lattice Λ nested in qΛ: the q^d cosets of Λ / qΛ, each represented by
  * its **coset leader**, the point of the coset inside the Voronoi region of qΛ.
  *
- * - `encode(λ)` = the coefficients `u = G⁻¹λ mod q`, as the index Σ uᵢ·qⁱ (< q^d ≤ 2^32).
+ * - `encode(λ)` = the coefficients `u = G⁻¹λ mod q`, as the index Σ uᵢ·qⁱ (< q^d ≤ 2^53).
  * - `decode(index)` = `λ' − q·Q_Λ(λ'/q)` with `λ' = G·u`: the leader, in integer point coordinates.
  * - A point λ is representable (not overloaded) exactly when `decode(encode(λ)) = λ`; the quantizer
  *   decides overload by this decode-and-compare and never by a separate geometric test (DESIGN §2).
@@ -30,7 +30,9 @@ export class VoronoiCode {
   ) {
     check(Number.isInteger(q) && q >= 2, () => `nesting ratio q must be an integer ≥ 2, got ${q}`);
     const size = q ** lattice.dimension;
-    check(size <= 2 ** 32, () => `q^d = ${q}^${lattice.dimension} exceeds 2^32: the code would not fit a 32-bit word`);
+    // Indices are JavaScript numbers: exact below 2^53 (E8 up to q = 98). Packed layouts split wide
+    // codes into parts (src/quantize/latticeSpec.ts), so a code may exceed 32 bits.
+    check(size <= 2 ** 53, () => `q^d = ${q}^${lattice.dimension} exceeds 2^53: the code index would not be exact`);
     this.size = size;
     this.codeBits = Math.max(1, Math.ceil(Math.log2(size) - 1e-12));
     const d = lattice.dimension;

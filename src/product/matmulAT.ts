@@ -3,16 +3,22 @@ import { innerProductTable, MAX_TABLE_CODES } from '../lattices/innerProductTabl
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
 import { schemeLattice } from '../quantize/quantize.js';
-import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { decodeRotated } from './decodeRotated.js';
 
 /**
  * Estimates AᵀB from two independently quantized matrices (a.cols × b.cols, column-major).
  *
- * Both must share rows, the rotation seed and the centring choice. When both use the same small
- * Voronoi code (D3, q = 6: 216 codes) every block pair is one read of the integer inner-product table,
- * summed exactly; otherwise columns are decoded in the rotated domain and multiplied in float64.
+ * Both must share rows, the rotation seed and the centring choice. Columns are decoded in the rotated
+ * domain and multiplied in float64 (two deterministic matrices with the same small Voronoi code, D3
+ * q = 6, use the integer inner-product table instead, summed exactly).
  * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred), DESIGN §2 step 9.
+ *
+ * For universal matrices the estimate is unbiased with E‖Ĉ − AᵀB‖²_F = `expectedProductError(qa, qb)`
+ * for every A and B. Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
+ * diagonal is set to the stored ‖a_i‖² (exact), and the off-diagonal entries need nothing, since
+ * distinct columns have independent dither. Two *different* universal matrices with the same nonce are
+ * refused: their errors would not be independent.
  *
  * This is not exactly `dequantize(qa)ᵀ · dequantize(qb)`: the estimate stays in the rotated domain,
  * so when n is zero-padded to the rotation length it keeps the padded coordinates' (error × error)
@@ -23,8 +29,9 @@ import { decodeRotated } from './decodeRotated.js';
  */
 export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
   checkCompatible(qa, qb);
+  const gram = isSameQuantization(qa, qb);
   const out = new Float32Array(qa.cols * qb.cols);
-  if (qa.kind === 'lattice' && qb.kind === 'lattice' && sharesSmallCode(qa, qb)) {
+  if (qa.kind === 'lattice' && qa.mode === 'deterministic' && qb.kind === 'lattice' && qb.mode === 'deterministic' && sharesSmallCode(qa, qb)) {
     tableProduct(qa, qb, out);
   } else {
     decodedProduct(qa, qb, out);
@@ -35,6 +42,13 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
         const k = jb * qa.cols + ia;
         out[k] = (out[k] as number) + qa.rows * (qa.means[ia] as number) * (qb.means[jb] as number);
       }
+    }
+  }
+  if (gram !== null) {
+    // ÂᵀÂ: both factors of a diagonal entry share one error, which the stored norm replaces exactly.
+    for (let i = 0; i < gram.cols; i++) {
+      const mean = gram.means ? (gram.means[i] as number) : 0;
+      out[i * gram.cols + i] = (gram.norms[i] as number) ** 2 + gram.rows * mean * mean;
     }
   }
   return { rows: qa.cols, cols: qb.cols, data: out };
@@ -49,14 +63,44 @@ function checkCompatible(qa: QuantizedMatrix, qb: QuantizedMatrix): void {
   check((qa.means === null) === (qb.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
 }
 
-function sharesSmallCode(qa: LatticeQuantizedMatrix, qb: LatticeQuantizedMatrix): boolean {
+/**
+ * The matrix when `qa` and `qb` are one universal quantization (the same object, or equal fields and
+ * the same nonce); null otherwise. Different matrices with the same nonce are refused.
+ */
+function isSameQuantization(qa: QuantizedMatrix, qb: QuantizedMatrix): UniversalLatticeMatrix | null {
+  if (qa.kind !== 'lattice' || qa.mode !== 'universal' || qb.kind !== 'lattice' || qb.mode !== 'universal') return null;
+  if (qa === qb) return qa;
+  if (qa.nonce !== qb.nonce) return null;
+  const same =
+    qa.cols === qb.cols &&
+    qa.scheme.lattice === qb.scheme.lattice &&
+    qa.scheme.q === qb.scheme.q &&
+    qa.scheme.beta === qb.scheme.beta &&
+    equalArrays(qa.norms, qb.norms) &&
+    equalArrays(qa.codes, qb.codes) &&
+    equalArrays(qa.escapes, qb.escapes);
+  check(
+    same,
+    'A and B were quantized with the same nonce: their quantization errors are not independent, so the product would be biased. ' +
+      'Let quantize draw the nonce (the default), or give each matrix its own.',
+  );
+  return qa;
+}
+
+function equalArrays(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sharesSmallCode(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMatrix): boolean {
   return qa.scheme.lattice === qb.scheme.lattice && qa.scheme.q === qb.scheme.q && qa.scheme.q ** schemeLattice(qa.scheme).dimension <= MAX_TABLE_CODES;
 }
 
 const tableCache = new Map<string, Int32Array>();
 
 /** The inner-product table of a scheme's code, built once per (lattice, q). */
-export function cachedInnerProductTable(q: LatticeQuantizedMatrix): Int32Array {
+export function cachedInnerProductTable(q: DeterministicLatticeMatrix): Int32Array {
   const key = `${q.scheme.lattice}/${q.scheme.q}`;
   let table = tableCache.get(key);
   if (!table) {
@@ -66,7 +110,7 @@ export function cachedInnerProductTable(q: LatticeQuantizedMatrix): Int32Array {
   return table;
 }
 
-function tableProduct(qa: LatticeQuantizedMatrix, qb: LatticeQuantizedMatrix, out: Float32Array): void {
+function tableProduct(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMatrix, out: Float32Array): void {
   const table = cachedInnerProductTable(qa);
   const size = Math.round(Math.sqrt(table.length));
   const s = schemeLattice(qa.scheme).pointScale;
@@ -92,7 +136,7 @@ function tableProduct(qa: LatticeQuantizedMatrix, qb: LatticeQuantizedMatrix, ou
 }
 
 /** ν_j · γ_j per column. */
-function columnScales(q: LatticeQuantizedMatrix): Float64Array {
+function columnScales(q: DeterministicLatticeMatrix): Float64Array {
   return Float64Array.from(q.norms, (norm, j) => norm * (q.gains ? (q.gains[j] as number) : 1));
 }
 

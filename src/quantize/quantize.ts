@@ -1,8 +1,6 @@
 import { check } from '../errors.js';
-import { D3 } from '../lattices/d3.js';
-import { E8 } from '../lattices/e8.js';
+import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import type { Lattice } from '../lattices/lattice.js';
-import { zLattice } from '../lattices/zLattice.js';
 import { checkMatrix, column, type Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
@@ -11,107 +9,78 @@ import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
 import { prepareColumn, unscale } from './prepareColumn.js';
-import { latticeRates, SIDE_FLOAT_BITS } from './rates.js';
-import type { LatticeQuantizedMatrix, QuantizedMatrix, ScalarQuantizedMatrix } from './quantizedMatrix.js';
-import { MAX_DENOMINATOR, MAX_E8_DENOMINATOR, scaleGrid } from './scaleGrid.js';
-import { resolveScheme, type IntScheme, type LatticeScheme, type Scheme, type SchemeName } from './schemes.js';
+import { latticeSpec, universalCodec } from './latticeSpec.js';
+import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type ResolvedQuantizeOptions } from './options.js';
+import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from './rates.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from './quantizedMatrix.js';
+import { scaleGrid } from './scaleGrid.js';
+import type { DeterministicLatticeScheme, IntScheme, LatticeScheme, Nvfp4Scheme, UniversalLatticeScheme } from './schemes.js';
+import {
+  blockDither,
+  columnKeys,
+  LONG_ESCAPE,
+  randomizedRound,
+  UNIVERSAL_FIXED_LIMIT,
+  UniversalBlockEncoder,
+  universalNumerator,
+  type UniversalBlock,
+} from './universalCode.js';
 
-/** How the decoder rescales each decoded column (see {@link QuantizeOptions.gain}). */
-export type GainMode = 'unbiased' | 'mmse' | 'none';
-
-/** Options of {@link quantize}. */
-export interface QuantizeOptions {
-  /** A named scheme ('d3-q6', 'e8-q16', 'int3-absmax', 'int4-g32', 'int4-g128', 'nvfp4') or an explicit one. */
-  readonly scheme: SchemeName | Scheme;
-  /** Seed of the shared random rotation: A and B must use the same one. Default 1. */
-  readonly seed?: number;
-  /** Subtract each column's mean first (kept as side information). Default false. */
-  readonly center?: boolean;
-  /** Apply the randomized Hadamard rotation. Default true. */
-  readonly rotate?: boolean;
-  /**
-   * Per-column gain applied to the decoded column (lattice schemes; 32 bits of side information):
-   * - `'unbiased'` (default): γ = ‖u‖² / ⟨u, û⟩, so the decoded column has no component of error
-   *   along the input. A deterministic quantizer's error correlates with its input; without this,
-   *   that bias multiplies large inner products (low-rank or outlier-heavy data, README table).
-   * - `'mmse'`: γ = ⟨u, û⟩ / ‖û‖², the seed paper's MMSE scaling: lowest error on iid Gaussian data,
-   *   but it shrinks every inner product by γ_a·γ_b, which dominates when AᵀB is large.
-   * - `'none'`: γ = 1, no side information.
-   */
-  readonly gain?: GainMode;
-  /**
-   * Time-sharing for rates below R* ≈ 0.906 (DESIGN §2): quantize only this fraction κ of the rotated
-   * coordinates and drop the rest. Default 1. See `timeSharingFraction` in theory/.
-   */
-  readonly keepFraction?: number;
-}
+const TWO_POW_32 = 2 ** 32;
 
 /** Smallest normal fp16 value, 2^−14. */
 const FP16_MIN_NORMAL = 2 ** -14;
 
-
 /**
  * Quantizes the columns of `matrix` (each a vector of `rows` entries).
+ *
+ * Lattice schemes are universal by default (subtractive dither, escape codes): the product error of
+ * two quantized matrices depends only on their norms (`expectedProductError`). Schemes whose name ends
+ * in '-deterministic' are the papers' deterministic quantizers, kept as an explicit opt-in.
  *
  * @example
  * const a = gaussianMatrix(768, 64, 1);
  * const b = gaussianMatrix(768, 32, 2);
- * const qa = quantize(a, { scheme: 'd3-q6', seed: 7 });
- * const qb = quantize(b, { scheme: 'd3-q6', seed: 7 });
+ * const qa = quantize(a, { scheme: 'e8-q16', seed: 7 });
+ * const qb = quantize(b, { scheme: 'e8-q16', seed: 7 });
  * const c = matmulAT(qa, qb); // ≈ aᵀb, 64 × 32
- * console.log(qa.bitsEntropy, productNmse(c, a, b)); // ≈ 3.0 bits, ≈ 0.06
+ * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.25 bits, ≈ 0.009
  */
 export function quantize(matrix: Matrix, options: QuantizeOptions): QuantizedMatrix {
   checkMatrix(matrix, 'matrix');
-  check(typeof options === 'object' && options !== null, 'quantize needs an options object with a scheme');
-  const scheme = resolveScheme(options.scheme);
-  const seed = options.seed ?? 1;
-  check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${seed}`);
-  const center = options.center ?? false;
-  const rotate = options.rotate ?? true;
-  const gain = options.gain ?? (scheme.kind === 'lattice' ? 'unbiased' : 'none');
-  check(['unbiased', 'mmse', 'none'].includes(gain), () => `gain must be 'unbiased', 'mmse' or 'none', got '${String(gain)}'`);
-  const keepFraction = options.keepFraction ?? 1;
-  check(keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be in (0, 1], got ${keepFraction}`);
-  check(gain === 'none' || scheme.kind === 'lattice', 'a gain applies to lattice schemes only');
-  check(keepFraction === 1 || scheme.kind === 'lattice', 'keepFraction (time-sharing) applies to lattice schemes only');
-
+  const resolved = resolveQuantizeOptions(options);
+  const { scheme } = resolved;
   const n = matrix.rows;
-  const length = rotate ? rotationLength(n) : n;
+  const length = resolved.rotate ? rotationLength(n) : n;
   const context: Context = {
     matrix,
-    seed,
-    center,
-    rotate,
+    options: resolved,
     length,
-    rotation: rotate ? new RandomizedHadamard(n, seed) : null,
+    rotation: resolved.rotate ? new RandomizedHadamard(n, resolved.seed) : null,
   };
-  if (scheme.kind === 'lattice') return quantizeLattice(context, scheme, gain, keepFraction);
+  if (scheme.kind === 'lattice') {
+    return scheme.mode === 'universal' ? quantizeUniversal(context, scheme) : quantizeDeterministic(context, scheme);
+  }
   return quantizeScalar(context, scheme);
 }
 
 interface Context {
   readonly matrix: Matrix;
-  readonly seed: number;
-  readonly center: boolean;
-  readonly rotate: boolean;
+  readonly options: ResolvedQuantizeOptions;
   readonly length: number;
   readonly rotation: RandomizedHadamard | null;
 }
 
-/** Z^8: the scalar lattice in blocks of 8 that share a scale index (built once). */
-const Z8 = zLattice(8);
+/** Reports progress after column j and honours the abort signal (every column: columns are long). */
+function columnDone(ctx: Context, j: number): void {
+  const { onProgress, signal } = ctx.options;
+  if (onProgress !== null) onProgress(j + 1, ctx.matrix.cols);
+  if (j + 1 < ctx.matrix.cols) throwIfAborted(signal, 'quantize');
+}
 
-/** The lattice object of a scheme. */
+/** The lattice object of a scheme (from its `latticeSpec`). */
 export function schemeLattice(scheme: LatticeScheme): Lattice {
-  switch (scheme.lattice) {
-    case 'D3':
-      return D3;
-    case 'E8':
-      return E8;
-    case 'Z':
-      return Z8;
-  }
+  return latticeSpec(scheme.lattice).lattice;
 }
 
 /**
@@ -123,12 +92,98 @@ export function keptRotatedLength(length: number, d: number, keepFraction: numbe
   return Math.min(length, Math.max(d, Math.round((keepFraction * length) / d) * d));
 }
 
-function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, keepFraction: number): LatticeQuantizedMatrix {
+function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): UniversalLatticeMatrix {
   const { matrix, length } = ctx;
+  const { keepFraction, center } = ctx.options;
+  const nonce = ctx.options.nonce as bigint;
   const { rows: n, cols } = matrix;
-  const lattice = schemeLattice(scheme);
+  const codec = universalCodec(scheme.lattice, scheme.q, scheme.beta);
+  const { spec } = codec;
+  const d = spec.dimension;
+  const keptLength = keptRotatedLength(length, d, keepFraction);
+  const blocksPerColumn = Math.ceil(keptLength / d);
+  const numerator = universalNumerator(length, scheme.beta);
+
+  const codes = new Uint32Array(blocksPerColumn * cols);
+  const codesHigh = codec.codeBits > 32 ? new Uint16Array(blocksPerColumn * cols) : null;
+  const escapes = new Uint8Array(blocksPerColumn * cols);
+  const longEscapes: number[] = [];
+  const hugeEscapes: number[] = [];
+  const norms = new Float32Array(cols);
+  const means = center ? new Float32Array(cols) : null;
+  const scaled = new Float32Array(n);
+  const rotated = new Float32Array(length);
+  const fixed = new Int32Array(blocksPerColumn * d);
+  const dither = new Int32Array(d);
+  const encoder = new UniversalBlockEncoder(codec);
+  const block: UniversalBlock = { code: 0, symbol: 0, longIndex: 0 };
+
+  for (let j = 0; j < cols; j++) {
+    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, rotated);
+    if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
+    const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
+    norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
+    const gain = scaledNorm === 0 ? 0 : Math.fround(numerator / scaledNorm);
+    const keys = columnKeys(nonce, j);
+    for (let i = 0; i < fixed.length; i++) {
+      const y = i < keptLength ? Math.fround((rotated[i] as number) * gain) : 0;
+      const x = randomizedRound(y, keys.round, i);
+      check(
+        Math.abs(x) <= UNIVERSAL_FIXED_LIMIT,
+        () =>
+          `column ${j}: rotated coordinate ${i} is ${(Math.abs(x) / 256).toExponential(2)} times the quantizer's step β, ` +
+          `beyond the universal code's range (2^14); quantize with rotate: true (the default), which spreads such spikes`,
+      );
+      fixed[i] = x;
+    }
+    for (let b = 0; b < blocksPerColumn; b++) {
+      blockDither(codec, keys.dither, b, dither);
+      encoder.encode(fixed.subarray(b * d, (b + 1) * d), dither, block);
+      const index = j * blocksPerColumn + b;
+      codes[index] = block.code % TWO_POW_32;
+      if (codesHigh !== null) codesHigh[index] = Math.floor(block.code / TWO_POW_32);
+      escapes[index] = block.symbol;
+      if (block.symbol === LONG_ESCAPE) {
+        longEscapes.push(block.longIndex);
+        if (block.longIndex === HUGE_ESCAPE) hugeEscapes.push(...encoder.mu);
+      }
+    }
+    columnDone(ctx, j);
+  }
+
+  const { bitsStored, bitsEntropy } = universalRatesOf(codec, n, cols, blocksPerColumn, escapes, longEscapes, hugeEscapes.length / d, means !== null);
+  return {
+    kind: 'lattice',
+    mode: 'universal',
+    scheme,
+    rows: n,
+    cols,
+    length,
+    keptLength,
+    seed: ctx.options.seed,
+    rotate: ctx.options.rotate,
+    nonce,
+    means,
+    norms,
+    blocksPerColumn,
+    codes,
+    codesHigh,
+    escapes,
+    longEscapes: Uint16Array.from(longEscapes),
+    hugeEscapes: Int32Array.from(hugeEscapes),
+    bitsStored,
+    bitsEntropy,
+  };
+}
+
+function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme): DeterministicLatticeMatrix {
+  const { matrix, length } = ctx;
+  const { gain, keepFraction, center } = ctx.options;
+  const { rows: n, cols } = matrix;
+  const spec = latticeSpec(scheme.lattice);
+  const lattice = spec.lattice;
   const d = lattice.dimension;
-  const grid = scaleGrid(scheme.overload, scheme.lattice === 'E8' ? MAX_E8_DENOMINATOR : MAX_DENOMINATOR);
+  const grid = scaleGrid(scheme.overload, spec.maxDenominator);
   const encoder = new LatticeBlockEncoder(lattice, scheme.q, grid);
   const keptLength = keptRotatedLength(length, d, keepFraction);
   const blocksPerColumn = Math.ceil(keptLength / d);
@@ -138,7 +193,7 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
   const codes = new Uint32Array(blocksPerColumn * cols);
   const scaleIndices = new Uint8Array(blocksPerColumn * cols);
   const norms = new Float32Array(cols);
-  const means = ctx.center ? new Float32Array(cols) : null;
+  const means = center ? new Float32Array(cols) : null;
   const gains = gain === 'none' ? null : new Float32Array(cols);
   const scaled = new Float32Array(n);
   const rotated = new Float32Array(length);
@@ -149,7 +204,7 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
   let clippedBlocks = 0;
 
   for (let j = 0; j < cols; j++) {
-    const prepared = prepareColumn(column(matrix, j), ctx.center, ctx.rotation, scaled, rotated);
+    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, rotated);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
@@ -184,6 +239,7 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
       }
     }
     if (gains) gains[j] = columnGain(gain, normU, dotUHat, normHat);
+    columnDone(ctx, j);
   }
 
   const { bitsStored, bitsEntropy } = latticeRates({
@@ -199,13 +255,14 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
 
   return {
     kind: 'lattice',
+    mode: 'deterministic',
     scheme,
     rows: n,
     cols,
     length,
     keptLength,
-    seed: ctx.seed,
-    rotate: ctx.rotate,
+    seed: ctx.options.seed,
+    rotate: ctx.options.rotate,
     means,
     norms,
     gains,
@@ -221,22 +278,23 @@ function quantizeLattice(ctx: Context, scheme: LatticeScheme, gain: GainMode, ke
 }
 
 /** The gain of one column from ‖u‖², ⟨u, û⟩ and ‖û‖² (1 where it is undefined, e.g. a zero column). */
-function columnGain(mode: GainMode, normU: number, dotUHat: number, normHat: number): number {
+function columnGain(mode: ResolvedQuantizeOptions['gain'], normU: number, dotUHat: number, normHat: number): number {
   if (mode === 'mmse') return normHat > 0 ? Math.fround(dotUHat / normHat) : 1;
   if (mode === 'unbiased') return dotUHat > 0 ? Math.fround(normU / dotUHat) : 1;
   return 1;
 }
 
-function quantizeScalar(ctx: Context, scheme: IntScheme | { kind: 'nvfp4' }): ScalarQuantizedMatrix {
+function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQuantizedMatrix {
   const { matrix, length } = ctx;
   const { rows: n, cols } = matrix;
+  const { center } = ctx.options;
   const scaled = new Float32Array(n);
   const rotatedAll = new Float32Array(length * cols);
-  const means = ctx.center ? new Float32Array(cols) : null;
+  const means = center ? new Float32Array(cols) : null;
   let tensorAbsMax = 0;
   for (let j = 0; j < cols; j++) {
     const target = rotatedAll.subarray(j * length, (j + 1) * length);
-    const prepared = prepareColumn(column(matrix, j), ctx.center, ctx.rotation, scaled, target);
+    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, target);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
     const back = 2 ** -prepared.exponent;
@@ -246,6 +304,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | { kind: 'nvfp4' }): Sc
       target[i] = v;
       if (Math.abs(v) > tensorAbsMax) tensorAbsMax = Math.abs(v);
     }
+    columnDone(ctx, j);
   }
   const codes = new Uint8Array(length * cols);
   const sideBits = SIDE_FLOAT_BITS * (means ? 1 : 0) * cols;
@@ -291,8 +350,8 @@ function scalarBase(ctx: Context, means: Float32Array | null, bits: number) {
     cols: ctx.matrix.cols,
     length: ctx.length,
     keptLength: ctx.length,
-    seed: ctx.seed,
-    rotate: ctx.rotate,
+    seed: ctx.options.seed,
+    rotate: ctx.options.rotate,
     means,
     bitsStored: bits,
     bitsEntropy: bits,
@@ -308,3 +367,5 @@ export function absmaxOptions(scheme: IntScheme, length: number): AbsmaxOptions 
     scaleFormat: scheme.scaleFormat,
   };
 }
+
+export type { QuantizeOptions, GainMode, QuantizeProgress } from './options.js';

@@ -1,4 +1,4 @@
-import type { IntScheme, LatticeScheme, Nvfp4Scheme } from './schemes.js';
+import type { DeterministicLatticeScheme, IntScheme, Nvfp4Scheme, UniversalLatticeScheme } from './schemes.js';
 
 /** What every quantized matrix records besides its codes. */
 interface QuantizedBase {
@@ -14,14 +14,49 @@ interface QuantizedBase {
   readonly rotate: boolean;
   /** Column means, when the matrix was zero-centred. */
   readonly means: Float32Array | null;
-  /** Bits per original entry of everything kept: codes, scale indices, scales, norms, means. */
+  /** Bits per original entry of everything kept: codes, escapes or scale indices, scales, norms, means. */
   readonly bitsStored: number;
-  /** Bits per entry with the variable part (the scale index T) counted by its empirical entropy. */
+  /**
+   * Bits per entry with the variable parts (escape symbols, scale indices) counted by their empirical
+   * entropy and codes at log2(q^d) (the seed paper's accounting).
+   */
   readonly bitsEntropy: number;
 }
 
 /**
- * A matrix quantized with a nested-lattice (Voronoi) code.
+ * A matrix quantized with the universal (dithered) nested-lattice code (the default lattice mode).
+ *
+ * Column j's rotated, normalized coordinates (norm √length) are blocks b = 0 … blocksPerColumn−1 of d
+ * entries. Block (j, b) has the code `codes[j·blocksPerColumn + b]` (+ 2^32 · `codesHigh[…]` when the
+ * code is wider than 32 bits, E8 with q > 16) and the escape symbol
+ * `escapes[j·blocksPerColumn + b]`: 0 (none), 1…15 (rank of μ among the roots), or LONG_ESCAPE (μ in
+ * the next entry of `longEscapes`, in block order: an index into the extended table, or HUGE_ESCAPE
+ * with μ in the next d entries of `hugeEscapes`). Its decoded value, in rotated unnormalized units, is
+ *
+ *     (norms[j] / √length) · β · (λ / pointScale − Z / DITHER_GRID),   λ = leader(code) + q·μ,
+ *
+ * with Z the block's dither, regenerated from (nonce, j, b) (src/quantize/universalCode.ts).
+ */
+export interface UniversalLatticeMatrix extends QuantizedBase {
+  readonly kind: 'lattice';
+  readonly mode: 'universal';
+  readonly scheme: UniversalLatticeScheme;
+  /** The 64-bit dither nonce, drawn per quantization: two quantizations of one matrix have independent errors. */
+  readonly nonce: bigint;
+  /** Per column ν: the norm of the (centred) column, by which it was normalized; 0 for a zero column. */
+  readonly norms: Float32Array;
+  readonly blocksPerColumn: number;
+  /** The low 32 bits of each block's code Σ u_i q^i. */
+  readonly codes: Uint32Array;
+  /** The bits above 32 of each block's code, or null when codes fit 32 bits (`universalCodec(…).codeBits`). */
+  readonly codesHigh: Uint16Array | null;
+  readonly escapes: Uint8Array;
+  readonly longEscapes: Uint16Array;
+  readonly hugeEscapes: Int32Array;
+}
+
+/**
+ * A matrix quantized with the deterministic nested-lattice code (opt-in, not universal).
  *
  * Column j's rotated coordinates are blocks b = 0 … blocksPerColumn−1 of d entries; block (j, b) is
  * `codes[j·blocksPerColumn + b]` with scale index `scaleIndices[…]`. Its decoded value, in rotated
@@ -29,9 +64,10 @@ interface QuantizedBase {
  *
  *     (norms[j] / √length) · gains[j] · unit · multiples[scaleIndex] · leader(code) / pointScale.
  */
-export interface LatticeQuantizedMatrix extends QuantizedBase {
+export interface DeterministicLatticeMatrix extends QuantizedBase {
   readonly kind: 'lattice';
-  readonly scheme: LatticeScheme;
+  readonly mode: 'deterministic';
+  readonly scheme: DeterministicLatticeScheme;
   /** Per column ν: the norm the column was scaled by (0 for an all-zero column). */
   readonly norms: Float32Array;
   /** Per column gain γ (QuantizeOptions.gain), or null for gain 'none' (γ = 1). */
@@ -46,6 +82,8 @@ export interface LatticeQuantizedMatrix extends QuantizedBase {
   /** Blocks that overloaded at every scale and were shrunk (diagnostic; 0 for well-scaled data). */
   readonly clippedBlocks: number;
 }
+
+export type LatticeQuantizedMatrix = UniversalLatticeMatrix | DeterministicLatticeMatrix;
 
 /**
  * A matrix quantized with a scalar baseline (absmax INT or NVFP4) in the rotated domain. Codes are

@@ -1,8 +1,11 @@
 import { check } from '../errors.js';
 import type { IntGrid } from '../scalar/absmax.js';
+import { latticeSpec, MAX_UNIVERSAL_Q, type LatticeName } from './latticeSpec.js';
+import { checkKnownKeys, isPlainObject } from './strictOptions.js';
 
 /**
- * How a block that does not fit the coarse lattice (overload) is retried with a larger scale.
+ * How a block that does not fit the coarse lattice (overload) is retried with a larger scale
+ * (deterministic lattice schemes only).
  * - `ladder`: scales β·ratio^T, T = 0, 1, …, steps − 1, the first one that fits (the seed paper's
  *   scheme; T is side information, counted by its entropy). A block that overloads on every rung is
  *   shrunk toward the origin until it fits (clipping), so the error stays bounded.
@@ -13,14 +16,38 @@ export type OverloadRule =
   | { readonly kind: 'ladder'; readonly beta: number; readonly ratio: number; readonly steps: number }
   | { readonly kind: 'betaSet'; readonly betas: readonly number[] };
 
-/** Nested-lattice quantization of d-dimensional blocks: Λ = lattice, Voronoi code with ratio q. */
-export interface LatticeScheme {
+/**
+ * The universal nested-lattice quantizer (the default): one scale β for every block, subtractive
+ * dither, and overload paid in rate by escape codes. Its product error depends only on the norms:
+ * E‖ÂᵀB̂ − AᵀB‖²_F = (2D + D²)·‖A‖²_F‖B‖²_F / N with D = β²σ²(Λ), for every A and B
+ * (`expectedProductError`).
+ */
+export interface UniversalLatticeScheme {
   readonly kind: 'lattice';
+  readonly mode: 'universal';
+  readonly lattice: 'D3' | 'E8';
+  /** Nesting ratio: q^d codes per block (E8: two parts of 4 base-q digits). 3 ≤ q ≤ 64. */
+  readonly q: number;
+  /** The scale of the fine lattice relative to a unit-variance coordinate. */
+  readonly beta: number;
+}
+
+/**
+ * The deterministic nested-lattice quantizer of the seed paper (ladder) and NestQuant (β set): no
+ * dither, a per-block scale index. **Not universal**: identical or correlated inputs get identical
+ * errors that add coherently, so on correlated operands (Gram matrices, parallel columns) its error
+ * grows with n (README, "Universality"). Kept for reproducing the papers and for comparison.
+ */
+export interface DeterministicLatticeScheme {
+  readonly kind: 'lattice';
+  readonly mode: 'deterministic';
   /** 'Z' means Z^8: blocks of 8 coordinates sharing one scale index. */
-  readonly lattice: 'D3' | 'E8' | 'Z';
+  readonly lattice: LatticeName;
   readonly q: number;
   readonly overload: OverloadRule;
 }
+
+export type LatticeScheme = UniversalLatticeScheme | DeterministicLatticeScheme;
 
 /** Scalar absmax integer quantization of the rotated coordinates (baseline). */
 export interface IntScheme {
@@ -39,15 +66,23 @@ export interface Nvfp4Scheme {
 
 export type Scheme = LatticeScheme | IntScheme | Nvfp4Scheme;
 
+function universal(lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme {
+  return { kind: 'lattice', mode: 'universal', lattice, q, beta };
+}
+
 /**
- * Named schemes. The lattice parameters were chosen by sweeps on iid Gaussian data (n = 768 and 6144) to reproduce
- * the seed paper's operating point (D3) and NestQuant's (E8).
+ * Named schemes. The universal presets were tuned on iid Gaussian data by `npm run tune`
+ * (bench/tunePresets.ts): for each target stored rate, the (lattice, q, β) of least stored-rate loss.
  */
-export const SCHEMES = {
-  /** D3, q = 6: 216 codes (one byte per 3 entries) + a 2-bit ladder index; the seed paper's scheme. */
-  'd3-q6': { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: Math.SQRT2, steps: 4 } },
-  /** E8, q = 16: one u32 per 8 entries + a 2-bit index into 4 scales (4.25 bits). */
-  'e8-q16': { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } },
+const PRESETS = {
+  /** D3, q = 6, β = 0.45: the seed paper's lattice and code size, universal (≈ 3.3 stored bits). */
+  'd3-q6': universal('D3', 6, 0.45),
+  /** E8, q = 16, β = 0.25: one u32 code per 8 entries plus escapes (≈ 4.25 stored bits). */
+  'e8-q16': universal('E8', 16, 0.25),
+  /** The seed paper's deterministic D3 scheme: 216 codes + a 2-bit ladder index. Not universal. */
+  'd3-q6-deterministic': { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: Math.SQRT2, steps: 4 } },
+  /** NestQuant-style deterministic E8: a u32 code + a 2-bit index into 4 scales (4.25 bits). Not universal. */
+  'e8-q16-deterministic': { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } },
   /** The seed paper's 3-bit ℓ∞ scalar baseline: 8 equal cells over [−max, max] per column. */
   'int3-absmax': { kind: 'int', bits: 3, groupSize: 'column', grid: 'midrise', scaleFormat: 'fp32' },
   /** INT4, symmetric, one fp16 scale per 32 entries (what WebGPU int4 kernels ship). */
@@ -56,61 +91,121 @@ export const SCHEMES = {
   nvfp4: { kind: 'nvfp4' },
 } as const satisfies Record<string, Scheme>;
 
-export type SchemeName = keyof typeof SCHEMES;
+export type SchemeName = keyof typeof PRESETS;
 
-/** Resolves a name or checks an explicit scheme, with clear errors. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/**
+ * The named schemes (frozen: a preset cannot be changed by accident, and every quantized matrix holds
+ * its own copy of its scheme).
+ */
+export const SCHEMES: { readonly [K in SchemeName]: (typeof PRESETS)[K] } = deepFreeze(PRESETS);
+
+/** The scheme names, for messages and for iterating. */
+export const SCHEME_NAMES = Object.keys(SCHEMES) as SchemeName[];
+
+/**
+ * Resolves a scheme name or checks an explicit scheme object, strictly: the name must be a preset's own
+ * name (not `'toString'`), an object must have exactly the fields of its kind with values of the right
+ * type. Returns a frozen copy, so a caller's later change to its object changes nothing here.
+ *
+ * @example
+ * resolveScheme('e8-q16');                                          // the preset
+ * resolveScheme({ kind: 'lattice', mode: 'universal', lattice: 'E8', q: 12, beta: 0.3 });
+ */
 export function resolveScheme(scheme: SchemeName | Scheme): Scheme {
   if (typeof scheme === 'string') {
-    const named = (SCHEMES as Record<string, Scheme>)[scheme];
-    check(named !== undefined, () => `unknown scheme '${scheme}'; known: ${Object.keys(SCHEMES).join(', ')}`);
-    return named;
+    check(Object.hasOwn(SCHEMES, scheme), () => `unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`);
+    return copyScheme(SCHEMES[scheme as SchemeName]);
   }
-  check(typeof scheme === 'object' && scheme !== null, 'scheme must be a scheme name or a scheme object');
-  switch (scheme.kind) {
+  check(isPlainObject(scheme), () => `scheme must be a scheme name (${SCHEME_NAMES.join(', ')}) or a scheme object, got ${describe(scheme)}`);
+  const kind = (scheme as { kind?: unknown }).kind;
+  switch (kind) {
     case 'lattice':
-      checkLatticeScheme(scheme);
-      return scheme;
+      return copyScheme(checkLatticeScheme(scheme as LatticeScheme));
     case 'int':
-      check(Number.isInteger(scheme.bits) && scheme.bits >= 2 && scheme.bits <= 8, () => `int scheme bits must be 2..8, got ${scheme.bits}`);
-      check(
-        scheme.groupSize === 'column' || (Number.isInteger(scheme.groupSize) && scheme.groupSize >= 1),
-        () => `int scheme groupSize must be a positive integer or 'column', got ${String(scheme.groupSize)}`,
-      );
-      check(scheme.grid === 'midrise' || scheme.grid === 'symmetric', () => `int scheme grid must be 'midrise' or 'symmetric', got ${String(scheme.grid)}`);
-      check(scheme.scaleFormat === 'fp32' || scheme.scaleFormat === 'fp16', () => `int scheme scaleFormat must be 'fp32' or 'fp16'`);
-      return scheme;
+      return copyScheme(checkIntScheme(scheme as IntScheme));
     case 'nvfp4':
-      return scheme;
+      checkKnownKeys(scheme, ['kind'], 'nvfp4 scheme');
+      return copyScheme(scheme as Nvfp4Scheme);
     default:
-      return check(false, () => `unknown scheme kind '${String((scheme as { kind?: unknown }).kind)}'`) as never;
+      return check(false, () => `unknown scheme kind ${describe(kind)} (use 'lattice', 'int' or 'nvfp4')`) as never;
   }
 }
 
-function checkLatticeScheme(scheme: LatticeScheme): void {
-  check(['D3', 'E8', 'Z'].includes(scheme.lattice), () => `unsupported lattice '${String(scheme.lattice)}' (use 'D3', 'E8' or 'Z')`);
+/** A frozen deep copy of a checked scheme. */
+function copyScheme<S extends Scheme>(scheme: S): S {
+  const copy = JSON.parse(JSON.stringify(scheme)) as S;
+  return deepFreeze(copy);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+}
+
+function checkNumber(value: unknown, what: string, condition: (v: number) => boolean, requirement: string): void {
+  check(typeof value === 'number' && condition(value), () => `${what} must be ${requirement}, got ${describe(value)}`);
+}
+
+function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
+  const mode = (scheme as { mode?: unknown }).mode;
+  check(mode === 'universal' || mode === 'deterministic', () => `a lattice scheme needs mode 'universal' or 'deterministic', got ${describe(mode)}`);
+  if (mode === 'universal') {
+    checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'beta'], 'universal lattice scheme');
+    check(scheme.lattice === 'D3' || scheme.lattice === 'E8', () => `universal lattice schemes use 'D3' or 'E8', got ${describe(scheme.lattice)}`);
+    checkNumber(scheme.q, 'lattice scheme q', (q) => Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, `an integer in [3, ${MAX_UNIVERSAL_Q}]`);
+    checkNumber((scheme as UniversalLatticeScheme).beta, 'lattice scheme beta', (b) => Number.isFinite(b) && b > 0 && b <= 64, 'a positive number ≤ 64');
+    return scheme;
+  }
+  checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'overload'], 'deterministic lattice scheme');
+  latticeSpec(scheme.lattice as LatticeName);
   // q = 2 is a valid Voronoi code but a useless quantizer: half of the shortest vectors are not
   // their coset's leader, so blocks near them overload and collapse to 0 (measured NMSE > 1).
-  check(Number.isInteger(scheme.q) && scheme.q >= 3, () => `lattice scheme q must be an integer ≥ 3, got ${scheme.q}`);
+  checkNumber(scheme.q, 'lattice scheme q', (q) => Number.isInteger(q) && q >= 3, 'an integer ≥ 3');
   const dimension = scheme.lattice === 'D3' ? 3 : 8;
   check(
     scheme.q ** dimension <= 2 ** 32,
-    () => `q = ${scheme.q} gives ${scheme.q}^${dimension} codes per ${scheme.lattice} block, more than a 32-bit code holds (E8 and Z allow q ≤ 16)`,
+    () => `q = ${scheme.q} gives ${scheme.q}^${dimension} codes per ${scheme.lattice} block, more than a 32-bit code holds (deterministic E8 and Z allow q ≤ 16)`,
   );
-  const rule = scheme.overload;
-  check(typeof rule === 'object' && rule !== null, 'lattice scheme needs an overload rule');
+  const rule = (scheme as DeterministicLatticeScheme).overload;
+  check(isPlainObject(rule), 'a deterministic lattice scheme needs an overload rule object');
   if (rule.kind === 'ladder') {
-    check(rule.beta > 0 && Number.isFinite(rule.beta), () => `ladder beta must be positive, got ${rule.beta}`);
-    check(rule.ratio > 1 && Number.isFinite(rule.ratio), () => `ladder ratio must be > 1, got ${rule.ratio}`);
-    check(Number.isInteger(rule.steps) && rule.steps >= 1 && rule.steps <= 16, () => `ladder steps must be 1..16, got ${rule.steps}`);
+    checkKnownKeys(rule, ['kind', 'beta', 'ratio', 'steps'], 'ladder overload rule');
+    checkNumber(rule.beta, 'ladder beta', (b) => b > 0 && Number.isFinite(b), 'positive');
+    checkNumber(rule.ratio, 'ladder ratio', (r) => r > 1 && Number.isFinite(r), '> 1');
+    checkNumber(rule.steps, 'ladder steps', (s) => Number.isInteger(s) && s >= 1 && s <= 16, 'an integer in 1..16');
   } else if (rule.kind === 'betaSet') {
+    checkKnownKeys(rule, ['kind', 'betas'], 'betaSet overload rule');
     const betas = rule.betas;
-    check(Array.isArray(betas) && betas.length >= 1 && betas.length <= 16, 'betaSet needs 1..16 betas');
+    check(Array.isArray(betas) && betas.length >= 1 && betas.length <= 16, 'betaSet needs an array of 1..16 betas');
     for (let i = 0; i < betas.length; i++) {
-      const b = betas[i] as number;
-      check(b > 0 && Number.isFinite(b), () => `betaSet betas must be positive, got ${b}`);
-      if (i > 0) check(b > (betas[i - 1] as number), 'betaSet betas must be increasing');
+      const b = betas[i];
+      checkNumber(b, 'betaSet betas', (v) => v > 0 && Number.isFinite(v), 'positive numbers');
+      if (i > 0) check((b as number) > (betas[i - 1] as number), 'betaSet betas must be increasing');
     }
   } else {
-    check(false, () => `unknown overload rule '${String((rule as { kind?: unknown }).kind)}'`);
+    check(false, () => `unknown overload rule kind ${describe((rule as { kind?: unknown }).kind)} (use 'ladder' or 'betaSet')`);
   }
+  return scheme;
+}
+
+function checkIntScheme(scheme: IntScheme): IntScheme {
+  checkKnownKeys(scheme, ['kind', 'bits', 'groupSize', 'grid', 'scaleFormat'], 'int scheme');
+  checkNumber(scheme.bits, 'int scheme bits', (b) => Number.isInteger(b) && b >= 2 && b <= 8, 'an integer in 2..8');
+  check(
+    scheme.groupSize === 'column' || (typeof scheme.groupSize === 'number' && Number.isInteger(scheme.groupSize) && scheme.groupSize >= 1),
+    () => `int scheme groupSize must be a positive integer or 'column', got ${describe(scheme.groupSize)}`,
+  );
+  check(scheme.grid === 'midrise' || scheme.grid === 'symmetric', () => `int scheme grid must be 'midrise' or 'symmetric', got ${describe(scheme.grid)}`);
+  check(scheme.scaleFormat === 'fp32' || scheme.scaleFormat === 'fp16', () => `int scheme scaleFormat must be 'fp32' or 'fp16', got ${describe(scheme.scaleFormat)}`);
+  return scheme;
 }

@@ -7,7 +7,7 @@ import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import type { GpuFeatures } from '../device.js';
 import {
-  checkGpuLatticeMatrix,
+  checkGpuDeterministicMatrix,
   checkProductOperands,
   exactRunBlocks,
   largestMultiple,
@@ -15,7 +15,7 @@ import {
   multipleWords,
   operandWordsPerColumn,
   planProductChunks,
-  type GpuLatticeMatrix,
+  type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -68,7 +68,7 @@ const pipelines = new KernelPipelines({
 });
 
 /** Largest ‖P‖² of a leader in point coordinates: E8 ≤ (2q)² (covering radius 1, doubled); Z^8 ≤ 8·⌊q/2⌋². */
-function leaderNormSquaredBound(m: GpuLatticeMatrix): number {
+function leaderNormSquaredBound(m: GpuDeterministicMatrix): number {
   const q = m.scheme.q;
   return m.scheme.lattice === 'E8' ? 4 * q * q : 8 * Math.floor(q / 2) ** 2;
 }
@@ -76,9 +76,9 @@ function leaderNormSquaredBound(m: GpuLatticeMatrix): number {
 /** Arguments of `dispatchE8Matmul`. */
 export interface E8MatmulArgs {
   /** Â: E8 or Z^8 quantized (q ≤ 16), n × aCols. */
-  readonly a: GpuLatticeMatrix;
+  readonly a: GpuDeterministicMatrix;
   /** B̂: E8 or Z^8 quantized with the same seed, lengths and centring, n × bCols. */
-  readonly b: GpuLatticeMatrix;
+  readonly b: GpuDeterministicMatrix;
   /** C = ÂᵀB̂, aCols × bCols column-major f32 (written). */
   readonly c: GPUBuffer;
   /** Byte offset of C in its buffer (a multiple of 4). */
@@ -107,8 +107,8 @@ export interface E8MatmulArgs {
  */
 export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8MatmulArgs): void {
   const { a, b } = args;
-  checkGpuLatticeMatrix(a, 'A');
-  checkGpuLatticeMatrix(b, 'B');
+  checkGpuDeterministicMatrix(a, 'A');
+  checkGpuDeterministicMatrix(b, 'B');
   for (const [m, name] of [[a, 'A'], [b, 'B']] as const) {
     check(
       (m.scheme.lattice === 'E8' || m.scheme.lattice === 'Z') && m.scheme.q <= 16,
@@ -196,8 +196,8 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
  */
 export async function e8MatmulAT(
   device: GPUDevice,
-  a: GpuLatticeMatrix,
-  b: GpuLatticeMatrix,
+  a: GpuDeterministicMatrix,
+  b: GpuDeterministicMatrix,
   options: Pick<E8MatmulArgs, 'dotPath' | 'maxBindingBytes'>,
 ): Promise<Matrix> {
   const cBytes = 4 * a.cols * b.cols;

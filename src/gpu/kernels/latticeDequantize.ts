@@ -5,7 +5,7 @@ import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import {
-  checkGpuLatticeMatrix,
+  checkGpuDeterministicMatrix,
   columnRanges,
   gatherColumnSide,
   latticeId,
@@ -13,7 +13,7 @@ import {
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
-  type GpuLatticeMatrix,
+  type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -48,7 +48,7 @@ const pipelines = new KernelPipelines({
 /** Arguments of `dispatchLatticeDequantize`. */
 export interface LatticeDequantizeArgs {
   /** The quantized matrix (D3, E8 or Z^8 scheme). */
-  readonly m: GpuLatticeMatrix;
+  readonly m: GpuDeterministicMatrix;
   /** length × cols column-major f32 (written): the decoded rotated columns, zeros past keptLength. */
   readonly output: GPUBuffer;
   /** Byte offset of the output in its buffer (a multiple of 4). */
@@ -72,7 +72,7 @@ export interface LatticeDequantizeArgs {
  */
 export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeDequantizeArgs): void {
   const { m } = args;
-  checkGpuLatticeMatrix(m, 'quantized matrix');
+  checkGpuDeterministicMatrix(m, 'quantized matrix');
   const outputOffset = args.outputOffset ?? 0;
   const outputBytes = 4 * m.length * m.cols;
   check(
@@ -150,7 +150,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
  */
 export async function latticeDequantizeRotated(
   device: GPUDevice,
-  m: GpuLatticeMatrix,
+  m: GpuDeterministicMatrix,
   options: Pick<LatticeDequantizeArgs, 'maxBindingBytes'> = {},
 ): Promise<Float32Array> {
   const outputBytes = 4 * m.length * m.cols;
@@ -178,8 +178,8 @@ export interface LatticeDequantizeOptions extends Pick<LatticeDequantizeArgs, 'm
  * @example
  * const approx = await latticeDequantize(device, gpuW); // rows × cols ≈ dequantize(qW)
  */
-export async function latticeDequantize(device: GPUDevice, m: GpuLatticeMatrix, options: LatticeDequantizeOptions = {}): Promise<Matrix> {
-  checkGpuLatticeMatrix(m, 'quantized matrix');
+export async function latticeDequantize(device: GPUDevice, m: GpuDeterministicMatrix, options: LatticeDequantizeOptions = {}): Promise<Matrix> {
+  checkGpuDeterministicMatrix(m, 'quantized matrix');
   const { rows, cols, length } = m;
   check(
     m.rotate ? length === rotationLength(rows) : length === rows,

@@ -6,7 +6,7 @@ import { schemeLattice } from '../../quantize/quantize.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import {
-  checkGpuLatticeMatrix,
+  checkGpuDeterministicMatrix,
   columnRanges,
   gatherColumnSide,
   latticeId,
@@ -14,7 +14,7 @@ import {
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
-  type GpuLatticeMatrix,
+  type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -75,7 +75,7 @@ const pipelines = new KernelPipelines({
 /** Arguments of `dispatchLatticeGemv`. Offsets are in bytes (multiples of 4). */
 export interface LatticeGemvArgs {
   /** Ŵ: n × cols, lattice-quantized (D3, E8 or Z^8); column j gives output j. */
-  readonly w: GpuLatticeMatrix;
+  readonly w: GpuDeterministicMatrix;
   /** X: n × rhs column-major f32 in the original basis (rotated here unless `xRotated` is given; read for Σx when W is centred). */
   readonly x: GPUBuffer;
   /**
@@ -109,7 +109,7 @@ export interface LatticeGemvArgs {
  */
 export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
   const { w } = args;
-  checkGpuLatticeMatrix(w, 'W');
+  checkGpuDeterministicMatrix(w, 'W');
   const rhs = args.rhs ?? 1;
   checkPositiveInteger(rhs, 'gemv rhs');
   const xOffset = args.xOffset ?? 0;
@@ -243,7 +243,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
  */
 export async function latticeGemv(
   device: GPUDevice,
-  w: GpuLatticeMatrix,
+  w: GpuDeterministicMatrix,
   x: Float32Array | Matrix,
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number } = {},
 ): Promise<Matrix> {

@@ -2,14 +2,14 @@ import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import {
-  checkGpuLatticeMatrix,
+  checkGpuDeterministicMatrix,
   checkProductOperands,
   exactRunBlocks,
   largestMultiple,
   multipleWords,
   operandWordsPerColumn,
   planProductChunks,
-  type GpuLatticeMatrix,
+  type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -71,9 +71,9 @@ const pipelines = new KernelPipelines({
 /** Arguments of `dispatchTableMatmul`. */
 export interface TableMatmulArgs {
   /** Â: D3, q = 6 quantized, n × aCols. */
-  readonly a: GpuLatticeMatrix;
+  readonly a: GpuDeterministicMatrix;
   /** B̂: D3, q = 6 quantized with the same seed and centring, n × bCols. */
-  readonly b: GpuLatticeMatrix;
+  readonly b: GpuDeterministicMatrix;
   /** C = ÂᵀB̂, aCols × bCols column-major f32 (written). */
   readonly c: GPUBuffer;
   /** Byte offset of C in its buffer (a multiple of 4). */
@@ -116,8 +116,8 @@ export function tableMatmulLayout(device: GPUDevice, kind?: TableLayoutKind): Ta
  */
 export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: TableMatmulArgs): void {
   const { a, b } = args;
-  checkGpuLatticeMatrix(a, 'A');
-  checkGpuLatticeMatrix(b, 'B');
+  checkGpuDeterministicMatrix(a, 'A');
+  checkGpuDeterministicMatrix(b, 'B');
   for (const [m, name] of [[a, 'A'], [b, 'B']] as const) {
     check(
       m.scheme.lattice === 'D3' && m.scheme.q === 6,
@@ -198,8 +198,8 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
  */
 export async function tableMatmulAT(
   device: GPUDevice,
-  a: GpuLatticeMatrix,
-  b: GpuLatticeMatrix,
+  a: GpuDeterministicMatrix,
+  b: GpuDeterministicMatrix,
   options: Pick<TableMatmulArgs, 'layout' | 'maxBindingBytes'> = {},
 ): Promise<Matrix> {
   const cBytes = 4 * a.cols * b.cols;

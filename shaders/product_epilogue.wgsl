@@ -1,0 +1,40 @@
+// The epilogue of the universal product ÂᵀB̂ (src/gpu/kernels/productEpilogue.ts), after the f32
+// product of the decoded rotated columns: the twin of the end of `matmulAT` (src/product/matmulAT.ts):
+//   - centred operands: C[i, j] += rows · m_a[i] · m_b[j];
+//   - a Gram matrix (both operands one quantization): C[i, i] = ν_i² + rows · m_i² (exact; both factors
+//     of a diagonal entry share one error, which the stored norm replaces).
+// One invocation per entry of C (a_cols × b_cols column-major, from element `c_first`). `side_a` and
+// `side_b` hold the norms (cols f32) and, when centred, the means (cols f32 after them).
+
+const THREADS: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> params: ProductEpilogueParams;
+@group(0) @binding(1) var<storage, read> side_a: array<f32>;
+@group(0) @binding(2) var<storage, read> side_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn main(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  let index = (group.y * groups.x + group.x) * THREADS + thread;
+  if (index >= params.a_cols * params.b_cols) {
+    return;
+  }
+  let j = index / params.a_cols;
+  let i = index - j * params.a_cols;
+  let at = params.c_first + index;
+  var value = c[at];
+  var mean_term = 0.0;
+  if (params.centred != 0u) {
+    mean_term = params.rows * side_a[params.a_cols + i] * side_b[params.b_cols + j];
+    value = value + mean_term;
+  }
+  if (params.gram != 0u && i == j) {
+    let norm = side_a[i];
+    value = norm * norm + select(0.0, params.rows * side_a[params.a_cols + i] * side_a[params.a_cols + i], params.centred != 0u);
+  }
+  c[at] = value;
+}

@@ -1,0 +1,23 @@
+// The counter-based hash of src/rotation/random.ts in u32 arithmetic, for the universal code's dither
+// and randomized rounding (shaders/universal_encode.wgsl, shaders/universal_decode.wgsl). A library: no
+// bindings, no entry points.
+
+// mix32 of src/rotation/random.ts ("lowbias32"): u32 `*` wraps like Math.imul.
+fn mix32(v: u32) -> u32 {
+  var x = v;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  x = x ^ (x >> 16u);
+  return x;
+}
+
+// counterHash(seed, stream, index, sub) of src/rotation/random.ts.
+fn counter_hash(seed: u32, stream: u32, index: u32, sub: u32) -> u32 {
+  var h = mix32(seed ^ 0x9e3779b9u);
+  h = mix32(h ^ stream);
+  h = mix32(h ^ index);
+  return mix32(h ^ sub);
+}
+

@@ -1,0 +1,76 @@
+import epilogueSource from '../../../shaders/product_epilogue.wgsl?raw';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { workgroupGrid } from '../workSplit.js';
+
+/*
+ * Means and Gram diagonal of the universal product (shaders/product_epilogue.wgsl), applied to C after
+ * the f32 product of the decoded operands. CPU twin: the end of `matmulAT`.
+ */
+
+const THREADS = 256;
+
+const Params = new UniformLayout('ProductEpilogueParams', {
+  a_cols: 'u32',
+  b_cols: 'u32',
+  c_first: 'u32',
+  centred: 'u32',
+  gram: 'u32',
+  rows: 'f32',
+});
+
+const pipelines = new KernelPipelines({
+  label: 'product epilogue',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout) =>
+    createKernelPipeline(device, pipelineLayout, { label: 'product epilogue', code: `${Params.wgsl()}\n${epilogueSource}` }),
+});
+
+/** Arguments of {@link dispatchProductEpilogue}. */
+export interface ProductEpilogueArgs {
+  /** Norms (aCols f32) then, when centred, means (aCols f32) of A; the same for B. */
+  readonly sideA: GPUBuffer;
+  readonly sideB: GPUBuffer;
+  readonly c: GPUBuffer;
+  /** Byte offset of C (a multiple of 4). */
+  readonly cOffset: number;
+  readonly aCols: number;
+  readonly bCols: number;
+  /** n, the rows of the original matrices (the mean term is n·m_a·m_b). */
+  readonly rows: number;
+  readonly centred: boolean;
+  /** A and B are one quantization: the diagonal is set to the stored ‖a_i‖² (+ n·m_i²). */
+  readonly gram: boolean;
+}
+
+/**
+ * Records the epilogue (nothing when neither centred nor Gram).
+ *
+ * @example
+ * dispatchProductEpilogue(device, encoder, scratch, { sideA: a.side, sideB: a.side, c, cOffset: 0, aCols: a.cols, bCols: a.cols, rows: a.rows, centred: false, gram: true });
+ */
+export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: ProductEpilogueArgs): void {
+  if (!args.centred && !args.gram) return;
+  const sideWords = args.centred ? 2 : 1;
+  checkBufferRange(args.sideA, 0, 4 * sideWords * args.aCols, 'product epilogue: A norms and means');
+  checkBufferRange(args.sideB, 0, 4 * sideWords * args.bCols, 'product epilogue: B norms and means');
+  checkBufferRange(args.c, args.cOffset, 4 * args.aCols * args.bCols, 'product epilogue: C');
+  const { layout, pipeline } = pipelines.get(device);
+  const label = 'product epilogue';
+  const params = Params.pack({
+    a_cols: args.aCols,
+    b_cols: args.bCols,
+    c_first: args.cOffset / 4,
+    centred: args.centred ? 1 : 0,
+    gram: args.gram ? 1 : 0,
+    rows: args.rows,
+  });
+  const pass = encoder.beginComputePass({ label });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(label, params) }, { buffer: args.sideA }, { buffer: args.sideB }, { buffer: args.c }]));
+  const [x, y] = workgroupGrid(Math.ceil((args.aCols * args.bCols) / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(x, y);
+  pass.end();
+}

@@ -1,0 +1,184 @@
+import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
+import { check } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { DITHER_GRID, latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
+import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+
+/*
+ * Universal codes → f32 on the GPU (shaders/universal_dequantize.wgsl): every column decoded into the
+ * rotated domain, as `decodeRotated` does on the CPU (in f32 here, float64 there). `universalDequantize`
+ * goes back to the original basis with the GPU inverse rotation.
+ */
+
+const THREADS = 256;
+
+const Params = new UniformLayout('UniversalDequantizeParams', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32', // columns in this dispatch
+  length: 'u32',
+  kept: 'u32',
+  out_first: 'u32',
+  point_unit: 'f32', // β / (pointScale · √N)
+  dither_unit: 'f32', // β / (DITHER_GRID · √N)
+});
+
+/** One pipeline per lattice and device. */
+const pipelines = new KernelPipelines({
+  label: 'universal dequantize',
+  bindings: [
+    'uniform',
+    'read-only-storage', // codes
+    'read-only-storage', // escape bits
+    'read-only-storage', // escape starts
+    'read-only-storage', // escape ids
+    'read-only-storage', // escape table
+    'read-only-storage', // norms (and means)
+    'storage', // output
+  ],
+  compile: (device, pipelineLayout, lattice: LatticeName) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `universal dequantize ${lattice}`,
+      code: `${Params.wgsl()}\n${universalDecodeWgsl(latticeSpec(lattice))}\n${dequantizeSource}`,
+    }),
+});
+
+/** Arguments of {@link dispatchUniversalDequantize}. */
+export interface UniversalDequantizeArgs {
+  readonly m: GpuUniversalMatrix;
+  /** length × cols column-major f32 (written): the decoded rotated columns, zeros past keptLength. */
+  readonly output: GPUBuffer;
+  /** Byte offset of the output (a multiple of 4). */
+  readonly outputOffset?: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the decoding of every column of `m` into the rotated domain (what `decodeRotated` computes
+ * on the CPU). The output needs STORAGE and COPY_DST usage. Columns are split across dispatches when
+ * they exceed one binding or the dispatch grid.
+ *
+ * @example
+ * dispatchUniversalDequantize(device, encoder, scratch, { m: gpuW, output }); // output: 4·length·cols bytes
+ */
+export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalDequantizeArgs): void {
+  const { m } = args;
+  const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
+  const outputOffset = args.outputOffset ?? 0;
+  checkBufferRange(args.output, outputOffset, 4 * m.length * m.cols, 'universal dequantize: output');
+  const d = layout.codec.spec.dimension;
+  if (m.blocksPerColumn * d < m.length) encoder.clearBuffer(args.output, outputOffset, 4 * m.length * m.cols);
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  const ranges = columnRanges(
+    m.cols,
+    Math.min(
+      universalColumnsPerBinding(layout, maxBinding, alignment),
+      itemsPerBinding(4 * m.length, maxBinding, alignment),
+      Math.max(1, Math.floor((maxGroups * maxGroups * THREADS) / m.blocksPerColumn)),
+    ),
+  );
+  const sqrtLength = Math.sqrt(m.length);
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, m.scheme.lattice);
+  const pass = encoder.beginComputePass({ label: 'universal dequantize' });
+  pass.setPipeline(pipeline);
+  for (const range of ranges) {
+    const windows = universalOperandWindows(m, layout, range.first, range.count, alignment);
+    const outWindow = bindingWindow(outputOffset + 4 * m.length * range.first, 4 * m.length * range.count, alignment);
+    const label = `universal dequantize columns ${range.first}…${range.first + range.count - 1}`;
+    const params = Params.pack({
+      ...windows.uniforms,
+      cols: range.count,
+      length: m.length,
+      kept: m.keptLength,
+      out_first: outWindow.firstElement,
+      point_unit: m.scheme.beta / (layout.codec.spec.pointScale * sqrtLength),
+      dither_unit: m.scheme.beta / (DITHER_GRID * sqrtLength),
+    });
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, bindGroupLayout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        windowBinding(m.codes, windows.codes),
+        windowBinding(m.escapeBits, windows.escapeBits),
+        windowBinding(m.escapeStarts, windows.escapeStarts),
+        { buffer: m.escapeIds },
+        { buffer: m.escapeTable },
+        { buffer: m.side },
+        windowBinding(args.output, outWindow),
+      ]),
+    );
+    const [x, y] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / THREADS), maxGroups);
+    pass.dispatchWorkgroups(x, y);
+  }
+  pass.end();
+}
+
+/**
+ * The rotated-domain decode of `m` on the GPU, read back (the f32 counterpart of `decodeRotated`).
+ *
+ * @example
+ * const rotated = await universalDequantizeRotated(device, gpuW); // ≈ decodeRotated(qW)
+ */
+export async function universalDequantizeRotated(device: GPUDevice, m: GpuUniversalMatrix, options: Pick<UniversalDequantizeArgs, 'maxBindingBytes'> = {}): Promise<Float32Array> {
+  const outputBytes = 4 * m.length * m.cols;
+  const data = await runAndRead(device, 'universal dequantize', outputBytes, (run) => {
+    const output = run.storage('dequantized (rotated)', outputBytes);
+    dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output, ...options });
+    return output;
+  });
+  return new Float32Array(data);
+}
+
+/** Options of {@link universalDequantize}. */
+export interface UniversalDequantizeOptions extends Pick<UniversalDequantizeArgs, 'maxBindingBytes'> {
+  readonly rotation?: Omit<HadamardOptions, 'maxBindingBytes'>;
+}
+
+/**
+ * The matrix reconstructed from its universal codes (as the CPU `dequantize`), with one read-back:
+ * decoded on the GPU, rotated back on the GPU, the column means added on the host.
+ *
+ * @example
+ * const approx = await universalDequantize(device, gpuW); // rows × cols ≈ dequantize(qW)
+ */
+export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatrix, options: UniversalDequantizeOptions = {}): Promise<Matrix> {
+  checkGpuUniversalMatrix(m, 'quantized matrix');
+  const { rows, cols, length } = m;
+  check(m.rotate || length === rows, () => `dequantize: an unrotated matrix has length = rows, got ${length} and ${rows}`);
+  const matrixBytes = 4 * rows * cols;
+  const meansBytes = m.hasMeans ? 4 * cols : 0;
+  const { maxBindingBytes } = options;
+  const bytes = await runAndRead(device, 'universal dequantize', matrixBytes + meansBytes, (run) => {
+    const result = run.storage('dequantized', matrixBytes + meansBytes);
+    if (m.rotate) {
+      const rotated = run.storage('dequantized (rotated)', 4 * length * cols);
+      dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: rotated, maxBindingBytes });
+      dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options.rotation, input: rotated, output: result, rows, cols, seed: m.seed, maxBindingBytes });
+    } else {
+      dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: result, maxBindingBytes });
+    }
+    if (m.hasMeans) run.encoder.copyBufferToBuffer(m.side, 4 * cols, result, matrixBytes, meansBytes);
+    return result;
+  });
+  const data = new Float32Array(bytes, 0, rows * cols);
+  if (m.hasMeans) {
+    const means = new Float32Array(bytes, matrixBytes, cols);
+    for (let j = 0; j < cols; j++) {
+      const mean = means[j] as number;
+      for (let i = j * rows; i < (j + 1) * rows; i++) data[i] = (data[i] as number) + mean;
+    }
+  }
+  return { rows, cols, data };
+}

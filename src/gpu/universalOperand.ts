@@ -1,0 +1,276 @@
+import { check } from '../errors.js';
+import { streamWords } from '../format/bitFields.js';
+import { codecOf, escapesFromGpu, gpuEscapes, packEscapeBits, packUniversalCodes, unpackUniversalCodes, universalWordsPerColumn } from '../format/universalLayout.js';
+import { universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
+import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import { universalRatesOf } from '../quantize/rates.js';
+import type { UniversalLatticeScheme } from '../quantize/schemes.js';
+import { nonceWords } from '../quantize/universalCode.js';
+import { createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { withValidation } from './errorScopes.js';
+
+/**
+ * A universal lattice matrix in GPU buffers: what the universal decoding kernels (dequantize, GEMV,
+ * products) read. The metadata means what it means on `UniversalLatticeMatrix`; the buffers hold the
+ * GPU form of src/format/universalLayout.ts, from byte 0:
+ *
+ * - `codes`: per-column streams of `codeBits`-bit codes (each column on a fresh u32);
+ * - `escapeBits`: per-column streams of 1 bit per block;
+ * - `escapeStarts`: u32 per escape-bit word, the escape slot of its first escape;
+ * - `escapeIds`: 8 bits per escape (1 + root index, or 0 for a non-root escape), 4 per u32;
+ * - `escapeTable`: the lattice's roots (rootCount × d i32), then the non-root escapes as records of
+ *   1 + d i32 (global block index j·blocksPerColumn + b, then μ), sorted by block index;
+ * - `side`: the column norms (cols f32), then the column means when centred (cols f32).
+ */
+export interface GpuUniversalMatrix {
+  readonly kind: 'lattice';
+  readonly mode: 'universal';
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly seed: number;
+  readonly rotate: boolean;
+  readonly scheme: UniversalLatticeScheme;
+  readonly nonce: bigint;
+  readonly blocksPerColumn: number;
+  readonly escapeCount: number;
+  readonly nonRootCount: number;
+  readonly hasMeans: boolean;
+  readonly codes: GPUBuffer;
+  readonly escapeBits: GPUBuffer;
+  readonly escapeStarts: GPUBuffer;
+  readonly escapeIds: GPUBuffer;
+  readonly escapeTable: GPUBuffer;
+  readonly side: GPUBuffer;
+}
+
+/** The word counts of the buffers of a universal operand. */
+export interface UniversalOperandLayout {
+  readonly codec: UniversalCodec;
+  /** u32 words per column of the codes and of the escape bits (= escape starts per column). */
+  readonly codeWords: number;
+  readonly bitWords: number;
+  /** i32 words of the roots at the start of the escape table, and of one non-root record. */
+  readonly rootWords: number;
+  readonly recordWords: number;
+}
+
+export function universalOperandLayout(m: Pick<GpuUniversalMatrix, 'scheme' | 'blocksPerColumn'>): UniversalOperandLayout {
+  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
+  const words = universalWordsPerColumn(codec, m.blocksPerColumn);
+  const d = codec.spec.dimension;
+  return { codec, codeWords: words.codes, bitWords: words.escapeBits, rootWords: codec.spec.escapes.rootCount * d, recordWords: 1 + d };
+}
+
+/**
+ * Checks that `m` is something the universal kernels can read: consistent sizes and buffers large
+ * enough for what its metadata declares.
+ */
+export function checkGpuUniversalMatrix(m: GpuUniversalMatrix, name: string): UniversalOperandLayout {
+  check(typeof m === 'object' && m !== null && m.kind === 'lattice' && m.mode === 'universal', () => `${name} must be a universal GPU lattice matrix`);
+  for (const field of ['rows', 'cols', 'length', 'keptLength', 'blocksPerColumn'] as const) {
+    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${m[field]}`);
+  }
+  for (const field of ['escapeCount', 'nonRootCount'] as const) {
+    check(Number.isInteger(m[field]) && m[field] >= 0, () => `${name}.${field} must be a non-negative integer, got ${m[field]}`);
+  }
+  const layout = universalOperandLayout(m);
+  const d = layout.codec.spec.dimension;
+  check(m.keptLength <= m.length, () => `${name}.keptLength (${m.keptLength}) exceeds length (${m.length})`);
+  check(m.blocksPerColumn === Math.ceil(m.keptLength / d), () => `${name}.blocksPerColumn is ${m.blocksPerColumn}, expected ceil(keptLength / ${d})`);
+  const holds = (buffer: GPUBuffer, bytes: number, what: string): void => {
+    check(typeof buffer === 'object' && buffer !== null && typeof buffer.size === 'number', () => `${name}.${what} must be a GPUBuffer`);
+    check(buffer.size >= bytes, () => `${name}.${what} needs ${bytes} bytes, but its buffer has ${buffer.size}`);
+  };
+  holds(m.codes, 4 * layout.codeWords * m.cols, 'codes');
+  holds(m.escapeBits, 4 * layout.bitWords * m.cols, 'escapeBits');
+  holds(m.escapeStarts, 4 * layout.bitWords * m.cols, 'escapeStarts');
+  holds(m.escapeIds, 4 * Math.max(1, streamWords(m.escapeCount, 8)), 'escapeIds');
+  holds(m.escapeTable, 4 * (layout.rootWords + layout.recordWords * m.nonRootCount), 'escapeTable');
+  holds(m.side, 4 * m.cols * (m.hasMeans ? 2 : 1), 'side');
+  return layout;
+}
+
+/** A universal matrix on the GPU that owns its buffers: `read()` brings it back, `destroy()` frees it. */
+export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
+  readonly kind = 'lattice' as const;
+  readonly mode = 'universal' as const;
+  private destroyed = false;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly metadata: Omit<GpuUniversalMatrix, 'kind' | 'mode' | 'codes' | 'escapeBits' | 'escapeStarts' | 'escapeIds' | 'escapeTable' | 'side'>,
+    readonly codes: GPUBuffer,
+    readonly escapeBits: GPUBuffer,
+    readonly escapeStarts: GPUBuffer,
+    readonly escapeIds: GPUBuffer,
+    readonly escapeTable: GPUBuffer,
+    readonly side: GPUBuffer,
+  ) {}
+
+  get rows(): number {
+    return this.metadata.rows;
+  }
+  get cols(): number {
+    return this.metadata.cols;
+  }
+  get length(): number {
+    return this.metadata.length;
+  }
+  get keptLength(): number {
+    return this.metadata.keptLength;
+  }
+  get seed(): number {
+    return this.metadata.seed;
+  }
+  get rotate(): boolean {
+    return this.metadata.rotate;
+  }
+  get scheme(): UniversalLatticeScheme {
+    return this.metadata.scheme;
+  }
+  get nonce(): bigint {
+    return this.metadata.nonce;
+  }
+  get blocksPerColumn(): number {
+    return this.metadata.blocksPerColumn;
+  }
+  get escapeCount(): number {
+    return this.metadata.escapeCount;
+  }
+  get nonRootCount(): number {
+    return this.metadata.nonRootCount;
+  }
+  get hasMeans(): boolean {
+    return this.metadata.hasMeans;
+  }
+
+  /**
+   * Reads the buffers back into the object the CPU `quantize()` returns: the same codes, escapes,
+   * norms and means, bit for bit.
+   *
+   * @example
+   * const q = await gpuMatrix.read();
+   * const c = matmulAT(q, quantize(b, { scheme: q.scheme, seed: q.seed })); // decodes on the CPU
+   */
+  async read(): Promise<UniversalLatticeMatrix> {
+    check(!this.destroyed, 'GpuUniversalQuantizedMatrix.read: the matrix was destroyed');
+    const layout = checkGpuUniversalMatrix(this, 'matrix');
+    const { device, cols, blocksPerColumn } = this;
+    const d = layout.codec.spec.dimension;
+    const [codeWords, bitWords, idWords, table, side] = await withValidation(device, 'GpuUniversalQuantizedMatrix.read', () =>
+      Promise.all([
+        readBuffer(device, this.codes, 4 * layout.codeWords * cols),
+        readBuffer(device, this.escapeBits, 4 * layout.bitWords * cols),
+        readBuffer(device, this.escapeIds, 4 * Math.max(1, streamWords(this.escapeCount, 8))),
+        readBuffer(device, this.escapeTable, 4 * (layout.rootWords + layout.recordWords * this.nonRootCount)),
+        readBuffer(device, this.side, 4 * cols * (this.hasMeans ? 2 : 1)),
+      ]),
+    );
+    const codes = unpackUniversalCodes(new Uint32Array(codeWords), layout.codec, blocksPerColumn, cols);
+    const nonRoots = new Int32Array(table, 4 * layout.rootWords, layout.recordWords * this.nonRootCount);
+    const escapeBits = new Uint32Array(bitWords);
+    const escapes = escapesFromGpu(layout.codec, codes, escapeBits, new Uint32Array(idWords), nonRoots, blocksPerColumn, cols);
+    const norms = new Float32Array(side, 0, cols).slice();
+    const means = this.hasMeans ? new Float32Array(side, 4 * cols, cols).slice() : null;
+    const rates = universalRatesOf(layout.codec, this.rows, cols, blocksPerColumn, escapes.escapes, escapes.longEscapes, escapes.hugeEscapes.length / d, means !== null);
+    return {
+      kind: 'lattice',
+      mode: 'universal',
+      scheme: this.scheme,
+      rows: this.rows,
+      cols,
+      length: this.length,
+      keptLength: this.keptLength,
+      seed: this.seed,
+      rotate: this.rotate,
+      nonce: this.nonce,
+      means,
+      norms,
+      blocksPerColumn,
+      ...codes,
+      ...escapes,
+      ...rates,
+    };
+  }
+
+  /** Frees the GPU buffers (idempotent). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const buffer of [this.codes, this.escapeBits, this.escapeStarts, this.escapeIds, this.escapeTable, this.side]) buffer.destroy();
+  }
+}
+
+/** The escape table (roots, then the non-root records) of a codec with the given records. */
+export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): Int32Array {
+  const roots = codec.spec.escapes.roots;
+  const table = new Int32Array(roots.length + nonRoots.length);
+  table.set(roots);
+  table.set(nonRoots, roots.length);
+  return table;
+}
+
+/**
+ * Puts a CPU-quantized universal matrix on the GPU in the GPU form (escape ranks resolved to root ids
+ * on the CPU; the codes and escape bits are the stored words as they are).
+ *
+ * @example
+ * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }));
+ */
+export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
+  check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');
+  const codec = codecOf(q);
+  const escapes = gpuEscapes(q);
+  const side = new Float32Array(q.cols * (q.means ? 2 : 1));
+  side.set(q.norms);
+  if (q.means) side.set(q.means, q.cols);
+  const label = `universal ${q.scheme.lattice} q=${q.scheme.q} (${q.cols} columns)`;
+  const make = (what: string, data: ArrayBufferView): GPUBuffer => createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE);
+  const buffers: GPUBuffer[] = [];
+  try {
+    for (const [what, data] of [
+      ['codes', packUniversalCodes(q)],
+      ['escape bits', packEscapeBits(q)],
+      ['escape starts', escapes.escapeStarts],
+      ['escape ids', escapes.escapeIds],
+      ['escape table', escapeTableWords(codec, escapes.nonRoots)],
+      ['norms and means', side],
+    ] as const) {
+      buffers.push(make(what, data));
+    }
+  } catch (error) {
+    for (const buffer of buffers) buffer.destroy();
+    throw error;
+  }
+  const [codes, escapeBits, escapeStarts, escapeIds, escapeTable, sideBuffer] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+  return new GpuUniversalQuantizedMatrix(
+    device,
+    {
+      rows: q.rows,
+      cols: q.cols,
+      length: q.length,
+      keptLength: q.keptLength,
+      seed: q.seed,
+      rotate: q.rotate,
+      scheme: q.scheme,
+      nonce: q.nonce,
+      blocksPerColumn: q.blocksPerColumn,
+      escapeCount: escapes.escapeCount,
+      nonRootCount: escapes.nonRootCount,
+      hasMeans: q.means !== null,
+    },
+    codes,
+    escapeBits,
+    escapeStarts,
+    escapeIds,
+    escapeTable,
+    sideBuffer,
+  );
+}
+
+/** The two u32 halves of a matrix's nonce, for the kernels' uniforms. */
+export function operandNonce(m: Pick<GpuUniversalMatrix, 'nonce'>): { readonly lo: number; readonly hi: number } {
+  return nonceWords(m.nonce);
+}

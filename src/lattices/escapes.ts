@@ -1,0 +1,139 @@
+import type { Lattice } from './lattice.js';
+
+/*
+ * Escape candidates of the universal quantizer's code (src/quantize/universalEncoder.ts).
+ *
+ * A block is quantized to a lattice point λ; its Voronoi code stores only λ mod qΛ, whose coset leader L
+ * is the point of the coset in the Voronoi region of qΛ. When λ ≠ L (the block "escapes" the code),
+ * λ = L + q·μ with μ ∈ Λ, and μ is sent as side information. Almost always μ is a root (a shortest
+ * nonzero vector): the point crossed one facet of qV. Given L the decoder orders the roots by how
+ * likely they are — by ⟨L, m⟩ ascending, i.e. by ‖L + q·m‖, the roots whose facet L sits next to
+ * first — so a small **rank** names μ (4 bits for ranks 1…15). A root of larger rank, or a point of
+ * the next shells, is a **long** escape: its index in a fixed table of short vectors (16 bits); anything
+ * beyond that table (only for data far outside the quantizer's range) is stored explicitly.
+ *
+ * Everything is integer arithmetic on point coordinates (`Lattice.pointScale` · λ), so the rank is the
+ * same on every machine.
+ */
+
+/** Ranks 1…MAX_ESCAPE_RANK are stored in 4 bits; 0 in that field means "long escape". */
+export const MAX_ESCAPE_RANK = 15;
+
+/** The long-escape index that means "μ is stored explicitly" (beyond the extended table). */
+export const HUGE_ESCAPE = 0xffff;
+
+/** The candidates of one lattice's escapes, in point coordinates. */
+export interface EscapeCandidates {
+  readonly dimension: number;
+  /** The roots (shortest nonzero vectors), `rootCount × d`, in the fixed order of `extended`. */
+  readonly roots: Int32Array;
+  readonly rootCount: number;
+  /**
+   * Every lattice point with 0 < ‖P‖² ≤ `extendedNorm2` (point coordinates), sorted by norm, then
+   * lexicographically; the roots come first. `extendedCount × d`, fewer than HUGE_ESCAPE entries.
+   */
+  readonly extended: Int32Array;
+  readonly extendedCount: number;
+  /** Index of `mu` in `extended`, or −1. */
+  indexOf(mu: ArrayLike<number>): number;
+}
+
+/**
+ * The escape candidates of `lattice`: its roots and all points up to squared norm `extendedNorm2`
+ * (point coordinates), enumerated once by a norm-pruned search over the integer grid.
+ *
+ * @example
+ * const c = escapeCandidates(D3, 16); // c.rootCount === 12
+ */
+export function escapeCandidates(lattice: Lattice, extendedNorm2: number): EscapeCandidates {
+  const d = lattice.dimension;
+  const points: number[][] = [];
+  const current = new Array<number>(d).fill(0);
+  const radius = Math.floor(Math.sqrt(extendedNorm2));
+  const visit = (i: number, norm2: number): void => {
+    if (i === d) {
+      if (norm2 > 0 && lattice.contains(current)) points.push(current.slice());
+      return;
+    }
+    for (let v = -radius; v <= radius; v++) {
+      const next = norm2 + v * v;
+      if (next > extendedNorm2) continue;
+      current[i] = v;
+      visit(i + 1, next);
+    }
+    current[i] = 0;
+  };
+  visit(0, 0);
+  const norm2 = (p: readonly number[]): number => p.reduce((s, v) => s + v * v, 0);
+  points.sort((a, b) => {
+    const byNorm = norm2(a) - norm2(b);
+    if (byNorm !== 0) return byNorm;
+    for (let i = 0; i < d; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+    return 0;
+  });
+  if (points.length === 0 || points.length >= HUGE_ESCAPE) {
+    throw new Error(`escapeCandidates(${lattice.name}): ${points.length} points up to norm² ${extendedNorm2}`);
+  }
+  const rootNorm = norm2(points[0] as number[]);
+  const rootCount = points.filter((p) => norm2(p) === rootNorm).length;
+  const extended = Int32Array.from(points.flat());
+  const index = new Map<string, number>();
+  points.forEach((p, i) => index.set(p.join(','), i));
+  return {
+    dimension: d,
+    roots: extended.slice(0, rootCount * d),
+    rootCount,
+    extended,
+    extendedCount: points.length,
+    indexOf: (mu) => index.get(Array.from({ length: d }, (_, i) => mu[i] as number).join(',')) ?? -1,
+  };
+}
+
+/** ⟨L, root r⟩ in point coordinates. */
+function rootKey(c: EscapeCandidates, leader: ArrayLike<number>, r: number): number {
+  const d = c.dimension;
+  let key = 0;
+  for (let i = 0; i < d; i++) key += (leader[i] as number) * (c.roots[r * d + i] as number);
+  return key;
+}
+
+/**
+ * The rank (1 … rootCount) of root `rootIndex` given the leader L: one plus the number of roots that
+ * come before it when roots are ordered by ⟨L, m⟩ ascending, ties by root index.
+ *
+ * @example
+ * escapeRank(candidates, leader, candidates.indexOf(mu)); // 1 when μ is the facet L sits against
+ */
+export function escapeRank(c: EscapeCandidates, leader: ArrayLike<number>, rootIndex: number): number {
+  const target = rootKey(c, leader, rootIndex);
+  let before = 0;
+  for (let r = 0; r < c.rootCount; r++) {
+    const key = rootKey(c, leader, r);
+    if (key < target || (key === target && r < rootIndex)) before++;
+  }
+  return before + 1;
+}
+
+/**
+ * The root of rank `rank` (1 … min(rootCount, MAX_ESCAPE_RANK)) given the leader L, as its index in
+ * `roots`: the inverse of {@link escapeRank}. Keeps the `rank` smallest (key, index) pairs seen so far.
+ */
+export function rootOfRank(c: EscapeCandidates, leader: ArrayLike<number>, rank: number): number {
+  const keys = new Float64Array(rank);
+  const indices = new Int32Array(rank);
+  let filled = 0;
+  for (let r = 0; r < c.rootCount; r++) {
+    const key = rootKey(c, leader, r);
+    // Roots arrive in index order, so an equal key never displaces an earlier root.
+    if (filled === rank && key >= (keys[rank - 1] as number)) continue;
+    let slot = filled < rank ? filled++ : rank - 1;
+    while (slot > 0 && (keys[slot - 1] as number) > key) {
+      keys[slot] = keys[slot - 1] as number;
+      indices[slot] = indices[slot - 1] as number;
+      slot--;
+    }
+    keys[slot] = key;
+    indices[slot] = r;
+  }
+  return indices[rank - 1] as number;
+}

@@ -1,0 +1,160 @@
+import { check, LatticeMatmulError } from '../errors.js';
+import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
+import { checkKnownKeys, isPlainObject } from './strictOptions.js';
+
+/** How the decoder rescales each decoded column of a deterministic lattice scheme (see {@link QuantizeOptions.gain}). */
+export type GainMode = 'unbiased' | 'mmse' | 'none';
+
+/** Progress of a long quantization: columns done out of the total. */
+export type QuantizeProgress = (done: number, total: number) => void;
+
+/** Options of `quantize` (CPU) and `GpuEngine.quantize`. */
+export interface QuantizeOptions {
+  /**
+   * A named scheme (`SCHEMES`: 'e8-q16', 'd3-q6', the rate presets, 'int4-g32', 'nvfp4', …) or an
+   * explicit one. Lattice presets are universal unless their name ends in '-deterministic'.
+   */
+  readonly scheme: SchemeName | Scheme;
+  /** Seed of the shared random rotation: A and B must use the same one. Default 1. */
+  readonly seed?: number;
+  /**
+   * The universal code's dither nonce (a u32 number or a bigint below 2^64). Default: drawn at random,
+   * so two quantizations of the same matrix have independent errors, as the guarantee requires. Give
+   * one only to reproduce a result; never give the same nonce to two different matrices that will be
+   * multiplied (their errors would not be independent: `matmulAT` refuses such a pair).
+   */
+  readonly nonce?: number | bigint;
+  /** Subtract each column's mean first (kept as side information). Default false. */
+  readonly center?: boolean;
+  /** Apply the randomized Hadamard rotation. Default true. */
+  readonly rotate?: boolean;
+  /**
+   * Per-column gain of **deterministic** lattice schemes (32 bits of side information):
+   * - `'unbiased'` (default): γ = ‖u‖² / ⟨u, û⟩, no component of error along the input.
+   * - `'mmse'`: γ = ⟨u, û⟩ / ‖û‖², the seed paper's MMSE scaling (shrinks every inner product).
+   * - `'none'`: γ = 1.
+   * Universal schemes refuse it: a per-column gain would break their guarantee.
+   */
+  readonly gain?: GainMode;
+  /**
+   * Time-sharing for rates below R* ≈ 0.906 (DESIGN §2): quantize only this fraction κ of the rotated
+   * coordinates and drop the rest. Default 1. Lattice schemes only; `expectedProductError` covers κ = 1.
+   */
+  readonly keepFraction?: number;
+  /** Called with (columns done, total) as the quantization advances (CPU: every few columns). */
+  readonly onProgress?: QuantizeProgress;
+  /** Aborts the quantization: it then rejects (GPU) or throws (CPU) a LatticeMatmulError saying so. */
+  readonly signal?: AbortSignal;
+}
+
+/** The options of one quantization, checked and with every default applied, resolved once. */
+export interface ResolvedQuantizeOptions {
+  readonly scheme: Scheme;
+  readonly seed: number;
+  /** The dither nonce of universal schemes; null for the others. */
+  readonly nonce: bigint | null;
+  readonly center: boolean;
+  readonly rotate: boolean;
+  /** 'none' except for deterministic lattice schemes. */
+  readonly gain: GainMode;
+  readonly keepFraction: number;
+  readonly onProgress: QuantizeProgress | null;
+  readonly signal: AbortSignal | null;
+}
+
+/** The keys of {@link QuantizeOptions}. */
+export const QUANTIZE_OPTION_KEYS = ['scheme', 'seed', 'nonce', 'center', 'rotate', 'gain', 'keepFraction', 'onProgress', 'signal'] as const;
+
+const U64_LIMIT = 1n << 64n;
+
+/** A fresh 64-bit nonce from the platform's cryptographic random source. */
+export function randomNonce(): bigint {
+  const words = new Uint32Array(2);
+  globalThis.crypto.getRandomValues(words);
+  return (BigInt(words[1] as number) << 32n) | BigInt(words[0] as number);
+}
+
+function checkBoolean(value: unknown, name: string): boolean | undefined {
+  check(value === undefined || typeof value === 'boolean', () => `${name} must be true or false, got ${String(value)}`);
+  return value as boolean | undefined;
+}
+
+/**
+ * Checks `options` strictly (unknown keys refused with a suggestion, every value's type checked) and
+ * applies the defaults. `extraKeys` are keys a caller adds (the GPU quantizer's `maxBindingBytes`).
+ *
+ * @example
+ * resolveQuantizeOptions({ scheme: 'e8-q16', seed: 7 }).nonce; // a random bigint
+ */
+export function resolveQuantizeOptions(options: unknown, what = 'quantize options', extraKeys: readonly string[] = []): ResolvedQuantizeOptions {
+  check(isPlainObject(options), () => `${what} must be an object with at least a scheme, e.g. { scheme: 'e8-q16' }`);
+  checkKnownKeys(options, [...QUANTIZE_OPTION_KEYS, ...extraKeys], what);
+  check(options.scheme !== undefined, () => `${what} need a scheme`);
+  const scheme = resolveScheme(options.scheme as SchemeName | Scheme);
+  const seed = options.seed ?? 1;
+  check(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${String(seed)}`);
+  const center = checkBoolean(options.center, 'center') ?? false;
+  const rotate = checkBoolean(options.rotate, 'rotate') ?? true;
+  const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
+  const deterministicLattice = scheme.kind === 'lattice' && scheme.mode === 'deterministic';
+
+  let nonce: bigint | null = null;
+  if (universal) {
+    const given = options.nonce;
+    if (given === undefined) {
+      nonce = randomNonce();
+    } else if (typeof given === 'number') {
+      check(Number.isSafeInteger(given) && given >= 0, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${given}`);
+      nonce = BigInt(given);
+    } else {
+      check(typeof given === 'bigint' && given >= 0n && given < U64_LIMIT, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${String(given)}`);
+      nonce = given;
+    }
+  } else {
+    check(options.nonce === undefined, () => `nonce applies to universal lattice schemes only (the ${scheme.kind === 'lattice' ? 'deterministic' : scheme.kind} scheme has no dither)`);
+  }
+
+  const gainGiven = options.gain;
+  check(
+    gainGiven === undefined || gainGiven === 'unbiased' || gainGiven === 'mmse' || gainGiven === 'none',
+    () => `gain must be 'unbiased', 'mmse' or 'none', got ${String(gainGiven)}`,
+  );
+  if (gainGiven !== undefined && gainGiven !== 'none') {
+    check(deterministicLattice, () =>
+      universal
+        ? "gain applies to deterministic lattice schemes only: a per-column gain would break the universal code's guarantee (its decoded columns are already unbiased)"
+        : 'a gain applies to lattice schemes only',
+    );
+  }
+  const gain: GainMode = deterministicLattice ? ((gainGiven as GainMode | undefined) ?? 'unbiased') : 'none';
+
+  const keepFraction = options.keepFraction ?? 1;
+  check(typeof keepFraction === 'number' && keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be a number in (0, 1], got ${String(keepFraction)}`);
+  check(keepFraction === 1 || scheme.kind === 'lattice', 'keepFraction (time-sharing) applies to lattice schemes only');
+
+  const onProgress = options.onProgress ?? null;
+  check(onProgress === null || typeof onProgress === 'function', 'onProgress must be a function (done, total) => void');
+  const signal = options.signal ?? null;
+  check(
+    signal === null || (typeof signal === 'object' && typeof (signal as AbortSignal).aborted === 'boolean'),
+    'signal must be an AbortSignal',
+  );
+  return Object.freeze({
+    scheme,
+    seed,
+    nonce,
+    center,
+    rotate,
+    gain,
+    keepFraction,
+    onProgress: onProgress as QuantizeProgress | null,
+    signal: signal as AbortSignal | null,
+  });
+}
+
+/** Throws a LatticeMatmulError when `signal` was aborted. */
+export function throwIfAborted(signal: AbortSignal | null, what: string): void {
+  if (signal?.aborted === true) {
+    throw new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
+  }
+}

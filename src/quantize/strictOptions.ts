@@ -1,0 +1,54 @@
+import { check } from '../errors.js';
+
+/*
+ * Strict option objects: a misspelled key ({ center: true } written { centre: true }) must not be
+ * ignored silently, so every options object of the public API is checked against its list of keys.
+ */
+
+/** A non-null, non-array object (what options and scheme objects must be). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Levenshtein distance, for "did you mean" suggestions (short strings only). */
+function editDistance(a: string, b: string): number {
+  const previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = previous[0] as number;
+    previous[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = previous[j] as number;
+      previous[j] = Math.min(above + 1, (previous[j - 1] as number) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return previous[b.length] as number;
+}
+
+/** The known key closest to `key`, when it is close enough to be a likely typo. */
+export function suggestion(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      bestDistance = distance;
+      best = candidate;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/**
+ * Refuses own keys of `object` that are not in `known`, naming the closest known key.
+ *
+ * @example
+ * checkKnownKeys({ centre: true }, ['scheme', 'center'], 'quantize options'); // throws: … did you mean 'center'?
+ */
+export function checkKnownKeys(object: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(object)) {
+    if (known.includes(key)) continue;
+    const close = suggestion(key, known);
+    check(false, () => `${what}: unknown option '${key}'${close === undefined ? '' : ` (did you mean '${close}'?)`}; known: ${known.join(', ')}`);
+  }
+}

@@ -1,0 +1,178 @@
+import { check } from '../errors.js';
+import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank } from '../lattices/escapes.js';
+import { counterHash, mix32, RandomStream } from '../rotation/random.js';
+import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
+
+/*
+ * The universal (dithered) lattice code of one column, block by block — the CPU reference that the
+ * GPU encoder (shaders/universal_encode.wgsl) and every decoder follow exactly.
+ *
+ * Per column j of a matrix with nonce ν (64 bits, drawn per quantization) the encoder has two keys,
+ *   ditherKey_j = counterHash(ν_lo, RandomStream.dither, ν_hi, j),
+ *   roundKey_j  = counterHash(ν_lo, RandomStream.rounding, ν_hi, j),
+ * and works on the rotated column r (scaled by a power of two, see columnScaling.ts) with
+ * g = fround(G / ν'), G = fround(√N · DITHER_GRID / β), ν' the canonical f32 norm of r:
+ *   1. fixed point with randomized rounding, for every coordinate i of the blocks (zero past keptLength):
+ *        y = fround(r_i · g), f = y − floor(y) (exact), w = (mix32(roundKey ^ i) >>> 8) · 2^−24,
+ *        X_i = floor(y) + (f ≥ 1 − w ? 1 : 0)
+ *      so that E[X_i] = y: the fixed-point step adds no error correlated with the input.
+ *   2. dither: block k reads `spec.dither.words` hash words h_t = mix32(ditherKey ^ (k·words + t)),
+ *      coordinate v's numerator Z_v = field_v(h) − 2^(bits_v − 1): uniform over the grid points of a
+ *      box that is a fundamental domain of Λ.
+ *   3. λ = nearest lattice point to (X + Z) / DITHER_GRID (exact integer rules, Lattice.nearestScaled),
+ *      in point coordinates P; code c = encode(P); leader L = decode(c).
+ *   4. escape when P ≠ L: μ = (P − L)/q; the symbol is its rank among the roots (1…15) given L, else
+ *      LONG_ESCAPE with μ's index in the extended table (or HUGE_ESCAPE and μ itself).
+ * The decoder rebuilds λ = L + q·μ and outputs β·(λ/pointScale − Z/DITHER_GRID): the error is
+ * β·(λ − x/β − z), uniform on the Voronoi cell of the grid points and independent of the data
+ * (subtractive dither), so E‖ÂᵀB̂ − AᵀB‖² depends on the norms only (README, "The guarantee").
+ */
+
+/** The escape symbol of a block whose μ is in the long-escape stream. */
+export const LONG_ESCAPE = MAX_ESCAPE_RANK + 1;
+
+/**
+ * |X| must stay at or below this: then every numerator X + Z and the points and escapes derived from it
+ * are exact integers in the encoder's i32 arithmetic (CPU and WGSL alike), and |μ| fits 16 bits.
+ * A rotated coordinate only gets there when |u| > 2^22/256·β ≈ 16384·β, impossible after the rotation
+ * below N ≈ 2^28 (|u| ≤ √N, and typically |u| < 6).
+ */
+export const UNIVERSAL_FIXED_LIMIT = 2 ** 22;
+
+/** 2^−24: a 24-bit integer times this is an exact f32. */
+const TWO_POW_MINUS_24 = 1 / 16777216;
+
+/** G = fround(√N · DITHER_GRID / β): the numerator of the per-column gain g = fround(G / ν'). */
+export function universalNumerator(length: number, beta: number): number {
+  return Math.fround((Math.sqrt(length) * DITHER_GRID) / beta);
+}
+
+/** The 64-bit nonce as two u32 halves. */
+export function nonceWords(nonce: bigint): { readonly lo: number; readonly hi: number } {
+  return { lo: Number(nonce & 0xffffffffn), hi: Number((nonce >> 32n) & 0xffffffffn) };
+}
+
+/** The dither and rounding keys of column j (see the file comment). */
+export function columnKeys(nonce: bigint, column: number): { readonly dither: number; readonly round: number } {
+  const { lo, hi } = nonceWords(nonce);
+  return {
+    dither: counterHash(lo, RandomStream.dither, hi, column),
+    round: counterHash(lo, RandomStream.rounding, hi, column),
+  };
+}
+
+/** Writes the d dither numerators Z of block `block` (column key `ditherKey`) into `out`. */
+export function blockDither(codec: UniversalCodec, ditherKey: number, block: number, out: Int32Array): void {
+  const { words, fields } = codec.spec.dither;
+  const h0 = mix32((ditherKey ^ (block * words)) >>> 0);
+  const h1 = words === 2 ? mix32((ditherKey ^ (block * words + 1)) >>> 0) : 0;
+  for (let v = 0; v < fields.length; v++) {
+    const field = fields[v] as (typeof fields)[number];
+    const word = field.word === 0 ? h0 : h1;
+    const m = (word >>> field.shift) & ((1 << field.bits) - 1);
+    out[v] = m - (1 << (field.bits - 1));
+  }
+}
+
+/** Step 1 for one coordinate: the fixed-point integer of y = fround(r·g) by randomized rounding. */
+export function randomizedRound(y: number, roundKey: number, coordinate: number): number {
+  const floor = Math.floor(y);
+  const fraction = y - floor; // exact in f32 (y and floor(y) are close)
+  const w = (mix32((roundKey ^ coordinate) >>> 0) >>> 8) * TWO_POW_MINUS_24;
+  return floor + (fraction >= 1 - w ? 1 : 0);
+}
+
+/** What the encoder produced for one block. */
+export interface UniversalBlock {
+  /** The code Σ u_i q^i (split into parts by the caller). */
+  code: number;
+  /** 0: no escape; 1…15: rank; LONG_ESCAPE. */
+  symbol: number;
+  /** With LONG_ESCAPE: the extended-table index, or HUGE_ESCAPE (then `mu` holds μ). */
+  longIndex: number;
+}
+
+/**
+ * Encodes blocks of fixed-point integers with the dither of a column: the integer steps 2–4 above.
+ * Holds its scratch; one instance per quantization.
+ */
+export class UniversalBlockEncoder {
+  private readonly numerator: Int32Array;
+  private readonly point: Int32Array;
+  private readonly leader: Int32Array;
+  /** μ of the last escaped block (point coordinates). */
+  readonly mu: Int32Array;
+
+  constructor(readonly codec: UniversalCodec) {
+    const d = codec.spec.dimension;
+    this.numerator = new Int32Array(d);
+    this.point = new Int32Array(d);
+    this.leader = new Int32Array(d);
+    this.mu = new Int32Array(d);
+  }
+
+  /** Encodes block X (d integers, |X_i| ≤ UNIVERSAL_FIXED_LIMIT) with dither numerators Z into `out`. */
+  encode(x: ArrayLike<number>, dither: Int32Array, out: UniversalBlock): void {
+    const { spec, code, q } = this.codec;
+    const d = spec.dimension;
+    for (let v = 0; v < d; v++) this.numerator[v] = (x[v] as number) + (dither[v] as number);
+    spec.lattice.nearestScaled(this.numerator, DITHER_GRID, this.point);
+    out.code = code.encode(this.point);
+    code.decode(out.code, this.leader);
+    out.symbol = 0;
+    out.longIndex = 0;
+    let escaped = false;
+    for (let v = 0; v < d; v++) {
+      const difference = (this.point[v] as number) - (this.leader[v] as number);
+      this.mu[v] = difference / q; // exact: P − L ∈ qΛ
+      if (difference !== 0) escaped = true;
+    }
+    if (!escaped) return;
+    const candidates = spec.escapes;
+    const index = candidates.indexOf(this.mu);
+    if (index >= 0 && index < candidates.rootCount) {
+      const rank = escapeRank(candidates, this.leader, index);
+      if (rank <= MAX_ESCAPE_RANK) {
+        out.symbol = rank;
+        return;
+      }
+    }
+    out.symbol = LONG_ESCAPE;
+    out.longIndex = index >= 0 ? index : HUGE_ESCAPE;
+  }
+}
+
+/**
+ * Decodes one block to its lattice point λ = L + q·μ (point coordinates) into `out`, from its code and
+ * escape. `long` supplies the extended index of a LONG_ESCAPE block and, for HUGE_ESCAPE, μ itself.
+ */
+export class UniversalBlockDecoder {
+  private readonly leader: Int32Array;
+
+  constructor(readonly codec: UniversalCodec) {
+    this.leader = new Int32Array(codec.spec.dimension);
+  }
+
+  decode(code: number, symbol: number, longIndex: number, huge: ArrayLike<number> | null, out: Int32Array): void {
+    const { spec, q } = this.codec;
+    const d = spec.dimension;
+    const candidates = spec.escapes;
+    this.codec.code.decode(code, this.leader);
+    let table: Int32Array | null = null;
+    let row = 0;
+    if (symbol >= 1 && symbol <= MAX_ESCAPE_RANK) {
+      table = candidates.roots;
+      row = rootOfRank(candidates, this.leader, symbol);
+    } else if (symbol === LONG_ESCAPE && longIndex !== HUGE_ESCAPE) {
+      check(longIndex < candidates.extendedCount, () => `long escape index ${longIndex} is outside the ${spec.name} table (${candidates.extendedCount} entries)`);
+      table = candidates.extended;
+      row = longIndex;
+    }
+    for (let v = 0; v < d; v++) {
+      let mu = 0;
+      if (table !== null) mu = table[row * d + v] as number;
+      else if (symbol === LONG_ESCAPE) mu = (huge as ArrayLike<number>)[v] as number;
+      out[v] = (this.leader[v] as number) + q * mu;
+    }
+  }
+}

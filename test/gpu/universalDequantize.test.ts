@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { universalDequantize, universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The universal dequantize kernel (shaders/universal_dequantize.wgsl with the decode library) against
+ * the CPU decoder `decodeRotated`, entry by entry. Tolerance: the GPU forms ν·(β/(s√N))·λ − ν·(β/(M√N))·Z
+ * in f32 (a few roundings of values up to |λ|·ν/√N), the CPU in float64, so
+ * |gpu − cpu| ≤ 4e-6 · (ν/√N) · β · (max|λ|/s + max|Z|/M) per entry; an exact zero (past keptLength)
+ * stays zero. Escapes — roots, wide codes (E8 q = 24, 37-bit codes) and non-root escapes (a large β on
+ * spiky data makes μ leave the root shell) — go through the same comparison.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
+
+/** A matrix whose columns are spikes plus noise: rotated, they reach far into the escape shells. */
+function spiky(rows: number, cols: number, seed: number): Matrix {
+  const rng = new Rng(seed);
+  const data = new Float32Array(rows * cols);
+  for (let j = 0; j < cols; j++) {
+    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
+    data[j * rows + rng.nextInt(rows)] = 50;
+  }
+  return { rows, cols, data };
+}
+
+function expectClose(gpu: Float32Array, cpu: Float64Array, q: UniversalLatticeMatrix): void {
+  expect(gpu.length).toBe(cpu.length);
+  let worst = 0;
+  for (let j = 0; j < q.cols; j++) {
+    const scale = ((q.norms[j] as number) / Math.sqrt(q.length)) * q.scheme.beta * 64;
+    for (let k = 0; k < q.length; k++) {
+      const index = j * q.length + k;
+      const c = cpu[index] as number;
+      const g = gpu[index] as number;
+      if (c === 0) expect(g).toBe(0);
+      worst = Math.max(worst, Math.abs(g - c) / (4e-6 * scale + 1e-30));
+    }
+  }
+  expect(worst).toBeLessThanOrEqual(1);
+}
+
+describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated (CPU)', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const cases: { name: string; scheme: UniversalLatticeScheme | 'd3-q6' | 'e8-q16'; a: () => Matrix; options?: { center?: boolean; keepFraction?: number; rotate?: boolean } }[] = [
+    { name: 'd3-q6, 1 × 1', scheme: 'd3-q6', a: () => gaussianMatrix(1, 1, 1) },
+    { name: 'd3-q6, 100 × 7 (padding, partial block)', scheme: 'd3-q6', a: () => gaussianMatrix(100, 7, 2) },
+    { name: 'e8-q16, 300 × 5 centred', scheme: 'e8-q16', a: () => gaussianMatrix(300, 5, 3), options: { center: true } },
+    { name: 'E8 q = 24 (37-bit codes), 256 × 6', scheme: universal('E8', 24, 0.15), a: () => gaussianMatrix(256, 6, 4) },
+    { name: 'E8 q = 4, spiky (non-root escapes), unrotated', scheme: universal('E8', 4, 0.3), a: () => spiky(64, 9, 5), options: { rotate: false } },
+    { name: 'D3 q = 5, spiky, unrotated', scheme: universal('D3', 5, 0.2), a: () => spiky(60, 9, 6), options: { rotate: false } },
+    { name: 'e8-q16, time-sharing κ = 0.4', scheme: 'e8-q16', a: () => gaussianMatrix(200, 4, 7), options: { keepFraction: 0.4 } },
+  ];
+
+  for (const { name, scheme, a, options } of cases) {
+    it(name, async () => {
+      const matrix = a();
+      const q = quantize(matrix, { scheme, seed: 3, nonce: 11, ...options }) as UniversalLatticeMatrix;
+      const gpu = uploadUniversalMatrix(context.device, q);
+      try {
+        expectClose(await universalDequantizeRotated(context.device, gpu), decodeRotated(q), q);
+      } finally {
+        gpu.destroy();
+      }
+    });
+  }
+
+  it('has non-root escapes in the spiky cases (so the binary search runs)', () => {
+    const q = quantize(spiky(64, 9, 5), { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false }) as UniversalLatticeMatrix;
+    expect(q.longEscapes.length).toBeGreaterThan(0);
+  });
+
+  it('splits columns across bindings (maxBindingBytes) with the same result', async () => {
+    const q = quantize(gaussianMatrix(96, 40, 8), { scheme: 'd3-q6', seed: 3, nonce: 12 }) as UniversalLatticeMatrix;
+    const gpu = uploadUniversalMatrix(context.device, q);
+    try {
+      expectClose(await universalDequantizeRotated(context.device, gpu, { maxBindingBytes: 1024 }), decodeRotated(q), q);
+    } finally {
+      gpu.destroy();
+    }
+  });
+
+  it('dequantize with the inverse rotation and means matches the CPU dequantize', async () => {
+    const matrix = gaussianMatrix(130, 6, 9);
+    const q = quantize(matrix, { scheme: 'e8-q16', seed: 4, nonce: 13, center: true }) as UniversalLatticeMatrix;
+    const gpu = uploadUniversalMatrix(context.device, q);
+    try {
+      const back = await universalDequantize(context.device, gpu);
+      const cpu = dequantize(q);
+      for (let i = 0; i < cpu.data.length; i++) expect(Math.abs((back.data[i] as number) - (cpu.data[i] as number))).toBeLessThan(2e-5);
+    } finally {
+      gpu.destroy();
+    }
+  });
+
+  it('read() returns the uploaded matrix bit for bit', async () => {
+    for (const scheme of ['d3-q6', universal('E8', 24, 0.15), universal('E8', 4, 0.3)] as const) {
+      const q = quantize(spiky(64, 5, 10), { scheme, seed: 3, nonce: 14, rotate: false }) as UniversalLatticeMatrix;
+      const gpu = uploadUniversalMatrix(context.device, q);
+      try {
+        const back = await gpu.read();
+        expect(back.codes).toEqual(q.codes);
+        expect(back.codesHigh).toEqual(q.codesHigh);
+        expect(back.escapes).toEqual(q.escapes);
+        expect(back.longEscapes).toEqual(q.longEscapes);
+        expect(back.hugeEscapes).toEqual(q.hugeEscapes);
+        expect(back.norms).toEqual(q.norms);
+        expect(back.bitsStored).toBe(q.bitsStored);
+      } finally {
+        gpu.destroy();
+      }
+    }
+  });
+});

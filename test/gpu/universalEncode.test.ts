@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { gpuQuantizeLattice, type GpuQuantizeOptions } from '../../src/gpu/gpuQuantize.js';
+import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
+import { LatticeMatmulError } from '../../src/errors.js';
+import type { Matrix } from '../../src/matrix.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The GPU universal encoder (column prep → rotation → shaders/universal_encode.wgsl → universal_compact.wgsl)
+ * against the CPU `quantize` with the same nonce: every code, escape symbol, long and explicit escape,
+ * norm and mean bit for bit, and the same rates, after `read()` converts the GPU form back. Cases cover
+ * both lattices, wide (37-bit) codes, padding and partial blocks, n = 1, centring, time-sharing, data
+ * with long and explicit (non-root) escapes, column splitting, the caller's buffer at an offset, and
+ * the refusals the CPU makes.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
+
+function spiky(rows: number, cols: number, seed: number, height = 50): Matrix {
+  const rng = new Rng(seed);
+  const data = new Float32Array(rows * cols);
+  for (let j = 0; j < cols; j++) {
+    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
+    data[j * rows + rng.nextInt(rows)] = height;
+  }
+  return { rows, cols, data };
+}
+
+function expectSame(gpu: UniversalLatticeMatrix, cpu: UniversalLatticeMatrix): void {
+  expect(gpu.blocksPerColumn).toBe(cpu.blocksPerColumn);
+  expect(gpu.codes).toEqual(cpu.codes);
+  expect(gpu.codesHigh).toEqual(cpu.codesHigh);
+  expect(gpu.escapes).toEqual(cpu.escapes);
+  expect(gpu.longEscapes).toEqual(cpu.longEscapes);
+  expect(gpu.hugeEscapes).toEqual(cpu.hugeEscapes);
+  expect(gpu.norms).toEqual(cpu.norms);
+  expect(gpu.means).toEqual(cpu.means);
+  expect(gpu.bitsStored).toBe(cpu.bitsStored);
+  expect(gpu.bitsEntropy).toBe(cpu.bitsEntropy);
+}
+
+describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit for bit', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  async function both(matrix: Matrix, options: GpuQuantizeOptions): Promise<{ gpu: UniversalLatticeMatrix; cpu: UniversalLatticeMatrix }> {
+    const { maxBindingBytes: _ignored, ...cpuOptions } = options;
+    const cpu = quantize(matrix, cpuOptions) as UniversalLatticeMatrix;
+    const onGpu = (await gpuQuantizeLattice(context.device, matrix, options)) as GpuUniversalQuantizedMatrix;
+    try {
+      return { gpu: await onGpu.read(), cpu };
+    } finally {
+      onGpu.destroy();
+    }
+  }
+
+  const cases: { name: string; a: () => Matrix; options: GpuQuantizeOptions }[] = [
+    { name: 'd3-q6, 1 × 1', a: () => gaussianMatrix(1, 1, 1), options: { scheme: 'd3-q6' } },
+    { name: 'd3-q6, 100 × 7 (padding, partial blocks)', a: () => gaussianMatrix(100, 7, 2), options: { scheme: 'd3-q6' } },
+    { name: 'e8-q16, 300 × 5, centred', a: () => gaussianMatrix(300, 5, 3), options: { scheme: 'e8-q16', center: true } },
+    { name: 'E8 q = 24 (37-bit codes), 256 × 4', a: () => gaussianMatrix(256, 4, 4), options: { scheme: universal('E8', 24, 0.15) } },
+    { name: 'E8 q = 4, spiky, unrotated (long and explicit escapes)', a: () => spiky(64, 6, 5), options: { scheme: universal('E8', 4, 0.3), rotate: false } },
+    { name: 'D3 q = 5, spiky, unrotated', a: () => spiky(60, 6, 6), options: { scheme: universal('D3', 5, 0.2), rotate: false } },
+    { name: 'e8-q16, time-sharing κ = 0.4', a: () => gaussianMatrix(200, 3, 7), options: { scheme: 'e8-q16', keepFraction: 0.4 } },
+    { name: 'd3-q6, columns split across bindings', a: () => gaussianMatrix(96, 20, 8), options: { scheme: 'd3-q6', maxBindingBytes: 1024 } },
+  ];
+
+  for (const { name, a, options } of cases) {
+    it(name, async () => {
+      const { gpu, cpu } = await both(a(), { seed: 3, nonce: 17n, ...options });
+      expectSame(gpu, cpu);
+    });
+  }
+
+  it('the spiky cases do exercise long and explicit escapes', () => {
+    const q = quantize(spiky(64, 6, 5), { scheme: universal('E8', 4, 0.3), rotate: false, seed: 3, nonce: 17n }) as UniversalLatticeMatrix;
+    expect(q.longEscapes.length).toBeGreaterThan(0);
+  });
+
+  it('reads the caller’s GPU buffer at an offset', async () => {
+    const matrix = gaussianMatrix(80, 6, 9);
+    const padded = new Float32Array(16 + matrix.data.length);
+    padded.set(matrix.data, 16);
+    const buffer = createBufferWithData(context.device, 'test input', padded, STORAGE_USAGE);
+    try {
+      const onGpu = (await gpuQuantizeLattice(context.device, { buffer, rows: 80, cols: 6, offset: 64 }, { scheme: 'e8-q16', seed: 5, nonce: 3 })) as GpuUniversalQuantizedMatrix;
+      try {
+        expectSame(await onGpu.read(), quantize(matrix, { scheme: 'e8-q16', seed: 5, nonce: 3 }) as UniversalLatticeMatrix);
+      } finally {
+        onGpu.destroy();
+      }
+    } finally {
+      buffer.destroy();
+    }
+  });
+
+  it('refuses what the CPU refuses: a non-finite entry, a coordinate beyond the code’s range', async () => {
+    const bad = gaussianMatrix(40, 3, 10);
+    bad.data[45] = Number.NaN;
+    await expect(gpuQuantizeLattice(context.device, bad, { scheme: 'd3-q6', nonce: 1 })).rejects.toThrow(LatticeMatmulError);
+    const tiny = universal('D3', 6, 0.001);
+    const spike = spiky(300, 2, 11);
+    expect(() => quantize(spike, { scheme: tiny, rotate: false, nonce: 1 })).toThrow(/beyond the universal code's range/);
+    await expect(gpuQuantizeLattice(context.device, spike, { scheme: tiny, rotate: false, nonce: 1 })).rejects.toThrow(/beyond the universal code's range/);
+  });
+});
