@@ -1,0 +1,243 @@
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { LatticeMatmulError, check } from '../errors.js';
+import {
+  parseSafetensorsHeaderJson,
+  planSafetensors,
+  safetensorsBytesToFloat32,
+  safetensorsHeaderLength,
+  safetensorsTypedData,
+  type SafetensorsHeader,
+  type SafetensorsMetadata,
+  type SafetensorsReadOptions,
+  type SafetensorsTensorInfo,
+  type SafetensorsTensors,
+  type SafetensorsTypedArray,
+} from './safetensors.js';
+
+/*
+ * safetensors files on disk (Node only). Opening reads the 8-byte length field and the N-byte header,
+ * nothing else, and validates them exactly as `readSafetensors` does (against the file's size from
+ * fstat); each tensor is then read on demand by its byte range, so a 15 GB model is never loaded
+ * whole. Writing goes to a temporary file in the same directory, which is fsynced and then renamed
+ * over the target, so a reader never sees a half-written file.
+ */
+
+/** Node refuses single reads and writes above 2 GiB − 1; larger tensors go in pieces of this size. */
+const IO_CHUNK_BYTES = 1 << 30;
+
+/** Fills `target` from the file at `position`, or refuses (the file got shorter). */
+async function readExactly(handle: FileHandle, target: Uint8Array, position: number, what: string): Promise<void> {
+  let done = 0;
+  while (done < target.byteLength) {
+    const length = Math.min(target.byteLength - done, IO_CHUNK_BYTES);
+    const { bytesRead } = await handle.read(target, done, length, position + done);
+    check(
+      bytesRead > 0,
+      () => `${what}: the file ended after ${position + done} bytes while reading ${target.byteLength} bytes at ${position}; did it change since it was opened?`,
+    );
+    done += bytesRead;
+  }
+}
+
+function describePath(path: string): string {
+  return JSON.stringify(path);
+}
+
+/**
+ * An open safetensors file whose header has been validated; tensors are read on demand. Call
+ * `close()` when done.
+ *
+ * @example
+ * const file = await openSafetensorsFile('model.safetensors');
+ * try {
+ *   for (const t of file.tensors) console.log(t.name, t.dtype, t.shape);
+ *   const w = await file.readTensorAsFloat32('lm_head.weight');
+ * } finally {
+ *   await file.close();
+ * }
+ */
+export class SafetensorsFile {
+  private closed = false;
+
+  private constructor(
+    /** The path the file was opened from. */
+    readonly path: string,
+    private readonly handle: FileHandle,
+    /** The file's size in bytes when it was opened. */
+    readonly fileByteLength: number,
+    /** The validated header. */
+    readonly header: SafetensorsHeader,
+  ) {}
+
+  /** Opens `path` and validates its header; see `openSafetensorsFile`. */
+  static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
+    check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      throw new LatticeMatmulError(`cannot open safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
+    }
+    try {
+      const stats = await handle.stat();
+      check(stats.isFile(), () => `safetensors path ${describePath(path)} is not a regular file`);
+      const fileByteLength = stats.size;
+      const what = `safetensors file ${describePath(path)}`;
+      const first8 = new Uint8Array(8);
+      // A file shorter than 8 bytes is refused by safetensorsHeaderLength, with the same message as in memory.
+      if (fileByteLength >= 8) await readExactly(handle, first8, 0, what);
+      const headerByteLength = withContext(what, () => safetensorsHeaderLength(first8, fileByteLength, options));
+      // Bounded by the 100 MB limit and by the file's size: the header is part of what is there.
+      const headerBytes = new Uint8Array(headerByteLength);
+      await readExactly(handle, headerBytes, 8, what);
+      const dataStart = 8 + headerByteLength;
+      const dataByteLength = fileByteLength - dataStart;
+      const parsed = withContext(what, () => parseSafetensorsHeaderJson(headerBytes, dataByteLength));
+      const header: SafetensorsHeader = { headerByteLength, dataStart, dataByteLength, ...parsed };
+      return new SafetensorsFile(path, handle, fileByteLength, header);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The tensors, ordered by data offset. */
+  get tensors(): readonly SafetensorsTensorInfo[] {
+    return this.header.tensors;
+  }
+
+  /** `__metadata__`, or null. */
+  get metadata(): Readonly<Record<string, string>> | null {
+    return this.header.metadata;
+  }
+
+  /** Whether a tensor named `name` exists. */
+  has(name: string): boolean {
+    return this.header.tensorsByName.has(name);
+  }
+
+  /** The validated description of tensor `name`. */
+  info(name: string): SafetensorsTensorInfo {
+    const info = this.header.tensorsByName.get(name);
+    check(
+      info !== undefined,
+      () => `safetensors file ${describePath(this.path)} has no tensor named ${JSON.stringify(name)} (it has ${this.header.tensors.length})`,
+    );
+    return info;
+  }
+
+  /** Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size. */
+  async readTensorBytes(name: string): Promise<Uint8Array> {
+    const info = this.info(name);
+    check(!this.closed, () => `safetensors file ${describePath(this.path)} is closed`);
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(info.byteLength);
+    } catch (error) {
+      throw new LatticeMatmulError(`cannot allocate ${info.byteLength} bytes for tensor ${JSON.stringify(name)}`, { cause: error });
+    }
+    await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0], `safetensors file ${describePath(this.path)}`);
+    return bytes;
+  }
+
+  /** Reads tensor `name` as its typed array (see `safetensorsArrayType`), freshly allocated. */
+  async readTensor(name: string): Promise<SafetensorsTypedArray> {
+    const info = this.info(name);
+    return safetensorsTypedData(info, await this.readTensorBytes(name), false);
+  }
+
+  /** Reads tensor `name` (F32, F16, BF16 or F64) as a new Float32Array; NaN and ±Inf kept. */
+  async readTensorAsFloat32(name: string): Promise<Float32Array> {
+    const info = this.info(name);
+    // Refuse other dtypes before reading anything.
+    check(
+      info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16' || info.dtype === 'F64',
+      () => `tensor ${JSON.stringify(name)} has dtype ${info.dtype}; readTensorAsFloat32 converts F32, F16, BF16 and F64`,
+    );
+    return safetensorsBytesToFloat32(info, await this.readTensorBytes(name));
+  }
+
+  /** Closes the file; later reads are refused. Closing twice is harmless. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+function withContext<T>(what: string, body: () => T): T {
+  try {
+    return body();
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Opens a safetensors file and validates its header (reading only the first 8 + N bytes); tensors are
+ * then read one at a time by byte range (`options.maxHeaderBytes` lowers the header limit). Malformed or hostile files are refused with a
+ * `LatticeMatmulError` before anything of the size the header claims is allocated.
+ *
+ * @example
+ * const file = await openSafetensorsFile('model.safetensors');
+ * const scheme = file.metadata?.scheme;
+ * const codes = await file.readTensor('layers.0.codes'); // Uint32Array for a U32 tensor
+ * await file.close();
+ */
+export function openSafetensorsFile(path: string, options?: SafetensorsReadOptions): Promise<SafetensorsFile> {
+  return SafetensorsFile.open(path, options);
+}
+
+/**
+ * Writes tensors (and optional string metadata) to `path` as a safetensors file, atomically: the
+ * bytes go to a temporary file in the same directory, which is flushed to disk and then renamed over
+ * `path`. Tensor data is written straight from the given arrays (no whole-file buffer). Same layout and
+ * checks as `writeSafetensors`.
+ *
+ * @example
+ * await writeSafetensorsFile('model.lattice.safetensors', {
+ *   codes: { dtype: 'U32', shape: [4096, 64], data: packedCodes },
+ * }, { format: 'lattice-matmul', scheme: 'd3-q6' });
+ */
+export async function writeSafetensorsFile(
+  path: string,
+  tensors: SafetensorsTensors,
+  metadata?: SafetensorsMetadata,
+): Promise<void> {
+  check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+  const plan = planSafetensors(tensors, metadata);
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temporary, 'wx');
+    let position = 0;
+    for (const chunk of [plan.header, ...plan.chunks]) {
+      let done = 0;
+      while (done < chunk.byteLength) {
+        const length = Math.min(chunk.byteLength - done, IO_CHUNK_BYTES);
+        const { bytesWritten } = await handle.write(chunk, done, length, position + done);
+        done += bytesWritten;
+      }
+      position += chunk.byteLength;
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, path);
+  } catch (error) {
+    if (handle !== undefined) await handle.close().catch(() => undefined);
+    await unlink(temporary).catch(() => undefined);
+    if (error instanceof LatticeMatmulError) throw error;
+    throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
+  }
+  // Make the rename itself durable where the platform allows opening a directory (not on Windows).
+  try {
+    const directory = await open(dirname(path), 'r');
+    await directory.sync().finally(() => directory.close());
+  } catch {
+    // Best effort only: the file is complete and in place either way.
+  }
+}

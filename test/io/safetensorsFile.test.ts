@@ -1,0 +1,175 @@
+import fc from 'fast-check';
+import { mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../../src/io/safetensors.js';
+import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { fuzzCaseArb, fuzzCaseBytes } from './safetensorsFuzz.js';
+
+let directory = '';
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'safetensors-test-'));
+});
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+async function refusalOf(body: () => Promise<unknown>): Promise<string> {
+  try {
+    await body();
+  } catch (error) {
+    expect(error).toBeInstanceOf(LatticeMatmulError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a LatticeMatmulError, but nothing was thrown');
+}
+
+const sample: SafetensorsTensors = {
+  'layers.0.codes': { dtype: 'U32', shape: [3, 2], data: new Uint32Array([1, 2, 3, 4, 5, 0xffffffff]) },
+  'layers.0.scale': { dtype: 'F16', shape: [2], data: new Uint16Array([0x3c00, 0xc000]) },
+  bias: { dtype: 'BF16', shape: [], data: new Uint16Array([0x3f80]) },
+  empty: { dtype: 'F32', shape: [0, 5], data: new Float32Array(0) },
+  flags: { dtype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
+};
+
+describe('safetensors files on disk', () => {
+  it('writes the same bytes as writeSafetensors and reads every tensor back', async () => {
+    const path = join(directory, 'sample.safetensors');
+    await writeSafetensorsFile(path, sample, { scheme: 'd3-q6' });
+    const bytes = new Uint8Array(await readFile(path));
+    expect([...bytes]).toEqual([...writeSafetensors(sample, { scheme: 'd3-q6' })]);
+
+    const file = await openSafetensorsFile(path);
+    try {
+      expect(file.metadata).toEqual({ scheme: 'd3-q6' });
+      expect(file.fileByteLength).toBe(bytes.byteLength);
+      expect(file.header).toEqual(readSafetensors(bytes).header);
+      const codes = await file.readTensor('layers.0.codes');
+      expect(codes).toBeInstanceOf(Uint32Array);
+      expect([...codes]).toEqual([1, 2, 3, 4, 5, 0xffffffff]);
+      expect([...(await file.readTensorAsFloat32('layers.0.scale'))]).toEqual([1, -2]);
+      expect([...(await file.readTensorAsFloat32('bias'))]).toEqual([1]);
+      expect((await file.readTensor('empty')).length).toBe(0);
+      expect([...(await file.readTensorBytes('flags'))]).toEqual([1, 0, 1]);
+      expect(await refusalOf(() => file.readTensorAsFloat32('flags'))).toMatch(/has dtype BOOL; readTensorAsFloat32 converts/);
+      expect(await refusalOf(() => file.readTensor('nope'))).toMatch(/has no tensor named "nope"/);
+    } finally {
+      await file.close();
+    }
+    expect(await refusalOf(() => file.readTensor('bias'))).toMatch(/is closed/);
+    await file.close(); // twice is harmless
+  });
+
+  it('replaces an existing file atomically and leaves no temporary file behind', async () => {
+    const path = join(directory, 'replace.safetensors');
+    await writeFile(path, 'old contents');
+    await writeSafetensorsFile(path, sample);
+    expect((await readFile(path)).byteLength).toBe(writeSafetensors(sample).byteLength);
+    expect((await readdir(directory)).filter((name) => name.includes('.tmp'))).toEqual([]);
+  });
+
+  it('leaves the old file untouched when writing fails', async () => {
+    const path = join(directory, 'keep.safetensors');
+    await writeFile(path, 'old contents');
+    const bad = { w: { dtype: 'F32' as const, shape: [2], data: new Float32Array(3) } };
+    expect(await refusalOf(() => writeSafetensorsFile(path, bad))).toMatch(/= 8 bytes, but its data has 12 bytes/);
+    expect(await refusalOf(() => writeSafetensorsFile(join(directory, 'no-such-dir', 'x.safetensors'), sample))).toMatch(/cannot write safetensors file/);
+    expect(await readFile(path, 'utf8')).toBe('old contents');
+    expect((await readdir(directory)).filter((name) => name.includes('.tmp'))).toEqual([]);
+  });
+
+  it('opens a 16 GiB (sparse) file by reading its header only, and reads one tensor by range', async () => {
+    const path = join(directory, 'sparse.safetensors');
+    const big = 2 ** 34;
+    const header = `{"big":{"dtype":"U8","shape":[${big}],"data_offsets":[0,${big}]},"small":{"dtype":"F32","shape":[2],"data_offsets":[${big},${big + 8}]}}`;
+    const json = new TextEncoder().encode(header);
+    const prefix = new Uint8Array(8 + json.byteLength);
+    new DataView(prefix.buffer).setUint32(0, json.byteLength, true);
+    prefix.set(json, 8);
+    const tail = new Uint8Array(new Float32Array([1.5, -3]).buffer);
+    const handle = await open(path, 'w');
+    try {
+      await handle.write(prefix, 0, prefix.byteLength, 0);
+      await handle.write(tail, 0, tail.byteLength, prefix.byteLength + big); // the gap stays a hole
+    } finally {
+      await handle.close();
+    }
+    try {
+      const started = performance.now();
+      const file = await openSafetensorsFile(path);
+      try {
+        expect(file.info('big').byteLength).toBe(big);
+        expect([...(await file.readTensorAsFloat32('small'))]).toEqual([1.5, -3]);
+        expect(performance.now() - started).toBeLessThan(2000);
+      } finally {
+        await file.close();
+      }
+    } finally {
+      await rm(path, { force: true });
+    }
+  });
+
+  it('refuses hostile files, missing files and files that shrink after opening', async () => {
+    const hostile = join(directory, 'hostile.safetensors');
+    const huge = new Uint8Array(16);
+    new DataView(huge.buffer).setBigUint64(0, 2n ** 62n, true);
+    await writeFile(hostile, huge);
+    expect(await refusalOf(() => openSafetensorsFile(hostile))).toMatch(/hostile.safetensors.*header length 4611686018427387904 exceeds the limit/);
+    await writeFile(hostile, new Uint8Array(5));
+    expect(await refusalOf(() => openSafetensorsFile(hostile))).toMatch(/5 bytes long, shorter than the 8-byte/);
+    expect(await refusalOf(() => openSafetensorsFile(join(directory, 'missing.safetensors')))).toMatch(/cannot open safetensors file .*ENOENT/);
+    expect(await refusalOf(() => openSafetensorsFile(directory))).toMatch(/is not a regular file/);
+
+    const shrinking = join(directory, 'shrinking.safetensors');
+    await writeSafetensorsFile(shrinking, sample);
+    const file = await openSafetensorsFile(shrinking);
+    try {
+      await truncate(shrinking, file.header.dataStart + 4);
+      expect(await refusalOf(() => file.readTensor('layers.0.codes'))).toMatch(/the file ended after \d+ bytes .* did it change since it was opened/);
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('agrees with the in-memory reader on 300 fuzzed files (fixed seed)', async () => {
+    const path = join(directory, 'fuzz.safetensors');
+    let refused = 0;
+    await fc.assert(
+      fc.asyncProperty(fuzzCaseArb, async (c) => {
+        const bytes = fuzzCaseBytes(c);
+        await writeFile(path, bytes);
+        let memory: ReturnType<typeof readSafetensors> | LatticeMatmulError;
+        try {
+          memory = readSafetensors(bytes);
+        } catch (error) {
+          expect(error).toBeInstanceOf(LatticeMatmulError);
+          memory = error as LatticeMatmulError;
+        }
+        let file: Awaited<ReturnType<typeof openSafetensorsFile>> | undefined;
+        try {
+          file = await openSafetensorsFile(path);
+        } catch (error) {
+          expect(error).toBeInstanceOf(LatticeMatmulError);
+          expect(memory).toBeInstanceOf(LatticeMatmulError);
+          // Same cause: the file reader's message is the in-memory one with the path in front.
+          expect((error as Error).message.endsWith((memory as Error).message)).toBe(true);
+          refused++;
+          return;
+        }
+        try {
+          expect(memory).not.toBeInstanceOf(LatticeMatmulError);
+          const archive = memory as ReturnType<typeof readSafetensors>;
+          expect(file.header).toEqual(archive.header);
+          for (const t of archive.tensors) expect([...(await file.readTensorBytes(t.name))]).toEqual([...archive.tensorBytes(t.name)]);
+        } finally {
+          await file.close();
+        }
+      }),
+      { seed: 77, numRuns: 300 },
+    );
+    expect(refused).toBeGreaterThan(100);
+    expect(refused).toBeLessThan(300);
+  });
+});
