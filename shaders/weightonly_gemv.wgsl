@@ -5,15 +5,16 @@
 //
 // with integer codes z, per-input-feature steps s (column scales) and per-output rescalers t (row
 // scales, all 1 when the matrix has none). The prefix written by `weightOnlyGemvShaderSource`
-// declares the two compile-time constants:
-//   CODE_BITS     8, 16 or 32: bits per code (the width of the serialized format)
-//   VECTOR_BLOCK  1 or 4: vectors (columns of X̃) per workgroup
+// declares the compile-time constant VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup.
 //
-// Layout:
-//   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R. Code i of the row is
-//           the CODE_BITS-bit two's complement field at bit (i·CODE_BITS) % 32 of word
-//           (i·CODE_BITS) / 32 of the row (little-endian packing: code i, i + 1, … from the low
-//           bits up). Codes past n (the row's padding to whole vec4) are 0.
+// Layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
+//   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
+//           stream where code i takes b_i bits (1 … 25, two's complement) from bit P_i of the row;
+//           bit p is bit p % 32 of word p / 32 of the row. Bits past P_n are 0.
+//   code_layout: at layout_first, n + R + 2 u32: P_0 … P_n (b_i = P_{i+1} − P_i), then F_0 … F_R:
+//           vec4 c of a row owns codes F_c … F_{c+1} − 1, those whose last bit lies in it. An owned
+//           code starts at most 32 bits before the vec4, so the last word of vec4 c − 1 and the
+//           four words of vec4 c (a 160-bit window) hold it.
 //   column_scales: s_i at column_scales_first + i, i < n.
 //   row_scales:    t_j at row_scales_first + j.
 //   x:      vector v is x_stride f32 from x_first + v·x_stride; entries i < n are read.
@@ -22,18 +23,18 @@
 // Work split: a workgroup of 128 invocations handles ROWS_PER_WORKGROUP = 8 outputs and VECTOR_BLOCK
 // vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
 // vec4s l, l + 64, … of its 4 rows, so the 64 lanes of a team read 64 consecutive 16-byte vectors of
-// each row (coalesced), and every s_i·x̃_i it loads serves 4 rows (fewer cache reads per code byte).
-// Per group of 4 codes the lane forms dot(z, s ⊙ x̃) in f32 and adds it to its accumulator for that
-// (row, vector): one vec4 per vector holds the 4 rows.
+// each row (coalesced); it also reads the last word of the vec4 before (a cached read: the
+// neighbouring lane loaded it). The 4 rows share the bit positions, so each owned code is extracted
+// for the 4 rows at once (vec4 lanes = rows), and every s_i·x̃_i it loads serves 4 rows.
 //
 // Reduction, in two barriers (a tree would need 6, and llvmpipe's compile time grows with every
 // barrier): the lanes' vec4 sums go to workgroup memory; 8 lanes' sums are added in order by one
 // invocation per (team, vector, segment); the 8 segment sums in order by one invocation per (team,
 // vector), which multiplies by t_j and stores.
 //
-// f32 order of one term (the host module's error bound counts these roundings): f32(z) (exact for
-// |z| ≤ 2^24), s·x̃, z·(s·x̃), the 3 additions of a 4-term dot, the lane's chain of
-// QUADS_PER_VEC4·⌈R/64⌉ additions, 8 + 8 additions of the reduction, the final ·t.
+// f32 order of one term (the host module's error bound counts these roundings): f32(z) (exact, |z| ≤
+// 2^24), s·x̃, z·(s·x̃), the lane's chain of one addition per code its vec4s own, 7 + 7 additions
+// of the reduction, the final ·t.
 
 const WORKGROUP_SIZE: u32 = 128u;
 const LANES: u32 = 64u;              // invocations per team (along the input features)
@@ -42,8 +43,6 @@ const ROWS_PER_THREAD: u32 = 4u;     // outputs per team: the components of a ve
 const ROWS_PER_WORKGROUP: u32 = 8u;  // TEAMS · ROWS_PER_THREAD
 const SEGMENT: u32 = 8u;             // lane sums added by one invocation in the first reduction step
 const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
-const CODES_PER_VEC4: u32 = 128u / CODE_BITS;
-const QUADS_PER_VEC4: u32 = CODES_PER_VEC4 / 4u;
 
 struct WeightOnlyGemvParams {
   outputs: u32,              // outputs (rows of Ŵ') in this dispatch
@@ -52,6 +51,7 @@ struct WeightOnlyGemvParams {
   vectors: u32,              // vectors in this dispatch
   row_groups: u32,           // ⌈outputs / ROWS_PER_WORKGROUP⌉
   codes_first: u32,          // vec4 index of output 0's codes
+  layout_first: u32,         // index of P_0 in `code_layout`
   column_scales_first: u32,  // index of s_0
   row_scales_first: u32,     // index of t_0
   x_first: u32,              // index of vector 0's x̃_0
@@ -62,40 +62,33 @@ struct WeightOnlyGemvParams {
 
 @group(0) @binding(0) var<uniform> params: WeightOnlyGemvParams;
 @group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> column_scales: array<f32>;
-@group(0) @binding(3) var<storage, read> row_scales: array<f32>;
-@group(0) @binding(4) var<storage, read> x: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> code_layout: array<u32>;
+@group(0) @binding(3) var<storage, read> column_scales: array<f32>;
+@group(0) @binding(4) var<storage, read> row_scales: array<f32>;
+@group(0) @binding(5) var<storage, read> x: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
 
 // Lane sums: entry v·WORKGROUP_SIZE + invocation holds the 4 rows of vector v.
 var<workgroup> lane_sums: array<vec4<f32>, VECTOR_BLOCK * WORKGROUP_SIZE>;
 // Segment sums: entry (team·VECTOR_BLOCK + v)·SEGMENTS + segment.
 var<workgroup> segment_sums: array<vec4<f32>, TEAMS * VECTOR_BLOCK * SEGMENTS>;
 
-// Codes 4·quad … 4·quad + 3 of a vec4 of packed codes, sign-extended, as floats: code k sits at bit
-// k·CODE_BITS of the 128-bit vector; it is shifted to the top of its word, then arithmetically back.
-fn code_quad(words: vec4<u32>, quad: u32) -> vec4<f32> {
-  let bit = (vec4<u32>(4u * quad) + vec4<u32>(0u, 1u, 2u, 3u)) * CODE_BITS;
-  let word_index = bit / 32u;
-  let word = select(
-    select(vec4<u32>(words.x), vec4<u32>(words.y), word_index == vec4<u32>(1u)),
-    select(vec4<u32>(words.z), vec4<u32>(words.w), word_index == vec4<u32>(3u)),
-    word_index >= vec4<u32>(2u),
-  );
-  let top = bitcast<vec4<i32>>(word) << (vec4<u32>(32u - CODE_BITS) - bit % 32u);
-  return vec4<f32>(top >> vec4<u32>(32u - CODE_BITS));
+// Word k (0 … 4) of the 160-bit window of the 4 rows; 0 for k ≥ 5.
+fn window_word(k: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<u32> {
+  let low = select(select(w0, w1, k == 1u), select(w2, w3, k == 3u), k >= 2u);
+  return select(select(low, w4, k == 4u), vec4<u32>(0u), k >= 5u);
 }
 
-// s ⊙ x̃ for input features first … first + 3 of vector `vector` (0 past n; indices are clamped so
-// every read is in bounds).
-fn scaled_input(first: u32, vector: u32) -> vec4<f32> {
-  let index = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
-  let clamped = min(index, vec4<u32>(params.n - 1u));
-  let s_base = params.column_scales_first;
-  let x_base = params.x_first + vector * params.x_stride;
-  let s = vec4<f32>(column_scales[s_base + clamped.x], column_scales[s_base + clamped.y], column_scales[s_base + clamped.z], column_scales[s_base + clamped.w]);
-  let v = vec4<f32>(x[x_base + clamped.x], x[x_base + clamped.y], x[x_base + clamped.z], x[x_base + clamped.w]);
-  return select(vec4<f32>(0.0), s * v, index < vec4<u32>(params.n));
+// The code of `width` bits at bit `bit` of the window, for the 4 rows, sign-extended, as floats.
+fn window_code(bit: u32, width: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<f32> {
+  let k = bit / 32u;
+  let shift = bit % 32u;
+  let low = window_word(k, w0, w1, w2, w3, w4) >> vec4<u32>(shift);
+  // A code that crosses a word boundary takes its top bits from the next word (the shift by
+  // 32 − shift is taken modulo 32 in WGSL, so the select, not the shift, discards the shift = 0 case).
+  let high = select(vec4<u32>(0u), window_word(k + 1u, w0, w1, w2, w3, w4) << vec4<u32>(32u - shift), shift + width > 32u);
+  let top = bitcast<vec4<i32>>((low | high) << vec4<u32>(32u - width));
+  return vec4<f32>(top >> vec4<u32>(32u - width));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE, 1, 1)
@@ -122,21 +115,39 @@ fn main(
   let base1 = params.codes_first + min(first_row + 1u, last_row) * params.row_vec4s;
   let base2 = params.codes_first + min(first_row + 2u, last_row) * params.row_vec4s;
   let base3 = params.codes_first + min(first_row + 3u, last_row) * params.row_vec4s;
-  var acc: array<vec4<f32>, VECTOR_BLOCK>;
+  let offsets = params.layout_first;
+  let owners = params.layout_first + params.n + 1u;
+  var acc = array<vec4<f32>, VECTOR_BLOCK>();
   for (var c = lane; c < params.row_vec4s; c = c + LANES) {
     let words0 = codes[base0 + c];
     let words1 = codes[base1 + c];
     let words2 = codes[base2 + c];
     let words3 = codes[base3 + c];
-    for (var quad = 0u; quad < QUADS_PER_VEC4; quad = quad + 1u) {
-      let first = c * CODES_PER_VEC4 + 4u * quad;
-      let z0 = code_quad(words0, quad);
-      let z1 = code_quad(words1, quad);
-      let z2 = code_quad(words2, quad);
-      let z3 = code_quad(words3, quad);
+    // Window word 0: the last word of vec4 c − 1 (nothing before the row's first vec4).
+    var before = vec4<u32>(0u);
+    if (c > 0u) {
+      before = vec4<u32>(codes[base0 + c - 1u].w, codes[base1 + c - 1u].w, codes[base2 + c - 1u].w, codes[base3 + c - 1u].w);
+    }
+    let w1 = vec4<u32>(words0.x, words1.x, words2.x, words3.x);
+    let w2 = vec4<u32>(words0.y, words1.y, words2.y, words3.y);
+    let w3 = vec4<u32>(words0.z, words1.z, words2.z, words3.z);
+    let w4 = vec4<u32>(words0.w, words1.w, words2.w, words3.w);
+    // Clamped to n: a table that does not match the codes (only a caller of the dispatch can pass
+    // one) gives wrong products but no more than n codes of work per vec4.
+    let first_code = min(code_layout[owners + c], params.n);
+    let end_code = min(code_layout[owners + c + 1u], params.n);
+    // Bit P_i relative to the window, which starts 32 bits before vec4 c.
+    let window_start = 128u * c;
+    var bit = code_layout[offsets + first_code];
+    for (var i = first_code; i < end_code; i = i + 1u) {
+      let next_bit = code_layout[offsets + i + 1u];
+      let z = window_code(bit + 32u - window_start, next_bit - bit, before, w1, w2, w3, w4);
+      bit = next_bit;
+      let s = column_scales[params.column_scales_first + i];
       for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
-        let sx = scaled_input(first, min(first_vector + v, params.vectors - 1u));
-        acc[v] = acc[v] + vec4<f32>(dot(z0, sx), dot(z1, sx), dot(z2, sx), dot(z3, sx));
+        let vector = min(first_vector + v, params.vectors - 1u);
+        let sx = s * x[params.x_first + vector * params.x_stride + i];
+        acc[v] = acc[v] + z * sx;
       }
     }
   }

@@ -10,14 +10,22 @@
  * const sigmaX = covarianceFromActivations(calibration);          // n × N activations → n × n
  * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 });
  * const gap = gapBits(q.distortion(w, sigmaX), weightOnlyLimit(w, sigmaX, q.rate)); // ≈ 0.25–0.3 bit
- * const bytes = q.serialize();                                      // codes + f32 steps, see the format
+ * const bytes = q.serialize();                                      // bit-packed codes + f32 steps + CRC-32
  */
 export { covarianceFromActivations } from './covariance.js';
 export { weightedDistortion } from './distortion.js';
 export { logDetCovariance, meanSquaredEntry, weightOnlyLimit } from './limit.js';
 export type { WeightOnlyMethod } from './method.js';
 export type { RotationKind as WeightRotationKind } from './basis.js';
-export { WeightOnlyQuantized, type WeightOnlyAnalysis, type WeightOnlyQuantizedFields } from './quantized.js';
+export {
+  MAX_COLUMN_MAGNITUDE,
+  MAX_ROW_SCALE,
+  WEIGHT_ONLY_FORMAT_VERSION,
+  WeightOnlyQuantized,
+  type WeightOnlyAnalysis,
+  type WeightOnlyQuantizedFields,
+} from './quantized.js';
+export type { PackedWeightCodes } from './packedCodes.js';
 export { DEFAULT_DAMPING, quantizeWeights, type QuantizeWeightsOptions } from './quantizeWeights.js';
 export {
   amGmBits,

@@ -47,28 +47,52 @@ const MAX_RATE = 20;
  * n × n. Pipeline: rotate (optional) → H = Σ' + damping → Cholesky H = L·Lᵀ → find the step that
  * hits `rate` (code entropy + side information) → quantize → rescale (optional).
  *
- * Errors: a `LatticeMatmulError` for a malformed W, a Σ_X of the wrong size, non-finite, not
- * symmetric or not positive definite after damping, or a rate that cannot be reached.
+ * Σ_X may be null (or left out) for RTN, which rounds W alone: the analysis then has NaN for the
+ * terms that need Σ_X, and `rescale` (fitted to tr(ΔΣ_XΔᵀ)) is refused. WaterSIC and GPTQ refuse a
+ * missing Σ_X: their error feedback is built from it.
+ *
+ * Errors: a `LatticeMatmulError` for a malformed W, a missing Σ_X for WaterSIC or GPTQ, a Σ_X of the
+ * wrong size, non-finite, not symmetric or not positive definite after damping, or a rate that
+ * cannot be reached.
  *
  * @example
  * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4, rotate: true, seed: 1 });
  * q.rate;                      // ≈ 4 bits per entry
  * const wHat = q.decode();     // n × outputs, like w
  * q.distortion(w, sigmaX);     // tr(ΔΣ_XΔᵀ)
+ * const rtn = quantizeWeights(w, { method: 'rtn', rate: 3 }); // no Σ_X needed
  */
-export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeightsOptions): WeightOnlyQuantized {
+export function quantizeWeights(w: Matrix, options: QuantizeWeightsOptions & { readonly method: 'rtn' }): WeightOnlyQuantized;
+export function quantizeWeights(w: Matrix, sigmaX: Matrix | null | undefined, options: QuantizeWeightsOptions): WeightOnlyQuantized;
+export function quantizeWeights(
+  w: Matrix,
+  second: Matrix | QuantizeWeightsOptions | null | undefined,
+  third?: QuantizeWeightsOptions,
+): WeightOnlyQuantized {
+  const optionsOnly = third === undefined && typeof second === 'object' && second !== null && 'method' in second && !('data' in second);
+  const sigmaX = optionsOnly ? null : ((second ?? null) as Matrix | null);
+  const options = (optionsOnly ? second : third) as QuantizeWeightsOptions;
   checkMatrix(w, 'W');
   check(typeof options === 'object' && options !== null, 'options must be an object { method, rate | step, … }');
   const { method } = options;
   checkMethod(method);
   const n = w.rows;
   const outputs = w.cols;
-  const sigma = checkCovariance(sigmaX, n);
+  check(
+    sigmaX !== null || method === 'rtn',
+    () => `method '${method}' needs sigmaX, the n × n second moment of the layer's inputs (its error feedback is built from it); only 'rtn' works without it`,
+  );
+  const sigma = sigmaX === null ? null : checkCovariance(sigmaX, n);
   const rotate = options.rotate ?? false;
   check(typeof rotate === 'boolean', () => `rotate must be a boolean, got ${String(rotate)}`);
   const seed = options.seed ?? 0;
   const damping = options.damping ?? DEFAULT_DAMPING;
+  check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${damping}`);
   const rescale = options.rescale ?? false;
+  check(
+    !rescale || sigma !== null,
+    'rescale: true fits the rescalers to tr(ΔΣ_XΔᵀ) and needs sigmaX; pass Σ_X or leave rescale off',
+  );
   const rescaleIterations = options.rescaleIterations ?? 2;
   check(Number.isInteger(rescaleIterations) && rescaleIterations >= 0, () => `rescaleIterations must be an integer ≥ 0, got ${rescaleIterations}`);
   const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
@@ -80,14 +104,16 @@ export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeig
 
   const sigmaW2 = meanSquaredEntry(w);
   check(sigmaW2 > 0, 'W is all zeros: there is nothing to quantize');
-  const logDetSigmaX = logDetOrMinusInfinity(sigma, n);
 
   const basis = new WeightBasis(n, rotationKindFor(n, rotate), seed);
   const weights = basis.rotateWeights(w);
-  const h = dampCovariance(basis.rotateCovariance(sigma), n, damping);
-  const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
-  const logDetH = logDetFromCholesky(cholesky, n);
-  const problem: WorkingProblem = { method, n, outputs, weights, cholesky };
+  let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
+  if (sigma !== null) {
+    const h = dampCovariance(basis.rotateCovariance(sigma), n, damping);
+    const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
+    covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX: logDetOrMinusInfinity(sigma, n) };
+  }
+  const problem: WorkingProblem = { method, n, outputs, weights, cholesky: covariance?.cholesky ?? null };
 
   const sideRate = sideInfoBits(method, n, outputs, rescale) / (n * outputs);
   let quantization: StepQuantization;
@@ -103,7 +129,7 @@ export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeig
     );
     // High-rate guess (theory.ts): entropy ≈ ½·log2(2πe·σ_W²/Δ²), plus (1/2n)·log2|H| for WaterSIC.
     const gaussianSpread = Math.sqrt(2 * Math.PI * Math.E * sigmaW2) * 2 ** -codeRate;
-    const initialStep = method === 'watersic' ? gaussianSpread * Math.exp(logDetH / (2 * n)) : gaussianSpread;
+    const initialStep = method === 'watersic' && covariance !== null ? gaussianSpread * Math.exp(covariance.logDetH / (2 * n)) : gaussianSpread;
     const found = searchStepForRate(
       (s) => {
         const q = quantizeAtStep(problem, s);
@@ -122,32 +148,19 @@ export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeig
   let columnScales = quantization.columnScales;
   let rowScales: Float32Array | null = null;
   let rescaleObjective: { before: number; after: number } | undefined;
-  if (rescale) {
-    const fit = fitRescalers(weights, h, quantization.codes, columnScales, n, outputs, rescaleIterations);
+  if (rescale && covariance !== null) {
+    const fit = fitRescalers(weights, covariance.h, quantization.codes, columnScales, n, outputs, rescaleIterations);
     columnScales = fit.columnScales;
     rowScales = fit.rowScales;
     rescaleObjective = { before: fit.objectiveBefore, after: fit.objectiveAfter };
   }
 
-  let diagonalMean = 0;
-  for (let i = 0; i < n; i++) diagonalMean += (sigma[i * n + i] as number) / n;
-  const logDetPerDimensionBits = logDetSigmaX / n / Math.LN2;
-  const terms = {
-    pivotAmGmBits: amGmBits(choleskyPivots(cholesky, n)),
-    dampingBits: 0.5 * (logDetH / n / Math.LN2 - logDetPerDimensionBits),
-    diagonalAmGmBits: 0.5 * (Math.log2(diagonalMean) - logDetPerDimensionBits),
-    sideInfoRate: sideRate,
-  };
   const analysis: WeightOnlyAnalysis = {
     step,
     evaluations,
     sigmaW2,
-    logDetSigmaX,
-    pivotAmGmBits: terms.pivotAmGmBits,
-    dampingBits: terms.dampingBits,
-    diagonalAmGmBits: terms.diagonalAmGmBits,
-    predictedGapBits: predictedGapBits(method, terms),
-    feedbackPenaltyBits: feedbackPenaltyBits(method, cholesky, n, step, sigmaW2),
+    ...covarianceTerms(method, sigma, covariance, n, sideRate),
+    feedbackPenaltyBits: covariance === null ? 0 : feedbackPenaltyBits(method, covariance.cholesky, n, step, sigmaW2),
     ...(rescaleObjective === undefined ? {} : { rescaleObjective }),
   };
   return new WeightOnlyQuantized({
@@ -161,6 +174,35 @@ export function quantizeWeights(w: Matrix, sigmaX: Matrix, options: QuantizeWeig
     seed,
     analysis,
   });
+}
+
+/** The analysis terms that need Σ_X (NaN without it). */
+function covarianceTerms(
+  method: WeightOnlyMethod,
+  sigma: Float64Array | null,
+  covariance: { cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null,
+  n: number,
+  sideInfoRate: number,
+): Pick<WeightOnlyAnalysis, 'logDetSigmaX' | 'pivotAmGmBits' | 'dampingBits' | 'diagonalAmGmBits' | 'predictedGapBits'> {
+  if (sigma === null || covariance === null) {
+    return { logDetSigmaX: NaN, pivotAmGmBits: NaN, dampingBits: NaN, diagonalAmGmBits: NaN, predictedGapBits: NaN };
+  }
+  let diagonalMean = 0;
+  for (let i = 0; i < n; i++) diagonalMean += (sigma[i * n + i] as number) / n;
+  const logDetPerDimensionBits = covariance.logDetSigmaX / n / Math.LN2;
+  const terms = {
+    pivotAmGmBits: amGmBits(choleskyPivots(covariance.cholesky, n)),
+    dampingBits: 0.5 * (covariance.logDetH / n / Math.LN2 - logDetPerDimensionBits),
+    diagonalAmGmBits: 0.5 * (Math.log2(diagonalMean) - logDetPerDimensionBits),
+    sideInfoRate,
+  };
+  return {
+    logDetSigmaX: covariance.logDetSigmaX,
+    pivotAmGmBits: terms.pivotAmGmBits,
+    dampingBits: terms.dampingBits,
+    diagonalAmGmBits: terms.diagonalAmGmBits,
+    predictedGapBits: predictedGapBits(method, terms),
+  };
 }
 
 /** ln|Σ| or −∞ when Σ is not positive definite (damping may still make it usable). */

@@ -1,13 +1,24 @@
 import { check, LatticeMatmulError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
-import { WeightBasis, type RotationKind } from './basis.js';
+import { rotationLength } from '../rotation/hadamard.js';
+import { MAX_HAAR_N, WeightBasis, type RotationKind } from './basis.js';
 import { meanColumnEntropy } from './codeRate.js';
+import { crc32 } from './crc32.js';
 import { weightedDistortion } from './distortion.js';
 import { checkMethod, WEIGHT_ONLY_METHODS, type WeightOnlyMethod } from './method.js';
+import {
+  columnCodeWidths,
+  MAX_CODE_BITS,
+  packWeightCodes,
+  rowLayout,
+  unpackWeightCodes,
+  type PackedWeightCodes,
+} from './packedCodes.js';
 
 /**
  * What the quantizer measured and predicted (present on the result of `quantizeWeights`, absent on a
- * deserialized matrix). Rates are in bits per entry of W.
+ * deserialized matrix). Rates are in bits per entry of W. The terms that need Σ_X are NaN for a
+ * matrix quantized without it (RTN with `sigmaX` null).
  */
 export interface WeightOnlyAnalysis {
   /** The step the search settled on: c for WaterSIC, Δ for GPTQ and RTN. */
@@ -49,10 +60,23 @@ export interface WeightOnlyQuantizedFields {
 }
 
 const MAGIC = 0x51574d4c; // "LMWQ" read as a little-endian u32
-const FORMAT_VERSION = 1;
-const HEADER_BYTES = 36;
+/** The format version `serialize` writes (`deserialize` also reads version 1). */
+export const WEIGHT_ONLY_FORMAT_VERSION = 2;
+const HEADER_BYTES = 48;
+const CHECKSUM_BYTES = 4;
+const V1_HEADER_BYTES = 36;
 const ROTATIONS: readonly RotationKind[] = ['none', 'hadamard', 'haar'];
 const FLAG_ROW_SCALES = 1;
+
+/**
+ * Largest |s_i|·2^(b_i − 1), b_i the bits of input feature i's codes: the largest magnitude a code
+ * of that column decodes to before the row scale (2^48 ≈ 2.8e14).
+ */
+export const MAX_COLUMN_MAGNITUDE = 2 ** 48;
+/** Largest |t_j| of a row scale (the rescalers stay near 1). */
+export const MAX_ROW_SCALE = 2 ** 16;
+/** Most entries n·outputs of one matrix. */
+export const MAX_WEIGHT_ENTRIES = 2 ** 31 - 1;
 
 /**
  * A weight matrix quantized by `quantizeWeights`: integer codes plus the f32 scales that decode them.
@@ -65,7 +89,22 @@ const FLAG_ROW_SCALES = 1;
  *
  * Layout: `codes[j·n + i]` is the code of output j, input feature i — this library's Matrix layout
  * for W stored as Wᵀ (rows = n inputs, one column per output), i.e. row-major in the math (out × in)
- * orientation. `serialize` documents the byte format.
+ * orientation. `packedCodes` is the bit-packed form the file and the GPU use; `serialize` documents
+ * the byte format.
+ *
+ * Invariants (checked by the constructor, so by `deserialize` too), with b_i the bits of input
+ * feature i's codes (`codeWidths`):
+ * - every code is an integer in [−2^24, 2^24 − 1] (exact in f32), so |z_ji| ≤ 2^(b_i − 1);
+ * - every scale is finite, |s_i|·2^(b_i − 1) ≤ 2^48 and |t_j| ≤ 2^16, so every decoded entry has
+ *   |z_ji·s_i·t_j| ≤ 2^64;
+ * - n·outputs ≤ 2^31 − 1; a `hadamard` rotation has a Hadamard length n (`rotationLength(n) = n`), a
+ *   `haar` rotation n ≤ MAX_HAAR_N, the same cap quantizing uses.
+ *
+ * Why `decode()` is finite (f32 max ≈ 2^128): entries of Ŵ' are at most 2^64·(1 + 2^−24)²; the
+ * inverse Hadamard rotation forms ± sums of one column's entries, at most n·2^65 < 2^97 in every
+ * intermediate; the dense rotation gives at most ‖column‖₂ ≤ √n·2^65. Why the GPU GEMV is finite for
+ * every x with ‖x‖₂ ≤ 2^31: x̃ = Q·x has |x̃_i| ≤ ‖x‖₂·(1 + 2^−10), so every term |z·s_i·x̃_i| ≤
+ * 2^48·2^31·(1.01), every partial sum at most n times that (< 2^111), and the final ·t_j < 2^127.
  */
 export class WeightOnlyQuantized {
   readonly method: WeightOnlyMethod;
@@ -73,32 +112,33 @@ export class WeightOnlyQuantized {
   readonly n: number;
   /** Output features: columns of the stored W. */
   readonly outputs: number;
+  /** The codes, output j, input feature i at j·n + i. Do not modify (the packed form is cached). */
   readonly codes: Int32Array;
   readonly columnScales: Float32Array;
   readonly rowScales: Float32Array | null;
   readonly rotation: RotationKind;
   readonly seed: number;
   readonly analysis: WeightOnlyAnalysis | undefined;
+  private readonly widths: Uint8Array;
+  private packed: PackedWeightCodes | undefined;
   private cachedCodeRate: number | undefined;
   private basis: WeightBasis | undefined;
 
   constructor(fields: WeightOnlyQuantizedFields) {
+    check(typeof fields === 'object' && fields !== null, 'WeightOnlyQuantized needs its fields { method, n, outputs, codes, … }');
     checkMethod(fields.method);
     const { n, outputs } = fields;
-    check(Number.isInteger(n) && n > 0 && Number.isInteger(outputs) && outputs > 0, () => `n and outputs must be positive integers, got ${n} and ${outputs}`);
+    checkSizes(n, outputs);
     check(fields.codes instanceof Int32Array && fields.codes.length === n * outputs, () => `codes must be an Int32Array of n·outputs = ${n * outputs} entries`);
     check(fields.columnScales instanceof Float32Array && fields.columnScales.length === n, () => `columnScales must be a Float32Array of n = ${n} entries`);
     check(
       fields.rowScales === null || (fields.rowScales instanceof Float32Array && fields.rowScales.length === outputs),
       () => `rowScales must be null or a Float32Array of outputs = ${outputs} entries`,
     );
-    for (const [name, scales] of [['columnScales', fields.columnScales], ['rowScales', fields.rowScales ?? new Float32Array(0)]] as const) {
-      for (let i = 0; i < scales.length; i++) {
-        check(Number.isFinite(scales[i]), () => `${name}[${i}] is not finite: ${scales[i]}`);
-      }
-    }
-    check(ROTATIONS.includes(fields.rotation), () => `rotation must be one of ${ROTATIONS.join(', ')}, got ${String(fields.rotation)}`);
+    checkRotation(fields.rotation, n);
     check((fields.seed >>> 0) === fields.seed, () => `seed must be an integer in [0, 2^32 - 1], got ${fields.seed}`);
+    const widths = columnCodeWidths(fields.codes, n, outputs);
+    checkScales(fields.columnScales, widths, fields.rowScales);
     this.method = fields.method;
     this.n = n;
     this.outputs = outputs;
@@ -108,6 +148,7 @@ export class WeightOnlyQuantized {
     this.rotation = fields.rotation;
     this.seed = fields.seed;
     this.analysis = fields.analysis;
+    this.widths = widths;
   }
 
   /** Empirical entropy of the codes, bits per entry (mean over input features of each one's entropy). */
@@ -135,9 +176,24 @@ export class WeightOnlyQuantized {
     return this.codeRate + this.sideInfoRate;
   }
 
-  /** Bits per entry of the serialized form (fixed-width codes, no entropy coding). */
+  /** b_i: bits per code of input feature i, the narrowest two's complement width of its codes (a copy). */
+  get codeWidths(): Uint8Array {
+    return this.widths.slice();
+  }
+
+  /**
+   * The codes bit-packed per input feature (`packWeightCodes`): the layout of the file and of the
+   * GPU's code buffer. Computed once (read as stored by `deserialize`); do not modify.
+   */
+  get packedCodes(): PackedWeightCodes {
+    this.packed ??= packWeightCodes(this.codes, this.n, this.outputs);
+    return this.packed;
+  }
+
+  /** Bits per entry of the serialized form (packed codes plus widths, scales, header and checksum). */
   get storedBitsPerEntry(): number {
-    return (8 * serializedBytes(this.n, this.outputs, codeWidthBits(this.codes), this.rowScales !== null)) / (this.n * this.outputs);
+    const { rowVec4s } = rowLayout(this.widths);
+    return (8 * serializedBytes(this.n, this.outputs, rowVec4s, this.rowScales !== null)) / (this.n * this.outputs);
   }
 
   /** Ŵ' in the quantization basis (a new n × outputs Matrix, this library's layout). */
@@ -156,7 +212,7 @@ export class WeightOnlyQuantized {
 
   /**
    * Ŵ in the original basis: a new n × outputs Matrix (this library's layout, like the W given to
-   * `quantizeWeights`).
+   * `quantizeWeights`). Every entry is finite (see the class comment).
    *
    * @example
    * const wHat = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 }).decode();
@@ -174,66 +230,121 @@ export class WeightOnlyQuantized {
   }
 
   /**
-   * The byte format (little-endian throughout):
+   * The byte format, version 2 (little-endian throughout):
    * ```
-   * offset  type           field
-   * 0       u32            magic 0x51574D4C ("LMWQ" in byte order)
-   * 4       u32            format version = 1
-   * 8       u32            n (input features)
-   * 12      u32            outputs
-   * 16      u32            code width w in bits: 8, 16 or 32 (the smallest that holds every code)
-   * 20      u32            method: 0 rtn, 1 gptq, 2 watersic (informational)
-   * 24      u32            rotation: 0 none, 1 randomized Hadamard, 2 dense Haar
-   * 28      u32            rotation seed
-   * 32      u32            flags: bit 0 = row scales present
-   * 36      f32 × n        column scales s_i
-   * …       f32 × outputs  row scales t_j (only with flag bit 0)
-   * …       int_w × n·outputs  codes, two's complement, index j·n + i (output-major)
+   * offset  type                 field
+   * 0       u32                  magic 0x51574D4C ("LMWQ" in byte order)
+   * 4       u32                  format version = 2
+   * 8       u32                  n (input features)
+   * 12      u32                  outputs
+   * 16      u32                  R: vec4<u32> (16 bytes) of codes per output row
+   * 20      u32                  method: 0 rtn, 1 gptq, 2 watersic (informational)
+   * 24      u32                  rotation: 0 none, 1 randomized Hadamard, 2 dense Haar
+   * 28      u32                  rotation seed
+   * 32      u32                  flags: bit 0 = row scales present; other bits 0
+   * 36      u32 × 3              reserved, 0
+   * 48      u32 × 4·R·outputs    packed codes (`packWeightCodes`): row j from byte 48 + 16·R·j
+   * …       u8 × n               b_i, bits per code of input feature i (1 … 25), then zero bytes
+   *                              up to a multiple of 4
+   * …       f32 × n              column scales s_i
+   * …       f32 × outputs        row scales t_j (only with flag bit 0)
+   * end − 4 u32                  CRC-32 (IEEE, as zlib) of every byte before it
    * ```
+   * The codes come first, at a 16-byte-aligned offset, so a reader can hand them to the GPU as they
+   * are. The writer is canonical: every b_i is the narrowest width of its column and padding is zero,
+   * so `deserialize(bytes).serialize()` returns `bytes` exactly.
+   *
+   * @example
+   * const bytes = q.serialize();                          // ≈ (mean b_i)/8 bytes per weight
+   * const back = WeightOnlyQuantized.deserialize(bytes);  // the same codes and scales
    */
   serialize(): Uint8Array {
-    const { n, outputs, codes, columnScales, rowScales } = this;
-    const width = codeWidthBits(codes);
-    const bytes = new Uint8Array(serializedBytes(n, outputs, width, rowScales !== null));
+    const { n, outputs, columnScales, rowScales } = this;
+    const packed = this.packedCodes;
+    const bytes = new Uint8Array(serializedBytes(n, outputs, packed.rowVec4s, rowScales !== null));
     const view = new DataView(bytes.buffer);
-    const header = [MAGIC, FORMAT_VERSION, n, outputs, width, WEIGHT_ONLY_METHODS.indexOf(this.method), ROTATIONS.indexOf(this.rotation), this.seed, rowScales === null ? 0 : FLAG_ROW_SCALES];
+    const header = [
+      MAGIC, WEIGHT_ONLY_FORMAT_VERSION, n, outputs, packed.rowVec4s, WEIGHT_ONLY_METHODS.indexOf(this.method),
+      ROTATIONS.indexOf(this.rotation), this.seed, rowScales === null ? 0 : FLAG_ROW_SCALES, 0, 0, 0,
+    ];
     header.forEach((v, k) => view.setUint32(4 * k, v, true));
     let offset = HEADER_BYTES;
+    for (let k = 0; k < packed.words.length; k++, offset += 4) view.setUint32(offset, packed.words[k] as number, true);
+    bytes.set(packed.widths, offset);
+    offset += padded4(n);
     for (let i = 0; i < n; i++, offset += 4) view.setFloat32(offset, columnScales[i] as number, true);
     if (rowScales !== null) for (let j = 0; j < outputs; j++, offset += 4) view.setFloat32(offset, rowScales[j] as number, true);
-    for (let k = 0; k < codes.length; k++, offset += width / 8) {
-      const z = codes[k] as number;
-      if (width === 8) view.setInt8(offset, z);
-      else if (width === 16) view.setInt16(offset, z, true);
-      else view.setInt32(offset, z, true);
-    }
+    view.setUint32(offset, crc32(bytes, 0, offset), true);
     return bytes;
   }
 
-  /** Reads the format written by `serialize`; throws a `LatticeMatmulError` on anything malformed. */
+  /**
+   * Reads the format written by `serialize` (version 2, and the unchecked version 1 of earlier
+   * releases); throws a `LatticeMatmulError` naming the problem on anything malformed. The byte
+   * length is checked against the header's sizes before anything is allocated, then the checksum,
+   * then every field: the result satisfies the class invariants, so `decode()` and the GPU GEMV are
+   * finite and their work is bounded by the bytes (codes: at most 32·length bytes of Int32Array; a
+   * dense rotation only up to MAX_HAAR_N).
+   *
+   * @example
+   * const q = WeightOnlyQuantized.deserialize(new Uint8Array(await file.arrayBuffer()));
+   */
   static deserialize(bytes: Uint8Array): WeightOnlyQuantized {
     check(bytes instanceof Uint8Array, 'deserialize expects a Uint8Array');
-    check(bytes.length >= HEADER_BYTES, () => `weight-only data too short: ${bytes.length} bytes, the header alone has ${HEADER_BYTES}`);
+    check(bytes.length >= 8, () => `weight-only data too short: ${bytes.length} bytes, not even a magic and a version`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    check(view.getUint32(0, true) === MAGIC, 'not weight-only quantized data (bad magic)');
+    const version = view.getUint32(4, true);
+    if (version === 1) return readVersion1(bytes, view);
+    check(version === WEIGHT_ONLY_FORMAT_VERSION, () => `unsupported weight-only format version ${version} (this library reads 1 and 2)`);
+
+    check(
+      bytes.length >= HEADER_BYTES + CHECKSUM_BYTES,
+      () => `weight-only data too short: ${bytes.length} bytes, the version 2 header and checksum alone take ${HEADER_BYTES + CHECKSUM_BYTES}`,
+    );
     const u32 = (k: number): number => view.getUint32(4 * k, true);
-    check(u32(0) === MAGIC, 'not weight-only quantized data (bad magic)');
-    check(u32(1) === FORMAT_VERSION, () => `unsupported weight-only format version ${u32(1)}`);
     const n = u32(2);
     const outputs = u32(3);
-    const width = u32(4);
-    const method = WEIGHT_ONLY_METHODS[u32(5)];
-    const rotation = ROTATIONS[u32(6)];
-    const seed = u32(7);
+    const rowVec4s = u32(4);
     const flags = u32(8);
-    check(n > 0 && outputs > 0, 'weight-only data has zero rows or columns');
-    check(width === 8 || width === 16 || width === 32, () => `bad code width ${width}`);
-    if (method === undefined) throw new LatticeMatmulError(`unknown method id ${u32(5)}`);
-    if (rotation === undefined) throw new LatticeMatmulError(`unknown rotation id ${u32(6)}`);
-    check((flags & ~FLAG_ROW_SCALES) === 0, () => `unknown flags ${flags}`);
+    check(n > 0 && outputs > 0 && rowVec4s > 0, () => `weight-only data: n = ${n}, outputs = ${outputs} and vec4 per row = ${rowVec4s} must all be positive`);
+    check((flags & ~FLAG_ROW_SCALES) === 0, () => `weight-only data: unknown flags 0x${flags.toString(16)}`);
     const hasRowScales = (flags & FLAG_ROW_SCALES) !== 0;
-    const expected = serializedBytes(n, outputs, width, hasRowScales);
-    check(bytes.length === expected, () => `weight-only data has ${bytes.length} bytes, the header implies ${expected}`);
-    let offset = HEADER_BYTES;
+    const expected = serializedBytes(n, outputs, rowVec4s, hasRowScales);
+    check(
+      bytes.length === expected,
+      () => `weight-only data has ${bytes.length} bytes, its header (n = ${n}, outputs = ${outputs}, ${rowVec4s} vec4 per row, ` +
+        `${hasRowScales ? 'with' : 'no'} row scales) implies ${expected}`,
+    );
+    const end = bytes.length - CHECKSUM_BYTES;
+    const stored = view.getUint32(end, true);
+    const computed = crc32(bytes, 0, end);
+    check(
+      stored === computed,
+      () => `weight-only data is corrupted: its checksum is 0x${hex(stored)} but the bytes give 0x${hex(computed)}`,
+    );
+    for (let k = 9; k < 12; k++) check(u32(k) === 0, () => `weight-only data: reserved header word ${k} is ${u32(k)}, expected 0`);
+    const method = WEIGHT_ONLY_METHODS[u32(5)];
+    if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${u32(5)}`);
+    const rotation = ROTATIONS[u32(6)];
+    if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${u32(6)}`);
+    checkSizes(n, outputs);
+    checkRotation(rotation, n);
+
+    const codesAt = HEADER_BYTES;
+    const widthsAt = codesAt + 16 * rowVec4s * outputs;
+    const widths = new Uint8Array(bytes.subarray(widthsAt, widthsAt + n)); // a copy (Buffer.slice would be a view)
+    for (let i = 0; i < n; i++) {
+      const width = widths[i] as number;
+      check(width >= 1 && width <= MAX_CODE_BITS, () => `weight-only data: input feature ${i} has code width ${width}, expected 1 … ${MAX_CODE_BITS}`);
+    }
+    for (let k = widthsAt + n; k < widthsAt + padded4(n); k++) check(bytes[k] === 0, () => `weight-only data: padding byte ${k} is ${bytes[k]}, expected 0`);
+    const layout = rowLayout(widths);
+    check(
+      layout.rowVec4s === rowVec4s,
+      () => `weight-only data: the code widths need ${layout.rowBits} bits per row, ${layout.rowVec4s} vec4, but the header says ${rowVec4s}`,
+    );
+    let offset = widthsAt + padded4(n);
     const columnScales = new Float32Array(n);
     for (let i = 0; i < n; i++, offset += 4) columnScales[i] = view.getFloat32(offset, true);
     let rowScales: Float32Array | null = null;
@@ -241,11 +352,14 @@ export class WeightOnlyQuantized {
       rowScales = new Float32Array(outputs);
       for (let j = 0; j < outputs; j++, offset += 4) rowScales[j] = view.getFloat32(offset, true);
     }
-    const codes = new Int32Array(n * outputs);
-    for (let k = 0; k < codes.length; k++, offset += width / 8) {
-      codes[k] = width === 8 ? view.getInt8(offset) : width === 16 ? view.getInt16(offset, true) : view.getInt32(offset, true);
-    }
-    return new WeightOnlyQuantized({ method, n, outputs, codes, columnScales, rowScales, rotation, seed });
+    checkScales(columnScales, widths, rowScales); // before the codes are unpacked
+    const words = new Uint32Array(4 * rowVec4s * outputs);
+    for (let k = 0; k < words.length; k++) words[k] = view.getUint32(codesAt + 4 * k, true);
+    const packed: PackedWeightCodes = { n, outputs, widths, rowVec4s, words };
+    const codes = unpackWeightCodes(packed);
+    const q = new WeightOnlyQuantized({ method, n, outputs, codes, columnScales, rowScales, rotation, seed: u32(7) });
+    q.packed = packed;
+    return q;
   }
 }
 
@@ -255,17 +369,94 @@ export function sideInfoBits(method: WeightOnlyMethod, n: number, outputs: numbe
   return 32 * columnParameters + (rowScales ? 32 * outputs : 0);
 }
 
-/** Narrowest two's-complement width (8, 16 or 32 bits) holding every code: the width `serialize` writes. */
-export function codeWidthBits(codes: Int32Array): 8 | 16 | 32 {
-  let largest = 0;
-  for (let k = 0; k < codes.length; k++) {
-    const z = codes[k] as number;
-    const magnitude = z < 0 ? -z - 1 : z; // two's complement: −2^(w−1) … 2^(w−1) − 1
-    if (magnitude > largest) largest = magnitude;
-  }
-  return largest < 128 ? 8 : largest < 32768 ? 16 : 32;
+/** Bytes of the version 2 format. */
+function serializedBytes(n: number, outputs: number, rowVec4s: number, rowScales: boolean): number {
+  return HEADER_BYTES + 16 * rowVec4s * outputs + padded4(n) + 4 * n + (rowScales ? 4 * outputs : 0) + CHECKSUM_BYTES;
 }
 
-function serializedBytes(n: number, outputs: number, width: number, rowScales: boolean): number {
-  return HEADER_BYTES + 4 * n + (rowScales ? 4 * outputs : 0) + (width / 8) * n * outputs;
+function padded4(bytes: number): number {
+  return 4 * Math.ceil(bytes / 4);
+}
+
+function hex(value: number): string {
+  return value.toString(16).toUpperCase().padStart(8, '0');
+}
+
+function checkSizes(n: number, outputs: number): void {
+  check(Number.isInteger(n) && n > 0 && Number.isInteger(outputs) && outputs > 0, () => `n and outputs must be positive integers, got ${n} and ${outputs}`);
+  check(
+    n * outputs <= MAX_WEIGHT_ENTRIES,
+    () => `n·outputs = ${n}·${outputs} entries is more than one weight-only matrix may hold (${MAX_WEIGHT_ENTRIES})`,
+  );
+}
+
+/** The rotation is known and fits n: Hadamard only for Hadamard lengths, the dense rotation only up to MAX_HAAR_N. */
+function checkRotation(rotation: RotationKind, n: number): void {
+  check(ROTATIONS.includes(rotation), () => `rotation must be one of ${ROTATIONS.join(', ')}, got ${String(rotation)}`);
+  check(
+    rotation !== 'hadamard' || rotationLength(n) === n,
+    () => `rotation 'hadamard' needs n = m·2^k with m ∈ {1, 12, 20} (or a sum of such blocks), got n = ${n}`,
+  );
+  check(
+    rotation !== 'haar' || n <= MAX_HAAR_N,
+    () => `rotation 'haar' (a dense n × n rotation, O(n³) to build) is limited to n ≤ ${MAX_HAAR_N}, got n = ${n}`,
+  );
+}
+
+/** Finite scales within the bounds that keep every decoded entry below 2^64 (see the class comment). */
+function checkScales(columnScales: Float32Array, widths: Uint8Array, rowScales: Float32Array | null): void {
+  for (let i = 0; i < columnScales.length; i++) {
+    const s = columnScales[i] as number;
+    check(Number.isFinite(s), () => `columnScales[${i}] is not finite: ${s}`);
+    const largest = Math.abs(s) * 2 ** ((widths[i] as number) - 1);
+    check(
+      largest <= MAX_COLUMN_MAGNITUDE,
+      () => `columnScales[${i}] = ${s} with ${widths[i]}-bit codes decodes to magnitudes up to ${largest}, above the limit 2^48`,
+    );
+  }
+  if (rowScales === null) return;
+  for (let j = 0; j < rowScales.length; j++) {
+    const t = rowScales[j] as number;
+    check(Number.isFinite(t), () => `rowScales[${j}] is not finite: ${t}`);
+    check(Math.abs(t) <= MAX_ROW_SCALE, () => `rowScales[${j}] = ${t} is outside [−2^16, 2^16]`);
+  }
+}
+
+/**
+ * Version 1 (no checksum, codes as int8/16/32): header of 9 u32 (magic, version 1, n, outputs, code
+ * width 8/16/32, method, rotation, seed, flags), f32 column scales, f32 row scales (flag bit 0), codes
+ * output-major. Read with the same checks as version 2 except the checksum it does not have.
+ */
+function readVersion1(bytes: Uint8Array, view: DataView): WeightOnlyQuantized {
+  check(bytes.length >= V1_HEADER_BYTES, () => `weight-only data too short: ${bytes.length} bytes, the version 1 header alone has ${V1_HEADER_BYTES}`);
+  const u32 = (k: number): number => view.getUint32(4 * k, true);
+  const n = u32(2);
+  const outputs = u32(3);
+  const width = u32(4);
+  const flags = u32(8);
+  check(n > 0 && outputs > 0, () => `weight-only data: n = ${n} and outputs = ${outputs} must be positive`);
+  check(width === 8 || width === 16 || width === 32, () => `weight-only data: bad code width ${width} (version 1 has 8, 16 or 32)`);
+  check((flags & ~FLAG_ROW_SCALES) === 0, () => `weight-only data: unknown flags 0x${flags.toString(16)}`);
+  const hasRowScales = (flags & FLAG_ROW_SCALES) !== 0;
+  const expected = V1_HEADER_BYTES + 4 * n + (hasRowScales ? 4 * outputs : 0) + (width / 8) * n * outputs;
+  check(bytes.length === expected, () => `weight-only data has ${bytes.length} bytes, its version 1 header implies ${expected}`);
+  const method = WEIGHT_ONLY_METHODS[u32(5)];
+  if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${u32(5)}`);
+  const rotation = ROTATIONS[u32(6)];
+  if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${u32(6)}`);
+  checkSizes(n, outputs);
+  checkRotation(rotation, n);
+  let offset = V1_HEADER_BYTES;
+  const columnScales = new Float32Array(n);
+  for (let i = 0; i < n; i++, offset += 4) columnScales[i] = view.getFloat32(offset, true);
+  let rowScales: Float32Array | null = null;
+  if (hasRowScales) {
+    rowScales = new Float32Array(outputs);
+    for (let j = 0; j < outputs; j++, offset += 4) rowScales[j] = view.getFloat32(offset, true);
+  }
+  const codes = new Int32Array(n * outputs);
+  for (let k = 0; k < codes.length; k++, offset += width / 8) {
+    codes[k] = width === 8 ? view.getInt8(offset) : width === 16 ? view.getInt16(offset, true) : view.getInt32(offset, true);
+  }
+  return new WeightOnlyQuantized({ method, n, outputs, codes, columnScales, rowScales, rotation, seed: u32(7) });
 }

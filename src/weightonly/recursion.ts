@@ -1,6 +1,7 @@
 import { check } from '../errors.js';
 import { columnCodeEntropy } from './codeRate.js';
 import type { WeightOnlyMethod } from './method.js';
+import { MAX_CODE } from './packedCodes.js';
 
 /**
  * A weight matrix ready to be quantized at any step: W' in the quantization basis and the Cholesky
@@ -14,8 +15,8 @@ export interface WorkingProblem {
   readonly outputs: number;
   /** W' in the stored layout: output j, input i at j·n + i (row j of the math a × n matrix). */
   readonly weights: Float64Array;
-  /** L, lower-triangular row-major n × n, H' = L·Lᵀ. */
-  readonly cholesky: Float64Array;
+  /** L, lower-triangular row-major n × n, H' = L·Lᵀ; null for RTN quantized without Σ_X (it needs none). */
+  readonly cholesky: Float64Array | null;
 }
 
 /** Integer codes and per-input-feature scales of one quantization, with the codes' rate. */
@@ -28,8 +29,6 @@ export interface StepQuantization {
   readonly codeRate: number;
 }
 
-/** Codes must be exact in f32 (and in the int32 format): |z| < 2^24. */
-const MAX_CODE = 2 ** 24 - 1;
 
 function checkCode(z: number, step: number): void {
   check(
@@ -79,6 +78,7 @@ function roundToNearest(weights: Float64Array, n: number, outputs: number, step:
 
 function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): StepQuantization {
   const { n, outputs, weights: w, cholesky: l } = problem;
+  check(l !== null, () => `${problem.method} needs the Cholesky factor of Σ_X`);
   const delta = Math.fround(step);
   check(waterfilling || delta > 0, () => `step ${step} underflows f32`);
   const feedback = new Float64Array(n * outputs);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gapBits, quantizeWeights, weightOnlyLimit, SCALAR_HIGH_RATE_GAP_BITS } from '../../src/weightonly/index.js';
 import { isotropicCovariance, outlierCovariance, spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
@@ -12,7 +13,7 @@ const outputs = 1024;
 const w = gaussianMatrix(n, outputs, 42);
 const sideWaterSic = (32 * n) / (n * outputs); // n f32 steps
 
-function gap(method: 'watersic' | 'gptq' | 'rtn', sigma: Parameters<typeof quantizeWeights>[1], rate: number, rotate = false): number {
+function gap(method: 'watersic' | 'gptq' | 'rtn', sigma: Matrix, rate: number, rotate = false): number {
   const q = quantizeWeights(w, sigma, { method, rate, rotate, seed: 7 });
   return gapBits(q.distortion(w, sigma), weightOnlyLimit(w, sigma, q.rate));
 }

@@ -84,3 +84,40 @@ describe('other bad input', () => {
     expect(() => weightedDistortion(w, gaussianMatrix(n, 7, 1), sigma)).toThrow(/W is 4×8 but Ŵ is 4×7/);
   });
 });
+
+describe('Σ_X is optional for RTN only', () => {
+  const big = gaussianMatrix(24, 40, 5);
+  const sigma24 = identity(24);
+
+  it('RTN without Σ_X (null, undefined or left out) gives the same codes and scales as with it', () => {
+    for (const options of [{ method: 'rtn' as const, rate: 3 }, { method: 'rtn' as const, step: 0.3, rotate: true, seed: 4 }]) {
+      const withSigma = quantizeWeights(big, sigma24, options);
+      for (const q of [quantizeWeights(big, null, options), quantizeWeights(big, undefined, options), quantizeWeights(big, options)]) {
+        expect(Array.from(q.codes)).toEqual(Array.from(withSigma.codes));
+        expect(Array.from(q.columnScales)).toEqual(Array.from(withSigma.columnScales));
+        expect(q.rotation).toBe(withSigma.rotation);
+        expect(q.rate).toBe(withSigma.rate);
+        // The terms that need Σ_X are NaN; the rest is measured as before.
+        expect(q.analysis?.predictedGapBits).toBeNaN();
+        expect(q.analysis?.logDetSigmaX).toBeNaN();
+        expect(q.analysis?.feedbackPenaltyBits).toBe(0);
+        expect(q.analysis?.step).toBe(withSigma.analysis?.step);
+      }
+    }
+  });
+
+  it.each(['watersic', 'gptq'] as const)('%s refuses a missing Σ_X by name', (method) => {
+    for (const sigma of [null, undefined]) {
+      expect(() => quantizeWeights(big, sigma, { method, rate: 3 })).toThrow(LatticeMatmulError);
+      expect(() => quantizeWeights(big, sigma, { method, rate: 3 })).toThrow(`method '${method}' needs sigmaX`);
+    }
+    // @ts-expect-error the two-argument form is typed for RTN only
+    expect(() => quantizeWeights(big, { method, rate: 3 })).toThrow(/needs sigmaX/);
+  });
+
+  it('RTN with rescale needs Σ_X (the rescalers are fitted to it); a bad Σ_X is still refused when given', () => {
+    expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, rescale: true })).toThrow(/rescale: true .* needs sigmaX/);
+    expect(() => quantizeWeights(big, identity(5), { method: 'rtn', rate: 3 })).toThrow(/expected n×n = 24×24/);
+    expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, damping: -1 })).toThrow(/damping/);
+  });
+});

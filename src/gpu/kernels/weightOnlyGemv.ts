@@ -1,9 +1,9 @@
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
-import { rotationLength } from '../../rotation/hadamard.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { codeWidthBits, WeightOnlyQuantized } from '../../weightonly/quantized.js';
+import { weightCodeLayout } from '../../weightonly/packedCodes.js';
+import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -17,26 +17,26 @@ import { dispatchHadamard } from './hadamard.js';
  * The GEMV of weight-only quantized matrices (shaders/weightonly_gemv.wgsl): y = Ŵ·x for a
  * `WeightOnlyQuantized` (WaterSIC, GPTQ, RTN) without decoding Ŵ. With Ŵ = Ŵ'·Q (Q the quantization
  * basis) and Ŵ'[j, i] = t_j·z_ji·s_i, y_j = t_j · Σ_i z_ji · s_i · (Q·x)_i: x is rotated once, then
- * the kernel reads the integer codes (packed 4, 2 or 1 per u32 by their width) and the two scale
- * vectors.
+ * the kernel reads the bit-packed codes (`WeightOnlyQuantized.packedCodes`: b_i bits for input
+ * feature i, the serialized format's layout, uploaded as it is), a small column layout table
+ * (`weightCodeLayout`: where each code starts, which codes each vec4 owns) and the two scale vectors.
  *
  * Where the rotation runs (`WeightOnlyGpuMatrix.dispatch`):
  * - `none`: nothing to do.
  * - `hadamard`: on the GPU, `dispatchHadamard` with the matrix's seed (bit for bit the
  *   `RandomizedHadamard.forward` the quantizer used), into a scratch buffer, so x never leaves the GPU.
- * - `haar` (n not m·2^k, n ≤ 2048): on the host, `rotateOnHost` (the dense n × n rotation lives only
- *   in the CPU `WeightBasis`; O(n²) per vector). The caller passes the rotated x̃ with
+ * - `haar` (n not m·2^k, n ≤ MAX_HAAR_N): on the host, `rotateOnHost` (the dense n × n rotation lives
+ *   only in the CPU `WeightBasis`; O(n²) per vector). The caller passes the rotated x̃ with
  *   `inputBasis: 'quantization'`; the convenience functions do this themselves.
  *
  * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
- * term t·z·s·x̃ goes through at most K = 23 + (32/b)·⌈R/64⌉ f32 roundings (b the code width, R the
- * vec4 words of a row; see the shader), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ K·u·Σ_i |t_j z_ji s_i x̃_i|,
+ * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (lane l
+ * of a row takes vec4s l, l + 64, …, and vec4 c owns the codes whose last bit lies in it; see the
+ * shader), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
  * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
- * the same count the CPU decode's inverse rotation spends on Ŵ).
+ * the same count the CPU decode's inverse rotation spends on Ŵ). Finite for every x with ‖x‖₂ ≤ 2^31
+ * (the bounds of `WeightOnlyQuantized`).
  */
-
-/** Bits per code in the kernel's packing: the widths of the serialized format. */
-export type WeightOnlyCodeBits = 8 | 16 | 32;
 
 /** Vectors per workgroup: the compile-time variants (1 for a GEMV, 4 for several vectors). */
 export type WeightOnlyVectorBlock = 1 | 4;
@@ -44,81 +44,35 @@ export type WeightOnlyVectorBlock = 1 | 4;
 /** Outputs per workgroup (the shader's ROWS_PER_WORKGROUP). */
 export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 8;
 
-const CODE_BITS: readonly WeightOnlyCodeBits[] = [8, 16, 32];
+/** Lanes along a row (the shader's LANES): lane l reads vec4s l, l + 64, … of its rows. */
+export const WEIGHT_ONLY_GEMV_LANES = 64;
+
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
 
-/**
- * The smallest code width that holds every code: the width `WeightOnlyQuantized.serialize` writes
- * (two's complement, so 8 bits hold −128 … 127).
- */
-export function weightOnlyCodeBits(codes: Int32Array): WeightOnlyCodeBits {
-  check(codes instanceof Int32Array, 'weight-only codes must be an Int32Array');
-  return codeWidthBits(codes);
+/** The WGSL of one variant: the vectors per workgroup are the compile-time choice. */
+export function weightOnlyGemvShaderSource(vectorBlock: WeightOnlyVectorBlock): string {
+  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${weightOnlyGemvSource}`;
 }
 
-/** R: vec4<u32> words per output row of n codes of `codeBits` bits (each row padded to whole vec4). */
-export function weightOnlyRowVec4s(n: number, codeBits: WeightOnlyCodeBits): number {
-  checkPositiveInteger(n, 'weight-only n');
-  checkCodeBits(codeBits);
-  return Math.ceil(n / (128 / codeBits));
-}
-
-/**
- * Packs codes (index j·n + i, output-major as in `WeightOnlyQuantized.codes`) in the kernel's layout:
- * row j is the 4·R words from 4·R·j; code i is the `codeBits`-bit two's complement field at bit
- * (i·codeBits) % 32 of word (i·codeBits) / 32 of its row; padding codes are 0.
- *
- * @example
- * const words = packWeightOnlyCodes(q.codes, q.n, q.outputs, 8); // 4 codes per u32
- */
-export function packWeightOnlyCodes(codes: Int32Array, n: number, outputs: number, codeBits: WeightOnlyCodeBits): Uint32Array {
-  checkPositiveInteger(outputs, 'weight-only outputs');
-  const rowWords = 4 * weightOnlyRowVec4s(n, codeBits);
-  check(codes instanceof Int32Array && codes.length === n * outputs, () => `codes must be an Int32Array of n·outputs = ${n * outputs} entries`);
-  check(
-    weightOnlyCodeBits(codes) <= codeBits,
-    () => `codes need ${weightOnlyCodeBits(codes)} bits, more than the requested ${codeBits}`,
-  );
-  const perWord = 32 / codeBits;
-  const mask = codeBits === 32 ? 0xffffffff : (1 << codeBits) - 1;
-  const words = new Uint32Array(rowWords * outputs);
-  for (let j = 0; j < outputs; j++) {
-    for (let i = 0; i < n; i++) {
-      const word = j * rowWords + Math.floor(i / perWord);
-      const field = ((codes[j * n + i] as number) & mask) << (codeBits * (i % perWord));
-      words[word] = ((words[word] as number) | field) >>> 0;
-    }
-  }
-  return words;
-}
-
-/** The WGSL of one variant: the code width and the vectors per workgroup are the compile-time choices. */
-export function weightOnlyGemvShaderSource(codeBits: WeightOnlyCodeBits, vectorBlock: WeightOnlyVectorBlock): string {
-  return `const CODE_BITS: u32 = ${codeBits}u;\nconst VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${weightOnlyGemvSource}`;
-}
-
-/** One compile-time variant of the kernel. */
-interface WeightOnlyGemvVariant {
-  readonly codeBits: WeightOnlyCodeBits;
-  readonly vectorBlock: WeightOnlyVectorBlock;
-}
-
-/** Pipelines per device, one per (code width, vector block), built on first use. */
+/** Pipelines per device, one per vector block, built on first use. */
 const pipelines = new KernelPipelines({
   label: 'weight-only gemv',
-  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  key: ({ codeBits, vectorBlock }: WeightOnlyGemvVariant) => `${codeBits}/${vectorBlock}`,
-  compile: (device, pipelineLayout, { codeBits, vectorBlock }: WeightOnlyGemvVariant) =>
+  // uniform params; packed codes; column layout table; column scales; row scales; x; y.
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  key: (vectorBlock: WeightOnlyVectorBlock) => String(vectorBlock),
+  compile: (device, pipelineLayout, vectorBlock: WeightOnlyVectorBlock) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `weight-only gemv (int${codeBits} codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`,
-      code: weightOnlyGemvShaderSource(codeBits, vectorBlock),
+      label: `weight-only gemv (packed codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`,
+      code: weightOnlyGemvShaderSource(vectorBlock),
     }),
 });
 
 /** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
 export interface WeightOnlyGemvArgs {
-  /** Packed codes (`packWeightOnlyCodes`), 16·R·outputs bytes; offset a multiple of 16. */
+  /** Packed codes (`WeightOnlyQuantized.packedCodes.words`), 16·R·outputs bytes; offset a multiple of 16. */
   readonly codes: GPUBuffer;
+  /** The column layout table (`weightCodeLayout(widths, R)`), n + R + 2 u32. */
+  readonly codeLayout: GPUBuffer;
   /** s, n f32. */
   readonly columnScales: GPUBuffer;
   /** t, outputs f32 (all 1 for a matrix without row scales). */
@@ -129,10 +83,12 @@ export interface WeightOnlyGemvArgs {
   readonly y: GPUBuffer;
   readonly n: number;
   readonly outputs: number;
-  readonly codeBits: WeightOnlyCodeBits;
+  /** R: vec4<u32> of codes per output row (`packedCodes.rowVec4s`). */
+  readonly rowVec4s: number;
   /** Columns of X and Y. Default 1. */
   readonly vectors?: number;
   readonly codesOffset?: number;
+  readonly codeLayoutOffset?: number;
   readonly columnScalesOffset?: number;
   readonly rowScalesOffset?: number;
   readonly xOffset?: number;
@@ -147,32 +103,37 @@ export interface WeightOnlyGemvArgs {
  * Records Y = Ŵ'·X̃ into `encoder`: y[v][j] = t_j · Σ_i z_ji · s_i · x̃[v][i] for X̃ already in the
  * quantization basis (see `WeightOnlyGpuMatrix.dispatch` for x in the original basis). Outputs are
  * split across dispatches when the codes, t or Y exceed one storage binding, vectors when X or Y
- * do; s and one vector of X̃ must fit one binding. Parameter buffers go into `scratch` (destroy it
- * after submitting).
+ * do; s, the layout table and one vector of X̃ must fit one binding. The kernel trusts the layout
+ * table to match the codes (`WeightOnlyGpuMatrix` builds both from one `WeightOnlyQuantized`): a
+ * wrong table gives wrong products, but no read outside the bindings (WebGPU's robust buffer
+ * access) and no more than n codes of work per vec4 (the shader clamps the table's entries).
+ * Parameter buffers go into `scratch` (destroy it after submitting).
  *
  * @example
  * const scratch = new GpuScratch(device);
  * const encoder = device.createCommandEncoder({ label: 'weight-only gemv' });
- * dispatchWeightOnlyGemv(device, encoder, scratch, { codes, columnScales, rowScales, x, y, n: 4096, outputs: 4096, codeBits: 8 });
+ * dispatchWeightOnlyGemv(device, encoder, scratch, { codes, codeLayout, columnScales, rowScales, x, y, n: 4096, outputs: 4096, rowVec4s: 160 });
  * device.queue.submit([encoder.finish()]);
  * scratch.destroy();
  */
 export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyGemvArgs): void {
-  const { n, outputs, codeBits } = args;
+  const { n, outputs, rowVec4s } = args;
   const vectors = args.vectors ?? 1;
   checkPositiveInteger(n, 'weight-only gemv n');
   checkPositiveInteger(outputs, 'weight-only gemv outputs');
+  checkPositiveInteger(rowVec4s, 'weight-only gemv rowVec4s');
   checkPositiveInteger(vectors, 'weight-only gemv vectors');
-  checkCodeBits(codeBits);
   const vectorBlock = args.vectorBlock ?? (vectors === 1 ? 1 : 4);
   check(VECTOR_BLOCKS.includes(vectorBlock), () => `weight-only gemv: vectorBlock must be 1 or 4, got ${vectorBlock}`);
-  const rowVec4s = weightOnlyRowVec4s(n, codeBits);
   const codesOffset = args.codesOffset ?? 0;
+  const codeLayoutOffset = args.codeLayoutOffset ?? 0;
   const columnScalesOffset = args.columnScalesOffset ?? 0;
   const rowScalesOffset = args.rowScalesOffset ?? 0;
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
+  const layoutEntries = n + rowVec4s + 2;
   checkBufferRange(args.codes, codesOffset, 16 * rowVec4s * outputs, 'weight-only gemv: codes', 16);
+  checkBufferRange(args.codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   checkBufferRange(args.x, xOffset, 4 * n * vectors, 'weight-only gemv: x', 4);
@@ -182,9 +143,10 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const slack = alignment - 4;
   const columnScalesWindow = bindingWindow(columnScalesOffset, 4 * n, alignment);
+  const layoutWindow = bindingWindow(codeLayoutOffset, 4 * layoutEntries, alignment);
   check(
-    columnScalesWindow.size <= maxBinding,
-    () => `weight-only gemv: the column scales (${n} f32) are larger than one storage binding (${maxBinding} bytes)`,
+    columnScalesWindow.size <= maxBinding && layoutWindow.size <= maxBinding,
+    () => `weight-only gemv: the column scales (${n} f32) or the code layout (${layoutEntries} u32) are larger than one storage binding (${maxBinding} bytes)`,
   );
   const rowsPerChunk = Math.min(itemsPerBinding(16 * rowVec4s, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment), outputs);
   // A chunk of vc vectors binds y from its first row of the first vector to its last row of the
@@ -194,8 +156,8 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
-  const { layout, pipeline } = pipelines.get(device, { codeBits, vectorBlock });
-  const pass = encoder.beginComputePass({ label: `weight-only gemv (int${codeBits})` });
+  const { layout, pipeline } = pipelines.get(device, vectorBlock);
+  const pass = encoder.beginComputePass({ label: 'weight-only gemv' });
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
@@ -206,7 +168,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
       const rowScalesWindow = bindingWindow(rowScalesOffset + 4 * j0, 4 * chunkRows, alignment);
       const yWindow = bindingWindow(yOffset + 4 * (v0 * outputs + j0), 4 * ((chunkVectors - 1) * outputs + chunkRows), alignment);
       const rowGroups = Math.ceil(chunkRows / WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP);
-      const label = `weight-only gemv (int${codeBits}, outputs ${j0}…${j0 + chunkRows - 1}, vectors ${v0}…${v0 + chunkVectors - 1})`;
+      const label = `weight-only gemv (outputs ${j0}…${j0 + chunkRows - 1}, vectors ${v0}…${v0 + chunkVectors - 1})`;
       const params = new UniformPacker()
         .u32(chunkRows, 'outputs')
         .u32(n, 'n')
@@ -214,6 +176,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         .u32(chunkVectors, 'vectors')
         .u32(rowGroups, 'row_groups')
         .u32(codesWindow.firstElement / 4, 'codes_first')
+        .u32(layoutWindow.firstElement, 'layout_first')
         .u32(columnScalesWindow.firstElement, 'column_scales_first')
         .u32(rowScalesWindow.firstElement, 'row_scales_first')
         .u32(xWindow.firstElement, 'x_first')
@@ -223,6 +186,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
       pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
         windowBinding(args.codes, codesWindow),
+        windowBinding(args.codeLayout, layoutWindow),
         windowBinding(args.columnScales, columnScalesWindow),
         windowBinding(args.rowScales, rowScalesWindow),
         windowBinding(args.x, xWindow),
@@ -237,8 +201,6 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
 
 /** Options of `uploadWeightOnly`. */
 export interface UploadWeightOnlyOptions {
-  /** Store the codes wider than they need (8 < 16 < 32 bits); for tests and benchmarks. */
-  readonly codeBits?: WeightOnlyCodeBits;
   /** Prefix of the buffers' labels. Default 'weight-only'. */
   readonly label?: string;
 }
@@ -265,16 +227,19 @@ export interface WeightOnlyMatrixGemvArgs {
 }
 
 /**
- * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its three buffers (packed codes,
- * column scales s, row scales t — ones when the matrix has none); call `destroy()` when done.
+ * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its four buffers (packed codes as
+ * `q.packedCodes` holds them, the column layout table, column scales s, row scales t — ones when the
+ * matrix has none); call `destroy()` when done.
  */
 export class WeightOnlyGpuMatrix {
   readonly n: number;
   readonly outputs: number;
-  readonly codeBits: WeightOnlyCodeBits;
+  /** R: vec4<u32> of codes per output row. */
+  readonly rowVec4s: number;
   readonly rotation: WeightOnlyQuantized['rotation'];
   readonly seed: number;
   readonly codes: GPUBuffer;
+  readonly codeLayout: GPUBuffer;
   readonly columnScales: GPUBuffer;
   readonly rowScales: GPUBuffer;
   private basis: WeightBasis | undefined;
@@ -285,30 +250,24 @@ export class WeightOnlyGpuMatrix {
     options: UploadWeightOnlyOptions = {},
   ) {
     check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
-    check(
-      q.rotation !== 'hadamard' || rotationLength(q.n) === q.n,
-      () => `weight-only gemv: a hadamard rotation needs n = m·2^k (m ∈ {1, 12, 20}), got n = ${q.n}`,
-    );
-    const needed = weightOnlyCodeBits(q.codes);
-    const codeBits = options.codeBits ?? needed;
-    checkCodeBits(codeBits);
-    check(codeBits >= needed, () => `weight-only gemv: the codes need ${needed} bits, codeBits ${codeBits} is too narrow`);
     const label = options.label ?? 'weight-only';
+    const packed = q.packedCodes;
     this.n = q.n;
     this.outputs = q.outputs;
-    this.codeBits = codeBits;
+    this.rowVec4s = packed.rowVec4s;
     this.rotation = q.rotation;
     this.seed = q.seed;
     const created: GPUBuffer[] = [];
     try {
-      created.push(createBufferWithData(device, `${label} codes (int${codeBits})`, packWeightOnlyCodes(q.codes, q.n, q.outputs, codeBits), STORAGE_USAGE));
+      created.push(createBufferWithData(device, `${label} codes (packed, ${packed.rowVec4s} vec4 per row)`, packed.words, STORAGE_USAGE));
+      created.push(createBufferWithData(device, `${label} code layout`, weightCodeLayout(packed.widths, packed.rowVec4s), STORAGE_USAGE));
       created.push(createBufferWithData(device, `${label} column scales`, q.columnScales, STORAGE_USAGE));
       created.push(createBufferWithData(device, `${label} row scales`, q.rowScales ?? new Float32Array(q.outputs).fill(1), STORAGE_USAGE));
     } catch (error) {
       for (const buffer of created) buffer.destroy();
       throw error;
     }
-    [this.codes, this.columnScales, this.rowScales] = created as [GPUBuffer, GPUBuffer, GPUBuffer];
+    [this.codes, this.codeLayout, this.columnScales, this.rowScales] = created as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
   }
 
   /**
@@ -337,7 +296,7 @@ export class WeightOnlyGpuMatrix {
    * scratch.destroy();
    */
   dispatch(encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyMatrixGemvArgs): void {
-    const { device, n, outputs, codeBits } = this;
+    const { device, n, outputs, rowVec4s } = this;
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
     const inputBasis = args.inputBasis ?? 'original';
@@ -358,13 +317,14 @@ export class WeightOnlyGpuMatrix {
     }
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
+      codeLayout: this.codeLayout,
       columnScales: this.columnScales,
       rowScales: this.rowScales,
       x,
       y: args.y,
       n,
       outputs,
-      codeBits,
+      rowVec4s,
       vectors,
       xOffset,
       yOffset: args.yOffset ?? 0,
@@ -374,17 +334,18 @@ export class WeightOnlyGpuMatrix {
     dispatchWeightOnlyGemv(device, encoder, scratch, gemvArgs);
   }
 
-  /** Destroys the three buffers. */
+  /** Destroys the four buffers. */
   destroy(): void {
     this.codes.destroy();
+    this.codeLayout.destroy();
     this.columnScales.destroy();
     this.rowScales.destroy();
   }
 }
 
 /**
- * Uploads `q` for the GEMV kernel (codes packed at their serialized width unless `codeBits` asks for
- * a wider one). The result owns its buffers: `destroy()` it.
+ * Uploads `q` for the GEMV kernel: the packed codes as they are (`q.packedCodes`, the serialized
+ * format's layout), plus the layout table and scales. The result owns its buffers: `destroy()` it.
  *
  * @example
  * const matrix = uploadWeightOnly(device, quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 }));
@@ -396,7 +357,6 @@ export function uploadWeightOnly(device: GPUDevice, q: WeightOnlyQuantized, opti
 
 /** Test and benchmark knobs of `weightOnlyGemv` and `weightOnlyGemm`. */
 export interface WeightOnlyGemvOptions {
-  readonly codeBits?: WeightOnlyCodeBits;
   readonly maxBindingBytes?: number;
   readonly vectorBlock?: WeightOnlyVectorBlock;
 }
@@ -441,7 +401,7 @@ async function runWeightOnlyGemv(
 ): Promise<Float32Array> {
   const yBytes = 4 * q.outputs * vectors;
   const data = await runAndRead(device, 'weight-only gemv', yBytes, (run) => {
-    const matrix = run.own(uploadWeightOnly(device, q, options.codeBits === undefined ? {} : { codeBits: options.codeBits }));
+    const matrix = run.own(uploadWeightOnly(device, q));
     const onHost = matrix.rotation === 'haar';
     const input = onHost ? matrix.rotateOnHost(x, vectors) : x;
     const xBuffer = run.upload('weight-only gemv x', input);
@@ -457,10 +417,6 @@ async function runWeightOnlyGemv(
     return yBuffer;
   });
   return new Float32Array(data);
-}
-
-function checkCodeBits(codeBits: number): asserts codeBits is WeightOnlyCodeBits {
-  check(CODE_BITS.includes(codeBits as WeightOnlyCodeBits), () => `code width must be 8, 16 or 32 bits, got ${codeBits}`);
 }
 
 function checkInput(x: Float32Array, length: number): void {
