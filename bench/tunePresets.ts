@@ -75,7 +75,7 @@ function measure(lattice: LatticeName, q: number, beta: number, coordinates: num
       fixed[v] = randomizedRound(Math.fround((x[v] as number) * (DITHER_GRID / beta)), roundKey, b * d + v);
     }
     blockDither(codec, ditherKey, b, dither);
-    encoder.encode(fixed, dither, block);
+    encoder.encode(fixed, 0, dither, block);
     symbols[block.symbol] = (symbols[block.symbol] as number) + 1;
     if (block.symbol === LONG_ESCAPE) {
       longs++;

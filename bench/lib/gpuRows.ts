@@ -12,6 +12,8 @@ import { timeGpuWork, type GpuTiming } from '../../src/gpu/timing.js';
 import { productNmse, type Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { resolveScheme } from '../../src/quantize/schemes.js';
 
 export interface GpuRow {
   scheme: string;
@@ -26,10 +28,12 @@ export interface GpuRow {
   timing: string;
 }
 
+/** The schemes of the GPU rows: the universal defaults and the papers' deterministic schemes. */
 export const GPU_SCHEMES: readonly { label: string; options: QuantizeOptions }[] = [
-  { label: 'd3-q6', options: { scheme: 'd3-q6', gain: 'mmse' } },
-  { label: 'd3-q6 default', options: { scheme: 'd3-q6' } },
-  { label: 'e8-q16 default', options: { scheme: 'e8-q16' } },
+  { label: 'd3-q6 (universal)', options: { scheme: 'd3-q6' } },
+  { label: 'e8-q16 (universal)', options: { scheme: 'e8-q16' } },
+  { label: 'd3-q6-deterministic (MMSE gain)', options: { scheme: 'd3-q6-deterministic', gain: 'mmse' } },
+  { label: 'e8-q16-deterministic', options: { scheme: 'e8-q16-deterministic' } },
 ];
 
 export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: number, onProgress: (label: string) => void): Promise<{ rows: GpuRow[]; tableLayout: string }> {
@@ -39,19 +43,20 @@ export async function gpuRows(context: GpuContext, a: Matrix, b: Matrix, seed: n
   const f32 = await timeF32Matmul(context, a, b);
   for (const { label, options } of GPU_SCHEMES) {
     onProgress(label);
+    // One nonce per operand, the same on the CPU and the GPU, so that the codes can be compared.
+    const scheme = resolveScheme(options.scheme);
     const withSeed = { ...options, seed };
+    const nonces = scheme.kind === 'lattice' && scheme.mode === 'universal' ? [{ nonce: 2 * seed + 1 }, { nonce: 2 * seed + 2 }] : [{}, {}];
     const start = performance.now();
-    const qa = await engine.quantize(a, withSeed);
-    const qb = await engine.quantize(b, withSeed);
+    const qa = await engine.quantize(a, { ...withSeed, ...nonces[0] });
+    const qb = await engine.quantize(b, { ...withSeed, ...nonces[1] });
     const quantizeMs = (performance.now() - start) / 2;
     try {
       const estimate = await engine.matmulAT(qa, qb);
-      const cpuA = quantize(a, withSeed);
-      const cpuB = quantize(b, withSeed);
+      const cpuA = quantize(a, { ...withSeed, ...nonces[0] });
+      const cpuB = quantize(b, { ...withSeed, ...nonces[1] });
       const [readA, readB] = [await qa.read(), await qb.read()];
-      const codesIdentical =
-        cpuA.kind === 'lattice' && cpuB.kind === 'lattice' && sameArray(readA.codes, cpuA.codes) && sameArray(readB.codes, cpuB.codes) &&
-        sameArray(readA.scaleIndices, cpuA.scaleIndices) && sameArray(readB.scaleIndices, cpuB.scaleIndices);
+      const codesIdentical = sameCodes(readA, cpuA) && sameCodes(readB, cpuB);
       const kernel = engine.productKernel(qa, qb);
       const timing = await timeGpuWork(
         device,
@@ -108,6 +113,13 @@ async function timeF32Matmul(context: GpuContext, a: Matrix, b: Matrix): Promise
     aBuffer.destroy();
     bBuffer.destroy();
   }
+}
+
+/** Codes and escapes (universal) or scale indices (deterministic) identical. */
+function sameCodes(gpu: LatticeQuantizedMatrix, cpu: QuantizedMatrix): boolean {
+  if (cpu.kind !== 'lattice' || cpu.mode !== gpu.mode || !sameArray(gpu.codes, cpu.codes)) return false;
+  if (gpu.mode === 'universal' && cpu.mode === 'universal') return sameArray(gpu.escapes, cpu.escapes) && sameArray(gpu.longEscapes, cpu.longEscapes);
+  return gpu.mode === 'deterministic' && cpu.mode === 'deterministic' && sameArray(gpu.scaleIndices, cpu.scaleIndices);
 }
 
 function sameArray(x: ArrayLike<number>, y: ArrayLike<number>): boolean {

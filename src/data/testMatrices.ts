@@ -1,14 +1,18 @@
 import { check, checkPositiveInteger } from '../errors.js';
 import type { Matrix } from '../matrix.js';
+import { rotationLength } from '../rotation/hadamard.js';
 import { Rng } from '../rotation/random.js';
+import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 
 /**
- * Kinds of test data. Gaussian is the seed paper's setting; the others stress a deterministic
- * quantizer the way DESIGN §2 asks (large inner products, shared outlier coordinates, heavy tails).
+ * Kinds of test data. Gaussian is the seed paper's setting; the others stress a quantizer the way
+ * DESIGN §2 and the universality study ask: large inner products (low rank, parallel columns), shared
+ * outlier coordinates, heavy tails, flat rotated columns (spikes), and pairs whose rotated columns are
+ * permutations of each other (block norms perfectly correlated while AᵀB is small).
  */
-export type DataKind = 'gaussian' | 'heavy-tailed' | 'outlier-rows' | 'low-rank';
+export type DataKind = 'gaussian' | 'heavy-tailed' | 'outlier-rows' | 'low-rank' | 'parallel' | 'spikes' | 'two-spikes' | 'permuted';
 
-export const DATA_KINDS: readonly DataKind[] = ['gaussian', 'heavy-tailed', 'outlier-rows', 'low-rank'];
+export const DATA_KINDS: readonly DataKind[] = ['gaussian', 'heavy-tailed', 'outlier-rows', 'low-rank', 'parallel', 'spikes', 'two-spikes', 'permuted'];
 
 /**
  * A pair (A, B) of n × a and n × b matrices of the given kind, reproducible from `seed`:
@@ -17,11 +21,18 @@ export const DATA_KINDS: readonly DataKind[] = ['gaussian', 'heavy-tailed', 'out
  * - `outlier-rows`: Gaussian, with 1% of the rows (coordinates) scaled by 20 in both A and B, like
  *   the outlier channels of LLM activations.
  * - `low-rank`: A and B share a rank-4 column space (plus 5% noise), so AᵀB has large entries.
+ * - `parallel`: every column of A and B is ±c_j·u for one shared direction u (plus 1% noise), with
+ *   weights c_j = 1 + (j mod 5) (the universality study's rank-one family; AᵀB is rank one and large).
+ * - `spikes`: each column is one entry of 40 at a random row plus N(0, 0.05²) noise: flat after the
+ *   rotation.
+ * - `two-spikes`: two equal entries of 40 per column (rotated values in {0, ±√2·40/√N}).
+ * - `permuted`: B's rotated columns are A's with neighbouring coordinates swapped (rotation `rotationSeed`),
+ *   so every block of B has the norm of the matching block of A while ⟨a, b⟩ is small.
  *
  * @example
  * const { a, b } = testMatrixPair('heavy-tailed', 768, 64, 64, 1);
  */
-export function testMatrixPair(kind: DataKind, n: number, aCols: number, bCols: number, seed: number): { a: Matrix; b: Matrix } {
+export function testMatrixPair(kind: DataKind, n: number, aCols: number, bCols: number, seed: number, rotationSeed = 1): { a: Matrix; b: Matrix } {
   checkPositiveInteger(n, 'n');
   checkPositiveInteger(aCols, 'aCols');
   checkPositiveInteger(bCols, 'bCols');
@@ -30,6 +41,42 @@ export function testMatrixPair(kind: DataKind, n: number, aCols: number, bCols: 
   const a = new Float32Array(n * aCols);
   const b = new Float32Array(n * bCols);
   switch (kind) {
+    case 'parallel': {
+      const u = Float64Array.from({ length: n }, () => rng.nextGaussian());
+      for (const [m, cols] of [[a, aCols], [b, bCols]] as const) {
+        for (let j = 0; j < cols; j++) {
+          const weight = (1 + (j % 5)) * (rng.nextU32() % 2 === 0 ? 1 : -1);
+          for (let i = 0; i < n; i++) m[j * n + i] = weight * ((u[i] as number) + 0.01 * rng.nextGaussian());
+        }
+      }
+      break;
+    }
+    case 'spikes':
+    case 'two-spikes': {
+      const count = kind === 'spikes' ? 1 : 2;
+      for (const [m, cols] of [[a, aCols], [b, bCols]] as const) {
+        for (let j = 0; j < cols; j++) {
+          for (let i = 0; i < n; i++) m[j * n + i] = 0.05 * rng.nextGaussian();
+          for (let s = 0; s < count; s++) m[j * n + rng.nextInt(n)] = 40;
+        }
+      }
+      break;
+    }
+    case 'permuted': {
+      const rotation = new RandomizedHadamard(n, rotationSeed);
+      const length = rotationLength(n);
+      check(length === n, () => `'permuted' data needs n = rotationLength(n) (a Hadamard length), got n = ${n}`);
+      const y = new Float32Array(n);
+      const swapped = new Float32Array(n);
+      const cols = Math.max(aCols, bCols);
+      for (let j = 0; j < cols; j++) {
+        for (let i = 0; i < n; i++) y[i] = rng.nextGaussian();
+        for (let i = 0; i < n; i++) swapped[i] = y[i % 2 === 0 ? Math.min(i + 1, n - 1) : i - 1] as number;
+        if (j < aCols) a.set(rotation.inverse(y), j * n);
+        if (j < bCols) b.set(rotation.inverse(swapped), j * n);
+      }
+      break;
+    }
     case 'gaussian':
       fill(a, () => rng.nextGaussian());
       fill(b, () => rng.nextGaussian());

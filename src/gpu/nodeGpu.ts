@@ -83,7 +83,7 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
  */
 export async function requestNodeGpuDevice(
   options: Omit<RequestGpuDeviceOptions, 'gpu'> & NodeGpuOptions = {},
-): Promise<GpuContext> {
+): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   return requestGpuDevice({ ...options, gpu: await nodeGpu(options) });
 }
 

@@ -36,6 +36,12 @@ export interface EscapeCandidates {
   readonly extendedCount: number;
   /** Index of `mu` in `extended`, or −1. */
   indexOf(mu: ArrayLike<number>): number;
+  /**
+   * The roots' nonzero coordinates, for fast inner products: root r's terms are
+   * `rootTerms[rootTermStart[r] … rootTermStart[r + 1])`, each `coordinate · 16 + (value + 8)`.
+   */
+  readonly rootTerms: Int32Array;
+  readonly rootTermStart: Int32Array;
 }
 
 /**
@@ -77,23 +83,53 @@ export function escapeCandidates(lattice: Lattice, extendedNorm2: number): Escap
   const rootNorm = norm2(points[0] as number[]);
   const rootCount = points.filter((p) => norm2(p) === rootNorm).length;
   const extended = Int32Array.from(points.flat());
-  const index = new Map<string, number>();
-  points.forEach((p, i) => index.set(p.join(','), i));
+  // A vector of coordinates in [−radius, radius] as one number in base 2·radius + 1 (exact: < 2^53).
+  const base = 2 * radius + 1;
+  const keyOf = (mu: ArrayLike<number>): number => {
+    let key = 0;
+    for (let i = 0; i < d; i++) {
+      const v = mu[i] as number;
+      if (v < -radius || v > radius) return -1;
+      key = key * base + (v + radius);
+    }
+    return key;
+  };
+  const index = new Map<number, number>();
+  points.forEach((p, i) => index.set(keyOf(p), i));
+  const roots = extended.slice(0, rootCount * d);
+  const terms: number[] = [];
+  const termStart = new Int32Array(rootCount + 1);
+  for (let r = 0; r < rootCount; r++) {
+    termStart[r] = terms.length;
+    for (let i = 0; i < d; i++) {
+      const v = roots[r * d + i] as number;
+      if (v !== 0) terms.push(i * 16 + (v + 8));
+    }
+  }
+  termStart[rootCount] = terms.length;
   return {
     dimension: d,
-    roots: extended.slice(0, rootCount * d),
+    roots,
+    rootTerms: Int32Array.from(terms),
+    rootTermStart: termStart,
     rootCount,
     extended,
     extendedCount: points.length,
-    indexOf: (mu) => index.get(Array.from({ length: d }, (_, i) => mu[i] as number).join(',')) ?? -1,
+    indexOf: (mu) => {
+      const key = keyOf(mu);
+      return key < 0 ? -1 : (index.get(key) ?? -1);
+    },
   };
 }
 
-/** ⟨L, root r⟩ in point coordinates. */
+/** ⟨L, root r⟩ in point coordinates (over the root's nonzero coordinates only). */
 function rootKey(c: EscapeCandidates, leader: ArrayLike<number>, r: number): number {
-  const d = c.dimension;
+  const { rootTerms, rootTermStart } = c;
   let key = 0;
-  for (let i = 0; i < d; i++) key += (leader[i] as number) * (c.roots[r * d + i] as number);
+  for (let t = rootTermStart[r] as number, end = rootTermStart[r + 1] as number; t < end; t++) {
+    const term = rootTerms[t] as number;
+    key += (leader[term >> 4] as number) * ((term & 15) - 8);
+  }
   return key;
 }
 
@@ -114,13 +150,17 @@ export function escapeRank(c: EscapeCandidates, leader: ArrayLike<number>, rootI
   return before + 1;
 }
 
+/** Scratch of `rootOfRank` (ranks are at most MAX_ESCAPE_RANK; single-threaded use). */
+const rankKeys = new Float64Array(MAX_ESCAPE_RANK);
+const rankIndices = new Int32Array(MAX_ESCAPE_RANK);
+
 /**
  * The root of rank `rank` (1 … min(rootCount, MAX_ESCAPE_RANK)) given the leader L, as its index in
  * `roots`: the inverse of {@link escapeRank}. Keeps the `rank` smallest (key, index) pairs seen so far.
  */
 export function rootOfRank(c: EscapeCandidates, leader: ArrayLike<number>, rank: number): number {
-  const keys = new Float64Array(rank);
-  const indices = new Int32Array(rank);
+  const keys = rankKeys;
+  const indices = rankIndices;
   let filled = 0;
   for (let r = 0; r < c.rootCount; r++) {
     const key = rootKey(c, leader, r);

@@ -138,7 +138,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     }
     for (let b = 0; b < blocksPerColumn; b++) {
       blockDither(codec, keys.dither, b, dither);
-      encoder.encode(fixed.subarray(b * d, (b + 1) * d), dither, block);
+      encoder.encode(fixed, b * d, dither, block);
       const index = j * blocksPerColumn + b;
       codes[index] = block.code % TWO_POW_32;
       if (codesHigh !== null) codesHigh[index] = Math.floor(block.code / TWO_POW_32);

@@ -71,10 +71,25 @@ function universal(lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatt
 }
 
 /**
- * Named schemes. The universal presets were tuned on iid Gaussian data by `npm run tune`
- * (bench/tunePresets.ts): for each target stored rate, the (lattice, q, β) of least stored-rate loss.
+ * Named schemes. The rate presets `e8-<R>bit` were tuned on iid Gaussian data by `npm run tune`
+ * (bench/tunePresets.ts: for each target stored rate R, the (lattice, q, β) of least stored-rate loss
+ * within ±0.13 bit; stored bits at n = 4096 in the comments, with the loss against Γ).
  */
 const PRESETS = {
+  /** ≈ 2.13 stored bits (E8, q = 3), stored-rate loss 0.67 bit. */
+  'e8-2bit': universal('E8', 3, 1.277),
+  /** ≈ 2.48 stored bits (E8, q = 4), loss 0.48 bit. */
+  'e8-2.5bit': universal('E8', 4, 0.9033),
+  /** ≈ 3.03 stored bits (E8, q = 6), loss 0.41 bit. */
+  'e8-3bit': universal('E8', 6, 0.6022),
+  /** ≈ 3.37 stored bits (E8, q = 8), loss 0.34 bit. */
+  'e8-3.5bit': universal('E8', 8, 0.4517),
+  /** ≈ 3.98 stored bits (E8, q = 12), loss 0.35 bit. */
+  'e8-4bit': universal('E8', 12, 0.3011),
+  /** ≈ 4.60 stored bits (E8, q = 19), loss 0.30 bit. */
+  'e8-4.5bit': universal('E8', 19, 0.1902),
+  /** ≈ 5.05 stored bits (E8, q = 24, 37-bit codes), loss 0.34 bit. */
+  'e8-5bit': universal('E8', 24, 0.142),
   /** D3, q = 6, β = 0.45: the seed paper's lattice and code size, universal (≈ 3.3 stored bits). */
   'd3-q6': universal('D3', 6, 0.45),
   /** E8, q = 16, β = 0.25: one u32 code per 8 entries plus escapes (≈ 4.25 stored bits). */

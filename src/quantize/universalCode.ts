@@ -111,11 +111,14 @@ export class UniversalBlockEncoder {
     this.mu = new Int32Array(d);
   }
 
-  /** Encodes block X (d integers, |X_i| ≤ UNIVERSAL_FIXED_LIMIT) with dither numerators Z into `out`. */
-  encode(x: ArrayLike<number>, dither: Int32Array, out: UniversalBlock): void {
+  /**
+   * Encodes the block X = x[offset … offset + d) (|X_i| ≤ UNIVERSAL_FIXED_LIMIT) with dither numerators Z
+   * into `out`.
+   */
+  encode(x: ArrayLike<number>, offset: number, dither: Int32Array, out: UniversalBlock): void {
     const { spec, code, q } = this.codec;
     const d = spec.dimension;
-    for (let v = 0; v < d; v++) this.numerator[v] = (x[v] as number) + (dither[v] as number);
+    for (let v = 0; v < d; v++) this.numerator[v] = (x[offset + v] as number) + (dither[v] as number);
     spec.lattice.nearestScaled(this.numerator, DITHER_GRID, this.point);
     out.code = code.encode(this.point);
     code.decode(out.code, this.leader);

@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { matmulATExact, type Matrix } from '../../src/matrix.js';
+import { expectedProductError } from '../../src/product/expectedError.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+
+/*
+ * The universal quantizer's guarantee, tested as statistics (see README, "The guarantee"):
+ *
+ *   E‖ÂᵀB̂ − AᵀB‖²_F = (2D + D²)·‖A‖²_F‖B‖²_F / N   for every A, B (Gram: diagonal exact),
+ *
+ * the expectation being over the dither (the nonces). For each family the data A, B are fixed and m
+ * independent nonce pairs are drawn; the ratio r = ‖Ĉ − C‖² / expectedProductError is averaged.
+ *
+ * Tolerance (from the per-run fluctuation law of the universality study, notes §5): one run's relative
+ * standard deviation is at most 1.15·√((1/a_eff + 1/b_eff)/2) for a pair and √(2/a_eff) for a Gram
+ * matrix, a_eff = ‖A‖⁴_F / Σ‖a_i‖⁴ (the data below have equal column norms, so a_eff = a = 64); iid-like
+ * families fluctuate far less (measured 0.03–0.06), for which the bound is max(empirical std, 0.05).
+ * We assert |mean r − 1| ≤ 5·σ/√m + 0.02 (0.02 covers the discrete grid's O(1/256²) effects), and
+ * universality as the ratio of each family's mean to the Gaussian's ≤ 1.15 (expected 1.00; with m = 16
+ * rank-one seeds σ_mean ≈ 0.036, so 1.15 is ≥ 3.5σ away).
+ *
+ * Cost: two quantizations of n × 64 per seed; 16 seeds for the rank-one families (8 at n = 8192, where a
+ * coherent error — what a broken dither produces — would be tens of times the Gaussian one: σ_mean ≈ 0.05
+ * still puts 1.15 at 3σ), 6 for the rest (4 at n = 8192).
+ */
+
+const COLS = 64;
+
+function seedsFor(family: Family, n: number): number {
+  if (family.rankOne) return n >= 8192 ? 8 : 16;
+  return n >= 8192 ? 4 : 6;
+}
+
+type Pairing = 'independent' | 'same-matrix-twice' | 'gram';
+interface Family {
+  readonly name: string;
+  readonly data: DataKind;
+  readonly pairing: Pairing;
+  readonly rankOne: boolean;
+}
+
+const FAMILIES: readonly Family[] = [
+  { name: 'gaussian', data: 'gaussian', pairing: 'independent', rankOne: false },
+  { name: 'heavy tails (Student-t 3)', data: 'heavy-tailed', pairing: 'independent', rankOne: false },
+  { name: 'outlier rows', data: 'outlier-rows', pairing: 'independent', rankOne: false },
+  { name: 'spikes', data: 'spikes', pairing: 'independent', rankOne: false },
+  { name: 'two spikes', data: 'two-spikes', pairing: 'independent', rankOne: false },
+  { name: 'rotated columns permuted', data: 'permuted', pairing: 'independent', rankOne: false },
+  { name: 'shared low rank', data: 'low-rank', pairing: 'independent', rankOne: true },
+  { name: 'parallel columns', data: 'parallel', pairing: 'independent', rankOne: true },
+  { name: 'A = B quantized twice', data: 'parallel', pairing: 'same-matrix-twice', rankOne: true },
+  { name: 'AᵀA from one quantized matrix', data: 'parallel', pairing: 'gram', rankOne: true },
+];
+
+/** Scales every column to norm √n, so that a_eff = cols and the fluctuation bound is tight. */
+function equalNorms(m: Matrix): Matrix {
+  const data = new Float32Array(m.data);
+  for (let j = 0; j < m.cols; j++) {
+    let s = 0;
+    for (let i = 0; i < m.rows; i++) s += (data[j * m.rows + i] as number) ** 2;
+    const scale = Math.sqrt(m.rows / s);
+    for (let i = 0; i < m.rows; i++) data[j * m.rows + i] = (data[j * m.rows + i] as number) * scale;
+  }
+  return { rows: m.rows, cols: m.cols, data };
+}
+
+function squaredError(estimate: Matrix, exact: Matrix): number {
+  let sum = 0;
+  for (let i = 0; i < exact.data.length; i++) sum += ((estimate.data[i] as number) - (exact.data[i] as number)) ** 2;
+  return sum;
+}
+
+interface Measured {
+  readonly mean: number;
+  readonly tolerance: number;
+}
+
+/** Mean over nonce pairs of ‖Ĉ − C‖² / expectedProductError, and its tolerance. */
+function measure(scheme: 'd3-q6' | 'e8-q16', family: Family, n: number): Measured {
+  const pair = testMatrixPair(family.data, n, COLS, COLS, 1000 + n, 7);
+  const a = equalNorms(pair.a);
+  const b = family.pairing === 'independent' ? equalNorms(pair.b) : a;
+  const exact = matmulATExact(a, b);
+  const seeds = seedsFor(family, n);
+  const ratios: number[] = [];
+  for (let s = 0; s < seeds; s++) {
+    const qa = quantize(a, { scheme, seed: 7, nonce: BigInt(2 * s + 1) });
+    const qb: QuantizedMatrix = family.pairing === 'gram' ? qa : quantize(b, { scheme, seed: 7, nonce: BigInt(2 * s + 2) });
+    ratios.push(squaredError(matmulAT(qa, qb), exact) / expectedProductError(qa, qb));
+  }
+  const mean = ratios.reduce((x, y) => x + y, 0) / seeds;
+  const empirical = Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (seeds - 1));
+  let perRun: number;
+  if (!family.rankOne) perRun = Math.max(empirical, 0.05);
+  else if (family.pairing === 'gram') perRun = Math.sqrt(2 / COLS);
+  else perRun = 1.15 * Math.sqrt(1 / COLS);
+  return { mean, tolerance: (5 * perRun) / Math.sqrt(seeds) + 0.02 };
+}
+
+describe.each(['d3-q6', 'e8-q16'] as const)('universal %s: error = expectedProductError for every family', (scheme) => {
+  for (const n of [64, 512, 2048, 8192]) {
+    it(`n = ${n}: every family within tolerance of the prediction, worst / Gaussian ≤ 1.15`, { timeout: 900_000 }, () => {
+      const results = FAMILIES.map((family) => ({ family, ...measure(scheme, family, n) }));
+      const gaussian = results[0] as (typeof results)[number];
+      const report = results.map((r) => `${r.family.name}: ${r.mean.toFixed(3)} ± ${r.tolerance.toFixed(3)}`).join('; ');
+      for (const r of results) {
+        expect(Math.abs(r.mean - 1), `${r.family.name} (${report})`).toBeLessThanOrEqual(r.tolerance);
+        expect(r.mean / gaussian.mean, `${r.family.name} / gaussian (${report})`).toBeLessThanOrEqual(1.15);
+      }
+    });
+  }
+});
+
+describe('the deterministic quantizer is not universal (the reason for the default)', () => {
+  it('its error on parallel columns grows far beyond its Gaussian error at n = 2048', () => {
+    const { a, b } = testMatrixPair('parallel', 2048, 32, 32, 5, 7);
+    const g = testMatrixPair('gaussian', 2048, 32, 32, 5, 7);
+    const nmse = (x: Matrix, y: Matrix): number => {
+      const qa = quantize(x, { scheme: 'd3-q6-deterministic', seed: 7 });
+      const qb = quantize(y, { scheme: 'd3-q6-deterministic', seed: 7 });
+      const exact = matmulATExact(x, y);
+      let ax = 0;
+      let by = 0;
+      for (const v of x.data) ax += v * v;
+      for (const v of y.data) by += v * v;
+      return (x.rows * squaredError(matmulAT(qa, qb), exact)) / (ax * by);
+    };
+    expect(nmse(a, b) / nmse(g.a, g.b)).toBeGreaterThan(5);
+  });
+});
+
+describe('expectedProductError', () => {
+  const a = testMatrixPair('gaussian', 300, 5, 4, 3).a;
+  const b = testMatrixPair('gaussian', 300, 5, 4, 3).b;
+
+  it('is (D_A + D_B + D_A·D_B)·‖A‖²‖B‖²/N for two universal matrices, from the stored norms', () => {
+    const qa = quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 1 });
+    const qb = quantize(b, { scheme: 'd3-q6', seed: 2, nonce: 2 });
+    const dE8 = 0.25 ** 2 * (929 / 12960);
+    const dD3 = 0.45 ** 2 / 8;
+    let na = 0;
+    let nb = 0;
+    for (const v of (qa as { norms: Float32Array }).norms) na += v * v;
+    for (const v of (qb as { norms: Float32Array }).norms) nb += v * v;
+    expect(expectedProductError(qa, qb)).toBeCloseTo(((dE8 + dD3 + dE8 * dD3) * na * nb) / qa.length, 10);
+  });
+
+  it('drops the diagonal for a Gram matrix (one quantization passed twice)', () => {
+    const qa = quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 1 });
+    const norms = (qa as { norms: Float32Array }).norms;
+    let sum = 0;
+    let fourth = 0;
+    for (const v of norms) {
+      sum += v * v;
+      fourth += v ** 4;
+    }
+    const d = 0.25 ** 2 * (929 / 12960);
+    expect(expectedProductError(qa, qa)).toBeCloseTo(((2 * d + d * d) * (sum * sum - fourth)) / qa.length, 10);
+  });
+
+  it('refuses deterministic and scalar operands and time-sharing, with the reason', () => {
+    const universal = quantize(a, { scheme: 'e8-q16', seed: 2 });
+    expect(() => expectedProductError(quantize(a, { scheme: 'e8-q16-deterministic', seed: 2 }), universal)).toThrow(/universal lattice scheme/);
+    expect(() => expectedProductError(universal, quantize(b, { scheme: 'int4-g32', seed: 2 }))).toThrow(LatticeMatmulError);
+    expect(() => expectedProductError(quantize(a, { scheme: 'e8-q16', seed: 2, keepFraction: 0.5 }), universal)).toThrow(/time-sharing/);
+  });
+
+  it('matmulAT refuses two different matrices quantized with the same nonce', () => {
+    const qa = quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 5 });
+    const qb = quantize(b, { scheme: 'e8-q16', seed: 2, nonce: 5 });
+    expect(() => matmulAT(qa, qb)).toThrow(/same nonce/);
+  });
+});
