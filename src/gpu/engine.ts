@@ -1,6 +1,7 @@
 import { check } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
+import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
@@ -165,6 +166,7 @@ export class GpuEngine {
   recordMatmulAT(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): void {
     this.checkAlive();
     checkProductOperands(a, b);
+    checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     const kernel = this.productKernel(a, b);
     if (kernel === 'universal-decode') {
       this.recordUniversalProduct(encoder, scratch, a, b, output, offset);

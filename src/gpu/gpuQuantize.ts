@@ -4,6 +4,7 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
 import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import { resolveQuantizeOptions, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
@@ -15,7 +16,7 @@ import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuant
 import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
-import { gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
+import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
@@ -63,6 +64,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
   readonly blocksPerColumn: number;
   readonly codeBits: number;
   readonly scaleIndexBits: number;
+  readonly maxColumnNorm: number;
   private destroyed = false;
 
   constructor(
@@ -88,6 +90,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
     this.blocksPerColumn = metadata.blocksPerColumn;
     this.codeBits = metadata.codeBits;
     this.scaleIndexBits = metadata.scaleIndexBits;
+    this.maxColumnNorm = metadata.maxColumnNorm;
   }
 
   /**
@@ -327,7 +330,11 @@ async function quantizeDeterministicUnlocked(
       readback.destroy();
     }
     checkStatus(words);
-    return new GpuLatticeQuantizedMatrix(device, metadata, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
+    const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
+    const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
+    (normValues as Float32Array).forEach((norm, j) => checkColumnNorm(norm, j));
+    const maxColumnNorm = deterministicNormBound(normValues as Float32Array, gainValues, meanValues, n);
+    return new GpuLatticeQuantizedMatrix(device, { ...metadata, maxColumnNorm }, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
   } catch (error) {
     for (const buffer of owned) buffer.destroy();
     throw error;

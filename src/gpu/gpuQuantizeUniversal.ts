@@ -3,6 +3,7 @@ import { streamWords } from '../format/bitFields.js';
 import { keptRotatedLength } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import type { ResolvedQuantizeOptions } from '../quantize/options.js';
+import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
@@ -20,7 +21,7 @@ import {
   type UniversalEncodeShape,
 } from './kernels/universalEncode.js';
 import { GpuScratch } from './scratch.js';
-import { escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
+import { columnNormBound, escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
 import { itemsPerBinding } from './workSplit.js';
 
 /*
@@ -92,6 +93,7 @@ export async function gpuQuantizeUniversalUnlocked(
     // Pass A (retried with a larger record list in the rare case that non-root escapes overflow it).
     let work: GPUBuffer;
     let words: Uint32Array;
+    let sideValues: Float32Array;
     let shape: UniversalEncodeShape;
     for (;;) {
       shape = { codec, length, keptLength, blocksPerColumn, codeWords: layout.codeWords, bitWords: layout.bitWords, denseWords, cols, nonce: nonceWords(nonce), recordCapacity };
@@ -121,11 +123,15 @@ export async function gpuQuantizeUniversalUnlocked(
       }
       device.queue.submit([encoder.finish()]);
       words = new Uint32Array(await readBuffer(device, work, 4 * universalWorkWords(shape)));
+      sideValues = new Float32Array(await readBuffer(device, side, 4 * cols * (options.center ? 2 : 1)));
       const wanted = words[UNIVERSAL_WORK_RECORDS] as number;
       if (wanted <= recordCapacity) break;
       recordCapacity = wanted;
     }
     checkStatus(words);
+    const norms = sideValues.subarray(0, cols);
+    norms.forEach((norm, j) => checkColumnNorm(norm, j));
+    const maxColumnNorm = columnNormBound(norms, options.center ? sideValues.subarray(cols, 2 * cols) : null, n);
 
     // Host: column offsets of the escape-id stream, the sorted non-root records.
     const columnStarts = new Uint32Array(cols);
@@ -174,6 +180,7 @@ export async function gpuQuantizeUniversalUnlocked(
         escapeCount,
         nonRootCount,
         hasMeans: options.center,
+        maxColumnNorm,
       },
       codes,
       escapeBits,

@@ -39,6 +39,8 @@ export interface GpuDeterministicMatrix {
   readonly codeBits: number;
   /** Bits of one packed scale index (see {@link scaleIndexBits}). */
   readonly scaleIndexBits: number;
+  /** max_j ν_j·|γ_j| (+ |μ_j|·√n when centred): products are refused when two such bounds multiply past f32. */
+  readonly maxColumnNorm: number;
   readonly codes: GPUBuffer;
   readonly scaleIndices: GPUBuffer;
   readonly norms: GPUBuffer;
@@ -196,7 +198,18 @@ export function gpuLatticeMetadata(
     blocksPerColumn: q.blocksPerColumn,
     codeBits: latticeCodeBits(q.scheme),
     scaleIndexBits: scaleIndexBits(q.multiples.length),
+    maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows),
   };
+}
+
+/** max_j ν_j·|γ_j| + |μ_j|·√rows: a bound on the norm of every decoded (uncentred) column. */
+export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number): number {
+  let largest = 0;
+  for (let j = 0; j < norms.length; j++) {
+    const gain = gains === null ? 1 : Math.abs(gains[j] as number);
+    largest = Math.max(largest, (norms[j] as number) * gain + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+  }
+  return largest;
 }
 
 /** A lattice matrix the GPU kernels read: universal or deterministic. */

@@ -37,6 +37,8 @@ export interface GpuUniversalMatrix {
   readonly escapeCount: number;
   readonly nonRootCount: number;
   readonly hasMeans: boolean;
+  /** max_j ‖a_j‖ (+ |μ_j|·√n when centred): products are refused when two such bounds multiply past f32. */
+  readonly maxColumnNorm: number;
   readonly codes: GPUBuffer;
   readonly escapeBits: GPUBuffer;
   readonly escapeStarts: GPUBuffer;
@@ -144,6 +146,9 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   }
   get hasMeans(): boolean {
     return this.metadata.hasMeans;
+  }
+  get maxColumnNorm(): number {
+    return this.metadata.maxColumnNorm;
   }
 
   /**
@@ -260,6 +265,7 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
       escapeCount: escapes.escapeCount,
       nonRootCount: escapes.nonRootCount,
       hasMeans: q.means !== null,
+      maxColumnNorm: columnNormBound(q.norms, q.means, q.rows),
     },
     codes,
     escapeBits,
@@ -268,6 +274,15 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
     escapeTable,
     sideBuffer,
   );
+}
+
+/** max_j ν_j + |μ_j|·√rows: a bound on the norm of every (uncentred) column. */
+export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number): number {
+  let largest = 0;
+  for (let j = 0; j < norms.length; j++) {
+    largest = Math.max(largest, (norms[j] as number) + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+  }
+  return largest;
 }
 
 /** The two u32 halves of a matrix's nonce, for the kernels' uniforms. */

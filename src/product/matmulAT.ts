@@ -3,7 +3,8 @@ import { innerProductTable, MAX_TABLE_CODES } from '../lattices/innerProductTabl
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
 import { schemeLattice } from '../quantize/quantize.js';
-import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import { checkProductRange } from '../quantize/prepareColumn.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { decodeRotated } from './decodeRotated.js';
 
 /**
@@ -32,6 +33,7 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
   const gram = isSameQuantization(qa, qb);
   const out = new Float32Array(qa.cols * qb.cols);
   if (qa.kind === 'lattice' && qa.mode === 'deterministic' && qb.kind === 'lattice' && qb.mode === 'deterministic' && sharesSmallCode(qa, qb)) {
+    checkProductRange(maxLatticeColumnNorm(qa), maxLatticeColumnNorm(qb));
     tableProduct(qa, qb, out);
   } else {
     decodedProduct(qa, qb, out);
@@ -52,6 +54,20 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
     }
   }
   return { rows: qa.cols, cols: qb.cols, data: out };
+}
+
+/**
+ * An upper bound on the norms of the columns of a lattice matrix as decoded: ν_j·|γ_j| (+ |μ_j|·√n when
+ * centred). Scalar matrices have no stored norms; `decodedProduct` measures their decoded columns.
+ */
+function maxLatticeColumnNorm(q: LatticeQuantizedMatrix): number {
+  let largest = 0;
+  for (let j = 0; j < q.cols; j++) {
+    const gain = q.mode === 'deterministic' && q.gains ? Math.abs(q.gains[j] as number) : 1;
+    const mean = q.means ? Math.abs(q.means[j] as number) * Math.sqrt(q.rows) : 0;
+    largest = Math.max(largest, (q.norms[j] as number) * gain + mean);
+  }
+  return largest;
 }
 
 function checkCompatible(qa: QuantizedMatrix, qb: QuantizedMatrix): void {
@@ -135,6 +151,18 @@ function tableProduct(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMa
   }
 }
 
+/** The largest norm of a decoded column (+ its mean's contribution when centred). */
+function columnNormBound(q: QuantizedMatrix, decoded: Float64Array): number {
+  let largest = 0;
+  for (let j = 0; j < q.cols; j++) {
+    let sum = 0;
+    for (let k = j * q.length; k < (j + 1) * q.length; k++) sum += (decoded[k] as number) ** 2;
+    const mean = q.means ? Math.abs(q.means[j] as number) * Math.sqrt(q.rows) : 0;
+    largest = Math.max(largest, Math.sqrt(sum) + mean);
+  }
+  return largest;
+}
+
 /** ν_j · γ_j per column. */
 function columnScales(q: DeterministicLatticeMatrix): Float64Array {
   return Float64Array.from(q.norms, (norm, j) => norm * (q.gains ? (q.gains[j] as number) : 1));
@@ -142,8 +170,9 @@ function columnScales(q: DeterministicLatticeMatrix): Float64Array {
 
 function decodedProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, out: Float32Array): void {
   const da = decodeRotated(qa);
-  const db = decodeRotated(qb);
+  const db = qb === qa ? da : decodeRotated(qb);
   const length = qa.length;
+  checkProductRange(columnNormBound(qa, da), columnNormBound(qb, db));
   for (let jb = 0; jb < qb.cols; jb++) {
     const bOffset = jb * length;
     for (let ia = 0; ia < qa.cols; ia++) {

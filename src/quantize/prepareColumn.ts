@@ -47,3 +47,41 @@ export function unscale(value: number, exponent: number, what: string): number {
   check(Number.isFinite(result), () => `${what} (${value * 2 ** -exponent}) exceeds the f32 range`);
   return result;
 }
+
+/**
+ * The documented input range of every quantizer: a column's (centred) norm is 0 or within
+ * [MIN_COLUMN_NORM, MAX_COLUMN_NORM] = [2^−100, 2^100]. Inside it, decoded entries and norms are
+ * normal f32 numbers (no overflow to ±Infinity, no precision lost to subnormals), and a product is
+ * refused only when its entries could leave the f32 range (`checkProductRange`).
+ */
+export const MIN_COLUMN_NORM = 2 ** -100;
+export const MAX_COLUMN_NORM = 2 ** 100;
+
+/** Refuses a column norm outside the documented range, naming the column. */
+export function checkColumnNorm(norm: number, column: number): void {
+  check(
+    norm === 0 || (norm >= MIN_COLUMN_NORM && norm <= MAX_COLUMN_NORM),
+    () =>
+      `column ${column} has norm ${norm.toExponential(3)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
+      'multiply the matrix by a power of two first (the codes do not depend on the scale)',
+  );
+}
+
+/**
+ * The largest product of two norms whose entries ÂᵀB̂ stay finite in f32: |Ĉ_ij| ≤ ‖a_i‖‖b_j‖·(1 + ε)
+ * with ε the relative error bound of the code (well below 1), and f32 reaches 2^128.
+ */
+export const MAX_NORM_PRODUCT = 2 ** 126;
+
+/**
+ * Refuses a product whose entries could exceed the f32 range: the largest column norms of A and B
+ * multiply past MAX_NORM_PRODUCT (the true AᵀB can be that large, and so can its estimate's error).
+ */
+export function checkProductRange(maxNormA: number, maxNormB: number): void {
+  check(
+    maxNormA * maxNormB <= MAX_NORM_PRODUCT,
+    () =>
+      `the product's entries can reach ‖a_i‖·‖b_j‖ = ${(maxNormA * maxNormB).toExponential(3)}, beyond the f32 range; ` +
+      'scale A or B down by a power of two (and the result up afterwards, in float64)',
+  );
+}

@@ -8,7 +8,7 @@ import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../s
 import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar/nvfp4.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
-import { prepareColumn, unscale } from './prepareColumn.js';
+import { checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type ResolvedQuantizeOptions } from './options.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from './rates.js';
@@ -123,6 +123,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
+    checkColumnNorm(norms[j] as number, j);
     const gain = scaledNorm === 0 ? 0 : Math.fround(numerator / scaledNorm);
     const keys = columnKeys(nonce, j);
     for (let i = 0; i < fixed.length; i++) {
@@ -208,6 +209,7 @@ function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme)
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
+    checkColumnNorm(norms[j] as number, j);
     if (scaledNorm === 0) {
       fixed.fill(0);
     } else {
@@ -296,6 +298,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     const target = rotatedAll.subarray(j * length, (j + 1) * length);
     const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, target);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
+    checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);
     // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
     const back = 2 ** -prepared.exponent;
     for (let i = 0; i < length; i++) {
