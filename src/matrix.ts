@@ -1,4 +1,5 @@
 import { check, checkPositiveInteger } from './errors.js';
+import { float16BitsToFloat32Bits } from './scalar/floatFormats.js';
 
 /**
  * A dense matrix of 32-bit floats, stored **column-major**: column `j` is the vector
@@ -98,4 +99,68 @@ function sumOfSquares(data: Float32Array): number {
   let s = 0;
   for (let i = 0; i < data.length; i++) s += (data[i] as number) ** 2;
   return s;
+}
+
+/**
+ * A column-major matrix of 16-bit floats, as models ship their weights: `data` holds IEEE binary16
+ * (`format: 'f16'`, the default) or bfloat16 (`'bf16'`) bit patterns in a Uint16Array, or the values
+ * of a `Float16Array` where the platform has one.
+ *
+ * @example
+ * const w: HalfMatrix = { rows: 4096, cols: 4096, data: f16Bits, format: 'f16' };
+ * const q = quantize(w, { scheme: 'e8-q16' }); // converted to f32 exactly, then quantized
+ */
+export interface HalfMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Uint16Array | (ArrayLike<number> & { readonly BYTES_PER_ELEMENT: 2 });
+  readonly format?: 'f16' | 'bf16';
+}
+
+/** What the quantizers accept: f32 matrices, or f16/bf16 matrices (converted exactly). */
+export type MatrixInput = Matrix | HalfMatrix;
+
+/** True for a Float16Array (its values are numbers, not bit patterns). */
+function isFloat16Array(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && (data as { constructor?: { name?: string } }).constructor?.name === 'Float16Array';
+}
+
+/**
+ * An f32 `Matrix` from a `MatrixInput`: an f32 matrix as it is (checked), an f16 or bf16 one converted
+ * exactly (every f16 and bf16 value is an f32 value). NaN and ±Infinity are refused as for f32 input.
+ *
+ * @example
+ * const a = toFloat32Matrix({ rows: 2, cols: 1, data: Uint16Array.of(0x3c00, 0xc000) }); // [1, −2]
+ */
+export function toFloat32Matrix(input: MatrixInput, name = 'matrix'): Matrix {
+  check(typeof input === 'object' && input !== null, `${name} must be a Matrix { rows, cols, data }`);
+  if (input.data instanceof Float32Array) {
+    checkMatrix(input as Matrix, name);
+    return input as Matrix;
+  }
+  const half = input as HalfMatrix;
+  checkPositiveInteger(half.rows, `${name}.rows`);
+  checkPositiveInteger(half.cols, `${name}.cols`);
+  const format = half.format ?? 'f16';
+  check(format === 'f16' || format === 'bf16', () => `${name}.format must be 'f16' or 'bf16', got ${String(format)}`);
+  const floats = isFloat16Array(half.data);
+  check(
+    half.data instanceof Uint16Array || floats,
+    () => `${name}.data must be a Float32Array, a Uint16Array of f16/bf16 bits or a Float16Array`,
+  );
+  check(!floats || format === 'f16', `${name}: a Float16Array holds f16 values; format 'bf16' needs a Uint16Array of bfloat16 bits`);
+  check(half.data.length === half.rows * half.cols, () => `${name}.data has ${half.data.length} entries, expected rows * cols = ${half.rows * half.cols}`);
+  const data = new Float32Array(half.data.length);
+  if (floats) {
+    for (let i = 0; i < data.length; i++) data[i] = half.data[i] as number;
+  } else if (format === 'bf16') {
+    new Uint32Array(data.buffer).set(Uint32Array.from(half.data as Uint16Array, (bits) => bits << 16));
+  } else {
+    const bits = half.data as Uint16Array;
+    const view = new Uint32Array(data.buffer);
+    for (let i = 0; i < data.length; i++) view[i] = float16BitsToFloat32Bits(bits[i] as number);
+  }
+  const result = { rows: half.rows, cols: half.cols, data };
+  checkMatrix(result, name);
+  return result;
 }

@@ -1,5 +1,5 @@
 import { check } from '../errors.js';
-import { checkMatrix, type Matrix } from '../matrix.js';
+import { checkMatrix, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
@@ -90,7 +90,7 @@ export class GpuEngine {
    * Quantizes a matrix given as a `Matrix` (uploaded) or as the caller's own GPU buffer. Lattice
    * schemes only: the scalar baselines run on the CPU (`quantize`).
    */
-  async quantize(input: Matrix | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
+  async quantize(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
     this.checkAlive();
     return gpuQuantizeLattice(this.device, input, options);
   }

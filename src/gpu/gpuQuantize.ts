@@ -1,7 +1,7 @@
 import { check } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
-import type { Matrix } from '../matrix.js';
+import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import { resolveQuantizeOptions, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnNorm } from '../quantize/prepareColumn.js';
@@ -188,7 +188,8 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
  * const cpuForm = await qa.read(); // equals quantize(a, { scheme: 'e8-q16', seed: 7, nonce: 1 })
  * qa.destroy();
  */
-export async function gpuQuantizeLattice(device: GPUDevice, input: Matrix | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
+export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
+  const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? toFloat32Matrix(given as MatrixInput, 'matrix') : (given as GpuMatrixInput);
   const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);
   const { scheme } = resolved;
   check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; '${scheme.kind}' baselines run on the CPU with quantize()`);

@@ -1,3 +1,4 @@
+import { float16BitsToFloat32Bits } from '../scalar/floatFormats.js';
 import { LatticeMatmulError, check } from '../errors.js';
 
 /*
@@ -881,28 +882,6 @@ export function safetensorsTypedData(info: SafetensorsTensorInfo, bytes: Uint8Ar
 }
 
 /**
- * f16 bit pattern → f32 bit pattern, exact (subnormals normalized; NaN payload and sign kept).
- *
- * @example
- * float16BitsToFloat32Bits(0x3c00); // 0x3f800000 (1.0)
- */
-export function float16BitsToFloat32Bits(h: number): number {
-  const sign = (h & 0x8000) << 16;
-  const exponent = (h >>> 10) & 0x1f;
-  let mantissa = h & 0x3ff;
-  if (exponent === 0x1f) return (sign | 0x7f800000 | (mantissa << 13)) >>> 0;
-  if (exponent !== 0) return (sign | ((exponent + 112) << 23) | (mantissa << 13)) >>> 0;
-  if (mantissa === 0) return sign >>> 0;
-  // Subnormal m · 2^-24: shift the leading 1 up to bit 10, lowering the exponent by one per shift.
-  let e = 113; // f32 biased exponent of 2^-14, the exponent of the smallest normal f16
-  while ((mantissa & 0x400) === 0) {
-    mantissa <<= 1;
-    e -= 1;
-  }
-  return (sign | (e << 23) | ((mantissa & 0x3ff) << 13)) >>> 0;
-}
-
-/**
  * Converts one tensor's little-endian bytes (F32, F16, BF16 or F64) to a new Float32Array. F16 and
  * BF16 are exact (every value, including subnormals, ±0, ±Inf and NaN payloads, is an f32); F32 is
  * copied bit for bit; F64 is rounded to nearest f32 (ties to even), overflowing to ±Inf. NaN and Inf
@@ -1033,6 +1012,8 @@ export class SafetensorsArchive {
  * const file = writeSafetensors({ w: { dtype: 'BF16', shape: [1], data: new Uint16Array([0x3f80]) } });
  * readSafetensors(file).tensorAsFloat32('w'); // Float32Array [1]
  */
+export { float16BitsToFloat32Bits };
+
 export function readSafetensors(bytes: ArrayBuffer | Uint8Array, options?: SafetensorsReadOptions): SafetensorsArchive {
   return SafetensorsArchive.read(bytes, options);
 }

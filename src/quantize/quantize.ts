@@ -1,7 +1,7 @@
 import { check } from '../errors.js';
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import type { Lattice } from '../lattices/lattice.js';
-import { checkMatrix, column, type Matrix } from '../matrix.js';
+import { column, toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
@@ -32,7 +32,8 @@ const TWO_POW_32 = 2 ** 32;
 const FP16_MIN_NORMAL = 2 ** -14;
 
 /**
- * Quantizes the columns of `matrix` (each a vector of `rows` entries).
+ * Quantizes the columns of `matrix` (each a vector of `rows` entries): an f32 `Matrix`, or an f16 /
+ * bf16 `HalfMatrix` (converted exactly).
  *
  * Lattice schemes are universal by default (subtractive dither, escape codes): the product error of
  * two quantized matrices depends only on their norms (`expectedProductError`). Schemes whose name ends
@@ -46,8 +47,8 @@ const FP16_MIN_NORMAL = 2 ** -14;
  * const c = matmulAT(qa, qb); // ≈ aᵀb, 64 × 32
  * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.25 bits, ≈ 0.009
  */
-export function quantize(matrix: Matrix, options: QuantizeOptions): QuantizedMatrix {
-  checkMatrix(matrix, 'matrix');
+export function quantize(input: MatrixInput, options: QuantizeOptions): QuantizedMatrix {
+  const matrix = toFloat32Matrix(input, 'matrix');
   const resolved = resolveQuantizeOptions(options);
   const { scheme } = resolved;
   const n = matrix.rows;

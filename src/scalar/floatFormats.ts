@@ -226,3 +226,26 @@ export function nextFloat32Up(v: number): number {
   bits[0] = (bits[0] as number) + 1;
   return new Float32Array(bits.buffer)[0] as number;
 }
+
+/**
+ * f16 bit pattern → f32 bit pattern, exact (subnormals normalized; NaN payload and sign kept).
+ *
+ * @example
+ * float16BitsToFloat32Bits(0x3c00); // 0x3f800000 (1.0)
+ */
+export function float16BitsToFloat32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exponent = (h >>> 10) & 0x1f;
+  let mantissa = h & 0x3ff;
+  if (exponent === 0x1f) return (sign | 0x7f800000 | (mantissa << 13)) >>> 0;
+  if (exponent !== 0) return (sign | ((exponent + 112) << 23) | (mantissa << 13)) >>> 0;
+  if (mantissa === 0) return sign >>> 0;
+  // Subnormal m · 2^-24: shift the leading 1 up to bit 10, lowering the exponent by one per shift.
+  let e = 113; // f32 biased exponent of 2^-14, the exponent of the smallest normal f16
+  while ((mantissa & 0x400) === 0) {
+    mantissa <<= 1;
+    e -= 1;
+  }
+  return (sign | (e << 23) | ((mantissa & 0x3ff) << 13)) >>> 0;
+}
+
