@@ -1,0 +1,75 @@
+// The per-call parts of the universal GEMV (src/gpu/kernels/universalGemv.ts; see
+// shaders/universal_gemv.wgsl for the math): compiled after the generated `UniversalGemvParams` and a
+// header with U_DIM and G_DITHER_OFFSETS (offset_v = 2^(bits_v − 1) of the lattice's dither fields).
+//   call_sums  one workgroup per right-hand side r: sums[r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
+//              coordinates, and sums[rhs + r] = Σ_i x_r[i] when W is centred (else 0);
+//   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[r]) + μ_j·sums[rhs + r],
+//              T[j, r] being what the product kernel left in Y.
+// Both sum in a fixed order (strided per invocation, then a tree).
+
+const THREADS: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> params: UniversalGemvParams;
+@group(0) @binding(1) var<storage, read> x_rotated: array<f32>; // x̃ (or x when unrotated)
+@group(0) @binding(2) var<storage, read> x: array<f32>;         // x (for Σx)
+@group(0) @binding(3) var<storage, read> side: array<f32>;      // norms, then means (all columns)
+@group(0) @binding(4) var<storage, read_write> sums: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+var<workgroup> partials: array<f32, 2u * THREADS>;
+
+@compute @workgroup_size(256, 1, 1)
+fn call_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
+  let r = group.x;
+  let x_rotated_base = params.x_rotated_first + r * params.x_stride;
+  var dither = 0.0;
+  for (var b = thread; b < params.blocks; b = b + THREADS) {
+    let k0 = b * U_DIM;
+    for (var v = 0u; v < U_DIM; v = v + 1u) {
+      if (k0 + v < params.kept) {
+        dither = dither + G_DITHER_OFFSETS[v] * x_rotated[x_rotated_base + k0 + v];
+      }
+    }
+  }
+  var total = 0.0;
+  if (params.has_means != 0u) {
+    let x_base = params.x_first + r * params.rows;
+    for (var i = thread; i < params.rows; i = i + THREADS) {
+      total = total + x[x_base + i];
+    }
+  }
+  partials[thread] = dither;
+  partials[THREADS + thread] = total;
+  for (var h = THREADS / 2u; h > 0u; h = h >> 1u) {
+    workgroupBarrier();
+    if (thread < h) {
+      partials[thread] = partials[thread] + partials[thread + h];
+      partials[THREADS + thread] = partials[THREADS + thread] + partials[THREADS + thread + h];
+    }
+  }
+  if (thread == 0u) {
+    sums[r] = partials[0];
+    sums[params.rhs + r] = partials[THREADS];
+  }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn finish(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  let index = (group.y * groups.x + group.x) * THREADS + thread;
+  if (index >= params.total_cols * params.rhs) {
+    return;
+  }
+  let r = index / params.total_cols;
+  let j = index - r * params.total_cols;
+  let scale = side[j] * params.unit;
+  var mean = 0.0;
+  if (params.has_means != 0u) {
+    mean = side[params.total_cols + j];
+  }
+  let at = params.y_first + index;
+  y[at] = scale * (y[at] + sums[r]) + mean * sums[params.rhs + r];
+}

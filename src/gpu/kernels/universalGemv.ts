@@ -1,0 +1,365 @@
+import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
+import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
+import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
+import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
+import { DITHER_GRID, latticeSpec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
+import { rotationLength } from '../../rotation/hadamard.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { STORAGE_USAGE } from '../buffers.js';
+import { columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { dispatchHadamard } from './hadamard.js';
+import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+
+/*
+ * Weight-only products with universal lattice codes on the GPU: Y = ŴᵀX for a universal matrix W on
+ * the GPU and f32 right-hand sides X (n × k, k = 1 for a GEMV), decoding the codes in the kernel. CPU
+ * twin: `matvecAT` (src/product/matvec.ts). One call records:
+ *   1. x̃ = R·X with W's seed (`dispatchHadamard` into a scratch buffer) when W is rotated;
+ *   2. the product (shaders/universal_gemv.wgsl, `main`): 8 columns per workgroup, 32 lanes per column
+ *      walking consecutive blocks, every block decoded once per tile of up to 8 right-hand sides, the
+ *      32 lane sums added by subgroup shuffles (devices with 'subgroups') and/or a workgroup-memory
+ *      tree; it writes T[j, r] = Σ c·x̃ (c = λ·M/s − dither field) into Y;
+ *   3. shaders/universal_gemv_finish.wgsl: `call_sums` (per right-hand side, Σ offset·x̃, the
+ *      column-independent part of the dither term, and Σx for the means), then `finish`:
+ *      Y = ν·unit·(T + Σ offset·x̃) + μ·Σx in place.
+ * The product shader's header comment counts instructions per code byte: the integer Voronoi decode
+ * dominates.
+ */
+
+/** Columns per workgroup of the shader (THREADS / LANES). */
+const COLUMNS = 8;
+
+/**
+ * Right-hand sides per tile: the compile-time variants (the accumulators are a register array). 8
+ * rather than 16 or 64: every right-hand side adds about 45 instructions per E8 block to a decode of
+ * about 1160, so a tile of 8 already spreads the decode well, and the cold compile on lavapipe grows
+ * with the tile (measured: ≈ 4 s CPU for 1, 7 s for 4, 13 s for 8 with E8).
+ */
+export type RhsTile = 1 | 8;
+
+const Params = new UniformLayout('UniversalGemvParams', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32', // W columns in this dispatch
+  total_cols: 'u32', // all W columns: the means' offset in `side`, Y's column stride
+  rows: 'u32', // n: entries of an x column
+  kept: 'u32', // keptLength
+  full_blocks: 'u32', // floor(keptLength / d): blocks with every coordinate kept
+  rhs: 'u32', // right-hand sides in this dispatch
+  x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
+  x_stride: 'u32', // elements between x̃ columns (N, or n unrotated)
+  x_first: 'u32', // element of x[0, first rhs] in its binding
+  y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding (then + r·total_cols + j)
+  has_means: 'u32',
+  subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+  unit: 'f32', // β / (DITHER_GRID · √N)
+});
+
+/** A compiled variant: the lattice (the generated header), the RHS tile, and whether subgroup shuffles are used. */
+export interface UniversalGemvVariant {
+  readonly lattice: LatticeName;
+  readonly rhsTile: RhsTile;
+  readonly subgroups: boolean;
+}
+
+/** The dither offsets 2^(bits − 1) of a lattice's fields, as a WGSL constant: Z_v = field_v − offset_v. */
+function ditherOffsetsWgsl(spec: LatticeSpec): string {
+  const offsets = spec.dither.fields.map((field) => `${2 ** (field.bits - 1)}.0`);
+  return `const G_DITHER_OFFSETS = array<f32, ${offsets.length}>(${offsets.join(', ')});`;
+}
+
+/**
+ * The product kernel's part of the generated header: the factor M/s turning λ into c's units and
+ * `block_fields`, the dither hash fields without their offsets (`block_dither` of universalWgsl.ts
+ * plus the offsets).
+ */
+export function universalGemvHeader(spec: LatticeSpec): string {
+  const { words, fields } = spec.dither;
+  const hashes = Array.from({ length: words }, (_, t) => `  let h${t} = mix32(key ^ (block * ${words}u + ${t}u));`);
+  const lines = fields.map((field, v) => `  f[${v}] = i32((h${field.word} >> ${field.shift}u) & ${2 ** field.bits - 1}u);`);
+  return [
+    `// Generated from latticeSpec('${spec.name}') for the universal GEMV (src/gpu/kernels/universalGemv.ts).`,
+    `const G_POINT_FACTOR: i32 = ${DITHER_GRID / spec.pointScale};`,
+    '// The raw dither fields of block `block` (Z_v = field_v − 2^(bits_v − 1)).',
+    'fn block_fields(key: u32, block: u32) -> LatticePoint {',
+    ...hashes,
+    '  var f = LatticePoint();',
+    ...lines,
+    '  return f;',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The WGSL of one variant: `enable subgroups;` first when needed, the RHS tile, the parameters, the
+ * decode library and headers, the shared code and one entry file.
+ *
+ * @example
+ * universalGemvShaderSource({ lattice: 'E8', rhsTile: 1, subgroups: false });
+ */
+export function universalGemvShaderSource(variant: UniversalGemvVariant): string {
+  const spec = latticeSpec(variant.lattice);
+  return [
+    variant.subgroups ? 'enable subgroups;' : '',
+    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
+    Params.wgsl(),
+    universalDecodeWgsl(spec),
+    universalGemvHeader(spec),
+    gemvSource,
+    variant.subgroups ? subgroupEntrySource : plainEntrySource,
+  ].join('\n');
+}
+
+/**
+ * The WGSL of the per-call kernels (`call_sums`, `finish`) of a lattice: parameters, U_DIM and the
+ * dither offsets, shaders/universal_gemv_finish.wgsl.
+ */
+export function universalGemvFinishShaderSource(lattice: LatticeName): string {
+  const spec = latticeSpec(lattice);
+  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource].join('\n');
+}
+
+/** The product kernel: per device and variant. */
+const pipelines = new KernelPipelines({
+  label: 'universal gemv',
+  bindings: [
+    'uniform',
+    'read-only-storage', // codes
+    'read-only-storage', // escape bits
+    'read-only-storage', // escape starts
+    'read-only-storage', // escape ids
+    'read-only-storage', // escape table
+    'read-only-storage', // x̃ = R·x (x when unrotated)
+    'storage', // Y (T, finished in place)
+  ],
+  compile: (device, pipelineLayout, variant: UniversalGemvVariant) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `universal gemv ${variant.lattice} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`,
+      code: universalGemvShaderSource(variant),
+    }),
+  key: (variant) => `${variant.lattice}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}`,
+});
+
+/** The per-call kernels: per device and lattice, one module with two pipelines. */
+const finishPipelines = new KernelPipelines({
+  label: 'universal gemv finish',
+  bindings: [
+    'uniform',
+    'read-only-storage', // x̃
+    'read-only-storage', // x
+    'read-only-storage', // norms and means
+    'storage', // per-call sums
+    'storage', // Y
+  ],
+  compile: (device, pipelineLayout, lattice: LatticeName) => {
+    const label = `universal gemv finish ${lattice}`;
+    const module = device.createShaderModule({ label, code: universalGemvFinishShaderSource(lattice) });
+    return {
+      sums: device.createComputePipeline({ label: `${label}: per-call sums`, layout: pipelineLayout, compute: { module, entryPoint: 'call_sums' } }),
+      finish: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'finish' } }),
+    };
+  },
+});
+
+/** `subgroup_test_mode` of the shader. */
+const SUBGROUP_TEST_MODES = { none: 0, fallback: 1, 'require-shuffles': 2 } as const;
+
+/** How the GEMV runs; the defaults suit every device. */
+export interface UniversalGemvOptions {
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+  /**
+   * Add the lanes of a column with subgroup shuffles (and rotate x with them). Default: whenever the
+   * device has the `subgroups` feature; `false` forces the workgroup-memory paths; `true` on a device
+   * without the feature is an error.
+   */
+  readonly subgroups?: boolean;
+  /**
+   * Tests only, for the subgroup variant. 'fallback': run the GEMV as if the subgroups were not blocks
+   * of consecutive invocations (the plain tree). 'require-shuffles': that fallback writes 1e30
+   * instead, so a result equal to the CPU's shows that the shuffles ran.
+   */
+  readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
+}
+
+/** Arguments of {@link dispatchUniversalGemv}. Offsets are in bytes (multiples of 4). */
+export interface UniversalGemvArgs extends UniversalGemvOptions {
+  /** Ŵ: n × cols, universal lattice codes (D3 or E8); column j gives output row j. */
+  readonly w: GpuUniversalMatrix;
+  /** X: n × rhs column-major f32 in the original basis (STORAGE usage; not written). */
+  readonly x: GPUBuffer;
+  readonly xOffset?: number;
+  /** Y = ŴᵀX: cols × rhs column-major f32 (written; STORAGE usage, a different buffer from `x`). */
+  readonly y: GPUBuffer;
+  readonly yOffset?: number;
+  /** Right-hand sides k (columns of X): 1 for a GEMV; tuned for k ≤ 64 (more work, but correct, beyond). */
+  readonly rhs: number;
+}
+
+/**
+ * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the product,
+ * then the per-call sums and the finishing pass. W's columns and X's columns are split across dispatches when they exceed a
+ * storage binding or the dispatch grid. Scratch buffers (x̃, sums, parameters) go into `scratch`:
+ * destroy it after submitting.
+ *
+ * @example
+ * // y = Ŵᵀx for one activation vector x (n entries) on the GPU:
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder({ label: 'decode step' });
+ * dispatchUniversalGemv(device, encoder, scratch, { w: gpuW, x, y, rhs: 1 }); // y: 4·cols bytes
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
+  const { w } = args;
+  const layout = checkGpuUniversalMatrix(w, 'W');
+  const { rows, cols, length } = w;
+  const rhs = args.rhs;
+  checkPositiveInteger(rhs, 'universal gemv rhs');
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  check(args.x !== args.y, 'universal gemv: x and y must be different buffers');
+  checkBufferRange(args.x, xOffset, 4 * rows * rhs, 'universal gemv: x');
+  checkBufferRange(args.y, yOffset, 4 * cols * rhs, 'universal gemv: y');
+  if (w.rotate) {
+    check(length === rotationLength(rows), () => `universal gemv: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
+  } else {
+    check(length === rows, () => `universal gemv: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
+  }
+  const available = device.features.has('subgroups');
+  const subgroups = args.subgroups ?? available;
+  check(!subgroups || available, "universal gemv: subgroups: true needs a device with the 'subgroups' feature, which this one lacks");
+  check(args.subgroupTestMode === undefined || subgroups, 'universal gemv: subgroupTestMode applies to the subgroup variant; this call runs without subgroups');
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+
+  // x̃ = R·X (N × rhs) in a scratch buffer, or X itself (n = N) without rotation.
+  let xRotated = args.x;
+  let xRotatedOffset = xOffset;
+  if (w.rotate) {
+    xRotated = scratch.buffer('universal gemv R·X', 4 * length * rhs, STORAGE_USAGE);
+    xRotatedOffset = 0;
+    dispatchHadamard(device, encoder, scratch, {
+      input: args.x,
+      output: xRotated,
+      rows,
+      cols: rhs,
+      seed: w.seed,
+      inputOffset: xOffset,
+      maxBindingBytes: args.maxBindingBytes,
+      subgroups,
+    });
+  }
+
+  const d = layout.codec.spec.dimension;
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  const rhsRanges = columnRanges(
+    rhs,
+    Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
+  );
+  const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
+  const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups });
+  const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
+  const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
+
+  const pass = encoder.beginComputePass({ label: 'universal gemv' });
+  for (const rhsRange of rhsRanges) {
+    const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
+    const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
+    const xWindow = bindingWindow(xOffset + 4 * rows * rhsRange.first, 4 * rows * rhsRange.count, alignment);
+    const yWindow = bindingWindow(yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
+    const common = {
+      total_cols: cols,
+      rows,
+      kept: w.keptLength,
+      full_blocks: Math.floor(w.keptLength / d),
+      rhs: rhsRange.count,
+      x_rotated_first: xRotatedWindow.firstElement,
+      x_stride: length,
+      x_first: xWindow.firstElement,
+      has_means: w.hasMeans ? 1 : 0,
+      subgroup_test_mode: testMode,
+      unit,
+    };
+    // The product, column range by column range: T[j, r] into Y.
+    pass.setPipeline(pipeline);
+    for (const columnRange of columnRangeList) {
+      const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
+      const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
+      const params = Params.pack({ ...windows.uniforms, ...common, cols: columnRange.count, y_first: yWindow.firstElement + columnRange.first });
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, bindGroupLayout, label, [
+          { buffer: scratch.uniform(`${label} params`, params) },
+          windowBinding(w.codes, windows.codes),
+          windowBinding(w.escapeBits, windows.escapeBits),
+          windowBinding(w.escapeStarts, windows.escapeStarts),
+          { buffer: w.escapeIds },
+          { buffer: w.escapeTable },
+          windowBinding(xRotated, xRotatedWindow),
+          windowBinding(args.y, yWindow),
+        ]),
+      );
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+    }
+    // The per-call sums, then Y = ν·unit·(T + Σ offset·x̃) + μ·Σx over all columns (dispatches of a
+    // pass see the storage writes of the earlier ones).
+    const label = `universal gemv finish, ${rhsLabel}`;
+    const whole = universalOperandWindows(w, layout, 0, cols, alignment);
+    const params = Params.pack({ ...whole.uniforms, ...common, cols, y_first: yWindow.firstElement });
+    const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhsRange.count, STORAGE_USAGE);
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, finishLayout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        windowBinding(xRotated, xRotatedWindow),
+        windowBinding(args.x, xWindow),
+        { buffer: w.side },
+        { buffer: sums },
+        windowBinding(args.y, yWindow),
+      ]),
+    );
+    pass.setPipeline(finish.sums);
+    pass.dispatchWorkgroups(rhsRange.count);
+    pass.setPipeline(finish.finish);
+    const [gx, gy] = workgroupGrid(Math.ceil((cols * rhsRange.count) / 256), maxGroups);
+    pass.dispatchWorkgroups(gx, gy);
+  }
+  pass.end();
+}
+
+/**
+ * Y = ŴᵀX on the GPU for a universal matrix already on the GPU and X given on the CPU (a vector of n
+ * entries, or an n × k matrix): uploads X, records `dispatchUniversalGemv`, reads Y back (cols × k) and
+ * destroys what it created, inside one validation section. For tests and benchmarks.
+ *
+ * @example
+ * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }));
+ * const y = await universalGemv(device, gpuW, x); // cols × 1, ≈ matvecAT(qW, x)
+ */
+export async function universalGemv(device: GPUDevice, w: GpuUniversalMatrix, x: Matrix | Float32Array, options: UniversalGemvOptions = {}): Promise<Matrix> {
+  checkGpuUniversalMatrix(w, 'W');
+  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+  checkMatrix(xMatrix, 'universal gemv x');
+  check(xMatrix.rows === w.rows, () => `universal gemv: x has ${xMatrix.rows} rows, but W has ${w.rows}`);
+  const rhs = xMatrix.cols;
+  const yBytes = 4 * w.cols * rhs;
+  const data = await runAndRead(device, 'universal gemv', yBytes, (run) => {
+    const xBuffer = run.upload('universal gemv x', xMatrix.data);
+    const yBuffer = run.storage('universal gemv y', yBytes);
+    dispatchUniversalGemv(device, run.encoder, run.scratch, { ...options, w, x: xBuffer, y: yBuffer, rhs });
+    return yBuffer;
+  });
+  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+}

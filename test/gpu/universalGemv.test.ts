@@ -1,0 +1,278 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { dispatchUniversalGemv, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { matvecAT } from '../../src/product/matvec.js';
+import { DITHER_GRID, latticeSpec } from '../../src/quantize/latticeSpec.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The universal GEMV kernel (shaders/universal_gemv.wgsl + universal_gemv_finish.wgsl) against its CPU
+ * twin `matvecAT`, entry by entry. Both read the same x̃ (the GPU rotation is bit for bit the CPU's), so
+ * they differ by the kernel's f32 arithmetic only. Per output the kernel adds the terms c_v·x̃_v
+ * (c_v = λ_v·M/s − field_v, exact integers), then the call's Σ offset_v·x̃_v, multiplies by
+ * scale = ν·β/(M·√N) and adds μ·Σx. Every term passes through at most K + 8 roundings: its product, at
+ * most K additions along any path of the lane loops and trees (K = max(keptLength, n)), the offset sum,
+ * the scale (rounded twice) and the final multiply-add. The standard bound for sums in any order gives
+ *     |y − y_cpu| ≤ γ_{K+8}·S,   S = Σ_i |ŵ_i·x̃_i| + 2·scale·Σ_{i<kept} offset_i·|x̃_i| + |μ|·Σ|x_i| + |y_cpu|
+ * (γ_k = k·u/(1 − k·u), u = 2^−24), because scale·|c_v| ≤ |ŵ_v| + scale·offset_v and the offset sum
+ * adds the second offset term; the CPU's float64 adds nothing at this scale. The test allows
+ * 2·(K + 8)·u·S, computing S from the CPU decode, the CPU rotation and the lattice's dither offsets, and
+ * checks that this stays below 1 % of the largest |y| (it is 10^−5…2·10^−3 here), while a single wrong
+ * coordinate moves an output by about |y|/√N ≥ 3 % at these sizes: a wrong block, escape, dither field,
+ * offset or mean fails it (a missing tail mask, escape or offset sign does: checked by hand).
+ *
+ * Paths: every case runs the plain variant (workgroup-memory tree) and, where the device has
+ * 'subgroups', the subgroup variant with its fallback poisoned, so a match shows that the shuffles ran
+ * (lavapipe's subgroups of 8 take the shuffles and then the tree over 32/8 groups; the tree-free path
+ * of subgroups ≥ 32 runs only on such GPUs).
+ */
+
+const noGpu = await gpuUnavailableReason();
+const U = 2 ** -24;
+
+const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
+
+/** A matrix whose columns are spikes plus noise: unrotated, they reach far into the escape shells. */
+function spiky(rows: number, cols: number, seed: number): Matrix {
+  const rng = new Rng(seed);
+  const data = new Float32Array(rows * cols);
+  for (let j = 0; j < cols; j++) {
+    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
+    data[j * rows + rng.nextInt(rows)] = 50;
+  }
+  return { rows, cols, data };
+}
+
+/** Per entry of Y = ŴᵀX: the stated tolerance 2·(K + 8)·u·S (see the file comment). */
+function tolerances(q: UniversalLatticeMatrix, x: Matrix, expected: Matrix): Float64Array {
+  const rotated = decodeRotated(q);
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const spec = latticeSpec(q.scheme.lattice);
+  const d = spec.dimension;
+  const offsets = spec.dither.fields.map((field) => 2 ** (field.bits - 1));
+  const depth = Math.max(q.keptLength, q.rows) + 8;
+  const out = new Float64Array(q.cols * x.cols);
+  for (let r = 0; r < x.cols; r++) {
+    const xr = x.data.subarray(r * x.rows, (r + 1) * x.rows);
+    const xRotated = rotation ? rotation.forward(xr) : xr;
+    let offsetTerms = 0;
+    for (let i = 0; i < q.keptLength; i++) offsetTerms += (offsets[i % d] as number) * Math.abs(xRotated[i] as number);
+    let xAbs = 0;
+    for (const v of xr) xAbs += Math.abs(v);
+    for (let j = 0; j < q.cols; j++) {
+      let terms = 0;
+      for (let i = 0; i < q.length; i++) terms += Math.abs((rotated[j * q.length + i] as number) * (xRotated[i] as number));
+      const scale = ((q.norms[j] as number) * q.scheme.beta) / (DITHER_GRID * Math.sqrt(q.length));
+      const mean = q.means ? Math.abs(q.means[j] as number) : 0;
+      const index = r * q.cols + j;
+      const s = terms + 2 * scale * offsetTerms + mean * xAbs + Math.abs(expected.data[index] as number);
+      out[index] = 2 * depth * U * s;
+    }
+  }
+  return out;
+}
+
+/** max |gpu − cpu| / tolerance, and how the tolerance compares with the product's own scale. */
+function compare(gpu: Matrix, q: UniversalLatticeMatrix, x: Matrix): { worst: number; looseness: number } {
+  const expected = matvecAT(q, x);
+  expect([gpu.rows, gpu.cols]).toEqual([expected.rows, expected.cols]);
+  const tolerance = tolerances(q, x, expected);
+  let worst = 0;
+  let largest = 0;
+  let largestTolerance = 0;
+  for (let i = 0; i < expected.data.length; i++) {
+    const g = gpu.data[i] as number;
+    const c = expected.data[i] as number;
+    expect(Number.isFinite(g)).toBe(true);
+    worst = Math.max(worst, Math.abs(g - c) / ((tolerance[i] as number) + 1e-30));
+    largest = Math.max(largest, Math.abs(c));
+    largestTolerance = Math.max(largestTolerance, tolerance[i] as number);
+  }
+  return { worst, looseness: largest > 0 ? largestTolerance / largest : 0 };
+}
+
+describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', () => {
+  let context: GpuContext;
+  let hasSubgroups = false;
+  beforeAll(async () => {
+    context = await testDevice();
+    hasSubgroups = context.device.features.has('subgroups');
+    if (!hasSubgroups) console.warn('\n*** universal gemv: this adapter has no subgroups; the subgroup paths are SKIPPED\n');
+  });
+  afterAll(() => context?.device.destroy());
+
+  /** The paths every case runs: workgroup memory only, then (where available) subgroup shuffles with a poisoned fallback. */
+  function paths(): [string, UniversalGemvOptions][] {
+    const list: [string, UniversalGemvOptions][] = [['plain', { subgroups: false }]];
+    if (hasSubgroups) list.push(['subgroups', { subgroups: true, subgroupTestMode: 'require-shuffles' }]);
+    return list;
+  }
+
+  async function check(q: UniversalLatticeMatrix, x: Matrix, options: UniversalGemvOptions = {}): Promise<void> {
+    const gpuW = uploadUniversalMatrix(context.device, q);
+    try {
+      for (const [path, pathOptions] of paths()) {
+        const y = await universalGemv(context.device, gpuW, x, { ...pathOptions, ...options });
+        const { worst, looseness } = compare(y, q, x);
+        expect(worst, `${path}: worst |gpu − cpu| / tolerance`).toBeLessThanOrEqual(1);
+        expect(looseness, `${path}: tolerance / max |y|`).toBeLessThan(1e-2);
+      }
+    } finally {
+      gpuW.destroy();
+    }
+  }
+
+  const quantizeUniversal = (w: Matrix, options: QuantizeOptions): UniversalLatticeMatrix => {
+    const q = quantize(w, options);
+    if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
+    return q;
+  };
+
+  const cases: { name: string; w: () => Matrix; k: number; options: QuantizeOptions }[] = [
+    { name: 'd3-q6, 100 × 7 (N = 128: partial last block), k = 1', w: () => gaussianMatrix(100, 7, 1), k: 1, options: { scheme: 'd3-q6', seed: 3, nonce: 11 } },
+    { name: 'e8-q16, 300 × 5 centred, k = 3', w: () => gaussianMatrix(300, 5, 2), k: 3, options: { scheme: 'e8-q16', seed: 4, nonce: 12, center: true } },
+    { name: 'E8 q = 24 (37-bit codes), 256 × 6, k = 1', w: () => gaussianMatrix(256, 6, 3), k: 1, options: { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 13 } },
+    { name: 'E8 q = 24 (37-bit codes), 200 × 9, k = 3', w: () => gaussianMatrix(200, 9, 4), k: 3, options: { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 14 } },
+    { name: 'E8 q = 4, spiky, unrotated (non-root escapes), 64 × 9, k = 3', w: () => spiky(64, 9, 5), k: 3, options: { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false } },
+    { name: 'D3 q = 5, spiky, unrotated, n = 61 (not a multiple of 3), 61 × 9, k = 1', w: () => spiky(61, 9, 6), k: 1, options: { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false } },
+    { name: 'd3-q6, n = 1, k = 1', w: () => gaussianMatrix(1, 3, 7), k: 1, options: { scheme: 'd3-q6', seed: 1, nonce: 16 } },
+    { name: 'e8-q16, n = 1 centred, k = 3', w: () => gaussianMatrix(1, 2, 8), k: 3, options: { scheme: 'e8-q16', seed: 1, nonce: 17, center: true } },
+    { name: 'e8-q16, unrotated n = 37 (partial block), 37 × 13, k = 1', w: () => gaussianMatrix(37, 13, 9), k: 1, options: { scheme: 'e8-q16', seed: 2, nonce: 18, rotate: false } },
+    { name: 'e8-q16, time-sharing κ = 0.4, 200 × 4, k = 3', w: () => gaussianMatrix(200, 4, 10), k: 3, options: { scheme: 'e8-q16', seed: 2, nonce: 19, keepFraction: 0.4 } },
+    { name: 'e8-q16, n = 1100 (not a Hadamard length: the rotation of n > 1024), 1100 × 3, k = 1', w: () => gaussianMatrix(1100, 3, 24), k: 1, options: { scheme: 'e8-q16', seed: 9, nonce: 28 } },
+    { name: 'e8-q16, 512 × 12, k = 64', w: () => gaussianMatrix(512, 12, 11), k: 64, options: { scheme: 'e8-q16', seed: 6, nonce: 20 } },
+    { name: 'd3-q6 centred, 130 × 20, k = 64', w: () => gaussianMatrix(130, 20, 12), k: 64, options: { scheme: 'd3-q6', seed: 7, nonce: 21, center: true } },
+  ];
+
+  for (const { name, w, k, options } of cases) {
+    it(name, async () => {
+      const matrix = w();
+      await check(quantizeUniversal(matrix, options), gaussianMatrix(matrix.rows, k, 100 + k));
+    });
+  }
+
+  it('the cases above have root escapes and (spiky) non-root escapes, so both escape paths run', () => {
+    const counts = (q: UniversalLatticeMatrix): { escapes: number; nonRoots: number } => {
+      const gpuW = uploadUniversalMatrix(context.device, q);
+      const result = { escapes: gpuW.escapeCount, nonRoots: gpuW.nonRootCount };
+      gpuW.destroy();
+      return result;
+    };
+    const spikyE8 = counts(quantizeUniversal(spiky(64, 9, 5), { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false }));
+    expect(spikyE8.nonRoots).toBeGreaterThan(0);
+    const spikyD3 = counts(quantizeUniversal(spiky(61, 9, 6), { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false }));
+    expect(spikyD3.nonRoots).toBeGreaterThan(0);
+    const gaussianD3 = counts(quantizeUniversal(gaussianMatrix(100, 7, 1), { scheme: 'd3-q6', seed: 3, nonce: 11 }));
+    expect(gaussianD3.escapes - gaussianD3.nonRoots).toBeGreaterThan(10);
+    const wideE8 = counts(quantizeUniversal(gaussianMatrix(256, 6, 3), { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 13 }));
+    expect(wideE8.escapes - wideE8.nonRoots).toBeGreaterThan(10);
+  });
+
+  it('a centred constant column (norm 0) gives its mean term only', async () => {
+    const w = gaussianMatrix(50, 3, 13);
+    w.data.fill(1.5, 50, 100);
+    const q = quantizeUniversal(w, { scheme: 'e8-q16', seed: 4, nonce: 22, center: true });
+    expect(q.norms[1]).toBe(0);
+    await check(q, gaussianMatrix(50, 3, 14));
+  });
+
+  it('splits columns and right-hand sides across bindings (maxBindingBytes) with the same result', async () => {
+    const q = quantizeUniversal(gaussianMatrix(96, 40, 15), { scheme: 'd3-q6', seed: 3, nonce: 23 });
+    await check(q, gaussianMatrix(96, 3, 16), { maxBindingBytes: 1024 });
+    const qE8 = quantizeUniversal(gaussianMatrix(64, 21, 17), { scheme: universal('E8', 24, 0.15), seed: 3, nonce: 24, center: true });
+    await check(qE8, gaussianMatrix(64, 9, 18), { maxBindingBytes: 768 });
+  });
+
+  it('the subgroup variant falls back to the plain tree when told to (same results)', async () => {
+    if (!hasSubgroups) return;
+    const q = quantizeUniversal(gaussianMatrix(100, 11, 19), { scheme: 'e8-q16', seed: 3, nonce: 25 });
+    const x = gaussianMatrix(100, 3, 20);
+    const gpuW = uploadUniversalMatrix(context.device, q);
+    try {
+      const y = await universalGemv(context.device, gpuW, x, { subgroups: true, subgroupTestMode: 'fallback' });
+      expect(compare(y, q, x).worst).toBeLessThanOrEqual(1);
+    } finally {
+      gpuW.destroy();
+    }
+  });
+
+  it('reads x at an offset inside a larger buffer and writes only its part of y', async () => {
+    const { device } = context;
+    const q = quantizeUniversal(gaussianMatrix(70, 10, 21), { scheme: 'e8-q16', seed: 8, nonce: 26, center: true });
+    const k = 3;
+    const x = gaussianMatrix(70, k, 22);
+    const xLead = 37; // not a multiple of the 256-byte binding alignment
+    const yLead = 5;
+    // Everything around x is NaN: a read outside x would spread into y.
+    const xData = new Float32Array(xLead + x.data.length + 50).fill(Number.NaN);
+    xData.set(x.data, xLead);
+    const ySentinel = 12345;
+    const yData = new Float32Array(yLead + q.cols * k + 7).fill(ySentinel);
+    const gpuW = uploadUniversalMatrix(device, q);
+    const scratch = new GpuScratch(device);
+    const xBuffer = createBufferWithData(device, 'gemv test x (with NaN around)', xData, STORAGE_USAGE);
+    const yBuffer = createBufferWithData(device, 'gemv test y (with sentinels)', yData, STORAGE_USAGE);
+    try {
+      for (const [, options] of paths()) {
+        const bytes = await withValidation(device, 'universal gemv offsets test', async () => {
+          const encoder = device.createCommandEncoder({ label: 'universal gemv offsets test' });
+          dispatchUniversalGemv(device, encoder, scratch, { ...options, w: gpuW, x: xBuffer, xOffset: 4 * xLead, y: yBuffer, yOffset: 4 * yLead, rhs: k });
+          device.queue.submit([encoder.finish()]);
+          return readBuffer(device, yBuffer, yData.byteLength);
+        });
+        const y = new Float32Array(bytes);
+        for (let i = 0; i < yLead; i++) expect(y[i]).toBe(ySentinel);
+        for (let i = yLead + q.cols * k; i < y.length; i++) expect(y[i]).toBe(ySentinel);
+        const result: Matrix = { rows: q.cols, cols: k, data: y.slice(yLead, yLead + q.cols * k) };
+        expect(compare(result, q, x).worst).toBeLessThanOrEqual(1);
+      }
+    } finally {
+      scratch.destroy();
+      xBuffer.destroy();
+      yBuffer.destroy();
+      gpuW.destroy();
+    }
+  });
+
+  it('refuses bad arguments with LatticeMatmulError', async () => {
+    const { device } = context;
+    const q = quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27 });
+    const gpuW = uploadUniversalMatrix(device, q);
+    const scratch = new GpuScratch(device);
+    const x = createBuffer(device, 'gemv test x', 4 * 16, STORAGE_USAGE);
+    const y = createBuffer(device, 'gemv test y', 4 * 2, STORAGE_USAGE);
+    const x3 = createBuffer(device, 'gemv test x (3 columns)', 4 * 48, STORAGE_USAGE);
+    const small = createBuffer(device, 'gemv test small buffer', 4 * 8, STORAGE_USAGE);
+    try {
+      await expect(universalGemv(device, gpuW, new Float32Array(15))).rejects.toThrow(/x has 15 rows, but W has 16/);
+      const encoder = device.createCommandEncoder({ label: 'refused' });
+      const record = (args: Partial<Parameters<typeof dispatchUniversalGemv>[3]>): void =>
+        dispatchUniversalGemv(device, encoder, scratch, { w: gpuW, x, y, rhs: 1, ...args });
+      expect(() => record({ y: x })).toThrow(/x and y must be different buffers/);
+      expect(() => record({ x: small })).toThrow(/universal gemv: x needs 64 bytes/);
+      expect(() => record({ rhs: 0 })).toThrow(/rhs must be a positive integer, got 0/);
+      expect(() => record({ rhs: 3, x: x3 })).toThrow(/universal gemv: y needs 24 bytes/);
+      expect(() => record({ xOffset: 2 })).toThrow(LatticeMatmulError);
+      if (!device.features.has('subgroups')) expect(() => record({ subgroups: true })).toThrow(/subgroups/);
+      expect(() => record({ subgroups: false, subgroupTestMode: 'fallback' })).toThrow(/subgroupTestMode/);
+      expect(() => record({ w: { ...gpuW, kind: 'scalar' } as unknown as typeof gpuW })).toThrow(/W must be a universal GPU lattice matrix/);
+      encoder.finish();
+    } finally {
+      scratch.destroy();
+      for (const buffer of [x, y, x3, small]) buffer.destroy();
+      gpuW.destroy();
+    }
+  });
+});
