@@ -1,7 +1,8 @@
 // Randomized Hadamard rotation of columns, forward and inverse, reproducing RandomizedHadamard
-// (src/rotation/randomizedHadamard.ts) bit for bit:
-//   forward: out = c · H_N · D · pad(x)                     (RandomizedHadamard.forward)
-//   inverse: out = first output_rows entries of D · c · H_Nᵀ · y  (RandomizedHadamard.inverse)
+// (src/rotation/randomizedHadamard.ts) bit for bit: forward out = the rotation of pad(x), inverse out =
+// the first output_rows entries of its transpose applied to y. A rotation has one stage (c·H_N·D on the
+// whole padded column) or two stages on overlapping windows (rotationPlan in src/rotation/hadamard.ts);
+// one dispatch runs one pass of one stage.
 //
 // This file holds what both entry points share (parameters, bindings, loading, the workgroup-memory
 // butterflies, storing); no entry point. src/gpu/kernels/hadamard.ts builds a module as
@@ -12,16 +13,28 @@
 // device's limit.
 //
 // Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
-// output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32. N = length =
-// m · 2^k, m = block ∈ {1, 12, 20}; element i = a·m + b lies in block a ∈ [0, 2^k) at position b ∈ [0, m).
-// Forward: input_rows = n, output_rows = N. Inverse: input_rows = N, output_rows = rows kept.
+// output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32. Forward:
+// input_rows = n, output_rows = N (the whole rotated length). Inverse: input_rows = N, output_rows = rows
+// kept.
+//
+// One dispatch works on one stage, whose window is the column positions stage_offset …
+// stage_offset + length − 1, with length = m · 2^k, m = block ∈ {1, 12, 20}; its element i = a·m + b
+// (i < length) lies in block a ∈ [0, 2^k) (of m elements) at position b ∈ [0, m), and sits at column
+// position p = stage_offset + i. Padding (p ≥ input_rows), the signs s_p and the dropped rows
+// (p ≥ output_rows) all use p, so a stage is exactly the single-length rotation of `length` entries
+// shifted by stage_offset (offset 0 and length N for a one-stage plan). The signs of stage k are
+// s^(k)_p = ±1 from counterHash(seed, stream, p, k) (sign_sub = k). The first pass of a stage loads the
+// positions in [input_from, input_to) from the input binding and the others, in place, from the output
+// binding (where an earlier stage left its results); later passes work in place.
 //
 // The f32 operations and their order are those of the CPU reference (hadamard.ts documents the
 // contract):
-// - forward: per element i < n, x_i · s_i with s_i = ±1 from counterHash(seed, stream, i, 0) (a sign
-//   flip, exact); zeros for n ≤ i < N; then H_N; then one multiplication by c = fround(1/√N).
-// - inverse: H_Nᵀ on y; then per kept element t_i · c, then the sign flip s_i.
-// - H_N (H_Nᵀ): for m > 1, per block, acc = ±x[a·m], then acc = acc + (±x[a·m + b']) for
+// - forward, per stage in order: each loaded element times s^(k)_p (a sign flip, exact; +0 for the
+//   padding n ≤ p < N, which only one-stage plans have); then H_length on the window; then one
+//   multiplication by c = scale = fround(1/√length).
+// - inverse, per stage from the last: H_lengthᵀ on the window; then per kept element t_p · c, then the
+//   sign flip s^(k)_p.
+// - H_length (H_lengthᵀ): for m > 1, per block, acc = ±x[a·m], then acc = acc + (±x[a·m + b']) for
 //   b' = 1 … m−1, left to right, the signs from row b of H_m (of H_mᵀ: the host uploads the transposed
 //   table); then the butterflies (u, v) → (u + v, u − v) between blocks a and a + h for
 //   h = 1, 2, 4, …, 2^(k−1), level by level (the Sylvester factor is symmetric).
@@ -33,16 +46,17 @@
 // (level_stride P, group_blocks Q, both powers of two): a "group" is the Q blocks
 // a = low + t·P + high·P·Q (t ∈ [0, Q), fixed low < P and high), which those levels only combine among
 // themselves. A workgroup copies groups_per_workgroup groups into workgroup memory (slot
-// local group · Q·m + t·m + b), runs their levels, and writes them back. The first pass
-// (transform_blocks) reads the input and applies signs (forward), padding and H_m / H_mᵀ; later passes
-// read the input binding or work in place on the output (read_input); the last one scales
-// (scale_on_store) and, for the inverse, applies the signs and drops rows past output_rows. When N fits
-// in workgroup memory there is one pass with Q = 2^k, and a workgroup holds whole columns.
+// local group · Q·m + t·m + b), runs their levels, and writes them back. The first pass of a stage
+// (transform_blocks) loads as described above and applies signs (forward), padding and H_m / H_mᵀ;
+// later passes work in place, except that the last pass of a padded inverse reads a work copy through
+// the input binding; the last pass scales (scale_on_store) and, for the inverse, applies the signs and
+// drops rows past output_rows. When the window fits in workgroup memory there is one pass with
+// Q = 2^k, and a workgroup holds the window of one or more columns.
 
 const THREADS: u32 = 256u;
 
 struct HadamardParams {
-  length: u32,               // N: entries of a rotated column
+  length: u32,               // entries of this stage's window (N for a one-stage plan)
   block: u32,                // m
   cols: u32,                 // columns in this dispatch
   input_rows: u32,           // entries (and stride) of an input column; zeros from here up to N
@@ -54,14 +68,18 @@ struct HadamardParams {
   level_stride: u32,         // P
   group_blocks: u32,         // Q
   groups_per_workgroup: u32,
-  read_input: u32,           // 1: load from the input binding; 0: from the output binding, in place
+  input_from: u32,           // positions in [input_from, input_to) load from the input binding,
+  input_to: u32,             //   the others in place from the output binding
   transform_blocks: u32,     // 1 (first pass): apply H_m (forward) or H_mᵀ (inverse) to each block on load
-  sign_on_load: u32,         // 1 (forward, first pass): x_i · s_i on load
+  sign_on_load: u32,         // 1 (forward, first pass): x_p · s^(k)_p on load
   scale_on_store: u32,       // 1 (last pass): multiply by scale when storing
-  sign_on_store: u32,        // 1 (inverse, last pass): then flip by s_i
-  scale: f32,                // c = fround(1/√N)
+  sign_on_store: u32,        // 1 (inverse, last pass): then flip by s^(k)_p
+  scale: f32,                // c = fround(1/√length)
   subgroup_test_mode: u32,   // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
-  padding: u32,
+  stage_offset: u32,         // column position of the window's first element
+  sign_sub: u32,             // k: the stage's signs are counterHash(seed, stream, p, k)
+  padding0: u32,
+  padding1: u32,
   row_negative: array<vec4<u32>, 5>, // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
 }
 
@@ -89,9 +107,9 @@ fn counter_hash(seed: u32, stream: u32, index: u32, sub: u32) -> u32 {
   return mix32(h ^ sub);
 }
 
-// counterSign(seed, stream, i) = −1 ⇔ bit 31 of the hash is set.
-fn rotation_sign_is_negative(i: u32) -> bool {
-  return (counter_hash(params.seed, params.sign_stream, i, 0u) >> 31u) == 1u;
+// s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, stream, p, k) is set (k = 0: counterSign).
+fn rotation_sign_is_negative(p: u32) -> bool {
+  return (counter_hash(params.seed, params.sign_stream, p, params.sign_sub) >> 31u) == 1u;
 }
 
 fn hadamard_entry_is_negative(row: u32, col: u32) -> bool {
@@ -116,25 +134,28 @@ fn workgroup_shape(workgroup: u32) -> WorkgroupShape {
   );
 }
 
-// Position inside its column of element b of block t of group `group_in_column`.
+// Position inside its column of element b of block t of group `group_in_column` (of this stage's
+// window).
 fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   let low = group_in_column % params.level_stride;
   let high = group_in_column / params.level_stride;
   let a = low + (t + high * params.group_blocks) * params.level_stride;
-  return a * params.block + b;
+  return params.stage_offset + a * params.block + b;
 }
 
-// Element i of `column` as loaded: from the input (+0 in the padding, as the CPU's fill(0); times s_i
-// in the forward's first pass) or, in place, from the output.
-fn loaded_value(column: u32, i: u32) -> f32 {
-  if (params.read_input == 0u) {
-    return output[params.output_first + column * params.output_rows + i];
+// Element at column position p of `column` as loaded: from the input (+0 in the padding, as the CPU's
+// fill(0)) or, in place, from the output; times s^(k)_p in the forward's first pass of a stage.
+fn loaded_value(column: u32, p: u32) -> f32 {
+  var x = 0.0;
+  if (p >= params.input_from && p < params.input_to) {
+    if (p >= params.input_rows) {
+      return 0.0;
+    }
+    x = input[params.input_first + column * params.input_rows + p];
+  } else {
+    x = output[params.output_first + column * params.output_rows + p];
   }
-  if (i >= params.input_rows) {
-    return 0.0;
-  }
-  let x = input[params.input_first + column * params.input_rows + i];
-  if (params.sign_on_load == 1u && rotation_sign_is_negative(i)) {
+  if (params.sign_on_load == 1u && rotation_sign_is_negative(p)) {
     return -x;
   }
   return x;

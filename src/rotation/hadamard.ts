@@ -5,6 +5,10 @@ import { check, LatticeMatmulError } from '../errors.js';
  * Sylvester matrix H_{2^k} (entry (a, a') = (−1)^popcount(a & a')) and a Paley matrix H_m. Entry
  * (a·m + b, a'·m + b') of H_N is H_{2^k}[a][a'] · H_m[b][b'].
  *
+ * Rotation plans (`rotationLength`, `rotationPlan`): a vector of n entries is rotated either by one
+ * such transform (zero-padded to a Hadamard length, as for small n) or, unpadded, by two transforms
+ * on overlapping windows, so that model widths such as 11008 pay no padding.
+ *
  * The f32 operation order of `hadamardTransformInPlace` is a contract: the WebGPU rotation kernel
  * reproduces it bit for bit (see that function's documentation).
  */
@@ -26,26 +30,128 @@ function smallestScaledPowerOfTwo(m: number, n: number): number {
   return v;
 }
 
+/** Smallest single Hadamard length m·2^k ≥ n (m ∈ {1, 12, 20}): the rotation length before windowed plans. */
+function smallestHadamardLength(n: number): number {
+  return Math.min(smallestScaledPowerOfTwo(1, n), smallestScaledPowerOfTwo(12, n), smallestScaledPowerOfTwo(20, n));
+}
+
+/** Largest single Hadamard length m·2^k ≤ n (m ∈ {1, 12, 20}); it exceeds 3n/4 (consecutive lengths differ by ≤ 4/3). */
+function largestHadamardLength(n: number): number {
+  let best = 1;
+  for (const m of [1, 12, 20]) {
+    for (let v = m; v <= n; v *= 2) best = Math.max(best, v);
+  }
+  return best;
+}
+
 /**
- * The length a vector of `n` entries is zero-padded to before rotating: the smallest N ≥ n with
- * N = m·2^k, m ∈ {1, 12, 20}, k ≥ 0 (12 and 20 themselves count, k = 0).
+ * Vectors of at most this many entries pad to the next single Hadamard length, exactly as before
+ * windowed plans existed (1000 → 1024, 9 → 12); longer ones that are not a Hadamard length rotate
+ * unpadded with two windows (see `rotationPlan`).
+ */
+export const MAX_PADDED_ROTATION_N = 1024;
+
+/**
+ * One stage of a rotation plan: the entries [offset, offset + length) of the (padded) vector are
+ * sign-flipped by the stage's own random signs and rotated by c·H_length, c = fround(1/√length).
+ */
+export interface RotationStage {
+  /** First entry of the stage's window. */
+  readonly offset: number;
+  /** L = m · pow2, a single Hadamard length (see `hadamardFactors`). */
+  readonly length: number;
+  readonly m: HadamardBase;
+  readonly pow2: number;
+}
+
+/** How a vector of n entries is rotated: its rotated length N and the stages, applied in order. */
+export interface RotationPlan {
+  /** N = rotationLength(n): n plus the zero padding. */
+  readonly length: number;
+  /**
+   * One stage [0, N) when N is a single Hadamard length; else two windows of the same length L,
+   * [0, L) then [N − L, N), which overlap (2L > N) and together cover the vector.
+   */
+  readonly stages: readonly RotationStage[];
+}
+
+/** Recent plans: callers ask for the same n per column, per dispatch and per kernel. */
+const planCache = new Map<number, RotationPlan>();
+const PLAN_CACHE_SIZE = 256;
+
+function stage(offset: number, length: number): RotationStage {
+  return Object.freeze({ offset, length, ...hadamardFactors(length) });
+}
+
+/**
+ * The rotation plan of a vector of `n` entries: the rotated length N ≥ n and the stages of the
+ * rotation (`RandomizedHadamard`, the GPU kernel). A contract: quantized data depends on it.
+ *
+ * **The rule.**
+ * - n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}): one stage, N = n.
+ * - n ≤ 1024 (MAX_PADDED_ROTATION_N): one stage of the smallest Hadamard length N ≥ n; entries
+ *   n … N − 1 are zeros (1000 → 1024, 9 → 12: the rotation as it was before windowed plans).
+ * - otherwise: N = n (no padding) and two stages with windows [0, L) and [n − L, n), where L is the
+ *   largest Hadamard length ≤ n (L > 3n/4, so the windows overlap in 2L − n > n/2 entries).
+ * So every n > 1024 rotates with no padding at all (11008, 13824, 14336, 28672 included), and a
+ * Hadamard length keeps its single-stage rotation bit for bit.
+ *
+ * **Why two overlapping windows and not blocks.** A block-diagonal rotation (N = N_1 + N_2 + …)
+ * never mixes entries of different blocks, so a vector whose energy sits in a small block (an
+ * outlier channel in the last 768 of 11008 = 10240 + 768) keeps it there: those rotated entries are
+ * √(N/N_k) times the average, beyond what the quantizer's scales cover (measured with d3-q6 and
+ * e8-q16 on Gaussian data with four ×100 outlier channels in the small block: product NMSE 35 to 530
+ * times that of one padded transform). With the windows and a second, independent sign diagonal on the
+ * second window, every rotated entry is a random-sign sum whose variance is at most N/L ≤ 4/3 times
+ * the average ‖x‖²/N, whatever x is: for p < n − L it is ‖x_{[0,L)}‖²/L, for p ≥ n − L it is
+ * ((2L − n)·‖x_{[0,L)}‖²/L + ‖x_{[L,n)}‖²)/L (expectations over the signs). The price is a second
+ * transform of length L. One consequence for callers that keep only some rotated coordinates (time
+ * sharing): the kept set weighs every input equally (in expectation) only if it keeps the same
+ * fraction of [0, n − L) and of [n − L, n); a plain prefix over-weighs the inputs in [0, L).
  *
  * @example
- * rotationLength(3);    // 4
- * rotationLength(9);    // 12
- * rotationLength(768);  // 768 = 12·64
- * rotationLength(1000); // 1024
+ * rotationPlan(1000);  // { length: 1024, stages: [{ offset: 0, length: 1024, m: 1, pow2: 1024 }] }
+ * rotationPlan(11008); // { length: 11008, stages: [{ offset: 0, length: 10240, m: 20, pow2: 512 },
+ *                      //                           { offset: 768, length: 10240, m: 20, pow2: 512 }] }
+ */
+export function rotationPlan(n: number): RotationPlan {
+  check(
+    Number.isSafeInteger(n) && n >= 1,
+    () => `rotationPlan: n must be a positive integer, got ${n}`,
+  );
+  const cached = planCache.get(n);
+  if (cached !== undefined) return cached;
+  const next = smallestHadamardLength(n);
+  let plan: RotationPlan;
+  if (next === n || n <= MAX_PADDED_ROTATION_N) {
+    plan = Object.freeze({ length: next, stages: Object.freeze([stage(0, next)]) });
+  } else {
+    const window = largestHadamardLength(n);
+    plan = Object.freeze({ length: n, stages: Object.freeze([stage(0, window), stage(n - window, window)]) });
+  }
+  if (planCache.size >= PLAN_CACHE_SIZE) planCache.clear();
+  planCache.set(n, plan);
+  return plan;
+}
+
+/**
+ * The length a vector of `n` entries is zero-padded to before rotating: N = rotationPlan(n).length.
+ * n itself when n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}) or n > 1024; otherwise the
+ * smallest m·2^k ≥ n.
+ *
+ * @example
+ * rotationLength(3);     // 4
+ * rotationLength(9);     // 12
+ * rotationLength(768);   // 768 = 12·64
+ * rotationLength(1000);  // 1024
+ * rotationLength(11008); // 11008: two windows of 10240, no padding (before: 12288)
  */
 export function rotationLength(n: number): number {
   check(
     Number.isSafeInteger(n) && n >= 1,
     () => `rotationLength: n must be a positive integer, got ${n}`,
   );
-  return Math.min(
-    smallestScaledPowerOfTwo(1, n),
-    smallestScaledPowerOfTwo(12, n),
-    smallestScaledPowerOfTwo(20, n),
-  );
+  return rotationPlan(n).length;
 }
 
 /**

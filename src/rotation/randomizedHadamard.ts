@@ -1,25 +1,36 @@
 import { check, checkPositiveInteger } from '../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../matrix.js';
-import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationLength } from './hadamard.js';
-import { counterSign, RandomStream } from './random.js';
+import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationPlan, type RotationPlan } from './hadamard.js';
+import { counterHash, counterSign, RandomStream } from './random.js';
 
 /**
- * The randomized Hadamard rotation x ↦ c · H_N · D · pad(x) of DESIGN §3 step 3: `pad` appends zeros up
- * to N = rotationLength(n) (zeros change no inner product), D = diag(s_0, …, s_{N−1}) holds the signs
- * s_i = counterSign(seed, RandomStream.rotationSigns, i), H_N is the unnormalized Hadamard matrix of
- * `hadamardTransformInPlace`, and c = fround(1/√N) makes the map (nearly, in f32) orthogonal. Two
- * encoders that share `seed` rotate with the same matrix, so inner products survive the rotation.
+ * The randomized Hadamard rotation of DESIGN §3 step 3, following `rotationPlan(n)`:
+ * x ↦ W_{r−1}·D_{r−1} ⋯ W_0·D_0 · pad(x). `pad` appends zeros up to N = rotationLength(n) (zeros change
+ * no inner product). Stage k has a window [o_k, o_k + L_k); D_k flips the window's entries (only) by the signs
+ * s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, RandomStream.rotationSigns, p, k) (p: the index in the
+ * whole vector; s^(0)_p = counterSign(seed, RandomStream.rotationSigns, p)), and W_k applies
+ * c_k·H_{L_k} to the window, H the unnormalized Hadamard matrix of `hadamardTransformInPlace`,
+ * c_k = fround(1/√L_k); entries outside the window are left alone. With one stage (window [0, N)) this
+ * is c·H_N·D·pad(x); with two, the windows [0, L) and [n − L, n) overlap and the second stage's own
+ * signs make every output a random-sign mixture of the whole vector. Each stage is orthogonal (up to
+ * f32 rounding), so the map is. Two encoders that share `seed` rotate with the same matrix, so inner
+ * products survive the rotation.
  *
- * f32 discipline (the WebGPU kernel reproduces it bit for bit, up to the sign of zero, which WGSL
- * may ignore):
- * - forward: out[i] = s_i · x_i for i < n (a sign flip, exact), +0 for n ≤ i < N; then
- *   `hadamardTransformInPlace(out, N)`; then out[i] = fround(out[i] · c).
- * - inverse: t = `hadamardTransposeInPlace(copy of y, N)`; out[i] = s_i · fround(t[i] · c) for i < n.
+ * f32 discipline (a contract: the WebGPU kernel reproduces it bit for bit, up to the sign of zero,
+ * which WGSL may ignore):
+ * - forward: t_p = x_p for p < n, +0 for n ≤ p < N. Then for each stage k in order:
+ *   t_p = s^(k)_p · t_p for the window's p < n (a sign flip, exact; the padding, which only one-stage
+ *   plans have, stays +0); `hadamardTransformInPlace` on t[o_k … o_k + L_k) with window-local indices;
+ *   t_p = fround(t_p · c_k) on the window. Output t. (One stage: t_p = s_p·x_p, H_N, times c, as
+ *   before windowed plans.)
+ * - inverse: t = a copy of y; for each stage k from the last to the first: `hadamardTransposeInPlace` on
+ *   the window; t_p = s^(k)_p · fround(t_p · c_k) on the window. Output t_p for p < rows.
  *
  * @example
- * const rotation = new RandomizedHadamard(1000, 42); // length 1024
+ * const rotation = new RandomizedHadamard(1000, 42); // length 1024, one stage
  * const y = rotation.forward(x);                     // Float32Array(1024), ‖y‖ ≈ ‖x‖
  * const back = rotation.inverse(y);                  // Float32Array(1000) ≈ x
+ * new RandomizedHadamard(11008, 42).length;          // 11008: windows [0, 10240) and [768, 11008)
  */
 export class RandomizedHadamard {
   /** Entries of an input vector. */
@@ -28,10 +39,16 @@ export class RandomizedHadamard {
   readonly length: number;
   /** The u32 seed of the signs. */
   readonly seed: number;
-  /** c = fround(1/√N). */
+  /** The stages (`rotationPlan(n)`). */
+  readonly plan: RotationPlan;
+  /** c_k = fround(1/√L_k) of each stage, in the order of `plan.stages`. */
+  readonly stageScales: readonly number[];
+  /** c = fround(1/√L_0) of the first stage: the only one unless n > 1024 is not a Hadamard length. */
   readonly scale: number;
-  /** s_i for i < N as f32 ±1 (the padded tail's signs serve `inverseColumns` with rows > n). */
+  /** s^(0)_p for p < N as f32 ±1 (the padded tail's signs serve `inverseColumns` with rows > n). */
   private readonly signs: Float32Array;
+  /** s^(k)_{o_k + i} for the later stages k ≥ 1, window-local (empty for a one-stage plan). */
+  private readonly stageSigns: readonly Float32Array[];
   /** Working copy for the inverse (its output has only n of the N entries). */
   private readonly scratch: Float32Array;
 
@@ -43,24 +60,31 @@ export class RandomizedHadamard {
     );
     this.n = n;
     this.seed = seed;
-    this.length = rotationLength(n);
+    this.plan = rotationPlan(n);
+    this.length = this.plan.length;
     check(
       this.length <= 1 << 30,
       () => `RandomizedHadamard: n = ${n} pads to ${this.length} entries, more than this library supports (2^30)`,
     );
-    this.scale = Math.fround(1 / Math.sqrt(this.length));
+    this.stageScales = Object.freeze(this.plan.stages.map((s) => Math.fround(1 / Math.sqrt(s.length))));
+    this.scale = this.stageScales[0] as number;
     this.signs = new Float32Array(this.length);
     for (let i = 0; i < this.length; i++) this.signs[i] = counterSign(seed, RandomStream.rotationSigns, i);
+    this.stageSigns = this.plan.stages.slice(1).map(({ offset, length }, k) => {
+      const signs = new Float32Array(length);
+      for (let i = 0; i < length; i++) signs[i] = stageSign(seed, offset + i, k + 1);
+      return signs;
+    });
     this.scratch = new Float32Array(this.length);
   }
 
-  /** s_i = counterSign(seed, RandomStream.rotationSigns, i) for any u32 index i. */
+  /** s^(0)_i = counterSign(seed, RandomStream.rotationSigns, i) for any u32 index i: the first stage's sign. */
   sign(i: number): 1 | -1 {
     return counterSign(this.seed, RandomStream.rotationSigns, i);
   }
 
   /**
-   * c · H_N · D · pad(x): a Float32Array of N = `length` entries (written into `out` when given).
+   * The rotation of x (see the class): a Float32Array of N = `length` entries (written into `out` when given).
    * `out` may be `x` itself only when n = N.
    */
   forward(x: Float32Array, out?: Float32Array): Float32Array {
@@ -74,7 +98,7 @@ export class RandomizedHadamard {
   }
 
   /**
-   * The first n entries of D · c · H_Nᵀ · y: the inverse of `forward` (up to f32 rounding) for y of
+   * The first n entries of the transposed rotation of y: the inverse of `forward` (up to f32 rounding) for y of
    * N = `length` entries. Returns a Float32Array of n entries (written into `out` when given).
    */
   inverse(y: Float32Array, out?: Float32Array): Float32Array {
@@ -134,20 +158,43 @@ export class RandomizedHadamard {
   }
 
   private forwardUnchecked(x: Float32Array, out: Float32Array): void {
-    const { n, length: N, scale, signs } = this;
-    for (let i = 0; i < n; i++) out[i] = (signs[i] as number) * (x[i] as number);
+    const { n, length: N, signs, stageScales, stageSigns } = this;
+    // D_0 flips the first window's entries; the rest wait for their own stage's signs.
+    const first = this.plan.stages[0] as (typeof this.plan.stages)[number];
+    const signedEnd = Math.min(n, first.offset + first.length);
+    if (out !== x) out.set(x.subarray(signedEnd), signedEnd);
+    for (let i = 0; i < signedEnd; i++) out[i] = (signs[i] as number) * (x[i] as number);
     out.fill(0, n, N);
-    hadamardTransformInPlace(out, N);
-    // A Float32Array store rounds the float64 product of two f32 values exactly like Math.fround.
-    for (let i = 0; i < N; i++) out[i] = (out[i] as number) * scale;
+    this.plan.stages.forEach(({ offset, length }, k) => {
+      const window = out.subarray(offset, offset + length);
+      const flips = k === 0 ? undefined : (stageSigns[k - 1] as Float32Array);
+      if (flips !== undefined) for (let i = 0; i < length; i++) window[i] = (flips[i] as number) * (window[i] as number);
+      hadamardTransformInPlace(window, length);
+      const scale = stageScales[k] as number;
+      // A Float32Array store rounds the float64 product of two f32 values exactly like Math.fround.
+      for (let i = 0; i < length; i++) window[i] = (window[i] as number) * scale;
+    });
   }
 
   private inverseUnchecked(y: Float32Array, out: Float32Array, rows: number): void {
-    const { length: N, scale, signs, scratch } = this;
+    const { signs, scratch, stageScales, stageSigns } = this;
     scratch.set(y);
-    hadamardTransposeInPlace(scratch, N);
-    for (let i = 0; i < rows; i++) out[i] = (signs[i] as number) * Math.fround((scratch[i] as number) * scale);
+    const { stages } = this.plan;
+    for (let k = stages.length - 1; k >= 0; k--) {
+      const { offset, length } = stages[k] as (typeof stages)[number];
+      const window = scratch.subarray(offset, offset + length);
+      hadamardTransposeInPlace(window, length);
+      const scale = stageScales[k] as number;
+      const flips = k === 0 ? signs.subarray(offset, offset + length) : (stageSigns[k - 1] as Float32Array);
+      for (let i = 0; i < length; i++) window[i] = (flips[i] as number) * Math.fround((window[i] as number) * scale);
+    }
+    out.set(scratch.subarray(0, rows));
   }
+}
+
+/** s^(k)_p of the class documentation: −1 when bit 31 of counterHash(seed, rotationSigns, p, k) is set. */
+function stageSign(seed: number, p: number, k: number): 1 | -1 {
+  return counterHash(seed, RandomStream.rotationSigns, p, k) >>> 31 === 1 ? -1 : 1;
 }
 
 function checkFinite(v: Float32Array, what: string): void {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Matrix } from '../../src/matrix.js';
-import { hadamardFactors, rotationLength } from '../../src/rotation/hadamard.js';
+import { hadamardFactors, rotationLength, rotationPlan } from '../../src/rotation/hadamard.js';
 import { Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { GpuContext } from '../../src/gpu/device.js';
@@ -13,6 +13,7 @@ import {
   hadamardColumns,
   hadamardInverseColumns,
   planHadamard,
+  planHadamardRotation,
   type HadamardOptions,
 } from '../../src/gpu/kernels/hadamard.js';
 import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
@@ -98,6 +99,32 @@ describe('planHadamard (CPU)', () => {
   });
 });
 
+describe('planHadamardRotation (CPU)', () => {
+  it.each([
+    [100, 32768, undefined],
+    [1000, 32768, 64],
+    [1100, 32768, undefined],
+    [3000, 16384, 64],
+    [11008, 32768, undefined],
+    [11008, 16384, undefined],
+    [28672, 32768, undefined],
+  ])('n = %i, %i bytes, forced %s elements: planHadamard per stage of rotationPlan, one variant', (rows, bytes, elements) => {
+    const plan = planHadamardRotation(rows, bytes, elements);
+    const rotation = rotationPlan(rows);
+    expect(plan.length).toBe(rotation.length);
+    expect(plan.stages.map((s) => [s.offset, s.length, s.block])).toEqual(rotation.stages.map((s) => [s.offset, s.length, s.m]));
+    for (const stage of plan.stages) {
+      expect(stage).toMatchObject(planHadamard(stage.length, bytes, elements));
+      expect(stage.workgroupElements).toBe(plan.workgroupElements);
+    }
+  });
+
+  it('refuses a forced workgroup memory too small for the blocks of 20 of a stage', () => {
+    // 3000 → windows of 2560 = 20·128: a butterfly level needs two blocks of 20.
+    expect(() => planHadamardRotation(3000, 32768, 32)).toThrow(/two Hadamard blocks of 20/);
+  });
+});
+
 describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to RandomizedHadamard', () => {
   let context: GpuContext;
   beforeAll(async () => {
@@ -124,7 +151,8 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     expect(bitMismatches(got, expected)).toEqual([]);
   }
 
-  // n → N: 1, 4, 12, 20, 24, 40, 64, 96, 1024 (from 1000), 12·2^k up to 3072, 4096, and 20·2^k.
+  // n → N: 1, 4, 12, 20, 24, 40, 64, 96, 1024 (from 1000), 12·2^k up to 1536, 4096, and 20·2^k; one
+  // stage each except 3000 (two windows of 2560, no padding).
   const sizes: [rows: number, cols: number][] = [
     [1, 1],
     [1, 3],
@@ -165,7 +193,8 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     const skip = needsSubgroups && noSubgroups;
 
     it.skipIf(skip).each(sizes)('n = %i, %i columns (one pass): forward and inverse', async (rows, cols) => {
-      expect(planHadamard(rotationLength(rows), context.limits.maxComputeWorkgroupStorageSize).passes).toHaveLength(1);
+      const plan = planHadamardRotation(rows, context.limits.maxComputeWorkgroupStorageSize);
+      expect(plan.stages.map((stage) => stage.passes.length)).toEqual(plan.stages.map(() => 1));
       await expectForwardSameAsCpu(rows, cols, 42, pathOptions);
       await expectInverseSameAsCpu(rows, cols, 42, pathOptions);
     });
@@ -193,6 +222,72 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     });
   });
 
+  /*
+   * Two-stage plans (n > 1024, not a Hadamard length): windows [0, L) and [n − L, n), one after the
+   * other, the second's first pass reading the first's results in place. By rotationPlan: 1025 → L =
+   * 1024 (offset 1), 1100 → 1024, 1500 → 1280 = 20·64, 2100 → 2048, 3000 → 2560 = 20·128, 4000 →
+   * 3072 = 12·256, 11008 → 10240 = 20·512.
+   */
+  describe.each(paths)('two-stage plans, %s', (_name, pathOptions, needsSubgroups) => {
+    const skip = needsSubgroups && noSubgroups;
+    const windowed: [rows: number, cols: number][] = [
+      [1025, 2],
+      [1100, 3],
+      [1500, 2],
+      [2100, 1],
+      [3000, 2],
+      [4000, 1],
+    ];
+
+    it.skipIf(skip).each(windowed)('n = %i, %i columns (one pass per stage): forward and inverse', async (rows, cols) => {
+      const plan = planHadamardRotation(rows, context.limits.maxComputeWorkgroupStorageSize);
+      expect(plan.stages.map((s) => s.passes.length)).toEqual([1, 1]);
+      await expectForwardSameAsCpu(rows, cols, 42, pathOptions);
+      await expectInverseSameAsCpu(rows, cols, 42, pathOptions);
+    });
+
+    // Forced small workgroup memory: every stage takes several passes, in place on the output.
+    const smallMemory: [rows: number, cols: number, elements: number, passes: number][] = [
+      [1100, 2, 64, 2],
+      [1500, 2, 64, 6],
+      [4000, 1, 256, 2],
+    ];
+    it.skipIf(skip).each(smallMemory)(
+      'forced small workgroup memory: n = %i, %i columns, %i elements → %i passes per stage',
+      async (rows, cols, elements, passes) => {
+        expect(planHadamardRotation(rows, 32768, elements).stages.map((s) => s.passes.length)).toEqual([passes, passes]);
+        await expectForwardSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
+        await expectInverseSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
+      },
+    );
+
+    it.skipIf(skip)('a model width: n = 11008 (windows of 10240, two passes each), 2 columns', async () => {
+      expect(planHadamardRotation(11008, context.limits.maxComputeWorkgroupStorageSize).stages.map((s) => s.passes.length)).toEqual([2, 2]);
+      await expectForwardSameAsCpu(11008, 2, 8, pathOptions);
+      await expectInverseSameAsCpu(11008, 2, 8, pathOptions);
+    });
+  });
+
+  it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse', async (rows) => {
+    expect(rotationLength(rows)).toBe(rows);
+    await expectForwardSameAsCpu(rows, 1, 3, {});
+    await expectInverseSameAsCpu(rows, 1, 3, {});
+  });
+
+  it('two-stage plans undo themselves: ‖inverse(forward(x)) − x‖ ≤ 2e-6·‖x‖ (n = 1100, 3000, 11008)', async () => {
+    for (const rows of [1100, 3000, 11008]) {
+      const x = testMatrix(rows, 2, rows);
+      const back = await hadamardInverseColumns(context.device, await hadamardColumns(context.device, x, 9), 9, rows);
+      let error = 0;
+      let norm = 0;
+      for (let i = 0; i < x.data.length; i++) {
+        error += ((back.data[i] as number) - (x.data[i] as number)) ** 2;
+        norm += (x.data[i] as number) ** 2;
+      }
+      expect(Math.sqrt(error), `n = ${rows}`).toBeLessThanOrEqual(2e-6 * Math.sqrt(norm));
+    }
+  });
+
   it('inverse undoes forward: ‖inverse(forward(x)) − x‖ ≤ 1e-6·‖x‖ (n = 1000, 768, 20, 3 columns)', async () => {
     for (const rows of [1000, 768, 20]) {
       const x = testMatrix(rows, 3, rows);
@@ -213,15 +308,18 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
   /**
    * Columns split across bindings (three per binding: four chunks) at unaligned offsets, both
-   * directions; with forced small workgroup memory the inverse's work buffer serves every chunk.
+   * directions; with forced small workgroup memory the inverse's work buffer serves every chunk (n = 90,
+   * padded) or the two stages work in place (n = 1100, windows of 1024).
    */
   it.each([
-    ['default', {}],
-    ['3 passes, no subgroups', { workgroupElements: 32, subgroups: false }],
-    ['3 passes', { workgroupElements: 32 }],
-  ] as [string, Options][])('splits columns across bindings and honours unaligned offsets (%s)', async (_name, options) => {
+    ['n = 90 (N = 96), default', 90, {}],
+    ['n = 90, 3 passes, no subgroups', 90, { workgroupElements: 32, subgroups: false }],
+    ['n = 90, 3 passes', 90, { workgroupElements: 32 }],
+    ['n = 1100 (two windows of 1024), default', 1100, {}],
+    ['n = 1100, 2 passes per stage, no subgroups', 1100, { workgroupElements: 64, subgroups: false }],
+    ['n = 1100, 2 passes per stage', 1100, { workgroupElements: 64 }],
+  ] as [string, number, Options][])('splits columns across bindings and honours unaligned offsets (%s)', async (_name, rows, options) => {
     const { device } = context;
-    const rows = 90; // N = 96
     const cols = 10;
     const N = rotationLength(rows);
     const seed = 99;
@@ -265,15 +363,18 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     }
   });
 
-  it('16 KB workgroup memory: N = 8192 takes two passes (both directions, each path)', async () => {
+  it('16 KB workgroup memory: N = 8192 and the windows of 11008 take two passes (both directions, each path)', async () => {
     const small = await testDevice({ workgroupStorageLimit: 16384 });
     try {
       expect(small.limits.maxComputeWorkgroupStorageSize).toBe(16384);
       expect(planHadamard(8192, 16384).passes).toHaveLength(2);
+      expect(planHadamardRotation(11008, 16384).stages.map((s) => s.passes.length)).toEqual([2, 2]);
       for (const [name, options, needsSubgroups] of paths) {
         if (needsSubgroups && !small.features.subgroups) continue;
         await expectForwardSameAsCpu(8000, 2, 11, options, small.device).catch(failIn(name));
         await expectInverseSameAsCpu(8000, 2, 11, options, small.device).catch(failIn(name));
+        await expectForwardSameAsCpu(11008, 1, 11, options, small.device).catch(failIn(name));
+        await expectInverseSameAsCpu(11008, 1, 11, options, small.device).catch(failIn(name));
       }
     } finally {
       small.device.destroy();

@@ -6,9 +6,12 @@ import {
   hadamardFactors,
   hadamardTransformInPlace,
   hadamardTransposeInPlace,
+  MAX_PADDED_ROTATION_N,
   rotationLength,
+  rotationPlan,
 } from '../../src/rotation/hadamard.js';
 import { Rng } from '../../src/rotation/random.js';
+import { contractTransform, tableEntry as entry } from './rotationReference.js';
 
 /** Every m·2^k ≤ limit, m ∈ {1, 12, 20}, sorted. */
 function supportedLengths(limit: number): number[] {
@@ -21,11 +24,6 @@ function popcount(x: number): number {
   let c = 0;
   for (let v = x; v !== 0; v >>>= 1) c += v & 1;
   return c;
-}
-
-/** The m × m table as a function (row-major Int8Array). */
-function entry(table: Readonly<Int8Array>, m: number, r: number, c: number): number {
-  return table[r * m + c] as number;
 }
 
 /** Dense H_N = H_{2^k} ⊗ H_m in float64, row-major, with the Sylvester entries (−1)^popcount(a & a'). */
@@ -52,49 +50,44 @@ function randomVector(length: number, rng: Rng): Float32Array {
   return v;
 }
 
-/**
- * The transform exactly as the contract is worded, with Math.fround on every sum (the GPU kernel's
- * recipe): step 1 block sums left to right, step 2 loops over h and over every a with (a & h) = 0.
- */
-function contractTransform(x: Float32Array, N: number, m: number, table: Readonly<Int8Array>, transpose: boolean): Float32Array {
-  const y = Float32Array.from(x.subarray(0, N));
-  const blocks = N / m;
-  if (m > 1) {
-    for (let a = 0; a < blocks; a++) {
-      const block: number[] = [];
-      for (let b = 0; b < m; b++) {
-        const h = (b2: number): number => (transpose ? entry(table, m, b2, b) : entry(table, m, b, b2));
-        let acc = h(0) * (y[a * m] as number);
-        for (let b2 = 1; b2 < m; b2++) acc = Math.fround(acc + h(b2) * (y[a * m + b2] as number));
-        block.push(acc);
-      }
-      block.forEach((v, b) => (y[a * m + b] = v));
-    }
+/** Smallest m·2^k ≥ n (m ∈ {1, 12, 20}): the rotation length before windowed plans existed. */
+function singleLength(n: number): number {
+  let best = Infinity;
+  for (const m of [1, 12, 20]) {
+    let v = m;
+    while (v < n) v *= 2;
+    best = Math.min(best, v);
   }
-  for (let h = 1; h < blocks; h *= 2) {
-    for (let a = 0; a < blocks; a++) {
-      if ((a & h) !== 0) continue;
-      for (let b = 0; b < m; b++) {
-        const u = y[a * m + b] as number;
-        const v = y[(a + h) * m + b] as number;
-        y[a * m + b] = Math.fround(u + v);
-        y[(a + h) * m + b] = Math.fround(u - v);
-      }
-    }
-  }
-  return y;
+  return best;
 }
 
-describe('rotationLength', () => {
-  const lengths = supportedLengths(2 ** 24);
-  const bruteForce = (n: number): number => lengths.find((v) => v >= n) as number;
+const windows = (n: number): [number, number][] => rotationPlan(n).stages.map((s) => [s.offset, s.length]);
 
-  it('is the smallest m·2^k ≥ n for every n ≤ 5000 and at sampled larger n', () => {
-    for (let n = 1; n <= 5000; n++) expect(rotationLength(n)).toBe(bruteForce(n));
-    const rng = new Rng(3);
-    for (let t = 0; t < 500; t++) {
-      const n = 1 + rng.nextInt(2 ** 24);
-      expect(rotationLength(n)).toBe(bruteForce(n));
+describe('rotationLength and rotationPlan', () => {
+  it('n ≤ 1024 or a Hadamard length: one stage of the smallest m·2^k ≥ n, as before (every n ≤ 65536)', () => {
+    expect(MAX_PADDED_ROTATION_N).toBe(1024);
+    const lengths = new Set(supportedLengths(2 ** 17));
+    for (let n = 1; n <= 65536; n++) {
+      if (n > 1024 && !lengths.has(n)) continue;
+      const N = singleLength(n);
+      const plan = rotationPlan(n);
+      if (plan.length !== N || plan.stages.length !== 1) expect({ n, plan }).toEqual({ n, plan: { length: N, stages: [{ offset: 0, length: N }] } });
+      expect(rotationLength(n)).toBe(N);
+    }
+  });
+
+  it('n > 1024, not a Hadamard length: no padding, windows [0, L) and [n − L, n), L the largest m·2^k ≤ n (every n ≤ 65536)', () => {
+    const lengths = supportedLengths(2 ** 17);
+    const lengthSet = new Set(lengths);
+    for (let n = 1025; n <= 65536; n++) {
+      if (lengthSet.has(n)) continue;
+      const L = lengths.filter((v) => v <= n).at(-1) as number;
+      const got = windows(n);
+      if (rotationLength(n) !== n || got.join() !== [[0, L], [n - L, L]].join()) {
+        expect({ n, length: rotationLength(n), windows: got }).toEqual({ n, length: n, windows: [[0, L], [n - L, L]] });
+      }
+      // The windows overlap and cover [0, n): L > 3n/4 (consecutive Hadamard lengths differ by ≤ 4/3).
+      expect(4 * L).toBeGreaterThan(3 * n);
     }
   });
 
@@ -114,17 +107,74 @@ describe('rotationLength', () => {
     [40, 40],
     [100, 128],
     [768, 768],
+    [769, 1024],
     [1000, 1024],
+    [1024, 1024],
     [1536, 1536],
-    [4097, 5120],
     [6144, 6144],
-  ])('rotationLength(%d) = %d', (n, expected) => {
+  ])('rotationLength(%d) = %d, one stage', (n, expected) => {
     expect(rotationLength(n)).toBe(expected);
+    expect(rotationPlan(n).stages).toEqual([{ offset: 0, length: expected, ...hadamardFactors(expected) }]);
+  });
+
+  // By hand: L = the largest of 2^k, 12·2^k, 20·2^k not above n.
+  // 1025: 1024. 1100: 1024 (1280 > 1100). 3000: 2560 = 20·128 (3072 > 3000). 4097: 4096.
+  // 11008: 10240 = 20·512 (12288 > 11008). 13824: 12288 = 12·1024 (16384 > 13824). 14336: 12288.
+  // 28672: 24576 = 12·2048 (32768 > 28672).
+  it.each([
+    [1025, 1024],
+    [1100, 1024],
+    [3000, 2560],
+    [4097, 4096],
+    [11008, 10240],
+    [13824, 12288],
+    [14336, 12288],
+    [28672, 24576],
+  ])('n = %d: two windows of %d, no padding', (n, L) => {
+    expect(rotationLength(n)).toBe(n);
+    expect(rotationPlan(n).stages).toEqual([
+      { offset: 0, length: L, ...hadamardFactors(L) },
+      { offset: n - L, length: L, ...hadamardFactors(L) },
+    ]);
+  });
+
+  it('padding: none for every n > 1024 and every listed model width; as before for n ≤ 1024', () => {
+    for (const n of [768, 1024, 2048, 3072, 4096, 5120, 8192, 11008, 13824, 14336, 28672]) expect(rotationLength(n)).toBe(n);
+    let worst = 0;
+    let worstAt = 0;
+    for (let n = 1; n <= 65536; n++) {
+      const padding = (rotationLength(n) - n) / n;
+      if (n > 1024) expect(padding).toBe(0);
+      if (padding > worst) [worst, worstAt] = [padding, n];
+    }
+    expect([worst, worstAt]).toEqual([3 / 5, 5]); // 5 → 8, unchanged
+  });
+
+  it('a plan is frozen, its stages are Hadamard lengths that cover [0, N), and it depends on N alone', () => {
+    const rng = new Rng(11);
+    const ns = [1, 2, 255, 1000, 1025, 3000, 11008, 2 ** 20 + 1, 3 * 2 ** 20 - 7, 2 ** 30];
+    for (let t = 0; t < 200; t++) ns.push(1 + rng.nextInt(2 ** 24));
+    for (const n of ns) {
+      const plan = rotationPlan(n);
+      expect(Object.isFrozen(plan) && Object.isFrozen(plan.stages) && plan.stages.every((s) => Object.isFrozen(s))).toBe(true);
+      expect(plan.length).toBeGreaterThanOrEqual(n);
+      const covered = new Set<number>();
+      for (const stage of plan.stages) {
+        expect(hadamardFactors(stage.length)).toEqual({ m: stage.m, pow2: stage.pow2 });
+        expect(stage.offset + stage.length).toBeLessThanOrEqual(plan.length);
+        covered.add(stage.offset).add(stage.offset + stage.length - 1);
+      }
+      expect(plan.stages[0]?.offset).toBe(0);
+      expect((plan.stages.at(-1) as (typeof plan.stages)[number]).offset + (plan.stages.at(-1)?.length ?? 0)).toBe(plan.length);
+      if (plan.stages.length === 2) expect(plan.stages[1]?.offset).toBeLessThan(plan.stages[0]?.length ?? 0); // overlap
+      expect(rotationPlan(plan.length)).toEqual(plan);
+    }
   });
 
   it('refuses n that is not a positive integer', () => {
-    for (const bad of [0, -1, 2.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const bad of [0, -1, 2.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
       expect(() => rotationLength(bad)).toThrow(LatticeMatmulError);
+      expect(() => rotationPlan(bad)).toThrow(/rotationPlan: n must be a positive integer/);
     }
   });
 });

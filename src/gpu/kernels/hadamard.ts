@@ -3,7 +3,7 @@ import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
-import { hadamard12, hadamard20, hadamardFactors, rotationLength } from '../../rotation/hadamard.js';
+import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
 import { RandomStream } from '../../rotation/random.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
@@ -18,6 +18,15 @@ import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } fro
  * bit for bit equal to the CPU: forward output column j = `new RandomizedHadamard(rows,
  * seed).forward(column j)`, inverse output column j = `….inverse(column j)`. The shader documents the
  * f32 order and how the work is split into passes.
+ *
+ * Two-stage plans (`rotationPlan(rows)` for rows > 1024 that are not a Hadamard length: windows
+ * [0, L) and [rows − L, rows)) run stage after stage, each a single-length rotation of L entries
+ * whose positions (loading, signs, storing) are shifted by the window's offset, a uniform. A stage's
+ * first pass loads the positions no earlier stage has touched from the input binding and the others,
+ * in place, from the output binding; the stage index selects its signs. So every stage reuses the
+ * multi-pass and subgroup machinery of a single Hadamard length unchanged, and the bits are those of
+ * the CPU's per-stage contract. The stages must run in order (the second reads the first's results),
+ * so one dispatch per stage and pass is the natural split; both share one pipeline variant.
  *
  * Compile-time variants: the workgroup-memory size, and whether the butterfly levels inside a
  * subgroup use `subgroupShuffleXor` (devices with the `subgroups` feature; the results are the same
@@ -82,9 +91,11 @@ export interface HadamardPlan {
 }
 
 /**
- * Plans the rotation of columns of length `length` (= rotationLength(n)) for a device that grants
- * `maxWorkgroupStorageBytes` of workgroup memory: one pass when the column fits, else passes of as
- * many butterfly levels as fit. `workgroupElements` forces a smaller workgroup memory (tests).
+ * Plans one stage of a rotation, a transform of `length` = m·2^k entries (the whole padded column for
+ * a one-stage plan, a window of a two-stage one; `planHadamardRotation` plans them all) for a device
+ * that grants `maxWorkgroupStorageBytes` of workgroup memory: one pass when the window fits, else
+ * passes of as many butterfly levels as fit. `workgroupElements` forces a smaller workgroup memory
+ * (tests).
  *
  * @example
  * planHadamard(1024, 32768);  // one pass, Q = 1024
@@ -120,6 +131,59 @@ export function planHadamard(length: number, maxWorkgroupStorageBytes: number, w
     levelStride *= groupBlocks;
   } while (levelStride < pow2);
   return { length, block: m, workgroupElements: elements, passes };
+}
+
+/** One stage (window) of a rotation and its passes. */
+export interface HadamardStagePlan extends HadamardPlan {
+  /** First entry of the stage's window in a rotated column. */
+  readonly offset: number;
+}
+
+/** How the rotation of n-entry columns runs: every stage of `rotationPlan(n)`, on one pipeline variant. */
+export interface HadamardRotationPlan {
+  /** N = rotationLength(n). */
+  readonly length: number;
+  /** f32 values per workgroup (a power of two), shared by every stage. */
+  readonly workgroupElements: number;
+  readonly stages: readonly HadamardStagePlan[];
+}
+
+/**
+ * Plans the rotation of columns of `rows` entries: `planHadamard` for each stage of
+ * `rotationPlan(rows)` (the stages of a plan have one length, so they share one pipeline variant).
+ *
+ * @example
+ * planHadamardRotation(11008, 32768); // windows [0, 10240) and [768, 11008), 2 passes each, 8192 elements
+ */
+export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardRotationPlan {
+  const rotation = rotationPlan(rows);
+  const stages = rotation.stages.map((stage) => ({
+    offset: stage.offset,
+    ...planHadamard(stage.length, maxWorkgroupStorageBytes, workgroupElements),
+  }));
+  const elements = stages[0]?.workgroupElements;
+  check(
+    elements !== undefined && stages.every((stage) => stage.workgroupElements === elements),
+    'planHadamardRotation: the stages of a plan share one workgroup size',
+  );
+  return { length: rotation.length, workgroupElements: elements, stages };
+}
+
+/**
+ * Positions [from, to) of a stage's window that its first pass loads from the input binding; the
+ * other positions of the window hold results of a stage that ran before it (in the direction's order)
+ * and are loaded in place from the output binding. Plans have one stage or two windows [0, L) and
+ * [N − L, N), so what an earlier stage touched is one interval at one end of the window.
+ */
+function freshRange(stages: readonly HadamardStagePlan[], index: number, inverse: boolean): { from: number; to: number } {
+  const all = { from: 0, to: 0xffffffff };
+  const earlier = inverse ? stages.slice(index + 1) : stages.slice(0, index);
+  const [done, more] = earlier;
+  if (done === undefined) return all;
+  check(more === undefined, 'hadamard: a rotation plan has at most two stages');
+  const stage = stages[index] as HadamardStagePlan;
+  // The earlier window covers the start of this one (forward: [0, L) before [N − L, N)) or its end.
+  return done.offset <= stage.offset ? { from: done.offset + done.length, to: all.to } : { from: 0, to: done.offset };
 }
 
 /** How a rotation runs, in either direction; the defaults suit every device. */
@@ -174,9 +238,11 @@ export interface HadamardInverseArgs extends HadamardOptions {
 
 /**
  * Records the randomized Hadamard rotation of every column into `encoder`: output column j =
- * c · H_N · D · pad(input column j), identical bit for bit to `RandomizedHadamard.forward` (up to the
- * sign of zero, which WGSL does not promise to keep). Columns are split across dispatches when they
- * exceed one storage binding; columns longer than the workgroup memory take several passes.
+ * the rotation of `RandomizedHadamard(rows, seed)` applied to input column j (c · H_N · D · pad(x) for a
+ * one-stage plan; the stages of `rotationPlan(rows)` in order otherwise), identical bit for bit to
+ * `RandomizedHadamard.forward` (up to the sign of zero, which WGSL does not promise to keep). Columns
+ * are split across dispatches when they exceed one storage binding; stages longer than the workgroup
+ * memory take several passes.
  * Parameter buffers go into `scratch` (destroy it after submitting).
  *
  * @example
@@ -197,9 +263,10 @@ export function dispatchHadamard(
 
 /**
  * Records the inverse rotation of every column into `encoder`: output column j = the first `rows`
- * entries of D · c · H_Nᵀ · (input column j), identical bit for bit to `RandomizedHadamard.inverse`
- * (`inverseColumns`) up to the sign of zero. Splits and passes as `dispatchHadamard`; with several
- * passes the intermediate N × cols values live in a work buffer in `scratch`.
+ * entries of the transposed rotation of input column j, identical bit for bit to
+ * `RandomizedHadamard.inverse` (`inverseColumns`) up to the sign of zero. Splits and passes as
+ * `dispatchHadamard`, stages in reverse order; for a padded plan with several passes the intermediate
+ * N × cols values live in a work buffer in `scratch`.
  *
  * @example
  * const scratch = new GpuScratch(device);
@@ -220,7 +287,7 @@ export function dispatchHadamardInverse(
 /** `subgroup_test_mode` of the shader. */
 const SUBGROUP_TEST_MODES = { none: 0, fallback: 1, 'require-shuffles': 2 } as const;
 
-/** Where one pass reads: a binding of `rows`-entry columns, or (null) the output binding in place. */
+/** What binding 1 of a pass holds: a buffer window of `rows`-entry columns. */
 interface PassSource {
   readonly buffer: GPUBuffer;
   readonly window: BindingWindow;
@@ -253,22 +320,24 @@ function recordRotation(
   checkBufferRange(args.output, outputOffset, 4 * outputRows * cols, `${what}: output`);
   const subgroups = resolveSubgroups(device, args, what);
 
-  const plan = planHadamard(length, device.limits.maxComputeWorkgroupStorageSize, args.workgroupElements);
+  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, args.workgroupElements);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const columnsPerChunk = Math.min(
     itemsPerBinding(4 * rows, maxBinding, alignment),
     itemsPerBinding(4 * length, maxBinding, alignment),
   );
-  // The inverse keeps fewer rows than it transforms: with several passes, the passes before the last
-  // work in place on an N-row copy (reused by every chunk: dispatches of a pass run in order).
-  const passCount = plan.passes.length;
+  // The inverse of a padded (one-stage) plan keeps fewer rows than it transforms: with several passes,
+  // the passes before the last work in place on an N-row copy (reused by every chunk: dispatches of a
+  // pass run in order). Two-stage plans have N = rows and work in place on the output.
+  const [firstStage] = plan.stages;
   const work =
-    inverse && passCount > 1
+    inverse && outputRows < length && plan.stages.length === 1 && firstStage !== undefined && firstStage.passes.length > 1
       ? scratch.buffer(`${what} work`, 4 * length * Math.min(columnsPerChunk, cols), BufferUsage.STORAGE)
       : undefined;
-  const rowMasks = hadamardRowMasks(plan.block, inverse);
-  const scale = Math.fround(1 / Math.sqrt(length));
+  check(plan.stages.length === 1 || outputRows === length, 'hadamard: a two-stage plan has no padding');
+  // Stages run in order: forward first to last, inverse last to first.
+  const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
   const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups });
 
   const pass = encoder.beginComputePass({ label: `${what} N = ${length}` });
@@ -278,57 +347,75 @@ function recordRotation(
     const inputWindow = bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
     const outputWindow = bindingWindow(outputOffset + 4 * outputRows * j0, 4 * outputRows * chunkCols, alignment);
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
-    plan.passes.forEach(({ levelStride, groupBlocks }, passIndex) => {
-      const first = passIndex === 0;
-      const last = passIndex === passCount - 1;
-      // Forward: input → output, then in place on the output. Inverse: input → work, in place on
-      // work, work → output (one pass: input → output).
-      const target =
-        work !== undefined && !last
-          ? { buffer: work, window: workWindow, rows: length }
-          : { buffer: args.output, window: outputWindow, rows: outputRows };
-      let source: PassSource | null = null;
-      if (first) source = { buffer: args.input, window: inputWindow, rows: inputRows };
-      else if (work !== undefined && last) source = { buffer: work, window: workWindow, rows: length };
-      const groupElements = groupBlocks * plan.block;
-      const totalGroups = chunkCols * (length / groupElements);
-      const groupsPerWorkgroup = Math.min(Math.floor(plan.workgroupElements / groupElements), totalGroups);
-      const label = `${what} N = ${length}, columns ${j0}…${j0 + chunkCols - 1}, pass ${passIndex + 1}/${passCount}`;
-      const params = new UniformPacker()
-        .u32(length, 'length')
-        .u32(plan.block, 'block')
-        .u32(chunkCols, 'cols')
-        .u32(source?.rows ?? inputRows, 'input_rows')
-        .u32(target.rows, 'output_rows')
-        .u32(source?.window.firstElement ?? inputWindow.firstElement, 'input_first')
-        .u32(target.window.firstElement, 'output_first')
-        .u32(seed, 'seed')
-        .u32(RandomStream.rotationSigns, 'sign_stream')
-        .u32(levelStride, 'level_stride')
-        .u32(groupBlocks, 'group_blocks')
-        .u32(groupsPerWorkgroup, 'groups_per_workgroup')
-        .u32(source === null ? 0 : 1, 'read_input')
-        .u32(first ? 1 : 0, 'transform_blocks')
-        .u32(first && !inverse ? 1 : 0, 'sign_on_load')
-        .u32(last ? 1 : 0, 'scale_on_store')
-        .u32(last && inverse ? 1 : 0, 'sign_on_store')
-        .f32(scale, 'scale')
-        .u32(SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'], 'subgroup_test_mode')
-        .u32(0, 'padding');
-      for (const mask of rowMasks) params.u32(mask, 'row_negative');
-      const bindGroup = createKernelBindGroup(device, layout, label, [
-        { buffer: scratch.uniform(label, params) },
-        // In-place passes read nothing from binding 1; it keeps the input bound.
-        windowBinding(source?.buffer ?? args.input, source?.window ?? inputWindow),
-        windowBinding(target.buffer, target.window),
-      ]);
-      pass.setBindGroup(0, bindGroup);
-      const [x, y] = workgroupGrid(
-        Math.ceil(totalGroups / groupsPerWorkgroup),
-        device.limits.maxComputeWorkgroupsPerDimension,
-      );
-      pass.dispatchWorkgroups(x, y);
-    });
+    for (const stageIndex of order) {
+      const stage = plan.stages[stageIndex] as HadamardStagePlan;
+      const rowMasks = hadamardRowMasks(stage.block, inverse);
+      const scale = Math.fround(1 / Math.sqrt(stage.length));
+      const fresh = freshRange(plan.stages, stageIndex, inverse);
+      const passCount = stage.passes.length;
+      const stageLabel =
+        plan.stages.length === 1 ? '' : `, stage ${stageIndex + 1}/${plan.stages.length} (${stage.offset}…${stage.offset + stage.length - 1})`;
+      stage.passes.forEach(({ levelStride, groupBlocks }, passIndex) => {
+        const first = passIndex === 0;
+        const last = passIndex === passCount - 1;
+        // Forward: input → output, then in place on the output. Inverse of a padded plan: input →
+        // work, in place on work, work → output. The first pass of a later stage also reads, in
+        // place, what the earlier stage left in the output.
+        const target =
+          work !== undefined && !last
+            ? { buffer: work, window: workWindow, rows: length }
+            : { buffer: args.output, window: outputWindow, rows: outputRows };
+        let source: PassSource = { buffer: args.input, window: inputWindow, rows: inputRows };
+        let range = { from: 0, to: 0 }; // in place: nothing from binding 1
+        if (first) range = fresh;
+        else if (work !== undefined && last) {
+          source = { buffer: work, window: workWindow, rows: length };
+          range = { from: 0, to: 0xffffffff };
+        }
+        const groupElements = groupBlocks * stage.block;
+        const totalGroups = chunkCols * (stage.length / groupElements);
+        const groupsPerWorkgroup = Math.min(Math.floor(plan.workgroupElements / groupElements), totalGroups);
+        const label = `${what} N = ${length}${stageLabel}, columns ${j0}…${j0 + chunkCols - 1}, pass ${passIndex + 1}/${passCount}`;
+        const params = new UniformPacker()
+          .u32(stage.length, 'length')
+          .u32(stage.block, 'block')
+          .u32(chunkCols, 'cols')
+          .u32(source.rows, 'input_rows')
+          .u32(target.rows, 'output_rows')
+          .u32(source.window.firstElement, 'input_first')
+          .u32(target.window.firstElement, 'output_first')
+          .u32(seed, 'seed')
+          .u32(RandomStream.rotationSigns, 'sign_stream')
+          .u32(levelStride, 'level_stride')
+          .u32(groupBlocks, 'group_blocks')
+          .u32(groupsPerWorkgroup, 'groups_per_workgroup')
+          .u32(range.from, 'input_from')
+          .u32(range.to, 'input_to')
+          .u32(first ? 1 : 0, 'transform_blocks')
+          .u32(first && !inverse ? 1 : 0, 'sign_on_load')
+          .u32(last ? 1 : 0, 'scale_on_store')
+          .u32(last && inverse ? 1 : 0, 'sign_on_store')
+          .f32(scale, 'scale')
+          .u32(SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'], 'subgroup_test_mode')
+          .u32(stage.offset, 'stage_offset')
+          .u32(stageIndex, 'sign_sub')
+          .u32(0, 'padding0')
+          .u32(0, 'padding1');
+        for (const mask of rowMasks) params.u32(mask, 'row_negative');
+        const bindGroup = createKernelBindGroup(device, layout, label, [
+          { buffer: scratch.uniform(label, params) },
+          // In-place passes read nothing from binding 1; it keeps the input bound.
+          windowBinding(source.buffer, source.window),
+          windowBinding(target.buffer, target.window),
+        ]);
+        pass.setBindGroup(0, bindGroup);
+        const [x, y] = workgroupGrid(
+          Math.ceil(totalGroups / groupsPerWorkgroup),
+          device.limits.maxComputeWorkgroupsPerDimension,
+        );
+        pass.dispatchWorkgroups(x, y);
+      });
+    }
   }
   pass.end();
 }
