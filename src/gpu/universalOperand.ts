@@ -1,6 +1,14 @@
 import { check } from '../errors.js';
 import { streamWords } from '../format/bitFields.js';
-import { codecOf, escapesFromGpu, gpuEscapes, packEscapeBits, packUniversalCodes, unpackUniversalCodes, universalWordsPerColumn } from '../format/universalLayout.js';
+import {
+  escapesFromGpu,
+  gpuEscapes,
+  packEscapeBits,
+  packUniversalCodes,
+  unpackUniversalCodes,
+  universalWordsPerColumn,
+  type UniversalGpuEscapes,
+} from '../format/universalLayout.js';
 import { universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
@@ -226,18 +234,46 @@ export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): I
  */
 export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
   check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');
-  const codec = codecOf(q);
-  const escapes = gpuEscapes(q);
-  const side = new Float32Array(q.cols * (q.means ? 2 : 1));
-  side.set(q.norms);
-  if (q.means) side.set(q.means, q.cols);
-  const label = `universal ${q.scheme.lattice} q=${q.scheme.q} (${q.cols} columns)`;
+  return uploadUniversalWords(device, q, { codes: packUniversalCodes(q), escapeBits: packEscapeBits(q) }, gpuEscapes(q));
+}
+
+/** The metadata of a universal matrix that its GPU form carries besides the buffers. */
+export type UniversalOperandMetadata = Pick<
+  UniversalLatticeMatrix,
+  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'blocksPerColumn' | 'norms' | 'means'
+>;
+
+/**
+ * Creates the GPU buffers of a universal matrix from words that are already in the GPU layout: the
+ * stored form's code and escape-bit words (uploaded as they are) and the escape part of the GPU form
+ * (`gpuEscapes` of a matrix, or `gpuEscapesFromStored` of a file's stored words). Shared by
+ * `uploadUniversalMatrix` and the quantized container's upload (src/gpu/containerUpload.ts).
+ *
+ * @example
+ * const codec = codecOf(m);
+ * const gpu = uploadUniversalWords(device, m, stored, gpuEscapesFromStored(codec, stored, m.blocksPerColumn, m.cols));
+ */
+export function uploadUniversalWords(
+  device: GPUDevice,
+  m: UniversalOperandMetadata,
+  words: { readonly codes: Uint32Array; readonly escapeBits: Uint32Array },
+  escapes: UniversalGpuEscapes,
+): GpuUniversalQuantizedMatrix {
+  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
+  const layout = universalWordsPerColumn(codec, m.blocksPerColumn);
+  check(words.codes.length === layout.codes * m.cols, () => `universal upload: ${words.codes.length} code words, expected ${layout.codes * m.cols}`);
+  check(words.escapeBits.length === layout.escapeBits * m.cols, () => `universal upload: ${words.escapeBits.length} escape-bit words, expected ${layout.escapeBits * m.cols}`);
+  check(m.norms.length === m.cols && (m.means === null || m.means.length === m.cols), () => `universal upload: expected ${m.cols} norms (and means)`);
+  const side = new Float32Array(m.cols * (m.means ? 2 : 1));
+  side.set(m.norms);
+  if (m.means) side.set(m.means, m.cols);
+  const label = `universal ${m.scheme.lattice} q=${m.scheme.q} (${m.cols} columns)`;
   const make = (what: string, data: ArrayBufferView): GPUBuffer => createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE);
   const buffers: GPUBuffer[] = [];
   try {
     for (const [what, data] of [
-      ['codes', packUniversalCodes(q)],
-      ['escape bits', packEscapeBits(q)],
+      ['codes', words.codes],
+      ['escape bits', words.escapeBits],
       ['escape starts', escapes.escapeStarts],
       ['escape ids', escapes.escapeIds],
       ['escape table', escapeTableWords(codec, escapes.nonRoots)],
@@ -253,19 +289,19 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
   return new GpuUniversalQuantizedMatrix(
     device,
     {
-      rows: q.rows,
-      cols: q.cols,
-      length: q.length,
-      keptLength: q.keptLength,
-      seed: q.seed,
-      rotate: q.rotate,
-      scheme: q.scheme,
-      nonce: q.nonce,
-      blocksPerColumn: q.blocksPerColumn,
+      rows: m.rows,
+      cols: m.cols,
+      length: m.length,
+      keptLength: m.keptLength,
+      seed: m.seed,
+      rotate: m.rotate,
+      scheme: m.scheme,
+      nonce: m.nonce,
+      blocksPerColumn: m.blocksPerColumn,
       escapeCount: escapes.escapeCount,
       nonRootCount: escapes.nonRootCount,
-      hasMeans: q.means !== null,
-      maxColumnNorm: columnNormBound(q.norms, q.means, q.rows),
+      hasMeans: m.means !== null,
+      maxColumnNorm: columnNormBound(m.norms, m.means, m.rows),
     },
     codes,
     escapeBits,

@@ -1,0 +1,159 @@
+import ioSource from '../../../shaders/activation_io.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { BufferUsage } from '../buffers.js';
+import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { bindingWindow, workgroupGrid, type BindingWindow } from '../workSplit.js';
+
+/*
+ * Activation input and output for the decode path (shaders/activation_io.wgsl): f16 → f32 widening of
+ * inputs and the epilogue y = t + b written as f32 or f16. f16 data are u32 words on the GPU, so these
+ * run on every device (no 'shader-f16' feature needed).
+ */
+
+const THREADS = 256;
+
+/** The element type of activations in GPU buffers. */
+export type ActivationFormat = 'f32' | 'f16';
+
+/** Bytes per element of an activation format. */
+export function activationBytes(format: ActivationFormat): number {
+  return format === 'f16' ? 2 : 4;
+}
+
+const Params = new UniformLayout('ActivationIoParams', {
+  count: 'u32', // elements
+  rows: 'u32', // bias period (the output features)
+  in_first: 'u32', // f16: half index of element 0 in its binding; f32: element index
+  out_first: 'u32', // f32: element index; f16: half index (even)
+  has_bias: 'u32',
+});
+
+const pipelines = new KernelPipelines({
+  label: 'activation io',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
+  key: (entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => entry,
+  compile: (device, pipelineLayout, entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => {
+    const module = device.createShaderModule({ label: `activation io (${entry})`, code: `${Params.wgsl()}\n${ioSource}` });
+    return device.createComputePipeline({ label: `activation io (${entry})`, layout: pipelineLayout, compute: { module, entryPoint: entry } });
+  },
+});
+
+/** The 4-byte aligned window over `byteLength` bytes from `byteOffset`, and the half index of byte `byteOffset` in it. */
+function halfWindow(byteOffset: number, byteLength: number, alignment: number): { window: BindingWindow; firstHalf: number } {
+  const start = Math.floor(byteOffset / 4) * 4;
+  const end = Math.ceil((byteOffset + byteLength) / 4) * 4;
+  const window = bindingWindow(start, end - start, alignment);
+  return { window, firstHalf: 2 * window.firstElement + (byteOffset - start) / 2 };
+}
+
+/** A placeholder storage buffer for an unused binding. */
+function placeholder(scratch: GpuScratch): GPUBuffer {
+  return scratch.buffer('activation io (no bias)', 4, BufferUsage.STORAGE);
+}
+
+/** Arguments of {@link dispatchF16ToF32}. Offsets in bytes. */
+export interface F16ToF32Args {
+  /** `count` f16 values (2 bytes each) from byte `inputOffset` (a multiple of 2). */
+  readonly input: GPUBuffer;
+  readonly inputOffset?: number;
+  /** `count` f32 values written from byte `outputOffset` (a multiple of 4). */
+  readonly output: GPUBuffer;
+  readonly outputOffset?: number;
+  readonly count: number;
+}
+
+/**
+ * Records the exact widening of `count` f16 values to f32.
+ *
+ * @example
+ * dispatchF16ToF32(device, encoder, scratch, { input: xHalf, output: xFloat, count: n });
+ */
+export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: F16ToF32Args): void {
+  checkPositiveInteger(args.count, 'f16 → f32 count');
+  const inputOffset = args.inputOffset ?? 0;
+  const outputOffset = args.outputOffset ?? 0;
+  check(Number.isInteger(inputOffset) && inputOffset >= 0 && inputOffset % 2 === 0, () => `f16 input offset must be a non-negative multiple of 2, got ${inputOffset}`);
+  check(inputOffset + 2 * args.count <= args.input.size, () => `f16 input needs ${2 * args.count} bytes at offset ${inputOffset}, but its buffer has ${args.input.size}`);
+  checkBufferRange(args.output, outputOffset, 4 * args.count, 'f16 → f32 output');
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const input = halfWindow(inputOffset, 2 * args.count, alignment);
+  const outWindow = bindingWindow(outputOffset, 4 * args.count, alignment);
+  const { layout, pipeline } = pipelines.get(device, 'f16_to_f32');
+  const label = 'f16 → f32';
+  const params = Params.pack({ count: args.count, rows: 1, in_first: input.firstHalf, out_first: outWindow.firstElement, has_bias: 0 });
+  const pass = encoder.beginComputePass({ label });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+    { buffer: scratch.uniform(label, params) },
+    windowBinding(args.input, input.window),
+    { buffer: placeholder(scratch) },
+    windowBinding(args.output, outWindow),
+  ]));
+  const [x, y] = workgroupGrid(Math.ceil(args.count / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(x, y);
+  pass.end();
+}
+
+/** Arguments of {@link dispatchEpilogue}. Offsets in bytes. */
+export interface EpilogueArgs {
+  /** t: `rows × columns` f32 from byte `inputOffset`. */
+  readonly input: GPUBuffer;
+  readonly inputOffset?: number;
+  /** b: `rows` f32 added to every column, or null. */
+  readonly bias: GPUBuffer | null;
+  readonly biasOffset?: number;
+  readonly rows: number;
+  readonly columns: number;
+  /** y = t + b in `format`, from byte `outputOffset` (a multiple of 4). */
+  readonly output: GPUBuffer;
+  readonly outputOffset?: number;
+  readonly format: ActivationFormat;
+}
+
+/**
+ * Records y = t + b (bias optional) into `output` as f32 or f16 (rounded to nearest).
+ *
+ * @example
+ * dispatchEpilogue(device, encoder, scratch, { input: y32, bias, rows: out, columns: tokens, output: yHalf, format: 'f16' });
+ */
+export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: EpilogueArgs): void {
+  checkPositiveInteger(args.rows, 'epilogue rows');
+  checkPositiveInteger(args.columns, 'epilogue columns');
+  const count = args.rows * args.columns;
+  const inputOffset = args.inputOffset ?? 0;
+  const outputOffset = args.outputOffset ?? 0;
+  checkBufferRange(args.input, inputOffset, 4 * count, 'epilogue input');
+  if (args.bias) checkBufferRange(args.bias, args.biasOffset ?? 0, 4 * args.rows, 'epilogue bias');
+  const bytes = activationBytes(args.format);
+  checkBufferRange(args.output, outputOffset, bytes * count, 'epilogue output');
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const inWindow = bindingWindow(inputOffset, 4 * count, alignment);
+  const biasWindow = args.bias ? bindingWindow(args.biasOffset ?? 0, 4 * args.rows, alignment) : null;
+  const out = args.format === 'f16' ? halfWindow(outputOffset, 2 * count, alignment) : { window: bindingWindow(outputOffset, 4 * count, alignment), firstHalf: 0 };
+  check(biasWindow === null || biasWindow.firstElement === 0, 'epilogue bias offset must be a multiple of the storage offset alignment');
+  const entry = args.format === 'f16' ? 'epilogue_f16' : 'epilogue_f32';
+  const { layout, pipeline } = pipelines.get(device, entry);
+  const label = `epilogue (${args.format}${args.bias ? ', bias' : ''})`;
+  const params = Params.pack({
+    count,
+    rows: args.rows,
+    in_first: inWindow.firstElement,
+    out_first: args.format === 'f16' ? out.firstHalf : out.window.firstElement,
+    has_bias: args.bias ? 1 : 0,
+  });
+  const pass = encoder.beginComputePass({ label });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+    { buffer: scratch.uniform(label, params) },
+    windowBinding(args.input, inWindow),
+    args.bias && biasWindow ? windowBinding(args.bias, biasWindow) : { buffer: placeholder(scratch) },
+    windowBinding(args.output, out.window),
+  ]));
+  const invocations = args.format === 'f16' ? Math.ceil(count / 2) : count;
+  const [x, y] = workgroupGrid(Math.ceil(invocations / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(x, y);
+  pass.end();
+}

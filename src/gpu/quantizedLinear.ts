@@ -1,0 +1,214 @@
+import { check, checkPositiveInteger } from '../errors.js';
+import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from './buffers.js';
+import { dispatchEpilogue, dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
+import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
+import { dispatchUniversalGemv } from './kernels/universalGemv.js';
+import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
+import type { GpuLatticeMatrix } from './latticeOperand.js';
+import { prepareCommands, type PreparedCommands } from './prepared.js';
+import type { GpuScratch } from './scratch.js';
+
+/*
+ * A linear layer y = W·x + b over quantized weights, for building models on the GPU: the decode step
+ * of an LLM records one `record` per layer into one command encoder and submits once.
+ *
+ * Conventions (the same for every kind of weight): W has PyTorch's shape (outFeatures, inFeatures);
+ * x is `inFeatures × tokens` and y `outFeatures × tokens`, column-major (token t is a contiguous
+ * vector), in the activation format ('f32' or 'f16'). A lattice matrix quantized from the
+ * library's column-major W (n = inFeatures rows, outFeatures columns; a PyTorch weight read row-major)
+ * computes ŴᵀX; a weight-only matrix (outputs × n) computes Ŵ·X — both are W·x here.
+ *
+ * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
+ * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
+ * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
+ */
+
+/** The weights of a layer: a lattice matrix on the GPU (universal or deterministic) or a weight-only one. */
+export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix;
+
+/** Options of {@link QuantizedLinear.create}. */
+export interface QuantizedLinearOptions {
+  /** outFeatures f32 (a Float32Array is uploaded; a GPUBuffer is used as it is, from offset 0). */
+  readonly bias?: Float32Array | GPUBuffer | null;
+  /** Format of x and y in GPU buffers. Default 'f32'. */
+  readonly activations?: ActivationFormat;
+  /** Most tokens (columns of x) one record handles; 1…64 are tuned, more work. Default 64. */
+  readonly maxTokens?: number;
+  /** Prepared command sets kept (x/y buffer and token-count combinations). Default 16. */
+  readonly maxPrepared?: number;
+  readonly label?: string;
+}
+
+/** A buffer, or a buffer and a byte offset. */
+export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number };
+
+function slice(value: BufferSlice, what: string): { buffer: GPUBuffer; offset: number } {
+  check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }`);
+  if ('buffer' in value && typeof (value as { size?: unknown }).size !== 'number') {
+    const offset = value.offset ?? 0;
+    check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${offset}`);
+    return { buffer: value.buffer, offset };
+  }
+  return { buffer: value as GPUBuffer, offset: 0 };
+}
+
+/** Stable small ids for buffers (the prepared-command cache keys). */
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(buffer, id);
+  }
+  return id;
+}
+
+/**
+ * y = W·x + b on the GPU from quantized weights.
+ *
+ * @example
+ * const layer = QuantizedLinear.create(device, engine.upload(qW), { bias, activations: 'f16' });
+ * const encoder = device.createCommandEncoder();
+ * for (const l of layers) l.record(encoder, hidden, next);   // no allocation after the first step
+ * device.queue.submit([encoder.finish()]);
+ */
+export class QuantizedLinear {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly activations: ActivationFormat;
+  readonly maxTokens: number;
+  private readonly bias: GPUBuffer | null;
+  private readonly ownsBias: boolean;
+  /** f32 staging of x (f16 activations) and of W·x before the epilogue (f16 output or a bias). */
+  private readonly xStaging: GPUBuffer | null;
+  private readonly yStaging: GPUBuffer | null;
+  private readonly prepared = new Map<string, PreparedCommands>();
+  private readonly maxPrepared: number;
+  private destroyed = false;
+
+  private constructor(
+    readonly device: GPUDevice,
+    readonly weight: LinearWeight,
+    options: QuantizedLinearOptions,
+    readonly label: string,
+  ) {
+    if (weight instanceof WeightOnlyGpuMatrix) {
+      check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
+      this.inFeatures = weight.n;
+      this.outFeatures = weight.outputs;
+    } else {
+      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix or a WeightOnlyGpuMatrix');
+      this.inFeatures = weight.rows;
+      this.outFeatures = weight.cols;
+    }
+    this.activations = options.activations ?? 'f32';
+    check(this.activations === 'f32' || this.activations === 'f16', () => `activations must be 'f32' or 'f16', got ${String(this.activations)}`);
+    this.maxTokens = options.maxTokens ?? 64;
+    checkPositiveInteger(this.maxTokens, 'maxTokens');
+    this.maxPrepared = options.maxPrepared ?? 16;
+    checkPositiveInteger(this.maxPrepared, 'maxPrepared');
+    const bias = options.bias ?? null;
+    if (bias instanceof Float32Array) {
+      check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
+      check(bias.every(Number.isFinite), 'bias has a non-finite entry');
+      this.bias = createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE);
+      this.ownsBias = true;
+    } else {
+      if (bias !== null) {
+        checkBufferUsable(bias, BufferUsage.STORAGE, 'bias');
+        check(bias.size >= 4 * this.outFeatures, () => `bias buffer has ${bias.size} bytes, needs ${4 * this.outFeatures}`);
+      }
+      this.bias = bias;
+      this.ownsBias = false;
+    }
+    const f16 = this.activations === 'f16';
+    this.xStaging = f16 ? createBuffer(device, `${label} x (f32)`, 4 * this.inFeatures * this.maxTokens, STORAGE_USAGE) : null;
+    this.yStaging = f16 || this.bias !== null ? createBuffer(device, `${label} W·x (f32)`, 4 * this.outFeatures * this.maxTokens, STORAGE_USAGE) : null;
+  }
+
+  /** A layer over `weight` (which stays the caller's: `destroy()` does not destroy it). */
+  static create(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions = {}): QuantizedLinear {
+    return new QuantizedLinear(device, weight, options, options.label ?? 'quantized linear');
+  }
+
+  /**
+   * Records y = W·x + b for `tokens` columns into `encoder` (outside a pass). x: inFeatures × tokens,
+   * y: outFeatures × tokens, both in the layer's activation format, different buffers.
+   */
+  record(encoder: GPUCommandEncoder, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
+    check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
+    const tokens = options.tokens ?? 1;
+    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${tokens}`);
+    const input = slice(x, 'x');
+    const output = slice(y, 'y');
+    check(input.buffer !== output.buffer, 'x and y must be different buffers');
+    const key = `${bufferId(input.buffer)}:${input.offset}|${bufferId(output.buffer)}:${output.offset}|${tokens}`;
+    let commands = this.prepared.get(key);
+    if (commands === undefined) {
+      const bytes = activationBytes(this.activations);
+      checkBufferUsable(input.buffer, BufferUsage.STORAGE, 'x');
+      checkBufferUsable(output.buffer, BufferUsage.STORAGE, 'y');
+      check(input.offset + bytes * this.inFeatures * tokens <= input.buffer.size, () => `x needs ${bytes * this.inFeatures * tokens} bytes at offset ${input.offset}, but its buffer has ${input.buffer.size}`);
+      check(output.offset + bytes * this.outFeatures * tokens <= output.buffer.size, () => `y needs ${bytes * this.outFeatures * tokens} bytes at offset ${output.offset}, but its buffer has ${output.buffer.size}`);
+      commands = prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => this.recordOnce(recorder, scratch, input, output, tokens));
+      if (this.prepared.size >= this.maxPrepared) {
+        const [oldest] = this.prepared.keys();
+        if (oldest !== undefined) {
+          this.prepared.get(oldest)?.destroy();
+          this.prepared.delete(oldest);
+        }
+      }
+      this.prepared.set(key, commands);
+    } else {
+      // Most recently used last.
+      this.prepared.delete(key);
+      this.prepared.set(key, commands);
+    }
+    commands.record(encoder);
+  }
+
+  private recordOnce(encoder: GPUCommandEncoder, scratch: GpuScratch, x: { buffer: GPUBuffer; offset: number }, y: { buffer: GPUBuffer; offset: number }, tokens: number): void {
+    let gemvIn = x;
+    if (this.xStaging !== null) {
+      dispatchF16ToF32(this.device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: this.xStaging, count: this.inFeatures * tokens });
+      gemvIn = { buffer: this.xStaging, offset: 0 };
+    }
+    const gemvOut = this.yStaging === null ? y : { buffer: this.yStaging, offset: 0 };
+    const weight = this.weight;
+    if (weight instanceof WeightOnlyGpuMatrix) {
+      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
+    } else if (weight.mode === 'universal') {
+      dispatchUniversalGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens });
+    } else {
+      dispatchLatticeGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens });
+    }
+    if (this.yStaging !== null) {
+      dispatchEpilogue(this.device, encoder, scratch, {
+        input: this.yStaging,
+        bias: this.bias,
+        rows: this.outFeatures,
+        columns: tokens,
+        output: y.buffer,
+        outputOffset: y.offset,
+        format: this.activations,
+      });
+    }
+  }
+
+  /** Prepared command sets currently kept (for tests and memory accounting). */
+  get preparedCount(): number {
+    return this.prepared.size;
+  }
+
+  /** Frees the staging buffers, the prepared commands and an uploaded bias (not the weight). Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const commands of this.prepared.values()) commands.destroy();
+    this.prepared.clear();
+    this.xStaging?.destroy();
+    this.yStaging?.destroy();
+    if (this.ownsBias) this.bias?.destroy();
+  }
+}

@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
+import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
+import { matvecAT } from '../../src/product/matvec.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * QuantizedLinear: y = W·x + b over universal, deterministic and weight-only weights, f32 and f16
+ * activations, against the CPU twins (`matvecAT` for lattice weights, `decode()`·x for weight-only),
+ * plus bias. Tolerance: the GEMV kernels' own bounds are tested elsewhere; here |y − y_cpu| ≤
+ * 1e-4·(Σ|terms| scale) — 1e-4 · (‖row of Ŵ‖·‖x‖ + |b|) — for f32, and one f16 rounding (2^−11
+ * relative) more for f16 outputs. Also: recording again with the same buffers creates no buffer and no
+ * bind group, and a ten-layer step recorded into one encoder with one submit equals the layers run one
+ * by one.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+function f16Matrix(m: Matrix): { bits: Uint16Array; values: Matrix } {
+  const bits = Uint16Array.from(m.data, (v) => float16Bits(v));
+  return { bits, values: toFloat32Matrix({ rows: m.rows, cols: m.cols, data: bits }) };
+}
+
+describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
+  let context: GpuContext;
+  let device: GPUDevice;
+  beforeAll(async () => {
+    context = await testDevice();
+    device = context.device;
+  });
+  afterAll(() => context?.device.destroy());
+
+  /** Runs one layer on x (f32 values; uploaded as f32 or f16) and returns y as f32 values. */
+  async function run(layer: QuantizedLinear, x: Matrix): Promise<Float32Array> {
+    const f16 = layer.activations === 'f16';
+    const input = f16 ? f16Matrix(x).bits : x.data;
+    const xBuffer = createBufferWithData(device, 'test x', input, STORAGE_USAGE);
+    const bytes = (f16 ? 2 : 4) * layer.outFeatures * x.cols;
+    const yBuffer = createBuffer(device, 'test y', bytes, STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'test layer' });
+      layer.record(encoder, xBuffer, yBuffer, { tokens: x.cols });
+      device.queue.submit([encoder.finish()]);
+      const raw = await readBufferExclusive(device, yBuffer, bytes);
+      return f16 ? toFloat32Matrix({ rows: layer.outFeatures, cols: x.cols, data: new Uint16Array(raw) }).data : new Float32Array(raw);
+    } finally {
+      xBuffer.destroy();
+      yBuffer.destroy();
+    }
+  }
+
+  function expectClose(gpu: Float32Array, cpu: ArrayLike<number>, scale: number, f16: boolean): void {
+    for (let i = 0; i < cpu.length; i++) {
+      const c = cpu[i] as number;
+      const tolerance = 1e-4 * scale + (f16 ? 2 ** -10 * Math.abs(c) : 0);
+      expect(Math.abs((gpu[i] as number) - c), `entry ${i}`).toBeLessThanOrEqual(tolerance);
+    }
+  }
+
+  const n = 300;
+  const out = 40;
+  const w = gaussianMatrix(n, out, 1); // the library's layout: n × out, a PyTorch (out, n) weight read row-major
+  const bias = Float32Array.from({ length: out }, (_, j) => 0.25 * (j - out / 2));
+
+  for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic'] as const) {
+    for (const activations of ['f32', 'f16'] as const) {
+      it(`lattice ${scheme}, ${activations} activations, bias, tokens 1 and 5`, async () => {
+        const q = quantize(w, { scheme, seed: 4, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix;
+        const gpuW = uploadLatticeMatrix(device, q);
+        const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8 });
+        try {
+          for (const tokens of [1, 5]) {
+            const x = gaussianMatrix(n, tokens, 2 + tokens);
+            const xValues = activations === 'f16' ? f16Matrix(x).values : x;
+            const reference = matvecAT(q, xValues);
+            const expected = Float32Array.from(reference.data, (v, i) => v + (bias[i % out] as number));
+            expectClose(await run(layer, x), expected, Math.sqrt(n) * 40, activations === 'f16');
+          }
+        } finally {
+          layer.destroy();
+          gpuW.destroy();
+        }
+      });
+    }
+  }
+
+  it('weight-only weights (RTN, Hadamard rotation), f32, y = Ŵ·x', async () => {
+    const wo = gaussianMatrix(256, out, 5); // the library's layout: n × outputs
+    const q = quantizeWeights(wo, null, { method: 'rtn', rate: 4 });
+    const matrix = uploadWeightOnly(device, q);
+    const layer = QuantizedLinear.create(device, matrix);
+    try {
+      const x = gaussianMatrix(256, 2, 6);
+      const decoded = q.decode(); // n × outputs, column-major
+      const expected = new Float64Array(out * 2);
+      for (let t = 0; t < 2; t++) {
+        for (let j = 0; j < out; j++) {
+          let sum = 0;
+          for (let i = 0; i < 256; i++) sum += (decoded.data[j * 256 + i] as number) * (x.data[t * 256 + i] as number);
+          expected[t * out + j] = sum;
+        }
+      }
+      expectClose(await run(layer, x), expected, Math.sqrt(256) * 40, false);
+    } finally {
+      layer.destroy();
+      matrix.destroy();
+    }
+  });
+
+  it('records again with the same buffers without creating a buffer or a bind group', async () => {
+    const q = quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations: 'f16' });
+    const xBuffer = createBufferWithData(device, 'x', f16Matrix(gaussianMatrix(n, 1, 7)).bits, STORAGE_USAGE);
+    const yBuffer = createBuffer(device, 'y', 2 * out, STORAGE_USAGE);
+    const counts = { buffers: 0, bindGroups: 0 };
+    const originalBuffer = device.createBuffer.bind(device);
+    const originalBindGroup = device.createBindGroup.bind(device);
+    device.createBuffer = (descriptor) => {
+      counts.buffers++;
+      return originalBuffer(descriptor);
+    };
+    device.createBindGroup = (descriptor) => {
+      counts.bindGroups++;
+      return originalBindGroup(descriptor);
+    };
+    try {
+      const first = device.createCommandEncoder();
+      layer.record(first, xBuffer, yBuffer);
+      device.queue.submit([first.finish()]);
+      expect(counts.buffers + counts.bindGroups).toBeGreaterThan(0);
+      counts.buffers = 0;
+      counts.bindGroups = 0;
+      const again = device.createCommandEncoder();
+      for (let step = 0; step < 50; step++) layer.record(again, xBuffer, yBuffer);
+      device.queue.submit([again.finish()]);
+      expect(counts).toEqual({ buffers: 0, bindGroups: 0 });
+      expect(layer.preparedCount).toBe(1);
+    } finally {
+      device.createBuffer = originalBuffer;
+      device.createBindGroup = originalBindGroup;
+      layer.destroy();
+      gpuW.destroy();
+      xBuffer.destroy();
+      yBuffer.destroy();
+    }
+  });
+
+  it('a ten-layer step in one encoder and one submit equals the layers one by one', async () => {
+    const width = 96;
+    const layers = Array.from({ length: 10 }, (_, l) => {
+      const q = quantize(gaussianMatrix(width, width, 20 + l), { scheme: 'd3-q6', seed: 3, nonce: 100 + l }) as LatticeQuantizedMatrix;
+      return QuantizedLinear.create(device, uploadLatticeMatrix(device, q) as LinearWeight, { bias: new Float32Array(width).fill(0.01) });
+    });
+    const x = gaussianMatrix(width, 1, 30);
+    const buffers = [createBufferWithData(device, 'h0', x.data, STORAGE_USAGE), createBuffer(device, 'h1', 4 * width, STORAGE_USAGE)];
+    try {
+      // One by one, reading back between layers.
+      let h = x;
+      for (const layer of layers) h = { rows: width, cols: 1, data: await run(layer, h) };
+      // All in one encoder, ping-ponging two buffers.
+      const encoder = device.createCommandEncoder({ label: 'decode step' });
+      layers.forEach((layer, l) => layer.record(encoder, buffers[l % 2] as GPUBuffer, buffers[(l + 1) % 2] as GPUBuffer));
+      device.queue.submit([encoder.finish()]);
+      const final = new Float32Array(await readBufferExclusive(device, buffers[layers.length % 2] as GPUBuffer, 4 * width));
+      expect(final).toEqual(h.data);
+    } finally {
+      for (const layer of layers) {
+        layer.destroy();
+        (layer.weight as { destroy(): void }).destroy();
+      }
+      for (const buffer of buffers) buffer.destroy();
+    }
+  });
+
+  it('refuses what it cannot do, with the argument named', () => {
+    const q = quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 2 });
+    const small = createBuffer(device, 'small', 16, STORAGE_USAGE);
+    const y = createBuffer(device, 'y', 4 * out * 4, STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder();
+      expect(() => layer.record(encoder, small, y)).toThrow(/x needs/);
+      expect(() => layer.record(encoder, y, y)).toThrow(/different buffers/);
+      expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
+    } finally {
+      layer.destroy();
+      gpuW.destroy();
+      small.destroy();
+      y.destroy();
+    }
+  });
+});
