@@ -2,26 +2,66 @@
  * lattice-matmul: estimate AᵀB from A and B compressed independently to 2–5 bits per entry with
  * nested-lattice (Voronoi) codes, on the CPU (the reference) or on WebGPU.
  *
+ * The universal lattice schemes (the default: 'e8-q16', 'd3-q6', 'e8-2bit' … 'e8-5bit') have a
+ * product error that depends only on the norms, for any A and B: `expectedProductError(qa, qb)`.
+ *
+ * Entry points: 'lattice-matmul' (everything browser-safe), 'lattice-matmul/gpu' (the WebGPU part
+ * alone), 'lattice-matmul/format' (safetensors and the quantized container), 'lattice-matmul/node'
+ * (Dawn for Node and file access).
+ *
  * @example
- * import { gaussianMatrix, quantize, matmulAT, productNmse } from 'lattice-matmul';
- * const a = gaussianMatrix(1536, 64, 1), b = gaussianMatrix(1536, 64, 2);
- * const qa = quantize(a, { scheme: 'd3-q6', seed: 7 }), qb = quantize(b, { scheme: 'd3-q6', seed: 7 });
- * console.log(qa.bitsEntropy, productNmse(matmulAT(qa, qb), a, b)); // ≈ 3.0 bits, ≈ 0.06
+ * import { gaussianMatrix, quantize, matmulAT, expectedNmse, productNmse } from 'lattice-matmul';
+ * const a = gaussianMatrix(1024, 64, 1), b = gaussianMatrix(1024, 64, 2);
+ * const qa = quantize(a, { scheme: 'e8-q16' }), qb = quantize(b, { scheme: 'e8-q16' });
+ * console.log(qa.bitsStored, productNmse(matmulAT(qa, qb), a, b), expectedNmse(qa, qb)); // ≈ 4.25 bits, ≈ 0.009, 0.009
  */
 export { LatticeMatmulError } from './errors.js';
-export { type Matrix, matrix, checkMatrix, column, matmulATExact, productNmse } from './matrix.js';
+export {
+  type Matrix,
+  type HalfMatrix,
+  type MatrixInput,
+  matrix,
+  checkMatrix,
+  column,
+  matmulATExact,
+  productNmse,
+  toFloat32Matrix,
+} from './matrix.js';
 
-export { quantize, type QuantizeOptions, type GainMode } from './quantize/quantize.js';
-export { SCHEMES, resolveScheme, type SchemeName, type Scheme, type LatticeScheme, type IntScheme, type Nvfp4Scheme, type OverloadRule } from './quantize/schemes.js';
-export type { QuantizedMatrix, LatticeQuantizedMatrix, ScalarQuantizedMatrix } from './quantize/quantizedMatrix.js';
+export { quantize, type QuantizeOptions, type GainMode, type QuantizeProgress } from './quantize/quantize.js';
+export { resolveQuantizeOptions, randomNonce, QUANTIZE_OPTION_KEYS, type ResolvedQuantizeOptions } from './quantize/options.js';
+export {
+  SCHEMES,
+  SCHEME_NAMES,
+  resolveScheme,
+  type SchemeName,
+  type Scheme,
+  type LatticeScheme,
+  type UniversalLatticeScheme,
+  type DeterministicLatticeScheme,
+  type IntScheme,
+  type Nvfp4Scheme,
+  type OverloadRule,
+} from './quantize/schemes.js';
+export type {
+  QuantizedMatrix,
+  LatticeQuantizedMatrix,
+  UniversalLatticeMatrix,
+  DeterministicLatticeMatrix,
+  ScalarQuantizedMatrix,
+} from './quantize/quantizedMatrix.js';
+export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec } from './quantize/latticeSpec.js';
+export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/prepareColumn.js';
 export { matmulAT } from './product/matmulAT.js';
+export { matvecAT } from './product/matvec.js';
 export { dequantize } from './product/dequantize.js';
+export { expectedProductError, expectedNmse } from './product/expectedError.js';
 export { packField, unpackField, packedLayout, type PackedField } from './format/packing.js';
 
 export { type Lattice, D3, E8, zLattice, VoronoiCode, innerProductTable, leaderTable } from './lattices/index.js';
 
 export { RandomizedHadamard } from './rotation/randomizedHadamard.js';
-export { rotationLength } from './rotation/hadamard.js';
+export { rotationLength, rotationPlan, MAX_PADDED_ROTATION_N, type RotationPlan, type RotationStage } from './rotation/hadamard.js';
 export { Rng, gaussianMatrix, counterHash, RandomStream } from './rotation/random.js';
 export { testMatrixPair, DATA_KINDS, type DataKind } from './data/testMatrices.js';
 
@@ -32,19 +72,8 @@ export { timeSharingFraction } from './theory/timeSharing.js';
 
 export { absmaxQuantize, absmaxDequantize, type AbsmaxOptions, type AbsmaxCodes, type IntGrid } from './scalar/absmax.js';
 export { nvfp4Quantize, nvfp4Dequantize, nvfp4TensorScale, type Nvfp4Codes } from './scalar/nvfp4.js';
-
-export { requestGpuDevice, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
-export { GpuEngine, type GpuEngineOptions, type ProductKernel } from './gpu/engine.js';
-export { GpuLatticeQuantizedMatrix, gpuQuantizeLattice, uploadLatticeMatrix, type GpuMatrixInput, type GpuQuantizeOptions } from './gpu/gpuQuantize.js';
-export type { GpuLatticeMatrix } from './gpu/latticeOperand.js';
-export type { TableLayoutKind } from './gpu/tableLayout.js';
-export type { DotPath } from './gpu/kernels/e8Matmul.js';
+export { float16Bits, fromFloat16Bits, toFloat16, float16BitsToFloat32Bits, FP16_MAX } from './scalar/floatFormats.js';
 
 export * from './weightonly/index.js';
-export {
-  weightOnlyGemv,
-  weightOnlyGemm,
-  uploadWeightOnly,
-  dispatchWeightOnlyGemv,
-  WeightOnlyGpuMatrix,
-} from './gpu/kernels/weightOnlyGemv.js';
+export * from './gpu.js';
+export * from './format.js';

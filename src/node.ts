@@ -3,9 +3,11 @@
  * finds a software Vulkan driver (Mesa lavapipe) when the machine has no GPU.
  *
  * @example
- * import { requestNodeGpuDevice } from 'lattice-matmul/node';
+ * import { requestNodeGpuDevice, openSafetensorsFile } from 'lattice-matmul/node';
  * import { GpuEngine } from 'lattice-matmul';
  * const context = await requestNodeGpuDevice();
  * const engine = GpuEngine.create(context);
+ * const model = await openSafetensorsFile('model.safetensors'); // header only; tensors on demand
  */
 export { nodeGpu, requestNodeGpuDevice, SOFTWARE_VULKAN_ICDS, type NodeGpuOptions } from './gpu/nodeGpu.js';
+export { openSafetensorsFile, writeSafetensorsFile, SafetensorsFile } from './io/safetensorsFile.js';

@@ -1,0 +1,42 @@
+/**
+ * The WebGPU part of lattice-matmul ('lattice-matmul/gpu'): the engine, the quantized linear layer of
+ * the decode path, device helpers, uploads and the kernels' `dispatch…` functions for apps that record
+ * into their own command encoders. Every function takes the device (or a buffer of it) explicitly;
+ * objects that own GPU memory have `destroy()`.
+ *
+ * @example
+ * import { GpuEngine, QuantizedLinear } from 'lattice-matmul/gpu';
+ * const engine = GpuEngine.create(device);                       // your own GPUDevice
+ * const w = await engine.quantize({ buffer: wBuffer, rows: 4096, cols: 4096 }, { scheme: 'e8-q16' });
+ * const layer = QuantizedLinear.create(device, w, { activations: 'f16' });
+ * layer.record(encoder, xBuffer, yBuffer);                       // y = W·x, nothing allocated per call
+ */
+export { requestGpuDevice, gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
+export { GpuDeviceLostError, isDeviceLost } from './gpu/errorScopes.js';
+export { GpuEngine, type GpuEngineOptions, type ProductKernel } from './gpu/engine.js';
+export {
+  GpuLatticeQuantizedMatrix,
+  gpuQuantizeLattice,
+  uploadLatticeMatrix,
+  type GpuLatticeQuantized,
+  type GpuQuantizeOptions,
+} from './gpu/gpuQuantize.js';
+export type { GpuMatrixInput } from './gpu/matrixInput.js';
+export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOperand.js';
+export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
+export { QuantizedLinear, type QuantizedLinearOptions, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
+export { prepareCommands, PreparedCommands } from './gpu/prepared.js';
+export { GpuScratch } from './gpu/scratch.js';
+export { readBufferExclusive } from './gpu/buffers.js';
+export type { TableLayoutKind } from './gpu/tableLayout.js';
+export type { DotPath } from './gpu/kernels/e8Matmul.js';
+export { universalGemv, dispatchUniversalGemv, type UniversalGemvArgs, type UniversalGemvOptions } from './gpu/kernels/universalGemv.js';
+export { universalDequantize, dispatchUniversalDequantize } from './gpu/kernels/universalDequantize.js';
+export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat } from './gpu/kernels/activationIo.js';
+export {
+  weightOnlyGemv,
+  weightOnlyGemm,
+  uploadWeightOnly,
+  dispatchWeightOnlyGemv,
+  WeightOnlyGpuMatrix,
+} from './gpu/kernels/weightOnlyGemv.js';
