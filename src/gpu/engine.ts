@@ -16,7 +16,8 @@ import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
 import { checkProductOperands, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
-import { isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
+import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
+import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
 import type { GpuUniversalQuantizedMatrix } from './universalOperand.js';
@@ -272,13 +273,18 @@ export class GpuEngine {
       temporaries.push(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
     }
-    checkBufferUsable(x.buffer, BufferUsage.STORAGE, 'x buffer');
     return x;
   }
 
-  private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, input: GpuMatrixInput, output: GPUBuffer, offset: number): void {
-    check(input.rows === w.rows, () => `x has ${input.rows} rows, but W has ${w.rows}`);
-    check(Number.isInteger(input.cols) && input.cols >= 1, () => `x must have at least one column, got ${input.cols}`);
+  private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, given: GpuMatrixInput, output: GPUBuffer, offset: number): void {
+    checkMatrixInput(given, 'x');
+    check(given.rows === w.rows, () => `x has ${given.rows} rows, but W has ${w.rows}`);
+    let input = given;
+    if ((given.format ?? 'f32') === 'f16') {
+      const widened = scratch.buffer('GpuEngine.matvec x (f32)', 4 * given.rows * given.cols, STORAGE_USAGE);
+      dispatchF16ToF32(this.device, encoder, scratch, { input: given.buffer, inputOffset: given.offset ?? 0, output: widened, count: given.rows * given.cols });
+      input = { buffer: widened, rows: given.rows, cols: given.cols };
+    }
     const args = { x: input.buffer, xOffset: input.offset ?? 0, y: output, yOffset: offset, rhs: input.cols };
     if (w.mode === 'universal') dispatchUniversalGemv(this.device, encoder, scratch, { w, ...args });
     else dispatchLatticeGemv(this.device, encoder, scratch, { w, ...args });

@@ -2,8 +2,8 @@ import { check } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
-import { keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
-import { resolveQuantizeOptions, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
+import { resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
@@ -13,6 +13,7 @@ import { rotationLength } from '../rotation/hadamard.js';
 import { createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
+import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
@@ -196,21 +197,40 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
   check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${String(maxBindingBytes)}`);
   checkMatrixInput(input, 'matrix');
+  checkTimeSharing(input.rows, resolved);
+  throwIfAborted(resolved.signal, 'GPU quantize');
   const length = resolved.rotate ? rotationLength(input.rows) : input.rows;
   check(length <= 2 ** 30, () => `n = ${input.rows} pads to ${length} entries, more than this library supports (2^30)`);
-  return withValidation(device, 'gpuQuantizeLattice', async () => {
-    const uploaded = isCpuMatrix(input) ? createBufferWithData(device, 'quantize input', input.data, STORAGE_USAGE) : null;
-    const source: GpuQuantizeSource = uploaded
-      ? { buffer: uploaded, offset: 0, rows: input.rows, cols: input.cols }
-      : { buffer: (input as GpuMatrixInput).buffer, offset: (input as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
+  const result = await withValidation(device, 'gpuQuantizeLattice', async () => {
+    const gpuInput = isCpuMatrix(input) ? null : (input as GpuMatrixInput);
+    let staged: GPUBuffer | null = null;
+    if (gpuInput === null) {
+      staged = createBufferWithData(device, 'quantize input', (input as Matrix).data, STORAGE_USAGE);
+    } else if ((gpuInput.format ?? 'f32') === 'f16') {
+      // f16 activations or weights in the app's buffer: widened exactly to f32 before column prep.
+      staged = createBuffer(device, 'quantize input (f32)', 4 * input.rows * input.cols, STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const encoder = device.createCommandEncoder({ label: 'quantize input f16 → f32' });
+        dispatchF16ToF32(device, encoder, scratch, { input: gpuInput.buffer, inputOffset: gpuInput.offset ?? 0, output: staged, count: input.rows * input.cols });
+        device.queue.submit([encoder.finish()]);
+      } finally {
+        scratch.destroy();
+      }
+    }
+    const source: GpuQuantizeSource = staged
+      ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols }
+      : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
     try {
       return scheme.mode === 'universal'
         ? await gpuQuantizeUniversalUnlocked(device, source, resolved, maxBindingBytes)
         : await quantizeDeterministicUnlocked(device, source, resolved, maxBindingBytes);
     } finally {
-      uploaded?.destroy();
+      staged?.destroy();
     }
   });
+  resolved.onProgress?.(input.cols, input.cols);
+  return result;
 }
 
 /** The deterministic encoder (inside the caller's section). */

@@ -7,8 +7,10 @@ export interface GpuMatrixInput {
   readonly buffer: GPUBuffer;
   readonly rows: number;
   readonly cols: number;
-  /** Byte offset of entry (0, 0); a multiple of 4. Default 0. */
+  /** Byte offset of entry (0, 0): a multiple of 4 (f32) or 2 (f16). Default 0. */
   readonly offset?: number;
+  /** Element type: 'f32' (default) or 'f16' (IEEE binary16, e.g. an app's half-precision activations). */
+  readonly format?: 'f32' | 'f16';
 }
 
 /** True for a CPU `Matrix` (it has `data`), false for a `GpuMatrixInput`. */
@@ -26,8 +28,11 @@ export function checkMatrixInput(input: Matrix | GpuMatrixInput, name: string): 
   checkPositiveInteger(input.rows, `${name} rows`);
   checkPositiveInteger(input.cols, `${name} cols`);
   checkBufferUsable(input.buffer, BufferUsage.STORAGE, `${name} buffer`);
+  const format = input.format ?? 'f32';
+  check(format === 'f32' || format === 'f16', () => `${name} format must be 'f32' or 'f16', got ${String(format)}`);
+  const size = format === 'f16' ? 2 : 4;
   const offset = input.offset ?? 0;
-  check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${name} offset must be a non-negative multiple of 4, got ${offset}`);
-  const bytes = 4 * input.rows * input.cols;
+  check(Number.isInteger(offset) && offset >= 0 && offset % size === 0, () => `${name} offset must be a non-negative multiple of ${size}, got ${offset}`);
+  const bytes = size * input.rows * input.cols;
   check(offset + bytes <= input.buffer.size, () => `${name} needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`);
 }

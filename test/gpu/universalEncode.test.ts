@@ -9,6 +9,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -97,6 +98,24 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
       const onGpu = (await gpuQuantizeLattice(context.device, { buffer, rows: 80, cols: 6, offset: 64 }, { scheme: 'e8-q16', seed: 5, nonce: 3 })) as GpuUniversalQuantizedMatrix;
       try {
         expectSame(await onGpu.read(), quantize(matrix, { scheme: 'e8-q16', seed: 5, nonce: 3 }) as UniversalLatticeMatrix);
+      } finally {
+        onGpu.destroy();
+      }
+    } finally {
+      buffer.destroy();
+    }
+  });
+
+  it('quantizes an f16 matrix in the caller’s buffer like the CPU quantizes the same HalfMatrix', async () => {
+    const values = gaussianMatrix(70, 5, 12);
+    const bits = Uint16Array.from(values.data, (v) => float16Bits(v));
+    const padded = new Uint16Array(2 + bits.length);
+    padded.set(bits, 2);
+    const buffer = createBufferWithData(context.device, 'f16 input', padded, STORAGE_USAGE);
+    try {
+      const onGpu = (await gpuQuantizeLattice(context.device, { buffer, rows: 70, cols: 5, offset: 4, format: 'f16' }, { scheme: 'd3-q6', seed: 2, nonce: 8 })) as GpuUniversalQuantizedMatrix;
+      try {
+        expectSame(await onGpu.read(), quantize({ rows: 70, cols: 5, data: bits }, { scheme: 'd3-q6', seed: 2, nonce: 8 }) as UniversalLatticeMatrix);
       } finally {
         onGpu.destroy();
       }
