@@ -1,0 +1,52 @@
+/*
+ * A one-line progress bar on stderr for the CLI: rewritten in place on a terminal, one line per update
+ * (throttled) otherwise, so logs of CI runs stay readable.
+ */
+
+/** Formats seconds as "1 h 02 min", "3 min 05 s" or "42 s". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '?';
+  const s = Math.round(seconds);
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${s} s`;
+}
+
+/** A progress bar over `total` units (columns of all tensors), with an ETA. */
+export class ProgressBar {
+  private done = 0;
+  private readonly start = performance.now();
+  private lastPrint = 0;
+  private readonly interactive: boolean;
+
+  constructor(
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly enabled = true,
+  ) {
+    this.interactive = stream.isTTY === true;
+  }
+
+  /** Sets the units done and the label of the current item, and redraws (at most every 100 ms, 2 s without a terminal). */
+  update(done: number, label: string): void {
+    this.done = Math.min(this.total, done);
+    const now = performance.now();
+    if (!this.enabled || now - this.lastPrint < (this.interactive ? 100 : 2000)) return;
+    this.lastPrint = now;
+    const fraction = this.total === 0 ? 1 : this.done / this.total;
+    const elapsed = (now - this.start) / 1000;
+    const eta = fraction > 0 ? (elapsed / fraction) * (1 - fraction) : Infinity;
+    const width = 24;
+    const filled = Math.round(fraction * width);
+    const line = `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${(100 * fraction).toFixed(0).padStart(3)} %  ETA ${formatDuration(eta)}  ${label}`;
+    if (this.interactive) this.stream.write(`\r\x1b[K${line}`);
+    else this.stream.write(`${line}\n`);
+  }
+
+  /** Clears the line (terminal) and prints `message`. */
+  finish(message: string): void {
+    if (!this.enabled) return;
+    if (this.interactive) this.stream.write('\r\x1b[K');
+    this.stream.write(`${message}\n`);
+  }
+}

@@ -1,0 +1,97 @@
+import { Worker } from 'node:worker_threads';
+import { LatticeMatmulError } from '../errors.js';
+import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import type { QuantizeJob, QuantizeWorkerMessage } from './quantizeWorker.js';
+
+/*
+ * A pool of CPU quantizer threads for the CLI: jobs (one matrix each) go to idle workers; a matrix's
+ * columns are quantized by one worker (its dither keys are per column of the whole matrix), so a model
+ * with many tensors keeps every worker busy.
+ */
+
+/**
+ * A worker running the module next to this one: quantizeWorker.js when built; under tsx (the sources
+ * themselves, in tests) a small bootstrap registers tsx in the worker before importing the .ts module,
+ * since loader flags do not reach worker threads.
+ */
+function startWorker(): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./quantizeWorker.js', here));
+  const module = new URL('./quantizeWorker.ts', here).href;
+  return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module)}); });`, { eval: true });
+}
+
+interface Pending {
+  readonly job: QuantizeJob;
+  readonly onProgress: (done: number) => void;
+  readonly resolve: (matrix: QuantizedMatrix) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Worker threads quantizing matrices on the CPU. `close()` when done. */
+export class QuantizeWorkerPool {
+  private readonly idle: Worker[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<number, { worker: Worker; pending: Pending }>();
+  private readonly workers: Worker[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(size: number) {
+    for (let i = 0; i < Math.max(1, size); i++) {
+      const worker = startWorker();
+      worker.on('message', (message: QuantizeWorkerMessage) => this.onMessage(worker, message));
+      worker.on('error', (error) => this.failAll(error));
+      worker.unref();
+      this.workers.push(worker);
+      this.idle.push(worker);
+    }
+  }
+
+  /** Quantizes a matrix in a worker (its data buffer is transferred, so the caller must not reuse it). */
+  run(job: Omit<QuantizeJob, 'id'>, onProgress: (done: number) => void): Promise<QuantizedMatrix> {
+    if (this.closed) return Promise.reject(new LatticeMatmulError('the worker pool was closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ job: { ...job, id: this.nextId++ }, onProgress, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const worker = this.idle.pop() as Worker;
+      const pending = this.queue.shift() as Pending;
+      worker.ref();
+      this.running.set(pending.job.id, { worker, pending });
+      worker.postMessage(pending.job, [pending.job.data.buffer as ArrayBuffer]);
+    }
+  }
+
+  private onMessage(worker: Worker, message: QuantizeWorkerMessage): void {
+    const entry = this.running.get(message.id);
+    if (entry === undefined) return;
+    if (message.kind === 'progress') {
+      entry.pending.onProgress(message.done);
+      return;
+    }
+    this.running.delete(message.id);
+    worker.unref();
+    this.idle.push(worker);
+    if (message.kind === 'result') entry.pending.resolve(message.matrix);
+    else entry.pending.reject(message.name === 'LatticeMatmulError' ? new LatticeMatmulError(message.message) : new Error(message.message));
+    this.schedule();
+  }
+
+  private failAll(error: Error): void {
+    for (const { pending } of this.running.values()) pending.reject(error);
+    for (const pending of this.queue.splice(0)) pending.reject(error);
+    this.running.clear();
+  }
+
+  /** Stops the workers; pending jobs reject. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.failAll(new LatticeMatmulError('the worker pool was closed'));
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  }
+}
