@@ -2,16 +2,17 @@ import { matmulAT, quantize, type Matrix, type QuantizeOptions } from '../src/in
 import type { EngineOutput, StageListener } from './engineOutput.js';
 
 /**
- * The CPU reference path: `quantize` both operands, then `matmulAT`. Synchronous; it runs in the worker,
- * where cancelling means terminating the worker.
+ * The CPU reference path: `quantize` both operands (each with its own options: universal schemes give
+ * A and B different nonces), then `matmulAT`. Synchronous; it runs in the worker, where cancelling
+ * means terminating the worker.
  */
-export function runOnCpu(a: Matrix, b: Matrix, options: QuantizeOptions, onStage: StageListener): EngineOutput {
+export function runOnCpu(a: Matrix, b: Matrix, options: readonly [QuantizeOptions, QuantizeOptions], onStage: StageListener): EngineOutput {
   onStage('quantizeA');
   const t0 = performance.now();
-  const qa = quantize(a, options);
+  const qa = quantize(a, options[0]);
   onStage('quantizeB');
   const t1 = performance.now();
-  const qb = quantize(b, options);
+  const qb = quantize(b, options[1]);
   onStage('product');
   const t2 = performance.now();
   const product = matmulAT(qa, qb);

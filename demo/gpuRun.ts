@@ -2,7 +2,7 @@ import {
   GpuEngine,
   requestGpuDevice,
   type GpuContext,
-  type GpuLatticeQuantizedMatrix,
+  type GpuLatticeQuantized,
   type Matrix,
   type QuantizeOptions,
 } from '../src/index.js';
@@ -44,20 +44,21 @@ export class GpuRunner {
   }
 
   /**
-   * Quantizes A and B and multiplies them on the GPU. The engine's promises settle once the GPU has
-   * finished each step, so the stage times are the GPU's. Also reads both quantized matrices back (for
-   * the rates, the error picture and the comparison with the CPU).
+   * Quantizes A and B (each with its own options: universal schemes give them different nonces) and
+   * multiplies them on the GPU. The engine's promises settle once the GPU has finished each step, so
+   * the stage times are the GPU's. Also reads both quantized matrices back (for the rates, the error
+   * picture and the comparison with the CPU).
    */
-  async run(a: Matrix, b: Matrix, options: QuantizeOptions, onStage: StageListener): Promise<EngineOutput & { productKernel: string }> {
-    const owned: GpuLatticeQuantizedMatrix[] = [];
+  async run(a: Matrix, b: Matrix, options: readonly [QuantizeOptions, QuantizeOptions], onStage: StageListener): Promise<EngineOutput & { productKernel: string }> {
+    const owned: GpuLatticeQuantized[] = [];
     try {
       onStage('quantizeA');
       const t0 = performance.now();
-      const gpuA = await this.engine.quantize(a, options);
+      const gpuA = await this.engine.quantize(a, options[0]);
       owned.push(gpuA);
       onStage('quantizeB');
       const t1 = performance.now();
-      const gpuB = await this.engine.quantize(b, options);
+      const gpuB = await this.engine.quantize(b, options[1]);
       owned.push(gpuB);
       onStage('product');
       const t2 = performance.now();
@@ -84,7 +85,8 @@ export class GpuRunner {
   }
 
   private adapterSummary(): AdapterSummary {
-    const info = this.context.adapter.info;
+    // requestGpuDevice() always returns its adapter; a context without one (an app's own device) says nothing about it.
+    const info = this.context.adapter?.info ?? { vendor: '', architecture: '', device: '', description: '' };
     const features = this.context.features;
     return {
       vendor: info.vendor,

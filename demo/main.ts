@@ -1,4 +1,4 @@
-import { DATA_KINDS, type DataKind, type GainMode, type SchemeName } from '../src/index.js';
+import { DATA_KINDS, rotationLength, type DataKind, type GainMode, type SchemeName } from '../src/index.js';
 import { describeRun, type DemoRun } from './demoRun.js';
 import { drawErrorPlot } from './errorPlot.js';
 import { formatBits, formatCount, formatNmse } from './format.js';
@@ -7,7 +7,7 @@ import { drawRatePlot, type RatePoint } from './rdPlot.js';
 import { renderAdapter, renderHistory, renderLatest, renderTimings } from './render.js';
 import { RunCancelled, RunClient } from './runClient.js';
 import { runsOn, STAGE_LABELS, STAGES, type Backend, type GpuStatus, type RunRequest, type Stage } from './runProtocol.js';
-import { isLatticeScheme, SCHEME_NAMES, schemeStyle } from './schemeStyle.js';
+import { DEFAULT_SCHEME, SCHEME_GROUP_LABELS, SCHEME_NAMES, schemeGroup, schemeStyle, takesGain, type SchemeGroup } from './schemeStyle.js';
 import { probeWebGpu } from './webgpuProbe.js';
 
 /*
@@ -44,6 +44,7 @@ const ui = {
   adapter: byId('adapter', HTMLElement),
   form: byId('run-form', HTMLFormElement),
   scheme: byId('scheme', HTMLSelectElement),
+  gainField: byId('gain-field', HTMLLabelElement),
   gain: byId('gain', HTMLSelectElement),
   n: byId('n', HTMLInputElement),
   cols: byId('cols', HTMLInputElement),
@@ -105,6 +106,32 @@ function fillSelect(select: HTMLSelectElement, values: readonly string[], label:
   );
 }
 
+/** The scheme picker: the presets of SCHEMES, grouped (universal first: the library's default kind). */
+function fillSchemes(select: HTMLSelectElement): void {
+  const groups = new Map<SchemeGroup, HTMLOptGroupElement>();
+  for (const group of ['universal', 'deterministic', 'scalar'] as const) {
+    const element = document.createElement('optgroup');
+    element.label = SCHEME_GROUP_LABELS[group];
+    groups.set(group, element);
+  }
+  for (const name of SCHEME_NAMES) {
+    const option = document.createElement('option');
+    option.value = name;
+    option.textContent = `${schemeStyle(name).label} (${name})`;
+    groups.get(schemeGroup(name))?.append(option);
+  }
+  select.replaceChildren(...[...groups.values()].filter((group) => group.children.length > 0));
+  select.value = DEFAULT_SCHEME;
+}
+
+/** Why the data kind cannot be generated at this n, or null. */
+function dataProblem(kind: DataKind, n: number): string | null {
+  if (kind !== 'permuted' || !Number.isInteger(n) || n < 1 || rotationLength(n) === n) return null;
+  let next = n;
+  while (rotationLength(next) !== next) next++;
+  return `Permuted data needs n to be a rotation length (the rotation must not pad it); the next one is ${formatCount(next)}.`;
+}
+
 function selectedBackend(): Backend {
   return ui.backendWebgpu.checked ? 'webgpu' : 'cpu';
 }
@@ -119,7 +146,7 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
   const cols = readInteger(ui.cols);
   const backend = selectedBackend();
   const where = runsOn(scheme, backend);
-  const problem = sizeProblem(n, cols, where);
+  const problem = sizeProblem(n, cols, where) ?? dataProblem(ui.data.value as DataKind, n);
   if (problem) {
     if (where !== backend) return { problem: `${schemeStyle(scheme).label} runs on the CPU reference (${GPU_LATTICE_ONLY}): ${problem}` };
     return { problem: backend === 'cpu' && handle.webgpu.available ? `${problem} Choose WebGPU for larger sizes.` : problem };
@@ -145,9 +172,11 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
 }
 
 function updateForm(): void {
-  const lattice = isLatticeScheme(ui.scheme.value as SchemeName);
-  ui.gain.disabled = !lattice;
-  ui.gain.title = lattice ? '' : 'Scalar schemes have no gain';
+  // Only the deterministic lattice schemes take a gain: the universal code refuses one (its decoded
+  // columns are already unbiased) and the scalar baselines have none.
+  const gain = takesGain(ui.scheme.value as SchemeName);
+  ui.gainField.hidden = !gain;
+  ui.gain.disabled = !gain;
   const read = readRequest();
   const running = handle.state === 'running' || handle.state === 'loading';
   if ('problem' in read) {
@@ -243,9 +272,10 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
 
 function renderResults(run: DemoRun): void {
   const { request } = run;
+  const predicted = run.predictedNmse === null ? '' : ` (predicted ${formatNmse(run.predictedNmse)})`;
   ui.summary.textContent =
     `Latest: ${run.label} on ${request.dataKind} data, ${formatCount(request.n)} × ${formatCount(request.cols)} — ` +
-    `NMSE ${formatNmse(run.nmse)} at ${formatBits(run.bitsStored)} bits per entry.`;
+    `NMSE ${formatNmse(run.nmse)}${predicted} at ${formatBits(run.bitsStored)} bits per entry.`;
   ui.summary.classList.remove('muted');
   ui.resultsBody.hidden = false;
   // The plot compares like with like: the last run of each scheme on the same data and size.
@@ -317,7 +347,7 @@ async function startWebGpu(): Promise<void> {
 
 // ---- start ----
 
-fillSelect(ui.scheme, SCHEME_NAMES, (name) => `${schemeStyle(name as SchemeName).label} (${name})`);
+fillSchemes(ui.scheme);
 fillSelect(ui.data, DATA_KINDS, (kind) => kind);
 ui.backendWebgpu.disabled = true;
 ui.form.addEventListener('submit', (event) => {

@@ -1,11 +1,15 @@
 import {
   column,
   dequantize,
+  HUGE_ESCAPE,
+  latticeSpec,
+  LONG_ESCAPE,
   productNmse,
   RandomizedHadamard,
   Rng,
   type Matrix,
   type QuantizedMatrix,
+  type UniversalLatticeMatrix,
 } from '../src/index.js';
 import { ERROR_SAMPLE_POINTS, EXACT_NMSE_MAX_MACS, NMSE_SAMPLE_ENTRIES } from './limits.js';
 import type { CpuCheck, ErrorSample } from './runProtocol.js';
@@ -42,6 +46,7 @@ export function measureNmse(estimate: Matrix, a: Matrix, b: Matrix): { nmse: num
  */
 export function firstColumn(q: QuantizedMatrix): QuantizedMatrix {
   const means = q.means ? q.means.subarray(0, 1) : null;
+  if (q.kind === 'lattice' && q.mode === 'universal') return firstUniversalColumn(q, means);
   if (q.kind === 'lattice') {
     return {
       ...q,
@@ -59,6 +64,32 @@ export function firstColumn(q: QuantizedMatrix): QuantizedMatrix {
     means,
     codes: q.codes.subarray(0, q.length),
     scales: q.scales.subarray(0, q.groupsPerColumn),
+  };
+}
+
+/**
+ * Column 0 of a universal matrix: its blocks' codes and escape symbols, and the long and explicit
+ * escapes those symbols announce (they come first in the escape streams, which are in block order).
+ * The nonce stays: column 0's dither is regenerated from (nonce, 0) either way.
+ */
+function firstUniversalColumn(q: UniversalLatticeMatrix, means: Float32Array | null): UniversalLatticeMatrix {
+  const blocks = q.blocksPerColumn;
+  const escapes = q.escapes.subarray(0, blocks);
+  let longCount = 0;
+  for (const symbol of escapes) if (symbol === LONG_ESCAPE) longCount++;
+  const longEscapes = q.longEscapes.subarray(0, longCount);
+  let hugeCount = 0;
+  for (const index of longEscapes) if (index === HUGE_ESCAPE) hugeCount++;
+  return {
+    ...q,
+    cols: 1,
+    means,
+    norms: q.norms.subarray(0, 1),
+    codes: q.codes.subarray(0, blocks),
+    codesHigh: q.codesHigh ? q.codesHigh.subarray(0, blocks) : null,
+    escapes,
+    longEscapes,
+    hugeEscapes: q.hugeEscapes.subarray(0, hugeCount * latticeSpec(q.scheme.lattice).dimension),
   };
 }
 
@@ -89,9 +120,10 @@ export function errorSample(a: Matrix, qa: QuantizedMatrix, rotationSeed: number
 }
 
 /**
- * Compares two quantizations of the same matrices: the values that decide the decoded matrix bit for
- * bit (codes, scale indices or scales, norms, means), the gains by relative difference, and the two
- * products entry by entry.
+ * Compares two quantizations of the same matrices (with the same nonces, for universal schemes): the
+ * values that decide the decoded matrix bit for bit (codes, escapes or scale indices or scales, norms,
+ * means), the gains of deterministic schemes by relative difference, and the two products entry by
+ * entry.
  */
 export function compareRuns(
   gpu: readonly [QuantizedMatrix, QuantizedMatrix],
@@ -110,12 +142,14 @@ export function compareRuns(
       valuesCompared += length;
       for (let i = 0; i < length; i++) if (x?.[i] !== y?.[i]) valuesDiffering++; // ±0 decode alike
     }
-    if (g.kind === 'lattice' && c.kind === 'lattice' && (g.gains || c.gains)) {
+    const gGains = g.kind === 'lattice' && g.mode === 'deterministic' ? g.gains : null;
+    const cGains = c.kind === 'lattice' && c.mode === 'deterministic' ? c.gains : null;
+    if (gGains || cGains) {
       let worst = 0;
-      const count = Math.max(g.gains?.length ?? 0, c.gains?.length ?? 0);
+      const count = Math.max(gGains?.length ?? 0, cGains?.length ?? 0);
       for (let j = 0; j < count; j++) {
-        const reference = c.gains?.[j] ?? Number.NaN;
-        const difference = Math.abs((g.gains?.[j] ?? Number.NaN) - reference) / Math.abs(reference);
+        const reference = cGains?.[j] ?? Number.NaN;
+        const difference = Math.abs((gGains?.[j] ?? Number.NaN) - reference) / Math.abs(reference);
         worst = Number.isNaN(difference) ? Infinity : Math.max(worst, difference);
       }
       gainsRelativeDifference = Math.max(gainsRelativeDifference ?? 0, worst);
@@ -145,15 +179,30 @@ function exactFields(g: QuantizedMatrix, c: QuantizedMatrix): Array<[NumericArra
     [g.codes, c.codes],
     [g.means, c.means],
   ];
-  if (g.kind === 'lattice' && c.kind === 'lattice') {
+  if (g.kind === 'lattice' && c.kind === 'lattice' && g.mode === 'universal' && c.mode === 'universal') {
+    pairs.push(
+      [g.codesHigh, c.codesHigh],
+      [g.escapes, c.escapes],
+      [g.longEscapes, c.longEscapes],
+      [g.hugeEscapes, c.hugeEscapes],
+      [g.norms, c.norms],
+      // The nonces decide the dither: two runs with different nonces decode differently.
+      [nonceWords(g.nonce), nonceWords(c.nonce)],
+    );
+  } else if (g.kind === 'lattice' && c.kind === 'lattice' && g.mode === 'deterministic' && c.mode === 'deterministic') {
     pairs.push([g.scaleIndices, c.scaleIndices], [g.norms, c.norms]);
   } else if (g.kind === 'scalar' && c.kind === 'scalar') {
     pairs.push([g.scales, c.scales], [[g.tensorScale], [c.tensorScale]]);
   } else {
-    // Different kinds: nothing corresponds; every code counts as different.
+    // Different kinds or lattice modes: nothing corresponds; every code counts as different.
     pairs.push([g.codes, null]);
   }
   return pairs;
+}
+
+/** A 64-bit nonce as its two 32-bit halves, for the bit-for-bit comparison. */
+function nonceWords(nonce: bigint): number[] {
+  return [Number(nonce & 0xffffffffn), Number(nonce >> 32n)];
 }
 
 function dot(x: Float32Array, y: Float32Array): number {

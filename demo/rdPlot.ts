@@ -5,7 +5,7 @@ import { px, svg, svgRoot } from './svg.js';
 /** One measured scheme on the rate–distortion plot. */
 export interface RatePoint {
   readonly scheme: SchemeName;
-  /** E.g. "d3-q6 (unbiased)", for the tooltip. */
+  /** E.g. "e8-q16" or "d3-q6-deterministic (unbiased gain)", for the tooltip. */
   readonly label: string;
   readonly bitsStored: number;
   readonly bitsEntropy: number;
@@ -145,26 +145,39 @@ function marker(style: SchemeStyle, cx: number, cy: number, radius: number, fill
       ];
       return svg('polygon', { points: points.map(([px0, py0]) => `${px(px0 as number)},${px(py0 as number)}`).join(' '), ...paint });
     }
+    case 'diamond': {
+      const r = radius * 1.3;
+      const points = [
+        [cx, cy - r],
+        [cx + r, cy],
+        [cx, cy + r],
+        [cx - r, cy],
+      ];
+      return svg('polygon', { points: points.map(([px0, py0]) => `${px(px0 as number)},${px(py0 as number)}`).join(' '), ...paint });
+    }
   }
 }
 
-/** The schemes on the plot, in the bottom-left corner. */
+/** The scheme families on the plot (one entry per legend label), in the bottom-left corner. */
 function legend(points: readonly RatePoint[]): SVGElement {
   const shown = new Set(points.map((p) => p.scheme));
-  const schemes = SCHEME_NAMES.filter((scheme) => shown.has(scheme));
+  const entries = new Map<string, SchemeStyle>();
+  for (const scheme of SCHEME_NAMES) {
+    const style = schemeStyle(scheme);
+    if (shown.has(scheme) && !entries.has(style.legend)) entries.set(style.legend, style);
+  }
   const group = svg('g');
-  if (schemes.length === 0) return group;
+  if (entries.size === 0) return group;
   const rowHeight = 18;
-  const width = 150;
-  const height = schemes.length * rowHeight + 10;
+  const width = 186;
+  const height = entries.size * rowHeight + 10;
   // Bottom left lies deep in the unreachable region (Γ(2) ≈ 0.12 > 0.01): no point or curve goes there.
   const left = MARGIN.left + 8;
   const top = HEIGHT - MARGIN.bottom - height - 8;
   group.append(svg('rect', { class: 'legend-box', x: left, y: top, width, height, rx: 4 }));
-  schemes.forEach((scheme, i) => {
-    const style = schemeStyle(scheme);
+  [...entries].forEach(([label, style], i) => {
     const cy = top + 14 + i * rowHeight;
-    group.append(marker(style, left + 14, cy, 5, true), svg('text', { x: left + 28, y: cy + 4 }, style.label));
+    group.append(marker(style, left + 14, cy, 5, true), svg('text', { x: left + 28, y: cy + 4 }, label));
   });
   return group;
 }

@@ -66,9 +66,16 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
         ? formatNmse(run.nmse)
         : `≈ ${formatNmse(run.nmse)} (from ${formatCount(run.nmseSampledEntries)} sampled entries)`,
     ],
+    [
+      'Predicted NMSE',
+      run.predictedNmse === null || run.measuredOverPredicted === null
+        ? '— (only universal schemes have a guarantee)'
+        : `${formatNmse(run.predictedNmse)} for any data of these norms (measured / predicted = ${run.measuredOverPredicted.toFixed(3)})`,
+    ],
     ['Γ(bits stored)', formatNmse(run.gammaAtBits)],
     ['Rate loss', run.rateLoss === null ? '— (NMSE above 1)' : `${formatSignedBits(run.rateLoss)} bits`],
   ];
+  if (run.nonces) facts.push(['Dither nonces', `A: ${run.nonces.a}, B: ${run.nonces.b} (drawn for this run)`]);
   if (run.productKernel) facts.push(['GPU product kernel', run.productKernel === 'd3-table' ? `d3-table (${run.tableLayout ?? '?'} layout)` : run.productKernel]);
   if (run.cpuCheck) {
     const check = run.cpuCheck;
@@ -143,6 +150,7 @@ export function renderHistory(body: HTMLTableSectionElement, runs: readonly Demo
         element('td', formatBits(run.bitsStored)),
         element('td', formatBits(run.bitsEntropy)),
         element('td', (run.nmseSampledEntries === null ? '' : '≈ ') + formatNmse(run.nmse)),
+        element('td', run.predictedNmse === null ? '—' : formatNmse(run.predictedNmse)),
         element('td', formatNmse(run.gammaAtBits)),
         element('td', formatSignedBits(run.rateLoss)),
         element('td', formatTime(run.totalMs)),

@@ -20,7 +20,10 @@ export function runsOn(scheme: SchemeName, backend: Backend): Backend {
 /** One run as the visitor chose it. A and B are both n × cols, so the product AᵀB is cols × cols. */
 export interface RunRequest {
   readonly scheme: SchemeName;
-  /** The gain mode of lattice schemes; ignored (and reported as null) for scalar schemes. */
+  /**
+   * The gain mode of deterministic lattice schemes; ignored for the others (the universal code refuses
+   * a gain: its decoded columns are already unbiased; scalar schemes have none).
+   */
   readonly gain: GainMode;
   readonly n: number;
   readonly cols: number;
@@ -91,9 +94,12 @@ export interface ErrorSample {
   readonly rmsError: number;
 }
 
-/** A WebGPU run checked against the CPU reference on the same data. */
+/** A WebGPU run checked against the CPU reference on the same data (and, for universal schemes, the same nonces). */
 export interface CpuCheck {
-  /** Values that must agree bit for bit: code words, scale indices (or scales), norms, means (both matrices). */
+  /**
+   * Values that must agree bit for bit: code words, escapes (universal) or scale indices
+   * (deterministic) or scales (scalar), norms, means (both matrices).
+   */
   readonly valuesCompared: number;
   /** How many of them differ (0: the GPU's codes are the CPU's, bit for bit). */
   readonly valuesDiffering: number;
@@ -114,11 +120,22 @@ export interface RunResult {
    * scalar baseline asked for on WebGPU runs on the CPU reference (`runsOn`).
    */
   readonly ranOn: Backend;
-  /** The GPU product kernel ('d3-table', 'e8-dot', 'decode-f32'), null on the CPU. */
+  /** The GPU product kernel ('universal-decode', 'd3-table', 'e8-dot', 'decode-f32'), null on the CPU. */
   readonly productKernel: string | null;
+  /**
+   * The dither nonces of A and B (decimal strings of the 64-bit values), drawn at random for each run
+   * of a universal scheme so the two errors are independent; null for the other schemes. With the
+   * seeds they reproduce the run exactly (`quantize(a, { scheme, seed, nonce: BigInt(nonces.a) })`).
+   */
+  readonly nonces: { readonly a: string; readonly b: string } | null;
+  /**
+   * The universal guarantee's prediction of the NMSE (`expectedNmse`: from the schemes and n/N only, for
+   * any data), null for schemes without a guarantee. The measured NMSE fluctuates around it.
+   */
+  readonly predictedNmse: number | null;
   /** Bits per entry stored (codes + side information), averaged over A and B. */
   readonly bitsStored: number;
-  /** Bits per entry with the scale index counted by its empirical entropy, averaged over A and B. */
+  /** Bits per entry with the escape symbols or scale indices at their empirical entropy, averaged over A and B. */
   readonly bitsEntropy: number;
   /** The normalized product error n·‖Ĉ − AᵀB‖²_F / (‖A‖²_F·‖B‖²_F). */
   readonly nmse: number;

@@ -1,9 +1,10 @@
-import { matmulAT, quantize, testMatrixPair, SCHEMES, type QuantizeOptions } from '../src/index.js';
+import { expectedNmse, matmulAT, quantize, randomNonce, testMatrixPair, type QuantizeOptions } from '../src/index.js';
 import { runOnCpu } from './cpuRun.js';
 import type { EngineOutput } from './engineOutput.js';
 import { GpuRunner } from './gpuRun.js';
 import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem } from './limits.js';
 import { compareRuns, errorSample, measureNmse } from './measure.js';
+import { isUniversalScheme, takesGain } from './schemeStyle.js';
 import { runsOn, type CpuCheck, type GpuStatus, type RunRequest, type RunResult, type Stage, type WorkerMessage, type WorkerRequest } from './runProtocol.js';
 
 /*
@@ -38,19 +39,30 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const ranOn = runsOn(request.scheme, request.backend);
   const problem = sizeProblem(request.n, request.cols, ranOn);
   if (problem) throw new Error(problem);
-  const scheme = SCHEMES[request.scheme];
-  const options: QuantizeOptions = {
+  const base: QuantizeOptions = {
     scheme: request.scheme,
     seed: request.rotationSeed,
-    gain: scheme.kind === 'lattice' ? request.gain : 'none',
+    // Only deterministic lattice schemes take a gain (the universal code refuses one).
+    ...(takesGain(request.scheme) ? { gain: request.gain } : {}),
   };
+  // Universal schemes: a fresh nonce per matrix and run, so A's and B's errors are independent (the
+  // library would draw them itself; the worker draws them to pass the same ones to the CPU check and
+  // to report them).
+  const nonces = isUniversalScheme(request.scheme) ? distinctNonces() : null;
+  const options: readonly [QuantizeOptions, QuantizeOptions] = nonces
+    ? [
+        { ...base, nonce: nonces[0] },
+        { ...base, nonce: nonces[1] },
+      ]
+    : [base, base];
 
   onStage('init');
   const runner = ranOn === 'webgpu' ? await gpuRunner() : null;
 
   onStage('generate');
   const t0 = performance.now();
-  const { a, b } = testMatrixPair(request.dataKind, request.n, request.cols, request.cols, request.dataSeed);
+  // The rotation seed matters to the 'permuted' data (B's rotated columns are A's, permuted).
+  const { a, b } = testMatrixPair(request.dataKind, request.n, request.cols, request.cols, request.dataSeed, request.rotationSeed);
   const generate = performance.now() - t0;
 
   const output: EngineOutput & { productKernel?: string } = runner
@@ -63,10 +75,11 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const sample = errorSample(a, output.qa, request.rotationSeed);
   let cpuCheck: CpuCheck | null = null;
   if (runner && request.checkAgainstCpu && sizeProblem(request.n, request.cols, 'cpu') === null) {
-    const qa = quantize(a, options);
-    const qb = quantize(b, options);
+    const qa = quantize(a, options[0]);
+    const qb = quantize(b, options[1]);
     cpuCheck = compareRuns([output.qa, output.qb], [qa, qb], output.product, matmulAT(qa, qb));
   }
+  const predictedNmse = nonces ? expectedNmse(output.qa, output.qb) : null;
   const measure = performance.now() - t1;
   if (runner) gpuRuns++;
 
@@ -76,6 +89,8 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     request,
     ranOn,
     productKernel: output.productKernel ?? null,
+    nonces: nonces ? { a: nonces[0].toString(), b: nonces[1].toString() } : null,
+    predictedNmse,
     bitsStored: output.bitsStored,
     bitsEntropy: output.bitsEntropy,
     nmse,
@@ -91,6 +106,14 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     errorSample: sample,
     cpuCheck,
   };
+}
+
+/** Two different random 64-bit nonces (equal ones would make A's and B's errors dependent). */
+function distinctNonces(): [bigint, bigint] {
+  const first = randomNonce();
+  let second = randomNonce();
+  while (second === first) second = randomNonce();
+  return [first, second];
 }
 
 function messageOf(error: unknown): string {

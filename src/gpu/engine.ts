@@ -193,7 +193,7 @@ export class GpuEngine {
       );
     }
     const centred = isCentred(a);
-    check(a.mode === 'universal' || b.mode === 'universal' || !centred, 'centred operands of different schemes are not supported on the GPU; multiply them with the CPU matmulAT');
+    check((a.mode === 'universal' && b.mode === 'universal') || !centred, 'centred operands of different modes (universal × deterministic) are not supported on the GPU; multiply them with the CPU matmulAT');
     const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
     this.recordDecode(encoder, scratch, a, decodedA);
     let decodedB = decodedA;

@@ -8,11 +8,16 @@ import {
   matmulATExact,
   productNmse,
   quantize,
+  rotationLength,
   SCHEMES,
   testMatrixPair,
   type Matrix,
+  type QuantizeOptions,
   type SchemeName,
+  type UniversalLatticeMatrix,
 } from '../../src/index.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
+import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 
 /*
  * The demo's own measurement code, in Node (no browser needed): the NMSE it reports for large products
@@ -45,7 +50,7 @@ describe('measureNmse', () => {
     [300, 40],
   ])('is the exact productNmse for small products (n = %i, %i columns)', (n, cols) => {
     const { a, b } = testMatrixPair('gaussian', n, cols, cols, 5);
-    const estimate = matmulAT(quantize(a, { scheme: 'd3-q6', seed: 3 }), quantize(b, { scheme: 'd3-q6', seed: 3 }));
+    const estimate = matmulAT(quantize(a, { scheme: 'd3-q6', seed: 3, nonce: 1 }), quantize(b, { scheme: 'd3-q6', seed: 3, nonce: 2 }));
     const measured = measureNmse(estimate, a, b);
     expect(measured.sampledEntries).toBeNull();
     expect(measured.nmse).toBe(productNmse(estimate, a, b));
@@ -73,6 +78,12 @@ describe('measureNmse', () => {
   });
 });
 
+/** Options with a nonce for universal schemes (so two quantizations of one matrix are identical). */
+function reproducible(scheme: SchemeName, seed: number, nonce: number): QuantizeOptions {
+  const resolved = SCHEMES[scheme];
+  return resolved.kind === 'lattice' && resolved.mode === 'universal' ? { scheme, seed, nonce } : { scheme, seed };
+}
+
 describe('firstColumn and errorSample', () => {
   it.each(SCHEME_NAMES)('firstColumn decodes to column 0 of the whole matrix (%s)', (scheme) => {
     for (const center of [false, true]) {
@@ -85,13 +96,41 @@ describe('firstColumn and errorSample', () => {
     }
   });
 
+  // Unrotated spikes give column 0 long and explicit escapes: the slice must take exactly its own.
+  it.each([
+    ['E8 q = 4', { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }],
+    ['D3 q = 5', { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }],
+  ] as const)('firstColumn of a universal matrix takes column 0’s long and explicit escapes (%s, spiky, unrotated)', (_name, scheme) => {
+    const rows = 64;
+    const data = new Float32Array(rows * 4);
+    for (let j = 0; j < 4; j++) {
+      for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * Math.sin(i + j);
+      data[j * rows + ((7 * j + 3) % rows)] = 50;
+      data[j * rows + ((11 * j + 40) % rows)] = -35;
+    }
+    const a: Matrix = { rows, cols: 4, data };
+    const q = quantize(a, { scheme, rotate: false, nonce: 5 }) as UniversalLatticeMatrix;
+    const longInColumn0 = q.escapes.subarray(0, q.blocksPerColumn).filter((symbol) => symbol === LONG_ESCAPE).length;
+    // The case is only meaningful with escapes in column 0 and in later columns.
+    expect(longInColumn0).toBeGreaterThan(0);
+    expect(q.longEscapes.length).toBeGreaterThan(longInColumn0);
+    const first = firstColumn(q) as UniversalLatticeMatrix;
+    expect(first.longEscapes.length).toBe(longInColumn0);
+    const d = scheme.lattice === 'E8' ? 8 : 3;
+    expect(first.hugeEscapes.length).toBe(d * first.longEscapes.filter((index) => index === HUGE_ESCAPE).length);
+    expect(Array.from(dequantize(first).data)).toEqual(Array.from(column(dequantize(q), 0)));
+  });
+
   it.each(SCHEME_NAMES)('errorSample shows every coordinate when n ≤ 384 and its RMS error is ‖â − a‖/‖a‖ (%s)', (scheme) => {
-    // n = 256 is its own rotation length, so the rotation is orthogonal and keeps distances.
-    const { a } = testMatrixPair('gaussian', 256, 3, 1, 8);
+    // An n that is its own rotation length, so the rotation is orthogonal and keeps distances.
+    let n = 256;
+    while (rotationLength(n) !== n) n++;
+    expect(n).toBeLessThanOrEqual(384);
+    const { a } = testMatrixPair('gaussian', n, 3, 1, 8);
     const q = quantize(a, { scheme, seed: 12 });
     const sample = errorSample(a, q, 12);
-    expect(sample.input).toHaveLength(256);
-    expect(sample.decoded).toHaveLength(256);
+    expect(sample.input).toHaveLength(n);
+    expect(sample.decoded).toHaveLength(n);
     const x = column(a, 0);
     const xHat = column(dequantize(q), 0);
     let error = 0;
@@ -103,23 +142,24 @@ describe('firstColumn and errorSample', () => {
     expect(sample.rmsError).toBeGreaterThan(0);
     expect(Math.abs(sample.rmsError - Math.sqrt(error / norm)) / sample.rmsError).toBeLessThan(1e-4);
     // In units of the column's RMS: the inputs have mean square 1.
-    expect(sample.input.reduce((s, v) => s + v * v, 0) / 256).toBeCloseTo(1, 5);
+    expect(sample.input.reduce((s, v) => s + v * v, 0) / n).toBeCloseTo(1, 5);
   });
 });
 
 describe('compareRuns', () => {
   const { a, b } = testMatrixPair('gaussian', 96, 4, 3, 1);
 
-  it.each(['d3-q6', 'int4-g32'] as const)('finds no difference between two identical runs and one changed code (%s)', (scheme) => {
-    const qa = quantize(a, { scheme, seed: 2 });
-    const qb = quantize(b, { scheme, seed: 2 });
+  it.each(['d3-q6', 'e8-5bit', 'd3-q6-deterministic', 'int4-g32'] as const)('finds no difference between two identical runs and one changed code (%s)', (scheme) => {
+    const qa = quantize(a, reproducible(scheme, 2, 1));
+    const qb = quantize(b, reproducible(scheme, 2, 2));
     const product = matmulAT(qa, qb);
-    const same = compareRuns([qa, qb], [quantize(a, { scheme, seed: 2 }), quantize(b, { scheme, seed: 2 })], product, matmulAT(qa, qb));
+    const again = [quantize(a, reproducible(scheme, 2, 1)), quantize(b, reproducible(scheme, 2, 2))] as const;
+    const same = compareRuns([qa, qb], again, product, matmulAT(qa, qb));
     expect(same.valuesDiffering).toBe(0);
     expect(same.valuesCompared).toBeGreaterThan(qa.codes.length + qb.codes.length);
     expect(same.productRelativeDifference).toBe(0);
-    // d3-q6 keeps a per-column gain by default ('unbiased'); INT schemes have none.
-    expect(same.gainsRelativeDifference).toBe(scheme === 'd3-q6' ? 0 : null);
+    // Deterministic lattice schemes keep a per-column gain by default ('unbiased'); the others have none.
+    expect(same.gainsRelativeDifference).toBe(scheme === 'd3-q6-deterministic' ? 0 : null);
 
     const changedCodes = qa.codes.slice();
     changedCodes[1] = (changedCodes[1] as number) + 1;
@@ -129,6 +169,21 @@ describe('compareRuns', () => {
     const different = compareRuns([changed, qb], [qa, qb], shifted, product);
     expect(different.valuesDiffering).toBe(1);
     expect(different.productRelativeDifference).toBeCloseTo(1 / scale, 6);
+  });
+
+  it('counts a universal run with other nonces (another dither) as different', () => {
+    const qa = quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 1 });
+    const qb = quantize(b, { scheme: 'e8-q16', seed: 2, nonce: 2 });
+    const other = [quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 3 }), quantize(b, { scheme: 'e8-q16', seed: 2, nonce: 4 })] as const;
+    const result = compareRuns([qa, qb], other, matmulAT(qa, qb), matmulAT(other[0], other[1]));
+    expect(result.valuesDiffering).toBeGreaterThan(0);
+  });
+
+  it('counts every code as different between a universal and a deterministic quantization', () => {
+    const universal = [quantize(a, { scheme: 'd3-q6', seed: 2, nonce: 1 }), quantize(b, { scheme: 'd3-q6', seed: 2, nonce: 2 })] as const;
+    const deterministic = [quantize(a, { scheme: 'd3-q6-deterministic', seed: 2 }), quantize(b, { scheme: 'd3-q6-deterministic', seed: 2 })] as const;
+    const result = compareRuns(universal, deterministic, matmulAT(...universal), matmulAT(...deterministic));
+    expect(result.valuesDiffering).toBeGreaterThanOrEqual(universal[0].codes.length + universal[1].codes.length);
   });
 });
 

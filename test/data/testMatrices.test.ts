@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DATA_KINDS, testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { column, matmulATExact, type Matrix } from '../../src/matrix.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 
 function moments(data: Float32Array): { mean: number; variance: number; kurtosis: number } {
   const n = data.length;
@@ -27,22 +28,37 @@ function meanAbsCosine(a: Matrix, b: Matrix): number {
 }
 
 describe('testMatrixPair', () => {
-  it('knows the four kinds', () => {
-    expect([...DATA_KINDS]).toEqual(['gaussian', 'heavy-tailed', 'outlier-rows', 'low-rank']);
+  it('knows the eight kinds (the seed paper\'s four and the universality study\'s four)', () => {
+    expect([...DATA_KINDS]).toEqual(['gaussian', 'heavy-tailed', 'outlier-rows', 'low-rank', 'parallel', 'spikes', 'two-spikes', 'permuted']);
   });
 
+  // 'permuted' swaps rotated coordinates, so it needs an n the rotation does not pad: the smallest
+  // such n ≥ 97 (rotationLength decides which lengths exist); the others take the odd n = 97.
+  const unpadded = (from: number): number => {
+    let n = from;
+    while (rotationLength(n) !== n) n++;
+    return n;
+  };
+
   it.each(DATA_KINDS)('%s: shapes, finite Float32 data, deterministic in the seed', (kind) => {
-    const { a, b } = testMatrixPair(kind, 97, 5, 3, 11);
-    expect([a.rows, a.cols, a.data.length]).toEqual([97, 5, 485]);
-    expect([b.rows, b.cols, b.data.length]).toEqual([97, 3, 291]);
+    const n = kind === 'permuted' ? unpadded(97) : 97;
+    const { a, b } = testMatrixPair(kind, n, 5, 3, 11);
+    expect([a.rows, a.cols, a.data.length]).toEqual([n, 5, 5 * n]);
+    expect([b.rows, b.cols, b.data.length]).toEqual([n, 3, 3 * n]);
     expect(a.data).toBeInstanceOf(Float32Array);
     expect(a.data.every(Number.isFinite) && b.data.every(Number.isFinite)).toBe(true);
-    const again = testMatrixPair(kind, 97, 5, 3, 11);
+    const again = testMatrixPair(kind, n, 5, 3, 11);
     expect(again.a.data).toEqual(a.data);
     expect(again.b.data).toEqual(b.data);
-    const other = testMatrixPair(kind, 97, 5, 3, 12);
+    const other = testMatrixPair(kind, n, 5, 3, 12);
     expect(other.a.data).not.toEqual(a.data);
     expect(b.data).not.toEqual(a.data.subarray(0, b.data.length));
+  });
+
+  it("'permuted' refuses an n that the rotation pads, naming it", () => {
+    const padded = [97, 100, 1000].find((n) => rotationLength(n) !== n) as number;
+    expect(() => testMatrixPair('permuted', padded, 2, 2, 1)).toThrow(LatticeMatmulError);
+    expect(() => testMatrixPair('permuted', padded, 2, 2, 1)).toThrow(new RegExp(`got n = ${padded}`));
   });
 
   it('n = 1, one column each', () => {

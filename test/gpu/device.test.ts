@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { requestGpuDevice } from '../../src/gpu/device.js';
+import { gpuContextOf, requestGpuDevice } from '../../src/gpu/device.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
@@ -88,6 +88,30 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
         gpu.wgslLanguageFeatures.has('packed_4x8_integer_dot_product'),
       );
       expect(context.device.label).toBe('limits test');
+    } finally {
+      context.device.destroy();
+    }
+  });
+
+  it('gpuContextOf: a bare GPUDevice gets a context with no adapter and the device’s own features and limits; a context passes through', async () => {
+    const gpu = await nodeGpu();
+    const context = await requestGpuDevice({ gpu, label: 'bare device test', workgroupStorageLimit: 16384 });
+    try {
+      expect(context.adapter).not.toBeNull();
+      const bare = gpuContextOf(context.device, gpu);
+      expect(bare.adapter).toBeNull();
+      expect(bare.device).toBe(context.device);
+      // The granted limits (16384 here, below the adapter's), not the adapter's.
+      expect(bare.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+      expect(bare.limits).toEqual(context.limits);
+      expect(bare.features).toEqual(context.features);
+      // Without a GPU object the WGSL language features come from navigator.gpu, or none are assumed.
+      const ambient = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+      const expectedPacked = ambient?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+      expect(gpuContextOf(context.device).features.packed4x8IntegerDotProduct).toBe(expectedPacked);
+      expect(gpuContextOf(context)).toBe(context);
+      expect(() => gpuContextOf(null as unknown as GPUDevice)).toThrow(LatticeMatmulError);
+      expect(() => gpuContextOf({ limits: {} } as unknown as GPUDevice)).toThrow(/expected a GPUDevice/);
     } finally {
       context.device.destroy();
     }

@@ -3,14 +3,15 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { productNmse, type Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { LatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, e8MatmulAT, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+import { asDeterministic, asUniversal, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
  * The E8 / Z^8 product with on-the-fly decoding against the CPU `matmulAT` (its decoded float64
@@ -22,10 +23,11 @@ import { asLattice, shifted, withRandomCodes, worstScaledError } from './lattice
 
 const noGpu = await gpuUnavailableReason();
 
-const E8_Q16: QuantizeOptions = { scheme: 'e8-q16', seed: 21 };
+// The E8 kernel decodes the deterministic code (universal operands take the decode-then-multiply path).
+const E8_Q16: QuantizeOptions = { scheme: 'e8-q16-deterministic', seed: 21 };
 const betaSet = { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } as const;
-const Z_Q16: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 16, overload: betaSet };
-const Z_Q4: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 4, overload: { kind: 'betaSet', betas: [0.5, 0.8] } };
+const Z_Q16: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: betaSet };
+const Z_Q4: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 4, overload: { kind: 'betaSet', betas: [0.5, 0.8] } };
 
 async function compare(
   context: GpuContext,
@@ -35,9 +37,9 @@ async function compare(
   dotPath: DotPath,
   extra: { bOptions?: QuantizeOptions; maxBindingBytes?: number; randomCodes?: boolean } = {},
 ): Promise<{ ratio: number; at: string; nmse: number }> {
-  const maybeRandom = (m: LatticeQuantizedMatrix, seed: number) => (extra.randomCodes ? withRandomCodes(m, seed) : m);
-  const qa = maybeRandom(asLattice(quantize(a, options)), 1);
-  const qb = maybeRandom(asLattice(quantize(b, extra.bOptions ?? options)), 2);
+  const maybeRandom = (m: DeterministicLatticeMatrix, seed: number) => (extra.randomCodes ? withRandomCodes(m, seed) : m);
+  const qa = maybeRandom(asDeterministic(quantize(a, options)), 1);
+  const qb = maybeRandom(asDeterministic(quantize(b, extra.bOptions ?? options)), 2);
   const expected = matmulAT(qa, qb);
   const ga = uploadLatticeMatrix(context.device, qa);
   const gb = uploadLatticeMatrix(context.device, qb);
@@ -128,7 +130,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   });
 
   it('large scale multiples (ladder ratio 2, 6 steps: k up to 512) sum in exact runs of 7 blocks', async () => {
-    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 6 } };
+    const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 6 } };
     const a = gaussianMatrix(192, 17, 41);
     const b = gaussianMatrix(192, 33, 42);
     const result = await compare(context, a, b, { scheme, seed: 4 }, 'plain');
@@ -136,8 +138,8 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   });
 
   it('multiples so large that one block product could overflow i32 (k up to 4096) are refused', async () => {
-    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
-    const q = asLattice(quantize(gaussianMatrix(16, 2, 43), { scheme, seed: 4 }));
+    const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+    const q = asDeterministic(quantize(gaussianMatrix(16, 2, 43), { scheme, seed: 4 }));
     const gq = uploadLatticeMatrix(context.device, q);
     try {
       await expect(e8MatmulAT(context.device, gq, gq, { dotPath: 'plain' })).rejects.toThrow(/too large/);
@@ -164,18 +166,23 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     }
   });
 
-  it('refuses D3 operands and mismatched seeds with LatticeMatmulError', async () => {
+  it('refuses D3 operands, universal operands and mismatched seeds with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 3, 45);
-    const ga = uploadLatticeMatrix(context.device, asLattice(quantize(a, E8_Q16)));
-    const gOther = uploadLatticeMatrix(context.device, asLattice(quantize(a, { ...E8_Q16, seed: 22 })));
-    const gD3 = uploadLatticeMatrix(context.device, asLattice(quantize(a, { scheme: 'd3-q6', seed: 21 })));
+    const ga = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, E8_Q16)));
+    const gOther = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, { ...E8_Q16, seed: 22 })));
+    const gD3 = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, { scheme: 'd3-q6-deterministic', seed: 21 })));
+    const gUniversal = uploadLatticeMatrix(context.device, asUniversal(quantize(a, { scheme: 'e8-q16', seed: 21, nonce: 1 })));
     try {
       await expect(e8MatmulAT(context.device, ga, gOther, { dotPath: 'plain' })).rejects.toThrow(/different seeds/);
       await expect(e8MatmulAT(context.device, ga, gD3, { dotPath: 'plain' })).rejects.toThrow(LatticeMatmulError);
+      // A universal matrix passed where the deterministic kernel expects its operand (a JavaScript caller).
+      const universalAsDeterministic = gUniversal as unknown as GpuDeterministicMatrix;
+      await expect(e8MatmulAT(context.device, ga, universalAsDeterministic, { dotPath: 'plain' })).rejects.toThrow(/deterministic lattice scheme/);
     } finally {
       ga.destroy();
       gOther.destroy();
       gD3.destroy();
+      gUniversal.destroy();
     }
   });
 });

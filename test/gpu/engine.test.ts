@@ -9,15 +9,20 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asDeterministic, asUniversal } from './latticeTestSupport.js';
 
 /*
  * The GpuEngine facade end to end: GPU encode → GPU product / GEMV / dequantize, against the CPU
- * reference on the same inputs. Codes are bit-identical (checked through read()), so products differ
- * only by the order of f32 sums: the tolerance is 1e-5 · ‖a_i‖·‖b_j‖ per entry (a wrong code, scale
- * or table entry moves an entry by ≥ 1e-3 of that).
+ * reference on the same inputs, for the universal default (given nonces, one per operand, so the GPU
+ * and the CPU quantize identically) and the deterministic schemes. Codes are bit-identical (checked
+ * through read()), so products differ only by the f32 decode and the order of f32 sums: the
+ * tolerance is 1e-5 · ‖a_i‖·‖b_j‖ per entry (a wrong code, escape, scale or table entry moves an
+ * entry by ≥ 1e-3 of that).
  */
 
 const noGpu = await gpuUnavailableReason();
@@ -45,6 +50,20 @@ function expectProductClose(gpu: Matrix, cpu: Matrix, a: Matrix, b: Matrix, tole
   expect(worst).toBeLessThan(tolerance);
 }
 
+/** The codes and the per-block side fields of a quantized matrix (escapes or scale indices). */
+function codesOf(q: QuantizedMatrix): unknown {
+  if (q.kind !== 'lattice') return q.codes;
+  return q.mode === 'universal'
+    ? { codes: q.codes, codesHigh: q.codesHigh, escapes: q.escapes, longEscapes: q.longEscapes, hugeEscapes: q.hugeEscapes, norms: q.norms }
+    : { codes: q.codes, scaleIndices: q.scaleIndices, norms: q.norms };
+}
+
+/** Options of operand `which` (0: A, 1: B): universal schemes get their own nonce per operand. */
+function operand(options: QuantizeOptions, which: number): QuantizeOptions {
+  const universal = typeof options.scheme === 'string' ? !options.scheme.endsWith('-deterministic') && options.scheme !== 'int4-g32' : options.scheme.kind === 'lattice' && options.scheme.mode === 'universal';
+  return universal ? { ...options, nonce: 1000 + which } : options;
+}
+
 describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   let context: GpuContext;
   let engine: GpuEngine;
@@ -57,12 +76,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     context.device.destroy();
   });
 
-  const cases: readonly [string, QuantizeOptions, 'd3-table' | 'e8-dot' | 'decode-f32'][] = [
-    ['d3-q6', { scheme: 'd3-q6', seed: 3 }, 'd3-table'],
-    ['d3-q6 centred, MMSE gain', { scheme: 'd3-q6', seed: 3, center: true, gain: 'mmse' }, 'd3-table'],
-    ['e8-q16', { scheme: 'e8-q16', seed: 4 }, 'e8-dot'],
-    ['Z q=16', { scheme: { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'ladder', beta: 0.3, ratio: 2, steps: 4 } }, seed: 5 }, 'e8-dot'],
-    ['D3 q=4 (no table)', { scheme: { kind: 'lattice', lattice: 'D3', q: 4, overload: { kind: 'ladder', beta: 0.5, ratio: 1.5, steps: 4 } }, seed: 6 }, 'decode-f32'],
+  const cases: readonly [string, QuantizeOptions, 'universal-decode' | 'd3-table' | 'e8-dot' | 'decode-f32'][] = [
+    ['d3-q6 (universal)', { scheme: 'd3-q6', seed: 3 }, 'universal-decode'],
+    ['e8-q16 (universal), centred', { scheme: 'e8-q16', seed: 4, center: true }, 'universal-decode'],
+    ['e8-5bit (universal, 37-bit codes)', { scheme: 'e8-5bit', seed: 4 }, 'universal-decode'],
+    ['d3-q6-deterministic', { scheme: 'd3-q6-deterministic', seed: 3 }, 'd3-table'],
+    ['d3-q6-deterministic centred, MMSE gain', { scheme: 'd3-q6-deterministic', seed: 3, center: true, gain: 'mmse' }, 'd3-table'],
+    ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 4 }, 'e8-dot'],
+    ['deterministic Z q=16', { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: { kind: 'ladder', beta: 0.3, ratio: 2, steps: 4 } }, seed: 5 }, 'e8-dot'],
+    ['deterministic D3 q=4 (no table)', { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 4, overload: { kind: 'ladder', beta: 0.5, ratio: 1.5, steps: 4 } }, seed: 6 }, 'decode-f32'],
   ];
 
   for (const [name, options, kernel] of cases) {
@@ -74,14 +96,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     ] as const) {
       it(`${name}, n = ${n}, ${aCols} × ${bCols}: GPU codes = CPU codes, ${kernel} product ≈ CPU matmulAT`, async () => {
         const { a, b } = testMatrixPair('gaussian', n, aCols, bCols, n + aCols);
-        const qa = await engine.quantize(a, options);
-        const qb = await engine.quantize(b, options);
+        const qa = await engine.quantize(a, operand(options, 0));
+        const qb = await engine.quantize(b, operand(options, 1));
         try {
-          const cpuA = quantize(a, options);
-          const cpuB = quantize(b, options);
-          const readA = await qa.read();
-          expect(readA.codes).toEqual(cpuA.kind === 'lattice' ? cpuA.codes : null);
-          expect(readA.scaleIndices).toEqual(cpuA.kind === 'lattice' ? cpuA.scaleIndices : null);
+          const cpuA = quantize(a, operand(options, 0));
+          const cpuB = quantize(b, operand(options, 1));
+          expect(codesOf(await qa.read())).toEqual(codesOf(cpuA));
+          expect(codesOf(await qb.read())).toEqual(codesOf(cpuB));
           expect(engine.productKernel(qa, qb)).toBe(kernel);
           expectProductClose(await engine.matmulAT(qa, qb), matmulAT(cpuA, cpuB), a, b);
         } finally {
@@ -92,13 +113,96 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   }
 
-  it('reaches the CPU figure on low-rank data (n = 256): the GPU path keeps the unbiased gain', async () => {
+  it.each([
+    ['d3-q6', false],
+    ['e8-q16', true],
+  ] as const)('%s (universal) Gram matrix ÂᵀÂ (one matrix passed twice, centred %s): the CPU Gram matrix, exact diagonal', async (scheme, center) => {
+    const a = gaussianMatrix(100, 9, 61);
+    const options = { scheme, seed: 2, nonce: 5, center };
+    const qa = await engine.quantize(a, options);
+    try {
+      const gpu = await engine.matmulAT(qa, qa);
+      const cpuQ = quantize(a, options);
+      const cpu = matmulAT(cpuQ, cpuQ);
+      expectProductClose(gpu, cpu, a, a);
+      const exact = matmulATExact(a, a);
+      for (let i = 0; i < 9; i++) {
+        // The diagonal is the stored ‖a_i‖² (+ n·μ_i²): exact up to f32 rounding, no quantization error.
+        const k = i * 9 + i;
+        expect(Math.abs((gpu.data[k] as number) - (exact.data[k] as number))).toBeLessThanOrEqual(1e-5 * (exact.data[k] as number));
+      }
+    } finally {
+      qa.destroy();
+    }
+  });
+
+  it('refuses two different universal matrices quantized with the same nonce (their errors are not independent)', async () => {
+    const qa = await engine.quantize(gaussianMatrix(40, 3, 62), { scheme: 'e8-q16', seed: 1, nonce: 9 });
+    const qb = await engine.quantize(gaussianMatrix(40, 2, 63), { scheme: 'e8-q16', seed: 1, nonce: 9 });
+    try {
+      await expect(engine.matmulAT(qa, qb)).rejects.toThrow(/same nonce/);
+    } finally {
+      qa.destroy();
+      qb.destroy();
+    }
+  });
+
+  it('a universal × deterministic product decodes both (universal-decode) and matches the CPU', async () => {
+    const { a, b } = testMatrixPair('gaussian', 100, 7, 5, 64);
+    const qa = await engine.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });
+    const qb = await engine.quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 });
+    try {
+      expect(engine.productKernel(qa, qb)).toBe('universal-decode');
+      expect(engine.productKernel(qb, qa)).toBe('universal-decode');
+      const cpu = matmulAT(quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 }), quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 }));
+      expectProductClose(await engine.matmulAT(qa, qb), cpu, a, b);
+    } finally {
+      qa.destroy();
+      qb.destroy();
+    }
+  });
+
+  // Centred operands of different modes: the GPU may refuse them (as it refuses centred deterministic
+  // operands of different schemes) or multiply them with the mean term; it must not return a product
+  // without the mean term.
+  it.each([
+    ['e8-q16', 'd3-q6-deterministic'],
+    ['d3-q6-deterministic', 'e8-q16'],
+  ] as const)('centred %s × %s: refused with LatticeMatmulError or equal to the CPU product, never without the mean term', async (sa, sb) => {
+    const { a, b } = testMatrixPair('gaussian', 100, 3, 2, 64);
+    const optionsA = { ...operand({ scheme: sa, seed: 3 }, 0), center: true };
+    const optionsB = { ...operand({ scheme: sb, seed: 3 }, 1), center: true };
+    const shift = (m: Matrix, offset: number): Matrix => ({ ...m, data: m.data.map((v) => v + offset) });
+    const [sa0, sb0] = [shift(a, 2), shift(b, -1)];
+    const ca = await engine.quantize(sa0, optionsA);
+    const cb = await engine.quantize(sb0, optionsB);
+    try {
+      const result = await engine.matmulAT(ca, cb).then(
+        (c) => c,
+        (error: unknown) => error,
+      );
+      if (result instanceof Error) {
+        expect(result).toBeInstanceOf(LatticeMatmulError);
+      } else {
+        expectProductClose(result as Matrix, matmulAT(quantize(sa0, optionsA), quantize(sb0, optionsB)), sa0, sb0);
+      }
+    } finally {
+      ca.destroy();
+      cb.destroy();
+    }
+  });
+
+  it.each([
+    ['d3-q6-deterministic', 'the GPU path keeps the unbiased gain'],
+    ['d3-q6', 'the universal code needs no gain'],
+  ] as const)('%s reaches the CPU figure on low-rank data (n = 256): %s', async (scheme, _why) => {
     const { a, b } = testMatrixPair('low-rank', 256, 24, 24, 9);
-    const qa = await engine.quantize(a, { scheme: 'd3-q6', seed: 2 });
-    const qb = await engine.quantize(b, { scheme: 'd3-q6', seed: 2 });
+    const options = { scheme, seed: 2 };
+    const qa = await engine.quantize(a, operand(options, 0));
+    const qb = await engine.quantize(b, operand(options, 1));
     try {
       const gpuNmse = productNmse(await engine.matmulAT(qa, qb), a, b);
-      const cpuNmse = productNmse(matmulAT(quantize(a, { scheme: 'd3-q6', seed: 2 }), quantize(b, { scheme: 'd3-q6', seed: 2 })), a, b);
+      const cpuNmse = productNmse(matmulAT(quantize(a, operand(options, 0)), quantize(b, operand(options, 1))), a, b);
       expect(Math.abs(gpuNmse - cpuNmse)).toBeLessThan(1e-4 * cpuNmse + 1e-7);
       expect(gpuNmse).toBeLessThan(0.15);
     } finally {
@@ -107,24 +211,25 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
-  it('quantizes the caller’s GPU buffer and writes the product into the caller’s buffer', async () => {
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: quantizes the caller’s GPU buffer and writes the product into the caller’s buffer', async (scheme) => {
     const a = gaussianMatrix(48, 7, 21);
     const b = gaussianMatrix(48, 5, 22);
     const aBuffer = createBufferWithData(context.device, 'test A', a.data, STORAGE_USAGE);
     const bBuffer = createBufferWithData(context.device, 'test B', b.data, STORAGE_USAGE);
     const out = context.device.createBuffer({ label: 'test C', size: 4 * 7 * 5, usage: STORAGE_USAGE });
-    const qa = await engine.quantize({ buffer: aBuffer, rows: 48, cols: 7 }, { scheme: 'd3-q6', seed: 8 });
-    const qb = await engine.quantize({ buffer: bBuffer, rows: 48, cols: 5 }, { scheme: 'd3-q6', seed: 8 });
+    const options = { scheme, seed: 8 };
+    const qa = await engine.quantize({ buffer: aBuffer, rows: 48, cols: 7 }, operand(options, 0));
+    const qb = await engine.quantize({ buffer: bBuffer, rows: 48, cols: 5 }, operand(options, 1));
     try {
       await engine.matmulATInto(qa, qb, out);
-      const staging = context.device.createBuffer({ size: 4 * 35, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      const encoder = context.device.createCommandEncoder();
+      const staging = context.device.createBuffer({ label: 'test C staging', size: 4 * 35, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const encoder = context.device.createCommandEncoder({ label: 'test C copy' });
       encoder.copyBufferToBuffer(out, 0, staging, 0, 4 * 35);
       context.device.queue.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ);
       const data = new Float32Array(staging.getMappedRange().slice(0));
       staging.destroy();
-      const cpu = matmulAT(quantize(a, { scheme: 'd3-q6', seed: 8 }), quantize(b, { scheme: 'd3-q6', seed: 8 }));
+      const cpu = matmulAT(quantize(a, operand(options, 0)), quantize(b, operand(options, 1)));
       expectProductClose({ rows: 7, cols: 5, data }, cpu, a, b);
     } finally {
       for (const buffer of [aBuffer, bBuffer, out]) buffer.destroy();
@@ -133,14 +238,16 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
-  it.each(['d3-q6', 'e8-q16'] as const)('%s matvec ≈ dequantize(W)ᵀ·x in the rotated domain (float64 reference)', async (scheme) => {
+  // The universal cases run the universal GEMV (src/gpu/kernels/universalGemv.ts).
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('%s matvec ≈ dequantize(W)ᵀ·x in the rotated domain (float64 reference)', async (scheme) => {
     const n = 100;
     const w = gaussianMatrix(n, 9, 31);
     const x = gaussianMatrix(n, 1, 32).data;
-    const qw = await engine.quantize(w, { scheme, seed: 12 });
+    const options = operand({ scheme, seed: 12 }, 0);
+    const qw = await engine.quantize(w, options);
     try {
       const y = await engine.matvec(qw, x);
-      const cpu = quantize(w, { scheme, seed: 12 });
+      const cpu = quantize(w, options);
       // Reference: ⟨ŵ_j, R x⟩ with ŵ decoded in the rotated domain (the estimator's own definition).
       const rotatedX = new RandomizedHadamard(n, 12).forward(x);
       const decoded = decodeRotated(cpu);
@@ -156,11 +263,11 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
-  it('matvec takes x from the caller’s GPU buffer (at an offset, 3 right-hand sides) and matches the Float32Array path', async () => {
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s matvec takes x from the caller’s GPU buffer (at an offset, 3 right-hand sides) and matches the Float32Array path', async (scheme) => {
     const n = 48;
     const w = gaussianMatrix(n, 5, 51);
     const x = gaussianMatrix(n, 3, 52);
-    const qw = await engine.quantize(w, { scheme: 'd3-q6', seed: 14 });
+    const qw = await engine.quantize(w, operand({ scheme, seed: 14 }, 0));
     const padded = new Float32Array(4 + x.data.length);
     padded.set(x.data, 4);
     const xBuffer = createBufferWithData(context.device, 'test x', padded, STORAGE_USAGE);
@@ -177,49 +284,81 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
-  it('dequantize on the GPU equals the CPU dequantize to f32 rounding', async () => {
+  it.each(['e8-q16', 'd3-q6', 'e8-q16-deterministic'] as const)('%s: dequantize on the GPU equals the CPU dequantize to f32 rounding', async (scheme) => {
     const a = gaussianMatrix(40, 6, 41);
-    const qa = await engine.quantize(a, { scheme: 'e8-q16', seed: 13, center: true });
+    const options = operand({ scheme, seed: 13, center: true }, 0);
+    const qa = await engine.quantize(a, options);
     try {
       const gpu = await engine.dequantize(qa);
-      const cpu = dequantize(quantize(a, { scheme: 'e8-q16', seed: 13, center: true }));
+      const cpu = dequantize(quantize(a, options));
       for (let k = 0; k < cpu.data.length; k++) expect(gpu.data[k] as number).toBeCloseTo(cpu.data[k] as number, 5);
     } finally {
       qa.destroy();
     }
   });
 
-  it('a CPU-quantized matrix uploaded to the GPU multiplies like the GPU-quantized one', async () => {
+  it.each(['d3-q6', 'e8-2bit', 'd3-q6-deterministic'] as const)('%s: a CPU-quantized matrix uploaded to the GPU multiplies like the GPU-quantized one', async (scheme) => {
     const { a, b } = testMatrixPair('heavy-tailed', 64, 4, 4, 3);
-    const cpuA = quantize(a, { scheme: 'd3-q6', seed: 1 });
-    const cpuB = quantize(b, { scheme: 'd3-q6', seed: 1 });
+    const cpuA = quantize(a, operand({ scheme, seed: 1 }, 0));
+    const cpuB = quantize(b, operand({ scheme, seed: 1 }, 1));
     if (cpuA.kind !== 'lattice' || cpuB.kind !== 'lattice') throw new Error('expected lattice matrices');
-    const ua = engine.upload(cpuA);
-    const ub = engine.upload(cpuB);
+    const ua: GpuLatticeQuantized = cpuA.mode === 'universal' ? engine.upload(asUniversal(cpuA)) : engine.upload(asDeterministic(cpuA));
+    const ub: GpuLatticeQuantized = engine.upload(cpuB);
+    const ga = await engine.quantize(a, operand({ scheme, seed: 1 }, 0));
     try {
+      expect([ua.mode, ub.mode]).toEqual([cpuA.mode, cpuB.mode]);
       expectProductClose(await engine.matmulAT(ua, ub), matmulATExact(a, b), a, b, 0.5); // sanity: an estimate of AᵀB
       expectProductClose(await engine.matmulAT(ua, ub), matmulAT(cpuA, cpuB), a, b);
+      expectProductClose(await engine.matmulAT(ga, ub), matmulAT(cpuA, cpuB), a, b);
     } finally {
       ua.destroy();
       ub.destroy();
+      ga.destroy();
     }
+  });
+
+  it('GpuEngine.create takes a bare GPUDevice: no adapter, features and limits read from the device, same products', async () => {
+    const bare = GpuEngine.create(context.device);
+    const a = gaussianMatrix(40, 3, 71);
+    const b = gaussianMatrix(40, 2, 72);
+    const qa = await bare.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });
+    const qb = await bare.quantize(b, { scheme: 'e8-q16', seed: 3, nonce: 2 });
+    try {
+      expect(bare.adapter).toBeNull();
+      expect(bare.device).toBe(context.device);
+      expect(bare.limits.maxStorageBufferBindingSize).toBe(context.device.limits.maxStorageBufferBindingSize);
+      expect(bare.limits.maxComputeWorkgroupStorageSize).toBe(context.device.limits.maxComputeWorkgroupStorageSize);
+      expect(bare.features.subgroups).toBe(context.device.features.has('subgroups'));
+      expect(bare.tableLayout).toBe(engine.tableLayout);
+      const cpu = matmulAT(quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 }), quantize(b, { scheme: 'e8-q16', seed: 3, nonce: 2 }));
+      expectProductClose(await bare.matmulAT(qa, qb), cpu, a, b);
+    } finally {
+      qa.destroy();
+      qb.destroy();
+      bare.destroy();
+    }
+    expect(engine.adapter).toBe(context.adapter);
   });
 
   it('refuses what it cannot do, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 2, 1);
     await expect(engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
-    const qa = await engine.quantize(a, { scheme: 'd3-q6', seed: 1 });
-    const qb = await engine.quantize(gaussianMatrix(24, 2, 2), { scheme: 'd3-q6', seed: 2 });
-    const qc = await engine.quantize(gaussianMatrix(48, 2, 2), { scheme: 'd3-q6', seed: 1 });
-    try {
-      await expect(engine.matmulAT(qa, qb)).rejects.toThrow(/seed/);
-      await expect(engine.matmulAT(qa, qc)).rejects.toThrow(LatticeMatmulError);
-      await expect(engine.matvec(qa, new Float32Array(23))).rejects.toThrow(/rows/);
-      const other = GpuEngine.create(context);
-      other.destroy();
-      await expect(other.quantize(a, { scheme: 'd3-q6' })).rejects.toThrow(/destroyed/);
-    } finally {
-      for (const q of [qa, qb, qc]) q.destroy();
+    await expect(engine.quantize(a, { scheme: 'd3-q6', gain: 'mmse' })).rejects.toThrow(/gain applies to deterministic lattice schemes only/);
+    await expect(engine.quantize(a, { scheme: 'd3-q6', centre: true } as unknown as QuantizeOptions)).rejects.toThrow(/did you mean 'center'/);
+    for (const scheme of ['d3-q6', 'd3-q6-deterministic'] as const) {
+      const qa = await engine.quantize(a, { scheme, seed: 1 });
+      const qb = await engine.quantize(gaussianMatrix(24, 2, 2), { scheme, seed: 2 });
+      const qc = await engine.quantize(gaussianMatrix(48, 2, 2), { scheme, seed: 1 });
+      try {
+        await expect(engine.matmulAT(qa, qb)).rejects.toThrow(/seed/);
+        await expect(engine.matmulAT(qa, qc)).rejects.toThrow(LatticeMatmulError);
+        await expect(engine.matvec(qa, new Float32Array(23))).rejects.toThrow(/rows/);
+      } finally {
+        for (const q of [qa, qb, qc]) q.destroy();
+      }
     }
+    const other = GpuEngine.create(context);
+    other.destroy();
+    await expect(other.quantize(a, { scheme: 'd3-q6' })).rejects.toThrow(/destroyed/);
   });
 });

@@ -39,7 +39,7 @@ export function gpuUnavailableReason(): Promise<string | undefined> {
  * A fresh device (destroy it in afterAll). Devices are not shared between files: each vitest file
  * runs in its own process.
  */
-export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<GpuContext> {
+export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   return requestNodeGpuDevice({ label: 'test device', ...options });
 }
 

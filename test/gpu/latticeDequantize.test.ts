@@ -25,7 +25,7 @@ import { workgroupGrid } from '../../src/gpu/workSplit.js';
 import probeSource from './latticeDecodeProbe.wgsl?raw';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { f32Bits, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
+import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
  * 1. The WGSL integer decoders (shaders/lattice_decode.wgsl) against VoronoiCode.decode: every code
@@ -150,10 +150,10 @@ describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders'
 });
 
 const schemes: [name: string, options: QuantizeOptions][] = [
-  ['d3-q6', { scheme: 'd3-q6', seed: 5 }],
-  ['e8-q16', { scheme: 'e8-q16', seed: 5 }],
-  ['Z^8 q = 16', { scheme: { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.3] } } as LatticeScheme, seed: 5 }],
-  ['D3 q = 5 (7-bit codes)', { scheme: { kind: 'lattice', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } } as LatticeScheme, seed: 5 }],
+  ['d3-q6-deterministic', { scheme: 'd3-q6-deterministic', seed: 5 }],
+  ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 5 }],
+  ['Z^8 q = 16', { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.3] } } as LatticeScheme, seed: 5 }],
+  ['D3 q = 5 (7-bit codes)', { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } } as LatticeScheme, seed: 5 }],
 ];
 
 function worstRelative(got: Float32Array, expected: Float64Array): { ratio: number; at: string } {
@@ -185,7 +185,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
 
   for (const [name, options] of schemes) {
     it.each(sizes)(`${name}, n = %i, %i columns: rotated decode within 1e-6 relative of decodeRotated`, async (n, cols) => {
-      const q = asLattice(quantize(gaussianMatrix(n, cols, 60 + n), options));
+      const q = asDeterministic(quantize(gaussianMatrix(n, cols, 60 + n), options));
       const gq = uploadLatticeMatrix(context.device, q);
       try {
         const got = await latticeDequantizeRotated(context.device, gq);
@@ -200,7 +200,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
 
   it.each([3, 13, 100])('random codes (every leader, coordinates past N dropped), n = %i', async (n) => {
     for (const [name, options] of schemes) {
-      const q = withRandomCodes(asLattice(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
+      const q = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
       const gq = uploadLatticeMatrix(context.device, q);
       try {
         const worst = worstRelative(await latticeDequantizeRotated(context.device, gq), decodeRotated(q));
@@ -213,11 +213,11 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
 
   it('no gains, time-sharing (keepFraction 0.4: zeros past keptLength) and a split over bindings', async () => {
     for (const [options, maxBindingBytes] of [
-      [{ scheme: 'e8-q16', seed: 6, gain: 'none' }, undefined],
-      [{ scheme: 'd3-q6', seed: 6, keepFraction: 0.4 }, undefined],
-      [{ scheme: 'e8-q16', seed: 6, keepFraction: 0.4 }, 1024],
+      [{ scheme: 'e8-q16-deterministic', seed: 6, gain: 'none' }, undefined],
+      [{ scheme: 'd3-q6-deterministic', seed: 6, keepFraction: 0.4 }, undefined],
+      [{ scheme: 'e8-q16-deterministic', seed: 6, keepFraction: 0.4 }, 1024],
     ] as const) {
-      const q = asLattice(quantize(gaussianMatrix(192, 33, 70), options));
+      const q = asDeterministic(quantize(gaussianMatrix(192, 33, 70), options));
       const gq = uploadLatticeMatrix(context.device, q);
       try {
         const got = await latticeDequantizeRotated(context.device, gq, { maxBindingBytes });
@@ -250,9 +250,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     [1000, 3, false],
     [3000, 2, true],
   ])('back to the original basis (n = %i, %i columns, centred %s): matches dequantize', async (n, cols, center) => {
-    for (const scheme of ['d3-q6', 'e8-q16'] as const) {
+    for (const scheme of ['d3-q6-deterministic', 'e8-q16-deterministic'] as const) {
       const a: Matrix = shifted(gaussianMatrix(n, cols, 80 + n), center ? 2 : 0);
-      const q = asLattice(quantize(a, { scheme, seed: 7, center }));
+      const q = asDeterministic(quantize(a, { scheme, seed: 7, center }));
       const gq = uploadLatticeMatrix(context.device, q);
       try {
         expectCloseToDequantize(await latticeDequantize(context.device, gq), dequantize(q), q.means, scheme);
@@ -263,7 +263,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   });
 
   it('without rotation (rotate: false): the decoded columns plus the means', async () => {
-    const q = asLattice(quantize(shifted(gaussianMatrix(24, 5, 90), 3), { scheme: 'e8-q16', seed: 3, rotate: false }));
+    const q = asDeterministic(quantize(shifted(gaussianMatrix(24, 5, 90), 3), { scheme: 'e8-q16-deterministic', seed: 3, rotate: false }));
     expect(q.length).toBe(24);
     const gq = uploadLatticeMatrix(context.device, q);
     try {
@@ -285,7 +285,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   ] as [string, LatticeDequantizeOptions['rotation']][])('inverse rotation and means on the GPU are exact (%s)', async (_name, rotation) => {
     const n = 700; // N = 768 = 12·64
     const cols = 6;
-    const q = asLattice(quantize(shifted(gaussianMatrix(n, cols, 91), 1.5), { scheme: 'd3-q6', seed: 11, center: true }));
+    const q = asDeterministic(quantize(shifted(gaussianMatrix(n, cols, 91), 1.5), { scheme: 'd3-q6-deterministic', seed: 11, center: true }));
     const gq = uploadLatticeMatrix(context.device, q);
     try {
       const rotated = await latticeDequantizeRotated(context.device, gq);

@@ -19,14 +19,15 @@ import { column, type Matrix } from '../../src/matrix.js';
 import { LatticeBlockEncoder, type BlockCode } from '../../src/quantize/latticeEncoder.js';
 import { prepareColumn } from '../../src/quantize/prepareColumn.js';
 import { quantize, schemeLattice, type GainMode } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { FIXED_POINT_LIMIT, scaleGrid, type ScaleGrid } from '../../src/quantize/scaleGrid.js';
-import { SCHEMES, type LatticeScheme } from '../../src/quantize/schemes.js';
+import { SCHEMES, type DeterministicLatticeScheme } from '../../src/quantize/schemes.js';
 import { Rng } from '../../src/rotation/random.js';
 import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { asDeterministic } from './latticeTestSupport.js';
 
 /*
- * The two kernels of the GPU lattice quantizer, each against its CPU twin:
+ * The kernels of the deterministic GPU lattice quantizer, each against its CPU twin (the universal
+ * encoder has its own, universalEncode.test.ts):
  * - the WGSL block encoder (shaders/lattice_code.wgsl, through a probe entry point) against
  *   LatticeBlockEncoder.encodeBlock on fixed-point blocks chosen to sit on Voronoi boundaries
  *   (coordinates that are multiples of den/4, where nearest-point ties and coset-boundary ties
@@ -38,24 +39,25 @@ import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.
 const noGpu = await gpuUnavailableReason();
 
 /** Z^8, q = 16, a 4-rung ladder (an asymmetric INT4 with a shared per-block scale). */
-const Z_LADDER: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'ladder', beta: 0.25, ratio: 2, steps: 4 } };
+const Z_LADDER: DeterministicLatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: { kind: 'ladder', beta: 0.25, ratio: 2, steps: 4 } };
 /** E8 with a wide ladder: multiples up to 16·2^11, so E8's distance comparison needs more than 32 bits. */
-const E8_WIDE_LADDER: LatticeScheme = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 12 } };
+const E8_WIDE_LADDER: DeterministicLatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 12 } };
 /** D3 with 16 rungs of ratio 2: denominators up to 2^25 (beyond E8's bound, within D3's). */
-const D3_LONG_LADDER: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 16 } };
+const D3_LONG_LADDER: DeterministicLatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 16 } };
 /** D3 with an odd q and least-error selection. */
-const D3_Q5_BETA_SET: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 5, overload: { kind: 'betaSet', betas: [0.3, 0.45, 0.7] } };
+const D3_Q5_BETA_SET: DeterministicLatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'betaSet', betas: [0.3, 0.45, 0.7] } };
 
 describe('latticeTableBytes (CPU)', () => {
-  const ladder = (lattice: 'D3' | 'E8' | 'Z', ratio: number, steps: number): LatticeScheme => ({
+  const ladder = (lattice: 'D3' | 'E8' | 'Z', ratio: number, steps: number): DeterministicLatticeScheme => ({
     kind: 'lattice',
+    mode: 'deterministic',
     lattice,
     q: lattice === 'D3' ? 6 : 16,
     overload: { kind: 'ladder', beta: 0.3, ratio, steps },
   });
 
   it('lays out q, determinant, grid, clip steps, generator, inverse, denominators and multiples', () => {
-    const scheme = SCHEMES['e8-q16'];
+    const scheme = SCHEMES['e8-q16-deterministic'];
     const lattice = schemeLattice(scheme);
     const grid = scaleGrid(scheme.overload);
     const words = new Int32Array(latticeTableBytes(lattice, scheme.q, grid).slice().buffer);
@@ -68,7 +70,7 @@ describe('latticeTableBytes (CPU)', () => {
   });
 
   it('refuses scale multiples beyond exact integer encoding (E8: k·64 < 2^24; D3, Z: k·64 < 2^29)', () => {
-    const table = (scheme: LatticeScheme) => () => latticeTableBytes(schemeLattice(scheme), scheme.q, scaleGrid(scheme.overload));
+    const table = (scheme: DeterministicLatticeScheme) => () => latticeTableBytes(schemeLattice(scheme), scheme.q, scaleGrid(scheme.overload));
     // Ratio 2: the largest multiple is 16·2^(steps − 1), its denominator 2^(steps + 9).
     expect(table(ladder('E8', 2, 14))).not.toThrow();
     expect(table(ladder('E8', 2, 15))).toThrow(LatticeMatmulError);
@@ -190,14 +192,14 @@ function stressBlocks(lattice: Lattice, q: number, grid: ScaleGrid, seed: number
 
 interface ProbeCase {
   readonly name: string;
-  readonly scheme: LatticeScheme;
+  readonly scheme: DeterministicLatticeScheme;
   /** The inputs reach every scale and clip (not so for a ladder far wider than the clamp range). */
   readonly coversEveryScale: boolean;
 }
 
 const PROBE_CASES: readonly ProbeCase[] = [
-  { name: 'D3, q = 6, ladder (d3-q6)', scheme: SCHEMES['d3-q6'], coversEveryScale: true },
-  { name: 'E8, q = 16, betaSet (e8-q16)', scheme: SCHEMES['e8-q16'], coversEveryScale: true },
+  { name: 'D3, q = 6, ladder (d3-q6-deterministic)', scheme: SCHEMES['d3-q6-deterministic'], coversEveryScale: true },
+  { name: 'E8, q = 16, betaSet (e8-q16-deterministic)', scheme: SCHEMES['e8-q16-deterministic'], coversEveryScale: true },
   { name: 'Z8, q = 16, ladder', scheme: Z_LADDER, coversEveryScale: true },
   { name: 'E8, q = 16, ladder with multiples up to 2^15 (64-bit distances)', scheme: E8_WIDE_LADDER, coversEveryScale: true },
   { name: 'D3, q = 5, betaSet', scheme: D3_Q5_BETA_SET, coversEveryScale: true },
@@ -262,17 +264,21 @@ function matrixFromColumns(rows: number, columns: readonly ((i: number) => numbe
 }
 
 /** Columns covering the prep kernel's cases: magnitudes from subnormal to near f32 max, ties, zeros. */
-function prepColumns(rows: number, seed: number): Matrix {
+function prepColumns(rows: number, seed: number, withinNormRange = false): Matrix {
   const rng = new Rng(seed);
   const gaussian = () => rng.nextGaussian();
+  // Column prep takes any finite input; quantize() refuses column norms outside [2^−100, 2^100], so
+  // the encode kernel's cases (compared with quantize) use extremes just inside that range.
   return matrixFromColumns(rows, [
     () => gaussian(),
     () => 0,
     () => 0.7,
-    () => gaussian() * 1e30,
-    () => gaussian() * 1e-30,
-    (i) => (i === 0 ? 3e38 : gaussian() * 1e-20), // the small entries underflow after scaling
-    () => gaussian() * 1e-41, // subnormal inputs: scaled exactly into [1, 2)
+    () => gaussian() * (withinNormRange ? 2 ** 90 : 1e30),
+    () => gaussian() * (withinNormRange ? 2 ** -90 : 1e-30),
+    // The small entries underflow after scaling.
+    withinNormRange ? (i) => (i === 0 ? 2 ** 99 : gaussian() * 2 ** -60) : (i) => (i === 0 ? 3e38 : gaussian() * 1e-20),
+    // Subnormal inputs, scaled exactly into [1, 2); within the norm range, the smallest normal ones.
+    () => gaussian() * (withinNormRange ? 2 ** -95 : 1e-41),
     () => (rng.nextInt(9) - 4 + 0.5) * 2 ** 40, // half-integers
     () => Math.fround((rng.nextInt(13) - 6) / 3) * 2 ** -50, // multiples of 1/3
     () => gaussian() / Math.max(1e-3, rng.nextFloat()), // heavy tails
@@ -390,7 +396,7 @@ describe.skipIf(noGpu !== undefined)('column prep kernel = prepareColumn (no rot
 
 interface EncodeCase {
   readonly name: string;
-  readonly scheme: LatticeScheme;
+  readonly scheme: DeterministicLatticeScheme;
   readonly rows: number;
   readonly cols: number;
   readonly keepFraction: number;
@@ -399,14 +405,14 @@ interface EncodeCase {
 }
 
 const ENCODE_CASES: readonly EncodeCase[] = [
-  { name: 'D3 q = 6, n = 100 (34 blocks, the last one partial)', scheme: SCHEMES['d3-q6'], rows: 100, cols: 10, keepFraction: 1, gain: 'unbiased' },
-  { name: 'E8 q = 16, n = 13 (a partial block), MMSE gains', scheme: SCHEMES['e8-q16'], rows: 13, cols: 10, keepFraction: 1, gain: 'mmse' },
-  { name: 'D3 q = 6, n = 800 (more blocks than lanes), no gains', scheme: SCHEMES['d3-q6'], rows: 800, cols: 10, keepFraction: 1, gain: 'none' },
-  { name: 'D3, time-sharing keeps 40% of n = 96', scheme: SCHEMES['d3-q6'], rows: 96, cols: 10, keepFraction: 0.4, gain: 'unbiased' },
-  { name: 'E8, columns split over 1 KB bindings', scheme: SCHEMES['e8-q16'], rows: 40, cols: 10, keepFraction: 1, gain: 'mmse', maxBindingBytes: 1024 },
+  { name: 'D3 q = 6, n = 100 (34 blocks, the last one partial)', scheme: SCHEMES['d3-q6-deterministic'], rows: 100, cols: 10, keepFraction: 1, gain: 'unbiased' },
+  { name: 'E8 q = 16, n = 13 (a partial block), MMSE gains', scheme: SCHEMES['e8-q16-deterministic'], rows: 13, cols: 10, keepFraction: 1, gain: 'mmse' },
+  { name: 'D3 q = 6, n = 800 (more blocks than lanes), no gains', scheme: SCHEMES['d3-q6-deterministic'], rows: 800, cols: 10, keepFraction: 1, gain: 'none' },
+  { name: 'D3, time-sharing keeps 40% of n = 96', scheme: SCHEMES['d3-q6-deterministic'], rows: 96, cols: 10, keepFraction: 0.4, gain: 'unbiased' },
+  { name: 'E8, columns split over 1 KB bindings', scheme: SCHEMES['e8-q16-deterministic'], rows: 40, cols: 10, keepFraction: 1, gain: 'mmse', maxBindingBytes: 1024 },
   {
     name: 'D3, one scale (no index bits stored)',
-    scheme: { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.6, ratio: 2, steps: 1 } },
+    scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.6, ratio: 2, steps: 1 } },
     rows: 30,
     cols: 10,
     keepFraction: 1,
@@ -426,8 +432,8 @@ describe.skipIf(noGpu !== undefined)('lattice encode kernel on prepared columns 
 
   it.each(ENCODE_CASES)('$name', async ({ scheme, rows, cols, keepFraction, gain, maxBindingBytes }) => {
     const { device } = context;
-    const m = prepColumns(rows, 3 * rows + cols);
-    const cpu = quantize(m, { scheme, seed: 1, rotate: false, keepFraction, gain }) as LatticeQuantizedMatrix;
+    const m = prepColumns(rows, 3 * rows + cols, true);
+    const cpu = asDeterministic(quantize(m, { scheme, seed: 1, rotate: false, keepFraction, gain }));
     // The CPU's prepared columns and exponents are the kernel's input.
     const prepared = new Float32Array(rows * cols);
     const exponents = new Int32Array(cols);

@@ -10,7 +10,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
+import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
  * The weight-only product Y = ŴᵀX against the CPU reference dequantize(Ŵ)ᵀ·X computed in float64.
@@ -22,11 +22,11 @@ import { asLattice, columnNorm, shifted, withRandomCodes } from './latticeTestSu
 
 const noGpu = await gpuUnavailableReason();
 
-const Z_Q16: LatticeScheme = { kind: 'lattice', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } };
-const D3_Q5: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } };
+const Z_Q16: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } };
+const D3_Q5: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } };
 const schemes: [name: string, options: QuantizeOptions][] = [
-  ['d3-q6 (leader table)', { scheme: 'd3-q6', seed: 9 }],
-  ['e8-q16', { scheme: 'e8-q16', seed: 9 }],
+  ['d3-q6-deterministic (leader table)', { scheme: 'd3-q6-deterministic', seed: 9 }],
+  ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 9 }],
   ['Z^8 q = 16', { scheme: Z_Q16, seed: 9 }],
   ['D3 q = 5 (decoded in the kernel)', { scheme: D3_Q5, seed: 9 }],
 ];
@@ -51,7 +51,7 @@ async function compare(
   options: QuantizeOptions,
   extra: { cpuRotation?: boolean; maxBindingBytes?: number; randomCodes?: boolean } = {},
 ): Promise<{ ratio: number; at: string }> {
-  const quantized = asLattice(quantize(w, options));
+  const quantized = asDeterministic(quantize(w, options));
   const q = extra.randomCodes ? withRandomCodes(quantized, w.rows) : quantized;
   const wHat = dequantize(q);
   const expected = reference(wHat, x);
@@ -120,7 +120,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     for (const rhs of [1, 3]) {
       const w = shifted(gaussianMatrix(n, 17, 900 + n), 2);
       const x = shifted(gaussianMatrix(n, rhs, 1000 + n), 0.5);
-      for (const options of [{ scheme: 'd3-q6', seed: 9, center: true }, { scheme: 'e8-q16', seed: 9, center: true }] as const) {
+      for (const options of [{ scheme: 'd3-q6-deterministic', seed: 9, center: true }, { scheme: 'e8-q16-deterministic', seed: 9, center: true }] as const) {
         const result = await compare(context, w, x, options);
         expect(result.ratio, `${options.scheme}, rhs ${rhs}: ${result.at}`).toBeLessThanOrEqual(1);
       }
@@ -140,14 +140,14 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     const w = gaussianMatrix(100, 70, 1200);
     const x = gaussianMatrix(100, 3, 1201);
     for (const options of [
-      { scheme: 'd3-q6', seed: 9, rotate: false },
-      { scheme: 'e8-q16', seed: 9, gain: 'none' },
-      { scheme: 'd3-q6', seed: 9, keepFraction: 0.5 },
+      { scheme: 'd3-q6-deterministic', seed: 9, rotate: false },
+      { scheme: 'e8-q16-deterministic', seed: 9, gain: 'none' },
+      { scheme: 'd3-q6-deterministic', seed: 9, keepFraction: 0.5 },
     ] as const) {
       const result = await compare(context, w, x, options);
       expect(result.ratio, `${JSON.stringify(options)}: ${result.at}`).toBeLessThanOrEqual(1);
     }
-    const split = await compare(context, w, x, { scheme: 'e8-q16', seed: 9 }, { maxBindingBytes: 1024 });
+    const split = await compare(context, w, x, { scheme: 'e8-q16-deterministic', seed: 9 }, { maxBindingBytes: 1024 });
     expect(split.ratio, split.at).toBeLessThanOrEqual(1);
   });
 
@@ -161,7 +161,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
   });
 
   it('refuses an x of the wrong length with LatticeMatmulError', async () => {
-    const q = asLattice(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6' }));
+    const q = asDeterministic(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6-deterministic' }));
     const gw = uploadLatticeMatrix(context.device, q);
     try {
       await expect(latticeGemv(context.device, gw, new Float32Array(23))).rejects.toThrow(LatticeMatmulError);

@@ -3,17 +3,38 @@ import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { schemeLattice } from '../../src/quantize/quantize.js';
 import { Rng } from '../../src/rotation/random.js';
 import type { Matrix } from '../../src/matrix.js';
-import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { GpuLatticeQuantized, GpuLatticeQuantizedMatrix } from '../../src/gpu/gpuQuantize.js';
+import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 
 /*
  * Test support for the decoding kernels (table product, E8 product, GEMV, dequantize): the tolerance
  * helper the product tests share and inputs that reach every code. Matrices go to the GPU with
- * `uploadLatticeMatrix` (src/gpu/gpuQuantize.ts).
+ * `uploadLatticeMatrix` (src/gpu/gpuQuantize.ts). The table, E8 and GEMV kernels tested with these
+ * helpers decode the deterministic code (the universal one has its own kernels).
  */
 
-/** The lattice matrix inside a QuantizedMatrix (tests quantize lattice schemes only). */
-export function asLattice(q: QuantizedMatrix): LatticeQuantizedMatrix {
-  check(q.kind === 'lattice', 'expected a lattice-quantized matrix');
+/** The deterministic lattice matrix inside a QuantizedMatrix (fails the test for any other kind). */
+export function asDeterministic(q: QuantizedMatrix): DeterministicLatticeMatrix {
+  check(q.kind === 'lattice' && q.mode === 'deterministic', () => `expected a deterministic lattice matrix, got ${q.kind === 'lattice' ? `a ${q.mode}` : 'a scalar'} one`);
+  return q;
+}
+
+/** The universal lattice matrix inside a QuantizedMatrix (fails the test for any other kind). */
+export function asUniversal(q: QuantizedMatrix): UniversalLatticeMatrix {
+  check(q.kind === 'lattice' && q.mode === 'universal', () => `expected a universal lattice matrix, got ${q.kind === 'lattice' ? `a ${q.mode}` : 'a scalar'} one`);
+  return q;
+}
+
+/** A deterministic GPU matrix from `gpuQuantizeLattice` / `GpuEngine.quantize` (fails the test otherwise). */
+export function asDeterministicGpu(q: GpuLatticeQuantized): GpuLatticeQuantizedMatrix {
+  check(q.mode === 'deterministic', 'expected a deterministic GPU lattice matrix, got a universal one');
+  return q;
+}
+
+/** A universal GPU matrix from `gpuQuantizeLattice` / `GpuEngine.quantize` (fails the test otherwise). */
+export function asUniversalGpu(q: GpuLatticeQuantized): GpuUniversalQuantizedMatrix {
+  check(q.mode === 'universal', 'expected a universal GPU lattice matrix, got a deterministic one');
   return q;
 }
 
@@ -64,7 +85,7 @@ export function shifted(m: Matrix, offset: number): Matrix {
  * from the whole code (including nonzero coordinates in a partial last block, past `length`), which
  * data from `quantize` seldom reaches. The CPU reference functions accept any valid codes.
  */
-export function withRandomCodes(q: LatticeQuantizedMatrix, seed: number): LatticeQuantizedMatrix {
+export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): DeterministicLatticeMatrix {
   const rng = new Rng(seed);
   const size = new VoronoiCode(schemeLattice(q.scheme), q.scheme.q).size;
   return {

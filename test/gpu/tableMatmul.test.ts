@@ -6,7 +6,7 @@ import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { LatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
@@ -21,8 +21,9 @@ import {
   type TableLayoutKind,
 } from '../../src/gpu/tableLayout.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { asLattice, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
+import { asDeterministic, asDeterministicGpu, asUniversal, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
  * The D3 q = 6 table product against the CPU `matmulAT` (its table path). Stated tolerance:
@@ -83,7 +84,8 @@ describe('table layouts (CPU): what the kernel reads', () => {
   });
 });
 
-const D3_Q6: QuantizeOptions = { scheme: 'd3-q6', seed: 11 };
+// The table kernel multiplies deterministic D3 q = 6 codes (universal operands are decoded instead).
+const D3_Q6: QuantizeOptions = { scheme: 'd3-q6-deterministic', seed: 11 };
 
 /** Quantizes both on the CPU, runs the GPU kernel, and returns the worst scaled error against matmulAT. */
 async function compare(
@@ -95,9 +97,9 @@ async function compare(
   bOptions: QuantizeOptions = options,
   randomCodes = false,
 ): Promise<{ ratio: number; at: string; nmse: number }> {
-  const maybeRandom = (m: LatticeQuantizedMatrix, seed: number) => (randomCodes ? withRandomCodes(m, seed) : m);
-  const qa = maybeRandom(asLattice(quantize(a, options)), 1);
-  const qb = maybeRandom(asLattice(quantize(b, bOptions)), 2);
+  const maybeRandom = (m: DeterministicLatticeMatrix, seed: number) => (randomCodes ? withRandomCodes(m, seed) : m);
+  const qa = maybeRandom(asDeterministic(quantize(a, options)), 1);
+  const qb = maybeRandom(asDeterministic(quantize(b, bOptions)), 2);
   const expected = matmulAT(qa, qb);
   const ga = uploadLatticeMatrix(context.device, qa);
   const gb = uploadLatticeMatrix(context.device, qb);
@@ -170,7 +172,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   });
 
   it('large scale multiples (ladder ratio 2, 9 steps: k up to 4096) sum in exact slices of 3 blocks', async () => {
-    const scheme: LatticeScheme = { kind: 'lattice', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
+    const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const a = gaussianMatrix(192, 33, 14);
     const b = gaussianMatrix(192, 17, 15);
     const result = await compare(context, a, b, { scheme, seed: 3 });
@@ -204,11 +206,11 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const a = shifted(gaussianMatrix(100, 33, 62), 1);
     const b = gaussianMatrix(100, 17, 63);
     const options = { ...D3_Q6, center: true };
-    const ga = await gpuQuantizeLattice(context.device, a, options);
-    const gb = await gpuQuantizeLattice(context.device, b, options);
+    const ga = asDeterministicGpu(await gpuQuantizeLattice(context.device, a, options));
+    const gb = asDeterministicGpu(await gpuQuantizeLattice(context.device, b, options));
     try {
       const got = await tableMatmulAT(context.device, ga, gb);
-      const expected = matmulAT(asLattice(quantize(a, options)), asLattice(quantize(b, options)));
+      const expected = matmulAT(asDeterministic(quantize(a, options)), asDeterministic(quantize(b, options)));
       const worst = worstScaledError(got.data, expected.data, a, b, 1e-5);
       expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
     } finally {
@@ -237,21 +239,25 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
 
   it('refuses operands it cannot multiply, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 3, 20);
-    const qa = asLattice(quantize(a, D3_Q6));
-    const qOther = asLattice(quantize(a, { ...D3_Q6, seed: 12 }));
-    const qE8 = asLattice(quantize(a, { scheme: 'e8-q16', seed: 11 }));
+    const qa = asDeterministic(quantize(a, D3_Q6));
+    const qOther = asDeterministic(quantize(a, { ...D3_Q6, seed: 12 }));
+    const qE8 = asDeterministic(quantize(a, { scheme: 'e8-q16-deterministic', seed: 11 }));
+    const gUniversal = uploadLatticeMatrix(context.device, asUniversal(quantize(a, { scheme: 'd3-q6', seed: 11, nonce: 1 })));
     const ga = uploadLatticeMatrix(context.device, qa);
     const gOther = uploadLatticeMatrix(context.device, qOther);
     const gE8 = uploadLatticeMatrix(context.device, qE8);
     try {
       await expect(tableMatmulAT(context.device, ga, gOther)).rejects.toThrow(/different seeds/);
       await expect(tableMatmulAT(context.device, ga, gE8)).rejects.toThrow(LatticeMatmulError);
+      // A universal D3 matrix passed where the deterministic kernel expects its operand (a JavaScript caller).
+      await expect(tableMatmulAT(context.device, ga, gUniversal as unknown as GpuDeterministicMatrix)).rejects.toThrow(/deterministic lattice scheme/);
       const granted = context.device.limits.maxComputeWorkgroupStorageSize;
       if (granted < 48704) await expect(tableMatmulAT(context.device, ga, ga, { layout: 'full' })).rejects.toThrow(/does not fit/);
     } finally {
       ga.destroy();
       gOther.destroy();
       gE8.destroy();
+      gUniversal.destroy();
     }
   });
 });

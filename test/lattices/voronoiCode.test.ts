@@ -261,12 +261,36 @@ describe('VoronoiCode errors', () => {
     expect(() => new VoronoiCode(D3, q)).toThrow(/nesting ratio q must be an integer ≥ 2/);
   });
 
-  it('q^d above 2^32 is refused (E8 q = 17, D3 q = 1626); exactly 2^32 is accepted (E8 q = 16)', () => {
-    expect(() => new VoronoiCode(E8, 17)).toThrow(/exceeds 2\^32/);
-    expect(1626 ** 3).toBeGreaterThan(2 ** 32);
-    expect(() => new VoronoiCode(D3, 1626)).toThrow(LatticeMatmulError);
-    expect(new VoronoiCode(D3, 1625).size).toBe(1625 ** 3);
-    expect(new VoronoiCode(E8, 16).size).toBe(2 ** 32);
+  // Indices are JavaScript numbers, exact up to 2^53; codes wider than 32 bits are split by the
+  // packed layouts (the universal E8 codes with q > 16 need them).
+  it('q^d above 2^53 is refused (E8 q = 99, D3 q = 208064); below it is accepted (E8 q = 98, D3 q = 208063)', () => {
+    expect(99n ** 8n).toBeGreaterThan(2n ** 53n);
+    expect(98n ** 8n).toBeLessThanOrEqual(2n ** 53n);
+    expect(208064n ** 3n).toBeGreaterThan(2n ** 53n);
+    expect(208063n ** 3n).toBeLessThanOrEqual(2n ** 53n);
+    expect(() => new VoronoiCode(E8, 99)).toThrow(LatticeMatmulError);
+    expect(() => new VoronoiCode(E8, 99)).toThrow(/99\^8 exceeds 2\^53/);
+    expect(() => new VoronoiCode(D3, 208064)).toThrow(LatticeMatmulError);
+    expect(new VoronoiCode(E8, 98).size).toBe(Number(98n ** 8n));
+    expect(new VoronoiCode(D3, 208063).size).toBe(Number(208063n ** 3n));
+  });
+
+  it('codes wider than 32 bits: E8 q = 16 takes exactly 32 bits, q = 17 takes 33, q = 64 takes 48', () => {
+    expect([new VoronoiCode(E8, 16).size, new VoronoiCode(E8, 16).codeBits]).toEqual([2 ** 32, 32]);
+    expect([new VoronoiCode(E8, 17).size, new VoronoiCode(E8, 17).codeBits]).toEqual([17 ** 8, 33]);
+    expect(new VoronoiCode(E8, 64).codeBits).toBe(48);
+  });
+
+  it('E8 q = 24 (a 37-bit code): encode(decode(c)) = c for codes across the whole range, beyond 2^32', () => {
+    const code = new VoronoiCode(E8, 24);
+    expect(code.size).toBeGreaterThan(2 ** 32);
+    const rng = new Rng(24);
+    for (let t = 0; t < 200; t++) {
+      // Spread over [0, 24^8): a high part above 2^32 and a low part.
+      const c = Math.floor((rng.nextU32() / 2 ** 32) * code.size);
+      expect(code.encode(code.decode(c))).toBe(c);
+    }
+    expect(code.encode(code.decode(code.size - 1))).toBe(code.size - 1);
   });
 
   it.each([

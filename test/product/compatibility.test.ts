@@ -4,6 +4,7 @@ import { productNmse } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
 function expectError(qa: QuantizedMatrix, qb: QuantizedMatrix, message: RegExp): void {
@@ -15,31 +16,52 @@ describe('matmulAT refuses incompatible operands', () => {
   const a = gaussianMatrix(768, 3, 1);
   const b = gaussianMatrix(768, 2, 2);
 
-  it.each(['d3-q6', 'e8-q16', 'int3-absmax', 'nvfp4'] as const)('%s: mismatched rows', (scheme) => {
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax', 'nvfp4'] as const)('%s: mismatched rows', (scheme) => {
     const other = gaussianMatrix(769, 2, 3);
     expectError(quantize(a, { scheme }), quantize(other, { scheme }), /same number of rows \(got 768 and 769\)/);
   });
 
-  it.each(['d3-q6', 'e8-q16', 'int4-g32'] as const)('%s: different rotation seeds', (scheme) => {
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'int4-g32'] as const)('%s: different rotation seeds', (scheme) => {
     expectError(quantize(a, { scheme, seed: 1 }), quantize(b, { scheme, seed: 2 }), /different seeds \(1 and 2\); quantize both with the same seed/);
   });
 
-  it.each(['d3-q6', 'int3-absmax'] as const)('%s: centred × uncentred', (scheme) => {
+  it.each(['d3-q6', 'd3-q6-deterministic', 'int3-absmax'] as const)('%s: centred × uncentred', (scheme) => {
     expectError(quantize(a, { scheme, center: true }), quantize(b, { scheme }), /both be centred or both not/);
     expectError(quantize(a, { scheme }), quantize(b, { scheme, center: true }), /both be centred or both not/);
   });
 
-  it('rotated × unrotated', () => {
-    expectError(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6', rotate: false }), /both be rotated or both not/);
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: rotated × unrotated', (scheme) => {
+    expectError(quantize(a, { scheme }), quantize(b, { scheme, rotate: false }), /both be rotated or both not/);
   });
 
-  it('different time-sharing fractions', () => {
-    expectError(quantize(a, { scheme: 'd3-q6', keepFraction: 0.5 }), quantize(b, { scheme: 'd3-q6' }), /keep different numbers of rotated coordinates \(384 and 768\)/);
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: different time-sharing fractions', (scheme) => {
+    const length = rotationLength(768);
+    const half = Math.round(length / 2 / 3) * 3;
+    expectError(quantize(a, { scheme, keepFraction: 0.5 }), quantize(b, { scheme }), new RegExp(`keep different numbers of rotated coordinates \\(${half} and ${length}\\)`));
   });
 
-  it('different seeds are fine without rotation (the seed is unused)', () => {
-    const c = matmulAT(quantize(a, { scheme: 'd3-q6', rotate: false, seed: 1 }), quantize(b, { scheme: 'd3-q6', rotate: false, seed: 2 }));
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: different seeds are fine without rotation (the seed is unused)', (scheme) => {
+    const c = matmulAT(quantize(a, { scheme, rotate: false, seed: 1 }), quantize(b, { scheme, rotate: false, seed: 2 }));
     expect([c.rows, c.cols]).toEqual([3, 2]);
+  });
+
+  it('two different universal matrices quantized with the same nonce are refused (their errors are not independent)', () => {
+    expectError(quantize(a, { scheme: 'e8-q16', nonce: 7 }), quantize(b, { scheme: 'e8-q16', nonce: 7 }), /same nonce/);
+    // Different schemes with one nonce are still two quantizations with related dither.
+    expectError(quantize(a, { scheme: 'e8-q16', nonce: 7 }), quantize(a, { scheme: 'e8-4bit', nonce: 7 }), /same nonce/);
+    // The same quantization, as one object or twice with one nonce, is a Gram matrix ÂᵀÂ.
+    const q = quantize(a, { scheme: 'e8-q16', nonce: 7 });
+    expect(matmulAT(q, quantize(a, { scheme: 'e8-q16', nonce: 7 }))).toEqual(matmulAT(q, q));
+    expect(matmulAT(quantize(a, { scheme: 'e8-q16', nonce: 7 }), quantize(b, { scheme: 'e8-q16', nonce: 8 })).cols).toBe(2);
+  });
+
+  // Each norm is within [2^−100, 2^100], but ‖a_i‖·‖b_j‖ ≈ 2^(94.8 + 44.8) is beyond f32 (2^128):
+  // refused instead of returning Infinity; 2^(94.8 − 44.8) is fine.
+  it.each(['d3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax'] as const)('%s: a product whose entries could leave the f32 range is refused', (scheme) => {
+    const scaled = (m: typeof a, factor: number) => ({ ...m, data: m.data.map((v) => v * factor) });
+    const big = quantize(scaled(a, 2 ** 90), { scheme });
+    expectError(big, quantize(scaled(b, 2 ** 40), { scheme }), /beyond the f32 range; scale A or B down by a power of two/);
+    expect(matmulAT(big, quantize(scaled(b, 2 ** -40), { scheme })).data.every(Number.isFinite)).toBe(true);
   });
 
   it('different schemes with a shared seed multiply (decoded path)', () => {
@@ -47,6 +69,10 @@ describe('matmulAT refuses incompatible operands', () => {
       ['d3-q6', 'e8-q16'],
       ['e8-q16', 'int4-g32'],
       ['nvfp4', 'd3-q6'],
+      ['e8-2bit', 'e8-5bit'],
+      ['d3-q6', 'd3-q6-deterministic'],
+      ['e8-q16-deterministic', 'e8-q16'],
+      ['d3-q6-deterministic', 'e8-q16-deterministic'],
     ] as const;
     const wide = gaussianMatrix(768, 16, 4);
     const other = gaussianMatrix(768, 16, 5);

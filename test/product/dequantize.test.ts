@@ -3,6 +3,8 @@ import { column, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
+import { SCHEMES } from '../../src/quantize/schemes.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
 /** ‖x̂ − x‖² / ‖x‖² over the matrix, or over the matrix minus its column means when `centred`. */
@@ -22,13 +24,14 @@ function relativeError(approx: Matrix, exact: Matrix, centred = false): number {
 }
 
 describe('dequantize', () => {
-  it.each(['d3-q6', 'e8-q16', 'int3-absmax', 'int4-g32', 'nvfp4'] as const)('%s: shape, and per-entry error D with product NMSE ≈ D_a + D_b + D_a·D_b', (scheme) => {
-    // For errors e_a ⟂ a (unbiased gain) independent of b: E(⟨â, b̂⟩ − ⟨a, b⟩)² ∝ D_a + D_b + D_a·D_b,
-    // so a per-entry error D gives a product NMSE of about 2D.
+  it.each(['d3-q6', 'e8-q16', 'e8-2bit', 'd3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax', 'int4-g32', 'nvfp4'] as const)('%s: shape, and per-entry error D with product NMSE ≈ D_a + D_b + D_a·D_b', (scheme) => {
+    // For errors e_a ⟂ a (unbiased gain, or subtractive dither) independent of b:
+    // E(⟨â, b̂⟩ − ⟨a, b⟩)² ∝ D_a + D_b + D_a·D_b, so a per-entry error D gives a product NMSE of about 2D.
     const a = gaussianMatrix(768, 32, 1);
     const b = gaussianMatrix(768, 32, 2);
-    const qa = quantize(a, { scheme, seed: 5 });
-    const qb = quantize(b, { scheme, seed: 5 });
+    const universal = SCHEMES[scheme].kind === 'lattice' && SCHEMES[scheme].mode === 'universal';
+    const qa = quantize(a, universal ? { scheme, seed: 5, nonce: 1 } : { scheme, seed: 5 });
+    const qb = quantize(b, universal ? { scheme, seed: 5, nonce: 2 } : { scheme, seed: 5 });
     const da = dequantize(qa);
     const db = dequantize(qb);
     expect([da.rows, da.cols, da.data.length]).toEqual([768, 32, 768 * 32]);
@@ -41,19 +44,36 @@ describe('dequantize', () => {
     expect(nmse / predicted).toBeLessThan(1.25);
   });
 
-  it('d3-q6 per-entry error is about 0.03 (half the product NMSE of 0.06)', () => {
+  it('d3-q6-deterministic per-entry error is about 0.03 (half the product NMSE of 0.06)', () => {
     const a = gaussianMatrix(768, 16, 3);
-    const error = relativeError(dequantize(quantize(a, { scheme: 'd3-q6' })), a);
+    const error = relativeError(dequantize(quantize(a, { scheme: 'd3-q6-deterministic' })), a);
     expect(error).toBeGreaterThan(0.025);
     expect(error).toBeLessThan(0.035);
   });
 
-  it('restores column means: centring codes only the deviations', () => {
+  // Universal: the error is uniform on β·(Voronoi cell), D = β²σ² per rotated coordinate, whatever the
+  // data; n of the N rotated coordinates come back, so E = D·n/N relative to ‖a‖². Over 768 × 16
+  // entries the measured relative std over the dither is ≤ 0.7% (15 nonces per case), so ±5% is over
+  // 7 standard deviations.
+  it.each([
+    ['d3-q6', 0.45 ** 2 / 8],
+    ['e8-q16', (0.25 ** 2 * 929) / 12960],
+    ['e8-2bit', (1.277 ** 2 * 929) / 12960],
+  ] as const)('%s per-entry error is D = β²σ²(Λ) = %f (times n/N)', (scheme, distortion) => {
+    for (const n of [768, 1000]) {
+      const a = gaussianMatrix(n, 16, 3);
+      const error = relativeError(dequantize(quantize(a, { scheme, nonce: 9 })), a);
+      const predicted = (distortion * n) / rotationLength(n);
+      expect(Math.abs(error / predicted - 1)).toBeLessThan(0.05);
+    }
+  });
+
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s restores column means: centring codes only the deviations', (scheme) => {
     const n = 768;
     const a = gaussianMatrix(n, 4, 4);
     const offsets = [10, -3, 0, 0.25];
     for (let j = 0; j < 4; j++) for (let i = 0; i < n; i++) a.data[j * n + i] = (a.data[j * n + i] as number) + (offsets[j] as number);
-    const centred = dequantize(quantize(a, { scheme: 'd3-q6', center: true }));
+    const centred = dequantize(quantize(a, { scheme, center: true }));
     for (let j = 0; j < 4; j++) {
       const mean = (m: Matrix): number => column(m, j).reduce((s, v) => s + v, 0) / n;
       // The decoded deviations have a mean of order √(D/n) ≈ 0.006 standard deviations.
@@ -62,14 +82,14 @@ describe('dequantize', () => {
     // The error is that of the deviations, as if there were no offset…
     expect(relativeError(centred, a, true)).toBeLessThan(0.035);
     // …whereas without centring the offset is coded too and its error dominates.
-    const plain = dequantize(quantize(a, { scheme: 'd3-q6' }));
+    const plain = dequantize(quantize(a, { scheme }));
     expect(relativeError(plain, a, true)).toBeGreaterThan(5 * relativeError(centred, a, true));
   });
 
   it('without rotation and with padding (n = 13) the shape is the input shape', () => {
-    for (const rotate of [true, false]) {
+    for (const [scheme, rotate] of [['e8-q16', true], ['e8-q16', false], ['e8-q16-deterministic', true], ['e8-q16-deterministic', false]] as const) {
       const a = gaussianMatrix(13, 3, 6);
-      const back = dequantize(quantize(a, { scheme: 'e8-q16', rotate }));
+      const back = dequantize(quantize(a, { scheme, rotate }));
       expect([back.rows, back.cols, back.data.length]).toEqual([13, 3, 39]);
       expect(relativeError(back, a)).toBeLessThan(0.1);
     }

@@ -5,7 +5,8 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
-import type { Scheme } from '../../src/quantize/schemes.js';
+import { SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
 /**
@@ -68,17 +69,18 @@ function dequantizedReference(a: Matrix, b: Matrix): { product: Float64Array; sc
 
 const F32_HALF_ULP = 2 ** -24;
 
-const d3 = (q: number): Scheme => ({ kind: 'lattice', lattice: 'D3', q, overload: { kind: 'ladder', beta: 2.4 / q, ratio: Math.SQRT2, steps: 4 } });
+const d3 = (q: number): Scheme => ({ kind: 'lattice', mode: 'deterministic', lattice: 'D3', q, overload: { kind: 'ladder', beta: 2.4 / q, ratio: Math.SQRT2, steps: 4 } });
 
+// The integer inner-product table serves deterministic D3 products (the universal code decodes).
 describe('the inner-product-table path equals the decoded path', () => {
   const cases: [string, number, QuantizeOptions][] = [
-    ['d3-q6, n = 768', 768, { scheme: 'd3-q6', seed: 3 }],
-    ['d3-q6, n = 1000 (padded to 1024: a partial last block)', 1000, { scheme: 'd3-q6', seed: 3 }],
-    ['d3-q6, n = 13', 13, { scheme: 'd3-q6', seed: 3 }],
-    ['d3-q6, centred', 768, { scheme: 'd3-q6', seed: 4, center: true }],
-    ['d3-q6, gain mmse', 768, { scheme: 'd3-q6', seed: 4, gain: 'mmse' }],
-    ['d3-q6, no rotation', 500, { scheme: 'd3-q6', rotate: false }],
-    ['d3-q6, keepFraction 0.4', 768, { scheme: 'd3-q6', keepFraction: 0.4 }],
+    ['d3-q6-deterministic, n = 768', 768, { scheme: 'd3-q6-deterministic', seed: 3 }],
+    [`d3-q6-deterministic, n = 1000 (padded to ${rotationLength(1000)}: a partial last block)`, 1000, { scheme: 'd3-q6-deterministic', seed: 3 }],
+    ['d3-q6-deterministic, n = 13', 13, { scheme: 'd3-q6-deterministic', seed: 3 }],
+    ['d3-q6-deterministic, centred', 768, { scheme: 'd3-q6-deterministic', seed: 4, center: true }],
+    ['d3-q6-deterministic, gain mmse', 768, { scheme: 'd3-q6-deterministic', seed: 4, gain: 'mmse' }],
+    ['d3-q6-deterministic, no rotation', 500, { scheme: 'd3-q6-deterministic', rotate: false }],
+    ['d3-q6-deterministic, keepFraction 0.4', 768, { scheme: 'd3-q6-deterministic', keepFraction: 0.4 }],
     ['D3 q = 4', 768, { scheme: d3(4) }],
     ['D3 q = 10', 768, { scheme: d3(10) }],
   ];
@@ -105,11 +107,18 @@ describe('decoded-path products equal the float64 product of the decoded columns
   it.each([
     ['e8-q16', 768],
     ['e8-q16', 100],
+    ['d3-q6', 768],
+    ['d3-q6', 1],
+    ['e8-5bit', 300],
+    ['e8-2bit', 100],
+    ['e8-q16-deterministic', 768],
+    ['e8-q16-deterministic', 100],
   ] as const)('%s, n = %i', (scheme, n) => {
     const a = gaussianMatrix(n, 10, 21);
     const b = gaussianMatrix(n, 7, 22);
-    const qa = quantize(a, { scheme });
-    const qb = quantize(b, { scheme });
+    const universal = SCHEMES[scheme].mode === 'universal';
+    const qa = quantize(a, universal ? { scheme, nonce: 1 } : { scheme });
+    const qb = quantize(b, universal ? { scheme, nonce: 2 } : { scheme });
     const c = matmulAT(qa, qb);
     const { product, scale } = decodedReference(qa, qb);
     for (let k = 0; k < product.length; k++) {
@@ -118,11 +127,48 @@ describe('decoded-path products equal the float64 product of the decoded columns
   });
 });
 
+describe('a universal Gram matrix ÂᵀÂ (one quantization passed twice)', () => {
+  // Distinct columns have independent dither, so off the diagonal the decoded product is unbiased; on
+  // the diagonal both factors share one error, and the stored norm (exact) replaces it.
+  it.each([
+    ['d3-q6', 768, false],
+    ['e8-q16', 100, false],
+    ['e8-q16', 768, true],
+  ] as const)('%s, n = %i, centred %s: off-diagonal = the decoded product, diagonal = ‖a_i‖² (+ n·μ_i²)', (scheme, n, center) => {
+    const a = gaussianMatrix(n, 6, 41);
+    if (center) for (let i = 0; i < a.data.length; i++) a.data[i] = (a.data[i] as number) + 0.5;
+    const q = quantize(a, { scheme, center, nonce: 5 });
+    const c = matmulAT(q, q);
+    // Quantized again with the same nonce: the same quantization, so also a Gram matrix.
+    expect(matmulAT(q, quantize(a, { scheme, center, nonce: 5 }))).toEqual(c);
+    const { product, withoutMeans, scale } = decodedReference(q, q);
+    for (let j = 0; j < a.cols; j++) {
+      for (let i = 0; i < a.cols; i++) {
+        const k = j * a.cols + i;
+        const got = c.data[k] as number;
+        if (i === j) {
+          let exact = 0;
+          for (let r = 0; r < n; r++) exact += (a.data[i * n + r] as number) ** 2;
+          // Float32 norm and mean: a few f32 roundings of the column's energy.
+          expect(Math.abs(got - exact)).toBeLessThanOrEqual(8 * F32_HALF_ULP * exact);
+        } else {
+          const ref = product[k] as number;
+          const tolerance = F32_HALF_ULP * (Math.abs(ref) + (center ? Math.abs(withoutMeans[k] as number) : 0)) + 1e-9 * (scale[k] as number);
+          expect(Math.abs(got - ref)).toBeLessThanOrEqual(tolerance);
+        }
+      }
+    }
+  });
+});
+
 describe('matmulAT and the product of the dequantized matrices', () => {
   // Without padding (n = N) and without centring the rotation is square and orthogonal, so the
   // rotated-domain product is the product of the dequantized matrices up to f32 rounding.
-  it.each(['int3-absmax', 'int4-g32', 'int4-g128', 'nvfp4', 'd3-q6', 'e8-q16'] as const)('%s: equal within 1e-4 of ‖â_i‖‖b̂_j‖ (n = 768, 320)', (scheme) => {
-    for (const n of [768, 320]) {
+  it.each(['int3-absmax', 'int4-g32', 'int4-g128', 'nvfp4', 'd3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('%s: equal within 1e-4 of ‖â_i‖‖b̂_j‖ (two unpadded n)', (scheme) => {
+    // Sizes the rotation does not pad (rotationLength(n) = n), whatever rotation lengths are supported.
+    const unpadded = [768, 320, 1000, 4096].filter((n) => rotationLength(n) === n);
+    expect(unpadded.length).toBeGreaterThanOrEqual(2);
+    for (const n of unpadded.slice(0, 2)) {
       const a = gaussianMatrix(n, 8, 31);
       const b = gaussianMatrix(n, 6, 32);
       const qa = quantize(a, { scheme });
@@ -138,7 +184,7 @@ describe('matmulAT and the product of the dequantized matrices', () => {
 
   // Centred: dequantize adds μ to every decoded entry, so ⟨â + μ_a·1, b̂ + μ_b·1⟩ has the cross terms
   // μ_b·Σâ + μ_a·Σb̂ that matmulAT leaves out (the true centred columns sum to zero).
-  it.each(['d3-q6', 'e8-q16', 'int4-g32'] as const)('%s, centred: they differ by exactly the cross terms μ_b·Σâ_i + μ_a·Σb̂_j', (scheme) => {
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'int4-g32'] as const)('%s, centred: they differ by exactly the cross terms μ_b·Σâ_i + μ_a·Σb̂_j', (scheme) => {
     const n = 768;
     const a = gaussianMatrix(n, 5, 33);
     const b = gaussianMatrix(n, 4, 34);

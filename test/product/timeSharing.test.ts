@@ -4,9 +4,25 @@ import { productNmse } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { timeSharingFraction } from '../../src/theory/timeSharing.js';
+
+function deterministic(q: QuantizedMatrix): DeterministicLatticeMatrix {
+  if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('expected a deterministic lattice matrix');
+  return q;
+}
+
+function universal(q: QuantizedMatrix): UniversalLatticeMatrix {
+  if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal lattice matrix');
+  return q;
+}
+
+/** Blocks of d kept at fraction κ of `length` rotated coordinates: κ·length rounded to whole blocks, at least one. */
+function keptBlocks(kappa: number, length: number, d: number): number {
+  return Math.max(1, Math.min(Math.ceil(length / d), Math.round((kappa * length) / d)));
+}
 
 describe('timeSharingFraction', () => {
   it('is targetRate / schemeRate, capped at 1', () => {
@@ -27,30 +43,33 @@ describe('timeSharingFraction', () => {
   });
 });
 
-describe('time-sharing (keepFraction) with d3-q6 at n = 768', () => {
+describe('time-sharing (keepFraction) with d3-q6-deterministic at n = 768', () => {
   const n = 768;
+  const scheme = 'd3-q6-deterministic';
+  const length = rotationLength(n);
   const a = gaussianMatrix(n, 64, 1);
   const b = gaussianMatrix(n, 64, 2);
-  const full = quantize(a, { scheme: 'd3-q6' });
-  const fullNmse = productNmse(matmulAT(full, quantize(b, { scheme: 'd3-q6' })), a, b);
+  const full = quantize(a, { scheme });
+  const fullNmse = productNmse(matmulAT(full, quantize(b, { scheme })), a, b);
   const side = 64 / n; // fp32 norm + fp32 gain per column
 
   it.each([0.25, 0.5, 0.75])('κ = %s: bits = κ·(code bits) + side bits; NMSE ≈ 1 − κ·(1 − NMSE_full)', (kappa) => {
-    const qa = quantize(a, { scheme: 'd3-q6', keepFraction: kappa }) as LatticeQuantizedMatrix;
-    const qb = quantize(b, { scheme: 'd3-q6', keepFraction: kappa });
-    expect(qa.keptLength).toBe(kappa * n);
-    expect(qa.blocksPerColumn).toBe((kappa * n) / 3);
-    expect(qa.bitsStored).toBeCloseTo(kappa * (10 / 3) + side, 12);
-    expect(qa.bitsStored - side).toBeCloseTo(kappa * (full.bitsStored - side), 12);
+    const qa = deterministic(quantize(a, { scheme, keepFraction: kappa }));
+    const qb = quantize(b, { scheme, keepFraction: kappa });
+    const kept = keptBlocks(kappa, length, 3) * 3;
+    expect(qa.keptLength).toBe(kept);
+    expect(qa.blocksPerColumn).toBe(kept / 3);
+    expect(qa.bitsStored).toBeCloseTo(((kept / 3) * 10) / n + side, 12);
+    if (length === n) expect(qa.bitsStored - side).toBeCloseTo(kappa * (full.bitsStored - side), 12);
     // The entropy of the ladder index is measured on fewer blocks: close, not equal.
-    expect(Math.abs(qa.bitsEntropy - side - kappa * (full.bitsEntropy - side))).toBeLessThan(0.02);
+    expect(Math.abs(qa.bitsEntropy - side - (kept / length) * (full.bitsEntropy - side))).toBeLessThan(0.02);
     // Dropped coordinates contribute (1 − κ) of ‖a‖²‖b‖²/n, kept ones κ·NMSE_full.
     const nmse = productNmse(matmulAT(qa, qb), a, b);
     expect(Math.abs(nmse - (1 - kappa * (1 - fullNmse)))).toBeLessThan(0.03);
   });
 
   it('dropped coordinates decode to zero', () => {
-    const q = quantize(a, { scheme: 'd3-q6', keepFraction: 0.5 });
+    const q = quantize(a, { scheme, keepFraction: 0.5 });
     const decoded = decodeRotated(q);
     for (let j = 0; j < q.cols; j++) {
       let kept = 0;
@@ -65,12 +84,60 @@ describe('time-sharing (keepFraction) with d3-q6 at n = 768', () => {
 
   it('a rate below R* ≈ 0.906: κ = timeSharingFraction(0.5, rate) lands near 0.5 bit per entry', () => {
     const kappa = timeSharingFraction(0.5, full.bitsStored - side);
-    const q = quantize(a, { scheme: 'd3-q6', keepFraction: kappa });
+    const q = quantize(a, { scheme, keepFraction: kappa });
     expect(Math.abs(q.bitsStored - side - 0.5)).toBeLessThan(0.02);
   });
 
   it('keeps at least one block', () => {
-    const q = quantize(a, { scheme: 'd3-q6', keepFraction: 1e-9 }) as LatticeQuantizedMatrix;
+    const q = deterministic(quantize(a, { scheme, keepFraction: 1e-9 }));
     expect([q.keptLength, q.blocksPerColumn]).toEqual([3, 1]);
   });
+});
+
+describe('time-sharing (keepFraction) with universal schemes at n = 768', () => {
+  const n = 768;
+  const length = rotationLength(n);
+  const a = gaussianMatrix(n, 64, 1);
+  const b = gaussianMatrix(n, 64, 2);
+  const side = 32 / n; // fp32 norm per column
+
+  for (const scheme of ['d3-q6', 'e8-q16'] as const) {
+    const d = scheme === 'd3-q6' ? 3 : 8;
+    const full = quantize(a, { scheme, nonce: 1 });
+    const fullNmse = productNmse(matmulAT(full, quantize(b, { scheme, nonce: 2 })), a, b);
+
+    it.each([0.25, 0.5, 0.75])(`${scheme}, κ = %s: kept blocks, bits ≈ κ·(full bits − side) + side; NMSE ≈ 1 − κ·(1 − NMSE_full)`, (kappa) => {
+      const qa = universal(quantize(a, { scheme, keepFraction: kappa, nonce: 3 }));
+      const qb = quantize(b, { scheme, keepFraction: kappa, nonce: 4 });
+      const blocks = keptBlocks(kappa, length, d);
+      expect([qa.keptLength, qa.blocksPerColumn]).toEqual([Math.min(length, blocks * d), blocks]);
+      expect(qa.codes.length).toBe(blocks * a.cols);
+      // The code and escape-bit streams scale with κ; the escape streams vary with the data and the
+      // streams' padding to whole words adds up to 2 words per column: within 0.05 bit.
+      const fraction = qa.keptLength / length;
+      expect(Math.abs(qa.bitsStored - side - fraction * (full.bitsStored - side))).toBeLessThan(0.05);
+      expect(qa.bitsEntropy).toBeLessThanOrEqual(qa.bitsStored);
+      const nmse = productNmse(matmulAT(qa, qb), a, b);
+      expect(Math.abs(nmse - (1 - fraction * (1 - fullNmse)))).toBeLessThan(0.03);
+    });
+
+    it(`${scheme}: dropped coordinates decode to zero`, () => {
+      const q = quantize(a, { scheme, keepFraction: 0.5, nonce: 5 });
+      const decoded = decodeRotated(q);
+      for (let j = 0; j < q.cols; j++) {
+        let kept = 0;
+        for (let k = 0; k < q.length; k++) {
+          const v = decoded[j * q.length + k] as number;
+          if (k >= q.keptLength) expect(v).toBe(0);
+          else kept += v * v;
+        }
+        expect(kept).toBeGreaterThan(0);
+      }
+    });
+
+    it(`${scheme}: keeps at least one block`, () => {
+      const q = universal(quantize(a, { scheme, keepFraction: 1e-9 }));
+      expect([q.keptLength, q.blocksPerColumn]).toEqual([d, 1]);
+    });
+  }
 });

@@ -40,8 +40,8 @@ function randomBlock(rng: Rng, d: number, unit: number, spread: number): number[
 }
 
 const CASES: [string, Lattice, number, OverloadRule][] = [
-  ['D3 q=6 ladder (d3-q6)', D3, 6, SCHEMES['d3-q6'].overload],
-  ['E8 q=16 betaSet (e8-q16)', E8, 16, SCHEMES['e8-q16'].overload],
+  ['D3 q=6 ladder (d3-q6-deterministic)', D3, 6, SCHEMES['d3-q6-deterministic'].overload],
+  ['E8 q=16 betaSet (e8-q16-deterministic)', E8, 16, SCHEMES['e8-q16-deterministic'].overload],
   ['E8 q=4 ladder', E8, 4, { kind: 'ladder', beta: 0.5, ratio: 1.5, steps: 3 }],
   ['D3 q=4 betaSet', D3, 4, { kind: 'betaSet', betas: [0.3, 0.45, 0.7, 1.1] }],
   ['Z8 q=8 ladder', zLattice(8), 8, { kind: 'ladder', beta: 0.75, ratio: Math.SQRT2, steps: 4 }],

@@ -1,18 +1,39 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { column, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
+import { expectedNmse } from '../../src/product/expectedError.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import type { GainMode } from '../../src/quantize/quantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
+import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
-/** Narrows to a lattice-quantized matrix (fails the test otherwise). */
-function lattice(q: QuantizedMatrix): LatticeQuantizedMatrix {
-  if (q.kind !== 'lattice') throw new Error(`expected a lattice-quantized matrix, got ${q.kind}`);
+/** Narrows to a universal lattice matrix (fails the test otherwise). */
+function universal(q: QuantizedMatrix): UniversalLatticeMatrix {
+  if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error(`expected a universal lattice matrix, got ${q.kind}`);
   return q;
+}
+
+/** Narrows to a deterministic lattice matrix (fails the test otherwise). */
+function deterministic(q: QuantizedMatrix): DeterministicLatticeMatrix {
+  if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error(`expected a deterministic lattice matrix, got ${q.kind}`);
+  return q;
+}
+
+/** Whether two quantized matrices hold the same codes (and escapes or scale indices). */
+function sameCodes(x: QuantizedMatrix, y: QuantizedMatrix): void {
+  expect(y.codes).toEqual(x.codes);
+  if (x.kind === 'lattice' && x.mode === 'universal') {
+    const u = universal(y);
+    expect([u.codesHigh, u.escapes, u.longEscapes, u.hugeEscapes]).toEqual([x.codesHigh, x.escapes, x.longEscapes, x.hugeEscapes]);
+  } else if (x.kind === 'lattice') {
+    expect(deterministic(y).scaleIndices).toEqual(x.scaleIndices);
+  }
 }
 
 function scaled(m: Matrix, factor: number): Matrix {
@@ -47,18 +68,78 @@ function entropy(symbols: ArrayLike<number>): number {
   return h;
 }
 
-// Rotated lengths by hand: the smallest m·2^k ≥ n with m ∈ {1, 12, 20}.
-const PADDED_LENGTH: Record<number, number> = { 1: 1, 2: 2, 3: 4, 5: 8, 13: 16, 768: 768, 1000: 1024, 1024: 1024 };
-const DIMENSION = { 'd3-q6': 3, 'e8-q16': 8 } as const;
+/** Bits of a block's code: the smallest b with 2^b ≥ q^d. */
+function codeBitsOf(q: number, d: number): number {
+  let bits = 0;
+  while (2n ** BigInt(bits) < BigInt(q) ** BigInt(d)) bits++;
+  return bits;
+}
+
+/**
+ * Stored bits per entry of a universal matrix, from the packed layout (README, "Storage"): per column a
+ * stream of codes (codeBits each, back to back) and a stream of escape bits (1 per block), each padded
+ * to whole u32 words; 4-bit ranks and 16-bit long escapes, each one stream padded to a word; an i32
+ * per coordinate of an explicit escape; an f32 norm (and mean) per column.
+ */
+function universalStoredBits(q: UniversalLatticeMatrix, d: number): number {
+  const { blocksPerColumn: blocks, cols } = q;
+  const escapes = q.escapes.filter((s) => s !== 0).length;
+  const huge = q.hugeEscapes.length / d;
+  const words =
+    cols * Math.ceil((blocks * codeBitsOf(q.scheme.q, d)) / 32) + cols * Math.ceil(blocks / 32) + Math.ceil((4 * escapes) / 32) + Math.ceil((16 * q.longEscapes.length) / 32) + d * huge;
+  return (32 * words + 32 * cols * (q.means ? 2 : 1)) / (q.rows * cols);
+}
+
+const DIMENSION = { D3: 3, E8: 8, Z: 8 } as const;
+const UNIVERSAL = ['d3-q6', 'e8-q16', 'e8-5bit'] as const;
+const DETERMINISTIC = ['d3-q6-deterministic', 'e8-q16-deterministic'] as const;
+const LATTICE = [...UNIVERSAL, ...DETERMINISTIC] as const;
+const SIZES = [1, 2, 3, 5, 13, 768, 1000, 1024];
 
 describe('quantize: shapes and padding', () => {
-  for (const scheme of ['d3-q6', 'e8-q16'] as const) {
-    it.each([1, 2, 3, 5, 13, 768, 1000, 1024])(`${scheme}, n = %i: every rotated coordinate kept, blocks, codes in range, norms = column norms`, (n) => {
+  for (const scheme of UNIVERSAL) {
+    it.each(SIZES)(`${scheme} (universal), n = %i: every rotated coordinate kept, blocks, codes and escapes consistent, norms = column norms`, (n) => {
       const cols = 3;
       const a = gaussianMatrix(n, cols, n);
-      const q = lattice(quantize(a, { scheme, seed: 5 }));
-      const d = DIMENSION[scheme];
-      const length = PADDED_LENGTH[n] as number;
+      const q = universal(quantize(a, { scheme, seed: 5 }));
+      const { lattice, q: ratio } = SCHEMES[scheme];
+      const d = DIMENSION[lattice];
+      const length = rotationLength(n);
+      expect([q.rows, q.cols, q.length, q.keptLength]).toEqual([n, cols, length, length]);
+      expect(q.blocksPerColumn).toBe(Math.ceil(length / d));
+      const blocks = q.blocksPerColumn * cols;
+      expect([q.codes.length, q.escapes.length]).toEqual([blocks, blocks]);
+      expect(typeof q.nonce).toBe('bigint');
+      expect('gains' in q || 'scaleIndices' in q).toBe(false);
+      // Codes wider than 32 bits keep their high part in codesHigh.
+      const wide = codeBitsOf(ratio, d) > 32;
+      expect(q.codesHigh === null).toBe(!wide);
+      const size = ratio ** d;
+      for (let i = 0; i < blocks; i++) expect((q.codes[i] as number) + 2 ** 32 * (q.codesHigh?.[i] ?? 0)).toBeLessThan(size);
+      // Each long escape symbol has one entry in longEscapes; each HUGE one d explicit coordinates.
+      for (const symbol of q.escapes) expect(symbol).toBeLessThanOrEqual(LONG_ESCAPE);
+      expect(q.longEscapes.length).toBe(q.escapes.filter((s) => s === LONG_ESCAPE).length);
+      expect(q.hugeEscapes.length).toBe(d * q.longEscapes.filter((v) => v === HUGE_ESCAPE).length);
+      expect(q.means).toBeNull();
+      for (let j = 0; j < cols; j++) expect((q.norms[j] as number) / Math.sqrt(norm2(column(a, j)))).toBeCloseTo(1, 5);
+      const back = dequantize(q);
+      expect([back.rows, back.cols, back.data.length]).toEqual([n, cols, n * cols]);
+      expect(back.data.every(Number.isFinite)).toBe(true);
+      // A quantizer of a few bits per entry: far from exact, far from useless.
+      expect(relativeError(back, a)).toBeLessThan(n < 8 ? 0.5 : 0.1);
+      const c = matmulAT(q, q);
+      expect([c.rows, c.cols]).toEqual([cols, cols]);
+      expect(c.data.every(Number.isFinite)).toBe(true);
+    });
+  }
+
+  for (const scheme of DETERMINISTIC) {
+    it.each(SIZES)(`${scheme}, n = %i: every rotated coordinate kept, blocks, codes in range, norms = column norms`, (n) => {
+      const cols = 3;
+      const a = gaussianMatrix(n, cols, n);
+      const q = deterministic(quantize(a, { scheme, seed: 5 }));
+      const d = DIMENSION[SCHEMES[scheme].lattice];
+      const length = rotationLength(n);
       expect([q.rows, q.cols, q.length, q.keptLength]).toEqual([n, cols, length, length]);
       expect(q.blocksPerColumn).toBe(Math.ceil(length / d));
       expect(q.codes.length).toBe(q.blocksPerColumn * cols);
@@ -75,7 +156,6 @@ describe('quantize: shapes and padding', () => {
       const back = dequantize(q);
       expect([back.rows, back.cols, back.data.length]).toEqual([n, cols, n * cols]);
       expect(back.data.every(Number.isFinite)).toBe(true);
-      // A quantizer of a few bits per entry: far from exact, far from useless.
       expect(relativeError(back, a)).toBeLessThan(n < 8 ? 0.5 : 0.1);
       const c = matmulAT(q, q);
       expect([c.rows, c.cols]).toEqual([cols, cols]);
@@ -88,7 +168,7 @@ describe('quantize: shapes and padding', () => {
       const a = gaussianMatrix(n, 2, n + 100);
       const q = quantize(a, { scheme });
       expect(q.kind).toBe('scalar');
-      expect([q.rows, q.cols, q.length]).toEqual([n, 2, PADDED_LENGTH[n]]);
+      expect([q.rows, q.cols, q.length]).toEqual([n, 2, rotationLength(n)]);
       const back = dequantize(q);
       expect([back.rows, back.cols]).toEqual([n, 2]);
       expect(back.data.every(Number.isFinite)).toBe(true);
@@ -96,50 +176,106 @@ describe('quantize: shapes and padding', () => {
     }
   });
 
-  it('a single column, and a column-vector product (1 × 1 result)', () => {
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: a single column, and a column-vector product (1 × 1 result)', (scheme) => {
     const a = gaussianMatrix(768, 1, 1);
     const b = gaussianMatrix(768, 1, 2);
-    const c = matmulAT(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6' }));
+    const c = matmulAT(quantize(a, { scheme }), quantize(b, { scheme }));
     expect([c.rows, c.cols]).toEqual([1, 1]);
     expect(productNmse(c, a, b)).toBeLessThan(0.5);
   });
 });
 
 describe('quantize: bits per entry', () => {
-  it('d3-q6 at n = 6144: stored (8 + 2)/3 + 64/n, entropy log2(216)/3 + H(T)/3 + 64/n ≤ stored', () => {
+  it('d3-q6-deterministic at n = 6144: stored (8 + 2)/3 + 64/n, entropy log2(216)/3 + H(T)/3 + 64/n ≤ stored', () => {
     const n = 6144;
     const a = gaussianMatrix(n, 2, 3);
-    const q = lattice(quantize(a, { scheme: 'd3-q6' }));
-    // Per column: 2048 blocks of an 8-bit code and a 2-bit ladder index; fp32 norm and fp32 gain.
-    expect(q.blocksPerColumn).toBe(2048);
+    const q = deterministic(quantize(a, { scheme: 'd3-q6-deterministic' }));
+    // Per column: N/3 blocks (2048 at N = n = 6144) of an 8-bit code and a 2-bit ladder index; fp32 norm and fp32 gain.
+    const blocks = Math.ceil(rotationLength(n) / 3);
+    expect(q.blocksPerColumn).toBe(blocks);
     const side = 64 / n;
-    expect(q.bitsStored).toBeCloseTo(10 / 3 + side, 12);
+    expect(q.bitsStored).toBeCloseTo((blocks * 10) / n + side, 12);
     const h = entropy(q.scaleIndices);
     expect(h).toBeGreaterThan(0);
-    expect(q.bitsEntropy).toBeCloseTo(Math.log2(216) / 3 + h / 3 + side, 12);
+    expect(q.bitsEntropy).toBeCloseTo((blocks * (Math.log2(216) + h)) / n + side, 12);
     expect(q.bitsEntropy).toBeLessThanOrEqual(q.bitsStored);
     // The seed's operating point: about 3 bits per entry.
     expect(q.bitsEntropy).toBeGreaterThan(2.9);
     expect(q.bitsEntropy).toBeLessThan(3.15);
   });
 
-  it('side information: a mean adds 32 bits per column, gain "none" removes 32', () => {
+  it('d3-q6-deterministic side information: a mean adds 32 bits per column, gain "none" removes 32', () => {
     const n = 768;
     const a = gaussianMatrix(n, 4, 4);
-    expect(quantize(a, { scheme: 'd3-q6', center: true }).bitsStored).toBeCloseTo(10 / 3 + 96 / n, 12);
-    expect(quantize(a, { scheme: 'd3-q6', gain: 'none' }).bitsStored).toBeCloseTo(10 / 3 + 32 / n, 12);
+    const codeBits = (Math.ceil(rotationLength(n) / 3) * 10) / n; // 10/3 at N = n
+    expect(quantize(a, { scheme: 'd3-q6-deterministic', center: true }).bitsStored).toBeCloseTo(codeBits + 96 / n, 12);
+    expect(quantize(a, { scheme: 'd3-q6-deterministic', gain: 'none' }).bitsStored).toBeCloseTo(codeBits + 32 / n, 12);
   });
 
-  it('e8-q16 at n = 768: (32 + 2)/8 + 64/n', () => {
-    const q = quantize(gaussianMatrix(768, 2, 5), { scheme: 'e8-q16' });
-    expect(q.bitsStored).toBeCloseTo(34 / 8 + 64 / 768, 12);
+  it('e8-q16-deterministic at n = 768: (32 + 2)/8 + 64/n (at N = n)', () => {
+    const n = 768;
+    const q = quantize(gaussianMatrix(n, 2, 5), { scheme: 'e8-q16-deterministic' });
+    expect(q.bitsStored).toBeCloseTo((Math.ceil(rotationLength(n) / 8) * 34) / n + 64 / n, 12);
     expect(q.bitsEntropy).toBeLessThanOrEqual(q.bitsStored);
     expect(q.bitsEntropy).toBeGreaterThan(4);
   });
 
-  it('padding is paid for: d3-q6 at n = 5 stores 3 blocks (8 rotated entries) per column', () => {
-    const q = quantize(gaussianMatrix(5, 2, 6), { scheme: 'd3-q6' });
-    expect(q.bitsStored).toBeCloseTo((3 * 10 + 64) / 5, 12);
+  it('padding is paid for: d3-q6-deterministic at n = 5 stores ceil(N/3) blocks per column (N = rotationLength(5) > 5)', () => {
+    const blocks = Math.ceil(rotationLength(5) / 3);
+    expect(rotationLength(5)).toBeGreaterThan(5);
+    const q = quantize(gaussianMatrix(5, 2, 6), { scheme: 'd3-q6-deterministic' });
+    expect(q.bitsStored).toBeCloseTo((blocks * 10 + 64) / 5, 12);
+  });
+
+  // Universal: codes, escape bits, ranks, long and explicit escapes, norms (and means), word for word.
+  it.each([
+    ['e8-q16', 768, false],
+    ['e8-q16', 768, true],
+    ['d3-q6', 768, false],
+    ['d3-q6', 5, false], // padding: rotationLength(5) > 5 rotated entries per column
+    ['d3-q6', 1, true],
+    ['e8-5bit', 1000, false], // 37-bit codes, back to back across words
+    ['e8-2bit', 300, false],
+  ] as const)('%s (universal) at n = %i, center %s: bitsStored counts the packed layout; bitsEntropy codes at log2(q^d) and escape symbols at their entropy', (scheme, n, center) => {
+    const q = universal(quantize(gaussianMatrix(n, 5, n + 7), { scheme, center, nonce: 11 }));
+    const d = DIMENSION[q.scheme.lattice];
+    expect(q.bitsStored).toBeCloseTo(universalStoredBits(q, d), 12);
+    const blocks = q.blocksPerColumn * q.cols;
+    const explicit = 16 * q.longEscapes.length + 32 * q.hugeEscapes.length;
+    const side = 32 * q.cols * (center ? 2 : 1);
+    expect(q.bitsEntropy).toBeCloseTo((blocks * (d * Math.log2(q.scheme.q) + entropy(q.escapes)) + explicit + side) / (n * q.cols), 12);
+    expect(q.bitsEntropy).toBeLessThanOrEqual(q.bitsStored);
+  });
+
+  // The rates the presets document (src/quantize/schemes.ts, stored bits at n = 4096 on Gaussian data).
+  // The escape streams vary with the data: at 8 columns (4096 E8 blocks) the rank stream's std is
+  // ≈ 0.004 bit and the long escapes' (≈ √240 of 16 bits over 32768 entries) ≈ 0.008 bit, so ±0.04
+  // is over 4 standard deviations plus the rounding of the documented figure.
+  it.each([
+    ['e8-2bit', 2.13],
+    ['e8-2.5bit', 2.48],
+    ['e8-3bit', 3.03],
+    ['e8-3.5bit', 3.37],
+    ['e8-4bit', 3.98],
+    ['e8-4.5bit', 4.6],
+    ['e8-5bit', 5.05],
+    ['e8-q16', 4.25],
+  ] as const)('preset %s stores ≈ %f bits per entry at n = 4096 (Gaussian)', (scheme, documented) => {
+    const q = quantize(gaussianMatrix(4096, 8, 3), { scheme, nonce: 5 });
+    expect(Math.abs(q.bitsStored - documented)).toBeLessThan(0.04);
+  });
+
+  it('the rate presets are ordered: stored bits strictly increase and the predicted error strictly decreases from e8-2bit to e8-5bit', () => {
+    const a = gaussianMatrix(1024, 4, 9);
+    const presets = ['e8-2bit', 'e8-2.5bit', 'e8-3bit', 'e8-3.5bit', 'e8-4bit', 'e8-4.5bit', 'e8-5bit'] as const;
+    const rates = presets.map((scheme) => {
+      const q = quantize(a, { scheme, nonce: 1 });
+      return { bits: q.bitsStored, nmse: expectedNmse(q, q) };
+    });
+    for (let i = 1; i < rates.length; i++) {
+      expect(rates[i]?.bits).toBeGreaterThan(rates[i - 1]?.bits as number);
+      expect(rates[i]?.nmse).toBeLessThan(rates[i - 1]?.nmse as number);
+    }
   });
 
   it('scalar schemes: int3-absmax 3 + 32/n (an fp32 scale per column), int4-g32 4 + 16/32', () => {
@@ -153,27 +289,51 @@ describe('quantize: bits per entry', () => {
   });
 });
 
-describe('quantize: determinism and seeds', () => {
+describe('quantize: determinism, seeds and nonces', () => {
   const a = gaussianMatrix(768, 4, 8);
 
-  it.each(['d3-q6', 'e8-q16', 'int3-absmax', 'nvfp4'] as const)('%s: the same seed gives identical codes', (scheme) => {
+  it.each(['d3-q6', 'e8-q16'] as const)('%s (universal): the same seed and nonce give identical results', (scheme) => {
+    const q1 = quantize(a, { scheme, seed: 42, nonce: 9 });
+    const q2 = quantize(a, { scheme, seed: 42, nonce: 9 });
+    expect(q2.codes).toEqual(q1.codes);
+    expect(q2).toEqual(q1);
+  });
+
+  it.each(['d3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax', 'nvfp4'] as const)('%s: the same seed gives identical codes (no nonce)', (scheme) => {
     const q1 = quantize(a, { scheme, seed: 42 });
     const q2 = quantize(a, { scheme, seed: 42 });
     expect(q2.codes).toEqual(q1.codes);
     expect(q2).toEqual(q1);
   });
 
-  it.each(['d3-q6', 'e8-q16'] as const)('%s: different seeds rotate differently, so most codes differ', (scheme) => {
-    const q1 = lattice(quantize(a, { scheme, seed: 1 }));
-    const q2 = lattice(quantize(a, { scheme, seed: 2 }));
+  it.each(['d3-q6', 'e8-q16'] as const)('%s (universal): without a nonce each quantization draws its own, so the codes differ', (scheme) => {
+    const q1 = universal(quantize(a, { scheme, seed: 42 }));
+    const q2 = universal(quantize(a, { scheme, seed: 42 }));
+    expect(q1.nonce).not.toBe(q2.nonce);
+    expect(q2.codes).not.toEqual(q1.codes);
+    expect(q2.norms).toEqual(q1.norms);
+  });
+
+  it.each(['d3-q6', 'e8-q16'] as const)('%s (universal): another nonce dithers differently, so most codes differ', (scheme) => {
+    const q1 = universal(quantize(a, { scheme, seed: 1, nonce: 1 }));
+    const q2 = universal(quantize(a, { scheme, seed: 1, nonce: 2 }));
     let same = 0;
     for (let i = 0; i < q1.codes.length; i++) if (q1.codes[i] === q2.codes[i]) same++;
     expect(same / q1.codes.length).toBeLessThan(0.5);
   });
 
-  it('seed 0 and seed 2^32 − 1 are valid', () => {
-    expect(quantize(a, { scheme: 'd3-q6', seed: 0 }).seed).toBe(0);
-    expect(quantize(a, { scheme: 'd3-q6', seed: 0xffffffff }).seed).toBe(0xffffffff);
+  it.each(LATTICE)('%s: different seeds rotate differently, so most codes differ', (scheme) => {
+    const nonce = SCHEMES[scheme].mode === 'universal' ? { nonce: 1 } : {};
+    const q1 = quantize(a, { scheme, seed: 1, ...nonce });
+    const q2 = quantize(a, { scheme, seed: 2, ...nonce });
+    let same = 0;
+    for (let i = 0; i < q1.codes.length; i++) if (q1.codes[i] === q2.codes[i]) same++;
+    expect(same / q1.codes.length).toBeLessThan(0.5);
+  });
+
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: seed 0 and seed 2^32 − 1 are valid', (scheme) => {
+    expect(quantize(a, { scheme, seed: 0 }).seed).toBe(0);
+    expect(quantize(a, { scheme, seed: 0xffffffff }).seed).toBe(0xffffffff);
   });
 });
 
@@ -181,26 +341,31 @@ describe('quantize: zero and constant columns', () => {
   it('an all-zero column has norm 0, decodes to zeros and gives zero products, with no NaN', () => {
     const a = gaussianMatrix(768, 3, 9);
     a.data.fill(0, 768, 2 * 768); // column 1
-    for (const scheme of ['d3-q6', 'e8-q16'] as const) {
-      for (const gain of ['unbiased', 'mmse', 'none'] as const) {
-        const q = lattice(quantize(a, { scheme, gain }));
-        expect(q.norms[1]).toBe(0);
-        const back = dequantize(q);
-        expect(back.data.every(Number.isFinite)).toBe(true);
-        expect([...column(back, 1)].every((v) => v === 0)).toBe(true);
-        const c = matmulAT(q, q);
-        expect(c.data.every(Number.isFinite)).toBe(true);
-        for (let i = 0; i < 3; i++) {
-          expect(c.data[1 * 3 + i]).toBe(0);
-          expect(c.data[i * 3 + 1]).toBe(0);
-        }
+    const variants: [SchemeName, GainMode | undefined][] = [
+      ['d3-q6', undefined],
+      ['e8-q16', undefined],
+      ['e8-5bit', undefined],
+      ...DETERMINISTIC.flatMap((scheme) => (['unbiased', 'mmse', 'none'] as const).map((gain): [SchemeName, GainMode] => [scheme, gain])),
+    ];
+    for (const [scheme, gain] of variants) {
+      const q = quantize(a, gain === undefined ? { scheme } : { scheme, gain });
+      if (q.kind !== 'lattice') throw new Error('expected a lattice matrix');
+      expect(q.norms[1]).toBe(0);
+      const back = dequantize(q);
+      expect(back.data.every(Number.isFinite)).toBe(true);
+      expect([...column(back, 1)].every((v) => v === 0)).toBe(true);
+      const c = matmulAT(q, q);
+      expect(c.data.every(Number.isFinite)).toBe(true);
+      for (let i = 0; i < 3; i++) {
+        expect(c.data[1 * 3 + i]).toBe(0);
+        expect(c.data[i * 3 + 1]).toBe(0);
       }
     }
   });
 
   it('an all-zero matrix quantizes and multiplies to zeros', () => {
     const zero: Matrix = { rows: 13, cols: 2, data: new Float32Array(26) };
-    for (const scheme of ['d3-q6', 'e8-q16', 'int3-absmax', 'int4-g32', 'nvfp4'] as const) {
+    for (const scheme of [...LATTICE, 'int3-absmax', 'int4-g32', 'nvfp4'] as const) {
       const q = quantize(zero, { scheme });
       expect([...dequantize(q).data]).toEqual(new Array<number>(26).fill(0));
       expect([...matmulAT(q, q).data]).toEqual([0, 0, 0, 0]);
@@ -212,7 +377,7 @@ describe('quantize: zero and constant columns', () => {
     const a: Matrix = { rows: n, cols: 2, data: new Float32Array(2 * n) };
     a.data.fill(value, 0, n);
     a.data.set(gaussianMatrix(n, 1, 10).data, n);
-    for (const scheme of ['d3-q6', 'e8-q16', 'int3-absmax'] as const) {
+    for (const scheme of [...LATTICE, 'int3-absmax'] as const) {
       const q = quantize(a, { scheme, center: true });
       const back = dequantize(q);
       const c0 = Math.fround(value);
@@ -228,33 +393,61 @@ describe('quantize: zero and constant columns', () => {
 describe('quantize: scale invariance', () => {
   const a = gaussianMatrix(768, 4, 11);
 
-  it.each([40, -40, 1, -1, 100])('x·2^%i has the same codes, scale indices and gains; norms and means scale by 2^k', (k) => {
-    for (const scheme of ['d3-q6', 'e8-q16'] as const) {
-      const base = lattice(quantize(a, { scheme, center: true }));
-      const big = lattice(quantize(scaled(a, 2 ** k), { scheme, center: true }));
-      expect(big.codes).toEqual(base.codes);
-      expect(big.scaleIndices).toEqual(base.scaleIndices);
-      expect(big.gains).toEqual(base.gains);
+  // Column norms here are ≈ √768 ≈ 2^4.8: 2^±90 keeps them inside the supported range [2^−100, 2^100].
+  it.each([40, -40, 1, -1, 90, -90])('x·2^%i has the same codes, escapes or scale indices, and gains; norms and means scale by 2^k', (k) => {
+    for (const scheme of LATTICE) {
+      const nonce = SCHEMES[scheme].mode === 'universal' ? { nonce: 3 } : {};
+      const base = quantize(a, { scheme, center: true, ...nonce });
+      const big = quantize(scaled(a, 2 ** k), { scheme, center: true, ...nonce });
+      if (base.kind !== 'lattice' || big.kind !== 'lattice') throw new Error('expected lattice matrices');
+      sameCodes(base, big);
+      if (base.mode === 'deterministic') expect(deterministic(big).gains).toEqual(base.gains);
       expect([...big.norms]).toEqual([...base.norms].map((v) => v * 2 ** k));
       expect([...(big.means as Float32Array)]).toEqual([...(base.means as Float32Array)].map((v) => v * 2 ** k));
     }
   });
 
-  it('products of x·2^40 and y·2^−40 equal the unit-scale product', () => {
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic'] as const)('%s: products of x·2^40 and y·2^−40 equal the unit-scale product', (scheme) => {
     const b = gaussianMatrix(768, 3, 12);
-    const base = matmulAT(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6' }));
-    const moved = matmulAT(quantize(scaled(a, 2 ** 40), { scheme: 'd3-q6' }), quantize(scaled(b, 2 ** -40), { scheme: 'd3-q6' }));
+    const universalScheme = SCHEMES[scheme].mode === 'universal';
+    const options = (nonce: number) => (universalScheme ? { scheme, nonce } : { scheme });
+    const base = matmulAT(quantize(a, options(1)), quantize(b, options(2)));
+    const moved = matmulAT(quantize(scaled(a, 2 ** 40), options(1)), quantize(scaled(b, 2 ** -40), options(2)));
     for (let i = 0; i < base.data.length; i++) expect(moved.data[i] as number).toBeCloseTo(base.data[i] as number, 4);
   });
 
-  it.each([1e30, 1e-30, 1e-40])('entries of size %s have the relative error of unit-scale data', (factor) => {
-    // Not int4-g32: its fp16 group scales cannot follow data outside fp16's range.
-    for (const scheme of ['d3-q6', 'e8-q16', 'int3-absmax', 'nvfp4'] as SchemeName[]) {
-      const unit = relativeError(dequantize(quantize(a, { scheme })), a);
+  it.each([1e25, 1e-25, 2 ** 90, 2 ** -100])('entries of size %s have the relative error of unit-scale data', (factor) => {
+    // Not int4-g32: its fp16 group scales cannot follow data outside fp16's range. Universal schemes
+    // quantize both with one nonce, so the comparison is of the scaling and not of two dithers.
+    for (const scheme of [...LATTICE, 'int3-absmax', 'nvfp4'] as SchemeName[]) {
+      const scheme0 = SCHEMES[scheme];
+      const nonce = scheme0.kind === 'lattice' && scheme0.mode === 'universal' ? { nonce: 4 } : {};
+      const unit = relativeError(dequantize(quantize(a, { scheme, ...nonce })), a);
       const big = scaled(a, factor);
-      const error = relativeError(dequantize(quantize(big, { scheme })), big);
+      const error = relativeError(dequantize(quantize(big, { scheme, ...nonce })), big);
       expect(error).toBeGreaterThan(0.9 * unit);
       expect(error).toBeLessThan(1.1 * unit);
+    }
+  });
+
+  // The documented input range: a column norm of 0 or within [2^−100, 2^100] (decoded entries and
+  // norms stay normal f32 numbers). Outside it every scheme refuses, naming the column.
+  it.each([
+    ['1e30 (norm ≈ 2.8e31)', 1e30],
+    ['2^100 (norm ≈ 2^104.8)', 2 ** 100],
+    ['1e-30 (norm ≈ 2.8e-29: inside)', 1e-30],
+    ['1e-40 (subnormal entries, norm ≈ 2.8e-39)', 1e-40],
+  ])('entries of size %s: refused exactly when the column norm leaves [2^−100, 2^100]', (_name, factor) => {
+    const big = scaled(a, factor);
+    const norm = Math.sqrt(norm2(column(big, 0)));
+    const inside = norm >= 2 ** -100 && norm <= 2 ** 100;
+    for (const scheme of [...LATTICE, 'int3-absmax', 'nvfp4'] as SchemeName[]) {
+      if (inside) {
+        expect(quantize(big, { scheme }).cols).toBe(4);
+      } else {
+        expect(() => quantize(big, { scheme })).toThrow(LatticeMatmulError);
+        expect(() => quantize(big, { scheme })).toThrow(/column 0 has norm .* outside the supported range \[2\^−100, 2\^100\]/);
+      }
     }
   });
 
@@ -269,27 +462,42 @@ describe('quantize: scale invariance', () => {
 });
 
 describe('quantize: options', () => {
-  it('rotate: false quantizes the columns as they are (length n) and still estimates AᵀB', () => {
+  it('rotate: false quantizes the columns as they are (length n) and still estimates AᵀB (deterministic d3-q6: NMSE in [0.04, 0.08])', () => {
     const a = gaussianMatrix(768, 16, 13);
     const b = gaussianMatrix(768, 16, 14);
-    const qa = lattice(quantize(a, { scheme: 'd3-q6', rotate: false }));
-    const qb = lattice(quantize(b, { scheme: 'd3-q6', rotate: false }));
+    const qa = deterministic(quantize(a, { scheme: 'd3-q6-deterministic', rotate: false }));
+    const qb = deterministic(quantize(b, { scheme: 'd3-q6-deterministic', rotate: false }));
     expect([qa.rotate, qa.length, qa.blocksPerColumn]).toEqual([false, 768, 256]);
     const nmse = productNmse(matmulAT(qa, qb), a, b);
     expect(nmse).toBeGreaterThan(0.04);
     expect(nmse).toBeLessThan(0.08);
-    const small = lattice(quantize(gaussianMatrix(5, 2, 15), { scheme: 'd3-q6', rotate: false }));
+    const small = deterministic(quantize(gaussianMatrix(5, 2, 15), { scheme: 'd3-q6-deterministic', rotate: false }));
     expect([small.length, small.blocksPerColumn]).toEqual([5, 2]);
     expect(dequantize(small).data.every(Number.isFinite)).toBe(true);
   });
 
-  it('gains: codes do not depend on the gain; the decoded column is γ times the gain-free one', () => {
+  it('rotate: false, universal d3-q6: length n, and the product error is the predicted one (the guarantee needs no rotation)', () => {
+    // 64 × 64 products: the measured NMSE's relative std over the dither is ≈ 0.017 at this size
+    // (20 nonces), so ±0.1 is about 6 standard deviations.
+    const a = gaussianMatrix(768, 64, 13);
+    const b = gaussianMatrix(768, 64, 14);
+    const qa = universal(quantize(a, { scheme: 'd3-q6', rotate: false, nonce: 1 }));
+    const qb = universal(quantize(b, { scheme: 'd3-q6', rotate: false, nonce: 2 }));
+    expect([qa.rotate, qa.length, qa.blocksPerColumn]).toEqual([false, 768, 256]);
+    const ratio = productNmse(matmulAT(qa, qb), a, b) / expectedNmse(qa, qb);
+    expect(Math.abs(ratio - 1)).toBeLessThan(0.1);
+    const small = universal(quantize(gaussianMatrix(5, 2, 15), { scheme: 'd3-q6', rotate: false }));
+    expect([small.length, small.blocksPerColumn]).toEqual([5, 2]);
+    expect(dequantize(small).data.every(Number.isFinite)).toBe(true);
+  });
+
+  it('gains (deterministic): codes do not depend on the gain; the decoded column is γ times the gain-free one', () => {
     const a = gaussianMatrix(768, 4, 16);
-    const none = lattice(quantize(a, { scheme: 'd3-q6', gain: 'none' }));
+    const none = deterministic(quantize(a, { scheme: 'd3-q6-deterministic', gain: 'none' }));
     expect(none.gains).toBeNull();
     const plain = dequantize(none);
     for (const gain of ['unbiased', 'mmse'] as GainMode[]) {
-      const q = lattice(quantize(a, { scheme: 'd3-q6', gain }));
+      const q = deterministic(quantize(a, { scheme: 'd3-q6-deterministic', gain }));
       expect(q.codes).toEqual(none.codes);
       expect(q.scaleIndices).toEqual(none.scaleIndices);
       const back = dequantize(q);
@@ -304,7 +512,7 @@ describe('quantize: options', () => {
 
   it('gain "unbiased": ⟨γû, u⟩ = ‖u‖² per column; gain "mmse": ⟨γû, u⟩ = ‖γû‖² (error orthogonal to the estimate)', () => {
     const a = gaussianMatrix(768, 6, 17);
-    for (const scheme of ['d3-q6', 'e8-q16'] as const) {
+    for (const scheme of DETERMINISTIC) {
       const unbiased = dequantize(quantize(a, { scheme, gain: 'unbiased' }));
       const mmse = dequantize(quantize(a, { scheme, gain: 'mmse' }));
       for (let j = 0; j < a.cols; j++) {
@@ -319,15 +527,45 @@ describe('quantize: options', () => {
     }
   });
 
-  it('center: true stores the column means and removes them before coding', () => {
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic'] as const)('%s: center: true stores the column means and removes them before coding', (scheme) => {
     const n = 768;
     const a = gaussianMatrix(n, 3, 18);
     const offsets = [5, -20, 0.5];
     for (let j = 0; j < 3; j++) for (let i = 0; i < n; i++) a.data[j * n + i] = (a.data[j * n + i] as number) + (offsets[j] as number);
-    const q = quantize(a, { scheme: 'd3-q6', center: true });
+    const q = quantize(a, { scheme, center: true });
     for (let j = 0; j < 3; j++) {
       const mean = [...column(a, j)].reduce((s, v) => s + v, 0) / n;
       expect(Math.abs((q.means?.[j] as number) - mean)).toBeLessThan(1e-5 * Math.abs(mean) + 1e-6);
+      // The norm is that of the centred column.
+      const centred = [...column(a, j)].map((v) => v - mean);
+      if (q.kind === 'lattice') expect((q.norms[j] as number) / Math.sqrt(norm2(centred))).toBeCloseTo(1, 4);
     }
+  });
+
+  it.each(['d3-q6', 'd3-q6-deterministic', 'int4-g32'] as const)('%s: onProgress is called once per column with (done, total)', (scheme) => {
+    const calls: [number, number][] = [];
+    quantize(gaussianMatrix(40, 5, 19), { scheme, onProgress: (done, total) => calls.push([done, total]) });
+    expect(calls).toEqual([1, 2, 3, 4, 5].map((done) => [done, 5]));
+  });
+
+  it.each(['d3-q6', 'd3-q6-deterministic', 'int4-g32'] as const)('%s: an aborted signal stops the quantization with a LatticeMatmulError naming the reason', (scheme) => {
+    const a = gaussianMatrix(40, 5, 20);
+    const controller = new AbortController();
+    let columns = 0;
+    const run = () =>
+      quantize(a, {
+        scheme,
+        signal: controller.signal,
+        onProgress: (done) => {
+          columns = done;
+          if (done === 2) controller.abort('user cancelled');
+        },
+      });
+    expect(run).toThrow(LatticeMatmulError);
+    expect(columns).toBe(2);
+    // Already aborted: it stops after at most one column.
+    columns = 0;
+    expect(run).toThrow(/quantize was aborted: user cancelled/);
+    expect(columns).toBeLessThanOrEqual(1);
   });
 });

@@ -11,8 +11,8 @@ function betasOf(rule: OverloadRule): number[] {
 }
 
 const RULES: [string, OverloadRule][] = [
-  ['d3-q6 ladder', SCHEMES['d3-q6'].overload],
-  ['e8-q16 betaSet', SCHEMES['e8-q16'].overload],
+  ['d3-q6-deterministic ladder', SCHEMES['d3-q6-deterministic'].overload],
+  ['e8-q16-deterministic betaSet', SCHEMES['e8-q16-deterministic'].overload],
   ['one-step ladder', { kind: 'ladder', beta: 0.3, ratio: 2, steps: 1 }],
   ['16-step ladder', { kind: 'ladder', beta: 0.05, ratio: 1.25, steps: 16 }],
   ['three betas', { kind: 'betaSet', betas: [0.1, 0.5, 1.6] }],
@@ -36,9 +36,9 @@ describe('scaleGrid', () => {
     expect(grid.leastError).toBe(rule.kind === 'betaSet');
   });
 
-  it('d3-q6: multiples 16, 23, 32, 45 (0.4·√2^t in units of 0.025)', () => {
-    expect([...scaleGrid(SCHEMES['d3-q6'].overload).multiples]).toEqual([16, 23, 32, 45]);
-    expect(scaleGrid(SCHEMES['d3-q6'].overload).indexBits).toBe(2);
+  it('d3-q6-deterministic: multiples 16, 23, 32, 45 (0.4·√2^t in units of 0.025)', () => {
+    expect([...scaleGrid(SCHEMES['d3-q6-deterministic'].overload).multiples]).toEqual([16, 23, 32, 45]);
+    expect(scaleGrid(SCHEMES['d3-q6-deterministic'].overload).indexBits).toBe(2);
   });
 
   it.each<[string, OverloadRule]>([
@@ -60,7 +60,7 @@ describe('scaleGrid', () => {
     // 16 · 4^11 · 2^6 = 2^32 ≥ 2^29; 16 · 2^15 · 2^6 = 2^25 < 2^29.
     expect(() => scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 4, steps: 12 })).toThrow(/span a ratio/);
     expect(scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 2, steps: 16 }).multiples[15]).toBe(16 * 2 ** 15);
-    const wideE8 = { kind: 'lattice', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 16 } } as const;
+    const wideE8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.2, ratio: 2, steps: 16 } } as const;
     const wideD3 = { ...wideE8, lattice: 'D3', q: 6 } as const;
     const a = gaussianMatrix(16, 1, 1);
     expect(() => quantize(a, { scheme: wideE8 })).toThrow(/span a ratio/);
