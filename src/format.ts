@@ -1,6 +1,6 @@
 /**
- * Files ('lattice-matmul/format'): the safetensors reader and writer, browser-safe, and (once built)
- * the quantized container. Node file access is in 'lattice-matmul/node'.
+ * Files ('lattice-matmul/format'): the safetensors reader and writer and the quantized container
+ * (docs/FORMAT.md), browser-safe. Node file access is in 'lattice-matmul/node'.
  *
  * @example
  * import { readSafetensors } from 'lattice-matmul/format';
@@ -33,3 +33,26 @@ export {
   type SafetensorsTypedArray,
   type TensorDataOptions,
 } from './io/safetensors.js';
+export {
+  readQuantizedContainer,
+  writeQuantizedContainer,
+  CONTAINER_FORMAT,
+  CONTAINER_FORMAT_VERSION,
+  CONTAINER_MAX_ROWS,
+  CONTAINER_MAX_DECODED_NORM,
+  type QuantizedContainer,
+  type ContainerEntry,
+  type ContainerEntryInput,
+  type ContainerEntryInfo,
+  type ContainerEntryKind,
+  type ContainerMatrix,
+  type ContainerTensorInfo,
+  type UniversalContainerEntry,
+  type DeterministicContainerEntry,
+  type ScalarContainerEntry,
+  type WeightOnlyContainerEntry,
+  type DeterministicStoredWords,
+  type ScalarStoredWords,
+} from './format/container.js';
+export type { UniversalStoredWords } from './format/universalLayout.js';
+export { crc32, crc32Continue } from './format/crc32.js';

@@ -40,3 +40,4 @@ export {
   dispatchWeightOnlyGemv,
   WeightOnlyGpuMatrix,
 } from './gpu/kernels/weightOnlyGemv.js';
+export { uploadContainerEntry, type GpuContainerMatrix } from './gpu/containerUpload.js';

@@ -11,3 +11,4 @@
  */
 export { nodeGpu, requestNodeGpuDevice, SOFTWARE_VULKAN_ICDS, type NodeGpuOptions } from './gpu/nodeGpu.js';
 export { openSafetensorsFile, writeSafetensorsFile, SafetensorsFile } from './io/safetensorsFile.js';
+export { openQuantizedContainerFile, writeQuantizedContainerFile, QuantizedContainerFile } from './format/containerFile.js';

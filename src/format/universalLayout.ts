@@ -163,38 +163,63 @@ export function unpackUniversalEscapes(
  * the non-root escapes as sorted records, and the per-word escape offsets.
  */
 export function gpuEscapes(m: UniversalLatticeMatrix): UniversalGpuEscapes {
-  const codec = codecOf(m);
-  const { spec } = codec;
+  return gpuEscapesFromStored(codecOf(m), packUniversalStored(m), m.blocksPerColumn, m.cols);
+}
+
+/**
+ * The GPU form of the escapes from the stored form's words (what a file holds), with no per-block
+ * arrays in between: escape starts from the escape bits, each rank turned into its root id given the
+ * block's leader (decoded from the code words), each long escape into a root id or a non-root record
+ * (its μ from the extended table or from the explicit escapes). Stream lengths are checked against
+ * the escape bits as they are consumed; the values are trusted (ranks ≤ the root count, long indices
+ * in the table), as a validated file (src/format/container.ts) or `packUniversalStored` gives them.
+ *
+ * @example
+ * const escapes = gpuEscapesFromStored(codecOf(m), packUniversalStored(m), m.blocksPerColumn, m.cols);
+ */
+export function gpuEscapesFromStored(codec: UniversalCodec, stored: UniversalStoredWords, blocksPerColumn: number, cols: number): UniversalGpuEscapes {
+  const { spec, codeBits } = codec;
   const d = spec.dimension;
   const candidates = spec.escapes;
-  const { blocksPerColumn, cols } = m;
-  const bitWords = streamWords(blocksPerColumn, 1);
-  const escapeStarts = new Uint32Array(bitWords * cols);
+  const words = universalWordsPerColumn(codec, blocksPerColumn);
+  check(stored.codes.length === words.codes * cols, () => `universal codes: ${stored.codes.length} words, expected ${words.codes * cols}`);
+  check(stored.escapeBits.length === words.escapeBits * cols, () => `escape bits: ${stored.escapeBits.length} words, expected ${words.escapeBits * cols}`);
+  const rankCapacity = stored.ranks.length * 8;
+  const longCapacity = stored.longs.length * 2;
+  const escapeStarts = new Uint32Array(words.escapeBits * cols);
   const ids: number[] = [];
   const nonRoots: number[] = [];
   const leader = new Int32Array(d);
+  const lowBits = Math.min(32, codeBits);
   let longCursor = 0;
   let hugeCursor = 0;
   for (let j = 0; j < cols; j++) {
     for (let b = 0; b < blocksPerColumn; b++) {
-      if (b % 32 === 0) escapeStarts[j * bitWords + b / 32] = ids.length;
-      const index = j * blocksPerColumn + b;
-      const symbol = m.escapes[index] as number;
-      if (symbol === 0) continue;
-      if (symbol <= MAX_ESCAPE_RANK) {
-        codec.code.decode(blockCode(m, index), leader);
-        ids.push(1 + rootOfRank(candidates, leader, symbol));
+      if (b % 32 === 0) escapeStarts[j * words.escapeBits + b / 32] = ids.length;
+      if (readField(stored.escapeBits, j * words.escapeBits, b, 1) === 0) continue;
+      check(ids.length < rankCapacity, 'escape ranks: fewer ranks than escape bits');
+      const rank = readField(stored.ranks, 0, ids.length, 4);
+      if (rank !== 0) {
+        const bit = b * codeBits;
+        const low = readBitsAt(stored.codes, j * words.codes, bit, lowBits);
+        const high = codeBits > 32 ? readBitsAt(stored.codes, j * words.codes, bit + 32, codeBits - 32) : 0;
+        codec.code.decode(low + high * 2 ** 32, leader);
+        ids.push(1 + rootOfRank(candidates, leader, rank));
         continue;
       }
-      const longIndex = m.longEscapes[longCursor++] as number;
+      check(longCursor < longCapacity, 'long escapes: fewer entries than long escapes in the ranks');
+      const longIndex = readField(stored.longs, 0, longCursor++, 16);
       if (longIndex < candidates.rootCount) {
         ids.push(1 + longIndex);
         continue;
       }
       ids.push(0);
-      nonRoots.push(index);
-      for (let v = 0; v < d; v++) {
-        nonRoots.push(longIndex === HUGE_ESCAPE ? (m.hugeEscapes[hugeCursor++] as number) : (candidates.extended[longIndex * d + v] as number));
+      nonRoots.push(j * blocksPerColumn + b);
+      if (longIndex === HUGE_ESCAPE) {
+        check(hugeCursor + d <= stored.huge.length, 'explicit escapes: fewer values than long escapes of 0xffff');
+        for (let v = 0; v < d; v++) nonRoots.push(stored.huge[hugeCursor++] as number);
+      } else {
+        for (let v = 0; v < d; v++) nonRoots.push(candidates.extended[longIndex * d + v] as number);
       }
     }
   }

@@ -250,8 +250,8 @@ export type UniversalOperandMetadata = Pick<
  * `uploadUniversalMatrix` and the quantized container's upload (src/gpu/containerUpload.ts).
  *
  * @example
- * const codec = codecOf(m);
- * const gpu = uploadUniversalWords(device, m, stored, gpuEscapesFromStored(codec, stored, m.blocksPerColumn, m.cols));
+ * const stored = packUniversalStored(m);
+ * const gpu = uploadUniversalWords(device, m, stored, gpuEscapesFromStored(codecOf(m), stored, m.blocksPerColumn, m.cols));
  */
 export function uploadUniversalWords(
   device: GPUDevice,

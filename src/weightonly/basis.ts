@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
@@ -47,7 +47,7 @@ export class WeightBasis {
   constructor(n: number, kind: RotationKind, seed: number) {
     check(
       Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
-      () => `seed must be an integer in [0, 2^32 - 1], got ${seed}`,
+      () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
     );
     this.n = n;
     this.kind = kind;

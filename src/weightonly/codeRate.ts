@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { empiricalEntropy } from '../theory/entropy.js';
 
 /**
@@ -41,7 +41,7 @@ export function columnCodeEntropy(codes: ArrayLike<number>): number {
  * `codes` is in the stored layout: the code of output j, input i at j·n + i.
  */
 export function meanColumnEntropy(codes: Int32Array, n: number, outputs: number): number {
-  check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${codes.length}`);
+  check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${describeValue(codes.length)}`);
   const column = new Int32Array(outputs);
   let sum = 0;
   for (let i = 0; i < n; i++) {

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 
 /**
@@ -83,7 +83,7 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
 export function dampCovariance(sigma: Float64Array, n: number, relativeDamping: number): Float64Array {
   check(
     Number.isFinite(relativeDamping) && relativeDamping >= 0,
-    () => `damping must be a finite number ≥ 0, got ${relativeDamping}`,
+    () => `damping must be a finite number ≥ 0, got ${describeValue(relativeDamping)}`,
   );
   let trace = 0;
   for (let i = 0; i < n; i++) trace += sigma[i * n + i] as number;

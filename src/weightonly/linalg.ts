@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, LatticeMatmulError } from '../errors.js';
+import { check, checkPositiveInteger, LatticeMatmulError, describeValue } from '../errors.js';
 import { gaussianMatrix } from '../rotation/random.js';
 
 /*
@@ -12,7 +12,7 @@ import { gaussianMatrix } from '../rotation/random.js';
 function checkSquare(a: Float64Array, n: number, what: string): void {
   checkPositiveInteger(n, `${what}: n`);
   check(a instanceof Float64Array, `${what}: the matrix must be a Float64Array`);
-  check(a.length === n * n, () => `${what}: expected n·n = ${n * n} entries, got ${a.length}`);
+  check(a.length === n * n, () => `${what}: expected n·n = ${n * n} entries, got ${describeValue(a.length)}`);
 }
 
 /**
@@ -138,7 +138,7 @@ export function haarOrthogonal(n: number, seed: number): Float64Array {
  */
 export function congruenceDiagonal(u: Float64Array, eigenvalues: ArrayLike<number>, n: number): Float64Array {
   checkSquare(u, n, 'congruenceDiagonal');
-  check(eigenvalues.length === n, () => `congruenceDiagonal: expected ${n} eigenvalues, got ${eigenvalues.length}`);
+  check(eigenvalues.length === n, () => `congruenceDiagonal: expected ${n} eigenvalues, got ${describeValue(eigenvalues.length)}`);
   const scaled = new Float64Array(n * n); // U·diag(λ)
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < n; k++) scaled[i * n + k] = (u[i * n + k] as number) * (eigenvalues[k] as number);

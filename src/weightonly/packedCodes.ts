@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 
 /*
  * Bit-packed weight-only codes: the layout of the serialized format (version 2) and of the GPU
@@ -57,7 +57,7 @@ export function rowLayout(widths: Uint8Array): { rowVec4s: number; rowBits: numb
  * [MIN_CODE, MAX_CODE] or not an integer.
  */
 export function columnCodeWidths(codes: Int32Array, n: number, outputs: number): Uint8Array {
-  check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${codes.length}`);
+  check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${describeValue(codes.length)}`);
   const widths = new Uint8Array(n).fill(1);
   for (let j = 0; j < outputs; j++) {
     const base = j * n;
@@ -112,8 +112,8 @@ export function packWeightCodes(codes: Int32Array, n: number, outputs: number): 
 export function unpackWeightCodes(packed: PackedWeightCodes): Int32Array {
   const { n, outputs, widths, rowVec4s, words } = packed;
   const rowWords = 4 * rowVec4s;
-  check(words.length === rowWords * outputs, () => `packed codes: expected ${rowWords * outputs} words, got ${words.length}`);
-  check(widths.length === n, () => `packed codes: expected ${n} widths, got ${widths.length}`);
+  check(words.length === rowWords * outputs, () => `packed codes: expected ${rowWords * outputs} words, got ${describeValue(words.length)}`);
+  check(widths.length === n, () => `packed codes: expected ${n} widths, got ${describeValue(widths.length)}`);
   for (let i = 0; i < n; i++) {
     const width = widths[i] as number;
     check(width >= 1 && width <= MAX_CODE_BITS, () => `packed codes: input feature ${i} has code width ${width}, expected 1 … ${MAX_CODE_BITS}`);

@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { rotationKindFor, WeightBasis } from './basis.js';
 import { checkCovariance, dampCovariance } from './covariance.js';
@@ -87,16 +87,16 @@ export function quantizeWeights(
   check(typeof rotate === 'boolean', () => `rotate must be a boolean, got ${String(rotate)}`);
   const seed = options.seed ?? 0;
   const damping = options.damping ?? DEFAULT_DAMPING;
-  check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${damping}`);
+  check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${describeValue(damping)}`);
   const rescale = options.rescale ?? false;
   check(
     !rescale || sigma !== null,
     'rescale: true fits the rescalers to tr(ΔΣ_XΔᵀ) and needs sigmaX; pass Σ_X or leave rescale off',
   );
   const rescaleIterations = options.rescaleIterations ?? 2;
-  check(Number.isInteger(rescaleIterations) && rescaleIterations >= 0, () => `rescaleIterations must be an integer ≥ 0, got ${rescaleIterations}`);
+  check(Number.isInteger(rescaleIterations) && rescaleIterations >= 0, () => `rescaleIterations must be an integer ≥ 0, got ${describeValue(rescaleIterations)}`);
   const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
-  check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${tolerance}`);
+  check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${describeValue(tolerance)}`);
   check(
     (options.rate === undefined) !== (options.step === undefined),
     'give exactly one of rate (bits per entry, searched) and step (fixed)',
@@ -121,7 +121,7 @@ export function quantizeWeights(
   let evaluations = 1;
   if (options.rate !== undefined) {
     const rate = options.rate;
-    check(Number.isFinite(rate) && rate > 0 && rate <= MAX_RATE, () => `rate must be a number of bits per entry in (0, ${MAX_RATE}], got ${rate}`);
+    check(Number.isFinite(rate) && rate > 0 && rate <= MAX_RATE, () => `rate must be a number of bits per entry in (0, ${MAX_RATE}], got ${describeValue(rate)}`);
     const codeRate = rate - sideRate;
     check(
       codeRate > 0,

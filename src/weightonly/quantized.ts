@@ -1,9 +1,9 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { MAX_HAAR_N, WeightBasis, type RotationKind } from './basis.js';
 import { meanColumnEntropy } from './codeRate.js';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../format/crc32.js';
 import { weightedDistortion } from './distortion.js';
 import { checkMethod, WEIGHT_ONLY_METHODS, type WeightOnlyMethod } from './method.js';
 import {
@@ -57,6 +57,16 @@ export interface WeightOnlyQuantizedFields {
   readonly rotation: RotationKind;
   readonly seed: number;
   readonly analysis?: WeightOnlyAnalysis;
+}
+
+/** The fields of `WeightOnlyQuantized.fromPacked`: the packed codes as stored, and the scales. */
+export interface WeightOnlyPackedFields {
+  readonly method: WeightOnlyMethod;
+  readonly rotation: RotationKind;
+  readonly seed: number;
+  readonly packed: PackedWeightCodes;
+  readonly columnScales: Float32Array;
+  readonly rowScales: Float32Array | null;
 }
 
 const MAGIC = 0x51574d4c; // "LMWQ" read as a little-endian u32
@@ -136,7 +146,7 @@ export class WeightOnlyQuantized {
       () => `rowScales must be null or a Float32Array of outputs = ${outputs} entries`,
     );
     checkRotation(fields.rotation, n);
-    check((fields.seed >>> 0) === fields.seed, () => `seed must be an integer in [0, 2^32 - 1], got ${fields.seed}`);
+    check((fields.seed >>> 0) === fields.seed, () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(fields.seed)}`);
     const widths = columnCodeWidths(fields.codes, n, outputs);
     checkScales(fields.columnScales, widths, fields.rowScales);
     this.method = fields.method;
@@ -334,16 +344,7 @@ export class WeightOnlyQuantized {
     const codesAt = HEADER_BYTES;
     const widthsAt = codesAt + 16 * rowVec4s * outputs;
     const widths = new Uint8Array(bytes.subarray(widthsAt, widthsAt + n)); // a copy (Buffer.slice would be a view)
-    for (let i = 0; i < n; i++) {
-      const width = widths[i] as number;
-      check(width >= 1 && width <= MAX_CODE_BITS, () => `weight-only data: input feature ${i} has code width ${width}, expected 1 … ${MAX_CODE_BITS}`);
-    }
     for (let k = widthsAt + n; k < widthsAt + padded4(n); k++) check(bytes[k] === 0, () => `weight-only data: padding byte ${k} is ${bytes[k]}, expected 0`);
-    const layout = rowLayout(widths);
-    check(
-      layout.rowVec4s === rowVec4s,
-      () => `weight-only data: the code widths need ${layout.rowBits} bits per row, ${layout.rowVec4s} vec4, but the header says ${rowVec4s}`,
-    );
     let offset = widthsAt + padded4(n);
     const columnScales = new Float32Array(n);
     for (let i = 0; i < n; i++, offset += 4) columnScales[i] = view.getFloat32(offset, true);
@@ -352,12 +353,51 @@ export class WeightOnlyQuantized {
       rowScales = new Float32Array(outputs);
       for (let j = 0; j < outputs; j++, offset += 4) rowScales[j] = view.getFloat32(offset, true);
     }
-    checkScales(columnScales, widths, rowScales); // before the codes are unpacked
     const words = new Uint32Array(4 * rowVec4s * outputs);
     for (let k = 0; k < words.length; k++) words[k] = view.getUint32(codesAt + 4 * k, true);
     const packed: PackedWeightCodes = { n, outputs, widths, rowVec4s, words };
+    return WeightOnlyQuantized.fromPacked({ method, rotation, seed: u32(7), packed, columnScales, rowScales });
+  }
+
+  /**
+   * A matrix from its packed codes as stored (`packWeightCodes`: the file's and the GPU's layout) and
+   * its scales, with every check a reader needs, in an order that allocates nothing large before
+   * the cheap checks pass: sizes and rotation, code widths (1 … 25, and they must need exactly
+   * `rowVec4s` vec4 per row), scales (finite, within the bounds of the class comment), then the codes
+   * (unpacked: padding zero, widths the narrowest). The packed form is kept as given, so
+   * `packedCodes` returns these very words and an upload repacks nothing. Shared by `deserialize` and
+   * the quantized container (src/format/container.ts); `source` prefixes the messages.
+   *
+   * @example
+   * const q = WeightOnlyQuantized.fromPacked({ method: 'rtn', rotation: 'none', seed: 0, packed, columnScales, rowScales: null });
+   */
+  static fromPacked(fields: WeightOnlyPackedFields, source = 'weight-only data'): WeightOnlyQuantized {
+    check(typeof fields === 'object' && fields !== null, 'fromPacked needs { method, rotation, seed, packed, columnScales, rowScales }');
+    const { packed, columnScales, rowScales } = fields;
+    checkMethod(fields.method);
+    check(typeof packed === 'object' && packed !== null, () => `${source}: packed codes missing`);
+    const { n, outputs, widths, rowVec4s, words } = packed;
+    checkSizes(n, outputs);
+    checkRotation(fields.rotation, n);
+    check(widths instanceof Uint8Array && widths.length === n, () => `${source}: expected ${n} code widths`);
+    for (let i = 0; i < n; i++) {
+      const width = widths[i] as number;
+      check(width >= 1 && width <= MAX_CODE_BITS, () => `${source}: input feature ${i} has code width ${width}, expected 1 … ${MAX_CODE_BITS}`);
+    }
+    const layout = rowLayout(widths);
+    check(
+      layout.rowVec4s === rowVec4s,
+      () => `${source}: the code widths need ${layout.rowBits} bits per row, ${layout.rowVec4s} vec4, but the header says ${rowVec4s}`,
+    );
+    check(words instanceof Uint32Array && words.length === 4 * rowVec4s * outputs, () => `${source}: expected ${4 * rowVec4s * outputs} code words`);
+    check(columnScales instanceof Float32Array && columnScales.length === n, () => `${source}: columnScales must be a Float32Array of n = ${n} entries`);
+    check(
+      rowScales === null || (rowScales instanceof Float32Array && rowScales.length === outputs),
+      () => `${source}: rowScales must be null or a Float32Array of outputs = ${outputs} entries`,
+    );
+    checkScales(columnScales, widths, rowScales); // before the codes are unpacked
     const codes = unpackWeightCodes(packed);
-    const q = new WeightOnlyQuantized({ method, n, outputs, codes, columnScales, rowScales, rotation, seed: u32(7) });
+    const q = new WeightOnlyQuantized({ method: fields.method, n, outputs, codes, columnScales, rowScales, rotation: fields.rotation, seed: fields.seed });
     q.packed = packed;
     return q;
   }
@@ -383,7 +423,7 @@ function hex(value: number): string {
 }
 
 function checkSizes(n: number, outputs: number): void {
-  check(Number.isInteger(n) && n > 0 && Number.isInteger(outputs) && outputs > 0, () => `n and outputs must be positive integers, got ${n} and ${outputs}`);
+  check(Number.isInteger(n) && n > 0 && Number.isInteger(outputs) && outputs > 0, () => `n and outputs must be positive integers, got ${describeValue(n)} and ${outputs}`);
   check(
     n * outputs <= MAX_WEIGHT_ENTRIES,
     () => `n·outputs = ${n}·${outputs} entries is more than one weight-only matrix may hold (${MAX_WEIGHT_ENTRIES})`,

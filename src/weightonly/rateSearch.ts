@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 
 /** What `searchStepForRate` found: the step, what `evaluate` returned there, and how many calls it took. */
 export interface RateSearchResult<T> {
@@ -29,9 +29,9 @@ export function searchStepForRate<T extends { readonly rate: number }>(
 ): RateSearchResult<T> {
   const { target, tolerance, initialStep } = options;
   const maxEvaluations = options.maxEvaluations ?? 40;
-  check(Number.isFinite(target), () => `target rate must be finite, got ${target}`);
-  check(Number.isFinite(tolerance) && tolerance > 0, () => `rate tolerance must be positive, got ${tolerance}`);
-  check(Number.isFinite(initialStep) && initialStep > 0, () => `initial step must be positive, got ${initialStep}`);
+  check(Number.isFinite(target), () => `target rate must be finite, got ${describeValue(target)}`);
+  check(Number.isFinite(tolerance) && tolerance > 0, () => `rate tolerance must be positive, got ${describeValue(tolerance)}`);
+  check(Number.isFinite(initialStep) && initialStep > 0, () => `initial step must be positive, got ${describeValue(initialStep)}`);
 
   let evaluations = 0;
   let best: { x: number; result: T; miss: number } | null = null;

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { columnCodeEntropy } from './codeRate.js';
 import type { WeightOnlyMethod } from './method.js';
 import { MAX_CODE } from './packedCodes.js';
@@ -53,7 +53,7 @@ function checkCode(z: number, step: number): void {
  * upward; ties have probability zero for real-valued weights.
  */
 export function quantizeAtStep(problem: WorkingProblem, step: number): StepQuantization {
-  check(Number.isFinite(step) && step > 0, () => `step must be a positive finite number, got ${step}`);
+  check(Number.isFinite(step) && step > 0, () => `step must be a positive finite number, got ${describeValue(step)}`);
   const { method, n, outputs } = problem;
   return method === 'rtn' ? roundToNearest(problem.weights, n, outputs, step) : ldlq(problem, step, method === 'watersic');
 }

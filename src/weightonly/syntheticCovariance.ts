@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { Rng } from '../rotation/random.js';
 import { congruenceDiagonal, haarOrthogonal, symmetricEigenvalues } from './linalg.js';
@@ -36,7 +36,7 @@ export function isotropicCovariance(n: number): SyntheticCovariance {
  */
 export function spreadSpectrumCovariance(n: number, decades: number, seed: number): SyntheticCovariance {
   checkPositiveInteger(n, 'n');
-  check(Number.isFinite(decades) && decades >= 0, () => `decades must be finite and ≥ 0, got ${decades}`);
+  check(Number.isFinite(decades) && decades >= 0, () => `decades must be finite and ≥ 0, got ${describeValue(decades)}`);
   const eigenvalues = new Float64Array(n);
   for (let k = 0; k < n; k++) eigenvalues[k] = 10 ** (n === 1 ? 0 : (-decades * k) / (n - 1));
   const sigma = congruenceDiagonal(haarOrthogonal(n, seed), eigenvalues, n);
@@ -62,7 +62,7 @@ export function outlierCovariance(
   checkPositiveInteger(n, 'n');
   const outliers = options.outliers ?? Math.max(1, Math.round(n / 128));
   const outlierScale = options.outlierScale ?? 40;
-  check(Number.isInteger(outliers) && outliers >= 0 && outliers <= n, () => `outliers must be an integer in [0, ${n}], got ${outliers}`);
+  check(Number.isInteger(outliers) && outliers >= 0 && outliers <= n, () => `outliers must be an integer in [0, ${n}], got ${describeValue(outliers)}`);
   const rng = new Rng(seed);
   const scales = new Float64Array(n);
   for (let i = 0; i < n; i++) scales[i] = Math.exp(0.5 * rng.nextGaussian());

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import type { WeightOnlyMethod } from './method.js';
 
 /*
@@ -46,7 +46,7 @@ import type { WeightOnlyMethod } from './method.js';
 export const SCALAR_HIGH_RATE_GAP_BITS = 0.5 * Math.log2((2 * Math.PI * Math.E) / 12);
 
 function checkRate(rate: number): void {
-  check(Number.isFinite(rate) && rate >= 0, () => `rate must be a finite number of bits per entry ≥ 0, got ${rate}`);
+  check(Number.isFinite(rate) && rate >= 0, () => `rate must be a finite number of bits per entry ≥ 0, got ${describeValue(rate)}`);
 }
 
 /**
@@ -58,8 +58,8 @@ function checkRate(rate: number): void {
  */
 export function weightOnlyLimitPerEntry(sigmaW2: number, logDetSigmaX: number, n: number, rate: number): number {
   check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${sigmaW2}`);
-  check(Number.isInteger(n) && n > 0, () => `n must be a positive integer, got ${n}`);
-  check(!Number.isNaN(logDetSigmaX) && logDetSigmaX < Infinity, () => `logDetSigmaX must be a number < ∞, got ${logDetSigmaX}`);
+  check(Number.isInteger(n) && n > 0, () => `n must be a positive integer, got ${describeValue(n)}`);
+  check(!Number.isNaN(logDetSigmaX) && logDetSigmaX < Infinity, () => `logDetSigmaX must be a number < ∞, got ${describeValue(logDetSigmaX)}`);
   checkRate(rate);
   return sigmaW2 * Math.exp(logDetSigmaX / n) * 2 ** (-2 * rate);
 }
@@ -109,8 +109,8 @@ export function reverseWaterfillingDistortion(eigenvalues: ArrayLike<number>, si
 
 /** ½·log2(distortion / limit): how many bits of rate a scheme loses against the limit. */
 export function gapBits(distortion: number, limit: number): number {
-  check(Number.isFinite(distortion) && distortion >= 0, () => `distortion must be finite and ≥ 0, got ${distortion}`);
-  check(Number.isFinite(limit) && limit > 0, () => `limit must be finite and > 0, got ${limit}`);
+  check(Number.isFinite(distortion) && distortion >= 0, () => `distortion must be finite and ≥ 0, got ${describeValue(distortion)}`);
+  check(Number.isFinite(limit) && limit > 0, () => `limit must be finite and > 0, got ${describeValue(limit)}`);
   return 0.5 * Math.log2(distortion / limit);
 }
 
@@ -121,7 +121,7 @@ export function amGmBits(values: ArrayLike<number>): number {
   let logSum = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i] as number;
-    check(Number.isFinite(v) && v > 0, () => `amGmBits: value ${i} must be positive and finite, got ${v}`);
+    check(Number.isFinite(v) && v > 0, () => `amGmBits: value ${i} must be positive and finite, got ${describeValue(v)}`);
     sum += v;
     logSum += Math.log(v);
   }

@@ -6,7 +6,7 @@ import { rotationLength } from '../../src/rotation/hadamard.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } from '../../src/weightonly/index.js';
 import { MAX_HAAR_N } from '../../src/weightonly/basis.js';
-import { crc32 } from '../../src/weightonly/crc32.js';
+import { crc32 } from '../../src/format/crc32.js';
 import { haarOrthogonal } from '../../src/weightonly/linalg.js';
 import { packWeightCodes, twosComplementBits, unpackWeightCodes, weightCodeLayout } from '../../src/weightonly/packedCodes.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { MAX_HAAR_N } from '../../src/weightonly/basis.js';
-import { crc32 } from '../../src/weightonly/crc32.js';
+import { crc32 } from '../../src/format/crc32.js';
 import { quantizeWeights, WeightOnlyQuantized } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 

@@ -1,0 +1,144 @@
+import { check } from '../errors.js';
+import type { SafetensorsReadOptions } from '../io/safetensors.js';
+import { openSafetensorsFile, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
+import {
+  containerOf,
+  decodeContainerEntry,
+  parseContainerLayout,
+  planQuantizedContainer,
+  type ContainerEntry,
+  type ContainerEntryInfo,
+  type ContainerEntryInput,
+  type ContainerLayout,
+  type EntryPlanHandle,
+  type QuantizedContainer,
+} from './container.js';
+
+/*
+ * Quantized containers on disk (Node only; the format is docs/FORMAT.md, the checks those of
+ * src/format/container.ts). Opening reads and validates the safetensors header, the metadata
+ * checksum and every description, and no tensor data: a model's matrices are then read one at a time
+ * (`read(name)`), each tensor by its byte range, checksummed, then checked and decoded. Writing goes
+ * through `writeSafetensorsFile` (a temporary file, fsynced, renamed over the target).
+ */
+
+/**
+ * An open quantized container file. `entries` describes every matrix (validated, nothing read yet);
+ * `read(name)` reads one. Call `close()` when done.
+ *
+ * @example
+ * const file = await openQuantizedContainerFile('model.lmq.safetensors');
+ * try {
+ *   for (const info of file.entries) console.log(info.name, info.kind, info.rows, info.cols);
+ *   const q = await file.read('layers.0.q');
+ * } finally {
+ *   await file.close();
+ * }
+ */
+export class QuantizedContainerFile {
+  private constructor(
+    private readonly file: SafetensorsFile,
+    private readonly layout: ContainerLayout,
+  ) {}
+
+  /** Opens `path` and validates everything but the tensor data; see `openQuantizedContainerFile`. */
+  static async open(path: string, options?: SafetensorsReadOptions): Promise<QuantizedContainerFile> {
+    const file = await openSafetensorsFile(path, options);
+    try {
+      return new QuantizedContainerFile(file, parseContainerLayout(file.header));
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+  }
+
+  /** The path the file was opened from. */
+  get path(): string {
+    return this.file.path;
+  }
+
+  get formatVersion(): number {
+    return this.layout.formatVersion;
+  }
+
+  /** The caller's metadata as written. */
+  get metadata(): Readonly<Record<string, string>> {
+    return this.layout.metadata;
+  }
+
+  /** Every matrix, in the order written: name, kind, size and tensors (validated, not read). */
+  get entries(): readonly ContainerEntryInfo[] {
+    return this.layout.entries;
+  }
+
+  has(name: string): boolean {
+    return this.layout.plans.has(name);
+  }
+
+  /** The validated description of matrix `name`. */
+  info(name: string): ContainerEntryInfo {
+    return this.plan(name).info;
+  }
+
+  /**
+   * Reads matrix `name`: its tensors (each at most the size its description and the header agree on),
+   * their checksums, then every check of `readQuantizedContainer`.
+   */
+  async read(name: string): Promise<ContainerEntry> {
+    const plan = this.plan(name);
+    const bytes = new Map<string, Uint8Array>();
+    for (const tensor of plan.info.tensors) bytes.set(tensor.name, await this.file.readTensorBytes(tensor.name));
+    return decodeContainerEntry(plan, (tensor) => bytes.get(tensor.name) as Uint8Array);
+  }
+
+  /** Reads every matrix (a whole model in memory; prefer `read` per matrix for large files). */
+  async readAll(): Promise<QuantizedContainer> {
+    const entries: ContainerEntry[] = [];
+    for (const info of this.layout.entries) entries.push(await this.read(info.name));
+    return containerOf(this.layout, entries);
+  }
+
+  /** Closes the file; later reads are refused. Closing twice is harmless. */
+  close(): Promise<void> {
+    return this.file.close();
+  }
+
+  private plan(name: string): EntryPlanHandle {
+    const plan = this.layout.plans.get(name);
+    check(
+      plan !== undefined,
+      () => `quantized container file ${JSON.stringify(this.file.path)} has no matrix named ${JSON.stringify(name)} (it has ${this.layout.entries.map((e) => JSON.stringify(e.name)).join(', ')})`,
+    );
+    return plan;
+  }
+}
+
+/**
+ * Opens a quantized container file (docs/FORMAT.md) and validates its header, metadata checksum and
+ * descriptions, reading no tensor data; matrices are then read one at a time with `read(name)`.
+ * Malformed, corrupted or hostile files are refused with a `LatticeMatmulError`.
+ *
+ * @example
+ * const file = await openQuantizedContainerFile('model.lmq.safetensors');
+ * const w = await file.read('layers.0.q');
+ * await file.close();
+ */
+export function openQuantizedContainerFile(path: string, options?: SafetensorsReadOptions): Promise<QuantizedContainerFile> {
+  return QuantizedContainerFile.open(path, options);
+}
+
+/**
+ * Writes quantized matrices and optional string metadata to `path` as a quantized container,
+ * atomically (same checks and bytes as `writeQuantizedContainer`, streamed to disk).
+ *
+ * @example
+ * await writeQuantizedContainerFile('model.lmq.safetensors', [{ name: 'layers.0.q', matrix: q }], { model: 'demo' });
+ */
+export async function writeQuantizedContainerFile(
+  path: string,
+  entries: readonly ContainerEntryInput[],
+  metadata?: Readonly<Record<string, string>>,
+): Promise<void> {
+  const plan = planQuantizedContainer(entries, metadata);
+  await writeSafetensorsFile(path, plan.tensors, plan.metadata);
+}

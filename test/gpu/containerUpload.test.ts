@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry } from '../../src/format/container.js';
+import { readBufferExclusive } from '../../src/gpu/buffers.js';
+import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
+import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
+import { weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+import { spikyMatrix } from '../format/containerFuzzProperty.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * Container entries on the GPU (src/gpu/containerUpload.ts): a universal matrix read from a file and
+ * uploaded from its stored words decodes on the GPU (`universalDequantizeRotated`) to the CPU's
+ * `decodeRotated` of the original, within the tolerance of test/gpu/universalDequantize.test.ts
+ * (|gpu − cpu| ≤ 4e-6 · (ν/√N) · β · 64 per entry: the GPU's f32 forms of ν·β/(s√N)·λ − ν·β/(M√N)·Z
+ * against float64, |λ|/s + |Z|/M ≤ 64 here). Its buffers are also compared word for word with those
+ * of `uploadUniversalMatrix` of the original (the path that packs from the per-block arrays), and the
+ * deterministic and weight-only uploads with theirs, so the kernels read the same bytes either way.
+ * Sizes stay ≤ 300 × 9 (lavapipe on shared cores).
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
+
+function roundTrip(name: string, matrix: Parameters<typeof writeQuantizedContainer>[0][number]['matrix']): ContainerEntry {
+  return readQuantizedContainer(writeQuantizedContainer([{ name, matrix }])).get(name);
+}
+
+async function words(device: GPUDevice, buffer: GPUBuffer, byteLength: number): Promise<number[]> {
+  return Array.from(new Uint32Array(await readBufferExclusive(device, buffer, byteLength)));
+}
+
+describe.skipIf(noGpu !== undefined)('container entries uploaded from their stored words', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const cases: { name: string; a: () => ReturnType<typeof gaussianMatrix>; options: QuantizeOptions }[] = [
+    { name: 'd3-q6, 100 × 7', a: () => gaussianMatrix(100, 7, 1), options: { scheme: 'd3-q6', seed: 3, nonce: 21 } },
+    { name: 'e8-q16, 300 × 5, centred', a: () => gaussianMatrix(300, 5, 2), options: { scheme: 'e8-q16', seed: 3, nonce: 22, center: true } },
+    { name: 'E8 q = 24 (37-bit codes), 256 × 6', a: () => gaussianMatrix(256, 6, 3), options: { scheme: 'e8-5bit', seed: 3, nonce: 23 } },
+    { name: 'E8 q = 4, spiky rotated (table and explicit escapes)', a: () => spikyMatrix(64, 9, 5), options: { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 14 } },
+    { name: 'D3 q = 5, spiky unrotated (explicit escapes)', a: () => spikyMatrix(60, 9, 6), options: { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false } },
+    { name: 'e8-q16, time-sharing κ = 0.4', a: () => gaussianMatrix(200, 4, 7), options: { scheme: 'e8-q16', seed: 6, nonce: 16, keepFraction: 0.4 } },
+  ];
+
+  for (const { name, a, options } of cases) {
+    it(`universal ${name}: GPU dequantize of the loaded matrix = CPU decodeRotated of the original; buffers = uploadUniversalMatrix's`, async () => {
+      const { device } = context;
+      const original = quantize(a(), options) as UniversalLatticeMatrix;
+      const entry = roundTrip('u', original);
+      if (entry.kind !== 'universal') throw new Error('universal entry expected');
+      const fromFile = uploadContainerEntry(device, entry);
+      const fromMatrix = uploadUniversalMatrix(device, original);
+      try {
+        expect([fromFile.escapeCount, fromFile.nonRootCount]).toEqual([fromMatrix.escapeCount, fromMatrix.nonRootCount]);
+        for (const key of ['codes', 'escapeBits', 'escapeStarts', 'escapeIds', 'escapeTable', 'side'] as const) {
+          expect(fromFile[key].size, key).toBe(fromMatrix[key].size);
+          expect(await words(device, fromFile[key], fromFile[key].size), key).toEqual(await words(device, fromMatrix[key], fromMatrix[key].size));
+        }
+        const gpu = await universalDequantizeRotated(device, fromFile);
+        const cpu = decodeRotated(original);
+        expect(gpu.length).toBe(cpu.length);
+        let worst = 0;
+        for (let j = 0; j < original.cols; j++) {
+          const scale = ((original.norms[j] as number) / Math.sqrt(original.length)) * original.scheme.beta * 64;
+          for (let k = 0; k < original.length; k++) {
+            const c = cpu[j * original.length + k] as number;
+            const g = gpu[j * original.length + k] as number;
+            if (c === 0) expect(g).toBe(0);
+            worst = Math.max(worst, Math.abs(g - c) / (4e-6 * scale + 1e-30));
+          }
+        }
+        expect(worst).toBeLessThanOrEqual(1);
+        // Read back from the GPU, the matrix is the original bit for bit.
+        const back = await fromFile.read();
+        expect(back.codes).toEqual(original.codes);
+        expect(back.escapes).toEqual(original.escapes);
+        expect(back.hugeEscapes).toEqual(original.hugeEscapes);
+      } finally {
+        fromFile.destroy();
+        fromMatrix.destroy();
+      }
+    });
+  }
+
+  it('deterministic d3-q6-deterministic with gains: the same buffers and the same GPU decode as uploadLatticeMatrix', async () => {
+    const { device } = context;
+    const original = quantize(gaussianMatrix(120, 5, 8), { scheme: 'd3-q6-deterministic', seed: 7, gain: 'mmse', center: true }) as DeterministicLatticeMatrix;
+    const entry = roundTrip('d', original);
+    if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
+    const fromFile = uploadContainerEntry(device, entry);
+    const fromMatrix = uploadLatticeMatrix(device, original);
+    try {
+      for (const key of ['codes', 'scaleIndices', 'norms'] as const) {
+        expect(await words(device, fromFile[key], fromFile[key].size), key).toEqual(await words(device, fromMatrix[key], fromMatrix[key].size));
+      }
+      expect(fromFile.gains).not.toBeNull();
+      expect(await words(device, fromFile.gains as GPUBuffer, 4 * 5)).toEqual(await words(device, fromMatrix.gains as GPUBuffer, 4 * 5));
+      const a = await latticeDequantizeRotated(device, fromFile);
+      const b = await latticeDequantizeRotated(device, fromMatrix);
+      expect(Array.from(a)).toEqual(Array.from(b));
+      expect(a.some((v) => v !== 0)).toBe(true);
+    } finally {
+      fromFile.destroy();
+      fromMatrix.destroy();
+    }
+  });
+
+  it('weight-only: the stored code words go up as they are; GEMV = GEMV of the original, bit for bit', async () => {
+    const { device } = context;
+    const original = quantizeWeights(gaussianMatrix(32, 24, 9), spreadSpectrumCovariance(32, 2, 1).sigma, { method: 'watersic', step: 0.2, rotate: true, seed: 5 });
+    const entry = roundTrip('w', original);
+    if (entry.kind !== 'weight-only') throw new Error('weight-only entry expected');
+    const uploaded = uploadContainerEntry(device, entry);
+    try {
+      expect(await words(device, uploaded.codes, entry.stored.words.byteLength)).toEqual(Array.from(original.packedCodes.words));
+    } finally {
+      uploaded.destroy();
+    }
+    const x = gaussianMatrix(32, 1, 10).data;
+    expect(Array.from(await weightOnlyGemv(device, entry.matrix, x))).toEqual(Array.from(await weightOnlyGemv(device, original, x)));
+  });
+
+  it('scalar baselines are refused (no GPU kernel reads them)', () => {
+    const entry = roundTrip('s', quantize(gaussianMatrix(32, 2, 11), { scheme: 'int4-g32', seed: 1 }));
+    expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
+    expect(() => uploadContainerEntry(context.device, entry)).toThrow(/scalar baseline \(int\), which no GPU kernel reads/);
+  });
+});
