@@ -12,7 +12,7 @@
 // values below 2^−126 (the largest entry is ≥ 1), which round to 0 in the fixed-point step and vanish
 // in the norm's sum; only the mean of a column whose sum cancels below 2^−126 may then differ.
 //
-// Compiled as shaders/exact_f32.wgsl + shaders/f32_scaling.wgsl + this file
+// Compiled as shaders/exact_f32.wgsl + shaders/f32_scaling.wgsl + the PrepParams struct + this file
 // (src/gpu/kernels/columnPrep.ts). One workgroup of 256 invocations per column; invocation l is lane l.
 //
 // Status words (shared with shaders/lattice_encode.wgsl): a non-finite input entry or a mean beyond
@@ -27,20 +27,8 @@ const THREADS: u32 = 256u;
 const STATUS_NONFINITE_INPUT: u32 = 1u;
 const STATUS_MEAN_OVERFLOW: u32 = 3u;
 
-struct PrepParams {
-  rows: u32,            // n: entries of an input column
-  cols: u32,            // columns in this dispatch
-  column_offset: u32,   // global index of this dispatch's column 0 (status reports)
-  center: u32,          // 1: subtract the mean
-  inverse_rows: f32,    // fround(1/n)
-  runtime_zero: u32,    // 0 (see `unfused`)
-  input_first: u32,     // element offset of column 0 in `input`
-  prepared_first: u32,  // element offset of column 0 in `prepared`
-  exponent_first: u32,  // element offset of column 0 in `exponents`
-  mean_first: u32,      // element offset of column 0 in `means`
-  first_stride: u32,    // 128 = lanes / 2 (see the note on barrier loops above)
-}
-
+// struct PrepParams is declared once, in src/gpu/kernels/columnPrep.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: PrepParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> prepared: array<f32>;

@@ -34,35 +34,8 @@ const CODES: u32 = 216u;
 const LAYOUT_FULL: u32 = 0u;
 const LAYOUT_TRIANGLE: u32 = 1u;
 
-struct TableMatmulParams {
-  blocks: u32,          // blocks per column, both operands
-  a_cols: u32,          // A columns in this dispatch (C rows)
-  b_cols: u32,          // B columns in this dispatch (C columns)
-  a_code_first: u32,    // word offset of this dispatch's first A column in its codes binding
-  a_code_words: u32,    // code words per A column
-  a_index_first: u32,
-  a_index_words: u32,
-  a_index_bits: u32,
-  b_code_first: u32,
-  b_code_words: u32,
-  b_index_first: u32,
-  b_index_words: u32,
-  b_index_bits: u32,
-  c_first: u32,         // element offset of this dispatch's C[0, 0] in the C binding
-  c_stride: u32,        // elements between consecutive C columns (all of C's rows)
-  a_has_gains: u32,
-  b_has_gains: u32,
-  has_means: u32,
-  slice_blocks: u32,    // blocks per slice and per exact i32 sum (1 … SLICE)
-  common_scale: f32,    // unit_a · unit_b / (s² · N)
-  rows: f32,            // n, for the mean term
-  pad0: u32,
-  pad1: u32,
-  pad2: u32,
-  a_multiples: array<vec4<i32>, 4>,
-  b_multiples: array<vec4<i32>, 4>,
-}
-
+// struct TableMatmulParams is declared once, in src/gpu/kernels/tableMatmul.ts (a UniformLayout),
+// which generates its WGSL in front of this file (after the three constants).
 @group(0) @binding(0) var<uniform> params: TableMatmulParams;
 @group(0) @binding(1) var<storage, read> table_source: array<u32>;
 @group(0) @binding(2) var<storage, read> a_codes: array<u32>;

@@ -2,7 +2,8 @@
 // coset leaders on the fly: the GPU twin of the decoded path of src/product/matmulAT.ts.
 //
 // Compiled as shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl (fn dot_i8x8), then
-// shaders/lattice_decode.wgsl (fn decode_leader), then this file (src/gpu/kernels/e8Matmul.ts).
+// shaders/lattice_decode.wgsl (fn decode_leader), the E8MatmulParams struct, then this file
+// (src/gpu/kernels/e8Matmul.ts).
 //
 // Operands (src/gpu/latticeOperand.ts): codes packed `code_bits` bits per value (E8 q = 16: one per
 // word), scale indices `index_bits` bits per value; each column starts on a fresh word. Column side
@@ -30,43 +31,8 @@ const THREADS_EDGE: u32 = 16u;
 const PER_THREAD: u32 = 4u;
 const THREADS: u32 = 256u;
 
-struct E8MatmulParams {
-  blocks: u32,          // blocks per column, both operands
-  a_cols: u32,          // A columns in this dispatch (C rows)
-  b_cols: u32,          // B columns in this dispatch (C columns)
-  kept: u32,            // keptLength: rotated coordinates that carry data
-  a_lattice: u32,       // LATTICE_E8 or LATTICE_Z8
-  a_q: u32,
-  a_code_first: u32,    // word offset of this dispatch's first A column in its codes binding
-  a_code_words: u32,    // code words per column
-  a_code_bits: u32,
-  a_index_first: u32,
-  a_index_words: u32,
-  a_index_bits: u32,
-  b_lattice: u32,
-  b_q: u32,
-  b_code_first: u32,
-  b_code_words: u32,
-  b_code_bits: u32,
-  b_index_first: u32,
-  b_index_words: u32,
-  b_index_bits: u32,
-  c_first: u32,         // element offset of this dispatch's C[0, 0] in the C binding
-  c_stride: u32,        // elements between consecutive C columns
-  a_has_gains: u32,
-  b_has_gains: u32,
-  has_means: u32,
-  flush_blocks: u32,    // blocks per exact i32 run (1 … SLICE)
-  common_scale: f32,    // unit_a · unit_b / (s_a · s_b · N)
-  rows: f32,            // n, for the mean term
-  decode_steps: u32,    // 2 · SLICE · TILE / THREADS (a uniform, so the decoder is not unrolled)
-  pad0: u32,
-  pad1: u32,
-  pad2: u32,
-  a_multiples: array<vec4<i32>, 4>,
-  b_multiples: array<vec4<i32>, 4>,
-}
-
+// struct E8MatmulParams is declared once, in src/gpu/kernels/e8Matmul.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: E8MatmulParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(2) var<storage, read> a_indices: array<u32>;

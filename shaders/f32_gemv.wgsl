@@ -18,14 +18,8 @@ const WORKGROUP_SIZE: u32 = 256u;
 const LANES: u32 = 64u;   // invocations per output column
 const COLUMNS: u32 = 4u;  // output columns per workgroup (WORKGROUP_SIZE / LANES)
 
-struct F32GemvParams {
-  cols: u32,         // output columns in this dispatch
-  chunks: u32,       // C = n / CHUNK_WIDTH chunks per column
-  w_first: u32,      // chunk index of W[0, 0]
-  x_first: u32,      // chunk index of x[0]
-  y_first: u32,      // index of y[0]
-}
-
+// struct F32GemvParams is declared once, in src/gpu/kernels/f32Gemv.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: F32GemvParams;
 @group(0) @binding(1) var<storage, read> w: array<Chunk>;
 @group(0) @binding(2) var<storage, read> x: array<Chunk>;

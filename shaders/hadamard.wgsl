@@ -6,7 +6,8 @@
 //
 // This file holds what both entry points share (parameters, bindings, loading, the workgroup-memory
 // butterflies, storing); no entry point. src/gpu/kernels/hadamard.ts builds a module as
-//   [enable subgroups;]  const WORKGROUP_ELEMENTS: u32 = …;  this file  +  one entry point file:
+//   [enable subgroups;]  const WORKGROUP_ELEMENTS: u32 = …;  struct HadamardParams  +  this file  +
+//   one entry point file:
 //   hadamard_plain.wgsl (every butterfly level in workgroup memory) or hadamard_subgroup.wgsl (the
 //   levels whose partners lie in one subgroup with subgroupShuffleXor, the rest in workgroup memory).
 // WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, a power of two chosen from the
@@ -55,34 +56,8 @@
 
 const THREADS: u32 = 256u;
 
-struct HadamardParams {
-  length: u32,               // entries of this stage's window (N for a one-stage plan)
-  block: u32,                // m
-  cols: u32,                 // columns in this dispatch
-  input_rows: u32,           // entries (and stride) of an input column; zeros from here up to N
-  output_rows: u32,          // entries (and stride) of an output column; positions past it are dropped
-  input_first: u32,          // element offset of input column 0 in its binding
-  output_first: u32,         // element offset of output column 0 in its binding
-  seed: u32,
-  sign_stream: u32,          // RandomStream.rotationSigns
-  level_stride: u32,         // P
-  group_blocks: u32,         // Q
-  groups_per_workgroup: u32,
-  input_from: u32,           // positions in [input_from, input_to) load from the input binding,
-  input_to: u32,             //   the others in place from the output binding
-  transform_blocks: u32,     // 1 (first pass): apply H_m (forward) or H_mᵀ (inverse) to each block on load
-  sign_on_load: u32,         // 1 (forward, first pass): x_p · s^(k)_p on load
-  scale_on_store: u32,       // 1 (last pass): multiply by scale when storing
-  sign_on_store: u32,        // 1 (inverse, last pass): then flip by s^(k)_p
-  scale: f32,                // c = fround(1/√length)
-  subgroup_test_mode: u32,   // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
-  stage_offset: u32,         // column position of the window's first element
-  sign_sub: u32,             // k: the stage's signs are counterHash(seed, stream, p, k)
-  padding0: u32,
-  padding1: u32,
-  row_negative: array<vec4<u32>, 5>, // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
-}
-
+// struct HadamardParams is declared once, in src/gpu/kernels/hadamard.ts (a UniformLayout), which
+// generates its WGSL into the module before this file.
 @group(0) @binding(0) var<uniform> params: HadamardParams;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;

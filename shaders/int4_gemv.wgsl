@@ -22,16 +22,8 @@ const WORKGROUP_SIZE: u32 = 256u;
 const LANES: u32 = 64u;   // invocations per output column
 const COLUMNS: u32 = 4u;  // output columns per workgroup (WORKGROUP_SIZE / LANES)
 
-struct Int4GemvParams {
-  cols: u32,          // output columns in this dispatch
-  groups: u32,        // G = ⌈n/32⌉
-  scale_words: u32,   // S = ⌈G/2⌉
-  codes_first: u32,   // vec4 index of column 0, group 0
-  scales_first: u32,  // word index of column 0's scales
-  x_first: u32,       // vec4 index of x[0]
-  y_first: u32,       // index of y[0]
-}
-
+// struct Int4GemvParams is declared once, in src/gpu/kernels/int4Gemv.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: Int4GemvParams;
 @group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> scales: array<u32>;

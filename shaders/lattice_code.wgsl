@@ -3,7 +3,9 @@
 // step for step, so that every block gets the CPU's code and scale.
 //
 // Library file (no bindings, no entry points), compiled after shaders/lattice_decode.wgsl, whose
-// integer rules it uses (floor_div, nearest_point, code_digits, LatticePoint). The including shader
+// integer rules it uses (floor_div, nearest_point, code_digits, LatticePoint), and the LatticeTable
+// struct (latticeCodeWgsl() in src/gpu/kernels/latticeEncode.ts writes all three). The including
+// shader
 //   - sets the override constants below (src/gpu/kernels/latticeEncode.ts: latticeConstants), and
 //   - declares `var<uniform> lattice: LatticeTable` at a binding of its choice, filled by
 //     latticeTableBytes (the generator and its exact inverse come from the CPU Lattice object).
@@ -23,22 +25,10 @@ override POINT_SCALE: i32;
 // The nearest-point rule of lattice_decode.wgsl: NEAREST_Z (0), NEAREST_D (1) or NEAREST_E8 (2).
 override NEAREST_RULE: u32;
 
-// Everything about the code and its scale grid, as uniform data (arrays of vec4 for the 16-byte
-// stride of the uniform address space; element k of a d×d matrix is row k / d, column k % d).
-struct LatticeTable {
-  q: i32,                          // nesting ratio
-  determinant: i32,                // the inverse is inverse / determinant
-  scale_count: u32,                // scales in the grid (1..16)
-  least_error: u32,                // 1: betaSet (least error among fits); 0: ladder (first fit)
-  clip_steps: i32,                 // CLIP_STEPS of latticeEncoder.ts
-  fit_steps: u32,                 // 2 (see lattice_fit)
-  padding1: u32,
-  padding2: u32,
-  basis: array<vec4<i32>, 16>,     // generator, row-major d×d, basis vectors in the columns
-  inverse: array<vec4<i32>, 16>,   // numerators of its inverse, row-major d×d
-  den: array<vec4<i32>, 4>,        // den_j = k_j · 2^FRACTION_BITS
-  multiple: array<vec4<i32>, 4>,   // k_j
-}
+// struct LatticeTable (everything about the code and its scale grid: q, the determinant, the grid,
+// CLIP_STEPS, the generator and its inverse numerators, denominators and multiples as arrays of vec4)
+// is declared once, in src/gpu/kernels/latticeEncode.ts (a UniformLayout), which generates its WGSL in
+// front of this file. Element k of a d×d matrix is row k / d, column k % d.
 
 fn lattice_basis(k: u32) -> i32 {
   return lattice.basis[k / 4u][k % 4u];

@@ -1,6 +1,6 @@
 // Codes → f32 values in the rotated domain: the GPU twin of decodeRotated (src/product/decodeRotated.ts)
-// for lattice schemes. Compiled as shaders/lattice_decode.wgsl followed by this file
-// (src/gpu/kernels/latticeDequantize.ts).
+// for lattice schemes. Compiled as shaders/lattice_decode.wgsl, the DequantizeParams struct, then this
+// file (src/gpu/kernels/latticeDequantize.ts).
 //
 // Layout: one invocation per (column, code word): it decodes the word's `per_word` blocks and writes
 // their `dim` coordinates to out[out_first + column·length + block·dim + i], for coordinates below
@@ -12,26 +12,8 @@
 
 const THREADS: u32 = 256u;
 
-struct DequantizeParams {
-  cols: u32,            // columns in this dispatch
-  length: u32,          // N: entries per output column
-  kept: u32,            // keptLength
-  blocks: u32,          // blocks per column
-  lattice: u32,         // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
-  q: u32,
-  dim: u32,             // block dimension: 3 or 8
-  code_first: u32,      // word offset of this dispatch's first column in the codes binding
-  code_words: u32,      // code words per column
-  code_bits: u32,
-  index_first: u32,
-  index_words: u32,
-  index_bits: u32,
-  out_first: u32,       // element offset of this dispatch's first output column
-  has_gains: u32,
-  column_unit: f32,     // unit / (pointScale · √N)
-  multiples: array<vec4<i32>, 4>,
-}
-
+// struct DequantizeParams is declared once, in src/gpu/kernels/latticeDequantize.ts (a UniformLayout),
+// which generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: DequantizeParams;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;

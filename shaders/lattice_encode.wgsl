@@ -12,8 +12,8 @@
 // the CPU sums in float64) — 'mmse' ⟨u, û⟩/‖û‖² (1 when û = 0), 'unbiased' ‖u‖²/⟨u, û⟩ (1 when
 // ⟨u, û⟩ ≤ 0), sums over the kept coordinates; the count of clipped blocks.
 //
-// Compiled as exact_f32.wgsl + f32_scaling.wgsl + lattice_decode.wgsl + lattice_code.wgsl + this file
-// (src/gpu/kernels/latticeEncode.ts). One workgroup of 256 invocations per column.
+// Compiled as exact_f32.wgsl + f32_scaling.wgsl + lattice_decode.wgsl + the LatticeTable struct +
+// lattice_code.wgsl + the EncodeParams struct + this file (src/gpu/kernels/latticeEncode.ts). One workgroup of 256 invocations per column.
 
 // Barrier loops: the pairwise reductions start from `params.first_stride` (always 128) rather than
 // a constant, so that the compiler cannot unroll them. Unrolled, their barriers made these kernels
@@ -26,33 +26,8 @@ const GAIN_NONE: u32 = 0u;
 const GAIN_MMSE: u32 = 1u;
 const GAIN_UNBIASED: u32 = 2u;
 
-struct EncodeParams {
-  length: u32,                 // N: entries of a rotated column
-  kept_length: u32,            // coordinates quantized (time-sharing keeps a prefix)
-  cols: u32,                   // columns in this dispatch
-  column_offset: u32,          // global index of this dispatch's column 0 (status reports)
-  blocks_per_column: u32,
-  rotated_first: u32,          // element offset of column 0 in `rotated`
-  exponent_first: u32,         // element offset of column 0 in `exponents`
-  norm_first: u32,             // element offset of column 0 in `norms`
-  gain_first: u32,             // element offset of column 0 in `gains`
-  code_first: u32,             // word offset of column 0 in `codes`
-  code_bits: u32,
-  codes_per_word: u32,
-  code_words_per_column: u32,
-  index_first: u32,            // word offset of column 0 in `indices`
-  index_bits: u32,             // 0: one scale, nothing stored
-  indices_per_word: u32,
-  index_words_per_column: u32,
-  gain_mode: u32,              // GAIN_NONE, GAIN_MMSE or GAIN_UNBIASED
-  numerator: f32,              // G
-  fixed_limit: f32,            // FIXED_POINT_LIMIT (2^24, exact in f32)
-  unit: f32,                   // fround(β₀ / 16)
-  sqrt_length: f32,            // √N
-  runtime_zero: u32,           // 0 (see `unfused`)
-  first_stride: u32,    // 128 = lanes / 2 (see the note on barrier loops above)
-}
-
+// struct EncodeParams is declared once, in src/gpu/kernels/latticeEncode.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: EncodeParams;
 @group(0) @binding(1) var<uniform> lattice: LatticeTable;
 @group(0) @binding(2) var<storage, read> rotated: array<f32>;

@@ -2,7 +2,8 @@
 // sides X (n × rhs): the LLM decode step (rhs = 1, GEMV) and its batched form. CPU twin:
 // dequantize(Ŵ)ᵀ·X. Compiled as `const RHS_TILE: u32` (right-hand sides per workgroup) and
 // `const LANES: u32` (invocations per W column) — 1 and 32 for a vector, 8 and 8 for a matrix —
-// then shaders/lattice_decode.wgsl, then this file (src/gpu/kernels/latticeGemv.ts).
+// then shaders/lattice_decode.wgsl, the GemvParams struct, then this file
+// (src/gpu/kernels/latticeGemv.ts).
 //
 // Math: Ŵ's column j is R⁻¹ŵ_j + μ_j·1 with ŵ_j its rotated-domain decode and R the randomized
 // Hadamard rotation (orthogonal), so ⟨Ŵ_j, x⟩ = ⟨ŵ_j, R·x⟩ + μ_j·Σx. The kernel reads x̃ = R·x (N
@@ -30,38 +31,8 @@ const COLUMNS: u32 = THREADS / LANES; // W columns per workgroup
 const X_CHUNK: u32 = 3072u;     // f32 staged per chunk, all right-hand sides together (12 KB)
 const LEADER_WORDS: u32 = 216u; // the D3 q = 6 leader table (3 int8 per word)
 
-struct GemvParams {
-  cols: u32,            // W columns in this dispatch
-  rows: u32,            // n: entries of an original x column
-  length: u32,          // N: entries of a rotated x column
-  kept: u32,            // keptLength
-  blocks: u32,          // blocks per W column
-  lattice: u32,         // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
-  q: u32,
-  dim: u32,             // block dimension: 3 or 8
-  use_table: u32,       // 1: D3 q = 6 leaders from the table
-  code_first: u32,      // word offset of this dispatch's first W column in the codes binding
-  code_words: u32,      // code words per column
-  code_bits: u32,
-  index_first: u32,
-  index_words: u32,
-  index_bits: u32,
-  rhs: u32,             // right-hand sides in this dispatch
-  x_rotated_first: u32, // element offset of x̃ column 0 in its binding (columns N apart)
-  x_first: u32,         // element offset of x column 0 in its binding (columns n apart)
-  chunk_words: u32,     // code words per column per x̃ chunk
-  chunk_entries: u32,   // x̃ entries per right-hand side per chunk: chunk_words · per_word · dim
-  y_first: u32,         // element offset of Y[first W column of this dispatch, 0] in its binding
-  y_stride: u32,        // elements between Y columns (all W columns)
-  has_gains: u32,
-  has_means: u32,
-  column_unit: f32,     // unit / (pointScale · √N)
-  pad0: u32,
-  pad1: u32,
-  pad2: u32,
-  multiples: array<vec4<i32>, 4>,
-}
-
+// struct GemvParams is declared once, in src/gpu/kernels/latticeGemv.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: GemvParams;
 @group(0) @binding(1) var<storage, read> leader_table: array<u32>;
 @group(0) @binding(2) var<storage, read> codes: array<u32>;

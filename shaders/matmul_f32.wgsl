@@ -17,15 +17,8 @@ const THREADS_EDGE: u32 = 16u;  // invocations per workgroup edge
 const PER_THREAD: u32 = 4u;     // C entries per invocation edge (TILE / THREADS_EDGE)
 const THREADS: u32 = 256u;      // THREADS_EDGE²
 
-struct MatmulParams {
-  n: u32,
-  a_cols: u32,
-  b_cols: u32,
-  a_first: u32,  // element offset of A[0, 0] in its binding
-  b_first: u32,
-  c_first: u32,
-}
-
+// struct MatmulParams is declared once, in src/gpu/kernels/matmulF32.ts (a UniformLayout), which
+// generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: MatmulParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { LatticeMatmulError } from '../errors.js';
-import type { ContainerEntryInput, ContainerMatrix } from '../format/container.js';
+import { CONTAINER_FORMAT, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
 import { openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
@@ -60,6 +60,20 @@ export function selectTensors(file: SafetensorsFile, pattern: RegExp | undefined
     else skipped.push(info.name);
   }
   return { selected, skipped };
+}
+
+/** `Promise.all(items.map(work))` with at most `limit` calls of `work` pending; results in item order. */
+async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const runner = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, runner));
+  return results;
 }
 
 /** Is this adapter a CPU stand-in (lavapipe, SwiftShader)? Then worker threads are faster. */
@@ -133,8 +147,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       for (const value of done.values()) sum += value;
       bar.update(sum, name);
     };
-    const results = await Promise.all(
-      selected.map(async (name, index): Promise<ContainerEntryInput> => {
+    // At most one tensor per worker is read and held as f32 at a time: a model's weights need not fit in memory.
+    const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
+    const results = await mapWithConcurrency(selected, concurrency, async (name, index): Promise<ContainerEntryInput> => {
         if (options.signal?.aborted) throw new LatticeMatmulError('quantize was aborted');
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
         const data = await file.readTensorAsFloat32(name);
@@ -149,8 +164,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
           gpu !== null ? await gpu.quantize(matrix, quantizeOptions) : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress);
         onProgress(out);
         return { name, matrix: quantized };
-      }),
-    );
+    });
     bar.finish(`quantized ${selected.length} tensors in ${formatDuration((performance.now() - start) / 1000)}`);
     await writeQuantizedContainerFile(options.output, results, {
       source: basename(options.input),
@@ -210,7 +224,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
     const safetensors = await openSafetensorsFile(path);
     try {
       // A valid safetensors file that is not a container: describe what would be quantized.
-      if (error instanceof LatticeMatmulError && safetensors.metadata?.['lattice-matmul.format'] === undefined && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
+      if (error instanceof LatticeMatmulError && safetensors.metadata?.format !== CONTAINER_FORMAT && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
         const { selected } = selectTensors(safetensors, undefined);
         return { kind: 'safetensors', tensors: safetensors.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: selected.includes(t.name) })) };
       }

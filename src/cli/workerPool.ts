@@ -37,6 +37,11 @@ export class QuantizeWorkerPool {
   private nextId = 1;
   private closed = false;
 
+  /** Number of worker threads. */
+  get size(): number {
+    return this.workers.length;
+  }
+
   constructor(size: number) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = startWorker();

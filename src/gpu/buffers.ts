@@ -35,11 +35,14 @@ export const BufferUsage = {
 /** `GPUMapMode.READ` (spec value), for the same reason as `BufferUsage`. */
 const MAP_MODE_READ = 0x0001;
 
+// The usages below are pure IIFEs: bundlers treat a bare property read as a possible side effect and
+// would keep it (and this module) in an app that never uses them.
+
 /** Usage of buffers the kernels read and write, and that can be uploaded to and read back. */
-export const STORAGE_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
+export const STORAGE_USAGE = /*#__PURE__*/ (() => BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC)();
 
 /** Usage of uniform buffers (written with `queue.writeBuffer` or at creation). */
-export const UNIFORM_USAGE = BufferUsage.UNIFORM | BufferUsage.COPY_DST;
+export const UNIFORM_USAGE = /*#__PURE__*/ (() => BufferUsage.UNIFORM | BufferUsage.COPY_DST)();
 
 /** `byteLength` rounded up to a multiple of 4 (and at least 4: zero-sized bindings are invalid). */
 export function paddedByteLength(byteLength: number): number {

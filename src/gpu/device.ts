@@ -1,3 +1,7 @@
+// The WebGPU types (GPUDevice, GPUBuffer, …) of this package's declarations come from @webgpu/types, a
+// dependency; `preserve` keeps this line in the emitted device.d.ts, which every entry point's GPU
+// declarations reach, so an application compiles against them without configuring anything.
+/// <reference types="@webgpu/types" preserve="true" />
 import { check, LatticeMatmulError } from '../errors.js';
 import { watchDeviceLoss } from './errorScopes.js';
 
@@ -97,8 +101,9 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     (await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : undefined));
   check(
     adapter !== null,
-    'WebGPU found no adapter (no GPU and no software driver). In Node use nodeGpu(), which finds Mesa lavapipe ' +
-      'or SwiftShader; on Debian scripts/ensure-system.sh installs lavapipe.',
+    'WebGPU found no adapter (no usable GPU or software driver, or WebGPU is disabled). In Node use nodeGpu() from ' +
+      'lattice-matmul/node, which also finds a software Vulkan driver: install Mesa lavapipe (Debian/Ubuntu packages ' +
+      'mesa-vulkan-drivers and libvulkan1; Dawn needs Mesa ≥ 24, on Debian 12 from bookworm-backports) or SwiftShader.',
   );
 
   const requiredLimits: Record<string, number> = {};

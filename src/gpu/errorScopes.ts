@@ -85,7 +85,7 @@ interface DeviceState {
   holder: string | undefined;
 }
 
-const states = new WeakMap<GPUDevice, DeviceState>();
+const states = /*#__PURE__*/ new WeakMap<GPUDevice, DeviceState>();
 
 /**
  * How long a failed GPU operation (a rejected `mapAsync`) waits for `device.lost` before it is

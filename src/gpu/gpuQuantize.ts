@@ -1,3 +1,4 @@
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { check } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
@@ -375,7 +376,8 @@ export function uploadLatticeMatrix(device: GPUDevice, q: UniversalLatticeMatrix
 export function uploadLatticeMatrix(device: GPUDevice, q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;
 export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized;
 export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized {
-  check(typeof q === 'object' && q !== null && q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix');
+  checkQuantizedMatrix(q, 'uploadLatticeMatrix q');
+  check(q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix (scalar schemes run on the CPU)');
   if (q.mode === 'universal') return uploadUniversalMatrix(device, q);
   const metadata = gpuLatticeMetadata(q);
   const { blocksPerColumn, cols } = q;

@@ -42,7 +42,7 @@ interface DawnModule {
 
 let dawnModule: Promise<DawnModule> | undefined;
 let globalsInstalled = false;
-const gpuByFlags = new Map<string, Promise<GPU>>();
+const gpuByFlags = /*#__PURE__*/ new Map<string, Promise<GPU>>();
 
 /**
  * The WebGPU entry point in Node (Dawn, from the npm package `webgpu`), with a working adapter. It
@@ -116,7 +116,8 @@ async function findGpuWithAdapter(flags: string[]): Promise<GPU> {
       (explicit === undefined
         ? `None of the software drivers ${SOFTWARE_VULKAN_ICDS.join(', ')} worked or exists. `
         : 'Unset VK_ICD_FILENAMES / VK_DRIVER_FILES to let it search, or point them at a working ICD. ') +
-      'Install a Vulkan driver: on Debian run scripts/ensure-system.sh (Mesa lavapipe from bookworm-backports).',
+      'Install a Vulkan driver: a GPU vendor driver, or the software driver Mesa lavapipe (Debian/Ubuntu: ' +
+      'apt-get install mesa-vulkan-drivers libvulkan1; Dawn needs Mesa ≥ 24, on Debian 12 from bookworm-backports).',
   );
 }
 

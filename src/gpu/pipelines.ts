@@ -8,6 +8,13 @@ import type { BindingWindow } from './workSplit.js';
  * by position: entry i of a list is `@binding(i)` of group 0 in the WGSL.
  */
 
+/**
+ * `GPUShaderStage.COMPUTE` (spec value). The global exists only where WebGPU installed it (browsers;
+ * Dawn in Node only after its `globals` are copied, which an app with its own device need not do), so
+ * the value is spelled out, as `BufferUsage` in buffers.ts is.
+ */
+const SHADER_STAGE_COMPUTE = 0x4;
+
 /** A kernel's bind-group layout and the pipeline layout made of it (group 0). */
 export interface KernelLayout {
   readonly bindGroupLayout: GPUBindGroupLayout;
@@ -24,7 +31,7 @@ export interface KernelLayout {
 export function createKernelLayout(device: GPUDevice, label: string, bindings: readonly GPUBufferBindingType[]): KernelLayout {
   const bindGroupLayout = device.createBindGroupLayout({
     label,
-    entries: bindings.map((type, binding) => ({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type } })),
+    entries: bindings.map((type, binding) => ({ binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type } })),
   });
   const pipelineLayout = device.createPipelineLayout({ label, bindGroupLayouts: [bindGroupLayout] });
   return { bindGroupLayout, pipelineLayout };

@@ -53,7 +53,7 @@ function slice(value: BufferSlice, what: string): { buffer: GPUBuffer; offset: n
 }
 
 /** Stable small ids for buffers (the prepared-command cache keys). */
-const bufferIds = new WeakMap<GPUBuffer, number>();
+const bufferIds = /*#__PURE__*/ new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
 function bufferId(buffer: GPUBuffer): number {
   let id = bufferIds.get(buffer);

@@ -104,7 +104,7 @@ export function triangleIndex(a: number, b: number): number {
   return (lo * (2 * TABLE_CODES - 1 - lo)) / 2 + hi;
 }
 
-const wordsByKind = new Map<TableLayoutKind, Uint32Array>();
+const wordsByKind = /*#__PURE__*/ new Map<TableLayoutKind, Uint32Array>();
 
 /**
  * The table words of a layout (int8 entries, 4 per u32, little-endian), built once from the CPU
@@ -154,7 +154,7 @@ export function tableEntry(kind: TableLayoutKind, words: Uint32Array, a: number,
   return dot;
 }
 
-const buffersByDevice = new WeakMap<GPUDevice, Map<TableLayoutKind, GPUBuffer>>();
+const buffersByDevice = /*#__PURE__*/ new WeakMap<GPUDevice, Map<TableLayoutKind, GPUBuffer>>();
 
 /**
  * A storage buffer holding `tableWords(kind)`, created once per device and kept for the device's

@@ -2,10 +2,12 @@ import { check } from '../errors.js';
 import { createBufferWithData, UNIFORM_USAGE } from './buffers.js';
 
 /**
- * Packs scalar kernel parameters into the bytes of a WGSL uniform struct whose members are all 4-byte
- * scalars (`u32`, `i32`, `f32`), declared in the same order as the calls. The result is padded to a
- * multiple of 16 bytes, the size WGSL gives such a struct in the uniform address space. Values are
+ * Packs kernel parameters into the bytes of a WGSL uniform struct, one 4-byte scalar (`u32`, `i32`,
+ * `f32`) per call, in the order of the struct's members; `padTo` inserts the zero words WGSL puts
+ * before a 16-byte-aligned member. The result is padded to a multiple of 16 bytes. Values are
  * range-checked so that a size that does not fit a `u32` fails here, not as a wrapped index on the GPU.
+ * Kernels declare their struct once with `UniformLayout` (src/gpu/uniformLayout.ts), which generates
+ * the WGSL and drives this packer by member name; use the packer directly only for ad-hoc probes.
  *
  * @example
  * // struct Params { rows: u32, cols: u32, scale: f32 }
@@ -38,6 +40,20 @@ export class UniformPacker {
   f32(value: number, name: string): this {
     check(Number.isFinite(value), () => `uniform ${name} must be finite, got ${value}`);
     return this.push(value, 'f32');
+  }
+
+  /**
+   * Appends zero words up to byte `offset` (a multiple of 4, at or past the current end): the implicit
+   * padding WGSL puts before a member with a larger alignment, e.g. a 16-byte-aligned `array<vec4<…>>`.
+   */
+  padTo(offset: number): this {
+    const end = 4 * this.words.length;
+    check(
+      Number.isInteger(offset) && offset % 4 === 0 && offset >= end,
+      () => `uniform padding must end at a multiple of 4 at or past byte ${end}, got ${offset}`,
+    );
+    while (4 * this.words.length < offset) this.push(0, 'u32');
+    return this;
   }
 
   /** The packed bytes, zero-padded to a multiple of 16. */

@@ -4,7 +4,7 @@ import { nearestDnReal, type Lattice } from './lattice.js';
 import { nearestDnRational } from './rationalRounding.js';
 
 // Generator columns (1,−1,0), (0,1,−1), (0,1,1) (DESIGN §3), row-major with basis vectors in columns.
-const d3Basis = Int32Array.from([
+const d3Basis = /*#__PURE__*/ Int32Array.from([
   1, 0, 0,
   -1, 1, 1,
   0, -1, 1,
@@ -18,12 +18,12 @@ const d3Basis = Int32Array.from([
  * D3.nearest([0.9, 0.2, 0]) // Float64Array [1, 1, 0]: (1, 0, 0) has an odd sum, so the
  *                            // coordinate that rounded worst (0.2) goes the other way
  */
-export const D3: Lattice = withVoronoiCodes({
+export const D3: Lattice = /*#__PURE__*/ withVoronoiCodes({
   name: 'D3',
   dimension: 3,
   pointScale: 1,
   basis: d3Basis,
-  basisInverse: invertIntegerMatrix(d3Basis, 3),
+  basisInverse: /*#__PURE__*/ invertIntegerMatrix(d3Basis, 3),
   covolume: 2,
   nearestScaled(p, den, out) {
     nearestDnRational(p, den, out);

@@ -15,14 +15,18 @@ const e8GeneratorRows = [
   [0, 0, 0, 0, 0, -1, 1, 0],
   [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
 ];
-const e8Basis = new Int32Array(64);
-for (let vector = 0; vector < 8; vector++) {
-  for (let coord = 0; coord < 8; coord++) e8Basis[coord * 8 + vector] = 2 * (e8GeneratorRows[vector]?.[coord] ?? 0);
-}
+// A pure IIFE (not a module-level loop), so that a bundle that does not use E8 drops it.
+const e8Basis = /*#__PURE__*/ (() => {
+  const basis = new Int32Array(64);
+  for (let vector = 0; vector < 8; vector++) {
+    for (let coord = 0; coord < 8; coord++) basis[coord * 8 + vector] = 2 * (e8GeneratorRows[vector]?.[coord] ?? 0);
+  }
+  return basis;
+})();
 
-const scratchA = new Int32Array(8);
-const scratchB = new Int32Array(8);
-const scratchNum = new Float64Array(8);
+const scratchA = /*#__PURE__*/ new Int32Array(8);
+const scratchB = /*#__PURE__*/ new Int32Array(8);
+const scratchNum = /*#__PURE__*/ new Float64Array(8);
 
 /**
  * E8 = D8 ∪ (D8 + ½·1), covolume 1. Points are held doubled (`P = 2λ`), all even or all odd.
@@ -32,12 +36,12 @@ const scratchNum = new Float64Array(8);
  * @example
  * E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]) // Float64Array(8) [0.5, 0.5, …, 0.5]
  */
-export const E8: Lattice = withVoronoiCodes({
+export const E8: Lattice = /*#__PURE__*/ withVoronoiCodes({
   name: 'E8',
   dimension: 8,
   pointScale: 2,
   basis: e8Basis,
-  basisInverse: invertIntegerMatrix(e8Basis, 8),
+  basisInverse: /*#__PURE__*/ invertIntegerMatrix(e8Basis, 8),
   covolume: 1,
   nearestScaled(p, den, out) {
     // Candidate 1: Q_D8(p/den). Candidate 2: Q_D8((2p − den)/(2den)) + ½. Distances are compared in

@@ -151,8 +151,8 @@ export function escapeRank(c: EscapeCandidates, leader: ArrayLike<number>, rootI
 }
 
 /** Scratch of `rootOfRank` (ranks are at most MAX_ESCAPE_RANK; single-threaded use). */
-const rankKeys = new Float64Array(MAX_ESCAPE_RANK);
-const rankIndices = new Int32Array(MAX_ESCAPE_RANK);
+const rankKeys = /*#__PURE__*/ new Float64Array(MAX_ESCAPE_RANK);
+const rankIndices = /*#__PURE__*/ new Int32Array(MAX_ESCAPE_RANK);
 
 /**
  * The root of rank `rank` (1 … min(rootCount, MAX_ESCAPE_RANK)) given the leader L, as its index in

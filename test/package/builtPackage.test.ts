@@ -8,7 +8,8 @@ import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 /*
  * The published package, as an application sees it: `npm run build`, then a script in a separate
  * folder imports `lattice-matmul` and `lattice-matmul/node` by name (resolved through package.json
- * `exports` to dist/, never src/), quantizes and multiplies on the CPU and on WebGPU (Dawn).
+ * `exports` to dist/, never src/), quantizes and multiplies on the CPU and on WebGPU (Dawn), with the
+ * universal default and the deterministic opt-in.
  */
 
 const root = resolve(import.meta.dirname, '../..');
@@ -37,23 +38,38 @@ function runApp(source: string): unknown {
 }
 
 describe('the built package', () => {
-  it('resolves to dist/ and estimates AᵀB on the CPU', () => {
+  it('resolves to dist/ and estimates AᵀB on the CPU with the universal default, at the predicted error', () => {
+    const result = runApp(`
+      import { gaussianMatrix, quantize, matmulAT, productNmse, expectedNmse } from 'lattice-matmul';
+      const resolved = import.meta.resolve('lattice-matmul');
+      const a = gaussianMatrix(768, 32, 1), b = gaussianMatrix(768, 32, 2);
+      const qa = quantize(a, { scheme: 'e8-q16', seed: 3 }), qb = quantize(b, { scheme: 'e8-q16', seed: 3 });
+      console.log(JSON.stringify({ resolved, mode: qa.mode, nmse: productNmse(matmulAT(qa, qb), a, b), predicted: expectedNmse(qa, qb), bits: qa.bitsStored }));
+    `) as { resolved: string; mode: string; nmse: number; predicted: number; bits: number };
+    expect(result.resolved).toMatch(/\/dist\/index\.js$/);
+    expect(result.mode).toBe('universal');
+    // 32 × 32 products: the NMSE's relative std over the (random) nonces is ≈ 0.04, so ±25% is over 6σ.
+    expect(result.predicted).toBeCloseTo(0.00898, 4);
+    expect(Math.abs(result.nmse / result.predicted - 1)).toBeLessThan(0.25);
+    expect(Math.abs(result.bits - 4.25)).toBeLessThan(0.1);
+  });
+
+  it('keeps the seed paper’s deterministic D3 scheme (d3-q6-deterministic) on the CPU', () => {
     const result = runApp(`
       import { gaussianMatrix, quantize, matmulAT, productNmse } from 'lattice-matmul';
-      const resolved = import.meta.resolve('lattice-matmul');
       const a = gaussianMatrix(768, 8, 1), b = gaussianMatrix(768, 8, 2);
-      const qa = quantize(a, { scheme: 'd3-q6', seed: 3 }), qb = quantize(b, { scheme: 'd3-q6', seed: 3 });
-      console.log(JSON.stringify({ resolved, nmse: productNmse(matmulAT(qa, qb), a, b), bits: qa.bitsEntropy }));
-    `) as { resolved: string; nmse: number; bits: number };
-    expect(result.resolved).toMatch(/\/dist\/index\.js$/);
+      const qa = quantize(a, { scheme: 'd3-q6-deterministic', seed: 3 }), qb = quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 });
+      console.log(JSON.stringify({ mode: qa.mode, nmse: productNmse(matmulAT(qa, qb), a, b), bits: qa.bitsEntropy }));
+    `) as { mode: string; nmse: number; bits: number };
+    expect(result.mode).toBe('deterministic');
     expect(result.nmse).toBeGreaterThan(0.03);
     expect(result.nmse).toBeLessThan(0.1);
     expect(result.bits).toBeGreaterThan(2.9);
   });
 
-  it.skipIf(noGpu !== undefined)('multiplies two GPU buffers with the WebGPU engine (lattice-matmul/node)', () => {
+  it.skipIf(noGpu !== undefined)('multiplies two GPU buffers with the WebGPU engine (lattice-matmul/node), universal and deterministic', () => {
     const result = runApp(`
-      import { GpuEngine, gaussianMatrix, matmulATExact, productNmse } from 'lattice-matmul';
+      import { GpuEngine, gaussianMatrix, productNmse } from 'lattice-matmul';
       import { requestNodeGpuDevice } from 'lattice-matmul/node';
       const context = await requestNodeGpuDevice();
       const { device } = context;
@@ -65,25 +81,35 @@ describe('the built package', () => {
         buffer.unmap();
         return buffer;
       };
-      const qa = await engine.quantize({ buffer: upload(a), rows: 256, cols: 16 }, { scheme: 'd3-q6', seed: 5 });
-      const qb = await engine.quantize({ buffer: upload(b), rows: 256, cols: 12 }, { scheme: 'd3-q6', seed: 5 });
-      const c = await engine.matmulAT(qa, qb);
-      console.log(JSON.stringify({ rows: c.rows, cols: c.cols, nmse: productNmse(c, a, b), layout: engine.tableLayout }));
-      qa.destroy(); qb.destroy(); device.destroy();
-    `) as { rows: number; cols: number; nmse: number; layout: string };
-    expect([result.rows, result.cols]).toEqual([16, 12]);
-    expect(result.nmse).toBeGreaterThan(0.02);
-    expect(result.nmse).toBeLessThan(0.12);
+      const results = {};
+      for (const scheme of ['d3-q6', 'd3-q6-deterministic']) {
+        const qa = await engine.quantize({ buffer: upload(a), rows: 256, cols: 16 }, { scheme, seed: 5 });
+        const qb = await engine.quantize({ buffer: upload(b), rows: 256, cols: 12 }, { scheme, seed: 5 });
+        const c = await engine.matmulAT(qa, qb);
+        results[scheme] = { mode: qa.mode, kernel: engine.productKernel(qa, qb), rows: c.rows, cols: c.cols, nmse: productNmse(c, a, b) };
+        qa.destroy(); qb.destroy();
+      }
+      console.log(JSON.stringify({ results, layout: engine.tableLayout }));
+      device.destroy();
+    `) as { results: Record<string, { mode: string; kernel: string; rows: number; cols: number; nmse: number }>; layout: string };
+    expect(result.results['d3-q6']).toMatchObject({ mode: 'universal', kernel: 'universal-decode', rows: 16, cols: 12 });
+    expect(result.results['d3-q6-deterministic']).toMatchObject({ mode: 'deterministic', kernel: 'd3-table', rows: 16, cols: 12 });
+    for (const { nmse } of Object.values(result.results)) {
+      expect(nmse).toBeGreaterThan(0.02);
+      expect(nmse).toBeLessThan(0.12);
+    }
   });
 
   it('ships the WGSL sources, the bundles and their types, and nothing from src/ or test/', () => {
-    const listing = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: root, encoding: 'utf8' });
+    // --ignore-scripts: `prepack` would build again (beforeAll did) and print into the JSON.
+    const listing = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
     const files = (JSON.parse(listing) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
-    for (const expected of ['dist/index.js', 'dist/index.d.ts', 'dist/node.js', 'dist/node.d.ts', 'shaders/d3_table_matmul.wgsl', 'shaders/lattice_encode.wgsl', 'README.md', 'package.json']) {
+    const entries = ['index', 'gpu', 'format', 'node'].flatMap((name) => [`dist/${name}.js`, `dist/${name}.d.ts`]);
+    for (const expected of [...entries, 'dist/gpu/device.d.ts', 'shaders/d3_table_matmul.wgsl', 'shaders/lattice_encode.wgsl', 'shaders/universal_encode.wgsl', 'shaders/universal_decode.wgsl', 'README.md', 'package.json']) {
       expect(files).toContain(expected);
     }
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
-    // The bundle carries the shaders inline (imported as text at build time).
-    expect(readFileSync(join(root, 'dist/index.js'), 'utf8')).toContain('@compute');
+    // The modules carry the shaders inline (imported as text at build time, one module per shader).
+    expect(readFileSync(join(root, 'dist/shaders/lattice_encode.js'), 'utf8')).toContain('@compute');
   });
 });

@@ -23,7 +23,7 @@ export function activationBytes(format: ActivationFormat): number {
   return format === 'f16' ? 2 : 4;
 }
 
-const Params = new UniformLayout('ActivationIoParams', {
+const Params = /*#__PURE__*/ new UniformLayout('ActivationIoParams', {
   count: 'u32', // elements
   rows: 'u32', // bias period (the output features)
   in_first: 'u32', // f16: half index of element 0 in its binding; f32: element index
@@ -31,7 +31,7 @@ const Params = new UniformLayout('ActivationIoParams', {
   has_bias: 'u32',
 });
 
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'activation io',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
   key: (entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => entry,

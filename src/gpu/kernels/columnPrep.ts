@@ -5,7 +5,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
 
@@ -45,13 +45,28 @@ export const QuantizeStatusWord = {
   meanOverflow: 3,
 } as const;
 
-/** The WGSL of the column-prep kernel: the f32 libraries followed by the kernel. */
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('PrepParams', {
+  rows: 'u32', // n: entries of an input column
+  cols: 'u32', // columns in this dispatch
+  column_offset: 'u32', // global index of this dispatch's column 0 (status reports)
+  center: 'u32', // 1: subtract the mean
+  inverse_rows: 'f32', // fround(1/n)
+  runtime_zero: 'u32', // 0 (see `unfused`)
+  input_first: 'u32', // element offset of column 0 in `input`
+  prepared_first: 'u32', // element offset of column 0 in `prepared`
+  exponent_first: 'u32', // element offset of column 0 in `exponents`
+  mean_first: 'u32', // element offset of column 0 in `means`
+  first_stride: 'u32', // 128 = lanes / 2 (see the note on barrier loops in the shader)
+});
+
+/** The WGSL of the column-prep kernel: the f32 libraries, the uniform struct, the kernel. */
 export function columnPrepSourceCode(): string {
-  return `${f32ScalingWgsl()}\n${columnPrepSource}`;
+  return `${f32ScalingWgsl()}\n${Params.wgsl()}\n${columnPrepSource}`;
 }
 
 /** One pipeline per device (no compile-time variants), built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'column prep',
   bindings: ['uniform', 'read-only-storage', 'storage', 'storage', 'storage', 'storage'],
   compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'column prep', code: columnPrepSourceCode() }),
@@ -125,18 +140,19 @@ export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder
     const exponentWindow = bindingWindow(exponentsOffset + 4 * j0, 4 * count, alignment);
     const meanWindow = args.means ? bindingWindow(meansOffset + 4 * j0, 4 * count, alignment) : { offset: 0, size: 4, firstElement: 0 };
     const label = `column prep n = ${rows}, columns ${columnOffset + j0}…${columnOffset + j0 + count - 1}`;
-    const params = new UniformPacker()
-      .u32(rows, 'rows')
-      .u32(count, 'cols')
-      .u32(columnOffset + j0, 'column_offset')
-      .u32(args.center ? 1 : 0, 'center')
-      .f32(Math.fround(1 / rows), 'inverse_rows')
-      .u32(0, 'runtime_zero')
-      .u32(inputWindow.firstElement, 'input_first')
-      .u32(preparedWindow.firstElement, 'prepared_first')
-      .u32(exponentWindow.firstElement, 'exponent_first')
-      .u32(meanWindow.firstElement, 'mean_first')
-      .u32(REDUCTION_LANES / 2, 'first_stride');
+    const params = Params.pack({
+      rows,
+      cols: count,
+      column_offset: columnOffset + j0,
+      center: args.center ? 1 : 0,
+      inverse_rows: Math.fround(1 / rows),
+      runtime_zero: 0,
+      input_first: inputWindow.firstElement,
+      prepared_first: preparedWindow.firstElement,
+      exponent_first: exponentWindow.firstElement,
+      mean_first: meanWindow.firstElement,
+      first_stride: REDUCTION_LANES / 2,
+    });
     const bindGroup = createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(label, params) },
       windowBinding(args.input, inputWindow),

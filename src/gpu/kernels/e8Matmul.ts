@@ -20,7 +20,7 @@ import {
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 
 /*
  * C = ÂᵀB̂ for two quantized matrices with 8-dimensional blocks (E8 or Z^8) on the GPU
@@ -45,13 +45,48 @@ export function dotPathFor(features: GpuFeatures): DotPath {
   return features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
 }
 
-/** The WGSL of one dot path: the dot library, the decoders, then the kernel (whole files, concatenated). */
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('E8MatmulParams', {
+  blocks: 'u32', // blocks per column, both operands
+  a_cols: 'u32', // A columns in this dispatch (C rows)
+  b_cols: 'u32', // B columns in this dispatch (C columns)
+  kept: 'u32', // keptLength: rotated coordinates that carry data
+  a_lattice: 'u32', // LATTICE_E8 or LATTICE_Z8
+  a_q: 'u32',
+  a_code_first: 'u32', // word offset of this dispatch's first A column in its codes binding
+  a_code_words: 'u32', // code words per column
+  a_code_bits: 'u32',
+  a_index_first: 'u32',
+  a_index_words: 'u32',
+  a_index_bits: 'u32',
+  b_lattice: 'u32',
+  b_q: 'u32',
+  b_code_first: 'u32',
+  b_code_words: 'u32',
+  b_code_bits: 'u32',
+  b_index_first: 'u32',
+  b_index_words: 'u32',
+  b_index_bits: 'u32',
+  c_first: 'u32', // element offset of this dispatch's C[0, 0] in the C binding
+  c_stride: 'u32', // elements between consecutive C columns
+  a_has_gains: 'u32',
+  b_has_gains: 'u32',
+  has_means: 'u32',
+  flush_blocks: 'u32', // blocks per exact i32 run (1 … SLICE)
+  common_scale: 'f32', // unit_a · unit_b / (s_a · s_b · N)
+  rows: 'f32', // n, for the mean term
+  decode_steps: 'u32', // 2 · SLICE · TILE / THREADS (a uniform, so the decoder is not unrolled)
+  a_multiples: 'array<vec4<i32>, 4>', // k_j of A's scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+  b_multiples: 'array<vec4<i32>, 4>',
+});
+
+/** The WGSL of one dot path: the dot library, the decoders, the uniform struct, then the kernel. */
 export function e8MatmulShaderSource(dotPath: DotPath): string {
-  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${e8MatmulSource}`;
+  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${Params.wgsl()}\n${e8MatmulSource}`;
 }
 
 /** Pipelines per device, one per dot path, built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'e8 matmul',
   bindings: [
     'uniform',
@@ -136,41 +171,39 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
   const pass = encoder.beginComputePass({ label: `e8 matmul (${args.dotPath})` });
   pass.setPipeline(pipeline);
   for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
-    const params = new UniformPacker()
-      .u32(a.blocksPerColumn, 'blocks')
-      .u32(aRange.count, 'a_cols')
-      .u32(bRange.count, 'b_cols')
-      .u32(a.keptLength, 'kept')
-      .u32(latticeId(a.scheme), 'a_lattice')
-      .u32(a.scheme.q, 'a_q')
-      .u32(aWindows.codes.firstElement, 'a_code_first')
-      .u32(aWords.codes, 'a_code_words')
-      .u32(a.codeBits, 'a_code_bits')
-      .u32(aWindows.scaleIndices.firstElement, 'a_index_first')
-      .u32(aWords.scaleIndices, 'a_index_words')
-      .u32(a.scaleIndexBits, 'a_index_bits')
-      .u32(latticeId(b.scheme), 'b_lattice')
-      .u32(b.scheme.q, 'b_q')
-      .u32(bWindows.codes.firstElement, 'b_code_first')
-      .u32(bWords.codes, 'b_code_words')
-      .u32(b.codeBits, 'b_code_bits')
-      .u32(bWindows.scaleIndices.firstElement, 'b_index_first')
-      .u32(bWords.scaleIndices, 'b_index_words')
-      .u32(b.scaleIndexBits, 'b_index_bits')
-      .u32(cWindow.firstElement + aRange.first, 'c_first')
-      .u32(a.cols, 'c_stride')
-      .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
-      .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
-      .u32(aSide.hasMeans ? 1 : 0, 'has_means')
-      .u32(flushBlocks, 'flush_blocks')
-      .f32(common, 'common_scale')
-      .f32(a.rows, 'rows')
-      .u32((2 * SLICE * TILE) / THREADS, 'decode_steps')
-      .u32(0, 'pad0')
-      .u32(0, 'pad1')
-      .u32(0, 'pad2');
-    for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
-    for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
+    const params = Params.pack({
+      blocks: a.blocksPerColumn,
+      a_cols: aRange.count,
+      b_cols: bRange.count,
+      kept: a.keptLength,
+      a_lattice: latticeId(a.scheme),
+      a_q: a.scheme.q,
+      a_code_first: aWindows.codes.firstElement,
+      a_code_words: aWords.codes,
+      a_code_bits: a.codeBits,
+      a_index_first: aWindows.scaleIndices.firstElement,
+      a_index_words: aWords.scaleIndices,
+      a_index_bits: a.scaleIndexBits,
+      b_lattice: latticeId(b.scheme),
+      b_q: b.scheme.q,
+      b_code_first: bWindows.codes.firstElement,
+      b_code_words: bWords.codes,
+      b_code_bits: b.codeBits,
+      b_index_first: bWindows.scaleIndices.firstElement,
+      b_index_words: bWords.scaleIndices,
+      b_index_bits: b.scaleIndexBits,
+      c_first: cWindow.firstElement + aRange.first,
+      c_stride: a.cols,
+      a_has_gains: aSide.hasGains ? 1 : 0,
+      b_has_gains: bSide.hasGains ? 1 : 0,
+      has_means: aSide.hasMeans ? 1 : 0,
+      flush_blocks: flushBlocks,
+      common_scale: common,
+      rows: a.rows,
+      decode_steps: (2 * SLICE * TILE) / THREADS,
+      a_multiples: multipleWords(a),
+      b_multiples: multipleWords(b),
+    });
     const bindGroup = createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(`${label} params`, params) },
       windowBinding(a.codes, aWindows.codes),

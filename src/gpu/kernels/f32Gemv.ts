@@ -5,7 +5,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
@@ -23,17 +23,26 @@ export const F32_GEMV_COLUMNS_PER_WORKGROUP = 4;
 /** Floats per load: 4 (vec4) when the shape and offsets allow it, else 1. */
 export type F32GemvChunkWidth = 1 | 4;
 
-/** The WGSL of one variant: the prefix declares the chunk type the loads use. */
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the shader. */
+const Params = /*#__PURE__*/ new UniformLayout('F32GemvParams', {
+  cols: 'u32', // output columns in this dispatch
+  chunks: 'u32', // C = n / CHUNK_WIDTH chunks per column
+  w_first: 'u32', // chunk index of W[0, 0]
+  x_first: 'u32', // chunk index of x[0]
+  y_first: 'u32', // index of y[0]
+});
+
+/** The WGSL of one variant: the uniform struct, then a prefix that declares the chunk type the loads use. */
 export function f32GemvShaderSource(chunkWidth: F32GemvChunkWidth): string {
   const prefix =
     chunkWidth === 4
       ? 'alias Chunk = vec4<f32>;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return dot(a, b); }\n'
       : 'alias Chunk = f32;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return a * b; }\n';
-  return prefix + f32GemvSource;
+  return `${Params.wgsl()}\n${prefix}${f32GemvSource}`;
 }
 
 /** Pipelines per device, one per chunk width, built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'f32 gemv',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
   compile: (device, pipelineLayout, chunkWidth: F32GemvChunkWidth) =>
@@ -111,12 +120,13 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
     const range = `columns ${j0}…${j0 + chunkCols - 1}`;
     const params = scratch.uniform(
       `f32 gemv params (${range})`,
-      new UniformPacker()
-        .u32(chunkCols, 'cols')
-        .u32(n / chunkWidth, 'chunks')
-        .u32(wWindow.firstElement / chunkWidth, 'w_first')
-        .u32(xWindow.firstElement / chunkWidth, 'x_first')
-        .u32(yWindow.firstElement, 'y_first'),
+      Params.pack({
+        cols: chunkCols,
+        chunks: n / chunkWidth,
+        w_first: wWindow.firstElement / chunkWidth,
+        x_first: xWindow.firstElement / chunkWidth,
+        y_first: yWindow.firstElement,
+      }),
     );
     pass.setBindGroup(0, createKernelBindGroup(device, layout, `f32 gemv (${range})`, [
       { buffer: params },

@@ -10,7 +10,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 
 /*
@@ -46,10 +46,37 @@ export interface HadamardVariant {
   readonly subgroups: boolean;
 }
 
+/** The kernel's uniform struct (`params`); its WGSL is generated into the module (after the constant). */
+const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
+  length: 'u32', // entries of this stage's window (N for a one-stage plan)
+  block: 'u32', // m
+  cols: 'u32', // columns in this dispatch
+  input_rows: 'u32', // entries (and stride) of an input column; zeros from here up to N
+  output_rows: 'u32', // entries (and stride) of an output column; positions past it are dropped
+  input_first: 'u32', // element offset of input column 0 in its binding
+  output_first: 'u32', // element offset of output column 0 in its binding
+  seed: 'u32',
+  sign_stream: 'u32', // RandomStream.rotationSigns
+  level_stride: 'u32', // P
+  group_blocks: 'u32', // Q
+  groups_per_workgroup: 'u32',
+  input_from: 'u32', // positions in [input_from, input_to) load from the input binding,
+  input_to: 'u32', //   the others in place from the output binding
+  transform_blocks: 'u32', // 1 (first pass): H_m (forward) or H_mᵀ (inverse) on each block on load
+  sign_on_load: 'u32', // 1 (forward, first pass): x_p · s^(k)_p on load
+  scale_on_store: 'u32', // 1 (last pass): multiply by scale when storing
+  sign_on_store: 'u32', // 1 (inverse, last pass): then flip by s^(k)_p
+  scale: 'f32', // c = fround(1/√length)
+  subgroup_test_mode: 'u32', // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
+  stage_offset: 'u32', // column position of the window's first element
+  sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
+  row_negative: 'array<vec4<u32>, 5>', // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
+});
+
 /**
  * The WGSL of one variant: `enable subgroups;` first when `subgroups` (an enable directive must
- * precede every declaration), the workgroup-memory size as a constant, the shared code of
- * shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
+ * precede every declaration), the workgroup-memory size as a constant, the uniform struct, the shared
+ * code of shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
  *
  * @example
  * hadamardShaderSource(2048);       // workgroup memory only
@@ -58,11 +85,11 @@ export interface HadamardVariant {
 export function hadamardShaderSource(workgroupElements: number, subgroups = false): string {
   const enable = subgroups ? 'enable subgroups;\n' : '';
   const entry = subgroups ? subgroupEntrySource : plainEntrySource;
-  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${hadamardSource}\n${entry}`;
+  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'hadamard',
   bindings: ['uniform', 'read-only-storage', 'storage'],
   compile: (device, pipelineLayout, variant: HadamardVariant) =>
@@ -376,32 +403,31 @@ function recordRotation(
         const totalGroups = chunkCols * (stage.length / groupElements);
         const groupsPerWorkgroup = Math.min(Math.floor(plan.workgroupElements / groupElements), totalGroups);
         const label = `${what} N = ${length}${stageLabel}, columns ${j0}…${j0 + chunkCols - 1}, pass ${passIndex + 1}/${passCount}`;
-        const params = new UniformPacker()
-          .u32(stage.length, 'length')
-          .u32(stage.block, 'block')
-          .u32(chunkCols, 'cols')
-          .u32(source.rows, 'input_rows')
-          .u32(target.rows, 'output_rows')
-          .u32(source.window.firstElement, 'input_first')
-          .u32(target.window.firstElement, 'output_first')
-          .u32(seed, 'seed')
-          .u32(RandomStream.rotationSigns, 'sign_stream')
-          .u32(levelStride, 'level_stride')
-          .u32(groupBlocks, 'group_blocks')
-          .u32(groupsPerWorkgroup, 'groups_per_workgroup')
-          .u32(range.from, 'input_from')
-          .u32(range.to, 'input_to')
-          .u32(first ? 1 : 0, 'transform_blocks')
-          .u32(first && !inverse ? 1 : 0, 'sign_on_load')
-          .u32(last ? 1 : 0, 'scale_on_store')
-          .u32(last && inverse ? 1 : 0, 'sign_on_store')
-          .f32(scale, 'scale')
-          .u32(SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'], 'subgroup_test_mode')
-          .u32(stage.offset, 'stage_offset')
-          .u32(stageIndex, 'sign_sub')
-          .u32(0, 'padding0')
-          .u32(0, 'padding1');
-        for (const mask of rowMasks) params.u32(mask, 'row_negative');
+        const params = Params.pack({
+          length: stage.length,
+          block: stage.block,
+          cols: chunkCols,
+          input_rows: source.rows,
+          output_rows: target.rows,
+          input_first: source.window.firstElement,
+          output_first: target.window.firstElement,
+          seed,
+          sign_stream: RandomStream.rotationSigns,
+          level_stride: levelStride,
+          group_blocks: groupBlocks,
+          groups_per_workgroup: groupsPerWorkgroup,
+          input_from: range.from,
+          input_to: range.to,
+          transform_blocks: first ? 1 : 0,
+          sign_on_load: first && !inverse ? 1 : 0,
+          scale_on_store: last ? 1 : 0,
+          sign_on_store: last && inverse ? 1 : 0,
+          scale,
+          subgroup_test_mode: SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'],
+          stage_offset: stage.offset,
+          sign_sub: stageIndex,
+          row_negative: rowMasks,
+        });
         const bindGroup = createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(label, params) },
           // In-place passes read nothing from binding 1; it keeps the input bound.

@@ -7,7 +7,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
@@ -135,11 +135,23 @@ function checkInt4Weights(q: Int4Weights): void {
   );
 }
 
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the shader. */
+const Params = /*#__PURE__*/ new UniformLayout('Int4GemvParams', {
+  cols: 'u32', // output columns in this dispatch
+  groups: 'u32', // G = ⌈n/32⌉
+  scale_words: 'u32', // S = ⌈G/2⌉
+  codes_first: 'u32', // vec4 index of column 0, group 0
+  scales_first: 'u32', // word index of column 0's scales
+  x_first: 'u32', // vec4 index of x[0]
+  y_first: 'u32', // index of y[0]
+});
+
 /** One pipeline per device (no compile-time variants), built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'int4 gemv',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'int4 gemv', code: int4GemvSource }),
+  compile: (device, pipelineLayout) =>
+    createKernelPipeline(device, pipelineLayout, { label: 'int4 gemv', code: `${Params.wgsl()}\n${int4GemvSource}` }),
 });
 
 /** Arguments of `dispatchInt4Gemv`. Offsets are in bytes. */
@@ -209,14 +221,15 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
     const range = `columns ${j0}…${j0 + chunkCols - 1}`;
     const params = scratch.uniform(
       `int4 gemv params (${range})`,
-      new UniformPacker()
-        .u32(chunkCols, 'cols')
-        .u32(groups, 'groups')
-        .u32(scaleWords, 'scale_words')
-        .u32(codesWindow.firstElement / 4, 'codes_first')
-        .u32(scalesWindow.firstElement, 'scales_first')
-        .u32(xWindow.firstElement / 4, 'x_first')
-        .u32(yWindow.firstElement, 'y_first'),
+      Params.pack({
+        cols: chunkCols,
+        groups,
+        scale_words: scaleWords,
+        codes_first: codesWindow.firstElement / 4,
+        scales_first: scalesWindow.firstElement,
+        x_first: xWindow.firstElement / 4,
+        y_first: yWindow.firstElement,
+      }),
     );
     pass.setBindGroup(0, createKernelBindGroup(device, layout, `int4 gemv (${range})`, [
       { buffer: params },

@@ -18,7 +18,7 @@ import {
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 
@@ -31,8 +31,29 @@ import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 
 const THREADS = 256;
 
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('DequantizeParams', {
+  cols: 'u32', // columns in this dispatch
+  length: 'u32', // N: entries per output column
+  kept: 'u32', // keptLength
+  blocks: 'u32', // blocks per column
+  lattice: 'u32', // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
+  q: 'u32',
+  dim: 'u32', // block dimension: 3 or 8
+  code_first: 'u32', // word offset of this dispatch's first column in the codes binding
+  code_words: 'u32', // code words per column
+  code_bits: 'u32',
+  index_first: 'u32',
+  index_words: 'u32',
+  index_bits: 'u32',
+  out_first: 'u32', // element offset of this dispatch's first output column
+  has_gains: 'u32',
+  column_unit: 'f32', // unit / (pointScale · √N)
+  multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+});
+
 /** One pipeline per device (no compile-time variants), built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice dequantize',
   bindings: [
     'uniform',
@@ -42,7 +63,10 @@ const pipelines = new KernelPipelines({
     'storage', // output
   ],
   compile: (device, pipelineLayout) =>
-    createKernelPipeline(device, pipelineLayout, { label: 'lattice dequantize', code: `${latticeDecodeSource}\n${dequantizeSource}` }),
+    createKernelPipeline(device, pipelineLayout, {
+      label: 'lattice dequantize',
+      code: `${latticeDecodeSource}\n${Params.wgsl()}\n${dequantizeSource}`,
+    }),
 });
 
 /** Arguments of `dispatchLatticeDequantize`. */
@@ -110,24 +134,25 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
     const outWindow = bindingWindow(outputOffset + 4 * m.length * range.first, 4 * m.length * range.count, alignment);
     const side = sides[chunk] as (typeof sides)[number];
     const label = `lattice dequantize columns ${range.first}…${range.first + range.count - 1}`;
-    const params = new UniformPacker()
-      .u32(range.count, 'cols')
-      .u32(m.length, 'length')
-      .u32(m.keptLength, 'kept')
-      .u32(m.blocksPerColumn, 'blocks')
-      .u32(latticeId(m.scheme), 'lattice')
-      .u32(m.scheme.q, 'q')
-      .u32(dim, 'dim')
-      .u32(windows.codes.firstElement, 'code_first')
-      .u32(words.codes, 'code_words')
-      .u32(m.codeBits, 'code_bits')
-      .u32(windows.scaleIndices.firstElement, 'index_first')
-      .u32(words.scaleIndices, 'index_words')
-      .u32(m.scaleIndexBits, 'index_bits')
-      .u32(outWindow.firstElement, 'out_first')
-      .u32(side.hasGains ? 1 : 0, 'has_gains')
-      .f32(columnUnit, 'column_unit');
-    for (const k of multipleWords(m)) params.i32(k, 'multiples');
+    const params = Params.pack({
+      cols: range.count,
+      length: m.length,
+      kept: m.keptLength,
+      blocks: m.blocksPerColumn,
+      lattice: latticeId(m.scheme),
+      q: m.scheme.q,
+      dim,
+      code_first: windows.codes.firstElement,
+      code_words: words.codes,
+      code_bits: m.codeBits,
+      index_first: windows.scaleIndices.firstElement,
+      index_words: words.scaleIndices,
+      index_bits: m.scaleIndexBits,
+      out_first: outWindow.firstElement,
+      has_gains: side.hasGains ? 1 : 0,
+      column_unit: columnUnit,
+      multiples: multipleWords(m),
+    });
     pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(`${label} params`, params) },
       windowBinding(m.codes, windows.codes),

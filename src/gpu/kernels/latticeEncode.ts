@@ -13,7 +13,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage, createBufferWithData, UNIFORM_USAGE, uploadToBuffer } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkReductionLanes, QUANTIZE_STATUS_BYTES } from './columnPrep.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
@@ -44,17 +44,63 @@ function maxDenominator(lattice: Lattice): number {
 const GAIN_MODE_IDS: Record<GainMode, number> = { none: 0, mmse: 1, unbiased: 2 };
 
 /**
+ * The `LatticeTable` uniform of shaders/lattice_code.wgsl: everything about the code and its scale
+ * grid. Tables are arrays of vec4 (the uniform address space's 16-byte array stride); element k of a
+ * d×d matrix is row k / d, column k % d. Filled by {@link latticeTableBytes}.
+ */
+const LatticeTable = /*#__PURE__*/ new UniformLayout('LatticeTable', {
+  q: 'i32', // nesting ratio
+  determinant: 'i32', // the inverse is inverse / determinant
+  scale_count: 'u32', // scales in the grid (1..16)
+  least_error: 'u32', // 1: betaSet (least error among fits); 0: ladder (first fit)
+  clip_steps: 'i32', // CLIP_STEPS of latticeEncoder.ts
+  fit_steps: 'u32', // 2 (see lattice_fit)
+  basis: 'array<vec4<i32>, 16>', // generator, row-major d×d, basis vectors in the columns
+  inverse: 'array<vec4<i32>, 16>', // numerators of its inverse, row-major d×d
+  den: 'array<vec4<i32>, 4>', // den_j = k_j · 2^FRACTION_BITS
+  multiple: 'array<vec4<i32>, 4>', // k_j
+});
+
+/** The encode kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const EncodeParams = /*#__PURE__*/ new UniformLayout('EncodeParams', {
+  length: 'u32', // N: entries of a rotated column
+  kept_length: 'u32', // coordinates quantized (time-sharing keeps a prefix)
+  cols: 'u32', // columns in this dispatch
+  column_offset: 'u32', // global index of this dispatch's column 0 (status reports)
+  blocks_per_column: 'u32',
+  rotated_first: 'u32', // element offset of column 0 in `rotated`
+  exponent_first: 'u32', // element offset of column 0 in `exponents`
+  norm_first: 'u32', // element offset of column 0 in `norms`
+  gain_first: 'u32', // element offset of column 0 in `gains`
+  code_first: 'u32', // word offset of column 0 in `codes`
+  code_bits: 'u32',
+  codes_per_word: 'u32',
+  code_words_per_column: 'u32',
+  index_first: 'u32', // word offset of column 0 in `indices`
+  index_bits: 'u32', // 0: one scale, nothing stored
+  indices_per_word: 'u32',
+  index_words_per_column: 'u32',
+  gain_mode: 'u32', // GAIN_NONE, GAIN_MMSE or GAIN_UNBIASED
+  numerator: 'f32', // G
+  fixed_limit: 'f32', // FIXED_POINT_LIMIT (2^24, exact in f32)
+  unit: 'f32', // fround(β₀ / 16)
+  sqrt_length: 'f32', // √N
+  runtime_zero: 'u32', // 0 (see `unfused`)
+  first_stride: 'u32', // 128 = lanes / 2 (see the note on barrier loops in the shader)
+});
+
+/**
  * WGSL of the integer block encoder: the lattice rules shared with the decoding kernels (nearest points,
- * digits, coset leaders; shaders/lattice_decode.wgsl) followed by the encoder's own part (Voronoi
- * encode, decode-and-compare, ladder, betaSet, clipping; shaders/lattice_code.wgsl).
+ * digits, coset leaders; shaders/lattice_decode.wgsl), the `LatticeTable` struct, then the encoder's
+ * own part (Voronoi encode, decode-and-compare, ladder, betaSet, clipping; shaders/lattice_code.wgsl).
  */
 export function latticeCodeWgsl(): string {
-  return `${latticeDecodeSource}\n${latticeCodeSource}`;
+  return `${latticeDecodeSource}\n${LatticeTable.wgsl()}\n${latticeCodeSource}`;
 }
 
-/** The WGSL of the encode kernel: f32 libraries, lattice library, kernel. */
+/** The WGSL of the encode kernel: f32 libraries, lattice library, the kernel's uniform struct, kernel. */
 export function latticeEncodeSourceCode(): string {
-  return `${f32ScalingWgsl()}\n${latticeCodeWgsl()}\n${latticeEncodeSource}`;
+  return `${f32ScalingWgsl()}\n${latticeCodeWgsl()}\n${EncodeParams.wgsl()}\n${latticeEncodeSource}`;
 }
 
 /** The nearest-point rule of the WGSL library for a lattice (NEAREST_RULE). */
@@ -93,27 +139,36 @@ export function latticeTableBytes(lattice: Lattice, q: number, grid: ScaleGrid):
       `scale multiple ${largest} is too large for exact ${lattice.name} encoding on the GPU ` +
       `(k·2^${FRACTION_BITS} must stay below 2^${Math.log2(limit)}); use fewer ladder steps or a smaller ratio`,
   );
-  const words = new Int32Array(8 + 64 + 64 + 16 + 16);
-  words[0] = code.q;
-  words[1] = lattice.basisInverse.determinant;
-  words[2] = count;
-  words[3] = grid.leastError ? 1 : 0;
-  words[4] = CLIP_STEPS;
-  words[5] = 2; // fit_steps (see lattice_fit)
+  // Tables are zero past d·d entries and past `count` scales.
+  const basis = new Int32Array(4 * 16);
+  const inverse = new Int32Array(4 * 16);
   for (let k = 0; k < d * d; k++) {
-    words[8 + k] = lattice.basis[k] as number;
-    words[72 + k] = lattice.basisInverse.numerators[k] as number;
+    basis[k] = lattice.basis[k] as number;
+    inverse[k] = lattice.basisInverse.numerators[k] as number;
   }
+  const den = new Int32Array(4 * 4);
+  const multiple = new Int32Array(4 * 4);
   for (let j = 0; j < count; j++) {
-    const multiple = grid.multiples[j] as number;
-    words[136 + j] = multiple * 2 ** FRACTION_BITS;
-    words[152 + j] = multiple;
+    const k = grid.multiples[j] as number;
+    multiple[j] = k;
+    den[j] = k * 2 ** FRACTION_BITS;
   }
-  return new Uint8Array(words.buffer);
+  return LatticeTable.pack({
+    q: code.q,
+    determinant: lattice.basisInverse.determinant,
+    scale_count: count,
+    least_error: grid.leastError ? 1 : 0,
+    clip_steps: CLIP_STEPS,
+    fit_steps: 2, // see lattice_fit
+    basis,
+    inverse,
+    den,
+    multiple,
+  }).bytes();
 }
 
 /** The pipeline per lattice kind and device, built on first use (everything else is a uniform). */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice encode',
   bindings: ['uniform', 'uniform', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage', 'storage', 'storage'],
   key: (lattice: Lattice) => lattice.name,
@@ -245,31 +300,32 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
     const normWindow = window(offsets.norms, 4);
     const gainWindow = args.gains ? window(offsets.gains, 4) : { offset: 0, size: 4, firstElement: 0 };
     const label = `lattice encode ${lattice.name} q = ${q}, columns ${columnOffset + j0}…${columnOffset + j0 + count - 1}`;
-    const params = new UniformPacker()
-      .u32(length, 'length')
-      .u32(keptLength, 'kept_length')
-      .u32(count, 'cols')
-      .u32(columnOffset + j0, 'column_offset')
-      .u32(blocksPerColumn, 'blocks_per_column')
-      .u32(rotatedWindow.firstElement, 'rotated_first')
-      .u32(exponentWindow.firstElement, 'exponent_first')
-      .u32(normWindow.firstElement, 'norm_first')
-      .u32(gainWindow.firstElement, 'gain_first')
-      .u32(codeWindow.firstElement, 'code_first')
-      .u32(codeBits, 'code_bits')
-      .u32(codeLayout.perWord, 'codes_per_word')
-      .u32(codeLayout.wordsPerColumn, 'code_words_per_column')
-      .u32(indexWindow.firstElement, 'index_first')
-      .u32(indexLayout.wordsPerColumn > 0 ? indexBits : 0, 'index_bits')
-      .u32(indexLayout.perWord, 'indices_per_word')
-      .u32(indexLayout.wordsPerColumn, 'index_words_per_column')
-      .u32(GAIN_MODE_IDS[args.gain], 'gain_mode')
-      .f32(fixedPointNumerator(length, grid.unit), 'numerator')
-      .f32(FIXED_POINT_LIMIT, 'fixed_limit')
-      .f32(grid.unit, 'unit')
-      .f32(Math.sqrt(length), 'sqrt_length')
-      .u32(0, 'runtime_zero')
-      .u32(REDUCTION_LANES / 2, 'first_stride');
+    const params = EncodeParams.pack({
+      length,
+      kept_length: keptLength,
+      cols: count,
+      column_offset: columnOffset + j0,
+      blocks_per_column: blocksPerColumn,
+      rotated_first: rotatedWindow.firstElement,
+      exponent_first: exponentWindow.firstElement,
+      norm_first: normWindow.firstElement,
+      gain_first: gainWindow.firstElement,
+      code_first: codeWindow.firstElement,
+      code_bits: codeBits,
+      codes_per_word: codeLayout.perWord,
+      code_words_per_column: codeLayout.wordsPerColumn,
+      index_first: indexWindow.firstElement,
+      index_bits: indexLayout.wordsPerColumn > 0 ? indexBits : 0,
+      indices_per_word: indexLayout.perWord,
+      index_words_per_column: indexLayout.wordsPerColumn,
+      gain_mode: GAIN_MODE_IDS[args.gain],
+      numerator: fixedPointNumerator(length, grid.unit),
+      fixed_limit: FIXED_POINT_LIMIT,
+      unit: grid.unit,
+      sqrt_length: Math.sqrt(length),
+      runtime_zero: 0,
+      first_stride: REDUCTION_LANES / 2,
+    });
     const bindGroup = createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(label, params) },
       { buffer: table },

@@ -20,7 +20,7 @@ import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipeli
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { deviceTableBuffer } from '../tableLayout.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 import { dispatchHadamard } from './hadamard.js';
 
@@ -43,13 +43,43 @@ function lanesFor(rhsTile: RhsTile): number {
   return rhsTile === 1 ? 32 : 8;
 }
 
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
+  cols: 'u32', // W columns in this dispatch
+  rows: 'u32', // n: entries of an original x column
+  length: 'u32', // N: entries of a rotated x column
+  kept: 'u32', // keptLength
+  blocks: 'u32', // blocks per W column
+  lattice: 'u32', // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
+  q: 'u32',
+  dim: 'u32', // block dimension: 3 or 8
+  use_table: 'u32', // 1: D3 q = 6 leaders from the table
+  code_first: 'u32', // word offset of this dispatch's first W column in the codes binding
+  code_words: 'u32', // code words per column
+  code_bits: 'u32',
+  index_first: 'u32',
+  index_words: 'u32',
+  index_bits: 'u32',
+  rhs: 'u32', // right-hand sides in this dispatch
+  x_rotated_first: 'u32', // element offset of x̃ column 0 in its binding (columns N apart)
+  x_first: 'u32', // element offset of x column 0 in its binding (columns n apart)
+  chunk_words: 'u32', // code words per column per x̃ chunk
+  chunk_entries: 'u32', // x̃ entries per right-hand side per chunk: chunk_words · per_word · dim
+  y_first: 'u32', // element offset of Y[first W column of this dispatch, 0] in its binding
+  y_stride: 'u32', // elements between Y columns (all W columns)
+  has_gains: 'u32',
+  has_means: 'u32',
+  column_unit: 'f32', // unit / (pointScale · √N)
+  multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+});
+
 /** The WGSL of one variant: right-hand sides per workgroup and lanes per column are the compile-time choices. */
 export function latticeGemvShaderSource(rhsTile: RhsTile): string {
-  return `const RHS_TILE: u32 = ${rhsTile}u;\nconst LANES: u32 = ${lanesFor(rhsTile)}u;\n${latticeDecodeSource}\n${gemvSource}`;
+  return `const RHS_TILE: u32 = ${rhsTile}u;\nconst LANES: u32 = ${lanesFor(rhsTile)}u;\n${latticeDecodeSource}\n${Params.wgsl()}\n${gemvSource}`;
 }
 
 /** Per device and variant, one shader module with two pipelines: the product (`main`) and Σx (`column_sums`). */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice gemv',
   bindings: [
     'uniform',
@@ -180,36 +210,34 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
       const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
       const side = sides[columnChunk] as (typeof sides)[number];
       const label = `lattice gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
-      const params = new UniformPacker()
-        .u32(columnRange.count, 'cols')
-        .u32(w.rows, 'rows')
-        .u32(w.length, 'length')
-        .u32(w.keptLength, 'kept')
-        .u32(w.blocksPerColumn, 'blocks')
-        .u32(latticeId(w.scheme), 'lattice')
-        .u32(w.scheme.q, 'q')
-        .u32(dim, 'dim')
-        .u32(useTable ? 1 : 0, 'use_table')
-        .u32(windows.codes.firstElement, 'code_first')
-        .u32(words.codes, 'code_words')
-        .u32(w.codeBits, 'code_bits')
-        .u32(windows.scaleIndices.firstElement, 'index_first')
-        .u32(words.scaleIndices, 'index_words')
-        .u32(w.scaleIndexBits, 'index_bits')
-        .u32(rhsRange.count, 'rhs')
-        .u32(xRotatedWindow.firstElement, 'x_rotated_first')
-        .u32(xWindow.firstElement, 'x_first')
-        .u32(chunkWords, 'chunk_words')
-        .u32(chunkWords * entriesPerWord, 'chunk_entries')
-        .u32(yWindow.firstElement + columnRange.first, 'y_first')
-        .u32(w.cols, 'y_stride')
-        .u32(side.hasGains ? 1 : 0, 'has_gains')
-        .u32(side.hasMeans ? 1 : 0, 'has_means')
-        .f32(columnUnit, 'column_unit')
-        .u32(0, 'pad0')
-        .u32(0, 'pad1')
-        .u32(0, 'pad2');
-      for (const k of multipleWords(w)) params.i32(k, 'multiples');
+      const params = Params.pack({
+        cols: columnRange.count,
+        rows: w.rows,
+        length: w.length,
+        kept: w.keptLength,
+        blocks: w.blocksPerColumn,
+        lattice: latticeId(w.scheme),
+        q: w.scheme.q,
+        dim,
+        use_table: useTable ? 1 : 0,
+        code_first: windows.codes.firstElement,
+        code_words: words.codes,
+        code_bits: w.codeBits,
+        index_first: windows.scaleIndices.firstElement,
+        index_words: words.scaleIndices,
+        index_bits: w.scaleIndexBits,
+        rhs: rhsRange.count,
+        x_rotated_first: xRotatedWindow.firstElement,
+        x_first: xWindow.firstElement,
+        chunk_words: chunkWords,
+        chunk_entries: chunkWords * entriesPerWord,
+        y_first: yWindow.firstElement + columnRange.first,
+        y_stride: w.cols,
+        has_gains: side.hasGains ? 1 : 0,
+        has_means: side.hasMeans ? 1 : 0,
+        column_unit: columnUnit,
+        multiples: multipleWords(w),
+      });
       const bindGroup = createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
         { buffer: table },

@@ -5,7 +5,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 
 /*
@@ -17,11 +17,26 @@ import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 /** C entries per workgroup edge (the shader's TILE). */
 const TILE = 64;
 
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the shader. */
+const Params = /*#__PURE__*/ new UniformLayout('MatmulParams', {
+  n: 'u32',
+  a_cols: 'u32',
+  b_cols: 'u32',
+  a_first: 'u32', // element offset of A[0, 0] in its binding
+  b_first: 'u32',
+  c_first: 'u32',
+});
+
+/** The WGSL of the kernel: its uniform struct, then shaders/matmul_f32.wgsl. */
+function matmulF32ShaderSource(): string {
+  return `${Params.wgsl()}\n${matmulF32Source}`;
+}
+
 /** One pipeline per device (the kernel has no compile-time variants), built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'matmul f32',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'matmul f32', code: matmulF32Source }),
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'matmul f32', code: matmulF32ShaderSource() }),
 });
 
 /** Arguments of `dispatchMatmulF32`. Offsets are in bytes (multiples of 4). */
@@ -98,13 +113,14 @@ export function dispatchMatmulF32(
     const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
     const params = scratch.uniform(
       `matmul f32 params (B columns ${j0}…${j0 + chunkCols - 1})`,
-      new UniformPacker()
-        .u32(n, 'n')
-        .u32(aCols, 'a_cols')
-        .u32(chunkCols, 'b_cols')
-        .u32(aWindow.firstElement, 'a_first')
-        .u32(bWindow.firstElement, 'b_first')
-        .u32(cWindow.firstElement, 'c_first'),
+      Params.pack({
+        n,
+        a_cols: aCols,
+        b_cols: chunkCols,
+        a_first: aWindow.firstElement,
+        b_first: bWindow.firstElement,
+        c_first: cWindow.firstElement,
+      }),
     );
     const bindGroup = createKernelBindGroup(device, layout, `matmul f32 (B columns ${j0}…${j0 + chunkCols - 1})`, [
       { buffer: params },

@@ -12,7 +12,7 @@ import { workgroupGrid } from '../workSplit.js';
 
 const THREADS = 256;
 
-const Params = new UniformLayout('ProductEpilogueParams', {
+const Params = /*#__PURE__*/ new UniformLayout('ProductEpilogueParams', {
   a_cols: 'u32',
   b_cols: 'u32',
   c_first: 'u32',
@@ -21,7 +21,7 @@ const Params = new UniformLayout('ProductEpilogueParams', {
   rows: 'f32',
 });
 
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'product epilogue',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
   compile: (device, pipelineLayout) =>

@@ -22,7 +22,7 @@ import {
   type TableLayout,
   type TableLayoutKind,
 } from '../tableLayout.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 
 /*
  * C = ÂᵀB̂ for two D3, q = 6 quantized matrices on the GPU (shaders/d3_table_matmul.wgsl), with the
@@ -36,18 +36,49 @@ import { UniformPacker } from '../uniforms.js';
 /** Largest |T| of the D3 q = 6 table (entries lie in [−30, 36]). */
 const TABLE_MAX_ABS = 36;
 
-/** The WGSL of one table layout: layout id, table words and slice depth are the compile-time choices. */
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('TableMatmulParams', {
+  blocks: 'u32', // blocks per column, both operands
+  a_cols: 'u32', // A columns in this dispatch (C rows)
+  b_cols: 'u32', // B columns in this dispatch (C columns)
+  a_code_first: 'u32', // word offset of this dispatch's first A column in its codes binding
+  a_code_words: 'u32', // code words per A column
+  a_index_first: 'u32',
+  a_index_words: 'u32',
+  a_index_bits: 'u32',
+  b_code_first: 'u32',
+  b_code_words: 'u32',
+  b_index_first: 'u32',
+  b_index_words: 'u32',
+  b_index_bits: 'u32',
+  c_first: 'u32', // element offset of this dispatch's C[0, 0] in the C binding
+  c_stride: 'u32', // elements between consecutive C columns (all of C's rows)
+  a_has_gains: 'u32',
+  b_has_gains: 'u32',
+  has_means: 'u32',
+  slice_blocks: 'u32', // blocks per slice and per exact i32 sum (1 … SLICE)
+  common_scale: 'f32', // unit_a · unit_b / (s² · N)
+  rows: 'f32', // n, for the mean term
+  a_multiples: 'array<vec4<i32>, 4>', // k_j of A's scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+  b_multiples: 'array<vec4<i32>, 4>',
+});
+
+/**
+ * The WGSL of one table layout: layout id, table words and slice depth are the compile-time choices,
+ * followed by the uniform struct and the kernel.
+ */
 export function tableMatmulShaderSource(layout: TableLayout): string {
   return (
     `const TABLE_LAYOUT: u32 = ${layout.id}u;\n` +
     `const TABLE_WORDS: u32 = ${layout.tableWords}u;\n` +
     `const SLICE: u32 = ${layout.sliceBlocks}u;\n` +
+    `${Params.wgsl()}\n` +
     tableMatmulSource
   );
 }
 
 /** Pipelines per device, one per (table layout, slice depth), built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'd3 table matmul',
   bindings: [
     'uniform',
@@ -144,33 +175,31 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
   const pass = encoder.beginComputePass({ label: `d3 table matmul (${layoutChoice.kind} table)` });
   pass.setPipeline(pipeline);
   for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
-    const params = new UniformPacker()
-      .u32(a.blocksPerColumn, 'blocks')
-      .u32(aRange.count, 'a_cols')
-      .u32(bRange.count, 'b_cols')
-      .u32(aWindows.codes.firstElement, 'a_code_first')
-      .u32(aWords.codes, 'a_code_words')
-      .u32(aWindows.scaleIndices.firstElement, 'a_index_first')
-      .u32(aWords.scaleIndices, 'a_index_words')
-      .u32(a.scaleIndexBits, 'a_index_bits')
-      .u32(bWindows.codes.firstElement, 'b_code_first')
-      .u32(bWords.codes, 'b_code_words')
-      .u32(bWindows.scaleIndices.firstElement, 'b_index_first')
-      .u32(bWords.scaleIndices, 'b_index_words')
-      .u32(b.scaleIndexBits, 'b_index_bits')
-      .u32(cWindow.firstElement + aRange.first, 'c_first')
-      .u32(a.cols, 'c_stride')
-      .u32(aSide.hasGains ? 1 : 0, 'a_has_gains')
-      .u32(bSide.hasGains ? 1 : 0, 'b_has_gains')
-      .u32(aSide.hasMeans ? 1 : 0, 'has_means')
-      .u32(sliceBlocks, 'slice_blocks')
-      .f32(common, 'common_scale')
-      .f32(a.rows, 'rows')
-      .u32(0, 'pad0')
-      .u32(0, 'pad1')
-      .u32(0, 'pad2');
-    for (const k of multipleWords(a)) params.i32(k, 'a_multiples');
-    for (const k of multipleWords(b)) params.i32(k, 'b_multiples');
+    const params = Params.pack({
+      blocks: a.blocksPerColumn,
+      a_cols: aRange.count,
+      b_cols: bRange.count,
+      a_code_first: aWindows.codes.firstElement,
+      a_code_words: aWords.codes,
+      a_index_first: aWindows.scaleIndices.firstElement,
+      a_index_words: aWords.scaleIndices,
+      a_index_bits: a.scaleIndexBits,
+      b_code_first: bWindows.codes.firstElement,
+      b_code_words: bWords.codes,
+      b_index_first: bWindows.scaleIndices.firstElement,
+      b_index_words: bWords.scaleIndices,
+      b_index_bits: b.scaleIndexBits,
+      c_first: cWindow.firstElement + aRange.first,
+      c_stride: a.cols,
+      a_has_gains: aSide.hasGains ? 1 : 0,
+      b_has_gains: bSide.hasGains ? 1 : 0,
+      has_means: aSide.hasMeans ? 1 : 0,
+      slice_blocks: sliceBlocks,
+      common_scale: common,
+      rows: a.rows,
+      a_multiples: multipleWords(a),
+      b_multiples: multipleWords(b),
+    });
     const bindGroup = createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(`${label} params`, params) },
       { buffer: table },

@@ -21,7 +21,8 @@ import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeW
 
 const THREADS = 256;
 
-const Params = new UniformLayout('UniversalDequantizeParams', {
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalDequantizeParams', {
   ...UNIVERSAL_OPERAND_MEMBERS,
   cols: 'u32', // columns in this dispatch
   length: 'u32',
@@ -29,10 +30,10 @@ const Params = new UniformLayout('UniversalDequantizeParams', {
   out_first: 'u32',
   point_unit: 'f32', // β / (pointScale · √N)
   dither_unit: 'f32', // β / (DITHER_GRID · √N)
-});
+}))();
 
 /** One pipeline per lattice and device. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal dequantize',
   bindings: [
     'uniform',

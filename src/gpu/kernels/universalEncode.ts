@@ -31,7 +31,7 @@ export const UNIVERSAL_WORK_FIXED_OVERFLOW = 0;
 /** vec4<i32> entries of the roots uniform (E8's 240 roots × 8 coordinates). */
 const ROOT_VEC4S = 480;
 
-const EncodeParams = new UniformLayout('UniversalEncodeParams', {
+const EncodeParams = /*#__PURE__*/ new UniformLayout('UniversalEncodeParams', {
   length: 'u32',
   kept: 'u32',
   cols: 'u32', // columns in this dispatch
@@ -60,13 +60,13 @@ const EncodeParams = new UniformLayout('UniversalEncodeParams', {
   first_stride: 'u32',
 });
 
-const CompactParams = new UniformLayout('UniversalCompactParams', {
+const CompactParams = /*#__PURE__*/ new UniformLayout('UniversalCompactParams', {
   cols: 'u32',
   bit_words: 'u32',
   dense_words: 'u32',
 });
 
-const encodePipelines = new KernelPipelines({
+const encodePipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal encode',
   bindings: [
     'uniform',
@@ -86,7 +86,7 @@ const encodePipelines = new KernelPipelines({
     }),
 });
 
-const compactPipelines = new KernelPipelines({
+const compactPipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal compact',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage'],
   compile: (device, pipelineLayout) =>
@@ -274,4 +274,4 @@ export function dispatchUniversalCompact(device: GPUDevice, encoder: GPUCommandE
 }
 
 /** BufferUsage of the encoder's intermediate buffers. */
-export const UNIVERSAL_WORK_USAGE = BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC;
+export const UNIVERSAL_WORK_USAGE = /*#__PURE__*/ (() => BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC)();

@@ -45,7 +45,8 @@ const COLUMNS = 8;
  */
 export type RhsTile = 1 | 8;
 
-const Params = new UniformLayout('UniversalGemvParams', {
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   ...UNIVERSAL_OPERAND_MEMBERS,
   cols: 'u32', // W columns in this dispatch
   total_cols: 'u32', // all W columns: the means' offset in `side`, Y's column stride
@@ -60,7 +61,7 @@ const Params = new UniformLayout('UniversalGemvParams', {
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
-});
+}))();
 
 /** A compiled variant: the lattice (the generated header), the RHS tile, and whether subgroup shuffles are used. */
 export interface UniversalGemvVariant {
@@ -128,7 +129,7 @@ export function universalGemvFinishShaderSource(lattice: LatticeName): string {
 }
 
 /** The product kernel: per device and variant. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal gemv',
   bindings: [
     'uniform',
@@ -149,7 +150,7 @@ const pipelines = new KernelPipelines({
 });
 
 /** The per-call kernels: per device and lattice, one module with two pipelines. */
-const finishPipelines = new KernelPipelines({
+const finishPipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal gemv finish',
   bindings: [
     'uniform',

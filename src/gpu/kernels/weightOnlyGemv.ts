@@ -55,7 +55,7 @@ export function weightOnlyGemvShaderSource(vectorBlock: WeightOnlyVectorBlock): 
 }
 
 /** Pipelines per device, one per vector block, built on first use. */
-const pipelines = new KernelPipelines({
+const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'weight-only gemv',
   // uniform params; packed codes; column layout table; column scales; row scales; x; y.
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
