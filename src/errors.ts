@@ -14,5 +14,21 @@ export function check(condition: boolean, message: string | (() => string)): ass
 
 /** A positive integer (sizes, counts), or a clear error naming `what`. */
 export function checkPositiveInteger(value: number, what: string): void {
-  check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${value}`);
+  check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${describeValue(value)}`);
+}
+
+/**
+ * A short description of any value for an error message. Never throws (a symbol in a template string
+ * would) and never prints a whole array or object.
+ */
+export function describeValue(value: unknown): string {
+  // JSON quoting shows control characters and quotes in hostile names instead of printing them.
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'symbol') return 'a symbol';
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return `an array of length ${value.length}`;
+  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
+  return typeof value === 'object' ? 'an object' : String(value);
 }

@@ -52,6 +52,9 @@ export type {
 } from './quantize/quantizedMatrix.js';
 export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec } from './quantize/latticeSpec.js';
 export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/prepareColumn.js';
+export { LONG_ESCAPE } from './quantize/universalCode.js';
+export { HUGE_ESCAPE } from './lattices/escapes.js';
+export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
 export { matmulAT } from './product/matmulAT.js';
 export { matvecAT } from './product/matvec.js';
 export { dequantize } from './product/dequantize.js';

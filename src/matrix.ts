@@ -18,6 +18,9 @@ export interface Matrix {
 
 /** Builds a matrix, checking that `data` (zeros when omitted) has `rows * cols` entries. */
 export function matrix(rows: number, cols: number, data?: Float32Array): Matrix {
+  checkPositiveInteger(rows, 'matrix rows');
+  checkPositiveInteger(cols, 'matrix cols');
+  check(rows * cols <= 2 ** 31, () => `matrix ${rows}×${cols} has more than 2^31 entries`);
   const result = { rows, cols, data: data ?? new Float32Array(rows * cols) };
   checkMatrix(result, 'matrix');
   return result;
@@ -59,6 +62,8 @@ export function column(m: Matrix, j: number): Float32Array {
 
 /** Exact `AᵀB` in float64 accumulation, returned as a column-major `a.cols × b.cols` matrix. */
 export function matmulATExact(a: Matrix, b: Matrix): Matrix {
+  checkMatrix(a, 'A');
+  checkMatrix(b, 'B');
   check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
   const n = a.rows;
   const out = new Float32Array(a.cols * b.cols);
@@ -79,6 +84,7 @@ export function matmulATExact(a: Matrix, b: Matrix): Matrix {
  * square matrices it equals the seed paper's `‖ÂᵀB̂ − AᵀB‖²_F / n³`.
  */
 export function productNmse(estimate: Matrix, a: Matrix, b: Matrix): number {
+  checkMatrix(estimate, 'productNmse estimate');
   const exact = matmulATExact(a, b);
   check(
     estimate.rows === exact.rows && estimate.cols === exact.cols,

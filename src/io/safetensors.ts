@@ -1,5 +1,5 @@
 import { float16BitsToFloat32Bits } from '../scalar/floatFormats.js';
-import { LatticeMatmulError, check } from '../errors.js';
+import { LatticeMatmulError, check, describeValue } from '../errors.js';
 
 /*
  * The safetensors container (https://github.com/huggingface/safetensors), read and written without
@@ -247,16 +247,6 @@ function maxHeaderBytesOf(options: SafetensorsReadOptions | undefined): number {
     () => `maxHeaderBytes must be an integer in [0, ${SAFETENSORS_MAX_HEADER_BYTES}], got ${describeValue(limit)}`,
   );
   return limit;
-}
-
-/** Short, printable rendering of a name or value for error messages (long ones are cut). */
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  return `a value of type ${typeof value}`;
 }
 
 function describeShape(shape: readonly number[]): string {
@@ -609,7 +599,7 @@ class HeaderParser {
       } else if (key === 'data_offsets') {
         if (offsets !== undefined) return false;
         offsets = this.parseIntegerArray(() => `the data_offsets of ${what()}`, 2, 'numbers');
-        if (offsets.length !== 2) this.fail(`the data_offsets of ${what()} must be [begin, end], got ${offsets.length} numbers`);
+        if (offsets.length !== 2) this.fail(`the data_offsets of ${what()} must be [begin, end], got ${describeValue(offsets.length)} numbers`);
       } else {
         this.fail(`${what()} has an unexpected field ${describeValue(key)}; expected dtype, shape, data_offsets`);
       }
@@ -799,12 +789,12 @@ export function parseSafetensorsHeader(
   const view = asBytes(bytes, 'safetensors bytes');
   const total = options.fileByteLength ?? view.byteLength;
   checkFileLength(total);
-  check(view.byteLength >= 8, () => `safetensors header needs the first 8 bytes of the file, got ${view.byteLength}`);
+  check(view.byteLength >= 8, () => `safetensors header needs the first 8 bytes of the file, got ${describeValue(view.byteLength)}`);
   const headerByteLength = safetensorsHeaderLength(view, total, options);
   const dataStart = 8 + headerByteLength;
   check(
     view.byteLength >= dataStart,
-    () => `safetensors header needs the first ${dataStart} bytes of the file, got ${view.byteLength}`,
+    () => `safetensors header needs the first ${dataStart} bytes of the file, got ${describeValue(view.byteLength)}`,
   );
   const dataByteLength = total - dataStart;
   const { tensors, tensorsByName, metadata } = parseSafetensorsHeaderJson(view.subarray(8, dataStart), dataByteLength);

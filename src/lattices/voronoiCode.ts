@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import type { Lattice } from './lattice.js';
 
 /**
@@ -28,7 +28,7 @@ export class VoronoiCode {
     readonly lattice: Lattice,
     readonly q: number,
   ) {
-    check(Number.isInteger(q) && q >= 2, () => `nesting ratio q must be an integer ≥ 2, got ${q}`);
+    check(Number.isInteger(q) && q >= 2, () => `nesting ratio q must be an integer ≥ 2, got ${describeValue(q)}`);
     const size = q ** lattice.dimension;
     // Indices are JavaScript numbers: exact below 2^53 (E8 up to q = 98). Packed layouts split wide
     // codes into parts (src/quantize/latticeSpec.ts), so a code may exceed 32 bits.

@@ -1,4 +1,4 @@
-import { LatticeMatmulError } from '../errors.js';
+import { LatticeMatmulError, describeValue } from '../errors.js';
 import type { Lattice, LatticeGeometry } from './lattice.js';
 import { VoronoiCode } from './voronoiCode.js';
 
@@ -22,7 +22,7 @@ export function withVoronoiCodes(geometry: LatticeGeometry): Lattice {
     decode: (code, q) => {
       const voronoi = codeFor(q);
       if (!(Number.isInteger(code) && code >= 0 && code < voronoi.size)) {
-        throw new LatticeMatmulError(`${geometry.name} code must be an integer in [0, ${voronoi.size}) for q = ${q}, got ${code}`);
+        throw new LatticeMatmulError(`${geometry.name} code must be an integer in [0, ${voronoi.size}) for q = ${q}, got ${describeValue(code)}`);
       }
       return voronoi.decode(code);
     },

@@ -97,3 +97,15 @@ function decodeScalarRotated(q: ScalarQuantizedMatrix): Float64Array {
   }
   return out;
 }
+
+/** The largest norm of a decoded column (+ its mean's contribution when centred). */
+export function columnNormBound(q: QuantizedMatrix, decoded: Float64Array): number {
+  let largest = 0;
+  for (let j = 0; j < q.cols; j++) {
+    let sum = 0;
+    for (let k = j * q.length; k < (j + 1) * q.length; k++) sum += (decoded[k] as number) ** 2;
+    const mean = q.means ? Math.abs(q.means[j] as number) * Math.sqrt(q.rows) : 0;
+    largest = Math.max(largest, Math.sqrt(sum) + mean);
+  }
+  return largest;
+}

@@ -1,6 +1,7 @@
 import type { Matrix } from '../matrix.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { decodeRotated } from './decodeRotated.js';
 
 /**
@@ -11,6 +12,7 @@ import { decodeRotated } from './decodeRotated.js';
  * const approx = dequantize(quantize(a, { scheme: 'e8-q16' })); // same shape as a
  */
 export function dequantize(q: QuantizedMatrix): Matrix {
+  checkQuantizedMatrix(q, 'dequantize q');
   const rotated = decodeRotated(q);
   const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
   const data = new Float32Array(q.rows * q.cols);

@@ -1,3 +1,4 @@
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { check } from '../errors.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import type { QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
@@ -62,6 +63,7 @@ export function expectedNmse(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
 }
 
 function universalOperand(q: QuantizedMatrix, name: string): UniversalLatticeMatrix {
+  checkQuantizedMatrix(q, name);
   check(
     typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal',
     () => `${name} must be quantized with a universal lattice scheme for the error guarantee (deterministic and scalar schemes have none)`,

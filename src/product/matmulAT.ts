@@ -1,11 +1,12 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { innerProductTable, MAX_TABLE_CODES } from '../lattices/innerProductTable.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
 import { schemeLattice } from '../quantize/quantize.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
-import { decodeRotated } from './decodeRotated.js';
+import { columnNormBound, decodeRotated } from './decodeRotated.js';
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 
 /**
  * Estimates AᵀB from two independently quantized matrices (a.cols × b.cols, column-major).
@@ -29,6 +30,8 @@ import { decodeRotated } from './decodeRotated.js';
  * const c = matmulAT(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6' }));
  */
 export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
+  checkQuantizedMatrix(qa, 'A');
+  checkQuantizedMatrix(qb, 'B');
   checkCompatible(qa, qb);
   const gram = isSameQuantization(qa, qb);
   const out = new Float32Array(qa.cols * qb.cols);
@@ -71,7 +74,7 @@ function maxLatticeColumnNorm(q: LatticeQuantizedMatrix): number {
 }
 
 function checkCompatible(qa: QuantizedMatrix, qb: QuantizedMatrix): void {
-  check(qa.rows === qb.rows, () => `A and B must have the same number of rows (got ${qa.rows} and ${qb.rows})`);
+  check(qa.rows === qb.rows, () => `A and B must have the same number of rows (got ${describeValue(qa.rows)} and ${qb.rows})`);
   check(qa.rotate === qb.rotate, 'A and B must both be rotated or both not');
   check(!qa.rotate || qa.seed === qb.seed, () => `A and B were rotated with different seeds (${qa.seed} and ${qb.seed}); quantize both with the same seed`);
   check(qa.length === qb.length, 'A and B have different rotated lengths');
@@ -149,18 +152,6 @@ function tableProduct(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMa
       out[jb * qa.cols + ia] = common * (columnScaleA[ia] as number) * (columnScaleB[jb] as number) * sum;
     }
   }
-}
-
-/** The largest norm of a decoded column (+ its mean's contribution when centred). */
-function columnNormBound(q: QuantizedMatrix, decoded: Float64Array): number {
-  let largest = 0;
-  for (let j = 0; j < q.cols; j++) {
-    let sum = 0;
-    for (let k = j * q.length; k < (j + 1) * q.length; k++) sum += (decoded[k] as number) ** 2;
-    const mean = q.means ? Math.abs(q.means[j] as number) * Math.sqrt(q.rows) : 0;
-    largest = Math.max(largest, Math.sqrt(sum) + mean);
-  }
-  return largest;
 }
 
 /** ν_j · γ_j per column. */

@@ -2,7 +2,9 @@ import { check } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
-import { decodeRotated } from './decodeRotated.js';
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
+import { checkProductRange } from '../quantize/prepareColumn.js';
+import { columnNormBound, decodeRotated } from './decodeRotated.js';
 
 /**
  * Weight-only product Ŵᵀx on the CPU: the quantized matrix Ŵ (n × cols, any scheme: universal or
@@ -28,12 +30,13 @@ import { decodeRotated } from './decodeRotated.js';
  * const y = matvecAT(qW, { rows: n, cols: 1, data: x }); // cols × 1, ≈ wᵀx
  */
 export function matvecAT(q: QuantizedMatrix, x: Matrix): Matrix {
-  check(typeof q === 'object' && q !== null && (q.kind === 'lattice' || q.kind === 'scalar'), 'matvecAT: q must be a quantized matrix');
+  checkQuantizedMatrix(q, 'matvecAT q');
   checkMatrix(x, 'matvecAT x');
   check(x.rows === q.rows, () => `matvecAT: x has ${x.rows} rows, but the quantized matrix has ${q.rows}`);
   check(q.rotate || q.length === q.rows, () => `matvecAT: an unrotated matrix has length = rows, got length ${q.length} and rows ${q.rows}`);
   const { rows, cols, length } = q;
   const rotated = decodeRotated(q);
+  checkProductRange(columnNormBound(q, rotated), largestColumnNorm(x));
   const rotation = q.rotate ? new RandomizedHadamard(rows, q.seed) : null;
   const out = new Float32Array(cols * x.cols);
   const xRotated = new Float32Array(length);
@@ -52,4 +55,14 @@ export function matvecAT(q: QuantizedMatrix, x: Matrix): Matrix {
     }
   }
   return { rows: cols, cols: x.cols, data: out };
+}
+
+function largestColumnNorm(x: Matrix): number {
+  let largest = 0;
+  for (let j = 0; j < x.cols; j++) {
+    let sum = 0;
+    for (let i = j * x.rows; i < (j + 1) * x.rows; i++) sum += (x.data[i] as number) ** 2;
+    largest = Math.max(largest, Math.sqrt(sum));
+  }
+  return largest;
 }

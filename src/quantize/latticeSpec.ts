@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { D3 } from '../lattices/d3.js';
 import { E8 } from '../lattices/e8.js';
 import { escapeCandidates, type EscapeCandidates } from '../lattices/escapes.js';
@@ -76,7 +76,8 @@ function spec(fields: Omit<LatticeSpec, 'escapes' | 'dimension' | 'pointScale'>)
 
 const byte = (word: number, index: number): DitherField => ({ word, shift: 8 * index, bits: 8 });
 
-const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = Object.freeze({
+// A pure IIFE: the calls inside would otherwise keep the table (and D3, E8) in every bundle.
+const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = /*#__PURE__*/ (() => Object.freeze({
   D3: spec({
     name: 'D3',
     lattice: D3,
@@ -113,7 +114,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = Object.freeze({
     maxDenominator: 2 ** 29,
     dither: { words: 2, fields: [0, 1, 2, 3].flatMap((i) => [byte(0, i), byte(1, i)]) },
   }),
-});
+}))();
 
 /**
  * The description of a lattice by name.
@@ -123,7 +124,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = Object.freeze({
  */
 export function latticeSpec(name: LatticeName): LatticeSpec {
   const found = Object.hasOwn(SPECS, name) ? SPECS[name] : undefined;
-  check(found !== undefined, () => `unknown lattice '${String(name)}' (use 'D3', 'E8' or 'Z')`);
+  check(found !== undefined, () => `unknown lattice ${describeValue(name)} (use 'D3', 'E8' or 'Z')`);
   return found;
 }
 
@@ -145,7 +146,7 @@ export interface UniversalCodec {
 /** Largest q of a universal code: E8's q^8 = 2^48 stays an exact JavaScript number. */
 export const MAX_UNIVERSAL_Q = 64;
 
-const codecs = new Map<string, UniversalCodec>();
+const codecs = /*#__PURE__*/ new Map<string, UniversalCodec>();
 
 /**
  * The universal codec of (lattice, q, β), built once.
@@ -154,12 +155,12 @@ const codecs = new Map<string, UniversalCodec>();
  * universalCodec('E8', 16, 0.25).codeBits; // 32
  */
 export function universalCodec(name: LatticeName, q: number, beta: number): UniversalCodec {
+  const s = latticeSpec(name);
+  check(Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, () => `q must be an integer in [3, ${MAX_UNIVERSAL_Q}], got ${describeValue(q)}`);
+  check(typeof beta === 'number' && Number.isFinite(beta) && beta > 0, () => `beta must be a positive number, got ${describeValue(beta)}`);
   const key = `${name}/${q}/${beta}`;
   let codec = codecs.get(key);
   if (codec === undefined) {
-    const s = latticeSpec(name);
-    check(Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, () => `q must be an integer in [3, ${MAX_UNIVERSAL_Q}], got ${q}`);
-    check(Number.isFinite(beta) && beta > 0, () => `beta must be a positive number, got ${beta}`);
     const code = new VoronoiCode(s.lattice, q);
     codec = Object.freeze({ spec: s, q, beta, code, codeBits: code.codeBits, distortion: beta * beta * s.secondMoment });
     codecs.set(key, codec);

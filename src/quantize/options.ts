@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
 import { checkKnownKeys, isPlainObject } from './strictOptions.js';
 
@@ -104,10 +104,10 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
     if (given === undefined) {
       nonce = randomNonce();
     } else if (typeof given === 'number') {
-      check(Number.isSafeInteger(given) && given >= 0, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${given}`);
+      check(Number.isSafeInteger(given) && given >= 0, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${describeValue(given)}`);
       nonce = BigInt(given);
     } else {
-      check(typeof given === 'bigint' && given >= 0n && given < U64_LIMIT, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${String(given)}`);
+      check(typeof given === 'bigint' && given >= 0n && given < U64_LIMIT, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${describeValue(given)}`);
       nonce = given;
     }
   } else {

@@ -53,6 +53,7 @@ export function quantize(input: MatrixInput, options: QuantizeOptions): Quantize
   const { scheme } = resolved;
   const n = matrix.rows;
   checkTimeSharing(n, resolved);
+  throwIfAborted(resolved.signal, 'quantize');
   const length = resolved.rotate ? rotationLength(n) : n;
   const context: Context = {
     matrix,

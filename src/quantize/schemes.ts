@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import type { IntGrid } from '../scalar/absmax.js';
 import { latticeSpec, MAX_UNIVERSAL_Q, type LatticeName } from './latticeSpec.js';
 import { checkKnownKeys, isPlainObject } from './strictOptions.js';
@@ -139,7 +139,7 @@ export function resolveScheme(scheme: SchemeName | Scheme): Scheme {
     check(Object.hasOwn(SCHEMES, scheme), () => `unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`);
     return copyScheme(SCHEMES[scheme as SchemeName]);
   }
-  check(isPlainObject(scheme), () => `scheme must be a scheme name (${SCHEME_NAMES.join(', ')}) or a scheme object, got ${describe(scheme)}`);
+  check(isPlainObject(scheme), () => `scheme must be a scheme name (${SCHEME_NAMES.join(', ')}) or a scheme object, got ${describeValue(scheme)}`);
   const kind = (scheme as { kind?: unknown }).kind;
   switch (kind) {
     case 'lattice':
@@ -150,7 +150,7 @@ export function resolveScheme(scheme: SchemeName | Scheme): Scheme {
       checkKnownKeys(scheme, ['kind'], 'nvfp4 scheme');
       return copyScheme(scheme as Nvfp4Scheme);
     default:
-      return check(false, () => `unknown scheme kind ${describe(kind)} (use 'lattice', 'int' or 'nvfp4')`) as never;
+      return check(false, () => `unknown scheme kind ${describeValue(kind)} (use 'lattice', 'int' or 'nvfp4')`) as never;
   }
 }
 
@@ -160,23 +160,16 @@ function copyScheme<S extends Scheme>(scheme: S): S {
   return deepFreeze(copy);
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return `'${value}'`;
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
-}
-
 function checkNumber(value: unknown, what: string, condition: (v: number) => boolean, requirement: string): void {
-  check(typeof value === 'number' && condition(value), () => `${what} must be ${requirement}, got ${describe(value)}`);
+  check(typeof value === 'number' && condition(value), () => `${what} must be ${requirement}, got ${describeValue(value)}`);
 }
 
 function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
   const mode = (scheme as { mode?: unknown }).mode;
-  check(mode === 'universal' || mode === 'deterministic', () => `a lattice scheme needs mode 'universal' or 'deterministic', got ${describe(mode)}`);
+  check(mode === 'universal' || mode === 'deterministic', () => `a lattice scheme needs mode 'universal' or 'deterministic', got ${describeValue(mode)}`);
   if (mode === 'universal') {
     checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'beta'], 'universal lattice scheme');
-    check(scheme.lattice === 'D3' || scheme.lattice === 'E8', () => `universal lattice schemes use 'D3' or 'E8', got ${describe(scheme.lattice)}`);
+    check(scheme.lattice === 'D3' || scheme.lattice === 'E8', () => `universal lattice schemes use 'D3' or 'E8', got ${describeValue(scheme.lattice)}`);
     checkNumber(scheme.q, 'lattice scheme q', (q) => Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, `an integer in [3, ${MAX_UNIVERSAL_Q}]`);
     checkNumber((scheme as UniversalLatticeScheme).beta, 'lattice scheme beta', (b) => Number.isFinite(b) && b > 0 && b <= 64, 'a positive number ≤ 64');
     return scheme;
@@ -208,7 +201,7 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
       if (i > 0) check((b as number) > (betas[i - 1] as number), 'betaSet betas must be increasing');
     }
   } else {
-    check(false, () => `unknown overload rule kind ${describe((rule as { kind?: unknown }).kind)} (use 'ladder' or 'betaSet')`);
+    check(false, () => `unknown overload rule kind ${describeValue((rule as { kind?: unknown }).kind)} (use 'ladder' or 'betaSet')`);
   }
   return scheme;
 }
@@ -218,9 +211,9 @@ function checkIntScheme(scheme: IntScheme): IntScheme {
   checkNumber(scheme.bits, 'int scheme bits', (b) => Number.isInteger(b) && b >= 2 && b <= 8, 'an integer in 2..8');
   check(
     scheme.groupSize === 'column' || (typeof scheme.groupSize === 'number' && Number.isInteger(scheme.groupSize) && scheme.groupSize >= 1),
-    () => `int scheme groupSize must be a positive integer or 'column', got ${describe(scheme.groupSize)}`,
+    () => `int scheme groupSize must be a positive integer or 'column', got ${describeValue(scheme.groupSize)}`,
   );
-  check(scheme.grid === 'midrise' || scheme.grid === 'symmetric', () => `int scheme grid must be 'midrise' or 'symmetric', got ${describe(scheme.grid)}`);
-  check(scheme.scaleFormat === 'fp32' || scheme.scaleFormat === 'fp16', () => `int scheme scaleFormat must be 'fp32' or 'fp16', got ${describe(scheme.scaleFormat)}`);
+  check(scheme.grid === 'midrise' || scheme.grid === 'symmetric', () => `int scheme grid must be 'midrise' or 'symmetric', got ${describeValue(scheme.grid)}`);
+  check(scheme.scaleFormat === 'fp32' || scheme.scaleFormat === 'fp16', () => `int scheme scaleFormat must be 'fp32' or 'fp16', got ${describeValue(scheme.scaleFormat)}`);
   return scheme;
 }

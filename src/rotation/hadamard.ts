@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 
 /*
  * Unnormalized Hadamard transforms of length N = m·2^k, m ∈ {1, 12, 20}: H_N = H_{2^k} ⊗ H_m with the
@@ -117,7 +117,7 @@ function stage(offset: number, length: number): RotationStage {
 export function rotationPlan(n: number): RotationPlan {
   check(
     Number.isSafeInteger(n) && n >= 1,
-    () => `rotationPlan: n must be a positive integer, got ${n}`,
+    () => `rotationPlan: n must be a positive integer, got ${describeValue(n)}`,
   );
   const cached = planCache.get(n);
   if (cached !== undefined) return cached;
@@ -149,7 +149,7 @@ export function rotationPlan(n: number): RotationPlan {
 export function rotationLength(n: number): number {
   check(
     Number.isSafeInteger(n) && n >= 1,
-    () => `rotationLength: n must be a positive integer, got ${n}`,
+    () => `rotationLength: n must be a positive integer, got ${describeValue(n)}`,
   );
   return rotationPlan(n).length;
 }
@@ -165,7 +165,7 @@ export function rotationLength(n: number): number {
 export function hadamardFactors(N: number): { m: HadamardBase; pow2: number } {
   check(
     Number.isSafeInteger(N) && N >= 1,
-    () => `hadamardFactors: N must be a positive integer, got ${N}`,
+    () => `hadamardFactors: N must be a positive integer, got ${describeValue(N)}`,
   );
   if (isPowerOfTwo(N)) return { m: 1, pow2: N };
   if (N % 12 === 0 && isPowerOfTwo(N / 12)) return { m: 12, pow2: N / 12 };

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 
 /*
@@ -47,11 +47,11 @@ const SEED_SALT = 0x9e3779b9;
 
 /** A u32 is an integer in [0, 2^32); `(v >>> 0) === v` is exactly that test (false for NaN, fractions, negatives). */
 function isU32(v: number): boolean {
-  return (v >>> 0) === v;
+  return typeof v === 'number' && (v >>> 0) === v;
 }
 
 function checkU32(v: number, what: string): void {
-  check(isU32(v), () => `${what} must be an integer in [0, 2^32 - 1], got ${v}`);
+  check(isU32(v), () => `${what} must be an integer in [0, 2^32 - 1], got ${describeValue(v)}`);
 }
 
 /**
@@ -222,7 +222,7 @@ export class Rng {
   nextInt(maxExclusive: number): number {
     check(
       Number.isInteger(maxExclusive) && maxExclusive >= 1 && maxExclusive <= TWO_POW_32,
-      () => `nextInt: maxExclusive must be an integer in [1, 2^32], got ${maxExclusive}`,
+      () => `nextInt: maxExclusive must be an integer in [1, 2^32], got ${describeValue(maxExclusive)}`,
     );
     const limit = TWO_POW_32 - (TWO_POW_32 % maxExclusive);
     let x = this.nextU32();

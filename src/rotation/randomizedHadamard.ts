@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../matrix.js';
 import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationPlan, type RotationPlan } from './hadamard.js';
 import { counterHash, counterSign, RandomStream } from './random.js';
@@ -56,7 +56,7 @@ export class RandomizedHadamard {
     checkPositiveInteger(n, 'RandomizedHadamard n');
     check(
       Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
-      () => `RandomizedHadamard seed must be an integer in [0, 2^32 - 1], got ${seed}`,
+      () => `RandomizedHadamard seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
     );
     this.n = n;
     this.seed = seed;
@@ -147,7 +147,7 @@ export class RandomizedHadamard {
     );
     check(
       Number.isInteger(rows) && rows >= 1 && rows <= this.length,
-      () => `RandomizedHadamard.inverseColumns: rows must be an integer in [1, ${this.length}], got ${rows}`,
+      () => `RandomizedHadamard.inverseColumns: rows must be an integer in [1, ${this.length}], got ${describeValue(rows)}`,
     );
     const N = this.length;
     const data = new Float32Array(rows * m.cols);

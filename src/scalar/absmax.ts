@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { firstNonFinite } from '../matrix.js';
 import { roundHalfEven } from '../lattices/lattice.js';
 import { fp16Scale, nextFloat32Up } from './floatFormats.js';
@@ -53,7 +53,7 @@ export function checkAbsmaxOptions(options: AbsmaxOptions): void {
   check(typeof options === 'object' && options !== null, 'absmax options must be an object');
   check(
     Number.isInteger(options.bits) && options.bits >= 2 && options.bits <= 8,
-    () => `absmax bits must be an integer in 2..8, got ${options.bits}`,
+    () => `absmax bits must be an integer in 2..8, got ${describeValue(options.bits)}`,
   );
   checkPositiveInteger(options.groupSize, 'absmax groupSize');
   check(
@@ -154,7 +154,7 @@ export function absmaxDequantize(
   out?: Float32Array,
 ): Float32Array {
   checkAbsmaxOptions(options);
-  check(Number.isInteger(length) && length >= 0, () => `absmaxDequantize: length must be a non-negative integer, got ${length}`);
+  check(Number.isInteger(length) && length >= 0, () => `absmaxDequantize: length must be a non-negative integer, got ${describeValue(length)}`);
   check(
     typeof codes === 'object' && codes !== null && codes.codes instanceof Uint8Array && codes.scales instanceof Float32Array,
     'absmaxDequantize: codes must be { codes: Uint8Array, scales: Float32Array }',

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { roundHalfEven } from '../lattices/lattice.js';
 
 /**
@@ -80,7 +80,7 @@ function magnitudeOf(bits: number, format: MiniFloatFormat): number {
 
 /** Encodes `x` (not NaN) to the nearest value of `format`, ties to even mantissa. */
 function encode(x: number, format: MiniFloatFormat): number {
-  check(typeof x === 'number' && !Number.isNaN(x), () => `cannot convert ${x} to ${format.name}`);
+  check(typeof x === 'number' && !Number.isNaN(x), () => `cannot convert ${describeValue(x)} to ${format.name}`);
   const signBit = x < 0 || Object.is(x, -0) ? 1 << (format.exponentBits + format.mantissaBits) : 0;
   const a = Math.abs(x);
   const mantissaScale = 2 ** format.mantissaBits;
@@ -112,7 +112,7 @@ function encode(x: number, format: MiniFloatFormat): number {
 function checkBits(bits: number, width: number, name: string): void {
   check(
     Number.isInteger(bits) && bits >= 0 && bits < 2 ** width,
-    () => `${name} bits must be an integer in [0, ${2 ** width - 1}], got ${bits}`,
+    () => `${name} bits must be an integer in [0, ${2 ** width - 1}], got ${describeValue(bits)}`,
   );
 }
 
@@ -167,7 +167,7 @@ export function toFloat16(x: number): number {
 export function fp16Scale(x: number): number {
   check(
     typeof x === 'number' && Number.isFinite(x) && x >= 0,
-    () => `a scale must be a finite non-negative number, got ${x}`,
+    () => `a scale must be a finite non-negative number, got ${describeValue(x)}`,
   );
   check(x <= FP16_MAX, () => `scale ${x} exceeds the largest fp16 value ${FP16_MAX}`);
   let bits = float16Bits(x);
@@ -221,7 +221,7 @@ export function fromE2M1Bits(bits: number): number {
  * to f32: positive f32 bit patterns are ordered like their values).
  */
 export function nextFloat32Up(v: number): number {
-  check(Number.isFinite(v) && v >= 0 && Math.fround(v) === v, () => `nextFloat32Up needs a finite non-negative f32, got ${v}`);
+  check(Number.isFinite(v) && v >= 0 && Math.fround(v) === v, () => `nextFloat32Up needs a finite non-negative f32, got ${describeValue(v)}`);
   const bits = new Uint32Array(new Float32Array([v]).buffer);
   bits[0] = (bits[0] as number) + 1;
   return new Float32Array(bits.buffer)[0] as number;

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { firstNonFinite } from '../matrix.js';
 import {
   E2M1_MAX,
@@ -58,7 +58,7 @@ export interface Nvfp4Codes {
 export function nvfp4TensorScale(tensorAbsMax: number): number {
   check(
     typeof tensorAbsMax === 'number' && Number.isFinite(tensorAbsMax) && tensorAbsMax >= 0,
-    () => `nvfp4TensorScale: tensorAbsMax must be a finite non-negative number, got ${tensorAbsMax}`,
+    () => `nvfp4TensorScale: tensorAbsMax must be a finite non-negative number, got ${describeValue(tensorAbsMax)}`,
   );
   if (tensorAbsMax === 0) return 1;
   const range = E2M1_MAX * E4M3_MAX;
@@ -72,7 +72,7 @@ export function nvfp4TensorScale(tensorAbsMax: number): number {
 function checkTensorScale(tensorScale: number, where: string): void {
   check(
     typeof tensorScale === 'number' && Number.isFinite(tensorScale) && tensorScale > 0,
-    () => `${where}: tensorScale must be a positive finite number, got ${tensorScale}`,
+    () => `${where}: tensorScale must be a positive finite number, got ${describeValue(tensorScale)}`,
   );
 }
 
@@ -159,7 +159,7 @@ export function nvfp4Quantize(x: Float32Array, tensorScale: number): Nvfp4Codes 
 /** Reconstructs `length` entries from {@link nvfp4Quantize}'s output, into `out` when given. */
 export function nvfp4Dequantize(codes: Nvfp4Codes, length: number, tensorScale: number, out?: Float32Array): Float32Array {
   checkTensorScale(tensorScale, 'nvfp4Dequantize');
-  check(Number.isInteger(length) && length >= 0, () => `nvfp4Dequantize: length must be a non-negative integer, got ${length}`);
+  check(Number.isInteger(length) && length >= 0, () => `nvfp4Dequantize: length must be a non-negative integer, got ${describeValue(length)}`);
   check(
     typeof codes === 'object' && codes !== null && codes.codes instanceof Uint8Array && codes.blockScales instanceof Uint8Array,
     'nvfp4Dequantize: codes must be { codes: Uint8Array, blockScales: Uint8Array }',

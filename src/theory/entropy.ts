@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /**
  * Empirical (plug-in) entropy in bits per symbol of a histogram: `H = −Σ pᵢ·log2 pᵢ` with
@@ -22,7 +22,7 @@ export function empiricalEntropy(counts: ArrayLike<number>): number {
     const c = counts[i] as number;
     check(
       typeof c === 'number' && Number.isFinite(c) && c >= 0,
-      () => `counts[${i}] must be a finite non-negative number, got ${c}`,
+      () => `counts[${i}] must be a finite non-negative number, got ${describeValue(c)}`,
     );
     total += c;
   }
@@ -51,7 +51,7 @@ export function symbolCounts(symbols: ArrayLike<number>): Map<number, number> {
   const counts = new Map<number, number>();
   for (let i = 0; i < symbols.length; i++) {
     const s = symbols[i] as number;
-    check(typeof s === 'number' && Number.isFinite(s), () => `symbols[${i}] must be a finite number, got ${s}`);
+    check(typeof s === 'number' && Number.isFinite(s), () => `symbols[${i}] must be a finite number, got ${describeValue(s)}`);
     counts.set(s, (counts.get(s) ?? 0) + 1);
   }
   return counts;

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /**
  * The distortion–rate function of Gaussian matrix multiplication (seeds 000/003, DESIGN §1):
@@ -52,14 +52,14 @@ export const TIME_SHARING_SLOPE: number = (1 - GAMMA_AT_R_STAR) / R_STAR;
 function checkRate(rate: number, what: string): void {
   check(
     typeof rate === 'number' && !Number.isNaN(rate) && rate >= 0,
-    () => `${what} must be a non-negative number of bits per entry, got ${rate}`,
+    () => `${what} must be a non-negative number of bits per entry, got ${describeValue(rate)}`,
   );
 }
 
 function checkNmse(nmse: number, what: string): void {
   check(
     typeof nmse === 'number' && nmse > 0 && nmse <= 1,
-    () => `${what} must be a normalized error in (0, 1], got ${nmse}`,
+    () => `${what} must be a normalized error in (0, 1], got ${describeValue(nmse)}`,
   );
 }
 
@@ -106,6 +106,6 @@ export function gammaInverse(nmse: number): number {
  */
 export function rateLoss(rate: number, nmse: number): number {
   checkRate(rate, 'rate');
-  check(Number.isFinite(rate), () => `rate must be finite, got ${rate}`);
+  check(Number.isFinite(rate), () => `rate must be finite, got ${describeValue(rate)}`);
   return rate - gammaInverse(nmse);
 }

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /**
  * High-rate view of a per-entry quantizer (seed 002, DESIGN §5). At high rate the optimal product
@@ -10,7 +10,7 @@ import { check } from '../errors.js';
 function checkDelta(delta: number, what: string): void {
   check(
     typeof delta === 'number' && Number.isFinite(delta) && delta > 0,
-    () => `${what} must be a positive finite per-entry normalized error, got ${delta}`,
+    () => `${what} must be a positive finite per-entry normalized error, got ${describeValue(delta)}`,
   );
 }
 
@@ -37,7 +37,7 @@ export function effectiveRate(delta: number): number {
 export function scalarRateLoss(rate: number, delta: number): number {
   check(
     typeof rate === 'number' && Number.isFinite(rate) && rate >= 0,
-    () => `rate must be a finite non-negative number of bits per entry, got ${rate}`,
+    () => `rate must be a finite non-negative number of bits per entry, got ${describeValue(rate)}`,
   );
   return rate - effectiveRate(delta);
 }
@@ -54,11 +54,11 @@ export function scalarRateLoss(rate: number, delta: number): number {
 export function predictedProductNmse(deltaA: number, deltaB: number): number {
   check(
     typeof deltaA === 'number' && Number.isFinite(deltaA) && deltaA >= 0,
-    () => `deltaA must be a finite non-negative per-entry error, got ${deltaA}`,
+    () => `deltaA must be a finite non-negative per-entry error, got ${describeValue(deltaA)}`,
   );
   check(
     typeof deltaB === 'number' && Number.isFinite(deltaB) && deltaB >= 0,
-    () => `deltaB must be a finite non-negative per-entry error, got ${deltaB}`,
+    () => `deltaB must be a finite non-negative per-entry error, got ${describeValue(deltaB)}`,
   );
   return deltaA + deltaB + deltaA * deltaB;
 }

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /**
  * The fraction κ of rotated coordinates to keep (QuantizeOptions.keepFraction) so that a scheme of
@@ -11,7 +11,7 @@ import { check } from '../errors.js';
  * quantize(a, { scheme: 'd3-q6', keepFraction: timeSharingFraction(0.5, 3.0) }) // ≈ 0.5 bit per entry
  */
 export function timeSharingFraction(targetRate: number, schemeRate: number): number {
-  check(Number.isFinite(targetRate) && targetRate > 0, () => `targetRate must be positive, got ${targetRate}`);
-  check(Number.isFinite(schemeRate) && schemeRate > 0, () => `schemeRate must be positive, got ${schemeRate}`);
+  check(Number.isFinite(targetRate) && targetRate > 0, () => `targetRate must be positive, got ${describeValue(targetRate)}`);
+  check(Number.isFinite(schemeRate) && schemeRate > 0, () => `schemeRate must be positive, got ${describeValue(schemeRate)}`);
   return Math.min(1, targetRate / schemeRate);
 }

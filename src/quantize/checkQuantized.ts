@@ -1,0 +1,113 @@
+import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
+import { HUGE_ESCAPE } from '../lattices/escapes.js';
+import { rotationLength } from '../rotation/hadamard.js';
+import { MAX_COLUMN_NORM } from './prepareColumn.js';
+import { universalCodec } from './latticeSpec.js';
+import type { QuantizedMatrix } from './quantizedMatrix.js';
+import { resolveScheme, type Scheme } from './schemes.js';
+import { LONG_ESCAPE } from './universalCode.js';
+
+/*
+ * Quantized matrices are plain objects (they serialize, cross workers, and come back from the
+ * container reader), so a caller can hand over one that was edited, truncated or built by hand. Every
+ * function that reads one checks its structure first: kinds, shapes, typed arrays of the right type
+ * and length, escape streams that add up, finite norms. Values that only select among valid outcomes
+ * (a code word, a rank) are not checked: they decode to some finite point, never out of bounds.
+ */
+
+function checkTyped(value: unknown, type: { new (n: number): ArrayLike<number>; name: string }, length: number, what: string): void {
+  check(value instanceof type, () => `${what} must be a ${type.name}, got ${describeValue(value)}`);
+  const actual = (value as ArrayLike<number>).length;
+  check(actual === length, () => `${what} has ${actual} entries, expected ${length}`);
+}
+
+function checkFiniteArray(values: ArrayLike<number>, what: string, low: number, high: number): void {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    check(Number.isFinite(v) && v >= low && v <= high, () => `${what}[${i}] = ${v} is outside [${low}, ${high}]`);
+  }
+}
+
+function checkOptionalMeans(means: unknown, cols: number, name: string): void {
+  if (means === null) return;
+  checkTyped(means, Float32Array, cols, `${name}.means`);
+  checkFiniteArray(means as Float32Array, `${name}.means`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
+}
+
+/**
+ * Checks that `q` is a well-formed quantized matrix, throwing a `LatticeMatmulError` that names the
+ * first field that is not. Cost: one pass over the per-block side arrays.
+ */
+export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
+  check(typeof q === 'object' && q !== null, () => `${name} must be a quantized matrix (from quantize), got ${describeValue(q)}`);
+  const kind: unknown = q.kind;
+  check(kind === 'lattice' || kind === 'scalar', () => `${name}.kind must be 'lattice' or 'scalar', got ${describeValue(kind)}`);
+  checkPositiveInteger(q.rows, `${name}.rows`);
+  checkPositiveInteger(q.cols, `${name}.cols`);
+  check(typeof q.rotate === 'boolean', () => `${name}.rotate must be a boolean, got ${describeValue(q.rotate)}`);
+  check(Number.isInteger(q.seed) && q.seed >= 0 && q.seed <= 0xffffffff, () => `${name}.seed must be a 32-bit unsigned integer, got ${describeValue(q.seed)}`);
+  const length = q.rotate ? rotationLength(q.rows) : q.rows;
+  check(q.length === length, () => `${name}.length must be ${length} for ${q.rows} rows (rotate: ${q.rotate}), got ${describeValue(q.length)}`);
+  check(
+    Number.isInteger(q.keptLength) && q.keptLength >= 1 && q.keptLength <= length,
+    () => `${name}.keptLength must be an integer in [1, ${length}], got ${describeValue(q.keptLength)}`,
+  );
+  checkOptionalMeans(q.means, q.cols, name);
+  let scheme: Scheme;
+  try {
+    scheme = resolveScheme(q.scheme);
+  } catch (error) {
+    throw error instanceof LatticeMatmulError ? new LatticeMatmulError(`${name}.scheme: ${error.message}`) : error;
+  }
+  const blocks = q.cols * (q.kind === 'lattice' ? q.blocksPerColumn : 0);
+  if (q.kind === 'scalar') {
+    check(scheme.kind === 'int' || scheme.kind === 'nvfp4', () => `${name} is a scalar matrix but its scheme is a ${scheme.kind} scheme`);
+    checkPositiveInteger(q.groupsPerColumn, `${name}.groupsPerColumn`);
+    checkTyped(q.codes, Uint8Array, q.cols * length, `${name}.codes`);
+    checkTyped(q.scales, scheme.kind === 'nvfp4' ? Uint8Array : Float32Array, q.cols * q.groupsPerColumn, `${name}.scales`);
+    if (q.scales instanceof Float32Array) checkFiniteArray(q.scales, `${name}.scales`, 0, Number.MAX_VALUE);
+    check(Number.isFinite(q.tensorScale) && q.tensorScale > 0, () => `${name}.tensorScale must be a positive number, got ${describeValue(q.tensorScale)}`);
+    return;
+  }
+  check(scheme.kind === 'lattice' && scheme.mode === q.mode, () => `${name}.mode ${describeValue(q.mode)} does not match its scheme`);
+  const d = scheme.lattice === 'D3' ? 3 : 8;
+  check(q.blocksPerColumn === Math.ceil(q.keptLength / d), () => `${name}.blocksPerColumn must be ${Math.ceil(q.keptLength / d)}, got ${describeValue(q.blocksPerColumn)}`);
+  checkTyped(q.norms, Float32Array, q.cols, `${name}.norms`);
+  checkFiniteArray(q.norms, `${name}.norms`, 0, MAX_COLUMN_NORM);
+  checkTyped(q.codes, Uint32Array, blocks, `${name}.codes`);
+  if (q.mode === 'deterministic') {
+    if (q.gains !== null) {
+      checkTyped(q.gains, Float32Array, q.cols, `${name}.gains`);
+      checkFiniteArray(q.gains, `${name}.gains`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
+    }
+    check(Number.isFinite(q.unit) && q.unit > 0, () => `${name}.unit must be a positive number, got ${describeValue(q.unit)}`);
+    check(q.multiples instanceof Int32Array && q.multiples.length >= 1, () => `${name}.multiples must be a non-empty Int32Array`);
+    checkTyped(q.scaleIndices, Uint8Array, blocks, `${name}.scaleIndices`);
+    for (let i = 0; i < blocks; i++) {
+      check((q.scaleIndices[i] as number) < q.multiples.length, () => `${name}.scaleIndices[${i}] is not below multiples.length = ${q.multiples.length}`);
+    }
+    return;
+  }
+  check(
+    typeof q.nonce === 'bigint' && q.nonce >= 0n && q.nonce < 2n ** 64n,
+    () => `${name}.nonce must be a bigint in [0, 2^64), got ${describeValue(q.nonce)}`,
+  );
+  const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
+  if (codec.codeBits > 32) checkTyped(q.codesHigh, Uint16Array, blocks, `${name}.codesHigh`);
+  else check(q.codesHigh === null, () => `${name}.codesHigh must be null for ${codec.codeBits}-bit codes`);
+  checkTyped(q.escapes, Uint8Array, blocks, `${name}.escapes`);
+  let longCount = 0;
+  for (let i = 0; i < blocks; i++) {
+    const symbol = q.escapes[i] as number;
+    check(symbol <= LONG_ESCAPE, () => `${name}.escapes[${i}] = ${symbol} is not an escape symbol (0…${LONG_ESCAPE})`);
+    if (symbol === LONG_ESCAPE) longCount++;
+  }
+  checkTyped(q.longEscapes, Uint16Array, longCount, `${name}.longEscapes (one per block with escape ${LONG_ESCAPE})`);
+  let hugeCount = 0;
+  for (let i = 0; i < longCount; i++) {
+    const index = q.longEscapes[i] as number;
+    if (index === HUGE_ESCAPE) hugeCount++;
+    else check(index < codec.spec.escapes.extendedCount, () => `${name}.longEscapes[${i}] = ${index} is outside the ${codec.spec.name} extended table`);
+  }
+  checkTyped(q.hugeEscapes, Int32Array, hugeCount * d, `${name}.hugeEscapes (${d} per huge escape)`);
+}

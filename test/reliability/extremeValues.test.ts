@@ -1,0 +1,285 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { gaussianMatrix, type Matrix } from '../../src/index.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { matvecAT } from '../../src/product/matvec.js';
+import { MAX_COLUMN_NORM, MAX_NORM_PRODUCT, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { SchemeName } from '../../src/quantize/schemes.js';
+import { gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
+
+/*
+ * Extreme values (issue 8, item 3). The documented range: every column norm is 0 or in
+ * [MIN_COLUMN_NORM, MAX_COLUMN_NORM] = [2^-100, 2^100], and a product is computed when the largest
+ * column norms of its operands multiply to at most MAX_NORM_PRODUCT = 2^126; everything else is
+ * refused with a LatticeMatmulError.
+ *
+ * Inside the range the answer is checked against an exact reference, not a tolerance: multiplying a
+ * matrix by 2^k changes no code (the quantizer normalizes each column), and every decoded value and
+ * every product scales by exactly 2^k (power-of-two scaling is exact in floating point while the
+ * numbers stay normal). So `dequantize(quantize(2^k·A)) = 2^k · dequantize(quantize(A))` bit for bit,
+ * and a product at scales 2^k, 2^m equals 2^(k+m) times the product at scale 1, up to the f32
+ * subnormal spacing 2^-149 when the result itself falls below f32's normal range. A case is
+ *   refused clearly      when the library throws a LatticeMatmulError,
+ *   answered correctly   when it returns the scaled reference,
+ *   silent wrong         when it returns anything else (Infinity, NaN, zeros, a different value).
+ * The counts go into docs/RELIABILITY.md.
+ */
+
+const N = 96; // 96 = 3·32: no padding; not a multiple of the GEMV workgroup
+const COLS = 3;
+const SEED = 11;
+const NONCE_A = 101n;
+const NONCE_B = 202n;
+
+/** Scales 2^k of the Gaussian columns (norm ≈ 2^k·√96 ≈ 2^(k+3.3)). */
+const EXPONENTS = [-140, -126, -104, -103, -100, -90, -60, -30, 0, 30, 60, 90, 96, 97, 100, 127];
+const UNIVERSAL: SchemeName[] = ['e8-q16', 'd3-q6', 'e8-2bit', 'e8-5bit'];
+const OTHERS: SchemeName[] = ['d3-q6-deterministic', 'e8-q16-deterministic', 'int4-g32', 'int3-absmax', 'nvfp4'];
+
+type Outcome = 'refused' | 'correct' | 'wrong';
+interface Tally {
+  tried: number;
+  refused: number;
+  correct: number;
+  wrong: number;
+  failures: string[];
+}
+const tallies = new Map<string, Tally>();
+
+function record(family: string, outcome: Outcome, detail: string): void {
+  let t = tallies.get(family);
+  if (!t) {
+    t = { tried: 0, refused: 0, correct: 0, wrong: 0, failures: [] };
+    tallies.set(family, t);
+  }
+  t.tried++;
+  t[outcome]++;
+  if (outcome === 'wrong' && t.failures.length < 10) t.failures.push(detail);
+}
+
+/** Runs `attempt`; a LatticeMatmulError is a clear refusal, any other error a failure of the test. */
+function attempt<T>(work: () => T): { value: T } | { refused: string } {
+  try {
+    return { value: work() };
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) return { refused: error.message };
+    throw error;
+  }
+}
+
+async function attemptAsync<T>(work: () => Promise<T>): Promise<{ value: T } | { refused: string }> {
+  try {
+    return { value: await work() };
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) return { refused: error.message };
+    throw error;
+  }
+}
+
+function scaled(m: Matrix, exponent: number): Matrix {
+  return { rows: m.rows, cols: m.cols, data: Float32Array.from(m.data, (v) => v * 2 ** exponent) };
+}
+
+function maxNorm(m: Matrix): number {
+  let largest = 0;
+  for (let j = 0; j < m.cols; j++) {
+    let s = 0;
+    for (let i = 0; i < m.rows; i++) s += (m.data[j * m.rows + i] as number) ** 2;
+    largest = Math.max(largest, Math.sqrt(s));
+  }
+  return largest;
+}
+
+/** Inside the documented range: every column norm 0 or in [2^-100, 2^100]. */
+function inRange(m: Matrix): boolean {
+  for (let j = 0; j < m.cols; j++) {
+    let s = 0;
+    for (let i = 0; i < m.rows; i++) s += (m.data[j * m.rows + i] as number) ** 2;
+    const norm = Math.sqrt(s);
+    if (norm !== 0 && (norm < MIN_COLUMN_NORM || norm > MAX_COLUMN_NORM)) return false;
+  }
+  return true;
+}
+
+/** |got − 2^e·reference| within the f32 subnormal spacing (2^-149) plus one ulp of the scaled value, for every entry. */
+function equalsScaled(got: Float32Array, reference: Float32Array, exponent: number): boolean {
+  if (got.length !== reference.length) return false;
+  for (let i = 0; i < got.length; i++) {
+    const g = got[i] as number;
+    const want = Math.fround((reference[i] as number) * 2 ** exponent);
+    if (!Number.isFinite(g)) return false;
+    if (Math.abs(g - want) > 2 ** -149 + Math.abs(want) * 2 ** -23) return false;
+  }
+  return true;
+}
+
+const base = gaussianMatrix(N, COLS, 5);
+const baseB = gaussianMatrix(N, COLS, 6);
+
+/** Hand-made columns at the edges of f32 and of the range (issue 8's examples). */
+function specialInputs(): { name: string; a: Matrix; b: Matrix; expectRefusal: boolean }[] {
+  const column = (values: Record<number, number>): Matrix => {
+    const data = new Float32Array(N);
+    for (const [i, v] of Object.entries(values)) data[Number(i)] = v;
+    return { rows: N, cols: 1, data };
+  };
+  const f32Max = 3.4028234663852886e38;
+  return [
+    { name: 'one entry = f32 max', a: column({ 0: f32Max }), b: column({ 0: 1 }), expectRefusal: true },
+    { name: 'entries near 1e37', a: column({ 0: 1e37, 1: -1e37, 5: 9e36 }), b: column({ 1: 1 }), expectRefusal: true },
+    { name: 'subnormal entries only', a: column({ 0: 1e-40, 3: -1e-42 }), b: column({ 1: 1 }), expectRefusal: true },
+    { name: '(1e14, 0) × (0, 1e28): norm product past 2^126', a: column({ 0: 1e14 }), b: column({ 1: 1e28 }), expectRefusal: true },
+    { name: 'norms 2^62 × 2^62 (product 2^124)', a: column({ 7: 2 ** 62 }), b: column({ 7: 2 ** 62 }), expectRefusal: false },
+    { name: 'norms 2^-100 × 2^100', a: column({ 2: 2 ** -100 }), b: column({ 2: 2 ** 100 }), expectRefusal: false },
+    { name: 'zero column × huge column', a: column({}), b: column({ 4: 2 ** 100 }), expectRefusal: false },
+    { name: 'one huge entry among tiny ones', a: column({ 0: 2 ** 90, 1: 2 ** -60, 2: -(2 ** -60) }), b: column({ 0: 2 ** 30, 3: 1 }), expectRefusal: false },
+  ];
+}
+
+describe('extreme values on the CPU', () => {
+  for (const scheme of [...UNIVERSAL, ...OTHERS]) {
+    const isUniversal = (UNIVERSAL as string[]).includes(scheme);
+    const options = (nonce: bigint) => (isUniversal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });
+
+    it(`${scheme}: power-of-two scalings 2^-140 … 2^127 are exact or refused`, () => {
+      const q0 = quantize(base, options(NONCE_A));
+      const qb0 = quantize(baseB, options(NONCE_B));
+      const d0 = dequantize(q0).data;
+      const p0 = matmulAT(q0, qb0).data;
+      const x0 = matvecAT(q0, { rows: N, cols: 1, data: baseB.data.subarray(0, N) }).data;
+      for (const k of EXPONENTS) {
+        const a = scaled(base, k);
+        const quantized = attempt(() => quantize(a, options(NONCE_A)));
+        const family = 'quantize + dequantize at 2^k';
+        if ('refused' in quantized) {
+          // A refusal is right outside the range; inside it, quantize must work (fp16-scale schemes excepted, see below).
+          const allowed = !inRange(a) || scheme === 'int4-g32';
+          record(family, allowed ? 'refused' : 'wrong', `${scheme} 2^${k}: refused inside the range: ${quantized.refused}`);
+          continue;
+        }
+        const decoded = attempt(() => dequantize(quantized.value).data);
+        record(
+          family,
+          'value' in decoded && equalsScaled(decoded.value, d0, k) ? 'correct' : 'value' in decoded ? 'wrong' : 'refused',
+          `${scheme} 2^${k}: dequantize differs from 2^k × reference`,
+        );
+        for (const m of [-100, 0, 60]) {
+          const qb = attempt(() => quantize(scaled(baseB, m), options(NONCE_B)));
+          if ('refused' in qb) continue;
+          const product = attempt(() => matmulAT(quantized.value, qb.value).data);
+          const limit = maxNorm(a) * maxNorm(scaled(baseB, m));
+          if ('refused' in product) {
+            // Refused products must be ones whose norms leave the documented product range (with
+            // the slack of the decoded norms, at most a factor 2 above the input norms).
+            record('matmulAT at 2^k × 2^m', limit > MAX_NORM_PRODUCT / 4 ? 'refused' : 'wrong', `${scheme} 2^${k}×2^${m}: refused a product in range`);
+          } else {
+            record('matmulAT at 2^k × 2^m', equalsScaled(product.value, p0, k + m) ? 'correct' : 'wrong', `${scheme} 2^${k}×2^${m}: product differs from 2^(k+m) × reference`);
+          }
+        }
+        const x = { rows: N, cols: 1, data: Float32Array.from(baseB.data.subarray(0, N), (v) => v * 2 ** -k) };
+        const mv = attempt(() => matvecAT(quantized.value, x).data);
+        record('matvecAT at 2^k × 2^-k', 'value' in mv && equalsScaled(mv.value, x0, 0) ? 'correct' : 'value' in mv ? 'wrong' : 'refused', `${scheme} 2^${k}: matvec differs`);
+      }
+    });
+
+    it(`${scheme}: hand-made columns at the edges of f32`, () => {
+      for (const { name, a, b, expectRefusal } of specialInputs()) {
+        const family = 'hand-made edge columns';
+        const qa = attempt(() => quantize(a, options(NONCE_A)));
+        const qb = attempt(() => quantize(b, options(NONCE_B)));
+        if ('refused' in qa || 'refused' in qb) {
+          // fp16 group scales cannot represent some in-range columns (int4-g32 refuses them clearly).
+          record(family, expectRefusal || scheme === 'int4-g32' ? 'refused' : 'wrong', `${scheme} ${name}: refused in range`);
+          continue;
+        }
+        const product = attempt(() => matmulAT(qa.value, qb.value).data);
+        const decodedA = attempt(() => dequantize(qa.value).data);
+        if ('refused' in product) {
+          record(family, expectRefusal ? 'refused' : 'wrong', `${scheme} ${name}: product refused in range`);
+          continue;
+        }
+        const finite = product.value.every(Number.isFinite) && 'value' in decodedA && decodedA.value.every(Number.isFinite);
+        // Accepted: the product must be finite and near the exact one (within the scheme's error at this size).
+        const exact = matmulATExactF64(a, b);
+        const scale = maxNorm(a) * maxNorm(b);
+        const close = finite && Math.abs((product.value[0] as number) - exact) <= 0.9 * scale + 2 ** -149;
+        record(family, !expectRefusal && close ? 'correct' : 'wrong', `${scheme} ${name}: ${finite ? 'accepted out of range or far from exact' : 'non-finite'} (${product.value[0]} vs ${exact})`);
+      }
+    });
+  }
+});
+
+function matmulATExactF64(a: Matrix, b: Matrix): number {
+  let s = 0;
+  for (let i = 0; i < a.rows; i++) s += (a.data[i] as number) * (b.data[i] as number);
+  return s;
+}
+
+const noGpu = await gpuUnavailableReason();
+
+describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and deterministic)', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context);
+  });
+  afterAll(() => {
+    engine.destroy();
+    context.device.destroy();
+  });
+
+  for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic'] as SchemeName[]) {
+    it(`${scheme}: GPU quantize, product and matvec at 2^k equal 2^k × the GPU result at scale 1, or are refused`, async () => {
+      const universal = !scheme.endsWith('deterministic');
+      const options = (nonce: bigint) => (universal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });
+      const qa0 = await engine.quantize(base, options(NONCE_A));
+      const qb0 = await engine.quantize(baseB, options(NONCE_B));
+      const p0 = (await engine.matmulAT(qa0, qb0)).data;
+      const x = baseB.data.slice(0, N);
+      const v0 = (await engine.matvec(qa0, x)).data;
+      const cpuP0 = matmulAT(quantize(base, options(NONCE_A)), quantize(baseB, options(NONCE_B))).data;
+      // The GPU sums in f32 in another order: equal to the CPU product within 1e-5 of the scale.
+      const scale = maxNorm(base) * maxNorm(baseB);
+      for (let i = 0; i < p0.length; i++) expect(Math.abs((p0[i] as number) - (cpuP0[i] as number))).toBeLessThan(1e-5 * scale);
+      for (const k of EXPONENTS) {
+        const a = scaled(base, k);
+        const qa = await attemptAsync(() => engine.quantize(a, options(NONCE_A)));
+        if ('refused' in qa) {
+          record('GPU quantize at 2^k', inRange(a) ? 'wrong' : 'refused', `${scheme} 2^${k}: GPU refused in range: ${qa.refused}`);
+          continue;
+        }
+        record('GPU quantize at 2^k', inRange(a) ? 'correct' : 'wrong', `${scheme} 2^${k}: GPU accepted out of range`);
+        for (const m of [-100, 0, 30]) {
+          const qb = await attemptAsync(() => engine.quantize(scaled(baseB, m), options(NONCE_B)));
+          if ('refused' in qb) continue;
+          const product = await attemptAsync(() => engine.matmulAT(qa.value, qb.value));
+          const limit = maxNorm(a) * maxNorm(scaled(baseB, m));
+          if ('refused' in product) record('GPU matmulAT at 2^k × 2^m', limit > MAX_NORM_PRODUCT / 4 ? 'refused' : 'wrong', `${scheme} 2^${k}×2^${m}: GPU refused in range`);
+          else record('GPU matmulAT at 2^k × 2^m', equalsScaled(product.value.data, p0, k + m) ? 'correct' : 'wrong', `${scheme} 2^${k}×2^${m}: GPU product differs`);
+          qb.value.destroy();
+        }
+        const xs = Float32Array.from(x, (v) => v * 2 ** -k);
+        const mv = await attemptAsync(() => engine.matvec(qa.value, xs));
+        record('GPU matvec at 2^k × 2^-k', 'value' in mv && equalsScaled(mv.value.data, v0, 0) ? 'correct' : 'value' in mv ? 'wrong' : 'refused', `${scheme} 2^${k}: GPU matvec differs`);
+        qa.value.destroy();
+      }
+      qa0.destroy();
+      qb0.destroy();
+    });
+  }
+});
+
+describe('extreme values: totals', () => {
+  it('no silent wrong answer in any family', () => {
+    const lines = [...tallies].map(([family, t]) => `${family}: tried ${t.tried}, refused clearly ${t.refused}, answered correctly ${t.correct}, silent wrong ${t.wrong}`);
+    console.log(`extreme values:\n  ${lines.join('\n  ')}`);
+    const failures = [...tallies.values()].flatMap((t) => t.failures);
+    expect(failures).toEqual([]);
+    expect(tallies.size).toBeGreaterThan(3);
+  });
+});
