@@ -189,7 +189,7 @@ fn main(
         if (params.b_has_gains != 0u) {
           b_scale = b_scale * b_side[params.b_cols + j];
         }
-        var value = params.common_scale * a_scale * b_scale * acc[r * PER_THREAD + s];
+        var value = scaled_estimate(params.common_scale, a_scale, b_scale, f32(acc[r * PER_THREAD + s]));
         if (params.has_means != 0u) {
           value = value + params.rows * a_side[2u * params.a_cols + i] * b_side[2u * params.b_cols + j];
         }

@@ -8,7 +8,9 @@
 // time-sharing) are not written: the host clears the output first.
 //
 // Value: (ν_j · γ_j) · column_unit · k · P_i with column_unit = unit / (pointScale · √N) from the host,
-// all in f32 (the CPU computes the same product in float64).
+// all in f32 (the CPU computes the same product in float64). With `normalize` set (products), ν_j·γ_j
+// is replaced by its mantissa in [0.5, 1) and its binary exponent written to
+// exponents[exponent_first + column] (see shaders/universal_dequantize.wgsl).
 
 const THREADS: u32 = 256u;
 
@@ -19,6 +21,7 @@ const THREADS: u32 = 256u;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> side: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> exponents: array<i32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn main(
@@ -37,6 +40,13 @@ fn main(
   var scale = side[column];
   if (params.has_gains != 0u) {
     scale = scale * side[params.cols + column];
+  }
+  if (params.normalize != 0u) {
+    let split = frexp(scale);
+    scale = split.fract;
+    if (w == 0u) {
+      exponents[params.exponent_first + column] = split.exp;
+    }
   }
   scale = scale * params.column_unit;
   let word = codes[params.code_first + column * params.code_words + w];

@@ -1,5 +1,7 @@
-// The epilogue of the universal product ÂᵀB̂ (src/gpu/kernels/productEpilogue.ts), after the f32
-// product of the decoded rotated columns: the twin of the end of `matmulAT` (src/product/matmulAT.ts):
+// The epilogue of a decoded product ÂᵀB̂ (src/gpu/kernels/productEpilogue.ts), after the f32 product
+// of the decoded rotated columns: the twin of the end of `matmulAT` (src/product/matmulAT.ts):
+//   - columns decoded with normalized norms (`rescale`): C[i, j] ·= 2^(e_a[i]) · 2^(e_b[j]), exact
+//     (two ldexp steps, each exponent within ±128, so no intermediate leaves f32);
 //   - centred operands: C[i, j] += rows · m_a[i] · m_b[j];
 //   - a Gram matrix (both operands one quantization): C[i, i] = ν_i² + rows · m_i² (exact; both factors
 //     of a diagonal entry share one error, which the stored norm replaces).
@@ -12,6 +14,8 @@ const THREADS: u32 = 256u;
 @group(0) @binding(1) var<storage, read> side_a: array<f32>;
 @group(0) @binding(2) var<storage, read> side_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> exponents_a: array<i32>;
+@group(0) @binding(5) var<storage, read> exponents_b: array<i32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn main(
@@ -27,6 +31,9 @@ fn main(
   let i = index - j * params.a_cols;
   let at = params.c_first + index;
   var value = c[at];
+  if (params.rescale != 0u) {
+    value = ldexp(ldexp(value, exponents_a[i]), exponents_b[j]);
+  }
   var mean_term = 0.0;
   if (params.centred != 0u) {
     mean_term = params.rows * side_a[params.a_cols + i] * side_b[params.b_cols + j];

@@ -6,6 +6,11 @@
 // One invocation per (column, block): out[out_first + column·length + block·d + i] =
 //   ν_j · (point_unit · λ_i − dither_unit · Z_i) with point_unit = β/(pointScale·√N) and
 //   dither_unit = β/(DITHER_GRID·√N), for coordinates below `length` (zero at or past `kept`).
+//
+// With `normalize` set (products), ν_j is replaced by its mantissa f_j ∈ [0.5, 1) (ν_j = f_j·2^e_j,
+// WGSL frexp) and e_j is written to exponents[exponent_first + column]: the f32 product of decoded
+// columns then neither overflows nor underflows whatever the norms, and the product epilogue
+// multiplies C[i, j] back by 2^(e_i + e_j) exactly (shaders/product_epilogue.wgsl).
 
 const THREADS: u32 = 256u;
 
@@ -17,6 +22,7 @@ const THREADS: u32 = 256u;
 @group(0) @binding(5) var<storage, read> escape_table: array<i32>;
 @group(0) @binding(6) var<storage, read> side: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<storage, read_write> exponents: array<i32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn main(
@@ -33,7 +39,14 @@ fn main(
   let global_column = params.column_offset + column;
   let point = universal_point(column, block);
   let dither = block_dither(dither_key(global_column), block);
-  let norm = side[global_column];
+  var norm = side[global_column];
+  if (params.normalize != 0u) {
+    let split = frexp(norm);
+    norm = split.fract;
+    if (block == 0u) {
+      exponents[params.exponent_first + column] = split.exp;
+    }
+  }
   let point_step = norm * params.point_unit;
   let dither_step = norm * params.dither_unit;
   for (var i = 0u; i < U_DIM; i = i + 1u) {

@@ -194,22 +194,37 @@ export class GpuEngine {
     }
     const centred = isCentred(a);
     check((a.mode === 'universal' && b.mode === 'universal') || !centred, 'centred operands of different modes (universal × deterministic) are not supported on the GPU; multiply them with the CPU matmulAT');
+    // Columns are decoded with their norms' mantissas and multiplied back by 2^(e_i + e_j) after the
+    // f32 product: no product of in-range operands under- or overflows on the way (the CPU sums in f64).
+    const exponentsA = scratch.buffer('GpuEngine exponents A', 4 * a.cols, STORAGE_USAGE);
     const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
-    this.recordDecode(encoder, scratch, a, decodedA);
+    this.recordDecode(encoder, scratch, a, decodedA, exponentsA);
     let decodedB = decodedA;
+    let exponentsB = exponentsA;
     if (!gram) {
+      exponentsB = scratch.buffer('GpuEngine exponents B', 4 * b.cols, STORAGE_USAGE);
       decodedB = scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
-      this.recordDecode(encoder, scratch, b, decodedB);
+      this.recordDecode(encoder, scratch, b, decodedB, exponentsB);
     }
     dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
-    if (a.mode === 'universal' && b.mode === 'universal') {
-      dispatchProductEpilogue(this.device, encoder, scratch, { sideA: a.side, sideB: b.side, c: output, cOffset: offset, aCols: a.cols, bCols: b.cols, rows: a.rows, centred, gram });
-    }
+    const bothUniversal = a.mode === 'universal' && b.mode === 'universal';
+    dispatchProductEpilogue(this.device, encoder, scratch, {
+      sideA: a.mode === 'universal' ? a.side : exponentsA,
+      sideB: b.mode === 'universal' ? b.side : exponentsB,
+      c: output,
+      cOffset: offset,
+      aCols: a.cols,
+      bCols: b.cols,
+      rows: a.rows,
+      centred: bothUniversal && centred,
+      gram,
+      exponents: { a: exponentsA, b: exponentsB },
+    });
   }
 
-  private recordDecode(encoder: GPUCommandEncoder, scratch: GpuScratch, m: GpuLatticeMatrix, output: GPUBuffer): void {
-    if (m.mode === 'universal') dispatchUniversalDequantize(this.device, encoder, scratch, { m, output });
-    else dispatchLatticeDequantize(this.device, encoder, scratch, { m, output });
+  private recordDecode(encoder: GPUCommandEncoder, scratch: GpuScratch, m: GpuLatticeMatrix, output: GPUBuffer, normalizeColumns: GPUBuffer): void {
+    if (m.mode === 'universal') dispatchUniversalDequantize(this.device, encoder, scratch, { m, output, normalizeColumns });
+    else dispatchLatticeDequantize(this.device, encoder, scratch, { m, output, normalizeColumns });
   }
 
   /**

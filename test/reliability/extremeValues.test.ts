@@ -233,7 +233,7 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
     context.device.destroy();
   });
 
-  for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic'] as SchemeName[]) {
+  for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic'] as SchemeName[]) {
     it(`${scheme}: GPU quantize, product and matvec at 2^k equal 2^k × the GPU result at scale 1, or are refused`, async () => {
       const universal = !scheme.endsWith('deterministic');
       const options = (nonce: bigint) => (universal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });

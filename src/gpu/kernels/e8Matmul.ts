@@ -2,6 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import e8MatmulSource from '../../../shaders/e8_matmul.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
+import scaledEstimateSource from '../../../shaders/scaled_estimate.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
@@ -82,7 +83,7 @@ const Params = /*#__PURE__*/ new UniformLayout('E8MatmulParams', {
 
 /** The WGSL of one dot path: the dot library, the decoders, the uniform struct, then the kernel. */
 export function e8MatmulShaderSource(dotPath: DotPath): string {
-  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${Params.wgsl()}\n${e8MatmulSource}`;
+  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${scaledEstimateSource}\n${Params.wgsl()}\n${e8MatmulSource}`;
 }
 
 /** Pipelines per device, one per dot path, built on first use. */

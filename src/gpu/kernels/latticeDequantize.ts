@@ -1,6 +1,8 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import dequantizeSource from '../../../shaders/lattice_dequantize.wgsl?raw';
 import { check } from '../../errors.js';
+import { STORAGE_USAGE } from '../buffers.js';
+import { checkBufferRange } from '../bufferRange.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { rotationLength } from '../../rotation/hadamard.js';
@@ -49,6 +51,8 @@ const Params = /*#__PURE__*/ new UniformLayout('DequantizeParams', {
   out_first: 'u32', // element offset of this dispatch's first output column
   has_gains: 'u32',
   column_unit: 'f32', // unit / (pointScale · √N)
+  normalize: 'u32', // 1: decode with the mantissa of ν·γ, write its exponent
+  exponent_first: 'u32', // index in `exponents` of this dispatch's first column
   multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
 });
 
@@ -61,6 +65,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // scale indices
     'read-only-storage', // norms, gains
     'storage', // output
+    'storage', // column exponents (with normalizeColumns)
   ],
   compile: (device, pipelineLayout) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -79,6 +84,11 @@ export interface LatticeDequantizeArgs {
   readonly outputOffset?: number;
   /** Largest storage binding to use, in bytes (default: the device's limit). */
   readonly maxBindingBytes?: number;
+  /**
+   * For products: decode with the mantissa of each column's scale ν·γ and write its binary exponent to
+   * this buffer (cols i32); `dispatchProductEpilogue` applies the exponents back exactly.
+   */
+  readonly normalizeColumns?: GPUBuffer;
 }
 
 /**
@@ -110,6 +120,8 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
   const lattice = schemeLattice(m.scheme);
   const dim = lattice.dimension;
   if (m.blocksPerColumn * dim < m.length) encoder.clearBuffer(args.output, outputOffset, outputBytes);
+  if (args.normalizeColumns) checkBufferRange(args.normalizeColumns, 0, 4 * m.cols, 'dequantize: column exponents');
+  const exponents = args.normalizeColumns ?? scratch.buffer('dequantize: unused exponents', 4, STORAGE_USAGE);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -151,6 +163,8 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
       out_first: outWindow.firstElement,
       has_gains: side.hasGains ? 1 : 0,
       column_unit: columnUnit,
+      normalize: args.normalizeColumns ? 1 : 0,
+      exponent_first: range.first,
       multiples: multipleWords(m),
     });
     pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
@@ -159,6 +173,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
       windowBinding(m.scaleIndices, windows.scaleIndices),
       { buffer: side.buffer },
       windowBinding(args.output, outWindow),
+      { buffer: exponents },
     ]));
     const [x, y] = workgroupGrid(Math.ceil((range.count * words.codes) / THREADS), maxGroups);
     pass.dispatchWorkgroups(x, y);

@@ -18,12 +18,13 @@ const Params = /*#__PURE__*/ new UniformLayout('ProductEpilogueParams', {
   c_first: 'u32',
   centred: 'u32',
   gram: 'u32',
+  rescale: 'u32',
   rows: 'f32',
 });
 
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'product epilogue',
-  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage', 'read-only-storage', 'read-only-storage'],
   compile: (device, pipelineLayout) =>
     createKernelPipeline(device, pipelineLayout, { label: 'product epilogue', code: `${Params.wgsl()}\n${epilogueSource}` }),
 });
@@ -43,19 +44,31 @@ export interface ProductEpilogueArgs {
   readonly centred: boolean;
   /** A and B are one quantization: the diagonal is set to the stored ‖a_i‖² (+ n·m_i²). */
   readonly gram: boolean;
+  /**
+   * The binary exponents (aCols and bCols i32) written by the decode kernels' `normalizeColumns`: C is
+   * multiplied back by 2^(e_a[i] + e_b[j]) before the mean term and the Gram diagonal.
+   */
+  readonly exponents?: { readonly a: GPUBuffer; readonly b: GPUBuffer };
 }
 
 /**
- * Records the epilogue (nothing when neither centred nor Gram).
+ * Records the epilogue (nothing when there is nothing to do: not centred, not Gram, no exponents).
  *
  * @example
  * dispatchProductEpilogue(device, encoder, scratch, { sideA: a.side, sideB: a.side, c, cOffset: 0, aCols: a.cols, bCols: a.cols, rows: a.rows, centred: false, gram: true });
  */
 export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: ProductEpilogueArgs): void {
-  if (!args.centred && !args.gram) return;
-  const sideWords = args.centred ? 2 : 1;
-  checkBufferRange(args.sideA, 0, 4 * sideWords * args.aCols, 'product epilogue: A norms and means');
-  checkBufferRange(args.sideB, 0, 4 * sideWords * args.bCols, 'product epilogue: B norms and means');
+  if (!args.centred && !args.gram && !args.exponents) return;
+  if (args.centred || args.gram) {
+    const sideWords = args.centred ? 2 : 1;
+    checkBufferRange(args.sideA, 0, 4 * sideWords * args.aCols, 'product epilogue: A norms and means');
+    checkBufferRange(args.sideB, 0, 4 * sideWords * args.bCols, 'product epilogue: B norms and means');
+  }
+  if (args.exponents) {
+    checkBufferRange(args.exponents.a, 0, 4 * args.aCols, 'product epilogue: A exponents');
+    checkBufferRange(args.exponents.b, 0, 4 * args.bCols, 'product epilogue: B exponents');
+  }
+  const exponents = args.exponents ?? { a: args.sideA, b: args.sideB }; // bound, never read
   checkBufferRange(args.c, args.cOffset, 4 * args.aCols * args.bCols, 'product epilogue: C');
   const { layout, pipeline } = pipelines.get(device);
   const label = 'product epilogue';
@@ -65,11 +78,19 @@ export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEn
     c_first: args.cOffset / 4,
     centred: args.centred ? 1 : 0,
     gram: args.gram ? 1 : 0,
+    rescale: args.exponents ? 1 : 0,
     rows: args.rows,
   });
   const pass = encoder.beginComputePass({ label });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(label, params) }, { buffer: args.sideA }, { buffer: args.sideB }, { buffer: args.c }]));
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(label, params) },
+        { buffer: args.sideA },
+        { buffer: args.sideB },
+        { buffer: args.c },
+        { buffer: exponents.a },
+        { buffer: exponents.b },
+      ]));
   const [x, y] = workgroupGrid(Math.ceil((args.aCols * args.bCols) / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
   pass.dispatchWorkgroups(x, y);
   pass.end();

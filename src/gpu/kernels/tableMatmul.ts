@@ -1,4 +1,5 @@
 import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
+import scaledEstimateSource from '../../../shaders/scaled_estimate.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import {
@@ -73,6 +74,7 @@ export function tableMatmulShaderSource(layout: TableLayout): string {
     `const TABLE_WORDS: u32 = ${layout.tableWords}u;\n` +
     `const SLICE: u32 = ${layout.sliceBlocks}u;\n` +
     `${Params.wgsl()}\n` +
+    `${scaledEstimateSource}\n` +
     tableMatmulSource
   );
 }

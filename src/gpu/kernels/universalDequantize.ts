@@ -2,6 +2,7 @@ import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
+import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -30,6 +31,8 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalDequantizeParams
   out_first: 'u32',
   point_unit: 'f32', // β / (pointScale · √N)
   dither_unit: 'f32', // β / (DITHER_GRID · √N)
+  normalize: 'u32', // 1: decode with the norms' mantissas, write their exponents
+  exponent_first: 'u32', // index in `exponents` of this dispatch's first column
 }))();
 
 /** One pipeline per lattice and device. */
@@ -44,6 +47,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // escape table
     'read-only-storage', // norms (and means)
     'storage', // output
+    'storage', // column exponents (with normalizeColumns)
   ],
   compile: (device, pipelineLayout, lattice: LatticeName) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -61,6 +65,12 @@ export interface UniversalDequantizeArgs {
   readonly outputOffset?: number;
   /** Largest storage binding to use, in bytes (default: the device's limit). */
   readonly maxBindingBytes?: number;
+  /**
+   * For products: decode every column with the mantissa of its norm (in [0.5, 1)) and write the
+   * norm's binary exponent to this buffer (cols i32), so that the f32 product of decoded columns is
+   * free of overflow and underflow; `dispatchProductEpilogue` applies the exponents back exactly.
+   */
+  readonly normalizeColumns?: GPUBuffer;
 }
 
 /**
@@ -78,6 +88,8 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
   checkBufferRange(args.output, outputOffset, 4 * m.length * m.cols, 'universal dequantize: output');
   const d = layout.codec.spec.dimension;
   if (m.blocksPerColumn * d < m.length) encoder.clearBuffer(args.output, outputOffset, 4 * m.length * m.cols);
+  if (args.normalizeColumns) checkBufferRange(args.normalizeColumns, 0, 4 * m.cols, 'universal dequantize: column exponents');
+  const exponents = args.normalizeColumns ?? scratch.buffer('universal dequantize: unused exponents', 4, STORAGE_USAGE);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -106,6 +118,8 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
       out_first: outWindow.firstElement,
       point_unit: m.scheme.beta / (layout.codec.spec.pointScale * sqrtLength),
       dither_unit: m.scheme.beta / (DITHER_GRID * sqrtLength),
+      normalize: args.normalizeColumns ? 1 : 0,
+      exponent_first: range.first,
     });
     pass.setBindGroup(
       0,
@@ -118,6 +132,7 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
         { buffer: m.escapeTable },
         { buffer: m.side },
         windowBinding(args.output, outWindow),
+        { buffer: exponents },
       ]),
     );
     const [x, y] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / THREADS), maxGroups);
