@@ -55,7 +55,7 @@ export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/p
 export { LONG_ESCAPE } from './quantize/universalCode.js';
 export { HUGE_ESCAPE } from './lattices/escapes.js';
 export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
-export { matmulAT } from './product/matmulAT.js';
+export { matmulAT, type MatmulOptions } from './product/matmulAT.js';
 export { matvecAT } from './product/matvec.js';
 export { dequantize } from './product/dequantize.js';
 export { expectedProductError, expectedNmse } from './product/expectedError.js';

@@ -195,7 +195,7 @@ describe('the packed package, installed with npm', () => {
   );
 
   it.skipIf(noGpu !== undefined)(
-    'the installed CLI quantizes a safetensors model into a container that the app loads, multiplies on its own device and matches the library',
+    'the installed CLI quantizes a safetensors model into a container that the app loads and runs as recorded GEMVs (QuantizedLinear) on its own device, matching the library',
     () => {
       // 1. A small model (PyTorch (out, in) weights in F32, F16 and BF16, a bias, an embedding), written by the app.
       runApp(
@@ -230,13 +230,13 @@ describe('the packed package, installed with npm', () => {
       const result = runApp(
         'container.mjs',
         `
-      import { create } from 'webgpu';
+      import { create, globals } from 'webgpu';
       import { openQuantizedContainerFile, openSafetensorsFile } from 'lattice-matmul/node';
-      import { uploadContainerEntry } from 'lattice-matmul/gpu';
-      import { GpuEngine, dequantize, matvecAT, quantize } from 'lattice-matmul';
+      import { QuantizedLinear, uploadContainerEntry } from 'lattice-matmul/gpu';
+      import { dequantize, matvecAT, quantize } from 'lattice-matmul';
+      const { GPUBufferUsage, GPUMapMode } = globals;
       const gpu = create([]);
       const device = await (await gpu.requestAdapter()).requestDevice({ label: 'app device' });
-      const engine = GpuEngine.create(device);
       const model = await openSafetensorsFile('model.safetensors');
       const container = await openQuantizedContainerFile('model.lmq.safetensors');
       const names = container.entries.map((e) => e.name);
@@ -251,14 +251,27 @@ describe('the packed package, installed with npm', () => {
         const same = JSON.stringify(Array.from(dequantize(own).data)) === JSON.stringify(Array.from(dequantize(entry.matrix).data));
         const x = Float32Array.from({ length: w.rows }, (_, i) => Math.sin(i + 1));
         const cpu = Array.from(matvecAT(entry.matrix, { rows: w.rows, cols: 1, data: x }).data);
+        // A recorded GEMV on the app's buffers and encoder (QuantizedLinear), one submit.
         const onGpu = uploadContainerEntry(device, entry);
-        const y = Array.from((await engine.matvec(onGpu, x)).data);
-        onGpu.destroy();
+        const layer = QuantizedLinear.create(device, onGpu);
+        const xBuffer = device.createBuffer({ label: 'x', size: 4 * x.length, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+        const yBuffer = device.createBuffer({ label: 'y', size: 4 * w.cols, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+        const readback = device.createBuffer({ label: 'readback', size: 4 * w.cols, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        device.queue.writeBuffer(xBuffer, 0, x);
+        const encoder = device.createCommandEncoder({ label: 'app step' });
+        layer.record(encoder, xBuffer, yBuffer);
+        encoder.copyBufferToBuffer(yBuffer, 0, readback, 0, 4 * w.cols);
+        device.queue.submit([encoder.finish()]);
+        await readback.mapAsync(GPUMapMode.READ);
+        const y = Array.from(new Float32Array(readback.getMappedRange().slice(0)));
+        readback.unmap();
+        layer.destroy(); onGpu.destroy();
+        for (const b of [xBuffer, yBuffer, readback]) b.destroy();
         const worst = Math.max(...y.map((v, j) => Math.abs(v - cpu[j]) / (1e-6 + Math.abs(cpu[j]) + 1)));
         rows.push({ name, kind: entry.kind, same, worst, count: y.length });
       }
       await container.close(); await model.close();
-      engine.destroy(); device.destroy();
+      device.destroy();
       console.log(JSON.stringify({ names, rows }));
     `,
       ) as { names: string[]; rows: { name: string; kind: string; same: boolean; worst: number; count: number }[] };
