@@ -9,21 +9,12 @@
  * (a failure lists its case, which `containerFuzzCaseBytes` rebuilds).
  */
 import { runContainerFuzz } from './containerFuzzProperty.js';
+import { numberOption } from '../numberOption.js';
 
-function option(name: string, fallback: number | undefined): number | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isFinite(value) || value < 0) {
-    console.error(`--${name} needs a non-negative number, got ${process.argv[at + 1]}`);
-    process.exit(2);
-  }
-  return value;
-}
 
-const minutes = option('minutes', undefined);
-const seed = option('seed', Date.now() % 1_000_000) as number;
-const runs = option('runs', 5000) as number;
+const minutes = numberOption('minutes', undefined);
+const seed = numberOption('seed', Date.now() % 1_000_000) as number;
+const runs = numberOption('runs', 5000) as number;
 const exhaustive = process.argv.includes('--exhaustive');
 
 console.log(`quantized container fuzz: seed ${seed}, ${runs} cases per batch${minutes === undefined ? '' : `, ${minutes} min`}${exhaustive ? ', exhaustive flips first' : ''}`);

@@ -8,21 +8,12 @@
  * failure with its seed and counterexample (rerun that batch with `--seed S` to reproduce).
  */
 import { runSafetensorsFuzz } from './safetensorsFuzz.js';
+import { numberOption } from '../numberOption.js';
 
-function option(name: string, fallback: number | undefined): number | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isFinite(value) || value < 0) {
-    console.error(`--${name} needs a non-negative number, got ${process.argv[at + 1]}`);
-    process.exit(2);
-  }
-  return value;
-}
 
-const minutes = option('minutes', undefined);
-const seed = option('seed', Date.now() % 1_000_000) as number;
-const numRuns = option('runs', 20_000) as number;
+const minutes = numberOption('minutes', undefined);
+const seed = numberOption('seed', Date.now() % 1_000_000) as number;
+const numRuns = numberOption('runs', 20_000) as number;
 
 console.log(`safetensors fuzz: seed ${seed}, ${numRuns} cases per batch${minutes === undefined ? '' : `, ${minutes} min`}`);
 const { counts, details } = runSafetensorsFuzz({

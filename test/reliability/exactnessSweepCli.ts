@@ -9,21 +9,12 @@
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { runExactnessSweep } from './exactnessSweep.js';
+import { numberOption } from '../numberOption.js';
 
-function option(name: string, fallback: number | undefined): number | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isFinite(value) || value < 0) {
-    console.error(`--${name} needs a non-negative number, got ${process.argv[at + 1]}`);
-    process.exit(2);
-  }
-  return value;
-}
 
-const shapes = option('shapes', 10_000) as number;
-const minutes = option('minutes', undefined);
-const seed = option('seed', Date.now() % 1_000_000) as number;
+const shapes = numberOption('shapes', 10_000) as number;
+const minutes = numberOption('minutes', undefined);
+const seed = numberOption('seed', Date.now() % 1_000_000) as number;
 const start = performance.now();
 
 const context = await requestNodeGpuDevice({ label: 'exactness sweep' });

@@ -8,21 +8,12 @@
  * the seed and counterexample).
  */
 import { runWeightOnlyFuzz } from './fuzzProperty.js';
+import { numberOption } from '../numberOption.js';
 
-function option(name: string, fallback: number | undefined): number | undefined {
-  const at = process.argv.indexOf(`--${name}`);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
-  if (!Number.isFinite(value) || value < 0) {
-    console.error(`--${name} needs a non-negative number, got ${process.argv[at + 1]}`);
-    process.exit(2);
-  }
-  return value;
-}
 
-const minutes = option('minutes', undefined);
-const seed = option('seed', Date.now() % 1_000_000) as number;
-const runs = option('runs', minutes === undefined ? 12_000 : 100_000_000) as number;
+const minutes = numberOption('minutes', undefined);
+const seed = numberOption('seed', Date.now() % 1_000_000) as number;
+const runs = numberOption('runs', minutes === undefined ? 12_000 : 100_000_000) as number;
 
 console.log(`weight-only fuzz: seed ${seed}${minutes === undefined ? `, ${runs} cases` : `, ${minutes} min`}`);
 try {
