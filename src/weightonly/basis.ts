@@ -21,7 +21,10 @@ import { haarOrthogonal } from './linalg.js';
 export type RotationKind = 'none' | 'hadamard' | 'haar';
 
 /** Largest n for which a dense Haar rotation is built when n is not a Hadamard length. */
-export const MAX_HAAR_N = 2048;
+// 1024: building the dense rotation costs O(n³) whatever the size of the file that asks for it, so the
+// cap bounds the work a small hostile file can demand (measured: 0.8 s at 512, 5.5 s at 1024, and
+// O(n³): ≈ 45 s at 2048, the old cap).
+export const MAX_HAAR_N = 1024;
 
 /** Which rotation `rotate: true` picks for n input features. */
 export function rotationKindFor(n: number, rotate: boolean): RotationKind {

@@ -286,7 +286,7 @@ describe('serialize / deserialize', () => {
     expectSameMatrix(WeightOnlyQuantized.deserialize(writeVersion1(wide, 32)), wide);
     // The red-team file: a dense rotation of n = 3000 in 15 KB; and codes beyond 2^24.
     const big = new WeightOnlyQuantized({ method: 'rtn', n: 3000, outputs: 1, codes: new Int32Array(3000), columnScales: new Float32Array(3000).fill(1), rowScales: null, rotation: 'none', seed: 0 });
-    expect(() => WeightOnlyQuantized.deserialize(writeVersion1(big, 8, { rotation: 2 }))).toThrow(/limited to n ≤ 2048, got n = 3000/);
+    expect(() => WeightOnlyQuantized.deserialize(writeVersion1(big, 8, { rotation: 2 }))).toThrow(`limited to n ≤ ${MAX_HAAR_N}, got n = 3000`);
     const v1 = writeVersion1(wide, 32);
     new DataView(v1.buffer).setInt32(v1.length - 4, 2 ** 30, true);
     expect(() => WeightOnlyQuantized.deserialize(v1)).toThrow(/outside \[-16777216, 16777215\]/);
