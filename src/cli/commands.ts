@@ -87,13 +87,14 @@ function isSoftwareAdapter(adapter: GPUAdapter | null): boolean {
 async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: Matrix, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
   if (device === 'cpu') return null;
   try {
-    const { requestNodeGpuDevice } = await import('../gpu/nodeGpu.js');
+    const { nodeGpu } = await import('../gpu/nodeGpu.js');
+    const { requestGpuDevice } = await import('../gpu/device.js');
     const { GpuEngine } = await import('../gpu/engine.js');
-    const context = await requestNodeGpuDevice({ label: 'lattice-matmul CLI' });
-    if (device === 'auto' && isSoftwareAdapter(context.adapter)) {
-      context.device.destroy();
-      return null;
-    }
+    const gpuEntry = await nodeGpu();
+    // Look at the adapter before creating a device: a CPU stand-in is left alone (and says nothing).
+    const adapter = await gpuEntry.requestAdapter();
+    if (device === 'auto' && (adapter === null || isSoftwareAdapter(adapter))) return null;
+    const context = await requestGpuDevice({ gpu: gpuEntry, ...(adapter === null ? {} : { adapter }), label: 'lattice-matmul CLI' });
     const engine = GpuEngine.create(context);
     const info = context.adapter.info;
     return {
