@@ -1,169 +1,237 @@
 /**
- * The headless WebGPU benchmark (Dawn in Node): the lattice kernels (encode, GEMV from codes, D3
- * table product, E8 product) against an f32 GEMV / matmul and an int4 group-32 GEMV, same shapes, same run. Reports
- * time, effective GB/s, GFLOP/s, speed relative to the f32 kernel and NMSE against the exact float64
- * result; prints a table and writes JSON and Markdown.
+ * The headless WebGPU benchmark (Dawn in Node; issue 10): GEMV y = W·x at decode shapes streamed over
+ * a working set of distinct weights, for the universal lattice GEMV, the deterministic lattice GEMV,
+ * the weight-only GEMV and the baselines measured in the same run (streaming read, f32, f16, int4 g32);
+ * batched right-hand sides; host µs per recorded call and a 200-layer decode step in one submit;
+ * products at a shape that fills the GPU; instructions per code byte from the SPIR-V Dawn emits.
+ * Writes JSON and Markdown (schema and how to read them: bench/README.md).
  *
- *   npm run bench                       # GEMV 4096 × 4096, product 1024 × 256 × 256
- *   npm run bench -- --quick            # tiny shapes, for CI (< 1 minute on lavapipe)
- *   npm run bench -- --n 8192 --cols 8192 --json out.json --md out.md --only 'GEMV'
- *   npm run bench -- --peak-gbs 3350     # adds "% of peak" (the card's memory bandwidth, e.g. H100 SXM)
+ *   npm run bench                          # full: 8192², 28672 × 8192, 8192 × 28672; products 4096³
+ *   npm run bench -- --quick               # CI on lavapipe: 1024², products 128³-ish (< 3 minutes)
+ *   npm run bench -- --json out.json --md out.md --only 'int4|f16'
  *
- * `--only REGEX` keeps the cases whose names match, plus the f32 baselines (for the ratios).
- *
- * Timing: GPU timestamp queries when the adapter has them (Dawn's timestamp quantization turned off),
- * else the wall clock around `onSubmittedWorkDone`; `--wall-clock` forces the latter. Before every
- * timed sample a buffer larger than the GPU's L2 cache is cleared (`--flush-mb`, 0 to skip), so the
- * weights come from memory as in a real decode step, not from the cache the previous sample filled.
+ * Options: --quick, --json PATH (default bench/out/gpu.json), --md PATH (bench/out/gpu.md),
+ * --shapes OUTxIN,… (GEMV shapes), --working-set-mb N (distinct weights per GEMV row; default 256,
+ * quick 4), --stream-mb N (default 1024, quick 16), --product N (n = a = b; default 4096, quick 128),
+ * --decode-layers N (200), --decode-size N (square layer of the decode step; default 8192, quick 256),
+ * --samples N, --warmup N, --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
+ * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
+ * --disable-robustness (Dawn toggle; measures what native engines do).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createBuffer, STORAGE_USAGE } from '../src/gpu/buffers.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
-import { gaussianMatrix } from '../src/rotation/random.js';
-import { f32GemvCase, f32MatmulCase, int4GemvCase } from './gpu/baselineCases.js';
-import { gemvProblem, type BenchCase, type BenchContext } from './gpu/benchCase.js';
+import type { SchemeName } from '../src/quantize/schemes.js';
+import { gemvProblem, type BenchRow, type BenchSettings } from './gpu/common.js';
 import {
-  d3EncodeCase,
-  d3GemvCase,
-  d3GemvRotatingCase,
-  d3TableProductCase,
-  e8EncodeCase,
-  e8GemvCase,
-  e8ProductCase,
-} from './gpu/latticeCases.js';
-import { addSpeedups, measureCase, type BenchRow, type TimingSettings } from './gpu/measure.js';
-import { adapterLine, jsonReport, markdownReport, resultsTable, type BenchEnvironment } from './gpu/report.js';
+  deterministicKernel,
+  f16Kernel,
+  f32Kernel,
+  gemvRow,
+  int4Kernel,
+  streamRow,
+  universalKernel,
+  weightOnlyKernel,
+  type GemvKernel,
+} from './gpu/gemvCases.js';
+import { decodeStepRow, hostRows } from './gpu/hostCases.js';
+import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
+import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
+import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
 import { parseArgs, progress, progressDone } from './lib/args.js';
 
-/** Every measured kernel, in the order of the table. */
-const CASES: readonly BenchCase[] = [
-  f32GemvCase,
-  int4GemvCase,
-  d3GemvCase,
-  d3GemvRotatingCase,
-  e8GemvCase,
-  d3EncodeCase,
-  e8EncodeCase,
-  f32MatmulCase,
-  d3TableProductCase,
-  e8ProductCase,
-];
+const UNIVERSAL_SCHEMES: readonly SchemeName[] = ['e8-4bit', 'e8-q16', 'd3-q6', 'e8-3bit'];
+const DETERMINISTIC_SCHEMES: readonly SchemeName[] = ['d3-q6-deterministic', 'e8-q16-deterministic'];
+/** The scheme of the batched rows, the host rows and the decode step. */
+const DEFAULT_SCHEME: SchemeName = 'e8-4bit';
+const BATCH_SIZES = [8, 64];
 
-const args = parseArgs(process.argv.slice(2), {
+const argv = process.argv.slice(2);
+if (argv[0] === '--spirv-child') {
+  await spirvChildMain(JSON.parse(argv[1] ?? '{}') as SpirvChildRequest);
+  process.exit(0);
+}
+
+const args = parseArgs(argv, {
   quick: 'flag',
   json: 'string',
   md: 'string',
-  n: 'number',
-  cols: 'number',
-  'product-n': 'number',
-  'product-cols': 'number',
-  seed: 'number',
-  warmup: 'number',
+  shapes: 'string',
+  'working-set-mb': 'number',
+  'stream-mb': 'number',
+  product: 'number',
+  'decode-layers': 'number',
+  'decode-size': 'number',
   samples: 'number',
-  repeats: 'number',
-  'flush-mb': 'number',
+  warmup: 'number',
+  seed: 'number',
   'wall-clock': 'flag',
   only: 'string',
-  'peak-gbs': 'number',
+  'no-spirv': 'flag',
+  'no-products': 'flag',
+  'no-host': 'flag',
+  caveat: 'string',
+  'disable-robustness': 'flag',
 });
 const quick = args.get('quick') === true;
-const option = (name: string, fallback: number): number => {
+const option = (name: string, fallback: number, min = 0): number => {
   const value = (args.get(name) as number | undefined) ?? fallback;
-  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a non-negative integer, got ${value}`);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`);
   return value;
 };
-const n = option('n', quick ? 512 : 4096);
-const cols = option('cols', quick ? 256 : 4096);
-const productN = option('product-n', quick ? 256 : 1024);
-const productCols = option('product-cols', quick ? 64 : 256);
-const seed = option('seed', 1);
-const flushMb = option('flush-mb', 64);
+const shapes = ((args.get('shapes') as string | undefined) ?? (quick ? '1024x1024' : '8192x8192,28672x8192,8192x28672')).split(',').map((text) => {
+  const match = /^(\d+)x(\d+)$/.exec(text.trim());
+  if (match === null) throw new Error(`--shapes takes OUTxIN,… (e.g. 8192x28672), got '${text}'`);
+  return { out: Number(match[1]), in: Number(match[2]) };
+});
 const jsonPath = (args.get('json') as string | undefined) ?? 'bench/out/gpu.json';
 const mdPath = (args.get('md') as string | undefined) ?? 'bench/out/gpu.md';
 const only = args.has('only') ? new RegExp(args.get('only') as string, 'i') : null;
-for (const [name, value] of [['n', n], ['cols', cols], ['product-n', productN], ['product-cols', productCols]] as const) {
-  if (value < 1) throw new Error(`--${name} must be at least 1`);
-}
+const productSize = option('product', quick ? 128 : 4096, 1);
+const decodeLayers = option('decode-layers', 200, 1);
+const decodeSize = option('decode-size', quick ? 256 : 8192, 1);
+const streamBytes = 16 * Math.ceil((option('stream-mb', quick ? 16 : 1024, 1) * 2 ** 20) / 16);
+const caveat = (args.get('caveat') as string | undefined) ?? null;
 
-const gpu = await requestNodeGpuDevice({ label: 'bench device', flags: TIMESTAMP_QUERY_DAWN_FLAGS });
+const flags = [...TIMESTAMP_QUERY_DAWN_FLAGS, ...(args.get('disable-robustness') === true ? ['enable-dawn-features=disable_robustness'] : [])];
+const gpu = await requestNodeGpuDevice({ label: 'bench device', flags });
 const { device, adapter, features, limits } = gpu;
 const info = adapter.info;
-const useTimestamps = features.timestampQuery && args.get('wall-clock') !== true;
+const timestampQuery = features.timestampQuery && args.get('wall-clock') !== true;
+const settings: BenchSettings = {
+  quick,
+  seed: option('seed', 1),
+  warmup: option('warmup', quick ? 1 : 2),
+  samples: option('samples', quick ? 3 : 7, 1),
+  workingSetBytes: option('working-set-mb', quick ? 4 : 256, 0) * 2 ** 20,
+  minCalls: quick ? 1 : 8,
+  maxCopies: quick ? 8 : 256,
+  tileCols: quick ? 1024 : 1024,
+  timestampQuery,
+};
+const deviceName = info.description || info.device || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
 const environment: BenchEnvironment = {
+  device: deviceName,
   adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+  date: new Date().toISOString(),
+  mode: quick ? 'quick' : 'full',
+  timing: timestampQuery
+    ? 'timestamp-query: GPU timestamps (empty passes around the recorded calls; Dawn quantization off)'
+    : `wall clock around queue.onSubmittedWorkDone()${features.timestampQuery ? ' (--wall-clock)' : ' (the adapter has no timestamp-query)'}`,
   features: { ...features },
   limits: { ...limits },
-  timing: useTimestamps
-    ? 'GPU timestamp queries (empty passes with timestampWrites around the recorded work; quantization off)'
-    : `wall clock around queue.onSubmittedWorkDone()${features.timestampQuery ? ' (--wall-clock)' : ' (no timestamp-query feature)'}`,
-  quick,
-  date: new Date().toISOString(),
   node: process.version,
-  command: ['bench/gpu.ts', ...process.argv.slice(2)].join(' '),
-  peakGbPerSecond: (args.get('peak-gbs') as number | undefined) ?? null,
+  command: ['bench/gpu.ts', ...argv].join(' '),
+  settings: {
+    workingSetMiB: settings.workingSetBytes / 2 ** 20,
+    streamMiB: streamBytes / 2 ** 20,
+    samples: settings.samples,
+    warmup: settings.warmup,
+    minCallsPerSample: settings.minCalls,
+    distinctTileColumns: settings.tileCols,
+    dawnFlags: flags.join(' '),
+  },
 };
-console.log(`Device: ${adapterLine(environment)}`);
+console.log(`Device: ${deviceName} (${info.vendor} ${info.architecture})`);
 console.log(`Features: ${Object.entries(features).map(([name, on]) => `${name}=${on ? 'yes' : 'no'}`).join(' ')}`);
-console.log(`Limits: ${Object.entries(limits).map(([name, value]) => `${name}=${value}`).join(' ')}`);
 console.log(`Timing: ${environment.timing}`);
 
-progress(`generating data (GEMV ${n} × ${cols}, product ${productN} × ${productCols} × ${productCols})`);
-const w = gaussianMatrix(n, cols, seed);
-const x = gaussianMatrix(n, 1, seed + 1).data;
-const context: BenchContext = {
-  gpu,
-  seed,
-  gemv: gemvProblem(w, x),
-  product: { n: productN, a: gaussianMatrix(productN, productCols, seed + 2), b: gaussianMatrix(productN, productCols, seed + 3) },
-  shared: new Map(),
-};
-
-const flush = flushMb > 0 ? createBuffer(device, 'bench cache flush', flushMb * 2 ** 20, STORAGE_USAGE) : null;
-const settings: TimingSettings = {
-  warmup: option('warmup', quick ? 1 : 2),
-  samples: Math.max(1, option('samples', quick ? 5 : 7)),
-  repeats: Math.max(1, option('repeats', 1)),
-  timestampQuery: useTimestamps,
-  prelude: flush ? (encoder) => encoder.clearBuffer(flush) : undefined,
-};
-
+const wanted = (name: string): boolean => only === null || only.test(name);
+const started = performance.now();
+const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
 const rows: BenchRow[] = [];
-const selected = CASES.filter((benchCase) => only === null || only.test(benchCase.name) || benchCase.baseline === null);
-for (const benchCase of selected) {
-  progress(`measuring ${benchCase.name}`);
-  const started = performance.now();
-  const row = await measureCase(context, benchCase, settings);
-  rows.push(row);
-  progress(`  ${benchCase.name}: ${row.error ?? `${row.medianMs?.toFixed(3)} ms`} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+/** Writes the report of the rows so far (so a run stopped by a time limit still leaves its figures). */
+const writeReports = (stats: InstructionStats): string => {
+  const snapshot = rows.map((r) => ({ ...r }));
+  addRatios(snapshot);
+  addInstructionStats(snapshot, stats);
+  const markdown = markdownReport(snapshot, environment, stats, caveat);
+  for (const [path, text] of [
+    [jsonPath, jsonReport(snapshot, environment, stats, caveat)],
+    [mdPath, markdown],
+  ] as const) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, text);
+  }
+  rows.splice(0, rows.length, ...snapshot);
+  return markdown;
+};
+const add = (r: BenchRow): void => {
+  rows.push(r);
+  writeReports(new Map());
+  const figure = r.status !== 'ok' ? `${r.status}: ${r.note ?? ''}` : r.ms !== null ? `${(1000 * r.ms).toFixed(1)} µs, ${r.gbps?.toFixed(1) ?? '—'} GB/s` : `${r.hostUsPerCall?.toFixed(1) ?? '—'} µs host`;
+  progress(`  ${r.kernel} ${r.shape}: ${figure} [${elapsed()}]`);
+};
+
+progress(`stream read over ${streamBytes / 2 ** 20} MiB`);
+add(await streamRow(gpu, streamBytes, settings));
+
+const gemvKernels: GemvKernel[] = [
+  f32Kernel,
+  f16Kernel,
+  int4Kernel,
+  ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
+  ...DETERMINISTIC_SCHEMES.map(deterministicKernel),
+  weightOnlyKernel,
+  ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
+];
+const baselines = new Set<GemvKernel>([f32Kernel, f16Kernel]);
+for (const shape of shapes) {
+  const selected = gemvKernels.filter((kernel) => baselines.has(kernel) || wanted(kernel.name));
+  const ks = [...new Set(selected.map((kernel) => kernel.k))];
+  const problems = new Map(ks.map((k) => [k, gemvProblem(shape.out, shape.in, k, settings.tileCols, settings.seed)]));
+  for (const kernel of selected) {
+    progress(`GEMV ${kernel.name} at ${shape.out} × ${shape.in} [${elapsed()}]`);
+    add(await gemvRow(gpu, kernel, problems.get(kernel.k) as ReturnType<typeof gemvProblem>, settings));
+  }
 }
-progressDone();
-addSpeedups(rows);
-for (const entry of context.shared.values()) entry.destroy();
+
+if (args.get('no-host') !== true) {
+  const first = shapes[0] as { out: number; in: number };
+  if (wanted('host')) {
+    progress(`host µs per recorded call at ${first.out} × ${first.in} [${elapsed()}]`);
+    for (const r of await hostRows(gpu, gemvProblem(first.out, first.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
+  }
+  if (wanted('decode step')) {
+    progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
+    add(await decodeStepRow(gpu, gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize)), DEFAULT_SCHEME, decodeLayers, settings));
+  }
+}
+
+if (args.get('no-products') !== true) {
+  progress(`products at ${productSize}³ [${elapsed()}]`);
+  const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
+  add(await f32ProductRow(gpu, problem, settings));
+  for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
+    if (wanted(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
+  }
+}
+const request: SpirvChildRequest = {
+  subgroups: features.subgroups,
+  f16: features.shaderF16,
+  universal: UNIVERSAL_SCHEMES,
+  deterministic: DETERMINISTIC_SCHEMES,
+  workgroupBytes: limits.maxComputeWorkgroupStorageSize,
+};
 await device.queue.onSubmittedWorkDone();
-flush?.destroy();
 device.destroy();
 
-console.log('');
-console.log(resultsTable(rows, environment.peakGbPerSecond));
-const notes = [...new Set(rows.flatMap((row) => row.notes))];
-if (notes.length > 0) console.log(`\n${notes.map((note) => `- ${note}`).join('\n')}`);
-for (const [path, text] of [
-  [jsonPath, jsonReport(rows, environment)],
-  [mdPath, markdownReport(rows, environment)],
-] as const) {
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, text);
+let stats: InstructionStats = new Map();
+if (args.get('no-spirv') !== true) {
+  progress(`instructions per code byte (SPIR-V of every kernel, compiled in a child process) [${elapsed()}]`);
+  try {
+    stats = instructionStats(request, 10 * 60 * 1000);
+  } catch (error) {
+    stats.set('all', { error: error instanceof Error ? error.message : String(error) });
+  }
 }
-console.log(`\nwrote ${jsonPath} and ${mdPath}`);
-const failed = rows.filter((row) => row.error !== null);
-if (failed.length > 0) {
-  console.error(`\n${failed.length} kernel(s) failed:\n${failed.map((row) => `- ${row.name}: ${row.error}`).join('\n')}`);
-  process.exitCode = 1;
-}
-const problems = rows.flatMap((row) => row.problems);
-if (problems.length > 0) {
-  console.error(`\nWrong results:\n${problems.map((problem) => `- ${problem}`).join('\n')}`);
-  process.exitCode = 1;
-}
+progressDone();
+const markdown = writeReports(stats);
+console.log(`\n${markdown}`);
+console.log(`wrote ${jsonPath} and ${mdPath} (${elapsed()})`);
+const failed = rows.filter((r) => r.status === 'failed');
+const wrong = rows.filter((r) => r.check !== null && !r.check.ok);
+if (failed.length > 0) console.error(`\n${failed.length} row(s) failed:\n${failed.map((r) => `- ${r.kernel} ${r.shape}: ${r.note}`).join('\n')}`);
+if (wrong.length > 0) console.error(`\nWrong results:\n${wrong.map((r) => `- ${r.kernel} ${r.shape}: ${r.check?.metric} ${r.check?.value} > ${r.check?.limit}`).join('\n')}`);
+if (failed.length > 0 || wrong.length > 0) process.exitCode = 1;

@@ -1,105 +1,188 @@
 import { markdownTable } from '../lib/args.js';
-import type { BenchRow } from './measure.js';
+import type { BenchRow } from './common.js';
+import type { InstructionStats } from './instructionStats.js';
 
 /*
- * The benchmark's outputs: the printed table (also the Markdown file's table), the Markdown file
- * with the device and the definitions, and the JSON with every figure.
+ * The benchmark's outputs: the JSON (schema in bench/README.md) and the Markdown report (the tables
+ * CI prints), both from the same rows.
  */
 
-/** What the report says about where it ran. */
+/** Where and how the run happened. */
 export interface BenchEnvironment {
-  readonly adapter: { vendor: string; architecture: string; device: string; description: string };
+  readonly device: string;
+  readonly adapter: { readonly vendor: string; readonly architecture: string; readonly device: string; readonly description: string };
+  readonly date: string;
+  readonly mode: 'quick' | 'full';
+  readonly timing: string;
   readonly features: Record<string, boolean>;
   readonly limits: Record<string, number>;
-  readonly timing: string;
-  readonly quick: boolean;
-  readonly date: string;
   readonly node: string;
   readonly command: string;
-  /** The card's memory bandwidth in GB/s (`--peak-gbs`), for the "% of peak" column; null when not given. */
-  readonly peakGbPerSecond: number | null;
+  readonly settings: Record<string, number | boolean | string>;
 }
 
-function significant(value: number | null, digits = 3): string {
+/** Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. */
+export function addRatios(rows: BenchRow[]): void {
+  const stream = rows.find((r) => r.family === 'stream' && r.gbps !== null)?.gbps ?? null;
+  for (const r of rows) {
+    if (r.status !== 'ok' || r.ms === null) continue;
+    if (stream !== null && r.gbps !== null && r.family !== 'product' && r.family !== 'host') r.fractionOfStream = r.gbps / stream;
+    if (r.family === 'gemv' || r.family === 'batched') {
+      const f16 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f16' && o.shape === r.shape && o.status === 'ok');
+      const f32 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f32' && o.shape === r.shape && o.status === 'ok');
+      if (r.family === 'gemv') r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
+      if (r.family === 'gemv') r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
+    }
+    if (r.family === 'product') {
+      const f32 = rows.find((o) => o.family === 'product' && o.kernel.startsWith('f32') && o.shape === r.shape && o.status === 'ok');
+      r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
+    }
+  }
+}
+
+/** Attaches the SPIR-V instructions per code byte to the rows of each kernel. */
+export function addInstructionStats(rows: BenchRow[], stats: InstructionStats): void {
+  for (const r of rows) {
+    if (r.spirvKey === null) continue;
+    const s = stats.get(r.spirvKey);
+    if (s !== undefined && 'perCodeByte' in s) r.instrPerCodeByte = s.perCodeByte;
+  }
+}
+
+function fmt(value: number | null, digits = 3): string {
   if (value === null || !Number.isFinite(value)) return '—';
   if (value === 0) return '0';
   const magnitude = Math.floor(Math.log10(Math.abs(value)));
-  const decimals = Math.max(0, digits - 1 - magnitude);
-  return value.toFixed(Math.min(decimals, 6));
+  return value.toFixed(Math.min(6, Math.max(0, digits - 1 - magnitude)));
 }
 
-function scientific(value: number | null): string {
-  if (value === null || !Number.isFinite(value)) return '—';
-  return value === 0 ? '0' : value.toExponential(2);
+function ratio(value: number | null): string {
+  return value === null ? '—' : `${fmt(value)}×`;
 }
 
-/**
- * The results as an aligned table (valid Markdown). Failed cases show their error. With
- * `peakGbPerSecond`, a column gives each kernel's GB/s as a share of it.
- */
-export function resultsTable(rows: readonly BenchRow[], peakGbPerSecond: number | null = null): string {
-  const peak = peakGbPerSecond !== null && peakGbPerSecond > 0 ? peakGbPerSecond : null;
-  const header = ['kernel', 'shape', 'bits/entry', 'time (ms)', 'GB/s', ...(peak ? ['% of peak'] : []), 'GFLOP/s', 'speed vs f32', 'NMSE', 'timing'];
+function status(r: BenchRow): string {
+  if (r.status === 'unsupported') return r.note ?? 'unsupported';
+  if (r.status === 'failed') return `FAILED: ${r.note ?? ''}`.slice(0, 140);
+  if (r.check === null) return 'ok';
+  return `${r.check.ok ? 'ok' : 'WRONG'} (nmse ${r.check.value.toExponential(1)})`;
+}
+
+function gemvTable(rows: readonly BenchRow[]): string {
   return markdownTable(
-    header,
-    rows.map((row) => {
-      if (row.error !== null) {
-        const cells = [row.name, row.shape, significant(row.bitsPerEntry), 'FAILED'];
-        while (cells.length < header.length - 1) cells.push('');
-        return [...cells, row.error.split('\n')[0]?.slice(0, 120) ?? ''];
-      }
-      return [
-        row.name,
-        row.shape,
-        significant(row.bitsPerEntry),
-        significant(row.medianMs),
-        significant(row.gbPerSecond),
-        ...(peak ? [row.gbPerSecond === null ? '—' : `${((100 * row.gbPerSecond) / peak).toFixed(1)}%`] : []),
-        significant(row.gflopPerSecond),
-        row.speedupVsF32 === null ? '—' : `${significant(row.speedupVsF32)}×`,
-        scientific(row.nmse),
-        row.method ?? '—',
-      ];
-    }),
+    ['kernel', 'shape (out × in)', 'k', 'bits/entry', 'MB read', 'µs', 'GB/s', 'of stream', 'vs f16', 'vs f32', 'instr / code byte', 'copies', 'check'],
+    rows.map((r) => [
+      r.kernel,
+      r.shape,
+      r.k === null ? '—' : String(r.k),
+      fmt(r.bitsPerEntry),
+      r.bytesRead === null ? '—' : fmt(r.bytesRead / 1e6),
+      r.ms === null ? '—' : fmt(1000 * r.ms),
+      fmt(r.gbps),
+      r.fractionOfStream === null ? '—' : `${(100 * r.fractionOfStream).toFixed(1)}%`,
+      ratio(r.vsF16),
+      ratio(r.vsF32),
+      fmt(r.instrPerCodeByte),
+      r.copies === null ? '—' : String(r.copies),
+      status(r),
+    ]),
   );
 }
 
-/** A one-line description of the adapter. */
-export function adapterLine(environment: BenchEnvironment): string {
-  const { vendor, architecture, device, description } = environment.adapter;
-  return [description || device, vendor && `vendor ${vendor}`, architecture && `architecture ${architecture}`].filter(Boolean).join(', ');
+function hostTable(rows: readonly BenchRow[]): string {
+  return markdownTable(
+    ['what', 'shape', 'host µs per call / layer', 'GPU objects created (steady state)', 'GPU ms per step', 'GB/s', 'of stream', 'note'],
+    rows.map((r) => [
+      r.kernel,
+      r.shape,
+      fmt(r.hostUsPerCall),
+      r.allocationsAfterFirst === null ? '—' : fmt(r.allocationsAfterFirst),
+      fmt(r.ms),
+      fmt(r.gbps),
+      r.fractionOfStream === null ? '—' : `${(100 * r.fractionOfStream).toFixed(1)}%`,
+      r.status === 'ok' ? (r.note ?? '') : status(r),
+    ]),
+  );
+}
+
+function productTable(rows: readonly BenchRow[]): string {
+  return markdownTable(
+    ['kernel', 'shape (n × a × b)', 'bits/entry', 'ms', 'GFLOP/s', 'vs f32 matmul', 'check'],
+    rows.map((r) => [r.kernel, r.shape, fmt(r.bitsPerEntry), fmt(r.ms), fmt(r.gflops), ratio(r.vsF32), status(r)]),
+  );
 }
 
 /** The Markdown report. */
-export function markdownReport(rows: readonly BenchRow[], environment: BenchEnvironment): string {
-  const features = Object.entries(environment.features)
-    .map(([name, on]) => `${name} ${on ? 'yes' : 'no'}`)
-    .join(', ');
-  const notes = [...new Set(rows.flatMap((row) => [...row.problems.map((problem) => `**PROBLEM**: ${problem}`), ...row.notes]))];
+export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
+  const gemv = rows.filter((r) => r.family === 'stream' || r.family === 'gemv' || r.family === 'batched');
+  const host = rows.filter((r) => r.family === 'host' || r.family === 'decode-step');
+  const products = rows.filter((r) => r.family === 'product');
+  const features = Object.entries(env.features).map(([name, on]) => `${name} ${on ? 'yes' : 'no'}`).join(', ');
+  const statLines = [...stats].map(([key, s]) =>
+    'error' in s
+      ? `- ${key}: not counted (${s.error})`
+      : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte${s.unknownTrips > 0 ? ` (${s.unknownTrips} nested loop(s) of unknown trip count counted once)` : ''}`,
+  );
   return [
-    '# WebGPU kernel benchmark',
+    `# WebGPU GEMV and product benchmark — ${env.device}`,
     '',
-    `- Device: ${adapterLine(environment)}`,
+    ...(caveat ? [`> ${caveat}`, ''] : []),
+    `- Adapter: ${[env.adapter.description, env.adapter.vendor, env.adapter.architecture].filter(Boolean).join(', ')}`,
+    `- Mode: ${env.mode}; run \`${env.command}\` on ${env.date}, Node ${env.node}`,
+    `- Timing: ${env.timing}`,
     `- Features: ${features}`,
-    `- Workgroup storage: ${environment.limits.maxComputeWorkgroupStorageSize} bytes; max storage binding: ${environment.limits.maxStorageBufferBindingSize} bytes`,
-    `- Timing: ${environment.timing}`,
-    `- Run: \`${environment.command}\` on ${environment.date}, Node ${environment.node}${environment.quick ? ' (quick shapes)' : ''}`,
+    `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     '',
-    resultsTable(rows, environment.peakGbPerSecond),
+    '## GEMV y = W·x (streamed over distinct weight copies)',
     '',
-    'Definitions: time is the median over the samples; GB/s counts the bytes of weights or codes (with',
-    'scales and per-column fields) read, plus the vector for GEMV (encode: the f32 input read);',
-    'GFLOP/s counts 2·n·cols per GEMV and 2·n·a·b per product (the dense equivalent); "speed vs f32" is',
-    'the f32 kernel\'s time (same shape, same run: f32 GEMV for GEMV and encode, f32 matmul for products)',
-    'divided by this kernel\'s; NMSE is n‖ŷ − y‖²/(‖W‖²‖x‖²) for GEMV and n‖Ĉ − AᵀB‖²/(‖A‖²‖B‖²) for',
-    'products, against the exact float64 result, on iid N(0, 1) data.' +
-      (environment.peakGbPerSecond ? ` "% of peak" divides GB/s by ${environment.peakGbPerSecond} GB/s (--peak-gbs).` : ''),
+    gemvTable(gemv),
     '',
-    ...(notes.length > 0 ? ['Notes:', '', ...notes.map((note) => `- ${note}`), ''] : []),
+    '## Host cost and a decode step',
+    '',
+    hostTable(host),
+    '',
+    '## Products C = AᵀB',
+    '',
+    productTable(products),
+    '',
+    'Definitions: µs / ms are GPU time per call (median of the samples; a sample records `copies`×rounds calls,',
+    'call i reading weight copy i mod copies, so the working set of distinct weights exceeds the L2 cache);',
+    '"MB read" counts the weights as stored (codes, scales, escape and side fields) plus the activations;',
+    '"of stream" is GB/s over the streaming-read kernel\'s GB/s in this run; "vs f16" / "vs f32" are the f16 /',
+    'f32 GEMV\'s time at the same shape over this kernel\'s (> 1: faster); products: FLOP/s of the dense 2·n·a·b;',
+    'check: NMSE n‖ŷ − y‖²/(‖W‖²‖x‖²) against the exact float64 product (products: on sampled entries).',
+    '',
+    '## Instructions per code byte (inner loop, from the SPIR-V Dawn emits)',
+    '',
+    'Scalar-equivalent SPIR-V instructions of one iteration of the innermost loop that loads the packed',
+    'weights, divided by the bytes of weights it loads (static count: nested constant loops multiplied,',
+    'called functions inlined, both sides of undecided branches counted; branches on known uniforms',
+    'such as q and the code width resolved). Method: bench/gpu/spirv.ts. For scale: an H200 issues ≈ 7',
+    'instructions per HBM byte at full bandwidth (33.5 T lane-instructions/s ÷ 4.8 TB/s).',
+    '',
+    ...statLines,
+    '',
   ].join('\n');
 }
 
 /** The JSON report. */
-export function jsonReport(rows: readonly BenchRow[], environment: BenchEnvironment): string {
-  return `${JSON.stringify({ environment, results: rows }, null, 2)}\n`;
+export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
+  return `${JSON.stringify(
+    {
+      device: env.device,
+      adapter: env.adapter,
+      date: env.date,
+      mode: env.mode,
+      timing: env.timing,
+      caveat,
+      features: env.features,
+      limits: env.limits,
+      node: env.node,
+      command: env.command,
+      settings: env.settings,
+      instructionsPerCodeByte: Object.fromEntries(stats),
+      rows,
+    },
+    null,
+    2,
+  )}\n`;
 }

@@ -9,12 +9,13 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS, timeGpuWork } from '../../src/gpu/timing.js';
-import { dispatchF32Gemv, f32Gemv, type F32GemvChunkWidth } from '../../src/gpu/kernels/f32Gemv.js';
+import { dispatchF32Gemv, f32Gemv, f32GemvChunkWidth, f32GemvRoundingDepth, type F32GemvChunkWidth } from '../../src/gpu/kernels/f32Gemv.js';
 import {
   dequantizeInt4Weights,
   dispatchInt4Gemv,
   INT4_G32_OPTIONS,
   int4Gemv,
+  int4GemvRoundingDepth,
   int4PaddedLength,
   quantizeInt4Weights,
   type Int4Weights,
@@ -26,9 +27,10 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  *
  * Stated tolerances (u = 2^−24): an f32 sum in which every term goes through at most D roundings is
  * within γ_D·Σ|terms| ≈ D·u·Σ|terms| of the exact sum (any order, with or without fused multiply-adds),
- * and the result is rounded once more. The kernels' depths (see the module comments):
- *   f32 GEMV:   D = ⌈n/64⌉ + 10   (64 lanes per column, vec4 dot, 6 tree levels)
- *   int4 GEMV:  D = ⌈G/64⌉ + 20   (group sum of 32, scale, lane chain, 6 tree levels), G = ⌈n/32⌉
+ * and the result is rounded once more. The kernels' depths (see the module comments; 256 invocations
+ * per workgroup, 8 reduction levels with or without subgroups):
+ *   f32 GEMV:   D = 1 + 3 + ⌈C/256⌉ + 8, C = n/4 chunks (vec4; width 1: 1 + ⌈n/256⌉ + 8)
+ *   int4 GEMV:  D = 12 + ⌈G/256⌉ + 8   (product, dot, 8 half-words, scale; group chain), G = ⌈n/32⌉
  * so the check is |ŷ_j − y_j| ≤ (D + 1)·u·Σ_k |W_kj x_k| with y the float64 dot product of the
  * (dequantized) column with x. The int4 reference dequantizes with `absmaxDequantize` on
  * `absmaxQuantize`'s own output, not with the kernel module's unpacking, so the packing is checked too.
@@ -98,12 +100,27 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
   afterAll(() => context?.device.destroy());
 
   describe('f32_gemv.wgsl: y = Wᵀx', () => {
-    it.each(SHAPES)('n = %i, cols = %i: within (⌈n/64⌉ + 11)·u·Σ|wx| of the float64 dot products', async (n, cols) => {
+    it.each(SHAPES)('n = %i, cols = %i: within (D + 1)·u·Σ|wx| of the float64 dot products, both reductions', async (n, cols) => {
       const w = gaussianMatrix(n, cols, 10 + n);
       const x = gaussianVector(n, 20 + cols);
-      const y = await f32Gemv(context.device, w, x);
-      const worst = worstRelativeError(y, w, x, Math.ceil(n / 64) + 10);
-      expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+      const depth = f32GemvRoundingDepth(n, f32GemvChunkWidth(n));
+      for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
+        const y = await f32Gemv(context.device, w, x, { subgroups });
+        const worst = worstRelativeError(y, w, x, depth);
+        expect(worst.ratio, `subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
+      }
+    });
+
+    it('subgroup variant: the shuffles ran (require-shuffles) and the forced fallback gives the same exact sums', async () => {
+      if (!context.features.subgroups) return;
+      const n = 1000; // 250 chunks: every invocation of the workgroup holds a partial sum
+      const cols = 17;
+      const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 11, 8) };
+      const x = smallIntegerData(n, 12, 8);
+      const expected = integerDot(w, x);
+      expect(Array.from(await f32Gemv(context.device, w, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
+      expect(Array.from(await f32Gemv(context.device, w, x, { subgroups: true, subgroupTestMode: 'fallback' }))).toEqual(expected);
+      await expect(f32Gemv(context.device, w, x, { subgroups: false, subgroupTestMode: 'fallback' })).rejects.toThrow(/subgroupTestMode applies to the subgroup variant/);
     });
 
     it.each(SHAPES)('n = %i, cols = %i: exact on small integers', async (n, cols) => {
@@ -206,15 +223,38 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
 
   describe('int4_gemv.wgsl: y = Ŵᵀx', () => {
     it.each(SHAPES)(
-      'n = %i, cols = %i: within (⌈G/64⌉ + 21)·u·Σ|ŵx| of float64 dots of the dequantized W',
+      'n = %i, cols = %i: within (D + 1)·u·Σ|ŵx| of float64 dots of the dequantized W, both reductions',
       async (n, cols) => {
         const w = gaussianMatrix(n, cols, 60 + n);
         const x = gaussianVector(n, 70 + cols);
-        const y = await int4Gemv(context.device, quantizeInt4Weights(w), x);
-        const worst = worstRelativeError(y, absmaxDequantizedColumns(w), x, Math.ceil(n / 32 / 64) + 20);
-        expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+        const q = quantizeInt4Weights(w);
+        for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
+          const y = await int4Gemv(context.device, q, x, { subgroups });
+          const worst = worstRelativeError(y, absmaxDequantizedColumns(w), x, int4GemvRoundingDepth(n));
+          expect(worst.ratio, `subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
+        }
       },
     );
+
+    it('subgroup variant: the shuffles ran (require-shuffles); x entries of every magnitude keep their exact products', async () => {
+      if (!context.features.subgroups) return;
+      // 9000 rows: 282 groups, more than one per invocation for some. Scale 1 in every group.
+      const n = 9000;
+      const cols = 9;
+      const data = smallIntegerData(n * cols, 13, 7);
+      for (let j = 0; j < cols; j++) for (let k = 0; k < n; k += 32) data[j * n + k] = 7;
+      const w: Matrix = { rows: n, cols, data };
+      // x_k = ±2^e with e spread over [−100, 100]: every product level·x is exact, and so are the
+      // kernel's x·16^−k, so each output must equal the float64 sum rounded by the kernel's additions;
+      // with one nonzero x per column-sum only the exact value remains.
+      const x = new Float32Array(n);
+      x[4000] = 2 ** -100;
+      x[8999] = -(2 ** 100);
+      const q = quantizeInt4Weights(w);
+      const expected = integerDot(w, x).map((v) => Math.fround(v));
+      expect(Array.from(await int4Gemv(context.device, q, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
+      expect(Array.from(await int4Gemv(context.device, q, x, { subgroups: false }))).toEqual(expected);
+    });
 
     it.each(SHAPES)('n = %i, cols = %i: exact when every group spans ±7 (scale 1) and x is small integers', async (n, cols) => {
       const data = smallIntegerData(n * cols, 80 + n, 7);

@@ -7,18 +7,35 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import {
+  COLUMN_GEMV_COLUMNS,
+  COLUMN_GEMV_REDUCTION_DEPTH,
+  columnGemvSource,
+  columnGemvSubgroupMode,
+  columnGemvUsesSubgroups,
+  type ColumnGemvOptions,
+} from './columnGemv.js';
 
 /*
  * The f32 GEMV baseline y = Wᵀx (shaders/f32_gemv.wgsl): W is n × cols column-major, x has n entries,
  * y has cols. CPU twin: float64 dot products of the columns with x. The GPU sums each column in f32:
- * every lane adds ⌈n / (64·width)⌉ chunk products in order, a vec4 chunk product is a `dot` (4
- * products, 3 additions), then 6 levels of tree sum, so each term goes through at most
- * ⌈n/64⌉ + 10 roundings and |ŷ_j − y_j| ≤ (⌈n/64⌉ + 10)·u·Σ_k |W_kj·x_k|, u = 2^−24 (a driver may fuse
- * multiply-adds, which only removes roundings).
+ * every invocation adds ⌈C/256⌉ chunk products in order (C = n / width chunks), a vec4 chunk product
+ * is a `dot` (4 products, 3 additions), then 8 levels of workgroup sum, so each term goes through at
+ * most D = ⌈C/256⌉ + 12 roundings (see `f32GemvRoundingDepth`) and
+ * |ŷ_j − y_j| ≤ D·u·Σ_k |W_kj·x_k|, u = 2^−24 (a driver may fuse multiply-adds, which only removes
+ * roundings).
  */
 
 /** Output columns per workgroup (the shader's COLUMNS). */
-export const F32_GEMV_COLUMNS_PER_WORKGROUP = 4;
+export const F32_GEMV_COLUMNS_PER_WORKGROUP = COLUMN_GEMV_COLUMNS;
+
+/**
+ * Most f32 roundings any term w·x goes through in the kernel: the product, 3 additions inside a vec4
+ * `dot` (none for width 1), ⌈C/256⌉ accumulations per invocation, 8 reduction levels.
+ */
+export function f32GemvRoundingDepth(n: number, chunkWidth: F32GemvChunkWidth): number {
+  return 1 + (chunkWidth === 4 ? 3 : 0) + Math.ceil(n / chunkWidth / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+}
 
 /** Floats per load: 4 (vec4) when the shape and offsets allow it, else 1. */
 export type F32GemvChunkWidth = 1 | 4;
@@ -30,27 +47,44 @@ const Params = /*#__PURE__*/ new UniformLayout('F32GemvParams', {
   w_first: 'u32', // chunk index of W[0, 0]
   x_first: 'u32', // chunk index of x[0]
   y_first: 'u32', // index of y[0]
+  subgroup_mode: 'u32', // 0; tests: 1 forces the plain reduction, 2 poisons it (column_gemv_subgroup.wgsl)
 });
 
-/** The WGSL of one variant: the uniform struct, then a prefix that declares the chunk type the loads use. */
-export function f32GemvShaderSource(chunkWidth: F32GemvChunkWidth): string {
-  const prefix =
-    chunkWidth === 4
-      ? 'alias Chunk = vec4<f32>;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return dot(a, b); }\n'
-      : 'alias Chunk = f32;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return a * b; }\n';
-  return `${Params.wgsl()}\n${prefix}${f32GemvSource}`;
+/** A compiled variant: the chunk width and whether the reduction uses subgroup shuffles. */
+export interface F32GemvVariant {
+  readonly chunkWidth: F32GemvChunkWidth;
+  readonly subgroups: boolean;
 }
 
-/** Pipelines per device, one per chunk width, built on first use. */
+/**
+ * The WGSL of one variant: the uniform struct, a prefix that declares the chunk type the loads use,
+ * the kernel, the shared reduction and the entry file.
+ *
+ * @example
+ * f32GemvShaderSource({ chunkWidth: 4, subgroups: false });
+ */
+export function f32GemvShaderSource(variant: F32GemvVariant): string {
+  const prefix =
+    variant.chunkWidth === 4
+      ? 'alias Chunk = vec4<f32>;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return dot(a, b); }\n'
+      : 'alias Chunk = f32;\nfn chunk_dot(a: Chunk, b: Chunk) -> f32 { return a * b; }\n';
+  return columnGemvSource({ subgroups: variant.subgroups, header: `${Params.wgsl()}\n${prefix}`, kernel: f32GemvSource });
+}
+
+/** Pipelines per device and variant, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'f32 gemv',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout, chunkWidth: F32GemvChunkWidth) =>
-    createKernelPipeline(device, pipelineLayout, { label: `f32 gemv (chunk width ${chunkWidth})`, code: f32GemvShaderSource(chunkWidth) }),
+  compile: (device, pipelineLayout, variant: F32GemvVariant) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `f32 gemv (chunk width ${variant.chunkWidth}${variant.subgroups ? ', subgroups' : ''})`,
+      code: f32GemvShaderSource(variant),
+    }),
+  key: (variant) => `${variant.chunkWidth}${variant.subgroups ? '+subgroups' : ''}`,
 });
 
 /** Arguments of `dispatchF32Gemv`. Offsets are in bytes (multiples of 4). */
-export interface F32GemvArgs {
+export interface F32GemvArgs extends ColumnGemvOptions {
   /** W, n × cols column-major f32. */
   readonly w: GPUBuffer;
   /** x, n f32. */
@@ -110,7 +144,8 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
   check(xWindow.size <= maxBinding, () => `f32 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
   const columnsPerChunk = Math.min(itemsPerBinding(4 * n, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment));
 
-  const { layout, pipeline } = pipelines.get(device, chunkWidth);
+  const subgroups = columnGemvUsesSubgroups(device, args, 'f32 gemv');
+  const { layout, pipeline } = pipelines.get(device, { chunkWidth, subgroups });
   const pass = encoder.beginComputePass({ label: 'f32 gemv' });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
@@ -126,6 +161,7 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
         w_first: wWindow.firstElement / chunkWidth,
         x_first: xWindow.firstElement / chunkWidth,
         y_first: yWindow.firstElement,
+        subgroup_mode: columnGemvSubgroupMode(args),
       }),
     );
     pass.setBindGroup(0, createKernelBindGroup(device, layout, `f32 gemv (${range})`, [
@@ -151,7 +187,7 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
  * @example
  * const y = await f32Gemv(device, w, x); // w.cols entries
  */
-export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array): Promise<Float32Array> {
+export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
   checkMatrix(w, 'W');
   check(x instanceof Float32Array, 'f32 gemv: x must be a Float32Array');
   check(x.length === w.rows, () => `f32 gemv: x has ${x.length} entries, W has ${w.rows} rows`);
@@ -161,7 +197,7 @@ export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array): Pr
     const wBuffer = run.upload('f32 gemv W', w.data);
     const xBuffer = run.upload('f32 gemv x', x);
     const yBuffer = run.storage('f32 gemv y', 4 * w.cols);
-    dispatchF32Gemv(device, run.encoder, run.scratch, { w: wBuffer, x: xBuffer, y: yBuffer, n: w.rows, cols: w.cols });
+    dispatchF32Gemv(device, run.encoder, run.scratch, { ...options, w: wBuffer, x: xBuffer, y: yBuffer, n: w.rows, cols: w.cols });
     return yBuffer;
   });
   return new Float32Array(data);

@@ -9,6 +9,14 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import {
+  COLUMN_GEMV_COLUMNS,
+  COLUMN_GEMV_REDUCTION_DEPTH,
+  columnGemvSource,
+  columnGemvSubgroupMode,
+  columnGemvUsesSubgroups,
+  type ColumnGemvOptions,
+} from './columnGemv.js';
 
 /*
  * The int4 group-32 GEMV baseline y = Wᵀx (shaders/int4_gemv.wgsl), in the storage of WebLLM's
@@ -20,15 +28,24 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
  *
  * Quantization is `absmaxQuantize(column, INT4_G32_OPTIONS)` per column (CPU). CPU twin of the
  * kernel: float64 dot products of `dequantizeInt4Weights(q)` with x. The GPU forms each group's
- * Σ level·x in f32 (products, vec4 `dot`s, a chain of 8), scales it, adds it to a lane accumulator
- * (a chain of ⌈G/64⌉) and sums 64 lanes in a tree (6 levels), so each term goes through at most
- * 20 + ⌈G/64⌉ roundings: |ŷ_j − y_j| ≤ (20 + ⌈G/64⌉)·u·Σ_k |Ŵ_kj·x_k|, u = 2^−24, Ŵ the dequantized W.
+ * Σ level·x in f32 (exact levels, products, vec4 `dot`s of 3 additions, a chain of 7 over the 8
+ * half-words), scales it, adds it to an invocation accumulator (a chain of ⌈G/256⌉) and sums 256
+ * invocations in 8 levels, so each term goes through at most D = ⌈G/256⌉ + 20 roundings
+ * (`int4GemvRoundingDepth`): |ŷ_j − y_j| ≤ D·u·Σ_k |Ŵ_kj·x_k|, u = 2^−24, Ŵ the dequantized W
+ * (x entries below 2^−114 in magnitude may lose bits when the kernel scales them by 2^−12: see the shader).
  */
 
 /** Entries per scale. */
 export const INT4_GROUP_SIZE = 32;
 /** Output columns per workgroup (the shader's COLUMNS). */
-export const INT4_GEMV_COLUMNS_PER_WORKGROUP = 4;
+export const INT4_GEMV_COLUMNS_PER_WORKGROUP = COLUMN_GEMV_COLUMNS;
+
+/** Most f32 roundings a term goes through in the kernel (see the module comment). */
+export function int4GemvRoundingDepth(n: number): number {
+  checkPositiveInteger(n, 'int4 gemv n');
+  // product + 3 in a dot, 7 across the half-words, the scale, the group chain, the reduction.
+  return 1 + 3 + 7 + 1 + Math.ceil(Math.ceil(n / INT4_GROUP_SIZE) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+}
 
 /** The absmax options that define the int4 g32 codes (symmetric levels −7..7 stored as level + 8, fp16 scales). */
 export const INT4_G32_OPTIONS: AbsmaxOptions = { bits: 4, groupSize: INT4_GROUP_SIZE, grid: 'symmetric', scaleFormat: 'fp16' };
@@ -144,18 +161,30 @@ const Params = /*#__PURE__*/ new UniformLayout('Int4GemvParams', {
   scales_first: 'u32', // word index of column 0's scales
   x_first: 'u32', // vec4 index of x[0]
   y_first: 'u32', // index of y[0]
+  subgroup_mode: 'u32', // 0; tests: 1 forces the plain reduction, 2 poisons it
 });
 
-/** One pipeline per device (no compile-time variants), built on first use. */
+/**
+ * The WGSL of one variant (subgroup reduction or not).
+ *
+ * @example
+ * int4GemvShaderSource(true);
+ */
+export function int4GemvShaderSource(subgroups: boolean): string {
+  return columnGemvSource({ subgroups, header: Params.wgsl(), kernel: int4GemvSource });
+}
+
+/** Pipelines per device and variant, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'int4 gemv',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout) =>
-    createKernelPipeline(device, pipelineLayout, { label: 'int4 gemv', code: `${Params.wgsl()}\n${int4GemvSource}` }),
+  compile: (device, pipelineLayout, subgroups: boolean) =>
+    createKernelPipeline(device, pipelineLayout, { label: `int4 gemv${subgroups ? ' (subgroups)' : ''}`, code: int4GemvShaderSource(subgroups) }),
+  key: (subgroups) => (subgroups ? 'subgroups' : 'plain'),
 });
 
 /** Arguments of `dispatchInt4Gemv`. Offsets are in bytes. */
-export interface Int4GemvArgs {
+export interface Int4GemvArgs extends ColumnGemvOptions {
   /** Packed codes (`Int4Weights.codes`), 16·G·cols bytes; offset a multiple of 16. */
   readonly codes: GPUBuffer;
   /** Packed fp16 scales (`Int4Weights.scales`), 4·S·cols bytes; offset a multiple of 4. */
@@ -210,7 +239,8 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
     itemsPerBinding(4, maxBinding, alignment),
   );
 
-  const { layout, pipeline } = pipelines.get(device);
+  const subgroups = columnGemvUsesSubgroups(device, args, 'int4 gemv');
+  const { layout, pipeline } = pipelines.get(device, subgroups);
   const pass = encoder.beginComputePass({ label: 'int4 gemv' });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
@@ -229,6 +259,7 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
         scales_first: scalesWindow.firstElement,
         x_first: xWindow.firstElement / 4,
         y_first: yWindow.firstElement,
+        subgroup_mode: columnGemvSubgroupMode(args),
       }),
     );
     pass.setBindGroup(0, createKernelBindGroup(device, layout, `int4 gemv (${range})`, [
@@ -255,7 +286,7 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
  * @example
  * const y = await int4Gemv(device, quantizeInt4Weights(w), x); // w.cols entries
  */
-export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float32Array): Promise<Float32Array> {
+export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
   checkInt4Weights(weights);
   check(x instanceof Float32Array, 'int4 gemv: x must be a Float32Array');
   check(x.length === weights.rows, () => `int4 gemv: x has ${x.length} entries, W has ${weights.rows} rows`);
@@ -268,7 +299,7 @@ export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float
     const scales = run.upload('int4 gemv scales', weights.scales);
     const xBuffer = run.upload('int4 gemv x', paddedX);
     const y = run.storage('int4 gemv y', 4 * weights.cols);
-    dispatchInt4Gemv(device, run.encoder, run.scratch, { codes, scales, x: xBuffer, y, n: weights.rows, cols: weights.cols });
+    dispatchInt4Gemv(device, run.encoder, run.scratch, { ...options, codes, scales, x: xBuffer, y, n: weights.rows, cols: weights.cols });
     return y;
   });
   return new Float32Array(data);

@@ -1,0 +1,302 @@
+import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { prepareCommands, type PreparedCommands } from '../../src/gpu/prepared.js';
+import type { GpuScratch } from '../../src/gpu/scratch.js';
+import { timeGpuWork, type GpuTiming } from '../../src/gpu/timing.js';
+import type { Matrix } from '../../src/matrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+
+/*
+ * What every part of the GPU benchmark shares: the settings, the row it reports, the GEMV problem
+ * (a Gaussian W built from a distinct column tile, its exact product with x), GPU copies of weights
+ * (the working set of distinct matrices), prepared recordings, and the timing of a stream of calls.
+ */
+
+/** How the benchmark runs (from the command line). */
+export interface BenchSettings {
+  readonly quick: boolean;
+  readonly seed: number;
+  readonly warmup: number;
+  readonly samples: number;
+  /** Bytes of distinct weight matrices each GEMV row streams over (each call reads the next copy). */
+  readonly workingSetBytes: number;
+  /** Fewest calls per timed sample (copies repeat to reach it). */
+  readonly minCalls: number;
+  /** Most copies of one matrix (memory cap). */
+  readonly maxCopies: number;
+  /** Distinct Gaussian columns of W; wider W repeats them (bandwidth does not care; it saves CPU time). */
+  readonly tileCols: number;
+  readonly timestampQuery: boolean;
+}
+
+/** A checked result: the metric, its value and the limit it must stay under. */
+export interface RowCheck {
+  readonly metric: string;
+  readonly value: number;
+  readonly limit: number;
+  readonly ok: boolean;
+}
+
+/** One row of the report (the JSON schema's `rows`). Null where a figure has no meaning. */
+export interface BenchRow {
+  readonly kernel: string;
+  readonly family: 'stream' | 'gemv' | 'batched' | 'host' | 'decode-step' | 'product';
+  /** GEMV: "out × in" (PyTorch's weight shape); products "n × a × b"; stream: the bytes. */
+  readonly shape: string;
+  readonly k: number | null;
+  readonly status: 'ok' | 'unsupported' | 'failed';
+  readonly note: string | null;
+  readonly bitsPerEntry: number | null;
+  /** Bytes one call must read from memory: weights (codes, scales, side fields) and the activations. */
+  readonly bytesRead: number | null;
+  /** GPU milliseconds per call (median over the samples). */
+  readonly ms: number | null;
+  readonly gbps: number | null;
+  /** gbps / the streaming-read kernel's gbps in the same run. */
+  fractionOfStream: number | null;
+  /** f16 GEMV ms / this ms at the same shape (null: not a GEMV row, or no f16 GEMV on the adapter). */
+  vsF16: number | null;
+  /** f32 kernel ms / this ms (f32 GEMV at the same shape, f32 matmul for products). */
+  vsF32: number | null;
+  readonly gflops: number | null;
+  readonly hostUsPerCall: number | null;
+  /** GPU objects created by the steady-state recording calls (0 is the goal). */
+  readonly allocationsAfterFirst: number | null;
+  readonly copies: number | null;
+  readonly workingSetBytes: number | null;
+  readonly callsPerSample: number | null;
+  /** Per-call milliseconds of every sample. */
+  readonly samplesMs: readonly number[];
+  readonly timing: string | null;
+  readonly check: RowCheck | null;
+  /** Filled from the SPIR-V statistics (bench/gpu/spirv.ts). */
+  instrPerCodeByte: number | null;
+  /** Key of the kernel's SPIR-V statistics. */
+  readonly spirvKey: string | null;
+}
+
+/** A row with every optional figure null. */
+export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'family' | 'shape'>): BenchRow {
+  return {
+    k: null,
+    status: 'ok',
+    note: null,
+    bitsPerEntry: null,
+    bytesRead: null,
+    ms: null,
+    gbps: null,
+    fractionOfStream: null,
+    vsF16: null,
+    vsF32: null,
+    gflops: null,
+    hostUsPerCall: null,
+    allocationsAfterFirst: null,
+    copies: null,
+    workingSetBytes: null,
+    callsPerSample: null,
+    samplesMs: [],
+    timing: null,
+    check: null,
+    instrPerCodeByte: null,
+    spirvKey: null,
+    ...fields,
+  };
+}
+
+/** A failed row: the error's first line. */
+export function failedRow(fields: Pick<BenchRow, 'kernel' | 'family' | 'shape'> & Partial<BenchRow>, error: unknown): BenchRow {
+  const message = error instanceof Error ? error.message : String(error);
+  return row({ ...fields, status: 'failed', note: message.split('\n')[0]?.slice(0, 300) ?? message });
+}
+
+/**
+ * The GEMV problem y = Wᵀx for a layer of PyTorch shape (out, in): W is n = in rows × cols = out
+ * columns (column j gives output j), built from `tile` (n × tileCols Gaussian columns) repeated; the
+ * exact products and norms come from the tile.
+ */
+export interface GemvProblem {
+  readonly out: number;
+  readonly in: number;
+  readonly n: number;
+  readonly cols: number;
+  readonly tile: Matrix;
+  /** k right-hand sides (column-major n × k), each N(0, 1). */
+  readonly x: Matrix;
+  /** Tileᵀ·X in float64: tile.cols × k. */
+  readonly yTile: Float64Array;
+  /** ‖W‖²_F (of the whole W) and ‖X‖²_F. */
+  readonly wNorm2: number;
+  readonly xNorm2: number;
+}
+
+/** The label of a GEMV shape: "out × in". */
+export function gemvShape(problem: Pick<GemvProblem, 'out' | 'in'>): string {
+  return `${problem.out} × ${problem.in}`;
+}
+
+export function gemvProblem(out: number, inFeatures: number, k: number, tileCols: number, seed: number, scale = 1): GemvProblem {
+  const n = inFeatures;
+  const cols = out;
+  const tCols = Math.min(cols, tileCols);
+  const tile = gaussianMatrix(n, tCols, seed);
+  if (scale !== 1) for (let i = 0; i < tile.data.length; i++) tile.data[i] = Math.fround((tile.data[i] as number) * scale);
+  const x = gaussianMatrix(n, k, seed + 1);
+  const yTile = new Float64Array(tCols * k);
+  const columnNorms = new Float64Array(tCols);
+  for (let j = 0; j < tCols; j++) {
+    let norm = 0;
+    for (let i = 0; i < n; i++) norm += (tile.data[j * n + i] as number) ** 2;
+    columnNorms[j] = norm;
+    for (let r = 0; r < k; r++) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += (tile.data[j * n + i] as number) * (x.data[r * n + i] as number);
+      yTile[r * tCols + j] = sum;
+    }
+  }
+  let wNorm2 = 0;
+  for (let j = 0; j < cols; j++) wNorm2 += columnNorms[j % tCols] as number;
+  let xNorm2 = 0;
+  for (const value of x.data) xNorm2 += value * value;
+  return { out, in: inFeatures, n, cols, tile, x, yTile, wNorm2, xNorm2 };
+}
+
+/**
+ * NMSE of a GEMV result Ŷ (cols × k, column-major) against the exact WᵀX:
+ * n·‖Ŷ − WᵀX‖² / (‖W‖²‖X‖²) (≈ the per-entry relative error of the weights; 0 for an exact kernel).
+ */
+export function gemvNmse(y: Float32Array, problem: GemvProblem): number {
+  const { cols, n } = problem;
+  const k = problem.x.cols;
+  const tCols = problem.tile.cols;
+  let error = 0;
+  for (let r = 0; r < k; r++) {
+    for (let j = 0; j < cols; j++) {
+      const d = (y[r * cols + j] as number) - (problem.yTile[r * tCols + (j % tCols)] as number);
+      error += d * d;
+    }
+  }
+  return Number.isFinite(error) ? (n * error) / (problem.wNorm2 * problem.xNorm2) : Number.POSITIVE_INFINITY;
+}
+
+export function nmseCheck(value: number, limit: number): RowCheck {
+  return { metric: 'nmse vs exact float64', value, limit, ok: value <= limit };
+}
+
+/**
+ * A buffer of `columns` column-major columns of `columnBytes` bytes, filled by repeating the columns of
+ * `tile` (tileColumns of them): GPU copies, no CPU work per column.
+ */
+export function tiledColumns(device: GPUDevice, encoder: GPUCommandEncoder, label: string, tile: GPUBuffer, tileColumns: number, columnBytes: number, columns: number): GPUBuffer {
+  const full = createBuffer(device, label, columnBytes * columns, STORAGE_USAGE);
+  for (let j0 = 0; j0 < columns; j0 += tileColumns) {
+    const count = Math.min(tileColumns, columns - j0);
+    encoder.copyBufferToBuffer(tile, 0, full, columnBytes * j0, columnBytes * count);
+  }
+  return full;
+}
+
+/** Uploads `data` (columns of `columnBytes`) and repeats it to `columns` columns on the GPU. */
+export async function uploadTiled(device: GPUDevice, label: string, data: ArrayBufferView, tileColumns: number, columnBytes: number, columns: number): Promise<GPUBuffer> {
+  return withValidation(device, `bench upload ${label}`, async () => {
+    const tile = createBufferWithData(device, `${label} (tile)`, data, STORAGE_USAGE);
+    const encoder = device.createCommandEncoder({ label: `${label} (tiling)` });
+    const full = tiledColumns(device, encoder, label, tile, tileColumns, columnBytes, columns);
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    tile.destroy();
+    return full;
+  });
+}
+
+/** A GPU copy of `buffer` (same size), recorded into `encoder`. */
+export function copyOf(device: GPUDevice, encoder: GPUCommandEncoder, buffer: GPUBuffer, label: string): GPUBuffer {
+  const copy = createBuffer(device, label, buffer.size, STORAGE_USAGE);
+  encoder.copyBufferToBuffer(buffer, 0, copy, 0, buffer.size);
+  return copy;
+}
+
+/** Copies of a weight (count − 1 new ones plus the original), so calls can stream over distinct memory. */
+export async function makeCopies<T>(device: GPUDevice, original: T, count: number, copy: (encoder: GPUCommandEncoder, index: number) => T): Promise<T[]> {
+  return withValidation(device, 'bench weight copies', async () => {
+    const copies: T[] = [original];
+    const encoder = device.createCommandEncoder({ label: 'bench weight copies' });
+    for (let i = 1; i < count; i++) copies.push(copy(encoder, i));
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return copies;
+  });
+}
+
+/** How many distinct copies of a weight of `bytes` bytes make the working set. */
+export function copiesFor(bytes: number, settings: BenchSettings): number {
+  return Math.max(1, Math.min(settings.maxCopies, Math.ceil(settings.workingSetBytes / bytes)));
+}
+
+/** Prepared commands of `record` (uniforms and bind groups created once). */
+export function prepared(device: GPUDevice, label: string, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): PreparedCommands {
+  return prepareCommands(device, label, record);
+}
+
+/** Times `calls` replays per sample (call i records `record(encoder, i)`); returns per-call figures. */
+export async function timeCalls(
+  context: GpuContext,
+  label: string,
+  calls: number,
+  record: (encoder: GPUCommandEncoder, call: number) => void,
+  settings: BenchSettings,
+  options: { warmup?: number; samples?: number } = {},
+): Promise<GpuTiming & { readonly perCallMs: number; readonly perCallSamples: number[] }> {
+  const timing = await timeGpuWork(
+    context.device,
+    (encoder) => {
+      for (let call = 0; call < calls; call++) record(encoder, call);
+    },
+    {
+      warmup: options.warmup ?? settings.warmup,
+      samples: options.samples ?? settings.samples,
+      timestampQuery: settings.timestampQuery && context.features.timestampQuery,
+      label,
+    },
+  );
+  return { ...timing, perCallMs: timing.medianMs / calls, perCallSamples: timing.samplesMs.map((ms) => ms / calls) };
+}
+
+/** Calls per sample for `copies` distinct weights: every copy once, repeated to at least minCalls. */
+export function callsFor(copies: number, settings: BenchSettings): number {
+  return copies * Math.max(1, Math.ceil(settings.minCalls / copies));
+}
+
+/** Counts the GPU objects `device` creates while `body` runs (buffers, bind groups, layouts, pipelines, modules, query sets). */
+export function countAllocations<T>(device: GPUDevice, body: () => T): { result: T; allocations: number } {
+  const methods = ['createBuffer', 'createBindGroup', 'createBindGroupLayout', 'createPipelineLayout', 'createComputePipeline', 'createShaderModule', 'createQuerySet'] as const;
+  const target = device as unknown as Record<string, unknown>;
+  const saved = methods.map((name) => [name, Object.getOwnPropertyDescriptor(target, name)] as const);
+  let allocations = 0;
+  for (const name of methods) {
+    const original = target[name] as (...args: unknown[]) => unknown;
+    Object.defineProperty(target, name, {
+      configurable: true,
+      writable: true,
+      value: (...args: unknown[]) => {
+        allocations++;
+        return original.apply(device, args);
+      },
+    });
+  }
+  try {
+    return { result: body(), allocations };
+  } finally {
+    for (const [name, descriptor] of saved) {
+      if (descriptor === undefined) delete target[name];
+      else Object.defineProperty(target, name, descriptor);
+    }
+  }
+}
+
+/** Median of values. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}

@@ -1,0 +1,469 @@
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
+import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
+import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
+import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
+import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
+import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
+import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
+import type { PreparedCommands } from '../../src/gpu/prepared.js';
+import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { Rng } from '../../src/rotation/random.js';
+import type { SchemeName } from '../../src/quantize/schemes.js';
+import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
+import {
+  callsFor,
+  copiesFor,
+  copyOf,
+  failedRow,
+  gemvNmse,
+  gemvShape,
+  makeCopies,
+  nmseCheck,
+  prepared,
+  row,
+  timeCalls,
+  uploadTiled,
+  type BenchRow,
+  type BenchSettings,
+  type GemvProblem,
+} from './common.js';
+
+/*
+ * The GEMV rows: the streaming read, the baselines (f32, f16, int4 g32), the universal lattice GEMV
+ * (universalGemv.ts), the deterministic lattice GEMV (latticeGemv.ts) and the weight-only GEMV
+ * (weightOnlyGemv.ts), each through its public dispatch function recorded once as prepared commands
+ * (so the timed stream replays calls without creating anything) over enough distinct copies of the
+ * weights to fill the working set: call i reads copy i mod copies, as a decode step reads each layer
+ * once, so the weights come from memory, not from the L2 cache.
+ */
+
+/** A weight ready to be streamed: its prepared calls (one per copy), what one call reads, and its check. */
+interface GemvSubject {
+  readonly bitsPerEntry: number;
+  /** Bytes of one copy of the weights (codes, scales, side fields). */
+  readonly weightBytes: number;
+  readonly calls: readonly PreparedCommands[];
+  /** Reads the output of the last call and checks it. */
+  readonly check: () => Promise<{ value: number; limit: number }>;
+  readonly destroy: () => void;
+}
+
+/** A GEMV kernel of the report. */
+export interface GemvKernel {
+  readonly name: string;
+  /** Key of its SPIR-V statistics (see instructionStats.ts). */
+  readonly spirvKey: string;
+  readonly k: number;
+  /** Why it cannot run here, or null. */
+  readonly unsupported?: (context: GpuContext) => string | null;
+  readonly build: (context: GpuContext, problem: GemvProblem, settings: BenchSettings) => Promise<GemvSubject>;
+}
+
+/** The streaming-read row: `bytes` of distinct buffers (at most 256 MiB each), read once per call. */
+export async function streamRow(context: GpuContext, bytes: number, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const kernel = 'stream read (16 B loads)';
+  const shape = `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+  const buffers: GPUBuffer[] = [];
+  try {
+    const chunk = Math.min(256 * 2 ** 20, device.limits.maxBufferSize - (device.limits.maxBufferSize % 16), bytes);
+    const seedWords = new Uint32Array(Math.min(chunk, 16 * 2 ** 20) / 4);
+    const rng = new Rng(settings.seed);
+    for (let i = 0; i < seedWords.length; i++) seedWords[i] = rng.nextInt(0x10000) * 0x10000 + rng.nextInt(0x10000);
+    for (let done = 0; done < bytes; done += chunk) {
+      const size = Math.min(chunk, bytes - done);
+      buffers.push(await uploadTiled(device, `bench stream ${buffers.length}`, seedWords, 1, seedWords.byteLength, Math.ceil(size / seedWords.byteLength)));
+    }
+    const sizes = buffers.map((buffer, i) => Math.min(chunk, bytes - i * chunk));
+    const calls = buffers.map((buffer, i) =>
+      prepared(device, `bench stream ${i}`, (encoder, scratch) => dispatchStreamRead(device, encoder, scratch, { data: buffer, bytes: sizes[i] as number })),
+    );
+    const rounds = Math.max(1, Math.ceil(settings.minCalls / Math.max(1, Math.round(bytes / 2 ** 28))));
+    const timing = await timeCalls(context, kernel, rounds * calls.length, (encoder, call) => (calls[call % calls.length] as PreparedCommands).record(encoder), settings);
+    for (const call of calls) call.destroy();
+    const ms = timing.perCallMs * calls.length;
+    return row({
+      kernel,
+      family: 'stream',
+      shape,
+      bytesRead: bytes,
+      ms,
+      gbps: bytes / (ms / 1000) / 1e9,
+      fractionOfStream: 1,
+      copies: buffers.length,
+      workingSetBytes: bytes,
+      callsPerSample: rounds * calls.length,
+      samplesMs: timing.perCallSamples.map((v) => v * calls.length),
+      timing: timing.method,
+      spirvKey: 'stream',
+    });
+  } catch (error) {
+    return failedRow({ kernel, family: 'stream', shape }, error);
+  } finally {
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/** Times one GEMV kernel at one problem: build, stream over the copies, check, free. */
+export async function gemvRow(context: GpuContext, kernel: GemvKernel, problem: GemvProblem, settings: BenchSettings): Promise<BenchRow> {
+  const family = kernel.k === 1 ? 'gemv' : 'batched';
+  const base = { kernel: kernel.name, family, shape: gemvShape(problem), k: kernel.k, spirvKey: kernel.spirvKey } as const;
+  const unsupported = kernel.unsupported?.(context) ?? null;
+  if (unsupported !== null) return row({ ...base, status: 'unsupported', note: unsupported });
+  let subject: GemvSubject | undefined;
+  try {
+    // Batched rows do k times the decode work per byte: on a CPU adapter (--quick) two copies keep them short.
+    subject = await kernel.build(context, problem, settings.quick && kernel.k > 1 ? { ...settings, maxCopies: 2 } : settings);
+    const calls = subject.calls;
+    const callsPerSample = callsFor(calls.length, settings);
+    const timing = await timeCalls(context, `${kernel.name} ${base.shape}`, callsPerSample, (encoder, call) => (calls[call % calls.length] as PreparedCommands).record(encoder), settings);
+    const checked = await subject.check();
+    const bytesRead = subject.weightBytes + 4 * problem.n * kernel.k;
+    const ms = timing.perCallMs;
+    return row({
+      ...base,
+      bitsPerEntry: subject.bitsPerEntry,
+      bytesRead,
+      ms,
+      gbps: bytesRead / (ms / 1000) / 1e9,
+      gflops: (2 * problem.n * problem.cols * kernel.k) / (ms / 1000) / 1e9,
+      copies: calls.length,
+      workingSetBytes: calls.length * subject.weightBytes,
+      callsPerSample,
+      samplesMs: timing.perCallSamples,
+      timing: timing.method,
+      check: nmseCheck(checked.value, checked.limit),
+    });
+  } catch (error) {
+    return failedRow(base, error);
+  } finally {
+    subject?.destroy();
+  }
+}
+
+/** Reads y (cols × k f32) and returns its NMSE against the exact product. */
+async function nmseOf(device: GPUDevice, y: GPUBuffer, problem: GemvProblem, limit: number): Promise<{ value: number; limit: number }> {
+  const data = new Float32Array(await readBufferExclusive(device, y, 4 * problem.cols * problem.x.cols));
+  return { value: gemvNmse(data, problem), limit };
+}
+
+/** x (or X) uploaded, zero-padded to `paddedRows` per column. */
+function uploadX(device: GPUDevice, problem: GemvProblem, paddedRows = problem.n): GPUBuffer {
+  const k = problem.x.cols;
+  const data = new Float32Array(paddedRows * k);
+  for (let r = 0; r < k; r++) data.set(problem.x.data.subarray(r * problem.n, (r + 1) * problem.n), r * paddedRows);
+  return createBufferWithData(device, 'bench x', data, STORAGE_USAGE);
+}
+
+/** The whole W (f32, n × cols) on the GPU, repeated from the tile. */
+function uploadW(device: GPUDevice, problem: GemvProblem): Promise<GPUBuffer> {
+  return uploadTiled(device, `bench W ${gemvShape(problem)}`, problem.tile.data, problem.tile.cols, 4 * problem.n, problem.cols);
+}
+
+function destroyAll(buffers: readonly GPUBuffer[]): void {
+  for (const buffer of buffers) buffer.destroy();
+}
+
+export const f32Kernel: GemvKernel = {
+  name: 'f32 GEMV',
+  spirvKey: 'f32',
+  k: 1,
+  async build({ device }, problem, settings) {
+    const { n, cols } = problem;
+    const weightBytes = 4 * n * cols;
+    const w = await uploadW(device, problem);
+    const weights = await makeCopies(device, w, copiesFor(weightBytes, settings), (encoder, i) => copyOf(device, encoder, w, `bench f32 W copy ${i}`));
+    const x = uploadX(device, problem);
+    const y = createBuffer(device, 'bench f32 y', 4 * cols, STORAGE_USAGE);
+    const calls = weights.map((copy, i) => prepared(device, `bench f32 gemv ${i}`, (encoder, scratch) => dispatchF32Gemv(device, encoder, scratch, { w: copy, x, y, n, cols })));
+    return {
+      bitsPerEntry: 32,
+      weightBytes,
+      calls,
+      check: () => nmseOf(device, y, problem, 1e-8),
+      destroy: () => {
+        for (const call of calls) call.destroy();
+        destroyAll([...weights, x, y]);
+      },
+    };
+  },
+};
+
+export const f16Kernel: GemvKernel = {
+  name: 'f16 GEMV (shader-f16)',
+  spirvKey: 'f16',
+  k: 1,
+  unsupported: ({ device }) => (f16GemvSupported(device) ? null : "unsupported on this adapter (no 'shader-f16')"),
+  async build({ device }, problem, settings) {
+    const { n, cols } = problem;
+    const packed = packF16Weights(problem.tile);
+    const weightBytes = f16WeightBytes(n, cols);
+    const w = await uploadTiled(device, 'bench f16 W', packed.words, problem.tile.cols, 16 * packed.chunks, cols);
+    const weights = await makeCopies(device, w, copiesFor(weightBytes, settings), (encoder, i) => copyOf(device, encoder, w, `bench f16 W copy ${i}`));
+    const x = uploadX(device, problem, f16PaddedLength(n));
+    const y = createBuffer(device, 'bench f16 y', 4 * cols, STORAGE_USAGE);
+    const calls = weights.map((copy, i) => prepared(device, `bench f16 gemv ${i}`, (encoder, scratch) => dispatchF16Gemv(device, encoder, scratch, { w: copy, x, y, n, cols })));
+    return {
+      bitsPerEntry: (8 * weightBytes) / (n * cols),
+      weightBytes,
+      calls,
+      check: () => nmseOf(device, y, problem, 1e-5),
+      destroy: () => {
+        for (const call of calls) call.destroy();
+        destroyAll([...weights, x, y]);
+      },
+    };
+  },
+};
+
+export const int4Kernel: GemvKernel = {
+  name: 'int4 g32 GEMV',
+  spirvKey: 'int4',
+  k: 1,
+  async build({ device }, problem, settings) {
+    const { n, cols } = problem;
+    const q = quantizeInt4Weights(problem.tile);
+    const codes = await uploadTiled(device, 'bench int4 codes', q.codes, problem.tile.cols, 16 * q.groups, cols);
+    const scales = await uploadTiled(device, 'bench int4 scales', q.scales, problem.tile.cols, 4 * q.scaleWords, cols);
+    const weightBytes = int4WeightBytes(n, cols);
+    const pairs = await makeCopies(device, { codes, scales }, copiesFor(weightBytes, settings), (encoder, i) => ({
+      codes: copyOf(device, encoder, codes, `bench int4 codes copy ${i}`),
+      scales: copyOf(device, encoder, scales, `bench int4 scales copy ${i}`),
+    }));
+    const x = uploadX(device, problem, int4PaddedLength(n));
+    const y = createBuffer(device, 'bench int4 y', 4 * cols, STORAGE_USAGE);
+    const calls = pairs.map((pair, i) => prepared(device, `bench int4 gemv ${i}`, (encoder, scratch) => dispatchInt4Gemv(device, encoder, scratch, { ...pair, x, y, n, cols })));
+    return {
+      bitsPerEntry: (8 * weightBytes) / (n * cols),
+      weightBytes,
+      calls,
+      check: () => nmseOf(device, y, problem, 0.05),
+      destroy: () => {
+        for (const call of calls) call.destroy();
+        destroyAll([...pairs.flatMap((pair) => [pair.codes, pair.scales]), x, y]);
+      },
+    };
+  },
+};
+
+/** A universal lattice matrix (interface form) over copied buffers. */
+export function universalCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuUniversalMatrix, i: number): GpuUniversalMatrix {
+  const copy = (buffer: GPUBuffer, what: string): GPUBuffer => copyOf(device, encoder, buffer, `bench universal ${what} copy ${i}`);
+  return {
+    kind: 'lattice',
+    mode: 'universal',
+    rows: m.rows,
+    cols: m.cols,
+    length: m.length,
+    keptLength: m.keptLength,
+    seed: m.seed,
+    rotate: m.rotate,
+    scheme: m.scheme,
+    nonce: m.nonce,
+    blocksPerColumn: m.blocksPerColumn,
+    escapeCount: m.escapeCount,
+    nonRootCount: m.nonRootCount,
+    hasMeans: m.hasMeans,
+    maxColumnNorm: m.maxColumnNorm,
+    codes: copy(m.codes, 'codes'),
+    escapeBits: copy(m.escapeBits, 'escape bits'),
+    escapeStarts: copy(m.escapeStarts, 'escape starts'),
+    escapeIds: copy(m.escapeIds, 'escape ids'),
+    escapeTable: copy(m.escapeTable, 'escape table'),
+    side: copy(m.side, 'side'),
+  };
+}
+
+export function universalBuffers(m: GpuUniversalMatrix): GPUBuffer[] {
+  return [m.codes, m.escapeBits, m.escapeStarts, m.escapeIds, m.escapeTable, m.side];
+}
+
+function deterministicCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuDeterministicMatrix, i: number): GpuDeterministicMatrix {
+  const copy = (buffer: GPUBuffer, what: string): GPUBuffer => copyOf(device, encoder, buffer, `bench lattice ${what} copy ${i}`);
+  return {
+    kind: 'lattice',
+    mode: 'deterministic',
+    rows: m.rows,
+    cols: m.cols,
+    length: m.length,
+    keptLength: m.keptLength,
+    seed: m.seed,
+    rotate: m.rotate,
+    scheme: m.scheme,
+    unit: m.unit,
+    multiples: m.multiples,
+    blocksPerColumn: m.blocksPerColumn,
+    codeBits: m.codeBits,
+    scaleIndexBits: m.scaleIndexBits,
+    maxColumnNorm: m.maxColumnNorm,
+    codes: copy(m.codes, 'codes'),
+    scaleIndices: copy(m.scaleIndices, 'scale indices'),
+    norms: copy(m.norms, 'norms'),
+    gains: m.gains === null ? null : copy(m.gains, 'gains'),
+    means: m.means === null ? null : copy(m.means, 'means'),
+  };
+}
+
+function deterministicBuffers(m: GpuDeterministicMatrix): GPUBuffer[] {
+  return [m.codes, m.scaleIndices, m.norms, ...(m.gains ? [m.gains] : []), ...(m.means ? [m.means] : [])];
+}
+
+/** Bytes of every buffer of a weight. */
+function bytesOf(buffers: readonly GPUBuffer[]): number {
+  return buffers.reduce((sum, buffer) => sum + buffer.size, 0);
+}
+
+/** The whole W quantized on the GPU with `scheme` (the library's GPU encoder). */
+export async function quantizedW(device: GPUDevice, problem: GemvProblem, scheme: SchemeName, seed: number): ReturnType<typeof gpuQuantizeLattice> {
+  const w = await uploadW(device, problem);
+  try {
+    return await gpuQuantizeLattice(device, { buffer: w, rows: problem.n, cols: problem.cols }, { scheme, seed });
+  } finally {
+    w.destroy();
+  }
+}
+
+/** NMSE limits of the lattice schemes (≈ 3–10× their expected NMSE on Gaussian data: a wrong kernel gives ≈ 1). */
+function latticeLimit(scheme: SchemeName): number {
+  return scheme === 'e8-3bit' || scheme.startsWith('d3') ? 0.12 : 0.05;
+}
+
+/** The universal GEMV (dispatchUniversalGemv) for `scheme` with k right-hand sides. */
+export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
+  return {
+    name: `universal GEMV ${scheme}${k > 1 ? ` (k = ${k})` : ''}`,
+    spirvKey: `universal:${scheme}`,
+    k,
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      const q = await quantizedW(device, problem, scheme, settings.seed);
+      if (q.mode !== 'universal') throw new Error(`${scheme} is not a universal scheme`);
+      const weightBytes = bytesOf(universalBuffers(q));
+      const weights = await makeCopies<GpuUniversalMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => universalCopy(device, encoder, q, i));
+      const x = uploadX(device, problem);
+      const y = createBuffer(device, 'bench universal y', 4 * cols * k, STORAGE_USAGE);
+      const calls = weights.map((w, i) => prepared(device, `bench universal gemv ${i}`, (encoder, scratch) => dispatchUniversalGemv(device, encoder, scratch, { w, x, y, rhs: k })));
+      return {
+        bitsPerEntry: (8 * weightBytes) / (n * cols),
+        weightBytes,
+        calls,
+        check: () => nmseOf(device, y, problem, latticeLimit(scheme)),
+        destroy: () => {
+          for (const call of calls) call.destroy();
+          q.destroy();
+          destroyAll([...weights.slice(1).flatMap(universalBuffers), x, y]);
+        },
+      };
+    },
+  };
+}
+
+/** The deterministic lattice GEMV (dispatchLatticeGemv) for a deterministic scheme. */
+export function deterministicKernel(scheme: SchemeName): GemvKernel {
+  return {
+    name: `lattice GEMV ${scheme}`,
+    spirvKey: `lattice:${scheme}`,
+    k: 1,
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      const q = await quantizedW(device, problem, scheme, settings.seed);
+      if (q.mode !== 'deterministic') throw new Error(`${scheme} is not a deterministic scheme`);
+      const weightBytes = bytesOf(deterministicBuffers(q));
+      const weights = await makeCopies<GpuDeterministicMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => deterministicCopy(device, encoder, q, i));
+      const x = uploadX(device, problem);
+      const y = createBuffer(device, 'bench lattice y', 4 * cols, STORAGE_USAGE);
+      const calls = weights.map((w, i) => prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) => dispatchLatticeGemv(device, encoder, scratch, { w, x, y })));
+      return {
+        bitsPerEntry: (8 * weightBytes) / (n * cols),
+        weightBytes,
+        calls,
+        check: () => nmseOf(device, y, problem, latticeLimit(scheme)),
+        destroy: () => {
+          for (const call of calls) call.destroy();
+          q.destroy();
+          destroyAll([...weights.slice(1).flatMap(deterministicBuffers), x, y]);
+        },
+      };
+    },
+  };
+}
+
+/** RTN codes of the tile, 4 bits (levels −8…7, one step for every input feature), no rotation. */
+function rtnTile(problem: GemvProblem): WeightOnlyQuantized {
+  const { n, tile } = problem;
+  const outputs = tile.cols;
+  const step = 0.34; // ≈ the MSE-optimal 16-level step for N(0, 1)
+  const codes = new Int32Array(n * outputs);
+  for (let j = 0; j < outputs; j++) {
+    for (let i = 0; i < n; i++) codes[j * n + i] = Math.max(-8, Math.min(7, Math.round((tile.data[j * n + i] as number) / step)));
+  }
+  return new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(step), rowScales: null, rotation: 'none', seed: 0 });
+}
+
+/**
+ * The weight-only GEMV (dispatchWeightOnlyGemv): 4-bit RTN codes of the tile (so W's packed rows
+ * repeat), uploaded through WeightOnlyGpuMatrix and repeated on the GPU to all outputs.
+ */
+export const weightOnlyKernel: GemvKernel = {
+  name: 'weight-only GEMV (4-bit RTN codes)',
+  spirvKey: 'weightonly',
+  k: 1,
+  async build({ device }, problem, settings) {
+    const { n, cols } = problem;
+    const tileMatrix = new WeightOnlyGpuMatrix(device, rtnTile(problem), { label: 'bench weight-only tile' });
+    const rowVec4s = tileMatrix.rowVec4s;
+    const created: GPUBuffer[] = [];
+    try {
+      const full = await withValidation(device, 'bench weight-only tiling', async () => {
+        const encoder = device.createCommandEncoder({ label: 'bench weight-only tiling' });
+        const codes = createBuffer(device, 'bench weight-only codes', 16 * rowVec4s * cols, STORAGE_USAGE);
+        created.push(codes);
+        for (let j0 = 0; j0 < cols; j0 += problem.tile.cols) {
+          encoder.copyBufferToBuffer(tileMatrix.codes, 0, codes, 16 * rowVec4s * j0, 16 * rowVec4s * Math.min(problem.tile.cols, cols - j0));
+        }
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        const rowScales = createBufferWithData(device, 'bench weight-only row scales', new Float32Array(cols).fill(1), STORAGE_USAGE);
+        created.push(rowScales);
+        return { codes, codeLayout: tileMatrix.codeLayout, columnScales: tileMatrix.columnScales, rowScales };
+      });
+      const weightBytes = full.codes.size + full.codeLayout.size + full.columnScales.size + full.rowScales.size;
+      const weights = await makeCopies(device, full, copiesFor(weightBytes, settings), (encoder, i) => {
+        const copies = {
+          codes: copyOf(device, encoder, full.codes, `bench weight-only codes copy ${i}`),
+          codeLayout: copyOf(device, encoder, full.codeLayout, `bench weight-only layout copy ${i}`),
+          columnScales: copyOf(device, encoder, full.columnScales, `bench weight-only column scales copy ${i}`),
+          rowScales: copyOf(device, encoder, full.rowScales, `bench weight-only row scales copy ${i}`),
+        };
+        created.push(copies.codes, copies.codeLayout, copies.columnScales, copies.rowScales);
+        return copies;
+      });
+      const x = uploadX(device, problem);
+      const y = createBuffer(device, 'bench weight-only y', 4 * cols, STORAGE_USAGE);
+      created.push(x, y);
+      const calls = weights.map((w, i) =>
+        prepared(device, `bench weight-only gemv ${i}`, (encoder, scratch) => dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, x, y, n, outputs: cols, rowVec4s })),
+      );
+      return {
+        bitsPerEntry: (8 * weightBytes) / (n * cols),
+        weightBytes,
+        calls,
+        check: () => nmseOf(device, y, problem, 0.05),
+        destroy: () => {
+          for (const call of calls) call.destroy();
+          destroyAll(created);
+          tileMatrix.destroy();
+        },
+      };
+    } catch (error) {
+      destroyAll(created);
+      tileMatrix.destroy();
+      throw error;
+    }
+  },
+};

@@ -1,0 +1,160 @@
+import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { SchemeName } from '../../src/quantize/schemes.js';
+import {
+  countAllocations,
+  failedRow,
+  gemvShape,
+  makeCopies,
+  median,
+  row,
+  timeCalls,
+  type BenchRow,
+  type BenchSettings,
+  type GemvProblem,
+} from './common.js';
+import { quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
+
+/*
+ * Host cost of recording GEMVs, and a decode step.
+ * - `hostRows`: µs of host time per `QuantizedLinear.record` call (the prepared path: the first call
+ *   with a given x/y prepares uniforms and bind groups, every later one replays them), and per plain
+ *   `dispatchUniversalGemv` call with a fresh scratch (what a caller without the prepared path pays);
+ *   GPU objects created by the steady-state calls are counted by wrapping the device's create methods.
+ *   Calls are recorded into an encoder that is finished but never submitted (host time only).
+ * - `decodeStepRow`: `layers` distinct QuantizedLinear layers (copies of one quantized square W, scaled
+ *   by 1/√n so activations keep their size), recorded into ONE command encoder, x → y → x …
+ *   (ping-pong: each layer reads the previous one's output), ONE submit: GPU time per step and host µs
+ *   per layer record.
+ */
+
+export async function hostRows(context: GpuContext, problem: GemvProblem, scheme: SchemeName, calls: number, settings: BenchSettings): Promise<BenchRow[]> {
+  const { device } = context;
+  const shape = gemvShape(problem);
+  const preparedName = `host: QuantizedLinear.record (prepared), ${scheme}`;
+  const plainName = `host: dispatchUniversalGemv (fresh scratch per call), ${scheme}`;
+  let q: Awaited<ReturnType<typeof quantizedW>> | undefined;
+  const buffers: GPUBuffer[] = [];
+  try {
+    q = await quantizedW(device, problem, scheme, settings.seed);
+    if (q.mode !== 'universal') throw new Error(`${scheme} is not universal`);
+    const w = q;
+    const x = createBuffer(device, 'bench host x', 4 * problem.n, STORAGE_USAGE);
+    const y = createBuffer(device, 'bench host y', 4 * problem.cols, STORAGE_USAGE);
+    buffers.push(x, y);
+    const layer = QuantizedLinear.create(device, w, { label: 'bench host layer', maxTokens: 1 });
+    const rows: BenchRow[] = [];
+    try {
+      const first = device.createCommandEncoder({ label: 'bench host first record' });
+      layer.record(first, x, y); // prepares
+      first.finish();
+      const encoder = device.createCommandEncoder({ label: 'bench host records' });
+      const timesUs: number[] = [];
+      const { allocations } = countAllocations(device, () => {
+        for (let round = 0; round < 5; round++) {
+          const start = performance.now();
+          for (let i = 0; i < calls; i++) layer.record(encoder, x, y);
+          timesUs.push(((performance.now() - start) * 1000) / calls);
+        }
+      });
+      encoder.finish();
+      rows.push(row({ kernel: preparedName, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into one encoder (not submitted)` }));
+    } finally {
+      layer.destroy();
+    }
+    const plainCalls = Math.max(1, Math.round(calls / 10));
+    const encoder = device.createCommandEncoder({ label: 'bench host plain dispatches' });
+    const scratches: GpuScratch[] = [];
+    const timesUs: number[] = [];
+    const { allocations } = countAllocations(device, () => {
+      for (let round = 0; round < 5; round++) {
+        const start = performance.now();
+        for (let i = 0; i < plainCalls; i++) {
+          const scratch = new GpuScratch(device);
+          dispatchUniversalGemv(device, encoder, scratch, { w, x, y, rhs: 1 });
+          scratches.push(scratch);
+        }
+        timesUs.push(((performance.now() - start) * 1000) / plainCalls);
+      }
+    });
+    encoder.finish();
+    for (const scratch of scratches) scratch.destroy();
+    rows.push(row({ kernel: plainName, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations / (5 * plainCalls), callsPerSample: plainCalls, note: 'allocationsAfterFirst: GPU objects per call' }));
+    return rows;
+  } catch (error) {
+    return [failedRow({ kernel: preparedName, family: 'host', shape }, error)];
+  } finally {
+    q?.destroy();
+    for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+export async function decodeStepRow(context: GpuContext, problem: GemvProblem, scheme: SchemeName, layers: number, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}, one encoder, one submit`;
+  const shape = gemvShape(problem);
+  const owned: GPUBuffer[] = [];
+  const linears: QuantizedLinear[] = [];
+  let q: Awaited<ReturnType<typeof quantizedW>> | undefined;
+  try {
+    if (problem.n !== problem.cols) throw new Error('the decode step chains square layers');
+    q = await quantizedW(device, problem, scheme, settings.seed);
+    if (q.mode !== 'universal') throw new Error(`${scheme} is not universal`);
+    const original = q;
+    const weights = await makeCopies<GpuUniversalMatrix>(device, original, layers, (encoder, i) => universalCopy(device, encoder, original, i));
+    for (const w of weights.slice(1)) owned.push(...universalBuffers(w));
+    const layerBytes = universalBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+    const activations = [0, 1].map((i) => createBuffer(device, `bench decode activations ${i}`, 4 * problem.n, STORAGE_USAGE));
+    owned.push(...activations);
+    uploadToBuffer(device, activations[0] as GPUBuffer, problem.x.data.subarray(0, problem.n));
+    for (const [i, w] of weights.entries()) linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1 }));
+    const recordStep = (encoder: GPUCommandEncoder): void => {
+      for (const [i, layer] of linears.entries()) layer.record(encoder, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
+    };
+    // First step: prepares every layer's commands.
+    const first = device.createCommandEncoder({ label: 'bench decode first step' });
+    recordStep(first);
+    first.finish();
+    const hostUs: number[] = [];
+    const { allocations } = countAllocations(device, () => {
+      for (let round = 0; round < 3; round++) {
+        const encoder = device.createCommandEncoder({ label: 'bench decode host timing' });
+        const start = performance.now();
+        recordStep(encoder);
+        hostUs.push(((performance.now() - start) * 1000) / layers);
+        encoder.finish();
+      }
+    });
+    const timing = await timeCalls(context, kernel, 1, (encoder) => recordStep(encoder), settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
+    const bytesRead = layers * (layerBytes + 4 * problem.n);
+    const ms = timing.perCallMs;
+    return row({
+      kernel,
+      family: 'decode-step',
+      shape,
+      k: 1,
+      bitsPerEntry: (8 * layerBytes) / (problem.n * problem.cols),
+      bytesRead,
+      ms,
+      gbps: bytesRead / (ms / 1000) / 1e9,
+      hostUsPerCall: median(hostUs),
+      allocationsAfterFirst: allocations,
+      copies: layers,
+      workingSetBytes: layers * layerBytes,
+      callsPerSample: layers,
+      samplesMs: timing.perCallSamples,
+      timing: timing.method,
+      note: `ms is the GPU time of the whole step; hostUsPerCall is host µs per layer record`,
+    });
+  } catch (error) {
+    return failedRow({ kernel, family: 'decode-step', shape }, error);
+  } finally {
+    for (const layer of linears) layer.destroy();
+    q?.destroy();
+    for (const buffer of owned) buffer.destroy();
+  }
+}

@@ -1,0 +1,134 @@
+import { spawnSync } from 'node:child_process';
+import { writeSync } from 'node:fs';
+import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
+import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
+import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
+import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
+import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
+import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
+import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
+import { universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
+import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
+import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
+import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
+
+/*
+ * Instructions per code byte of every GEMV kernel of the report, from the SPIR-V Dawn emits (method:
+ * bench/gpu/spirv.ts). `spirvChildMain` runs in a child process started by `instructionStats` with
+ * Dawn's `dump_shaders` toggle: it compiles each kernel's WGSL (the variant the benchmark runs, with
+ * a `// spirv-stats: KEY` marker line) and Dawn prints WGSL and SPIR-V on stdout, which the parent
+ * parses. Kernels whose code depends on uniform values (the universal GEMV reads q and the code
+ * width from its uniforms) are analysed with those values known, so only the branches that run are
+ * counted; the deterministic GEMV compiles one module per scheme (as the benchmark's device does).
+ */
+
+/** One kernel to analyse. */
+interface SpirvSubject {
+  readonly key: string;
+  /** Subjects with the same module key share one compiled module (e.g. the E8 universal schemes). */
+  readonly moduleKey: string;
+  readonly code: string;
+  /** WGSL name of the storage buffer of packed weights (the code stream). */
+  readonly codeVariable: string;
+  /** Uniform members with known values (struct name and values). */
+  readonly uniforms?: { readonly struct: string; readonly values: Readonly<Record<string, number>> };
+}
+
+function universalSubject(scheme: SchemeName, subgroups: boolean): SpirvSubject {
+  const s = SCHEMES[scheme];
+  if (s.kind !== 'lattice' || s.mode !== 'universal') throw new Error(`${scheme} is not universal`);
+  const code = universalGemvShaderSource({ lattice: s.lattice, rhsTile: 1, subgroups });
+  return { key: `universal:${scheme}`, moduleKey: `universal-${s.lattice}`, code, codeVariable: 'codes', uniforms: { struct: 'UniversalGemvParams', values: { q: s.q, code_bits: universalCodec(s.lattice, s.q, s.beta).codeBits } } };
+}
+
+function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubject {
+  const s = SCHEMES[scheme];
+  if (s.kind !== 'lattice' || s.mode !== 'deterministic') throw new Error(`${scheme} is not deterministic`);
+  const multiples = s.overload.kind === 'ladder' ? s.overload.steps : s.overload.betas.length;
+  const variant = {
+    lattice: s.lattice,
+    q: s.q,
+    codeBits: latticeCodeBits(s),
+    indexBits: scaleIndexBits(multiples),
+    leaderTableCopies: latticeLeaderTableCopies(s.lattice, s.q, workgroupBytes),
+  };
+  return { key: `lattice:${scheme}`, moduleKey: `lattice-${scheme}`, code: latticeGemvShaderSource(1, variant), codeVariable: 'codes' };
+}
+
+/** Every kernel the report shows (subgroup variants where the benchmark's device uses them). */
+function subjects(subgroups: boolean, f16: boolean, schemes: { universal: readonly SchemeName[]; deterministic: readonly SchemeName[]; workgroupBytes: number }): SpirvSubject[] {
+  return [
+    { key: 'stream', moduleKey: 'stream', code: streamReadShaderSource(), codeVariable: 'data' },
+    { key: 'f32', moduleKey: 'f32', code: f32GemvShaderSource({ chunkWidth: 4, subgroups }), codeVariable: 'w' },
+    ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariable: 'w' }] : []),
+    { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariable: 'codes' },
+    ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups)),
+    ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
+    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariable: 'codes' },
+  ];
+}
+
+/** The child's arguments: which variants to compile. */
+export interface SpirvChildRequest {
+  readonly subgroups: boolean;
+  readonly f16: boolean;
+  readonly universal: readonly SchemeName[];
+  readonly deterministic: readonly SchemeName[];
+  /** The benchmark device's maxComputeWorkgroupStorageSize (the deterministic GEMV's table copies depend on it). */
+  readonly workgroupBytes: number;
+}
+
+/** Child process: compile every subject with shader dumps on (Dawn prints them on stdout). */
+export async function spirvChildMain(request: SpirvChildRequest): Promise<void> {
+  const gpu = await requestNodeGpuDevice({ label: 'spirv stats device', flags: ['enable-dawn-features=dump_shaders,disable_symbol_renaming'] });
+  const { device } = gpu;
+  const compiled = new Set<string>();
+  for (const subject of subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request)) {
+    if (compiled.has(subject.moduleKey)) continue;
+    compiled.add(subject.moduleKey);
+    const module = device.createShaderModule({ label: subject.moduleKey, code: `// spirv-stats: ${subject.moduleKey}\n${subject.code}` });
+    device.createComputePipeline({ label: subject.moduleKey, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    await device.queue.onSubmittedWorkDone();
+    writeSync(2, `spirv stats: compiled ${subject.moduleKey}\n`);
+  }
+  device.destroy();
+}
+
+/** Statistics per kernel key (or the error that stopped them). */
+export type InstructionStats = Map<string, SpirvLoopStats | { readonly error: string }>;
+
+/**
+ * Runs the child (same entry file, `--spirv-child REQUEST_JSON`) and analyses its dumps.
+ *
+ * @example
+ * const stats = await instructionStats({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [] });
+ */
+export function instructionStats(request: SpirvChildRequest, timeoutMs: number): InstructionStats {
+  const stats: InstructionStats = new Map();
+  const entry = process.argv[1];
+  if (entry === undefined) throw new Error('cannot find the entry script to start the SPIR-V child');
+  const result = spawnSync(process.execPath, [...process.execArgv, entry, '--spirv-child', JSON.stringify(request)], {
+    encoding: 'utf8',
+    maxBuffer: 512 * 2 ** 20,
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (result.error) throw result.error;
+  if (result.status !== 0) throw new Error(`SPIR-V child exited with ${result.status}: ${(result.stderr ?? '').split('\n').slice(-5).join(' ')}`);
+  const dumps = splitDumps(result.stdout);
+  for (const subject of subjects(request.subgroups, request.f16, request)) {
+    const text = dumps.get(subject.moduleKey);
+    if (text === undefined) {
+      stats.set(subject.key, { error: 'no SPIR-V dump found (Dawn printed none for this module)' });
+      continue;
+    }
+    try {
+      const words = subject.uniforms ? uniformWords(subject.code, subject.uniforms.struct, subject.uniforms.values) : new Map<number, number>();
+      stats.set(subject.key, analyzeSpirv(text, subject.codeVariable, words));
+    } catch (error) {
+      stats.set(subject.key, { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return stats;
+}
