@@ -3,8 +3,10 @@
 // CPU twin: matvecAT (src/product/matvec.ts). Module (src/gpu/kernels/universalGemv.ts):
 //   [enable subgroups;]  const RHS_TILE  the generated UniversalGemvParams  lattice_decode.wgsl + the
 //   lattice header + universal_decode.wgsl (universalWgsl.ts)  the GEMV header (G_POINT_FACTOR,
-//   block_fields)  this file  one entry file: universal_gemv_plain.wgsl or
-//   universal_gemv_subgroup.wgsl (it defines `main` and `subgroup_partial_sum`).
+//   block_fields)  the scheme header (code width, group size, leader table: compile-time constants
+//   and the code-reading functions, `universalGemvSchemeHeader`)  the decode with q a constant
+//   (gemvDecode.ts: a header + shaders/gemv_decode.wgsl)  this file  one entry file: universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl (it defines `main`
+//   and `subgroup_partial_sum`).
 //
 // Math. Rotated column j, block b, coordinate v decodes to (ν_j/√N)·β·(λ_v/s − Z_v/M) (M = DITHER_GRID,
 // s = pointScale), so with x̃ = R·x (the caller's x when W is not rotated) and unit = β/(M·√N):
@@ -15,42 +17,66 @@
 // (`call_sums` of shaders/universal_gemv_finish.wgsl, with Σx for the mean term). This kernel writes
 // T[j, r] into Y; `finish` then forms Y = ν_j·unit·(T + Σ offset·x̃) + μ_j·Σx in place. (The split keeps
 // this kernel at 7 storage bindings, W's 5 buffers, x̃ and Y: WebGPU guarantees only 8 per stage, and
-// the norms, the sums and x would make 10; the extra pass moves 8 bytes per output.) c_v is an exact integer (|λ| ≤ 2^22 for every escape the encoder
-// emits, so |c| < 2^31), converted to f32 once. Coordinates at or past keptLength count as zero (only
-// the last block of a column can be partial).
+// the norms, the sums and x would make 10; the extra pass moves 8 bytes per output.) c_v is an exact
+// integer (|λ| ≤ 2^22 for every escape the encoder emits, so |c| < 2^31), rounded to f32 once (exactly:
+// |c| < 2^24 but for huge escapes). Coordinates at or past keptLength count as zero (only the last
+// block of a column can be partial).
+//
+// Compile time. Everything that varies per scheme is a constant of the scheme header: q (G_Q), the
+// rounding denominator, the code width, GROUP_BLOCKS (blocks per group: 32 / codeBits when codeBits
+// divides 32, so a group is one code word, e.g. 4 codes of d3-q6; else 1) and the leader table. So the
+// base-q digits are shifts (q a power of two) or divisions by a constant (a multiply-high on every
+// GPU compiler), the nearest-point rules divide by constants (gemv_decode.wgsl), and no loop
+// in the inner body has a runtime trip count or a dynamically indexed array.
+//
+// Leader table (D3 with q³ ≤ 1024: d3-q6's 216 leaders). Each workgroup decodes the q³ leaders once
+// into workgroup memory as i32 vectors λ·M/s, LUT_REPLICAS copies side by side (entry e, copy k at
+// e·LUT_REPLICAS + k; lane l reads copy l mod LUT_REPLICAS): with 8 copies the 8 lanes of a 128-bit
+// access phase always hit 8 different 4-bank groups, with fewer the conflicts drop by the number of
+// copies (the host picks as many as the workgroup memory allows, up to 8). Next to it, `root_steps`
+// holds q·μ·M/s for each root μ (ROOT_COUNT = 12 for D3), so an escape through a root — the common
+// kind — costs one more 128-bit workgroup read, no global table reads. Then c_v = table_v + step_v −
+// field_v in i32, rounded to f32 once.
 //
 // Layout. A workgroup of 256 invocations owns COLUMNS = 8 columns; the LANES = 32 consecutive
-// invocations of one column walk its blocks lane, lane + 32, …: at each step the 32 lanes read
-// 32 consecutive codes (32·codeBits contiguous bits: one 128-byte line for E8 q = 16) and 32·d
-// consecutive x̃ entries, and they share one escape-bit word (block b = 32·step + lane, so the word is
-// the step and the bit the lane: no division or modulo in the indexing, the bit and x̃ offsets advance
-// by constants). A block is decoded once per tile of RHS_TILE right-hand sides and its c reused for
-// each of them (x̃ is read once per block and right-hand side); more right-hand sides loop over tiles
-// inside the workgroup, so W's codes come from memory once and are re-read from cache (rhs = 1
-// compiles RHS_TILE = 1, else 8: the accumulators are registers, so the tile is a constant; k = 64 decodes
-// every block 8 times, see the cost below). Accumulation in f32:
-// per lane, then over the 32 lanes of a column: `subgroup_partial_sum` first adds the lanes of each
-// aligned group of `width` lanes (subgroup shuffles; width = 1 in the plain variant), then a tree in
-// workgroup memory adds the groups (no tree when width = 32).
+// invocations of one column walk its groups (GROUP_BLOCKS consecutive blocks) g = lane, lane + 32, …:
+// at each step the 32 lanes read 32 consecutive groups (32·GROUP_BLOCKS·codeBits contiguous bits: one
+// 128-byte line for E8 q = 16 and for d3-q6) and the matching x̃ entries. The group's escape bits are
+// GROUP_BLOCKS consecutive bits of one escape word (GROUP_BLOCKS divides 32). Groups below
+// params.full_groups have every coordinate kept; in the last one or two, blocks past the column are
+// skipped and coordinates past keptLength masked (the same decode, inlined once). A block is
+// decoded once per tile of RHS_TILE right-hand sides and its c reused for each of them; more
+// right-hand sides loop over tiles inside the workgroup (rhs = 1 compiles RHS_TILE = 1, else 8).
+// Accumulation in f32: per lane, then over the 32 lanes of a column: `subgroup_partial_sum` first adds
+// the lanes of each aligned group of `width` lanes (subgroup shuffles; width = 1 in the plain
+// variant), then a tree in workgroup memory adds the groups (no tree when width = 32).
 //
-// Cost of the inner loop, counted by hand on this WGSL and the decode library it calls (instructions
-// per block, an integer division counted as ≈ 25: GPUs have no integer divider and emulate it):
-//   E8 q = 16 (32-bit codes, 4 bytes per block): code read and masks ≈ 12; base-q digits 8 u32
-//   divisions ≈ 185; lift ≈ 25; coset leader = nearest E8 point = two D8 roundings (8 floor divisions
-//   each, ≈ 41 per coordinate with the error tracking) + the shifted copy, the balance and the
-//   selects ≈ 820; escape test ≈ 5 (taken rarely: popcount, μ from the table or a binary search);
-//   dither: 2 mix32 + 8 fields ≈ 46; c and the tail mask ≈ 60; loop ≈ 5. About 1160 per block, i.e.
-//   ≈ 290 per code byte, plus ≈ 45 per block (8 loads, 8 FMAs, index clamps) ≈ 11 per code byte for
-//   each right-hand side of the tile.
-//   D3 q = 6 (8-bit codes): ≈ 285 per block = per code byte (3 digit divisions, a D3 rounding with 3
-//   floor divisions), plus ≈ 20 per right-hand side. E8 q = 24 (37-bit codes, two words): the 16-bit
-//   limb digits cost 24 divisions, ≈ 350 per code byte.
-// For comparison, a GPU moves a byte from memory in the time of ≈ 3–4 integer instructions (H100/H200:
-// ≈ 17 T integer instructions/s against 3.3–4.8 TB/s), so this loop is bound by the integer decode, two
-// orders of magnitude above the bandwidth limit, not by its (coalesced, read-once) memory traffic.
-// That is where the real-GPU tuning goes: divisions by the uniform q through multiplicative inverses or
-// f32 reciprocals with an exact correction, the rounding rules without division (den = s·q is fixed),
-// table decodes where q^d is small.
+// Cost of the inner loop per full block, counted by hand on this WGSL after constant folding, common
+// path (escapes are 20–50 % of blocks at the presets, so a warp takes the root-escape path at nearly
+// every step: it is counted; the non-root binary search and the tail are not), robustness clamps of
+// storage loads included (the SPIR-V Dawn emits calls a polyfill for each division, which a driver
+// inlines and folds for a constant divisor):
+//   d3-q6 (leader table, 1 code byte per block): group overhead ≈ 4, escape bit, slot and id ≈ 16,
+//   code field 1, block hash (one mix32) 9 and its 3 fields 5, table and root-step reads 5, non-root
+//   test 3, c 9, x̃ reads 10 and 4 multiply-adds, loop and branches ≈ 5: ≈ 70 per code byte (before:
+//   ≈ 300: 6 runtime u32 divisions and 3 floor divisions per block, a dynamically indexed array, the
+//   escape root from global memory), plus ≈ 14 per block for each further right-hand side.
+//   E8 q = 16 (32-bit codes, 4 bytes per block): group overhead and escape bit, slot and id ≈ 30, μ of
+//   a root 8 loads ≈ 35, digits 8, lift ≈ 16, the two D8 roundings with one shift per coordinate,
+//   errors, parities, squared sums and worst-coordinate tracking ≈ 23 per coordinate = 184, the
+//   comparison and the leader ≈ 80, block hash 2 × mix32 + 8 fields ≈ 38, c 32, x̃ reads and
+//   multiply-adds ≈ 34: ≈ 460 per block ≈ 115 per code byte (before: ≈ 1240 per block ≈ 310 per
+//   byte), plus ≈ 34 per block for each further right-hand side.
+//   E8 q = 12 (29-bit codes, e8-4bit): digits by the constant 12 (a multiply-high each), one more
+//   constant division per coordinate in the roundings, codes across words: ≈ 570 per block ≈ 157 per
+//   code byte (before ≈ 340). E8 q = 24 (37-bit codes, e8-5bit): the first two digits in 16-bit limbs:
+//   ≈ 610 per block ≈ 132 per code byte (before ≈ 350).
+// A GPU reads a byte from memory in the time of ≈ 7 instructions (H200: ≈ 33.5 T instructions/s for
+// 4.8 TB/s), so this loop is still instruction-bound, not memory-bound: what remains is the E8
+// nearest-point rule (≈ 60 % of an E8 block), the escape bookkeeping (slot, id, μ: ≈ 15 % of E8,
+// ≈ 30 % of D3) and the dither hash (≈ 15 instructions per block, a fifth of D3). These are fixed by
+// the format (the hash and the escapes are part of the code), so D3 cannot go much below ≈ 50 per
+// byte without changing the stored form.
 
 const THREADS: u32 = 256u;
 const LANES: u32 = 32u;                  // invocations per column
@@ -68,14 +94,53 @@ const POISON: f32 = 1.0e30;
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;       // T[j, r] (finished by `finish`)
 
 var<workgroup> partials: array<f32, RHS_TILE * THREADS>;
+// The leader table (USE_LUT; one unused entry otherwise): λ·M/s per coordinate, w unused.
+var<workgroup> leader_table: array<vec4<i32>, LUT_SIZE>;
+// With the leader table: q·μ·M/s of root id (1 + the root's index; entry 0 is zero).
+var<workgroup> root_steps: array<vec4<i32>, ROOT_COUNT + 1u>;
 // Subgroup variant: invocations whose subgroup is not the expected block vote here.
 var<workgroup> layout_votes: atomic<u32>;
 var<workgroup> shared_width: u32;
 
-// Adds c·x̃ of one block for each right-hand side of the tile. `at[v]` is the x̃ offset of coordinate v:
-// v itself, or a kept coordinate of the block for coordinates past keptLength, whose c is 0 (so no
-// branch, and no read outside the right-hand side's kept entries).
-fn add_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+// Decodes the LUT_ENTRIES leaders into `leader_table` (every copy) and the roots' steps into
+// `root_steps`, then waits for the whole workgroup.
+fn fill_leader_table(thread: u32) {
+  if (thread <= ROOT_COUNT) {
+    var step = vec4<i32>();
+    if (thread > 0u) {
+      let row = (thread - 1u) * U_DIM;
+      step = vec4<i32>(escape_table[row], escape_table[row + 1u], escape_table[row + 2u], 0) * (G_Q * G_POINT_FACTOR);
+    }
+    root_steps[thread] = step;
+  }
+  for (var e = thread; e < LUT_ENTRIES; e = e + THREADS) {
+    let p = gemv_leader(e, 0u);
+    let entry = vec4<i32>(p[0] * G_POINT_FACTOR, p[1] * G_POINT_FACTOR, p[2] * G_POINT_FACTOR, 0);
+    for (var k = 0u; k < LUT_REPLICAS; k = k + 1u) {
+      leader_table[e * LUT_REPLICAS + k] = entry;
+    }
+  }
+  workgroupBarrier();
+}
+
+// Adds c·x̃ of one full block (x̃ of coordinate v at x_index + v) for each right-hand side of the tile.
+fn add_full_block(c: array<f32, 8>, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    if (RHS_TILE == 1u || r0 + r < params.rhs) {
+      let base = x_index + r * params.x_stride;
+      var s = 0.0;
+      for (var v = 0u; v < U_DIM; v = v + 1u) {
+        s = s + c[v] * x_rotated[base + v];
+      }
+      (*acc)[r] = (*acc)[r] + s;
+    }
+  }
+}
+
+// Adds c·x̃ of the last (possibly partial) block. `at[v]` is the x̃ offset of coordinate v: v itself,
+// or a kept coordinate of the block for coordinates past keptLength, whose c is 0 (so no branch, and
+// no read outside the right-hand side's kept entries).
+fn add_tail_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     if (r0 + r < params.rhs) {
       let base = x_index + r * params.x_stride;
@@ -88,9 +153,43 @@ fn add_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, acc: pt
   }
 }
 
+// c = λ·M/s − field of a block from its code, hash fields and escape (λ = the leader + q·μ). Escapes
+// are common (20–50 % of blocks at the presets), so μ is on the main path: `slot` is the block's escape
+// slot and `id` its escape id (1 + the root's index, 0 for a non-root μ; both meaningless when the
+// block is not escaped). With the leader table, q·μ·M/s of a root comes from `root_steps` (entry 0 is
+// zero: not escaped), so only a non-root μ takes a branch (escape_mu's binary search); otherwise μ
+// comes from escape_mu. The sum is formed in i32 and rounded to f32 once, as the reference does.
+fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, slot: u32, id: u32, global_block: u32) -> array<f32, 8> {
+  var c = array<f32, 8>();
+  if (USE_LUT) {
+    let entry = leader_table[code.x * LUT_REPLICAS + replica];
+    var step = root_steps[select(0u, min(id, ROOT_COUNT), escaped)];
+    if (escaped && id == 0u) {
+      let mu = escape_mu(slot, global_block);
+      step = vec4<i32>(mu[0], mu[1], mu[2], 0) * (G_Q * G_POINT_FACTOR);
+    }
+    for (var v = 0u; v < U_DIM; v = v + 1u) {
+      c[v] = f32(entry[v] + step[v] - fields[v]);
+    }
+  } else {
+    var mu = LatticePoint();
+    if (escaped) {
+      mu = escape_mu(slot, global_block);
+    }
+    let point = gemv_leader(code.x, code.y);
+    for (var v = 0u; v < U_DIM; v = v + 1u) {
+      c[v] = f32((point[v] + G_Q * mu[v]) * G_POINT_FACTOR - fields[v]);
+    }
+  }
+  return c;
+}
+
 // The product for the workgroup's columns. `width`: lanes whose sums `subgroup_partial_sum` already
 // combined (workgroup-uniform); `poison`: write POISON instead of results (subgroup test mode 2).
 fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
+  if (USE_LUT) {
+    fill_leader_table(thread);
+  }
   let local_column = thread / LANES;
   let lane = thread % LANES;
   let column = group_x * COLUMNS + local_column;
@@ -100,59 +199,51 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   let code_base = params.code_first + column * params.code_words;
   let bits_base = params.bits_first + column * params.bit_words;
   let starts_base = params.starts_first + column * params.bit_words;
-  let low_bits = min(params.code_bits, 32u);
-  let low_mask = select((1u << low_bits) - 1u, 0xffffffffu, low_bits == 32u);
-  let high_bits = params.code_bits - low_bits; // 0, or 1…16 for codes wider than 32 bits
-  let high_mask = (1u << high_bits) - 1u;
-  let code_step = LANES * params.code_bits;
-  let lanes_below = (1u << lane) - 1u;
   let first_global_block = global_column * params.blocks;
-  let qi = i32(params.q);
+  let replica = lane & (LUT_REPLICAS - 1u);
+  // Groups of the column, the last one possibly partial or past keptLength.
+  let groups = (params.blocks + GROUP_BLOCKS - 1u) / GROUP_BLOCKS;
 
   for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
     var acc = array<f32, RHS_TILE>();
     if (in_range) {
-      var bit = lane * params.code_bits;
-      var x_index = params.x_rotated_first + r0 * params.x_stride + lane * U_DIM;
-      var step = 0u;
-      for (var b = lane; b < params.blocks; b = b + LANES) {
-        // The code: codeBits bits from `bit` (low 32 bits, then the high bits).
-        let word = code_base + (bit >> 5u);
-        let shift = bit & 31u;
-        var low = codes[word] >> shift;
-        if (shift + low_bits > 32u) {
-          low = low | (codes[word + 1u] << (32u - shift));
-        }
-        var high = 0u;
-        if (high_bits > 0u) {
-          high = codes[word + 1u] >> shift;
-          if (shift + high_bits > 32u) {
-            high = high | (codes[word + 2u] << (32u - shift));
+      var x_index = params.x_rotated_first + r0 * params.x_stride + lane * (GROUP_BLOCKS * U_DIM);
+      for (var g = lane; g < groups; g = g + LANES) {
+        let first_block = g * GROUP_BLOCKS;
+        let escape_word_index = first_block >> 5u;
+        let escapes = escape_bits[bits_base + escape_word_index];
+        let escape_start = escape_starts[starts_base + escape_word_index];
+        let escape_shift = first_block & 31u;
+        let words = gemv_group_words(code_base, g);
+        let full = g < params.full_groups;
+        for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
+          let b = first_block + i;
+          if (full || b < params.blocks) {
+            let bit = escape_shift + i;
+            let escaped = ((escapes >> bit) & 1u) != 0u;
+            let slot = escape_start + countOneBits(escapes & ((1u << bit) - 1u));
+            // The table path's escape id (garbage, and unused, when the block is not escaped;
+            // escape_mu reads it itself on the other path).
+            var id = 0u;
+            if (USE_LUT) {
+              id = (escape_ids[slot >> 2u] >> ((slot & 3u) * 8u)) & 255u;
+            }
+            var c = block_c(gemv_group_code(words, i), block_fields(key, b), replica, escaped, slot, id, first_global_block + b);
+            if (full) {
+              add_full_block(c, x_index + i * U_DIM, r0, &acc);
+            } else {
+              // The last blocks (fewer than GROUP_BLOCKS + 1): coordinates past keptLength get c = 0.
+              let last = select(params.kept - b * U_DIM, U_DIM, b < params.full_blocks) - 1u;
+              var at = array<u32, 8>();
+              for (var v = 0u; v < U_DIM; v = v + 1u) {
+                c[v] = select(0.0, c[v], v <= last);
+                at[v] = min(v, last);
+              }
+              add_tail_block(c, at, x_index + i * U_DIM, r0, &acc);
+            }
           }
         }
-        var point = coset_leader(u_lift(universal_digits(vec2<u32>(low & low_mask, high & high_mask))), params.q, U_RULE, U_DIM);
-        // Escape: bit `lane` of word `step`; λ = leader + q·μ.
-        let escapes = escape_bits[bits_base + step];
-        if (((escapes >> lane) & 1u) != 0u) {
-          let slot = escape_starts[starts_base + step] + countOneBits(escapes & lanes_below);
-          let mu = escape_mu(slot, first_global_block + b);
-          for (var v = 0u; v < U_DIM; v = v + 1u) {
-            point[v] = point[v] + qi * mu[v];
-          }
-        }
-        // c = λ·M/s − field; coordinates past keptLength (last block only) get c = 0.
-        let fields = block_fields(key, b);
-        let last = select(params.kept - b * U_DIM, U_DIM, b < params.full_blocks) - 1u;
-        var c = array<f32, 8>();
-        var at = array<u32, 8>();
-        for (var v = 0u; v < U_DIM; v = v + 1u) {
-          c[v] = select(0.0, f32(point[v] * G_POINT_FACTOR - fields[v]), v <= last);
-          at[v] = min(v, last);
-        }
-        add_block(c, at, x_index, r0, &acc);
-        bit = bit + code_step;
-        x_index = x_index + LANES * U_DIM;
-        step = step + 1u;
+        x_index = x_index + LANES * GROUP_BLOCKS * U_DIM;
       }
     }
 

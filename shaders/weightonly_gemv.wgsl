@@ -5,7 +5,8 @@
 //
 // with integer codes z, per-input-feature steps s (column scales) and per-output rescalers t (row
 // scales, all 1 when the matrix has none). The prefix written by `weightOnlyGemvShaderSource`
-// declares the compile-time constant VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup.
+// declares the compile-time constant VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup, and
+// the parameter struct WeightOnlyGemvParams (generated from its UniformLayout).
 //
 // Layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
 //   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
@@ -44,22 +45,8 @@ const ROWS_PER_WORKGROUP: u32 = 8u;  // TEAMS · ROWS_PER_THREAD
 const SEGMENT: u32 = 8u;             // lane sums added by one invocation in the first reduction step
 const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 
-struct WeightOnlyGemvParams {
-  outputs: u32,              // outputs (rows of Ŵ') in this dispatch
-  n: u32,                    // input features
-  row_vec4s: u32,            // R: vec4<u32> of codes per output
-  vectors: u32,              // vectors in this dispatch
-  row_groups: u32,           // ⌈outputs / ROWS_PER_WORKGROUP⌉
-  codes_first: u32,          // vec4 index of output 0's codes
-  layout_first: u32,         // index of P_0 in `code_layout`
-  column_scales_first: u32,  // index of s_0
-  row_scales_first: u32,     // index of t_0
-  x_first: u32,              // index of vector 0's x̃_0
-  x_stride: u32,             // f32 between consecutive vectors of x
-  y_first: u32,              // index of vector 0's y_0
-  y_stride: u32,             // f32 between consecutive vectors of y
-}
-
+// struct WeightOnlyGemvParams is declared once, in src/gpu/kernels/weightOnlyGemv.ts (a UniformLayout),
+// which generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: WeightOnlyGemvParams;
 @group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> code_layout: array<u32>;
@@ -81,8 +68,8 @@ fn window_word(k: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32
 
 // The code of `width` bits at bit `bit` of the window, for the 4 rows, sign-extended, as floats.
 fn window_code(bit: u32, width: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<f32> {
-  let k = bit / 32u;
-  let shift = bit % 32u;
+  let k = bit >> 5u;
+  let shift = bit & 31u;
   let low = window_word(k, w0, w1, w2, w3, w4) >> vec4<u32>(shift);
   // A code that crosses a word boundary takes its top bits from the next word (the shift by
   // 32 − shift is taken modulo 32 in WGSL, so the select, not the shift, discards the shift = 0 case).

@@ -7,9 +7,8 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
-import { universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
+import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
@@ -35,11 +34,12 @@ interface SpirvSubject {
   readonly uniforms?: { readonly struct: string; readonly values: Readonly<Record<string, number>> };
 }
 
-function universalSubject(scheme: SchemeName, subgroups: boolean): SpirvSubject {
+function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes: number): SpirvSubject {
   const s = SCHEMES[scheme];
   if (s.kind !== 'lattice' || s.mode !== 'universal') throw new Error(`${scheme} is not universal`);
-  const code = universalGemvShaderSource({ lattice: s.lattice, rhsTile: 1, subgroups });
-  return { key: `universal:${scheme}`, moduleKey: `universal-${s.lattice}`, code, codeVariable: 'codes', uniforms: { struct: 'UniversalGemvParams', values: { q: s.q, code_bits: universalCodec(s.lattice, s.q, s.beta).codeBits } } };
+  // q and the code width are compile-time constants of the kernel (one pipeline per scheme).
+  const code = universalGemvShaderSource({ lattice: s.lattice, rhsTile: 1, subgroups, q: s.q, leaderTableCopies: leaderTableCopies(s.lattice, s.q, 1, workgroupBytes) });
+  return { key: `universal:${scheme}`, moduleKey: `universal-${scheme}`, code, codeVariable: 'codes' };
 }
 
 function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubject {
@@ -63,7 +63,7 @@ function subjects(subgroups: boolean, f16: boolean, schemes: { universal: readon
     { key: 'f32', moduleKey: 'f32', code: f32GemvShaderSource({ chunkWidth: 4, subgroups }), codeVariable: 'w' },
     ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariable: 'w' }] : []),
     { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariable: 'codes' },
-    ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups)),
+    ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
     { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariable: 'codes' },
   ];

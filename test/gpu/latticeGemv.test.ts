@@ -7,7 +7,7 @@ import type { LatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { latticeGemv, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
@@ -23,12 +23,17 @@ import { asDeterministic, columnNorm, shifted, withRandomCodes } from './lattice
 const noGpu = await gpuUnavailableReason();
 
 const Z_Q16: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } };
-const D3_Q5: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.5, steps: 3 } };
+// 5 multiples → 3-bit scale indices, 10 per word, not a multiple of the 4 codes per word (7-bit codes):
+// the kernel reads an index word per block.
+const D3_Q5: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.3, steps: 5 } };
+// q³ = 1728 > 1024: no leader table, leaders decoded per block (11-bit codes, 2 per word).
+const D3_Q12: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 12, overload: { kind: 'ladder', beta: 0.3, ratio: 1.3, steps: 5 } };
 const schemes: [name: string, options: QuantizeOptions][] = [
   ['d3-q6-deterministic (leader table)', { scheme: 'd3-q6-deterministic', seed: 9 }],
   ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 9 }],
   ['Z^8 q = 16', { scheme: Z_Q16, seed: 9 }],
-  ['D3 q = 5 (decoded in the kernel)', { scheme: D3_Q5, seed: 9 }],
+  ['D3 q = 5 (leader table of 125, 3-bit scale indices)', { scheme: D3_Q5, seed: 9 }],
+  ['D3 q = 12 (decoded per block)', { scheme: D3_Q12, seed: 9 }],
 ];
 
 /** dequantize(qW)ᵀ·X in float64: cols × rhs. */
@@ -81,6 +86,17 @@ async function compare(
     gw.destroy();
   }
 }
+
+describe('lattice GEMV leader table sizing', () => {
+  it('fits as many copies (8 at most) as the workgroup memory leaves next to the 12 KB staged chunk', () => {
+    expect(latticeLeaderTableCopies('D3', 6, 16384)).toBe(1);
+    expect(latticeLeaderTableCopies('D3', 6, 32768)).toBe(4);
+    expect(latticeLeaderTableCopies('D3', 6, 49152)).toBe(8);
+    expect(latticeLeaderTableCopies('D3', 10, 16384)).toBe(0); // 16 KB per copy
+    expect(latticeLeaderTableCopies('D3', 11, 1 << 20)).toBe(0); // q³ > 1024: decoded per block
+    expect(latticeLeaderTableCopies('E8', 16, 1 << 20)).toBe(0);
+  });
+});
 
 describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
   let context: GpuContext;
@@ -157,6 +173,20 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     for (const [name, options] of schemes) {
       const result = await compare(context, w, x, options, { randomCodes: true });
       expect(result.ratio, `${name}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('a device with the minimum 16 KB of workgroup memory (one leader-table copy) gives the same results', async () => {
+    const small = await testDevice({ workgroupStorageLimit: 16384 });
+    try {
+      for (const rhs of [1, 3]) {
+        const w = gaussianMatrix(100, 17, 1500 + rhs);
+        const x = gaussianMatrix(100, rhs, 1501);
+        const result = await compare(small, w, x, { scheme: 'd3-q6-deterministic', seed: 9 });
+        expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+      }
+    } finally {
+      small.device.destroy();
     }
   });
 

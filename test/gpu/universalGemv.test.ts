@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { dispatchUniversalGemv, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalGemv, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -103,6 +103,20 @@ function compare(gpu: Matrix, q: UniversalLatticeMatrix, x: Matrix): { worst: nu
   return { worst, looseness: largest > 0 ? largestTolerance / largest : 0 };
 }
 
+describe('universal GEMV leader table sizing', () => {
+  it('fits as many copies (8 at most) as the workgroup memory leaves next to the reduction', () => {
+    // 216 leaders × 16 bytes = 3456 bytes per copy; the reduction takes 1 KB (tile 1) or 8 KB (tile 8).
+    expect(leaderTableCopies('D3', 6, 1, 16384)).toBe(4);
+    expect(leaderTableCopies('D3', 6, 8, 16384)).toBe(2);
+    expect(leaderTableCopies('D3', 6, 1, 32768)).toBe(8);
+    expect(leaderTableCopies('D3', 6, 8, 32768)).toBe(4);
+    expect(leaderTableCopies('D3', 10, 1, 16384)).toBe(0); // 1000 leaders: 16 KB per copy
+    expect(leaderTableCopies('D3', 10, 1, 32768)).toBe(1);
+    expect(leaderTableCopies('D3', 11, 1, 1 << 20)).toBe(0); // 1331 > 1024 leaders: decoded per block
+    expect(leaderTableCopies('E8', 3, 1, 1 << 20)).toBe(0);
+  });
+});
+
 describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', () => {
   let context: GpuContext;
   let hasSubgroups = false;
@@ -152,6 +166,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     { name: 'e8-q16, unrotated n = 37 (partial block), 37 × 13, k = 1', w: () => gaussianMatrix(37, 13, 9), k: 1, options: { scheme: 'e8-q16', seed: 2, nonce: 18, rotate: false } },
     { name: 'e8-q16, time-sharing κ = 0.4, 200 × 4, k = 3', w: () => gaussianMatrix(200, 4, 10), k: 3, options: { scheme: 'e8-q16', seed: 2, nonce: 19, keepFraction: 0.4 } },
     { name: 'e8-q16, n = 1100 (not a Hadamard length: the rotation of n > 1024), 1100 × 3, k = 1', w: () => gaussianMatrix(1100, 3, 24), k: 1, options: { scheme: 'e8-q16', seed: 9, nonce: 28 } },
+    { name: 'd3-q6, n = 1100 (two rotation windows), 1100 × 9, k = 3', w: () => gaussianMatrix(1100, 9, 25), k: 3, options: { scheme: 'd3-q6', seed: 9, nonce: 29 } },
     { name: 'e8-q16, 512 × 12, k = 64', w: () => gaussianMatrix(512, 12, 11), k: 64, options: { scheme: 'e8-q16', seed: 6, nonce: 20 } },
     { name: 'd3-q6 centred, 130 × 20, k = 64', w: () => gaussianMatrix(130, 20, 12), k: 64, options: { scheme: 'd3-q6', seed: 7, nonce: 21, center: true } },
   ];
@@ -170,14 +185,90 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       gpuW.destroy();
       return result;
     };
-    const spikyE8 = counts(quantizeUniversal(spiky(64, 9, 5), { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false }));
+    const spikyE8Matrix = quantizeUniversal(spiky(64, 9, 5), { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false });
+    const spikyE8 = counts(spikyE8Matrix);
     expect(spikyE8.nonRoots).toBeGreaterThan(0);
+    // Long escapes outside the extended table carry μ themselves ("huge"): the binary search's records.
+    expect(spikyE8Matrix.hugeEscapes.length).toBeGreaterThan(0);
     const spikyD3 = counts(quantizeUniversal(spiky(61, 9, 6), { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false }));
     expect(spikyD3.nonRoots).toBeGreaterThan(0);
     const gaussianD3 = counts(quantizeUniversal(gaussianMatrix(100, 7, 1), { scheme: 'd3-q6', seed: 3, nonce: 11 }));
     expect(gaussianD3.escapes - gaussianD3.nonRoots).toBeGreaterThan(10);
     const wideE8 = counts(quantizeUniversal(gaussianMatrix(256, 6, 3), { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 13 }));
     expect(wideE8.escapes - wideE8.nonRoots).toBeGreaterThan(10);
+  });
+
+  /**
+   * A copy of `q` with every block's code replaced by a uniformly random valid code (escape symbols
+   * kept: the upload and the CPU decode both resolve them against the new leaders). Random codes
+   * reach every leader, and for E8 the many exact ties of the Voronoi decode (a lifted coordinate on a
+   * rounding boundary, equal errors, equal distances), which data from `quantize` seldom hits.
+   */
+  function withRandomCodes(q: UniversalLatticeMatrix, seed: number): UniversalLatticeMatrix {
+    const rng = new Rng(seed);
+    const size = q.scheme.q ** latticeSpec(q.scheme.lattice).dimension;
+    const codes = new Uint32Array(q.codes.length);
+    const codesHigh = q.codesHigh === null ? null : new Uint16Array(q.codes.length);
+    for (let i = 0; i < codes.length; i++) {
+      const code = Math.floor(rng.nextFloat() * size);
+      codes[i] = code % 2 ** 32;
+      if (codesHigh !== null) codesHigh[i] = Math.floor(code / 2 ** 32);
+    }
+    return { ...q, codes, codesHigh };
+  }
+
+  /** The leader decode with q a compile-time constant: every code width and division path, plain variant. */
+  const decodeCases: { name: string; scheme: UniversalLatticeScheme; options?: UniversalGemvOptions }[] = [
+    { name: 'd3-q6 through the leader table', scheme: universal('D3', 6, 0.45) },
+    { name: 'd3-q6 decoded per block (leaderTable: false)', scheme: universal('D3', 6, 0.45), options: { leaderTable: false } },
+    { name: 'D3 q = 3 (5-bit codes, table)', scheme: universal('D3', 3, 0.9) },
+    { name: 'D3 q = 12 (11-bit codes, no table: q³ > 1024)', scheme: universal('D3', 12, 0.25) },
+    { name: 'D3 q = 64 (18-bit codes, shifts)', scheme: universal('D3', 64, 0.05) },
+    { name: 'E8 q = 16 (32-bit codes, shifts)', scheme: universal('E8', 16, 0.25) },
+    { name: 'E8 q = 12 (29-bit codes, divisions by 12 and 24)', scheme: universal('E8', 12, 0.3) },
+    { name: 'E8 q = 3 (13-bit codes)', scheme: universal('E8', 3, 1.2) },
+    { name: 'E8 q = 4 (16-bit codes: two per word)', scheme: universal('E8', 4, 0.9) },
+    { name: 'E8 q = 24 (37-bit codes, 16-bit limbs)', scheme: universal('E8', 24, 0.15) },
+    { name: 'E8 q = 32 (40-bit codes, a digit across the two parts)', scheme: universal('E8', 32, 0.12) },
+    { name: 'E8 q = 64 (48-bit codes, den = 128)', scheme: universal('E8', 64, 0.06) },
+  ];
+  for (const { name, scheme, options } of decodeCases) {
+    it(`random codes, ${name}: every leader equals the CPU's`, async () => {
+      const d = latticeSpec(scheme.lattice).dimension;
+      const n = 24 * d + 1; // a partial last block, unrotated
+      const w = gaussianMatrix(n, 40, 31 + scheme.q);
+      const q = withRandomCodes(quantizeUniversal(w, { scheme, seed: 2, nonce: 40 + scheme.q, rotate: false }), 7 + scheme.q);
+      const x = gaussianMatrix(n, 1, 41);
+      const gpuW = uploadUniversalMatrix(context.device, q);
+      try {
+        const y = await universalGemv(context.device, gpuW, x, { subgroups: false, ...options });
+        const { worst, looseness } = compare(y, q, x);
+        expect(worst, 'worst |gpu − cpu| / tolerance').toBeLessThanOrEqual(1);
+        expect(looseness, 'tolerance / max |y|').toBeLessThan(1e-2);
+      } finally {
+        gpuW.destroy();
+      }
+    });
+  }
+
+  it('a device with the minimum 16 KB of workgroup memory (fewer leader-table copies) gives the same results', async () => {
+    const small = await testDevice({ workgroupStorageLimit: 16384 });
+    try {
+      const { device } = small;
+      for (const k of [1, 3]) {
+        const q = quantizeUniversal(gaussianMatrix(130, 11, 50 + k), { scheme: 'd3-q6', seed: 5, nonce: 51 });
+        const x = gaussianMatrix(130, k, 52 + k);
+        const gpuW = uploadUniversalMatrix(device, q);
+        try {
+          const y = await universalGemv(device, gpuW, x, { subgroups: false });
+          expect(compare(y, q, x).worst).toBeLessThanOrEqual(1);
+        } finally {
+          gpuW.destroy();
+        }
+      }
+    } finally {
+      small.device.destroy();
+    }
   });
 
   it('a centred constant column (norm 0) gives its mean term only', async () => {

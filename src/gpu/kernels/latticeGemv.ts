@@ -1,7 +1,7 @@
-import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -9,7 +9,6 @@ import {
   checkGpuDeterministicMatrix,
   columnRanges,
   gatherColumnSide,
-  latticeId,
   multipleWords,
   operandColumnsPerBinding,
   operandWindows,
@@ -22,13 +21,16 @@ import type { GpuScratch } from '../scratch.js';
 import { deviceTableBuffer } from '../tableLayout.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
  * an f32 vector x (GEMV, the LLM decode step), and Y = ŴᵀX for several right-hand sides. The kernel
  * reads every packed code word of W once per 8 right-hand sides (consecutive lanes read consecutive
- * words of a column) and decodes in the kernel;
+ * words of a column) and decodes in the kernel, compiled per scheme (lattice, q, code and scale-index
+ * widths are constants: no runtime division in the inner loop; D3 leaders from a replicated table in
+ * workgroup memory);
  * x is rotated with W's seed first (by the GPU Hadamard kernel unless the caller passes R·x). CPU
  * twin: dequantize(Ŵ)ᵀ·X.
  */
@@ -36,6 +38,10 @@ import { dispatchHadamard } from './hadamard.js';
 /** Invocations per workgroup and f32 staged per chunk (the shader's THREADS, X_CHUNK). */
 const THREADS = 256;
 const X_CHUNK = 3072;
+/** Workgroup memory of the kernel besides the leader table: the staged chunk and the 16 multiples. */
+const STAGED_BYTES = 4 * X_CHUNK + 4 * 16;
+/** Largest D3 leader table (q³ entries of 16 bytes per copy). */
+const MAX_TABLE_LEADERS = 1024;
 /** Right-hand sides per workgroup: 1 for a vector, 8 for a matrix (the compile-time variants). */
 type RhsTile = 1 | 8;
 /** Invocations per W column: 32 for a vector (8 columns per workgroup), 8 with 8 right-hand sides (32 columns). */
@@ -49,17 +55,10 @@ const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
   rows: 'u32', // n: entries of an original x column
   length: 'u32', // N: entries of a rotated x column
   kept: 'u32', // keptLength
-  blocks: 'u32', // blocks per W column
-  lattice: 'u32', // LATTICE_D3, LATTICE_E8 or LATTICE_Z8
-  q: 'u32',
-  dim: 'u32', // block dimension: 3 or 8
-  use_table: 'u32', // 1: D3 q = 6 leaders from the table
   code_first: 'u32', // word offset of this dispatch's first W column in the codes binding
   code_words: 'u32', // code words per column
-  code_bits: 'u32',
   index_first: 'u32',
   index_words: 'u32',
-  index_bits: 'u32',
   rhs: 'u32', // right-hand sides in this dispatch
   x_rotated_first: 'u32', // element offset of x̃ column 0 in its binding (columns N apart)
   x_first: 'u32', // element offset of x column 0 in its binding (columns n apart)
@@ -73,9 +72,75 @@ const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
   multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
 });
 
-/** The WGSL of one variant: right-hand sides per workgroup and lanes per column are the compile-time choices. */
-export function latticeGemvShaderSource(rhsTile: RhsTile): string {
-  return `const RHS_TILE: u32 = ${rhsTile}u;\nconst LANES: u32 = ${lanesFor(rhsTile)}u;\n${latticeDecodeSource}\n${Params.wgsl()}\n${gemvSource}`;
+/**
+ * The scheme part of a compiled variant: lattice, q, code and scale-index widths, and the copies of
+ * the D3 leader table in workgroup memory (0: decoded per block).
+ */
+export interface LatticeGemvScheme {
+  readonly lattice: LatticeName;
+  readonly q: number;
+  readonly codeBits: number;
+  readonly indexBits: number;
+  readonly leaderTableCopies: 0 | 1 | 2 | 4 | 8;
+}
+
+/** A compiled variant: the right-hand-side tile and the scheme. */
+export interface LatticeGemvVariant extends LatticeGemvScheme {
+  readonly rhsTile: RhsTile;
+}
+
+/** d3-q6-deterministic as it runs on a device with the minimum 16 KB of workgroup memory. */
+const D3_Q6_SCHEME: LatticeGemvScheme = { lattice: 'D3', q: 6, codeBits: 8, indexBits: 2, leaderTableCopies: 1 };
+
+/**
+ * Copies of the D3 leader table that fit next to the staged chunk in `workgroupBytes` (8 at most, 0
+ * for other lattices, q³ > 1024, or no room).
+ *
+ * @example
+ * latticeLeaderTableCopies('D3', 6, 16384); // 1: 216 × 16 bytes next to 12 KB of staged x̃
+ */
+export function latticeLeaderTableCopies(lattice: LatticeName, q: number, workgroupBytes: number): LatticeGemvScheme['leaderTableCopies'] {
+  const entries = q ** 3;
+  if (lattice !== 'D3' || entries > MAX_TABLE_LEADERS) return 0;
+  for (const copies of [8, 4, 2, 1] as const) {
+    if (STAGED_BYTES + 16 * entries * copies <= workgroupBytes) return copies;
+  }
+  return 0;
+}
+
+/**
+ * The WGSL of one variant: the right-hand-side tile and lanes per column, the scheme's packing as
+ * constants, the decode with q a constant, the parameters, the kernel. The scheme defaults to
+ * d3-q6-deterministic with one table copy.
+ *
+ * @example
+ * latticeGemvShaderSource(1, { lattice: 'E8', q: 16, codeBits: 32, indexBits: 2, leaderTableCopies: 0 });
+ */
+export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvScheme = D3_Q6_SCHEME): string {
+  const { lattice, q, codeBits, indexBits, leaderTableCopies } = scheme;
+  check(Number.isInteger(codeBits) && codeBits >= 1 && codeBits <= 32, () => `lattice gemv: codeBits must be 1…32, got ${codeBits}`);
+  check(Number.isInteger(indexBits) && indexBits >= 1 && indexBits <= 8, () => `lattice gemv: indexBits must be 1…8, got ${indexBits}`);
+  check(leaderTableCopies === 0 || (lattice === 'D3' && q ** 3 <= MAX_TABLE_LEADERS), () => `lattice gemv: no leader table for ${lattice} q = ${q}`);
+  const perWord = Math.floor(32 / codeBits);
+  const indexPerWord = Math.floor(32 / indexBits);
+  const entries = leaderTableCopies > 0 ? q ** 3 : 0;
+  return [
+    `const RHS_TILE: u32 = ${rhsTile}u;`,
+    `const LANES: u32 = ${lanesFor(rhsTile)}u;`,
+    `const DIM: u32 = ${lattice === 'D3' ? 3 : 8}u;`,
+    `const CODE_BITS: u32 = ${codeBits}u;`,
+    `const PER_WORD: u32 = ${perWord}u;`,
+    `const INDEX_BITS: u32 = ${indexBits}u;`,
+    `const INDEX_PER_WORD: u32 = ${indexPerWord}u;`,
+    `const INDEX_ALIGNED: bool = ${indexPerWord % perWord === 0};`,
+    `const USE_LUT: bool = ${leaderTableCopies > 0};`,
+    `const LUT_ENTRIES: u32 = ${entries}u;`,
+    `const LUT_REPLICAS: u32 = ${Math.max(leaderTableCopies, 1)}u;`,
+    `const LUT_SIZE: u32 = ${Math.max(entries * leaderTableCopies, 1)}u;`,
+    gemvDecodeWithRulesWgsl(lattice, q),
+    Params.wgsl(),
+    gemvSource,
+  ].join('\n');
 }
 
 /** Per device and variant, one shader module with two pipelines: the product (`main`) and Σx (`column_sums`). */
@@ -83,7 +148,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice gemv',
   bindings: [
     'uniform',
-    'read-only-storage', // D3 q = 6 leader table
+    'read-only-storage', // D3 q = 6 leader table (kept in the layout; the kernel builds its own)
     'read-only-storage', // W codes
     'read-only-storage', // W scale indices
     'read-only-storage', // W norms, gains, means
@@ -92,14 +157,16 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'storage', // Σx per right-hand side
     'storage', // Y
   ],
-  compile: (device, pipelineLayout, rhsTile: RhsTile) => {
-    const label = `lattice gemv (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup)`;
-    const module = device.createShaderModule({ label, code: latticeGemvShaderSource(rhsTile) });
+  compile: (device, pipelineLayout, variant: LatticeGemvVariant) => {
+    const { rhsTile } = variant;
+    const label = `lattice gemv ${variant.lattice} q = ${variant.q} (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup${variant.leaderTableCopies > 0 ? `, leader table × ${variant.leaderTableCopies}` : ''})`;
+    const module = device.createShaderModule({ label, code: latticeGemvShaderSource(rhsTile, variant) });
     return {
       main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
+  key: (v) => `${v.rhsTile}/${v.lattice}/${v.q}/${v.codeBits}/${v.indexBits}/${v.leaderTableCopies}`,
 });
 
 /** Arguments of `dispatchLatticeGemv`. Offsets are in bytes (multiples of 4). */
@@ -182,7 +249,6 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   let chunkWords = Math.floor(X_CHUNK / rhsTile / entriesPerWord);
   if (chunkWords >= lanes) chunkWords -= chunkWords % lanes;
   const words = operandWordsPerColumn(w);
-  const useTable = w.scheme.lattice === 'D3' && w.scheme.q === 6;
 
   const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * columnsPerWorkgroup));
   const rhsRanges = columnRanges(
@@ -198,7 +264,15 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
   const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
   const table = deviceTableBuffer(device, 'leaders');
-  const { layout, pipeline: { main, sums } } = pipelines.get(device, rhsTile);
+  const variant: LatticeGemvVariant = {
+    rhsTile,
+    lattice: w.scheme.lattice,
+    q: w.scheme.q,
+    codeBits: w.codeBits,
+    indexBits: w.scaleIndexBits,
+    leaderTableCopies: latticeLeaderTableCopies(w.scheme.lattice, w.scheme.q, device.limits.maxComputeWorkgroupStorageSize),
+  };
+  const { layout, pipeline: { main, sums } } = pipelines.get(device, variant);
 
   const pass = encoder.beginComputePass({ label: 'lattice gemv' });
   rhsRanges.forEach((rhsRange, rhsChunk) => {
@@ -215,17 +289,10 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         rows: w.rows,
         length: w.length,
         kept: w.keptLength,
-        blocks: w.blocksPerColumn,
-        lattice: latticeId(w.scheme),
-        q: w.scheme.q,
-        dim,
-        use_table: useTable ? 1 : 0,
         code_first: windows.codes.firstElement,
         code_words: words.codes,
-        code_bits: w.codeBits,
         index_first: windows.scaleIndices.firstElement,
         index_words: words.scaleIndices,
-        index_bits: w.scaleIndexBits,
         rhs: rhsRange.count,
         x_rotated_first: xRotatedWindow.firstElement,
         x_first: xWindow.firstElement,

@@ -4,7 +4,7 @@ import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
-import { DITHER_GRID, latticeSpec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
+import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -15,6 +15,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { gemvDecodeWgsl } from './gemvDecode.js';
 import { dispatchHadamard } from './hadamard.js';
 import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
@@ -24,14 +25,18 @@ import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeW
  * twin: `matvecAT` (src/product/matvec.ts). One call records:
  *   1. x̃ = R·X with W's seed (`dispatchHadamard` into a scratch buffer) when W is rotated;
  *   2. the product (shaders/universal_gemv.wgsl, `main`): 8 columns per workgroup, 32 lanes per column
- *      walking consecutive blocks, every block decoded once per tile of up to 8 right-hand sides, the
- *      32 lane sums added by subgroup shuffles (devices with 'subgroups') and/or a workgroup-memory
- *      tree; it writes T[j, r] = Σ c·x̃ (c = λ·M/s − dither field) into Y;
+ *      walking consecutive groups of blocks (one code word per group where the code width divides 32),
+ *      every block decoded once per tile of up to 8 right-hand sides, the 32 lane sums added by
+ *      subgroup shuffles (devices with 'subgroups') and/or a workgroup-memory tree; it writes
+ *      T[j, r] = Σ c·x̃ (c = λ·M/s − dither field) into Y. The pipeline is compiled per scheme (lattice,
+ *      q and so the code width) with everything that varies per scheme a constant
+ *      (`universalGemvSchemeHeader`): no runtime division in the inner loop; D3 leaders with q³ ≤ 1024
+ *      (d3-q6) come from a table in workgroup memory, replicated against bank conflicts;
  *   3. shaders/universal_gemv_finish.wgsl: `call_sums` (per right-hand side, Σ offset·x̃, the
  *      column-independent part of the dither term, and Σx for the means), then `finish`:
  *      Y = ν·unit·(T + Σ offset·x̃) + μ·Σx in place.
  * The product shader's header comment counts instructions per code byte: the integer Voronoi decode
- * dominates.
+ * (E8) and the dither hash still dominate.
  */
 
 /** Columns per workgroup of the shader (THREADS / LANES). */
@@ -53,6 +58,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   rows: 'u32', // n: entries of an x column
   kept: 'u32', // keptLength
   full_blocks: 'u32', // floor(keptLength / d): blocks with every coordinate kept
+  full_groups: 'u32', // floor(full_blocks / GROUP_BLOCKS): groups of the fast path
   rhs: 'u32', // right-hand sides in this dispatch
   x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
   x_stride: 'u32', // elements between x̃ columns (N, or n unrotated)
@@ -63,11 +69,128 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   unit: 'f32', // β / (DITHER_GRID · √N)
 }))();
 
-/** A compiled variant: the lattice (the generated header), the RHS tile, and whether subgroup shuffles are used. */
+/**
+ * A compiled variant: the lattice (the generated header), the RHS tile, whether subgroup shuffles are
+ * used, and the scheme constants: q (default: 16 for E8, 6 for D3) and the copies of the D3 leader
+ * table in workgroup memory (0: no table; only for D3 with q³ ≤ {@link MAX_TABLE_LEADERS}; default:
+ * as many as fit in WebGPU's minimum of 16 KB).
+ */
 export interface UniversalGemvVariant {
   readonly lattice: LatticeName;
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
+  readonly q?: number;
+  readonly leaderTableCopies?: LeaderTableCopies;
+}
+
+/** Copies of the leader table: 8 make the 128-bit table reads conflict-free (8 lanes per access phase). */
+export type LeaderTableCopies = 0 | 1 | 2 | 4 | 8;
+
+/** WebGPU's minimum maxComputeWorkgroupStorageSize. */
+const MIN_WORKGROUP_BYTES = 16384;
+
+/** Largest D3 leader table (q³ entries of 16 bytes per copy): q ≤ 10. */
+export const MAX_TABLE_LEADERS = 1024;
+
+/** Bytes of workgroup memory the product kernel uses besides the leader table (partial sums, votes, D3's 13 root steps). */
+function reductionBytes(rhsTile: RhsTile): number {
+  return 4 * rhsTile * 256 + 16 + 16 * 13;
+}
+
+/**
+ * How many copies of the D3 leader table fit next to the reduction in `workgroupBytes` of workgroup
+ * memory (8 at most, 0 when not even one fits or the lattice or q has no table).
+ *
+ * @example
+ * leaderTableCopies('D3', 6, 1, 16384); // 4: 4 × 216 × 16 bytes next to 1 KB of partial sums
+ */
+export function leaderTableCopies(lattice: LatticeName, q: number, rhsTile: RhsTile, workgroupBytes: number): LeaderTableCopies {
+  const entries = q ** 3;
+  if (lattice !== 'D3' || entries > MAX_TABLE_LEADERS) return 0;
+  const budget = workgroupBytes - reductionBytes(rhsTile);
+  for (const copies of [8, 4, 2, 1] as const) {
+    if (16 * entries * copies <= budget) return copies;
+  }
+  return 0;
+}
+
+/** Bits of a universal code of `lattice` with nesting ratio q: ceil(d·log2 q), exactly (as VoronoiCode). */
+function codeBitsOf(lattice: LatticeName, q: number): number {
+  return universalCodec(lattice, q, 1).codeBits;
+}
+
+/** A WGSL u32 literal. */
+const u32 = (value: number): string => `${value}u`;
+
+/**
+ * The GEMV's scheme header: the code width, the group size, the code reads of a group and the
+ * leader-table constants (shaders/universal_gemv.wgsl uses them; the decode with q a constant comes
+ * from `gemvDecodeWgsl`).
+ *
+ * @example
+ * universalGemvSchemeHeader(latticeSpec('E8'), 16, 0); // one 32-bit code per group
+ */
+export function universalGemvSchemeHeader(spec: LatticeSpec, q: number, copies: LeaderTableCopies): string {
+  check(spec.name === 'D3' || spec.name === 'E8', () => `universal gemv: lattice ${spec.name} has no universal code`);
+  const codeBits = codeBitsOf(spec.name, q);
+  check(copies === 0 || (spec.name === 'D3' && q ** 3 <= MAX_TABLE_LEADERS), () => `universal gemv: no leader table for ${spec.name} q = ${q}`);
+  const groupBlocks = 32 % codeBits === 0 ? 32 / codeBits : 1;
+  const lowBits = Math.min(codeBits, 32);
+  const highBits = codeBits - lowBits;
+  let groupWords: string[];
+  let groupCode: string;
+  if (groupBlocks > 1 || codeBits === 32) {
+    groupWords = ['  return vec2<u32>(codes[code_base + g], 0u);'];
+    groupCode = codeBits === 32 ? 'words' : `vec2<u32>(extractBits(words.x, i * ${u32(codeBits)}, ${u32(codeBits)}), 0u)`;
+  } else {
+    groupWords = [
+      `  let bit = g * ${u32(codeBits)};`,
+      '  let word = code_base + (bit >> 5u);',
+      '  let shift = bit & 31u;',
+      '  var low = codes[word] >> shift;',
+      `  if (shift + ${u32(lowBits)} > 32u) {`,
+      '    low = low | (codes[word + 1u] << (32u - shift));',
+      '  }',
+    ];
+    if (highBits > 0) {
+      groupWords.push(
+        '  var high = codes[word + 1u] >> shift;',
+        `  if (shift + ${u32(highBits)} > 32u) {`,
+        '    high = high | (codes[word + 2u] << (32u - shift));',
+        '  }',
+        `  return vec2<u32>(low${lowBits < 32 ? ` & ${u32(2 ** lowBits - 1)}` : ''}, high & ${u32(2 ** highBits - 1)});`,
+      );
+    } else {
+      groupWords.push(`  return vec2<u32>(low & ${u32(2 ** lowBits - 1)}, 0u);`);
+    }
+    groupCode = 'words';
+  }
+  const entries = copies > 0 ? q ** 3 : 0;
+  return [
+    `// Generated for ${spec.name}, q = ${q} (${codeBits}-bit codes) by universalGemvSchemeHeader (src/gpu/kernels/universalGemv.ts).`,
+    `const CODE_BITS: u32 = ${u32(codeBits)};`,
+    `const GROUP_BLOCKS: u32 = ${u32(groupBlocks)};`,
+    `const USE_LUT: bool = ${copies > 0};`,
+    `const LUT_ENTRIES: u32 = ${u32(entries)};`,
+    `const LUT_REPLICAS: u32 = ${u32(Math.max(copies, 1))};`,
+    `const LUT_SIZE: u32 = ${u32(Math.max(entries * copies, 1))};`,
+    `const ROOT_COUNT: u32 = ${u32(copies > 0 ? spec.escapes.rootCount : 0)};`,
+    `// The code words of group g (${groupBlocks} block${groupBlocks > 1 ? 's' : ''}) of the column at word code_base.`,
+    'fn gemv_group_words(code_base: u32, g: u32) -> vec2<u32> {',
+    ...groupWords,
+    '}',
+    '// The code (low 32 bits, high bits) of block i of a group.',
+    'fn gemv_group_code(words: vec2<u32>, i: u32) -> vec2<u32> {',
+    `  return ${groupCode};`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** The blocks per group of the product kernel: 32 / codeBits when codeBits divides 32, else 1. */
+function groupBlocksOf(lattice: LatticeName, q: number): number {
+  const codeBits = codeBitsOf(lattice, q);
+  return 32 % codeBits === 0 ? 32 / codeBits : 1;
 }
 
 /** The dither offsets 2^(bits − 1) of a lattice's fields, as a WGSL constant: Z_v = field_v − offset_v. */
@@ -101,19 +224,23 @@ export function universalGemvHeader(spec: LatticeSpec): string {
 
 /**
  * The WGSL of one variant: `enable subgroups;` first when needed, the RHS tile, the parameters, the
- * decode library and headers, the shared code and one entry file.
+ * decode library and headers (lattice, GEMV, scheme), the specialised decode, the shared code and one
+ * entry file.
  *
  * @example
- * universalGemvShaderSource({ lattice: 'E8', rhsTile: 1, subgroups: false });
+ * universalGemvShaderSource({ lattice: 'E8', rhsTile: 1, subgroups: false, q: 16 });
  */
 export function universalGemvShaderSource(variant: UniversalGemvVariant): string {
   const spec = latticeSpec(variant.lattice);
+  const q = variant.q ?? (variant.lattice === 'D3' ? 6 : 16);
   return [
     variant.subgroups ? 'enable subgroups;' : '',
     `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
     Params.wgsl(),
     universalDecodeWgsl(spec),
     universalGemvHeader(spec),
+    universalGemvSchemeHeader(spec, q, variant.leaderTableCopies ?? leaderTableCopies(variant.lattice, q, variant.rhsTile, MIN_WORKGROUP_BYTES)),
+    gemvDecodeWgsl(variant.lattice, q),
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -143,10 +270,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   ],
   compile: (device, pipelineLayout, variant: UniversalGemvVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `universal gemv ${variant.lattice} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`,
+      label: `universal gemv ${variant.lattice} q = ${variant.q ?? 'default'} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}${variant.leaderTableCopies ? `, leader table × ${variant.leaderTableCopies}` : ''})`,
       code: universalGemvShaderSource(variant),
     }),
-  key: (variant) => `${variant.lattice}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}`,
+  key: (variant) => `${variant.lattice}/${variant.q ?? ''}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}/${variant.leaderTableCopies ?? ''}`,
 });
 
 /** The per-call kernels: per device and lattice, one module with two pipelines. */
@@ -189,6 +316,11 @@ export interface UniversalGemvOptions {
    * instead, so a result equal to the CPU's shows that the shuffles ran.
    */
   readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
+  /**
+   * Decode D3 leaders through the table in workgroup memory where the scheme has one (q³ ≤ 1024) and it
+   * fits. Default true; `false` decodes every block (tests compare the two).
+   */
+  readonly leaderTable?: boolean;
 }
 
 /** Arguments of {@link dispatchUniversalGemv}. Offsets are in bytes (multiples of 4). */
@@ -270,7 +402,10 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   );
   const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
-  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups });
+  check(args.leaderTable === undefined || typeof args.leaderTable === 'boolean', () => `universal gemv: leaderTable must be a boolean, got ${String(args.leaderTable)}`);
+  const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
+  const groupBlocks = groupBlocksOf(w.scheme.lattice, w.scheme.q);
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups, q: w.scheme.q, leaderTableCopies: copies });
   const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
   const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
 
@@ -285,6 +420,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       rows,
       kept: w.keptLength,
       full_blocks: Math.floor(w.keptLength / d),
+      full_groups: Math.floor(Math.floor(w.keptLength / d) / groupBlocks),
       rhs: rhsRange.count,
       x_rotated_first: xRotatedWindow.firstElement,
       x_stride: length,

@@ -9,7 +9,7 @@ import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformPacker } from '../uniforms.js';
+import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dispatchHadamard } from './hadamard.js';
 
@@ -49,9 +49,32 @@ export const WEIGHT_ONLY_GEMV_LANES = 64;
 
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
 
-/** The WGSL of one variant: the vectors per workgroup are the compile-time choice. */
+/** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
+const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
+  outputs: 'u32', // outputs (rows of Ŵ') in this dispatch
+  n: 'u32', // input features
+  row_vec4s: 'u32', // R: vec4<u32> of codes per output
+  vectors: 'u32', // vectors in this dispatch
+  row_groups: 'u32', // ⌈outputs / ROWS_PER_WORKGROUP⌉
+  codes_first: 'u32', // vec4 index of output 0's codes
+  layout_first: 'u32', // index of P_0 in `code_layout`
+  column_scales_first: 'u32', // index of s_0
+  row_scales_first: 'u32', // index of t_0
+  x_first: 'u32', // index of vector 0's x̃_0
+  x_stride: 'u32', // f32 between consecutive vectors of x
+  y_first: 'u32', // index of vector 0's y_0
+  y_stride: 'u32', // f32 between consecutive vectors of y
+});
+
+/**
+ * The WGSL of one variant: the vectors per workgroup (the compile-time choice), the generated
+ * parameter struct, the kernel.
+ *
+ * @example
+ * weightOnlyGemvShaderSource(1); // the GEMV variant
+ */
 export function weightOnlyGemvShaderSource(vectorBlock: WeightOnlyVectorBlock): string {
-  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${weightOnlyGemvSource}`;
+  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${Params.wgsl()}\n${weightOnlyGemvSource}`;
 }
 
 /** Pipelines per device, one per vector block, built on first use. */
@@ -169,20 +192,21 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
       const yWindow = bindingWindow(yOffset + 4 * (v0 * outputs + j0), 4 * ((chunkVectors - 1) * outputs + chunkRows), alignment);
       const rowGroups = Math.ceil(chunkRows / WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP);
       const label = `weight-only gemv (outputs ${j0}…${j0 + chunkRows - 1}, vectors ${v0}…${v0 + chunkVectors - 1})`;
-      const params = new UniformPacker()
-        .u32(chunkRows, 'outputs')
-        .u32(n, 'n')
-        .u32(rowVec4s, 'row_vec4s')
-        .u32(chunkVectors, 'vectors')
-        .u32(rowGroups, 'row_groups')
-        .u32(codesWindow.firstElement / 4, 'codes_first')
-        .u32(layoutWindow.firstElement, 'layout_first')
-        .u32(columnScalesWindow.firstElement, 'column_scales_first')
-        .u32(rowScalesWindow.firstElement, 'row_scales_first')
-        .u32(xWindow.firstElement, 'x_first')
-        .u32(n, 'x_stride')
-        .u32(yWindow.firstElement, 'y_first')
-        .u32(outputs, 'y_stride');
+      const params = Params.pack({
+        outputs: chunkRows,
+        n,
+        row_vec4s: rowVec4s,
+        vectors: chunkVectors,
+        row_groups: rowGroups,
+        codes_first: codesWindow.firstElement / 4,
+        layout_first: layoutWindow.firstElement,
+        column_scales_first: columnScalesWindow.firstElement,
+        row_scales_first: rowScalesWindow.firstElement,
+        x_first: xWindow.firstElement,
+        x_stride: n,
+        y_first: yWindow.firstElement,
+        y_stride: outputs,
+      });
       pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
         windowBinding(args.codes, codesWindow),
