@@ -2,6 +2,7 @@ import reduceSource from '../../../shaders/column_gemv_reduce.wgsl?raw';
 import plainEntrySource from '../../../shaders/column_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/column_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
+import { firstNonFinite } from '../../matrix.js';
 
 /*
  * What the column GEMV baselines (f32Gemv.ts, f16Gemv.ts, int4Gemv.ts) share: 8 output columns per
@@ -58,4 +59,12 @@ export function columnGemvUsesSubgroups(device: GPUDevice, options: ColumnGemvOp
 export function columnGemvSource(parts: { subgroups: boolean; enables?: readonly string[]; header: string; kernel: string }): string {
   const enables = [...(parts.enables ?? []), ...(parts.subgroups ? ['subgroups'] : [])].map((name) => `enable ${name};`);
   return [...enables, parts.header, parts.kernel, reduceSource, parts.subgroups ? subgroupEntrySource : plainEntrySource].join('\n');
+}
+
+/** The CPU vector of a column GEMV's host entry point: a Float32Array of `rows` finite entries. */
+export function checkGemvVector(x: Float32Array, rows: number, kernel: string): void {
+  check(x instanceof Float32Array, () => `${kernel}: x must be a Float32Array`);
+  check(x.length === rows, () => `${kernel}: x has ${x.length} entries, W has ${rows} rows`);
+  const bad = firstNonFinite(x);
+  check(bad < 0, () => `${kernel}: x has a non-finite entry ${x[bad]} at index ${bad}`);
 }

@@ -1,6 +1,6 @@
 import f16GemvSource from '../../../shaders/f16_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
 import { fromFloat16Bits } from '../../scalar/floatFormats.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -15,6 +15,7 @@ import {
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
   type ColumnGemvOptions,
+  checkGemvVector,
 } from './columnGemv.js';
 
 /*
@@ -267,10 +268,7 @@ export function dispatchF16Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
  */
 export async function f16Gemv(device: GPUDevice, weights: F16Weights, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
   checkF16Weights(weights);
-  check(x instanceof Float32Array, 'f16 gemv: x must be a Float32Array');
-  check(x.length === weights.rows, () => `f16 gemv: x has ${x.length} entries, W has ${weights.rows} rows`);
-  const bad = firstNonFinite(x);
-  check(bad < 0, () => `f16 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  checkGemvVector(x, weights.rows, 'f16 gemv');
   check(f16GemvSupported(device), "f16 gemv: the device lacks the 'shader-f16' feature (unsupported on this adapter)");
   const paddedX = new Float32Array(f16PaddedLength(weights.rows));
   paddedX.set(x);

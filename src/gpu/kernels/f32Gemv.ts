@@ -1,6 +1,6 @@
 import f32GemvSource from '../../../shaders/f32_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -14,6 +14,7 @@ import {
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
   type ColumnGemvOptions,
+  checkGemvVector,
 } from './columnGemv.js';
 
 /*
@@ -189,10 +190,7 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
  */
 export async function f32Gemv(device: GPUDevice, w: Matrix, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
   checkMatrix(w, 'W');
-  check(x instanceof Float32Array, 'f32 gemv: x must be a Float32Array');
-  check(x.length === w.rows, () => `f32 gemv: x has ${x.length} entries, W has ${w.rows} rows`);
-  const bad = firstNonFinite(x);
-  check(bad < 0, () => `f32 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  checkGemvVector(x, w.rows, 'f32 gemv');
   const data = await runAndRead(device, 'f32 gemv', 4 * w.cols, (run) => {
     const wBuffer = run.upload('f32 gemv W', w.data);
     const xBuffer = run.upload('f32 gemv x', x);

@@ -1,6 +1,6 @@
 import int4GemvSource from '../../../shaders/int4_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { checkMatrix, column, firstNonFinite, type Matrix } from '../../matrix.js';
+import { checkMatrix, column, type Matrix } from '../../matrix.js';
 import { absmaxQuantize, type AbsmaxOptions } from '../../scalar/absmax.js';
 import { float16Bits, fromFloat16Bits } from '../../scalar/floatFormats.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -16,6 +16,7 @@ import {
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
   type ColumnGemvOptions,
+  checkGemvVector,
 } from './columnGemv.js';
 
 /*
@@ -288,10 +289,7 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
  */
 export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
   checkInt4Weights(weights);
-  check(x instanceof Float32Array, 'int4 gemv: x must be a Float32Array');
-  check(x.length === weights.rows, () => `int4 gemv: x has ${x.length} entries, W has ${weights.rows} rows`);
-  const bad = firstNonFinite(x);
-  check(bad < 0, () => `int4 gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  checkGemvVector(x, weights.rows, 'int4 gemv');
   const paddedX = new Float32Array(int4PaddedLength(weights.rows));
   paddedX.set(x);
   const data = await runAndRead(device, 'int4 gemv', 4 * weights.cols, (run) => {
