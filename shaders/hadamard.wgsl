@@ -64,24 +64,7 @@ const THREADS: u32 = 256u;
 
 var<workgroup> values: array<f32, WORKGROUP_ELEMENTS>;
 
-// The counter-based hash of src/rotation/random.ts (mix32 = lowbias32; counterHash chains it).
-fn mix32(v: u32) -> u32 {
-  var x = v;
-  x = x ^ (x >> 16u);
-  x = x * 0x7feb352du;
-  x = x ^ (x >> 15u);
-  x = x * 0x846ca68bu;
-  x = x ^ (x >> 16u);
-  return x;
-}
-
-fn counter_hash(seed: u32, stream: u32, index: u32, sub: u32) -> u32 {
-  var h = mix32(seed ^ 0x9e3779b9u);
-  h = mix32(h ^ stream);
-  h = mix32(h ^ index);
-  return mix32(h ^ sub);
-}
-
+// counter_hash: shaders/counter_hash.wgsl, compiled in front of this file (src/gpu/kernels/hadamard.ts).
 // s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, stream, p, k) is set (k = 0: counterSign).
 fn rotation_sign_is_negative(p: u32) -> bool {
   return (counter_hash(params.seed, params.sign_stream, p, params.sign_sub) >> 31u) == 1u;

@@ -1,7 +1,7 @@
 // Decoding of the universal (dithered) lattice code: the WGSL twin of UniversalBlockDecoder and
 // blockDither (src/quantize/universalCode.ts) on the GPU form of src/format/universalLayout.ts.
 //
-// A library: compiled after shaders/lattice_decode.wgsl (integer rules), shaders/universal_hash.wgsl and
+// A library: compiled after shaders/lattice_decode.wgsl (integer rules), shaders/counter_hash.wgsl and
 // the generated header of src/gpu/kernels/universalWgsl.ts (U_DIM, U_RULE, u_lift, block_dither, …),
 // in front of a kernel that declares
 //   - `params` with the members of UNIVERSAL_OPERAND_MEMBERS (universalWgsl.ts),

@@ -3,7 +3,7 @@ import { checkMatrix, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
-import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
+import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
 import { isDeviceLost, withValidation } from './errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
@@ -18,6 +18,7 @@ import { dispatchUniversalGemv } from './kernels/universalGemv.js';
 import { checkProductOperands, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
+import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
 import type { GpuUniversalQuantizedMatrix } from './universalOperand.js';
@@ -119,23 +120,10 @@ export class GpuEngine {
     this.checkAlive();
     const bytes = 4 * a.cols * b.cols;
     const kernel = this.productKernel(a, b);
-    const data = await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
-      const output = createBuffer(this.device, 'GpuEngine.matmulAT C', bytes, STORAGE_USAGE);
-      const scratch = new GpuScratch(this.device);
-      try {
-        const encoder = this.device.createCommandEncoder({ label: `GpuEngine.matmulAT (${kernel})` });
-        this.recordMatmulAT(encoder, scratch, a, b, output, 0);
-        const readback = recordReadback(this.device, encoder, output, bytes);
-        this.device.queue.submit([encoder.finish()]);
-        try {
-          return await readback.result();
-        } finally {
-          readback.destroy();
-        }
-      } finally {
-        scratch.destroy();
-        output.destroy();
-      }
+    const data = await runAndRead(this.device, `GpuEngine.matmulAT (${kernel})`, bytes, (run) => {
+      const output = run.storage('GpuEngine.matmulAT C', bytes);
+      this.recordMatmulAT(run.encoder, run.scratch, a, b, output, 0);
+      return output;
     });
     return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
   }
@@ -169,22 +157,21 @@ export class GpuEngine {
     checkProductOperands(a, b);
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     const kernel = this.productKernel(a, b);
-    if (kernel === 'universal-decode') {
-      this.recordUniversalProduct(encoder, scratch, a, b, output, offset);
-    } else if (kernel === 'd3-table') {
+    if (kernel === 'd3-table') {
       dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout });
     } else if (kernel === 'e8-dot') {
       dispatchE8Matmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, dotPath: this.e8DotPath });
     } else {
-      this.recordUniversalProduct(encoder, scratch, a, b, output, offset);
+      this.recordDecodedProduct(encoder, scratch, a, b, output, offset); // 'universal-decode' and 'decode-f32'
     }
   }
 
   /**
-   * Decodes both operands into the rotated domain (f32), multiplies them with the tiled f32 kernel, then
-   * applies the means and, for one quantization multiplied by itself, the exact Gram diagonal.
+   * Decodes both operands into the rotated domain (f32, each column scaled by a power of two), multiplies
+   * them with the tiled f32 kernel, then applies the columns' exponents, the means and, for one
+   * quantization multiplied by itself, the exact Gram diagonal.
    */
-  private recordUniversalProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
+  private recordDecodedProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
     const gram = a === b && a.mode === 'universal';
     if (a.mode === 'universal' && b.mode === 'universal' && a !== b) {
       check(
@@ -236,24 +223,11 @@ export class GpuEngine {
     this.checkAlive();
     const rhs = x instanceof Float32Array ? 1 : x.cols;
     const bytes = 4 * w.cols * rhs;
-    const data = await withValidation(this.device, 'GpuEngine.matvec', async () => {
-      const output = createBuffer(this.device, 'GpuEngine.matvec y', bytes, STORAGE_USAGE);
-      const temporaries: GPUBuffer[] = [output];
-      const scratch = new GpuScratch(this.device);
-      try {
-        const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, temporaries), output, 0);
-        const readback = recordReadback(this.device, encoder, output, bytes);
-        this.device.queue.submit([encoder.finish()]);
-        try {
-          return await readback.result();
-        } finally {
-          readback.destroy();
-        }
-      } finally {
-        scratch.destroy();
-        for (const buffer of temporaries) buffer.destroy();
-      }
+    const data = await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
+      const input = this.matvecInput(x, (buffer) => run.own(buffer));
+      const output = run.storage('GpuEngine.matvec y', bytes);
+      this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
+      return output;
     });
     return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
   }
@@ -270,7 +244,7 @@ export class GpuEngine {
       const scratch = new GpuScratch(this.device);
       try {
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, temporaries), output, offset);
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, (buffer) => temporaries.push(buffer)), output, offset);
         await submitAndConfirm(this.device, encoder, 'GpuEngine.matvec');
       } finally {
         scratch.destroy();
@@ -279,13 +253,13 @@ export class GpuEngine {
     });
   }
 
-  /** x as a GPU matrix input (uploaded into `temporaries` when it comes from the CPU). */
-  private matvecInput(x: Float32Array | Matrix | GpuMatrixInput, temporaries: GPUBuffer[]): GpuMatrixInput {
+  /** x as a GPU matrix input (uploaded, and the buffer handed to `temporary`, when it comes from the CPU). */
+  private matvecInput(x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void): GpuMatrixInput {
     if (x instanceof Float32Array || isCpuMatrix(x)) {
       const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
       checkMatrix(xMatrix, 'x');
       const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
-      temporaries.push(buffer);
+      temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
     }
     return x;

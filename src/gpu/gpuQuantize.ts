@@ -15,7 +15,7 @@ import { createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE
 import { withValidation } from './errorScopes.js';
 import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
-import { dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
+import { checkColumnPrepStatus, dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
 import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
@@ -351,7 +351,7 @@ async function quantizeDeterministicUnlocked(
     } finally {
       readback.destroy();
     }
-    checkStatus(words);
+    checkColumnPrepStatus(words);
     const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
     const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
     (normValues as Float32Array).forEach((norm, j) => checkColumnNorm(norm, j));
@@ -416,16 +416,3 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
   }
 }
 
-/** Throws what the CPU quantizer throws for the problems the kernels reported. */
-function checkStatus(words: Uint32Array): void {
-  const column = (word: number): number | null => {
-    const value = words[word] as number;
-    return value === 0 ? null : 0xffffffff - value;
-  };
-  const nonFinite = column(QuantizeStatusWord.nonFiniteInput);
-  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}`);
-  const mean = column(QuantizeStatusWord.meanOverflow);
-  check(mean === null, () => `mean of column ${mean} exceeds the f32 range`);
-  const norm = column(QuantizeStatusWord.normOverflow);
-  check(norm === null, () => `norm of column ${norm} exceeds the f32 range`);
-}

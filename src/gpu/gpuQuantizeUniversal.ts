@@ -8,7 +8,7 @@ import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
-import { dispatchColumnPrep, QuantizeStatusWord } from './kernels/columnPrep.js';
+import { checkColumnPrepStatus, dispatchColumnPrep, reportedColumn } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import {
   createRootsUniform,
@@ -199,17 +199,8 @@ export async function gpuQuantizeUniversalUnlocked(
 
 /** Throws what the CPU quantizer throws for the problems the kernels reported. */
 function checkStatus(words: Uint32Array): void {
-  const column = (word: number): number | null => {
-    const value = words[word] as number;
-    return value === 0 ? null : 0xffffffff - value;
-  };
-  const nonFinite = column(QuantizeStatusWord.nonFiniteInput);
-  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}`);
-  const mean = column(QuantizeStatusWord.meanOverflow);
-  check(mean === null, () => `mean of column ${mean} exceeds the f32 range`);
-  const norm = column(QuantizeStatusWord.normOverflow);
-  check(norm === null, () => `norm of column ${norm} exceeds the f32 range`);
-  const overflow = column(UNIVERSAL_WORK_FIXED_OVERFLOW);
+  checkColumnPrepStatus(words);
+  const overflow = reportedColumn(words, UNIVERSAL_WORK_FIXED_OVERFLOW);
   check(
     overflow === null,
     () =>

@@ -334,12 +334,7 @@ export class WeightOnlyQuantized {
       () => `weight-only data is corrupted: its checksum is 0x${hex(stored)} but the bytes give 0x${hex(computed)}`,
     );
     for (let k = 9; k < 12; k++) check(u32(k) === 0, () => `weight-only data: reserved header word ${k} is ${u32(k)}, expected 0`);
-    const method = WEIGHT_ONLY_METHODS[u32(5)];
-    if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${u32(5)}`);
-    const rotation = ROTATIONS[u32(6)];
-    if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${u32(6)}`);
-    checkSizes(n, outputs);
-    checkRotation(rotation, n);
+    const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs);
 
     const codesAt = HEADER_BYTES;
     const widthsAt = codesAt + 16 * rowVec4s * outputs;
@@ -422,6 +417,17 @@ function hex(value: number): string {
   return value.toString(16).toUpperCase().padStart(8, '0');
 }
 
+/** The method and rotation ids of a header (words 5 and 6, both format versions), checked with the sizes. */
+function headerKinds(methodId: number, rotationId: number, n: number, outputs: number): { method: WeightOnlyMethod; rotation: RotationKind } {
+  const method = WEIGHT_ONLY_METHODS[methodId];
+  if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${methodId}`);
+  const rotation = ROTATIONS[rotationId];
+  if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${rotationId}`);
+  checkSizes(n, outputs);
+  checkRotation(rotation, n);
+  return { method, rotation };
+}
+
 function checkSizes(n: number, outputs: number): void {
   check(Number.isInteger(n) && n > 0 && Number.isInteger(outputs) && outputs > 0, () => `n and outputs must be positive integers, got ${describeValue(n)} and ${outputs}`);
   check(
@@ -480,12 +486,7 @@ function readVersion1(bytes: Uint8Array, view: DataView): WeightOnlyQuantized {
   const hasRowScales = (flags & FLAG_ROW_SCALES) !== 0;
   const expected = V1_HEADER_BYTES + 4 * n + (hasRowScales ? 4 * outputs : 0) + (width / 8) * n * outputs;
   check(bytes.length === expected, () => `weight-only data has ${bytes.length} bytes, its version 1 header implies ${expected}`);
-  const method = WEIGHT_ONLY_METHODS[u32(5)];
-  if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${u32(5)}`);
-  const rotation = ROTATIONS[u32(6)];
-  if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${u32(6)}`);
-  checkSizes(n, outputs);
-  checkRotation(rotation, n);
+  const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs);
   let offset = V1_HEADER_BYTES;
   const columnScales = new Float32Array(n);
   for (let i = 0; i < n; i++, offset += 4) columnScales[i] = view.getFloat32(offset, true);

@@ -45,6 +45,25 @@ export const QuantizeStatusWord = {
   meanOverflow: 3,
 } as const;
 
+/**
+ * The column a status word reports (the words hold 0xffffffff − column, 0 for none), or null.
+ * The universal encoder's work buffer uses the same convention for its own words.
+ */
+export function reportedColumn(words: Uint32Array, word: number): number | null {
+  const value = words[word] as number;
+  return value === 0 ? null : 0xffffffff - value;
+}
+
+/** Throws what the CPU quantizer throws for the problems the column-prep kernel reported. */
+export function checkColumnPrepStatus(words: Uint32Array): void {
+  const nonFinite = reportedColumn(words, QuantizeStatusWord.nonFiniteInput);
+  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}`);
+  const mean = reportedColumn(words, QuantizeStatusWord.meanOverflow);
+  check(mean === null, () => `mean of column ${mean} exceeds the f32 range`);
+  const norm = reportedColumn(words, QuantizeStatusWord.normOverflow);
+  check(norm === null, () => `norm of column ${norm} exceeds the f32 range`);
+}
+
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 const Params = /*#__PURE__*/ new UniformLayout('PrepParams', {
   rows: 'u32', // n: entries of an input column

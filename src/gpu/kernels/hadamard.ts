@@ -1,3 +1,4 @@
+import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
@@ -75,8 +76,8 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 
 /**
  * The WGSL of one variant: `enable subgroups;` first when `subgroups` (an enable directive must
- * precede every declaration), the workgroup-memory size as a constant, the uniform struct, the shared
- * code of shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
+ * precede every declaration), the workgroup-memory size as a constant, the uniform struct, the counter
+ * hash (shaders/counter_hash.wgsl), the shared code of shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
  *
  * @example
  * hadamardShaderSource(2048);       // workgroup memory only
@@ -85,7 +86,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 export function hadamardShaderSource(workgroupElements: number, subgroups = false): string {
   const enable = subgroups ? 'enable subgroups;\n' : '';
   const entry = subgroups ? subgroupEntrySource : plainEntrySource;
-  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${hadamardSource}\n${entry}`;
+  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${counterHashSource}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */

@@ -125,11 +125,7 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
       0,
       createKernelBindGroup(device, bindGroupLayout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
-        windowBinding(m.codes, windows.codes),
-        windowBinding(m.escapeBits, windows.escapeBits),
-        windowBinding(m.escapeStarts, windows.escapeStarts),
-        { buffer: m.escapeIds },
-        { buffer: m.escapeTable },
+        ...windows.bindings,
         { buffer: m.side },
         windowBinding(args.output, outWindow),
         { buffer: exponents },

@@ -439,11 +439,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
         0,
         createKernelBindGroup(device, bindGroupLayout, label, [
           { buffer: scratch.uniform(`${label} params`, params) },
-          windowBinding(w.codes, windows.codes),
-          windowBinding(w.escapeBits, windows.escapeBits),
-          windowBinding(w.escapeStarts, windows.escapeStarts),
-          { buffer: w.escapeIds },
-          { buffer: w.escapeTable },
+          ...windows.bindings,
           windowBinding(xRotated, xRotatedWindow),
           windowBinding(args.y, yWindow),
         ]),

@@ -1,10 +1,11 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import universalDecodeSource from '../../../shaders/universal_decode.wgsl?raw';
-import universalHashSource from '../../../shaders/universal_hash.wgsl?raw';
+import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import { check } from '../../errors.js';
 import { DITHER_GRID, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { nonceWords } from '../../quantize/universalCode.js';
 import { RandomStream } from '../../rotation/random.js';
+import { windowBinding } from '../pipelines.js';
 import type { UniformScalar } from '../uniformLayout.js';
 import type { GpuUniversalMatrix, UniversalOperandLayout } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
@@ -87,7 +88,7 @@ export function universalLatticeHeader(spec: LatticeSpec): string {
 
 /** Lattice rules + hash + generated header: what both the universal encoder and decoders build on. */
 export function universalLatticeWgsl(spec: LatticeSpec): string {
-  return `${latticeDecodeSource}\n${universalHashSource}\n${universalLatticeHeader(spec)}`;
+  return `${latticeDecodeSource}\n${counterHashSource}\n${universalLatticeHeader(spec)}`;
 }
 
 /** {@link universalLatticeWgsl} + the decode library: what a universal decoding kernel is compiled after. */
@@ -101,6 +102,11 @@ export interface UniversalOperandWindows {
   readonly escapeBits: BindingWindow;
   readonly escapeStarts: BindingWindow;
   readonly uniforms: { readonly [K in keyof typeof UNIVERSAL_OPERAND_MEMBERS]: number };
+  /**
+   * The operand's five bindings in the order shaders/universal_decode.wgsl names them: `codes`,
+   * `escape_bits`, `escape_starts` (windowed), `escape_ids`, `escape_table` (whole).
+   */
+  readonly bindings: readonly GPUBufferBinding[];
 }
 
 /** Windows and uniforms of columns [first, first + count) of `m` (see `bindingWindow`). */
@@ -113,6 +119,13 @@ export function universalOperandWindows(m: GpuUniversalMatrix, layout: Universal
     codes,
     escapeBits,
     escapeStarts,
+    bindings: [
+      windowBinding(m.codes, codes),
+      windowBinding(m.escapeBits, escapeBits),
+      windowBinding(m.escapeStarts, escapeStarts),
+      { buffer: m.escapeIds },
+      { buffer: m.escapeTable },
+    ],
     uniforms: {
       q: m.scheme.q,
       code_bits: layout.codec.codeBits,
