@@ -32,6 +32,7 @@ import {
   int4Kernel,
   streamRow,
   universalKernel,
+  int8InputKernel,
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
@@ -172,6 +173,8 @@ const gemvKernels: GemvKernel[] = [
   f16Kernel,
   int4Kernel,
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
+  int8InputKernel('packed'),
+  int8InputKernel('plain'),
   ...DETERMINISTIC_SCHEMES.map(deterministicKernel),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
@@ -212,6 +215,7 @@ const request: SpirvChildRequest = {
   f16: features.shaderF16,
   universal: UNIVERSAL_SCHEMES,
   deterministic: DETERMINISTIC_SCHEMES,
+  int8DotPaths: features.packed4x8IntegerDotProduct ? ['packed', 'plain'] : ['plain'],
   workgroupBytes: limits.maxComputeWorkgroupStorageSize,
 };
 await device.queue.onSubmittedWorkDone();

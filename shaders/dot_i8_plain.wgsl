@@ -1,5 +1,5 @@
-// dot_i8x8 in core WGSL: the inner product of two vectors of 8 int8 lanes, each held little-endian
-// in a vec2<u32>, by sign-extending every lane. The fallback of shaders/dot_i8_packed.wgsl.
+// dot_i8x4 / dot_i8x8 in core WGSL: the inner product of two vectors of 4 (8) int8 lanes, held
+// little-endian in a u32 (vec2<u32>), by sign-extending every lane. The fallback of shaders/dot_i8_packed.wgsl.
 
 fn dot_i8x4(a: u32, b: u32) -> i32 {
   let x = bitcast<i32>(a);

@@ -1,17 +1,12 @@
 // Decoding of the universal (dithered) lattice code: the WGSL twin of UniversalBlockDecoder and
 // blockDither (src/quantize/universalCode.ts) on the GPU form of src/format/universalLayout.ts.
 //
-// A library: compiled after shaders/lattice_decode.wgsl (integer rules), shaders/counter_hash.wgsl and
-// the generated header of src/gpu/kernels/universalWgsl.ts (U_DIM, U_RULE, u_lift, block_dither, …),
-// in front of a kernel that declares
+// A library: compiled after shaders/lattice_decode.wgsl (integer rules), shaders/counter_hash.wgsl, the
+// generated header of src/gpu/kernels/universalWgsl.ts (U_DIM, U_RULE, u_lift, block_dither, …) and
+// shaders/universal_escape_table.wgsl (dither_key, nonroot_mu), in front of a kernel that declares
 //   - `params` with the members of UNIVERSAL_OPERAND_MEMBERS (universalWgsl.ts),
 //   - `codes`, `escape_bits`, `escape_starts`, `escape_ids` (array<u32>) and `escape_table` (array<i32>),
 // under those names (core WGSL has no storage-pointer parameters, so the library names the bindings).
-
-// columnKeys(nonce, column).dither.
-fn dither_key(global_column: u32) -> u32 {
-  return counter_hash(params.nonce_lo, STREAM_DITHER, params.nonce_hi, global_column);
-}
 
 // `bits` bits (1…32) of the code stream from bit `bit` of the stream starting at word `base`.
 fn read_code_bits(base: u32, bit: u32, bits: u32) -> u32 {
@@ -73,22 +68,7 @@ fn escape_mu(slot: u32, global_block: u32) -> LatticePoint {
     }
     return mu;
   }
-  let stride = U_DIM + 1u;
-  var low = 0u;
-  var high = params.nonroot_count;
-  while (low < high) {
-    let middle = (low + high) / 2u;
-    if (u32(escape_table[params.root_words + middle * stride]) < global_block) {
-      low = middle + 1u;
-    } else {
-      high = middle;
-    }
-  }
-  let record = params.root_words + min(low, max(params.nonroot_count, 1u) - 1u) * stride;
-  for (var i = 0u; i < U_DIM; i = i + 1u) {
-    mu[i] = escape_table[record + 1u + i];
-  }
-  return mu;
+  return nonroot_mu(global_block);
 }
 
 // λ = leader(code) + q·μ of block `block` of local column `column` (point coordinates).

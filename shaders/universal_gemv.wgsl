@@ -5,8 +5,9 @@
 //   lattice header + universal_decode.wgsl (universalWgsl.ts)  the GEMV header (G_POINT_FACTOR,
 //   block_fields)  the scheme header (code width, group size, leader table: compile-time constants
 //   and the code-reading functions, `universalGemvSchemeHeader`)  the decode with q a constant
-//   (gemvDecode.ts: a header + shaders/gemv_decode.wgsl)  this file  one entry file: universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl (it defines `main`
-//   and `subgroup_partial_sum`).
+//   (gemvDecode.ts: a header + shaders/gemv_decode.wgsl)  shaders/universal_gemv_lanes.wgsl  this file
+//   one entry file: universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl (it defines `main` and
+//   `subgroup_partial_sum`).
 //
 // Math. Rotated column j, block b, coordinate v decodes to (ν_j/√N)·β·(λ_v/s − Z_v/M) (M = DITHER_GRID,
 // s = pointScale), so with x̃ = R·x (the caller's x when W is not rotated) and unit = β/(M·√N):
@@ -47,9 +48,8 @@
 // skipped and coordinates past keptLength masked (the same decode, inlined once). A block is
 // decoded once per tile of RHS_TILE right-hand sides and its c reused for each of them; more
 // right-hand sides loop over tiles inside the workgroup (rhs = 1 compiles RHS_TILE = 1, else 8).
-// Accumulation in f32: per lane, then over the 32 lanes of a column: `subgroup_partial_sum` first adds
-// the lanes of each aligned group of `width` lanes (subgroup shuffles; width = 1 in the plain
-// variant), then a tree in workgroup memory adds the groups (no tree when width = 32).
+// Accumulation in f32: per lane, then over the 32 lanes of a column (`column_totals` of
+// shaders/universal_gemv_lanes.wgsl).
 //
 // Cost of the inner loop per full block, counted by hand on this WGSL after constant folding, common
 // path (escapes are 20–50 % of blocks at the presets, so a warp takes the root-escape path at nearly
@@ -78,12 +78,6 @@
 // the format (the hash and the escapes are part of the code), so D3 cannot go much below ≈ 50 per
 // byte without changing the stored form.
 
-const THREADS: u32 = 256u;
-const LANES: u32 = 32u;                  // invocations per column
-const COLUMNS: u32 = THREADS / LANES;    // columns per workgroup
-// What test mode 2 writes when the subgroup path did not run (a finite value no test produces).
-const POISON: f32 = 1.0e30;
-
 @group(0) @binding(0) var<uniform> params: UniversalGemvParams;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> escape_bits: array<u32>;
@@ -93,14 +87,10 @@ const POISON: f32 = 1.0e30;
 @group(0) @binding(6) var<storage, read> x_rotated: array<f32>;     // x̃ (or x when unrotated)
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;       // T[j, r] (finished by `finish`)
 
-var<workgroup> partials: array<f32, RHS_TILE * THREADS>;
 // The leader table (USE_LUT; one unused entry otherwise): λ·M/s per coordinate, w unused.
 var<workgroup> leader_table: array<vec4<i32>, LUT_SIZE>;
 // With the leader table: q·μ·M/s of root id (1 + the root's index; entry 0 is zero).
 var<workgroup> root_steps: array<vec4<i32>, ROOT_COUNT + 1u>;
-// Subgroup variant: invocations whose subgroup is not the expected block vote here.
-var<workgroup> layout_votes: atomic<u32>;
-var<workgroup> shared_width: u32;
 
 // Decodes the LUT_ENTRIES leaders into `leader_table` (every copy) and the roots' steps into
 // `root_steps`, then waits for the whole workgroup.
@@ -247,31 +237,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
       }
     }
 
-    // The column's total over its 32 lanes (at lane 0).
-    var totals = array<f32, RHS_TILE>();
-    for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-      totals[r] = subgroup_partial_sum(acc[r], width);
-    }
-    if (width < LANES) {
-      for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-        partials[r * THREADS + thread] = totals[r];
-      }
-      workgroupBarrier();
-      for (var h = width; h < LANES; h = h << 1u) {
-        if ((lane & (2u * h - 1u)) == 0u) {
-          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-            partials[r * THREADS + thread] = partials[r * THREADS + thread] + partials[r * THREADS + thread + h];
-          }
-        }
-        workgroupBarrier();
-      }
-      // Lane 0 reads back its own slots only, which no invocation writes before the next tile's
-      // barrier: no barrier needed before the next tile.
-      for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-        totals[r] = partials[r * THREADS + thread];
-      }
-    }
-
+    let totals = column_totals(acc, thread, lane, width);
     if (in_range && lane == 0u) {
       for (var r = 0u; r < RHS_TILE; r = r + 1u) {
         let rhs_index = r0 + r;

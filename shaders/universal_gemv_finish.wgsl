@@ -2,7 +2,8 @@
 // shaders/universal_gemv.wgsl for the math): compiled after the generated `UniversalGemvParams` and a
 // header with U_DIM and G_DITHER_OFFSETS (offset_v = 2^(bits_v − 1) of the lattice's dither fields).
 //   call_sums  one workgroup per right-hand side r: sums[r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
-//              coordinates, and sums[rhs + r] = Σ_i x_r[i] when W is centred (else 0);
+//              coordinates (0 when params.dither_offsets is 0: the int8-input kernel, whose T already
+//              holds the whole dither term), and sums[rhs + r] = Σ_i x_r[i] when W is centred (else 0);
 //   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[r]) + μ_j·sums[rhs + r],
 //              T[j, r] being what the product kernel left in Y.
 // Both sum in a fixed order (strided per invocation, then a tree).
@@ -23,7 +24,8 @@ fn call_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
   let r = group.x;
   let x_rotated_base = params.x_rotated_first + r * params.x_stride;
   var dither = 0.0;
-  for (var b = thread; b < params.blocks; b = b + THREADS) {
+  let blocks = select(0u, params.blocks, params.dither_offsets != 0u);
+  for (var b = thread; b < blocks; b = b + THREADS) {
     let k0 = b * U_DIM;
     for (var v = 0u; v < U_DIM; v = v + 1u) {
       if (k0 + v < params.kept) {

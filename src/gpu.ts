@@ -29,8 +29,16 @@ export { prepareCommands, PreparedCommands } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';
 export { readBufferExclusive } from './gpu/buffers.js';
 export type { TableLayoutKind } from './gpu/tableLayout.js';
-export type { DotPath } from './gpu/kernels/e8Matmul.js';
+export { dotPathFor, type DotPath } from './gpu/kernels/e8Matmul.js';
 export { universalGemv, dispatchUniversalGemv, type UniversalGemvArgs, type UniversalGemvOptions } from './gpu/kernels/universalGemv.js';
+export {
+  universalGemvI8,
+  dispatchUniversalGemvI8,
+  UniversalGemvI8Weights,
+  int8InputsUnsupported,
+  type UniversalGemvI8Args,
+  type UniversalGemvI8Options,
+} from './gpu/kernels/universalGemvI8.js';
 export { universalDequantize, dispatchUniversalDequantize } from './gpu/kernels/universalDequantize.js';
 export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat } from './gpu/kernels/activationIo.js';
 export {

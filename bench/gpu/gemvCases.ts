@@ -7,7 +7,9 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
+import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalGemvI8, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
@@ -357,6 +359,47 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
           for (const call of calls) call.destroy();
           q.destroy();
           destroyAll([...weights.slice(1).flatMap(universalBuffers), x, y]);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The int8-input universal GEMV (dispatchUniversalGemvI8) for d3-q6, with packed dot products where
+ * WGSL has them. Its weight bytes are what it reads: the codes, the escape nibbles made at upload,
+ * the escape table and the norms (the original escape streams stay in memory for the other kernels
+ * but are not read).
+ */
+export function int8InputKernel(dotPath: DotPath): GemvKernel {
+  return {
+    name: `universal GEMV d3-q6, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})`,
+    spirvKey: `universal-i8:d3-q6:${dotPath}`,
+    k: 1,
+    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    async build(context, problem, settings) {
+      const { device } = context;
+      const { n, cols } = problem;
+      const q = await quantizedW(device, problem, 'd3-q6', settings.seed);
+      if (q.mode !== 'universal') throw new Error('d3-q6 is not a universal scheme');
+      const first = UniversalGemvI8Weights.create(device, q, 'bench int8 weights 0');
+      const weightBytes = bytesOf([q.codes, first.nibbles, q.escapeTable, q.side]);
+      first.destroy();
+      const matrices = await makeCopies<GpuUniversalMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => universalCopy(device, encoder, q, i));
+      const weights = matrices.map((w, i) => UniversalGemvI8Weights.create(device, w, `bench int8 weights ${i}`));
+      const x = uploadX(device, problem);
+      const y = createBuffer(device, 'bench int8 y', 4 * cols, STORAGE_USAGE);
+      const calls = weights.map((w, i) => prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath })));
+      return {
+        bitsPerEntry: (8 * weightBytes) / (n * cols),
+        weightBytes,
+        calls,
+        check: () => nmseOf(device, y, problem, latticeLimit('d3-q6')),
+        destroy: () => {
+          for (const call of calls) call.destroy();
+          for (const w of weights) w.destroy();
+          q.destroy();
+          destroyAll([...matrices.slice(1).flatMap(universalBuffers), x, y]);
         },
       };
     },

@@ -7,7 +7,9 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
+import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
+import { universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
@@ -28,8 +30,8 @@ interface SpirvSubject {
   /** Subjects with the same module key share one compiled module (e.g. the E8 universal schemes). */
   readonly moduleKey: string;
   readonly code: string;
-  /** WGSL name of the storage buffer of packed weights (the code stream). */
-  readonly codeVariable: string;
+  /** WGSL names of the storage buffers of packed weights (the code stream, and the escape nibbles of the int8-input GEMV). */
+  readonly codeVariables: readonly string[];
   /** Uniform members with known values (struct name and values). */
   readonly uniforms?: { readonly struct: string; readonly values: Readonly<Record<string, number>> };
 }
@@ -39,7 +41,13 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
   if (s.kind !== 'lattice' || s.mode !== 'universal') throw new Error(`${scheme} is not universal`);
   // q and the code width are compile-time constants of the kernel (one pipeline per scheme).
   const code = universalGemvShaderSource({ lattice: s.lattice, rhsTile: 1, subgroups, q: s.q, leaderTableCopies: leaderTableCopies(s.lattice, s.q, 1, workgroupBytes) });
-  return { key: `universal:${scheme}`, moduleKey: `universal-${scheme}`, code, codeVariable: 'codes' };
+  return { key: `universal:${scheme}`, moduleKey: `universal-${scheme}`, code, codeVariables: ['codes'] };
+}
+
+/** The int8-input universal GEMV (universalGemvI8.ts) for d3-q6: codes and escape nibbles are its weight bytes. */
+function int8Subject(subgroups: boolean, dotPath: DotPath): SpirvSubject {
+  const code = universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath });
+  return { key: `universal-i8:d3-q6:${dotPath}`, moduleKey: `universal-i8-${dotPath}`, code, codeVariables: ['codes', 'escape_nibbles'] };
 }
 
 function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubject {
@@ -53,19 +61,24 @@ function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubjec
     indexBits: scaleIndexBits(multiples),
     leaderTableCopies: latticeLeaderTableCopies(s.lattice, s.q, workgroupBytes),
   };
-  return { key: `lattice:${scheme}`, moduleKey: `lattice-${scheme}`, code: latticeGemvShaderSource(1, variant), codeVariable: 'codes' };
+  return { key: `lattice:${scheme}`, moduleKey: `lattice-${scheme}`, code: latticeGemvShaderSource(1, variant), codeVariables: ['codes'] };
 }
 
 /** Every kernel the report shows (subgroup variants where the benchmark's device uses them). */
-function subjects(subgroups: boolean, f16: boolean, schemes: { universal: readonly SchemeName[]; deterministic: readonly SchemeName[]; workgroupBytes: number }): SpirvSubject[] {
+function subjects(
+  subgroups: boolean,
+  f16: boolean,
+  schemes: { universal: readonly SchemeName[]; deterministic: readonly SchemeName[]; int8DotPaths: readonly DotPath[]; workgroupBytes: number },
+): SpirvSubject[] {
   return [
-    { key: 'stream', moduleKey: 'stream', code: streamReadShaderSource(), codeVariable: 'data' },
-    { key: 'f32', moduleKey: 'f32', code: f32GemvShaderSource({ chunkWidth: 4, subgroups }), codeVariable: 'w' },
-    ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariable: 'w' }] : []),
-    { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariable: 'codes' },
+    { key: 'stream', moduleKey: 'stream', code: streamReadShaderSource(), codeVariables: ['data'] },
+    { key: 'f32', moduleKey: 'f32', code: f32GemvShaderSource({ chunkWidth: 4, subgroups }), codeVariables: ['w'] },
+    ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariables: ['w'] }] : []),
+    { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariables: ['codes'] },
     ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
+    ...schemes.int8DotPaths.map((dotPath) => int8Subject(subgroups, dotPath)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
-    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariable: 'codes' },
+    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariables: ['codes'] },
   ];
 }
 
@@ -75,6 +88,8 @@ export interface SpirvChildRequest {
   readonly f16: boolean;
   readonly universal: readonly SchemeName[];
   readonly deterministic: readonly SchemeName[];
+  /** Dot-product paths of the int8-input GEMV to count ('packed' only where WGSL has it). */
+  readonly int8DotPaths: readonly DotPath[];
   /** The benchmark device's maxComputeWorkgroupStorageSize (the deterministic GEMV's table copies depend on it). */
   readonly workgroupBytes: number;
 }
@@ -125,7 +140,7 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
     }
     try {
       const words = subject.uniforms ? uniformWords(subject.code, subject.uniforms.struct, subject.uniforms.values) : new Map<number, number>();
-      stats.set(subject.key, analyzeSpirv(text, subject.codeVariable, words));
+      stats.set(subject.key, analyzeSpirv(text, subject.codeVariables, words));
     } catch (error) {
       stats.set(subject.key, { error: error instanceof Error ? error.message : String(error) });
     }

@@ -8,7 +8,9 @@
  *
  * Method (`analyzeSpirv`):
  * - The inner loop is the innermost loop (OpLoopMerge) whose own blocks — or functions they call —
- *   load from the kernel's code buffer (the packed weights: the WGSL variable named per kernel).
+ *   load from the kernel's code buffers (the packed weights: the WGSL variables named per kernel);
+ *   when that loop has a constant trip count (loads unrolled ahead of the decode), the innermost
+ *   loop around it with a runtime trip count, so one iteration covers the loads and their decode.
  * - One iteration's cost is the static count of its instructions: every block of the loop once
  *   (both sides of every branch whose condition is not known, so rarely taken paths such as escape
  *   handling count fully; a branch on a constant, a constant call argument or a uniform member whose
@@ -429,21 +431,24 @@ function add(into: Cost, cost: Cost, times = 1): void {
 }
 
 /**
- * Analyses a SPIR-V disassembly (Dawn's dump): the inner loop that loads from the storage buffer
- * declared in WGSL as `codeVariable` (see the module comment).
+ * Analyses a SPIR-V disassembly (Dawn's dump): the inner loop that loads from the storage buffers
+ * declared in WGSL as `codeVariables` (the packed weights, e.g. codes and escape nibbles; see the
+ * module comment).
  *
  * @example
- * analyzeSpirv(spirvText, 'codes', new Map([[8, 1]])); // uniform word 8 is 1: { instructions, codeBytes, perCodeByte, … }
+ * analyzeSpirv(spirvText, ['codes'], new Map([[8, 1]])); // uniform word 8 is 1: { instructions, codeBytes, perCodeByte, … }
  */
-export function analyzeSpirv(text: string, codeVariable: string, uniformWords: ReadonlyMap<number, number> = new Map()): SpirvLoopStats {
+export function analyzeSpirv(text: string, codeVariableNames: readonly string[], uniformWords: ReadonlyMap<number, number> = new Map()): SpirvLoopStats {
   const module = new Module(text);
-  // Dawn renumbers bindings in the SPIR-V, so the code buffer is found by its WGSL name, which Tint
-  // keeps in the block type's name (`%_ptr_StorageBuffer_codes_block…`) with disable_symbol_renaming.
-  const pattern = new RegExp(`^%_ptr_StorageBuffer_${codeVariable}_block(_|$)`);
-  const codeVariables = new Set([...module.globals].filter(([id]) => pattern.test(module.defs.get(id)?.args[0] ?? '')).map(([id]) => id));
-  if (codeVariables.size === 0) throw new Error(`no storage variable named '${codeVariable}' in the SPIR-V`);
+  // Dawn renumbers bindings in the SPIR-V, so the code buffers are found by their WGSL names, which
+  // Tint keeps in the block type's name (`%_ptr_StorageBuffer_codes_block…`) with disable_symbol_renaming.
+  const patterns = codeVariableNames.map((name) => new RegExp(`^%_ptr_StorageBuffer_${name}_block(_|$)`));
+  const codeVariables = new Set([...module.globals].filter(([id]) => patterns.some((pattern) => pattern.test(module.defs.get(id)?.args[0] ?? ''))).map(([id]) => id));
+  if (codeVariables.size === 0) throw new Error(`no storage variable named ${codeVariableNames.map((name) => `'${name}'`).join(' or ')} in the SPIR-V`);
   const analyzer = new Analyzer(module, codeVariables, uniformWords);
-  // The innermost loop anywhere whose own blocks (calls included, nested loops excluded) load codes.
+  // The innermost loop anywhere whose own blocks (calls included, nested loops excluded) load codes;
+  // when its trip count is a constant (a kernel that loads a few words, then decodes them in another
+  // constant loop), the innermost loop around it with a runtime trip count: the loop that streams.
   let best: { cost: Cost; size: number } | null = null;
   for (const fn of module.functions.values()) {
     const loops = analyzer.loops(fn);
@@ -453,7 +458,13 @@ export function analyzeSpirv(text: string, codeVariable: string, uniformWords: R
       for (const inner of nested) for (const label of inner.blocks) own.delete(label);
       const direct = analyzer.blocksCost(fn, own, new Map(), 0);
       if (!direct.loadsCode) continue;
-      if (best === null || loop.blocks.size < best.size) best = { cost: analyzer.loopIterationCost(fn, loop, new Map(), 0), size: loop.blocks.size };
+      let streaming = loop;
+      while (analyzer.tripCount(fn, streaming, new Map()) !== undefined) {
+        const around = loops.filter((other) => other !== streaming && other.blocks.has(streaming.header)).sort((a, b) => a.blocks.size - b.blocks.size)[0];
+        if (around === undefined) break;
+        streaming = around;
+      }
+      if (best === null || streaming.blocks.size < best.size) best = { cost: analyzer.loopIterationCost(fn, streaming, new Map(), 0), size: streaming.blocks.size };
     }
   }
   if (best === null) throw new Error('no loop loads from the code binding');

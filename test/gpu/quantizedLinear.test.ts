@@ -7,7 +7,11 @@ import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinea
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
+import { quantizeInputsI8 } from '../../src/gpu/kernels/universalGemvI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
@@ -91,6 +95,41 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         }
       });
     }
+  }
+
+  for (const activations of ['f32', 'f16'] as const) {
+    it(`int8 inputs (d3-q6), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT`, async () => {
+      const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as UniversalLatticeMatrix;
+      const gpuW = uploadLatticeMatrix(device, q);
+      const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
+      const rotated = decodeRotated(q);
+      const rotation = new RandomizedHadamard(n, q.seed);
+      const groups = Math.ceil(q.blocksPerColumn / 4);
+      try {
+        for (const tokens of [1, 5]) {
+          const x = gaussianMatrix(n, tokens, 2 + tokens);
+          const xValues = activations === 'f16' ? f16Matrix(x).values : x;
+          const reference = matvecAT(q, xValues);
+          const y = await run(layer, x);
+          for (let t = 0; t < tokens; t++) {
+            // universalGemvI8.ts's bound, through Cauchy–Schwarz: ½·(1 + 10⁻³)·‖ŵ̃_j‖·√(12·Σ_g s_g²).
+            const { scales } = quantizeInputsI8(rotation.forward(xValues.data.subarray(t * n, (t + 1) * n)), q.keptLength, groups);
+            let scaleSquares = 0;
+            for (const s of scales) scaleSquares += s * s;
+            for (let j = 0; j < out; j++) {
+              let norm2 = 0;
+              for (let k = 0; k < q.length; k++) norm2 += (rotated[j * q.length + k] as number) ** 2;
+              const expected = (reference.data[t * out + j] as number) + (bias[j] as number);
+              const tolerance = 0.5 * 1.001 * Math.sqrt(norm2 * 12 * scaleSquares) + 1e-4 * Math.sqrt(n) * 40 + (activations === 'f16' ? 2 ** -10 * Math.abs(expected) : 0);
+              expect(Math.abs((y[t * out + j] as number) - expected), `token ${t}, output ${j}`).toBeLessThanOrEqual(tolerance);
+            }
+          }
+        }
+      } finally {
+        layer.destroy();
+        gpuW.destroy();
+      }
+    });
   }
 
   it('weight-only weights (RTN, Hadamard rotation), f32, y = Ŵ·x', async () => {
@@ -194,6 +233,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, y, y)).toThrow(/different buffers/);
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'fast' as never })).toThrow(/int8Inputs must be/);
     } finally {
       layer.destroy();
       gpuW.destroy();

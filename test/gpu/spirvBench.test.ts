@@ -129,7 +129,7 @@ const COMMON = 29;
 
 describe('analyzeSpirv (bench/gpu/spirv.ts)', () => {
   it('counts both sides of an unknown branch, the nested constant loop 4 times, and 16 code bytes', () => {
-    const stats = analyzeSpirv(MODULE, 'codes');
+    const stats = analyzeSpirv(MODULE, ['codes']);
     expect(stats.codeBytes).toBe(16);
     expect(stats.unknownTrips).toBe(0);
     expect(stats.instructions).toBe(COMMON + 1 + 4);
@@ -137,13 +137,13 @@ describe('analyzeSpirv (bench/gpu/spirv.ts)', () => {
   });
 
   it('follows only the taken side when the uniform member is known (mode = uniform word 6)', () => {
-    expect(analyzeSpirv(MODULE, 'codes', new Map([[6, 1]])).instructions).toBe(COMMON + 1);
-    expect(analyzeSpirv(MODULE, 'codes', new Map([[6, 0]])).instructions).toBe(COMMON + 4);
+    expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 1]])).instructions).toBe(COMMON + 1);
+    expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 0]])).instructions).toBe(COMMON + 4);
   });
 
   it('refuses a module without the code binding or without a loop that loads it', () => {
-    expect(() => analyzeSpirv(MODULE, 'weights')).toThrow(/no storage variable named 'weights'/);
-    expect(() => analyzeSpirv(MODULE.replace('%wc = OpAccessChain %ptr_s_v4 %codes', '%wc = OpAccessChain %ptr_s_v4 %params'), 'codes')).toThrow(/no loop loads/);
+    expect(() => analyzeSpirv(MODULE, ['weights'])).toThrow(/no storage variable named 'weights'/);
+    expect(() => analyzeSpirv(MODULE.replace('%wc = OpAccessChain %ptr_s_v4 %codes', '%wc = OpAccessChain %ptr_s_v4 %params'), ['codes'])).toThrow(/no loop loads/);
   });
 });
 

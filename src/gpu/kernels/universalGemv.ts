@@ -1,4 +1,5 @@
 import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
+import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -13,7 +14,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { dispatchHadamard } from './hadamard.js';
@@ -65,6 +66,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   x_first: 'u32', // element of x[0, first rhs] in its binding
   y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding (then + r·total_cols + j)
   has_means: 'u32',
+  dither_offsets: 'u32', // 1: T excludes the dither offsets, `call_sums` adds Σ offset·x̃ (this kernel); 0: T includes them
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
 }))();
@@ -199,6 +201,11 @@ function ditherOffsetsWgsl(spec: LatticeSpec): string {
   return `const G_DITHER_OFFSETS = array<f32, ${offsets.length}>(${offsets.join(', ')});`;
 }
 
+/** `G_POINT_FACTOR` = M/s (DITHER_GRID over the point scale): the factor turning λ into c's units. */
+export function pointFactorWgsl(spec: LatticeSpec): string {
+  return `const G_POINT_FACTOR: i32 = ${DITHER_GRID / spec.pointScale};`;
+}
+
 /**
  * The product kernel's part of the generated header: the factor M/s turning λ into c's units and
  * `block_fields`, the dither hash fields without their offsets (`block_dither` of universalWgsl.ts
@@ -210,7 +217,7 @@ export function universalGemvHeader(spec: LatticeSpec): string {
   const lines = fields.map((field, v) => `  f[${v}] = i32((h${field.word} >> ${field.shift}u) & ${2 ** field.bits - 1}u);`);
   return [
     `// Generated from latticeSpec('${spec.name}') for the universal GEMV (src/gpu/kernels/universalGemv.ts).`,
-    `const G_POINT_FACTOR: i32 = ${DITHER_GRID / spec.pointScale};`,
+    pointFactorWgsl(spec),
     '// The raw dither fields of block `block` (Z_v = field_v − 2^(bits_v − 1)).',
     'fn block_fields(key: u32, block: u32) -> LatticePoint {',
     ...hashes,
@@ -241,6 +248,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
     universalGemvHeader(spec),
     universalGemvSchemeHeader(spec, q, variant.leaderTableCopies ?? leaderTableCopies(variant.lattice, q, variant.rhsTile, MIN_WORKGROUP_BYTES)),
     gemvDecodeWgsl(variant.lattice, q),
+    lanesSource,
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -337,6 +345,81 @@ export interface UniversalGemvArgs extends UniversalGemvOptions {
   readonly rhs: number;
 }
 
+/** What the universal GEMV kernels share about a call: its checks, the rotation of X and the ranges of right-hand sides. */
+export interface UniversalGemvCall {
+  readonly layout: UniversalOperandLayout;
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly rhs: number;
+  readonly xOffset: number;
+  readonly yOffset: number;
+  readonly subgroups: boolean;
+  readonly alignment: number;
+  readonly maxBinding: number;
+  readonly maxGroups: number;
+  /** x̃ = R·X (N × rhs; a scratch buffer), or X itself when W is not rotated. */
+  readonly xRotated: GPUBuffer;
+  readonly xRotatedOffset: number;
+  /** Right-hand sides per dispatch: x̃, X and Y of one range each fit a storage binding. */
+  readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
+}
+
+/** The arguments every universal GEMV takes (see {@link UniversalGemvArgs}). */
+export type UniversalGemvCommonArgs = Pick<UniversalGemvArgs, 'w' | 'x' | 'xOffset' | 'y' | 'yOffset' | 'rhs' | 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode'>;
+
+/**
+ * Checks the arguments of a universal GEMV (`what` names it in errors) and records x̃ = R·X with W's
+ * seed into a scratch buffer when W is rotated.
+ */
+export function beginUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvCommonArgs, what: string): UniversalGemvCall {
+  const { w } = args;
+  const layout = checkGpuUniversalMatrix(w, 'W');
+  const { rows, cols, length } = w;
+  const rhs = args.rhs;
+  checkPositiveInteger(rhs, `${what} rhs`);
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  check(args.x !== args.y, `${what}: x and y must be different buffers`);
+  checkBufferRange(args.x, xOffset, 4 * rows * rhs, `${what}: x`);
+  checkBufferRange(args.y, yOffset, 4 * cols * rhs, `${what}: y`);
+  if (w.rotate) {
+    check(length === rotationLength(rows), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
+  } else {
+    check(length === rows, () => `${what}: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
+  }
+  const available = device.features.has('subgroups');
+  const subgroups = args.subgroups ?? available;
+  check(!subgroups || available, `${what}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`);
+  check(args.subgroupTestMode === undefined || subgroups, `${what}: subgroupTestMode applies to the subgroup variant; this call runs without subgroups`);
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+
+  let xRotated = args.x;
+  let xRotatedOffset = xOffset;
+  if (w.rotate) {
+    xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
+    xRotatedOffset = 0;
+    dispatchHadamard(device, encoder, scratch, {
+      input: args.x,
+      output: xRotated,
+      rows,
+      cols: rhs,
+      seed: w.seed,
+      inputOffset: xOffset,
+      maxBindingBytes: args.maxBindingBytes,
+      subgroups,
+    });
+  }
+  const rhsRanges = columnRanges(
+    rhs,
+    Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
+  );
+  return { layout, rows, cols, length, rhs, xOffset, yOffset, subgroups, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges };
+}
+
 /**
  * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the product,
  * then the per-call sums and the finishing pass. W's columns and X's columns are split across dispatches when they exceed a
@@ -353,60 +436,21 @@ export interface UniversalGemvArgs extends UniversalGemvOptions {
  */
 export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
   const { w } = args;
-  const layout = checkGpuUniversalMatrix(w, 'W');
-  const { rows, cols, length } = w;
-  const rhs = args.rhs;
-  checkPositiveInteger(rhs, 'universal gemv rhs');
-  const xOffset = args.xOffset ?? 0;
-  const yOffset = args.yOffset ?? 0;
-  check(args.x !== args.y, 'universal gemv: x and y must be different buffers');
-  checkBufferRange(args.x, xOffset, 4 * rows * rhs, 'universal gemv: x');
-  checkBufferRange(args.y, yOffset, 4 * cols * rhs, 'universal gemv: y');
-  if (w.rotate) {
-    check(length === rotationLength(rows), () => `universal gemv: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
-  } else {
-    check(length === rows, () => `universal gemv: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
-  }
-  const available = device.features.has('subgroups');
-  const subgroups = args.subgroups ?? available;
-  check(!subgroups || available, "universal gemv: subgroups: true needs a device with the 'subgroups' feature, which this one lacks");
-  check(args.subgroupTestMode === undefined || subgroups, 'universal gemv: subgroupTestMode applies to the subgroup variant; this call runs without subgroups');
-
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-
-  // x̃ = R·X (N × rhs) in a scratch buffer, or X itself (n = N) without rotation.
-  let xRotated = args.x;
-  let xRotatedOffset = xOffset;
-  if (w.rotate) {
-    xRotated = scratch.buffer('universal gemv R·X', 4 * length * rhs, STORAGE_USAGE);
-    xRotatedOffset = 0;
-    dispatchHadamard(device, encoder, scratch, {
-      input: args.x,
-      output: xRotated,
-      rows,
-      cols: rhs,
-      seed: w.seed,
-      inputOffset: xOffset,
-      maxBindingBytes: args.maxBindingBytes,
-      subgroups,
-    });
-  }
-
+  const { layout, rows, cols, length, rhs, xOffset, yOffset, subgroups, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginUniversalGemv(
+    device,
+    encoder,
+    scratch,
+    args,
+    'universal gemv',
+  );
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
-  const rhsRanges = columnRanges(
-    rhs,
-    Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
-  );
   const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
   check(args.leaderTable === undefined || typeof args.leaderTable === 'boolean', () => `universal gemv: leaderTable must be a boolean, got ${String(args.leaderTable)}`);
   const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
   const groupBlocks = groupBlocksOf(w.scheme.lattice, w.scheme.q);
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups, q: w.scheme.q, leaderTableCopies: copies });
-  const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
   const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
 
   const pass = encoder.beginComputePass({ label: 'universal gemv' });
@@ -434,7 +478,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
       const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
-      const params = Params.pack({ ...windows.uniforms, ...common, cols: columnRange.count, y_first: yWindow.firstElement + columnRange.first });
+      const params = Params.pack({ ...windows.uniforms, ...common, dither_offsets: 1, cols: columnRange.count, y_first: yWindow.firstElement + columnRange.first });
       pass.setBindGroup(
         0,
         createKernelBindGroup(device, bindGroupLayout, label, [
@@ -446,30 +490,68 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       );
       pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
     }
-    // The per-call sums, then Y = ν·unit·(T + Σ offset·x̃) + μ·Σx over all columns (dispatches of a
-    // pass see the storage writes of the earlier ones).
-    const label = `universal gemv finish, ${rhsLabel}`;
-    const whole = universalOperandWindows(w, layout, 0, cols, alignment);
-    const params = Params.pack({ ...whole.uniforms, ...common, cols, y_first: yWindow.firstElement });
-    const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhsRange.count, STORAGE_USAGE);
-    pass.setBindGroup(
-      0,
-      createKernelBindGroup(device, finishLayout, label, [
-        { buffer: scratch.uniform(`${label} params`, params) },
-        windowBinding(xRotated, xRotatedWindow),
-        windowBinding(args.x, xWindow),
-        { buffer: w.side },
-        { buffer: sums },
-        windowBinding(args.y, yWindow),
-      ]),
-    );
-    pass.setPipeline(finish.sums);
-    pass.dispatchWorkgroups(rhsRange.count);
-    pass.setPipeline(finish.finish);
-    const [gx, gy] = workgroupGrid(Math.ceil((cols * rhsRange.count) / 256), maxGroups);
-    pass.dispatchWorkgroups(gx, gy);
+    recordUniversalGemvFinish(device, pass, scratch, {
+      w,
+      layout,
+      uniforms: { ...common, dither_offsets: 1 },
+      rhs: rhsRange.count,
+      rhsLabel,
+      xRotated: windowBinding(xRotated, xRotatedWindow),
+      x: windowBinding(args.x, xWindow),
+      y: windowBinding(args.y, yWindow),
+      yFirst: yWindow.firstElement,
+    });
   }
   pass.end();
+}
+
+/** The uniforms of the finishing passes that do not depend on the operand's column window. */
+export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first'>;
+
+/** What {@link recordUniversalGemvFinish} needs: the operand, the per-call uniforms and the bindings of one range of right-hand sides. */
+export interface UniversalGemvFinishArgs {
+  readonly w: GpuUniversalMatrix;
+  readonly layout: UniversalOperandLayout;
+  readonly uniforms: UniversalGemvFinishUniforms;
+  /** Right-hand sides in this range, and a label for them. */
+  readonly rhs: number;
+  readonly rhsLabel: string;
+  readonly xRotated: GPUBufferBinding;
+  readonly x: GPUBufferBinding;
+  /** Y with T[j, r] in it (the whole range of right-hand sides), and the element of Y[0, first] in that binding. */
+  readonly y: GPUBufferBinding;
+  readonly yFirst: number;
+}
+
+/**
+ * Records the finishing passes of a universal GEMV into `pass`, after a product kernel left T[j, r] in
+ * Y: the per-call sums (Σ offset·x̃ when `uniforms.dither_offsets` is 1, and Σx for the means), then
+ * Y = ν·unit·(T + Σ offset·x̃) + μ·Σx over all columns (dispatches of a pass see the storage writes of
+ * the earlier ones). Used by this kernel and the int8-input kernel (universalGemvI8.ts).
+ */
+export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: UniversalGemvFinishArgs): void {
+  const { w, rhs, rhsLabel } = args;
+  const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
+  const label = `universal gemv finish, ${rhsLabel}`;
+  const whole = universalOperandWindows(w, args.layout, 0, w.cols, 1);
+  const params = Params.pack({ ...whole.uniforms, ...args.uniforms, cols: w.cols, y_first: args.yFirst });
+  const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
+  pass.setBindGroup(
+    0,
+    createKernelBindGroup(device, finishLayout, label, [
+      { buffer: scratch.uniform(`${label} params`, params) },
+      args.xRotated,
+      args.x,
+      { buffer: w.side },
+      { buffer: sums },
+      args.y,
+    ]),
+  );
+  pass.setPipeline(finish.sums);
+  pass.dispatchWorkgroups(rhs);
+  pass.setPipeline(finish.finish);
+  const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(gx, gy);
 }
 
 /**

@@ -1,5 +1,6 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import universalDecodeSource from '../../../shaders/universal_decode.wgsl?raw';
+import escapeTableSource from '../../../shaders/universal_escape_table.wgsl?raw';
 import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import { check } from '../../errors.js';
 import { DITHER_GRID, type LatticeSpec } from '../../quantize/latticeSpec.js';
@@ -91,9 +92,17 @@ export function universalLatticeWgsl(spec: LatticeSpec): string {
   return `${latticeDecodeSource}\n${counterHashSource}\n${universalLatticeHeader(spec)}`;
 }
 
-/** {@link universalLatticeWgsl} + the decode library: what a universal decoding kernel is compiled after. */
+/**
+ * {@link universalLatticeWgsl} + shaders/universal_escape_table.wgsl (`dither_key`, `nonroot_mu`): for a
+ * kernel that reads the escape table but not the escape streams.
+ */
+export function universalEscapeTableWgsl(spec: LatticeSpec): string {
+  return `${universalLatticeWgsl(spec)}\n${escapeTableSource}`;
+}
+
+/** {@link universalEscapeTableWgsl} + the decode library: what a universal decoding kernel is compiled after. */
 export function universalDecodeWgsl(spec: LatticeSpec): string {
-  return `${universalLatticeWgsl(spec)}\n${universalDecodeSource}`;
+  return `${universalEscapeTableWgsl(spec)}\n${universalDecodeSource}`;
 }
 
 /** The bindings of columns [first, first + count) of a universal operand, and the uniforms that go with them. */

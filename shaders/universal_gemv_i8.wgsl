@@ -1,0 +1,190 @@
+// Weight-only product Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6) and int8 inputs: the
+// decode-step GEMV built for memory bandwidth (opt-in; the f32-input kernel is
+// shaders/universal_gemv.wgsl). CPU twin: matvecAT (src/product/matvec.ts) on the same x̃ rounded as
+// `quantizeInputsI8` does, within the bound of src/gpu/kernels/universalGemvI8.ts.
+// Module (src/gpu/kernels/universalGemvI8.ts):
+//   [enable subgroups;]  const RHS_TILE  the generated UniversalGemvI8Params  dot_i8 (packed or plain)
+//   lattice_decode.wgsl + counter_hash.wgsl + the lattice header + universal_escape_table.wgsl
+//   (universalWgsl.ts: dither_key, nonroot_mu)  the generated header (G_Q, G_POINT_FACTOR,
+//   LEADER_COUNT, ROOT_COUNT, block_hash, dither_lanes, dither_rest)  the decode with q a constant
+//   (gemvDecode.ts)  shaders/universal_gemv_lanes.wgsl  this file  one entry file
+//   (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+//
+// Math. As in universal_gemv.wgsl, Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r with T = Σ_{b,v} c_v·x̃_v and
+// c_v = λ_v·M/s − Z_v (here the dither Z itself, offsets included, so `finish` adds no offset sum).
+// x̃ comes as int8 per group of 12 coordinates, x̃ ≈ s_g·x̂ (shaders/universal_gemv_i8_x.wgsl), and every
+// factor of c is a small integer: λ = leader + q·μ with |λ_v| ≤ 12 for a root escape (d3-q6), Z_v in
+// [−128, 128) for the two byte fields and [−256, 256) for the 9-bit one. So per block
+//   Σ_v c_v·x̂_v = M/s·(dot(leader, x̂) + dot(q·root, x̂)) − dot(Z₀₁, x̂) − Z₂·x̂₂
+// with three packed 8-bit dot products (dot4I8Packed where the WGSL language feature exists): the
+// leader and q·root come packed from workgroup tables, Z₀ and Z₁ are the hash's low two bytes with
+// their top bits flipped (Z = byte − 128 is the byte read as i8 after that flip). The sum over the 4
+// blocks of a group stays in i32 (|·| < 5.2·10⁶ < 2^24, so it converts to f32 exactly) and is scaled
+// by s_g once. A non-root escape (rare; μ can be large) adds its q·μ part in f32 after the escape
+// table's binary search.
+//
+// Layout. Escapes come repacked at upload (shaders/universal_escape_nibbles.wgsl): a nibble per block,
+// 0 none, 1…12 the root, 15 non-root; so the inner loop reads 8 + 4 bits per block and does no escape
+// bookkeeping. A group is one code word (4 blocks) and its nibbles (half a word). The 32 lanes of a
+// column read 32 consecutive code words per load; each lane loads STEP_GROUPS = 4 words (one per
+// 32-word stripe) and their nibble words before decoding any, so 4 loads per lane are in flight.
+// Groups past the column or coordinates past keptLength need no test: their x̂ are 0.
+//
+// Cost of the inner loop per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand
+// on this WGSL after constant folding, rhs = 1: code and nibble fields 4, table reads and their
+// addresses 4, block hash (one mix32 and the block index) 10, dither lanes and rest 5, x̂ word read 2,
+// three dot products 3 (dot4I8Packed; ≈ 12 more each in the plain fallback), combination 4, non-root
+// test 2; per group (¼ per block) the scale read and the f32 multiply-add, the loads and the loop:
+// ≈ 36 per block ≈ 24 per byte (universal_gemv.wgsl: ≈ 70). Still above the ≈ 7 an H200 affords per
+// byte at full bandwidth: the per-block dither hash (≈ 15) is part of the format.
+
+const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
+const STEP_GROUPS: u32 = 4u;       // code words each lane loads before decoding them
+const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
+const LUT_REPLICAS: u32 = 8u;      // lane l reads copy l mod 8: 8 lanes of a column hit 8 different banks for one entry
+const STEP_ENTRIES: u32 = 16u;     // one per nibble value
+const NONROOT_NIBBLE: u32 = 15u;
+
+@group(0) @binding(0) var<uniform> params: UniversalGemvI8Params;
+@group(0) @binding(1) var<storage, read> codes: array<u32>;
+@group(0) @binding(2) var<storage, read> escape_nibbles: array<u32>;
+@group(0) @binding(3) var<storage, read> escape_table: array<i32>;
+@group(0) @binding(4) var<storage, read> x_codes: array<vec4<u32>>;  // one vec4 per group and right-hand side
+@group(0) @binding(5) var<storage, read> x_scales: array<u32>;  // f32 bits, 1 per group and right-hand side
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;   // T[j, r] (finished by `finish`)
+
+// Leaders as packed i8 (λ of the leader in the low three bytes), LUT_REPLICAS copies side by side.
+var<workgroup> leader_table: array<u32, LUT_ENTRIES * LUT_REPLICAS>;
+// q·μ of the root of each nibble value, packed i8 (0 for 0, for the non-root nibble and past the roots).
+var<workgroup> root_steps: array<u32, STEP_ENTRIES>;
+
+fn pack_i8x3(p: vec3<i32>) -> u32 {
+  return (u32(p.x) & 0xffu) | ((u32(p.y) & 0xffu) << 8u) | ((u32(p.z) & 0xffu) << 16u);
+}
+
+// Lane `lane` (0…3) of a packed word, sign-extended.
+fn i8_lane(word: u32, lane: u32) -> i32 {
+  return extractBits(bitcast<i32>(word), 8u * lane, 8u);
+}
+
+// Decodes the leaders and root steps into workgroup memory, then waits for the whole workgroup.
+fn fill_tables(thread: u32) {
+  if (thread < STEP_ENTRIES) {
+    var step = vec3<i32>();
+    if (thread >= 1u && thread <= ROOT_COUNT) {
+      let row = (thread - 1u) * 3u;
+      step = vec3<i32>(escape_table[row], escape_table[row + 1u], escape_table[row + 2u]) * G_Q;
+    }
+    root_steps[thread] = pack_i8x3(step);
+  }
+  for (var e = thread; e < LUT_ENTRIES; e = e + THREADS) {
+    var entry = 0u;
+    if (e < LEADER_COUNT) {
+      let p = gemv_leader(e, 0u);
+      entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
+    }
+    for (var k = 0u; k < LUT_REPLICAS; k = k + 1u) {
+      leader_table[e * LUT_REPLICAS + k] = entry;
+    }
+  }
+  workgroupBarrier();
+}
+
+// Adds block b (code, escape nibble, x̂ word `i` of the group) to the group's integer sums `exact`.
+fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, r0: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
+  let leader = leader_table[code * LUT_REPLICAS + replica];
+  let step = root_steps[nibble];
+  let h = block_hash(key, b);
+  let z = dither_lanes(h);
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    let xw = (*xs)[r][i];
+    (*exact)[r] = (*exact)[r] + G_POINT_FACTOR * (dot_i8x4(leader, xw) + dot_i8x4(step, xw)) - dot_i8x4(z, xw) - dither_rest(h, xw);
+  }
+}
+
+// Adds group g (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂ to `acc`, for
+// each right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
+fn add_group(word: u32, nibble_bits: u32, g: u32, key: u32, replica: u32, first_global_block: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  var xs = array<vec4<u32>, RHS_TILE>();
+  var scales = array<f32, RHS_TILE>();
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    if (RHS_TILE == 1u || r0 + r < params.rhs) {
+      let at = (r0 + r) * params.code_words + g;
+      xs[r] = x_codes[at];
+      scales[r] = bitcast<f32>(x_scales[at]);
+    }
+  }
+  var exact = array<i32, RHS_TILE>();
+  let b = g * GROUP_BLOCKS;
+  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, r0, &xs, &exact);
+  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, r0, &xs, &exact);
+  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, r0, &xs, &exact);
+  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, r0, &xs, &exact);
+  var extra = array<f32, RHS_TILE>();
+  // Non-root escapes (nibble 15: all four bits set): rare, so one test per group.
+  let nonroot = nibble_bits & (nibble_bits >> 1u) & (nibble_bits >> 2u) & (nibble_bits >> 3u) & 0x1111u;
+  if (nonroot != 0u) {
+    for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
+      if (((nonroot >> (4u * i)) & 1u) != 0u) {
+        let mu = nonroot_mu(first_global_block + b + i);
+        let m = f32(G_POINT_FACTOR * G_Q);
+        for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+          let xw = xs[r][i];
+          extra[r] = extra[r] + m * (f32(mu[0]) * f32(i8_lane(xw, 0u)) + f32(mu[1]) * f32(i8_lane(xw, 1u)) + f32(mu[2]) * f32(i8_lane(xw, 2u)));
+        }
+      }
+    }
+  }
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    (*acc)[r] = (*acc)[r] + (f32(exact[r]) + extra[r]) * scales[r];
+  }
+}
+
+// The product for the workgroup's columns (see universal_gemv_lanes.wgsl for `width` and `poison`).
+fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
+  fill_tables(thread);
+  let local_column = thread / LANES;
+  let lane = thread % LANES;
+  let column = group_x * COLUMNS + local_column;
+  let in_range = column < params.cols;
+  let global_column = params.column_offset + column;
+  let key = dither_key(global_column);
+  let code_base = params.code_first + column * params.code_words;
+  let nibble_base = params.nibbles_first + column * params.nibble_words;
+  let first_global_block = global_column * params.blocks;
+  let replica = lane % LUT_REPLICAS;
+  let groups = params.code_words;
+
+  for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
+    var acc = array<f32, RHS_TILE>();
+    if (in_range) {
+      for (var g0 = lane; g0 < groups; g0 = g0 + LANES * STEP_GROUPS) {
+        var words = array<u32, STEP_GROUPS>();
+        var nibbles = array<u32, STEP_GROUPS>();
+        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
+          let g = g0 + k * LANES;
+          if (g < groups) {
+            words[k] = codes[code_base + g];
+            nibbles[k] = escape_nibbles[nibble_base + (g >> 1u)] >> ((g & 1u) * 16u);
+          }
+        }
+        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
+          let g = g0 + k * LANES;
+          if (g < groups) {
+            add_group(words[k], nibbles[k], g, key, replica, first_global_block, r0, &acc);
+          }
+        }
+      }
+    }
+
+    let totals = column_totals(acc, thread, lane, width);
+    if (in_range && lane == 0u) {
+      for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+        let rhs_index = r0 + r;
+        if (rhs_index < params.rhs) {
+          y[params.y_first + rhs_index * params.total_cols + column] = select(totals[r], POISON, poison);
+        }
+      }
+    }
+  }
+}

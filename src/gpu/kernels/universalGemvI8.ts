@@ -1,0 +1,512 @@
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
+import nibblesSource from '../../../shaders/universal_escape_nibbles.wgsl?raw';
+import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
+import inputSource from '../../../shaders/universal_gemv_i8_x.wgsl?raw';
+import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
+import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
+import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
+import { check, LatticeMatmulError } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
+import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
+import { DITHER_GRID, latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
+import type { UniversalLatticeMatrix } from '../../quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../quantize/schemes.js';
+import { createBuffer, STORAGE_USAGE } from '../buffers.js';
+import { columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { DotPath } from './e8Matmul.js';
+import { gemvDecodeWgsl } from './gemvDecode.js';
+import { beginUniversalGemv, pointFactorWgsl, recordUniversalGemvFinish, type UniversalGemvCommonArgs } from './universalGemv.js';
+import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
+
+/*
+ * The int8-input universal GEMV: Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6), with x̃
+ * rounded to int8 per group of 12 coordinates and the products taken with packed 8-bit dot products
+ * (dot4I8Packed where WGSL has it) — llama.cpp's and ONNX Runtime's way of making a low-bit GEMV cheap
+ * in instructions. Opt-in: it adds the error of rounding x̃ (bounded below, ≈ 10⁻⁵ of ‖ŵ‖²‖x‖² in NMSE
+ * on Gaussian data against d3-q6's own 0.05), so it is not the library's exact product.
+ *
+ * Pieces:
+ *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
+ *     (shaders/universal_escape_nibbles.wgsl; CPU twin `escapeNibbles`): the kernel then reads
+ *     8 + 4 bits per block and does no escape bookkeeping. The weights object owns that buffer.
+ *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (shaders/universal_gemv_i8_x.wgsl; CPU twin
+ *     `quantizeInputsI8`), the product (shaders/universal_gemv_i8.wgsl), then the f32 GEMV's finishing
+ *     passes without the dither-offset sum (T already holds the whole dither term).
+ * The product shader's header comment counts instructions per weight byte (≈ 24, against ≈ 70 for the
+ * f32-input kernel).
+ */
+
+/** Coordinates per int8 group of x̃: one code word of 4 D3 blocks. */
+export const INPUT_GROUP = 12;
+
+/** Columns per workgroup of the product kernel (shaders/universal_gemv_lanes.wgsl). */
+const COLUMNS = 8;
+
+/** Nibble value of a non-root escape (shaders/universal_escape_nibbles.wgsl). */
+const NONROOT_NIBBLE = 15;
+
+/** Right-hand sides per tile: the compile-time variants. */
+type RhsTile = 1 | 8;
+
+/**
+ * Why `scheme` cannot use the int8-input GEMV, or null when it can: a universal D3 scheme with 8-bit
+ * codes (q = 6, i.e. d3-q6), whose leaders plus q·root fit int8 and whose roots fit a nibble.
+ *
+ * @example
+ * int8InputsUnsupported(schemeByName('d3-q6')); // null
+ */
+export function int8InputsUnsupported(scheme: UniversalLatticeScheme): string | null {
+  if (scheme.lattice !== 'D3') return `the int8-input GEMV reads D3 codes; this scheme is ${scheme.lattice}`;
+  const codec = universalCodec('D3', scheme.q, scheme.beta);
+  if (codec.codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codec.codeBits}-bit codes`;
+  // Leaders lie in q·V(D3) ⊂ [−q, q]³, roots in [−1, 1]³: |leader + q·root| ≤ 2q.
+  if (2 * scheme.q > 127 || codec.spec.escapes.rootCount >= NONROOT_NIBBLE) return `q = ${scheme.q} does not fit the int8 tables`;
+  return null;
+}
+
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32', // W columns in this dispatch
+  total_cols: 'u32', // Y's column stride
+  rhs: 'u32', // right-hand sides in this dispatch
+  nibble_words: 'u32', // nibble words per column
+  nibbles_first: 'u32', // word of the dispatch's first column in the nibbles binding
+  y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding
+  subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+}))();
+
+const NibbleParams = /*#__PURE__*/ (() => new UniformLayout('EscapeNibbleParams', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32',
+  nibble_words: 'u32',
+  nibbles_first: 'u32',
+}))();
+
+const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
+  groups: 'u32', // int8 groups per right-hand side (= code words per column)
+  rhs: 'u32',
+  kept: 'u32', // keptLength: coordinates from here on are 0
+  x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
+  x_stride: 'u32', // elements between x̃ columns
+});
+
+/** Nibble words per column: 8 blocks per word. */
+function nibbleWordsOf(blocksPerColumn: number): number {
+  return Math.ceil(blocksPerColumn / 8);
+}
+
+/** The generated header of the product kernel: constants, the block hash and the dither split into packed lanes and the rest. */
+export function universalGemvI8Header(spec: LatticeSpec, q: number): string {
+  const { words, fields } = spec.dither;
+  check(words === 1 && spec.dimension <= 4, () => `int8-input gemv: ${spec.name}'s dither does not fit one hash word and 4 lanes`);
+  let mask = 0;
+  let flip = 0;
+  const rest: string[] = [];
+  fields.forEach((field, v) => {
+    const offset = 2 ** (field.bits - 1);
+    if (field.bits === 8 && field.shift === 8 * v) {
+      // Z = byte − 128: the byte read as i8 once its top bit is flipped.
+      mask += 0xff * 2 ** (8 * v);
+      flip += 0x80 * 2 ** (8 * v);
+    } else {
+      rest.push(`(i32(extractBits(h, ${field.shift}u, ${field.bits}u)) - ${offset}) * i8_lane(xw, ${v}u)`);
+    }
+  });
+  return [
+    `// Generated for ${spec.name}, q = ${q} by universalGemvI8Header (src/gpu/kernels/universalGemvI8.ts).`,
+    pointFactorWgsl(spec),
+    `const LEADER_COUNT: u32 = ${q ** spec.dimension}u;`,
+    `const ROOT_COUNT: u32 = ${spec.escapes.rootCount}u;`,
+    '// The hash word of block `block` (block_dither of universalWgsl.ts reads its fields).',
+    'fn block_hash(key: u32, block: u32) -> u32 {',
+    '  return mix32(key ^ block);',
+    '}',
+    '// The dither coordinates held in whole bytes of the hash, as packed i8 lanes (Z_v in lane v).',
+    'fn dither_lanes(h: u32) -> u32 {',
+    `  return (h ^ 0x${flip.toString(16)}u) & 0x${mask.toString(16)}u;`,
+    '}',
+    '// Σ Z_v·x̂_v over the other coordinates.',
+    'fn dither_rest(h: u32, xw: u32) -> i32 {',
+    `  return ${rest.length > 0 ? rest.join(' + ') : '0'};`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** A compiled product variant. */
+interface Variant {
+  readonly q: number;
+  readonly rhsTile: RhsTile;
+  readonly subgroups: boolean;
+  readonly dotPath: DotPath;
+}
+
+/**
+ * The WGSL of one product variant.
+ *
+ * @example
+ * universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups: false, dotPath: 'packed' });
+ */
+export function universalGemvI8ShaderSource(variant: Variant): string {
+  const spec = latticeSpec('D3');
+  return [
+    variant.subgroups ? 'enable subgroups;' : '',
+    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
+    Params.wgsl(),
+    variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
+    universalEscapeTableWgsl(spec),
+    universalGemvI8Header(spec, variant.q),
+    gemvDecodeWgsl('D3', variant.q),
+    lanesSource,
+    gemvSource,
+    variant.subgroups ? subgroupEntrySource : plainEntrySource,
+  ].join('\n');
+}
+
+const pipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'universal gemv (int8 inputs)',
+  bindings: [
+    'uniform',
+    'read-only-storage', // codes
+    'read-only-storage', // escape nibbles
+    'read-only-storage', // escape table
+    'read-only-storage', // x̂ words
+    'read-only-storage', // x̂ scales
+    'storage', // Y (T, finished in place)
+  ],
+  compile: (device, pipelineLayout, variant: Variant) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `universal gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}`,
+      code: universalGemvI8ShaderSource(variant),
+    }),
+  key: (variant) => `${variant.q}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
+});
+
+const nibblePipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'universal escape nibbles',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal escape nibbles', code: `${NibbleParams.wgsl()}\n${nibblesSource}` }),
+});
+
+const inputPipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'universal gemv int8 inputs',
+  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal gemv int8 inputs', code: `${InputParams.wgsl()}\n${inputSource}` }),
+});
+
+/**
+ * A universal d3-q6 matrix on the GPU prepared for the int8-input GEMV: the matrix (still the
+ * caller's) and its escapes repacked as a nibble per block (owned: `destroy()` frees them).
+ *
+ * @example
+ * const weights = UniversalGemvI8Weights.create(device, gpuW);
+ * dispatchUniversalGemvI8(device, encoder, scratch, { weights, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
+ * // … later
+ * weights.destroy();
+ */
+export class UniversalGemvI8Weights {
+  private destroyed = false;
+
+  private constructor(
+    readonly w: GpuUniversalMatrix,
+    /** Per column `nibbleWords` u32: nibble b mod 8 of word b / 8 describes block b's escape. */
+    readonly nibbles: GPUBuffer,
+    readonly nibbleWords: number,
+  ) {}
+
+  /**
+   * Repacks `w`'s escapes on the GPU (one submit on `device.queue`, ordered before any later submit).
+   * Throws when the scheme has no int8-input GEMV (see {@link int8InputsUnsupported}).
+   */
+  static create(device: GPUDevice, w: GpuUniversalMatrix, label = 'universal gemv int8 weights'): UniversalGemvI8Weights {
+    const layout = checkGpuUniversalMatrix(w, 'W');
+    const why = int8InputsUnsupported(w.scheme);
+    if (why !== null) throw new LatticeMatmulError(`UniversalGemvI8Weights: ${why}`);
+    const nibbleWords = nibbleWordsOf(w.blocksPerColumn);
+    const nibbles = createBuffer(device, `${label}: escape nibbles`, Math.max(4, 4 * nibbleWords * w.cols), STORAGE_USAGE);
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const maxBinding = device.limits.maxStorageBufferBindingSize;
+    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    const perBinding = Math.min(
+      itemsPerBinding(4 * layout.codeWords, maxBinding, alignment),
+      itemsPerBinding(4 * layout.bitWords, maxBinding, alignment),
+      itemsPerBinding(4 * nibbleWords, maxBinding, alignment),
+    );
+    const { layout: bindGroupLayout, pipeline } = nibblePipelines.get(device, undefined);
+    const scratch = new GpuScratch(device);
+    const encoder = device.createCommandEncoder({ label: `${label}: repack escapes` });
+    const pass = encoder.beginComputePass({ label: `${label}: repack escapes` });
+    pass.setPipeline(pipeline);
+    for (const range of columnRanges(w.cols, perBinding)) {
+      const windows = universalOperandWindows(w, layout, range.first, range.count, alignment);
+      const nibbleWindow = bindingWindow(4 * nibbleWords * range.first, 4 * nibbleWords * range.count, alignment);
+      const rangeLabel = `${label}: escape nibbles of columns ${range.first}…${range.first + range.count - 1}`;
+      const params = NibbleParams.pack({ ...windows.uniforms, cols: range.count, nibble_words: nibbleWords, nibbles_first: nibbleWindow.firstElement });
+      const [, bits, starts, ids] = windows.bindings;
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, bindGroupLayout, rangeLabel, [
+          { buffer: scratch.uniform(`${rangeLabel} params`, params) },
+          bits as GPUBufferBinding,
+          starts as GPUBufferBinding,
+          ids as GPUBufferBinding,
+          windowBinding(nibbles, nibbleWindow),
+        ]),
+      );
+      const [gx, gy] = workgroupGrid(Math.ceil((range.count * nibbleWords) / 256), maxGroups);
+      pass.dispatchWorkgroups(gx, gy);
+    }
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    scratch.destroy();
+    return new UniversalGemvI8Weights(w, nibbles, nibbleWords);
+  }
+
+  /** Frees the nibble buffer (not the matrix). Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.nibbles.destroy();
+  }
+
+  /** Whether `destroy()` ran. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+}
+
+/** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
+export interface UniversalGemvI8Args extends Omit<UniversalGemvCommonArgs, 'w'> {
+  readonly weights: UniversalGemvI8Weights;
+  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
+  readonly dotPath: DotPath;
+}
+
+/**
+ * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated), x̃ to int8, the
+ * product, the finishing passes. Scratch buffers go into `scratch` (destroy it after submitting, or
+ * record through prepared commands).
+ *
+ * @example
+ * const weights = UniversalGemvI8Weights.create(device, gpuW);
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder();
+ * dispatchUniversalGemvI8(device, encoder, scratch, { weights, x, y, rhs: 1, dotPath: 'packed' });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvI8Args): void {
+  const { weights } = args;
+  check(weights instanceof UniversalGemvI8Weights, 'universal gemv (int8 inputs): weights must come from UniversalGemvI8Weights.create');
+  check(!weights.isDestroyed, 'universal gemv (int8 inputs): these weights were destroyed');
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `universal gemv (int8 inputs): dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  const w = weights.w;
+  const what = 'universal gemv (int8 inputs)';
+  const call = beginUniversalGemv(device, encoder, scratch, { ...args, w }, what);
+  const { layout, cols, length, rhs, alignment, maxBinding, maxGroups, subgroups } = call;
+  const groups = layout.codeWords;
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  // x̂ of a range: 4 words + 1 scale per group and right-hand side, next to x̃ (4 bytes per coordinate).
+  const rhsRanges = call.rhsRanges.flatMap((range) =>
+    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, maxBinding, alignment), maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
+  );
+  const columnRangeList = columnRanges(
+    cols,
+    Math.min(itemsPerBinding(4 * layout.codeWords, maxBinding, alignment), itemsPerBinding(4 * weights.nibbleWords, maxBinding, alignment), maxGroups * COLUMNS),
+  );
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath });
+  const { layout: inputLayout, pipeline: inputPipeline } = inputPipelines.get(device, undefined);
+  const testMode = { none: 0, fallback: 1, 'require-shuffles': 2 }[args.subgroupTestMode ?? 'none'];
+  const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
+
+  const pass = encoder.beginComputePass({ label: what });
+  for (const rhsRange of rhsRanges) {
+    const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
+    const xRotatedWindow = bindingWindow(call.xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
+    const xWindow = bindingWindow(call.xOffset + 4 * call.rows * rhsRange.first, 4 * call.rows * rhsRange.count, alignment);
+    const yWindow = bindingWindow(call.yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
+    const xCodes = scratch.buffer(`${what} x̂ (${rhsLabel})`, 16 * groups * rhsRange.count, STORAGE_USAGE);
+    const xScales = scratch.buffer(`${what} x̂ scales (${rhsLabel})`, 4 * groups * rhsRange.count, STORAGE_USAGE);
+
+    const inputLabel = `${what} x̃ to int8, ${rhsLabel}`;
+    const inputParams = InputParams.pack({ groups, rhs: rhsRange.count, kept: w.keptLength, x_rotated_first: xRotatedWindow.firstElement, x_stride: length });
+    pass.setPipeline(inputPipeline);
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, inputLayout, inputLabel, [
+        { buffer: scratch.uniform(`${inputLabel} params`, inputParams) },
+        windowBinding(call.xRotated, xRotatedWindow),
+        { buffer: xCodes },
+        { buffer: xScales },
+      ]),
+    );
+    const [ix, iy] = workgroupGrid(Math.ceil((groups * rhsRange.count) / 256), maxGroups);
+    pass.dispatchWorkgroups(ix, iy);
+
+    pass.setPipeline(pipeline);
+    for (const columnRange of columnRangeList) {
+      const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
+      const nibbleWindow = bindingWindow(4 * weights.nibbleWords * columnRange.first, 4 * weights.nibbleWords * columnRange.count, alignment);
+      const label = `${what} W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
+      const params = Params.pack({
+        ...windows.uniforms,
+        cols: columnRange.count,
+        total_cols: cols,
+        rhs: rhsRange.count,
+        nibble_words: weights.nibbleWords,
+        nibbles_first: nibbleWindow.firstElement,
+        y_first: yWindow.firstElement + columnRange.first,
+        subgroup_test_mode: testMode,
+      });
+      const [codes, , , , table] = windows.bindings;
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, bindGroupLayout, label, [
+          { buffer: scratch.uniform(`${label} params`, params) },
+          codes as GPUBufferBinding,
+          windowBinding(weights.nibbles, nibbleWindow),
+          table as GPUBufferBinding,
+          { buffer: xCodes },
+          { buffer: xScales },
+          windowBinding(args.y, yWindow),
+        ]),
+      );
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+    }
+    recordUniversalGemvFinish(device, pass, scratch, {
+      w,
+      layout,
+      uniforms: {
+        total_cols: cols,
+        rows: call.rows,
+        kept: w.keptLength,
+        full_blocks: 0,
+        full_groups: 0,
+        rhs: rhsRange.count,
+        x_rotated_first: xRotatedWindow.firstElement,
+        x_stride: length,
+        x_first: xWindow.firstElement,
+        has_means: w.hasMeans ? 1 : 0,
+        dither_offsets: 0,
+        subgroup_test_mode: 0,
+        unit,
+      },
+      rhs: rhsRange.count,
+      rhsLabel,
+      xRotated: windowBinding(call.xRotated, xRotatedWindow),
+      x: windowBinding(args.x, xWindow),
+      y: windowBinding(args.y, yWindow),
+      yFirst: yWindow.firstElement,
+    });
+  }
+  pass.end();
+}
+
+/** Options of {@link universalGemvI8}. */
+export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
+
+/**
+ * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
+ * and benchmarks.
+ *
+ * @example
+ * const weights = UniversalGemvI8Weights.create(device, uploadUniversalMatrix(device, quantize(w, { scheme: 'd3-q6' })));
+ * const y = await universalGemvI8(device, weights, x, { dotPath: 'packed' });
+ */
+export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI8Weights, x: Matrix | Float32Array, options: UniversalGemvI8Options): Promise<Matrix> {
+  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+  checkMatrix(xMatrix, 'universal gemv (int8 inputs) x');
+  check(xMatrix.rows === weights.w.rows, () => `universal gemv (int8 inputs): x has ${xMatrix.rows} rows, but W has ${weights.w.rows}`);
+  const rhs = xMatrix.cols;
+  const yBytes = 4 * weights.w.cols * rhs;
+  const data = await runAndRead(device, 'universal gemv (int8 inputs)', yBytes, (run) => {
+    const xBuffer = run.upload('universal gemv (int8 inputs) x', xMatrix.data);
+    const yBuffer = run.storage('universal gemv (int8 inputs) y', yBytes);
+    dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...options, weights, x: xBuffer, y: yBuffer, rhs });
+    return yBuffer;
+  });
+  return { rows: weights.w.cols, cols: rhs, data: new Float32Array(data) };
+}
+
+/**
+ * CPU twin of shaders/universal_escape_nibbles.wgsl: the escape nibble words of a universal D3 matrix
+ * (per column ceil(blocks / 8) words; 0 none, 1 + root index, 15 non-root).
+ *
+ * @example
+ * escapeNibbles(quantize(w, { scheme: 'd3-q6' }));
+ */
+export function escapeNibbles(m: UniversalLatticeMatrix): Uint32Array {
+  const escapes = gpuEscapes(m);
+  const bits = packEscapeBits(m);
+  const blocks = m.blocksPerColumn;
+  const bitWords = Math.ceil(blocks / 32);
+  const nibbleWords = nibbleWordsOf(blocks);
+  const out = new Uint32Array(nibbleWords * m.cols);
+  for (let j = 0; j < m.cols; j++) {
+    for (let b = 0; b < blocks; b++) {
+      const wordIndex = j * bitWords + (b >>> 5);
+      const word = bits[wordIndex] as number;
+      const bit = b & 31;
+      if (((word >>> bit) & 1) === 0) continue;
+      const below = word & ((2 ** bit - 1) >>> 0);
+      let slot = escapes.escapeStarts[wordIndex] as number;
+      for (let t = below; t !== 0; t &= t - 1) slot++;
+      const id = ((escapes.escapeIds[slot >>> 2] as number) >>> ((slot & 3) * 8)) & 0xff;
+      const nibble = id === 0 ? NONROOT_NIBBLE : id;
+      const at = j * nibbleWords + (b >>> 3);
+      out[at] = ((out[at] as number) | (nibble << (4 * (b & 7)))) >>> 0;
+    }
+  }
+  return out;
+}
+
+/** x̃ rounded as shaders/universal_gemv_i8_x.wgsl does: levels (one per coordinate of the groups) and a scale per group. */
+export interface InputsI8 {
+  /** INPUT_GROUP · groups levels in [−127, 127] (0 past keptLength). */
+  readonly levels: Int8Array;
+  /** Per group s = max|x̃| / 127 (0 for a zero group, NaN for a group with a non-finite entry). */
+  readonly scales: Float64Array;
+}
+
+/**
+ * CPU twin of shaders/universal_gemv_i8_x.wgsl for one right-hand side: x̃ (at least `kept` entries)
+ * rounded to int8 per group of {@link INPUT_GROUP} coordinates, `groups` groups. The GPU divides in f32
+ * (within 2.5 ULP), so a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
+ *
+ * @example
+ * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+ */
+export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number): InputsI8 {
+  check(Number.isInteger(groups) && groups >= 0 && kept <= groups * INPUT_GROUP && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');
+  const levels = new Int8Array(groups * INPUT_GROUP);
+  const scales = new Float64Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let m = 0;
+    let finite = true;
+    const end = Math.min(kept, (g + 1) * INPUT_GROUP);
+    for (let k = g * INPUT_GROUP; k < end; k++) {
+      const v = xRotated[k] as number;
+      finite &&= Number.isFinite(v);
+      m = Math.max(m, Math.abs(v));
+    }
+    scales[g] = finite ? m / 127 : NaN;
+    if (!(m > 0) || !finite) continue;
+    for (let k = g * INPUT_GROUP; k < end; k++) {
+      levels[k] = Math.max(-127, Math.min(127, roundHalfEven((127 * (xRotated[k] as number)) / m)));
+    }
+  }
+  return { levels, scales };
+}
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}

@@ -1,0 +1,290 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import {
+  dispatchUniversalGemvI8,
+  escapeNibbles,
+  INPUT_GROUP,
+  int8InputsUnsupported,
+  quantizeInputsI8,
+  universalGemvI8,
+  UniversalGemvI8Weights,
+  type UniversalGemvI8Options,
+} from '../../src/gpu/kernels/universalGemvI8.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { matvecAT } from '../../src/product/matvec.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The int8-input universal GEMV (src/gpu/kernels/universalGemvI8.ts) against its CPU twins.
+ *
+ * 1. Escape nibbles (the repack at upload): bit for bit equal to `escapeNibbles`, and non-zero exactly
+ *    where the CPU matrix has an escape symbol (an independent check of the twin).
+ * 2. The product, two ways, per output y_j:
+ *    (a) against the twin: y_twin = Σ_k ŵ̃_jk·s_g·x̂_k + μ_j·Σx with x̂, s from `quantizeInputsI8` on the CPU
+ *        rotation (bit for bit the GPU's) and ŵ̃ the CPU's rotated decode. They differ by f32 rounding,
+ *        bounded as in universalGemv.test.ts by 2·u·(D·(S + |y|) + D_μ·|μ_j|Σ|x|), S = Σ|ŵ̃_jk·s_g·x̂_k|, D and
+ *        D_μ the roundings along any path (see `compare`: a group's integer sum is exact, so D grows with
+ *        the groups per lane, not with n),
+ *        plus, where the GPU's f32 division may round a level the other way (127·x̃/m within 10⁻⁴ of a
+ *        half-integer), s_g·|ŵ̃_jk| for that coordinate;
+ *    (b) against the exact product matvecAT (x̃ not rounded): |y − y_exact| ≤ Σ_g s_g·(½ + 2·10⁻⁴)·Σ_{k∈g}|ŵ̃_jk|
+ *        + the f32 term — the stated tolerance of the int8 inputs.
+ *    A wrong leader, root, dither lane, nibble or scale moves an output by ≈ |y|/√N, far above both.
+ */
+
+const noGpu = await gpuUnavailableReason();
+const U = 2 ** -24;
+
+const d3 = (q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice: 'D3', q, beta });
+
+function spiky(rows: number, cols: number, seed: number): Matrix {
+  const rng = new Rng(seed);
+  const data = new Float32Array(rows * cols);
+  for (let j = 0; j < cols; j++) {
+    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
+    data[j * rows + rng.nextInt(rows)] = 50;
+  }
+  return { rows, cols, data };
+}
+
+/** Columns of x that are not Gaussian: a spike, a constant, a ramp. */
+function structuredX(rows: number, k: number): Matrix {
+  const data = new Float32Array(rows * k);
+  for (let r = 0; r < k; r++) {
+    for (let i = 0; i < rows; i++) {
+      const kind = r % 3;
+      data[r * rows + i] = kind === 0 ? (i === Math.floor(rows / 2) ? 1000 : 1e-3) : kind === 1 ? 1 : i / rows - 0.5;
+    }
+  }
+  return { rows, cols: k, data };
+}
+
+function quantizeUniversal(w: Matrix, options: QuantizeOptions): UniversalLatticeMatrix {
+  const q = quantize(w, options);
+  if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
+  return q;
+}
+
+/** max over outputs of |gpu − reference| / tolerance, for (a) the twin and (b) the exact product. */
+function compare(gpu: Matrix, q: UniversalLatticeMatrix, x: Matrix): { twin: number; exact: number; looseness: number } {
+  const rotated = decodeRotated(q);
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const groups = Math.ceil(q.blocksPerColumn / 4);
+  const exact = matvecAT(q, x);
+  // Roundings along any path (see the file comment): a group's sum is an exact integer; its product
+  // with the scale (whose f32 division errs by ≤ 2.5 ULP) ≈ 4, the lane's additions over its groups,
+  // the 5 levels of the 32-lane sum, the finishing scale and multiply-add ≈ 4, and some slack; the mean
+  // term adds Σx, summed by 256 invocations then a tree of 8 levels.
+  const depth = Math.ceil(groups / 32) + 20;
+  const meanDepth = Math.ceil(q.rows / 256) + 20;
+  let twinWorst = 0;
+  let exactWorst = 0;
+  let largestTolerance = 0;
+  let largest = 0;
+  for (let r = 0; r < x.cols; r++) {
+    const xr = x.data.subarray(r * x.rows, (r + 1) * x.rows);
+    const xRotated = rotation ? rotation.forward(xr) : xr;
+    const { levels, scales } = quantizeInputsI8(xRotated, q.keptLength, groups);
+    // Coordinates whose level the GPU may round the other way.
+    const tie = new Uint8Array(q.keptLength);
+    for (let k = 0; k < q.keptLength; k++) {
+      const g = Math.floor(k / INPUT_GROUP);
+      const s = scales[g] as number;
+      if (s > 0) {
+        const t = (xRotated[k] as number) / s;
+        if (Math.abs(Math.abs(t - Math.trunc(t)) - 0.5) < 1e-4) tie[k] = 1;
+      }
+    }
+    let xAbs = 0;
+    let xSum = 0;
+    for (const v of xr) {
+      xAbs += Math.abs(v);
+      xSum += v;
+    }
+    for (let j = 0; j < q.cols; j++) {
+      let twin = 0;
+      let terms = 0;
+      let tieSlack = 0;
+      let rounding = 0;
+      for (let k = 0; k < q.keptLength; k++) {
+        const wk = rotated[j * q.length + k] as number;
+        const s = scales[Math.floor(k / INPUT_GROUP)] as number;
+        const xk = s * (levels[k] as number);
+        twin += wk * xk;
+        terms += Math.abs(wk * xk);
+        if (tie[k] === 1) tieSlack += s * Math.abs(wk);
+        rounding += s * (0.5 + 2e-4) * Math.abs(wk);
+      }
+      const mean = q.means ? (q.means[j] as number) : 0;
+      twin += mean * xSum;
+      const index = r * q.cols + j;
+      const y = gpu.data[index] as number;
+      expect(Number.isFinite(y), `y[${j}, ${r}] is finite`).toBe(true);
+      const f32Slack = 2 * U * (depth * (terms + Math.abs(twin)) + meanDepth * Math.abs(mean) * xAbs);
+      twinWorst = Math.max(twinWorst, Math.abs(y - twin) / (f32Slack + tieSlack + 1e-30));
+      exactWorst = Math.max(exactWorst, Math.abs(y - (exact.data[index] as number)) / (rounding + f32Slack + 1e-30));
+      largestTolerance = Math.max(largestTolerance, f32Slack + tieSlack);
+      largest = Math.max(largest, Math.abs(twin));
+    }
+  }
+  return { twin: twinWorst, exact: exactWorst, looseness: largest > 0 ? largestTolerance / largest : 0 };
+}
+
+describe('int8-input GEMV: which schemes', () => {
+  it('takes universal D3 with 8-bit codes (d3-q6) and refuses the rest with a reason', () => {
+    expect(int8InputsUnsupported(d3(6, 0.45))).toBeNull();
+    expect(int8InputsUnsupported(d3(5, 0.45))).toMatch(/8-bit/);
+    expect(int8InputsUnsupported({ kind: 'lattice', mode: 'universal', lattice: 'E8', q: 16, beta: 0.25 })).toMatch(/D3/);
+  });
+
+  it('quantizeInputsI8 rounds per group of 12, zero past keptLength, NaN scale for a non-finite group', () => {
+    const x = Float32Array.from({ length: 30 }, (_, i) => (i % 5) - 2.5);
+    x[13] = Number.POSITIVE_INFINITY;
+    const { levels, scales } = quantizeInputsI8(x, 26, 3);
+    expect(scales[0]).toBeCloseTo(2.5 / 127, 12);
+    expect(levels[0]).toBe(-127); // −2.5 is the group's largest |x̃|
+    expect(levels[1]).toBe(-76); // −1.5·127/2.5 = −76.2
+    expect(levels[2]).toBe(-25); // −0.5·127/2.5 = −25.4
+    expect(Number.isNaN(scales[1])).toBe(true);
+    expect(Array.from(levels.subarray(26))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU twins', () => {
+  let context: GpuContext;
+  let dotPaths: DotPath[] = ['plain'];
+  beforeAll(async () => {
+    context = await testDevice();
+    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+    else console.warn('\n*** int8-input gemv: no packed_4x8_integer_dot_product here; the packed path is SKIPPED\n');
+  });
+  afterAll(() => context?.device.destroy());
+
+  function paths(): [string, UniversalGemvI8Options][] {
+    const list: [string, UniversalGemvI8Options][] = [];
+    for (const dotPath of dotPaths) {
+      list.push([`${dotPath}, plain tree`, { dotPath, subgroups: false }]);
+      if (context.device.features.has('subgroups')) list.push([`${dotPath}, subgroups`, { dotPath, subgroups: true, subgroupTestMode: 'require-shuffles' }]);
+    }
+    return list;
+  }
+
+  async function check(q: UniversalLatticeMatrix, x: Matrix, options: Partial<UniversalGemvI8Options> = {}): Promise<void> {
+    const gpuW = uploadUniversalMatrix(context.device, q);
+    const weights = UniversalGemvI8Weights.create(context.device, gpuW);
+    try {
+      const nibbles = new Uint32Array(await readBuffer(context.device, weights.nibbles, 4 * weights.nibbleWords * q.cols));
+      expect(nibbles).toEqual(escapeNibbles(q));
+      for (const [path, pathOptions] of paths()) {
+        const y = await universalGemvI8(context.device, weights, x, { ...pathOptions, ...options });
+        const { twin, exact, looseness } = compare(y, q, x);
+        expect(twin, `${path}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+        expect(exact, `${path}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+        expect(looseness, `${path}: largest twin tolerance / largest |y|`).toBeLessThan(1e-3);
+      }
+    } finally {
+      weights.destroy();
+      gpuW.destroy();
+    }
+  }
+
+  const cases: { name: string; w: () => Matrix; x: (rows: number) => Matrix; options: QuantizeOptions; call?: Partial<UniversalGemvI8Options> }[] = [
+    { name: 'd3-q6, 4096 × 40, k = 1', w: () => gaussianMatrix(4096, 40, 1), x: (n) => gaussianMatrix(n, 1, 2), options: { scheme: 'd3-q6', seed: 3, nonce: 11 } },
+    { name: 'd3-q6, 100 × 7 (N = 128: partial last group), k = 1', w: () => gaussianMatrix(100, 7, 3), x: (n) => gaussianMatrix(n, 1, 4), options: { scheme: 'd3-q6', seed: 3, nonce: 12 } },
+    { name: 'd3-q6, n = 1, k = 1', w: () => gaussianMatrix(1, 3, 5), x: (n) => gaussianMatrix(n, 1, 6), options: { scheme: 'd3-q6', seed: 1, nonce: 13 } },
+    { name: 'd3-q6 unrotated, n = 13 (partial block and group), 13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 7), x: (n) => gaussianMatrix(n, 3, 8), options: { scheme: 'd3-q6', seed: 1, nonce: 14, rotate: false } },
+    { name: 'D3 q = 6, spiky unrotated (non-root escapes), 61 × 9, k = 1', w: () => spiky(61, 9, 9), x: (n) => gaussianMatrix(n, 1, 10), options: { scheme: d3(6, 0.2), seed: 3, nonce: 15, rotate: false } },
+    { name: 'd3-q6 centred, 1100 × 33 (two rotation windows), k = 9 (a tile of 8 and one)', w: () => gaussianMatrix(1100, 33, 11), x: (n) => gaussianMatrix(n, 9, 12), options: { scheme: 'd3-q6', seed: 9, nonce: 16, center: true } },
+    { name: 'd3-q6, 512 × 17, structured x (spike, constant, ramp), k = 3', w: () => gaussianMatrix(512, 17, 13), x: (n) => structuredX(n, 3), options: { scheme: 'd3-q6', seed: 2, nonce: 17 } },
+    {
+      name: 'd3-q6, 300 × 70, k = 5, bindings of 2 KB (columns and right-hand sides split)',
+      w: () => gaussianMatrix(300, 70, 14),
+      x: (n) => gaussianMatrix(n, 5, 15),
+      options: { scheme: 'd3-q6', seed: 2, nonce: 18 },
+      call: { maxBindingBytes: 2048 },
+    },
+  ];
+  for (const { name, w, x, options, call } of cases) {
+    it(name, async () => {
+      const matrix = w();
+      await check(quantizeUniversal(matrix, options), x(matrix.rows), call);
+    });
+  }
+
+  it('the spiky case has non-root escapes and the Gaussian ones root escapes, so every nibble kind runs', () => {
+    const kinds = (q: UniversalLatticeMatrix): Set<number> => {
+      const found = new Set<number>();
+      for (const word of escapeNibbles(q)) for (let i = 0; i < 8; i++) found.add((word >>> (4 * i)) & 15);
+      return found;
+    };
+    const spikyQ = quantizeUniversal(spiky(61, 9, 9), { scheme: d3(6, 0.2), seed: 3, nonce: 15, rotate: false });
+    expect(kinds(spikyQ).has(15)).toBe(true);
+    const gaussianQ = quantizeUniversal(gaussianMatrix(4096, 40, 1), { scheme: 'd3-q6', seed: 3, nonce: 11 });
+    expect([...kinds(gaussianQ)].filter((k) => k >= 1 && k <= 12).length).toBe(12);
+    const nibbles = escapeNibbles(spikyQ);
+    // Independent of the twin: a nibble is non-zero exactly where the CPU matrix has an escape symbol.
+    const words = Math.ceil(spikyQ.blocksPerColumn / 8);
+    for (let j = 0; j < spikyQ.cols; j++) {
+      for (let b = 0; b < spikyQ.blocksPerColumn; b++) {
+        const nibble = ((nibbles[j * words + (b >>> 3)] as number) >>> (4 * (b & 7))) & 15;
+        expect(nibble !== 0).toBe((spikyQ.escapes[j * spikyQ.blocksPerColumn + b] as number) !== 0);
+      }
+    }
+  });
+
+  it('a non-finite x gives non-finite outputs, never a finite wrong number', async () => {
+    const { device } = context;
+    const q = quantizeUniversal(gaussianMatrix(64, 5, 20), { scheme: 'd3-q6', seed: 1, nonce: 21 });
+    const gpuW = uploadUniversalMatrix(device, q);
+    const weights = UniversalGemvI8Weights.create(device, gpuW);
+    try {
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        const x = gaussianMatrix(64, 1, 22).data;
+        x[10] = bad;
+        // The host helper refuses such an x: record the kernel on raw buffers, as an app does.
+        const xBuffer = createBufferWithData(device, 'int8 gemv test x', x, STORAGE_USAGE);
+        const yBuffer = createBuffer(device, 'int8 gemv test y', 4 * q.cols, STORAGE_USAGE);
+        const scratch = new GpuScratch(device);
+        const encoder = device.createCommandEncoder({ label: 'int8 gemv non-finite x' });
+        dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y: yBuffer, rhs: 1, dotPath: dotPaths[0] as DotPath });
+        device.queue.submit([encoder.finish()]);
+        const y = new Float32Array(await readBuffer(device, yBuffer, 4 * q.cols));
+        scratch.destroy();
+        xBuffer.destroy();
+        yBuffer.destroy();
+        for (const v of y) expect(Number.isFinite(v)).toBe(false);
+      }
+    } finally {
+      weights.destroy();
+      gpuW.destroy();
+    }
+  });
+
+  it('refuses E8 and other D3 widths, and destroyed weights, with clear errors', async () => {
+    const e8 = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: 'e8-q16', seed: 1, nonce: 31 }));
+    const d3q5 = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: d3(5, 0.5), seed: 1, nonce: 31 }));
+    try {
+      expect(() => UniversalGemvI8Weights.create(context.device, e8)).toThrow(LatticeMatmulError);
+      expect(() => UniversalGemvI8Weights.create(context.device, d3q5)).toThrow(/8-bit D3 codes/);
+    } finally {
+      e8.destroy();
+      d3q5.destroy();
+    }
+    const gpuW = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 32), { scheme: 'd3-q6', seed: 1, nonce: 33 }));
+    const weights = UniversalGemvI8Weights.create(context.device, gpuW);
+    weights.destroy();
+    await expect(universalGemvI8(context.device, weights, gaussianMatrix(64, 1, 34), { dotPath: 'plain' })).rejects.toThrow(/destroyed/);
+    gpuW.destroy();
+  });
+});
