@@ -175,7 +175,9 @@ const gemvKernels: GemvKernel[] = [
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
   int8InputKernel('packed'),
   int8InputKernel('plain'),
-  ...DETERMINISTIC_SCHEMES.map(deterministicKernel),
+  ...DETERMINISTIC_SCHEMES.map((scheme) => deterministicKernel(scheme)),
+  deterministicKernel('d3-q6-deterministic', 'packed'),
+  deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
 ];

@@ -45,8 +45,9 @@
 // per D3 block) and the per-lane 4-byte code loads are what a restructure around 16-byte loads and
 // x̃ in registers would remove.
 //
-// Entry point `column_sums` (one workgroup per right-hand side) computes Σ_k x_r[k] for the mean
-// term into `sums`; the host dispatches it before `main` only when W is centred.
+// Entry point `column_sums` (shaders/gemv_column_sums.wgsl, appended by the host; one workgroup per
+// right-hand side) computes Σ_k x_r[k] for the mean term into `sums`; the host dispatches it before
+// `main` only when W is centred.
 
 const THREADS: u32 = 256u;
 const COLUMNS: u32 = THREADS / LANES; // W columns per workgroup
@@ -71,26 +72,6 @@ const MULTIPLES: u32 = 16u;     // MAX_GPU_MULTIPLES
 var<workgroup> staged: array<f32, X_CHUNK>;
 var<workgroup> leaders: array<vec4<f32>, LUT_SIZE>; // leader e, copy k at e·LUT_REPLICAS + k (w unused)
 var<workgroup> multiples: array<f32, MULTIPLES>;
-
-// Σ_k x_r[k] for right-hand side r = workgroup x, in a fixed order: strided per invocation, then a tree.
-@compute @workgroup_size(256, 1, 1)
-fn column_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
-  let r = group.x;
-  var partial = 0.0;
-  for (var k = thread; k < params.rows; k = k + THREADS) {
-    partial = partial + x[params.x_first + r * params.rows + k];
-  }
-  staged[thread] = partial;
-  for (var half = THREADS / 2u; half > 0u; half = half / 2u) {
-    workgroupBarrier();
-    if (thread < half) {
-      staged[thread] = staged[thread] + staged[thread + half];
-    }
-  }
-  if (thread == 0u) {
-    sums[r] = staged[0];
-  }
-}
 
 // The leader of a code as f32 (w = 0).
 fn leader_of(code: u32, replica: u32) -> array<f32, 8> {

@@ -7,8 +7,9 @@
 //   lattice_decode.wgsl + counter_hash.wgsl + the lattice header + universal_escape_table.wgsl
 //   (universalWgsl.ts: dither_key, nonroot_mu)  the generated header (G_Q, G_POINT_FACTOR,
 //   LEADER_COUNT, ROOT_COUNT, block_hash, dither_lanes, dither_rest)  the decode with q a constant
-//   (gemvDecode.ts)  shaders/universal_gemv_lanes.wgsl  this file  one entry file
-//   (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+//   (gemvDecode.ts)  shaders/universal_gemv_lanes.wgsl  shaders/gemv_i8_common.wgsl (the leader table
+//   and the streaming loop `gemv`)  this file  one entry file (universal_gemv_plain.wgsl or
+//   universal_gemv_subgroup.wgsl).
 //
 // Math. As in universal_gemv.wgsl, Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r with T = Σ_{b,v} c_v·x̃_v and
 // c_v = λ_v·M/s − Z_v (here the dither Z itself, offsets included, so `finish` adds no offset sum).
@@ -38,10 +39,6 @@
 // ≈ 36 per block ≈ 24 per byte (universal_gemv.wgsl: ≈ 70). Still above the ≈ 7 an H200 affords per
 // byte at full bandwidth: the per-block dither hash (≈ 15) is part of the format.
 
-const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
-const STEP_GROUPS: u32 = 4u;       // code words each lane loads before decoding them
-const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
-const LUT_REPLICAS: u32 = 8u;      // lane l reads copy l mod 8: 8 lanes of a column hit 8 different banks for one entry
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value
 const NONROOT_NIBBLE: u32 = 15u;
 
@@ -53,19 +50,8 @@ const NONROOT_NIBBLE: u32 = 15u;
 @group(0) @binding(5) var<storage, read> x_scales: array<u32>;  // f32 bits, 1 per group and right-hand side
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;   // T[j, r] (finished by `finish`)
 
-// Leaders as packed i8 (λ of the leader in the low three bytes), LUT_REPLICAS copies side by side.
-var<workgroup> leader_table: array<u32, LUT_ENTRIES * LUT_REPLICAS>;
 // q·μ of the root of each nibble value, packed i8 (0 for 0, for the non-root nibble and past the roots).
 var<workgroup> root_steps: array<u32, STEP_ENTRIES>;
-
-fn pack_i8x3(p: vec3<i32>) -> u32 {
-  return (u32(p.x) & 0xffu) | ((u32(p.y) & 0xffu) << 8u) | ((u32(p.z) & 0xffu) << 16u);
-}
-
-// Lane `lane` (0…3) of a packed word, sign-extended.
-fn i8_lane(word: u32, lane: u32) -> i32 {
-  return extractBits(bitcast<i32>(word), 8u * lane, 8u);
-}
 
 // Decodes the leaders and root steps into workgroup memory, then waits for the whole workgroup.
 fn fill_tables(thread: u32) {
@@ -77,16 +63,7 @@ fn fill_tables(thread: u32) {
     }
     root_steps[thread] = pack_i8x3(step);
   }
-  for (var e = thread; e < LUT_ENTRIES; e = e + THREADS) {
-    var entry = 0u;
-    if (e < LEADER_COUNT) {
-      let p = gemv_leader(e, 0u);
-      entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
-    }
-    for (var k = 0u; k < LUT_REPLICAS; k = k + 1u) {
-      leader_table[e * LUT_REPLICAS + k] = entry;
-    }
-  }
+  fill_leader_table(thread);
   workgroupBarrier();
 }
 
@@ -104,87 +81,64 @@ fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, r0:
 
 // Adds group g (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂ to `acc`, for
 // each right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
-fn add_group(word: u32, nibble_bits: u32, g: u32, key: u32, replica: u32, first_global_block: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
-  var xs = array<vec4<u32>, RHS_TILE>();
-  var scales = array<f32, RHS_TILE>();
-  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    if (RHS_TILE == 1u || r0 + r < params.rhs) {
-      let at = (r0 + r) * params.code_words + g;
-      xs[r] = x_codes[at];
-      scales[r] = bitcast<f32>(x_scales[at]);
-    }
-  }
+fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  let key = column.key;
+  let replica = column.replica;
+  var inputs = input_group(g, r0);
   var exact = array<i32, RHS_TILE>();
   let b = g * GROUP_BLOCKS;
-  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, r0, &xs, &exact);
-  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, r0, &xs, &exact);
-  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, r0, &xs, &exact);
-  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, r0, &xs, &exact);
+  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, r0, &inputs.words, &exact);
+  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, r0, &inputs.words, &exact);
+  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, r0, &inputs.words, &exact);
+  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, r0, &inputs.words, &exact);
   var extra = array<f32, RHS_TILE>();
   // Non-root escapes (nibble 15: all four bits set): rare, so one test per group.
   let nonroot = nibble_bits & (nibble_bits >> 1u) & (nibble_bits >> 2u) & (nibble_bits >> 3u) & 0x1111u;
   if (nonroot != 0u) {
     for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
       if (((nonroot >> (4u * i)) & 1u) != 0u) {
-        let mu = nonroot_mu(first_global_block + b + i);
+        let mu = nonroot_mu(column.first_global_block + b + i);
         let m = f32(G_POINT_FACTOR * G_Q);
         for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-          let xw = xs[r][i];
+          let xw = inputs.words[r][i];
           extra[r] = extra[r] + m * (f32(mu[0]) * f32(i8_lane(xw, 0u)) + f32(mu[1]) * f32(i8_lane(xw, 1u)) + f32(mu[2]) * f32(i8_lane(xw, 2u)));
         }
       }
     }
   }
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*acc)[r] = (*acc)[r] + (f32(exact[r]) + extra[r]) * scales[r];
+    (*acc)[r] = (*acc)[r] + (f32(exact[r]) + extra[r]) * inputs.scales[r];
   }
 }
 
-// The product for the workgroup's columns (see universal_gemv_lanes.wgsl for `width` and `poison`).
-fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
-  fill_tables(thread);
-  let local_column = thread / LANES;
+// The invocation's column (see shaders/gemv_i8_common.wgsl).
+fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
+  let index = group_x * COLUMNS + thread / LANES;
   let lane = thread % LANES;
-  let column = group_x * COLUMNS + local_column;
-  let in_range = column < params.cols;
-  let global_column = params.column_offset + column;
-  let key = dither_key(global_column);
-  let code_base = params.code_first + column * params.code_words;
-  let nibble_base = params.nibbles_first + column * params.nibble_words;
-  let first_global_block = global_column * params.blocks;
-  let replica = lane % LUT_REPLICAS;
-  let groups = params.code_words;
+  let global_column = params.column_offset + index;
+  return GemvColumn(
+    index,
+    index < params.cols,
+    lane,
+    lane % LUT_REPLICAS,
+    params.code_first + index * params.code_words,
+    params.nibbles_first + index * params.nibble_words,
+    dither_key(global_column),
+    global_column * params.blocks,
+  );
+}
 
-  for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
-    var acc = array<f32, RHS_TILE>();
-    if (in_range) {
-      for (var g0 = lane; g0 < groups; g0 = g0 + LANES * STEP_GROUPS) {
-        var words = array<u32, STEP_GROUPS>();
-        var nibbles = array<u32, STEP_GROUPS>();
-        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
-          let g = g0 + k * LANES;
-          if (g < groups) {
-            words[k] = codes[code_base + g];
-            nibbles[k] = escape_nibbles[nibble_base + (g >> 1u)] >> ((g & 1u) * 16u);
-          }
-        }
-        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
-          let g = g0 + k * LANES;
-          if (g < groups) {
-            add_group(words[k], nibbles[k], g, key, replica, first_global_block, r0, &acc);
-          }
-        }
-      }
-    }
+// The escape nibbles of group g (4 blocks) in the low 16 bits: half a nibble word.
+fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
+  return escape_nibbles[column.side_base + (g >> 1u)] >> ((g & 1u) * 16u);
+}
 
-    let totals = column_totals(acc, thread, lane, width);
-    if (in_range && lane == 0u) {
-      for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-        let rhs_index = r0 + r;
-        if (rhs_index < params.rhs) {
-          y[params.y_first + rhs_index * params.total_cols + column] = select(totals[r], POISON, poison);
-        }
-      }
+// T[j, r] of the column into Y (finished by `finish`).
+fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    let rhs_index = r0 + r;
+    if (rhs_index < params.rhs) {
+      y[params.y_first + rhs_index * params.total_cols + column.index] = select(totals[r], POISON, poison);
     }
   }
 }

@@ -6,6 +6,7 @@ import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, pac
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { dispatchLatticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
@@ -373,10 +374,8 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
  */
 export function int8InputKernel(dotPath: DotPath): GemvKernel {
   return {
-    name: `universal GEMV d3-q6, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})`,
-    spirvKey: `universal-i8:d3-q6:${dotPath}`,
+    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath),
     k: 1,
-    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
     async build(context, problem, settings) {
       const { device } = context;
       const { n, cols } = problem;
@@ -406,11 +405,22 @@ export function int8InputKernel(dotPath: DotPath): GemvKernel {
   };
 }
 
-/** The deterministic lattice GEMV (dispatchLatticeGemv) for a deterministic scheme. */
-export function deterministicKernel(scheme: SchemeName): GemvKernel {
+/** Names and SPIR-V keys of the int8-input GEMV rows. */
+function int8Row(base: string, spirvKey: string, dotPath: DotPath): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
   return {
-    name: `lattice GEMV ${scheme}`,
-    spirvKey: `lattice:${scheme}`,
+    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})`,
+    spirvKey: `${spirvKey}:${dotPath}`,
+    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+  };
+}
+
+/**
+ * The deterministic lattice GEMV for a deterministic scheme: dispatchLatticeGemv, or with `int8`
+ * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path.
+ */
+export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null): GemvKernel {
+  return {
+    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8)),
     k: 1,
     async build({ device }, problem, settings) {
       const { n, cols } = problem;
@@ -420,7 +430,11 @@ export function deterministicKernel(scheme: SchemeName): GemvKernel {
       const weights = await makeCopies<GpuDeterministicMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => deterministicCopy(device, encoder, q, i));
       const x = uploadX(device, problem);
       const y = createBuffer(device, 'bench lattice y', 4 * cols, STORAGE_USAGE);
-      const calls = weights.map((w, i) => prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) => dispatchLatticeGemv(device, encoder, scratch, { w, x, y })));
+      const calls = weights.map((w, i) =>
+        prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) =>
+          int8 === null ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y }) : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8 }),
+        ),
+      );
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
         weightBytes,

@@ -5,6 +5,7 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
+import { latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -44,10 +45,25 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
   return { key: `universal:${scheme}`, moduleKey: `universal-${scheme}`, code, codeVariables: ['codes'] };
 }
 
-/** The int8-input universal GEMV (universalGemvI8.ts) for d3-q6: codes and escape nibbles are its weight bytes. */
-function int8Subject(subgroups: boolean, dotPath: DotPath): SpirvSubject {
-  const code = universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath });
-  return { key: `universal-i8:d3-q6:${dotPath}`, moduleKey: `universal-i8-${dotPath}`, code, codeVariables: ['codes', 'escape_nibbles'] };
+/**
+ * The int8-input GEMVs for d3-q6 (universalGemvI8.ts: codes and escape nibbles are its weight bytes)
+ * and d3-q6-deterministic (latticeGemvI8.ts: codes and scale indices).
+ */
+function int8Subjects(subgroups: boolean, dotPath: DotPath): SpirvSubject[] {
+  return [
+    {
+      key: `universal-i8:d3-q6:${dotPath}`,
+      moduleKey: `universal-i8-${dotPath}`,
+      code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath }),
+      codeVariables: ['codes', 'escape_nibbles'],
+    },
+    {
+      key: `lattice-i8:d3-q6-deterministic:${dotPath}`,
+      moduleKey: `lattice-i8-${dotPath}`,
+      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath }),
+      codeVariables: ['codes', 'indices'],
+    },
+  ];
 }
 
 function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubject {
@@ -76,7 +92,7 @@ function subjects(
     ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariables: ['w'] }] : []),
     { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariables: ['codes'] },
     ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
-    ...schemes.int8DotPaths.map((dotPath) => int8Subject(subgroups, dotPath)),
+    ...schemes.int8DotPaths.flatMap((dotPath) => int8Subjects(subgroups, dotPath)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
     { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariables: ['codes'] },
   ];

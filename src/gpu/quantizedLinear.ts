@@ -2,6 +2,7 @@ import { check, checkPositiveInteger } from '../errors.js';
 import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { dispatchEpilogue, dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
+import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
@@ -41,7 +42,8 @@ export interface QuantizedLinearOptions {
   /**
    * Round the rotated input to int8 per 12 coordinates inside the GEMV and multiply with packed 8-bit
    * dot products (src/gpu/kernels/universalGemvI8.ts: ≈ 3× fewer instructions per weight byte than
-   * the f32-input kernel). Universal d3-q6 weights only. 'packed' uses dot4I8Packed (where WGSL has
+   * the f32-input kernel; ≈ 2× for the deterministic one). d3-q6 and d3-q6-deterministic weights
+   * only (src/gpu/kernels/latticeGemvI8.ts for the latter). 'packed' uses dot4I8Packed (where WGSL has
    * packed_4x8_integer_dot_product: `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the
    * inputs' rounding error, at most (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group of 12 (s_g = max|x̃| / 127 over
    * the group): ≈ 10⁻⁵ in NMSE on Gaussian data, against d3-q6's own ≈ 0.05. Default null: exact f32
@@ -100,6 +102,8 @@ export class QuantizedLinear {
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
   private readonly int8DotPath: DotPath;
+  /** Whether the GEMV takes int8 inputs (`int8Inputs` was given). */
+  private readonly int8Inputs: boolean;
   private destroyed = false;
 
   private constructor(
@@ -140,10 +144,11 @@ export class QuantizedLinear {
     const int8Inputs = options.int8Inputs ?? null;
     check(int8Inputs === null || int8Inputs === 'packed' || int8Inputs === 'plain', () => `int8Inputs must be 'packed', 'plain' or null, got ${String(int8Inputs)}`);
     this.int8DotPath = int8Inputs ?? 'plain';
+    this.int8Inputs = int8Inputs !== null;
     this.int8Weights = null;
     if (int8Inputs !== null) {
-      check(!(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal', 'int8Inputs needs universal lattice weights (d3-q6)');
-      const why = int8InputsUnsupported(weight.scheme);
+      check(!(weight instanceof WeightOnlyGpuMatrix), 'int8Inputs needs lattice weights (d3-q6 or d3-q6-deterministic), not weight-only ones');
+      const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : latticeInt8InputsUnsupported(weight.scheme);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
     const f16 = this.activations === 'f16';
@@ -205,16 +210,10 @@ export class QuantizedLinear {
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) {
       weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
-    } else if (this.int8Weights !== null) {
-      dispatchUniversalGemvI8(this.device, encoder, scratch, {
-        weights: this.int8Weights,
-        dotPath: this.int8DotPath,
-        x: gemvIn.buffer,
-        xOffset: gemvIn.offset,
-        y: gemvOut.buffer,
-        yOffset: gemvOut.offset,
-        rhs: tokens,
-      });
+    } else if (this.int8Inputs) {
+      const io = { dotPath: this.int8DotPath, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens };
+      if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, weights: this.int8Weights });
+      else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...io, w: weight });
     } else if (weight.mode === 'universal') {
       dispatchUniversalGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens });
     } else {

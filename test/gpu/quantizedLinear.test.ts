@@ -7,7 +7,7 @@ import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinea
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
@@ -97,9 +97,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   }
 
-  for (const activations of ['f32', 'f16'] as const) {
-    it(`int8 inputs (d3-q6), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT`, async () => {
-      const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as UniversalLatticeMatrix;
+  for (const [scheme, activations] of [['d3-q6', 'f32'], ['d3-q6', 'f16'], ['d3-q6-deterministic', 'f32'], ['d3-q6-deterministic', 'f16']] as const) {
+    it(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT`, async () => {
+      const q = quantize(w, { scheme, seed: 4, ...(scheme === 'd3-q6' ? { nonce: 9 } : {}) }) as LatticeQuantizedMatrix;
       const gpuW = uploadLatticeMatrix(device, q);
       const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
       const rotated = decodeRotated(q);
@@ -234,6 +234,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
+      const e8Deterministic = uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16-deterministic', seed: 4 }) as LatticeQuantizedMatrix);
+      expect(() => QuantizedLinear.create(device, e8Deterministic as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
+      e8Deterministic.destroy();
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'fast' as never })).toThrow(/int8Inputs must be/);
     } finally {
       layer.destroy();

@@ -8,8 +8,9 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
-import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { spiky } from './latticeTestSupport.js';
 
 /*
  * The universal dequantize kernel (shaders/universal_dequantize.wgsl with the decode library) against
@@ -23,17 +24,6 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
-
-/** A matrix whose columns are spikes plus noise: rotated, they reach far into the escape shells. */
-function spiky(rows: number, cols: number, seed: number): Matrix {
-  const rng = new Rng(seed);
-  const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
-  return { rows, cols, data };
-}
 
 function expectClose(gpu: Float32Array, cpu: Float64Array, q: UniversalLatticeMatrix): void {
   expect(gpu.length).toBe(cpu.length);

@@ -16,6 +16,7 @@ import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { spiky } from './latticeTestSupport.js';
 
 /*
  * The universal GEMV kernel (shaders/universal_gemv.wgsl + universal_gemv_finish.wgsl) against its CPU
@@ -43,17 +44,6 @@ const noGpu = await gpuUnavailableReason();
 const U = 2 ** -24;
 
 const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
-
-/** A matrix whose columns are spikes plus noise: unrotated, they reach far into the escape shells. */
-function spiky(rows: number, cols: number, seed: number): Matrix {
-  const rng = new Rng(seed);
-  const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
-  return { rows, cols, data };
-}
 
 /** Per entry of Y = ŴᵀX: the stated tolerance 2·(K + 8)·u·S (see the file comment). */
 function tolerances(q: UniversalLatticeMatrix, x: Matrix, expected: Matrix): Float64Array {

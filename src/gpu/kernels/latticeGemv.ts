@@ -1,3 +1,4 @@
+import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
@@ -140,6 +141,7 @@ export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvSch
     gemvDecodeWithRulesWgsl(lattice, q),
     Params.wgsl(),
     gemvSource,
+    columnSumsSource,
   ].join('\n');
 }
 

@@ -3,11 +3,9 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
-import { rotationLength } from '../../rotation/hadamard.js';
-import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -15,9 +13,9 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingWindow, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
-import { dispatchHadamard } from './hadamard.js';
+import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -305,25 +303,9 @@ const finishPipelines = /*#__PURE__*/ new KernelPipelines({
   },
 });
 
-/** `subgroup_test_mode` of the shader. */
-const SUBGROUP_TEST_MODES = { none: 0, fallback: 1, 'require-shuffles': 2 } as const;
 
 /** How the GEMV runs; the defaults suit every device. */
-export interface UniversalGemvOptions {
-  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
-  readonly maxBindingBytes?: number;
-  /**
-   * Add the lanes of a column with subgroup shuffles (and rotate x with them). Default: whenever the
-   * device has the `subgroups` feature; `false` forces the workgroup-memory paths; `true` on a device
-   * without the feature is an error.
-   */
-  readonly subgroups?: boolean;
-  /**
-   * Tests only, for the subgroup variant. 'fallback': run the GEMV as if the subgroups were not blocks
-   * of consecutive invocations (the plain tree). 'require-shuffles': that fallback writes 1e30
-   * instead, so a result equal to the CPU's shows that the shuffles ran.
-   */
-  readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
+export interface UniversalGemvOptions extends Pick<GemvCallArgs, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode'> {
   /**
    * Decode D3 leaders through the table in workgroup memory where the scheme has one (q³ ≤ 1024) and it
    * fits. Default true; `false` decodes every block (tests compare the two).
@@ -331,93 +313,10 @@ export interface UniversalGemvOptions {
   readonly leaderTable?: boolean;
 }
 
-/** Arguments of {@link dispatchUniversalGemv}. Offsets are in bytes (multiples of 4). */
-export interface UniversalGemvArgs extends UniversalGemvOptions {
+/** Arguments of {@link dispatchUniversalGemv}: X, Y and the options of `GemvCallArgs`, and W. */
+export interface UniversalGemvArgs extends GemvCallArgs, UniversalGemvOptions {
   /** Ŵ: n × cols, universal lattice codes (D3 or E8); column j gives output row j. */
   readonly w: GpuUniversalMatrix;
-  /** X: n × rhs column-major f32 in the original basis (STORAGE usage; not written). */
-  readonly x: GPUBuffer;
-  readonly xOffset?: number;
-  /** Y = ŴᵀX: cols × rhs column-major f32 (written; STORAGE usage, a different buffer from `x`). */
-  readonly y: GPUBuffer;
-  readonly yOffset?: number;
-  /** Right-hand sides k (columns of X): 1 for a GEMV; tuned for k ≤ 64 (more work, but correct, beyond). */
-  readonly rhs: number;
-}
-
-/** What the universal GEMV kernels share about a call: its checks, the rotation of X and the ranges of right-hand sides. */
-export interface UniversalGemvCall {
-  readonly layout: UniversalOperandLayout;
-  readonly rows: number;
-  readonly cols: number;
-  readonly length: number;
-  readonly rhs: number;
-  readonly xOffset: number;
-  readonly yOffset: number;
-  readonly subgroups: boolean;
-  readonly alignment: number;
-  readonly maxBinding: number;
-  readonly maxGroups: number;
-  /** x̃ = R·X (N × rhs; a scratch buffer), or X itself when W is not rotated. */
-  readonly xRotated: GPUBuffer;
-  readonly xRotatedOffset: number;
-  /** Right-hand sides per dispatch: x̃, X and Y of one range each fit a storage binding. */
-  readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
-}
-
-/** The arguments every universal GEMV takes (see {@link UniversalGemvArgs}). */
-export type UniversalGemvCommonArgs = Pick<UniversalGemvArgs, 'w' | 'x' | 'xOffset' | 'y' | 'yOffset' | 'rhs' | 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode'>;
-
-/**
- * Checks the arguments of a universal GEMV (`what` names it in errors) and records x̃ = R·X with W's
- * seed into a scratch buffer when W is rotated.
- */
-export function beginUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvCommonArgs, what: string): UniversalGemvCall {
-  const { w } = args;
-  const layout = checkGpuUniversalMatrix(w, 'W');
-  const { rows, cols, length } = w;
-  const rhs = args.rhs;
-  checkPositiveInteger(rhs, `${what} rhs`);
-  const xOffset = args.xOffset ?? 0;
-  const yOffset = args.yOffset ?? 0;
-  check(args.x !== args.y, `${what}: x and y must be different buffers`);
-  checkBufferRange(args.x, xOffset, 4 * rows * rhs, `${what}: x`);
-  checkBufferRange(args.y, yOffset, 4 * cols * rhs, `${what}: y`);
-  if (w.rotate) {
-    check(length === rotationLength(rows), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
-  } else {
-    check(length === rows, () => `${what}: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
-  }
-  const available = device.features.has('subgroups');
-  const subgroups = args.subgroups ?? available;
-  check(!subgroups || available, `${what}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`);
-  check(args.subgroupTestMode === undefined || subgroups, `${what}: subgroupTestMode applies to the subgroup variant; this call runs without subgroups`);
-
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-
-  let xRotated = args.x;
-  let xRotatedOffset = xOffset;
-  if (w.rotate) {
-    xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
-    xRotatedOffset = 0;
-    dispatchHadamard(device, encoder, scratch, {
-      input: args.x,
-      output: xRotated,
-      rows,
-      cols: rhs,
-      seed: w.seed,
-      inputOffset: xOffset,
-      maxBindingBytes: args.maxBindingBytes,
-      subgroups,
-    });
-  }
-  const rhsRanges = columnRanges(
-    rhs,
-    Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
-  );
-  return { layout, rows, cols, length, rhs, xOffset, yOffset, subgroups, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges };
 }
 
 /**
@@ -436,13 +335,8 @@ export function beginUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder
  */
 export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
   const { w } = args;
-  const { layout, rows, cols, length, rhs, xOffset, yOffset, subgroups, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginUniversalGemv(
-    device,
-    encoder,
-    scratch,
-    args,
-    'universal gemv',
-  );
+  const layout = checkGpuUniversalMatrix(w, 'W');
+  const { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv');
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
@@ -451,7 +345,6 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
   const groupBlocks = groupBlocksOf(w.scheme.lattice, w.scheme.q);
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups, q: w.scheme.q, leaderTableCopies: copies });
-  const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
 
   const pass = encoder.beginComputePass({ label: 'universal gemv' });
   for (const rhsRange of rhsRanges) {

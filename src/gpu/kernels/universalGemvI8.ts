@@ -3,6 +3,7 @@ import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import nibblesSource from '../../../shaders/universal_escape_nibbles.wgsl?raw';
 import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
 import inputSource from '../../../shaders/universal_gemv_i8_x.wgsl?raw';
+import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -22,7 +23,8 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOp
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
-import { beginUniversalGemv, pointFactorWgsl, recordUniversalGemvFinish, type UniversalGemvCommonArgs } from './universalGemv.js';
+import { beginGemv, type GemvCall, type GemvCallArgs } from './gemvCall.js';
+import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -166,6 +168,7 @@ export function universalGemvI8ShaderSource(variant: Variant): string {
     universalGemvI8Header(spec, variant.q),
     gemvDecodeWgsl('D3', variant.q),
     lanesSource,
+    commonSource,
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -284,7 +287,7 @@ export class UniversalGemvI8Weights {
 }
 
 /** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
-export interface UniversalGemvI8Args extends Omit<UniversalGemvCommonArgs, 'w'> {
+export interface UniversalGemvI8Args extends GemvCallArgs {
   readonly weights: UniversalGemvI8Weights;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
@@ -310,21 +313,17 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `universal gemv (int8 inputs): dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const w = weights.w;
   const what = 'universal gemv (int8 inputs)';
-  const call = beginUniversalGemv(device, encoder, scratch, { ...args, w }, what);
-  const { layout, cols, length, rhs, alignment, maxBinding, maxGroups, subgroups } = call;
+  const layout = checkGpuUniversalMatrix(w, 'W');
+  const call = beginGemv(device, encoder, scratch, w, args, what);
+  const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   const groups = layout.codeWords;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
-  // x̂ of a range: 4 words + 1 scale per group and right-hand side, next to x̃ (4 bytes per coordinate).
-  const rhsRanges = call.rhsRanges.flatMap((range) =>
-    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, maxBinding, alignment), maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
-  );
+  const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(
     cols,
     Math.min(itemsPerBinding(4 * layout.codeWords, maxBinding, alignment), itemsPerBinding(4 * weights.nibbleWords, maxBinding, alignment), maxGroups * COLUMNS),
   );
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath });
-  const { layout: inputLayout, pipeline: inputPipeline } = inputPipelines.get(device, undefined);
-  const testMode = { none: 0, fallback: 1, 'require-shuffles': 2 }[args.subgroupTestMode ?? 'none'];
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
 
   const pass = encoder.beginComputePass({ label: what });
@@ -333,23 +332,15 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     const xRotatedWindow = bindingWindow(call.xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
     const xWindow = bindingWindow(call.xOffset + 4 * call.rows * rhsRange.first, 4 * call.rows * rhsRange.count, alignment);
     const yWindow = bindingWindow(call.yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
-    const xCodes = scratch.buffer(`${what} x̂ (${rhsLabel})`, 16 * groups * rhsRange.count, STORAGE_USAGE);
-    const xScales = scratch.buffer(`${what} x̂ scales (${rhsLabel})`, 4 * groups * rhsRange.count, STORAGE_USAGE);
-
-    const inputLabel = `${what} x̃ to int8, ${rhsLabel}`;
-    const inputParams = InputParams.pack({ groups, rhs: rhsRange.count, kept: w.keptLength, x_rotated_first: xRotatedWindow.firstElement, x_stride: length });
-    pass.setPipeline(inputPipeline);
-    pass.setBindGroup(
-      0,
-      createKernelBindGroup(device, inputLayout, inputLabel, [
-        { buffer: scratch.uniform(`${inputLabel} params`, inputParams) },
-        windowBinding(call.xRotated, xRotatedWindow),
-        { buffer: xCodes },
-        { buffer: xScales },
-      ]),
-    );
-    const [ix, iy] = workgroupGrid(Math.ceil((groups * rhsRange.count) / 256), maxGroups);
-    pass.dispatchWorkgroups(ix, iy);
+    const inputs = recordInputsI8(device, pass, scratch, {
+      xRotated: windowBinding(call.xRotated, xRotatedWindow),
+      xRotatedFirst: xRotatedWindow.firstElement,
+      length,
+      kept: w.keptLength,
+      groups,
+      rhs: rhsRange.count,
+      label: `${what} x̃ to int8, ${rhsLabel}`,
+    });
 
     pass.setPipeline(pipeline);
     for (const columnRange of columnRangeList) {
@@ -374,8 +365,8 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           codes as GPUBufferBinding,
           windowBinding(weights.nibbles, nibbleWindow),
           table as GPUBufferBinding,
-          { buffer: xCodes },
-          { buffer: xScales },
+          { buffer: inputs.codes },
+          { buffer: inputs.scales },
           windowBinding(args.y, yWindow),
         ]),
       );
@@ -408,6 +399,46 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     });
   }
   pass.end();
+}
+
+/** The call's ranges of right-hand sides, split further so that x̂ of a range (4 words and a scale per group) fits a binding. */
+export function inputRangesI8(call: GemvCall, groups: number): { first: number; count: number }[] {
+  return call.rhsRanges.flatMap((range) =>
+    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, call.maxBinding, call.alignment), call.maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
+  );
+}
+
+/** Where {@link recordInputsI8} reads x̃ and how much of it. */
+export interface InputsI8Args {
+  /** x̃: `rhs` columns of `length` f32 from element `xRotatedFirst` of the binding. */
+  readonly xRotated: GPUBufferBinding;
+  readonly xRotatedFirst: number;
+  readonly length: number;
+  /** keptLength: coordinates from here on round to 0. */
+  readonly kept: number;
+  /** Groups of INPUT_GROUP coordinates per right-hand side (the matrix's code words per column). */
+  readonly groups: number;
+  readonly rhs: number;
+  readonly label: string;
+}
+
+/**
+ * Records x̃ → int8 (shaders/universal_gemv_i8_x.wgsl; CPU twin `quantizeInputsI8`) into `pass`, into
+ * two scratch buffers: `codes` (a vec4<u32> per group and right-hand side: block b's three levels in
+ * word b) and `scales` (f32 bits, one per group and right-hand side). Shared by the int8-input
+ * universal and deterministic GEMVs.
+ */
+export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: InputsI8Args): { codes: GPUBuffer; scales: GPUBuffer } {
+  const { groups, rhs, label } = args;
+  const codes = scratch.buffer(`${label}: levels`, Math.max(16, 16 * groups * rhs), STORAGE_USAGE);
+  const scales = scratch.buffer(`${label}: scales`, Math.max(4, 4 * groups * rhs), STORAGE_USAGE);
+  const { layout, pipeline } = inputPipelines.get(device, undefined);
+  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: codes }, { buffer: scales }]));
+  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(gx, gy);
+  return { codes, scales };
 }
 
 /** Options of {@link universalGemvI8}. */

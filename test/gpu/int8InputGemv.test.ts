@@ -19,14 +19,19 @@ import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { spiky } from './latticeTestSupport.js';
 
 /*
- * The int8-input universal GEMV (src/gpu/kernels/universalGemvI8.ts) against its CPU twins.
+ * The int8-input GEMVs — universal (src/gpu/kernels/universalGemvI8.ts) and deterministic
+ * (src/gpu/kernels/latticeGemvI8.ts) — against their CPU twins.
  *
  * 1. Escape nibbles (the repack at upload): bit for bit equal to `escapeNibbles`, and non-zero exactly
  *    where the CPU matrix has an escape symbol (an independent check of the twin).
@@ -48,13 +53,11 @@ const U = 2 ** -24;
 
 const d3 = (q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice: 'D3', q, beta });
 
-function spiky(rows: number, cols: number, seed: number): Matrix {
+/** Blocks at five scales (×¼ … ×4 by block): a deterministic D3 code uses every rung of its scale ladder on them. */
+function graded(rows: number, cols: number, seed: number): Matrix {
   const rng = new Rng(seed);
   const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
+  for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) data[j * rows + i] = rng.nextGaussian() * 4 ** (((Math.floor(i / 3) % 5) - 2) / 2);
   return { rows, cols, data };
 }
 
@@ -77,7 +80,7 @@ function quantizeUniversal(w: Matrix, options: QuantizeOptions): UniversalLattic
 }
 
 /** max over outputs of |gpu − reference| / tolerance, for (a) the twin and (b) the exact product. */
-function compare(gpu: Matrix, q: UniversalLatticeMatrix, x: Matrix): { twin: number; exact: number; looseness: number } {
+function compare(gpu: Matrix, q: UniversalLatticeMatrix | DeterministicLatticeMatrix, x: Matrix): { twin: number; exact: number; looseness: number } {
   const rotated = decodeRotated(q);
   const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
   const groups = Math.ceil(q.blocksPerColumn / 4);
@@ -286,5 +289,65 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     weights.destroy();
     await expect(universalGemvI8(context.device, weights, gaussianMatrix(64, 1, 34), { dotPath: 'plain' })).rejects.toThrow(/destroyed/);
     gpuW.destroy();
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its CPU twins', () => {
+  let context: GpuContext;
+  let dotPaths: DotPath[] = ['plain'];
+  beforeAll(async () => {
+    context = await testDevice();
+    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+  });
+  afterAll(() => context?.device.destroy());
+
+  function deterministic(w: Matrix, options: QuantizeOptions): DeterministicLatticeMatrix {
+    const q = quantize(w, options);
+    if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    return q;
+  }
+
+  it('takes d3-q6-deterministic and refuses E8 and other D3 widths with a reason', () => {
+    expect(latticeInt8InputsUnsupported(SCHEMES['d3-q6-deterministic'] as never)).toBeNull();
+    expect(latticeInt8InputsUnsupported(SCHEMES['e8-q16-deterministic'] as never)).toMatch(/D3/);
+    expect(latticeInt8InputsUnsupported({ kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 5, overload: { kind: 'ladder', beta: 0.45, ratio: 1.3, steps: 4 } })).toMatch(/8-bit/);
+  });
+
+  const cases: { name: string; w: () => Matrix; x: (rows: number) => Matrix; options: QuantizeOptions; call?: Partial<LatticeGemvI8Options> }[] = [
+    { name: '4096 × 40, k = 1', w: () => gaussianMatrix(4096, 40, 41), x: (n) => gaussianMatrix(n, 1, 42), options: { scheme: 'd3-q6-deterministic', seed: 3 } },
+    { name: 'n = 1, k = 1', w: () => gaussianMatrix(1, 3, 43), x: (n) => gaussianMatrix(n, 1, 44), options: { scheme: 'd3-q6-deterministic', seed: 1 } },
+    { name: 'unrotated n = 13, 13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 45), x: (n) => gaussianMatrix(n, 3, 46), options: { scheme: 'd3-q6-deterministic', seed: 1, rotate: false } },
+    { name: 'centred with gains, 1100 × 33, k = 9', w: () => gaussianMatrix(1100, 33, 47), x: (n) => gaussianMatrix(n, 9, 48), options: { scheme: 'd3-q6-deterministic', seed: 9, center: true, gain: 'mmse' } },
+    { name: 'graded unrotated columns (every scale multiple), 512 × 17, structured x, k = 3', w: () => graded(512, 17, 49), x: (n) => structuredX(n, 3), options: { scheme: 'd3-q6-deterministic', seed: 2, rotate: false } },
+    { name: '300 × 70, k = 5, bindings of 2 KB', w: () => gaussianMatrix(300, 70, 50), x: (n) => gaussianMatrix(n, 5, 51), options: { scheme: 'd3-q6-deterministic', seed: 2 }, call: { maxBindingBytes: 2048 } },
+  ];
+  for (const { name, w, x, options, call } of cases) {
+    it(name, async () => {
+      const matrix = w();
+      const q = deterministic(matrix, options);
+      const gpuW = uploadLatticeMatrix(context.device, q);
+      try {
+        const xs = x(matrix.rows);
+        for (const dotPath of dotPaths) {
+          const variants: Partial<LatticeGemvI8Options>[] = [{ subgroups: false }];
+          if (context.device.features.has('subgroups')) variants.push({ subgroups: true, subgroupTestMode: 'require-shuffles' });
+          for (const variant of variants) {
+            const y = await latticeGemvI8(context.device, gpuW, xs, { dotPath, ...variant, ...call });
+            const { twin, exact, looseness } = compare(y, q, xs);
+            const path = `${dotPath}, ${variant.subgroups ? 'subgroups' : 'plain tree'}`;
+            expect(twin, `${path}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+            expect(exact, `${path}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+            expect(looseness, `${path}: largest twin tolerance / largest |y|`).toBeLessThan(1e-3);
+          }
+        }
+      } finally {
+        gpuW.destroy();
+      }
+    });
+  }
+
+  it('the graded case uses every scale multiple', () => {
+    const q = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
+    expect(new Set(q.scaleIndices).size).toBe(4);
   });
 });

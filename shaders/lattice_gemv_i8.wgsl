@@ -1,0 +1,112 @@
+// Weight-only product Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes (d3-q6-deterministic)
+// and int8 inputs: the opt-in bandwidth form of shaders/lattice_gemv.wgsl. CPU twin: dequantize(Ŵ)ᵀ·X
+// on the same x̃ rounded as `quantizeInputsI8` does (src/gpu/kernels/universalGemvI8.ts), within the
+// bound of src/gpu/kernels/latticeGemvI8.ts.
+// Module (src/gpu/kernels/latticeGemvI8.ts): [enable subgroups;]  const RHS_TILE  the generated
+// LatticeGemvI8Params  dot_i8 (packed or plain)  lattice_decode.wgsl + the decode with q a constant
+// (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK  shaders/universal_gemv_lanes.wgsl
+// shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
+// shaders/gemv_column_sums.wgsl  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+//
+// Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
+// the leader (|P_v| ≤ q = 6) and k_b the block's scale multiple (an integer). With x̃ ≈ s_g·x̂ per
+// group of 12 coordinates (shaders/universal_gemv_i8_x.wgsl), a group's Σ k_b·⟨P_b, x̂_b⟩ is an exact
+// i32 (|·| ≤ 4·max k·3·6·127 < 2^24: the host refuses larger multiples) taken with one packed 8-bit dot
+// product per block, then scaled by s_g once.
+//
+// Layout: as shaders/universal_gemv_i8.wgsl — a group is one code word (4 blocks) and a byte of the
+// scale-index word (4 × 2 bits: one index word per 4 groups); each of the 32 lanes of a column loads
+// STEP_GROUPS = 4 code words and their index words before decoding them. Padding codes past the
+// column are 0 (the origin) and x̂ past keptLength is 0, so nothing is bounds-tested.
+//
+// Cost per block (1 code byte + 2 index bits), by hand after constant folding, rhs = 1: code and
+// index fields 4, leader-table read and address 3, multiple read 2, dot product 1 (≈ 12 in the plain
+// fallback), multiply-add 2, the loop guard and call ≈ 3; per group (¼ per block) the x̂ and scale
+// loads, the index-word shift and the f32 multiply-add: ≈ 17 per block ≈ 14 per weight byte
+// (lattice_gemv.wgsl: ≈ 29 with f32 inputs; an H200 affords ≈ 7 at full bandwidth).
+
+const MULTIPLES: u32 = 16u;        // MAX_GPU_MULTIPLES
+const GROUPS_PER_INDEX_WORD: u32 = 32u / (GROUP_BLOCKS * INDEX_BITS);
+
+@group(0) @binding(0) var<uniform> params: LatticeGemvI8Params;
+@group(0) @binding(1) var<storage, read> codes: array<u32>;
+@group(0) @binding(2) var<storage, read> indices: array<u32>;
+@group(0) @binding(3) var<storage, read> side: array<f32>;           // norms, gains, means of the dispatch's columns
+@group(0) @binding(4) var<storage, read> x_codes: array<vec4<u32>>;  // one vec4 per group and right-hand side
+@group(0) @binding(5) var<storage, read> x_scales: array<u32>;       // f32 bits, 1 per group and right-hand side
+@group(0) @binding(6) var<storage, read> x: array<f32>;              // x (for Σx)
+@group(0) @binding(7) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
+@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+
+var<workgroup> multiple_table: array<i32, MULTIPLES>;
+
+// Decodes the leaders and the scale multiples into workgroup memory, then waits for the whole workgroup.
+fn fill_tables(thread: u32) {
+  if (thread < MULTIPLES) {
+    multiple_table[thread] = params.multiples[thread >> 2u][thread & 3u];
+  }
+  fill_leader_table(thread);
+  workgroupBarrier();
+}
+
+// Adds k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
+fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
+  let leader = leader_table[code * LUT_REPLICAS + replica];
+  let k = multiple_table[index];
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    (*exact)[r] = (*exact)[r] + k * dot_i8x4(leader, (*xs)[r][i]);
+  }
+}
+
+// Adds group g (code word `word`, scale indices in the low 8 bits of `index_bits`) to `acc`.
+fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  let replica = column.replica;
+  var inputs = input_group(g, r0);
+  var exact = array<i32, RHS_TILE>();
+  add_block(word & 0xffu, index_bits & INDEX_MASK, 0u, replica, &inputs.words, &exact);
+  add_block((word >> 8u) & 0xffu, (index_bits >> INDEX_BITS) & INDEX_MASK, 1u, replica, &inputs.words, &exact);
+  add_block((word >> 16u) & 0xffu, (index_bits >> (2u * INDEX_BITS)) & INDEX_MASK, 2u, replica, &inputs.words, &exact);
+  add_block(word >> 24u, (index_bits >> (3u * INDEX_BITS)) & INDEX_MASK, 3u, replica, &inputs.words, &exact);
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    (*acc)[r] = (*acc)[r] + f32(exact[r]) * inputs.scales[r];
+  }
+}
+
+// The invocation's column (see shaders/gemv_i8_common.wgsl).
+fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
+  let index = group_x * COLUMNS + thread / LANES;
+  let lane = thread % LANES;
+  return GemvColumn(
+    index,
+    index < params.cols,
+    lane,
+    lane % LUT_REPLICAS,
+    params.code_first + index * params.code_words,
+    params.index_first + index * params.index_words,
+    0u,
+    0u,
+  );
+}
+
+// The scale indices of group g (4 blocks) in the low bits: a byte of the column's index words.
+fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
+  return indices[column.side_base + g / GROUPS_PER_INDEX_WORD] >> ((g % GROUPS_PER_INDEX_WORD) * (GROUP_BLOCKS * INDEX_BITS));
+}
+
+// Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) of the column.
+fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
+  var scale = side[column.index];
+  if (params.has_gains != 0u) {
+    scale = scale * side[params.cols + column.index];
+  }
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    let rhs_index = r0 + r;
+    if (rhs_index < params.rhs) {
+      var value = scale * params.column_unit * totals[r];
+      if (params.has_means != 0u) {
+        value = value + side[2u * params.cols + column.index] * sums[rhs_index];
+      }
+      y[params.y_first + rhs_index * params.y_stride + column.index] = select(value, POISON, poison);
+    }
+  }
+}

@@ -1,0 +1,127 @@
+import { check, checkPositiveInteger } from '../../errors.js';
+import { rotationLength } from '../../rotation/hadamard.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { STORAGE_USAGE } from '../buffers.js';
+import { columnRanges } from '../latticeOperand.js';
+import type { GpuScratch } from '../scratch.js';
+import { itemsPerBinding } from '../workSplit.js';
+import { dispatchHadamard } from './hadamard.js';
+
+/*
+ * What the lattice GEMV kernels that take X in the original basis share about a call (the universal
+ * GEMV and the two int8-input GEMVs): the checks of X, Y and the options, the rotation x̃ = R·X with
+ * W's seed, and the ranges of right-hand sides whose x̃, X and Y fit one storage binding each.
+ */
+
+/** The part of W a GEMV call needs here. */
+export interface GemvOperand {
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly rotate: boolean;
+  readonly seed: number;
+}
+
+/** The call's arguments this module checks. Offsets are in bytes (multiples of 4). */
+export interface GemvCallArgs {
+  /** X: n × rhs column-major f32 in the original basis (STORAGE usage; not written). */
+  readonly x: GPUBuffer;
+  readonly xOffset?: number;
+  /** Y = ŴᵀX: cols × rhs column-major f32 (written; STORAGE usage, a different buffer from `x`). */
+  readonly y: GPUBuffer;
+  readonly yOffset?: number;
+  /** Right-hand sides k (columns of X): 1 for a GEMV. */
+  readonly rhs: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+  /**
+   * Add the lanes of a column with subgroup shuffles (and rotate x with them). Default: whenever the
+   * device has the `subgroups` feature; `false` forces the workgroup-memory paths; `true` on a device
+   * without the feature is an error.
+   */
+  readonly subgroups?: boolean;
+  /**
+   * Tests only, for the subgroup variant. 'fallback': run as if the subgroups were not blocks of
+   * consecutive invocations (the plain tree). 'require-shuffles': that fallback writes 1e30 instead,
+   * so a result equal to the CPU's shows that the shuffles ran.
+   */
+  readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
+}
+
+/** `subgroup_test_mode` of the shaders (shaders/universal_gemv_subgroup.wgsl). */
+export const SUBGROUP_TEST_MODES = { none: 0, fallback: 1, 'require-shuffles': 2 } as const;
+
+/** A checked call: its sizes, the device limits it splits by, x̃ and the ranges of right-hand sides. */
+export interface GemvCall {
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly rhs: number;
+  readonly xOffset: number;
+  readonly yOffset: number;
+  readonly subgroups: boolean;
+  /** `subgroup_test_mode` for the shader's uniforms. */
+  readonly testMode: number;
+  readonly alignment: number;
+  readonly maxBinding: number;
+  readonly maxGroups: number;
+  /** x̃ = R·X (N × rhs; a scratch buffer), or X itself when W is not rotated. */
+  readonly xRotated: GPUBuffer;
+  readonly xRotatedOffset: number;
+  /** Right-hand sides per dispatch: x̃, X and Y of one range each fit a storage binding. */
+  readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
+}
+
+/**
+ * Checks a GEMV call (`what` names it in errors) and records x̃ = R·X with W's seed into a scratch
+ * buffer when W is rotated.
+ *
+ * @example
+ * const call = beginGemv(device, encoder, scratch, gpuW, { x, y, rhs: 1 }, 'universal gemv');
+ */
+export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GemvOperand, args: GemvCallArgs, what: string): GemvCall {
+  const { rows, cols, length } = w;
+  const rhs = args.rhs;
+  checkPositiveInteger(rhs, `${what} rhs`);
+  const xOffset = args.xOffset ?? 0;
+  const yOffset = args.yOffset ?? 0;
+  check(args.x !== args.y, `${what}: x and y must be different buffers`);
+  checkBufferRange(args.x, xOffset, 4 * rows * rhs, `${what}: x`);
+  checkBufferRange(args.y, yOffset, 4 * cols * rhs, `${what}: y`);
+  if (w.rotate) {
+    check(length === rotationLength(rows), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
+  } else {
+    check(length === rows, () => `${what}: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
+  }
+  const available = device.features.has('subgroups');
+  const subgroups = args.subgroups ?? available;
+  check(!subgroups || available, `${what}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`);
+  check(args.subgroupTestMode === undefined || subgroups, `${what}: subgroupTestMode applies to the subgroup variant; this call runs without subgroups`);
+  const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
+
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+
+  let xRotated = args.x;
+  let xRotatedOffset = xOffset;
+  if (w.rotate) {
+    xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
+    xRotatedOffset = 0;
+    dispatchHadamard(device, encoder, scratch, {
+      input: args.x,
+      output: xRotated,
+      rows,
+      cols: rhs,
+      seed: w.seed,
+      inputOffset: xOffset,
+      maxBindingBytes: args.maxBindingBytes,
+      subgroups,
+    });
+  }
+  const rhsRanges = columnRanges(
+    rhs,
+    Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
+  );
+  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges };
+}

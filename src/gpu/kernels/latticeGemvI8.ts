@@ -1,0 +1,270 @@
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
+import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
+import gemvSource from '../../../shaders/lattice_gemv_i8.wgsl?raw';
+import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
+import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
+import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
+import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
+import { check } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
+import { STORAGE_USAGE } from '../buffers.js';
+import {
+  checkGpuDeterministicMatrix,
+  columnRanges,
+  gatherColumnSide,
+  largestMultiple,
+  latticeCodeBits,
+  multipleWords,
+  operandColumnsPerBinding,
+  operandWindows,
+  operandWordsPerColumn,
+  scaleIndexBits,
+  type GpuDeterministicMatrix,
+} from '../latticeOperand.js';
+import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { bindingWindow } from '../workSplit.js';
+import type { DotPath } from './e8Matmul.js';
+import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
+import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { inputRangesI8, recordInputsI8 } from './universalGemvI8.js';
+
+/*
+ * The int8-input deterministic lattice GEMV: Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes
+ * (d3-q6-deterministic), x̃ rounded to int8 per group of 12 coordinates (the same rounding as the
+ * universal int8-input GEMV, universalGemvI8.ts) and one packed 8-bit dot product per block
+ * (shaders/lattice_gemv_i8.wgsl). Opt-in, like the universal one: it adds the inputs' rounding error,
+ * at most (½ + 2·10⁻⁴)·s_g·Σ_{k∈g}|ŵ̃_k| per group g of 12 rotated coordinates (s_g = max|x̃| / 127 over
+ * the group). No repacking: the codes and 2-bit scale indices are read as stored.
+ */
+
+/** Columns per workgroup of the kernel (shaders/universal_gemv_lanes.wgsl). */
+const COLUMNS = 8;
+
+/** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
+const LARGEST_DOT = 3 * 6 * 127;
+
+/** Right-hand sides per tile: the compile-time variants. */
+type RhsTile = 1 | 8;
+
+/**
+ * Why the deterministic `scheme` cannot use the int8-input GEMV, or null when it can: D3 with 8-bit
+ * codes (q = 6) and scale indices that pack 4 blocks into a byte (1, 2, 4 or 8 bits… 2 for the
+ * d3-q6-deterministic ladder).
+ *
+ * @example
+ * latticeInt8InputsUnsupported(SCHEMES['d3-q6-deterministic']); // null
+ */
+export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme): string | null {
+  if (scheme.lattice !== 'D3') return `the int8-input GEMV reads D3 codes; this scheme is ${scheme.lattice}`;
+  const codeBits = latticeCodeBits(scheme);
+  if (codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codeBits}-bit codes`;
+  const multiples = scheme.overload.kind === 'ladder' ? scheme.overload.steps : scheme.overload.betas.length;
+  const indexBits = scaleIndexBits(multiples);
+  if (indexBits !== 1 && indexBits !== 2) return `the int8-input GEMV reads scale indices of 1 or 2 bits; this scheme has ${indexBits}`;
+  return null;
+}
+
+const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
+  cols: 'u32', // W columns in this dispatch
+  rows: 'u32', // n: entries of an original x column (Σx)
+  code_first: 'u32', // word offset of this dispatch's first W column in the codes binding
+  code_words: 'u32', // code words per column (= int8 groups per right-hand side)
+  index_first: 'u32',
+  index_words: 'u32',
+  rhs: 'u32', // right-hand sides in this dispatch
+  x_first: 'u32', // element offset of x column 0 in its binding (Σx)
+  y_first: 'u32', // element offset of Y[first W column of this dispatch, 0] in its binding
+  y_stride: 'u32', // elements between Y columns (all W columns)
+  has_gains: 'u32',
+  has_means: 'u32',
+  subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+  column_unit: 'f32', // unit / (pointScale · √N)
+  multiples: 'array<vec4<i32>, 4>', // k of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+});
+
+interface Variant {
+  readonly q: number;
+  readonly indexBits: number;
+  readonly rhsTile: RhsTile;
+  readonly subgroups: boolean;
+  readonly dotPath: DotPath;
+}
+
+/**
+ * The WGSL of one variant.
+ *
+ * @example
+ * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed' });
+ */
+export function latticeGemvI8ShaderSource(variant: Variant): string {
+  return [
+    variant.subgroups ? 'enable subgroups;' : '',
+    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
+    Params.wgsl(),
+    variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
+    gemvDecodeWithRulesWgsl('D3', variant.q),
+    `const LEADER_COUNT: u32 = ${variant.q ** 3}u;`,
+    `const INDEX_BITS: u32 = ${variant.indexBits}u;`,
+    `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
+    lanesSource,
+    commonSource,
+    gemvSource,
+    columnSumsSource,
+    variant.subgroups ? subgroupEntrySource : plainEntrySource,
+  ].join('\n');
+}
+
+const pipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'lattice gemv (int8 inputs)',
+  bindings: [
+    'uniform',
+    'read-only-storage', // codes
+    'read-only-storage', // scale indices
+    'read-only-storage', // norms, gains, means
+    'read-only-storage', // x̂ words
+    'read-only-storage', // x̂ scales
+    'read-only-storage', // x (Σx)
+    'storage', // Σx
+    'storage', // Y
+  ],
+  compile: (device, pipelineLayout, variant: Variant) => {
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}`;
+    const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
+    return {
+      main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
+      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
+    };
+  },
+  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
+});
+
+/** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
+export interface LatticeGemvI8Args extends GemvCallArgs {
+  /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
+  readonly w: GpuDeterministicMatrix;
+  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
+  readonly dotPath: DotPath;
+}
+
+/**
+ * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated), x̃ to int8, Σx (when W
+ * is centred), the product. Scratch buffers go into `scratch`.
+ *
+ * @example
+ * const scratch = new GpuScratch(device);
+ * const encoder = device.createCommandEncoder();
+ * dispatchLatticeGemvI8(device, encoder, scratch, { w: gpuW, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
+ * device.queue.submit([encoder.finish()]);
+ * scratch.destroy();
+ */
+export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvI8Args): void {
+  const what = 'lattice gemv (int8 inputs)';
+  const { w } = args;
+  checkGpuDeterministicMatrix(w, 'W');
+  const why = latticeInt8InputsUnsupported(w.scheme);
+  check(why === null, () => `${what}: ${why ?? ''}`);
+  check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  const call = beginGemv(device, encoder, scratch, w, args, what);
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xRotated, xRotatedOffset, xOffset, yOffset } = call;
+
+  const words = operandWordsPerColumn(w);
+  const groups = words.codes;
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  const rhsRanges = inputRangesI8(call, groups);
+  const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * COLUMNS));
+  const sides = columnRangeList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `${what} W columns ${r.first}…`));
+  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath });
+  const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
+
+  const pass = encoder.beginComputePass({ label: what });
+  for (const rhsRange of rhsRanges) {
+    const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
+    const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * rhsRange.first, 4 * w.length * rhsRange.count, alignment);
+    const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
+    const yWindow = bindingWindow(yOffset + 4 * w.cols * rhsRange.first, 4 * w.cols * rhsRange.count, alignment);
+    const inputs = recordInputsI8(device, pass, scratch, {
+      xRotated: windowBinding(xRotated, xRotatedWindow),
+      xRotatedFirst: xRotatedWindow.firstElement,
+      length: w.length,
+      kept: w.keptLength,
+      groups,
+      rhs: rhsRange.count,
+      label: `${what} x̃ to int8, ${rhsLabel}`,
+    });
+    const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
+    columnRangeList.forEach((columnRange, chunk) => {
+      const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
+      const side = sides[chunk] as (typeof sides)[number];
+      const label = `${what} W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
+      const params = Params.pack({
+        cols: columnRange.count,
+        rows: w.rows,
+        code_first: windows.codes.firstElement,
+        code_words: words.codes,
+        index_first: windows.scaleIndices.firstElement,
+        index_words: words.scaleIndices,
+        rhs: rhsRange.count,
+        x_first: xWindow.firstElement,
+        y_first: yWindow.firstElement + columnRange.first,
+        y_stride: w.cols,
+        has_gains: side.hasGains ? 1 : 0,
+        has_means: side.hasMeans ? 1 : 0,
+        subgroup_test_mode: testMode,
+        column_unit: columnUnit,
+        multiples: multipleWords(w),
+      });
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, layout, label, [
+          { buffer: scratch.uniform(`${label} params`, params) },
+          windowBinding(w.codes, windows.codes),
+          windowBinding(w.scaleIndices, windows.scaleIndices),
+          { buffer: side.buffer },
+          { buffer: inputs.codes },
+          { buffer: inputs.scales },
+          windowBinding(args.x, xWindow),
+          { buffer: sums },
+          windowBinding(args.y, yWindow),
+        ]),
+      );
+      if (chunk === 0 && w.means) {
+        pass.setPipeline(pipeline.sums);
+        pass.dispatchWorkgroups(rhsRange.count);
+      }
+      pass.setPipeline(pipeline.main);
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+    });
+  }
+  pass.end();
+}
+
+/** Options of {@link latticeGemvI8}. */
+export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
+
+/**
+ * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
+ * and benchmarks.
+ *
+ * @example
+ * const y = await latticeGemvI8(device, uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic' })), x, { dotPath: 'packed' });
+ */
+export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
+  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+  checkMatrix(xMatrix, 'lattice gemv (int8 inputs) x');
+  check(xMatrix.rows === w.rows, () => `lattice gemv (int8 inputs): x has ${xMatrix.rows} rows, but W has ${w.rows}`);
+  const rhs = xMatrix.cols;
+  const yBytes = 4 * w.cols * rhs;
+  const data = await runAndRead(device, 'lattice gemv (int8 inputs)', yBytes, (run) => {
+    const xBuffer = run.upload('lattice gemv (int8 inputs) x', xMatrix.data);
+    const yBuffer = run.storage('lattice gemv (int8 inputs) y', yBytes);
+    dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, w, x: xBuffer, y: yBuffer, rhs });
+    return yBuffer;
+  });
+  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+}
