@@ -12,7 +12,9 @@
 //   universal_gemv_subgroup.wgsl).
 //
 // Math. As in universal_gemv.wgsl, Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r with T = Σ_{b,v} c_v·x̃_v and
-// c_v = λ_v·M/s − Z_v (here the dither Z itself, offsets included, so `finish` adds no offset sum).
+// c_v = λ_v·M/s − Z_v (here the dither Z itself, offsets included: no per-call offset sum, so this
+// kernel writes Y itself and the f32 GEMV's `finish` pass is not needed; Σx comes from its `call_sums`
+// when W is centred).
 // x̃ comes as int8 per group of 12 coordinates, x̃ ≈ s_g·x̂ (shaders/universal_gemv_i8_x.wgsl), and every
 // factor of c is a small integer: λ = leader + q·μ with |λ_v| ≤ 12 for a root escape (d3-q6), Z_v in
 // [−128, 128) for the two byte fields and [−256, 256) for the 9-bit one. So per block
@@ -48,7 +50,9 @@ const NONROOT_NIBBLE: u32 = 15u;
 @group(0) @binding(3) var<storage, read> escape_table: array<i32>;
 @group(0) @binding(4) var<storage, read> x_codes: array<vec4<u32>>;  // one vec4 per group and right-hand side
 @group(0) @binding(5) var<storage, read> x_scales: array<u32>;  // f32 bits, 1 per group and right-hand side
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;   // T[j, r] (finished by `finish`)
+@group(0) @binding(6) var<storage, read> side: array<f32>;      // norms (all columns), then means when centred
+@group(0) @binding(7) var<storage, read> sums: array<f32>;      // sums[rhs + r] = Σx_r when centred (universal_gemv_finish.wgsl)
+@group(0) @binding(8) var<storage, read_write> y: array<f32>;
 
 // q·μ of the root of each nibble value, packed i8 (0 for 0, for the non-root nibble and past the roots).
 var<workgroup> root_steps: array<u32, STEP_ENTRIES>;
@@ -133,12 +137,19 @@ fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
   return escape_nibbles[column.side_base + (g >> 1u)] >> ((g & 1u) * 16u);
 }
 
-// T[j, r] of the column into Y (finished by `finish`).
+// Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r of the column (the finishing pass of the f32-input GEMV,
+// done here: the dither term is whole in T, so nothing else is needed).
 fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
+  let j = params.column_offset + column.index;
+  let scale = side[j] * params.unit;
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let rhs_index = r0 + r;
     if (rhs_index < params.rhs) {
-      y[params.y_first + rhs_index * params.total_cols + column.index] = select(totals[r], POISON, poison);
+      var value = scale * totals[r];
+      if (params.has_means != 0u) {
+        value = value + side[params.total_cols + j] * sums[params.rhs + rhs_index];
+      }
+      y[params.y_first + rhs_index * params.total_cols + column.index] = select(value, POISON, poison);
     }
   }
 }

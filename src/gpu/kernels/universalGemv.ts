@@ -414,15 +414,21 @@ export interface UniversalGemvFinishArgs {
   /** Y with T[j, r] in it (the whole range of right-hand sides), and the element of Y[0, first] in that binding. */
   readonly y: GPUBufferBinding;
   readonly yFirst: number;
+  /**
+   * 'sums and finish' (default): both passes; 'sums': the per-call sums only, for a product kernel
+   * that applies ν·unit and μ·Σx itself (the int8-input GEMV).
+   */
+  readonly passes?: 'sums and finish' | 'sums';
 }
 
 /**
  * Records the finishing passes of a universal GEMV into `pass`, after a product kernel left T[j, r] in
- * Y: the per-call sums (Σ offset·x̃ when `uniforms.dither_offsets` is 1, and Σx for the means), then
- * Y = ν·unit·(T + Σ offset·x̃) + μ·Σx over all columns (dispatches of a pass see the storage writes of
- * the earlier ones). Used by this kernel and the int8-input kernel (universalGemvI8.ts).
+ * Y: the per-call sums (Σ offset·x̃ when `uniforms.dither_offsets` is 1, and Σx for the means: `sums[r]`
+ * and `sums[rhs + r]` of the returned buffer), then Y = ν·unit·(T + Σ offset·x̃) + μ·Σx over all
+ * columns (dispatches of a pass see the storage writes of the earlier ones). The int8-input GEMV
+ * (universalGemvI8.ts) records the sums only, before its product.
  */
-export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: UniversalGemvFinishArgs): void {
+export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: UniversalGemvFinishArgs): GPUBuffer {
   const { w, rhs, rhsLabel } = args;
   const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
   const label = `universal gemv finish, ${rhsLabel}`;
@@ -442,9 +448,12 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   );
   pass.setPipeline(finish.sums);
   pass.dispatchWorkgroups(rhs);
-  pass.setPipeline(finish.finish);
-  const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(gx, gy);
+  if (args.passes !== 'sums') {
+    pass.setPipeline(finish.finish);
+    const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(gx, gy);
+  }
+  return sums;
 }
 
 /**

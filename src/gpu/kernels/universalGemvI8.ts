@@ -39,8 +39,9 @@ import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWi
  *     (shaders/universal_escape_nibbles.wgsl; CPU twin `escapeNibbles`): the kernel then reads
  *     8 + 4 bits per block and does no escape bookkeeping. The weights object owns that buffer.
  *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (shaders/universal_gemv_i8_x.wgsl; CPU twin
- *     `quantizeInputsI8`), the product (shaders/universal_gemv_i8.wgsl), then the f32 GEMV's finishing
- *     passes without the dither-offset sum (T already holds the whole dither term).
+ *     `quantizeInputsI8`), Σx when W is centred (the f32 GEMV's `call_sums`), then the product
+ *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
+ *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product).
  * The product shader's header comment counts instructions per weight byte (≈ 24, against ≈ 70 for the
  * f32-input kernel).
  */
@@ -82,7 +83,9 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
   nibble_words: 'u32', // nibble words per column
   nibbles_first: 'u32', // word of the dispatch's first column in the nibbles binding
   y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding
+  has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+  unit: 'f32', // β / (DITHER_GRID · √N)
 }))();
 
 const NibbleParams = /*#__PURE__*/ (() => new UniformLayout('EscapeNibbleParams', {
@@ -183,7 +186,9 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // escape table
     'read-only-storage', // x̂ words
     'read-only-storage', // x̂ scales
-    'storage', // Y (T, finished in place)
+    'read-only-storage', // norms and means
+    'read-only-storage', // per-call sums (Σx)
+    'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -342,6 +347,35 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
       label: `${what} x̃ to int8, ${rhsLabel}`,
     });
 
+    // Σx for the means (sums[rhs + r]); without means the kernel does not read it.
+    const sums = w.hasMeans
+      ? recordUniversalGemvFinish(device, pass, scratch, {
+          w,
+          layout,
+          uniforms: {
+            total_cols: cols,
+            rows: call.rows,
+            kept: w.keptLength,
+            full_blocks: 0,
+            full_groups: 0,
+            rhs: rhsRange.count,
+            x_rotated_first: xRotatedWindow.firstElement,
+            x_stride: length,
+            x_first: xWindow.firstElement,
+            has_means: 1,
+            dither_offsets: 0,
+            subgroup_test_mode: 0,
+            unit,
+          },
+          rhs: rhsRange.count,
+          rhsLabel,
+          xRotated: windowBinding(call.xRotated, xRotatedWindow),
+          x: windowBinding(args.x, xWindow),
+          y: windowBinding(args.y, yWindow),
+          yFirst: yWindow.firstElement,
+          passes: 'sums',
+        })
+      : scratch.buffer(`${what} no sums (${rhsLabel})`, 4, STORAGE_USAGE);
     pass.setPipeline(pipeline);
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
@@ -355,7 +389,9 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
         nibble_words: weights.nibbleWords,
         nibbles_first: nibbleWindow.firstElement,
         y_first: yWindow.firstElement + columnRange.first,
+        has_means: w.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
+        unit,
       });
       const [codes, , , , table] = windows.bindings;
       pass.setBindGroup(
@@ -367,36 +403,13 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           table as GPUBufferBinding,
           { buffer: inputs.codes },
           { buffer: inputs.scales },
+          { buffer: w.side },
+          { buffer: sums },
           windowBinding(args.y, yWindow),
         ]),
       );
       pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
     }
-    recordUniversalGemvFinish(device, pass, scratch, {
-      w,
-      layout,
-      uniforms: {
-        total_cols: cols,
-        rows: call.rows,
-        kept: w.keptLength,
-        full_blocks: 0,
-        full_groups: 0,
-        rhs: rhsRange.count,
-        x_rotated_first: xRotatedWindow.firstElement,
-        x_stride: length,
-        x_first: xWindow.firstElement,
-        has_means: w.hasMeans ? 1 : 0,
-        dither_offsets: 0,
-        subgroup_test_mode: 0,
-        unit,
-      },
-      rhs: rhsRange.count,
-      rhsLabel,
-      xRotated: windowBinding(call.xRotated, xRotatedWindow),
-      x: windowBinding(args.x, xWindow),
-      y: windowBinding(args.y, yWindow),
-      yFirst: yWindow.firstElement,
-    });
   }
   pass.end();
 }
