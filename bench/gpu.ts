@@ -200,7 +200,10 @@ if (args.get('no-host') !== true) {
   }
   if (wanted('decode step')) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
-    add(await decodeStepRow(gpu, gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize)), DEFAULT_SCHEME, decodeLayers, settings));
+    const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
+    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, features.packed4x8IntegerDotProduct ? 'packed' : 'plain'));
   }
 }
 

@@ -4,6 +4,7 @@ import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import {
   countAllocations,
@@ -93,9 +94,20 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
   }
 }
 
-export async function decodeStepRow(context: GpuContext, problem: GemvProblem, scheme: SchemeName, layers: number, settings: BenchSettings): Promise<BenchRow> {
+/**
+ * A decode step: `layers` square QuantizedLinear layers of `scheme` (distinct weights) recorded into one
+ * encoder and submitted once; with `int8` the layers take int8 inputs (`int8Inputs`, d3-q6).
+ */
+export async function decodeStepRow(
+  context: GpuContext,
+  problem: GemvProblem,
+  scheme: SchemeName,
+  layers: number,
+  settings: BenchSettings,
+  int8: DotPath | null = null,
+): Promise<BenchRow> {
   const { device } = context;
-  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}, one encoder, one submit`;
+  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}, one encoder, one submit`;
   const shape = gemvShape(problem);
   const owned: GPUBuffer[] = [];
   const linears: QuantizedLinear[] = [];
@@ -111,7 +123,7 @@ export async function decodeStepRow(context: GpuContext, problem: GemvProblem, s
     const activations = [0, 1].map((i) => createBuffer(device, `bench decode activations ${i}`, 4 * problem.n, STORAGE_USAGE));
     owned.push(...activations);
     uploadToBuffer(device, activations[0] as GPUBuffer, problem.x.data.subarray(0, problem.n));
-    for (const [i, w] of weights.entries()) linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1 }));
+    for (const [i, w] of weights.entries()) linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8 }));
     const recordStep = (encoder: GPUCommandEncoder): void => {
       for (const [i, layer] of linears.entries()) layer.record(encoder, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
     };
