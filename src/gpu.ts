@@ -39,6 +39,7 @@ export {
   type UniversalGemvI8Args,
   type UniversalGemvI8Options,
 } from './gpu/kernels/universalGemvI8.js';
+export { dispatchHadamard, type HadamardArgs } from './gpu/kernels/hadamard.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options } from './gpu/kernels/latticeGemvI8.js';
 export { universalDequantize, dispatchUniversalDequantize } from './gpu/kernels/universalDequantize.js';
 export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat } from './gpu/kernels/activationIo.js';

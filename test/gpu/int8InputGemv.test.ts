@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import {
@@ -21,7 +21,8 @@ import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchLatticeGemvI8, latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
@@ -349,5 +350,70 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   it('the graded case uses every scale multiple', () => {
     const q = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
     expect(new Set(q.scaleIndices).size).toBe(4);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rotation shared by layers of one seed)', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('gives the same Y, bit for bit, as the call rotating X itself: universal f32, universal int8 and deterministic int8 GEMVs', async () => {
+    const { device } = context;
+    const n = 300;
+    const k = 3;
+    const seed = 21;
+    const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 60), { scheme: 'd3-q6', seed, nonce: 61, center: true });
+    const deterministicQ = quantize(gaussianMatrix(n, 9, 62), { scheme: 'd3-q6-deterministic', seed });
+    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const x = gaussianMatrix(n, k, 63);
+    const rotation = new RandomizedHadamard(n, seed);
+    const length = rotation.length;
+    const xRotatedData = new Float32Array(length * k);
+    for (let r = 0; r < k; r++) xRotatedData.set(rotation.forward(x.data.subarray(r * n, (r + 1) * n)), r * length);
+    const universalW = uploadUniversalMatrix(device, universalQ);
+    const weights = UniversalGemvI8Weights.create(device, universalW);
+    const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+    const xBuffer = createBufferWithData(device, 'shared x', x.data, STORAGE_USAGE);
+    // At an offset, as an app keeps activations in one buffer.
+    const xRotatedBuffer = createBuffer(device, 'shared R·x', 256 + 4 * length * k, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+    device.queue.writeBuffer(xRotatedBuffer, 256, xRotatedData);
+    // A wrong R·x (zeros) must change Y: the call reads the buffer it is given.
+    const zeros = createBuffer(device, 'zero R·x', 4 * length * k, STORAGE_USAGE);
+    const dotPath = dotPathFor(context.features);
+    const runs: [string, number, (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, given: { xRotated: GPUBuffer; xRotatedOffset: number } | null) => void][] = [
+      ['universal f32', universalQ.cols, (encoder, scratch, y, given) =>
+        dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, ...given })],
+      ['universal int8', universalQ.cols, (encoder, scratch, y, given) =>
+        dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...given })],
+      ['deterministic int8', deterministicQ.cols, (encoder, scratch, y, given) =>
+        dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...given })],
+    ];
+    try {
+      for (const [name, cols, run] of runs) {
+        const results: Float32Array[] = [];
+        for (const given of [null, { xRotated: xRotatedBuffer, xRotatedOffset: 256 }, { xRotated: zeros, xRotatedOffset: 0 }]) {
+          const y = createBuffer(device, `${name} y`, 4 * cols * k, STORAGE_USAGE);
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder({ label: `${name} (given R·x: ${given?.xRotated.label ?? 'none'})` });
+          run(encoder, scratch, y, given);
+          device.queue.submit([encoder.finish()]);
+          results.push(new Float32Array(await readBuffer(device, y, 4 * cols * k)));
+          scratch.destroy();
+          y.destroy();
+        }
+        expect(results[1], name).toEqual(results[0]);
+        expect(results[2], `${name}: a zero R·x`).not.toEqual(results[0]);
+      }
+    } finally {
+      weights.destroy();
+      universalW.destroy();
+      deterministicW.destroy();
+      xBuffer.destroy();
+      xRotatedBuffer.destroy();
+      zeros.destroy();
+    }
   });
 });

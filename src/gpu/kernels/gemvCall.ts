@@ -32,6 +32,15 @@ export interface GemvCallArgs {
   readonly yOffset?: number;
   /** Right-hand sides k (columns of X): 1 for a GEMV. */
   readonly rhs: number;
+  /**
+   * R·X (N × rhs column-major f32, N = W.length) rotated with W's seed, when the caller already has it:
+   * layers quantized with one seed that read the same input (an attention block's q, k and v
+   * projections) rotate it once, with `dispatchHadamard`, and pass it to each. Omitted: the call
+   * rotates X itself. Ignored when W is not rotated (then x̃ = X). X is still read for Σx when W is
+   * centred.
+   */
+  readonly xRotated?: GPUBuffer;
+  readonly xRotatedOffset?: number;
   /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
   readonly maxBindingBytes?: number;
   /**
@@ -74,7 +83,7 @@ export interface GemvCall {
 
 /**
  * Checks a GEMV call (`what` names it in errors) and records x̃ = R·X with W's seed into a scratch
- * buffer when W is rotated.
+ * buffer when W is rotated (unless the caller passes `xRotated`).
  *
  * @example
  * const call = beginGemv(device, encoder, scratch, gpuW, { x, y, rhs: 1 }, 'universal gemv');
@@ -105,7 +114,12 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
 
   let xRotated = args.x;
   let xRotatedOffset = xOffset;
-  if (w.rotate) {
+  if (w.rotate && args.xRotated !== undefined) {
+    xRotated = args.xRotated;
+    xRotatedOffset = args.xRotatedOffset ?? 0;
+    check(xRotated !== args.y, `${what}: xRotated and y must be different buffers`);
+    checkBufferRange(xRotated, xRotatedOffset, 4 * length * rhs, `${what}: xRotated`);
+  } else if (w.rotate) {
     xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
     xRotatedOffset = 0;
     dispatchHadamard(device, encoder, scratch, {
