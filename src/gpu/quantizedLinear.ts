@@ -46,7 +46,7 @@ export interface QuantizedLinearOptions {
    * only (src/gpu/kernels/latticeGemvI8.ts for the latter). 'packed' uses dot4I8Packed (where WGSL has
    * packed_4x8_integer_dot_product: `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the
    * inputs' rounding error, at most (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group of 12 (s_g = max|x̃| / 127 over
-   * the group): ≈ 10⁻⁵ in NMSE on Gaussian data, against d3-q6's own ≈ 0.05. Default null: exact f32
+   * the group): ≈ 2·10⁻⁵ in NMSE on Gaussian data, against d3-q6's own ≈ 0.05. Default null: exact f32
    * inputs.
    */
   readonly int8Inputs?: DotPath | null;

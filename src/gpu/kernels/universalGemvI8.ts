@@ -31,8 +31,11 @@ import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWi
  * The int8-input universal GEMV: Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6), with x̃
  * rounded to int8 per group of 12 coordinates and the products taken with packed 8-bit dot products
  * (dot4I8Packed where WGSL has it) — llama.cpp's and ONNX Runtime's way of making a low-bit GEMV cheap
- * in instructions. Opt-in: it adds the error of rounding x̃ (bounded below, ≈ 10⁻⁵ of ‖ŵ‖²‖x‖² in NMSE
- * on Gaussian data against d3-q6's own 0.05), so it is not the library's exact product.
+ * in instructions. Opt-in: it adds the error of rounding x̃, at most
+ *     |Δy_j| ≤ (½ + 2·10⁻⁴)·Σ_g s_g·Σ_{k∈g} |ŵ̃_jk|,   s_g = max_{k∈g} |x̃_k| / 127
+ * (ŵ̃_j the rotated decode of column j, g the groups of 12 rotated coordinates; the 2·10⁻⁴ covers the
+ * GPU's f32 division), and on average ≈ s_g²/12 per coordinate but the group's largest: ≈ 2·10⁻⁵ of
+ * ‖ŵ‖²‖x‖² in NMSE on Gaussian data, against d3-q6's own 0.05. So it is not the library's exact product.
  *
  * Pieces:
  *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
