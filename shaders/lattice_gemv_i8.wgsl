@@ -19,11 +19,13 @@
 // STEP_GROUPS = 4 code words and their index words before decoding them. Padding codes past the
 // column are 0 (the origin) and x̂ past keptLength is 0, so nothing is bounds-tested.
 //
-// Cost per block (1 code byte + 2 index bits), by hand after constant folding, rhs = 1: code and
-// index fields 4, leader-table read and address 3, multiple read 2, dot product 1 (≈ 12 in the plain
-// fallback), multiply-add 2, the loop guard and call ≈ 3; per group (¼ per block) the x̂ and scale
-// loads, the index-word shift and the f32 multiply-add: ≈ 17 per block ≈ 14 per weight byte
-// (lattice_gemv.wgsl: ≈ 29 with f32 inputs; an H200 affords ≈ 7 at full bandwidth).
+// Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
+// unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
+// address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
+// per group (¼ per block) the x̂ and scale loads, the f32 multiply-add, the code and index-word loads
+// and the loop ≈ 15: ≈ 15 per block ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 with f32 inputs;
+// an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's loop guards,
+// clamps and one-iteration loops, is ≈ 44 per block (35 per weight byte).
 
 const MULTIPLES: u32 = 16u;        // MAX_GPU_MULTIPLES
 const GROUPS_PER_INDEX_WORD: u32 = 32u / (GROUP_BLOCKS * INDEX_BITS);

@@ -33,13 +33,16 @@
 // 32-word stripe) and their nibble words before decoding any, so 4 loads per lane are in flight.
 // Groups past the column or coordinates past keptLength need no test: their x̂ are 0.
 //
-// Cost of the inner loop per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand
-// on this WGSL after constant folding, rhs = 1: code and nibble fields 4, table reads and their
-// addresses 4, block hash (one mix32 and the block index) 10, dither lanes and rest 5, x̂ word read 2,
-// three dot products 3 (dot4I8Packed; ≈ 12 more each in the plain fallback), combination 4, non-root
-// test 2; per group (¼ per block) the scale read and the f32 multiply-add, the loads and the loop:
-// ≈ 36 per block ≈ 24 per byte (universal_gemv.wgsl: ≈ 70). Still above the ≈ 7 an H200 affords per
-// byte at full bandwidth: the per-block dither hash (≈ 15) is part of the format.
+// Cost per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand on this WGSL for
+// what a GPU runs after the driver's unrolling and constant folding, rhs = 1: code and nibble fields 4,
+// leader and root-step reads with their addresses and clamps 5, block hash (the block index and one
+// mix32) 9, dither lanes 2 and the 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more
+// each in the plain fallback), combination 3; per group (¼ per block) the non-root test, the x̂ and
+// scale loads, the f32 multiply-add, the code and nibble loads and the loop ≈ 22: ≈ 36 per block ≈ 25
+// per weight byte (universal_gemv.wgsl: ≈ 70). The static SPIR-V count of the common path, which
+// keeps Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (47 per weight byte).
+// Still above the ≈ 7 an H200 affords per byte at full bandwidth: the per-block dither hash is part
+// of the format.
 
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value
 const NONROOT_NIBBLE: u32 = 15u;
