@@ -1,10 +1,9 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import {
   checkGpuDeterministicMatrix,
@@ -21,9 +20,9 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { deviceTableBuffer } from '../tableLayout.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
-import { dispatchHadamard } from './hadamard.js';
+import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -171,26 +170,12 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   key: (v) => `${v.rhsTile}/${v.lattice}/${v.q}/${v.codeBits}/${v.indexBits}/${v.leaderTableCopies}`,
 });
 
-/** Arguments of `dispatchLatticeGemv`. Offsets are in bytes (multiples of 4). */
-export interface LatticeGemvArgs {
+/** Arguments of `dispatchLatticeGemv`: X, Y and the options of `GemvCallArgs` (`rhs` defaults to 1), and W. */
+export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTestMode'> {
   /** Ŵ: n × cols, lattice-quantized (D3, E8 or Z^8); column j gives output j. */
   readonly w: GpuDeterministicMatrix;
-  /** X: n × rhs column-major f32 in the original basis (rotated here unless `xRotated` is given; read for Σx when W is centred). */
-  readonly x: GPUBuffer;
-  /**
-   * R·X (N × rhs, N = w.length) rotated with W's seed, when the caller already has it (from offset 0).
-   * Omitted: the dispatch rotates X with the GPU Hadamard kernel into a scratch buffer. Ignored when W
-   * is not rotated (then x̃ = x).
-   */
-  readonly xRotated?: GPUBuffer;
-  /** Y = ŴᵀX: cols × rhs column-major f32 (written). */
-  readonly y: GPUBuffer;
   /** Right-hand sides (columns of X); default 1 (GEMV). */
   readonly rhs?: number;
-  readonly xOffset?: number;
-  readonly yOffset?: number;
-  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
-  readonly maxBindingBytes?: number;
 }
 
 /**
@@ -209,37 +194,7 @@ export interface LatticeGemvArgs {
 export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
-  const rhs = args.rhs ?? 1;
-  checkPositiveInteger(rhs, 'gemv rhs');
-  const xOffset = args.xOffset ?? 0;
-  const yOffset = args.yOffset ?? 0;
-  checkBufferRange(args.x, xOffset, 4 * w.rows * rhs, 'gemv: X');
-  checkBufferRange(args.y, yOffset, 4 * w.cols * rhs, 'gemv: Y');
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-
-  // x̃ = R·x (or x itself without rotation), N × rhs from byte xRotatedOffset of xRotated.
-  let xRotated = args.x;
-  let xRotatedOffset = xOffset;
-  if (w.rotate) {
-    if (args.xRotated) {
-      checkBufferRange(args.xRotated, 0, 4 * w.length * rhs, 'gemv: R·X');
-      xRotated = args.xRotated;
-    } else {
-      xRotated = scratch.buffer('gemv R·X', 4 * w.length * rhs, STORAGE_USAGE);
-      dispatchHadamard(device, encoder, scratch, {
-        input: args.x,
-        output: xRotated,
-        rows: w.rows,
-        cols: rhs,
-        seed: w.seed,
-        inputOffset: xOffset,
-        maxBindingBytes: args.maxBindingBytes,
-      });
-    }
-    xRotatedOffset = 0;
-  }
+  const { rhs, xOffset, yOffset, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv');
 
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const lattice = schemeLattice(w.scheme);
@@ -253,15 +208,6 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const words = operandWordsPerColumn(w);
 
   const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * columnsPerWorkgroup));
-  const rhsRanges = columnRanges(
-    rhs,
-    Math.min(
-      itemsPerBinding(4 * w.length, maxBinding, alignment),
-      itemsPerBinding(4 * w.rows, maxBinding, alignment),
-      itemsPerBinding(4 * w.cols, maxBinding, alignment),
-      maxGroups,
-    ),
-  );
   const sides = columnRangesList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `gemv W columns ${r.first}…`));
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
   const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
