@@ -20,7 +20,10 @@ const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
 // carries 8× the work, so 1 (4 would also multiply the compile time of the tile variant).
 const STEP_GROUPS: u32 = select(4u, 1u, RHS_TILE > 1u);
 const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
-const LUT_REPLICAS: u32 = 8u;      // lane l reads copy l mod 8: 8 lanes of a column hit 8 different banks for one entry
+// Lane l reads copy l mod LUT_REPLICAS: 8 lanes of a column hit 8 different banks for one entry. A tile
+// of right-hand sides keeps 4 (4 KB), so the table and its 8 KB of partial sums fit WebGPU's minimum
+// of 16 KB of workgroup memory.
+const LUT_REPLICAS: u32 = select(8u, 4u, RHS_TILE > 1u);
 
 // Leaders as packed i8 (the leader's three coordinates in the low three bytes), LUT_REPLICAS copies
 // side by side.

@@ -457,3 +457,37 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
     }
   });
 });
+
+describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the minimum 16 KB of workgroup memory', () => {
+  it('compile and match their twins for one and several right-hand sides', async () => {
+    const small = await testDevice({ workgroupStorageLimit: 16384 });
+    const { device } = small;
+    try {
+      const dotPath = dotPathFor(small.features);
+      const universalQ = quantizeUniversal(gaussianMatrix(130, 11, 70), { scheme: 'd3-q6', seed: 5, nonce: 71 });
+      const deterministicQ = quantize(gaussianMatrix(130, 11, 72), { scheme: 'd3-q6-deterministic', seed: 5 });
+      if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+      const universalW = uploadUniversalMatrix(device, universalQ);
+      const weights = UniversalGemvI8Weights.create(device, universalW);
+      const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+      try {
+        for (const k of [1, 3]) {
+          const x = gaussianMatrix(130, k, 73 + k);
+          const universalY = await universalGemvI8(device, weights, x, { dotPath });
+          const deterministicY = await latticeGemvI8(device, deterministicW, x, { dotPath });
+          for (const [q, y] of [[universalQ, universalY], [deterministicQ, deterministicY]] as const) {
+            const { twin, exact } = compare(y, q, x);
+            expect(twin, `k = ${k}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+            expect(exact, `k = ${k}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+          }
+        }
+      } finally {
+        weights.destroy();
+        universalW.destroy();
+        deterministicW.destroy();
+      }
+    } finally {
+      device.destroy();
+    }
+  });
+});
