@@ -201,16 +201,26 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   key: (variant) => `${variant.q}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
 });
 
+/** The WGSL of the escape repack (shaders/universal_escape_nibbles.wgsl with its parameters). */
+export function escapeNibblesShaderSource(): string {
+  return `${NibbleParams.wgsl()}\n${nibblesSource}`;
+}
+
+/** The WGSL of x̃ → int8 (shaders/universal_gemv_i8_x.wgsl with its parameters). */
+export function inputsI8ShaderSource(): string {
+  return `${InputParams.wgsl()}\n${inputSource}`;
+}
+
 const nibblePipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal escape nibbles',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal escape nibbles', code: `${NibbleParams.wgsl()}\n${nibblesSource}` }),
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal escape nibbles', code: escapeNibblesShaderSource() }),
 });
 
 const inputPipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal gemv int8 inputs',
   bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal gemv int8 inputs', code: `${InputParams.wgsl()}\n${inputSource}` }),
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal gemv int8 inputs', code: inputsI8ShaderSource() }),
 });
 
 /**

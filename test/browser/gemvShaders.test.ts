@@ -1,0 +1,105 @@
+import type { ViteDevServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
+import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
+import { latticeGemvShaderSource } from '../../src/gpu/kernels/latticeGemv.js';
+import { latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
+import { escapeNibblesShaderSource, inputsI8ShaderSource, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
+import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
+
+/*
+ * The GEMV kernels' WGSL compiles in Chromium (WebGPU on SwiftShader, the browser's own Tint), not
+ * only in the Dawn that Node runs: every variant an app can reach — f32 and int8 inputs, tiles of 1 and
+ * 8 right-hand sides, plain and subgroup reductions where the browser offers subgroups, packed dot
+ * products where its WGSL has packed_4x8_integer_dot_product — through createShaderModule and
+ * getCompilationInfo, on the demo's page (a secure origin, as WebGPU needs).
+ */
+
+const unavailable = browserUnavailableReason();
+
+interface Shader {
+  readonly name: string;
+  readonly code: string;
+  /** Needs the 'subgroups' feature / the packed dot product language feature. */
+  readonly subgroups?: boolean;
+  readonly packed?: boolean;
+  readonly f16?: boolean;
+}
+
+function shaders(): Shader[] {
+  const list: Shader[] = [
+    { name: 'escape nibbles', code: escapeNibblesShaderSource() },
+    { name: 'x̃ to int8', code: inputsI8ShaderSource() },
+    { name: 'universal gemv finish D3', code: universalGemvFinishShaderSource('D3') },
+    { name: 'int4 gemv', code: int4GemvShaderSource(false) },
+    { name: 'weight-only gemv', code: weightOnlyGemvShaderSource(1) },
+    { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
+    { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
+  ];
+  for (const rhsTile of [1, 8] as const) {
+    for (const subgroups of [false, true]) {
+      list.push({ name: `universal gemv d3-q6, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'D3', rhsTile, subgroups, q: 6 }), subgroups });
+      list.push({ name: `universal gemv e8-q16, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'E8', rhsTile, subgroups, q: 16 }), subgroups });
+      for (const dotPath of ['plain', 'packed'] as const) {
+        const packed = dotPath === 'packed';
+        list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath }), subgroups, packed });
+        list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath }), subgroups, packed });
+      }
+    }
+  }
+  return list;
+}
+
+describe.skipIf(unavailable !== undefined)('GEMV WGSL in Chromium', () => {
+  let chromium: Chromium;
+  let server: ViteDevServer;
+  let url: string;
+  beforeAll(async () => {
+    ({ server, url } = await startDemoServer());
+    chromium = await launchChromium({ webgpu: true });
+  }, 120_000);
+  afterAll(async () => {
+    await chromium?.close();
+    await server?.close();
+  });
+
+  it('every GEMV variant compiles without errors (variants needing a missing feature are reported, not compiled)', async () => {
+    const page = await chromium.browser.newPage();
+    await page.goto(url, { waitUntil: 'load' });
+    const all = shaders();
+    const report = await page.evaluate(async (list: readonly Shader[]) => {
+      const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+      if (!gpu) return { error: 'no navigator.gpu', results: [] as { name: string; skipped?: string; errors: string[] }[] };
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) return { error: 'no adapter', results: [] };
+      const wanted = (['subgroups', 'shader-f16'] as const).filter((feature) => adapter.features.has(feature));
+      const device = await adapter.requestDevice({ requiredFeatures: wanted });
+      const packedDot = gpu.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
+      const results: { name: string; skipped?: string; errors: string[] }[] = [];
+      for (const shader of list) {
+        if (shader.subgroups && !device.features.has('subgroups')) results.push({ name: shader.name, skipped: 'no subgroups', errors: [] });
+        else if (shader.f16 && !device.features.has('shader-f16')) results.push({ name: shader.name, skipped: 'no shader-f16', errors: [] });
+        else if (shader.packed && !packedDot) results.push({ name: shader.name, skipped: 'no packed_4x8_integer_dot_product', errors: [] });
+        else {
+          const module = device.createShaderModule({ label: shader.name, code: shader.code });
+          const info = await module.getCompilationInfo();
+          results.push({ name: shader.name, errors: info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`) });
+        }
+      }
+      device.destroy();
+      return { error: null, results };
+    }, all);
+    await page.close();
+    expect(report.error).toBeNull();
+    expect(report.results).toHaveLength(all.length);
+    const failed = report.results.filter((r) => r.errors.length > 0);
+    expect(failed, JSON.stringify(failed, null, 1)).toEqual([]);
+    const compiled = report.results.filter((r) => r.skipped === undefined);
+    // At least the core-WGSL variants (no optional feature) compile everywhere.
+    expect(compiled.length).toBeGreaterThanOrEqual(all.filter((s) => !s.subgroups && !s.packed && !s.f16).length);
+    const skipped = report.results.filter((r) => r.skipped !== undefined);
+    if (skipped.length > 0) console.warn(`GEMV WGSL in Chromium: ${compiled.length} compiled, ${skipped.length} skipped (${[...new Set(skipped.map((r) => r.skipped))].join(', ')})`);
+  }, 180_000);
+});
