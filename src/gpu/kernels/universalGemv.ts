@@ -16,7 +16,7 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperand
 import { bindingWindow, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
-import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * Weight-only products with universal lattice codes on the GPU: Y = ŴᵀX for a universal matrix W on
@@ -211,7 +211,7 @@ export function pointFactorWgsl(spec: LatticeSpec): string {
  */
 export function universalGemvHeader(spec: LatticeSpec): string {
   const { words, fields } = spec.dither;
-  const hashes = Array.from({ length: words }, (_, t) => `  let h${t} = mix32(key ^ (block * ${words}u + ${t}u));`);
+  const hashes = Array.from({ length: words }, (_, t) => `  let h${t} = ${blockHashWgsl(words, t)};`);
   const lines = fields.map((field, v) => `  f[${v}] = i32((h${field.word} >> ${field.shift}u) & ${2 ** field.bits - 1}u);`);
   return [
     `// Generated from latticeSpec('${spec.name}') for the universal GEMV (src/gpu/kernels/universalGemv.ts).`,

@@ -25,7 +25,7 @@ import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { beginGemv, type GemvCall, type GemvCallArgs } from './gemvCall.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
-import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
+import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * The int8-input universal GEMV: Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6), with x̃
@@ -45,7 +45,7 @@ import { UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWi
  *     `quantizeInputsI8`), Σx when W is centred (the f32 GEMV's `call_sums`), then the product
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
  *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product).
- * The product shader's header comment counts instructions per weight byte (≈ 24, against ≈ 70 for the
+ * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
  * f32-input kernel).
  */
 
@@ -66,7 +66,7 @@ type RhsTile = 1 | 8;
  * codes (q = 6, i.e. d3-q6), whose leaders plus q·root fit int8 and whose roots fit a nibble.
  *
  * @example
- * int8InputsUnsupported(schemeByName('d3-q6')); // null
+ * int8InputsUnsupported(SCHEMES['d3-q6'] as UniversalLatticeScheme); // null
  */
 export function int8InputsUnsupported(scheme: UniversalLatticeScheme): string | null {
   if (scheme.lattice !== 'D3') return `the int8-input GEMV reads D3 codes; this scheme is ${scheme.lattice}`;
@@ -135,7 +135,7 @@ export function universalGemvI8Header(spec: LatticeSpec, q: number): string {
     `const ROOT_COUNT: u32 = ${spec.escapes.rootCount}u;`,
     '// The hash word of block `block` (block_dither of universalWgsl.ts reads its fields).',
     'fn block_hash(key: u32, block: u32) -> u32 {',
-    '  return mix32(key ^ block);',
+    `  return ${blockHashWgsl(words, 0)};`,
     '}',
     '// The dither coordinates held in whole bytes of the hash, as packed i8 lanes (Z_v in lane v).',
     'fn dither_lanes(h: u32) -> u32 {',

@@ -42,11 +42,20 @@ export const UNIVERSAL_OPERAND_MEMBERS = {
 const RULES = { D3: 'NEAREST_D', E8: 'NEAREST_E8', Z: 'NEAREST_Z' } as const;
 const LIFTS = { D3: 'lift_d3(digits)', E8: 'lift_e8(digits)', Z: 'digits' } as const;
 
+/**
+ * Hash word t of a block's dither (of `words`), as a WGSL expression of `key` (the column's dither key)
+ * and `block`: the twin of blockDither's counter hashes (src/quantize/universalCode.ts). Every kernel
+ * that regenerates the dither writes it from here.
+ */
+export function blockHashWgsl(words: number, t: number): string {
+  return `mix32(key ^ (block * ${words}u + ${t}u))`;
+}
+
 /** The generated header: constants, the generator (`u_lift`) and the block dither (`block_dither`). */
 export function universalLatticeHeader(spec: LatticeSpec): string {
   const { words, fields } = spec.dither;
   check(fields.length === spec.dimension, () => `${spec.name}: ${fields.length} dither fields for dimension ${spec.dimension}`);
-  const hashes = Array.from({ length: words }, (_, t) => `  let h${t} = mix32(key ^ (block * ${words}u + ${t}u));`);
+  const hashes = Array.from({ length: words }, (_, t) => `  let h${t} = ${blockHashWgsl(words, t)};`);
   const d = spec.dimension;
   const { numerators, determinant } = spec.lattice.basisInverse;
   const coefficientLines = Array.from({ length: d }, (_, i) => {
