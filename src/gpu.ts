@@ -24,7 +24,7 @@ export {
 export type { GpuMatrixInput } from './gpu/matrixInput.js';
 export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOperand.js';
 export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
-export { QuantizedLinear, type QuantizedLinearOptions, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
+export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
 export { prepareCommands, PreparedCommands } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';
 export { readBufferExclusive } from './gpu/buffers.js';

@@ -1,6 +1,7 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { dispatchEpilogue, dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
+import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
@@ -79,6 +80,66 @@ function bufferId(buffer: GPUBuffer): number {
 }
 
 /**
+ * Prepared command sets by key, least recently used dropped past `limit` (what `QuantizedLinear` and
+ * its groups keep per (x, y, tokens) combination).
+ */
+class PreparedCache {
+  private readonly sets = new Map<string, PreparedCommands>();
+
+  constructor(private readonly limit: number) {}
+
+  /** The set for `key`, prepared by `prepare` on first use; marks it most recently used. */
+  get(key: string, prepare: () => PreparedCommands): PreparedCommands {
+    let commands = this.sets.get(key);
+    if (commands === undefined) {
+      commands = prepare();
+      if (this.sets.size >= this.limit) {
+        const [oldest] = this.sets.keys();
+        if (oldest !== undefined) {
+          this.sets.get(oldest)?.destroy();
+          this.sets.delete(oldest);
+        }
+      }
+    } else {
+      this.sets.delete(key);
+    }
+    this.sets.set(key, commands);
+    return commands;
+  }
+
+  get size(): number {
+    return this.sets.size;
+  }
+
+  destroy(): void {
+    for (const commands of this.sets.values()) commands.destroy();
+    this.sets.clear();
+  }
+}
+
+/** A buffer and a byte offset. */
+type Slice = { buffer: GPUBuffer; offset: number };
+
+/**
+ * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is
+ * converted from f16 once and rotated once per distinct rotation (lattice layers quantized with one
+ * seed share it, as the library's default seed makes them), then every layer's GEMV and epilogue run
+ * on it. Results equal the layers recorded one by one, bit for bit.
+ */
+export interface QuantizedLinearGroup {
+  readonly layers: readonly QuantizedLinear[];
+  /** Rotations of x one record makes (one per distinct seed and length among the rotated lattice layers). */
+  readonly rotationsPerRecord: number;
+  /**
+   * Records y_i = W_i·x + b_i for every layer into `encoder` (outside a pass). `ys[i]` is layer i's
+   * output (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
+   */
+  record(encoder: GPUCommandEncoder, x: BufferSlice, ys: readonly BufferSlice[], options?: { readonly tokens?: number }): void;
+  /** Frees the group's prepared commands (not the layers). Idempotent. */
+  destroy(): void;
+}
+
+/**
  * y = W·x + b on the GPU from quantized weights.
  *
  * @example
@@ -97,8 +158,7 @@ export class QuantizedLinear {
   /** f32 staging of x (f16 activations) and of W·x before the epilogue (f16 output or a bias). */
   private readonly xStaging: GPUBuffer | null;
   private readonly yStaging: GPUBuffer | null;
-  private readonly prepared = new Map<string, PreparedCommands>();
-  private readonly maxPrepared: number;
+  private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
   private readonly int8DotPath: DotPath;
@@ -125,8 +185,9 @@ export class QuantizedLinear {
     check(this.activations === 'f32' || this.activations === 'f16', () => `activations must be 'f32' or 'f16', got ${String(this.activations)}`);
     this.maxTokens = options.maxTokens ?? 64;
     checkPositiveInteger(this.maxTokens, 'maxTokens');
-    this.maxPrepared = options.maxPrepared ?? 16;
-    checkPositiveInteger(this.maxPrepared, 'maxPrepared');
+    const maxPrepared = options.maxPrepared ?? 16;
+    checkPositiveInteger(maxPrepared, 'maxPrepared');
+    this.prepared = new PreparedCache(maxPrepared);
     const bias = options.bias ?? null;
     if (bias instanceof Float32Array) {
       check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
@@ -170,54 +231,148 @@ export class QuantizedLinear {
    */
   record(encoder: GPUCommandEncoder, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
-    const tokens = options.tokens ?? 1;
-    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${tokens}`);
+    const tokens = this.checkTokens(options.tokens);
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     check(input.buffer !== output.buffer, 'x and y must be different buffers');
     const key = `${bufferId(input.buffer)}:${input.offset}|${bufferId(output.buffer)}:${output.offset}|${tokens}`;
-    let commands = this.prepared.get(key);
-    if (commands === undefined) {
-      const bytes = activationBytes(this.activations);
-      checkBufferUsable(input.buffer, BufferUsage.STORAGE, 'x');
-      checkBufferUsable(output.buffer, BufferUsage.STORAGE, 'y');
-      check(input.offset + bytes * this.inFeatures * tokens <= input.buffer.size, () => `x needs ${bytes * this.inFeatures * tokens} bytes at offset ${input.offset}, but its buffer has ${input.buffer.size}`);
-      check(output.offset + bytes * this.outFeatures * tokens <= output.buffer.size, () => `y needs ${bytes * this.outFeatures * tokens} bytes at offset ${output.offset}, but its buffer has ${output.buffer.size}`);
-      commands = prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => this.recordOnce(recorder, scratch, input, output, tokens));
-      if (this.prepared.size >= this.maxPrepared) {
-        const [oldest] = this.prepared.keys();
-        if (oldest !== undefined) {
-          this.prepared.get(oldest)?.destroy();
-          this.prepared.delete(oldest);
-        }
-      }
-      this.prepared.set(key, commands);
-    } else {
-      // Most recently used last.
-      this.prepared.delete(key);
-      this.prepared.set(key, commands);
-    }
+    const commands = this.prepared.get(key, () => {
+      this.checkInput(input, tokens);
+      this.checkOutput(output, tokens, 'y');
+      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => {
+        this.recordFromF32(recorder, scratch, this.toF32(recorder, scratch, input, tokens, this.xStaging), null, output, tokens);
+      });
+    });
     commands.record(encoder);
   }
 
-  private recordOnce(encoder: GPUCommandEncoder, scratch: GpuScratch, x: { buffer: GPUBuffer; offset: number }, y: { buffer: GPUBuffer; offset: number }, tokens: number): void {
-    let gemvIn = x;
-    if (this.xStaging !== null) {
-      dispatchF16ToF32(this.device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: this.xStaging, count: this.inFeatures * tokens });
-      gemvIn = { buffer: this.xStaging, offset: 0 };
+  /**
+   * A group of layers that read the same input (same device, inFeatures and activation format),
+   * recorded with one f16 conversion and one rotation per distinct seed (see {@link QuantizedLinearGroup}).
+   *
+   * @example
+   * const qkv = QuantizedLinear.group([q, k, v]);       // one rotation of x instead of three
+   * qkv.record(encoder, hidden, [qOut, kOut, vOut]);
+   */
+  static group(layers: readonly QuantizedLinear[], options: { readonly maxPrepared?: number; readonly label?: string } = {}): QuantizedLinearGroup {
+    check(Array.isArray(layers) && layers.length > 0 && layers.every((layer) => layer instanceof QuantizedLinear), 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
+    const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
+    check(new Set(layers).size === layers.length, 'QuantizedLinear.group: a layer appears twice');
+    for (const layer of layers) {
+      check(!layer.destroyed, () => `${layer.label}: this QuantizedLinear was destroyed`);
+      check(layer.device === first.device, 'QuantizedLinear.group: the layers are on different devices');
+      check(layer.inFeatures === first.inFeatures, () => `QuantizedLinear.group: ${layer.label} has inFeatures ${layer.inFeatures}, ${first.label} ${first.inFeatures}`);
+      check(layer.activations === first.activations, () => `QuantizedLinear.group: ${layer.label} takes ${layer.activations} activations, ${first.label} ${first.activations}`);
     }
+    const maxPrepared = options.maxPrepared ?? 16;
+    checkPositiveInteger(maxPrepared, 'maxPrepared');
+    const label = options.label ?? `group of ${layers.length} layers`;
+    const prepared = new PreparedCache(maxPrepared);
+    const maxTokens = Math.min(...layers.map((layer) => layer.maxTokens));
+    const rotationKeys = new Set(layers.map((layer) => layer.rotationKey()).filter((key) => key !== null));
+    let destroyed = false;
+    const device = first.device;
+
+    const recordOnce = (encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number): void => {
+      const staging = first.activations === 'f16' ? scratch.buffer(`${label} x (f32)`, 4 * first.inFeatures * tokens, STORAGE_USAGE) : null;
+      const input = first.toF32(encoder, scratch, x, tokens, staging);
+      const rotated = new Map<string, Slice>();
+      layers.forEach((layer, i) => {
+        const key = layer.rotationKey();
+        let xRotated: Slice | null = null;
+        if (key !== null && !(layer.weight instanceof WeightOnlyGpuMatrix)) {
+          const w = layer.weight;
+          xRotated = rotated.get(key) ?? null;
+          if (xRotated === null) {
+            const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
+            dispatchHadamard(device, encoder, scratch, { input: input.buffer, inputOffset: input.offset, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
+            xRotated = { buffer, offset: 0 };
+            rotated.set(key, xRotated);
+          }
+        }
+        layer.recordFromF32(encoder, scratch, input, xRotated, ys[i] as Slice, tokens);
+      });
+    };
+
+    return {
+      layers: [...layers],
+      rotationsPerRecord: rotationKeys.size,
+      record(encoder, x, ys, recordOptions = {}) {
+        check(!destroyed, () => `${label}: this group was destroyed`);
+        for (const layer of layers) check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
+        const tokens = recordOptions.tokens ?? 1;
+        check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${tokens}`);
+        check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
+        const input = slice(x, 'x');
+        const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
+        outputs.forEach((output, i) => check(output.buffer !== input.buffer, () => `x and ys[${i}] must be different buffers`));
+        const key = `${bufferId(input.buffer)}:${input.offset}|${outputs.map((o) => `${bufferId(o.buffer)}:${o.offset}`).join(',')}|${tokens}`;
+        const commands = prepared.get(key, () => {
+          first.checkInput(input, tokens);
+          layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
+          return prepareCommands(device, `${label} (${tokens} tokens)`, (recorder, scratch) => recordOnce(recorder, scratch, input, outputs, tokens));
+        });
+        commands.record(encoder);
+      },
+      destroy() {
+        if (destroyed) return;
+        destroyed = true;
+        prepared.destroy();
+      },
+    };
+  }
+
+  /** `tokens` checked against maxTokens (default 1). */
+  private checkTokens(value: number | undefined): number {
+    const tokens = value ?? 1;
+    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${tokens}`);
+    return tokens;
+  }
+
+  /** x: a storage buffer with inFeatures × tokens activations at its offset. */
+  private checkInput(input: Slice, tokens: number): void {
+    const bytes = activationBytes(this.activations);
+    checkBufferUsable(input.buffer, BufferUsage.STORAGE, 'x');
+    check(input.offset + bytes * this.inFeatures * tokens <= input.buffer.size, () => `x needs ${bytes * this.inFeatures * tokens} bytes at offset ${input.offset}, but its buffer has ${input.buffer.size}`);
+  }
+
+  /** y: a storage buffer with room for outFeatures × tokens activations at its offset. */
+  private checkOutput(output: Slice, tokens: number, what: string): void {
+    const bytes = activationBytes(this.activations);
+    checkBufferUsable(output.buffer, BufferUsage.STORAGE, what);
+    check(output.offset + bytes * this.outFeatures * tokens <= output.buffer.size, () => `${what} needs ${bytes * this.outFeatures * tokens} bytes at offset ${output.offset}, but its buffer has ${output.buffer.size}`);
+  }
+
+  /** The rotation this layer's GEMV applies to x (lattice weights with rotate: its rows, length and seed), or null. */
+  private rotationKey(): string | null {
+    const weight = this.weight;
+    if (weight instanceof WeightOnlyGpuMatrix || !weight.rotate) return null;
+    return `${weight.rows}/${weight.length}/${weight.seed}`;
+  }
+
+  /** x as f32: x itself, or converted from f16 into `staging`. */
+  private toF32(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, tokens: number, staging: GPUBuffer | null): Slice {
+    if (this.activations !== 'f16') return x;
+    check(staging !== null, 'f16 activations need an f32 staging buffer');
+    dispatchF16ToF32(this.device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staging, count: this.inFeatures * tokens });
+    return { buffer: staging, offset: 0 };
+  }
+
+  /** The GEMV (on f32 x, or on the caller's R·x) and the epilogue (bias, f16 output) into y. */
+  private recordFromF32(encoder: GPUCommandEncoder, scratch: GpuScratch, gemvIn: Slice, xRotated: Slice | null, y: Slice, tokens: number): void {
+    const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const gemvOut = this.yStaging === null ? y : { buffer: this.yStaging, offset: 0 };
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) {
       weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
     } else if (this.int8Inputs) {
-      const io = { dotPath: this.int8DotPath, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens };
+      const io = { dotPath: this.int8DotPath, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput };
       if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, weights: this.int8Weights });
       else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...io, w: weight });
     } else if (weight.mode === 'universal') {
-      dispatchUniversalGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens });
+      dispatchUniversalGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput });
     } else {
-      dispatchLatticeGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens });
+      dispatchLatticeGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput });
     }
     if (this.yStaging !== null) {
       dispatchEpilogue(this.device, encoder, scratch, {
@@ -241,8 +396,7 @@ export class QuantizedLinear {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const commands of this.prepared.values()) commands.destroy();
-    this.prepared.clear();
+    this.prepared.destroy();
     this.xStaging?.destroy();
     this.yStaging?.destroy();
     this.int8Weights?.destroy();

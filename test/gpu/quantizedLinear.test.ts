@@ -221,6 +221,86 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  for (const activations of ['f32', 'f16'] as const) {
+    it(`a group (one rotation per seed) equals its layers recorded one by one, bit for bit (${activations})`, async () => {
+      const lattice = (scheme: 'd3-q6' | 'e8-q16' | 'd3-q6-deterministic', seed: number): LatticeQuantizedMatrix =>
+        quantize(w, { scheme, seed, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 + seed }) }) as LatticeQuantizedMatrix;
+      const weights = [
+        uploadLatticeMatrix(device, lattice('d3-q6', 1)),
+        uploadLatticeMatrix(device, lattice('e8-q16', 1)),
+        uploadLatticeMatrix(device, lattice('d3-q6', 1)),
+        uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)),
+        uploadLatticeMatrix(device, lattice('e8-q16', 2)), // another seed: a second rotation
+        uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // rotates x itself
+      ];
+      const layers = weights.map((weight, i) =>
+        QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: i === 2 ? dotPathFor(context.features) : null }),
+      );
+      const group = QuantizedLinear.group(layers);
+      const bytes = activations === 'f16' ? 2 : 4;
+      const x = gaussianMatrix(n, 3, 40);
+      const xBuffer = createBufferWithData(device, 'group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
+      const outputs = (what: string): GPUBuffer[] => layers.map((layer, i) => createBuffer(device, `${what} ${i}`, bytes * layer.outFeatures * 3, STORAGE_USAGE));
+      const single = outputs('single');
+      const grouped = outputs('grouped');
+      try {
+        expect(group.rotationsPerRecord).toBe(2);
+        const encoder = device.createCommandEncoder({ label: 'group test' });
+        layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 }));
+        group.record(encoder, xBuffer, grouped, { tokens: 3 });
+        group.record(encoder, xBuffer, grouped, { tokens: 3 }); // replayed: the same commands again
+        device.queue.submit([encoder.finish()]);
+        for (const [i, layer] of layers.entries()) {
+          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 3));
+          const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 3));
+          expect(b, `layer ${i}`).toEqual(a);
+        }
+        // The rotations: recording into an encoder that counts the Hadamard passes, the group makes one
+        // per distinct seed of its lattice layers (2) where the layers one by one make one each (5); the
+        // weight-only layer rotates x itself either way.
+        const hadamardPasses = (record: (encoder: GPUCommandEncoder) => void): number => {
+          const real = device.createCommandEncoder({ label: 'counting encoder' });
+          let count = 0;
+          const counting = new Proxy(real, {
+            get(target, property) {
+              if (property === 'beginComputePass') {
+                return (descriptor?: GPUComputePassDescriptor) => {
+                  if (descriptor?.label?.startsWith('hadamard')) count++;
+                  return target.beginComputePass(descriptor);
+                };
+              }
+              const value = Reflect.get(target, property) as unknown;
+              return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+            },
+          });
+          record(counting);
+          real.finish();
+          return count;
+        };
+        const singlePasses = hadamardPasses((encoder) => layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 })));
+        const groupPasses = hadamardPasses((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 3 }));
+        expect(singlePasses - groupPasses).toBe(3);
+        // Refusals, with the reason named.
+        expect(() => QuantizedLinear.group([])).toThrow(/non-empty array/);
+        expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, layers[0] as QuantizedLinear])).toThrow(/appears twice/);
+        const encoder2 = device.createCommandEncoder();
+        expect(() => group.record(encoder2, xBuffer, grouped.slice(1))).toThrow(/one output per layer/);
+        expect(() => group.record(encoder2, xBuffer, [xBuffer, ...grouped.slice(1)])).toThrow(/x and ys\[0\] must be different/);
+        expect(() => group.record(encoder2, xBuffer, grouped, { tokens: 5 })).toThrow(/tokens must be/);
+        const other = QuantizedLinear.create(device, uploadWeightOnly(device, quantizeWeights(gaussianMatrix(256, out, 5), null, { method: 'rtn', rate: 4 })));
+        expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, other])).toThrow(/inFeatures/);
+        other.destroy();
+        group.destroy();
+        expect(() => group.record(encoder2, xBuffer, grouped)).toThrow(/destroyed/);
+      } finally {
+        group.destroy();
+        for (const layer of layers) layer.destroy();
+        for (const weight of weights) weight.destroy();
+        for (const buffer of [xBuffer, ...single, ...grouped]) buffer.destroy();
+      }
+    });
+  }
+
   it('refuses what it cannot do, with the argument named', () => {
     const q = quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
     const gpuW = uploadLatticeMatrix(device, q);
