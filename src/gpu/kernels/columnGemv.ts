@@ -3,12 +3,18 @@ import plainEntrySource from '../../../shaders/column_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/column_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
 import { firstNonFinite } from '../../matrix.js';
+import { createKernelBindGroup, windowBinding } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import type { UniformPacker } from '../uniforms.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 
 /*
  * What the column GEMV baselines (f32Gemv.ts, f16Gemv.ts, int4Gemv.ts) share: 8 output columns per
  * workgroup of 256 invocations, each invocation's 8 column sums added by
  * shaders/column_gemv_reduce.wgsl and one of two entry files (subgroup shuffles where the device has
- * 'subgroups', a workgroup-memory tree otherwise; both of depth 8, so the error bounds are the same).
+ * 'subgroups', a workgroup-memory tree otherwise; both of depth 8, so the error bounds are the same),
+ * and `recordColumnGemv`, which splits the columns into chunks that fit a storage binding and records
+ * them.
  */
 
 /** Output columns per workgroup of every column GEMV (the shaders' COLUMNS). */
@@ -67,4 +73,64 @@ export function checkGemvVector(x: Float32Array, rows: number, kernel: string): 
   check(x.length === rows, () => `${kernel}: x has ${x.length} entries, W has ${rows} rows`);
   const bad = firstNonFinite(x);
   check(bad < 0, () => `${kernel}: x has a non-finite entry ${x[bad]} at index ${bad}`);
+}
+
+/** A per-column weight stream of a column GEMV: `bytesPerColumn` bytes per column from byte `offset`. */
+export interface ColumnStream {
+  readonly buffer: GPUBuffer;
+  readonly offset: number;
+  readonly bytesPerColumn: number;
+}
+
+/** One column GEMV call for {@link recordColumnGemv}. Offsets are in bytes. */
+export interface ColumnGemvCall {
+  /** The kernel's name in labels and errors ('f32 gemv'). */
+  readonly kernel: string;
+  readonly layout: GPUBindGroupLayout;
+  readonly pipeline: GPUComputePipeline;
+  readonly cols: number;
+  /** The weight streams, bound in this order after the parameters (then x, then y). */
+  readonly weights: readonly ColumnStream[];
+  /** x: `bytes` from `offset`, one binding for every chunk of columns. */
+  readonly x: { readonly buffer: GPUBuffer; readonly offset: number; readonly bytes: number };
+  /** y: cols f32 from `offset`. */
+  readonly y: { readonly buffer: GPUBuffer; readonly offset: number };
+  readonly maxBindingBytes?: number;
+  /** The uniforms of `cols` columns, given the windows of the weight streams, x and y of that chunk. */
+  readonly params: (chunk: { readonly cols: number; readonly weights: readonly BindingWindow[]; readonly x: BindingWindow; readonly y: BindingWindow }) => UniformPacker;
+}
+
+/**
+ * Records a column GEMV into one pass: columns split into chunks whose weight streams and y each fit a
+ * storage binding (x must fit one), each chunk's parameters and bind group (params, weight streams, x,
+ * y) and a dispatch of COLUMN_GEMV_COLUMNS columns per workgroup.
+ */
+export function recordColumnGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, call: ColumnGemvCall): void {
+  const { kernel, cols } = call;
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(call.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const xWindow = bindingWindow(call.x.offset, call.x.bytes, alignment);
+  check(xWindow.size <= maxBinding, () => `${kernel}: x (${call.x.bytes / 4} f32) is larger than one storage binding (${maxBinding} bytes)`);
+  const columnsPerChunk = Math.min(...call.weights.map((stream) => itemsPerBinding(stream.bytesPerColumn, maxBinding, alignment)), itemsPerBinding(4, maxBinding, alignment));
+  const pass = encoder.beginComputePass({ label: kernel });
+  pass.setPipeline(call.pipeline);
+  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, cols - j0);
+    const weightWindows = call.weights.map((stream) => bindingWindow(stream.offset + stream.bytesPerColumn * j0, stream.bytesPerColumn * chunkCols, alignment));
+    const yWindow = bindingWindow(call.y.offset + 4 * j0, 4 * chunkCols, alignment);
+    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
+    const params = scratch.uniform(`${kernel} params (${range})`, call.params({ cols: chunkCols, weights: weightWindows, x: xWindow, y: yWindow }));
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, call.layout, `${kernel} (${range})`, [
+        { buffer: params },
+        ...call.weights.map((stream, i) => windowBinding(stream.buffer, weightWindows[i] as BindingWindow)),
+        windowBinding(call.x.buffer, xWindow),
+        windowBinding(call.y.buffer, yWindow),
+      ]),
+    );
+    const [gx, gy] = workgroupGrid(Math.ceil(chunkCols / COLUMN_GEMV_COLUMNS), device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(gx, gy);
+  }
+  pass.end();
 }

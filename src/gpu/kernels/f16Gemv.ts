@@ -3,19 +3,20 @@ import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { fromFloat16Bits } from '../../scalar/floatFormats.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { BindingWindow } from '../workSplit.js';
 import {
+  checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
-  type ColumnGemvOptions,
-  checkGemvVector,
+  recordColumnGemv,
 } from './columnGemv.js';
 
 /*
@@ -221,41 +222,26 @@ export function dispatchF16Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
   checkBufferRange(args.x, xOffset, 4 * F16_CHUNK * chunks, 'f16 gemv: x', 16);
   checkBufferRange(args.y, yOffset, 4 * cols, 'f16 gemv: y', 4);
   const subgroups = columnGemvUsesSubgroups(device, args, 'f16 gemv');
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const xWindow = bindingWindow(xOffset, 4 * F16_CHUNK * chunks, alignment);
-  check(xWindow.size <= maxBinding, () => `f16 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
-  const columnsPerChunk = Math.min(itemsPerBinding(16 * chunks, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment));
-
   const { layout, pipeline } = pipelines.get(device, subgroups);
-  const pass = encoder.beginComputePass({ label: 'f16 gemv' });
-  pass.setPipeline(pipeline);
-  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
-    const chunkCols = Math.min(columnsPerChunk, cols - j0);
-    const wWindow = bindingWindow(wOffset + 16 * chunks * j0, 16 * chunks * chunkCols, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * j0, 4 * chunkCols, alignment);
-    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
-    const params = scratch.uniform(
-      `f16 gemv params (${range})`,
+  recordColumnGemv(device, encoder, scratch, {
+    kernel: 'f16 gemv',
+    layout,
+    pipeline,
+    cols,
+    weights: [{ buffer: args.w, offset: wOffset, bytesPerColumn: 16 * chunks }],
+    x: { buffer: args.x, offset: xOffset, bytes: 4 * F16_CHUNK * chunks },
+    y: { buffer: args.y, offset: yOffset },
+    maxBindingBytes: args.maxBindingBytes,
+    params: (chunk) =>
       Params.pack({
-        cols: chunkCols,
+        cols: chunk.cols,
         chunks,
-        w_first: wWindow.firstElement / 4,
-        x_first: xWindow.firstElement / 4,
-        y_first: yWindow.firstElement,
+        w_first: (chunk.weights[0] as BindingWindow).firstElement / 4,
+        x_first: chunk.x.firstElement / 4,
+        y_first: chunk.y.firstElement,
         subgroup_mode: columnGemvSubgroupMode(args),
       }),
-    );
-    pass.setBindGroup(0, createKernelBindGroup(device, layout, `f16 gemv (${range})`, [
-      { buffer: params },
-      windowBinding(args.w, wWindow),
-      windowBinding(args.x, xWindow),
-      windowBinding(args.y, yWindow),
-    ]));
-    const [gx, gy] = workgroupGrid(Math.ceil(chunkCols / F16_GEMV_COLUMNS_PER_WORKGROUP), device.limits.maxComputeWorkgroupsPerDimension);
-    pass.dispatchWorkgroups(gx, gy);
-  }
-  pass.end();
+  });
 }
 
 /**

@@ -2,19 +2,20 @@ import f32GemvSource from '../../../shaders/f32_gemv.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { BindingWindow } from '../workSplit.js';
 import {
+  checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
-  type ColumnGemvOptions,
-  checkGemvVector,
+  recordColumnGemv,
 } from './columnGemv.js';
 
 /*
@@ -139,45 +140,27 @@ export function dispatchF32Gemv(device: GPUDevice, encoder: GPUCommandEncoder, s
     chunkWidth === 1 || possibleWidth === 4,
     () => `f32 gemv: chunk width 4 needs n % 4 = 0 and 16-byte-aligned W and x (n = ${n}, offsets ${wOffset}, ${xOffset})`,
   );
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const xWindow = bindingWindow(xOffset, 4 * n, alignment);
-  check(xWindow.size <= maxBinding, () => `f32 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
-  const columnsPerChunk = Math.min(itemsPerBinding(4 * n, maxBinding, alignment), itemsPerBinding(4, maxBinding, alignment));
-
   const subgroups = columnGemvUsesSubgroups(device, args, 'f32 gemv');
   const { layout, pipeline } = pipelines.get(device, { chunkWidth, subgroups });
-  const pass = encoder.beginComputePass({ label: 'f32 gemv' });
-  pass.setPipeline(pipeline);
-  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
-    const chunkCols = Math.min(columnsPerChunk, cols - j0);
-    const wWindow = bindingWindow(wOffset + 4 * n * j0, 4 * n * chunkCols, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * j0, 4 * chunkCols, alignment);
-    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
-    const params = scratch.uniform(
-      `f32 gemv params (${range})`,
+  recordColumnGemv(device, encoder, scratch, {
+    kernel: 'f32 gemv',
+    layout,
+    pipeline,
+    cols,
+    weights: [{ buffer: args.w, offset: wOffset, bytesPerColumn: 4 * n }],
+    x: { buffer: args.x, offset: xOffset, bytes: 4 * n },
+    y: { buffer: args.y, offset: yOffset },
+    maxBindingBytes: args.maxBindingBytes,
+    params: (chunk) =>
       Params.pack({
-        cols: chunkCols,
+        cols: chunk.cols,
         chunks: n / chunkWidth,
-        w_first: wWindow.firstElement / chunkWidth,
-        x_first: xWindow.firstElement / chunkWidth,
-        y_first: yWindow.firstElement,
+        w_first: (chunk.weights[0] as BindingWindow).firstElement / chunkWidth,
+        x_first: chunk.x.firstElement / chunkWidth,
+        y_first: chunk.y.firstElement,
         subgroup_mode: columnGemvSubgroupMode(args),
       }),
-    );
-    pass.setBindGroup(0, createKernelBindGroup(device, layout, `f32 gemv (${range})`, [
-      { buffer: params },
-      windowBinding(args.w, wWindow),
-      windowBinding(args.x, xWindow),
-      windowBinding(args.y, yWindow),
-    ]));
-    const [gx, gy] = workgroupGrid(
-      Math.ceil(chunkCols / F32_GEMV_COLUMNS_PER_WORKGROUP),
-      device.limits.maxComputeWorkgroupsPerDimension,
-    );
-    pass.dispatchWorkgroups(gx, gy);
-  }
-  pass.end();
+  });
 }
 
 /**

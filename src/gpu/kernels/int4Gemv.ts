@@ -4,19 +4,20 @@ import { checkMatrix, column, type Matrix } from '../../matrix.js';
 import { absmaxQuantize, type AbsmaxOptions } from '../../scalar/absmax.js';
 import { float16Bits, fromFloat16Bits } from '../../scalar/floatFormats.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { BindingWindow } from '../workSplit.js';
 import {
+  checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
   columnGemvUsesSubgroups,
-  type ColumnGemvOptions,
-  checkGemvVector,
+  recordColumnGemv,
 } from './columnGemv.js';
 
 /*
@@ -230,53 +231,32 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   checkBufferRange(args.scales, scalesOffset, 4 * scaleWords * cols, 'int4 gemv: scales', 4);
   checkBufferRange(args.x, xOffset, 4 * INT4_GROUP_SIZE * groups, 'int4 gemv: x', 16);
   checkBufferRange(args.y, yOffset, 4 * cols, 'int4 gemv: y', 4);
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const xWindow = bindingWindow(xOffset, 4 * INT4_GROUP_SIZE * groups, alignment);
-  check(xWindow.size <= maxBinding, () => `int4 gemv: x (${n} f32) is larger than one storage binding (${maxBinding} bytes)`);
-  const columnsPerChunk = Math.min(
-    itemsPerBinding(16 * groups, maxBinding, alignment),
-    itemsPerBinding(4 * scaleWords, maxBinding, alignment),
-    itemsPerBinding(4, maxBinding, alignment),
-  );
-
   const subgroups = columnGemvUsesSubgroups(device, args, 'int4 gemv');
   const { layout, pipeline } = pipelines.get(device, subgroups);
-  const pass = encoder.beginComputePass({ label: 'int4 gemv' });
-  pass.setPipeline(pipeline);
-  for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
-    const chunkCols = Math.min(columnsPerChunk, cols - j0);
-    const codesWindow = bindingWindow(codesOffset + 16 * groups * j0, 16 * groups * chunkCols, alignment);
-    const scalesWindow = bindingWindow(scalesOffset + 4 * scaleWords * j0, 4 * scaleWords * chunkCols, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * j0, 4 * chunkCols, alignment);
-    const range = `columns ${j0}…${j0 + chunkCols - 1}`;
-    const params = scratch.uniform(
-      `int4 gemv params (${range})`,
+  recordColumnGemv(device, encoder, scratch, {
+    kernel: 'int4 gemv',
+    layout,
+    pipeline,
+    cols,
+    weights: [
+      { buffer: args.codes, offset: codesOffset, bytesPerColumn: 16 * groups },
+      { buffer: args.scales, offset: scalesOffset, bytesPerColumn: 4 * scaleWords },
+    ],
+    x: { buffer: args.x, offset: xOffset, bytes: 4 * INT4_GROUP_SIZE * groups },
+    y: { buffer: args.y, offset: yOffset },
+    maxBindingBytes: args.maxBindingBytes,
+    params: ({ cols: chunkCols, weights: [codesWindow, scalesWindow], x, y }) =>
       Params.pack({
         cols: chunkCols,
         groups,
         scale_words: scaleWords,
-        codes_first: codesWindow.firstElement / 4,
-        scales_first: scalesWindow.firstElement,
-        x_first: xWindow.firstElement / 4,
-        y_first: yWindow.firstElement,
+        codes_first: (codesWindow as BindingWindow).firstElement / 4,
+        scales_first: (scalesWindow as BindingWindow).firstElement,
+        x_first: x.firstElement / 4,
+        y_first: y.firstElement,
         subgroup_mode: columnGemvSubgroupMode(args),
       }),
-    );
-    pass.setBindGroup(0, createKernelBindGroup(device, layout, `int4 gemv (${range})`, [
-      { buffer: params },
-      windowBinding(args.codes, codesWindow),
-      windowBinding(args.scales, scalesWindow),
-      windowBinding(args.x, xWindow),
-      windowBinding(args.y, yWindow),
-    ]));
-    const [gx, gy] = workgroupGrid(
-      Math.ceil(chunkCols / INT4_GEMV_COLUMNS_PER_WORKGROUP),
-      device.limits.maxComputeWorkgroupsPerDimension,
-    );
-    pass.dispatchWorkgroups(gx, gy);
-  }
-  pass.end();
+  });
 }
 
 /**
