@@ -10,7 +10,9 @@
 // array<u32>`, the int8 inputs `x_codes: array<vec4<u32>>` and `x_scales: array<u32>` (f32 bits; one
 // of each per group and right-hand side, shaders/universal_gemv_i8_x.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
-//   gemv_column(group_x, thread) -> GemvColumn the invocation's column;
+//   column_side_base(index) -> u32            first side word of local column `index`;
+//   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
+//                                             block (deterministic: zeros);
 //   group_side_bits(column, g) -> u32         group g's side bits in the low bits;
 //   add_group(word, side_bits, g, column, r0, acc)   adds group g for the tile of right-hand sides;
 //   write_totals(column, totals, r0, poison)  lane 0 writes the column's results.
@@ -81,6 +83,23 @@ fn fill_leader_table(thread: u32) {
       leader_table[e * LUT_REPLICAS + k] = entry;
     }
   }
+}
+
+// The invocation's column: COLUMNS columns per workgroup, LANES lanes each.
+fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
+  let index = group_x * COLUMNS + thread / LANES;
+  let lane = thread % LANES;
+  let dither = column_dither(index);
+  return GemvColumn(
+    index,
+    index < params.cols,
+    lane,
+    lane % LUT_REPLICAS,
+    params.code_first + index * params.code_words,
+    column_side_base(index),
+    dither.x,
+    dither.y,
+  );
 }
 
 // The product for the workgroup's columns (see universal_gemv_lanes.wgsl for `width` and `poison`).

@@ -74,20 +74,14 @@ fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, r0: u32, ac
   }
 }
 
-// The invocation's column (see shaders/gemv_i8_common.wgsl).
-fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
-  let index = group_x * COLUMNS + thread / LANES;
-  let lane = thread % LANES;
-  return GemvColumn(
-    index,
-    index < params.cols,
-    lane,
-    lane % LUT_REPLICAS,
-    params.code_first + index * params.code_words,
-    params.index_first + index * params.index_words,
-    0u,
-    0u,
-  );
+// The first scale-index word of local column `index`.
+fn column_side_base(index: u32) -> u32 {
+  return params.index_first + index * params.index_words;
+}
+
+// No dither in the deterministic code.
+fn column_dither(index: u32) -> vec2<u32> {
+  return vec2<u32>();
 }
 
 // The scale indices of group g (4 blocks) in the low bits: a byte of the column's index words.

@@ -118,21 +118,15 @@ fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, r0: u32, a
   }
 }
 
-// The invocation's column (see shaders/gemv_i8_common.wgsl).
-fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
-  let index = group_x * COLUMNS + thread / LANES;
-  let lane = thread % LANES;
+// The first nibble word of local column `index`.
+fn column_side_base(index: u32) -> u32 {
+  return params.nibbles_first + index * params.nibble_words;
+}
+
+// The dither key and first global block of local column `index`.
+fn column_dither(index: u32) -> vec2<u32> {
   let global_column = params.column_offset + index;
-  return GemvColumn(
-    index,
-    index < params.cols,
-    lane,
-    lane % LUT_REPLICAS,
-    params.code_first + index * params.code_words,
-    params.nibbles_first + index * params.nibble_words,
-    dither_key(global_column),
-    global_column * params.blocks,
-  );
+  return vec2<u32>(dither_key(global_column), global_column * params.blocks);
 }
 
 // The escape nibbles of group g (4 blocks) in the low 16 bits: half a nibble word.
