@@ -12,7 +12,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
-import { UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * Universal codes → f32 on the GPU (shaders/universal_dequantize.wgsl): every column decoded into the
@@ -36,15 +36,12 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalDequantizeParams
 }))();
 
 /** One pipeline per lattice and device. */
-const pipelines = /*#__PURE__*/ new KernelPipelines({
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
   label: 'universal dequantize',
   bindings: [
     'uniform',
-    'read-only-storage', // codes
-    'read-only-storage', // escape bits
-    'read-only-storage', // escape starts
-    'read-only-storage', // escape ids
-    'read-only-storage', // escape table
+    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
     'read-only-storage', // norms (and means)
     'storage', // output
     'storage', // column exponents (with normalizeColumns)
@@ -54,7 +51,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
       label: `universal dequantize ${lattice}`,
       code: `${Params.wgsl()}\n${universalDecodeWgsl(latticeSpec(lattice))}\n${dequantizeSource}`,
     }),
-});
+}))();
 
 /** Arguments of {@link dispatchUniversalDequantize}. */
 export interface UniversalDequantizeArgs {

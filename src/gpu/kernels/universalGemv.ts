@@ -16,7 +16,7 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperand
 import { bindingWindow, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
-import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * Weight-only products with universal lattice codes on the GPU: Y = ŴᵀX for a universal matrix W on
@@ -262,15 +262,12 @@ export function universalGemvFinishShaderSource(lattice: LatticeName): string {
 }
 
 /** The product kernel: per device and variant. */
-const pipelines = /*#__PURE__*/ new KernelPipelines({
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
   label: 'universal gemv',
   bindings: [
     'uniform',
-    'read-only-storage', // codes
-    'read-only-storage', // escape bits
-    'read-only-storage', // escape starts
-    'read-only-storage', // escape ids
-    'read-only-storage', // escape table
+    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
     'read-only-storage', // x̃ = R·x (x when unrotated)
     'storage', // Y (T, finished in place)
   ],
@@ -280,7 +277,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
       code: universalGemvShaderSource(variant),
     }),
   key: (variant) => `${variant.lattice}/${variant.q ?? ''}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}/${variant.leaderTableCopies ?? ''}`,
-});
+}))();
 
 /** The per-call kernels: per device and lattice, one module with two pipelines. */
 const finishPipelines = /*#__PURE__*/ new KernelPipelines({

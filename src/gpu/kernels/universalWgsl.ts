@@ -114,6 +114,13 @@ export function universalDecodeWgsl(spec: LatticeSpec): string {
   return `${universalEscapeTableWgsl(spec)}\n${universalDecodeSource}`;
 }
 
+/**
+ * The binding types of a universal operand's five buffers, in the order of
+ * `UniversalOperandWindows.bindings` (codes, escape bits, escape starts, escape ids, escape table): a
+ * kernel's binding list spreads them where its WGSL declares them.
+ */
+export const UNIVERSAL_OPERAND_BINDINGS = ['read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage'] as const;
+
 /** The bindings of columns [first, first + count) of a universal operand, and the uniforms that go with them. */
 export interface UniversalOperandWindows {
   readonly codes: BindingWindow;
