@@ -915,6 +915,16 @@ export interface TensorDataOptions {
 }
 
 /**
+ * The description of tensor `name` in a validated header, or a clear error naming `source` (the
+ * archive, or the file and its path): the lookup of `SafetensorsArchive.info` and `SafetensorsFile.info`.
+ */
+export function headerTensorInfo(header: SafetensorsHeader, name: string, source: string): SafetensorsTensorInfo {
+  const info = header.tensorsByName.get(name);
+  check(info !== undefined, () => `${source} has no tensor named ${describeValue(name)} (it has ${header.tensors.length})`);
+  return info;
+}
+
+/**
  * A safetensors file held in memory, its header validated. Tensors are views into the bytes it was
  * given (nothing is copied until asked), so those bytes must not be changed while it is in use.
  *
@@ -956,12 +966,7 @@ export class SafetensorsArchive {
 
   /** The validated description of tensor `name`. */
   info(name: string): SafetensorsTensorInfo {
-    const info = this.header.tensorsByName.get(name);
-    check(
-      info !== undefined,
-      () => `safetensors archive has no tensor named ${describeValue(name)} (it has ${this.header.tensors.length})`,
-    );
-    return info;
+    return headerTensorInfo(this.header, name, 'safetensors archive');
   }
 
   /** The raw little-endian bytes of tensor `name` (a view, not a copy). */

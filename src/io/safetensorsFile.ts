@@ -3,6 +3,7 @@ import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LatticeMatmulError, check } from '../errors.js';
 import {
+  headerTensorInfo,
   parseSafetensorsHeaderJson,
   planSafetensors,
   safetensorsBytesToFloat32,
@@ -120,12 +121,7 @@ export class SafetensorsFile {
 
   /** The validated description of tensor `name`. */
   info(name: string): SafetensorsTensorInfo {
-    const info = this.header.tensorsByName.get(name);
-    check(
-      info !== undefined,
-      () => `safetensors file ${describePath(this.path)} has no tensor named ${JSON.stringify(name)} (it has ${this.header.tensors.length})`,
-    );
-    return info;
+    return headerTensorInfo(this.header, name, `safetensors file ${describePath(this.path)}`);
   }
 
   /** Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size. */
