@@ -204,6 +204,9 @@ if (args.get('no-host') !== true) {
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, features.packed4x8IntegerDotProduct ? 'packed' : 'plain'));
+    // The same layers read in groups of 3 (q, k, v): one rotation and one int8 rounding per group.
+    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, null, 3));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, features.packed4x8IntegerDotProduct ? 'packed' : 'plain', 3));
   }
 }
 

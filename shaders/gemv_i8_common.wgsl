@@ -6,9 +6,10 @@
 // their side bits before decoding any, then `column_totals` (shaders/universal_gemv_lanes.wgsl).
 //
 // A library, compiled after shaders/universal_gemv_lanes.wgsl, `gemv_leader` (gemvDecode.ts) and the
-// constant LEADER_COUNT, in front of a kernel that declares `params` (code_words, rhs), `codes:
+// constant LEADER_COUNT, in front of a kernel that declares `params` (code_words, rhs, x_codes_first,
+// x_scales_first: where the dispatch's x̂ starts in its two bindings), `codes:
 // array<u32>`, the int8 inputs `x_codes: array<vec4<u32>>` and `x_scales: array<u32>` (f32 bits; one
-// of each per group and right-hand side, shaders/universal_gemv_i8_x.wgsl) and these functions:
+// of each per group and right-hand side, shaders/gemv_i8_inputs.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
@@ -64,8 +65,8 @@ fn input_group(g: u32, r0: u32) -> InputGroup {
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     if (RHS_TILE == 1u || r0 + r < params.rhs) {
       let at = (r0 + r) * params.code_words + g;
-      inputs.words[r] = x_codes[at];
-      inputs.scales[r] = bitcast<f32>(x_scales[at]);
+      inputs.words[r] = x_codes[params.x_codes_first + at];
+      inputs.scales[r] = bitcast<f32>(x_scales[params.x_scales_first + at]);
     }
   }
   return inputs;

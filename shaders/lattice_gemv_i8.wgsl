@@ -10,7 +10,7 @@
 //
 // Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
 // the leader (|P_v| ≤ q = 6) and k_b the block's scale multiple (an integer). With x̃ ≈ s_g·x̂ per
-// group of 12 coordinates (shaders/universal_gemv_i8_x.wgsl), a group's Σ k_b·⟨P_b, x̂_b⟩ is an exact
+// group of 12 coordinates (shaders/gemv_i8_inputs.wgsl), a group's Σ k_b·⟨P_b, x̂_b⟩ is an exact
 // i32 (|·| ≤ 4·max k·3·6·127 < 2^24: the host refuses larger multiples) taken with one packed 8-bit dot
 // product per block, then scaled by s_g once.
 //

@@ -15,7 +15,7 @@
 // c_v = λ_v·M/s − Z_v (here the dither Z itself, offsets included: no per-call offset sum, so this
 // kernel writes Y itself and the f32 GEMV's `finish` pass is not needed; Σx comes from its `call_sums`
 // when W is centred).
-// x̃ comes as int8 per group of 12 coordinates, x̃ ≈ s_g·x̂ (shaders/universal_gemv_i8_x.wgsl), and every
+// x̃ comes as int8 per group of 12 coordinates, x̃ ≈ s_g·x̂ (shaders/gemv_i8_inputs.wgsl), and every
 // factor of c is a small integer: λ = leader + q·μ with |λ_v| ≤ 12 for a root escape (d3-q6), Z_v in
 // [−128, 128) for the two byte fields and [−256, 256) for the 9-bit one. So per block
 //   Σ_v c_v·x̂_v = M/s·(dot(leader, x̂) + dot(q·root, x̂)) − dot(Z₀₁, x̂) − Z₂·x̂₂

@@ -1,7 +1,7 @@
 import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -96,7 +96,9 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
 
 /**
  * A decode step: `layers` square QuantizedLinear layers of `scheme` (distinct weights) recorded into one
- * encoder and submitted once; with `int8` the layers take int8 inputs (`int8Inputs`, d3-q6).
+ * encoder and submitted once; with `int8` the layers take int8 inputs (`int8Inputs`, d3-q6). With
+ * `groupSize` > 1 consecutive layers read the same input in groups of that size (an attention block's
+ * q, k and v), recorded with `QuantizedLinear.group`: one rotation (and one int8 rounding) per group.
  */
 export async function decodeStepRow(
   context: GpuContext,
@@ -105,12 +107,15 @@ export async function decodeStepRow(
   layers: number,
   settings: BenchSettings,
   int8: DotPath | null = null,
+  groupSize = 1,
 ): Promise<BenchRow> {
   const { device } = context;
-  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}, one encoder, one submit`;
+  const grouping = groupSize > 1 ? `, groups of ${groupSize} reading one input` : '';
+  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}${grouping}, one encoder, one submit`;
   const shape = gemvShape(problem);
   const owned: GPUBuffer[] = [];
   const linears: QuantizedLinear[] = [];
+  const groups: QuantizedLinearGroup[] = [];
   let q: Awaited<ReturnType<typeof quantizedW>> | undefined;
   try {
     if (problem.n !== problem.cols) throw new Error('the decode step chains square layers');
@@ -121,11 +126,20 @@ export async function decodeStepRow(
     for (const w of weights.slice(1)) owned.push(...universalBuffers(w));
     const layerBytes = universalBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
     const activations = [0, 1].map((i) => createBuffer(device, `bench decode activations ${i}`, 4 * problem.n, STORAGE_USAGE));
-    owned.push(...activations);
+    // The other outputs of a group (only its first output feeds the next group).
+    const sideOutputs = Array.from({ length: groupSize - 1 }, (_, i) => createBuffer(device, `bench decode side output ${i}`, 4 * problem.n, STORAGE_USAGE));
+    owned.push(...activations, ...sideOutputs);
     uploadToBuffer(device, activations[0] as GPUBuffer, problem.x.data.subarray(0, problem.n));
     for (const [i, w] of weights.entries()) linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8 }));
+    for (let first = 0; groupSize > 1 && first < linears.length; first += groupSize) groups.push(QuantizedLinear.group(linears.slice(first, first + groupSize)));
     const recordStep = (encoder: GPUCommandEncoder): void => {
-      for (const [i, layer] of linears.entries()) layer.record(encoder, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
+      if (groupSize === 1) {
+        for (const [i, layer] of linears.entries()) layer.record(encoder, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
+        return;
+      }
+      for (const [g, group] of groups.entries()) {
+        group.record(encoder, activations[g % 2] as GPUBuffer, [activations[(g + 1) % 2] as GPUBuffer, ...sideOutputs].slice(0, group.layers.length));
+      }
     };
     // First step: prepares every layer's commands.
     const first = device.createCommandEncoder({ label: 'bench decode first step' });
@@ -165,6 +179,7 @@ export async function decodeStepRow(
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape }, error);
   } finally {
+    for (const group of groups) group.destroy();
     for (const layer of linears) layer.destroy();
     q?.destroy();
     for (const buffer of owned) buffer.destroy();

@@ -3,6 +3,7 @@ import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STO
 import { dispatchEpilogue, dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
+import { dispatchInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
@@ -123,13 +124,16 @@ type Slice = { buffer: GPUBuffer; offset: number };
 /**
  * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is
  * converted from f16 once and rotated once per distinct rotation (lattice layers quantized with one
- * seed share it, as the library's default seed makes them), then every layer's GEMV and epilogue run
- * on it. Results equal the layers recorded one by one, bit for bit.
+ * seed share it, as the library's default seed makes them), the rotated input rounded to int8 once
+ * for the layers with `int8Inputs` that read it, then every layer's GEMV and epilogue run on it.
+ * Results equal the layers recorded one by one, bit for bit.
  */
 export interface QuantizedLinearGroup {
   readonly layers: readonly QuantizedLinear[];
   /** Rotations of x one record makes (one per distinct seed and length among the rotated lattice layers). */
   readonly rotationsPerRecord: number;
+  /** Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the layers with `int8Inputs`). */
+  readonly int8RoundingsPerRecord: number;
   /**
    * Records y_i = W_i·x + b_i for every layer into `encoder` (outside a pass). `ys[i]` is layer i's
    * output (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
@@ -240,7 +244,7 @@ export class QuantizedLinear {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
       return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => {
-        this.recordFromF32(recorder, scratch, this.toF32(recorder, scratch, input, tokens, this.xStaging), null, output, tokens);
+        this.recordFromF32(recorder, scratch, this.toF32(recorder, scratch, input, tokens, this.xStaging), null, null, output, tokens);
       });
     });
     commands.record(encoder);
@@ -277,11 +281,12 @@ export class QuantizedLinear {
       const staging = first.activations === 'f16' ? scratch.buffer(`${label} x (f32)`, 4 * first.inFeatures * tokens, STORAGE_USAGE) : null;
       const input = first.toF32(encoder, scratch, x, tokens, staging);
       const rotated = new Map<string, Slice>();
+      const rounded = new Map<string, RecordedInputsI8>();
       layers.forEach((layer, i) => {
         const key = layer.rotationKey();
+        const w = layer.weight;
         let xRotated: Slice | null = null;
-        if (key !== null && !(layer.weight instanceof WeightOnlyGpuMatrix)) {
-          const w = layer.weight;
+        if (key !== null && !(w instanceof WeightOnlyGpuMatrix)) {
           xRotated = rotated.get(key) ?? null;
           if (xRotated === null) {
             const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
@@ -290,13 +295,24 @@ export class QuantizedLinear {
             rotated.set(key, xRotated);
           }
         }
-        layer.recordFromF32(encoder, scratch, input, xRotated, ys[i] as Slice, tokens);
+        let inputsI8: RecordedInputsI8 | null = null;
+        if (layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix)) {
+          const roundingKey = inputsI8Key(w);
+          inputsI8 = rounded.get(roundingKey) ?? null;
+          if (inputsI8 === null) {
+            const source = xRotated ?? input;
+            inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
+            rounded.set(roundingKey, inputsI8);
+          }
+        }
+        layer.recordFromF32(encoder, scratch, input, inputsI8 === null ? xRotated : null, inputsI8, ys[i] as Slice, tokens);
       });
     };
 
     return {
       layers: [...layers],
       rotationsPerRecord: rotationKeys.size,
+      int8RoundingsPerRecord: new Set(layers.flatMap((layer) => (layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) ? [inputsI8Key(layer.weight)] : []))).size,
       record(encoder, x, ys, recordOptions = {}) {
         check(!destroyed, () => `${label}: this group was destroyed`);
         for (const layer of layers) check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
@@ -359,14 +375,14 @@ export class QuantizedLinear {
   }
 
   /** The GEMV (on f32 x, or on the caller's R·x) and the epilogue (bias, f16 output) into y. */
-  private recordFromF32(encoder: GPUCommandEncoder, scratch: GpuScratch, gemvIn: Slice, xRotated: Slice | null, y: Slice, tokens: number): void {
+  private recordFromF32(encoder: GPUCommandEncoder, scratch: GpuScratch, gemvIn: Slice, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const gemvOut = this.yStaging === null ? y : { buffer: this.yStaging, offset: 0 };
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) {
       weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
     } else if (this.int8Inputs) {
-      const io = { dotPath: this.int8DotPath, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput };
+      const io = { dotPath: this.int8DotPath, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput, ...(inputsI8 === null ? {} : { inputsI8 }) };
       if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, weights: this.int8Weights });
       else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...io, w: weight });
     } else if (weight.mode === 'universal') {

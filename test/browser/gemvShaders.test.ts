@@ -5,7 +5,8 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource } from '../../src/gpu/kernels/latticeGemv.js';
 import { latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
-import { escapeNibblesShaderSource, inputsI8ShaderSource, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
+import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
+import { escapeNibblesShaderSource, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
 

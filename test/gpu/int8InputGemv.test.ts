@@ -6,13 +6,13 @@ import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import {
   dispatchUniversalGemvI8,
   escapeNibbles,
-  INPUT_GROUP,
   int8InputsUnsupported,
-  quantizeInputsI8,
   universalGemvI8,
   UniversalGemvI8Weights,
   type UniversalGemvI8Options,
 } from '../../src/gpu/kernels/universalGemvI8.js';
+import { dispatchInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -453,6 +453,89 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
       deterministicW.destroy();
       xBuffer.destroy();
       xRotatedBuffer.destroy();
+      zeros.destroy();
+    }
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8) for several GEMVs', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('give the same Y, bit for bit, as each call rounding its own x̃ (universal and deterministic, whole and split into ranges), and are refused for another operand', async () => {
+    const { device } = context;
+    const n = 300;
+    const k = 9;
+    const seed = 23;
+    const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 70), { scheme: 'd3-q6', seed, nonce: 71, center: true });
+    const deterministicQ = quantize(gaussianMatrix(n, 9, 72), { scheme: 'd3-q6-deterministic', seed, center: true });
+    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const otherSeedQ = quantize(gaussianMatrix(n, 9, 72), { scheme: 'd3-q6-deterministic', seed: seed + 1 });
+    if (otherSeedQ.kind !== 'lattice' || otherSeedQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const x = gaussianMatrix(n, k, 73);
+    const universalW = uploadUniversalMatrix(device, universalQ);
+    const weights = UniversalGemvI8Weights.create(device, universalW);
+    const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+    const otherSeedW = uploadLatticeMatrix(device, otherSeedQ);
+    expect(inputsI8Key(deterministicW)).toBe(inputsI8Key(universalW));
+    expect(inputsI8Key(otherSeedW)).not.toBe(inputsI8Key(universalW));
+    const xBuffer = createBufferWithData(device, 'x', x.data, STORAGE_USAGE);
+    const dotPath = dotPathFor(context.features);
+    type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { inputsI8?: RecordedInputsI8; maxBindingBytes?: number }) => void;
+    const runs: [string, number, Run][] = [
+      ['universal int8', universalQ.cols, (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
+      ['deterministic int8', deterministicQ.cols, (encoder, scratch, y, extra) => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...extra })],
+    ];
+    // x̃ rounded once, from the rotation recorded by the test.
+    const roundOnce = (encoder: GPUCommandEncoder, scratch: GpuScratch, from: GPUBuffer = xBuffer): RecordedInputsI8 => {
+      const xRotated = scratch.buffer('R·x', 4 * universalW.length * k, STORAGE_USAGE);
+      dispatchHadamard(device, encoder, scratch, { input: from, output: xRotated, rows: n, cols: k, seed });
+      return dispatchInputsI8(device, encoder, scratch, { w: universalW, xRotated, rhs: k });
+    };
+    const zeros = createBuffer(device, 'zero x', 4 * n * k, STORAGE_USAGE);
+    try {
+      for (const [name, cols, run] of runs) {
+        // Bindings of 2 KB split the call into one right-hand side per range, so the kernel reads
+        // windows of the shared inputs at non-zero element offsets.
+        for (const maxBindingBytes of [undefined, 2048]) {
+          const what = `${name}${maxBindingBytes === undefined ? '' : ', 2 KB bindings'}`;
+          const results: Float32Array[] = [];
+          for (const mode of ['own', 'shared', 'shared from zeros'] as const) {
+            const y = createBuffer(device, `${what} y`, 4 * cols * k, STORAGE_USAGE);
+            const scratch = new GpuScratch(device);
+            const encoder = device.createCommandEncoder({ label: `${what} (${mode})` });
+            const extra = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+            if (mode === 'own') run(encoder, scratch, y, extra);
+            else run(encoder, scratch, y, { ...extra, inputsI8: roundOnce(encoder, scratch, mode === 'shared' ? xBuffer : zeros) });
+            device.queue.submit([encoder.finish()]);
+            results.push(new Float32Array(await readBuffer(device, y, 4 * cols * k)));
+            scratch.destroy();
+            y.destroy();
+          }
+          expect(results[1], what).toEqual(results[0]);
+          // Rounded from x = 0 the products vanish (only μ·Σx of the real x is left): the kernel reads what it is given.
+          expect(results[2], `${what}: inputs rounded from zeros`).not.toEqual(results[0]);
+        }
+      }
+      // Refusals, with the reason named.
+      const scratch = new GpuScratch(device);
+      const encoder = device.createCommandEncoder();
+      const inputsI8 = roundOnce(encoder, scratch);
+      const y = scratch.buffer('y', 4 * 11 * k, STORAGE_USAGE);
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: otherSeedW, x: xBuffer, y, rhs: k, dotPath, inputsI8 })).toThrow(/inputsI8 were rounded for rotated \(length \d+, seed 23\).*seed 24/);
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k - 1, dotPath, inputsI8 })).toThrow(/inputsI8 hold 9 right-hand sides, the call has 8/);
+      expect(() => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, inputsI8, xRotated: xBuffer })).toThrow(/xRotated or int8 inputs rounded from it, not both/);
+      expect(() => dispatchInputsI8(device, encoder, scratch, { w: universalW, xRotated: xBuffer, rhs: k })).toThrow(/xRotated/);
+      scratch.destroy();
+    } finally {
+      weights.destroy();
+      universalW.destroy();
+      deterministicW.destroy();
+      otherSeedW.destroy();
+      xBuffer.destroy();
       zeros.destroy();
     }
   });

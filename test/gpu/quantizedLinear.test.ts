@@ -11,7 +11,7 @@ import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
-import { quantizeInputsI8 } from '../../src/gpu/kernels/universalGemvI8.js';
+import { quantizeInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
@@ -232,9 +232,12 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)),
         uploadLatticeMatrix(device, lattice('e8-q16', 2)), // another seed: a second rotation
         uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // rotates x itself
+        uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs: shares layer 2's rounding
+        uploadLatticeMatrix(device, lattice('d3-q6', 2)), // int8 inputs of the second seed: a second rounding
       ];
+      const int8Layers = new Set([2, 6, 7]);
       const layers = weights.map((weight, i) =>
-        QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: i === 2 ? dotPathFor(context.features) : null }),
+        QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: int8Layers.has(i) ? dotPathFor(context.features) : null }),
       );
       const group = QuantizedLinear.group(layers);
       const bytes = activations === 'f16' ? 2 : 4;
@@ -245,6 +248,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const grouped = outputs('grouped');
       try {
         expect(group.rotationsPerRecord).toBe(2);
+        expect(group.int8RoundingsPerRecord).toBe(2);
         const encoder = device.createCommandEncoder({ label: 'group test' });
         layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 }));
         group.record(encoder, xBuffer, grouped, { tokens: 3 });
@@ -255,31 +259,51 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
           const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 3));
           expect(b, `layer ${i}`).toEqual(a);
         }
-        // The rotations: recording into an encoder that counts the Hadamard passes, the group makes one
-        // per distinct seed of its lattice layers (2) where the layers one by one make one each (5); the
-        // weight-only layer rotates x itself either way.
-        const hadamardPasses = (record: (encoder: GPUCommandEncoder) => void): number => {
+        // Recording into an encoder that counts passes and dispatches by the pass's label. Rotations: the
+        // group makes one per distinct seed of its lattice layers (2) where the layers one by one make
+        // one each (7); the weight-only layer rotates x itself either way. Int8 roundings: one by one,
+        // each int8 layer's pass rounds x̃ and then multiplies (2 dispatches, rhs = 3 in one range); in
+        // the group the roundings are passes of their own, one per seed (2), and the layers' passes
+        // hold the products alone.
+        const count = (record: (encoder: GPUCommandEncoder) => void): { passes: (prefix: string) => number; dispatches: (prefix: string) => number } => {
           const real = device.createCommandEncoder({ label: 'counting encoder' });
-          let count = 0;
+          const passes: { label: string; dispatches: number }[] = [];
+          const forward = <T extends object>(target: T, property: string | symbol): unknown => {
+            const value = Reflect.get(target, property) as unknown;
+            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          };
           const counting = new Proxy(real, {
             get(target, property) {
-              if (property === 'beginComputePass') {
-                return (descriptor?: GPUComputePassDescriptor) => {
-                  if (descriptor?.label?.startsWith('hadamard')) count++;
-                  return target.beginComputePass(descriptor);
-                };
-              }
-              const value = Reflect.get(target, property) as unknown;
-              return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+              if (property !== 'beginComputePass') return forward(target, property);
+              return (descriptor?: GPUComputePassDescriptor) => {
+                const entry = { label: descriptor?.label ?? '', dispatches: 0 };
+                passes.push(entry);
+                return new Proxy(target.beginComputePass(descriptor), {
+                  get(pass, name) {
+                    if (name !== 'dispatchWorkgroups') return forward(pass, name);
+                    return (...size: [number, number?, number?]) => {
+                      entry.dispatches++;
+                      pass.dispatchWorkgroups(...size);
+                    };
+                  },
+                });
+              };
             },
           });
           record(counting);
           real.finish();
-          return count;
+          const matching = (prefix: string): { label: string; dispatches: number }[] => passes.filter((p) => p.label.startsWith(prefix));
+          return { passes: (prefix) => matching(prefix).length, dispatches: (prefix) => matching(prefix).reduce((sum, p) => sum + p.dispatches, 0) };
         };
-        const singlePasses = hadamardPasses((encoder) => layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 })));
-        const groupPasses = hadamardPasses((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 3 }));
-        expect(singlePasses - groupPasses).toBe(3);
+        const one = count((encoder) => layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 })));
+        const all = count((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 3 }));
+        expect(one.passes('hadamard') - all.passes('hadamard')).toBe(5);
+        expect(one.passes('int8 inputs')).toBe(0);
+        expect(all.passes('int8 inputs')).toBe(2);
+        expect(all.dispatches('int8 inputs')).toBe(2);
+        const int8Gemvs = (counted: typeof one): number => counted.dispatches('universal gemv (int8 inputs)') + counted.dispatches('lattice gemv (int8 inputs)');
+        expect(int8Gemvs(one)).toBe(6);
+        expect(int8Gemvs(all)).toBe(3);
         // Refusals, with the reason named.
         expect(() => QuantizedLinear.group([])).toThrow(/non-empty array/);
         expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, layers[0] as QuantizedLinear])).toThrow(/appears twice/);

@@ -83,12 +83,14 @@ export interface GemvCall {
 
 /**
  * Checks a GEMV call (`what` names it in errors) and records x̃ = R·X with W's seed into a scratch
- * buffer when W is rotated (unless the caller passes `xRotated`).
+ * buffer when W is rotated (unless the caller passes `xRotated`). `readsXRotated` false: the kernel
+ * takes x̃ in another form the caller already has (int8 inputs rounded once for several layers), so
+ * nothing is rotated and `xRotated` is X (not read as x̃).
  *
  * @example
  * const call = beginGemv(device, encoder, scratch, gpuW, { x, y, rhs: 1 }, 'universal gemv');
  */
-export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GemvOperand, args: GemvCallArgs, what: string): GemvCall {
+export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GemvOperand, args: GemvCallArgs, what: string, readsXRotated = true): GemvCall {
   const { rows, cols, length } = w;
   const rhs = args.rhs;
   checkPositiveInteger(rhs, `${what} rhs`);
@@ -114,7 +116,9 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
 
   let xRotated = args.x;
   let xRotatedOffset = xOffset;
-  if (w.rotate && args.xRotated !== undefined) {
+  if (!readsXRotated) {
+    check(args.xRotated === undefined, `${what}: pass xRotated or int8 inputs rounded from it, not both`);
+  } else if (w.rotate && args.xRotated !== undefined) {
     xRotated = args.xRotated;
     xRotatedOffset = args.xRotatedOffset ?? 0;
     check(xRotated !== args.y, `${what}: xRotated and y must be different buffers`);

@@ -31,7 +31,7 @@ import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
-import { inputRangesI8, recordInputsI8 } from './universalGemvI8.js';
+import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
  * The int8-input deterministic lattice GEMV: Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes
@@ -80,6 +80,8 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   x_first: 'u32', // element offset of x column 0 in its binding (Σx)
   y_first: 'u32', // element offset of Y[first W column of this dispatch, 0] in its binding
   y_stride: 'u32', // elements between Y columns (all W columns)
+  x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
+  x_scales_first: 'u32', // element of the scale of x̂[group 0, first rhs] in its binding
   has_gains: 'u32',
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
@@ -144,7 +146,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
-export interface LatticeGemvI8Args extends GemvCallArgs {
+export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
   /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
@@ -170,11 +172,14 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(why === null, () => `${what}: ${why ?? ''}`);
   check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
-  const call = beginGemv(device, encoder, scratch, w, args, what);
-  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xRotated, xRotatedOffset, xOffset, yOffset } = call;
+  const shared = args.inputsI8;
+  const call = beginGemv(device, encoder, scratch, w, args, what, shared === undefined);
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xOffset, yOffset } = call;
+  if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
 
   const words = operandWordsPerColumn(w);
   const groups = words.codes;
+  check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * COLUMNS));
@@ -185,18 +190,9 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
-    const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * rhsRange.first, 4 * w.length * rhsRange.count, alignment);
     const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
     const yWindow = bindingWindow(yOffset + 4 * w.cols * rhsRange.first, 4 * w.cols * rhsRange.count, alignment);
-    const inputs = recordInputsI8(device, pass, scratch, {
-      xRotated: windowBinding(xRotated, xRotatedWindow),
-      xRotatedFirst: xRotatedWindow.firstElement,
-      length: w.length,
-      kept: w.keptLength,
-      groups,
-      rhs: rhsRange.count,
-      label: `${what} x̃ to int8, ${rhsLabel}`,
-    });
+    const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
     const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
     columnRangeList.forEach((columnRange, chunk) => {
       const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
@@ -213,6 +209,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         x_first: xWindow.firstElement,
         y_first: yWindow.firstElement + columnRange.first,
         y_stride: w.cols,
+        x_codes_first: inputs.codesFirst,
+        x_scales_first: inputs.scalesFirst,
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
@@ -226,8 +224,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
           windowBinding(w.codes, windows.codes),
           windowBinding(w.scaleIndices, windows.scaleIndices),
           { buffer: side.buffer },
-          { buffer: inputs.codes },
-          { buffer: inputs.scales },
+          inputs.codes,
+          inputs.scales,
           windowBinding(args.x, xWindow),
           { buffer: sums },
           windowBinding(args.y, yWindow),

@@ -2,7 +2,6 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import nibblesSource from '../../../shaders/universal_escape_nibbles.wgsl?raw';
 import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
-import inputSource from '../../../shaders/universal_gemv_i8_x.wgsl?raw';
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
@@ -23,7 +22,8 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOp
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
-import { beginGemv, type GemvCall, type GemvCallArgs } from './gemvCall.js';
+import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
@@ -41,16 +41,13 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
  *     (shaders/universal_escape_nibbles.wgsl; CPU twin `escapeNibbles`): the kernel then reads
  *     8 + 4 bits per block and does no escape bookkeeping. The weights object owns that buffer.
- *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (shaders/universal_gemv_i8_x.wgsl; CPU twin
+ *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (shaders/gemv_i8_inputs.wgsl; CPU twin
  *     `quantizeInputsI8`), Σx when W is centred (the f32 GEMV's `call_sums`), then the product
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
  *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product).
  * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
  * f32-input kernel).
  */
-
-/** Coordinates per int8 group of x̃: one code word of 4 D3 blocks. */
-export const INPUT_GROUP = 12;
 
 /** Columns per workgroup of the product kernel (shaders/universal_gemv_lanes.wgsl). */
 const COLUMNS = 8;
@@ -86,6 +83,8 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
   nibble_words: 'u32', // nibble words per column
   nibbles_first: 'u32', // word of the dispatch's first column in the nibbles binding
   y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding
+  x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
+  x_scales_first: 'u32', // element of the scale of x̂[group 0, first rhs] in its binding
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
@@ -97,14 +96,6 @@ const NibbleParams = /*#__PURE__*/ (() => new UniformLayout('EscapeNibbleParams'
   nibble_words: 'u32',
   nibbles_first: 'u32',
 }))();
-
-const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
-  groups: 'u32', // int8 groups per right-hand side (= code words per column)
-  rhs: 'u32',
-  kept: 'u32', // keptLength: coordinates from here on are 0
-  x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
-  x_stride: 'u32', // elements between x̃ columns
-});
 
 /** Nibble words per column: 8 blocks per word. */
 function nibbleWordsOf(blocksPerColumn: number): number {
@@ -206,21 +197,10 @@ export function escapeNibblesShaderSource(): string {
   return `${NibbleParams.wgsl()}\n${nibblesSource}`;
 }
 
-/** The WGSL of x̃ → int8 (shaders/universal_gemv_i8_x.wgsl with its parameters). */
-export function inputsI8ShaderSource(): string {
-  return `${InputParams.wgsl()}\n${inputSource}`;
-}
-
 const nibblePipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'universal escape nibbles',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
   compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal escape nibbles', code: escapeNibblesShaderSource() }),
-});
-
-const inputPipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'universal gemv int8 inputs',
-  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'universal gemv int8 inputs', code: inputsI8ShaderSource() }),
 });
 
 /**
@@ -305,7 +285,7 @@ export class UniversalGemvI8Weights {
 }
 
 /** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
-export interface UniversalGemvI8Args extends GemvCallArgs {
+export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
   readonly weights: UniversalGemvI8Weights;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
@@ -332,9 +312,12 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const w = weights.w;
   const what = 'universal gemv (int8 inputs)';
   const layout = checkGpuUniversalMatrix(w, 'W');
-  const call = beginGemv(device, encoder, scratch, w, args, what);
+  const shared = args.inputsI8;
+  const call = beginGemv(device, encoder, scratch, w, args, what, shared === undefined);
   const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
+  if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
   const groups = layout.codeWords;
+  check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(
@@ -347,18 +330,9 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
-    const xRotatedWindow = bindingWindow(call.xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
     const xWindow = bindingWindow(call.xOffset + 4 * call.rows * rhsRange.first, 4 * call.rows * rhsRange.count, alignment);
     const yWindow = bindingWindow(call.yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
-    const inputs = recordInputsI8(device, pass, scratch, {
-      xRotated: windowBinding(call.xRotated, xRotatedWindow),
-      xRotatedFirst: xRotatedWindow.firstElement,
-      length,
-      kept: w.keptLength,
-      groups,
-      rhs: rhsRange.count,
-      label: `${what} x̃ to int8, ${rhsLabel}`,
-    });
+    const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
 
     // Σx for the means (sums[rhs + r]); without means the kernel does not read it.
     const sums = w.hasMeans
@@ -372,8 +346,9 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
             full_blocks: 0,
             full_groups: 0,
             rhs: rhsRange.count,
-            x_rotated_first: xRotatedWindow.firstElement,
-            x_stride: length,
+            // With dither_offsets 0 the sums pass reads X only (for Σx); X is bound in x̃'s place too.
+            x_rotated_first: xWindow.firstElement,
+            x_stride: call.rows,
             x_first: xWindow.firstElement,
             has_means: 1,
             dither_offsets: 0,
@@ -382,7 +357,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           },
           rhs: rhsRange.count,
           rhsLabel,
-          xRotated: windowBinding(call.xRotated, xRotatedWindow),
+          xRotated: windowBinding(args.x, xWindow),
           x: windowBinding(args.x, xWindow),
           y: windowBinding(args.y, yWindow),
           yFirst: yWindow.firstElement,
@@ -402,6 +377,8 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
         nibble_words: weights.nibbleWords,
         nibbles_first: nibbleWindow.firstElement,
         y_first: yWindow.firstElement + columnRange.first,
+        x_codes_first: inputs.codesFirst,
+        x_scales_first: inputs.scalesFirst,
         has_means: w.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
         unit,
@@ -414,8 +391,8 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           codes as GPUBufferBinding,
           windowBinding(weights.nibbles, nibbleWindow),
           table as GPUBufferBinding,
-          { buffer: inputs.codes },
-          { buffer: inputs.scales },
+          inputs.codes,
+          inputs.scales,
           { buffer: w.side },
           { buffer: sums },
           windowBinding(args.y, yWindow),
@@ -425,46 +402,6 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     }
   }
   pass.end();
-}
-
-/** The call's ranges of right-hand sides, split further so that x̂ of a range (4 words and a scale per group) fits a binding. */
-export function inputRangesI8(call: GemvCall, groups: number): { first: number; count: number }[] {
-  return call.rhsRanges.flatMap((range) =>
-    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, call.maxBinding, call.alignment), call.maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
-  );
-}
-
-/** Where {@link recordInputsI8} reads x̃ and how much of it. */
-export interface InputsI8Args {
-  /** x̃: `rhs` columns of `length` f32 from element `xRotatedFirst` of the binding. */
-  readonly xRotated: GPUBufferBinding;
-  readonly xRotatedFirst: number;
-  readonly length: number;
-  /** keptLength: coordinates from here on round to 0. */
-  readonly kept: number;
-  /** Groups of INPUT_GROUP coordinates per right-hand side (the matrix's code words per column). */
-  readonly groups: number;
-  readonly rhs: number;
-  readonly label: string;
-}
-
-/**
- * Records x̃ → int8 (shaders/universal_gemv_i8_x.wgsl; CPU twin `quantizeInputsI8`) into `pass`, into
- * two scratch buffers: `codes` (a vec4<u32> per group and right-hand side: block b's three levels in
- * word b) and `scales` (f32 bits, one per group and right-hand side). Shared by the int8-input
- * universal and deterministic GEMVs.
- */
-export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: InputsI8Args): { codes: GPUBuffer; scales: GPUBuffer } {
-  const { groups, rhs, label } = args;
-  const codes = scratch.buffer(`${label}: levels`, Math.max(16, 16 * groups * rhs), STORAGE_USAGE);
-  const scales = scratch.buffer(`${label}: scales`, Math.max(4, 4 * groups * rhs), STORAGE_USAGE);
-  const { layout, pipeline } = inputPipelines.get(device, undefined);
-  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: codes }, { buffer: scales }]));
-  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(gx, gy);
-  return { codes, scales };
 }
 
 /** Options of {@link universalGemvI8}. */
@@ -525,45 +462,3 @@ export function escapeNibbles(m: UniversalLatticeMatrix): Uint32Array {
   return out;
 }
 
-/** x̃ rounded as shaders/universal_gemv_i8_x.wgsl does: levels (one per coordinate of the groups) and a scale per group. */
-export interface InputsI8 {
-  /** INPUT_GROUP · groups levels in [−127, 127] (0 past keptLength). */
-  readonly levels: Int8Array;
-  /** Per group s = max|x̃| / 127 (0 for a zero group, NaN for a group with a non-finite entry). */
-  readonly scales: Float64Array;
-}
-
-/**
- * CPU twin of shaders/universal_gemv_i8_x.wgsl for one right-hand side: x̃ (at least `kept` entries)
- * rounded to int8 per group of {@link INPUT_GROUP} coordinates, `groups` groups. The GPU divides in f32
- * (within 2.5 ULP), so a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
- *
- * @example
- * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
- */
-export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number): InputsI8 {
-  check(Number.isInteger(groups) && groups >= 0 && kept <= groups * INPUT_GROUP && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');
-  const levels = new Int8Array(groups * INPUT_GROUP);
-  const scales = new Float64Array(groups);
-  for (let g = 0; g < groups; g++) {
-    let m = 0;
-    let finite = true;
-    const end = Math.min(kept, (g + 1) * INPUT_GROUP);
-    for (let k = g * INPUT_GROUP; k < end; k++) {
-      const v = xRotated[k] as number;
-      finite &&= Number.isFinite(v);
-      m = Math.max(m, Math.abs(v));
-    }
-    scales[g] = finite ? m / 127 : NaN;
-    if (!(m > 0) || !finite) continue;
-    for (let k = g * INPUT_GROUP; k < end; k++) {
-      levels[k] = Math.max(-127, Math.min(127, roundHalfEven((127 * (xRotated[k] as number)) / m)));
-    }
-  }
-  return { levels, scales };
-}
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}

@@ -1,0 +1,267 @@
+import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { STORAGE_USAGE } from '../buffers.js';
+import { columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { GemvCall } from './gemvCall.js';
+
+/*
+ * x̃ rounded to int8 for the int8-input GEMVs (the universal one, universalGemvI8.ts, and the
+ * deterministic one, latticeGemvI8.ts; both read D3 codes of 8 bits, so one group of 12 rotated
+ * coordinates per code word): the kernel (shaders/gemv_i8_inputs.wgsl), its CPU twin
+ * `quantizeInputsI8`, and two ways to use it:
+ *   - per call: each GEMV rounds the x̃ of each of its ranges of right-hand sides (`inputsI8ForRange`);
+ *   - shared: `dispatchInputsI8` rounds x̃ once and every GEMV that reads the same x̃ (layers of one
+ *     seed and length reading one input: an attention block's q, k and v) takes the result as
+ *     `inputsI8`, so a layer's call is its product alone. The result names the operand shape it was
+ *     rounded for (rotation, keptLength, groups), and a GEMV refuses x̂ of another shape.
+ */
+
+/** Coordinates per int8 group of x̃: one code word of 4 D3 blocks. */
+export const INPUT_GROUP = 12;
+
+/** What the rounding of x̃ needs of W (a universal or deterministic D3 matrix on the GPU). */
+export interface InputsI8Operand {
+  readonly rows: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly blocksPerColumn: number;
+  readonly rotate: boolean;
+  readonly seed: number;
+}
+
+/** Int8 groups per right-hand side: one per 8-bit code word of 4 D3 blocks. */
+export function inputGroupsOf(w: InputsI8Operand): number {
+  return Math.ceil(w.blocksPerColumn / 4);
+}
+
+/**
+ * The x̃ a matrix reads and how it is grouped: inputs rounded for one operand serve another exactly
+ * when their keys agree.
+ */
+export function inputsI8Key(w: InputsI8Operand): string {
+  const rotation = w.rotate ? `rotated (length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
+  return `${rotation}, keptLength ${w.keptLength}, ${inputGroupsOf(w)} groups`;
+}
+
+/**
+ * x̃ rounded to int8 once (by {@link dispatchInputsI8}), for every int8-input GEMV whose W reads the
+ * same x̃: pass it as `inputsI8`. Its buffers belong to the scratch it was recorded with.
+ */
+export interface RecordedInputsI8 {
+  /** A vec4<u32> per group and right-hand side (block b's three levels in word b). */
+  readonly codes: GPUBuffer;
+  /** f32 bits, one per group and right-hand side. */
+  readonly scales: GPUBuffer;
+  readonly rhs: number;
+  /** The operand shape it was rounded for (rotation, keptLength, groups), compared by the GEMVs. */
+  readonly operand: string;
+}
+
+/** The argument of the int8-input GEMVs (`dispatchUniversalGemvI8`, `dispatchLatticeGemvI8`) that takes shared inputs. */
+export interface SharedInputsI8Arg {
+  /**
+   * x̃ already rounded to int8 for W (`dispatchInputsI8`, shared by the layers that read the same x̃);
+   * then the call neither rotates nor rounds (and takes no `xRotated`). X is still read for Σx when W
+   * is centred.
+   */
+  readonly inputsI8?: RecordedInputsI8;
+}
+
+/** Arguments of {@link dispatchInputsI8}. */
+export interface InputsI8Args {
+  /** A matrix the inputs are for: any int8-input GEMV operand with the same rotation, keptLength and groups may use them. */
+  readonly w: InputsI8Operand;
+  /** x̃ = R·X rotated with W's seed (`dispatchHadamard`), or X itself when W is not rotated: N × rhs f32 (N = W.length). */
+  readonly xRotated: GPUBuffer;
+  readonly xRotatedOffset?: number;
+  readonly rhs: number;
+}
+
+/**
+ * Records x̃ → int8 (groups of 12, scale max|x̃|/127) into `encoder` in a pass of its own, into two
+ * scratch buffers, once for several int8-input GEMVs that read the same x̃. x̃ and the rounded inputs
+ * of all `rhs` right-hand sides must each fit one storage binding (every realistic decode batch does).
+ *
+ * @example
+ * dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: q.rows, cols: 1, seed: q.seed });
+ * const inputsI8 = dispatchInputsI8(device, encoder, scratch, { w: q, xRotated, rhs: 1 });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, inputsI8, dotPath });
+ */
+export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: InputsI8Args): RecordedInputsI8 {
+  const { w, rhs } = args;
+  checkPositiveInteger(rhs, 'int8 inputs: rhs');
+  const offset = args.xRotatedOffset ?? 0;
+  checkBufferRange(args.xRotated, offset, 4 * w.length * rhs, 'int8 inputs: xRotated');
+  const groups = inputGroupsOf(w);
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const largest = Math.min(itemsPerBinding(16 * groups, maxBinding, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
+  check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
+  const window = bindingWindow(offset, 4 * w.length * rhs, alignment);
+  const label = `int8 inputs (${inputsI8Key(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''})`;
+  const pass = encoder.beginComputePass({ label });
+  const { codes, scales } = recordInputsI8(device, pass, scratch, {
+    xRotated: windowBinding(args.xRotated, window),
+    xRotatedFirst: window.firstElement,
+    length: w.length,
+    kept: w.keptLength,
+    groups,
+    rhs,
+    label,
+  });
+  pass.end();
+  return { codes, scales, rhs, operand: inputsI8Key(w) };
+}
+
+/** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */
+export function checkRecordedInputsI8(inputs: RecordedInputsI8, w: InputsI8Operand, rhs: number, what: string): void {
+  check(typeof inputs === 'object' && inputs !== null && inputs.codes !== undefined && inputs.scales !== undefined, `${what}: inputsI8 must come from dispatchInputsI8`);
+  check(inputs.operand === inputsI8Key(w), () => `${what}: inputsI8 were rounded for ${inputs.operand}, but W reads ${inputsI8Key(w)}`);
+  check(inputs.rhs === rhs, () => `${what}: inputsI8 hold ${inputs.rhs} right-hand sides, the call has ${rhs}`);
+}
+
+/** x̂ of one range of right-hand sides as a product dispatch binds it: element offsets of the range's first group in `codes` (vec4) and `scales`. */
+export interface InputsI8Range {
+  readonly codes: GPUBufferBinding;
+  readonly scales: GPUBufferBinding;
+  readonly codesFirst: number;
+  readonly scalesFirst: number;
+}
+
+/**
+ * The x̂ of right-hand sides [range.first, +range.count) of a call: windows into the caller's shared
+ * inputs, or x̃ of the range rounded now (into `pass`, before the product that reads it).
+ */
+export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, call: GemvCall, w: InputsI8Operand, shared: RecordedInputsI8 | undefined, range: { readonly first: number; readonly count: number }, label: string): InputsI8Range {
+  const groups = inputGroupsOf(w);
+  if (shared !== undefined) {
+    const codes = bindingWindow(16 * groups * range.first, 16 * groups * range.count, call.alignment);
+    const scales = bindingWindow(4 * groups * range.first, 4 * groups * range.count, call.alignment);
+    // The offset is a multiple of the alignment (≥ 16), so a window starts on a whole vec4.
+    return { codes: windowBinding(shared.codes, codes), scales: windowBinding(shared.scales, scales), codesFirst: codes.firstElement / 4, scalesFirst: scales.firstElement };
+  }
+  const window = bindingWindow(call.xRotatedOffset + 4 * call.length * range.first, 4 * call.length * range.count, call.alignment);
+  const { codes, scales } = recordInputsI8(device, pass, scratch, {
+    xRotated: windowBinding(call.xRotated, window),
+    xRotatedFirst: window.firstElement,
+    length: call.length,
+    kept: w.keptLength,
+    groups,
+    rhs: range.count,
+    label,
+  });
+  return { codes: { buffer: codes }, scales: { buffer: scales }, codesFirst: 0, scalesFirst: 0 };
+}
+
+const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
+  groups: 'u32', // int8 groups per right-hand side (= code words per column)
+  rhs: 'u32',
+  kept: 'u32', // keptLength: coordinates from here on are 0
+  x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
+  x_stride: 'u32', // elements between x̃ columns
+});
+
+
+/** The WGSL of x̃ → int8 (shaders/gemv_i8_inputs.wgsl with its parameters). */
+export function inputsI8ShaderSource(): string {
+  return `${InputParams.wgsl()}\n${inputSource}`;
+}
+
+
+const inputPipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'gemv int8 inputs',
+  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'gemv int8 inputs', code: inputsI8ShaderSource() }),
+});
+
+
+/** The call's ranges of right-hand sides, split further so that x̂ of a range (4 words and a scale per group) fits a binding. */
+export function inputRangesI8(call: GemvCall, groups: number): { first: number; count: number }[] {
+  return call.rhsRanges.flatMap((range) =>
+    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, call.maxBinding, call.alignment), call.maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
+  );
+}
+
+
+/** Where {@link recordInputsI8} reads x̃ and how much of it. */
+interface RecordInputsI8Args {
+  /** x̃: `rhs` columns of `length` f32 from element `xRotatedFirst` of the binding. */
+  readonly xRotated: GPUBufferBinding;
+  readonly xRotatedFirst: number;
+  readonly length: number;
+  /** keptLength: coordinates from here on round to 0. */
+  readonly kept: number;
+  /** Groups of INPUT_GROUP coordinates per right-hand side (the matrix's code words per column). */
+  readonly groups: number;
+  readonly rhs: number;
+  readonly label: string;
+}
+
+
+/**
+ * Records x̃ → int8 (shaders/gemv_i8_inputs.wgsl; CPU twin `quantizeInputsI8`) into `pass`, into
+ * two scratch buffers: `codes` (a vec4<u32> per group and right-hand side: block b's three levels in
+ * word b) and `scales` (f32 bits, one per group and right-hand side). Shared by the int8-input
+ * universal and deterministic GEMVs.
+ */
+export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: RecordInputsI8Args): { codes: GPUBuffer; scales: GPUBuffer } {
+  const { groups, rhs, label } = args;
+  const codes = scratch.buffer(`${label}: levels`, Math.max(16, 16 * groups * rhs), STORAGE_USAGE);
+  const scales = scratch.buffer(`${label}: scales`, Math.max(4, 4 * groups * rhs), STORAGE_USAGE);
+  const { layout, pipeline } = inputPipelines.get(device, undefined);
+  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: codes }, { buffer: scales }]));
+  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(gx, gy);
+  return { codes, scales };
+}
+
+
+/** x̃ rounded as shaders/gemv_i8_inputs.wgsl does: levels (one per coordinate of the groups) and a scale per group. */
+export interface InputsI8 {
+  /** INPUT_GROUP · groups levels in [−127, 127] (0 past keptLength). */
+  readonly levels: Int8Array;
+  /** Per group s = max|x̃| / 127 (0 for a zero group, NaN for a group with a non-finite entry). */
+  readonly scales: Float64Array;
+}
+
+/**
+ * CPU twin of shaders/gemv_i8_inputs.wgsl for one right-hand side: x̃ (at least `kept` entries)
+ * rounded to int8 per group of {@link INPUT_GROUP} coordinates, `groups` groups. The GPU divides in f32
+ * (within 2.5 ULP), so a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
+ *
+ * @example
+ * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+ */
+export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number): InputsI8 {
+  check(Number.isInteger(groups) && groups >= 0 && kept <= groups * INPUT_GROUP && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');
+  const levels = new Int8Array(groups * INPUT_GROUP);
+  const scales = new Float64Array(groups);
+  for (let g = 0; g < groups; g++) {
+    let m = 0;
+    let finite = true;
+    const end = Math.min(kept, (g + 1) * INPUT_GROUP);
+    for (let k = g * INPUT_GROUP; k < end; k++) {
+      const v = xRotated[k] as number;
+      finite &&= Number.isFinite(v);
+      m = Math.max(m, Math.abs(v));
+    }
+    scales[g] = finite ? m / 127 : NaN;
+    if (!(m > 0) || !finite) continue;
+    for (let k = g * INPUT_GROUP; k < end; k++) {
+      levels[k] = Math.max(-127, Math.min(127, roundHalfEven((127 * (xRotated[k] as number)) / m)));
+    }
+  }
+  return { levels, scales };
+}
+
+function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
