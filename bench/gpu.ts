@@ -36,7 +36,7 @@ import {
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, hostRows } from './gpu/hostCases.js';
+import { decodeStepRow, dispatchChainRow, hostRows } from './gpu/hostCases.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
@@ -198,6 +198,7 @@ if (args.get('no-host') !== true) {
     progress(`host µs per recorded call at ${first.out} × ${first.in} [${elapsed()}]`);
     for (const r of await hostRows(gpu, gemvProblem(first.out, first.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
+  if (wanted('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
   if (wanted('decode step')) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));

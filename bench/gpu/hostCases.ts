@@ -1,5 +1,6 @@
 import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
+import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -183,5 +184,47 @@ export async function decodeStepRow(
     for (const layer of linears) layer.destroy();
     q?.destroy();
     for (const buffer of owned) buffer.destroy();
+  }
+}
+
+/**
+ * What one more dependent dispatch costs on the GPU: `dispatches` passes of a tiny kernel (the
+ * 256-entry f32 epilogue), each reading what the previous one wrote, in one encoder. A layer's call is
+ * a chain of such dependent passes (rotation, int8 rounding, product, epilogue), so this is the floor
+ * under a small layer's time and what fusing or sharing a pass saves. `ms` is GPU time per dispatch.
+ */
+export async function dispatchChainRow(context: GpuContext, dispatches: number, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const kernel = `dispatch chain: ${dispatches} dependent passes of a 256-entry kernel, one encoder`;
+  const shape = '256';
+  const buffers = [0, 1].map((i) => createBuffer(device, `bench dispatch chain ${i}`, 4 * 256, STORAGE_USAGE));
+  const scratch = new GpuScratch(device);
+  try {
+    const timing = await timeCalls(
+      context,
+      kernel,
+      dispatches,
+      (encoder, call) => dispatchEpilogue(device, encoder, scratch, { input: buffers[call % 2] as GPUBuffer, bias: null, rows: 256, columns: 1, output: buffers[(call + 1) % 2] as GPUBuffer, format: 'f32' }),
+      settings,
+      { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) },
+    );
+    return row({
+      kernel,
+      family: 'host',
+      shape,
+      k: 1,
+      bytesRead: 4 * 256,
+      ms: timing.perCallMs,
+      copies: 1,
+      callsPerSample: dispatches,
+      samplesMs: timing.perCallSamples,
+      timing: timing.method,
+      note: 'ms is the GPU time per dispatch (launch and barrier between dependent passes)',
+    });
+  } catch (error) {
+    return failedRow({ kernel, family: 'host', shape }, error);
+  } finally {
+    scratch.destroy();
+    for (const buffer of buffers) buffer.destroy();
   }
 }
