@@ -2,20 +2,29 @@
 // shaders/lattice_gemv_i8.wgsl): D3 codes of 8 bits, 4 blocks per code word, so a group is one code
 // word (4 blocks, 12 coordinates: one int8 scale group of x̃) plus a few side bits per block (escape
 // nibbles, or scale indices). Holds the packed leader table and `gemv`, the streaming loop: the 32
-// lanes of a column read 32 consecutive code words per load, each lane loading STEP_GROUPS words and
-// their side bits before decoding any, then `column_totals` (shaders/universal_gemv_lanes.wgsl).
+// lanes of a column slot read 32 consecutive code words per load; each lane serves LANE_COLUMNS
+// columns (slot s of the workgroup: columns s, s + COLUMNS, …), loads the x̂ of a group once for all of
+// them, and loads STEP_GROUPS words per column and their side bits before decoding any; then
+// `column_totals` (shaders/universal_gemv_lanes.wgsl) per column.
+//
+// Why several columns per lane: x̂ of a group (16 bytes and a 4-byte scale per right-hand side) is
+// 5× the bytes of the group's code word. Read once per column it would load the SM's L1 with ≈ 5 bytes
+// per code byte — at an H200's bandwidth share per SM (≈ 18 code bytes per clock) about 90 of its
+// ≈ 128 bytes per clock; two columns per lane halve that (x̂ held in registers across them).
 //
 // A library, compiled after shaders/universal_gemv_lanes.wgsl, `gemv_leader` (gemvDecode.ts) and the
-// constant LEADER_COUNT, in front of a kernel that declares `params` (code_words, rhs, x_codes_first,
-// x_scales_first: where the dispatch's x̂ starts in its two bindings), `codes:
-// array<u32>`, the int8 inputs `x_codes: array<vec4<u32>>` and `x_scales: array<u32>` (f32 bits; one
-// of each per group and right-hand side, shaders/gemv_i8_inputs.wgsl) and these functions:
+// constants LEADER_COUNT and LANE_COLUMNS (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that
+// declares `params` (cols, code_words, rhs, x_codes_first, x_scales_first: where the dispatch's x̂
+// starts in its two bindings), `codes: array<u32>`, the int8 inputs `x_codes: array<vec4<u32>>` and
+// `x_scales: array<u32>` (f32 bits; one of each per group and right-hand side,
+// shaders/gemv_i8_inputs.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
 //                                             block (deterministic: zeros);
 //   group_side_bits(column, g) -> u32         group g's side bits in the low bits;
-//   add_group(word, side_bits, g, column, r0, acc)   adds group g for the tile of right-hand sides;
+//   add_group(word, side_bits, g, column, inputs, acc)   adds group g (x̂ in `inputs`) for the tile
+//                                             of right-hand sides;
 //   write_totals(column, totals, r0, poison)  lane 0 writes the column's results.
 
 const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
@@ -86,9 +95,12 @@ fn fill_leader_table(thread: u32) {
   }
 }
 
-// The invocation's column: COLUMNS columns per workgroup, LANES lanes each.
-fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
-  let index = group_x * COLUMNS + thread / LANES;
+// Columns per workgroup: COLUMNS slots of LANES lanes, LANE_COLUMNS columns per slot.
+const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
+
+// Column c of the invocation's slot (local column group_x·WORKGROUP_COLUMNS + c·COLUMNS + slot).
+fn gemv_column(group_x: u32, thread: u32, c: u32) -> GemvColumn {
+  let index = group_x * WORKGROUP_COLUMNS + c * COLUMNS + thread / LANES;
   let lane = thread % LANES;
   let dither = column_dither(index);
   return GemvColumn(
@@ -106,34 +118,48 @@ fn gemv_column(group_x: u32, thread: u32) -> GemvColumn {
 // The product for the workgroup's columns (see universal_gemv_lanes.wgsl for `width` and `poison`).
 fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   fill_tables(thread);
-  let column = gemv_column(group_x, thread);
+  var columns = array<GemvColumn, LANE_COLUMNS>();
+  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+    columns[c] = gemv_column(group_x, thread, c);
+  }
+  let lane = thread % LANES;
   let groups = params.code_words;
   for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
-    var acc = array<f32, RHS_TILE>();
-    if (column.in_range) {
-      for (var g0 = column.lane; g0 < groups; g0 = g0 + LANES * STEP_GROUPS) {
-        // The step's groups, loaded before any is decoded (constant trip counts: unrolled by the
-        // driver, STEP_GROUPS loads in flight per lane).
-        var words = array<u32, STEP_GROUPS>();
-        var sides = array<u32, STEP_GROUPS>();
+    var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
+    // Column 0 of a slot is the first to run past params.cols (the others are COLUMNS further on).
+    if (columns[0].in_range) {
+      for (var g0 = lane; g0 < groups; g0 = g0 + LANES * STEP_GROUPS) {
+        // The step's groups of every column, loaded before any is decoded (constant trip counts:
+        // unrolled by the driver, LANE_COLUMNS·STEP_GROUPS loads in flight per lane).
+        var words = array<array<u32, STEP_GROUPS>, LANE_COLUMNS>();
+        var sides = array<array<u32, STEP_GROUPS>, LANE_COLUMNS>();
         for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
           let g = g0 + k * LANES;
-          if (g < groups) {
-            words[k] = codes[column.code_base + g];
-            sides[k] = group_side_bits(column, g);
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            if (g < groups && columns[c].in_range) {
+              words[c][k] = codes[columns[c].code_base + g];
+              sides[c][k] = group_side_bits(columns[c], g);
+            }
           }
         }
         for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
           let g = g0 + k * LANES;
           if (g < groups) {
-            add_group(words[k], sides[k], g, column, r0, &acc);
+            let inputs = input_group(g, r0);
+            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+              if (columns[c].in_range) {
+                add_group(words[c][k], sides[c][k], g, columns[c], inputs, &acc[c]);
+              }
+            }
           }
         }
       }
     }
-    let totals = column_totals(acc, thread, column.lane, width);
-    if (column.in_range && column.lane == 0u) {
-      write_totals(column, totals, r0, poison);
+    for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+      let totals = column_totals(acc[c], thread, lane, width);
+      if (columns[c].in_range && lane == 0u) {
+        write_totals(columns[c], totals, r0, poison);
+      }
     }
   }
 }

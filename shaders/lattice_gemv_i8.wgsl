@@ -15,14 +15,15 @@
 // product per block, then scaled by s_g once.
 //
 // Layout: as shaders/universal_gemv_i8.wgsl — a group is one code word (4 blocks) and a byte of the
-// scale-index word (4 × 2 bits: one index word per 4 groups); each of the 32 lanes of a column loads
-// STEP_GROUPS = 4 code words and their index words before decoding them. Padding codes past the
+// scale-index word (4 × 2 bits: one index word per 4 groups); each of the 32 lanes of a column slot
+// serves LANE_COLUMNS = 2 columns, loads STEP_GROUPS = 4 code words of each and their index words
+// before decoding them, and the x̂ of a group once for both columns. Padding codes past the
 // column are 0 (the origin) and x̂ past keptLength is 0, so nothing is bounds-tested.
 //
 // Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
 // unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
 // address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
-// per group (¼ per block) the x̂ and scale loads, the f32 multiply-add, the code and index-word loads
+// per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the f32 multiply-add, the code and index-word loads
 // and the loop ≈ 15: ≈ 15 per block ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 with f32 inputs;
 // an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's loop guards,
 // clamps and one-iteration loops, is ≈ 44 per block (35 per weight byte).
@@ -61,9 +62,9 @@ fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, arra
 }
 
 // Adds group g (code word `word`, scale indices in the low 8 bits of `index_bits`) to `acc`.
-fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
   let replica = column.replica;
-  var inputs = input_group(g, r0);
+  var inputs = group_inputs;
   var exact = array<i32, RHS_TILE>();
   add_block(word & 0xffu, index_bits & INDEX_MASK, 0u, replica, &inputs.words, &exact);
   add_block((word >> 8u) & 0xffu, (index_bits >> INDEX_BITS) & INDEX_MASK, 1u, replica, &inputs.words, &exact);

@@ -29,8 +29,10 @@
 // Layout. Escapes come repacked at upload (shaders/universal_escape_nibbles.wgsl): a nibble per block,
 // 0 none, 1…12 the root, 15 non-root; so the inner loop reads 8 + 4 bits per block and does no escape
 // bookkeeping. A group is one code word (4 blocks) and its nibbles (half a word). The 32 lanes of a
-// column read 32 consecutive code words per load; each lane loads STEP_GROUPS = 4 words (one per
-// 32-word stripe) and their nibble words before decoding any, so 4 loads per lane are in flight.
+// column slot read 32 consecutive code words of a column per load; each lane serves LANE_COLUMNS = 2
+// columns, loads STEP_GROUPS = 4 words of each (one per 32-word stripe) and their nibble words before
+// decoding any (8 loads per lane in flight), and the x̂ of a group once for both columns
+// (shaders/gemv_i8_common.wgsl says why).
 // Groups past the column or coordinates past keptLength need no test: their x̂ are 0.
 //
 // Cost per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand on this WGSL for
@@ -38,7 +40,7 @@
 // leader and root-step reads with their addresses and clamps 5, block hash (the block index and one
 // mix32) 9, dither lanes 2 and the 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more
 // each in the plain fallback), combination 3; per group (¼ per block) the non-root test, the x̂ and
-// scale loads, the f32 multiply-add, the code and nibble loads and the loop ≈ 22: ≈ 36 per block ≈ 25
+// scale loads (shared by the lane's two columns), the f32 multiply-add, the code and nibble loads and the loop ≈ 22: ≈ 36 per block ≈ 25
 // per weight byte (universal_gemv.wgsl: ≈ 70). The static SPIR-V count of the common path, which
 // keeps Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (47 per weight byte).
 // Still above the ≈ 7 an H200 affords per byte at full bandwidth: the per-block dither hash is part
@@ -75,7 +77,7 @@ fn fill_tables(thread: u32) {
 }
 
 // Adds block b (code, escape nibble, x̂ word `i` of the group) to the group's integer sums `exact`.
-fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, r0: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
+fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
   let leader = leader_table[code * LUT_REPLICAS + replica];
   let step = root_steps[nibble];
   let h = block_hash(key, b);
@@ -88,16 +90,16 @@ fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, r0:
 
 // Adds group g (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂ to `acc`, for
 // each right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
-fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
   let key = column.key;
   let replica = column.replica;
-  var inputs = input_group(g, r0);
+  var inputs = group_inputs;
   var exact = array<i32, RHS_TILE>();
   let b = g * GROUP_BLOCKS;
-  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, r0, &inputs.words, &exact);
-  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, r0, &inputs.words, &exact);
-  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, r0, &inputs.words, &exact);
-  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, r0, &inputs.words, &exact);
+  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, &inputs.words, &exact);
+  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, &inputs.words, &exact);
+  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, &inputs.words, &exact);
+  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, &inputs.words, &exact);
   var extra = array<f32, RHS_TILE>();
   // Non-root escapes (nibble 15: all four bits set): rare, so one test per group.
   let nonroot = nibble_bits & (nibble_bits >> 1u) & (nibble_bits >> 2u) & (nibble_bits >> 3u) & 0x1111u;

@@ -2,7 +2,6 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv_i8.wgsl?raw';
-import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -30,6 +29,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -42,8 +42,6 @@ import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, 
  * the group). No repacking: the codes and 2-bit scale indices are read as stored.
  */
 
-/** Columns per workgroup of the kernel (shaders/universal_gemv_lanes.wgsl). */
-const COLUMNS = 8;
 
 /** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
 const LARGEST_DOT = 3 * 6 * 127;
@@ -114,7 +112,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     `const INDEX_BITS: u32 = ${variant.indexBits}u;`,
     `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
     lanesSource,
-    commonSource,
+    gemvI8CommonWgsl(),
     gemvSource,
     columnSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
@@ -182,7 +180,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
-  const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * COLUMNS));
+  const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS));
   const sides = columnRangeList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `${what} W columns ${r.first}…`));
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath });
   const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
@@ -236,7 +234,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         pass.dispatchWorkgroups(rhsRange.count);
       }
       pass.setPipeline(pipeline.main);
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / I8_WORKGROUP_COLUMNS));
     });
   }
   pass.end();

@@ -2,7 +2,6 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import nibblesSource from '../../../shaders/universal_escape_nibbles.wgsl?raw';
 import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
-import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -22,6 +21,7 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOp
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -49,8 +49,6 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  * f32-input kernel).
  */
 
-/** Columns per workgroup of the product kernel (shaders/universal_gemv_lanes.wgsl). */
-const COLUMNS = 8;
 
 /** Nibble value of a non-root escape (shaders/universal_escape_nibbles.wgsl). */
 const NONROOT_NIBBLE = 15;
@@ -165,7 +163,7 @@ export function universalGemvI8ShaderSource(variant: Variant): string {
     universalGemvI8Header(spec, variant.q),
     gemvDecodeWgsl('D3', variant.q),
     lanesSource,
-    commonSource,
+    gemvI8CommonWgsl(),
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -322,7 +320,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(
     cols,
-    Math.min(itemsPerBinding(4 * layout.codeWords, maxBinding, alignment), itemsPerBinding(4 * weights.nibbleWords, maxBinding, alignment), maxGroups * COLUMNS),
+    Math.min(itemsPerBinding(4 * layout.codeWords, maxBinding, alignment), itemsPerBinding(4 * weights.nibbleWords, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath });
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
@@ -398,7 +396,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           windowBinding(args.y, yWindow),
         ]),
       );
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / I8_WORKGROUP_COLUMNS));
     }
   }
   pass.end();
