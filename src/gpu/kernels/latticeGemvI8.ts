@@ -152,8 +152,8 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
 }
 
 /**
- * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated), x̃ to int8, Σx (when W
- * is centred), the product. Scratch buffers go into `scratch`.
+ * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
+ * `inputsI8` gives them), Σx (when W is centred), the product. Scratch buffers go into `scratch`.
  *
  * @example
  * const scratch = new GpuScratch(device);

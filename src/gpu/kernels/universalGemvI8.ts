@@ -41,10 +41,12 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
  *     (shaders/universal_escape_nibbles.wgsl; CPU twin `escapeNibbles`): the kernel then reads
  *     8 + 4 bits per block and does no escape bookkeeping. The weights object owns that buffer.
- *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (shaders/gemv_i8_inputs.wgsl; CPU twin
- *     `quantizeInputsI8`), Σx when W is centred (the f32 GEMV's `call_sums`), then the product
+ *   - per call: x̃ = R·X (as the f32 GEMV), x̃ to int8 (inputsI8.ts: shaders/gemv_i8_inputs.wgsl; CPU
+ *     twin `quantizeInputsI8`), Σx when W is centred (the f32 GEMV's `call_sums`), then the product
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
- *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product).
+ *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product). With
+ *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
+ *     product alone.
  * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
  * f32-input kernel).
  */
@@ -290,9 +292,9 @@ export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
 }
 
 /**
- * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated), x̃ to int8, the
- * product, the finishing passes. Scratch buffers go into `scratch` (destroy it after submitting, or
- * record through prepared commands).
+ * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
+ * `inputsI8` gives them), Σx (when W is centred), the product. Scratch buffers go into `scratch`
+ * (destroy it after submitting, or record through prepared commands).
  *
  * @example
  * const weights = UniversalGemvI8Weights.create(device, gpuW);
