@@ -5,7 +5,8 @@ import { GpuScratch } from './scratch.js';
  * Prepared commands: record what a `dispatch…` function does once — it creates its uniform and scratch
  * buffers and its bind groups then — and replay the same commands into any command encoder later,
  * creating nothing. A decode step of an LLM records hundreds of GEMVs per token into one encoder; with
- * prepared commands that costs a few `setPipeline` / `setBindGroup` / `dispatchWorkgroups` calls each.
+ * prepared commands that costs a few `setPipeline` / `setBindGroup` / `dispatchWorkgroups` calls each,
+ * in one compute pass per run of consecutive passes (`mergePasses`).
  *
  * The capture encoder implements the subset of GPUCommandEncoder and GPUComputePassEncoder the kernels
  * use (compute passes, clearBuffer, copyBufferToBuffer); any other call is refused, so a kernel that
@@ -125,5 +126,35 @@ export function prepareCommands(device: GPUDevice, label: string, record: (encod
     scratch.destroy();
     throw error;
   }
-  return new PreparedCommands(label, commands, scratch);
+  return new PreparedCommands(label, mergePasses(commands), scratch);
+}
+
+/**
+ * Consecutive compute passes as one pass (labelled with their labels in order). In WebGPU every dispatch
+ * is its own synchronization scope, so a dispatch sees the storage writes of the dispatches before it
+ * in the same pass exactly as it would across passes; and every recorded pass sets its pipeline and bind
+ * groups before it dispatches, so no step depends on state left by an earlier pass. What changes is the
+ * host's work per replay: a layer's rotation, rounding, product and epilogue become one
+ * beginComputePass/end instead of one each.
+ */
+function mergePasses(commands: readonly Command[]): Command[] {
+  const merged: Command[] = [];
+  let run: Extract<Command, { kind: 'pass' }>[] = [];
+  const flush = (): void => {
+    if (run.length === 1) merged.push(run[0] as Command);
+    else if (run.length > 1) {
+      const labels = run.map((pass) => pass.label).filter((passLabel) => passLabel !== undefined);
+      merged.push({ kind: 'pass', label: labels.length > 0 ? labels.join(' → ') : undefined, steps: run.flatMap((pass) => pass.steps) });
+    }
+    run = [];
+  };
+  for (const command of commands) {
+    if (command.kind === 'pass') run.push(command);
+    else {
+      flush();
+      merged.push(command);
+    }
+  }
+  flush();
+  return merged;
 }
