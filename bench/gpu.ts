@@ -204,10 +204,14 @@ if (args.get('no-host') !== true) {
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, features.packed4x8IntegerDotProduct ? 'packed' : 'plain'));
+    const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8 }));
     // The same layers read in groups of 3 (q, k, v): one rotation and one int8 rounding per group.
-    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, null, 3));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, features.packed4x8IntegerDotProduct ? 'packed' : 'plain', 3));
+    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3 }));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3 }));
+    // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
+    // conversions are core WGSL).
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
   }
 }
 

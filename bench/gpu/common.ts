@@ -61,6 +61,8 @@ export interface BenchRow {
   vsF32: number | null;
   readonly gflops: number | null;
   readonly hostUsPerCall: number | null;
+  /** Dispatches one call (decode step: one layer) records; each dependent one costs about a `dispatch chain` row's ms. */
+  readonly dispatchesPerCall: number | null;
   /** GPU objects created by the steady-state recording calls (0 is the goal). */
   readonly allocationsAfterFirst: number | null;
   readonly copies: number | null;
@@ -91,6 +93,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     vsF32: null,
     gflops: null,
     hostUsPerCall: null,
+    dispatchesPerCall: null,
     allocationsAfterFirst: null,
     copies: null,
     workingSetBytes: null,
@@ -265,6 +268,34 @@ export async function timeCalls(
 /** Calls per sample for `copies` distinct weights: every copy once, repeated to at least minCalls. */
 export function callsFor(copies: number, settings: BenchSettings): number {
   return copies * Math.max(1, Math.ceil(settings.minCalls / copies));
+}
+
+/** Counts the dispatches `record` records into an encoder (which is then finished and dropped). */
+export function countDispatches(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void): number {
+  const real = device.createCommandEncoder({ label: 'bench dispatch counter' });
+  let dispatches = 0;
+  const forward = <T extends object>(target: T, property: string | symbol): unknown => {
+    const value = Reflect.get(target, property) as unknown;
+    return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+  };
+  const counting = new Proxy(real, {
+    get(target, property) {
+      if (property !== 'beginComputePass') return forward(target, property);
+      return (descriptor?: GPUComputePassDescriptor) =>
+        new Proxy(target.beginComputePass(descriptor), {
+          get(pass, name) {
+            if (name !== 'dispatchWorkgroups') return forward(pass, name);
+            return (...size: [number, number?, number?]) => {
+              dispatches++;
+              pass.dispatchWorkgroups(...size);
+            };
+          },
+        });
+    },
+  });
+  record(counting);
+  real.finish();
+  return dispatches;
 }
 
 /** Counts the GPU objects `device` creates while `body` runs (buffers, bind groups, layouts, pipelines, modules, query sets). */

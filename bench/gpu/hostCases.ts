@@ -4,11 +4,13 @@ import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import {
   countAllocations,
+  countDispatches,
   failedRow,
   gemvShape,
   makeCopies,
@@ -95,11 +97,21 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
   }
 }
 
+/** Variants of {@link decodeStepRow}. */
+export interface DecodeStepOptions {
+  /** The layers take int8 inputs (`int8Inputs`, d3-q6) with this dot path; default null. */
+  readonly int8?: DotPath | null;
+  /** Consecutive layers read one input in groups of this size (`QuantizedLinear.group`); default 1. */
+  readonly groupSize?: number;
+  /** The layers' activation format (f16: converted on the way in and out, as an LLM runs); default f32. */
+  readonly activations?: 'f32' | 'f16';
+}
+
 /**
  * A decode step: `layers` square QuantizedLinear layers of `scheme` (distinct weights) recorded into one
- * encoder and submitted once; with `int8` the layers take int8 inputs (`int8Inputs`, d3-q6). With
- * `groupSize` > 1 consecutive layers read the same input in groups of that size (an attention block's
- * q, k and v), recorded with `QuantizedLinear.group`: one rotation (and one int8 rounding) per group.
+ * encoder and submitted once (see {@link DecodeStepOptions}: int8 inputs, groups of layers reading one
+ * input — an attention block's q, k and v, recorded with `QuantizedLinear.group`: one rotation and one
+ * int8 rounding per group — and f16 activations).
  */
 export async function decodeStepRow(
   context: GpuContext,
@@ -107,12 +119,14 @@ export async function decodeStepRow(
   scheme: SchemeName,
   layers: number,
   settings: BenchSettings,
-  int8: DotPath | null = null,
-  groupSize = 1,
+  options: DecodeStepOptions = {},
 ): Promise<BenchRow> {
   const { device } = context;
+  const int8 = options.int8 ?? null;
+  const groupSize = options.groupSize ?? 1;
+  const activationFormat = options.activations ?? 'f32';
   const grouping = groupSize > 1 ? `, groups of ${groupSize} reading one input` : '';
-  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}${grouping}, one encoder, one submit`;
+  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}${grouping}${activationFormat === 'f16' ? ', f16 activations' : ''}, one encoder, one submit`;
   const shape = gemvShape(problem);
   const owned: GPUBuffer[] = [];
   const linears: QuantizedLinear[] = [];
@@ -130,8 +144,11 @@ export async function decodeStepRow(
     // The other outputs of a group (only its first output feeds the next group).
     const sideOutputs = Array.from({ length: groupSize - 1 }, (_, i) => createBuffer(device, `bench decode side output ${i}`, 4 * problem.n, STORAGE_USAGE));
     owned.push(...activations, ...sideOutputs);
-    uploadToBuffer(device, activations[0] as GPUBuffer, problem.x.data.subarray(0, problem.n));
-    for (const [i, w] of weights.entries()) linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8 }));
+    const x = problem.x.data.subarray(0, problem.n);
+    uploadToBuffer(device, activations[0] as GPUBuffer, activationFormat === 'f16' ? Uint16Array.from(x, (v) => float16Bits(v)) : x);
+    for (const [i, w] of weights.entries()) {
+      linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8, activations: activationFormat }));
+    }
     for (let first = 0; groupSize > 1 && first < linears.length; first += groupSize) groups.push(QuantizedLinear.group(linears.slice(first, first + groupSize)));
     const recordStep = (encoder: GPUCommandEncoder): void => {
       if (groupSize === 1) {
@@ -156,6 +173,7 @@ export async function decodeStepRow(
         encoder.finish();
       }
     });
+    const dispatches = countDispatches(device, recordStep);
     const timing = await timeCalls(context, kernel, 1, (encoder) => recordStep(encoder), settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
     const bytesRead = layers * (layerBytes + 4 * problem.n);
     const ms = timing.perCallMs;
@@ -169,13 +187,14 @@ export async function decodeStepRow(
       ms,
       gbps: bytesRead / (ms / 1000) / 1e9,
       hostUsPerCall: median(hostUs),
+      dispatchesPerCall: dispatches / layers,
       allocationsAfterFirst: allocations,
       copies: layers,
       workingSetBytes: layers * layerBytes,
       callsPerSample: layers,
       samplesMs: timing.perCallSamples,
       timing: timing.method,
-      note: `ms is the GPU time of the whole step; hostUsPerCall is host µs per layer record`,
+      note: `ms is the GPU time of the whole step; host µs and dispatches are per layer`,
     });
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape }, error);

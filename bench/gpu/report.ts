@@ -90,11 +90,12 @@ function gemvTable(rows: readonly BenchRow[]): string {
 
 function hostTable(rows: readonly BenchRow[]): string {
   return markdownTable(
-    ['what', 'shape', 'host µs per call / layer', 'GPU objects created (steady state)', 'GPU ms per step', 'GB/s', 'of stream', 'note'],
+    ['what', 'shape', 'host µs per call / layer', 'dispatches per layer', 'GPU objects created (steady state)', 'GPU ms per step', 'GB/s', 'of stream', 'note'],
     rows.map((r) => [
       r.kernel,
       r.shape,
       fmt(r.hostUsPerCall),
+      r.dispatchesPerCall === null ? '—' : fmt(r.dispatchesPerCall),
       r.allocationsAfterFirst === null ? '—' : fmt(r.allocationsAfterFirst),
       fmt(r.ms),
       fmt(r.gbps),
