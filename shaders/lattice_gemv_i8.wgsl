@@ -35,11 +35,11 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / (GROUP_BLOCKS * INDEX_BITS);
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> side: array<f32>;           // norms, gains, means of the dispatch's columns
-@group(0) @binding(4) var<storage, read> x_codes: array<vec4<u32>>;  // one vec4 per group and right-hand side
-@group(0) @binding(5) var<storage, read> x_scales: array<u32>;       // f32 bits, 1 per group and right-hand side
-@group(0) @binding(6) var<storage, read> x: array<f32>;              // x (for Σx)
-@group(0) @binding(7) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
-@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
+@group(0) @binding(5) var<storage, read> x: array<f32>;              // x (for Σx)
+@group(0) @binding(6) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
+@group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
+@group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 var<workgroup> multiple_table: array<i32, MULTIPLES>;
 
@@ -90,7 +90,7 @@ fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
   return indices[column.side_base + g / GROUPS_PER_INDEX_WORD] >> ((g % GROUPS_PER_INDEX_WORD) * (GROUP_BLOCKS * INDEX_BITS));
 }
 
-// Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) of the column.
+// Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) (+ b_j) of the column, as f32 or f16.
 fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
   var scale = side[column.index];
   if (params.has_gains != 0u) {
@@ -103,7 +103,7 @@ fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poiso
       if (params.has_means != 0u) {
         value = value + side[2u * params.cols + column.index] * sums[rhs_index];
       }
-      y[params.y_first + rhs_index * params.y_stride + column.index] = select(value, POISON, poison);
+      store_output(params.y_first + rhs_index * params.y_stride + column.index, params.bias_first + column.index, value, poison);
     }
   }
 }

@@ -53,11 +53,11 @@ const NONROOT_NIBBLE: u32 = 15u;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> escape_nibbles: array<u32>;
 @group(0) @binding(3) var<storage, read> escape_table: array<i32>;
-@group(0) @binding(4) var<storage, read> x_codes: array<vec4<u32>>;  // one vec4 per group and right-hand side
-@group(0) @binding(5) var<storage, read> x_scales: array<u32>;  // f32 bits, 1 per group and right-hand side
-@group(0) @binding(6) var<storage, read> side: array<f32>;      // norms (all columns), then means when centred
-@group(0) @binding(7) var<storage, read> sums: array<f32>;      // sums[rhs + r] = Σx_r when centred (universal_gemv_finish.wgsl)
-@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
+@group(0) @binding(5) var<storage, read> side: array<f32>;      // norms (all columns), then means when centred
+@group(0) @binding(6) var<storage, read> sums: array<f32>;      // sums[rhs + r] = Σx_r when centred (universal_gemv_finish.wgsl)
+@group(0) @binding(7) var<storage, read> bias: array<f32>;      // b (all columns) when params.has_bias
+@group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 // q·μ of the root of each nibble value, packed i8 (0 for 0, for the non-root nibble and past the roots).
 var<workgroup> root_steps: array<u32, STEP_ENTRIES>;
@@ -136,8 +136,8 @@ fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
   return escape_nibbles[column.side_base + (g >> 1u)] >> ((g & 1u) * 16u);
 }
 
-// Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r of the column (the finishing pass of the f32-input GEMV,
-// done here: the dither term is whole in T, so nothing else is needed).
+// Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r (+ b_j) of the column (the finishing pass of the f32-input
+// GEMV, done here: the dither term is whole in T, so nothing else is needed), as f32 or f16.
 fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
   let j = params.column_offset + column.index;
   let scale = side[j] * params.unit;
@@ -148,7 +148,7 @@ fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poiso
       if (params.has_means != 0u) {
         value = value + side[params.total_cols + j] * sums[params.rhs + rhs_index];
       }
-      y[params.y_first + rhs_index * params.total_cols + column.index] = select(value, POISON, poison);
+      store_output(params.y_first + rhs_index * params.total_cols + column.index, params.bias_first + column.index, value, poison);
     }
   }
 }

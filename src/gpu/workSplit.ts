@@ -57,6 +57,21 @@ export function bindingWindow(start: number, byteLength: number, alignment: numb
 }
 
 /**
+ * The window over f16 values (2 bytes each) from byte `byteOffset` (a multiple of 2): the 4-byte
+ * aligned binding around them, and the half index of the first value in it (a kernel reads and writes
+ * halves of u32 words).
+ *
+ * @example
+ * halfWindow(1002, 6, 256); // { window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 }
+ */
+export function halfWindow(byteOffset: number, byteLength: number, alignment: number): { window: BindingWindow; firstHalf: number } {
+  const start = Math.floor(byteOffset / 4) * 4;
+  const end = Math.ceil((byteOffset + byteLength) / 4) * 4;
+  const window = bindingWindow(start, end - start, alignment);
+  return { window, firstHalf: 2 * window.firstElement + (byteOffset - start) / 2 };
+}
+
+/**
  * How many items (columns, rows, …) of `bytesPerItem` bytes one binding can hold: the largest count
  * whose bytes plus the worst-case alignment slack (`alignment − 4`) fit in `maxBindingBytes`.
  *

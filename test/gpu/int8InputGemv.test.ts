@@ -14,6 +14,7 @@ import {
 import { dispatchInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -454,6 +455,102 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
       xBuffer.destroy();
       xRotatedBuffer.destroy();
       zeros.destroy();
+    }
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('int8-input GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV)', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  // WGSL rounds an f32 that f16 cannot hold to one of its two f16 neighbours (pack2x16float): either is
+  // accepted; an exact value must come out exact.
+  const f16Neighbours = (v: number): number[] => {
+    const nearest = float16Bits(v);
+    const back = fromFloat16Bits(nearest);
+    if (back === v) return [nearest];
+    // Bits grow with the magnitude within one sign.
+    return [nearest, Math.abs(back) < Math.abs(v) ? nearest + 1 : nearest - 1];
+  };
+
+  it('write Y + b as f32 bit for bit and as f16 rounded to a neighbour, at odd half offsets, touching nothing else', async () => {
+    const { device } = context;
+    const n = 300;
+    const k = 3;
+    const seed = 29;
+    const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 80), { scheme: 'd3-q6', seed, nonce: 81, center: true });
+    const deterministicQ = quantize(gaussianMatrix(n, 11, 82), { scheme: 'd3-q6-deterministic', seed, center: true });
+    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const cols = 11; // odd: every other right-hand side starts on an odd half
+    const x = gaussianMatrix(n, k, 83);
+    const biasValues = Float32Array.from({ length: cols }, (_, j) => (j - 5) / 3);
+    const universalW = uploadUniversalMatrix(device, universalQ);
+    const weights = UniversalGemvI8Weights.create(device, universalW);
+    const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+    const xBuffer = createBufferWithData(device, 'x', x.data, STORAGE_USAGE);
+    // The bias at an offset inside a larger buffer, as an app keeps parameters together.
+    const biasBuffer = createBuffer(device, 'bias', 256 + 4 * cols, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+    device.queue.writeBuffer(biasBuffer, 256, biasValues);
+    const dotPath = dotPathFor(context.features);
+    type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { bias?: GPUBuffer; biasOffset?: number; outputFormat?: 'f32' | 'f16'; yOffset?: number; maxBindingBytes?: number }) => void;
+    const runs: [string, Run][] = [
+      ['universal int8', (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
+      ['deterministic int8', (encoder, scratch, y, extra) => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...extra })],
+    ];
+    const outputs = cols * k;
+    const SENTINEL = 0xabcd;
+    const run = async (record: Run, extra: Parameters<Run>[3], bytes: number): Promise<Uint8Array> => {
+      const y = createBuffer(device, 'y', bytes, BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC);
+      device.queue.writeBuffer(y, 0, new Uint16Array(bytes / 2).fill(SENTINEL));
+      const scratch = new GpuScratch(device);
+      const encoder = device.createCommandEncoder();
+      record(encoder, scratch, y, extra);
+      device.queue.submit([encoder.finish()]);
+      const data = new Uint8Array(await readBuffer(device, y, bytes));
+      scratch.destroy();
+      y.destroy();
+      return data;
+    };
+    try {
+      for (const [name, record] of runs) {
+        for (const maxBindingBytes of [undefined, 2048]) {
+          const what = `${name}${maxBindingBytes === undefined ? '' : ', 2 KB bindings'}`;
+          const limits = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+          const plain = new Float32Array((await run(record, { ...limits }, 4 * outputs)).buffer);
+          // f32 with the bias: t + b in f32, bit for bit.
+          const withBias = new Float32Array((await run(record, { ...limits, bias: biasBuffer, biasOffset: 256 }, 4 * outputs)).buffer);
+          for (let i = 0; i < outputs; i++) expect(withBias[i], `${what}: f32 + bias, output ${i}`).toBe(Math.fround((plain[i] as number) + (biasValues[i % cols] as number)));
+          // f16 with the bias, from byte 258 (half 129: odd) of a buffer with room on both sides.
+          const halves = new Uint16Array((await run(record, { ...limits, bias: biasBuffer, biasOffset: 256, outputFormat: 'f16', yOffset: 258 }, 4 * Math.ceil((512 + 2 * outputs) / 4))).buffer);
+          for (let h = 0; h < halves.length; h++) {
+            const i = h - 129;
+            if (i < 0 || i >= outputs) {
+              expect(halves[h], `${what}: half ${h} outside Y`).toBe(SENTINEL);
+            } else {
+              const v = Math.fround((plain[i] as number) + (biasValues[i % cols] as number));
+              expect(f16Neighbours(v), `${what}: f16 output ${i} (${v})`).toContain(halves[h]);
+            }
+          }
+        }
+      }
+      // Refusals: a bias too short, an f32 output at an odd half, an unknown format.
+      const scratch = new GpuScratch(device);
+      const encoder = device.createCommandEncoder();
+      const y = scratch.buffer('y', 4 * outputs + 8, STORAGE_USAGE);
+      const short = scratch.buffer('short bias', 4 * (cols - 1), STORAGE_USAGE);
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, bias: short })).toThrow(/bias needs 44 bytes/);
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, yOffset: 2 })).toThrow(/offset must be a non-negative multiple of 4/);
+      expect(() => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, outputFormat: 'f64' as 'f32' })).toThrow(/outputFormat must be 'f32' or 'f16'/);
+      scratch.destroy();
+    } finally {
+      weights.destroy();
+      universalW.destroy();
+      deterministicW.destroy();
+      xBuffer.destroy();
+      biasBuffer.destroy();
     }
   });
 });

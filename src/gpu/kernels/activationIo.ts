@@ -5,7 +5,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { bindingWindow, halfWindow, workgroupGrid } from '../workSplit.js';
 
 /*
  * Activation input and output for the decode path (shaders/activation_io.wgsl): f16 → f32 widening of
@@ -19,7 +19,7 @@ const THREADS = 256;
 export type ActivationFormat = 'f32' | 'f16';
 
 /** Bytes per element of an activation format. */
-export function activationBytes(format: ActivationFormat): number {
+export function activationBytes(format: ActivationFormat): 2 | 4 {
   return format === 'f16' ? 2 : 4;
 }
 
@@ -40,14 +40,6 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     return device.createComputePipeline({ label: `activation io (${entry})`, layout: pipelineLayout, compute: { module, entryPoint: entry } });
   },
 });
-
-/** The 4-byte aligned window over `byteLength` bytes from `byteOffset`, and the half index of byte `byteOffset` in it. */
-function halfWindow(byteOffset: number, byteLength: number, alignment: number): { window: BindingWindow; firstHalf: number } {
-  const start = Math.floor(byteOffset / 4) * 4;
-  const end = Math.ceil((byteOffset + byteLength) / 4) * 4;
-  const window = bindingWindow(start, end - start, alignment);
-  return { window, firstHalf: 2 * window.firstElement + (byteOffset - start) / 2 };
-}
 
 /** A placeholder storage buffer for an unused binding. */
 function placeholder(scratch: GpuScratch): GPUBuffer {

@@ -81,16 +81,26 @@ export interface GemvCall {
   readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
 }
 
+/** How a kernel reads X and writes Y, for {@link beginGemv}. */
+export interface GemvCallShape {
+  /**
+   * False when the kernel takes x̃ in another form the caller already has (int8 inputs rounded once for
+   * several layers): nothing is rotated and `xRotated` is X (not read as x̃). Default true.
+   */
+  readonly readsXRotated?: boolean;
+  /** Bytes of one element of Y: 4 (f32, the default) or 2 (f16). */
+  readonly yBytes?: 2 | 4;
+}
+
 /**
  * Checks a GEMV call (`what` names it in errors) and records x̃ = R·X with W's seed into a scratch
- * buffer when W is rotated (unless the caller passes `xRotated`). `readsXRotated` false: the kernel
- * takes x̃ in another form the caller already has (int8 inputs rounded once for several layers), so
- * nothing is rotated and `xRotated` is X (not read as x̃).
+ * buffer when W is rotated (unless the caller passes `xRotated`, or the kernel reads no x̃: `shape`).
  *
  * @example
  * const call = beginGemv(device, encoder, scratch, gpuW, { x, y, rhs: 1 }, 'universal gemv');
  */
-export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GemvOperand, args: GemvCallArgs, what: string, readsXRotated = true): GemvCall {
+export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GemvOperand, args: GemvCallArgs, what: string, shape: GemvCallShape = {}): GemvCall {
+  const readsXRotated = shape.readsXRotated ?? true;
   const { rows, cols, length } = w;
   const rhs = args.rhs;
   checkPositiveInteger(rhs, `${what} rhs`);
@@ -98,7 +108,8 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const yOffset = args.yOffset ?? 0;
   check(args.x !== args.y, `${what}: x and y must be different buffers`);
   checkBufferRange(args.x, xOffset, 4 * rows * rhs, `${what}: x`);
-  checkBufferRange(args.y, yOffset, 4 * cols * rhs, `${what}: y`);
+  const yBytes = shape.yBytes ?? 4;
+  checkBufferRange(args.y, yOffset, yBytes * cols * rhs, `${what}: y`, yBytes);
   if (w.rotate) {
     check(length === rotationLength(rows), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
   } else {

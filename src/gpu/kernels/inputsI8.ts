@@ -53,10 +53,8 @@ export function inputsI8Key(w: InputsI8Operand): string {
  * same x̃: pass it as `inputsI8`. Its buffers belong to the scratch it was recorded with.
  */
 export interface RecordedInputsI8 {
-  /** A vec4<u32> per group and right-hand side (block b's three levels in word b). */
-  readonly codes: GPUBuffer;
-  /** f32 bits, one per group and right-hand side. */
-  readonly scales: GPUBuffer;
+  /** A vec4<u32> per group and right-hand side (block b's three levels in word b), then a scale (f32 bits) per group and right-hand side. */
+  readonly inputs: GPUBuffer;
   readonly rhs: number;
   /** The operand shape it was rounded for (rotation, keptLength, groups), compared by the GEMVs. */
   readonly operand: string;
@@ -100,12 +98,12 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
   const groups = inputGroupsOf(w);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const largest = Math.min(itemsPerBinding(16 * groups, maxBinding, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
+  const largest = Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * groups, maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
   check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
   const window = bindingWindow(offset, 4 * w.length * rhs, alignment);
   const label = `int8 inputs (${inputsI8Key(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''})`;
   const pass = encoder.beginComputePass({ label });
-  const { codes, scales } = recordInputsI8(device, pass, scratch, {
+  const inputs = recordInputsI8(device, pass, scratch, {
     xRotated: windowBinding(args.xRotated, window),
     xRotatedFirst: window.firstElement,
     length: w.length,
@@ -115,38 +113,38 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
     label,
   });
   pass.end();
-  return { codes, scales, rhs, operand: inputsI8Key(w) };
+  return { inputs, rhs, operand: inputsI8Key(w) };
 }
 
 /** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */
 export function checkRecordedInputsI8(inputs: RecordedInputsI8, w: InputsI8Operand, rhs: number, what: string): void {
-  check(typeof inputs === 'object' && inputs !== null && inputs.codes !== undefined && inputs.scales !== undefined, `${what}: inputsI8 must come from dispatchInputsI8`);
+  check(typeof inputs === 'object' && inputs !== null && inputs.inputs !== undefined, `${what}: inputsI8 must come from dispatchInputsI8`);
   check(inputs.operand === inputsI8Key(w), () => `${what}: inputsI8 were rounded for ${inputs.operand}, but W reads ${inputsI8Key(w)}`);
   check(inputs.rhs === rhs, () => `${what}: inputsI8 hold ${inputs.rhs} right-hand sides, the call has ${rhs}`);
 }
 
-/** x̂ of one range of right-hand sides as a product dispatch binds it: element offsets of the range's first group in `codes` (vec4) and `scales`. */
+/**
+ * x̂ of one range of right-hand sides as a product dispatch binds it: one binding, the range's first
+ * level word as a vec4 index (`codesFirst`) and its first scale as a u32 index (`scalesFirst`).
+ */
 export interface InputsI8Range {
-  readonly codes: GPUBufferBinding;
-  readonly scales: GPUBufferBinding;
+  readonly binding: GPUBufferBinding;
   readonly codesFirst: number;
   readonly scalesFirst: number;
 }
 
 /**
- * The x̂ of right-hand sides [range.first, +range.count) of a call: windows into the caller's shared
- * inputs, or x̃ of the range rounded now (into `pass`, before the product that reads it).
+ * The x̂ of right-hand sides [range.first, +range.count) of a call: the caller's shared inputs (the
+ * whole buffer, which `dispatchInputsI8` keeps within one binding), or x̃ of the range rounded now
+ * (into `pass`, before the product that reads it).
  */
 export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, call: GemvCall, w: InputsI8Operand, shared: RecordedInputsI8 | undefined, range: { readonly first: number; readonly count: number }, label: string): InputsI8Range {
   const groups = inputGroupsOf(w);
   if (shared !== undefined) {
-    const codes = bindingWindow(16 * groups * range.first, 16 * groups * range.count, call.alignment);
-    const scales = bindingWindow(4 * groups * range.first, 4 * groups * range.count, call.alignment);
-    // The offset is a multiple of the alignment (≥ 16), so a window starts on a whole vec4.
-    return { codes: windowBinding(shared.codes, codes), scales: windowBinding(shared.scales, scales), codesFirst: codes.firstElement / 4, scalesFirst: scales.firstElement };
+    return { binding: { buffer: shared.inputs }, codesFirst: groups * range.first, scalesFirst: 4 * groups * shared.rhs + groups * range.first };
   }
   const window = bindingWindow(call.xRotatedOffset + 4 * call.length * range.first, 4 * call.length * range.count, call.alignment);
-  const { codes, scales } = recordInputsI8(device, pass, scratch, {
+  const inputs = recordInputsI8(device, pass, scratch, {
     xRotated: windowBinding(call.xRotated, window),
     xRotatedFirst: window.firstElement,
     length: call.length,
@@ -155,8 +153,11 @@ export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder,
     rhs: range.count,
     label,
   });
-  return { codes: { buffer: codes }, scales: { buffer: scales }, codesFirst: 0, scalesFirst: 0 };
+  return { binding: { buffer: inputs }, codesFirst: 0, scalesFirst: 4 * groups * range.count };
 }
+
+/** Bytes of x̂ per group and right-hand side: 4 level words and a scale. */
+const INPUT_BYTES_PER_GROUP = 20;
 
 const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   groups: 'u32', // int8 groups per right-hand side (= code words per column)
@@ -164,6 +165,7 @@ const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   kept: 'u32', // keptLength: coordinates from here on are 0
   x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
   x_stride: 'u32', // elements between x̃ columns
+  scales_first: 'u32', // word of the first scale in the output (after 4·groups·rhs level words)
 });
 
 
@@ -175,15 +177,15 @@ export function inputsI8ShaderSource(): string {
 
 const inputPipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'gemv int8 inputs',
-  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
+  bindings: ['uniform', 'read-only-storage', 'storage'],
   compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'gemv int8 inputs', code: inputsI8ShaderSource() }),
 });
 
 
-/** The call's ranges of right-hand sides, split further so that x̂ of a range (4 words and a scale per group) fits a binding. */
+/** The call's ranges of right-hand sides, split further so that x̂ of a range (4 words and a scale per group, padded to 16 bytes) fits a binding. */
 export function inputRangesI8(call: GemvCall, groups: number): { first: number; count: number }[] {
   return call.rhsRanges.flatMap((range) =>
-    columnRanges(range.count, Math.min(itemsPerBinding(16 * groups, call.maxBinding, call.alignment), call.maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
+    columnRanges(range.count, Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * groups, call.maxBinding - 16, call.alignment), call.maxGroups)).map((part) => ({ first: range.first + part.first, count: part.count })),
   );
 }
 
@@ -204,22 +206,21 @@ interface RecordInputsI8Args {
 
 
 /**
- * Records x̃ → int8 (shaders/gemv_i8_inputs.wgsl; CPU twin `quantizeInputsI8`) into `pass`, into
- * two scratch buffers: `codes` (a vec4<u32> per group and right-hand side: block b's three levels in
- * word b) and `scales` (f32 bits, one per group and right-hand side). Shared by the int8-input
- * universal and deterministic GEMVs.
+ * Records x̃ → int8 (shaders/gemv_i8_inputs.wgsl; CPU twin `quantizeInputsI8`) into `pass`, into one
+ * scratch buffer: a vec4<u32> per group and right-hand side (block b's three levels in word b), then
+ * the scales (f32 bits, one per group and right-hand side, from word 4·groups·rhs), padded to 16 bytes
+ * so that a vec4 view covers the last scale. Shared by the int8-input universal and deterministic GEMVs.
  */
-export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: RecordInputsI8Args): { codes: GPUBuffer; scales: GPUBuffer } {
+export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: RecordInputsI8Args): GPUBuffer {
   const { groups, rhs, label } = args;
-  const codes = scratch.buffer(`${label}: levels`, Math.max(16, 16 * groups * rhs), STORAGE_USAGE);
-  const scales = scratch.buffer(`${label}: scales`, Math.max(4, 4 * groups * rhs), STORAGE_USAGE);
+  const inputs = scratch.buffer(`${label}: levels and scales`, 16 * Math.ceil((INPUT_BYTES_PER_GROUP * groups * rhs) / 16), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
-  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length });
+  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: 4 * groups * rhs });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: codes }, { buffer: scales }]));
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: inputs }]));
   const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
   pass.dispatchWorkgroups(gx, gy);
-  return { codes, scales };
+  return inputs;
 }
 
 

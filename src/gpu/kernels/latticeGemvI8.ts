@@ -29,7 +29,8 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { activationBytes } from './activationIo.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS, i8OutputFormat, resolveI8Output, type I8OutputArgs } from './gemvI8Common.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -76,10 +77,13 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   index_words: 'u32',
   rhs: 'u32', // right-hand sides in this dispatch
   x_first: 'u32', // element offset of x column 0 in its binding (Σx)
-  y_first: 'u32', // element offset of Y[first W column of this dispatch, 0] in its binding
+  y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
   y_stride: 'u32', // elements between Y columns (all W columns)
   x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
-  x_scales_first: 'u32', // element of the scale of x̂[group 0, first rhs] in its binding
+  x_scales_first: 'u32', // u32 of the scale of x̂[group 0, first rhs] in the same binding
+  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
   has_gains: 'u32',
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
@@ -126,10 +130,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // codes
     'read-only-storage', // scale indices
     'read-only-storage', // norms, gains, means
-    'read-only-storage', // x̂ words
-    'read-only-storage', // x̂ scales
+    'read-only-storage', // x̂ levels and scales
     'read-only-storage', // x (Σx)
     'storage', // Σx
+    'read-only-storage', // bias
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) => {
@@ -144,7 +148,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
-export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
+export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, I8OutputArgs {
   /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
@@ -171,9 +175,11 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const shared = args.inputsI8;
-  const call = beginGemv(device, encoder, scratch, w, args, what, shared === undefined);
-  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xOffset, yOffset } = call;
+  const format = i8OutputFormat(args, what);
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xOffset } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
+  const output = resolveI8Output(device, scratch, args, format, w.cols, what);
 
   const words = operandWordsPerColumn(w);
   const groups = words.codes;
@@ -189,7 +195,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
     const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * w.cols * rhsRange.first, 4 * w.cols * rhsRange.count, alignment);
+    const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
     const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
     columnRangeList.forEach((columnRange, chunk) => {
@@ -205,10 +211,13 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         index_words: words.scaleIndices,
         rhs: rhsRange.count,
         x_first: xWindow.firstElement,
-        y_first: yWindow.firstElement + columnRange.first,
+        y_first: yWindow.first + columnRange.first,
         y_stride: w.cols,
         x_codes_first: inputs.codesFirst,
         x_scales_first: inputs.scalesFirst,
+        bias_first: output.biasFirst + columnRange.first,
+        has_bias: output.hasBias ? 1 : 0,
+        output_f16: output.f16 ? 1 : 0,
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
@@ -222,11 +231,11 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
           windowBinding(w.codes, windows.codes),
           windowBinding(w.scaleIndices, windows.scaleIndices),
           { buffer: side.buffer },
-          inputs.codes,
-          inputs.scales,
+          inputs.binding,
           windowBinding(args.x, xWindow),
           { buffer: sums },
-          windowBinding(args.y, yWindow),
+          output.bias,
+          yWindow.binding,
         ]),
       );
       if (chunk === 0 && w.means) {

@@ -21,7 +21,8 @@ import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOp
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { activationBytes } from './activationIo.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS, i8OutputFormat, resolveI8Output, type I8OutputArgs } from './gemvI8Common.js';
 import { beginGemv, type GemvCallArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -46,7 +47,8 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
  *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product). With
  *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
- *     product alone.
+ *     product alone. The product also adds a bias and writes f16 when asked (`I8OutputArgs`,
+ *     gemvI8Common.ts): a QuantizedLinear's epilogue without a pass of its own.
  * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
  * f32-input kernel).
  */
@@ -82,9 +84,12 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
   rhs: 'u32', // right-hand sides in this dispatch
   nibble_words: 'u32', // nibble words per column
   nibbles_first: 'u32', // word of the dispatch's first column in the nibbles binding
-  y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding
+  y_first: 'u32', // element (f32) or half (f16) of Y[first column of the dispatch, first rhs] in its binding
   x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
-  x_scales_first: 'u32', // element of the scale of x̂[group 0, first rhs] in its binding
+  x_scales_first: 'u32', // u32 of the scale of x̂[group 0, first rhs] in the same binding
+  bias_first: 'u32', // element of b[first column of the dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
@@ -178,10 +183,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // codes
     'read-only-storage', // escape nibbles
     'read-only-storage', // escape table
-    'read-only-storage', // x̂ words
-    'read-only-storage', // x̂ scales
+    'read-only-storage', // x̂ levels and scales
     'read-only-storage', // norms and means
     'read-only-storage', // per-call sums (Σx)
+    'read-only-storage', // bias
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) =>
@@ -285,7 +290,7 @@ export class UniversalGemvI8Weights {
 }
 
 /** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
-export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg {
+export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, I8OutputArgs {
   readonly weights: UniversalGemvI8Weights;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
@@ -313,9 +318,11 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const what = 'universal gemv (int8 inputs)';
   const layout = checkGpuUniversalMatrix(w, 'W');
   const shared = args.inputsI8;
-  const call = beginGemv(device, encoder, scratch, w, args, what, shared === undefined);
+  const format = i8OutputFormat(args, what);
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
   const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
+  const output = resolveI8Output(device, scratch, args, format, cols, what);
   const groups = layout.codeWords;
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
@@ -331,7 +338,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
     const xWindow = bindingWindow(call.xOffset + 4 * call.rows * rhsRange.first, 4 * call.rows * rhsRange.count, alignment);
-    const yWindow = bindingWindow(call.yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
+    const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
 
     // Σx for the means (sums[rhs + r]); without means the kernel does not read it.
@@ -359,8 +366,9 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           rhsLabel,
           xRotated: windowBinding(args.x, xWindow),
           x: windowBinding(args.x, xWindow),
-          y: windowBinding(args.y, yWindow),
-          yFirst: yWindow.firstElement,
+          // Not written by the sums pass.
+          y: yWindow.binding,
+          yFirst: yWindow.first,
           passes: 'sums',
         })
       : scratch.buffer(`${what} no sums (${rhsLabel})`, 4, STORAGE_USAGE);
@@ -376,9 +384,12 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
         rhs: rhsRange.count,
         nibble_words: weights.nibbleWords,
         nibbles_first: nibbleWindow.firstElement,
-        y_first: yWindow.firstElement + columnRange.first,
+        y_first: yWindow.first + columnRange.first,
         x_codes_first: inputs.codesFirst,
         x_scales_first: inputs.scalesFirst,
+        bias_first: output.biasFirst + columnRange.first,
+        has_bias: output.hasBias ? 1 : 0,
+        output_f16: output.f16 ? 1 : 0,
         has_means: w.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
         unit,
@@ -391,11 +402,11 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           codes as GPUBufferBinding,
           windowBinding(weights.nibbles, nibbleWindow),
           table as GPUBufferBinding,
-          inputs.codes,
-          inputs.scales,
+          inputs.binding,
           { buffer: w.side },
           { buffer: sums },
-          windowBinding(args.y, yWindow),
+          output.bias,
+          yWindow.binding,
         ]),
       );
       pass.dispatchWorkgroups(Math.ceil(columnRange.count / I8_WORKGROUP_COLUMNS));
