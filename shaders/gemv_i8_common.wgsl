@@ -18,7 +18,8 @@
 // levels (a vec4 index) and scales (a u32 index) start in their binding, has_bias, output_f16),
 // `codes: array<u32>`, the int8 inputs `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and
 // right-hand side, and elsewhere in the same binding the scales as f32 bits,
-// shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` and these functions:
+// shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` (written with
+// `store_output`, shaders/gemv_output.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
@@ -164,27 +165,4 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
       }
     }
   }
-}
-
-// Writes Y's element `at` — an f32 index, or a half index when params.output_f16 is set — as `value`
-// plus bias[bias_at] when params.has_bias is set (POISON instead when `poison`): the epilogue of a
-// QuantizedLinear, done here rather than in a pass of its own. f32 goes in as its bits; f16 (rounded
-// by pack2x16float, as the epilogue kernel of activation_io.wgsl does, so no 'shader-f16' is needed)
-// goes into its half of a word with two atomics, clearing then setting its 16 bits: the invocation
-// that owns the other half (another column, another right-hand side, or a value outside Y) may write
-// it at the same time, and either order leaves both halves right.
-fn store_output(at: u32, bias_at: u32, value: f32, poison: bool) {
-  var v = value;
-  if (params.has_bias != 0u) {
-    v = v + bias[bias_at];
-  }
-  v = select(v, POISON, poison);
-  if (params.output_f16 == 0u) {
-    atomicStore(&y[at], bitcast<u32>(v));
-    return;
-  }
-  let shift = (at & 1u) * 16u;
-  let half_bits = pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
-  atomicAnd(&y[at >> 1u], ~(0xffffu << shift));
-  atomicOr(&y[at >> 1u], half_bits << shift);
 }

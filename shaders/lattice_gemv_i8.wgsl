@@ -103,7 +103,7 @@ fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poiso
       if (params.has_means != 0u) {
         value = value + side[2u * params.cols + column.index] * sums[rhs_index];
       }
-      store_output(params.y_first + rhs_index * params.y_stride + column.index, params.bias_first + column.index, value, poison);
+      store_output(params.y_first + rhs_index * params.y_stride + column.index, params.bias_first + column.index, select(value, POISON, poison));
     }
   }
 }

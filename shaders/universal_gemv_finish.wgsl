@@ -4,8 +4,10 @@
 //   call_sums  one workgroup per right-hand side r: sums[r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
 //              coordinates (0 when params.dither_offsets is 0: the int8-input kernel, whose T already
 //              holds the whole dither term), and sums[rhs + r] = Σ_i x_r[i] when W is centred (else 0);
-//   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[r]) + μ_j·sums[rhs + r],
-//              T[j, r] being what the product kernel left in Y.
+//   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[r]) + μ_j·sums[rhs + r]
+//              (+ b_j), written as f32 or f16 by `store_output` (shaders/gemv_output.wgsl: the
+//              QuantizedLinear epilogue), T[j, r] being what the product kernel left in Y (f32 output)
+//              or in the f32 buffer `t` (params.t_staged: f16 output).
 // Both sum in a fixed order (strided per invocation, then a tree).
 
 const THREADS: u32 = 256u;
@@ -15,7 +17,9 @@ const THREADS: u32 = 256u;
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // x (for Σx)
 @group(0) @binding(3) var<storage, read> side: array<f32>;      // norms, then means (all columns)
 @group(0) @binding(4) var<storage, read_write> sums: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> t: array<f32>;         // T when staged (f16 output), else unused
+@group(0) @binding(6) var<storage, read> bias: array<f32>;      // b when params.has_bias
+@group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // T in place (f32 output), then Y
 
 var<workgroup> partials: array<f32, 2u * THREADS>;
 
@@ -73,5 +77,11 @@ fn finish(
     mean = side[params.total_cols + j];
   }
   let at = params.y_first + index;
-  y[at] = scale * (y[at] + sums[r]) + mean * sums[params.rhs + r];
+  var product = 0.0;
+  if (params.t_staged != 0u) {
+    product = t[index];
+  } else {
+    product = bitcast<f32>(atomicLoad(&y[at]));
+  }
+  store_output(at, params.bias_first + j, scale * (product + sums[r]) + mean * sums[params.rhs + r]);
 }

@@ -148,7 +148,7 @@ fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poiso
       if (params.has_means != 0u) {
         value = value + side[params.total_cols + j] * sums[params.rhs + rhs_index];
       }
-      store_output(params.y_first + rhs_index * params.total_cols + column.index, params.bias_first + column.index, value, poison);
+      store_output(params.y_first + rhs_index * params.total_cols + column.index, params.bias_first + column.index, select(value, POISON, poison));
     }
   }
 }

@@ -218,8 +218,10 @@ export class QuantizedLinear {
     }
     const f16 = this.activations === 'f16';
     this.xStaging = f16 ? createBuffer(device, `${label} x (f32)`, 4 * this.inFeatures * this.maxTokens, STORAGE_USAGE) : null;
-    // The int8-input GEMVs add the bias and write f16 themselves; the others go through the epilogue.
-    const epilogue = !this.int8Inputs && (f16 || this.bias !== null);
+    // The int8-input and universal GEMVs add the bias and write f16 themselves; the others go through
+    // the epilogue pass.
+    const fusedEpilogue = this.int8Inputs || (!(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal');
+    const epilogue = !fusedEpilogue && (f16 || this.bias !== null);
     this.yStaging = epilogue ? createBuffer(device, `${label} W·x (f32)`, 4 * this.outFeatures * this.maxTokens, STORAGE_USAGE) : null;
     if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
       this.int8Weights = UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`);
@@ -399,7 +401,17 @@ export class QuantizedLinear {
       if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, weights: this.int8Weights });
       else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...io, w: weight });
     } else if (weight.mode === 'universal') {
-      dispatchUniversalGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput });
+      dispatchUniversalGemv(this.device, encoder, scratch, {
+        w: weight,
+        x: gemvIn.buffer,
+        xOffset: gemvIn.offset,
+        y: gemvOut.buffer,
+        yOffset: gemvOut.offset,
+        rhs: tokens,
+        bias: this.bias,
+        outputFormat: this.activations,
+        ...rotatedInput,
+      });
     } else {
       dispatchLatticeGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput });
     }

@@ -459,7 +459,7 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
   });
 });
 
-describe.skipIf(noGpu !== undefined)('int8-input GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV)', () => {
+describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV: int8-input and universal)', () => {
   let context: GpuContext;
   beforeAll(async () => {
     context = await testDevice();
@@ -497,6 +497,8 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with a bias and f16 outpu
     const dotPath = dotPathFor(context.features);
     type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { bias?: GPUBuffer; biasOffset?: number; outputFormat?: 'f32' | 'f16'; yOffset?: number; maxBindingBytes?: number }) => void;
     const runs: [string, Run][] = [
+      // The f32-input universal GEMV carries the epilogue in its finishing pass (T staged for f16).
+      ['universal f32', (encoder, scratch, y, extra) => dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, ...extra })],
       ['universal int8', (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
       ['deterministic int8', (encoder, scratch, y, extra) => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...extra })],
     ];

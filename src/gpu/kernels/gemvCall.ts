@@ -3,8 +3,10 @@ import { rotationLength } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
+import { windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
-import { itemsPerBinding } from '../workSplit.js';
+import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
+import type { ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
@@ -153,4 +155,72 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
   );
   return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges };
+}
+
+/**
+ * What the GEMVs that carry a QuantizedLinear's epilogue write (the int8-input ones and the universal
+ * one; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in the GEMV's own passes.
+ */
+export interface GemvOutputArgs {
+  /** b: one f32 per column of W (output), added to every right-hand side's output; omitted or null: none. */
+  readonly bias?: GPUBuffer | null;
+  /** Byte offset of b (a multiple of 4). */
+  readonly biasOffset?: number;
+  /**
+   * Y's format: 'f32' (default) or 'f16' (rounded to nearest even, as `float16Bits`; written as halves
+   * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
+   */
+  readonly outputFormat?: ActivationFormat;
+}
+
+/** The output of a call, resolved once: the bias binding and the Y window of each range of right-hand sides. */
+export interface GemvOutput {
+  readonly hasBias: boolean;
+  readonly f16: boolean;
+  /** The bias binding (a 4-byte placeholder without bias) and the element of b[0] in it. */
+  readonly bias: GPUBufferBinding;
+  readonly biasFirst: number;
+  /** Y of right-hand sides [first, first + count): the binding and the element (f32) or half (f16) index of Y[0, first] in it. */
+  yWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
+}
+
+/** The checked output format of a call (first, so that `beginGemv` checks Y with its element size). */
+export function gemvOutputFormat(args: GemvOutputArgs, what: string): ActivationFormat {
+  const format = args.outputFormat ?? 'f32';
+  check(format === 'f32' || format === 'f16', () => `${what}: outputFormat must be 'f32' or 'f16', got ${String(format)}`);
+  return format;
+}
+
+/**
+ * Checks the output arguments of a GEMV and resolves them (Y of `cols` × rhs elements: its
+ * range and offset are `beginGemv`'s checks, with `yBytes: activationBytes(format)`).
+ */
+export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: GemvOutputArgs & { readonly y: GPUBuffer; readonly yOffset?: number }, format: ActivationFormat, cols: number, what: string): GemvOutput {
+  const f16 = format === 'f16';
+  const yOffset = args.yOffset ?? 0;
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const bias = args.bias ?? null;
+  let biasBinding: GPUBufferBinding = { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) };
+  let biasFirst = 0;
+  if (bias !== null) {
+    checkBufferRange(bias, args.biasOffset ?? 0, 4 * cols, `${what}: bias`);
+    check(bias !== args.y, `${what}: bias and y must be different buffers`);
+    const window = bindingWindow(args.biasOffset ?? 0, 4 * cols, alignment);
+    biasBinding = windowBinding(bias, window);
+    biasFirst = window.firstElement;
+  }
+  return {
+    hasBias: bias !== null,
+    f16,
+    bias: biasBinding,
+    biasFirst,
+    yWindow(first, count) {
+      if (f16) {
+        const { window, firstHalf } = halfWindow(yOffset + 2 * cols * first, 2 * cols * count, alignment);
+        return { binding: windowBinding(args.y, window), first: firstHalf };
+      }
+      const window = bindingWindow(yOffset + 4 * cols * first, 4 * cols * count, alignment);
+      return { binding: windowBinding(args.y, window), first: window.firstElement };
+    },
+  };
 }

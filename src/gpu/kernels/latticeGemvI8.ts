@@ -30,8 +30,8 @@ import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS, i8OutputFormat, resolveI8Output, type I8OutputArgs } from './gemvI8Common.js';
-import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
@@ -148,7 +148,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
-export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, I8OutputArgs {
+export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs {
   /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
@@ -175,11 +175,11 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const shared = args.inputsI8;
-  const format = i8OutputFormat(args, what);
+  const format = gemvOutputFormat(args, what);
   const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xOffset } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
-  const output = resolveI8Output(device, scratch, args, format, w.cols, what);
+  const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
 
   const words = operandWordsPerColumn(w);
   const groups = words.codes;

@@ -1,6 +1,7 @@
 import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
+import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
@@ -15,7 +16,8 @@ import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
 import { bindingWindow, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
-import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { activationBytes } from './activationIo.js';
+import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -62,8 +64,12 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   x_rotated_first: 'u32', // element of x̃[0, first rhs] in its binding
   x_stride: 'u32', // elements between x̃ columns (N, or n unrotated)
   x_first: 'u32', // element of x[0, first rhs] in its binding
-  y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding (then + r·total_cols + j)
+  y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding (then + r·total_cols + j); finish: element (f32) or half (f16)
   has_means: 'u32',
+  has_bias: 'u32', // finish: add b
+  bias_first: 'u32', // finish: element of b[0] in its binding
+  output_f16: 'u32', // finish: Y as f16 halves (else f32)
+  t_staged: 'u32', // finish: T is in `t` (f16 output), not in Y
   dither_offsets: 'u32', // 1: T excludes the dither offsets, `call_sums` adds Σ offset·x̃ (this kernel); 0: T includes them
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
@@ -258,7 +264,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
  */
 export function universalGemvFinishShaderSource(lattice: LatticeName): string {
   const spec = latticeSpec(lattice);
-  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource].join('\n');
+  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, outputSource].join('\n');
 }
 
 /** The product kernel: per device and variant. */
@@ -288,6 +294,8 @@ const finishPipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // x
     'read-only-storage', // norms and means
     'storage', // per-call sums
+    'read-only-storage', // T staged (f16 output)
+    'read-only-storage', // bias
     'storage', // Y
   ],
   compile: (device, pipelineLayout, lattice: LatticeName) => {
@@ -310,15 +318,16 @@ export interface UniversalGemvOptions extends Pick<GemvCallArgs, 'maxBindingByte
   readonly leaderTable?: boolean;
 }
 
-/** Arguments of {@link dispatchUniversalGemv}: X, Y and the options of `GemvCallArgs`, and W. */
-export interface UniversalGemvArgs extends GemvCallArgs, UniversalGemvOptions {
+/** Arguments of {@link dispatchUniversalGemv}: X, Y and the options of `GemvCallArgs`, the output (f32 or f16, bias), and W. */
+export interface UniversalGemvArgs extends GemvCallArgs, GemvOutputArgs, UniversalGemvOptions {
   /** Ŵ: n × cols, universal lattice codes (D3 or E8); column j gives output row j. */
   readonly w: GpuUniversalMatrix;
 }
 
 /**
  * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the product,
- * then the per-call sums and the finishing pass. W's columns and X's columns are split across dispatches when they exceed a
+ * then the per-call sums and the finishing pass (which also adds a bias and writes f16 when asked:
+ * `GemvOutputArgs`). W's columns and X's columns are split across dispatches when they exceed a
  * storage binding or the dispatch grid. Scratch buffers (x̃, sums, parameters) go into `scratch`:
  * destroy it after submitting.
  *
@@ -333,7 +342,9 @@ export interface UniversalGemvArgs extends GemvCallArgs, UniversalGemvOptions {
 export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
   const { w } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
-  const { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv');
+  const format = gemvOutputFormat(args, 'universal gemv');
+  const { rows, cols, length, rhs, xOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format) });
+  const output = resolveGemvOutput(device, scratch, args, format, cols, 'universal gemv');
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
@@ -348,7 +359,11 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
     const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
     const xWindow = bindingWindow(xOffset + 4 * rows * rhsRange.first, 4 * rows * rhsRange.count, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * cols * rhsRange.first, 4 * cols * rhsRange.count, alignment);
+    const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
+    // With f16 output the product leaves T in an f32 buffer of its own, which `finish` reads.
+    const staged = output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
+    const tBinding: GPUBufferBinding = staged === null ? yWindow.binding : { buffer: staged };
+    const tFirst = staged === null ? yWindow.first : 0;
     const common = {
       total_cols: cols,
       rows,
@@ -368,14 +383,24 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
       const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
-      const params = Params.pack({ ...windows.uniforms, ...common, dither_offsets: 1, cols: columnRange.count, y_first: yWindow.firstElement + columnRange.first });
+      const params = Params.pack({
+        ...windows.uniforms,
+        ...common,
+        dither_offsets: 1,
+        cols: columnRange.count,
+        y_first: tFirst + columnRange.first,
+        has_bias: 0,
+        bias_first: 0,
+        output_f16: 0,
+        t_staged: 0,
+      });
       pass.setBindGroup(
         0,
         createKernelBindGroup(device, bindGroupLayout, label, [
           { buffer: scratch.uniform(`${label} params`, params) },
           ...windows.bindings,
           windowBinding(xRotated, xRotatedWindow),
-          windowBinding(args.y, yWindow),
+          tBinding,
         ]),
       );
       pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
@@ -388,15 +413,17 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       rhsLabel,
       xRotated: windowBinding(xRotated, xRotatedWindow),
       x: windowBinding(args.x, xWindow),
-      y: windowBinding(args.y, yWindow),
-      yFirst: yWindow.firstElement,
+      y: yWindow.binding,
+      yFirst: yWindow.first,
+      output,
+      ...(staged === null ? {} : { t: staged }),
     });
   }
   pass.end();
 }
 
 /** The uniforms of the finishing passes that do not depend on the operand's column window. */
-export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first'>;
+export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged'>;
 
 /** What {@link recordUniversalGemvFinish} needs: the operand, the per-call uniforms and the bindings of one range of right-hand sides. */
 export interface UniversalGemvFinishArgs {
@@ -408,9 +435,16 @@ export interface UniversalGemvFinishArgs {
   readonly rhsLabel: string;
   readonly xRotated: GPUBufferBinding;
   readonly x: GPUBufferBinding;
-  /** Y with T[j, r] in it (the whole range of right-hand sides), and the element of Y[0, first] in that binding. */
+  /**
+   * Y (the whole range of right-hand sides), and the element (f32) or half (f16) of Y[0, first] in that
+   * binding. T[j, r] is in Y (f32 output) or in `t`.
+   */
   readonly y: GPUBufferBinding;
   readonly yFirst: number;
+  /** The bias and the format of Y (default: f32, no bias); f16 output needs `t`. */
+  readonly output?: Pick<GemvOutput, 'hasBias' | 'f16' | 'bias' | 'biasFirst'>;
+  /** T of the range (cols × rhs f32 from element 0) when Y is f16. */
+  readonly t?: GPUBuffer;
   /**
    * 'sums and finish' (default): both passes; 'sums': the per-call sums only, for a product kernel
    * that applies ν·unit and μ·Σx itself (the int8-input GEMV).
@@ -430,8 +464,20 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   const { layout: finishLayout, pipeline: finish } = finishPipelines.get(device, w.scheme.lattice);
   const label = `universal gemv finish, ${rhsLabel}`;
   const whole = universalOperandWindows(w, args.layout, 0, w.cols, 1);
-  const params = Params.pack({ ...whole.uniforms, ...args.uniforms, cols: w.cols, y_first: args.yFirst });
+  const output = args.output;
+  check(output?.f16 !== true || args.t !== undefined, 'universal gemv finish: f16 output needs T staged in `t`');
+  const params = Params.pack({
+    ...whole.uniforms,
+    ...args.uniforms,
+    cols: w.cols,
+    y_first: args.yFirst,
+    has_bias: output?.hasBias === true ? 1 : 0,
+    bias_first: output?.biasFirst ?? 0,
+    output_f16: output?.f16 === true ? 1 : 0,
+    t_staged: args.t === undefined ? 0 : 1,
+  });
   const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
+  const unused = (): GPUBufferBinding => ({ buffer: scratch.buffer('universal gemv finish: unused binding', 4, STORAGE_USAGE) });
   pass.setBindGroup(
     0,
     createKernelBindGroup(device, finishLayout, label, [
@@ -440,6 +486,8 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
       args.x,
       { buffer: w.side },
       { buffer: sums },
+      args.t === undefined ? unused() : { buffer: args.t },
+      output?.bias ?? unused(),
       args.y,
     ]),
   );

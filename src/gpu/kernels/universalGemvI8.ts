@@ -22,8 +22,8 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS, i8OutputFormat, resolveI8Output, type I8OutputArgs } from './gemvI8Common.js';
-import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -47,7 +47,7 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
  *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product). With
  *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
- *     product alone. The product also adds a bias and writes f16 when asked (`I8OutputArgs`,
+ *     product alone. The product also adds a bias and writes f16 when asked (`GemvOutputArgs`,
  *     gemvI8Common.ts): a QuantizedLinear's epilogue without a pass of its own.
  * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
  * f32-input kernel).
@@ -290,7 +290,7 @@ export class UniversalGemvI8Weights {
 }
 
 /** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
-export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, I8OutputArgs {
+export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs {
   readonly weights: UniversalGemvI8Weights;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
@@ -318,11 +318,11 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const what = 'universal gemv (int8 inputs)';
   const layout = checkGpuUniversalMatrix(w, 'W');
   const shared = args.inputsI8;
-  const format = i8OutputFormat(args, what);
+  const format = gemvOutputFormat(args, what);
   const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
   const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
-  const output = resolveI8Output(device, scratch, args, format, cols, what);
+  const output = resolveGemvOutput(device, scratch, args, format, cols, what);
   const groups = layout.codeWords;
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
