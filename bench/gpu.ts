@@ -211,6 +211,7 @@ if (args.get('no-host') !== true) {
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3 }));
     // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
     // conversions are core WGSL).
+    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3, activations: 'f16' }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
   }
 }
