@@ -63,6 +63,15 @@ describe('checkBufferRange', () => {
     expect(() => checkBufferRange(buffer, offset, byteLength, 'kernel: X', multiple)).toThrow(LatticeMatmulError);
     expect(() => checkBufferRange(buffer, offset, byteLength, 'kernel: X', multiple)).toThrow(message);
   });
+
+  // f16 data (2-byte offsets and lengths) is bound as whole words: the word of the last value must fit.
+  const odd = { size: 66 } as GPUBuffer;
+  it('accepts f16 data whose last word fits (60 + 4 bytes in 66), refuses it when the word runs past the end', () => {
+    expect(() => checkBufferRange(odd, 60, 4, 'kernel: Y', 2)).not.toThrow();
+    expect(() => checkBufferRange(odd, 62, 2, 'kernel: Y', 2)).not.toThrow();
+    expect(() => checkBufferRange(odd, 64, 2, 'kernel: Y', 2)).toThrow('kernel: Y: 2 bytes at offset 64 end inside a 4-byte word that its buffer (66 bytes) does not hold whole; make the buffer 68 bytes');
+    expect(() => checkBufferRange(odd, 62, 4, 'kernel: Y', 2)).toThrow('kernel: Y: 4 bytes at offset 62 end inside a 4-byte word');
+  });
 });
 
 describe.skipIf(noGpu !== undefined)('kernel pipelines, bind groups and one-shot runs', () => {

@@ -67,8 +67,7 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
   checkPositiveInteger(args.count, 'f16 → f32 count');
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
-  check(Number.isInteger(inputOffset) && inputOffset >= 0 && inputOffset % 2 === 0, () => `f16 input offset must be a non-negative multiple of 2, got ${inputOffset}`);
-  check(inputOffset + 2 * args.count <= args.input.size, () => `f16 input needs ${2 * args.count} bytes at offset ${inputOffset}, but its buffer has ${args.input.size}`);
+  checkBufferRange(args.input, inputOffset, 2 * args.count, 'f16 → f32 input', 2);
   checkBufferRange(args.output, outputOffset, 4 * args.count, 'f16 → f32 output');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const input = halfWindow(inputOffset, 2 * args.count, alignment);
