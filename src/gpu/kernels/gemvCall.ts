@@ -12,7 +12,8 @@ import { dispatchHadamard } from './hadamard.js';
 /*
  * What the lattice GEMV kernels that take X in the original basis share about a call (the universal
  * GEMV and the two int8-input GEMVs): the checks of X, Y and the options, the rotation x̃ = R·X with
- * W's seed, and the ranges of right-hand sides whose x̃, X and Y fit one storage binding each.
+ * W's seed, and the ranges of right-hand sides whose x̃, X and Y fit one storage binding each; and the
+ * output those kernels write (f32 or f16, a bias: `GemvOutputArgs`).
  */
 
 /** The part of W a GEMV call needs here. */
@@ -167,8 +168,9 @@ export interface GemvOutputArgs {
   /** Byte offset of b (a multiple of 4). */
   readonly biasOffset?: number;
   /**
-   * Y's format: 'f32' (default) or 'f16' (rounded to nearest even, as `float16Bits`; written as halves
-   * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
+   * Y's format: 'f32' (default) or 'f16' (by `pack2x16float`, as the epilogue kernel: WGSL rounds to
+   * one of the two neighbours, nearest on the adapters tested; written as halves of u32 words, so no
+   * 'shader-f16' is needed; `yOffset` a multiple of 2).
    */
   readonly outputFormat?: ActivationFormat;
 }
