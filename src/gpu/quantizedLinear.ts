@@ -385,35 +385,19 @@ export class QuantizedLinear {
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) {
       weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
-    } else if (this.int8Inputs) {
-      const io = {
-        dotPath: this.int8DotPath,
-        x: gemvIn.buffer,
-        xOffset: gemvIn.offset,
-        y: gemvOut.buffer,
-        yOffset: gemvOut.offset,
-        rhs: tokens,
-        bias: this.bias,
-        outputFormat: this.activations,
-        ...rotatedInput,
-        ...(inputsI8 === null ? {} : { inputsI8 }),
-      };
-      if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, weights: this.int8Weights });
-      else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...io, w: weight });
-    } else if (weight.mode === 'universal') {
-      dispatchUniversalGemv(this.device, encoder, scratch, {
-        w: weight,
-        x: gemvIn.buffer,
-        xOffset: gemvIn.offset,
-        y: gemvOut.buffer,
-        yOffset: gemvOut.offset,
-        rhs: tokens,
-        bias: this.bias,
-        outputFormat: this.activations,
-        ...rotatedInput,
-      });
     } else {
-      dispatchLatticeGemv(this.device, encoder, scratch, { w: weight, x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput });
+      const io = { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput };
+      // What the GEMVs that carry the epilogue write (the constructor sized yStaging accordingly).
+      const output = { bias: this.bias, outputFormat: this.activations };
+      if (this.int8Inputs) {
+        const int8 = { ...io, ...output, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
+        if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
+        else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight });
+      } else if (weight.mode === 'universal') {
+        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, ...output, w: weight });
+      } else {
+        dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight });
+      }
     }
     if (this.yStaging !== null) {
       dispatchEpilogue(this.device, encoder, scratch, {
