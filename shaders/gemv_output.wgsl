@@ -1,5 +1,6 @@
 // Y as the GEMV kernels write it when they carry a QuantizedLinear's epilogue (the int8-input GEMVs of
-// shaders/gemv_i8_common.wgsl and the universal GEMV's `finish`, shaders/universal_gemv_finish.wgsl):
+// shaders/gemv_i8_common.wgsl, the universal GEMV's `finish`, shaders/universal_gemv_finish.wgsl, and
+// the weight-only GEMV, shaders/weightonly_gemv.wgsl):
 // host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts). A library for a kernel that declares
 // `params` (has_bias, output_f16), `bias: array<f32>` and `y: array<atomic<u32>>`.
 

@@ -19,7 +19,8 @@
 //   column_scales: s_i at column_scales_first + i, i < n.
 //   row_scales:    t_j at row_scales_first + j.
 //   x:      vector v is x_stride f32 from x_first + v·x_stride; entries i < n are read.
-//   y:      y[v][j] at y_first + v·y_stride + j.
+//   y:      y[v][j] at y_first + v·y_stride + j: f32, or f16 halves, plus b_j when params.has_bias
+//           (`store_output`, shaders/gemv_output.wgsl: a QuantizedLinear's epilogue, done here).
 //
 // Work split: a workgroup of 128 invocations handles ROWS_PER_WORKGROUP = 8 outputs and VECTOR_BLOCK
 // vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
@@ -53,7 +54,8 @@ const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 @group(0) @binding(3) var<storage, read> column_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> row_scales: array<f32>;
 @group(0) @binding(5) var<storage, read> x: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(6) var<storage, read> bias: array<f32>;  // b when params.has_bias
+@group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits or f16 halves (store_output)
 
 // Lane sums: entry v·WORKGROUP_SIZE + invocation holds the 4 rows of vector v.
 var<workgroup> lane_sums: array<vec4<f32>, VECTOR_BLOCK * WORKGROUP_SIZE>;
@@ -168,7 +170,7 @@ fn main(
       for (var r = 0u; r < ROWS_PER_THREAD; r = r + 1u) {
         let row = row0 + r;
         if (row < params.outputs) {
-          y[params.y_first + vector * params.y_stride + row] = row_scales[params.row_scales_first + row] * sum[r];
+          store_output(params.y_first + vector * params.y_stride + row, params.bias_first + row, row_scales[params.row_scales_first + row] * sum[r]);
         }
       }
     }

@@ -218,9 +218,9 @@ export class QuantizedLinear {
     }
     const f16 = this.activations === 'f16';
     this.xStaging = f16 ? createBuffer(device, `${label} x (f32)`, 4 * this.inFeatures * this.maxTokens, STORAGE_USAGE) : null;
-    // The int8-input and universal GEMVs add the bias and write f16 themselves; the others go through
-    // the epilogue pass.
-    const fusedEpilogue = this.int8Inputs || (!(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal');
+    // The int8-input, universal and weight-only GEMVs add the bias and write f16 themselves; the
+    // deterministic f32-input lattice GEMV goes through the epilogue pass.
+    const fusedEpilogue = weight instanceof WeightOnlyGpuMatrix || this.int8Inputs || weight.mode === 'universal';
     const epilogue = !fusedEpilogue && (f16 || this.bias !== null);
     this.yStaging = epilogue ? createBuffer(device, `${label} W·x (f32)`, 4 * this.outFeatures * this.maxTokens, STORAGE_USAGE) : null;
     if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
@@ -383,12 +383,12 @@ export class QuantizedLinear {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const gemvOut = this.yStaging === null ? y : { buffer: this.yStaging, offset: 0 };
     const weight = this.weight;
+    // What the GEMVs that carry the epilogue write (the constructor sized yStaging accordingly).
+    const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens });
+      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens, ...output });
     } else {
       const io = { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput };
-      // What the GEMVs that carry the epilogue write (the constructor sized yStaging accordingly).
-      const output = { bias: this.bias, outputFormat: this.activations };
       if (this.int8Inputs) {
         const int8 = { ...io, ...output, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });

@@ -14,7 +14,6 @@ import {
 import { dispatchInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
-import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -28,7 +27,7 @@ import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky } from './latticeTestSupport.js';
 
 /*
@@ -465,16 +464,6 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
     context = await testDevice();
   });
   afterAll(() => context?.device.destroy());
-
-  // WGSL rounds an f32 that f16 cannot hold to one of its two f16 neighbours (pack2x16float): either is
-  // accepted; an exact value must come out exact.
-  const f16Neighbours = (v: number): number[] => {
-    const nearest = float16Bits(v);
-    const back = fromFloat16Bits(nearest);
-    if (back === v) return [nearest];
-    // Bits grow with the magnitude within one sign.
-    return [nearest, Math.abs(back) < Math.abs(v) ? nearest + 1 : nearest - 1];
-  };
 
   it('write Y + b as f32 bit for bit and as f16 rounded to a neighbour, at odd half offsets, touching nothing else', async () => {
     const { device } = context;

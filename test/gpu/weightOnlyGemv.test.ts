@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import {
@@ -17,7 +17,7 @@ import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } fro
 import { weightCodeLayout } from '../../src/weightonly/packedCodes.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { acceptedMutants } from '../weightonly/fuzzProperty.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * The weight-only GEMV against the CPU decode: y_ref = Ŵ·x in float64 with Ŵ = q.decode() (the
@@ -307,6 +307,54 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
       scratch.destroy();
       matrix.destroy();
       for (const buffer of buffers) buffer.destroy();
+    }
+  });
+
+  it('adds a bias and writes f16 itself (the QuantizedLinear epilogue): f32 + b bit for bit, f16 a neighbour of it, at an odd half offset, touching nothing else', async () => {
+    const q = quantized(128, 65, { method: 'gptq', rotate: true, rescale: true, seed: 5 });
+    const vectors = 3;
+    const outputs = 65 * vectors;
+    const matrix = uploadWeightOnly(device, q);
+    const biasValues = Float32Array.from({ length: 65 }, (_, j) => (j - 30) / 7);
+    const xBuffer = createBufferWithData(device, 'test x', activations(128, vectors, 31), STORAGE_USAGE);
+    const biasBuffer = createBuffer(device, 'test bias', 256 + 4 * 65, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+    device.queue.writeBuffer(biasBuffer, 256, biasValues);
+    const SENTINEL = 0xabcd;
+    const run = async (extra: { bias?: GPUBuffer; biasOffset?: number; outputFormat?: 'f32' | 'f16'; yOffset?: number; maxBindingBytes?: number }, bytes: number): Promise<Uint8Array> => {
+      const y = createBuffer(device, 'test y', bytes, BufferUsage.STORAGE | BufferUsage.COPY_DST | BufferUsage.COPY_SRC);
+      device.queue.writeBuffer(y, 0, new Uint16Array(bytes / 2).fill(SENTINEL));
+      const scratch = new GpuScratch(device);
+      try {
+        await withValidation(device, 'bias test', async () => {
+          const encoder = device.createCommandEncoder({ label: 'bias test' });
+          matrix.dispatch(encoder, scratch, { x: xBuffer, y, vectors, ...extra });
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+        });
+        return new Uint8Array(await readBuffer(device, y, bytes));
+      } finally {
+        scratch.destroy();
+        y.destroy();
+      }
+    };
+    try {
+      // 2 KB bindings split the outputs (codes) and the vectors (y) into several dispatches.
+      for (const limits of [{}, { maxBindingBytes: 2048 }]) {
+        const what = 'maxBindingBytes' in limits ? '2 KB bindings' : 'whole';
+        const plain = new Float32Array((await run({ ...limits }, 4 * outputs)).buffer);
+        const withBias = new Float32Array((await run({ ...limits, bias: biasBuffer, biasOffset: 256 }, 4 * outputs)).buffer);
+        for (let i = 0; i < outputs; i++) expect(withBias[i], `${what}: f32 + bias, output ${i}`).toBe(Math.fround((plain[i] as number) + (biasValues[i % 65] as number)));
+        const halves = new Uint16Array((await run({ ...limits, bias: biasBuffer, biasOffset: 256, outputFormat: 'f16', yOffset: 258 }, 4 * Math.ceil((512 + 2 * outputs) / 4))).buffer);
+        for (let h = 0; h < halves.length; h++) {
+          const i = h - 129;
+          if (i < 0 || i >= outputs) expect(halves[h], `${what}: half ${h} outside y`).toBe(SENTINEL);
+          else expect(f16Neighbours(Math.fround((plain[i] as number) + (biasValues[i % 65] as number))), `${what}: f16 output ${i}`).toContain(halves[h]);
+        }
+      }
+    } finally {
+      matrix.destroy();
+      xBuffer.destroy();
+      biasBuffer.destroy();
     }
   });
 

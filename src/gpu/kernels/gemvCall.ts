@@ -159,8 +159,9 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
 }
 
 /**
- * What the GEMVs that carry a QuantizedLinear's epilogue write (the int8-input ones and the universal
- * one; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in the GEMV's own passes.
+ * What the GEMVs that carry a QuantizedLinear's epilogue write (the int8-input ones, the universal one
+ * and the weight-only one; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in the
+ * GEMV's own passes.
  */
 export interface GemvOutputArgs {
   /** b: one f32 per column of W (output), added to every right-hand side's output; omitted or null: none. */
@@ -184,6 +185,8 @@ export interface GemvOutput {
   readonly biasFirst: number;
   /** Y of right-hand sides [first, first + count): the binding and the element (f32) or half (f16) index of Y[0, first] in it. */
   yWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
+  /** Elements [start, start + count) of Y (column-major, any shape): the binding and the element or half index of element `start` in it. */
+  elementWindow(start: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
 }
 
 /** The checked output format of a call (first, so that `beginGemv` checks Y with its element size). */
@@ -211,18 +214,22 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
     biasBinding = windowBinding(bias, window);
     biasFirst = window.firstElement;
   }
+  const elementWindow = (start: number, count: number): { binding: GPUBufferBinding; first: number } => {
+    if (f16) {
+      const { window, firstHalf } = halfWindow(yOffset + 2 * start, 2 * count, alignment);
+      return { binding: windowBinding(args.y, window), first: firstHalf };
+    }
+    const window = bindingWindow(yOffset + 4 * start, 4 * count, alignment);
+    return { binding: windowBinding(args.y, window), first: window.firstElement };
+  };
   return {
     hasBias: bias !== null,
     f16,
     bias: biasBinding,
     biasFirst,
     yWindow(first, count) {
-      if (f16) {
-        const { window, firstHalf } = halfWindow(yOffset + 2 * cols * first, 2 * cols * count, alignment);
-        return { binding: windowBinding(args.y, window), first: firstHalf };
-      }
-      const window = bindingWindow(yOffset + 4 * cols * first, 4 * cols * count, alignment);
-      return { binding: windowBinding(args.y, window), first: window.firstElement };
+      return elementWindow(cols * first, cols * count);
     },
+    elementWindow,
   };
 }

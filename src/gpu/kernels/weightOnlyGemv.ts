@@ -1,3 +1,4 @@
+import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
@@ -11,6 +12,8 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { activationBytes } from './activationIo.js';
+import { gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
@@ -62,8 +65,11 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
   row_scales_first: 'u32', // index of t_0
   x_first: 'u32', // index of vector 0's x̃_0
   x_stride: 'u32', // f32 between consecutive vectors of x
-  y_first: 'u32', // index of vector 0's y_0
-  y_stride: 'u32', // f32 between consecutive vectors of y
+  y_first: 'u32', // index (f32) or half index (f16) of vector 0's y_0
+  y_stride: 'u32', // elements between consecutive vectors of y
+  bias_first: 'u32', // index of b_0 (the dispatch's first output) in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // y as f16 halves (else f32)
 });
 
 /**
@@ -74,14 +80,15 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
  * weightOnlyGemvShaderSource(1); // the GEMV variant
  */
 export function weightOnlyGemvShaderSource(vectorBlock: WeightOnlyVectorBlock): string {
-  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${Params.wgsl()}\n${weightOnlyGemvSource}`;
+  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${outputSource}`;
 }
 
 /** Pipelines per device, one per vector block, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'weight-only gemv',
   // uniform params; packed codes; column layout table; column scales; row scales; x; y.
-  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  // params, codes, code layout, column scales, row scales, x, bias, y
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
   key: (vectorBlock: WeightOnlyVectorBlock) => String(vectorBlock),
   compile: (device, pipelineLayout, vectorBlock: WeightOnlyVectorBlock) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -91,7 +98,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
 });
 
 /** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
-export interface WeightOnlyGemvArgs {
+export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   /** Packed codes (`WeightOnlyQuantized.packedCodes.words`), 16·R·outputs bytes; offset a multiple of 16. */
   readonly codes: GPUBuffer;
   /** The column layout table (`weightCodeLayout(widths, R)`), n + R + 2 u32. */
@@ -102,7 +109,7 @@ export interface WeightOnlyGemvArgs {
   readonly rowScales: GPUBuffer;
   /** X̃ = Q·X in the quantization basis: `vectors` columns of n f32, column-major. */
   readonly x: GPUBuffer;
-  /** Y = Ŵ'·X̃: `vectors` columns of `outputs` f32, column-major (written). */
+  /** Y = Ŵ'·X̃ (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
   readonly y: GPUBuffer;
   readonly n: number;
   readonly outputs: number;
@@ -160,7 +167,10 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   checkBufferRange(args.x, xOffset, 4 * n * vectors, 'weight-only gemv: x', 4);
-  checkBufferRange(args.y, yOffset, 4 * outputs * vectors, 'weight-only gemv: y', 4);
+  const format = gemvOutputFormat(args, 'weight-only gemv');
+  const yBytes = activationBytes(format);
+  checkBufferRange(args.y, yOffset, yBytes * outputs * vectors, 'weight-only gemv: y', yBytes);
+  const output = resolveGemvOutput(device, scratch, args, format, outputs, 'weight-only gemv');
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -189,7 +199,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
       const chunkRows = Math.min(rowsPerChunk, outputs - j0);
       const codesWindow = bindingWindow(codesOffset + 16 * rowVec4s * j0, 16 * rowVec4s * chunkRows, alignment);
       const rowScalesWindow = bindingWindow(rowScalesOffset + 4 * j0, 4 * chunkRows, alignment);
-      const yWindow = bindingWindow(yOffset + 4 * (v0 * outputs + j0), 4 * ((chunkVectors - 1) * outputs + chunkRows), alignment);
+      const yWindow = output.elementWindow(v0 * outputs + j0, (chunkVectors - 1) * outputs + chunkRows);
       const rowGroups = Math.ceil(chunkRows / WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP);
       const label = `weight-only gemv (outputs ${j0}…${j0 + chunkRows - 1}, vectors ${v0}…${v0 + chunkVectors - 1})`;
       const params = Params.pack({
@@ -204,8 +214,11 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         row_scales_first: rowScalesWindow.firstElement,
         x_first: xWindow.firstElement,
         x_stride: n,
-        y_first: yWindow.firstElement,
+        y_first: yWindow.first,
         y_stride: outputs,
+        bias_first: output.biasFirst + j0,
+        has_bias: output.hasBias ? 1 : 0,
+        output_f16: output.f16 ? 1 : 0,
       });
       pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
@@ -214,7 +227,8 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         windowBinding(args.columnScales, columnScalesWindow),
         windowBinding(args.rowScales, rowScalesWindow),
         windowBinding(args.x, xWindow),
-        windowBinding(args.y, yWindow),
+        output.bias,
+        yWindow.binding,
       ]));
       const [gx, gy] = workgroupGrid(rowGroups * Math.ceil(chunkVectors / vectorBlock), device.limits.maxComputeWorkgroupsPerDimension);
       pass.dispatchWorkgroups(gx, gy);
@@ -230,10 +244,10 @@ export interface UploadWeightOnlyOptions {
 }
 
 /** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
-export interface WeightOnlyMatrixGemvArgs {
+export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
   /** X: `vectors` columns of n f32, column-major. */
   readonly x: GPUBuffer;
-  /** Y = Ŵ·X: `vectors` columns of `outputs` f32, column-major (written). */
+  /** Y = Ŵ·X (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
   readonly y: GPUBuffer;
   /** Default 1. */
   readonly vectors?: number;
@@ -352,6 +366,9 @@ export class WeightOnlyGpuMatrix {
       vectors,
       xOffset,
       yOffset: args.yOffset ?? 0,
+      bias: args.bias ?? null,
+      ...(args.biasOffset === undefined ? {} : { biasOffset: args.biasOffset }),
+      ...(args.outputFormat === undefined ? {} : { outputFormat: args.outputFormat }),
       ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }),
       ...(args.vectorBlock === undefined ? {} : { vectorBlock: args.vectorBlock }),
     };
