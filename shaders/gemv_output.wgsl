@@ -1,6 +1,6 @@
-// Y as the GEMV kernels write it when they carry a QuantizedLinear's epilogue (the int8-input GEMVs of
-// shaders/gemv_i8_common.wgsl, the universal GEMV's `finish`, shaders/universal_gemv_finish.wgsl, and
-// the weight-only GEMV, shaders/weightonly_gemv.wgsl):
+// Y as the GEMV kernels write it, carrying a QuantizedLinear's epilogue (the int8-input GEMVs of
+// shaders/gemv_i8_common.wgsl, the universal GEMV's `finish`, shaders/universal_gemv_finish.wgsl, the
+// deterministic GEMV, shaders/lattice_gemv.wgsl, and the weight-only GEMV, shaders/weightonly_gemv.wgsl):
 // host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts). A library for a kernel that declares
 // `params` (has_bias, output_f16), `bias: array<f32>` and `y: array<atomic<u32>>`.
 

@@ -59,15 +59,14 @@ const MULTIPLES: u32 = 16u;     // MAX_GPU_MULTIPLES
 // struct GemvParams is declared once, in src/gpu/kernels/latticeGemv.ts (a UniformLayout), which
 // generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: GemvParams;
-// Binding 1 (the host's D3 q = 6 leader table) is in the layout but no longer read: the kernel
-// decodes its own table.
+@group(0) @binding(1) var<storage, read> bias: array<f32>;  // b when params.has_bias (store_output)
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
 @group(0) @binding(3) var<storage, read> indices: array<u32>;
 @group(0) @binding(4) var<storage, read> side: array<f32>;
 @group(0) @binding(5) var<storage, read> x_rotated: array<f32>;
 @group(0) @binding(6) var<storage, read> x: array<f32>;
 @group(0) @binding(7) var<storage, read_write> sums: array<f32>;
-@group(0) @binding(8) var<storage, read_write> y: array<f32>;
+@group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits or f16 halves (store_output)
 
 var<workgroup> staged: array<f32, X_CHUNK>;
 var<workgroup> leaders: array<vec4<f32>, LUT_SIZE>; // leader e, copy k at e·LUT_REPLICAS + k (w unused)
@@ -186,7 +185,7 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
       if (params.has_means != 0u) {
         value = value + side[2u * params.cols + column] * sums[r0 + r];
       }
-      y[params.y_first + (r0 + r) * params.y_stride + column] = value;
+      store_output(params.y_first + (r0 + r) * params.y_stride + column, params.bias_first + column, value);
     }
   }
 }

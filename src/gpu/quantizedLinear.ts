@@ -1,6 +1,6 @@
 import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from './buffers.js';
-import { dispatchEpilogue, dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
+import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
@@ -159,9 +159,8 @@ export class QuantizedLinear {
   readonly maxTokens: number;
   private readonly bias: GPUBuffer | null;
   private readonly ownsBias: boolean;
-  /** f32 staging of x (f16 activations) and of W·x before the epilogue (f16 output or a bias). */
+  /** f32 staging of x (f16 activations). The GEMVs add the bias and write f16 themselves. */
   private readonly xStaging: GPUBuffer | null;
-  private readonly yStaging: GPUBuffer | null;
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
@@ -218,11 +217,6 @@ export class QuantizedLinear {
     }
     const f16 = this.activations === 'f16';
     this.xStaging = f16 ? createBuffer(device, `${label} x (f32)`, 4 * this.inFeatures * this.maxTokens, STORAGE_USAGE) : null;
-    // The int8-input, universal and weight-only GEMVs add the bias and write f16 themselves; the
-    // deterministic f32-input lattice GEMV goes through the epilogue pass.
-    const fusedEpilogue = weight instanceof WeightOnlyGpuMatrix || this.int8Inputs || weight.mode === 'universal';
-    const epilogue = !fusedEpilogue && (f16 || this.bias !== null);
-    this.yStaging = epilogue ? createBuffer(device, `${label} W·x (f32)`, 4 * this.outFeatures * this.maxTokens, STORAGE_USAGE) : null;
     if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
       this.int8Weights = UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`);
     }
@@ -378,37 +372,27 @@ export class QuantizedLinear {
     return { buffer: staging, offset: 0 };
   }
 
-  /** The GEMV (on f32 x, or on the caller's R·x) and the epilogue (bias, f16 output) into y. */
+  /**
+   * The GEMV (on f32 x, or on the caller's R·x, or on x̃ rounded to int8 once for a group) into y;
+   * every GEMV kernel adds the bias and writes the activation format itself (GemvOutputArgs).
+   */
   private recordFromF32(encoder: GPUCommandEncoder, scratch: GpuScratch, gemvIn: Slice, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
-    const gemvOut = this.yStaging === null ? y : { buffer: this.yStaging, offset: 0 };
     const weight = this.weight;
-    // What the GEMVs that carry the epilogue write (the constructor sized yStaging accordingly).
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, vectors: tokens, ...output });
+      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
-      const io = { x: gemvIn.buffer, xOffset: gemvIn.offset, y: gemvOut.buffer, yOffset: gemvOut.offset, rhs: tokens, ...rotatedInput };
+      const io = { x: gemvIn.buffer, xOffset: gemvIn.offset, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
       if (this.int8Inputs) {
-        const int8 = { ...io, ...output, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
+        const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
         else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight });
       } else if (weight.mode === 'universal') {
-        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, ...output, w: weight });
+        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: weight });
       } else {
         dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight });
       }
-    }
-    if (this.yStaging !== null) {
-      dispatchEpilogue(this.device, encoder, scratch, {
-        input: this.yStaging,
-        bias: this.bias,
-        rows: this.outFeatures,
-        columns: tokens,
-        output: y.buffer,
-        outputOffset: y.offset,
-        format: this.activations,
-      });
     }
   }
 
@@ -423,7 +407,6 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.xStaging?.destroy();
-    this.yStaging?.destroy();
     this.int8Weights?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

@@ -23,6 +23,7 @@ import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../s
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchLatticeGemvI8, latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
@@ -458,7 +459,7 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
   });
 });
 
-describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV: int8-input and universal)', () => {
+describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV: universal, deterministic, int8-input)', () => {
   let context: GpuContext;
   beforeAll(async () => {
     context = await testDevice();
@@ -489,6 +490,7 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
       // The f32-input universal GEMV carries the epilogue in its finishing pass (T staged for f16).
       ['universal f32', (encoder, scratch, y, extra) => dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, ...extra })],
       ['universal int8', (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
+      ['deterministic f32', (encoder, scratch, y, extra) => dispatchLatticeGemv(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, ...extra })],
       ['deterministic int8', (encoder, scratch, y, extra) => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...extra })],
     ];
     const outputs = cols * k;

@@ -159,9 +159,9 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
 }
 
 /**
- * What the GEMVs that carry a QuantizedLinear's epilogue write (the int8-input ones, the universal one
- * and the weight-only one; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in the
- * GEMV's own passes.
+ * What the GEMV kernels write, carrying a QuantizedLinear's epilogue (the universal, deterministic,
+ * int8-input and weight-only GEMVs; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in
+ * the GEMV's own passes.
  */
 export interface GemvOutputArgs {
   /** b: one f32 per column of W (output), added to every right-hand side's output; omitted or null: none. */

@@ -1,5 +1,6 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
+import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
@@ -18,11 +19,11 @@ import {
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { deviceTableBuffer } from '../tableLayout.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
-import { beginGemv, type GemvCallArgs } from './gemvCall.js';
+import { activationBytes } from './activationIo.js';
+import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -64,8 +65,11 @@ const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
   x_first: 'u32', // element offset of x column 0 in its binding (columns n apart)
   chunk_words: 'u32', // code words per column per x̃ chunk
   chunk_entries: 'u32', // x̃ entries per right-hand side per chunk: chunk_words · per_word · dim
-  y_first: 'u32', // element offset of Y[first W column of this dispatch, 0] in its binding
+  y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
   y_stride: 'u32', // elements between Y columns (all W columns)
+  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
   has_gains: 'u32',
   has_means: 'u32',
   column_unit: 'f32', // unit / (pointScale · √N)
@@ -141,6 +145,7 @@ export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvSch
     Params.wgsl(),
     gemvSource,
     columnSumsSource,
+    outputSource,
   ].join('\n');
 }
 
@@ -149,7 +154,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice gemv',
   bindings: [
     'uniform',
-    'read-only-storage', // D3 q = 6 leader table (kept in the layout; the kernel builds its own)
+    'read-only-storage', // bias
     'read-only-storage', // W codes
     'read-only-storage', // W scale indices
     'read-only-storage', // W norms, gains, means
@@ -171,7 +176,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
 });
 
 /** Arguments of `dispatchLatticeGemv`: X, Y and the options of `GemvCallArgs` (`rhs` defaults to 1), and W. */
-export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTestMode'> {
+export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTestMode'>, GemvOutputArgs {
   /** Ŵ: n × cols, lattice-quantized (D3, E8 or Z^8); column j gives output j. */
   readonly w: GpuDeterministicMatrix;
   /** Right-hand sides (columns of X); default 1 (GEMV). */
@@ -194,7 +199,9 @@ export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTes
 export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
-  const { rhs, xOffset, yOffset, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv');
+  const format = gemvOutputFormat(args, 'gemv');
+  const { rhs, xOffset, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv', { yBytes: activationBytes(format) });
+  const output = resolveGemvOutput(device, scratch, args, format, w.cols, 'gemv');
 
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const lattice = schemeLattice(w.scheme);
@@ -211,7 +218,6 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const sides = columnRangesList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `gemv W columns ${r.first}…`));
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
   const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
-  const table = deviceTableBuffer(device, 'leaders');
   const variant: LatticeGemvVariant = {
     rhsTile,
     lattice: w.scheme.lattice,
@@ -226,7 +232,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   rhsRanges.forEach((rhsRange, rhsChunk) => {
     const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * rhsRange.first, 4 * w.length * rhsRange.count, alignment);
     const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
-    const yWindow = bindingWindow(yOffset + 4 * w.cols * rhsRange.first, 4 * w.cols * rhsRange.count, alignment);
+    const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const sumsBuffer = sumsBuffers[rhsChunk] as GPUBuffer;
     columnRangesList.forEach((columnRange, columnChunk) => {
       const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
@@ -246,8 +252,11 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         x_first: xWindow.firstElement,
         chunk_words: chunkWords,
         chunk_entries: chunkWords * entriesPerWord,
-        y_first: yWindow.firstElement + columnRange.first,
+        y_first: yWindow.first + columnRange.first,
         y_stride: w.cols,
+        bias_first: output.biasFirst + columnRange.first,
+        has_bias: output.hasBias ? 1 : 0,
+        output_f16: output.f16 ? 1 : 0,
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
         column_unit: columnUnit,
@@ -255,14 +264,14 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
       });
       const bindGroup = createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
-        { buffer: table },
+        output.bias,
         windowBinding(w.codes, windows.codes),
         windowBinding(w.scaleIndices, windows.scaleIndices),
         { buffer: side.buffer },
         windowBinding(xRotated, xRotatedWindow),
         windowBinding(args.x, xWindow),
         { buffer: sumsBuffer },
-        windowBinding(args.y, yWindow),
+        yWindow.binding,
       ]);
       pass.setBindGroup(0, bindGroup);
       if (columnChunk === 0 && w.means) {
