@@ -125,7 +125,8 @@ type Slice = { buffer: GPUBuffer; offset: number };
  * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is
  * converted from f16 once and rotated once per distinct rotation (lattice layers quantized with one
  * seed share it, as the library's default seed makes them), the rotated input rounded to int8 once
- * for the layers with `int8Inputs` that read it, then every layer's GEMV and epilogue run on it.
+ * for the layers with `int8Inputs` that read it, then every layer's GEMV (bias and output format
+ * included) runs on it.
  * Results equal the layers recorded one by one, bit for bit.
  */
 export interface QuantizedLinearGroup {
