@@ -1,9 +1,11 @@
 import { check, checkPositiveInteger } from '../../errors.js';
+import { checkMatrix, type Matrix } from '../../matrix.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
 import { windowBinding } from '../pipelines.js';
+import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
@@ -178,11 +180,11 @@ export interface GemvOutputArgs {
 
 /** The output of a call, resolved once: the bias binding and the Y window of each range of right-hand sides. */
 export interface GemvOutput {
-  readonly hasBias: boolean;
   readonly f16: boolean;
-  /** The bias binding (a 4-byte placeholder without bias) and the element of b[0] in it. */
+  /** The bias binding (a 4-byte placeholder without bias). */
   readonly bias: GPUBufferBinding;
-  readonly biasFirst: number;
+  /** The output members of a kernel's uniforms (shaders/gemv_output.wgsl) for a dispatch whose first output column is `firstColumn`. */
+  uniforms(firstColumn: number): { readonly bias_first: number; readonly has_bias: number; readonly output_f16: number };
   /** Y of right-hand sides [first, first + count): the binding and the element (f32) or half (f16) index of Y[0, first] in it. */
   yWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
   /** Elements [start, start + count) of Y (column-major, any shape): the binding and the element or half index of element `start` in it. */
@@ -223,13 +225,41 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
     return { binding: windowBinding(args.y, window), first: window.firstElement };
   };
   return {
-    hasBias: bias !== null,
     f16,
     bias: biasBinding,
-    biasFirst,
+    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, output_f16: f16 ? 1 : 0 }),
     yWindow(first, count) {
       return elementWindow(cols * first, cols * count);
     },
     elementWindow,
   };
+}
+
+/**
+ * Y = ŴᵀX for X given on the CPU (a vector of n entries, or an n × rhs matrix), for the GEMVs' test and
+ * benchmark entry points: checks X against W, uploads it, lets `dispatch` record the GEMV into the run
+ * (with X, an f32 Y of cols × rhs and rhs), reads Y back and destroys what it created, inside one
+ * validation section (`runAndRead`).
+ *
+ * @example
+ * gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...io, w }));
+ */
+export async function gemvOnHost(
+  device: GPUDevice,
+  what: string,
+  w: { readonly rows: number; readonly cols: number },
+  x: Matrix | Float32Array,
+  dispatch: (run: OneShotRecording, io: { readonly x: GPUBuffer; readonly y: GPUBuffer; readonly rhs: number }) => void,
+): Promise<Matrix> {
+  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+  checkMatrix(xMatrix, `${what} x`);
+  check(xMatrix.rows === w.rows, () => `${what}: x has ${xMatrix.rows} rows, but W has ${w.rows}`);
+  const rhs = xMatrix.cols;
+  const yBytes = 4 * w.cols * rhs;
+  const data = await runAndRead(device, what, yBytes, (run) => {
+    const io = { x: run.upload(`${what} x`, xMatrix.data), y: run.storage(`${what} y`, yBytes), rhs };
+    dispatch(run, io);
+    return io.y;
+  });
+  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
 }

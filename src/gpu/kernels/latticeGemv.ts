@@ -2,7 +2,7 @@ import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
-import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -17,13 +17,12 @@ import {
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
-import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -254,9 +253,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         chunk_entries: chunkWords * entriesPerWord,
         y_first: yWindow.first + columnRange.first,
         y_stride: w.cols,
-        bias_first: output.biasFirst + columnRange.first,
-        has_bias: output.hasBias ? 1 : 0,
-        output_f16: output.f16 ? 1 : 0,
+        ...output.uniforms(columnRange.first),
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
         column_unit: columnUnit,
@@ -299,21 +296,12 @@ export async function latticeGemv(
   x: Float32Array | Matrix,
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number } = {},
 ): Promise<Matrix> {
-  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-  checkMatrix(xMatrix, 'X');
-  check(xMatrix.rows === w.rows, () => `X has ${xMatrix.rows} rows, but W has ${w.rows}`);
-  const rhs = xMatrix.cols;
-  const yBytes = 4 * w.cols * rhs;
-  const data = await runAndRead(device, 'lattice gemv', yBytes, (run) => {
-    const xBuffer = run.upload('gemv X', xMatrix.data);
+  return gemvOnHost(device, 'lattice gemv', w, x, (run, io) => {
     let xRotated: GPUBuffer | undefined;
     if (options.xRotated) {
-      check(options.xRotated.length === w.length * rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * rhs}`);
-      xRotated = run.upload('gemv R·X', options.xRotated);
+      check(options.xRotated.length === w.length * io.rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * io.rhs}`);
+      xRotated = run.upload('lattice gemv R·X', options.xRotated);
     }
-    const yBuffer = run.storage('gemv Y', yBytes);
-    dispatchLatticeGemv(device, run.encoder, run.scratch, { w, x: xBuffer, xRotated, y: yBuffer, rhs, maxBindingBytes: options.maxBindingBytes });
-    return yBuffer;
+    dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: options.maxBindingBytes });
   });
-  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
 }

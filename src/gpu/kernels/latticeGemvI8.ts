@@ -6,7 +6,7 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
-import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import {
@@ -23,7 +23,6 @@ import {
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
-import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
@@ -31,7 +30,7 @@ import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
-import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
@@ -215,9 +214,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         y_stride: w.cols,
         x_codes_first: inputs.codesFirst,
         x_scales_first: inputs.scalesFirst,
-        bias_first: output.biasFirst + columnRange.first,
-        has_bias: output.hasBias ? 1 : 0,
-        output_f16: output.f16 ? 1 : 0,
+        ...output.uniforms(columnRange.first),
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
@@ -260,16 +257,5 @@ export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | '
  * const y = await latticeGemvI8(device, uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic' })), x, { dotPath: 'packed' });
  */
 export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
-  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-  checkMatrix(xMatrix, 'lattice gemv (int8 inputs) x');
-  check(xMatrix.rows === w.rows, () => `lattice gemv (int8 inputs): x has ${xMatrix.rows} rows, but W has ${w.rows}`);
-  const rhs = xMatrix.cols;
-  const yBytes = 4 * w.cols * rhs;
-  const data = await runAndRead(device, 'lattice gemv (int8 inputs)', yBytes, (run) => {
-    const xBuffer = run.upload('lattice gemv (int8 inputs) x', xMatrix.data);
-    const yBuffer = run.storage('lattice gemv (int8 inputs) y', yBytes);
-    dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, w, x: xBuffer, y: yBuffer, rhs });
-    return yBuffer;
-  });
-  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+  return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }

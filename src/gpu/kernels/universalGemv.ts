@@ -5,19 +5,18 @@ import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
-import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
-import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
 import { bindingWindow, workgroupGrid } from '../workSplit.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -442,7 +441,7 @@ export interface UniversalGemvFinishArgs {
   readonly y: GPUBufferBinding;
   readonly yFirst: number;
   /** The bias and the format of Y (default: f32, no bias); f16 output needs `t`. */
-  readonly output?: Pick<GemvOutput, 'hasBias' | 'f16' | 'bias' | 'biasFirst'>;
+  readonly output?: Pick<GemvOutput, 'f16' | 'bias' | 'uniforms'>;
   /** T of the range (cols × rhs f32 from element 0) when Y is f16. */
   readonly t?: GPUBuffer;
   /**
@@ -471,9 +470,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
     ...args.uniforms,
     cols: w.cols,
     y_first: args.yFirst,
-    has_bias: output?.hasBias === true ? 1 : 0,
-    bias_first: output?.biasFirst ?? 0,
-    output_f16: output?.f16 === true ? 1 : 0,
+    ...(output?.uniforms(0) ?? { bias_first: 0, has_bias: 0, output_f16: 0 }),
     t_staged: args.t === undefined ? 0 : 1,
   });
   const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
@@ -512,16 +509,5 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
  */
 export async function universalGemv(device: GPUDevice, w: GpuUniversalMatrix, x: Matrix | Float32Array, options: UniversalGemvOptions = {}): Promise<Matrix> {
   checkGpuUniversalMatrix(w, 'W');
-  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-  checkMatrix(xMatrix, 'universal gemv x');
-  check(xMatrix.rows === w.rows, () => `universal gemv: x has ${xMatrix.rows} rows, but W has ${w.rows}`);
-  const rhs = xMatrix.cols;
-  const yBytes = 4 * w.cols * rhs;
-  const data = await runAndRead(device, 'universal gemv', yBytes, (run) => {
-    const xBuffer = run.upload('universal gemv x', xMatrix.data);
-    const yBuffer = run.storage('universal gemv y', yBytes);
-    dispatchUniversalGemv(device, run.encoder, run.scratch, { ...options, w, x: xBuffer, y: yBuffer, rhs });
-    return yBuffer;
-  });
-  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+  return gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }

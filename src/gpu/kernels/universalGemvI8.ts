@@ -6,7 +6,7 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, LatticeMatmulError } from '../../errors.js';
-import { checkMatrix, type Matrix } from '../../matrix.js';
+import type { Matrix } from '../../matrix.js';
 import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../../quantize/quantizedMatrix.js';
@@ -14,7 +14,6 @@ import type { UniversalLatticeScheme } from '../../quantize/schemes.js';
 import { createBuffer, STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
-import { runAndRead } from '../runAndRead.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
@@ -23,7 +22,7 @@ import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
-import { beginGemv, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -387,9 +386,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
         y_first: yWindow.first + columnRange.first,
         x_codes_first: inputs.codesFirst,
         x_scales_first: inputs.scalesFirst,
-        bias_first: output.biasFirst + columnRange.first,
-        has_bias: output.hasBias ? 1 : 0,
-        output_f16: output.f16 ? 1 : 0,
+        ...output.uniforms(columnRange.first),
         has_means: w.hasMeans ? 1 : 0,
         subgroup_test_mode: testMode,
         unit,
@@ -427,18 +424,7 @@ export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes'
  * const y = await universalGemvI8(device, weights, x, { dotPath: 'packed' });
  */
 export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI8Weights, x: Matrix | Float32Array, options: UniversalGemvI8Options): Promise<Matrix> {
-  const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
-  checkMatrix(xMatrix, 'universal gemv (int8 inputs) x');
-  check(xMatrix.rows === weights.w.rows, () => `universal gemv (int8 inputs): x has ${xMatrix.rows} rows, but W has ${weights.w.rows}`);
-  const rhs = xMatrix.cols;
-  const yBytes = 4 * weights.w.cols * rhs;
-  const data = await runAndRead(device, 'universal gemv (int8 inputs)', yBytes, (run) => {
-    const xBuffer = run.upload('universal gemv (int8 inputs) x', xMatrix.data);
-    const yBuffer = run.storage('universal gemv (int8 inputs) y', yBytes);
-    dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...options, weights, x: xBuffer, y: yBuffer, rhs });
-    return yBuffer;
-  });
-  return { rows: weights.w.cols, cols: rhs, data: new Float32Array(data) };
+  return gemvOnHost(device, 'universal gemv (int8 inputs)', weights.w, x, (run, io) => dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...options, ...io, weights }));
 }
 
 /**

@@ -216,9 +216,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         x_stride: n,
         y_first: yWindow.first,
         y_stride: outputs,
-        bias_first: output.biasFirst + j0,
-        has_bias: output.hasBias ? 1 : 0,
-        output_f16: output.f16 ? 1 : 0,
+        ...output.uniforms(j0),
       });
       pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
