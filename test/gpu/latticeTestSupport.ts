@@ -96,12 +96,4 @@ export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): De
 }
 
 /** Columns that are small noise plus one spike of 50: unrotated, they reach far into the escape shells (non-root escapes). */
-export function spiky(rows: number, cols: number, seed: number): Matrix {
-  const rng = new Rng(seed);
-  const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
-  return { rows, cols, data };
-}
+export { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';

@@ -9,8 +9,10 @@ import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { resolveScheme, type UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { rotationPlan } from '../../src/rotation/hadamard.js';
-import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+// Spikes plus noise: rotated or not, they reach far into the escape shells (non-root escapes).
+import { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';
 
 /*
  * The CPU GEMV `matvecAT(q, x)` = ⟨ŵ_j, R·x⟩ + μ_j·Σx against the other way round,
@@ -36,16 +38,6 @@ const U = 2 ** -24;
 
 const universal = (lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme => ({ kind: 'lattice', mode: 'universal', lattice, q, beta });
 
-/** Spikes plus noise: rotated or not, they reach far into the escape shells (non-root escapes). */
-function spiky(rows: number, cols: number, seed: number): Matrix {
-  const rng = new Rng(seed);
-  const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
-  return { rows, cols, data };
-}
 
 /** `options` with the dither nonce kept only for universal schemes (the others refuse one). */
 function withNonce(options: QuantizeOptions): QuantizeOptions {
