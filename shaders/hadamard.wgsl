@@ -14,7 +14,8 @@
 // device's limit.
 //
 // Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
-// output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32. Forward:
+// output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32 (the forward's
+// input may be f16 instead: params.input_f16, input_first then counts halves). Forward:
 // input_rows = n, output_rows = N (the whole rotated length). Inverse: input_rows = N, output_rows = rows
 // kept.
 //
@@ -59,7 +60,7 @@ const THREADS: u32 = 256u;
 // struct HadamardParams is declared once, in src/gpu/kernels/hadamard.ts (a UniformLayout), which
 // generates its WGSL into the module before this file.
 @group(0) @binding(0) var<uniform> params: HadamardParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<u32>;  // f32 bits, or f16 halves (params.input_f16)
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 
 var<workgroup> values: array<f32, WORKGROUP_ELEMENTS>;
@@ -101,6 +102,15 @@ fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   return params.stage_offset + a * params.block + b;
 }
 
+// Element `at` of the input binding: an f32, or (params.input_f16: `at` counts halves) an f16 widened
+// to f32, exactly, so a rotation of f16 activations equals the rotation of their f32 values.
+fn input_value(at: u32) -> f32 {
+  if (params.input_f16 != 0u) {
+    return unpack2x16float(input[at >> 1u])[at & 1u];
+  }
+  return bitcast<f32>(input[at]);
+}
+
 // Element at column position p of `column` as loaded: from the input (+0 in the padding, as the CPU's
 // fill(0)) or, in place, from the output; times s^(k)_p in the forward's first pass of a stage.
 fn loaded_value(column: u32, p: u32) -> f32 {
@@ -109,7 +119,7 @@ fn loaded_value(column: u32, p: u32) -> f32 {
     if (p >= params.input_rows) {
       return 0.0;
     }
-    x = input[params.input_first + column * params.input_rows + p];
+    x = input_value(params.input_first + column * params.input_rows + p);
   } else {
     x = output[params.output_first + column * params.output_rows + p];
   }

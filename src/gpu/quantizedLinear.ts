@@ -1,5 +1,5 @@
 import { check, checkPositiveInteger, describeValue } from '../errors.js';
-import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from './buffers.js';
+import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
@@ -122,11 +122,12 @@ class PreparedCache {
 type Slice = { buffer: GPUBuffer; offset: number };
 
 /**
- * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is
- * converted from f16 once and rotated once per distinct rotation (lattice layers quantized with one
- * seed share it, as the library's default seed makes them), the rotated input rounded to int8 once
- * for the layers with `int8Inputs` that read it, then every layer's GEMV (bias and output format
- * included) runs on it.
+ * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is rotated
+ * once per distinct rotation (lattice layers quantized with one seed share it, as the library's
+ * default seed makes them; f16 activations are widened as the rotation loads them), the rotated input
+ * rounded to int8 once for the layers with `int8Inputs` that read it, then every layer's GEMV (bias
+ * and output format included) runs on it. f16 activations are converted to f32 once, and only when a
+ * layer reads x itself (weight-only, unrotated or centred lattice weights).
  * Results equal the layers recorded one by one, bit for bit.
  */
 export interface QuantizedLinearGroup {
@@ -160,8 +161,6 @@ export class QuantizedLinear {
   readonly maxTokens: number;
   private readonly bias: GPUBuffer | null;
   private readonly ownsBias: boolean;
-  /** f32 staging of x (f16 activations). The GEMVs add the bias and write f16 themselves. */
-  private readonly xStaging: GPUBuffer | null;
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
@@ -216,8 +215,6 @@ export class QuantizedLinear {
       const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : latticeInt8InputsUnsupported(weight.scheme);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
-    const f16 = this.activations === 'f16';
-    this.xStaging = f16 ? createBuffer(device, `${label} x (f32)`, 4 * this.inFeatures * this.maxTokens, STORAGE_USAGE) : null;
     if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
       this.int8Weights = UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`);
     }
@@ -242,16 +239,14 @@ export class QuantizedLinear {
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
-      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => {
-        this.recordFromF32(recorder, scratch, this.toF32(recorder, scratch, input, tokens, this.xStaging), null, null, output, tokens);
-      });
+      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
     });
     commands.record(encoder);
   }
 
   /**
    * A group of layers that read the same input (same device, inFeatures and activation format),
-   * recorded with one f16 conversion and one rotation per distinct seed (see {@link QuantizedLinearGroup}).
+   * recorded with one rotation per distinct seed (see {@link QuantizedLinearGroup}).
    *
    * @example
    * const qkv = QuantizedLinear.group([q, k, v]);       // one rotation of x instead of three
@@ -274,39 +269,6 @@ export class QuantizedLinear {
     const maxTokens = Math.min(...layers.map((layer) => layer.maxTokens));
     const rotationKeys = new Set(layers.map((layer) => layer.rotationKey()).filter((key) => key !== null));
     let destroyed = false;
-    const device = first.device;
-
-    const recordOnce = (encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number): void => {
-      const staging = first.activations === 'f16' ? scratch.buffer(`${label} x (f32)`, 4 * first.inFeatures * tokens, STORAGE_USAGE) : null;
-      const input = first.toF32(encoder, scratch, x, tokens, staging);
-      const rotated = new Map<string, Slice>();
-      const rounded = new Map<string, RecordedInputsI8>();
-      layers.forEach((layer, i) => {
-        const key = layer.rotationKey();
-        const w = layer.weight;
-        let xRotated: Slice | null = null;
-        if (key !== null && !(w instanceof WeightOnlyGpuMatrix)) {
-          xRotated = rotated.get(key) ?? null;
-          if (xRotated === null) {
-            const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
-            dispatchHadamard(device, encoder, scratch, { input: input.buffer, inputOffset: input.offset, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
-            xRotated = { buffer, offset: 0 };
-            rotated.set(key, xRotated);
-          }
-        }
-        let inputsI8: RecordedInputsI8 | null = null;
-        if (layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix)) {
-          const roundingKey = inputsI8Key(w);
-          inputsI8 = rounded.get(roundingKey) ?? null;
-          if (inputsI8 === null) {
-            const source = xRotated ?? input;
-            inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
-            rounded.set(roundingKey, inputsI8);
-          }
-        }
-        layer.recordFromF32(encoder, scratch, input, inputsI8 === null ? xRotated : null, inputsI8, ys[i] as Slice, tokens);
-      });
-    };
 
     return {
       layers: [...layers],
@@ -325,7 +287,7 @@ export class QuantizedLinear {
         const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
-          return prepareCommands(device, `${label} (${tokens} tokens)`, (recorder, scratch) => recordOnce(recorder, scratch, input, outputs, tokens));
+          return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
         commands.record(encoder);
       },
@@ -365,26 +327,28 @@ export class QuantizedLinear {
     return `${weight.rows}/${weight.length}/${weight.seed}`;
   }
 
-  /** x as f32: x itself, or converted from f16 into `staging`. */
-  private toF32(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, tokens: number, staging: GPUBuffer | null): Slice {
-    if (this.activations !== 'f16') return x;
-    check(staging !== null, 'f16 activations need an f32 staging buffer');
-    dispatchF16ToF32(this.device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staging, count: this.inFeatures * tokens });
-    return { buffer: staging, offset: 0 };
+  /** Whether the GEMV reads x itself (as f32): weight-only weights, and unrotated or centred lattice weights (Σx). */
+  private readsX(): boolean {
+    const weight = this.weight;
+    if (weight instanceof WeightOnlyGpuMatrix) return true;
+    return !weight.rotate || (weight.mode === 'universal' ? weight.hasMeans : weight.means !== null);
   }
 
   /**
-   * The GEMV (on f32 x, or on the caller's R·x, or on x̃ rounded to int8 once for a group) into y;
-   * every GEMV kernel adds the bias and writes the activation format itself (GemvOutputArgs).
+   * The GEMV into y, on x̃ = R·x (`xRotated`) or on x̃ rounded to int8 (`inputsI8`), both recorded for
+   * the layers that read x, and on x as f32 when the layer reads it (`readsX`; else null); every
+   * GEMV kernel adds the bias and writes the activation format itself (GemvOutputArgs).
    */
-  private recordFromF32(encoder: GPUCommandEncoder, scratch: GpuScratch, gemvIn: Slice, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      weight.dispatch(encoder, scratch, { x: gemvIn.buffer, xOffset: gemvIn.offset, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
+      check(xF32 !== null, 'a weight-only layer reads x');
+      weight.dispatch(encoder, scratch, { x: xF32.buffer, xOffset: xF32.offset, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
-      const io = { x: gemvIn.buffer, xOffset: gemvIn.offset, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
+      const x = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
+      const io = { ...x, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
       if (this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
@@ -397,18 +361,65 @@ export class QuantizedLinear {
     }
   }
 
+  /**
+   * Records y_i = W_i·x + b_i for layers that read the same x (one layer, or a group) into `encoder`:
+   * one rotation per distinct rotation (read straight from f16 activations), one int8 rounding per
+   * distinct x̃ and grouping among the `int8Inputs` layers, x converted from f16 to f32 only if a layer
+   * reads x itself, then each layer's GEMV. Scratch buffers go into `scratch` (prepared commands keep it).
+   */
+  private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number, label: string): void {
+    const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
+    const { device, activations, inFeatures } = first;
+    let xF32: Slice | null = activations === 'f16' ? null : x;
+    const f32Input = (): Slice => {
+      if (xF32 === null) {
+        const staging = scratch.buffer(`${label} x (f32)`, 4 * inFeatures * tokens, STORAGE_USAGE);
+        dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staging, count: inFeatures * tokens });
+        xF32 = { buffer: staging, offset: 0 };
+      }
+      return xF32;
+    };
+    const rotated = new Map<string, Slice>();
+    const rounded = new Map<string, RecordedInputsI8>();
+    layers.forEach((layer, i) => {
+      const key = layer.rotationKey();
+      const w = layer.weight;
+      let xRotated: Slice | null = null;
+      if (key !== null && !(w instanceof WeightOnlyGpuMatrix)) {
+        xRotated = rotated.get(key) ?? null;
+        if (xRotated === null) {
+          const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
+          dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
+          xRotated = { buffer, offset: 0 };
+          rotated.set(key, xRotated);
+        }
+      }
+      let inputsI8: RecordedInputsI8 | null = null;
+      if (layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix)) {
+        const roundingKey = inputsI8Key(w);
+        inputsI8 = rounded.get(roundingKey) ?? null;
+        if (inputsI8 === null) {
+          const source = xRotated ?? f32Input();
+          inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
+          rounded.set(roundingKey, inputsI8);
+        }
+      }
+      layer.recordGemv(encoder, scratch, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, ys[i] as Slice, tokens);
+    });
+  }
+
   /** Prepared command sets currently kept (for tests and memory accounting). */
   get preparedCount(): number {
     return this.prepared.size;
   }
 
-  /** Frees the staging buffers, the prepared commands, an uploaded bias and the int8-input form (not the weight). Idempotent. */
+  /** Frees the prepared commands, an uploaded bias and the int8-input form (not the weight). Idempotent. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.prepared.destroy();
-    this.xStaging?.destroy();
     this.int8Weights?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }
 }
+

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Matrix } from '../../src/matrix.js';
+import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { hadamardFactors, rotationLength, rotationPlan } from '../../src/rotation/hadamard.js';
 import { Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
@@ -360,6 +361,52 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
       inputBuffer.destroy();
       rotatedBuffer.destroy();
       restoredBuffer.destroy();
+    }
+  });
+
+  /**
+   * f16 input (a model's activations): widened exactly on load, so the result equals the CPU rotation
+   * of the f16 values bit for bit, whatever the half offset (odd columns start mid-word: n odd), the
+   * passes and stages, and with the columns split across bindings.
+   */
+  it.each([
+    ['n = 9 (N = 12), odd half offset', 9, 3, 6, {}],
+    ['n = 1000, 2 passes', 1000, 3, 2, { workgroupElements: 64 }],
+    ['n = 1100 (two stages), split across bindings', 1100, 10, 42, { maxBindingBytes: 4 * 1100 * 3 + 256 }],
+    ['n = 90, 3 passes, no subgroups, split across bindings', 90, 10, 22, { workgroupElements: 32, subgroups: false, maxBindingBytes: 4 * 96 * 3 + 256 }],
+  ] as [string, number, number, number, Options][])('f16 input equals the CPU rotation of the f16 values (%s)', async (_name, rows, cols, inputOffset, options) => {
+    const { device } = context;
+    const N = rotationLength(rows);
+    const seed = 31;
+    // Within f16's normal range (testMatrix spans 2^±20), zeros included.
+    const rng = new Rng(rows + 1);
+    const source = { rows, cols, data: Float32Array.from({ length: rows * cols }, () => (rng.nextInt(50) === 0 ? 0 : rng.nextGaussian() * 2 ** (rng.nextInt(21) - 10))) };
+    const bits = Uint16Array.from(source.data, (v) => float16Bits(v));
+    const values = toFloat32Matrix({ rows, cols, data: bits });
+    expect(values.data.some((v, i) => v !== source.data[i])).toBe(true); // the test data are not exact in f16
+    const expected = new RandomizedHadamard(rows, seed).forwardColumns(values);
+    const bytes = new Uint8Array(Math.ceil((inputOffset + 2 * rows * cols) / 4) * 4 + 4);
+    bytes.fill(0x7c); // +Inf/NaN-like halves around the data: read past it and the result shows it
+    bytes.set(new Uint8Array(bits.buffer), inputOffset);
+    const inputBuffer = createBuffer(device, 'test hadamard f16 input', bytes.length, STORAGE_USAGE);
+    const output = createBuffer(device, 'test hadamard f16 output', 4 * N * cols, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const got = await withValidation(device, 'f16 hadamard', async () => {
+        uploadToBuffer(device, inputBuffer, bytes);
+        const encoder = device.createCommandEncoder({ label: 'f16 hadamard' });
+        dispatchHadamard(device, encoder, scratch, { ...options, input: inputBuffer, inputOffset, inputFormat: 'f16', output, rows, cols, seed });
+        device.queue.submit([encoder.finish()]);
+        return new Float32Array(await readBuffer(device, output, 4 * N * cols));
+      });
+      expect(bitMismatches({ rows: N, cols, data: got }, expected)).toEqual([]);
+      const encoder = device.createCommandEncoder();
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: inputBuffer, inputOffset: 3, inputFormat: 'f16', output, rows, cols, seed })).toThrow(/multiple of 2/);
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: inputBuffer, inputFormat: 'bf16' as 'f16', output, rows, cols, seed })).toThrow(/inputFormat/);
+    } finally {
+      scratch.destroy();
+      inputBuffer.destroy();
+      output.destroy();
     }
   });
 

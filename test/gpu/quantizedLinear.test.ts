@@ -75,10 +75,13 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   const w = gaussianMatrix(n, out, 1); // the library's layout: n × out, a PyTorch (out, n) weight read row-major
   const bias = Float32Array.from({ length: out }, (_, j) => 0.25 * (j - out / 2));
 
+  // Rotated and uncentred (the GEMV reads only R·x: f16 activations are rotated without an f32 copy),
+  // centred (Σx read from x as f32) and unrotated (x itself multiplied).
+  const forms = { rotated: {}, centred: { center: true }, unrotated: { rotate: false } } as const;
   for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic'] as const) {
     for (const activations of ['f32', 'f16'] as const) {
-      it(`lattice ${scheme}, ${activations} activations, bias, tokens 1 and 5`, async () => {
-        const q = quantize(w, { scheme, seed: 4, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix;
+      it.each(Object.keys(forms) as (keyof typeof forms)[])(`lattice ${scheme}, ${activations} activations, bias, tokens 1 and 5 (%s)`, async (form) => {
+        const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix;
         const gpuW = uploadLatticeMatrix(device, q);
         const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8 });
         try {
@@ -98,8 +101,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   }
 
   for (const [scheme, activations] of [['d3-q6', 'f32'], ['d3-q6', 'f16'], ['d3-q6-deterministic', 'f32'], ['d3-q6-deterministic', 'f16']] as const) {
-    it(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT`, async () => {
-      const q = quantize(w, { scheme, seed: 4, ...(scheme === 'd3-q6' ? { nonce: 9 } : {}) }) as LatticeQuantizedMatrix;
+    it.each(Object.keys(forms) as (keyof typeof forms)[])(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT (%s)`, async (form) => {
+      const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme === 'd3-q6' ? { nonce: 9 } : {}) }) as LatticeQuantizedMatrix;
       const gpuW = uploadLatticeMatrix(device, q);
       const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
       const rotated = decodeRotated(q);
@@ -113,7 +116,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
           const y = await run(layer, x);
           for (let t = 0; t < tokens; t++) {
             // universalGemvI8.ts's bound, through Cauchy–Schwarz: ½·(1 + 10⁻³)·‖ŵ̃_j‖·√(12·Σ_g s_g²).
-            const { scales } = quantizeInputsI8(rotation.forward(xValues.data.subarray(t * n, (t + 1) * n)), q.keptLength, groups);
+            const xt = xValues.data.subarray(t * n, (t + 1) * n);
+            const { scales } = quantizeInputsI8(q.rotate ? rotation.forward(xt) : xt, q.keptLength, groups);
             let scaleSquares = 0;
             for (const s of scales) scaleSquares += s * s;
             for (let j = 0; j < out; j++) {
@@ -309,6 +313,14 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs');
         expect(int8Products(one)).toBe(3);
         expect(int8Products(all)).toBe(3);
+        // f16 activations are widened to f32 only for the layers that read x itself: here the
+        // weight-only one (one by one and in the group: once); the lattice layers' rotations read f16.
+        const conversions = activations === 'f16' ? 1 : 0;
+        expect(one('activation io (f16_to_f32)')).toBe(conversions);
+        expect(all('activation io (f16_to_f32)')).toBe(conversions);
+        const latticeOnly = QuantizedLinear.group(layers.slice(0, 5));
+        expect(count((encoder) => latticeOnly.record(encoder, xBuffer, grouped.slice(0, 5), { tokens: 3 }))('activation io')).toBe(0);
+        latticeOnly.destroy();
         // Refusals, with the reason named.
         expect(() => QuantizedLinear.group([])).toThrow(/non-empty array/);
         expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, layers[0] as QuantizedLinear])).toThrow(/appears twice/);

@@ -349,6 +349,14 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       if (!device.features.has('subgroups')) expect(() => record({ subgroups: true })).toThrow(/subgroups/);
       expect(() => record({ subgroups: false, subgroupTestMode: 'fallback' })).toThrow(/subgroupTestMode/);
       expect(() => record({ w: { ...gpuW, kind: 'scalar' } as unknown as typeof gpuW })).toThrow(/W must be a universal GPU lattice matrix/);
+      // Without x: fine when x̃ is given and W is not centred (nothing reads x), refused otherwise.
+      const { x: _x, ...withoutX } = { w: gpuW, x, y, rhs: 1 };
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x })).not.toThrow();
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, withoutX)).toThrow(/x is needed: give xRotated/);
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x, xOffset: 0 })).toThrow(/xOffset without x/);
+      const centred = uploadUniversalMatrix(device, quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27, center: true }));
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, w: centred, xRotated: x })).toThrow(/W is centred, so x is needed/);
+      centred.destroy();
       encoder.finish();
     } finally {
       scratch.destroy();

@@ -29,8 +29,13 @@ export interface GemvOperand {
 
 /** The call's arguments this module checks. Offsets are in bytes (multiples of 4). */
 export interface GemvCallArgs {
-  /** X: n × rhs column-major f32 in the original basis (STORAGE usage; not written). */
-  readonly x: GPUBuffer;
+  /**
+   * X: n × rhs column-major f32 in the original basis (STORAGE usage; not written). It may be omitted
+   * when the call is given x̃ (`xRotated` for a rotated W, or int8 inputs rounded from it) and W is not
+   * centred: then nothing reads X (a model with f16 activations rotates them straight from f16,
+   * `dispatchHadamard`'s `inputFormat`, and never widens X to f32).
+   */
+  readonly x?: GPUBuffer;
   readonly xOffset?: number;
   /** Y = ŴᵀX: cols × rhs column-major f32 (written; STORAGE usage, a different buffer from `x`). */
   readonly y: GPUBuffer;
@@ -82,6 +87,12 @@ export interface GemvCall {
   /** x̃ = R·X (N × rhs; a scratch buffer), or X itself when W is not rotated. */
   readonly xRotated: GPUBuffer;
   readonly xRotatedOffset: number;
+  /**
+   * X of right-hand sides [first, first + count) as a kernel binds it (for Σx, or as x̃ when W is not
+   * rotated): the binding and the element of X[0, first] in it; a 4-byte placeholder (never read) when
+   * the call has no X.
+   */
+  xWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly firstElement: number };
   /** Right-hand sides per dispatch: x̃, X and Y of one range each fit a storage binding. */
   readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
 }
@@ -95,6 +106,8 @@ export interface GemvCallShape {
   readonly readsXRotated?: boolean;
   /** Bytes of one element of Y: 4 (f32, the default) or 2 (f16). */
   readonly yBytes?: 2 | 4;
+  /** Whether the kernel reads X for Σx (W is centred): then X is required. Default false. */
+  readonly sumsX?: boolean;
 }
 
 /**
@@ -111,8 +124,15 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   checkPositiveInteger(rhs, `${what} rhs`);
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  check(args.x !== args.y, `${what}: x and y must be different buffers`);
-  checkBufferRange(args.x, xOffset, 4 * rows * rhs, `${what}: x`);
+  const x = args.x ?? null;
+  if (x === null) {
+    check(args.xOffset === undefined, `${what}: xOffset without x`);
+    check(!(shape.sumsX ?? false), () => `${what}: W is centred, so x is needed (for Σx)`);
+    check(!readsXRotated || (w.rotate && args.xRotated !== undefined), () => `${what}: x is needed: ${w.rotate ? 'give xRotated (R·x) to call without x' : 'W is not rotated, so x is what it multiplies'}`);
+  } else {
+    check(x !== args.y, `${what}: x and y must be different buffers`);
+    checkBufferRange(x, xOffset, 4 * rows * rhs, `${what}: x`);
+  }
   const yBytes = shape.yBytes ?? 4;
   checkBufferRange(args.y, yOffset, yBytes * cols * rhs, `${what}: y`, yBytes);
   if (w.rotate) {
@@ -130,7 +150,9 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
 
-  let xRotated = args.x;
+  let placeholder: GPUBuffer | null = null;
+  const xOrPlaceholder = (): GPUBuffer => x ?? (placeholder ??= scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE));
+  let xRotated = xOrPlaceholder();
   let xRotatedOffset = xOffset;
   if (!readsXRotated) {
     check(args.xRotated === undefined, `${what}: pass xRotated or int8 inputs rounded from it, not both`);
@@ -143,7 +165,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
     xRotatedOffset = 0;
     dispatchHadamard(device, encoder, scratch, {
-      input: args.x,
+      input: xOrPlaceholder(), // present: checked above
       output: xRotated,
       rows,
       cols: rhs,
@@ -157,7 +179,12 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     rhs,
     Math.min(itemsPerBinding(4 * length, maxBinding, alignment), itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), maxGroups),
   );
-  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges };
+  const xWindow = (first: number, count: number): { binding: GPUBufferBinding; firstElement: number } => {
+    if (x === null) return { binding: { buffer: xOrPlaceholder() }, firstElement: 0 };
+    const window = bindingWindow(xOffset + 4 * rows * first, 4 * rows * count, alignment);
+    return { binding: windowBinding(x, window), firstElement: window.firstElement };
+  };
+  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow, rhsRanges };
 }
 
 /**

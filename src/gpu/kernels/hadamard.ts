@@ -12,7 +12,8 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { bindingWindow, halfWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import type { ActivationFormat } from './activationIo.js';
 
 /*
  * The randomized Hadamard rotation of columns on the GPU (shaders/hadamard*.wgsl), both directions,
@@ -72,6 +73,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   stage_offset: 'u32', // column position of the window's first element
   sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
   row_negative: 'array<vec4<u32>, 5>', // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
+  input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
 });
 
 /**
@@ -235,10 +237,16 @@ export interface HadamardOptions {
   readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
 }
 
-/** Arguments of `dispatchHadamard`. Offsets are in bytes (multiples of 4). */
+/** Arguments of `dispatchHadamard`. Offsets are in bytes (multiples of 4; of 2 for f16 input). */
 export interface HadamardArgs extends HadamardOptions {
-  /** rows × cols column-major f32. */
+  /** rows × cols column-major, f32 or f16 (`inputFormat`). */
   readonly input: GPUBuffer;
+  /**
+   * 'f32' (default) or 'f16': f16 activations are widened as they are loaded (exactly), so a model
+   * with f16 activations needs no conversion pass before the rotation, and the result equals the
+   * rotation of the f32 values bit for bit. No 'shader-f16' needed.
+   */
+  readonly inputFormat?: ActivationFormat;
   /** N × cols column-major f32 (written), N = rotationLength(rows). A different buffer from `input`. */
   readonly output: GPUBuffer;
   readonly rows: number;
@@ -344,7 +352,10 @@ function recordRotation(
   const outputRows = inverse ? rows : length;
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
-  checkBufferRange(args.input, inputOffset, 4 * inputRows * cols, `${what}: input`);
+  const inputFormat = inverse ? 'f32' : ((args as HadamardArgs).inputFormat ?? 'f32');
+  check(inputFormat === 'f32' || inputFormat === 'f16', () => `${what}: inputFormat must be 'f32' or 'f16', got ${String(inputFormat)}`);
+  const inputBytes = inputFormat === 'f16' ? 2 : 4;
+  checkBufferRange(args.input, inputOffset, inputBytes * inputRows * cols, `${what}: input`, inputBytes);
   checkBufferRange(args.output, outputOffset, 4 * outputRows * cols, `${what}: output`);
   const subgroups = resolveSubgroups(device, args, what);
 
@@ -372,7 +383,8 @@ function recordRotation(
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
     const chunkCols = Math.min(columnsPerChunk, cols - j0);
-    const inputWindow = bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
+    // An f16 input's window covers whole words; its first element counts halves.
+    const inputWindow = inputFormat === 'f16' ? halfInputWindow(inputOffset + 2 * inputRows * j0, 2 * inputRows * chunkCols, alignment) : bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
     const outputWindow = bindingWindow(outputOffset + 4 * outputRows * j0, 4 * outputRows * chunkCols, alignment);
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
     for (const stageIndex of order) {
@@ -428,6 +440,7 @@ function recordRotation(
           stage_offset: stage.offset,
           sign_sub: stageIndex,
           row_negative: rowMasks,
+          input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
         });
         const bindGroup = createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(label, params) },
@@ -445,6 +458,12 @@ function recordRotation(
     }
   }
   pass.end();
+}
+
+/** The binding window of f16 data at `byteOffset`, with `firstElement` counting halves (what the shader indexes). */
+function halfInputWindow(byteOffset: number, byteLength: number, alignment: number): BindingWindow {
+  const { window, firstHalf } = halfWindow(byteOffset, byteLength, alignment);
+  return { ...window, firstElement: firstHalf };
 }
 
 /** Whether to compile the subgroup variant: the option, else the device feature. */

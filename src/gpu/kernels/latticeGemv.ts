@@ -199,7 +199,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'gemv');
-  const { rhs, xOffset, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv', { yBytes: activationBytes(format) });
+  const { rhs, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv', { yBytes: activationBytes(format), sumsX: w.means !== null });
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, 'gemv');
 
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
@@ -230,7 +230,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const pass = encoder.beginComputePass({ label: 'lattice gemv' });
   rhsRanges.forEach((rhsRange, rhsChunk) => {
     const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * rhsRange.first, 4 * w.length * rhsRange.count, alignment);
-    const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
+    const xWindow = xWindowOf(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const sumsBuffer = sumsBuffers[rhsChunk] as GPUBuffer;
     columnRangesList.forEach((columnRange, columnChunk) => {
@@ -266,7 +266,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         windowBinding(w.scaleIndices, windows.scaleIndices),
         { buffer: side.buffer },
         windowBinding(xRotated, xRotatedWindow),
-        windowBinding(args.x, xWindow),
+        xWindow.binding,
         { buffer: sumsBuffer },
         yWindow.binding,
       ]);

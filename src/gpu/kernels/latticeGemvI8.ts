@@ -25,7 +25,6 @@ import {
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
@@ -175,8 +174,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const shared = args.inputsI8;
   const format = gemvOutputFormat(args, what);
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
-  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode, xOffset } = call;
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format), sumsX: w.means !== null });
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
 
@@ -193,7 +192,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
-    const xWindow = bindingWindow(xOffset + 4 * w.rows * rhsRange.first, 4 * w.rows * rhsRange.count, alignment);
+    const xWindow = call.xWindow(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
     const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
@@ -229,7 +228,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
           windowBinding(w.scaleIndices, windows.scaleIndices),
           { buffer: side.buffer },
           inputs.binding,
-          windowBinding(args.x, xWindow),
+          xWindow.binding,
           { buffer: sums },
           output.bias,
           yWindow.binding,

@@ -342,7 +342,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   const { w } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'universal gemv');
-  const { rows, cols, length, rhs, xOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format) });
+  const { rows, cols, length, rhs, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format), sumsX: w.hasMeans });
   const output = resolveGemvOutput(device, scratch, args, format, cols, 'universal gemv');
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
@@ -357,7 +357,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
     const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
-    const xWindow = bindingWindow(xOffset + 4 * rows * rhsRange.first, 4 * rows * rhsRange.count, alignment);
+    const xWindow = xWindowOf(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     // With f16 output the product leaves T in an f32 buffer of its own, which `finish` reads.
     const staged = output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
@@ -411,7 +411,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       rhs: rhsRange.count,
       rhsLabel,
       xRotated: windowBinding(xRotated, xRotatedWindow),
-      x: windowBinding(args.x, xWindow),
+      x: xWindow.binding,
       y: yWindow.binding,
       yFirst: yWindow.first,
       output,

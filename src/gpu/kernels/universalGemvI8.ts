@@ -318,7 +318,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const layout = checkGpuUniversalMatrix(w, 'W');
   const shared = args.inputsI8;
   const format = gemvOutputFormat(args, what);
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format) });
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format), sumsX: w.hasMeans });
   const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
   const output = resolveGemvOutput(device, scratch, args, format, cols, what);
@@ -336,7 +336,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
     const rhsLabel = `right-hand sides ${rhsRange.first}…${rhsRange.first + rhsRange.count - 1}`;
-    const xWindow = bindingWindow(call.xOffset + 4 * call.rows * rhsRange.first, 4 * call.rows * rhsRange.count, alignment);
+    const xWindow = call.xWindow(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
 
@@ -363,8 +363,8 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
           },
           rhs: rhsRange.count,
           rhsLabel,
-          xRotated: windowBinding(args.x, xWindow),
-          x: windowBinding(args.x, xWindow),
+          xRotated: xWindow.binding,
+          x: xWindow.binding,
           // Not written by the sums pass.
           y: yWindow.binding,
           yFirst: yWindow.first,
