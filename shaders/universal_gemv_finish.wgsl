@@ -1,10 +1,12 @@
 // The per-call parts of the universal GEMV (src/gpu/kernels/universalGemv.ts; see
 // shaders/universal_gemv.wgsl for the math): compiled after the generated `UniversalGemvParams` and a
 // header with U_DIM and G_DITHER_OFFSETS (offset_v = 2^(bits_v − 1) of the lattice's dither fields).
-//   call_sums  one workgroup per right-hand side r: sums[r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
+//   call_sums  one workgroup per right-hand side r: sums[f + r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
 //              coordinates (0 when params.dither_offsets is 0: the int8-input kernel, whose T already
-//              holds the whole dither term), and sums[rhs + r] = Σ_i x_r[i] when W is centred (else 0);
-//   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[r]) + μ_j·sums[rhs + r]
+//              holds the whole dither term), and sums[m + f + r] = Σ_i x_r[i] when W is centred (else 0),
+//              f = params.sums_first, m = params.sums_means (sums recorded once for several layers
+//              hold every right-hand side of the call: a range of them starts at f);
+//   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[f + r]) + μ_j·sums[m + f + r]
 //              (+ b_j), written as f32 or f16 by `store_output` (shaders/gemv_output.wgsl: the
 //              QuantizedLinear epilogue), T[j, r] being what the product kernel left in Y (f32 output)
 //              or in the f32 buffer `t` (params.t_staged: f16 output).
@@ -54,8 +56,8 @@ fn call_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
     }
   }
   if (thread == 0u) {
-    sums[r] = partials[0];
-    sums[params.rhs + r] = partials[THREADS];
+    sums[params.sums_first + r] = partials[0];
+    sums[params.sums_means + params.sums_first + r] = partials[THREADS];
   }
 }
 
@@ -83,5 +85,6 @@ fn finish(
   } else {
     product = bitcast<f32>(atomicLoad(&y[at]));
   }
-  store_output(at, params.bias_first + j, scale * (product + sums[r]) + mean * sums[params.rhs + r]);
+  let s = params.sums_first + r;
+  store_output(at, params.bias_first + j, scale * (product + sums[s]) + mean * sums[params.sums_means + s]);
 }

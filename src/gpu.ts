@@ -30,7 +30,16 @@ export { GpuScratch } from './gpu/scratch.js';
 export { readBufferExclusive } from './gpu/buffers.js';
 export type { TableLayoutKind } from './gpu/tableLayout.js';
 export { dotPathFor, type DotPath } from './gpu/kernels/e8Matmul.js';
-export { universalGemv, dispatchUniversalGemv, type UniversalGemvArgs, type UniversalGemvOptions } from './gpu/kernels/universalGemv.js';
+export {
+  universalGemv,
+  dispatchUniversalGemv,
+  dispatchUniversalCallSums,
+  universalCallSumsKey,
+  type RecordedCallSums,
+  type UniversalCallSumsArgs,
+  type UniversalGemvArgs,
+  type UniversalGemvOptions,
+} from './gpu/kernels/universalGemv.js';
 export {
   universalGemvI8,
   dispatchUniversalGemvI8,

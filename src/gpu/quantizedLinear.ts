@@ -6,7 +6,7 @@ import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
-import { dispatchUniversalGemv } from './kernels/universalGemv.js';
+import { dispatchUniversalCallSums, dispatchUniversalGemv, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import type { GpuLatticeMatrix } from './latticeOperand.js';
@@ -136,6 +136,8 @@ export interface QuantizedLinearGroup {
   readonly rotationsPerRecord: number;
   /** Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the layers with `int8Inputs`). */
   readonly int8RoundingsPerRecord: number;
+  /** Recordings of the universal GEMV's per-call sums one record makes (one per distinct `universalCallSumsKey` among the universal layers without `int8Inputs`). */
+  readonly callSumsPerRecord: number;
   /**
    * Records y_i = W_i·x + b_i for every layer into `encoder` (outside a pass). `ys[i]` is layer i's
    * output (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
@@ -274,6 +276,7 @@ export class QuantizedLinear {
       layers: [...layers],
       rotationsPerRecord: rotationKeys.size,
       int8RoundingsPerRecord: new Set(layers.flatMap((layer) => (layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) ? [inputsI8Key(layer.weight)] : []))).size,
+      callSumsPerRecord: new Set(layers.flatMap((layer) => layer.callSumsKey() ?? [])).size,
       record(encoder, x, ys, recordOptions = {}) {
         check(!destroyed, () => `${label}: this group was destroyed`);
         for (const layer of layers) check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
@@ -327,6 +330,13 @@ export class QuantizedLinear {
     return `${weight.rows}/${weight.length}/${weight.seed}`;
   }
 
+  /** The per-call sums this layer's GEMV reads (universal weights without `int8Inputs`: `universalCallSumsKey`), or null. */
+  private callSumsKey(): string | null {
+    const weight = this.weight;
+    if (this.int8Inputs || weight instanceof WeightOnlyGpuMatrix || weight.mode !== 'universal') return null;
+    return universalCallSumsKey(weight);
+  }
+
   /** Whether the GEMV reads x itself (as f32): weight-only weights, and unrotated or centred lattice weights (Σx). */
   private readsX(): boolean {
     const weight = this.weight;
@@ -339,7 +349,7 @@ export class QuantizedLinear {
    * the layers that read x, and on x as f32 when the layer reads it (`readsX`; else null); every
    * GEMV kernel adds the bias and writes the activation format itself (GemvOutputArgs).
    */
-  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
@@ -354,7 +364,7 @@ export class QuantizedLinear {
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
         else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight });
       } else if (weight.mode === 'universal') {
-        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: weight });
+        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: weight, ...(callSums === null ? {} : { callSums }) });
       } else {
         dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight });
       }
@@ -364,8 +374,9 @@ export class QuantizedLinear {
   /**
    * Records y_i = W_i·x + b_i for layers that read the same x (one layer, or a group) into `encoder`:
    * one rotation per distinct rotation (read straight from f16 activations), one int8 rounding per
-   * distinct x̃ and grouping among the `int8Inputs` layers, x converted from f16 to f32 only if a layer
-   * reads x itself, then each layer's GEMV. Scratch buffers go into `scratch` (prepared commands keep it).
+   * distinct x̃ and grouping among the `int8Inputs` layers, one recording of the universal GEMV's
+   * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
+   * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into `scratch` (prepared commands keep it).
    */
   private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number, label: string): void {
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
@@ -381,6 +392,7 @@ export class QuantizedLinear {
     };
     const rotated = new Map<string, Slice>();
     const rounded = new Map<string, RecordedInputsI8>();
+    const summed = new Map<string, RecordedCallSums>();
     layers.forEach((layer, i) => {
       const key = layer.rotationKey();
       const w = layer.weight;
@@ -404,7 +416,18 @@ export class QuantizedLinear {
           rounded.set(roundingKey, inputsI8);
         }
       }
-      layer.recordGemv(encoder, scratch, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, ys[i] as Slice, tokens);
+      let callSums: RecordedCallSums | null = null;
+      const sumsKey = layer.callSumsKey();
+      if (sumsKey !== null && !(w instanceof WeightOnlyGpuMatrix) && w.mode === 'universal') {
+        callSums = summed.get(sumsKey) ?? null;
+        if (callSums === null) {
+          const source = xRotated ?? f32Input();
+          const x32 = w.hasMeans ? { x: f32Input().buffer, xOffset: f32Input().offset } : {};
+          callSums = dispatchUniversalCallSums(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, ...x32, rhs: tokens });
+          summed.set(sumsKey, callSums);
+        }
+      }
+      layer.recordGemv(encoder, scratch, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, callSums, ys[i] as Slice, tokens);
     });
   }
 

@@ -238,6 +238,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // rotates x itself
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs: shares layer 2's rounding
         uploadLatticeMatrix(device, lattice('d3-q6', 2)), // int8 inputs of the second seed: a second rounding
+        uploadLatticeMatrix(device, lattice('e8-q16', 1)), // shares layer 1's rotation and per-call sums
       ];
       const int8Layers = new Set([2, 6, 7]);
       const layers = weights.map((weight, i) =>
@@ -253,6 +254,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       try {
         expect(group.rotationsPerRecord).toBe(2);
         expect(group.int8RoundingsPerRecord).toBe(2);
+        expect(group.callSumsPerRecord).toBe(3);
         const encoder = device.createCommandEncoder({ label: 'group test' });
         layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 }));
         group.record(encoder, xBuffer, grouped, { tokens: 3 });
@@ -266,9 +268,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // Recording into an encoder that counts dispatches by the label of the pipeline they run
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
         // Rotations: the group makes one per distinct seed of its lattice layers (2) where the layers
-        // one by one make one each (7); the weight-only layer rotates x itself either way, with its
+        // one by one make one each (8); the weight-only layer rotates x itself either way, with its
         // own kernel. Int8 roundings: one per int8 layer one by one (3), one per seed in the group (2);
-        // the products are the same three.
+        // the products are the same three. The universal f32-input layers' per-call sums: one per
+        // layer one by one (4), one per lattice and seed in the group (3: layers 1 and 8 share).
         const count = (record: (encoder: GPUCommandEncoder) => void): ((prefix: string) => number) => {
           const real = device.createCommandEncoder({ label: 'counting encoder' });
           const dispatches = new Map<string, number>();
@@ -307,7 +310,11 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         const all = count((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 3 }));
         const perRotation = all('hadamard') / 2;
         expect(perRotation).toBeGreaterThanOrEqual(1);
-        expect(one('hadamard')).toBe(7 * perRotation);
+        expect(one('hadamard')).toBe(8 * perRotation);
+        const callSums = (counted: (prefix: string) => number): number => counted('universal gemv finish D3: per-call sums') + counted('universal gemv finish E8: per-call sums');
+        expect(callSums(one)).toBe(4);
+        expect(callSums(all)).toBe(3);
+        expect(all('universal gemv finish D3') + all('universal gemv finish E8') - callSums(all)).toBe(4); // finishing passes: one per layer
         expect(one('gemv int8 inputs')).toBe(3);
         expect(all('gemv int8 inputs')).toBe(2);
         const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs');

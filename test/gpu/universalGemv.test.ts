@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { dispatchUniversalGemv, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalCallSums, dispatchUniversalGemv, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -324,6 +324,59 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       xBuffer.destroy();
       yBuffer.destroy();
       gpuW.destroy();
+    }
+  });
+
+  /**
+   * Sums recorded once (dispatchUniversalCallSums) and passed as `callSums` give Y bit for bit equal to
+   * each call recording its own, also split into ranges of right-hand sides (each range reads its part
+   * of the shared sums: Σ offset·x̃ and, centred, Σx), unrotated (x̃ = x) and for a second matrix of the
+   * same lattice and block layout; the GEMV refuses sums of another layout or count.
+   */
+  it.each([
+    ['e8-q16, centred, split into ranges of right-hand sides', 'e8-q16', { center: true }, 768],
+    ['d3-q6, rotated', 'd3-q6', {}, undefined],
+    ['d3-q6, unrotated, centred, split', 'd3-q6', { rotate: false, center: true }, 1024],
+  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number | undefined][])('shared call sums equal per-call sums bit for bit (%s)', async (_name, scheme, form, maxBindingBytes) => {
+    const { device } = context;
+    const n = 64;
+    const k = 9;
+    const quantized = [31, 32].map((seed) => quantizeUniversal(gaussianMatrix(n, 21, seed), { scheme, seed: 5, nonce: seed, ...form }));
+    const ws = quantized.map((q) => uploadUniversalMatrix(device, q));
+    const [w0, w1] = ws as [(typeof ws)[number], (typeof ws)[number]];
+    const x = gaussianMatrix(n, k, 33);
+    const xBuffer = createBufferWithData(device, 'call sums test x', x.data, STORAGE_USAGE);
+    const xRotated = createBufferWithData(device, 'call sums test x̃', w0.rotate ? new RandomizedHadamard(n, w0.seed).forwardColumns(x).data : x.data, STORAGE_USAGE);
+    const outputs = [0, 1, 2, 3].map((i) => createBuffer(device, `call sums test y ${i}`, 4 * 21 * k, STORAGE_USAGE));
+    const scratch = new GpuScratch(device);
+    const options = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+    try {
+      const ys = await withValidation(device, 'call sums test', async () => {
+        const encoder = device.createCommandEncoder({ label: 'call sums test' });
+        const io = { x: xBuffer, xRotated, rhs: k, ...options };
+        dispatchUniversalGemv(device, encoder, scratch, { ...io, w: w0, y: outputs[0] as GPUBuffer });
+        dispatchUniversalGemv(device, encoder, scratch, { ...io, w: w1, y: outputs[1] as GPUBuffer });
+        const callSums = dispatchUniversalCallSums(device, encoder, scratch, { w: w0, xRotated, x: xBuffer, rhs: k });
+        dispatchUniversalGemv(device, encoder, scratch, { ...io, w: w0, y: outputs[2] as GPUBuffer, callSums });
+        dispatchUniversalGemv(device, encoder, scratch, { ...io, w: w1, y: outputs[3] as GPUBuffer, callSums });
+        device.queue.submit([encoder.finish()]);
+        return Promise.all(outputs.map(async (y) => new Uint32Array(await readBuffer(device, y, 4 * 21 * k))));
+      });
+      expect(ys[2]).toEqual(ys[0]);
+      expect(ys[3]).toEqual(ys[1]);
+      expect(compare({ rows: 21, cols: k, data: new Float32Array((ys[2] as Uint32Array).buffer) }, quantized[0] as UniversalLatticeMatrix, x).worst).toBeLessThanOrEqual(1);
+      const encoder = device.createCommandEncoder();
+      const callSums = dispatchUniversalCallSums(device, encoder, scratch, { w: w0, xRotated, x: xBuffer, rhs: k });
+      const other = uploadUniversalMatrix(device, quantizeUniversal(gaussianMatrix(n, 3, 34), { scheme: scheme === 'd3-q6' ? 'e8-q16' : 'd3-q6', seed: 5, nonce: 34, ...form }));
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { x: xBuffer, xRotated, rhs: k, w: other, y: outputs[0] as GPUBuffer, callSums })).toThrow(/callSums were recorded for/);
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { x: xBuffer, xRotated, rhs: 1, w: w0, y: outputs[0] as GPUBuffer, callSums })).toThrow(/callSums hold 9 right-hand sides/);
+      if (w0.rotate) expect(() => dispatchUniversalGemv(device, encoder, scratch, { x: xBuffer, rhs: k, w: w0, y: outputs[0] as GPUBuffer, callSums })).toThrow(/go with the xRotated/);
+      if (w0.hasMeans) expect(() => dispatchUniversalCallSums(device, encoder, scratch, { w: w0, xRotated, rhs: k })).toThrow(/W is centred, so x is needed/);
+      other.destroy();
+    } finally {
+      scratch.destroy();
+      for (const buffer of [xBuffer, xRotated, ...outputs]) buffer.destroy();
+      for (const w of ws) w.destroy();
     }
   });
 

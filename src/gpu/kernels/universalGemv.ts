@@ -4,7 +4,7 @@ import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkPositiveInteger } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -13,7 +13,8 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
-import { bindingWindow, workgroupGrid } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
@@ -70,6 +71,8 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   output_f16: 'u32', // finish: Y as f16 halves (else f32)
   t_staged: 'u32', // finish: T is in `t` (f16 output), not in Y
   dither_offsets: 'u32', // 1: T excludes the dither offsets, `call_sums` adds Σ offset·x̃ (this kernel); 0: T includes them
+  sums_first: 'u32', // call_sums, finish: index in `sums` of the first right-hand side of the dispatch
+  sums_means: 'u32', // call_sums, finish: index in `sums` where Σx starts (the sums' right-hand sides)
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
 }))();
@@ -321,6 +324,112 @@ export interface UniversalGemvOptions extends Pick<GemvCallArgs, 'maxBindingByte
 export interface UniversalGemvArgs extends GemvCallArgs, GemvOutputArgs, UniversalGemvOptions {
   /** Ŵ: n × cols, universal lattice codes (D3 or E8); column j gives output row j. */
   readonly w: GpuUniversalMatrix;
+  /**
+   * The per-call sums already recorded for W's x̃ (`dispatchUniversalCallSums`, shared by the layers
+   * that read the same x̃ with the same lattice and block layout): then the call records only the
+   * product and the finishing pass. Needs `xRotated` (the same x̃) when W is rotated.
+   */
+  readonly callSums?: RecordedCallSums;
+}
+
+/**
+ * The per-call sums of the universal GEMV (Σ offset·x̃ per right-hand side, and Σx when W is
+ * centred), recorded once by {@link dispatchUniversalCallSums} for every universal GEMV that reads
+ * the same x̃: pass it as `callSums`. Its buffer belongs to the scratch it was recorded with.
+ */
+export interface RecordedCallSums {
+  /** rhs dither-offset sums, then rhs Σx (zeros when W is not centred). */
+  readonly sums: GPUBuffer;
+  readonly rhs: number;
+  /** What they were computed for (`universalCallSumsKey`), compared by the GEMV. */
+  readonly operand: string;
+}
+
+/**
+ * What the per-call sums of W depend on besides x̃: sums recorded for one matrix serve another exactly
+ * when their keys agree (the lattice's dither offsets, the blocks and kept coordinates, the rotation,
+ * whether Σx is needed).
+ */
+export function universalCallSumsKey(w: GpuUniversalMatrix): string {
+  const rotation = w.rotate ? `rotated (length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
+  return `${w.scheme.lattice} dither offsets, ${rotation}, keptLength ${w.keptLength}, ${w.blocksPerColumn} blocks, ${w.hasMeans ? 'with Σx' : 'no Σx'}`;
+}
+
+/** Arguments of {@link dispatchUniversalCallSums}. */
+export interface UniversalCallSumsArgs {
+  /** A matrix the sums are for: any universal GEMV operand with the same `universalCallSumsKey` may use them. */
+  readonly w: GpuUniversalMatrix;
+  /** x̃ = R·X rotated with W's seed (N × rhs f32), or X itself when W is not rotated. */
+  readonly xRotated: GPUBuffer;
+  readonly xRotatedOffset?: number;
+  /** X (n × rhs f32), read for Σx when W is centred (else it may be omitted). */
+  readonly x?: GPUBuffer;
+  readonly xOffset?: number;
+  readonly rhs: number;
+}
+
+/**
+ * Records the universal GEMV's per-call sums into `encoder`, in a pass of their own, once for several
+ * GEMVs that read the same x̃ (layers quantized with one seed reading one input: an attention block's
+ * q, k and v). x̃ and X of all `rhs` right-hand sides must each fit one storage binding.
+ *
+ * @example
+ * dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: q.rows, cols: 1, seed: q.seed });
+ * const callSums = dispatchUniversalCallSums(device, encoder, scratch, { w: q, xRotated, rhs: 1 });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchUniversalGemv(device, encoder, scratch, { w, xRotated, y, rhs: 1, callSums });
+ */
+export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalCallSumsArgs): RecordedCallSums {
+  const what = 'universal gemv call sums';
+  const { w, rhs } = args;
+  const layout = checkGpuUniversalMatrix(w, 'W');
+  checkPositiveInteger(rhs, `${what}: rhs`);
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const xRotatedOffset = args.xRotatedOffset ?? 0;
+  checkBufferRange(args.xRotated, xRotatedOffset, 4 * w.length * rhs, `${what}: xRotated`);
+  check(rhs <= Math.min(itemsPerBinding(4 * w.length, maxBinding, alignment), itemsPerBinding(4 * w.rows, maxBinding, alignment)), () => `${what}: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding`);
+  const xRotatedWindow = bindingWindow(xRotatedOffset, 4 * w.length * rhs, alignment);
+  let x: { binding: GPUBufferBinding; firstElement: number };
+  if (w.hasMeans) {
+    check(args.x !== undefined, () => `${what}: W is centred, so x is needed (for Σx)`);
+    const xOffset = args.xOffset ?? 0;
+    checkBufferRange(args.x, xOffset, 4 * w.rows * rhs, `${what}: x`);
+    const window = bindingWindow(xOffset, 4 * w.rows * rhs, alignment);
+    x = { binding: windowBinding(args.x, window), firstElement: window.firstElement };
+  } else {
+    x = { binding: { buffer: scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE) }, firstElement: 0 };
+  }
+  const rhsLabel = `${rhs} right-hand side${rhs > 1 ? 's' : ''}`;
+  const pass = encoder.beginComputePass({ label: `${what} (${universalCallSumsKey(w)})` });
+  const sums = recordUniversalGemvFinish(device, pass, scratch, {
+    w,
+    layout,
+    uniforms: {
+      total_cols: w.cols,
+      rows: w.rows,
+      kept: w.keptLength,
+      full_blocks: 0,
+      full_groups: 0,
+      rhs,
+      x_rotated_first: xRotatedWindow.firstElement,
+      x_stride: w.length,
+      x_first: x.firstElement,
+      has_means: w.hasMeans ? 1 : 0,
+      dither_offsets: 1,
+      subgroup_test_mode: 0,
+      unit: 0,
+    },
+    rhs,
+    rhsLabel,
+    xRotated: windowBinding(args.xRotated, xRotatedWindow),
+    x: x.binding,
+    // Not written by the sums pass.
+    y: { buffer: scratch.buffer(`${what}: Y (not written)`, 4, STORAGE_USAGE) },
+    yFirst: 0,
+    passes: 'sums',
+  });
+  pass.end();
+  return { sums, rhs, operand: universalCallSumsKey(w) };
 }
 
 /**
@@ -342,6 +451,13 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   const { w } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'universal gemv');
+  const shared = args.callSums;
+  if (shared !== undefined) {
+    check(typeof shared === 'object' && shared !== null && shared.sums !== undefined, 'universal gemv: callSums must come from dispatchUniversalCallSums');
+    check(shared.operand === universalCallSumsKey(w), () => `universal gemv: callSums were recorded for ${shared.operand}, but W needs ${universalCallSumsKey(w)}`);
+    check(shared.rhs === args.rhs, () => `universal gemv: callSums hold ${shared.rhs} right-hand sides, the call has ${args.rhs}`);
+    check(!w.rotate || args.xRotated !== undefined, 'universal gemv: callSums go with the xRotated they were computed from');
+  }
   const { rows, cols, length, rhs, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format), sumsX: w.hasMeans });
   const output = resolveGemvOutput(device, scratch, args, format, cols, 'universal gemv');
   const d = layout.codec.spec.dimension;
@@ -392,6 +508,8 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
         bias_first: 0,
         output_f16: 0,
         t_staged: 0,
+        sums_first: 0,
+        sums_means: 0,
       });
       pass.setBindGroup(
         0,
@@ -416,13 +534,14 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       yFirst: yWindow.first,
       output,
       ...(staged === null ? {} : { t: staged }),
+      ...(shared === undefined ? {} : { sums: { buffer: shared.sums, first: rhsRange.first, means: shared.rhs } }),
     });
   }
   pass.end();
 }
 
 /** The uniforms of the finishing passes that do not depend on the operand's column window. */
-export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged'>;
+export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged' | 'sums_first' | 'sums_means'>;
 
 /** What {@link recordUniversalGemvFinish} needs: the operand, the per-call uniforms and the bindings of one range of right-hand sides. */
 export interface UniversalGemvFinishArgs {
@@ -449,6 +568,11 @@ export interface UniversalGemvFinishArgs {
    * that applies ν·unit and μ·Σx itself (the int8-input GEMV).
    */
   readonly passes?: 'sums and finish' | 'sums';
+  /**
+   * Sums already recorded for every right-hand side of the call (`dispatchUniversalCallSums`): the
+   * finishing pass reads this range's at index `first` (Σx from `means` on) and no sums are recorded.
+   */
+  readonly sums?: { readonly buffer: GPUBuffer; readonly first: number; readonly means: number };
 }
 
 /**
@@ -465,6 +589,8 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   const whole = universalOperandWindows(w, args.layout, 0, w.cols, 1);
   const output = args.output;
   check(output?.f16 !== true || args.t !== undefined, 'universal gemv finish: f16 output needs T staged in `t`');
+  const shared = args.sums;
+  check(shared === undefined || args.passes !== 'sums', 'universal gemv finish: shared sums leave nothing to record in a sums-only pass');
   const params = Params.pack({
     ...whole.uniforms,
     ...args.uniforms,
@@ -472,8 +598,10 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
     y_first: args.yFirst,
     ...(output?.uniforms(0) ?? { bias_first: 0, has_bias: 0, output_f16: 0 }),
     t_staged: args.t === undefined ? 0 : 1,
+    sums_first: shared?.first ?? 0,
+    sums_means: shared?.means ?? rhs,
   });
-  const sums = scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
+  const sums = shared?.buffer ?? scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
   const unused = (): GPUBufferBinding => ({ buffer: scratch.buffer('universal gemv finish: unused binding', 4, STORAGE_USAGE) });
   pass.setBindGroup(
     0,
@@ -488,8 +616,10 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
       args.y,
     ]),
   );
-  pass.setPipeline(finish.sums);
-  pass.dispatchWorkgroups(rhs);
+  if (shared === undefined) {
+    pass.setPipeline(finish.sums);
+    pass.dispatchWorkgroups(rhs);
+  }
   if (args.passes !== 'sums') {
     pass.setPipeline(finish.finish);
     const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
