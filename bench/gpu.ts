@@ -206,7 +206,8 @@ if (args.get('no-host') !== true) {
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings));
     const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8 }));
-    // The same layers read in groups of 3 (q, k, v): one rotation and one int8 rounding per group.
+    // The same layers read in groups of 3 (q, k, v): one rotation, one recording of the per-call sums
+    // (universal f32-input GEMV) and one int8 rounding per group.
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3 }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3 }));
     // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
