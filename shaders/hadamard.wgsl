@@ -62,6 +62,7 @@ const THREADS: u32 = 256u;
 @group(0) @binding(0) var<uniform> params: HadamardParams;
 @group(0) @binding(1) var<storage, read> input: array<u32>;  // f32 bits, or f16 halves (params.input_f16)
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
+@group(0) @binding(3) var<storage, read_write> x_inputs: array<u32>;  // int8 x̃ (params.int8_out), else a placeholder
 
 var<workgroup> values: array<f32, WORKGROUP_ELEMENTS>;
 
@@ -219,6 +220,48 @@ fn store_groups(workgroup: u32, thread: u32) {
       value = -value;
     }
     output[params.output_first + column * params.output_rows + position] = value;
+  }
+}
+
+// The int8 form of x̃ (`round_int8_group`, shaders/int8_group.wgsl, compiled in front of this file),
+// written by the last pass of a one-pass, one-stage forward rotation when params.int8_out is 1, in
+// the layout of shaders/gemv_i8_inputs.wgsl (level words of column r from word r·4·int8_groups, the
+// scales from word int8_scales_first), so that the int8-input GEMVs need no rounding dispatch. Such a
+// pass holds whole columns: position p of the workgroup's local column c is values[c·length + p], and
+// x̃_p = values[…]·scale is the f32 value `store_groups` writes (so the levels equal those the rounding
+// kernel computes from the stored x̃, bit for bit). Coordinates at or past int8_kept count as 0.
+fn store_int8_groups(workgroup: u32, thread: u32) {
+  let shape = workgroup_shape(workgroup);
+  let groups = params.int8_groups;
+  for (var e = thread; e < params.groups_per_workgroup * groups; e = e + THREADS) {
+    let local_column = e / groups;
+    let column = shape.first_group + local_column;
+    if (column >= shape.total_groups) {
+      continue;
+    }
+    let g = e - local_column * groups;
+    var v = array<f32, 12>();
+    for (var i = 0u; i < 12u; i = i + 1u) {
+      let p = g * 12u + i;
+      if (p < params.int8_kept) {
+        v[i] = values[local_column * params.length + p] * params.scale;
+      }
+    }
+    let rounded = round_int8_group(v);
+    let r = params.int8_first_column + column;
+    let out = (r * groups + g) * 4u;
+    for (var b = 0u; b < 4u; b = b + 1u) {
+      x_inputs[out + b] = rounded.words[b];
+    }
+    x_inputs[params.int8_scales_first + r * groups + g] = rounded.scale_bits;
+  }
+}
+
+// The pass's results: `store_groups`, and in a fused last pass the int8 form of x̃ too.
+fn store_results(workgroup: u32, thread: u32) {
+  store_groups(workgroup, thread);
+  if (params.int8_out != 0u) {
+    store_int8_groups(workgroup, thread);
   }
 }
 

@@ -10,5 +10,5 @@ fn main(
   let workgroup = linear_workgroup(workgroup_id, workgroup_count);
   load_groups(workgroup, thread);
   workgroup_levels(1u, thread);
-  store_groups(workgroup, thread);
+  store_results(workgroup, thread);
 }

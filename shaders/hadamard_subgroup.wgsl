@@ -123,5 +123,5 @@ fn main(
   subgroup_levels(thread, subgroup_width, shuffled, expected_layout);
   workgroupBarrier();
   workgroup_levels(shuffled, thread);
-  store_groups(workgroup, thread);
+  store_results(workgroup, thread);
 }

@@ -48,9 +48,17 @@ export {
   type UniversalGemvI8Args,
   type UniversalGemvI8Options,
 } from './gpu/kernels/universalGemvI8.js';
-export { dispatchHadamard, type HadamardArgs } from './gpu/kernels/hadamard.js';
+export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output } from './gpu/kernels/hadamard.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options } from './gpu/kernels/latticeGemvI8.js';
-export { dispatchInputsI8, type InputsI8Args, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './gpu/kernels/inputsI8.js';
+export {
+  dispatchInputsI8,
+  dispatchRotatedInputsI8,
+  type InputsI8Args,
+  type InputsI8Operand,
+  type RecordedInputsI8,
+  type RotatedInputsI8Args,
+  type SharedInputsI8Arg,
+} from './gpu/kernels/inputsI8.js';
 export { universalDequantize, dispatchUniversalDequantize } from './gpu/kernels/universalDequantize.js';
 export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat } from './gpu/kernels/activationIo.js';
 export {

@@ -3,7 +3,7 @@ import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } f
 import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
-import { dispatchInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
@@ -374,7 +374,8 @@ export class QuantizedLinear {
   /**
    * Records y_i = W_i·x + b_i for layers that read the same x (one layer, or a group) into `encoder`:
    * one rotation per distinct rotation (read straight from f16 activations), one int8 rounding per
-   * distinct x̃ and grouping among the `int8Inputs` layers, one recording of the universal GEMV's
+   * distinct x̃ and grouping among the `int8Inputs` layers (inside the rotation's pass where the
+   * rotation takes one: `dispatchRotatedInputsI8`), one recording of the universal GEMV's
    * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
    * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into `scratch` (prepared commands keep it).
    */
@@ -393,28 +394,40 @@ export class QuantizedLinear {
     const rotated = new Map<string, Slice>();
     const rounded = new Map<string, RecordedInputsI8>();
     const summed = new Map<string, RecordedCallSums>();
+    // Per rotation, the first int8-input layer that reads it: the rotation rounds x̃ for it in its pass.
+    const roundedInRotation = new Map<string, GpuLatticeMatrix>();
+    for (const layer of layers) {
+      const key = layer.rotationKey();
+      if (key !== null && layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
+    }
     layers.forEach((layer, i) => {
       const key = layer.rotationKey();
       const w = layer.weight;
       let xRotated: Slice | null = null;
+      let inputsI8: RecordedInputsI8 | null = null;
+      const roundingKey = layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix) ? inputsI8Key(w) : null;
+      if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
       if (key !== null && !(w instanceof WeightOnlyGpuMatrix)) {
         xRotated = rotated.get(key) ?? null;
         if (xRotated === null) {
           const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
-          dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
+          const int8Layer = roundedInRotation.get(key);
+          if (int8Layer !== undefined) {
+            // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
+            const recorded = dispatchRotatedInputsI8(device, encoder, scratch, { w: int8Layer, x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens });
+            rounded.set(recorded.operand, recorded);
+            if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
+          } else {
+            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
+          }
           xRotated = { buffer, offset: 0 };
           rotated.set(key, xRotated);
         }
       }
-      let inputsI8: RecordedInputsI8 | null = null;
-      if (layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix)) {
-        const roundingKey = inputsI8Key(w);
-        inputsI8 = rounded.get(roundingKey) ?? null;
-        if (inputsI8 === null) {
-          const source = xRotated ?? f32Input();
-          inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
-          rounded.set(roundingKey, inputsI8);
-        }
+      if (roundingKey !== null && inputsI8 === null && !(w instanceof WeightOnlyGpuMatrix)) {
+        const source = xRotated ?? f32Input();
+        inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
+        rounded.set(roundingKey, inputsI8);
       }
       let callSums: RecordedCallSums | null = null;
       const sumsKey = layer.callSumsKey();

@@ -11,8 +11,10 @@ import {
   UniversalGemvI8Weights,
   type UniversalGemvI8Options,
 } from '../../src/gpu/kernels/universalGemvI8.js';
-import { dispatchInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchHadamard, rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -627,6 +629,83 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
       otherSeedW.destroy();
       xBuffer.destroy();
       zeros.destroy();
+    }
+  });
+});
+
+/*
+ * The rotation that rounds x̃ to int8 in its own pass (dispatchRotatedInputsI8) against the two
+ * dispatches it replaces (dispatchHadamard, then dispatchInputsI8): x̃ and x̂ bit for bit, over one
+ * column and many per workgroup (n = 13, 64 columns), kept < N (padding past keptLength), f16 input
+ * at an odd half offset, a non-finite group (NaN scale), and rotations that take more than one pass,
+ * which fall back to the two dispatches. Operands are built by hand: only their shape matters.
+ */
+describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (dispatchRotatedInputsI8)', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  const operand = (rows: number, seed: number, keptLength = rotationLength(rows)): InputsI8Operand => ({ rows, length: rotationLength(rows), keptLength, blocksPerColumn: Math.ceil(keptLength / 3), rotate: true, seed });
+  it.each([
+    ['n = 300, 3 columns', operand(300, 5), 3, 'f32', false],
+    ['n = 13, 64 columns (many per workgroup)', operand(13, 6), 64, 'f32', false],
+    ['n = 250 of N = 256, keptLength 241', operand(250, 7, 241), 4, 'f32', false],
+    ['n = 1000, f16 input at an odd half offset', operand(1000, 8), 5, 'f16', false],
+    ['n = 300, a NaN in column 1', operand(300, 9), 3, 'f32', true],
+    ['n = 1100 (two stages: not fused)', operand(1100, 10), 2, 'f32', false],
+    ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
+  ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (_name, w, rhs, format, withNaN) => {
+    const { device } = context;
+    const x = gaussianMatrix(w.rows, rhs, w.seed);
+    if (withNaN) x.data[w.rows + 7] = Number.NaN;
+    const offset = format === 'f16' ? 6 : 0;
+    const bytes = new Uint8Array(Math.ceil((offset + (format === 'f16' ? 2 : 4) * w.rows * rhs) / 4) * 4);
+    if (format === 'f16') bytes.set(new Uint8Array(Uint16Array.from(x.data, (v) => float16Bits(v)).buffer), offset);
+    else bytes.set(new Uint8Array(x.data.buffer));
+    const xBuffer = createBufferWithData(device, 'x', bytes, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const fused = rotationRoundsInPass(device, w.rows);
+      expect(fused).toBe(!_name.includes('not fused'));
+      const rotated = [0, 1].map((i) => scratch.buffer(`R·x ${i}`, 4 * w.length * rhs, STORAGE_USAGE | BufferUsage.COPY_SRC));
+      const encoder = device.createCommandEncoder({ label: 'rotated inputs test' });
+      const together = dispatchRotatedInputsI8(device, encoder, scratch, { w, x: xBuffer, xOffset: offset, inputFormat: format, xRotated: rotated[0] as GPUBuffer, rhs });
+      dispatchHadamard(device, encoder, scratch, { input: xBuffer, inputOffset: offset, inputFormat: format, output: rotated[1] as GPUBuffer, rows: w.rows, cols: rhs, seed: w.seed });
+      const apart = dispatchInputsI8(device, encoder, scratch, { w, xRotated: rotated[1] as GPUBuffer, rhs });
+      expect(together.operand).toBe(apart.operand);
+      expect(together.inputs.size).toBe(apart.inputs.size);
+      device.queue.submit([encoder.finish()]);
+      const read = async (buffer: GPUBuffer): Promise<Uint32Array> => new Uint32Array(await readBuffer(device, buffer, buffer.size));
+      const [xt0, xt1, in0, in1] = await Promise.all([read(rotated[0] as GPUBuffer), read(rotated[1] as GPUBuffer), read(together.inputs), read(apart.inputs)]);
+      expect(xt0).toEqual(xt1);
+      expect(in0).toEqual(in1);
+      // Not vacuous: levels and scales were written (and the NaN column's scales are NaN).
+      const groups = Math.ceil(w.blocksPerColumn / 4);
+      const scales = new Float32Array((in0 as Uint32Array).buffer, 4 * 4 * groups * rhs, groups * rhs);
+      expect(scales.filter((v) => v > 0).length).toBeGreaterThan(0);
+      expect(scales.some(Number.isNaN)).toBe(withNaN);
+    } finally {
+      scratch.destroy();
+      xBuffer.destroy();
+    }
+  });
+
+  it('refuses what it cannot do, with the reason named', () => {
+    const { device } = context;
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder();
+      const x = scratch.buffer('x', 4 * 1100, STORAGE_USAGE);
+      const out = scratch.buffer('out', 4 * 1100, STORAGE_USAGE);
+      const inputs = scratch.buffer('inputs', 4096, STORAGE_USAGE);
+      expect(() => dispatchRotatedInputsI8(device, encoder, scratch, { w: { ...operand(300, 1), rotate: false }, x, xRotated: out, rhs: 1 })).toThrow(/for rotated matrices/);
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 1100, cols: 1, seed: 1, int8Output: { buffer: inputs, kept: 1100, groups: 92 } })).toThrow(/int8Output needs a rotation that takes one pass/);
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, int8Output: { buffer: inputs, kept: 300, groups: 20 } })).toThrow(/kept must be in \[1, min\(N, 12·groups\)\]/);
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, int8Output: { buffer: out, kept: 300, groups: 25 } })).toThrow(/a buffer of its own/);
+    } finally {
+      scratch.destroy();
     }
   });
 });

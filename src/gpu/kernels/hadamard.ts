@@ -1,5 +1,6 @@
 import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
+import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
@@ -74,6 +75,11 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
   row_negative: 'array<vec4<u32>, 5>', // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
+  int8_out: 'u32', // 1: this (last, one-pass) pass also writes the int8 form of x̃ into binding 3
+  int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
+  int8_groups: 'u32', // int8 groups of 12 per column
+  int8_first_column: 'u32', // column of the int8 output of this dispatch's column 0
+  int8_scales_first: 'u32', // word of the first scale in binding 3 (4·int8_groups·all columns)
 });
 
 /**
@@ -88,13 +94,13 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 export function hadamardShaderSource(workgroupElements: number, subgroups = false): string {
   const enable = subgroups ? 'enable subgroups;\n' : '';
   const entry = subgroups ? subgroupEntrySource : plainEntrySource;
-  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${counterHashSource}\n${hadamardSource}\n${entry}`;
+  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${counterHashSource}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'hadamard',
-  bindings: ['uniform', 'read-only-storage', 'storage'],
+  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
   compile: (device, pipelineLayout, variant: HadamardVariant) =>
     createKernelPipeline(device, pipelineLayout, {
       label: `hadamard (${variant.workgroupElements} workgroup elements${variant.subgroups ? ', subgroups' : ''})`,
@@ -247,6 +253,12 @@ export interface HadamardArgs extends HadamardOptions {
    * rotation of the f32 values bit for bit. No 'shader-f16' needed.
    */
   readonly inputFormat?: ActivationFormat;
+  /**
+   * Also write x̃ rounded to int8 for the int8-input GEMVs, in the rotation's own pass (what
+   * `dispatchInputsI8` would compute from the output, bit for bit): only for rotations that take one
+   * pass (`rotationRoundsInPass`). Used by `dispatchRotatedInputsI8` (inputsI8.ts).
+   */
+  readonly int8Output?: HadamardInt8Output;
   /** N × cols column-major f32 (written), N = rotationLength(rows). A different buffer from `input`. */
   readonly output: GPUBuffer;
   readonly rows: number;
@@ -255,6 +267,28 @@ export interface HadamardArgs extends HadamardOptions {
   readonly seed: number;
   readonly inputOffset?: number;
   readonly outputOffset?: number;
+}
+
+/** Where and how a one-pass rotation writes the int8 form of x̃ (layout of shaders/gemv_i8_inputs.wgsl). */
+export interface HadamardInt8Output {
+  /** 4 level words per group and column, then a scale per group and column (one binding). */
+  readonly buffer: GPUBuffer;
+  /** Coordinates kept (keptLength ≤ N): from here on they round as 0. */
+  readonly kept: number;
+  /** Groups of 12 coordinates per column (12·groups ≥ kept). */
+  readonly groups: number;
+}
+
+/**
+ * Whether the rotation of `rows`-entry columns runs in one pass on this device (one stage whose window
+ * fits the workgroup memory), so that it can also round x̃ to int8 (`int8Output`).
+ *
+ * @example
+ * rotationRoundsInPass(device, 4096); // true with 16 KB of workgroup memory or more
+ */
+export function rotationRoundsInPass(device: GPUDevice, rows: number, workgroupElements?: number): boolean {
+  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, workgroupElements);
+  return plan.stages.length === 1 && plan.stages[0]?.passes.length === 1;
 }
 
 /** Arguments of `dispatchHadamardInverse`. Offsets are in bytes (multiples of 4). */
@@ -358,6 +392,7 @@ function recordRotation(
   checkBufferRange(args.input, inputOffset, inputBytes * inputRows * cols, `${what}: input`, inputBytes);
   checkBufferRange(args.output, outputOffset, 4 * outputRows * cols, `${what}: output`);
   const subgroups = resolveSubgroups(device, args, what);
+  const int8 = inverse ? undefined : (args as HadamardArgs).int8Output;
 
   const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, args.workgroupElements);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
@@ -378,6 +413,14 @@ function recordRotation(
   // Stages run in order: forward first to last, inverse last to first.
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
   const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups });
+  if (int8 !== undefined) {
+    check(plan.stages.length === 1 && firstStage?.passes.length === 1, () => `${what}: int8Output needs a rotation that takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s) of ${firstStage?.passes.length ?? 0} pass(es)`);
+    checkPositiveInteger(int8.groups, `${what}: int8Output.groups`);
+    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= 12 * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, 12·groups)], got ${int8.kept}`);
+    check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
+    checkBufferRange(int8.buffer, 0, 20 * int8.groups * cols, `${what}: int8Output.buffer`);
+  }
+  const int8Binding: GPUBufferBinding = { buffer: int8?.buffer ?? scratch.buffer(`${what}: no int8 output`, 4, BufferUsage.STORAGE) };
 
   const pass = encoder.beginComputePass({ label: `${what} N = ${length}` });
   pass.setPipeline(pipeline);
@@ -441,12 +484,18 @@ function recordRotation(
           sign_sub: stageIndex,
           row_negative: rowMasks,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
+          int8_out: int8 !== undefined && last ? 1 : 0,
+          int8_kept: int8?.kept ?? 0,
+          int8_groups: int8?.groups ?? 0,
+          int8_first_column: j0,
+          int8_scales_first: 4 * (int8?.groups ?? 0) * cols,
         });
         const bindGroup = createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(label, params) },
           // In-place passes read nothing from binding 1; it keeps the input bound.
           windowBinding(source.buffer, source.window),
           windowBinding(target.buffer, target.window),
+          int8Binding,
         ]);
         pass.setBindGroup(0, bindGroup);
         const [x, y] = workgroupGrid(

@@ -1,4 +1,5 @@
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
+import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -7,7 +8,9 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import type { ActivationFormat } from './activationIo.js';
 import type { GemvCall } from './gemvCall.js';
+import { dispatchHadamard, rotationRoundsInPass } from './hadamard.js';
 
 /*
  * x̃ rounded to int8 for the int8-input GEMVs (the universal one, universalGemvI8.ts, and the
@@ -96,11 +99,8 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
   const offset = args.xRotatedOffset ?? 0;
   checkBufferRange(args.xRotated, offset, 4 * w.length * rhs, 'int8 inputs: xRotated');
   const groups = inputGroupsOf(w);
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const largest = Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * groups, maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
-  check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
-  const window = bindingWindow(offset, 4 * w.length * rhs, alignment);
+  checkInputsFitBinding(device, w, rhs);
+  const window = bindingWindow(offset, 4 * w.length * rhs, device.limits.minStorageBufferOffsetAlignment);
   const label = `int8 inputs (${inputsI8Key(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''})`;
   const pass = encoder.beginComputePass({ label });
   const inputs = recordInputsI8(device, pass, scratch, {
@@ -114,6 +114,53 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
   });
   pass.end();
   return { inputs, rhs, operand: inputsI8Key(w) };
+}
+
+/** Arguments of {@link dispatchRotatedInputsI8}. */
+export interface RotatedInputsI8Args {
+  /** A rotated matrix the inputs are for (its rows, length, seed, keptLength and groups). */
+  readonly w: InputsI8Operand;
+  /** X: rows × rhs in the original basis, f32 or f16 (`inputFormat`). */
+  readonly x: GPUBuffer;
+  readonly xOffset?: number;
+  readonly inputFormat?: ActivationFormat;
+  /** Receives x̃ = R·X (N × rhs f32), for the layers that read it in f32. */
+  readonly xRotated: GPUBuffer;
+  readonly rhs: number;
+}
+
+/**
+ * Records x̃ = R·X with W's seed into `xRotated` and x̃ rounded to int8 for W (as `dispatchHadamard`
+ * then `dispatchInputsI8`, bit for bit): in one dispatch where the rotation takes one pass
+ * (`rotationRoundsInPass`: the rounding runs while the rotated column is in workgroup memory), else in
+ * those two. What a decode step pays per group of int8-input layers before their products.
+ *
+ * @example
+ * const inputsI8 = dispatchRotatedInputsI8(device, encoder, scratch, { w: q, x, xRotated, rhs: 1 });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchLatticeGemvI8(device, encoder, scratch, { w, y, rhs: 1, inputsI8, dotPath });
+ */
+export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedInputsI8Args): RecordedInputsI8 {
+  const { w, rhs } = args;
+  check(w.rotate, 'int8 inputs: dispatchRotatedInputsI8 is for rotated matrices (round an unrotated x with dispatchInputsI8)');
+  checkPositiveInteger(rhs, 'int8 inputs: rhs');
+  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed };
+  if (!rotationRoundsInPass(device, w.rows)) {
+    dispatchHadamard(device, encoder, scratch, rotation);
+    return dispatchInputsI8(device, encoder, scratch, { w, xRotated: args.xRotated, rhs });
+  }
+  const groups = inputGroupsOf(w);
+  checkInputsFitBinding(device, w, rhs);
+  const inputs = scratch.buffer(`int8 inputs (${inputsI8Key(w)}, rounded in the rotation): levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
+  dispatchHadamard(device, encoder, scratch, { ...rotation, int8Output: { buffer: inputs, kept: w.keptLength, groups } });
+  return { inputs, rhs, operand: inputsI8Key(w) };
+}
+
+/** Refuses right-hand sides whose x̃ or x̂ would not fit one storage binding. */
+function checkInputsFitBinding(device: GPUDevice, w: InputsI8Operand, rhs: number): void {
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const largest = Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * inputGroupsOf(w), maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
+  check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
 }
 
 /** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */
@@ -159,6 +206,11 @@ export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder,
 /** Bytes of x̂ per group and right-hand side: 4 level words and a scale. */
 const INPUT_BYTES_PER_GROUP = 20;
 
+/** Bytes of the buffer of x̂ for `groups` groups and `rhs` right-hand sides, padded to 16 so that a vec4 view covers the last scale. */
+function inputsI8Bytes(groups: number, rhs: number): number {
+  return 16 * Math.ceil((INPUT_BYTES_PER_GROUP * groups * rhs) / 16);
+}
+
 const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   groups: 'u32', // int8 groups per right-hand side (= code words per column)
   rhs: 'u32',
@@ -171,7 +223,7 @@ const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
 
 /** The WGSL of x̃ → int8 (shaders/gemv_i8_inputs.wgsl with its parameters). */
 export function inputsI8ShaderSource(): string {
-  return `${InputParams.wgsl()}\n${inputSource}`;
+  return `${InputParams.wgsl()}\n${int8GroupSource}\n${inputSource}`;
 }
 
 
@@ -213,7 +265,7 @@ interface RecordInputsI8Args {
  */
 export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: RecordInputsI8Args): GPUBuffer {
   const { groups, rhs, label } = args;
-  const inputs = scratch.buffer(`${label}: levels and scales`, 16 * Math.ceil((INPUT_BYTES_PER_GROUP * groups * rhs) / 16), STORAGE_USAGE);
+  const inputs = scratch.buffer(`${label}: levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
   const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: 4 * groups * rhs });
   pass.setPipeline(pipeline);

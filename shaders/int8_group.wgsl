@@ -1,0 +1,38 @@
+// One group of 12 rotated coordinates x̃ rounded to int8, the rule of the int8-input GEMVs (its two
+// writers: shaders/gemv_i8_inputs.wgsl, and the rotation's last pass, shaders/hadamard.wgsl, which
+// rounds while the rotated column is still in workgroup memory; CPU twin `quantizeInputsI8`,
+// src/gpu/kernels/inputsI8.ts):
+//   s = m / 127 with m = max |x̃| over the group,
+//   x̂_k = clamp(round(127·x̃_k / m), −127, 127),
+// coordinates at or past keptLength passed in as 0. Block b's three levels go into the low three
+// bytes of word b as i8 (the high byte 0). |x̂_k·s − x̃_k| ≤ s·(½ + 10⁻⁴) (WGSL's division is within
+// 2.5 ULP). A group with a non-finite entry gets a NaN scale (as bits: a NaN is not a WGSL constant)
+// and zero levels, so the products it enters are NaN, never a silently finite number.
+
+struct Int8Group {
+  words: array<u32, 4>,
+  scale_bits: u32,   // s as f32 bits
+}
+
+fn round_int8_group(v: array<f32, 12>) -> Int8Group {
+  var m = 0.0;
+  var finite = true;
+  for (var i = 0u; i < 12u; i = i + 1u) {
+    // NaN fails both comparisons; ±Inf the second.
+    finite = finite && abs(v[i]) <= 3.4028234e38;
+    m = max(m, abs(v[i]));
+  }
+  var group = Int8Group();
+  for (var b = 0u; b < 4u; b = b + 1u) {
+    var word = 0u;
+    if (m > 0.0 && finite) {
+      for (var t = 0u; t < 3u; t = t + 1u) {
+        let level = i32(clamp(round(v[3u * b + t] / m * 127.0), -127.0, 127.0));
+        word = word | ((u32(level) & 0xffu) << (8u * t));
+      }
+    }
+    group.words[b] = word;
+  }
+  group.scale_bits = select(0x7fc00000u, bitcast<u32>(m / 127.0), finite);
+  return group;
+}
