@@ -207,13 +207,17 @@ if (args.get('no-host') !== true) {
     const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8 }));
     // The same layers read in groups of 3 (q, k, v): one rotation, one recording of the per-call sums
-    // (universal f32-input GEMV) and one int8 rounding per group.
+    // (universal f32-input GEMV) and one int8 rounding per group (inside the rotation's pass where it
+    // takes one).
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3 }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3 }));
+    // The bandwidth path: deterministic D3 codes with int8 inputs (≈ 12 instructions per code byte).
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3 }));
     // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
     // conversions are core WGSL).
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3, activations: 'f16' }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
   }
 }
 

@@ -286,7 +286,7 @@ export function universalBuffers(m: GpuUniversalMatrix): GPUBuffer[] {
   return [m.codes, m.escapeBits, m.escapeStarts, m.escapeIds, m.escapeTable, m.side];
 }
 
-function deterministicCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuDeterministicMatrix, i: number): GpuDeterministicMatrix {
+export function deterministicCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuDeterministicMatrix, i: number): GpuDeterministicMatrix {
   const copy = (buffer: GPUBuffer, what: string): GPUBuffer => copyOf(device, encoder, buffer, `bench lattice ${what} copy ${i}`);
   return {
     kind: 'lattice',
@@ -312,7 +312,7 @@ function deterministicCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: Gpu
   };
 }
 
-function deterministicBuffers(m: GpuDeterministicMatrix): GPUBuffer[] {
+export function deterministicBuffers(m: GpuDeterministicMatrix): GPUBuffer[] {
   return [m.codes, m.scaleIndices, m.norms, ...(m.gains ? [m.gains] : []), ...(m.means ? [m.means] : [])];
 }
 

@@ -2,10 +2,11 @@ import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffe
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { QuantizedLinear, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import {
@@ -21,7 +22,7 @@ import {
   type BenchSettings,
   type GemvProblem,
 } from './common.js';
-import { quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
+import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
 
 /*
  * Host cost of recording GEMVs, and a decode step.
@@ -135,11 +136,21 @@ export async function decodeStepRow(
   try {
     if (problem.n !== problem.cols) throw new Error('the decode step chains square layers');
     q = await quantizedW(device, problem, scheme, settings.seed);
-    if (q.mode !== 'universal') throw new Error(`${scheme} is not universal`);
     const original = q;
-    const weights = await makeCopies<GpuUniversalMatrix>(device, original, layers, (encoder, i) => universalCopy(device, encoder, original, i));
-    for (const w of weights.slice(1)) owned.push(...universalBuffers(w));
-    const layerBytes = universalBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+    // Distinct copies of the weights, as a model's layers are (universal or deterministic codes).
+    let weights: LinearWeight[];
+    let layerBytes: number;
+    if (original.mode === 'universal') {
+      const copies = await makeCopies<GpuUniversalMatrix>(device, original, layers, (encoder, i) => universalCopy(device, encoder, original, i));
+      for (const w of copies.slice(1)) owned.push(...universalBuffers(w));
+      layerBytes = universalBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+      weights = copies;
+    } else {
+      const copies = await makeCopies<GpuDeterministicMatrix>(device, original, layers, (encoder, i) => deterministicCopy(device, encoder, original, i));
+      for (const w of copies.slice(1)) owned.push(...deterministicBuffers(w));
+      layerBytes = deterministicBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+      weights = copies;
+    }
     const activations = [0, 1].map((i) => createBuffer(device, `bench decode activations ${i}`, 4 * problem.n, STORAGE_USAGE));
     // The other outputs of a group (only its first output feeds the next group).
     const sideOutputs = Array.from({ length: groupSize - 1 }, (_, i) => createBuffer(device, `bench decode side output ${i}`, 4 * problem.n, STORAGE_USAGE));
