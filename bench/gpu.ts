@@ -39,6 +39,7 @@ import {
 import { decodeStepRow, dispatchChainRow, hostRows } from './gpu/hostCases.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
+import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
 import { parseArgs, progress, progressDone } from './lib/args.js';
 
@@ -227,6 +228,14 @@ if (args.get('no-products') !== true) {
   add(await f32ProductRow(gpu, problem, settings));
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
     if (wanted(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
+  }
+  // The D3 table product's other table layouts that fit this device (the row above uses the best).
+  if (wanted('engine product d3-q6-deterministic')) {
+    const granted = gpu.limits.maxComputeWorkgroupStorageSize;
+    const chosen = chooseTableLayout(granted).kind;
+    for (const kind of ['full', 'triangle', 'leaders'] as const) {
+      if (kind !== chosen && tableLayout(kind, granted) !== null) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
+    }
   }
 }
 const request: SpirvChildRequest = {

@@ -6,6 +6,7 @@ import { dispatchMatmulF32 } from '../../src/gpu/kernels/matmulF32.js';
 import type { Matrix } from '../../src/matrix.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
+import type { TableLayoutKind } from '../../src/gpu/tableLayout.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { failedRow, prepared, row, timeCalls, type BenchRow, type BenchSettings } from './common.js';
 
@@ -125,9 +126,12 @@ function operandBytes(q: GpuLatticeQuantized): number {
   return buffers.reduce((sum, buffer) => sum + (buffer?.size ?? 0), 0);
 }
 
-/** A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme`. */
-export async function engineProductRow(context: GpuContext, scheme: SchemeName, p: ProductProblem, settings: BenchSettings): Promise<BenchRow> {
-  const engine = GpuEngine.create(context);
+/**
+ * A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme` (the D3
+ * table product in the given table layout, else the best that fits the device).
+ */
+export async function engineProductRow(context: GpuContext, scheme: SchemeName, p: ProductProblem, settings: BenchSettings, tableLayout?: TableLayoutKind): Promise<BenchRow> {
+  const engine = GpuEngine.create(context, tableLayout === undefined ? {} : { tableLayout });
   const operands: GpuLatticeQuantized[] = [];
   let kernel = `engine product ${scheme}`;
   try {
