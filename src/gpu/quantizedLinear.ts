@@ -134,7 +134,10 @@ export interface QuantizedLinearGroup {
   readonly layers: readonly QuantizedLinear[];
   /** Rotations of x one record makes (one per distinct seed and length among the rotated lattice layers). */
   readonly rotationsPerRecord: number;
-  /** Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the layers with `int8Inputs`). */
+  /**
+   * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the
+   * layers with `int8Inputs`; the first of each rotation inside the rotation's pass where it takes one).
+   */
   readonly int8RoundingsPerRecord: number;
   /** Recordings of the universal GEMV's per-call sums one record makes (one per distinct `universalCallSumsKey` among the universal layers without `int8Inputs`). */
   readonly callSumsPerRecord: number;
@@ -377,7 +380,8 @@ export class QuantizedLinear {
    * distinct x̃ and grouping among the `int8Inputs` layers (inside the rotation's pass where the
    * rotation takes one: `dispatchRotatedInputsI8`), one recording of the universal GEMV's
    * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
-   * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into `scratch` (prepared commands keep it).
+   * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into
+   * `scratch` (prepared commands keep it).
    */
   private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number, label: string): void {
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
