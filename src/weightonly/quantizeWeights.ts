@@ -127,6 +127,13 @@ export function quantizeWeights(
       codeRate > 0,
       () => `rate ${rate} is not above the side information alone (${sideRate.toFixed(4)} bits per entry for ${method} with ${outputs} outputs)`,
     );
+    // The code rate is the mean empirical entropy of each input feature's `outputs` codes: at most
+    // log2(outputs), reached only with every code distinct. Beyond it the search would shrink the step
+    // until the codes overflow.
+    check(
+      codeRate < Math.log2(outputs),
+      () => `rate ${rate} cannot be reached with ${outputs} outputs: the code rate (${codeRate.toFixed(3)} bits after the side information) is the empirical entropy of each input feature's ${outputs} codes, at most log2(${outputs}) = ${Math.log2(outputs).toFixed(3)}; use more outputs, a lower rate, or a fixed step`,
+    );
     // High-rate guess (theory.ts): entropy ≈ ½·log2(2πe·σ_W²/Δ²), plus (1/2n)·log2|H| for WaterSIC.
     const gaussianSpread = Math.sqrt(2 * Math.PI * Math.E * sigmaW2) * 2 ** -codeRate;
     const initialStep = method === 'watersic' && covariance !== null ? gaussianSpread * Math.exp(covariance.logDetH / (2 * n)) : gaussianSpread;

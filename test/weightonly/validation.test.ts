@@ -69,6 +69,14 @@ describe('other bad input', () => {
     expect(() => quantizeWeights(w, sigma, options)).toThrow(message);
   });
 
+  it('a rate no empirical entropy of so few outputs reaches (log2 of the outputs), named as such', () => {
+    // 8 outputs: each input feature's 8 codes have at most 3 bits of empirical entropy.
+    const few = gaussianMatrix(300, 8, 1);
+    expect(() => quantizeWeights(few, null, { method: 'rtn', rate: 4 })).toThrow(/rate 4 cannot be reached with 8 outputs: .* at most log2\(8\) = 3\.000/);
+    expect(quantizeWeights(few, null, { method: 'rtn', rate: 2 }).rate).toBeCloseTo(2, 1);
+    expect(quantizeWeights(few, null, { method: 'rtn', step: 0.01 }).outputs).toBe(8);
+  });
+
   it('a W with a NaN or all zeros', () => {
     const bad = { rows: n, cols: 8, data: w.data.slice() };
     bad.data[5] = Number.NaN;
