@@ -15,10 +15,12 @@
 // and Z_v = field_v − offset_v (field_v the raw hash bits, offset_v = 2^(bits_v − 1)), hence
 //   Σ (λ_v·M/s − Z_v)·x̃_v = T[j, r] + Σ offset_v·x̃_v,   T[j, r] = Σ c_v·x̃_v,  c_v = λ_v·(M/s) − field_v.
 // The offset sum does not depend on the column: it is computed once per call and right-hand side
-// (`call_sums` of shaders/universal_gemv_finish.wgsl, with Σx for the mean term). This kernel writes
-// T[j, r] into Y; `finish` then forms Y = ν_j·unit·(T + Σ offset·x̃) + μ_j·Σx in place. (The split keeps
-// this kernel at 7 storage bindings, W's 5 buffers, x̃ and Y: WebGPU guarantees only 8 per stage, and
-// the norms, the sums and x would make 10; the extra pass moves 8 bytes per output.) c_v is an exact
+// (`call_sums` of shaders/universal_gemv_finish.wgsl, with Σx for the mean term). Two forms: where a
+// shader stage may have 10 storage buffers, the sums are recorded first and this kernel writes Y
+// itself (shaders/universal_gemv_finished.wgsl: the norms, the sums and the bias are bindings 8–10);
+// elsewhere (WebGPU guarantees only 8) it writes T[j, r] (shaders/universal_gemv_totals.wgsl) and
+// `finish` then forms Y = ν_j·unit·(T + Σ offset·x̃) + μ_j·Σx in place, a pass that moves 8 bytes per
+// output and costs a dependent dispatch. c_v is an exact
 // integer (|λ| ≤ 2^22 for every escape the encoder emits, so |c| < 2^31), rounded to f32 once (exactly:
 // |c| < 2^24 but for huge escapes). Coordinates at or past keptLength count as zero (only the last
 // block of a column can be partial).
@@ -85,7 +87,8 @@
 @group(0) @binding(4) var<storage, read> escape_ids: array<u32>;
 @group(0) @binding(5) var<storage, read> escape_table: array<i32>;
 @group(0) @binding(6) var<storage, read> x_rotated: array<f32>;     // x̃ (or x when unrotated)
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;       // T[j, r] (finished by `finish`)
+// Binding 7 (Y) and `write_column_total` come from the output file: shaders/universal_gemv_totals.wgsl
+// (T, finished by `finish`) or shaders/universal_gemv_finished.wgsl (Y itself, with bindings 8–10).
 
 // The leader table (USE_LUT; one unused entry otherwise): λ·M/s per coordinate, w unused.
 var<workgroup> leader_table: array<vec4<i32>, LUT_SIZE>;
@@ -242,7 +245,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
       for (var r = 0u; r < RHS_TILE; r = r + 1u) {
         let rhs_index = r0 + r;
         if (rhs_index < params.rhs) {
-          y[params.y_first + rhs_index * params.total_cols + column] = select(totals[r], POISON, poison);
+          write_column_total(column, rhs_index, totals[r], poison);
         }
       }
     }

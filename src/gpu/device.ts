@@ -67,6 +67,8 @@ const REQUESTED_LIMITS = [
   'maxComputeInvocationsPerWorkgroup',
   'maxComputeWorkgroupSizeX',
   'maxComputeWorkgroupsPerDimension',
+  // 10 let the universal GEMV write Y without a finishing pass (fusedFinishSupported).
+  'maxStorageBuffersPerShaderStage',
 ] as const;
 
 /** Device features enabled whenever the adapter has them. */

@@ -81,6 +81,8 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
         expect(context.limits[name], name).toBe(adapter?.limits[name]);
         expect(context.device.limits[name], name).toBe(adapter?.limits[name]);
       }
+      // What lets the universal GEMV's product write Y itself (10 storage buffers per stage).
+      expect(context.device.limits.maxStorageBuffersPerShaderStage).toBe(adapter?.limits.maxStorageBuffersPerShaderStage);
       expect(context.features.subgroups).toBe(adapter?.features.has('subgroups'));
       expect(context.features.shaderF16).toBe(adapter?.features.has('shader-f16'));
       expect(context.features.timestampQuery).toBe(adapter?.features.has('timestamp-query'));

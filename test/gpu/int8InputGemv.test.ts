@@ -489,8 +489,10 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
     const dotPath = dotPathFor(context.features);
     type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { bias?: GPUBuffer; biasOffset?: number; outputFormat?: 'f32' | 'f16'; yOffset?: number; maxBindingBytes?: number }) => void;
     const runs: [string, Run][] = [
-      // The f32-input universal GEMV carries the epilogue in its finishing pass (T staged for f16).
+      // The f32-input universal GEMV: its product writes Y where the device allows 10 storage buffers;
+      // the split form carries the epilogue in its finishing pass (T staged for f16).
       ['universal f32', (encoder, scratch, y, extra) => dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, ...extra })],
+      ['universal f32, split form', (encoder, scratch, y, extra) => dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, fusedFinish: false, ...extra })],
       ['universal int8', (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
       ['deterministic f32', (encoder, scratch, y, extra) => dispatchLatticeGemv(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, ...extra })],
       ['deterministic int8', (encoder, scratch, y, extra) => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, ...extra })],

@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { dispatchUniversalCallSums, dispatchUniversalGemv, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -15,6 +15,7 @@ import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky } from './latticeTestSupport.js';
 
@@ -328,6 +329,67 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
   });
 
   /**
+   * The fused form (the product writes Y, the sums recorded before it) against the split form (the
+   * product writes T, then the sums and `finish`): the same f32 expression on the same T and sums, so
+   * the same bits, for D3 and E8, centred (Σx) or not, one and several right-hand sides, whole and split
+   * into ranges of right-hand sides and columns, with shared call sums.
+   */
+  it.each([
+    ['d3-q6, centred, k = 3, split into ranges', 'd3-q6', { center: true }, 3, 1024],
+    ['e8-q16, k = 1', 'e8-q16', {}, 1, undefined],
+    ['d3-q6, unrotated, k = 1, shared call sums', 'd3-q6', { rotate: false }, 1, undefined],
+  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number, number | undefined][])('the fused form equals the split form bit for bit (%s)', async (name, scheme, form, k, maxBindingBytes) => {
+    const { device } = context;
+    if (!fusedFinishSupported(device)) return; // an adapter with 8 storage buffers per stage has the split form only
+    const n = 96;
+    const q = quantizeUniversal(gaussianMatrix(n, 40, 41), { scheme, seed: 6, nonce: 42, ...form });
+    const w = uploadUniversalMatrix(device, q);
+    const x = gaussianMatrix(n, k, 43);
+    const xBuffer = createBufferWithData(device, 'fused test x', x.data, STORAGE_USAGE);
+    const ys = [0, 1].map((i) => createBuffer(device, `fused test y ${i}`, 4 * q.cols * k, STORAGE_USAGE));
+    const scratch = new GpuScratch(device);
+    try {
+      const results = await withValidation(device, 'fused test', async () => {
+        const encoder = device.createCommandEncoder({ label: 'fused test' });
+        const options = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+        const callSums = name.includes('shared') ? { callSums: dispatchUniversalCallSums(device, encoder, scratch, { w, xRotated: xBuffer, x: xBuffer, rhs: k }) } : {};
+        dispatchUniversalGemv(device, encoder, scratch, { w, x: xBuffer, y: ys[0] as GPUBuffer, rhs: k, fusedFinish: true, ...options, ...callSums });
+        dispatchUniversalGemv(device, encoder, scratch, { w, x: xBuffer, y: ys[1] as GPUBuffer, rhs: k, fusedFinish: false, ...options, ...callSums });
+        device.queue.submit([encoder.finish()]);
+        return Promise.all(ys.map(async (y) => new Float32Array(await readBuffer(device, y, 4 * q.cols * k))));
+      });
+      expect(results[0]).toEqual(results[1]);
+      expect(compare({ rows: q.cols, cols: k, data: results[0] as Float32Array }, q, x).worst).toBeLessThanOrEqual(1);
+    } finally {
+      scratch.destroy();
+      xBuffer.destroy();
+      for (const y of ys) y.destroy();
+      w.destroy();
+    }
+  });
+
+  it('on a device with WebGPU’s default 8 storage buffers per stage (an app’s own device) the split form runs by default, and fusedFinish: true is refused', async () => {
+    const adapter = await (await nodeGpu()).requestAdapter();
+    if (adapter === null) throw new Error('no adapter');
+    const device = await adapter.requestDevice({ label: 'default-limits device' });
+    try {
+      expect(device.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      expect(fusedFinishSupported(device)).toBe(false);
+      const q = quantizeUniversal(gaussianMatrix(64, 5, 44), { scheme: 'd3-q6', seed: 2, nonce: 45, center: true });
+      const w = uploadUniversalMatrix(device, q);
+      try {
+        const x = gaussianMatrix(64, 2, 46);
+        expect(compare(await universalGemv(device, w, x), q, x).worst).toBeLessThanOrEqual(1);
+        await expect(universalGemv(device, w, x, { fusedFinish: true })).rejects.toThrow(/fusedFinish needs 10 storage buffers per shader stage; this device allows 8/);
+      } finally {
+        w.destroy();
+      }
+    } finally {
+      device.destroy();
+    }
+  });
+
+  /**
    * Sums recorded once (dispatchUniversalCallSums) and passed as `callSums` give Y bit for bit equal to
    * each call recording its own, also split into ranges of right-hand sides (each range reads its part
    * of the shared sums: Σ offset·x̃ and, centred, Σx), unrotated (x̃ = x) and for a second matrix of the
@@ -409,6 +471,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x, xOffset: 0 })).toThrow(/xOffset without x/);
       const centred = uploadUniversalMatrix(device, quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27, center: true }));
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, w: centred, xRotated: x })).toThrow(/W is centred, so x is needed/);
+      expect(() => record({ fusedFinish: 'yes' as unknown as boolean })).toThrow(/fusedFinish must be a boolean/);
       centred.destroy();
       encoder.finish();
     } finally {

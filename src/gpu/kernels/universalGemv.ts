@@ -1,6 +1,8 @@
 import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
+import finishedSource from '../../../shaders/universal_gemv_finished.wgsl?raw';
+import totalsSource from '../../../shaders/universal_gemv_totals.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -89,6 +91,23 @@ export interface UniversalGemvVariant {
   readonly subgroups: boolean;
   readonly q?: number;
   readonly leaderTableCopies?: LeaderTableCopies;
+  /**
+   * true: the product writes Y itself (the sums recorded before it; 10 storage buffers, see
+   * `fusedFinishSupported`); false (default): it writes T and a finishing pass forms Y.
+   */
+  readonly finished?: boolean;
+}
+
+/** Storage buffers the fused form of the product binds (W's 5, x̃, Y, the norms, the sums, the bias). */
+const FINISHED_STORAGE_BUFFERS = 10;
+
+/**
+ * Whether the universal GEMV's product can write Y itself on `device` (no finishing pass): it needs 10
+ * storage buffers per shader stage, which WebGPU does not guarantee (8) but most adapters give when
+ * asked (`requestGpuDevice` asks for the adapter's limit).
+ */
+export function fusedFinishSupported(device: GPUDevice): boolean {
+  return device.limits.maxStorageBuffersPerShaderStage >= FINISHED_STORAGE_BUFFERS;
 }
 
 /** Copies of the leader table: 8 make the 128-bit table reads conflict-free (8 lanes per access phase). */
@@ -256,6 +275,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
     gemvDecodeWgsl(variant.lattice, q),
     lanesSource,
     gemvSource,
+    variant.finished === true ? `${finishedSource}\n${outputSource}` : totalsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
 }
@@ -269,7 +289,20 @@ export function universalGemvFinishShaderSource(lattice: LatticeName): string {
   return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, outputSource].join('\n');
 }
 
-/** The product kernel: per device and variant. */
+/** A product pipeline of one variant (either form). */
+function compileProduct(device: GPUDevice, pipelineLayout: GPUPipelineLayout, variant: UniversalGemvVariant): GPUComputePipeline {
+  const form = variant.finished === true ? ', writes Y' : '';
+  return createKernelPipeline(device, pipelineLayout, {
+    label: `universal gemv ${variant.lattice} q = ${variant.q ?? 'default'} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}${variant.leaderTableCopies ? `, leader table × ${variant.leaderTableCopies}` : ''}${form})`,
+    code: universalGemvShaderSource(variant),
+  });
+}
+
+function productKey(variant: UniversalGemvVariant): string {
+  return `${variant.lattice}/${variant.q ?? ''}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}/${variant.leaderTableCopies ?? ''}`;
+}
+
+/** The product kernel writing T (the split form): per device and variant. */
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
   label: 'universal gemv',
@@ -279,12 +312,24 @@ const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
     'read-only-storage', // x̃ = R·x (x when unrotated)
     'storage', // Y (T, finished in place)
   ],
-  compile: (device, pipelineLayout, variant: UniversalGemvVariant) =>
-    createKernelPipeline(device, pipelineLayout, {
-      label: `universal gemv ${variant.lattice} q = ${variant.q ?? 'default'} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}${variant.leaderTableCopies ? `, leader table × ${variant.leaderTableCopies}` : ''})`,
-      code: universalGemvShaderSource(variant),
-    }),
-  key: (variant) => `${variant.lattice}/${variant.q ?? ''}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}/${variant.leaderTableCopies ?? ''}`,
+  compile: (device, pipelineLayout, variant: UniversalGemvVariant) => compileProduct(device, pipelineLayout, { ...variant, finished: false }),
+  key: productKey,
+}))();
+
+/** The product kernel writing Y itself (the fused form, 10 storage buffers): per device and variant. */
+const finishedPipelines = /*#__PURE__*/ (() => new KernelPipelines({
+  label: 'universal gemv (writes Y)',
+  bindings: [
+    'uniform',
+    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
+    'read-only-storage', // x̃ = R·x (x when unrotated)
+    'storage', // Y
+    'read-only-storage', // norms and means
+    'read-only-storage', // per-call sums
+    'read-only-storage', // bias
+  ],
+  compile: (device, pipelineLayout, variant: UniversalGemvVariant) => compileProduct(device, pipelineLayout, { ...variant, finished: true }),
+  key: productKey,
 }))();
 
 /** The per-call kernels: per device and lattice, one module with two pipelines. */
@@ -318,6 +363,12 @@ export interface UniversalGemvOptions extends Pick<GemvCallArgs, 'maxBindingByte
    * fits. Default true; `false` decodes every block (tests compare the two).
    */
   readonly leaderTable?: boolean;
+  /**
+   * Let the product write Y itself, with no finishing pass (one dependent dispatch less per call).
+   * Default: where the device allows it (`fusedFinishSupported`); `false` forces the split form
+   * (tests compare the two); `true` on a device that does not allow it is an error.
+   */
+  readonly fusedFinish?: boolean;
 }
 
 /** Arguments of {@link dispatchUniversalGemv}: X, Y and the options of `GemvCallArgs`, the output (f32 or f16, bias), and W. */
@@ -433,9 +484,10 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
 }
 
 /**
- * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the product,
- * then the per-call sums and the finishing pass (which also adds a bias and writes f16 when asked:
- * `GemvOutputArgs`). W's columns and X's columns are split across dispatches when they exceed a
+ * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the per-call
+ * sums (unless `callSums` gives them) and the product, which adds a bias and writes f16 when asked
+ * (`GemvOutputArgs`) — or, on devices without 10 storage buffers per stage (`fusedFinishSupported`),
+ * the product, then the sums and a finishing pass that does that. W's columns and X's columns are split across dispatches when they exceed a
  * storage binding or the dispatch grid. Scratch buffers (x̃, sums, parameters) go into `scratch`:
  * destroy it after submitting.
  *
@@ -467,7 +519,11 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   check(args.leaderTable === undefined || typeof args.leaderTable === 'boolean', () => `universal gemv: leaderTable must be a boolean, got ${String(args.leaderTable)}`);
   const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
   const groupBlocks = groupBlocksOf(w.scheme.lattice, w.scheme.q);
-  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { lattice: w.scheme.lattice, rhsTile, subgroups, q: w.scheme.q, leaderTableCopies: copies });
+  check(args.fusedFinish === undefined || typeof args.fusedFinish === 'boolean', () => `universal gemv: fusedFinish must be a boolean, got ${String(args.fusedFinish)}`);
+  check(args.fusedFinish !== true || fusedFinishSupported(device), () => `universal gemv: fusedFinish needs ${FINISHED_STORAGE_BUFFERS} storage buffers per shader stage; this device allows ${device.limits.maxStorageBuffersPerShaderStage}`);
+  const fused = args.fusedFinish ?? fusedFinishSupported(device);
+  const variant = { lattice: w.scheme.lattice, rhsTile, subgroups, q: w.scheme.q, leaderTableCopies: copies };
+  const { layout: bindGroupLayout, pipeline } = (fused ? finishedPipelines : pipelines).get(device, variant);
 
   const pass = encoder.beginComputePass({ label: 'universal gemv' });
   for (const rhsRange of rhsRanges) {
@@ -475,10 +531,6 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * length * rhsRange.first, 4 * length * rhsRange.count, alignment);
     const xWindow = xWindowOf(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
-    // With f16 output the product leaves T in an f32 buffer of its own, which `finish` reads.
-    const staged = output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
-    const tBinding: GPUBufferBinding = staged === null ? yWindow.binding : { buffer: staged };
-    const tFirst = staged === null ? yWindow.first : 0;
     const common = {
       total_cols: cols,
       rows,
@@ -493,36 +545,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       subgroup_test_mode: testMode,
       unit,
     };
-    // The product, column range by column range: T[j, r] into Y.
-    pass.setPipeline(pipeline);
-    for (const columnRange of columnRangeList) {
-      const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
-      const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
-      const params = Params.pack({
-        ...windows.uniforms,
-        ...common,
-        dither_offsets: 1,
-        cols: columnRange.count,
-        y_first: tFirst + columnRange.first,
-        has_bias: 0,
-        bias_first: 0,
-        output_f16: 0,
-        t_staged: 0,
-        sums_first: 0,
-        sums_means: 0,
-      });
-      pass.setBindGroup(
-        0,
-        createKernelBindGroup(device, bindGroupLayout, label, [
-          { buffer: scratch.uniform(`${label} params`, params) },
-          ...windows.bindings,
-          windowBinding(xRotated, xRotatedWindow),
-          tBinding,
-        ]),
-      );
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
-    }
-    recordUniversalGemvFinish(device, pass, scratch, {
+    const finishArgs = {
       w,
       layout,
       uniforms: { ...common, dither_offsets: 1 },
@@ -533,9 +556,48 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       y: yWindow.binding,
       yFirst: yWindow.first,
       output,
-      ...(staged === null ? {} : { t: staged }),
-      ...(shared === undefined ? {} : { sums: { buffer: shared.sums, first: rhsRange.first, means: shared.rhs } }),
-    });
+    };
+    // Split form: the product leaves T in Y (or, with f16 output, in an f32 buffer of its own), then
+    // the sums and `finish`. Fused form: the sums first (or the caller's), then the product writes Y.
+    const staged = !fused && output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
+    let sums: { buffer: GPUBuffer; first: number; means: number } | null = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
+    if (fused && sums === null) sums = { buffer: recordUniversalGemvFinish(device, pass, scratch, { ...finishArgs, passes: 'sums' }), first: 0, means: rhsRange.count };
+    pass.setPipeline(pipeline);
+    for (const columnRange of columnRangeList) {
+      const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
+      const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
+      const outputUniforms = fused ? output.uniforms(columnRange.first) : { has_bias: 0, bias_first: 0, output_f16: 0 };
+      const params = Params.pack({
+        ...windows.uniforms,
+        ...common,
+        dither_offsets: 1,
+        cols: columnRange.count,
+        y_first: (staged === null ? yWindow.first : 0) + columnRange.first,
+        ...outputUniforms,
+        t_staged: 0,
+        sums_first: sums?.first ?? 0,
+        sums_means: sums?.means ?? 0,
+      });
+      const outputBindings: GPUBufferBinding[] =
+        sums === null || !fused ? [staged === null ? yWindow.binding : { buffer: staged }] : [yWindow.binding, { buffer: w.side }, { buffer: sums.buffer }, output.bias];
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, bindGroupLayout, label, [
+          { buffer: scratch.uniform(`${label} params`, params) },
+          ...windows.bindings,
+          windowBinding(xRotated, xRotatedWindow),
+          ...outputBindings,
+        ]),
+      );
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+    }
+    if (!fused) {
+      recordUniversalGemvFinish(device, pass, scratch, {
+        ...finishArgs,
+        ...(staged === null ? {} : { t: staged }),
+        ...(sums === null ? {} : { sums }),
+      });
+    }
   }
   pass.end();
 }
