@@ -27,17 +27,21 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, u
  * the GPU and f32 right-hand sides X (n × k, k = 1 for a GEMV), decoding the codes in the kernel. CPU
  * twin: `matvecAT` (src/product/matvec.ts). One call records:
  *   1. x̃ = R·X with W's seed (`dispatchHadamard` into a scratch buffer) when W is rotated;
- *   2. the product (shaders/universal_gemv.wgsl, `main`): 8 columns per workgroup, 32 lanes per column
+ *   2. `call_sums` (shaders/universal_gemv_finish.wgsl): per right-hand side Σ offset·x̃, the
+ *      column-independent part of the dither term, and Σx for the means (or the caller's `callSums`,
+ *      recorded once for the layers that read the same x̃);
+ *   3. the product (shaders/universal_gemv.wgsl, `main`): 8 columns per workgroup, 32 lanes per column
  *      walking consecutive groups of blocks (one code word per group where the code width divides 32),
  *      every block decoded once per tile of up to 8 right-hand sides, the 32 lane sums added by
- *      subgroup shuffles (devices with 'subgroups') and/or a workgroup-memory tree; it writes
- *      T[j, r] = Σ c·x̃ (c = λ·M/s − dither field) into Y. The pipeline is compiled per scheme (lattice,
- *      q and so the code width) with everything that varies per scheme a constant
+ *      subgroup shuffles (devices with 'subgroups') and/or a workgroup-memory tree, T[j, r] = Σ c·x̃
+ *      (c = λ·M/s − dither field); lane 0 writes Y = ν·unit·(T + Σ offset·x̃) + μ·Σx (+ b) as f32 or
+ *      f16 (shaders/universal_gemv_finished.wgsl). The pipeline is compiled per scheme (lattice, q and
+ *      so the code width) with everything that varies per scheme a constant
  *      (`universalGemvSchemeHeader`): no runtime division in the inner loop; D3 leaders with q³ ≤ 1024
- *      (d3-q6) come from a table in workgroup memory, replicated against bank conflicts;
- *   3. shaders/universal_gemv_finish.wgsl: `call_sums` (per right-hand side, Σ offset·x̃, the
- *      column-independent part of the dither term, and Σx for the means), then `finish`:
- *      Y = ν·unit·(T + Σ offset·x̃) + μ·Σx in place.
+ *      (d3-q6) come from a table in workgroup memory, replicated against bank conflicts.
+ * That product binds 10 storage buffers; on a device that allows only WebGPU's guaranteed 8
+ * (`fusedFinishSupported`) the product writes T instead (shaders/universal_gemv_totals.wgsl) and
+ * `finish` forms Y in place after the sums: one more dependent dispatch per call.
  * The product shader's header comment counts instructions per code byte: the integer Voronoi decode
  * (E8) and the dither hash still dominate.
  */
