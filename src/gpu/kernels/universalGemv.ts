@@ -306,16 +306,15 @@ function productKey(variant: UniversalGemvVariant): string {
   return `${variant.lattice}/${variant.q ?? ''}/${variant.rhsTile}${variant.subgroups ? '+subgroups' : ''}/${variant.leaderTableCopies ?? ''}`;
 }
 
+/** The product's bindings in both forms: W's five buffers, x̃ = R·x (x when unrotated), Y (or T). */
+// A pure IIFE: bundlers keep a top-level spread (it may run an iterator).
+const PRODUCT_BINDINGS = /*#__PURE__*/ (() => ['uniform', ...UNIVERSAL_OPERAND_BINDINGS, 'read-only-storage', 'storage'] as const)();
+
 /** The product kernel writing T (the split form): per device and variant. */
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
   label: 'universal gemv',
-  bindings: [
-    'uniform',
-    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
-    'read-only-storage', // x̃ = R·x (x when unrotated)
-    'storage', // Y (T, finished in place)
-  ],
+  bindings: PRODUCT_BINDINGS,
   compile: (device, pipelineLayout, variant: UniversalGemvVariant) => compileProduct(device, pipelineLayout, { ...variant, finished: false }),
   key: productKey,
 }))();
@@ -324,10 +323,7 @@ const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
 const finishedPipelines = /*#__PURE__*/ (() => new KernelPipelines({
   label: 'universal gemv (writes Y)',
   bindings: [
-    'uniform',
-    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
-    'read-only-storage', // x̃ = R·x (x when unrotated)
-    'storage', // Y
+    ...PRODUCT_BINDINGS,
     'read-only-storage', // norms and means
     'read-only-storage', // per-call sums
     'read-only-storage', // bias
