@@ -5,8 +5,10 @@
 //
 // with integer codes z, per-input-feature steps s (column scales) and per-output rescalers t (row
 // scales, all 1 when the matrix has none). The prefix written by `weightOnlyGemvShaderSource`
-// declares the compile-time constant VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup, and
-// the parameter struct WeightOnlyGemvParams (generated from its UniformLayout).
+// declares the compile-time constants VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup, and
+// X_F16: X̃ comes as f16 (a model's activations, widened exactly on load, so the products are those of
+// the f32 values bit for bit; no 'shader-f16' needed), and the parameter struct WeightOnlyGemvParams
+// (generated from its UniformLayout).
 //
 // Layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
 //   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
@@ -18,7 +20,8 @@
 //           four words of vec4 c (a 160-bit window) hold it.
 //   column_scales: s_i at column_scales_first + i, i < n.
 //   row_scales:    t_j at row_scales_first + j.
-//   x:      vector v is x_stride f32 from x_first + v·x_stride; entries i < n are read.
+//   x:      vector v is x_stride f32 (f16 with X_F16: indices count halves) from x_first + v·x_stride;
+//           entries i < n are read.
 //   y:      y[v][j] at y_first + v·y_stride + j: f32, or f16 halves, plus b_j when params.has_bias
 //           (`store_output`, shaders/gemv_output.wgsl: a QuantizedLinear's epilogue, done here).
 //
@@ -38,6 +41,14 @@
 // 2^24), s·x̃, z·(s·x̃), the lane's chain of one addition per code its vec4s own, 7 + 7 additions
 // of the reduction, the final ·t.
 
+// Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32.
+fn x_value(at: u32) -> f32 {
+  if (X_F16) {
+    return unpack2x16float(x[at >> 1u])[at & 1u];
+  }
+  return bitcast<f32>(x[at]);
+}
+
 const WORKGROUP_SIZE: u32 = 128u;
 const LANES: u32 = 64u;              // invocations per team (along the input features)
 const TEAMS: u32 = 2u;               // WORKGROUP_SIZE / LANES
@@ -53,7 +64,7 @@ const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 @group(0) @binding(2) var<storage, read> code_layout: array<u32>;
 @group(0) @binding(3) var<storage, read> column_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> row_scales: array<f32>;
-@group(0) @binding(5) var<storage, read> x: array<f32>;
+@group(0) @binding(5) var<storage, read> x: array<u32>;  // f32 bits, or f16 halves when X_F16
 @group(0) @binding(6) var<storage, read> bias: array<f32>;  // b when params.has_bias
 @group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits or f16 halves (store_output)
 
@@ -135,7 +146,7 @@ fn main(
       let s = column_scales[params.column_scales_first + i];
       for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
         let vector = min(first_vector + v, params.vectors - 1u);
-        let sx = s * x[params.x_first + vector * params.x_stride + i];
+        let sx = s * x_value(params.x_first + vector * params.x_stride + i);
         acc[v] = acc[v] + z * sx;
       }
     }

@@ -94,7 +94,7 @@ function subjects(
     ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
     ...schemes.int8DotPaths.flatMap((dotPath) => int8Subjects(subgroups, dotPath)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
-    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource(1), codeVariables: ['codes'] },
+    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
   ];
 }
 

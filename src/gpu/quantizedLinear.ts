@@ -127,7 +127,7 @@ type Slice = { buffer: GPUBuffer; offset: number };
  * default seed makes them; f16 activations are widened as the rotation loads them), the rotated input
  * rounded to int8 once for the layers with `int8Inputs` that read it, then every layer's GEMV (bias
  * and output format included) runs on it. f16 activations are converted to f32 once, and only when a
- * layer reads x itself (weight-only, unrotated or centred lattice weights).
+ * layer reads x itself in f32 (unrotated or centred lattice weights; weight-only layers read f16).
  * Results equal the layers recorded one by one, bit for bit.
  */
 export interface QuantizedLinearGroup {
@@ -340,28 +340,31 @@ export class QuantizedLinear {
     return universalCallSumsKey(weight);
   }
 
-  /** Whether the GEMV reads x itself (as f32): weight-only weights, and unrotated or centred lattice weights (Σx). */
+  /**
+   * Whether the GEMV reads x as f32: unrotated or centred lattice weights (Σx). Weight-only weights
+   * read x in the activation format (their rotation or their GEMV widens f16 as it loads it).
+   */
   private readsX(): boolean {
     const weight = this.weight;
-    if (weight instanceof WeightOnlyGpuMatrix) return true;
+    if (weight instanceof WeightOnlyGpuMatrix) return false;
     return !weight.rotate || (weight.mode === 'universal' ? weight.hasMeans : weight.means !== null);
   }
 
   /**
    * The GEMV into y, on x̃ = R·x (`xRotated`) or on x̃ rounded to int8 (`inputsI8`), both recorded for
-   * the layers that read x, and on x as f32 when the layer reads it (`readsX`; else null); every
-   * GEMV kernel adds the bias and writes the activation format itself (GemvOutputArgs).
+   * the layers that read x, on x as f32 when the layer reads it (`readsX`; else null), or (weight-only
+   * weights) on x in the activation format; every GEMV kernel adds the bias and writes the activation
+   * format itself (GemvOutputArgs).
    */
-  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      check(xF32 !== null, 'a weight-only layer reads x');
-      weight.dispatch(encoder, scratch, { x: xF32.buffer, xOffset: xF32.offset, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
+      weight.dispatch(encoder, scratch, { x: x.buffer, xOffset: x.offset, inputFormat: this.activations, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
-      const x = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
-      const io = { ...x, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
+      const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
+      const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
       if (this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
@@ -444,7 +447,7 @@ export class QuantizedLinear {
           summed.set(sumsKey, callSums);
         }
       }
-      layer.recordGemv(encoder, scratch, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, callSums, ys[i] as Slice, tokens);
+      layer.recordGemv(encoder, scratch, x, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, callSums, ys[i] as Slice, tokens);
     });
   }
 

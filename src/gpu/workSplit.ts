@@ -72,6 +72,18 @@ export function halfWindow(byteOffset: number, byteLength: number, alignment: nu
 }
 
 /**
+ * The window of f16 data for a kernel that reads it as halves of u32 words: `halfWindow`'s window with
+ * `firstElement` counting halves (the index the shader uses), not words.
+ *
+ * @example
+ * halfElementWindow(1002, 6, 256).firstElement; // 117
+ */
+export function halfElementWindow(byteOffset: number, byteLength: number, alignment: number): BindingWindow {
+  const { window, firstHalf } = halfWindow(byteOffset, byteLength, alignment);
+  return { ...window, firstElement: firstHalf };
+}
+
+/**
  * How many items (columns, rows, …) of `bytesPerItem` bytes one binding can hold: the largest count
  * whose bytes plus the worst-case alignment slack (`alignment − 4`) fit in `maxBindingBytes`.
  *

@@ -1,6 +1,7 @@
 import type { ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
+import { hadamardShaderSource } from '../../src/gpu/kernels/hadamard.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource } from '../../src/gpu/kernels/latticeGemv.js';
 import { latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
@@ -35,7 +36,9 @@ function shaders(): Shader[] {
     { name: 'x̃ to int8', code: inputsI8ShaderSource() },
     { name: 'universal gemv finish D3', code: universalGemvFinishShaderSource('D3') },
     { name: 'int4 gemv', code: int4GemvShaderSource(false) },
-    { name: 'weight-only gemv', code: weightOnlyGemvShaderSource(1) },
+    { name: 'weight-only gemv', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }) },
+    { name: 'weight-only gemv, f16 x, 4 vectors', code: weightOnlyGemvShaderSource({ vectorBlock: 4, inputFormat: 'f16' }) },
+    { name: 'hadamard (f16 input, int8 output in the last pass)', code: hadamardShaderSource(4096, false) },
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
   ];
@@ -43,6 +46,7 @@ function shaders(): Shader[] {
     for (const subgroups of [false, true]) {
       list.push({ name: `universal gemv d3-q6, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'D3', rhsTile, subgroups, q: 6 }), subgroups });
       list.push({ name: `universal gemv e8-q16, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'E8', rhsTile, subgroups, q: 16 }), subgroups });
+      list.push({ name: `universal gemv d3-q6 writing Y, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'D3', rhsTile, subgroups, q: 6, finished: true }), subgroups });
       for (const dotPath of ['plain', 'packed'] as const) {
         const packed = dotPath === 'packed';
         list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath }), subgroups, packed });

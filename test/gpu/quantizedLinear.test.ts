@@ -326,14 +326,20 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs');
         expect(int8Products(one)).toBe(3);
         expect(int8Products(all)).toBe(3);
-        // f16 activations are widened to f32 only for the layers that read x itself: here the
-        // weight-only one (one by one and in the group: once); the lattice layers' rotations read f16.
-        const conversions = activations === 'f16' ? 1 : 0;
-        expect(one('activation io (f16_to_f32)')).toBe(conversions);
-        expect(all('activation io (f16_to_f32)')).toBe(conversions);
-        const latticeOnly = QuantizedLinear.group(layers.slice(0, 5));
-        expect(count((encoder) => latticeOnly.record(encoder, xBuffer, grouped.slice(0, 5), { tokens: 3 }))('activation io')).toBe(0);
-        latticeOnly.destroy();
+        // f16 activations are widened to f32 only for lattice layers that read x itself in f32: none
+        // here (the rotations and the weight-only GEMV read f16); a centred layer (Σx) needs one
+        // conversion, once for its group.
+        expect(one('activation io (f16_to_f32)')).toBe(0);
+        expect(all('activation io (f16_to_f32)')).toBe(0);
+        const centredWeight = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 1, nonce: 10, center: true }) as LatticeQuantizedMatrix);
+        const centred = QuantizedLinear.create(device, centredWeight as LinearWeight, { activations, maxTokens: 4 });
+        const centredOut = createBuffer(device, 'centred y', bytes * out * 3, STORAGE_USAGE);
+        const withCentred = QuantizedLinear.group([layers[0] as QuantizedLinear, centred, layers[1] as QuantizedLinear]);
+        expect(count((encoder) => withCentred.record(encoder, xBuffer, [grouped[0] as GPUBuffer, centredOut, grouped[1] as GPUBuffer], { tokens: 3 }))('activation io (f16_to_f32)')).toBe(activations === 'f16' ? 1 : 0);
+        withCentred.destroy();
+        centred.destroy();
+        centredWeight.destroy();
+        centredOut.destroy();
         // Refusals, with the reason named.
         expect(() => QuantizedLinear.group([])).toThrow(/non-empty array/);
         expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, layers[0] as QuantizedLinear])).toThrow(/appears twice/);

@@ -17,6 +17,8 @@ import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } fro
 import { weightCodeLayout } from '../../src/weightonly/packedCodes.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { acceptedMutants } from '../weightonly/fuzzProperty.js';
+import { toFloat32Matrix } from '../../src/matrix.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -303,6 +305,53 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
       });
       expect(Array.from(onGpu)).toEqual(Array.from(onHost));
       expect(mismatches(onGpu, reference(q, x, vectors), 65)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      matrix.destroy();
+      for (const buffer of buffers) buffer.destroy();
+    }
+  });
+
+  /**
+   * f16 activations read as they are: by the GEMV itself (no rotation; 1 and 3 vectors: both vector
+   * blocks) or by the rotation (Hadamard), at an odd half offset, give the products of their f32
+   * values bit for bit (the widening is exact).
+   */
+  it.each([
+    ['no rotation, 1 vector', false, 1],
+    ['no rotation, 3 vectors', false, 3],
+    ['Hadamard rotation, 3 vectors', true, 3],
+  ] as [string, boolean, number][])('f16 x (%s) equals the f32 run on its values, bit for bit', async (_name, rotate, vectors) => {
+    const n = 128;
+    const q = quantized(n, 65, { method: 'rtn', rotate, seed: 5 });
+    expect(q.rotation).toBe(rotate ? 'hadamard' : 'none');
+    const x = activations(n, vectors, 31);
+    const bits = Uint16Array.from(x, (v) => float16Bits(v));
+    const values = toFloat32Matrix({ rows: n, cols: vectors, data: bits }).data;
+    const halfOffset = 3; // x from byte 6, the middle of a word
+    const raw = new Uint16Array(halfOffset + bits.length + 3).fill(0x7e00); // NaN halves around x
+    raw.set(bits, halfOffset);
+    const matrix = uploadWeightOnly(device, q);
+    const buffers = [
+      createBufferWithData(device, 'test f16 x', raw, STORAGE_USAGE),
+      createBufferWithData(device, 'test f32 x', values, STORAGE_USAGE),
+      createBuffer(device, 'test y (f16 x)', 4 * 65 * vectors, STORAGE_USAGE),
+      createBuffer(device, 'test y (f32 x)', 4 * 65 * vectors, STORAGE_USAGE),
+    ] as const;
+    const scratch = new GpuScratch(device);
+    try {
+      const [fromF16, fromF32] = await withValidation(device, 'f16 x test', async () => {
+        const encoder = device.createCommandEncoder({ label: 'f16 x test' });
+        matrix.dispatch(encoder, scratch, { x: buffers[0], xOffset: 2 * halfOffset, inputFormat: 'f16', y: buffers[2], vectors });
+        matrix.dispatch(encoder, scratch, { x: buffers[1], y: buffers[3], vectors });
+        device.queue.submit([encoder.finish()]);
+        return [new Float32Array(await readBuffer(device, buffers[2], 4 * 65 * vectors)), new Float32Array(await readBuffer(device, buffers[3], 4 * 65 * vectors))];
+      });
+      expect(Array.from(fromF16)).toEqual(Array.from(fromF32));
+      expect(mismatches(fromF16, reference(q, values, vectors), 65)).toEqual([]);
+      const encoder = device.createCommandEncoder();
+      expect(() => matrix.dispatch(encoder, scratch, { x: buffers[0], xOffset: 3, inputFormat: 'f16', y: buffers[2], vectors })).toThrow(/multiple of 2/);
+      expect(() => matrix.dispatch(encoder, scratch, { x: buffers[0], inputFormat: 'bf16' as 'f16', y: buffers[2], vectors })).toThrow(/inputFormat/);
     } finally {
       scratch.destroy();
       matrix.destroy();

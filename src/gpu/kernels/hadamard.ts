@@ -13,7 +13,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
 
 /*
@@ -427,7 +427,7 @@ function recordRotation(
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
     const chunkCols = Math.min(columnsPerChunk, cols - j0);
     // An f16 input's window covers whole words; its first element counts halves.
-    const inputWindow = inputFormat === 'f16' ? halfInputWindow(inputOffset + 2 * inputRows * j0, 2 * inputRows * chunkCols, alignment) : bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
+    const inputWindow = inputFormat === 'f16' ? halfElementWindow(inputOffset + 2 * inputRows * j0, 2 * inputRows * chunkCols, alignment) : bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
     const outputWindow = bindingWindow(outputOffset + 4 * outputRows * j0, 4 * outputRows * chunkCols, alignment);
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
     for (const stageIndex of order) {
@@ -507,12 +507,6 @@ function recordRotation(
     }
   }
   pass.end();
-}
-
-/** The binding window of f16 data at `byteOffset`, with `firstElement` counting halves (what the shader indexes). */
-function halfInputWindow(byteOffset: number, byteLength: number, alignment: number): BindingWindow {
-  const { window, firstHalf } = halfWindow(byteOffset, byteLength, alignment);
-  return { ...window, firstElement: firstHalf };
 }
 
 /** Whether to compile the subgroup variant: the option, else the device feature. */

@@ -11,8 +11,8 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { activationBytes } from './activationIo.js';
+import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { activationBytes, type ActivationFormat } from './activationIo.js';
 import { gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 
@@ -64,7 +64,7 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
   column_scales_first: 'u32', // index of s_0
   row_scales_first: 'u32', // index of t_0
   x_first: 'u32', // index of vector 0's x̃_0
-  x_stride: 'u32', // f32 between consecutive vectors of x
+  x_stride: 'u32', // elements (f32 or f16) between consecutive vectors of x
   y_first: 'u32', // index (f32) or half index (f16) of vector 0's y_0
   y_stride: 'u32', // elements between consecutive vectors of y
   bias_first: 'u32', // index of b_0 (the dispatch's first output) in its binding
@@ -72,28 +72,34 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
   output_f16: 'u32', // y as f16 halves (else f32)
 });
 
-/**
- * The WGSL of one variant: the vectors per workgroup (the compile-time choice), the generated
- * parameter struct, the kernel.
- *
- * @example
- * weightOnlyGemvShaderSource(1); // the GEMV variant
- */
-export function weightOnlyGemvShaderSource(vectorBlock: WeightOnlyVectorBlock): string {
-  return `const VECTOR_BLOCK: u32 = ${vectorBlock}u;\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${outputSource}`;
+/** A compiled variant: vectors per workgroup and the format X̃ is read in. */
+export interface WeightOnlyGemvVariant {
+  readonly vectorBlock: WeightOnlyVectorBlock;
+  readonly inputFormat: ActivationFormat;
 }
 
-/** Pipelines per device, one per vector block, built on first use. */
+/**
+ * The WGSL of one variant: the vectors per workgroup and X̃'s format (the compile-time choices), the
+ * generated parameter struct, the kernel.
+ *
+ * @example
+ * weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }); // the GEMV variant
+ */
+export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): string {
+  return `const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${outputSource}`;
+}
+
+/** Pipelines per device, one per variant, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'weight-only gemv',
   // uniform params; packed codes; column layout table; column scales; row scales; x; y.
   // params, codes, code layout, column scales, row scales, x, bias, y
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  key: (vectorBlock: WeightOnlyVectorBlock) => String(vectorBlock),
-  compile: (device, pipelineLayout, vectorBlock: WeightOnlyVectorBlock) =>
+  key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}`,
+  compile: (device, pipelineLayout, variant: WeightOnlyGemvVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `weight-only gemv (packed codes, ${vectorBlock} vector${vectorBlock === 1 ? '' : 's'} per workgroup)`,
-      code: weightOnlyGemvShaderSource(vectorBlock),
+      label: `weight-only gemv (packed codes, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''})`,
+      code: weightOnlyGemvShaderSource(variant),
     }),
 });
 
@@ -107,8 +113,10 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   readonly columnScales: GPUBuffer;
   /** t, outputs f32 (all 1 for a matrix without row scales). */
   readonly rowScales: GPUBuffer;
-  /** X̃ = Q·X in the quantization basis: `vectors` columns of n f32, column-major. */
+  /** X̃ = Q·X in the quantization basis: `vectors` columns of n values (f32, or f16 with `inputFormat`), column-major. */
   readonly x: GPUBuffer;
+  /** X̃'s format: 'f32' (default) or 'f16' (widened exactly as it is read; `xOffset` a multiple of 2). */
+  readonly inputFormat?: ActivationFormat;
   /** Y = Ŵ'·X̃ (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
   readonly y: GPUBuffer;
   readonly n: number;
@@ -166,7 +174,10 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkBufferRange(args.codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
-  checkBufferRange(args.x, xOffset, 4 * n * vectors, 'weight-only gemv: x', 4);
+  const inputFormat = args.inputFormat ?? 'f32';
+  check(inputFormat === 'f32' || inputFormat === 'f16', () => `weight-only gemv: inputFormat must be 'f32' or 'f16', got ${String(inputFormat)}`);
+  const xBytes = activationBytes(inputFormat);
+  checkBufferRange(args.x, xOffset, xBytes * n * vectors, 'weight-only gemv: x', xBytes);
   const format = gemvOutputFormat(args, 'weight-only gemv');
   const yBytes = activationBytes(format);
   checkBufferRange(args.y, yOffset, yBytes * outputs * vectors, 'weight-only gemv: y', yBytes);
@@ -189,12 +200,13 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
-  const { layout, pipeline } = pipelines.get(device, vectorBlock);
+  const { layout, pipeline } = pipelines.get(device, { vectorBlock, inputFormat });
   const pass = encoder.beginComputePass({ label: 'weight-only gemv' });
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
-    const xWindow = bindingWindow(xOffset + 4 * n * v0, 4 * n * chunkVectors, alignment);
+    // An f16 X̃'s window covers whole words, its first element counts halves.
+    const xWindow = xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunkVectors, alignment) : bindingWindow(xOffset + 4 * n * v0, 4 * n * chunkVectors, alignment);
     for (let j0 = 0; j0 < outputs; j0 += rowsPerChunk) {
       const chunkRows = Math.min(rowsPerChunk, outputs - j0);
       const codesWindow = bindingWindow(codesOffset + 16 * rowVec4s * j0, 16 * rowVec4s * chunkRows, alignment);
@@ -243,8 +255,13 @@ export interface UploadWeightOnlyOptions {
 
 /** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
 export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
-  /** X: `vectors` columns of n f32, column-major. */
+  /** X: `vectors` columns of n values (f32, or f16 with `inputFormat`), column-major. */
   readonly x: GPUBuffer;
+  /**
+   * X's format: 'f32' (default) or 'f16' (a model's activations, widened exactly where they are read:
+   * by the rotation, or by the GEMV itself; `xOffset` a multiple of 2).
+   */
+  readonly inputFormat?: ActivationFormat;
   /** Y = Ŵ·X (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
   readonly y: GPUBuffer;
   /** Default 1. */
@@ -339,6 +356,7 @@ export class WeightOnlyGpuMatrix {
     check(inputBasis === 'original' || inputBasis === 'quantization', () => `inputBasis must be 'original' or 'quantization', got ${String(inputBasis)}`);
     let x = args.x;
     let xOffset = args.xOffset ?? 0;
+    let inputFormat = args.inputFormat ?? 'f32';
     if (inputBasis === 'original' && this.rotation === 'haar') {
       throw new LatticeMatmulError(
         `weight-only gemv: the dense rotation of n = ${n} inputs runs on the host; pass rotateOnHost(x) with inputBasis: 'quantization'`,
@@ -346,10 +364,11 @@ export class WeightOnlyGpuMatrix {
     }
     if (inputBasis === 'original' && this.rotation === 'hadamard') {
       const rotated = scratch.buffer('weight-only gemv rotated x', 4 * n * vectors, STORAGE_USAGE);
-      const hadamardArgs = { input: x, output: rotated, rows: n, cols: vectors, seed: this.seed, inputOffset: xOffset };
+      const hadamardArgs = { input: x, output: rotated, rows: n, cols: vectors, seed: this.seed, inputOffset: xOffset, inputFormat };
       dispatchHadamard(device, encoder, scratch, args.maxBindingBytes === undefined ? hadamardArgs : { ...hadamardArgs, maxBindingBytes: args.maxBindingBytes });
       x = rotated;
       xOffset = 0;
+      inputFormat = 'f32';
     }
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
@@ -357,6 +376,7 @@ export class WeightOnlyGpuMatrix {
       columnScales: this.columnScales,
       rowScales: this.rowScales,
       x,
+      inputFormat,
       y: args.y,
       n,
       outputs,
