@@ -198,6 +198,8 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   let groups = (params.blocks + GROUP_BLOCKS - 1u) / GROUP_BLOCKS;
 
   for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
+    // The fused form's own per-call sums (0 in the split form: `finish` adds them).
+    let dither_sums = tile_dither_sums(r0, thread);
     var acc = array<f32, RHS_TILE>();
     if (in_range) {
       var x_index = params.x_rotated_first + r0 * params.x_stride + lane * (GROUP_BLOCKS * U_DIM);
@@ -245,7 +247,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
       for (var r = 0u; r < RHS_TILE; r = r + 1u) {
         let rhs_index = r0 + r;
         if (rhs_index < params.rhs) {
-          write_column_total(column, rhs_index, totals[r], poison);
+          write_column_total(column, rhs_index, totals[r], dither_sums[r], poison);
         }
       }
     }

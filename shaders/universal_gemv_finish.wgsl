@@ -10,7 +10,8 @@
 //              (+ b_j), written as f32 or f16 by `store_output` (shaders/gemv_output.wgsl: the
 //              QuantizedLinear epilogue), T[j, r] being what the product kernel left in Y (f32 output)
 //              or in the f32 buffer `t` (params.t_staged: f16 output).
-// Both sum in a fixed order (strided per invocation, then a tree).
+// Both sum in a fixed order (strided per invocation, then `sum_partials`, shaders/partial_sums.wgsl,
+// compiled after this file).
 
 const THREADS: u32 = 256u;
 
@@ -48,13 +49,7 @@ fn call_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
   }
   partials[thread] = dither;
   partials[THREADS + thread] = total;
-  for (var h = THREADS / 2u; h > 0u; h = h >> 1u) {
-    workgroupBarrier();
-    if (thread < h) {
-      partials[thread] = partials[thread] + partials[thread + h];
-      partials[THREADS + thread] = partials[THREADS + thread] + partials[THREADS + thread + h];
-    }
-  }
+  sum_partials(2u, thread);
   if (thread == 0u) {
     sums[params.sums_first + r] = partials[0];
     sums[params.sums_means + params.sums_first + r] = partials[THREADS];

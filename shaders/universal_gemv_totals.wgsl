@@ -5,6 +5,12 @@
 
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;  // T[j, r] (finished by `finish`)
 
-fn write_column_total(column: u32, rhs_index: u32, total: f32, poison: bool) {
+// No per-call sums here: `finish` adds them.
+fn tile_dither_sums(r0: u32, thread: u32) -> array<f32, RHS_TILE> {
+  return array<f32, RHS_TILE>();
+}
+
+// (`dither_sum` is unused.)
+fn write_column_total(column: u32, rhs_index: u32, total: f32, dither_sum: f32, poison: bool) {
   y[params.y_first + rhs_index * params.total_cols + column] = select(total, POISON, poison);
 }

@@ -6,7 +6,7 @@ import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import type { DotPath } from './kernels/e8Matmul.js';
-import { dispatchUniversalCallSums, dispatchUniversalGemv, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
+import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import type { GpuLatticeMatrix } from './latticeOperand.js';
@@ -333,10 +333,15 @@ export class QuantizedLinear {
     return `${weight.rows}/${weight.length}/${weight.seed}`;
   }
 
-  /** The per-call sums this layer's GEMV reads (universal weights without `int8Inputs`: `universalCallSumsKey`), or null. */
+  /**
+   * The per-call sums this layer's GEMV reads (universal weights without `int8Inputs`:
+   * `universalCallSumsKey`), or null — also when its product takes them itself (the fused form, W not
+   * centred), which costs no dispatch.
+   */
   private callSumsKey(): string | null {
     const weight = this.weight;
     if (this.int8Inputs || weight instanceof WeightOnlyGpuMatrix || weight.mode !== 'universal') return null;
+    if (fusedFinishSupported(this.device) && !weight.hasMeans) return null;
     return universalCallSumsKey(weight);
   }
 

@@ -2,6 +2,7 @@ import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
 import finishedSource from '../../../shaders/universal_gemv_finished.wgsl?raw';
+import partialSumsSource from '../../../shaders/partial_sums.wgsl?raw';
 import totalsSource from '../../../shaders/universal_gemv_totals.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
@@ -79,6 +80,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   dither_offsets: 'u32', // 1: T excludes the dither offsets, `call_sums` adds Σ offset·x̃ (this kernel); 0: T includes them
   sums_first: 'u32', // call_sums, finish: index in `sums` of the first right-hand side of the dispatch
   sums_means: 'u32', // call_sums, finish: index in `sums` where Σx starts (the sums' right-hand sides)
+  sums_in_kernel: 'u32', // fused product: 1 takes Σ offset·x̃ itself (W not centred, no sums binding read)
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)
 }))();
@@ -275,11 +277,12 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
     Params.wgsl(),
     universalDecodeWgsl(spec),
     universalGemvHeader(spec),
+    ditherOffsetsWgsl(spec),
     universalGemvSchemeHeader(spec, q, variant.leaderTableCopies ?? leaderTableCopies(variant.lattice, q, variant.rhsTile, MIN_WORKGROUP_BYTES)),
     gemvDecodeWgsl(variant.lattice, q),
     lanesSource,
     gemvSource,
-    variant.finished === true ? `${finishedSource}\n${outputSource}` : totalsSource,
+    variant.finished === true ? `${finishedSource}\n${partialSumsSource}\n${outputSource}` : totalsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
 }
@@ -290,7 +293,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
  */
 export function universalGemvFinishShaderSource(lattice: LatticeName): string {
   const spec = latticeSpec(lattice);
-  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, outputSource].join('\n');
+  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, partialSumsSource, outputSource].join('\n');
 }
 
 /** A product pipeline of one variant (either form). */
@@ -559,9 +562,12 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     };
     // Split form: the product leaves T in Y (or, with f16 output, in an f32 buffer of its own), then
     // the sums and `finish`. Fused form: the sums first (or the caller's), then the product writes Y.
+    // A W that is not centred needs no Σx, so the fused product takes Σ offset·x̃ itself (same bits).
     const staged = !fused && output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
+    const sumsInKernel = fused && shared === undefined && !w.hasMeans;
     let sums: { buffer: GPUBuffer; first: number; means: number } | null = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
-    if (fused && sums === null) sums = { buffer: recordUniversalGemvFinish(device, pass, scratch, { ...finishArgs, passes: 'sums' }), first: 0, means: rhsRange.count };
+    if (sumsInKernel) sums = { buffer: scratch.buffer('universal gemv: no sums binding (taken in the product)', 4, STORAGE_USAGE), first: 0, means: 0 };
+    else if (fused && sums === null) sums = { buffer: recordUniversalGemvFinish(device, pass, scratch, { ...finishArgs, passes: 'sums' }), first: 0, means: rhsRange.count };
     pass.setPipeline(pipeline);
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
@@ -577,6 +583,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
         t_staged: 0,
         sums_first: sums?.first ?? 0,
         sums_means: sums?.means ?? 0,
+        sums_in_kernel: sumsInKernel ? 1 : 0,
       });
       const outputBindings: GPUBufferBinding[] =
         sums === null || !fused ? [staged === null ? yWindow.binding : { buffer: staged }] : [yWindow.binding, { buffer: w.side }, { buffer: sums.buffer }, output.bias];
@@ -603,7 +610,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** The uniforms of the finishing passes that do not depend on the operand's column window. */
-export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged' | 'sums_first' | 'sums_means'>;
+export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged' | 'sums_first' | 'sums_means' | 'sums_in_kernel'>;
 
 /** What {@link recordUniversalGemvFinish} needs: the operand, the per-call uniforms and the bindings of one range of right-hand sides. */
 export interface UniversalGemvFinishArgs {
@@ -662,6 +669,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
     t_staged: args.t === undefined ? 0 : 1,
     sums_first: shared?.first ?? 0,
     sums_means: shared?.means ?? rhs,
+    sums_in_kernel: 0,
   });
   const sums = shared?.buffer ?? scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
   const unused = (): GPUBufferBinding => ({ buffer: scratch.buffer('universal gemv finish: unused binding', 4, STORAGE_USAGE) });
