@@ -152,7 +152,8 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
 
   let placeholder: GPUBuffer | null = null;
   const xOrPlaceholder = (): GPUBuffer => x ?? (placeholder ??= scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE));
-  let xRotated = xOrPlaceholder();
+  // X itself when W is not rotated (or the kernel reads no x̃); replaced below otherwise.
+  let xRotated: GPUBuffer | null = x;
   let xRotatedOffset = xOffset;
   if (!readsXRotated) {
     check(args.xRotated === undefined, `${what}: pass xRotated or int8 inputs rounded from it, not both`);
@@ -184,7 +185,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     const window = bindingWindow(xOffset + 4 * rows * first, 4 * rows * count, alignment);
     return { binding: windowBinding(x, window), firstElement: window.firstElement };
   };
-  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow, rhsRanges };
+  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated: xRotated ?? xOrPlaceholder(), xRotatedOffset, xWindow, rhsRanges };
 }
 
 /**
