@@ -10,8 +10,8 @@
 //   one entry point file:
 //   hadamard_plain.wgsl (every butterfly level in workgroup memory) or hadamard_subgroup.wgsl (the
 //   levels whose partners lie in one subgroup with subgroupShuffleXor, the rest in workgroup memory).
-// WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, a power of two chosen from the
-// device's limit.
+// WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, chosen from the device's limit (a
+// power of two, or m times one: the window itself when it fits).
 //
 // Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
 // output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32 (the forward's

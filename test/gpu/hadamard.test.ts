@@ -94,6 +94,18 @@ describe('planHadamard (CPU)', () => {
     expect(plan.passes.length === 1).toBe(N <= bytes / 4);
   });
 
+  it('takes the window itself as the workgroup memory when it fits, also when not a power of two (m·2^k: one pass at 48 KB)', () => {
+    expect(planHadamard(12 * 1024, 49152)).toMatchObject({ workgroupElements: 12288, passes: [{ levelStride: 1, groupBlocks: 1024 }] });
+    expect(planHadamard(20 * 512, 49152)).toMatchObject({ workgroupElements: 10240, passes: [{ levelStride: 1, groupBlocks: 512 }] });
+    expect(planHadamard(20 * 128, 32768)).toMatchObject({ workgroupElements: 2560, passes: [{ levelStride: 1, groupBlocks: 128 }] });
+    // Too large: as many blocks of m as fit (a power of two of them), two passes.
+    expect(planHadamard(12 * 1024, 32768)).toMatchObject({ workgroupElements: 12 * 512, passes: [{ levelStride: 1, groupBlocks: 512 }, { levelStride: 512, groupBlocks: 2 }] });
+    // Model widths: the windows of 14336 (12288) and 11008 (10240) take one pass each at 48 KB, two at 32 KB.
+    expect(planHadamardRotation(14336, 49152).stages.map((stage) => stage.passes.length)).toEqual([1, 1]);
+    expect(planHadamardRotation(11008, 49152).stages.map((stage) => stage.passes.length)).toEqual([1, 1]);
+    expect(planHadamardRotation(14336, 32768).stages.map((stage) => stage.passes.length)).toEqual([2, 2]);
+  });
+
   it('refuses a forced workgroup size that is not a power of two or too large', () => {
     expect(() => planHadamard(64, 32768, 48)).toThrow(/power of two/);
     expect(() => planHadamard(64, 16384, 8192)).toThrow(/power of two/);

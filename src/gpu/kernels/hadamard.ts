@@ -121,7 +121,7 @@ export interface HadamardPass {
 export interface HadamardPlan {
   readonly length: number;
   readonly block: 1 | 12 | 20;
-  /** f32 values per workgroup (a power of two): the pipeline variant. */
+  /** f32 values per workgroup (a power of two, or m times one): the pipeline variant. */
   readonly workgroupElements: number;
   readonly passes: readonly HadamardPass[];
 }
@@ -139,10 +139,15 @@ export interface HadamardPlan {
  */
 export function planHadamard(length: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardPlan {
   const { m, pow2 } = hadamardFactors(length);
-  const largest = largestPowerOfTwoAtMost(Math.floor(maxWorkgroupStorageBytes / 4));
+  const capacity = Math.floor(maxWorkgroupStorageBytes / 4);
+  const largest = largestPowerOfTwoAtMost(capacity);
   let elements: number;
   if (workgroupElements === undefined) {
-    elements = Math.min(largest, Math.max(PREFERRED_MIN_ELEMENTS, nextPowerOfTwo(length)));
+    // The window itself when it fits (m·2^k: 12·1024 = 12288 fills 48 KB in one pass, where the
+    // largest power of two, 8192, would take two), at least PREFERRED_MIN_ELEMENTS; else as many
+    // blocks of m as fit, a power of two of them.
+    const fits = m * largestPowerOfTwoAtMost(Math.floor(capacity / m));
+    elements = length <= PREFERRED_MIN_ELEMENTS ? Math.min(largest, PREFERRED_MIN_ELEMENTS) : Math.min(fits, length);
   } else {
     check(
       Number.isInteger(workgroupElements) &&
@@ -179,7 +184,7 @@ export interface HadamardStagePlan extends HadamardPlan {
 export interface HadamardRotationPlan {
   /** N = rotationLength(n). */
   readonly length: number;
-  /** f32 values per workgroup (a power of two), shared by every stage. */
+  /** f32 values per workgroup (a power of two, or m times one), shared by every stage. */
   readonly workgroupElements: number;
   readonly stages: readonly HadamardStagePlan[];
 }
