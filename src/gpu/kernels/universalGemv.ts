@@ -564,10 +564,18 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     // the sums and `finish`. Fused form: the sums first (or the caller's), then the product writes Y.
     // A W that is not centred needs no Σx, so the fused product takes Σ offset·x̃ itself (same bits).
     const staged = !fused && output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
-    const sumsInKernel = fused && shared === undefined && !w.hasMeans;
-    let sums: { buffer: GPUBuffer; first: number; means: number } | null = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
-    if (sumsInKernel) sums = { buffer: scratch.buffer('universal gemv: no sums binding (taken in the product)', 4, STORAGE_USAGE), first: 0, means: 0 };
-    else if (fused && sums === null) sums = { buffer: recordUniversalGemvFinish(device, pass, scratch, { ...finishArgs, passes: 'sums' }), first: 0, means: rhsRange.count };
+    const sharedSums = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
+    const sumsInKernel = fused && sharedSums === null && !w.hasMeans;
+    // The fused product's sums binding: the caller's, a placeholder when it takes them itself, or
+    // recorded now; the split form's product reads none.
+    let productSums: { buffer: GPUBuffer; first: number; means: number } | null = null;
+    if (fused) {
+      productSums =
+        sharedSums ??
+        (sumsInKernel
+          ? { buffer: scratch.buffer('universal gemv: no sums binding (taken in the product)', 4, STORAGE_USAGE), first: 0, means: 0 }
+          : { buffer: recordUniversalGemvFinish(device, pass, scratch, { ...finishArgs, passes: 'sums' }), first: 0, means: rhsRange.count });
+    }
     pass.setPipeline(pipeline);
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
@@ -581,12 +589,12 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
         y_first: (staged === null ? yWindow.first : 0) + columnRange.first,
         ...outputUniforms,
         t_staged: 0,
-        sums_first: sums?.first ?? 0,
-        sums_means: sums?.means ?? 0,
+        sums_first: productSums?.first ?? 0,
+        sums_means: productSums?.means ?? 0,
         sums_in_kernel: sumsInKernel ? 1 : 0,
       });
       const outputBindings: GPUBufferBinding[] =
-        sums === null || !fused ? [staged === null ? yWindow.binding : { buffer: staged }] : [yWindow.binding, { buffer: w.side }, { buffer: sums.buffer }, output.bias];
+        productSums === null ? [staged === null ? yWindow.binding : { buffer: staged }] : [yWindow.binding, { buffer: w.side }, { buffer: productSums.buffer }, output.bias];
       pass.setBindGroup(
         0,
         createKernelBindGroup(device, bindGroupLayout, label, [
@@ -602,7 +610,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       recordUniversalGemvFinish(device, pass, scratch, {
         ...finishArgs,
         ...(staged === null ? {} : { t: staged }),
-        ...(sums === null ? {} : { sums }),
+        ...(sharedSums === null ? {} : { sums: sharedSums }),
       });
     }
   }
