@@ -270,10 +270,13 @@ export function callsFor(copies: number, settings: BenchSettings): number {
   return copies * Math.max(1, Math.ceil(settings.minCalls / copies));
 }
 
-/** Counts the dispatches `record` records into an encoder (which is then finished and dropped). */
-export function countDispatches(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void): number {
-  const real = device.createCommandEncoder({ label: 'bench dispatch counter' });
-  let dispatches = 0;
+/**
+ * The dispatches `record` records into an encoder (which is then finished and dropped), by the label of
+ * the pipeline each runs (prepared commands merge passes, so pass labels would not say which kernel ran).
+ */
+export function dispatchesByPipeline(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void): Map<string, number> {
+  const real = device.createCommandEncoder({ label: 'dispatch counter' });
+  const dispatches = new Map<string, number>();
   const forward = <T extends object>(target: T, property: string | symbol): unknown => {
     const value = Reflect.get(target, property) as unknown;
     return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
@@ -281,21 +284,34 @@ export function countDispatches(device: GPUDevice, record: (encoder: GPUCommandE
   const counting = new Proxy(real, {
     get(target, property) {
       if (property !== 'beginComputePass') return forward(target, property);
-      return (descriptor?: GPUComputePassDescriptor) =>
-        new Proxy(target.beginComputePass(descriptor), {
+      return (descriptor?: GPUComputePassDescriptor) => {
+        let pipelineLabel = '';
+        return new Proxy(target.beginComputePass(descriptor), {
           get(pass, name) {
+            if (name === 'setPipeline') {
+              return (pipeline: GPUComputePipeline) => {
+                pipelineLabel = pipeline.label;
+                pass.setPipeline(pipeline);
+              };
+            }
             if (name !== 'dispatchWorkgroups') return forward(pass, name);
             return (...size: [number, number?, number?]) => {
-              dispatches++;
+              dispatches.set(pipelineLabel, (dispatches.get(pipelineLabel) ?? 0) + 1);
               pass.dispatchWorkgroups(...size);
             };
           },
         });
+      };
     },
   });
   record(counting);
   real.finish();
   return dispatches;
+}
+
+/** Counts the dispatches `record` records into an encoder (which is then finished and dropped). */
+export function countDispatches(device: GPUDevice, record: (encoder: GPUCommandEncoder) => void): number {
+  return [...dispatchesByPipeline(device, record).values()].reduce((sum, n) => sum + n, 0);
 }
 
 /** Counts the GPU objects `device` creates while `body` runs (buffers, bind groups, layouts, pipelines, modules, query sets). */

@@ -12,6 +12,7 @@ import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { quantizeInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
@@ -279,37 +280,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // are recorded: one per layer one by one (4), one per lattice and seed in the group (3: layers
         // 1 and 8 share).
         const count = (record: (encoder: GPUCommandEncoder) => void): ((prefix: string) => number) => {
-          const real = device.createCommandEncoder({ label: 'counting encoder' });
-          const dispatches = new Map<string, number>();
-          const forward = <T extends object>(target: T, property: string | symbol): unknown => {
-            const value = Reflect.get(target, property) as unknown;
-            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-          };
-          const counting = new Proxy(real, {
-            get(target, property) {
-              if (property !== 'beginComputePass') return forward(target, property);
-              return (descriptor?: GPUComputePassDescriptor) => {
-                let pipelineLabel = '';
-                return new Proxy(target.beginComputePass(descriptor), {
-                  get(pass, name) {
-                    if (name === 'setPipeline') {
-                      return (pipeline: GPUComputePipeline) => {
-                        pipelineLabel = pipeline.label;
-                        pass.setPipeline(pipeline);
-                      };
-                    }
-                    if (name !== 'dispatchWorkgroups') return forward(pass, name);
-                    return (...size: [number, number?, number?]) => {
-                      dispatches.set(pipelineLabel, (dispatches.get(pipelineLabel) ?? 0) + 1);
-                      pass.dispatchWorkgroups(...size);
-                    };
-                  },
-                });
-              };
-            },
-          });
-          record(counting);
-          real.finish();
+          const dispatches = dispatchesByPipeline(device, record);
           return (prefix) => [...dispatches].filter(([label]) => label.startsWith(prefix)).reduce((sum, [, n]) => sum + n, 0);
         };
         const one = count((encoder) => layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 3 })));
