@@ -15,6 +15,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
+import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './inputsI8Layout.js';
 
 /*
  * The randomized Hadamard rotation of columns on the GPU (shaders/hadamard*.wgsl), both directions,
@@ -421,9 +422,9 @@ function recordRotation(
   if (int8 !== undefined) {
     check(plan.stages.length === 1 && firstStage?.passes.length === 1, () => `${what}: int8Output needs a rotation that takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s) of ${firstStage?.passes.length ?? 0} pass(es)`);
     checkPositiveInteger(int8.groups, `${what}: int8Output.groups`);
-    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= 12 * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, 12·groups)], got ${int8.kept}`);
+    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= INPUT_GROUP * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, 12·groups)], got ${int8.kept}`);
     check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
-    checkBufferRange(int8.buffer, 0, 20 * int8.groups * cols, `${what}: int8Output.buffer`);
+    checkBufferRange(int8.buffer, 0, INPUT_BYTES_PER_GROUP * int8.groups * cols, `${what}: int8Output.buffer`);
   }
   const int8Binding: GPUBufferBinding = { buffer: int8?.buffer ?? scratch.buffer(`${what}: no int8 output`, 4, BufferUsage.STORAGE) };
 
@@ -493,7 +494,7 @@ function recordRotation(
           int8_kept: int8?.kept ?? 0,
           int8_groups: int8?.groups ?? 0,
           int8_first_column: j0,
-          int8_scales_first: 4 * (int8?.groups ?? 0) * cols,
+          int8_scales_first: inputsI8ScalesFirst(int8?.groups ?? 0, cols),
         });
         const bindGroup = createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(label, params) },

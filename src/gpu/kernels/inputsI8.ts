@@ -11,6 +11,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
 import type { GemvCall } from './gemvCall.js';
 import { dispatchHadamard, rotationRoundsInPass } from './hadamard.js';
+import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8Bytes, inputsI8ScalesFirst } from './inputsI8Layout.js';
 
 /*
  * x̃ rounded to int8 for the int8-input GEMVs (the universal one, universalGemvI8.ts, and the
@@ -24,8 +25,7 @@ import { dispatchHadamard, rotationRoundsInPass } from './hadamard.js';
  *     rounded for (rotation, keptLength, groups), and a GEMV refuses x̂ of another shape.
  */
 
-/** Coordinates per int8 group of x̃: one code word of 4 D3 blocks. */
-export const INPUT_GROUP = 12;
+export { INPUT_GROUP } from './inputsI8Layout.js';
 
 /** What the rounding of x̃ needs of W (a universal or deterministic D3 matrix on the GPU). */
 export interface InputsI8Operand {
@@ -188,7 +188,7 @@ export interface InputsI8Range {
 export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, call: GemvCall, w: InputsI8Operand, shared: RecordedInputsI8 | undefined, range: { readonly first: number; readonly count: number }, label: string): InputsI8Range {
   const groups = inputGroupsOf(w);
   if (shared !== undefined) {
-    return { binding: { buffer: shared.inputs }, codesFirst: groups * range.first, scalesFirst: 4 * groups * shared.rhs + groups * range.first };
+    return { binding: { buffer: shared.inputs }, codesFirst: groups * range.first, scalesFirst: inputsI8ScalesFirst(groups, shared.rhs) + groups * range.first };
   }
   const window = bindingWindow(call.xRotatedOffset + 4 * call.length * range.first, 4 * call.length * range.count, call.alignment);
   const inputs = recordInputsI8(device, pass, scratch, {
@@ -200,16 +200,9 @@ export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder,
     rhs: range.count,
     label,
   });
-  return { binding: { buffer: inputs }, codesFirst: 0, scalesFirst: 4 * groups * range.count };
+  return { binding: { buffer: inputs }, codesFirst: 0, scalesFirst: inputsI8ScalesFirst(groups, range.count) };
 }
 
-/** Bytes of x̂ per group and right-hand side: 4 level words and a scale. */
-const INPUT_BYTES_PER_GROUP = 20;
-
-/** Bytes of the buffer of x̂ for `groups` groups and `rhs` right-hand sides, padded to 16 so that a vec4 view covers the last scale. */
-function inputsI8Bytes(groups: number, rhs: number): number {
-  return 16 * Math.ceil((INPUT_BYTES_PER_GROUP * groups * rhs) / 16);
-}
 
 const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   groups: 'u32', // int8 groups per right-hand side (= code words per column)
@@ -267,7 +260,7 @@ export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, s
   const { groups, rhs, label } = args;
   const inputs = scratch.buffer(`${label}: levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
-  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: 4 * groups * rhs });
+  const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: inputsI8ScalesFirst(groups, rhs) });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: inputs }]));
   const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
