@@ -224,12 +224,22 @@ fn store_groups(workgroup: u32, thread: u32) {
 }
 
 // The int8 form of x̃ (`round_int8_group`, shaders/int8_group.wgsl, compiled in front of this file),
-// written by the last pass of a one-pass, one-stage forward rotation when params.int8_out is 1, in
-// the layout of shaders/gemv_i8_inputs.wgsl (level words of column r from word r·4·int8_groups, the
-// scales from word int8_scales_first), so that the int8-input GEMVs need no rounding dispatch. Such a
-// pass holds whole columns: position p of the workgroup's local column c is values[c·length + p], and
-// x̃_p = values[…]·scale is the f32 value `store_groups` writes (so the levels equal those the rounding
-// kernel computes from the stored x̃, bit for bit). Coordinates at or past int8_kept count as 0.
+// written by the one pass of a forward rotation's last stage when params.int8_out is 1, in the layout
+// of shaders/gemv_i8_inputs.wgsl (level words of column r from word r·4·int8_groups, the scales from
+// word int8_scales_first), so that the int8-input GEMVs need no rounding dispatch. Such a pass holds
+// the stage's whole window of each of its columns: position p ≥ stage_offset of the workgroup's local
+// column c is values[c·length + p − stage_offset], and x̃_p = values[…]·scale is the f32 value
+// `store_groups` writes; the positions before the window (a two-stage plan's [0, N − L)) are final
+// since the first stage's dispatches and are read back from the output, which this pass does not
+// write there. So the levels equal those the rounding kernel computes from the stored x̃, bit for
+// bit. Coordinates at or past int8_kept count as 0.
+fn rotated_value(local_column: u32, column: u32, p: u32) -> f32 {
+  if (p >= params.stage_offset) {
+    return values[local_column * params.length + p - params.stage_offset] * params.scale;
+  }
+  return output[params.output_first + column * params.output_rows + p];
+}
+
 fn store_int8_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
   let groups = params.int8_groups;
@@ -244,7 +254,7 @@ fn store_int8_groups(workgroup: u32, thread: u32) {
     for (var i = 0u; i < 12u; i = i + 1u) {
       let p = g * 12u + i;
       if (p < params.int8_kept) {
-        v[i] = values[local_column * params.length + p] * params.scale;
+        v[i] = rotated_value(local_column, column, p);
       }
     }
     let rounded = round_int8_group(v);

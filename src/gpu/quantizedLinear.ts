@@ -385,8 +385,8 @@ export class QuantizedLinear {
   /**
    * Records y_i = W_i·x + b_i for layers that read the same x (one layer, or a group) into `encoder`:
    * one rotation per distinct rotation (read straight from f16 activations), one int8 rounding per
-   * distinct x̃ and grouping among the `int8Inputs` layers (inside the rotation's pass where the
-   * rotation takes one: `dispatchRotatedInputsI8`), one recording of the universal GEMV's
+   * distinct x̃ and grouping among the `int8Inputs` layers (inside the rotation's last pass where
+   * its last stage takes one: `dispatchRotatedInputsI8`), one recording of the universal GEMV's
    * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
    * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into
    * `scratch` (prepared commands keep it).

@@ -639,7 +639,10 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
  * The rotation that rounds x̃ to int8 in its own pass (dispatchRotatedInputsI8) against the two
  * dispatches it replaces (dispatchHadamard, then dispatchInputsI8): x̃ and x̂ bit for bit, over one
  * column and many per workgroup (n = 13, 64 columns), kept < N (padding past keptLength), f16 input
- * at an odd half offset, a non-finite group (NaN scale), and rotations that take more than one pass,
+ * at an odd half offset, a non-finite group (NaN scale), two-stage rotations whose last stage takes
+ * one pass (it rounds the positions before its window from what the first stage stored: n = 1100,
+ * windows [0, 1024) and [76, 1100), 76 = 6·12 + 4, so group 6 straddles the window's start; n = 3000,
+ * windows of 2560 from 440 = 36·12 + 8), and rotations whose last stage takes more than one pass,
  * which fall back to the two dispatches. Operands are built by hand: only their shape matters.
  */
 describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (dispatchRotatedInputsI8)', () => {
@@ -656,7 +659,9 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
     ['n = 250 of N = 256, keptLength 241', operand(250, 7, 241), 4, 'f32', false],
     ['n = 1000, f16 input at an odd half offset', operand(1000, 8), 5, 'f16', false],
     ['n = 300, a NaN in column 1', operand(300, 9), 3, 'f32', true],
-    ['n = 1100 (two stages: not fused)', operand(1100, 10), 2, 'f32', false],
+    ['n = 1100 (two stages of one pass)', operand(1100, 10), 2, 'f32', false],
+    ['n = 3000 (two stages of one pass), f16 input at an odd half offset', operand(3000, 12), 3, 'f16', false],
+    ['n = 1100 (two stages), a NaN in column 1', operand(1100, 13), 2, 'f32', true],
     ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
   ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (_name, w, rhs, format, withNaN) => {
     const { device } = context;
@@ -703,7 +708,7 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
       const out = scratch.buffer('out', 4 * 1100, STORAGE_USAGE);
       const inputs = scratch.buffer('inputs', 4096, STORAGE_USAGE);
       expect(() => dispatchRotatedInputsI8(device, encoder, scratch, { w: { ...operand(300, 1), rotate: false }, x, xRotated: out, rhs: 1 })).toThrow(/for rotated matrices/);
-      expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 1100, cols: 1, seed: 1, int8Output: { buffer: inputs, kept: 1100, groups: 92 } })).toThrow(/int8Output needs a rotation that takes one pass/);
+      expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 1100, cols: 1, seed: 1, workgroupElements: 256, int8Output: { buffer: inputs, kept: 1100, groups: 92 } })).toThrow(/int8Output needs a rotation whose last stage takes one pass.*n = 1100 takes 2 stage\(s\), the last of 2 passes/);
       expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, int8Output: { buffer: inputs, kept: 300, groups: 20 } })).toThrow(/kept must be in \[1, min\(N, 12·groups\)\]/);
       expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, int8Output: { buffer: out, kept: 300, groups: 25 } })).toThrow(/a buffer of its own/);
     } finally {

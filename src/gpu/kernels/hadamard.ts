@@ -76,7 +76,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
   row_negative: 'array<vec4<u32>, 5>', // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
-  int8_out: 'u32', // 1: this (last, one-pass) pass also writes the int8 form of x̃ into binding 3
+  int8_out: 'u32', // 1: this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3
   int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
   int8_groups: 'u32', // int8 groups of 12 per column
   int8_first_column: 'u32', // column of the int8 output of this dispatch's column 0
@@ -260,9 +260,9 @@ export interface HadamardArgs extends HadamardOptions {
    */
   readonly inputFormat?: ActivationFormat;
   /**
-   * Also write x̃ rounded to int8 for the int8-input GEMVs, in the rotation's own pass (what
-   * `dispatchInputsI8` would compute from the output, bit for bit): only for rotations that take one
-   * pass (`rotationRoundsInPass`). Used by `dispatchRotatedInputsI8` (inputsI8.ts).
+   * Also write x̃ rounded to int8 for the int8-input GEMVs, in the rotation's own last pass (what
+   * `dispatchInputsI8` would compute from the output, bit for bit): only for rotations whose last
+   * stage takes one pass (`rotationRoundsInPass`). Used by `dispatchRotatedInputsI8` (inputsI8.ts).
    */
   readonly int8Output?: HadamardInt8Output;
   /** N × cols column-major f32 (written), N = rotationLength(rows). A different buffer from `input`. */
@@ -275,7 +275,7 @@ export interface HadamardArgs extends HadamardOptions {
   readonly outputOffset?: number;
 }
 
-/** Where and how a one-pass rotation writes the int8 form of x̃ (layout of shaders/gemv_i8_inputs.wgsl). */
+/** Where and how a rotation's one-pass last stage writes the int8 form of x̃ (layout of shaders/gemv_i8_inputs.wgsl). */
 export interface HadamardInt8Output {
   /** 4 level words per group and column, then a scale per group and column (one binding). */
   readonly buffer: GPUBuffer;
@@ -286,15 +286,23 @@ export interface HadamardInt8Output {
 }
 
 /**
- * Whether the rotation of `rows`-entry columns runs in one pass on this device (one stage whose window
- * fits the workgroup memory), so that it can also round x̃ to int8 (`int8Output`).
+ * Whether the rotation of `rows`-entry columns can also round x̃ to int8 in its own last dispatch
+ * (`int8Output`): its last stage takes one pass on this device (the stage's window fits the workgroup
+ * memory), so that pass holds the last window of whole columns; the positions before that window were
+ * finished by the first stage's dispatches and are read back from the output. A one-stage plan of one
+ * pass (N = 4096 at 16 KB, 8192 at 32 KB), and the two-stage plans of 11008 and 14336 (windows of
+ * 10240 and 12288) at 48 KB.
  *
  * @example
  * rotationRoundsInPass(device, 4096); // true with 16 KB of workgroup memory or more
  */
 export function rotationRoundsInPass(device: GPUDevice, rows: number, workgroupElements?: number): boolean {
-  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, workgroupElements);
-  return plan.stages.length === 1 && plan.stages[0]?.passes.length === 1;
+  return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, workgroupElements)) === 1;
+}
+
+/** Passes of the plan's last stage (in the forward order): 1 where the rotation can round in its pass. */
+function lastStagePasses(plan: HadamardRotationPlan): number {
+  return plan.stages[plan.stages.length - 1]?.passes.length ?? 0;
 }
 
 /** Arguments of `dispatchHadamardInverse`. Offsets are in bytes (multiples of 4). */
@@ -420,7 +428,8 @@ function recordRotation(
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
   const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups });
   if (int8 !== undefined) {
-    check(plan.stages.length === 1 && firstStage?.passes.length === 1, () => `${what}: int8Output needs a rotation that takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s) of ${firstStage?.passes.length ?? 0} pass(es)`);
+    const lastPasses = lastStagePasses(plan);
+    check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
     checkPositiveInteger(int8.groups, `${what}: int8Output.groups`);
     check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= INPUT_GROUP * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, 12·groups)], got ${int8.kept}`);
     check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
@@ -490,7 +499,7 @@ function recordRotation(
           sign_sub: stageIndex,
           row_negative: rowMasks,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
-          int8_out: int8 !== undefined && last ? 1 : 0,
+          int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? 1 : 0,
           int8_kept: int8?.kept ?? 0,
           int8_groups: int8?.groups ?? 0,
           int8_first_column: j0,

@@ -131,9 +131,9 @@ export interface RotatedInputsI8Args {
 
 /**
  * Records x̃ = R·X with W's seed into `xRotated` and x̃ rounded to int8 for W (as `dispatchHadamard`
- * then `dispatchInputsI8`, bit for bit): in one dispatch where the rotation takes one pass
- * (`rotationRoundsInPass`: the rounding runs while the rotated column is in workgroup memory), else in
- * those two. What a decode step pays per group of int8-input layers before their products.
+ * then `dispatchInputsI8`, bit for bit): in the rotation's own dispatches where its last stage takes
+ * one pass (`rotationRoundsInPass`: the rounding runs while that stage's window of the rotated column
+ * is in workgroup memory), else in the rotation's and one more. What a decode step pays per group of int8-input layers before their products.
  *
  * @example
  * const inputsI8 = dispatchRotatedInputsI8(device, encoder, scratch, { w: q, x, xRotated, rhs: 1 });
