@@ -219,6 +219,10 @@ if (args.get('no-host') !== true) {
     add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3, activations: 'f16' }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
     add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
+    // The whole step in one compute pass of the caller's (record(pass, …)): no pass per layer, which
+    // is most of a layer's host cost.
+    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { onePass: true }));
+    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16', onePass: true }));
   }
 }
 

@@ -177,13 +177,13 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
       for (var l = 0u; l < LANES; l = l + 1u) {
         total = total + staged[(c * LANES + l) * RHS_TILE + r];
       }
-      var scale = side[column];
+      var scale = side[params.side_first + column];
       if (params.has_gains != 0u) {
-        scale = scale * side[params.cols + column];
+        scale = scale * side[params.side_first + params.side_stride + column];
       }
       var value = scale * params.column_unit * total;
       if (params.has_means != 0u) {
-        value = value + side[2u * params.cols + column] * sums[r0 + r];
+        value = value + side[params.side_first + 2u * params.side_stride + column] * sums[r0 + r];
       }
       store_output(params.y_first + (r0 + r) * params.y_stride + column, params.bias_first + column, value);
     }

@@ -34,7 +34,7 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / (GROUP_BLOCKS * INDEX_BITS);
 @group(0) @binding(0) var<uniform> params: LatticeGemvI8Params;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
-@group(0) @binding(3) var<storage, read> side: array<f32>;           // norms, gains, means of the dispatch's columns
+@group(0) @binding(3) var<storage, read> side: array<f32>;           // norms, gains, means (from side_first, side_stride apart)
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
 @group(0) @binding(5) var<storage, read> x: array<f32>;              // x (for Σx)
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
@@ -92,16 +92,16 @@ fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
 
 // Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) (+ b_j) of the column, as f32 or f16.
 fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
-  var scale = side[column.index];
+  var scale = side[params.side_first + column.index];
   if (params.has_gains != 0u) {
-    scale = scale * side[params.cols + column.index];
+    scale = scale * side[params.side_first + params.side_stride + column.index];
   }
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let rhs_index = r0 + r;
     if (rhs_index < params.rhs) {
       var value = scale * params.column_unit * totals[r];
       if (params.has_means != 0u) {
-        value = value + side[2u * params.cols + column.index] * sums[rhs_index];
+        value = value + side[params.side_first + 2u * params.side_stride + column.index] * sums[rhs_index];
       }
       store_output(params.y_first + rhs_index * params.y_stride + column.index, params.bias_first + column.index, select(value, POISON, poison));
     }

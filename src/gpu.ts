@@ -23,9 +23,10 @@ export {
 } from './gpu/gpuQuantize.js';
 export type { GpuMatrixInput } from './gpu/matrixInput.js';
 export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOperand.js';
+export { MatrixColumnSide } from './gpu/latticeOperand.js';
 export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
 export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
-export { prepareCommands, PreparedCommands } from './gpu/prepared.js';
+export { prepareCommands, PreparedCommands, type CommandTarget } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';
 export { readBufferExclusive } from './gpu/buffers.js';
 export type { TableLayoutKind } from './gpu/tableLayout.js';

@@ -68,6 +68,20 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
       });
       encoder.finish();
       rows.push(row({ kernel: preparedName, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into one encoder (not submitted)` }));
+      // The same calls into one compute pass of the caller's: no pass per call.
+      const passEncoder = device.createCommandEncoder({ label: 'bench host records in one pass' });
+      const pass = passEncoder.beginComputePass({ label: 'bench host pass' });
+      const passTimesUs: number[] = [];
+      const inPass = countAllocations(device, () => {
+        for (let round = 0; round < 5; round++) {
+          const start = performance.now();
+          for (let i = 0; i < calls; i++) layer.record(pass, x, y);
+          passTimesUs.push(((performance.now() - start) * 1000) / calls);
+        }
+      });
+      pass.end();
+      passEncoder.finish();
+      rows.push(row({ kernel: `${preparedName}, into one compute pass`, family: 'host', shape, k: 1, hostUsPerCall: median(passTimesUs), allocationsAfterFirst: inPass.allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into one compute pass (not submitted)` }));
     } finally {
       layer.destroy();
     }
@@ -106,6 +120,8 @@ export interface DecodeStepOptions {
   readonly groupSize?: number;
   /** The layers' activation format (f16: converted on the way in and out, as an LLM runs); default f32. */
   readonly activations?: 'f32' | 'f16';
+  /** Record the whole step into one compute pass (`record(pass, …)`) instead of a pass per layer; default false. */
+  readonly onePass?: boolean;
 }
 
 /**
@@ -126,8 +142,9 @@ export async function decodeStepRow(
   const int8 = options.int8 ?? null;
   const groupSize = options.groupSize ?? 1;
   const activationFormat = options.activations ?? 'f32';
+  const onePass = options.onePass ?? false;
   const grouping = groupSize > 1 ? `, groups of ${groupSize} reading one input` : '';
-  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}${grouping}${activationFormat === 'f16' ? ', f16 activations' : ''}, one encoder, one submit`;
+  const kernel = `decode step: ${layers} × QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}${grouping}${activationFormat === 'f16' ? ', f16 activations' : ''}, ${onePass ? 'one compute pass' : 'one encoder'}, one submit`;
   const shape = gemvShape(problem);
   const owned: GPUBuffer[] = [];
   const linears: QuantizedLinear[] = [];
@@ -161,14 +178,23 @@ export async function decodeStepRow(
       linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8, activations: activationFormat }));
     }
     for (let first = 0; groupSize > 1 && first < linears.length; first += groupSize) groups.push(QuantizedLinear.group(linears.slice(first, first + groupSize)));
-    const recordStep = (encoder: GPUCommandEncoder): void => {
+    const recordLayers = (target: GPUCommandEncoder | GPUComputePassEncoder): void => {
       if (groupSize === 1) {
-        for (const [i, layer] of linears.entries()) layer.record(encoder, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
+        for (const [i, layer] of linears.entries()) layer.record(target, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
         return;
       }
       for (const [g, group] of groups.entries()) {
-        group.record(encoder, activations[g % 2] as GPUBuffer, [activations[(g + 1) % 2] as GPUBuffer, ...sideOutputs].slice(0, group.layers.length));
+        group.record(target, activations[g % 2] as GPUBuffer, [activations[(g + 1) % 2] as GPUBuffer, ...sideOutputs].slice(0, group.layers.length));
       }
+    };
+    const recordStep = (encoder: GPUCommandEncoder): void => {
+      if (!onePass) {
+        recordLayers(encoder);
+        return;
+      }
+      const pass = encoder.beginComputePass({ label: 'bench decode step' });
+      recordLayers(pass);
+      pass.end();
     };
     // First step: prepares every layer's commands.
     const first = device.createCommandEncoder({ label: 'bench decode first step' });

@@ -154,6 +154,72 @@ export function gatherColumnSide(
   return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
 }
 
+/**
+ * Norms, gains and means of every column of a deterministic matrix in one buffer (norms at word 0,
+ * gains at `cols`, means at `2·cols`), gathered once: a GEMV that is recorded again and again
+ * (`QuantizedLinear`) reads them through it instead of recording `gatherColumnSide`'s copies on every
+ * call, so its prepared commands are dispatches only. Owns its buffer (`destroy()`); the matrix stays
+ * the caller's.
+ *
+ * @example
+ * const side = MatrixColumnSide.create(device, gpuW, 'layer 3 column side');
+ * dispatchLatticeGemv(device, encoder, scratch, { w: gpuW, x, y, columnSide: side });
+ */
+export class MatrixColumnSide {
+  private constructor(
+    readonly matrix: GpuDeterministicMatrix,
+    readonly buffer: GPUBuffer,
+  ) {}
+
+  /** Gathers `m`'s column fields on the GPU (one submitted copy per field). */
+  static create(device: GPUDevice, m: GpuDeterministicMatrix, label: string): MatrixColumnSide {
+    const buffer = device.createBuffer({ label, size: 12 * m.cols, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
+    const encoder = device.createCommandEncoder({ label: `${label}: gather` });
+    encoder.copyBufferToBuffer(m.norms, 0, buffer, 0, 4 * m.cols);
+    if (m.gains) encoder.copyBufferToBuffer(m.gains, 0, buffer, 4 * m.cols, 4 * m.cols);
+    if (m.means) encoder.copyBufferToBuffer(m.means, 0, buffer, 8 * m.cols, 4 * m.cols);
+    device.queue.submit([encoder.finish()]);
+    return new MatrixColumnSide(m, buffer);
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
+}
+
+/**
+ * Where a GEMV dispatch over one range of W's columns reads their norms, gains and means: the buffer,
+ * and in f32 words the range's first norm (`first`) and the distance from a norm to its gain and from
+ * the gain to the mean (`stride`).
+ */
+export interface ColumnSideWindow {
+  readonly buffer: GPUBuffer;
+  readonly first: number;
+  readonly stride: number;
+  readonly hasGains: boolean;
+  readonly hasMeans: boolean;
+}
+
+/**
+ * The column side of each range of `m`'s columns: read from `whole` when given (made once for `m`),
+ * else gathered now per range (`gatherColumnSide`: copies recorded into `encoder`, outside a pass).
+ */
+export function columnSideWindows(
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  m: GpuDeterministicMatrix,
+  ranges: readonly { readonly first: number; readonly count: number }[],
+  label: string,
+  whole: MatrixColumnSide | undefined,
+): ColumnSideWindow[] {
+  const fields = { hasGains: m.gains !== null, hasMeans: m.means !== null };
+  if (whole !== undefined) {
+    check(whole instanceof MatrixColumnSide && whole.matrix === m, () => `${label}: columnSide must be a MatrixColumnSide made for this W`);
+    return ranges.map((r) => ({ buffer: whole.buffer, first: r.first, stride: m.cols, ...fields }));
+  }
+  return ranges.map((r) => ({ buffer: gatherColumnSide(encoder, scratch, m, r.first, r.count, `${label} W columns ${r.first}…`).buffer, first: 0, stride: r.count, ...fields }));
+}
+
 /** max |k| over the scale multiples of `m`. */
 export function largestMultiple(m: GpuDeterministicMatrix): number {
   return Math.max(...Array.from(m.multiples, Math.abs));

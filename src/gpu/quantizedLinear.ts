@@ -9,8 +9,8 @@ import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import type { GpuLatticeMatrix } from './latticeOperand.js';
-import { prepareCommands, type PreparedCommands } from './prepared.js';
+import { MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
 /*
@@ -142,10 +142,11 @@ export interface QuantizedLinearGroup {
   /** Recordings of the universal GEMV's per-call sums one record makes (one per distinct `universalCallSumsKey` among the universal layers without `int8Inputs`). */
   readonly callSumsPerRecord: number;
   /**
-   * Records y_i = W_i·x + b_i for every layer into `encoder` (outside a pass). `ys[i]` is layer i's
-   * output (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
+   * Records y_i = W_i·x + b_i for every layer into `target`: a command encoder (outside a pass) or an
+   * open compute pass of yours (as `QuantizedLinear.record`). `ys[i]` is layer i's output
+   * (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
    */
-  record(encoder: GPUCommandEncoder, x: BufferSlice, ys: readonly BufferSlice[], options?: { readonly tokens?: number }): void;
+  record(target: CommandTarget, x: BufferSlice, ys: readonly BufferSlice[], options?: { readonly tokens?: number }): void;
   /** Frees the group's prepared commands (not the layers). Idempotent. */
   destroy(): void;
 }
@@ -172,6 +173,8 @@ export class QuantizedLinear {
   private readonly int8DotPath: DotPath;
   /** Whether the GEMV takes int8 inputs (`int8Inputs` was given). */
   private readonly int8Inputs: boolean;
+  /** A deterministic W's norms, gains and means gathered once (owned), so a replay copies nothing; else null. */
+  private readonly columnSide: MatrixColumnSide | null;
   private destroyed = false;
 
   private constructor(
@@ -223,6 +226,7 @@ export class QuantizedLinear {
     if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
       this.int8Weights = UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`);
     }
+    this.columnSide = !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'deterministic' ? MatrixColumnSide.create(device, weight, `${label} column norms, gains, means`) : null;
   }
 
   /** A layer over `weight` (which stays the caller's: `destroy()` does not destroy it). */
@@ -231,10 +235,22 @@ export class QuantizedLinear {
   }
 
   /**
-   * Records y = W·x + b for `tokens` columns into `encoder` (outside a pass). x: inFeatures × tokens,
-   * y: outFeatures × tokens, both in the layer's activation format, different buffers.
+   * Records y = W·x + b for `tokens` columns into `target`. x: inFeatures × tokens, y: outFeatures ×
+   * tokens, both in the layer's activation format, different buffers.
+   *
+   * `target` is a command encoder (outside a pass: the layer records one compute pass), or an open
+   * compute pass of yours: the layer's dispatches then join it, after what you recorded there, so a
+   * decode step can put all its layers (and your own kernels) in one pass. That halves the host cost of
+   * recording a layer (opening and closing a pass costs Dawn more than a layer's dispatches; see
+   * `PreparedCommands`). Dispatches in one pass see each other's writes as across passes. Every
+   * layer records dispatches only.
+   *
+   * @example
+   * const pass = encoder.beginComputePass({ label: 'decode step' });
+   * for (const [i, layer] of layers.entries()) layer.record(pass, hidden[i % 2], hidden[(i + 1) % 2]);
+   * pass.end();
    */
-  record(encoder: GPUCommandEncoder, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
+  record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
     const tokens = this.checkTokens(options.tokens);
     const input = slice(x, 'x');
@@ -246,7 +262,7 @@ export class QuantizedLinear {
       this.checkOutput(output, tokens, 'y');
       return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
     });
-    commands.record(encoder);
+    commands.record(target);
   }
 
   /**
@@ -280,7 +296,7 @@ export class QuantizedLinear {
       rotationsPerRecord: rotationKeys.size,
       int8RoundingsPerRecord: new Set(layers.flatMap((layer) => (layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) ? [inputsI8Key(layer.weight)] : []))).size,
       callSumsPerRecord: new Set(layers.flatMap((layer) => layer.callSumsKey() ?? [])).size,
-      record(encoder, x, ys, recordOptions = {}) {
+      record(target, x, ys, recordOptions = {}) {
         check(!destroyed, () => `${label}: this group was destroyed`);
         for (const layer of layers) check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
         const tokens = recordOptions.tokens ?? 1;
@@ -295,7 +311,7 @@ export class QuantizedLinear {
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
           return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
-        commands.record(encoder);
+        commands.record(target);
       },
       destroy() {
         if (destroyed) return;
@@ -373,13 +389,17 @@ export class QuantizedLinear {
       if (this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
-        else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight });
+        else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight, ...this.columnSideArg() });
       } else if (weight.mode === 'universal') {
         dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: weight, ...(callSums === null ? {} : { callSums }) });
       } else {
-        dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight });
+        dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight, ...this.columnSideArg() });
       }
     }
+  }
+
+  private columnSideArg(): { columnSide?: MatrixColumnSide } {
+    return this.columnSide === null ? {} : { columnSide: this.columnSide };
   }
 
   /**
@@ -461,12 +481,13 @@ export class QuantizedLinear {
     return this.prepared.size;
   }
 
-  /** Frees the prepared commands, an uploaded bias and the int8-input form (not the weight). Idempotent. */
+  /** Frees the prepared commands, an uploaded bias, the int8-input form and the gathered column side (not the weight). Idempotent. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
+    this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }
 }

@@ -8,6 +8,9 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { latticeGemv, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
+import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { MatrixColumnSide } from '../../src/gpu/latticeOperand.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
@@ -165,6 +168,45 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     }
     const split = await compare(context, w, x, { scheme: 'e8-q16-deterministic', seed: 9 }, { maxBindingBytes: 1024 });
     expect(split.ratio, split.at).toBeLessThanOrEqual(1);
+  });
+
+  /*
+   * Norms, gains and means gathered once for the whole matrix (MatrixColumnSide, what QuantizedLinear
+   * keeps so that a replay records no copies) against the per-call gather of each column range: the
+   * same bytes, with gains and means (centred, MMSE gains) and with W's columns split across dispatches
+   * (maxBindingBytes), where a range starts past column 0 and reads the whole-matrix side at its offset.
+   */
+  it.each([
+    ['centred with gains, 1100 × 33, 9 right-hand sides', 1100, 33, 9, undefined],
+    ['centred with gains, 300 × 70, 5 right-hand sides, bindings of 2 KB (columns split)', 300, 70, 5, 2048],
+  ] as const)('a column side gathered once gives the bytes of the per-call gather, both GEMVs (%s)', async (_name, n, cols, rhs, maxBindingBytes) => {
+    const { device } = context;
+    const q = asDeterministic(quantize(gaussianMatrix(n, cols, 1300 + n), { scheme: 'd3-q6-deterministic', seed: 4, center: true, gain: 'mmse' }));
+    expect(q.gains).not.toBeNull();
+    expect(q.means).not.toBeNull();
+    const w = uploadLatticeMatrix(device, q);
+    const other = uploadLatticeMatrix(device, q);
+    const side = MatrixColumnSide.create(device, w, 'test column side');
+    const otherSide = MatrixColumnSide.create(device, other, 'other column side');
+    try {
+      const x = gaussianMatrix(n, rhs, 1301);
+      const split = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+      const gathered = await latticeGemv(device, w, x, split);
+      const once = await latticeGemv(device, w, x, { ...split, columnSide: side });
+      expect(once.data).toEqual(gathered.data);
+      const dotPath = dotPathFor(context.features);
+      const gatheredI8 = await latticeGemvI8(device, w, x, { dotPath, ...split });
+      const onceI8 = await latticeGemvI8(device, w, x, { dotPath, ...split, columnSide: side });
+      expect(onceI8.data).toEqual(gatheredI8.data);
+      // Not vacuous: the means and gains matter (a side of zeros would give other values).
+      expect(gathered.data.some((v) => v !== 0)).toBe(true);
+      await expect(latticeGemv(device, w, x, { columnSide: otherSide })).rejects.toThrow(/columnSide must be a MatrixColumnSide made for this W/);
+    } finally {
+      side.destroy();
+      otherSide.destroy();
+      w.destroy();
+      other.destroy();
+    }
   });
 
   it.each([3, 100])('random codes (every leader, nonzero coordinates past N in the last block), n = %i, 3 right-hand sides', async (n) => {

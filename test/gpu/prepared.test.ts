@@ -13,7 +13,10 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  * Prepared commands (src/gpu/prepared.ts) replay what a chain of kernels recorded, with consecutive
  * compute passes merged into one: the results must be the bytes of the same chain recorded directly
  * (each dispatch reads what the one before it wrote, inside the merged pass), a copy between passes
- * must still split them, and the merged pass carries the labels of the passes it replaces.
+ * must still split them, and the merged pass carries the labels of the passes it replaces. Commands
+ * that are only dispatches replay into a caller's open compute pass (after the caller's own dispatch,
+ * whatever pipeline it left set) with the same bytes, setting a pipeline once for consecutive
+ * dispatches of it; commands with a copy are refused there, with the reason.
  */
 
 const noGpu = await gpuUnavailableReason();
@@ -81,6 +84,76 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
       prepared.destroy();
       scratch.destroy();
       for (const buffer of [x, bias, direct, replayed]) buffer.destroy();
+    }
+  });
+
+  it('replay into a caller\'s compute pass: same bytes, no repeated pipeline; a copy is refused there', async () => {
+    const { device } = context;
+    const rows = 300;
+    const cols = 2;
+    const length = rotationLength(rows);
+    const x = createBufferWithData(device, 'x', gaussianMatrix(rows, cols, 4).data, STORAGE_USAGE);
+    const bias = createBufferWithData(device, 'bias', Float32Array.from({ length }, (_, i) => 1 - i / 9), STORAGE_USAGE);
+    const other = createBufferWithData(device, 'other', Float32Array.from({ length: 8 }, (_, i) => i), STORAGE_USAGE);
+    const otherOut = createBuffer(device, 'other out', 4 * 8, STORAGE_USAGE);
+    // rotate → add bias → add bias: three dependent dispatches, the last two on one pipeline.
+    const chain = (encoder: GPUCommandEncoder, scratch: GpuScratch, out: GPUBuffer): void => {
+      const rotated = scratch.buffer('rotated', 4 * length * cols, STORAGE_USAGE);
+      const biased = scratch.buffer('biased', 4 * length * cols, STORAGE_USAGE);
+      dispatchHadamard(device, encoder, scratch, { input: x, output: rotated, rows, cols, seed: 6 });
+      dispatchEpilogue(device, encoder, scratch, { input: rotated, bias, rows: length, columns: cols, output: biased, format: 'f32' });
+      dispatchEpilogue(device, encoder, scratch, { input: biased, bias, rows: length, columns: cols, output: out, format: 'f32' });
+    };
+    const direct = createBuffer(device, 'direct out', 4 * length * cols, STORAGE_USAGE);
+    const replayed = createBuffer(device, 'replayed out', 4 * length * cols, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    const prepared = prepareCommands(device, 'chain', (encoder, preparedScratch) => chain(encoder, preparedScratch, replayed));
+    const withCopy = prepareCommands(device, 'chain with a copy', (encoder, preparedScratch) => {
+      const copied = preparedScratch.buffer('copied', 4 * length * cols, STORAGE_USAGE | BufferUsage.COPY_DST);
+      encoder.copyBufferToBuffer(replayed, 0, copied, 0, 4 * length * cols);
+    });
+    try {
+      expect(prepared.fitsInPass).toBe(true);
+      expect(withCopy.fitsInPass).toBe(false);
+      const encoder = device.createCommandEncoder({ label: 'direct' });
+      chain(encoder, scratch, direct);
+      device.queue.submit([encoder.finish()]);
+
+      // The caller's pass: its own dispatch first (another pipeline and bind group), then the replay.
+      const real = device.createCommandEncoder({ label: 'caller' });
+      const callerPass = real.beginComputePass({ label: 'caller pass' });
+      const callerCommands = prepareCommands(device, 'caller dispatch', (recorder, s2) => dispatchEpilogue(device, recorder, s2, { input: other, bias: null, rows: 8, columns: 1, output: otherOut, format: 'f16' }));
+      callerCommands.record(callerPass);
+      const calls: string[] = [];
+      const counting = new Proxy(callerPass, {
+        get(target, property) {
+          const value = Reflect.get(target, property) as unknown;
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.push(String(property));
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      prepared.record(counting);
+      expect(() => withCopy.record(callerPass)).toThrow(/chain with a copy: these commands include a buffer copy, which a compute pass cannot record/);
+      callerPass.end();
+      device.queue.submit([real.finish()]);
+      expect(calls.filter((call) => call === 'dispatchWorkgroups')).toHaveLength(3);
+      expect(calls.filter((call) => call === 'setPipeline')).toHaveLength(2); // the rotation's, then the epilogue's once
+      expect(calls.filter((call) => call === 'setBindGroup')).toHaveLength(3);
+      expect(calls).not.toContain('end');
+
+      const a = new Uint8Array(await readBufferExclusive(device, direct, 4 * length * cols));
+      const b = new Uint8Array(await readBufferExclusive(device, replayed, 4 * length * cols));
+      expect(b).toEqual(a);
+      expect(new Float32Array(a.buffer).some((v) => v !== 0)).toBe(true);
+      callerCommands.destroy();
+    } finally {
+      prepared.destroy();
+      withCopy.destroy();
+      scratch.destroy();
+      for (const buffer of [x, bias, other, otherOut, direct, replayed]) buffer.destroy();
     }
   });
 });

@@ -271,6 +271,24 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
           const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 3));
           expect(b, `layer ${i}`).toEqual(a);
         }
+        // Recorded into the caller's compute pass (every kind here: dispatches only), the layers one by
+        // one and the group after them in one pass: the same bytes.
+        const inPass = outputs('in pass');
+        const groupInPass = outputs('group in pass');
+        const passEncoder = device.createCommandEncoder({ label: 'group test, one pass' });
+        const pass = passEncoder.beginComputePass({ label: 'caller pass' });
+        layers.forEach((layer, i) => layer.record(pass, xBuffer, inPass[i] as GPUBuffer, { tokens: 3 }));
+        group.record(pass, xBuffer, groupInPass, { tokens: 3 });
+        pass.end();
+        device.queue.submit([passEncoder.finish()]);
+        for (const [i, layer] of layers.entries()) {
+          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 3));
+          for (const [what, buffers] of [['one by one', inPass], ['group', groupInPass]] as const) {
+            const b = new Uint8Array(await readBufferExclusive(device, buffers[i] as GPUBuffer, bytes * layer.outFeatures * 3));
+            expect(b, `layer ${i} in a pass (${what})`).toEqual(a);
+          }
+        }
+        for (const buffer of [...inPass, ...groupInPass]) buffer.destroy();
         // Recording into an encoder that counts dispatches by the label of the pipeline they run
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
         // Rotations: the group makes one per distinct seed of its lattice layers (2) where the layers

@@ -9,12 +9,13 @@ import { STORAGE_USAGE } from '../buffers.js';
 import {
   checkGpuDeterministicMatrix,
   columnRanges,
-  gatherColumnSide,
+  columnSideWindows,
   multipleWords,
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
   type GpuDeterministicMatrix,
+  type MatrixColumnSide,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -71,6 +72,8 @@ const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
   output_f16: 'u32', // Y as f16 halves (else f32)
   has_gains: 'u32',
   has_means: 'u32',
+  side_first: 'u32', // word of this dispatch's first norm in the side binding
+  side_stride: 'u32', // words from a norm to its gain, and from the gain to the mean
   column_unit: 'f32', // unit / (pointScale · √N)
   multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
 });
@@ -180,6 +183,8 @@ export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTes
   readonly w: GpuDeterministicMatrix;
   /** Right-hand sides (columns of X); default 1 (GEMV). */
   readonly rhs?: number;
+  /** W's norms, gains and means gathered once (`MatrixColumnSide.create`); else copied per call. */
+  readonly columnSide?: MatrixColumnSide;
 }
 
 /**
@@ -214,7 +219,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const words = operandWordsPerColumn(w);
 
   const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * columnsPerWorkgroup));
-  const sides = columnRangesList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `gemv W columns ${r.first}…`));
+  const sides = columnSideWindows(encoder, scratch, w, columnRangesList, 'gemv', args.columnSide);
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
   const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
   const variant: LatticeGemvVariant = {
@@ -256,6 +261,8 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         ...output.uniforms(columnRange.first),
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
+        side_first: side.first,
+        side_stride: side.stride,
         column_unit: columnUnit,
         multiples: multipleWords(w),
       });
@@ -294,7 +301,7 @@ export async function latticeGemv(
   device: GPUDevice,
   w: GpuDeterministicMatrix,
   x: Float32Array | Matrix,
-  options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number } = {},
+  options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number; readonly columnSide?: MatrixColumnSide } = {},
 ): Promise<Matrix> {
   return gemvOnHost(device, 'lattice gemv', w, x, (run, io) => {
     let xRotated: GPUBuffer | undefined;
@@ -302,6 +309,6 @@ export async function latticeGemv(
       check(options.xRotated.length === w.length * io.rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * io.rhs}`);
       xRotated = run.upload('lattice gemv R·X', options.xRotated);
     }
-    dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: options.maxBindingBytes });
+    dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: options.maxBindingBytes, ...(options.columnSide === undefined ? {} : { columnSide: options.columnSide }) });
   });
 }

@@ -12,7 +12,7 @@ import { STORAGE_USAGE } from '../buffers.js';
 import {
   checkGpuDeterministicMatrix,
   columnRanges,
-  gatherColumnSide,
+  columnSideWindows,
   largestMultiple,
   latticeCodeBits,
   multipleWords,
@@ -21,6 +21,7 @@ import {
   operandWordsPerColumn,
   scaleIndexBits,
   type GpuDeterministicMatrix,
+  type MatrixColumnSide,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -84,6 +85,8 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   output_f16: 'u32', // Y as f16 halves (else f32)
   has_gains: 'u32',
   has_means: 'u32',
+  side_first: 'u32', // word of this dispatch's first norm in the side binding
+  side_stride: 'u32', // words from a norm to its gain, and from the gain to the mean
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   column_unit: 'f32', // unit / (pointScale · √N)
   multiples: 'array<vec4<i32>, 4>', // k of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
@@ -151,6 +154,8 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
+  /** W's norms, gains and means gathered once (`MatrixColumnSide.create`); else copied per call. */
+  readonly columnSide?: MatrixColumnSide;
 }
 
 /**
@@ -185,7 +190,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS));
-  const sides = columnRangeList.map((r) => gatherColumnSide(encoder, scratch, w, r.first, r.count, `${what} W columns ${r.first}…`));
+  const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath });
   const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
 
@@ -216,6 +221,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         ...output.uniforms(columnRange.first),
         has_gains: side.hasGains ? 1 : 0,
         has_means: side.hasMeans ? 1 : 0,
+        side_first: side.first,
+        side_stride: side.stride,
         subgroup_test_mode: testMode,
         column_unit: columnUnit,
         multiples: multipleWords(w),
@@ -246,7 +253,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** Options of {@link latticeGemvI8}. */
-export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
+export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
