@@ -6,7 +6,7 @@
  * products at a shape that fills the GPU; instructions per code byte from the SPIR-V Dawn emits.
  * Writes JSON and Markdown (schema and how to read them: bench/README.md).
  *
- *   npm run bench                          # full: 8192², 28672 × 8192, 8192 × 28672; products 4096³
+ *   npm run bench                          # full: 8192 × 28672, 8192², 28672 × 8192; products 4096³
  *   npm run bench -- --quick               # CI on lavapipe: 1024², products 128³-ish (< 3 minutes)
  *   npm run bench -- --json out.json --md out.md --only 'int4|f16'
  *
@@ -16,7 +16,12 @@
  * --decode-layers N (200), --decode-size N (square layer of the decode step; default 8192, quick 256),
  * --samples N, --warmup N, --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
  * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
- * --disable-robustness (Dawn toggle; measures what native engines do).
+ * --disable-robustness (Dawn toggle; measures what native engines do), --deadline-s N (start no row
+ * after N seconds: the report lists what was skipped, so a run on a lent machine ends in time).
+ *
+ * Order (what a time-limited run on a real GPU should measure first): the streaming read, the GEMVs at
+ * the first shape (8192 × 28672, where the issue's D3 target is set), host cost and the decode steps,
+ * the products, then the GEMVs at the other shapes, then the instruction counts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -36,7 +41,7 @@ import {
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, dispatchChainRow, hostRows } from './gpu/hostCases.js';
+import { decodeStepRow, dispatchChainRow, hostRows, type DecodeStepOptions } from './gpu/hostCases.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
@@ -75,6 +80,7 @@ const args = parseArgs(argv, {
   'no-host': 'flag',
   caveat: 'string',
   'disable-robustness': 'flag',
+  'deadline-s': 'number',
 });
 const quick = args.get('quick') === true;
 const option = (name: string, fallback: number, min = 0): number => {
@@ -82,7 +88,7 @@ const option = (name: string, fallback: number, min = 0): number => {
   if (!Number.isInteger(value) || value < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`);
   return value;
 };
-const shapes = ((args.get('shapes') as string | undefined) ?? (quick ? '1024x1024' : '8192x8192,28672x8192,8192x28672')).split(',').map((text) => {
+const shapes = ((args.get('shapes') as string | undefined) ?? (quick ? '1024x1024' : '8192x28672,8192x8192,28672x8192')).split(',').map((text) => {
   const match = /^(\d+)x(\d+)$/.exec(text.trim());
   if (match === null) throw new Error(`--shapes takes OUTxIN,… (e.g. 8192x28672), got '${text}'`);
   return { out: Number(match[1]), in: Number(match[2]) };
@@ -95,6 +101,9 @@ const decodeLayers = option('decode-layers', 200, 1);
 const decodeSize = option('decode-size', quick ? 256 : 8192, 1);
 const streamBytes = 16 * Math.ceil((option('stream-mb', quick ? 16 : 1024, 1) * 2 ** 20) / 16);
 const caveat = (args.get('caveat') as string | undefined) ?? null;
+const deadlineS = args.has('deadline-s') ? option('deadline-s', 0, 1) : null;
+/** What --deadline-s left unmeasured (in the report). */
+const skipped: string[] = [];
 
 const flags = [...TIMESTAMP_QUERY_DAWN_FLAGS, ...(args.get('disable-robustness') === true ? ['enable-dawn-features=disable_robustness'] : [])];
 const gpu = await requestNodeGpuDevice({ label: 'bench device', flags });
@@ -125,6 +134,7 @@ const environment: BenchEnvironment = {
   limits: { ...limits },
   node: process.version,
   command: ['bench/gpu.ts', ...argv].join(' '),
+  skipped,
   settings: {
     workingSetMiB: settings.workingSetBytes / 2 ** 20,
     streamMiB: streamBytes / 2 ** 20,
@@ -142,6 +152,13 @@ console.log(`Timing: ${environment.timing}`);
 const wanted = (name: string): boolean => only === null || only.test(name);
 const started = performance.now();
 const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+/** Whether `what` may start: false past --deadline-s (then it is listed as skipped). */
+const inTime = (what: string): boolean => {
+  if (deadlineS === null || (performance.now() - started) / 1000 < deadlineS) return true;
+  skipped.push(what);
+  progress(`skipped, past --deadline-s ${deadlineS}: ${what}`);
+  return false;
+};
 const rows: BenchRow[] = [];
 /** Writes the report of the rows so far (so a run stopped by a time limit still leaves its figures). */
 const writeReports = (stats: InstructionStats): string => {
@@ -183,65 +200,75 @@ const gemvKernels: GemvKernel[] = [
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
 ];
 const baselines = new Set<GemvKernel>([f32Kernel, f16Kernel]);
-for (const shape of shapes) {
+/** The GEMV rows of one shape. */
+const gemvRows = async (shape: { readonly out: number; readonly in: number }): Promise<void> => {
   const selected = gemvKernels.filter((kernel) => baselines.has(kernel) || wanted(kernel.name));
   const ks = [...new Set(selected.map((kernel) => kernel.k))];
   const problems = new Map(ks.map((k) => [k, gemvProblem(shape.out, shape.in, k, settings.tileCols, settings.seed)]));
   for (const kernel of selected) {
+    if (!inTime(`GEMV ${kernel.name} at ${shape.out} × ${shape.in}`)) continue;
     progress(`GEMV ${kernel.name} at ${shape.out} × ${shape.in} [${elapsed()}]`);
     add(await gemvRow(gpu, kernel, problems.get(kernel.k) as ReturnType<typeof gemvProblem>, settings));
   }
-}
+};
+const [firstShape, ...otherShapes] = shapes as [{ out: number; in: number }, ...{ out: number; in: number }[]];
+await gemvRows(firstShape);
 
 if (args.get('no-host') !== true) {
-  const first = shapes[0] as { out: number; in: number };
-  if (wanted('host')) {
-    progress(`host µs per recorded call at ${first.out} × ${first.in} [${elapsed()}]`);
-    for (const r of await hostRows(gpu, gemvProblem(first.out, first.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
+  if (wanted('host') && inTime('host µs per recorded call')) {
+    progress(`host µs per recorded call at ${firstShape.out} × ${firstShape.in} [${elapsed()}]`);
+    for (const r of await hostRows(gpu, gemvProblem(firstShape.out, firstShape.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
-  if (wanted('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
+  if (wanted('dispatch chain') && inTime('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
   if (wanted('decode step')) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
-    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings));
     const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8 }));
-    // The same layers read in groups of 3 (q, k, v): one rotation, one recording of the per-call sums
-    // (universal f32-input GEMV) and one int8 rounding per group (inside the rotation's pass where it
-    // takes one).
-    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3 }));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3 }));
-    // The bandwidth path: deterministic D3 codes with int8 inputs (≈ 12 instructions per code byte).
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3 }));
-    // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
-    // conversions are core WGSL).
-    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { groupSize: 3, activations: 'f16' }));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16' }));
-    // The whole step in one compute pass of the caller's (record(pass, …)): no pass per layer, which
-    // is most of a layer's host cost.
-    add(await decodeStepRow(gpu, decodeProblem, DEFAULT_SCHEME, decodeLayers, settings, { onePass: true }));
-    add(await decodeStepRow(gpu, decodeProblem, 'd3-q6-deterministic', decodeLayers, settings, { int8, groupSize: 3, activations: 'f16', onePass: true }));
+    const steps: [SchemeName, DecodeStepOptions][] = [
+      [DEFAULT_SCHEME, {}],
+      ['d3-q6', {}],
+      ['d3-q6', { int8 }],
+      // The same layers read in groups of 3 (q, k, v): one rotation, one recording of the per-call
+      // sums (universal f32-input GEMV) and one int8 rounding per group (inside the rotation's last
+      // pass where its last stage takes one).
+      [DEFAULT_SCHEME, { groupSize: 3 }],
+      ['d3-q6', { int8, groupSize: 3 }],
+      // The bandwidth path: deterministic D3 codes with int8 inputs (≈ 12 instructions per code byte).
+      ['d3-q6-deterministic', { int8, groupSize: 3 }],
+      // As an LLM runs them: f16 activations in and out (where the adapter has shader-f16 or not: the
+      // conversions are core WGSL).
+      [DEFAULT_SCHEME, { groupSize: 3, activations: 'f16' }],
+      ['d3-q6', { int8, groupSize: 3, activations: 'f16' }],
+      ['d3-q6-deterministic', { int8, groupSize: 3, activations: 'f16' }],
+      // The whole step in one compute pass of the caller's (record(pass, …)): no pass per layer, which
+      // is most of a layer's host cost.
+      [DEFAULT_SCHEME, { onePass: true }],
+      ['d3-q6-deterministic', { int8, groupSize: 3, activations: 'f16', onePass: true }],
+    ];
+    for (const [scheme, stepOptions] of steps) {
+      if (inTime(`decode step ${scheme} ${JSON.stringify(stepOptions)}`)) add(await decodeStepRow(gpu, decodeProblem, scheme, decodeLayers, settings, stepOptions));
+    }
   }
 }
 
 if (args.get('no-products') !== true) {
   progress(`products at ${productSize}³ [${elapsed()}]`);
   const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
-  add(await f32ProductRow(gpu, problem, settings));
+  if (inTime('f32 product')) add(await f32ProductRow(gpu, problem, settings));
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
+    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
   }
   // The D3 table product's other table layouts that fit this device (the row above uses the best).
   if (wanted('engine product d3-q6-deterministic')) {
     const granted = gpu.limits.maxComputeWorkgroupStorageSize;
     const chosen = chooseTableLayout(granted).kind;
     for (const kind of ['full', 'triangle', 'leaders'] as const) {
-      if (kind !== chosen && tableLayout(kind, granted) !== null) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
+      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
     }
   }
 }
+
+for (const shape of otherShapes) await gemvRows(shape);
 const request: SpirvChildRequest = {
   subgroups: features.subgroups,
   f16: features.shaderF16,
@@ -254,7 +281,7 @@ await device.queue.onSubmittedWorkDone();
 device.destroy();
 
 let stats: InstructionStats = new Map();
-if (args.get('no-spirv') !== true) {
+if (args.get('no-spirv') !== true && inTime('instructions per code byte')) {
   progress(`instructions per code byte (SPIR-V of every kernel, compiled in a child process) [${elapsed()}]`);
   try {
     stats = instructionStats(request, 10 * 60 * 1000);

@@ -19,6 +19,8 @@ export interface BenchEnvironment {
   readonly node: string;
   readonly command: string;
   readonly settings: Record<string, number | boolean | string>;
+  /** What --deadline-s left unmeasured, in order. */
+  readonly skipped: readonly string[];
 }
 
 /** Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. */
@@ -132,6 +134,7 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     `- Timing: ${env.timing}`,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.join('; ')}`] : []),
     '',
     '## GEMV y = W·x (streamed over distinct weight copies)',
     '',
@@ -180,6 +183,7 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       node: env.node,
       command: env.command,
       settings: env.settings,
+      skipped: env.skipped,
       instructionsPerCodeByte: Object.fromEntries(stats),
       rows,
     },
