@@ -202,7 +202,8 @@ export async function decodeStepRow(
     first.finish();
     const hostUs: number[] = [];
     const { allocations } = countAllocations(device, () => {
-      for (let round = 0; round < 3; round++) {
+      // Several rounds, the median: the first ones still warm up the JavaScript engine.
+      for (let round = 0; round < 9; round++) {
         const encoder = device.createCommandEncoder({ label: 'bench decode host timing' });
         const start = performance.now();
         recordStep(encoder);
