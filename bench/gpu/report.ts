@@ -1,6 +1,7 @@
 import { markdownTable } from '../lib/args.js';
 import type { BenchRow } from './common.js';
 import type { InstructionStats } from './instructionStats.js';
+import { issueTargets, type TargetResult } from './targets.js';
 
 /*
  * The benchmark's outputs: the JSON (schema in bench/README.md) and the Markdown report (the tables
@@ -107,6 +108,13 @@ function hostTable(rows: readonly BenchRow[]): string {
   );
 }
 
+function targetsTable(targets: readonly TargetResult[]): string {
+  return markdownTable(
+    ['target', 'met', 'measured (the deciding figure)'],
+    targets.map((t) => [t.target, t.met === null ? '— (not at the target shape)' : t.met ? 'yes' : 'no', t.measured]),
+  );
+}
+
 function productTable(rows: readonly BenchRow[]): string {
   return markdownTable(
     ['kernel', 'shape (n × a × b)', 'bits/entry', 'ms', 'GFLOP/s', 'vs f32 matmul', 'check'],
@@ -135,6 +143,10 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.join('; ')}`] : []),
+    '',
+    '## Speed targets (issue 10), judged from the rows below',
+    '',
+    targetsTable(issueTargets(rows)),
     '',
     '## GEMV y = W·x (streamed over distinct weight copies)',
     '',
@@ -184,6 +196,7 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       command: env.command,
       settings: env.settings,
       skipped: env.skipped,
+      targets: issueTargets(rows),
       instructionsPerCodeByte: Object.fromEntries(stats),
       rows,
     },

@@ -1,0 +1,94 @@
+import type { BenchRow } from './common.js';
+
+/*
+ * Issue 10's speed targets, read from the rows of one run (so that a run on a real GPU says itself
+ * which targets it meets, with the figures that decide it, and the README's table comes from the same
+ * rows). A target is judged only from rows at its own shape: a run that did not measure that shape
+ * (the --quick run on lavapipe) gets "not measured at the target shape" and the nearest figure it has,
+ * never a verdict.
+ */
+
+/** The GEMV shape (out × in, as rows name it) of the D3 and E8 targets. */
+export const TARGET_GEMV_SHAPE = '8192 × 28672';
+/** The product shape (n × a × b) of the product target. */
+export const TARGET_PRODUCT_SHAPE = '4096 × 4096 × 4096';
+
+/** One target and what the run says about it. */
+export interface TargetResult {
+  readonly target: string;
+  /** The deciding figure, with the kernel and shape it comes from (or why there is none). */
+  readonly measured: string;
+  /** true / false at the target shape; null when the run did not measure it there. */
+  readonly met: boolean | null;
+}
+
+const percent = (fraction: number): string => `${(100 * fraction).toFixed(1)} %`;
+const times = (ratio: number): string => `${ratio.toFixed(2)}×`;
+
+const isD3Gemv = (r: BenchRow): boolean => r.family === 'gemv' && r.spirvKey !== null && /:d3-/.test(r.spirvKey);
+const isE8Gemv = (r: BenchRow): boolean => r.family === 'gemv' && r.spirvKey !== null && /:e8-/.test(r.spirvKey);
+const measuredOk = (r: BenchRow): boolean => r.status === 'ok' && r.ms !== null && (r.check === null || r.check.ok);
+
+/**
+ * The best row among `rows` by `value` (larger is better), at `shape` when there is one there, else at
+ * any shape (then `atTarget` is false).
+ */
+function best(rows: readonly BenchRow[], shape: string, value: (r: BenchRow) => number | null): { row: BenchRow; value: number; atTarget: boolean } | null {
+  const scored = rows.flatMap((row) => {
+    const v = measuredOk(row) ? value(row) : null;
+    return v === null || !Number.isFinite(v) ? [] : [{ row, value: v }];
+  });
+  const at = scored.filter((s) => s.row.shape === shape);
+  const pool = at.length > 0 ? at : scored;
+  if (pool.length === 0) return null;
+  const top = pool.reduce((a, b) => (b.value > a.value ? b : a));
+  return { ...top, atTarget: at.length > 0 };
+}
+
+/** A result from the best row: met when at the target shape and ≥ the threshold. */
+function judged(target: string, found: ReturnType<typeof best>, threshold: number, show: (v: number) => string, what: string): TargetResult {
+  if (found === null) return { target, measured: `no ${what} row measured`, met: null };
+  const figure = `${show(found.value)}: ${found.row.kernel} at ${found.row.shape}`;
+  if (!found.atTarget) return { target, measured: `not measured at the target shape; best here ${figure}`, met: null };
+  return { target, measured: figure, met: found.value >= threshold };
+}
+
+/** int4 GEMV ms at the row's shape over the row's ms (> 1: faster than the int4 kernel). */
+function vsInt4(rows: readonly BenchRow[], r: BenchRow): number | null {
+  const int4 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'int4' && o.shape === r.shape && measuredOk(o));
+  return int4 !== undefined && int4.ms !== null && r.ms !== null ? int4.ms / r.ms : null;
+}
+
+/**
+ * Issue 10's targets judged from a run's rows (after `addRatios`): D3 GEMV ≥ 70 % of the streaming
+ * read, ≥ 3.5× the f16 GEMV and ≥ 1.2× the int4 kernel at 8192 × 28672 (the best D3 kernel of each);
+ * E8 GEMV ≥ 60 %; a decode step of 200 layers that creates no GPU object per call; a product at ≥ 1×
+ * the f32 tiled matmul at 4096³.
+ */
+export function issueTargets(rows: readonly BenchRow[]): TargetResult[] {
+  const d3 = rows.filter(isD3Gemv);
+  const e8 = rows.filter(isE8Gemv);
+  const results: TargetResult[] = [
+    judged(`D3 GEMV ≥ 70 % of the streaming read at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => r.fractionOfStream), 0.7, percent, 'D3 GEMV'),
+    judged(`D3 GEMV ≥ 3.5× the f16 GEMV at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => r.vsF16), 3.5, times, 'D3 GEMV with an f16 GEMV beside it'),
+    judged(`D3 GEMV ≥ 1.2× the int4 g32 GEMV at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => vsInt4(rows, r)), 1.2, times, 'D3 GEMV with an int4 GEMV beside it'),
+    judged(`E8 GEMV ≥ 60 % of the streaming read at ${TARGET_GEMV_SHAPE}`, best(e8, TARGET_GEMV_SHAPE, (r) => r.fractionOfStream), 0.6, percent, 'E8 GEMV'),
+  ];
+  const steps = rows.filter((r) => r.family === 'decode-step');
+  const measuredSteps = steps.filter((r) => r.status === 'ok' && r.allocationsAfterFirst !== null);
+  const allocating = measuredSteps.filter((r) => r.allocationsAfterFirst !== 0);
+  const layers = measuredSteps.map((r) => r.callsPerSample);
+  results.push({
+    target: 'a recorded decode step of 200 GEMVs creates no GPU object per call',
+    measured:
+      measuredSteps.length === 0
+        ? 'no decode step measured'
+        : allocating.length === 0
+          ? `${measuredSteps.length} decode steps of ${[...new Set(layers)].join(', ')} layers: 0 objects created after the first recording`
+          : `objects created after the first recording: ${allocating.map((r) => `${r.kernel} (${r.allocationsAfterFirst})`).join('; ')}`,
+    met: measuredSteps.length === 0 || !layers.every((n) => n === 200) ? null : allocating.length === 0,
+  });
+  const products = rows.filter((r) => r.family === 'product' && !r.kernel.startsWith('f32'));
+  results.push(judged(`a product ≥ 1× the f32 tiled matmul's FLOP/s at ${TARGET_PRODUCT_SHAPE}`, best(products, TARGET_PRODUCT_SHAPE, (r) => r.vsF32), 1, times, 'engine product'));
+  return results;
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import type { BenchRow } from '../../bench/gpu/common.js';
+import { addRatios } from '../../bench/gpu/report.js';
+import { issueTargets } from '../../bench/gpu/targets.js';
+
+/*
+ * The benchmark's verdicts on issue 10's targets (bench/gpu/targets.ts), on rows made up so that each
+ * verdict is known by construction: the ratios come from `addRatios`, as in a run, and each target is
+ * judged only at its own shape (a run at other shapes gets no verdict), from rows whose check passed.
+ */
+
+const GEMV = '8192 × 28672';
+const PRODUCT = '4096 × 4096 × 4096';
+
+function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'family' | 'shape'>): BenchRow {
+  return {
+    k: 1,
+    status: 'ok',
+    note: null,
+    bitsPerEntry: null,
+    bytesRead: null,
+    ms: null,
+    gbps: null,
+    fractionOfStream: null,
+    vsF16: null,
+    vsF32: null,
+    gflops: null,
+    hostUsPerCall: null,
+    dispatchesPerCall: null,
+    allocationsAfterFirst: null,
+    copies: null,
+    workingSetBytes: null,
+    callsPerSample: null,
+    samplesMs: [],
+    timing: null,
+    check: null,
+    instrPerCodeByte: null,
+    spirvKey: null,
+    ...fields,
+  };
+}
+
+const ok = { metric: 'nmse', value: 0.01, limit: 0.1, ok: true };
+
+/** A run at the target shapes: stream 4000 GB/s; f16 1 ms, int4 0.35 ms; the best D3 kernel 0.25 ms at 2900 GB/s. */
+function fullRun(): BenchRow[] {
+  return [
+    row({ kernel: 'stream read', family: 'stream', shape: '1024 MiB', ms: 0.27, gbps: 4000 }),
+    row({ kernel: 'f16 GEMV', family: 'gemv', shape: GEMV, spirvKey: 'f16', ms: 1, gbps: 470, check: ok }),
+    row({ kernel: 'int4 g32 GEMV', family: 'gemv', shape: GEMV, spirvKey: 'int4', ms: 0.35, gbps: 380, check: ok }),
+    row({ kernel: 'universal GEMV d3-q6', family: 'gemv', shape: GEMV, spirvKey: 'universal:d3-q6', ms: 0.5, gbps: 1200, check: ok }),
+    row({ kernel: 'lattice GEMV d3-q6-deterministic, int8 inputs', family: 'gemv', shape: GEMV, spirvKey: 'lattice-i8:d3-q6-deterministic:packed', ms: 0.25, gbps: 2900, check: ok }),
+    row({ kernel: 'universal GEMV e8-4bit', family: 'gemv', shape: GEMV, spirvKey: 'universal:e8-4bit', ms: 0.8, gbps: 1000, check: ok }),
+    row({ kernel: 'decode step a', family: 'decode-step', shape: '8192 × 8192', ms: 3, allocationsAfterFirst: 0, callsPerSample: 200 }),
+    row({ kernel: 'decode step b', family: 'decode-step', shape: '8192 × 8192', ms: 2, allocationsAfterFirst: 0, callsPerSample: 200 }),
+    row({ kernel: 'f32 tiled matmul AᵀB', family: 'product', shape: PRODUCT, ms: 10, check: ok }),
+    row({ kernel: 'engine product e8-q16-deterministic (e8-dot)', family: 'product', shape: PRODUCT, ms: 12, check: ok }),
+    row({ kernel: 'engine product d3-q6-deterministic (d3-table)', family: 'product', shape: PRODUCT, ms: 8, check: ok }),
+  ];
+}
+
+function judge(rows: BenchRow[]): ReturnType<typeof issueTargets> {
+  addRatios(rows);
+  return issueTargets(rows);
+}
+
+describe('issue 10 targets judged from benchmark rows', () => {
+  it('a run at the target shapes: each verdict from the best kernel of its kind', () => {
+    const targets = judge(fullRun());
+    // D3: 2900/4000 = 72.5 % ≥ 70 %; 1/0.25 = 4× f16 ≥ 3.5; 0.35/0.25 = 1.4× int4 ≥ 1.2. E8: 25 % < 60 %.
+    // Decode steps of 200 layers, none allocating. Products: 10/8 = 1.25× f32 ≥ 1.
+    expect(targets.map((t) => t.met)).toEqual([true, true, true, false, true, true]);
+    expect(targets[0]?.measured).toBe(`72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at ${GEMV}`);
+    expect(targets[2]?.measured).toMatch(/^1\.40×: lattice GEMV d3-q6-deterministic/);
+    expect(targets[5]?.measured).toMatch(/^1\.25×: engine product d3-q6-deterministic/);
+  });
+
+  it('just under a threshold is not met; a row whose check failed does not count', () => {
+    const rows = fullRun().map((r) => (r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed' ? { ...r, gbps: 2799 } : r));
+    // The D3 row at 69.98 % misses 70 %; the universal D3 row (30 %) is the only other one.
+    expect(judge(rows)[0]?.met).toBe(false);
+    const wrong = fullRun().map((r) => (r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed' ? { ...r, check: { ...ok, value: 1, ok: false } } : r));
+    const targets = judge(wrong);
+    expect(targets[0]?.measured).toMatch(/^30\.0 %: universal GEMV d3-q6 /);
+    expect(targets.slice(0, 3).map((t) => t.met)).toEqual([false, false, false]);
+  });
+
+  it('a run at other shapes (the quick run) gives no verdict on the shape-bound targets, only its figures', () => {
+    const rows = fullRun().map((r) => ({ ...r, shape: r.family === 'gemv' ? '1024 × 1024' : r.family === 'product' ? '128 × 128 × 128' : r.shape }));
+    const targets = judge(rows);
+    expect(targets.map((t) => t.met)).toEqual([null, null, null, null, true, null]);
+    expect(targets[0]?.measured).toBe('not measured at the target shape; best here 72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at 1024 × 1024');
+  });
+
+  it('decode steps: an allocating step fails the target, a step of other than 200 layers gives no verdict', () => {
+    const allocating = fullRun().map((r) => (r.kernel === 'decode step b' ? { ...r, allocationsAfterFirst: 3 } : r));
+    const targets = judge(allocating);
+    expect(targets[4]?.met).toBe(false);
+    expect(targets[4]?.measured).toContain('decode step b (3)');
+    const short = fullRun().map((r) => (r.family === 'decode-step' ? { ...r, callsPerSample: 50 } : r));
+    expect(judge(short)[4]?.met).toBeNull();
+  });
+});
