@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BenchRow } from '../../bench/gpu/common.js';
+import { row, type BenchRow } from '../../bench/gpu/common.js';
 import { addRatios } from '../../bench/gpu/report.js';
 import { issueTargets } from '../../bench/gpu/targets.js';
 
@@ -11,34 +11,6 @@ import { issueTargets } from '../../bench/gpu/targets.js';
 
 const GEMV = '8192 × 28672';
 const PRODUCT = '4096 × 4096 × 4096';
-
-function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'family' | 'shape'>): BenchRow {
-  return {
-    k: 1,
-    status: 'ok',
-    note: null,
-    bitsPerEntry: null,
-    bytesRead: null,
-    ms: null,
-    gbps: null,
-    fractionOfStream: null,
-    vsF16: null,
-    vsF32: null,
-    gflops: null,
-    hostUsPerCall: null,
-    dispatchesPerCall: null,
-    allocationsAfterFirst: null,
-    copies: null,
-    workingSetBytes: null,
-    callsPerSample: null,
-    samplesMs: [],
-    timing: null,
-    check: null,
-    instrPerCodeByte: null,
-    spirvKey: null,
-    ...fields,
-  };
-}
 
 const ok = { metric: 'nmse', value: 0.01, limit: 0.1, ok: true };
 
