@@ -11,7 +11,7 @@
  * const layer = QuantizedLinear.create(device, w, { activations: 'f16' });
  * layer.record(encoder, xBuffer, yBuffer);                       // y = W·x, nothing allocated per call
  */
-export { requestGpuDevice, gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
+export { requestGpuDevice, deviceRequirements, gpuContextOf, type DeviceRequirements, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
 export { GpuDeviceLostError, isDeviceLost } from './gpu/errorScopes.js';
 export { GpuEngine, type GpuEngineOptions, type ProductKernel } from './gpu/engine.js';
 export {

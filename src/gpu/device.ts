@@ -74,6 +74,33 @@ const REQUESTED_LIMITS = [
 /** Device features enabled whenever the adapter has them. */
 const OPTIONAL_FEATURES: readonly GPUFeatureName[] = ['subgroups', 'shader-f16', 'timestamp-query'];
 
+/** The `requiredLimits` and `requiredFeatures` of a device request (see {@link deviceRequirements}). */
+export interface DeviceRequirements {
+  readonly requiredLimits: Record<string, number>;
+  readonly requiredFeatures: GPUFeatureName[];
+}
+
+/**
+ * What this library asks of a device: the adapter's own maxima of the limits its kernels adapt to
+ * (workgroup memory, storage bindings and buffer sizes, workgroup counts, storage buffers per shader
+ * stage) and the optional features it uses where the adapter has them (`subgroups`, `shader-f16`,
+ * `timestamp-query`). `requestGpuDevice` requests exactly this; an app that creates its own device
+ * (to share it with the rest of the app) can spread it into its request. A device with WebGPU's
+ * defaults works too, on the slower paths: 16 KB of workgroup memory (smaller tables, more rotation
+ * passes) and 8 storage buffers per stage (the universal GEMV adds a sums pass and a finishing pass).
+ *
+ * @example
+ * const adapter = await navigator.gpu.requestAdapter();
+ * const device = await adapter.requestDevice({ label: 'my app', ...deviceRequirements(adapter) });
+ * const engine = GpuEngine.create(device);
+ */
+export function deviceRequirements(adapter: GPUAdapter): DeviceRequirements {
+  check(typeof adapter === 'object' && adapter !== null && typeof adapter.limits === 'object' && typeof adapter.features?.has === 'function', 'deviceRequirements needs a GPUAdapter');
+  const requiredLimits: Record<string, number> = {};
+  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  return { requiredLimits, requiredFeatures: OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature)) };
+}
+
 /**
  * Requests a WebGPU device with the adapter's real compute and buffer limits (not the WebGPU
  * defaults), and with `subgroups`, `shader-f16` and `timestamp-query` enabled where the adapter has
@@ -108,8 +135,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
       'mesa-vulkan-drivers and libvulkan1; Dawn needs Mesa ≥ 24, on Debian 12 from bookworm-backports) or SwiftShader.',
   );
 
-  const requiredLimits: Record<string, number> = {};
-  for (const name of REQUESTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const { requiredLimits, requiredFeatures } = deviceRequirements(adapter);
   const storageLimit = options.workgroupStorageLimit;
   if (storageLimit !== undefined) {
     const adapterLimit = adapter.limits.maxComputeWorkgroupStorageSize;
@@ -121,8 +147,6 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     );
     requiredLimits.maxComputeWorkgroupStorageSize = storageLimit;
   }
-  const requiredFeatures = OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature));
-
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { gpuContextOf, requestGpuDevice } from '../../src/gpu/device.js';
+import { deviceRequirements, gpuContextOf, requestGpuDevice } from '../../src/gpu/device.js';
+import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
@@ -92,6 +93,32 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
       expect(context.device.label).toBe('limits test');
     } finally {
       context.device.destroy();
+    }
+  });
+
+  it('deviceRequirements: an app\'s own device requested with it gets the adapter\'s limits and features; one with the defaults does not', async () => {
+    const gpu = await nodeGpu();
+    const adapter = await gpu.requestAdapter();
+    if (adapter === null) throw new Error('no adapter');
+    const requirements = deviceRequirements(adapter);
+    expect(Object.keys(requirements.requiredLimits)).toContain('maxStorageBuffersPerShaderStage');
+    for (const [name, value] of Object.entries(requirements.requiredLimits)) expect(value, name).toBe(adapter.limits[name as keyof GPUSupportedLimits]);
+    expect(requirements.requiredFeatures).toEqual((['subgroups', 'shader-f16', 'timestamp-query'] as const).filter((f) => adapter.features.has(f)));
+    const own = await adapter.requestDevice({ label: 'app device', ...requirements });
+    const defaults = await (await gpu.requestAdapter())?.requestDevice({ label: 'default device' });
+    try {
+      const context = gpuContextOf(own, gpu);
+      expect(context.limits.maxComputeWorkgroupStorageSize).toBe(adapter.limits.maxComputeWorkgroupStorageSize);
+      expect(context.features.subgroups).toBe(adapter.features.has('subgroups'));
+      // The universal GEMV's fused product (10 storage buffers per stage) where the adapter allows it;
+      // never on a device with WebGPU's default of 8.
+      expect(fusedFinishSupported(own)).toBe(adapter.limits.maxStorageBuffersPerShaderStage >= 10);
+      expect(defaults?.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      expect(fusedFinishSupported(defaults as GPUDevice)).toBe(false);
+      expect(() => deviceRequirements(null as unknown as GPUAdapter)).toThrow(/needs a GPUAdapter/);
+    } finally {
+      own.destroy();
+      defaults?.destroy();
     }
   });
 
