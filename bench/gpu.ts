@@ -41,7 +41,7 @@ import {
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, dispatchChainRow, hostRows, type DecodeStepOptions } from './gpu/hostCases.js';
+import { decodeStepRow, dispatchChainRow, f16DecodeStepRow, hostRows, type DecodeStepOptions } from './gpu/hostCases.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
@@ -224,6 +224,8 @@ if (args.get('no-host') !== true) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
     const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+    // The baseline first: f16 weights, one f16 GEMV per layer (what "vs f16" of every step divides).
+    if (inTime('decode step f16 baseline')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings));
     const steps: [SchemeName, DecodeStepOptions][] = [
       [DEFAULT_SCHEME, {}],
       ['d3-q6', {}],

@@ -1,6 +1,8 @@
 import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
+import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
+import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -10,14 +12,17 @@ import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import {
+  copyOf,
   countAllocations,
   countDispatches,
   failedRow,
   gemvShape,
   makeCopies,
   median,
+  prepared,
   row,
   timeCalls,
+  uploadTiled,
   type BenchRow,
   type BenchSettings,
   type GemvProblem,
@@ -35,6 +40,8 @@ import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, 
  *   by 1/√n so activations keep their size), recorded into ONE command encoder, x → y → x …
  *   (ping-pong: each layer reads the previous one's output), ONE submit: GPU time per step and host µs
  *   per layer record.
+ * - `f16DecodeStepRow`: the same step with f16 weights (the f16 GEMV, one dispatch per layer): the
+ *   baseline of the decode steps' "vs f16" (same shape and layer count), dispatch overheads included.
  */
 
 export async function hostRows(context: GpuContext, problem: GemvProblem, scheme: SchemeName, calls: number, settings: BenchSettings): Promise<BenchRow[]> {
@@ -283,5 +290,77 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
   } finally {
     scratch.destroy();
     for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/**
+ * The f16 baseline of the decode steps: `layers` distinct f16 copies of the square W, one f16 GEMV each
+ * (prepared, so recording creates nothing), chained x → y → x … in one encoder and one submit; "unsupported"
+ * without `shader-f16`. Its GPU time per step is what the quantized steps' "vs f16" divides.
+ */
+export async function f16DecodeStepRow(context: GpuContext, problem: GemvProblem, layers: number, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const kernel = `decode step: ${layers} × f16 GEMV (baseline), one encoder, one submit`;
+  const shape = gemvShape(problem);
+  if (!f16GemvSupported(device)) return row({ kernel, family: 'decode-step', shape, status: 'unsupported', note: "unsupported on this adapter (no 'shader-f16')", spirvKey: 'f16' });
+  const owned: GPUBuffer[] = [];
+  const calls: PreparedCommands[] = [];
+  try {
+    const { n, cols } = problem;
+    if (n !== cols) throw new Error('the decode step chains square layers');
+    const packed = packF16Weights(problem.tile);
+    const layerBytes = f16WeightBytes(n, cols);
+    const w = await uploadTiled(device, 'bench f16 decode W', packed.words, problem.tile.cols, 16 * packed.chunks, cols);
+    const weights = await makeCopies(device, w, layers, (encoder, i) => copyOf(device, encoder, w, `bench f16 decode W copy ${i}`));
+    owned.push(...weights);
+    // x is read padded (zeros past n); each layer writes the first n entries of the other buffer.
+    const activations = [0, 1].map((i) => createBuffer(device, `bench f16 decode activations ${i}`, 4 * f16PaddedLength(n), STORAGE_USAGE));
+    owned.push(...activations);
+    uploadToBuffer(device, activations[0] as GPUBuffer, problem.x.data.subarray(0, n));
+    for (const [i, weight] of weights.entries()) {
+      calls.push(prepared(device, `bench f16 decode layer ${i}`, (encoder, scratch) => dispatchF16Gemv(device, encoder, scratch, { w: weight, x: activations[i % 2] as GPUBuffer, y: activations[(i + 1) % 2] as GPUBuffer, n, cols })));
+    }
+    const recordStep = (encoder: GPUCommandEncoder): void => {
+      for (const call of calls) call.record(encoder);
+    };
+    const hostUs: number[] = [];
+    const { allocations } = countAllocations(device, () => {
+      for (let round = 0; round < 9; round++) {
+        const encoder = device.createCommandEncoder({ label: 'bench f16 decode host timing' });
+        const start = performance.now();
+        recordStep(encoder);
+        hostUs.push(((performance.now() - start) * 1000) / layers);
+        encoder.finish();
+      }
+    });
+    const dispatches = countDispatches(device, recordStep);
+    const timing = await timeCalls(context, kernel, 1, (encoder) => recordStep(encoder), settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
+    const bytesRead = layers * (layerBytes + 4 * n);
+    const ms = timing.perCallMs;
+    return row({
+      kernel,
+      family: 'decode-step',
+      shape,
+      k: 1,
+      bitsPerEntry: (8 * layerBytes) / (n * cols),
+      bytesRead,
+      ms,
+      gbps: bytesRead / (ms / 1000) / 1e9,
+      hostUsPerCall: median(hostUs),
+      dispatchesPerCall: dispatches / layers,
+      allocationsAfterFirst: allocations,
+      copies: layers,
+      workingSetBytes: layers * layerBytes,
+      callsPerSample: layers,
+      samplesMs: timing.perCallSamples,
+      timing: timing.method,
+      note: 'the baseline of the decode steps\' "vs f16"; ms is the GPU time of the whole step',
+      spirvKey: 'f16',
+    });
+  } catch (error) {
+    return failedRow({ kernel, family: 'decode-step', shape, spirvKey: 'f16' }, error);
+  } finally {
+    for (const call of calls) call.destroy();
+    for (const buffer of owned) buffer.destroy();
   }
 }

@@ -36,6 +36,11 @@ export function addRatios(rows: BenchRow[]): void {
       if (r.family === 'gemv') r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
       if (r.family === 'gemv') r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
     }
+    if (r.family === 'decode-step') {
+      // Against the f16 baseline step of the same shape and layer count.
+      const f16 = rows.find((o) => o.family === 'decode-step' && o.spirvKey === 'f16' && o.shape === r.shape && o.callsPerSample === r.callsPerSample && o.status === 'ok');
+      r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
+    }
     if (r.family === 'product') {
       const f32 = rows.find((o) => o.family === 'product' && o.kernel.startsWith('f32') && o.shape === r.shape && o.status === 'ok');
       r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
@@ -93,7 +98,7 @@ function gemvTable(rows: readonly BenchRow[]): string {
 
 function hostTable(rows: readonly BenchRow[]): string {
   return markdownTable(
-    ['what', 'shape', 'host µs per call / layer', 'dispatches per layer', 'GPU objects created (steady state)', 'GPU ms per step', 'GB/s', 'of stream', 'note'],
+    ['what', 'shape', 'host µs per call / layer', 'dispatches per layer', 'GPU objects created (steady state)', 'GPU ms per step', 'GB/s', 'of stream', 'vs f16', 'note'],
     rows.map((r) => [
       r.kernel,
       r.shape,
@@ -103,6 +108,7 @@ function hostTable(rows: readonly BenchRow[]): string {
       fmt(r.ms),
       fmt(r.gbps),
       r.fractionOfStream === null ? '—' : `${(100 * r.fractionOfStream).toFixed(1)}%`,
+      ratio(r.vsF16),
       r.status === 'ok' ? (r.note ?? '') : status(r),
     ]),
   );
