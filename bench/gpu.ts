@@ -2,7 +2,8 @@
  * The headless WebGPU benchmark (Dawn in Node; issue 10): GEMV y = W·x at decode shapes streamed over
  * a working set of distinct weights, for the universal lattice GEMV, the deterministic lattice GEMV,
  * the weight-only GEMV and the baselines measured in the same run (streaming read, f32, f16, int4 g32);
- * batched right-hand sides; host µs per recorded call and a 200-layer decode step in one submit;
+ * batched right-hand sides; host µs per recorded call, a 200-layer decode step in one submit and a
+ * decode step with Llama-3-8B's layer shapes, each against f16 weights;
  * products at a shape that fills the GPU; instructions per code byte from the SPIR-V Dawn emits.
  * Writes JSON and Markdown (schema and how to read them: bench/README.md).
  *
@@ -20,8 +21,8 @@
  * after N seconds: the report lists what was skipped, so a run on a lent machine ends in time).
  *
  * Order (what a time-limited run on a real GPU should measure first): the streaming read, the GEMVs at
- * the first shape (8192 × 28672, where the issue's D3 target is set), host cost and the decode steps,
- * the products, then the GEMVs at the other shapes, then the instruction counts.
+ * the first shape (8192 × 28672, where the issue's D3 target is set), host cost and the model steps,
+ * the products, the square decode steps, then the GEMVs at the other shapes, then the instruction counts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -42,6 +43,7 @@ import {
   type GemvKernel,
 } from './gpu/gemvCases.js';
 import { decodeStepRow, dispatchChainRow, f16DecodeStepRow, hostRows, type DecodeStepOptions } from './gpu/hostCases.js';
+import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
@@ -214,12 +216,45 @@ const gemvRows = async (shape: { readonly out: number; readonly in: number }): P
 const [firstShape, ...otherShapes] = shapes as [{ out: number; in: number }, ...{ out: number; in: number }[]];
 await gemvRows(firstShape);
 
-if (args.get('no-host') !== true) {
+const hostRowsWanted = args.get('no-host') !== true;
+if (hostRowsWanted) {
   if (wanted('host') && inTime('host µs per recorded call')) {
     progress(`host µs per recorded call at ${firstShape.out} × ${firstShape.in} [${elapsed()}]`);
     for (const r of await hostRows(gpu, gemvProblem(firstShape.out, firstShape.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
   if (wanted('dispatch chain') && inTime('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
+  if (wanted('model step')) {
+    // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
+    const model = quick ? SMALL_MODEL : LLAMA_3_8B;
+    progress(`model step: ${model.name} [${elapsed()}]`);
+    const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+    if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, model, settings));
+    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, 'd3-q6-deterministic', settings, { int8 }));
+    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, 'd3-q6', settings, { int8 }));
+    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, DEFAULT_SCHEME, settings));
+  }
+}
+
+if (args.get('no-products') !== true) {
+  progress(`products at ${productSize}³ [${elapsed()}]`);
+  const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
+  if (inTime('f32 product')) add(await f32ProductRow(gpu, problem, settings));
+  for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
+    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
+  }
+  // The D3 table product's other table layouts that fit this device (the row above uses the best).
+  if (wanted('engine product d3-q6-deterministic')) {
+    const granted = gpu.limits.maxComputeWorkgroupStorageSize;
+    const chosen = chooseTableLayout(granted).kind;
+    for (const kind of ['full', 'triangle', 'leaders'] as const) {
+      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
+    }
+  }
+}
+
+// The square decode steps last among the GPU-time rows: their variants (alone, grouped, f16, one pass)
+// explain overheads; the model steps above carry the comparison a user makes.
+if (hostRowsWanted) {
   if (wanted('decode step')) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
@@ -249,23 +284,6 @@ if (args.get('no-host') !== true) {
     ];
     for (const [scheme, stepOptions] of steps) {
       if (inTime(`decode step ${scheme} ${JSON.stringify(stepOptions)}`)) add(await decodeStepRow(gpu, decodeProblem, scheme, decodeLayers, settings, stepOptions));
-    }
-  }
-}
-
-if (args.get('no-products') !== true) {
-  progress(`products at ${productSize}³ [${elapsed()}]`);
-  const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
-  if (inTime('f32 product')) add(await f32ProductRow(gpu, problem, settings));
-  for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
-  }
-  // The D3 table product's other table layouts that fit this device (the row above uses the best).
-  if (wanted('engine product d3-q6-deterministic')) {
-    const granted = gpu.limits.maxComputeWorkgroupStorageSize;
-    const chosen = chooseTableLayout(granted).kind;
-    for (const kind of ['full', 'triangle', 'leaders'] as const) {
-      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
     }
   }
 }

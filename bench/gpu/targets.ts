@@ -80,14 +80,15 @@ export function issueTargets(rows: readonly BenchRow[]): TargetResult[] {
   const allocating = measuredSteps.filter((r) => r.allocationsAfterFirst !== 0);
   const layers = measuredSteps.map((r) => r.callsPerSample);
   results.push({
-    target: 'a recorded decode step of 200 GEMVs creates no GPU object per call',
+    target: 'a recorded decode step of 200 GEMVs or more creates no GPU object per call',
     measured:
       measuredSteps.length === 0
         ? 'no decode step measured'
         : allocating.length === 0
           ? `${measuredSteps.length} decode steps of ${[...new Set(layers)].join(', ')} layers: 0 objects created after the first recording`
           : `objects created after the first recording: ${allocating.map((r) => `${r.kernel} (${r.allocationsAfterFirst})`).join('; ')}`,
-    met: measuredSteps.length === 0 || !layers.every((n) => n === 200) ? null : allocating.length === 0,
+    // An allocating step fails it at any size; a verdict of "met" needs a step of 200 layers or more.
+    met: allocating.length > 0 ? false : layers.some((n) => n !== null && n >= 200) ? true : null,
   });
   const products = rows.filter((r) => r.family === 'product' && !r.kernel.startsWith('f32'));
   results.push(judged(`a product ≥ 1× the f32 tiled matmul's FLOP/s at ${TARGET_PRODUCT_SHAPE}`, best(products, TARGET_PRODUCT_SHAPE, (r) => r.vsF32), 1, times, 'engine product'));
