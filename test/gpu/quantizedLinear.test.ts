@@ -3,7 +3,7 @@ import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE 
 import type { GpuContext } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type BufferSlice, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -159,6 +159,48 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     } finally {
       layer.destroy();
       matrix.destroy();
+    }
+  });
+
+  it('alternating inputs (buffers and offsets) each get their own commands, also past maxPrepared', async () => {
+    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 11 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { maxPrepared: 1 });
+    const reference = QuantizedLinear.create(device, gpuW as LinearWeight);
+    const stride = 4 * n + 256 - ((4 * n) % 256); // the second input at an aligned offset of its own
+    const inputs = gaussianMatrix(n, 3, 12);
+    const shared = createBufferWithData(device, 'x at two offsets', (() => {
+      const data = new Float32Array((2 * stride) / 4);
+      data.set(inputs.data.subarray(0, n), 0);
+      data.set(inputs.data.subarray(n, 2 * n), stride / 4);
+      return data;
+    })(), STORAGE_USAGE);
+    const other = createBufferWithData(device, 'x elsewhere', inputs.data.subarray(2 * n, 3 * n), STORAGE_USAGE);
+    const xs: BufferSlice[] = [{ buffer: shared, offset: 0 }, { buffer: shared, offset: stride }, other];
+    const ys = [0, 1, 2, 3, 4, 5].map((i) => createBuffer(device, `y ${i}`, 4 * out, STORAGE_USAGE));
+    const expected = [0, 1, 2].map((i) => createBuffer(device, `expected ${i}`, 4 * out, STORAGE_USAGE));
+    try {
+      // x0, x1, x0, x2, x1, x0 into one output each: every call differs from the one before (offsets
+      // alone, or buffers), and with maxPrepared 1 each evicts the one before.
+      const order = [0, 1, 0, 2, 1, 0];
+      for (const [call, i] of order.entries()) {
+        const encoder = device.createCommandEncoder();
+        layer.record(encoder, xs[i] as BufferSlice, ys[call] as GPUBuffer);
+        device.queue.submit([encoder.finish()]);
+      }
+      const encoder = device.createCommandEncoder();
+      xs.forEach((x, i) => reference.record(encoder, x, expected[i] as GPUBuffer));
+      device.queue.submit([encoder.finish()]);
+      expect(layer.preparedCount).toBe(1);
+      const read = async (b: GPUBuffer): Promise<Float32Array> => new Float32Array(await readBufferExclusive(device, b, 4 * out));
+      const wanted = await Promise.all(expected.map(read));
+      expect(wanted[0]).not.toEqual(wanted[1]);
+      for (const [call, i] of order.entries()) expect(await read(ys[call] as GPUBuffer), `call ${call} (x${i})`).toEqual(wanted[i]);
+    } finally {
+      layer.destroy();
+      reference.destroy();
+      gpuW.destroy();
+      for (const b of [shared, other, ...ys, ...expected]) b.destroy();
     }
   });
 
