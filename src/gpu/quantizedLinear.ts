@@ -86,26 +86,11 @@ function bufferId(buffer: GPUBuffer): number {
  */
 class PreparedCache {
   private readonly sets = new Map<string, PreparedCommands>();
-  /** The last call's buffers, offsets and tokens and its set (the most recently used one). */
-  private last: { readonly parts: readonly unknown[]; readonly commands: PreparedCommands } | null = null;
 
   constructor(private readonly limit: number) {}
 
-  /**
-   * The set of a call whose buffers, offsets and tokens are `parts`: the last call's set when `parts`
-   * equal its parts entry by entry (a decode step records each layer with the same buffers every
-   * token, and this skips building and hashing the key), else the set for `key()`.
-   */
-  forCall(parts: readonly unknown[], key: () => string, prepare: () => PreparedCommands): PreparedCommands {
-    const last = this.last;
-    if (last !== null && sameParts(last.parts, parts)) return last.commands;
-    const commands = this.get(key(), prepare);
-    this.last = { parts, commands };
-    return commands;
-  }
-
   /** The set for `key`, prepared by `prepare` on first use; marks it most recently used. */
-  private get(key: string, prepare: () => PreparedCommands): PreparedCommands {
+  get(key: string, prepare: () => PreparedCommands): PreparedCommands {
     let commands = this.sets.get(key);
     if (commands === undefined) {
       commands = prepare();
@@ -130,14 +115,7 @@ class PreparedCache {
   destroy(): void {
     for (const commands of this.sets.values()) commands.destroy();
     this.sets.clear();
-    this.last = null;
   }
-}
-
-function sameParts(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** A buffer and a byte offset. */
@@ -278,9 +256,8 @@ export class QuantizedLinear {
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     check(input.buffer !== output.buffer, 'x and y must be different buffers');
-    const parts = [input.buffer, input.offset, output.buffer, output.offset, tokens];
-    const key = (): string => `${bufferId(input.buffer)}:${input.offset}|${bufferId(output.buffer)}:${output.offset}|${tokens}`;
-    const commands = this.prepared.forCall(parts, key, () => {
+    const key = `${bufferId(input.buffer)}:${input.offset}|${bufferId(output.buffer)}:${output.offset}|${tokens}`;
+    const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
       return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
@@ -328,9 +305,8 @@ export class QuantizedLinear {
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
         outputs.forEach((output, i) => check(output.buffer !== input.buffer, () => `x and ys[${i}] must be different buffers`));
-        const parts = [input.buffer, input.offset, ...outputs.flatMap((o) => [o.buffer, o.offset]), tokens];
-        const key = (): string => `${bufferId(input.buffer)}:${input.offset}|${outputs.map((o) => `${bufferId(o.buffer)}:${o.offset}`).join(',')}|${tokens}`;
-        const commands = prepared.forCall(parts, key, () => {
+        const key = `${bufferId(input.buffer)}:${input.offset}|${outputs.map((o) => `${bufferId(o.buffer)}:${o.offset}`).join(',')}|${tokens}`;
+        const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
           return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
