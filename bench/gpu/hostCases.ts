@@ -119,6 +119,68 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
   }
 }
 
+/** What a decode-step row reports besides its timing (see {@link measureStep}). */
+export interface StepFigures {
+  readonly kernel: string;
+  readonly shape: string;
+  /** Layers one step records (host µs and dispatches are per layer). */
+  readonly layers: number;
+  /** Bytes of every layer's weights. */
+  readonly weightBytes: number;
+  /** Bytes one step reads: the weights and the activations. */
+  readonly bytesRead: number;
+  /** Weights of every layer (for bits per entry). */
+  readonly parameters: number;
+  readonly note: string;
+  readonly spirvKey?: string;
+}
+
+/**
+ * The row of a decode step: `recordStep` recorded once to prepare (first recording), then host µs per
+ * layer (median of 9 recordings: the first ones still warm up the JavaScript engine), GPU objects created
+ * by those recordings, dispatches per layer, and GPU time of the whole step.
+ */
+export async function measureStep(context: GpuContext, recordStep: (encoder: GPUCommandEncoder) => void, figures: StepFigures, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const { kernel, layers } = figures;
+  const first = device.createCommandEncoder({ label: 'bench step first recording' });
+  recordStep(first); // prepares every layer's commands
+  first.finish();
+  const hostUs: number[] = [];
+  const { allocations } = countAllocations(device, () => {
+    for (let round = 0; round < 9; round++) {
+      const encoder = device.createCommandEncoder({ label: 'bench step host timing' });
+      const start = performance.now();
+      recordStep(encoder);
+      hostUs.push(((performance.now() - start) * 1000) / layers);
+      encoder.finish();
+    }
+  });
+  const dispatches = countDispatches(device, recordStep);
+  const timing = await timeCalls(context, kernel, 1, recordStep, settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
+  const ms = timing.perCallMs;
+  return row({
+    kernel,
+    family: 'decode-step',
+    shape: figures.shape,
+    k: 1,
+    bitsPerEntry: (8 * figures.weightBytes) / figures.parameters,
+    bytesRead: figures.bytesRead,
+    ms,
+    gbps: figures.bytesRead / (ms / 1000) / 1e9,
+    hostUsPerCall: median(hostUs),
+    dispatchesPerCall: dispatches / layers,
+    allocationsAfterFirst: allocations,
+    copies: layers,
+    workingSetBytes: figures.weightBytes,
+    callsPerSample: layers,
+    samplesMs: timing.perCallSamples,
+    timing: timing.method,
+    note: figures.note,
+    spirvKey: figures.spirvKey ?? null,
+  });
+}
+
 /** Variants of {@link decodeStepRow}. */
 export interface DecodeStepOptions {
   /** The layers take int8 inputs (`int8Inputs`, d3-q6) with this dot path; default null. */
@@ -203,44 +265,15 @@ export async function decodeStepRow(
       recordLayers(pass);
       pass.end();
     };
-    // First step: prepares every layer's commands.
-    const first = device.createCommandEncoder({ label: 'bench decode first step' });
-    recordStep(first);
-    first.finish();
-    const hostUs: number[] = [];
-    const { allocations } = countAllocations(device, () => {
-      // Several rounds, the median: the first ones still warm up the JavaScript engine.
-      for (let round = 0; round < 9; round++) {
-        const encoder = device.createCommandEncoder({ label: 'bench decode host timing' });
-        const start = performance.now();
-        recordStep(encoder);
-        hostUs.push(((performance.now() - start) * 1000) / layers);
-        encoder.finish();
-      }
-    });
-    const dispatches = countDispatches(device, recordStep);
-    const timing = await timeCalls(context, kernel, 1, (encoder) => recordStep(encoder), settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
-    const bytesRead = layers * (layerBytes + 4 * problem.n);
-    const ms = timing.perCallMs;
-    return row({
+    return await measureStep(context, recordStep, {
       kernel,
-      family: 'decode-step',
       shape,
-      k: 1,
-      bitsPerEntry: (8 * layerBytes) / (problem.n * problem.cols),
-      bytesRead,
-      ms,
-      gbps: bytesRead / (ms / 1000) / 1e9,
-      hostUsPerCall: median(hostUs),
-      dispatchesPerCall: dispatches / layers,
-      allocationsAfterFirst: allocations,
-      copies: layers,
-      workingSetBytes: layers * layerBytes,
-      callsPerSample: layers,
-      samplesMs: timing.perCallSamples,
-      timing: timing.method,
-      note: `ms is the GPU time of the whole step; host µs and dispatches are per layer`,
-    });
+      layers,
+      weightBytes: layers * layerBytes,
+      bytesRead: layers * (layerBytes + 4 * problem.n),
+      parameters: layers * problem.n * problem.cols,
+      note: 'ms is the GPU time of the whole step; host µs and dispatches are per layer',
+    }, settings);
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape }, error);
   } finally {
@@ -323,40 +356,16 @@ export async function f16DecodeStepRow(context: GpuContext, problem: GemvProblem
     const recordStep = (encoder: GPUCommandEncoder): void => {
       for (const call of calls) call.record(encoder);
     };
-    const hostUs: number[] = [];
-    const { allocations } = countAllocations(device, () => {
-      for (let round = 0; round < 9; round++) {
-        const encoder = device.createCommandEncoder({ label: 'bench f16 decode host timing' });
-        const start = performance.now();
-        recordStep(encoder);
-        hostUs.push(((performance.now() - start) * 1000) / layers);
-        encoder.finish();
-      }
-    });
-    const dispatches = countDispatches(device, recordStep);
-    const timing = await timeCalls(context, kernel, 1, (encoder) => recordStep(encoder), settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
-    const bytesRead = layers * (layerBytes + 4 * n);
-    const ms = timing.perCallMs;
-    return row({
+    return await measureStep(context, recordStep, {
       kernel,
-      family: 'decode-step',
       shape,
-      k: 1,
-      bitsPerEntry: (8 * layerBytes) / (n * cols),
-      bytesRead,
-      ms,
-      gbps: bytesRead / (ms / 1000) / 1e9,
-      hostUsPerCall: median(hostUs),
-      dispatchesPerCall: dispatches / layers,
-      allocationsAfterFirst: allocations,
-      copies: layers,
-      workingSetBytes: layers * layerBytes,
-      callsPerSample: layers,
-      samplesMs: timing.perCallSamples,
-      timing: timing.method,
+      layers,
+      weightBytes: layers * layerBytes,
+      bytesRead: layers * (layerBytes + 4 * n),
+      parameters: layers * n * cols,
       note: 'the baseline of the decode steps\' "vs f16"; ms is the GPU time of the whole step',
       spirvKey: 'f16',
-    });
+    }, settings);
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape, spirvKey: 'f16' }, error);
   } finally {

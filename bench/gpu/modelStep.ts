@@ -7,8 +7,9 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
-import { copyOf, countAllocations, countDispatches, failedRow, gemvProblem, makeCopies, median, prepared, row, timeCalls, uploadTiled, type BenchRow, type BenchSettings } from './common.js';
+import { copyOf, failedRow, gemvProblem, makeCopies, prepared, row, uploadTiled, type BenchRow, type BenchSettings, type GemvProblem } from './common.js';
 import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
+import { measureStep } from './hostCases.js';
 
 /*
  * A decode step with a transformer's layer shapes, the closest the benchmark comes to "the LLM decode
@@ -59,9 +60,44 @@ export function modelShapeName(m: ModelShape): string {
   return `${m.hidden}/${m.kv}/${m.ffn} × ${m.blocks}`;
 }
 
-/** The distinct (in, out) shapes of a block. */
-function distinctShapes(m: ModelShape): string[] {
-  return [...new Set(blockLayers(m).map((l) => `${l.in}x${l.out}`))];
+/** A weight shape of the model: its key, how many layers have it, and the W they all copy. */
+interface WeightShape {
+  readonly key: string;
+  readonly in: number;
+  readonly out: number;
+  readonly count: number;
+  readonly problem: () => GemvProblem;
+}
+
+/** The key of a layer's weight shape (`weightShapes`). */
+function shapeKey(inFeatures: number, out: number): string {
+  return `${inFeatures}x${out}`;
+}
+
+/** The distinct (in, out) shapes of the model's layers: a Gaussian W scaled by 1/√in for each. */
+function weightShapes(m: ModelShape, settings: BenchSettings): WeightShape[] {
+  const keys = [...new Set(blockLayers(m).map((l) => shapeKey(l.in, l.out)))];
+  return keys.map((key) => {
+    const [inFeatures, out] = key.split('x').map(Number) as [number, number];
+    return {
+      key,
+      in: inFeatures,
+      out,
+      count: m.blocks * blockLayers(m).filter((l) => shapeKey(l.in, l.out) === key).length,
+      problem: () => gemvProblem(out, inFeatures, 1, settings.tileCols, settings.seed + inFeatures + out, 1 / Math.sqrt(inFeatures)),
+    };
+  });
+}
+
+/** Hands out the copies of each shape in order, one per layer. */
+function copyDealer<T>(copies: ReadonlyMap<string, readonly T[]>): (inFeatures: number, out: number) => T {
+  const next = new Map<string, number>();
+  return (inFeatures, out) => {
+    const key = shapeKey(inFeatures, out);
+    const index = next.get(key) ?? 0;
+    next.set(key, index + 1);
+    return (copies.get(key) as readonly T[])[index] as T;
+  };
 }
 
 /** Options of {@link modelStepRow}. */
@@ -70,53 +106,19 @@ export interface ModelStepOptions {
   readonly int8?: DotPath | null;
 }
 
-/** Timing and counting shared by the baseline and the quantized steps. */
-async function measureStep(
-  context: GpuContext,
-  kernel: string,
-  model: ModelShape,
-  settings: BenchSettings,
-  recordStep: (encoder: GPUCommandEncoder) => void,
-  weightBytes: number,
-  activationBytes: number,
-  extra: Partial<BenchRow>,
-): Promise<BenchRow> {
-  const { device } = context;
-  const layers = 7 * model.blocks;
-  const hostUs: number[] = [];
-  const { allocations } = countAllocations(device, () => {
-    for (let round = 0; round < 9; round++) {
-      const encoder = device.createCommandEncoder({ label: 'bench model step host timing' });
-      const start = performance.now();
-      recordStep(encoder);
-      hostUs.push(((performance.now() - start) * 1000) / layers);
-      encoder.finish();
-    }
-  });
-  const dispatches = countDispatches(device, recordStep);
-  const timing = await timeCalls(context, kernel, 1, recordStep, settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
-  const parameters = blockLayers(model).reduce((sum, l) => sum + l.in * l.out, 0) * model.blocks;
-  const bytesRead = weightBytes + model.blocks * blockLayers(model).reduce((sum, l) => sum + activationBytes * (l.in + l.out), 0);
-  return row({
+/** The row of a model step (weights of `weightBytes`, activations of `activationBytes` per entry). */
+function modelRow(context: GpuContext, kernel: string, model: ModelShape, settings: BenchSettings, recordStep: (encoder: GPUCommandEncoder) => void, weightBytes: number, activationBytes: number, note: string, spirvKey?: string): Promise<BenchRow> {
+  const layers = blockLayers(model);
+  return measureStep(context, recordStep, {
     kernel,
-    family: 'decode-step',
     shape: modelShapeName(model),
-    k: 1,
-    bitsPerEntry: (8 * weightBytes) / parameters,
-    bytesRead,
-    ms: timing.perCallMs,
-    gbps: bytesRead / (timing.perCallMs / 1000) / 1e9,
-    hostUsPerCall: median(hostUs),
-    dispatchesPerCall: dispatches / layers,
-    allocationsAfterFirst: allocations,
-    copies: layers,
-    workingSetBytes: weightBytes,
-    callsPerSample: layers,
-    samplesMs: timing.perCallSamples,
-    timing: timing.method,
-    note: `${model.name}: ${layers} layers, one compute pass; ms is the GPU time of the whole step; host µs and dispatches are per layer`,
-    ...extra,
-  });
+    layers: layers.length * model.blocks,
+    weightBytes,
+    bytesRead: weightBytes + model.blocks * layers.reduce((sum, l) => sum + activationBytes * (l.in + l.out), 0),
+    parameters: model.blocks * layers.reduce((sum, l) => sum + l.in * l.out, 0),
+    note,
+    ...(spirvKey === undefined ? {} : { spirvKey }),
+  }, settings);
 }
 
 /**
@@ -136,11 +138,8 @@ export async function modelStepRow(context: GpuContext, model: ModelShape, schem
     // One quantized matrix per distinct shape, then a GPU copy per layer.
     const copies = new Map<string, LinearWeight[]>();
     let weightBytes = 0;
-    for (const key of distinctShapes(model)) {
-      const [inFeatures, out] = key.split('x').map(Number) as [number, number];
-      const count = model.blocks * blockLayers(model).filter((l) => `${l.in}x${l.out}` === key).length;
-      const problem = gemvProblem(out, inFeatures, 1, settings.tileCols, settings.seed + inFeatures + out, 1 / Math.sqrt(inFeatures));
-      const q = await quantizedW(device, problem, scheme, settings.seed);
+    for (const { key, count, problem } of weightShapes(model, settings)) {
+      const q = await quantizedW(device, problem(), scheme, settings.seed);
       originals.push(q);
       if (q.mode === 'universal') {
         const original: GpuUniversalMatrix = q;
@@ -156,13 +155,9 @@ export async function modelStepRow(context: GpuContext, model: ModelShape, schem
         copies.set(key, made);
       }
     }
-    const next = new Map<string, number>();
+    const weightFor = copyDealer(copies);
     const layer = (inFeatures: number, out: number, label: string): QuantizedLinear => {
-      const key = `${inFeatures}x${out}`;
-      const index = next.get(key) ?? 0;
-      next.set(key, index + 1);
-      const weight = (copies.get(key) as LinearWeight[])[index] as LinearWeight;
-      const linear = QuantizedLinear.create(device, weight, { label, maxTokens: 1, int8Inputs: int8, activations: 'f16' });
+      const linear = QuantizedLinear.create(device, weightFor(inFeatures, out), { label, maxTokens: 1, int8Inputs: int8, activations: 'f16' });
       linears.push(linear);
       return linear;
     };
@@ -197,10 +192,7 @@ export async function modelStepRow(context: GpuContext, model: ModelShape, schem
       });
       pass.end();
     };
-    const first = device.createCommandEncoder({ label: 'bench model step first recording' });
-    recordStep(first); // prepares every layer's commands
-    first.finish();
-    return await measureStep(context, kernel, model, settings, recordStep, weightBytes, 2, {});
+    return await modelRow(context, kernel, model, settings, recordStep, weightBytes, 2, `${model.name}: ${7 * model.blocks} layers, one compute pass; ms is the GPU time of the whole step; host µs and dispatches are per layer`);
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape }, error);
   } finally {
@@ -222,18 +214,16 @@ export async function f16ModelStepRow(context: GpuContext, model: ModelShape, se
   try {
     const copies = new Map<string, GPUBuffer[]>();
     let weightBytes = 0;
-    for (const key of distinctShapes(model)) {
-      const [inFeatures, out] = key.split('x').map(Number) as [number, number];
-      const count = model.blocks * blockLayers(model).filter((l) => `${l.in}x${l.out}` === key).length;
-      const problem = gemvProblem(out, inFeatures, 1, settings.tileCols, settings.seed + inFeatures + out, 1 / Math.sqrt(inFeatures));
-      const packed = packF16Weights(problem.tile);
-      const w = await uploadTiled(device, `bench model f16 W ${key}`, packed.words, problem.tile.cols, 16 * packed.chunks, out);
+    for (const { key, in: inFeatures, out, count, problem } of weightShapes(model, settings)) {
+      const { tile } = problem();
+      const packed = packF16Weights(tile);
+      const w = await uploadTiled(device, `bench model f16 W ${key}`, packed.words, tile.cols, 16 * packed.chunks, out);
       const made = await makeCopies(device, w, count, (encoder, i) => copyOf(device, encoder, w, `bench model f16 W ${key} copy ${i}`));
       owned.push(...made);
       weightBytes += count * f16WeightBytes(inFeatures, out);
       copies.set(key, made);
     }
-    const next = new Map<string, number>();
+    const weightFor = copyDealer(copies);
     // x is read padded (zeros past n): each activation buffer holds one width, padded, never written past it.
     const vector = (entries: number, label: string): GPUBuffer => {
       const buffer = createBuffer(device, label, 4 * f16PaddedLength(entries), STORAGE_USAGE);
@@ -254,10 +244,7 @@ export async function f16ModelStepRow(context: GpuContext, model: ModelShape, se
       const input = hiddenStates[b % 2] as GPUBuffer;
       const inputs: Record<Role, GPUBuffer> = { q: input, k: input, v: input, o: outputs.q, gate: outputs.o, up: outputs.o, down: outputs.gate };
       for (const l of blockLayers(model)) {
-        const key = `${l.in}x${l.out}`;
-        const index = next.get(key) ?? 0;
-        next.set(key, index + 1);
-        const w = (copies.get(key) as GPUBuffer[])[index] as GPUBuffer;
+        const w = weightFor(l.in, l.out);
         const y = l.role === 'down' ? (hiddenStates[(b + 1) % 2] as GPUBuffer) : outputs[l.role];
         calls.push(prepared(device, `bench model f16 block ${b} ${l.role}`, (encoder, scratch) => dispatchF16Gemv(device, encoder, scratch, { w, x: inputs[l.role], y, n: l.in, cols: l.out })));
       }
@@ -267,7 +254,7 @@ export async function f16ModelStepRow(context: GpuContext, model: ModelShape, se
       for (const call of calls) call.record(pass);
       pass.end();
     };
-    return await measureStep(context, kernel, model, settings, recordStep, weightBytes, 4, { spirvKey: 'f16', note: `${model.name}: the baseline of the model steps' "vs f16"; one compute pass, ms is the GPU time of the whole step` });
+    return await modelRow(context, kernel, model, settings, recordStep, weightBytes, 4, `${model.name}: the baseline of the model steps' "vs f16"; one compute pass, ms is the GPU time of the whole step`, 'f16');
   } catch (error) {
     return failedRow({ kernel, family: 'decode-step', shape, spirvKey: 'f16' }, error);
   } finally {
