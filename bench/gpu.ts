@@ -229,9 +229,10 @@ if (hostRowsWanted) {
     progress(`model step: ${model.name} [${elapsed()}]`);
     const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
     if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, model, settings));
-    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, 'd3-q6-deterministic', settings, { int8 }));
-    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, 'd3-q6', settings, { int8 }));
-    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, DEFAULT_SCHEME, settings));
+    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
+    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6' }, settings, { int8 }));
+    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings));
+    if (inTime('model step weight-only')) add(await modelStepRow(gpu, model, { weightOnly: 'rtn-4bit' }, settings));
   }
 }
 

@@ -4,6 +4,9 @@ import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, pac
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
+import { uploadWeightOnly, type WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { WeightBasis } from '../../src/weightonly/basis.js';
+import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
@@ -100,10 +103,55 @@ function copyDealer<T>(copies: ReadonlyMap<string, readonly T[]>): (inFeatures: 
   };
 }
 
+/** The weights of a model step: a lattice scheme, or 4-bit weight-only codes (RTN of the rotated W). */
+export type ModelWeights = { readonly scheme: SchemeName } | { readonly weightOnly: 'rtn-4bit' };
+
 /** Options of {@link modelStepRow}. */
 export interface ModelStepOptions {
   /** int8 inputs with this dot path (d3-q6 and d3-q6-deterministic); default null. */
   readonly int8?: DotPath | null;
+}
+
+/** Every layer's weights of one shape (`count` distinct ones), their bytes, and what to free. */
+interface ShapeWeights {
+  readonly weights: LinearWeight[];
+  readonly bytes: number;
+  readonly owned: { destroy(): void }[];
+}
+
+/** One lattice matrix of the shape, quantized on the GPU, and GPU copies of it for the other layers. */
+async function latticeWeights(device: GPUDevice, shape: WeightShape, scheme: SchemeName, settings: BenchSettings): Promise<ShapeWeights> {
+  const q = await quantizedW(device, shape.problem(), scheme, settings.seed);
+  if (q.mode === 'universal') {
+    const original: GpuUniversalMatrix = q;
+    const made = await makeCopies<GpuUniversalMatrix>(device, original, shape.count, (encoder, i) => universalCopy(device, encoder, original, i));
+    return { weights: made, bytes: shape.count * universalBuffers(original).reduce((sum, b) => sum + b.size, 0), owned: [q, ...made.slice(1).flatMap(universalBuffers)] };
+  }
+  const original: GpuDeterministicMatrix = q;
+  const made = await makeCopies<GpuDeterministicMatrix>(device, original, shape.count, (encoder, i) => deterministicCopy(device, encoder, original, i));
+  return { weights: made, bytes: shape.count * deterministicBuffers(original).reduce((sum, b) => sum + b.size, 0), owned: [q, ...made.slice(1).flatMap(deterministicBuffers)] };
+}
+
+/**
+ * 4-bit weight-only codes of the shape: W's distinct columns rotated as the weight-only GEMV rotates x
+ * (randomized Hadamard) and rounded with one step (≈ the MSE-optimal 16-level step for N(0, 1/in)),
+ * repeated to every output, as RTN codes; then one upload per layer (the packed codes are packed once).
+ */
+function weightOnlyWeights(device: GPUDevice, shape: WeightShape, settings: BenchSettings): ShapeWeights {
+  const { tile } = shape.problem();
+  const n = shape.in;
+  const seed = settings.seed;
+  const rotated = new WeightBasis(n, 'hadamard', seed).rotateWeights(tile);
+  const step = 0.34 / Math.sqrt(n);
+  const codes = new Int32Array(n * shape.out);
+  for (let j = 0; j < shape.out; j++) {
+    const source = (j % tile.cols) * n;
+    for (let i = 0; i < n; i++) codes[j * n + i] = Math.max(-8, Math.min(7, Math.round((rotated[source + i] as number) / step)));
+  }
+  const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs: shape.out, codes, columnScales: new Float32Array(n).fill(step), rowScales: null, rotation: 'hadamard', seed });
+  const weights = Array.from({ length: shape.count }, (_, i) => uploadWeightOnly(device, q, { label: `bench model weight-only ${shape.key} ${i}` }));
+  const bytes = shape.count * [weights[0] as WeightOnlyGpuMatrix].flatMap((w) => [w.codes, w.codeLayout, w.columnScales, w.rowScales]).reduce((sum, b) => sum + b.size, 0);
+  return { weights, bytes, owned: weights };
 }
 
 /** The row of a model step (weights of `weightBytes`, activations of `activationBytes` per entry). */
@@ -122,38 +170,27 @@ function modelRow(context: GpuContext, kernel: string, model: ModelShape, settin
 }
 
 /**
- * The model step with quantized weights of `scheme`: `QuantizedLinear` layers with f16 activations,
- * q/k/v and gate/up grouped, recorded into one compute pass.
+ * The model step with quantized weights: `QuantizedLinear` layers with f16 activations, q/k/v and
+ * gate/up grouped (weight-only layers each rotate x themselves), recorded into one compute pass.
  */
-export async function modelStepRow(context: GpuContext, model: ModelShape, scheme: SchemeName, settings: BenchSettings, options: ModelStepOptions = {}): Promise<BenchRow> {
+export async function modelStepRow(context: GpuContext, model: ModelShape, source: ModelWeights, settings: BenchSettings, options: ModelStepOptions = {}): Promise<BenchRow> {
   const { device } = context;
   const int8 = options.int8 ?? null;
-  const kernel = `model step: ${model.name}, QuantizedLinear ${scheme}${int8 === null ? '' : ', int8 inputs'}, q/k/v and gate/up grouped, f16 activations, one compute pass`;
+  const weightsName = 'scheme' in source ? source.scheme : 'weight-only 4-bit (RTN codes)';
+  const kernel = `model step: ${model.name}, QuantizedLinear ${weightsName}${int8 === null ? '' : ', int8 inputs'}, q/k/v and gate/up grouped, f16 activations, one compute pass`;
   const shape = modelShapeName(model);
-  const owned: GPUBuffer[] = [];
-  const originals: { destroy(): void }[] = [];
+  const owned: { destroy(): void }[] = [];
   const linears: QuantizedLinear[] = [];
   const groups: QuantizedLinearGroup[] = [];
   try {
-    // One quantized matrix per distinct shape, then a GPU copy per layer.
+    // Every layer's weights, per distinct shape.
     const copies = new Map<string, LinearWeight[]>();
     let weightBytes = 0;
-    for (const { key, count, problem } of weightShapes(model, settings)) {
-      const q = await quantizedW(device, problem(), scheme, settings.seed);
-      originals.push(q);
-      if (q.mode === 'universal') {
-        const original: GpuUniversalMatrix = q;
-        const made = await makeCopies<GpuUniversalMatrix>(device, original, count, (encoder, i) => universalCopy(device, encoder, original, i));
-        for (const w of made.slice(1)) owned.push(...universalBuffers(w));
-        weightBytes += count * universalBuffers(original).reduce((sum, b) => sum + b.size, 0);
-        copies.set(key, made);
-      } else {
-        const original: GpuDeterministicMatrix = q;
-        const made = await makeCopies<GpuDeterministicMatrix>(device, original, count, (encoder, i) => deterministicCopy(device, encoder, original, i));
-        for (const w of made.slice(1)) owned.push(...deterministicBuffers(w));
-        weightBytes += count * deterministicBuffers(original).reduce((sum, b) => sum + b.size, 0);
-        copies.set(key, made);
-      }
+    for (const weightShape of weightShapes(model, settings)) {
+      const made = 'scheme' in source ? await latticeWeights(device, weightShape, source.scheme, settings) : weightOnlyWeights(device, weightShape, settings);
+      owned.push(...made.owned);
+      weightBytes += made.bytes;
+      copies.set(weightShape.key, made.weights);
     }
     const weightFor = copyDealer(copies);
     const layer = (inFeatures: number, out: number, label: string): QuantizedLinear => {
@@ -198,8 +235,7 @@ export async function modelStepRow(context: GpuContext, model: ModelShape, schem
   } finally {
     for (const group of groups) group.destroy();
     for (const linear of linears) linear.destroy();
-    for (const original of originals) original.destroy();
-    for (const buffer of owned) buffer.destroy();
+    for (const item of owned) item.destroy();
   }
 }
 
