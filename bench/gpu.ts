@@ -27,6 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
+import { dotPathFor } from '../src/gpu/kernels/e8Matmul.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
 import type { SchemeName } from '../src/quantize/schemes.js';
 import { gemvProblem, type BenchRow, type BenchSettings } from './gpu/common.js';
@@ -227,7 +228,7 @@ if (hostRowsWanted) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
     const model = quick ? SMALL_MODEL : LLAMA_3_8B;
     progress(`model step: ${model.name} [${elapsed()}]`);
-    const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+    const int8 = dotPathFor(features);
     if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, model, settings));
     if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
     if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6' }, settings, { int8 }));
@@ -259,7 +260,7 @@ if (hostRowsWanted) {
   if (wanted('decode step')) {
     progress(`decode step: ${decodeLayers} layers of ${decodeSize}² [${elapsed()}]`);
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
-    const int8 = features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+    const int8 = dotPathFor(features);
     // The baseline first: f16 weights, one f16 GEMV per layer (what "vs f16" of every step divides).
     if (inTime('decode step f16 baseline')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings));
     const steps: [SchemeName, DecodeStepOptions][] = [

@@ -64,31 +64,27 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
       const first = device.createCommandEncoder({ label: 'bench host first record' });
       layer.record(first, x, y); // prepares
       first.finish();
+      // 5 rounds of `calls` records into `target`: the median µs per call and the GPU objects created.
+      const timedRecords = (target: GPUCommandEncoder | GPUComputePassEncoder, kernel: string, into: string): BenchRow => {
+        const timesUs: number[] = [];
+        const { allocations } = countAllocations(device, () => {
+          for (let round = 0; round < 5; round++) {
+            const start = performance.now();
+            for (let i = 0; i < calls; i++) layer.record(target, x, y);
+            timesUs.push(((performance.now() - start) * 1000) / calls);
+          }
+        });
+        return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into ${into} (not submitted)` });
+      };
       const encoder = device.createCommandEncoder({ label: 'bench host records' });
-      const timesUs: number[] = [];
-      const { allocations } = countAllocations(device, () => {
-        for (let round = 0; round < 5; round++) {
-          const start = performance.now();
-          for (let i = 0; i < calls; i++) layer.record(encoder, x, y);
-          timesUs.push(((performance.now() - start) * 1000) / calls);
-        }
-      });
+      rows.push(timedRecords(encoder, preparedName, 'one encoder'));
       encoder.finish();
-      rows.push(row({ kernel: preparedName, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into one encoder (not submitted)` }));
       // The same calls into one compute pass of the caller's: no pass per call.
       const passEncoder = device.createCommandEncoder({ label: 'bench host records in one pass' });
       const pass = passEncoder.beginComputePass({ label: 'bench host pass' });
-      const passTimesUs: number[] = [];
-      const inPass = countAllocations(device, () => {
-        for (let round = 0; round < 5; round++) {
-          const start = performance.now();
-          for (let i = 0; i < calls; i++) layer.record(pass, x, y);
-          passTimesUs.push(((performance.now() - start) * 1000) / calls);
-        }
-      });
+      rows.push(timedRecords(pass, `${preparedName}, into one compute pass`, 'one compute pass'));
       pass.end();
       passEncoder.finish();
-      rows.push(row({ kernel: `${preparedName}, into one compute pass`, family: 'host', shape, k: 1, hostUsPerCall: median(passTimesUs), allocationsAfterFirst: inPass.allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into one compute pass (not submitted)` }));
     } finally {
       layer.destroy();
     }

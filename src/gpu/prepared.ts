@@ -60,8 +60,7 @@ export class PreparedCommands {
   record(target: CommandTarget): void {
     check(!this.destroyed, () => `${this.label}: these prepared commands were destroyed`);
     if (!isCommandEncoder(target)) {
-      const copy = this.commands.find((command) => command.kind !== 'pass');
-      check(copy === undefined, () => `${this.label}: these commands include a buffer ${copy?.kind ?? ''}, which a compute pass cannot record; record them into the command encoder`);
+      check(this.fitsInPass, () => `${this.label}: these commands include a buffer ${this.commands.find((command) => command.kind !== 'pass')?.kind ?? ''}, which a compute pass cannot record; record them into the command encoder`);
       for (const command of this.commands) if (command.kind === 'pass') replaySteps(target, command.steps);
       return;
     }

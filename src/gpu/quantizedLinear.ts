@@ -136,7 +136,8 @@ export interface QuantizedLinearGroup {
   readonly rotationsPerRecord: number;
   /**
    * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the
-   * layers with `int8Inputs`; the first of each rotation inside the rotation's pass where it takes one).
+   * layers with `int8Inputs`; the first of each rotation inside the rotation's last pass where its last
+   * stage takes one: `rotationRoundsInPass`).
    */
   readonly int8RoundingsPerRecord: number;
   /** Recordings of the universal GEMV's per-call sums one record makes (one per distinct `universalCallSumsKey` among the universal layers without `int8Inputs`). */

@@ -11,6 +11,8 @@ import {
   weightOnlyGemm,
   weightOnlyGemv,
   type WeightOnlyGemvOptions,
+  type WeightOnlyGpuMatrix,
+  type WeightOnlyMatrixGemvArgs,
 } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { WeightBasis } from '../../src/weightonly/basis.js';
 import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } from '../../src/weightonly/index.js';
@@ -42,6 +44,12 @@ import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice
  */
 
 const noGpu = await gpuUnavailableReason();
+
+/** One call of `yOfTwoCalls`: its x data and its dispatch options (x, y and vectors are the helper's). */
+interface TwoCallsInput {
+  readonly x: Float32Array | Uint16Array;
+  readonly options: Omit<WeightOnlyMatrixGemvArgs, 'x' | 'y' | 'vectors'>;
+}
 const U = 2 ** -24;
 
 /** About 4 bits per code for N(0, 1) weights (a fixed step: a rate target would count side information, which dominates at small sizes). */
@@ -192,6 +200,29 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     expect(mismatches(got, reference(q, x, vectors), q.outputs)).toEqual([]);
   }
 
+  /**
+   * Y of two `matrix.dispatch` calls, each on its own x (uploaded from `x`) with its own options, in one
+   * submit inside a validation section: what the tests that compare two input paths bit for bit run.
+   */
+  async function yOfTwoCalls(matrix: WeightOnlyGpuMatrix, label: string, vectors: number, calls: readonly [TwoCallsInput, TwoCallsInput]): Promise<[Float32Array, Float32Array]> {
+    const bytes = 4 * matrix.outputs * vectors;
+    const xs = calls.map((call, i) => createBufferWithData(device, `${label} x ${i}`, call.x, STORAGE_USAGE));
+    const ys = calls.map((_, i) => createBuffer(device, `${label} y ${i}`, bytes, STORAGE_USAGE));
+    const scratch = new GpuScratch(device);
+    try {
+      return await withValidation(device, label, async () => {
+        const encoder = device.createCommandEncoder({ label });
+        calls.forEach((call, i) => matrix.dispatch(encoder, scratch, { ...call.options, x: xs[i] as GPUBuffer, y: ys[i] as GPUBuffer, vectors }));
+        device.queue.submit([encoder.finish()]);
+        const read = async (y: GPUBuffer): Promise<Float32Array> => new Float32Array(await readBuffer(device, y, bytes));
+        return [await read(ys[0] as GPUBuffer), await read(ys[1] as GPUBuffer)];
+      });
+    } finally {
+      scratch.destroy();
+      for (const buffer of [...xs, ...ys]) buffer.destroy();
+    }
+  }
+
   const methods = ['watersic', 'gptq', 'rtn'] as const;
   const sizes = [1, 3, 16, 24, 100, 128];
   const outputCounts = [1, 3, 65];
@@ -287,28 +318,15 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     const vectors = 3;
     const x = activations(128, vectors, 21);
     const matrix = uploadWeightOnly(device, q);
-    const rotated = matrix.rotateOnHost(x, vectors);
-    const buffers = [
-      createBufferWithData(device, 'test x', x, STORAGE_USAGE),
-      createBufferWithData(device, 'test rotated x', rotated, STORAGE_USAGE),
-      createBuffer(device, 'test y', 4 * 65 * vectors, STORAGE_USAGE),
-      createBuffer(device, 'test y (host rotation)', 4 * 65 * vectors, STORAGE_USAGE),
-    ] as const;
-    const scratch = new GpuScratch(device);
     try {
-      const [onGpu, onHost] = await withValidation(device, 'rotation test', async () => {
-        const encoder = device.createCommandEncoder({ label: 'rotation test' });
-        matrix.dispatch(encoder, scratch, { x: buffers[0], y: buffers[2], vectors });
-        matrix.dispatch(encoder, scratch, { x: buffers[1], y: buffers[3], vectors, inputBasis: 'quantization' });
-        device.queue.submit([encoder.finish()]);
-        return [new Float32Array(await readBuffer(device, buffers[2], 4 * 65 * vectors)), new Float32Array(await readBuffer(device, buffers[3], 4 * 65 * vectors))];
-      });
+      const [onGpu, onHost] = await yOfTwoCalls(matrix, 'rotation test', vectors, [
+        { x, options: {} },
+        { x: matrix.rotateOnHost(x, vectors), options: { inputBasis: 'quantization' } },
+      ]);
       expect(Array.from(onGpu)).toEqual(Array.from(onHost));
       expect(mismatches(onGpu, reference(q, x, vectors), 65)).toEqual([]);
     } finally {
-      scratch.destroy();
       matrix.destroy();
-      for (const buffer of buffers) buffer.destroy();
     }
   });
 
@@ -332,30 +350,24 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     const raw = new Uint16Array(halfOffset + bits.length + 3).fill(0x7e00); // NaN halves around x
     raw.set(bits, halfOffset);
     const matrix = uploadWeightOnly(device, q);
-    const buffers = [
-      createBufferWithData(device, 'test f16 x', raw, STORAGE_USAGE),
-      createBufferWithData(device, 'test f32 x', values, STORAGE_USAGE),
-      createBuffer(device, 'test y (f16 x)', 4 * 65 * vectors, STORAGE_USAGE),
-      createBuffer(device, 'test y (f32 x)', 4 * 65 * vectors, STORAGE_USAGE),
-    ] as const;
+    const f16X = createBufferWithData(device, 'test f16 x', raw, STORAGE_USAGE);
+    const y = createBuffer(device, 'test y', 4 * 65 * vectors, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {
-      const [fromF16, fromF32] = await withValidation(device, 'f16 x test', async () => {
-        const encoder = device.createCommandEncoder({ label: 'f16 x test' });
-        matrix.dispatch(encoder, scratch, { x: buffers[0], xOffset: 2 * halfOffset, inputFormat: 'f16', y: buffers[2], vectors });
-        matrix.dispatch(encoder, scratch, { x: buffers[1], y: buffers[3], vectors });
-        device.queue.submit([encoder.finish()]);
-        return [new Float32Array(await readBuffer(device, buffers[2], 4 * 65 * vectors)), new Float32Array(await readBuffer(device, buffers[3], 4 * 65 * vectors))];
-      });
+      const [fromF16, fromF32] = await yOfTwoCalls(matrix, 'f16 x test', vectors, [
+        { x: raw, options: { xOffset: 2 * halfOffset, inputFormat: 'f16' } },
+        { x: values, options: {} },
+      ]);
       expect(Array.from(fromF16)).toEqual(Array.from(fromF32));
       expect(mismatches(fromF16, reference(q, values, vectors), 65)).toEqual([]);
       const encoder = device.createCommandEncoder();
-      expect(() => matrix.dispatch(encoder, scratch, { x: buffers[0], xOffset: 3, inputFormat: 'f16', y: buffers[2], vectors })).toThrow(/multiple of 2/);
-      expect(() => matrix.dispatch(encoder, scratch, { x: buffers[0], inputFormat: 'bf16' as 'f16', y: buffers[2], vectors })).toThrow(/inputFormat/);
+      expect(() => matrix.dispatch(encoder, scratch, { x: f16X, xOffset: 3, inputFormat: 'f16', y, vectors })).toThrow(/multiple of 2/);
+      expect(() => matrix.dispatch(encoder, scratch, { x: f16X, inputFormat: 'bf16' as 'f16', y, vectors })).toThrow(/inputFormat/);
     } finally {
       scratch.destroy();
       matrix.destroy();
-      for (const buffer of buffers) buffer.destroy();
+      f16X.destroy();
+      y.destroy();
     }
   });
 
