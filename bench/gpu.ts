@@ -43,7 +43,7 @@ import {
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, dispatchChainRow, f16DecodeStepRow, hostRows, type DecodeStepOptions } from './gpu/hostCases.js';
+import { decodeStepRow, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
 import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
@@ -195,9 +195,11 @@ const gemvKernels: GemvKernel[] = [
   int4Kernel,
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
   int8InputKernel('packed'),
+  int8InputKernel('packed', true),
   int8InputKernel('plain'),
   ...DETERMINISTIC_SCHEMES.map((scheme) => deterministicKernel(scheme)),
   deterministicKernel('d3-q6-deterministic', 'packed'),
+  deterministicKernel('d3-q6-deterministic', 'packed', true),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
@@ -224,6 +226,11 @@ if (hostRowsWanted) {
     for (const r of await hostRows(gpu, gemvProblem(firstShape.out, firstShape.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
   if (wanted('dispatch chain') && inTime('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
+  // What the int8-input layers do to x before their products, at the widths the model step and the
+  // GEMV rows rotate (quick: the small model's).
+  for (const n of quick ? [256, 1100] : [4096, 8192, 14336, 28672]) {
+    if (wanted('rotation') && inTime(`rotation of ${n}`)) add(await rotationRow(gpu, n, 50, settings));
+  }
   if (wanted('model step')) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
     const model = quick ? SMALL_MODEL : LLAMA_3_8B;

@@ -11,7 +11,8 @@
 //   hadamard_plain.wgsl (every butterfly level in workgroup memory) or hadamard_subgroup.wgsl (the
 //   levels whose partners lie in one subgroup with subgroupShuffleXor, the rest in workgroup memory).
 // WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, chosen from the device's limit (a
-// power of two, or m times one: the window itself when it fits).
+// power of two, or m times one: the window itself when it fits). THREADS (invocations per workgroup)
+// and BLOCK (m) are the variant's other constants, generated in front of the uniform struct.
 //
 // Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
 // output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32 (the forward's
@@ -55,7 +56,10 @@
 // drops rows past output_rows. When the window fits in workgroup memory there is one pass with
 // Q = 2^k, and a workgroup holds the window of one or more columns.
 
-const THREADS: u32 = 256u;
+// Why m is a constant: element and pair indices are divided by m and taken modulo m in every loop
+// here; a constant divisor compiles to a multiply and shifts, a runtime one to a division routine of
+// tens of instructions (GPUs have no integer divider). Every other divisor of an index is a power of
+// two (P, Q, Q/2, the groups per column), so indices are split with shifts and masks.
 
 // struct HadamardParams is declared once, in src/gpu/kernels/hadamard.ts (a UniformLayout), which
 // generates its WGSL into the module before this file.
@@ -80,27 +84,33 @@ fn hadamard_entry_is_negative(row: u32, col: u32) -> bool {
 struct WorkgroupShape {
   first_group: u32,          // global index of the workgroup's first group (over all columns)
   total_groups: u32,         // groups in this dispatch
-  groups_per_column: u32,
+  column_shift: u32,         // log2 of the groups per column (2^k / Q)
   local_blocks: u32,         // groups_per_workgroup · Q
 }
 
 fn workgroup_shape(workgroup: u32) -> WorkgroupShape {
-  let groups_per_column = params.length / (params.group_blocks * params.block);
+  let groups_per_column = params.length / (params.group_blocks * BLOCK);
   return WorkgroupShape(
     workgroup * params.groups_per_workgroup,
     params.cols * groups_per_column,
-    groups_per_column,
+    countTrailingZeros(groups_per_column),
     params.groups_per_workgroup * params.group_blocks,
   );
 }
 
+// Column and group within it of global group `group`.
+fn group_column(shape: WorkgroupShape, group: u32) -> vec2<u32> {
+  return vec2<u32>(group >> shape.column_shift, group & ((1u << shape.column_shift) - 1u));
+}
+
 // Position inside its column of element b of block t of group `group_in_column` (of this stage's
-// window).
+// window): block a = low + (t + high·Q)·P with low = group mod P and high = group / P.
 fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
-  let low = group_in_column % params.level_stride;
-  let high = group_in_column / params.level_stride;
-  let a = low + (t + high * params.group_blocks) * params.level_stride;
-  return params.stage_offset + a * params.block + b;
+  let p_shift = countTrailingZeros(params.level_stride);
+  let low = group_in_column & (params.level_stride - 1u);
+  let high = group_in_column >> p_shift;
+  let a = low + ((t + high * params.group_blocks) << p_shift);
+  return params.stage_offset + a * BLOCK + b;
 }
 
 // Element `at` of the input binding: an f32, or (params.input_f16: `at` counts halves) an f16 widened
@@ -133,7 +143,7 @@ fn loaded_value(column: u32, p: u32) -> f32 {
 // One block (m elements from `first`) into values[slot ..], multiplied by the uploaded H_m (or H_mᵀ)
 // in the first pass.
 fn load_block(column: u32, first: u32, slot: u32) {
-  let m = params.block;
+  let m = BLOCK;
   if (params.transform_blocks == 0u || m == 1u) {
     for (var b = 0u; b < m; b = b + 1u) {
       values[slot + b] = loaded_value(column, first + b);
@@ -157,14 +167,15 @@ fn load_block(column: u32, first: u32, slot: u32) {
 fn load_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
   let q = params.group_blocks;
+  let q_shift = countTrailingZeros(q);
   for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
-    let group = shape.first_group + local_block / q;
+    let group = shape.first_group + (local_block >> q_shift);
     if (group >= shape.total_groups) {
       continue;
     }
-    let column = group / shape.groups_per_column;
-    let first = column_position(group % shape.groups_per_column, local_block % q, 0u);
-    load_block(column, first, local_block * params.block);
+    let at = group_column(shape, group);
+    let first = column_position(at.y, local_block & (q - 1u), 0u);
+    load_block(at.x, first, local_block * BLOCK);
   }
   workgroupBarrier();
 }
@@ -172,20 +183,21 @@ fn load_groups(workgroup: u32, thread: u32) {
 // Butterflies between local blocks t and t + h for h = first_level, 2·first_level, …, Q/2, element
 // by element, with a barrier after each level (first_level: a power of two; ≥ Q runs none).
 fn workgroup_levels(first_level: u32, thread: u32) {
-  let m = params.block;
   let q = params.group_blocks;
-  let group_elements = q * m;
-  let half_group = group_elements / 2u;
-  let pairs = params.groups_per_workgroup * half_group;
+  let group_elements = q * BLOCK;
+  // Pair = (local group, low_half, b) with low_half < Q/2 and b < m, b fastest.
+  let half_blocks = q >> 1u;
+  let half_shift = countTrailingZeros(max(half_blocks, 1u));
+  let pairs = params.groups_per_workgroup * half_blocks * BLOCK;
   for (var h = first_level; h < q; h = h << 1u) {
     for (var pair = thread; pair < pairs; pair = pair + THREADS) {
-      let local_group = pair / half_group;
-      let r = pair % half_group;
-      let b = r % m;
-      let low_half = r / m; // index among the Q/2 blocks whose bit h is clear
+      let b = pair % BLOCK;
+      let pair_block = pair / BLOCK;
+      let local_group = pair_block >> half_shift;
+      let low_half = pair_block & (half_blocks - 1u); // index among the Q/2 blocks whose bit h is clear
       let t = ((low_half & ~(h - 1u)) << 1u) | (low_half & (h - 1u));
-      let i = local_group * group_elements + t * m + b;
-      let j = i + h * m;
+      let i = local_group * group_elements + t * BLOCK + b;
+      let j = i + h * BLOCK;
       let u = values[i];
       let v = values[j];
       values[i] = u + v;
@@ -199,16 +211,17 @@ fn workgroup_levels(first_level: u32, thread: u32) {
 // positions ≥ output_rows are dropped.
 fn store_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
-  let m = params.block;
   let q = params.group_blocks;
-  for (var e = thread; e < shape.local_blocks * m; e = e + THREADS) {
-    let local_block = e / m;
-    let group = shape.first_group + local_block / q;
+  let q_shift = countTrailingZeros(q);
+  for (var e = thread; e < shape.local_blocks * BLOCK; e = e + THREADS) {
+    let local_block = e / BLOCK;
+    let group = shape.first_group + (local_block >> q_shift);
     if (group >= shape.total_groups) {
       continue;
     }
-    let column = group / shape.groups_per_column;
-    let position = column_position(group % shape.groups_per_column, local_block % q, e % m);
+    let at = group_column(shape, group);
+    let column = at.x;
+    let position = column_position(at.y, local_block & (q - 1u), e % BLOCK);
     if (position >= params.output_rows) {
       continue;
     }

@@ -28,15 +28,16 @@
 const POISON: f32 = 1.0e30;
 
 // values[] slot of element `t_low` of row `row` (rows of `width` elements, see above).
+// A row is (g, r, b) with r < Q/width and b < m, b fastest: row = (g·(Q/width) + r)·m + b.
 fn row_slot(row: u32, t_low: u32, width: u32) -> u32 {
-  let m = params.block;
   let q = params.group_blocks;
-  let rows_per_group = (q / width) * m;
-  let g = row / rows_per_group;
-  let rest = row % rows_per_group;
-  let b = rest % m;
-  let t = (rest / m) * width + t_low;
-  return (g * q + t) * m + b;
+  let width_shift = countTrailingZeros(width);
+  let b = row % BLOCK;
+  let row_block = row / BLOCK;
+  let g = row_block >> (countTrailingZeros(q) - width_shift);
+  let r = row_block & ((q >> width_shift) - 1u);
+  let t = (r << width_shift) + t_low;
+  return (g * q + t) * BLOCK + b;
 }
 
 // The butterfly levels h = 1, 2, …, shuffled/2 of every row (shuffled = L ≤ S), between subgroup
@@ -46,17 +47,18 @@ fn subgroup_levels(thread: u32, subgroup_width: u32, shuffled: u32, expected_lay
     return; // no level (Q = 1 or subgroups of one invocation)
   }
   let rows_per_block = subgroup_width / shuffled;
+  let shuffled_shift = countTrailingZeros(shuffled);
   let blocks = THREADS / subgroup_width;
-  let rows = params.groups_per_workgroup * (params.group_blocks / shuffled) * params.block;
+  let rows = params.groups_per_workgroup * (params.group_blocks / shuffled) * BLOCK;
   let rows_per_round = rows_per_block * blocks;
   let rounds = (rows + rows_per_round - 1u) / rows_per_round;
   let lane = thread % subgroup_width;
   let first_row_of_block = (thread / subgroup_width) * rows_per_block;
 
   for (var round = 0u; round < rounds; round = round + 1u) {
-    let row = round * rows_per_round + first_row_of_block + lane / shuffled;
+    let row = round * rows_per_round + first_row_of_block + (lane >> shuffled_shift);
     let holds_row = expected_layout && row < rows;
-    let slot = row_slot(row, lane % shuffled, shuffled);
+    let slot = row_slot(row, lane & (shuffled - 1u), shuffled);
     var value = 0.0;
     if (holds_row) {
       value = values[slot];
@@ -101,7 +103,7 @@ fn subgroup_levels(thread: u32, subgroup_width: u32, shuffled: u32, expected_lay
   }
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(THREADS, 1, 1)
 fn main(
   @builtin(workgroup_id) workgroup_id: vec3<u32>,
   @builtin(num_workgroups) workgroup_count: vec3<u32>,

@@ -76,6 +76,12 @@ export interface BenchRow {
   instrPerCodeByte: number | null;
   /** Key of the kernel's SPIR-V statistics. */
   readonly spirvKey: string | null;
+  /**
+   * GEMV rows of the int8-input kernels: x rotated and rounded to int8 once, before the timed calls,
+   * which then run the GEMV kernel alone (what each layer of a group pays when the group shares x̂).
+   * false: every call does all its work (rotation and rounding included).
+   */
+  readonly xPrepared: boolean;
 }
 
 /** A row with every optional figure null. */
@@ -103,6 +109,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     check: null,
     instrPerCodeByte: null,
     spirvKey: null,
+    xPrepared: false,
     ...fields,
   };
 }

@@ -1,3 +1,4 @@
+import { check } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
@@ -6,6 +7,7 @@ import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, pac
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchLatticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -14,6 +16,7 @@ import { dispatchUniversalGemvI8, UniversalGemvI8Weights } from '../../src/gpu/k
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { Rng } from '../../src/rotation/random.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
@@ -62,6 +65,8 @@ export interface GemvKernel {
   /** Key of its SPIR-V statistics (see instructionStats.ts). */
   readonly spirvKey: string;
   readonly k: number;
+  /** The int8-input kernels' "kernel alone" rows: x̂ made once before the timed calls (BenchRow.xPrepared). */
+  readonly xPrepared?: boolean;
   /** Why it cannot run here, or null. */
   readonly unsupported?: (context: GpuContext) => string | null;
   readonly build: (context: GpuContext, problem: GemvProblem, settings: BenchSettings) => Promise<GemvSubject>;
@@ -115,7 +120,7 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
 /** Times one GEMV kernel at one problem: build, stream over the copies, check, free. */
 export async function gemvRow(context: GpuContext, kernel: GemvKernel, problem: GemvProblem, settings: BenchSettings): Promise<BenchRow> {
   const family = kernel.k === 1 ? 'gemv' : 'batched';
-  const base = { kernel: kernel.name, family, shape: gemvShape(problem), k: kernel.k, spirvKey: kernel.spirvKey } as const;
+  const base = { kernel: kernel.name, family, shape: gemvShape(problem), k: kernel.k, spirvKey: kernel.spirvKey, xPrepared: kernel.xPrepared ?? false } as const;
   const unsupported = kernel.unsupported?.(context) ?? null;
   if (unsupported !== null) return row({ ...base, status: 'unsupported', note: unsupported });
   let subject: GemvSubject | undefined;
@@ -372,10 +377,11 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
  * the escape table and the norms (the original escape streams stay in memory for the other kernels
  * but are not read).
  */
-export function int8InputKernel(dotPath: DotPath): GemvKernel {
+export function int8InputKernel(dotPath: DotPath, xPrepared = false): GemvKernel {
   return {
-    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath),
+    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared),
     k: 1,
+    xPrepared,
     async build(context, problem, settings) {
       const { device } = context;
       const { n, cols } = problem;
@@ -388,7 +394,10 @@ export function int8InputKernel(dotPath: DotPath): GemvKernel {
       const weights = matrices.map((w, i) => UniversalGemvI8Weights.create(device, w, `bench int8 weights ${i}`));
       const x = uploadX(device, problem);
       const y = createBuffer(device, 'bench int8 y', 4 * cols, STORAGE_USAGE);
-      const calls = weights.map((w, i) => prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath })));
+      const given = xPrepared ? await preparedInputs(device, q, x) : undefined;
+      const calls = weights.map((w, i) =>
+        prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath, inputsI8: given?.inputs })),
+      );
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
         weightBytes,
@@ -396,6 +405,7 @@ export function int8InputKernel(dotPath: DotPath): GemvKernel {
         check: () => nmseOf(device, y, problem, latticeLimit('d3-q6')),
         destroy: () => {
           for (const call of calls) call.destroy();
+          given?.scratch.destroy();
           for (const w of weights) w.destroy();
           q.destroy();
           destroyAll([...matrices.slice(1).flatMap(universalBuffers), x, y]);
@@ -405,10 +415,24 @@ export function int8InputKernel(dotPath: DotPath): GemvKernel {
   };
 }
 
+/**
+ * x rotated with W's seed and rounded to int8 for W once (dispatchRotatedInputsI8), submitted: the x̂
+ * that the "kernel alone" rows' calls share (W's copies have W's seed and shape). The scratch holds it.
+ */
+async function preparedInputs(device: GPUDevice, w: InputsI8Operand, x: GPUBuffer): Promise<{ inputs: RecordedInputsI8; scratch: GpuScratch }> {
+  const scratch = new GpuScratch(device);
+  const xRotated = scratch.buffer('bench x̃', 4 * w.length, STORAGE_USAGE);
+  const encoder = device.createCommandEncoder({ label: 'bench x̂ for the kernel-alone rows' });
+  const inputs = dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return { inputs, scratch };
+}
+
 /** Names and SPIR-V keys of the int8-input GEMV rows. */
-function int8Row(base: string, spirvKey: string, dotPath: DotPath): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
+function int8Row(base: string, spirvKey: string, dotPath: DotPath, xPrepared: boolean): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
   return {
-    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})`,
+    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
     spirvKey: `${spirvKey}:${dotPath}`,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
   };
@@ -418,10 +442,11 @@ function int8Row(base: string, spirvKey: string, dotPath: DotPath): Pick<GemvKer
  * The deterministic lattice GEMV for a deterministic scheme: dispatchLatticeGemv, or with `int8`
  * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path.
  */
-export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null): GemvKernel {
+export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false): GemvKernel {
   return {
-    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8)),
+    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared)),
     k: 1,
+    xPrepared,
     async build({ device }, problem, settings) {
       const { n, cols } = problem;
       const q = await quantizedW(device, problem, scheme, settings.seed);
@@ -430,9 +455,13 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
       const weights = await makeCopies<GpuDeterministicMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => deterministicCopy(device, encoder, q, i));
       const x = uploadX(device, problem);
       const y = createBuffer(device, 'bench lattice y', 4 * cols, STORAGE_USAGE);
+      check(int8 !== null || !xPrepared, 'bench: the kernel-alone rows are int8-input rows');
+      const given = xPrepared ? await preparedInputs(device, q, x) : undefined;
       const calls = weights.map((w, i) =>
         prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) =>
-          int8 === null ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y }) : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8 }),
+          int8 === null
+            ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y })
+            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs }),
         ),
       );
       return {
@@ -442,6 +471,7 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
         check: () => nmseOf(device, y, problem, latticeLimit(scheme)),
         destroy: () => {
           for (const call of calls) call.destroy();
+          given?.scratch.destroy();
           q.destroy();
           destroyAll([...weights.slice(1).flatMap(deterministicBuffers), x, y]);
         },

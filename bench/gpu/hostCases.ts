@@ -6,6 +6,8 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { dispatchRotatedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { quantize } from '../../src/quantize/quantize.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
@@ -319,6 +321,56 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
   } finally {
     scratch.destroy();
     for (const buffer of buffers) buffer.destroy();
+  }
+}
+
+/**
+ * The GPU time of what an int8-input layer (or a group of them) does to x before its products: the
+ * rotation of one column of `n` entries and its rounding to int8 (`dispatchRotatedInputsI8`, for a
+ * d3-q6-deterministic W of n rows), prepared, `calls` in a row in one encoder. At the model widths
+ * this is the part of a decode step that does not stream weights: one workgroup per column where the
+ * rotation's stage fits the workgroup memory, tens per pass where it takes several.
+ */
+export async function rotationRow(context: GpuContext, n: number, calls: number, settings: BenchSettings): Promise<BenchRow> {
+  const { device } = context;
+  const kernel = `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`;
+  const shape = String(n);
+  const owned: GPUBuffer[] = [];
+  let call: PreparedCommands | undefined;
+  try {
+    // W's shape as the quantizer makes it (rotated length, kept coordinates, blocks): one column is enough.
+    const w = quantize({ rows: n, cols: 1, data: new Float32Array(n).fill(1) }, { scheme: 'd3-q6-deterministic', seed: settings.seed });
+    if (w.kind !== 'lattice') throw new Error('d3-q6-deterministic is a lattice scheme');
+    const x = createBuffer(device, 'bench rotation x', 4 * n, STORAGE_USAGE);
+    const xRotated = createBuffer(device, 'bench rotation x̃', 4 * w.length, STORAGE_USAGE);
+    owned.push(x, xRotated);
+    const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
+      dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+    };
+    call = prepared(device, 'bench rotation', record);
+    const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, {
+      warmup: 1,
+      samples: Math.min(settings.samples, settings.quick ? 2 : 5),
+    });
+    return row({
+      kernel,
+      family: 'host',
+      shape,
+      k: 1,
+      bytesRead: 4 * n,
+      ms: timing.perCallMs,
+      dispatchesPerCall: countDispatches(device, (encoder) => (call as PreparedCommands).record(encoder)),
+      copies: 1,
+      callsPerSample: calls,
+      samplesMs: timing.perCallSamples,
+      timing: timing.method,
+      note: 'ms is the GPU time per call (every dispatch of the rotation and the rounding)',
+    });
+  } catch (error) {
+    return failedRow({ kernel, family: 'host', shape }, error);
+  } finally {
+    call?.destroy();
+    for (const buffer of owned) buffer.destroy();
   }
 }
 

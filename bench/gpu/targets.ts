@@ -53,6 +53,16 @@ function judged(target: string, found: ReturnType<typeof best>, threshold: numbe
   return { target, measured: figure, met: found.value >= threshold };
 }
 
+/**
+ * `result` with the best kernel-alone figure added (the int8-input GEMVs timed on x̂ made once
+ * beforehand: BenchRow.xPrepared), which tells how much of a call the rotation and rounding of x take.
+ * Never a verdict: a call that rotates x itself is what the targets judge.
+ */
+function withKernelAlone(result: TargetResult, found: ReturnType<typeof best>, show: (v: number) => string): TargetResult {
+  if (found === null || !found.atTarget || result.met === null) return result;
+  return { ...result, measured: `${result.measured} (the kernel alone, x̂ made once beforehand: ${show(found.value)}, ${found.row.kernel})` };
+}
+
 /** int4 GEMV ms at the row's shape over the row's ms (> 1: faster than the int4 kernel). */
 function vsInt4(rows: readonly BenchRow[], r: BenchRow): number | null {
   const int4 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'int4' && o.shape === r.shape && measuredOk(o));
@@ -61,17 +71,22 @@ function vsInt4(rows: readonly BenchRow[], r: BenchRow): number | null {
 
 /**
  * Issue 10's targets judged from a run's rows (after `addRatios`): D3 GEMV ≥ 70 % of the streaming
- * read, ≥ 3.5× the f16 GEMV and ≥ 1.2× the int4 kernel at 8192 × 28672 (the best D3 kernel of each);
+ * read, ≥ 3.5× the f16 GEMV and ≥ 1.2× the int4 kernel at 8192 × 28672 (the best D3 kernel of each,
+ * whole calls; the best kernel-alone figure beside it);
  * E8 GEMV ≥ 60 %; a decode step of 200 layers that creates no GPU object per call; a product at ≥ 1×
  * the f32 tiled matmul at 4096³.
  */
 export function issueTargets(rows: readonly BenchRow[]): TargetResult[] {
-  const d3 = rows.filter(isD3Gemv);
+  // The targets judge whole calls (x rotated and rounded by the call); the kernel-alone rows are an aside.
+  const d3 = rows.filter((r) => isD3Gemv(r) && !r.xPrepared);
+  const d3Alone = rows.filter((r) => isD3Gemv(r) && r.xPrepared);
   const e8 = rows.filter(isE8Gemv);
+  const d3Target = (target: string, value: (r: BenchRow) => number | null, threshold: number, show: (v: number) => string, what: string): TargetResult =>
+    withKernelAlone(judged(target, best(d3, TARGET_GEMV_SHAPE, value), threshold, show, what), best(d3Alone, TARGET_GEMV_SHAPE, value), show);
   const results: TargetResult[] = [
-    judged(`D3 GEMV ≥ 70 % of the streaming read at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => r.fractionOfStream), 0.7, percent, 'D3 GEMV'),
-    judged(`D3 GEMV ≥ 3.5× the f16 GEMV at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => r.vsF16), 3.5, times, 'D3 GEMV with an f16 GEMV beside it'),
-    judged(`D3 GEMV ≥ 1.2× the int4 g32 GEMV at ${TARGET_GEMV_SHAPE}`, best(d3, TARGET_GEMV_SHAPE, (r) => vsInt4(rows, r)), 1.2, times, 'D3 GEMV with an int4 GEMV beside it'),
+    d3Target(`D3 GEMV ≥ 70 % of the streaming read at ${TARGET_GEMV_SHAPE}`, (r) => r.fractionOfStream, 0.7, percent, 'D3 GEMV'),
+    d3Target(`D3 GEMV ≥ 3.5× the f16 GEMV at ${TARGET_GEMV_SHAPE}`, (r) => r.vsF16, 3.5, times, 'D3 GEMV with an f16 GEMV beside it'),
+    d3Target(`D3 GEMV ≥ 1.2× the int4 g32 GEMV at ${TARGET_GEMV_SHAPE}`, (r) => vsInt4(rows, r), 1.2, times, 'D3 GEMV with an int4 GEMV beside it'),
     judged(`E8 GEMV ≥ 60 % of the streaming read at ${TARGET_GEMV_SHAPE}`, best(e8, TARGET_GEMV_SHAPE, (r) => r.fractionOfStream), 0.6, percent, 'E8 GEMV'),
   ];
   // The quantized layers' steps (the f16 baseline step is not the library's GEMV).

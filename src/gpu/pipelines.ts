@@ -85,10 +85,11 @@ export interface KernelPipelinesDefinition<Variant, Compiled> {
  * const pipelines = new KernelPipelines({
  *   label: 'hadamard',
  *   bindings: ['uniform', 'read-only-storage', 'storage'],
- *   compile: (device, pipelineLayout, elements: number) =>
- *     createKernelPipeline(device, pipelineLayout, { label: `hadamard (${elements})`, code: hadamardShaderSource(elements) }),
+ *   compile: (device, pipelineLayout, variant: HadamardVariant) =>
+ *     createKernelPipeline(device, pipelineLayout, { label: `hadamard (${variant.workgroupElements})`, code: hadamardShaderSource(variant) }),
+ *   key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}/${variant.subgroups}`,
  * });
- * const { layout, pipeline } = pipelines.get(device, 2048);
+ * const { layout, pipeline } = pipelines.get(device, { workgroupElements: 2048, subgroups: false, block: 1, threads: 512 });
  */
 export class KernelPipelines<Variant = void, Compiled = GPUComputePipeline> {
   private readonly byDevice = new WeakMap<GPUDevice, { readonly layout: KernelLayout; readonly byKey: Map<unknown, Compiled> }>();

@@ -38,7 +38,8 @@ function shaders(): Shader[] {
     { name: 'int4 gemv', code: int4GemvShaderSource(false) },
     { name: 'weight-only gemv', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }) },
     { name: 'weight-only gemv, f16 x, 4 vectors', code: weightOnlyGemvShaderSource({ vectorBlock: 4, inputFormat: 'f16' }) },
-    { name: 'hadamard (f16 input, int8 output in the last pass)', code: hadamardShaderSource(4096, false) },
+    { name: 'hadamard (f16 input, int8 output in the last pass)', code: hadamardShaderSource({ workgroupElements: 4096, subgroups: false, block: 1, threads: 1024 }) },
+    { name: 'hadamard (m = 12, 256 invocations)', code: hadamardShaderSource({ workgroupElements: 768, subgroups: false, block: 12, threads: 256 }) },
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
   ];

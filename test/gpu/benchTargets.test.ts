@@ -64,6 +64,30 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(targets[0]?.measured).toBe('not measured at the target shape; best here 72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at 1024 × 1024');
   });
 
+  it('a kernel-alone row (x̂ made once beforehand) never decides a D3 verdict, and is named beside it', () => {
+    // The kernel alone at 0.2 ms and 3600 GB/s (90 %), where the whole call (rotation and rounding
+    // included) takes 0.25 ms: the verdicts stay the whole call's; the figure comes after them.
+    const alone = row({
+      kernel: 'lattice GEMV d3-q6-deterministic, int8 inputs, kernel alone',
+      family: 'gemv',
+      shape: GEMV,
+      spirvKey: 'lattice-i8:d3-q6-deterministic:packed',
+      ms: 0.2,
+      gbps: 3600,
+      check: ok,
+      xPrepared: true,
+    });
+    const targets = judge([...fullRun(), alone]);
+    expect(targets[0]?.measured).toBe(`72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at ${GEMV} (the kernel alone, x̂ made once beforehand: 90.0 %, ${alone.kernel})`);
+    expect(targets[1]?.measured).toMatch(/^4\.00×: .*\(the kernel alone, x̂ made once beforehand: 5\.00×/);
+    // A whole call just under 70 % is not rescued by its kernel-alone row.
+    const slow = fullRun().map((r) => (r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed' ? { ...r, gbps: 2799 } : r));
+    expect(judge([...slow, alone])[0]?.met).toBe(false);
+    // Only a kernel-alone row at the target shape: no verdict from it.
+    const onlyAlone = fullRun().filter((r) => !(r.family === 'gemv' && /:d3-/.test(r.spirvKey ?? '')));
+    expect(judge([...onlyAlone, alone])[0]).toMatchObject({ met: null, measured: 'no D3 GEMV row measured' });
+  });
+
   it('decode steps: an allocating step fails the target, steps of fewer than 200 layers only give no verdict', () => {
     const allocating = fullRun().map((r) => (r.kernel === 'decode step b' ? { ...r, allocationsAfterFirst: 3 } : r));
     const targets = judge(allocating);

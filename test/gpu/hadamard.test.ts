@@ -98,12 +98,30 @@ describe('planHadamard (CPU)', () => {
     expect(planHadamard(12 * 1024, 49152)).toMatchObject({ workgroupElements: 12288, passes: [{ levelStride: 1, groupBlocks: 1024 }] });
     expect(planHadamard(20 * 512, 49152)).toMatchObject({ workgroupElements: 10240, passes: [{ levelStride: 1, groupBlocks: 512 }] });
     expect(planHadamard(20 * 128, 32768)).toMatchObject({ workgroupElements: 2560, passes: [{ levelStride: 1, groupBlocks: 128 }] });
-    // Too large: as many blocks of m as fit (a power of two of them), two passes.
-    expect(planHadamard(12 * 1024, 32768)).toMatchObject({ workgroupElements: 12 * 512, passes: [{ levelStride: 1, groupBlocks: 512 }, { levelStride: 512, groupBlocks: 2 }] });
+    // Too large: the fewest passes (two), the levels shared evenly between them.
+    expect(planHadamard(12 * 1024, 32768)).toMatchObject({ workgroupElements: 12 * 64, passes: [{ levelStride: 1, groupBlocks: 64 }, { levelStride: 64, groupBlocks: 16 }] });
     // Model widths: the windows of 14336 (12288) and 11008 (10240) take one pass each at 48 KB, two at 32 KB.
     expect(planHadamardRotation(14336, 49152).stages.map((stage) => stage.passes.length)).toEqual([1, 1]);
     expect(planHadamardRotation(11008, 49152).stages.map((stage) => stage.passes.length)).toEqual([1, 1]);
     expect(planHadamardRotation(14336, 32768).stages.map((stage) => stage.passes.length)).toEqual([2, 2]);
+  });
+
+  it.each([
+    // [N, bytes, workgroup elements, groupBlocks of each pass]
+    [12 * 2048, 49152, 768, [64, 32]], // 28672's windows: 11 levels, 6 + 5 (not 10 + 1 on 2 workgroups)
+    [16384, 32768, 512, [512, 32]], // 14 levels, 7 + 7 raised to 9 + 5: 2 values per invocation
+    [20 * 512, 32768, 640, [32, 16]], // 11008's windows at 32 KB
+    [12 * 2 ** 14, 16384, 1536, [128, 128]], // 14 levels in 2 passes of 7
+    [2 ** 20, 16384, 1024, [1024, 1024]], // 20 levels, at most 12 per pass: 2 passes of 10
+    [2 ** 26, 16384, 512, [512, 512, 256]], // 26 levels, 3 passes: 9 + 9 + 8
+  ])('N = %i with %i bytes, several passes: the fewest passes, levels shared evenly (%i elements)', (N, bytes, elements, groupBlocks) => {
+    const plan = planHadamard(N, bytes);
+    expect(plan.workgroupElements).toBe(elements);
+    expect(plan.passes.map((pass) => pass.groupBlocks)).toEqual(groupBlocks);
+    // As few passes as the largest workgroup memory would take.
+    const { m, pow2 } = hadamardFactors(N);
+    const maxLevels = Math.floor(Math.log2(bytes / 4 / m));
+    expect(plan.passes).toHaveLength(Math.ceil(Math.log2(pow2) / maxLevels));
   });
 
   it('refuses a forced workgroup size that is not a power of two or too large', () => {

@@ -32,28 +32,63 @@ import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './input
  * the CPU's per-stage contract. The stages must run in order (the second reads the first's results),
  * so one dispatch per stage and pass is the natural split; both share one pipeline variant.
  *
- * Compile-time variants: the workgroup-memory size, and whether the butterfly levels inside a
- * subgroup use `subgroupShuffleXor` (devices with the `subgroups` feature; the results are the same
- * bits either way).
+ * Compile-time variants: the workgroup-memory size, the invocations per workgroup
+ * (`rotationThreads`), the block m (so that indices divide by a constant), and whether the butterfly
+ * levels inside a subgroup use `subgroupShuffleXor` (devices with the `subgroups` feature). The
+ * results are the same bits for every variant.
+ *
+ * Sized for the decode step, which rotates one column: a one-pass stage is one workgroup per column
+ * (as many invocations as the device allows, up to 1024), and a stage that takes several passes
+ * shares its levels evenly between them (`planHadamard`), so each pass runs on tens of workgroups
+ * rather than two.
  */
 
-/** Smallest workgroup-memory size the planner picks on its own: 8 values for each of the 256 invocations. */
+/** Smallest workgroup-memory size the planner picks on its own (one-pass stages): 8 values for each of 256 invocations. */
 const PREFERRED_MIN_ELEMENTS = 2048;
+/**
+ * Smallest workgroup-memory size of a stage that takes several passes: 2 values for each of the 256
+ * invocations, so that every invocation has a butterfly at every level.
+ */
+const MULTI_PASS_MIN_ELEMENTS = 512;
 /** Smallest `workgroupElements` accepted (a whole H_20 block must fit). */
 const MIN_ELEMENTS = 32;
 
 /** A compiled variant of the rotation kernel. */
 export interface HadamardVariant {
-  /** f32 values per workgroup (a power of two). */
+  /** f32 values per workgroup (a power of two, or m times one). */
   readonly workgroupElements: number;
   /** Levels inside a subgroup with `subgroupShuffleXor` (needs the device feature `subgroups`). */
   readonly subgroups: boolean;
+  /** m: the Hadamard block of the stages (a constant, so that indices divide by it cheaply). */
+  readonly block: 1 | 12 | 20;
+  /** Invocations per workgroup (`rotationThreads`). */
+  readonly threads: number;
+}
+
+/** Fewest invocations per rotation workgroup: WebGPU's minimum of maxComputeInvocationsPerWorkgroup. */
+const MIN_THREADS = 256;
+/** Most invocations per rotation workgroup. */
+const MAX_THREADS = 1024;
+
+/**
+ * Invocations per workgroup for a pass of `workgroupElements` values on `device`: one per 4 values
+ * (at least 256, at most 1024 and the device's limits), a power of two. Why more than 256: a
+ * one-pass stage holds a whole window of a column in one workgroup, and a decode step rotates one
+ * column, so that workgroup is all the GPU runs; with 1024 invocations each does a quarter of the
+ * work (12 values of a 12288-entry window instead of 48). The bits are the same for any count.
+ *
+ * @example
+ * rotationThreads(device, 12288); // 1024 where the device allows it (requestGpuDevice asks for the adapter's limit)
+ * rotationThreads(device, 768);   // 256
+ */
+export function rotationThreads(device: GPUDevice, workgroupElements: number): number {
+  const limit = Math.min(MAX_THREADS, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
+  return Math.max(MIN_THREADS, Math.min(largestPowerOfTwoAtMost(limit), largestPowerOfTwoAtMost(Math.max(1, workgroupElements / 4))));
 }
 
 /** The kernel's uniform struct (`params`); its WGSL is generated into the module (after the constant). */
 const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   length: 'u32', // entries of this stage's window (N for a one-stage plan)
-  block: 'u32', // m
   cols: 'u32', // columns in this dispatch
   input_rows: 'u32', // entries (and stride) of an input column; zeros from here up to N
   output_rows: 'u32', // entries (and stride) of an output column; positions past it are dropped
@@ -85,17 +120,23 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 
 /**
  * The WGSL of one variant: `enable subgroups;` first when `subgroups` (an enable directive must
- * precede every declaration), the workgroup-memory size as a constant, the uniform struct, the counter
- * hash (shaders/counter_hash.wgsl), the shared code of shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
+ * precede every declaration), the variant's constants (workgroup-memory size, invocations, block m),
+ * the uniform struct, the counter hash (shaders/counter_hash.wgsl), the shared code of
+ * shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
  *
  * @example
- * hadamardShaderSource(2048);       // workgroup memory only
- * hadamardShaderSource(2048, true); // with subgroup shuffles
+ * hadamardShaderSource({ workgroupElements: 2048, subgroups: false, block: 1, threads: 512 }); // workgroup memory only
+ * hadamardShaderSource({ workgroupElements: 768, subgroups: true, block: 12, threads: 256 });  // with subgroup shuffles
  */
-export function hadamardShaderSource(workgroupElements: number, subgroups = false): string {
-  const enable = subgroups ? 'enable subgroups;\n' : '';
-  const entry = subgroups ? subgroupEntrySource : plainEntrySource;
-  return `${enable}const WORKGROUP_ELEMENTS: u32 = ${workgroupElements}u;\n${Params.wgsl()}\n${counterHashSource}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
+export function hadamardShaderSource(variant: HadamardVariant): string {
+  const enable = variant.subgroups ? 'enable subgroups;\n' : '';
+  const entry = variant.subgroups ? subgroupEntrySource : plainEntrySource;
+  const constants = [
+    `const WORKGROUP_ELEMENTS: u32 = ${variant.workgroupElements}u;`,
+    `const THREADS: u32 = ${variant.threads}u;`,
+    `const BLOCK: u32 = ${variant.block}u;`,
+  ].join('\n');
+  return `${enable}${constants}\n${Params.wgsl()}\n${counterHashSource}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */
@@ -104,10 +145,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
   compile: (device, pipelineLayout, variant: HadamardVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `hadamard (${variant.workgroupElements} workgroup elements${variant.subgroups ? ', subgroups' : ''})`,
-      code: hadamardShaderSource(variant.workgroupElements, variant.subgroups),
+      label: `hadamard (${variant.workgroupElements} workgroup elements, m = ${variant.block}, ${variant.threads} invocations${variant.subgroups ? ', subgroups' : ''})`,
+      code: hadamardShaderSource(variant),
     }),
-  key: (variant) => `${variant.workgroupElements}${variant.subgroups ? '+subgroups' : ''}`,
+  key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}${variant.subgroups ? '+subgroups' : ''}`,
 });
 
 /** One pass of the rotation: the butterfly levels h = levelStride · 2^t for t < log2(groupBlocks). */
@@ -131,12 +172,12 @@ export interface HadamardPlan {
  * Plans one stage of a rotation, a transform of `length` = m·2^k entries (the whole padded column for
  * a one-stage plan, a window of a two-stage one; `planHadamardRotation` plans them all) for a device
  * that grants `maxWorkgroupStorageBytes` of workgroup memory: one pass when the window fits, else
- * passes of as many butterfly levels as fit. `workgroupElements` forces a smaller workgroup memory
- * (tests).
+ * the fewest passes that fit, with the butterfly levels shared evenly between them. `workgroupElements`
+ * forces a smaller workgroup memory (tests).
  *
  * @example
  * planHadamard(1024, 32768);  // one pass, Q = 1024
- * planHadamard(16384, 32768); // passes { P: 1, Q: 8192 }, { P: 8192, Q: 2 }
+ * planHadamard(16384, 32768); // 512 elements, passes { P: 1, Q: 512 }, { P: 512, Q: 32 }
  */
 export function planHadamard(length: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardPlan {
   const { m, pow2 } = hadamardFactors(length);
@@ -145,10 +186,12 @@ export function planHadamard(length: number, maxWorkgroupStorageBytes: number, w
   let elements: number;
   if (workgroupElements === undefined) {
     // The window itself when it fits (m·2^k: 12·1024 = 12288 fills 48 KB in one pass, where the
-    // largest power of two, 8192, would take two), at least PREFERRED_MIN_ELEMENTS; else as many
-    // blocks of m as fit, a power of two of them.
+    // largest power of two, 8192, would take two), at least PREFERRED_MIN_ELEMENTS; else the fewest
+    // passes, with the levels shared evenly between them (`balancedElements`).
     const fits = m * largestPowerOfTwoAtMost(Math.floor(capacity / m));
-    elements = length <= PREFERRED_MIN_ELEMENTS ? Math.min(largest, PREFERRED_MIN_ELEMENTS) : Math.min(fits, length);
+    if (length <= PREFERRED_MIN_ELEMENTS) elements = Math.min(largest, PREFERRED_MIN_ELEMENTS);
+    else if (length <= fits) elements = length;
+    else elements = balancedElements(m, pow2, fits / m);
   } else {
     check(
       Number.isInteger(workgroupElements) &&
@@ -175,6 +218,25 @@ export function planHadamard(length: number, maxWorkgroupStorageBytes: number, w
   return { length, block: m, workgroupElements: elements, passes };
 }
 
+/**
+ * Workgroup memory for a stage of m·`pow2` entries that cannot take one pass (at most `maxBlocks`
+ * blocks of m per workgroup): the fewest passes, each running about the same number of levels, and
+ * at least MULTI_PASS_MIN_ELEMENTS values. Why not the largest that fits: a pass of Q blocks runs on
+ * (stage length)/(Q·m) workgroups per column, so for the one column of a decode step the largest Q
+ * leaves the GPU all but idle — 24576 = 12·2^11 at 48 KB would run its first pass on 2 workgroups of
+ * 10 levels each and its second on 2 workgroups of 1 level; at 12·2^6 = 768 values both passes run on
+ * 32 workgroups of 6 and 5 levels. The passes, and every f32 operation, are the same either way (each
+ * level is the same butterflies wherever it runs): only the split of the levels changes.
+ */
+function balancedElements(m: number, pow2: number, maxBlocks: number): number {
+  const levels = Math.log2(pow2);
+  const maxLevels = Math.log2(maxBlocks);
+  const passes = Math.ceil(levels / maxLevels);
+  let passLevels = Math.ceil(levels / passes);
+  while (passLevels < maxLevels && m * 2 ** passLevels < MULTI_PASS_MIN_ELEMENTS) passLevels++;
+  return m * 2 ** passLevels;
+}
+
 /** One stage (window) of a rotation and its passes. */
 export interface HadamardStagePlan extends HadamardPlan {
   /** First entry of the stage's window in a rotated column. */
@@ -195,7 +257,7 @@ export interface HadamardRotationPlan {
  * `rotationPlan(rows)` (the stages of a plan have one length, so they share one pipeline variant).
  *
  * @example
- * planHadamardRotation(11008, 32768); // windows [0, 10240) and [768, 11008), 2 passes each, 8192 elements
+ * planHadamardRotation(11008, 32768); // windows [0, 10240) and [768, 11008), 2 passes each, 640 elements
  */
 export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardRotationPlan {
   const rotation = rotationPlan(rows);
@@ -426,7 +488,9 @@ function recordRotation(
   check(plan.stages.length === 1 || outputRows === length, 'hadamard: a two-stage plan has no padding');
   // Stages run in order: forward first to last, inverse last to first.
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
-  const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups });
+  const block = firstStage?.block ?? 1;
+  check(plan.stages.every((stage) => stage.block === block), 'hadamard: the stages of a plan share one block m');
+  const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups, block, threads: rotationThreads(device, plan.workgroupElements) });
   if (int8 !== undefined) {
     const lastPasses = lastStagePasses(plan);
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
@@ -476,7 +540,6 @@ function recordRotation(
         const label = `${what} N = ${length}${stageLabel}, columns ${j0}…${j0 + chunkCols - 1}, pass ${passIndex + 1}/${passCount}`;
         const params = Params.pack({
           length: stage.length,
-          block: stage.block,
           cols: chunkCols,
           input_rows: source.rows,
           output_rows: target.rows,
