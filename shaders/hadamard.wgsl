@@ -41,7 +41,7 @@
 //   b' = 1 … m−1, left to right, the signs from row b of H_m (of H_mᵀ: the host uploads the transposed
 //   table); then the butterflies (u, v) → (u + v, u − v) between blocks a and a + h for
 //   h = 1, 2, 4, …, 2^(k−1), level by level (the Sylvester factor is symmetric).
-// No multiply feeds an add, so fused multiply-adds cannot change a bit, and each butterfly level
+// The only multiplies feeding adds are by ±1 (exact), so fused multiply-adds cannot change a bit, and each butterfly level
 // reads only the previous level's values, so doing the pairs of a level in parallel (or exchanging
 // them between the invocations of a subgroup) gives the same bits as the CPU's loop.
 //
@@ -76,8 +76,10 @@ fn rotation_sign_is_negative(p: u32) -> bool {
   return (counter_hash(params.seed, params.sign_stream, p, params.sign_sub) >> 31u) == 1u;
 }
 
-fn hadamard_entry_is_negative(row: u32, col: u32) -> bool {
-  return ((params.row_negative[row / 4u][row % 4u] >> col) & 1u) == 1u;
+// H_m[row][col] (of H_mᵀ for the inverse: the host uploads that table) as ±1.0.
+fn hadamard_entry(row: u32, col: u32) -> f32 {
+  let k = row * BLOCK + col;
+  return params.block_signs[k / 4u][k % 4u];
 }
 
 // Groups of one workgroup: which groups, and how many values they hold.
@@ -150,14 +152,16 @@ fn load_block(column: u32, first: u32, slot: u32) {
     }
     return;
   }
-  var x: array<f32, 20>;
+  var x: array<f32, BLOCK>;
   for (var b = 0u; b < m; b = b + 1u) {
     x[b] = loaded_value(column, first + b);
   }
+  // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does):
+  // with m a constant and the loops unrolled, each sign is an operand read from the uniform block.
   for (var b = 0u; b < m; b = b + 1u) {
-    var acc = select(x[0], -x[0], hadamard_entry_is_negative(b, 0u));
+    var acc = x[0] * hadamard_entry(b, 0u);
     for (var b2 = 1u; b2 < m; b2 = b2 + 1u) {
-      acc = acc + select(x[b2], -x[b2], hadamard_entry_is_negative(b, b2));
+      acc = fma(hadamard_entry(b, b2), x[b2], acc);
     }
     values[slot + b] = acc;
   }
@@ -180,30 +184,113 @@ fn load_groups(workgroup: u32, thread: u32) {
   workgroupBarrier();
 }
 
-// Butterflies between local blocks t and t + h for h = first_level, 2·first_level, …, Q/2, element
-// by element, with a barrier after each level (first_level: a power of two; ≥ Q runs none).
+// Butterflies between local blocks t and t + h for h = first_level, 2·first_level, …, Q/2
+// (first_level: a power of two; ≥ Q runs none), in rounds of up to three levels with a barrier after
+// each round. A round of levels h, 2h, 4h gives each work item the 8 elements t₀ + j·h (j < 8, one
+// position b in the block) in registers and runs the three levels on them there (level d·h pairs j and
+// j + d for j without bit d), so a value goes through workgroup memory once per three levels instead
+// of once per level, and the index arithmetic is per 8 elements. Each level's butterflies are those of
+// the level-by-level order, on the same operands, so the bits are the same.
 fn workgroup_levels(first_level: u32, thread: u32) {
-  let q = params.group_blocks;
-  let group_elements = q * BLOCK;
-  // Pair = (local group, low_half, b) with low_half < Q/2 and b < m, b fastest.
-  let half_blocks = q >> 1u;
-  let half_shift = countTrailingZeros(max(half_blocks, 1u));
-  let pairs = params.groups_per_workgroup * half_blocks * BLOCK;
-  for (var h = first_level; h < q; h = h << 1u) {
-    for (var pair = thread; pair < pairs; pair = pair + THREADS) {
-      let b = pair % BLOCK;
-      let pair_block = pair / BLOCK;
-      let local_group = pair_block >> half_shift;
-      let low_half = pair_block & (half_blocks - 1u); // index among the Q/2 blocks whose bit h is clear
-      let t = ((low_half & ~(h - 1u)) << 1u) | (low_half & (h - 1u));
-      let i = local_group * group_elements + t * BLOCK + b;
-      let j = i + h * BLOCK;
-      let u = values[i];
-      let v = values[j];
-      values[i] = u + v;
-      values[j] = u - v;
+  let q_levels = countTrailingZeros(params.group_blocks);
+  var h = first_level;
+  loop {
+    let levels_left = select(0u, q_levels - countTrailingZeros(h), h < params.group_blocks);
+    if (levels_left == 0u) {
+      break;
+    }
+    if (levels_left >= 3u) {
+      levels_round8(h, thread);
+      h = h << 3u;
+    } else if (levels_left == 2u) {
+      levels_round4(h, thread);
+      h = h << 2u;
+    } else {
+      levels_round2(h, thread);
+      h = h << 1u;
     }
     workgroupBarrier();
+  }
+}
+
+// Work items of a round of `levels` levels: one per local group, block t₀ (the Q / 2^levels blocks
+// whose bits h … h·2^(levels−1) are clear) and position b.
+fn round_items(levels: u32) -> u32 {
+  return params.groups_per_workgroup * (params.group_blocks >> levels) * BLOCK;
+}
+
+// The values[] slot of element j = 0 of work item `item` of a round of `levels` levels from level h
+// (element j is `levels` bits of the block index above log2(h), so it sits j·h·m further on).
+fn round_first_slot(item: u32, h: u32, levels: u32) -> u32 {
+  let b = item % BLOCK;
+  let item_block = item / BLOCK; // local group · (Q / 2^levels) + low
+  let blocks_shift = countTrailingZeros(params.group_blocks) - levels;
+  let local_group = item_block >> blocks_shift;
+  let low = item_block & ((1u << blocks_shift) - 1u);
+  // Insert `levels` zero bits into low at bit log2(h).
+  let h_shift = countTrailingZeros(h);
+  let t = ((low >> h_shift) << (h_shift + levels)) | (low & (h - 1u));
+  return (local_group * params.group_blocks + t) * BLOCK + b;
+}
+
+fn levels_round8(h: u32, thread: u32) {
+  let stride = h * BLOCK;
+  for (var item = thread; item < round_items(3u); item = item + THREADS) {
+    let at = round_first_slot(item, h, 3u);
+    // Level h: pairs (0,1) (2,3) (4,5) (6,7), the even and odd elements.
+    let even = vec4<f32>(values[at], values[at + 2u * stride], values[at + 4u * stride], values[at + 6u * stride]);
+    let odd = vec4<f32>(values[at + stride], values[at + 3u * stride], values[at + 5u * stride], values[at + 7u * stride]);
+    let e1 = even + odd; // new 0, 2, 4, 6
+    let o1 = even - odd; // new 1, 3, 5, 7
+    // Level 2h: pairs (0,2) (1,3) (4,6) (5,7).
+    let low2 = vec4<f32>(e1.x, o1.x, e1.z, o1.z); // 0, 1, 4, 5
+    let high2 = vec4<f32>(e1.y, o1.y, e1.w, o1.w); // 2, 3, 6, 7
+    let l2 = low2 + high2; // new 0, 1, 4, 5
+    let h2 = low2 - high2; // new 2, 3, 6, 7
+    // Level 4h: pairs (0,4) (1,5) (2,6) (3,7).
+    let first_half = vec4<f32>(l2.x, l2.y, h2.x, h2.y); // 0, 1, 2, 3
+    let second_half = vec4<f32>(l2.z, l2.w, h2.z, h2.w); // 4, 5, 6, 7
+    let f3 = first_half + second_half;
+    let s3 = first_half - second_half;
+    values[at] = f3.x;
+    values[at + stride] = f3.y;
+    values[at + 2u * stride] = f3.z;
+    values[at + 3u * stride] = f3.w;
+    values[at + 4u * stride] = s3.x;
+    values[at + 5u * stride] = s3.y;
+    values[at + 6u * stride] = s3.z;
+    values[at + 7u * stride] = s3.w;
+  }
+}
+
+fn levels_round4(h: u32, thread: u32) {
+  let stride = h * BLOCK;
+  for (var item = thread; item < round_items(2u); item = item + THREADS) {
+    let at = round_first_slot(item, h, 2u);
+    // Level h: pairs (0,1) (2,3); level 2h: pairs (0,2) (1,3).
+    let even = vec2<f32>(values[at], values[at + 2u * stride]);
+    let odd = vec2<f32>(values[at + stride], values[at + 3u * stride]);
+    let e1 = even + odd; // new 0, 2
+    let o1 = even - odd; // new 1, 3
+    let first_half = vec2<f32>(e1.x, o1.x); // 0, 1
+    let second_half = vec2<f32>(e1.y, o1.y); // 2, 3
+    let f2 = first_half + second_half;
+    let s2 = first_half - second_half;
+    values[at] = f2.x;
+    values[at + stride] = f2.y;
+    values[at + 2u * stride] = s2.x;
+    values[at + 3u * stride] = s2.y;
+  }
+}
+
+fn levels_round2(h: u32, thread: u32) {
+  let stride = h * BLOCK;
+  for (var item = thread; item < round_items(1u); item = item + THREADS) {
+    let at = round_first_slot(item, h, 1u);
+    let u = values[at];
+    let v = values[at + stride];
+    values[at] = u + v;
+    values[at + stride] = u - v;
   }
 }
 

@@ -109,7 +109,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   subgroup_test_mode: 'u32', // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
   stage_offset: 'u32', // column position of the window's first element
   sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
-  row_negative: 'array<vec4<u32>, 5>', // bit b' of row b (word b): H_m[b][b'] = −1 (or of H_mᵀ)
+  block_signs: 'array<vec4<f32>, 100>', // H_m[b][b'] (or H_mᵀ[b][b']) as ±1.0 at b·m + b' (m ≤ 20)
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
   int8_out: 'u32', // 1: this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3
   int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
@@ -511,7 +511,7 @@ function recordRotation(
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
     for (const stageIndex of order) {
       const stage = plan.stages[stageIndex] as HadamardStagePlan;
-      const rowMasks = hadamardRowMasks(stage.block, inverse);
+      const blockSigns = hadamardBlockSigns(stage.block, inverse);
       const scale = Math.fround(1 / Math.sqrt(stage.length));
       const fresh = freshRange(plan.stages, stageIndex, inverse);
       const passCount = stage.passes.length;
@@ -560,7 +560,7 @@ function recordRotation(
           subgroup_test_mode: SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'],
           stage_offset: stage.offset,
           sign_sub: stageIndex,
-          row_negative: rowMasks,
+          block_signs: blockSigns,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
           int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? 1 : 0,
           int8_kept: int8?.kept ?? 0,
@@ -653,22 +653,17 @@ export async function hadamardInverseColumns(
 }
 
 /**
- * 20 words: bit b' of word b is set when H_m[b][b'] = −1, or H_m[b'][b] = −1 when `transpose` (the
- * inverse multiplies by H_mᵀ); zeros past m, and for m = 1.
+ * The 400 entries of the uniform's `block_signs`: H_m[b][b'] (H_m[b'][b] when `transpose`: the
+ * inverse multiplies by H_mᵀ) at b·m + b', as ±1; zeros past m², and for m = 1 (no block transform).
  */
-function hadamardRowMasks(m: 1 | 12 | 20, transpose: boolean): number[] {
-  const masks = new Array<number>(20).fill(0);
+function hadamardBlockSigns(m: 1 | 12 | 20, transpose: boolean): number[] {
+  const signs = new Array<number>(400).fill(0);
   const table = m === 12 ? hadamard12 : m === 20 ? hadamard20 : undefined;
-  if (table === undefined) return masks;
+  if (table === undefined) return signs;
   for (let b = 0; b < m; b++) {
-    let mask = 0;
-    for (let b2 = 0; b2 < m; b2++) {
-      const entry = transpose ? table[b2 * m + b] : table[b * m + b2];
-      if ((entry as number) < 0) mask |= 1 << b2;
-    }
-    masks[b] = mask >>> 0;
+    for (let b2 = 0; b2 < m; b2++) signs[b * m + b2] = Math.sign((transpose ? table[b2 * m + b] : table[b * m + b2]) as number);
   }
-  return masks;
+  return signs;
 }
 
 function nextPowerOfTwo(v: number): number {
