@@ -6,6 +6,7 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { dispatchRotatedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
@@ -324,17 +325,27 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
   }
 }
 
+/** What a rotation row times: x → x̂ as a layer records it, or the rotation alone on one of its two paths. */
+export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups';
+
 /**
- * The GPU time of what an int8-input layer (or a group of them) does to x before its products: the
- * rotation of one column of `n` entries and its rounding to int8 (`dispatchRotatedInputsI8`, for a
- * d3-q6-deterministic W of n rows), prepared, `calls` in a row in one encoder. At the model widths
- * this is the part of a decode step that does not stream weights: one workgroup per column where the
- * rotation's stage fits the workgroup memory, tens per pass where it takes several.
+ * The GPU time of what an int8-input layer (or a group of them) does to x before its products, for
+ * one column of `n` entries (a d3-q6-deterministic W of n rows), prepared, `calls` in a row in one
+ * encoder: 'x̂' the rotation and the rounding to int8 (`dispatchRotatedInputsI8`, the library's
+ * defaults); 'workgroup memory' / 'subgroups' the rotation alone (`dispatchHadamard`) with every
+ * butterfly level in workgroup memory, or the levels inside a subgroup shuffled (the default where the
+ * device has `subgroups`) — the same bits, so a run says which path is faster on its GPU. At the
+ * model widths this is the part of a decode step that does not stream weights: one workgroup per
+ * column where the rotation's stage fits the workgroup memory, tens per pass where it takes several.
  */
-export async function rotationRow(context: GpuContext, n: number, calls: number, settings: BenchSettings): Promise<BenchRow> {
+export async function rotationRow(context: GpuContext, n: number, kind: RotationRowKind, calls: number, settings: BenchSettings): Promise<BenchRow> {
   const { device } = context;
-  const kernel = `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`;
+  const kernel =
+    kind === 'x̂'
+      ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`
+      : `rotation of one column, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
   const shape = String(n);
+  if (kind === 'subgroups' && !context.features.subgroups) return row({ kernel, family: 'host', shape, status: 'unsupported', note: "no 'subgroups' on this adapter" });
   const owned: GPUBuffer[] = [];
   let call: PreparedCommands | undefined;
   try {
@@ -345,9 +356,10 @@ export async function rotationRow(context: GpuContext, n: number, calls: number,
     const xRotated = createBuffer(device, 'bench rotation x̃', 4 * w.length, STORAGE_USAGE);
     owned.push(x, xRotated);
     const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
-      dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+      if (kind === 'x̂') dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups' });
     };
-    call = prepared(device, 'bench rotation', record);
+    call = prepared(device, `bench rotation (${kind})`, record);
     const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, {
       warmup: 1,
       samples: Math.min(settings.samples, settings.quick ? 2 : 5),
@@ -364,7 +376,7 @@ export async function rotationRow(context: GpuContext, n: number, calls: number,
       callsPerSample: calls,
       samplesMs: timing.perCallSamples,
       timing: timing.method,
-      note: 'ms is the GPU time per call (every dispatch of the rotation and the rounding)',
+      note: 'ms is the GPU time per call (all its dispatches)',
     });
   } catch (error) {
     return failedRow({ kernel, family: 'host', shape }, error);
