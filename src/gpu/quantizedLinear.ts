@@ -10,6 +10,7 @@ import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported,
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
@@ -124,7 +125,9 @@ type Slice = { buffer: GPUBuffer; offset: number };
 /**
  * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is rotated
  * once per distinct rotation (lattice layers quantized with one seed share it, as the library's
- * default seed makes them; f16 activations are widened as the rotation loads them), the rotated input
+ * default seed makes them, and so do weight-only layers with a Hadamard rotation of the same n and
+ * seed, with each other and with such lattice layers; f16 activations are widened as the rotation
+ * loads them), the rotated input
  * rounded to int8 once for the layers with `int8Inputs` that read it, then every layer's GEMV (bias
  * and output format included) runs on it. f16 activations are converted to f32 once, and only when a
  * layer reads x itself in f32 (unrotated or centred lattice weights; weight-only layers read f16).
@@ -132,7 +135,7 @@ type Slice = { buffer: GPUBuffer; offset: number };
  */
 export interface QuantizedLinearGroup {
   readonly layers: readonly QuantizedLinear[];
-  /** Rotations of x one record makes (one per distinct seed and length among the rotated lattice layers). */
+  /** Rotations of x one record makes (one per distinct seed and length among the rotated layers: lattice, and weight-only with a Hadamard rotation). */
   readonly rotationsPerRecord: number;
   /**
    * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the
@@ -343,11 +346,22 @@ export class QuantizedLinear {
     check(output.offset + bytes * this.outFeatures * tokens <= output.buffer.size, () => `${what} needs ${bytes * this.outFeatures * tokens} bytes at offset ${output.offset}, but its buffer has ${output.buffer.size}`);
   }
 
-  /** The rotation this layer's GEMV applies to x (lattice weights with rotate: its rows, length and seed), or null. */
-  private rotationKey(): string | null {
+  /**
+   * The randomized Hadamard rotation this layer's GEMV applies to x, or null: lattice weights with
+   * rotate, and weight-only weights with the 'hadamard' rotation (the quantizer's
+   * `RandomizedHadamard(n, seed)`, which `dispatchHadamard` computes bit for bit for both kinds, so
+   * layers of either kind with one n and seed read one x̃).
+   */
+  private rotation(): { readonly rows: number; readonly length: number; readonly seed: number } | null {
     const weight = this.weight;
-    if (weight instanceof WeightOnlyGpuMatrix || !weight.rotate) return null;
-    return `${weight.rows}/${weight.length}/${weight.seed}`;
+    if (weight instanceof WeightOnlyGpuMatrix) return weight.rotation === 'hadamard' ? { rows: weight.n, length: rotationLength(weight.n), seed: weight.seed } : null;
+    return weight.rotate ? { rows: weight.rows, length: weight.length, seed: weight.seed } : null;
+  }
+
+  /** A key of `rotation()`: layers with equal keys share x̃. */
+  private rotationKey(): string | null {
+    const rotation = this.rotation();
+    return rotation === null ? null : `${rotation.rows}/${rotation.length}/${rotation.seed}`;
   }
 
   /**
@@ -383,7 +397,9 @@ export class QuantizedLinear {
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      weight.dispatch(encoder, scratch, { x: x.buffer, xOffset: x.offset, inputFormat: this.activations, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
+      // On x̃ when the layer's rotation was recorded for it (shared with the group), else on x (rotated by the dispatch).
+      const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat: this.activations } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };
+      weight.dispatch(encoder, scratch, { ...input, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
@@ -434,16 +450,17 @@ export class QuantizedLinear {
       if (key !== null && layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
     }
     layers.forEach((layer, i) => {
+      const rotation = layer.rotation();
       const key = layer.rotationKey();
       const w = layer.weight;
       let xRotated: Slice | null = null;
       let inputsI8: RecordedInputsI8 | null = null;
       const roundingKey = layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix) ? inputsI8Key(w) : null;
       if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
-      if (key !== null && !(w instanceof WeightOnlyGpuMatrix)) {
+      if (key !== null && rotation !== null) {
         xRotated = rotated.get(key) ?? null;
         if (xRotated === null) {
-          const buffer = scratch.buffer(`${label} R·x (seed ${w.seed})`, 4 * w.length * tokens, STORAGE_USAGE);
+          const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
           if (int8Layer !== undefined) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
@@ -451,7 +468,7 @@ export class QuantizedLinear {
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {
-            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: w.rows, cols: tokens, seed: w.seed });
+            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: rotation.rows, cols: tokens, seed: rotation.seed });
           }
           xRotated = { buffer, offset: 0 };
           rotated.set(key, xRotated);

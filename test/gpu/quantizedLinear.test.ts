@@ -141,7 +141,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
 
   it('weight-only weights (RTN, Hadamard rotation), f32, y = Ŵ·x', async () => {
     const wo = gaussianMatrix(256, out, 5); // the library's layout: n × outputs
-    const q = quantizeWeights(wo, null, { method: 'rtn', rate: 4 });
+    const q = quantizeWeights(wo, null, { method: 'rtn', rate: 4, rotate: true, seed: 3 });
+    expect(q.rotation).toBe('hadamard');
     const matrix = uploadWeightOnly(device, q);
     const layer = QuantizedLinear.create(device, matrix);
     try {
@@ -280,7 +281,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         uploadLatticeMatrix(device, lattice('d3-q6', 1)),
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)),
         uploadLatticeMatrix(device, lattice('e8-q16', 2)), // another seed: a second rotation
-        uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // rotates x itself
+        uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // unrotated (n = 300 is no Hadamard length)
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs: shares layer 2's rounding
         uploadLatticeMatrix(device, lattice('d3-q6', 2)), // int8 inputs of the second seed: a second rounding
         uploadLatticeMatrix(device, lattice('e8-q16', 1)), // shares layer 1's rotation and per-call sums
@@ -334,8 +335,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // Recording into an encoder that counts dispatches by the label of the pipeline they run
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
         // Rotations: the group makes one per distinct seed of its lattice layers (2) where the layers
-        // one by one make one each (8); the weight-only layer rotates x itself either way, with its
-        // own kernel. Int8 roundings: one per int8 layer one by one (3), one per seed in the group (2);
+        // one by one make one each (8); the weight-only layer here is unrotated. Int8 roundings: one per int8 layer one by one (3), one per seed in the group (2);
         // the products are the same three. The universal f32-input layers' per-call sums, where they
         // are recorded: one per layer one by one (4), one per lattice and seed in the group (3: layers
         // 1 and 8 share).
@@ -391,6 +391,66 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         group.destroy();
         for (const layer of layers) layer.destroy();
         for (const weight of weights) weight.destroy();
+        for (const buffer of [xBuffer, ...single, ...grouped]) buffer.destroy();
+      }
+    });
+  }
+
+  for (const activations of ['f32', 'f16'] as const) {
+    it(`weight-only layers with a Hadamard rotation share x̃ in a group, with each other and with lattice layers of their seed (${activations})`, async () => {
+      const n256 = 256;
+      const w256 = gaussianMatrix(n256, out, 7);
+      const weightOnly = (seed: number): LinearWeight => uploadWeightOnly(device, quantizeWeights(w256, null, { method: 'rtn', rate: 4, rotate: true, seed }));
+      const weights: LinearWeight[] = [
+        weightOnly(1),
+        uploadLatticeMatrix(device, quantize(w256, { scheme: 'd3-q6-deterministic', seed: 1 }) as LatticeQuantizedMatrix) as LinearWeight, // int8 inputs: its rotation rounds x̃ too
+        weightOnly(1),
+        weightOnly(3), // another seed: a second rotation
+        uploadLatticeMatrix(device, quantize(w256, { scheme: 'e8-q16', seed: 3, nonce: 5 }) as LatticeQuantizedMatrix) as LinearWeight,
+      ];
+      const layers = weights.map((weight, i) => QuantizedLinear.create(device, weight, { activations, maxTokens: 2, bias: i % 2 === 1 ? bias : null, int8Inputs: i === 1 ? dotPathFor(context.features) : null }));
+      const group = QuantizedLinear.group(layers);
+      const bytes = activations === 'f16' ? 2 : 4;
+      const x = gaussianMatrix(n256, 2, 41);
+      const xBuffer = createBufferWithData(device, 'weight-only group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
+      const outputs = (what: string): GPUBuffer[] => layers.map((layer, i) => createBuffer(device, `${what} ${i}`, bytes * layer.outFeatures * 2, STORAGE_USAGE));
+      const single = outputs('single');
+      const grouped = outputs('grouped');
+      try {
+        expect(group.rotationsPerRecord).toBe(2);
+        const encoder = device.createCommandEncoder({ label: 'weight-only group test' });
+        layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 2 }));
+        group.record(encoder, xBuffer, grouped, { tokens: 2 });
+        device.queue.submit([encoder.finish()]);
+        for (const [i, layer] of layers.entries()) {
+          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 2));
+          const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 2));
+          expect(b, `layer ${i}`).toEqual(a);
+        }
+        // The weight-only layers' outputs against the CPU twin (decode()·x), so equal bytes are right bytes.
+        const q = quantizeWeights(w256, null, { method: 'rtn', rate: 4, rotate: true, seed: 1 });
+        const decoded = q.decode();
+        const xValues = activations === 'f16' ? f16Matrix(x).values : x;
+        const raw = await readBufferExclusive(device, grouped[2] as GPUBuffer, bytes * out * 2);
+        const y = activations === 'f16' ? toFloat32Matrix({ rows: out, cols: 2, data: new Uint16Array(raw) }).data : new Float32Array(raw);
+        const expected = Float64Array.from({ length: out * 2 }, (_, k) => {
+          const t = Math.floor(k / out);
+          const j = k % out;
+          let sum = 0;
+          for (let i = 0; i < n256; i++) sum += (decoded.data[j * n256 + i] as number) * (xValues.data[t * n256 + i] as number);
+          return sum;
+        });
+        expectClose(y, expected, Math.sqrt(n256) * 40, activations === 'f16');
+        // Rotations: one per seed in the group (2); one per rotated layer one by one (5).
+        const hadamards = (record: (encoder: GPUCommandEncoder) => void): number =>
+          [...dispatchesByPipeline(device, record)].filter(([label]) => label.startsWith('hadamard')).reduce((sum, [, count]) => sum + count, 0);
+        const perRotation = hadamards((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 2 })) / 2;
+        expect(perRotation).toBeGreaterThanOrEqual(1);
+        expect(hadamards((encoder) => layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 2 })))).toBe(5 * perRotation);
+      } finally {
+        group.destroy();
+        for (const layer of layers) layer.destroy();
+        for (const weight of weights) (weight as { destroy(): void }).destroy();
         for (const buffer of [xBuffer, ...single, ...grouped]) buffer.destroy();
       }
     });
