@@ -229,7 +229,7 @@ if (hostRowsWanted) {
   // What the int8-input layers do to x before their products, at the widths the model step and the
   // GEMV rows rotate (quick: the small model's).
   for (const n of quick ? [256, 1100] : [4096, 8192, 14336, 28672]) {
-    for (const kind of ['x̂', 'workgroup memory', 'subgroups'] as const) {
+    for (const kind of ['x̂', 'workgroup memory', 'subgroups', 'split'] as const) {
       if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
     }
   }

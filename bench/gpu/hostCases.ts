@@ -325,8 +325,17 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
   }
 }
 
-/** What a rotation row times: x → x̂ as a layer records it, or the rotation alone on one of its two paths. */
-export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups';
+/**
+ * What a rotation row times: x → x̂ as a layer records it, or the rotation alone on one of its two
+ * paths, or split into passes of at most SPLIT_ELEMENTS values (workgroup memory path).
+ */
+export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups' | 'split';
+
+/**
+ * Workgroup memory of the 'split' rotation rows: a window that would take one pass on one workgroup
+ * takes several on tens of workgroups (12288 = 12·2^10 values: 2 passes of 16 and 20 workgroups).
+ */
+const SPLIT_ELEMENTS = 1024;
 
 /**
  * The GPU time of what an int8-input layer (or a group of them) does to x before its products, for
@@ -334,7 +343,9 @@ export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups';
  * encoder: 'x̂' the rotation and the rounding to int8 (`dispatchRotatedInputsI8`, the library's
  * defaults); 'workgroup memory' / 'subgroups' the rotation alone (`dispatchHadamard`) with every
  * butterfly level in workgroup memory, or the levels inside a subgroup shuffled (the default where the
- * device has `subgroups`) — the same bits, so a run says which path is faster on its GPU. At the
+ * device has `subgroups`), or 'split': in passes of at most SPLIT_ELEMENTS values even where the
+ * stage fits one workgroup (more dispatches, each on tens of workgroups instead of one) — the same
+ * bits every way, so a run says which is faster on its GPU. At the
  * model widths this is the part of a decode step that does not stream weights: one workgroup per
  * column where the rotation's stage fits the workgroup memory, tens per pass where it takes several.
  */
@@ -343,7 +354,9 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
   const kernel =
     kind === 'x̂'
       ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`
-      : `rotation of one column, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
+      : kind === 'split'
+        ? `rotation of one column split into passes of ≤ ${SPLIT_ELEMENTS} values, every level in workgroup memory (dispatchHadamard), ${calls} in one encoder`
+        : `rotation of one column, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
   const shape = String(n);
   if (kind === 'subgroups' && !context.features.subgroups) return row({ kernel, family: 'host', shape, status: 'unsupported', note: "no 'subgroups' on this adapter" });
   const owned: GPUBuffer[] = [];
@@ -357,7 +370,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
     owned.push(x, xRotated);
     const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
       if (kind === 'x̂') dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
-      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups' });
+      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : {}) });
     };
     call = prepared(device, `bench rotation (${kind})`, record);
     const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, {
