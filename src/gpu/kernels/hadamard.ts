@@ -34,7 +34,7 @@ import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './input
  *
  * Compile-time variants: the workgroup-memory size, the invocations per workgroup
  * (`rotationThreads`), the block m (so that indices divide by a constant), and whether the butterfly
- * levels inside a subgroup use `subgroupShuffleXor` (devices with the `subgroups` feature). The
+ * levels inside a subgroup use `subgroupShuffleXor` (opt-in, devices with the `subgroups` feature). The
  * results are the same bits for every variant.
  *
  * Sized for the decode step, which rotates one column: a one-pass stage is one workgroup per column
@@ -297,9 +297,11 @@ export interface HadamardOptions {
   /** Largest storage binding to use, in bytes (default: the device's limit). */
   readonly maxBindingBytes?: number;
   /**
-   * Do the butterfly levels inside a subgroup with `subgroupShuffleXor`. Default: whenever the device
-   * has the `subgroups` feature; `false` forces the workgroup-memory path (same bits); `true` on a
-   * device without the feature is an error.
+   * Do the butterfly levels inside a subgroup with `subgroupShuffleXor` (same bits). Default false:
+   * the workgroup-memory path runs three levels per trip through workgroup memory, in registers, so
+   * it issues fewer instructions than shuffles that move one value per level and needs no more
+   * barriers (the benchmark's rotation rows time both). `true` on a device without the feature is
+   * an error.
    */
   readonly subgroups?: boolean;
   /**
@@ -590,7 +592,7 @@ function recordRotation(
 /** Whether to compile the subgroup variant: the option, else the device feature. */
 function resolveSubgroups(device: GPUDevice, options: HadamardOptions, what: string): boolean {
   const available = device.features.has('subgroups');
-  const subgroups = options.subgroups ?? available;
+  const subgroups = options.subgroups ?? false;
   check(
     !subgroups || available,
     () => `${what}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`,
