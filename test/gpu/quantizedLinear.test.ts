@@ -73,6 +73,21 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   }
 
+  /** Each layer's output buffer for `tokens` columns in the layers' activation format. */
+  function layerOutputs(layers: readonly QuantizedLinear[], tokens: number, what: string): GPUBuffer[] {
+    return layers.map((layer, i) => createBuffer(device, `${what} ${i}`, (layer.activations === 'f16' ? 2 : 4) * layer.outFeatures * tokens, STORAGE_USAGE));
+  }
+
+  /** Every layer's output in `actual` holds the same bytes as in `expected`. */
+  async function expectSameOutputs(layers: readonly QuantizedLinear[], tokens: number, expected: readonly GPUBuffer[], actual: readonly GPUBuffer[], what: string): Promise<void> {
+    for (const [i, layer] of layers.entries()) {
+      const bytes = (layer.activations === 'f16' ? 2 : 4) * layer.outFeatures * tokens;
+      const a = new Uint8Array(await readBufferExclusive(device, expected[i] as GPUBuffer, bytes));
+      const b = new Uint8Array(await readBufferExclusive(device, actual[i] as GPUBuffer, bytes));
+      expect(b, `layer ${i} (${what})`).toEqual(a);
+    }
+  }
+
   const n = 300;
   const out = 40;
   const w = gaussianMatrix(n, out, 1); // the library's layout: n × out, a PyTorch (out, n) weight read row-major
@@ -294,9 +309,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const bytes = activations === 'f16' ? 2 : 4;
       const x = gaussianMatrix(n, 3, 40);
       const xBuffer = createBufferWithData(device, 'group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
-      const outputs = (what: string): GPUBuffer[] => layers.map((layer, i) => createBuffer(device, `${what} ${i}`, bytes * layer.outFeatures * 3, STORAGE_USAGE));
-      const single = outputs('single');
-      const grouped = outputs('grouped');
+      const single = layerOutputs(layers, 3, 'single');
+      const grouped = layerOutputs(layers, 3, 'grouped');
       try {
         expect(group.rotationsPerRecord).toBe(2);
         expect(group.int8RoundingsPerRecord).toBe(2);
@@ -309,28 +323,19 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         group.record(encoder, xBuffer, grouped, { tokens: 3 });
         group.record(encoder, xBuffer, grouped, { tokens: 3 }); // replayed: the same commands again
         device.queue.submit([encoder.finish()]);
-        for (const [i, layer] of layers.entries()) {
-          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 3));
-          const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 3));
-          expect(b, `layer ${i}`).toEqual(a);
-        }
+        await expectSameOutputs(layers, 3, single, grouped, 'group');
         // Recorded into the caller's compute pass (every kind here: dispatches only), the layers one by
         // one and the group after them in one pass: the same bytes.
-        const inPass = outputs('in pass');
-        const groupInPass = outputs('group in pass');
+        const inPass = layerOutputs(layers, 3, 'in pass');
+        const groupInPass = layerOutputs(layers, 3, 'group in pass');
         const passEncoder = device.createCommandEncoder({ label: 'group test, one pass' });
         const pass = passEncoder.beginComputePass({ label: 'caller pass' });
         layers.forEach((layer, i) => layer.record(pass, xBuffer, inPass[i] as GPUBuffer, { tokens: 3 }));
         group.record(pass, xBuffer, groupInPass, { tokens: 3 });
         pass.end();
         device.queue.submit([passEncoder.finish()]);
-        for (const [i, layer] of layers.entries()) {
-          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 3));
-          for (const [what, buffers] of [['one by one', inPass], ['group', groupInPass]] as const) {
-            const b = new Uint8Array(await readBufferExclusive(device, buffers[i] as GPUBuffer, bytes * layer.outFeatures * 3));
-            expect(b, `layer ${i} in a pass (${what})`).toEqual(a);
-          }
-        }
+        await expectSameOutputs(layers, 3, single, inPass, 'one by one in a pass');
+        await expectSameOutputs(layers, 3, single, groupInPass, 'group in a pass');
         for (const buffer of [...inPass, ...groupInPass]) buffer.destroy();
         // Recording into an encoder that counts dispatches by the label of the pipeline they run
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
@@ -413,20 +418,15 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const bytes = activations === 'f16' ? 2 : 4;
       const x = gaussianMatrix(n256, 2, 41);
       const xBuffer = createBufferWithData(device, 'weight-only group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
-      const outputs = (what: string): GPUBuffer[] => layers.map((layer, i) => createBuffer(device, `${what} ${i}`, bytes * layer.outFeatures * 2, STORAGE_USAGE));
-      const single = outputs('single');
-      const grouped = outputs('grouped');
+      const single = layerOutputs(layers, 2, 'single');
+      const grouped = layerOutputs(layers, 2, 'grouped');
       try {
         expect(group.rotationsPerRecord).toBe(2);
         const encoder = device.createCommandEncoder({ label: 'weight-only group test' });
         layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer, { tokens: 2 }));
         group.record(encoder, xBuffer, grouped, { tokens: 2 });
         device.queue.submit([encoder.finish()]);
-        for (const [i, layer] of layers.entries()) {
-          const a = new Uint8Array(await readBufferExclusive(device, single[i] as GPUBuffer, bytes * layer.outFeatures * 2));
-          const b = new Uint8Array(await readBufferExclusive(device, grouped[i] as GPUBuffer, bytes * layer.outFeatures * 2));
-          expect(b, `layer ${i}`).toEqual(a);
-        }
+        await expectSameOutputs(layers, 2, single, grouped, 'group');
         // The weight-only layers' outputs against the CPU twin (decode()·x), so equal bytes are right bytes.
         const q = quantizeWeights(w256, null, { method: 'rtn', rate: 4, rotate: true, seed: 1 });
         const decoded = q.decode();
