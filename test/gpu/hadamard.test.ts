@@ -15,8 +15,10 @@ import {
   hadamardInverseColumns,
   planHadamard,
   planHadamardRotation,
+  rotationThreads,
   type HadamardOptions,
 } from '../../src/gpu/kernels/hadamard.js';
+import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -437,6 +439,25 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
       scratch.destroy();
       inputBuffer.destroy();
       output.destroy();
+    }
+  });
+
+  it("a device with WebGPU's default limits (256 invocations, 16 KB), as an app may create: 256-invocation variants, the same bits", async () => {
+    // Up to 1024 invocations where the device allows them; the defaults allow 256.
+    expect(rotationThreads(context.device, 12288)).toBe(Math.min(1024, context.limits.maxComputeInvocationsPerWorkgroup, context.limits.maxComputeWorkgroupSizeX));
+    const adapter = await (await nodeGpu()).requestAdapter();
+    const device = await adapter?.requestDevice({ label: 'default limits' });
+    if (device === undefined) throw new Error('no adapter for the default-limits device');
+    try {
+      expect(device.limits.maxComputeInvocationsPerWorkgroup).toBe(256);
+      expect(rotationThreads(device, 4096)).toBe(256);
+      // 4096: one pass (16 KB holds it); 8000 → 8192 and 12·1024: two passes; 11008: two stages of two passes.
+      for (const [rows, cols] of [[4096, 1], [8000, 2], [12 * 1024, 1], [11008, 1]] as const) {
+        await expectForwardSameAsCpu(rows, cols, 13, {}, device);
+        await expectInverseSameAsCpu(rows, cols, 13, {}, device);
+      }
+    } finally {
+      device.destroy();
     }
   });
 
