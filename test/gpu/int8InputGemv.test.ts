@@ -32,6 +32,7 @@ import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky } from './latticeTestSupport.js';
+import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 
 /*
  * The int8-input GEMVs — universal (src/gpu/kernels/universalGemvI8.ts) and deterministic
@@ -612,6 +613,15 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
           expect(results[1], what).toEqual(results[0]);
           // Rounded from x = 0 the products vanish (only μ·Σx of the real x is left): the kernel reads what it is given.
           expect(results[2], `${what}: inputs rounded from zeros`).not.toEqual(results[0]);
+          // A call rotating X itself ('own' above) rounds x̃ inside the rotation's one-pass last stage
+          // (no rounding dispatch of its own), unless its bindings are split, as the 2 KB ones are.
+          expect(rotationRoundsInPass(device, n)).toBe(true);
+          const scratch = new GpuScratch(device);
+          const y = scratch.buffer(`${what} y (counted)`, 4 * cols * k, STORAGE_USAGE);
+          const dispatches = dispatchesByPipeline(device, (encoder) => run(encoder, scratch, y, maxBindingBytes === undefined ? {} : { maxBindingBytes }));
+          scratch.destroy();
+          const roundings = [...dispatches].filter(([label]) => label.startsWith('gemv int8 inputs')).reduce((sum, [, count]) => sum + count, 0);
+          expect(roundings, what).toBe(maxBindingBytes === undefined ? 0 : k);
         }
       }
       // Refusals, with the reason named.

@@ -155,12 +155,54 @@ export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEn
   return { inputs, rhs, operand: inputsI8Key(w) };
 }
 
-/** Refuses right-hand sides whose x̃ or x̂ would not fit one storage binding. */
-function checkInputsFitBinding(device: GPUDevice, w: InputsI8Operand, rhs: number): void {
+/** The most right-hand sides whose x̃ and x̂ fit one storage binding of `device`. */
+function largestInputsRhs(device: GPUDevice, w: InputsI8Operand): number {
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const largest = Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * inputGroupsOf(w), maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
+  return Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * inputGroupsOf(w), maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
+}
+
+/** Refuses right-hand sides whose x̃ or x̂ would not fit one storage binding. */
+function checkInputsFitBinding(device: GPUDevice, w: InputsI8Operand, rhs: number): void {
+  const largest = largestInputsRhs(device, w);
   check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
+}
+
+/** What an int8-input GEMV call gives for its inputs (`GemvCallArgs` and `inputsI8`). */
+export interface InputsI8CallArgs extends SharedInputsI8Arg {
+  readonly x?: GPUBuffer;
+  readonly xOffset?: number;
+  readonly xRotated?: GPUBuffer;
+  readonly rhs: number;
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Whether an int8-input GEMV call that rotates X itself takes x̂ from `dispatchRotatedInputsI8`
+ * (`recordCallInputsI8`), so that the rounding runs inside the rotation's last pass, one dispatch
+ * fewer than rotating and then rounding, with the same bits: W rotated, X given (no `xRotated`, no
+ * `inputsI8`), a rotation whose last stage takes one pass on this device, every right-hand side's x̂
+ * in one binding, no binding-size override.
+ */
+export function callRoundsInRotation(device: GPUDevice, w: InputsI8Operand, args: InputsI8CallArgs): boolean {
+  return (
+    args.inputsI8 === undefined &&
+    w.rotate &&
+    args.x !== undefined &&
+    args.xRotated === undefined &&
+    args.maxBindingBytes === undefined &&
+    Number.isInteger(args.rhs) &&
+    args.rhs >= 1 &&
+    args.rhs <= largestInputsRhs(device, w) &&
+    rotationRoundsInPass(device, w.rows)
+  );
+}
+
+/** Records x̂ of the call's X for W (R·X into scratch, rounded in the rotation's last pass); only where `callRoundsInRotation`. */
+export function recordCallInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: InputsI8Operand, args: InputsI8CallArgs): RecordedInputsI8 {
+  check(callRoundsInRotation(device, w, args) && args.x !== undefined, 'int8 inputs: recordCallInputsI8 needs a call whose rotation rounds x̃ (callRoundsInRotation)');
+  const xRotated = scratch.buffer(`int8 inputs: R·x (${inputsI8Key(w)})`, 4 * w.length * args.rhs, STORAGE_USAGE);
+  return dispatchRotatedInputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: args.rhs });
 }
 
 /** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */

@@ -23,7 +23,7 @@ import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
 import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
+import { callRoundsInRotation, checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, recordCallInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
@@ -297,7 +297,8 @@ export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Ge
 
 /**
  * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
- * `inputsI8` gives them), Σx (when W is centred), the product. Scratch buffers go into `scratch`
+ * `inputsI8` gives them; inside the rotation's last pass where `callRoundsInRotation`), Σx (when W is
+ * centred), the product. Scratch buffers go into `scratch`
  * (destroy it after submitting, or record through prepared commands).
  *
  * @example
@@ -316,9 +317,11 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const w = weights.w;
   const what = 'universal gemv (int8 inputs)';
   const layout = checkGpuUniversalMatrix(w, 'W');
-  const shared = args.inputsI8;
+  // x̂ rounded inside the rotation's last pass where it can be (one dispatch fewer), else per range below.
+  const roundsInRotation = callRoundsInRotation(device, w, args);
   const format = gemvOutputFormat(args, what);
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: shared === undefined, yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: args.inputsI8 === undefined && !roundsInRotation, yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const shared = roundsInRotation ? recordCallInputsI8(device, encoder, scratch, w, args) : args.inputsI8;
   const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
   const output = resolveGemvOutput(device, scratch, args, format, cols, what);
