@@ -9,7 +9,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
-import type { GemvCall } from './gemvCall.js';
+import { beginGemv, type GemvCall, type GemvCallArgs, type GemvCallShape, type GemvOperand } from './gemvCall.js';
 import { dispatchHadamard, rotationRoundsInPass } from './hadamard.js';
 import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8Bytes, inputsI8ScalesFirst } from './inputsI8Layout.js';
 
@@ -168,23 +168,13 @@ function checkInputsFitBinding(device: GPUDevice, w: InputsI8Operand, rhs: numbe
   check(rhs <= largest, () => `int8 inputs: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding; round at most ${largest} at a time`);
 }
 
-/** What an int8-input GEMV call gives for its inputs (`GemvCallArgs` and `inputsI8`). */
-export interface InputsI8CallArgs extends SharedInputsI8Arg {
-  readonly x?: GPUBuffer;
-  readonly xOffset?: number;
-  readonly xRotated?: GPUBuffer;
-  readonly rhs: number;
-  readonly maxBindingBytes?: number;
-}
-
 /**
- * Whether an int8-input GEMV call that rotates X itself takes x̂ from `dispatchRotatedInputsI8`
- * (`recordCallInputsI8`), so that the rounding runs inside the rotation's last pass, one dispatch
- * fewer than rotating and then rounding, with the same bits: W rotated, X given (no `xRotated`, no
- * `inputsI8`), a rotation whose last stage takes one pass on this device, every right-hand side's x̂
- * in one binding, no binding-size override.
+ * Whether an int8-input GEMV call can round x̃ inside its rotation's last pass
+ * (`dispatchRotatedInputsI8`, one dispatch fewer than rotating and then rounding, with the same bits):
+ * W rotated, X given (no `xRotated`, no `inputsI8`), a rotation whose last stage takes one pass on
+ * this device, every right-hand side's x̂ in one binding, no binding-size override.
  */
-export function callRoundsInRotation(device: GPUDevice, w: InputsI8Operand, args: InputsI8CallArgs): boolean {
+function roundsInRotation(device: GPUDevice, w: InputsI8Operand, args: GemvCallArgs & SharedInputsI8Arg): boolean {
   return (
     args.inputsI8 === undefined &&
     w.rotate &&
@@ -198,15 +188,34 @@ export function callRoundsInRotation(device: GPUDevice, w: InputsI8Operand, args
   );
 }
 
-/** Records x̂ of the call's X for W (R·X into scratch, rounded in the rotation's last pass); only where `callRoundsInRotation`. */
-export function recordCallInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: InputsI8Operand, args: InputsI8CallArgs): RecordedInputsI8 {
-  check(callRoundsInRotation(device, w, args) && args.x !== undefined, 'int8 inputs: recordCallInputsI8 needs a call whose rotation rounds x̃ (callRoundsInRotation)');
-  const xRotated = scratch.buffer(`int8 inputs: R·x (${inputsI8Key(w)})`, 4 * w.length * args.rhs, STORAGE_USAGE);
-  return dispatchRotatedInputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: args.rhs });
+/**
+ * `beginGemv` for an int8-input GEMV, with the x̂ the kernel reads: `inputsI8` as given (checked
+ * against W and the call), or, where the call rotates X itself and the rotation can round x̃ in its
+ * last pass, x̂ recorded here by `dispatchRotatedInputsI8`; else undefined, and the kernel rounds the
+ * call's x̃ per range of right-hand sides (`inputsI8ForRange`).
+ */
+export function beginGemvI8(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  w: GemvOperand & InputsI8Operand,
+  args: GemvCallArgs & SharedInputsI8Arg,
+  what: string,
+  shape: Omit<GemvCallShape, 'readsXRotated'>,
+): { readonly call: GemvCall; readonly shared: RecordedInputsI8 | undefined } {
+  const inRotation = roundsInRotation(device, w, args);
+  const call = beginGemv(device, encoder, scratch, w, args, what, { ...shape, readsXRotated: args.inputsI8 === undefined && !inRotation });
+  let shared = args.inputsI8;
+  if (inRotation && args.x !== undefined) {
+    const xRotated = scratch.buffer(`${what}: R·x (${inputsI8Key(w)})`, 4 * w.length * call.rhs, STORAGE_USAGE);
+    shared = dispatchRotatedInputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: call.rhs });
+  }
+  if (shared !== undefined) checkRecordedInputsI8(shared, w, call.rhs, what);
+  return { call, shared };
 }
 
 /** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */
-export function checkRecordedInputsI8(inputs: RecordedInputsI8, w: InputsI8Operand, rhs: number, what: string): void {
+function checkRecordedInputsI8(inputs: RecordedInputsI8, w: InputsI8Operand, rhs: number, what: string): void {
   check(typeof inputs === 'object' && inputs !== null && inputs.inputs !== undefined, `${what}: inputsI8 must come from dispatchInputsI8`);
   check(inputs.operand === inputsI8Key(w), () => `${what}: inputsI8 were rounded for ${inputs.operand}, but W reads ${inputsI8Key(w)}`);
   check(inputs.rhs === rhs, () => `${what}: inputsI8 hold ${inputs.rhs} right-hand sides, the call has ${rhs}`);
@@ -244,7 +253,6 @@ export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder,
   });
   return { binding: { buffer: inputs }, codesFirst: 0, scalesFirst: inputsI8ScalesFirst(groups, range.count) };
 }
-
 
 const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   groups: 'u32', // int8 groups per right-hand side (= code words per column)

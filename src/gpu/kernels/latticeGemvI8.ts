@@ -30,8 +30,8 @@ import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
-import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { callRoundsInRotation, checkRecordedInputsI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, recordCallInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
+import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
  * The int8-input deterministic lattice GEMV: Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes
@@ -160,7 +160,7 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
 
 /**
  * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
- * `inputsI8` gives them; inside the rotation's last pass where `callRoundsInRotation`), Σx (when W is
+ * `inputsI8` gives them; inside the rotation's last pass where it can be: `beginGemvI8`), Σx (when W is
  * centred), the product. Scratch buffers go into `scratch`.
  *
  * @example
@@ -178,13 +178,10 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(why === null, () => `${what}: ${why ?? ''}`);
   check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
-  // x̂ rounded inside the rotation's last pass where it can be (one dispatch fewer), else per range below.
-  const roundsInRotation = callRoundsInRotation(device, w, args);
   const format = gemvOutputFormat(args, what);
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: args.inputsI8 === undefined && !roundsInRotation, yBytes: activationBytes(format), sumsX: w.means !== null });
-  const shared = roundsInRotation ? recordCallInputsI8(device, encoder, scratch, w, args) : args.inputsI8;
+  // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.means !== null });
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
-  if (shared !== undefined) checkRecordedInputsI8(shared, w, rhs, what);
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
 
   const words = operandWordsPerColumn(w);
