@@ -292,7 +292,7 @@ export class QuantizedLinear {
     const label = options.label ?? `group of ${layers.length} layers`;
     const prepared = new PreparedCache(maxPrepared);
     const maxTokens = Math.min(...layers.map((layer) => layer.maxTokens));
-    const rotationKeys = new Set(layers.map((layer) => layer.rotationKey()).filter((key) => key !== null));
+    const rotationKeys = new Set(layers.flatMap((layer) => layer.rotation()?.key ?? []));
     let destroyed = false;
 
     return {
@@ -350,18 +350,13 @@ export class QuantizedLinear {
    * The randomized Hadamard rotation this layer's GEMV applies to x, or null: lattice weights with
    * rotate, and weight-only weights with the 'hadamard' rotation (the quantizer's
    * `RandomizedHadamard(n, seed)`, which `dispatchHadamard` computes bit for bit for both kinds, so
-   * layers of either kind with one n and seed read one x̃).
+   * layers of either kind with one n and seed read one x̃). Layers with equal `key`s share x̃.
    */
-  private rotation(): { readonly rows: number; readonly length: number; readonly seed: number } | null {
+  private rotation(): { readonly rows: number; readonly length: number; readonly seed: number; readonly key: string } | null {
     const weight = this.weight;
-    if (weight instanceof WeightOnlyGpuMatrix) return weight.rotation === 'hadamard' ? { rows: weight.n, length: rotationLength(weight.n), seed: weight.seed } : null;
-    return weight.rotate ? { rows: weight.rows, length: weight.length, seed: weight.seed } : null;
-  }
-
-  /** A key of `rotation()`: layers with equal keys share x̃. */
-  private rotationKey(): string | null {
-    const rotation = this.rotation();
-    return rotation === null ? null : `${rotation.rows}/${rotation.length}/${rotation.seed}`;
+    const described = (rows: number, length: number, seed: number) => ({ rows, length, seed, key: `${rows}/${length}/${seed}` });
+    if (weight instanceof WeightOnlyGpuMatrix) return weight.rotation === 'hadamard' ? described(weight.n, rotationLength(weight.n), weight.seed) : null;
+    return weight.rotate ? described(weight.rows, weight.length, weight.seed) : null;
   }
 
   /**
@@ -397,7 +392,7 @@ export class QuantizedLinear {
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
-      // On x̃ when the layer's rotation was recorded for it (shared with the group), else on x (rotated by the dispatch).
+      // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat: this.activations } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };
       weight.dispatch(encoder, scratch, { ...input, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
@@ -446,18 +441,18 @@ export class QuantizedLinear {
     // Per rotation, the first int8-input layer that reads it: the rotation rounds x̃ for it in its pass.
     const roundedInRotation = new Map<string, GpuLatticeMatrix>();
     for (const layer of layers) {
-      const key = layer.rotationKey();
-      if (key !== null && layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
+      const key = layer.rotation()?.key;
+      if (key !== undefined && layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
     }
     layers.forEach((layer, i) => {
       const rotation = layer.rotation();
-      const key = layer.rotationKey();
       const w = layer.weight;
       let xRotated: Slice | null = null;
       let inputsI8: RecordedInputsI8 | null = null;
       const roundingKey = layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix) ? inputsI8Key(w) : null;
       if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
-      if (key !== null && rotation !== null) {
+      if (rotation !== null) {
+        const { key } = rotation;
         xRotated = rotated.get(key) ?? null;
         if (xRotated === null) {
           const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
