@@ -249,6 +249,8 @@ export interface HadamardRotationPlan {
   readonly length: number;
   /** f32 values per workgroup (a power of two, or m times one), shared by every stage. */
   readonly workgroupElements: number;
+  /** m, shared by every stage (they have one length): with `workgroupElements`, the pipeline variant. */
+  readonly block: 1 | 12 | 20;
   readonly stages: readonly HadamardStagePlan[];
 }
 
@@ -265,12 +267,12 @@ export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: num
     offset: stage.offset,
     ...planHadamard(stage.length, maxWorkgroupStorageBytes, workgroupElements),
   }));
-  const elements = stages[0]?.workgroupElements;
+  const [first] = stages;
   check(
-    elements !== undefined && stages.every((stage) => stage.workgroupElements === elements),
-    'planHadamardRotation: the stages of a plan share one workgroup size',
+    first !== undefined && stages.every((stage) => stage.workgroupElements === first.workgroupElements && stage.block === first.block),
+    'planHadamardRotation: the stages of a plan share one workgroup size and block',
   );
-  return { length: rotation.length, workgroupElements: elements, stages };
+  return { length: rotation.length, workgroupElements: first.workgroupElements, block: first.block, stages };
 }
 
 /**
@@ -490,9 +492,8 @@ function recordRotation(
   check(plan.stages.length === 1 || outputRows === length, 'hadamard: a two-stage plan has no padding');
   // Stages run in order: forward first to last, inverse last to first.
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
-  const block = firstStage?.block ?? 1;
-  check(plan.stages.every((stage) => stage.block === block), 'hadamard: the stages of a plan share one block m');
-  const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups, block, threads: rotationThreads(device, plan.workgroupElements) });
+  const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups, block: plan.block, threads: rotationThreads(device, plan.workgroupElements) });
+  const blockSigns = hadamardBlockSigns(plan.block, inverse);
   if (int8 !== undefined) {
     const lastPasses = lastStagePasses(plan);
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
@@ -513,7 +514,6 @@ function recordRotation(
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
     for (const stageIndex of order) {
       const stage = plan.stages[stageIndex] as HadamardStagePlan;
-      const blockSigns = hadamardBlockSigns(stage.block, inverse);
       const scale = Math.fround(1 / Math.sqrt(stage.length));
       const fresh = freshRange(plan.stages, stageIndex, inverse);
       const passCount = stage.passes.length;
@@ -589,7 +589,7 @@ function recordRotation(
   pass.end();
 }
 
-/** Whether to compile the subgroup variant: the option, else the device feature. */
+/** Whether to compile the subgroup variant: the option (default false), refused where the device lacks the feature. */
 function resolveSubgroups(device: GPUDevice, options: HadamardOptions, what: string): boolean {
   const available = device.features.has('subgroups');
   const subgroups = options.subgroups ?? false;
