@@ -2,7 +2,7 @@ import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffe
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
-import type { PreparedCommands } from '../../src/gpu/prepared.js';
+import type { CommandTarget, PreparedCommands } from '../../src/gpu/prepared.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -68,7 +68,7 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
       layer.record(first, x, y); // prepares
       first.finish();
       // 5 rounds of `calls` records into `target`: the median µs per call and the GPU objects created.
-      const timedRecords = (target: GPUCommandEncoder | GPUComputePassEncoder, kernel: string, into: string): BenchRow => {
+      const timedRecords = (target: CommandTarget, kernel: string, into: string): BenchRow => {
         const timesUs: number[] = [];
         const { allocations } = countAllocations(device, () => {
           for (let round = 0; round < 5; round++) {
@@ -118,6 +118,11 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
   }
 }
 
+/** The timing of the rows whose samples each hold many calls (steps, chains, rotations): one warm-up, at most 5 samples (2 when quick). */
+function fewSamples(settings: BenchSettings): { warmup: number; samples: number } {
+  return { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) };
+}
+
 /** What a decode-step row reports besides its timing (see {@link measureStep}). */
 export interface StepFigures {
   readonly kernel: string;
@@ -156,7 +161,7 @@ export async function measureStep(context: GpuContext, recordStep: (encoder: GPU
     }
   });
   const dispatches = countDispatches(device, recordStep);
-  const timing = await timeCalls(context, kernel, 1, recordStep, settings, { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) });
+  const timing = await timeCalls(context, kernel, 1, recordStep, settings, fewSamples(settings));
   const ms = timing.perCallMs;
   return row({
     kernel,
@@ -246,7 +251,7 @@ export async function decodeStepRow(
       linears.push(QuantizedLinear.create(device, w, { label: `bench decode layer ${i}`, maxTokens: 1, int8Inputs: int8, activations: activationFormat }));
     }
     for (let first = 0; groupSize > 1 && first < linears.length; first += groupSize) groups.push(QuantizedLinear.group(linears.slice(first, first + groupSize)));
-    const recordLayers = (target: GPUCommandEncoder | GPUComputePassEncoder): void => {
+    const recordLayers = (target: CommandTarget): void => {
       if (groupSize === 1) {
         for (const [i, layer] of linears.entries()) layer.record(target, activations[i % 2] as GPUBuffer, activations[(i + 1) % 2] as GPUBuffer);
         return;
@@ -302,7 +307,7 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
       dispatches,
       (encoder, call) => dispatchEpilogue(device, encoder, scratch, { input: buffers[call % 2] as GPUBuffer, bias: null, rows: 256, columns: 1, output: buffers[(call + 1) % 2] as GPUBuffer, format: 'f32' }),
       settings,
-      { warmup: 1, samples: Math.min(settings.samples, settings.quick ? 2 : 5) },
+      fewSamples(settings),
     );
     return row({
       kernel,
@@ -373,10 +378,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : {}) });
     };
     call = prepared(device, `bench rotation (${kind})`, record);
-    const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, {
-      warmup: 1,
-      samples: Math.min(settings.samples, settings.quick ? 2 : 5),
-    });
+    const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, fewSamples(settings));
     return row({
       kernel,
       family: 'host',
