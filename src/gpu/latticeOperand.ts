@@ -148,10 +148,15 @@ export function gatherColumnSide(
   label: string,
 ): ColumnSide {
   const buffer = scratch.buffer(`${label} column norms, gains, means`, 12 * count, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+  recordSideCopies(encoder, m, first, count, buffer);
+  return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
+}
+
+/** Records the copies of norms, gains and means of columns `[first, first + count)` into `buffer` (at words 0, `count`, `2·count`). */
+function recordSideCopies(encoder: GPUCommandEncoder, m: GpuDeterministicMatrix, first: number, count: number, buffer: GPUBuffer): void {
   encoder.copyBufferToBuffer(m.norms, 4 * first, buffer, 0, 4 * count);
   if (m.gains) encoder.copyBufferToBuffer(m.gains, 4 * first, buffer, 4 * count, 4 * count);
   if (m.means) encoder.copyBufferToBuffer(m.means, 4 * first, buffer, 8 * count, 4 * count);
-  return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
 }
 
 /**
@@ -175,9 +180,7 @@ export class MatrixColumnSide {
   static create(device: GPUDevice, m: GpuDeterministicMatrix, label: string): MatrixColumnSide {
     const buffer = device.createBuffer({ label, size: 12 * m.cols, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
     const encoder = device.createCommandEncoder({ label: `${label}: gather` });
-    encoder.copyBufferToBuffer(m.norms, 0, buffer, 0, 4 * m.cols);
-    if (m.gains) encoder.copyBufferToBuffer(m.gains, 0, buffer, 4 * m.cols, 4 * m.cols);
-    if (m.means) encoder.copyBufferToBuffer(m.means, 0, buffer, 8 * m.cols, 4 * m.cols);
+    recordSideCopies(encoder, m, 0, m.cols, buffer);
     device.queue.submit([encoder.finish()]);
     return new MatrixColumnSide(m, buffer);
   }
