@@ -1,11 +1,19 @@
 // The shared part of the int8-input GEMV kernels (shaders/universal_gemv_i8.wgsl and
 // shaders/lattice_gemv_i8.wgsl): D3 codes of 8 bits, 4 blocks per code word, so a group is one code
 // word (4 blocks, 12 coordinates: one int8 scale group of x̃) plus a few side bits per block (escape
-// nibbles, or scale indices). Holds the packed leader table and `gemv`, the streaming loop: the 32
-// lanes of a column slot read 32 consecutive code words per load; each lane serves LANE_COLUMNS
-// columns (slot s of the workgroup: columns s, s + COLUMNS, …), loads the x̂ of a group once for all of
-// them, and loads STEP_GROUPS words per column and their side bits before decoding any; then
+// nibbles, or scale indices). Holds the packed leader table and `gemv`, the streaming loop: codes are
+// read 16 bytes at a time (`codes: array<vec4<u32>>`, one load per quad of 4 code words), the 32
+// lanes of a column slot read 32 consecutive quads of a column per load; each lane serves
+// LANE_COLUMNS columns (slot s of the workgroup: columns s, s + COLUMNS, …), loads a quad of each and
+// its side bits before decoding any, and the x̂ of a group once for all of them; then
 // `column_totals` (shaders/universal_gemv_lanes.wgsl) per column.
+//
+// Quads are those of the binding (words 4q … 4q + 3), not of the column: a column starts at any word
+// (code_words is not a multiple of 4 in general), `shift` words into its first quad, so quad k of a
+// column holds groups 4k − shift … 4k + 3 − shift and the words outside [0, code_words) belong to
+// the neighbouring columns (skipped: their group index, taken as u32, is ≥ code_words). The columns of
+// a lane share `shift`, so they share every group's x̂: their first words are COLUMNS·code_words apart,
+// a multiple of 4 (COLUMNS = 8). The host binds the codes in whole quads (gemvI8Common.ts).
 //
 // Why several columns per lane: x̂ of a group (16 bytes and a 4-byte scale per right-hand side) is
 // 5× the bytes of the group's code word. Read once per column it would load the SM's L1 with ≈ 5 bytes
@@ -14,25 +22,26 @@
 //
 // A library, compiled after shaders/universal_gemv_lanes.wgsl, `gemv_leader` (gemvDecode.ts) and the
 // constants LEADER_COUNT and LANE_COLUMNS (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that
-// declares `params` (cols, code_words, rhs, x_codes_first and x_scales_first: where the dispatch's x̂
-// levels (a vec4 index) and scales (a u32 index) start in their binding, has_bias, output_f16),
-// `codes: array<u32>`, the int8 inputs `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and
-// right-hand side, and elsewhere in the same binding the scales as f32 bits,
-// shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` (written with
-// `store_output`, shaders/gemv_output.wgsl) and these functions:
+// declares `params` (cols, code_first (a u32 word index), code_words, rhs, x_codes_first and
+// x_scales_first: where the dispatch's x̂ levels (a vec4 index) and scales (a u32 index) start in their
+// binding, has_bias, output_f16), `codes: array<vec4<u32>>`, the int8 inputs
+// `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and right-hand side, and elsewhere in the
+// same binding the scales as f32 bits, shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`,
+// `y: array<atomic<u32>>` (written with `store_output`, shaders/gemv_output.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
 //                                             block (deterministic: zeros);
-//   group_side_bits(column, g) -> u32         group g's side bits in the low bits;
+//   quad_sides(column, quad, g0) -> vec2<u32> loads the side bits of the column's quad `quad` (a vec4
+//                                             index of `codes`), whose first word is group g0 (< 0 in
+//                                             a column's first quad when shift > 0);
+//   group_side_bits(sides, g0, t) -> u32      word t's side bits (group g0 + t) in the low bits;
 //   add_group(word, side_bits, g, column, inputs, acc)   adds group g (x̂ in `inputs`) for the tile
 //                                             of right-hand sides;
 //   write_totals(column, totals, r0, poison)  lane 0 writes the column's results.
 
 const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
-// Code words each lane loads before decoding them. With a tile of right-hand sides each word already
-// carries 8× the work, so 1 (4 would also multiply the compile time of the tile variant).
-const STEP_GROUPS: u32 = select(4u, 1u, RHS_TILE > 1u);
+const QUAD_WORDS: u32 = 4u;        // code words per vec4 load
 const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
 // Lane l reads copy l mod LUT_REPLICAS: 8 lanes of a column hit 8 different banks for one entry. A tile
 // of right-hand sides keeps 4 (4 KB), so the table and its 8 KB of partial sums fit WebGPU's minimum
@@ -49,7 +58,7 @@ struct GemvColumn {
   in_range: bool,
   lane: u32,
   replica: u32,             // leader-table copy of this lane
-  code_base: u32,           // first code word of the column in `codes`
+  code_base: u32,           // first code word of the column (a u32 index: the quad is code_base / 4)
   side_base: u32,           // first side word of the column (the kernel's own binding)
   key: u32,                 // universal: the column's dither key (else 0)
   first_global_block: u32,  // universal: global index of the column's first block (else 0)
@@ -127,31 +136,34 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   }
   let lane = thread % LANES;
   let groups = params.code_words;
+  // Words of the first quad before the column starts: the same for every column of the lane.
+  let shift = columns[0].code_base % QUAD_WORDS;
+  let quads = (shift + groups + QUAD_WORDS - 1u) / QUAD_WORDS;
   for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
     var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
     // Column 0 of a slot is the first to run past params.cols (the others are COLUMNS further on).
     if (columns[0].in_range) {
-      for (var g0 = lane; g0 < groups; g0 = g0 + LANES * STEP_GROUPS) {
-        // The step's groups of every column, loaded before any is decoded (constant trip counts:
-        // unrolled by the driver, LANE_COLUMNS·STEP_GROUPS loads in flight per lane).
-        var words = array<array<u32, STEP_GROUPS>, LANE_COLUMNS>();
-        var sides = array<array<u32, STEP_GROUPS>, LANE_COLUMNS>();
-        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
-          let g = g0 + k * LANES;
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            if (g < groups && columns[c].in_range) {
-              words[c][k] = codes[columns[c].code_base + g];
-              sides[c][k] = group_side_bits(columns[c], g);
-            }
+      for (var k = lane; k < quads; k = k + LANES) {
+        // The quad of every column and its side bits, loaded before any is decoded (LANE_COLUMNS
+        // 16-byte loads in flight per lane).
+        let g0 = i32(k * QUAD_WORDS) - i32(shift);
+        var words = array<vec4<u32>, LANE_COLUMNS>();
+        var sides = array<vec2<u32>, LANE_COLUMNS>();
+        for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+          if (columns[c].in_range) {
+            let quad = columns[c].code_base / QUAD_WORDS + k;
+            words[c] = codes[quad];
+            sides[c] = quad_sides(columns[c], quad, g0);
           }
         }
-        for (var k = 0u; k < STEP_GROUPS; k = k + 1u) {
-          let g = g0 + k * LANES;
+        for (var t = 0u; t < QUAD_WORDS; t = t + 1u) {
+          // Words before the column wrap to large u32 values: one test skips both ends.
+          let g = u32(g0 + i32(t));
           if (g < groups) {
             let inputs = input_group(g, r0);
             for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
               if (columns[c].in_range) {
-                add_group(words[c][k], sides[c][k], g, columns[c], inputs, &acc[c]);
+                add_group(words[c][t], group_side_bits(sides[c], g0, t), g, columns[c], inputs, &acc[c]);
               }
             }
           }

@@ -4,7 +4,8 @@
 // bound of src/gpu/kernels/latticeGemvI8.ts.
 // Module (src/gpu/kernels/latticeGemvI8.ts): [enable subgroups;]  const RHS_TILE  the generated
 // LatticeGemvI8Params  dot_i8 (packed or plain)  lattice_decode.wgsl + the decode with q a constant
-// (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK  shaders/universal_gemv_lanes.wgsl
+// (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK, INDEX_GROUPS_LOG2
+// shaders/universal_gemv_lanes.wgsl
 // shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
 // shaders/gemv_column_sums.wgsl  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
@@ -15,24 +16,29 @@
 // product per block, then scaled by s_g once.
 //
 // Layout: as shaders/universal_gemv_i8.wgsl — a group is one code word (4 blocks) and a byte of the
-// scale-index word (4 × 2 bits: one index word per 4 groups); each of the 32 lanes of a column slot
-// serves LANE_COLUMNS = 2 columns, loads STEP_GROUPS = 4 code words of each and their index words
-// before decoding them, and the x̂ of a group once for both columns. Padding codes past the
-// column are 0 (the origin) and x̂ past keptLength is 0, so nothing is bounds-tested.
+// scale-index word (4 × 2 bits: one index word per 4 groups; 4 × 1 bit: per 8 groups), stored as the
+// matrix holds them (no repacking); each of the 32 lanes of a column slot serves LANE_COLUMNS = 2
+// columns, loads a quad of 4 code words of each (16 bytes) and the two index words its groups fall
+// in (a column's quads are the binding's, so its groups straddle index words unless the column starts
+// on a quad), and the x̂ of a group once for both columns. Padding codes past the column's blocks are
+// 0 (the origin) and x̂ past keptLength is 0, so only groups outside the column are skipped.
 //
 // Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
 // unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
 // address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
-// per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the f32 multiply-add, the code and index-word loads
-// and the loop ≈ 15: ≈ 15 per block ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 with f32 inputs;
-// an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's loop guards,
-// clamps and one-iteration loops, is ≈ 44 per block (35 per weight byte).
+// per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the group's index
+// bits (a select and two shifts), the f32 multiply-add, the group test and, per quad, its code load
+// and two index-word loads ≈ 14: ≈ 15 per block ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 with
+// f32 inputs; an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's
+// loop guards, clamps and one-iteration loops, is ≈ 41 per block (33 per weight byte; 46 and 37 with
+// a 4-byte code load and an index-word load per group).
 
 const MULTIPLES: u32 = 16u;        // MAX_GPU_MULTIPLES
-const GROUPS_PER_INDEX_WORD: u32 = 32u / (GROUP_BLOCKS * INDEX_BITS);
+const GROUP_INDEX_BITS: u32 = GROUP_BLOCKS * INDEX_BITS;
+const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << INDEX_GROUPS_LOG2
 
 @group(0) @binding(0) var<uniform> params: LatticeGemvI8Params;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
+@group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;  // whole quads (gemvI8Common.ts)
 @group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read> side: array<f32>;           // norms, gains, means (from side_first, side_stride apart)
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
@@ -85,9 +91,20 @@ fn column_dither(index: u32) -> vec2<u32> {
   return vec2<u32>();
 }
 
-// The scale indices of group g (4 blocks) in the low bits: a byte of the column's index words.
-fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
-  return indices[column.side_base + g / GROUPS_PER_INDEX_WORD] >> ((g % GROUPS_PER_INDEX_WORD) * (GROUP_BLOCKS * INDEX_BITS));
+// The index words of the quad's groups g0 … g0 + 3: the word of g0 (the column's first when g0 < 0)
+// and the next (clamped to the column's last: groups past it are not read).
+fn quad_sides(column: GemvColumn, quad: u32, g0: i32) -> vec2<u32> {
+  let first = g0 >> INDEX_GROUPS_LOG2;   // floor(g0 / GROUPS_PER_INDEX_WORD): −1 before the column
+  let lo = indices[column.side_base + u32(max(first, 0))];
+  let hi = indices[column.side_base + min(u32(first + 1), params.index_words - 1u)];
+  return vec2<u32>(lo, hi);
+}
+
+// The scale indices of group g0 + t (4 blocks) in the low bits: a byte (or nibble) of its index word.
+fn group_side_bits(sides: vec2<u32>, g0: i32, t: u32) -> u32 {
+  let g = g0 + i32(t);
+  let word = select(sides.x, sides.y, (g >> INDEX_GROUPS_LOG2) != (g0 >> INDEX_GROUPS_LOG2));
+  return word >> (u32(g & i32(GROUPS_PER_INDEX_WORD - 1u)) * GROUP_INDEX_BITS);
 }
 
 // Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) (+ b_j) of the column, as f32 or f16.

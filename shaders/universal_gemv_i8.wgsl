@@ -28,11 +28,12 @@
 //
 // Layout. Escapes come repacked at upload (shaders/universal_escape_nibbles.wgsl): a nibble per block,
 // 0 none, 1…12 the root, 15 non-root; so the inner loop reads 8 + 4 bits per block and does no escape
-// bookkeeping. A group is one code word (4 blocks) and its nibbles (half a word). The 32 lanes of a
-// column slot read 32 consecutive code words of a column per load; each lane serves LANE_COLUMNS = 2
-// columns, loads STEP_GROUPS = 4 words of each (one per 32-word stripe) and their nibble words before
-// decoding any (8 loads per lane in flight), and the x̂ of a group once for both columns
-// (shaders/gemv_i8_common.wgsl says why).
+// bookkeeping. A group is one code word (4 blocks) and its nibbles (half a word), laid out beside the
+// codes: the nibbles of code word c (counted from the start of the codes buffer) are half c mod 2 of
+// nibble word c / 2, so a quad of code words has one aligned vec2 of nibbles whatever the column.
+// The 32 lanes of a column slot read 32 consecutive quads of a column per load; each lane serves
+// LANE_COLUMNS = 2 columns, loads a quad of each (16 bytes) and its nibbles (8 bytes) before decoding
+// any, and the x̂ of a group once for both columns (shaders/gemv_i8_common.wgsl says why).
 // Groups past the column or coordinates past keptLength need no test: their x̂ are 0.
 //
 // Cost per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand on this WGSL for
@@ -40,18 +41,19 @@
 // leader and root-step reads with their addresses and clamps 5, block hash (the block index and one
 // mix32) 9, dither lanes 2 and the 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more
 // each in the plain fallback), combination 3; per group (¼ per block) the non-root test, the x̂ and
-// scale loads (shared by the lane's two columns), the f32 multiply-add, the code and nibble loads and the loop ≈ 22: ≈ 36 per block ≈ 25
-// per weight byte (universal_gemv.wgsl: ≈ 70). The static SPIR-V count of the common path, which
-// keeps Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (47 per weight byte).
-// Still above the ≈ 7 an H200 affords per byte at full bandwidth: the per-block dither hash is part
-// of the format.
+// scale loads (shared by the lane's two columns), the group's nibbles (a select and a shift), the f32
+// multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block ≈ 24 per
+// weight byte (universal_gemv.wgsl: ≈ 70). The static SPIR-V count of the common path, which keeps
+// Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (46 per weight byte; 74 with
+// a 4-byte code load per group). Still above the ≈ 7 an H200 affords per byte at full bandwidth: the
+// per-block dither hash is part of the format.
 
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value
 const NONROOT_NIBBLE: u32 = 15u;
 
 @group(0) @binding(0) var<uniform> params: UniversalGemvI8Params;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> escape_nibbles: array<u32>;
+@group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;  // whole quads (gemvI8Common.ts)
+@group(0) @binding(2) var<storage, read> escape_nibbles: array<vec2<u32>>;  // the nibbles of code quad q at nibbles_first + q
 @group(0) @binding(3) var<storage, read> escape_table: array<i32>;
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
 @group(0) @binding(5) var<storage, read> side: array<f32>;      // norms (all columns), then means when centred
@@ -120,9 +122,9 @@ fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inpu
   }
 }
 
-// The first nibble word of local column `index`.
+// No side words per column: the nibbles lie beside the codes (quad_sides).
 fn column_side_base(index: u32) -> u32 {
-  return params.nibbles_first + index * params.nibble_words;
+  return 0u;
 }
 
 // The dither key and first global block of local column `index`.
@@ -131,9 +133,14 @@ fn column_dither(index: u32) -> vec2<u32> {
   return vec2<u32>(dither_key(global_column), global_column * params.blocks);
 }
 
-// The escape nibbles of group g (4 blocks) in the low 16 bits: half a nibble word.
-fn group_side_bits(column: GemvColumn, g: u32) -> u32 {
-  return escape_nibbles[column.side_base + (g >> 1u)] >> ((g & 1u) * 16u);
+// The escape nibbles of code quad `quad`: 16 bits per code word, two words per u32.
+fn quad_sides(column: GemvColumn, quad: u32, g0: i32) -> vec2<u32> {
+  return escape_nibbles[params.nibbles_first + quad];
+}
+
+// The nibbles of word t of the quad (group g0 + t) in the low 16 bits.
+fn group_side_bits(sides: vec2<u32>, g0: i32, t: u32) -> u32 {
+  return select(sides.x, sides.y, t >= 2u) >> ((t & 1u) * 16u);
 }
 
 // Y[j, r] = ν_j·unit·T[j, r] + μ_j·Σx_r (+ b_j) of the column (the finishing pass of the f32-input

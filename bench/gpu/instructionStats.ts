@@ -46,8 +46,8 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 }
 
 /**
- * The int8-input GEMVs for d3-q6 (universalGemvI8.ts: codes and escape nibbles are its weight bytes)
- * and d3-q6-deterministic (latticeGemvI8.ts: codes and scale indices).
+ * The int8-input GEMVs for d3-q6 (universalGemvI8.ts) and d3-q6-deterministic (latticeGemvI8.ts), per
+ * byte of codes as every other kernel (their escape nibbles and scale indices are not counted).
  */
 function int8Subjects(subgroups: boolean, dotPath: DotPath): SpirvSubject[] {
   return [
@@ -55,13 +55,13 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath): SpirvSubject[] {
       key: `universal-i8:d3-q6:${dotPath}`,
       moduleKey: `universal-i8-${dotPath}`,
       code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath }),
-      codeVariables: ['codes', 'escape_nibbles'],
+      codeVariables: ['codes'],
     },
     {
       key: `lattice-i8:d3-q6-deterministic:${dotPath}`,
       moduleKey: `lattice-i8-${dotPath}`,
       code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath }),
-      codeVariables: ['codes', 'indices'],
+      codeVariables: ['codes'],
     },
   ];
 }

@@ -51,6 +51,16 @@ export function paddedByteLength(byteLength: number): number {
 }
 
 /**
+ * Size of a buffer of lattice codes holding `byteLength` bytes of them: whole 16-byte quads (at least
+ * one), since the int8-input GEMVs read codes as vec4<u32> and bind the quad of a matrix's last code
+ * word (src/gpu/kernels/gemvI8Common.ts). Only codes are padded so: other buffers keep sizes that
+ * checks against `buffer.size` can trust.
+ */
+export function codeBufferByteLength(byteLength: number): number {
+  return Math.ceil(paddedByteLength(byteLength) / 16) * 16;
+}
+
+/**
  * A labelled buffer of at least `byteLength` bytes (rounded up to a multiple of 4).
  *
  * @example
@@ -67,7 +77,8 @@ export function createBuffer(device: GPUDevice, label: string, byteLength: numbe
 
 /**
  * A labelled buffer holding a copy of `data` (written while mapped at creation, so no queue write is
- * pending). Its size is `data.byteLength` rounded up to a multiple of 4; the padding is zero.
+ * pending). Its size is `byteLength` (default `data.byteLength`, at least that) rounded up to a
+ * multiple of 4; the padding is zero.
  *
  * @example
  * const input = createBufferWithData(device, 'matmul A', a.data, STORAGE_USAGE);
@@ -77,8 +88,10 @@ export function createBufferWithData(
   label: string,
   data: ArrayBufferView,
   usage: number,
+  byteLength = data.byteLength,
 ): GPUBuffer {
-  const buffer = device.createBuffer({ label, size: paddedByteLength(data.byteLength), usage, mappedAtCreation: true });
+  check(byteLength >= data.byteLength, () => `${label}: a ${byteLength}-byte buffer cannot hold ${data.byteLength} bytes of data`);
+  const buffer = device.createBuffer({ label, size: paddedByteLength(byteLength), usage, mappedAtCreation: true });
   new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   buffer.unmap();
   return buffer;

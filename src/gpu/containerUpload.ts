@@ -6,7 +6,7 @@ import type {
   WeightOnlyContainerEntry,
 } from '../format/container.js';
 import { codecOf, gpuEscapesFromStored } from '../format/universalLayout.js';
-import { createBufferWithData, STORAGE_USAGE } from './buffers.js';
+import { codeBufferByteLength, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
 import { uploadWeightOnly, type WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { gpuLatticeMetadata } from './latticeOperand.js';
@@ -70,8 +70,8 @@ function uploadDeterministic(device: GPUDevice, entry: DeterministicContainerEnt
   );
   const label = `container ${entry.name}`;
   const owned: GPUBuffer[] = [];
-  const upload = (what: string, data: ArrayBufferView): GPUBuffer => {
-    const buffer = createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE);
+  const upload = (what: string, data: ArrayBufferView, byteLength = data.byteLength): GPUBuffer => {
+    const buffer = createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE, byteLength);
     owned.push(buffer);
     return buffer;
   };
@@ -79,7 +79,7 @@ function uploadDeterministic(device: GPUDevice, entry: DeterministicContainerEnt
     return new GpuLatticeQuantizedMatrix(
       device,
       metadata,
-      upload('codes', entry.stored.codes),
+      upload('codes', entry.stored.codes, codeBufferByteLength(entry.stored.codes.byteLength)),
       upload('scale indices', entry.stored.scaleIndices),
       upload('norms', m.norms),
       m.means === null ? null : upload('means', m.means),

@@ -11,7 +11,7 @@ import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
 import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE } from './buffers.js';
+import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
@@ -275,7 +275,7 @@ async function quantizeDeterministicUnlocked(
   };
   const scratch = new GpuScratch(device);
   try {
-    const codes = make(`lattice codes (${scheme.lattice} q = ${scheme.q}, ${cols} columns)`, 4 * codeLayout.wordsPerColumn * cols);
+    const codes = make(`lattice codes (${scheme.lattice} q = ${scheme.q}, ${cols} columns)`, codeBufferByteLength(4 * codeLayout.wordsPerColumn * cols));
     const scaleIndices = make(`lattice scale indices (${cols} columns)`, 4 * indexLayout.wordsPerColumn * cols);
     const norms = make(`lattice norms (${cols} columns)`, 4 * cols);
     const means = center ? make(`lattice means (${cols} columns)`, 4 * cols) : null;
@@ -389,8 +389,8 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
   const codes = packField(q.codes, metadata.codeBits, blocksPerColumn, cols).words;
   const scaleIndices = packField(q.scaleIndices, metadata.scaleIndexBits, blocksPerColumn, cols).words;
   const owned: GPUBuffer[] = [];
-  const upload = (label: string, data: ArrayBufferView): GPUBuffer => {
-    const buffer = createBufferWithData(device, label, data, STORAGE_USAGE);
+  const upload = (label: string, data: ArrayBufferView, byteLength = data.byteLength): GPUBuffer => {
+    const buffer = createBufferWithData(device, label, data, STORAGE_USAGE, byteLength);
     owned.push(buffer);
     return buffer;
   };
@@ -403,7 +403,7 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
     return new GpuLatticeQuantizedMatrix(
       device,
       metadata,
-      upload(`lattice codes (${q.scheme.lattice} q = ${q.scheme.q}, ${cols} columns)`, codes),
+      upload(`lattice codes (${q.scheme.lattice} q = ${q.scheme.q}, ${cols} columns)`, codes, codeBufferByteLength(codes.byteLength)),
       upload(`lattice scale indices (${cols} columns)`, scaleIndices),
       upload(`lattice norms (${cols} columns)`, q.norms),
       perColumn('means', q.means),

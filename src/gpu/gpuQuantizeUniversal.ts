@@ -7,7 +7,7 @@ import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
+import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { checkColumnPrepStatus, dispatchColumnPrep, reportedColumn } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import {
@@ -74,7 +74,7 @@ export async function gpuQuantizeUniversalUnlocked(
   const name = `universal ${scheme.lattice} q=${scheme.q} (${cols} columns)`;
   const scratch = new GpuScratch(device);
   try {
-    const codes = make(`${name} codes`, 4 * layout.codeWords * cols);
+    const codes = make(`${name} codes`, codeBufferByteLength(4 * layout.codeWords * cols));
     const escapeBits = make(`${name} escape bits`, 4 * layout.bitWords * cols);
     const side = make(`${name} norms and means`, 4 * cols * (options.center ? 2 : 1));
     const denseIds = scratch.buffer(`${name} dense escape ids`, 4 * denseWords * cols, STORAGE_USAGE);

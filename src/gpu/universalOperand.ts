@@ -14,7 +14,7 @@ import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
-import { createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 
 /**
@@ -268,7 +268,9 @@ export function uploadUniversalWords(
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);
   const label = `universal ${m.scheme.lattice} q=${m.scheme.q} (${m.cols} columns)`;
-  const make = (what: string, data: ArrayBufferView): GPUBuffer => createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE);
+  // Codes in whole 16-byte quads (codeBufferByteLength); the rest as sized.
+  const make = (what: string, data: ArrayBufferView): GPUBuffer =>
+    createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE, what === 'codes' ? codeBufferByteLength(data.byteLength) : data.byteLength);
   const buffers: GPUBuffer[] = [];
   try {
     for (const [what, data] of [

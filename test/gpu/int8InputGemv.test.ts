@@ -22,7 +22,9 @@ import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
+import { readQuantizedContainer, writeQuantizedContainer, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
 import { dispatchLatticeGemvI8, latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
@@ -232,7 +234,7 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     const gpuW = uploadUniversalMatrix(context.device, q);
     const weights = UniversalGemvI8Weights.create(context.device, gpuW);
     try {
-      const nibbles = new Uint32Array(await readBuffer(context.device, weights.nibbles, 4 * weights.nibbleWords * q.cols));
+      const nibbles = new Uint32Array(await readBuffer(context.device, weights.nibbles, 4 * weights.nibbleWords));
       expect(nibbles).toEqual(escapeNibbles(q));
       for (const [path, pathOptions] of paths()) {
         const y = await universalGemvI8(context.device, weights, x, { ...pathOptions, ...options });
@@ -254,6 +256,9 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     { name: 'd3-q6 unrotated, n = 13 (partial block and group), 13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 7), x: (n) => gaussianMatrix(n, 3, 8), options: { scheme: 'd3-q6', seed: 1, nonce: 14, rotate: false } },
     { name: 'D3 q = 6, spiky unrotated (non-root escapes), 61 × 9, k = 1', w: () => spiky(61, 9, 9), x: (n) => gaussianMatrix(n, 1, 10), options: { scheme: d3(6, 0.2), seed: 3, nonce: 15, rotate: false } },
     { name: 'd3-q6 centred, 1100 × 33 (two rotation windows), k = 9 (a tile of 8 and one)', w: () => gaussianMatrix(1100, 33, 11), x: (n) => gaussianMatrix(n, 9, 12), options: { scheme: 'd3-q6', seed: 9, nonce: 16, center: true } },
+    // Code words per column 4 (every column on a quad) and 5 (columns at every offset in a quad).
+    { name: 'd3-q6 unrotated, 48 × 21 (columns on quads), k = 2', w: () => gaussianMatrix(48, 21, 30), x: (n) => gaussianMatrix(n, 2, 31), options: { scheme: 'd3-q6', seed: 1, nonce: 19, rotate: false } },
+    { name: 'd3-q6 unrotated, 50 × 37 (5 code words per column), k = 1', w: () => gaussianMatrix(50, 37, 32), x: (n) => gaussianMatrix(n, 1, 33), options: { scheme: 'd3-q6', seed: 1, nonce: 20, rotate: false } },
     { name: 'd3-q6, 512 × 17, structured x (spike, constant, ramp), k = 3', w: () => gaussianMatrix(512, 17, 13), x: (n) => structuredX(n, 3), options: { scheme: 'd3-q6', seed: 2, nonce: 17 } },
     {
       name: 'd3-q6, 300 × 70, k = 5, bindings of 2 KB (columns and right-hand sides split)',
@@ -281,11 +286,14 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     const gaussianQ = quantizeUniversal(gaussianMatrix(4096, 40, 1), { scheme: 'd3-q6', seed: 3, nonce: 11 });
     expect([...kinds(gaussianQ)].filter((k) => k >= 1 && k <= 12).length).toBe(12);
     const nibbles = escapeNibbles(spikyQ);
-    // Independent of the twin: a nibble is non-zero exactly where the CPU matrix has an escape symbol.
-    const words = Math.ceil(spikyQ.blocksPerColumn / 8);
+    // Independent of the twin: a nibble is non-zero exactly where the CPU matrix has an escape symbol
+    // (block b of column j beside code word j·codeWords + b / 4, 16 bits per code word).
+    const codeWords = Math.ceil(spikyQ.blocksPerColumn / 4);
+    expect(codeWords % 4, 'columns that do not start on a quad').not.toBe(0);
     for (let j = 0; j < spikyQ.cols; j++) {
       for (let b = 0; b < spikyQ.blocksPerColumn; b++) {
-        const nibble = ((nibbles[j * words + (b >>> 3)] as number) >>> (4 * (b & 7))) & 15;
+        const codeWord = j * codeWords + Math.floor(b / 4);
+        const nibble = ((nibbles[Math.floor(codeWord / 2)] as number) >>> (16 * (codeWord % 2) + 4 * (b % 4))) & 15;
         expect(nibble !== 0).toBe((spikyQ.escapes[j * spikyQ.blocksPerColumn + b] as number) !== 0);
       }
     }
@@ -364,6 +372,15 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
     { name: 'unrotated n = 13, 13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 45), x: (n) => gaussianMatrix(n, 3, 46), options: { scheme: 'd3-q6-deterministic', seed: 1, rotate: false } },
     { name: 'centred with gains, 1100 × 33, k = 9', w: () => gaussianMatrix(1100, 33, 47), x: (n) => gaussianMatrix(n, 9, 48), options: { scheme: 'd3-q6-deterministic', seed: 9, center: true, gain: 'mmse' } },
     { name: 'graded unrotated columns (every scale multiple), 512 × 17, structured x, k = 3', w: () => graded(512, 17, 49), x: (n) => structuredX(n, 3), options: { scheme: 'd3-q6-deterministic', seed: 2, rotate: false } },
+    { name: 'unrotated 48 × 21 (columns on quads), k = 2', w: () => gaussianMatrix(48, 21, 52), x: (n) => gaussianMatrix(n, 2, 53), options: { scheme: 'd3-q6-deterministic', seed: 1, rotate: false } },
+    { name: 'unrotated 50 × 37 (5 code words per column), k = 1', w: () => gaussianMatrix(50, 37, 54), x: (n) => gaussianMatrix(n, 1, 55), options: { scheme: 'd3-q6-deterministic', seed: 1, rotate: false } },
+    {
+      name: 'unrotated 100 × 70, 1-bit scale indices (8 groups per index word), bindings of 2 KB, k = 1',
+      w: () => graded(100, 70, 56),
+      x: (n) => gaussianMatrix(n, 1, 57),
+      options: { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: Math.SQRT2, steps: 2 } }, seed: 1, rotate: false },
+      call: { maxBindingBytes: 2048 },
+    },
     { name: '300 × 70, k = 5, bindings of 2 KB', w: () => gaussianMatrix(300, 70, 50), x: (n) => gaussianMatrix(n, 5, 51), options: { scheme: 'd3-q6-deterministic', seed: 2 }, call: { maxBindingBytes: 2048 } },
   ];
   for (const { name, w, x, options, call } of cases) {
@@ -390,6 +407,69 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
       }
     });
   }
+
+  it('a codes buffer of the caller that stops short of a whole quad is refused with the reason', () => {
+    const { device } = context;
+    // 50 rows unrotated: 17 blocks, 5 code words per column; 3 columns: 60 bytes of codes.
+    const q = deterministic(gaussianMatrix(50, 3, 58), { scheme: 'd3-q6-deterministic', seed: 1, rotate: false });
+    const gpuW = uploadLatticeMatrix(device, q);
+    const tight = device.createBuffer({ label: 'tight codes', size: 60, usage: STORAGE_USAGE });
+    const scratch = new GpuScratch(device);
+    try {
+      const x = scratch.buffer('x', 4 * 50, STORAGE_USAGE);
+      const y = scratch.buffer('y', 4 * 3, STORAGE_USAGE);
+      const encoder = device.createCommandEncoder();
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: { ...gpuW, codes: tight }, x, y, rhs: 1, dotPath: 'plain' })).toThrow(/codes buffer has 60 bytes.*needs 64/);
+      dispatchLatticeGemvI8(device, encoder, scratch, { w: gpuW, x, y, rhs: 1, dotPath: 'plain' });
+    } finally {
+      scratch.destroy();
+      tight.destroy();
+      gpuW.destroy();
+    }
+  });
+
+  it('every way codes reach the GPU (upload, GPU quantization, container) pads them to whole quads, which the int8 GEMVs then read', async () => {
+    const { device } = context;
+    // 50 rows unrotated: 17 blocks, 5 code words per column; 3 columns: 60 bytes of codes, 64 bound.
+    const w = gaussianMatrix(50, 3, 59);
+    const x = gaussianMatrix(50, 1, 60);
+    const deterministicOptions = { scheme: 'd3-q6-deterministic', seed: 1, rotate: false } as const;
+    const universalOptions = { scheme: 'd3-q6', seed: 1, nonce: 22, rotate: false } as const;
+    const q = deterministic(w, deterministicOptions);
+    const u = quantizeUniversal(w, universalOptions);
+    const container = readQuantizedContainer(writeQuantizedContainer([{ name: 'd', matrix: q }, { name: 'u', matrix: u }]));
+    const deterministicWays = [
+      ['uploadLatticeMatrix', uploadLatticeMatrix(device, q)],
+      ['gpuQuantizeLattice', await gpuQuantizeLattice(device, w, deterministicOptions)],
+      ['uploadContainerEntry', uploadContainerEntry(device, container.get('d') as DeterministicContainerEntry)],
+    ] as const;
+    const universalWays = [
+      ['uploadUniversalMatrix', uploadUniversalMatrix(device, u)],
+      ['gpuQuantizeLattice', await gpuQuantizeLattice(device, w, universalOptions)],
+      ['uploadContainerEntry', uploadContainerEntry(device, container.get('u') as UniversalContainerEntry)],
+    ] as const;
+    try {
+      for (const [way, gpuW] of deterministicWays) {
+        expect(gpuW.codes.size, way).toBe(64);
+        if (gpuW.mode !== 'deterministic') throw new Error(`${way}: expected a deterministic matrix`);
+        const y = await latticeGemvI8(device, gpuW, x, { dotPath: 'plain' });
+        expect(compare(y, q, x).twin, way).toBeLessThanOrEqual(1);
+      }
+      for (const [way, gpuW] of universalWays) {
+        expect(gpuW.codes.size, way).toBe(64);
+        if (gpuW.mode !== 'universal') throw new Error(`${way}: expected a universal matrix`);
+        const weights = UniversalGemvI8Weights.create(device, gpuW);
+        try {
+          const y = await universalGemvI8(device, weights, x, { dotPath: 'plain' });
+          expect(compare(y, u, x).twin, way).toBeLessThanOrEqual(1);
+        } finally {
+          weights.destroy();
+        }
+      }
+    } finally {
+      for (const [, gpuW] of [...deterministicWays, ...universalWays]) gpuW.destroy();
+    }
+  });
 
   it('the graded case uses every scale multiple', () => {
     const q = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
@@ -538,11 +618,13 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
       const scratch = new GpuScratch(device);
       const encoder = device.createCommandEncoder();
       const y = scratch.buffer('y', 4 * outputs + 8, STORAGE_USAGE);
-      const short = scratch.buffer('short bias', 4 * (cols - 1), STORAGE_USAGE);
+      // Sized by hand: the library rounds its own buffers up to whole 16-byte quads.
+      const short = device.createBuffer({ label: 'short bias', size: 4 * (cols - 1), usage: STORAGE_USAGE });
       expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, bias: short })).toThrow(/bias needs 44 bytes/);
       expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k, dotPath, yOffset: 2 })).toThrow(/offset must be a non-negative multiple of 4/);
       expect(() => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, outputFormat: 'f64' as 'f32' })).toThrow(/outputFormat must be 'f32' or 'f16'/);
       scratch.destroy();
+      short.destroy();
     } finally {
       weights.destroy();
       universalW.destroy();

@@ -14,6 +14,8 @@ import {
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
 import { bindingWindow } from '../../src/gpu/workSplit.js';
+import { codeQuadColumnsPerBinding, codeQuadWindow } from '../../src/gpu/kernels/gemvI8Common.js';
+import fc from 'fast-check';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -71,6 +73,45 @@ describe('checkBufferRange', () => {
     expect(() => checkBufferRange(odd, 62, 2, 'kernel: Y', 2)).not.toThrow();
     expect(() => checkBufferRange(odd, 64, 2, 'kernel: Y', 2)).toThrow('kernel: Y: 2 bytes at offset 64 end inside a 4-byte word that its buffer (66 bytes) does not hold whole; make the buffer 68 bytes');
     expect(() => checkBufferRange(odd, 62, 4, 'kernel: Y', 2)).toThrow('kernel: Y: 4 bytes at offset 62 end inside a 4-byte word');
+  });
+});
+
+// The int8-input GEMVs bind their codes as array<vec4<u32>>: properties checked on random columns
+// and device limits (fast-check shrinks a failure to its smallest case).
+describe('code quad windows (codeQuadWindow, codeQuadColumnsPerBinding)', () => {
+  const shape = fc.record({
+    wordsPerColumn: fc.integer({ min: 1, max: 3000 }),
+    first: fc.integer({ min: 0, max: 5000 }),
+    count: fc.integer({ min: 1, max: 300 }),
+    alignment: fc.constantFrom(4, 8, 16, 32, 64, 256),
+  });
+
+  it('bind whole quads from a multiple of 16 bytes and of the alignment, covering every word of the columns and less than a quad more', () => {
+    fc.assert(
+      fc.property(shape, ({ wordsPerColumn, first, count, alignment }) => {
+        const window = codeQuadWindow(wordsPerColumn, first, count, alignment);
+        const start = 4 * wordsPerColumn * first;
+        const end = start + 4 * wordsPerColumn * count;
+        expect(window.offset % 16).toBe(0);
+        expect(window.offset % alignment).toBe(0);
+        expect(window.size % 16).toBe(0);
+        expect(window.offset + 4 * window.firstElement).toBe(start);
+        expect(window.offset + window.size).toBeGreaterThanOrEqual(end);
+        expect(window.offset + window.size - end).toBeLessThan(16);
+        // The last quad's end, rounded up from the codes' end, stays inside a buffer sized in whole quads.
+        expect(window.offset + window.size).toBeLessThanOrEqual(Math.ceil(end / 16) * 16);
+      }),
+    );
+  });
+
+  it('fit as many columns per binding as the limit allows once the window is rounded to quads', () => {
+    fc.assert(
+      fc.property(shape, fc.integer({ min: 2048, max: 1 << 20 }), ({ wordsPerColumn, first, alignment }, maxBinding) => {
+        fc.pre(4 * wordsPerColumn + Math.max(alignment, 16) <= maxBinding);
+        const perBinding = codeQuadColumnsPerBinding(4 * wordsPerColumn, maxBinding, alignment);
+        expect(codeQuadWindow(wordsPerColumn, first, perBinding, alignment).size).toBeLessThanOrEqual(maxBinding);
+      }),
+    );
   });
 });
 

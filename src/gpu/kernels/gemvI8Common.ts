@@ -1,9 +1,12 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
+import { check } from '../../errors.js';
+import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 
 /*
  * The host side of shaders/gemv_i8_common.wgsl, the streaming loop of both int8-input GEMVs
- * (universalGemvI8.ts, latticeGemvI8.ts): how many columns a lane serves, hence a workgroup.
+ * (universalGemvI8.ts, latticeGemvI8.ts): how many columns a lane serves, hence a workgroup, and the
+ * codes bound as whole 16-byte quads (the kernels declare them `array<vec4<u32>>`).
  */
 
 /** Columns per lane: x̂ of a group is loaded once for all of them (see the shader's header). */
@@ -12,7 +15,51 @@ const LANE_COLUMNS = 2;
 /** Columns per workgroup: 8 slots of 32 lanes (shaders/universal_gemv_lanes.wgsl), LANE_COLUMNS columns each. */
 export const I8_WORKGROUP_COLUMNS = 8 * LANE_COLUMNS;
 
+/** Bytes of one code quad: the kernels' vec4<u32> load. */
+export const CODE_QUAD_BYTES = 16;
+
 /** shaders/gemv_i8_common.wgsl with its generated constant, and shaders/gemv_output.wgsl (`store_output`). */
 export function gemvI8CommonWgsl(): string {
   return `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;\n${commonSource}\n${outputSource}`;
+}
+
+/** Binding offsets of the codes: the device's storage alignment, and whole quads (a power of two either way). */
+function quadAlignment(alignment: number): number {
+  return Math.max(alignment, CODE_QUAD_BYTES);
+}
+
+/**
+ * How many columns of `bytesPerColumn` code bytes one quad binding of at most `maxBindingBytes` holds:
+ * `itemsPerBinding` against the limit rounded down to whole quads, since {@link codeQuadWindow} rounds
+ * a window's end up to one.
+ */
+export function codeQuadColumnsPerBinding(bytesPerColumn: number, maxBindingBytes: number, alignment: number): number {
+  return itemsPerBinding(bytesPerColumn, Math.floor(maxBindingBytes / CODE_QUAD_BYTES) * CODE_QUAD_BYTES, quadAlignment(alignment));
+}
+
+/**
+ * The codes of columns [first, first + count) (`wordsPerColumn` u32 each, from byte 0 of their
+ * buffer) as a binding of whole quads: its offset a multiple of 16 bytes (and of `alignment`), its
+ * size rounded up to 16; `firstElement` counts u32 words, so column j's first word is
+ * `firstElement + (j − first)·wordsPerColumn` and its quads start at that word / 4.
+ *
+ * @example
+ * codeQuadWindow(342, 40, 16, 256); // { offset: 54528, size: 22080, firstElement: 48 }
+ */
+export function codeQuadWindow(wordsPerColumn: number, first: number, count: number, alignment: number): BindingWindow {
+  const window = bindingWindow(4 * wordsPerColumn * first, 4 * wordsPerColumn * count, quadAlignment(alignment));
+  return { ...window, size: Math.ceil(window.size / CODE_QUAD_BYTES) * CODE_QUAD_BYTES };
+}
+
+/**
+ * Checks that `codes` extends to the quad holding its last code word (`words` u32 in all), which
+ * {@link codeQuadWindow} binds: buffers the library makes are sized in whole quads (`createBuffer`);
+ * a caller's own buffer needs its size rounded up to 16 bytes.
+ */
+export function checkCodeQuads(codes: GPUBuffer, words: number, what: string): void {
+  const needed = Math.ceil((4 * words) / CODE_QUAD_BYTES) * CODE_QUAD_BYTES;
+  check(
+    codes.size >= needed,
+    () => `${what}: the codes buffer has ${codes.size} bytes; this kernel reads them 16 bytes at a time, so it needs ${needed} (the ${4 * words} bytes of codes rounded up to 16)`,
+  );
 }

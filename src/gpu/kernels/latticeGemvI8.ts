@@ -29,7 +29,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -39,7 +39,8 @@ import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type Share
  * universal int8-input GEMV, universalGemvI8.ts) and one packed 8-bit dot product per block
  * (shaders/lattice_gemv_i8.wgsl). Opt-in, like the universal one: it adds the inputs' rounding error,
  * at most (½ + 2·10⁻⁴)·s_g·Σ_{k∈g}|ŵ̃_k| per group g of 12 rotated coordinates (s_g = max|x̃| / 127 over
- * the group). No repacking: the codes and 2-bit scale indices are read as stored.
+ * the group). No repacking: the codes (16 bytes per load, bound in whole quads: gemvI8Common.ts) and
+ * the 2-bit scale indices are read as stored.
  */
 
 
@@ -70,7 +71,7 @@ export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme)
 const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   cols: 'u32', // W columns in this dispatch
   rows: 'u32', // n: entries of an original x column (Σx)
-  code_first: 'u32', // word offset of this dispatch's first W column in the codes binding
+  code_first: 'u32', // u32 word of this dispatch's first W column in the codes binding (read as vec4 quads)
   code_words: 'u32', // code words per column (= int8 groups per right-hand side)
   index_first: 'u32',
   index_words: 'u32',
@@ -116,6 +117,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     `const LEADER_COUNT: u32 = ${variant.q ** 3}u;`,
     `const INDEX_BITS: u32 = ${variant.indexBits}u;`,
     `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
+    `const INDEX_GROUPS_LOG2: u32 = ${Math.log2(32 / (4 * variant.indexBits))}u;`,
     lanesSource,
     gemvI8CommonWgsl(),
     gemvSource,
@@ -187,9 +189,13 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const words = operandWordsPerColumn(w);
   const groups = words.codes;
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
+  checkCodeQuads(w.codes, groups * w.cols, what);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
-  const columnRangeList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS));
+  const columnRangeList = columnRanges(
+    w.cols,
+    Math.min(operandColumnsPerBinding(w, maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
+  );
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath });
   const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
@@ -203,12 +209,13 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
     columnRangeList.forEach((columnRange, chunk) => {
       const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
+      const codeWindow = codeQuadWindow(groups, columnRange.first, columnRange.count, alignment);
       const side = sides[chunk] as (typeof sides)[number];
       const label = `${what} W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
       const params = Params.pack({
         cols: columnRange.count,
         rows: w.rows,
-        code_first: windows.codes.firstElement,
+        code_first: codeWindow.firstElement,
         code_words: words.codes,
         index_first: windows.scaleIndices.firstElement,
         index_words: words.scaleIndices,
@@ -231,7 +238,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         0,
         createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(`${label} params`, params) },
-          windowBinding(w.codes, windows.codes),
+          windowBinding(w.codes, codeWindow),
           windowBinding(w.scaleIndices, windows.scaleIndices),
           { buffer: side.buffer },
           inputs.binding,

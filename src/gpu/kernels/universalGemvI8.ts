@@ -17,11 +17,11 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { checkCodeQuads, CODE_QUAD_BYTES, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -81,8 +81,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
   cols: 'u32', // W columns in this dispatch
   total_cols: 'u32', // Y's column stride
   rhs: 'u32', // right-hand sides in this dispatch
-  nibble_words: 'u32', // nibble words per column
-  nibbles_first: 'u32', // word of the dispatch's first column in the nibbles binding
+  nibbles_first: 'u32', // vec2 of the nibbles binding that holds code quad 0's nibbles (codeQuadNibbleWindow)
   y_first: 'u32', // element (f32) or half (f16) of Y[first column of the dispatch, first rhs] in its binding
   x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
   x_scales_first: 'u32', // u32 of the scale of x̂[group 0, first rhs] in the same binding
@@ -97,13 +96,26 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
 const NibbleParams = /*#__PURE__*/ (() => new UniformLayout('EscapeNibbleParams', {
   ...UNIVERSAL_OPERAND_MEMBERS,
   cols: 'u32',
-  nibble_words: 'u32',
-  nibbles_first: 'u32',
+  code_word_first: 'u32', // code word (of the whole buffer) of the dispatch's first column
+  nibbles_first: 'u32', // word of the nibbles binding that holds nibble word code_word_first / 2
 }))();
 
-/** Nibble words per column: 8 blocks per word. */
-function nibbleWordsOf(blocksPerColumn: number): number {
-  return Math.ceil(blocksPerColumn / 8);
+/**
+ * Nibble words of a matrix of `codeWords` code words in all: 16 bits beside each code word (its 4
+ * blocks), the codes' quads rounded up, so the nibbles of every quad a GEMV binds exist.
+ */
+function nibbleWordsOf(codeWords: number): number {
+  return 2 * Math.ceil(codeWords / 4);
+}
+
+/**
+ * The nibbles of the code quads bound by `codes` (a `codeQuadWindow`): a binding of whole vec2 (8
+ * bytes: a quad's four halves) and the vec2 that holds quad 0's nibbles.
+ */
+function codeQuadNibbleWindow(codes: BindingWindow, alignment: number): { window: BindingWindow; first: number } {
+  // The codes' binding starts at code word codes.offset / 4 (a multiple of 4), whose nibbles are in word codes.offset / 8.
+  const window = bindingWindow(codes.offset / 2, codes.size / 2, Math.max(alignment, CODE_QUAD_BYTES));
+  return { window, first: window.firstElement / 2 };
 }
 
 /** The generated header of the product kernel: constants, the block hash and the dither split into packed lanes and the rest. */
@@ -222,7 +234,11 @@ export class UniversalGemvI8Weights {
 
   private constructor(
     readonly w: GpuUniversalMatrix,
-    /** Per column `nibbleWords` u32: nibble b mod 8 of word b / 8 describes block b's escape. */
+    /**
+     * `nibbleWords` u32 beside the codes: half c mod 2 of word c / 2 belongs to code word c of the
+     * codes buffer (group g of column j: c = j·codeWords + g), and its nibble i describes the escape
+     * of that group's block i (shaders/universal_escape_nibbles.wgsl).
+     */
     readonly nibbles: GPUBuffer,
     readonly nibbleWords: number,
   ) {}
@@ -235,15 +251,17 @@ export class UniversalGemvI8Weights {
     const layout = checkGpuUniversalMatrix(w, 'W');
     const why = int8InputsUnsupported(w.scheme);
     if (why !== null) throw new LatticeMatmulError(`UniversalGemvI8Weights: ${why}`);
-    const nibbleWords = nibbleWordsOf(w.blocksPerColumn);
-    const nibbles = createBuffer(device, `${label}: escape nibbles`, Math.max(4, 4 * nibbleWords * w.cols), STORAGE_USAGE);
+    const nibbleWords = nibbleWordsOf(layout.codeWords * w.cols);
+    // Zeroed at creation: the repack or-s each code word's half into it.
+    const nibbles = createBuffer(device, `${label}: escape nibbles`, 4 * nibbleWords, STORAGE_USAGE);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
     const maxBinding = device.limits.maxStorageBufferBindingSize;
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     const perBinding = Math.min(
       itemsPerBinding(4 * layout.codeWords, maxBinding, alignment),
       itemsPerBinding(4 * layout.bitWords, maxBinding, alignment),
-      itemsPerBinding(4 * nibbleWords, maxBinding, alignment),
+      // A range's nibbles: 2 bytes per code word, and up to 4 more for the halves at its ends.
+      itemsPerBinding(2 * layout.codeWords, maxBinding - 4, alignment),
     );
     const { layout: bindGroupLayout, pipeline } = nibblePipelines.get(device, undefined);
     const scratch = new GpuScratch(device);
@@ -252,9 +270,11 @@ export class UniversalGemvI8Weights {
     pass.setPipeline(pipeline);
     for (const range of columnRanges(w.cols, perBinding)) {
       const windows = universalOperandWindows(w, layout, range.first, range.count, alignment);
-      const nibbleWindow = bindingWindow(4 * nibbleWords * range.first, 4 * nibbleWords * range.count, alignment);
+      const firstWord = layout.codeWords * range.first;
+      const endWord = firstWord + layout.codeWords * range.count;
+      const nibbleWindow = bindingWindow(4 * Math.floor(firstWord / 2), 4 * (Math.ceil(endWord / 2) - Math.floor(firstWord / 2)), alignment);
       const rangeLabel = `${label}: escape nibbles of columns ${range.first}…${range.first + range.count - 1}`;
-      const params = NibbleParams.pack({ ...windows.uniforms, cols: range.count, nibble_words: nibbleWords, nibbles_first: nibbleWindow.firstElement });
+      const params = NibbleParams.pack({ ...windows.uniforms, cols: range.count, code_word_first: firstWord, nibbles_first: nibbleWindow.firstElement });
       const [, bits, starts, ids] = windows.bindings;
       pass.setBindGroup(
         0,
@@ -266,7 +286,7 @@ export class UniversalGemvI8Weights {
           windowBinding(nibbles, nibbleWindow),
         ]),
       );
-      const [gx, gy] = workgroupGrid(Math.ceil((range.count * nibbleWords) / 256), maxGroups);
+      const [gx, gy] = workgroupGrid(Math.ceil((range.count * layout.codeWords) / 256), maxGroups);
       pass.dispatchWorkgroups(gx, gy);
     }
     pass.end();
@@ -324,11 +344,13 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const output = resolveGemvOutput(device, scratch, args, format, cols, what);
   const groups = layout.codeWords;
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
+  checkCodeQuads(w.codes, groups * cols, what);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(
     cols,
-    Math.min(itemsPerBinding(4 * layout.codeWords, maxBinding, alignment), itemsPerBinding(4 * weights.nibbleWords, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
+    // The nibbles' binding is half the codes'.
+    Math.min(codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath });
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
@@ -374,15 +396,16 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     pass.setPipeline(pipeline);
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
-      const nibbleWindow = bindingWindow(4 * weights.nibbleWords * columnRange.first, 4 * weights.nibbleWords * columnRange.count, alignment);
+      const codeWindow = codeQuadWindow(groups, columnRange.first, columnRange.count, alignment);
+      const nibbles = codeQuadNibbleWindow(codeWindow, alignment);
       const label = `${what} W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
       const params = Params.pack({
         ...windows.uniforms,
         cols: columnRange.count,
         total_cols: cols,
         rhs: rhsRange.count,
-        nibble_words: weights.nibbleWords,
-        nibbles_first: nibbleWindow.firstElement,
+        code_first: codeWindow.firstElement,
+        nibbles_first: nibbles.first,
         y_first: yWindow.first + columnRange.first,
         x_codes_first: inputs.codesFirst,
         x_scales_first: inputs.scalesFirst,
@@ -391,13 +414,13 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
         subgroup_test_mode: testMode,
         unit,
       });
-      const [codes, , , , table] = windows.bindings;
+      const [, , , , table] = windows.bindings;
       pass.setBindGroup(
         0,
         createKernelBindGroup(device, bindGroupLayout, label, [
           { buffer: scratch.uniform(`${label} params`, params) },
-          codes as GPUBufferBinding,
-          windowBinding(weights.nibbles, nibbleWindow),
+          windowBinding(w.codes, codeWindow),
+          windowBinding(weights.nibbles, nibbles.window),
           table as GPUBufferBinding,
           inputs.binding,
           { buffer: w.side },
@@ -428,8 +451,9 @@ export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI
 }
 
 /**
- * CPU twin of shaders/universal_escape_nibbles.wgsl: the escape nibble words of a universal D3 matrix
- * (per column ceil(blocks / 8) words; 0 none, 1 + root index, 15 non-root).
+ * CPU twin of shaders/universal_escape_nibbles.wgsl: the escape nibble words of a universal D3 matrix,
+ * laid out beside its codes (half c mod 2 of word c / 2 for code word c = j·codeWords + g, nibble i of
+ * it for block 4g + i of column j; 0 none, 1 + root index, 15 non-root).
  *
  * @example
  * escapeNibbles(quantize(w, { scheme: 'd3-q6' }));
@@ -439,8 +463,8 @@ export function escapeNibbles(m: UniversalLatticeMatrix): Uint32Array {
   const bits = packEscapeBits(m);
   const blocks = m.blocksPerColumn;
   const bitWords = Math.ceil(blocks / 32);
-  const nibbleWords = nibbleWordsOf(blocks);
-  const out = new Uint32Array(nibbleWords * m.cols);
+  const codeWords = inputGroupsOf(m);
+  const out = new Uint32Array(nibbleWordsOf(codeWords * m.cols));
   for (let j = 0; j < m.cols; j++) {
     for (let b = 0; b < blocks; b++) {
       const wordIndex = j * bitWords + (b >>> 5);
@@ -452,8 +476,9 @@ export function escapeNibbles(m: UniversalLatticeMatrix): Uint32Array {
       for (let t = below; t !== 0; t &= t - 1) slot++;
       const id = ((escapes.escapeIds[slot >>> 2] as number) >>> ((slot & 3) * 8)) & 0xff;
       const nibble = id === 0 ? NONROOT_NIBBLE : id;
-      const at = j * nibbleWords + (b >>> 3);
-      out[at] = ((out[at] as number) | (nibble << (4 * (b & 7)))) >>> 0;
+      const codeWord = j * codeWords + (b >>> 2);
+      const at = codeWord >>> 1;
+      out[at] = ((out[at] as number) | (nibble << (16 * (codeWord & 1) + 4 * (b & 3)))) >>> 0;
     }
   }
   return out;
