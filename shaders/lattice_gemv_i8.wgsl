@@ -28,8 +28,8 @@
 // address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
 // per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the group's index
 // bits (a select and two shifts), the f32 multiply-add, the group test and, per quad, its code load
-// and two index-word loads ≈ 14: ≈ 15 per block ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 with
-// f32 inputs; an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's
+// and two index-word loads ≈ 14: ≈ 15 per block (per code byte) ≈ 12 per weight byte
+// (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs; an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's
 // loop guards, clamps and one-iteration loops, is ≈ 41 per block (33 per weight byte; 46 and 37 with
 // a 4-byte code load and an index-word load per group).
 

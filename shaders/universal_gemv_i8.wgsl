@@ -42,8 +42,8 @@
 // mix32) 9, dither lanes 2 and the 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more
 // each in the plain fallback), combination 3; per group (¼ per block) the non-root test, the x̂ and
 // scale loads (shared by the lane's two columns), the group's nibbles (a select and a shift), the f32
-// multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block ≈ 24 per
-// weight byte (universal_gemv.wgsl: ≈ 70). The static SPIR-V count of the common path, which keeps
+// multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block (per code
+// byte) ≈ 24 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static SPIR-V count of the common path, which keeps
 // Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (46 per weight byte; 74 with
 // a 4-byte code load per group). Still above the ≈ 7 an H200 affords per byte at full bandwidth: the
 // per-block dither hash is part of the format.

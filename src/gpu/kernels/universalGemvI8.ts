@@ -48,8 +48,8 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
  *     product alone. The product also adds a bias and writes f16 when asked (`GemvOutputArgs`,
  *     gemvI8Common.ts): a QuantizedLinear's epilogue without a pass of its own.
- * The product shader's header comment counts instructions per weight byte (≈ 25, against ≈ 70 for the
- * f32-input kernel).
+ * The product shader's header comment counts instructions per code byte (≈ 36, or 24 per byte of codes
+ * and nibbles, against ≈ 70 for the f32-input kernel).
  */
 
 
