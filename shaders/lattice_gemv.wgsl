@@ -45,9 +45,9 @@
 // per D3 block) and the per-lane 4-byte code loads are what a restructure around 16-byte loads and
 // x̃ in registers would remove.
 //
-// Entry point `column_sums` (shaders/gemv_column_sums.wgsl, appended by the host; one workgroup per
-// right-hand side) computes Σ_k x_r[k] for the mean term into `sums`; the host dispatches it before
-// `main` only when W is centred.
+// Entry point `column_sums` (shaders/gemv_column_sums.wgsl, appended by the host with the column's
+// `column_scale` and `column_mean`; one workgroup per right-hand side) computes Σ_k x_r[k] for the
+// mean term into `sums`; the host dispatches it before `main` only when W is centred.
 
 const THREADS: u32 = 256u;
 const COLUMNS: u32 = THREADS / LANES; // W columns per workgroup
@@ -177,13 +177,9 @@ fn main(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index
       for (var l = 0u; l < LANES; l = l + 1u) {
         total = total + staged[(c * LANES + l) * RHS_TILE + r];
       }
-      var scale = side[params.side_first + column];
-      if (params.has_gains != 0u) {
-        scale = scale * side[params.side_first + params.side_stride + column];
-      }
-      var value = scale * params.column_unit * total;
+      var value = column_scale(column) * params.column_unit * total;
       if (params.has_means != 0u) {
-        value = value + side[params.side_first + 2u * params.side_stride + column] * sums[r0 + r];
+        value = value + column_mean(column) * sums[r0 + r];
       }
       store_output(params.y_first + (r0 + r) * params.y_stride + column, params.bias_first + column, value);
     }

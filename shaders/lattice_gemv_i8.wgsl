@@ -7,7 +7,7 @@
 // (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK, INDEX_GROUPS_LOG2
 // shaders/universal_gemv_lanes.wgsl
 // shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
-// shaders/gemv_column_sums.wgsl  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+// shaders/gemv_column_sums.wgsl (column_scale, column_mean, the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
 // Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
 // the leader (|P_v| ≤ q = 6) and k_b the block's scale multiple (an integer). With x̃ ≈ s_g·x̂ per
@@ -109,16 +109,13 @@ fn group_side_bits(sides: vec2<u32>, g0: i32, t: u32) -> u32 {
 
 // Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) (+ b_j) of the column, as f32 or f16.
 fn write_totals(column: GemvColumn, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
-  var scale = side[params.side_first + column.index];
-  if (params.has_gains != 0u) {
-    scale = scale * side[params.side_first + params.side_stride + column.index];
-  }
+  let scale = column_scale(column.index);
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let rhs_index = r0 + r;
     if (rhs_index < params.rhs) {
       var value = scale * params.column_unit * totals[r];
       if (params.has_means != 0u) {
-        value = value + side[params.side_first + 2u * params.side_stride + column.index] * sums[rhs_index];
+        value = value + column_mean(column.index) * sums[rhs_index];
       }
       store_output(params.y_first + rhs_index * params.y_stride + column.index, params.bias_first + column.index, select(value, POISON, poison));
     }
