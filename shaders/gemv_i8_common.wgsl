@@ -4,9 +4,9 @@
 // nibbles, or scale indices). Holds the packed leader table and `gemv`, the streaming loop: codes are
 // read 16 bytes at a time (`codes: array<vec4<u32>>`, one load per quad of 4 code words), the 32
 // lanes of a column slot read 32 consecutive quads of a column per load; each lane serves
-// LANE_COLUMNS columns (slot s of the workgroup: columns s, s + COLUMNS, …), loads a quad of each and
-// its side bits before decoding any, and the x̂ of a group once for all of them; then
-// `column_totals` (shaders/universal_gemv_lanes.wgsl) per column.
+// LANE_COLUMNS columns (slot s of the workgroup: columns s, s + COLUMNS, …), loads STEP_QUADS quads
+// of each (32 quads apart) and their side bits before decoding any, and the x̂ of a group once for
+// all of them; then `column_totals` (shaders/universal_gemv_lanes.wgsl) per column.
 //
 // Quads are those of the binding (words 4q … 4q + 3), not of the column: a column starts at any word
 // (code_words is not a multiple of 4 in general), `shift` words into its first quad, so quad k of a
@@ -14,6 +14,13 @@
 // the neighbouring columns (skipped: their group index, taken as u32, is ≥ code_words). The columns of
 // a lane share `shift`, so they share every group's x̂: their first words are COLUMNS·code_words apart,
 // a multiple of 4 (COLUMNS = 8). The host binds the codes in whole quads (gemvI8Common.ts).
+//
+// Why 2 quads per column per step (64 bytes of codes in flight per lane): a layer's workgroups do not
+// fill a large GPU — 16 columns each, so a 4096-wide output is 256 workgroups, ≈ 2 per H200 SM, 512
+// invocations of its 2048 — and HBM needs about bandwidth × latency in flight (≈ 4.8 TB/s × 0.6 µs
+// ≈ 22 KB per SM): 512 × 32 bytes would be 16 KB, 512 × 64 bytes is 32 KB. Wider layers have more
+// workgroups per SM and need it less (the 12 registers it adds per invocation may lower their
+// occupancy instead); the benchmark's int8 rows at 4096 and 28672 columns on a GPU will tell.
 //
 // Why several columns per lane: x̂ of a group (16 bytes and a 4-byte scale per right-hand side) is
 // 5× the bytes of the group's code word. Read once per column it would load the SM's L1 with ≈ 5 bytes
@@ -42,6 +49,10 @@
 
 const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
 const QUAD_WORDS: u32 = 4u;        // code words per vec4 load
+// Quads of each column a lane loads before decoding any: 2 (4 × 16 bytes in flight per lane, see the
+// header); 1 with a tile of right-hand sides, where each quad already carries 8× the work (2 would
+// also double the compile time of that variant).
+const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
 // Lane l reads copy l mod LUT_REPLICAS: 8 lanes of a column hit 8 different banks for one entry. A tile
 // of right-hand sides keeps 4 (4 KB), so the table and its 8 KB of partial sums fit WebGPU's minimum
@@ -143,27 +154,37 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
     var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
     // Column 0 of a slot is the first to run past params.cols (the others are COLUMNS further on).
     if (columns[0].in_range) {
-      for (var k = lane; k < quads; k = k + LANES) {
-        // The quad of every column and its side bits, loaded before any is decoded (LANE_COLUMNS
-        // 16-byte loads in flight per lane).
-        let g0 = i32(k * QUAD_WORDS) - i32(shift);
-        var words = array<vec4<u32>, LANE_COLUMNS>();
-        var sides = array<vec2<u32>, LANE_COLUMNS>();
-        for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-          if (columns[c].in_range) {
-            let quad = columns[c].code_base / QUAD_WORDS + k;
-            words[c] = codes[quad];
-            sides[c] = quad_sides(columns[c], quad, g0);
-          }
-        }
-        for (var t = 0u; t < QUAD_WORDS; t = t + 1u) {
-          // Words before the column wrap to large u32 values: one test skips both ends.
-          let g = u32(g0 + i32(t));
-          if (g < groups) {
-            let inputs = input_group(g, r0);
+      for (var k0 = lane; k0 < quads; k0 = k0 + LANES * STEP_QUADS) {
+        // The step's quads of every column and their side bits, loaded before any is decoded
+        // (constant trip counts, unrolled by the driver: LANE_COLUMNS·STEP_QUADS 16-byte loads in
+        // flight per lane).
+        var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
+        var sides = array<array<vec2<u32>, STEP_QUADS>, LANE_COLUMNS>();
+        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+          let k = k0 + s * LANES;
+          if (k < quads) {
+            let g0 = i32(k * QUAD_WORDS) - i32(shift);
             for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
               if (columns[c].in_range) {
-                add_group(words[c][t], group_side_bits(sides[c], g0, t), g, columns[c], inputs, &acc[c]);
+                let quad = columns[c].code_base / QUAD_WORDS + k;
+                words[c][s] = codes[quad];
+                sides[c][s] = quad_sides(columns[c], quad, g0);
+              }
+            }
+          }
+        }
+        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+          let g0 = i32((k0 + s * LANES) * QUAD_WORDS) - i32(shift);
+          for (var t = 0u; t < QUAD_WORDS; t = t + 1u) {
+            // Words before the column wrap to large u32 values: one test skips both ends (and the
+            // step's quads past the column).
+            let g = u32(g0 + i32(t));
+            if (g < groups) {
+              let inputs = input_group(g, r0);
+              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+                if (columns[c].in_range) {
+                  add_group(words[c][s][t], group_side_bits(sides[c][s], g0, t), g, columns[c], inputs, &acc[c]);
+                }
               }
             }
           }
