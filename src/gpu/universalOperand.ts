@@ -268,13 +268,12 @@ export function uploadUniversalWords(
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);
   const label = `universal ${m.scheme.lattice} q=${m.scheme.q} (${m.cols} columns)`;
-  // Codes in whole 16-byte quads (codeBufferByteLength); the rest as sized.
-  const make = (what: string, data: ArrayBufferView): GPUBuffer =>
-    createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE, what === 'codes' ? codeBufferByteLength(data.byteLength) : data.byteLength);
+  const make = (what: string, data: ArrayBufferView, byteLength = data.byteLength): GPUBuffer => createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE, byteLength);
   const buffers: GPUBuffer[] = [];
   try {
+    // Codes in whole 16-byte quads (codeBufferByteLength), the rest as sized.
+    buffers.push(make('codes', words.codes, codeBufferByteLength(words.codes.byteLength)));
     for (const [what, data] of [
-      ['codes', words.codes],
       ['escape bits', words.escapeBits],
       ['escape starts', escapes.escapeStarts],
       ['escape ids', escapes.escapeIds],

@@ -1,6 +1,7 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
+import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 
 /*
@@ -23,8 +24,11 @@ export function gemvI8CommonWgsl(): string {
   return `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;\n${commonSource}\n${outputSource}`;
 }
 
-/** Binding offsets of the codes: the device's storage alignment, and whole quads (a power of two either way). */
-function quadAlignment(alignment: number): number {
+/**
+ * Binding offsets of the codes and of what lies beside their quads: the device's storage alignment,
+ * and whole quads (a power of two either way).
+ */
+export function quadAlignment(alignment: number): number {
   return Math.max(alignment, CODE_QUAD_BYTES);
 }
 
@@ -57,7 +61,7 @@ export function codeQuadWindow(wordsPerColumn: number, first: number, count: num
  * a caller's own buffer needs its size rounded up to 16 bytes.
  */
 export function checkCodeQuads(codes: GPUBuffer, words: number, what: string): void {
-  const needed = Math.ceil((4 * words) / CODE_QUAD_BYTES) * CODE_QUAD_BYTES;
+  const needed = codeBufferByteLength(4 * words);
   check(
     codes.size >= needed,
     () => `${what}: the codes buffer has ${codes.size} bytes; this kernel reads them 16 bytes at a time, so it needs ${needed} (the ${4 * words} bytes of codes rounded up to 16)`,

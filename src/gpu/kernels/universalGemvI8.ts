@@ -21,7 +21,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } fro
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, CODE_QUAD_BYTES, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS, quadAlignment } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -114,7 +114,7 @@ function nibbleWordsOf(codeWords: number): number {
  */
 function codeQuadNibbleWindow(codes: BindingWindow, alignment: number): { window: BindingWindow; first: number } {
   // The codes' binding starts at code word codes.offset / 4 (a multiple of 4), whose nibbles are in word codes.offset / 8.
-  const window = bindingWindow(codes.offset / 2, codes.size / 2, Math.max(alignment, CODE_QUAD_BYTES));
+  const window = bindingWindow(codes.offset / 2, codes.size / 2, quadAlignment(alignment));
   return { window, first: window.firstElement / 2 };
 }
 
