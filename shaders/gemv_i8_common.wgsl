@@ -53,22 +53,29 @@ const QUAD_WORDS: u32 = 4u;        // code words per vec4 load
 // header); 1 with a tile of right-hand sides, where each quad already carries 8× the work (2 would
 // also double the compile time of that variant).
 const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
-const LUT_ENTRIES: u32 = 256u;     // every 8-bit code (entries from LEADER_COUNT on are 0, never read)
-// Lane l reads copy l mod LUT_REPLICAS: 8 lanes of a column hit 8 different banks for one entry. A tile
-// of right-hand sides keeps 4 (4 KB), so the table and its 8 KB of partial sums fit WebGPU's minimum
-// of 16 KB of workgroup memory.
-const LUT_REPLICAS: u32 = select(8u, 4u, RHS_TILE > 1u);
-
-// Leaders as packed i8 (the leader's three coordinates in the low three bytes), LUT_REPLICAS copies
-// side by side.
-var<workgroup> leader_table: array<u32, LUT_ENTRIES * LUT_REPLICAS>;
+// The leader table holds LEADER_COPIES copies (generated, i8LeaderCopies in gemvI8Common.ts: 8 by
+// default, up to 32 on request where the workgroup memory holds them), entry e of copy c at word
+// e·LEADER_COPIES + c, and lane l reads copy l mod LEADER_COPIES. A warp's 32 lookups take one pass
+// through the 32 banks of workgroup memory only if no two lanes read different words of one bank:
+// with 32 copies lane l always reads bank l (1 pass); with 16, lanes l and l + 16 share theirs (2.00
+// passes on average); with 8 or fewer the lanes of a copy meet at random in its banks, so 8 copies
+// take 2.93 passes and 1 copy 3.06 (bench/leaderBankPasses.ts, on real codes and uniform ones alike).
+// Why 8 stays the default (an estimate for an NVIDIA H200, whose SM moves 128 bytes per clock through
+// workgroup memory and L1 together, and runs 64 integer lanes per clock, half its f32 rate): per 2 KB
+// of a warp's codes (64 blocks per lane) the 8-copy lookups take ≈ 190 passes and the code, side-bit
+// and x̂ loads ≈ 64 (the deterministic kernel's multiples 64 more), while its ≈ 12 integer
+// instructions per block take ≈ 380 clocks: the integer pipe, not the banks, is the bound, and 32
+// copies would cost 4× the fill before the loop (27 KB of stores, ≈ 216 passes, a few percent of a
+// 4096-row layer's loop, more for smaller layers). The benchmark times both (`leaderCopies`), since a
+// GPU may disagree. Each entry is a leader as packed i8 (its three coordinates in the low three bytes).
+var<workgroup> leader_table: array<u32, LEADER_COUNT * LEADER_COPIES>;
 
 // The invocation's column: what `gemv` and the kernel's functions share.
 struct GemvColumn {
   index: u32,               // local column of the dispatch
   in_range: bool,
   lane: u32,
-  replica: u32,             // leader-table copy of this lane
+  replica: u32,             // leader-table copy of this lane (lane mod LEADER_COPIES)
   code_base: u32,           // first code word of the column (a u32 index: the quad is code_base / 4)
   side_base: u32,           // first side word of the column (the kernel's own binding)
   key: u32,                 // universal: the column's dither key (else 0)
@@ -105,15 +112,15 @@ fn input_group(g: u32, r0: u32) -> InputGroup {
 }
 
 // Decodes the LEADER_COUNT leaders into `leader_table` (every copy); the caller adds a barrier.
+// Invocation e decodes leader e once and stores its copies in a rotated order (copy (k + e) mod
+// LEADER_COPIES at step k), so the 32 invocations of a warp store to 32 different banks at each step
+// when there are 32 copies.
 fn fill_leader_table(thread: u32) {
-  for (var e = thread; e < LUT_ENTRIES; e = e + THREADS) {
-    var entry = 0u;
-    if (e < LEADER_COUNT) {
-      let p = gemv_leader(e, 0u);
-      entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
-    }
-    for (var k = 0u; k < LUT_REPLICAS; k = k + 1u) {
-      leader_table[e * LUT_REPLICAS + k] = entry;
+  for (var e = thread; e < LEADER_COUNT; e = e + THREADS) {
+    let p = gemv_leader(e, 0u);
+    let entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
+    for (var k = 0u; k < LEADER_COPIES; k = k + 1u) {
+      leader_table[e * LEADER_COPIES + (k + e) % LEADER_COPIES] = entry;
     }
   }
 }
@@ -130,7 +137,7 @@ fn gemv_column(group_x: u32, thread: u32, c: u32) -> GemvColumn {
     index,
     index < params.cols,
     lane,
-    lane % LUT_REPLICAS,
+    lane % LEADER_COPIES,
     params.code_first + index * params.code_words,
     column_side_base(index),
     dither.x,

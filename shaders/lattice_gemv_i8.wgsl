@@ -20,18 +20,21 @@
 // matrix holds them (no repacking); each of the 32 lanes of a column slot serves LANE_COLUMNS = 2
 // columns, loads a quad of 4 code words of each (16 bytes) and the two index words its groups fall
 // in (a column's quads are the binding's, so its groups straddle index words unless the column starts
-// on a quad), and the x̂ of a group once for both columns. Padding codes past the column's blocks are
+// on a quad), joined into the quad's 4 index bytes (quad_sides), and the x̂ of a group once for both
+// columns. Padding codes past the column's blocks are
 // 0 (the origin) and x̂ past keptLength is 0, so only groups outside the column are skipped.
 //
 // Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
 // unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
 // address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
 // per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the group's index
-// bits (a select and two shifts), the f32 multiply-add, the group test and, per quad, its code load
-// and two index-word loads ≈ 14: ≈ 15 per block (per code byte) ≈ 12 per weight byte
-// (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs; an H200 affords ≈ 7 at full bandwidth). The static SPIR-V count, which keeps Tint's
-// loop guards, clamps and one-iteration loops, is ≈ 41 per block (33 per weight byte; 46 and 37 with
-// a 4-byte code load and an index-word load per group).
+// bits (one shift), the f32 multiply-add, the group test and, per quad, its code load, two index-word
+// loads and their funnel shift ≈ 12: ≈ 15 per block (per code byte) ≈ 12 per weight byte
+// (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs). An H200 affords ≈ 7 instructions per byte
+// at full bandwidth, ≈ 3.5 if integer, as these nearly all are (see the leader table in
+// gemv_i8_common.wgsl). The static SPIR-V count, which keeps Tint's loop guards, clamps and
+// one-iteration loops, is ≈ 40 per block (32 per weight byte; 41 with the index byte of each group
+// chosen from the two index words, 46 with also a 4-byte code load and an index-word load per group).
 
 const MULTIPLES: u32 = 16u;        // MAX_GPU_MULTIPLES
 const GROUP_INDEX_BITS: u32 = GROUP_BLOCKS * INDEX_BITS;
@@ -60,7 +63,7 @@ fn fill_tables(thread: u32) {
 
 // Adds k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
 fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
-  let leader = leader_table[code * LUT_REPLICAS + replica];
+  let leader = leader_table[code * LEADER_COPIES + replica];
   let k = multiple_table[index];
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     (*exact)[r] = (*exact)[r] + k * dot_i8x4(leader, (*xs)[r][i]);
@@ -91,20 +94,23 @@ fn column_dither(index: u32) -> vec2<u32> {
   return vec2<u32>();
 }
 
-// The index words of the quad's groups g0 … g0 + 3: the word of g0 (the column's first when g0 < 0)
-// and the next (clamped to the column's last: groups past it are not read).
+// The scale indices of the quad's groups g0 … g0 + 3 in one word (group g0 + t from bit
+// t·GROUP_INDEX_BITS), loaded once per quad so that each group takes its own with one constant shift
+// (group_side_bits). They lie in at most two index words: that of g0 (the column's first when g0 < 0:
+// the groups before the column are not read) and the next (clamped to the column's last: groups past
+// it are not read), joined as a funnel shift by g0's bit offset in its word.
 fn quad_sides(column: GemvColumn, quad: u32, g0: i32) -> vec2<u32> {
   let first = g0 >> INDEX_GROUPS_LOG2;   // floor(g0 / GROUPS_PER_INDEX_WORD): −1 before the column
   let lo = indices[column.side_base + u32(max(first, 0))];
   let hi = indices[column.side_base + min(u32(first + 1), params.index_words - 1u)];
-  return vec2<u32>(lo, hi);
+  let offset = u32(g0 & i32(GROUPS_PER_INDEX_WORD - 1u)) * GROUP_INDEX_BITS;
+  // (hi << 32) is not 0 in WGSL (shift amounts are taken mod 32): at offset 0 the word is lo alone.
+  return vec2<u32>(select((lo >> offset) | (hi << (32u - offset)), lo, offset == 0u), 0u);
 }
 
-// The scale indices of group g0 + t (4 blocks) in the low bits: a byte (or nibble) of its index word.
+// The scale indices of group g0 + t (4 blocks) in the low bits.
 fn group_side_bits(sides: vec2<u32>, g0: i32, t: u32) -> u32 {
-  let g = g0 + i32(t);
-  let word = select(sides.x, sides.y, (g >> INDEX_GROUPS_LOG2) != (g0 >> INDEX_GROUPS_LOG2));
-  return word >> (u32(g & i32(GROUPS_PER_INDEX_WORD - 1u)) * GROUP_INDEX_BITS);
+  return sides.x >> (t * GROUP_INDEX_BITS);
 }
 
 // Y[j, r] = (ν_j·γ_j)·column_unit·total (+ μ_j·Σx_r) (+ b_j) of the column, as f32 or f16.

@@ -45,8 +45,9 @@
 // multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block (per code
 // byte) ≈ 24 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static SPIR-V count of the common path, which keeps
 // Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (46 per weight byte; 74 with
-// a 4-byte code load per group). Still above the ≈ 7 an H200 affords per byte at full bandwidth: the
-// per-block dither hash is part of the format.
+// a 4-byte code load per group). Still above the ≈ 3.5 integer instructions an H200 affords per byte
+// at full bandwidth (≈ 7 of any kind; its integer pipe runs at half the f32 rate): the per-block
+// dither hash is part of the format.
 
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value
 const NONROOT_NIBBLE: u32 = 15u;
@@ -80,7 +81,7 @@ fn fill_tables(thread: u32) {
 
 // Adds block b (code, escape nibble, x̂ word `i` of the group) to the group's integer sums `exact`.
 fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
-  let leader = leader_table[code * LUT_REPLICAS + replica];
+  let leader = leader_table[code * LEADER_COPIES + replica];
   let step = root_steps[nibble];
   let h = block_hash(key, b);
   let z = dither_lanes(h);

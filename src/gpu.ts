@@ -51,6 +51,7 @@ export {
 } from './gpu/kernels/universalGemvI8.js';
 export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output } from './gpu/kernels/hadamard.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options } from './gpu/kernels/latticeGemvI8.js';
+export type { LeaderCopies } from './gpu/kernels/gemvI8Common.js';
 export {
   dispatchInputsI8,
   dispatchRotatedInputsI8,

@@ -8,11 +8,12 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { dispatchLatticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchLatticeGemvI8, latticeGemvI8LeaderCopies } from '../../src/gpu/kernels/latticeGemvI8.js';
+import type { LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { dispatchUniversalGemvI8, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
+import { dispatchUniversalGemvI8, universalGemvI8LeaderCopies, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
@@ -377,9 +378,9 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
  * the escape table and the norms (the original escape streams stay in memory for the other kernels
  * but are not read).
  */
-export function int8InputKernel(dotPath: DotPath, xPrepared = false): GemvKernel {
+export function int8InputKernel(dotPath: DotPath, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
   return {
-    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared),
+    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => universalGemvI8LeaderCopies(6, 1, bytes, copies) }),
     k: 1,
     xPrepared,
     async build(context, problem, settings) {
@@ -396,7 +397,7 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false): GemvKernel
       const y = createBuffer(device, 'bench int8 y', 4 * cols, STORAGE_USAGE);
       const given = xPrepared ? await preparedInputs(device, q, x) : undefined;
       const calls = weights.map((w, i) =>
-        prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath, inputsI8: given?.inputs })),
+        prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath, inputsI8: given?.inputs, leaderCopies })),
       );
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
@@ -429,12 +430,31 @@ async function preparedInputs(device: GPUDevice, w: InputsI8Operand, x: GPUBuffe
   return { inputs, scratch };
 }
 
-/** Names and SPIR-V keys of the int8-input GEMV rows. */
-function int8Row(base: string, spirvKey: string, dotPath: DotPath, xPrepared: boolean): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
+/**
+ * Names and SPIR-V keys of the int8-input GEMV rows. `leaderCopies` given: a row that forces that many
+ * copies of the leader table (the default keeps 8: gemvI8Common.ts), to
+ * compare the layouts on one GPU.
+ */
+function int8Row(
+  base: string,
+  spirvKey: string,
+  dotPath: DotPath,
+  xPrepared: boolean,
+  leaderCopies: { readonly copies: LeaderCopies; readonly check: (workgroupBytes: number, copies: LeaderCopies) => LeaderCopies } | undefined,
+): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
   return {
-    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
+    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${leaderCopies === undefined ? '' : `, ${leaderCopies.copies} leader-table copies`}`,
     spirvKey: `${spirvKey}:${dotPath}`,
-    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    unsupported: (context) => {
+      if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
+      if (leaderCopies === undefined) return null;
+      try {
+        leaderCopies.check(context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies.copies);
+        return null;
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
+    },
   };
 }
 
@@ -442,9 +462,9 @@ function int8Row(base: string, spirvKey: string, dotPath: DotPath, xPrepared: bo
  * The deterministic lattice GEMV for a deterministic scheme: dispatchLatticeGemv, or with `int8`
  * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path.
  */
-export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false): GemvKernel {
+export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
   return {
-    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared)),
+    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(6, 1, bytes, copies) })),
     k: 1,
     xPrepared,
     async build({ device }, problem, settings) {
@@ -461,7 +481,7 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
         prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) =>
           int8 === null
             ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y })
-            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs }),
+            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs, leaderCopies }),
         ),
       );
       return {

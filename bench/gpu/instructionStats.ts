@@ -5,12 +5,12 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
-import { latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { latticeGemvI8LeaderCopies, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
-import { universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
+import { universalGemvI8LeaderCopies, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
@@ -49,18 +49,18 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
  * The int8-input GEMVs for d3-q6 (universalGemvI8.ts) and d3-q6-deterministic (latticeGemvI8.ts), per
  * byte of codes as every other kernel (their escape nibbles and scale indices are not counted).
  */
-function int8Subjects(subgroups: boolean, dotPath: DotPath): SpirvSubject[] {
+function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: number): SpirvSubject[] {
   return [
     {
       key: `universal-i8:d3-q6:${dotPath}`,
       moduleKey: `universal-i8-${dotPath}`,
-      code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath }),
+      code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath, leaderCopies: universalGemvI8LeaderCopies(6, 1, workgroupBytes) }),
       codeVariables: ['codes'],
     },
     {
       key: `lattice-i8:d3-q6-deterministic:${dotPath}`,
       moduleKey: `lattice-i8-${dotPath}`,
-      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath }),
+      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderCopies: latticeGemvI8LeaderCopies(6, 1, workgroupBytes) }),
       codeVariables: ['codes'],
     },
   ];
@@ -92,7 +92,7 @@ function subjects(
     ...(f16 ? [{ key: 'f16', moduleKey: 'f16', code: f16GemvShaderSource(subgroups), codeVariables: ['w'] }] : []),
     { key: 'int4', moduleKey: 'int4', code: int4GemvShaderSource(subgroups), codeVariables: ['codes'] },
     ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
-    ...schemes.int8DotPaths.flatMap((dotPath) => int8Subjects(subgroups, dotPath)),
+    ...schemes.int8DotPaths.flatMap((dotPath) => int8Subjects(subgroups, dotPath, schemes.workgroupBytes)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
     { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
   ];

@@ -471,6 +471,31 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
     }
   });
 
+  it('scale multiples of either sign give the twin, up to the largest whose group sums stay exact; larger ones are refused with the reason', async () => {
+    const { device } = context;
+    const graded512 = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
+    const x = structuredX(512, 2);
+    // 4 blocks · 1834 · (3 · 6 · 127) < 2^24 ≤ 4 · 1835 · 2286: the largest multiple whose i32 group sums convert to f32 exactly.
+    for (const multiples of [[127, -127, 1, -45], [-1, 1834, -1834, 64]]) {
+      const q = { ...graded512, multiples: Int32Array.from(multiples) };
+      const gpuW = uploadLatticeMatrix(device, q);
+      try {
+        const y = await latticeGemvI8(device, gpuW, x, { dotPath: dotPaths[0] as DotPath });
+        const { twin, exact } = compare(y, q, x);
+        expect(twin, `multiples ${multiples.join(', ')}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+        expect(exact, `multiples ${multiples.join(', ')}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+      } finally {
+        gpuW.destroy();
+      }
+    }
+    const tooLarge = uploadLatticeMatrix(device, { ...graded512, multiples: Int32Array.from([16, 23, 32, -1835]) });
+    try {
+      await expect(latticeGemvI8(device, tooLarge, x, { dotPath: 'plain' })).rejects.toThrow(/scale multiples up to 1835 are too large for exact i32 group sums/);
+    } finally {
+      tooLarge.destroy();
+    }
+  });
+
   it('the graded case uses every scale multiple', () => {
     const q = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
     expect(new Set(q.scaleIndices).size).toBe(4);
@@ -805,6 +830,56 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
       expect(() => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, int8Output: { buffer: out, kept: 300, groups: 25 } })).toThrow(/a buffer of its own/);
     } finally {
       scratch.destroy();
+    }
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader-table copies', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  // Lanes read copy lane mod copies: a copy left unfilled, or filled with another entry, changes Y
+  // for the lanes that read it; with every copy right Y does not depend on the count at all.
+  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies as by default (8), and their twins; a count that does not fit is refused', async () => {
+    const { device } = context;
+    const dotPath = dotPathFor(context.features);
+    const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
+    const universalQ = quantizeUniversal(gaussianMatrix(700, 37, 80), { scheme: 'd3-q6', seed: 4, nonce: 81 });
+    const deterministicQ = quantize(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
+    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const universalW = uploadUniversalMatrix(device, universalQ);
+    const weights = UniversalGemvI8Weights.create(device, universalW);
+    const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+    try {
+      for (const k of [1, 9]) {
+        const rhsTile = k === 1 ? 1 : 8;
+        const x = gaussianMatrix(700, k, 83 + k);
+        const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 16 + 64 <= workgroupBytes);
+        expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
+        const universalYs: Matrix[] = [];
+        const deterministicYs: Matrix[] = [];
+        for (const leaderCopies of [undefined, ...copyCounts]) {
+          universalYs.push(await universalGemvI8(device, weights, x, { dotPath, leaderCopies }));
+          deterministicYs.push(await latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies }));
+        }
+        for (const [q, ys] of [[universalQ, universalYs], [deterministicQ, deterministicYs]] as const) {
+          const first = ys[0] as Matrix;
+          expect(compare(first, q, x).twin, `k = ${k}: default copies against the twin`).toBeLessThanOrEqual(1);
+          ys.forEach((y, i) => expect(Array.from(y.data), `k = ${k}, ${i === 0 ? 'default' : copyCounts[i - 1]} copies`).toEqual(Array.from(first.data)));
+        }
+      }
+      // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
+      if (workgroupBytes < 27648 + 8192 + 16) {
+        await expect(latticeGemvI8(device, deterministicW, gaussianMatrix(700, 9, 90), { dotPath, leaderCopies: 32 })).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes/);
+      }
+      await expect(universalGemvI8(device, weights, gaussianMatrix(700, 1, 91), { dotPath, leaderCopies: 3 as never })).rejects.toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 3/);
+    } finally {
+      weights.destroy();
+      universalW.destroy();
+      deterministicW.destroy();
     }
   });
 });

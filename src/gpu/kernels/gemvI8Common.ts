@@ -3,6 +3,7 @@ import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
+import { lanesWorkgroupBytes } from './universalGemv.js';
 
 /*
  * The host side of shaders/gemv_i8_common.wgsl, the streaming loop of both int8-input GEMVs
@@ -19,9 +20,54 @@ export const I8_WORKGROUP_COLUMNS = 8 * LANE_COLUMNS;
 /** Bytes of one code quad: the kernels' vec4<u32> load. */
 export const CODE_QUAD_BYTES = 16;
 
-/** shaders/gemv_i8_common.wgsl with its generated constant, and shaders/gemv_output.wgsl (`store_output`). */
-export function gemvI8CommonWgsl(): string {
-  return `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;\n${commonSource}\n${outputSource}`;
+/**
+ * Copies of the packed leader table a kernel keeps in workgroup memory: lane l of a column slot reads
+ * copy l mod copies, so 32 copies make every lookup of a warp conflict-free, 8 take ≈ 2.9 passes
+ * through the banks (shaders/gemv_i8_common.wgsl weighs that against the copies' fill).
+ */
+export type LeaderCopies = 1 | 2 | 4 | 8 | 16 | 32;
+
+const LEADER_COPY_CHOICES: readonly LeaderCopies[] = [32, 16, 8, 4, 2, 1];
+
+/** Copies kept unless asked for more: see shaders/gemv_i8_common.wgsl. */
+const DEFAULT_LEADER_COPIES: LeaderCopies = 8;
+
+/** Arguments the int8-input GEMVs share. */
+export interface LeaderCopiesArg {
+  /**
+   * Copies of the leader table (1…32, a power of two that fits the device's workgroup memory: 32
+   * copies of D3's 216 leaders take 27 KB). Default: 8, or the most that fit below that. More copies
+   * make each lookup cheaper in workgroup-memory bandwidth and the table's fill dearer; which wins
+   * depends on the GPU (the benchmark times both).
+   */
+  readonly leaderCopies?: LeaderCopies;
+}
+
+/**
+ * How many copies of a table of `leaders` packed leaders (4 bytes each) a kernel keeps: `requested`
+ * when given (checked), else the most up to 8 that fit `workgroupBytes` beside the lanes' reduction
+ * for a tile of `rhsTile` right-hand sides and the kernel's own tables (`kernelBytes`).
+ *
+ * @example
+ * i8LeaderCopies(216, 1, 64, 16384); // 8: 6912 bytes beside 1 KB of partial sums
+ * i8LeaderCopies(216, 1, 64, 32768, 32); // 32: 27 648 bytes
+ */
+export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
+  const budget = workgroupBytes - lanesWorkgroupBytes(rhsTile) - kernelBytes;
+  const fits = (copies: number): boolean => 4 * leaders * copies <= budget;
+  if (requested !== undefined) {
+    check(LEADER_COPY_CHOICES.includes(requested), () => `leaderCopies must be one of ${LEADER_COPY_CHOICES.join(', ')}, got ${String(requested)}`);
+    check(fits(requested), () => `leaderCopies: ${requested} copies of ${leaders} leaders need ${4 * leaders * requested} bytes of workgroup memory; ${budget} are left (maxComputeWorkgroupStorageSize ${workgroupBytes})`);
+    return requested;
+  }
+  const copies = LEADER_COPY_CHOICES.find((c) => c <= DEFAULT_LEADER_COPIES && fits(c));
+  check(copies !== undefined, () => `int8-input gemv: ${leaders} leaders do not fit ${workgroupBytes} bytes of workgroup memory`);
+  return copies;
+}
+
+/** shaders/gemv_i8_common.wgsl with its generated constants, and shaders/gemv_output.wgsl (`store_output`). */
+export function gemvI8CommonWgsl(leaderCopies: LeaderCopies): string {
+  return `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;\nconst LEADER_COPIES: u32 = ${leaderCopies}u;\n${commonSource}\n${outputSource}`;
 }
 
 /**

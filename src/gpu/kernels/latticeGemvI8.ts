@@ -15,6 +15,7 @@ import {
   columnSideWindows,
   largestMultiple,
   latticeCodeBits,
+  MAX_GPU_MULTIPLES,
   multipleWords,
   operandColumnsPerBinding,
   operandWindows,
@@ -29,7 +30,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, I8_WORKGROUP_COLUMNS } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderCopies, I8_WORKGROUP_COLUMNS, type LeaderCopies, type LeaderCopiesArg } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -93,19 +94,34 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   multiples: 'array<vec4<i32>, 4>', // k of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
 });
 
+/** Workgroup memory of the kernel's own table besides the leaders and the lanes: multiple_table (16 i32). */
+const MULTIPLE_TABLE_BYTES = 4 * MAX_GPU_MULTIPLES;
+
+/**
+ * Copies of the leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
+ * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's scale multiples.
+ *
+ * @example
+ * latticeGemvI8LeaderCopies(6, 1, 16384); // 8
+ */
+export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
+  return i8LeaderCopies(q ** 3, rhsTile, MULTIPLE_TABLE_BYTES, workgroupBytes, requested);
+}
+
 interface Variant {
   readonly q: number;
   readonly indexBits: number;
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
+  readonly leaderCopies: LeaderCopies;
 }
 
 /**
  * The WGSL of one variant.
  *
  * @example
- * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed' });
+ * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderCopies: 8 });
  */
 export function latticeGemvI8ShaderSource(variant: Variant): string {
   return [
@@ -119,7 +135,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
     `const INDEX_GROUPS_LOG2: u32 = ${Math.log2(32 / (4 * variant.indexBits))}u;`,
     lanesSource,
-    gemvI8CommonWgsl(),
+    gemvI8CommonWgsl(variant.leaderCopies),
     gemvSource,
     columnSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
@@ -140,18 +156,18 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}`;
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderCopies} leader table copies${variant.subgroups ? ', subgroups' : ''}`;
     const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
     return {
       main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
-  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
+  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderCopies}`,
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
-export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs {
+export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderCopiesArg {
   /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
@@ -197,7 +213,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     Math.min(operandColumnsPerBinding(w, maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
-  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath });
+  const leaderCopies = latticeGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies);
+  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies });
   const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
 
   const pass = encoder.beginComputePass({ label: what });
@@ -260,7 +277,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** Options of {@link latticeGemvI8}. */
-export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide'>;
+export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests

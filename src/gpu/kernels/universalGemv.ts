@@ -125,9 +125,19 @@ const MIN_WORKGROUP_BYTES = 16384;
 /** Largest D3 leader table (q³ entries of 16 bytes per copy): q ≤ 10. */
 export const MAX_TABLE_LEADERS = 1024;
 
-/** Bytes of workgroup memory the product kernel uses besides the leader table (partial sums, votes, D3's 13 root steps). */
+/**
+ * Bytes of workgroup memory that shaders/universal_gemv_lanes.wgsl declares for a tile of `rhsTile`
+ * right-hand sides: the partial sums (RHS_TILE·THREADS f32), then the subgroup vote and width (two
+ * u32, 16 bytes with room for alignment). Every kernel that ends in those lanes (this GEMV, the
+ * int8-input ones) sizes its tables against the device's limit with it.
+ */
+export function lanesWorkgroupBytes(rhsTile: number): number {
+  return 4 * rhsTile * 256 + 16;
+}
+
+/** Bytes of workgroup memory the product kernel uses besides the leader table (the lanes' reduction, D3's 13 root steps). */
 function reductionBytes(rhsTile: RhsTile): number {
-  return 4 * rhsTile * 256 + 16 + 16 * 13;
+  return lanesWorkgroupBytes(rhsTile) + 16 * 13;
 }
 
 /**
