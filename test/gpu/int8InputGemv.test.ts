@@ -857,7 +857,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
       for (const k of [1, 9]) {
         const rhsTile = k === 1 ? 1 : 8;
         const x = gaussianMatrix(700, k, 83 + k);
-        const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 16 + 64 <= workgroupBytes);
+        const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 32 + 64 <= workgroupBytes);
         expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
         const universalYs: Matrix[] = [];
         const deterministicYs: Matrix[] = [];
@@ -872,7 +872,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
         }
       }
       // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
-      if (workgroupBytes < 27648 + 8192 + 16) {
+      if (workgroupBytes < 27648 + 8192 + 32 + 64) {
         await expect(latticeGemvI8(device, deterministicW, gaussianMatrix(700, 9, 90), { dotPath, leaderCopies: 32 })).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes/);
       }
       await expect(universalGemvI8(device, weights, gaussianMatrix(700, 1, 91), { dotPath, leaderCopies: 3 as never })).rejects.toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 3/);
@@ -880,6 +880,52 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
       weights.destroy();
       universalW.destroy();
       deterministicW.destroy();
+    }
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs count is what WebGPU counts', () => {
+  // 32 copies of 216 leaders (27 648 bytes), 1 KB of partial sums, the vote and the width (16 bytes
+  // each as WebGPU counts a u32), the kernel's own 64 bytes: 28 768. On a device whose limit is exactly
+  // that, Dawn accepts the pipelines (an undercount would fail its validation); a byte less, the host
+  // refuses 32 copies before Dawn would.
+  const exact = 27648 + 1024 + 16 + 16 + 64;
+  it('32 copies compile and match the twins at exactly their bytes, and are refused a byte below', async () => {
+    const probe = await testDevice();
+    const adapterLimit = probe.device.limits.maxComputeWorkgroupStorageSize;
+    probe.device.destroy();
+    if (adapterLimit < exact) return; // this adapter cannot hold 32 copies at all
+    const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 92), { scheme: 'd3-q6', seed: 6, nonce: 93 });
+    const deterministicQ = quantize(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
+    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const x = gaussianMatrix(300, 1, 95);
+    for (const limit of [exact, exact - 1]) {
+      const context = await testDevice({ workgroupStorageLimit: limit });
+      const { device } = context;
+      const dotPath = dotPathFor(context.features);
+      const universalW = uploadUniversalMatrix(device, universalQ);
+      const weights = UniversalGemvI8Weights.create(device, universalW);
+      const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+      try {
+        expect(device.limits.maxComputeWorkgroupStorageSize).toBe(limit);
+        const runs = [
+          [universalQ, () => universalGemvI8(device, weights, x, { dotPath, leaderCopies: 32 })],
+          [deterministicQ, () => latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32 })],
+        ] as const;
+        for (const [q, run] of runs) {
+          if (limit === exact) {
+            const y = await run(); // a validation error (the pipeline over the limit) rejects
+            expect(compare(y, q, x).twin, `${q.scheme.lattice} ${q.mode}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+          } else {
+            await expect(run()).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes of workgroup memory; 27647 are left/);
+          }
+        }
+      } finally {
+        weights.destroy();
+        universalW.destroy();
+        deterministicW.destroy();
+        device.destroy();
+      }
     }
   });
 });

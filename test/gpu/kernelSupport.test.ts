@@ -119,23 +119,24 @@ describe('code quad windows (codeQuadWindow, codeQuadColumnsPerBinding)', () => 
 
 describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
   // D3 q = 6: 216 leaders of 4 bytes, 864 bytes per copy. Beside them: 1 KB (one right-hand side) or
-  // 8 KB (a tile of 8) of partial sums and 16 bytes of votes; the kernels' own 64 bytes (the
-  // deterministic kernel's 16 scale multiples, the universal kernel's 16 root steps).
+  // 8 KB (a tile of 8) of partial sums, the vote and the width (16 bytes each, as WebGPU counts a
+  // u32); the kernels' own 64 bytes (the deterministic kernel's 16 scale multiples, the universal
+  // kernel's 16 root steps).
   it('keeps 8 copies by default, fewer only where 8 do not fit', () => {
     expect(latticeGemvI8LeaderCopies(6, 1, 32768)).toBe(8);
-    expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(8); // 6912 + 1104 ≤ 16 384
-    expect(latticeGemvI8LeaderCopies(6, 8, 16384)).toBe(8); // 8272 + 6912 ≤ 16 384
-    expect(i8LeaderCopies(216, 8, 64, 8272 + 6912)).toBe(8);
-    expect(i8LeaderCopies(216, 8, 64, 8272 + 6912 - 1)).toBe(4); // one byte short
-    expect(i8LeaderCopies(1000, 1, 0, 16384)).toBe(2); // 2 × 4000 ≤ 16 384 − 1040 < 4 × 4000
+    expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(8); // 6912 + 1120 ≤ 16 384
+    expect(latticeGemvI8LeaderCopies(6, 8, 16384)).toBe(8); // 8288 + 6912 ≤ 16 384
+    expect(i8LeaderCopies(216, 8, 64, 8288 + 6912)).toBe(8);
+    expect(i8LeaderCopies(216, 8, 64, 8288 + 6912 - 1)).toBe(4); // one byte short
+    expect(i8LeaderCopies(1000, 1, 0, 16384)).toBe(2); // 2 × 4000 ≤ 16 384 − 1056 < 4 × 4000
     expect(() => i8LeaderCopies(4096, 1, 0, 16384)).toThrow(/4096 leaders do not fit 16384 bytes of workgroup memory/);
   });
 
   it('takes a requested count that fits and refuses one that does not, or is not a power of two up to 32', () => {
-    expect(i8LeaderCopies(216, 1, 0, 32768, 32)).toBe(32); // 27 648 + 1040 ≤ 32 768
-    expect(latticeGemvI8LeaderCopies(6, 1, 16384, 16)).toBe(16); // 13 824 + 1104 ≤ 16 384
+    expect(i8LeaderCopies(216, 1, 0, 32768, 32)).toBe(32); // 27 648 + 1056 ≤ 32 768
+    expect(latticeGemvI8LeaderCopies(6, 1, 16384, 16)).toBe(16); // 13 824 + 1120 ≤ 16 384
     expect(i8LeaderCopies(216, 1, 0, 32768, 1)).toBe(1);
-    expect(() => i8LeaderCopies(216, 8, 0, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24560 are left/);
+    expect(() => i8LeaderCopies(216, 8, 0, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24544 are left/);
     expect(() => i8LeaderCopies(216, 1, 0, 32768, 64 as never)).toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 64/);
     expect(() => i8LeaderCopies(216, 1, 0, 32768, 12 as never)).toThrow(LatticeMatmulError);
   });

@@ -108,6 +108,39 @@ describe('universal GEMV leader table sizing', () => {
   });
 });
 
+describe.skipIf(noGpu !== undefined)('universal GEMV leader table sizing counts the workgroup memory as WebGPU does', () => {
+  // 8 copies (27 648 bytes) beside 1 KB of partial sums, the subgroup variant's vote and width (16
+  // bytes each) and 13 root steps of 16 bytes (D3's 12 roots and none): 28 912 bytes. A byte less
+  // takes 4 copies. Dawn validates the pipeline against the device's exact limit, so an undercount
+  // fails the run a byte below (the plain variant, which never reads the vote and width, has 32 bytes
+  // to spare: Tint drops the variables an entry point does not use).
+  const exact = 27648 + 1024 + 16 + 16 + 13 * 16;
+  it('8 copies at exactly their bytes, 4 a byte below; both compile and match matvecAT', async () => {
+    expect(leaderTableCopies('D3', 6, 1, exact)).toBe(8);
+    expect(leaderTableCopies('D3', 6, 1, exact - 1)).toBe(4);
+    const probe = await testDevice();
+    const adapterLimit = probe.device.limits.maxComputeWorkgroupStorageSize;
+    probe.device.destroy();
+    if (adapterLimit < exact) return;
+    const q = quantize(gaussianMatrix(200, 9, 61), { scheme: 'd3-q6', seed: 3, nonce: 62 });
+    if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
+    const x = gaussianMatrix(200, 1, 63);
+    for (const limit of [exact, exact - 1]) {
+      const { device } = await testDevice({ workgroupStorageLimit: limit });
+      const w = uploadUniversalMatrix(device, q);
+      try {
+        for (const subgroups of device.features.has('subgroups') ? [false, true] : [false]) {
+          const y = await universalGemv(device, w, x, { subgroups });
+          expect(compare(y, q, x).worst, `limit ${limit}, subgroups ${subgroups}: worst |gpu − cpu| / tolerance`).toBeLessThanOrEqual(1);
+        }
+      } finally {
+        w.destroy();
+        device.destroy();
+      }
+    }
+  });
+});
+
 describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', () => {
   let context: GpuContext;
   let hasSubgroups = false;

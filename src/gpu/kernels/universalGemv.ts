@@ -127,17 +127,18 @@ export const MAX_TABLE_LEADERS = 1024;
 
 /**
  * Bytes of workgroup memory that shaders/universal_gemv_lanes.wgsl declares for a tile of `rhsTile`
- * right-hand sides: the partial sums (RHS_TILE·THREADS f32), then the subgroup vote and width (two
- * u32, 16 bytes with room for alignment). Every kernel that ends in those lanes (this GEMV, the
+ * right-hand sides, counted as WebGPU counts them against `maxComputeWorkgroupStorageSize` (each
+ * variable's size rounded up to 16 bytes): the partial sums (RHS_TILE·THREADS f32), the subgroup vote
+ * and the width (a u32 each, 16 bytes each). Every kernel that ends in those lanes (this GEMV, the
  * int8-input ones) sizes its tables against the device's limit with it.
  */
 export function lanesWorkgroupBytes(rhsTile: number): number {
-  return 4 * rhsTile * 256 + 16;
+  return 4 * rhsTile * 256 + 16 + 16;
 }
 
-/** Bytes of workgroup memory the product kernel uses besides the leader table (the lanes' reduction, D3's 13 root steps). */
+/** Bytes of workgroup memory the product kernel uses besides the leader table: the lanes' reduction and `root_steps` (a vec4 per D3 root, and one for no root). */
 function reductionBytes(rhsTile: RhsTile): number {
-  return lanesWorkgroupBytes(rhsTile) + 16 * 13;
+  return lanesWorkgroupBytes(rhsTile) + 16 * (latticeSpec('D3').escapes.rootCount + 1);
 }
 
 /**
