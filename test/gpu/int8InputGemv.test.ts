@@ -888,7 +888,8 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
   // 32 copies of 216 leaders (27 648 bytes), 1 KB of partial sums, the vote and the width (16 bytes
   // each as WebGPU counts a u32), the kernel's own 64 bytes: 28 768. On a device whose limit is exactly
   // that, Dawn accepts the pipelines (an undercount would fail its validation); a byte less, the host
-  // refuses 32 copies before Dawn would.
+  // refuses 32 copies before Dawn would. (The subgroup variant, which runs where the device has
+  // subgroups, uses the vote and width; the plain one never reads them and Tint drops them.)
   const exact = 27648 + 1024 + 16 + 16 + 64;
   it('32 copies compile and match the twins at exactly their bytes, and are refused a byte below', async () => {
     const probe = await testDevice();
