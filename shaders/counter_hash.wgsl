@@ -1,6 +1,7 @@
-// The counter-based hash of src/rotation/random.ts in u32 arithmetic: the rotation signs
-// (shaders/hadamard.wgsl) and the universal code's dither and randomized rounding
-// (shaders/universal_encode.wgsl, shaders/universal_decode.wgsl). A library: no bindings, no entry points.
+// The counter-based hash of src/rotation/random.ts in u32 arithmetic: the universal code's dither and
+// randomized rounding (shaders/universal_encode.wgsl, shaders/universal_decode.wgsl). (The rotation's
+// signs come packed from the host instead: src/gpu/rotationSigns.ts.) A library: no bindings, no entry
+// points.
 
 // mix32 of src/rotation/random.ts ("lowbias32"): u32 `*` wraps like Math.imul.
 fn mix32(v: u32) -> u32 {

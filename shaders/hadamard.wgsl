@@ -26,9 +26,10 @@
 // position p = stage_offset + i. Padding (p ≥ input_rows), the signs s_p and the dropped rows
 // (p ≥ output_rows) all use p, so a stage is exactly the single-length rotation of `length` entries
 // shifted by stage_offset (offset 0 and length N for a one-stage plan). The signs of stage k are
-// s^(k)_p = ±1 from counterHash(seed, stream, p, k) (sign_sub = k). The first pass of a stage loads the
-// positions in [input_from, input_to) from the input binding and the others, in place, from the output
-// binding (where an earlier stage left its results); later passes work in place.
+// s^(k)_p = ±1 from counterHash(seed, stream, p, k), read packed (binding 4, from sign_word_first).
+// The first pass of a stage loads the positions in [input_from, input_to) from the input binding and
+// the others, in place, from the output binding (where an earlier stage left its results); later
+// passes work in place.
 //
 // The f32 operations and their order are those of the CPU reference (hadamard.ts documents the
 // contract):
@@ -67,13 +68,17 @@
 @group(0) @binding(1) var<storage, read> input: array<u32>;  // f32 bits, or f16 halves (params.input_f16)
 @group(0) @binding(2) var<storage, read_write> output: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x_inputs: array<u32>;  // int8 x̃ (params.int8_out), else a placeholder
+@group(0) @binding(4) var<storage, read> sign_bits: array<u32>;  // s^(k)_p packed per stage (src/gpu/rotationSigns.ts)
 
 var<workgroup> values: array<f32, WORKGROUP_ELEMENTS>;
 
-// counter_hash: shaders/counter_hash.wgsl, compiled in front of this file (src/gpu/kernels/hadamard.ts).
-// s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, stream, p, k) is set (k = 0: counterSign).
+// s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, stream, p, k) is set (k = 0: counterSign). The host
+// hashes each position once per device and seed (packedStageSigns, src/gpu/rotationSigns.ts); this
+// reads bit i = p − stage_offset of the stage's words: a load and a few shifts instead of the hash's
+// four mix32 rounds per element.
 fn rotation_sign_is_negative(p: u32) -> bool {
-  return (counter_hash(params.seed, params.sign_stream, p, params.sign_sub) >> 31u) == 1u;
+  let i = p - params.stage_offset;
+  return ((sign_bits[params.sign_word_first + (i >> 5u)] >> (i & 31u)) & 1u) == 1u;
 }
 
 // H_m[row][col] (of H_mᵀ for the inverse: the host uploads that table) as ±1.0.

@@ -197,6 +197,22 @@ function stageSign(seed: number, p: number, k: number): 1 | -1 {
   return counterHash(seed, RandomStream.rotationSigns, p, k) >>> 31 === 1 ? -1 : 1;
 }
 
+/**
+ * The signs s^(k)_p of stage k for the positions p = offset … offset + length − 1, packed one bit each:
+ * bit i mod 32 of word ⌊i / 32⌋ is set when s^(k)_{offset+i} = −1. What the GPU rotation reads
+ * instead of hashing every element (src/gpu/rotationSigns.ts).
+ *
+ * @example
+ * packedStageSigns(42, 0, 0, 1024); // 32 words: the first stage's signs of a 1024-entry rotation
+ */
+export function packedStageSigns(seed: number, k: number, offset: number, length: number): Uint32Array {
+  const words = new Uint32Array(Math.ceil(length / 32));
+  for (let i = 0; i < length; i++) {
+    if (stageSign(seed, offset + i, k) === -1) words[i >>> 5] = ((words[i >>> 5] as number) | (1 << (i & 31))) >>> 0;
+  }
+  return words;
+}
+
 function checkFinite(v: Float32Array, what: string): void {
   const bad = firstNonFinite(v);
   check(bad < 0, () => `${what} has a non-finite entry ${v[bad]} at index ${bad}`);

@@ -1,4 +1,3 @@
-import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
@@ -6,7 +5,7 @@ import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
-import { RandomStream } from '../../rotation/random.js';
+import { rotationSigns } from '../rotationSigns.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -94,8 +93,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   output_rows: 'u32', // entries (and stride) of an output column; positions past it are dropped
   input_first: 'u32', // element offset of input column 0 in its binding
   output_first: 'u32', // element offset of output column 0 in its binding
-  seed: 'u32',
-  sign_stream: 'u32', // RandomStream.rotationSigns
+  sign_word_first: 'u32', // word of binding 4 where this stage's packed signs start (rotationSigns.ts)
   level_stride: 'u32', // P
   group_blocks: 'u32', // Q
   groups_per_workgroup: 'u32',
@@ -108,7 +106,6 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   scale: 'f32', // c = fround(1/√length)
   subgroup_test_mode: 'u32', // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
   stage_offset: 'u32', // column position of the window's first element
-  sign_sub: 'u32', // k: the stage's signs are counterHash(seed, stream, p, k)
   block_signs: 'array<vec4<f32>, 100>', // H_m[b][b'] (or H_mᵀ[b][b']) as ±1.0 at b·m + b' (m ≤ 20)
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
   int8_out: 'u32', // 1: this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3
@@ -121,7 +118,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 /**
  * The WGSL of one variant: `enable subgroups;` first when `subgroups` (an enable directive must
  * precede every declaration), the variant's constants (workgroup-memory size, invocations, block m),
- * the uniform struct, the counter hash (shaders/counter_hash.wgsl), the shared code of
+ * the uniform struct, the shared code of
  * shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
  *
  * @example
@@ -136,13 +133,13 @@ export function hadamardShaderSource(variant: HadamardVariant): string {
     `const THREADS: u32 = ${variant.threads}u;`,
     `const BLOCK: u32 = ${variant.block}u;`,
   ].join('\n');
-  return `${enable}${constants}\n${Params.wgsl()}\n${counterHashSource}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
+  return `${enable}${constants}\n${Params.wgsl()}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'hadamard',
-  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
+  bindings: ['uniform', 'read-only-storage', 'storage', 'storage', 'read-only-storage'],
   compile: (device, pipelineLayout, variant: HadamardVariant) =>
     createKernelPipeline(device, pipelineLayout, {
       label: `hadamard (${variant.workgroupElements} workgroup elements, m = ${variant.block}, ${variant.threads} invocations${variant.subgroups ? ', subgroups' : ''})`,
@@ -503,6 +500,8 @@ function recordRotation(
     checkBufferRange(int8.buffer, 0, INPUT_BYTES_PER_GROUP * int8.groups * cols, `${what}: int8Output.buffer`);
   }
   const int8Binding: GPUBufferBinding = { buffer: int8?.buffer ?? scratch.buffer(`${what}: no int8 output`, 4, BufferUsage.STORAGE) };
+  // s^(k)_p of every stage, packed (read by the first pass of each forward stage, the last of each inverse one).
+  const signs = rotationSigns(device, seed, plan.stages);
 
   const pass = encoder.beginComputePass({ label: `${what} N = ${length}` });
   pass.setPipeline(pipeline);
@@ -547,8 +546,7 @@ function recordRotation(
           output_rows: target.rows,
           input_first: source.window.firstElement,
           output_first: target.window.firstElement,
-          seed,
-          sign_stream: RandomStream.rotationSigns,
+          sign_word_first: signs.stageFirstWord[stageIndex] as number,
           level_stride: levelStride,
           group_blocks: groupBlocks,
           groups_per_workgroup: groupsPerWorkgroup,
@@ -561,7 +559,6 @@ function recordRotation(
           scale,
           subgroup_test_mode: SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'],
           stage_offset: stage.offset,
-          sign_sub: stageIndex,
           block_signs: blockSigns,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
           int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? 1 : 0,
@@ -576,6 +573,7 @@ function recordRotation(
           windowBinding(source.buffer, source.window),
           windowBinding(target.buffer, target.window),
           int8Binding,
+          { buffer: signs.buffer },
         ]);
         pass.setBindGroup(0, bindGroup);
         const [x, y] = workgroupGrid(
