@@ -20,7 +20,7 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { Rng } from '../../src/rotation/random.js';
-import type { SchemeName } from '../../src/quantize/schemes.js';
+import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
 import {
   callsFor,
@@ -380,7 +380,7 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
  */
 export function int8InputKernel(dotPath: DotPath, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
   return {
-    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => universalGemvI8LeaderCopies(6, 1, bytes, copies) }),
+    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => universalGemvI8LeaderCopies(latticeQ('d3-q6'), 1, bytes, copies) }),
     k: 1,
     xPrepared,
     async build(context, problem, settings) {
@@ -430,6 +430,13 @@ async function preparedInputs(device: GPUDevice, w: InputsI8Operand, x: GPUBuffe
   return { inputs, scratch };
 }
 
+/** The nesting ratio q of a lattice scheme (the int8-input kernels' leader count is q³). */
+function latticeQ(scheme: SchemeName): number {
+  const s = SCHEMES[scheme];
+  if (s.kind !== 'lattice') throw new Error(`bench: ${scheme} is not a lattice scheme`);
+  return s.q;
+}
+
 /**
  * Names and SPIR-V keys of the int8-input GEMV rows. `leaderCopies` given: a row that forces that many
  * copies of the leader table (the default keeps 8: gemvI8Common.ts), to
@@ -464,7 +471,7 @@ function int8Row(
  */
 export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
   return {
-    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(6, 1, bytes, copies) })),
+    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(latticeQ(scheme), 1, bytes, copies) })),
     k: 1,
     xPrepared,
     async build({ device }, problem, settings) {

@@ -118,8 +118,8 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
 /**
  * The WGSL of one variant: `enable subgroups;` first when `subgroups` (an enable directive must
  * precede every declaration), the variant's constants (workgroup-memory size, invocations, block m),
- * the uniform struct, the shared code of
- * shaders/hadamard.wgsl, and the entry point of hadamard_subgroup.wgsl or hadamard_plain.wgsl.
+ * the uniform struct, the shared code of shaders/hadamard.wgsl, and the entry point of
+ * hadamard_subgroup.wgsl or hadamard_plain.wgsl.
  *
  * @example
  * hadamardShaderSource({ workgroupElements: 2048, subgroups: false, block: 1, threads: 512 }); // workgroup memory only
