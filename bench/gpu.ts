@@ -196,13 +196,15 @@ const gemvKernels: GemvKernel[] = [
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
   int8InputKernel('packed'),
   int8InputKernel('packed', true),
-  // 32 copies of the leader table (one pass through workgroup memory per lookup, against ≈ 2.9 with
-  // the default 8, for 4× the fill), kernel alone, to compare on the same GPU.
+  // 8 and 32 copies of the leader table (≈ 2.9 passes through workgroup memory per lookup and one,
+  // against 2 with the default 16; half and twice its fill), kernel alone, to compare on the same GPU.
+  int8InputKernel('packed', true, 8),
   int8InputKernel('packed', true, 32),
   int8InputKernel('plain'),
   ...DETERMINISTIC_SCHEMES.map((scheme) => deterministicKernel(scheme)),
   deterministicKernel('d3-q6-deterministic', 'packed'),
   deterministicKernel('d3-q6-deterministic', 'packed', true),
+  deterministicKernel('d3-q6-deterministic', 'packed', true, 8),
   deterministicKernel('d3-q6-deterministic', 'packed', true, 32),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,

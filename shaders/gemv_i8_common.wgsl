@@ -53,21 +53,23 @@ const QUAD_WORDS: u32 = 4u;        // code words per vec4 load
 // header); 1 with a tile of right-hand sides, where each quad already carries 8× the work (2 would
 // also double the compile time of that variant).
 const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
-// The leader table holds LEADER_COPIES copies (generated, i8LeaderCopies in gemvI8Common.ts: 8 by
-// default, up to 32 on request where the workgroup memory holds them), entry e of copy c at word
+// The leader table holds LEADER_COPIES copies (generated, i8LeaderCopies in gemvI8Common.ts: 16 by
+// default where the workgroup memory holds them, 1 to 32 on request), entry e of copy c at word
 // e·LEADER_COPIES + c, and lane l reads copy l mod LEADER_COPIES. A warp's 32 lookups take one pass
 // through the 32 banks of workgroup memory only if no two lanes read different words of one bank:
 // with 32 copies lane l always reads bank l (1 pass); with 16, lanes l and l + 16 share theirs (2.00
 // passes on average); with 8 or fewer the lanes of a copy meet at random in its banks, so 8 copies
 // take 2.93 passes and 1 copy 3.06 (bench/leaderBankPasses.ts, on real codes and uniform ones alike).
-// Why 8 stays the default (an estimate for an NVIDIA H200, whose SM moves 128 bytes per clock through
-// workgroup memory and L1 together, and runs 64 integer lanes per clock, half its f32 rate): per 2 KB
-// of a warp's codes (64 blocks per lane) the 8-copy lookups take ≈ 190 passes and the code, side-bit
-// and x̂ loads ≈ 64 (the deterministic kernel's multiples 64 more), while its ≈ 12 integer
-// instructions per block take ≈ 380 clocks: the integer pipe, not the banks, is the bound, and 32
-// copies would cost 4× the fill before the loop (27 KB of stores, ≈ 216 passes, a few percent of a
-// 4096-row layer's loop, more for smaller layers). The benchmark times both (`leaderCopies`), since a
-// GPU may disagree. Each entry is a leader as packed i8 (its three coordinates in the low three bytes).
+// Why 16 (an estimate for an NVIDIA H200, bench/README.md "An H200's budget per byte"): an SM's
+// load/store path takes one warp-wide lookup per clock and pass, and its ALU pipe 64 lanes per clock.
+// Per 2 KB of a warp's codes (64 blocks per lane; ≈ 139 clocks of the SM's share of HBM with the
+// scale indices) the deterministic kernel's ≈ 9 ALU instructions per block take ≈ 288 clocks; its
+// lookups with 8 copies ≈ 190 passes, plus the multiples (64) and the code, side-bit and x̂ loads
+// (≈ 72): ≈ 324, the bound. 16 copies take ≈ 128 passes (≈ 264 in all), below the ALU's 288, so 32
+// (≈ 200) would gain nothing more and double the fill before the loop (27 KB of stores, ≈ 216
+// passes per workgroup, a few percent of a 4096-row layer's loop). The benchmark times 8 and 32
+// beside the default (`leaderCopies`), since a GPU may disagree. Each entry is a leader as packed i8
+// (its three coordinates in the low three bytes).
 var<workgroup> leader_table: array<u32, LEADER_COUNT * LEADER_COPIES>;
 
 // The invocation's column: what `gemv` and the kernel's functions share.

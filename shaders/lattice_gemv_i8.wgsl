@@ -31,7 +31,9 @@
 // bits (one shift), the f32 multiply-add, the group test and, per quad, its code load, two index-word
 // loads and their funnel shift ≈ 12: ≈ 15 per block (per code byte) ≈ 12 per weight byte
 // (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs). An H200 affords ≈ 7 instructions per byte
-// at full bandwidth, ≈ 3.5 if integer, as these nearly all are (see the leader table in
+// at full bandwidth, of which ≈ 3.5 on its ALU pipe; ≈ 9 of the 15 run there (the fields, the table
+// addresses and Tint's clamps on them: the dot product and the multiply-add go to the FMA pipe), so
+// the ALU and the table lookups bound this kernel near half the HBM bandwidth (see the leader table in
 // gemv_i8_common.wgsl). The static SPIR-V count, which keeps Tint's loop guards, clamps and
 // one-iteration loops, is ≈ 40 per block (32 per weight byte; 41 with the index byte of each group
 // chosen from the two index words, 46 with also a 4-byte code load and an index-word load per group).

@@ -45,8 +45,9 @@
 // multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block (per code
 // byte) ≈ 24 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static SPIR-V count of the common path, which keeps
 // Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (46 per weight byte; 74 with
-// a 4-byte code load per group). Still above the ≈ 3.5 integer instructions an H200 affords per byte
-// at full bandwidth (≈ 7 of any kind; its integer pipe runs at half the f32 rate): the per-block
+// a 4-byte code load per group). Of the ≈ 36, ≈ 26 run on an H200's ALU pipe (fields, table addresses
+// and clamps, the hash's shifts and xors, the 9-bit coordinate), which affords ≈ 3.5 per byte at full
+// bandwidth (bench/README.md "An H200's budget per byte"): ≈ 20 % of HBM at best, and the per-block
 // dither hash is part of the format.
 
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value

@@ -122,10 +122,12 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
   // 8 KB (a tile of 8) of partial sums, the vote and the width (16 bytes each, as WebGPU counts a
   // u32); the kernels' own 64 bytes (the deterministic kernel's 16 scale multiples, the universal
   // kernel's 16 root steps).
-  it('keeps 8 copies by default, fewer only where 8 do not fit', () => {
-    expect(latticeGemvI8LeaderCopies(6, 1, 32768)).toBe(8);
-    expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(8); // 6912 + 1120 ≤ 16 384
-    expect(latticeGemvI8LeaderCopies(6, 8, 16384)).toBe(8); // 8288 + 6912 ≤ 16 384
+  it('keeps 16 copies by default, fewer only where 16 do not fit', () => {
+    expect(latticeGemvI8LeaderCopies(6, 1, 32768)).toBe(16);
+    expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(16); // 13 824 + 1120 ≤ 16 384
+    expect(i8LeaderCopies(216, 1, 64, 1120 + 13824)).toBe(16);
+    expect(i8LeaderCopies(216, 1, 64, 1120 + 13824 - 1)).toBe(8); // one byte short
+    expect(latticeGemvI8LeaderCopies(6, 8, 16384)).toBe(8); // 8288 + 6912 ≤ 16 384 < 8288 + 13 824
     expect(i8LeaderCopies(216, 8, 64, 8288 + 6912)).toBe(8);
     expect(i8LeaderCopies(216, 8, 64, 8288 + 6912 - 1)).toBe(4); // one byte short
     expect(i8LeaderCopies(1000, 1, 0, 16384)).toBe(2); // 2 × 4000 ≤ 16 384 − 1056 < 4 × 4000
@@ -134,6 +136,7 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
 
   it('takes a requested count that fits and refuses one that does not, or is not a power of two up to 32', () => {
     expect(i8LeaderCopies(216, 1, 0, 32768, 32)).toBe(32); // 27 648 + 1056 ≤ 32 768
+    expect(latticeGemvI8LeaderCopies(6, 1, 16384, 8)).toBe(8); // fewer than the default
     expect(latticeGemvI8LeaderCopies(6, 1, 16384, 16)).toBe(16); // 13 824 + 1120 ≤ 16 384
     expect(i8LeaderCopies(216, 1, 0, 32768, 1)).toBe(1);
     expect(() => i8LeaderCopies(216, 8, 0, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24544 are left/);

@@ -22,34 +22,35 @@ export const CODE_QUAD_BYTES = 16;
 
 /**
  * Copies of the packed leader table a kernel keeps in workgroup memory: lane l of a column slot reads
- * copy l mod copies, so 32 copies make every lookup of a warp conflict-free, 8 take ≈ 2.9 passes
- * through the banks (shaders/gemv_i8_common.wgsl weighs that against the copies' fill).
+ * copy l mod copies, so 32 copies make every lookup of a warp conflict-free, 16 take 2 passes through
+ * the banks and 8 ≈ 2.9 (shaders/gemv_i8_common.wgsl weighs that against the copies' fill).
  */
 export type LeaderCopies = 1 | 2 | 4 | 8 | 16 | 32;
 
 const LEADER_COPY_CHOICES: readonly LeaderCopies[] = [32, 16, 8, 4, 2, 1];
 
 /** Copies kept unless asked for more: see shaders/gemv_i8_common.wgsl. */
-const DEFAULT_LEADER_COPIES: LeaderCopies = 8;
+const DEFAULT_LEADER_COPIES: LeaderCopies = 16;
 
 /** Arguments the int8-input GEMVs share. */
 export interface LeaderCopiesArg {
   /**
    * Copies of the leader table (1…32, a power of two that fits the device's workgroup memory: 32
-   * copies of D3's 216 leaders take 27 KB). Default: 8, or the most that fit below that. More copies
+   * copies of D3's 216 leaders take 27 KB). Default: 16, or the most that fit below that. More copies
    * make each lookup cheaper in workgroup-memory bandwidth and the table's fill dearer; which wins
-   * depends on the GPU (the benchmark times both).
+   * depends on the GPU (the benchmark times 8 and 32 beside the default).
    */
   readonly leaderCopies?: LeaderCopies;
 }
 
 /**
  * How many copies of a table of `leaders` packed leaders (4 bytes each) a kernel keeps: `requested`
- * when given (checked), else the most up to 8 that fit `workgroupBytes` beside the lanes' reduction
+ * when given (checked), else the most up to 16 that fit `workgroupBytes` beside the lanes' reduction
  * for a tile of `rhsTile` right-hand sides and the kernel's own tables (`kernelBytes`).
  *
  * @example
- * i8LeaderCopies(216, 1, 64, 16384); // 8: 6912 bytes beside 1 KB of partial sums
+ * i8LeaderCopies(216, 1, 64, 16384); // 16: 13 824 bytes beside 1 KB of partial sums
+ * i8LeaderCopies(216, 8, 64, 16384); // 8: 6912 bytes beside 8 KB of partial sums
  * i8LeaderCopies(216, 1, 64, 32768, 32); // 32: 27 648 bytes
  */
 export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {

@@ -102,7 +102,7 @@ const MULTIPLE_TABLE_BYTES = 4 * MAX_GPU_MULTIPLES;
  * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's scale multiples.
  *
  * @example
- * latticeGemvI8LeaderCopies(6, 1, 16384); // 8
+ * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 120)
  */
 export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
   return i8LeaderCopies(q ** 3, rhsTile, MULTIPLE_TABLE_BYTES, workgroupBytes, requested);

@@ -173,7 +173,7 @@ const ROOT_STEP_BYTES = 16 * 4;
  * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's root steps.
  *
  * @example
- * universalGemvI8LeaderCopies(6, 1, 32768); // 8
+ * universalGemvI8LeaderCopies(6, 1, 32768); // 16
  * universalGemvI8LeaderCopies(6, 1, 32768, 32); // 32 (27 648 bytes fit)
  */
 export function universalGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
