@@ -61,12 +61,12 @@ const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 // passes on average); with 8 or fewer the lanes of a copy meet at random in its banks, so 8 copies
 // take 2.93 passes and 1 copy 3.06 (bench/leaderBankPasses.ts, on real codes and uniform ones alike).
 // Why 16 (an estimate for an NVIDIA H200, bench/README.md "An H200's budget per byte"): an SM's
-// load/store path takes one warp-wide lookup per clock and pass, and its ALU pipe 64 lanes per clock.
-// Per 2 KB of a warp's codes (64 blocks per lane; ≈ 139 clocks of the SM's share of HBM with the
-// scale indices) the deterministic kernel's ≈ 9 ALU instructions per block take ≈ 288 clocks; its
-// lookups with 8 copies ≈ 190 passes, plus the multiples (64) and the code, side-bit and x̂ loads
-// (≈ 72): ≈ 324, the bound. 16 copies take ≈ 128 passes (≈ 264 in all), below the ALU's 288, so 32
-// (≈ 200) would gain nothing more and double the fill before the loop (27 KB of stores, ≈ 216
+// load/store path takes one warp-wide lookup per clock and pass, and it issues 128 lane-instructions
+// per clock. Per 2 KB of a warp's codes (64 blocks per lane; ≈ 139 clocks of the SM's share of HBM
+// with the scale indices) the deterministic kernel's ≈ 15 instructions per block take ≈ 240 clocks
+// of issue; its lookups with 8 copies ≈ 190 passes, plus the code, side-bit and x̂ loads (≈ 72):
+// ≈ 260, the bound. 16 copies take ≈ 128 passes (≈ 200 in all), below the issue's 240, so 32
+// (≈ 136) would gain nothing more and double the fill before the loop (27 KB of stores, ≈ 216
 // passes per workgroup, a few percent of a 4096-row layer's loop). The benchmark times 8 and 32
 // beside the default (`leaderCopies`), since a GPU may disagree. Each entry is a leader as packed i8
 // (its three coordinates in the low three bytes).

@@ -9,10 +9,16 @@
 // shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
 // shaders/gemv_column_sums.wgsl (column_scale, column_mean, the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
-// Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
-// the leader (|P_v| ≤ q = 6) and k_b the block's scale multiple (an integer). With x̃ ≈ s_g·x̂ per
-// group of 12 coordinates (shaders/gemv_i8_inputs.wgsl), a group's Σ k_b·⟨P_b, x̂_b⟩ is an exact
-// i32 (|·| ≤ 4·max k·3·6·127 < 2^24: the host refuses larger multiples) taken with one packed 8-bit dot
+// Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b 6k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
+// the leader (|P_v| ≤ q = 6), k_b the block's scale multiple (an integer) and the host's column_unit
+// carrying 1/6. 6k_b comes from the block's scale index i as the integer cubic through the (at most
+// 4) multiples, 6k(i) = A + B·i + C·i² + D·i³ (multipleCubic in latticeGemvI8.ts): three integer
+// multiply-adds, which an NVIDIA GPU runs on its FMA pipe, instead of a workgroup-memory lookup whose
+// address and clamp take the ALU pipe and whose load takes the load/store path — the two resources
+// that bound this kernel (bench/README.md, "An H200's budget per byte"). With x̃ ≈ s_g·x̂ per group
+// of 12 coordinates (shaders/gemv_i8_inputs.wgsl), a group's Σ 6k_b·⟨P_b, x̂_b⟩ is an i32 (|·| ≤
+// 4·6·max k·3·6·127 < 2^31: the host refuses larger multiples; exact in f32 below 2^24, i.e. for
+// multiples up to 305, else rounded once, by at most 2^−24 of it) taken with one packed 8-bit dot
 // product per block, then scaled by s_g once.
 //
 // Layout: as shaders/universal_gemv_i8.wgsl — a group is one code word (4 blocks) and a byte of the
@@ -26,19 +32,20 @@
 //
 // Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
 // unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
-// address and clamp 3, multiple read 2, dot product 1 (≈ 12 in the plain fallback), multiply-add 1;
-// per group (¼ per block) the x̂ and scale loads (shared by the lane's two columns), the group's index
-// bits (one shift), the f32 multiply-add, the group test and, per quad, its code load, two index-word
-// loads and their funnel shift ≈ 12: ≈ 15 per block (per code byte) ≈ 12 per weight byte
-// (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs). An H200 affords ≈ 7 instructions per byte
-// at full bandwidth, of which ≈ 3.5 on its ALU pipe; ≈ 9 of the 15 run there (the fields, the table
-// addresses and Tint's clamps on them: the dot product and the multiply-add go to the FMA pipe), so
-// the ALU and the table lookups bound this kernel near half the HBM bandwidth (see the leader table in
-// gemv_i8_common.wgsl). The static SPIR-V count, which keeps Tint's loop guards, clamps and
-// one-iteration loops, is ≈ 40 per block (32 per weight byte; 41 with the index byte of each group
-// chosen from the two index words, 46 with also a 4-byte code load and an index-word load per group).
+// address and clamp 3, the multiple 3 (integer multiply-adds), dot product 1 (≈ 12 in the plain
+// fallback), multiply-add 1; per group (¼ per block) the x̂ and scale loads (shared by the lane's two
+// columns), the group's index bits (one shift), the f32 multiply-add, the group test and, per quad,
+// its code load, two index-word loads and their funnel shift ≈ 12: ≈ 15 per block (per code byte)
+// ≈ 12 per weight byte (lattice_gemv.wgsl: ≈ 29 per code byte with f32 inputs). An H200 affords ≈ 7
+// instructions per byte at full bandwidth, ≈ 3.5 of them on its ALU pipe and ≈ 3.5 integer
+// multiply-adds on its FMA pipe: ≈ 7 of the 15 run on the ALU (the fields, the leader's address and
+// Tint's clamp on it), ≈ 5.5 on the FMA pipe, so the total issue bounds this kernel near 58 % of the
+// HBM bandwidth (bench/README.md, "An H200's budget per byte"; with a table lookup for the multiple,
+// as before, the ALU bound it near 48 %). The static SPIR-V count, which keeps Tint's loop guards,
+// clamps and one-iteration loops and counts a multiply and its add apart, is ≈ 45 per block (36 per
+// weight byte; 40 with the table lookup; 41 with also the index byte of each group chosen from the
+// two index words, 46 with also a 4-byte code load and an index-word load per group).
 
-const MULTIPLES: u32 = 16u;        // MAX_GPU_MULTIPLES
 const GROUP_INDEX_BITS: u32 = GROUP_BLOCKS * INDEX_BITS;
 const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << INDEX_GROUPS_LOG2
 
@@ -52,23 +59,25 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << I
 @group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
-var<workgroup> multiple_table: array<i32, MULTIPLES>;
-
-// Decodes the leaders and the scale multiples into workgroup memory, then waits for the whole workgroup.
+// Decodes the leaders into workgroup memory, then waits for the whole workgroup.
 fn fill_tables(thread: u32) {
-  if (thread < MULTIPLES) {
-    multiple_table[thread] = params.multiples[thread >> 2u][thread & 3u];
-  }
   fill_leader_table(thread);
   workgroupBarrier();
 }
 
-// Adds k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
+// 6·k of scale index `index` (0…3): the cubic through the multiples, in Horner form (see the header).
+fn multiple6(index: u32) -> i32 {
+  let i = i32(index);
+  let c = params.multiple_cubic[0];
+  return ((c.w * i + c.z) * i + c.y) * i + c.x;
+}
+
+// Adds 6k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
 fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
   let leader = leader_table[code * LEADER_COPIES + replica];
-  let k = multiple_table[index];
+  let k6 = multiple6(index);
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*exact)[r] = (*exact)[r] + k * dot_i8x4(leader, (*xs)[r][i]);
+    (*exact)[r] = (*exact)[r] + k6 * dot_i8x4(leader, (*xs)[r][i]);
   }
 }
 

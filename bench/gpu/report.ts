@@ -1,6 +1,7 @@
 import { markdownTable } from '../lib/args.js';
 import type { BenchRow } from './common.js';
 import type { InstructionStats } from './instructionStats.js';
+import { PIPE_CLASSES, type PipeClass } from './spirv.js';
 import { issueTargets, type TargetResult } from './targets.js';
 
 /*
@@ -128,6 +129,23 @@ function productTable(rows: readonly BenchRow[]): string {
   );
 }
 
+const CLASS_NAMES: Readonly<Record<PipeClass, string>> = {
+  alu: 'ALU',
+  intMultiply: 'integer multiply-add and dot',
+  float: 'f32',
+  memory: 'memory',
+  address: 'address',
+  branch: 'branch',
+  other: 'other',
+};
+
+/** "ALU 20.1, integer multiply-add and dot 3.2, …" (classes with none left out). */
+function classLine(byClass: Readonly<Record<PipeClass, number>>): string {
+  return PIPE_CLASSES.filter((c) => byClass[c] > 0)
+    .map((c) => `${CLASS_NAMES[c]} ${fmt(byClass[c])}`)
+    .join(', ');
+}
+
 /** The Markdown report. */
 export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
   const gemv = rows.filter((r) => r.family === 'stream' || r.family === 'gemv' || r.family === 'batched');
@@ -137,7 +155,7 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
   const statLines = [...stats].map(([key, s]) =>
     'error' in s
       ? `- ${key}: not counted (${s.error})`
-      : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte${s.unknownTrips > 0 ? ` (${s.unknownTrips} nested loop(s) of unknown trip count counted once)` : ''}`,
+      : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte (${classLine(s.perCodeByteByClass)})${s.unknownTrips > 0 ? `; ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : ''}`,
   );
   return [
     `# WebGPU GEMV and product benchmark — ${env.device}`,
@@ -182,6 +200,10 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     'instructions per HBM byte at full bandwidth (33.5 T lane-instructions/s ÷ 4.8 TB/s), of which ≈ 3.5',
     'on its ALU pipe (shifts, masks, integer adds, compares; 64 lanes per SM and clock) and ≈ 3.5 integer',
     'multiply-adds and packed dot products on its FMA pipe (bench/README.md, "An H200\'s budget per byte").',
+    'In brackets, the same per byte by the resource each instruction is assumed to use there (ALU pipe;',
+    'integer multiply-adds and packed dot products on the FMA pipe; f32 arithmetic on either FMA pipe;',
+    'memory: loads, stores, atomics and barriers on the load/store path; address: access chains, which',
+    'the driver may put on either pipe; branches; other: conversions and the rest).',
     '',
     ...statLines,
     '',

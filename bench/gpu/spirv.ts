@@ -28,6 +28,14 @@
  *   (their bodies are counted).
  * - Code bytes per iteration: the bytes of the loads from the code binding in one iteration, counted
  *   the same way (a vec4<u32> load is 16 bytes).
+ * - Each counted instruction is also put in a class by the SM resource it is assumed to use on an
+ *   NVIDIA Hopper GPU (`PipeClass`; bench/README.md, "An H200's budget per byte"): the ALU pipe
+ *   (integer add, shifts, logic, compares, selects, min/max, bit-field extracts), the FMA pipe's
+ *   integer side (integer multiplies, which become IMAD, and packed dot products, IDP4A), f32
+ *   arithmetic (either FMA pipe; an integer add of an integer product goes with the product, as the
+ *   driver fuses them into one IMAD), memory (loads, stores, atomics, barriers: the load/store path),
+ *   address arithmetic (access chains: LEA on the ALU or IMAD on the FMA pipe, the driver's choice),
+ *   branches, and the rest (conversions, other extended instructions).
  * SPIR-V instructions are not machine instructions (the driver hoists loop invariants such as
  * uniform loads, fuses and-or into one LOP3, removes some of Tint's clamps), so this is an estimate
  * of the ALU issue per byte, good for ranking kernels and for finding the expensive ones; a hand
@@ -42,10 +50,54 @@ export interface SpirvLoopStats {
   readonly codeBytes: number;
   /** instructions / codeBytes. */
   readonly perCodeByte: number;
+  /** The instructions per code byte by the SM resource they are assumed to use (they sum to perCodeByte). */
+  readonly perCodeByteByClass: Readonly<Record<PipeClass, number>>;
   /** Nested loops whose trip count was not a recognisable constant (each counted once). */
   readonly unknownTrips: number;
   /** SPIR-V instructions of the whole module (for scale). */
   readonly moduleInstructions: number;
+}
+
+/** The SM resource an instruction is assumed to use on an NVIDIA Hopper GPU (see the module comment). */
+export type PipeClass = 'alu' | 'intMultiply' | 'float' | 'memory' | 'address' | 'branch' | 'other';
+
+/** Every class, in the order reports list them. */
+export const PIPE_CLASSES: readonly PipeClass[] = ['alu', 'intMultiply', 'float', 'memory', 'address', 'branch', 'other'];
+
+const ALU_OPS = new Set([
+  'OpIAdd', 'OpISub', 'OpSNegate', 'OpNot',
+  'OpShiftLeftLogical', 'OpShiftRightLogical', 'OpShiftRightArithmetic',
+  'OpBitwiseAnd', 'OpBitwiseOr', 'OpBitwiseXor',
+  'OpBitFieldUExtract', 'OpBitFieldSExtract', 'OpBitFieldInsert', 'OpBitCount', 'OpBitReverse',
+  'OpSelect', 'OpLogicalAnd', 'OpLogicalOr', 'OpLogicalNot', 'OpLogicalEqual', 'OpLogicalNotEqual', 'OpAny', 'OpAll',
+  'OpIEqual', 'OpINotEqual',
+  'OpULessThan', 'OpULessThanEqual', 'OpUGreaterThan', 'OpUGreaterThanEqual',
+  'OpSLessThan', 'OpSLessThanEqual', 'OpSGreaterThan', 'OpSGreaterThanEqual',
+  'OpFOrdEqual', 'OpFOrdNotEqual', 'OpFOrdLessThan', 'OpFOrdLessThanEqual', 'OpFOrdGreaterThan', 'OpFOrdGreaterThanEqual',
+  'OpFUnordEqual', 'OpFUnordNotEqual', 'OpFUnordLessThan', 'OpFUnordLessThanEqual', 'OpFUnordGreaterThan', 'OpFUnordGreaterThanEqual',
+  'OpIsNan', 'OpIsInf',
+]);
+const INT_MULTIPLY_OPS = new Set(['OpIMul', 'OpSDot', 'OpUDot', 'OpSUDot', 'OpSDotAccSat', 'OpUDotAccSat', 'OpSUDotAccSat', 'OpSDotKHR', 'OpUDotKHR', 'OpSUDotKHR']);
+const FLOAT_OPS = new Set(['OpFAdd', 'OpFSub', 'OpFMul', 'OpFNegate', 'OpVectorTimesScalar', 'OpDot']);
+const MEMORY_OPS = new Set(['OpLoad', 'OpStore', 'OpControlBarrier', 'OpMemoryBarrier']);
+/** GLSL.std.450 extended instructions on the ALU pipe (min/max/clamp as IMNMX/FMNMX, bit scans) and on the FMA pipes. */
+const ALU_EXT = new Set(['UMin', 'UMax', 'SMin', 'SMax', 'UClamp', 'SClamp', 'FMin', 'FMax', 'NMin', 'NMax', 'FClamp', 'NClamp', 'SAbs', 'FAbs', 'SSign', 'FindUMsb', 'FindSMsb', 'FindILsb']);
+const FLOAT_EXT = new Set(['Fma', 'FMix']);
+
+/** The class of a counted instruction (see the module comment). */
+export function pipeClass(op: string, extInst?: string): PipeClass {
+  if (op === 'OpExtInst') return extInst !== undefined && ALU_EXT.has(extInst) ? 'alu' : extInst !== undefined && FLOAT_EXT.has(extInst) ? 'float' : 'other';
+  if (ALU_OPS.has(op)) return 'alu';
+  if (INT_MULTIPLY_OPS.has(op)) return 'intMultiply';
+  if (FLOAT_OPS.has(op)) return 'float';
+  if (MEMORY_OPS.has(op) || op.startsWith('OpAtomic')) return 'memory';
+  if (op === 'OpAccessChain' || op === 'OpInBoundsAccessChain' || op === 'OpPtrAccessChain') return 'address';
+  if (op === 'OpBranchConditional' || op === 'OpSwitch') return 'branch';
+  return 'other';
+}
+
+function noClasses(): Record<PipeClass, number> {
+  return { alu: 0, intMultiply: 0, float: 0, memory: 0, address: 0, branch: 0, other: 0 };
 }
 
 interface Instruction {
@@ -208,6 +260,7 @@ function loopsOf(fn: SpirvFunction): Loop[] {
 
 interface Cost {
   instructions: number;
+  byClass: Record<PipeClass, number>;
   codeBytes: number;
   unknownTrips: number;
   loadsCode: boolean;
@@ -325,13 +378,33 @@ class Analyzer {
     return ins.result === null ? 1 : m.width(ins.args[0]);
   }
 
+  /**
+   * The class of a counted instruction: `pipeClass`, except that an integer add or subtract of an
+   * integer product (through bitcasts) goes with the product, since the driver fuses the two into one
+   * IMAD on the FMA pipe.
+   */
+  classOf(ins: Instruction): PipeClass {
+    const c = pipeClass(ins.op, ins.op === 'OpExtInst' ? ins.args[2] : undefined);
+    if ((ins.op === 'OpIAdd' || ins.op === 'OpISub') && ins.args.slice(1, 3).some((id) => this.producer(id)?.op === 'OpIMul')) return 'intMultiply';
+    return c;
+  }
+
+  /** The instruction that defines `id`, looking through bitcasts. */
+  private producer(id: string): Instruction | undefined {
+    let def = this.module.defs.get(id);
+    for (let depth = 0; def?.op === 'OpBitcast' && depth < 8; depth++) def = this.module.defs.get(def.args[1] as string);
+    return def;
+  }
+
   /** Cost of the blocks `labels` of `fn` (nested loops excluded; they are added by the caller). */
   blocksCost(fn: SpirvFunction, labels: Set<string>, params: Map<string, number>, depth: number): Cost {
-    const cost: Cost = { instructions: 0, codeBytes: 0, unknownTrips: 0, loadsCode: false };
+    const cost: Cost = { instructions: 0, byClass: noClasses(), codeBytes: 0, unknownTrips: 0, loadsCode: false };
     for (const block of fn.blocks) {
       if (!labels.has(block.label)) continue;
       for (const ins of block.instructions) {
-        cost.instructions += this.instructionCost(ins);
+        const count = this.instructionCost(ins);
+        cost.instructions += count;
+        if (count > 0) cost.byClass[this.classOf(ins)] += count;
         if (ins.op === 'OpLoad' && this.codeVariables.has(this.module.root(ins.args[1] as string))) {
           cost.codeBytes += this.module.bytes(ins.args[0]);
           cost.loadsCode = true;
@@ -354,7 +427,7 @@ class Analyzer {
 
   functionCost(fn: SpirvFunction, params: Map<string, number>, depth: number): Cost {
     const entry = fn.blocks[0];
-    if (entry === undefined) return { instructions: 0, codeBytes: 0, unknownTrips: 0, loadsCode: false };
+    if (entry === undefined) return { instructions: 0, byClass: noClasses(), codeBytes: 0, unknownTrips: 0, loadsCode: false };
     const live = this.reachable(fn, entry.label, null, params);
     const top = this.loops(fn).filter((loop) => live.has(loop.header) && !this.loops(fn).some((outer) => outer !== loop && outer.blocks.has(loop.header)));
     return this.regionCost(fn, live, top, params, depth);
@@ -425,6 +498,7 @@ class Analyzer {
 
 function add(into: Cost, cost: Cost, times = 1): void {
   into.instructions += times * cost.instructions;
+  for (const c of PIPE_CLASSES) into.byClass[c] += times * cost.byClass[c];
   into.codeBytes += times * cost.codeBytes;
   into.unknownTrips += cost.unknownTrips;
   into.loadsCode ||= cost.loadsCode;
@@ -468,8 +542,11 @@ export function analyzeSpirv(text: string, codeVariableNames: readonly string[],
     }
   }
   if (best === null) throw new Error('no loop loads from the code binding');
-  const { instructions, codeBytes, unknownTrips } = best.cost;
-  return { instructions, codeBytes, perCodeByte: codeBytes > 0 ? instructions / codeBytes : Number.NaN, unknownTrips, moduleInstructions: module.instructionCount };
+  const { instructions, byClass, codeBytes, unknownTrips } = best.cost;
+  const perByte = (n: number): number => (codeBytes > 0 ? n / codeBytes : Number.NaN);
+  const perCodeByteByClass = noClasses();
+  for (const c of PIPE_CLASSES) perCodeByteByClass[c] = perByte(byClass[c]);
+  return { instructions, codeBytes, perCodeByte: perByte(instructions), perCodeByteByClass, unknownTrips, moduleInstructions: module.instructionCount };
 }
 
 /** The SPIR-V dumps in a child's output, by the `// spirv-stats: ID` marker that starts each kernel's WGSL. */

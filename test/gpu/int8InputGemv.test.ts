@@ -471,12 +471,13 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
     }
   });
 
-  it('scale multiples of either sign give the twin, up to the largest whose group sums stay exact; larger ones are refused with the reason', async () => {
+  it('scale multiples of either sign give the twin, up to the largest whose i32 group sums cannot overflow; larger ones are refused with the reason', async () => {
     const { device } = context;
     const graded512 = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
     const x = structuredX(512, 2);
-    // 4 blocks · 1834 · (3 · 6 · 127) < 2^24 ≤ 4 · 1835 · 2286: the largest multiple whose i32 group sums convert to f32 exactly.
-    for (const multiples of [[127, -127, 1, -45], [-1, 1834, -1834, 64]]) {
+    // 4 blocks · 6k · (3 · 6 · 127): 305 is the largest multiple whose group sums stay below 2^24 (exact
+    // in f32), 39 141 the largest below 2^31 (4 · 6 · 39 141 · 2286 < 2^31 ≤ 4 · 6 · 39 142 · 2286).
+    for (const multiples of [[127, -127, 1, -45], [-1, 305, -305, 64], [-1, 39141, -39141, 64], [39141, 39141, 39141, 39141]]) {
       const q = { ...graded512, multiples: Int32Array.from(multiples) };
       const gpuW = uploadLatticeMatrix(device, q);
       try {
@@ -488,9 +489,9 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
         gpuW.destroy();
       }
     }
-    const tooLarge = uploadLatticeMatrix(device, { ...graded512, multiples: Int32Array.from([16, 23, 32, -1835]) });
+    const tooLarge = uploadLatticeMatrix(device, { ...graded512, multiples: Int32Array.from([16, 23, 32, -39142]) });
     try {
-      await expect(latticeGemvI8(device, tooLarge, x, { dotPath: 'plain' })).rejects.toThrow(/scale multiples up to 1835 are too large for exact i32 group sums/);
+      await expect(latticeGemvI8(device, tooLarge, x, { dotPath: 'plain' })).rejects.toThrow(/scale multiples up to 39142 are too large for the kernel's i32 group sums/);
     } finally {
       tooLarge.destroy();
     }
@@ -886,46 +887,51 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
 
 describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs count is what WebGPU counts', () => {
   // 32 copies of 216 leaders (27 648 bytes), 1 KB of partial sums, the vote and the width (16 bytes
-  // each as WebGPU counts a u32), the kernel's own 64 bytes: 28 768. On a device whose limit is exactly
-  // that, Dawn accepts the pipelines (an undercount would fail its validation); a byte less, the host
-  // refuses 32 copies before Dawn would. (The subgroup variant, which runs where the device has
-  // subgroups, uses the vote and width; the plain one never reads them and Tint drops them.)
-  const exact = 27648 + 1024 + 16 + 16 + 64;
+  // each as WebGPU counts a u32), and the universal kernel's own 64 bytes (its root steps; the
+  // deterministic kernel has none): 28 768 and 28 704. On a device whose limit is exactly that, Dawn
+  // accepts the pipeline (an undercount would fail its validation); a byte less, the host refuses 32
+  // copies before Dawn would. (The subgroup variant, which runs where the device has subgroups, uses
+  // the vote and width; the plain one never reads them and Tint drops them.)
+  const lanes = 27648 + 1024 + 16 + 16;
   it('32 copies compile and match the twins at exactly their bytes, and are refused a byte below', async () => {
     const probe = await testDevice();
     const adapterLimit = probe.device.limits.maxComputeWorkgroupStorageSize;
     probe.device.destroy();
-    if (adapterLimit < exact) return; // this adapter cannot hold 32 copies at all
+    if (adapterLimit < lanes + 64) return; // this adapter cannot hold 32 copies at all
     const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 92), { scheme: 'd3-q6', seed: 6, nonce: 93 });
     const deterministicQ = quantize(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
     if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
     const x = gaussianMatrix(300, 1, 95);
-    for (const limit of [exact, exact - 1]) {
-      const context = await testDevice({ workgroupStorageLimit: limit });
-      const { device } = context;
-      const dotPath = dotPathFor(context.features);
-      const universalW = uploadUniversalMatrix(device, universalQ);
-      const weights = UniversalGemvI8Weights.create(device, universalW);
-      const deterministicW = uploadLatticeMatrix(device, deterministicQ);
-      try {
-        expect(device.limits.maxComputeWorkgroupStorageSize).toBe(limit);
-        const runs = [
-          [universalQ, () => universalGemvI8(device, weights, x, { dotPath, leaderCopies: 32 })],
-          [deterministicQ, () => latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32 })],
-        ] as const;
-        for (const [q, run] of runs) {
+    const kernels = [
+      { q: universalQ, exact: lanes + 64, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const universalW = uploadUniversalMatrix(device, universalQ);
+        const weights = UniversalGemvI8Weights.create(device, universalW);
+        return universalGemvI8(device, weights, x, { dotPath, leaderCopies: 32 }).finally(() => {
+          weights.destroy();
+          universalW.destroy();
+        });
+      } },
+      { q: deterministicQ, exact: lanes, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+        return latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32 }).finally(() => deterministicW.destroy());
+      } },
+    ];
+    for (const { q, exact, run } of kernels) {
+      for (const limit of [exact, exact - 1]) {
+        const context = await testDevice({ workgroupStorageLimit: limit });
+        const { device } = context;
+        try {
+          expect(device.limits.maxComputeWorkgroupStorageSize).toBe(limit);
+          const what = `${q.scheme.lattice} ${q.mode}, limit ${limit}`;
           if (limit === exact) {
-            const y = await run(); // a validation error (the pipeline over the limit) rejects
-            expect(compare(y, q, x).twin, `${q.scheme.lattice} ${q.mode}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+            const y = await run(device, dotPathFor(context.features)); // a validation error (the pipeline over the limit) rejects
+            expect(compare(y, q, x).twin, `${what}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
           } else {
-            await expect(run()).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes of workgroup memory; 27647 are left/);
+            await expect(run(device, dotPathFor(context.features))).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes of workgroup memory; 27647 are left/);
           }
+        } finally {
+          device.destroy();
         }
-      } finally {
-        weights.destroy();
-        universalW.destroy();
-        deterministicW.destroy();
-        device.destroy();
       }
     }
   });

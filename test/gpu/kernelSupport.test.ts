@@ -15,7 +15,7 @@ import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
 import { bindingWindow } from '../../src/gpu/workSplit.js';
 import { codeQuadColumnsPerBinding, codeQuadWindow, i8LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
-import { latticeGemvI8LeaderCopies } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { latticeGemvI8LeaderCopies, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvI8LeaderCopies } from '../../src/gpu/kernels/universalGemvI8.js';
 import fc from 'fast-check';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -114,6 +114,36 @@ describe('code quad windows (codeQuadWindow, codeQuadColumnsPerBinding)', () => 
         expect(codeQuadWindow(wordsPerColumn, first, perBinding, alignment).size).toBeLessThanOrEqual(maxBinding);
       }),
     );
+  });
+});
+
+describe('the deterministic int8-input GEMV\'s scale multiples as a cubic (multipleCubic)', () => {
+  // The kernel evaluates 6·k(i) = A + B·i + C·i² + D·i³ in i32; here in exact integers (|values| far
+  // below 2^53), against 6 times the multiple itself (0 past the given ones, as the f32 kernel's table).
+  const evaluate = ([a, b, c, d]: readonly number[], i: number): number => (((d as number) * i + (c as number)) * i + (b as number)) * i + (a as number);
+  it('gives 6·k(i) at every index for 0 to 4 multiples of either sign, with integer coefficients', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -39141, max: 39141 }), { minLength: 0, maxLength: 4 }), (multiples) => {
+        const cubic = multipleCubic(multiples);
+        expect(cubic.every(Number.isInteger)).toBe(true);
+        for (let i = 0; i < 4; i++) expect(evaluate(cubic, i)).toBe(6 * (multiples[i] ?? 0));
+      }),
+    );
+    expect(multipleCubic([16, 23, 32, 45])).toEqual([96, 40, 0, 2]); // d3-q6-deterministic's ladder, by hand: 96 + 40·i + 2·i³
+  });
+
+  it('stays inside i32 in Horner\'s form for the largest multiples the kernel takes', () => {
+    // Worst signs for the intermediate values: alternating extremes.
+    for (const multiples of [[39141, -39141, 39141, -39141], [-39141, 39141, -39141, 39141]]) {
+      const [a, b, c, d] = multipleCubic(multiples) as [number, number, number, number];
+      for (let i = 0; i < 4; i++) {
+        for (const partial of [d * i + c, (d * i + c) * i + b, ((d * i + c) * i + b) * i + a]) expect(Math.abs(partial)).toBeLessThan(2 ** 31);
+      }
+    }
+  });
+
+  it('refuses more than 4 multiples', () => {
+    expect(() => multipleCubic([1, 2, 3, 4, 5])).toThrow(/at most 4 scale multiples \(2-bit indices\), got 5/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { analyzeSpirv, splitDumps, uniformWords } from '../../bench/gpu/spirv.js';
+import { analyzeSpirv, pipeClass, splitDumps, uniformWords } from '../../bench/gpu/spirv.js';
 
 /*
  * The SPIR-V instruction counter of the GPU benchmark (bench/gpu/spirv.ts) on a hand-written module in
@@ -139,6 +139,46 @@ describe('analyzeSpirv (bench/gpu/spirv.ts)', () => {
   it('follows only the taken side when the uniform member is known (mode = uniform word 6)', () => {
     expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 1]])).instructions).toBe(COMMON + 1);
     expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 0]])).instructions).toBe(COMMON + 4);
+  });
+
+  // By class, the 29 common instructions: address 3 (three access chains), memory 3 (two uniform
+  // loads and the code load), branch 6 (the two tests and the nested loop's 4), integer multiply 4
+  // (the nested IMul), ALU 13 (the rest); the taken side adds 1 ALU (mode 1: the xor) or 4 (mode 0:
+  // the vec4 add).
+  it('splits the count by the SM resource each instruction is assumed to use', () => {
+    const common = { intMultiply: 4, float: 0, memory: 3, address: 3, branch: 6, other: 0 };
+    const perByte = (counts: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(counts).map(([c, n]) => [c, n / 16]));
+    expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 1]])).perCodeByteByClass).toEqual(perByte({ alu: 14, ...common }));
+    expect(analyzeSpirv(MODULE, ['codes'], new Map([[6, 0]])).perCodeByteByClass).toEqual(perByte({ alu: 17, ...common }));
+    const stats = analyzeSpirv(MODULE, ['codes']);
+    expect(Object.values(stats.perCodeByteByClass).reduce((a, b) => a + b, 0)).toBeCloseTo(stats.perCodeByte, 12);
+  });
+
+  it('puts an integer add of an integer product (through a bitcast) with the product: one IMAD', () => {
+    const fused = MODULE.replace(
+      '         %s0 = OpIAdd %uint %wx %wy',
+      ['         %p0 = OpIMul %uint %wx %wy', '         %pb = OpBitcast %uint %p0', '         %s0 = OpIAdd %uint %pb %wy'].join('\n'),
+    );
+    const stats = analyzeSpirv(fused, ['codes'], new Map([[6, 1]]));
+    expect(stats.instructions).toBe(COMMON + 2);
+    expect(stats.perCodeByteByClass.alu).toBe(13 / 16);
+    expect(stats.perCodeByteByClass.intMultiply).toBe(6 / 16);
+  });
+
+  it.each([
+    ['OpShiftRightLogical', undefined, 'alu'],
+    ['OpSelect', undefined, 'alu'],
+    ['OpExtInst', 'UMin', 'alu'],
+    ['OpIMul', undefined, 'intMultiply'],
+    ['OpSDot', undefined, 'intMultiply'],
+    ['OpFMul', undefined, 'float'],
+    ['OpExtInst', 'Fma', 'float'],
+    ['OpAtomicOr', undefined, 'memory'],
+    ['OpAccessChain', undefined, 'address'],
+    ['OpConvertSToF', undefined, 'other'],
+    ['OpExtInst', 'Exp2', 'other'],
+  ] as const)('puts %s %s in %s', (op, ext, expected) => {
+    expect(pipeClass(op, ext)).toBe(expected);
   });
 
   it('refuses a module without the code binding or without a loop that loads it', () => {

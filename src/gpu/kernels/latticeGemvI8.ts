@@ -15,8 +15,6 @@ import {
   columnSideWindows,
   largestMultiple,
   latticeCodeBits,
-  MAX_GPU_MULTIPLES,
-  multipleWords,
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
@@ -47,6 +45,28 @@ import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type Share
 
 /** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
 const LARGEST_DOT = 3 * 6 * 127;
+
+/** The kernel takes 6·k per block (`multipleCubic`) and 1/6 in its column unit. */
+const CUBIC_SCALE = 6;
+
+/**
+ * 6·k(i) for the scale indices i = 0…3 as a cubic A + B·i + C·i² + D·i³ through the multiples k
+ * (k(i) = 0 past them, as in the f32-input kernel's table), returned as [A, B, C, D]. The kernel
+ * evaluates it with three integer multiply-adds per block instead of looking k up in workgroup memory
+ * (shaders/lattice_gemv_i8.wgsl says why). The coefficients are integers: with the forward
+ * differences Δ₁, Δ₂, Δ₃ of k(0…3), 6·k(i) = 6k₀ + (6Δ₁ − 3Δ₂ + 2Δ₃)·i + (3Δ₂ − 3Δ₃)·i² + Δ₃·i³.
+ *
+ * @example
+ * multipleCubic([16, 23, 32, 45]); // [96, 40, 0, 2]: 96 + 40·i + 2·i³ = 96, 138, 192, 270
+ */
+export function multipleCubic(multiples: ArrayLike<number>): [number, number, number, number] {
+  check(multiples.length <= 4, () => `the int8-input GEMV takes at most 4 scale multiples (2-bit indices), got ${multiples.length}`);
+  const k = (i: number): number => (i < multiples.length ? (multiples[i] as number) : 0);
+  const d1 = k(1) - k(0);
+  const d2 = k(2) - 2 * k(1) + k(0);
+  const d3 = k(3) - 3 * k(2) + 3 * k(1) - k(0);
+  return [CUBIC_SCALE * k(0), 6 * d1 - 3 * d2 + 2 * d3, 3 * d2 - 3 * d3, d3];
+}
 
 /** Right-hand sides per tile: the compile-time variants. */
 type RhsTile = 1 | 8;
@@ -90,22 +110,19 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   side_first: 'u32', // word of this dispatch's first norm in the side binding
   side_stride: 'u32', // words from a norm to its gain, and from the gain to the mean
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
-  column_unit: 'f32', // unit / (pointScale · √N)
-  multiples: 'array<vec4<i32>, 4>', // k of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
+  column_unit: 'f32', // unit / (6 · pointScale · √N): the 1/6 of the cubic's 6·k
+  multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³ (multipleCubic)
 });
-
-/** Workgroup memory of the kernel's own table besides the leaders and the lanes: multiple_table (16 i32). */
-const MULTIPLE_TABLE_BYTES = 4 * MAX_GPU_MULTIPLES;
 
 /**
  * Copies of the leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
- * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's scale multiples.
+ * (`requested`, checked, when given): `i8LeaderCopies` (the kernel has no table of its own).
  *
  * @example
  * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 120)
  */
 export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return i8LeaderCopies(q ** 3, rhsTile, MULTIPLE_TABLE_BYTES, workgroupBytes, requested);
+  return i8LeaderCopies(q ** 3, rhsTile, 0, workgroupBytes, requested);
 }
 
 interface Variant {
@@ -194,7 +211,10 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   checkGpuDeterministicMatrix(w, 'W');
   const why = latticeInt8InputsUnsupported(w.scheme);
   check(why === null, () => `${what}: ${why ?? ''}`);
-  check(LARGEST_DOT * 4 * largestMultiple(w) < 2 ** 24, () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for exact i32 group sums`);
+  check(
+    LARGEST_DOT * 4 * CUBIC_SCALE * largestMultiple(w) < 2 ** 31,
+    () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for the kernel's i32 group sums (4 blocks of 6·k·⟨P, x̂⟩, |⟨P, x̂⟩| ≤ ${LARGEST_DOT})`,
+  );
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
@@ -215,7 +235,8 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
   const leaderCopies = latticeGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies);
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies });
-  const columnUnit = w.unit / Math.sqrt(w.length); // D3's point scale is 1
+  const columnUnit = w.unit / (CUBIC_SCALE * Math.sqrt(w.length)); // D3's point scale is 1
+  const cubic = multipleCubic(w.multiples);
 
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
@@ -249,7 +270,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         side_stride: side.stride,
         subgroup_test_mode: testMode,
         column_unit: columnUnit,
-        multiples: multipleWords(w),
+        multiple_cubic: cubic,
       });
       pass.setBindGroup(
         0,
