@@ -206,6 +206,8 @@ const gemvKernels: GemvKernel[] = [
   deterministicKernel('d3-q6-deterministic', 'packed', true),
   deterministicKernel('d3-q6-deterministic', 'packed', true, 8),
   deterministicKernel('d3-q6-deterministic', 'packed', true, 32),
+  // Its scale multiples from a workgroup table (the former form) instead of the cubic, kernel alone.
+  deterministicKernel('d3-q6-deterministic', 'packed', true, undefined, 'table'),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),

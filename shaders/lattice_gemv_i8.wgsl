@@ -59,14 +59,18 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << I
 @group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
-// Decodes the leaders into workgroup memory, then waits for the whole workgroup.
+// Decodes the leaders (and, with a table of multiples, those) into workgroup memory, then waits for
+// the whole workgroup. `multiple6(index)` and `fill_multiples(thread)` are generated
+// (scaleMultiplesWgsl in latticeGemvI8.ts): the cubic below by default, or a lookup in a table of the
+// 4 values filled from it, the kernel's former form, kept to compare the two on a GPU.
 fn fill_tables(thread: u32) {
+  fill_multiples(thread);
   fill_leader_table(thread);
   workgroupBarrier();
 }
 
 // 6·k of scale index `index` (0…3): the cubic through the multiples, in Horner form (see the header).
-fn multiple6(index: u32) -> i32 {
+fn multiple_cubic(index: u32) -> i32 {
   let i = i32(index);
   let c = params.multiple_cubic[0];
   return ((c.w * i + c.z) * i + c.y) * i + c.x;

@@ -8,7 +8,7 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { dispatchLatticeGemvI8, latticeGemvI8LeaderCopies } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchLatticeGemvI8, latticeGemvI8LeaderCopies, type ScaleMultipleSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import type { LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -439,8 +439,8 @@ function latticeQ(scheme: SchemeName): number {
 
 /**
  * Names and SPIR-V keys of the int8-input GEMV rows. `leaderCopies` given: a row that forces that many
- * copies of the leader table (the default keeps 8: gemvI8Common.ts), to
- * compare the layouts on one GPU.
+ * copies of the leader table (the default keeps 16 where they fit: gemvI8Common.ts), to compare the
+ * layouts on one GPU; `variant` given: a row of another variant of the kernel (its name and SPIR-V key suffix).
  */
 function int8Row(
   base: string,
@@ -448,10 +448,11 @@ function int8Row(
   dotPath: DotPath,
   xPrepared: boolean,
   leaderCopies: { readonly copies: LeaderCopies; readonly check: (workgroupBytes: number, copies: LeaderCopies) => LeaderCopies } | undefined,
+  variant?: { readonly name: string; readonly spirvSuffix: string },
 ): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
   return {
-    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${leaderCopies === undefined ? '' : `, ${leaderCopies.copies} leader-table copies`}`,
-    spirvKey: `${spirvKey}:${dotPath}`,
+    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${leaderCopies === undefined ? '' : `, ${leaderCopies.copies} leader-table copies`}${variant === undefined ? '' : `, ${variant.name}`}`,
+    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}`,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
       if (leaderCopies === undefined) return null;
@@ -467,11 +468,22 @@ function int8Row(
 
 /**
  * The deterministic lattice GEMV for a deterministic scheme: dispatchLatticeGemv, or with `int8`
- * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path.
+ * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path (and `scaleMultiples`: its
+ * scale multiples from a table instead of the default cubic, to compare the two on one GPU).
  */
-export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
+export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, leaderCopies?: LeaderCopies, scaleMultiples?: ScaleMultipleSource): GemvKernel {
+  const tableVariant = scaleMultiples === 'table' ? { name: 'scale multiples from a table (the former form)', spirvSuffix: ':table' } : undefined;
   return {
-    ...(int8 === null ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` } : int8Row(`lattice GEMV ${scheme}`, `lattice-i8:${scheme}`, int8, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(latticeQ(scheme), 1, bytes, copies) })),
+    ...(int8 === null
+      ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` }
+      : int8Row(
+          `lattice GEMV ${scheme}`,
+          `lattice-i8:${scheme}`,
+          int8,
+          xPrepared,
+          leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(latticeQ(scheme), 1, bytes, copies, scaleMultiples) },
+          tableVariant,
+        )),
     k: 1,
     xPrepared,
     async build({ device }, problem, settings) {
@@ -488,7 +500,7 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
         prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) =>
           int8 === null
             ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y })
-            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs, leaderCopies }),
+            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs, leaderCopies, scaleMultiples }),
         ),
       );
       return {

@@ -57,12 +57,12 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
       code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath, leaderCopies: universalGemvI8LeaderCopies(6, 1, workgroupBytes) }),
       codeVariables: ['codes'],
     },
-    {
-      key: `lattice-i8:d3-q6-deterministic:${dotPath}`,
-      moduleKey: `lattice-i8-${dotPath}`,
-      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderCopies: latticeGemvI8LeaderCopies(6, 1, workgroupBytes) }),
+    ...(['cubic', 'table'] as const).map((scaleMultiples) => ({
+      key: `lattice-i8:d3-q6-deterministic:${dotPath}${scaleMultiples === 'table' ? ':table' : ''}`,
+      moduleKey: `lattice-i8-${dotPath}-${scaleMultiples}`,
+      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderCopies: latticeGemvI8LeaderCopies(6, 1, workgroupBytes, undefined, scaleMultiples), scaleMultiples }),
       codeVariables: ['codes'],
-    },
+    })),
   ];
 }
 

@@ -51,7 +51,10 @@ function shaders(): Shader[] {
       for (const dotPath of ['plain', 'packed'] as const) {
         const packed = dotPath === 'packed';
         list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath, leaderCopies: universalGemvI8LeaderCopies(6, rhsTile, 32768) }), subgroups, packed });
-        list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath, leaderCopies: latticeGemvI8LeaderCopies(6, rhsTile, 32768) }), subgroups, packed });
+        for (const scaleMultiples of ['cubic', 'table'] as const) {
+          const leaderCopies = latticeGemvI8LeaderCopies(6, rhsTile, 32768, undefined, scaleMultiples);
+          list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}, multiples from a ${scaleMultiples}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath, leaderCopies, scaleMultiples }), subgroups, packed });
+        }
       }
     }
   }

@@ -80,6 +80,12 @@ function structuredX(rows: number, k: number): Matrix {
   return { rows, cols: k, data };
 }
 
+function deterministic(w: Matrix, options: QuantizeOptions): DeterministicLatticeMatrix {
+  const q = quantize(w, options);
+  if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+  return q;
+}
+
 function quantizeUniversal(w: Matrix, options: QuantizeOptions): UniversalLatticeMatrix {
   const q = quantize(w, options);
   if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
@@ -354,11 +360,6 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   });
   afterAll(() => context?.device.destroy());
 
-  function deterministic(w: Matrix, options: QuantizeOptions): DeterministicLatticeMatrix {
-    const q = quantize(w, options);
-    if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
-    return q;
-  }
 
   it('takes d3-q6-deterministic and refuses E8 and other D3 widths with a reason', () => {
     expect(latticeInt8InputsUnsupported(SCHEMES['d3-q6-deterministic'] as never)).toBeNull();
@@ -516,8 +517,7 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
     const k = 3;
     const seed = 21;
     const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 60), { scheme: 'd3-q6', seed, nonce: 61, center: true });
-    const deterministicQ = quantize(gaussianMatrix(n, 9, 62), { scheme: 'd3-q6-deterministic', seed });
-    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const deterministicQ = deterministic(gaussianMatrix(n, 9, 62), { scheme: 'd3-q6-deterministic', seed });
     const x = gaussianMatrix(n, k, 63);
     const rotation = new RandomizedHadamard(n, seed);
     const length = rotation.length;
@@ -581,8 +581,7 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
     const k = 3;
     const seed = 29;
     const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 80), { scheme: 'd3-q6', seed, nonce: 81, center: true });
-    const deterministicQ = quantize(gaussianMatrix(n, 11, 82), { scheme: 'd3-q6-deterministic', seed, center: true });
-    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const deterministicQ = deterministic(gaussianMatrix(n, 11, 82), { scheme: 'd3-q6-deterministic', seed, center: true });
     const cols = 11; // odd: every other right-hand side starts on an odd half
     const x = gaussianMatrix(n, k, 83);
     const biasValues = Float32Array.from({ length: cols }, (_, j) => (j - 5) / 3);
@@ -674,8 +673,7 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
     const k = 9;
     const seed = 23;
     const universalQ = quantizeUniversal(gaussianMatrix(n, 11, 70), { scheme: 'd3-q6', seed, nonce: 71, center: true });
-    const deterministicQ = quantize(gaussianMatrix(n, 9, 72), { scheme: 'd3-q6-deterministic', seed, center: true });
-    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const deterministicQ = deterministic(gaussianMatrix(n, 9, 72), { scheme: 'd3-q6-deterministic', seed, center: true });
     const otherSeedQ = quantize(gaussianMatrix(n, 9, 72), { scheme: 'd3-q6-deterministic', seed: seed + 1 });
     if (otherSeedQ.kind !== 'lattice' || otherSeedQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
     const x = gaussianMatrix(n, k, 73);
@@ -844,13 +842,12 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
 
   // Lanes read copy lane mod copies: a copy left unfilled, or filled with another entry, changes Y
   // for the lanes that read it; with every copy right Y does not depend on the count at all.
-  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies as by default (8), and their twins; a count that does not fit is refused', async () => {
+  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies as by default (16), and their twins; a count that does not fit is refused', async () => {
     const { device } = context;
     const dotPath = dotPathFor(context.features);
     const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
     const universalQ = quantizeUniversal(gaussianMatrix(700, 37, 80), { scheme: 'd3-q6', seed: 4, nonce: 81 });
-    const deterministicQ = quantize(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
-    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const deterministicQ = deterministic(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
     const universalW = uploadUniversalMatrix(device, universalQ);
     const weights = UniversalGemvI8Weights.create(device, universalW);
     const deterministicW = uploadLatticeMatrix(device, deterministicQ);
@@ -885,6 +882,42 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
   });
 });
 
+describe.skipIf(noGpu !== undefined)('the deterministic int8-input GEMV\'s scale multiples from the cubic or from a table', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  // Both give each block the same i32 6k (the table is filled from the cubic), so Y is the same bit
+  // for bit; a wrong cubic or a table filled wrongly changes the blocks of those indices.
+  it.each([
+    { what: 'd3-q6-deterministic (2-bit indices)', scheme: 'd3-q6-deterministic' as const, multiples: undefined },
+    { what: 'multiples of either sign', scheme: 'd3-q6-deterministic' as const, multiples: [-45, 300, -7, 1000] },
+    { what: 'two multiples (1-bit indices)', scheme: 'custom-1bit' as const, multiples: undefined },
+  ])('give the same Y, bit for bit, and the twin: $what', async ({ scheme, multiples }) => {
+    const { device } = context;
+    const dotPath = dotPathFor(context.features);
+    const q0 = scheme === 'custom-1bit'
+      ? deterministic(graded(300, 21, 51), { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: 2, steps: 2 } }, seed: 3, rotate: false })
+      : deterministic(gaussianMatrix(700, 21, 52), { scheme, seed: 3 });
+    const q = multiples === undefined ? q0 : { ...q0, multiples: Int32Array.from(multiples) };
+    const gpuW = uploadLatticeMatrix(device, q);
+    try {
+      for (const k of [1, 9]) {
+        const x = gaussianMatrix(q.rows, k, 60 + k);
+        const cubic = await latticeGemvI8(device, gpuW, x, { dotPath });
+        const table = await latticeGemvI8(device, gpuW, x, { dotPath, scaleMultiples: 'table' });
+        expect(compare(cubic, q, x).twin, `k = ${k}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+        expect(Array.from(table.data), `k = ${k}`).toEqual(Array.from(cubic.data));
+      }
+      await expect(latticeGemvI8(device, gpuW, gaussianMatrix(q.rows, 1, 70), { dotPath, scaleMultiples: 'lookup' as never })).rejects.toThrow(/scaleMultiples must be 'cubic' or 'table', got 'lookup'/);
+    } finally {
+      gpuW.destroy();
+    }
+  });
+});
+
 describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs count is what WebGPU counts', () => {
   // 32 copies of 216 leaders (27 648 bytes), 1 KB of partial sums, the vote and the width (16 bytes
   // each as WebGPU counts a u32), and the universal kernel's own 64 bytes (its root steps; the
@@ -899,8 +932,7 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
     probe.device.destroy();
     if (adapterLimit < lanes + 64) return; // this adapter cannot hold 32 copies at all
     const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 92), { scheme: 'd3-q6', seed: 6, nonce: 93 });
-    const deterministicQ = quantize(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
-    if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+    const deterministicQ = deterministic(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
     const x = gaussianMatrix(300, 1, 95);
     const kernels = [
       { q: universalQ, exact: lanes + 64, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
@@ -914,6 +946,11 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
       { q: deterministicQ, exact: lanes, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
         const deterministicW = uploadLatticeMatrix(device, deterministicQ);
         return latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32 }).finally(() => deterministicW.destroy());
+      } },
+      // its former table of multiples (scaleMultiples: 'table'): 4 i32, 16 bytes
+      { q: deterministicQ, exact: lanes + 16, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+        return latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32, scaleMultiples: 'table' }).finally(() => deterministicW.destroy());
       } },
     ];
     for (const { q, exact, run } of kernels) {
@@ -944,8 +981,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the mini
     try {
       const dotPath = dotPathFor(small.features);
       const universalQ = quantizeUniversal(gaussianMatrix(130, 11, 70), { scheme: 'd3-q6', seed: 5, nonce: 71 });
-      const deterministicQ = quantize(gaussianMatrix(130, 11, 72), { scheme: 'd3-q6-deterministic', seed: 5 });
-      if (deterministicQ.kind !== 'lattice' || deterministicQ.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+      const deterministicQ = deterministic(gaussianMatrix(130, 11, 72), { scheme: 'd3-q6-deterministic', seed: 5 });
       const universalW = uploadUniversalMatrix(device, universalQ);
       const weights = UniversalGemvI8Weights.create(device, universalW);
       const deterministicW = uploadLatticeMatrix(device, deterministicQ);

@@ -46,7 +46,7 @@ import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type Share
 /** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
 const LARGEST_DOT = 3 * 6 * 127;
 
-/** The kernel takes 6·k per block (`multipleCubic`) and 1/6 in its column unit. */
+/** 3!: the cubic through 4 integer values has integer coefficients once multiplied by it (`multipleCubic`); the kernel takes 1/6 in its column unit. */
 const CUBIC_SCALE = 6;
 
 /**
@@ -65,11 +65,23 @@ export function multipleCubic(multiples: ArrayLike<number>): [number, number, nu
   const d1 = k(1) - k(0);
   const d2 = k(2) - 2 * k(1) + k(0);
   const d3 = k(3) - 3 * k(2) + 3 * k(1) - k(0);
-  return [CUBIC_SCALE * k(0), 6 * d1 - 3 * d2 + 2 * d3, 3 * d2 - 3 * d3, d3];
+  return [6 * k(0), 6 * d1 - 3 * d2 + 2 * d3, 3 * d2 - 3 * d3, d3]; // CUBIC_SCALE · k(i), by Newton's form
 }
 
 /** Right-hand sides per tile: the compile-time variants. */
 type RhsTile = 1 | 8;
+
+/**
+ * How the kernel takes each block's 6k from its scale index: 'cubic' evaluates `multipleCubic` (three
+ * integer multiply-adds), 'table' looks it up in a 4-entry workgroup table filled once per workgroup
+ * (a load, an address and a clamp per block: the kernel's former form, kept to compare the two on a GPU).
+ */
+export type ScaleMultipleSource = 'cubic' | 'table';
+
+/** Workgroup bytes of the kernel's own table: 4 i32 for 'table' (WebGPU counts a variable in 16-byte units), none for 'cubic'. */
+function multipleTableBytes(source: ScaleMultipleSource): number {
+  return source === 'table' ? 16 : 0;
+}
 
 /**
  * Why the deterministic `scheme` cannot use the int8-input GEMV, or null when it can: D3 with 8-bit
@@ -116,13 +128,14 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
 
 /**
  * Copies of the leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
- * (`requested`, checked, when given): `i8LeaderCopies` (the kernel has no table of its own).
+ * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's own table (none with the
+ * default 'cubic' scale multiples).
  *
  * @example
  * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 120)
  */
-export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return i8LeaderCopies(q ** 3, rhsTile, 0, workgroupBytes, requested);
+export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies, scaleMultiples: ScaleMultipleSource = 'cubic'): LeaderCopies {
+  return i8LeaderCopies(q ** 3, rhsTile, multipleTableBytes(scaleMultiples), workgroupBytes, requested);
 }
 
 interface Variant {
@@ -132,13 +145,24 @@ interface Variant {
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
   readonly leaderCopies: LeaderCopies;
+  readonly scaleMultiples: ScaleMultipleSource;
+}
+
+/** `multiple6` (and `fill_multiples`, called by fill_tables) for the variant's source of 6k. */
+function scaleMultiplesWgsl(source: ScaleMultipleSource): string {
+  if (source === 'cubic') return 'fn multiple6(index: u32) -> i32 { return multiple_cubic(index); }\nfn fill_multiples(thread: u32) {}';
+  return [
+    'var<workgroup> multiple_table: array<i32, 4>;',
+    'fn multiple6(index: u32) -> i32 { return multiple_table[index]; }',
+    'fn fill_multiples(thread: u32) { if (thread < 4u) { multiple_table[thread] = multiple_cubic(thread); } }',
+  ].join('\n');
 }
 
 /**
  * The WGSL of one variant.
  *
  * @example
- * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderCopies: 8 });
+ * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderCopies: 16, scaleMultiples: 'cubic' });
  */
 export function latticeGemvI8ShaderSource(variant: Variant): string {
   return [
@@ -154,6 +178,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     lanesSource,
     gemvI8CommonWgsl(variant.leaderCopies),
     gemvSource,
+    scaleMultiplesWgsl(variant.scaleMultiples),
     columnSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -173,14 +198,14 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderCopies} leader table copies${variant.subgroups ? ', subgroups' : ''}`;
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderCopies} leader table copies, scale multiples from a ${variant.scaleMultiples}${variant.subgroups ? ', subgroups' : ''}`;
     const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
     return {
       main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
-  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderCopies}`,
+  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderCopies}/${variant.scaleMultiples}`,
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
@@ -191,6 +216,8 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
   readonly dotPath: DotPath;
   /** W's norms, gains and means gathered once (`MatrixColumnSide.create`); else copied per call. */
   readonly columnSide?: MatrixColumnSide;
+  /** How the kernel takes each block's scale multiple (default 'cubic'; 'table' to compare: {@link ScaleMultipleSource}). */
+  readonly scaleMultiples?: ScaleMultipleSource;
 }
 
 /**
@@ -233,8 +260,10 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     Math.min(operandColumnsPerBinding(w, maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
-  const leaderCopies = latticeGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies);
-  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies });
+  const scaleMultiples = args.scaleMultiples ?? 'cubic';
+  check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
+  const leaderCopies = latticeGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies, scaleMultiples);
+  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies, scaleMultiples });
   const columnUnit = w.unit / (CUBIC_SCALE * Math.sqrt(w.length)); // D3's point scale is 1
   const cubic = multipleCubic(w.multiples);
 
@@ -298,7 +327,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** Options of {@link latticeGemvI8}. */
-export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies'>;
+export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies' | 'scaleMultiples'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
