@@ -5,8 +5,14 @@
 
 // mix32 of src/rotation/random.ts ("lowbias32"): u32 `*` wraps like Math.imul.
 fn mix32(v: u32) -> u32 {
+  return mix32_rest(v ^ (v >> 16u));
+}
+
+// mix32 after its first xorshift: mix32(v) = mix32_rest(v ^ (v >> 16)). Hashes of inputs that differ
+// only below bit 16 share v >> 16, so a caller can do that step once for all of them
+// (group_hash_base of src/gpu/kernels/universalGemvI8.ts).
+fn mix32_rest(v: u32) -> u32 {
   var x = v;
-  x = x ^ (x >> 16u);
   x = x * 0x7feb352du;
   x = x ^ (x >> 15u);
   x = x * 0x846ca68bu;

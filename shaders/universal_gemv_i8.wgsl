@@ -38,17 +38,19 @@
 //
 // Cost per block (1.5 bytes of weights: an 8-bit code and a nibble), counted by hand on this WGSL for
 // what a GPU runs after the driver's unrolling and constant folding, rhs = 1: code and nibble fields 4,
-// leader and root-step reads with their addresses and clamps 5, block hash (the block index and one
-// mix32) 9, dither lanes 2 and the 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more
-// each in the plain fallback), combination 3; per group (¼ per block) the non-root test, the x̂ and
-// scale loads (shared by the lane's two columns), the group's nibbles (a select and a shift), the f32
-// multiply-add, the group test and, per quad, its code and nibble loads ≈ 21: ≈ 36 per block (per code
-// byte) ≈ 24 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static SPIR-V count of the common path, which keeps
-// Tint's loop guards, clamps and one-iteration loops, is ≈ 70 per block (46 per weight byte; 74 with
-// a 4-byte code load per group). Of the ≈ 36, ≈ 26 run on an H200's ALU pipe (fields, table addresses
-// and clamps, the hash's shifts and xors, the 9-bit coordinate), which affords ≈ 3.5 per byte at full
-// bandwidth (bench/README.md "An H200's budget per byte"): ≈ 20 % of HBM at best, and the per-block
-// dither hash is part of the format.
+// leader and root-step reads with their addresses and clamps 5, block hash ≈ 7 (one mix32 without its
+// first xorshift: the group's hash_base ^ t, two shift-xors, two multiplies), dither lanes 2 and the
+// 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more each in the plain fallback),
+// combination 3; per group (¼ per block) the non-root test, the hash base (an xor and a shift-xor),
+// the x̂ and scale loads (shared by the lane's two columns), the group's nibbles (a select and a
+// shift), the f32 multiply-add, the group test and, per quad, its code and nibble loads ≈ 24: ≈ 34 per
+// block (per code byte) ≈ 23 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static
+// SPIR-V count of the common path, which keeps Tint's loop guards, clamps and one-iteration loops, is
+// ≈ 67 per block (≈ 70 with the whole mix32 per block, 74 with also a 4-byte code load per group). Of
+// the ≈ 34, ≈ 24 run on an H200's ALU pipe (fields, table addresses and clamps, the hash's shifts and
+// xors, the 9-bit coordinate), which affords ≈ 3.5 per byte at full bandwidth (bench/README.md "An
+// H200's budget per byte"): ≈ 22 % of HBM at best (≈ 20 % with the whole mix32 per block), and the
+// per-block dither hash is part of the format.
 
 const STEP_ENTRIES: u32 = 16u;     // one per nibble value
 const NONROOT_NIBBLE: u32 = 15u;
@@ -80,11 +82,11 @@ fn fill_tables(thread: u32) {
   workgroupBarrier();
 }
 
-// Adds block b (code, escape nibble, x̂ word `i` of the group) to the group's integer sums `exact`.
-fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
+// Adds block i of the group (code, escape nibble, x̂ word i) to the group's integer sums `exact`.
+fn add_block(code: u32, nibble: u32, i: u32, hash_base: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
   let leader = leader_table[code * LEADER_COPIES + replica];
   let step = root_steps[nibble];
-  let h = block_hash(key, b);
+  let h = block_hash_in_group(hash_base, i);
   let z = dither_lanes(h);
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let xw = (*xs)[r][i];
@@ -95,15 +97,15 @@ fn add_block(code: u32, nibble: u32, b: u32, i: u32, key: u32, replica: u32, xs:
 // Adds group g (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂ to `acc`, for
 // each right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
 fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
-  let key = column.key;
   let replica = column.replica;
   var inputs = group_inputs;
   var exact = array<i32, RHS_TILE>();
   let b = g * GROUP_BLOCKS;
-  add_block(word & 0xffu, nibble_bits & 0xfu, b, 0u, key, replica, &inputs.words, &exact);
-  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, b + 1u, 1u, key, replica, &inputs.words, &exact);
-  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, b + 2u, 2u, key, replica, &inputs.words, &exact);
-  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, b + 3u, 3u, key, replica, &inputs.words, &exact);
+  let hash_base = group_hash_base(column.key, b);
+  add_block(word & 0xffu, nibble_bits & 0xfu, 0u, hash_base, replica, &inputs.words, &exact);
+  add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, 1u, hash_base, replica, &inputs.words, &exact);
+  add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, 2u, hash_base, replica, &inputs.words, &exact);
+  add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, 3u, hash_base, replica, &inputs.words, &exact);
   var extra = array<f32, RHS_TILE>();
   // Non-root escapes (nibble 15: all four bits set): rare, so one test per group.
   let nonroot = nibble_bits & (nibble_bits >> 1u) & (nibble_bits >> 2u) & (nibble_bits >> 3u) & 0x1111u;

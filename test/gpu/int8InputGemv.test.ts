@@ -8,6 +8,7 @@ import {
   escapeNibbles,
   int8InputsUnsupported,
   universalGemvI8,
+  universalGemvI8Header,
   UniversalGemvI8Weights,
   type UniversalGemvI8Options,
 } from '../../src/gpu/kernels/universalGemvI8.js';
@@ -35,6 +36,9 @@ import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
+import { blockDither } from '../../src/quantize/universalCode.js';
+import counterHashSource from '../../shaders/counter_hash.wgsl?raw';
 
 /*
  * The int8-input GEMVs — universal (src/gpu/kernels/universalGemvI8.ts) and deterministic
@@ -1003,6 +1007,84 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the mini
       }
     } finally {
       device.destroy();
+    }
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('the int8-input universal GEMV\'s group hash = the CPU dither (blockDither), at any block index', () => {
+  // The kernel hashes block first + t (first a multiple of 4, t < 4) as mix32_rest(group_hash_base(key,
+  // first) ^ t), doing mix32's first xorshift once per group. That holds because t only touches bits
+  // 0–1, so bits 16 and up of key ^ (first + t) are those of key ^ first. The GEMV tests reach block
+  // indices far below 2^16; this probe runs the generated header on keys and group starts across
+  // bit 16 and up to 2^32 − 4, and compares every dither coordinate with the CPU twin.
+  const PROBE = /* wgsl */ `
+const GROUP_BLOCKS: u32 = 4u;  // as shaders/gemv_i8_common.wgsl
+fn i8_lane(word: u32, lane: u32) -> i32 {
+  return extractBits(bitcast<i32>(word), 8u * lane, 8u);
+}
+@group(0) @binding(0) var<storage, read> cases: array<vec2<u32>>;  // (dither key, first block of a group)
+@group(0) @binding(1) var<storage, read_write> dither: array<i32>;  // Z of blocks first … first + 3, 3 each
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  if (id.x >= arrayLength(&cases)) {
+    return;
+  }
+  let base = group_hash_base(cases[id.x].x, cases[id.x].y);
+  for (var t = 0u; t < GROUP_BLOCKS; t = t + 1u) {
+    let h = block_hash_in_group(base, t);
+    let lanes = dither_lanes(h);
+    for (var v = 0u; v < 3u; v = v + 1u) {
+      // Z_v from whichever part holds it: its packed lane, or dither_rest with x̂ = e_v.
+      dither[(id.x * GROUP_BLOCKS + t) * 3u + v] = i8_lane(lanes, v) + dither_rest(h, 1u << (8u * v));
+    }
+  }
+}
+`;
+  let context: GpuContext | undefined;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('matches blockDither on every block of groups starting at 0, 2^16 ± 4, 2^31 and 2^32 − 4 and at random', async () => {
+    const { device } = context as GpuContext;
+    const codec = universalCodec('D3', 6, 1);
+    const rng = new Rng(96);
+    const u32 = (): number => rng.nextInt(2 ** 16) * 2 ** 16 + rng.nextInt(2 ** 16);
+    const keys = [0, 0xffffffff, 0x0000ffff, 0xffff0000, ...Array.from({ length: 12 }, u32)];
+    const firsts = [0, 4, 65532, 65536, 65540, 131068, 0x7ffffffc, 0x80000000, 0xfffffffc, ...Array.from({ length: 8 }, () => (u32() & ~3) >>> 0)];
+    const cases = keys.flatMap((key) => firsts.map((first) => [key, first >>> 0] as const));
+    const source = `${counterHashSource}\n${universalGemvI8Header(codec.spec, 6)}\n${PROBE}`;
+    const input = createBufferWithData(device, 'group hash cases', Uint32Array.from(cases.flat()), STORAGE_USAGE);
+    const output = createBuffer(device, 'group hash dither', 4 * cases.length * 4 * 3, STORAGE_USAGE);
+    try {
+      const pipeline = device.createComputePipeline({
+        label: 'group hash probe',
+        layout: 'auto',
+        compute: { module: device.createShaderModule({ label: 'group hash probe', code: source }), entryPoint: 'main' },
+      });
+      const encoder = device.createCommandEncoder({ label: 'group hash probe' });
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [input, output].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+      pass.dispatchWorkgroups(Math.ceil(cases.length / 64));
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      const gpu = new Int32Array(await readBuffer(device, output, 4 * cases.length * 4 * 3));
+      const cpu = new Int32Array(3);
+      let compared = 0;
+      cases.forEach(([key, first], c) => {
+        for (let t = 0; t < 4; t++) {
+          blockDither(codec, key, first + t, cpu);
+          const at = (c * 4 + t) * 3;
+          expect(Array.from(gpu.subarray(at, at + 3)), `key ${key.toString(16)}, block ${first + t}`).toEqual(Array.from(cpu));
+          compared++;
+        }
+      });
+      expect(compared).toBe(keys.length * firsts.length * 4);
+    } finally {
+      input.destroy();
+      output.destroy();
     }
   });
 });

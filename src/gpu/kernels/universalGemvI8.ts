@@ -25,7 +25,7 @@ import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8Common
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
-import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
+import { blockHashInputWgsl, blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * The int8-input universal GEMV: Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6), with x̃
@@ -48,7 +48,7 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, uni
  *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
  *     product alone. The product also adds a bias and writes f16 when asked (`GemvOutputArgs`,
  *     gemvI8Common.ts): a QuantizedLinear's epilogue without a pass of its own.
- * The product shader's header comment counts instructions per code byte (≈ 36, or 24 per byte of codes
+ * The product shader's header comment counts instructions per code byte (≈ 34, or 23 per byte of codes
  * and nibbles, against ≈ 70 for the f32-input kernel).
  */
 
@@ -140,9 +140,17 @@ export function universalGemvI8Header(spec: LatticeSpec, q: number): string {
     pointFactorWgsl(spec),
     `const LEADER_COUNT: u32 = ${q ** spec.dimension}u;`,
     `const ROOT_COUNT: u32 = ${spec.escapes.rootCount}u;`,
-    '// The hash word of block `block` (block_dither of universalWgsl.ts reads its fields).',
-    'fn block_hash(key: u32, block: u32) -> u32 {',
-    `  return ${blockHashWgsl(words, 0)};`,
+    '// The hash words of a group\'s blocks (block_dither of universalWgsl.ts reads their fields). Block',
+    `// first + t hashes to ${blockHashWgsl(words, 0).replace('block', '(first + t)')}. With \`first\` a multiple`,
+    '// of GROUP_BLOCKS (4) and t < 4, first + t = first ^ t, and its bits from 16 up do not depend on t, so',
+    '// mix32\'s first xorshift is done once per group: the hash is mix32_rest(group_hash_base(key, first) ^ t).',
+    'const_assert GROUP_BLOCKS <= 65536u && (GROUP_BLOCKS & (GROUP_BLOCKS - 1u)) == 0u;',
+    'fn group_hash_base(key: u32, block: u32) -> u32 {',
+    `  let v = ${blockHashInputWgsl(words, 0)};`,
+    '  return v ^ (v >> 16u);',
+    '}',
+    'fn block_hash_in_group(base: u32, t: u32) -> u32 {',
+    '  return mix32_rest(base ^ t);',
     '}',
     '// The dither coordinates held in whole bytes of the hash, as packed i8 lanes (Z_v in lane v).',
     'fn dither_lanes(h: u32) -> u32 {',

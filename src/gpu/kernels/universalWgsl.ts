@@ -48,7 +48,12 @@ const LIFTS = { D3: 'lift_d3(digits)', E8: 'lift_e8(digits)', Z: 'digits' } as c
  * that regenerates the dither writes it from here.
  */
 export function blockHashWgsl(words: number, t: number): string {
-  return `mix32(key ^ (block * ${words}u + ${t}u))`;
+  return `mix32(${blockHashInputWgsl(words, t)})`;
+}
+
+/** What blockHashWgsl hashes: the column's key xor the counter of hash word t of `block`. */
+export function blockHashInputWgsl(words: number, t: number): string {
+  return `key ^ (block * ${words}u + ${t}u)`;
 }
 
 /** The generated header: constants, the generator (`u_lift`) and the block dither (`block_dither`). */
