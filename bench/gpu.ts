@@ -197,17 +197,21 @@ const gemvKernels: GemvKernel[] = [
   int8InputKernel('packed'),
   int8InputKernel('packed', true),
   // 8 and 32 copies of the leader table (≈ 2.9 passes through workgroup memory per lookup and one,
-  // against 2 with the default 16; half and twice its fill), kernel alone, to compare on the same GPU.
-  int8InputKernel('packed', true, 8),
-  int8InputKernel('packed', true, 32),
+  // against 2 with the default 16; half and twice its fill; 8 copies padded to 256 entries like the
+  // default, 32 not: 32 KB would not fit), and the default 16 copies not padded (Tint's index clamp
+  // kept: i8LeaderEntries), kernel alone, to compare on the same GPU.
+  int8InputKernel('packed', true, { leaderCopies: 8 }),
+  int8InputKernel('packed', true, { leaderCopies: 32 }),
+  int8InputKernel('packed', true, { padLeaderTable: false }),
   int8InputKernel('plain'),
   ...DETERMINISTIC_SCHEMES.map((scheme) => deterministicKernel(scheme)),
   deterministicKernel('d3-q6-deterministic', 'packed'),
   deterministicKernel('d3-q6-deterministic', 'packed', true),
-  deterministicKernel('d3-q6-deterministic', 'packed', true, 8),
-  deterministicKernel('d3-q6-deterministic', 'packed', true, 32),
+  deterministicKernel('d3-q6-deterministic', 'packed', true, { leaderCopies: 8 }),
+  deterministicKernel('d3-q6-deterministic', 'packed', true, { leaderCopies: 32 }),
+  deterministicKernel('d3-q6-deterministic', 'packed', true, { padLeaderTable: false }),
   // Its scale multiples from a workgroup table (the former form) instead of the cubic, kernel alone.
-  deterministicKernel('d3-q6-deterministic', 'packed', true, undefined, 'table'),
+  deterministicKernel('d3-q6-deterministic', 'packed', true, { scaleMultiples: 'table' }),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),

@@ -28,7 +28,7 @@
 // ≈ 128 bytes per clock; two columns per lane halve that (x̂ held in registers across them).
 //
 // A library, compiled after shaders/universal_gemv_lanes.wgsl, `gemv_leader` (gemvDecode.ts) and the
-// constants LEADER_COUNT and LANE_COLUMNS (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that
+// constants LEADER_COUNT, LANE_COLUMNS, LEADER_COPIES and LEADER_TABLE_ENTRIES (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that
 // declares `params` (cols, code_first (a u32 word index), code_words, rhs, x_codes_first and
 // x_scales_first: where the dispatch's x̂ levels (a vec4 index) and scales (a u32 index) start in their
 // binding, has_bias, output_f16), `codes: array<vec4<u32>>`, the int8 inputs
@@ -69,8 +69,11 @@ const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 // (≈ 136) would gain nothing more and double the fill before the loop (27 KB of stores, ≈ 216
 // passes per workgroup, a few percent of a 4096-row layer's loop). The benchmark times 8 and 32
 // beside the default (`leaderCopies`), since a GPU may disagree. Each entry is a leader as packed i8
-// (its three coordinates in the low three bytes).
-var<workgroup> leader_table: array<u32, LEADER_COUNT * LEADER_COPIES>;
+// (its three coordinates in the low three bytes). A copy holds LEADER_TABLE_ENTRIES entries: 256 (every
+// value of a code byte, those past LEADER_COUNT 0) where that fits, so that the index Tint clamps,
+// code·LEADER_COPIES + replica, can never exceed the table's last word and the GPU's compiler can drop
+// the clamp (i8LeaderEntries in gemvI8Common.ts); else the LEADER_COUNT leaders alone.
+var<workgroup> leader_table: array<u32, LEADER_TABLE_ENTRIES * LEADER_COPIES>;
 
 // The invocation's column: what `gemv` and the kernel's functions share.
 struct GemvColumn {
@@ -113,14 +116,18 @@ fn input_group(g: u32, r0: u32) -> InputGroup {
   return inputs;
 }
 
-// Decodes the LEADER_COUNT leaders into `leader_table` (every copy); the caller adds a barrier.
+// Decodes the LEADER_COUNT leaders into `leader_table` (every copy; the padding past them, 0); the
+// caller adds a barrier.
 // Invocation e decodes leader e once and stores its copies in a rotated order (copy (k + e) mod
 // LEADER_COPIES at step k), so the 32 invocations of a warp store to 32 different banks at each step
 // when there are 32 copies.
 fn fill_leader_table(thread: u32) {
-  for (var e = thread; e < LEADER_COUNT; e = e + THREADS) {
-    let p = gemv_leader(e, 0u);
-    let entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
+  for (var e = thread; e < LEADER_TABLE_ENTRIES; e = e + THREADS) {
+    var entry = 0u;
+    if (e < LEADER_COUNT) {
+      let p = gemv_leader(e, 0u);
+      entry = pack_i8x3(vec3<i32>(p[0], p[1], p[2]));
+    }
     for (var k = 0u; k < LEADER_COPIES; k = k + 1u) {
       leader_table[e * LEADER_COPIES + (k + e) % LEADER_COPIES] = entry;
     }

@@ -8,12 +8,12 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { dispatchLatticeGemvI8, latticeGemvI8LeaderCopies, type ScaleMultipleSource } from '../../src/gpu/kernels/latticeGemvI8.js';
-import type { LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
+import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
+import type { LeaderTable, LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { dispatchUniversalGemvI8, universalGemvI8LeaderCopies, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
+import { dispatchUniversalGemvI8, universalGemvI8LeaderTable, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
@@ -378,9 +378,9 @@ export function universalKernel(scheme: SchemeName, k = 1): GemvKernel {
  * the escape table and the norms (the original escape streams stay in memory for the other kernels
  * but are not read).
  */
-export function int8InputKernel(dotPath: DotPath, xPrepared = false, leaderCopies?: LeaderCopies): GemvKernel {
+export function int8InputKernel(dotPath: DotPath, xPrepared = false, layout: LeaderTableArgs = {}): GemvKernel {
   return {
-    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared, leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => universalGemvI8LeaderCopies(latticeQ('d3-q6'), 1, bytes, copies) }),
+    ...int8Row('universal GEMV d3-q6', 'universal-i8:d3-q6', dotPath, xPrepared, layout, (bytes) => universalGemvI8LeaderTable(latticeQ('d3-q6'), 1, bytes, layout)),
     k: 1,
     xPrepared,
     async build(context, problem, settings) {
@@ -397,7 +397,7 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false, leaderCopie
       const y = createBuffer(device, 'bench int8 y', 4 * cols, STORAGE_USAGE);
       const given = xPrepared ? await preparedInputs(device, q, x) : undefined;
       const calls = weights.map((w, i) =>
-        prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath, inputsI8: given?.inputs, leaderCopies })),
+        prepared(device, `bench int8 gemv ${i}`, (encoder, scratch) => dispatchUniversalGemvI8(device, encoder, scratch, { weights: w, x, y, rhs: 1, dotPath, inputsI8: given?.inputs, ...layout })),
       );
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
@@ -438,26 +438,30 @@ function latticeQ(scheme: SchemeName): number {
 }
 
 /**
- * Names and SPIR-V keys of the int8-input GEMV rows. `leaderCopies` given: a row that forces that many
- * copies of the leader table (the default keeps 16 where they fit: gemvI8Common.ts), to compare the
- * layouts on one GPU; `variant` given: a row of another variant of the kernel (its name and SPIR-V key suffix).
+ * Names and SPIR-V keys of the int8-input GEMV rows. `layout` forcing a leader-table layout (copies, or
+ * the table not padded; the default keeps 16 copies padded to 256 entries where they fit:
+ * gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported where
+ * `table(workgroupBytes)` refuses it; `variant` given: a row of another variant of the kernel (its
+ * name and SPIR-V key suffix).
  */
 function int8Row(
   base: string,
   spirvKey: string,
   dotPath: DotPath,
   xPrepared: boolean,
-  leaderCopies: { readonly copies: LeaderCopies; readonly check: (workgroupBytes: number, copies: LeaderCopies) => LeaderCopies } | undefined,
+  layout: LeaderTableArgs,
+  table: (workgroupBytes: number) => LeaderTable,
   variant?: { readonly name: string; readonly spirvSuffix: string },
 ): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
+  const copies = layout.leaderCopies === undefined ? '' : `, ${layout.leaderCopies} leader-table copies`;
+  const padding = layout.padLeaderTable === false ? ', leader table not padded (216 entries per copy)' : '';
   return {
-    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${leaderCopies === undefined ? '' : `, ${leaderCopies.copies} leader-table copies`}${variant === undefined ? '' : `, ${variant.name}`}`,
+    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`,
     spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}`,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
-      if (leaderCopies === undefined) return null;
       try {
-        leaderCopies.check(context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies.copies);
+        table(context.device.limits.maxComputeWorkgroupStorageSize);
         return null;
       } catch (error) {
         return error instanceof Error ? error.message : String(error);
@@ -471,8 +475,8 @@ function int8Row(
  * dispatchLatticeGemvI8 (d3-q6-deterministic) with that dot-product path (and `scaleMultiples`: its
  * scale multiples from a table instead of the default cubic, to compare the two on one GPU).
  */
-export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, leaderCopies?: LeaderCopies, scaleMultiples?: ScaleMultipleSource): GemvKernel {
-  const tableVariant = scaleMultiples === 'table' ? { name: 'scale multiples from a table (the former form)', spirvSuffix: ':table' } : undefined;
+export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, layout: LatticeGemvI8TableArgs = {}): GemvKernel {
+  const tableVariant = layout.scaleMultiples === 'table' ? { name: 'scale multiples from a table (the former form)', spirvSuffix: ':table' } : undefined;
   return {
     ...(int8 === null
       ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` }
@@ -481,7 +485,8 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
           `lattice-i8:${scheme}`,
           int8,
           xPrepared,
-          leaderCopies === undefined ? undefined : { copies: leaderCopies, check: (bytes, copies) => latticeGemvI8LeaderCopies(latticeQ(scheme), 1, bytes, copies, scaleMultiples) },
+          layout,
+          (bytes) => latticeGemvI8LeaderTable(latticeQ(scheme), 1, bytes, layout),
           tableVariant,
         )),
     k: 1,
@@ -500,7 +505,7 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
         prepared(device, `bench lattice gemv ${i}`, (encoder, scratch) =>
           int8 === null
             ? dispatchLatticeGemv(device, encoder, scratch, { w, x, y })
-            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs, leaderCopies, scaleMultiples }),
+            : dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: int8, inputsI8: given?.inputs, ...layout }),
         ),
       );
       return {

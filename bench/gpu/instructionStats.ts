@@ -5,12 +5,12 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
-import { latticeGemvI8LeaderCopies, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
-import { universalGemvI8LeaderCopies, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
+import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
@@ -54,13 +54,13 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
     {
       key: `universal-i8:d3-q6:${dotPath}`,
       moduleKey: `universal-i8-${dotPath}`,
-      code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath, leaderCopies: universalGemvI8LeaderCopies(6, 1, workgroupBytes) }),
+      code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath, leaderTable: universalGemvI8LeaderTable(6, 1, workgroupBytes) }),
       codeVariables: ['codes'],
     },
     ...(['cubic', 'table'] as const).map((scaleMultiples) => ({
       key: `lattice-i8:d3-q6-deterministic:${dotPath}${scaleMultiples === 'table' ? ':table' : ''}`,
       moduleKey: `lattice-i8-${dotPath}-${scaleMultiples}`,
-      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderCopies: latticeGemvI8LeaderCopies(6, 1, workgroupBytes, undefined, scaleMultiples), scaleMultiples }),
+      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: latticeGemvI8LeaderTable(6, 1, workgroupBytes, { scaleMultiples }), scaleMultiples }),
       codeVariables: ['codes'],
     })),
   ];

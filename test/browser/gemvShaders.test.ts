@@ -4,10 +4,10 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { hadamardShaderSource } from '../../src/gpu/kernels/hadamard.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource } from '../../src/gpu/kernels/latticeGemv.js';
-import { latticeGemvI8LeaderCopies, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
-import { escapeNibblesShaderSource, universalGemvI8LeaderCopies, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
+import { escapeNibblesShaderSource, universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
 
@@ -50,10 +50,10 @@ function shaders(): Shader[] {
       list.push({ name: `universal gemv d3-q6 writing Y, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'D3', rhsTile, subgroups, q: 6, finished: true }), subgroups });
       for (const dotPath of ['plain', 'packed'] as const) {
         const packed = dotPath === 'packed';
-        list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath, leaderCopies: universalGemvI8LeaderCopies(6, rhsTile, 32768) }), subgroups, packed });
+        list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath, leaderTable: universalGemvI8LeaderTable(6, rhsTile, 32768) }), subgroups, packed });
         for (const scaleMultiples of ['cubic', 'table'] as const) {
-          const leaderCopies = latticeGemvI8LeaderCopies(6, rhsTile, 32768, undefined, scaleMultiples);
-          list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}, multiples from a ${scaleMultiples}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath, leaderCopies, scaleMultiples }), subgroups, packed });
+          const leaderTable = latticeGemvI8LeaderTable(6, rhsTile, 32768, { scaleMultiples });
+          list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}, multiples from a ${scaleMultiples}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath, leaderTable, scaleMultiples }), subgroups, packed });
         }
       }
     }

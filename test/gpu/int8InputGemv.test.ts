@@ -9,6 +9,7 @@ import {
   int8InputsUnsupported,
   universalGemvI8,
   universalGemvI8Header,
+  universalGemvI8LeaderTable,
   UniversalGemvI8Weights,
   type UniversalGemvI8Options,
 } from '../../src/gpu/kernels/universalGemvI8.js';
@@ -26,7 +27,7 @@ import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../s
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { readQuantizedContainer, writeQuantizedContainer, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
-import { dispatchLatticeGemvI8, latticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchLatticeGemvI8, latticeGemvI8, latticeGemvI8LeaderTable, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
@@ -845,8 +846,10 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
   afterAll(() => context?.device.destroy());
 
   // Lanes read copy lane mod copies: a copy left unfilled, or filled with another entry, changes Y
-  // for the lanes that read it; with every copy right Y does not depend on the count at all.
-  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies as by default (16), and their twins; a count that does not fit is refused', async () => {
+  // for the lanes that read it; with every copy right Y does not depend on the count at all, nor on
+  // the padding to 256 entries per copy (which moves every entry's word: e·copies + c with 256 or 216
+  // entries per copy is the same word, but a fill that strides by the wrong count would not be).
+  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, padded), and their twins; a count that does not fit is refused', async () => {
     const { device } = context;
     const dotPath = dotPathFor(context.features);
     const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
@@ -861,16 +864,19 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
         const x = gaussianMatrix(700, k, 83 + k);
         const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 32 + 64 <= workgroupBytes);
         expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
+        const layouts = [{}, ...copyCounts.flatMap((leaderCopies) => [{ leaderCopies }, { leaderCopies, padLeaderTable: false }])];
         const universalYs: Matrix[] = [];
         const deterministicYs: Matrix[] = [];
-        for (const leaderCopies of [undefined, ...copyCounts]) {
-          universalYs.push(await universalGemvI8(device, weights, x, { dotPath, leaderCopies }));
-          deterministicYs.push(await latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies }));
+        for (const layout of layouts) {
+          universalYs.push(await universalGemvI8(device, weights, x, { dotPath, ...layout }));
+          deterministicYs.push(await latticeGemvI8(device, deterministicW, x, { dotPath, ...layout }));
         }
+        const paddedByDefault = universalGemvI8LeaderTable(6, rhsTile, workgroupBytes).entries === 256;
+        expect(paddedByDefault, 'the test device holds 16 padded copies').toBe(true);
         for (const [q, ys] of [[universalQ, universalYs], [deterministicQ, deterministicYs]] as const) {
           const first = ys[0] as Matrix;
           expect(compare(first, q, x).twin, `k = ${k}: default copies against the twin`).toBeLessThanOrEqual(1);
-          ys.forEach((y, i) => expect(Array.from(y.data), `k = ${k}, ${i === 0 ? 'default' : copyCounts[i - 1]} copies`).toEqual(Array.from(first.data)));
+          ys.forEach((y, i) => expect(Array.from(y.data), `k = ${k}, ${JSON.stringify(layouts[i])}`).toEqual(Array.from(first.data)));
         }
       }
       // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
@@ -970,6 +976,43 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
           } else {
             await expect(run(device, dotPathFor(context.features))).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes of workgroup memory; 27647 are left/);
           }
+        } finally {
+          device.destroy();
+        }
+      }
+    }
+  });
+
+  // The default 16 copies padded to 256 entries (16 KB): a device whose limit is exactly that beside
+  // the lanes and the kernel's own bytes takes the padded table (an undercount would fail Dawn's
+  // validation), and a byte less keeps 16 copies of the 216 leaders; both match the twins.
+  it('the default copies padded to 256 entries compile at exactly their bytes, and a byte below keep the leaders alone', async () => {
+    const padded = lanes + 16384 - 27648; // 1056 + 16 384
+    const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 97), { scheme: 'd3-q6', seed: 6, nonce: 98 });
+    const deterministicQ = deterministic(gaussianMatrix(300, 19, 99), { scheme: 'd3-q6-deterministic', seed: 6 });
+    const x = gaussianMatrix(300, 1, 100);
+    const kernels = [
+      { q: universalQ, exact: padded + 64, table: (limit: number) => universalGemvI8LeaderTable(6, 1, limit), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const universalW = uploadUniversalMatrix(device, universalQ);
+        const weights = UniversalGemvI8Weights.create(device, universalW);
+        return universalGemvI8(device, weights, x, { dotPath }).finally(() => {
+          weights.destroy();
+          universalW.destroy();
+        });
+      } },
+      { q: deterministicQ, exact: padded, table: (limit: number) => latticeGemvI8LeaderTable(6, 1, limit), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+        return latticeGemvI8(device, deterministicW, x, { dotPath }).finally(() => deterministicW.destroy());
+      } },
+    ];
+    for (const { q, exact, table, run } of kernels) {
+      for (const [limit, entries] of [[exact, 256], [exact - 1, 216]] as const) {
+        expect(table(limit), `${q.mode}, limit ${limit}`).toEqual({ copies: 16, entries });
+        const context = await testDevice({ workgroupStorageLimit: limit });
+        const { device } = context;
+        try {
+          const y = await run(device, dotPathFor(context.features));
+          expect(compare(y, q, x).twin, `${q.mode}, limit ${limit}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
         } finally {
           device.destroy();
         }

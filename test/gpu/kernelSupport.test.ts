@@ -14,9 +14,9 @@ import {
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
 import { bindingWindow } from '../../src/gpu/workSplit.js';
-import { codeQuadColumnsPerBinding, codeQuadWindow, i8LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
-import { latticeGemvI8LeaderCopies, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { universalGemvI8LeaderCopies } from '../../src/gpu/kernels/universalGemvI8.js';
+import { codeQuadColumnsPerBinding, codeQuadWindow, i8LeaderCopies, i8LeaderEntries } from '../../src/gpu/kernels/gemvI8Common.js';
+import { latticeGemvI8LeaderCopies, latticeGemvI8LeaderTable, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { universalGemvI8LeaderCopies, universalGemvI8LeaderTable } from '../../src/gpu/kernels/universalGemvI8.js';
 import fc from 'fast-check';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -150,8 +150,8 @@ describe('the deterministic int8-input GEMV\'s scale multiples as a cubic (multi
 describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
   // D3 q = 6: 216 leaders of 4 bytes, 864 bytes per copy. Beside them: 1 KB (one right-hand side) or
   // 8 KB (a tile of 8) of partial sums, the vote and the width (16 bytes each, as WebGPU counts a
-  // u32); the kernels' own 64 bytes (the deterministic kernel's 16 scale multiples, the universal
-  // kernel's 16 root steps).
+  // u32); the kernel's own bytes (here 64: the universal kernel's 16 root steps; the deterministic
+  // kernel has none with its cubic scale multiples, 16 with their table).
   it('keeps 16 copies by default, fewer only where 16 do not fit', () => {
     expect(latticeGemvI8LeaderCopies(6, 1, 32768)).toBe(16);
     expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(16); // 13 824 + 1120 ≤ 16 384
@@ -172,6 +172,33 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
     expect(() => i8LeaderCopies(216, 8, 0, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24544 are left/);
     expect(() => i8LeaderCopies(216, 1, 0, 32768, 64 as never)).toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 64/);
     expect(() => i8LeaderCopies(216, 1, 0, 32768, 12 as never)).toThrow(LatticeMatmulError);
+  });
+});
+
+describe('leader-table entries per copy of the int8-input GEMVs (i8LeaderEntries)', () => {
+  // Each copy is padded to 256 entries (every value of a code byte), 1 KB, where the chosen copies
+  // fit so; else it holds the 216 leaders alone. Beside the table as above: 1056 bytes (one
+  // right-hand side) or 8224 (a tile of 8), plus the kernel's own (universal 64; deterministic 0 with
+  // the cubic, 16 with the table of multiples).
+  it('pads to 256 entries where the chosen copies fit so, to the byte, and keeps the leaders elsewhere', () => {
+    expect(i8LeaderEntries(216, 16, 1, 64, 1120 + 16384)).toBe(256);
+    expect(i8LeaderEntries(216, 16, 1, 64, 1120 + 16384 - 1)).toBe(216); // one byte short
+    expect(universalGemvI8LeaderTable(6, 1, 32768)).toEqual({ copies: 16, entries: 256 });
+    expect(universalGemvI8LeaderTable(6, 1, 16384)).toEqual({ copies: 16, entries: 216 }); // WebGPU's minimum
+    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384)).toEqual({ copies: 16, entries: 256 });
+    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384, { scaleMultiples: 'table' })).toEqual({ copies: 16, entries: 216 }); // its 16 bytes tip it
+    expect(universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32 })).toEqual({ copies: 32, entries: 216 }); // 32 padded copies: 32 KB
+    expect(latticeGemvI8LeaderTable(6, 8, 32768)).toEqual({ copies: 16, entries: 256 }); // 8224 + 16 384 ≤ 32 768
+    expect(latticeGemvI8LeaderTable(6, 8, 16384)).toEqual({ copies: 8, entries: 216 }); // 8224 + 8192 > 16 384
+    expect(latticeGemvI8LeaderTable(6, 8, 8224 + 8192)).toEqual({ copies: 8, entries: 256 });
+    expect(() => i8LeaderEntries(257, 1, 1, 0, 65536)).toThrow(/257 leaders do not fit 8-bit codes/);
+  });
+
+  it('keeps the leaders alone when asked (padLeaderTable: false), whatever fits', () => {
+    expect(universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false })).toEqual({ copies: 16, entries: 216 });
+    expect(latticeGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false, leaderCopies: 8 })).toEqual({ copies: 8, entries: 216 });
+    expect(latticeGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: true, leaderCopies: 32 })).toEqual({ copies: 32, entries: 256 });
+    expect(() => universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: 'no' as never })).toThrow(/padLeaderTable must be a boolean, got no/);
   });
 });
 

@@ -32,8 +32,8 @@ const LEADER_COPY_CHOICES: readonly LeaderCopies[] = [32, 16, 8, 4, 2, 1];
 /** Copies kept unless asked for more: see shaders/gemv_i8_common.wgsl. */
 const DEFAULT_LEADER_COPIES: LeaderCopies = 16;
 
-/** Arguments the int8-input GEMVs share. */
-export interface LeaderCopiesArg {
+/** The leader-table layout options the int8-input GEMVs share. */
+export interface LeaderTableArgs {
   /**
    * Copies of the leader table (1…32, a power of two that fits the device's workgroup memory: 32
    * copies of D3's 216 leaders take 27 KB). Default: 16, or the most that fit below that. More copies
@@ -41,6 +41,17 @@ export interface LeaderCopiesArg {
    * depends on the GPU (the benchmark times 8 and 32 beside the default).
    */
   readonly leaderCopies?: LeaderCopies;
+  /**
+   * Pad each copy to 256 entries where the copies still fit (default true): the same results, and a
+   * GPU's compiler can then drop the bounds clamp WebGPU puts on each lookup (see i8LeaderEntries).
+   * false keeps the 216 leaders alone (the benchmark times both).
+   */
+  readonly padLeaderTable?: boolean;
+}
+
+/** Workgroup bytes the leader table may use: what the lanes' reduction and the kernel's own tables leave. */
+function leaderTableBudget(rhsTile: number, kernelBytes: number, workgroupBytes: number): number {
+  return workgroupBytes - lanesWorkgroupBytes(rhsTile) - kernelBytes;
 }
 
 /**
@@ -54,7 +65,7 @@ export interface LeaderCopiesArg {
  * i8LeaderCopies(216, 1, 64, 32768, 32); // 32: 27 648 bytes
  */
 export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  const budget = workgroupBytes - lanesWorkgroupBytes(rhsTile) - kernelBytes;
+  const budget = leaderTableBudget(rhsTile, kernelBytes, workgroupBytes);
   const fits = (copies: number): boolean => 4 * leaders * copies <= budget;
   if (requested !== undefined) {
     check(LEADER_COPY_CHOICES.includes(requested), () => `leaderCopies must be one of ${LEADER_COPY_CHOICES.join(', ')}, got ${String(requested)}`);
@@ -66,9 +77,57 @@ export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: nu
   return copies;
 }
 
+/** The leader table a kernel variant keeps: its copies and the entries of each (i8LeaderEntries). */
+export interface LeaderTable {
+  readonly copies: LeaderCopies;
+  readonly entries: number;
+}
+
+/** Entries per copy of a padded leader table: every value of a code byte. */
+export const PADDED_LEADER_ENTRIES = 256;
+
+/**
+ * Entries per copy of the leader table once its `copies` are chosen (i8LeaderCopies): 256, every value a
+ * code byte can hold, where that many copies of 256 fit the same budget; else the `leaders` themselves.
+ * Why pad: Tint clamps each lookup's index code·copies + replica to the table's last word. With 256
+ * entries that bound is 256·copies − 1, which the index (a byte times a power of two, plus a lane's copy
+ * below it) can never exceed, so a GPU's compiler can see from the index's bits that the clamp does
+ * nothing and drop it (≈ 1 ALU instruction per block; with 216 entries it must keep it). Entries past the
+ * leaders hold 0. The static SPIR-V count keeps the clamp either way; only a GPU shows the difference.
+ *
+ * @example
+ * i8LeaderEntries(216, 16, 1, 64, 32768); // 256: 16 KB beside 1 KB of partial sums
+ * i8LeaderEntries(216, 16, 1, 64, 16384); // 216: 16 KB would not fit
+ */
+export function i8LeaderEntries(leaders: number, copies: LeaderCopies, rhsTile: number, kernelBytes: number, workgroupBytes: number): number {
+  check(leaders <= PADDED_LEADER_ENTRIES, () => `int8-input gemv: ${leaders} leaders do not fit 8-bit codes`);
+  return 4 * PADDED_LEADER_ENTRIES * copies <= leaderTableBudget(rhsTile, kernelBytes, workgroupBytes) ? PADDED_LEADER_ENTRIES : leaders;
+}
+
+/**
+ * The leader table of a kernel whose own tables take `kernelBytes`: the copies (i8LeaderCopies) and,
+ * unless `padLeaderTable` is false, the entries of each (i8LeaderEntries).
+ *
+ * @example
+ * i8LeaderTable(216, 1, 64, 32768, {}); // { copies: 16, entries: 256 }
+ * i8LeaderTable(216, 1, 64, 32768, { padLeaderTable: false }); // { copies: 16, entries: 216 }
+ */
+export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs): LeaderTable {
+  const pad = args.padLeaderTable ?? true;
+  check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${String(pad)}`);
+  const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies);
+  return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };
+}
+
 /** shaders/gemv_i8_common.wgsl with its generated constants, and shaders/gemv_output.wgsl (`store_output`). */
-export function gemvI8CommonWgsl(leaderCopies: LeaderCopies): string {
-  return `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;\nconst LEADER_COPIES: u32 = ${leaderCopies}u;\n${commonSource}\n${outputSource}`;
+export function gemvI8CommonWgsl(table: LeaderTable): string {
+  return [
+    `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;`,
+    `const LEADER_COPIES: u32 = ${table.copies}u;`,
+    `const LEADER_TABLE_ENTRIES: u32 = ${table.entries}u;`,
+    commonSource,
+    outputSource,
+  ].join('\n');
 }
 
 /**

@@ -28,7 +28,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderCopies, I8_WORKGROUP_COLUMNS, type LeaderCopies, type LeaderCopiesArg } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -78,6 +78,9 @@ type RhsTile = 1 | 8;
  */
 export type ScaleMultipleSource = 'cubic' | 'table';
 
+/** The kernel's default source of the scale multiples. */
+const DEFAULT_SCALE_MULTIPLES: ScaleMultipleSource = 'cubic';
+
 /** Workgroup bytes of the kernel's own table: 4 i32 for 'table' (WebGPU counts a variable in 16-byte units), none for 'cubic'. */
 function multipleTableBytes(source: ScaleMultipleSource): number {
   return source === 'table' ? 16 : 0;
@@ -126,16 +129,29 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³ (multipleCubic)
 });
 
+/** The options that choose the kernel's workgroup tables: the leader table's layout and the source of the scale multiples. */
+export type LatticeGemvI8TableArgs = LeaderTableArgs & { readonly scaleMultiples?: ScaleMultipleSource };
+
 /**
- * Copies of the leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
- * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's own table (none with the
- * default 'cubic' scale multiples).
+ * The leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
+ * (`i8LeaderTable` beside the kernel's own table: none with the default 'cubic' scale multiples).
  *
  * @example
- * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 120)
+ * latticeGemvI8LeaderTable(6, 1, 16384); // { copies: 16, entries: 216 } (13 824 bytes fit beside 1 056, 16 384 would not)
+ * latticeGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 256 }
  */
-export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies, scaleMultiples: ScaleMultipleSource = 'cubic'): LeaderCopies {
-  return i8LeaderCopies(q ** 3, rhsTile, multipleTableBytes(scaleMultiples), workgroupBytes, requested);
+export function latticeGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LatticeGemvI8TableArgs = {}): LeaderTable {
+  return i8LeaderTable(q ** 3, rhsTile, multipleTableBytes(args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES), workgroupBytes, args);
+}
+
+/**
+ * Copies of the leader table the kernel keeps (latticeGemvI8LeaderTable).
+ *
+ * @example
+ * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 056)
+ */
+export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies, scaleMultiples: ScaleMultipleSource = DEFAULT_SCALE_MULTIPLES): LeaderCopies {
+  return latticeGemvI8LeaderTable(q, rhsTile, workgroupBytes, { leaderCopies: requested, scaleMultiples }).copies;
 }
 
 interface Variant {
@@ -144,7 +160,7 @@ interface Variant {
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
-  readonly leaderCopies: LeaderCopies;
+  readonly leaderTable: LeaderTable;
   readonly scaleMultiples: ScaleMultipleSource;
 }
 
@@ -162,7 +178,7 @@ function scaleMultiplesWgsl(source: ScaleMultipleSource): string {
  * The WGSL of one variant.
  *
  * @example
- * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderCopies: 16, scaleMultiples: 'cubic' });
+ * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 16, entries: 256 }, scaleMultiples: 'cubic' });
  */
 export function latticeGemvI8ShaderSource(variant: Variant): string {
   return [
@@ -176,7 +192,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
     `const INDEX_GROUPS_LOG2: u32 = ${Math.log2(32 / (4 * variant.indexBits))}u;`,
     lanesSource,
-    gemvI8CommonWgsl(variant.leaderCopies),
+    gemvI8CommonWgsl(variant.leaderTable),
     gemvSource,
     scaleMultiplesWgsl(variant.scaleMultiples),
     columnSumsSource,
@@ -198,18 +214,18 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderCopies} leader table copies, scale multiples from a ${variant.scaleMultiples}${variant.subgroups ? ', subgroups' : ''}`;
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, scale multiples from a ${variant.scaleMultiples}${variant.subgroups ? ', subgroups' : ''}`;
     const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
     return {
       main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
-  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderCopies}/${variant.scaleMultiples}`,
+  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}/${variant.scaleMultiples}`,
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
-export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderCopiesArg {
+export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderTableArgs {
   /** Ŵ: n × cols, d3-q6-deterministic (see {@link latticeInt8InputsUnsupported}). */
   readonly w: GpuDeterministicMatrix;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
@@ -260,10 +276,10 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     Math.min(operandColumnsPerBinding(w, maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
-  const scaleMultiples = args.scaleMultiples ?? 'cubic';
+  const scaleMultiples = args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES;
   check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
-  const leaderCopies = latticeGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies, scaleMultiples);
-  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies, scaleMultiples });
+  const leaderTable = latticeGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args);
+  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderTable, scaleMultiples });
   const columnUnit = w.unit / (CUBIC_SCALE * Math.sqrt(w.length)); // D3's point scale is 1
   const cubic = multipleCubic(w.multiples);
 
@@ -327,7 +343,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** Options of {@link latticeGemvI8}. */
-export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies' | 'scaleMultiples'>;
+export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies' | 'padLeaderTable' | 'scaleMultiples'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests

@@ -21,7 +21,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } fro
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderCopies, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderCopiesArg } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -170,29 +170,40 @@ interface Variant {
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
-  readonly leaderCopies: LeaderCopies;
+  readonly leaderTable: LeaderTable;
 }
 
 /** Workgroup memory of the kernel's own table besides the leaders and the lanes: root_steps (16 u32). */
 const ROOT_STEP_BYTES = 16 * 4;
 
 /**
- * Copies of the leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
- * (`requested`, checked, when given): `i8LeaderCopies` beside the kernel's root steps.
+ * The leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
+ * (`i8LeaderTable` beside the kernel's root steps).
+ *
+ * @example
+ * universalGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 256 }
+ * universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32 }); // { copies: 32, entries: 216 } (27 648 bytes fit, 32 768 would not)
+ */
+export function universalGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LeaderTableArgs = {}): LeaderTable {
+  return i8LeaderTable(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, args);
+}
+
+/**
+ * Copies of the leader table the kernel keeps (universalGemvI8LeaderTable).
  *
  * @example
  * universalGemvI8LeaderCopies(6, 1, 32768); // 16
  * universalGemvI8LeaderCopies(6, 1, 32768, 32); // 32 (27 648 bytes fit)
  */
 export function universalGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return i8LeaderCopies(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, requested);
+  return universalGemvI8LeaderTable(q, rhsTile, workgroupBytes, { leaderCopies: requested }).copies;
 }
 
 /**
  * The WGSL of one product variant.
  *
  * @example
- * universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderCopies: 8 });
+ * universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 8, entries: 256 } });
  */
 export function universalGemvI8ShaderSource(variant: Variant): string {
   const spec = latticeSpec('D3');
@@ -205,7 +216,7 @@ export function universalGemvI8ShaderSource(variant: Variant): string {
     universalGemvI8Header(spec, variant.q),
     gemvDecodeWgsl('D3', variant.q),
     lanesSource,
-    gemvI8CommonWgsl(variant.leaderCopies),
+    gemvI8CommonWgsl(variant.leaderTable),
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -226,10 +237,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   ],
   compile: (device, pipelineLayout, variant: Variant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `universal gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderCopies} leader table copies${variant.subgroups ? ', subgroups' : ''}`,
+      label: `universal gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries${variant.subgroups ? ', subgroups' : ''}`,
       code: universalGemvI8ShaderSource(variant),
     }),
-  key: (variant) => `${variant.q}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderCopies}`,
+  key: (variant) => `${variant.q}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,
 });
 
 /** The WGSL of the escape repack (shaders/universal_escape_nibbles.wgsl with its parameters). */
@@ -333,7 +344,7 @@ export class UniversalGemvI8Weights {
 }
 
 /** Arguments of {@link dispatchUniversalGemvI8}: those of the f32 GEMV (`dispatchUniversalGemv`) with prepared weights instead of `w`. */
-export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderCopiesArg {
+export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderTableArgs {
   readonly weights: UniversalGemvI8Weights;
   /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
   readonly dotPath: DotPath;
@@ -376,8 +387,8 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     // The nibbles' binding is half the codes'.
     Math.min(codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
-  const leaderCopies = universalGemvI8LeaderCopies(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies);
-  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath, leaderCopies });
+  const leaderTable = universalGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args);
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath, leaderTable });
   const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
 
   const pass = encoder.beginComputePass({ label: what });
@@ -461,7 +472,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
 }
 
 /** Options of {@link universalGemvI8}. */
-export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies'>;
+export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies' | 'padLeaderTable'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
