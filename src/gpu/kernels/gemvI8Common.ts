@@ -84,7 +84,7 @@ export interface LeaderTable {
 }
 
 /** Entries per copy of a padded leader table: every value of a code byte. */
-export const PADDED_LEADER_ENTRIES = 256;
+const PADDED_LEADER_ENTRIES = 256;
 
 /**
  * Entries per copy of the leader table once its `copies` are chosen (i8LeaderCopies): 256, every value a
