@@ -69,10 +69,10 @@ const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 // (≈ 136) would gain nothing more and double the fill before the loop (27 KB of stores, ≈ 216
 // passes per workgroup, a few percent of a 4096-row layer's loop). The benchmark times 8 and 32
 // beside the default (`leaderCopies`), since a GPU may disagree. Each entry is a leader as packed i8
-// (its three coordinates in the low three bytes). A copy holds LEADER_TABLE_ENTRIES entries: 256 (every
-// value of a code byte, those past LEADER_COUNT 0) where that fits, so that the index Tint clamps,
-// code·LEADER_COPIES + replica, can never exceed the table's last word and the GPU's compiler can drop
-// the clamp (i8LeaderEntries in gemvI8Common.ts); else the LEADER_COUNT leaders alone.
+// (its three coordinates in the low three bytes). A copy holds LEADER_TABLE_ENTRIES entries: the
+// LEADER_COUNT leaders, or on request (padLeaderTable) 256, every value of a code byte (those past
+// LEADER_COUNT 0), so that the index Tint clamps, code·LEADER_COPIES + replica, can never exceed the
+// table's last word and a GPU's compiler could drop the clamp (i8LeaderEntries in gemvI8Common.ts).
 var<workgroup> leader_table: array<u32, LEADER_TABLE_ENTRIES * LEADER_COPIES>;
 
 // The invocation's column: what `gemv` and the kernel's functions share.

@@ -9,7 +9,7 @@ import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weight
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
-import type { LeaderTable, LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
+import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
@@ -439,8 +439,8 @@ function latticeQ(scheme: SchemeName): number {
 
 /**
  * Names and SPIR-V keys of the int8-input GEMV rows. `layout` forcing a leader-table layout (copies, or
- * the table not padded; the default keeps 16 copies padded to 256 entries where they fit:
- * gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported where
+ * the table padded to 256 entries per copy; the default keeps 16 copies of the 216 leaders where they
+ * fit: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported where
  * `table(workgroupBytes)` refuses it; `variant` given: a row of another variant of the kernel (its
  * name and SPIR-V key suffix).
  */
@@ -454,15 +454,16 @@ function int8Row(
   variant?: { readonly name: string; readonly spirvSuffix: string },
 ): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
   const copies = layout.leaderCopies === undefined ? '' : `, ${layout.leaderCopies} leader-table copies`;
-  const padding = layout.padLeaderTable === false ? ', leader table not padded (216 entries per copy)' : '';
+  const padding = layout.padLeaderTable === true ? ', leader table padded to 256 entries per copy' : '';
   return {
     name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`,
     spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}`,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
       try {
-        table(context.device.limits.maxComputeWorkgroupStorageSize);
-        return null;
+        const { entries } = table(context.device.limits.maxComputeWorkgroupStorageSize);
+        // Padding falls back to the leaders alone where it does not fit: not the row's layout.
+        return layout.padLeaderTable === true && entries !== PADDED_LEADER_ENTRIES ? 'the padded leader table does not fit the workgroup memory' : null;
       } catch (error) {
         return error instanceof Error ? error.message : String(error);
       }

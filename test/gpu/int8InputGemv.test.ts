@@ -849,7 +849,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
   // for the lanes that read it; with every copy right Y does not depend on the count at all, nor on
   // the padding to 256 entries per copy (which moves every entry's word: e·copies + c with 256 or 216
   // entries per copy is the same word, but a fill that strides by the wrong count would not be).
-  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, padded), and their twins; a count that does not fit is refused', async () => {
+  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, not padded), and their twins; a count that does not fit is refused', async () => {
     const { device } = context;
     const dotPath = dotPathFor(context.features);
     const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
@@ -864,15 +864,14 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
         const x = gaussianMatrix(700, k, 83 + k);
         const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 32 + 64 <= workgroupBytes);
         expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
-        const layouts = [{}, ...copyCounts.flatMap((leaderCopies) => [{ leaderCopies }, { leaderCopies, padLeaderTable: false }])];
+        const layouts = [{}, ...copyCounts.flatMap((leaderCopies) => [{ leaderCopies }, { leaderCopies, padLeaderTable: true }])];
         const universalYs: Matrix[] = [];
         const deterministicYs: Matrix[] = [];
         for (const layout of layouts) {
           universalYs.push(await universalGemvI8(device, weights, x, { dotPath, ...layout }));
           deterministicYs.push(await latticeGemvI8(device, deterministicW, x, { dotPath, ...layout }));
         }
-        const paddedByDefault = universalGemvI8LeaderTable(6, rhsTile, workgroupBytes).entries === 256;
-        expect(paddedByDefault, 'the test device holds 16 padded copies').toBe(true);
+        expect(universalGemvI8LeaderTable(6, rhsTile, workgroupBytes, { padLeaderTable: true }).entries, 'the test device holds 16 padded copies').toBe(256);
         for (const [q, ys] of [[universalQ, universalYs], [deterministicQ, deterministicYs]] as const) {
           const first = ys[0] as Matrix;
           expect(compare(first, q, x).twin, `k = ${k}: default copies against the twin`).toBeLessThanOrEqual(1);
@@ -983,26 +982,26 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
     }
   });
 
-  // The default 16 copies padded to 256 entries (16 KB): a device whose limit is exactly that beside
-  // the lanes and the kernel's own bytes takes the padded table (an undercount would fail Dawn's
-  // validation), and a byte less keeps 16 copies of the 216 leaders; both match the twins.
-  it('the default copies padded to 256 entries compile at exactly their bytes, and a byte below keep the leaders alone', async () => {
+  // The default 16 copies padded to 256 entries (16 KB, padLeaderTable): a device whose limit is
+  // exactly that beside the lanes and the kernel's own bytes takes the padded table (an undercount
+  // would fail Dawn's validation), and a byte less keeps 16 copies of the 216 leaders; both match the twins.
+  it('16 copies padded to 256 entries compile at exactly their bytes, and a byte below keep the leaders alone', async () => {
     const padded = lanes + 16384 - 27648; // 1056 + 16 384
     const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 97), { scheme: 'd3-q6', seed: 6, nonce: 98 });
     const deterministicQ = deterministic(gaussianMatrix(300, 19, 99), { scheme: 'd3-q6-deterministic', seed: 6 });
     const x = gaussianMatrix(300, 1, 100);
     const kernels = [
-      { q: universalQ, exact: padded + 64, table: (limit: number) => universalGemvI8LeaderTable(6, 1, limit), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+      { q: universalQ, exact: padded + 64, table: (limit: number) => universalGemvI8LeaderTable(6, 1, limit, { padLeaderTable: true }), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
         const universalW = uploadUniversalMatrix(device, universalQ);
         const weights = UniversalGemvI8Weights.create(device, universalW);
-        return universalGemvI8(device, weights, x, { dotPath }).finally(() => {
+        return universalGemvI8(device, weights, x, { dotPath, padLeaderTable: true }).finally(() => {
           weights.destroy();
           universalW.destroy();
         });
       } },
-      { q: deterministicQ, exact: padded, table: (limit: number) => latticeGemvI8LeaderTable(6, 1, limit), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+      { q: deterministicQ, exact: padded, table: (limit: number) => latticeGemvI8LeaderTable(6, 1, limit, { padLeaderTable: true }), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
         const deterministicW = uploadLatticeMatrix(device, deterministicQ);
-        return latticeGemvI8(device, deterministicW, x, { dotPath }).finally(() => deterministicW.destroy());
+        return latticeGemvI8(device, deterministicW, x, { dotPath, padLeaderTable: true }).finally(() => deterministicW.destroy());
       } },
     ];
     for (const { q, exact, table, run } of kernels) {

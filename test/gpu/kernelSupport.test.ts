@@ -176,28 +176,31 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
 });
 
 describe('leader-table entries per copy of the int8-input GEMVs (i8LeaderEntries)', () => {
-  // Each copy is padded to 256 entries (every value of a code byte), 1 KB, where the chosen copies
-  // fit so; else it holds the 216 leaders alone. Beside the table as above: 1056 bytes (one
-  // right-hand side) or 8224 (a tile of 8), plus the kernel's own (universal 64; deterministic 0 with
-  // the cubic, 16 with the table of multiples).
+  // Asked to pad (padLeaderTable: true), each copy holds 256 entries (every value of a code byte),
+  // 1 KB, where the chosen copies fit so; else the 216 leaders alone, as by default. Beside the table
+  // as above: 1056 bytes (one right-hand side) or 8224 (a tile of 8), plus the kernel's own
+  // (universal 64; deterministic 0 with the cubic, 16 with the table of multiples).
+  const pad = { padLeaderTable: true } as const;
   it('pads to 256 entries where the chosen copies fit so, to the byte, and keeps the leaders elsewhere', () => {
     expect(i8LeaderEntries(216, 16, 1, 64, 1120 + 16384)).toBe(256);
     expect(i8LeaderEntries(216, 16, 1, 64, 1120 + 16384 - 1)).toBe(216); // one byte short
-    expect(universalGemvI8LeaderTable(6, 1, 32768)).toEqual({ copies: 16, entries: 256 });
-    expect(universalGemvI8LeaderTable(6, 1, 16384)).toEqual({ copies: 16, entries: 216 }); // WebGPU's minimum
-    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384)).toEqual({ copies: 16, entries: 256 });
-    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384, { scaleMultiples: 'table' })).toEqual({ copies: 16, entries: 216 }); // its 16 bytes tip it
-    expect(universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32 })).toEqual({ copies: 32, entries: 216 }); // 32 padded copies: 32 KB
-    expect(latticeGemvI8LeaderTable(6, 8, 32768)).toEqual({ copies: 16, entries: 256 }); // 8224 + 16 384 ≤ 32 768
-    expect(latticeGemvI8LeaderTable(6, 8, 16384)).toEqual({ copies: 8, entries: 216 }); // 8224 + 8192 > 16 384
-    expect(latticeGemvI8LeaderTable(6, 8, 8224 + 8192)).toEqual({ copies: 8, entries: 256 });
+    expect(universalGemvI8LeaderTable(6, 1, 32768, pad)).toEqual({ copies: 16, entries: 256 });
+    expect(universalGemvI8LeaderTable(6, 1, 16384, pad)).toEqual({ copies: 16, entries: 216 }); // WebGPU's minimum
+    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384, pad)).toEqual({ copies: 16, entries: 256 });
+    expect(latticeGemvI8LeaderTable(6, 1, 1056 + 16384, { ...pad, scaleMultiples: 'table' })).toEqual({ copies: 16, entries: 216 }); // its 16 bytes tip it
+    expect(universalGemvI8LeaderTable(6, 1, 32768, { ...pad, leaderCopies: 32 })).toEqual({ copies: 32, entries: 216 }); // 32 padded copies: 32 KB
+    expect(latticeGemvI8LeaderTable(6, 8, 32768, pad)).toEqual({ copies: 16, entries: 256 }); // 8224 + 16 384 ≤ 32 768
+    expect(latticeGemvI8LeaderTable(6, 8, 16384, pad)).toEqual({ copies: 8, entries: 216 }); // 8224 + 8192 > 16 384
+    expect(latticeGemvI8LeaderTable(6, 8, 8224 + 8192, pad)).toEqual({ copies: 8, entries: 256 });
+    expect(latticeGemvI8LeaderTable(6, 1, 65536, { ...pad, leaderCopies: 32 })).toEqual({ copies: 32, entries: 256 });
     expect(() => i8LeaderEntries(257, 1, 1, 0, 65536)).toThrow(/257 leaders do not fit 8-bit codes/);
   });
 
-  it('keeps the leaders alone when asked (padLeaderTable: false), whatever fits', () => {
+  it('keeps the leaders alone by default and when asked (padLeaderTable: false), whatever fits', () => {
+    expect(universalGemvI8LeaderTable(6, 1, 65536)).toEqual({ copies: 16, entries: 216 });
+    expect(latticeGemvI8LeaderTable(6, 1, 65536)).toEqual({ copies: 16, entries: 216 });
     expect(universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false })).toEqual({ copies: 16, entries: 216 });
     expect(latticeGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false, leaderCopies: 8 })).toEqual({ copies: 8, entries: 216 });
-    expect(latticeGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: true, leaderCopies: 32 })).toEqual({ copies: 32, entries: 256 });
     expect(() => universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: 'no' as never })).toThrow(/padLeaderTable must be a boolean, got no/);
   });
 });

@@ -42,9 +42,9 @@ export interface LeaderTableArgs {
    */
   readonly leaderCopies?: LeaderCopies;
   /**
-   * Pad each copy to 256 entries where the copies still fit (default true): the same results, and a
-   * GPU's compiler can then drop the bounds clamp WebGPU puts on each lookup (see i8LeaderEntries).
-   * false keeps the 216 leaders alone (the benchmark times both).
+   * Pad each copy to 256 entries where the copies still fit (default false: the leaders alone). The
+   * same results; padded, the bounds clamp WebGPU puts on each lookup can never bind, so a GPU's
+   * compiler could drop it (see i8LeaderEntries; lavapipe's does not). The benchmark times both.
    */
   readonly padLeaderTable?: boolean;
 }
@@ -84,16 +84,18 @@ export interface LeaderTable {
 }
 
 /** Entries per copy of a padded leader table: every value of a code byte. */
-const PADDED_LEADER_ENTRIES = 256;
+export const PADDED_LEADER_ENTRIES = 256;
 
 /**
  * Entries per copy of the leader table once its `copies` are chosen (i8LeaderCopies): 256, every value a
  * code byte can hold, where that many copies of 256 fit the same budget; else the `leaders` themselves.
  * Why pad: Tint clamps each lookup's index code·copies + replica to the table's last word. With 256
  * entries that bound is 256·copies − 1, which the index (a byte times a power of two, plus a lane's copy
- * below it) can never exceed, so a GPU's compiler can see from the index's bits that the clamp does
- * nothing and drop it (≈ 1 ALU instruction per block; with 216 entries it must keep it). Entries past the
- * leaders hold 0. The static SPIR-V count keeps the clamp either way; only a GPU shows the difference.
+ * below it) can never exceed, so a compiler that tracks the bits a value can have could drop the clamp
+ * (≈ 1 ALU instruction per block; with 216 entries it must keep it). Entries past the leaders hold 0.
+ * Whether one does is unknown: lavapipe (Mesa's NIR, then LLVM 15) keeps it, its x86 code for the
+ * padded and unpadded deterministic kernel differing only in moves; the SPIR-V keeps it either way.
+ * So padding is opt-in (`padLeaderTable`), and the benchmark times it beside the default.
  *
  * @example
  * i8LeaderEntries(216, 16, 1, 64, 32768); // 256: 16 KB beside 1 KB of partial sums
@@ -106,14 +108,14 @@ export function i8LeaderEntries(leaders: number, copies: LeaderCopies, rhsTile: 
 
 /**
  * The leader table of a kernel whose own tables take `kernelBytes`: the copies (i8LeaderCopies) and,
- * unless `padLeaderTable` is false, the entries of each (i8LeaderEntries).
+ * with `padLeaderTable`, the entries of each (i8LeaderEntries; else the leaders alone).
  *
  * @example
- * i8LeaderTable(216, 1, 64, 32768, {}); // { copies: 16, entries: 256 }
- * i8LeaderTable(216, 1, 64, 32768, { padLeaderTable: false }); // { copies: 16, entries: 216 }
+ * i8LeaderTable(216, 1, 64, 32768, {}); // { copies: 16, entries: 216 }
+ * i8LeaderTable(216, 1, 64, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
  */
 export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs): LeaderTable {
-  const pad = args.padLeaderTable ?? true;
+  const pad = args.padLeaderTable ?? false;
   check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${String(pad)}`);
   const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies);
   return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };

@@ -137,8 +137,9 @@ export type LatticeGemvI8TableArgs = LeaderTableArgs & { readonly scaleMultiples
  * (`i8LeaderTable` beside the kernel's own table: none with the default 'cubic' scale multiples).
  *
  * @example
- * latticeGemvI8LeaderTable(6, 1, 16384); // { copies: 16, entries: 216 } (13 824 bytes fit beside 1 056, 16 384 would not)
- * latticeGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 256 }
+ * latticeGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 216 }
+ * latticeGemvI8LeaderTable(6, 1, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
+ * latticeGemvI8LeaderTable(6, 1, 16384, { padLeaderTable: true }); // { copies: 16, entries: 216 } (16 384 bytes would not fit beside 1 056)
  */
 export function latticeGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LatticeGemvI8TableArgs = {}): LeaderTable {
   return i8LeaderTable(q ** 3, rhsTile, multipleTableBytes(args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES), workgroupBytes, args);
@@ -178,7 +179,7 @@ function scaleMultiplesWgsl(source: ScaleMultipleSource): string {
  * The WGSL of one variant.
  *
  * @example
- * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 16, entries: 256 }, scaleMultiples: 'cubic' });
+ * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 16, entries: 216 }, scaleMultiples: 'cubic' });
  */
 export function latticeGemvI8ShaderSource(variant: Variant): string {
   return [

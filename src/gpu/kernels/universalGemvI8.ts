@@ -181,8 +181,9 @@ const ROOT_STEP_BYTES = 16 * 4;
  * (`i8LeaderTable` beside the kernel's root steps).
  *
  * @example
- * universalGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 256 }
- * universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32 }); // { copies: 32, entries: 216 } (27 648 bytes fit, 32 768 would not)
+ * universalGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 216 }
+ * universalGemvI8LeaderTable(6, 1, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
+ * universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32, padLeaderTable: true }); // { copies: 32, entries: 216 } (32 768 bytes would not fit)
  */
 export function universalGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LeaderTableArgs = {}): LeaderTable {
   return i8LeaderTable(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, args);
@@ -203,7 +204,7 @@ export function universalGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgro
  * The WGSL of one product variant.
  *
  * @example
- * universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 8, entries: 256 } });
+ * universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 8, entries: 216 } });
  */
 export function universalGemvI8ShaderSource(variant: Variant): string {
   const spec = latticeSpec('D3');
