@@ -15,8 +15,8 @@ import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
 import { bindingWindow } from '../../src/gpu/workSplit.js';
 import { codeQuadColumnsPerBinding, codeQuadWindow, i8LeaderCopies, i8LeaderEntries } from '../../src/gpu/kernels/gemvI8Common.js';
-import { latticeGemvI8LeaderCopies, latticeGemvI8LeaderTable, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { universalGemvI8LeaderCopies, universalGemvI8LeaderTable } from '../../src/gpu/kernels/universalGemvI8.js';
+import { latticeGemvI8LeaderTable, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { universalGemvI8LeaderTable } from '../../src/gpu/kernels/universalGemvI8.js';
 import fc from 'fast-check';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -153,11 +153,11 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
   // u32); the kernel's own bytes (here 64: the universal kernel's 16 root steps; the deterministic
   // kernel has none with its cubic scale multiples, 16 with their table).
   it('keeps 16 copies by default, fewer only where 16 do not fit', () => {
-    expect(latticeGemvI8LeaderCopies(6, 1, 32768)).toBe(16);
-    expect(universalGemvI8LeaderCopies(6, 1, 16384)).toBe(16); // 13 824 + 1120 ≤ 16 384
+    expect(latticeGemvI8LeaderTable(6, 1, 32768).copies).toBe(16);
+    expect(universalGemvI8LeaderTable(6, 1, 16384).copies).toBe(16); // 13 824 + 1120 ≤ 16 384
     expect(i8LeaderCopies(216, 1, 64, 1120 + 13824)).toBe(16);
     expect(i8LeaderCopies(216, 1, 64, 1120 + 13824 - 1)).toBe(8); // one byte short
-    expect(latticeGemvI8LeaderCopies(6, 8, 16384)).toBe(8); // 8288 + 6912 ≤ 16 384 < 8288 + 13 824
+    expect(latticeGemvI8LeaderTable(6, 8, 16384).copies).toBe(8); // 8288 + 6912 ≤ 16 384 < 8288 + 13 824
     expect(i8LeaderCopies(216, 8, 64, 8288 + 6912)).toBe(8);
     expect(i8LeaderCopies(216, 8, 64, 8288 + 6912 - 1)).toBe(4); // one byte short
     expect(i8LeaderCopies(1000, 1, 0, 16384)).toBe(2); // 2 × 4000 ≤ 16 384 − 1056 < 4 × 4000
@@ -166,8 +166,8 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
 
   it('takes a requested count that fits and refuses one that does not, or is not a power of two up to 32', () => {
     expect(i8LeaderCopies(216, 1, 0, 32768, 32)).toBe(32); // 27 648 + 1056 ≤ 32 768
-    expect(latticeGemvI8LeaderCopies(6, 1, 16384, 8)).toBe(8); // fewer than the default
-    expect(latticeGemvI8LeaderCopies(6, 1, 16384, 16)).toBe(16); // 13 824 + 1120 ≤ 16 384
+    expect(latticeGemvI8LeaderTable(6, 1, 16384, { leaderCopies: 8 }).copies).toBe(8); // fewer than the default
+    expect(latticeGemvI8LeaderTable(6, 1, 16384, { leaderCopies: 16 }).copies).toBe(16); // 13 824 + 1120 ≤ 16 384
     expect(i8LeaderCopies(216, 1, 0, 32768, 1)).toBe(1);
     expect(() => i8LeaderCopies(216, 8, 0, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24544 are left/);
     expect(() => i8LeaderCopies(216, 1, 0, 32768, 64 as never)).toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 64/);

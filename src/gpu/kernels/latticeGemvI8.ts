@@ -28,7 +28,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 
@@ -143,16 +143,6 @@ export type LatticeGemvI8TableArgs = LeaderTableArgs & { readonly scaleMultiples
  */
 export function latticeGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LatticeGemvI8TableArgs = {}): LeaderTable {
   return i8LeaderTable(q ** 3, rhsTile, multipleTableBytes(args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES), workgroupBytes, args);
-}
-
-/**
- * Copies of the leader table the kernel keeps (latticeGemvI8LeaderTable).
- *
- * @example
- * latticeGemvI8LeaderCopies(6, 1, 16384); // 16 (13 824 bytes fit beside 1 056)
- */
-export function latticeGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies, scaleMultiples: ScaleMultipleSource = DEFAULT_SCALE_MULTIPLES): LeaderCopies {
-  return latticeGemvI8LeaderTable(q, rhsTile, workgroupBytes, { leaderCopies: requested, scaleMultiples }).copies;
 }
 
 interface Variant {

@@ -21,11 +21,11 @@ import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } fro
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
-import { blockHashInputWgsl, blockHashWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
+import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
  * The int8-input universal GEMV: Y = ŴᵀX for a universal D3 matrix with 8-bit codes (d3-q6), with x̃
@@ -141,7 +141,7 @@ export function universalGemvI8Header(spec: LatticeSpec, q: number): string {
     `const LEADER_COUNT: u32 = ${q ** spec.dimension}u;`,
     `const ROOT_COUNT: u32 = ${spec.escapes.rootCount}u;`,
     '// The hash words of a group\'s blocks (block_dither of universalWgsl.ts reads their fields). Block',
-    `// first + t hashes to ${blockHashWgsl(words, 0).replace('block', '(first + t)')}. With \`first\` a multiple`,
+    '// first + t hashes to mix32(key ^ (first + t)) (blockHashWgsl, one hash word). With `first` a multiple',
     '// of GROUP_BLOCKS (4) and t < 4, first + t = first ^ t, and its bits from 16 up do not depend on t, so',
     '// mix32\'s first xorshift is done once per group: the hash is mix32_rest(group_hash_base(key, first) ^ t).',
     'const_assert GROUP_BLOCKS <= 65536u && (GROUP_BLOCKS & (GROUP_BLOCKS - 1u)) == 0u;',
@@ -187,17 +187,6 @@ const ROOT_STEP_BYTES = 16 * 4;
  */
 export function universalGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LeaderTableArgs = {}): LeaderTable {
   return i8LeaderTable(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, args);
-}
-
-/**
- * Copies of the leader table the kernel keeps (universalGemvI8LeaderTable).
- *
- * @example
- * universalGemvI8LeaderCopies(6, 1, 32768); // 16
- * universalGemvI8LeaderCopies(6, 1, 32768, 32); // 32 (27 648 bytes fit)
- */
-export function universalGemvI8LeaderCopies(q: number, rhsTile: RhsTile, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return universalGemvI8LeaderTable(q, rhsTile, workgroupBytes, { leaderCopies: requested }).copies;
 }
 
 /**
