@@ -18,6 +18,7 @@ import { dispatchHadamard, rotationRoundsInPass } from '../../src/gpu/kernels/ha
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -1097,36 +1098,32 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     const firsts = [0, 4, 65532, 65536, 65540, 131068, 0x7ffffffc, 0x80000000, 0xfffffffc, ...Array.from({ length: 8 }, () => (u32() & ~3) >>> 0)];
     const cases = keys.flatMap((key) => firsts.map((first) => [key, first >>> 0] as const));
     const source = `${counterHashSource}\n${universalGemvI8Header(codec.spec, 6)}\n${PROBE}`;
-    const input = createBufferWithData(device, 'group hash cases', Uint32Array.from(cases.flat()), STORAGE_USAGE);
-    const output = createBuffer(device, 'group hash dither', 4 * cases.length * 4 * 3, STORAGE_USAGE);
-    try {
+    const outputBytes = 4 * cases.length * 4 * 3;
+    const gpu = new Int32Array(await runAndRead(device, 'group hash probe', outputBytes, (run) => {
+      const input = run.upload('group hash cases', Uint32Array.from(cases.flat()));
+      const output = run.storage('group hash dither', outputBytes);
       const pipeline = device.createComputePipeline({
         label: 'group hash probe',
         layout: 'auto',
         compute: { module: device.createShaderModule({ label: 'group hash probe', code: source }), entryPoint: 'main' },
       });
-      const encoder = device.createCommandEncoder({ label: 'group hash probe' });
-      const pass = encoder.beginComputePass();
+      const pass = run.encoder.beginComputePass({ label: 'group hash probe' });
       pass.setPipeline(pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [input, output].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+      pass.setBindGroup(0, device.createBindGroup({ label: 'group hash probe', layout: pipeline.getBindGroupLayout(0), entries: [input, output].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
       pass.dispatchWorkgroups(Math.ceil(cases.length / 64));
       pass.end();
-      device.queue.submit([encoder.finish()]);
-      const gpu = new Int32Array(await readBuffer(device, output, 4 * cases.length * 4 * 3));
-      const cpu = new Int32Array(3);
-      let compared = 0;
-      cases.forEach(([key, first], c) => {
-        for (let t = 0; t < 4; t++) {
-          blockDither(codec, key, first + t, cpu);
-          const at = (c * 4 + t) * 3;
-          expect(Array.from(gpu.subarray(at, at + 3)), `key ${key.toString(16)}, block ${first + t}`).toEqual(Array.from(cpu));
-          compared++;
-        }
-      });
-      expect(compared).toBe(keys.length * firsts.length * 4);
-    } finally {
-      input.destroy();
-      output.destroy();
-    }
+      return output;
+    }));
+    const cpu = new Int32Array(3);
+    let compared = 0;
+    cases.forEach(([key, first], c) => {
+      for (let t = 0; t < 4; t++) {
+        blockDither(codec, key, first + t, cpu);
+        const at = (c * 4 + t) * 3;
+        expect(Array.from(gpu.subarray(at, at + 3)), `key ${key.toString(16)}, block ${first + t}`).toEqual(Array.from(cpu));
+        compared++;
+      }
+    });
+    expect(compared).toBe(keys.length * firsts.length * 4);
   });
 });
