@@ -7,6 +7,8 @@
 //                      2 = the 216 leaders (3 int8 per word; the pair's entry is their dot product)
 //   TABLE_WORDS: u32   u32 words of that table (int8 entries, 4 per word, little-endian)
 //   SLICE: u32         blocks per code slice (16, 8 or 4; a multiple of 4)
+// then the uniform struct and shaders/product_tile.wgsl (the scale multiples and the output of a
+// tile, shared with shaders/e8_matmul.wgsl).
 //
 // Operands (src/gpu/latticeOperand.ts): codes packed 4 per word (8 bits), scale indices packed
 // `index_bits` bits per value; each column starts on a fresh word. Column side buffers hold norms at
@@ -34,8 +36,9 @@ const CODES: u32 = 216u;
 const LAYOUT_FULL: u32 = 0u;
 const LAYOUT_TRIANGLE: u32 = 1u;
 
-// struct TableMatmulParams is declared once, in src/gpu/kernels/tableMatmul.ts (a UniformLayout),
-// which generates its WGSL in front of this file (after the three constants).
+// struct TableMatmulParams is declared once, in src/gpu/kernels/tableMatmul.ts (a UniformLayout: the
+// products' shared members, productParamsLayout in productCommon.ts, and slice_blocks), which
+// generates its WGSL in front of this file (after the three constants).
 @group(0) @binding(0) var<uniform> params: TableMatmulParams;
 @group(0) @binding(1) var<storage, read> table_source: array<u32>;
 @group(0) @binding(2) var<storage, read> a_codes: array<u32>;
@@ -73,16 +76,6 @@ fn pair_entry(a: u32, b: u32, la: vec3<i32>, lb: vec3<i32>) -> i32 {
     return table_byte(lo * (2u * CODES - 1u - lo) / 2u + hi);
   }
   return dot(la, lb);
-}
-
-fn a_multiple(index: u32) -> i32 {
-  let i = min(index, 15u);
-  return params.a_multiples[i >> 2u][i & 3u];
-}
-
-fn b_multiple(index: u32) -> i32 {
-  let i = min(index, 15u);
-  return params.b_multiples[i >> 2u][i & 3u];
 }
 
 // code | index << 8 of block t of A column `column` (both within range).
@@ -174,25 +167,5 @@ fn main(
     }
   }
 
-  for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-    for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-      let i = i0 + local.x + THREADS_EDGE * r;
-      let j = j0 + local.y + THREADS_EDGE * s;
-      if (i < params.a_cols && j < params.b_cols) {
-        var a_scale = a_side[i];
-        if (params.a_has_gains != 0u) {
-          a_scale = a_scale * a_side[params.a_cols + i];
-        }
-        var b_scale = b_side[j];
-        if (params.b_has_gains != 0u) {
-          b_scale = b_scale * b_side[params.b_cols + j];
-        }
-        var value = scaled_estimate(params.common_scale, a_scale, b_scale, f32(acc[r * PER_THREAD + s]));
-        if (params.has_means != 0u) {
-          value = value + params.rows * a_side[2u * params.a_cols + i] * b_side[2u * params.b_cols + j];
-        }
-        c[params.c_first + j * params.c_stride + i] = value;
-      }
-    }
-  }
+  write_tile(i0, j0, local, acc);
 }

@@ -2,8 +2,9 @@
 // coset leaders on the fly: the GPU twin of the decoded path of src/product/matmulAT.ts.
 //
 // Compiled as shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl (fn dot_i8x8), then
-// shaders/lattice_decode.wgsl (fn decode_leader), the E8MatmulParams struct, then this file
-// (src/gpu/kernels/e8Matmul.ts).
+// shaders/lattice_decode.wgsl (fn decode_leader), the E8MatmulParams struct, shaders/product_tile.wgsl
+// (the scale multiples and the output of a tile, shared with shaders/d3_table_matmul.wgsl), then this
+// file (src/gpu/kernels/e8Matmul.ts).
 //
 // Operands (src/gpu/latticeOperand.ts): codes packed `code_bits` bits per value (E8 q = 16: one per
 // word), scale indices `index_bits` bits per value; each column starts on a fresh word. Column side
@@ -31,8 +32,9 @@ const THREADS_EDGE: u32 = 16u;
 const PER_THREAD: u32 = 4u;
 const THREADS: u32 = 256u;
 
-// struct E8MatmulParams is declared once, in src/gpu/kernels/e8Matmul.ts (a UniformLayout), which
-// generates its WGSL in front of this file.
+// struct E8MatmulParams is declared once, in src/gpu/kernels/e8Matmul.ts (a UniformLayout: the
+// products' shared members, productParamsLayout in productCommon.ts, and its own), which generates
+// its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: E8MatmulParams;
 @group(0) @binding(1) var<storage, read> a_codes: array<u32>;
 @group(0) @binding(2) var<storage, read> a_indices: array<u32>;
@@ -68,16 +70,6 @@ fn pack_leader(p: LatticePoint, block: u32) -> vec2<u32> {
     }
   }
   return words;
-}
-
-fn a_multiple(index: u32) -> i32 {
-  let i = min(index, 15u);
-  return params.a_multiples[i >> 2u][i & 3u];
-}
-
-fn b_multiple(index: u32) -> i32 {
-  let i = min(index, 15u);
-  return params.b_multiples[i >> 2u][i & 3u];
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -176,25 +168,5 @@ fn main(
     }
   }
 
-  for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-    for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-      let i = i0 + local.x + THREADS_EDGE * r;
-      let j = j0 + local.y + THREADS_EDGE * s;
-      if (i < params.a_cols && j < params.b_cols) {
-        var a_scale = a_side[i];
-        if (params.a_has_gains != 0u) {
-          a_scale = a_scale * a_side[params.a_cols + i];
-        }
-        var b_scale = b_side[j];
-        if (params.b_has_gains != 0u) {
-          b_scale = b_scale * b_side[params.b_cols + j];
-        }
-        var value = scaled_estimate(params.common_scale, a_scale, b_scale, f32(acc[r * PER_THREAD + s]));
-        if (params.has_means != 0u) {
-          value = value + params.rows * a_side[2u * params.a_cols + i] * b_side[2u * params.b_cols + j];
-        }
-        c[params.c_first + j * params.c_stride + i] = value;
-      }
-    }
-  }
+  write_tile(i0, j0, local, acc);
 }

@@ -2,7 +2,6 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import e8MatmulSource from '../../../shaders/e8_matmul.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
-import scaledEstimateSource from '../../../shaders/scaled_estimate.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
@@ -13,15 +12,13 @@ import {
   exactRunBlocks,
   largestMultiple,
   latticeId,
-  multipleWords,
-  operandWordsPerColumn,
   planProductChunks,
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { UniformLayout } from '../uniformLayout.js';
+import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams, productParamsLayout } from './productCommon.js';
 
 /*
  * C = ÂᵀB̂ for two quantized matrices with 8-dimensional blocks (E8 or Z^8) on the GPU
@@ -47,58 +44,27 @@ export function dotPathFor(features: GpuFeatures): DotPath {
 }
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
-const Params = /*#__PURE__*/ new UniformLayout('E8MatmulParams', {
-  blocks: 'u32', // blocks per column, both operands
-  a_cols: 'u32', // A columns in this dispatch (C rows)
-  b_cols: 'u32', // B columns in this dispatch (C columns)
+const Params = /*#__PURE__*/ productParamsLayout('E8MatmulParams', {
   kept: 'u32', // keptLength: rotated coordinates that carry data
   a_lattice: 'u32', // LATTICE_E8 or LATTICE_Z8
   a_q: 'u32',
-  a_code_first: 'u32', // word offset of this dispatch's first A column in its codes binding
-  a_code_words: 'u32', // code words per column
   a_code_bits: 'u32',
-  a_index_first: 'u32',
-  a_index_words: 'u32',
-  a_index_bits: 'u32',
   b_lattice: 'u32',
   b_q: 'u32',
-  b_code_first: 'u32',
-  b_code_words: 'u32',
   b_code_bits: 'u32',
-  b_index_first: 'u32',
-  b_index_words: 'u32',
-  b_index_bits: 'u32',
-  c_first: 'u32', // element offset of this dispatch's C[0, 0] in the C binding
-  c_stride: 'u32', // elements between consecutive C columns
-  a_has_gains: 'u32',
-  b_has_gains: 'u32',
-  has_means: 'u32',
   flush_blocks: 'u32', // blocks per exact i32 run (1 … SLICE)
-  common_scale: 'f32', // unit_a · unit_b / (s_a · s_b · N)
-  rows: 'f32', // n, for the mean term
   decode_steps: 'u32', // 2 · SLICE · TILE / THREADS (a uniform, so the decoder is not unrolled)
-  a_multiples: 'array<vec4<i32>, 4>', // k_j of A's scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
-  b_multiples: 'array<vec4<i32>, 4>',
 });
 
 /** The WGSL of one dot path: the dot library, the decoders, the uniform struct, then the kernel. */
 export function e8MatmulShaderSource(dotPath: DotPath): string {
-  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${scaledEstimateSource}\n${Params.wgsl()}\n${e8MatmulSource}`;
+  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${Params.wgsl()}\n${PRODUCT_TILE_WGSL}\n${e8MatmulSource}`;
 }
 
 /** Pipelines per device, one per dot path, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'e8 matmul',
-  bindings: [
-    'uniform',
-    'read-only-storage', // A codes
-    'read-only-storage', // A scale indices
-    'read-only-storage', // A norms, gains, means
-    'read-only-storage', // B codes
-    'read-only-storage', // B scale indices
-    'read-only-storage', // B norms, gains, means
-    'storage', // C
-  ],
+  bindings: /*#__PURE__*/ productBindingTypes('uniform'),
   compile: (device, pipelineLayout, dotPath: DotPath) =>
     createKernelPipeline(device, pipelineLayout, { label: `e8 matmul (${dotPath} dot products)`, code: e8MatmulShaderSource(dotPath) }),
 });
@@ -156,8 +122,6 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
 
   const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
   const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, SLICE);
-  const aWords = operandWordsPerColumn(a);
-  const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
   const { layout, pipeline } = pipelines.get(device, args.dotPath);
   const chunks = planProductChunks(
@@ -171,52 +135,25 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
 
   const pass = encoder.beginComputePass({ label: `e8 matmul (${args.dotPath})` });
   pass.setPipeline(pipeline);
-  for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
+  for (const chunk of chunks) {
     const params = Params.pack({
-      blocks: a.blocksPerColumn,
-      a_cols: aRange.count,
-      b_cols: bRange.count,
+      ...productParams(a, b, chunk, common),
       kept: a.keptLength,
       a_lattice: latticeId(a.scheme),
       a_q: a.scheme.q,
-      a_code_first: aWindows.codes.firstElement,
-      a_code_words: aWords.codes,
       a_code_bits: a.codeBits,
-      a_index_first: aWindows.scaleIndices.firstElement,
-      a_index_words: aWords.scaleIndices,
-      a_index_bits: a.scaleIndexBits,
       b_lattice: latticeId(b.scheme),
       b_q: b.scheme.q,
-      b_code_first: bWindows.codes.firstElement,
-      b_code_words: bWords.codes,
       b_code_bits: b.codeBits,
-      b_index_first: bWindows.scaleIndices.firstElement,
-      b_index_words: bWords.scaleIndices,
-      b_index_bits: b.scaleIndexBits,
-      c_first: cWindow.firstElement + aRange.first,
-      c_stride: a.cols,
-      a_has_gains: aSide.hasGains ? 1 : 0,
-      b_has_gains: bSide.hasGains ? 1 : 0,
-      has_means: aSide.hasMeans ? 1 : 0,
       flush_blocks: flushBlocks,
-      common_scale: common,
-      rows: a.rows,
       decode_steps: (2 * SLICE * TILE) / THREADS,
-      a_multiples: multipleWords(a),
-      b_multiples: multipleWords(b),
     });
-    const bindGroup = createKernelBindGroup(device, layout, label, [
-      { buffer: scratch.uniform(`${label} params`, params) },
-      windowBinding(a.codes, aWindows.codes),
-      windowBinding(a.scaleIndices, aWindows.scaleIndices),
-      { buffer: aSide.buffer },
-      windowBinding(b.codes, bWindows.codes),
-      windowBinding(b.scaleIndices, bWindows.scaleIndices),
-      { buffer: bSide.buffer },
-      windowBinding(args.c, cWindow),
+    const bindGroup = createKernelBindGroup(device, layout, chunk.label, [
+      { buffer: scratch.uniform(`${chunk.label} params`, params) },
+      ...productBindings(a, b, args.c, chunk),
     ]);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(Math.ceil(aRange.count / TILE), Math.ceil(bRange.count / TILE));
+    pass.dispatchWorkgroups(Math.ceil(chunk.aRange.count / TILE), Math.ceil(chunk.bRange.count / TILE));
   }
   pass.end();
 }

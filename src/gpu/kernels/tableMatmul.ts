@@ -1,5 +1,4 @@
 import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
-import scaledEstimateSource from '../../../shaders/scaled_estimate.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import {
@@ -7,12 +6,10 @@ import {
   checkProductOperands,
   exactRunBlocks,
   largestMultiple,
-  multipleWords,
-  operandWordsPerColumn,
   planProductChunks,
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import {
@@ -23,7 +20,7 @@ import {
   type TableLayout,
   type TableLayoutKind,
 } from '../tableLayout.js';
-import { UniformLayout } from '../uniformLayout.js';
+import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams, productParamsLayout } from './productCommon.js';
 
 /*
  * C = ÂᵀB̂ for two D3, q = 6 quantized matrices on the GPU (shaders/d3_table_matmul.wgsl), with the
@@ -38,30 +35,8 @@ import { UniformLayout } from '../uniformLayout.js';
 const TABLE_MAX_ABS = 36;
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
-const Params = /*#__PURE__*/ new UniformLayout('TableMatmulParams', {
-  blocks: 'u32', // blocks per column, both operands
-  a_cols: 'u32', // A columns in this dispatch (C rows)
-  b_cols: 'u32', // B columns in this dispatch (C columns)
-  a_code_first: 'u32', // word offset of this dispatch's first A column in its codes binding
-  a_code_words: 'u32', // code words per A column
-  a_index_first: 'u32',
-  a_index_words: 'u32',
-  a_index_bits: 'u32',
-  b_code_first: 'u32',
-  b_code_words: 'u32',
-  b_index_first: 'u32',
-  b_index_words: 'u32',
-  b_index_bits: 'u32',
-  c_first: 'u32', // element offset of this dispatch's C[0, 0] in the C binding
-  c_stride: 'u32', // elements between consecutive C columns (all of C's rows)
-  a_has_gains: 'u32',
-  b_has_gains: 'u32',
-  has_means: 'u32',
+const Params = /*#__PURE__*/ productParamsLayout('TableMatmulParams', {
   slice_blocks: 'u32', // blocks per slice and per exact i32 sum (1 … SLICE)
-  common_scale: 'f32', // unit_a · unit_b / (s² · N)
-  rows: 'f32', // n, for the mean term
-  a_multiples: 'array<vec4<i32>, 4>', // k_j of A's scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
-  b_multiples: 'array<vec4<i32>, 4>',
 });
 
 /**
@@ -74,7 +49,7 @@ export function tableMatmulShaderSource(layout: TableLayout): string {
     `const TABLE_WORDS: u32 = ${layout.tableWords}u;\n` +
     `const SLICE: u32 = ${layout.sliceBlocks}u;\n` +
     `${Params.wgsl()}\n` +
-    `${scaledEstimateSource}\n` +
+    `${PRODUCT_TILE_WGSL}\n` +
     tableMatmulSource
   );
 }
@@ -82,17 +57,7 @@ export function tableMatmulShaderSource(layout: TableLayout): string {
 /** Pipelines per device, one per (table layout, slice depth), built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'd3 table matmul',
-  bindings: [
-    'uniform',
-    'read-only-storage', // table words
-    'read-only-storage', // A codes
-    'read-only-storage', // A scale indices
-    'read-only-storage', // A norms, gains, means
-    'read-only-storage', // B codes
-    'read-only-storage', // B scale indices
-    'read-only-storage', // B norms, gains, means
-    'storage', // C
-  ],
+  bindings: /*#__PURE__*/ productBindingTypes('uniform', 'read-only-storage' /* table words */),
   key: (choice: TableLayout) => `${choice.kind}/${choice.sliceBlocks}`,
   compile: (device, pipelineLayout, choice: TableLayout) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -160,8 +125,6 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
   checkProductOperands(a, b);
   const layoutChoice = tableMatmulLayout(device, args.layout);
   const sliceBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
-  const aWords = operandWordsPerColumn(a);
-  const bWords = operandWordsPerColumn(b);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
   const table = deviceTableBuffer(device, layoutChoice.kind);
   const { layout, pipeline } = pipelines.get(device, layoutChoice);
@@ -176,45 +139,15 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
 
   const pass = encoder.beginComputePass({ label: `d3 table matmul (${layoutChoice.kind} table)` });
   pass.setPipeline(pipeline);
-  for (const { aRange, bRange, aWindows, bWindows, cWindow, aSide, bSide, label } of chunks) {
-    const params = Params.pack({
-      blocks: a.blocksPerColumn,
-      a_cols: aRange.count,
-      b_cols: bRange.count,
-      a_code_first: aWindows.codes.firstElement,
-      a_code_words: aWords.codes,
-      a_index_first: aWindows.scaleIndices.firstElement,
-      a_index_words: aWords.scaleIndices,
-      a_index_bits: a.scaleIndexBits,
-      b_code_first: bWindows.codes.firstElement,
-      b_code_words: bWords.codes,
-      b_index_first: bWindows.scaleIndices.firstElement,
-      b_index_words: bWords.scaleIndices,
-      b_index_bits: b.scaleIndexBits,
-      c_first: cWindow.firstElement + aRange.first,
-      c_stride: a.cols,
-      a_has_gains: aSide.hasGains ? 1 : 0,
-      b_has_gains: bSide.hasGains ? 1 : 0,
-      has_means: aSide.hasMeans ? 1 : 0,
-      slice_blocks: sliceBlocks,
-      common_scale: common,
-      rows: a.rows,
-      a_multiples: multipleWords(a),
-      b_multiples: multipleWords(b),
-    });
-    const bindGroup = createKernelBindGroup(device, layout, label, [
-      { buffer: scratch.uniform(`${label} params`, params) },
+  for (const chunk of chunks) {
+    const params = Params.pack({ ...productParams(a, b, chunk, common), slice_blocks: sliceBlocks });
+    const bindGroup = createKernelBindGroup(device, layout, chunk.label, [
+      { buffer: scratch.uniform(`${chunk.label} params`, params) },
       { buffer: table },
-      windowBinding(a.codes, aWindows.codes),
-      windowBinding(a.scaleIndices, aWindows.scaleIndices),
-      { buffer: aSide.buffer },
-      windowBinding(b.codes, bWindows.codes),
-      windowBinding(b.scaleIndices, bWindows.scaleIndices),
-      { buffer: bSide.buffer },
-      windowBinding(args.c, cWindow),
+      ...productBindings(a, b, args.c, chunk),
     ]);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(Math.ceil(aRange.count / TABLE_TILE), Math.ceil(bRange.count / TABLE_TILE));
+    pass.dispatchWorkgroups(Math.ceil(chunk.aRange.count / TABLE_TILE), Math.ceil(chunk.bRange.count / TABLE_TILE));
   }
   pass.end();
 }
