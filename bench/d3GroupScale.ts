@@ -21,7 +21,7 @@ import { fixedPointNumerator, toFixedPoint } from '../src/quantize/columnScaling
 import { LatticeBlockEncoder, type BlockCode } from '../src/quantize/latticeEncoder.js';
 import { latticeSpec } from '../src/quantize/latticeSpec.js';
 import { quantize } from '../src/quantize/quantize.js';
-import { scaleGrid, type ScaleGrid } from '../src/quantize/scaleGrid.js';
+import { FRACTION_BITS, scaleGrid, type ScaleGrid } from '../src/quantize/scaleGrid.js';
 import { SCHEMES, type DeterministicLatticeScheme } from '../src/quantize/schemes.js';
 import { gaussianMatrix } from '../src/rotation/random.js';
 import { markdownTable, parseArgs } from './lib/args.js';
@@ -73,7 +73,7 @@ function columnError(fixed: Int32Array, blocks: number, grid: ScaleGrid, variant
   const decoded = new Int32Array(d);
   const blockError = (b: number, step: number): { error: number; clipped: boolean } => {
     (encoders[step] as LatticeBlockEncoder).encodeBlock(fixed.subarray(b * d, (b + 1) * d), result, decoded);
-    const den = (grid.multiples[step] as number) * 2 ** 6;
+    const den = (grid.multiples[step] as number) * 2 ** FRACTION_BITS;
     let error = 0;
     for (let i = 0; i < d; i++) {
       const e = (s * (fixed[b * d + i] as number) - den * (decoded[i] as number)) / s;
