@@ -28,13 +28,14 @@
 // ≈ 128 bytes per clock; two columns per lane halve that (x̂ held in registers across them).
 //
 // A library, compiled after shaders/universal_gemv_lanes.wgsl, `gemv_leader` (gemvDecode.ts) and the
-// constants LEADER_COUNT, LANE_COLUMNS, LEADER_COPIES and LEADER_TABLE_ENTRIES (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that
-// declares `params` (cols, code_first (a u32 word index), code_words, rhs, x_codes_first and
-// x_scales_first: where the dispatch's x̂ levels (a vec4 index) and scales (a u32 index) start in their
-// binding, has_bias, output_f16), `codes: array<vec4<u32>>`, the int8 inputs
-// `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and right-hand side, and elsewhere in the
-// same binding the scales as f32 bits, shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`,
-// `y: array<atomic<u32>>` (written with `store_output`, shaders/gemv_output.wgsl) and these functions:
+// constants LEADER_COUNT, LANE_COLUMNS, LEADER_COPIES and LEADER_TABLE_ENTRIES
+// (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that declares `params` (cols, code_first (a
+// u32 word index), code_words, rhs, x_codes_first and x_scales_first: where the dispatch's x̂ levels
+// (a vec4 index) and scales (a u32 index) start in their binding, has_bias, output_f16), `codes:
+// array<vec4<u32>>`, the int8 inputs `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and
+// right-hand side, and elsewhere in the same binding the scales as f32 bits,
+// shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` (written with
+// `store_output`, shaders/gemv_output.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global

@@ -45,8 +45,9 @@
 // (padLeaderTable, i8LeaderEntries in gemvI8Common.ts) the clamp's bound is one the index can never
 // pass, so a driver could drop it: ≈ 14 per block, ≈ 62 % (lavapipe's does not). The static SPIR-V
 // count, which keeps Tint's loop guards, clamps and one-iteration loops and counts a multiply and its
-// add apart, is ≈ 45 per block (36 per weight byte; 40 with the table lookup; 41 with also the index byte of each group chosen from the
-// two index words, 46 with also a 4-byte code load and an index-word load per group).
+// add apart, is ≈ 45 per block (36 per weight byte; 40 with the table lookup; 41 with also the index
+// byte of each group chosen from the two index words, 46 with also a 4-byte code load and an
+// index-word load per group).
 
 const GROUP_INDEX_BITS: u32 = GROUP_BLOCKS * INDEX_BITS;
 const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << INDEX_GROUPS_LOG2

@@ -269,7 +269,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
   const scaleMultiples = args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES;
   check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
-  const leaderTable = latticeGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args);
+  const leaderTable = latticeGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, { ...args, scaleMultiples });
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderTable, scaleMultiples });
   const columnUnit = w.unit / (CUBIC_SCALE * Math.sqrt(w.length)); // D3's point scale is 1
   const cubic = multipleCubic(w.multiples);
