@@ -55,18 +55,56 @@ export function firstNonFinite(data: Float32Array): number {
   return -1;
 }
 
+/**
+ * The largest column norm of a finite matrix, summed in float64 (no overflow for f32 entries): what the
+ * product range checks take for x.
+ *
+ * @example
+ * largestColumnNorm({ rows: 2, cols: 2, data: Float32Array.of(3, 4, 1, 0) }); // 5
+ */
+export function largestColumnNorm(x: Matrix): number {
+  let largest = 0;
+  for (let j = 0; j < x.cols; j++) {
+    let sum = 0;
+    for (let i = j * x.rows; i < (j + 1) * x.rows; i++) sum += (x.data[i] as number) ** 2;
+    largest = Math.max(largest, Math.sqrt(sum));
+  }
+  return largest;
+}
+
 /** Column `j` of `m` as a view (no copy). */
 export function column(m: Matrix, j: number): Float32Array {
   return m.data.subarray(j * m.rows, (j + 1) * m.rows);
 }
 
-/** Exact `AᵀB` in float64 accumulation, returned as a column-major `a.cols × b.cols` matrix. */
+/**
+ * Exact `AᵀB` in float64 accumulation, returned as a column-major `a.cols × b.cols` matrix. An entry
+ * beyond the f32 range (|AᵀB|_ij > 3.4e38, possible for finite f32 inputs) is refused, naming it,
+ * rather than returned as ±Infinity.
+ */
 export function matmulATExact(a: Matrix, b: Matrix): Matrix {
+  const exact = exactProductF64(a, b);
+  const out = new Float32Array(exact.length);
+  for (let k = 0; k < exact.length; k++) {
+    const value = exact[k] as number;
+    out[k] = value;
+    check(
+      Number.isFinite(out[k]),
+      () =>
+        `matmulATExact: entry (${k % a.cols}, ${Math.floor(k / a.cols)}) of AᵀB is ${value.toExponential(3)}, beyond the f32 range; ` +
+        'scale A or B down by a power of two (and the result up afterwards, in float64)',
+    );
+  }
+  return { rows: a.cols, cols: b.cols, data: out };
+}
+
+/** AᵀB in float64 (column-major, a.cols × b.cols), after checking both operands. Never overflows: |entries| ≤ n·(f32 max)². */
+function exactProductF64(a: Matrix, b: Matrix): Float64Array {
   checkMatrix(a, 'A');
   checkMatrix(b, 'B');
   check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
   const n = a.rows;
-  const out = new Float32Array(a.cols * b.cols);
+  const out = new Float64Array(a.cols * b.cols);
   for (let j = 0; j < b.cols; j++) {
     const bj = column(b, j);
     for (let i = 0; i < a.cols; i++) {
@@ -76,23 +114,27 @@ export function matmulATExact(a: Matrix, b: Matrix): Matrix {
       out[j * a.cols + i] = sum;
     }
   }
-  return { rows: a.cols, cols: b.cols, data: out };
+  return out;
 }
 
 /**
- * The normalized product error of DESIGN §1: `n · ‖Ĉ − AᵀB‖²_F / (‖A‖²_F · ‖B‖²_F)`. For iid N(0,1)
+ * The normalized product error of the seed paper [1]: `n · ‖Ĉ − AᵀB‖²_F / (‖A‖²_F · ‖B‖²_F)`. For iid N(0,1)
  * square matrices it equals the seed paper's `‖ÂᵀB̂ − AᵀB‖²_F / n³`.
+ *
+ * AᵀB is taken in float64, not rounded to f32 as `matmulATExact` returns it: the measure is a float64
+ * number, so it needs no f32 range, and it stays finite and right when an entry of AᵀB is beyond f32
+ * (an estimate of such a product is computed scaled down, and may be compared scaled back up).
  */
 export function productNmse(estimate: Matrix, a: Matrix, b: Matrix): number {
   checkMatrix(estimate, 'productNmse estimate');
-  const exact = matmulATExact(a, b);
+  const exact = exactProductF64(a, b);
   check(
-    estimate.rows === exact.rows && estimate.cols === exact.cols,
-    () => `estimate is ${estimate.rows}×${estimate.cols}, expected ${exact.rows}×${exact.cols}`,
+    estimate.rows === a.cols && estimate.cols === b.cols,
+    () => `estimate is ${estimate.rows}×${estimate.cols}, expected ${a.cols}×${b.cols}`,
   );
   let err = 0;
-  for (let i = 0; i < exact.data.length; i++) {
-    const d = (estimate.data[i] as number) - (exact.data[i] as number);
+  for (let i = 0; i < exact.length; i++) {
+    const d = (estimate.data[i] as number) - (exact[i] as number);
     err += d * d;
   }
   const normA = sumOfSquares(a.data);

@@ -20,7 +20,7 @@ import type {
   UniversalLatticeMatrix,
 } from '../quantize/quantizedMatrix.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from '../quantize/rates.js';
-import { scaleGrid } from '../quantize/scaleGrid.js';
+import { scaleGrid, scaleGridMismatch } from '../quantize/scaleGrid.js';
 import {
   resolveScheme,
   type DeterministicLatticeScheme,
@@ -584,10 +584,8 @@ function parseFields(r: DescriptionReader, kind: unknown): DescriptionFields {
       const grid = scaleGrid(scheme.overload, spec.maxDenominator);
       const unit = r.value('unit');
       const multiples = r.value('multiples');
-      if (unit !== grid.unit) r.fail(`unit is ${describeValue(unit)}, but the scheme's scale grid has unit ${grid.unit}`);
-      if (!(Array.isArray(multiples) && multiples.length === grid.multiples.length && multiples.every((k, i) => k === grid.multiples[i]))) {
-        r.fail(`multiples must be the scheme's scale multiples [${grid.multiples.join(', ')}]`);
-      }
+      const mismatch = scaleGridMismatch(grid, unit, multiples);
+      if (mismatch !== null) r.fail(mismatch);
       const blocks = safeProduct(r.label, Math.ceil(keptLength / spec.dimension), common.cols);
       return {
         kind: 'deterministic',

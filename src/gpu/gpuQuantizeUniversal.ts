@@ -1,6 +1,6 @@
 import { check } from '../errors.js';
 import { streamWords } from '../format/bitFields.js';
-import { keptRotatedLength } from '../quantize/quantize.js';
+import { keptRotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import type { ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnNorm } from '../quantize/prepareColumn.js';
@@ -128,7 +128,7 @@ export async function gpuQuantizeUniversalUnlocked(
       if (wanted <= recordCapacity) break;
       recordCapacity = wanted;
     }
-    checkStatus(words);
+    checkStatus(words, scheme.beta, length, options.rotate);
     const norms = sideValues.subarray(0, cols);
     norms.forEach((norm, j) => checkColumnNorm(norm, j));
     const maxColumnNorm = columnNormBound(norms, options.center ? sideValues.subarray(cols, 2 * cols) : null, n);
@@ -197,14 +197,14 @@ export async function gpuQuantizeUniversalUnlocked(
   }
 }
 
-/** Throws what the CPU quantizer throws for the problems the kernels reported. */
-function checkStatus(words: Uint32Array): void {
+/** Throws what the CPU quantizer throws for the problems the kernels reported (with its advice). */
+function checkStatus(words: Uint32Array, beta: number, length: number, rotate: boolean): void {
   checkColumnPrepStatus(words);
   const overflow = reportedColumn(words, UNIVERSAL_WORK_FIXED_OVERFLOW);
   check(
     overflow === null,
     () =>
       `column ${overflow}: a rotated coordinate is beyond the universal code's range (2^14 times the quantizer's step β); ` +
-      'quantize with rotate: true (the default), which spreads such spikes',
+      universalRangeAdvice(beta, length, rotate),
   );
 }

@@ -2,6 +2,7 @@ import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { check } from '../errors.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import type { QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
  * The predicted mean squared error E‖ÂᵀB̂ − AᵀB‖²_F of `matmulAT(qa, qb)`, from the stored column norms
@@ -15,8 +16,10 @@ import type { QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quanti
  * nonces); one product fluctuates around it (relative std ≈ 1.15·√((1/a_eff + 1/b_eff)/2) with
  * a_eff = ‖A‖⁴_F / Σ‖a_i‖⁴, small for many columns of similar norm).
  *
- * Conditions: both operands universal, quantized with the same rotation seed, with every rotated
- * coordinate kept (no time-sharing); otherwise a LatticeMatmulError says which condition fails.
+ * Conditions: both operands universal, compatible as `matmulAT` requires them (rows, rotation seed,
+ * centring), with every rotated coordinate kept (no time-sharing), and either one quantization or
+ * independent nonces (two different matrices quantized with one nonce are refused, as by `matmulAT`);
+ * otherwise a LatticeMatmulError says which condition fails.
  *
  * @example
  * const qa = quantize(a, { scheme: 'e8-q16', seed: 7 }), qb = quantize(b, { scheme: 'e8-q16', seed: 7 });
@@ -26,15 +29,15 @@ import type { QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quanti
 export function expectedProductError(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   const a = universalOperand(qa, 'A');
   const b = universalOperand(qb, 'B');
-  check(a.rows === b.rows && a.length === b.length, () => `A and B must have the same rows (got ${a.rows} and ${b.rows})`);
-  check(a.rotate === b.rotate && (!a.rotate || a.seed === b.seed), 'A and B must share the rotation (rotate and seed)');
+  checkCompatible(a, b);
+  const gram = isSameQuantization(a, b); // refuses two different matrices with one nonce, as matmulAT does
   const da = distortion(a);
   const db = distortion(b);
   const perPair = da + db + da * db;
   const sa = squaredNorms(a);
   const sb = squaredNorms(b);
-  if (a === b || a.nonce === b.nonce) {
-    // One quantization (matmulAT refuses two different matrices with one nonce): the Gram case.
+  if (gram !== null) {
+    // One quantization (passed twice, or quantized twice with one nonce): the Gram case.
     let sum = 0;
     let fourth = 0;
     for (const s of sa) {
@@ -57,6 +60,9 @@ export function expectedProductError(qa: QuantizedMatrix, qb: QuantizedMatrix): 
 export function expectedNmse(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   const a = universalOperand(qa, 'A');
   const b = universalOperand(qb, 'B');
+  // The figure describes matmulAT(qa, qb): refuse the pairs it refuses.
+  checkCompatible(a, b);
+  isSameQuantization(a, b);
   const da = distortion(a);
   const db = distortion(b);
   return ((da + db + da * db) * a.rows) / a.length;

@@ -4,11 +4,12 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
 import { schemeLattice } from '../quantize/quantize.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
-import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { columnNormBound, decodeRotated } from './decodeRotated.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkKnownKeys, isPlainObject } from '../quantize/strictOptions.js';
 import { expectedProductError } from './expectedError.js';
+import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
  * Estimates AᵀB from two independently quantized matrices (a.cols × b.cols, column-major).
@@ -16,7 +17,7 @@ import { expectedProductError } from './expectedError.js';
  * Both must share rows, the rotation seed and the centring choice. Columns are decoded in the rotated
  * domain and multiplied in float64 (two deterministic matrices with the same small Voronoi code, D3
  * q = 6, use the integer inner-product table instead, summed exactly).
- * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred), DESIGN §2 step 9.
+ * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred) ([1]).
  *
  * For universal matrices the estimate is unbiased with E‖Ĉ − AᵀB‖²_F = `expectedProductError(qa, qb)`
  * for every A and B. Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
@@ -115,45 +116,6 @@ function shrinkProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, gram: boolean, 
       if (!gram || ia !== jb) out[k] = (out[k] as number) * factor;
     }
   }
-}
-
-function checkCompatible(qa: QuantizedMatrix, qb: QuantizedMatrix): void {
-  check(qa.rows === qb.rows, () => `A and B must have the same number of rows (got ${describeValue(qa.rows)} and ${qb.rows})`);
-  check(qa.rotate === qb.rotate, 'A and B must both be rotated or both not');
-  check(!qa.rotate || qa.seed === qb.seed, () => `A and B were rotated with different seeds (${qa.seed} and ${qb.seed}); quantize both with the same seed`);
-  check(qa.length === qb.length, 'A and B have different rotated lengths');
-  check(qa.keptLength === qb.keptLength, () => `A and B keep different numbers of rotated coordinates (${qa.keptLength} and ${qb.keptLength})`);
-  check((qa.means === null) === (qb.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
-}
-
-/**
- * The matrix when `qa` and `qb` are one universal quantization (the same object, or equal fields and
- * the same nonce); null otherwise. Different matrices with the same nonce are refused.
- */
-function isSameQuantization(qa: QuantizedMatrix, qb: QuantizedMatrix): UniversalLatticeMatrix | null {
-  if (qa.kind !== 'lattice' || qa.mode !== 'universal' || qb.kind !== 'lattice' || qb.mode !== 'universal') return null;
-  if (qa === qb) return qa;
-  if (qa.nonce !== qb.nonce) return null;
-  const same =
-    qa.cols === qb.cols &&
-    qa.scheme.lattice === qb.scheme.lattice &&
-    qa.scheme.q === qb.scheme.q &&
-    qa.scheme.beta === qb.scheme.beta &&
-    equalArrays(qa.norms, qb.norms) &&
-    equalArrays(qa.codes, qb.codes) &&
-    equalArrays(qa.escapes, qb.escapes);
-  check(
-    same,
-    'A and B were quantized with the same nonce: their quantization errors are not independent, so the product would be biased. ' +
-      'Let quantize draw the nonce (the default), or give each matrix its own.',
-  );
-  return qa;
-}
-
-function equalArrays(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 function sharesSmallCode(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMatrix): boolean {

@@ -1,9 +1,10 @@
 import { check } from '../errors.js';
-import { checkMatrix, type Matrix } from '../matrix.js';
+import { checkMatrix, largestColumnNorm, type Matrix } from '../matrix.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
+import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
 import { columnNormBound, decodeRotated } from './decodeRotated.js';
 
 /**
@@ -17,9 +18,10 @@ import { columnNormBound, decodeRotated } from './decodeRotated.js';
  *
  *     (Ŵᵀx)_j = ⟨ŵ_j, x̃⟩ + μ_j · Σ_i x_i,   x̃ = R·pad(x) = `new RandomizedHadamard(n, q.seed).forward(x)`,
  *
- * with x̃ = x when `q.rotate` is false. x is rotated once in f32 (bit for bit what the GPU Hadamard
- * kernel produces), then every inner product and Σx are float64, and each result is rounded to f32
- * once. It stays in the rotated domain, so it never forms Ŵ: equal to `matmulATExact(dequantize(q),
+ * with x̃ = x when `q.rotate` is false. x is rotated once in f32, scaled by a power of two so that
+ * no finite x overflows (bit for bit what the GPU Hadamard kernel produces for x whose rotation stays
+ * in f32's normal range), then every inner product and Σx are float64, and each result is rounded to
+ * f32 once. It stays in the rotated domain, so it never forms Ŵ: equal to `matmulATExact(dequantize(q),
  * x)` up to the f32 roundings of the two rotations (test/product/matvec.test.ts states the bound).
  * Memory: the whole rotated decode (cols × length float64) is formed at once.
  *
@@ -40,29 +42,35 @@ export function matvecAT(q: QuantizedMatrix, x: Matrix): Matrix {
   const rotation = q.rotate ? new RandomizedHadamard(rows, q.seed) : null;
   const out = new Float32Array(cols * x.cols);
   const xRotated = new Float32Array(length);
+  const xScaled = new Float32Array(rows);
   for (let r = 0; r < x.cols; r++) {
     const xr = x.data.subarray(r * rows, (r + 1) * rows);
-    if (rotation) rotation.forward(xr, xRotated);
-    else xRotated.set(xr);
+    // The f32 rotation of a finite x can overflow (64 entries of 1e38: the Hadamard sums reach 6.4e39)
+    // or lose bits to subnormals. Rotate x·2^e with max |x_i·2^e| ∈ [1, 2), as quantize does with its
+    // columns (prepareColumn.ts), and take the 2^−e back in float64: scaling by a power of two is exact,
+    // so in f32's normal range this is bit for bit the rotation of x itself. Without rotation x is
+    // used as it is (products and sums are float64).
+    let unscale = 1;
+    if (rotation) {
+      const amax = absMax(xr);
+      const exponent = amax === 0 ? 0 : normalizingExponent(amax);
+      const factor = 2 ** exponent;
+      for (let i = 0; i < rows; i++) xScaled[i] = (xr[i] as number) * factor;
+      rotation.forward(xScaled, xRotated);
+      unscale = 2 ** -exponent;
+    } else {
+      xRotated.set(xr);
+    }
     let xSum = 0;
     if (q.means) for (let i = 0; i < rows; i++) xSum += xr[i] as number;
     for (let j = 0; j < cols; j++) {
       const base = j * length;
       let sum = 0;
       for (let i = 0; i < length; i++) sum += (rotated[base + i] as number) * (xRotated[i] as number);
+      sum *= unscale;
       if (q.means) sum += (q.means[j] as number) * xSum;
       out[r * cols + j] = sum;
     }
   }
   return { rows: cols, cols: x.cols, data: out };
-}
-
-function largestColumnNorm(x: Matrix): number {
-  let largest = 0;
-  for (let j = 0; j < x.cols; j++) {
-    let sum = 0;
-    for (let i = j * x.rows; i < (j + 1) * x.rows; i++) sum += (x.data[i] as number) ** 2;
-    largest = Math.max(largest, Math.sqrt(sum));
-  }
-  return largest;
 }

@@ -2,9 +2,10 @@ import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { MAX_COLUMN_NORM } from './prepareColumn.js';
-import { universalCodec } from './latticeSpec.js';
+import { latticeSpec, universalCodec } from './latticeSpec.js';
+import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
-import { resolveScheme, type Scheme } from './schemes.js';
+import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from './schemes.js';
 import { LONG_ESCAPE } from './universalCode.js';
 
 /*
@@ -80,8 +81,12 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
       checkTyped(q.gains, Float32Array, q.cols, `${name}.gains`);
       checkFiniteArray(q.gains, `${name}.gains`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
     }
-    check(Number.isFinite(q.unit) && q.unit > 0, () => `${name}.unit must be a positive number, got ${describeValue(q.unit)}`);
-    check(q.multiples instanceof Int32Array && q.multiples.length >= 1, () => `${name}.multiples must be a non-empty Int32Array`);
+    check(q.multiples instanceof Int32Array, () => `${name}.multiples must be an Int32Array, got ${describeValue(q.multiples)}`);
+    // unit and multiples scale every decoded entry (and the table product's sums): they must be the
+    // scheme's own grid, as the container reader requires.
+    const own = scheme as DeterministicLatticeScheme; // its mode is q.mode, checked above
+    const mismatch = scaleGridMismatch(scaleGrid(own.overload, latticeSpec(own.lattice).maxDenominator), q.unit, q.multiples);
+    check(mismatch === null, () => `${name}.${mismatch ?? ''}`);
     checkTyped(q.scaleIndices, Uint8Array, blocks, `${name}.scaleIndices`);
     for (let i = 0; i < blocks; i++) {
       check((q.scaleIndices[i] as number) < q.multiples.length, () => `${name}.scaleIndices[${i}] is not below multiples.length = ${q.multiples.length}`);

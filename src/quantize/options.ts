@@ -1,6 +1,6 @@
 import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
-import { checkKnownKeys, isPlainObject } from './strictOptions.js';
+import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from './strictOptions.js';
 
 /** How the decoder rescales each decoded column of a deterministic lattice scheme (see {@link QuantizeOptions.gain}). */
 export type GainMode = 'unbiased' | 'mmse' | 'none';
@@ -37,7 +37,7 @@ export interface QuantizeOptions {
    */
   readonly gain?: GainMode;
   /**
-   * Time-sharing for rates below R* ≈ 0.906 (DESIGN §2): quantize only this fraction κ of the rotated
+   * Time-sharing for rates below R* ≈ 0.906 (seed paper [1]; src/theory/timeSharing.ts): quantize only this fraction κ of the rotated
    * coordinates and drop the rest. Default 1. Lattice schemes only; `expectedProductError` covers κ = 1.
    */
   readonly keepFraction?: number;
@@ -74,11 +74,6 @@ export function randomNonce(): bigint {
   return (BigInt(words[1] as number) << 32n) | BigInt(words[0] as number);
 }
 
-function checkBoolean(value: unknown, name: string): boolean | undefined {
-  check(value === undefined || typeof value === 'boolean', () => `${name} must be true or false, got ${String(value)}`);
-  return value as boolean | undefined;
-}
-
 /**
  * Checks `options` strictly (unknown keys refused with a suggestion, every value's type checked) and
  * applies the defaults. `extraKeys` are keys a caller adds (the GPU quantizer's `maxBindingBytes`).
@@ -93,8 +88,8 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   const scheme = resolveScheme(options.scheme as SchemeName | Scheme);
   const seed = options.seed ?? 1;
   check(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${String(seed)}`);
-  const center = checkBoolean(options.center, 'center') ?? false;
-  const rotate = checkBoolean(options.rotate, 'rotate') ?? true;
+  const center = checkOptionalBoolean(options.center, 'center') ?? false;
+  const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? true;
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
   const deterministicLattice = scheme.kind === 'lattice' && scheme.mode === 'deterministic';
 

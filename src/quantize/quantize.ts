@@ -5,6 +5,7 @@ import { column, toFloat32Matrix, type Matrix, type MatrixInput } from '../matri
 import { MAX_PADDED_ROTATION_N, rotationLength, rotationPlan } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
+import { E2M1_MAX, E4M3_MAX } from '../scalar/floatFormats.js';
 import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar/nvfp4.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
@@ -30,6 +31,9 @@ const TWO_POW_32 = 2 ** 32;
 
 /** Smallest normal fp16 value, 2^−14. */
 const FP16_MIN_NORMAL = 2 ** -14;
+
+/** Smallest normal E4M3 value, 2^−6. */
+const E4M3_MIN_NORMAL = 2 ** -6;
 
 /**
  * Quantizes the columns of `matrix` (each a vector of `rows` entries): an f32 `Matrix`, or an f16 /
@@ -149,12 +153,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     for (let i = 0; i < fixed.length; i++) {
       const y = i < keptLength ? Math.fround((rotated[i] as number) * gain) : 0;
       const x = randomizedRound(y, keys.round, i);
-      check(
-        Math.abs(x) <= UNIVERSAL_FIXED_LIMIT,
-        () =>
-          `column ${j}: rotated coordinate ${i} is ${(Math.abs(x) / 256).toExponential(2)} times the quantizer's step β, ` +
-          `beyond the universal code's range (2^14); quantize with rotate: true (the default), which spreads such spikes`,
-      );
+      check(Math.abs(x) <= UNIVERSAL_FIXED_LIMIT, () => universalRangeMessage(j, i, x, scheme.beta, length, ctx.options.rotate));
       fixed[i] = x;
     }
     for (let b = 0; b < blocksPerColumn; b++) {
@@ -195,6 +194,28 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     bitsStored,
     bitsEntropy,
   };
+}
+
+/**
+ * What to change when a rotated coordinate leaves the universal code's range (2^14 steps β); shared
+ * with the GPU quantizer's message. A normalized column has norm √N, so no coordinate exceeds √N and
+ * β ≥ √N/2^14 always fits. Below that, an unrotated column can still have one large coordinate
+ * (rotation spreads it); a rotated one fits only with a larger β.
+ */
+export function universalRangeAdvice(beta: number, length: number, rotate: boolean): string {
+  // 1 % above √N/2^14: clear of the f32 roundings of the gain and of the randomized rounding.
+  const safeBeta = (Math.sqrt(length) / 2 ** 14) * 1.01;
+  const fits = `every column fits with β ≥ ${safeBeta.toPrecision(3)} (just above √${length}/2^14)`;
+  return rotate
+    ? `the scheme's β = ${beta} is too small for columns of ${length} rotated coordinates: ${fits}`
+    : `quantize with rotate: true (the default), which spreads such spikes; or ${fits}`;
+}
+
+function universalRangeMessage(j: number, i: number, x: number, beta: number, length: number, rotate: boolean): string {
+  return (
+    `column ${j}: rotated coordinate ${i} is ${(Math.abs(x) / 256).toExponential(2)} times the quantizer's step β, ` +
+    `beyond the universal code's range (2^14); ${universalRangeAdvice(beta, length, rotate)}`
+  );
 }
 
 function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme): DeterministicLatticeMatrix {
@@ -313,6 +334,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
   const scaled = new Float32Array(n);
   const rotatedAll = new Float32Array(length * cols);
   const means = center ? new Float32Array(cols) : null;
+  const columnAbsMax = new Float64Array(cols);
   let tensorAbsMax = 0;
   for (let j = 0; j < cols; j++) {
     const target = rotatedAll.subarray(j * length, (j + 1) * length);
@@ -321,29 +343,22 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);
     // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
     const back = 2 ** -prepared.exponent;
+    let absMax = 0;
     for (let i = 0; i < length; i++) {
       const v = Math.fround((target[i] as number) * back);
       check(Number.isFinite(v), () => `column ${j} exceeds the f32 range after rotation`);
       target[i] = v;
-      if (Math.abs(v) > tensorAbsMax) tensorAbsMax = Math.abs(v);
+      absMax = Math.max(absMax, Math.abs(v));
     }
+    columnAbsMax[j] = absMax;
+    tensorAbsMax = Math.max(tensorAbsMax, absMax);
     columnDone(ctx, j);
   }
   const codes = new Uint8Array(length * cols);
   const sideBits = SIDE_FLOAT_BITS * (means ? 1 : 0) * cols;
   if (scheme.kind === 'int') {
     const options = absmaxOptions(scheme, length);
-    if (scheme.scaleFormat === 'fp16' && tensorAbsMax > 0) {
-      // fp16 scales below its normal range lose precision and, far enough down, round every code to
-      // zero: refuse such data instead of returning a silent all-zero matrix.
-      const largestScale = scheme.grid === 'midrise' ? tensorAbsMax : tensorAbsMax / (2 ** (scheme.bits - 1) - 1);
-      check(
-        largestScale >= FP16_MIN_NORMAL,
-        () =>
-          `this scheme stores fp16 group scales, and the largest entry after rotation (${tensorAbsMax.toExponential(3)}) ` +
-          `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`,
-      );
-    }
+    if (scheme.scaleFormat === 'fp16') checkFp16ScaleRange(scheme, columnAbsMax);
     const groupsPerColumn = Math.ceil(length / options.groupSize);
     const scales = new Float32Array(groupsPerColumn * cols);
     for (let j = 0; j < cols; j++) {
@@ -355,6 +370,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     return { ...scalarBase(ctx, means, bits), scheme, codes, scales, tensorScale: 1, groupsPerColumn };
   }
   const tensorScale = nvfp4TensorScale(tensorAbsMax);
+  checkNvfp4BlockScaleRange(columnAbsMax, tensorScale);
   const groupsPerColumn = Math.ceil(length / 16);
   const scales = new Uint8Array(groupsPerColumn * cols);
   for (let j = 0; j < cols; j++) {
@@ -364,6 +380,52 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
   }
   const bits = (length * cols * NVFP4_BITS_PER_ENTRY + SIDE_FLOAT_BITS + sideBits) / (n * cols);
   return { ...scalarBase(ctx, means, bits), scheme: { kind: 'nvfp4' }, codes, scales, tensorScale, groupsPerColumn };
+}
+
+/*
+ * Scale ranges of the scalar schemes. A scale below its format's normal range loses precision and, far
+ * enough down, rounds every code of its group to zero: a nonzero column would then decode to zeros. Each
+ * column is checked by its own largest group (its absolute maximum after rotation), not by the
+ * tensor's: a small column next to large ones is just as badly served. Smaller groups *within* a column
+ * need no check: a scale rounded up to a subnormal is at most one subnormal spacing above the exact
+ * one, so such a group's error stays within the error bound of the column's largest (normal-scaled)
+ * group — fp16: a step at most 2^−24 above the exact one, against steps ≥ 2^−14 there; E4M3: a block
+ * scale at most 2^−9 above the ideal one, against a block scale ≥ 2^−6 there.
+ */
+
+/** Refuses a nonzero column whose largest fp16 group scale would fall below fp16's normal range. */
+function checkFp16ScaleRange(scheme: IntScheme, columnAbsMax: Float64Array): void {
+  const maxLevel = scheme.grid === 'midrise' ? 1 : 2 ** (scheme.bits - 1) - 1;
+  for (let j = 0; j < columnAbsMax.length; j++) {
+    const absMax = columnAbsMax[j] as number;
+    check(
+      absMax === 0 || absMax / maxLevel >= FP16_MIN_NORMAL,
+      () =>
+        `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
+        `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`,
+    );
+  }
+}
+
+/**
+ * Refuses a nonzero column whose largest NVFP4 block needs an E4M3 block scale below E4M3's normal
+ * range (2^−6). The tensor scale maps the tensor's largest entry to block scale 448, so this is a
+ * column more than 448 / 2^−6 = 28672 times smaller (after rotation) than the tensor's largest; one
+ * fp32 tensor scale serves every column, so no power of two fixes it. Far enough below (an ideal block
+ * scale under half the smallest E4M3 subnormal, 2^−10) the whole column would decode to zeros.
+ */
+function checkNvfp4BlockScaleRange(columnAbsMax: Float64Array, tensorScale: number): void {
+  for (let j = 0; j < columnAbsMax.length; j++) {
+    const absMax = columnAbsMax[j] as number;
+    const blockScale = absMax / E2M1_MAX / tensorScale;
+    check(
+      absMax === 0 || blockScale >= E4M3_MIN_NORMAL,
+      () =>
+        `nvfp4 shares one fp32 scale across the tensor, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
+        `needs an E4M3 block scale of ${blockScale.toExponential(3)}, below E4M3's normal range (${E4M3_MIN_NORMAL}): ` +
+        `it is more than ${E4M3_MAX / E4M3_MIN_NORMAL} times smaller than the tensor's largest entry; quantize such columns separately`,
+    );
+  }
 }
 
 function scalarBase(ctx: Context, means: Float32Array | null, bits: number) {

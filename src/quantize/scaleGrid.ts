@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import type { OverloadRule } from './schemes.js';
 
 /**
@@ -62,4 +62,19 @@ export function scaleGrid(rule: OverloadRule, maxDenominator = MAX_DENOMINATOR):
     );
   }
   return { unit, multiples, indexBits: Math.ceil(Math.log2(multiples.length)), leastError };
+}
+
+/**
+ * Why `unit` and `multiples` are not exactly `grid`'s, or null when they are. A deterministic matrix
+ * carries its unit and multiples (for readers in other languages), but they are no free parameters:
+ * the decoder and the inner-product table scale every entry by them, so anything but the scheme's own
+ * grid (`unit: 1e38`) would decode to another matrix, or to ±Infinity past the product range check.
+ * Used by `checkQuantizedMatrix` (an Int32Array) and the container reader (a JSON array) alike.
+ */
+export function scaleGridMismatch(grid: ScaleGrid, unit: unknown, multiples: unknown): string | null {
+  if (unit !== grid.unit) return `unit is ${describeValue(unit)}, but the scheme's scale grid has unit ${grid.unit}`;
+  const list = Array.isArray(multiples) || multiples instanceof Int32Array ? (multiples as ArrayLike<unknown>) : null;
+  let same = list !== null && list.length === grid.multiples.length;
+  for (let i = 0; same && list !== null && i < list.length; i++) same = list[i] === grid.multiples[i];
+  return same ? null : `multiples must be the scheme's scale multiples [${grid.multiples.join(', ')}]`;
 }

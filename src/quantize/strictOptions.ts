@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /*
  * Strict option objects: a misspelled key ({ center: true } written { centre: true }) must not be
@@ -51,4 +51,13 @@ export function checkKnownKeys(object: object, known: readonly string[], what: s
     const close = suggestion(key, known);
     check(false, () => `${what}: unknown option '${key}'${close === undefined ? '' : ` (did you mean '${close}'?)`}; known: ${known.join(', ')}`);
   }
+}
+
+/**
+ * An optional boolean option: `undefined` (the caller applies its default) or true / false. Anything
+ * else ('no', 1) is refused rather than coerced: `rescale: 'no'` must not mean true.
+ */
+export function checkOptionalBoolean(value: unknown, name: string): boolean | undefined {
+  check(value === undefined || typeof value === 'boolean', () => `${name} must be true or false, got ${describeValue(value)}`);
+  return value as boolean | undefined;
 }

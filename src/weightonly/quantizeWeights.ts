@@ -1,5 +1,6 @@
 import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
+import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from '../quantize/strictOptions.js';
 import { rotationKindFor, WeightBasis } from './basis.js';
 import { checkCovariance, dampCovariance } from './covariance.js';
 import { feedbackPenaltyBits } from './feedbackPenalty.js';
@@ -23,7 +24,7 @@ export interface QuantizeWeightsOptions {
   readonly rotate?: boolean;
   /** u32 seed of the rotation. Default 0. */
   readonly seed?: number;
-  /** Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (DESIGN §6). */
+  /** Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (as GPTQ's damping). */
   readonly damping?: number;
   /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
   readonly rescale?: boolean;
@@ -33,7 +34,10 @@ export interface QuantizeWeightsOptions {
   readonly rateTolerance?: number;
 }
 
-/** DESIGN §6: damping 1e−4 · mean diagonal. */
+/** The keys of {@link QuantizeWeightsOptions}: any other key is refused (a typo must not fall back to a default). */
+const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed', 'damping', 'rescale', 'rescaleIterations', 'rateTolerance'] as const;
+
+/** GPTQ's damping: 1e−4 · mean diagonal. */
 export const DEFAULT_DAMPING = 1e-4;
 const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;
@@ -73,7 +77,8 @@ export function quantizeWeights(
   const sigmaX = optionsOnly ? null : ((second ?? null) as Matrix | null);
   const options = (optionsOnly ? second : third) as QuantizeWeightsOptions;
   checkMatrix(w, 'W');
-  check(typeof options === 'object' && options !== null, 'options must be an object { method, rate | step, … }');
+  check(isPlainObject(options), () => `quantizeWeights options must be an object { method, rate | step, … }, got ${describeValue(options)}`);
+  checkKnownKeys(options, QUANTIZE_WEIGHTS_OPTION_KEYS, 'quantizeWeights options');
   const { method } = options;
   checkMethod(method);
   const n = w.rows;
@@ -83,12 +88,11 @@ export function quantizeWeights(
     () => `method '${method}' needs sigmaX, the n × n second moment of the layer's inputs (its error feedback is built from it); only 'rtn' works without it`,
   );
   const sigma = sigmaX === null ? null : checkCovariance(sigmaX, n);
-  const rotate = options.rotate ?? false;
-  check(typeof rotate === 'boolean', () => `rotate must be a boolean, got ${String(rotate)}`);
+  const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? false;
   const seed = options.seed ?? 0;
   const damping = options.damping ?? DEFAULT_DAMPING;
   check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${describeValue(damping)}`);
-  const rescale = options.rescale ?? false;
+  const rescale = checkOptionalBoolean(options.rescale, 'rescale') ?? false;
   check(
     !rescale || sigma !== null,
     'rescale: true fits the rescalers to tr(ΔΣ_XΔᵀ) and needs sigmaX; pass Σ_X or leave rescale off',

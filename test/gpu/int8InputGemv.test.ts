@@ -32,7 +32,7 @@ import { dispatchLatticeGemvI8, latticeGemvI8, latticeGemvI8LeaderTable, lattice
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
-import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -72,6 +72,15 @@ function graded(rows: number, cols: number, seed: number): Matrix {
   const data = new Float32Array(rows * cols);
   for (let j = 0; j < cols; j++) for (let i = 0; i < rows; i++) data[j * rows + i] = rng.nextGaussian() * 4 ** (((Math.floor(i / 3) % 5) - 2) / 2);
   return { rows, cols, data };
+}
+
+/**
+ * A deterministic D3 scheme of two scales, multiples 16 (β = 0.4) and `largest` (1-bit indices): on
+ * `graded` columns both are used (a normalized column's blocks overload at β = 0.4 only where they
+ * are large, and then fit at the larger scale), so the kernel meets `largest` in its sums.
+ */
+function twoScales(largest: number): DeterministicLatticeScheme {
+  return { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: largest / 16, steps: 2 } };
 }
 
 /** Columns of x that are not Gaussian: a spike, a constant, a ramp. */
@@ -478,25 +487,27 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
     }
   });
 
-  it('scale multiples of either sign give the twin, up to the largest whose i32 group sums cannot overflow; larger ones are refused with the reason', async () => {
+  it('scale multiples up to the largest whose i32 group sums cannot overflow give the twin; larger ones are refused with the reason', async () => {
     const { device } = context;
-    const graded512 = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
     const x = structuredX(512, 2);
     // 4 blocks · 6k · (3 · 6 · 127): 305 is the largest multiple whose group sums stay below 2^24 (exact
     // in f32), 39 141 the largest below 2^31 (4 · 6 · 39 141 · 2286 < 2^31 ≤ 4 · 6 · 39 142 · 2286).
-    for (const multiples of [[127, -127, 1, -45], [-1, 305, -305, 64], [-1, 39141, -39141, 64], [39141, 39141, 39141, 39141]]) {
-      const q = { ...graded512, multiples: Int32Array.from(multiples) };
+    // A matrix carries its scheme's multiples (checkQuantizedMatrix), so they come from the schemes.
+    for (const scheme of ['d3-q6-deterministic', twoScales(305), twoScales(39141)] as const) {
+      const q = deterministic(graded(512, 17, 49), { scheme, seed: 2, rotate: false });
+      const multiples = Array.from(q.multiples).join(', ');
+      expect(new Set(q.scaleIndices).size, `multiples ${multiples}: every one in use`).toBe(q.multiples.length);
       const gpuW = uploadLatticeMatrix(device, q);
       try {
         const y = await latticeGemvI8(device, gpuW, x, { dotPath: dotPaths[0] as DotPath });
         const { twin, exact } = compare(y, q, x);
-        expect(twin, `multiples ${multiples.join(', ')}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
-        expect(exact, `multiples ${multiples.join(', ')}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+        expect(twin, `multiples ${multiples}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+        expect(exact, `multiples ${multiples}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
       } finally {
         gpuW.destroy();
       }
     }
-    const tooLarge = uploadLatticeMatrix(device, { ...graded512, multiples: Int32Array.from([16, 23, 32, -39142]) });
+    const tooLarge = uploadLatticeMatrix(device, deterministic(graded(512, 17, 49), { scheme: twoScales(39142), seed: 2, rotate: false }));
     try {
       await expect(latticeGemvI8(device, tooLarge, x, { dotPath: 'plain' })).rejects.toThrow(/scale multiples up to 39142 are too large for the kernel's i32 group sums/);
     } finally {
@@ -902,16 +913,15 @@ describe.skipIf(noGpu !== undefined)('the deterministic int8-input GEMV\'s scale
   // Both give each block the same i32 6k (the table is filled from the cubic), so Y is the same bit
   // for bit; a wrong cubic or a table filled wrongly changes the blocks of those indices.
   it.each([
-    { what: 'd3-q6-deterministic (2-bit indices)', scheme: 'd3-q6-deterministic' as const, multiples: undefined },
-    { what: 'multiples of either sign', scheme: 'd3-q6-deterministic' as const, multiples: [-45, 300, -7, 1000] },
-    { what: 'two multiples (1-bit indices)', scheme: 'custom-1bit' as const, multiples: undefined },
-  ])('give the same Y, bit for bit, and the twin: $what', async ({ scheme, multiples }) => {
+    { what: 'd3-q6-deterministic (2-bit indices)', scheme: 'd3-q6-deterministic' as const },
+    { what: 'two multiples (1-bit indices)', scheme: twoScales(32) },
+    { what: 'two multiples far apart (16 and 1000)', scheme: twoScales(1000) },
+  ])('give the same Y, bit for bit, and the twin: $what', async ({ scheme }) => {
     const { device } = context;
     const dotPath = dotPathFor(context.features);
-    const q0 = scheme === 'custom-1bit'
-      ? deterministic(graded(300, 21, 51), { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: 2, steps: 2 } }, seed: 3, rotate: false })
-      : deterministic(gaussianMatrix(700, 21, 52), { scheme, seed: 3 });
-    const q = multiples === undefined ? q0 : { ...q0, multiples: Int32Array.from(multiples) };
+    const q = scheme === 'd3-q6-deterministic'
+      ? deterministic(gaussianMatrix(700, 21, 52), { scheme, seed: 3 })
+      : deterministic(graded(300, 21, 51), { scheme, seed: 3, rotate: false });
     const gpuW = uploadLatticeMatrix(device, q);
     try {
       for (const k of [1, 9]) {

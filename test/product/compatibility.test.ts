@@ -6,6 +6,8 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
+import { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';
 
 function expectError(qa: QuantizedMatrix, qb: QuantizedMatrix, message: RegExp): void {
   expect(() => matmulAT(qa, qb)).toThrow(LatticeMatmulError);
@@ -53,6 +55,39 @@ describe('matmulAT refuses incompatible operands', () => {
     const q = quantize(a, { scheme: 'e8-q16', nonce: 7 });
     expect(matmulAT(q, quantize(a, { scheme: 'e8-q16', nonce: 7 }))).toEqual(matmulAT(q, q));
     expect(matmulAT(quantize(a, { scheme: 'e8-q16', nonce: 7 }), quantize(b, { scheme: 'e8-q16', nonce: 8 })).cols).toBe(2);
+  });
+
+  it('two centred matrices with one nonce that differ only in their means are refused, not taken for a Gram pair', () => {
+    // B = A + 3: the same centred columns, so (here, exactly) the same norms, codes and escapes; only the means differ.
+    const base = gaussianMatrix(256, 4, 1);
+    const qa = quantize(base, { scheme: 'e8-q16', center: true, nonce: 42 });
+    const qb = quantize({ ...base, data: base.data.map((v) => v + 3) }, { scheme: 'e8-q16', center: true, nonce: 42 });
+    if (qa.kind !== 'lattice' || qa.mode !== 'universal' || qb.kind !== 'lattice' || qb.mode !== 'universal') throw new Error('expected universal matrices');
+    expect([qb.norms, qb.codes, qb.escapes]).toEqual([qa.norms, qa.codes, qa.escapes]);
+    expectError(qa, qb, /same nonce/);
+  });
+
+  it('a same-nonce twin that differs in any field defining the matrix is refused (means, codesHigh, long and huge escapes)', () => {
+    // E8 q = 24 (37-bit codes: codesHigh), β = 0.01 on unrotated spikes: long escapes (indices) and huge ones.
+    const scheme = { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 24, beta: 0.01 } as const;
+    const q = quantize(spiky(64, 3, 5), { scheme, nonce: 3, rotate: false, center: true });
+    if (q.kind !== 'lattice' || q.mode !== 'universal' || q.means === null || q.codesHigh === null) throw new Error('expected a centred universal matrix with codesHigh');
+    const longIndex = q.longEscapes.findIndex((v) => v !== HUGE_ESCAPE);
+    expect(longIndex).toBeGreaterThanOrEqual(0);
+    expect(q.hugeEscapes.length).toBeGreaterThan(0);
+    // Each twin passes checkQuantizedMatrix (values that only select among valid outcomes).
+    const twins: Record<string, QuantizedMatrix> = {
+      means: { ...q, means: q.means.map((v, j) => (j === 0 ? v + 1 : v)) },
+      codesHigh: { ...q, codesHigh: q.codesHigh.map((v, i) => (i === 0 ? v ^ 1 : v)) },
+      longEscapes: { ...q, longEscapes: q.longEscapes.map((v, i) => (i === longIndex ? v - 1 : v)) },
+      hugeEscapes: { ...q, hugeEscapes: q.hugeEscapes.map((v, i) => (i === 0 ? v + 2 : v)) },
+    };
+    for (const [field, twin] of Object.entries(twins)) {
+      expect(() => matmulAT(q, twin), field).toThrow(/same nonce/);
+      expect(() => matmulAT(twin, q), field).toThrow(/same nonce/);
+    }
+    // An equal copy is still the same quantization: a Gram matrix.
+    expect(matmulAT(q, { ...q })).toEqual(matmulAT(q, q));
   });
 
   // Each norm is within [2^−100, 2^100], but ‖a_i‖·‖b_j‖ ≈ 2^(94.8 + 44.8) is beyond f32 (2^128):

@@ -190,6 +190,20 @@ describe('matvecAT (CPU GEMV) = matmulATExact(dequantize(q), x)', () => {
     );
   });
 
+  it('finite x whose f32 rotation would overflow (64 entries of 1e38) gives the product, not NaN', () => {
+    // ‖W‖·‖x‖ ≈ 1e10 is far inside the product range, but the Hadamard sums of x reach 64·1e38.
+    const n = 64;
+    const w = gaussianMatrix(n, 2, 1);
+    const q = quantize({ rows: n, cols: 2, data: w.data.map((v) => v * 1e-29) }, { scheme: 'e8-q16', nonce: 5 });
+    const x = { rows: n, cols: 1, data: new Float32Array(n).fill(1e38) };
+    const y = matvecAT(q, x).data;
+    const reference = matmulATExact(dequantize(q), x).data;
+    for (let j = 0; j < 2; j++) expect(Math.abs((y[j] as number) - (reference[j] as number))).toBeLessThan(1e-5 * Math.abs(reference[j] as number));
+    // Power-of-two scaling is exact: x·2^−100 gives the same product times 2^−100, bit for bit.
+    const down = matvecAT(q, { ...x, data: x.data.map((v) => v * 2 ** -100) }).data;
+    expect(Array.from(down, (v) => v * 2 ** 100)).toEqual(Array.from(y));
+  });
+
   it('refuses x with the wrong number of rows, non-finite x, and a non-matrix', () => {
     const q = quantize(gaussianMatrix(16, 2, 14), { scheme: 'd3-q6', seed: 1, nonce: 26 });
     expect(() => matvecAT(q, gaussianMatrix(15, 1, 15))).toThrow(LatticeMatmulError);

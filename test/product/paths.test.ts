@@ -3,6 +3,7 @@ import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
+import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
@@ -100,6 +101,29 @@ describe('the inner-product-table path equals the decoded path', () => {
       const tolerance = rounding + 1e-9 * (scale[k] as number);
       if (!(Math.abs(got - ref) <= tolerance)) expect.fail(`entry ${k}: table ${got}, decoded ${ref} (tolerance ${tolerance})`);
     }
+  });
+});
+
+describe('a deterministic matrix carries its scheme\'s scale grid', () => {
+  // unit and multiples scale every decoded entry; the table path multiplies by them without decoding,
+  // so a hand-edited { ...q, unit: 1e38 } used to come back as ±Infinity. Every reader refuses it, as
+  // the container reader does.
+  const qa = quantize(gaussianMatrix(96, 3, 1), { scheme: 'd3-q6-deterministic' });
+  const qb = quantize(gaussianMatrix(96, 3, 2), { scheme: 'd3-q6-deterministic' });
+  if (qa.kind !== 'lattice' || qa.mode !== 'deterministic') throw new Error('expected a deterministic matrix');
+  const tampered: [string, QuantizedMatrix, RegExp][] = [
+    ['unit 1e38', { ...qa, unit: 1e38 }, /A\.unit is 1e\+38, but the scheme's scale grid has unit 0\.025/],
+    ['unit twice the grid\'s', { ...qa, unit: qa.unit * 2 }, /A\.unit is .* but the scheme's scale grid has unit/],
+    ['multiples scaled', { ...qa, multiples: qa.multiples.map((k) => k * 1000) }, /A\.multiples must be the scheme's scale multiples \[16, /],
+    ['multiples not an Int32Array', { ...qa, multiples: Array.from(qa.multiples) } as unknown as QuantizedMatrix, /A\.multiples must be an Int32Array, got an array/],
+  ];
+  it.each(tampered)('%s: refused by matmulAT (table path), dequantize and matvecAT', (_name, q, message) => {
+    expect(() => matmulAT(q, qb)).toThrow(message);
+    expect(() => dequantize(q)).toThrow(/unit|multiples/);
+    expect(() => matvecAT(q, gaussianMatrix(96, 1, 3))).toThrow(/unit|multiples/);
+  });
+  it('the untouched matrix still multiplies (table path)', () => {
+    expect(matmulAT(qa, qb).data.every(Number.isFinite)).toBe(true);
   });
 });
 

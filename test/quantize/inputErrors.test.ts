@@ -60,7 +60,7 @@ describe('quantize refuses bad options', () => {
     ['a misspelled option (centre)', { centre: true }, /quantize options: unknown option 'centre' \(did you mean 'center'\?\)/],
     ['a misspelled option (sede)', { sede: 3 }, /unknown option 'sede' \(did you mean 'seed'\?\)/],
     ['an unknown option far from every known one', { zzzzzzzz: 1 }, /unknown option 'zzzzzzzz'; known: scheme, seed, nonce, center/],
-    ['center not a boolean', { center: 'yes' }, /center must be true or false, got yes/],
+    ['center not a boolean', { center: 'yes' }, /center must be true or false, got "yes"/],
     ['rotate not a boolean', { rotate: 1 }, /rotate must be true or false, got 1/],
     ['onProgress not a function', { onProgress: 3 }, /onProgress must be a function/],
     ['signal not an AbortSignal', { signal: {} }, /signal must be an AbortSignal/],

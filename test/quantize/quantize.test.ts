@@ -461,6 +461,57 @@ describe('quantize: scale invariance', () => {
   });
 });
 
+describe('universal schemes: a β too small for the code\'s range', () => {
+  const tiny = { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 3, beta: 1e-5 } as const;
+  const a = gaussianMatrix(256, 2, 1);
+
+  it('rotated: the advice is a larger β (rotation is already on), with one that always fits', () => {
+    expect(() => quantize(a, { scheme: tiny, nonce: 1 })).toThrow(LatticeMatmulError);
+    expect(() => quantize(a, { scheme: tiny, nonce: 1 })).toThrow(/beyond the universal code's range \(2\^14\); the scheme's β = 0\.00001 is too small .* every column fits with β ≥ 0\.000986/);
+    expect(() => quantize(a, { scheme: tiny, nonce: 1 })).not.toThrow(/rotate: true/);
+    expect(quantize(a, { scheme: { ...tiny, beta: 0.000986 }, nonce: 1 }).cols).toBe(2);
+  });
+
+  it('unrotated: the advice is to rotate, or the same larger β', () => {
+    expect(() => quantize(a, { scheme: tiny, nonce: 1, rotate: false })).toThrow(/quantize with rotate: true \(the default\), which spreads such spikes; or every column fits with β ≥ 0\.000986/);
+  });
+});
+
+describe('scalar schemes: a column far smaller than the others', () => {
+  // 128 × 2 Gaussian with column 1 scaled by `factor`: each column is judged by its own scales, not by
+  // the tensor's largest entry (which used to let column 1 decode to all zeros, silently).
+  function mixed(factor: number): Matrix {
+    const m = gaussianMatrix(128, 2, 3);
+    return { ...m, data: m.data.map((v, i) => (i >= 128 ? v * factor : v)) };
+  }
+  function columnError(scheme: SchemeName, m: Matrix, j: number): number {
+    const decoded = dequantize(quantize(m, { scheme }));
+    return relativeError({ rows: 128, cols: 1, data: column(decoded, j) }, { rows: 128, cols: 1, data: column(m, j) });
+  }
+
+  it.each(['int4-g32', 'int4-g128'] as const)('%s refuses the small column, naming it, as it refuses it alone', (scheme) => {
+    const m = mixed(1e-9);
+    expect(() => quantize({ rows: 128, cols: 1, data: column(m, 1).slice() }, { scheme })).toThrow(/fp16's normal range/);
+    expect(() => quantize(m, { scheme })).toThrow(LatticeMatmulError);
+    expect(() => quantize(m, { scheme })).toThrow(/column 1's largest entry after rotation .* needs a scale below fp16's normal range/);
+    // Small but inside fp16's range: quantized with the usual relative error.
+    const fits = mixed(0.01);
+    expect(columnError(scheme, fits, 1)).toBeLessThan(1.1 * columnError(scheme, fits, 0) + 0.01);
+  });
+
+  it('nvfp4 refuses a column whose block scales would leave E4M3\'s normal range (28672 times below the largest)', () => {
+    const m = mixed(1e-9);
+    expect(() => quantize(m, { scheme: 'nvfp4' })).toThrow(LatticeMatmulError);
+    expect(() => quantize(m, { scheme: 'nvfp4' })).toThrow(/column 1's largest entry .* below E4M3's normal range/);
+    // Alone, the same column has its own tensor scale and quantizes normally.
+    const alone = { rows: 128, cols: 1, data: column(m, 1).slice() };
+    expect(columnError('nvfp4', alone, 0)).toBeLessThan(0.2);
+    // 1e-4 of the largest is inside E4M3's normal range: the usual relative error.
+    const fits = mixed(1e-4);
+    expect(columnError('nvfp4', fits, 1)).toBeLessThan(1.5 * columnError('nvfp4', fits, 0));
+  });
+});
+
 describe('quantize: options', () => {
   it('rotate: false quantizes the columns as they are (length n) and still estimates AᵀB (deterministic d3-q6: NMSE in [0.04, 0.08])', () => {
     const a = gaussianMatrix(768, 16, 13);

@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { matmulATExact, type Matrix } from '../../src/matrix.js';
-import { expectedProductError } from '../../src/product/expectedError.js';
+import { expectedNmse, expectedProductError } from '../../src/product/expectedError.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
 
 /*
  * The universal quantizer's guarantee, tested as statistics (see README, "The guarantee"):
@@ -167,6 +168,36 @@ describe('expectedProductError', () => {
     expect(() => expectedProductError(quantize(a, { scheme: 'e8-q16-deterministic', seed: 2 }), universal)).toThrow(/universal lattice scheme/);
     expect(() => expectedProductError(universal, quantize(b, { scheme: 'int4-g32', seed: 2 }))).toThrow(LatticeMatmulError);
     expect(() => expectedProductError(quantize(a, { scheme: 'e8-q16', seed: 2, keepFraction: 0.5 }), universal)).toThrow(/time-sharing/);
+  });
+
+  it('refuses two different matrices quantized with one nonce, as matmulAT does; one quantization twice is the Gram case', () => {
+    const qa = quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 9 });
+    const qb = quantize(b, { scheme: 'e8-q16', seed: 2, nonce: 9 });
+    expect(() => expectedProductError(qa, qb)).toThrow(LatticeMatmulError);
+    expect(() => expectedProductError(qa, qb)).toThrow(/same nonce/);
+    // Centred, one nonce, same centred columns (B = A + 3, here exactly): only the means differ, still two matrices.
+    const base = gaussianMatrix(256, 4, 1);
+    const qc = quantize(base, { scheme: 'e8-q16', center: true, nonce: 42 });
+    const qd = quantize({ ...base, data: base.data.map((v) => v + 3) }, { scheme: 'e8-q16', center: true, nonce: 42 });
+    expect(() => expectedProductError(qc, qd)).toThrow(/same nonce/);
+    expect(expectedProductError(qa, quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 9 }))).toBe(expectedProductError(qa, qa));
+  });
+
+  it('expectedNmse refuses the operands matmulAT refuses (rows, seeds, centring, one nonce)', () => {
+    const q64 = quantize(gaussianMatrix(64, 2, 1), { scheme: 'e8-q16', nonce: 1 });
+    const cases: [QuantizedMatrix, QuantizedMatrix, RegExp][] = [
+      [q64, quantize(gaussianMatrix(100, 2, 1), { scheme: 'e8-q16', seed: 9, nonce: 2 }), /same number of rows \(got 64 and 100\)/],
+      [q64, quantize(gaussianMatrix(64, 2, 2), { scheme: 'e8-q16', seed: 9, nonce: 2 }), /different seeds \(1 and 9\)/],
+      [q64, quantize(gaussianMatrix(64, 2, 2), { scheme: 'e8-q16', center: true, nonce: 2 }), /both be centred or both not/],
+      [q64, quantize(gaussianMatrix(64, 2, 2), { scheme: 'e8-q16', nonce: 1 }), /same nonce/],
+    ];
+    for (const [qa, qb, message] of cases) {
+      expect(() => matmulAT(qa, qb)).toThrow(message);
+      expect(() => expectedNmse(qa, qb)).toThrow(LatticeMatmulError);
+      expect(() => expectedNmse(qa, qb)).toThrow(message);
+      expect(() => expectedProductError(qa, qb)).toThrow(message);
+    }
+    expect(expectedNmse(q64, quantize(gaussianMatrix(64, 2, 2), { scheme: 'e8-q16', nonce: 2 }))).toBeCloseTo(0.00898, 5);
   });
 
   it('matmulAT refuses two different matrices quantized with the same nonce', () => {

@@ -62,6 +62,13 @@ describe('other bad input', () => {
     ['a zero step', { method: 'gptq', step: 0 }, /step must be a positive/],
     ['a negative damping', { method: 'gptq', rate: 3, damping: -1 }, /damping/],
     ['a bad seed', { method: 'gptq', rate: 3, rotate: true, seed: -3 }, /seed/],
+    // Options are strict, as quantize's are: a typo must not fall back to the default silently.
+    ['a misspelled key (damp)', { method: 'gptq', rate: 3, damp: 0.5 }, /quantizeWeights options: unknown option 'damp'; known: method, rate, step, rotate/],
+    ['a misspelled key (rotation)', { method: 'gptq', rate: 3, rotation: true }, /unknown option 'rotation'/],
+    ['a misspelled key (rescal)', { method: 'gptq', rate: 3, rescal: true }, /unknown option 'rescal' \(did you mean 'rescale'\?\)/],
+    ["rescale: 'no' (not coerced to true)", { method: 'gptq', rate: 3, rescale: 'no' }, /rescale must be true or false, got "no"/],
+    ['rotate: 1', { method: 'gptq', rate: 3, rotate: 1 }, /rotate must be true or false, got 1/],
+    ['options that are an array', [], /quantizeWeights options must be an object/],
   ])('%s', (_name, options, message) => {
     // @ts-expect-error deliberately malformed options
     expect(() => quantizeWeights(w, sigma, options)).toThrow(LatticeMatmulError);
