@@ -265,12 +265,16 @@ if (args.get('no-products') !== true) {
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
     if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
   }
-  // The D3 table product's other table layouts that fit this device (the row above uses the best).
+  // The D3 table product's other table layouts that fit this device (the row above uses the best),
+  // and the leaders layout with the other dot path where the device has both.
   if (wanted('engine product d3-q6-deterministic')) {
     const granted = gpu.limits.maxComputeWorkgroupStorageSize;
     const chosen = chooseTableLayout(granted).kind;
     for (const kind of ['full', 'triangle', 'leaders'] as const) {
-      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, kind));
+      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, { tableLayout: kind }));
+    }
+    if (dotPathFor(features) === 'packed' && inTime('engine product d3-q6-deterministic (leaders table, plain dot)')) {
+      add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, { tableLayout: 'leaders', dotPath: 'plain' }));
     }
   }
 }

@@ -33,13 +33,13 @@ export class GpuRunner {
     }
   }
 
-  /** The adapter, the table layout and the E8 dot-product path, for the page. */
+  /** The adapter, the table layout and the integer dot-product path, for the page. */
   status(): GpuStatus {
     return {
       available: true,
       adapter: this.adapterSummary(),
       tableLayout: this.engine.tableLayout,
-      e8DotPath: this.engine.e8DotPath,
+      dotPath: this.engine.dotPath,
     };
   }
 

@@ -65,7 +65,7 @@ export interface AdapterSummary {
   readonly architecture: string;
   readonly device: string;
   readonly description: string;
-  /** The device's granted `maxComputeWorkgroupStorageSize`, which decides the table layout. */
+  /** The device's granted `maxComputeWorkgroupStorageSize`, which sizes the table product's slices. */
   readonly workgroupStorageBytes: number;
   /** Optional features the device has (subgroups, shader-f16, timestamp-query). */
   readonly features: readonly string[];
@@ -76,10 +76,10 @@ export type GpuStatus =
   | {
       readonly available: true;
       readonly adapter: AdapterSummary;
-      /** The D3 inner-product table layout the engine chose for this adapter's workgroup memory. */
+      /** The D3 inner-product table layout of the engine's deterministic products ('leaders' by default). */
       readonly tableLayout: string;
-      /** How the E8 kernel forms inner products ('packed' 8-bit dot products or 'plain'). */
-      readonly e8DotPath: string;
+      /** How the deterministic products form integer inner products ('packed' 8-bit dot products or 'plain'). */
+      readonly dotPath: string;
     }
   | { readonly available: false; readonly reason: string };
 

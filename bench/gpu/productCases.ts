@@ -1,12 +1,11 @@
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { GpuEngine } from '../../src/gpu/engine.js';
+import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { dispatchMatmulF32 } from '../../src/gpu/kernels/matmulF32.js';
 import type { Matrix } from '../../src/matrix.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
-import type { TableLayoutKind } from '../../src/gpu/tableLayout.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { failedRow, prepared, row, timeCalls, type BenchRow, type BenchSettings } from './common.js';
 
@@ -130,8 +129,13 @@ function operandBytes(q: GpuLatticeQuantized): number {
  * A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme` (the D3
  * table product in the given table layout, else the best that fits the device).
  */
-export async function engineProductRow(context: GpuContext, scheme: SchemeName, p: ProductProblem, settings: BenchSettings, tableLayout?: TableLayoutKind): Promise<BenchRow> {
-  const engine = GpuEngine.create(context, tableLayout === undefined ? {} : { tableLayout });
+/** The D3 table product's layout, with its dot path where it uses one (the leaders layout). */
+function tableLabel(engine: GpuEngine): string {
+  return `${engine.tableLayout} table${engine.tableLayout === 'leaders' ? `, ${engine.dotPath} dot` : ''}`;
+}
+
+export async function engineProductRow(context: GpuContext, scheme: SchemeName, p: ProductProblem, settings: BenchSettings, engineOptions: GpuEngineOptions = {}): Promise<BenchRow> {
+  const engine = GpuEngine.create(context, engineOptions);
   const operands: GpuLatticeQuantized[] = [];
   let kernel = `engine product ${scheme}`;
   try {
@@ -139,7 +143,7 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
     operands.push(a);
     const b = await engine.quantize(p.b, { scheme, seed: settings.seed });
     operands.push(b);
-    kernel = `engine product ${scheme} (${engine.productKernel(a, b)}${engine.productKernel(a, b) === 'd3-table' ? `, ${engine.tableLayout} table` : ''})`;
+    kernel = `engine product ${scheme} (${engine.productKernel(a, b)}${engine.productKernel(a, b) === 'd3-table' ? `, ${tableLabel(engine)}` : ''})`;
     const bytes = operandBytes(a) + operandBytes(b);
     return await timedProduct(
       context,

@@ -25,10 +25,13 @@ import type { GpuUniversalQuantizedMatrix } from './universalOperand.js';
 
 /** Options of {@link GpuEngine.create}. */
 export interface GpuEngineOptions {
-  /** Force a D3 table layout for deterministic products (default: the best the device's workgroup memory allows). */
+  /** Force a D3 table layout for deterministic products (default: 'leaders', src/gpu/tableLayout.ts says why). */
   readonly tableLayout?: TableLayoutKind;
-  /** Force the deterministic E8 inner-product path (default: packed 8-bit dot products where WGSL has them). */
-  readonly e8DotPath?: DotPath;
+  /**
+   * Force how the deterministic products form integer inner products (the E8 product, and the D3 table
+   * product in its leaders layout): default packed 8-bit dot products where WGSL has them.
+   */
+  readonly dotPath?: DotPath;
 }
 
 
@@ -59,10 +62,10 @@ export class GpuEngine {
   readonly adapter: GPUAdapter | null;
   readonly features: GpuFeatures;
   readonly limits: GpuLimits;
-  /** The D3 inner-product table layout of deterministic products: 'full' (≥ 48 KB), 'triangle' (32 KB) or 'leaders' (16 KB). */
+  /** The D3 inner-product table layout of deterministic products: 'leaders' unless forced ('full' needs ≥ 48 KB of workgroup memory, 'triangle' 32 KB). */
   readonly tableLayout: TableLayoutKind;
-  /** How the deterministic E8 kernel forms inner products of decoded blocks. */
-  readonly e8DotPath: DotPath;
+  /** How the deterministic products form integer inner products (E8 blocks; D3 leaders in the leaders layout). */
+  readonly dotPath: DotPath;
   private destroyed = false;
 
   private constructor(context: GpuContext, options: GpuEngineOptions) {
@@ -71,10 +74,10 @@ export class GpuEngine {
     this.features = context.features;
     this.limits = context.limits;
     this.tableLayout = tableMatmulLayout(context.device, options.tableLayout).kind;
-    this.e8DotPath = options.e8DotPath ?? dotPathFor(context.features);
+    this.dotPath = options.dotPath ?? dotPathFor(context.features);
     check(
-      this.e8DotPath === 'plain' || context.features.packed4x8IntegerDotProduct,
-      "e8DotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks",
+      this.dotPath === 'plain' || context.features.packed4x8IntegerDotProduct,
+      "dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks",
     );
   }
 
@@ -158,9 +161,9 @@ export class GpuEngine {
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     const kernel = this.productKernel(a, b);
     if (kernel === 'd3-table') {
-      dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout });
+      dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout, dotPath: this.dotPath });
     } else if (kernel === 'e8-dot') {
-      dispatchE8Matmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, dotPath: this.e8DotPath });
+      dispatchE8Matmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, dotPath: this.dotPath });
     } else {
       this.recordDecodedProduct(encoder, scratch, a, b, output, offset); // 'universal-decode' and 'decode-f32'
     }

@@ -7,21 +7,28 @@ import { createBufferWithData, STORAGE_USAGE } from './buffers.js';
 /*
  * How the D3, q = 6 inner-product table T[a][b] = ⟨leader(a), leader(b)⟩ (216 × 216, entries in
  * [−30, 36]) is held in workgroup memory by the table product kernel (shaders/d3_table_matmul.wgsl),
- * chosen from the device's granted `maxComputeWorkgroupStorageSize` (DESIGN §3, §7):
+ * chosen from the device's granted `maxComputeWorkgroupStorageSize`:
  *
  * - 'full'     (≥ 48 KB): all 46,656 int8 entries, row-major: entry a·216 + b. One read per pair.
  * - 'triangle' (≥ 32 KB): the 23,436-byte upper triangle (T is symmetric), row-major: for
  *              lo = min(a, b), hi = max(a, b) the entry lo·(431 − lo)/2 + hi. One read per pair plus
  *              a min, a max and a multiply.
- * - 'leaders'  (16 KB, every device): the 216 leaders, 3 int8 each in one u32 (864 bytes); the pair's
- *              inner product is computed from the two leaders (3 sign extensions and 3 multiply-adds
- *              per operand pair). Chosen over splitting the table across workgroups because it needs
- *              no extra passes and keeps the kernel's tiling identical in all three layouts.
+ * - 'leaders'  (16 KB, every device): the 216 leaders, 3 int8 each in one u32 (864 bytes). The
+ *              kernel looks each block's leader up once, as it copies the block into its slice, with
+ *              the block's scale multiple beside it in a second slice; a pair's inner product is then
+ *              one packed 8-bit dot product of two registers (or 3 multiply-adds on the plain path).
+ *
+ * The default is 'leaders' on every device: per pair of blocks it reads no workgroup memory, where
+ * the full and triangle tables cost a random byte read per pair (several passes through the banks
+ * per warp-wide read) and its extraction, plus both scale multiples from their indices; bench/README.md
+ * ("Products: what bounds them on an H200") has the estimate, and on lavapipe it is the fastest too.
+ * The two tables stay as options (`layout`), which the benchmark times beside it.
  *
  * Entries are int8 packed 4 per u32, little-endian (byte i of word w is entry 4w + i), as WGSL has no
  * 8-bit workgroup arrays; the kernel sign-extends with `extractBits`. The rest of workgroup memory
- * holds two code slices of TABLE_TILE columns × sliceBlocks blocks (one u32 each): the largest slice
- * depth in {16, 8, 4} that fits beside the table.
+ * holds two code slices of TABLE_TILE columns × sliceBlocks blocks (one u32 each), and in the leaders
+ * layout two slices of scale multiples as large: the largest slice depth in {16, 8, 4} that fits
+ * beside the table.
  */
 
 /** The code the table serves: D3, q = 6 (216 codes). */
@@ -51,9 +58,13 @@ const TABLE_BYTES: Record<TableLayoutKind, number> = {
 };
 const SLICE_CHOICES = [16, 8, 4] as const;
 
-/** Workgroup bytes of the two code slices at a given depth. */
-function sliceBytes(sliceBlocks: number): number {
-  return 2 * TABLE_TILE * sliceBlocks * 4;
+/**
+ * Workgroup bytes of the slices at a given depth: two code slices, and two slices of scale multiples
+ * in the leaders layout (the others declare them with one unused entry each: K_SLICE in the kernel).
+ */
+function sliceBytes(kind: TableLayoutKind, sliceBlocks: number): number {
+  const codeSlices = 2 * TABLE_TILE * sliceBlocks * 4;
+  return kind === 'leaders' ? 2 * codeSlices : codeSlices + 2 * 4;
 }
 
 /**
@@ -66,7 +77,7 @@ export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number):
   check(kind in LAYOUT_IDS, () => `unknown table layout '${String(kind)}' (use 'full', 'triangle' or 'leaders')`);
   const tableWords = Math.ceil(TABLE_BYTES[kind] / 4);
   for (const sliceBlocks of SLICE_CHOICES) {
-    const workgroupBytes = 4 * tableWords + sliceBytes(sliceBlocks);
+    const workgroupBytes = 4 * tableWords + sliceBytes(kind, sliceBlocks);
     if (workgroupBytes <= maxWorkgroupStorage) {
       return { kind, id: LAYOUT_IDS[kind], tableWords, sliceBlocks, workgroupBytes };
     }
@@ -75,24 +86,21 @@ export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number):
 }
 
 /**
- * The best table layout for a device's granted `maxComputeWorkgroupStorageSize`: the full table at
- * ≥ 48 KB, the triangle at ≥ 32 KB, the leaders otherwise (16 KB is every device's minimum).
+ * The default table layout for a device's granted `maxComputeWorkgroupStorageSize`: the leaders
+ * (see above), with the deepest slices that fit.
  *
  * @example
- * chooseTableLayout(device.limits.maxComputeWorkgroupStorageSize).kind; // 'triangle' on lavapipe
+ * chooseTableLayout(device.limits.maxComputeWorkgroupStorageSize); // { kind: 'leaders', sliceBlocks: 16, … } at ≥ 17,248 bytes
  */
 export function chooseTableLayout(maxWorkgroupStorage: number): TableLayout {
   check(
     Number.isInteger(maxWorkgroupStorage) && maxWorkgroupStorage > 0,
     () => `maxWorkgroupStorage must be a positive integer, got ${maxWorkgroupStorage}`,
   );
-  const layout =
-    tableLayout('full', maxWorkgroupStorage) ??
-    tableLayout('triangle', maxWorkgroupStorage) ??
-    tableLayout('leaders', maxWorkgroupStorage);
+  const layout = tableLayout('leaders', maxWorkgroupStorage);
   check(
     layout !== null,
-    () => `the D3 table kernel needs at least ${4 * TABLE_CODES + sliceBytes(4)} bytes of workgroup memory, the device grants ${maxWorkgroupStorage}`,
+    () => `the D3 table kernel needs at least ${4 * TABLE_CODES + sliceBytes('leaders', 4)} bytes of workgroup memory, the device grants ${maxWorkgroupStorage}`,
   );
   return layout;
 }

@@ -10,7 +10,8 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import type { LatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { tableMatmulAT, tableMatmulLayout, tableMatmulShaderSource } from '../../src/gpu/kernels/tableMatmul.js';
+import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { tableMatmulAT, tableMatmulLayout, tableMatmulShaderSource, type TableMatmulArgs } from '../../src/gpu/kernels/tableMatmul.js';
 import {
   chooseTableLayout,
   TABLE_CODES,
@@ -67,19 +68,33 @@ describe('table layouts (CPU): what the kernel reads', () => {
   });
 
   it.each([
-    [16384, 'leaders', 16],
-    [32768, 'triangle', 16],
-    [49152, 'full', 4],
-    [65536, 'full', 16],
-  ] as const)('%i bytes granted → %s table, slices of %i blocks, within the limit', (limit, kind, slice) => {
+    [16384, 8],
+    [17248, 16],
+    [32768, 16],
+    [65536, 16],
+  ] as const)('%i bytes granted → the leaders layout (the default everywhere), slices of %i blocks, within the limit', (limit, slice) => {
     const layout = chooseTableLayout(limit);
-    expect([layout.kind, layout.sliceBlocks]).toEqual([kind, slice]);
+    expect([layout.kind, layout.sliceBlocks]).toEqual(['leaders', slice]);
     expect(layout.workgroupBytes).toBeLessThanOrEqual(limit);
+  });
+
+  it.each([
+    // Leaders: the table (864 bytes), two code slices and two slices of multiples, 64 columns × slice × 4 bytes each.
+    ['leaders', 17248, 16, 864 + 4 * 64 * 16 * 4],
+    ['leaders', 17247, 8, 864 + 4 * 64 * 8 * 4],
+    // Full and triangle: the table, two code slices, and the kernel's two one-entry slices of multiples.
+    ['triangle', 32768, 16, 23436 + 2 * 64 * 16 * 4 + 8],
+    ['full', 49152, 4, 46656 + 2 * 64 * 4 * 4 + 8],
+    ['full', 65536, 16, 46656 + 2 * 64 * 16 * 4 + 8],
+  ] as const)('%s layout at %i bytes: slices of %i blocks, %i bytes of workgroup memory', (kind, limit, slice, bytes) => {
+    const layout = tableLayout(kind, limit);
+    expect([layout?.sliceBlocks, layout?.workgroupBytes]).toEqual([slice, bytes]);
   });
 
   it('a layout that does not fit is refused', () => {
     expect(tableLayout('full', 32768)).toBeNull();
     expect(tableLayout('triangle', 16384)).toBeNull();
+    expect(tableLayout('leaders', 864 + 4 * 64 * 4 * 4 - 1)).toBeNull();
     expect(() => chooseTableLayout(1024)).toThrow(LatticeMatmulError);
   });
 });
@@ -93,7 +108,7 @@ async function compare(
   a: Matrix,
   b: Matrix,
   options: QuantizeOptions,
-  kernelOptions: Parameters<typeof tableMatmulAT>[3] = {},
+  kernelOptions: Partial<Pick<TableMatmulArgs, 'layout' | 'dotPath' | 'maxBindingBytes'>> = {},
   bOptions: QuantizeOptions = options,
   randomCodes = false,
 ): Promise<{ ratio: number; at: string; nmse: number }> {
@@ -104,7 +119,7 @@ async function compare(
   const ga = uploadLatticeMatrix(context.device, qa);
   const gb = uploadLatticeMatrix(context.device, qb);
   try {
-    const got = await tableMatmulAT(context.device, ga, gb, kernelOptions);
+    const got = await tableMatmulAT(context.device, ga, gb, { dotPath: dotPathFor(context.features), ...kernelOptions });
     expect([got.rows, got.cols]).toEqual([a.cols, b.cols]);
     return { ...worstScaledError(got.data, expected.data, a, b, 1e-5), nmse: productNmse(got, a, b) };
   } finally {
@@ -189,9 +204,11 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it.each([3, 100])('random codes and scale indices (every table entry in play), n = %i, with each layout this device allows', async (n) => {
     const a = gaussianMatrix(n, 33, 60 + n);
     const b = gaussianMatrix(n, 17, 61 + n);
-    for (const layout of ['leaders', tableMatmulLayout(context.device).kind] as const) {
-      const result = await compare(context, a, b, D3_Q6, { layout }, D3_Q6, true);
-      expect(result.ratio, `${layout}: ${result.at}`).toBeLessThanOrEqual(1);
+    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const tables = (['full', 'triangle'] as const).filter((kind) => tableLayout(kind, granted) !== null);
+    for (const [layout, dotPath] of [['leaders', 'plain'], ['leaders', dotPathFor(context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
+      const result = await compare(context, a, b, D3_Q6, { layout, dotPath }, D3_Q6, true);
+      expect(result.ratio, `${layout}, ${dotPath} dot: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
 
@@ -202,6 +219,36 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
+  // Bit for bit where the slices are as deep: the integer sums of a slice are exact, and the f32 sum of
+  // the slices then runs in the same order (a shallower slice, as the full table's at 48 KB, sums in
+  // other places: within the tolerance of the tests above).
+  it.each([3, 100])('every layout this device allows with 16-block slices and both dot paths give the same C, bit for bit, n = %i, random codes', async (n) => {
+    const qa = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 33, 70 + n), D3_Q6)), 3);
+    const qb = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 65, 71 + n), D3_Q6)), 4);
+    const ga = uploadLatticeMatrix(context.device, qa);
+    const gb = uploadLatticeMatrix(context.device, qb);
+    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const paths: DotPath[] = context.features.packed4x8IntegerDotProduct ? ['plain', 'packed'] : ['plain'];
+    const runs: { name: string; data: Float32Array }[] = [];
+    try {
+      for (const layout of ['full', 'triangle', 'leaders'] as const) {
+        if (tableLayout(layout, granted)?.sliceBlocks !== 16) continue;
+        for (const dotPath of layout === 'leaders' ? paths : (['plain'] as const)) {
+          runs.push({ name: `${layout}/${dotPath}`, data: (await tableMatmulAT(context.device, ga, gb, { layout, dotPath })).data });
+        }
+      }
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    const first = runs[0]!;
+    for (const run of runs.slice(1)) {
+      const differing = run.data.findIndex((value, i) => !Object.is(value, first.data[i]));
+      expect(differing, `${run.name} vs ${first.name}`).toBe(-1);
+    }
+  });
+
   it('matrices encoded on the GPU (gpuQuantizeLattice) multiply to the CPU product of the CPU encoding', async () => {
     const a = shifted(gaussianMatrix(100, 33, 62), 1);
     const b = gaussianMatrix(100, 17, 63);
@@ -209,7 +256,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const ga = asDeterministicGpu(await gpuQuantizeLattice(context.device, a, options));
     const gb = asDeterministicGpu(await gpuQuantizeLattice(context.device, b, options));
     try {
-      const got = await tableMatmulAT(context.device, ga, gb);
+      const got = await tableMatmulAT(context.device, ga, gb, { dotPath: dotPathFor(context.features) });
       const expected = matmulAT(asDeterministic(quantize(a, options)), asDeterministic(quantize(b, options)));
       const worst = worstScaledError(got.data, expected.data, a, b, 1e-5);
       expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
@@ -219,20 +266,22 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     }
   });
 
-  it('the layout follows the granted limit; the full table runs where ≥ 48 KB is granted (real GPUs; lavapipe grants 32 KB)', async () => {
+  it('the default is the leaders layout; each table layout the device allows, forced, matches matmulAT (the full table where ≥ 48 KB is granted: real GPUs; lavapipe grants 32 KB)', async () => {
+    expect(tableMatmulLayout(context.device).kind).toBe('leaders');
     const granted = context.device.limits.maxComputeWorkgroupStorageSize;
-    const expectedKind = granted >= 48704 ? 'full' : granted >= 31628 ? 'triangle' : 'leaders';
-    expect(tableMatmulLayout(context.device).kind).toBe(expectedKind);
     const a = gaussianMatrix(192, 33, 50);
     const b = gaussianMatrix(192, 17, 51);
-    const result = await compare(context, a, b, D3_Q6);
-    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+    for (const layout of ['full', 'triangle'] as const) {
+      if (tableLayout(layout, granted) === null) continue;
+      const result = await compare(context, a, b, D3_Q6, { layout });
+      expect(result.ratio, `${layout}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
   });
 
   it('the full-table variant compiles without WGSL errors on this device', async () => {
     const full = tableLayout('full', 65536);
     expect(full).not.toBeNull();
-    const module = context.device.createShaderModule({ label: 'full table probe', code: tableMatmulShaderSource(full!) });
+    const module = context.device.createShaderModule({ label: 'full table probe', code: tableMatmulShaderSource({ layout: full!, dotPath: 'plain' }) });
     const info = await module.getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });
@@ -246,13 +295,16 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const ga = uploadLatticeMatrix(context.device, qa);
     const gOther = uploadLatticeMatrix(context.device, qOther);
     const gE8 = uploadLatticeMatrix(context.device, qE8);
+    const plain = { dotPath: 'plain' } as const;
     try {
-      await expect(tableMatmulAT(context.device, ga, gOther)).rejects.toThrow(/different seeds/);
-      await expect(tableMatmulAT(context.device, ga, gE8)).rejects.toThrow(LatticeMatmulError);
+      await expect(tableMatmulAT(context.device, ga, gOther, plain)).rejects.toThrow(/different seeds/);
+      await expect(tableMatmulAT(context.device, ga, gE8, plain)).rejects.toThrow(LatticeMatmulError);
       // A universal D3 matrix passed where the deterministic kernel expects its operand (a JavaScript caller).
-      await expect(tableMatmulAT(context.device, ga, gUniversal as unknown as GpuDeterministicMatrix)).rejects.toThrow(/deterministic lattice scheme/);
+      await expect(tableMatmulAT(context.device, ga, gUniversal as unknown as GpuDeterministicMatrix, plain)).rejects.toThrow(/deterministic lattice scheme/);
       const granted = context.device.limits.maxComputeWorkgroupStorageSize;
-      if (granted < 48704) await expect(tableMatmulAT(context.device, ga, ga, { layout: 'full' })).rejects.toThrow(/does not fit/);
+      if (granted < 48704) await expect(tableMatmulAT(context.device, ga, ga, { ...plain, layout: 'full' })).rejects.toThrow(/does not fit/);
+      // A JavaScript caller's misspelt dot path.
+      await expect(tableMatmulAT(context.device, ga, ga, { dotPath: 'fast' as DotPath })).rejects.toThrow(/dotPath must be 'packed' or 'plain'/);
     } finally {
       ga.destroy();
       gOther.destroy();
@@ -264,9 +316,9 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
 
 /** One device per forced workgroup-storage limit: the layout follows the granted limit. */
 describe.skipIf(noGpu !== undefined).each([
-  [16384, 'leaders'],
-  [32768, 'triangle'],
-] as const)('device granting %i bytes of workgroup memory', (limit, kind) => {
+  [16384, 8],
+  [32768, 16],
+] as const)('device granting %i bytes of workgroup memory', (limit, sliceBlocks) => {
   let context: GpuContext | undefined;
   let adapterLimit = 0;
   beforeAll(async () => {
@@ -277,13 +329,13 @@ describe.skipIf(noGpu !== undefined).each([
   });
   afterAll(() => context?.device.destroy());
 
-  it(`chooses the ${kind} layout and matches matmulAT for n = 13, 192 and centred inputs`, async (test) => {
+  it(`chooses the leaders layout with slices of ${sliceBlocks} blocks and matches matmulAT for n = 13, 192 and centred inputs`, async (test) => {
     if (context === undefined) {
       if (process.env.CI) throw new Error(`the adapter grants only ${adapterLimit} bytes of workgroup memory`);
       test.skip();
       return;
     }
-    expect(tableMatmulLayout(context.device).kind).toBe(kind);
+    expect([tableMatmulLayout(context.device).kind, tableMatmulLayout(context.device).sliceBlocks]).toEqual(['leaders', sliceBlocks]);
     for (const [n, aCols, bCols, center] of [
       [13, 17, 3, false],
       [192, 33, 17, true],

@@ -1,3 +1,5 @@
+import leaderPackedSource from '../../../shaders/d3_leader_packed.wgsl?raw';
+import leaderPlainSource from '../../../shaders/d3_leader_plain.wgsl?raw';
 import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
@@ -20,6 +22,7 @@ import {
   type TableLayout,
   type TableLayoutKind,
 } from '../tableLayout.js';
+import type { DotPath } from './e8Matmul.js';
 import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams, productParamsLayout } from './productCommon.js';
 
 /*
@@ -39,30 +42,44 @@ const Params = /*#__PURE__*/ productParamsLayout('TableMatmulParams', {
   slice_blocks: 'u32', // blocks per slice and per exact i32 sum (1 … SLICE)
 });
 
+/** A compiled variant: the table layout and, for the leaders layout, how a pair's dot product is formed. */
+export interface TableMatmulVariant {
+  readonly layout: TableLayout;
+  /** Used by the leaders layout only (the others read T from the table): `'packed'` needs the WGSL feature. */
+  readonly dotPath: DotPath;
+}
+
+/** The dot path a layout compiles with: its own for the leaders layout; the others do not use one. */
+function variantOf(layout: TableLayout, dotPath: DotPath): TableMatmulVariant {
+  return { layout, dotPath: layout.kind === 'leaders' ? dotPath : 'plain' };
+}
+
 /**
- * The WGSL of one table layout: layout id, table words and slice depth are the compile-time choices,
- * followed by the uniform struct and the kernel.
+ * The WGSL of one variant: layout id, table words and slice depth are the compile-time choices,
+ * followed by the leader functions of the dot path, the uniform struct and the kernel.
  */
-export function tableMatmulShaderSource(layout: TableLayout): string {
+export function tableMatmulShaderSource(variant: TableMatmulVariant): string {
+  const { layout, dotPath } = variant;
   return (
     `const TABLE_LAYOUT: u32 = ${layout.id}u;\n` +
     `const TABLE_WORDS: u32 = ${layout.tableWords}u;\n` +
     `const SLICE: u32 = ${layout.sliceBlocks}u;\n` +
+    `${dotPath === 'packed' ? leaderPackedSource : leaderPlainSource}\n` +
     `${Params.wgsl()}\n` +
     `${PRODUCT_TILE_WGSL}\n` +
     tableMatmulSource
   );
 }
 
-/** Pipelines per device, one per (table layout, slice depth), built on first use. */
+/** Pipelines per device, one per (table layout, slice depth, dot path), built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'd3 table matmul',
   bindings: /*#__PURE__*/ productBindingTypes('uniform', 'read-only-storage' /* table words */),
-  key: (choice: TableLayout) => `${choice.kind}/${choice.sliceBlocks}`,
-  compile: (device, pipelineLayout, choice: TableLayout) =>
+  key: (variant: TableMatmulVariant) => `${variant.layout.kind}/${variant.layout.sliceBlocks}/${variant.dotPath}`,
+  compile: (device, pipelineLayout, variant: TableMatmulVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `d3 table matmul (${choice.kind} table, slice ${choice.sliceBlocks})`,
-      code: tableMatmulShaderSource(choice),
+      label: `d3 table matmul (${variant.layout.kind} table, slice ${variant.layout.sliceBlocks}${variant.layout.kind === 'leaders' ? `, ${variant.dotPath} dot` : ''})`,
+      code: tableMatmulShaderSource(variant),
     }),
 });
 
@@ -77,10 +94,16 @@ export interface TableMatmulArgs {
   /** Byte offset of C in its buffer (a multiple of 4). */
   readonly cOffset?: number;
   /**
-   * Table layout to use instead of the best one the device's workgroup storage allows (tests force
-   * each layout); an error when it does not fit the device.
+   * Table layout to use instead of the default, 'leaders' (tests and the benchmark force each layout);
+   * an error when it does not fit the device's workgroup storage.
    */
   readonly layout?: TableLayoutKind;
+  /**
+   * How the leaders layout forms a pair's inner product: `'packed'` uses `dot4I8Packed` (only where the
+   * WGSL language feature exists: see `dotPathFor`), `'plain'` core WGSL. The other layouts read it from
+   * the table and ignore this.
+   */
+  readonly dotPath: DotPath;
   /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
   readonly maxBindingBytes?: number;
 }
@@ -89,7 +112,7 @@ export interface TableMatmulArgs {
  * The table layout `dispatchTableMatmul` uses on `device` (or the forced `kind`).
  *
  * @example
- * tableMatmulLayout(device).kind; // 'triangle' on a 32 KB device
+ * tableMatmulLayout(device).kind; // 'leaders' (the default on every device)
  */
 export function tableMatmulLayout(device: GPUDevice, kind?: TableLayoutKind): TableLayout {
   const granted = device.limits.maxComputeWorkgroupStorageSize;
@@ -108,7 +131,7 @@ export function tableMatmulLayout(device: GPUDevice, kind?: TableLayoutKind): Ta
  * @example
  * const scratch = new GpuScratch(device);
  * const encoder = device.createCommandEncoder({ label: 'ÂᵀB̂' });
- * dispatchTableMatmul(device, encoder, scratch, { a: gpuA, b: gpuB, c }); // c: 4·aCols·bCols bytes
+ * dispatchTableMatmul(device, encoder, scratch, { a: gpuA, b: gpuB, c, dotPath: dotPathFor(features) }); // c: 4·aCols·bCols bytes
  * device.queue.submit([encoder.finish()]);
  * scratch.destroy();
  */
@@ -123,11 +146,12 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
     );
   }
   checkProductOperands(a, b);
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const layoutChoice = tableMatmulLayout(device, args.layout);
   const sliceBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1
   const table = deviceTableBuffer(device, layoutChoice.kind);
-  const { layout, pipeline } = pipelines.get(device, layoutChoice);
+  const { layout, pipeline } = pipelines.get(device, variantOf(layoutChoice, args.dotPath));
   const chunks = planProductChunks(
     device,
     encoder,
@@ -137,7 +161,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
     'd3 table matmul',
   );
 
-  const pass = encoder.beginComputePass({ label: `d3 table matmul (${layoutChoice.kind} table)` });
+  const pass = encoder.beginComputePass({ label: `d3 table matmul (${layoutChoice.kind} table, ${args.dotPath} dot)` });
   pass.setPipeline(pipeline);
   for (const chunk of chunks) {
     const params = Params.pack({ ...productParams(a, b, chunk, common), slice_blocks: sliceBlocks });
@@ -158,13 +182,13 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
  * `dispatchTableMatmul` and keep C on the GPU.
  *
  * @example
- * const c = await tableMatmulAT(device, gpuA, gpuB); // ≈ matmulAT(qa, qb)
+ * const c = await tableMatmulAT(device, gpuA, gpuB, { dotPath: dotPathFor(features) }); // ≈ matmulAT(qa, qb)
  */
 export async function tableMatmulAT(
   device: GPUDevice,
   a: GpuDeterministicMatrix,
   b: GpuDeterministicMatrix,
-  options: Pick<TableMatmulArgs, 'layout' | 'maxBindingBytes'> = {},
+  options: Pick<TableMatmulArgs, 'layout' | 'dotPath' | 'maxBindingBytes'>,
 ): Promise<Matrix> {
   const cBytes = 4 * a.cols * b.cols;
   const data = await runAndRead(device, 'd3 table matmul', cBytes, (run) => {
