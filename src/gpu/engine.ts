@@ -1,6 +1,7 @@
 import { check } from '../errors.js';
-import { checkMatrix, type Matrix, type MatrixInput } from '../matrix.js';
+import { checkMatrix, largestColumnNorm, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
+import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
@@ -221,13 +222,17 @@ export class GpuEngine {
    * Ŵᵀx for a quantized weight matrix W (n × cols) and a vector x of n entries, an n × k matrix of k
    * right-hand sides, or either already in a GPU buffer: the decode step of an LLM, reading the
    * packed codes once. The result (cols × k) is read back.
+   *
+   * x from the host is refused when ‖Ŵ‖·‖x‖ leaves the product range (as `matvecAT`) or ‖x‖ exceeds
+   * what the GPU GEMV takes (`gemvInputNormLimit`, about 2^111–2^116); x already in a GPU buffer cannot
+   * be checked on the host: keep its columns' norms within `gemvInputNormLimit(w)` yourself.
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
     const rhs = x instanceof Float32Array ? 1 : x.cols;
     const bytes = 4 * w.cols * rhs;
     const data = await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
-      const input = this.matvecInput(x, (buffer) => run.own(buffer));
+      const input = this.matvecInput(w, x, (buffer) => run.own(buffer));
       const output = run.storage('GpuEngine.matvec y', bytes);
       this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
       return output;
@@ -247,7 +252,7 @@ export class GpuEngine {
       const scratch = new GpuScratch(this.device);
       try {
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        this.recordMatvec(encoder, scratch, w, this.matvecInput(x, (buffer) => temporaries.push(buffer)), output, offset);
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(w, x, (buffer) => temporaries.push(buffer)), output, offset);
         await submitAndConfirm(this.device, encoder, 'GpuEngine.matvec');
       } finally {
         scratch.destroy();
@@ -256,11 +261,15 @@ export class GpuEngine {
     });
   }
 
-  /** x as a GPU matrix input (uploaded, and the buffer handed to `temporary`, when it comes from the CPU). */
-  private matvecInput(x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void): GpuMatrixInput {
+  /**
+   * x as a GPU matrix input (uploaded, and the buffer handed to `temporary`, when it comes from the
+   * CPU; its range against W checked first, since only the host copy's norms are known).
+   */
+  private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void): GpuMatrixInput {
     if (x instanceof Float32Array || isCpuMatrix(x)) {
       const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
       checkMatrix(xMatrix, 'x');
+      checkGemvRange(w, largestColumnNorm(xMatrix));
       const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
       temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
@@ -296,4 +305,53 @@ export class GpuEngine {
   private checkAlive(): void {
     check(!this.destroyed, 'this GpuEngine was destroyed');
   }
+}
+
+/**
+ * The largest ‖x‖ (per right-hand side) for which the GPU GEMV of `w` keeps every intermediate in f32.
+ * Its kernels sum in the codes' own units and scale once at the end, so a sum can overflow although
+ * the result (at most about ‖ŵ_j‖·‖x‖) is in range. With N = w.length and x̃ = R·x (‖x̃‖ = ‖x‖):
+ *
+ * - universal (shaders/universal_gemv_finished.wgsl): T = Σ c·x̃ with ŵ_j = ν_j·unit·(c + offsets),
+ *   unit = β / (DITHER_GRID·√N), and the dither sum Σ offset·x̃: every partial sum is at most
+ *   (‖ŵ_j‖ / (ν_j·unit) + max offset·√N)·‖x‖;
+ * - deterministic (shaders/lattice_gemv.wgsl): Σ k·⟨P, x̃⟩ with ŵ_j = ν_j·γ_j·columnUnit·k·P,
+ *   columnUnit = unit / (pointScale·√N): at most ‖ŵ_j‖ / (ν_j·|γ_j|·columnUnit)·‖x‖;
+ * - the rotation's butterflies, scaled in the last pass (shaders/hadamard.wgsl): at most √N·‖x‖.
+ *
+ * A column's decode is at most twice its norm (ν_j, ν_j·|γ_j|: the code's relative error is below 1,
+ * as MAX_NORM_PRODUCT assumes), and the sums are kept below 2^127, half of f32's range, for their
+ * rounding. Measured on lavapipe (d3-q6, e8-q16, e8-4bit and both deterministic presets, n = 64 and
+ * 512, x along a decoded column, the worst direction found): the sums overflowed from 2.1–2.4 bits
+ * above this limit (Gaussian x: 3.8–6.2 bits), so it refuses at most a factor of about 5 that would
+ * have worked. `GpuEngine.matvec` checks it for x on the host; for x already in a GPU buffer (and every
+ * `QuantizedLinear` input) it is the caller's to keep.
+ *
+ * @example
+ * const limit = gemvInputNormLimit(gpuW); // ≈ 2^112 for d3-q6 at n = 512
+ * if (activationNorm > limit) throw new Error('scale the activations down first');
+ */
+export function gemvInputNormLimit(w: GpuLatticeMatrix): number {
+  const spec = latticeSpec(w.scheme.lattice);
+  const root = Math.sqrt(w.length);
+  const perNormOfX =
+    w.mode === 'universal'
+      ? root * ((2 * DITHER_GRID) / w.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
+      : (2 * spec.pointScale * root) / w.unit;
+  return 2 ** 127 / Math.max(root, perNormOfX);
+}
+
+/**
+ * Refuses a GEMV whose x (largest column norm `xNorm`) is beyond the product range with W (as the CPU
+ * `matvecAT`) or beyond what the GPU kernels take (`gemvInputNormLimit`).
+ */
+function checkGemvRange(w: GpuLatticeMatrix, xNorm: number): void {
+  checkProductRange(w.maxColumnNorm, xNorm);
+  const limit = gemvInputNormLimit(w);
+  check(
+    xNorm <= limit,
+    () =>
+      `x has a column of norm ${xNorm.toExponential(3)}, beyond the ${limit.toExponential(3)} the GPU GEMV of this W takes ` +
+      "(it sums in the codes' units before scaling, and f32 would overflow); scale x down by a power of two (and the result up afterwards, in float64)",
+  );
 }

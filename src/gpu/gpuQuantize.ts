@@ -69,6 +69,11 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
   readonly maxColumnNorm: number;
   private destroyed = false;
 
+  /** Whether `destroy()` was called: its buffers can no longer be recorded or read. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
   constructor(
     readonly device: GPUDevice,
     metadata: Omit<GpuDeterministicMatrix, 'kind' | 'mode' | 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'>,
@@ -370,7 +375,7 @@ async function quantizeDeterministicUnlocked(
  * src/format/packing.ts lays them out), for the GPU product and decoding kernels.
  *
  * @example
- * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }));
+ * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }) as UniversalLatticeMatrix);
  */
 export function uploadLatticeMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix;
 export function uploadLatticeMatrix(device: GPUDevice, q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;

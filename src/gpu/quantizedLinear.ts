@@ -1,4 +1,5 @@
 import { check, checkPositiveInteger, describeValue } from '../errors.js';
+import { checkKnownKeys, isPlainObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
@@ -10,6 +11,8 @@ import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported,
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
+import { GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
@@ -27,12 +30,19 @@ import type { GpuScratch } from './scratch.js';
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
  * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
+ *
+ * Lifetime: what `record` puts into an encoder reads the weight's buffers and the layer's own (bias,
+ * int8-input form, column side, prepared uniforms and scratch), as any recorded command reads its
+ * GPUBuffers: the weight and the layer (and a group) must not be destroyed before the last submission
+ * that uses them has been submitted. WebGPU rejects a submission that uses a destroyed buffer as a whole
+ * (none of its commands run, y keeps its old contents), and says so only in an error scope or an
+ * `uncapturederror` event; the library does not see the caller's `queue.submit`, so it cannot refuse it.
  */
 
 /** The weights of a layer: a lattice matrix on the GPU (universal or deterministic) or a weight-only one. */
 export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix;
 
-/** Options of {@link QuantizedLinear.create}. */
+/** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
   /** outFeatures f32 (a Float32Array is uploaded; a GPUBuffer is used as it is, from offset 0). */
   readonly bias?: Float32Array | GPUBuffer | null;
@@ -54,6 +64,39 @@ export interface QuantizedLinearOptions {
    */
   readonly int8Inputs?: DotPath | null;
   readonly label?: string;
+}
+
+const OPTION_KEYS = ['bias', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
+const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
+const RECORD_OPTION_KEYS = ['tokens'] as const;
+
+/**
+ * An options object checked for unknown keys (`{ token: 5 }` must not record 1 token silently).
+ * Returns it typed as the caller's options.
+ */
+function strictOptions<T extends object>(options: T, known: readonly string[], what: string): T {
+  check(isPlainObject(options), () => `${what} must be an object, got ${describeValue(options)}`);
+  checkKnownKeys(options, known, what);
+  return options;
+}
+
+/** An optional label: a string, or undefined for `fallback`. */
+function labelOption(label: unknown, fallback: string): string {
+  check(label === undefined || typeof label === 'string', () => `label must be a string, got ${describeValue(label)}`);
+  return label ?? fallback;
+}
+
+/**
+ * Refuses a weight whose buffers belong to another device than the layer's. Only the library's
+ * uploaded lattice matrices say which device they are on (a `GpuLatticeMatrix` built by hand and a
+ * `WeightOnlyGpuMatrix` do not expose it), so those are checked and the others trusted.
+ */
+function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string): void {
+  // A hand-built GpuLatticeMatrix (a plain object) carries neither; the library's own weights carry both.
+  const owned = weight instanceof GpuLatticeQuantizedMatrix || weight instanceof GpuUniversalQuantizedMatrix || weight instanceof WeightOnlyGpuMatrix;
+  const owner = owned ? weight.device : device;
+  check(owner === device, () => `${what}: the weight was uploaded to another GPUDevice than the layer's (weight on ${describeValue(owner.label)}, layer on ${describeValue(device.label)}); upload it to the layer's device`);
+  check(!(owned && weight.isDestroyed), () => `${what}: the weight was destroyed`);
 }
 
 /** A buffer, or a buffer and a byte offset. */
@@ -84,6 +127,14 @@ function bufferId(buffer: GPUBuffer): number {
 /**
  * Prepared command sets by key, least recently used dropped past `limit` (what `QuantizedLinear` and
  * its groups keep per (x, y, tokens) combination).
+ *
+ * A dropped set is not destroyed: an encoder may hold commands recorded from it that are not submitted
+ * yet (a prefill recording more combinations than `limit` into one encoder), and destroying their
+ * buffers would make WebGPU reject that whole submission. Dropping the last JS reference is safe: the
+ * implementation keeps a buffer alive while a command buffer references it and frees it after (GC
+ * decides when, so churning through many combinations holds memory longer than `destroy()` would).
+ * `destroy()` frees the sets still kept, at the caller's word that nothing recorded from them is
+ * still to be submitted.
  */
 class PreparedCache {
   private readonly sets = new Map<string, PreparedCommands>();
@@ -97,10 +148,8 @@ class PreparedCache {
       commands = prepare();
       if (this.sets.size >= this.limit) {
         const [oldest] = this.sets.keys();
-        if (oldest !== undefined) {
-          this.sets.get(oldest)?.destroy();
-          this.sets.delete(oldest);
-        }
+        // Dropped, not destroyed: see above.
+        if (oldest !== undefined) this.sets.delete(oldest);
       }
     } else {
       this.sets.delete(key);
@@ -149,9 +198,15 @@ export interface QuantizedLinearGroup {
    * Records y_i = W_i·x + b_i for every layer into `target`: a command encoder (outside a pass) or an
    * open compute pass of yours (as `QuantizedLinear.record`). `ys[i]` is layer i's output
    * (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
+   * The group, its layers and their weights must outlive the last submission of what was recorded
+   * (see `QuantizedLinear.record`).
    */
   record(target: CommandTarget, x: BufferSlice, ys: readonly BufferSlice[], options?: { readonly tokens?: number }): void;
-  /** Frees the group's prepared commands (not the layers). Idempotent. */
+  /**
+   * Frees the group's prepared commands (not the layers). Idempotent. Call it only after the last
+   * submission of what the group recorded has been submitted: WebGPU rejects a submission that uses a
+   * destroyed buffer, as a whole.
+   */
   destroy(): void;
 }
 
@@ -187,6 +242,7 @@ export class QuantizedLinear {
     options: QuantizedLinearOptions,
     readonly label: string,
   ) {
+    // Everything is checked before anything is allocated, so a refused layer leaves no GPU buffer behind.
     if (weight instanceof WeightOnlyGpuMatrix) {
       check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
       this.inFeatures = weight.n;
@@ -196,46 +252,57 @@ export class QuantizedLinear {
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
     }
+    checkWeightUsable(weight, device, 'QuantizedLinear');
     this.activations = options.activations ?? 'f32';
-    check(this.activations === 'f32' || this.activations === 'f16', () => `activations must be 'f32' or 'f16', got ${String(this.activations)}`);
+    check(this.activations === 'f32' || this.activations === 'f16', () => `activations must be 'f32' or 'f16', got ${describeValue(options.activations)}`);
     this.maxTokens = options.maxTokens ?? 64;
     checkPositiveInteger(this.maxTokens, 'maxTokens');
     const maxPrepared = options.maxPrepared ?? 16;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     this.prepared = new PreparedCache(maxPrepared);
-    const bias = options.bias ?? null;
-    if (bias instanceof Float32Array) {
-      check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
-      check(bias.every(Number.isFinite), 'bias has a non-finite entry');
-      this.bias = createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE);
-      this.ownsBias = true;
-    } else {
-      if (bias !== null) {
-        checkBufferUsable(bias, BufferUsage.STORAGE, 'bias');
-        check(bias.size >= 4 * this.outFeatures, () => `bias buffer has ${bias.size} bytes, needs ${4 * this.outFeatures}`);
-      }
-      this.bias = bias;
-      this.ownsBias = false;
-    }
     const int8Inputs = options.int8Inputs ?? null;
-    check(int8Inputs === null || int8Inputs === 'packed' || int8Inputs === 'plain', () => `int8Inputs must be 'packed', 'plain' or null, got ${String(int8Inputs)}`);
+    check(int8Inputs === null || int8Inputs === 'packed' || int8Inputs === 'plain', () => `int8Inputs must be 'packed', 'plain' or null, got ${describeValue(int8Inputs)}`);
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
-    this.int8Weights = null;
     if (int8Inputs !== null) {
       check(!(weight instanceof WeightOnlyGpuMatrix), 'int8Inputs needs lattice weights (d3-q6 or d3-q6-deterministic), not weight-only ones');
       const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : latticeInt8InputsUnsupported(weight.scheme);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
-    if (int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal') {
-      this.int8Weights = UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`);
+    const bias = options.bias ?? null;
+    if (bias instanceof Float32Array) {
+      check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
+      check(bias.every(Number.isFinite), 'bias has a non-finite entry');
+    } else if (bias !== null) {
+      check(typeof bias === 'object', () => `bias must be a Float32Array, a GPUBuffer or null, got ${describeValue(bias)}`);
+      checkBufferUsable(bias, BufferUsage.STORAGE, 'bias');
+      check(bias.size >= 4 * this.outFeatures, () => `bias buffer has ${bias.size} bytes, needs ${4 * this.outFeatures}`);
     }
-    this.columnSide = !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'deterministic' ? MatrixColumnSide.create(device, weight, `${label} column norms, gains, means`) : null;
+    this.ownsBias = bias instanceof Float32Array;
+    const created: { destroy(): void }[] = [];
+    const own = <T extends { destroy(): void }>(resource: T): T => {
+      created.push(resource);
+      return resource;
+    };
+    try {
+      this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : bias;
+      this.int8Weights = int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`)) : null;
+      this.columnSide = !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'deterministic' ? own(MatrixColumnSide.create(device, weight, `${label} column norms, gains, means`)) : null;
+    } catch (error) {
+      for (const resource of created) resource.destroy();
+      throw error;
+    }
   }
 
-  /** A layer over `weight` (which stays the caller's: `destroy()` does not destroy it). */
+  /**
+   * A layer over `weight` (which stays the caller's: `destroy()` does not destroy it, and it must
+   * outlive the layer's last submission). `weight` must be on `device` and not destroyed (a destroyed
+   * weight cannot be recognized yet: its classes do not say). Options are strict: an
+   * unknown key (`activation`) is refused, naming the closest known one.
+   */
   static create(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions = {}): QuantizedLinear {
-    return new QuantizedLinear(device, weight, options, options.label ?? 'quantized linear');
+    strictOptions(options, OPTION_KEYS, 'QuantizedLinear options');
+    return new QuantizedLinear(device, weight, options, labelOption(options.label, 'quantized linear'));
   }
 
   /**
@@ -249,6 +316,13 @@ export class QuantizedLinear {
    * `PreparedCommands`). Dispatches in one pass see each other's writes as across passes. Every
    * layer records dispatches only.
    *
+   * What is recorded reads the weight's buffers and the layer's: like any GPUBuffer they must outlive
+   * the last submission that uses them. Destroying the layer or its weight after `record` and before
+   * `queue.submit` makes WebGPU reject the whole submission (no command in it runs, y is left as it
+   * was); that shows only in an error scope or an `uncapturederror` event, since the submit is
+   * yours. Recording never invalidates commands recorded earlier: the `maxPrepared` limit drops
+   * prepared sets without destroying them.
+   *
    * @example
    * const pass = encoder.beginComputePass({ label: 'decode step' });
    * for (const [i, layer] of layers.entries()) layer.record(pass, hidden[i % 2], hidden[(i + 1) % 2]);
@@ -256,7 +330,8 @@ export class QuantizedLinear {
    */
   record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
-    const tokens = this.checkTokens(options.tokens);
+    checkWeightUsable(this.weight, this.device, this.label);
+    const tokens = this.checkTokens(strictOptions(options, RECORD_OPTION_KEYS, 'record options').tokens);
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     check(input.buffer !== output.buffer, 'x and y must be different buffers');
@@ -287,9 +362,10 @@ export class QuantizedLinear {
       check(layer.inFeatures === first.inFeatures, () => `QuantizedLinear.group: ${layer.label} has inFeatures ${layer.inFeatures}, ${first.label} ${first.inFeatures}`);
       check(layer.activations === first.activations, () => `QuantizedLinear.group: ${layer.label} takes ${layer.activations} activations, ${first.label} ${first.activations}`);
     }
+    strictOptions(options, GROUP_OPTION_KEYS, 'QuantizedLinear.group options');
     const maxPrepared = options.maxPrepared ?? 16;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
-    const label = options.label ?? `group of ${layers.length} layers`;
+    const label = labelOption(options.label, `group of ${layers.length} layers`);
     const prepared = new PreparedCache(maxPrepared);
     const maxTokens = Math.min(...layers.map((layer) => layer.maxTokens));
     const rotationKeys = new Set(layers.flatMap((layer) => layer.rotation()?.key ?? []));
@@ -302,9 +378,12 @@ export class QuantizedLinear {
       callSumsPerRecord: new Set(layers.flatMap((layer) => layer.callSumsKey() ?? [])).size,
       record(target, x, ys, recordOptions = {}) {
         check(!destroyed, () => `${label}: this group was destroyed`);
-        for (const layer of layers) check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
-        const tokens = recordOptions.tokens ?? 1;
-        check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${tokens}`);
+        for (const layer of layers) {
+          check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
+          checkWeightUsable(layer.weight, layer.device, `${label}: ${layer.label}`);
+        }
+        const tokens = strictOptions(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? 1;
+        check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${describeValue(tokens)}`);
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
@@ -328,7 +407,7 @@ export class QuantizedLinear {
   /** `tokens` checked against maxTokens (default 1). */
   private checkTokens(value: number | undefined): number {
     const tokens = value ?? 1;
-    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${tokens}`);
+    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${describeValue(tokens)}`);
     return tokens;
   }
 
@@ -494,7 +573,12 @@ export class QuantizedLinear {
     return this.prepared.size;
   }
 
-  /** Frees the prepared commands, an uploaded bias, the int8-input form and the gathered column side (not the weight). Idempotent. */
+  /**
+   * Frees the prepared commands, an uploaded bias, the int8-input form and the gathered column side (not
+   * the weight). Idempotent. Call it only after the last submission of what the layer recorded has been
+   * submitted (WebGPU keeps submitted work's buffers alive until it has run): commands recorded and
+   * not yet submitted would make WebGPU reject their whole submission.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -108,6 +108,11 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   readonly mode = 'universal' as const;
   private destroyed = false;
 
+  /** Whether `destroy()` was called: its buffers can no longer be recorded or read. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
   constructor(
     readonly device: GPUDevice,
     readonly metadata: Omit<GpuUniversalMatrix, 'kind' | 'mode' | 'codes' | 'escapeBits' | 'escapeStarts' | 'escapeIds' | 'escapeTable' | 'side'>,
@@ -230,7 +235,7 @@ export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): I
  * on the CPU; the codes and escape bits are the stored words as they are).
  *
  * @example
- * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }));
+ * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }) as UniversalLatticeMatrix);
  */
 export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
   check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');

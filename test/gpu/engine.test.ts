@@ -3,11 +3,12 @@ import { testMatrixPair } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { GpuEngine } from '../../src/gpu/engine.js';
+import { GpuEngine, gemvInputNormLimit } from '../../src/gpu/engine.js';
 import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
+import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
@@ -338,6 +339,42 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       bare.destroy();
     }
     expect(engine.adapter).toBe(context.adapter);
+  });
+
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('%s: matvec answers right up to the GPU GEMV range and refuses host x beyond it or beyond the product range', async (scheme) => {
+    const n = 64;
+    const w = gaussianMatrix(n, 4, 31);
+    const options = operand({ scheme, seed: 3 }, 0);
+    const cpu = quantize(w, options);
+    const gpu = await engine.quantize(w, options);
+    const bigW = { rows: n, cols: 4, data: w.data.map((v) => v * 2 ** 20) };
+    const big = await engine.quantize(bigW, options);
+    const output = createBufferWithData(context.device, 'matvecInto y', new Float32Array(4), STORAGE_USAGE);
+    try {
+      // x along a decoded column: the direction that makes the GEMV's sums largest. Scaled by a power
+      // of two to the largest ‖x‖ ≤ the limit, the result is that power of two times the CPU's, to
+      // within the GPU's f32 sums; 16 times that overflowed the GPU's sums (Inf, NaN) and is refused,
+      // although the CPU computes it (‖Ŵ‖·‖x‖ is far below 2^126).
+      const column = dequantize(cpu).data.slice(0, n);
+      const norm = Math.hypot(...column);
+      const limit = gemvInputNormLimit(gpu);
+      const scale = 2 ** Math.floor(Math.log2(limit / norm));
+      const reference = matvecAT(cpu, { rows: n, cols: 1, data: column }).data;
+      const atLimit = (await engine.matvec(gpu, column.map((v) => v * scale))).data;
+      for (let j = 0; j < 4; j++) expect(Math.abs((atLimit[j] as number) / scale - (reference[j] as number)), `column ${j}`).toBeLessThan(1e-5 * gpu.maxColumnNorm * norm);
+      const beyond = column.map((v) => v * scale * 16);
+      expect(() => matvecAT(cpu, { rows: n, cols: 1, data: beyond })).not.toThrow();
+      await expect(engine.matvec(gpu, beyond)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+      await expect(engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/GPU GEMV/);
+      // ‖Ŵ‖·‖x‖ beyond 2^126 (the product range of matvecAT), with ‖x‖ well inside the GEMV's limit.
+      const x = column.map((v) => (v / norm) * 2 ** 105);
+      expect(() => matvecAT(quantize(bigW, options), { rows: n, cols: 1, data: x })).toThrow(/beyond the f32 range/);
+      await expect(engine.matvec(big, x)).rejects.toThrow(/beyond the f32 range/);
+    } finally {
+      gpu.destroy();
+      big.destroy();
+      output.destroy();
+    }
   });
 
   it('refuses what it cannot do, with LatticeMatmulError', async () => {

@@ -3,7 +3,8 @@ import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE 
 import type { GpuContext } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { QuantizedLinear, type BufferSlice, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
+import { LatticeMatmulError } from '../../src/errors.js';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -477,6 +478,147 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       layer.destroy();
       gpuW.destroy();
       small.destroy();
+      y.destroy();
+    }
+  });
+
+  it('records more (x, y, tokens) combinations than maxPrepared into one encoder, submitted once: every output equals the CPU twin', async () => {
+    // A prefill recording a layer and a group for more combinations than they keep: the sets dropped
+    // on the way must stay valid for the commands recorded from them (destroying their buffers made
+    // WebGPU reject the whole submission, leaving every y unwritten).
+    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 13 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, maxTokens: 8, maxPrepared: 2 });
+    const second = QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 8 });
+    const group = QuantizedLinear.group([layer, second], { maxPrepared: 1 });
+    const tokenCounts = [1, 2, 3, 4, 5];
+    const x = gaussianMatrix(n, 5, 21);
+    const xBuffer = createBufferWithData(device, 'x (5 tokens)', x.data, STORAGE_USAGE);
+    const ys = tokenCounts.map((tokens) => createBuffer(device, `y (${tokens} tokens)`, 4 * out * tokens, STORAGE_USAGE));
+    const groupYs = [0, 1, 2].map((i) => layerOutputs([layer, second], 2, `group call ${i}`));
+    try {
+      const encoder = device.createCommandEncoder({ label: 'prefill past maxPrepared' });
+      for (const [i, tokens] of tokenCounts.entries()) layer.record(encoder, xBuffer, ys[i] as GPUBuffer, { tokens });
+      for (const outputs of groupYs) group.record(encoder, xBuffer, outputs, { tokens: 2 });
+      device.queue.submit([encoder.finish()]);
+      expect(layer.preparedCount).toBe(2);
+      const expected = (tokens: number, withBias: boolean): Float32Array => {
+        const reference = matvecAT(q, { rows: n, cols: tokens, data: x.data.subarray(0, n * tokens) });
+        return Float32Array.from(reference.data, (v, i) => v + (withBias ? (bias[i % out] as number) : 0));
+      };
+      for (const [i, tokens] of tokenCounts.entries()) {
+        expectClose(new Float32Array(await readBufferExclusive(device, ys[i] as GPUBuffer, 4 * out * tokens)), expected(tokens, true), Math.sqrt(n) * 40, false);
+      }
+      for (const outputs of groupYs) {
+        for (const [i, withBias] of [true, false].entries()) {
+          expectClose(new Float32Array(await readBufferExclusive(device, outputs[i] as GPUBuffer, 4 * out * 2)), expected(2, withBias), Math.sqrt(n) * 40, false);
+        }
+      }
+    } finally {
+      group.destroy();
+      layer.destroy();
+      second.destroy();
+      gpuW.destroy();
+      for (const b of [xBuffer, ...ys, ...groupYs.flat()]) b.destroy();
+    }
+  });
+
+  it('refuses a weight uploaded to another device (lattice and weight-only)', async () => {
+    const other = await testDevice({ label: 'other device' });
+    const elsewhere = uploadLatticeMatrix(other.device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const weightOnlyElsewhere = uploadWeightOnly(other.device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }));
+    try {
+      expect(() => QuantizedLinear.create(device, elsewhere as LinearWeight)).toThrow(/another GPUDevice/);
+      expect(() => QuantizedLinear.create(device, weightOnlyElsewhere)).toThrow(/another GPUDevice/);
+    } finally {
+      elsewhere.destroy();
+      weightOnlyElsewhere.destroy();
+      other.device.destroy();
+    }
+  });
+
+  it('refuses a destroyed weight at create, and at record (alone or in a group) once it was destroyed since', () => {
+    const destroyed = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    destroyed.destroy();
+    expect(() => QuantizedLinear.create(device, destroyed as LinearWeight)).toThrow(/the weight was destroyed/);
+    const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const weightOnly = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }));
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight);
+    const other = QuantizedLinear.create(device, weightOnly);
+    const group = QuantizedLinear.group([layer, other]);
+    const x = createBuffer(device, 'x', 4 * w.rows, STORAGE_USAGE);
+    const y = createBuffer(device, 'y', 4 * w.cols, STORAGE_USAGE);
+    const y2 = createBuffer(device, 'y2', 4 * w.cols, STORAGE_USAGE);
+    try {
+      weightOnly.destroy();
+      const encoder = device.createCommandEncoder();
+      expect(() => other.record(encoder, x, y)).toThrow(/the weight was destroyed/);
+      expect(() => group.record(encoder, x, [y, y2])).toThrow(/the weight was destroyed/);
+      layer.record(encoder, x, y); // its own weight is alive
+      gpuW.destroy();
+      expect(() => layer.record(encoder, x, y)).toThrow(/the weight was destroyed/);
+    } finally {
+      group.destroy();
+      layer.destroy();
+      other.destroy();
+      for (const buffer of [x, y, y2]) buffer.destroy();
+    }
+  });
+
+  it('a refused create leaves no GPU buffer behind (a Float32Array bias is uploaded only once everything is checked)', () => {
+    const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const live = new Set<GPUBuffer>();
+    const originalBuffer = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor) => {
+      const buffer = originalBuffer(descriptor);
+      live.add(buffer);
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => {
+        live.delete(buffer);
+        destroy();
+      };
+      return buffer;
+    };
+    try {
+      // e8-q16 has no int8-input GEMV: refused after a valid bias.
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias, int8Inputs: 'plain' })).toThrow(LatticeMatmulError);
+      expect(live.size).toBe(0);
+    } finally {
+      device.createBuffer = originalBuffer;
+      gpuW.destroy();
+    }
+  });
+
+  it('options are strict: unknown keys are refused with a suggestion, wrong types refused', () => {
+    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight);
+    const x = createBuffer(device, 'x', 4 * n * 4, STORAGE_USAGE);
+    const y = createBuffer(device, 'y', 4 * out * 4, STORAGE_USAGE);
+    const create = (options: unknown) => () => QuantizedLinear.create(device, gpuW as LinearWeight, options as QuantizedLinearOptions);
+    try {
+      expect(create({ activation: 'f16' })).toThrow(/unknown option 'activation' \(did you mean 'activations'\?\)/);
+      expect(create({ int8Input: 'packed' })).toThrow(/unknown option 'int8Input' \(did you mean 'int8Inputs'\?\)/);
+      expect(create({ maxToken: 128 })).toThrow(/unknown option 'maxToken' \(did you mean 'maxTokens'\?\)/);
+      expect(create(null)).toThrow(/QuantizedLinear options must be an object/);
+      expect(create({ label: 5 })).toThrow(/label must be a string/);
+      expect(create({ bias: 5 })).toThrow(/bias must be a Float32Array, a GPUBuffer or null/);
+      expect(create({ maxTokens: '8' })).toThrow(/maxTokens must be a positive integer/);
+      expect(create({ maxPrepared: 0 })).toThrow(/maxPrepared must be a positive integer/);
+      expect(create({ activations: Symbol('f16') })).toThrow(/activations must be 'f32' or 'f16', got a symbol/);
+      expect(create({ int8Inputs: Symbol('plain') })).toThrow(/int8Inputs must be 'packed', 'plain' or null, got a symbol/);
+      const encoder = device.createCommandEncoder();
+      // { token: 4 } must not record one token and leave the other three columns of y unwritten.
+      expect(() => layer.record(encoder, x, y, { token: 4 } as never)).toThrow(/unknown option 'token' \(did you mean 'tokens'\?\)/);
+      expect(() => layer.record(encoder, x, y, { tokens: Symbol('2') } as never)).toThrow(/tokens must be an integer in \[1, 64\] \(maxTokens\), got a symbol/);
+      expect(() => QuantizedLinear.group([layer], { maxPrepare: 2 } as never)).toThrow(/unknown option 'maxPrepare' \(did you mean 'maxPrepared'\?\)/);
+      const group = QuantizedLinear.group([layer]);
+      expect(() => group.record(encoder, x, [y], { token: 4 } as never)).toThrow(/unknown option 'token'/);
+      group.destroy();
+    } finally {
+      layer.destroy();
+      gpuW.destroy();
+      x.destroy();
       y.destroy();
     }
   });

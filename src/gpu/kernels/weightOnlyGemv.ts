@@ -296,9 +296,15 @@ export class WeightOnlyGpuMatrix {
   readonly columnScales: GPUBuffer;
   readonly rowScales: GPUBuffer;
   private basis: WeightBasis | undefined;
+  private destroyed = false;
+
+  /** Whether `destroy()` was called: its buffers can no longer be recorded. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
 
   constructor(
-    private readonly device: GPUDevice,
+    readonly device: GPUDevice,
     q: WeightOnlyQuantized,
     options: UploadWeightOnlyOptions = {},
   ) {
@@ -393,8 +399,10 @@ export class WeightOnlyGpuMatrix {
     dispatchWeightOnlyGemv(device, encoder, scratch, gemvArgs);
   }
 
-  /** Destroys the four buffers. */
+  /** Destroys the four buffers (once; later calls do nothing). */
   destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
     this.codes.destroy();
     this.codeLayout.destroy();
     this.columnScales.destroy();
