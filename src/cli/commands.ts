@@ -1,12 +1,14 @@
+import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { LatticeMatmulError } from '../errors.js';
-import { CONTAINER_FORMAT, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
+import { CONTAINER_FORMAT, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
-import { openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
-import type { Matrix } from '../matrix.js';
+import { checkSafetensorsFileWritable, openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
+import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
+import { resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
@@ -42,7 +44,8 @@ export interface QuantizeModelOptions {
 
 /** What `quantizeModel` did. */
 export interface QuantizeModelReport {
-  readonly quantized: readonly { readonly name: string; readonly rows: number; readonly cols: number; readonly bitsStored: number }[];
+  /** Each matrix written, with its bits per entry as the file stores them (what `inspect` prints). */
+  readonly quantized: readonly { readonly name: string; readonly rows: number; readonly cols: number; readonly bitsPerEntry: number }[];
   readonly skipped: readonly string[];
   readonly device: string;
   readonly seconds: number;
@@ -117,13 +120,76 @@ async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) 
 }
 
 /**
- * Quantizes the selected tensors of a safetensors model into a quantized container file.
+ * Refuses an output that is the input itself (the same path, another path to it, a symbolic or hard
+ * link): the container would replace the model while it is being read.
+ */
+async function checkOutputIsNotInput(input: string, output: string): Promise<void> {
+  // A path that does not stat is a new file (or one checkSafetensorsFileWritable refuses), not the input.
+  const outputStats = await stat(output, { bigint: true }).catch(() => null);
+  if (outputStats === null) return;
+  const inputStats = await stat(input, { bigint: true });
+  // Device and inode catch hard links too; realpath covers file systems that report no inode numbers (0).
+  const sameInode = inputStats.ino !== 0n && inputStats.dev === outputStats.dev && inputStats.ino === outputStats.ino;
+  if (sameInode || (await realpath(input)) === (await realpath(output))) {
+    throw new LatticeMatmulError(`the output ${JSON.stringify(output)} is the input file ${JSON.stringify(input)}; quantize would overwrite the model it reads`);
+  }
+}
+
+/**
+ * A quantizer's error about tensor `name`, restated in the file's terms. The quantizer sees the (out, in)
+ * weight as its column-major in × out matrix, after narrowing to f32, and says neither the tensor's name
+ * nor its index; a non-finite entry (the quantizer's own refusal) is looked up again in the file for its
+ * [out, in] index and, for F64, the value that did not fit in f32.
+ */
+async function tensorError(file: SafetensorsFile, name: string, error: unknown): Promise<unknown> {
+  if (!(error instanceof LatticeMatmulError)) return error;
+  const info = file.info(name);
+  const inFeatures = info.shape[1] as number;
+  const data = await file.readTensorAsFloat32(name);
+  const bad = firstNonFinite(data);
+  if (bad < 0) return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its row j): ${error.message}`, { cause: error });
+  const at = `[${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
+  if (info.dtype === 'F64') {
+    const bytes = await file.readTensorBytes(name);
+    const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * bad, true);
+    if (Number.isFinite(value)) {
+      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down`, { cause: error });
+    }
+  }
+  return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}`, { cause: error });
+}
+
+/** Runs the quantizer's own checks of `options` now, not at the first tensor, naming the command-line flag. */
+function checkQuantizeOptions(options: object, what: string): void {
+  try {
+    resolveQuantizeOptions(options);
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/** Bytes a container entry's tensors take in the file (not counting the header). */
+function storedBytes(info: ContainerEntryInfo): number {
+  return info.tensors.reduce((sum, t) => sum + t.byteLength, 0);
+}
+
+/** Bits per entry of a container entry as the file stores it: what `quantize` and `inspect` print. */
+function storedBitsPerEntry(info: ContainerEntryInfo): number {
+  return (8 * storedBytes(info)) / (info.rows * info.cols);
+}
+
+/**
+ * Quantizes the selected tensors of a safetensors model into a quantized container file. The output
+ * path is checked before any work (not the input, a writable directory, a name that fits); `signal`
+ * stops the work, and then nothing is written.
  *
  * @example
  * await quantizeModel({ input: 'model.safetensors', output: 'model.lmq.safetensors', scheme: 'e8-4bit' });
  */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeModelReport> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const signal = options.signal ?? null;
   const start = performance.now();
   const scheme = resolveScheme(options.scheme);
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
@@ -132,14 +198,24 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   let pool: QuantizeWorkerPool | null = null;
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
   try {
+    await checkOutputIsNotInput(options.input, options.output);
+    await checkSafetensorsFileWritable(options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) throw new LatticeMatmulError(`no 2-D float tensor of ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
+    if (options.seed !== undefined) checkQuantizeOptions({ scheme: options.scheme, seed: options.seed }, `--seed ${options.seed}`);
+    if (options.nonce !== undefined) {
+      // Matrix i gets nonce + i: the last one's is the largest.
+      const last = options.nonce + BigInt(selected.length - 1);
+      checkQuantizeOptions({ scheme: options.scheme, nonce: last }, `--nonce ${options.nonce} with ${selected.length} tensors (the last gets nonce ${last})`);
+    }
     const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
     gpu = await gpuQuantizer(options.device ?? 'auto', log);
-    const deviceName = gpu?.name ?? `CPU (${options.workers ?? availableParallelism()} worker threads)`;
+    // A worker quantizes one tensor at a time: more workers than tensors would only start idle threads.
+    const workers = Math.min(options.workers ?? availableParallelism(), selected.length);
+    const deviceName = gpu?.name ?? `CPU (${workers} worker thread${workers === 1 ? '' : 's'})`;
     if (!options.quiet) log(`quantizing ${selected.length} tensors (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
-    if (gpu === null) pool = new QuantizeWorkerPool(options.workers ?? availableParallelism());
+    if (gpu === null) pool = new QuantizeWorkerPool(workers);
     const bar = new ProgressBar(totalColumns, process.stderr, !options.quiet);
     const done = new Map<string, number>();
     const progressOf = (name: string) => (columns: number) => {
@@ -151,7 +227,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     // At most one tensor per worker is read and held as f32 at a time: a model's weights need not fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
     const results = await mapWithConcurrency(selected, concurrency, async (name, index): Promise<ContainerEntryInput> => {
-        if (options.signal?.aborted) throw new LatticeMatmulError('quantize was aborted');
+        throwIfAborted(signal, 'quantize');
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
         const data = await file.readTensorAsFloat32(name);
         const quantizeOptions = {
@@ -161,26 +237,41 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         };
         const matrix: Matrix = { rows: inFeatures, cols: out, data };
         const onProgress = progressOf(name);
-        const quantized =
-          gpu !== null ? await gpu.quantize(matrix, quantizeOptions) : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress);
+        let quantized: QuantizedMatrix;
+        try {
+          quantized =
+            gpu !== null
+              ? await gpu.quantize(matrix, { ...quantizeOptions, ...(signal === null ? {} : { signal }) })
+              : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress, signal ?? undefined);
+        } catch (error) {
+          // An interrupt is reported as one, whatever it cut short.
+          throwIfAborted(signal, 'quantize');
+          throw await tensorError(file, name, error);
+        }
         onProgress(out);
         return { name, matrix: quantized };
     });
     bar.finish(`quantized ${selected.length} tensors in ${formatDuration((performance.now() - start) / 1000)}`);
+    // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
+    throwIfAborted(signal, 'quantize');
     await writeQuantizedContainerFile(options.output, results, {
       source: basename(options.input),
       scheme: options.scheme,
       'created-by': 'lattice-matmul quantize',
     });
-    return {
-      quantized: results.map(({ name, matrix }) => {
-        const q = matrix as QuantizedMatrix;
-        return { name, rows: q.rows, cols: q.cols, bitsStored: q.bitsStored };
-      }),
-      skipped,
-      device: deviceName,
-      seconds: (performance.now() - start) / 1000,
-    };
+    // Bits per entry as written, the numbers inspect prints: a matrix's bitsStored counts the scheme's own
+    // packed layout, which for deterministic and scalar schemes is not the container's.
+    const written = await openQuantizedContainerFile(options.output);
+    try {
+      return {
+        quantized: written.entries.map((info) => ({ name: info.name, rows: info.rows, cols: info.cols, bitsPerEntry: storedBitsPerEntry(info) })),
+        skipped,
+        device: deviceName,
+        seconds: (performance.now() - start) / 1000,
+      };
+    } finally {
+      await written.close();
+    }
   } finally {
     await pool?.close();
     gpu?.close();
@@ -212,10 +303,21 @@ function schemeLabel(matrix: ContainerMatrix): string {
 }
 
 /**
+ * Whether safetensors metadata has keys only a quantized container writes (docs/FORMAT.md §2):
+ * `checksum`, `matrices`, `matrix.<name>`. Such a file that fails to open as a container is a damaged
+ * one (a flipped bit in `format`, say), not a plain safetensors file.
+ */
+function hasContainerKeys(metadata: Readonly<Record<string, string>> | null): boolean {
+  return metadata !== null && Object.keys(metadata).some((key) => key === 'checksum' || key === 'matrices' || key.startsWith('matrix.'));
+}
+
+/**
  * The entries of a quantized container (or, for a plain safetensors file, what `quantize` would select).
  *
  * @example
- * for (const row of await inspectFile('model.lmq.safetensors')) console.log(row.name, row.bitsPerEntry);
+ * const result = await inspectFile('model.lmq.safetensors');
+ * if (result.kind === 'container') for (const row of result.rows) console.log(row.name, row.bitsPerEntry);
+ * else for (const t of result.tensors) console.log(t.name, t.dtype, t.quantizable);
  */
 export async function inspectFile(path: string): Promise<{ kind: 'container'; rows: InspectRow[] } | { kind: 'safetensors'; tensors: { name: string; dtype: string; shape: readonly number[]; quantizable: boolean }[] }> {
   let container;
@@ -224,6 +326,9 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
   } catch (error) {
     const safetensors = await openSafetensorsFile(path);
     try {
+      if (error instanceof LatticeMatmulError && hasContainerKeys(safetensors.metadata)) {
+        throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata has "checksum", "matrices" or "matrix.*" keys) but is damaged: ${error.message}`, { cause: error });
+      }
       // A valid safetensors file that is not a container: describe what would be quantized.
       if (error instanceof LatticeMatmulError && safetensors.metadata?.format !== CONTAINER_FORMAT && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
         const { selected } = selectTensors(safetensors, undefined);
@@ -239,7 +344,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
     for (const info of container.entries) {
       const entry = await container.read(info.name);
       const matrix = entry.matrix;
-      const bytes = info.tensors.reduce((sum, t) => sum + t.byteLength, 0);
+      const bytes = storedBytes(info);
       const out = info.cols;
       const inFeatures = info.rows;
       let weightError: number | null = null;
@@ -249,7 +354,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
         weightError = d;
         productNmse = ((2 * d + d * d) * matrix.rows) / matrix.length;
       }
-      rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: (8 * bytes) / (inFeatures * out), bytes, weightError, productNmse });
+      rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
     }
     return { kind: 'container', rows };
   } finally {

@@ -6,27 +6,63 @@
  *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
+ *
+ * Exit codes: 0 done, 1 a file or its data refused, 2 a command line that cannot run (with the usage),
+ * 130 interrupted (Ctrl-C; nothing written).
  */
 import { parseArgs } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
-import { inspectFile, quantizeModel } from './commands.js';
+import { inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
 
-const USAGE = `usage:
-  lattice-matmul quantize MODEL.safetensors -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
-                 [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
-  lattice-matmul inspect FILE
-  lattice-matmul schemes
-
-quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
+const QUANTIZE_USAGE = `lattice-matmul quantize MODEL.safetensors -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
+                 [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]`;
+const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
           safetensors model to a quantized container (docs/FORMAT.md). --scheme defaults to e8-4bit;
           --tensors keeps tensors whose names match the regular expression; --device auto uses a
           hardware GPU when there is one, CPU worker threads otherwise; --nonce makes the file
-          reproducible (matrix i gets nonce + i; by default nonces are random).
-inspect   lists a container's matrices (scheme, shape, stored bits per entry, predicted error) or,
-          for a plain safetensors file, the tensors quantize would select.
-schemes   lists the scheme names.`;
+          reproducible (matrix i gets nonce + i; by default nonces are random). Ctrl-C stops it
+          before anything is written (exit code 130).`;
+const INSPECT_USAGE = 'lattice-matmul inspect FILE';
+const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry, predicted error) or,
+          for a plain safetensors file, the tensors quantize would select.`;
+const SCHEMES_USAGE = 'lattice-matmul schemes';
+const SCHEMES_HELP = 'schemes   lists the scheme names.';
+
+const USAGE = `usage:
+  ${QUANTIZE_USAGE}
+  ${INSPECT_USAGE}
+  ${SCHEMES_USAGE}
+
+${QUANTIZE_HELP}
+${INSPECT_HELP}
+${SCHEMES_HELP}`;
+
+/** The usage line(s) of one command, as the usage of all of them shows them. */
+function commandUsage(usage: string): string {
+  return `usage:\n  ${usage}`;
+}
+
+/** A command line that cannot run as given: exit code 2, with the usage (errors in files or data exit with 1). */
+class UsageError extends LatticeMatmulError {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What `parse` returns (a `parseArgs` call); its refusals (unknown option, missing value) become usage errors. */
+function parseCommand<T>(usage: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS_')) throw new UsageError(error.message, usage);
+    throw error;
+  }
+}
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
@@ -34,13 +70,30 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** A decimal integer argument (digits only: no sign, spaces, hex or exponent), at least `min`. */
+function integerArgument(text: string | undefined, what: string, min: number, usage: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(value) || value < min) {
+    throw new UsageError(`${what} must be ${min === 0 ? 'a non-negative' : 'a positive'} decimal integer, got ${JSON.stringify(text)}`, usage);
+  }
+  return value;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) throw new UsageError('no command given', USAGE);
+  if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
-    return command === undefined ? 2 : 0;
+    return 0;
   }
   if (command === 'schemes') {
+    const usage = commandUsage(SCHEMES_USAGE);
+    const { values } = parseCommand(usage, () => parseArgs({ args: [...rest], strict: true, options: { help: { type: 'boolean', short: 'h', default: false } } }));
+    if (values.help === true) {
+      process.stdout.write(`${usage}\n\n${SCHEMES_HELP}\n`);
+      return 0;
+    }
     const rows = SCHEME_NAMES.map((name) => {
       const scheme = resolveScheme(name);
       const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
@@ -51,73 +104,93 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command === 'quantize') {
-    const { values, positionals } = parseArgs({
-      args: [...rest],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        output: { type: 'string', short: 'o' },
-        scheme: { type: 'string', default: 'e8-4bit' },
-        tensors: { type: 'string' },
-        seed: { type: 'string' },
-        nonce: { type: 'string' },
-        device: { type: 'string', default: 'auto' },
-        workers: { type: 'string' },
-        quiet: { type: 'boolean', default: false },
-      },
-    });
+    const usage = commandUsage(QUANTIZE_USAGE);
+    const { values, positionals } = parseCommand(usage, () =>
+      parseArgs({
+        args: [...rest],
+        allowPositionals: true,
+        strict: true,
+        options: {
+          output: { type: 'string', short: 'o' },
+          scheme: { type: 'string', default: 'e8-4bit' },
+          tensors: { type: 'string' },
+          seed: { type: 'string' },
+          nonce: { type: 'string' },
+          device: { type: 'string', default: 'auto' },
+          workers: { type: 'string' },
+          quiet: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      }),
+    );
+    if (values.help === true) {
+      process.stdout.write(`${usage}\n\n${QUANTIZE_HELP}\n`);
+      return 0;
+    }
     const input = positionals[0];
-    if (input === undefined || positionals.length > 1) throw new LatticeMatmulError('quantize needs exactly one input file');
-    if (values.output === undefined) throw new LatticeMatmulError('quantize needs -o OUTPUT');
+    if (input === undefined || positionals.length > 1) throw new UsageError(`quantize needs exactly one input file, got ${positionals.length}`, usage);
+    if (values.output === undefined) throw new UsageError('quantize needs -o OUTPUT', usage);
     const scheme = values.scheme as string;
-    if (!SCHEME_NAMES.includes(scheme as SchemeName)) throw new LatticeMatmulError(`unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`);
+    if (!SCHEME_NAMES.includes(scheme as SchemeName)) throw new UsageError(`unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`, usage);
     const device = values.device as string;
-    if (device !== 'auto' && device !== 'gpu' && device !== 'cpu') throw new LatticeMatmulError(`--device must be auto, gpu or cpu, got '${device}'`);
-    const integer = (text: string | undefined, what: string): number | undefined => {
-      if (text === undefined) return undefined;
-      const value = Number(text);
-      if (!Number.isSafeInteger(value) || value < 0) throw new LatticeMatmulError(`${what} must be a non-negative integer, got '${text}'`);
-      return value;
-    };
+    if (device !== 'auto' && device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device must be auto, gpu or cpu, got '${device}'`, usage);
     let tensors: RegExp | undefined;
     if (values.tensors !== undefined) {
       try {
         tensors = new RegExp(values.tensors);
       } catch (error) {
-        throw new LatticeMatmulError(`--tensors is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`);
+        throw new UsageError(`--tensors is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`, usage);
       }
     }
     let nonce: bigint | undefined;
     if (values.nonce !== undefined) {
-      if (!/^\d+$/.test(values.nonce)) throw new LatticeMatmulError(`--nonce must be a non-negative integer, got '${values.nonce}'`);
+      if (!/^[0-9]+$/.test(values.nonce)) throw new UsageError(`--nonce must be a non-negative decimal integer, got ${JSON.stringify(values.nonce)}`, usage);
       nonce = BigInt(values.nonce);
     }
-    const workers = integer(values.workers, '--workers');
-    const seed = integer(values.seed, '--seed');
+    const workers = integerArgument(values.workers, '--workers', 1, usage);
+    const seed = integerArgument(values.seed, '--seed', 0, usage);
     const controller = new AbortController();
-    process.once('SIGINT', () => controller.abort('interrupted'));
-    const report = await quantizeModel({
-      input,
-      output: values.output,
-      scheme: scheme as SchemeName,
-      ...(tensors === undefined ? {} : { tensors }),
-      ...(seed === undefined ? {} : { seed }),
-      ...(nonce === undefined ? {} : { nonce }),
-      ...(workers === undefined ? {} : { workers: Math.max(1, workers) }),
-      device,
-      quiet: values.quiet === true,
-      signal: controller.signal,
-    });
-    const rows = report.quantized.map((q) => [q.name, `${q.cols} × ${q.rows}`, q.bitsStored.toFixed(3)]);
+    // The first Ctrl-C stops the work and leaves no file; a second one (the default action) kills at once.
+    const interrupt = (): void => controller.abort('interrupted');
+    process.once('SIGINT', interrupt);
+    let report: QuantizeModelReport;
+    try {
+      report = await quantizeModel({
+        input,
+        output: values.output,
+        scheme: scheme as SchemeName,
+        ...(tensors === undefined ? {} : { tensors }),
+        ...(seed === undefined ? {} : { seed }),
+        ...(nonce === undefined ? {} : { nonce }),
+        ...(workers === undefined ? {} : { workers }),
+        device,
+        quiet: values.quiet === true,
+        signal: controller.signal,
+      });
+    } catch (error) {
+      if (!controller.signal.aborted) throw error;
+      process.stderr.write(`lattice-matmul: interrupted; ${values.output} was not written\n`);
+      return 130;
+    } finally {
+      process.off('SIGINT', interrupt);
+    }
+    const rows = report.quantized.map((q) => [q.name, `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
     if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.join(', ')}\n`);
     process.stdout.write(`wrote ${values.output} (${report.device}, ${report.seconds.toFixed(1)} s)\n`);
     return 0;
   }
   if (command === 'inspect') {
-    const { positionals } = parseArgs({ args: [...rest], allowPositionals: true, strict: true, options: {} });
+    const usage = commandUsage(INSPECT_USAGE);
+    const { values, positionals } = parseCommand(usage, () =>
+      parseArgs({ args: [...rest], allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h', default: false } } }),
+    );
+    if (values.help === true) {
+      process.stdout.write(`${usage}\n\n${INSPECT_HELP}\n`);
+      return 0;
+    }
     const path = positionals[0];
-    if (path === undefined || positionals.length > 1) throw new LatticeMatmulError('inspect needs exactly one file');
+    if (path === undefined || positionals.length > 1) throw new UsageError(`inspect needs exactly one file, got ${positionals.length}`, usage);
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
       const rows = result.tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
@@ -137,7 +210,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${table(['matrix', 'kind', 'scheme', 'shape (out × in)', 'bits/entry', 'bytes', 'weight error D', 'product NMSE (guaranteed)'], rows)}\n`);
     return 0;
   }
-  throw new LatticeMatmulError(`unknown command '${command}'\n${USAGE}`);
+  throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);
 }
 
 main(process.argv.slice(2)).then(
@@ -145,7 +218,12 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message = error instanceof LatticeMatmulError || (error instanceof Error && error.name === 'TypeError' && 'code' in error) ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    if (error instanceof UsageError) {
+      process.stderr.write(`lattice-matmul: ${error.message}\n${error.usage}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const message = error instanceof LatticeMatmulError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
     process.stderr.write(`lattice-matmul: ${message}\n`);
     process.exitCode = 1;
   },

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { LatticeMatmulError } from '../errors.js';
+import { throwIfAborted } from '../quantize/options.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import type { QuantizeJob, QuantizeWorkerMessage } from './quantizeWorker.js';
 
@@ -21,6 +22,16 @@ function startWorker(): Worker {
   return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module)}); });`, { eval: true });
 }
 
+/** The error `quantize` itself throws when `signal` aborts it. */
+function abortError(signal: AbortSignal): Error {
+  try {
+    throwIfAborted(signal, 'quantize');
+  } catch (error) {
+    return error as Error;
+  }
+  return new LatticeMatmulError('quantize was aborted');
+}
+
 interface Pending {
   readonly job: QuantizeJob;
   readonly onProgress: (done: number) => void;
@@ -38,33 +49,72 @@ export class QuantizeWorkerPool {
   private closed = false;
 
   /** Number of worker threads. */
-  get size(): number {
-    return this.workers.length;
-  }
+  readonly size: number;
 
   constructor(size: number) {
-    for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = startWorker();
-      worker.on('message', (message: QuantizeWorkerMessage) => this.onMessage(worker, message));
-      worker.on('error', (error) => this.failAll(error));
-      worker.unref();
-      this.workers.push(worker);
-      this.idle.push(worker);
-    }
+    this.size = Math.max(1, size);
+    for (let i = 0; i < this.size; i++) this.idle.push(this.start());
   }
 
-  /** Quantizes a matrix in a worker (its data buffer is transferred, so the caller must not reuse it). */
-  run(job: Omit<QuantizeJob, 'id'>, onProgress: (done: number) => void): Promise<QuantizedMatrix> {
+  private start(): Worker {
+    const worker = startWorker();
+    worker.on('message', (message: QuantizeWorkerMessage) => this.onMessage(worker, message));
+    worker.on('error', (error) => this.failAll(error));
+    worker.unref();
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /**
+   * Quantizes a matrix in a worker (its data buffer is transferred, so the caller must not reuse it).
+   * `signal` aborts the job: a queued one is dropped, a running one's worker is terminated (a worker
+   * runs the synchronous `quantize` and reads no message until it returns), to be replaced when a
+   * later job needs it.
+   */
+  run(job: Omit<QuantizeJob, 'id'>, onProgress: (done: number) => void, signal?: AbortSignal): Promise<QuantizedMatrix> {
     if (this.closed) return Promise.reject(new LatticeMatmulError('the worker pool was closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++ }, onProgress, resolve, reject });
+      throwIfAborted(signal ?? null, 'quantize');
+      const onAbort = (): void => this.cancel(pending, abortError(signal as AbortSignal));
+      const settle = (): void => signal?.removeEventListener('abort', onAbort);
+      const pending: Pending = {
+        job: { ...job, id: this.nextId++ },
+        onProgress,
+        resolve: (matrix) => {
+          settle();
+          resolve(matrix);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(pending);
       this.schedule();
     });
   }
 
+  /** Rejects a job with `error`: out of the queue, or by terminating its worker. */
+  private cancel(pending: Pending, error: Error): void {
+    const queued = this.queue.indexOf(pending);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+    } else {
+      const entry = this.running.get(pending.job.id);
+      if (entry === undefined) return; // already settled
+      this.running.delete(pending.job.id);
+      this.workers.splice(this.workers.indexOf(entry.worker), 1);
+      void entry.worker.terminate();
+    }
+    pending.reject(error);
+    this.schedule();
+  }
+
   private schedule(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const worker = this.idle.pop() as Worker;
+    while (this.queue.length > 0 && (this.idle.length > 0 || this.workers.length < this.size)) {
+      // A worker terminated by an abort is replaced only now, when there is work for it.
+      const worker = this.idle.pop() ?? this.start();
       const pending = this.queue.shift() as Pending;
       worker.ref();
       this.running.set(pending.job.id, { worker, pending });

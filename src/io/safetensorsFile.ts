@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LatticeMatmulError, check } from '../errors.js';
 import {
@@ -46,6 +46,10 @@ function describePath(path: string): string {
   return JSON.stringify(path);
 }
 
+function checkPath(path: string): void {
+  check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+}
+
 /**
  * An open safetensors file whose header has been validated; tensors are read on demand. Call
  * `close()` when done.
@@ -74,7 +78,7 @@ export class SafetensorsFile {
 
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
-    check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+    checkPath(path);
     let handle: FileHandle;
     try {
       handle = await open(path, 'r');
@@ -187,6 +191,65 @@ export function openSafetensorsFile(path: string, options?: SafetensorsReadOptio
   return SafetensorsFile.open(path, options);
 }
 
+/** What the temporary name adds to the target's: '.', '.', 12 hex digits and '.tmp'. */
+const TEMPORARY_NAME_EXTRA_BYTES = 18;
+
+/** Target names up to this many bytes are kept whole in the temporary name (longer ones are cut). */
+const TEMPORARY_NAME_MIN_BYTES = 64;
+
+/**
+ * A fresh temporary path next to `path`: `.<name>.<12 hex digits>.tmp`, with `<name>` cut (at a UTF-8
+ * character boundary) so that the whole name is no longer than `path`'s own name, or 64 bytes for a
+ * shorter one: any name the file system takes for the target fits, even one near its 255-byte limit.
+ */
+function temporaryPathFor(path: string): string {
+  const name = basename(path);
+  const budget = Math.max(Buffer.byteLength(name), TEMPORARY_NAME_MIN_BYTES) - TEMPORARY_NAME_EXTRA_BYTES;
+  let kept = '';
+  let bytes = 0;
+  for (const character of name) {
+    bytes += Buffer.byteLength(character);
+    if (bytes > budget) break;
+    kept += character;
+  }
+  return join(dirname(path), `.${kept}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/**
+ * Checks that `writeSafetensorsFile(path, …)` can write `path`, leaving nothing behind: the name fits
+ * the file system, `path` is not a directory, and its directory exists and takes a new file under the
+ * temporary name the writer will use (permissions, a read-only file system). A long job calls it first,
+ * so that a bad output path is refused before the work rather than after it.
+ *
+ * @example
+ * await checkSafetensorsFileWritable('out/model.lmq.safetensors'); // throws if out/ is missing
+ */
+export async function checkSafetensorsFileWritable(path: string): Promise<void> {
+  checkPath(path);
+  const refuse = (reason: string, cause?: unknown): never => {
+    throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${reason}`, cause === undefined ? undefined : { cause });
+  };
+  const directory = dirname(path);
+  const directoryStats = await stat(directory).catch((error: unknown) =>
+    refuse((error as NodeJS.ErrnoException).code === 'ENOENT' ? `its directory ${describePath(directory)} does not exist` : `its directory ${describePath(directory)} cannot be used (${(error as Error).message})`, error),
+  );
+  if (!directoryStats.isDirectory()) refuse(`${describePath(directory)} is not a directory`);
+  const targetStats = await stat(path).catch((error: unknown) => {
+    // ENOENT: a new file. Anything else is refused.
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? null : refuse(code === 'ENAMETOOLONG' ? 'its name is longer than the file system allows (ENAMETOOLONG)' : (error as Error).message, error);
+  });
+  if (targetStats?.isDirectory() === true) refuse('it is a directory');
+  const temporary = temporaryPathFor(path);
+  try {
+    const handle = await open(temporary, 'wx');
+    await handle.close();
+  } catch (error) {
+    refuse(`cannot create a file in ${describePath(directory)} (${(error as Error).message})`, error);
+  }
+  await unlink(temporary);
+}
+
 /**
  * Writes tensors (and optional string metadata) to `path` as a safetensors file, atomically: the
  * bytes go to a temporary file in the same directory, which is flushed to disk and then renamed over
@@ -203,9 +266,9 @@ export async function writeSafetensorsFile(
   tensors: SafetensorsTensors,
   metadata?: SafetensorsMetadata,
 ): Promise<void> {
-  check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+  checkPath(path);
   const plan = planSafetensors(tensors, metadata);
-  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const temporary = temporaryPathFor(path);
   let handle: FileHandle | undefined;
   try {
     handle = await open(temporary, 'wx');

@@ -1,28 +1,33 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readQuantizedContainer } from '../../src/format/container.js';
-import { writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { writeQuantizedContainerFile } from '../../src/format/containerFile.js';
+import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
+import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 
 /*
  * The CLI from the sources (through tsx, as `npm run cli` runs it): exit codes and messages for bad
- * arguments, and the GPU path writing the same container as the CPU worker threads. The installed
- * binary is exercised end to end in test/package/packInstall.test.ts.
+ * arguments, output paths refused before any work, Ctrl-C, errors named in the file's terms, and the
+ * GPU path writing the same container as the CPU worker threads. The installed binary is exercised end
+ * to end in test/package/packInstall.test.ts.
  */
 
 const root = resolve(import.meta.dirname, '../..');
 const exec = promisify(execFile);
+const cliArgs = ['--import', 'tsx', '--import', './scripts/raw-loader.mjs', 'src/cli/main.ts'];
 let work: string;
 const noGpu = await gpuUnavailableReason();
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', '--import', './scripts/raw-loader.mjs', 'src/cli/main.ts', ...args], { cwd: root, timeout: 120_000 });
+    const { stdout, stderr } = await exec(process.execPath, [...cliArgs, ...args], { cwd: root, timeout: 120_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failure = error as { code?: number; stdout?: string; stderr?: string };
@@ -37,6 +42,27 @@ beforeAll(async () => {
     'b.weight': { dtype: 'F32', shape: [9, 1100], data: gaussianMatrix(1100, 9, 2).data }, // n > 1024: two windows
     'a.bias': { dtype: 'F32', shape: [33], data: new Float32Array(33) },
   });
+  // Six (16, 32) weights; layers.4.weight[1, 30] (row-major: out 1, in 30) is NaN.
+  const layers: Record<string, SafetensorsTensorInput> = {};
+  for (let i = 0; i < 6; i++) {
+    const data = gaussianMatrix(32, 16, 10 + i).data;
+    if (i === 4) data[1 * 32 + 30] = NaN;
+    layers[`layers.${i}.weight`] = { dtype: 'F32', shape: [16, 32], data };
+  }
+  await writeSafetensorsFile(join(work, 'nan.safetensors'), layers);
+  // An F64 entry beyond the f32 range at [2, 5]; an f32 row (output feature) of norm above 2^100.
+  const f64 = Float64Array.from(gaussianMatrix(24, 8, 20).data);
+  f64[2 * 24 + 5] = 1e300;
+  await writeSafetensorsFile(join(work, 'f64big.safetensors'), { 'proj.weight': { dtype: 'F64', shape: [8, 24], data: f64 } });
+  await writeSafetensorsFile(join(work, 'huge.safetensors'), { 'h.weight': { dtype: 'F32', shape: [8, 8], data: gaussianMatrix(8, 8, 21).data.map((v) => v * 1e37) } });
+  // Deterministic and scalar schemes store side information a matrix's bitsStored leaves out.
+  await writeSafetensorsFile(join(work, 'odd.safetensors'), {
+    'w9x13': { dtype: 'F32', shape: [9, 13], data: gaussianMatrix(13, 9, 22).data },
+    'w17x1025': { dtype: 'F32', shape: [17, 1025], data: gaussianMatrix(1025, 17, 23).data },
+  });
+  // One (2048, 1024) weight: a couple of seconds of quantization, long enough to interrupt.
+  await writeSafetensorsFile(join(work, 'big.safetensors'), { 'big.weight': { dtype: 'F32', shape: [2048, 1024], data: gaussianMatrix(1024, 2048, 24).data } });
+  await writeQuantizedContainerFile(join(work, 'container.safetensors'), [{ name: 'q', matrix: quantize(gaussianMatrix(64, 16, 25), { scheme: 'e8-4bit', nonce: 1 }) }]);
 });
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -46,22 +72,61 @@ describe('lattice-matmul CLI', () => {
 
   it.each([
     [['quantize', 'missing.safetensors', '-o', 'x'], /lattice-matmul: .*missing\.safetensors/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--scheme', 'toString'], /unknown scheme 'toString'; known: e8-2bit/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--device', 'tpu'], /--device must be auto, gpu or cpu, got 'tpu'/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '('], /--tensors is not a valid regular expression/],
     [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '^nothing$'], /no 2-D float tensor of .* matches \^nothing\$/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '12abc'], /--nonce must be a non-negative integer, got '12abc'/],
     [['quantize', 'MODEL', '-o', 'OUT', '--scheme', 'int4-g32', '--nonce', '3'], /--nonce applies to universal lattice schemes only/],
-    [['quantize', 'MODEL'], /quantize needs -o OUTPUT/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /Unknown option '--bogus'/],
-    [['inspect', 'MODEL', 'extra'], /inspect needs exactly one file/],
-    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', '4294967296'], /--seed 4294967296: seed must be an integer in \[0, 2\^32 − 1\]/],
+    // Matrix i gets nonce + i: two tensors from 2^64 − 1 overflow, refused before any work.
+    [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '18446744073709551615'], /--nonce 18446744073709551615 with 2 tensors \(the last gets nonce 18446744073709551616\): nonce must be/],
   ])('refuses %j with exit code 1 and a one-line reason', async (args, message) => {
     const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'OUT' ? join(work, 'never.safetensors') : a));
     const { code, stderr } = await cli(...resolved);
     expect(code).toBe(1);
     expect(stderr).toMatch(message);
     expect(stderr).not.toMatch(/\n\s+at /); // no stack trace for a user error
+    expect(stderr).not.toMatch(/quantizing/); // refused before any work
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  });
+
+  it.each([
+    [[], /no command given/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--scheme', 'toString'], /unknown scheme 'toString'; known: e8-2bit/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--device', 'tpu'], /--device must be auto, gpu or cpu, got 'tpu'/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '('], /--tensors is not a valid regular expression/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '12abc'], /--nonce must be a non-negative decimal integer, got "12abc"/],
+    [['quantize', 'MODEL'], /quantize needs -o OUTPUT/],
+    [['quantize', 'MODEL', 'MODEL', '-o', 'OUT'], /quantize needs exactly one input file, got 2/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /Unknown option '--bogus'/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', ''], /--seed must be a non-negative decimal integer, got ""/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', '0x10'], /--seed must be a non-negative decimal integer, got "0x10"/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', '1e3'], /--seed must be a non-negative decimal integer, got "1e3"/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', ' 7 '], /--seed must be a non-negative decimal integer, got " 7 "/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--workers', '0'], /--workers must be a positive decimal integer, got "0"/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--workers', '1.5'], /--workers must be a positive decimal integer, got "1.5"/],
+    [['inspect', 'MODEL', 'extra'], /inspect needs exactly one file, got 2/],
+    [['schemes', 'extra'], /Unexpected argument 'extra'/],
+  ])('refuses the command line %j with exit code 2, the reason and the usage on stderr', async (args, message) => {
+    const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'OUT' ? join(work, 'never.safetensors') : a));
+    const { code, stdout, stderr } = await cli(...resolved);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+    expect(stderr).toMatch(/\nusage:\n {2}lattice-matmul /);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stdout).toBe('');
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  });
+
+  it.each([
+    ['quantize', /^usage:\n {2}lattice-matmul quantize MODEL\.safetensors -o OUT/, /inspect {2}/],
+    ['inspect', /^usage:\n {2}lattice-matmul inspect FILE\n/, /quantize {2}/],
+    ['schemes', /^usage:\n {2}lattice-matmul schemes\n/, /quantize {2}/],
+  ])('%s --help prints that command\'s usage with exit code 0', async (command, usage, otherCommand) => {
+    for (const flag of ['--help', '-h']) {
+      const { code, stdout, stderr } = await cli(command, flag);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toMatch(usage);
+      expect(stdout).not.toMatch(otherCommand);
+    }
   });
 
   it('inspect on a plain safetensors file lists what quantize would select', async () => {
@@ -70,6 +135,138 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/a safetensors file \(not a quantized container\)/);
     expect(stdout).toMatch(/a\.weight\s+F32\s+\[33, 200\]\s+yes/);
     expect(stdout).toMatch(/a\.bias\s+F32\s+\[33\]\s+no/);
+  });
+
+  /** Files of `directory` that look like the writer's temporary files. */
+  const temporaryFiles = (directory: string) => readdirSync(directory).filter((name) => name.endsWith('.tmp'));
+
+  it.each([
+    ['the same path', (dir: string, input: string) => input],
+    ['another path to it', (dir: string) => join(dir, '.', 'sub', '..', 'input.safetensors')],
+    ['a symbolic link to it', (dir: string, input: string) => (symlinkSync(input, join(dir, 'link.safetensors')), join(dir, 'link.safetensors'))],
+    ['a hard link to it', (dir: string, input: string) => (linkSync(input, join(dir, 'hard.safetensors')), join(dir, 'hard.safetensors'))],
+  ])('quantize refuses an output that is the input (%s) before any work, leaving the model as it was', async (_, outputOf) => {
+    const dir = mkdtempSync(join(work, 'same-'));
+    mkdirSync(join(dir, 'sub'));
+    const input = join(dir, 'input.safetensors');
+    writeFileSync(input, readFileSync(model()));
+    const { code, stderr } = await cli('quantize', input, '-o', outputOf(dir, input), '--device', 'cpu');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/the output ".*" is the input file ".*input\.safetensors"; quantize would overwrite the model it reads/);
+    expect(stderr).not.toMatch(/quantizing/);
+    expect(Buffer.compare(readFileSync(input), readFileSync(model()))).toBe(0);
+  });
+
+  it.each([
+    ['its directory is missing', () => join(work, 'no-such-directory', 'out.safetensors'), /its directory ".*no-such-directory" does not exist/],
+    ['it is a directory', () => work, /it is a directory/],
+    ['its directory is a file', () => join(model(), 'out.safetensors'), /".*model\.safetensors" is not a directory/],
+    ['its name is longer than the file system allows', () => join(work, `${'n'.repeat(300)}.safetensors`), /its name is longer than the file system allows/],
+  ])('quantize refuses an output path before any work when %s', async (_, output, message) => {
+    const { code, stderr } = await cli('quantize', model(), '-o', output(), '--device', 'cpu');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cannot write safetensors file/);
+    expect(stderr).toMatch(message);
+    expect(stderr).not.toMatch(/quantizing/);
+  });
+
+  // root writes into a read-only directory anyway.
+  it.skipIf(process.getuid?.() === 0 || process.platform === 'win32')('quantize refuses an unwritable output directory before any work', async () => {
+    const dir = mkdtempSync(join(work, 'readonly-'));
+    chmodSync(dir, 0o555);
+    try {
+      const { code, stderr } = await cli('quantize', model(), '-o', join(dir, 'out.safetensors'), '--device', 'cpu');
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/cannot create a file in ".*readonly-.*" \(EACCES/);
+      expect(stderr).not.toMatch(/quantizing/);
+    } finally {
+      chmodSync(dir, 0o755);
+    }
+  });
+
+  it('quantize writes an output whose name is near the 255-byte limit (the temporary name is no longer)', async () => {
+    const dir = mkdtempSync(join(work, 'long-'));
+    const output = join(dir, `${'m'.repeat(240)}.safetensors`); // 252 bytes
+    const { code, stderr, stdout } = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet');
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/wrote /);
+    expect(readdirSync(dir)).toEqual([`${'m'.repeat(240)}.safetensors`]);
+    // Multi-byte names are cut at a character boundary: 254 bytes of 'é' and '.st'.
+    const name = `${'é'.repeat(125)}.st`;
+    await writeSafetensorsFile(join(dir, name), { t: { dtype: 'F32', shape: [1], data: new Float32Array([1]) } });
+    const file = await openSafetensorsFile(join(dir, name));
+    await file.close();
+    expect(temporaryFiles(dir)).toEqual([]);
+  });
+
+  it('Ctrl-C during the only tensor stops quantize with exit code 130, writing nothing', async () => {
+    const dir = mkdtempSync(join(work, 'interrupt-'));
+    const output = join(dir, 'big.lmq.safetensors');
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1'], { cwd: root });
+    let stderr = '';
+    let interrupted = false;
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      // The handler is installed before this line is logged; the tensor then takes seconds.
+      if (!interrupted && /quantizing 1 tensors/.test(stderr)) {
+        interrupted = true;
+        setTimeout(() => child.kill('SIGINT'), 300);
+      }
+    });
+    const code = await new Promise<number | null>((done) => child.on('close', (exitCode) => done(exitCode)));
+    expect(interrupted, stderr).toBe(true);
+    expect(code, stderr).toBe(130);
+    expect(stderr).toMatch(/interrupted; .*big\.lmq\.safetensors was not written/);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 60_000);
+
+  it('quantize caps the worker threads at the number of tensors', async () => {
+    const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'capped.safetensors'), '--device', 'cpu', '--workers', '8');
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/quantizing 2 tensors .* on CPU \(2 worker threads\)/);
+    expect(stdout).toMatch(/wrote .*capped\.safetensors \(CPU \(2 worker threads\)/);
+  });
+
+  it.each([
+    ['nan.safetensors', /tensor "layers\.4\.weight" has a non-finite entry NaN at \[1, 30\]/],
+    ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range/],
+    ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm/],
+  ])('quantize names the tensor of a bad value in %s, with its (out, in) index', async (input, message) => {
+    const { code, stderr } = await cli('quantize', join(work, input), '-o', join(work, 'unused.safetensors'), '--device', 'cpu', '--quiet');
+    expect(code).toBe(1);
+    expect(stderr).toMatch(message);
+    expect(stderr).not.toMatch(/Infinity/);
+    expect(existsSync(join(work, 'unused.safetensors'))).toBe(false);
+  });
+
+  it.each(['int4-g32', 'e8-4bit'])('quantize prints the bits per entry the file stores, as inspect does (%s)', async (scheme) => {
+    const output = join(work, `odd-${scheme}.safetensors`);
+    const quantized = await cli('quantize', join(work, 'odd.safetensors'), '-o', output, '--scheme', scheme, '--device', 'cpu', '--quiet');
+    expect(quantized.code, quantized.stderr).toBe(0);
+    const inspected = await cli('inspect', output);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    for (const name of ['w9x13', 'w17x1025']) {
+      const printed = new RegExp(`^${name}\\s+\\d+ × \\d+\\s+(\\d+\\.\\d{3})$`, 'm').exec(quantized.stdout)?.[1];
+      const listed = new RegExp(`^${name}\\s+\\S+\\s+${scheme}\\s+\\d+ × \\d+\\s+(\\d+\\.\\d{3})\\s`, 'm').exec(inspected.stdout)?.[1];
+      expect(printed, quantized.stdout).toBeDefined();
+      expect(printed, inspected.stdout).toBe(listed);
+    }
+  });
+
+  it.each([
+    ['its "format" value', 'lattice-matmul.quantized', 'lattice-matmul.quantizee'],
+    ['its "format" key', '"format"', '"formaT"'],
+  ])('inspect reports a container with a flipped bit in %s as damaged (exit code 1)', async (_, from, to) => {
+    const bytes = readFileSync(join(work, 'container.safetensors'));
+    const at = bytes.indexOf(from);
+    expect(at).toBeGreaterThan(0);
+    bytes.write(to, at);
+    const damaged = join(work, 'damaged.safetensors');
+    writeFileSync(damaged, bytes);
+    const { code, stdout, stderr } = await cli('inspect', damaged);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/looks like a quantized container .* but is damaged: .*format/);
   });
 
   it.skipIf(noGpu !== undefined)('--device gpu and --device cpu write the same container, byte for byte', async () => {
