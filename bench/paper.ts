@@ -1,5 +1,5 @@
 /**
- * The seed paper's table (DESIGN §1), reproduced on the CPU reference: NMSE of ÂᵀB̂ for iid N(0,1)
+ * The seed paper's table ([1], docs/ARCHITECTURE.md "References"), reproduced on the CPU reference: NMSE of ÂᵀB̂ for iid N(0,1)
  * matrices with n rows, for each scheme, with its stored-rate loss against the bound Γ(R) first; then
  * the universality table (NMSE on correlated data relative to Gaussian data, against n, every scheme),
  * time-sharing below R*, stress tables, and the GPU rows.

@@ -1,5 +1,5 @@
 /**
- * Weight-only quantization benchmark (issue 5, DESIGN §6, seed 002): WaterSIC, GPTQ/LDLQ and RTN,
+ * Weight-only quantization benchmark ([2]): WaterSIC, GPTQ/LDLQ and RTN,
  * each with and without a random rotation, at 2, 3, 4 and 5 bits per weight, on three activation
  * covariances — isotropic (control), a spectrum spread over 3 decades in a random basis, and an
  * LLM-like one with a few outlier channels. For every case it prints the distortion tr(ΔΣ_XΔᵀ)

@@ -6,7 +6,7 @@ import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 
 /**
  * Kinds of test data. Gaussian is the seed paper's setting; the others stress a quantizer the way
- * DESIGN §2 and the universality study ask: large inner products (low rank, parallel columns), shared
+ * The universality guarantee is about (README, "Universality"): large inner products (low rank, parallel columns), shared
  * outlier coordinates, heavy tails, flat rotated columns (spikes), and pairs whose rotated columns are
  * permutations of each other (block norms perfectly correlated while AᵀB is small).
  */

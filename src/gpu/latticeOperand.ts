@@ -168,7 +168,7 @@ function recordSideCopies(encoder: GPUCommandEncoder, m: GpuDeterministicMatrix,
  *
  * @example
  * const side = MatrixColumnSide.create(device, gpuW, 'layer 3 column side');
- * dispatchLatticeGemv(device, encoder, scratch, { w: gpuW, x, y, columnSide: side });
+ * dispatchLatticeGemvI8(device, encoder, scratch, { w: gpuW, x, y, rhs: 1, dotPath: dotPathFor(engine.features), columnSide: side });
  */
 export class MatrixColumnSide {
   private constructor(

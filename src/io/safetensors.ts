@@ -1134,8 +1134,9 @@ function checkTensorInput(name: string, input: SafetensorsTensorInput): { dtype:
 
 /**
  * Plans a safetensors file: validates the tensors and metadata, orders the tensors as the reference
- * writer does (dtype alignment descending, then name, so each tensor's data is aligned to its element
- * size) and builds the header, padded with spaces so that the data starts at a multiple of 8.
+ * writer does (by the dtype's place in `SAFETENSORS_DTYPES`, the reference's list from the smallest
+ * alignment to the largest, later places first, then by name: each tensor's data is aligned to its
+ * element size) and builds the header, padded with spaces so that the data starts at a multiple of 8.
  * `writeSafetensors` and the Node file writer use it.
  *
  * @example

@@ -3,7 +3,7 @@ import { withVoronoiCodes } from './withVoronoiCodes.js';
 import { nearestDnReal, type Lattice } from './lattice.js';
 import { nearestDnRational } from './rationalRounding.js';
 
-// Generator columns (1,−1,0), (0,1,−1), (0,1,1) (DESIGN §3), row-major with basis vectors in columns.
+// Generator columns (1,−1,0), (0,1,−1), (0,1,1) ([1]'s D3), row-major with basis vectors in columns.
 const d3Basis = /*#__PURE__*/ Int32Array.from([
   1, 0, 0,
   -1, 1, 1,

@@ -2,7 +2,7 @@
  * Exact rounding of rationals `p / den` (integer numerator, positive integer denominator).
  *
  * Everything that decides a lattice code goes through these two functions, in integer arithmetic, so
- * that ties on Voronoi boundaries (common for even q, DESIGN §2 "the exactness trap") are broken the
+ * that ties on Voronoi boundaries (common for even q) are broken the
  * same way for every point of a coset, on the CPU and in WGSL. JavaScript numbers hold these integers
  * exactly (|p|, den < 2^31 here); the WGSL twins use i32.
  */

@@ -8,7 +8,7 @@ import type { Lattice } from './lattice.js';
  * - `encode(λ)` = the coefficients `u = G⁻¹λ mod q`, as the index Σ uᵢ·qⁱ (< q^d ≤ 2^53).
  * - `decode(index)` = `λ' − q·Q_Λ(λ'/q)` with `λ' = G·u`: the leader, in integer point coordinates.
  * - A point λ is representable (not overloaded) exactly when `decode(encode(λ)) = λ`; the quantizer
- *   decides overload by this decode-and-compare and never by a separate geometric test (DESIGN §2).
+ *   decides overload by this decode-and-compare and never by a separate geometric test.
  *
  * @example
  * const code = new VoronoiCode(D3, 6);

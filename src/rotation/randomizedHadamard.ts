@@ -4,7 +4,7 @@ import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationPlan, type 
 import { counterHash, counterSign, RandomStream } from './random.js';
 
 /**
- * The randomized Hadamard rotation of DESIGN §3 step 3, following `rotationPlan(n)`:
+ * The randomized Hadamard rotation shared by both operands ([1]), following `rotationPlan(n)`:
  * x ↦ W_{r−1}·D_{r−1} ⋯ W_0·D_0 · pad(x). `pad` appends zeros up to N = rotationLength(n) (zeros change
  * no inner product). Stage k has a window [o_k, o_k + L_k); D_k flips the window's entries (only) by the signs
  * s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, RandomStream.rotationSigns, p, k) (p: the index in the

@@ -4,7 +4,7 @@ import { roundHalfEven } from '../lattices/lattice.js';
 import { fp16Scale, nextFloat32Up } from './floatFormats.js';
 
 /**
- * Absmax ("ℓ∞-normalized") integer quantization of one vector, the scalar baseline of DESIGN §5.
+ * Absmax ("ℓ∞-normalized") integer quantization of one vector, the scalar baseline of [1] and [2].
  * The vector is split into groups of `groupSize` consecutive entries (the last group may be shorter;
  * `groupSize ≥ length` means one group, i.e. per-column scaling). Each group stores one scale and
  * one `bits`-bit level per entry. Two grids:

@@ -11,7 +11,7 @@ import {
 } from './floatFormats.js';
 
 /**
- * NVFP4 (DESIGN §5): every entry is an FP4 E2M1 value (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}), every block
+ * NVFP4 (NVIDIA's 4-bit format, one of [2]'s baselines): every entry is an FP4 E2M1 value (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}), every block
  * of 16 consecutive entries has an FP8 E4M3 scale, and the whole tensor one fp32 scale:
  *
  *     x̂ᵢ = e2m1(codeᵢ) · e4m3(blockScale) · tensorScale

@@ -3,7 +3,7 @@ import { check, describeValue } from '../errors.js';
 /**
  * Empirical (plug-in) entropy in bits per symbol of a histogram: `H = −Σ pᵢ·log2 pᵢ` with
  * `pᵢ = countᵢ / N`. It is the rate an ideal entropy coder fitted to this very data would reach, the
- * number DESIGN §3/§6 report next to the stored rate (e.g. the ladder count T, WaterSIC's integers).
+ * number the README's tables report next to the stored rate (e.g. the ladder count T, WaterSIC's integers).
  * Empty bins contribute nothing. Counts may be non-integer weights but must be finite and ≥ 0, and
  * at least one must be positive.
  *

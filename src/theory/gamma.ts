@@ -1,7 +1,7 @@
 import { check, describeValue } from '../errors.js';
 
 /**
- * The distortion–rate function of Gaussian matrix multiplication (seeds 000/003, DESIGN §1):
+ * The distortion–rate function of Gaussian matrix multiplication ([1]):
  * the least normalized product error `NMSE` that any pair of rate-`R` encoders of iid N(0,1)
  * matrices can reach,
  *
@@ -44,7 +44,7 @@ export const R_STAR: number = solveRStar();
 export const GAMMA_AT_R_STAR: number = 2 * 2 ** (-2 * R_STAR) - 2 ** (-4 * R_STAR);
 
 /**
- * Slope magnitude of the time-sharing line, `(1 − Γ(R*))/R* ≈ 0.564588` (DESIGN §1 writes the line
+ * Slope magnitude of the time-sharing line, `(1 − Γ(R*))/R* ≈ 0.564588` ([1] writes the line
  * as `1 − 0.564588·R`); derived from `R*` so the two pieces of Γ meet exactly.
  */
 export const TIME_SHARING_SLOPE: number = (1 - GAMMA_AT_R_STAR) / R_STAR;

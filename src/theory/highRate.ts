@@ -1,7 +1,7 @@
 import { check, describeValue } from '../errors.js';
 
 /**
- * High-rate view of a per-entry quantizer (seed 002, DESIGN §5). At high rate the optimal product
+ * High-rate view of a per-entry quantizer ([2]). At high rate the optimal product
  * error is `Γ(R) ≈ 2·2^{−2R}`; a scheme whose per-entry normalized error is `δ` gives product error
  * `≈ 2δ` for Gaussian inputs, so it behaves like an optimal scheme at the *effective* rate
  * `R_eff = −½·log2 δ`. The difference between the stored rate and `R_eff` is its rate loss.

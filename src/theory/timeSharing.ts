@@ -8,7 +8,8 @@ import { check, describeValue } from '../errors.js';
  * its own rate.
  *
  * @example
- * quantize(a, { scheme: 'd3-q6', keepFraction: timeSharingFraction(0.5, 3.0) }) // ≈ 0.5 bit per entry
+ * // d3-q6 stores ≈ 3.37 bits per entry (bitsStored at n = 4096), so keep κ = 0.5 / 3.37 of the coordinates:
+ * quantize(a, { scheme: 'd3-q6', keepFraction: timeSharingFraction(0.5, 3.37) }) // ≈ 0.51 bit per entry (norms and means stay whole)
  */
 export function timeSharingFraction(targetRate: number, schemeRate: number): number {
   check(Number.isFinite(targetRate) && targetRate > 0, () => `targetRate must be positive, got ${describeValue(targetRate)}`);

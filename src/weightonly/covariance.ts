@@ -78,7 +78,7 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
 
 /**
  * H = Σ + δ·mean(diag Σ)·I (a new array): the damping of GPTQ, which makes a rank-deficient
- * calibration covariance invertible. δ = `relativeDamping` (DESIGN §6: 1e−4).
+ * calibration covariance invertible. δ = `relativeDamping` (1e−4 by default, as GPTQ's damping).
  */
 export function dampCovariance(sigma: Float64Array, n: number, relativeDamping: number): Float64Array {
   check(

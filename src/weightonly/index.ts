@@ -1,5 +1,5 @@
 /**
- * Weight-only quantization (seed 002, DESIGN §6): quantize W knowing only the second moment Σ_X of
+ * Weight-only quantization (WaterSIC and GPTQ, [2]): quantize W knowing only the second moment Σ_X of
  * the layer's inputs, minimizing tr((W − Ŵ)·Σ_X·(W − Ŵ)ᵀ). WaterSIC (waterfilling steps + LDLQ error
  * feedback + γ refit, optional diagonal rescalers), GPTQ/LDLQ (one step), plain round-to-nearest;
  * each optionally in a random basis. W uses this library's layout: rows = n input features, one

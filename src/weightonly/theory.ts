@@ -2,7 +2,7 @@ import { check, describeValue } from '../errors.js';
 import type { WeightOnlyMethod } from './method.js';
 
 /*
- * High-rate theory of weight-only quantization (seed 002, DESIGN §6), stated precisely.
+ * High-rate theory of weight-only quantization ([2]), stated precisely.
  *
  * Setting. The layer computes y = W·x with W of shape (a outputs × n inputs); only W is quantized
  * and x is known through Σ_X = E[x·xᵀ]. The distortion is the expected output error summed over the

@@ -25,7 +25,7 @@ const BASE_FLAGS = [
   '--no-first-run',
 ];
 
-/** WebGPU on SwiftShader, Chromium's software Vulkan (DESIGN §7): works without any GPU. */
+/** WebGPU on SwiftShader, Chromium's software Vulkan: works without any GPU. */
 const WEBGPU_FLAGS = [
   '--enable-unsafe-webgpu',
   '--enable-features=Vulkan',

@@ -31,7 +31,7 @@ describe('R*', () => {
     expect(residual(R_STAR + 1e-9)).toBeGreaterThan(0);
   });
 
-  it('gives the constants DESIGN §1 quotes', () => {
+  it('gives the constants the seed paper quotes', () => {
     expect(GAMMA_AT_R_STAR).toBeCloseTo(0.4883, 4);
     expect(TIME_SHARING_SLOPE).toBeCloseTo(0.564588, 6);
   });

@@ -8,7 +8,7 @@ describe('effectiveRate', () => {
     expect(effectiveRate(2 ** (-2 * rate))).toBeCloseTo(rate, 14);
   });
 
-  it('matches DESIGN §5: INT4/g32 with δ ≈ 0.009 is worth ≈ 3.4 bits', () => {
+  it('matches the high-rate estimate of [2]: INT4/g32 with δ ≈ 0.009 is worth ≈ 3.4 bits', () => {
     expect(effectiveRate(0.009)).toBeCloseTo(3.398, 3);
   });
 
