@@ -87,12 +87,11 @@ function labelOption(label: unknown, fallback: string): string {
 }
 
 /**
- * Refuses a weight whose buffers belong to another device than the layer's. Only the library's
- * uploaded lattice matrices say which device they are on (a `GpuLatticeMatrix` built by hand and a
- * `WeightOnlyGpuMatrix` do not expose it), so those are checked and the others trusted.
+ * Refuses a weight whose buffers belong to another device than the layer's, or were destroyed. The
+ * library's own weights (uploaded lattice matrices, `WeightOnlyGpuMatrix`) say both; a
+ * `GpuLatticeMatrix` built by hand (a plain object) says neither, and is trusted.
  */
 function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string): void {
-  // A hand-built GpuLatticeMatrix (a plain object) carries neither; the library's own weights carry both.
   const owned = weight instanceof GpuLatticeQuantizedMatrix || weight instanceof GpuUniversalQuantizedMatrix || weight instanceof WeightOnlyGpuMatrix;
   const owner = owned ? weight.device : device;
   check(owner === device, () => `${what}: the weight was uploaded to another GPUDevice than the layer's (weight on ${describeValue(owner.label)}, layer on ${describeValue(device.label)}); upload it to the layer's device`);
