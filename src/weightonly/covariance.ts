@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, describeValue } from '../errors.js';
+import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 
 /**
@@ -30,11 +30,36 @@ export function covarianceFromActivations(activations: Matrix): Matrix {
   for (let i = 0; i < n; i++) {
     for (let k = 0; k <= i; k++) {
       const v = (sums[i * n + k] as number) / samples;
+      checkSecondMomentFitsF32(v, i, k);
       data[i * n + k] = v;
       data[k * n + i] = v;
     }
   }
   return { rows: n, cols: n, data };
+}
+
+/** Smallest normal f32, 2^−126: below it an f32 keeps fewer than 24 significant bits. */
+const MIN_NORMAL_F32 = 2 ** -126;
+
+/**
+ * Σ_X is returned in f32, but the activations' squares can leave its range: an entry beyond it would
+ * become Infinity, and a diagonal entry below 2^−126 loses its precision (or becomes 0, which
+ * `checkCovariance` would then blame on Σ_X instead of the activations). Scaling the activations by
+ * 2^k scales Σ_X by 2^2k, and the quantization of W minimizes tr(ΔΣ_XΔᵀ), whose minimizer no scale
+ * of Σ_X moves, so that is the fix to name. Off-diagonal entries may be tiny:
+ * |Σ_ik| ≤ √(Σ_ii·Σ_kk), so their absolute error stays below the diagonal's f32 rounding.
+ */
+function checkSecondMomentFitsF32(v: number, i: number, k: number): void {
+  const tooLarge = !Number.isFinite(Math.fround(v));
+  const tooSmall = i === k && v > 0 && v < MIN_NORMAL_F32;
+  if (!tooLarge && !tooSmall) return;
+  // The power of two that brings this entry near 1 (half the exponent: Σ_X is quadratic in x).
+  const shift = -Math.round(Math.log2(Math.abs(v)) / 2);
+  throw new LatticeMatmulError(
+    `covarianceFromActivations: these activations give Σ_X entry (${i}, ${k}) = ${v}, ` +
+      (tooLarge ? 'beyond the f32 range (3.4e38)' : 'below the smallest normal f32 (2^-126 ≈ 1.2e-38; it would lose precision or become 0)') +
+      `; multiply the activations by 2^${shift}: Σ_X then scales by 2^${2 * shift}, which the quantization of W does not depend on`,
+  );
 }
 
 /** Relative tolerance of the symmetry test, scaled by √(Σ_ii·Σ_kk): a few f32 roundings. */

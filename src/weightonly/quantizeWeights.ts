@@ -7,9 +7,10 @@ import { feedbackPenaltyBits } from './feedbackPenalty.js';
 import { meanSquaredEntry } from './limit.js';
 import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
-import { WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
+import { MAX_CODE } from './packedCodes.js';
+import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
-import { quantizeAtStep, type StepQuantization, type WorkingProblem } from './recursion.js';
+import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, type WorkingProblem } from './recursion.js';
 import { fitRescalers } from './rescalers.js';
 import { amGmBits, predictedGapBits } from './theory.js';
 
@@ -18,7 +19,11 @@ export interface QuantizeWeightsOptions {
   readonly method: WeightOnlyMethod;
   /** Target rate in bits per entry of W, side information included; the step is searched to hit it. */
   readonly rate?: number;
-  /** A fixed step instead of a rate: c (error level of W·L) for WaterSIC, Δ for GPTQ and RTN. */
+  /**
+   * A fixed step instead of a rate: c (error level of W·L) for WaterSIC, Δ for GPTQ and RTN (then a
+   * positive f32 value: it is stored as every input feature's scale). Refused when so small that a
+   * code overflows ±2^24; a `rate` search never picks such a step.
+   */
   readonly step?: number;
   /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
   readonly rotate?: boolean;
@@ -55,9 +60,11 @@ const MAX_RATE = 20;
  * terms that need Σ_X, and `rescale` (fitted to tr(ΔΣ_XΔᵀ)) is refused. WaterSIC and GPTQ refuse a
  * missing Σ_X: their error feedback is built from it.
  *
- * Errors: a `LatticeMatmulError` for a malformed W, a missing Σ_X for WaterSIC or GPTQ, a Σ_X of the
- * wrong size, non-finite, not symmetric or not positive definite after damping, or a rate that
- * cannot be reached.
+ * Errors: a `LatticeMatmulError` for a malformed W, an entry of W (after the rotation, if any) beyond
+ * MAX_COLUMN_MAGNITUDE = 2^48, a missing Σ_X for WaterSIC or GPTQ, a Σ_X of the wrong size,
+ * non-finite, not symmetric or not positive definite after damping, a step that is not positive and
+ * finite (for GPTQ and RTN: not a positive f32 value, since it is their stored scale) or so small that
+ * a code overflows ±2^24, or a rate that cannot be reached.
  *
  * @example
  * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4, rotate: true, seed: 1 });
@@ -105,12 +112,14 @@ export function quantizeWeights(
     (options.rate === undefined) !== (options.step === undefined),
     'give exactly one of rate (bits per entry, searched) and step (fixed)',
   );
+  if (options.step !== undefined) checkStep(method, options.step);
 
   const sigmaW2 = meanSquaredEntry(w);
   check(sigmaW2 > 0, 'W is all zeros: there is nothing to quantize');
 
   const basis = new WeightBasis(n, rotationKindFor(n, rotate), seed);
   const weights = basis.rotateWeights(w);
+  checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
     const h = dampCovariance(basis.rotateCovariance(sigma), n, damping);
@@ -144,7 +153,8 @@ export function quantizeWeights(
     const found = searchStepForRate(
       (s) => {
         const q = quantizeAtStep(problem, s);
-        return { quantization: q, rate: q.codeRate + sideRate };
+        // A code overflow only says this step is too small: the search takes a larger one.
+        return 'overflow' in q ? null : { quantization: q, rate: q.codeRate + sideRate };
       },
       { target: rate, tolerance, initialStep },
     );
@@ -153,7 +163,9 @@ export function quantizeWeights(
     evaluations = found.evaluations;
   } else {
     step = options.step as number;
-    quantization = quantizeAtStep(problem, step);
+    const q = quantizeAtStep(problem, step);
+    if ('overflow' in q) throw new LatticeMatmulError(stepTooSmallMessage(step, q, method, rotate));
+    quantization = q;
   }
 
   let columnScales = quantization.columnScales;
@@ -185,6 +197,52 @@ export function quantizeWeights(
     seed,
     analysis,
   });
+}
+
+/**
+ * Refuses, before any quantizing, weights the format cannot decode to: a code decodes to at most
+ * MAX_COLUMN_MAGNITUDE = 2^48 in the quantization basis, so an entry of W' (W itself without
+ * rotation) beyond it cannot be represented at any rate. Entries just below the limit may still be
+ * refused once the code widths are known (the constructor's check); this one names the entry of W.
+ */
+function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean): void {
+  let largest = 0;
+  let at = 0;
+  for (let k = 0; k < weights.length; k++) {
+    const magnitude = Math.abs(weights[k] as number);
+    if (magnitude > largest) {
+      largest = magnitude;
+      at = k;
+    }
+  }
+  if (largest <= MAX_COLUMN_MAGNITUDE) return;
+  const input = at % n;
+  const output = Math.floor(at / n);
+  // A power of two scales W exactly in f32; the quantization then scales with it.
+  const shift = Math.ceil(Math.log2(largest));
+  // Nine digits identify an f32 and print beyond 2^48 in exponent form.
+  const entry = rotate
+    ? `W in the rotated basis (rotate: true) has an entry of magnitude ${largest.toPrecision(9)} (input feature ${input}, output ${output})`
+    : `W has an entry ${(weights[at] as number).toPrecision(9)} at row ${input}, column ${output}`;
+  throw new LatticeMatmulError(
+    `${entry}, beyond 2^48 ≈ 2.8e14 (MAX_COLUMN_MAGNITUDE), the largest magnitude a weight-only code decodes to; ` +
+      `multiply W by 2^-${shift} and the layer's output by 2^${shift}`,
+  );
+}
+
+/**
+ * Why a fixed `step` was refused for overflowing a code, with about the smallest step that keeps that
+ * code in range (a lower bound only: other codes may be larger, and the error feedback of WaterSIC
+ * and GPTQ moves with the step).
+ */
+function stepTooSmallMessage(step: number, overflow: CodeOverflow, method: WeightOnlyMethod, rotate: boolean): string {
+  const where = `output ${overflow.output}, input feature ${overflow.input}${rotate ? ' (in the rotated basis)' : ''}`;
+  // GPTQ and RTN divide by fround(step), which differs from step for a subnormal one.
+  const needed = ((method === 'watersic' ? step : Math.fround(step)) * Math.abs(overflow.code)) / MAX_CODE;
+  return (
+    `step ${step} is too small for W: the ${method} code of ${where} is ${overflow.code}, beyond ±${MAX_CODE} ` +
+    `(codes must be exact in f32); use a step of at least about ${needed.toPrecision(3)}, or give a rate instead`
+  );
 }
 
 /** The analysis terms that need Σ_X (NaN without it). */

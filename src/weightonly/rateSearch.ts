@@ -1,5 +1,8 @@
 import { check, LatticeMatmulError, describeValue } from '../errors.js';
 
+/** One-sided (no bracket yet), the search moves at most this many bits of step per evaluation. */
+const ONE_SIDED_MOVE = 8;
+
 /** What `searchStepForRate` found: the step, what `evaluate` returned there, and how many calls it took. */
 export interface RateSearchResult<T> {
   readonly step: number;
@@ -16,6 +19,12 @@ export interface RateSearchResult<T> {
  * bracket is replaced by the bracket's midpoint, so the search converges even where the empirical
  * entropy is not smooth.
  *
+ * `evaluate` returns null where the step is too small to quantize at all (a code overflows): that
+ * step counts as one whose rate is above the target, so it narrows the bracket from below and the
+ * next try is the bracket's midpoint, or 8 bits up while no step below the target is known. A first
+ * guess far off (one huge output row inflates σ_W²) thus still reaches a rate that a step in
+ * between hits.
+ *
  * Throws a `LatticeMatmulError` when `maxEvaluations` calls do not get within the tolerance (the
  * empirical entropy of a small matrix jumps in steps larger than the tolerance).
  *
@@ -24,7 +33,7 @@ export interface RateSearchResult<T> {
  * // step ≈ 0.5
  */
 export function searchStepForRate<T extends { readonly rate: number }>(
-  evaluate: (step: number) => T,
+  evaluate: (step: number) => T | null,
   options: { target: number; tolerance: number; initialStep: number; maxEvaluations?: number },
 ): RateSearchResult<T> {
   const { target, tolerance, initialStep } = options;
@@ -43,32 +52,53 @@ export function searchStepForRate<T extends { readonly rate: number }>(
   while (evaluations < maxEvaluations) {
     const result = evaluate(2 ** x);
     evaluations++;
-    check(Number.isFinite(result.rate), () => `the rate at step ${2 ** x} is not finite (${result.rate})`);
-    const f = result.rate - target;
-    if (best === null || Math.abs(f) < best.miss) best = { x, result, miss: Math.abs(f) };
-    if (Math.abs(f) <= tolerance / 2) return { step: 2 ** x, result, evaluations };
-    if (f > 0 && (low === null || x > low.x)) low = { x, f };
-    if (f < 0 && (high === null || x < high.x)) high = { x, f };
+    let next: number;
+    if (result === null) {
+      // Too small a step: above any target rate. No secant through it (it has no rate), so
+      // `previous` stays the last point that had one.
+      if (low === null || x > low.x) low = { x, f: Infinity };
+      next = high === null ? x + ONE_SIDED_MOVE : (low.x + high.x) / 2;
+    } else {
+      check(Number.isFinite(result.rate), () => `the rate at step ${2 ** x} is not finite (${result.rate})`);
+      const f = result.rate - target;
+      if (best === null || Math.abs(f) < best.miss) best = { x, result, miss: Math.abs(f) };
+      if (Math.abs(f) <= tolerance / 2) return { step: 2 ** x, result, evaluations };
+      if (f > 0 && (low === null || x > low.x)) low = { x, f };
+      if (f < 0 && (high === null || x < high.x)) high = { x, f };
 
-    let slope = -1;
-    if (previous !== null && previous.x !== x) {
-      const secant = (f - previous.f) / (x - previous.x);
-      // Keep a sane slope: flat stretches of the empirical entropy must not throw x far away.
-      if (Number.isFinite(secant) && secant < 0) slope = Math.min(Math.max(secant, -4), -0.1);
+      let slope = -1;
+      if (previous !== null && previous.x !== x) {
+        const secant = (f - previous.f) / (x - previous.x);
+        // Keep a sane slope: flat stretches of the empirical entropy must not throw x far away.
+        if (Number.isFinite(secant) && secant < 0) slope = Math.min(Math.max(secant, -4), -0.1);
+      }
+      previous = { x, f };
+      next = x - f / slope;
     }
-    previous = { x, f };
-    let next = x - f / slope;
     if (low !== null && high !== null) {
       if (!(next > low.x && next < high.x)) next = (low.x + high.x) / 2;
       if (high.x - low.x < 1e-9) break;
     } else {
-      // One-sided: move at most 8 bits per evaluation.
-      next = Math.min(Math.max(next, x - 8), x + 8);
+      next = Math.min(Math.max(next, x - ONE_SIDED_MOVE), x + ONE_SIDED_MOVE);
     }
     x = next;
   }
-  const closest = best as { x: number; result: T; miss: number };
+  const closest = best;
+  if (closest === null) {
+    throw new LatticeMatmulError(
+      `could not reach rate ${target}: every step tried in ${evaluations} evaluations, up to ${2 ** (low?.x ?? x)}, is too small for the weights (their codes overflow)`,
+    );
+  }
   if (closest.miss <= tolerance) return { step: 2 ** closest.x, result: closest.result, evaluations };
+  // Short of the target with the smaller steps overflowing: the cause is the range of the codes, not
+  // the coarse entropy the message below blames.
+  if (low !== null && low.f === Infinity && closest.result.rate < target) {
+    throw new LatticeMatmulError(
+      `could not reach rate ${target} ± ${tolerance} bits: the closest was ${closest.result.rate} at step ${2 ** closest.x}, ` +
+        `and step ${2 ** low.x} is already too small for the weights (a code beyond ±2^24: the largest weights ` +
+        `are too far above the typical ones for this rate); use a lower rate`,
+    );
+  }
   throw new LatticeMatmulError(
     `could not reach rate ${target} ± ${tolerance} bits in ${evaluations} evaluations: the closest was ` +
       `${closest.result.rate} at step ${2 ** closest.x} (the empirical entropy of so few codes per input ` +

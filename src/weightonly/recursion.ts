@@ -29,12 +29,37 @@ export interface StepQuantization {
   readonly codeRate: number;
 }
 
+/**
+ * Quantizing at a step too small for the weights: the first code found beyond ±MAX_CODE (codes must
+ * be exact in f32). A value, not an error, because the rate search expects it while it probes small
+ * steps; a caller that fixed the step refuses it with a message that fits its call.
+ */
+export interface CodeOverflow {
+  readonly overflow: true;
+  /** Input feature (in the quantization basis) and output of the code. */
+  readonly input: number;
+  readonly output: number;
+  readonly code: number;
+}
 
-function checkCode(z: number, step: number): void {
+/**
+ * A step `quantizeAtStep` accepts for `method`: a positive finite number, and for GPTQ and RTN one
+ * whose f32 rounding is too, because they store fround(step) as the scale of every input feature
+ * (Infinity would decode to NaN, 0 to nothing). WaterSIC's c only sets the error level of W'·L and
+ * may lie outside the f32 range (tiny W with tiny Σ_X needs c < 2^-149); its scales γ_i·c/L_ii are
+ * checked as they are computed.
+ */
+export function checkStep(method: WeightOnlyMethod, step: number): void {
+  check(Number.isFinite(step) && step > 0, () => `step must be a positive finite number, got ${describeValue(step)}`);
   check(
-    Math.abs(z) <= MAX_CODE,
-    () => `step ${step} is too small for these weights: a code reached ${z} (|code| must stay below 2^24)`,
+    method === 'watersic' || (Number.isFinite(Math.fround(step)) && Math.fround(step) > 0),
+    () => `step ${step} is outside the f32 range (2^-149 ≈ 1.4e-45 to 3.4e38): ${method} stores it as the f32 scale of every input feature`,
   );
+}
+
+/** |z| beyond the largest code (NaN included, though a valid step and finite weights give none). */
+function overflows(z: number): boolean {
+  return !(Math.abs(z) <= MAX_CODE);
 }
 
 /**
@@ -50,24 +75,24 @@ function checkCode(z: number, step: number): void {
  * the error the decoder will see. RTN: z = round(W'/Δ).
  *
  * Cost O(outputs·n²/2) for WaterSIC and GPTQ, O(outputs·n) for RTN. `Math.round` breaks ties
- * upward; ties have probability zero for real-valued weights.
+ * upward; ties have probability zero for real-valued weights. Returns a `CodeOverflow` instead when
+ * the step is too small for the weights (a code beyond ±MAX_CODE).
  */
-export function quantizeAtStep(problem: WorkingProblem, step: number): StepQuantization {
-  check(Number.isFinite(step) && step > 0, () => `step must be a positive finite number, got ${describeValue(step)}`);
+export function quantizeAtStep(problem: WorkingProblem, step: number): StepQuantization | CodeOverflow {
   const { method, n, outputs } = problem;
+  checkStep(method, step);
   return method === 'rtn' ? roundToNearest(problem.weights, n, outputs, step) : ldlq(problem, step, method === 'watersic');
 }
 
-function roundToNearest(weights: Float64Array, n: number, outputs: number, step: number): StepQuantization {
+function roundToNearest(weights: Float64Array, n: number, outputs: number, step: number): StepQuantization | CodeOverflow {
   const delta = Math.fround(step);
-  check(delta > 0, () => `step ${step} underflows f32`);
   const codes = new Int32Array(n * outputs);
   const column = new Int32Array(outputs);
   let entropySum = 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < outputs; j++) {
       const z = Math.round((weights[j * n + i] as number) / delta);
-      checkCode(z, step);
+      if (overflows(z)) return { overflow: true, input: i, output: j, code: z };
       codes[j * n + i] = z;
       column[j] = z;
     }
@@ -76,11 +101,10 @@ function roundToNearest(weights: Float64Array, n: number, outputs: number, step:
   return { codes, columnScales: new Float32Array(n).fill(delta), codeRate: entropySum / n };
 }
 
-function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): StepQuantization {
+function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): StepQuantization | CodeOverflow {
   const { n, outputs, weights: w, cholesky: l } = problem;
   check(l !== null, () => `${problem.method} needs the Cholesky factor of Σ_X`);
   const delta = Math.fround(step);
-  check(waterfilling || delta > 0, () => `step ${step} underflows f32`);
   const feedback = new Float64Array(n * outputs);
   const codes = new Int32Array(n * outputs);
   const columnScales = new Float32Array(n);
@@ -95,7 +119,7 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
       for (let j = 0; j < outputs; j++) {
         const t = (w[j * n + i] as number) * lii + (feedback[j * n + i] as number);
         const z = Math.round(t / step);
-        checkCode(z, step);
+        if (overflows(z)) return { overflow: true, input: i, output: j, code: z };
         column[j] = z;
         zt += z * t;
         zz += z * z;
@@ -108,7 +132,7 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
       for (let j = 0; j < outputs; j++) {
         const t = (w[j * n + i] as number) + (feedback[j * n + i] as number) / lii;
         const z = Math.round(t / delta);
-        checkCode(z, step);
+        if (overflows(z)) return { overflow: true, input: i, output: j, code: z };
         column[j] = z;
       }
       scale = delta;

@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import type { Matrix } from '../../src/matrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { covarianceFromActivations, MAX_COLUMN_MAGNITUDE, quantizeWeights } from '../../src/weightonly/index.js';
+import { MAX_CODE } from '../../src/weightonly/packedCodes.js';
+import { searchStepForRate } from '../../src/weightonly/rateSearch.js';
+
+const methods = ['watersic', 'gptq', 'rtn'] as const;
+
+function scaledIdentity(size: number, value = 1): Matrix {
+  const data = new Float32Array(size * size);
+  for (let i = 0; i < size; i++) data[i * size + i] = value;
+  return { rows: size, cols: size, data };
+}
+
+function scaled(m: Matrix, factor: number): Matrix {
+  return { rows: m.rows, cols: m.cols, data: m.data.map((v) => v * factor) };
+}
+
+function largestCode(codes: Int32Array): number {
+  let largest = 0;
+  for (const z of codes) largest = Math.max(largest, Math.abs(z));
+  return largest;
+}
+
+describe('a code overflow during the rate search means "take a larger step"', () => {
+  // Output 0 (one row of the PyTorch weight) is 1e6× the rest: σ_W² is all that row, so the first
+  // guess is far too large a step, and the small steps the search then tries overflow the codes.
+  const n = 64;
+  const outputs = 128;
+  const w = gaussianMatrix(n, outputs, 8);
+  for (let i = 0; i < n; i++) w.data[i] = (w.data[i] as number) * 1e6;
+  const sigma = scaledIdentity(n);
+
+  it.each(methods)('%s reaches rate 4, which steps around 0.25 hit', (method) => {
+    const q = quantizeWeights(w, sigma, { method, rate: 4 });
+    expect(Math.abs(q.rate - 4)).toBeLessThanOrEqual(0.01);
+    expect(largestCode(q.codes)).toBeLessThanOrEqual(MAX_CODE);
+  });
+
+  it('a rate only overflowing steps would reach is refused for that reason, not blamed on coarse entropy', () => {
+    expect(() => quantizeWeights(w, sigma, { method: 'gptq', rate: 5 })).toThrow(
+      /could not reach rate 5 ± 0\.01 bits: the closest was 4\.\d+ at step 0\.15\d*, and step 0\.15\d* is already too small for the weights .*use a lower rate/,
+    );
+  });
+
+  it('a fixed step that overflows is still refused, naming the step and the code', () => {
+    for (const method of methods) {
+      expect(() => quantizeWeights(w, sigma, { method, step: 0.01 })).toThrow(LatticeMatmulError);
+      expect(() => quantizeWeights(w, sigma, { method, step: 0.01 })).toThrow(
+        new RegExp(`step 0\\.01 is too small for W: the ${method} code of output 0, input feature \\d+ is -?\\d+, beyond ±16777215 .*use a step of at least about 0\\.\\d+, or give a rate instead`),
+      );
+    }
+  });
+
+  it('searchStepForRate takes null (too small a step) as a rate above the target', () => {
+    // Steps below 0.2 overflow; above it rate = 4 − log2(s/0.3). The first guess 2^−10 overflows.
+    const tried: number[] = [];
+    const found = searchStepForRate(
+      (s) => {
+        tried.push(s);
+        return s < 0.2 ? null : { rate: 4 - Math.log2(s / 0.3) };
+      },
+      { target: 4, tolerance: 1e-6, initialStep: 2 ** -10 },
+    );
+    expect(found.step).toBeCloseTo(0.3, 5);
+    expect(tried[0]).toBe(2 ** -10);
+    expect(() => searchStepForRate(() => null, { target: 4, tolerance: 0.01, initialStep: 1 })).toThrow(
+      /could not reach rate 4: every step tried in 40 evaluations, up to .*, is too small for the weights/,
+    );
+  });
+});
+
+describe('covarianceFromActivations refuses a Σ_X outside the f32 range, naming the activations', () => {
+  const x = gaussianMatrix(8, 32, 1);
+
+  it('activations ×1e20 (Σ_X would be Infinity) and ×1e-25 (Σ_X would be 0)', () => {
+    expect(() => covarianceFromActivations(scaled(x, 1e20))).toThrow(LatticeMatmulError);
+    expect(() => covarianceFromActivations(scaled(x, 1e20))).toThrow(
+      /these activations give Σ_X entry \(0, 0\) = 1\.4\d*e\+40, beyond the f32 range .*multiply the activations by 2\^-67/,
+    );
+    expect(() => covarianceFromActivations(scaled(x, 1e-25))).toThrow(
+      /these activations give Σ_X entry \(0, 0\) = 1\.4\d*e-50, below the smallest normal f32 .*multiply the activations by 2\^83/,
+    );
+  });
+
+  it('the power of two it names gives a usable Σ_X', () => {
+    for (const [factor, shift] of [[1e20, -67], [1e-25, 83]] as const) {
+      const sigma = covarianceFromActivations(scaled(scaled(x, factor), 2 ** shift));
+      for (let i = 0; i < 8; i++) {
+        const d = sigma.data[i * 9] as number;
+        expect(d).toBeGreaterThan(2 ** -126);
+        expect(Number.isFinite(d)).toBe(true);
+      }
+      expect(() => quantizeWeights(gaussianMatrix(8, 64, 2), sigma, { method: 'gptq', step: 0.1 })).not.toThrow();
+    }
+  });
+});
+
+describe('W beyond the format limit 2^48 is refused up front, naming the entry', () => {
+  const n = 64;
+  const w = gaussianMatrix(n, 128, 3);
+  const sigma = scaledIdentity(n);
+
+  it.each(methods)('%s: W ×1e20', (method) => {
+    const big = scaled(w, 1e20);
+    expect(() => quantizeWeights(big, sigma, { method, rate: 3 })).toThrow(
+      /^W has an entry -?3\.9\d*e\+20 at row 14, column 1, beyond 2\^48 .*MAX_COLUMN_MAGNITUDE.*multiply W by 2\^-69 and the layer's output by 2\^69$/,
+    );
+    expect(() => quantizeWeights(big, sigma, { method, rate: 3, rotate: true })).toThrow(/^W in the rotated basis \(rotate: true\) has an entry of magnitude .* beyond 2\^48/);
+    expect(() => quantizeWeights(big, sigma, { method, step: 1e19 })).toThrow(/^W has an entry .* beyond 2\^48/);
+  });
+
+  it('W with entries up to 2^42 is still quantized', () => {
+    const large = scaled(w, 2 ** 40);
+    expect(largestCode(quantizeWeights(large, sigma, { method: 'gptq', rate: 3 }).codes)).toBeGreaterThan(0);
+    expect(MAX_COLUMN_MAGNITUDE).toBe(2 ** 48);
+  });
+});
+
+describe('a fixed step must be a positive f32 value for GPTQ and RTN (it is their stored scale)', () => {
+  const n = 8;
+  const w = gaussianMatrix(n, 8, 1);
+  const sigma = scaledIdentity(n);
+
+  it.each([1e39, 1e-46])('step %s', (step) => {
+    for (const method of ['gptq', 'rtn'] as const) {
+      expect(() => quantizeWeights(w, sigma, { method, step })).toThrow(LatticeMatmulError);
+      expect(() => quantizeWeights(w, sigma, { method, step })).toThrow(
+        new RegExp(`^step ${String(step).replace('+', '\\+')} is outside the f32 range \\(2\\^-149 ≈ 1\\.4e-45 to 3\\.4e38\\): ${method} stores it`),
+      );
+    }
+  });
+
+  it("WaterSIC's c is no stored scale: tiny W with tiny Σ_X still searches below 2^-149", () => {
+    const tinyW = scaled(gaussianMatrix(32, 256, 4), 1e-29);
+    const q = quantizeWeights(tinyW, scaledIdentity(32, 1e-29), { method: 'watersic', rate: 7 });
+    expect(Math.abs(q.rate - 7)).toBeLessThanOrEqual(0.01);
+    expect(q.analysis?.step).toBeLessThan(2 ** -149);
+  });
+});
