@@ -11,7 +11,7 @@ import {
 import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
-import { MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
+import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
 import { absmaxOptions } from '../quantize/quantize.js';
 import type {
   DeterministicLatticeMatrix,
@@ -108,6 +108,55 @@ const LEADER_RADIUS = 2;
 
 /** ‖Z‖/DITHER_GRID ≤ this (λ units): the dither box's half-diagonal (D3 √1.5, E8 √2.5625). */
 const DITHER_RADIUS = 2;
+
+/**
+ * A bound, in λ units, on ‖λ/s − Z/DITHER_GRID‖ for one block of a universal code whose escape μ has
+ * norm `escapeNorm` = ‖μ‖/s (0 without an escape): λ = L + q·μ with ‖L‖/s ≤ q·LEADER_RADIUS, and the
+ * dither adds at most DITHER_RADIUS. The block's rotated entries are (ν_j/√N)·β times that vector.
+ * The one per-block bound of the container reader (`CONTAINER_MAX_DECODED_NORM`) and of the GPU
+ * upload's escape-aware column bounds (src/gpu/universalOperand.ts).
+ */
+export function universalBlockBound(q: number, escapeNorm: number): number {
+  return q * (LEADER_RADIUS + escapeNorm) + DITHER_RADIUS;
+}
+
+/**
+ * Calls `visit(column, escapeNorm, explicit)` for every escaped block of a universal matrix, in
+ * column-major block order: escapeNorm = ‖μ‖/s in λ units (a root's norm for a ranked escape, the
+ * table row's for a long one, the explicit μ's for 0xFFFF), `explicit` for an explicit ("huge") μ.
+ * One pass over the per-block escape symbols plus O(d) per long escape; the escape arrays must be
+ * consistent (as the reader and `checkQuantizedMatrix` make them).
+ */
+export function forEachEscapedBlock(
+  lattice: UniversalLatticeScheme['lattice'],
+  m: Pick<UniversalLatticeMatrix, 'escapes' | 'longEscapes' | 'hugeEscapes' | 'blocksPerColumn' | 'cols'>,
+  visit: (column: number, escapeNorm: number, explicit: boolean) => void,
+): void {
+  const spec = latticeSpec(lattice);
+  const d = spec.dimension;
+  const s = spec.pointScale;
+  const candidates = spec.escapes;
+  const rootNorm = Math.sqrt(norm2(candidates.roots, 0, d)) / s;
+  let longCursor = 0;
+  let hugeCursor = 0;
+  for (let j = 0; j < m.cols; j++) {
+    for (let b = 0; b < m.blocksPerColumn; b++) {
+      const symbol = m.escapes[j * m.blocksPerColumn + b] as number;
+      if (symbol === 0) continue;
+      if (symbol <= MAX_ESCAPE_RANK) {
+        visit(j, rootNorm, false);
+        continue;
+      }
+      const index = m.longEscapes[longCursor++] as number;
+      if (index === HUGE_ESCAPE) {
+        visit(j, Math.sqrt(norm2(m.hugeEscapes, hugeCursor, d)) / s, true);
+        hugeCursor += d;
+      } else {
+        visit(j, Math.sqrt(norm2(candidates.extended, index * d, d)) / s, false);
+      }
+    }
+  }
+}
 
 const KEY_FORMAT = 'format';
 const KEY_VERSION = 'format_version';
@@ -831,11 +880,14 @@ function checkStreamPadding(fail: (message: string) => never, words: Uint32Array
   }
 }
 
-/** Norms finite in [0, 2^100]; means finite within ±2^100 (`MAX_COLUMN_NORM`). */
+/**
+ * Norms 0 or in [2^-100, 2^100], the range `quantize` writes (`isSupportedColumnNorm`; smaller
+ * nonzero norms would decode subnormally on the GPU); means finite within ±2^100 (`MAX_COLUMN_NORM`).
+ */
 function checkNormsAndMeans(fail: (message: string) => never, norms: Float32Array, means: Float32Array | null): void {
   for (let j = 0; j < norms.length; j++) {
     const v = norms[j] as number;
-    if (!(v >= 0 && v <= MAX_COLUMN_NORM)) fail(`norm of column ${j} is ${v}; norms must be finite, ≥ 0 and ≤ 2^100`);
+    if (!isSupportedColumnNorm(v)) fail(`norm of column ${j} is ${v}; norms must be 0 or within [2^-100, 2^100]`);
   }
   if (means === null) return;
   for (let j = 0; j < means.length; j++) {
@@ -950,30 +1002,13 @@ function decodeUniversal(name: string, f: UniversalFields, get: Get, optional: O
   }
   const escapes = unpackUniversalEscapes(stored, blocksPerColumn, cols, d);
 
-  // Decoded column norms: ‖x̂_j‖ ≤ ν_j·β·(q·(R + M_j) + R_Z), M_j the largest ‖μ‖ of the column's escapes.
-  const s = spec.pointScale;
-  const rootNorm = Math.sqrt(norm2(candidates.roots, 0, d)) / s;
-  let longCursor = 0;
-  let hugeCursor = 0;
-  for (let j = 0; j < cols; j++) {
-    let largest = 0;
-    for (let b = 0; b < blocksPerColumn; b++) {
-      const symbol = escapes.escapes[j * blocksPerColumn + b] as number;
-      if (symbol === 0) continue;
-      if (symbol <= MAX_ESCAPE_RANK) {
-        largest = Math.max(largest, rootNorm);
-        continue;
-      }
-      const index = escapes.longEscapes[longCursor++] as number;
-      if (index === HUGE_ESCAPE) {
-        largest = Math.max(largest, Math.sqrt(norm2(escapes.hugeEscapes, hugeCursor, d)) / s);
-        hugeCursor += d;
-      } else {
-        largest = Math.max(largest, Math.sqrt(norm2(candidates.extended, index * d, d)) / s);
-      }
-    }
-    checkColumnBound(fail, j, (norms[j] as number) * f.scheme.beta * (q * (LEADER_RADIUS + largest) + DITHER_RADIUS));
-  }
+  // Decoded column norms: ‖x̂_j‖ ≤ ν_j·β·(q·(R + M_j) + R_Z), M_j the largest ‖μ‖ of the column's
+  // escapes: every rotated coordinate is (ν_j/√N)·β·(λ/s − Z/256) and a column has at most N of them.
+  const largest = new Float64Array(cols);
+  forEachEscapedBlock(f.scheme.lattice, { ...escapes, blocksPerColumn, cols }, (j, escapeNorm) => {
+    largest[j] = Math.max(largest[j] as number, escapeNorm);
+  });
+  for (let j = 0; j < cols; j++) checkColumnBound(fail, j, (norms[j] as number) * f.scheme.beta * universalBlockBound(q, largest[j] as number));
 
   const rates = universalRatesOf(codec, f.rows, cols, blocksPerColumn, escapes.escapes, escapes.longEscapes, f.explicitEscapes, means !== null);
   const matrix: UniversalLatticeMatrix = {

@@ -16,7 +16,7 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkProductOperands, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { runAndRead } from './runAndRead.js';
@@ -319,8 +319,10 @@ export class GpuEngine {
  *   columnUnit = unit / (pointScale·√N): at most ‖ŵ_j‖ / (ν_j·|γ_j|·columnUnit)·‖x‖;
  * - the rotation's butterflies, scaled in the last pass (shaders/hadamard.wgsl): at most √N·‖x‖.
  *
- * A column's decode is at most twice its norm (ν_j, ν_j·|γ_j|: the code's relative error is below 1,
- * as MAX_NORM_PRODUCT assumes), and the sums are kept below 2^127, half of f32's range, for their
+ * A column's decode is at most `gemvDecodeRatio(w)` times its norm (ν_j, ν_j·|γ_j|): twice
+ * (ORDINARY_DECODE_RATIO: the code's relative error is below 1, as MAX_NORM_PRODUCT assumes), or more
+ * for a universal matrix whose explicit escapes can decode further (bounded on upload from its escape
+ * streams, `universalColumnBounds`), and the sums are kept below 2^127, half of f32's range, for their
  * rounding. Measured on lavapipe (d3-q6, e8-q16, e8-4bit and both deterministic presets, n = 64 and
  * 512, x along a decoded column, the worst direction found): the sums overflowed from 2.1–2.4 bits
  * above this limit (Gaussian x: 3.8–6.2 bits), so it refuses at most a factor of about 5 that would
@@ -334,10 +336,11 @@ export class GpuEngine {
 export function gemvInputNormLimit(w: GpuLatticeMatrix): number {
   const spec = latticeSpec(w.scheme.lattice);
   const root = Math.sqrt(w.length);
+  const ratio = gemvDecodeRatio(w);
   const perNormOfX =
     w.mode === 'universal'
-      ? root * ((2 * DITHER_GRID) / w.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
-      : (2 * spec.pointScale * root) / w.unit;
+      ? root * ((ratio * DITHER_GRID) / w.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
+      : (ratio * spec.pointScale * root) / w.unit;
   return 2 ** 127 / Math.max(root, perNormOfX);
 }
 

@@ -254,6 +254,8 @@ export function multipleWords(m: GpuDeterministicMatrix): number[] {
 export function gpuLatticeMetadata(
   q: DeterministicLatticeMatrix,
 ): Omit<GpuDeterministicMatrix, 'kind' | 'mode' | 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'> {
+  // Every upload of a deterministic matrix (uploadLatticeMatrix, uploadContainerEntry) comes here.
+  checkDeterministicColumnScales(q);
   return {
     rows: q.rows,
     cols: q.cols,
@@ -271,6 +273,57 @@ export function gpuLatticeMetadata(
   };
 }
 
+/** The smallest positive normal f32 and the largest finite one. */
+const F32_MIN_NORMAL = 2 ** -126;
+const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
+
+/**
+ * Refuses a column whose nonzero scale, as the GPU kernels form it in f32 before applying it to their
+ * sums, would leave f32's normal range: below 2^-126 it flushes to 0 or keeps only a few bits (the
+ * GEMV then returns 0 or a result several per cent off), above it overflows. The product kernels
+ * split exponents and are not affected; the GEMV and dequantize kernels multiply the f32 factors
+ * directly. `formula` names the product for the message.
+ */
+export function checkGpuColumnScale(column: number, formula: string, scale: number): void {
+  check(
+    scale === 0 || (scale >= F32_MIN_NORMAL && scale <= F32_MAX),
+    () =>
+      `GPU upload: column ${column}'s scale ${formula} = ${scale.toExponential(3)} is outside f32's normal range [2^-126, 2^128), ` +
+      'in which the GPU GEMV and dequantize kernels form it (the result would be 0, inaccurate or infinite); ' +
+      'the CPU functions (matvecAT, matmulAT, dequantize) compute in float64 and handle this matrix',
+  );
+}
+
+/**
+ * 3!: the int8-input GEMV (D3 only) takes each block's 6·k from its scale index as a cubic with integer
+ * coefficients (`multipleCubic` in kernels/latticeGemvI8.ts), so its column unit divides by it too.
+ */
+export const CUBIC_SCALE = 6;
+
+/**
+ * The column unit of the deterministic GEMV and dequantize kernels, unit/(pointScale·√N) (what turns a
+ * block's k·P into entries, before ν_j·γ_j), divided by `cubicScale` in the int8-input GEMV.
+ */
+export function deterministicColumnUnit(m: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length'>, cubicScale: 1 | typeof CUBIC_SCALE = 1): number {
+  return m.unit / (cubicScale * schemeLattice(m.scheme).pointScale * Math.sqrt(m.length));
+}
+
+/**
+ * Refuses a deterministic matrix whose column scale ν_j·|γ_j|·columnUnit the GPU forms outside f32's
+ * normal range (`checkGpuColumnScale`). The kernels form ν_j·γ_j first (shaders/gemv_column_sums.wgsl
+ * `column_scale`, shaders/lattice_dequantize.wgsl) and then multiply by their column unit
+ * (`deterministicColumnUnit`; the int8-input GEMV's, D3 only, divided by CUBIC_SCALE); each product is
+ * checked.
+ */
+export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length' | 'norms' | 'gains'>): void {
+  const units = q.scheme.lattice === 'D3' ? [deterministicColumnUnit(q), deterministicColumnUnit(q, CUBIC_SCALE)] : [deterministicColumnUnit(q)];
+  for (let j = 0; j < q.norms.length; j++) {
+    const scale = (q.norms[j] as number) * (q.gains === null ? 1 : Math.abs(q.gains[j] as number));
+    checkGpuColumnScale(j, 'ν·|γ|', scale);
+    for (const unit of units) checkGpuColumnScale(j, 'ν·|γ|·columnUnit', scale * unit);
+  }
+}
+
 /** max_j ν_j·|γ_j| + |μ_j|·√rows: a bound on the norm of every decoded (uncentred) column. */
 export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number): number {
   let largest = 0;
@@ -283,6 +336,22 @@ export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLik
 
 /** A lattice matrix the GPU kernels read: universal or deterministic. */
 export type GpuLatticeMatrix = GpuUniversalMatrix | GpuDeterministicMatrix;
+
+/**
+ * How many times its norm (ν_j; ν_j·|γ_j| deterministic) a column of ordinary codes can decode to,
+ * as the GEMV's input limit and the product range assume: the code's relative error is below 1.
+ */
+export const ORDINARY_DECODE_RATIO = 2;
+
+/**
+ * The largest ‖ŵ_j‖/ν_j (‖ŵ_j‖/(ν_j·|γ_j|)) the GPU GEMV of `w` must expect: ORDINARY_DECODE_RATIO,
+ * or more for a universal matrix whose explicit escapes can decode beyond it (`decodeNormRatio`,
+ * computed on upload by `universalColumnBounds`). Used by `gemvInputNormLimit`.
+ */
+export function gemvDecodeRatio(w: GpuLatticeMatrix): number {
+  if (w.mode !== 'universal' || w.decodeNormRatio === undefined) return ORDINARY_DECODE_RATIO;
+  return Math.max(ORDINARY_DECODE_RATIO, w.decodeNormRatio);
+}
 
 /** Whether a GPU lattice matrix was centred (has column means). */
 export function isCentred(m: GpuLatticeMatrix): boolean {

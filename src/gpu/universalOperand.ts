@@ -1,4 +1,5 @@
 import { check } from '../errors.js';
+import { forEachEscapedBlock, universalBlockBound } from '../format/container.js';
 import { streamWords } from '../format/bitFields.js';
 import {
   escapesFromGpu,
@@ -9,13 +10,14 @@ import {
   universalWordsPerColumn,
   type UniversalGpuEscapes,
 } from '../format/universalLayout.js';
-import { universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
+import { DITHER_GRID, latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
+import { checkGpuColumnScale, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
 
 /**
  * A universal lattice matrix in GPU buffers: what the universal decoding kernels (dequantize, GEMV,
@@ -45,8 +47,17 @@ export interface GpuUniversalMatrix {
   readonly escapeCount: number;
   readonly nonRootCount: number;
   readonly hasMeans: boolean;
-  /** max_j ‖a_j‖ (+ |μ_j|·√n when centred): products are refused when two such bounds multiply past f32. */
+  /**
+   * max_j ν_j (+ |μ_j|·√n when centred), plus what explicit escapes can add beyond ordinary codes
+   * (`universalColumnBounds`): products are refused when two such bounds multiply past f32.
+   */
   readonly maxColumnNorm: number;
+  /**
+   * max_j of a bound on ‖ŵ_j‖/ν_j, when explicit escapes can make it exceed ORDINARY_DECODE_RATIO
+   * (set on upload, `universalColumnBounds`); absent: ORDINARY_DECODE_RATIO. `gemvInputNormLimit`
+   * divides by it.
+   */
+  readonly decodeNormRatio?: number;
   readonly codes: GPUBuffer;
   readonly escapeBits: GPUBuffer;
   readonly escapeStarts: GPUBuffer;
@@ -163,6 +174,9 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   get maxColumnNorm(): number {
     return this.metadata.maxColumnNorm;
   }
+  get decodeNormRatio(): number {
+    return this.metadata.decodeNormRatio ?? ORDINARY_DECODE_RATIO;
+  }
 
   /**
    * Reads the buffers back into the object the CPU `quantize()` returns: the same codes, escapes,
@@ -245,7 +259,7 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
 /** The metadata of a universal matrix that its GPU form carries besides the buffers. */
 export type UniversalOperandMetadata = Pick<
   UniversalLatticeMatrix,
-  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'blocksPerColumn' | 'norms' | 'means'
+  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'
 >;
 
 /**
@@ -269,6 +283,7 @@ export function uploadUniversalWords(
   check(words.codes.length === layout.codes * m.cols, () => `universal upload: ${words.codes.length} code words, expected ${layout.codes * m.cols}`);
   check(words.escapeBits.length === layout.escapeBits * m.cols, () => `universal upload: ${words.escapeBits.length} escape-bit words, expected ${layout.escapeBits * m.cols}`);
   check(m.norms.length === m.cols && (m.means === null || m.means.length === m.cols), () => `universal upload: expected ${m.cols} norms (and means)`);
+  checkUniversalColumnScales(m);
   const side = new Float32Array(m.cols * (m.means ? 2 : 1));
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);
@@ -307,7 +322,7 @@ export function uploadUniversalWords(
       escapeCount: escapes.escapeCount,
       nonRootCount: escapes.nonRootCount,
       hasMeans: m.means !== null,
-      maxColumnNorm: columnNormBound(m.norms, m.means, m.rows),
+      ...universalColumnBounds(m),
     },
     codes,
     escapeBits,
@@ -318,13 +333,62 @@ export function uploadUniversalWords(
   );
 }
 
-/** max_j ν_j + |μ_j|·√rows: a bound on the norm of every (uncentred) column. */
-export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number): number {
+/**
+ * Refuses a universal matrix whose column scale the GPU forms outside f32's normal range
+ * (`checkGpuColumnScale`): the GEMV multiplies ν_j by unit = β/(DITHER_GRID·√N) in f32
+ * (shaders/universal_gemv_finish.wgsl, universal_gemv_finished.wgsl, universal_gemv_i8.wgsl;
+ * src/gpu/kernels/universalGemv.ts), dequantize by that and by β/(pointScale·√N)
+ * (src/gpu/kernels/universalDequantize.ts). Shared by every universal upload (`uploadUniversalWords`).
+ */
+function checkUniversalColumnScales(m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'norms'>): void {
+  const root = Math.sqrt(m.length);
+  const units = [m.scheme.beta / (DITHER_GRID * root), m.scheme.beta / (latticeSpec(m.scheme.lattice).pointScale * root)];
+  for (let j = 0; j < m.norms.length; j++) {
+    for (const unit of units) checkGpuColumnScale(j, 'ν·unit', (m.norms[j] as number) * unit);
+  }
+}
+
+/**
+ * max_j ν_j·(1 + excess_j) + |μ_j|·√rows: a bound on the norm of every (uncentred) column, with
+ * `excess` (per column, in units of ν_j; none: 0) what explicit escapes add (`universalColumnBounds`).
+ */
+export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number, excess: ArrayLike<number> | null = null): number {
   let largest = 0;
   for (let j = 0; j < norms.length; j++) {
-    largest = Math.max(largest, (norms[j] as number) + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+    const norm = norms[j] as number;
+    const extra = excess === null ? 0 : norm * (excess[j] as number);
+    largest = Math.max(largest, norm + extra + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
   }
   return largest;
+}
+
+/**
+ * The column bounds of a universal matrix's GPU form, aware of explicit ("huge") escapes, computed
+ * once on upload: O(escapes) plus one pass over the per-block escape symbols.
+ *
+ * Ordinary codes (leaders, root and table escapes: every ‖μ‖/s ≤ 4) decode to about ν_j, within
+ * ORDINARY_DECODE_RATIO·ν_j, the premise of `columnNormBound` and `gemvInputNormLimit`. An explicit μ
+ * (coordinates up to ±2^16) can make a column decode far beyond that (the container reader allows up
+ * to 2^110), and the GPU GEMV, which sums in code units, then overflowed where the CPU `matvecAT`
+ * (which uses the real decoded norm) was finite or refused. By the triangle inequality, ‖ŵ_j‖ is at
+ * most the norm of its other blocks (the premise) plus that of its explicit-escape blocks, and the
+ * latter is at most (ν_j·β/√N)·√(Σ_b c_b²) over those blocks, c_b = `universalBlockBound` (the
+ * container reader's per-block bound, in λ units). That sum bound is exact per block (each block's
+ * entries are (ν_j/√N)·β·(λ/s − Z/256)), so it is tighter than the reader's √N·max_b c_b and still an
+ * upper bound. Without explicit escapes the excess is 0 and both bounds are exactly the ordinary ones.
+ */
+export function universalColumnBounds(
+  m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'rows' | 'cols' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'>,
+): { readonly maxColumnNorm: number; readonly decodeNormRatio: number } {
+  const squares = new Float64Array(m.cols);
+  forEachEscapedBlock(m.scheme.lattice, m, (j, escapeNorm, explicit) => {
+    if (explicit) squares[j] = (squares[j] as number) + universalBlockBound(m.scheme.q, escapeNorm) ** 2;
+  });
+  const perNorm = m.scheme.beta / Math.sqrt(m.length);
+  const excess = squares.map((sum) => perNorm * Math.sqrt(sum));
+  let largestExcess = 0;
+  for (const value of excess) largestExcess = Math.max(largestExcess, value);
+  return { maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, excess), decodeNormRatio: ORDINARY_DECODE_RATIO + largestExcess };
 }
 
 /** The two u32 halves of a matrix's nonce, for the kernels' uniforms. */

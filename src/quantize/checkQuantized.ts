@@ -1,7 +1,7 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { MAX_COLUMN_NORM } from './prepareColumn.js';
+import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
@@ -74,7 +74,10 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   const d = scheme.lattice === 'D3' ? 3 : 8;
   check(q.blocksPerColumn === Math.ceil(q.keptLength / d), () => `${name}.blocksPerColumn must be ${Math.ceil(q.keptLength / d)}, got ${describeValue(q.blocksPerColumn)}`);
   checkTyped(q.norms, Float32Array, q.cols, `${name}.norms`);
-  checkFiniteArray(q.norms, `${name}.norms`, 0, MAX_COLUMN_NORM);
+  for (let j = 0; j < q.cols; j++) {
+    const norm = q.norms[j] as number;
+    check(isSupportedColumnNorm(norm), () => `${name}.norms[${j}] = ${norm} is neither 0 nor in [2^-100, 2^100] (the range quantize writes)`);
+  }
   checkTyped(q.codes, Uint32Array, blocks, `${name}.codes`);
   if (q.mode === 'deterministic') {
     if (q.gains !== null) {

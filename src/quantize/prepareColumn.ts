@@ -57,10 +57,20 @@ export function unscale(value: number, exponent: number, what: string): number {
 export const MIN_COLUMN_NORM = 2 ** -100;
 export const MAX_COLUMN_NORM = 2 ** 100;
 
+/**
+ * Whether a column norm is in the documented range: 0 or within [2^−100, 2^100] (false for NaN).
+ * The one definition of the range, shared by `quantize` (CPU and GPU), `checkQuantizedMatrix` and
+ * the container reader: a norm in (0, 2^−100) is never written, and on the GPU its f32 scale factors
+ * go subnormal (results a few per cent off, or 0).
+ */
+export function isSupportedColumnNorm(norm: number): boolean {
+  return norm === 0 || (norm >= MIN_COLUMN_NORM && norm <= MAX_COLUMN_NORM);
+}
+
 /** Refuses a column norm outside the documented range, naming the column. */
 export function checkColumnNorm(norm: number, column: number): void {
   check(
-    norm === 0 || (norm >= MIN_COLUMN_NORM && norm <= MAX_COLUMN_NORM),
+    isSupportedColumnNorm(norm),
     () =>
       `column ${column} has norm ${norm.toExponential(3)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
       'multiply the matrix by a power of two first (the codes do not depend on the scale)',

@@ -380,6 +380,16 @@ describe('bounds that keep every accepted matrix finite', () => {
     expect(() => matmulAT(hugeLoaded, hugeLoaded)).toThrow(/beyond the f32 range/);
   });
 
+  it('holds norms of exactly 0, 2^-100 and 2^100 (the ends of the range quantize writes), refuses 0 < ν < 2^-100', () => {
+    // The reader's norm range is isSupportedColumnNorm's, the one quantize enforces (checkColumnNorm).
+    const q = quantize(gaussianMatrix(48, 4, 1), { scheme: 'd3-q6', seed: 1, nonce: 1 }) as UniversalLatticeMatrix;
+    const edges = { ...q, norms: Float32Array.of(0, 2 ** -100, 2 ** 100, 1) };
+    const loaded = entryOf(writeQuantizedContainer([{ name: 'e', matrix: edges }]), 'e').matrix as UniversalLatticeMatrix;
+    expect(Array.from(loaded.norms)).toEqual([0, 2 ** -100, 2 ** 100, 1]);
+    const tiny = { ...q, norms: Float32Array.of(1, 2 ** -101, 1, 1) };
+    expect(() => writeQuantizedContainer([{ name: 't', matrix: tiny }])).toThrow(/norm of column 1 .*; norms must be 0 or within \[2\^-100, 2\^100\]/);
+  });
+
   it('refuses a mean beyond 2^100 (the library\'s range), naming the column', () => {
     const q = quantize(scaled(gaussianMatrix(16, 2, 1), 1, 2 ** 20), { scheme: 'int4-g32', seed: 1, center: true });
     const bad = { ...q, means: Float32Array.from(q.means as Float32Array, (v, j) => (j === 1 ? 2 ** 101 : v)) };
@@ -487,7 +497,11 @@ describe('refusals, each with a message naming the problem', () => {
     ['a NaN norm', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 1, 0x7fc00000)), /norm of column 1 is NaN/],
     ['a negative norm', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 0, 0xbf800000)), /norm of column 0 is -1/],
     ['an infinite mean', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'spiky.means', 2, 0x7f800000)), /mean of column 2 is Infinity/],
-    ['a norm beyond 2^100', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 0, 0x72000000)), /norm of column 0 is 2\.535301200456459e\+30; norms must be finite, ≥ 0 and ≤ 2\^100/],
+    ['a norm beyond 2^100', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 0, 0x72000000)), /norm of column 0 is 2\.535301200456459e\+30; norms must be 0 or within \[2\^-100, 2\^100\]/],
+    // quantize never writes 0 < ν < 2^-100, and on the GPU such a norm's f32 scale factors go subnormal.
+    ['a norm of 2^-101, below the range quantize writes', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 0, 0x0d000000)), /norm of column 0 is 3\.944304526105059e-31; norms must be 0 or within \[2\^-100, 2\^100\]/],
+    ['a subnormal norm (1e-40)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.norms', 1, 0x000116c2)), /norm of column 1 is 9\.99994610111476e-41; norms must be 0 or within/],
+    ['a deterministic norm below 2^-100', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'det.norms', 0, 0x0d000000)), /matrix "det": norm of column 0 is 3\.944304526105059e-31/],
     ['a column whose decoded norm could exceed 2^110 (norm 2^100, an explicit escape of 2^16)', (b: Uint8Array) => resealed(b, (r) => {
       for (let j = 0; j < 3; j++) setWord(r, 'spiky.norms', j, 0x71800000);
       const t = r.tensors.get('spiky.explicit_escapes')!;

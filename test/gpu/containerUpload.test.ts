@@ -10,13 +10,14 @@ import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequa
 import { weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
-import { spikyMatrix } from '../format/containerFuzzProperty.js';
+import { resealed, spikyMatrix, type RawContainer } from '../format/containerFuzzProperty.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -140,5 +141,53 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     const entry = roundTrip('s', quantize(gaussianMatrix(32, 2, 11), { scheme: 'int4-g32', seed: 1 }));
     expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
     expect(() => uploadContainerEntry(context.device, entry)).toThrow(/scalar baseline \(int\), which no GPU kernel reads/);
+  });
+});
+
+/** Sets every f32 of a tensor of a raw container to `value`. */
+function fillFloats(raw: RawContainer, tensor: string, value: number): void {
+  const t = raw.tensors.get(tensor);
+  if (t === undefined) throw new Error(`no tensor ${tensor}`);
+  new Float32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4).fill(value);
+}
+
+/*
+ * A column's scale as the GPU GEMV and dequantize kernels form it in f32 (ν·γ·columnUnit,
+ * deterministic; ν·unit, universal) must be a normal f32: norms and gains of 2^-100 each (both in the
+ * library's range) multiply to 2^-200, which the GPU flushed to 0 (its GEMV returned 0 where the CPU
+ * returns about 1e-31). The uploads refuse such a column, naming it; the CPU functions take the matrix.
+ */
+describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range on the GPU are refused at upload', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it.each(['e8-q16-deterministic', 'd3-q6-deterministic'] as const)('%s: norms = gains = 2^-100 (scale 2^-200): uploadContainerEntry and uploadLatticeMatrix refuse; matvecAT computes it', (scheme) => {
+    const original = quantize(gaussianMatrix(64, 3, 9), { scheme, seed: 7, gain: 'mmse' }) as DeterministicLatticeMatrix;
+    const bytes = resealed(writeQuantizedContainer([{ name: 'w', matrix: original }]), (r) => {
+      fillFloats(r, 'w.gains', 2 ** -100);
+      fillFloats(r, 'w.norms', 2 ** -100);
+    });
+    const entry = readQuantizedContainer(bytes).get('w');
+    if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
+    const message = /column 0's scale ν·\|γ\| = 6\.223e-61 is outside f32's normal range .* the CPU functions \(matvecAT, matmulAT, dequantize\) compute in float64/;
+    expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
+    expect(() => uploadContainerEntry(context.device, entry)).toThrow(message);
+    expect(() => uploadLatticeMatrix(context.device, entry.matrix)).toThrow(message);
+    const x = gaussianMatrix(64, 1, 7);
+    const y = matvecAT(entry.matrix, { ...x, data: x.data.map((v) => v * 2 ** 100) }).data;
+    expect(y.every((v) => Number.isFinite(v) && v !== 0)).toBe(true);
+  });
+
+  it('universal: ν·unit below 2^-126 (β = 2^-40, ν = 2^-100) is refused by both uploads; the original uploads', () => {
+    const original = quantize(gaussianMatrix(64, 3, 1), { scheme: 'd3-q6', seed: 3, nonce: 5 }) as UniversalLatticeMatrix;
+    const tiny: UniversalLatticeMatrix = { ...original, scheme: { ...original.scheme, beta: 2 ** -40 }, norms: Float32Array.of(1, 2 ** -100, 1) };
+    expect(() => uploadUniversalMatrix(context.device, tiny)).toThrow(/column 1's scale ν·unit = .*e-46 is outside f32's normal range/);
+    const entry = roundTrip('u', tiny);
+    if (entry.kind !== 'universal') throw new Error('universal entry expected');
+    expect(() => uploadContainerEntry(context.device, entry)).toThrow(/column 1's scale ν·unit/);
+    uploadUniversalMatrix(context.device, original).destroy();
   });
 });

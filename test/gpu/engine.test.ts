@@ -6,7 +6,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, gemvInputNormLimit } from '../../src/gpu/engine.js';
 import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
-import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { columnNormBound, decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
@@ -15,6 +15,12 @@ import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
+import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { DITHER_GRID, latticeSpec } from '../../src/quantize/latticeSpec.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { editDescription, resealed } from '../format/containerFuzzProperty.js';
 import { asDeterministic, asUniversal } from './latticeTestSupport.js';
 
 /*
@@ -397,5 +403,115 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const other = GpuEngine.create(context);
     other.destroy();
     await expect(other.quantize(a, { scheme: 'd3-q6' })).rejects.toThrow(/destroyed/);
+  });
+});
+
+/*
+ * Explicit ("huge") escapes, μ up to ±2^16 per coordinate, can make a universal column decode far
+ * beyond its stored norm ν (the container reader allows decoded norms up to 2^110). The GPU matrix's
+ * maxColumnNorm and gemvInputNormLimit assumed ordinary codes (a decode within 2ν), so GpuEngine.matvec
+ * took x for which the GPU GEMV's code-unit sums overflowed (NaN) where the CPU matvecAT was finite.
+ * The upload now bounds each column's decode from its escape streams (universalColumnBounds); matrices
+ * without explicit escapes keep exactly the limits of the ordinary formulas.
+ */
+describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context);
+  });
+  afterAll(() => {
+    engine.destroy();
+    context.device.destroy();
+  });
+
+  /** Every block of every column an explicit escape μ = (2^16, −2^16, 2^16, …), a lattice point of D3 and E8. */
+  function allExplicit(m: UniversalLatticeMatrix): Uint8Array {
+    const d = latticeSpec(m.scheme.lattice).dimension;
+    const blocks = m.blocksPerColumn * m.cols;
+    const wordsPerColumn = Math.ceil(m.blocksPerColumn / 32);
+    const bits = new Uint32Array(wordsPerColumn * m.cols);
+    for (let j = 0; j < m.cols; j++) for (let b = 0; b < m.blocksPerColumn; b++) bits[j * wordsPerColumn + (b >> 5)] = ((bits[j * wordsPerColumn + (b >> 5)] as number) | (1 << (b & 31))) >>> 0;
+    const tensor = (dtype: 'U32' | 'I32', shape: number[], data: Uint32Array | Int32Array) => ({ dtype, shape, data: new Uint8Array(data.buffer.slice(0)) });
+    return resealed(writeQuantizedContainer([{ name: 'w', matrix: m }]), (r) => {
+      r.tensors.set('w.escape_bits', tensor('U32', [m.cols, wordsPerColumn], bits));
+      r.tensors.set('w.escape_ranks', tensor('U32', [Math.ceil((4 * blocks) / 32)], new Uint32Array(Math.ceil((4 * blocks) / 32)))); // rank 0: long
+      r.tensors.set('w.long_escapes', tensor('U32', [Math.ceil((16 * blocks) / 32)], new Uint32Array(Math.ceil((16 * blocks) / 32)).fill(0xffffffff))); // 0xFFFF: explicit
+      r.tensors.set('w.explicit_escapes', tensor('I32', [blocks, d], Int32Array.from({ length: blocks * d }, (_, i) => (i % 2 === 1 ? -(2 ** 16) : 2 ** 16))));
+      editDescription(r, 'w', (description) => Object.assign(description, { escapes: blocks, longEscapes: blocks, explicitEscapes: blocks }));
+    });
+  }
+
+  it.each(['d3-q6', 'e8-q16'] as const)('%s, every block an explicit escape of 2^16: matvec matches matvecAT up to its limit and refuses x where the GPU sums would overflow', async (scheme) => {
+    const n = 64;
+    const entry = readQuantizedContainer(allExplicit(quantize(gaussianMatrix(n, 4, 1), { scheme, seed: 3, nonce: 5 }) as UniversalLatticeMatrix)).get('w');
+    if (entry.kind !== 'universal') throw new Error('universal entry expected');
+    const w = uploadContainerEntry(context.device, entry);
+    try {
+      const x = gaussianMatrix(n, 1, 7);
+      const xNorm = Math.hypot(...x.data);
+      const scaledX = (k: number): Matrix => ({ ...x, data: x.data.map((v) => v * 2 ** k) });
+      // The real decoded norm (float64, as matvecAT takes it), for the tolerance.
+      const decodedNorm = columnNormBound(entry.matrix, decodeRotated(entry.matrix));
+      // x·2^100: the CPU computes it (about 4e35); the GPU GEMV's sums overflowed (NaN) before the
+      // escape-aware limit, and now the engine refuses it.
+      expect(matvecAT(entry.matrix, scaledX(100)).data.every(Number.isFinite)).toBe(true);
+      await expect(engine.matvec(w, scaledX(100))).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+      // Small x, and the largest power of two within the limits (the limit must stay a limit): the
+      // GPU computes what the CPU does.
+      const top = Math.floor(Math.log2(Math.min(gemvInputNormLimit(w), 2 ** 126 / w.maxColumnNorm) / xNorm));
+      for (const k of [0, 60, top]) {
+        const cpu = matvecAT(entry.matrix, scaledX(k)).data;
+        const gpu = (await engine.matvec(w, scaledX(k))).data;
+        for (let j = 0; j < 4; j++) {
+          expect(Number.isFinite(gpu[j]), `2^${k}, column ${j}`).toBe(true);
+          expect(Math.abs((gpu[j] as number) - (cpu[j] as number)), `2^${k}, column ${j}`).toBeLessThan(1e-5 * decodedNorm * xNorm * 2 ** k);
+        }
+      }
+    } finally {
+      w.destroy();
+    }
+  });
+
+  it.each([
+    ['d3-q6', { scheme: 'd3-q6', seed: 3, nonce: 8 }],
+    ['e8-q16, centred', { scheme: 'e8-q16', seed: 3, nonce: 9, center: true }],
+    ['e8-4bit', { scheme: 'e8-4bit', seed: 3, nonce: 10 }],
+    ['d3-q6-deterministic', { scheme: 'd3-q6-deterministic', seed: 3 }],
+  ] as const)('%s, ordinary codes: maxColumnNorm and gemvInputNormLimit are exactly the ordinary formulas (uploaded and GPU-quantized)', async (_name, options) => {
+    const a = gaussianMatrix(512, 6, 11);
+    const cpu = quantize(a, options);
+    if (cpu.kind !== 'lattice') throw new Error('lattice matrix expected');
+    if (cpu.mode === 'universal') expect(cpu.hugeEscapes.length).toBe(0);
+    // The ordinary formulas, from each matrix's own norms, gains and means (the GPU's gains can
+    // differ from the CPU's in the last bits).
+    const ordinary = (q: QuantizedMatrix): { normBound: number; limit: number } => {
+      if (q.kind !== 'lattice') throw new Error('lattice matrix expected');
+      const root = Math.sqrt(q.length);
+      const spec = latticeSpec(q.scheme.lattice);
+      let normBound = 0;
+      for (let j = 0; j < q.cols; j++) {
+        const scale = q.mode === 'universal' || q.gains === null ? 1 : Math.abs(q.gains[j] as number);
+        normBound = Math.max(normBound, (q.norms[j] as number) * scale + (q.means === null ? 0 : Math.abs(q.means[j] as number) * Math.sqrt(q.rows)));
+      }
+      const perNormOfX =
+        q.mode === 'universal'
+          ? root * ((2 * DITHER_GRID) / q.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
+          : (2 * spec.pointScale * root) / q.unit;
+      return { normBound, limit: 2 ** 127 / Math.max(root, perNormOfX) };
+    };
+    const uploaded = uploadLatticeMatrix(context.device, cpu);
+    const gpuQuantized = await engine.quantize(a, options);
+    try {
+      for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
+        const expected = ordinary(q);
+        expect(w.maxColumnNorm).toBe(expected.normBound);
+        expect(gemvInputNormLimit(w)).toBe(expected.limit);
+      }
+    } finally {
+      uploaded.destroy();
+      gpuQuantized.destroy();
+    }
   });
 });

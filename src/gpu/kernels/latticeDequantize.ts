@@ -16,6 +16,7 @@ import {
   operandWindows,
   operandWordsPerColumn,
   type GpuDeterministicMatrix,
+  deterministicColumnUnit,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
@@ -136,7 +137,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
     ),
   );
   const sides = ranges.map((r) => gatherColumnSide(encoder, scratch, m, r.first, r.count, `dequantize columns ${r.first}…`));
-  const columnUnit = m.unit / (lattice.pointScale * Math.sqrt(m.length));
+  const columnUnit = deterministicColumnUnit(m);
   const { layout, pipeline } = pipelines.get(device);
 
   const pass = encoder.beginComputePass({ label: 'lattice dequantize' });

@@ -16,6 +16,7 @@ import {
   operandWordsPerColumn,
   type GpuDeterministicMatrix,
   type MatrixColumnSide,
+  deterministicColumnUnit,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -221,7 +222,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const columnRangesList = columnRanges(w.cols, Math.min(operandColumnsPerBinding(w, maxBinding, alignment), maxGroups * columnsPerWorkgroup));
   const sides = columnSideWindows(encoder, scratch, w, columnRangesList, 'gemv', args.columnSide);
   const sumsBuffers = rhsRanges.map((r) => scratch.buffer(`gemv Σx (right-hand sides ${r.first}…)`, w.means ? 4 * r.count : 4, STORAGE_USAGE));
-  const columnUnit = w.unit / (lattice.pointScale * Math.sqrt(w.length));
+  const columnUnit = deterministicColumnUnit(w);
   const variant: LatticeGemvVariant = {
     rhsTile,
     lattice: w.scheme.lattice,

@@ -21,6 +21,8 @@ import {
   scaleIndexBits,
   type GpuDeterministicMatrix,
   type MatrixColumnSide,
+  CUBIC_SCALE,
+  deterministicColumnUnit,
 } from '../latticeOperand.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -46,8 +48,6 @@ import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type Share
 /** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
 const LARGEST_DOT = 3 * 6 * 127;
 
-/** 3!: the cubic through 4 integer values has integer coefficients once multiplied by it (`multipleCubic`); the kernel takes 1/6 in its column unit. */
-const CUBIC_SCALE = 6;
 
 /**
  * 6·k(i) for the scale indices i = 0…3 as a cubic A + B·i + C·i² + D·i³ through the multiples k
@@ -271,7 +271,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
   const leaderTable = latticeGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, { ...args, scaleMultiples });
   const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderTable, scaleMultiples });
-  const columnUnit = w.unit / (CUBIC_SCALE * Math.sqrt(w.length)); // D3's point scale is 1
+  const columnUnit = deterministicColumnUnit(w, CUBIC_SCALE); // the kernel takes the cubic's 1/6 here
   const cubic = multipleCubic(w.multiples);
 
   const pass = encoder.beginComputePass({ label: what });
