@@ -254,11 +254,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     bar.finish(`quantized ${selected.length} tensors in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
-    await writeQuantizedContainerFile(options.output, results, {
-      source: basename(options.input),
-      scheme: options.scheme,
-      'created-by': 'lattice-matmul quantize',
-    });
+    await writeQuantizedContainerFile(
+      options.output,
+      results,
+      { source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
+      signal === null ? {} : { signal },
+    );
     // Bits per entry as written, the numbers inspect prints: a matrix's bitsStored counts the scheme's own
     // packed layout, which for deterministic and scalar schemes is not the container's.
     const written = await openQuantizedContainerFile(options.output);

@@ -129,7 +129,8 @@ export function openQuantizedContainerFile(path: string, options?: SafetensorsRe
 
 /**
  * Writes quantized matrices and optional string metadata to `path` as a quantized container,
- * atomically (same checks and bytes as `writeQuantizedContainer`, streamed to disk).
+ * atomically (same checks and bytes as `writeQuantizedContainer`, streamed to disk); `signal` as in
+ * `writeSafetensorsFile`.
  *
  * @example
  * await writeQuantizedContainerFile('model.lmq.safetensors', [{ name: 'layers.0.q', matrix: q }], { model: 'demo' });
@@ -138,7 +139,8 @@ export async function writeQuantizedContainerFile(
   path: string,
   entries: readonly ContainerEntryInput[],
   metadata?: Readonly<Record<string, string>>,
+  options: { readonly signal?: AbortSignal } = {},
 ): Promise<void> {
   const plan = planQuantizedContainer(entries, metadata);
-  await writeSafetensorsFile(path, plan.tensors, plan.metadata);
+  await writeSafetensorsFile(path, plan.tensors, plan.metadata, options);
 }

@@ -254,7 +254,8 @@ export async function checkSafetensorsFileWritable(path: string): Promise<void> 
  * Writes tensors (and optional string metadata) to `path` as a safetensors file, atomically: the
  * bytes go to a temporary file in the same directory, which is flushed to disk and then renamed over
  * `path`. Tensor data is written straight from the given arrays (no whole-file buffer). Same layout and
- * checks as `writeSafetensors`.
+ * checks as `writeSafetensors`. An aborted `signal` stops the write between tensors, leaving no file
+ * (the target keeps what it had).
  *
  * @example
  * await writeSafetensorsFile('model.lattice.safetensors', {
@@ -265,15 +266,21 @@ export async function writeSafetensorsFile(
   path: string,
   tensors: SafetensorsTensors,
   metadata?: SafetensorsMetadata,
+  options: { readonly signal?: AbortSignal } = {},
 ): Promise<void> {
   checkPath(path);
   const plan = planSafetensors(tensors, metadata);
   const temporary = temporaryPathFor(path);
+  const signal = options.signal;
   let handle: FileHandle | undefined;
   try {
     handle = await open(temporary, 'wx');
     let position = 0;
     for (const chunk of [plan.header, ...plan.chunks]) {
+      // Between tensors (each one write of up to 1 GiB): an abort leaves no file, as a failure does.
+      if (signal?.aborted === true) {
+        throw new LatticeMatmulError(`writing ${describePath(path)} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
+      }
       let done = 0;
       while (done < chunk.byteLength) {
         const length = Math.min(chunk.byteLength - done, IO_CHUNK_BYTES);

@@ -80,6 +80,21 @@ describe('safetensors files on disk', () => {
     expect((await readdir(directory)).filter((name) => name.includes('.tmp'))).toEqual([]);
   });
 
+  it('an abort during the write stops it between tensors: the old file stays, no temporary file is left', async () => {
+    const path = join(directory, 'abort.safetensors');
+    await writeFile(path, 'old contents');
+    // Aborted once the temporary file is open (the write's first await), before its first tensor.
+    const controller = new AbortController();
+    const writing = writeSafetensorsFile(path, sample, undefined, { signal: controller.signal });
+    controller.abort('interrupted');
+    expect(await refusalOf(() => writing)).toMatch(/writing .*abort\.safetensors.* was aborted: interrupted/);
+    expect(await readFile(path, 'utf8')).toBe('old contents');
+    expect((await readdir(directory)).filter((name) => name.includes('.tmp'))).toEqual([]);
+    // Not aborted: written as usual.
+    await writeSafetensorsFile(path, sample, undefined, { signal: new AbortController().signal });
+    expect((await readFile(path)).byteLength).toBe(writeSafetensors(sample).byteLength);
+  });
+
   it('opens a 16 GiB (sparse) file by reading its header only, and reads one tensor by range', async () => {
     const path = join(directory, 'sparse.safetensors');
     const big = 2 ** 34;
