@@ -40,7 +40,7 @@ export function renderAdapter(list: HTMLElement, status: GpuStatus): void {
     ['Workgroup memory', `${formatCount(adapter.workgroupStorageBytes / 1024)} KiB`],
     ['Features', adapter.features.length > 0 ? adapter.features.join(', ') : 'none of the optional ones'],
     ['D3 table layout', status.tableLayout],
-    ['integer dot products', status.dotPath],
+    ['Integer dot products (deterministic schemes)', status.dotPath],
   );
   fillFacts(list, facts);
   list.hidden = false;
