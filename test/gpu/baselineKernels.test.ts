@@ -387,13 +387,16 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         expect(wall.minMs).toBeGreaterThan(0);
 
         let preludes = 0;
-        const auto = await timeGpuWork(device, record, { samples: 3, repeats: 4, warmup: 1, prelude: () => preludes++ });
+        const auto = await timeGpuWork(device, record, { samples: 3, repeats: 16, warmup: 1, prelude: () => preludes++ });
         expect(preludes).toBe(4); // once per submission: 1 warm-up + 3 samples
         if (timed.features.timestampQuery) {
           expect(auto.method).toBe('timestamp-query');
-          // The stamps must bracket the work: 4 GEMVs of 2 MB each take far longer than no work at all.
+          // The stamps must bracket the work: 16 GEMVs of 2 MB each take far longer than no work at all.
+          // (A CI run once measured the empty bracket at 0.27 ms against 1.5 ms for 4 GEMVs: on a CPU
+          // adapter both vary with the machine's load, so the margin is kept wide: 16 GEMVs, ≈ 6 ms, against
+          // 3× the empty bracket.)
           const empty = await timeGpuWork(device, () => undefined, { samples: 3 });
-          expect(auto.medianMs).toBeGreaterThan(10 * empty.medianMs);
+          expect(auto.medianMs).toBeGreaterThan(3 * empty.medianMs);
         } else {
           expect(auto.method).toBe('wall-clock');
         }
