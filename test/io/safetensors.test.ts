@@ -253,7 +253,7 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
     const file = handFile(valid(entry('w', 'F32', '[1099511627776]', '[0,4398046511104]')), new Array(16).fill(0));
     const started = performance.now();
     expect(refusal(() => readSafetensors(file))).toMatch(/need begin ≤ end ≤ 16/);
-    expect(performance.now() - started).toBeLessThan(100);
+    expect(performance.now() - started).toBeLessThan(1000); // from the header alone (the margin is for a loaded machine)
   });
 
   it('honours a lower maxHeaderBytes, and refuses one above the reference limit', () => {

@@ -337,7 +337,7 @@ describe('serialize / deserialize', () => {
     expect(attack.length).toBeLessThan(16_000);
     const start = performance.now();
     expect(() => WeightOnlyQuantized.deserialize(attack)).toThrow(`rotation 'haar' (a dense n × n rotation, O(n³) to build) is limited to n ≤ ${MAX_HAAR_N}, got n = 3000`);
-    expect(performance.now() - start).toBeLessThan(50);
+    expect(performance.now() - start).toBeLessThan(1000); // before any work: building the rotation takes seconds (the margin is for a loaded machine)
     // Quantizing falls back to the dense rotation under the same constant: above it, an n that is no
     // Hadamard length is refused (which n those are depends on the rotation plan, so look for one).
     const nonHadamard = Array.from({ length: 3 * MAX_HAAR_N }, (_, k) => MAX_HAAR_N + 1 + k).find((m) => rotationLength(m) !== m);
