@@ -334,15 +334,26 @@ export function uploadUniversalWords(
 }
 
 /**
+ * β/(DITHER_GRID·√N): what the universal kernels multiply ν_j by in f32 to turn a column's sums in the
+ * dither grid's units into entries (the GEMVs' `unit`, dequantize's `dither_unit`).
+ */
+export function universalDitherUnit(m: Pick<GpuUniversalMatrix, 'scheme' | 'length'>): number {
+  return m.scheme.beta / (DITHER_GRID * Math.sqrt(m.length));
+}
+
+/** β/(pointScale·√N): dequantize's `point_unit`, the same for the lattice point λ itself. */
+export function universalPointUnit(m: Pick<GpuUniversalMatrix, 'scheme' | 'length'>): number {
+  return m.scheme.beta / (latticeSpec(m.scheme.lattice).pointScale * Math.sqrt(m.length));
+}
+
+/**
  * Refuses a universal matrix whose column scale the GPU forms outside f32's normal range
- * (`checkGpuColumnScale`): the GEMV multiplies ν_j by unit = β/(DITHER_GRID·√N) in f32
- * (shaders/universal_gemv_finish.wgsl, universal_gemv_finished.wgsl, universal_gemv_i8.wgsl;
- * src/gpu/kernels/universalGemv.ts), dequantize by that and by β/(pointScale·√N)
- * (src/gpu/kernels/universalDequantize.ts). Shared by every universal upload (`uploadUniversalWords`).
+ * (`checkGpuColumnScale`): ν_j times `universalDitherUnit` (the GEMVs, shaders/universal_gemv_finish.wgsl,
+ * universal_gemv_finished.wgsl, universal_gemv_i8.wgsl; dequantize) and `universalPointUnit`
+ * (dequantize). Shared by every universal upload (`uploadUniversalWords`).
  */
 function checkUniversalColumnScales(m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'norms'>): void {
-  const root = Math.sqrt(m.length);
-  const units = [m.scheme.beta / (DITHER_GRID * root), m.scheme.beta / (latticeSpec(m.scheme.lattice).pointScale * root)];
+  const units = [universalDitherUnit(m), universalPointUnit(m)];
   for (let j = 0; j < m.norms.length; j++) {
     for (const unit of units) checkGpuColumnScale(j, 'ν·unit', (m.norms[j] as number) * unit);
   }

@@ -1,7 +1,7 @@
 import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { DITHER_GRID, latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
+import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { columnRanges } from '../latticeOperand.js';
@@ -9,7 +9,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { checkGpuUniversalMatrix, universalDitherUnit, universalPointUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -99,7 +99,6 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
       Math.max(1, Math.floor((maxGroups * maxGroups * THREADS) / m.blocksPerColumn)),
     ),
   );
-  const sqrtLength = Math.sqrt(m.length);
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, m.scheme.lattice);
   const pass = encoder.beginComputePass({ label: 'universal dequantize' });
   pass.setPipeline(pipeline);
@@ -113,8 +112,8 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
       length: m.length,
       kept: m.keptLength,
       out_first: outWindow.firstElement,
-      point_unit: m.scheme.beta / (layout.codec.spec.pointScale * sqrtLength),
-      dither_unit: m.scheme.beta / (DITHER_GRID * sqrtLength),
+      point_unit: universalPointUnit(m),
+      dither_unit: universalDitherUnit(m),
       normalize: args.normalizeColumns ? 1 : 0,
       exponent_first: range.first,
     });

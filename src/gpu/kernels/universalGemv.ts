@@ -15,7 +15,7 @@ import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { checkGpuUniversalMatrix, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
+import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
@@ -529,7 +529,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
-  const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
+  const unit = universalDitherUnit(w);
   check(args.leaderTable === undefined || typeof args.leaderTable === 'boolean', () => `universal gemv: leaderTable must be a boolean, got ${String(args.leaderTable)}`);
   const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
   const groupBlocks = groupBlocksOf(w.scheme.lattice, w.scheme.q);

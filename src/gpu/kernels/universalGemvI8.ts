@@ -8,7 +8,7 @@ import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?r
 import { check, LatticeMatmulError } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
-import { DITHER_GRID, latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
+import { latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../../quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../quantize/schemes.js';
 import { createBuffer, STORAGE_USAGE } from '../buffers.js';
@@ -16,7 +16,7 @@ import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
@@ -365,7 +365,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
   const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans });
-  const { cols, length, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
+  const { cols, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   const output = resolveGemvOutput(device, scratch, args, format, cols, what);
   const groups = layout.codeWords;
   check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
@@ -379,7 +379,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   );
   const leaderTable = universalGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, args);
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, { q: w.scheme.q, rhsTile, subgroups, dotPath: args.dotPath, leaderTable });
-  const unit = w.scheme.beta / (DITHER_GRID * Math.sqrt(length));
+  const unit = universalDitherUnit(w);
 
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
