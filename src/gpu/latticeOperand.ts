@@ -4,6 +4,7 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
 import type { DeterministicLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
+import { F32_MAX, F32_MIN_NORMAL } from '../scalar/floatFormats.js';
 import { BufferUsage } from './buffers.js';
 import type { GpuUniversalMatrix } from './universalOperand.js';
 import type { GpuScratch } from './scratch.js';
@@ -272,10 +273,6 @@ export function gpuLatticeMetadata(
     maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows),
   };
 }
-
-/** The smallest positive normal f32 and the largest finite one. */
-const F32_MIN_NORMAL = 2 ** -126;
-const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
 
 /**
  * Refuses a column whose nonzero scale, as the GPU kernels form it in f32 before applying it to their

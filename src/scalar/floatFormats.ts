@@ -53,6 +53,10 @@ const E2M1: MiniFloatFormat = {
   overflow: 'saturate',
 };
 
+/** Smallest positive normal f32, 2^−126: below it an f32 keeps fewer than 24 significant bits (or is flushed to 0 on a GPU). */
+export const F32_MIN_NORMAL = 2 ** -126;
+/** Largest finite f32 value, (2 − 2^−23)·2^127. */
+export const F32_MAX = (2 - 2 ** -23) * 2 ** 127;
 /** Largest finite fp16 value. */
 export const FP16_MAX = 65504;
 /** Largest finite E4M3FN value (S.1111.110). */

@@ -1,5 +1,6 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
+import { F32_MIN_NORMAL } from '../scalar/floatFormats.js';
 
 /**
  * Σ_X = (1/N)·Σ_t x_t·x_tᵀ from calibration activations: `activations` holds one activation vector
@@ -38,9 +39,6 @@ export function covarianceFromActivations(activations: Matrix): Matrix {
   return { rows: n, cols: n, data };
 }
 
-/** Smallest normal f32, 2^−126: below it an f32 keeps fewer than 24 significant bits. */
-const MIN_NORMAL_F32 = 2 ** -126;
-
 /**
  * Σ_X is returned in f32, but the activations' squares can leave its range: an entry beyond it would
  * become Infinity, and a diagonal entry below 2^−126 loses its precision (or becomes 0, which
@@ -51,7 +49,7 @@ const MIN_NORMAL_F32 = 2 ** -126;
  */
 function checkSecondMomentFitsF32(v: number, i: number, k: number): void {
   const tooLarge = !Number.isFinite(Math.fround(v));
-  const tooSmall = i === k && v > 0 && v < MIN_NORMAL_F32;
+  const tooSmall = i === k && v > 0 && v < F32_MIN_NORMAL;
   if (!tooLarge && !tooSmall) return;
   // The power of two that brings this entry near 1 (half the exponent: Σ_X is quadratic in x).
   const shift = -Math.round(Math.log2(Math.abs(v)) / 2);
