@@ -2,7 +2,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { LatticeMatmulError } from '../errors.js';
-import { CONTAINER_FORMAT, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
+import { CONTAINER_FORMAT, hasContainerMetadataKeys, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
@@ -304,15 +304,6 @@ function schemeLabel(matrix: ContainerMatrix): string {
 }
 
 /**
- * Whether safetensors metadata has keys only a quantized container writes (docs/FORMAT.md §2):
- * `checksum`, `matrices`, `matrix.<name>`. Such a file that fails to open as a container is a damaged
- * one (a flipped bit in `format`, say), not a plain safetensors file.
- */
-function hasContainerKeys(metadata: Readonly<Record<string, string>> | null): boolean {
-  return metadata !== null && Object.keys(metadata).some((key) => key === 'checksum' || key === 'matrices' || key.startsWith('matrix.'));
-}
-
-/**
  * The entries of a quantized container (or, for a plain safetensors file, what `quantize` would select).
  *
  * @example
@@ -327,7 +318,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
   } catch (error) {
     const safetensors = await openSafetensorsFile(path);
     try {
-      if (error instanceof LatticeMatmulError && hasContainerKeys(safetensors.metadata)) {
+      if (error instanceof LatticeMatmulError && hasContainerMetadataKeys(safetensors.metadata)) {
         throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata has "checksum", "matrices" or "matrix.*" keys) but is damaged: ${error.message}`, { cause: error });
       }
       // A valid safetensors file that is not a container: describe what would be quantized.

@@ -163,6 +163,15 @@ const KEY_VERSION = 'format_version';
 const KEY_MATRICES = 'matrices';
 const KEY_CHECKSUM = 'checksum';
 const MATRIX_PREFIX = 'matrix.';
+
+/**
+ * Whether safetensors metadata has keys only a quantized container writes: `checksum`, `matrices`,
+ * `matrix.<name>`. A file with them that does not open as a container is a damaged one (a flipped bit
+ * in `format`, say), not a plain safetensors file.
+ */
+export function hasContainerMetadataKeys(metadata: Readonly<Record<string, string>> | null): boolean {
+  return metadata !== null && Object.keys(metadata).some((key) => key === KEY_CHECKSUM || key === KEY_MATRICES || key.startsWith(MATRIX_PREFIX));
+}
 const USER_PREFIX = 'user.';
 
 /** The weight-only rotations (`WeightOnlyQuantized.fromPacked` checks each against n). */
