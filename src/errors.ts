@@ -12,6 +12,11 @@ export function check(condition: boolean, message: string | (() => string)): ass
   if (!condition) throw new LatticeMatmulError(typeof message === 'string' ? message : message());
 }
 
+/** The error of an aborted operation: "`what` was aborted", with the signal's reason when it has one. */
+export function abortedError(signal: AbortSignal, what: string): LatticeMatmulError {
+  return new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
+}
+
 /** A positive integer (sizes, counts), or a clear error naming `what`. */
 export function checkPositiveInteger(value: number, what: string): void {
   check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${describeValue(value)}`);

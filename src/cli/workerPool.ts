@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { LatticeMatmulError } from '../errors.js';
+import { abortedError, LatticeMatmulError } from '../errors.js';
 import { throwIfAborted } from '../quantize/options.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import type { QuantizeJob, QuantizeWorkerMessage } from './quantizeWorker.js';
@@ -22,15 +22,6 @@ function startWorker(): Worker {
   return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module)}); });`, { eval: true });
 }
 
-/** The error `quantize` itself throws when `signal` aborts it. */
-function abortError(signal: AbortSignal): Error {
-  try {
-    throwIfAborted(signal, 'quantize');
-  } catch (error) {
-    return error as Error;
-  }
-  return new LatticeMatmulError('quantize was aborted');
-}
 
 interface Pending {
   readonly job: QuantizeJob;
@@ -75,7 +66,7 @@ export class QuantizeWorkerPool {
     if (this.closed) return Promise.reject(new LatticeMatmulError('the worker pool was closed'));
     return new Promise((resolve, reject) => {
       throwIfAborted(signal ?? null, 'quantize');
-      const onAbort = (): void => this.cancel(pending, abortError(signal as AbortSignal));
+      const onAbort = (): void => this.cancel(pending, abortedError(signal as AbortSignal, 'quantize'));
       const settle = (): void => signal?.removeEventListener('abort', onAbort);
       const pending: Pending = {
         job: { ...job, id: this.nextId++ },

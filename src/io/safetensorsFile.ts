@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { LatticeMatmulError, check } from '../errors.js';
+import { abortedError, LatticeMatmulError, check } from '../errors.js';
 import {
   headerTensorInfo,
   parseSafetensorsHeaderJson,
@@ -278,9 +278,7 @@ export async function writeSafetensorsFile(
     let position = 0;
     for (const chunk of [plan.header, ...plan.chunks]) {
       // Between tensors (each one write of up to 1 GiB): an abort leaves no file, as a failure does.
-      if (signal?.aborted === true) {
-        throw new LatticeMatmulError(`writing ${describePath(path)} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
-      }
+      if (signal?.aborted === true) throw abortedError(signal, `writing ${describePath(path)}`);
       let done = 0;
       while (done < chunk.byteLength) {
         const length = Math.min(chunk.byteLength - done, IO_CHUNK_BYTES);

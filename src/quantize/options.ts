@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError, describeValue } from '../errors.js';
+import { abortedError, check, describeValue } from '../errors.js';
 import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
 import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from './strictOptions.js';
 
@@ -149,7 +149,5 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
 
 /** Throws a LatticeMatmulError when `signal` was aborted. */
 export function throwIfAborted(signal: AbortSignal | null, what: string): void {
-  if (signal?.aborted === true) {
-    throw new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
-  }
+  if (signal?.aborted === true) throw abortedError(signal, what);
 }
