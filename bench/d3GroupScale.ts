@@ -17,6 +17,7 @@
  *   node --import tsx --import ./scripts/raw-loader.mjs bench/d3GroupScale.ts [--n 4096 --cols 256]
  */
 import { dequantize } from '../src/product/dequantize.js';
+import { dequantizeD3GroupScaled, encodeD3GroupScaled, GROUP_SCALE_STEPS } from '../src/quantize/d3GroupScale.js';
 import { fixedPointNumerator, toFixedPoint } from '../src/quantize/columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from '../src/quantize/latticeEncoder.js';
 import { latticeSpec } from '../src/quantize/latticeSpec.js';
@@ -163,5 +164,19 @@ console.log(`\nquantize + dequantize (d3-q6-deterministic, rotate: false, gain: 
 const baseline = nmseByVariant.get(variants[0] as Variant) as number;
 if (Math.abs(baseline / libraryNmse - 1) > 0.01) {
   console.error(`the per-block row (${baseline.toExponential(3)}) does not reproduce the library's NMSE (${libraryNmse.toExponential(3)})`);
+  process.exit(1);
+}
+
+// The group-scaled prototype that the GPU benchmark times (src/quantize/d3GroupScale.ts: 16 steps,
+// least error) must be the row of the same name.
+const prototype = dequantizeD3GroupScaled(encodeD3GroupScaled(w));
+let prototypeError = 0;
+for (let i = 0; i < w.data.length; i++) prototypeError += ((prototype.data[i] as number) - (w.data[i] as number)) ** 2;
+const prototypeNmse = prototypeError / libraryEnergy;
+console.log(`encodeD3GroupScaled + dequantizeD3GroupScaled (the GPU benchmark's prototype, ${GROUP_SCALE_STEPS} steps, least error): NMSE ${prototypeNmse.toExponential(3)}`);
+const prototypeRow = variants.find((v) => v.blocksPerIndex === GROUP_BLOCKS && v.steps === GROUP_SCALE_STEPS && v.choice === 'least error');
+const rowNmse = prototypeRow === undefined ? undefined : nmseByVariant.get(prototypeRow);
+if (rowNmse === undefined || Math.abs(rowNmse / prototypeNmse - 1) > 0.01) {
+  console.error(`the ${GROUP_SCALE_STEPS}-step least-error row (${rowNmse?.toExponential(3) ?? 'missing'}) does not reproduce the prototype's NMSE (${prototypeNmse.toExponential(3)})`);
   process.exit(1);
 }

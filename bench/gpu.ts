@@ -33,6 +33,7 @@ import type { SchemeName } from '../src/quantize/schemes.js';
 import { gemvProblem, type BenchRow, type BenchSettings } from './gpu/common.js';
 import {
   deterministicKernel,
+  groupScaledKernel,
   f16Kernel,
   f32Kernel,
   gemvRow,
@@ -212,6 +213,11 @@ const gemvKernels: GemvKernel[] = [
   deterministicKernel('d3-q6-deterministic', 'packed', true, { padLeaderTable: true }),
   // Its scale multiples from a workgroup table (the former form) instead of the cubic, kernel alone.
   deterministicKernel('d3-q6-deterministic', 'packed', true, { scaleMultiples: 'table' }),
+  // The group-scaled D3 prototype (one scale index per group of 4 blocks: a format not built, whose
+  // kernel bench/README.md estimates near the D3 targets with 32 leader-table copies), kernel alone,
+  // with the default 16 copies and with 32, beside d3-q6-deterministic's kernel-alone rows.
+  groupScaledKernel('packed'),
+  groupScaledKernel('packed', { leaderCopies: 32 }),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),

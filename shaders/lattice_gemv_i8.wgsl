@@ -4,9 +4,12 @@
 // bound of src/gpu/kernels/latticeGemvI8.ts.
 // Module (src/gpu/kernels/latticeGemvI8.ts): [enable subgroups;]  const RHS_TILE  the generated
 // LatticeGemvI8Params  dot_i8 (packed or plain)  lattice_decode.wgsl + the decode with q a constant
-// (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK, INDEX_GROUPS_LOG2
-// shaders/universal_gemv_lanes.wgsl
+// (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK, GROUP_INDEX_BITS,
+// INDEX_GROUPS_LOG2  shaders/universal_gemv_lanes.wgsl
 // shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
+// the scale: shaders/d3_scale_per_block.wgsl (fill_tables, add_group: an index per block, as below)
+// with the generated multiple6, or shaders/d3_scale_per_group.wgsl (one index per group of 4 blocks:
+// the group-scaled prototype, src/quantize/d3GroupScale.ts)
 // shaders/gemv_column_sums.wgsl (column_scale, column_mean, the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
 // Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b 6k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
@@ -49,8 +52,9 @@
 // byte of each group chosen from the two index words, 46 with also a 4-byte code load and an
 // index-word load per group).
 
-const GROUP_INDEX_BITS: u32 = GROUP_BLOCKS * INDEX_BITS;
-const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << INDEX_GROUPS_LOG2
+// Bits of a group's scale indices (generated: GROUP_BLOCKS·INDEX_BITS with an index per block, one
+// index per group in the group-scaled prototype) and groups per index word: 4 or 8.
+const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 1 << INDEX_GROUPS_LOG2
 
 @group(0) @binding(0) var<uniform> params: LatticeGemvI8Params;
 @group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;  // whole quads (gemvI8Common.ts)
@@ -61,46 +65,6 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 4 or 8: 1 << I
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
 @group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
-
-// Decodes the leaders (and, with a table of multiples, those) into workgroup memory, then waits for
-// the whole workgroup. `multiple6(index)` and `fill_multiples(thread)` are generated
-// (scaleMultiplesWgsl in latticeGemvI8.ts): the cubic below by default, or a lookup in a table of the
-// 4 values filled from it, the kernel's former form, kept to compare the two on a GPU.
-fn fill_tables(thread: u32) {
-  fill_multiples(thread);
-  fill_leader_table(thread);
-  workgroupBarrier();
-}
-
-// 6·k of scale index `index` (0…3): the cubic through the multiples, in Horner form (see the header).
-fn multiple_cubic(index: u32) -> i32 {
-  let i = i32(index);
-  let c = params.multiple_cubic[0];
-  return ((c.w * i + c.z) * i + c.y) * i + c.x;
-}
-
-// Adds 6k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
-fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {
-  let leader = leader_table[code * LEADER_COPIES + replica];
-  let k6 = multiple6(index);
-  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*exact)[r] = (*exact)[r] + k6 * dot_i8x4(leader, (*xs)[r][i]);
-  }
-}
-
-// Adds group g (code word `word`, scale indices in the low 8 bits of `index_bits`) to `acc`.
-fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
-  let replica = column.replica;
-  var inputs = group_inputs;
-  var exact = array<i32, RHS_TILE>();
-  add_block(word & 0xffu, index_bits & INDEX_MASK, 0u, replica, &inputs.words, &exact);
-  add_block((word >> 8u) & 0xffu, (index_bits >> INDEX_BITS) & INDEX_MASK, 1u, replica, &inputs.words, &exact);
-  add_block((word >> 16u) & 0xffu, (index_bits >> (2u * INDEX_BITS)) & INDEX_MASK, 2u, replica, &inputs.words, &exact);
-  add_block(word >> 24u, (index_bits >> (3u * INDEX_BITS)) & INDEX_MASK, 3u, replica, &inputs.words, &exact);
-  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*acc)[r] = (*acc)[r] + f32(exact[r]) * inputs.scales[r];
-  }
-}
 
 // The first scale-index word of local column `index`.
 fn column_side_base(index: u32) -> u32 {

@@ -7,7 +7,8 @@ import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, pac
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
-import { dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
@@ -20,6 +21,7 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { Rng } from '../../src/rotation/random.js';
+import { encodeD3GroupScaled, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
 import {
@@ -33,6 +35,7 @@ import {
   nmseCheck,
   prepared,
   row,
+  tiledColumns,
   timeCalls,
   uploadTiled,
   type BenchRow,
@@ -417,14 +420,16 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false, layout: Lea
 }
 
 /**
- * x rotated with W's seed and rounded to int8 for W once (dispatchRotatedInputsI8), submitted: the x̂
- * that the "kernel alone" rows' calls share (W's copies have W's seed and shape). The scratch holds it.
+ * x rotated with W's seed and rounded to int8 for W once (dispatchRotatedInputsI8; x rounded as it is,
+ * dispatchInputsI8, for an unrotated W), submitted: the x̂ that the "kernel alone" rows' calls share
+ * (W's copies have W's seed and shape). The scratch holds it.
  */
 async function preparedInputs(device: GPUDevice, w: InputsI8Operand, x: GPUBuffer): Promise<{ inputs: RecordedInputsI8; scratch: GpuScratch }> {
   const scratch = new GpuScratch(device);
-  const xRotated = scratch.buffer('bench x̃', 4 * w.length, STORAGE_USAGE);
   const encoder = device.createCommandEncoder({ label: 'bench x̂ for the kernel-alone rows' });
-  const inputs = dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+  const inputs = w.rotate
+    ? dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated: scratch.buffer('bench x̃', 4 * w.length, STORAGE_USAGE), rhs: 1 })
+    : dispatchInputsI8(device, encoder, scratch, { w, xRotated: x, rhs: 1 });
   device.queue.submit([encoder.finish()]);
   await device.queue.onSubmittedWorkDone();
   return { inputs, scratch };
@@ -523,6 +528,105 @@ export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = n
       };
     },
   };
+}
+
+/**
+ * Distinct columns the group-scaled prototype encodes (on the CPU: 16 trial encodings per block, ≈ 2.5 s
+ * per million entries, once per problem) and repeats to the layer's width; its check compares each
+ * column with the exact product of the tile column it repeats.
+ */
+const GROUP_SCALED_TILE_COLS = 128;
+
+/** The prototype's codes of each problem's first tile columns, shared by its rows. */
+const groupScaledTiles = new WeakMap<GemvProblem, D3GroupScaledMatrix>();
+
+function groupScaledTile(problem: GemvProblem, distinct: number): D3GroupScaledMatrix {
+  const known = groupScaledTiles.get(problem);
+  if (known !== undefined) return known;
+  const m = encodeD3GroupScaled({ rows: problem.n, cols: distinct, data: problem.tile.data.subarray(0, problem.n * distinct) });
+  groupScaledTiles.set(problem, m);
+  return m;
+}
+
+/**
+ * The group-scaled D3 prototype's int8-input GEMV (dispatchD3GroupScaledGemvI8: one scale index per
+ * group of 4 blocks, 3 bits per entry; bench/README.md "D3: one scale index per group of 4 blocks?"),
+ * kernel alone (x̂ made once, as the deterministic kernel-alone rows), to set beside
+ * d3-q6-deterministic's: its codes come from the CPU encoder on the first GROUP_SCALED_TILE_COLS
+ * columns of the tile, unrotated (they are Gaussian already), repeated on the GPU.
+ */
+export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}): GemvKernel {
+  return {
+    ...int8Row('group-scaled D3 GEMV (prototype: a scale index per group of 4 blocks)', 'group-scaled-i8', dotPath, true, layout, (bytes) => d3GroupScaledLeaderTable(1, bytes, layout)),
+    k: 1,
+    xPrepared: true,
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      const distinct = Math.min(cols, GROUP_SCALED_TILE_COLS);
+      const m = groupScaledTile(problem, distinct);
+      const created: GPUBuffer[] = [];
+      try {
+        const full = await withValidation(device, 'bench group-scaled tiling', async () => {
+          const fields = [
+            { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn },
+            { what: 'group scale indices', data: m.groupIndices, columnBytes: m.groupIndices.byteLength / distinct },
+            { what: 'norms', data: m.norms, columnBytes: 4 },
+          ];
+          const encoder = device.createCommandEncoder({ label: 'bench group-scaled tiling' });
+          const tiles = fields.map((field) => createBufferWithData(device, `bench group-scaled ${field.what} (tile)`, field.data, STORAGE_USAGE));
+          created.push(...tiles);
+          const [codes, indices, norms] = fields.map((field, i) => tiledColumns(device, encoder, `bench group-scaled ${field.what}`, tiles[i] as GPUBuffer, distinct, field.columnBytes, cols)) as [GPUBuffer, GPUBuffer, GPUBuffer];
+          created.push(codes, indices, norms);
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+          return new GpuD3GroupScaledMatrix({ ...m, cols }, codes, indices, norms);
+        });
+        const weightBytes = full.codes.size + full.groupIndices.size + full.norms.size;
+        const weights = await makeCopies(device, full, copiesFor(weightBytes, settings), (encoder, i) => {
+          const copy = (buffer: GPUBuffer, what: string): GPUBuffer => {
+            const made = copyOf(device, encoder, buffer, `bench group-scaled ${what} copy ${i}`);
+            created.push(made);
+            return made;
+          };
+          return new GpuD3GroupScaledMatrix({ ...m, cols }, copy(full.codes, 'codes'), copy(full.groupIndices, 'indices'), copy(full.norms, 'norms'));
+        });
+        const x = uploadX(device, problem);
+        const y = createBuffer(device, 'bench group-scaled y', 4 * cols, STORAGE_USAGE);
+        created.push(x, y);
+        const given = await preparedInputs(device, full, x);
+        const calls = weights.map((w, i) =>
+          prepared(device, `bench group-scaled gemv ${i}`, (encoder, scratch) => dispatchD3GroupScaledGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath, inputsI8: given.inputs, ...layout })),
+        );
+        // Column j repeats tile column j mod `distinct`: its exact product is yTile[j mod distinct].
+        const repeated: GemvProblem = { ...problem, tile: { rows: n, cols: distinct, data: problem.tile.data.subarray(0, n * distinct) }, yTile: problem.yTile.subarray(0, distinct), wNorm2: repeatedNorm2(problem, distinct) };
+        return {
+          bitsPerEntry: (8 * weightBytes) / (n * cols),
+          weightBytes,
+          calls,
+          check: () => nmseOf(device, y, repeated, latticeLimit('d3-q6-deterministic')),
+          destroy: () => {
+            for (const call of calls) call.destroy();
+            given.scratch.destroy();
+            destroyAll(created);
+          },
+        };
+      } catch (error) {
+        destroyAll(created);
+        throw error;
+      }
+    },
+  };
+}
+
+/** ‖W‖²_F of `problem`'s W built from its first `distinct` tile columns repeated. */
+function repeatedNorm2(problem: GemvProblem, distinct: number): number {
+  let total = 0;
+  for (let j = 0; j < distinct; j++) {
+    let norm = 0;
+    for (let i = 0; i < problem.n; i++) norm += (problem.tile.data[j * problem.n + i] as number) ** 2;
+    total += norm * Math.ceil((problem.cols - j) / distinct);
+  }
+  return total;
 }
 
 /** RTN codes of the tile, 4 bits (levels −8…7, one step for every input feature), no rotation. */

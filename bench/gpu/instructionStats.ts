@@ -5,6 +5,7 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
+import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
@@ -46,8 +47,9 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 }
 
 /**
- * The int8-input GEMVs for d3-q6 (universalGemvI8.ts) and d3-q6-deterministic (latticeGemvI8.ts), per
- * byte of codes as every other kernel (their escape nibbles and scale indices are not counted).
+ * The int8-input GEMVs for d3-q6 (universalGemvI8.ts), d3-q6-deterministic and the group-scaled D3
+ * prototype (latticeGemvI8.ts), per byte of codes as every other kernel (their escape nibbles and
+ * scale indices are not counted).
  */
 function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: number): SpirvSubject[] {
   return [
@@ -60,9 +62,15 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
     ...(['cubic', 'table'] as const).map((scaleMultiples) => ({
       key: `lattice-i8:d3-q6-deterministic:${dotPath}${scaleMultiples === 'table' ? ':table' : ''}`,
       moduleKey: `lattice-i8-${dotPath}-${scaleMultiples}`,
-      code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: latticeGemvI8LeaderTable(6, 1, workgroupBytes, { scaleMultiples }), scaleMultiples }),
+      code: latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: scaleMultiples }, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: latticeGemvI8LeaderTable(6, 1, workgroupBytes, { scaleMultiples }) }),
       codeVariables: ['codes'],
     })),
+    {
+      key: `group-scaled-i8:${dotPath}`,
+      moduleKey: `group-scaled-i8-${dotPath}`,
+      code: latticeGemvI8ShaderSource({ q: 6, scale: D3_GROUP_SCALE, indexBits: 4, rhsTile: 1, subgroups, dotPath, leaderTable: d3GroupScaledLeaderTable(1, workgroupBytes) }),
+      codeVariables: ['codes'],
+    },
   ];
 }
 

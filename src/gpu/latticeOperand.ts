@@ -247,7 +247,7 @@ export function exactRunBlocks(largestTerm: number, sliceBlocks: number): number
 }
 
 /** The 16 multiples as i32 uniform words (zeros past the scheme's count). */
-export function multipleWords(m: GpuDeterministicMatrix): number[] {
+export function multipleWords(m: Pick<GpuDeterministicMatrix, 'multiples'>): number[] {
   return Array.from({ length: MAX_GPU_MULTIPLES }, (_, i) => (i < m.multiples.length ? (m.multiples[i] as number) : 0));
 }
 

@@ -4,6 +4,7 @@ import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { hadamardShaderSource } from '../../src/gpu/kernels/hadamard.js';
 import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource } from '../../src/gpu/kernels/latticeGemv.js';
+import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
@@ -53,8 +54,14 @@ function shaders(): Shader[] {
         list.push({ name: `universal int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`, code: universalGemvI8ShaderSource({ q: 6, rhsTile, subgroups, dotPath, leaderTable: universalGemvI8LeaderTable(6, rhsTile, 32768) }), subgroups, packed });
         for (const scaleMultiples of ['cubic', 'table'] as const) {
           const leaderTable = latticeGemvI8LeaderTable(6, rhsTile, 32768, { scaleMultiples });
-          list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}, multiples from a ${scaleMultiples}`, code: latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile, subgroups, dotPath, leaderTable, scaleMultiples }), subgroups, packed });
+          list.push({ name: `lattice int8 gemv, tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}, multiples from a ${scaleMultiples}`, code: latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: scaleMultiples }, indexBits: 2, rhsTile, subgroups, dotPath, leaderTable }), subgroups, packed });
         }
+        list.push({
+          name: `group-scaled D3 int8 gemv (prototype), tile ${rhsTile}, subgroups ${subgroups}, ${dotPath}`,
+          code: latticeGemvI8ShaderSource({ q: 6, scale: D3_GROUP_SCALE, indexBits: 4, rhsTile, subgroups, dotPath, leaderTable: d3GroupScaledLeaderTable(rhsTile, 32768) }),
+          subgroups,
+          packed,
+        });
       }
     }
   }

@@ -22,12 +22,14 @@ import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { dequantizeD3GroupScaled, encodeD3GroupScaled, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { readQuantizedContainer, writeQuantizedContainer, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
+import { d3GroupScaledGemvI8, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix, type D3GroupScaledGemvI8Options } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8, latticeGemvI8LeaderTable, latticeInt8InputsUnsupported, type LatticeGemvI8Options } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
@@ -107,12 +109,52 @@ function quantizeUniversal(w: Matrix, options: QuantizeOptions): UniversalLattic
   return q;
 }
 
+/** What `compare` needs of a matrix: its decode in the rotated basis, its rotation and its exact product. */
+interface GemvTwin {
+  readonly rows: number;
+  readonly cols: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly means: Float32Array | null;
+  /** Ŵ̃: length × cols, column-major. */
+  readonly rotated: ArrayLike<number>;
+  readonly rotation: RandomizedHadamard | null;
+  readonly groups: number;
+  /** ŴᵀX: cols × k, column-major. */
+  readonly exact: { readonly data: ArrayLike<number> };
+}
+
+function twinOf(q: UniversalLatticeMatrix | DeterministicLatticeMatrix | D3GroupScaledMatrix, x: Matrix): GemvTwin {
+  if ('groupIndices' in q) {
+    // The group-scaled prototype: no rotation, no centring; its exact product in float64.
+    const w = dequantizeD3GroupScaled(q);
+    const exact = new Float64Array(q.cols * x.cols);
+    for (let r = 0; r < x.cols; r++) {
+      for (let j = 0; j < q.cols; j++) {
+        let sum = 0;
+        for (let i = 0; i < q.rows; i++) sum += (w.data[j * q.rows + i] as number) * (x.data[r * x.rows + i] as number);
+        exact[r * q.cols + j] = sum;
+      }
+    }
+    return { rows: q.rows, cols: q.cols, length: q.rows, keptLength: q.rows, means: null, rotated: w.data, rotation: null, groups: q.groupsPerColumn, exact: { data: exact } };
+  }
+  return {
+    rows: q.rows,
+    cols: q.cols,
+    length: q.length,
+    keptLength: q.keptLength,
+    means: q.means,
+    rotated: decodeRotated(q),
+    rotation: q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null,
+    groups: Math.ceil(q.blocksPerColumn / 4),
+    exact: matvecAT(q, x),
+  };
+}
+
 /** max over outputs of |gpu − reference| / tolerance, for (a) the twin and (b) the exact product. */
-function compare(gpu: Matrix, q: UniversalLatticeMatrix | DeterministicLatticeMatrix, x: Matrix): { twin: number; exact: number; looseness: number } {
-  const rotated = decodeRotated(q);
-  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
-  const groups = Math.ceil(q.blocksPerColumn / 4);
-  const exact = matvecAT(q, x);
+function compare(gpu: Matrix, matrix: UniversalLatticeMatrix | DeterministicLatticeMatrix | D3GroupScaledMatrix, x: Matrix): { twin: number; exact: number; looseness: number } {
+  const q = twinOf(matrix, x);
+  const { rotated, rotation, groups, exact } = q;
   // Roundings along any path (see the file comment): a group's sum is an exact integer; its product
   // with the scale (whose f32 division errs by ≤ 2.5 ULP) ≈ 4, the lane's additions over its groups,
   // the 5 levels of the 32-lane sum, the finishing scale and multiply-add ≈ 4, and some slack; the mean
@@ -170,6 +212,30 @@ function compare(gpu: Matrix, q: UniversalLatticeMatrix | DeterministicLatticeMa
     }
   }
   return { twin: twinWorst, exact: exactWorst, looseness: largest > 0 ? largestTolerance / largest : 0 };
+}
+
+/**
+ * Runs `gemv` on every dot path and reduction (the subgroup one forced to its shuffles where the device
+ * has subgroups) and checks each Y against the twins of `q` (`compare`).
+ */
+async function expectTwinsOnEveryPath(
+  context: GpuContext,
+  dotPaths: readonly DotPath[],
+  q: Parameters<typeof compare>[1],
+  x: Matrix,
+  gemv: (options: { dotPath: DotPath; subgroups: boolean; subgroupTestMode?: 'require-shuffles' }) => Promise<Matrix>,
+): Promise<void> {
+  for (const dotPath of dotPaths) {
+    const variants: { subgroups: boolean; subgroupTestMode?: 'require-shuffles' }[] = [{ subgroups: false }];
+    if (context.device.features.has('subgroups')) variants.push({ subgroups: true, subgroupTestMode: 'require-shuffles' });
+    for (const variant of variants) {
+      const { twin, exact, looseness } = compare(await gemv({ dotPath, ...variant }), q, x);
+      const path = `${dotPath}, ${variant.subgroups ? 'subgroups' : 'plain tree'}`;
+      expect(twin, `${path}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
+      expect(exact, `${path}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
+      expect(looseness, `${path}: largest twin tolerance / largest |y|`).toBeLessThan(1e-3);
+    }
+  }
 }
 
 describe('int8-input GEMV: which schemes', () => {
@@ -406,18 +472,7 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
       const gpuW = uploadLatticeMatrix(context.device, q);
       try {
         const xs = x(matrix.rows);
-        for (const dotPath of dotPaths) {
-          const variants: Partial<LatticeGemvI8Options>[] = [{ subgroups: false }];
-          if (context.device.features.has('subgroups')) variants.push({ subgroups: true, subgroupTestMode: 'require-shuffles' });
-          for (const variant of variants) {
-            const y = await latticeGemvI8(context.device, gpuW, xs, { dotPath, ...variant, ...call });
-            const { twin, exact, looseness } = compare(y, q, xs);
-            const path = `${dotPath}, ${variant.subgroups ? 'subgroups' : 'plain tree'}`;
-            expect(twin, `${path}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
-            expect(exact, `${path}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
-            expect(looseness, `${path}: largest twin tolerance / largest |y|`).toBeLessThan(1e-3);
-          }
-        }
+        await expectTwinsOnEveryPath(context, dotPaths, q, xs, (options) => latticeGemvI8(context.device, gpuW, xs, { ...options, ...call }));
       } finally {
         gpuW.destroy();
       }
@@ -518,6 +573,81 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   it('the graded case uses every scale multiple', () => {
     const q = deterministic(graded(512, 17, 49), { scheme: 'd3-q6-deterministic', seed: 2, rotate: false });
     expect(new Set(q.scaleIndices).size).toBe(4);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-input GEMV (one scale index per group of 4 blocks) = its CPU twins', () => {
+  let context: GpuContext;
+  let dotPaths: DotPath[] = ['plain'];
+  beforeAll(async () => {
+    context = await testDevice();
+    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+  });
+  afterAll(() => context?.device.destroy());
+
+  /** Gaussian columns with column `zero` all zeros. */
+  const withZeroColumn = (rows: number, cols: number, zero: number, seed: number): Matrix => {
+    const m = gaussianMatrix(rows, cols, seed);
+    m.data.fill(0, zero * rows, (zero + 1) * rows);
+    return m;
+  };
+  const cases: { name: string; w: () => Matrix; x: (rows: number) => Matrix; call?: Partial<D3GroupScaledGemvI8Options> }[] = [
+    { name: '4096 × 40, k = 1', w: () => gaussianMatrix(4096, 40, 61), x: (n) => gaussianMatrix(n, 1, 62) },
+    { name: 'n = 1, 1 × 3, k = 1', w: () => gaussianMatrix(1, 3, 63), x: (n) => gaussianMatrix(n, 1, 64) },
+    { name: '13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 65), x: (n) => gaussianMatrix(n, 3, 66) },
+    { name: 'graded columns (many scale indices), 512 × 17, structured x, k = 3', w: () => graded(512, 17, 67), x: (n) => structuredX(n, 3) },
+    { name: '50 × 37 (5 code words per column: columns start inside quads), k = 9 (a tile of 8 and one more)', w: () => gaussianMatrix(50, 37, 68), x: (n) => gaussianMatrix(n, 9, 69) },
+    { name: '300 × 70 (9 groups per column: two index words), k = 5, bindings of 2 KB', w: () => gaussianMatrix(300, 70, 70), x: (n) => gaussianMatrix(n, 5, 71), call: { maxBindingBytes: 2048 } },
+    { name: 'a zero column among Gaussian ones, 96 × 5, k = 2', w: () => withZeroColumn(96, 5, 2, 72), x: (n) => gaussianMatrix(n, 2, 73) },
+    { name: '1100 × 33 with 32 leader-table copies, k = 1', w: () => gaussianMatrix(1100, 33, 74), x: (n) => gaussianMatrix(n, 1, 75), call: { leaderCopies: 32 } },
+  ];
+  for (const { name, w, x, call } of cases) {
+    it(name, async () => {
+      const m = encodeD3GroupScaled(w());
+      const gpuW = GpuD3GroupScaledMatrix.upload(context.device, m, 'test group-scaled W');
+      try {
+        const xs = x(m.rows);
+        await expectTwinsOnEveryPath(context, dotPaths, m, xs, (options) => d3GroupScaledGemvI8(context.device, gpuW, xs, { ...options, ...call }));
+      } finally {
+        gpuW.destroy();
+      }
+    });
+  }
+
+  it('the graded case uses most of the 16 scale indices, so the kernel meets them', () => {
+    const m = encodeD3GroupScaled(graded(512, 17, 67));
+    const used = new Set<number>();
+    for (const word of m.groupIndices) for (let t = 0; t < 8; t++) used.add((word >>> (4 * t)) & 0xf);
+    expect(used.size).toBeGreaterThanOrEqual(12);
+  });
+
+  it('refuses a destroyed W, multiples whose group sums could overflow i32, and short buffers, with the reason', () => {
+    const { device } = context;
+    const m = encodeD3GroupScaled(gaussianMatrix(50, 3, 76));
+    const gpuW = GpuD3GroupScaledMatrix.upload(device, m, 'test group-scaled W');
+    gpuW.destroy();
+    const scratch = new GpuScratch(device);
+    const buffers = [createBuffer(device, 'test x', 4 * 50, STORAGE_USAGE), createBuffer(device, 'test y', 4 * 3, STORAGE_USAGE)];
+    const [xBuffer, yBuffer] = buffers as [GPUBuffer, GPUBuffer];
+    try {
+      expect(() => dispatchD3GroupScaledGemvI8(device, device.createCommandEncoder(), scratch, { w: gpuW, x: xBuffer, y: yBuffer, rhs: 1, dotPath: 'plain' })).toThrow(/destroyed/);
+      const fields = { ...m, multiples: Int32Array.of(16, 234_852) }; // 9144 · 234 852 ≥ 2^31
+      const make = (codes: number, indices: number, norms: number): GpuD3GroupScaledMatrix => {
+        const made = [createBuffer(device, 'test codes', codes, STORAGE_USAGE), createBuffer(device, 'test indices', indices, STORAGE_USAGE), createBuffer(device, 'test norms', norms, STORAGE_USAGE)] as const;
+        buffers.push(...made);
+        return new GpuD3GroupScaledMatrix(fields, ...made);
+      };
+      expect(() => make(64, 12, 12)).toThrow(/too large for the kernel's i32 group sums/);
+      fields.multiples = Int32Array.of(16, 234_851); // the largest that cannot overflow
+      make(64, 12, 12).destroy();
+      // 5 code words per column, 3 columns: 60 bytes of codes, read as 4 quads; 1 index word per column.
+      expect(() => make(60, 12, 12)).toThrow(/16 bytes at a time/);
+      expect(() => make(64, 8, 12)).toThrow(/group indices need 12 bytes/);
+      expect(() => make(64, 12, 8)).toThrow(/norms need 12 bytes/);
+    } finally {
+      scratch.destroy();
+      for (const buffer of buffers) buffer.destroy();
+    }
   });
 });
 

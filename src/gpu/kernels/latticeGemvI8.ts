@@ -2,6 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv_i8.wgsl?raw';
+import scalePerBlockSource from '../../../shaders/d3_scale_per_block.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -14,11 +15,13 @@ import {
   columnRanges,
   columnSideWindows,
   largestMultiple,
+  MAX_GPU_MULTIPLES,
   latticeCodeBits,
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
   scaleIndexBits,
+  type ColumnSideWindow,
   type GpuDeterministicMatrix,
   type MatrixColumnSide,
   CUBIC_SCALE,
@@ -27,12 +30,13 @@ import {
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
+import type { BindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
+import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
  * The int8-input deterministic lattice GEMV: Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes
@@ -46,7 +50,7 @@ import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type Share
 
 
 /** Largest leader coordinate of D3 with q = 6 (leaders lie in 6·V(D3) ⊂ [−6, 6]³) times 3 coordinates times 127. */
-const LARGEST_DOT = 3 * 6 * 127;
+export const LARGEST_DOT = 3 * 6 * 127;
 
 
 /**
@@ -126,7 +130,8 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   side_stride: 'u32', // words from a norm to its gain, and from the gain to the mean
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   column_unit: 'f32', // unit / (6 · pointScale · √N): the 1/6 of the cubic's 6·k
-  multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³ (multipleCubic)
+  multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³ (multipleCubic); an index per block
+  group_multiples: 'array<vec4<i32>, 4>', // k of each group index (MAX_GPU_MULTIPLES, zeros past them); the group-scaled prototype
 });
 
 /** The options that choose the kernel's workgroup tables: the leader table's layout and the source of the scale multiples. */
@@ -145,14 +150,22 @@ export function latticeGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupB
   return i8LeaderTable(q ** 3, rhsTile, multipleTableBytes(args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES), workgroupBytes, args);
 }
 
+/**
+ * How the kernel takes a group's scale: from an index per block (d3-q6-deterministic, `indexBits`
+ * each, 4 per group; shaders/d3_scale_per_block.wgsl with the multiples from the cubic or a table), or
+ * from one index per group of 4 blocks (the group-scaled prototype, `indexBits` = 4: its WGSL comes
+ * from d3GroupScaledGemvI8.ts, so that the library's bundles do not carry it).
+ */
+export type GemvI8Scale = { readonly place: 'block'; readonly multiples: ScaleMultipleSource } | { readonly place: 'group'; readonly wgsl: string };
+
 interface Variant {
   readonly q: number;
+  readonly scale: GemvI8Scale;
   readonly indexBits: number;
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
   readonly leaderTable: LeaderTable;
-  readonly scaleMultiples: ScaleMultipleSource;
 }
 
 /** `multiple6` (and `fill_multiples`, called by fill_tables) for the variant's source of 6k. */
@@ -169,9 +182,11 @@ function scaleMultiplesWgsl(source: ScaleMultipleSource): string {
  * The WGSL of one variant.
  *
  * @example
- * latticeGemvI8ShaderSource({ q: 6, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 16, entries: 216 }, scaleMultiples: 'cubic' });
+ * latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: 'cubic' }, indexBits: 2, rhsTile: 1, subgroups: false, dotPath: 'packed', leaderTable: { copies: 16, entries: 216 } });
  */
 export function latticeGemvI8ShaderSource(variant: Variant): string {
+  const { scale } = variant;
+  const groupIndexBits = scale.place === 'block' ? 4 * variant.indexBits : variant.indexBits; // a group: 4 blocks, one code word
   return [
     variant.subgroups ? 'enable subgroups;' : '',
     `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
@@ -181,11 +196,12 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     `const LEADER_COUNT: u32 = ${variant.q ** 3}u;`,
     `const INDEX_BITS: u32 = ${variant.indexBits}u;`,
     `const INDEX_MASK: u32 = ${2 ** variant.indexBits - 1}u;`,
-    `const INDEX_GROUPS_LOG2: u32 = ${Math.log2(32 / (4 * variant.indexBits))}u;`,
+    `const GROUP_INDEX_BITS: u32 = ${groupIndexBits}u;`,
+    `const INDEX_GROUPS_LOG2: u32 = ${Math.log2(32 / groupIndexBits)}u;`,
     lanesSource,
     gemvI8CommonWgsl(variant.leaderTable),
     gemvSource,
-    scaleMultiplesWgsl(variant.scaleMultiples),
+    ...(scale.place === 'block' ? [scalePerBlockSource, scaleMultiplesWgsl(scale.multiples)] : [scale.wgsl]),
     columnSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
@@ -205,14 +221,16 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
     'storage', // Y
   ],
   compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, scale multiples from a ${variant.scaleMultiples}${variant.subgroups ? ', subgroups' : ''}`;
+    const place = variant.scale.place === 'block' ? `scale multiples from a ${variant.scale.multiples}` : 'a scale index per group of 4 blocks (prototype)';
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, ${place}${variant.subgroups ? ', subgroups' : ''}`;
     const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
     return {
       main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
-  key: (variant) => `${variant.q}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}/${variant.scaleMultiples}`,
+  // A group scale has one WGSL (d3GroupScaledGemvI8.ts), so its place names it.
+  key: (variant) => `${variant.q}/${variant.scale.place === 'block' ? variant.scale.multiples : 'group'}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
@@ -249,30 +267,81 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     LARGEST_DOT * 4 * CUBIC_SCALE * largestMultiple(w) < 2 ** 31,
     () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for the kernel's i32 group sums (4 blocks of 6·k·⟨P, x̂⟩, |⟨P, x̂⟩| ≤ ${LARGEST_DOT})`,
   );
+  const scaleMultiples = args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES;
+  check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
+  const words = operandWordsPerColumn(w);
+  recordGemvI8(device, encoder, scratch, args, what, {
+    w,
+    centred: w.means !== null,
+    q: w.scheme.q,
+    scale: { place: 'block', multiples: scaleMultiples },
+    indexBits: w.scaleIndexBits,
+    kernelTableBytes: multipleTableBytes(scaleMultiples),
+    indices: w.scaleIndices,
+    indexWords: words.scaleIndices,
+    columnsPerBinding: (maxBinding, alignment) => operandColumnsPerBinding(w, maxBinding, alignment),
+    indexWindow: (first, count, alignment) => operandWindows(w, first, count, alignment).scaleIndices,
+    sides: (ranges) => columnSideWindows(encoder, scratch, w, ranges, what, args.columnSide),
+    uniforms: {
+      column_unit: deterministicColumnUnit(w, CUBIC_SCALE), // the kernel takes the cubic's 1/6 here
+      multiple_cubic: multipleCubic(w.multiples),
+      group_multiples: new Array<number>(MAX_GPU_MULTIPLES).fill(0),
+    },
+  });
+}
+
+/** What differs between the matrices the kernel reads: where their scale indices sit and what they mean. */
+export interface ScaleIndexReader {
+  readonly w: GemvOperand & InputsI8Operand & { readonly codes: GPUBuffer };
+  readonly centred: boolean;
+  readonly q: number;
+  readonly scale: GemvI8Scale;
+  readonly indexBits: number;
+  /** Workgroup bytes of the kernel's own tables beside the leaders. */
+  readonly kernelTableBytes: number;
+  readonly indices: GPUBuffer;
+  /** Scale-index words per column. */
+  readonly indexWords: number;
+  /** Columns per binding of the matrix's own fields (the codes' quads are counted apart). */
+  readonly columnsPerBinding: (maxBindingBytes: number, alignment: number) => number;
+  readonly indexWindow: (first: number, count: number, alignment: number) => BindingWindow;
+  /** The norms, gains and means of each range of columns. */
+  readonly sides: (ranges: readonly { readonly first: number; readonly count: number }[]) => ColumnSideWindow[];
+  readonly uniforms: { readonly column_unit: number; readonly multiple_cubic: readonly number[]; readonly group_multiples: readonly number[] };
+}
+
+/**
+ * Records the GEMV of {@link dispatchLatticeGemvI8} (or the group-scaled prototype's,
+ * d3GroupScaledGemvI8.ts) once their matrix is checked.
+ */
+export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: GemvCallArgs & SharedInputsI8Arg & GemvOutputArgs & LeaderTableArgs & { readonly dotPath: DotPath }, what: string, reader: ScaleIndexReader): void {
+  const { w } = reader;
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
-  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.means !== null });
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: reader.centred });
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
 
-  const words = operandWordsPerColumn(w);
-  const groups = words.codes;
-  check(groups === inputGroupsOf(w), () => `${what}: ${groups} code words per column, expected one per 4 blocks`);
+  const groups = inputGroupsOf(w);
   checkCodeQuads(w.codes, groups * w.cols, what);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const rhsRanges = inputRangesI8(call, groups);
   const columnRangeList = columnRanges(
     w.cols,
-    Math.min(operandColumnsPerBinding(w, maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
+    Math.min(reader.columnsPerBinding(maxBinding, alignment), codeQuadColumnsPerBinding(4 * groups, maxBinding, alignment), maxGroups * I8_WORKGROUP_COLUMNS),
   );
-  const sides = columnSideWindows(encoder, scratch, w, columnRangeList, what, args.columnSide);
-  const scaleMultiples = args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES;
-  check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
-  const leaderTable = latticeGemvI8LeaderTable(w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize, { ...args, scaleMultiples });
-  const { layout, pipeline } = pipelines.get(device, { q: w.scheme.q, indexBits: w.scaleIndexBits, rhsTile, subgroups, dotPath: args.dotPath, leaderTable, scaleMultiples });
-  const columnUnit = deterministicColumnUnit(w, CUBIC_SCALE); // the kernel takes the cubic's 1/6 here
-  const cubic = multipleCubic(w.multiples);
+  const sides = reader.sides(columnRangeList);
+  const leaderTable = i8LeaderTable(reader.q ** 3, rhsTile, reader.kernelTableBytes, device.limits.maxComputeWorkgroupStorageSize, args);
+  const { layout, pipeline } = pipelines.get(device, {
+    q: reader.q,
+    scale: reader.scale,
+    indexBits: reader.indexBits,
+    rhsTile,
+    subgroups,
+    dotPath: args.dotPath,
+    leaderTable,
+  });
 
   const pass = encoder.beginComputePass({ label: what });
   for (const rhsRange of rhsRanges) {
@@ -280,19 +349,19 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     const xWindow = call.xWindow(rhsRange.first, rhsRange.count);
     const yWindow = output.yWindow(rhsRange.first, rhsRange.count);
     const inputs = inputsI8ForRange(device, pass, scratch, call, w, shared, rhsRange, `${what} x̃ to int8, ${rhsLabel}`);
-    const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, w.means ? 4 * rhsRange.count : 4, STORAGE_USAGE);
+    const sums = scratch.buffer(`${what} Σx (${rhsLabel})`, reader.centred ? 4 * rhsRange.count : 4, STORAGE_USAGE);
     columnRangeList.forEach((columnRange, chunk) => {
-      const windows = operandWindows(w, columnRange.first, columnRange.count, alignment);
+      const indexWindow = reader.indexWindow(columnRange.first, columnRange.count, alignment);
       const codeWindow = codeQuadWindow(groups, columnRange.first, columnRange.count, alignment);
-      const side = sides[chunk] as (typeof sides)[number];
+      const side = sides[chunk] as ColumnSideWindow;
       const label = `${what} W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
       const params = Params.pack({
         cols: columnRange.count,
         rows: w.rows,
         code_first: codeWindow.firstElement,
-        code_words: words.codes,
-        index_first: windows.scaleIndices.firstElement,
-        index_words: words.scaleIndices,
+        code_words: groups,
+        index_first: indexWindow.firstElement,
+        index_words: reader.indexWords,
         rhs: rhsRange.count,
         x_first: xWindow.firstElement,
         y_first: yWindow.first + columnRange.first,
@@ -305,15 +374,14 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
         side_first: side.first,
         side_stride: side.stride,
         subgroup_test_mode: testMode,
-        column_unit: columnUnit,
-        multiple_cubic: cubic,
+        ...reader.uniforms,
       });
       pass.setBindGroup(
         0,
         createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(`${label} params`, params) },
           windowBinding(w.codes, codeWindow),
-          windowBinding(w.scaleIndices, windows.scaleIndices),
+          windowBinding(reader.indices, indexWindow),
           { buffer: side.buffer },
           inputs.binding,
           xWindow.binding,
@@ -322,7 +390,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
           yWindow.binding,
         ]),
       );
-      if (chunk === 0 && w.means) {
+      if (chunk === 0 && reader.centred) {
         pass.setPipeline(pipeline.sums);
         pass.dispatchWorkgroups(rhsRange.count);
       }
