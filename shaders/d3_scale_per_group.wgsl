@@ -1,5 +1,5 @@
 // The scale of shaders/lattice_gemv_i8.wgsl for one scale index per group of 4 blocks (12 entries, one
-// code word): the group-scaled D3 prototype (src/gpu/kernels/latticeGemvI8.ts, `D3GroupScaledMatrix`
+// code word): the group-scaled D3 prototype (src/gpu/kernels/d3GroupScaledGemvI8.ts, `D3GroupScaledMatrix`
 // in src/quantize/d3GroupScale.ts), which bench/README.md ("D3: one scale index per group of 4
 // blocks?") weighs against d3-q6-deterministic. Module: after lattice_gemv_i8.wgsl, with
 // GROUP_INDEX_BITS = INDEX_BITS (4: up to 16 multiples, 8 groups per index word).

@@ -14,7 +14,7 @@ import { SCHEMES, type DeterministicLatticeScheme } from './schemes.js';
  * by least error over a 16-step ladder spanning the scheme's own. bench/README.md ("D3: one scale
  * index per group of 4 blocks?") measures what it costs in accuracy (bench/d3GroupScale.ts) and what
  * it could gain in a GEMV (the group-scaled variant of the int8-input deterministic GEMV,
- * src/gpu/kernels/latticeGemvI8.ts, which the GPU benchmark times beside the scheme's). It has no
+ * src/gpu/kernels/d3GroupScaledGemvI8.ts, which the GPU benchmark times beside the scheme's). It has no
  * rotation, gain, centring, container entry or product: its columns are taken as given (the benchmark
  * feeds it Gaussian columns, what the randomized Hadamard rotation makes of any column), so that a
  * GPU run can tell whether the format is worth building.
