@@ -1071,7 +1071,7 @@ describe.skipIf(noGpu !== undefined)('the deterministic int8-input GEMV\'s scale
 describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs count is what WebGPU counts', () => {
   // 32 copies of 216 leaders (27 648 bytes), 1 KB of partial sums, the vote and the width (16 bytes
   // each as WebGPU counts a u32), and the universal kernel's own 64 bytes (its root steps; the
-  // deterministic kernel has none): 28 768 and 28 704. On a device whose limit is exactly that, Dawn
+  // deterministic kernel has none; the group-scaled prototype's 16 multiples take 64): 28 768 and 28 704. On a device whose limit is exactly that, Dawn
   // accepts the pipeline (an undercount would fail its validation); a byte less, the host refuses 32
   // copies before Dawn would. (The subgroup variant, which runs where the device has subgroups, uses
   // the vote and width; the plain one never reads them and Tint drops them.)
@@ -1083,6 +1083,7 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
     if (adapterLimit < lanes + 64) return; // this adapter cannot hold 32 copies at all
     const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 92), { scheme: 'd3-q6', seed: 6, nonce: 93 });
     const deterministicQ = deterministic(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
+    const groupScaled = encodeD3GroupScaled(gaussianMatrix(300, 19, 96));
     const x = gaussianMatrix(300, 1, 95);
     const kernels = [
       { q: universalQ, exact: lanes + 64, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
@@ -1102,6 +1103,11 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
         const deterministicW = uploadLatticeMatrix(device, deterministicQ);
         return latticeGemvI8(device, deterministicW, x, { dotPath, leaderCopies: 32, scaleMultiples: 'table' }).finally(() => deterministicW.destroy());
       } },
+      // the group-scaled prototype's table of 16 multiples: 64 bytes
+      { q: groupScaled, exact: lanes + 64, run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+        const groupScaledW = GpuD3GroupScaledMatrix.upload(device, groupScaled, 'test group-scaled W');
+        return d3GroupScaledGemvI8(device, groupScaledW, x, { dotPath, leaderCopies: 32 }).finally(() => groupScaledW.destroy());
+      } },
     ];
     for (const { q, exact, run } of kernels) {
       for (const limit of [exact, exact - 1]) {
@@ -1109,7 +1115,7 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
         const { device } = context;
         try {
           expect(device.limits.maxComputeWorkgroupStorageSize).toBe(limit);
-          const what = `${q.scheme.lattice} ${q.mode}, limit ${limit}`;
+          const what = `${'groupIndices' in q ? 'group-scaled prototype' : `${q.scheme.lattice} ${q.mode}`}, limit ${limit}`;
           if (limit === exact) {
             const y = await run(device, dotPathFor(context.features)); // a validation error (the pipeline over the limit) rejects
             expect(compare(y, q, x).twin, `${what}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
@@ -1161,7 +1167,7 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
   });
 });
 
-describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the minimum 16 KB of workgroup memory', () => {
+describe.skipIf(noGpu !== undefined)('int8-input GEMVs (and the group-scaled prototype\'s) on a device with the minimum 16 KB of workgroup memory', () => {
   it('compile and match their twins for one and several right-hand sides', async () => {
     const small = await testDevice({ workgroupStorageLimit: 16384 });
     const { device } = small;
@@ -1172,12 +1178,15 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the mini
       const universalW = uploadUniversalMatrix(device, universalQ);
       const weights = UniversalGemvI8Weights.create(device, universalW);
       const deterministicW = uploadLatticeMatrix(device, deterministicQ);
+      const groupScaled = encodeD3GroupScaled(gaussianMatrix(130, 11, 77));
+      const groupScaledW = GpuD3GroupScaledMatrix.upload(device, groupScaled, 'test group-scaled W');
       try {
         for (const k of [1, 3]) {
           const x = gaussianMatrix(130, k, 73 + k);
           const universalY = await universalGemvI8(device, weights, x, { dotPath });
           const deterministicY = await latticeGemvI8(device, deterministicW, x, { dotPath });
-          for (const [q, y] of [[universalQ, universalY], [deterministicQ, deterministicY]] as const) {
+          const groupScaledY = await d3GroupScaledGemvI8(device, groupScaledW, x, { dotPath });
+          for (const [q, y] of [[universalQ, universalY], [deterministicQ, deterministicY], [groupScaled, groupScaledY]] as const) {
             const { twin, exact } = compare(y, q, x);
             expect(twin, `k = ${k}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
             expect(exact, `k = ${k}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
@@ -1187,6 +1196,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs on a device with the mini
         weights.destroy();
         universalW.destroy();
         deterministicW.destroy();
+        groupScaledW.destroy();
       }
     } finally {
       device.destroy();
