@@ -7,9 +7,11 @@
 // Per group: Σ_b ⟨P_b, x̂_b⟩ over its 4 blocks in i32 (|·| ≤ 4·3·6·127 = 9144), times the group's k
 // (the host refuses k with 9144·k ≥ 2^31), converted to f32 (exact below 2^24, else rounded once) and
 // scaled by s_g. So a block costs its code field, its leader's address, Tint's clamp, the lookup and
-// one packed dot product added to the sum (≈ 6 to 7 instructions, against ≈ 11 with its own index,
+// one packed dot product added to the sum (≈ 6 instructions, against ≈ 12 with its own index field,
 // the cubic and the multiply: shaders/lattice_gemv_i8.wgsl), and the group its index field, the
-// multiple's lookup (a 16-entry workgroup table, ¼ per block) and one integer multiply.
+// multiple's lookup (a 16-entry workgroup table) and one integer multiply, ≈ 1 per block beside the
+// streaming loop's ≈ 3 per block that both forms pay: ≈ 9 per block against ≈ 15 (bench/README.md,
+// "D3: one scale index per group of 4 blocks?").
 
 // k of each scale index (0 past the multiples), filled from the uniform once per workgroup: an index
 // varies across the lanes of a warp, which a uniform array would serve one value at a time.

@@ -194,11 +194,12 @@ export function nmseCheck(value: number, limit: number): RowCheck {
 }
 
 /**
- * A buffer of `columns` column-major columns of `columnBytes` bytes, filled by repeating the columns of
+ * A buffer of `columns` column-major columns of `columnBytes` bytes (of `bufferBytes` in all, at least
+ * their bytes: e.g. codes rounded up to whole 16-byte quads), filled by repeating the columns of
  * `tile` (tileColumns of them): GPU copies, no CPU work per column.
  */
-export function tiledColumns(device: GPUDevice, encoder: GPUCommandEncoder, label: string, tile: GPUBuffer, tileColumns: number, columnBytes: number, columns: number): GPUBuffer {
-  const full = createBuffer(device, label, columnBytes * columns, STORAGE_USAGE);
+export function tiledColumns(device: GPUDevice, encoder: GPUCommandEncoder, label: string, tile: GPUBuffer, tileColumns: number, columnBytes: number, columns: number, bufferBytes = columnBytes * columns): GPUBuffer {
+  const full = createBuffer(device, label, bufferBytes, STORAGE_USAGE);
   for (let j0 = 0; j0 < columns; j0 += tileColumns) {
     const count = Math.min(tileColumns, columns - j0);
     encoder.copyBufferToBuffer(tile, 0, full, columnBytes * j0, columnBytes * count);

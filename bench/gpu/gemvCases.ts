@@ -1,5 +1,5 @@
 import { check } from '../../src/errors.js';
-import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { codeBufferByteLength, createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
@@ -562,20 +562,22 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
     xPrepared: true,
     async build({ device }, problem, settings) {
       const { n, cols } = problem;
-      const distinct = Math.min(cols, GROUP_SCALED_TILE_COLS);
+      // One right-hand side: the check below takes the first `distinct` exact products of the tile.
+      check(problem.x.cols === 1, 'bench: the group-scaled rows have one right-hand side');
+      const distinct = Math.min(cols, problem.tile.cols, GROUP_SCALED_TILE_COLS);
       const m = groupScaledTile(problem, distinct);
       const created: GPUBuffer[] = [];
       try {
         const full = await withValidation(device, 'bench group-scaled tiling', async () => {
           const fields = [
-            { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn },
+            { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn, bytes: codeBufferByteLength(4 * m.groupsPerColumn * cols) }, // whole quads
             { what: 'group scale indices', data: m.groupIndices, columnBytes: m.groupIndices.byteLength / distinct },
             { what: 'norms', data: m.norms, columnBytes: 4 },
           ];
           const encoder = device.createCommandEncoder({ label: 'bench group-scaled tiling' });
           const tiles = fields.map((field) => createBufferWithData(device, `bench group-scaled ${field.what} (tile)`, field.data, STORAGE_USAGE));
           created.push(...tiles);
-          const [codes, indices, norms] = fields.map((field, i) => tiledColumns(device, encoder, `bench group-scaled ${field.what}`, tiles[i] as GPUBuffer, distinct, field.columnBytes, cols)) as [GPUBuffer, GPUBuffer, GPUBuffer];
+          const [codes, indices, norms] = fields.map((field, i) => tiledColumns(device, encoder, `bench group-scaled ${field.what}`, tiles[i] as GPUBuffer, distinct, field.columnBytes, cols, field.bytes)) as [GPUBuffer, GPUBuffer, GPUBuffer];
           created.push(codes, indices, norms);
           device.queue.submit([encoder.finish()]);
           await device.queue.onSubmittedWorkDone();

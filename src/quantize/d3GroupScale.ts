@@ -162,14 +162,19 @@ export function dequantizeD3GroupScaled(m: D3GroupScaledMatrix): Matrix {
   const d = lattice.dimension;
   const code = new VoronoiCode(lattice, baseScheme().q);
   const { rows, cols, blocksPerColumn, groupsPerColumn } = m;
-  const indexWords = Math.ceil(groupsPerColumn / 8);
+  const indicesPerWord = 32 / GROUP_SCALE_INDEX_BITS;
+  const indexWords = Math.ceil(groupsPerColumn / indicesPerWord);
+  check(
+    blocksPerColumn === Math.ceil(rows / d) && groupsPerColumn === Math.ceil(blocksPerColumn / GROUP_SCALE_BLOCKS) && m.codes.length === groupsPerColumn * cols && m.groupIndices.length === indexWords * cols && m.norms.length === cols,
+    () => `dequantizeD3GroupScaled: the fields do not match a ${rows} × ${cols} matrix (${m.codes.length} code words, ${m.groupIndices.length} index words, ${m.norms.length} norms)`,
+  );
   const data = new Float32Array(rows * cols);
   const point = new Int32Array(d);
   const toEntries = m.unit / (lattice.pointScale * Math.sqrt(rows));
   for (let j = 0; j < cols; j++) {
     for (let b = 0; b < blocksPerColumn; b++) {
       const g = Math.floor(b / GROUP_SCALE_BLOCKS);
-      const index = ((m.groupIndices[j * indexWords + Math.floor(g / 8)] as number) >>> (4 * (g % 8))) & 0xf;
+      const index = ((m.groupIndices[j * indexWords + Math.floor(g / indicesPerWord)] as number) >>> (GROUP_SCALE_INDEX_BITS * (g % indicesPerWord))) & (2 ** GROUP_SCALE_INDEX_BITS - 1);
       check(index < m.multiples.length, () => `dequantizeD3GroupScaled: column ${j}, group ${g} has scale index ${index}; there are ${m.multiples.length} multiples`);
       const codeValue = ((m.codes[j * groupsPerColumn + g] as number) >>> (8 * (b % GROUP_SCALE_BLOCKS))) & 0xff;
       code.decode(codeValue, point);

@@ -22,7 +22,7 @@ import { LARGEST_DOT, recordGemvI8, type GemvI8Scale } from './latticeGemvI8.js'
  */
 
 /** The kernel's scale: one index per group, its multiple from a 16-entry workgroup table. */
-export const D3_GROUP_SCALE: GemvI8Scale = { place: 'group', wgsl: scalePerGroupSource };
+export const D3_GROUP_SCALE: GemvI8Scale = { place: 'group', name: 'd3_scale_per_group', wgsl: scalePerGroupSource };
 
 /** Workgroup bytes of the group-scaled kernel's table of multiples (shaders/d3_scale_per_group.wgsl: 16 i32). */
 const GROUP_MULTIPLES_TABLE_BYTES = 4 * MAX_GPU_MULTIPLES;
@@ -95,12 +95,17 @@ export class GpuD3GroupScaledMatrix implements GemvOperand, InputsI8Operand {
    * w.destroy();
    */
   static upload(device: GPUDevice, m: D3GroupScaledMatrix, label: string): GpuD3GroupScaledMatrix {
-    return new GpuD3GroupScaledMatrix(
-      m,
+    const buffers = [
       createBufferWithData(device, `${label} codes`, m.codes, STORAGE_USAGE, codeBufferByteLength(m.codes.byteLength)), // whole quads, as the kernel reads them
       createBufferWithData(device, `${label} group scale indices`, m.groupIndices, STORAGE_USAGE),
       createBufferWithData(device, `${label} norms`, m.norms, STORAGE_USAGE),
-    );
+    ] as const;
+    try {
+      return new GpuD3GroupScaledMatrix(m, ...buffers);
+    } catch (error) {
+      for (const buffer of buffers) buffer.destroy();
+      throw error;
+    }
   }
 
   get isDestroyed(): boolean {

@@ -156,7 +156,7 @@ export function latticeGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupB
  * from one index per group of 4 blocks (the group-scaled prototype, `indexBits` = 4: its WGSL comes
  * from d3GroupScaledGemvI8.ts, so that the library's bundles do not carry it).
  */
-export type GemvI8Scale = { readonly place: 'block'; readonly multiples: ScaleMultipleSource } | { readonly place: 'group'; readonly wgsl: string };
+export type GemvI8Scale = { readonly place: 'block'; readonly multiples: ScaleMultipleSource } | { readonly place: 'group'; readonly name: string; readonly wgsl: string };
 
 interface Variant {
   readonly q: number;
@@ -229,8 +229,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
       sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
     };
   },
-  // A group scale has one WGSL (d3GroupScaledGemvI8.ts), so its place names it.
-  key: (variant) => `${variant.q}/${variant.scale.place === 'block' ? variant.scale.multiples : 'group'}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,
+  key: (variant) => `${variant.q}/${variant.scale.place === 'block' ? variant.scale.multiples : `group:${variant.scale.name}`}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,
 });
 
 /** Arguments of {@link dispatchLatticeGemvI8}: X, Y and the options of `GemvCallArgs`, W and the dot path. */
