@@ -21,7 +21,7 @@ import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { Rng } from '../../src/rotation/random.js';
-import { encodeD3GroupScaled, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
+import { encodeD3GroupScaled, groupIndexWordsPerColumn, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
 import {
@@ -571,7 +571,7 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
         const full = await withValidation(device, 'bench group-scaled tiling', async () => {
           const fields = [
             { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn, bytes: codeBufferByteLength(4 * m.groupsPerColumn * cols) }, // whole quads
-            { what: 'group scale indices', data: m.groupIndices, columnBytes: m.groupIndices.byteLength / distinct },
+            { what: 'group scale indices', data: m.groupIndices, columnBytes: 4 * groupIndexWordsPerColumn(m.groupsPerColumn) },
             { what: 'norms', data: m.norms, columnBytes: 4 },
           ];
           const encoder = device.createCommandEncoder({ label: 'bench group-scaled tiling' });

@@ -119,7 +119,8 @@ export function checkGpuDeterministicMatrix(m: GpuDeterministicMatrix, name: str
   if (m.means) checkBufferHolds(m.means, 4 * m.cols, `${name}.means`);
 }
 
-function checkBufferHolds(buffer: GPUBuffer, byteLength: number, name: string): void {
+/** Refuses `buffer` unless it is a GPUBuffer of at least `byteLength` bytes, naming it `name`. */
+export function checkBufferHolds(buffer: GPUBuffer, byteLength: number, name: string): void {
   check(
     typeof buffer === 'object' && buffer !== null && typeof buffer.size === 'number',
     () => `${name} must be a GPUBuffer`,
@@ -225,7 +226,7 @@ export function columnSideWindows(
 }
 
 /** max |k| over the scale multiples of `m`. */
-export function largestMultiple(m: GpuDeterministicMatrix): number {
+export function largestMultiple(m: Pick<GpuDeterministicMatrix, 'multiples'>): number {
   return Math.max(...Array.from(m.multiples, Math.abs));
 }
 

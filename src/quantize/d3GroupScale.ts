@@ -1,6 +1,6 @@
 import { check } from '../errors.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
-import { packField } from '../format/packing.js';
+import { packedLayout, packField } from '../format/packing.js';
 import type { Matrix } from '../matrix.js';
 import { fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
@@ -47,8 +47,13 @@ export interface D3GroupScaledMatrix {
   readonly norms: Float32Array;
 }
 
-/** d3-q6-deterministic, whose codes and ladder span the prototype shares. */
-function baseScheme(): DeterministicLatticeScheme & { overload: { kind: 'ladder' } } {
+/** Words per column of the packed group scale indices (`packField`'s layout: 8 per word). */
+export function groupIndexWordsPerColumn(groupsPerColumn: number): number {
+  return packedLayout(GROUP_SCALE_INDEX_BITS, groupsPerColumn).wordsPerColumn;
+}
+
+/** d3-q6-deterministic, whose codes, ladder span and column unit the prototype shares. */
+export function groupScaledBaseScheme(): DeterministicLatticeScheme & { overload: { kind: 'ladder' } } {
   const scheme = SCHEMES['d3-q6-deterministic'];
   if (scheme.kind !== 'lattice' || scheme.mode !== 'deterministic' || scheme.overload.kind !== 'ladder') throw new Error('d3-q6-deterministic is expected to be a deterministic ladder scheme');
   return scheme as DeterministicLatticeScheme & { overload: { kind: 'ladder' } };
@@ -64,7 +69,7 @@ function baseScheme(): DeterministicLatticeScheme & { overload: { kind: 'ladder'
  */
 export function groupScaleGrid(steps: number = GROUP_SCALE_STEPS): ScaleGrid {
   check(Number.isInteger(steps) && steps >= 2 && steps <= 2 ** GROUP_SCALE_INDEX_BITS, () => `the group-scaled prototype takes 2…${2 ** GROUP_SCALE_INDEX_BITS} ladder steps, got ${String(steps)}`);
-  const { overload } = baseScheme();
+  const { overload } = groupScaledBaseScheme();
   const span = overload.ratio ** (overload.steps - 1);
   return scaleGrid({ kind: 'ladder', beta: overload.beta, ratio: span ** (1 / (steps - 1)), steps }, latticeSpec('D3').maxDenominator);
 }
@@ -83,7 +88,7 @@ export function encodeD3GroupScaled(w: Matrix, steps: number = GROUP_SCALE_STEPS
   const { rows, cols } = w;
   check(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1, () => `encodeD3GroupScaled: the matrix must have at least one row and one column, got ${rows} × ${cols}`);
   const { lattice } = latticeSpec('D3');
-  const scheme = baseScheme();
+  const scheme = groupScaledBaseScheme();
   const d = lattice.dimension;
   const s = lattice.pointScale;
   const grid = groupScaleGrid(steps);
@@ -160,10 +165,10 @@ export function encodeD3GroupScaled(w: Matrix, steps: number = GROUP_SCALE_STEPS
 export function dequantizeD3GroupScaled(m: D3GroupScaledMatrix): Matrix {
   const { lattice } = latticeSpec('D3');
   const d = lattice.dimension;
-  const code = new VoronoiCode(lattice, baseScheme().q);
+  const code = new VoronoiCode(lattice, groupScaledBaseScheme().q);
   const { rows, cols, blocksPerColumn, groupsPerColumn } = m;
   const indicesPerWord = 32 / GROUP_SCALE_INDEX_BITS;
-  const indexWords = Math.ceil(groupsPerColumn / indicesPerWord);
+  const indexWords = groupIndexWordsPerColumn(groupsPerColumn);
   check(
     blocksPerColumn === Math.ceil(rows / d) && groupsPerColumn === Math.ceil(blocksPerColumn / GROUP_SCALE_BLOCKS) && m.codes.length === groupsPerColumn * cols && m.groupIndices.length === indexWords * cols && m.norms.length === cols,
     () => `dequantizeD3GroupScaled: the fields do not match a ${rows} × ${cols} matrix (${m.codes.length} code words, ${m.groupIndices.length} index words, ${m.norms.length} norms)`,

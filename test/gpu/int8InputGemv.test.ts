@@ -20,7 +20,7 @@ import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
-import type { Matrix } from '../../src/matrix.js';
+import { matmulATExact, type Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { dequantizeD3GroupScaled, encodeD3GroupScaled, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
 import { matvecAT } from '../../src/product/matvec.js';
@@ -128,15 +128,7 @@ function twinOf(q: UniversalLatticeMatrix | DeterministicLatticeMatrix | D3Group
   if ('groupIndices' in q) {
     // The group-scaled prototype: no rotation, no centring; its exact product in float64.
     const w = dequantizeD3GroupScaled(q);
-    const exact = new Float64Array(q.cols * x.cols);
-    for (let r = 0; r < x.cols; r++) {
-      for (let j = 0; j < q.cols; j++) {
-        let sum = 0;
-        for (let i = 0; i < q.rows; i++) sum += (w.data[j * q.rows + i] as number) * (x.data[r * x.rows + i] as number);
-        exact[r * q.cols + j] = sum;
-      }
-    }
-    return { rows: q.rows, cols: q.cols, length: q.rows, keptLength: q.rows, means: null, rotated: w.data, rotation: null, groups: q.groupsPerColumn, exact: { data: exact } };
+    return { rows: q.rows, cols: q.cols, length: q.rows, keptLength: q.rows, means: null, rotated: w.data, rotation: null, groups: q.groupsPerColumn, exact: matmulATExact(w, x) };
   }
   return {
     rows: q.rows,
@@ -645,8 +637,8 @@ describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-inpu
       make(64, 12, 12).destroy();
       // 5 code words per column, 3 columns: 60 bytes of codes, read as 4 quads; 1 index word per column.
       expect(() => make(60, 12, 12)).toThrow(/16 bytes at a time/);
-      expect(() => make(64, 8, 12)).toThrow(/group indices need 12 bytes/);
-      expect(() => make(64, 12, 8)).toThrow(/norms need 12 bytes/);
+      expect(() => make(64, 8, 12)).toThrow(/groupIndices needs 12 bytes, but its buffer has 8/);
+      expect(() => make(64, 12, 8)).toThrow(/norms needs 12 bytes, but its buffer has 8/);
     } finally {
       scratch.destroy();
       for (const buffer of buffers) buffer.destroy();

@@ -1,10 +1,10 @@
 import scalePerGroupSource from '../../../shaders/d3_scale_per_group.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { GROUP_SCALE_BLOCKS, GROUP_SCALE_INDEX_BITS, type D3GroupScaledMatrix } from '../../quantize/d3GroupScale.js';
+import { GROUP_SCALE_BLOCKS, GROUP_SCALE_INDEX_BITS, groupIndexWordsPerColumn, groupScaledBaseScheme, type D3GroupScaledMatrix } from '../../quantize/d3GroupScale.js';
 import { latticeSpec } from '../../quantize/latticeSpec.js';
 import { codeBufferByteLength, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
-import { MAX_GPU_MULTIPLES, multipleWords } from '../latticeOperand.js';
+import { checkBufferHolds, deterministicColumnUnit, largestMultiple, MAX_GPU_MULTIPLES, multipleWords } from '../latticeOperand.js';
 import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
@@ -71,12 +71,12 @@ export class GpuD3GroupScaledMatrix implements GemvOperand, InputsI8Operand {
     check(Number.isInteger(m.rows) && m.rows >= 1 && Number.isInteger(m.cols) && m.cols >= 1, () => `GpuD3GroupScaledMatrix: ${m.rows} × ${m.cols} is not a matrix shape`);
     check(m.blocksPerColumn === Math.ceil(m.rows / latticeSpec('D3').lattice.dimension) && m.groupsPerColumn === Math.ceil(m.blocksPerColumn / GROUP_SCALE_BLOCKS), 'GpuD3GroupScaledMatrix: blocksPerColumn and groupsPerColumn must be ceil(rows / 3) and ceil(blocks / 4)');
     check(m.multiples instanceof Int32Array && m.multiples.length >= 1 && m.multiples.length <= 2 ** GROUP_SCALE_INDEX_BITS, () => `GpuD3GroupScaledMatrix: 1…${2 ** GROUP_SCALE_INDEX_BITS} multiples, got ${m.multiples.length}`);
-    const largest = Math.max(...Array.from(m.multiples, Math.abs));
+    const largest = largestMultiple(m);
     check(LARGEST_GROUP_DOT * largest < 2 ** 31, () => `GpuD3GroupScaledMatrix: a multiple of ${largest} is too large for the kernel's i32 group sums (|Σ⟨P, x̂⟩| ≤ ${LARGEST_GROUP_DOT})`);
     check(Number.isFinite(m.unit) && m.unit > 0, () => `GpuD3GroupScaledMatrix: unit must be positive, got ${m.unit}`);
     checkCodeQuads(codes, m.groupsPerColumn * m.cols, 'GpuD3GroupScaledMatrix');
-    check(groupIndices.size >= 4 * groupIndexWords(m.groupsPerColumn) * m.cols, () => `GpuD3GroupScaledMatrix: the group indices need ${4 * groupIndexWords(m.groupsPerColumn) * m.cols} bytes; the buffer has ${groupIndices.size}`);
-    check(norms.size >= 4 * m.cols, () => `GpuD3GroupScaledMatrix: the norms need ${4 * m.cols} bytes; the buffer has ${norms.size}`);
+    checkBufferHolds(groupIndices, 4 * groupIndexWordsPerColumn(m.groupsPerColumn) * m.cols, 'GpuD3GroupScaledMatrix.groupIndices');
+    checkBufferHolds(norms, 4 * m.cols, 'GpuD3GroupScaledMatrix.norms');
     this.rows = m.rows;
     this.cols = m.cols;
     this.length = m.rows;
@@ -120,11 +120,6 @@ export class GpuD3GroupScaledMatrix implements GemvOperand, InputsI8Operand {
   }
 }
 
-/** Words per column of 4-bit group scale indices (8 per word). */
-function groupIndexWords(groupsPerColumn: number): number {
-  return Math.ceil(groupsPerColumn / (32 / GROUP_SCALE_INDEX_BITS));
-}
-
 /** Arguments of {@link dispatchD3GroupScaledGemvI8}: those of {@link dispatchLatticeGemvI8} with the prototype's W. */
 export interface D3GroupScaledGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, GemvOutputArgs, LeaderTableArgs {
   readonly w: GpuD3GroupScaledMatrix;
@@ -145,7 +140,7 @@ export function dispatchD3GroupScaledGemvI8(device: GPUDevice, encoder: GPUComma
   const { w } = args;
   check(w instanceof GpuD3GroupScaledMatrix, `${what}: W must be a GpuD3GroupScaledMatrix`);
   check(!w.isDestroyed, `${what}: W was destroyed`);
-  const indexWords = groupIndexWords(w.groupsPerColumn);
+  const indexWords = groupIndexWordsPerColumn(w.groupsPerColumn);
   recordGemvI8(device, encoder, scratch, args, what, {
     w,
     centred: false,
@@ -159,7 +154,7 @@ export function dispatchD3GroupScaledGemvI8(device: GPUDevice, encoder: GPUComma
     indexWindow: (first, count, alignment) => bindingWindow(4 * indexWords * first, 4 * indexWords * count, alignment),
     sides: (ranges) => ranges.map((r) => ({ buffer: w.norms, first: r.first, stride: w.cols, hasGains: false, hasMeans: false })),
     uniforms: {
-      column_unit: w.unit / (latticeSpec('D3').lattice.pointScale * Math.sqrt(w.length)),
+      column_unit: deterministicColumnUnit({ scheme: groupScaledBaseScheme(), unit: w.unit, length: w.length }), // k itself: no cubic
       multiple_cubic: [0, 0, 0, 0],
       group_multiples: multipleWords(w),
     },

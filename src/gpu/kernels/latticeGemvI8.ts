@@ -284,10 +284,13 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     uniforms: {
       column_unit: deterministicColumnUnit(w, CUBIC_SCALE), // the kernel takes the cubic's 1/6 here
       multiple_cubic: multipleCubic(w.multiples),
-      group_multiples: new Array<number>(MAX_GPU_MULTIPLES).fill(0),
+      group_multiples: NO_GROUP_MULTIPLES,
     },
   });
 }
+
+/** The uniform's group multiples where the scale is per block (unused there). */
+const NO_GROUP_MULTIPLES: readonly number[] = new Array<number>(MAX_GPU_MULTIPLES).fill(0);
 
 /** What differs between the matrices the kernel reads: where their scale indices sit and what they mean. */
 export interface ScaleIndexReader {
