@@ -1,5 +1,5 @@
 import { check, checkPositiveInteger, describeValue } from '../errors.js';
-import { checkKnownKeys, isPlainObject } from '../quantize/strictOptions.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
@@ -69,16 +69,6 @@ export interface QuantizedLinearOptions {
 const OPTION_KEYS = ['bias', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
 const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
 const RECORD_OPTION_KEYS = ['tokens'] as const;
-
-/**
- * An options object checked for unknown keys (`{ token: 5 }` must not record 1 token silently).
- * Returns it typed as the caller's options.
- */
-function strictOptions<T extends object>(options: T, known: readonly string[], what: string): T {
-  check(isPlainObject(options), () => `${what} must be an object, got ${describeValue(options)}`);
-  checkKnownKeys(options, known, what);
-  return options;
-}
 
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
@@ -300,7 +290,7 @@ export class QuantizedLinear {
    * unknown key (`activation`) is refused, naming the closest known one.
    */
   static create(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions = {}): QuantizedLinear {
-    strictOptions(options, OPTION_KEYS, 'QuantizedLinear options');
+    checkOptionsObject(options, OPTION_KEYS, 'QuantizedLinear options');
     return new QuantizedLinear(device, weight, options, labelOption(options.label, 'quantized linear'));
   }
 
@@ -330,7 +320,7 @@ export class QuantizedLinear {
   record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
     checkWeightUsable(this.weight, this.device, this.label);
-    const tokens = this.checkTokens(strictOptions(options, RECORD_OPTION_KEYS, 'record options').tokens);
+    const tokens = this.checkTokens(checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens);
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     check(input.buffer !== output.buffer, 'x and y must be different buffers');
@@ -361,7 +351,7 @@ export class QuantizedLinear {
       check(layer.inFeatures === first.inFeatures, () => `QuantizedLinear.group: ${layer.label} has inFeatures ${layer.inFeatures}, ${first.label} ${first.inFeatures}`);
       check(layer.activations === first.activations, () => `QuantizedLinear.group: ${layer.label} takes ${layer.activations} activations, ${first.label} ${first.activations}`);
     }
-    strictOptions(options, GROUP_OPTION_KEYS, 'QuantizedLinear.group options');
+    checkOptionsObject(options, GROUP_OPTION_KEYS, 'QuantizedLinear.group options');
     const maxPrepared = options.maxPrepared ?? 16;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     const label = labelOption(options.label, `group of ${layers.length} layers`);
@@ -381,7 +371,7 @@ export class QuantizedLinear {
           check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
           checkWeightUsable(layer.weight, layer.device, `${label}: ${layer.label}`);
         }
-        const tokens = strictOptions(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? 1;
+        const tokens = checkOptionsObject(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? 1;
         check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${describeValue(tokens)}`);
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');

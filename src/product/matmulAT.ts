@@ -7,7 +7,7 @@ import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { columnNormBound, decodeRotated } from './decodeRotated.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
-import { checkKnownKeys, isPlainObject } from '../quantize/strictOptions.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { expectedProductError } from './expectedError.js';
 import { checkCompatible, isSameQuantization } from './operands.js';
 
@@ -95,8 +95,7 @@ export interface MatmulOptions {
 }
 
 function resolveShrink(options: MatmulOptions): boolean {
-  check(isPlainObject(options), () => `matmulAT options must be an object, got ${describeValue(options)}`);
-  checkKnownKeys(options, ['shrink'], 'matmulAT options');
+  checkOptionsObject(options, ['shrink'], 'matmulAT options');
   const shrink = options.shrink ?? 'none';
   check(shrink === 'none' || shrink === 'product', () => `shrink must be 'none' or 'product', got ${describeValue(shrink)}`);
   return shrink === 'product';

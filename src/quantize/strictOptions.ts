@@ -54,6 +54,17 @@ export function checkKnownKeys(object: object, known: readonly string[], what: s
 }
 
 /**
+ * An options object: a plain object (else "`what` must be an object, got …") whose keys are all
+ * `known` (`checkKnownKeys`: `{ token: 5 }` must not silently record 1 token). Returns it, typed as
+ * the caller's options.
+ */
+export function checkOptionsObject<T extends object>(options: T, known: readonly string[], what: string): T {
+  check(isPlainObject(options), () => `${what} must be an object, got ${describeValue(options)}`);
+  checkKnownKeys(options, known, what);
+  return options;
+}
+
+/**
  * An optional boolean option: `undefined` (the caller applies its default) or true / false. Anything
  * else ('no', 1) is refused rather than coerced: `rescale: 'no'` must not mean true.
  */
