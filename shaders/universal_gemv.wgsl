@@ -65,17 +65,18 @@
 //   escape root from global memory), plus ≈ 14 per block for each further right-hand side.
 //   E8 q = 16 (32-bit codes, 4 bytes per block): group overhead and escape bit, slot and id ≈ 30, μ of
 //   a root 8 loads ≈ 35, digits 8, lift ≈ 16, the two D8 roundings with one shift per coordinate,
-//   errors, parities, squared sums and worst-coordinate tracking ≈ 23 per coordinate = 184, the
-//   comparison and the leader ≈ 80, block hash 2 × mix32 + 8 fields ≈ 38, c 32, x̃ reads and
-//   multiply-adds ≈ 34: ≈ 460 per block ≈ 115 per code byte (before: ≈ 1240 per block ≈ 310 per
-//   byte), plus ≈ 34 per block for each further right-hand side.
+//   parities, Σ|e| and the two worst coordinates ≈ 16 per coordinate = 128, the (linear) comparison
+//   and the leader ≈ 55 (gemv_decode.wgsl), block hash 2 × mix32 + 8 fields ≈ 38, c 32, x̃ reads and
+//   multiply-adds ≈ 34: ≈ 375 per block ≈ 94 per code byte (≈ 460 with squared sums and a rounded
+//   point kept per candidate; before that ≈ 1240 per block ≈ 310 per byte), plus ≈ 34 per block for
+//   each further right-hand side.
 //   E8 q = 12 (29-bit codes, e8-4bit): digits by the constant 12 (a multiply-high each), one more
-//   constant division per coordinate in the roundings, codes across words: ≈ 570 per block ≈ 157 per
-//   code byte (before ≈ 340). E8 q = 24 (37-bit codes, e8-5bit): the first two digits in 16-bit limbs:
-//   ≈ 610 per block ≈ 132 per code byte (before ≈ 350).
+//   constant division per coordinate in the roundings, codes across words: ≈ 485 per block ≈ 134 per
+//   code byte (≈ 570 and 157 before the leader became the rounding error). E8 q = 24 (37-bit codes,
+//   e8-5bit): the first two digits in 16-bit limbs: ≈ 525 per block ≈ 114 per code byte (≈ 610, 132).
 // A GPU reads a byte from memory in the time of ≈ 7 instructions (H200: ≈ 33.5 T instructions/s for
 // 4.8 TB/s), so this loop is still instruction-bound, not memory-bound: what remains is the E8
-// nearest-point rule (≈ 60 % of an E8 block), the escape bookkeeping (slot, id, μ: ≈ 15 % of E8,
+// nearest-point rule (≈ half of an E8 block), the escape bookkeeping (slot, id, μ: ≈ 15 % of E8,
 // ≈ 30 % of D3) and the dither hash (≈ 15 instructions per block, a fifth of D3). These are fixed by
 // the format (the hash and the escapes are part of the code), so D3 cannot go much below ≈ 50 per
 // byte without changing the stored form.

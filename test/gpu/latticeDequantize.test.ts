@@ -23,14 +23,18 @@ import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
 import { workgroupGrid } from '../../src/gpu/workSplit.js';
 import probeSource from './latticeDecodeProbe.wgsl?raw';
+import gemvProbeSource from './gemvDecodeProbe.wgsl?raw';
+import { gemvDecodeWithRulesWgsl } from '../../src/gpu/kernels/gemvDecode.js';
+import { MAX_UNIVERSAL_Q, type LatticeName } from '../../src/quantize/latticeSpec.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { f32Bits, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
- * 1. The WGSL integer decoders (shaders/lattice_decode.wgsl) against VoronoiCode.decode: every code
- *    of the small codes, and many codes of E8 / Z^8 q = 16 (random, plus digit patterns that land on
- *    Voronoi boundaries): leaders must be identical, integer for integer.
+ * 1. The WGSL integer decoders against VoronoiCode.decode: decode_leader (shaders/lattice_decode.wgsl,
+ *    lattice and q at run time) and gemv_leader (shaders/gemv_decode.wgsl, q compiled in: the GEMV
+ *    kernels' decode); every code of the small codes, and many codes of the larger ones (random, plus
+ *    digit patterns that land on Voronoi boundaries): leaders must be identical, integer for integer.
  * 2. The dequantize kernel against decodeRotated: stated tolerance |gpu − cpu| ≤ 1e-6·|cpu| per entry
  *    (the GPU forms ν·γ·(unit/(s√N))·k·P in five f32 roundings, the CPU in float64; an exact zero must
  *    stay zero), and `latticeDequantize` (decode, inverse rotation and means, all but the mean
@@ -43,18 +47,23 @@ const noGpu = await gpuUnavailableReason();
 
 const LATTICE_IDS = { D3: 0, E8: 1, Z8: 2 } as const;
 
-async function gpuDecode(context: GpuContext, lattice: keyof typeof LATTICE_IDS, q: number, codes: Uint32Array): Promise<Int32Array> {
+/**
+ * Runs a decode probe (one of the probe kernels beside this file, compiled after `source`) over
+ * `codes` and reads back 8 i32 per code. `codeWords` holds the codes as the probe binds them
+ * (1 word per code, or 2: low, high).
+ */
+async function runDecodeProbe(context: GpuContext, source: string, params: UniformPacker, codeWords: Uint32Array, count: number): Promise<Int32Array> {
   const { device } = context;
   const buffers: GPUBuffer[] = [];
   try {
     return await withValidation(device, 'decode probe', async () => {
-      const module = device.createShaderModule({ label: 'decode probe', code: `${latticeDecodeSource}\n${probeSource}` });
+      const module = device.createShaderModule({ label: 'decode probe', code: source });
       const pipeline = device.createComputePipeline({ label: 'decode probe', layout: 'auto', compute: { module, entryPoint: 'main' } });
-      const params = createUniformBuffer(device, 'decode probe params', new UniformPacker().u32(LATTICE_IDS[lattice], 'lattice').u32(q, 'q').u32(codes.length, 'count'));
-      buffers.push(params);
-      const input = createBufferWithData(device, 'decode probe codes', codes, STORAGE_USAGE);
+      const paramsBuffer = createUniformBuffer(device, 'decode probe params', params);
+      buffers.push(paramsBuffer);
+      const input = createBufferWithData(device, 'decode probe codes', codeWords, STORAGE_USAGE);
       buffers.push(input);
-      const output = createBuffer(device, 'decode probe leaders', 32 * codes.length, STORAGE_USAGE);
+      const output = createBuffer(device, 'decode probe leaders', 32 * count, STORAGE_USAGE);
       buffers.push(output);
       const encoder = device.createCommandEncoder({ label: 'decode probe' });
       const pass = encoder.beginComputePass({ label: 'decode probe' });
@@ -65,25 +74,69 @@ async function gpuDecode(context: GpuContext, lattice: keyof typeof LATTICE_IDS,
           label: 'decode probe',
           layout: pipeline.getBindGroupLayout(0),
           entries: [
-            { binding: 0, resource: { buffer: params } },
+            { binding: 0, resource: { buffer: paramsBuffer } },
             { binding: 1, resource: { buffer: input } },
             { binding: 2, resource: { buffer: output } },
           ],
         }),
       );
-      const [x, y] = workgroupGrid(Math.ceil(codes.length / 64), device.limits.maxComputeWorkgroupsPerDimension);
+      const [x, y] = workgroupGrid(Math.ceil(count / 64), device.limits.maxComputeWorkgroupsPerDimension);
       pass.dispatchWorkgroups(x, y);
       pass.end();
       device.queue.submit([encoder.finish()]);
-      return new Int32Array(await readBuffer(device, output, 32 * codes.length));
+      return new Int32Array(await readBuffer(device, output, 32 * count));
     });
   } finally {
     for (const buffer of buffers) buffer.destroy();
   }
 }
 
-/** E8 / Z^8 codes to probe: random u32 codes below q^8, and codes whose digits are all equal or alternate. */
-function sampleCodes(q: number, count: number, seed: number): Uint32Array {
+/** decode_leader (runtime lattice and q) of every code. */
+function gpuDecode(context: GpuContext, lattice: keyof typeof LATTICE_IDS, q: number, codes: Uint32Array): Promise<Int32Array> {
+  const params = new UniformPacker().u32(LATTICE_IDS[lattice], 'lattice').u32(q, 'q').u32(codes.length, 'count');
+  return runDecodeProbe(context, `${latticeDecodeSource}\n${probeSource}`, params, codes, codes.length);
+}
+
+/** gemv_leader (the lattice and q compiled in) of every code (codes up to 2^53, as low and high words). */
+function gpuGemvDecode(context: GpuContext, lattice: LatticeName, q: number, codes: readonly number[]): Promise<Int32Array> {
+  const words = new Uint32Array(2 * codes.length);
+  codes.forEach((code, i) => {
+    words[2 * i] = code % 2 ** 32;
+    words[2 * i + 1] = Math.floor(code / 2 ** 32);
+  });
+  return runDecodeProbe(context, `${gemvDecodeWithRulesWgsl(lattice, q)}\n${gemvProbeSource}`, new UniformPacker().u32(codes.length, 'count'), words, codes.length);
+}
+
+/** Codes whose GPU leader differs from VoronoiCode.decode's (the count, and the first as text). */
+function decodeMismatches(code: VoronoiCode, codes: ArrayLike<number>, got: Int32Array): { count: number; first: string } {
+  const d = code.lattice.dimension;
+  let count = 0;
+  let first = '';
+  for (let i = 0; i < codes.length; i++) {
+    const expected = code.decode(codes[i] as number);
+    for (let k = 0; k < d; k++) {
+      if (got[8 * i + k] !== expected[k]) {
+        count++;
+        first ||= `code ${codes[i]}: got ${Array.from(got.subarray(8 * i, 8 * i + d))}, expected ${Array.from(expected)}`;
+        break;
+      }
+    }
+  }
+  return { count, first };
+}
+
+/** The number of distinct leaders among the GPU's (a bijection gives as many as codes). */
+function distinctLeaders(got: Int32Array, count: number, d: number): number {
+  const distinct = new Set<string>();
+  for (let i = 0; i < count; i++) distinct.add(Array.from(got.subarray(8 * i, 8 * i + d)).join(','));
+  return distinct.size;
+}
+
+/**
+ * 8-dimensional codes to probe: codes whose digits are all equal or alternate, then random codes below
+ * q^8 (which may exceed 2^32).
+ */
+function sampleCodes(q: number, count: number, seed: number): number[] {
   const size = q ** 8;
   const rng = new Rng(seed);
   const codes: number[] = [];
@@ -93,8 +146,16 @@ function sampleCodes(q: number, count: number, seed: number): Uint32Array {
       codes.push(fromDigits([a, b, a, b, a, b, a, b]), fromDigits([a, a, a, a, b, b, b, b]), fromDigits([a, a, a, a, a, a, a, b]));
     }
   }
-  while (codes.length < count) codes.push(size === 2 ** 32 ? rng.nextU32() : rng.nextInt(size));
-  return Uint32Array.from(codes);
+  const highRange = Math.ceil(size / 2 ** 32);
+  while (codes.length < count) {
+    if (highRange === 1) {
+      codes.push(size === 2 ** 32 ? rng.nextU32() : rng.nextInt(size));
+    } else {
+      const code = rng.nextInt(highRange) * 2 ** 32 + rng.nextU32();
+      if (code < size) codes.push(code);
+    }
+  }
+  return codes;
 }
 
 function allCodes(size: number): Uint32Array {
@@ -116,9 +177,9 @@ describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders'
     ['E8', 2, E8, () => allCodes(256)],
     ['E8', 3, E8, () => allCodes(6561)],
     ['E8', 4, E8, () => allCodes(65536)],
-    ['E8', 14, E8, () => sampleCodes(14, 20000, 1)],
-    ['E8', 16, E8, () => sampleCodes(16, 30000, 2)],
-    ['Z8', 16, zLattice(8), () => sampleCodes(16, 5000, 3)],
+    ['E8', 14, E8, () => Uint32Array.from(sampleCodes(14, 20000, 1))],
+    ['E8', 16, E8, () => Uint32Array.from(sampleCodes(16, 30000, 2))],
+    ['Z8', 16, zLattice(8), () => Uint32Array.from(sampleCodes(16, 5000, 3))],
     ['Z8', 5, zLattice(8), () => allCodes(5 ** 6)],
   ];
 
@@ -126,26 +187,48 @@ describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders'
     const codes = makeCodes();
     const got = await gpuDecode(context, name, q, codes);
     const code = new VoronoiCode(lattice, q);
-    const d = lattice.dimension;
-    let mismatches = 0;
-    let first = '';
-    for (let i = 0; i < codes.length; i++) {
-      const expected = code.decode(codes[i] as number);
-      for (let k = 0; k < d; k++) {
-        if (got[8 * i + k] !== expected[k]) {
-          mismatches++;
-          first ||= `code ${codes[i]}: got ${Array.from(got.subarray(8 * i, 8 * i + d))}, expected ${Array.from(expected)}`;
-          break;
-        }
-      }
-    }
-    expect(mismatches, first).toBe(0);
-    if (codes.length === code.size) {
-      // Exhaustive: the decoder is a bijection onto q^d distinct leaders.
-      const distinct = new Set<string>();
-      for (let i = 0; i < codes.length; i++) distinct.add(Array.from(got.subarray(8 * i, 8 * i + d)).join(','));
-      expect(distinct.size).toBe(code.size);
-    }
+    const { count, first } = decodeMismatches(code, codes, got);
+    expect(count, first).toBe(0);
+    // Exhaustive: the decoder is a bijection onto q^d distinct leaders.
+    if (codes.length === code.size) expect(distinctLeaders(got, codes.length, lattice.dimension)).toBe(code.size);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('gemv_decode.wgsl: the decoders with q compiled in (gemv_leader, the GEMV kernels\' decode)', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  // Every code of the small codes; for the rest, digit patterns and random codes. The q of every
+  // scheme preset (D3 6; E8 6, 12, 16, 24: codes over 32 bits for 24; Z^8 16), powers of two (digits
+  // and roundings by shifts) and not, and the largest E8 q the decoder takes (MAX_UNIVERSAL_Q).
+  const cases: [name: LatticeName, q: number, lattice: Lattice, codes: () => readonly number[]][] = [
+    ['D3', 2, D3, () => Array.from(allCodes(8))],
+    ['D3', 5, D3, () => Array.from(allCodes(125))],
+    ['D3', 6, D3, () => Array.from(allCodes(216))],
+    ['D3', 10, D3, () => Array.from(allCodes(1000))],
+    ['D3', 16, D3, () => Array.from(allCodes(4096))],
+    ['E8', 2, E8, () => Array.from(allCodes(256))],
+    ['E8', 3, E8, () => Array.from(allCodes(6561))],
+    ['E8', 4, E8, () => Array.from(allCodes(65536))],
+    ['E8', 6, E8, () => sampleCodes(6, 20000, 11)],
+    ['E8', 12, E8, () => sampleCodes(12, 20000, 12)],
+    ['E8', 16, E8, () => sampleCodes(16, 30000, 13)],
+    ['E8', 24, E8, () => sampleCodes(24, 20000, 14)],
+    ['E8', MAX_UNIVERSAL_Q, E8, () => sampleCodes(MAX_UNIVERSAL_Q, 20000, 15)],
+    ['Z', 5, zLattice(8), () => Array.from(allCodes(5 ** 8))],
+    ['Z', 16, zLattice(8), () => sampleCodes(16, 5000, 16)],
+  ];
+
+  it.each(cases)('%s q = %i: gemv_leader equals VoronoiCode.decode for every probed code', async (name, q, lattice, makeCodes) => {
+    const codes = makeCodes();
+    const got = await gpuGemvDecode(context, name, q, codes);
+    const code = new VoronoiCode(lattice, q);
+    const { count, first } = decodeMismatches(code, codes, got);
+    expect(count, first).toBe(0);
+    if (codes.length === code.size) expect(distinctLeaders(got, codes.length, lattice.dimension)).toBe(code.size);
   });
 });
 
