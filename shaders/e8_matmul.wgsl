@@ -2,9 +2,12 @@
 // coset leaders on the fly: the GPU twin of the decoded path of src/product/matmulAT.ts.
 //
 // Compiled as shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl (fn dot_i8x8), then
-// shaders/lattice_decode.wgsl (fn decode_leader), the E8MatmulParams struct, shaders/product_tile.wgsl
-// (the scale multiples and the output of a tile, shared with shaders/d3_table_matmul.wgsl), then this
-// file (src/gpu/kernels/e8Matmul.ts).
+// shaders/lattice_decode.wgsl (fn decode_leader), the decode with q compiled in when both operands
+// share their lattice and q (gemvDecode.ts: gemv_leader), the E8MatmulParams struct, a generated
+// header (src/gpu/kernels/e8Matmul.ts: each operand's A_/B_ CODE_BITS, CODES_PER_WORD, INDEX_BITS and
+// INDICES_PER_WORD, and `operand_leader(is_b, code)`: gemv_leader, or decode_leader with the lattice
+// and q from the uniforms), shaders/product_tile.wgsl (the scale multiples and the output of a tile,
+// shared with shaders/d3_table_matmul.wgsl), then this file.
 //
 // Operands (src/gpu/latticeOperand.ts): codes packed `code_bits` bits per value (E8 q = 16: one per
 // word), scale indices `index_bits` bits per value; each column starts on a fresh word. Column side
@@ -80,10 +83,6 @@ fn main(
 ) {
   let i0 = tile.x * TILE;
   let j0 = tile.y * TILE;
-  let a_per_word = 32u / params.a_code_bits;
-  let a_index_per_word = 32u / params.a_index_bits;
-  let b_per_word = 32u / params.b_code_bits;
-  let b_index_per_word = 32u / params.b_index_bits;
   var acc: array<f32, 16>; // [r · 4 + s], zero-initialized
   // The current run's exact sums, zeroed explicitly after each flush (a zero-initialized `var` declared
   // inside a loop was observed to keep its previous values on Dawn + lavapipe).
@@ -106,24 +105,21 @@ fn main(
       var point = vec2<u32>(0u, 0u);
       var k = 0;
       if (block < params.blocks && global_column < select(params.a_cols, params.b_cols, is_b)) {
-        var word: u32;
-        var index_word: u32;
-        var code_bits: u32;
-        var index_bits: u32;
+        // The block's code and scale index: word and slot by constants (the generated header).
+        var code: u32;
+        var index: u32;
         if (is_b) {
-          word = b_codes[params.b_code_first + global_column * params.b_code_words + block / b_per_word];
-          index_word = b_indices[params.b_index_first + global_column * params.b_index_words + block / b_index_per_word];
-          code_bits = params.b_code_bits;
-          index_bits = params.b_index_bits;
+          let word = b_codes[params.b_code_first + global_column * params.b_code_words + block / B_CODES_PER_WORD];
+          let index_word = b_indices[params.b_index_first + global_column * params.b_index_words + block / B_INDICES_PER_WORD];
+          code = packed_value(word, block % B_CODES_PER_WORD, B_CODE_BITS);
+          index = packed_value(index_word, block % B_INDICES_PER_WORD, B_INDEX_BITS);
         } else {
-          word = a_codes[params.a_code_first + global_column * params.a_code_words + block / a_per_word];
-          index_word = a_indices[params.a_index_first + global_column * params.a_index_words + block / a_index_per_word];
-          code_bits = params.a_code_bits;
-          index_bits = params.a_index_bits;
+          let word = a_codes[params.a_code_first + global_column * params.a_code_words + block / A_CODES_PER_WORD];
+          let index_word = a_indices[params.a_index_first + global_column * params.a_index_words + block / A_INDICES_PER_WORD];
+          code = packed_value(word, block % A_CODES_PER_WORD, A_CODE_BITS);
+          index = packed_value(index_word, block % A_INDICES_PER_WORD, A_INDEX_BITS);
         }
-        let code = packed_value(word, block % (32u / code_bits), code_bits);
-        let index = packed_value(index_word, block % (32u / index_bits), index_bits);
-        let leader = decode_leader(select(params.a_lattice, params.b_lattice, is_b), code, select(params.a_q, params.b_q, is_b));
+        let leader = operand_leader(is_b, code);
         point = pack_leader(leader, block);
         k = select(a_multiple(index), b_multiple(index), is_b);
       }

@@ -10,11 +10,12 @@ import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../.
 import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
 import { escapeNibblesShaderSource, universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { e8MatmulShaderSource } from '../../src/gpu/kernels/e8Matmul.js';
 import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
 
 /*
- * The GEMV kernels' WGSL compiles in Chromium (WebGPU on SwiftShader, the browser's own Tint), not
- * only in the Dawn that Node runs: every variant an app can reach — f32 and int8 inputs, tiles of 1 and
+ * The GEMV kernels' WGSL (and the E8 product's) compiles in Chromium (WebGPU on SwiftShader, the
+ * browser's own Tint), not only in the Dawn that Node runs: every variant an app can reach — f32 and int8 inputs, tiles of 1 and
  * 8 right-hand sides, plain and subgroup reductions where the browser offers subgroups, packed dot
  * products where its WGSL has packed_4x8_integer_dot_product — through createShaderModule and
  * getCompilationInfo, on the demo's page (a secure origin, as WebGPU needs).
@@ -44,6 +45,14 @@ function shaders(): Shader[] {
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
   ];
+  // The E8 product: operands of one lattice and q share the decode with q compiled in; others (E8 × Z^8)
+  // take the run-time decoder.
+  const e8q16 = { lattice: 'E8', q: 16, codeBits: 32, indexBits: 2 } as const;
+  const z8q4 = { lattice: 'Z', q: 4, codeBits: 16, indexBits: 1 } as const;
+  for (const dotPath of ['plain', 'packed'] as const) {
+    list.push({ name: `e8 product e8-q16-deterministic × itself, ${dotPath}`, code: e8MatmulShaderSource({ dotPath, a: e8q16, b: e8q16 }), packed: dotPath === 'packed' });
+    list.push({ name: `e8 product E8 q = 16 × Z^8 q = 4, ${dotPath}`, code: e8MatmulShaderSource({ dotPath, a: e8q16, b: z8q4 }), packed: dotPath === 'packed' });
+  }
   for (const rhsTile of [1, 8] as const) {
     for (const subgroups of [false, true]) {
       list.push({ name: `universal gemv d3-q6, tile ${rhsTile}, subgroups ${subgroups}`, code: universalGemvShaderSource({ lattice: 'D3', rhsTile, subgroups, q: 6 }), subgroups });

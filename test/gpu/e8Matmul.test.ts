@@ -27,6 +27,7 @@ const noGpu = await gpuUnavailableReason();
 const E8_Q16: QuantizeOptions = { scheme: 'e8-q16-deterministic', seed: 21 };
 const betaSet = { kind: 'betaSet', betas: [0.2, 0.28, 0.392, 0.5488] } as const;
 const Z_Q16: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 16, overload: betaSet };
+const E8_Q6: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 6, overload: betaSet };
 const Z_Q4: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 4, overload: { kind: 'betaSet', betas: [0.5, 0.8] } };
 
 async function compare(
@@ -106,11 +107,22 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     }
   });
 
+  // Operands of one lattice and q decode with q compiled in (gemv_leader); the others with the
+  // run-time decoder (decode_leader), which these two cases exercise.
   it('E8 × Z^8 (mixed point scales 2 and 1)', async () => {
     const a = gaussianMatrix(100, 17, 35);
     const b = gaussianMatrix(100, 3, 36);
     const result = await compare(context, a, b, E8_Q16, 'plain', { bOptions: { scheme: Z_Q16, seed: 21 } });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
+  it('E8 q = 16 × E8 q = 6 (one lattice, two q), both dot paths', async () => {
+    const a = gaussianMatrix(100, 17, 37);
+    const b = gaussianMatrix(100, 5, 38);
+    for (const dotPath of dotPaths) {
+      const result = await compare(context, a, b, E8_Q16, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
+      expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
   });
 
   it.each([1, 13, 192])('centred inputs, n = %i', async (n) => {

@@ -15,15 +15,18 @@ import {
   planProductChunks,
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
+import { packedLayout } from '../../format/packing.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
+import { gemvDecodeWgsl } from './gemvDecode.js';
 import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams, productParamsLayout } from './productCommon.js';
 
 /*
  * C = ÂᵀB̂ for two quantized matrices with 8-dimensional blocks (E8 or Z^8) on the GPU
- * (shaders/e8_matmul.wgsl): leaders decoded on the fly with the integer decoder of
- * shaders/lattice_decode.wgsl, held as 8 int8 lanes, multiplied with `dot4I8Packed` where the WGSL
+ * (shaders/e8_matmul.wgsl): leaders decoded on the fly (with q compiled in, gemv_leader of
+ * shaders/gemv_decode.wgsl, when both operands share their lattice and q; else the run-time decoder
+ * of shaders/lattice_decode.wgsl), held as 8 int8 lanes, multiplied with `dot4I8Packed` where the WGSL
  * language feature packed_4x8_integer_dot_product exists and with plain sign extension otherwise.
  * CPU twin: the decoded path of `matmulAT` (src/product/matmulAT.ts), which decodes in float64.
  */
@@ -46,27 +49,87 @@ export function dotPathFor(features: GpuFeatures): DotPath {
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 const Params = /*#__PURE__*/ productParamsLayout('E8MatmulParams', {
   kept: 'u32', // keptLength: rotated coordinates that carry data
-  a_lattice: 'u32', // LATTICE_E8 or LATTICE_Z8
+  a_lattice: 'u32', // LATTICE_E8 or LATTICE_Z8 (the run-time decoder's)
   a_q: 'u32',
-  a_code_bits: 'u32',
   b_lattice: 'u32',
   b_q: 'u32',
-  b_code_bits: 'u32',
   flush_blocks: 'u32', // blocks per exact i32 run (1 … SLICE)
   decode_steps: 'u32', // 2 · SLICE · TILE / THREADS (a uniform, so the decoder is not unrolled)
 });
 
-/** The WGSL of one dot path: the dot library, the decoders, the uniform struct, then the kernel. */
-export function e8MatmulShaderSource(dotPath: DotPath): string {
-  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${latticeDecodeSource}\n${Params.wgsl()}\n${PRODUCT_TILE_WGSL}\n${e8MatmulSource}`;
+/** What the kernel compiles in of one operand's code: its lattice, q and field widths. */
+interface OperandCodeShape {
+  readonly lattice: 'E8' | 'Z';
+  readonly q: number;
+  readonly codeBits: number;
+  readonly indexBits: number;
 }
 
-/** Pipelines per device, one per dot path, built on first use. */
+/** One pipeline: the dot path and the code shapes of A and B. */
+export interface E8MatmulVariant {
+  readonly dotPath: DotPath;
+  readonly a: OperandCodeShape;
+  readonly b: OperandCodeShape;
+}
+
+function codeShape(m: GpuDeterministicMatrix): OperandCodeShape {
+  return { lattice: m.scheme.lattice as 'E8' | 'Z', q: m.scheme.q, codeBits: m.codeBits, indexBits: m.scaleIndexBits };
+}
+
+/** Both operands decode with one compile-time decoder (gemv_leader) when they share lattice and q. */
+function sharesDecoder(variant: E8MatmulVariant): boolean {
+  return variant.a.lattice === variant.b.lattice && variant.a.q === variant.b.q;
+}
+
+/**
+ * The generated header of shaders/e8_matmul.wgsl: each operand's field widths and values per word
+ * (constants, so that a block's word and slot are shifts or divisions by a constant), and
+ * `operand_leader(is_b, code)`, the leader of a code of A or B.
+ */
+function operandHeaderWgsl(variant: E8MatmulVariant): string {
+  const lines: string[] = [];
+  for (const [prefix, shape] of [['A', variant.a], ['B', variant.b]] as const) {
+    lines.push(
+      `const ${prefix}_CODE_BITS: u32 = ${shape.codeBits}u;`,
+      `const ${prefix}_CODES_PER_WORD: u32 = ${packedLayout(shape.codeBits, 1).perWord}u;`,
+      `const ${prefix}_INDEX_BITS: u32 = ${shape.indexBits}u;`,
+      `const ${prefix}_INDICES_PER_WORD: u32 = ${packedLayout(shape.indexBits, 1).perWord}u;`,
+    );
+  }
+  lines.push(
+    'fn operand_leader(is_b: bool, code: u32) -> LatticePoint {',
+    sharesDecoder(variant)
+      ? '  return gemv_leader(code, 0u);'
+      : '  return decode_leader(select(params.a_lattice, params.b_lattice, is_b), code, select(params.a_q, params.b_q, is_b));',
+    '}',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * The WGSL of one variant: the dot library, the decoders (the compile-time one when the operands share
+ * it), the uniform struct, the operand header, the tile library, then the kernel.
+ */
+export function e8MatmulShaderSource(variant: E8MatmulVariant): string {
+  const dot = variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource;
+  const decoder = sharesDecoder(variant) ? gemvDecodeWgsl(variant.a.lattice, variant.a.q) : '';
+  return [dot, latticeDecodeSource, decoder, Params.wgsl(), operandHeaderWgsl(variant), PRODUCT_TILE_WGSL, e8MatmulSource].join('\n');
+}
+
+function shapeKey(shape: OperandCodeShape): string {
+  return `${shape.lattice}${shape.q}/${shape.codeBits}/${shape.indexBits}`;
+}
+
+/** Pipelines per device and variant, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'e8 matmul',
   bindings: /*#__PURE__*/ productBindingTypes('uniform'),
-  compile: (device, pipelineLayout, dotPath: DotPath) =>
-    createKernelPipeline(device, pipelineLayout, { label: `e8 matmul (${dotPath} dot products)`, code: e8MatmulShaderSource(dotPath) }),
+  key: (variant: E8MatmulVariant) => `${variant.dotPath}:${shapeKey(variant.a)}:${shapeKey(variant.b)}`,
+  compile: (device, pipelineLayout, variant: E8MatmulVariant) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `e8 matmul (${variant.dotPath} dot products, A ${variant.a.lattice} q = ${variant.a.q}, B ${variant.b.lattice} q = ${variant.b.q}, ${sharesDecoder(variant) ? 'decoder with q compiled in' : 'run-time decoder'})`,
+      code: e8MatmulShaderSource(variant),
+    }),
 });
 
 /** Largest ‖P‖² of a leader in point coordinates: E8 ≤ (2q)² (covering radius 1, doubled); Z^8 ≤ 8·⌊q/2⌋². */
@@ -123,7 +186,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
   const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
   const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, SLICE);
   const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
-  const { layout, pipeline } = pipelines.get(device, args.dotPath);
+  const { layout, pipeline } = pipelines.get(device, { dotPath: args.dotPath, a: codeShape(a), b: codeShape(b) });
   const chunks = planProductChunks(
     device,
     encoder,
@@ -141,10 +204,8 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
       kept: a.keptLength,
       a_lattice: latticeId(a.scheme),
       a_q: a.scheme.q,
-      a_code_bits: a.codeBits,
       b_lattice: latticeId(b.scheme),
       b_q: b.scheme.q,
-      b_code_bits: b.codeBits,
       flush_blocks: flushBlocks,
       decode_steps: (2 * SLICE * TILE) / THREADS,
     });
