@@ -19,14 +19,14 @@ import { rotationLength } from '../../src/rotation/hadamard.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
-import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { matmulATExact, type Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { dequantizeD3GroupScaled, encodeD3GroupScaled, type D3GroupScaledMatrix } from '../../src/quantize/d3GroupScale.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantizedMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { readQuantizedContainer, writeQuantizedContainer, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
 import { d3GroupScaledGemvI8, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix, type D3GroupScaledGemvI8Options } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
@@ -977,54 +977,63 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
 
 describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader-table copies', () => {
   let context: GpuContext;
+  let universalQ: UniversalLatticeMatrix;
+  let deterministicQ: DeterministicLatticeMatrix;
+  let universalW: GpuUniversalQuantizedMatrix;
+  let weights: UniversalGemvI8Weights;
+  let deterministicW: GpuLatticeQuantizedMatrix;
   beforeAll(async () => {
     context = await testDevice();
+    universalQ = quantizeUniversal(gaussianMatrix(700, 37, 80), { scheme: 'd3-q6', seed: 4, nonce: 81 });
+    deterministicQ = deterministic(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
+    universalW = uploadUniversalMatrix(context.device, universalQ);
+    weights = UniversalGemvI8Weights.create(context.device, universalW);
+    deterministicW = uploadLatticeMatrix(context.device, deterministicQ);
   });
-  afterAll(() => context?.device.destroy());
+  afterAll(() => {
+    weights?.destroy();
+    universalW?.destroy();
+    deterministicW?.destroy();
+    context?.device.destroy();
+  });
 
   // Lanes read copy lane mod copies: a copy left unfilled, or filled with another entry, changes Y
   // for the lanes that read it; with every copy right Y does not depend on the count at all, nor on
   // the padding to 256 entries per copy (which moves every entry's word: e·copies + c with 256 or 216
   // entries per copy is the same word, but a fill that strides by the wrong count would not be).
-  it('give the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, not padded), and their twins; a count that does not fit is refused', async () => {
+  // One test per kernel and tile (each compiles up to 9 pipelines).
+  it.each([
+    { kernel: 'universal' as const, k: 1 },
+    { kernel: 'universal' as const, k: 9 },
+    { kernel: 'deterministic' as const, k: 1 },
+    { kernel: 'deterministic' as const, k: 9 },
+  ])('$kernel, k = $k: the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, not padded), and the twin', async ({ kernel, k }) => {
     const { device } = context;
     const dotPath = dotPathFor(context.features);
     const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
-    const universalQ = quantizeUniversal(gaussianMatrix(700, 37, 80), { scheme: 'd3-q6', seed: 4, nonce: 81 });
-    const deterministicQ = deterministic(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
-    const universalW = uploadUniversalMatrix(device, universalQ);
-    const weights = UniversalGemvI8Weights.create(device, universalW);
-    const deterministicW = uploadLatticeMatrix(device, deterministicQ);
-    try {
-      for (const k of [1, 9]) {
-        const rhsTile = k === 1 ? 1 : 8;
-        const x = gaussianMatrix(700, k, 83 + k);
-        const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 32 + 64 <= workgroupBytes);
-        expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
-        const layouts = [{}, ...copyCounts.flatMap((leaderCopies) => [{ leaderCopies }, { leaderCopies, padLeaderTable: true }])];
-        const universalYs: Matrix[] = [];
-        const deterministicYs: Matrix[] = [];
-        for (const layout of layouts) {
-          universalYs.push(await universalGemvI8(device, weights, x, { dotPath, ...layout }));
-          deterministicYs.push(await latticeGemvI8(device, deterministicW, x, { dotPath, ...layout }));
-        }
-        expect(universalGemvI8LeaderTable(6, rhsTile, workgroupBytes, { padLeaderTable: true }).entries, 'the test device holds 16 padded copies').toBe(256);
-        for (const [q, ys] of [[universalQ, universalYs], [deterministicQ, deterministicYs]] as const) {
-          const first = ys[0] as Matrix;
-          expect(compare(first, q, x).twin, `k = ${k}: default copies against the twin`).toBeLessThanOrEqual(1);
-          ys.forEach((y, i) => expect(Array.from(y.data), `k = ${k}, ${JSON.stringify(layouts[i])}`).toEqual(Array.from(first.data)));
-        }
-      }
-      // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
-      if (workgroupBytes < 27648 + 8192 + 32 + 64) {
-        await expect(latticeGemvI8(device, deterministicW, gaussianMatrix(700, 9, 90), { dotPath, leaderCopies: 32 })).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes/);
-      }
-      await expect(universalGemvI8(device, weights, gaussianMatrix(700, 1, 91), { dotPath, leaderCopies: 3 as never })).rejects.toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 3/);
-    } finally {
-      weights.destroy();
-      universalW.destroy();
-      deterministicW.destroy();
+    const rhsTile = k === 1 ? 1 : 8;
+    const x = gaussianMatrix(700, k, 83 + k);
+    const copyCounts = ([1, 8, 16, 32] as const).filter((copies) => 4 * 216 * copies + 4 * rhsTile * 256 + 32 + 64 <= workgroupBytes);
+    expect(copyCounts, 'at least 1, 8 and 16 copies fit the test device').toEqual(expect.arrayContaining([1, 8, 16]));
+    expect(universalGemvI8LeaderTable(6, rhsTile, workgroupBytes, { padLeaderTable: true }).entries, 'the test device holds 16 padded copies').toBe(256);
+    const layouts = [{}, ...copyCounts.flatMap((leaderCopies) => [{ leaderCopies }, { leaderCopies, padLeaderTable: true }])];
+    const ys: Matrix[] = [];
+    for (const layout of layouts) {
+      ys.push(kernel === 'universal' ? await universalGemvI8(device, weights, x, { dotPath, ...layout }) : await latticeGemvI8(device, deterministicW, x, { dotPath, ...layout }));
     }
+    const first = ys[0] as Matrix;
+    expect(compare(first, kernel === 'universal' ? universalQ : deterministicQ, x).twin, 'default copies against the twin').toBeLessThanOrEqual(1);
+    ys.forEach((y, i) => expect(Array.from(y.data), JSON.stringify(layouts[i])).toEqual(Array.from(first.data)));
+  });
+
+  it('a count that does not fit, or is not a power of two, is refused', async () => {
+    const { device } = context;
+    const dotPath = dotPathFor(context.features);
+    // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
+    if (device.limits.maxComputeWorkgroupStorageSize < 27648 + 8192 + 32 + 64) {
+      await expect(latticeGemvI8(device, deterministicW, gaussianMatrix(700, 9, 90), { dotPath, leaderCopies: 32 })).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes/);
+    }
+    await expect(universalGemvI8(device, weights, gaussianMatrix(700, 1, 91), { dotPath, leaderCopies: 3 as never })).rejects.toThrow(/leaderCopies must be one of 32, 16, 8, 4, 2, 1, got 3/);
   });
 });
 
