@@ -1,7 +1,7 @@
 // C = ÂᵀB̂ for two quantized matrices with 8-dimensional blocks (E8 or Z^8, any q ≤ 16), decoding the
 // coset leaders on the fly: the GPU twin of the decoded path of src/product/matmulAT.ts.
 //
-// Compiled as shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl (fn dot_i8x8), then
+// Compiled as shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl (fn dot_i8x8, pack_i8x4), then
 // shaders/lattice_decode.wgsl (fn decode_leader), the decode with q compiled in when both operands
 // share their lattice and q (gemvDecode.ts: gemv_leader), the E8MatmulParams struct, a generated
 // header (src/gpu/kernels/e8Matmul.ts: each operand's A_/B_ CODE_BITS, CODES_PER_WORD, INDEX_BITS and
@@ -58,21 +58,20 @@ fn packed_value(word: u32, slot: u32, bits: u32) -> u32 {
   return extractBits(word, slot * bits, bits);
 }
 
-// The 8 coordinates of a leader as int8 lanes; lanes whose rotated coordinate index
-// block·8 + lane is ≥ kept are zero.
+// The 8 coordinates of a leader as int8 lanes (pack_i8x4 of the dot library); lanes whose rotated
+// coordinate index block·8 + lane is ≥ kept are zero (only a column's last block can have any).
 fn pack_leader(p: LatticePoint, block: u32) -> vec2<u32> {
-  var words = vec2<u32>(0u, 0u);
-  for (var lane = 0u; lane < 8u; lane = lane + 1u) {
-    if (block * 8u + lane < params.kept) {
-      let byte = bitcast<u32>(p[lane]) & 0xffu;
-      if (lane < 4u) {
-        words.x = words.x | (byte << (8u * lane));
-      } else {
-        words.y = words.y | (byte << (8u * (lane - 4u)));
-      }
+  var lanes = p;
+  let first = block * 8u;
+  if (first + 8u > params.kept) {
+    for (var lane = 0u; lane < 8u; lane = lane + 1u) {
+      lanes[lane] = select(0, p[lane], first + lane < params.kept);
     }
   }
-  return words;
+  return vec2<u32>(
+    pack_i8x4(vec4<i32>(lanes[0], lanes[1], lanes[2], lanes[3])),
+    pack_i8x4(vec4<i32>(lanes[4], lanes[5], lanes[6], lanes[7])),
+  );
 }
 
 @compute @workgroup_size(16, 16, 1)
