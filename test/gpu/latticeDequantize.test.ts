@@ -22,8 +22,7 @@ import {
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
 import { workgroupGrid } from '../../src/gpu/workSplit.js';
-import probeSource from './latticeDecodeProbe.wgsl?raw';
-import gemvProbeSource from './gemvDecodeProbe.wgsl?raw';
+import probeSource from './decodeProbe.wgsl?raw';
 import { gemvDecodeWithRulesWgsl } from '../../src/gpu/kernels/gemvDecode.js';
 import { MAX_UNIVERSAL_Q, type LatticeName } from '../../src/quantize/latticeSpec.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
@@ -48,20 +47,27 @@ const noGpu = await gpuUnavailableReason();
 const LATTICE_IDS = { D3: 0, E8: 1, Z8: 2 } as const;
 
 /**
- * Runs a decode probe (one of the probe kernels beside this file, compiled after `source`) over
- * `codes` and reads back 8 i32 per code. `codeWords` holds the codes as the probe binds them
- * (1 word per code, or 2: low, high).
+ * Runs shaders `decoder` with the probe kernel beside this file over `codes` (up to 2^53) and reads
+ * back 8 i32 per code. `probeLeader` is the body of the probe's `probe_leader(code: vec2<u32>)`.
  */
-async function runDecodeProbe(context: GpuContext, source: string, params: UniformPacker, codeWords: Uint32Array, count: number): Promise<Int32Array> {
+async function runDecodeProbe(context: GpuContext, decoder: string, probeLeader: string, params: { lattice: number; q: number }, codes: ArrayLike<number>): Promise<Int32Array> {
   const { device } = context;
+  const count = codes.length;
+  const words = new Uint32Array(2 * count);
+  for (let i = 0; i < count; i++) {
+    const code = codes[i] as number;
+    words[2 * i] = code % 2 ** 32;
+    words[2 * i + 1] = Math.floor(code / 2 ** 32);
+  }
+  const source = `${decoder}\nfn probe_leader(code: vec2<u32>) -> LatticePoint { ${probeLeader} }\n${probeSource}`;
   const buffers: GPUBuffer[] = [];
   try {
     return await withValidation(device, 'decode probe', async () => {
       const module = device.createShaderModule({ label: 'decode probe', code: source });
       const pipeline = device.createComputePipeline({ label: 'decode probe', layout: 'auto', compute: { module, entryPoint: 'main' } });
-      const paramsBuffer = createUniformBuffer(device, 'decode probe params', params);
+      const paramsBuffer = createUniformBuffer(device, 'decode probe params', new UniformPacker().u32(params.lattice, 'lattice').u32(params.q, 'q').u32(count, 'count'));
       buffers.push(paramsBuffer);
-      const input = createBufferWithData(device, 'decode probe codes', codeWords, STORAGE_USAGE);
+      const input = createBufferWithData(device, 'decode probe codes', words, STORAGE_USAGE);
       buffers.push(input);
       const output = createBuffer(device, 'decode probe leaders', 32 * count, STORAGE_USAGE);
       buffers.push(output);
@@ -91,20 +97,14 @@ async function runDecodeProbe(context: GpuContext, source: string, params: Unifo
   }
 }
 
-/** decode_leader (runtime lattice and q) of every code. */
+/** decode_leader (lattice and q at run time, from the probe's uniforms) of every code (below 2^32). */
 function gpuDecode(context: GpuContext, lattice: keyof typeof LATTICE_IDS, q: number, codes: Uint32Array): Promise<Int32Array> {
-  const params = new UniformPacker().u32(LATTICE_IDS[lattice], 'lattice').u32(q, 'q').u32(codes.length, 'count');
-  return runDecodeProbe(context, `${latticeDecodeSource}\n${probeSource}`, params, codes, codes.length);
+  return runDecodeProbe(context, latticeDecodeSource, 'return decode_leader(params.lattice, code.x, params.q);', { lattice: LATTICE_IDS[lattice], q }, codes);
 }
 
-/** gemv_leader (the lattice and q compiled in) of every code (codes up to 2^53, as low and high words). */
+/** gemv_leader (the lattice and q compiled in) of every code. */
 function gpuGemvDecode(context: GpuContext, lattice: LatticeName, q: number, codes: readonly number[]): Promise<Int32Array> {
-  const words = new Uint32Array(2 * codes.length);
-  codes.forEach((code, i) => {
-    words[2 * i] = code % 2 ** 32;
-    words[2 * i + 1] = Math.floor(code / 2 ** 32);
-  });
-  return runDecodeProbe(context, `${gemvDecodeWithRulesWgsl(lattice, q)}\n${gemvProbeSource}`, new UniformPacker().u32(codes.length, 'count'), words, codes.length);
+  return runDecodeProbe(context, gemvDecodeWithRulesWgsl(lattice, q), 'return gemv_leader(code.x, code.y);', { lattice: 0, q }, codes);
 }
 
 /** Codes whose GPU leader differs from VoronoiCode.decode's (the count, and the first as text). */

@@ -1,8 +1,11 @@
-// Test kernel for `gemv_leader`, the GEMV kernels' decode with q a compile-time constant
-// (shaders/gemv_decode.wgsl behind the header src/gpu/kernels/gemvDecode.ts generates for one lattice
-// and q; compiled after them): writes gemv_leader(low, high) of each code, 8 i32 per code (D3 fills 3).
+// Test kernel for the leader decoders: writes probe_leader(code) of each code, 8 i32 per code (D3 fills
+// 3). Compiled after the decoder and a one-line `probe_leader(code: vec2<u32>) -> LatticePoint` that
+// the test defines: decode_leader (shaders/lattice_decode.wgsl: lattice and q from `params`) or
+// gemv_leader (shaders/gemv_decode.wgsl: q compiled in).
 
 struct ProbeParams {
+  lattice: u32,
+  q: u32,
   count: u32,
 }
 
@@ -16,8 +19,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   if (i >= params.count) {
     return;
   }
-  let code = codes[i];
-  let leader = gemv_leader(code.x, code.y);
+  let leader = probe_leader(codes[i]);
   for (var k = 0u; k < 8u; k = k + 1u) {
     leaders[8u * i + k] = leader[k];
   }
