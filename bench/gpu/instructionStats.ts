@@ -7,9 +7,9 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { latticeCodeBits, scaleIndexBits } from '../../src/gpu/latticeOperand.js';
+import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
-import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { e8MatmulShaderSource, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
@@ -77,15 +77,26 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
 function latticeSubject(scheme: SchemeName, workgroupBytes: number): SpirvSubject {
   const s = SCHEMES[scheme];
   if (s.kind !== 'lattice' || s.mode !== 'deterministic') throw new Error(`${scheme} is not deterministic`);
-  const multiples = s.overload.kind === 'ladder' ? s.overload.steps : s.overload.betas.length;
   const variant = {
     lattice: s.lattice,
     q: s.q,
     codeBits: latticeCodeBits(s),
-    indexBits: scaleIndexBits(multiples),
+    indexBits: schemeScaleIndexBits(s),
     leaderTableCopies: latticeLeaderTableCopies(s.lattice, s.q, workgroupBytes),
   };
   return { key: `lattice:${scheme}`, moduleKey: `lattice-${scheme}`, code: latticeGemvShaderSource(1, variant), codeVariables: ['codes'] };
+}
+
+/**
+ * The E8 product's staging loop (shaders/e8_matmul.wgsl): one block of A or B per iteration, its code
+ * and index read, its leader decoded (q compiled in, as for two operands of one scheme), packed and
+ * stored, per byte of one operand's codes (both operands' loads are in the loop, one runs).
+ */
+function e8ProductSubject(scheme: SchemeName, dotPath: DotPath): SpirvSubject {
+  const s = SCHEMES[scheme];
+  if (s.kind !== 'lattice' || s.mode !== 'deterministic' || s.lattice !== 'E8') throw new Error(`${scheme} is not a deterministic E8 scheme`);
+  const shape = { lattice: s.lattice, q: s.q, codeBits: latticeCodeBits(s), indexBits: schemeScaleIndexBits(s) };
+  return { key: `product:${scheme}:${dotPath}`, moduleKey: `product-${scheme}-${dotPath}`, code: e8MatmulShaderSource({ dotPath, a: shape, b: shape }), codeVariables: ['a_codes'] };
 }
 
 /** Every kernel the report shows (subgroup variants where the benchmark's device uses them). */
@@ -102,6 +113,9 @@ function subjects(
     ...schemes.universal.map((scheme) => universalSubject(scheme, subgroups, schemes.workgroupBytes)),
     ...schemes.int8DotPaths.flatMap((dotPath) => int8Subjects(subgroups, dotPath, schemes.workgroupBytes)),
     ...schemes.deterministic.map((scheme) => latticeSubject(scheme, schemes.workgroupBytes)),
+    ...schemes.deterministic
+      .filter((scheme) => SCHEMES[scheme].kind === 'lattice' && SCHEMES[scheme].lattice === 'E8')
+      .flatMap((scheme) => schemes.int8DotPaths.map((dotPath) => e8ProductSubject(scheme, dotPath))),
     { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
   ];
 }

@@ -145,7 +145,7 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
     operands.push(b);
     kernel = `engine product ${scheme} (${engine.productKernel(a, b)}${engine.productKernel(a, b) === 'd3-table' ? `, ${tableLabel(engine)}` : ''})`;
     const bytes = operandBytes(a) + operandBytes(b);
-    return await timedProduct(
+    const row = await timedProduct(
       context,
       kernel,
       p,
@@ -155,6 +155,8 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
       (8 * bytes) / (p.n * (p.a.cols + p.b.cols)),
       bytes,
     );
+    // The E8 product's staging loop has its SPIR-V count (instructionStats.ts: e8ProductSubject).
+    return engine.productKernel(a, b) === 'e8-dot' ? { ...row, spirvKey: `product:${scheme}:${engine.dotPath}` } : row;
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);
   } finally {

@@ -74,6 +74,11 @@ export function scaleIndexBits(count: number): number {
   return Math.max(1, Math.ceil(Math.log2(count)));
 }
 
+/** Bits of a packed scale index of `scheme`: one of its ladder steps or betas (d3-q6-deterministic: 4 steps, 2 bits). */
+export function schemeScaleIndexBits(scheme: DeterministicLatticeScheme): number {
+  return scaleIndexBits(scheme.overload.kind === 'ladder' ? scheme.overload.steps : scheme.overload.betas.length);
+}
+
 /** Packed words per column of the codes and of the scale indices. */
 export function operandWordsPerColumn(m: GpuDeterministicMatrix): { codes: number; scaleIndices: number } {
   return {

@@ -20,7 +20,7 @@ import {
   operandColumnsPerBinding,
   operandWindows,
   operandWordsPerColumn,
-  scaleIndexBits,
+  schemeScaleIndexBits,
   type ColumnSideWindow,
   type GpuDeterministicMatrix,
   type MatrixColumnSide,
@@ -102,8 +102,7 @@ export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme)
   if (scheme.lattice !== 'D3') return `the int8-input GEMV reads D3 codes; this scheme is ${scheme.lattice}`;
   const codeBits = latticeCodeBits(scheme);
   if (codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codeBits}-bit codes`;
-  const multiples = scheme.overload.kind === 'ladder' ? scheme.overload.steps : scheme.overload.betas.length;
-  const indexBits = scaleIndexBits(multiples);
+  const indexBits = schemeScaleIndexBits(scheme);
   if (indexBits !== 1 && indexBits !== 2) return `the int8-input GEMV reads scale indices of 1 or 2 bits; this scheme has ${indexBits}`;
   return null;
 }
