@@ -1,6 +1,6 @@
 import { check } from '../errors.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
-import { packedLayout, packField } from '../format/packing.js';
+import { packedLayout, packField, unpackField } from '../format/packing.js';
 import type { Matrix } from '../matrix.js';
 import { fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
@@ -47,9 +47,17 @@ export interface D3GroupScaledMatrix {
   readonly norms: Float32Array;
 }
 
+/** Bits of one block's code: d3-q6's 216 leaders in a byte, 4 per word (one group). */
+const GROUP_SCALE_CODE_BITS = 8;
+
 /** Words per column of the packed group scale indices (`packField`'s layout: 8 per word). */
 export function groupIndexWordsPerColumn(groupsPerColumn: number): number {
   return packedLayout(GROUP_SCALE_INDEX_BITS, groupsPerColumn).wordsPerColumn;
+}
+
+/** The groups' scale indices unpacked (`unpackField` of `groupIndices`): cols × groupsPerColumn, column-major. */
+export function groupScaleIndices(m: D3GroupScaledMatrix): Uint32Array {
+  return unpackField({ words: m.groupIndices, bits: GROUP_SCALE_INDEX_BITS, ...packedLayout(GROUP_SCALE_INDEX_BITS, m.groupsPerColumn) }, m.groupsPerColumn, m.cols);
 }
 
 /** d3-q6-deterministic, whose codes, ladder span and column unit the prototype shares. */
@@ -150,7 +158,7 @@ export function encodeD3GroupScaled(w: Matrix, steps: number = GROUP_SCALE_STEPS
     groupsPerColumn,
     unit: grid.unit,
     multiples: grid.multiples,
-    codes: packField(codes, 8, blocksPerColumn, cols).words,
+    codes: packField(codes, GROUP_SCALE_CODE_BITS, blocksPerColumn, cols).words,
     groupIndices: packField(indices, GROUP_SCALE_INDEX_BITS, groupsPerColumn, cols).words,
     norms,
   };
@@ -167,22 +175,22 @@ export function dequantizeD3GroupScaled(m: D3GroupScaledMatrix): Matrix {
   const d = lattice.dimension;
   const code = new VoronoiCode(lattice, groupScaledBaseScheme().q);
   const { rows, cols, blocksPerColumn, groupsPerColumn } = m;
-  const indicesPerWord = 32 / GROUP_SCALE_INDEX_BITS;
   const indexWords = groupIndexWordsPerColumn(groupsPerColumn);
   check(
     blocksPerColumn === Math.ceil(rows / d) && groupsPerColumn === Math.ceil(blocksPerColumn / GROUP_SCALE_BLOCKS) && m.codes.length === groupsPerColumn * cols && m.groupIndices.length === indexWords * cols && m.norms.length === cols,
     () => `dequantizeD3GroupScaled: the fields do not match a ${rows} × ${cols} matrix (${m.codes.length} code words, ${m.groupIndices.length} index words, ${m.norms.length} norms)`,
   );
+  const indices = groupScaleIndices(m);
+  const codes = unpackField({ words: m.codes, bits: GROUP_SCALE_CODE_BITS, ...packedLayout(GROUP_SCALE_CODE_BITS, blocksPerColumn) }, blocksPerColumn, cols);
   const data = new Float32Array(rows * cols);
   const point = new Int32Array(d);
   const toEntries = m.unit / (lattice.pointScale * Math.sqrt(rows));
   for (let j = 0; j < cols; j++) {
     for (let b = 0; b < blocksPerColumn; b++) {
       const g = Math.floor(b / GROUP_SCALE_BLOCKS);
-      const index = ((m.groupIndices[j * indexWords + Math.floor(g / indicesPerWord)] as number) >>> (GROUP_SCALE_INDEX_BITS * (g % indicesPerWord))) & (2 ** GROUP_SCALE_INDEX_BITS - 1);
+      const index = indices[j * groupsPerColumn + g] as number;
       check(index < m.multiples.length, () => `dequantizeD3GroupScaled: column ${j}, group ${g} has scale index ${index}; there are ${m.multiples.length} multiples`);
-      const codeValue = ((m.codes[j * groupsPerColumn + g] as number) >>> (8 * (b % GROUP_SCALE_BLOCKS))) & 0xff;
-      code.decode(codeValue, point);
+      code.decode(codes[j * blocksPerColumn + b] as number, point);
       const scale = (m.norms[j] as number) * toEntries * (m.multiples[index] as number);
       for (let i = 0; i < d && b * d + i < rows; i++) data[j * rows + b * d + i] = scale * (point[i] as number);
     }
