@@ -74,6 +74,7 @@ export function largestColumnNorm(x: Matrix): number {
 
 /** Column `j` of `m` as a view (no copy). */
 export function column(m: Matrix, j: number): Float32Array {
+  check(Number.isInteger(j) && j >= 0 && j < m.cols, () => `column index must be an integer in [0, ${m.cols}), got ${j}`);
   return m.data.subarray(j * m.rows, (j + 1) * m.rows);
 }
 

@@ -61,6 +61,8 @@ export class VoronoiCode {
 
   /** The coset leader of code `index`, in point coordinates, written to `out` (a fresh array if omitted). */
   decode(index: number, out: Int32Array = new Int32Array(this.lattice.dimension)): Int32Array {
+    // A fractional, negative or too large index would decode to some valid-looking point.
+    check(Number.isInteger(index) && index >= 0 && index < this.size, () => `VoronoiCode.decode: index must be an integer in [0, q^d = ${this.size}), got ${describeValue(index)}`);
     const { dimension: d, basis, pointScale } = this.lattice;
     let rest = index;
     for (let i = 0; i < d; i++) {

@@ -13,8 +13,9 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * exactly, for every A and B (N = rotated length, D = β²σ²(Λ) of each scheme; ‖·‖ of the centred
  * columns when centred). For the Gram matrix ÂᵀÂ of one quantized matrix (pass it twice) the diagonal
  * is exact and E = (2D + D²)·(‖A‖⁴_F − Σ_i ‖a_i‖⁴) / N. The expectation is over the dither (the
- * nonces); one product fluctuates around it (relative std ≈ 1.15·√((1/a_eff + 1/b_eff)/2) with
- * a_eff = ‖A‖⁴_F / Σ‖a_i‖⁴, small for many columns of similar norm).
+ * nonces); one product fluctuates around it, by a relative std of about √(2/(a·b)) for a × b entries
+ * whose columns are in general position, and at most about 1.15·√((1/a_eff + 1/b_eff)/2) with
+ * a_eff = ‖A‖⁴_F / Σ‖a_i‖⁴, reached when all columns are parallel (README, "The guarantee").
  *
  * Conditions: both operands universal, compatible as `matmulAT` requires them (rows, rotation seed,
  * centring), with every rotated coordinate kept (no time-sharing), and either one quantization or

@@ -1,5 +1,5 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
-import { HUGE_ESCAPE } from '../lattices/escapes.js';
+import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
@@ -12,8 +12,9 @@ import { LONG_ESCAPE } from './universalCode.js';
  * Quantized matrices are plain objects (they serialize, cross workers, and come back from the
  * container reader), so a caller can hand over one that was edited, truncated or built by hand. Every
  * function that reads one checks its structure first: kinds, shapes, typed arrays of the right type
- * and length, escape streams that add up, finite norms. Values that only select among valid outcomes
- * (a code word, a rank) are not checked: they decode to some finite point, never out of bounds.
+ * and length, escape streams that add up, finite norms, and every value that selects something (a
+ * code word below q^d, a scale index below the multiples, an escape rank among the roots): a code word
+ * past q^d would read past the table product's table (NaN) and a rank past the roots a stale entry.
  */
 
 function checkTyped(value: unknown, type: { new (n: number): ArrayLike<number>; name: string }, length: number, what: string): void {
@@ -79,7 +80,11 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
     check(isSupportedColumnNorm(norm), () => `${name}.norms[${j}] = ${norm} is neither 0 nor in [2^-100, 2^100] (the range quantize writes)`);
   }
   checkTyped(q.codes, Uint32Array, blocks, `${name}.codes`);
+  const codeCount = scheme.q ** d;
   if (q.mode === 'deterministic') {
+    for (let i = 0; i < blocks; i++) {
+      check((q.codes[i] as number) < codeCount, () => `${name}.codes[${i}] = ${q.codes[i]} is not below q^d = ${codeCount}`);
+    }
     if (q.gains !== null) {
       checkTyped(q.gains, Float32Array, q.cols, `${name}.gains`);
       checkFiniteArray(q.gains, `${name}.gains`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
@@ -103,11 +108,21 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
   if (codec.codeBits > 32) checkTyped(q.codesHigh, Uint16Array, blocks, `${name}.codesHigh`);
   else check(q.codesHigh === null, () => `${name}.codesHigh must be null for ${codec.codeBits}-bit codes`);
+  const high = q.codesHigh;
+  for (let i = 0; i < blocks; i++) {
+    const code = (q.codes[i] as number) + (high === null ? 0 : (high[i] as number) * 2 ** 32);
+    check(code < codeCount, () => `${name}.codes[${i}] (with codesHigh) = ${code} is not below q^d = ${codeCount}`);
+  }
   checkTyped(q.escapes, Uint8Array, blocks, `${name}.escapes`);
+  // Symbols: 0 (none), a root's rank 1 … min(15, roots), or LONG_ESCAPE.
+  const maxRank = Math.min(MAX_ESCAPE_RANK, codec.spec.escapes.rootCount);
   let longCount = 0;
   for (let i = 0; i < blocks; i++) {
     const symbol = q.escapes[i] as number;
-    check(symbol <= LONG_ESCAPE, () => `${name}.escapes[${i}] = ${symbol} is not an escape symbol (0…${LONG_ESCAPE})`);
+    check(
+      symbol <= maxRank || symbol === LONG_ESCAPE,
+      () => `${name}.escapes[${i}] = ${symbol} is not an escape symbol (0, a rank 1…${maxRank} among the ${codec.spec.escapes.rootCount} roots of ${codec.spec.name}, or ${LONG_ESCAPE})`,
+    );
     if (symbol === LONG_ESCAPE) longCount++;
   }
   checkTyped(q.longEscapes, Uint16Array, longCount, `${name}.longEscapes (one per block with escape ${LONG_ESCAPE})`);

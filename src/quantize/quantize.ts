@@ -5,7 +5,7 @@ import { column, toFloat32Matrix, type Matrix, type MatrixInput } from '../matri
 import { MAX_PADDED_ROTATION_N, rotationLength, rotationPlan } from '../rotation/hadamard.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
-import { E2M1_MAX, E4M3_MAX } from '../scalar/floatFormats.js';
+import { E2M1_MAX, E4M3_MAX, FP16_MAX } from '../scalar/floatFormats.js';
 import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar/nvfp4.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
@@ -393,7 +393,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
  * scale at most 2^−9 above the ideal one, against a block scale ≥ 2^−6 there.
  */
 
-/** Refuses a nonzero column whose largest fp16 group scale would fall below fp16's normal range. */
+/** Refuses a nonzero column whose largest fp16 group scale would fall below fp16's normal range or above its largest value. */
 function checkFp16ScaleRange(scheme: IntScheme, columnAbsMax: Float64Array): void {
   const maxLevel = scheme.grid === 'midrise' ? 1 : 2 ** (scheme.bits - 1) - 1;
   for (let j = 0; j < columnAbsMax.length; j++) {
@@ -403,6 +403,13 @@ function checkFp16ScaleRange(scheme: IntScheme, columnAbsMax: Float64Array): voi
       () =>
         `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
         `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`,
+    );
+    const scale = absMax / maxLevel;
+    check(
+      scale <= FP16_MAX,
+      () =>
+        `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
+        `needs a scale of ${scale.toExponential(3)}, above fp16's largest value (${FP16_MAX}); multiply the matrix by 2^-${Math.ceil(Math.log2(scale / FP16_MAX))} first`,
     );
   }
 }

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, describeValue } from '../errors.js';
+import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../matrix.js';
 import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationPlan, type RotationPlan } from './hadamard.js';
 import { counterHash, counterSign, RandomStream } from './random.js';
@@ -93,7 +93,9 @@ export class RandomizedHadamard {
     checkFinite(x, 'RandomizedHadamard.forward: x');
     const result = out ?? new Float32Array(this.length);
     checkOutput(result, this.length, x, 'RandomizedHadamard.forward');
+    const largest = largestMagnitude(x);
     this.forwardUnchecked(x, result);
+    checkNoOverflow(result, largest, 'RandomizedHadamard.forward: x');
     return result;
   }
 
@@ -111,6 +113,7 @@ export class RandomizedHadamard {
     const result = out ?? new Float32Array(this.n);
     checkOutput(result, this.n, undefined, 'RandomizedHadamard.inverse');
     this.inverseUnchecked(y, result, this.n);
+    checkNoOverflow(result, largestMagnitude(y), 'RandomizedHadamard.inverse: y');
     return result;
   }
 
@@ -131,6 +134,7 @@ export class RandomizedHadamard {
     for (let j = 0; j < m.cols; j++) {
       this.forwardUnchecked(m.data.subarray(j * m.rows, (j + 1) * m.rows), data.subarray(j * N, (j + 1) * N));
     }
+    checkNoOverflow(data, largestMagnitude(m.data), 'RandomizedHadamard.forwardColumns: the matrix');
     return { rows: N, cols: m.cols, data };
   }
 
@@ -154,6 +158,7 @@ export class RandomizedHadamard {
     for (let j = 0; j < m.cols; j++) {
       this.inverseUnchecked(m.data.subarray(j * N, (j + 1) * N), data.subarray(j * rows, (j + 1) * rows), rows);
     }
+    checkNoOverflow(data, largestMagnitude(m.data), 'RandomizedHadamard.inverseColumns: the matrix');
     return { rows, cols: m.cols, data };
   }
 
@@ -211,6 +216,25 @@ export function packedStageSigns(seed: number, k: number, offset: number, length
     if (stageSign(seed, offset + i, k) === -1) words[i >>> 5] = ((words[i >>> 5] as number) | (1 << (i & 31))) >>> 0;
   }
   return words;
+}
+
+function largestMagnitude(values: Float32Array): number {
+  let largest = 0;
+  for (const v of values) largest = Math.max(largest, Math.abs(v));
+  return largest;
+}
+
+/**
+ * The transform sums up to L = 2^k entries in f32 before it scales by 1/√L (as the GPU kernels do, bit
+ * for bit), so inputs within a factor L of f32's largest value can overflow on the way although the
+ * rotated entries would fit: refused, naming the power of two to scale the input by.
+ */
+function checkNoOverflow(result: Float32Array, largestInput: number, what: string): void {
+  if (firstNonFinite(result) < 0) return;
+  // After the scaling every entry is at most 2^97, and sums of up to 2^30 of them (the rotation's
+  // longest window) stay below 2^127.
+  const shift = Math.max(1, Math.ceil(Math.log2(largestInput)) - 97);
+  throw new LatticeMatmulError(`${what} has entries up to ${largestInput.toPrecision(6)}, too large for the rotation's f32 sums (they overflowed); multiply the input by 2^-${shift} and the result by 2^${shift}`);
 }
 
 function checkFinite(v: Float32Array, what: string): void {

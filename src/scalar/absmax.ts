@@ -88,6 +88,12 @@ function groupScale(groupMax: number, maxLevel: number, format: AbsmaxOptions['s
   let scale = Math.fround(exact);
   // f32 × small integer is exact in double, so this comparison is exact.
   if (scale * maxLevel < groupMax) scale = nextFloat32Up(scale);
+  // Rounded up, the top level's value can pass f32's largest value (a group maximum near 3.4e38):
+  // it would decode to Infinity.
+  check(
+    Number.isFinite(Math.fround(scale * maxLevel)),
+    () => `a group with absolute maximum ${groupMax} is too close to f32's largest value: its scale rounded up (${scale}) times the top level ${maxLevel} is not a finite f32; scale the input down`,
+  );
   return scale;
 }
 

@@ -17,19 +17,24 @@ import { check, describeValue } from '../errors.js';
  */
 export function empiricalEntropy(counts: ArrayLike<number>): number {
   check(counts !== null && typeof counts === 'object' && typeof counts.length === 'number', 'counts must be an array of numbers');
-  let total = 0;
+  let largest = 0;
   for (let i = 0; i < counts.length; i++) {
     const c = counts[i] as number;
     check(
       typeof c === 'number' && Number.isFinite(c) && c >= 0,
       () => `counts[${i}] must be a finite non-negative number, got ${describeValue(c)}`,
     );
-    total += c;
+    largest = Math.max(largest, c);
   }
-  check(total > 0, 'empiricalEntropy needs at least one positive count');
+  check(largest > 0, 'empiricalEntropy needs at least one positive count');
+  // Counts near the largest double would overflow their sum: they are scaled by a power of two
+  // (exact, so the entropy is the same) to at most 1 each.
+  const scale = largest > 2 ** 1000 ? 2 ** -Math.ceil(Math.log2(largest)) : 1;
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += (counts[i] as number) * scale;
   let entropy = 0;
   for (let i = 0; i < counts.length; i++) {
-    const c = counts[i] as number;
+    const c = (counts[i] as number) * scale;
     if (c === 0) continue;
     const p = c / total;
     // −log2 p; near p = 1 through log1p of the (exact, for integer counts) complement.

@@ -91,8 +91,8 @@ export function gamma(rate: number): number {
 export function gammaInverse(nmse: number): number {
   checkNmse(nmse, 'nmse');
   if (nmse >= GAMMA_AT_R_STAR) return (1 - nmse) / TIME_SHARING_SLOPE;
-  const t = nmse / (1 + Math.sqrt(1 - nmse));
-  return -0.5 * Math.log2(t);
+  // −½·log2 t, t = nmse/(1 + √(1 − nmse)), taken as a difference of logarithms: t itself underflows to 0 for nmse near the smallest double.
+  return -0.5 * (Math.log2(nmse) - Math.log2(1 + Math.sqrt(1 - nmse)));
 }
 
 /**

@@ -118,11 +118,11 @@ export function quantizeWeights(
   check(sigmaW2 > 0, 'W is all zeros: there is nothing to quantize');
 
   const basis = new WeightBasis(n, rotationKindFor(n, rotate), seed);
-  const weights = basis.rotateWeights(w);
+  const weights = inRotation('W', () => basis.rotateWeights(w));
   checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
-    const h = dampCovariance(basis.rotateCovariance(sigma), n, damping);
+    const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma)), n, damping);
     const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
     covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX: logDetOrMinusInfinity(sigma, n) };
   }
@@ -197,6 +197,16 @@ export function quantizeWeights(
     seed,
     analysis,
   });
+}
+
+/** Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near f32's limit). */
+function inRotation<T>(what: string, rotate: () => T): T {
+  try {
+    return rotate();
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what} cannot be rotated (rotate: true): ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 /**

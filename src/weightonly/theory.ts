@@ -79,32 +79,37 @@ export function reverseWaterfillingDistortion(eigenvalues: ArrayLike<number>, si
   check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${sigmaW2}`);
   checkRate(rate);
   const n = eigenvalues.length;
-  const variances: number[] = [];
+  // In logarithms: σ_W²·λ_k itself can overflow or underflow a double (σ_W² = 1e308, λ = 2), and a
+  // bisection on infinite bounds would never end.
+  const logVariances: number[] = [];
   for (let k = 0; k < n; k++) {
     const l = eigenvalues[k] as number;
     check(Number.isFinite(l), () => `eigenvalue ${k} is not finite: ${l}`);
-    if (l > 0) variances.push(sigmaW2 * l);
+    if (l > 0) logVariances.push(Math.log(sigmaW2) + Math.log(l));
   }
-  const total = (theta: number): { rate: number; distortion: number } => {
+  if (logVariances.length === 0) return 0;
+  /** The rate at water level θ = e^t: (1/n)·Σ_{v_k > θ} ½·log2(v_k/θ). */
+  const rateAt = (t: number): number => {
     let r = 0;
-    let d = 0;
-    for (const v of variances) {
-      if (v > theta) r += 0.5 * Math.log2(v / theta);
-      d += Math.min(v, theta);
-    }
-    return { rate: r / n, distortion: d / n };
+    for (const v of logVariances) if (v > t) r += (v - t) / (2 * Math.LN2);
+    return r / n;
   };
-  if (variances.length === 0) return 0;
-  // Rate decreases in θ; bisection on log θ between a θ with too much rate and the largest variance.
-  let hi = Math.log(Math.max(...variances));
-  let lo = hi - 2 * Math.LN2 * (rate * (n / variances.length) + 1) - 1;
-  while (total(Math.exp(lo)).rate < rate) lo -= 10;
-  for (let iteration = 0; iteration < 200 && hi - lo > 1e-13; iteration++) {
+  // Rate decreases in t; bisection between a t with too much rate and the largest log variance.
+  let hi = Math.max(...logVariances);
+  let lo = hi - 2 * Math.LN2 * (rate * (n / logVariances.length) + 1) - 1;
+  while (rateAt(lo) < rate) lo -= 10;
+  for (let iteration = 0; iteration < 200 && hi - lo > 1e-13 * Math.max(1, Math.abs(hi)); iteration++) {
     const mid = (lo + hi) / 2;
-    if (total(Math.exp(mid)).rate > rate) lo = mid;
+    if (rateAt(mid) > rate) lo = mid;
     else hi = mid;
   }
-  return total(Math.exp((lo + hi) / 2)).distortion;
+  // D = (1/n)·Σ min(v_k, θ) = θ·(1/n)·Σ min(v_k/θ, 1), formed in logarithms too.
+  const t = (lo + hi) / 2;
+  let share = 0;
+  for (const v of logVariances) share += Math.exp(Math.min(v - t, 0));
+  const distortion = Math.exp(t + Math.log(share / n));
+  check(Number.isFinite(distortion) && distortion >= Number.MIN_VALUE * 2 ** 52, () => `the distortion (e^${(t + Math.log(share / n)).toFixed(1)}) is outside the range of a double; scale sigmaW2 or the eigenvalues`);
+  return distortion;
 }
 
 /** ½·log2(distortion / limit): how many bits of rate a scheme loses against the limit. */

@@ -106,6 +106,10 @@ describe('VoronoiCode(D3, 6): exhaustive', () => {
     expect(code.codeBits).toBe(8);
   });
 
+  it.each([216, -1, 0.5, Number.NaN, Infinity])('refuses the index %d (it decoded to a valid-looking point)', (index) => {
+    expect(() => code.decode(index)).toThrow(/VoronoiCode\.decode: index must be an integer in \[0, q\^d = 216\)/);
+  });
+
   it('every code round-trips, is in its coset and is a least-norm member against the roots', () => {
     for (let c = 0; c < code.size; c++) checkLeader(code, D3_ROOTS, c);
   });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
 import { checkQuantizedMatrix } from '../../src/quantize/checkQuantized.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -27,5 +28,52 @@ describe('checkQuantizedMatrix: norms', () => {
     expect(() => dequantize(withNorms([1, 1e-40, 1]))).toThrow(LatticeMatmulError);
     expect(() => dequantize(withNorms([1, 1e-40, 1]))).toThrow(/norms\[1\] = 9\.99994610111476e-41 is neither 0 nor/);
     expect(() => checkQuantizedMatrix(withNorms([NaN, 1, 1]), 'q')).toThrow(/q\.norms\[0\] = NaN/);
+  });
+});
+
+describe('checkQuantizedMatrix: values that select', () => {
+  /** `q` with one entry of one of its per-block arrays replaced. */
+  const edited = <K extends string>(q: QuantizedMatrix, field: K, index: number, value: number): QuantizedMatrix => {
+    const array = (q as unknown as Record<K, Uint32Array | Uint16Array | Uint8Array>)[field];
+    const copy = array.slice();
+    copy[index] = value;
+    return { ...q, [field]: copy } as QuantizedMatrix;
+  };
+
+  it.each([
+    ['d3-q6-deterministic', 6 ** 3],
+    ['d3-q6', 6 ** 3],
+    ['e8-4bit', 12 ** 8], // (E8 q = 16 has 2^32 codes: every u32 is one)
+  ] as const)('%s: a code word at or past q^d is refused by every function that reads it (the table product read NaN)', (scheme, firstBad) => {
+    const base = quantize(gaussianMatrix(48, 2, 3), scheme.endsWith('deterministic') ? { scheme } : { scheme, nonce: 4 });
+    expect(() => checkQuantizedMatrix(edited(base, 'codes', 1, firstBad - 1), 'A')).not.toThrow();
+    const bad = edited(base, 'codes', 1, firstBad);
+    expect(() => checkQuantizedMatrix(bad, 'A')).toThrow(new RegExp(`A\\.codes\\[1\\].* = ${firstBad} is not below q\\^d = ${firstBad}`));
+    expect(() => matmulAT(bad, bad)).toThrow(LatticeMatmulError);
+    expect(() => dequantize(bad)).toThrow(LatticeMatmulError);
+  });
+
+  it('e8-5bit: the 37-bit code with its high bits is held below q^d = 24^8', () => {
+    const base = quantize(gaussianMatrix(16, 1, 5), { scheme: 'e8-5bit', nonce: 6 });
+    expect(base.kind === 'lattice' && base.mode === 'universal' && base.codesHigh !== null).toBe(true);
+    const largest = 24 ** 8 - 1;
+    const withCode = (code: number) => edited(edited(base, 'codes', 0, code % 2 ** 32), 'codesHigh', 0, Math.floor(code / 2 ** 32));
+    expect(() => checkQuantizedMatrix(withCode(largest), 'A')).not.toThrow();
+    expect(() => checkQuantizedMatrix(withCode(largest + 1), 'A')).toThrow(/A\.codes\[0\] \(with codesHigh\) = 110075314176 is not below q\^d = 110075314176/);
+  });
+
+  it.each([
+    ['d3-q6', 12], // D3 has 12 roots: ranks 1…12
+    ['e8-4bit', 15], // E8 has 240: ranks 1…15 (4 bits)
+  ] as const)('%s: an escape rank past the roots is refused (it decoded a stale entry)', (scheme, maxRank) => {
+    const base = quantize(gaussianMatrix(64, 4, 7), { scheme, nonce: 8 });
+    const escaped = base.kind === 'lattice' && base.mode === 'universal' ? base.escapes.findIndex((s) => s > 0 && s <= maxRank) : -1;
+    expect(escaped).toBeGreaterThanOrEqual(0);
+    expect(() => checkQuantizedMatrix(edited(base, 'escapes', escaped, maxRank), 'A')).not.toThrow();
+    if (maxRank < 15) {
+      const bad = edited(base, 'escapes', escaped, maxRank + 1);
+      expect(() => checkQuantizedMatrix(bad, 'A')).toThrow(new RegExp(`A\\.escapes\\[${escaped}\\] = ${maxRank + 1} is not an escape symbol \\(0, a rank 1…${maxRank} among the 12 roots of D3, or 16\\)`));
+      expect(() => dequantize(bad)).toThrow(LatticeMatmulError);
+    }
   });
 });

@@ -499,6 +499,13 @@ describe('scalar schemes: a column far smaller than the others', () => {
     expect(columnError(scheme, fits, 1)).toBeLessThan(1.1 * columnError(scheme, fits, 0) + 0.01);
   });
 
+  it.each(['int4-g32', 'int4-g128'] as const)('%s refuses a column too large for fp16 scales, naming it and the power of two that fits', (scheme) => {
+    const m = mixed(1e6); // column 1's largest rotated entry ≈ 3e6: a scale ≈ 4e5 > 65504
+    expect(() => quantize(m, { scheme })).toThrow(/column 1's largest entry after rotation .* needs a scale of .*, above fp16's largest value \(65504\); multiply the matrix by 2\^-\d+ first/);
+    const shift = Number(/2\^-(\d+)/.exec((() => { try { quantize(m, { scheme }); } catch (error) { return String(error); } return ''; })())?.[1]);
+    expect(() => quantize({ ...m, data: m.data.map((v) => v * 2 ** -shift) }, { scheme })).not.toThrow();
+  });
+
   it('nvfp4 refuses a column whose block scales would leave E4M3\'s normal range (28672 times below the largest)', () => {
     const m = mixed(1e-9);
     expect(() => quantize(m, { scheme: 'nvfp4' })).toThrow(LatticeMatmulError);
@@ -618,5 +625,13 @@ describe('quantize: options', () => {
     columns = 0;
     expect(run).toThrow(/quantize was aborted: user cancelled/);
     expect(columns).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('column(m, j)', () => {
+  it('is column j as a view, and refuses an index that is not a column (a fractional one straddled two)', () => {
+    const m: Matrix = { rows: 4, cols: 3, data: Float32Array.from({ length: 12 }, (_, i) => i) };
+    expect(Array.from(column(m, 1))).toEqual([4, 5, 6, 7]);
+    for (const j of [1.5, -1, 3, Number.NaN]) expect(() => column(m, j)).toThrow(/column index must be an integer in \[0, 3\)/);
   });
 });

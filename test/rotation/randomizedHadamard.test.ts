@@ -201,4 +201,21 @@ describe('RandomizedHadamard', () => {
     expect(() => rotation.inverseColumns(rotated, 13)).toThrow(/rows must be/);
     expect(() => rotation.inverseColumns(rotated, 0)).toThrow(/rows must be/);
   });
+
+  it('refuses entries whose unnormalized f32 sums overflow, naming the power of two to scale by; the scaled input rotates', () => {
+    const rotation = new RandomizedHadamard(64, 0);
+    // x_i = s_i·1e37: every sign undone, the first sum is 64e37 > f32's 3.4e38 before the 1/8 scale (the result, 8e37, would fit).
+    const x = new Float32Array(64).map((_, i) => rotation.sign(i) * 1e37);
+    const message = /RandomizedHadamard\.forward: x has entries up to 1\.00000e\+37, too large for the rotation's f32 sums \(they overflowed\); multiply the input by 2\^-26 and the result by 2\^26/;
+    expect(() => rotation.forward(x)).toThrow(message);
+    expect(() => rotation.forwardColumns({ rows: 64, cols: 1, data: x })).toThrow(/RandomizedHadamard\.forwardColumns: the matrix has entries up to/);
+    const y = new Float32Array(64);
+    y[0] = 3e38;
+    y[1] = 3e38;
+    expect(() => rotation.inverse(y)).toThrow(/RandomizedHadamard\.inverse: y has entries up to 3\.00000e\+38/);
+    expect(() => rotation.inverseColumns({ rows: 64, cols: 1, data: y })).toThrow(/RandomizedHadamard\.inverseColumns: the matrix/);
+    // Scaled as the message says, the same x rotates to 8e37·2^-26 in its first entry, exactly.
+    const scaled = x.map((v) => v * 2 ** -26);
+    expect(rotation.forward(scaled)[0]).toBe(Math.fround(Math.fround(64 * Math.fround(1e37 * 2 ** -26)) / 8));
+  });
 });

@@ -220,6 +220,16 @@ describe('absmax: bad input', () => {
     expect(absmaxQuantize(huge, { ...good, scaleFormat: 'fp32' }).scales[0]).toBeCloseTo(1e6 / 7, 0);
   });
 
+  it.each([6, 8])('fp32 scales: refuses a group maximum whose rounded-up scale would put the top %d-bit level past f32 (it decoded to Infinity); a little below decodes finite', (bits) => {
+    const options: AbsmaxOptions = { bits, groupSize: 4, grid: 'symmetric', scaleFormat: 'fp32' };
+    const F32_MAX = 3.4028234663852886e38;
+    expect(() => absmaxQuantize(Float32Array.of(F32_MAX, -1e38, 1), options)).toThrow(/a group with absolute maximum 3\.4028234663852886e\+38 is too close to f32's largest value/);
+    const near = Float32Array.of(3e38, -1e38, 1);
+    const decoded = absmaxDequantize(absmaxQuantize(near, options), 3, options);
+    expect(decoded.every(Number.isFinite)).toBe(true);
+    expect(Math.abs((decoded[0] as number) - 3e38)).toBeLessThanOrEqual(3e38 / (2 ** (bits - 1) - 1) / 2);
+  });
+
   it('refuses mismatched codes, scales, lengths and out-of-range codes when decoding', () => {
     const q = absmaxQuantize(x, good);
     expect(() => absmaxDequantize(q, 63, good)).toThrow(LatticeMatmulError);

@@ -76,6 +76,11 @@ describe('entropyOfSymbols', () => {
     expect(entropyOfSymbols(Int32Array.from(symbols))).toBeCloseTo(entropyBySorting(symbols), 12);
   });
 
+  it('counts near the largest double give the entropy of their proportions (their sum overflowed to NaN)', () => {
+    expect(empiricalEntropy([1e308, 1e308])).toBe(1);
+    expect(empiricalEntropy([1.5e308, 0.5e308, 1e308, 1e308])).toBeCloseTo(empiricalEntropy([3, 1, 2, 2]), 12);
+  });
+
   it('gives 1 bit for a balanced pair, 0 for a constant, and treats −0 as 0', () => {
     expect(entropyOfSymbols([0, 1, 0, 1])).toBe(1);
     expect(entropyOfSymbols(new Int32Array(10))).toBe(0);

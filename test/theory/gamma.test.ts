@@ -125,6 +125,13 @@ describe('rateLoss', () => {
     expect(rateLoss(2, gamma(2.5))).toBeLessThan(0);
   });
 
+  it('stays finite down to the smallest positive double (t = nmse/(1 + √(1 − nmse)) underflowed to 0)', () => {
+    // Γ(R) ≈ 2·2^−2R for large R, so Γ⁻¹(d) ≈ ½·log2(2/d): d = 2^−1074 gives 537.5.
+    expect(gammaInverse(Number.MIN_VALUE)).toBeCloseTo(537.5, 10);
+    expect(gammaInverse(2 ** -1000)).toBeCloseTo(500.5, 10);
+    expect(rateLoss(3, Number.MIN_VALUE)).toBeCloseTo(3 - 537.5, 10);
+  });
+
   it('refuses bad arguments', () => {
     expect(() => rateLoss(-1, 0.1)).toThrow(LatticeMatmulError);
     expect(() => rateLoss(Infinity, 0.1)).toThrow(LatticeMatmulError);

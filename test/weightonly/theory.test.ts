@@ -51,6 +51,24 @@ describe('weight-only limit', () => {
     expect(d).toBeGreaterThan(weightOnlyLimitPerEntry(1, Math.log(1e-6), 2, 1));
   });
 
+  it.each([
+    // σ_W²·λ = 2e308 overflows a double (the bisection ran forever on infinite bounds); D = 2e308/4 does not.
+    [[2], 1e308, 1, 5e307],
+    // The switched-off component above, scaled by 2^1000 and by 2^-1000: D scales with σ_W².
+    [[1, 1e-6], 2 ** 1000, 1, 2 ** 1000 * ((2 ** -4 + 1e-6) / 2)],
+    [[1, 1e-6], 2 ** -1000, 1, 2 ** -1000 * ((2 ** -4 + 1e-6) / 2)],
+  ])('reverse waterfilling of λ = %j with σ_W² = %d at %d bit is finite where σ_W²·λ is not a double (%d)', (lambda, sigmaW2, rate, expected) => {
+    const d = reverseWaterfillingDistortion(lambda, sigmaW2, rate);
+    expect(Math.abs(d / expected - 1)).toBeLessThan(1e-9);
+  });
+
+  it.each([
+    [[1e10, 1e10], 1e308, 0.01], // D ≈ 1e318
+    [[1e-300], 1e-300, 1], // D = 2.5e-601: σ_W²·λ underflowed to 0, and the bisection ran forever
+  ])('reverse waterfilling refuses a distortion outside the range of a double (λ = %j, σ_W² = %d)', (lambda, sigmaW2, rate) => {
+    expect(() => reverseWaterfillingDistortion(lambda, sigmaW2, rate)).toThrow(/the distortion .* is outside the range of a double/);
+  });
+
   it('gap and AM/GM in bits', () => {
     expect(gapBits(4, 1)).toBe(1);
     expect(amGmBits([2, 2, 2])).toBe(0);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { covarianceFromActivations, quantizeWeights, weightedDistortion, weightOnlyLimit } from '../../src/weightonly/index.js';
 
 const n = 4;
@@ -82,6 +83,21 @@ describe('other bad input', () => {
     expect(() => quantizeWeights(few, null, { method: 'rtn', rate: 4 })).toThrow(/rate 4 cannot be reached with 8 outputs: .* at most log2\(8\) = 3\.000/);
     expect(quantizeWeights(few, null, { method: 'rtn', rate: 2 }).rate).toBeCloseTo(2, 1);
     expect(quantizeWeights(few, null, { method: 'rtn', step: 0.01 }).outputs).toBe(8);
+  });
+
+  it('a W or Σ_X too large for the rotation\'s f32 sums (rotate: true) is refused naming it; rotate: false takes the same Σ_X', () => {
+    const n = 64;
+    const rotation = new RandomizedHadamard(n, 1);
+    // Columns of s_i·1e37: the Hadamard's unnormalized sums overflow f32 although the rotated entries (8e37) fit.
+    const w = gaussianMatrix(n, 8, 1);
+    for (let i = 0; i < n; i++) w.data[i] = rotation.sign(i) * 1e37;
+    expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, rotate: true, seed: 1 })).toThrow(/^W cannot be rotated \(rotate: true\): RandomizedHadamard\.forwardColumns: the matrix has entries up to 1\.00000e\+37/);
+    const sigma = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) sigma[j * n + i] = 1e37 * rotation.sign(i) * rotation.sign(j) + (i === j ? 1e35 : 0);
+    const sigmaX: Matrix = { rows: n, cols: n, data: sigma };
+    const small = gaussianMatrix(n, 8, 2);
+    expect(() => quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3, rotate: true, seed: 1 })).toThrow(/^sigmaX cannot be rotated \(rotate: true\): /);
+    expect(quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3 }).rate).toBeGreaterThan(2.5);
   });
 
   it('a W with a NaN or all zeros', () => {
