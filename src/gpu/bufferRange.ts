@@ -1,15 +1,20 @@
 import { check } from '../errors.js';
+import { BufferUsage, checkBufferUsable } from './buffers.js';
 
 /**
- * Throws a `LatticeMatmulError` unless `offset` is a non-negative multiple of `offsetMultiple` and
- * `byteLength` bytes from `offset` lie inside `buffer`, up to the end of the 4-byte word holding the
- * last one (what a storage binding covers; it matters for 2-byte f16 data). `what` starts the message and names the
- * kernel and the operand, e.g. `'matmul: A'`.
+ * Throws a `LatticeMatmulError` unless `buffer` can be bound as storage (a GPUBuffer with STORAGE
+ * usage, not mapped), `offset` is a non-negative multiple of `offsetMultiple` and `byteLength` bytes
+ * from `offset` lie inside `buffer`, up to the end of the 4-byte word holding the last one (what a
+ * storage binding covers; it matters for 2-byte f16 data). Every kernel checks its storage bindings
+ * with it before recording: a binding WebGPU refuses would otherwise surface only as an uncaptured
+ * validation error, and the caller's whole command buffer would be rejected at submit. `what` starts
+ * the message and names the kernel and the operand, e.g. `'matmul: A'`.
  *
  * @example
  * checkBufferRange(args.a, aOffset, 4 * n * aCols, 'matmul: A'); // "matmul: A needs … bytes at offset …"
  */
 export function checkBufferRange(buffer: GPUBuffer, offset: number, byteLength: number, what: string, offsetMultiple = 4): void {
+  checkBufferUsable(buffer, BufferUsage.STORAGE, what);
   check(
     Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
     () => `${what} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,

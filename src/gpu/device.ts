@@ -3,6 +3,7 @@
 // declarations reach, so an application compiles against them without configuring anything.
 /// <reference types="@webgpu/types" preserve="true" />
 import { check, LatticeMatmulError } from '../errors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { watchDeviceLoss } from './errorScopes.js';
 
 /**
@@ -55,6 +56,8 @@ export interface RequestGpuDeviceOptions {
   /** Passed to `requestAdapter`. */
   readonly powerPreference?: GPUPowerPreference;
 }
+
+const REQUEST_OPTION_KEYS = ['gpu', 'adapter', 'workgroupStorageLimit', 'label', 'powerPreference'] as const satisfies readonly (keyof RequestGpuDeviceOptions)[];
 
 /** The WebGPU default of `maxComputeWorkgroupStorageSize`: a smaller request is raised to it. */
 export const DEFAULT_WORKGROUP_STORAGE_SIZE = 16384;
@@ -124,6 +127,7 @@ export function deviceRequirements(adapter: GPUAdapter): DeviceRequirements {
  * const small = await requestGpuDevice({ gpu, workgroupStorageLimit: 16384 });
  */
 export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
+  checkOptionsObject(options, REQUEST_OPTION_KEYS, 'requestGpuDevice options');
   const gpu = options.gpu ?? browserGpu();
   const adapter =
     options.adapter ??

@@ -1,6 +1,7 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { checkMatrix, largestColumnNorm, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
@@ -16,9 +17,10 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
+import { checkBufferRange } from './bufferRange.js';
 import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
@@ -35,6 +37,7 @@ export interface GpuEngineOptions {
   readonly dotPath?: DotPath;
 }
 
+const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath'] as const satisfies readonly (keyof GpuEngineOptions)[];
 
 export type { GpuLatticeMatrix } from './latticeOperand.js';
 
@@ -87,6 +90,7 @@ export class GpuEngine {
    * on the context `requestGpuDevice()` / `requestNodeGpuDevice()` returns.
    */
   static create(device: GPUDevice | GpuContext, options: GpuEngineOptions = {}): GpuEngine {
+    checkOptionsObject(options, ENGINE_OPTION_KEYS, 'GpuEngine.create options');
     const context = gpuContextOf(device);
     check(!isDeviceLost(context.device), 'GpuEngine.create: this device was lost; request a new one');
     return new GpuEngine(context, options);
@@ -110,8 +114,9 @@ export class GpuEngine {
     return uploadLatticeMatrix(this.device, q);
   }
 
-  /** The kernel `matmulAT(a, b)` uses for these operands. */
+  /** The kernel `matmulAT(a, b)` uses for these operands (refused, as there, when they cannot be multiplied). */
   productKernel(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
+    checkProductOperands(a, b);
     if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
     const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
     if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
@@ -122,8 +127,8 @@ export class GpuEngine {
   /** ÂᵀB̂ read back as a Matrix (a.cols × b.cols). */
   async matmulAT(a: GpuLatticeMatrix, b: GpuLatticeMatrix): Promise<Matrix> {
     this.checkAlive();
+    const kernel = this.productKernel(a, b); // checks the operands
     const bytes = 4 * a.cols * b.cols;
-    const kernel = this.productKernel(a, b);
     const data = await runAndRead(this.device, `GpuEngine.matmulAT (${kernel})`, bytes, (run) => {
       const output = run.storage('GpuEngine.matmulAT C', bytes);
       this.recordMatmulAT(run.encoder, run.scratch, a, b, output, 0);
@@ -138,7 +143,6 @@ export class GpuEngine {
    */
   async matmulATInto(a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
-    checkBufferUsable(output, BufferUsage.STORAGE, 'matmulATInto output');
     const kernel = this.productKernel(a, b);
     await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
       const scratch = new GpuScratch(this.device);
@@ -158,9 +162,10 @@ export class GpuEngine {
    */
   recordMatmulAT(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): void {
     this.checkAlive();
-    checkProductOperands(a, b);
+    const kernel = this.productKernel(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
-    const kernel = this.productKernel(a, b);
+    // Before anything is recorded: a refused C leaves the caller's encoder as it was.
+    checkBufferRange(output, offset, 4 * a.cols * b.cols, 'matmulAT output');
     if (kernel === 'd3-table') {
       dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout, dotPath: this.dotPath });
     } else if (kernel === 'e8-dot') {
@@ -229,6 +234,7 @@ export class GpuEngine {
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
+    checkMatvecOperands(w, x);
     const rhs = x instanceof Float32Array ? 1 : x.cols;
     const bytes = 4 * w.cols * rhs;
     const data = await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
@@ -246,6 +252,7 @@ export class GpuEngine {
    */
   async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
+    checkMatvecOperands(w, x);
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
     await withValidation(this.device, 'GpuEngine.matvec', async () => {
       const temporaries: GPUBuffer[] = [];
@@ -294,6 +301,7 @@ export class GpuEngine {
   /** The matrix reconstructed from its codes (decoded and rotated back on the GPU). */
   async dequantize(q: GpuLatticeMatrix): Promise<Matrix> {
     this.checkAlive();
+    checkGpuLatticeMatrix(q, 'the matrix');
     return q.mode === 'universal' ? universalDequantize(this.device, q) : latticeDequantize(this.device, q);
   }
 
@@ -305,6 +313,12 @@ export class GpuEngine {
   private checkAlive(): void {
     check(!this.destroyed, 'this GpuEngine was destroyed');
   }
+}
+
+/** Refuses a W that is not a GPU lattice matrix and an x that is not an object (before `x.cols` is read). */
+function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): void {
+  checkGpuLatticeMatrix(w, 'W');
+  check(typeof x === 'object' && x !== null, () => `x must be a Float32Array, a Matrix or a GPU matrix input { buffer, rows, cols }, got ${describeValue(x)}`);
 }
 
 /**

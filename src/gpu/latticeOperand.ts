@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
@@ -6,6 +6,7 @@ import type { DeterministicLatticeMatrix } from '../quantize/quantizedMatrix.js'
 import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { F32_MAX, F32_MIN_NORMAL } from '../scalar/floatFormats.js';
 import { BufferUsage } from './buffers.js';
+import { checkBufferRange } from './bufferRange.js';
 import type { GpuUniversalMatrix } from './universalOperand.js';
 import type { GpuScratch } from './scratch.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from './workSplit.js';
@@ -341,6 +342,20 @@ export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLik
 export type GpuLatticeMatrix = GpuUniversalMatrix | GpuDeterministicMatrix;
 
 /**
+ * Refuses anything but a GPU lattice matrix (from `GpuEngine.quantize`, `GpuEngine.upload`,
+ * `uploadContainerEntry`, or built by hand with GPUBuffer fields): null, another kind of object, or a
+ * CPU-quantized matrix (`quantize()`), which has the same fields with typed arrays in place of GPU
+ * buffers and would otherwise fail later with a misleading message.
+ */
+export function checkGpuLatticeMatrix(m: unknown, what: string): asserts m is GpuLatticeMatrix {
+  const wanted = 'a GPU lattice matrix (GpuEngine.quantize or GpuEngine.upload)';
+  check(typeof m === 'object' && m !== null, () => `${what} must be ${wanted}, got ${describeValue(m)}`);
+  const { kind, mode, codes } = m as { kind?: unknown; mode?: unknown; codes?: unknown };
+  check(kind === 'lattice' && (mode === 'universal' || mode === 'deterministic'), () => `${what} must be ${wanted}, got an object of kind ${describeValue(kind)}`);
+  check(!ArrayBuffer.isView(codes), () => `${what} is a CPU-quantized matrix (its codes are in a typed array): upload it to the GPU first, with GpuEngine.upload`);
+}
+
+/**
  * How many times its norm (ν_j; ν_j·|γ_j| deterministic) a column of ordinary codes can decode to,
  * as the GEMV's input limit and the product range assume: the code's relative error is below 1.
  */
@@ -366,6 +381,8 @@ export function isCentred(m: GpuLatticeMatrix): boolean {
  * same rows, rotation, seed, lengths, and both centred or neither.
  */
 export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): void {
+  checkGpuLatticeMatrix(a, 'A');
+  checkGpuLatticeMatrix(b, 'B');
   check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
   check(a.rotate === b.rotate, 'A and B must both be rotated or both not');
   check(!a.rotate || a.seed === b.seed, () => `A and B were rotated with different seeds (${a.seed} and ${b.seed}); quantize both with the same seed`);
@@ -432,11 +449,7 @@ export function planProductChunks(
   label: string,
 ): ProductChunk[] {
   const { a, b, c, cOffset } = operands;
-  check(Number.isInteger(cOffset) && cOffset >= 0 && cOffset % 4 === 0, () => `${label}: C offset must be a non-negative multiple of 4, got ${cOffset}`);
-  check(
-    cOffset + 4 * a.cols * b.cols <= c.size,
-    () => `${label}: C needs ${4 * a.cols * b.cols} bytes at offset ${cOffset}, but its buffer has ${c.size}`,
-  );
+  checkBufferRange(c, cOffset, 4 * a.cols * b.cols, `${label}: C`);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(operands.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const maxColumnsPerGrid = device.limits.maxComputeWorkgroupsPerDimension * tile;

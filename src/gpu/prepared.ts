@@ -1,4 +1,5 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
+import { throwIfDeviceLost } from './errorScopes.js';
 import { GpuScratch } from './scratch.js';
 
 /*
@@ -59,6 +60,12 @@ export class PreparedCommands {
    */
   record(target: CommandTarget): void {
     check(!this.destroyed, () => `${this.label}: these prepared commands were destroyed`);
+    check(
+      typeof target === 'object' && target !== null && (isCommandEncoder(target) || typeof (target as Partial<GPUComputePassEncoder>).dispatchWorkgroups === 'function'),
+      () => `${this.label}: record needs a GPUCommandEncoder or an open GPUComputePassEncoder, got ${describeValue(target)}`,
+    );
+    // A lost device records nothing and reports nothing: the outputs would silently keep old values.
+    throwIfDeviceLost(this.scratch.device, `${this.label}: record`);
     if (!isCommandEncoder(target)) {
       check(this.fitsInPass, () => `${this.label}: these commands include a buffer ${this.commands.find((command) => command.kind !== 'pass')?.kind ?? ''}, which a compute pass cannot record; record them into the command encoder`);
       for (const command of this.commands) if (command.kind === 'pass') replaySteps(target, command.steps);

@@ -10,7 +10,8 @@ import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
 import { GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { rotationLength } from '../rotation/hadamard.js';
@@ -232,12 +233,16 @@ export class QuantizedLinear {
     readonly label: string,
   ) {
     // Everything is checked before anything is allocated, so a refused layer leaves no GPU buffer behind.
+    check(typeof device === 'object' && device !== null && typeof device.createBuffer === 'function', () => `QuantizedLinear needs a GPUDevice, got ${describeValue(device)}`);
+    watchDeviceLoss(device);
+    check(!isDeviceLost(device), 'QuantizedLinear: this device was lost; request a new one');
     if (weight instanceof WeightOnlyGpuMatrix) {
       check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
     } else {
       check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix or a WeightOnlyGpuMatrix');
+      checkGpuLatticeMatrix(weight, 'QuantizedLinear weight');
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
     }
@@ -285,8 +290,8 @@ export class QuantizedLinear {
 
   /**
    * A layer over `weight` (which stays the caller's: `destroy()` does not destroy it, and it must
-   * outlive the layer's last submission). `weight` must be on `device` and not destroyed (a destroyed
-   * weight cannot be recognized yet: its classes do not say). Options are strict: an
+   * outlive the layer's last submission). `weight` must be on `device` and not destroyed (both are
+   * refused, here and at every `record`, for the library's own weight classes). Options are strict: an
    * unknown key (`activation`) is refused, naming the closest known one.
    */
   static create(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions = {}): QuantizedLinear {

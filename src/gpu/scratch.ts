@@ -17,7 +17,7 @@ import { createUniformBuffer, type UniformPacker } from './uniforms.js';
 export class GpuScratch {
   private readonly buffers: GPUBuffer[] = [];
 
-  constructor(private readonly device: GPUDevice) {}
+  constructor(readonly device: GPUDevice) {}
 
   /** A uniform buffer holding `params`, destroyed with the scratch. */
   uniform(label: string, params: UniformPacker): GPUBuffer {

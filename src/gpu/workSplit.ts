@@ -94,7 +94,9 @@ export function itemsPerBinding(bytesPerItem: number, maxBindingBytes: number, a
   const items = Math.floor((maxBindingBytes - (alignment - 4)) / bytesPerItem);
   check(
     items >= 1,
-    () => `one item of ${bytesPerItem} bytes does not fit a storage binding of at most ${maxBindingBytes} bytes`,
+    () =>
+      `one item of ${bytesPerItem} bytes does not fit a storage binding of at most ${maxBindingBytes} bytes ` +
+      `with the ${alignment - 4} bytes of slack that a binding at a ${alignment}-byte aligned offset may need: allow at least ${bytesPerItem + alignment - 4}`,
   );
   return items;
 }

@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { createBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { requestGpuDevice } from '../../src/gpu/device.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { GpuDeviceLostError, isDeviceLost } from '../../src/gpu/errorScopes.js';
+import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { nodeGpu } from '../../src/gpu/nodeGpu.js';
+import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The GPU API's refusals of arguments a JavaScript caller can pass despite the types: null, a
+ * CPU-quantized matrix where a GPU one belongs, misspelt options, a buffer a kernel cannot bind, a lost
+ * device. Each must be a LatticeMatmulError (or GpuDeviceLostError) that names the argument, thrown
+ * before anything is recorded — not a TypeError from deep inside, an uncaptured validation error that
+ * rejects the caller's whole command buffer, or a silent no-op.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  const uncaptured: string[] = [];
+  const n = 64;
+
+  beforeAll(async () => {
+    context = await testDevice({ label: 'api arguments' });
+    context.device.addEventListener('uncapturederror', (event) => uncaptured.push((event as GPUUncapturedErrorEvent).error.message));
+    engine = GpuEngine.create(context);
+  });
+
+  afterAll(() => context.device.destroy());
+
+  it('null where a matrix, an input, a device or a target belongs: a LatticeMatmulError naming it', async () => {
+    const w = engine.upload(quantize(gaussianMatrix(n, 4, 1), { scheme: 'e8-4bit', nonce: 1 }) as LatticeQuantizedMatrix);
+    try {
+      await expect(engine.matvec(w, null as never)).rejects.toThrow(/^x must be a Float32Array, a Matrix or a GPU matrix input \{ buffer, rows, cols \}, got null$/);
+      await expect(engine.matvec(null as never, new Float32Array(n))).rejects.toThrow(/^W must be a GPU lattice matrix \(GpuEngine\.quantize or GpuEngine\.upload\), got null$/);
+      await expect(engine.matmulAT(w, null as never)).rejects.toThrow(/^B must be a GPU lattice matrix/);
+      await expect(engine.dequantize(null as never)).rejects.toThrow(/^the matrix must be a GPU lattice matrix/);
+      expect(() => engine.productKernel(undefined as never, w)).toThrow(/^A must be a GPU lattice matrix .*, got undefined$/);
+      expect(() => GpuEngine.create(context, null as never)).toThrow(/^GpuEngine\.create options must be an object, got null$/);
+      expect(() => QuantizedLinear.create(null as never, w)).toThrow(/^QuantizedLinear needs a GPUDevice, got null$/);
+      const layer = QuantizedLinear.create(context.device, w);
+      const x = createBuffer(context.device, 'x', 4 * n, STORAGE_USAGE);
+      const y = createBuffer(context.device, 'y', 4 * 4, STORAGE_USAGE);
+      expect(() => layer.record(null as never, x, y)).toThrow(/record needs a GPUCommandEncoder or an open GPUComputePassEncoder, got null/);
+      layer.destroy();
+      x.destroy();
+      y.destroy();
+    } finally {
+      w.destroy();
+    }
+  });
+
+  it.each(['e8-4bit', 'd3-q6-deterministic'] as const)('a CPU-quantized %s matrix (not uploaded) is refused as such by every GPU entry point', async (scheme) => {
+    const cpu = quantize(gaussianMatrix(n, 4, 2), scheme === 'e8-4bit' ? { scheme, nonce: 2 } : { scheme });
+    const asGpu = cpu as never;
+    const message = /is a CPU-quantized matrix \(its codes are in a typed array\): upload it to the GPU first, with GpuEngine\.upload/;
+    await expect(engine.matvec(asGpu, new Float32Array(n))).rejects.toThrow(message); // was: "‖a_i‖·‖b_j‖ = NaN"
+    await expect(engine.matmulAT(asGpu, asGpu)).rejects.toThrow(message);
+    await expect(engine.dequantize(asGpu)).rejects.toThrow(message); // was: "escapeCount must be a non-negative integer"
+    expect(() => QuantizedLinear.create(context.device, asGpu as LinearWeight)).toThrow(message); // was: accepted, or a TypeError from Dawn
+  });
+
+  it('misspelt options of GpuEngine.create and requestGpuDevice are refused with a suggestion, not ignored', async () => {
+    expect(() => GpuEngine.create(context, { tablelayout: 'full' } as never)).toThrow(/GpuEngine\.create options: unknown option 'tablelayout' \(did you mean 'tableLayout'\?\)/);
+    await expect(requestGpuDevice({ gpu: await nodeGpu(), lable: 'x' } as never)).rejects.toThrow(/requestGpuDevice options: unknown option 'lable' \(did you mean 'label'\?\)/);
+  });
+
+  it.each([
+    ['e8-4bit', 'universal-decode'],
+    ['d3-q6-deterministic', 'd3-table'],
+    ['e8-q16-deterministic', 'e8-dot'],
+  ] as const)('recordMatmulAT (%s, %s) refuses a C without STORAGE usage before recording anything; the encoder stays valid', async (scheme, kernel) => {
+    const options = scheme === 'e8-4bit' ? (nonce: number) => ({ scheme, nonce }) : () => ({ scheme });
+    const a = engine.upload(quantize(gaussianMatrix(n, 4, 3), options(3)) as LatticeQuantizedMatrix);
+    const b = engine.upload(quantize(gaussianMatrix(n, 3, 4), options(4)) as LatticeQuantizedMatrix);
+    expect(engine.productKernel(a, b)).toBe(kernel);
+    const c = context.device.createBuffer({ label: 'copy-only C', size: 48, usage: GPUBufferUsage.COPY_SRC });
+    const scratch = new GpuScratch(context.device);
+    const before = uncaptured.length;
+    try {
+      const encoder = context.device.createCommandEncoder();
+      expect(() => engine.recordMatmulAT(encoder, scratch, a, b, c)).toThrow(/^matmulAT output: buffer "copy-only C" lacks STORAGE usage \(it was created with COPY_SRC\)$/);
+      context.device.queue.submit([encoder.finish()]);
+      await context.device.queue.onSubmittedWorkDone();
+      expect(uncaptured.slice(before)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      c.destroy();
+      a.destroy();
+      b.destroy();
+    }
+  });
+
+  it('a kernel refuses a storage binding it cannot use: dispatchHadamard with a copy-only output', async () => {
+    const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
+    const output = context.device.createBuffer({ label: 'copy-only output', size: 4 * n, usage: GPUBufferUsage.COPY_SRC });
+    const scratch = new GpuScratch(context.device);
+    const before = uncaptured.length;
+    try {
+      const encoder = context.device.createCommandEncoder();
+      expect(() => dispatchHadamard(context.device, encoder, scratch, { input, output, rows: n, cols: 1, seed: 1 })).toThrow(/hadamard: output: buffer "copy-only output" lacks STORAGE usage/);
+      context.device.queue.submit([encoder.finish()]);
+      await context.device.queue.onSubmittedWorkDone();
+      expect(uncaptured.slice(before)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      input.destroy();
+      output.destroy();
+    }
+  });
+
+  it('maxBindingBytes too small for one item says how much the alignment slack needs', async () => {
+    const alignment = context.device.limits.minStorageBufferOffsetAlignment;
+    await expect(gpuQuantizeLattice(context.device, gaussianMatrix(100, 2, 5), { scheme: 'e8-4bit', nonce: 5, maxBindingBytes: 512 })).rejects.toThrow(
+      new RegExp(`with the ${alignment - 4} bytes of slack that a binding at a ${alignment}-byte aligned offset may need: allow at least \\d+`),
+    );
+  });
+
+  it('QuantizedLinear refuses a lost device at create, and record on a layer whose device was lost throws instead of recording nothing', async () => {
+    const lost = await testDevice({ label: 'to be lost' });
+    const w = GpuEngine.create(lost).upload(quantize(gaussianMatrix(n, 4, 6), { scheme: 'e8-4bit', nonce: 6 }) as LatticeQuantizedMatrix);
+    const layer = QuantizedLinear.create(lost.device, w);
+    const x = createBuffer(lost.device, 'x', 4 * n, STORAGE_USAGE);
+    const y = createBuffer(lost.device, 'y', 4 * 4, STORAGE_USAGE);
+    lost.device.destroy();
+    await lost.device.lost;
+    for (let i = 0; i < 50 && !isDeviceLost(lost.device); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(isDeviceLost(lost.device)).toBe(true);
+    expect(() => QuantizedLinear.create(lost.device, w)).toThrow(/^QuantizedLinear: this device was lost; request a new one$/);
+    expect(() => layer.record(lost.device.createCommandEncoder(), x, y)).toThrow(GpuDeviceLostError);
+    expect(() => GpuEngine.create(lost)).toThrow(LatticeMatmulError);
+  });
+});
