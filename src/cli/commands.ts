@@ -2,7 +2,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { LatticeMatmulError } from '../errors.js';
-import { CONTAINER_FORMAT, hasContainerMetadataKeys, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
+import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
@@ -52,13 +52,17 @@ export interface QuantizeModelReport {
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+/** The smallest side of a tensor `quantize` selects: smaller ones are kept out of the container. */
+const MIN_TENSOR_SIDE = 8;
+/** What `selectTensors` selects, in words (for the message when it selects nothing). */
+const SELECTABLE = `2-D float tensor (${[...FLOAT_DTYPES].join('/')}) of at least ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`;
 
 /** Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`. */
 export function selectTensors(file: SafetensorsFile, pattern: RegExp | undefined): { selected: string[]; skipped: string[] } {
   const selected: string[] = [];
   const skipped: string[] = [];
   for (const info of file.tensors) {
-    const eligible = FLOAT_DTYPES.has(info.dtype) && info.shape.length === 2 && (info.shape[0] as number) >= 8 && (info.shape[1] as number) >= 8;
+    const eligible = FLOAT_DTYPES.has(info.dtype) && info.shape.length === 2 && (info.shape[0] as number) >= MIN_TENSOR_SIDE && (info.shape[1] as number) >= MIN_TENSOR_SIDE;
     if (eligible && (pattern === undefined || pattern.test(info.name))) selected.push(info.name);
     else skipped.push(info.name);
   }
@@ -159,7 +163,20 @@ async function tensorError(file: SafetensorsFile, name: string, error: unknown):
   return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}`, { cause: error });
 }
 
-/** Runs the quantizer's own checks of `options` now, not at the first tensor, naming the command-line flag. */
+/**
+ * Refuses what the options alone make impossible, before any file is opened: a seed out of range, a
+ * nonce for a scheme without dither (the quantizer's own checks, naming the flags). The CLI reports
+ * these as command-line errors (exit code 2).
+ */
+export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 'scheme' | 'seed' | 'nonce'>): void {
+  const flags = [`--scheme ${options.scheme}`, ...(options.seed === undefined ? [] : [`--seed ${options.seed}`]), ...(options.nonce === undefined ? [] : [`--nonce ${options.nonce}`])];
+  checkQuantizeOptions(
+    { scheme: options.scheme, ...(options.seed === undefined ? {} : { seed: options.seed }), ...(options.nonce === undefined ? {} : { nonce: options.nonce }) },
+    flags.join(' '),
+  );
+}
+
+/** Runs the quantizer's own checks of `options` now, not at the first tensor, naming the command-line flags. */
 function checkQuantizeOptions(options: object, what: string): void {
   try {
     resolveQuantizeOptions(options);
@@ -193,16 +210,18 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const start = performance.now();
   const scheme = resolveScheme(options.scheme);
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
-  if (options.nonce !== undefined && !universal) throw new LatticeMatmulError('--nonce applies to universal lattice schemes only');
+  checkQuantizeModelOptions(options);
   const file = await openSafetensorsFile(options.input);
   let pool: QuantizeWorkerPool | null = null;
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
   try {
+    if (claimsToBeContainer(file.metadata)) {
+      throw new LatticeMatmulError(`${options.input} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
+    }
     await checkOutputIsNotInput(options.input, options.output);
     await checkSafetensorsFileWritable(options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
-    if (selected.length === 0) throw new LatticeMatmulError(`no 2-D float tensor of ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
-    if (options.seed !== undefined) checkQuantizeOptions({ scheme: options.scheme, seed: options.seed }, `--seed ${options.seed}`);
+    if (selected.length === 0) throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
     if (options.nonce !== undefined) {
       // Matrix i gets nonce + i: the last one's is the largest.
       const last = options.nonce + BigInt(selected.length - 1);
@@ -210,7 +229,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     }
     const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
-    gpu = await gpuQuantizer(options.device ?? 'auto', log);
+    // Under --quiet the fallback to the CPU is not reported either (errors still are).
+    gpu = await gpuQuantizer(options.device ?? 'auto', options.quiet === true ? () => {} : log);
     // A worker quantizes one tensor at a time: more workers than tensors would only start idle threads.
     const workers = Math.min(options.workers ?? availableParallelism(), selected.length);
     const deviceName = gpu?.name ?? `CPU (${workers} worker thread${workers === 1 ? '' : 's'})`;
@@ -289,8 +309,15 @@ export interface InspectRow {
   readonly shape: readonly [number, number];
   readonly bitsPerEntry: number;
   readonly bytes: number;
-  /** Universal codes: D = E‖ŵ − w‖²/‖w‖², the relative weight error, and 2D + D², a product's NMSE. */
+  /**
+   * Universal codes that keep every rotated coordinate: the expected relative weight error
+   * E‖Ŵ − W‖²_F / ‖W‖²_F = D·n/N (D the scheme's distortion, n = in, N the rotated length: the error is
+   * spread evenly over the N rotated coordinates and the n kept rows get n/N of it; W's centred
+   * columns for a centred matrix), else null
+   * (deterministic and scalar schemes have no such guarantee; time-sharing leaves coordinates out).
+   */
   readonly weightError: number | null;
+  /** With `weightError`: the guaranteed NMSE (2D + D²)·n/N of a product with an independently quantized matrix of the same scheme (`expectedNmse`). */
   readonly productNmse: number | null;
 }
 
@@ -318,11 +345,12 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
   } catch (error) {
     const safetensors = await openSafetensorsFile(path);
     try {
-      if (error instanceof LatticeMatmulError && hasContainerMetadataKeys(safetensors.metadata)) {
-        throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata has "checksum", "matrices" or "matrix.*" keys) but is damaged: ${error.message}`, { cause: error });
+      if (error instanceof LatticeMatmulError && claimsToBeContainer(safetensors.metadata)) {
+        if (newerContainerVersion(safetensors.metadata) !== null) throw new LatticeMatmulError(`${path}: ${error.message}`, { cause: error });
+        throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata says so) but is damaged: ${error.message}`, { cause: error });
       }
       // A valid safetensors file that is not a container: describe what would be quantized.
-      if (error instanceof LatticeMatmulError && safetensors.metadata?.format !== CONTAINER_FORMAT && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
+      if (error instanceof LatticeMatmulError && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
         const { selected } = selectTensors(safetensors, undefined);
         return { kind: 'safetensors', tensors: safetensors.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: selected.includes(t.name) })) };
       }
@@ -341,10 +369,11 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
       const inFeatures = info.rows;
       let weightError: number | null = null;
       let productNmse: number | null = null;
-      if (!(matrix instanceof WeightOnlyQuantized) && matrix.kind === 'lattice' && matrix.mode === 'universal') {
+      if (!(matrix instanceof WeightOnlyQuantized) && matrix.kind === 'lattice' && matrix.mode === 'universal' && matrix.keptLength === matrix.length) {
         const d = universalCodec(matrix.scheme.lattice, matrix.scheme.q, matrix.scheme.beta).distortion;
-        weightError = d;
-        productNmse = ((2 * d + d * d) * matrix.rows) / matrix.length;
+        const keptShare = matrix.rows / matrix.length;
+        weightError = d * keptShare;
+        productNmse = (2 * d + d * d) * keptShare;
       }
       rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
     }

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
-import { inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
+import { checkQuantizeModelOptions, inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL.safetensors -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
                  [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]`;
@@ -22,11 +22,14 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           safetensors model to a quantized container (docs/FORMAT.md). --scheme defaults to e8-4bit;
           --tensors keeps tensors whose names match the regular expression; --device auto uses a
           hardware GPU when there is one, CPU worker threads otherwise; --nonce makes the file
-          reproducible (matrix i gets nonce + i; by default nonces are random). Ctrl-C stops it
-          before anything is written (exit code 130).`;
+          reproducible (matrix i gets nonce + i; by default nonces are random); --seed N (default
+          1) seeds the rotation's random signs; --workers N caps the CPU worker threads (default:
+          one per core); --quiet prints no progress. Ctrl-C stops it before anything is written
+          (exit code 130).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
-const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry, predicted error) or,
-          for a plain safetensors file, the tensors quantize would select.`;
+const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
+          codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
+          of the same scheme) or, for a plain safetensors file, the tensors quantize would select.`;
 const SCHEMES_USAGE = 'lattice-matmul schemes';
 const SCHEMES_HELP = 'schemes   lists the scheme names.';
 
@@ -130,6 +133,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const input = positionals[0];
     if (input === undefined || positionals.length > 1) throw new UsageError(`quantize needs exactly one input file, got ${positionals.length}`, usage);
     if (values.output === undefined) throw new UsageError('quantize needs -o OUTPUT', usage);
+    if (values.output === '') throw new UsageError('-o needs a non-empty path', usage);
     const scheme = values.scheme as string;
     if (!SCHEME_NAMES.includes(scheme as SchemeName)) throw new UsageError(`unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`, usage);
     const device = values.device as string;
@@ -149,6 +153,12 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const workers = integerArgument(values.workers, '--workers', 1, usage);
     const seed = integerArgument(values.seed, '--seed', 0, usage);
+    try {
+      checkQuantizeModelOptions({ scheme: scheme as SchemeName, ...(seed === undefined ? {} : { seed }), ...(nonce === undefined ? {} : { nonce }) });
+    } catch (error) {
+      if (error instanceof LatticeMatmulError) throw new UsageError(error.message, usage);
+      throw error;
+    }
     const controller = new AbortController();
     // The first Ctrl-C stops the work and leaves no file; a second one (the default action) kills at once.
     const interrupt = (): void => controller.abort('interrupted');
@@ -207,7 +217,7 @@ async function main(argv: readonly string[]): Promise<number> {
       r.weightError === null ? '—' : r.weightError.toExponential(2),
       r.productNmse === null ? '—' : r.productNmse.toFixed(5),
     ]);
-    process.stdout.write(`${table(['matrix', 'kind', 'scheme', 'shape (out × in)', 'bits/entry', 'bytes', 'weight error D', 'product NMSE (guaranteed)'], rows)}\n`);
+    process.stdout.write(`${table(['matrix', 'kind', 'scheme', 'shape (out × in)', 'bits/entry', 'bytes', 'weight NMSE', 'product NMSE (guaranteed)'], rows)}\n`);
     return 0;
   }
   throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);

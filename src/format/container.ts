@@ -165,12 +165,27 @@ const KEY_CHECKSUM = 'checksum';
 const MATRIX_PREFIX = 'matrix.';
 
 /**
- * Whether safetensors metadata has keys only a quantized container writes: `checksum`, `matrices`,
- * `matrix.<name>`. A file with them that does not open as a container is a damaged one (a flipped bit
- * in `format`, say), not a plain safetensors file.
+ * Whether safetensors metadata says it is a quantized container: its `format` names one, or it has
+ * every kind of key only a container writes (`checksum`, `matrices` and a `matrix.<name>`), as a
+ * container whose `format` key or value was damaged still does. One of those keys alone is not a
+ * claim: a plain model's metadata may carry a `checksum` or a `matrices` entry of its own.
  */
-export function hasContainerMetadataKeys(metadata: Readonly<Record<string, string>> | null): boolean {
-  return metadata !== null && Object.keys(metadata).some((key) => key === KEY_CHECKSUM || key === KEY_MATRICES || key.startsWith(MATRIX_PREFIX));
+export function claimsToBeContainer(metadata: Readonly<Record<string, string>> | null): boolean {
+  if (metadata === null) return false;
+  if (metadata[KEY_FORMAT] === CONTAINER_FORMAT) return true;
+  const keys = Object.keys(metadata);
+  return keys.includes(KEY_CHECKSUM) && keys.includes(KEY_MATRICES) && keys.some((key) => key.startsWith(MATRIX_PREFIX));
+}
+
+/**
+ * The `format_version` of a container's metadata when it is a version newer than this library reads
+ * (a reader refuses it as "newer", not as malformed: docs/FORMAT.md §9), else null.
+ */
+export function newerContainerVersion(metadata: Readonly<Record<string, string>> | null): number | null {
+  const versionText = metadata?.[KEY_VERSION];
+  if (typeof versionText !== 'string' || !/^[1-9][0-9]{0,8}$/.test(versionText)) return null;
+  const version = Number(versionText);
+  return version > CONTAINER_FORMAT_VERSION ? version : null;
 }
 const USER_PREFIX = 'user.';
 
@@ -791,10 +806,9 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
       `not a lattice-matmul quantized container: the safetensors metadata has ${metadata === null ? 'no "format"' : `"format" = ${describeValue(metadata[KEY_FORMAT])}`}, expected ${JSON.stringify(CONTAINER_FORMAT)}`,
     );
   }
+  const newer = newerContainerVersion(metadata);
+  if (newer !== null) throw containerError(`format_version ${newer} is newer than this library reads (${CONTAINER_FORMAT_VERSION}); update lattice-matmul`);
   const versionText = metadata[KEY_VERSION];
-  if (typeof versionText === 'string' && /^[1-9][0-9]{0,8}$/.test(versionText) && Number(versionText) > CONTAINER_FORMAT_VERSION) {
-    throw containerError(`format_version ${versionText} is newer than this library reads (${CONTAINER_FORMAT_VERSION}); update lattice-matmul`);
-  }
   if (versionText !== String(CONTAINER_FORMAT_VERSION)) throw containerError(`format_version must be "${CONTAINER_FORMAT_VERSION}", got ${describeValue(versionText)}`);
   const stored = metadata[KEY_CHECKSUM];
   if (!(typeof stored === 'string' && /^[0-9a-f]{8}$/.test(stored))) throw containerError(`metadata "checksum" must be 8 lowercase hex digits, got ${describeValue(stored)}`);

@@ -8,7 +8,10 @@ import { readQuantizedContainer } from '../../src/format/container.js';
 import { writeQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { expectedNmse } from '../../src/product/expectedError.js';
+import { dequantize } from '../../src/product/dequantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
+import { resealed } from '../format/containerFuzzProperty.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 
@@ -72,13 +75,14 @@ describe('lattice-matmul CLI', () => {
 
   it.each([
     [['quantize', 'missing.safetensors', '-o', 'x'], /lattice-matmul: .*missing\.safetensors/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '^nothing$'], /no 2-D float tensor of .* matches \^nothing\$/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--scheme', 'int4-g32', '--nonce', '3'], /--nonce applies to universal lattice schemes only/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--seed', '4294967296'], /--seed 4294967296: seed must be an integer in \[0, 2\^32 − 1\]/],
+    [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '^nothing$'], /no 2-D float tensor \(F32\/F16\/BF16\/F64\) of at least 8 × 8 in .* matches \^nothing\$/],
+    // a.bias is a float tensor, but 1-D; the message says what is selectable.
+    [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '^a\\.bias$'], /no 2-D float tensor \(F32\/F16\/BF16\/F64\) of at least 8 × 8 in .* matches \^a\\\.bias\$/],
+    [['quantize', 'CONTAINER', '-o', 'OUT'], /container\.safetensors is a quantized container \(lattice-matmul\.quantized\), not a model: quantize reads a plain safetensors model/],
     // Matrix i gets nonce + i: two tensors from 2^64 − 1 overflow, refused before any work.
     [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '18446744073709551615'], /--nonce 18446744073709551615 with 2 tensors \(the last gets nonce 18446744073709551616\): nonce must be/],
   ])('refuses %j with exit code 1 and a one-line reason', async (args, message) => {
-    const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'OUT' ? join(work, 'never.safetensors') : a));
+    const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'CONTAINER' ? join(work, 'container.safetensors') : a === 'OUT' ? join(work, 'never.safetensors') : a));
     const { code, stderr } = await cli(...resolved);
     expect(code).toBe(1);
     expect(stderr).toMatch(message);
@@ -103,6 +107,10 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', 'OUT', '--seed', ' 7 '], /--seed must be a non-negative decimal integer, got " 7 "/],
     [['quantize', 'MODEL', '-o', 'OUT', '--workers', '0'], /--workers must be a positive decimal integer, got "0"/],
     [['quantize', 'MODEL', '-o', 'OUT', '--workers', '1.5'], /--workers must be a positive decimal integer, got "1.5"/],
+    [['quantize', 'MODEL', '-o', ''], /-o needs a non-empty path/],
+    // Options that conflict whatever the file: refused as command lines, before the file is opened.
+    [['quantize', 'missing.safetensors', '-o', 'OUT', '--scheme', 'int4-g32', '--nonce', '3'], /--scheme int4-g32 --nonce 3: nonce applies to universal lattice schemes only/],
+    [['quantize', 'missing.safetensors', '-o', 'OUT', '--seed', '4294967296'], /--scheme e8-4bit --seed 4294967296: seed must be an integer in \[0, 2\^32 − 1\]/],
     [['inspect', 'MODEL', 'extra'], /inspect needs exactly one file, got 2/],
     [['schemes', 'extra'], /Unexpected argument 'extra'/],
   ])('refuses the command line %j with exit code 2, the reason and the usage on stderr', async (args, message) => {
@@ -135,6 +143,66 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/a safetensors file \(not a quantized container\)/);
     expect(stdout).toMatch(/a\.weight\s+F32\s+\[33, 200\]\s+yes/);
     expect(stdout).toMatch(/a\.bias\s+F32\s+\[33\]\s+no/);
+  });
+
+  it.each([
+    ['a "checksum" of its own', { checksum: 'deadbeef', format: 'pt' }],
+    ['a "matrices" entry', { matrices: 'whatever' }],
+    ['both, without a matrix description', { checksum: 'deadbeef', matrices: '["w"]' }],
+  ])('inspect lists a plain safetensors file whose metadata has %s', async (_, metadata) => {
+    const path = join(work, 'plain-with-metadata.safetensors');
+    await writeSafetensorsFile(path, { w: { dtype: 'F32', shape: [8, 8], data: gaussianMatrix(8, 8, 30).data } }, metadata);
+    const { code, stdout, stderr } = await cli('inspect', path);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/a safetensors file \(not a quantized container\)/);
+    expect(stdout).toMatch(/^w\s+F32\s+\[8, 8\]\s+yes$/m);
+  });
+
+  it('inspect says a container of a newer format version needs a newer library, not that it is damaged', async () => {
+    const path = join(work, 'newer.safetensors');
+    writeFileSync(path, resealed(new Uint8Array(readFileSync(join(work, 'container.safetensors'))), (raw) => (raw.metadata.format_version = '2')));
+    const { code, stdout, stderr } = await cli('inspect', path);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/newer\.safetensors: quantized container: format_version 2 is newer than this library reads \(1\); update lattice-matmul/);
+    expect(stderr).not.toMatch(/damaged/);
+  });
+
+  it('inspect prints the expected weight NMSE (D·n/N: n = 100 of N = 128 rows kept) that the codes give, and no figure where there is no guarantee', async () => {
+    // 256 Gaussian columns of n = 100 (rotated length 128), e8-4bit; the same scheme with time-sharing; a deterministic scheme.
+    const w = gaussianMatrix(100, 256, 31);
+    const q = quantize(w, { scheme: 'e8-4bit', nonce: 31 });
+    const path = join(work, 'errors.safetensors');
+    await writeQuantizedContainerFile(path, [
+      { name: 'padded', matrix: q },
+      { name: 'time-shared', matrix: quantize(w, { scheme: 'e8-4bit', keepFraction: 0.5, nonce: 32 }) },
+      { name: 'deterministic', matrix: quantize(w, { scheme: 'd3-q6-deterministic' }) },
+    ]);
+    const { code, stdout, stderr } = await cli('inspect', path);
+    expect(code, stderr).toBe(0);
+    const figures = (name: string) => new RegExp(`^${name}\\s.*\\s(\\S+)\\s+(\\S+)$`, 'm').exec(stdout)?.slice(1, 3);
+    expect(figures('time-shared'), stdout).toEqual(['—', '—']);
+    expect(figures('deterministic'), stdout).toEqual(['—', '—']);
+    const [weightNmse, productNmse] = (figures('padded') ?? []).map(Number) as [number, number];
+    // Per column, E‖ŵ_j − w_j‖²/‖w_j‖² is the same for every column (the dither makes the error independent of the data):
+    // the mean of the 256 ratios estimates it, within 4 standard errors (and the printed figure's 3 digits).
+    const decoded = dequantize(q);
+    const ratios = Array.from({ length: w.cols }, (_, j) => {
+      let error = 0;
+      let norm = 0;
+      for (let i = 0; i < w.rows; i++) {
+        const v = w.data[j * w.rows + i] as number;
+        error += ((decoded.data[j * w.rows + i] as number) - v) ** 2;
+        norm += v * v;
+      }
+      return error / norm;
+    });
+    const mean = ratios.reduce((a, b) => a + b, 0) / ratios.length;
+    const standardError = Math.sqrt(ratios.reduce((a, b) => a + (b - mean) ** 2, 0) / (ratios.length - 1) / ratios.length);
+    expect(Math.abs(weightNmse - mean), `printed ${weightNmse}, measured ${mean} ± ${standardError}`).toBeLessThan(4 * standardError + 0.005 * mean);
+    // The product figure is the library's guarantee for a product with another e8-4bit matrix of these rows.
+    const other = quantize(gaussianMatrix(100, 8, 33), { scheme: 'e8-4bit', nonce: 33 });
+    expect(Math.abs(productNmse - expectedNmse(q, other))).toBeLessThan(5e-6);
   });
 
   /** Files of `directory` that look like the writer's temporary files. */
