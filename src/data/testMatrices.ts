@@ -25,7 +25,7 @@ export const DATA_KINDS: readonly DataKind[] = ['gaussian', 'heavy-tailed', 'out
  *   weights c_j = 1 + (j mod 5) (the universality study's rank-one family; AᵀB is rank one and large).
  * - `spikes`: each column is one entry of 40 at a random row plus N(0, 0.05²) noise: flat after the
  *   rotation.
- * - `two-spikes`: two equal entries of 40 per column (rotated values in {0, ±√2·40/√N}).
+ * - `two-spikes`: two equal entries of 40 per column, in distinct rows (one for n = 1; rotated values in {0, ±√2·40/√N}).
  * - `permuted`: B's rotated columns are A's with neighbouring coordinates swapped (rotation `rotationSeed`),
  *   so every block of B has the norm of the matching block of A while ⟨a, b⟩ is small.
  *
@@ -57,7 +57,14 @@ export function testMatrixPair(kind: DataKind, n: number, aCols: number, bCols: 
       for (const [m, cols] of [[a, aCols], [b, bCols]] as const) {
         for (let j = 0; j < cols; j++) {
           for (let i = 0; i < n; i++) m[j * n + i] = 0.05 * rng.nextGaussian();
-          for (let s = 0; s < count; s++) m[j * n + rng.nextInt(n)] = 40;
+          // Distinct rows (where there are two): a repeated row made a single spike.
+          const first = rng.nextInt(n);
+          m[j * n + first] = 40;
+          if (count === 2 && n > 1) {
+            let second = rng.nextInt(n);
+            while (second === first) second = rng.nextInt(n);
+            m[j * n + second] = 40;
+          }
         }
       }
       break;

@@ -84,7 +84,8 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
 export async function requestNodeGpuDevice(
   options: Omit<RequestGpuDeviceOptions, 'gpu'> & NodeGpuOptions = {},
 ): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
-  return requestGpuDevice({ ...options, gpu: await nodeGpu(options) });
+  const { flags, ...deviceOptions } = options;
+  return requestGpuDevice({ ...deviceOptions, gpu: await nodeGpu(flags === undefined ? {} : { flags }) });
 }
 
 async function findGpuWithAdapter(flags: string[]): Promise<GPU> {

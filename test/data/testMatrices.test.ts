@@ -111,6 +111,18 @@ describe('testMatrixPair', () => {
   });
 
   it.each([
+    ['spikes', 1],
+    ['two-spikes', 2],
+  ] as const)('%s: exactly %d entries of 40 in every column (two at one row were a single spike)', (kind, spikes) => {
+    // 64 rows, 200 columns of each: two random rows of 64 coincide in ≈ 3 of 200 columns.
+    const { a, b } = testMatrixPair(kind, 64, 200, 200, 3);
+    for (const m of [a, b]) {
+      for (let j = 0; j < m.cols; j++) expect(column(m, j).filter((v) => v === 40).length, `column ${j}`).toBe(spikes);
+    }
+    expect(column(testMatrixPair('two-spikes', 1, 1, 1, 3).a, 0)[0]).toBe(40);
+  });
+
+  it.each([
     ['an unknown kind', () => testMatrixPair('uniform' as DataKind, 4, 1, 1, 1), /unknown data kind 'uniform'; known: gaussian, heavy-tailed/],
     ['n = 0', () => testMatrixPair('gaussian', 0, 1, 1, 1), /n must be a positive integer, got 0/],
     ['aCols = 0', () => testMatrixPair('gaussian', 4, 0, 1, 1), /aCols must be a positive integer/],

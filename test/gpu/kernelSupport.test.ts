@@ -45,7 +45,9 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 const ADD_BINDINGS = ['uniform', 'read-only-storage', 'storage'] as const;
 
 describe('checkBufferRange', () => {
-  const buffer = { size: 64 } as GPUBuffer;
+  /** A host-side stand-in with what the check reads: size, usage, map state and label. */
+  const standIn = (size: number, usage: number = STORAGE_USAGE, mapState: GPUBufferMapState = 'unmapped') => ({ size, usage, mapState, label: 'b' }) as GPUBuffer;
+  const buffer = standIn(64);
 
   it.each([
     [0, 64, 4],
@@ -69,12 +71,20 @@ describe('checkBufferRange', () => {
   });
 
   // f16 data (2-byte offsets and lengths) is bound as whole words: the word of the last value must fit.
-  const odd = { size: 66 } as GPUBuffer;
+  const odd = standIn(66);
   it('accepts f16 data whose last word fits (60 + 4 bytes in 66), refuses it when the word runs past the end', () => {
     expect(() => checkBufferRange(odd, 60, 4, 'kernel: Y', 2)).not.toThrow();
     expect(() => checkBufferRange(odd, 62, 2, 'kernel: Y', 2)).not.toThrow();
     expect(() => checkBufferRange(odd, 64, 2, 'kernel: Y', 2)).toThrow('kernel: Y: 2 bytes at offset 64 end inside a 4-byte word that its buffer (66 bytes) does not hold whole; make the buffer 68 bytes');
     expect(() => checkBufferRange(odd, 62, 4, 'kernel: Y', 2)).toThrow('kernel: Y: 4 bytes at offset 62 end inside a 4-byte word');
+  });
+
+  // Every kernel binds what it checks here as storage: a buffer WebGPU would refuse to bind is refused
+  // on the host, before anything reaches the caller's encoder.
+  it('refuses a buffer without STORAGE usage, a mapped one, and a non-buffer', () => {
+    expect(() => checkBufferRange(standIn(64, BufferUsage.COPY_SRC | BufferUsage.MAP_WRITE), 0, 4, 'kernel: Z')).toThrow('kernel: Z: buffer "b" lacks STORAGE usage (it was created with MAP_WRITE | COPY_SRC)');
+    expect(() => checkBufferRange(standIn(64, STORAGE_USAGE, 'mapped'), 0, 4, 'kernel: Z')).toThrow('kernel: Z: buffer "b" is mapped; unmap it before the GPU uses it');
+    expect(() => checkBufferRange(null as unknown as GPUBuffer, 0, 4, 'kernel: Z')).toThrow('kernel: Z must be a GPUBuffer, got null');
   });
 });
 
