@@ -71,7 +71,7 @@ function sliceBytes(kind: TableLayoutKind, sliceBlocks: number): number {
  * The layout `kind` sized for a device granting `maxWorkgroupStorage` bytes, or null when it does not fit.
  *
  * @example
- * tableLayout('full', 49152); // { kind: 'full', tableWords: 11664, sliceBlocks: 4, workgroupBytes: 48704, … }
+ * tableLayout('full', 49152); // { kind: 'full', tableWords: 11664, sliceBlocks: 4, workgroupBytes: 48712, … }
  */
 export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number): TableLayout | null {
   check(kind in LAYOUT_IDS, () => `unknown table layout '${String(kind)}' (use 'full', 'triangle' or 'leaders')`);
