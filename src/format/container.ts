@@ -104,7 +104,7 @@ const MAX_EXPLICIT_COORDINATE = 2 ** 16;
  * ‖L‖ ≤ q·R in λ units for every coset leader L: L/q is a point's offset from its nearest lattice
  * point, at most the covering radius R (D3 and E8: 1; Z^8: √2). 2 bounds all three.
  */
-const LEADER_RADIUS = 2;
+export const LEADER_RADIUS = 2;
 
 /** ‖Z‖/DITHER_GRID ≤ this (λ units): the dither box's half-diagonal (D3 √1.5, E8 √2.5625). */
 const DITHER_RADIUS = 2;

@@ -334,9 +334,10 @@ function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | Gpu
  * - the rotation's butterflies, scaled in the last pass (shaders/hadamard.wgsl): at most √N·‖x‖.
  *
  * A column's decode is at most `gemvDecodeRatio(w)` times its norm (ν_j, ν_j·|γ_j|): twice
- * (ORDINARY_DECODE_RATIO: the code's relative error is below 1, as MAX_NORM_PRODUCT assumes), or more
- * for a universal matrix whose explicit escapes can decode further (bounded on upload from its escape
- * streams, `universalColumnBounds`), and the sums are kept below 2^127, half of f32's range, for their
+ * (ORDINARY_DECODE_RATIO: the code's relative error is below 1) for a matrix the GPU quantized from
+ * data, and for an uploaded one (which may hold any codes a reader accepts) a bound that holds for
+ * any codes, set on upload (`universalColumnBounds`, `deterministicDecodeRatio`: ≈ 3.5–8 for the
+ * presets, 0.8–2 bits off the limit); the sums are kept below 2^127, half of f32's range, for their
  * rounding. Measured on lavapipe (d3-q6, e8-q16, e8-4bit and both deterministic presets, n = 64 and
  * 512, x along a decoded column, the worst direction found): the sums overflowed from 2.1–2.4 bits
  * above this limit (Gaussian x: 3.8–6.2 bits), so it refuses at most a factor of about 5 that would
@@ -344,7 +345,7 @@ function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | Gpu
  * `QuantizedLinear` input) it is the caller's to keep.
  *
  * @example
- * const limit = gemvInputNormLimit(gpuW); // ≈ 2^112 for d3-q6 at n = 512
+ * const limit = gemvInputNormLimit(gpuW); // ≈ 2^112 for d3-q6 at n = 512 quantized on the GPU, 2^111 uploaded
  * if (activationNorm > limit) throw new Error('scale the activations down first');
  */
 export function gemvInputNormLimit(w: GpuLatticeMatrix): number {

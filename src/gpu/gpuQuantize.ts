@@ -67,6 +67,8 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
   readonly codeBits: number;
   readonly scaleIndexBits: number;
   readonly maxColumnNorm: number;
+  /** Set on upload (`deterministicDecodeRatio`); absent for a matrix the GPU quantized from data (`GpuDeterministicMatrix`). */
+  readonly decodeNormRatio?: number;
   private destroyed = false;
 
   /** Whether `destroy()` was called: its buffers can no longer be recorded or read. */
@@ -98,6 +100,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
     this.codeBits = metadata.codeBits;
     this.scaleIndexBits = metadata.scaleIndexBits;
     this.maxColumnNorm = metadata.maxColumnNorm;
+    if (metadata.decodeNormRatio !== undefined) this.decodeNormRatio = metadata.decodeNormRatio;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { check, describeValue } from '../errors.js';
+import { LEADER_RADIUS } from '../format/container.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
@@ -43,6 +44,12 @@ export interface GpuDeterministicMatrix {
   readonly scaleIndexBits: number;
   /** max_j ν_j·|γ_j| (+ |μ_j|·√n when centred): products are refused when two such bounds multiply past f32. */
   readonly maxColumnNorm: number;
+  /**
+   * A bound on ‖ŵ_j‖/(ν_j·|γ_j|) that holds for any codes and scale indices (set on upload,
+   * `deterministicDecodeRatio`); absent for a matrix the GPU quantized from data, whose ordinary codes
+   * decode within ORDINARY_DECODE_RATIO. `gemvInputNormLimit` divides by it.
+   */
+  readonly decodeNormRatio?: number;
   readonly codes: GPUBuffer;
   readonly scaleIndices: GPUBuffer;
   readonly norms: GPUBuffer;
@@ -278,7 +285,23 @@ export function gpuLatticeMetadata(
     codeBits: latticeCodeBits(q.scheme),
     scaleIndexBits: scaleIndexBits(q.multiples.length),
     maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows),
+    decodeNormRatio: deterministicDecodeRatio(q),
   };
+}
+
+/**
+ * A bound on ‖ŵ_j‖/(ν_j·|γ_j|) for any codes and scale indices of `q`'s scheme: each block decodes to
+ * columnUnit·k_b·P_b with columnUnit = unit/(s·√N), k_b ≤ the largest multiple and ‖P_b‖ ≤ q·s·
+ * LEADER_RADIUS (a coset leader, in point coordinates), so over its blocks ‖ŵ_j‖/(ν_j·|γ_j|) ≤
+ * unit·k_max·q·LEADER_RADIUS·√(blocks/N). Ordinary codes decode within 2ν_j·|γ_j|, but scale
+ * indices chosen to (every block at the largest multiple: 8192 where an honest block takes 16 on a
+ * wide ladder) decode hundreds of times further, and made the GEMV's sums overflow within its limit.
+ */
+export function deterministicDecodeRatio(q: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'multiples' | 'blocksPerColumn' | 'length'>): number {
+  let largestMultiple = 0;
+  for (const k of q.multiples) largestMultiple = Math.max(largestMultiple, Math.abs(k));
+  const bound = q.unit * largestMultiple * q.scheme.q * LEADER_RADIUS * Math.sqrt(q.blocksPerColumn / q.length);
+  return Math.max(ORDINARY_DECODE_RATIO, bound);
 }
 
 /**
@@ -356,19 +379,19 @@ export function checkGpuLatticeMatrix(m: unknown, what: string): asserts m is Gp
 }
 
 /**
- * How many times its norm (ν_j; ν_j·|γ_j| deterministic) a column of ordinary codes can decode to,
- * as the GEMV's input limit and the product range assume: the code's relative error is below 1.
+ * How many times its norm (ν_j; ν_j·|γ_j| deterministic) a column of ordinary codes (as quantization
+ * makes them) can decode to: the code's relative error is below 1. The GEMV's input limit of a matrix
+ * the GPU quantized assumes it; an upload bounds any codes instead (`decodeNormRatio`).
  */
 export const ORDINARY_DECODE_RATIO = 2;
 
 /**
- * The largest ‖ŵ_j‖/ν_j (‖ŵ_j‖/(ν_j·|γ_j|)) the GPU GEMV of `w` must expect: ORDINARY_DECODE_RATIO,
- * or more for a universal matrix whose explicit escapes can decode beyond it (`decodeNormRatio`,
- * computed on upload by `universalColumnBounds`). Used by `gemvInputNormLimit`.
+ * The largest ‖ŵ_j‖/ν_j (‖ŵ_j‖/(ν_j·|γ_j|)) the GPU GEMV of `w` must expect: its `decodeNormRatio`,
+ * a bound for any codes set on upload (`universalColumnBounds`, `deterministicDecodeRatio`), or
+ * ORDINARY_DECODE_RATIO for a matrix the GPU quantized from data. Used by `gemvInputNormLimit`.
  */
 export function gemvDecodeRatio(w: GpuLatticeMatrix): number {
-  if (w.mode !== 'universal' || w.decodeNormRatio === undefined) return ORDINARY_DECODE_RATIO;
-  return Math.max(ORDINARY_DECODE_RATIO, w.decodeNormRatio);
+  return Math.max(ORDINARY_DECODE_RATIO, w.decodeNormRatio ?? ORDINARY_DECODE_RATIO);
 }
 
 /** Whether a GPU lattice matrix was centred (has column means). */

@@ -53,9 +53,9 @@ export interface GpuUniversalMatrix {
    */
   readonly maxColumnNorm: number;
   /**
-   * max_j of a bound on ‖ŵ_j‖/ν_j, when explicit escapes can make it exceed ORDINARY_DECODE_RATIO
-   * (set on upload, `universalColumnBounds`); absent: ORDINARY_DECODE_RATIO. `gemvInputNormLimit`
-   * divides by it.
+   * max_j of a bound on ‖ŵ_j‖/ν_j that holds for any codes a matrix may hold (set on upload,
+   * `universalColumnBounds`); absent for a matrix the GPU quantized from data, whose ordinary codes
+   * decode within ORDINARY_DECODE_RATIO. `gemvInputNormLimit` divides by it.
    */
   readonly decodeNormRatio?: number;
   readonly codes: GPUBuffer;
@@ -374,32 +374,42 @@ export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<numbe
 }
 
 /**
- * The column bounds of a universal matrix's GPU form, aware of explicit ("huge") escapes, computed
- * once on upload: O(escapes) plus one pass over the per-block escape symbols.
+ * The column bounds of a universal matrix's GPU form, computed once on upload from its escape
+ * streams: O(escapes) plus one pass over the per-block escape symbols.
  *
- * Ordinary codes (leaders, root and table escapes: every ‖μ‖/s ≤ 4) decode to about ν_j, within
- * ORDINARY_DECODE_RATIO·ν_j, the premise of `columnNormBound` and `gemvInputNormLimit`. An explicit μ
- * (coordinates up to ±2^16) can make a column decode far beyond that (the container reader allows up
- * to 2^110), and the GPU GEMV, which sums in code units, then overflowed where the CPU `matvecAT`
- * (which uses the real decoded norm) was finite or refused. By the triangle inequality, ‖ŵ_j‖ is at
- * most the norm of its other blocks (the premise) plus that of its explicit-escape blocks, and the
- * latter is at most (ν_j·β/√N)·√(Σ_b c_b²) over those blocks, c_b = `universalBlockBound` (the
- * container reader's per-block bound, in λ units). That sum bound is exact per block (each block's
- * entries are (ν_j/√N)·β·(λ/s − Z/256)), so it is tighter than the reader's √N·max_b c_b and still an
- * upper bound. Without explicit escapes the excess is 0 and both bounds are exactly the ordinary ones.
+ * - `decodeNormRatio`, for the GEMV's input limit (`gemvInputNormLimit`), bounds ‖ŵ_j‖/ν_j for any
+ *   codes the container reader and `checkQuantizedMatrix` accept: each block's entries are
+ *   (ν_j/√N)·β·(λ/s − Z/256), whose norm is at most (ν_j·β/√N)·c_b in λ units, c_b =
+ *   `universalBlockBound(q, ‖μ_b‖)` (the leader radius, the escape μ_b, the dither), so
+ *   ‖ŵ_j‖/ν_j ≤ (β/√N)·√(Σ_b c_b²). Ordinary codes decode within 2ν_j, but codes chosen to (every
+ *   block a far leader or a table escape) reach 6 and more: with the factor 2 alone, such a
+ *   container made the GEMV's code-unit sums overflow for x within the limit. The bound is ≈ 3–4 for
+ *   every matrix (its unescaped blocks count at the leader radius), about 1–2 bits off the limit,
+ *   which stays beyond 2^110.
+ * - `maxColumnNorm`, for the product range, is ν_j (+ |μ_j|·√n when centred) plus what explicit
+ *   ("huge") escapes can add: (ν_j·β/√N)·√(Σ c_b²) over those blocks. An explicit μ (coordinates up
+ *   to ±2^16) can make a column decode far beyond ν_j (the reader allows 2^110).
  */
 export function universalColumnBounds(
   m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'rows' | 'cols' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'>,
 ): { readonly maxColumnNorm: number; readonly decodeNormRatio: number } {
-  const squares = new Float64Array(m.cols);
+  const unescaped = universalBlockBound(m.scheme.q, 0) ** 2;
+  const explicitSquares = new Float64Array(m.cols);
+  // Σ_b c_b² per column, starting from every block unescaped.
+  const blockSquares = new Float64Array(m.cols).fill(m.blocksPerColumn * unescaped);
   forEachEscapedBlock(m.scheme.lattice, m, (j, escapeNorm, explicit) => {
-    if (explicit) squares[j] = (squares[j] as number) + universalBlockBound(m.scheme.q, escapeNorm) ** 2;
+    const square = universalBlockBound(m.scheme.q, escapeNorm) ** 2;
+    blockSquares[j] = (blockSquares[j] as number) + square - unescaped;
+    if (explicit) explicitSquares[j] = (explicitSquares[j] as number) + square;
   });
   const perNorm = m.scheme.beta / Math.sqrt(m.length);
-  const excess = squares.map((sum) => perNorm * Math.sqrt(sum));
-  let largestExcess = 0;
-  for (const value of excess) largestExcess = Math.max(largestExcess, value);
-  return { maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, excess), decodeNormRatio: ORDINARY_DECODE_RATIO + largestExcess };
+  const excess = explicitSquares.map((sum) => perNorm * Math.sqrt(sum));
+  let largestSquares = 0;
+  for (const sum of blockSquares) largestSquares = Math.max(largestSquares, sum);
+  return {
+    maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, excess),
+    decodeNormRatio: Math.max(ORDINARY_DECODE_RATIO, perNorm * Math.sqrt(largestSquares)),
+  };
 }
 
 /** The two u32 halves of a matrix's nonce, for the kernels' uniforms. */
