@@ -42,7 +42,10 @@ export interface GpuDeterministicMatrix {
   readonly codeBits: number;
   /** Bits of one packed scale index (see {@link scaleIndexBits}). */
   readonly scaleIndexBits: number;
-  /** max_j ν_j·|γ_j| (+ |μ_j|·√n when centred): products are refused when two such bounds multiply past f32. */
+  /**
+   * max_j ν_j·|γ_j| (+ |μ_j|·√n when centred), times `decodeNormRatio` for an upload (which may hold
+   * any codes): products are refused when two such bounds multiply past 2^126.
+   */
   readonly maxColumnNorm: number;
   /**
    * A bound on ‖ŵ_j‖/(ν_j·|γ_j|) that holds for any codes and scale indices (set on upload,
@@ -284,7 +287,7 @@ export function gpuLatticeMetadata(
     blocksPerColumn: q.blocksPerColumn,
     codeBits: latticeCodeBits(q.scheme),
     scaleIndexBits: scaleIndexBits(q.multiples.length),
-    maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows),
+    maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows, deterministicDecodeRatio(q)),
     decodeNormRatio: deterministicDecodeRatio(q),
   };
 }
@@ -351,12 +354,16 @@ export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatri
   }
 }
 
-/** max_j ν_j·|γ_j| + |μ_j|·√rows: a bound on the norm of every decoded (uncentred) column. */
-export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number): number {
+/**
+ * max_j ν_j·|γ_j|·ratio + |μ_j|·√rows: a bound on the norm of every decoded (uncentred) column, with
+ * `ratio` a bound on ‖ŵ_j‖/(ν_j·|γ_j|) (1 for a matrix the GPU quantized from data; an upload's
+ * `deterministicDecodeRatio`, since it may hold any codes).
+ */
+export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number, ratio = 1): number {
   let largest = 0;
   for (let j = 0; j < norms.length; j++) {
     const gain = gains === null ? 1 : Math.abs(gains[j] as number);
-    largest = Math.max(largest, (norms[j] as number) * gain + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+    largest = Math.max(largest, (norms[j] as number) * gain * ratio + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
   }
   return largest;
 }

@@ -48,8 +48,9 @@ export interface GpuUniversalMatrix {
   readonly nonRootCount: number;
   readonly hasMeans: boolean;
   /**
-   * max_j ν_j (+ |μ_j|·√n when centred), plus what explicit escapes can add beyond ordinary codes
-   * (`universalColumnBounds`): products are refused when two such bounds multiply past f32.
+   * max_j ν_j (+ |μ_j|·√n when centred) for a matrix the GPU quantized from data; for an upload, ν_j
+   * times a bound on its column's decode for any codes (`universalColumnBounds`): products are
+   * refused when two such bounds multiply past 2^126.
    */
   readonly maxColumnNorm: number;
   /**
@@ -360,15 +361,14 @@ function checkUniversalColumnScales(m: Pick<UniversalOperandMetadata, 'scheme' |
 }
 
 /**
- * max_j ν_j·(1 + excess_j) + |μ_j|·√rows: a bound on the norm of every (uncentred) column, with
- * `excess` (per column, in units of ν_j; none: 0) what explicit escapes add (`universalColumnBounds`).
+ * max_j ν_j·r_j + |μ_j|·√rows: a bound on the norm of every (uncentred) column, with `ratios` r_j a
+ * bound on ‖ŵ_j‖/ν_j per column (`universalColumnBounds`; none: 1, a matrix the GPU quantized from data).
  */
-export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number, excess: ArrayLike<number> | null = null): number {
+export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number, ratios: ArrayLike<number> | null = null): number {
   let largest = 0;
   for (let j = 0; j < norms.length; j++) {
-    const norm = norms[j] as number;
-    const extra = excess === null ? 0 : norm * (excess[j] as number);
-    largest = Math.max(largest, norm + extra + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+    const decoded = (norms[j] as number) * (ratios === null ? 1 : (ratios[j] as number));
+    largest = Math.max(largest, decoded + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
   }
   return largest;
 }
@@ -386,29 +386,29 @@ export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<numbe
  *   container made the GEMV's code-unit sums overflow for x within the limit. The bound is ≈ 3–4 for
  *   every matrix (its unescaped blocks count at the leader radius), about 1–2 bits off the limit,
  *   which stays beyond 2^110.
- * - `maxColumnNorm`, for the product range, is ν_j (+ |μ_j|·√n when centred) plus what explicit
- *   ("huge") escapes can add: (ν_j·β/√N)·√(Σ c_b²) over those blocks. An explicit μ (coordinates up
- *   to ±2^16) can make a column decode far beyond ν_j (the reader allows 2^110).
+ * - `maxColumnNorm`, for the product range, is max_j of ν_j times that column's bound (+ |μ_j|·√n
+ *   when centred): the CPU refuses a product by the decoded norms, and the GPU, which cannot decode
+ *   on the host, by this bound, so that no accepted product can leave f32 (with ν_j alone, the
+ *   table-escape container above returned entries of 3.2e38 where the CPU refused, and Infinity
+ *   beyond). An explicit μ (coordinates up to ±2^16) can make a column decode far beyond ν_j (the
+ *   reader allows 2^110).
  */
 export function universalColumnBounds(
   m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'rows' | 'cols' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'>,
 ): { readonly maxColumnNorm: number; readonly decodeNormRatio: number } {
   const unescaped = universalBlockBound(m.scheme.q, 0) ** 2;
-  const explicitSquares = new Float64Array(m.cols);
   // Σ_b c_b² per column, starting from every block unescaped.
   const blockSquares = new Float64Array(m.cols).fill(m.blocksPerColumn * unescaped);
-  forEachEscapedBlock(m.scheme.lattice, m, (j, escapeNorm, explicit) => {
-    const square = universalBlockBound(m.scheme.q, escapeNorm) ** 2;
-    blockSquares[j] = (blockSquares[j] as number) + square - unescaped;
-    if (explicit) explicitSquares[j] = (explicitSquares[j] as number) + square;
+  forEachEscapedBlock(m.scheme.lattice, m, (j, escapeNorm) => {
+    blockSquares[j] = (blockSquares[j] as number) + universalBlockBound(m.scheme.q, escapeNorm) ** 2 - unescaped;
   });
   const perNorm = m.scheme.beta / Math.sqrt(m.length);
-  const excess = explicitSquares.map((sum) => perNorm * Math.sqrt(sum));
-  let largestSquares = 0;
-  for (const sum of blockSquares) largestSquares = Math.max(largestSquares, sum);
+  const ratios = blockSquares.map((sum) => perNorm * Math.sqrt(sum));
+  let largestRatio = 0;
+  for (const ratio of ratios) largestRatio = Math.max(largestRatio, ratio);
   return {
-    maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, excess),
-    decodeNormRatio: Math.max(ORDINARY_DECODE_RATIO, perNorm * Math.sqrt(largestSquares)),
+    maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, ratios),
+    decodeNormRatio: Math.max(ORDINARY_DECODE_RATIO, largestRatio),
   };
 }
 
