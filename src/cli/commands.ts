@@ -371,9 +371,9 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
       let productNmse: number | null = null;
       if (!(matrix instanceof WeightOnlyQuantized) && matrix.kind === 'lattice' && matrix.mode === 'universal' && matrix.keptLength === matrix.length) {
         const d = universalCodec(matrix.scheme.lattice, matrix.scheme.q, matrix.scheme.beta).distortion;
-        const keptShare = matrix.rows / matrix.length;
-        weightError = d * keptShare;
-        productNmse = (2 * d + d * d) * keptShare;
+        const rowShare = matrix.rows / matrix.length; // n/N: the rows get this share of the rotated error
+        weightError = d * rowShare;
+        productNmse = (2 * d + d * d) * rowShare;
       }
       rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
     }
