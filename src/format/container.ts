@@ -8,7 +8,7 @@ import {
   type SafetensorsReadOptions,
   type SafetensorsTensorInput,
 } from '../io/safetensors.js';
-import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
+import { HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
@@ -1000,7 +1000,7 @@ function decodeUniversal(name: string, f: UniversalFields, get: Get, optional: O
   if (escapeCount !== f.escapes) fail(`the escape bits mark ${escapeCount} escapes, the description says ${f.escapes}`);
   // Ranks: 1 … min(15, roots) or 0 (long); as many 0 as long escapes.
   checkStreamPadding(fail, stored.ranks, 1, stored.ranks.length, 4 * f.escapes, 'escape ranks');
-  const maxRank = Math.min(MAX_ESCAPE_RANK, candidates.rootCount);
+  const maxRank = largestEscapeRank(candidates);
   let longCount = 0;
   for (let k = 0; k < f.escapes; k++) {
     const rank = readBitsAt(stored.ranks, 0, 4 * k, 4);

@@ -21,7 +21,8 @@ import {
   type UniversalEncodeShape,
 } from './kernels/universalEncode.js';
 import { GpuScratch } from './scratch.js';
-import { columnNormBound, escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
+import { columnNormBound } from './latticeOperand.js';
+import { escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
 import { itemsPerBinding } from './workSplit.js';
 
 /*

@@ -274,6 +274,7 @@ export function gpuLatticeMetadata(
 ): Omit<GpuDeterministicMatrix, 'kind' | 'mode' | 'codes' | 'scaleIndices' | 'norms' | 'gains' | 'means'> {
   // Every upload of a deterministic matrix (uploadLatticeMatrix, uploadContainerEntry) comes here.
   checkDeterministicColumnScales(q);
+  const decodeNormRatio = deterministicDecodeRatio(q);
   return {
     rows: q.rows,
     cols: q.cols,
@@ -287,8 +288,8 @@ export function gpuLatticeMetadata(
     blocksPerColumn: q.blocksPerColumn,
     codeBits: latticeCodeBits(q.scheme),
     scaleIndexBits: scaleIndexBits(q.multiples.length),
-    maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows, deterministicDecodeRatio(q)),
-    decodeNormRatio: deterministicDecodeRatio(q),
+    maxColumnNorm: deterministicNormBound(q.norms, q.gains, q.means, q.rows, decodeNormRatio),
+    decodeNormRatio,
   };
 }
 
@@ -360,10 +361,19 @@ export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatri
  * `deterministicDecodeRatio`, since it may hold any codes).
  */
 export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number, ratio = 1): number {
+  return columnNormBound(norms, means, rows, Float64Array.from(norms, (_, j) => (gains === null ? 1 : Math.abs(gains[j] as number)) * ratio));
+}
+
+/**
+ * max_j ν_j·r_j + |μ_j|·√rows: a bound on the norm of every (uncentred) column, with `ratios` r_j a
+ * bound on ‖ŵ_j‖/ν_j per column (none: 1). Universal matrices: `universalColumnBounds`' ratios for an
+ * upload, none for a matrix the GPU quantized from data; deterministic ones: `deterministicNormBound`.
+ */
+export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number, ratios: ArrayLike<number> | null = null): number {
   let largest = 0;
   for (let j = 0; j < norms.length; j++) {
-    const gain = gains === null ? 1 : Math.abs(gains[j] as number);
-    largest = Math.max(largest, (norms[j] as number) * gain * ratio + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
+    const decoded = (norms[j] as number) * (ratios === null ? 1 : (ratios[j] as number));
+    largest = Math.max(largest, decoded + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
   }
   return largest;
 }

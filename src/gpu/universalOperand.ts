@@ -17,7 +17,7 @@ import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
-import { checkGpuColumnScale, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
+import { checkGpuColumnScale, columnNormBound, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
 
 /**
  * A universal lattice matrix in GPU buffers: what the universal decoding kernels (dequantize, GEMV,
@@ -358,19 +358,6 @@ function checkUniversalColumnScales(m: Pick<UniversalOperandMetadata, 'scheme' |
   for (let j = 0; j < m.norms.length; j++) {
     for (const unit of units) checkGpuColumnScale(j, 'ν·unit', (m.norms[j] as number) * unit);
   }
-}
-
-/**
- * max_j ν_j·r_j + |μ_j|·√rows: a bound on the norm of every (uncentred) column, with `ratios` r_j a
- * bound on ‖ŵ_j‖/ν_j per column (`universalColumnBounds`; none: 1, a matrix the GPU quantized from data).
- */
-export function columnNormBound(norms: ArrayLike<number>, means: ArrayLike<number> | null, rows: number, ratios: ArrayLike<number> | null = null): number {
-  let largest = 0;
-  for (let j = 0; j < norms.length; j++) {
-    const decoded = (norms[j] as number) * (ratios === null ? 1 : (ratios[j] as number));
-    largest = Math.max(largest, decoded + (means === null ? 0 : Math.abs(means[j] as number) * Math.sqrt(rows)));
-  }
-  return largest;
 }
 
 /**

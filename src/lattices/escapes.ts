@@ -19,6 +19,14 @@ import type { Lattice } from './lattice.js';
 /** Ranks 1…MAX_ESCAPE_RANK are stored in 4 bits; 0 in that field means "long escape". */
 export const MAX_ESCAPE_RANK = 15;
 
+/**
+ * The largest rank an escape symbol may carry for a lattice: min(MAX_ESCAPE_RANK, its roots). A rank
+ * past the roots has no root to decode to.
+ */
+export function largestEscapeRank(candidates: Pick<EscapeCandidates, 'rootCount'>): number {
+  return Math.min(MAX_ESCAPE_RANK, candidates.rootCount);
+}
+
 /** The long-escape index that means "μ is stored explicitly" (beyond the extended table). */
 export const HUGE_ESCAPE = 0xffff;
 

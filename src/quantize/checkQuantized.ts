@@ -1,5 +1,5 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
-import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
+import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
@@ -34,6 +34,14 @@ function checkOptionalMeans(means: unknown, cols: number, name: string): void {
   if (means === null) return;
   checkTyped(means, Float32Array, cols, `${name}.means`);
   checkFiniteArray(means as Float32Array, `${name}.means`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
+}
+
+/** Every code word (low 32 bits, plus 2^32 × `high` for codes over 32 bits) below q^d = `codeCount`. */
+function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount: number, name: string): void {
+  for (let i = 0; i < codes.length; i++) {
+    const code = (codes[i] as number) + (high === null ? 0 : (high[i] as number) * 2 ** 32);
+    check(code < codeCount, () => `${name}.codes[${i}]${high === null ? '' : ' (with codesHigh)'} = ${code} is not below q^d = ${codeCount}`);
+  }
 }
 
 /**
@@ -82,9 +90,7 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   checkTyped(q.codes, Uint32Array, blocks, `${name}.codes`);
   const codeCount = scheme.q ** d;
   if (q.mode === 'deterministic') {
-    for (let i = 0; i < blocks; i++) {
-      check((q.codes[i] as number) < codeCount, () => `${name}.codes[${i}] = ${q.codes[i]} is not below q^d = ${codeCount}`);
-    }
+    checkCodeWords(q.codes, null, codeCount, name);
     if (q.gains !== null) {
       checkTyped(q.gains, Float32Array, q.cols, `${name}.gains`);
       checkFiniteArray(q.gains, `${name}.gains`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);
@@ -108,14 +114,10 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
   if (codec.codeBits > 32) checkTyped(q.codesHigh, Uint16Array, blocks, `${name}.codesHigh`);
   else check(q.codesHigh === null, () => `${name}.codesHigh must be null for ${codec.codeBits}-bit codes`);
-  const high = q.codesHigh;
-  for (let i = 0; i < blocks; i++) {
-    const code = (q.codes[i] as number) + (high === null ? 0 : (high[i] as number) * 2 ** 32);
-    check(code < codeCount, () => `${name}.codes[${i}] (with codesHigh) = ${code} is not below q^d = ${codeCount}`);
-  }
+  checkCodeWords(q.codes, q.codesHigh, codeCount, name);
   checkTyped(q.escapes, Uint8Array, blocks, `${name}.escapes`);
   // Symbols: 0 (none), a root's rank 1 … min(15, roots), or LONG_ESCAPE.
-  const maxRank = Math.min(MAX_ESCAPE_RANK, codec.spec.escapes.rootCount);
+  const maxRank = largestEscapeRank(codec.spec.escapes);
   let longCount = 0;
   for (let i = 0; i < blocks; i++) {
     const symbol = q.escapes[i] as number;

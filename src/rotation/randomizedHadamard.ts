@@ -90,12 +90,11 @@ export class RandomizedHadamard {
   forward(x: Float32Array, out?: Float32Array): Float32Array {
     check(x instanceof Float32Array, 'RandomizedHadamard.forward: x must be a Float32Array');
     check(x.length === this.n, () => `RandomizedHadamard.forward: x has ${x.length} entries, expected n = ${this.n}`);
-    checkFinite(x, 'RandomizedHadamard.forward: x');
+    const largest = checkFinite(x, 'RandomizedHadamard.forward: x');
     const result = out ?? new Float32Array(this.length);
     checkOutput(result, this.length, x, 'RandomizedHadamard.forward');
-    const largest = largestMagnitude(x);
-    this.forwardUnchecked(x, result);
-    checkNoOverflow(result, largest, 'RandomizedHadamard.forward: x');
+    this.forwardUnchecked(x, result); // may overwrite x (out === x): its largest entry was taken before
+    checkNoOverflow(result, () => largest, 'RandomizedHadamard.forward: x');
     return result;
   }
 
@@ -109,11 +108,11 @@ export class RandomizedHadamard {
       y.length === this.length,
       () => `RandomizedHadamard.inverse: y has ${y.length} entries, expected N = length = ${this.length}`,
     );
-    checkFinite(y, 'RandomizedHadamard.inverse: y');
+    const largest = checkFinite(y, 'RandomizedHadamard.inverse: y');
     const result = out ?? new Float32Array(this.n);
     checkOutput(result, this.n, undefined, 'RandomizedHadamard.inverse');
     this.inverseUnchecked(y, result, this.n);
-    checkNoOverflow(result, largestMagnitude(y), 'RandomizedHadamard.inverse: y');
+    checkNoOverflow(result, () => largest, 'RandomizedHadamard.inverse: y');
     return result;
   }
 
@@ -134,7 +133,7 @@ export class RandomizedHadamard {
     for (let j = 0; j < m.cols; j++) {
       this.forwardUnchecked(m.data.subarray(j * m.rows, (j + 1) * m.rows), data.subarray(j * N, (j + 1) * N));
     }
-    checkNoOverflow(data, largestMagnitude(m.data), 'RandomizedHadamard.forwardColumns: the matrix');
+    checkNoOverflow(data, () => largestMagnitude(m.data), 'RandomizedHadamard.forwardColumns: the matrix');
     return { rows: N, cols: m.cols, data };
   }
 
@@ -158,7 +157,7 @@ export class RandomizedHadamard {
     for (let j = 0; j < m.cols; j++) {
       this.inverseUnchecked(m.data.subarray(j * N, (j + 1) * N), data.subarray(j * rows, (j + 1) * rows), rows);
     }
-    checkNoOverflow(data, largestMagnitude(m.data), 'RandomizedHadamard.inverseColumns: the matrix');
+    checkNoOverflow(data, () => largestMagnitude(m.data), 'RandomizedHadamard.inverseColumns: the matrix');
     return { rows, cols: m.cols, data };
   }
 
@@ -227,19 +226,27 @@ function largestMagnitude(values: Float32Array): number {
 /**
  * The transform sums up to L = 2^k entries in f32 before it scales by 1/√L (as the GPU kernels do, bit
  * for bit), so inputs within a factor L of f32's largest value can overflow on the way although the
- * rotated entries would fit: refused, naming the power of two to scale the input by.
+ * rotated entries would fit: refused, naming the power of two to scale the input by. The input's largest
+ * entry is needed only for the message.
  */
-function checkNoOverflow(result: Float32Array, largestInput: number, what: string): void {
+function checkNoOverflow(result: Float32Array, largestOfInput: () => number, what: string): void {
   if (firstNonFinite(result) < 0) return;
+  const largestInput = largestOfInput();
   // After the scaling every entry is at most 2^97, and sums of up to 2^30 of them (the rotation's
   // longest window) stay below 2^127.
   const shift = Math.max(1, Math.ceil(Math.log2(largestInput)) - 97);
   throw new LatticeMatmulError(`${what} has entries up to ${largestInput.toPrecision(6)}, too large for the rotation's f32 sums (they overflowed); multiply the input by 2^-${shift} and the result by 2^${shift}`);
 }
 
-function checkFinite(v: Float32Array, what: string): void {
-  const bad = firstNonFinite(v);
-  check(bad < 0, () => `${what} has a non-finite entry ${v[bad]} at index ${bad}`);
+/** Refuses a non-finite entry of `v`, naming it; returns the largest |v_i| (the same pass). */
+function checkFinite(v: Float32Array, what: string): number {
+  let largest = 0;
+  for (let i = 0; i < v.length; i++) {
+    const magnitude = Math.abs(v[i] as number);
+    if (!Number.isFinite(magnitude)) throw new LatticeMatmulError(`${what} has a non-finite entry ${v[i]} at index ${i}`);
+    if (magnitude > largest) largest = magnitude;
+  }
+  return largest;
 }
 
 /**
