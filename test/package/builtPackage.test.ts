@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, posix, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 
@@ -111,5 +111,19 @@ describe('the built package', () => {
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
     // The modules carry the shaders inline (imported as text at build time, one module per shader).
     expect(readFileSync(join(root, 'dist/shaders/lattice_encode.js'), 'utf8')).toContain('@compute');
+    // The README and docs a user reads from the installed package (and npm's page, which has no
+    // repository to resolve against) link only to files the package ships.
+    const userDocs = files.filter((f) => f === 'README.md' || (f.startsWith('docs/') && f.endsWith('.md')));
+    expect(userDocs.length).toBeGreaterThan(1);
+    const broken: string[] = [];
+    for (const doc of userDocs) {
+      for (const match of readFileSync(join(root, doc), 'utf8').matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = (match[1] as string).split('#')[0] as string;
+        if (target === '' || /^[a-z]+:/i.test(target)) continue;
+        const resolved = posix.normalize(posix.join(posix.dirname(doc), target)).replace(/\/$/, '');
+        if (!files.some((f) => f === resolved || f.startsWith(`${resolved}/`))) broken.push(`${doc} → ${match[1] as string}`);
+      }
+    }
+    expect(broken).toEqual([]);
   });
 });
