@@ -13,10 +13,10 @@ import { haarOrthogonal } from './linalg.js';
  *
  * - `none`: Q = I.
  * - `hadamard`: Q = the randomized Hadamard rotation `RandomizedHadamard(n, seed)`, used whenever
- *   n is a supported rotation length m·2^k, m ∈ {1, 12, 20} (no padding: a zero-padded Σ' would be
- *   singular).
+ *   it rotates n without padding (`rotationLength(n) = n`; a zero-padded Σ' would be singular): n =
+ *   m·2^k, m ∈ {1, 12, 20}, and every n > 1024 (two overlapping windows, `rotationPlan`).
  * - `haar`: Q = `haarOrthogonal(n, seed)`, a dense uniformly random orthogonal matrix, the fallback
- *   for other n up to `MAX_HAAR_N` (it costs O(n³) to build and O(n²) per column to apply).
+ *   for the other n, all ≤ 1024 = `MAX_HAAR_N` (it costs O(n³) to build and O(n²) per column to apply).
  */
 export type RotationKind = 'none' | 'hadamard' | 'haar';
 
@@ -30,12 +30,8 @@ export const MAX_HAAR_N = 1024;
 export function rotationKindFor(n: number, rotate: boolean): RotationKind {
   if (!rotate) return 'none';
   if (rotationLength(n) === n) return 'hadamard';
-  check(
-    n <= MAX_HAAR_N,
-    () =>
-      `rotate: n = ${n} is not m·2^k with m ∈ {1, 12, 20} (randomized Hadamard) and larger than ${MAX_HAAR_N} ` +
-      `(dense random rotation); pad the layer to ${rotationLength(n)} inputs or use rotate: false`,
-  );
+  // Only n ≤ 1024 get here (longer columns are rotated in two windows), within MAX_HAAR_N.
+  check(n <= MAX_HAAR_N, () => `rotate: no rotation for n = ${n}: the randomized Hadamard rotation pads it to ${rotationLength(n)} and the dense one stops at ${MAX_HAAR_N}`);
   return 'haar';
 }
 

@@ -27,6 +27,9 @@ export function covarianceFromActivations(activations: Matrix): Matrix {
       for (let k = 0; k <= i; k++) sums[row + k] = (sums[row + k] as number) + xi * (x[base + k] as number);
     }
   }
+  let largestVariance = 0;
+  for (let i = 0; i < n; i++) largestVariance = Math.max(largestVariance, (sums[i * n + i] as number) / samples);
+  checkVariancesFitF32(largestVariance);
   const data = new Float32Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k <= i; k++) {
@@ -40,22 +43,38 @@ export function covarianceFromActivations(activations: Matrix): Matrix {
 }
 
 /**
- * Σ_X is returned in f32, but the activations' squares can leave its range: an entry beyond it would
- * become Infinity, and a diagonal entry below 2^−126 loses its precision (or becomes 0, which
- * `checkCovariance` would then blame on Σ_X instead of the activations). Scaling the activations by
- * 2^k scales Σ_X by 2^2k, and the quantization of W minimizes tr(ΔΣ_XΔᵀ), whose minimizer no scale
- * of Σ_X moves, so that is the fix to name. Off-diagonal entries may be tiny:
- * |Σ_ik| ≤ √(Σ_ii·Σ_kk), so their absolute error stays below the diagonal's f32 rounding.
+ * Σ_X is returned in f32, but the activations' squares can leave its range. Scaling the activations
+ * by 2^k scales Σ_X by 2^2k, and the quantization of W minimizes tr(ΔΣ_XΔᵀ), whose minimizer no scale
+ * of Σ_X moves, so that is the fix to name.
+ * - An entry beyond the f32 range would become Infinity: refused.
+ * - Small variances are kept as f32 rounds them (a subnormal, or 0: a dead input channel, which the
+ *   damping of `quantizeWeights` handles) as long as the largest variance is at least 2^−102: such an
+ *   entry is then below 2^−24 of the largest, under its f32 rounding, so its lost digits change nothing
+ *   the quantizer sees. When even the largest variance is smaller, every entry is refused with the
+ *   power of two that brings the largest near 1 (scaling by the smallest entry could push the largest
+ *   out of range).
+ * Off-diagonal entries may be tiny: |Σ_ik| ≤ √(Σ_ii·Σ_kk), so their absolute error stays below the
+ * diagonal's f32 rounding.
  */
+function checkVariancesFitF32(largestVariance: number): void {
+  if (largestVariance === 0 || largestVariance >= SMALLEST_LARGEST_VARIANCE) return;
+  const shift = -Math.round(Math.log2(largestVariance) / 2);
+  throw new LatticeMatmulError(
+    `covarianceFromActivations: these activations' largest variance (Σ_X diagonal entry) is ${largestVariance}, ` +
+      `too small for f32 (below 2^-102, the others would lose their precision or become 0); multiply the activations by 2^${shift}: ` +
+      `Σ_X then scales by 2^${2 * shift}, which the quantization of W does not depend on`,
+  );
+}
+
+/** The smallest largest variance `covarianceFromActivations` accepts: 2^24 above the smallest normal f32. */
+const SMALLEST_LARGEST_VARIANCE = F32_MIN_NORMAL * 2 ** 24;
+
 function checkSecondMomentFitsF32(v: number, i: number, k: number): void {
-  const tooLarge = !Number.isFinite(Math.fround(v));
-  const tooSmall = i === k && v > 0 && v < F32_MIN_NORMAL;
-  if (!tooLarge && !tooSmall) return;
+  if (Number.isFinite(Math.fround(v))) return;
   // The power of two that brings this entry near 1 (half the exponent: Σ_X is quadratic in x).
   const shift = -Math.round(Math.log2(Math.abs(v)) / 2);
   throw new LatticeMatmulError(
-    `covarianceFromActivations: these activations give Σ_X entry (${i}, ${k}) = ${v}, ` +
-      (tooLarge ? 'beyond the f32 range (3.4e38)' : 'below the smallest normal f32 (2^-126 ≈ 1.2e-38; it would lose precision or become 0)') +
+    `covarianceFromActivations: these activations give Σ_X entry (${i}, ${k}) = ${v}, beyond the f32 range (3.4e38)` +
       `; multiply the activations by 2^${shift}: Σ_X then scales by 2^${2 * shift}, which the quantization of W does not depend on`,
   );
 }
@@ -65,7 +84,8 @@ const SYMMETRY_TOLERANCE = 1e-5;
 
 /**
  * Validates Σ_X for `n` input features and returns it as a float64 row-major n × n array: a Matrix
- * of the right size, finite, with a positive diagonal, and symmetric up to a few f32 roundings
+ * of the right size, finite, with a diagonal ≥ 0 that is not all 0, the row of a zero variance (a
+ * dead input channel: the damping makes it invertible) zero, and symmetric up to a few f32 roundings
  * (|Σ_ik − Σ_ki| ≤ 1e−5·√(Σ_ii·Σ_kk)); the two triangles are averaged. Positive definiteness is
  * checked later by the Cholesky factorization of the damped matrix.
  */
@@ -77,10 +97,13 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
     () => `${name} is ${sigmaX.rows}×${sigmaX.cols}, expected n×n = ${n}×${n} (n = W.rows, the input features)`,
   );
   const s = sigmaX.data;
+  let largestVariance = 0;
   for (let i = 0; i < n; i++) {
     const d = s[i * n + i] as number;
-    check(d > 0, () => `${name} must have a positive diagonal (it is a covariance), but entry (${i}, ${i}) is ${d}`);
+    check(d >= 0, () => `${name} must have a diagonal ≥ 0 (it is a covariance), but entry (${i}, ${i}) is ${d}`);
+    largestVariance = Math.max(largestVariance, d);
   }
+  check(largestVariance > 0, () => `${name} is zero on its whole diagonal: the calibration activations were all 0`);
   const out = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k <= i; k++) {
@@ -92,6 +115,11 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
         () => `${name} is not symmetric: entry (${i}, ${k}) = ${a} but (${k}, ${i}) = ${b}`,
       );
       const v = (a + b) / 2;
+      // A zero variance (a dead input channel) forces a zero row: |Σ_ik| ≤ √(Σ_ii·Σ_kk) = 0.
+      check(
+        scale > 0 || v === 0,
+        () => `${name} entry (${i}, ${k}) = ${v}, but the variance of input feature ${(s[i * n + i] as number) === 0 ? i : k} is 0, so its row must be 0 (it is not a covariance)`,
+      );
       out[i * n + k] = v;
       out[k * n + i] = v;
     }

@@ -17,6 +17,7 @@ export function meanSquaredEntry(w: Matrix): number {
  * (its determinant is then ≤ 0 and the weight-only limit is 0).
  */
 export function logDetCovariance(sigmaX: Matrix): number {
+  checkMatrix(sigmaX, 'sigmaX');
   const n = sigmaX.rows;
   const sigma = checkCovariance(sigmaX, n);
   return logDetFromCholesky(choleskyLower(sigma, n, 'sigmaX'), n);
@@ -34,6 +35,7 @@ export function logDetCovariance(sigmaX: Matrix): number {
  */
 export function weightOnlyLimit(w: Matrix, sigmaX: Matrix, rate: number): number {
   checkMatrix(w, 'W');
+  checkMatrix(sigmaX, 'sigmaX');
   check(sigmaX.rows === w.rows, () => `sigmaX is ${sigmaX.rows}×${sigmaX.cols}, expected ${w.rows}×${w.rows} (W.rows input features)`);
   const sigmaW2 = meanSquaredEntry(w);
   check(sigmaW2 > 0, 'W is all zeros: the weight-only limit is 0');

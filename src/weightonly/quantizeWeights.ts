@@ -33,9 +33,9 @@ export interface QuantizeWeightsOptions {
   readonly damping?: number;
   /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
   readonly rescale?: boolean;
-  /** Alternating least-squares rounds of the rescaler fit. Default 2. */
+  /** Alternating least-squares rounds of the rescaler fit (only with `rescale: true`), at most 100. Default 2. */
   readonly rescaleIterations?: number;
-  /** How close the rate must come to `rate`, in bits. Default 0.01 (the search aims at half of it). */
+  /** How close the rate must come to `rate`, in bits (only with `rate`). Default 0.01 (the search aims at half of it). */
   readonly rateTolerance?: number;
 }
 
@@ -46,6 +46,8 @@ const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed'
 export const DEFAULT_DAMPING = 1e-4;
 const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;
+/** Rounds of the rescaler fit: each is O(outputs·n² + n³), and a few converge (the default is 2). */
+const MAX_RESCALE_ITERATIONS = 100;
 
 /**
  * Quantizes a weight matrix knowing only the second moment Σ_X = E[x·xᵀ] of its inputs, minimizing
@@ -104,14 +106,24 @@ export function quantizeWeights(
     !rescale || sigma !== null,
     'rescale: true fits the rescalers to tr(ΔΣ_XΔᵀ) and needs sigmaX; pass Σ_X or leave rescale off',
   );
+  // Options that only act with another one are refused without it, as `quantize` refuses a nonce
+  // for a scheme without dither: a setting that silently does nothing reads as one that worked.
+  check(
+    options.rescaleIterations === undefined || rescale,
+    'rescaleIterations sets the rounds of the rescaler fit, which runs only with rescale: true',
+  );
   const rescaleIterations = options.rescaleIterations ?? 2;
-  check(Number.isInteger(rescaleIterations) && rescaleIterations >= 0, () => `rescaleIterations must be an integer ≥ 0, got ${describeValue(rescaleIterations)}`);
-  const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
-  check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${describeValue(tolerance)}`);
+  check(
+    Number.isInteger(rescaleIterations) && rescaleIterations >= 0 && rescaleIterations <= MAX_RESCALE_ITERATIONS,
+    () => `rescaleIterations must be an integer in [0, ${MAX_RESCALE_ITERATIONS}], got ${describeValue(rescaleIterations)}`,
+  );
   check(
     (options.rate === undefined) !== (options.step === undefined),
     'give exactly one of rate (bits per entry, searched) and step (fixed)',
   );
+  check(options.rateTolerance === undefined || options.rate !== undefined, 'rateTolerance is the tolerance of the rate search; a fixed step has none');
+  const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
+  check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${describeValue(tolerance)}`);
   if (options.step !== undefined) checkStep(method, options.step);
 
   const sigmaW2 = meanSquaredEntry(w);
@@ -163,6 +175,12 @@ export function quantizeWeights(
     evaluations = found.evaluations;
   } else {
     step = options.step as number;
+    // GPTQ and RTN store the step as every input feature's scale, and a scale decodes to at most 2^48
+    // (checked after W's own magnitudes, the likelier cause).
+    check(
+      method === 'watersic' || Math.fround(step) <= MAX_COLUMN_MAGNITUDE,
+      () => `step ${step} is above 2^48 ≈ 2.8e14, the largest magnitude a weight-only code decodes to (${method} stores the step as every input feature's scale); use a smaller step, or give a rate instead`,
+    );
     const q = quantizeAtStep(problem, step);
     if ('overflow' in q) throw new LatticeMatmulError(stepTooSmallMessage(step, q, method, rotate));
     quantization = q;
@@ -249,9 +267,11 @@ function stepTooSmallMessage(step: number, overflow: CodeOverflow, method: Weigh
   const where = `output ${overflow.output}, input feature ${overflow.input}${rotate ? ' (in the rotated basis)' : ''}`;
   // GPTQ and RTN divide by fround(step), which differs from step for a subnormal one.
   const needed = ((method === 'watersic' ? step : Math.fround(step)) * Math.abs(overflow.code)) / MAX_CODE;
+  // A step near the smallest double makes the code Infinity itself: no lower bound to name then.
+  const advice = Number.isFinite(needed) ? `use a step of at least about ${needed.toPrecision(3)}` : 'use a far larger step';
   return (
     `step ${step} is too small for W: the ${method} code of ${where} is ${overflow.code}, beyond ±${MAX_CODE} ` +
-    `(codes must be exact in f32); use a step of at least about ${needed.toPrecision(3)}, or give a rate instead`
+    `(codes must be exact in f32); ${advice}, or give a rate instead`
   );
 }
 

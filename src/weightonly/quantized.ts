@@ -451,21 +451,28 @@ function checkRotation(rotation: RotationKind, n: number): void {
 
 /** Finite scales within the bounds that keep every decoded entry below 2^64 (see the class comment). */
 function checkScales(columnScales: Float32Array, widths: Uint8Array, rowScales: Float32Array | null): void {
+  const problem = scalesOutOfRange(columnScales, widths, rowScales);
+  check(problem === null, () => problem as string);
+}
+
+/**
+ * Why these scales break the format's invariants (a non-finite scale, |s_i|·2^(b_i − 1) > 2^48 or
+ * |t_j| > 2^16), or null when they keep them. `widths`: each input feature's code bits b_i.
+ */
+export function scalesOutOfRange(columnScales: Float32Array, widths: Uint8Array, rowScales: Float32Array | null): string | null {
   for (let i = 0; i < columnScales.length; i++) {
     const s = columnScales[i] as number;
-    check(Number.isFinite(s), () => `columnScales[${i}] is not finite: ${s}`);
+    if (!Number.isFinite(s)) return `columnScales[${i}] is not finite: ${s}`;
     const largest = Math.abs(s) * 2 ** ((widths[i] as number) - 1);
-    check(
-      largest <= MAX_COLUMN_MAGNITUDE,
-      () => `columnScales[${i}] = ${s} with ${widths[i]}-bit codes decodes to magnitudes up to ${largest}, above the limit 2^48`,
-    );
+    if (largest > MAX_COLUMN_MAGNITUDE) return `columnScales[${i}] = ${s} with ${widths[i]}-bit codes decodes to magnitudes up to ${largest}, above the limit 2^48`;
   }
-  if (rowScales === null) return;
+  if (rowScales === null) return null;
   for (let j = 0; j < rowScales.length; j++) {
     const t = rowScales[j] as number;
-    check(Number.isFinite(t), () => `rowScales[${j}] is not finite: ${t}`);
-    check(Math.abs(t) <= MAX_ROW_SCALE, () => `rowScales[${j}] = ${t} is outside [−2^16, 2^16]`);
+    if (!Number.isFinite(t)) return `rowScales[${j}] is not finite: ${t}`;
+    if (Math.abs(t) > MAX_ROW_SCALE) return `rowScales[${j}] = ${t} is outside [−2^16, 2^16]`;
   }
+  return null;
 }
 
 /**

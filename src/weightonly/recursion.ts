@@ -23,7 +23,7 @@ export interface WorkingProblem {
 export interface StepQuantization {
   /** z, stored layout (j·n + i); the decoded weight is fround(z · columnScales[i]). */
   readonly codes: Int32Array;
-  /** s_i = α_i·γ_i as f32 (α_i = c/L_ii for WaterSIC, Δ for GPTQ and RTN; γ_i = 1 unless refit). */
+  /** s_i = α_i·γ_i as f32 (α_i = c/L_ii for WaterSIC, 0 where all its codes are 0; Δ for GPTQ and RTN). */
   readonly columnScales: Float32Array;
   /** Mean over input features of the empirical entropy of their codes (bits per entry). */
   readonly codeRate: number;
@@ -70,7 +70,8 @@ function overflows(z: number): boolean {
  * F_i = Σ_{k>i} (W'_k − Ŵ'_k)·L_ki (all outputs at once) the target of column i is
  * T_i = W'_i·L_ii + F_i, and whatever error column i makes is exactly the error of column i of
  * (W' − Ŵ')·L, because L is lower-triangular. WaterSIC: z = round(T_i/c), γ_i = ⟨z, T_i⟩/(c·⟨z, z⟩)
- * (the least-squares fit of c·γ·z to T_i), s_i = fround(γ_i·c/L_ii). GPTQ: z = round((T_i/L_ii)/Δ),
+ * (the least-squares fit of c·γ·z to T_i), s_i = fround(γ_i·c/L_ii) (0 when every code of column i
+ * is 0). GPTQ: z = round((T_i/L_ii)/Δ),
  * s_i = fround(Δ). The feedback uses the decoded value fround(z·s_i), so the error it propagates is
  * the error the decoder will see. RTN: z = round(W'/Δ).
  *
@@ -124,10 +125,16 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
         zt += z * t;
         zz += z * z;
       }
-      // z and T share their sign wherever z ≠ 0, so γ > 0.
-      const gamma = zz > 0 ? zt / (step * zz) : 1;
-      scale = Math.fround((gamma * step) / lii);
-      check(scale > 0 && Number.isFinite(scale), () => `the step of input feature ${i} (${(gamma * step) / lii}) does not fit in f32`);
+      if (zz === 0) {
+        // Every code is 0 (a quiet input feature: tiny L_ii, or weights far below the step): the
+        // scale decodes nothing, and c/L_ii can be far beyond the format's range, so it is 0.
+        scale = 0;
+      } else {
+        // z and T share their sign wherever z ≠ 0, so γ > 0.
+        const gamma = zt / (step * zz);
+        scale = Math.fround((gamma * step) / lii);
+        check(scale > 0 && Number.isFinite(scale), () => `the step of input feature ${i} (${(gamma * step) / lii}) does not fit in f32`);
+      }
     } else {
       for (let j = 0; j < outputs; j++) {
         const t = (w[j * n + i] as number) + (feedback[j * n + i] as number) / lii;

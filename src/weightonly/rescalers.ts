@@ -1,5 +1,7 @@
 import { LatticeMatmulError } from '../errors.js';
 import { choleskyLower, solveLower, solveLowerTransposed } from './linalg.js';
+import { columnCodeWidths } from './packedCodes.js';
+import { scalesOutOfRange } from './quantized.js';
 
 /** Column and row scales after the diagonal rescaler fit, with the objective before and after. */
 export interface RescalerFit {
@@ -18,7 +20,8 @@ export interface RescalerFit {
  *   nonzero code; the others keep their scale.
  * Each step minimizes the objective exactly over its block, so it never increases. `iterations`
  * rounds of (t, s), then a last t-step; the scales are rounded to f32 and the result is kept only if
- * the objective of the f32-decoded weights went down, else the input scales come back with t = 1.
+ * the objective of the f32-decoded weights went down and the format can store the scales
+ * (`scalesOutOfRange`), else the input scales come back with t = 1.
  * Cost per round O(outputs·n² + n³).
  */
 export function fitRescalers(
@@ -101,7 +104,10 @@ export function fitRescalers(
   const fittedColumns = Float32Array.from(s);
   const fittedRows = Float32Array.from(t);
   const objectiveAfter = dampedObjective(weights, h, codes, fittedColumns, fittedRows, n, outputs);
-  if (!(objectiveAfter < objectiveBefore)) {
+  // A fit the format cannot store (a row scale beyond 2^16 where a row's codes barely matter, say)
+  // is dropped like one that does not help.
+  const storable = scalesOutOfRange(fittedColumns, columnCodeWidths(codes, n, outputs), fittedRows) === null;
+  if (!(objectiveAfter < objectiveBefore) || !storable) {
     return { columnScales: Float32Array.from(columnScales), rowScales: ones, objectiveBefore, objectiveAfter: objectiveBefore };
   }
   return { columnScales: fittedColumns, rowScales: fittedRows, objectiveBefore, objectiveAfter };

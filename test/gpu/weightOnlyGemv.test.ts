@@ -504,6 +504,22 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     }
   });
 
+  it('an x beyond ‖x‖₂ = 2^31 (where its f32 sums could overflow into NaN) is refused, naming the power of two; just below it the result is finite', async () => {
+    // W×1e-12 in a Hadamard basis with a constant x of norm 1.6e38: the rotation's sums overflowed and
+    // the GEMV returned NaN where the true product is ≈ 1e26.
+    const n = 64;
+    const q = quantized(n, 3, { method: 'rtn', rotate: true, seed: 1 });
+    const constant = (norm: number): Float32Array => new Float32Array(n).fill(norm / Math.sqrt(n));
+    await expect(weightOnlyGemv(device, q, constant(1.6e38))).rejects.toThrow(
+      /weight-only gemv: x has ‖x‖₂ = 1\.6\d*e\+38, above 2\^31, the norm for which the GEMV is finite; multiply x by 2\^-96 and y by 2\^96/,
+    );
+    const twoColumns = new Float32Array(2 * n);
+    twoColumns.set(constant(2 ** 32), n);
+    await expect(weightOnlyGemm(device, q, { rows: n, cols: 2, data: twoColumns })).rejects.toThrow(/weight-only gemv: x column 1 has ‖x‖₂ = 4\.29\d*e\+9, above 2\^31/);
+    const y = await weightOnlyGemv(device, q, constant(2 ** 31 * (1 - 2 ** -20)));
+    expect(y.every(Number.isFinite)).toBe(true);
+  });
+
   it('refuses bad input with LatticeMatmulError', async () => {
     const q = quantized(16, 3, { method: 'gptq' });
     await expect(weightOnlyGemv(device, q, new Float32Array(15))).rejects.toThrow(LatticeMatmulError);
@@ -523,6 +539,21 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
           n: 100, outputs: 3, rowVec4s: haar.rowVec4s + 1,
         }),
       ).toThrow(/codes needs/);
+      // Argument objects are strict: `{ vector: 3 }` computed one vector and left the rest of y unwritten.
+      expect(() => haar.dispatch(device.createCommandEncoder(), scratch, { x, y, inputBasis: 'quantization', vector: 3 } as never)).toThrow(
+        /WeightOnlyGpuMatrix\.dispatch arguments: unknown option 'vector' \(did you mean 'vectors'\?\)/,
+      );
+      expect(() =>
+        dispatchWeightOnlyGemv(device, device.createCommandEncoder(), scratch, {
+          codes: haar.codes, codeLayout: haar.codeLayout, columnScales: haar.columnScales, rowScales: haar.rowScales, x, y,
+          n: 100, outputs: 3, rowVec4s: haar.rowVec4s, vectorblock: 4,
+        } as never),
+      ).toThrow(/dispatchWeightOnlyGemv arguments: unknown option 'vectorblock' \(did you mean 'vectorBlock'\?\)/);
+      expect(() => uploadWeightOnly(device, q, { lable: 'layer' } as never)).toThrow(/uploadWeightOnly options: unknown option 'lable'/);
+      await expect(weightOnlyGemv(device, q, new Float32Array(16), { vectorblock: 4 } as never)).rejects.toThrow(/weightOnlyGemv options: unknown option/);
+      await expect(weightOnlyGemm(device, q, { rows: 16, cols: 2, data: new Float32Array(32) }, { maxBindingByte: 256 } as never)).rejects.toThrow(
+        /weightOnlyGemm options: unknown option 'maxBindingByte'/,
+      );
     } finally {
       haar.destroy();
       scratch.destroy();

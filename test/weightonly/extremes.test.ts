@@ -81,7 +81,7 @@ describe('covarianceFromActivations refuses a Σ_X outside the f32 range, naming
       /these activations give Σ_X entry \(0, 0\) = 1\.4\d*e\+40, beyond the f32 range .*multiply the activations by 2\^-67/,
     );
     expect(() => covarianceFromActivations(scaled(x, 1e-25))).toThrow(
-      /these activations give Σ_X entry \(0, 0\) = 1\.4\d*e-50, below the smallest normal f32 .*multiply the activations by 2\^83/,
+      /these activations' largest variance \(Σ_X diagonal entry\) is \d\.\d*e-50, too small for f32 \(below 2\^-102.*multiply the activations by 2\^8[23]/,
     );
   });
 

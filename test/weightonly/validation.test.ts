@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { covarianceFromActivations, quantizeWeights, weightedDistortion, weightOnlyLimit } from '../../src/weightonly/index.js';
+import { covarianceFromActivations, logDetCovariance, quantizeWeights, weightedDistortion, weightOnlyLimit, WeightOnlyQuantized } from '../../src/weightonly/index.js';
 
 const n = 4;
 const w = gaussianMatrix(n, 8, 1);
@@ -23,8 +23,10 @@ function withEntry(m: Matrix, row: number, col: number, value: number): Matrix {
 const badCovariances: [string, Matrix, RegExp][] = [
   ['not symmetric', withEntry(identity(n), 0, 1, 0.5), /not symmetric: entry \(1, 0\)/],
   ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /not positive definite/],
-  ['a zero diagonal entry', withEntry(identity(n), 2, 2, 0), /positive diagonal.*\(2, 2\)/],
-  ['a negative diagonal entry', withEntry(identity(n), 1, 1, -1), /positive diagonal/],
+  // A zero variance is a dead input channel (accepted below), but its row must then be 0 too.
+  ['a zero variance with a nonzero row', withEntry(withEntry(withEntry(identity(n), 2, 2, 0), 2, 0, 0.1), 0, 2, 0.1), /entry \(2, 0\) = 0\.1\d*, but the variance of input feature 2 is 0, so its row must be 0/],
+  ['a negative diagonal entry', withEntry(identity(n), 1, 1, -1), /diagonal ≥ 0.*\(1, 1\) is -1/],
+  ['all zeros', { rows: n, cols: n, data: new Float32Array(n * n) }, /zero on its whole diagonal/],
   ['the wrong size', identity(n + 1), /5×5, expected n×n = 4×4/],
   ['not square', { rows: n, cols: n + 1, data: new Float32Array(n * (n + 1)) }, /expected n×n/],
   ['a NaN', withEntry(identity(n), 3, 2, Number.NaN), /non-finite entry NaN at row 3, column 2/],
@@ -52,6 +54,90 @@ describe('bad Σ_X gets a clear LatticeMatmulError', () => {
   });
 });
 
+describe('a dead input channel (zero variance: calibration activations that are always 0)', () => {
+  const inputs = 16;
+  const outputs = 256;
+  const dead = 5;
+  function problem(seed: number): { w: Matrix; sigmaX: Matrix } {
+    const x = gaussianMatrix(inputs, 256, 100 + seed);
+    for (let t = 0; t < 256; t++) x.data[t * inputs + dead] = 0;
+    return { w: gaussianMatrix(inputs, outputs, seed), sigmaX: covarianceFromActivations(x) };
+  }
+  /** W and Σ_X without the dead input feature. */
+  function withoutDead({ w, sigmaX }: { w: Matrix; sigmaX: Matrix }): { w: Matrix; sigmaX: Matrix } {
+    const keep = [...Array(inputs).keys()].filter((i) => i !== dead);
+    const m = keep.length;
+    const wr = new Float32Array(m * outputs);
+    for (let j = 0; j < outputs; j++) keep.forEach((i, r) => (wr[j * m + r] = w.data[j * inputs + i] as number));
+    const sr = new Float32Array(m * m);
+    keep.forEach((i, a) => keep.forEach((k, b) => (sr[a * m + b] = sigmaX.data[i * inputs + k] as number)));
+    return { w: { rows: m, cols: outputs, data: wr }, sigmaX: { rows: m, cols: m, data: sr } };
+  }
+
+  it('is quantized with the default damping as well as the layer without that channel (every method; 4 seeds)', () => {
+    expect(problem(1).sigmaX.data[dead * inputs + dead]).toBe(0);
+    for (const method of ['watersic', 'gptq', 'rtn'] as const) {
+      const ratios: number[] = [];
+      for (let seed = 1; seed <= 4; seed++) {
+        const full = problem(seed);
+        const q = quantizeWeights(full.w, full.sigmaX, { method, rate: 3 });
+        expect(Math.abs(q.rate - 3)).toBeLessThanOrEqual(0.01);
+        // WaterSIC gives the dead channel no bits (all its codes 0, its scale 0) and spends them on the
+        // others, so the reduced layer gets the same total; GPTQ and RTN spend the same rate on every channel.
+        if (method === 'watersic') expect(q.columnScales[dead]).toBe(0);
+        const reduced = withoutDead(full);
+        const rate = method === 'watersic' ? (3 * inputs) / (inputs - 1) : 3;
+        ratios.push(q.distortion(full.w, full.sigmaX) / quantizeWeights(reduced.w, reduced.sigmaX, { method, rate }).distortion(reduced.w, reduced.sigmaX));
+      }
+      // Measured: means 1.010 (WaterSIC), 0.998 and 0.999, standard deviations ≤ 0.005 over seeds.
+      const mean = ratios.reduce((a, b) => a + b) / ratios.length;
+      expect(mean, method).toBeGreaterThan(0.95);
+      expect(mean, method).toBeLessThan(1.05);
+    }
+  });
+
+  it('is refused without damping (H is then singular), naming the damping', () => {
+    const { w, sigmaX } = problem(1);
+    expect(() => quantizeWeights(w, sigmaX, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/sigmaX \(after damping 0·mean diagonal\) .*not positive definite/);
+  });
+
+  it('covarianceFromActivations keeps a nearly dead channel (variance 1e-40, below the smallest normal f32) beside normal ones', () => {
+    const x = gaussianMatrix(8, 64, 2);
+    for (let t = 0; t < 64; t++) x.data[t * 8 + 3] = (x.data[t * 8 + 3] as number) * 1e-20;
+    const sigmaX = covarianceFromActivations(x);
+    const variance = sigmaX.data[3 * 8 + 3] as number;
+    expect(variance).toBeGreaterThan(0);
+    expect(variance).toBeLessThan(2 ** -126);
+    expect(quantizeWeights(gaussianMatrix(8, 64, 3), sigmaX, { method: 'watersic', rate: 3 }).rate).toBeCloseTo(3, 1);
+  });
+});
+
+describe('quiet input features and out-of-range rescalers: the quantizer never builds what its format refuses', () => {
+  it('WaterSIC with a quiet channel (variance 1e-6) and W up to 2^44: that feature\'s codes are all 0 and its scale 0, not c/L_ii > 2^48', () => {
+    const inputs = 8;
+    const sigmaX: Matrix = identity(inputs);
+    sigmaX.data[0] = 1e-6;
+    for (const shift of [0, 42]) {
+      const w = gaussianMatrix(inputs, 256, 1);
+      for (let k = 0; k < w.data.length; k++) w.data[k] = (w.data[k] as number) * 2 ** shift;
+      const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 2 });
+      expect(q.columnScales[0]).toBe(0);
+      expect(q.codeWidths[0]).toBe(1);
+      expect(Math.abs(q.rate - 2)).toBeLessThanOrEqual(0.01);
+      expect(WeightOnlyQuantized.deserialize(q.serialize()).decode().data).toEqual(q.decode().data);
+    }
+  });
+
+  it('a rescaler fit whose row scale would pass 2^16 is dropped (t = 1), as one that does not help', () => {
+    // Σ_X positive definite (det ≈ 2e9) but very unequal: the fitted row scale of output 0 is ≈ 4e5.
+    const sigmaX: Matrix = { rows: 2, cols: 2, data: new Float32Array([1e12, 0.999e6, 0.999e6, 1]) };
+    const small: Matrix = { rows: 2, cols: 4, data: new Float32Array([0.4, 0.6, 0.1, 0.1, -0.2, 0.3, 0.3, -0.1]) };
+    const q = quantizeWeights(small, sigmaX, { method: 'rtn', step: 1, rescale: true, damping: 0 });
+    expect(Array.from(q.rowScales ?? [])).toEqual([1, 1, 1, 1]);
+    expect(q.analysis?.rescaleObjective?.after).toBe(q.analysis?.rescaleObjective?.before);
+  });
+});
+
 describe('other bad input', () => {
   const sigma = identity(n);
   it.each([
@@ -70,6 +156,12 @@ describe('other bad input', () => {
     ["rescale: 'no' (not coerced to true)", { method: 'gptq', rate: 3, rescale: 'no' }, /rescale must be true or false, got "no"/],
     ['rotate: 1', { method: 'gptq', rate: 3, rotate: 1 }, /rotate must be true or false, got 1/],
     ['options that are an array', [], /quantizeWeights options must be an object/],
+    // Options that act only with another one are refused without it, rather than ignored.
+    ['rescaleIterations without rescale', { method: 'gptq', rate: 3, rescaleIterations: 5 }, /rescaleIterations .* only with rescale: true/],
+    ['rateTolerance with a fixed step', { method: 'gptq', step: 0.3, rateTolerance: 0.5 }, /rateTolerance is the tolerance of the rate search; a fixed step has none/],
+    ['rescaleIterations 101', { method: 'gptq', rate: 3, rescale: true, rescaleIterations: 101 }, /rescaleIterations must be an integer in \[0, 100\], got 101/],
+    ['an RTN step above 2^48 (every scale would decode beyond the format)', { method: 'rtn', step: 1e30 }, /step 1e\+30 is above 2\^48 .*rtn stores the step as every input feature's scale/],
+    ['a WaterSIC step of 5e-324 (the code itself is infinite)', { method: 'watersic', step: Number.MIN_VALUE }, /is -?Infinity, beyond ±16777215 .*use a far larger step, or give a rate instead/],
   ])('%s', (_name, options, message) => {
     // @ts-expect-error deliberately malformed options
     expect(() => quantizeWeights(w, sigma, options)).toThrow(LatticeMatmulError);
@@ -113,6 +205,13 @@ describe('other bad input', () => {
     x.data[7] = Number.NaN;
     expect(() => covarianceFromActivations(x)).toThrow(LatticeMatmulError);
     expect(() => weightedDistortion(w, gaussianMatrix(n, 7, 1), sigma)).toThrow(/W is 4×8 but Ŵ is 4×7/);
+  });
+
+  it('a missing Σ_X in the limit functions is a LatticeMatmulError, not a TypeError', () => {
+    // @ts-expect-error deliberately missing
+    expect(() => weightOnlyLimit(w, null, 3)).toThrow(/sigmaX must be a Matrix/);
+    // @ts-expect-error deliberately missing
+    expect(() => logDetCovariance(undefined)).toThrow(/sigmaX must be a Matrix/);
   });
 });
 

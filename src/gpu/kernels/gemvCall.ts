@@ -206,6 +206,9 @@ export interface GemvOutputArgs {
   readonly outputFormat?: ActivationFormat;
 }
 
+/** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
+export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat'] as const satisfies readonly (keyof GemvOutputArgs)[];
+
 /** The output of a call, resolved once: the bias binding and the Y window of each range of right-hand sides. */
 export interface GemvOutput {
   readonly f16: boolean;

@@ -5,6 +5,7 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { WeightBasis } from '../../weightonly/basis.js';
 import { weightCodeLayout } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -13,7 +14,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { activationBytes, type ActivationFormat } from './activationIo.js';
-import { gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
@@ -28,7 +29,7 @@ import { dispatchHadamard } from './hadamard.js';
  * - `none`: nothing to do.
  * - `hadamard`: on the GPU, `dispatchHadamard` with the matrix's seed (bit for bit the
  *   `RandomizedHadamard.forward` the quantizer used), into a scratch buffer, so x never leaves the GPU.
- * - `haar` (n not m·2^k, n ≤ MAX_HAAR_N): on the host, `rotateOnHost` (the dense n × n rotation lives
+ * - `haar` (n ≤ MAX_HAAR_N and not m·2^k): on the host, `rotateOnHost` (the dense n × n rotation lives
  *   only in the CPU `WeightBasis`; O(n²) per vector). The caller passes the rotated x̃ with
  *   `inputBasis: 'quantization'`; the convenience functions do this themselves.
  *
@@ -155,6 +156,7 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
  * scratch.destroy();
  */
 export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyGemvArgs): void {
+  checkOptionsObject(args, GEMV_ARG_KEYS, 'dispatchWeightOnlyGemv arguments');
   const { n, outputs, rowVec4s } = args;
   const vectors = args.vectors ?? 1;
   checkPositiveInteger(n, 'weight-only gemv n');
@@ -309,7 +311,7 @@ export class WeightOnlyGpuMatrix {
     options: UploadWeightOnlyOptions = {},
   ) {
     check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
-    const label = options.label ?? 'weight-only';
+    const label = checkOptionsObject(options, ['label'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options').label ?? 'weight-only';
     const packed = q.packedCodes;
     this.n = q.n;
     this.outputs = q.outputs;
@@ -355,6 +357,7 @@ export class WeightOnlyGpuMatrix {
    * scratch.destroy();
    */
   dispatch(encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyMatrixGemvArgs): void {
+    checkOptionsObject(args, MATRIX_GEMV_ARG_KEYS, 'WeightOnlyGpuMatrix.dispatch arguments');
     const { device, n, outputs, rowVec4s } = this;
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
@@ -428,6 +431,18 @@ export interface WeightOnlyGemvOptions {
   readonly vectorBlock?: WeightOnlyVectorBlock;
 }
 
+// The keys of each argument object: any other is refused (`{ vector: 3 }` must not compute one vector
+// and leave the rest of y unwritten).
+const GEMV_ARG_KEYS = [
+  'codes', 'codeLayout', 'columnScales', 'rowScales', 'x', 'inputFormat', 'y', 'n', 'outputs', 'rowVec4s', 'vectors',
+  'codesOffset', 'codeLayoutOffset', 'columnScalesOffset', 'rowScalesOffset', 'xOffset', 'yOffset', 'maxBindingBytes',
+  'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
+] as const satisfies readonly (keyof WeightOnlyGemvArgs)[];
+const MATRIX_GEMV_ARG_KEYS = [
+  'x', 'inputFormat', 'y', 'vectors', 'xOffset', 'yOffset', 'inputBasis', 'maxBindingBytes', 'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
+] as const satisfies readonly (keyof WeightOnlyMatrixGemvArgs)[];
+const GEMV_OPTION_KEYS = ['maxBindingBytes', 'vectorBlock'] as const satisfies readonly (keyof WeightOnlyGemvOptions)[];
+
 /**
  * y = Ŵ·x on the GPU for CPU data (x of n = q.n entries, y of q.outputs): uploads, rotates x (see the
  * module comment), dispatches inside validation error scopes, reads back and destroys its buffers.
@@ -440,6 +455,7 @@ export interface WeightOnlyGemvOptions {
  */
 export async function weightOnlyGemv(device: GPUDevice, q: WeightOnlyQuantized, x: Float32Array, options: WeightOnlyGemvOptions = {}): Promise<Float32Array> {
   check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
+  checkOptionsObject(options, GEMV_OPTION_KEYS, 'weightOnlyGemv options');
   checkInput(x, q.n);
   return runWeightOnlyGemv(device, q, x, 1, options);
 }
@@ -453,8 +469,10 @@ export async function weightOnlyGemv(device: GPUDevice, q: WeightOnlyQuantized, 
  */
 export async function weightOnlyGemm(device: GPUDevice, q: WeightOnlyQuantized, x: Matrix, options: WeightOnlyGemvOptions = {}): Promise<Matrix> {
   check(q instanceof WeightOnlyQuantized, 'weight-only gemm: q must be a WeightOnlyQuantized');
+  checkOptionsObject(options, GEMV_OPTION_KEYS, 'weightOnlyGemm options');
   checkMatrix(x, 'X');
   check(x.rows === q.n, () => `weight-only gemm: X has ${x.rows} rows, the matrix has n = ${q.n} inputs`);
+  for (let v = 0; v < x.cols; v++) checkInputNorm(x.data.subarray(v * q.n, (v + 1) * q.n), ` column ${v}`);
   const data = await runWeightOnlyGemv(device, q, x.data, x.cols, options);
   return { rows: q.outputs, cols: x.cols, data };
 }
@@ -491,4 +509,25 @@ function checkInput(x: Float32Array, length: number): void {
   check(x.length === length, () => `weight-only gemv: x has ${x.length} entries, expected ${length}`);
   const bad = firstNonFinite(x);
   check(bad < 0, () => `weight-only gemv: x has a non-finite entry ${x[bad]} at index ${bad}`);
+  checkInputNorm(x, '');
 }
+
+/**
+ * The GEMV is finite for ‖x‖₂ ≤ 2^31 (`WeightOnlyQuantized`'s bounds); beyond it the rotation's or the
+ * product's f32 sums may overflow into ±Infinity, and Infinity − Infinity into NaN, so a host x beyond
+ * it is refused, naming the power of two to scale it (and y) by.
+ */
+function checkInputNorm(x: Float32Array, which: string): void {
+  let squares = 0;
+  for (let i = 0; i < x.length; i++) squares += (x[i] as number) ** 2;
+  const norm = Math.sqrt(squares);
+  if (norm <= MAX_INPUT_NORM) return;
+  const shift = Math.ceil(Math.log2(norm / MAX_INPUT_NORM));
+  throw new LatticeMatmulError(
+    `weight-only gemv: x${which} has ‖x‖₂ = ${norm.toPrecision(6)}, above 2^31, the norm for which the GEMV is finite; ` +
+      `multiply x by 2^-${shift} and y by 2^${shift}`,
+  );
+}
+
+/** The largest ‖x‖₂ of the weight-only GEMV's finiteness bound (`WeightOnlyQuantized`). */
+const MAX_INPUT_NORM = 2 ** 31;
