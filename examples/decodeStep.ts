@@ -99,7 +99,6 @@ const replay = replays[replays.length - 1] as Awaited<ReturnType<typeof step>>;
 const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 const replayHostMs = median(replays.map((r) => r.hostMs));
 const replayTotalMs = median(replays.map((r) => r.totalMs));
-for (let i = 0; i < 5; i++) console.log("host ms", (await step()).hostMs.toFixed(2));
 
 // The CPU reference: the same layers from the same codes, in float64 sums (matvecAT), then the bias.
 let reference: Matrix = { rows: width, cols: 1, data: x0 };

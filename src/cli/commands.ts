@@ -165,15 +165,33 @@ async function tensorError(file: SafetensorsFile, name: string, error: unknown):
 
 /**
  * Refuses what the options alone make impossible, before any file is opened: a seed out of range, a
- * nonce for a scheme without dither (the quantizer's own checks, naming the flags). The CLI reports
- * these as command-line errors (exit code 2).
+ * nonce for a scheme without dither (the quantizer's own checks, naming the flags), `--device gpu`
+ * with a scalar scheme (the GPU quantizer encodes lattice schemes). The CLI reports these as
+ * command-line errors (exit code 2).
  */
-export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 'scheme' | 'seed' | 'nonce'>): void {
+export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 'scheme' | 'seed' | 'nonce' | 'device'>): void {
+  if (options.device === 'gpu' && !encodesOnGpu(options.scheme)) {
+    throw new LatticeMatmulError(`--device gpu --scheme ${options.scheme}: the GPU quantizer encodes lattice schemes; ${options.scheme} is a scalar baseline, quantized on the CPU (--device cpu or auto)`);
+  }
   const flags = [`--scheme ${options.scheme}`, ...(options.seed === undefined ? [] : [`--seed ${options.seed}`]), ...(options.nonce === undefined ? [] : [`--nonce ${options.nonce}`])];
   checkQuantizeOptions(
     { scheme: options.scheme, ...(options.seed === undefined ? {} : { seed: options.seed }), ...(options.nonce === undefined ? {} : { nonce: options.nonce }) },
     flags.join(' '),
   );
+}
+
+/**
+ * The model's own `__metadata__` (its format, its creator's notes), kept in the container as
+ * `user.source-metadata.<key>`: the container holds the quantized tensors, and nothing the model said
+ * about itself should be lost with the tensors left out.
+ */
+function sourceMetadata(metadata: Readonly<Record<string, string>> | null): Record<string, string> {
+  return Object.fromEntries(Object.entries(metadata ?? {}).map(([key, value]) => [`source-metadata.${key}`, value]));
+}
+
+/** Whether the GPU quantizer encodes `scheme` (lattice schemes; the scalar baselines run on the CPU). */
+function encodesOnGpu(scheme: SchemeName): boolean {
+  return resolveScheme(scheme).kind === 'lattice';
 }
 
 /** Runs the quantizer's own checks of `options` now, not at the first tensor, naming the command-line flags. */
@@ -230,7 +248,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
     // Under --quiet the fallback to the CPU is not reported either (errors still are).
-    gpu = await gpuQuantizer(options.device ?? 'auto', options.quiet === true ? () => {} : log);
+    // A scalar scheme runs on the CPU whatever --device auto finds (--device gpu was refused above).
+    gpu = encodesOnGpu(options.scheme) ? await gpuQuantizer(options.device ?? 'auto', options.quiet === true ? () => {} : log) : null;
     // A worker quantizes one tensor at a time: more workers than tensors would only start idle threads.
     const workers = Math.min(options.workers ?? availableParallelism(), selected.length);
     const deviceName = gpu?.name ?? `CPU (${workers} worker thread${workers === 1 ? '' : 's'})`;
@@ -277,7 +296,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     await writeQuantizedContainerFile(
       options.output,
       results,
-      { source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
+      { ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
       signal === null ? {} : { signal },
     );
     // Bits per entry as written, the numbers inspect prints: a matrix's bitsStored counts the scheme's own

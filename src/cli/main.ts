@@ -8,13 +8,17 @@
  *   lattice-matmul schemes
  *
  * Exit codes: 0 done, 1 a file or its data refused, 2 a command line that cannot run (with the usage),
- * 130 interrupted (Ctrl-C; nothing written).
+ * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise.
  */
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { checkQuantizeModelOptions, inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
+
+/** The signals that stop `quantize` cleanly (nothing written). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL.safetensors -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
                  [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]`;
@@ -25,7 +29,8 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           reproducible (matrix i gets nonce + i; by default nonces are random); --seed N (default
           1) seeds the rotation's random signs; --workers N caps the CPU worker threads (default:
           one per core); --quiet prints no progress. Ctrl-C stops it before anything is written
-          (exit code 130).`;
+          (exit code 130; SIGTERM 143, SIGHUP 129). --nonce is refused for schemes without dither
+          (deterministic and scalar ones); scalar schemes quantize on the CPU.`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
@@ -71,6 +76,15 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((cell, c) => cell.padEnd(widths[c] as number)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+/**
+ * A tensor name as a table cell: as it is, or JSON-quoted when it holds a control character (a tab
+ * or a newline would break the table's columns and lines).
+ */
+function tensorCell(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f]/.test(name) ? JSON.stringify(name) : name;
 }
 
 /** A decimal integer argument (digits only: no sign, spaces, hex or exponent), at least `min`. */
@@ -154,15 +168,22 @@ async function main(argv: readonly string[]): Promise<number> {
     const workers = integerArgument(values.workers, '--workers', 1, usage);
     const seed = integerArgument(values.seed, '--seed', 0, usage);
     try {
-      checkQuantizeModelOptions({ scheme: scheme as SchemeName, ...(seed === undefined ? {} : { seed }), ...(nonce === undefined ? {} : { nonce }) });
+      checkQuantizeModelOptions({ scheme: scheme as SchemeName, device, ...(seed === undefined ? {} : { seed }), ...(nonce === undefined ? {} : { nonce }) });
     } catch (error) {
       if (error instanceof LatticeMatmulError) throw new UsageError(error.message, usage);
       throw error;
     }
     const controller = new AbortController();
-    // The first Ctrl-C stops the work and leaves no file; a second one (the default action) kills at once.
-    const interrupt = (): void => controller.abort('interrupted');
-    process.once('SIGINT', interrupt);
+    // The first Ctrl-C (or a SIGTERM from `timeout`, `docker stop`, a job scheduler; a SIGHUP from a
+    // closed terminal) stops the work and leaves no file, not even the temporary one; a second one
+    // (the default action) kills at once. SIGKILL cannot be caught: it may leave a hidden temporary
+    // file beside the output, never a partial output.
+    let stoppedBy: NodeJS.Signals | null = null;
+    const interrupt = (signal: NodeJS.Signals): void => {
+      stoppedBy ??= signal;
+      controller.abort('interrupted');
+    };
+    for (const signal of STOP_SIGNALS) process.once(signal, interrupt);
     let report: QuantizeModelReport;
     try {
       report = await quantizeModel({
@@ -179,14 +200,16 @@ async function main(argv: readonly string[]): Promise<number> {
       });
     } catch (error) {
       if (!controller.signal.aborted) throw error;
-      process.stderr.write(`lattice-matmul: interrupted; ${values.output} was not written\n`);
-      return 130;
+      const signal = stoppedBy ?? 'SIGINT';
+      process.stderr.write(`lattice-matmul: interrupted (${signal}); ${values.output} was not written\n`);
+      // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+      return 128 + osConstants.signals[signal];
     } finally {
-      process.off('SIGINT', interrupt);
+      for (const signal of STOP_SIGNALS) process.off(signal, interrupt);
     }
-    const rows = report.quantized.map((q) => [q.name, `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
+    const rows = report.quantized.map((q) => [tensorCell(q.name), `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
-    if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.join(', ')}\n`);
+    if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.map(tensorCell).join(', ')}\n`);
     process.stdout.write(`wrote ${values.output} (${report.device}, ${report.seconds.toFixed(1)} s)\n`);
     return 0;
   }
@@ -203,12 +226,12 @@ async function main(argv: readonly string[]): Promise<number> {
     if (path === undefined || positionals.length > 1) throw new UsageError(`inspect needs exactly one file, got ${positionals.length}`, usage);
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
-      const rows = result.tensors.map((t) => [t.name, t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
+      const rows = result.tensors.map((t) => [tensorCell(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
       process.stdout.write(`${path}: a safetensors file (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
       return 0;
     }
     const rows = result.rows.map((r) => [
-      r.name,
+      tensorCell(r.name),
       r.kind,
       r.scheme,
       `${r.shape[0]} × ${r.shape[1]}`,

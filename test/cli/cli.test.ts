@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readQuantizedContainer } from '../../src/format/container.js';
-import { writeQuantizedContainerFile } from '../../src/format/containerFile.js';
+import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
 import { expectedNmse } from '../../src/product/expectedError.js';
@@ -110,6 +110,7 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', ''], /-o needs a non-empty path/],
     // Options that conflict whatever the file: refused as command lines, before the file is opened.
     [['quantize', 'missing.safetensors', '-o', 'OUT', '--scheme', 'int4-g32', '--nonce', '3'], /--scheme int4-g32 --nonce 3: nonce applies to universal lattice schemes only/],
+    [['quantize', 'missing.safetensors', '-o', 'OUT', '--scheme', 'int4-g32', '--device', 'gpu'], /--device gpu --scheme int4-g32: the GPU quantizer encodes lattice schemes; int4-g32 is a scalar baseline, quantized on the CPU/],
     [['quantize', 'missing.safetensors', '-o', 'OUT', '--seed', '4294967296'], /--scheme e8-4bit --seed 4294967296: seed must be an integer in \[0, 2\^32 − 1\]/],
     [['inspect', 'MODEL', 'extra'], /inspect needs exactly one file, got 2/],
     [['schemes', 'extra'], /Unexpected argument 'extra'/],
@@ -267,7 +268,10 @@ describe('lattice-matmul CLI', () => {
     expect(temporaryFiles(dir)).toEqual([]);
   });
 
-  it('Ctrl-C during the only tensor stops quantize with exit code 130, writing nothing', async () => {
+  it.each([
+    ['Ctrl-C (SIGINT)', 'SIGINT', 130],
+    ['SIGTERM (timeout, docker stop, a job scheduler)', 'SIGTERM', 143],
+  ] as const)('%s during the only tensor stops quantize with exit code 128 + its number, writing nothing, no temporary file either', async (_, signal, exitCode) => {
     const dir = mkdtempSync(join(work, 'interrupt-'));
     const output = join(dir, 'big.lmq.safetensors');
     const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1'], { cwd: root });
@@ -278,15 +282,32 @@ describe('lattice-matmul CLI', () => {
       // The handler is installed before this line is logged; the tensor then takes seconds.
       if (!interrupted && /quantizing 1 tensors/.test(stderr)) {
         interrupted = true;
-        setTimeout(() => child.kill('SIGINT'), 300);
+        setTimeout(() => child.kill(signal), 300);
       }
     });
-    const code = await new Promise<number | null>((done) => child.on('close', (exitCode) => done(exitCode)));
+    const code = await new Promise<number | null>((done) => child.on('close', (childCode) => done(childCode)));
     expect(interrupted, stderr).toBe(true);
-    expect(code, stderr).toBe(130);
-    expect(stderr).toMatch(/interrupted; .*big\.lmq\.safetensors was not written/);
+    expect(code, stderr).toBe(exitCode);
+    expect(stderr).toMatch(new RegExp(`interrupted \\(${signal}\\); .*big\\.lmq\\.safetensors was not written`));
     expect(readdirSync(dir)).toEqual([]);
   }, 60_000);
+
+  it("quantize keeps the model's __metadata__ as user.source-metadata.*, and quotes a tensor name with a tab in its tables", async () => {
+    const input = join(work, 'annotated.safetensors');
+    const output = join(work, 'annotated.lmq.safetensors');
+    await writeSafetensorsFile(input, { 'tab\tname.weight': { dtype: 'F32', shape: [8, 16], data: gaussianMatrix(16, 8, 40).data } }, { format: 'pt', note: 'keep me' });
+    const { code, stdout, stderr } = await cli('quantize', input, '-o', output, '--device', 'cpu', '--quiet');
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^"tab\\tname\.weight"\s+8 × 16\s+\d\.\d{3}$/m);
+    const container = await openQuantizedContainerFile(output);
+    try {
+      expect(container.metadata).toMatchObject({ 'source-metadata.format': 'pt', 'source-metadata.note': 'keep me', source: 'annotated.safetensors' });
+    } finally {
+      await container.close();
+    }
+    const inspected = await cli('inspect', output);
+    expect(inspected.stdout).toMatch(/^"tab\\tname\.weight"\s+universal/m);
+  });
 
   it('quantize caps the worker threads at the number of tensors', async () => {
     const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'capped.safetensors'), '--device', 'cpu', '--workers', '8');
