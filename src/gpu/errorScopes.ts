@@ -63,7 +63,7 @@ export class GpuDeviceLostError extends LatticeMatmulError {
   constructor(deviceLabel: string, info: GPUDeviceLostInfo, what: string) {
     super(
       `${what}: the WebGPU device ${deviceLabel ? `"${deviceLabel}" ` : ''}was lost (reason: ${info.reason}): ` +
-        `${info.message || '(no message)'}. Every call on a lost device fails; request a new device ` +
+        `${(info.message || '(no message)').replace(/\.+$/, '')}. Every call on a lost device fails; request a new device ` +
         '(requestGpuDevice) and create new engines on it.',
     );
     this.reason = info.reason;

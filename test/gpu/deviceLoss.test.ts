@@ -109,10 +109,11 @@ describe('device-loss policy (stand-in device)', () => {
   it('an empty AbortError is reported as the loss when the loss follows within the grace period', async () => {
     const abort = new DOMException('', 'AbortError');
     const { device, lose } = fakeDevice('stand-in 2');
-    setTimeout(() => lose(lostInfo('destroyed', 'device was destroyed')), 20);
+    // Dawn's own message ends with a period: the sentence that follows does not add a second one.
+    setTimeout(() => lose(lostInfo('destroyed', 'Device was destroyed.')), 20);
     const explained = await gpuFailure(device, 'reading C: mapAsync', abort);
     expect(explained).toBeInstanceOf(GpuDeviceLostError);
-    expect(explained.message).toMatch(/^reading C: mapAsync: the WebGPU device "stand-in 2" was lost \(reason: destroyed\): device was destroyed/);
+    expect(explained.message).toMatch(/^reading C: mapAsync: the WebGPU device "stand-in 2" was lost \(reason: destroyed\): Device was destroyed\. Every call/);
 
     // Without a loss it stays a clear LatticeMatmulError that keeps the original error.
     const { device: alive } = fakeDevice('stand-in 3');
