@@ -5,8 +5,10 @@
 //   - centred operands: C[i, j] += rows · m_a[i] · m_b[j];
 //   - a Gram matrix (both operands one quantization): C[i, i] = ν_i² + rows · m_i² (exact; both factors
 //     of a diagonal entry share one error, which the stored norm replaces).
-// One invocation per entry of C (a_cols × b_cols column-major, from element `c_first`). `side_a` and
-// `side_b` hold the norms (cols f32) and, when centred, the means (cols f32 after them).
+// One invocation per entry of one chunk of C's columns: columns b_first … b_first + chunk_cols − 1 of
+// the a_cols × b_cols column-major C, bound from element `c_first` (C is split by columns so each
+// chunk fits one storage binding). `side_a` and `side_b` hold the norms (cols f32) and, when centred,
+// the means (cols f32 after them); `exponents_b` and `side_b` are indexed by the global column j.
 
 const THREADS: u32 = 256u;
 
@@ -24,11 +26,12 @@ fn main(
   @builtin(local_invocation_index) thread: u32,
 ) {
   let index = (group.y * groups.x + group.x) * THREADS + thread;
-  if (index >= params.a_cols * params.b_cols) {
+  if (index >= params.a_cols * params.chunk_cols) {
     return;
   }
-  let j = index / params.a_cols;
-  let i = index - j * params.a_cols;
+  let column = index / params.a_cols;
+  let i = index - column * params.a_cols;
+  let j = params.b_first + column;
   let at = params.c_first + index;
   var value = c[at];
   if (params.rescale != 0u) {

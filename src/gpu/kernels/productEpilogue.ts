@@ -1,9 +1,9 @@
 import epilogueSource from '../../../shaders/product_epilogue.wgsl?raw';
 import { checkBufferRange } from '../bufferRange.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { workgroupGrid } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * Means and Gram diagonal of the universal product (shaders/product_epilogue.wgsl), applied to C after
@@ -15,6 +15,8 @@ const THREADS = 256;
 const Params = /*#__PURE__*/ new UniformLayout('ProductEpilogueParams', {
   a_cols: 'u32',
   b_cols: 'u32',
+  chunk_cols: 'u32',
+  b_first: 'u32',
   c_first: 'u32',
   centred: 'u32',
   gram: 'u32',
@@ -49,6 +51,8 @@ export interface ProductEpilogueArgs {
    * multiplied back by 2^(e_a[i] + e_b[j]) before the mean term and the Gram diagonal.
    */
   readonly exponents?: { readonly a: GPUBuffer; readonly b: GPUBuffer };
+  /** Test knob: a smaller cap than the device's maxStorageBufferBindingSize for C's chunks. */
+  readonly maxBindingBytes?: number;
 }
 
 /**
@@ -72,26 +76,37 @@ export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEn
   checkBufferRange(args.c, args.cOffset, 4 * args.aCols * args.bCols, 'product epilogue: C');
   const { layout, pipeline } = pipelines.get(device);
   const label = 'product epilogue';
-  const params = Params.pack({
-    a_cols: args.aCols,
-    b_cols: args.bCols,
-    c_first: args.cOffset / 4,
-    centred: args.centred ? 1 : 0,
-    gram: args.gram ? 1 : 0,
-    rescale: args.exponents ? 1 : 0,
-    rows: args.rows,
-  });
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  // C is bound a chunk of columns at a time (a caller's C, or the buffer holding it, may exceed one binding).
+  const columnsPerChunk = itemsPerBinding(4 * args.aCols, maxBinding, alignment);
   const pass = encoder.beginComputePass({ label });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
-        { buffer: scratch.uniform(label, params) },
-        { buffer: args.sideA },
-        { buffer: args.sideB },
-        { buffer: args.c },
-        { buffer: exponents.a },
-        { buffer: exponents.b },
-      ]));
-  const [x, y] = workgroupGrid(Math.ceil((args.aCols * args.bCols) / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(x, y);
+  for (let j0 = 0; j0 < args.bCols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, args.bCols - j0);
+    const cWindow = bindingWindow(args.cOffset + 4 * args.aCols * j0, 4 * args.aCols * chunkCols, alignment);
+    const chunkLabel = `${label} (C columns ${j0}…${j0 + chunkCols - 1})`;
+    const params = Params.pack({
+      a_cols: args.aCols,
+      b_cols: args.bCols,
+      chunk_cols: chunkCols,
+      b_first: j0,
+      c_first: cWindow.firstElement,
+      centred: args.centred ? 1 : 0,
+      gram: args.gram ? 1 : 0,
+      rescale: args.exponents ? 1 : 0,
+      rows: args.rows,
+    });
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, chunkLabel, [
+      { buffer: scratch.uniform(chunkLabel, params) },
+      { buffer: args.sideA },
+      { buffer: args.sideB },
+      windowBinding(args.c, cWindow),
+      { buffer: exponents.a },
+      { buffer: exponents.b },
+    ]));
+    const [x, y] = workgroupGrid(Math.ceil((args.aCols * chunkCols) / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(x, y);
+  }
   pass.end();
 }
