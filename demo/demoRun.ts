@@ -1,12 +1,12 @@
 import { gamma, gammaInverse } from '../src/index.js';
 import type { RunResult } from './runProtocol.js';
-import { takesGain } from './schemeStyle.js';
+import { GAIN_LABELS, takesGain } from './schemeStyle.js';
 
 /** A finished run with what the page derives from it (what `window.__latticeDemo.lastResult` holds). */
 export interface DemoRun extends RunResult {
   /** 1, 2, … in the order of this page session. */
   readonly index: number;
-  /** E.g. "e8-q16", "d3-q6-deterministic (unbiased gain)" or "int4-g32". */
+  /** E.g. "e8-q16", "d3-q6-deterministic (gain: MMSE)" (the Gain picker's words) or "int4-g32". */
   readonly label: string;
   /** Γ at the stored bits: the least error any scheme could reach with as many bits. */
   readonly gammaAtBits: number;
@@ -24,7 +24,7 @@ export function describeRun(result: RunResult, index: number): DemoRun {
   return {
     ...result,
     index,
-    label: takesGain(scheme) ? `${scheme} (${gain} gain)` : scheme,
+    label: takesGain(scheme) ? `${scheme} (gain: ${GAIN_LABELS[gain]})` : scheme,
     gammaAtBits: gamma(result.bitsStored),
     rateLoss: result.nmse > 0 && result.nmse <= 1 ? result.bitsStored - gammaInverse(result.nmse) : null,
     measuredOverPredicted: result.predictedNmse !== null && result.predictedNmse > 0 ? result.nmse / result.predictedNmse : null,

@@ -1,5 +1,6 @@
 import {
   GpuEngine,
+  isDeviceLost,
   requestGpuDevice,
   type GpuContext,
   type GpuLatticeQuantized,
@@ -15,7 +16,7 @@ import type { AdapterSummary, GpuStatus } from './runProtocol.js';
  * CPU reference (the worker decides, see `gpuRunsScheme`).
  */
 
-/** A device and an engine on it, kept for the worker's lifetime. */
+/** A device and an engine on it, kept until the device is lost (then the worker starts a new one). */
 export class GpuRunner {
   private constructor(
     private readonly context: GpuContext,
@@ -79,9 +80,20 @@ export class GpuRunner {
     }
   }
 
+  /**
+   * Whether the device was lost (a GPU reset, a driver crash, `destroy()`): every later call on it
+   * fails, so the worker drops this runner and requests a new device.
+   */
+  get lost(): boolean {
+    return isDeviceLost(this.context.device);
+  }
+
   destroy(): void {
-    this.engine.destroy();
-    this.context.device.destroy();
+    try {
+      this.engine.destroy();
+    } finally {
+      this.context.device.destroy();
+    }
   }
 
   private adapterSummary(): AdapterSummary {

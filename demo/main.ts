@@ -5,9 +5,18 @@ import { formatBits, formatCount, formatNmse } from './format.js';
 import { MAX_ENTRIES, sizeProblem } from './limits.js';
 import { drawRatePlot, type RatePoint } from './rdPlot.js';
 import { renderAdapter, renderHistory, renderLatest, renderTimings } from './render.js';
-import { RunCancelled, RunClient } from './runClient.js';
+import { RunCancelled, RunClient, RunFailed } from './runClient.js';
 import { runsOn, STAGE_LABELS, STAGES, type Backend, type GpuStatus, type RunRequest, type Stage } from './runProtocol.js';
-import { DEFAULT_SCHEME, SCHEME_GROUP_LABELS, SCHEME_NAMES, schemeGroup, schemeStyle, takesGain, type SchemeGroup } from './schemeStyle.js';
+import {
+  DEFAULT_SCHEME,
+  GAIN_LABELS,
+  SCHEME_GROUP_LABELS,
+  SCHEME_NAMES,
+  schemeGroup,
+  schemeStyle,
+  takesGain,
+  type SchemeGroup,
+} from './schemeStyle.js';
 import { probeWebGpu } from './webgpuProbe.js';
 
 /*
@@ -70,6 +79,7 @@ const ui = {
   latest: byId('latest', HTMLElement),
   timings: byId('timings', HTMLTableElement),
   history: byId('history', HTMLTableElement),
+  historyNote: byId('history-note', HTMLParagraphElement),
 };
 
 const handle: LatticeDemoHandle = {
@@ -146,10 +156,19 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
   const cols = readInteger(ui.cols);
   const backend = selectedBackend();
   const where = runsOn(scheme, backend);
-  const problem = sizeProblem(n, cols, where) ?? dataProblem(ui.data.value as DataKind, n);
+  const kindProblem = dataProblem(ui.data.value as DataKind, n);
+  const problem = sizeProblem(n, cols, where) ?? kindProblem;
   if (problem) {
     if (where !== backend) return { problem: `${schemeStyle(scheme).label} runs on the CPU reference (${GPU_LATTICE_ONLY}): ${problem}` };
-    return { problem: backend === 'cpu' && handle.webgpu.available ? `${problem} Choose WebGPU for larger sizes.` : problem };
+    // Suggest WebGPU only where it would run this request: the CPU's size cap is the reason (the two
+    // backends share the range checks), the scheme runs on the GPU engine, and the data kind allows n.
+    const webgpuTakesIt =
+      backend === 'cpu' &&
+      handle.webgpu.available &&
+      runsOn(scheme, 'webgpu') === 'webgpu' &&
+      kindProblem === null &&
+      sizeProblem(n, cols, 'webgpu') === null;
+    return { problem: webgpuTakesIt ? `${problem} WebGPU runs this size: choose it under “Run on”.` : problem };
   }
   const dataSeed = readInteger(ui.dataSeed);
   const rotationSeed = readInteger(ui.rotationSeed);
@@ -215,6 +234,9 @@ function showProgress(position: number, count: number, scheme: SchemeName, stage
  * the last (the selected scheme), which must run.
  */
 async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
+  // Nothing starts before the page is ready (the buttons are disabled then, but a form can still be
+  // submitted by script) or while a run is under way.
+  if (handle.state === 'loading' || handle.state === 'running' || client.running) return;
   const requests: RunRequest[] = [];
   const skipped: SchemeName[] = [];
   for (const [position, scheme] of schemes.entries()) {
@@ -231,8 +253,14 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
     requests.push(read.request);
   }
   ui.runError.hidden = true;
+  // The button that started the run is disabled while it runs: keep the keyboard focus on the page
+  // (on Cancel), and bring it back afterwards.
+  const focused = document.activeElement;
+  const trigger = focused === ui.run ? ui.run : focused === ui.runAll ? ui.runAll : null;
   setState('running');
+  if (trigger) ui.cancel.focus();
   const started = performance.now();
+  let finished = 0;
   progressTimer = window.setInterval(() => {
     ui.progressTime.textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`;
   }, 200);
@@ -245,29 +273,57 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
       handle.lastResult = run;
       handle.runs = runs.length;
       renderResults(run);
+      finished++;
+      if (run.ranOn === 'webgpu') gpuWorks();
     }
     handle.lastError = null;
     if (skipped.length > 0) {
+      // "; " between the labels: some contain commas ("INT4, group 32").
       ui.summary.textContent +=
-        ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join(', ')} ` +
+        ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join('; ')} ` +
         `(the CPU reference, where the scalar baselines run, stops at n × columns = ${formatCount(MAX_ENTRIES.cpu)}).`;
     }
     setState('done');
   } catch (error) {
     if (error instanceof RunCancelled) {
-      ui.summary.textContent = 'Run cancelled.';
+      ui.summary.textContent = cancelledSummary(finished, requests.length);
       setState('cancelled');
     } else {
       const message = error instanceof Error ? error.message : String(error);
       handle.lastError = message;
-      ui.runError.textContent = `The run failed: ${message}`;
+      ui.runError.textContent = failureText(error, message);
       ui.runError.hidden = false;
       setState('error');
     }
   } finally {
     window.clearInterval(progressTimer);
     ui.progressTime.textContent = '';
+    // Cancel is disabled again: the focus went to <body>; give it back to the button that started the run.
+    if (trigger && (document.activeElement === ui.cancel || document.activeElement === document.body || document.activeElement === null)) {
+      trigger.focus();
+    }
   }
+}
+
+/** What the summary says after a cancel: the results shown are those of the last run that finished. */
+function cancelledSummary(finished: number, count: number): string {
+  const last = runs[runs.length - 1];
+  const stopped = count > 1 ? `Run cancelled after ${finished} of ${count} schemes.` : 'Run cancelled.';
+  if (!last) return stopped;
+  return `${stopped} The results below are from the last run that finished (#${last.index}, ${last.label} on ${last.request.dataKind} data, ${formatCount(last.request.n)} × ${formatCount(last.request.cols)}).`;
+}
+
+/** The run error in plain words; a lost GPU says what happened and what to do. */
+function failureText(error: unknown, message: string): string {
+  if (error instanceof RunFailed && error.gpu === 'lost') {
+    gpuWasReset();
+    return `The GPU was reset during the run, so the run stopped (${message}). Run it again: the page starts the GPU afresh for the next run.`;
+  }
+  if (error instanceof RunFailed && error.gpu === 'start') {
+    useCpuOnly(`the GPU was reset during a run and WebGPU could not be started again (${message}).`);
+    return 'The GPU was reset and WebGPU could not be started again, so the page has switched to the CPU reference: run it again there, or reload the page to try WebGPU once more.';
+  }
+  return `The run failed: ${message}`;
 }
 
 function renderResults(run: DemoRun): void {
@@ -297,6 +353,16 @@ function renderResults(run: DemoRun): void {
   renderLatest(ui.latest, run);
   renderTimings(tableBody(ui.timings), run);
   renderHistory(tableBody(ui.history), runs);
+  // A negative rate loss needs its explanation next to the table.
+  const belowGamma = runs.filter((r) => r.rateLoss !== null && r.rateLoss < 0);
+  ui.historyNote.hidden = belowGamma.length === 0;
+  ui.historyNote.textContent =
+    belowGamma.length === 0
+      ? ''
+      : `A negative rate loss (run${belowGamma.length === 1 ? '' : 's'} ${belowGamma.map((r) => `#${r.index}`).join(', ')}) ` +
+        'means the NMSE lies below Γ, the bound for Gaussian (i.i.d.) matrices. Data with structure (spikes, low-rank, ' +
+        'outlier rows, …) can be coded with less error than Gaussian data at the same rate, so Γ does not bound it; ' +
+        'on Gaussian data a small product can dip below Γ by chance.';
 }
 
 function tableBody(table: HTMLTableElement): HTMLTableSectionElement {
@@ -310,6 +376,23 @@ function tableBody(table: HTMLTableElement): HTMLTableSectionElement {
 const GPU_LATTICE_ONLY = 'the GPU engine encodes lattice schemes only';
 
 const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.`;
+
+/** What the GPU panel says while WebGPU works (restored after a GPU reset once a run succeeds again). */
+let gpuReadyText = '';
+
+/** The GPU's device was lost during a run: the panel says so until a WebGPU run succeeds again. */
+function gpuWasReset(): void {
+  ui.gpuStatus.textContent =
+    'The GPU was reset during the last run (its WebGPU device was lost). The next WebGPU run starts it again.';
+  ui.gpuStatus.classList.add('warning');
+}
+
+/** A WebGPU run succeeded: undo the reset notice, if any. */
+function gpuWorks(): void {
+  if (!handle.webgpu.available || !ui.gpuStatus.classList.contains('warning')) return;
+  ui.gpuStatus.textContent = gpuReadyText;
+  ui.gpuStatus.classList.remove('warning');
+}
 
 function useCpuOnly(reason: string): void {
   handle.webgpu = { available: false, reason, engine: handle.webgpu.engine };
@@ -338,7 +421,8 @@ async function startWebGpu(): Promise<void> {
   const software = /swiftshader|llvmpipe|lavapipe/i.test(probe.description)
     ? ' This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s.'
     : '';
-  ui.gpuStatus.textContent = `WebGPU is ready: runs use your GPU (${probe.description}).${software}`;
+  gpuReadyText = `WebGPU is ready: runs use your GPU (${probe.description}).${software}`;
+  ui.gpuStatus.textContent = gpuReadyText;
   ui.backendWebgpu.disabled = false;
   ui.backendWebgpu.checked = true;
   renderAdapter(ui.adapter, status);
@@ -349,6 +433,7 @@ async function startWebGpu(): Promise<void> {
 
 fillSchemes(ui.scheme);
 fillSelect(ui.data, DATA_KINDS, (kind) => kind);
+fillSelect(ui.gain, Object.keys(GAIN_LABELS), (mode) => GAIN_LABELS[mode as GainMode]);
 ui.backendWebgpu.disabled = true;
 ui.form.addEventListener('submit', (event) => {
   event.preventDefault();
@@ -366,6 +451,11 @@ document.addEventListener('keydown', (event) => {
 ui.form.addEventListener('input', updateForm);
 ui.form.addEventListener('change', updateForm);
 
+// Run and Run all stay disabled (also in the HTML) until the WebGPU check has decided the backend.
+updateForm();
 void startWebGpu()
   .catch((error: unknown) => useCpuOnly(error instanceof Error ? error.message : String(error)))
-  .finally(() => setState('idle'));
+  .finally(() => {
+    // Only the end of loading makes the page idle: never reset a state that has moved on.
+    if (handle.state === 'loading') setState('idle');
+  });

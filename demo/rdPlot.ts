@@ -5,7 +5,7 @@ import { px, svg, svgRoot } from './svg.js';
 /** One measured scheme on the rate–distortion plot. */
 export interface RatePoint {
   readonly scheme: SchemeName;
-  /** E.g. "e8-q16" or "d3-q6-deterministic (unbiased gain)", for the tooltip. */
+  /** E.g. "e8-q16" or "d3-q6-deterministic (gain: unbiased)", for the tooltip. */
   readonly label: string;
   readonly bitsStored: number;
   readonly bitsEntropy: number;
@@ -17,23 +17,30 @@ export interface RatePoint {
 const WIDTH = 640;
 const HEIGHT = 400;
 const MARGIN = { left: 62, right: 14, top: 14, bottom: 46 };
-const RATE_MAX = 6;
+/** The rate axis runs to at least this many bits, further when a point needs it. */
+const RATE_AXIS_MIN = 6;
+/** Filled markers closer than this (px) sit on one another: the later one is drawn smaller, with an outline. */
+const STACK_DISTANCE = 5;
+const STORED_RADIUS = 5.5;
 
 /**
- * Draws Γ(R) for R ∈ [0, 6] on a log-scale error axis, the unreachable region below it, and the
- * measured points, into `container` (replacing what was there).
+ * Draws Γ(R) on a log-scale error axis, the region below it (unreachable for Gaussian data) and the
+ * measured points, into `container` (replacing what was there), with the legend below the plot. The
+ * rate axis covers every point (at least 0 to 6 bits): no point is drawn away from its rate.
  */
 export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[]): void {
-  const finite = points.filter((p) => Number.isFinite(p.nmse) && p.nmse > 0);
-  // Decades down to Γ(6) ≈ 5·10⁻⁴ at least, further if a point is lower.
-  const lowest = Math.min(gamma(RATE_MAX), ...finite.map((p) => p.nmse));
+  const finite = points.filter((p) => Number.isFinite(p.nmse) && p.nmse > 0 && Number.isFinite(p.bitsStored) && Number.isFinite(p.bitsEntropy));
+  const { rateMax, rateStep } = rateAxis(finite);
+  // Decades down to Γ(min(rateMax, 8)) at least (Γ(6) ≈ 5·10⁻⁴), further if a point is lower; beyond,
+  // the curve runs along the bottom of the plot.
+  const lowest = Math.min(gamma(Math.min(rateMax, 8)), ...finite.map((p) => p.nmse));
   const decadeMin = Math.floor(Math.log10(lowest * 0.8));
   const highest = Math.max(1, ...finite.map((p) => p.nmse));
   const decadeMax = Math.max(0, Math.ceil(Math.log10(highest)));
 
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
-  const x = (rate: number): number => MARGIN.left + (Math.min(Math.max(rate, 0), RATE_MAX) / RATE_MAX) * plotWidth;
+  const x = (rate: number): number => MARGIN.left + (Math.max(rate, 0) / rateMax) * plotWidth;
   const y = (nmse: number): number =>
     MARGIN.top + ((decadeMax - Math.log10(nmse)) / (decadeMax - decadeMin)) * plotHeight;
 
@@ -41,16 +48,16 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     WIDTH,
     HEIGHT,
     'Rate–distortion plot',
-    `Normalized product error (log scale, 10^${decadeMin} to 10^${decadeMax}) against bits per entry (0 to ${RATE_MAX}): ` +
-      `the bound Γ(R) and ${finite.length} measured scheme${finite.length === 1 ? '' : 's'}.`,
+    `Normalized product error (log scale, 10^${decadeMin} to 10^${decadeMax}) against bits per entry (0 to ${rateMax}): ` +
+      `the bound Γ(R) for Gaussian data and ${finite.length} measured scheme${finite.length === 1 ? '' : 's'}.`,
   );
 
   // Grid and ticks.
   const grid = svg('g');
-  for (let rate = 0; rate <= RATE_MAX; rate++) {
+  for (let rate = 0; rate <= rateMax; rate += rateStep) {
     grid.append(
       svg('line', { class: 'gridline', x1: px(x(rate)), x2: px(x(rate)), y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom }),
-      svg('text', { class: 'tick', x: px(x(rate)), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, String(rate)),
+      svg('text', { class: 'tick rate-tick', x: px(x(rate)), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, String(rate)),
     );
   }
   for (let decade = decadeMin; decade <= decadeMax; decade++) {
@@ -62,20 +69,21 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
   }
   root.append(grid);
 
-  // Γ(R) and the unreachable region under it.
+  // Γ(R) and the region under it (unreachable for Gaussian data).
+  const floor = 10 ** decadeMin;
   const curve: string[] = [];
   const steps = 240;
   for (let i = 0; i <= steps; i++) {
-    const rate = (RATE_MAX * i) / steps;
-    curve.push(`${px(x(rate))},${px(y(Math.max(gamma(rate), 10 ** decadeMin)))}`);
+    const rate = (rateMax * i) / steps;
+    curve.push(`${px(x(rate))},${px(y(Math.max(gamma(rate), floor)))}`);
   }
   const bottom = HEIGHT - MARGIN.bottom;
+  const labelRate = Math.min(5.1, 0.85 * rateMax);
   root.append(
-    svg('polygon', { class: 'unreachable', points: `${px(x(0))},${bottom} ${curve.join(' ')} ${px(x(RATE_MAX))},${bottom}` }),
+    svg('polygon', { class: 'unreachable', points: `${px(x(0))},${bottom} ${curve.join(' ')} ${px(x(rateMax))},${bottom}` }),
     svg('polyline', { class: 'curve', points: curve.join(' ') }),
-    // Labels inside the shaded region, which no measured point can enter.
-    svg('text', { x: px(x(5.1)), y: px(y(gamma(5.1)) + 20), 'text-anchor': 'middle' }, 'Γ(R)'),
-    svg('text', { class: 'tick', x: px(x(4.6)), y: px(bottom - 10), 'text-anchor': 'middle' }, 'unreachable'),
+    svg('text', { x: px(x(labelRate)), y: px(y(gamma(labelRate)) + 20), 'text-anchor': 'middle' }, 'Γ(R)'),
+    regionLabel(x, (rate) => y(Math.max(gamma(rate), floor)), rateMax, bottom),
     svg('line', { class: 'axis', x1: px(x(R_STAR)), x2: px(x(R_STAR)), y1: px(y(gamma(R_STAR)) - 5), y2: px(y(gamma(R_STAR)) + 5) }),
     svg('text', { class: 'tick', x: px(x(R_STAR) + 4), y: px(y(gamma(R_STAR)) + 16) }, 'R*'),
   );
@@ -92,11 +100,14 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     ),
   );
 
-  // The measured points: filled at bits stored, hollow at entropy-coded bits, joined by a thin line.
+  // The measured points: filled at bits stored, hollow at entropy-coded bits, joined by a thin line. A
+  // filled marker drawn where another already is gets smaller and outlined, so both stay visible.
+  const placed: Array<{ x: number; y: number }> = [];
   const current = finite.filter((p) => p.current);
   for (const point of [...finite.filter((p) => !p.current), ...current]) {
     const style = schemeStyle(point.scheme);
-    const group = svg('g');
+    // The exact values, for scripts and tests (the title rounds them).
+    const group = svg('g', { class: 'point', 'data-scheme': point.scheme, 'data-bits': point.bitsStored, 'data-nmse': point.nmse });
     group.append(
       svg(
         'title',
@@ -107,21 +118,60 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     );
     const yPoint = y(point.nmse);
     if (Math.abs(point.bitsEntropy - point.bitsStored) > 0.01) {
+      const hollow = marker(style, x(point.bitsEntropy), yPoint, 4.5, false);
+      hollow.classList.add('entropy');
       group.append(
         svg('line', { x1: px(x(point.bitsEntropy)), x2: px(x(point.bitsStored)), y1: px(yPoint), y2: px(yPoint), stroke: style.colour, 'stroke-width': 1.2 }),
-        marker(style, x(point.bitsEntropy), yPoint, 4.5, false),
+        hollow,
       );
     }
-    group.append(marker(style, x(point.bitsStored), yPoint, 5.5, true));
+    const xPoint = x(point.bitsStored);
+    const under = placed.filter((p) => Math.hypot(p.x - xPoint, p.y - yPoint) < STACK_DISTANCE).length;
+    const filled = marker(style, xPoint, yPoint, STORED_RADIUS * 0.6 ** under, true);
+    filled.classList.add('stored');
+    if (under > 0) filled.classList.add('stacked');
+    placed.push({ x: xPoint, y: yPoint });
+    group.append(filled);
     if (point.current) {
-      group.append(svg('circle', { class: 'current-ring', cx: px(x(point.bitsStored)), cy: px(yPoint), r: 10 }));
-      group.append(svg('text', { x: px(x(point.bitsStored) + 13), y: px(yPoint - 10) }, point.label));
+      group.append(svg('circle', { class: 'current-ring', cx: px(xPoint), cy: px(yPoint), r: 10 }));
+      group.append(svg('text', { x: px(xPoint + 13), y: px(yPoint - 10) }, point.label));
     }
     root.append(group);
   }
 
-  root.append(legend(finite));
-  container.replaceChildren(root);
+  container.replaceChildren(root, legend(finite));
+}
+
+/** The rate axis: 0 to at least `RATE_AXIS_MIN` bits, rounded up to a tick past the largest rate shown. */
+function rateAxis(points: readonly RatePoint[]): { rateMax: number; rateStep: number } {
+  const highest = Math.max(RATE_AXIS_MIN, ...points.flatMap((p) => [p.bitsStored, p.bitsEntropy]));
+  const rateStep = highest <= 10 ? 1 : highest <= 20 ? 2 : highest <= 50 ? 5 : 10;
+  return { rateMax: Math.ceil(highest / rateStep) * rateStep, rateStep };
+}
+
+/**
+ * "unreachable for Gaussian data", at the bottom of the region under Γ, right-aligned where the curve
+ * is still high enough above the axis (the region narrows as the rate axis grows); on two lines when
+ * one does not fit.
+ */
+function regionLabel(x: (rate: number) => number, curveY: (rate: number) => number, rateMax: number, bottom: number): SVGElement {
+  let right = 0;
+  for (let i = 0; i <= 240; i++) {
+    const rate = (rateMax * i) / 240;
+    if (curveY(rate) > bottom - 26) break;
+    right = rate;
+  }
+  const anchorX = x(right) - 6;
+  const text = svg('text', { class: 'tick region-label', x: px(anchorX), y: px(bottom - 9), 'text-anchor': 'end' });
+  if (anchorX - MARGIN.left >= 170) {
+    text.textContent = 'unreachable for Gaussian data';
+  } else {
+    text.append(
+      svg('tspan', { x: px(anchorX), dy: -13 }, 'unreachable for'),
+      svg('tspan', { x: px(anchorX), dy: 13 }, 'Gaussian data'),
+    );
+  }
+  return text;
 }
 
 /** A marker of the scheme's shape centred at (cx, cy). */
@@ -158,28 +208,25 @@ function marker(style: SchemeStyle, cx: number, cy: number, radius: number, fill
   }
 }
 
-/** The scheme families on the plot (one entry per legend label), in the bottom-left corner. */
-function legend(points: readonly RatePoint[]): SVGElement {
+/** The scheme families on the plot (one entry per legend label), as a list below it. */
+function legend(points: readonly RatePoint[]): HTMLElement {
   const shown = new Set(points.map((p) => p.scheme));
   const entries = new Map<string, SchemeStyle>();
   for (const scheme of SCHEME_NAMES) {
     const style = schemeStyle(scheme);
     if (shown.has(scheme) && !entries.has(style.legend)) entries.set(style.legend, style);
   }
-  const group = svg('g');
-  if (entries.size === 0) return group;
-  const rowHeight = 18;
-  const width = 186;
-  const height = entries.size * rowHeight + 10;
-  // Bottom left lies deep in the unreachable region (Γ(2) ≈ 0.12 > 0.01): no point or curve goes there.
-  const left = MARGIN.left + 8;
-  const top = HEIGHT - MARGIN.bottom - height - 8;
-  group.append(svg('rect', { class: 'legend-box', x: left, y: top, width, height, rx: 4 }));
-  [...entries].forEach(([label, style], i) => {
-    const cy = top + 14 + i * rowHeight;
-    group.append(marker(style, left + 14, cy, 5, true), svg('text', { x: left + 28, y: cy + 4 }, label));
-  });
-  return group;
+  const list = document.createElement('ul');
+  list.className = 'legend';
+  list.setAttribute('aria-label', 'Legend');
+  for (const [label, style] of entries) {
+    const item = document.createElement('li');
+    const icon = svg('svg', { viewBox: '0 0 16 16', 'aria-hidden': 'true' });
+    icon.append(marker(style, 8, 8, 5, true));
+    item.append(icon, label);
+    list.append(item);
+  }
+  return list;
 }
 
 function decadeLabel(decade: number): string {

@@ -1,10 +1,22 @@
-import type { GpuStatus, RunRequest, RunResult, Stage, WorkerMessage, WorkerRequest } from './runProtocol.js';
+import type { GpuFailure, GpuStatus, RunRequest, RunResult, Stage, WorkerMessage, WorkerRequest } from './runProtocol.js';
 
 /** Thrown (as a rejection) by `RunClient.run` when the run was cancelled. */
 export class RunCancelled extends Error {
   override readonly name = 'RunCancelled';
   constructor() {
     super('The run was cancelled.');
+  }
+}
+
+/** Thrown (as a rejection) by `RunClient.run` when the worker reports a failed run. */
+export class RunFailed extends Error {
+  override readonly name = 'RunFailed';
+  constructor(
+    message: string,
+    /** Set when the GPU itself failed (its device was lost, or no new one could start). */
+    readonly gpu: GpuFailure | null,
+  ) {
+    super(message);
   }
 }
 
@@ -94,7 +106,7 @@ export class RunClient {
       pending.resolve(message.result);
     } else {
       this.pending = null;
-      pending.reject(new Error(message.message));
+      pending.reject(new RunFailed(message.message, message.gpu ?? null));
     }
   }
 

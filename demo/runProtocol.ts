@@ -153,6 +153,13 @@ export interface RunResult {
   readonly cpuCheck: CpuCheck | null;
 }
 
+/**
+ * Why a WebGPU run failed, when the GPU itself is the reason: 'lost' when the device was lost during
+ * the run (a GPU reset, a driver crash; the worker drops that device and the next run requests a new
+ * one), 'start' when no new device could be started after such a loss.
+ */
+export type GpuFailure = 'lost' | 'start';
+
 export type WorkerRequest =
   | { readonly type: 'run'; readonly id: number; readonly request: RunRequest }
   | { readonly type: 'gpu-status' };
@@ -160,5 +167,5 @@ export type WorkerRequest =
 export type WorkerMessage =
   | { readonly type: 'progress'; readonly id: number; readonly stage: Stage }
   | { readonly type: 'result'; readonly id: number; readonly result: RunResult }
-  | { readonly type: 'error'; readonly id: number; readonly message: string }
+  | { readonly type: 'error'; readonly id: number; readonly message: string; readonly gpu?: GpuFailure }
   | { readonly type: 'gpu-status'; readonly status: GpuStatus };

@@ -1,11 +1,21 @@
-import { expectedNmse, matmulAT, quantize, randomNonce, testMatrixPair, type QuantizeOptions } from '../src/index.js';
+import { expectedNmse, GpuDeviceLostError, matmulAT, quantize, randomNonce, testMatrixPair, type QuantizeOptions } from '../src/index.js';
 import { runOnCpu } from './cpuRun.js';
 import type { EngineOutput } from './engineOutput.js';
 import { GpuRunner } from './gpuRun.js';
 import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem } from './limits.js';
 import { compareRuns, errorSample, measureNmse } from './measure.js';
 import { isUniversalScheme, takesGain } from './schemeStyle.js';
-import { runsOn, type CpuCheck, type GpuStatus, type RunRequest, type RunResult, type Stage, type WorkerMessage, type WorkerRequest } from './runProtocol.js';
+import {
+  runsOn,
+  type CpuCheck,
+  type GpuFailure,
+  type GpuStatus,
+  type RunRequest,
+  type RunResult,
+  type Stage,
+  type WorkerMessage,
+  type WorkerRequest,
+} from './runProtocol.js';
 
 /*
  * The run worker: test data, quantization (CPU or WebGPU), the product and the error measurement, one
@@ -14,16 +24,61 @@ import { runsOn, type CpuCheck, type GpuStatus, type RunRequest, type RunResult,
  */
 
 let gpu: Promise<GpuRunner> | null = null;
-/** GPU runs finished by this worker (the first one also compiles the pipelines). */
+/** The runner `gpu` resolved to, once it has. */
+let gpuReady: GpuRunner | null = null;
+/** GPU runs finished on the current runner (the first one also compiles the pipelines). */
 let gpuRuns = 0;
+
+/** A run failed because of the GPU itself (see `GpuFailure`); the page says so in plain words. */
+class GpuRunFailure extends Error {
+  constructor(
+    message: string,
+    readonly gpu: GpuFailure,
+  ) {
+    super(message);
+  }
+}
 
 function post(message: WorkerMessage): void {
   self.postMessage(message);
 }
 
-function gpuRunner(): Promise<GpuRunner> {
-  gpu ??= GpuRunner.create();
-  return gpu;
+/** Requests a device and starts the engine; a failed start is not kept, so the next request tries again. */
+function startGpu(): Promise<GpuRunner> {
+  const starting = GpuRunner.create();
+  gpu = starting;
+  gpuReady = null;
+  gpuRuns = 0;
+  starting.then(
+    (runner) => {
+      if (gpu === starting) gpuReady = runner;
+    },
+    () => {
+      if (gpu === starting) gpu = null;
+    },
+  );
+  return starting;
+}
+
+/** The worker's GPU runner; a new one when the last one's device was lost (a GPU reset, say). */
+async function gpuRunner(): Promise<GpuRunner> {
+  const runner = await (gpu ?? startGpu());
+  if (!runner.lost) return runner;
+  dropGpu(runner);
+  return gpu ?? startGpu();
+}
+
+/** Forgets a runner whose device was lost (every later call on it would fail) and frees what is left of it. */
+function dropGpu(runner: GpuRunner): void {
+  if (gpuReady === runner) {
+    gpu = null;
+    gpuReady = null;
+  }
+  try {
+    runner.destroy();
+  } catch {
+    // A lost device has nothing left to free.
+  }
 }
 
 async function gpuStatus(): Promise<GpuStatus> {
@@ -57,7 +112,15 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     : [base, base];
 
   onStage('init');
-  const runner = ranOn === 'webgpu' ? await gpuRunner() : null;
+  let runner: GpuRunner | null = null;
+  if (ranOn === 'webgpu') {
+    try {
+      runner = await gpuRunner();
+    } catch (error) {
+      // Only reached after a loss: the page checked at start that the engine runs.
+      throw new GpuRunFailure(messageOf(error), 'start');
+    }
+  }
 
   onStage('generate');
   const t0 = performance.now();
@@ -66,7 +129,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const generate = performance.now() - t0;
 
   const output: EngineOutput & { productKernel?: string } = runner
-    ? await runner.run(a, b, options, onStage)
+    ? await runOnGpu(runner, a, b, options, onStage)
     : runOnCpu(a, b, options, onStage);
 
   onStage('measure');
@@ -108,6 +171,22 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   };
 }
 
+/**
+ * `runner.run`, except that a lost device drops the runner (the next run requests a new device) and
+ * rejects with a `GpuRunFailure` that names the loss.
+ */
+async function runOnGpu(runner: GpuRunner, ...args: Parameters<GpuRunner['run']>): ReturnType<GpuRunner['run']> {
+  try {
+    return await runner.run(...args);
+  } catch (error) {
+    if (!(error instanceof GpuDeviceLostError) && !runner.lost) throw error;
+    dropGpu(runner);
+    const reason = error instanceof GpuDeviceLostError ? error.lostMessage.trim() : '';
+    // The browser's own words, without their trailing period(s): the page puts them in a sentence.
+    throw new GpuRunFailure(reason ? `the WebGPU device was lost: ${reason.replace(/\.+$/, '')}` : 'the WebGPU device was lost', 'lost');
+  }
+}
+
 /** Two different random 64-bit nonces (equal ones would make A's and B's errors dependent). */
 function distinctNonces(): [bigint, bigint] {
   const first = randomNonce();
@@ -128,6 +207,7 @@ self.addEventListener('message', (event: MessageEvent<WorkerRequest>) => {
   }
   run(message.id, message.request).then(
     (result) => post({ type: 'result', id: message.id, result }),
-    (error: unknown) => post({ type: 'error', id: message.id, message: messageOf(error) }),
+    (error: unknown) =>
+      post({ type: 'error', id: message.id, message: messageOf(error), ...(error instanceof GpuRunFailure ? { gpu: error.gpu } : {}) }),
   );
 });

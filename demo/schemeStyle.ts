@@ -1,4 +1,4 @@
-import { SCHEMES, type SchemeName } from '../src/index.js';
+import { SCHEMES, type GainMode, type SchemeName } from '../src/index.js';
 
 /**
  * How a scheme is drawn: colour (Okabe–Ito, distinguishable with colour-blindness), marker shape, its
@@ -63,6 +63,9 @@ export function schemeGroup(scheme: SchemeName): SchemeGroup {
 export function isLatticeScheme(scheme: SchemeName): boolean {
   return SCHEMES[scheme].kind === 'lattice';
 }
+
+/** The gain modes as the page's Gain picker names them (and run labels repeat them). */
+export const GAIN_LABELS: Readonly<Record<GainMode, string>> = { unbiased: 'unbiased', mmse: 'MMSE', none: 'none' };
 
 /** Only the deterministic lattice schemes take a gain mode (the universal code refuses one). */
 export function takesGain(scheme: SchemeName): boolean {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'puppeteer-core';
 import type { ViteDevServer } from 'vite';
@@ -41,6 +41,10 @@ import {
 
 const unavailable = browserUnavailableReason();
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const INDEX_HTML = fileURLToPath(new URL('../../demo/index.html', import.meta.url));
+
+/** How the page's Gain picker names each mode (and run labels repeat). */
+const GAIN_WORDS = { unbiased: 'unbiased', mmse: 'MMSE', none: 'none' } as const;
 
 interface Reference {
   readonly a: Matrix;
@@ -130,6 +134,42 @@ function expectMatchesReference(run: DemoRun, settings: FormSettings, tolerance:
     expect(run.measuredOverPredicted).toBeCloseTo(run.nmse / reference.predictedNmse, 9);
     if (settings.dataKind === 'gaussian') expect(Math.abs(run.nmse / reference.predictedNmse - 1)).toBeLessThan(0.5);
   }
+}
+
+/** A filled marker of the rate–distortion plot: the values it stands for, where it is drawn, and how. */
+interface PlotPoint {
+  readonly scheme: string;
+  readonly bits: number;
+  readonly nmse: number;
+  readonly cx: number;
+  readonly cy: number;
+  readonly area: number;
+  readonly stacked: boolean;
+  /** Whether its centre lies inside the shaded region under Γ. */
+  readonly inRegion: boolean;
+}
+
+async function readRatePlot(page: Page): Promise<{ rateAxisMax: number; points: PlotPoint[] }> {
+  return page.evaluate(() => {
+    const region = document.querySelector('#rd-plot polygon.unreachable') as SVGPolygonElement;
+    const ticks = Array.from(document.querySelectorAll('#rd-plot .rate-tick')).map((node) => Number(node.textContent));
+    const points = Array.from(document.querySelectorAll('#rd-plot g.point')).map((group) => {
+      const marker = group.querySelector('.stored') as SVGGraphicsElement;
+      const box = marker.getBBox();
+      const centre = new DOMPoint(box.x + box.width / 2, box.y + box.height / 2);
+      return {
+        scheme: group.getAttribute('data-scheme') ?? '',
+        bits: Number(group.getAttribute('data-bits')),
+        nmse: Number(group.getAttribute('data-nmse')),
+        cx: centre.x,
+        cy: centre.y,
+        area: box.width * box.height,
+        stacked: marker.classList.contains('stacked'),
+        inRegion: region.isPointInFill(centre),
+      };
+    });
+    return { rateAxisMax: Math.max(...ticks), points };
+  });
 }
 
 describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () => {
@@ -229,8 +269,8 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
         expect(run.cpuCheck).toBeNull();
         expect(await page.$eval('#latest', (node) => node.textContent ?? '')).toMatch(/GPU engine encodes lattice schemes only/);
       }
-      // The label names the gain only where there is one.
-      expect(run.label).toBe(deterministic ? `${settings.scheme} (${settings.gain ?? 'unbiased'} gain)` : settings.scheme);
+      // The label names the gain only where there is one, in the Gain picker's words.
+      expect(run.label).toBe(deterministic ? `${settings.scheme} (gain: ${GAIN_WORDS[settings.gain ?? 'unbiased']})` : settings.scheme);
       const latest = await page.$eval('#latest', (node) => node.textContent ?? '');
       if (universal) {
         expect(latest).toMatch(/Predicted NMSE\s*[\d.e-]+ for any data/);
@@ -262,7 +302,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       const run = await clickAndWaitForRuns(page, '#run-all', schemes, 180_000);
       expect(run.request).toMatchObject({ scheme: 'e8-q16', backend: 'webgpu' });
       // One legend entry per family (the E8 rate presets share one), markers per scheme, and Γ's curve.
-      const legendEntries = await page.$$eval('#rd-plot svg g text', (nodes) => nodes.map((node) => node.textContent));
+      const legendEntries = await page.$$eval('#rd-plot .legend li', (nodes) => nodes.map((node) => node.textContent));
       expect(legendEntries).toEqual(
         expect.arrayContaining(['E8 (universal)', 'D3, q = 6 (universal)', 'D3, q = 6 (deterministic)', 'E8, q = 16 (deterministic)', 'INT4, group 32', 'NVFP4']),
       );
@@ -281,16 +321,146 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(errors).toEqual([]);
     }, 240_000);
 
+    it('suggests WebGPU for a refused CPU size only where the CPU cap is the reason and WebGPU would run it', async () => {
+      await fillForm(page, { scheme: 'e8-q16', n: 768, cols: 128, dataKind: 'gaussian', backend: 'cpu' });
+      const hintFor = async (changes: { n?: string; cols?: string; scheme?: string; data?: string }): Promise<string> => {
+        if (changes.scheme) await page.select('#scheme', changes.scheme);
+        if (changes.data) await page.select('#data', changes.data);
+        for (const [selector, value] of [['#n', changes.n], ['#cols', changes.cols]] as const) {
+          if (value === undefined) continue;
+          await page.$eval(
+            selector,
+            (input, text) => {
+              (input as HTMLInputElement).value = text;
+              input.dispatchEvent(new Event('input', { bubbles: true }));
+            },
+            value,
+          );
+        }
+        expect(await page.$eval('#run', (button) => (button as HTMLButtonElement).disabled)).toBe(true);
+        return page.$eval('#size-hint', (node) => node.textContent ?? '');
+      };
+      const suggestion = /WebGPU/;
+      // Beyond the CPU cap, within WebGPU's: the one case for the suggestion.
+      expect(await hintFor({ n: '4096', cols: '128' })).toMatch(suggestion);
+      // Not the CPU cap: out of range, empty, or refused by WebGPU too.
+      for (const [n, cols] of [['7', '128'], ['', '128'], ['768', '0'], ['9000', '16'], ['8192', '4096']] as const) {
+        const hint = await hintFor({ n, cols });
+        expect(hint, `n = ${n}, cols = ${cols}`).not.toMatch(suggestion);
+      }
+      // Permuted data at an n that is not a rotation length (1000 pads to 1024): WebGPU refuses it too,
+      // within the CPU cap (the data's reason) and beyond it (both reasons).
+      expect(await hintFor({ n: '1000', cols: '128', data: 'permuted' })).toMatch(/rotation length/);
+      expect(await hintFor({ n: '1000', cols: '512' })).not.toMatch(suggestion);
+      // At a rotation length the CPU cap is the only reason again.
+      expect(await hintFor({ n: '1024', cols: '512' })).toMatch(suggestion);
+      await page.select('#data', 'gaussian');
+      // A scalar baseline runs on the CPU reference under WebGPU as well.
+      expect(await hintFor({ n: '8192', cols: '64', scheme: 'int4-g32' })).not.toMatch(suggestion);
+      await page.select('#scheme', 'e8-q16');
+      expect(errors).toEqual([]);
+    });
+
+    it('after the GPU device is lost, says so plainly and runs on a new device next time', async () => {
+      const settings: FormSettings = { scheme: 'e8-q16', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
+      await fillForm(page, settings);
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      const worker = page.workers().find((w) => w.url().includes('runWorker'));
+      expect(worker).toBeDefined();
+      // A GPU reset, as device.destroy() on the next command encoder of the run.
+      await worker?.evaluate(() => {
+        const original = GPUDevice.prototype.createCommandEncoder;
+        GPUDevice.prototype.createCommandEncoder = function (this: GPUDevice, ...args: Parameters<typeof original>) {
+          GPUDevice.prototype.createCommandEncoder = original;
+          const encoder = original.apply(this, args);
+          this.destroy();
+          return encoder;
+        };
+      });
+      await page.click('#run');
+      await page.waitForFunction(() => ['done', 'error'].includes(window.__latticeDemo.state), { timeout: 60_000 });
+      expect((await readHandle(page)).state).toBe('error');
+      const runError = await page.$eval('#run-error', (node) => node.textContent ?? '');
+      expect(runError).toMatch(/^The GPU was reset during the run, so the run stopped \(the WebGPU device was lost: [^)]*[^.)]\)\. Run it again/);
+      expect(runError).not.toMatch(/requestGpuDevice|engines/);
+      const status = async (): Promise<string> => page.$eval('#gpu-status', (node) => node.textContent ?? '');
+      expect(await status()).toMatch(/The GPU was reset during the last run/);
+      expect(await status()).not.toMatch(/WebGPU is ready/);
+      // The next run requests a new device and works; the panel is ready again.
+      const run = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect(run.ranOn).toBe('webgpu');
+      expect(run.firstGpuRun).toBe(true);
+      expectMatchesReference(run, settings, 1e-5);
+      expect(await status()).toMatch(/^WebGPU is ready/);
+      expect(await page.$eval('#run-error', (node) => (node as HTMLElement).hidden)).toBe(true);
+      expect(errors).toEqual([]);
+    });
+
+    it('extends the rate axis to the largest rate (n = 8: up to 20 bits), never drawing a point inside Γ’s region by mistake', async () => {
+      await fillForm(page, { scheme: 'e8-q16', n: 8, cols: 1, dataKind: 'gaussian', backend: 'cpu' });
+      await clickAndWaitForRuns(page, '#run-all', Object.keys(SCHEMES).length, 60_000);
+      const plot = await readRatePlot(page);
+      const largest = Math.max(...plot.points.map((p) => p.bits));
+      expect(largest).toBeGreaterThan(6);
+      expect(plot.rateAxisMax).toBeGreaterThanOrEqual(largest);
+      for (const point of plot.points) {
+        // Inside the shaded region exactly when the NMSE is below Γ at the point's own rate.
+        const ratio = point.nmse / gamma(point.bits);
+        if (Math.abs(ratio - 1) > 0.05) expect(point.inRegion, `${point.scheme}: NMSE / Γ = ${ratio}`).toBe(ratio < 1);
+      }
+      expect(errors).toEqual([]);
+    });
+
+    it('calls Γ’s region unreachable for Gaussian data and explains negative rate losses (spikes data); stacked markers stay visible', async () => {
+      // The deterministic codes with the unbiased gain (earlier tests left another one selected).
+      await fillForm(page, { scheme: 'e8-q16-deterministic', gain: 'unbiased', n: 256, cols: 16, dataKind: 'spikes', backend: 'cpu' });
+      await page.select('#scheme', 'nvfp4');
+      const run = await clickAndWaitForRuns(page, '#run-all', Object.keys(SCHEMES).length, 60_000);
+      expect(run.request.scheme).toBe('nvfp4');
+      expect(run.rateLoss).toBeLessThan(0);
+      expect(await page.$eval('#rd-plot .region-label', (node) => node.textContent ?? '')).toMatch(/^unreachable for\s?Gaussian data$/);
+      expect(await page.$eval('#rd-caption', (node) => node.textContent ?? '')).toMatch(/unreachable for Gaussian data/);
+      const latest = await page.$eval('#latest', (node) => node.textContent ?? '');
+      expect(latest).toMatch(/Rate loss−[\d.]+ bits \(below Γ, which bounds Gaussian \(i\.i\.d\.\) data only: structured data such as spikes can beat it\)/);
+      const note = await page.$eval('#history-note', (node) => ((node as HTMLElement).hidden ? null : node.textContent));
+      expect(note).toMatch(/negative rate loss .*#\d+.*bound for Gaussian \(i\.i\.d\.\) matrices/);
+      // NVFP4 and the deterministic E8 code land on the same spot here: the later marker is drawn smaller
+      // and outlined, so both show.
+      const plot = await readRatePlot(page);
+      const stacked = plot.points.filter((p) => p.stacked);
+      expect(stacked.length).toBeGreaterThan(0);
+      plot.points.forEach((later, j) => {
+        for (const earlier of plot.points.slice(0, j)) {
+          if (Math.hypot(later.cx - earlier.cx, later.cy - earlier.cy) >= 3) continue;
+          expect(later.stacked, `${later.scheme} over ${earlier.scheme}`).toBe(true);
+          expect(later.area, `${later.scheme} over ${earlier.scheme}`).toBeLessThan(0.5 * earlier.area);
+        }
+      });
+      expect(errors).toEqual([]);
+    });
+
     it('cancels a long run at once (the worker is terminated) and runs again afterwards', async () => {
       const destroyed: unknown[] = [];
       page.on('workerdestroyed', (worker) => destroyed.push(worker));
+      const activeId = (): Promise<string> => page.evaluate(() => document.activeElement?.id ?? '');
       await fillForm(page, { scheme: 'e8-q16', n: 1024, cols: 256, dataKind: 'gaussian', backend: 'cpu' });
-      await page.click('#run');
+      // From the keyboard: Enter on Run, and the focus moves to Cancel (Run is disabled while it runs),
+      // so a second Enter cancels; afterwards the focus is back on Run, not lost to <body>.
+      await page.focus('#run');
+      await page.keyboard.press('Enter');
       await page.waitForFunction(() => window.__latticeDemo.state === 'running');
+      expect(await activeId()).toBe('cancel');
       const started = Date.now();
-      await page.click('#cancel');
+      await page.keyboard.press('Enter');
       await page.waitForFunction(() => window.__latticeDemo.state === 'cancelled', { timeout: 5_000 });
       expect(Date.now() - started).toBeLessThan(5_000);
+      expect(await activeId()).toBe('run');
+      // The plots still show the last finished run, and the summary says so.
+      const last = (await readHandle(page)).lastResult;
+      expect(await page.$eval('#summary', (node) => node.textContent ?? '')).toBe(
+        `Run cancelled. The results below are from the last run that finished (#${last?.index}, ${last?.label} on ` +
+          `${last?.request.dataKind} data, ${last?.request.n.toLocaleString('en-US')} × ${last?.request.cols})`.replace(/\)$/, ').'),
+      );
       await expect.poll(() => destroyed.length, { timeout: 5_000 }).toBeGreaterThan(0);
       // The fresh worker starts a new GPU device and engine.
       const settings: FormSettings = { scheme: 'd3-q6-deterministic', gain: 'mmse', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
@@ -299,6 +469,92 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(run.ranOn).toBe('webgpu');
       expectMatchesReference(run, settings, 1e-5);
       expect(errors).toEqual([]);
+    });
+  });
+
+  describe('with WebGPU, on pages of their own', () => {
+    let chromium: Chromium;
+
+    beforeAll(async () => {
+      chromium = await launchChromium({ webgpu: true });
+    });
+
+    afterAll(async () => {
+      await chromium?.close();
+    });
+
+    it('keeps Run and Run all disabled while it checks for WebGPU; nothing starts meanwhile', async () => {
+      // Disabled in the HTML itself, before any script runs.
+      const html = readFileSync(INDEX_HTML, 'utf8');
+      expect(html).toMatch(/<button type="submit" id="run" disabled>/);
+      expect(html).toMatch(/<button type="button" id="run-all" disabled>/);
+      const page = await chromium.browser.newPage();
+      const errors = watchPageErrors(page);
+      // The page's WebGPU check waits until the test lets it go on.
+      await page.evaluateOnNewDocument(() => {
+        const original = GPU.prototype.requestAdapter;
+        const gate = new Promise<void>((resolve) => {
+          (window as unknown as { __releaseWebGpuCheck: () => void }).__releaseWebGpuCheck = resolve;
+        });
+        GPU.prototype.requestAdapter = function (this: GPU, ...args: Parameters<typeof original>) {
+          return gate.then(() => original.apply(this, args));
+        };
+      });
+      await page.goto(url, { waitUntil: 'domcontentloaded' });
+      await page.waitForFunction(() => (document.getElementById('scheme') as HTMLSelectElement | null)?.options.length);
+      const look = () =>
+        page.evaluate(() => ({
+          state: window.__latticeDemo.state,
+          runs: window.__latticeDemo.runs,
+          run: (document.getElementById('run') as HTMLButtonElement).disabled,
+          runAll: (document.getElementById('run-all') as HTMLButtonElement).disabled,
+          cancel: (document.getElementById('cancel') as HTMLButtonElement).disabled,
+          progress: (document.getElementById('progress-area') as HTMLElement).hidden,
+          runError: (document.getElementById('run-error') as HTMLElement).hidden,
+          status: document.getElementById('gpu-status')?.textContent ?? '',
+        }));
+      expect(await look()).toEqual({ state: 'loading', runs: 0, run: true, runAll: true, cancel: true, progress: true, runError: true, status: 'Checking for WebGPU…' });
+      // Clicks, Enter in a field and a script's submit start nothing before the page is ready.
+      await page.click('#run');
+      await page.click('#run-all');
+      await page.focus('#n');
+      await page.keyboard.press('Enter');
+      await page.evaluate(() => (document.getElementById('run-form') as HTMLFormElement).requestSubmit());
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await look()).toMatchObject({ state: 'loading', runs: 0, run: true, runAll: true, progress: true, runError: true });
+      await page.evaluate(() => (window as unknown as { __releaseWebGpuCheck: () => void }).__releaseWebGpuCheck());
+      await page.waitForFunction(() => window.__latticeDemo.state === 'idle', { timeout: 60_000 });
+      expect(await look()).toMatchObject({ state: 'idle', runs: 0, run: false, runAll: false, cancel: true, progress: true, runError: true });
+      expect((await look()).status).toMatch(/^WebGPU is ready/);
+      expect(errors).toEqual([]);
+      await page.close();
+    });
+
+    it('fits a 375 px wide screen without sideways scrolling', async () => {
+      const page = await chromium.browser.newPage();
+      const errors = watchPageErrors(page);
+      await page.setViewport({ width: 375, height: 800 });
+      await openDemo(page, url);
+      const settings: FormSettings = { scheme: 'e8-q16-deterministic', gain: 'mmse', n: 96, cols: 16, dataKind: 'gaussian', backend: 'cpu' };
+      await fillForm(page, settings);
+      await clickAndWaitForRuns(page, '#run', 1, 30_000);
+      const layout = await page.evaluate(() => {
+        const width = document.documentElement.clientWidth;
+        const outside = Array.from(document.querySelectorAll('body *'))
+          // The history table scrolls in its own box; an SVG clips what it draws beyond its edge.
+          .filter((node) => !node.closest('.table-scroll, .skip') && !(node instanceof SVGElement && node.tagName !== 'svg'))
+          .filter((node) => node.getBoundingClientRect().right > width + 0.5)
+          .map((node) => `${node.tagName.toLowerCase()}#${node.id}`);
+        const values = Array.from(document.querySelectorAll('.facts dd')).map((node) => node.getBoundingClientRect().width);
+        return { scrollWidth: document.documentElement.scrollWidth, width, outside, narrowestValue: Math.min(...values) };
+      });
+      expect(layout.outside).toEqual([]);
+      expect(layout.scrollWidth).toBeLessThanOrEqual(layout.width);
+      // The values of the adapter and latest-run lists get the panel's width, not a character per line.
+      expect(layout.narrowestValue).toBeGreaterThan(200);
+      await page.screenshot({ path: `${ARTIFACTS}demo-375px.png`, fullPage: true });
+      expect(errors).toEqual([]);
+      await page.close();
     });
   });
 
@@ -366,6 +622,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(status).toMatch(message);
       expect(status).toMatch(/CPU reference/);
       expect(await page.$eval('#backend-webgpu', (input) => (input as HTMLInputElement).disabled)).toBe(true);
+      expect(await page.$eval('.lede', (node) => node.textContent ?? '')).not.toMatch(/run it on your\s+own GPU/);
 
       // Sizes beyond the CPU cap are refused with a reason, not run.
       await fillForm(page, { scheme: 'd3-q6', n: 4096, cols: 4096, dataKind: 'gaussian', backend: 'cpu' });
