@@ -68,11 +68,21 @@ export function codeBufferByteLength(byteLength: number): number {
  */
 export function createBuffer(device: GPUDevice, label: string, byteLength: number, usage: number): GPUBuffer {
   const size = paddedByteLength(byteLength);
+  checkBufferSize(device, label, size);
+  return device.createBuffer({ label, size, usage });
+}
+
+/**
+ * Refuses a buffer beyond the device's maxBufferSize up front: WebGPU would return an invalid buffer
+ * and report it only to an error scope, and the first call that uses it would fail far from here.
+ */
+export function checkBufferSize(device: GPUDevice, label: string, size: number): void {
   check(
     size <= device.limits.maxBufferSize,
-    () => `${label}: ${size} bytes is more than this device's maxBufferSize (${device.limits.maxBufferSize})`,
+    () =>
+      `${label}: ${size} bytes is more than this device's maxBufferSize (${device.limits.maxBufferSize}); ` +
+      `request the adapter's maximum (deviceRequirements(adapter), or requestGpuDevice) or split the matrix`,
   );
-  return device.createBuffer({ label, size, usage });
 }
 
 /**
@@ -91,7 +101,9 @@ export function createBufferWithData(
   byteLength = data.byteLength,
 ): GPUBuffer {
   check(byteLength >= data.byteLength, () => `${label}: a ${byteLength}-byte buffer cannot hold ${data.byteLength} bytes of data`);
-  const buffer = device.createBuffer({ label, size: paddedByteLength(byteLength), usage, mappedAtCreation: true });
+  const size = paddedByteLength(byteLength);
+  checkBufferSize(device, label, size);
+  const buffer = device.createBuffer({ label, size, usage, mappedAtCreation: true });
   new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   buffer.unmap();
   return buffer;

@@ -12,7 +12,7 @@ import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
-import { dispatchMatmulF32 } from './kernels/matmulF32.js';
+import { checkMatmulF32A, dispatchMatmulF32 } from './kernels/matmulF32.js';
 import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
@@ -190,18 +190,17 @@ export class GpuEngine {
     }
     const centred = isCentred(a);
     check((a.mode === 'universal' && b.mode === 'universal') || !centred, 'centred operands of different modes (universal × deterministic) are not supported on the GPU; multiply them with the CPU matmulAT');
+    // Before anything is recorded (the decode passes come first): the product binds decoded A whole.
+    checkMatmulF32A(this.device, a.length, a.cols, 'matmulAT: A, decoded');
     // Columns are decoded with their norms' mantissas and multiplied back by 2^(e_i + e_j) after the
     // f32 product: no product of in-range operands under- or overflows on the way (the CPU sums in f64).
+    // Every buffer is created (and a size beyond maxBufferSize refused) before the first pass is recorded.
     const exponentsA = scratch.buffer('GpuEngine exponents A', 4 * a.cols, STORAGE_USAGE);
     const decodedA = scratch.buffer('GpuEngine decoded A', 4 * a.length * a.cols, STORAGE_USAGE);
+    const exponentsB = gram ? exponentsA : scratch.buffer('GpuEngine exponents B', 4 * b.cols, STORAGE_USAGE);
+    const decodedB = gram ? decodedA : scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
     this.recordDecode(encoder, scratch, a, decodedA, exponentsA);
-    let decodedB = decodedA;
-    let exponentsB = exponentsA;
-    if (!gram) {
-      exponentsB = scratch.buffer('GpuEngine exponents B', 4 * b.cols, STORAGE_USAGE);
-      decodedB = scratch.buffer('GpuEngine decoded B', 4 * b.length * b.cols, STORAGE_USAGE);
-      this.recordDecode(encoder, scratch, b, decodedB, exponentsB);
-    }
+    if (!gram) this.recordDecode(encoder, scratch, b, decodedB, exponentsB);
     dispatchMatmulF32(this.device, encoder, scratch, { a: decodedA, b: decodedB, c: output, cOffset: offset, n: a.length, aCols: a.cols, bCols: b.cols });
     const bothUniversal = a.mode === 'universal' && b.mode === 'universal';
     dispatchProductEpilogue(this.device, encoder, scratch, {

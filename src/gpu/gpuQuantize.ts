@@ -22,7 +22,7 @@ import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, scaleIndex
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
-import { itemsPerBinding } from './workSplit.js';
+import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 export type { GpuMatrixInput } from './matrixInput.js';
 
@@ -33,9 +33,6 @@ export type { GpuMatrixInput } from './matrixInput.js';
  * below (gains within float rounding). A matrix encoded here decodes on the CPU after `read()`, and a
  * CPU-quantized matrix goes to the GPU kernels through `uploadLatticeMatrix`.
  */
-
-/** Scratch (prepared and rotated columns) is allocated for chunks of about this many bytes at most. */
-const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
 
 /** Options of {@link gpuQuantizeLattice}: those of `quantize()` plus a binding-size cap for tests. */
 export interface GpuQuantizeOptions extends QuantizeOptions {
@@ -221,7 +218,13 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
       const scratch = new GpuScratch(device);
       try {
         const encoder = device.createCommandEncoder({ label: 'quantize input f16 → f32' });
-        dispatchF16ToF32(device, encoder, scratch, { input: gpuInput.buffer, inputOffset: gpuInput.offset ?? 0, output: staged, count: input.rows * input.cols });
+        dispatchF16ToF32(device, encoder, scratch, {
+          input: gpuInput.buffer,
+          inputOffset: gpuInput.offset ?? 0,
+          output: staged,
+          count: input.rows * input.cols,
+          ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }),
+        });
         device.queue.submit([encoder.finish()]);
       } finally {
         scratch.destroy();
@@ -294,7 +297,7 @@ async function quantizeDeterministicUnlocked(
     const maxBinding = Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
     const chunkCols = Math.min(
       cols,
-      itemsPerBinding(4 * length, Math.min(maxBinding, SCRATCH_CHUNK_BYTES), alignment),
+      itemsPerBinding(4 * length, scratchChunkBytes(length, maxBinding, alignment), alignment),
       itemsPerBinding(4 * n, maxBinding, alignment),
       itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),
       itemsPerBinding(4 * indexLayout.wordsPerColumn, maxBinding, alignment),

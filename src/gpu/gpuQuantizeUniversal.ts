@@ -23,7 +23,7 @@ import {
 import { GpuScratch } from './scratch.js';
 import { columnNormBound } from './latticeOperand.js';
 import { escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
-import { itemsPerBinding } from './workSplit.js';
+import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 /*
  * The universal lattice quantizer on the GPU: column prep → randomized Hadamard rotation → universal
@@ -31,9 +31,6 @@ import { itemsPerBinding } from './workSplit.js';
  * records, then the escape-id stream (pass B). The result equals the CPU `quantize()` bit for bit
  * (codes, escapes, norms, means) after `read()`.
  */
-
-/** Scratch for prepared and rotated columns is allocated for chunks of about this many bytes at most. */
-const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
 
 /** The source of a GPU quantization: an upload of a CPU matrix, or the caller's buffer. */
 export interface GpuQuantizeSource {
@@ -65,6 +62,14 @@ export async function gpuQuantizeUniversalUnlocked(
   const nonce = options.nonce as bigint;
   const denseWords = Math.ceil(blocksPerColumn / 4);
   let recordCapacity = Math.max(256, Math.ceil((blocksPerColumn * cols) / 64));
+  // The compact pass binds every column's dense ids at once: refuse now, not after encoding.
+  const denseBytes = 4 * denseWords * cols;
+  check(
+    denseBytes <= device.limits.maxStorageBufferBindingSize,
+    () =>
+      `GPU quantize: the dense escape ids of ${cols} columns (${denseBytes} bytes) exceed one storage binding (${device.limits.maxStorageBufferBindingSize}); ` +
+      `quantize at most ${Math.floor(device.limits.maxStorageBufferBindingSize / (4 * denseWords))} columns at a time`,
+  );
 
   const owned: GPUBuffer[] = [];
   const make = (label: string, bytes: number): GPUBuffer => {
@@ -78,13 +83,13 @@ export async function gpuQuantizeUniversalUnlocked(
     const codes = make(`${name} codes`, codeBufferByteLength(4 * layout.codeWords * cols));
     const escapeBits = make(`${name} escape bits`, 4 * layout.bitWords * cols);
     const side = make(`${name} norms and means`, 4 * cols * (options.center ? 2 : 1));
-    const denseIds = scratch.buffer(`${name} dense escape ids`, 4 * denseWords * cols, STORAGE_USAGE);
+    const denseIds = scratch.buffer(`${name} dense escape ids`, denseBytes, STORAGE_USAGE);
     const roots = createRootsUniform(device, scratch, codec);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
     const maxBinding = Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
     const chunkCols = Math.min(
       cols,
-      itemsPerBinding(4 * length, Math.min(maxBinding, SCRATCH_CHUNK_BYTES), alignment),
+      itemsPerBinding(4 * length, scratchChunkBytes(length, maxBinding, alignment), alignment),
       itemsPerBinding(4 * n, maxBinding, alignment),
     );
     const prepared = scratch.buffer('quantize prepared columns', 4 * n * chunkCols, STORAGE_USAGE);

@@ -15,7 +15,7 @@ import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
-import { codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
+import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
 
@@ -254,6 +254,9 @@ export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): I
  */
 export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
   check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');
+  // The codes buffer is the largest: refuse it before packing (minutes of CPU time for an LLM's lm_head).
+  const codeBytes = codeBufferByteLength(4 * universalWordsPerColumn(universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta), q.blocksPerColumn).codes * q.cols);
+  checkBufferSize(device, `upload: the codes of this ${q.rows} × ${q.cols} matrix`, codeBytes);
   return uploadUniversalWords(device, q, { codes: packUniversalCodes(q), escapeBits: packEscapeBits(q) }, gpuEscapes(q));
 }
 

@@ -100,3 +100,19 @@ export function itemsPerBinding(bytesPerItem: number, maxBindingBytes: number, a
   );
   return items;
 }
+
+/** GPU quantization allocates its scratch (prepared and rotated columns) in chunks of about this many bytes. */
+const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
+
+/**
+ * The binding cap for GPU quantization's per-chunk scratch of columns of `length` f32: 64 MiB, or one
+ * column when that is larger (n ≥ 2^24 still quantizes while one column fits a binding), never more
+ * than `maxBinding`.
+ *
+ * @example
+ * scratchChunkBytes(4096, 2 ** 27, 256);   // 67108864: chunks of 64 MiB
+ * scratchChunkBytes(2 ** 24 + 1, 2 ** 27, 256); // 67109120: one column and its alignment slack
+ */
+export function scratchChunkBytes(length: number, maxBinding: number, alignment: number): number {
+  return Math.min(maxBinding, Math.max(SCRATCH_CHUNK_BYTES, 4 * length + alignment - 4));
+}

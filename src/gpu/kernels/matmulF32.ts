@@ -58,6 +58,26 @@ export interface MatmulF32Args {
 }
 
 /**
+ * Refuses an A the tiled kernel cannot take (A is bound whole; its columns set one grid dimension),
+ * so a caller can check before recording anything: `what` names A as the caller knows it.
+ * `bindingBytes`: A's binding size (4·n·aCols plus any alignment slack).
+ */
+export function checkMatmulF32A(device: GPUDevice, n: number, aCols: number, what: string, bindingBytes = 4 * n * aCols, maxBinding = device.limits.maxStorageBufferBindingSize): void {
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  const fittingColumns = Math.floor(maxBinding / (4 * n));
+  check(
+    bindingBytes <= maxBinding,
+    () =>
+      `${what} (${n} × ${aCols} f32, ${bindingBytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
+      `multiply it in parts of at most ${fittingColumns} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
+  );
+  check(
+    Math.ceil(aCols / TILE) <= maxGroups,
+    () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`,
+  );
+}
+
+/**
  * Records C = AᵀB into `encoder`. Columns of B (and C) are split across several dispatches when B or C
  * is larger than one storage binding or the grid exceeds the dispatch limit; A must fit one binding.
  * Parameter buffers go into `scratch` (destroy it after submitting).
@@ -90,14 +110,7 @@ export function dispatchMatmulF32(
   checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'matmul: C');
 
   const aWindow = bindingWindow(aOffset, 4 * n * aCols, alignment);
-  check(
-    aWindow.size <= maxBinding,
-    () => `matmul: A (${n} × ${aCols} f32) is larger than one storage binding (${maxBinding} bytes)`,
-  );
-  check(
-    Math.ceil(aCols / TILE) <= maxGroups,
-    () => `matmul: aCols = ${aCols} needs more than ${maxGroups} workgroups in one dimension`,
-  );
+  checkMatmulF32A(device, n, aCols, 'matmul: A', aWindow.size, maxBinding);
   const columnsPerChunk = Math.min(
     itemsPerBinding(4 * n, maxBinding, alignment),
     itemsPerBinding(4 * aCols, maxBinding, alignment),

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { gpuQuantizeUniversalUnlocked } from '../../src/gpu/gpuQuantizeUniversal.js';
+import { checkMatmulF32A } from '../../src/gpu/kernels/matmulF32.js';
+import { resolveQuantizeOptions } from '../../src/quantize/options.js';
+import { scratchChunkBytes } from '../../src/gpu/workSplit.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+
+/*
+ * Size limits refused up front, with what to do, before any GPU object is created or any command
+ * recorded: a buffer beyond maxBufferSize (WebGPU returned an invalid buffer that failed only at the
+ * first call using it, after minutes of packing for an lm_head) and a product whose decoded A exceeds
+ * one storage binding (it was refused after the decode passes were recorded into the caller's
+ * encoder). A stand-in device with small limits: each check runs before the device is used, which the
+ * stand-in (no createBuffer) proves.
+ */
+
+function standIn(limits: Partial<GPUSupportedLimits>): GPUDevice {
+  return { limits: { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupsPerDimension: 65535, ...limits } } as unknown as GPUDevice;
+}
+
+describe('size limits refused before the device is used', () => {
+  it('createBuffer and createBufferWithData refuse a buffer beyond maxBufferSize, naming the fix', () => {
+    const device = standIn({ maxBufferSize: 1024 });
+    for (const make of [() => createBuffer(device, 'big', 1028, STORAGE_USAGE), () => createBufferWithData(device, 'big', new Float32Array(257), STORAGE_USAGE)]) {
+      expect(make).toThrow(/^big: 1028 bytes is more than this device's maxBufferSize \(1024\); request the adapter's maximum \(deviceRequirements\(adapter\), or requestGpuDevice\) or split the matrix$/);
+    }
+  });
+
+  it('uploading a universal matrix whose codes exceed maxBufferSize is refused before its codes are packed', () => {
+    const q = quantize(gaussianMatrix(64, 40, 1), { scheme: 'e8-4bit', nonce: 1 }) as UniversalLatticeMatrix;
+    // 8 blocks of 29 bits per column: 8 words, 32 bytes; 40 columns, whole 16-byte quads: 1280 bytes.
+    expect(() => uploadUniversalMatrix(standIn({ maxBufferSize: 1276 }), q)).toThrow(/^upload: the codes of this 64 × 40 matrix: 1280 bytes is more than this device's maxBufferSize \(1276\)/);
+  });
+
+  it("GPU quantize refuses columns whose dense escape ids exceed one binding before encoding (it did so after all the work), naming how many fit", async () => {
+    // d3-q6 at n = 4096: 1366 blocks, 342 words of dense ids per column; a 1 MiB binding takes 766 columns.
+    const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
+    const source = { buffer: {} as GPUBuffer, offset: 0, rows: 4096, cols: 800 };
+    await expect(gpuQuantizeUniversalUnlocked(device, source, resolveQuantizeOptions({ scheme: 'd3-q6', nonce: 1 }), undefined)).rejects.toThrow(
+      /^GPU quantize: the dense escape ids of 800 columns \(1094400 bytes\) exceed one storage binding \(1048576\); quantize at most 766 columns at a time$/,
+    );
+  });
+
+  it("GPU quantize's scratch chunks take one column longer than 64 MiB when a binding holds it (n ≥ 2^24 was refused, naming the 64 MiB as the binding)", () => {
+    expect(scratchChunkBytes(4096, 2 ** 27, 256)).toBe(2 ** 26);
+    expect(scratchChunkBytes(2 ** 24 + 1, 2 ** 27, 256)).toBe(4 * (2 ** 24 + 1) + 252);
+    expect(scratchChunkBytes(2 ** 25, 2 ** 27, 256)).toBe(2 ** 27);
+    expect(scratchChunkBytes(4096, 2 ** 20, 256)).toBe(2 ** 20);
+  });
+
+  it('a product refuses a decoded A larger than one binding with the columns that fit, or beyond the grid', () => {
+    const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
+    expect(() => checkMatmulF32A(device, 1024, 300, 'matmulAT: A, decoded')).toThrow(
+      /^matmulAT: A, decoded \(1024 × 300 f32, 1228800 bytes\) is larger than one storage binding \(1048576 bytes\): multiply it in parts of at most 256 columns, or swap the operands/,
+    );
+    expect(() => checkMatmulF32A(device, 1024, 256, 'A')).not.toThrow();
+    expect(() => checkMatmulF32A(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 4, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts$/);
+  });
+});
