@@ -1,9 +1,10 @@
 // The per-call parts of the universal GEMV (src/gpu/kernels/universalGemv.ts; see
 // shaders/universal_gemv.wgsl for the math): compiled after the generated `UniversalGemvParams` and a
 // header with U_DIM and G_DITHER_OFFSETS (offset_v = 2^(bits_v − 1) of the lattice's dither fields).
-//   call_sums  one workgroup per right-hand side r: sums[f + r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept
-//              coordinates (0 when params.dither_offsets is 0: the int8-input kernel, whose T already
-//              holds the whole dither term), and sums[m + f + r] = Σ_i x_r[i] when W is centred (else 0),
+//   call_sums  one workgroup per right-hand side r (on a 2-D grid; workgroups from r = params.rhs on do
+//              nothing): sums[f + r] = Σ_{b,v} offset_v·x̃_r[b·d + v] over kept coordinates (0 when
+//              params.dither_offsets is 0: the int8-input kernel, whose T already holds the whole
+//              dither term), and sums[m + f + r] = Σ_i x_r[i] when W is centred (else 0),
 //              f = params.sums_first, m = params.sums_means (sums recorded once for several layers
 //              hold every right-hand side of the call: a range of them starts at f);
 //   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[f + r]) + μ_j·sums[m + f + r]
@@ -27,8 +28,17 @@ const THREADS: u32 = 256u;
 var<workgroup> partials: array<f32, 2u * THREADS>;
 
 @compute @workgroup_size(256, 1, 1)
-fn call_sums(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) thread: u32) {
-  let r = group.x;
+fn call_sums(
+  @builtin(workgroup_id) group: vec3<u32>,
+  @builtin(num_workgroups) groups: vec3<u32>,
+  @builtin(local_invocation_index) thread: u32,
+) {
+  // Right-hand side r of this dispatch: workgroups on a 2-D grid (more than 65535 right-hand sides),
+  // the last row partly unused. r is uniform over the workgroup, so the early return is too.
+  let r = group.y * groups.x + group.x;
+  if (r >= params.rhs) {
+    return;
+  }
   let x_rotated_base = params.x_rotated_first + r * params.x_stride;
   var dither = 0.0;
   let blocks = select(0u, params.blocks, params.dither_offsets != 0u);

@@ -5,7 +5,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfWindow, workgroupGrid } from '../workSplit.js';
+import { bindingWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * Activation input and output for the decode path (shaders/activation_io.wgsl): f16 → f32 widening of
@@ -55,10 +55,18 @@ export interface F16ToF32Args {
   readonly output: GPUBuffer;
   readonly outputOffset?: number;
   readonly count: number;
+  /**
+   * Largest storage binding to use, in bytes (default and upper bound: the device's
+   * `maxStorageBufferBindingSize`): tests set it small to make the conversion take several chunks.
+   */
+  readonly maxBindingBytes?: number;
 }
 
 /**
- * Records the exact widening of `count` f16 values to f32.
+ * Records the exact widening of `count` f16 values to f32. The values are converted a chunk at a time
+ * when the f16 input or the f32 output is larger than one storage binding (each chunk binds a window of
+ * both), and each chunk's workgroups are laid out on a 2-D grid: any count whose buffers the device can
+ * create works, with the same bits as one dispatch.
  *
  * @example
  * dispatchF16ToF32(device, encoder, scratch, { input: xHalf, output: xFloat, count: n });
@@ -69,22 +77,37 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
   const outputOffset = args.outputOffset ?? 0;
   checkBufferRange(args.input, inputOffset, 2 * args.count, 'f16 → f32 input', 2);
   checkBufferRange(args.output, outputOffset, 4 * args.count, 'f16 → f32 output');
+  check(
+    args.maxBindingBytes === undefined || (Number.isInteger(args.maxBindingBytes) && args.maxBindingBytes > 0),
+    () => `f16 → f32: maxBindingBytes must be a positive integer, got ${String(args.maxBindingBytes)}`,
+  );
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const input = halfWindow(inputOffset, 2 * args.count, alignment);
-  const outWindow = bindingWindow(outputOffset, 4 * args.count, alignment);
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  // The f32 output window (4 bytes per value plus the alignment slack) is the larger of the two: a
+  // chunk whose output fits also has an f16 window that fits (at most 2·count + 4 bytes of halves in
+  // whole words, plus the same slack). The grid caps a chunk at maxGroups² workgroups.
+  const perChunk = Math.min(itemsPerBinding(4, maxBinding, alignment), maxGroups * maxGroups * THREADS);
   const { layout, pipeline } = pipelines.get(device, 'f16_to_f32');
-  const label = 'f16 → f32';
-  const params = Params.pack({ count: args.count, rows: 1, in_first: input.firstHalf, out_first: outWindow.firstElement, has_bias: 0 });
-  const pass = encoder.beginComputePass({ label });
+  const unusedBias = placeholder(scratch);
+  const pass = encoder.beginComputePass({ label: 'f16 → f32' });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
-    { buffer: scratch.uniform(label, params) },
-    windowBinding(args.input, input.window),
-    { buffer: placeholder(scratch) },
-    windowBinding(args.output, outWindow),
-  ]));
-  const [x, y] = workgroupGrid(Math.ceil(args.count / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(x, y);
+  for (let first = 0; first < args.count; first += perChunk) {
+    const count = Math.min(perChunk, args.count - first);
+    const input = halfWindow(inputOffset + 2 * first, 2 * count, alignment);
+    const outWindow = bindingWindow(outputOffset + 4 * first, 4 * count, alignment);
+    check(input.window.size <= maxBinding && outWindow.size <= maxBinding, () => `f16 → f32: a chunk of ${count} values does not fit a storage binding of ${maxBinding} bytes`);
+    const label = count === args.count ? 'f16 → f32' : `f16 → f32 (values ${first}…${first + count - 1})`;
+    const params = Params.pack({ count, rows: 1, in_first: input.firstHalf, out_first: outWindow.firstElement, has_bias: 0 });
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
+      { buffer: scratch.uniform(label, params) },
+      windowBinding(args.input, input.window),
+      { buffer: unusedBias },
+      windowBinding(args.output, outWindow),
+    ]));
+    const [x, y] = workgroupGrid(Math.ceil(count / THREADS), maxGroups);
+    pass.dispatchWorkgroups(x, y);
+  }
   pass.end();
 }
 

@@ -431,12 +431,20 @@ export interface UniversalCallSumsArgs {
   readonly x?: GPUBuffer;
   readonly xOffset?: number;
   readonly rhs: number;
+  /**
+   * Largest storage binding for x̃ and X, in bytes (default and upper bound: the device's
+   * `maxStorageBufferBindingSize`): tests set it small to make the sums take several dispatches.
+   */
+  readonly maxBindingBytes?: number;
 }
 
 /**
  * Records the universal GEMV's per-call sums into `encoder`, in a pass of their own, once for several
  * GEMVs that read the same x̃ (layers quantized with one seed reading one input: an attention block's
- * q, k and v). x̃ and X of all `rhs` right-hand sides must each fit one storage binding.
+ * q, k and v). The right-hand sides are summed a range at a time where x̃ or X of all of them exceed
+ * one storage binding, and each range's workgroups lie on a 2-D grid (any number of right-hand
+ * sides); the sums themselves (8 bytes per right-hand side) are bound whole, so they must fit one
+ * binding: at most maxStorageBufferBindingSize / 8 right-hand sides per call.
  *
  * @example
  * dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: q.rows, cols: 1, seed: q.seed });
@@ -448,51 +456,84 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
   const { w, rhs } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   checkPositiveInteger(rhs, `${what}: rhs`);
+  check(
+    args.maxBindingBytes === undefined || (Number.isInteger(args.maxBindingBytes) && args.maxBindingBytes > 0),
+    () => `${what}: maxBindingBytes must be a positive integer, got ${String(args.maxBindingBytes)}`,
+  );
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const deviceBinding = device.limits.maxStorageBufferBindingSize;
+  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, deviceBinding);
+  // The sums of every right-hand side are one binding (the GEMVs that read them bind them whole).
+  check(
+    8 * rhs <= deviceBinding,
+    () =>
+      `${what}: the sums of ${rhs} right-hand sides take ${8 * rhs} bytes, more than one storage binding ` +
+      `(maxStorageBufferBindingSize ${deviceBinding} bytes): at most ${Math.floor(deviceBinding / 8)} right-hand sides per call`,
+  );
   const xRotatedOffset = args.xRotatedOffset ?? 0;
   checkBufferRange(args.xRotated, xRotatedOffset, 4 * w.length * rhs, `${what}: xRotated`);
-  check(rhs <= Math.min(itemsPerBinding(4 * w.length, maxBinding, alignment), itemsPerBinding(4 * w.rows, maxBinding, alignment)), () => `${what}: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding`);
-  const xRotatedWindow = bindingWindow(xRotatedOffset, 4 * w.length * rhs, alignment);
-  let x: { binding: GPUBufferBinding; firstElement: number };
+  const oneColumn = (entries: number, name: string): number => {
+    const bytes = 4 * entries + alignment - 4;
+    check(
+      bytes <= maxBinding,
+      () =>
+        `${what}: one right-hand side of ${name} (${entries} f32 entries, ${4 * entries} bytes, plus ${alignment - 4} bytes of alignment slack) ` +
+        `does not fit a storage binding of ${maxBinding} bytes`,
+    );
+    return itemsPerBinding(4 * entries, maxBinding, alignment);
+  };
+  const perRange = Math.min(oneColumn(w.length, 'x̃'), w.hasMeans ? oneColumn(w.rows, 'X') : Infinity);
+  let xBuffer: GPUBuffer | null = null;
+  const xOffset = args.xOffset ?? 0;
   if (w.hasMeans) {
     check(args.x !== undefined, () => `${what}: W is centred, so x is needed (for Σx)`);
-    const xOffset = args.xOffset ?? 0;
     checkBufferRange(args.x, xOffset, 4 * w.rows * rhs, `${what}: x`);
-    const window = bindingWindow(xOffset, 4 * w.rows * rhs, alignment);
-    x = { binding: windowBinding(args.x, window), firstElement: window.firstElement };
-  } else {
-    x = { binding: { buffer: scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE) }, firstElement: 0 };
+    xBuffer = args.x;
   }
-  const rhsLabel = `${rhs} right-hand side${rhs > 1 ? 's' : ''}`;
+  const unread = xBuffer === null ? scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE) : null;
+  const sums = scratch.buffer(`universal gemv sums (${rhs} right-hand side${rhs > 1 ? 's' : ''})`, 8 * rhs, STORAGE_USAGE);
+  // Not written by the sums pass.
+  const y: GPUBufferBinding = { buffer: scratch.buffer(`${what}: Y (not written)`, 4, STORAGE_USAGE) };
   const pass = encoder.beginComputePass({ label: `${what} (${universalCallSumsKey(w)})` });
-  const sums = recordUniversalGemvFinish(device, pass, scratch, {
-    w,
-    layout,
-    uniforms: {
-      total_cols: w.cols,
-      rows: w.rows,
-      kept: w.keptLength,
-      full_blocks: 0,
-      full_groups: 0,
-      rhs,
-      x_rotated_first: xRotatedWindow.firstElement,
-      x_stride: w.length,
-      x_first: x.firstElement,
-      has_means: w.hasMeans ? 1 : 0,
-      dither_offsets: 1,
-      subgroup_test_mode: 0,
-      unit: 0,
-    },
-    rhs,
-    rhsLabel,
-    xRotated: windowBinding(args.xRotated, xRotatedWindow),
-    x: x.binding,
-    // Not written by the sums pass.
-    y: { buffer: scratch.buffer(`${what}: Y (not written)`, 4, STORAGE_USAGE) },
-    yFirst: 0,
-    passes: 'sums',
-  });
+  for (const range of columnRanges(rhs, perRange)) {
+    const xRotatedWindow = bindingWindow(xRotatedOffset + 4 * w.length * range.first, 4 * w.length * range.count, alignment);
+    let x: { binding: GPUBufferBinding; firstElement: number };
+    if (xBuffer !== null) {
+      const window = bindingWindow(xOffset + 4 * w.rows * range.first, 4 * w.rows * range.count, alignment);
+      x = { binding: windowBinding(xBuffer, window), firstElement: window.firstElement };
+    } else {
+      x = { binding: { buffer: unread as GPUBuffer }, firstElement: 0 };
+    }
+    const rhsLabel =
+      range.count === rhs ? `${rhs} right-hand side${rhs > 1 ? 's' : ''}` : `right-hand sides ${range.first}…${range.first + range.count - 1} of ${rhs}`;
+    recordUniversalGemvFinish(device, pass, scratch, {
+      w,
+      layout,
+      uniforms: {
+        total_cols: w.cols,
+        rows: w.rows,
+        kept: w.keptLength,
+        full_blocks: 0,
+        full_groups: 0,
+        rhs: range.count,
+        x_rotated_first: xRotatedWindow.firstElement,
+        x_stride: w.length,
+        x_first: x.firstElement,
+        has_means: w.hasMeans ? 1 : 0,
+        dither_offsets: 1,
+        subgroup_test_mode: 0,
+        unit: 0,
+      },
+      rhs: range.count,
+      rhsLabel,
+      xRotated: windowBinding(args.xRotated, xRotatedWindow),
+      x: x.binding,
+      y,
+      yFirst: 0,
+      passes: 'sums',
+      sumsTarget: { buffer: sums, first: range.first, means: rhs },
+    });
+  }
   pass.end();
   return { sums, rhs, operand: universalCallSumsKey(w) };
 }
@@ -661,6 +702,12 @@ export interface UniversalGemvFinishArgs {
    * finishing pass reads this range's at index `first` (Σx from `means` on) and no sums are recorded.
    */
   readonly sums?: { readonly buffer: GPUBuffer; readonly first: number; readonly means: number };
+  /**
+   * With passes 'sums': where to write them (default: a new buffer of `2·rhs` f32, from index 0): this
+   * range's Σ offset·x̃ at index `first`, its Σx at `means + first` (a buffer for more right-hand sides
+   * than this range, filled a range at a time).
+   */
+  readonly sumsTarget?: { readonly buffer: GPUBuffer; readonly first: number; readonly means: number };
 }
 
 /**
@@ -679,6 +726,10 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   check(args.passes === 'sums' || output?.f16 !== true || args.t !== undefined, 'universal gemv finish: f16 output needs T staged in `t`');
   const shared = args.sums;
   check(shared === undefined || args.passes !== 'sums', 'universal gemv finish: shared sums leave nothing to record in a sums-only pass');
+  const target = args.sumsTarget;
+  check(target === undefined || args.passes === 'sums', 'universal gemv finish: sumsTarget is for a sums-only pass');
+  check(args.uniforms.rhs === rhs, () => `universal gemv finish: uniforms.rhs (${args.uniforms.rhs}) must be rhs (${rhs})`);
+  const where = shared ?? target;
   const params = Params.pack({
     ...whole.uniforms,
     ...args.uniforms,
@@ -686,11 +737,11 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
     y_first: args.yFirst,
     ...(output?.uniforms(0) ?? { bias_first: 0, has_bias: 0, output_f16: 0 }),
     t_staged: args.t === undefined ? 0 : 1,
-    sums_first: shared?.first ?? 0,
-    sums_means: shared?.means ?? rhs,
+    sums_first: where?.first ?? 0,
+    sums_means: where?.means ?? rhs,
     sums_in_kernel: 0,
   });
-  const sums = shared?.buffer ?? scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
+  const sums = where?.buffer ?? scratch.buffer(`universal gemv sums (${rhsLabel})`, 8 * rhs, STORAGE_USAGE);
   const unused = (): GPUBufferBinding => ({ buffer: scratch.buffer('universal gemv finish: unused binding', 4, STORAGE_USAGE) });
   pass.setBindGroup(
     0,
@@ -707,7 +758,9 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   );
   if (shared === undefined) {
     pass.setPipeline(finish.sums);
-    pass.dispatchWorkgroups(rhs);
+    // One workgroup per right-hand side, on a 2-D grid past maxComputeWorkgroupsPerDimension.
+    const [gx, gy] = workgroupGrid(rhs, device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(gx, gy);
   }
   if (args.passes !== 'sums') {
     pass.setPipeline(finish.finish);
