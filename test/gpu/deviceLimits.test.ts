@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { gpuQuantizeUniversalUnlocked } from '../../src/gpu/gpuQuantizeUniversal.js';
+import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { checkMatmulF32A } from '../../src/gpu/kernels/matmulF32.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import { resolveQuantizeOptions } from '../../src/quantize/options.js';
 import { scratchChunkBytes } from '../../src/gpu/workSplit.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
@@ -19,7 +21,12 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  */
 
 function standIn(limits: Partial<GPUSupportedLimits>): GPUDevice {
-  return { limits: { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupsPerDimension: 65535, ...limits } } as unknown as GPUDevice;
+  return { limits: { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupsPerDimension: 65535, minStorageBufferOffsetAlignment: 256, ...limits } } as unknown as GPUDevice;
+}
+
+/** A storage buffer as the host checks see it (size, usage, map state). */
+function standInBuffer(size: number): GPUBuffer {
+  return { size, usage: STORAGE_USAGE, mapState: 'unmapped', label: 'stand-in' } as unknown as GPUBuffer;
 }
 
 describe('size limits refused before the device is used', () => {
@@ -50,6 +57,15 @@ describe('size limits refused before the device is used', () => {
     expect(scratchChunkBytes(2 ** 24 + 1, 2 ** 27, 256)).toBe(4 * (2 ** 24 + 1) + 252);
     expect(scratchChunkBytes(2 ** 25, 2 ** 27, 256)).toBe(2 ** 27);
     expect(scratchChunkBytes(4096, 2 ** 20, 256)).toBe(2 ** 20);
+  });
+
+  it('the standalone epilogue refuses values beyond one binding before recording, with the columns that fit', () => {
+    const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
+    const encoder = {} as GPUCommandEncoder; // never used: the refusal comes first
+    const args = { input: standInBuffer(4 * 1024 * 300), bias: null, rows: 1024, columns: 300, output: standInBuffer(4 * 1024 * 300), format: 'f32' } as const;
+    expect(() => dispatchEpilogue(device, encoder, new GpuScratch(device), args)).toThrow(
+      /^epilogue: 1024 × 300 values \(1228800 bytes\) exceed one storage binding \(1048576\); call it for at most 255 columns at a time$/,
+    );
   });
 
   it('a product refuses a decoded A larger than one binding with the columns that fit, or beyond the grid', () => {

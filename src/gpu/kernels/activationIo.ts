@@ -148,6 +148,12 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
   const biasWindow = args.bias ? bindingWindow(args.biasOffset ?? 0, 4 * args.rows, alignment) : null;
   const out = args.format === 'f16' ? halfWindow(outputOffset, 2 * count, alignment) : { window: bindingWindow(outputOffset, 4 * count, alignment), firstHalf: 0 };
   check(biasWindow === null || biasWindow.firstElement === 0, 'epilogue bias offset must be a multiple of the storage offset alignment');
+  // One binding each (the library's GEMVs write their own epilogue; this standalone pass is not split).
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  check(
+    inWindow.size <= maxBinding && out.window.size <= maxBinding,
+    () => `epilogue: ${args.rows} × ${args.columns} values (${Math.max(inWindow.size, out.window.size)} bytes) exceed one storage binding (${maxBinding}); call it for at most ${Math.floor((maxBinding - alignment) / (4 * args.rows))} columns at a time`,
+  );
   const entry = args.format === 'f16' ? 'epilogue_f16' : 'epilogue_f32';
   const { layout, pipeline } = pipelines.get(device, entry);
   const label = `epilogue (${args.format}${args.bias ? ', bias' : ''})`;
