@@ -371,7 +371,8 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
       // A valid safetensors file that is not a container: describe what would be quantized.
       if (error instanceof LatticeMatmulError && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
         const { selected } = selectTensors(safetensors, undefined);
-        return { kind: 'safetensors', tensors: safetensors.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: selected.includes(t.name) })) };
+        const quantizable = new Set(selected);
+        return { kind: 'safetensors', tensors: safetensors.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: quantizable.has(t.name) })) };
       }
     } finally {
       await safetensors.close();

@@ -817,12 +817,13 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
     throw containerError(`the metadata is corrupted: its checksum is ${stored} but the metadata gives ${hex8(computed)}`);
   }
   const names = parseNames(metadata[KEY_MATRICES]);
+  const nameSet = new Set(names); // a Set: containers may hold tens of thousands of matrices
   const user: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const key of Object.keys(metadata)) {
     if (key.startsWith(USER_PREFIX)) {
       user[key.slice(USER_PREFIX.length)] = metadata[key] as string;
     } else if (key.startsWith(MATRIX_PREFIX)) {
-      if (!names.includes(key.slice(MATRIX_PREFIX.length))) throw containerError(`metadata key ${describeValue(key)} describes a matrix that is not in "matrices"`);
+      if (!nameSet.has(key.slice(MATRIX_PREFIX.length))) throw containerError(`metadata key ${describeValue(key)} describes a matrix that is not in "matrices"`);
     } else if (![KEY_FORMAT, KEY_VERSION, KEY_CHECKSUM, KEY_MATRICES].includes(key)) {
       throw containerError(`unknown metadata key ${describeValue(key)} (the caller's keys start with "${USER_PREFIX}")`);
     }
@@ -1451,11 +1452,13 @@ export function planQuantizedContainer(entries: readonly ContainerEntryInput[], 
   meta[KEY_FORMAT] = CONTAINER_FORMAT;
   meta[KEY_VERSION] = String(CONTAINER_FORMAT_VERSION);
   const names: string[] = [];
+  const used = new Set<string>(); // a Set: containers may hold tens of thousands of matrices
   for (const [index, entry] of entries.entries()) {
     check(typeof entry === 'object' && entry !== null, () => `entry ${index} must be { name, matrix }`);
     const { name, matrix } = entry;
     check(typeof name === 'string' && name.length > 0, () => `entry ${index}: name must be a non-empty string, got ${describeValue(name)}`);
-    check(!names.includes(name), () => `entry ${index}: the name ${JSON.stringify(name)} is used twice`);
+    check(!used.has(name), () => `entry ${index}: the name ${JSON.stringify(name)} is used twice`);
+    used.add(name);
     names.push(name);
     const what = `writeQuantizedContainer: matrix ${JSON.stringify(name)}`;
     try {
