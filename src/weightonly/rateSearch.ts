@@ -3,6 +3,12 @@ import { check, LatticeMatmulError, describeValue } from '../errors.js';
 /** One-sided (no bracket yet), the search moves at most this many bits of step per evaluation. */
 const ONE_SIDED_MOVE = 8;
 
+/** A secant above −FLAT_SLOPE bits of rate per bit of step counts as a plateau of the rate. */
+const FLAT_SLOPE = 1e-3;
+
+/** Bits of step to which the search narrows the gap between a step below the target and an overflowing one. */
+const OVERFLOW_RESOLUTION = 1 / 64;
+
 /** What `searchStepForRate` found: the step, what `evaluate` returned there, and how many calls it took. */
 export interface RateSearchResult<T> {
   readonly step: number;
@@ -25,8 +31,13 @@ export interface RateSearchResult<T> {
  * guess far off (one huge output row inflates σ_W²) thus still reaches a rate that a step in
  * between hits.
  *
+ * Where the rate does not move at all between two steps (a plateau: weights that take few distinct
+ * values), the next try is 8 bits further; squeezed within 1/64 bit of a step whose codes overflow and
+ * still short of the target, the search stops.
+ *
  * Throws a `LatticeMatmulError` when `maxEvaluations` calls do not get within the tolerance (the
- * empirical entropy of a small matrix jumps in steps larger than the tolerance).
+ * empirical entropy of a small matrix jumps in steps larger than the tolerance), or the rate stops
+ * short of the target before the codes overflow.
  *
  * @example
  * const { step } = searchStepForRate((s) => ({ rate: 3 - Math.log2(s) }), { target: 4, tolerance: 0.01, initialStep: 1 });
@@ -67,17 +78,25 @@ export function searchStepForRate<T extends { readonly rate: number }>(
       if (f < 0 && (high === null || x < high.x)) high = { x, f };
 
       let slope = -1;
+      let flat = false;
       if (previous !== null && previous.x !== x) {
         const secant = (f - previous.f) / (x - previous.x);
         // Keep a sane slope: flat stretches of the empirical entropy must not throw x far away.
         if (Number.isFinite(secant) && secant < 0) slope = Math.min(Math.max(secant, -4), -0.1);
+        // No change at all over the last move (weights that take few distinct values: once the step
+        // is below their spacing, every smaller step gives the same codes up to scale): a secant step
+        // of |f| at a time would spend every evaluation on the plateau, so take the largest move.
+        flat = Number.isFinite(secant) && secant >= -FLAT_SLOPE;
       }
       previous = { x, f };
-      next = x - f / slope;
+      next = flat ? x + Math.sign(f) * ONE_SIDED_MOVE : x - f / slope;
     }
     if (low !== null && high !== null) {
       if (!(next > low.x && next < high.x)) next = (low.x + high.x) / 2;
       if (high.x - low.x < 1e-9) break;
+      // Squeezed against steps whose codes overflow, still below the target: a smaller step is not
+      // usable and a larger one gives less rate, so more bisection cannot reach it.
+      if (low.f === Infinity && high.x - low.x < OVERFLOW_RESOLUTION) break;
     } else {
       next = Math.min(Math.max(next, x - ONE_SIDED_MOVE), x + ONE_SIDED_MOVE);
     }
@@ -95,8 +114,8 @@ export function searchStepForRate<T extends { readonly rate: number }>(
   if (low !== null && low.f === Infinity && closest.result.rate < target) {
     throw new LatticeMatmulError(
       `could not reach rate ${target} ± ${tolerance} bits: the closest was ${closest.result.rate} at step ${2 ** closest.x}, ` +
-        `and step ${2 ** low.x} is already too small for the weights (a code beyond ±2^24: the largest weights ` +
-        `are too far above the typical ones for this rate); use a lower rate`,
+        `and step ${2 ** low.x} is already too small for the weights (a code beyond ±2^24: the weights take too few ` +
+        `distinct values for this rate, or the largest are too far above the typical ones); use a lower rate`,
     );
   }
   throw new LatticeMatmulError(

@@ -29,6 +29,29 @@ describe('searchStepForRate', () => {
     expect(10 / (1 + result.step)).toBeCloseTo(2, 3);
   });
 
+  it('a plateau below the target (weights with few distinct values) ends in a few evaluations, naming the cause', () => {
+    // The rate stops at 2.77 bits for every step below 1 (the codes are the weights' few values, up to
+    // scale) until the codes overflow below 2^-20. A secant step of |f| at a time spent all 40
+    // evaluations on the plateau; now it jumps 8 bits there and stops within 1/64 bit of the overflow.
+    let calls = 0;
+    const plateau = (s: number): { rate: number } | null => {
+      calls++;
+      return s < 2 ** -20 ? null : { rate: Math.min(2.77, 1 - Math.log2(s)) };
+    };
+    expect(() => searchStepForRate(plateau, { target: 3, tolerance: 0.01, initialStep: 4 })).toThrow(
+      /could not reach rate 3 ± 0\.01 bits: the closest was 2\.77 .*already too small for the weights \(a code beyond ±2\^24: the weights take too few distinct values/,
+    );
+    expect(calls).toBeLessThanOrEqual(20); // 16 measured; 40 (the cap) before
+  });
+
+  it('a plateau followed by a rise (few values plus tiny noise) is crossed, not mistaken for the end', () => {
+    // Rate 2 for steps in [2^-12, 1], then one bit per halving; overflow below 2^-30. Target 4: s = 2^-14.
+    const rate = (s: number): { rate: number } | null => (s < 2 ** -30 ? null : { rate: s >= 2 ** -12 ? 2 : 2 + (-12 - Math.log2(s)) });
+    const result = searchStepForRate(rate, { target: 4, tolerance: 0.01, initialStep: 0.5 });
+    expect(Math.log2(result.step)).toBeCloseTo(-14, 2);
+    expect(result.evaluations).toBeLessThanOrEqual(20);
+  });
+
   it('throws a LatticeMatmulError when a staircase skips the tolerance band', () => {
     const staircase = (s: number): { rate: number } => ({ rate: Math.floor(4 - Math.log2(s)) });
     expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(LatticeMatmulError);
