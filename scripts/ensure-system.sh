@@ -4,6 +4,8 @@
 #     Bookworm's own Mesa 22.3 lavapipe is refused by Dawn ("shaderUniform*ArrayDynamicIndexing
 #     required"), so on bookworm the packages come from bookworm-backports (Mesa 25).
 #   - Debian's chromium, for the browser tests (headless WebGPU on its bundled SwiftShader).
+#   - python3, for the test that decodes containers with the format's reference decoder
+#     (docs/decode_container.py, standard library only).
 #
 # Idempotent and quick when everything is there: it only reads the dpkg database (no network, no apt
 # lock), and runs `apt-get update` only when something must be installed. Where it cannot install
@@ -66,8 +68,10 @@ mesa_too_old && vulkan_packages_missing=1
 [[ -n "$(installed_version libvulkan1)" ]] || vulkan_packages_missing=1
 chromium_missing=0
 [[ -n "$(installed_version chromium)" ]] || chromium_missing=1
+python_missing=0
+[[ -n "$(installed_version python3)" ]] || python_missing=1
 
-if [[ $vulkan_packages_missing == 0 && $chromium_missing == 0 ]]; then
+if [[ $vulkan_packages_missing == 0 && $chromium_missing == 0 && $python_missing == 0 ]]; then
   exit 0
 fi
 
@@ -80,6 +84,7 @@ if [[ $vulkan_packages_missing == 1 ]]; then
   fi
 fi
 if [[ $chromium_missing == 1 ]]; then missing+=(chromium); fi
+if [[ $python_missing == 1 ]]; then missing+=(python3); fi
 
 # Root, or password-less sudo (never prompt: this runs from `npm test`).
 as_root=()
@@ -159,6 +164,9 @@ if [[ $vulkan_packages_missing == 1 ]]; then
 fi
 if [[ $chromium_missing == 1 ]]; then
   install_packages apt-get install -y chromium
+fi
+if [[ $python_missing == 1 ]]; then
+  install_packages apt-get install -y python3
 fi
 
 if [[ "$DRY_RUN" != 1 ]] && mesa_too_old; then

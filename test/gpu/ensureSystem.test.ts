@@ -77,7 +77,7 @@ function runScript(options: {
   };
 }
 
-const everything = { 'mesa-vulkan-drivers': '25.0.7-2~bpo12+1', libvulkan1: '1.3.239.0-1', chromium: '156.0.8078.79-1~deb12u1' };
+const everything = { 'mesa-vulkan-drivers': '25.0.7-2~bpo12+1', libvulkan1: '1.3.239.0-1', chromium: '156.0.8078.79-1~deb12u1', python3: '3.11.2-1+b1' };
 const BACKPORTS_SOURCE = `Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
@@ -95,7 +95,7 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
     expect(run.seconds).toBeLessThan(1);
   });
 
-  it('on bookworm with nothing installed: adds backports, updates once, installs Mesa from backports and chromium', () => {
+  it('on bookworm with nothing installed: adds backports, updates once, installs Mesa from backports, chromium and python3', () => {
     const run = runScript({ installed: {} });
     expect(run.status).toBe(0);
     expect(run.sources).toEqual({ 'bookworm-backports.sources': BACKPORTS_SOURCE });
@@ -103,7 +103,15 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
       'apt-get update',
       'apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1',
       'apt-get install -y chromium',
+      'apt-get install -y python3',
     ]);
+  });
+
+  it('installs only python3 when only python3 is missing (the reference decoder test needs it)', () => {
+    const { python3: _python3, ...withoutPython } = everything;
+    const run = runScript({ installed: withoutPython });
+    expect(run.sources).toEqual({});
+    expect(run.aptCalls).toEqual(['apt-get update', 'apt-get install -y python3']);
   });
 
   it("treats bookworm's own Mesa 22.3 as missing (Dawn refuses its lavapipe)", () => {
@@ -116,12 +124,12 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
 
   it('keeps an existing backports source (one-line format) and ignores a commented one', () => {
     const existing = { 'debian.list': 'deb http://deb.debian.org/debian bookworm-backports main\n' };
-    const kept = runScript({ installed: { chromium: '156' }, sourceFiles: existing });
+    const kept = runScript({ installed: { chromium: '156', python3: '3.11' }, sourceFiles: existing });
     expect(kept.sources).toEqual(existing);
     expect(kept.aptCalls[1]).toBe('apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1');
 
     const commented = { 'debian.list': '# deb http://deb.debian.org/debian bookworm-backports main\n' };
-    const added = runScript({ installed: { chromium: '156' }, sourceFiles: commented });
+    const added = runScript({ installed: { chromium: '156', python3: '3.11' }, sourceFiles: commented });
     expect(added.sources).toEqual({ ...commented, 'bookworm-backports.sources': BACKPORTS_SOURCE });
   });
 
@@ -133,7 +141,7 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
   });
 
   it('on another release installs from its own suite, without backports', () => {
-    const run = runScript({ installed: { 'mesa-vulkan-drivers': '22.3.6' }, codename: 'trixie' });
+    const run = runScript({ installed: { 'mesa-vulkan-drivers': '22.3.6', python3: '3.13' }, codename: 'trixie' });
     expect(run.sources).toEqual({});
     expect(run.aptCalls).toEqual([
       'apt-get update',
@@ -143,11 +151,11 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
   });
 
   it('on this machine, when its packages are installed, the real script is a silent no-op under 1 s', (context) => {
-    const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}\\n', 'mesa-vulkan-drivers', 'libvulkan1', 'chromium'], {
+    const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}\\n', 'mesa-vulkan-drivers', 'libvulkan1', 'chromium', 'python3'], {
       encoding: 'utf8',
     });
     const installed = query.stdout.split('\n').filter((status) => status === 'installed').length;
-    if (installed !== 3) context.skip('mesa-vulkan-drivers, libvulkan1 or chromium is not installed here');
+    if (installed !== 4) context.skip('mesa-vulkan-drivers, libvulkan1, chromium or python3 is not installed here');
     const started = performance.now();
     // Dry run: even if the version check disagreed, nothing would be installed.
     const run = spawnSync('/bin/bash', [script], { encoding: 'utf8', env: { ...process.env, ENSURE_SYSTEM_DRY_RUN: '1' } });
