@@ -712,29 +712,34 @@ def decode_file(path):
 
 
 def main(argv):
-    if len(argv) not in (2, 4) or (len(argv) == 4 and argv[2] != "--out"):
-        print("usage:\n" + __doc__.strip().split("\n\n")[2], file=sys.stderr)
-        return 2
+    # argparse (standard library): --help, usage errors with exit code 2.
+    import argparse
     import os
 
+    parser = argparse.ArgumentParser(
+        prog="decode_container.py",
+        description="Decodes a lattice-matmul quantized container (docs/FORMAT.md) to f32 matrices.",
+    )
+    parser.add_argument("file", help="the container (.safetensors)")
+    parser.add_argument("--out", metavar="DIR", help="write DIR/manifest.json and DIR/<k>.f32 per matrix (else list them)")
+    args = parser.parse_args(argv[1:])
     try:
-        decoded = decode_file(argv[1])
+        decoded = decode_file(args.file)
     except (FormatError, KeyError, ValueError, OSError) as error:
-        print("decode_container.py: %s: %s" % (argv[1], error), file=sys.stderr)
+        print("decode_container.py: %s: %s" % (args.file, error), file=sys.stderr)
         return 1
-    out_dir = argv[3] if len(argv) == 4 else None
     manifest = []
     for k, (name, d, rows, cols, columns) in enumerate(decoded):
-        if out_dir is None:
+        if args.out is None:
             print("%s\t%s\t%d × %d" % (name, d["kind"], rows, cols))
             continue
         file = "%d.f32" % k
-        with open(os.path.join(out_dir, file), "wb") as f:
+        with open(os.path.join(args.out, file), "wb") as f:
             for column in columns:
                 f.write(struct.pack("<%df" % rows, *column))
         manifest.append({"name": name, "kind": d["kind"], "rows": rows, "cols": cols, "file": file})
-    if out_dir is not None:
-        with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+    if args.out is not None:
+        with open(os.path.join(args.out, "manifest.json"), "w") as f:
             json.dump(manifest, f)
     return 0
 
