@@ -116,3 +116,18 @@ const SCRATCH_CHUNK_BYTES = 64 * 2 ** 20;
 export function scratchChunkBytes(length: number, maxBinding: number, alignment: number): number {
   return Math.min(maxBinding, Math.max(SCRATCH_CHUNK_BYTES, 4 * length + alignment - 4));
 }
+
+/**
+ * The largest storage binding a kernel uses: the device's maxStorageBufferBindingSize, or a smaller
+ * `maxBindingBytes` (a test knob that forces splitting), which must be a positive integer.
+ *
+ * @example
+ * const maxBinding = bindingCap(device, args.maxBindingBytes, 'f16 → f32');
+ */
+export function bindingCap(device: GPUDevice, maxBindingBytes: number | undefined, what: string): number {
+  check(
+    maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes > 0),
+    () => `${what}: maxBindingBytes must be a positive integer, got ${String(maxBindingBytes)}`,
+  );
+  return Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+}

@@ -5,7 +5,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * Activation input and output for the decode path (shaders/activation_io.wgsl): f16 → f32 widening of
@@ -77,12 +77,8 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
   const outputOffset = args.outputOffset ?? 0;
   checkBufferRange(args.input, inputOffset, 2 * args.count, 'f16 → f32 input', 2);
   checkBufferRange(args.output, outputOffset, 4 * args.count, 'f16 → f32 output');
-  check(
-    args.maxBindingBytes === undefined || (Number.isInteger(args.maxBindingBytes) && args.maxBindingBytes > 0),
-    () => `f16 → f32: maxBindingBytes must be a positive integer, got ${String(args.maxBindingBytes)}`,
-  );
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'f16 → f32');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   // The f32 output window (4 bytes per value plus the alignment slack) is the larger of the two: a
   // chunk whose output fits also has an f16 window that fits (at most 2·count + 4 bytes of halves in

@@ -16,7 +16,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
@@ -456,13 +456,9 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
   const { w, rhs } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   checkPositiveInteger(rhs, `${what}: rhs`);
-  check(
-    args.maxBindingBytes === undefined || (Number.isInteger(args.maxBindingBytes) && args.maxBindingBytes > 0),
-    () => `${what}: maxBindingBytes must be a positive integer, got ${String(args.maxBindingBytes)}`,
-  );
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const deviceBinding = device.limits.maxStorageBufferBindingSize;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, deviceBinding);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, what);
   // The sums of every right-hand side are one binding (the GEMVs that read them bind them whole).
   check(
     8 * rhs <= deviceBinding,
