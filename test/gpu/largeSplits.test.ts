@@ -94,15 +94,16 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
     for (let i = first + halves.length; i < words.length; i++) expect(words[i]).toBe(0xdeadbeef);
   }
 
-  it('widens f16 values whose f32 output is one word over a storage binding (one binding was refused)', async (test) => {
-    const maxBinding = device.limits.maxStorageBufferBindingSize;
+  it('widens f16 values whose f32 output is one word over a storage binding (one binding was refused)', async () => {
+    // The device's own limit where it is 128 MiB (lavapipe, WebGPU's default); big GPUs allow bindings
+    // of GiBs, too much for a test, so there the same 128 MiB comes as the kernel's cap instead.
+    const deviceBinding = device.limits.maxStorageBufferBindingSize;
+    const maxBinding = Math.min(deviceBinding, 2 ** 27);
     const count = maxBinding / 4 + 1;
-    // Big GPUs allow bindings of GiBs: too much for a test there (lavapipe and most allow 128 MiB).
-    if (maxBinding > 2 ** 28 || 4 * count + 64 > device.limits.maxBufferSize) test.skip();
     // Every f16 pattern, over and over, shifted so chunks do not start on a pattern boundary.
     const halves = new Uint16Array(count);
     for (let e = 0; e < count; e++) halves[e] = (e * 40503 + 11) & 0xffff;
-    const { words, dispatches } = await widen(halves, 2, 0);
+    const { words, dispatches } = await widen(halves, 2, 0, maxBinding < deviceBinding ? maxBinding : undefined);
     const perChunk = itemsPerBinding(4, maxBinding, device.limits.minStorageBufferOffsetAlignment);
     expect(dispatches).toBe(Math.ceil(count / perChunk));
     expect(dispatches).toBeGreaterThan(1);
