@@ -11,7 +11,6 @@ import {
   latticeSpec,
   quantize,
   quantizeWeights,
-  Rng,
   WeightOnlyQuantized,
   type Matrix,
   type QuantizeOptions,
@@ -19,6 +18,8 @@ import {
   type SchemeName,
 } from '../../src/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+// Small Gaussian noise with one large entry per column: long and explicit escapes for small q.
+import { spikyMatrix } from './containerFuzzProperty.js';
 
 /*
  * docs/decode_container.py, the plain-Python reference decoder written from docs/FORMAT.md alone
@@ -50,17 +51,6 @@ if (pythonMissing) {
 function gauss(rows: number, cols: number, seed: number, scale = 1, shift = 0): Matrix {
   const m = gaussianMatrix(rows, cols, seed);
   return { rows, cols, data: Float32Array.from(m.data, (v) => v * scale + shift) };
-}
-
-/** Small Gaussian noise with one large entry per column: long and explicit escapes for small q. */
-function spiky(rows: number, cols: number, seed: number): Matrix {
-  const rng = new Rng(seed);
-  const data = new Float32Array(rows * cols);
-  for (let j = 0; j < cols; j++) {
-    for (let i = 0; i < rows; i++) data[j * rows + i] = 0.01 * rng.nextGaussian();
-    data[j * rows + rng.nextInt(rows)] = 50;
-  }
-  return { rows, cols, data };
 }
 
 const UNIVERSAL: SchemeName[] = ['e8-2bit', 'e8-3bit', 'e8-4bit', 'e8-q16', 'e8-5bit', 'd3-q6'];
@@ -105,10 +95,10 @@ const FILES: Record<string, () => ContainerEntryInput[]> = {
   universal: () => [
     ...UNIVERSAL.flatMap((name, k) => latticeAndScalarEntries(name, name, 10 * k + 1, true, false)),
     // Escapes of every form: ranks, extended-table indices, explicit μ (0xFFFF).
-    { name: 'spiky.e8q4.rotated', matrix: quantize(spiky(64, 9, 5), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }, seed: 3, nonce: 14 }) },
-    { name: 'spiky.e8q4.unrotated', matrix: quantize(spiky(64, 9, 5), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }, seed: 3, nonce: 14, rotate: false }) },
-    { name: 'spiky.d3q5.rotated', matrix: quantize(spiky(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15 }) },
-    { name: 'spiky.d3q5.unrotated', matrix: quantize(spiky(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15, rotate: false }) },
+    { name: 'spiky.e8q4.rotated', matrix: quantize(spikyMatrix(64, 9, 5), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }, seed: 3, nonce: 14 }) },
+    { name: 'spiky.e8q4.unrotated', matrix: quantize(spikyMatrix(64, 9, 5), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }, seed: 3, nonce: 14, rotate: false }) },
+    { name: 'spiky.d3q5.rotated', matrix: quantize(spikyMatrix(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15 }) },
+    { name: 'spiky.d3q5.unrotated', matrix: quantize(spikyMatrix(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15, rotate: false }) },
   ],
   deterministic: () => [
     ...DETERMINISTIC.flatMap((name, k) => latticeAndScalarEntries(name, name, 10 * k + 100, false, true)),
