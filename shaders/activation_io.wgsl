@@ -1,7 +1,7 @@
 // Activations in and out of the GEMVs (src/gpu/kernels/activationIo.ts): f16 inputs widened to f32,
 // and the epilogue y = t + b (bias optional) written as f32 or packed to f16. f16 values are read and
-// written as halves of u32 words with the core builtins unpack2x16float / pack2x16float, so these
-// kernels need no 'shader-f16' feature. CPU twins: src/matrix.ts (f16 → f32, exact) and
+// written as halves of u32 words, with the core builtin unpack2x16float and f16_bits
+// (shaders/f16_round.wgsl, prepended by the host), so these kernels need no 'shader-f16' feature. CPU twins: src/matrix.ts (f16 → f32, exact) and
 // `float16Bits` (f32 → f16, round to nearest even) of src/scalar/floatFormats.ts.
 //
 // Element e of an f16 array that starts at half index `first` is half (first + e) & 1 of word
@@ -58,10 +58,11 @@ fn epilogue_f16(@builtin(workgroup_id) group: vec3<u32>, @builtin(num_workgroups
     return;
   }
   let word = (params.out_first >> 1u) + (e >> 1u);
-  var pair = unpack2x16float(output[word]);
-  pair.x = epilogue_value(e);
   if (e + 1u < params.count) {
-    pair.y = epilogue_value(e + 1u);
+    output[word] = f16_bits(epilogue_value(e)) | (f16_bits(epilogue_value(e + 1u)) << 16u);
+  } else {
+    // The last element of an odd count: the word's high half is not Y's, so its bits are kept as
+    // they are (a round trip through f32 would change NaN payloads, and WGSL allows more).
+    output[word] = (output[word] & 0xffff0000u) | f16_bits(epilogue_value(e));
   }
-  output[word] = pack2x16float(pair);
 }

@@ -1,14 +1,15 @@
 // Y as the GEMV kernels write it, carrying a QuantizedLinear's epilogue (the int8-input GEMVs of
 // shaders/gemv_i8_common.wgsl, the universal GEMV's `finish`, shaders/universal_gemv_finish.wgsl, the
 // deterministic GEMV, shaders/lattice_gemv.wgsl, and the weight-only GEMV, shaders/weightonly_gemv.wgsl):
-// host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts). A library for a kernel that declares
+// host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts), appended after shaders/f16_round.wgsl
+// (`GEMV_OUTPUT_WGSL`). A library for a kernel that declares
 // `params` (has_bias, output_f16), `bias: array<f32>` and `y: array<atomic<u32>>`.
 
 // Writes Y's element `at` — an f32 index, or a half index when params.output_f16 is set — as `value`
 // plus bias[bias_at] when params.has_bias is set: the epilogue of a QuantizedLinear, done by the
 // kernel that produces Y rather than in a pass of its own. f32 goes in as its bits; f16 (rounded
-// by pack2x16float, as the epilogue kernel of activation_io.wgsl does, so no 'shader-f16' is needed)
-// goes into its half of a word with two atomics, clearing then setting its 16 bits: the invocation
+// by f16_bits of shaders/f16_round.wgsl, as the epilogue kernel of activation_io.wgsl does, so no
+// 'shader-f16' is needed, and overflow and NaN are written as the CPU writes them) goes into its half of a word with two atomics, clearing then setting its 16 bits: the invocation
 // that owns the other half (another column, another right-hand side, or a value outside Y) may write
 // it at the same time, and either order leaves both halves right.
 fn store_output(at: u32, bias_at: u32, value: f32) {
@@ -21,7 +22,7 @@ fn store_output(at: u32, bias_at: u32, value: f32) {
     return;
   }
   let shift = (at & 1u) * 16u;
-  let half_bits = pack2x16float(vec2<f32>(v, 0.0)) & 0xffffu;
+  let half_bits = f16_bits(v);
   atomicAnd(&y[at >> 1u], ~(0xffffu << shift));
   atomicOr(&y[at >> 1u], half_bits << shift);
 }

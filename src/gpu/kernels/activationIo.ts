@@ -1,4 +1,5 @@
 import ioSource from '../../../shaders/activation_io.wgsl?raw';
+import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
@@ -36,7 +37,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
   key: (entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => entry,
   compile: (device, pipelineLayout, entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => {
-    const module = device.createShaderModule({ label: `activation io (${entry})`, code: `${Params.wgsl()}\n${ioSource}` });
+    const module = device.createShaderModule({ label: `activation io (${entry})`, code: `${Params.wgsl()}\n${f16RoundSource}\n${ioSource}` });
     return device.createComputePipeline({ label: `activation io (${entry})`, layout: pipelineLayout, compute: { module, entryPoint: entry } });
   },
 });

@@ -1,3 +1,5 @@
+import outputSource from '../../../shaders/gemv_output.wgsl?raw';
+import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { rotationLength } from '../../rotation/hadamard.js';
@@ -199,12 +201,19 @@ export interface GemvOutputArgs {
   /** Byte offset of b (a multiple of 4). */
   readonly biasOffset?: number;
   /**
-   * Y's format: 'f32' (default) or 'f16' (by `pack2x16float`, as the epilogue kernel: WGSL rounds to
-   * one of the two neighbours, nearest on the adapters tested; written as halves of u32 words, so no
-   * 'shader-f16' is needed; `yOffset` a multiple of 2).
+   * Y's format: 'f32' (default) or 'f16' (`f16_bits` of shaders/f16_round.wgsl, as the epilogue
+   * kernel: round to nearest within f16's range — WGSL allows either neighbour, nearest on the
+   * adapters tested — ±Infinity from |y| ≥ 65520 and NaN for NaN, as on the CPU; written as halves
+   * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
    */
   readonly outputFormat?: ActivationFormat;
 }
+
+/**
+ * The WGSL of `store_output` (shaders/gemv_output.wgsl) with the f16 rounding it uses
+ * (shaders/f16_round.wgsl): the library every GEMV kernel that writes Y appends to its source.
+ */
+export const GEMV_OUTPUT_WGSL = `${f16RoundSource}\n${outputSource}`;
 
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
 export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat'] as const satisfies readonly (keyof GemvOutputArgs)[];

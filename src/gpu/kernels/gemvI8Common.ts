@@ -1,9 +1,9 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
-import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 import { lanesWorkgroupBytes } from './universalGemv.js';
+import { GEMV_OUTPUT_WGSL } from './gemvCall.js';
 
 /*
  * The host side of shaders/gemv_i8_common.wgsl, the streaming loop of both int8-input GEMVs
@@ -128,7 +128,7 @@ export function gemvI8CommonWgsl(table: LeaderTable): string {
     `const LEADER_COPIES: u32 = ${table.copies}u;`,
     `const LEADER_TABLE_ENTRIES: u32 = ${table.entries}u;`,
     commonSource,
-    outputSource,
+    GEMV_OUTPUT_WGSL,
   ].join('\n');
 }
 

@@ -1,6 +1,5 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
-import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
@@ -24,7 +23,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -148,7 +147,7 @@ export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvSch
     Params.wgsl(),
     gemvSource,
     columnSumsSource,
-    outputSource,
+    GEMV_OUTPUT_WGSL,
   ].join('\n');
 }
 

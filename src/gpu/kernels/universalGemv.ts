@@ -4,7 +4,6 @@ import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
 import finishedSource from '../../../shaders/universal_gemv_finished.wgsl?raw';
 import partialSumsSource from '../../../shaders/partial_sums.wgsl?raw';
 import totalsSource from '../../../shaders/universal_gemv_totals.wgsl?raw';
-import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
@@ -20,7 +19,7 @@ import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../wo
 import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -293,7 +292,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
     gemvDecodeWgsl(variant.lattice, q),
     lanesSource,
     gemvSource,
-    variant.finished === true ? `${finishedSource}\n${partialSumsSource}\n${outputSource}` : totalsSource,
+    variant.finished === true ? `${finishedSource}\n${partialSumsSource}\n${GEMV_OUTPUT_WGSL}` : totalsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
 }
@@ -304,7 +303,7 @@ export function universalGemvShaderSource(variant: UniversalGemvVariant): string
  */
 export function universalGemvFinishShaderSource(lattice: LatticeName): string {
   const spec = latticeSpec(lattice);
-  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, partialSumsSource, outputSource].join('\n');
+  return [Params.wgsl(), `const U_DIM: u32 = ${spec.dimension}u;`, ditherOffsetsWgsl(spec), finishSource, partialSumsSource, GEMV_OUTPUT_WGSL].join('\n');
 }
 
 /** A product pipeline of one variant (either form). */

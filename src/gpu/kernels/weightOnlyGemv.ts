@@ -1,4 +1,3 @@
-import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
@@ -14,7 +13,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { activationBytes, type ActivationFormat } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 
 /*
@@ -87,7 +86,7 @@ export interface WeightOnlyGemvVariant {
  * weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }); // the GEMV variant
  */
 export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): string {
-  return `const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${outputSource}`;
+  return `const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${GEMV_OUTPUT_WGSL}`;
 }
 
 /** Pipelines per device, one per variant, built on first use. */

@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
+import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import type { Matrix } from '../../src/matrix.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * f16 outputs at the edges of f16's range: every kernel that writes f16 activations (the epilogue
+ * kernel and the GEMVs' `store_output`) must write what the CPU's `float16Bits` gives for the same f32
+ * value — round to nearest up to 65504, 65504 for (65504, 65520), ±Infinity from 65520 — and a NaN
+ * for a NaN. WGSL leaves `pack2x16float` indeterminate outside f16's range and for NaN, so these
+ * cases are encoded by the shaders themselves (shaders/f16_round.wgsl); the tests pin them on every
+ * adapter. An odd count of f16 outputs must also leave the other half of the last word as it was.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+/** f32 values around f16's limits (and ordinary ones), as the GPU holds them. */
+const EDGE_VALUES = Float32Array.of(
+  0, -0, 1.5, -2.75, 2 ** -24, 2 ** -25, 3 * 2 ** -26, -(2 ** -14), 1000.3,
+  65504, -65504, 65505, 65519.99, -65519.99, 65520, -65520, 65536, 1e5, -3e38, 3.4e38, Infinity, -Infinity, NaN, -NaN,
+);
+
+/** True when `bits` is an f16 NaN pattern. */
+function isF16NaN(bits: number): boolean {
+  return (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0;
+}
+
+/** Checks f16 `bits` against the f32 `values` they were written from: `float16Bits`, or a NaN for a NaN. */
+function expectF16Of(bits: Uint16Array, values: ArrayLike<number>, what: string): void {
+  expect(bits.length).toBe(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] as number;
+    const got = bits[i] as number;
+    if (Number.isNaN(value)) expect(isF16NaN(got), `${what} [${i}]: NaN written as 0x${got.toString(16)}`).toBe(true);
+    else expect(got, `${what} [${i}] = ${value}`).toBe(float16Bits(value));
+  }
+}
+
+describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
+  let context: GpuContext;
+  let device: GPUDevice;
+  beforeAll(async () => {
+    context = await testDevice();
+    device = context.device;
+  });
+  afterAll(() => context?.device.destroy());
+
+  // Sentinels after an odd count: NaN payloads (which a round trip through f32 may change), ±Infinity,
+  // a subnormal, −0 and an ordinary value.
+  const sentinels = [0x7c01, 0x7fff, 0xfe01, 0x7c00, 0xfc00, 0x0001, 0x8000, 0x3c00];
+
+  it.each([false, true])('the epilogue kernel writes float16Bits(t + b) and keeps the half after an odd count (bias %s)', async (withBias) => {
+    const count = EDGE_VALUES.length;
+    for (const [length, sentinel] of [[count, 0], ...sentinels.map((s) => [count - 1, s] as const)] as const) {
+      const bias = withBias ? Float32Array.from({ length }, (_, i) => (i % 3 === 0 ? 0.5 : i % 3 === 1 ? -8 : 16)) : null;
+      const input = createBufferWithData(device, 'epilogue t', EDGE_VALUES.subarray(0, length), STORAGE_USAGE);
+      const biasBuffer = bias === null ? null : createBufferWithData(device, 'epilogue b', bias, STORAGE_USAGE);
+      const words = Math.ceil(length / 2);
+      const initial = new Uint16Array(2 * words).fill(0x1234);
+      if (length % 2 === 1) initial[length] = sentinel;
+      const output = createBufferWithData(device, 'epilogue y', initial, STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const encoder = device.createCommandEncoder({ label: 'f16 epilogue test' });
+        // rows = length: one bias value per element (the bias period is the output features).
+        dispatchEpilogue(device, encoder, scratch, { input, bias: biasBuffer, rows: length, columns: 1, output, format: 'f16' });
+        device.queue.submit([encoder.finish()]);
+        const halves = new Uint16Array(await readBufferExclusive(device, output, 4 * words));
+        const expected = Array.from(EDGE_VALUES.subarray(0, length), (t, i) => (bias === null ? t : Math.fround(t + (bias[i] as number))));
+        expectF16Of(halves.subarray(0, length), expected, `epilogue, ${length} values`);
+        if (length % 2 === 1) expect(halves[length], `the half after Y (0x${sentinel.toString(16)})`).toBe(sentinel);
+      } finally {
+        for (const buffer of [input, biasBuffer, output]) buffer?.destroy();
+        scratch.destroy();
+      }
+    }
+  });
+
+  // Every GEMV that writes f16 itself (store_output): the universal GEMV's finish, the deterministic
+  // GEMV, the int8-input GEMV and the weight-only GEMV. A bias pushes outputs W·x + b across f16's
+  // limits; a NaN in the second token's x makes that token's outputs NaN. The f16 layer reads the
+  // same values as the f32 one (x is exact in f16), so its output must be float16Bits of the f32
+  // layer's, bit for bit.
+  const n = 100; // not a multiple of the block or of the workgroup
+  const out = 22;
+  const w = gaussianMatrix(n, out, 3);
+  const biasValues = Float32Array.from({ length: out }, (_, j) => [65500, -65515, 65530, -7e4, 1e38, -3e38, 65504, 0][j % 8] as number);
+  interface Kind {
+    readonly weight: LinearWeight;
+    readonly destroy: () => void;
+    readonly options?: QuantizedLinearOptions;
+  }
+  const lattice = (q: LatticeQuantizedMatrix, options?: QuantizedLinearOptions): Kind => {
+    const uploaded = uploadLatticeMatrix(device, q);
+    return { weight: uploaded as LinearWeight, destroy: () => uploaded.destroy(), ...(options === undefined ? {} : { options }) };
+  };
+  const kinds: Record<string, () => Kind> = {
+    'universal e8-4bit': () => lattice(quantize(w, { scheme: 'e8-4bit', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix),
+    'deterministic d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6-deterministic', seed: 2 }) as LatticeQuantizedMatrix),
+    'int8 inputs d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
+    'weight-only rtn': () => {
+      const uploaded = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4, rotate: false }));
+      return { weight: uploaded, destroy: () => uploaded.destroy() };
+    },
+  };
+
+  it.each(Object.keys(kinds))('the GEMV writes float16Bits of the f32 layer’s output past 65504, and NaN for NaN (%s)', async (kind) => {
+    const { weight, destroy, options } = (kinds[kind] as () => Kind)();
+    const tokens = 3;
+    const x: Matrix = gaussianMatrix(n, tokens, 7);
+    const xValues = Float32Array.from(x.data, (v) => Math.round(v * 64) / 256); // exact in f16; |W·x| of a few units
+    xValues[n + 5] = NaN;
+    const halves = Uint16Array.from(xValues, (v) => (Number.isNaN(v) ? 0x7e00 : float16Bits(v)));
+    const layers = (['f32', 'f16'] as const).map((activations) => QuantizedLinear.create(device, weight, { ...options, bias: biasValues, activations, maxTokens: tokens }));
+    const x32 = createBufferWithData(device, 'x f32', xValues, STORAGE_USAGE);
+    const x16 = createBufferWithData(device, 'x f16', halves, STORAGE_USAGE);
+    const y32 = createBuffer(device, 'y f32', 4 * out * tokens, STORAGE_USAGE);
+    const y16 = createBuffer(device, 'y f16', 2 * out * tokens, STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'f16 output test' });
+      layers[0]?.record(encoder, x32, y32, { tokens });
+      layers[1]?.record(encoder, x16, y16, { tokens });
+      device.queue.submit([encoder.finish()]);
+      const f32 = new Float32Array(await readBufferExclusive(device, y32, 4 * out * tokens));
+      const f16 = new Uint16Array(await readBufferExclusive(device, y16, 2 * out * tokens));
+      // The case this is about: outputs past f16's range, and a NaN token.
+      expect(f32.some((v) => Math.abs(v) >= 65520 && Number.isFinite(v))).toBe(true);
+      expect(f32.some((v) => Math.abs(v) > 65504 && Math.abs(v) < 65520)).toBe(true);
+      expect(f32.subarray(out, 2 * out).every((v) => Number.isNaN(v))).toBe(true);
+      expect(f32.subarray(0, out).every((v) => !Number.isNaN(v))).toBe(true);
+      expectF16Of(f16, f32, kind);
+    } finally {
+      for (const layer of layers) layer.destroy();
+      for (const buffer of [x32, x16, y32, y16]) buffer.destroy();
+      destroy();
+    }
+  });
+});
