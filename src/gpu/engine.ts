@@ -286,6 +286,8 @@ export class GpuEngine {
   private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, given: GpuMatrixInput, output: GPUBuffer, offset: number): void {
     checkMatrixInput(given, 'x');
     check(given.rows === w.rows, () => `x has ${given.rows} rows, but W has ${w.rows}`);
+    // Before anything is recorded, named as the caller knows it (the kernels would name themselves).
+    checkBufferRange(output, offset, 4 * w.cols * given.cols, 'matvec output');
     let input = given;
     if ((given.format ?? 'f32') === 'f16') {
       const widened = scratch.buffer('GpuEngine.matvec x (f32)', 4 * given.rows * given.cols, STORAGE_USAGE);

@@ -45,9 +45,12 @@ export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix;
 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
-  /** outFeatures f32 (a Float32Array is uploaded; a GPUBuffer is used as it is, from offset 0). */
+  /** outFeatures f32 (a Float32Array is uploaded; a GPUBuffer of the layer's device is used as it is, from offset 0). */
   readonly bias?: Float32Array | GPUBuffer | null;
-  /** Format of x and y in GPU buffers. Default 'f32'. */
+  /**
+   * Format of x and y in GPU buffers. Default 'f32'. f16 outputs are rounded as the CPU's
+   * `float16Bits`: |y| ≥ 65520 becomes ±Infinity (f16's range), a NaN stays a NaN, on every GPU.
+   */
   readonly activations?: ActivationFormat;
   /** Most tokens (columns of x) one record handles; 1…64 are tuned, more work. Default 64. */
   readonly maxTokens?: number;
@@ -89,17 +92,48 @@ function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string
   check(!(owned && weight.isDestroyed), () => `${what}: the weight was destroyed`);
 }
 
-/** A buffer, or a buffer and a byte offset. */
-export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number };
+/**
+ * A buffer, or a buffer and a byte offset (and, as in a `GPUBufferBinding`, optionally a size in bytes:
+ * then what the layer reads or writes there must fit in it).
+ */
+export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number; readonly size?: number };
 
-function slice(value: BufferSlice, what: string): { buffer: GPUBuffer; offset: number } {
-  check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }`);
-  if ('buffer' in value && typeof (value as { size?: unknown }).size !== 'number') {
-    const offset = value.offset ?? 0;
-    check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${offset}`);
-    return { buffer: value.buffer, offset };
+function slice(value: BufferSlice, what: string): Slice {
+  check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}`);
+  if (!('buffer' in value)) return { buffer: value, offset: 0, size: undefined };
+  const { buffer, offset = 0, size } = value;
+  check(typeof buffer === 'object' && buffer !== null, () => `${what}.buffer must be a GPUBuffer, got ${describeValue(buffer)}`);
+  check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${describeValue(offset)}`);
+  check(size === undefined || (Number.isInteger(size) && size >= 0), () => `${what} size must be a non-negative integer (bytes) or absent, got ${describeValue(size)}`);
+  return { buffer, offset, size };
+}
+
+/** A slice's cache-key part: buffer, offset and size (the size bounds what the checks accepted). */
+function sliceKey(value: Slice): string {
+  return `${bufferId(value.buffer)}:${value.offset}:${value.size ?? ''}`;
+}
+
+/** Checks that `bytes` from a slice's offset fit its size (if given) and its buffer. */
+function checkSliceRoom(value: Slice, bytes: number, what: string): void {
+  check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${String(value.size)}`);
+  check(value.offset + bytes <= value.buffer.size, () => `${what} needs ${bytes} bytes at offset ${value.offset}, but its buffer has ${value.buffer.size}`);
+}
+
+/**
+ * Refuses outputs whose byte ranges overlap: a group's layers write their ys in one pass, and with
+ * overlapping ranges one layer's result would silently replace another's (outputs side by side in one
+ * buffer are fine).
+ */
+function checkDisjointOutputs(outputs: readonly Slice[], bytes: readonly number[]): void {
+  for (let i = 0; i < outputs.length; i++) {
+    const a = outputs[i] as Slice;
+    for (let j = i + 1; j < outputs.length; j++) {
+      const b = outputs[j] as Slice;
+      const aEnd = a.offset + (bytes[i] as number);
+      const bEnd = b.offset + (bytes[j] as number);
+      check(a.buffer !== b.buffer || aEnd <= b.offset || bEnd <= a.offset, () => `ys[${i}] (bytes ${a.offset}…${aEnd}) and ys[${j}] (bytes ${b.offset}…${bEnd}) overlap in one buffer; each layer needs its own range`);
+    }
   }
-  return { buffer: value as GPUBuffer, offset: 0 };
 }
 
 /** Stable small ids for buffers (the prepared-command cache keys). */
@@ -158,8 +192,8 @@ class PreparedCache {
   }
 }
 
-/** A buffer and a byte offset. */
-type Slice = { buffer: GPUBuffer; offset: number };
+/** A buffer, a byte offset and, if the caller gave one, a size in bytes. */
+type Slice = { buffer: GPUBuffer; offset: number; size?: number | undefined };
 
 /**
  * Layers that read the same input, recorded together (`QuantizedLinear.group`): the input is rotated
@@ -268,7 +302,7 @@ export class QuantizedLinear {
       check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
       check(bias.every(Number.isFinite), 'bias has a non-finite entry');
     } else if (bias !== null) {
-      check(typeof bias === 'object', () => `bias must be a Float32Array, a GPUBuffer or null, got ${describeValue(bias)}`);
+      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer or null, got ${describeValue(bias)}`);
       checkBufferUsable(bias, BufferUsage.STORAGE, 'bias');
       check(bias.size >= 4 * this.outFeatures, () => `bias buffer has ${bias.size} bytes, needs ${4 * this.outFeatures}`);
     }
@@ -329,7 +363,7 @@ export class QuantizedLinear {
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     check(input.buffer !== output.buffer, 'x and y must be different buffers');
-    const key = `${bufferId(input.buffer)}:${input.offset}|${bufferId(output.buffer)}:${output.offset}|${tokens}`;
+    const key = `${sliceKey(input)}|${sliceKey(output)}|${tokens}`;
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
@@ -382,10 +416,11 @@ export class QuantizedLinear {
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
         outputs.forEach((output, i) => check(output.buffer !== input.buffer, () => `x and ys[${i}] must be different buffers`));
-        const key = `${bufferId(input.buffer)}:${input.offset}|${outputs.map((o) => `${bufferId(o.buffer)}:${o.offset}`).join(',')}|${tokens}`;
+        const key = `${sliceKey(input)}|${outputs.map(sliceKey).join(',')}|${tokens}`;
         const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
+          checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
           return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
         commands.record(target);
@@ -409,14 +444,18 @@ export class QuantizedLinear {
   private checkInput(input: Slice, tokens: number): void {
     const bytes = activationBytes(this.activations);
     checkBufferUsable(input.buffer, BufferUsage.STORAGE, 'x');
-    check(input.offset + bytes * this.inFeatures * tokens <= input.buffer.size, () => `x needs ${bytes * this.inFeatures * tokens} bytes at offset ${input.offset}, but its buffer has ${input.buffer.size}`);
+    checkSliceRoom(input, bytes * this.inFeatures * tokens, 'x');
   }
 
   /** y: a storage buffer with room for outFeatures × tokens activations at its offset. */
   private checkOutput(output: Slice, tokens: number, what: string): void {
-    const bytes = activationBytes(this.activations);
     checkBufferUsable(output.buffer, BufferUsage.STORAGE, what);
-    check(output.offset + bytes * this.outFeatures * tokens <= output.buffer.size, () => `${what} needs ${bytes * this.outFeatures * tokens} bytes at offset ${output.offset}, but its buffer has ${output.buffer.size}`);
+    checkSliceRoom(output, this.outputBytes(tokens), what);
+  }
+
+  /** Bytes of y for `tokens` columns. */
+  private outputBytes(tokens: number): number {
+    return activationBytes(this.activations) * this.outFeatures * tokens;
   }
 
   /**

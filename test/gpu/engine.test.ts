@@ -372,6 +372,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       expect(() => matvecAT(cpu, { rows: n, cols: 1, data: beyond })).not.toThrow();
       await expect(engine.matvec(gpu, beyond)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
       await expect(engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/GPU GEMV/);
+      // An output too small (or at an offset past its room) is named as the caller's argument.
+      await expect(engine.matvecInto(gpu, column, output, 4)).rejects.toThrow(/^matvec output needs 16 bytes at offset 4/);
+      await expect(engine.matvecInto(gpu, { rows: n, cols: 2, data: new Float32Array(2 * n) }, output)).rejects.toThrow(/^matvec output needs 32 bytes/);
       // ‖Ŵ‖·‖x‖ beyond 2^126 (the product range of matvecAT), with ‖x‖ well inside the GEMV's limit.
       const x = column.map((v) => (v / norm) * 2 ** 105);
       expect(() => matvecAT(quantize(bigW, options), { rows: n, cols: 1, data: x })).toThrow(/beyond the f32 range/);

@@ -482,6 +482,48 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it('slices: { buffer, offset, size } bounds what a layer reads and writes; a slice without a buffer and overlapping outputs in a group are refused', async () => {
+    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layers = [QuantizedLinear.create(device, gpuW as LinearWeight), QuantizedLinear.create(device, gpuW as LinearWeight, { bias })];
+    const [layer, biased] = layers as [QuantizedLinear, QuantizedLinear];
+    const group = QuantizedLinear.group(layers);
+    const x = gaussianMatrix(n, 1, 11);
+    const xBuffer = createBufferWithData(device, 'slices x', x.data, STORAGE_USAGE);
+    const shared = createBuffer(device, 'slices ys', 4 * out * 2 + 256, STORAGE_USAGE);
+    const encoder = device.createCommandEncoder({ label: 'slices test' });
+    try {
+      // A slice with no buffer: a LatticeMatmulError naming it, not a TypeError from the cache's keys.
+      expect(() => layer.record(encoder, { buffer: undefined as never }, shared)).toThrow(/x\.buffer must be a GPUBuffer, got undefined/);
+      expect(() => layer.record(encoder, xBuffer, { buffer: null as never, offset: 0 })).toThrow(/y\.buffer must be a GPUBuffer, got null/);
+      expect(() => group.record(encoder, xBuffer, [{ buffer: 7 as never }, shared])).toThrow(/ys\[0\]\.buffer must be a GPUBuffer, got 7/);
+      expect(() => layer.record(encoder, { buffer: xBuffer, size: -4 }, shared)).toThrow(/x size must be a non-negative integer/);
+      // A GPUBufferBinding-style size is a bound: too small is refused, enough is used.
+      expect(() => layer.record(encoder, { buffer: xBuffer, offset: 0, size: 4 * n - 4 }, shared)).toThrow(new RegExp(`x needs ${4 * n} bytes, but its size is ${4 * n - 4}`));
+      expect(() => layer.record(encoder, xBuffer, { buffer: shared, offset: 0, size: 4 * out - 4 })).toThrow(new RegExp(`y needs ${4 * out} bytes, but its size is ${4 * out - 4}`));
+      // Overlapping outputs in a group: one layer's result would replace the other's.
+      expect(() => group.record(encoder, xBuffer, [shared, shared])).toThrow(/ys\[0\] \(bytes 0…160\) and ys\[1\] \(bytes 0…160\) overlap/);
+      expect(() => group.record(encoder, xBuffer, [{ buffer: shared, offset: 16 }, shared])).toThrow(/ys\[0\] .* and ys\[1\] .* overlap/);
+      // Side by side in one buffer (and a size that fits exactly) is fine, and each range holds its layer's output.
+      group.record(encoder, xBuffer, [{ buffer: shared, offset: 0, size: 4 * out }, { buffer: shared, offset: 4 * out + 256, size: 4 * out }]);
+      device.queue.submit([encoder.finish()]);
+      const raw = new Float32Array(await readBufferExclusive(device, shared, shared.size));
+      const reference = matvecAT(q, x).data;
+      expectClose(raw.subarray(0, out), reference, Math.sqrt(n) * 40, false);
+      expectClose(raw.subarray(out + 64, 2 * out + 64), Float32Array.from(reference, (v, j) => v + (bias[j] as number)), Math.sqrt(n) * 40, false);
+      // A bias of the wrong array type names what it takes.
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer or null, got a Float64Array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer or null, got an array/);
+      expect(biased.outFeatures).toBe(out);
+    } finally {
+      group.destroy();
+      for (const l of layers) l.destroy();
+      gpuW.destroy();
+      xBuffer.destroy();
+      shared.destroy();
+    }
+  });
+
   it('records more (x, y, tokens) combinations than maxPrepared into one encoder, submitted once: every output equals the CPU twin', async () => {
     // A prefill recording a layer and a group for more combinations than they keep: the sets dropped
     // on the way must stay valid for the commands recorded from them (destroying their buffers made
