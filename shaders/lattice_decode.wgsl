@@ -1,6 +1,6 @@
 // The integer lattice rules, once for every kernel: exact rational rounding, the nearest points of
 // Z^d, D_d and E8, the base-q digits of a code and the Voronoi decode (the coset leader), the WGSL
-// twins of src/lattices/rationalRounding.ts, zLattice.ts, d3.ts, e8.ts (nearestScaled) and
+// twins of src/lattices/rationalRounding.ts, zLattice.ts, d3.ts, e8.ts (nearestScaled, nearestDithered) and
 // voronoiCode.ts (decode), step for step (E8's distance comparison in an equivalent exact form), so
 // that every tie on a Voronoi boundary is broken as on the CPU (DESIGN §2, "the exactness trap").
 //
@@ -80,6 +80,19 @@ fn nearest_dn(p: LatticePoint, den: i32, dim: u32) -> LatticePoint {
 // and |2e1 + e2| ≤ 4den: |balance| ≤ 8·3·4den = 96den < 2^31 for den < 2^24, and 2p ± den·(…) stays
 // below 2^27 for |p| ≤ 2^24. The squared distances themselves (up to 32·den²) would need 64 bits.
 fn nearest_e8(p: LatticePoint, den: i32) -> LatticePoint {
+  return nearest_e8_ties(p, den, false);
+}
+
+// E8.nearestDithered (the universal encoder's): nearest_e8, except that an exact tie goes to the
+// candidate whose error is smaller in magnitude in the first coordinate where the two errors' magnitudes
+// differ (e1 doubled against e2, both in units of 1/(2den): |2e1| ≤ 2den, |e2| ≤ 2den), or, where
+// they never differ (opposite errors), the candidate whose error is positive in coordinate 0: rules
+// that depend on the error vector only, as the subtractive dither needs (src/lattices/lattice.ts).
+fn nearest_e8_dithered(p: LatticePoint, den: i32) -> LatticePoint {
+  return nearest_e8_ties(p, den, true);
+}
+
+fn nearest_e8_ties(p: LatticePoint, den: i32, error_ties: bool) -> LatticePoint {
   let a = nearest_dn(p, den, 8u);
   var shifted = LatticePoint();
   for (var i = 0u; i < 8u; i = i + 1u) {
@@ -92,12 +105,33 @@ fn nearest_e8(p: LatticePoint, den: i32) -> LatticePoint {
     let e2 = 2 * p[i] - den * (2 * b[i] + 1);
     balance = balance + (2 * a[i] - 2 * b[i] - 1) * (2 * e1 + e2);
   }
-  let use_a = balance >= 0;
+  var use_a = balance >= 0;
+  if (error_ties && balance == 0) {
+    // Equal magnitudes everywhere (opposite errors, 2y ∈ E8): the error positive in coordinate 0.
+    use_a = p[0] - den * a[0] > 0;
+    var decided = false;
+    for (var i = 0u; i < 8u; i = i + 1u) {
+      let e1 = abs(2 * (p[i] - den * a[i]));
+      let e2 = abs(2 * p[i] - den * (2 * b[i] + 1));
+      if (!decided && e1 != e2) {
+        use_a = e1 < e2;
+        decided = true;
+      }
+    }
+  }
   var out = LatticePoint();
   for (var i = 0u; i < 8u; i = i + 1u) {
     out[i] = select(2 * b[i] + 1, 2 * a[i], use_a);
   }
   return out;
+}
+
+// Lattice.nearestDithered: the universal encoder's nearest point (nearest_point but for E8's ties).
+fn nearest_point_dithered(rule: u32, p: LatticePoint, den: i32, dim: u32) -> LatticePoint {
+  if (rule == NEAREST_E8) {
+    return nearest_e8_dithered(p, den);
+  }
+  return nearest_point(rule, p, den, dim);
 }
 
 // Lattice.nearestScaled: the nearest point to p / den (λ units) under `rule`, in point coordinates

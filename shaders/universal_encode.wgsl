@@ -144,7 +144,7 @@ fn main(
     for (var i = 0u; i < U_DIM; i = i + 1u) {
       p[i] = p[i] + z[i];
     }
-    let point = nearest_point(U_RULE, p, U_DITHER_GRID, U_DIM);
+    let point = nearest_point_dithered(U_RULE, p, U_DITHER_GRID, U_DIM);
     let u = u_coefficients(point);
     var digits = LatticePoint();
     var code = vec2<u32>(0u, 0u);

@@ -29,6 +29,9 @@ export const D3: Lattice = /*#__PURE__*/ withVoronoiCodes({
     nearestDnRational(p, den, out);
     return out;
   },
+  nearestDithered(p, den, out) {
+    return this.nearestScaled(p, den, out); // D_n's rules commute with lattice shifts already
+  },
   nearest(x) {
     return nearestDnReal(x, new Float64Array(3));
   },

@@ -31,7 +31,8 @@ const scratchNum = /*#__PURE__*/ new Float64Array(8);
 /**
  * E8 = D8 ∪ (D8 + ½·1), covolume 1. Points are held doubled (`P = 2λ`), all even or all odd.
  * Nearest point: the closer of Q_D8(x) and Q_D8(x − ½) + ½ (Conway–Sloane); on an exact tie the D8
- * candidate wins.
+ * candidate wins (`nearestScaled`, the format's rule), or the one with the smaller error in the first
+ * coordinate where the errors differ (`nearestDithered`, the universal quantizer's).
  *
  * @example
  * E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]) // Float64Array(8) [0.5, 0.5, …, 0.5]
@@ -60,6 +61,39 @@ export const E8: Lattice = /*#__PURE__*/ withVoronoiCodes({
     } else {
       for (let i = 0; i < 8; i++) out[i] = 2 * (scratchB[i] as number) + 1;
     }
+    return out;
+  },
+  nearestDithered(p, den, out) {
+    this.nearestScaled(p, den, out);
+    // nearestScaled left scratchA = a and scratchB = b. On an exact tie between the D8 candidate a and
+    // the D8 + ½ candidate b + ½, keep the one whose error is smaller in the first coordinate where
+    // the two errors differ in magnitude (they never have equal signed entries: the candidates differ
+    // by half-integers in every coordinate). This depends on the error vectors only and not on their
+    // signs, so Q(y + λ) = Q(y) + λ for every λ ∈ E8 (a shift by ½·1 swaps which candidate is the D8
+    // one) and Q(−y) = −Q(y) where the candidates are unique: the dither's error is then uniform over
+    // one set of coset representatives, with mean zero, whatever the input.
+    let d1 = 0;
+    let d2 = 0;
+    for (let i = 0; i < 8; i++) {
+      const e1 = 2 * ((p[i] as number) - den * (scratchA[i] as number));
+      const e2 = 2 * (p[i] as number) - den * (2 * (scratchB[i] as number) + 1);
+      d1 += e1 * e1;
+      d2 += e2 * e2;
+    }
+    if (d1 !== d2) return out;
+    // Equal magnitudes everywhere: the errors are opposite (y is the midpoint of the candidates, 2y ∈ E8),
+    // and no rule can be symmetric under negation there; keep the candidate whose error is positive in
+    // the first coordinate, which still commutes with shifts.
+    let useA = 2 * (p[0] as number) - 2 * den * (scratchA[0] as number) > 0;
+    for (let i = 0; i < 8; i++) {
+      const e1 = Math.abs(2 * ((p[i] as number) - den * (scratchA[i] as number)));
+      const e2 = Math.abs(2 * (p[i] as number) - den * (2 * (scratchB[i] as number) + 1));
+      if (e1 !== e2) {
+        useA = e1 < e2;
+        break;
+      }
+    }
+    for (let k = 0; k < 8; k++) out[k] = useA ? 2 * (scratchA[k] as number) : 2 * (scratchB[k] as number) + 1;
     return out;
   },
   nearest(x) {

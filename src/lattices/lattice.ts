@@ -25,6 +25,16 @@ export interface Lattice {
    */
   nearestScaled(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
   /**
+   * The universal (dithered) quantizer's nearest point: `nearestScaled`, except where its tie rule
+   * would make the quantizer depend on the input beyond a lattice shift. The subtractive dither's
+   * guarantee (an error uniform over the Voronoi cell, independent of the input, mean zero) needs
+   * Q(y + λ) = Q(y) + λ for every lattice point λ and Q(−y) = −Q(y); D_n's and Z^d's rules have the
+   * first (their constant error mean is below 2^-16 of a lattice unit), E8's "the D8 candidate wins
+   * ties" does not (a shift by ½·1 swaps the candidates), so E8 breaks those ties by the error vector.
+   * The decoder never calls it: only which point the encoder picks changes, not the format.
+   */
+  nearestDithered(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
+  /**
    * Nearest lattice point to a real vector (λ units, float64 arithmetic); for users and tests. The
    * quantizer never uses it: it works on fixed-point integers through `nearestScaled`.
    */

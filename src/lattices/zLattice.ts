@@ -25,6 +25,9 @@ export function zLattice(dimension: number): Lattice {
       for (let i = 0; i < dimension; i++) out[i] = roundRational(p[i] as number, den);
       return out;
     },
+    nearestDithered(p, den, out) {
+      return this.nearestScaled(p, den, out); // rounding ties upward commutes with integer shifts
+    },
     nearest(x) {
       return Float64Array.from({ length: dimension }, (_, i) => roundHalfEven(x[i] as number));
     },

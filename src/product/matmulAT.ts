@@ -20,14 +20,16 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred) ([1]).
  *
  * For universal matrices the estimate is unbiased with E‖Ĉ − AᵀB‖²_F = `expectedProductError(qa, qb)`
- * for every A and B. Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
+ * for every A and B (up to f32 rounding, and a mean error of ≈ 1.5e-5 lattice units per coordinate
+ * that the dither grid's tie rules leave, the same for every input: README, "The guarantee"). Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
  * diagonal is set to the stored ‖a_i‖² (exact), and the off-diagonal entries need nothing, since
  * distinct columns have independent dither. Two *different* universal matrices with the same nonce are
  * refused: their errors would not be independent.
  *
  * This is not exactly `dequantize(qa)ᵀ · dequantize(qb)`: the estimate stays in the rotated domain,
  * so when n is zero-padded to the rotation length it keeps the padded coordinates' (error × error)
- * term, and with centring it leaves out the cross terms μ_b·Σâ + μ_a·Σb̂ (which are pure error).
+ * term, and with centring it leaves out the cross terms μ_b·Σâ + μ_a·Σb̂ (which are pure error, up to
+ * the rounding of the stored f32 means: Σ of a centred column is n·(μ − fround(μ)), not 0).
  *
  * `shrink: 'product'` (opt-in, universal schemes) trades the unbiasedness for a smaller error: the
  * estimate (its off-diagonal part for a Gram matrix, before the exact mean term) is multiplied by

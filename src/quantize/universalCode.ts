@@ -19,7 +19,7 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  *   2. dither: block k reads `spec.dither.words` hash words h_t = mix32(ditherKey ^ (k·words + t)),
  *      coordinate v's numerator Z_v = field_v(h) − 2^(bits_v − 1): uniform over the grid points of a
  *      box that is a fundamental domain of Λ.
- *   3. λ = nearest lattice point to (X + Z) / DITHER_GRID (exact integer rules, Lattice.nearestScaled),
+ *   3. λ = nearest lattice point to (X + Z) / DITHER_GRID (exact integer rules, Lattice.nearestDithered),
  *      in point coordinates P; code c = encode(P); leader L = decode(c).
  *   4. escape when P ≠ L: μ = (P − L)/q; the symbol is its rank among the roots (1…15) given L, else
  *      LONG_ESCAPE with μ's index in the extended table (or HUGE_ESCAPE and μ itself).
@@ -119,7 +119,7 @@ export class UniversalBlockEncoder {
     const { spec, code, q } = this.codec;
     const d = spec.dimension;
     for (let v = 0; v < d; v++) this.numerator[v] = (x[offset + v] as number) + (dither[v] as number);
-    spec.lattice.nearestScaled(this.numerator, DITHER_GRID, this.point);
+    spec.lattice.nearestDithered(this.numerator, DITHER_GRID, this.point);
     out.code = code.encode(this.point);
     code.decode(out.code, this.leader);
     out.symbol = 0;

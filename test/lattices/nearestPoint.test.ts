@@ -132,19 +132,24 @@ function checkNearestReal(family: Family, x: readonly number[]): void {
   expect(Math.abs(distance - brute.best), `${lattice.name}.nearest(${x}) = ${[...point]} at ${distance}, brute force ${brute.best}`).toBeLessThanOrEqual(1e-12);
 }
 
-/** Checks `nearestScaled(p, den)` against brute force with exact integer distances. */
+/**
+ * Checks `nearestScaled(p, den)` and the universal encoder's `nearestDithered(p, den)` (which differ
+ * only in how they break ties) against brute force with exact integer distances.
+ */
 function checkNearestScaled(family: Family, p: readonly number[], den: number): void {
   const { lattice } = family;
   const s = lattice.pointScale;
-  const out = lattice.nearestScaled(p, den, new Int32Array(lattice.dimension));
-  const P = [...out];
-  expect(lattice.contains(P), `nearestScaled(${p}, ${den}) = ${P} is not in ${lattice.name}`).toBe(true);
-  expect(family.member(P)).toBe(true);
   const brute = bruteForceRational(family, p, den);
-  let cost = 0;
-  for (let i = 0; i < P.length; i++) cost += (s * (p[i] as number) - den * (P[i] as number)) ** 2;
-  expect(cost, `${lattice.name}.nearestScaled(${p}, ${den}) = ${P}; brute force finds ${brute.argmin}`).toBe(brute.best);
-  if (brute.ties === 1) expect(P).toEqual(brute.argmin);
+  for (const method of ['nearestScaled', 'nearestDithered'] as const) {
+    const out = lattice[method](p, den, new Int32Array(lattice.dimension));
+    const P = [...out];
+    expect(lattice.contains(P), `${method}(${p}, ${den}) = ${P} is not in ${lattice.name}`).toBe(true);
+    expect(family.member(P)).toBe(true);
+    let cost = 0;
+    for (let i = 0; i < P.length; i++) cost += (s * (p[i] as number) - den * (P[i] as number)) ** 2;
+    expect(cost, `${lattice.name}.${method}(${p}, ${den}) = ${P}; brute force finds ${brute.argmin}`).toBe(brute.best);
+    if (brute.ties === 1) expect(P).toEqual(brute.argmin);
+  }
 }
 
 function randomVector(rng: Rng, d: number, spread: number): number[] {
