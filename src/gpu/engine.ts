@@ -17,7 +17,7 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkGpuLatticeMatrix, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -117,6 +117,8 @@ export class GpuEngine {
   /** The kernel `matmulAT(a, b)` uses for these operands (refused, as there, when they cannot be multiplied). */
   productKernel(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
     checkProductOperands(a, b);
+    checkMatrixUsable(a, this.device, 'A', 'engine');
+    checkMatrixUsable(b, this.device, 'B', 'engine');
     if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
     const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
     if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
@@ -234,6 +236,7 @@ export class GpuEngine {
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
     checkMatvecOperands(w, x);
+    checkMatrixUsable(w, this.device, 'W', 'engine');
     const rhs = x instanceof Float32Array ? 1 : x.cols;
     const bytes = 4 * w.cols * rhs;
     const data = await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
@@ -252,6 +255,7 @@ export class GpuEngine {
   async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
     checkMatvecOperands(w, x);
+    checkMatrixUsable(w, this.device, 'W', 'engine');
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
     await withValidation(this.device, 'GpuEngine.matvec', async () => {
       const temporaries: GPUBuffer[] = [];
@@ -303,6 +307,7 @@ export class GpuEngine {
   async dequantize(q: GpuLatticeMatrix): Promise<Matrix> {
     this.checkAlive();
     checkGpuLatticeMatrix(q, 'the matrix');
+    checkMatrixUsable(q, this.device, 'the matrix', 'engine');
     return q.mode === 'universal' ? universalDequantize(this.device, q) : latticeDequantize(this.device, q);
   }
 

@@ -11,7 +11,7 @@ import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
 import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE } from './buffers.js';
+import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
@@ -92,7 +92,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
     this.rotate = metadata.rotate;
     this.scheme = metadata.scheme;
     this.unit = metadata.unit;
-    this.multiples = metadata.multiples;
+    this.multiples = metadata.multiples.slice(); // its own copy: the kernels read it on every call
     this.blocksPerColumn = metadata.blocksPerColumn;
     this.codeBits = metadata.codeBits;
     this.scaleIndexBits = metadata.scaleIndexBits;
@@ -157,7 +157,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
       norms: norms as Float32Array,
       gains,
       unit: this.unit,
-      multiples: this.multiples,
+      multiples: this.multiples.slice(),
       blocksPerColumn,
       codes,
       scaleIndices,
@@ -207,39 +207,47 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   throwIfAborted(resolved.signal, 'GPU quantize');
   const length = resolved.rotate ? rotationLength(input.rows) : input.rows;
   check(length <= 2 ** 30, () => `n = ${input.rows} pads to ${length} entries, more than this library supports (2^30)`);
+  // What the section built, destroyed if the section still fails (its error scope catches what no
+  // submission check saw): a refused call must not leave the result's buffers allocated.
+  let built: GpuLatticeQuantized | null = null;
   const result = await withValidation(device, 'gpuQuantizeLattice', async () => {
     const gpuInput = isCpuMatrix(input) ? null : (input as GpuMatrixInput);
     let staged: GPUBuffer | null = null;
-    if (gpuInput === null) {
-      staged = createBufferWithData(device, 'quantize input', (input as Matrix).data, STORAGE_USAGE);
-    } else if ((gpuInput.format ?? 'f32') === 'f16') {
-      // f16 activations or weights in the app's buffer: widened exactly to f32 before column prep.
-      staged = createBuffer(device, 'quantize input (f32)', 4 * input.rows * input.cols, STORAGE_USAGE);
-      const scratch = new GpuScratch(device);
-      try {
-        const encoder = device.createCommandEncoder({ label: 'quantize input f16 → f32' });
-        dispatchF16ToF32(device, encoder, scratch, {
-          input: gpuInput.buffer,
-          inputOffset: gpuInput.offset ?? 0,
-          output: staged,
-          count: input.rows * input.cols,
-          ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }),
-        });
-        device.queue.submit([encoder.finish()]);
-      } finally {
-        scratch.destroy();
-      }
-    }
-    const source: GpuQuantizeSource = staged
-      ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols }
-      : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
     try {
-      return scheme.mode === 'universal'
+      if (gpuInput === null) {
+        staged = createBufferWithData(device, 'quantize input', (input as Matrix).data, STORAGE_USAGE);
+      } else if ((gpuInput.format ?? 'f32') === 'f16') {
+        // f16 activations or weights in the app's buffer: widened exactly to f32 before column prep.
+        staged = createBuffer(device, 'quantize input (f32)', 4 * input.rows * input.cols, STORAGE_USAGE);
+        const scratch = new GpuScratch(device);
+        try {
+          const encoder = device.createCommandEncoder({ label: 'quantize input f16 → f32' });
+          dispatchF16ToF32(device, encoder, scratch, {
+            input: gpuInput.buffer,
+            inputOffset: gpuInput.offset ?? 0,
+            output: staged,
+            count: input.rows * input.cols,
+            ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }),
+          });
+          // Confirmed: a rejected widening (a destroyed input, say) would leave zeros to quantize.
+          await submitAndConfirm(device, encoder, 'quantize input f16 → f32');
+        } finally {
+          scratch.destroy();
+        }
+      }
+      const source: GpuQuantizeSource = staged
+        ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols }
+        : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
+      built = scheme.mode === 'universal'
         ? await gpuQuantizeUniversalUnlocked(device, source, resolved, maxBindingBytes)
         : await quantizeDeterministicUnlocked(device, source, resolved, maxBindingBytes);
+      return built;
     } finally {
       staged?.destroy();
     }
+  }).catch((error: unknown) => {
+    (built as GpuLatticeQuantized | null)?.destroy();
+    throw error;
   });
   resolved.onProgress?.(input.cols, input.cols);
   return result;

@@ -7,7 +7,7 @@ import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
+import { codeBufferByteLength, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { checkColumnPrepStatus, dispatchColumnPrep, reportedColumn } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import {
@@ -127,9 +127,18 @@ export async function gpuQuantizeUniversalUnlocked(
         }
         dispatchUniversalEncode(device, encoder, scratch, { shape, roots, rotated, exponents, codes, escapeBits, denseIds, side, work, cols: count, columnOffset: j0, maxBindingBytes: maxBinding });
       }
+      // The readbacks in the same command buffer, so that they also confirm the encode ran: a rejected
+      // submission (a destroyed input, say) must not read as a cleared status of all-zero columns.
+      const workReadback = recordReadback(device, encoder, work, 4 * universalWorkWords(shape));
+      const sideReadback = recordReadback(device, encoder, side, 4 * cols * (options.center ? 2 : 1));
       device.queue.submit([encoder.finish()]);
-      words = new Uint32Array(await readBuffer(device, work, 4 * universalWorkWords(shape)));
-      sideValues = new Float32Array(await readBuffer(device, side, 4 * cols * (options.center ? 2 : 1)));
+      try {
+        words = new Uint32Array(await workReadback.result());
+        sideValues = new Float32Array(await sideReadback.result());
+      } finally {
+        workReadback.destroy();
+        sideReadback.destroy();
+      }
       const wanted = words[UNIVERSAL_WORK_RECORDS] as number;
       if (wanted <= recordCapacity) break;
       recordCapacity = wanted;

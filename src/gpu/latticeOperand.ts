@@ -196,6 +196,8 @@ export class MatrixColumnSide {
 
   /** Gathers `m`'s column fields on the GPU (one submitted copy per field). */
   static create(device: GPUDevice, m: GpuDeterministicMatrix, label: string): MatrixColumnSide {
+    checkGpuDeterministicMatrix(m, 'MatrixColumnSide: W');
+    checkMatrixUsable(m, device, 'MatrixColumnSide: W', 'column side');
     const buffer = device.createBuffer({ label, size: 12 * m.cols, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });
     const encoder = device.createCommandEncoder({ label: `${label}: gather` });
     recordSideCopies(encoder, m, 0, m.cols, buffer);
@@ -393,6 +395,24 @@ export function checkGpuLatticeMatrix(m: unknown, what: string): asserts m is Gp
   const { kind, mode, codes } = m as { kind?: unknown; mode?: unknown; codes?: unknown };
   check(kind === 'lattice' && (mode === 'universal' || mode === 'deterministic'), () => `${what} must be ${wanted}, got an object of kind ${describeValue(kind)}`);
   check(!ArrayBuffer.isView(codes), () => `${what} is a CPU-quantized matrix (its codes are in a typed array): upload it to the GPU first, with GpuEngine.upload`);
+}
+
+/**
+ * Refuses a GPU matrix the library owns (an uploaded or GPU-quantized lattice matrix, a
+ * `WeightOnlyGpuMatrix`: they say their `device` and `isDestroyed`) when it was destroyed or its
+ * buffers belong to another device than `device` — otherwise WebGPU would report it only at the
+ * submit, as an uncaptured validation error. A `GpuLatticeMatrix` built by hand (a plain object that
+ * says neither) is trusted. `what` names the matrix, `user` what it is used with ('engine', 'layer').
+ */
+export function checkMatrixUsable(m: object, device: GPUDevice, what: string, user: string): void {
+  const owned = m as { readonly device?: GPUDevice; readonly isDestroyed?: unknown };
+  if (typeof owned.isDestroyed !== 'boolean' || owned.device === undefined) return;
+  const owner = owned.device;
+  check(
+    owner === device,
+    () => `${what} was uploaded to another GPUDevice than the ${user}'s (on ${describeValue(owner.label)}, the ${user} on ${describeValue(device.label)}); upload it to the ${user}'s device`,
+  );
+  check(!owned.isDestroyed, () => `${what} was destroyed`);
 }
 
 /**

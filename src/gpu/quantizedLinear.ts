@@ -10,10 +10,8 @@ import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { checkGpuLatticeMatrix, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
-import { GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
-import { GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
@@ -80,16 +78,9 @@ function labelOption(label: unknown, fallback: string): string {
   return label ?? fallback;
 }
 
-/**
- * Refuses a weight whose buffers belong to another device than the layer's, or were destroyed. The
- * library's own weights (uploaded lattice matrices, `WeightOnlyGpuMatrix`) say both; a
- * `GpuLatticeMatrix` built by hand (a plain object) says neither, and is trusted.
- */
+/** Refuses a weight whose buffers belong to another device than the layer's, or were destroyed. */
 function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string): void {
-  const owned = weight instanceof GpuLatticeQuantizedMatrix || weight instanceof GpuUniversalQuantizedMatrix || weight instanceof WeightOnlyGpuMatrix;
-  const owner = owned ? weight.device : device;
-  check(owner === device, () => `${what}: the weight was uploaded to another GPUDevice than the layer's (weight on ${describeValue(owner.label)}, layer on ${describeValue(device.label)}); upload it to the layer's device`);
-  check(!(owned && weight.isDestroyed), () => `${what}: the weight was destroyed`);
+  checkMatrixUsable(weight, device, `${what}: the weight`, 'layer');
 }
 
 /**

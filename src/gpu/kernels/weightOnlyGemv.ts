@@ -357,6 +357,7 @@ export class WeightOnlyGpuMatrix {
    */
   dispatch(encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyMatrixGemvArgs): void {
     checkOptionsObject(args, MATRIX_GEMV_ARG_KEYS, 'WeightOnlyGpuMatrix.dispatch arguments');
+    check(!this.isDestroyed, 'WeightOnlyGpuMatrix.dispatch: this matrix was destroyed');
     const { device, n, outputs, rowVec4s } = this;
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');

@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { matvecAT } from '../../src/product/matvec.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * Lifecycles of what owns GPU memory: a GPU matrix is its own copy (mutating the CPU object it was
+ * uploaded from, or the one read() returns, changes nothing on the GPU); a GPU quantization whose
+ * submission WebGPU rejects is refused, even when the application pops an error scope meanwhile
+ * (RELIABILITY, "Outside our control": the submission check must catch it, not only the scope), and
+ * leaves no buffer allocated; destroyed matrices and matrices of another device are refused by name
+ * before anything is recorded, not reported by WebGPU at the caller's submit.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+/** Counts the live buffers `device.createBuffer` made while installed (destroy() removes them). */
+function trackBuffers(device: GPUDevice): { live(): string[]; restore(): void } {
+  const original = device.createBuffer.bind(device);
+  const live = new Map<GPUBuffer, string>();
+  device.createBuffer = (descriptor) => {
+    const buffer = original(descriptor);
+    live.set(buffer, descriptor.label ?? '');
+    const destroy = buffer.destroy.bind(buffer);
+    Object.defineProperty(buffer, 'destroy', { value: () => (live.delete(buffer), destroy()), configurable: true });
+    return buffer;
+  };
+  return { live: () => [...live.values()], restore: () => void (device.createBuffer = original) };
+}
+
+describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
+  let context: GpuContext;
+  let device: GPUDevice;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    device = context.device;
+    engine = GpuEngine.create(device);
+  });
+  afterAll(() => context?.device.destroy());
+
+  const n = 64;
+  const w = gaussianMatrix(n, 4, 3);
+  const x = gaussianMatrix(n, 1, 4);
+
+  it('a deterministic GPU matrix keeps its own scale multiples: mutating the uploaded CPU object or what read() returns changes nothing', async () => {
+    const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 }) as DeterministicLatticeMatrix;
+    const reference = matvecAT(q, x).data;
+    const uploaded = engine.upload(q);
+    const quantized = await engine.quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 });
+    try {
+      q.multiples.fill(1000);
+      const read = await quantized.read();
+      (read as DeterministicLatticeMatrix).multiples.fill(3);
+      for (const [what, g] of [['uploaded', uploaded], ['GPU-quantized', quantized]] as const) {
+        const y = (await engine.matvec(g, x)).data;
+        for (let j = 0; j < reference.length; j++) expect(Math.abs((y[j] as number) - (reference[j] as number)), `${what}, column ${j}`).toBeLessThan(1e-4);
+      }
+    } finally {
+      uploaded.destroy();
+      quantized.destroy();
+    }
+  });
+
+  for (const [scheme, format] of [['d3-q6', 'f32'], ['d3-q6', 'f16'], ['e8-q16', 'f32'], ['d3-q6-deterministic', 'f16'], ['d3-q6-deterministic', 'f32']] as const) {
+    it(`GPU quantize of a destroyed input (${scheme}, ${format}) is refused, also when the application pops its error scope meanwhile, and leaves no buffer`, async () => {
+      for (const popScope of [false, true]) {
+        const bytes = format === 'f32' ? 4 : 2;
+        const input = createBufferWithData(device, 'lifecycle input', format === 'f32' ? w.data : Uint16Array.from(w.data, (v) => float16Bits(v)), STORAGE_USAGE);
+        expect(input.size).toBeGreaterThanOrEqual(bytes * n * 4);
+        input.destroy();
+        const tracker = trackBuffers(device);
+        try {
+          if (popScope) device.pushErrorScope('validation'); // the application's own scope
+          // Before: the universal encode and the f16 widening were confirmed by the scope only, so
+          // with the scope popped the call resolved to a matrix of zero norms.
+          const refused = expect(engine.quantize({ buffer: input, rows: n, cols: 4, format }, { scheme, seed: 7 })).rejects.toThrow(/destroyed|submission/);
+          if (popScope) {
+            await new Promise((resolve) => setTimeout(resolve, 0));
+            await device.popErrorScope(); // may take the library's error: the submission check must still refuse
+          }
+          await refused;
+          // Before: the result's codes, escapes and norms stayed allocated after the refusal.
+          expect(tracker.live(), popScope ? 'with the scope popped' : 'alone').toEqual([]);
+        } finally {
+          tracker.restore();
+        }
+      }
+    });
+  }
+
+  it('destroyed matrices and matrices of another device are refused by name before anything is recorded', async () => {
+    const other = await testDevice({ label: 'lifecycle other device' });
+    const otherEngine = GpuEngine.create(other.device);
+    const destroyed = await engine.quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 });
+    destroyed.destroy();
+    const live = await engine.quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 });
+    const elsewhere = await otherEngine.quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 });
+    const universal = await engine.quantize(w, { scheme: 'd3-q6', seed: 7 });
+    const c = createBuffer(device, 'lifecycle C', 4 * 16, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    const errors: string[] = [];
+    const onError = (event: Event): void => void errors.push(String((event as GPUUncapturedErrorEvent).error.message));
+    device.addEventListener('uncapturederror', onError);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'lifecycle refusals' });
+      expect(() => engine.recordMatmulAT(encoder, scratch, destroyed, live, c)).toThrow(/^A was destroyed/);
+      expect(() => engine.recordMatmulAT(encoder, scratch, live, elsewhere, c)).toThrow(/^B was uploaded to another GPUDevice than the engine's \(on "lifecycle other device"/);
+      await expect(engine.matvec(destroyed, x)).rejects.toThrow(/^W was destroyed/);
+      await expect(engine.matvec(elsewhere, x)).rejects.toThrow(/^W was uploaded to another GPUDevice/);
+      await expect(engine.matmulAT(live, elsewhere)).rejects.toThrow(/^B was uploaded to another GPUDevice/);
+      await expect(engine.dequantize(destroyed)).rejects.toThrow(/^the matrix was destroyed/);
+      expect(() => MatrixColumnSide.create(device, destroyed as GpuDeterministicMatrix, 'side')).toThrow(/MatrixColumnSide: W was destroyed/);
+      expect(() => MatrixColumnSide.create(device, universal as unknown as GpuDeterministicMatrix, 'side')).toThrow(/MatrixColumnSide: W must hold a deterministic lattice scheme/);
+      const weightOnly = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 4, rotate: false }));
+      weightOnly.destroy();
+      const y = createBuffer(device, 'lifecycle y', 16, STORAGE_USAGE);
+      const xBuffer = createBufferWithData(device, 'lifecycle x', x.data, STORAGE_USAGE);
+      expect(() => weightOnly.dispatch(encoder, scratch, { x: xBuffer, y })).toThrow(/this matrix was destroyed/);
+      // Nothing was recorded: the encoder submits cleanly, and nothing reached WebGPU as an error.
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(errors).toEqual([]);
+      y.destroy();
+      xBuffer.destroy();
+    } finally {
+      device.removeEventListener('uncapturederror', onError);
+      for (const m of [live, elsewhere, universal]) m.destroy();
+      c.destroy();
+      scratch.destroy();
+      other.device.destroy();
+    }
+  });
+});
