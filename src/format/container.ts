@@ -33,7 +33,7 @@ import { isPlainObject } from '../quantize/strictOptions.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { absmaxSideBitsPerEntry } from '../scalar/absmax.js';
 import { E2M1_MAX, fromE4M3Bits, toFloat16 } from '../scalar/floatFormats.js';
-import { NVFP4_BITS_PER_ENTRY, NVFP4_BLOCK_SIZE } from '../scalar/nvfp4.js';
+import { NVFP4_BLOCK_SIZE, nvfp4VectorBits } from '../scalar/nvfp4.js';
 import { MAX_CODE_BITS, type PackedWeightCodes } from '../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
 import { WEIGHT_ONLY_METHODS, type WeightOnlyMethod } from '../weightonly/method.js';
@@ -1200,8 +1200,8 @@ function decodeScalar(name: string, f: ScalarFields, get: Get, optional: Optiona
   }
   // The accounting of quantize(): codes and scales of the rotated length, plus the side floats.
   const sideBits = SIDE_FLOAT_BITS * (means ? 1 : 0) * cols;
-  const perEntry = scheme.kind === 'int' ? scheme.bits + absmaxSideBitsPerEntry(absmaxOptions(scheme, length), length) : NVFP4_BITS_PER_ENTRY;
-  const bitsStored = (length * cols * perEntry + (scheme.kind === 'nvfp4' ? SIDE_FLOAT_BITS : 0) + sideBits) / (f.rows * cols);
+  const columnBits = scheme.kind === 'int' ? length * (scheme.bits + absmaxSideBitsPerEntry(absmaxOptions(scheme, length), length)) : nvfp4VectorBits(length);
+  const bitsStored = (cols * columnBits + (scheme.kind === 'nvfp4' ? SIDE_FLOAT_BITS : 0) + sideBits) / (f.rows * cols);
   const matrix: ScalarQuantizedMatrix = {
     kind: 'scalar',
     rows: f.rows,

@@ -6,7 +6,7 @@ import { MAX_PADDED_ROTATION_N, rotationLength, rotationPlan } from '../rotation
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
 import { E2M1_MAX, E4M3_MAX, FP16_MAX } from '../scalar/floatFormats.js';
-import { NVFP4_BITS_PER_ENTRY, nvfp4Quantize, nvfp4TensorScale } from '../scalar/nvfp4.js';
+import { nvfp4Quantize, nvfp4TensorScale, nvfp4VectorBits } from '../scalar/nvfp4.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
 import { checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
@@ -378,7 +378,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     codes.set(result.codes, j * length);
     scales.set(result.blockScales, j * groupsPerColumn);
   }
-  const bits = (length * cols * NVFP4_BITS_PER_ENTRY + SIDE_FLOAT_BITS + sideBits) / (n * cols);
+  const bits = (cols * nvfp4VectorBits(length) + SIDE_FLOAT_BITS + sideBits) / (n * cols);
   return { ...scalarBase(ctx, means, bits), scheme: { kind: 'nvfp4' }, codes, scales, tensorScale, groupsPerColumn };
 }
 

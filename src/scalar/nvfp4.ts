@@ -36,8 +36,13 @@ import {
 /** Entries per E4M3 block scale. */
 export const NVFP4_BLOCK_SIZE = 16;
 
-/** Stored bits per entry: 4-bit value + an 8-bit scale per 16 entries (the per-tensor fp32 scale excluded). */
+/** Stored bits per entry of whole blocks: 4-bit value + an 8-bit scale per 16 entries (the per-tensor fp32 scale excluded). */
 export const NVFP4_BITS_PER_ENTRY = 4.5;
+
+/** Stored bits of a vector of `length` entries: 4 per entry and 8 per block, a last partial block's scale included. */
+export function nvfp4VectorBits(length: number): number {
+  return 4 * length + 8 * Math.ceil(length / NVFP4_BLOCK_SIZE);
+}
 
 /** Codes of one NVFP4-quantized vector. */
 export interface Nvfp4Codes {

@@ -27,9 +27,9 @@ export function empiricalEntropy(counts: ArrayLike<number>): number {
     largest = Math.max(largest, c);
   }
   check(largest > 0, 'empiricalEntropy needs at least one positive count');
-  // Counts near the largest double would overflow their sum: they are scaled by a power of two
-  // (exact, so the entropy is the same) to at most 1 each.
-  const scale = largest > 2 ** 1000 ? 2 ** -Math.ceil(Math.log2(largest)) : 1;
+  // Counts whose sum could overflow (the sum is at most length × largest: 2^24 counts of 2^1000 did,
+  // and gave NaN) are scaled by a power of two (exact, so the entropy is the same) to at most 1 each.
+  const scale = largest * counts.length > 2 ** 1000 ? 2 ** -Math.ceil(Math.log2(largest)) : 1;
   let total = 0;
   for (let i = 0; i < counts.length; i++) total += (counts[i] as number) * scale;
   let entropy = 0;

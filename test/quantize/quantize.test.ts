@@ -287,6 +287,19 @@ describe('quantize: bits per entry', () => {
       expect(q.bitsEntropy).toBe(q.bitsStored);
     }
   });
+
+  it.each([
+    [17, false, 17],
+    [20, true, 20], // 20 is a Hadamard length
+    [100, false, 100],
+    [4096, true, 4096],
+  ])('nvfp4 at n = %i (rotate %s): 4 bits per entry, an 8-bit scale per block of 16 — a last partial block too — and the fp32 tensor scale', (n, rotate, length) => {
+    const cols = 4;
+    const q = quantize(gaussianMatrix(n, cols, 3), { scheme: 'nvfp4', rotate });
+    // Counted from the format's definition, not from the library: ⌈length/16⌉ E4M3 scales per column.
+    const bits = cols * (4 * length + 8 * Math.ceil(length / 16)) + 32;
+    expect(q.bitsStored).toBeCloseTo(bits / (n * cols), 12);
+  });
 });
 
 describe('quantize: determinism, seeds and nonces', () => {

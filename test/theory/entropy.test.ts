@@ -39,6 +39,11 @@ describe('empiricalEntropy', () => {
     expect(empiricalEntropy(new Float64Array(counts))).toBeCloseTo(h, 14);
   });
 
+  it('counts whose sum overflows a double, though each is far from it: 2^24 counts of 2^1000 is 24 bits (was NaN)', () => {
+    expect(empiricalEntropy(new Float64Array(2 ** 24).fill(2 ** 1000))).toBeCloseTo(24, 12);
+    expect(empiricalEntropy([2 ** 1023, 2 ** 1023, 2 ** 1022, 2 ** 1022])).toBeCloseTo(Math.log2(3) + 1 / 3, 12); // proportions 1/3, 1/3, 1/6, 1/6
+  });
+
   it('stays accurate and non-negative for very skewed counts', () => {
     const big = 1e15;
     const p = 1 / (big + 1);
