@@ -28,10 +28,12 @@ export interface Lattice {
    * The universal (dithered) quantizer's nearest point: `nearestScaled`, except where its tie rule
    * would make the quantizer depend on the input beyond a lattice shift. The subtractive dither's
    * guarantee (an error uniform over the Voronoi cell, independent of the input, mean zero) needs
-   * Q(y + λ) = Q(y) + λ for every lattice point λ and Q(−y) = −Q(y); D_n's and Z^d's rules have the
-   * first (their constant error mean is below 2^-16 of a lattice unit), E8's "the D8 candidate wins
-   * ties" does not (a shift by ½·1 swaps the candidates), so E8 breaks those ties by the error vector.
-   * The decoder never calls it: only which point the encoder picks changes, not the format.
+   * Q(y + λ) = Q(y) + λ for every lattice point λ (then the error's distribution is the same for every
+   * input) and Q(−y) = −Q(y) (then its mean is 0). D_n's rules (ties upward) have the first, not the
+   * second: a constant mean of ≈ 1.5e-5 lattice units per coordinate at the universal quantizer's
+   * grid. E8's "the D8 candidate wins ties" does not even have the first (a shift by ½·1 swaps the
+   * candidates), so E8 breaks those ties by the error vector. Z^d (no universal scheme) keeps its
+   * rule. The decoder never calls it: only which point the encoder picks changes, not the format.
    */
   nearestDithered(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
   /**
