@@ -139,6 +139,7 @@ const environment: BenchEnvironment = {
   node: process.version,
   command: ['bench/gpu.ts', ...argv].join(' '),
   skipped,
+  complete: false,
   settings: {
     workingSetMiB: settings.workingSetBytes / 2 ** 20,
     streamMiB: streamBytes / 2 ** 20,
@@ -165,13 +166,14 @@ const inTime = (what: string): boolean => {
 };
 const rows: BenchRow[] = [];
 /** Writes the report of the rows so far (so a run stopped by a time limit still leaves its figures). */
-const writeReports = (stats: InstructionStats): string => {
+const writeReports = (stats: InstructionStats, complete: boolean): string => {
   const snapshot = rows.map((r) => ({ ...r }));
   addRatios(snapshot);
   addInstructionStats(snapshot, stats);
-  const markdown = markdownReport(snapshot, environment, stats, caveat);
+  const env = { ...environment, complete };
+  const markdown = markdownReport(snapshot, env, stats, caveat);
   for (const [path, text] of [
-    [jsonPath, jsonReport(snapshot, environment, stats, caveat)],
+    [jsonPath, jsonReport(snapshot, env, stats, caveat)],
     [mdPath, markdown],
   ] as const) {
     mkdirSync(dirname(path), { recursive: true });
@@ -182,7 +184,7 @@ const writeReports = (stats: InstructionStats): string => {
 };
 const add = (r: BenchRow): void => {
   rows.push(r);
-  writeReports(new Map());
+  writeReports(new Map(), false);
   const figure = r.status !== 'ok' ? `${r.status}: ${r.note ?? ''}` : r.ms !== null ? `${(1000 * r.ms).toFixed(1)} µs, ${r.gbps?.toFixed(1) ?? '—'} GB/s` : `${r.hostUsPerCall?.toFixed(1) ?? '—'} µs host`;
   progress(`  ${r.kernel} ${r.shape}: ${figure} [${elapsed()}]`);
 };
@@ -294,6 +296,8 @@ if (hostRowsWanted) {
     const int8 = dotPathFor(features);
     // The baseline first: f16 weights, one f16 GEMV per layer (what "vs f16" of every step divides).
     if (inTime('decode step f16 baseline')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings));
+    // and recorded into one compute pass, the baseline of the one-pass steps below.
+    if (inTime('decode step f16 baseline, one compute pass')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings, true));
     const steps: [SchemeName, DecodeStepOptions][] = [
       [DEFAULT_SCHEME, {}],
       ['d3-q6', {}],
@@ -343,7 +347,7 @@ if (args.get('no-spirv') !== true && inTime('instructions per code byte')) {
   }
 }
 progressDone();
-const markdown = writeReports(stats);
+const markdown = writeReports(stats, true);
 console.log(`\n${markdown}`);
 console.log(`wrote ${jsonPath} and ${mdPath} (${elapsed()})`);
 const failed = rows.filter((r) => r.status === 'failed');

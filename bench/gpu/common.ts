@@ -39,6 +39,16 @@ export interface RowCheck {
 }
 
 /** One row of the report (the JSON schema's `rows`). Null where a figure has no meaning. */
+/** A row that ran and whose check (where it has one) passed: the only rows ratios and verdicts may use. */
+export function measuredOk(r: BenchRow): boolean {
+  return r.status === 'ok' && r.ms !== null && (r.check === null || r.check.ok);
+}
+
+/** Whether a decode-step row recorded its whole step into one compute pass (its baseline must too). */
+export function onePassStep(r: Pick<BenchRow, 'kernel'>): boolean {
+  return r.kernel.includes('one compute pass');
+}
+
 export interface BenchRow {
   readonly kernel: string;
   readonly family: 'stream' | 'gemv' | 'batched' | 'host' | 'decode-step' | 'product';

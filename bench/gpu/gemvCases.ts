@@ -295,6 +295,21 @@ export function universalBuffers(m: GpuUniversalMatrix): GPUBuffer[] {
   return [m.codes, m.escapeBits, m.escapeStarts, m.escapeIds, m.escapeTable, m.side];
 }
 
+/**
+ * Bytes of a universal matrix that its GEMV reads: every stored stream for the f32-input GEMV; for the
+ * int8-input one (d3-q6), the codes, its escape nibbles (made from the escape streams at layer creation),
+ * the escape table and the side floats — not the escape bits, starts and ids it never reads.
+ */
+export function universalGemvBytes(device: GPUDevice, m: GpuUniversalMatrix, int8: boolean): number {
+  if (!int8) return bytesOf(universalBuffers(m));
+  const form = UniversalGemvI8Weights.create(device, m, 'bench int8 weights (bytes)');
+  try {
+    return bytesOf([m.codes, form.nibbles, m.escapeTable, m.side]);
+  } finally {
+    form.destroy();
+  }
+}
+
 export function deterministicCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuDeterministicMatrix, i: number): GpuDeterministicMatrix {
   const copy = (buffer: GPUBuffer, what: string): GPUBuffer => copyOf(device, encoder, buffer, `bench lattice ${what} copy ${i}`);
   return {
@@ -334,7 +349,11 @@ function bytesOf(buffers: readonly GPUBuffer[]): number {
 export async function quantizedW(device: GPUDevice, problem: GemvProblem, scheme: SchemeName, seed: number): ReturnType<typeof gpuQuantizeLattice> {
   const w = await uploadW(device, problem);
   try {
-    return await gpuQuantizeLattice(device, { buffer: w, rows: problem.n, cols: problem.cols }, { scheme, seed });
+    // Universal codes get a nonce from the seed, so that a run with a given --seed reads the same codes
+    // (escape counts, bytes and NMSE) as the last one; deterministic schemes take none.
+    const preset = SCHEMES[scheme];
+    const nonce = preset.kind === 'lattice' && preset.mode === 'universal' ? { nonce: BigInt(seed) } : {};
+    return await gpuQuantizeLattice(device, { buffer: w, rows: problem.n, cols: problem.cols }, { scheme, seed, ...nonce });
   } finally {
     w.destroy();
   }
@@ -391,9 +410,7 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false, layout: Lea
       const { n, cols } = problem;
       const q = await quantizedW(device, problem, 'd3-q6', settings.seed);
       if (q.mode !== 'universal') throw new Error('d3-q6 is not a universal scheme');
-      const first = UniversalGemvI8Weights.create(device, q, 'bench int8 weights 0');
-      const weightBytes = bytesOf([q.codes, first.nibbles, q.escapeTable, q.side]);
-      first.destroy();
+      const weightBytes = universalGemvBytes(device, q, true);
       const matrices = await makeCopies<GpuUniversalMatrix>(device, q, copiesFor(weightBytes, settings), (encoder, i) => universalCopy(device, encoder, q, i));
       const weights = matrices.map((w, i) => UniversalGemvI8Weights.create(device, w, `bench int8 weights ${i}`));
       const x = uploadX(device, problem);

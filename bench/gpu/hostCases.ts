@@ -30,7 +30,7 @@ import {
   type BenchSettings,
   type GemvProblem,
 } from './common.js';
-import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
+import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
 
 /*
  * Host cost of recording GEMVs, and a decode step.
@@ -233,7 +233,7 @@ export async function decodeStepRow(
     if (original.mode === 'universal') {
       const copies = await makeCopies<GpuUniversalMatrix>(device, original, layers, (encoder, i) => universalCopy(device, encoder, original, i));
       for (const w of copies.slice(1)) owned.push(...universalBuffers(w));
-      layerBytes = universalBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+      layerBytes = universalGemvBytes(device, original, int8 !== null);
       weights = copies;
     } else {
       const copies = await makeCopies<GpuDeterministicMatrix>(device, original, layers, (encoder, i) => deterministicCopy(device, encoder, original, i));
@@ -403,12 +403,13 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
 
 /**
  * The f16 baseline of the decode steps: `layers` distinct f16 copies of the square W, one f16 GEMV each
- * (prepared, so recording creates nothing), chained x → y → x … in one encoder and one submit; "unsupported"
- * without `shader-f16`. Its GPU time per step is what the quantized steps' "vs f16" divides.
+ * (prepared, so recording creates nothing), chained x → y → x … in one encoder and one submit (with
+ * `onePass`, in one compute pass: the baseline of the steps recorded that way); "unsupported" without
+ * `shader-f16`. Its GPU time per step is what the quantized steps' "vs f16" divides.
  */
-export async function f16DecodeStepRow(context: GpuContext, problem: GemvProblem, layers: number, settings: BenchSettings): Promise<BenchRow> {
+export async function f16DecodeStepRow(context: GpuContext, problem: GemvProblem, layers: number, settings: BenchSettings, onePass = false): Promise<BenchRow> {
   const { device } = context;
-  const kernel = `decode step: ${layers} × f16 GEMV (baseline), one encoder, one submit`;
+  const kernel = `decode step: ${layers} × f16 GEMV (baseline), ${onePass ? 'one compute pass' : 'one encoder'}, one submit`;
   const shape = gemvShape(problem);
   if (!f16GemvSupported(device)) return row({ kernel, family: 'decode-step', shape, status: 'unsupported', note: "unsupported on this adapter (no 'shader-f16')", spirvKey: 'f16' });
   const owned: GPUBuffer[] = [];
@@ -428,8 +429,16 @@ export async function f16DecodeStepRow(context: GpuContext, problem: GemvProblem
     for (const [i, weight] of weights.entries()) {
       calls.push(prepared(device, `bench f16 decode layer ${i}`, (encoder, scratch) => dispatchF16Gemv(device, encoder, scratch, { w: weight, x: activations[i % 2] as GPUBuffer, y: activations[(i + 1) % 2] as GPUBuffer, n, cols })));
     }
+    // One compute pass for the whole step where the quantized step it is the baseline of records one
+    // (else a pass per layer, as each prepared call opens its own).
     const recordStep = (encoder: GPUCommandEncoder): void => {
-      for (const call of calls) call.record(encoder);
+      if (!onePass) {
+        for (const call of calls) call.record(encoder);
+        return;
+      }
+      const pass = encoder.beginComputePass({ label: 'bench f16 decode step' });
+      for (const call of calls) call.record(pass);
+      pass.end();
     };
     return await measureStep(context, recordStep, {
       kernel,

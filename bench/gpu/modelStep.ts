@@ -11,7 +11,7 @@ import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '.
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import { copyOf, failedRow, gemvProblem, makeCopies, prepared, row, uploadTiled, type BenchRow, type BenchSettings, type GemvProblem } from './common.js';
-import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy } from './gemvCases.js';
+import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
 import { measureStep } from './hostCases.js';
 
 /*
@@ -120,12 +120,12 @@ interface ShapeWeights {
 }
 
 /** One lattice matrix of the shape, quantized on the GPU, and GPU copies of it for the other layers. */
-async function latticeWeights(device: GPUDevice, shape: WeightShape, scheme: SchemeName, settings: BenchSettings): Promise<ShapeWeights> {
+async function latticeWeights(device: GPUDevice, shape: WeightShape, scheme: SchemeName, settings: BenchSettings, int8: boolean): Promise<ShapeWeights> {
   const q = await quantizedW(device, shape.problem(), scheme, settings.seed);
   if (q.mode === 'universal') {
     const original: GpuUniversalMatrix = q;
     const made = await makeCopies<GpuUniversalMatrix>(device, original, shape.count, (encoder, i) => universalCopy(device, encoder, original, i));
-    return { weights: made, bytes: shape.count * universalBuffers(original).reduce((sum, b) => sum + b.size, 0), owned: [q, ...made.slice(1).flatMap(universalBuffers)] };
+    return { weights: made, bytes: shape.count * universalGemvBytes(device, original, int8), owned: [q, ...made.slice(1).flatMap(universalBuffers)] };
   }
   const original: GpuDeterministicMatrix = q;
   const made = await makeCopies<GpuDeterministicMatrix>(device, original, shape.count, (encoder, i) => deterministicCopy(device, encoder, original, i));
@@ -188,7 +188,7 @@ export async function modelStepRow(context: GpuContext, model: ModelShape, sourc
     const copies = new Map<string, LinearWeight[]>();
     let weightBytes = 0;
     for (const weightShape of weightShapes(model, settings)) {
-      const made = 'scheme' in source ? await latticeWeights(device, weightShape, source.scheme, settings) : weightOnlyWeights(device, weightShape, settings);
+      const made = 'scheme' in source ? await latticeWeights(device, weightShape, source.scheme, settings, int8 !== null) : weightOnlyWeights(device, weightShape, settings);
       owned.push(...made.owned);
       weightBytes += made.bytes;
       copies.set(weightShape.key, made.weights);

@@ -1,5 +1,5 @@
 import { markdownTable } from '../lib/args.js';
-import type { BenchRow } from './common.js';
+import { measuredOk, onePassStep, type BenchRow } from './common.js';
 import type { InstructionStats } from './instructionStats.js';
 import { PIPE_CLASSES, type PipeClass } from './spirv.js';
 import { issueTargets, type TargetResult } from './targets.js';
@@ -23,6 +23,8 @@ export interface BenchEnvironment {
   readonly settings: Record<string, number | boolean | string>;
   /** What --deadline-s left unmeasured, in order. */
   readonly skipped: readonly string[];
+  /** False in the reports written while the run is in progress (a run killed then leaves one). */
+  readonly complete: boolean;
 }
 
 /** Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. */
@@ -32,18 +34,22 @@ export function addRatios(rows: BenchRow[]): void {
     if (r.status !== 'ok' || r.ms === null) continue;
     if (stream !== null && r.gbps !== null && r.family !== 'product' && r.family !== 'host') r.fractionOfStream = r.gbps / stream;
     if (r.family === 'gemv' || r.family === 'batched') {
-      const f16 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f16' && o.shape === r.shape && o.status === 'ok');
-      const f32 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f32' && o.shape === r.shape && o.status === 'ok');
+      // Baselines only where they ran and their own check passed (a wrong f16 row must not decide a ratio).
+      const f16 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f16' && o.shape === r.shape && measuredOk(o));
+      const f32 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f32' && o.shape === r.shape && measuredOk(o));
       if (r.family === 'gemv') r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
       if (r.family === 'gemv') r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
     }
     if (r.family === 'decode-step') {
-      // Against the f16 baseline step of the same shape and layer count.
-      const f16 = rows.find((o) => o.family === 'decode-step' && o.spirvKey === 'f16' && o.shape === r.shape && o.callsPerSample === r.callsPerSample && o.status === 'ok');
+      // Against the f16 baseline step of the same shape and layer count, recorded the same way (one
+      // compute pass for the whole step, or a pass per layer).
+      const f16 = rows.find(
+        (o) => o.family === 'decode-step' && o.spirvKey === 'f16' && o.shape === r.shape && o.callsPerSample === r.callsPerSample && onePassStep(o) === onePassStep(r) && measuredOk(o),
+      );
       r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
     }
     if (r.family === 'product') {
-      const f32 = rows.find((o) => o.family === 'product' && o.kernel.startsWith('f32') && o.shape === r.shape && o.status === 'ok');
+      const f32 = rows.find((o) => o.family === 'product' && o.kernel.startsWith('f32') && o.shape === r.shape && measuredOk(o));
       r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
     }
   }
@@ -118,7 +124,7 @@ function hostTable(rows: readonly BenchRow[]): string {
 function targetsTable(targets: readonly TargetResult[]): string {
   return markdownTable(
     ['target', 'met', 'measured (the deciding figure)'],
-    targets.map((t) => [t.target, t.met === null ? '— (not at the target shape)' : t.met ? 'yes' : 'no', t.measured]),
+    targets.map((t) => [t.target, t.met === null ? '— (no verdict)' : t.met ? 'yes' : 'no', t.measured]),
   );
 }
 
@@ -167,10 +173,11 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.join('; ')}`] : []),
+    ...(env.complete ? [] : ['- **Incomplete**: written while the run was in progress; it stopped before its end (rows after the last one below were not measured).']),
     '',
     '## Speed targets (issue 10), judged from the rows below',
     '',
-    targetsTable(issueTargets(rows)),
+    targetsTable(issueTargets(rows, env)),
     '',
     '## GEMV y = W·x (streamed over distinct weight copies)',
     '',
@@ -228,7 +235,8 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       command: env.command,
       settings: env.settings,
       skipped: env.skipped,
-      targets: issueTargets(rows),
+      complete: env.complete,
+      targets: issueTargets(rows, env),
       instructionsPerCodeByte: Object.fromEntries(stats),
       rows,
     },

@@ -61,7 +61,7 @@ describe('issue 10 targets judged from benchmark rows', () => {
     const rows = fullRun().map((r) => ({ ...r, shape: r.family === 'gemv' ? '1024 × 1024' : r.family === 'product' ? '128 × 128 × 128' : r.shape }));
     const targets = judge(rows);
     expect(targets.map((t) => t.met)).toEqual([null, null, null, null, true, null]);
-    expect(targets[0]?.measured).toBe('not measured at the target shape; best here 72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at 1024 × 1024');
+    expect(targets[0]?.measured).toBe('no correct row measured at the target shape; best here 72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at 1024 × 1024');
   });
 
   it('a kernel-alone row (x̂ made once beforehand) never decides a D3 verdict, and is named beside it', () => {
@@ -86,6 +86,40 @@ describe('issue 10 targets judged from benchmark rows', () => {
     // Only a kernel-alone row at the target shape: no verdict from it.
     const onlyAlone = fullRun().filter((r) => !(r.family === 'gemv' && /:d3-/.test(r.spirvKey ?? '')));
     expect(judge([...onlyAlone, alone])[0]).toMatchObject({ met: null, measured: 'no D3 GEMV row measured' });
+  });
+
+  it('a baseline whose own check failed decides nothing: no vs f16, vs f32 or product ratio from it, no verdict', () => {
+    const wrong = { ...ok, value: 0.9, ok: false };
+    const rows = fullRun().map((r) => (r.spirvKey === 'f16' || r.kernel.startsWith('f32 tiled') ? { ...r, check: wrong } : r));
+    const targets = judge(rows);
+    // Before: "4.00×, yes" against an f16 GEMV known to be wrong, and "1.25×, yes" against a wrong f32 matmul.
+    expect(rows.find((r) => r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed')?.vsF16).toBeNull();
+    expect(targets[1]).toMatchObject({ met: null });
+    expect(targets[5]).toMatchObject({ met: null });
+    expect(targets[0]?.met).toBe(true); // the stream-relative target does not depend on them
+  });
+
+  it('decode steps are compared with the f16 baseline recorded the same way (one compute pass, or a pass per layer)', () => {
+    const step = (kernel: string, ms: number, spirvKey: string | null): BenchRow => row({ kernel, family: 'decode-step', shape: '8192 × 8192', ms, allocationsAfterFirst: 0, callsPerSample: 200, spirvKey });
+    const rows = [
+      step('decode step: 200 × f16 GEMV (baseline), one encoder, one submit', 4, 'f16'),
+      step('decode step: 200 × f16 GEMV (baseline), one compute pass, one submit', 3, 'f16'),
+      step('decode step: 200 × QuantizedLinear e8-4bit, one encoder, one submit', 2, null),
+      step('decode step: 200 × QuantizedLinear e8-4bit, one compute pass, one submit', 1.5, null),
+    ];
+    addRatios(rows);
+    expect(rows.map((r) => r.vsF16)).toEqual([1, 1, 2, 2]);
+  });
+
+  it('a run that skipped rows or had not finished gives no "no" and no allocation "yes"; a measured "yes" on a GEMV stands', () => {
+    const rows = fullRun();
+    addRatios(rows);
+    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true }, { skipped: [], complete: false }]) {
+      const targets = issueTargets(rows, run);
+      // E8 (25 % < 60 %) was "no"; the decode-step target was "yes": an unmeasured row could change either.
+      expect(targets.map((t) => t.met)).toEqual([true, true, true, null, null, true]);
+      expect(targets[3]?.measured).toMatch(/no verdict: the run (skipped 1 item|had not finished)/);
+    }
   });
 
   it('decode steps: an allocating step fails the target, steps of fewer than 200 layers only give no verdict', () => {
