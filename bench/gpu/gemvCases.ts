@@ -479,7 +479,9 @@ function int8Row(
   const padding = layout.padLeaderTable === true ? ', leader table padded to 256 entries per copy' : '';
   return {
     name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`,
-    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}`,
+    // Leader-table layouts other than the default get a key of their own: the instruction counts are
+    // compiled for the default layout only, and must not be shown as theirs.
+    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${copies === '' && padding === '' ? '' : `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`}`,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
       try {
