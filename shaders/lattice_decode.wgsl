@@ -109,13 +109,12 @@ fn nearest_e8_ties(p: LatticePoint, den: i32, error_ties: bool) -> LatticePoint 
   if (error_ties && balance == 0) {
     // Equal magnitudes everywhere (opposite errors, 2y ∈ E8): the error positive in coordinate 0.
     use_a = p[0] - den * a[0] > 0;
-    var decided = false;
     for (var i = 0u; i < 8u; i = i + 1u) {
       let e1 = abs(2 * (p[i] - den * a[i]));
       let e2 = abs(2 * p[i] - den * (2 * b[i] + 1));
-      if (!decided && e1 != e2) {
+      if (e1 != e2) {
         use_a = e1 < e2;
-        decided = true;
+        break;
       }
     }
   }

@@ -41,13 +41,3 @@ export function nearestDnRational(p: ArrayLike<number>, den: number, out: Int32A
   }
   if ((parity & 1) !== 0) out[worst] = (out[worst] as number) + (worstError < 0 ? -1 : 1);
 }
-
-/** Squared distance, times den², between `p / den` and the integer point `f`. */
-export function scaledSquaredError(p: ArrayLike<number>, den: number, f: ArrayLike<number>): number {
-  let sum = 0;
-  for (let i = 0; i < f.length; i++) {
-    const e = (p[i] as number) - den * (f[i] as number);
-    sum += e * e;
-  }
-  return sum;
-}
