@@ -1,6 +1,7 @@
 import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
+import { checkBufferRange } from './bufferRange.js';
 import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
@@ -104,10 +105,10 @@ function sliceKey(value: Slice): string {
   return `${bufferId(value.buffer)}:${value.offset}:${value.size ?? ''}`;
 }
 
-/** Checks that `bytes` from a slice's offset fit its size (if given) and its buffer. */
+/** Checks that `bytes` from a slice's offset fit its size (if given), and bind as storage (`checkBufferRange`). */
 function checkSliceRoom(value: Slice, bytes: number, what: string): void {
   check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${String(value.size)}`);
-  check(value.offset + bytes <= value.buffer.size, () => `${what} needs ${bytes} bytes at offset ${value.offset}, but its buffer has ${value.buffer.size}`);
+  checkBufferRange(value.buffer, value.offset, bytes, what);
 }
 
 /**
@@ -433,14 +434,11 @@ export class QuantizedLinear {
 
   /** x: a storage buffer with inFeatures × tokens activations at its offset. */
   private checkInput(input: Slice, tokens: number): void {
-    const bytes = activationBytes(this.activations);
-    checkBufferUsable(input.buffer, BufferUsage.STORAGE, 'x');
-    checkSliceRoom(input, bytes * this.inFeatures * tokens, 'x');
+    checkSliceRoom(input, activationBytes(this.activations) * this.inFeatures * tokens, 'x');
   }
 
   /** y: a storage buffer with room for outFeatures × tokens activations at its offset. */
   private checkOutput(output: Slice, tokens: number, what: string): void {
-    checkBufferUsable(output.buffer, BufferUsage.STORAGE, what);
     checkSliceRoom(output, this.outputBytes(tokens), what);
   }
 
