@@ -17,6 +17,38 @@ export function abortedError(signal: AbortSignal, what: string): LatticeMatmulEr
   return new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
 }
 
+/**
+ * `work`, or an `abortedError` as soon as `signal` aborts, whichever comes first. Work that finishes
+ * after the abort is handed to `discard` (its result reaches nobody: free what it owns), and its
+ * failure is dropped. For calls that hold a resource while they wait (a device's queue of sections).
+ *
+ * @example
+ * const q = await unlessAborted(section, signal, 'GPU quantize', (late) => late.destroy());
+ */
+export function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | null, what: string, discard: (late: T) => void): Promise<T> {
+  if (signal === null) return work;
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      reject(abortedError(signal, what));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (aborted) discard(value);
+        else resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!aborted) reject(error);
+      },
+    );
+  });
+}
+
 /** A positive integer (sizes, counts), or a clear error naming `what`. */
 export function checkPositiveInteger(value: number, what: string): void {
   check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${describeValue(value)}`);

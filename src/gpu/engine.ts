@@ -4,10 +4,11 @@ import type { QuantizeOptions } from '../quantize/options.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
+import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
-import { isDeviceLost, withValidation } from './errorScopes.js';
+import { isDeviceLost, throwIfDeviceLost, withValidation } from './errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
@@ -17,7 +18,7 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotOperand, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -111,6 +112,7 @@ export class GpuEngine {
   upload(q: LatticeQuantizedMatrix): GpuLatticeQuantized;
   upload(q: LatticeQuantizedMatrix): GpuLatticeQuantized {
     this.checkAlive();
+    throwIfDeviceLost(this.device, 'GpuEngine.upload');
     return uploadLatticeMatrix(this.device, q);
   }
 
@@ -119,11 +121,22 @@ export class GpuEngine {
     checkProductOperands(a, b);
     checkMatrixUsable(a, this.device, 'A', 'engine');
     checkMatrixUsable(b, this.device, 'B', 'engine');
-    if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
-    const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
-    if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
-    if (same && (a.scheme.lattice === 'E8' || a.scheme.lattice === 'Z') && a.scheme.q <= 16) return 'e8-dot';
-    return 'decode-f32';
+    if (a.mode === 'universal' && b.mode === 'universal' && a !== b) {
+      check(
+        a.nonce !== b.nonce,
+        'A and B were quantized with the same nonce: their quantization errors are not independent. For a Gram matrix ÂᵀÂ pass one ' +
+          'GPU matrix twice (two uploads of one quantized matrix are two objects: upload it once); otherwise let quantize draw the nonces.',
+      );
+    }
+    const kernel = productKernelOf(a, b);
+    // The decoded products' epilogue takes means from a universal matrix's side buffer only.
+    check(
+      !isCentred(a) || (kernel !== 'decode-f32' && (a.mode === 'universal') === (b.mode === 'universal')),
+      () =>
+        `centred operands are multiplied on the GPU when both are universal, or both deterministic with one D3 q = 6 or E8/Z q ≤ 16 ` +
+        `scheme (the d3-table and e8-dot kernels); not A: ${schemeText(a)} with B: ${schemeText(b)}: multiply them with the CPU matmulAT`,
+    );
+    return kernel;
   }
 
   /** ÂᵀB̂ read back as a Matrix (a.cols × b.cols). */
@@ -164,9 +177,12 @@ export class GpuEngine {
    */
   recordMatmulAT(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): void {
     this.checkAlive();
+    // WebGPU records nothing on a lost device and says nothing: C would stay silently stale.
+    throwIfDeviceLost(this.device, 'GpuEngine.recordMatmulAT');
     const kernel = this.productKernel(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     // Before anything is recorded: a refused C leaves the caller's encoder as it was.
+    checkOutputNotOperand(output, [['A', a], ['B', b]], 'matmulAT output');
     checkBufferRange(output, offset, 4 * a.cols * b.cols, 'matmulAT output');
     if (kernel === 'd3-table') {
       dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout, dotPath: this.dotPath });
@@ -184,14 +200,7 @@ export class GpuEngine {
    */
   private recordDecodedProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
     const gram = a === b && a.mode === 'universal';
-    if (a.mode === 'universal' && b.mode === 'universal' && a !== b) {
-      check(
-        a.nonce !== b.nonce,
-        'A and B were quantized with the same nonce: their quantization errors are not independent. Pass the same matrix twice for a Gram matrix ÂᵀÂ, or let quantize draw the nonces.',
-      );
-    }
     const centred = isCentred(a);
-    check((a.mode === 'universal' && b.mode === 'universal') || !centred, 'centred operands of different modes (universal × deterministic) are not supported on the GPU; multiply them with the CPU matmulAT');
     // Before anything is recorded (the decode passes come first): the product binds decoded A whole.
     checkMatmulF32A(this.device, a.length, a.cols, 'matmulAT: A, decoded');
     // Columns are decoded with their norms' mantissas and multiplied back by 2^(e_i + e_j) after the
@@ -230,8 +239,10 @@ export class GpuEngine {
    * packed codes once. The result (cols × k) is read back.
    *
    * x from the host is refused when ‖Ŵ‖·‖x‖ leaves the product range (as `matvecAT`) or ‖x‖ exceeds
-   * what the GPU GEMV takes (`gemvInputNormLimit`, about 2^111–2^116); x already in a GPU buffer cannot
-   * be checked on the host: keep its columns' norms within `gemvInputNormLimit(w)` yourself.
+   * what the GPU GEMV takes (`gemvInputNormLimit`, about 2^111–2^116), and goes up scaled per column
+   * by a power of two (so x of f32 subnormals, which a GPU may flush, loses nothing); x already in a
+   * GPU buffer cannot be checked or scaled on the host: keep its columns' norms within
+   * `gemvInputNormLimit(w)` and its entries 0 or at least 2^-126 in magnitude yourself.
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
@@ -239,13 +250,28 @@ export class GpuEngine {
     checkMatrixUsable(w, this.device, 'W', 'engine');
     const rhs = x instanceof Float32Array ? 1 : x.cols;
     const bytes = 4 * w.cols * rhs;
-    const data = await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
-      const input = this.matvecInput(w, x, (buffer) => run.own(buffer));
-      const output = run.storage('GpuEngine.matvec y', bytes);
-      this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
-      return output;
-    });
-    return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+    // x from the host goes up with each column scaled to a largest entry in [1, 2), and y comes back
+    // scaled by 2^−e in float64, as matvecAT rotates x: exact (powers of two), so only an x that the GPU
+    // would hold as f32 subnormals (which WGSL lets a GPU flush to zero, and which lose bits on the
+    // way where it keeps them) gives other bits than x itself.
+    const hostX = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : isCpuMatrix(x) ? x : null;
+    if (hostX !== null) checkMatrix(hostX, 'x');
+    const exponents = hostX === null ? null : columnExponents(hostX);
+    const data = new Float32Array(
+      await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
+        const input = this.matvecInput(w, x, (buffer) => run.own(buffer), exponents);
+        const output = run.storage('GpuEngine.matvec y', bytes);
+        this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
+        return output;
+      }),
+    );
+    if (exponents !== null) {
+      for (let r = 0; r < rhs; r++) {
+        const unscale = 2 ** -(exponents[r] as number);
+        for (let j = r * w.cols; j < (r + 1) * w.cols; j++) data[j] = (data[j] as number) * unscale;
+      }
+    }
+    return { rows: w.cols, cols: rhs, data };
   }
 
   /**
@@ -256,6 +282,7 @@ export class GpuEngine {
     this.checkAlive();
     checkMatvecOperands(w, x);
     checkMatrixUsable(w, this.device, 'W', 'engine');
+    checkOutputNotOperand(output, [['W', w]], 'matvecInto output');
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
     await withValidation(this.device, 'GpuEngine.matvec', async () => {
       const temporaries: GPUBuffer[] = [];
@@ -275,12 +302,13 @@ export class GpuEngine {
    * x as a GPU matrix input (uploaded, and the buffer handed to `temporary`, when it comes from the
    * CPU; its range against W checked first, since only the host copy's norms are known).
    */
-  private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void): GpuMatrixInput {
+  private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void, exponents: Int32Array | null = null): GpuMatrixInput {
     if (x instanceof Float32Array || isCpuMatrix(x)) {
       const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
       checkMatrix(xMatrix, 'x');
       checkGemvRange(w, largestColumnNorm(xMatrix));
-      const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', xMatrix.data, STORAGE_USAGE);
+      const data = exponents === null ? xMatrix.data : scaledColumns(xMatrix, exponents);
+      const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', data, STORAGE_USAGE);
       temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
     }
@@ -288,6 +316,8 @@ export class GpuEngine {
   }
 
   private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, given: GpuMatrixInput, output: GPUBuffer, offset: number): void {
+    // Again in the call's section: W may have been destroyed while the call waited for the device.
+    checkMatrixUsable(w, this.device, 'W', 'engine');
     checkMatrixInput(given, 'x');
     check(given.rows === w.rows, () => `x has ${given.rows} rows, but W has ${w.rows}`);
     // Before anything is recorded, named as the caller knows it (the kernels would name themselves).
@@ -319,6 +349,40 @@ export class GpuEngine {
   private checkAlive(): void {
     check(!this.destroyed, 'this GpuEngine was destroyed');
   }
+}
+
+/** The kernel for two checked operands (`GpuEngine.productKernel`). */
+function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
+  if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
+  const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
+  if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
+  if (same && (a.scheme.lattice === 'E8' || a.scheme.lattice === 'Z') && a.scheme.q <= 16) return 'e8-dot';
+  return 'decode-f32';
+}
+
+/** A GPU matrix's scheme for a message: "universal E8 q = 12" or "deterministic D3 q = 4". */
+function schemeText(m: GpuLatticeMatrix): string {
+  return `${m.mode} ${m.scheme.lattice} q = ${m.scheme.q}`;
+}
+
+/** Per column of a checked x, the e that brings its largest |entry| into [1, 2) (0 for a zero column). */
+function columnExponents(x: Matrix): Int32Array {
+  const exponents = new Int32Array(x.cols);
+  for (let r = 0; r < x.cols; r++) {
+    const amax = absMax(x.data.subarray(r * x.rows, (r + 1) * x.rows));
+    exponents[r] = amax === 0 ? 0 : normalizingExponent(amax);
+  }
+  return exponents;
+}
+
+/** x with column r multiplied by 2^exponents[r] (exact in f32: the largest entry lands in [1, 2)). */
+function scaledColumns(x: Matrix, exponents: Int32Array): Float32Array {
+  const scaled = new Float32Array(x.data.length);
+  for (let r = 0; r < x.cols; r++) {
+    const factor = 2 ** (exponents[r] as number);
+    for (let i = r * x.rows; i < (r + 1) * x.rows; i++) scaled[i] = (x.data[i] as number) * factor;
+  }
+  return scaled;
 }
 
 /** Refuses a W that is not a GPU lattice matrix and an x that is not an object (before `x.cols` is read). */

@@ -1,5 +1,5 @@
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
-import { check } from '../errors.js';
+import { check, unlessAborted } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
@@ -210,7 +210,9 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   // What the section built, destroyed if the section still fails (its error scope catches what no
   // submission check saw): a refused call must not leave the result's buffers allocated.
   let built: GpuLatticeQuantized | null = null;
-  const result = await withValidation(device, 'gpuQuantizeLattice', async () => {
+  const section = withValidation(device, 'gpuQuantizeLattice', async () => {
+    // Aborted while it waited for the device: encode nothing.
+    throwIfAborted(resolved.signal, 'GPU quantize');
     const gpuInput = isCpuMatrix(input) ? null : (input as GpuMatrixInput);
     let staged: GPUBuffer | null = null;
     try {
@@ -249,7 +251,15 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
     (built as GpuLatticeQuantized | null)?.destroy();
     throw error;
   });
-  resolved.onProgress?.(input.cols, input.cols);
+  // An abort settles the call at once, even while it waits behind other work on the device; what the
+  // section still builds is then freed.
+  const result = await unlessAborted(section, resolved.signal, 'GPU quantize', (late) => late.destroy());
+  try {
+    resolved.onProgress?.(input.cols, input.cols);
+  } catch (error) {
+    result.destroy();
+    throw error;
+  }
   return result;
 }
 
@@ -370,6 +380,7 @@ async function quantizeDeterministicUnlocked(
     } finally {
       readback.destroy();
     }
+    throwIfAborted(options.signal, 'GPU quantize');
     checkColumnPrepStatus(words);
     const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
     const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
@@ -389,7 +400,7 @@ async function quantizeDeterministicUnlocked(
  * src/format/packing.ts lays them out), for the GPU product and decoding kernels.
  *
  * @example
- * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }) as UniversalLatticeMatrix);
+ * const gpuB = uploadLatticeMatrix(device, quantize(b, { scheme: 'd3-q6', seed: 7 }));
  */
 export function uploadLatticeMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix;
 export function uploadLatticeMatrix(device: GPUDevice, q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;

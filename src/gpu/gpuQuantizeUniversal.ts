@@ -2,7 +2,7 @@ import { check } from '../errors.js';
 import { streamWords } from '../format/bitFields.js';
 import { keptRotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
-import type { ResolvedQuantizeOptions } from '../quantize/options.js';
+import { throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
@@ -139,6 +139,8 @@ export async function gpuQuantizeUniversalUnlocked(
         workReadback.destroy();
         sideReadback.destroy();
       }
+      // Between submissions: an abort frees the device for the calls behind this one.
+      throwIfAborted(options.signal, 'GPU quantize');
       const wanted = words[UNIVERSAL_WORK_RECORDS] as number;
       if (wanted <= recordCapacity) break;
       recordCapacity = wanted;

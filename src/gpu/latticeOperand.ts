@@ -415,6 +415,27 @@ export function checkMatrixUsable(m: object, device: GPUDevice, what: string, us
   check(!owned.isDestroyed, () => `${what} was destroyed`);
 }
 
+/** The GPU buffers of a lattice matrix by field name: what its kernels read. */
+function matrixBuffers(m: GpuLatticeMatrix): readonly (readonly [string, GPUBuffer | null])[] {
+  return m.mode === 'universal'
+    ? [['codes', m.codes], ['escapeBits', m.escapeBits], ['escapeStarts', m.escapeStarts], ['escapeIds', m.escapeIds], ['escapeTable', m.escapeTable], ['side', m.side]]
+    : [['codes', m.codes], ['scaleIndices', m.scaleIndices], ['norms', m.norms], ['gains', m.gains], ['means', m.means]];
+}
+
+/**
+ * Refuses an output that is one of the operands' own buffers (`operands`: the names and matrices): a
+ * product or GEMV would write its result over what it reads. Where the write comes in a later pass than
+ * the reads (the decoded products, the universal GEMV's finishing pass) WebGPU sees no conflict, and
+ * the matrix would be left silently corrupt for every later call.
+ */
+export function checkOutputNotOperand(output: GPUBuffer, operands: readonly (readonly [string, GpuLatticeMatrix])[], what: string): void {
+  for (const [name, m] of operands) {
+    for (const [field, buffer] of matrixBuffers(m)) {
+      check(buffer !== output, () => `${what} is ${name}'s ${field} buffer: the result would overwrite ${name}; write it into a buffer of its own`);
+    }
+  }
+}
+
 /**
  * How many times its norm (ν_j; ν_j·|γ_j| deterministic) a column of ordinary codes (as quantization
  * makes them) can decode to: the code's relative error is below 1. The GEMV's input limit of a matrix

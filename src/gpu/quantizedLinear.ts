@@ -11,7 +11,7 @@ import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotOperand, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
@@ -439,6 +439,7 @@ export class QuantizedLinear {
 
   /** y: a storage buffer with room for outFeatures × tokens activations at its offset. */
   private checkOutput(output: Slice, tokens: number, what: string): void {
+    if (!(this.weight instanceof WeightOnlyGpuMatrix)) checkOutputNotOperand(output.buffer, [['the weight', this.weight]], what);
     checkSliceRoom(output, this.outputBytes(tokens), what);
   }
 

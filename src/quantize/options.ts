@@ -18,7 +18,7 @@ export interface QuantizeOptions {
   /** Seed of the shared random rotation: A and B must use the same one. Default 1. */
   readonly seed?: number;
   /**
-   * The universal code's dither nonce (a u32 number or a bigint below 2^64). Default: drawn at random,
+   * The universal code's dither nonce (a non-negative safe integer, or a bigint below 2^64). Default: drawn at random,
    * so two quantizations of the same matrix have independent errors, as the guarantee requires. Give
    * one only to reproduce a result; never give the same nonce to two different matrices that will be
    * multiplied (their errors would not be independent: `matmulAT` refuses such a pair).
@@ -43,7 +43,10 @@ export interface QuantizeOptions {
   readonly keepFraction?: number;
   /** Called with (columns done, total) as the quantization advances (CPU: every few columns). */
   readonly onProgress?: QuantizeProgress;
-  /** Aborts the quantization: it then rejects (GPU) or throws (CPU) a LatticeMatmulError saying so. */
+  /**
+   * Aborts the quantization: it then throws (CPU) or rejects (GPU: at once, also while it waits for the
+   * device; what it built is freed) a LatticeMatmulError saying so.
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -10,6 +10,8 @@ import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
@@ -127,10 +129,15 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     );
   });
 
-  it('QuantizedLinear refuses a lost device at create, and record on a layer whose device was lost throws instead of recording nothing', async () => {
+  it('QuantizedLinear refuses a lost device at create, and record on a layer whose device was lost throws instead of recording nothing; so do the engine\'s upload and recordMatmulAT and the weight-only upload and dispatch', async () => {
     const lost = await testDevice({ label: 'to be lost' });
-    const w = GpuEngine.create(lost).upload(quantize(gaussianMatrix(n, 4, 6), { scheme: 'e8-4bit', nonce: 6 }) as LatticeQuantizedMatrix);
+    const engine = GpuEngine.create(lost);
+    const cpuW = quantize(gaussianMatrix(n, 4, 6), { scheme: 'e8-4bit', nonce: 6 });
+    const w = engine.upload(cpuW);
     const layer = QuantizedLinear.create(lost.device, w);
+    const weightOnlyCpu = quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 4, rotate: false });
+    const weightOnly = uploadWeightOnly(lost.device, weightOnlyCpu);
+    const scratch = new GpuScratch(lost.device);
     const x = createBuffer(lost.device, 'x', 4 * n, STORAGE_USAGE);
     const y = createBuffer(lost.device, 'y', 4 * 4, STORAGE_USAGE);
     lost.device.destroy();
@@ -140,5 +147,10 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     expect(() => QuantizedLinear.create(lost.device, w)).toThrow(/^QuantizedLinear: this device was lost; request a new one$/);
     expect(() => layer.record(lost.device.createCommandEncoder(), x, y)).toThrow(GpuDeviceLostError);
     expect(() => GpuEngine.create(lost)).toThrow(LatticeMatmulError);
+    // Before: these recorded or created nothing and said nothing (a product's C left silently stale).
+    expect(() => engine.upload(cpuW)).toThrow(GpuDeviceLostError);
+    expect(() => engine.recordMatmulAT(lost.device.createCommandEncoder(), scratch, w, w, y)).toThrow(GpuDeviceLostError);
+    expect(() => uploadWeightOnly(lost.device, weightOnlyCpu)).toThrow(GpuDeviceLostError);
+    expect(() => weightOnly.dispatch(lost.device.createCommandEncoder(), scratch, { x, y })).toThrow(GpuDeviceLostError);
   });
 });

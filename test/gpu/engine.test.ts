@@ -4,6 +4,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, gemvInputNormLimit } from '../../src/gpu/engine.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { columnNormBound, decodeRotated } from '../../src/product/decodeRotated.js';
@@ -151,6 +152,61 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     } finally {
       qa.destroy();
       qb.destroy();
+    }
+  });
+
+  it('productKernel and matmulAT refuse alike, with messages that fit the pair: one quantization in two objects, centred deterministic operands the decode-f32 path cannot take', async () => {
+    const a = gaussianMatrix(40, 3, 64);
+    const cpu = quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 9 });
+    const [first, second] = [engine.upload(cpu), engine.upload(cpu)];
+    const shifted = { ...a, data: a.data.map((v) => v + 1) };
+    const deterministic = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 4, overload: { kind: 'ladder', beta: 0.5, ratio: 1.5, steps: 4 } } as const;
+    const ca = await engine.quantize(shifted, { scheme: deterministic, seed: 1, center: true });
+    const cb = await engine.quantize(shifted, { scheme: 'e8-q16-deterministic', seed: 1, center: true });
+    try {
+      // Before: "Pass the same matrix twice", to a user who had.
+      expect(() => engine.productKernel(first, second)).toThrow(/same nonce.*two uploads of one quantized matrix are two objects: upload it once/);
+      expect(engine.productKernel(first, first)).toBe('universal-decode');
+      // Before: productKernel answered 'decode-f32', and matmulAT refused them as "different modes (universal × deterministic)".
+      for (const [x, y] of [[ca, ca], [ca, cb], [cb, ca]] as const) {
+        expect(() => engine.productKernel(x, y)).toThrow(/^centred operands are multiplied on the GPU when both are universal, or both deterministic .*not A: deterministic (D3 q = 4|E8 q = 16) with B: deterministic/);
+        await expect(engine.matmulAT(x, y)).rejects.toThrow(/^centred operands/);
+      }
+      expect(engine.productKernel(cb, cb)).toBe('e8-dot'); // centred, and multiplied
+    } finally {
+      for (const m of [first, second, ca, cb]) m.destroy();
+    }
+  });
+
+  it("refuses an output that is one of the operands' own buffers (the result would overwrite them silently)", async () => {
+    const x = gaussianMatrix(40, 1, 65);
+    for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as const) {
+      const qa = await engine.quantize(gaussianMatrix(40, 3, 66), operand({ scheme, seed: 1 }, 0));
+      const qb = await engine.quantize(gaussianMatrix(40, 2, 67), operand({ scheme, seed: 1 }, 1));
+      try {
+        const before = await qa.read();
+        const fields = qa.mode === 'universal' ? (['codes', 'escapeBits', 'side'] as const) : (['codes', 'scaleIndices', 'norms'] as const);
+        for (const field of fields) {
+          const buffer = (qa as unknown as Record<string, GPUBuffer>)[field] as GPUBuffer;
+          // Before (universal): C was written over A's codes and the call resolved.
+          await expect(engine.matmulATInto(qa, qb, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is A's ${field} buffer`));
+          await expect(engine.matmulATInto(qb, qa, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is B's ${field} buffer`));
+          await expect(engine.matvecInto(qa, x, buffer), field).rejects.toThrow(new RegExp(`^matvecInto output is W's ${field} buffer`));
+        }
+        const layer = QuantizedLinear.create(engine.device, qa);
+        const xBuffer = createBufferWithData(engine.device, 'aliasing x', x.data, STORAGE_USAGE);
+        try {
+          const encoder = engine.device.createCommandEncoder();
+          expect(() => layer.record(encoder, xBuffer, qa.codes)).toThrow(/^y is the weight's codes buffer/);
+        } finally {
+          layer.destroy();
+          xBuffer.destroy();
+        }
+        expect(codesOf(await qa.read())).toEqual(codesOf(before));
+      } finally {
+        qa.destroy();
+        qb.destroy();
+      }
     }
   });
 

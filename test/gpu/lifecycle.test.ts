@@ -19,7 +19,8 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  * submission WebGPU rejects is refused, even when the application pops an error scope meanwhile
  * (RELIABILITY, "Outside our control": the submission check must catch it, not only the scope), and
  * leaves no buffer allocated; destroyed matrices and matrices of another device are refused by name
- * before anything is recorded, not reported by WebGPU at the caller's submit.
+ * before anything is recorded, not reported by WebGPU at the caller's submit; an aborted or otherwise
+ * refused GPU quantization settles without waiting for the device and leaves nothing allocated.
  */
 
 const noGpu = await gpuUnavailableReason();
@@ -95,6 +96,50 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
         } finally {
           tracker.restore();
         }
+      }
+    });
+  }
+
+  for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as const) {
+    it(`an abort settles GPU quantize (${scheme}) at once, also while it waits behind other work, and a throwing onProgress frees the result`, async () => {
+      // The device's rotation signs for seed 7 at both lengths, cached once per device.
+      for (const m of [w, gaussianMatrix(1024, 1, 9)]) (await engine.quantize(m, { scheme, seed: 7 })).destroy();
+      const tracker = trackBuffers(device);
+      try {
+        // Aborted right after the call. Before: the abort was only checked before the call queued,
+        // so it resolved to a matrix.
+        const controller = new AbortController();
+        const call = engine.quantize(w, { scheme, seed: 7, signal: controller.signal });
+        controller.abort('stop');
+        await expect(call).rejects.toThrow(/^GPU quantize was aborted: stop$/);
+
+        // Aborted while three quantizations ahead of it hold the device: it settles before they end.
+        let aheadDone = false;
+        const ahead = Promise.all([10, 11, 12].map((seed) => engine.quantize(gaussianMatrix(1024, 64, seed), { scheme, seed: 7 }))).then((done) => {
+          aheadDone = true;
+          return done;
+        });
+        const queuedController = new AbortController();
+        const queued = engine.quantize(w, { scheme, seed: 7, signal: queuedController.signal });
+        queuedController.abort();
+        await expect(queued).rejects.toThrow(/^GPU quantize was aborted: AbortError/);
+        expect(aheadDone, 'the aborted call waited for the work ahead of it').toBe(false);
+        for (const m of await ahead) m.destroy();
+
+        // Before: the callback's error rejected the call and left the result's buffers allocated.
+        const progressFails = engine.quantize(w, {
+          scheme,
+          seed: 7,
+          onProgress: () => {
+            throw new Error('progress callback failed');
+          },
+        });
+        await expect(progressFails).rejects.toThrow('progress callback failed');
+        // Sections run in call order: once this one is done, the aborted ones have ended too.
+        (await engine.quantize(w, { scheme, seed: 7 })).destroy();
+        expect(tracker.live()).toEqual([]);
+      } finally {
+        tracker.restore();
       }
     });
   }

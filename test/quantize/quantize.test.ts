@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LatticeMatmulError } from '../../src/errors.js';
+import { LatticeMatmulError, unlessAborted } from '../../src/errors.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { column, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
@@ -638,6 +638,53 @@ describe('quantize: options', () => {
     columns = 0;
     expect(run).toThrow(/quantize was aborted: user cancelled/);
     expect(columns).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('unlessAborted (how a GPU quantization waiting for the device settles on an abort)', () => {
+  /** A promise and its settling functions. */
+  function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+    let resolve: (value: T) => void = () => undefined;
+    let reject: (error: unknown) => void = () => undefined;
+    const promise = new Promise<T>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    return { promise, resolve, reject };
+  }
+
+  it('rejects at the abort, hands work that ends later to discard, and drops a later failure', async () => {
+    const controller = new AbortController();
+    const work = deferred<string>();
+    const discarded: string[] = [];
+    const call = unlessAborted(work.promise, controller.signal, 'GPU quantize', (late) => discarded.push(late));
+    controller.abort('stop');
+    await expect(call).rejects.toThrow(/^GPU quantize was aborted: stop$/);
+    work.resolve('result');
+    await work.promise;
+    await Promise.resolve();
+    expect(discarded).toEqual(['result']);
+
+    const failing = deferred<string>();
+    const aborted = new AbortController();
+    const second = unlessAborted(failing.promise, aborted.signal, 'GPU quantize', (late) => discarded.push(late));
+    aborted.abort();
+    await expect(second).rejects.toThrow(LatticeMatmulError);
+    failing.reject(new Error('late failure')); // no unhandled rejection: vitest would fail the run
+    await failing.promise.catch(() => undefined);
+    expect(discarded).toEqual(['result']);
+  });
+
+  it('passes the work through when it ends first or there is no signal, and refuses an already aborted signal', async () => {
+    const controller = new AbortController();
+    const discarded: number[] = [];
+    await expect(unlessAborted(Promise.resolve(1), controller.signal, 'x', (late) => discarded.push(late))).resolves.toBe(1);
+    controller.abort(); // after the work ended: nothing to discard
+    await expect(unlessAborted(Promise.reject(new Error('own failure')), new AbortController().signal, 'x', () => undefined)).rejects.toThrow('own failure');
+    await expect(unlessAborted(Promise.resolve(2), null, 'x', () => undefined)).resolves.toBe(2);
+    await expect(unlessAborted(Promise.resolve(3), controller.signal, 'x', (late) => discarded.push(late))).rejects.toThrow(/^x was aborted/);
+    await Promise.resolve();
+    expect(discarded).toEqual([3]);
   });
 });
 

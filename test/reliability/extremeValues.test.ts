@@ -271,6 +271,25 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
       qa0.destroy();
       qb0.destroy();
     });
+
+    it(`${scheme}: GPU matvec of a tiny x (f32 subnormals) equals the CPU's matvecAT within 1e-5·‖a‖‖x‖`, async () => {
+      const options = scheme.endsWith('deterministic') ? { scheme, seed: SEED } : { scheme, seed: SEED, nonce: NONCE_A };
+      const a = scaled(base, 90); // results stay normal f32 while x is subnormal
+      const qa = await engine.quantize(a, options);
+      const cpu = quantize(a, options);
+      try {
+        for (const k of [-120, -142, -146]) {
+          const xs = Float32Array.from(baseB.data.subarray(0, N), (v) => v * 2 ** k);
+          const got = (await engine.matvec(qa, xs)).data;
+          const want = matvecAT(cpu, { rows: N, cols: 1, data: xs }).data;
+          const tolerance = 1e-5 * maxNorm(a) * Math.sqrt(xs.reduce((sum, v) => sum + v * v, 0));
+          // Before: x went to the GPU as subnormals and came back 8–100 tolerances off (0 where a GPU flushes them).
+          for (let j = 0; j < COLS; j++) expect(Math.abs((got[j] as number) - (want[j] as number)), `2^${k}, column ${j}`).toBeLessThanOrEqual(tolerance);
+        }
+      } finally {
+        qa.destroy();
+      }
+    });
   }
 });
 

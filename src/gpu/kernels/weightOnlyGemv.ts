@@ -1,6 +1,7 @@
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { throwIfDeviceLost } from '../errorScopes.js';
 import { WeightBasis } from '../../weightonly/basis.js';
 import { weightCodeLayout } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
@@ -358,6 +359,7 @@ export class WeightOnlyGpuMatrix {
   dispatch(encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyMatrixGemvArgs): void {
     checkOptionsObject(args, MATRIX_GEMV_ARG_KEYS, 'WeightOnlyGpuMatrix.dispatch arguments');
     check(!this.isDestroyed, 'WeightOnlyGpuMatrix.dispatch: this matrix was destroyed');
+    throwIfDeviceLost(this.device, 'WeightOnlyGpuMatrix.dispatch'); // WebGPU would record nothing, silently
     const { device, n, outputs, rowVec4s } = this;
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
@@ -422,6 +424,7 @@ export class WeightOnlyGpuMatrix {
  * try { … matrix.dispatch(encoder, scratch, { x, y }) … } finally { matrix.destroy(); }
  */
 export function uploadWeightOnly(device: GPUDevice, q: WeightOnlyQuantized, options: UploadWeightOnlyOptions = {}): WeightOnlyGpuMatrix {
+  throwIfDeviceLost(device, 'uploadWeightOnly');
   return new WeightOnlyGpuMatrix(device, q, options);
 }
 
