@@ -204,6 +204,11 @@ function checkQuantizeOptions(options: object, what: string): void {
   }
 }
 
+/** "1 tensor", "2 tensors". */
+function tensorCount(count: number): string {
+  return `${count} tensor${count === 1 ? '' : 's'}`;
+}
+
 /** Bytes a container entry's tensors take in the file (not counting the header). */
 function storedBytes(info: ContainerEntryInfo): number {
   return info.tensors.reduce((sum, t) => sum + t.byteLength, 0);
@@ -253,7 +258,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     // A worker quantizes one tensor at a time: more workers than tensors would only start idle threads.
     const workers = Math.min(options.workers ?? availableParallelism(), selected.length);
     const deviceName = gpu?.name ?? `CPU (${workers} worker thread${workers === 1 ? '' : 's'})`;
-    if (!options.quiet) log(`quantizing ${selected.length} tensors (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
+    if (!options.quiet) log(`quantizing ${tensorCount(selected.length)} (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
     if (gpu === null) pool = new QuantizeWorkerPool(workers);
     const bar = new ProgressBar(totalColumns, process.stderr, !options.quiet);
     const done = new Map<string, number>();
@@ -290,7 +295,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         onProgress(out);
         return { name, matrix: quantized };
     });
-    bar.finish(`quantized ${selected.length} tensors in ${formatDuration((performance.now() - start) / 1000)}`);
+    bar.finish(`quantized ${tensorCount(selected.length)} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
     await writeQuantizedContainerFile(

@@ -16,6 +16,7 @@ import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { checkQuantizeModelOptions, inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
+import { printableName } from './terminalText.js';
 
 /** The signals that stop `quantize` cleanly (nothing written). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -76,15 +77,6 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((cell, c) => cell.padEnd(widths[c] as number)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
-}
-
-/**
- * A tensor name as a table cell: as it is, or JSON-quoted when it holds a control character (a tab
- * or a newline would break the table's columns and lines).
- */
-function tensorCell(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  return /[\u0000-\u001f\u007f]/.test(name) ? JSON.stringify(name) : name;
 }
 
 /** A decimal integer argument (digits only: no sign, spaces, hex or exponent), at least `min`. */
@@ -207,9 +199,9 @@ async function main(argv: readonly string[]): Promise<number> {
     } finally {
       for (const signal of STOP_SIGNALS) process.off(signal, interrupt);
     }
-    const rows = report.quantized.map((q) => [tensorCell(q.name), `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
+    const rows = report.quantized.map((q) => [printableName(q.name), `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
-    if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.map(tensorCell).join(', ')}\n`);
+    if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.map(printableName).join(', ')}\n`);
     process.stdout.write(`wrote ${values.output} (${report.device}, ${report.seconds.toFixed(1)} s)\n`);
     return 0;
   }
@@ -226,12 +218,12 @@ async function main(argv: readonly string[]): Promise<number> {
     if (path === undefined || positionals.length > 1) throw new UsageError(`inspect needs exactly one file, got ${positionals.length}`, usage);
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
-      const rows = result.tensors.map((t) => [tensorCell(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
+      const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
       process.stdout.write(`${path}: a safetensors file (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
       return 0;
     }
     const rows = result.rows.map((r) => [
-      tensorCell(r.name),
+      printableName(r.name),
       r.kind,
       r.scheme,
       `${r.shape[0]} × ${r.shape[1]}`,

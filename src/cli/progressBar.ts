@@ -1,3 +1,5 @@
+import { printableName } from './terminalText.js';
+
 /*
  * A one-line progress bar on stderr for the CLI: rewritten in place on a terminal, one line per update
  * (throttled) otherwise, so logs of CI runs stay readable.
@@ -16,7 +18,8 @@ export function formatDuration(seconds: number): string {
 export class ProgressBar {
   private done = 0;
   private readonly start = performance.now();
-  private lastPrint = 0;
+  /** When the bar last printed (−∞: the first update prints at once, however soon after the process started). */
+  private lastPrint = -Infinity;
   private readonly interactive: boolean;
 
   constructor(
@@ -27,7 +30,10 @@ export class ProgressBar {
     this.interactive = stream.isTTY === true;
   }
 
-  /** Sets the units done and the label of the current item, and redraws (at most every 100 ms, 2 s without a terminal). */
+  /**
+   * Sets the units done and the label of the current item (a tensor's name from the file: printed
+   * through `printableName`), and redraws (at most every 100 ms, 2 s without a terminal).
+   */
   update(done: number, label: string): void {
     this.done = Math.min(this.total, done);
     const now = performance.now();
@@ -38,7 +44,7 @@ export class ProgressBar {
     const eta = fraction > 0 ? (elapsed / fraction) * (1 - fraction) : Infinity;
     const width = 24;
     const filled = Math.round(fraction * width);
-    const line = `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${(100 * fraction).toFixed(0).padStart(3)} %  ETA ${formatDuration(eta)}  ${label}`;
+    const line = `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${(100 * fraction).toFixed(0).padStart(3)} %  ETA ${formatDuration(eta)}  ${printableName(label)}`;
     if (this.interactive) this.stream.write(`\r\x1b[K${line}`);
     else this.stream.write(`${line}\n`);
   }

@@ -15,7 +15,7 @@ import type { QuantizeJob, QuantizeWorkerMessage } from './quantizeWorker.js';
  * themselves, in tests) a small bootstrap registers tsx in the worker before importing the .ts module,
  * since loader flags do not reach worker threads.
  */
-function startWorker(): Worker {
+export function startQuantizerThread(): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./quantizeWorker.js', here));
   const module = new URL('./quantizeWorker.ts', here).href;
@@ -42,18 +42,41 @@ export class QuantizeWorkerPool {
   /** Number of worker threads. */
   readonly size: number;
 
-  constructor(size: number) {
+  /** `size` threads, each made by `startThread` (tests pass a thread that fails). */
+  constructor(
+    size: number,
+    private readonly startThread: () => Worker = startQuantizerThread,
+  ) {
     this.size = Math.max(1, size);
     for (let i = 0; i < this.size; i++) this.idle.push(this.start());
   }
 
   private start(): Worker {
-    const worker = startWorker();
+    const worker = this.startThread();
     worker.on('message', (message: QuantizeWorkerMessage) => this.onMessage(worker, message));
-    worker.on('error', (error) => this.failAll(error));
+    // A thread that fails (an uncaught exception, ERR_WORKER_OUT_OF_MEMORY) or exits on its own takes
+    // only its own job down; the others go on and a later job gets a new thread.
+    worker.on('error', (error) => this.lose(worker, error));
+    worker.on('exit', (code) => this.lose(worker, new LatticeMatmulError(`a quantizer thread stopped (exit code ${code})`)));
     worker.unref();
     this.workers.push(worker);
     return worker;
+  }
+
+  /** Drops a failed thread: its job (if any) rejects with `error`, the queue goes on. */
+  private lose(worker: Worker, error: Error): void {
+    const at = this.workers.indexOf(worker);
+    if (at < 0) return; // terminated by the pool (an abort), or already dropped (an 'error' then its 'exit')
+    this.workers.splice(at, 1);
+    const idleAt = this.idle.indexOf(worker);
+    if (idleAt >= 0) this.idle.splice(idleAt, 1);
+    for (const [id, entry] of this.running) {
+      if (entry.worker !== worker) continue;
+      this.running.delete(id);
+      entry.pending.reject(error);
+    }
+    void worker.terminate();
+    if (!this.closed) this.schedule();
   }
 
   /**
@@ -128,16 +151,15 @@ export class QuantizeWorkerPool {
     this.schedule();
   }
 
-  private failAll(error: Error): void {
-    for (const { pending } of this.running.values()) pending.reject(error);
-    for (const pending of this.queue.splice(0)) pending.reject(error);
-    this.running.clear();
-  }
-
   /** Stops the workers; pending jobs reject. */
   async close(): Promise<void> {
     this.closed = true;
-    this.failAll(new LatticeMatmulError('the worker pool was closed'));
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
+    const error = new LatticeMatmulError('the worker pool was closed');
+    for (const { pending } of this.running.values()) pending.reject(error);
+    for (const pending of this.queue.splice(0)) pending.reject(error);
+    this.running.clear();
+    const workers = this.workers.splice(0);
+    this.idle.length = 0;
+    await Promise.all(workers.map((worker) => worker.terminate()));
   }
 }

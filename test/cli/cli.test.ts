@@ -280,7 +280,7 @@ describe('lattice-matmul CLI', () => {
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       // The handler is installed before this line is logged; the tensor then takes seconds.
-      if (!interrupted && /quantizing 1 tensors/.test(stderr)) {
+      if (!interrupted && /quantizing 1 tensor /.test(stderr)) {
         interrupted = true;
         setTimeout(() => child.kill(signal), 300);
       }

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressBar } from '../../src/cli/progressBar.js';
+import { printableName } from '../../src/cli/terminalText.js';
+
+/*
+ * Tensor names come from the file's header, so they may hold anything: the CLI prints them through
+ * `printableName` in its tables and its progress line, and no control character reaches the terminal.
+ * Before, the progress line printed them raw (ESC sequences, a carriage return, a bell).
+ */
+
+/** Every C0 control, DEL and every C1 control. */
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/u; // eslint-disable-line no-control-regex
+
+describe('printableName', () => {
+  it.each([
+    ['model.layers.0.self_attn.q_proj.weight'],
+    ['couche.poids_é_日本.weight'],
+    ['a b-c/d:e'],
+  ])('leaves %j as it is', (name) => {
+    expect(printableName(name)).toBe(name);
+  });
+
+  it.each([
+    ['evil\x1b[31mRED\x1b[0m\rX.weight', '"evil\\u001b[31mRED\\u001b[0m\\rX.weight"'],
+    ['b\x07ell.weight', '"b\\u0007ell.weight"'],
+    ['tab\tname', '"tab\\tname"'],
+    ['csi\u009b31m.weight', '"csi\\u009b31m.weight"'],
+    ['del\u007f', '"del\\u007f"'],
+  ])('quotes %j with its controls escaped', (name, printed) => {
+    expect(printableName(name)).toBe(printed);
+    expect(printableName(name)).not.toMatch(CONTROLS);
+    expect(JSON.parse(printableName(name))).toBe(name); // the quoted form reads back as the name
+  });
+});
+
+describe('ProgressBar', () => {
+  for (const isTTY of [false, true]) {
+    it(`prints a hostile label without its control characters (${isTTY ? 'terminal' : 'log'})`, () => {
+      const written: string[] = [];
+      const stream = { isTTY, write: (text: string) => written.push(text) } as unknown as NodeJS.WriteStream;
+      const bar = new ProgressBar(10, stream);
+      bar.update(4, 'evil\x1b[31mRED\x1b[0m\rX\x07.weight');
+      expect(written).toHaveLength(1);
+      // A terminal's own redraw prefix (\r and ESC[K) is the bar's; nothing after it comes from the label.
+      const line = isTTY ? (written[0] as string).replace(/^\r\x1b\[K/, '') : (written[0] as string).replace(/\n$/, ''); // eslint-disable-line no-control-regex
+      expect(line).toMatch(/ 40 % .* "evil\\u001b\[31mRED\\u001b\[0m\\rX\\u0007\.weight"$/);
+      expect(line).not.toMatch(CONTROLS);
+    });
+  }
+});
