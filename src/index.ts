@@ -49,6 +49,7 @@ export type {
   UniversalLatticeMatrix,
   DeterministicLatticeMatrix,
   ScalarQuantizedMatrix,
+  QuantizedMatrixFor,
 } from './quantize/quantizedMatrix.js';
 export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec } from './quantize/latticeSpec.js';
 export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/prepareColumn.js';

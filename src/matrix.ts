@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from './errors.js';
+import { check, checkPositiveInteger, describeValue } from './errors.js';
 import { float16BitsToFloat32Bits } from './scalar/floatFormats.js';
 
 /**
@@ -14,6 +14,8 @@ export interface Matrix {
   readonly rows: number;
   readonly cols: number;
   readonly data: Float32Array;
+  /** f32 values: 'f32' if given (a HalfMatrix's 'f16' or 'bf16' with Float32Array data is refused). */
+  readonly format?: 'f32';
 }
 
 /** Builds a matrix, checking that `data` (zeros when omitted) has `rows * cols` entries. */
@@ -184,6 +186,12 @@ function isFloat16Array(data: unknown): boolean {
 export function toFloat32Matrix(input: MatrixInput, name = 'matrix'): Matrix {
   check(typeof input === 'object' && input !== null, `${name} must be a Matrix { rows, cols, data }`);
   if (input.data instanceof Float32Array) {
+    // Data widened from f16 bits into a Float32Array would quantize 0x3c00 as 15360: a tag saying so is refused.
+    const format = (input as { readonly format?: unknown }).format;
+    check(
+      format === undefined || format === 'f32',
+      () => `${name}.format is ${describeValue(format)}, but ${name}.data is a Float32Array of f32 values: drop the format, or pass 16-bit data (a Uint16Array of its bits, or a Float16Array)`,
+    );
     checkMatrix(input as Matrix, name);
     return input as Matrix;
   }

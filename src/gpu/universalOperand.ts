@@ -250,7 +250,7 @@ export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): I
  * on the CPU; the codes and escape bits are the stored words as they are).
  *
  * @example
- * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }) as UniversalLatticeMatrix);
+ * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }));
  */
 export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
   check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');

@@ -13,9 +13,9 @@ import { checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type ResolvedQuantizeOptions } from './options.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from './rates.js';
-import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from './quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, QuantizedMatrixFor, ScalarQuantizedMatrix, UniversalLatticeMatrix } from './quantizedMatrix.js';
 import { scaleGrid } from './scaleGrid.js';
-import type { DeterministicLatticeScheme, IntScheme, LatticeScheme, Nvfp4Scheme, UniversalLatticeScheme } from './schemes.js';
+import type { DeterministicLatticeScheme, IntScheme, LatticeScheme, Nvfp4Scheme, Scheme, SchemeName, UniversalLatticeScheme } from './schemes.js';
 import {
   blockDither,
   columnKeys,
@@ -51,6 +51,7 @@ const E4M3_MIN_NORMAL = 2 ** -6;
  * const c = matmulAT(qa, qb); // ≈ aᵀb, 64 × 32
  * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.25 bits, ≈ 0.009
  */
+export function quantize<S extends SchemeName | Scheme>(input: MatrixInput, options: QuantizeOptions & { readonly scheme: S }): QuantizedMatrixFor<S>;
 export function quantize(input: MatrixInput, options: QuantizeOptions): QuantizedMatrix {
   const matrix = toFloat32Matrix(input, 'matrix');
   const resolved = resolveQuantizeOptions(options);

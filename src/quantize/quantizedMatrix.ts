@@ -1,4 +1,4 @@
-import type { DeterministicLatticeScheme, IntScheme, Nvfp4Scheme, UniversalLatticeScheme } from './schemes.js';
+import type { DeterministicLatticeScheme, IntScheme, Nvfp4Scheme, Scheme, SchemeName, SCHEMES, UniversalLatticeScheme } from './schemes.js';
 
 /** What every quantized matrix records besides its codes. */
 interface QuantizedBase {
@@ -101,3 +101,23 @@ export interface ScalarQuantizedMatrix extends QuantizedBase {
 }
 
 export type QuantizedMatrix = LatticeQuantizedMatrix | ScalarQuantizedMatrix;
+
+/** The quantized matrix of a scheme object's type (a union of schemes gives the union of their matrices). */
+type MatrixOfScheme<T> = T extends { readonly mode: 'universal' }
+  ? UniversalLatticeMatrix
+  : T extends { readonly mode: 'deterministic' }
+    ? DeterministicLatticeMatrix
+    : T extends { readonly kind: 'int' } | { readonly kind: 'nvfp4' }
+      ? ScalarQuantizedMatrix
+      : QuantizedMatrix;
+
+/**
+ * What `quantize` returns for the scheme `S` (a preset name or a scheme object): a universal lattice
+ * scheme gives a `UniversalLatticeMatrix`, a deterministic one a `DeterministicLatticeMatrix`, a scalar
+ * baseline a `ScalarQuantizedMatrix`; a scheme known only as `SchemeName` or `Scheme` gives their union.
+ *
+ * @example
+ * const q = quantize(a, { scheme: 'e8-4bit' }); // UniversalLatticeMatrix: engine.upload(q) type-checks
+ * type Q = QuantizedMatrixFor<'int4-g32'>; // ScalarQuantizedMatrix
+ */
+export type QuantizedMatrixFor<S extends SchemeName | Scheme> = MatrixOfScheme<S extends SchemeName ? (typeof SCHEMES)[S] : S>;

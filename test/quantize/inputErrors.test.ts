@@ -37,6 +37,10 @@ describe('quantize refuses bad matrices with a clear LatticeMatmulError', () => 
     ['+Infinity', () => ({ rows: 3, cols: 1, data: Float32Array.from([Infinity, 1, 2]) }), /non-finite entry Infinity at row 0, column 0/],
     ['−Infinity', () => ({ rows: 2, cols: 2, data: Float32Array.from([0, 1, 2, -Infinity]) }), /non-finite entry -Infinity at row 1, column 1/],
     ['null', () => null as unknown as Matrix, /must be a Matrix/],
+    // Before: the tag was ignored, and f16 bits widened into a Float32Array were quantized as 15360, 49152, …
+    ['a Float32Array tagged f16', () => ({ rows: 2, cols: 1, data: Float32Array.of(0x3c00, 0xc000), format: 'f16' }) as unknown as Matrix, /matrix\.format is "f16", but matrix\.data is a Float32Array of f32 values/],
+    ['a Float32Array tagged bf16', () => ({ rows: 2, cols: 1, data: Float32Array.of(0x3f80, 1), format: 'bf16' }) as unknown as Matrix, /matrix\.format is "bf16"/],
+    ['a Float32Array tagged 16', () => ({ rows: 2, cols: 1, data: Float32Array.of(1, 2), format: 16 }) as unknown as Matrix, /matrix\.format is 16/],
   ];
   for (const scheme of ['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax', 'nvfp4'] as const) {
     it.each(cases)(`${scheme}: %s`, (_name, make, message) => expectError(() => quantize(make(), { scheme }), message));
