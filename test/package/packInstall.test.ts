@@ -287,7 +287,7 @@ describe('the packed package, installed with npm', () => {
   );
 
   /** Compiles `files` in the app with the consumer settings; returns tsc's output (empty when clean). */
-  function compile(name: string, files: Record<string, string>, moduleResolution: 'NodeNext' | 'Bundler' = 'NodeNext'): string {
+  function compile(name: string, files: Record<string, string>, moduleResolution: 'NodeNext' | 'Bundler' | 'Node10' = 'NodeNext'): string {
     for (const [file, source] of Object.entries(files)) writeFileSync(join(app, file), source);
     const tsconfig = {
       compilerOptions: {
@@ -368,11 +368,16 @@ export function describeError(error: unknown): string {
 }
 
 export const y: Matrix = matvecAT(quantize(gaussianMatrix(16, 2, 3), options), gaussianMatrix(16, 1, 4));
+
+// A preset's matrix goes to the GPU as it is (quantize's result type follows the scheme).
+export const uploaded = (device: GPUDevice) => GpuEngine.create(device).upload(quantize(gaussianMatrix(64, 8, 1), { scheme: 'e8-4bit' }));
 `;
 
-  it('a strict TypeScript consumer (no skipLibCheck, no @types) compiles against every entry point (NodeNext and Bundler resolution)', () => {
+  it('a strict TypeScript consumer (no skipLibCheck, no @types) compiles against every entry point (NodeNext, Bundler and Node10 resolution)', () => {
     expect(compile('all', { 'consumer.ts': CONSUMER })).toBe('');
     expect(compile('bundler', { 'consumer.ts': CONSUMER }, 'Bundler')).toBe('');
+    // Node10 ("node") resolution ignores `exports`: the subpaths' types come from `typesVersions`.
+    expect(compile('node10', { 'consumer.ts': CONSUMER }, 'Node10')).toBe('');
   }, 120_000);
 
   it.each([
