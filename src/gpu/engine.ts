@@ -18,7 +18,7 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotOperand, checkProductOperands, gemvDecodeRatio, isCentred, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, checkProductOperands, gemvDecodeRatio, isCentred, latticeMatrixBuffers, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -182,7 +182,7 @@ export class GpuEngine {
     const kernel = this.productKernel(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     // Before anything is recorded: a refused C leaves the caller's encoder as it was.
-    checkOutputNotOperand(output, [['A', a], ['B', b]], 'matmulAT output');
+    checkOutputNotRead(output, [...latticeMatrixBuffers(a, 'A'), ...latticeMatrixBuffers(b, 'B')], 'matmulAT output');
     checkBufferRange(output, offset, 4 * a.cols * b.cols, 'matmulAT output');
     if (kernel === 'd3-table') {
       dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout, dotPath: this.dotPath });
@@ -242,7 +242,7 @@ export class GpuEngine {
    * what the GPU GEMV takes (`gemvInputNormLimit`, about 2^111–2^116), and goes up scaled per column
    * by a power of two (so x of f32 subnormals, which a GPU may flush, loses nothing); x already in a
    * GPU buffer cannot be checked or scaled on the host: keep its columns' norms within
-   * `gemvInputNormLimit(w)` and its entries 0 or at least 2^-126 in magnitude yourself.
+   * `gemvInputNormLimit(w)` and its entries 0 or at least 2^-80 in magnitude yourself.
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
@@ -254,7 +254,7 @@ export class GpuEngine {
     // scaled by 2^−e in float64, as matvecAT rotates x: exact (powers of two), so only an x that the GPU
     // would hold as f32 subnormals (which WGSL lets a GPU flush to zero, and which lose bits on the
     // way where it keeps them) gives other bits than x itself.
-    const hostX = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : isCpuMatrix(x) ? x : null;
+    const hostX = hostMatrix(x);
     if (hostX !== null) checkMatrix(hostX, 'x');
     const exponents = hostX === null ? null : columnExponents(hostX);
     const data = new Float32Array(
@@ -276,14 +276,30 @@ export class GpuEngine {
 
   /**
    * Ŵᵀx written into the caller's buffer (cols × k column-major f32 from `offset`), so that a model's
-   * activations can stay on the GPU. Resolves when the GPU has finished.
+   * activations can stay on the GPU. Resolves when the GPU has finished. Checks as `matvec`, but y
+   * stays on the GPU, so a host x is not scaled: a column whose largest |entry| is below 2^-80 (held
+   * as f32 subnormals on the way) is refused, naming `matvec`.
    */
   async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
     checkMatvecOperands(w, x);
     checkMatrixUsable(w, this.device, 'W', 'engine');
-    checkOutputNotOperand(output, [['W', w]], 'matvecInto output');
+    checkOutputNotRead(output, latticeMatrixBuffers(w, 'W'), 'matvecInto output');
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
+    const hostX = hostMatrix(x);
+    if (hostX !== null) {
+      // y stays on the GPU, so x cannot go up scaled as in matvec: refuse what the GPU would hold as
+      // f32 subnormals (its rotated entries and products reach 2^-39 of its largest entry).
+      checkMatrix(hostX, 'x');
+      const exponents = columnExponents(hostX);
+      const tiny = exponents.findIndex((e) => e > -Math.log2(SMALLEST_GPU_X_ENTRY));
+      check(
+        tiny < 0,
+        () =>
+          `matvecInto: the largest |entry| of x's column ${tiny} is below 2^${1 - (exponents[tiny] as number)}, under 2^${Math.log2(SMALLEST_GPU_X_ENTRY)}, ` +
+          'which the GPU GEMV would hold as f32 subnormals (a GPU may flush them to zero); use matvec, which scales x and y exactly, or scale x up yourself',
+      );
+    }
     await withValidation(this.device, 'GpuEngine.matvec', async () => {
       const temporaries: GPUBuffer[] = [];
       const scratch = new GpuScratch(this.device);
@@ -303,8 +319,8 @@ export class GpuEngine {
    * CPU; its range against W checked first, since only the host copy's norms are known).
    */
   private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void, exponents: Int32Array | null = null): GpuMatrixInput {
-    if (x instanceof Float32Array || isCpuMatrix(x)) {
-      const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+    const xMatrix = hostMatrix(x);
+    if (xMatrix !== null) {
       checkMatrix(xMatrix, 'x');
       checkGemvRange(w, largestColumnNorm(xMatrix));
       const data = exponents === null ? xMatrix.data : scaledColumns(xMatrix, exponents);
@@ -312,7 +328,7 @@ export class GpuEngine {
       temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
     }
-    return x;
+    return x as GpuMatrixInput;
   }
 
   private recordMatvec(encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuLatticeMatrix, given: GpuMatrixInput, output: GPUBuffer, offset: number): void {
@@ -365,12 +381,25 @@ function schemeText(m: GpuLatticeMatrix): string {
   return `${m.mode} ${m.scheme.lattice} q = ${m.scheme.q}`;
 }
 
+/**
+ * The smallest largest |entry| of an x column that `matvecInto` takes from the host: the GEMV's rotated
+ * entries reach 2^-15 of it (N ≤ 2^30) and f32 keeps 2^-24 of those, so above 2^-87 nothing that
+ * matters to the result is an f32 subnormal; 2^-80 leaves a margin.
+ */
+const SMALLEST_GPU_X_ENTRY = 2 ** -80;
+
+/** x as a Matrix when it comes from the host (a Float32Array is one column), null for a GPU input. */
+function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
+  if (x instanceof Float32Array) return { rows: x.length, cols: 1, data: x };
+  return isCpuMatrix(x) ? x : null;
+}
+
 /** Per column of a checked x, the e that brings its largest |entry| into [1, 2) (0 for a zero column). */
 function columnExponents(x: Matrix): Int32Array {
   const exponents = new Int32Array(x.cols);
   for (let r = 0; r < x.cols; r++) {
     const amax = absMax(x.data.subarray(r * x.rows, (r + 1) * x.rows));
-    exponents[r] = amax === 0 ? 0 : normalizingExponent(amax);
+    exponents[r] = normalizingExponent(amax);
   }
   return exponents;
 }

@@ -415,24 +415,28 @@ export function checkMatrixUsable(m: object, device: GPUDevice, what: string, us
   check(!owned.isDestroyed, () => `${what} was destroyed`);
 }
 
-/** The GPU buffers of a lattice matrix by field name: what its kernels read. */
-function matrixBuffers(m: GpuLatticeMatrix): readonly (readonly [string, GPUBuffer | null])[] {
-  return m.mode === 'universal'
-    ? [['codes', m.codes], ['escapeBits', m.escapeBits], ['escapeStarts', m.escapeStarts], ['escapeIds', m.escapeIds], ['escapeTable', m.escapeTable], ['side', m.side]]
-    : [['codes', m.codes], ['scaleIndices', m.scaleIndices], ['norms', m.norms], ['gains', m.gains], ['means', m.means]];
+/** A GPU buffer a kernel reads, with what it is for a message ("A's codes", "layer 1's bias"). */
+export type NamedBuffer = readonly [string, GPUBuffer | null];
+
+/** The GPU buffers a lattice matrix's kernels read, named `${name}'s ${field}`. */
+export function latticeMatrixBuffers(m: GpuLatticeMatrix, name: string): NamedBuffer[] {
+  const fields: [string, GPUBuffer | null][] =
+    m.mode === 'universal'
+      ? [['codes', m.codes], ['escapeBits', m.escapeBits], ['escapeStarts', m.escapeStarts], ['escapeIds', m.escapeIds], ['escapeTable', m.escapeTable], ['side', m.side]]
+      : [['codes', m.codes], ['scaleIndices', m.scaleIndices], ['norms', m.norms], ['gains', m.gains], ['means', m.means]];
+  return fields.map(([field, buffer]) => [`${name}'s ${field}`, buffer]);
 }
 
 /**
- * Refuses an output that is one of the operands' own buffers (`operands`: the names and matrices): a
- * product or GEMV would write its result over what it reads. Where the write comes in a later pass than
- * the reads (the decoded products, the universal GEMV's finishing pass) WebGPU sees no conflict, and
- * the matrix would be left silently corrupt for every later call.
+ * Refuses an output that is a buffer the same call reads (`reads`: an operand's, or in a layer group
+ * any member's weight and bias): the result would be written over what it reads. Where the write comes
+ * in another pass or dispatch than the reads (the decoded products, the universal GEMV's finishing
+ * pass, a group's later members) WebGPU sees no conflict, and the matrix would be left silently
+ * corrupt for every later call.
  */
-export function checkOutputNotOperand(output: GPUBuffer, operands: readonly (readonly [string, GpuLatticeMatrix])[], what: string): void {
-  for (const [name, m] of operands) {
-    for (const [field, buffer] of matrixBuffers(m)) {
-      check(buffer !== output, () => `${what} is ${name}'s ${field} buffer: the result would overwrite ${name}; write it into a buffer of its own`);
-    }
+export function checkOutputNotRead(output: GPUBuffer, reads: readonly NamedBuffer[], what: string): void {
+  for (const [name, buffer] of reads) {
+    check(buffer !== output, () => `${what} is ${name} buffer: the result would overwrite it; write it into a buffer of its own`);
   }
 }
 

@@ -11,7 +11,7 @@ import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotOperand, MatrixColumnSide, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, MatrixColumnSide, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
@@ -411,7 +411,9 @@ export class QuantizedLinear {
         const key = `${sliceKey(input)}|${outputs.map(sliceKey).join(',')}|${tokens}`;
         const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
-          layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`));
+          // A y must not be any member's weight or bias either: later members would read it written over.
+          const readers = layers.map((layer, j) => [layer, `layer ${j}'s`] as const);
+          layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`, readers));
           checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
           return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
@@ -437,10 +439,24 @@ export class QuantizedLinear {
     checkSliceRoom(input, activationBytes(this.activations) * this.inFeatures * tokens, 'x');
   }
 
-  /** y: a storage buffer with room for outFeatures × tokens activations at its offset. */
-  private checkOutput(output: Slice, tokens: number, what: string): void {
-    if (!(this.weight instanceof WeightOnlyGpuMatrix)) checkOutputNotOperand(output.buffer, [['the weight', this.weight]], what);
+  /**
+   * y: a storage buffer with room for outFeatures × tokens activations at its offset, and none of the
+   * buffers that `readers` (this layer, or every member of a group with their names) read.
+   */
+  private checkOutput(output: Slice, tokens: number, what: string, readers: readonly (readonly [QuantizedLinear, string])[] = [[this, 'the']]): void {
+    checkOutputNotRead(output.buffer, readers.flatMap(([layer, name]) => layer.readBuffers(name)), what);
     checkSliceRoom(output, this.outputBytes(tokens), what);
+  }
+
+  /** The caller's buffers the layer reads besides x: the weight's and a GPUBuffer bias, named "`name` weight's codes", "`name` bias". */
+  private readBuffers(name: string): NamedBuffer[] {
+    const weight = this.weight;
+    const weightName = `${name} weight`;
+    const buffers: NamedBuffer[] =
+      weight instanceof WeightOnlyGpuMatrix
+        ? [[`${weightName}'s codes`, weight.codes], [`${weightName}'s codeLayout`, weight.codeLayout], [`${weightName}'s columnScales`, weight.columnScales], [`${weightName}'s rowScales`, weight.rowScales]]
+        : latticeMatrixBuffers(weight, weightName);
+    return this.ownsBias ? buffers : [...buffers, [`${name} bias`, this.bias]];
   }
 
   /** Bytes of y for `tokens` columns. */

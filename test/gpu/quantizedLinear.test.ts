@@ -524,6 +524,35 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it("refuses a y that is a buffer the layer, or any member of its group, reads: a weight's (lattice or weight-only) or a bias", () => {
+    const lattice = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }));
+    const other = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 10 }));
+    const weightOnly = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }));
+    const biasBuffer = createBufferWithData(device, 'aliasing bias', bias, STORAGE_USAGE);
+    const layers = [QuantizedLinear.create(device, lattice), QuantizedLinear.create(device, other, { bias: biasBuffer }), QuantizedLinear.create(device, weightOnly)];
+    const [first, second, third] = layers as [QuantizedLinear, QuantizedLinear, QuantizedLinear];
+    const group = QuantizedLinear.group([first, second]);
+    const xBuffer = createBufferWithData(device, 'aliasing x', gaussianMatrix(n, 1, 12).data, STORAGE_USAGE);
+    const y = createBuffer(device, 'aliasing y', 4 * out, STORAGE_USAGE);
+    const encoder = device.createCommandEncoder({ label: 'aliasing test' });
+    try {
+      expect(() => first.record(encoder, xBuffer, lattice.codes)).toThrow(/^y is the weight's codes buffer: the result would overwrite it/);
+      // Before: a weight-only weight's buffer was accepted, and WebGPU rejected the caller's whole submission.
+      for (const field of ['codes', 'codeLayout', 'columnScales', 'rowScales'] as const) {
+        expect(() => third.record(encoder, xBuffer, weightOnly[field])).toThrow(new RegExp(`^y is the weight's ${field} buffer`));
+      }
+      // Before: ys[0] = the second member's codes or bias was accepted; its y came out wrong, and its weight stayed corrupt.
+      expect(() => group.record(encoder, xBuffer, [other.codes, y])).toThrow(/^ys\[0\] is layer 1's weight's codes buffer/);
+      expect(() => group.record(encoder, xBuffer, [biasBuffer, y])).toThrow(/^ys\[0\] is layer 1's bias buffer/);
+      expect(() => group.record(encoder, xBuffer, [y, lattice.escapeBits])).toThrow(/^ys\[1\] is layer 0's weight's escapeBits buffer/);
+    } finally {
+      group.destroy();
+      for (const layer of layers) layer.destroy();
+      for (const m of [lattice, other, weightOnly]) m.destroy();
+      for (const buffer of [biasBuffer, xBuffer, y]) buffer.destroy();
+    }
+  });
+
   it('records more (x, y, tokens) combinations than maxPrepared into one encoder, submitted once: every output equals the CPU twin', async () => {
     // A prefill recording a layer and a group for more combinations than they keep: the sets dropped
     // on the way must stay valid for the commands recorded from them (destroying their buffers made

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
+import { createBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { gaussianMatrix, type Matrix } from '../../src/index.js';
@@ -277,17 +278,28 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
       const a = scaled(base, 90); // results stay normal f32 while x is subnormal
       const qa = await engine.quantize(a, options);
       const cpu = quantize(a, options);
+      const y = createBuffer(context.device, 'tiny x: y', 4 * COLS, STORAGE_USAGE);
       try {
-        for (const k of [-120, -142, -146]) {
+        for (const k of [-60, -120, -142, -146]) {
           const xs = Float32Array.from(baseB.data.subarray(0, N), (v) => v * 2 ** k);
-          const got = (await engine.matvec(qa, xs)).data;
           const want = matvecAT(cpu, { rows: N, cols: 1, data: xs }).data;
           const tolerance = 1e-5 * maxNorm(a) * Math.sqrt(xs.reduce((sum, v) => sum + v * v, 0));
+          const expectNear = (got: Float32Array, what: string) => {
+            for (let j = 0; j < COLS; j++) expect(Math.abs((got[j] as number) - (want[j] as number)), `${what} 2^${k}, column ${j}`).toBeLessThanOrEqual(tolerance);
+          };
           // Before: x went to the GPU as subnormals and came back 8–100 tolerances off (0 where a GPU flushes them).
-          for (let j = 0; j < COLS; j++) expect(Math.abs((got[j] as number) - (want[j] as number)), `2^${k}, column ${j}`).toBeLessThanOrEqual(tolerance);
+          expectNear((await engine.matvec(qa, xs)).data, 'matvec');
+          // matvecInto cannot scale y back on the host: it takes x down to 2^-80 and refuses below.
+          if (k > -80) {
+            await engine.matvecInto(qa, xs, y);
+            expectNear(new Float32Array(await readBufferExclusive(context.device, y, 4 * COLS)), 'matvecInto');
+          } else {
+            await expect(engine.matvecInto(qa, xs, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-\d+, under 2\^-80, .*use matvec/);
+          }
         }
       } finally {
         qa.destroy();
+        y.destroy();
       }
     });
   }
