@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError, describeValue } from '../errors.js';
+import { check, LatticeMatmulError, describeValue, quoted } from '../errors.js';
 import { latticeCodeBits, scaleIndexBits } from '../gpu/latticeOperand.js';
 import {
   readSafetensors,
@@ -181,11 +181,11 @@ export function claimsToBeContainer(metadata: Readonly<Record<string, string>> |
  * The `format_version` of a container's metadata when it is a version newer than this library reads
  * (a reader refuses it as "newer", not as malformed: docs/FORMAT.md §9), else null.
  */
-export function newerContainerVersion(metadata: Readonly<Record<string, string>> | null): number | null {
+export function newerContainerVersion(metadata: Readonly<Record<string, string>> | null): string | null {
   const versionText = metadata?.[KEY_VERSION];
-  if (typeof versionText !== 'string' || !/^[1-9][0-9]{0,8}$/.test(versionText)) return null;
-  const version = Number(versionText);
-  return version > CONTAINER_FORMAT_VERSION ? version : null;
+  // Any canonical decimal integer: compared as a BigInt, so 10 digits and more are newer too.
+  if (typeof versionText !== 'string' || !/^[1-9][0-9]*$/.test(versionText)) return null;
+  return BigInt(versionText) > BigInt(CONTAINER_FORMAT_VERSION) ? versionText : null;
 }
 const USER_PREFIX = 'user.';
 
@@ -487,7 +487,7 @@ function codecOfScheme(scheme: UniversalLatticeScheme): UniversalCodec {
 
 /** The tensors a validated description implies, in the description's order. */
 function impliedTensors(name: string, fields: DescriptionFields): TensorSpec[] {
-  const what = `matrix ${JSON.stringify(name)}`;
+  const what = `matrix ${quoted(name)}`;
   switch (fields.kind) {
     case 'universal': {
       const codec = codecOfScheme(fields.scheme);
@@ -712,9 +712,9 @@ function parseDescription(name: string, json: string): EntryPlan {
   try {
     parsed = JSON.parse(json);
   } catch (error) {
-    throw new LatticeMatmulError(`quantized container: matrix ${JSON.stringify(name)}: its description is not valid JSON (${(error as Error).message})`, { cause: error });
+    throw new LatticeMatmulError(`quantized container: matrix ${quoted(name)}: its description is not valid JSON (${(error as Error).message})`, { cause: error });
   }
-  if (!isPlainObject(parsed)) throw new LatticeMatmulError(`quantized container: matrix ${JSON.stringify(name)}: its description must be a JSON object`);
+  if (!isPlainObject(parsed)) throw new LatticeMatmulError(`quantized container: matrix ${quoted(name)}: its description must be a JSON object`);
   const r: DescriptionReader = new DescriptionReader(name, parsed);
   const fields = parseFields(r, parsed.kind);
   const specs = impliedTensors(name, fields);
@@ -807,7 +807,10 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
     );
   }
   const newer = newerContainerVersion(metadata);
-  if (newer !== null) throw containerError(`format_version ${newer} is newer than this library reads (${CONTAINER_FORMAT_VERSION}); update lattice-matmul`);
+  if (newer !== null) {
+    const shown = newer.length <= 24 ? newer : `${newer.slice(0, 12)}…(${newer.length} digits)`;
+    throw containerError(`format_version ${shown} is newer than this library reads (${CONTAINER_FORMAT_VERSION}); update lattice-matmul`);
+  }
   const versionText = metadata[KEY_VERSION];
   if (versionText !== String(CONTAINER_FORMAT_VERSION)) throw containerError(`format_version must be "${CONTAINER_FORMAT_VERSION}", got ${describeValue(versionText)}`);
   const stored = metadata[KEY_CHECKSUM];
@@ -832,7 +835,7 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
   const expectedTensors = new Map<string, TensorSpec>();
   for (const name of names) {
     const json = metadata[MATRIX_PREFIX + name];
-    if (json === undefined) throw containerError(`matrix ${JSON.stringify(name)} is listed in "matrices" but has no "${MATRIX_PREFIX}${name}" description`);
+    if (json === undefined) throw containerError(`matrix ${quoted(name)} is listed in "matrices" but has no ${quoted(MATRIX_PREFIX + name)} description`);
     const plan = parseDescription(name, json);
     for (const t of plan.tensors) {
       // Field names have no dots, so `<matrix>.<field>` names are distinct for distinct pairs.
@@ -937,7 +940,7 @@ function checkColumnBound(fail: (message: string) => never, j: number, bound: nu
 export function decodeContainerEntry(handle: EntryPlanHandle, bytesOf: (tensor: ContainerTensorInfo) => Uint8Array): ContainerEntry {
   const { plan } = handle as PlanHandle;
   const fail = (message: string): never => {
-    throw new LatticeMatmulError(`quantized container: matrix ${JSON.stringify(plan.name)}: ${message}`);
+    throw new LatticeMatmulError(`quantized container: matrix ${quoted(plan.name)}: ${message}`);
   };
   const data = new Map<string, Uint8Array>();
   for (const t of handle.info.tensors) {
@@ -1457,10 +1460,10 @@ export function planQuantizedContainer(entries: readonly ContainerEntryInput[], 
     check(typeof entry === 'object' && entry !== null, () => `entry ${index} must be { name, matrix }`);
     const { name, matrix } = entry;
     check(typeof name === 'string' && name.length > 0, () => `entry ${index}: name must be a non-empty string, got ${describeValue(name)}`);
-    check(!used.has(name), () => `entry ${index}: the name ${JSON.stringify(name)} is used twice`);
+    check(!used.has(name), () => `entry ${index}: the name ${quoted(name)} is used twice`);
     used.add(name);
     names.push(name);
-    const what = `writeQuantizedContainer: matrix ${JSON.stringify(name)}`;
+    const what = `writeQuantizedContainer: matrix ${quoted(name)}`;
     try {
       const encoded = encodeEntry(matrix, what);
       const specs = impliedTensors(name, encoded.fields);

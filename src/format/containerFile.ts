@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, quoted } from '../errors.js';
 import type { SafetensorsReadOptions } from '../io/safetensors.js';
 import { openSafetensorsFile, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import {
@@ -107,7 +107,7 @@ export class QuantizedContainerFile {
     const plan = this.layout.plans.get(name);
     check(
       plan !== undefined,
-      () => `quantized container file ${JSON.stringify(this.file.path)} has no matrix named ${JSON.stringify(name)} (it has ${this.layout.entries.map((e) => JSON.stringify(e.name)).join(', ')})`,
+      () => `quantized container file ${JSON.stringify(this.file.path)} has no matrix named ${quoted(name)} (it has ${this.layout.entries.map((e) => quoted(e.name)).join(', ')})`,
     );
     return plan;
   }

@@ -5,7 +5,7 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import { resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
-import { checkColumnNorm } from '../quantize/prepareColumn.js';
+import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
@@ -384,7 +384,10 @@ async function quantizeDeterministicUnlocked(
     checkColumnPrepStatus(words);
     const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
     const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
-    (normValues as Float32Array).forEach((norm, j) => checkColumnNorm(norm, j));
+    (normValues as Float32Array).forEach((norm, j) => {
+      checkColumnNorm(norm, j);
+      if (meanValues !== null) checkColumnMean(meanValues[j] as number, j);
+    });
     const maxColumnNorm = deterministicNormBound(normValues as Float32Array, gainValues, meanValues, n);
     return new GpuLatticeQuantizedMatrix(device, { ...metadata, maxColumnNorm }, codes, scaleIndices, norms, means, gains, words[QuantizeStatusWord.clippedBlocks] as number);
   } catch (error) {

@@ -3,7 +3,7 @@ import { streamWords } from '../format/bitFields.js';
 import { keptRotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
-import { checkColumnNorm } from '../quantize/prepareColumn.js';
+import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
@@ -147,7 +147,10 @@ export async function gpuQuantizeUniversalUnlocked(
     }
     checkStatus(words, scheme.beta, length, options.rotate);
     const norms = sideValues.subarray(0, cols);
-    norms.forEach((norm, j) => checkColumnNorm(norm, j));
+    norms.forEach((norm, j) => {
+      checkColumnNorm(norm, j);
+      if (options.center) checkColumnMean(sideValues[cols + j] as number, j);
+    });
     const maxColumnNorm = columnNormBound(norms, options.center ? sideValues.subarray(cols, 2 * cols) : null, n);
 
     // Host: column offsets of the escape-id stream, the sorted non-root records.

@@ -8,11 +8,20 @@ import { blockDither, columnKeys, LONG_ESCAPE, UniversalBlockDecoder } from '../
 import { absmaxDequantize } from '../scalar/absmax.js';
 import { nvfp4Dequantize } from '../scalar/nvfp4.js';
 
+/** The most values `decodeRotated` (so `dequantize`, `matvecAT`, `matmulAT`) decodes at once: 2^31 − 1. */
+export const MAX_DECODED_ENTRIES = 2 ** 31 - 1;
+
 /**
  * Decodes every column of `q` into the rotated domain (before the inverse rotation and the mean):
  * a Float64Array of `cols × length`, column-major, zeros beyond `keptLength`.
  */
 export function decodeRotated(q: QuantizedMatrix): Float64Array {
+  // A time-shared matrix stores as few as d entries per column whatever its length, so a small file
+  // can describe a huge decode: refuse it by name, not with a RangeError from the allocation.
+  check(
+    q.cols * q.length <= MAX_DECODED_ENTRIES,
+    () => `decoding ${q.cols} columns of ${q.length} rotated entries takes ${q.cols * q.length} values, more than the CPU decoder holds (2^31 − 1)`,
+  );
   if (q.kind === 'scalar') return decodeScalarRotated(q);
   return q.mode === 'universal' ? decodeUniversalRotated(q) : decodeDeterministicRotated(q);
 }

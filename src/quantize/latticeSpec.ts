@@ -146,10 +146,15 @@ export interface UniversalCodec {
 /** Largest q of a universal code: E8's q^8 = 2^48 stays an exact JavaScript number. */
 export const MAX_UNIVERSAL_Q = 64;
 
-const codecs = /*#__PURE__*/ new Map<string, UniversalCodec>();
+/**
+ * Voronoi codes by lattice and q, built once. Not by β: β comes from files too, and a container header
+ * can name thousands of distinct values (kept per β, a refused file left ≈ 1.2 KB each behind); the
+ * lattices and q (3…64) bound this cache at a few hundred entries.
+ */
+const voronoiCodes = /*#__PURE__*/ new Map<string, VoronoiCode>();
 
 /**
- * The universal codec of (lattice, q, β), built once.
+ * The universal codec of (lattice, q, β) (its Voronoi code built once per lattice and q).
  *
  * @example
  * universalCodec('E8', 16, 0.25).codeBits; // 32
@@ -158,12 +163,11 @@ export function universalCodec(name: LatticeName, q: number, beta: number): Univ
   const s = latticeSpec(name);
   check(Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, () => `q must be an integer in [3, ${MAX_UNIVERSAL_Q}], got ${describeValue(q)}`);
   check(typeof beta === 'number' && Number.isFinite(beta) && beta > 0, () => `beta must be a positive number, got ${describeValue(beta)}`);
-  const key = `${name}/${q}/${beta}`;
-  let codec = codecs.get(key);
-  if (codec === undefined) {
-    const code = new VoronoiCode(s.lattice, q);
-    codec = Object.freeze({ spec: s, q, beta, code, codeBits: code.codeBits, distortion: beta * beta * s.secondMoment });
-    codecs.set(key, codec);
+  const key = `${name}/${q}`;
+  let code = voronoiCodes.get(key);
+  if (code === undefined) {
+    code = new VoronoiCode(s.lattice, q);
+    voronoiCodes.set(key, code);
   }
-  return codec;
+  return Object.freeze({ spec: s, q, beta, code, codeBits: code.codeBits, distortion: beta * beta * s.secondMoment });
 }

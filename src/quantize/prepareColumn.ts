@@ -25,7 +25,7 @@ export function prepareColumn(
 ): PreparedColumn {
   const n = column.length;
   const amax = absMax(column);
-  const exponent = amax === 0 ? 0 : normalizingExponent(amax);
+  const exponent = normalizingExponent(amax);
   const factor = 2 ** exponent;
   for (let i = 0; i < n; i++) scaled[i] = (column[i] as number) * factor;
   let scaledMean = 0;
@@ -74,6 +74,17 @@ export function checkColumnNorm(norm: number, column: number): void {
     () =>
       `column ${column} has norm ${norm.toExponential(3)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
       'multiply the matrix by a power of two first (the codes do not depend on the scale)',
+  );
+}
+
+/**
+ * Refuses a column mean (`center: true`) beyond ±MAX_COLUMN_NORM, the range the container holds: a
+ * constant column of 2e30 has a centred norm of 0, in range, but a mean no file could store.
+ */
+export function checkColumnMean(mean: number, column: number): void {
+  check(
+    Math.abs(mean) <= MAX_COLUMN_NORM,
+    () => `column ${column} has mean ${mean.toExponential(3)}, beyond ±2^100 ≈ ±1.3e30; multiply the matrix by a power of two first (the codes do not depend on the scale)`,
   );
 }
 

@@ -9,7 +9,7 @@ import { E2M1_MAX, E4M3_MAX, FP16_MAX } from '../scalar/floatFormats.js';
 import { nvfp4Quantize, nvfp4TensorScale, nvfp4VectorBits } from '../scalar/nvfp4.js';
 import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling.js';
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
-import { checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
+import { checkColumnMean, checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type ResolvedQuantizeOptions } from './options.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from './rates.js';
@@ -149,6 +149,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
     checkColumnNorm(norms[j] as number, j);
+    if (means) checkColumnMean(means[j] as number, j);
     const gain = scaledNorm === 0 ? 0 : Math.fround(numerator / scaledNorm);
     const keys = columnKeys(nonce, j);
     for (let i = 0; i < fixed.length; i++) {
@@ -252,6 +253,7 @@ function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme)
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
     checkColumnNorm(norms[j] as number, j);
+    if (means) checkColumnMean(means[j] as number, j);
     if (scaledNorm === 0) {
       fixed.fill(0);
     } else {
@@ -342,6 +344,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, target);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);
+    if (means) checkColumnMean(means[j] as number, j);
     // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
     const back = 2 ** -prepared.exponent;
     let absMax = 0;

@@ -432,6 +432,29 @@ function refusal(bytes: Uint8Array): string {
   throw new Error('expected a LatticeMatmulError, but the file was accepted');
 }
 
+describe('a small file that describes a huge decode (time-sharing)', () => {
+  it('is read (its tensors are what it says), and the CPU decoder refuses it by name instead of a RangeError or gigabytes', () => {
+    // keepFraction stores d entries per column whatever its rows: a valid 1 KB file can declare 2^30 × 4.
+    const q = quantize(gaussianMatrix(1024, 4, 70), { scheme: 'd3-q6', keepFraction: 1e-9, seed: 1, nonce: 3 });
+    expect(q.keptLength).toBe(3);
+    const bytes = writeQuantizedContainer([{ name: 'm', matrix: { ...q, rows: 2 ** 30, length: 2 ** 30 } }]);
+    expect(bytes.length).toBeLessThan(2048);
+    const [entry] = readQuantizedContainer(bytes).entries;
+    const read = (entry as { matrix: QuantizedMatrix }).matrix;
+    expect([read.rows, read.cols]).toEqual([2 ** 30, 4]);
+    // Before: `new Float64Array(2^32)` threw a RangeError (and 2^26 × 1 took 1.4 GB and 4.5 s).
+    expect(() => dequantize(read)).toThrow(/^decoding 4 columns of 1073741824 rotated entries takes 4294967296 values, more than the CPU decoder holds \(2\^31 − 1\)$/);
+    expect(() => matmulAT(read, read)).toThrow(LatticeMatmulError);
+  });
+
+  it("builds one Voronoi code per lattice and q, whatever β (a header's thousands of β values are not kept)", () => {
+    const [a, b] = [universalCodec('E8', 16, 0.25), universalCodec('E8', 16, 0.2500001)];
+    expect(a.code).toBe(b.code);
+    expect([a.beta, b.beta]).toEqual([0.25, 0.2500001]);
+    expect(b.distortion).toBeGreaterThan(a.distortion);
+  });
+});
+
 describe('refusals, each with a message naming the problem', () => {
   it('accepts the unedited base (and a no-op reseal)', () => {
     expect(() => readQuantizedContainer(refusalBase)).not.toThrow();
@@ -453,6 +476,10 @@ describe('refusals, each with a message naming the problem', () => {
     ['a flipped bit in a description', flipped((b) => new TextDecoder().decode(b).indexOf('"rows\\"') + 2), /metadata is corrupted: its checksum is/],
     ['a truncated file', (b: Uint8Array) => b.subarray(0, b.length - 1), /safetensors/],
     ['a newer version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '2')), /format_version 2 is newer than this library reads \(1\)/],
+    // Before: 10 digits and more were called malformed ("must be \"1\""), against §9.
+    ['a newer version of 10 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1000000000')), /format_version 1000000000 is newer than this library reads \(1\)/],
+    ['a newer version of 40 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '9'.repeat(40))), /format_version 999999999999…\(40 digits\) is newer than this library reads/],
+    ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1", got "02"/],
     ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1", got "1.0"/],
     ['no checksum', (b: Uint8Array) => { const r = rawRead(b); delete r.metadata.checksum; return rawWrite(r); }, /"checksum" must be 8 lowercase hex digits, got undefined/],
     ['an unknown metadata key', (b: Uint8Array) => resealed(b, (r) => (r.metadata.extra = '1')), /unknown metadata key "extra"/],

@@ -351,6 +351,16 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
       const overflow: Matrix = { rows: 4, cols: 2, data: new Float32Array([1, 2, 3, 4, 3e38, 3e38, 3e38, 3e38]) };
       expect(() => quantize(overflow, { scheme })).toThrow(/norm of column 1/);
       await expect(gpuQuantizeLattice(device, overflow, { scheme })).rejects.toThrow(/norm of column 1/);
+      // A mean beyond ±2^100 with center: true (a constant column has a centred norm of 0, in range):
+      // before, both quantized it and the container refused to write it.
+      const offset: Matrix = { rows: 4, cols: 2, data: new Float32Array([1, 2, 3, 4, -2e30, -2e30, -2e30, -2e30]) };
+      expect(() => quantize(offset, { scheme, center: true })).toThrow(/^column 1 has mean -2\.000e\+30, beyond ±2\^100/);
+      await expect(gpuQuantizeLattice(device, offset, { scheme, center: true })).rejects.toThrow(/^column 1 has mean -2\.000e\+30, beyond ±2\^100/);
+      const atLimit: Matrix = { rows: 4, cols: 1, data: new Float32Array(4).fill(2 ** 100) };
+      expect(quantize(atLimit, { scheme, center: true }).kind).toBe('lattice');
+    }
+    for (const scheme of ['int4-g32', 'nvfp4', 'int3-absmax'] as const) {
+      expect(() => quantize({ rows: 4, cols: 1, data: new Float32Array(4).fill(2e30) }, { scheme, center: true })).toThrow(/^column 0 has mean 2\.000e\+30, beyond ±2\^100/);
     }
     // A NaN in a GPU input (a CPU Matrix is checked before upload).
     const data = new Float32Array(24).fill(1);
