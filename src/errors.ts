@@ -55,12 +55,24 @@ export function checkPositiveInteger(value: number, what: string): void {
 }
 
 /**
+ * `text` as a JSON string literal with every control character escaped: JSON escapes the C0 controls
+ * but leaves DEL and the C1 controls (0x9b is an 8-bit CSI) as they are, so those are written as
+ * \\uXXXX too. For names from files (tensors, matrices) in messages that reach a terminal.
+ *
+ * @example
+ * quoted('evil\x1b[31m\u009b2J'); // '"evil\\u001b[31m\\u009b2J"'
+ */
+export function quoted(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
  * A short description of any value for an error message. Never throws (a symbol in a template string
  * would) and never prints a whole array or object.
  */
 export function describeValue(value: unknown): string {
-  // JSON quoting shows control characters and quotes in hostile names instead of printing them.
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  // Quoting shows control characters and quotes in hostile names instead of printing them.
+  if (typeof value === 'string') return quoted(value.length > 80 ? `${value.slice(0, 80)}…` : value);
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'symbol') return 'a symbol';
   if (typeof value === 'bigint') return `${value}n`;

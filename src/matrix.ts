@@ -14,7 +14,7 @@ export interface Matrix {
   readonly rows: number;
   readonly cols: number;
   readonly data: Float32Array;
-  /** f32 values: 'f32' if given (a HalfMatrix's 'f16' or 'bf16' with Float32Array data is refused). */
+  /** f32 values: 'f32' if given (`checkMatrix`, so every function taking a Matrix, refuses another tag). */
   readonly format?: 'f32';
 }
 
@@ -37,6 +37,12 @@ export function checkMatrix(m: Matrix, name: string): void {
   checkPositiveInteger(m.rows, `${name}.rows`);
   checkPositiveInteger(m.cols, `${name}.cols`);
   check(m.data instanceof Float32Array, `${name}.data must be a Float32Array`);
+  // f16 bits widened into a Float32Array would count 0x3c00 as 15360: a tag saying so is refused.
+  const format = (m as { readonly format?: unknown }).format;
+  check(
+    format === undefined || format === 'f32',
+    () => `${name}.format is ${describeValue(format)}, but ${name}.data is a Float32Array of f32 values: drop the format, or pass 16-bit data (a Uint16Array of its bits, or a Float16Array)`,
+  );
   check(
     m.data.length === m.rows * m.cols,
     () => `${name}.data has ${m.data.length} entries, expected rows * cols = ${m.rows} * ${m.cols} = ${m.rows * m.cols}`,
@@ -186,12 +192,6 @@ function isFloat16Array(data: unknown): boolean {
 export function toFloat32Matrix(input: MatrixInput, name = 'matrix'): Matrix {
   check(typeof input === 'object' && input !== null, `${name} must be a Matrix { rows, cols, data }`);
   if (input.data instanceof Float32Array) {
-    // Data widened from f16 bits into a Float32Array would quantize 0x3c00 as 15360: a tag saying so is refused.
-    const format = (input as { readonly format?: unknown }).format;
-    check(
-      format === undefined || format === 'f32',
-      () => `${name}.format is ${describeValue(format)}, but ${name}.data is a Float32Array of f32 values: drop the format, or pass 16-bit data (a Uint16Array of its bits, or a Float16Array)`,
-    );
     checkMatrix(input as Matrix, name);
     return input as Matrix;
   }

@@ -16,7 +16,7 @@ import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { checkQuantizeModelOptions, inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
-import { printableName } from './terminalText.js';
+import { printableName, terminalSafe } from './terminalText.js';
 
 /** The signals that stop `quantize` cleanly (nothing written). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -244,12 +244,12 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`lattice-matmul: ${error.message}\n${error.usage}\n`);
+      process.stderr.write(`lattice-matmul: ${terminalSafe(error.message)}\n${error.usage}\n`);
       process.exitCode = 2;
       return;
     }
     const message = error instanceof LatticeMatmulError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
-    process.stderr.write(`lattice-matmul: ${message}\n`);
+    process.stderr.write(`lattice-matmul: ${terminalSafe(message)}\n`);
     process.exitCode = 1;
   },
 );

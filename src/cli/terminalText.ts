@@ -1,3 +1,5 @@
+import { quoted } from '../errors.js';
+
 /**
  * A name from a file (a tensor's) as the CLI prints it: as it is, or JSON-quoted when it holds a
  * control character (C0, DEL or C1), so that a hostile header cannot send escape sequences, carriage returns or bells
@@ -9,7 +11,17 @@
  */
 export function printableName(name: string): string {
   // eslint-disable-next-line no-control-regex
-  if (!/[\u0000-\u001f\u007f-\u009f]/.test(name)) return name;
-  // JSON escapes C0 controls but leaves DEL and the C1 controls (0x9b is an 8-bit CSI) as they are.
-  return JSON.stringify(name).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return /[\u0000-\u001f\u007f-\u009f]/.test(name) ? quoted(name) : name;
+}
+
+/**
+ * A message for the terminal (an error's, which may quote a file's names or values): every control
+ * character but the newline written as \\uXXXX, so that nothing in it acts on the terminal.
+ *
+ * @example
+ * terminalSafe('bad name "a\x1b[2J"\nsecond line'); // 'bad name "a\\u001b[2J"\nsecond line'
+ */
+export function terminalSafe(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -53,7 +53,7 @@ export function matvecAT(q: QuantizedMatrix, x: Matrix): Matrix {
     let unscale = 1;
     if (rotation) {
       const amax = absMax(xr);
-      const exponent = amax === 0 ? 0 : normalizingExponent(amax);
+      const exponent = normalizingExponent(amax);
       const factor = 2 ** exponent;
       for (let i = 0; i < rows; i++) xScaled[i] = (xr[i] as number) * factor;
       rotation.forward(xScaled, xRotated);

@@ -44,8 +44,9 @@ export function absMax(values: Float32Array): number {
   return m;
 }
 
-/** The exponent e with amax·2^e ∈ [1, 2), for amax > 0 (f32 normal or subnormal). */
+/** The exponent e with amax·2^e ∈ [1, 2), for amax > 0 (f32 normal or subnormal); 0 for amax = 0 (a zero column). */
 export function normalizingExponent(amax: number): number {
+  if (amax === 0) return 0;
   let e = -Math.floor(Math.log2(amax));
   // log2 can be off by one ulp near powers of two; settle it exactly.
   while (amax * 2 ** e >= 2) e--;

@@ -309,6 +309,19 @@ describe('lattice-matmul CLI', () => {
     expect(inspected.stdout).toMatch(/^"tab\\tname\.weight"\s+universal/m);
   });
 
+  it("a hostile tensor name reaches the terminal without its control characters, in the error message too", async () => {
+    const input = join(work, 'hostile-name.safetensors');
+    const name = 'evil\x1b[31m\u009b2J\x07\r.weight';
+    const data = gaussianMatrix(16, 8, 41).data;
+    data[5] = Number.NaN;
+    await writeSafetensorsFile(input, { [name]: { dtype: 'F32', shape: [8, 16], data } });
+    const { code, stderr } = await cli('quantize', input, '-o', join(work, 'hostile-name.lmq.safetensors'), '--device', 'cpu');
+    expect(code).toBe(1);
+    // Before: JSON quoting left the C1 CSI (0x9b) as it was.
+    expect(stderr).toContain('"evil\\u001b[31m\\u009b2J\\u0007\\r.weight" has a non-finite entry NaN');
+    expect(stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u); // eslint-disable-line no-control-regex
+  });
+
   it('quantize caps the worker threads at the number of tensors', async () => {
     const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'capped.safetensors'), '--device', 'cpu', '--workers', '8');
     expect(code, stderr).toBe(0);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProgressBar } from '../../src/cli/progressBar.js';
-import { printableName } from '../../src/cli/terminalText.js';
+import { printableName, terminalSafe } from '../../src/cli/terminalText.js';
+import { describeValue, quoted } from '../../src/errors.js';
 
 /*
  * Tensor names come from the file's header, so they may hold anything: the CLI prints them through
@@ -48,3 +49,18 @@ describe('ProgressBar', () => {
     });
   }
 });
+
+describe('terminalSafe and quoted (error messages)', () => {
+  it('terminalSafe escapes every control character but the newline', () => {
+    expect(terminalSafe('a "b\x1b[2J\u009b" c\nline two\t\x7f')).toBe('a "b\\u001b[2J\\u009b" c\nline two\\u0009\\u007f');
+    expect(terminalSafe('plain message')).toBe('plain message');
+  });
+
+  it('quoted (and describeValue) escape DEL and the C1 controls, which JSON leaves as they are', () => {
+    expect(JSON.stringify('\u009b')).toBe('"\u009b"'); // the reason
+    expect(quoted('x\u009b\x7f\x1b')).toBe('"x\\u009b\\u007f\\u001b"');
+    expect(describeValue('x\u009b')).toBe('"x\\u009b"');
+    expect(JSON.parse(quoted('x\u009b\x7f\x1b'))).toBe('x\u009b\x7f\x1b');
+  });
+});
+

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import type { Matrix } from '../../src/matrix.js';
+import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
+import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { resolveScheme, SCHEME_NAMES, SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
@@ -49,6 +50,18 @@ describe('quantize refuses bad matrices with a clear LatticeMatmulError', () => 
   it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: a column whose norm exceeds the f32 range', (scheme) => {
     const huge: Matrix = { rows: 768, cols: 1, data: new Float32Array(768).fill(3e38) };
     expectError(() => quantize(huge, { scheme }), /norm of column 0 .* exceeds the f32 range/);
+  });
+});
+
+describe('every function taking a Matrix refuses a Float32Array tagged as 16-bit data', () => {
+  const tagged = { rows: 12, cols: 1, data: Float32Array.from({ length: 12 }, (_, i) => 0x3c00 + i), format: 'f16' } as unknown as Matrix;
+  it.each([
+    ['matvecAT', () => matvecAT(quantize(good, { scheme: 'd3-q6' }), tagged)],
+    ['matmulATExact', () => matmulATExact(tagged, tagged)],
+    ['productNmse', () => productNmse(tagged, good, good)],
+  ])('%s', (_name, action) => {
+    // Before: only quantize refused it; these computed on 15360, 15361, … as values.
+    expectError(action, /\.format is "f16", but .*\.data is a Float32Array of f32 values/);
   });
 });
 

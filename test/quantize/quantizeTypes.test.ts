@@ -27,6 +27,10 @@ describe('quantize: the result type of a scheme', () => {
     expectTypeOf(quantize(a, { scheme: name })).toEqualTypeOf<QuantizedMatrix>();
     const scheme = SCHEMES['d3-q6'] as Scheme;
     expectTypeOf(quantize(a, { scheme })).toEqualTypeOf<QuantizedMatrix>();
+    // Every preset, not only those above, gets a type narrower than the union (a new preset whose
+    // object the mapping does not recognize would be listed here).
+    type Unnarrowed = { [K in SchemeName]: QuantizedMatrix extends QuantizedMatrixFor<K> ? K : never }[SchemeName];
+    expectTypeOf<Unnarrowed>().toEqualTypeOf<never>();
     // What the README does: a lattice preset's matrix goes straight to the GPU engine.
     expectTypeOf<GpuEngine['upload']>().toBeCallableWith(quantize(a, { scheme: 'e8-4bit' }));
     expectTypeOf<GpuEngine['upload']>().toBeCallableWith(quantize(a, { scheme: 'e8-q16-deterministic' }));

@@ -410,7 +410,7 @@ export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | '
  * and benchmarks.
  *
  * @example
- * const y = await latticeGemvI8(device, uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix), x, { dotPath: 'packed' });
+ * const y = await latticeGemvI8(device, uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic' })), x, { dotPath: 'packed' });
  */
 export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
   return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));

@@ -771,7 +771,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
  * destroys what it created, inside one validation section. For tests and benchmarks.
  *
  * @example
- * const qW = quantize(w, { scheme: 'e8-q16', seed: 7 }) as UniversalLatticeMatrix;
+ * const qW = quantize(w, { scheme: 'e8-q16', seed: 7 });
  * const y = await universalGemv(device, uploadUniversalMatrix(device, qW), x); // cols × 1, ≈ matvecAT(qW, x)
  */
 export async function universalGemv(device: GPUDevice, w: GpuUniversalMatrix, x: Matrix | Float32Array, options: UniversalGemvOptions = {}): Promise<Matrix> {

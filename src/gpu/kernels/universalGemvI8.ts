@@ -469,7 +469,7 @@ export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes'
  * and benchmarks.
  *
  * @example
- * const weights = UniversalGemvI8Weights.create(device, uploadUniversalMatrix(device, quantize(w, { scheme: 'd3-q6' }) as UniversalLatticeMatrix));
+ * const weights = UniversalGemvI8Weights.create(device, uploadUniversalMatrix(device, quantize(w, { scheme: 'd3-q6' })));
  * const y = await universalGemvI8(device, weights, x, { dotPath: 'packed' });
  */
 export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI8Weights, x: Matrix | Float32Array, options: UniversalGemvI8Options): Promise<Matrix> {
