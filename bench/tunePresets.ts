@@ -18,7 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { HUGE_ESCAPE } from '../src/lattices/escapes.js';
 import { universalCodec, type LatticeName } from '../src/quantize/latticeSpec.js';
 import { SIDE_FLOAT_BITS } from '../src/quantize/rates.js';
-import { blockDither, LONG_ESCAPE, randomizedRound, UniversalBlockDecoder, UniversalBlockEncoder, type UniversalBlock } from '../src/quantize/universalCode.js';
+import { blockDither, blockMirror, LONG_ESCAPE, randomizedRound, UniversalBlockDecoder, UniversalBlockEncoder, type UniversalBlock } from '../src/quantize/universalCode.js';
 import { DITHER_GRID } from '../src/quantize/latticeSpec.js';
 import { Rng } from '../src/rotation/random.js';
 import { empiricalEntropy } from '../src/theory/entropy.js';
@@ -75,7 +75,7 @@ function measure(lattice: LatticeName, q: number, beta: number, coordinates: num
       fixed[v] = randomizedRound(Math.fround((x[v] as number) * (DITHER_GRID / beta)), roundKey, b * d + v);
     }
     blockDither(codec, ditherKey, b, dither);
-    encoder.encode(fixed, 0, dither, block);
+    encoder.encode(fixed, 0, dither, blockMirror(roundKey, b, d), block);
     symbols[block.symbol] = (symbols[block.symbol] as number) + 1;
     if (block.symbol === LONG_ESCAPE) {
       longs++;

@@ -139,12 +139,17 @@ fn main(
       overflow = overflow || abs(x) > params.fixed_limit;
       p[i] = x;
     }
-    // 2–3. Dither, nearest point, code and leader.
+    // 2–3. Dither, nearest point (mirrored by bit 0 of the first coordinate's rounding hash, as
+    // blockMirror: P = −Q(−(X + Z)), so the error's mean is exactly 0), code and leader.
     let z = block_dither(dither_column_key, b);
+    let sign = select(1, -1, (mix32(round_key ^ (b * U_DIM)) & 1u) == 1u);
     for (var i = 0u; i < U_DIM; i = i + 1u) {
-      p[i] = p[i] + z[i];
+      p[i] = sign * (p[i] + z[i]);
     }
-    let point = nearest_point_dithered(U_RULE, p, U_DITHER_GRID, U_DIM);
+    var point = nearest_point_dithered(U_RULE, p, U_DITHER_GRID, U_DIM);
+    for (var i = 0u; i < U_DIM; i = i + 1u) {
+      point[i] = sign * point[i];
+    }
     let u = u_coefficients(point);
     var digits = LatticePoint();
     var code = vec2<u32>(0u, 0u);

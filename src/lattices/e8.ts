@@ -58,8 +58,9 @@ function nearestE8Scaled(p: ArrayLike<number>, den: number, out: Int32Array, err
   let useA = d1 <= d2;
   if (errorTies && d1 === d2) {
     // Equal magnitudes everywhere: the errors are opposite (y is the midpoint of the candidates,
-    // 2y ∈ E8), and no rule can be symmetric under negation there; keep the candidate whose error is
-    // positive in the first coordinate, which still commutes with shifts.
+    // 2y ∈ E8), and no deterministic rule can be symmetric under negation there; keep the candidate
+    // whose error is positive in the first coordinate, which still commutes with shifts (the
+    // encoder's mirror bit makes the mean 0: UniversalBlockEncoder).
     useA = (scratchE1[0] as number) > 0;
     for (let i = 0; i < 8; i++) {
       const e1 = Math.abs(scratchE1[i] as number);

@@ -29,11 +29,12 @@ export interface Lattice {
    * would make the quantizer depend on the input beyond a lattice shift. The subtractive dither's
    * guarantee (an error uniform over the Voronoi cell, independent of the input, mean zero) needs
    * Q(y + λ) = Q(y) + λ for every lattice point λ (then the error's distribution is the same for every
-   * input) and Q(−y) = −Q(y) (then its mean is 0). D_n's rules (ties upward) have the first, not the
-   * second: a constant mean of ≈ 1.5e-5 lattice units per coordinate at the universal quantizer's
-   * grid. E8's "the D8 candidate wins ties" does not even have the first (a shift by ½·1 swaps the
-   * candidates), so E8 breaks those ties by the error vector. Z^d (no universal scheme) keeps its
-   * rule. The decoder never calls it: only which point the encoder picks changes, not the format.
+   * input) and a mean of 0. D_n's rules (ties upward) have the first; their mean (a constant of the
+   * grid, ≈ 1.5e-5 lattice units per coordinate at the universal quantizer's) the encoder removes by
+   * mirroring each block with a fair bit (−Q(−y); UniversalBlockEncoder, blockMirror). E8's "the D8
+   * candidate wins ties" does not even have the first (a shift by ½·1 swaps the candidates), so E8
+   * breaks those ties by the error vector. Z^d (no universal scheme) keeps its rule. The decoder never
+   * calls it: only which point the encoder picks changes, not the format.
    */
   nearestDithered(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
   /**

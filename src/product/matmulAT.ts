@@ -20,8 +20,7 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred) ([1]).
  *
  * For universal matrices the estimate is unbiased with E‖Ĉ − AᵀB‖²_F = `expectedProductError(qa, qb)`
- * for every A and B (up to f32 rounding, and a mean error of ≈ 1.5e-5 lattice units per coordinate
- * that the dither grid's tie rules leave, the same for every input: README, "The guarantee"). Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
+ * for every A and B (up to f32 rounding: README, "The guarantee"). Passing the same quantized matrix twice (a Gram matrix ÂᵀÂ) is handled: the
  * diagonal is set to the stored ‖a_i‖² (exact), and the off-diagonal entries need nothing, since
  * distinct columns have independent dither. Two *different* universal matrices with the same nonce are
  * refused: their errors would not be independent.

@@ -18,6 +18,7 @@ import { scaleGrid } from './scaleGrid.js';
 import type { DeterministicLatticeScheme, IntScheme, LatticeScheme, Nvfp4Scheme, Scheme, SchemeName, UniversalLatticeScheme } from './schemes.js';
 import {
   blockDither,
+  blockMirror,
   columnKeys,
   LONG_ESCAPE,
   randomizedRound,
@@ -160,7 +161,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     }
     for (let b = 0; b < blocksPerColumn; b++) {
       blockDither(codec, keys.dither, b, dither);
-      encoder.encode(fixed, b * d, dither, block);
+      encoder.encode(fixed, b * d, dither, blockMirror(keys.round, b, d), block);
       const index = j * blocksPerColumn + b;
       codes[index] = block.code % TWO_POW_32;
       if (codesHigh !== null) codesHigh[index] = Math.floor(block.code / TWO_POW_32);

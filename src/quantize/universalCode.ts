@@ -20,7 +20,11 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  *      coordinate v's numerator Z_v = field_v(h) − 2^(bits_v − 1): uniform over the grid points of a
  *      box that is a fundamental domain of Λ.
  *   3. λ = nearest lattice point to (X + Z) / DITHER_GRID (exact integer rules, Lattice.nearestDithered),
- *      in point coordinates P; code c = encode(P); leader L = decode(c).
+ *      in point coordinates P, mirrored by a fair bit: m = mix32(roundKey ^ k·d) & 1 (bit 0 of the
+ *      rounding hash of the block's first coordinate, whose bits 8–31 are its rounding threshold), and
+ *      with m = 1, P = −Q(−(X + Z)). Both rules commute with lattice shifts, and they are each other's
+ *      negation, so the error's mean is exactly 0 (D_n's "ties upward" alone left a constant of the
+ *      grid, ≈ 1.5·10⁻⁵ lattice units); the decoder does not need m. Code c = encode(P); leader L = decode(c).
  *   4. escape when P ≠ L: μ = (P − L)/q; the symbol is its rank among the roots (1…15) given L, else
  *      LONG_ESCAPE with μ's index in the extended table (or HUGE_ESCAPE and μ itself).
  * The decoder rebuilds λ = L + q·μ and outputs β·(λ/pointScale − Z/DITHER_GRID): the error is
@@ -74,6 +78,14 @@ export function blockDither(codec: UniversalCodec, ditherKey: number, block: num
   }
 }
 
+/**
+ * Step 3's mirror bit of block `block` (d coordinates): bit 0 of the rounding hash of its first
+ * coordinate, whose bits 8–31 set that coordinate's rounding; for a uniform key the two are independent.
+ */
+export function blockMirror(roundKey: number, block: number, d: number): boolean {
+  return (mix32((roundKey ^ (block * d)) >>> 0) & 1) === 1;
+}
+
 /** Step 1 for one coordinate: the fixed-point integer of y = fround(r·g) by randomized rounding. */
 export function randomizedRound(y: number, roundKey: number, coordinate: number): number {
   const floor = Math.floor(y);
@@ -113,13 +125,15 @@ export class UniversalBlockEncoder {
 
   /**
    * Encodes the block X = x[offset … offset + d) (|X_i| ≤ UNIVERSAL_FIXED_LIMIT) with dither numerators Z
-   * into `out`.
+   * and mirror bit `mirror` (`blockMirror`) into `out`.
    */
-  encode(x: ArrayLike<number>, offset: number, dither: Int32Array, out: UniversalBlock): void {
+  encode(x: ArrayLike<number>, offset: number, dither: Int32Array, mirror: boolean, out: UniversalBlock): void {
     const { spec, code, q } = this.codec;
     const d = spec.dimension;
-    for (let v = 0; v < d; v++) this.numerator[v] = (x[offset + v] as number) + (dither[v] as number);
+    const sign = mirror ? -1 : 1;
+    for (let v = 0; v < d; v++) this.numerator[v] = sign * ((x[offset + v] as number) + (dither[v] as number));
     spec.lattice.nearestDithered(this.numerator, DITHER_GRID, this.point);
+    if (mirror) for (let v = 0; v < d; v++) this.point[v] = -(this.point[v] as number);
     out.code = code.encode(this.point);
     code.decode(out.code, this.leader);
     out.symbol = 0;

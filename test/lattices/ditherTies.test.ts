@@ -20,7 +20,8 @@ import { Rng } from '../../src/rotation/random.js';
  *   - shift invariance for random and tie-heavy inputs, at small grids (ties everywhere) and at
  *     DITHER_GRID with the real dither box;
  *   - by enumerating every dither of a small grid, the error's whole distribution is the same for
- *     every input (its mean is a constant of the grid, ≈ 1e-5 lattice units at DITHER_GRID).
+ *     every input; its mean is a constant of the grid (≈ 1e-5 lattice units at DITHER_GRID) that the
+ *     encoder's fair mirror bit (−Q(−y) for half of the blocks) makes exactly 0.
  */
 
 /** λ = basis · u in point coordinates, for integer coefficients u. */
@@ -33,14 +34,26 @@ function latticePoint(lattice: Lattice, u: readonly number[]): number[] {
   });
 }
 
-type Method = 'nearestScaled' | 'nearestDithered';
+type Method = 'nearestScaled' | 'nearestDithered' | 'mirroredDithered';
+
+/** The universal encoder's rule with the mirror bit set (UniversalBlockEncoder, blockMirror): −Q(−p). */
+function mirroredDithered(lattice: Lattice, p: readonly number[], den: number, out: Int32Array): Int32Array {
+  lattice.nearestDithered(p.map((v) => -v), den, out);
+  for (let i = 0; i < out.length; i++) out[i] = -(out[i] as number);
+  return out;
+}
+
+/** Q(p) by `method`. */
+function nearestBy(lattice: Lattice, method: Method, p: readonly number[], den: number, out: Int32Array): Int32Array {
+  return method === 'mirroredDithered' ? mirroredDithered(lattice, p, den, out) : lattice[method](p, den, out);
+}
 
 /** Q(p + den·λ) − λ (point coordinates; λ = P / pointScale) against Q(p), or a description of the first difference. */
 function shiftMismatch(lattice: Lattice, method: Method, p: readonly number[], den: number, P: readonly number[]): string | null {
   const s = lattice.pointScale;
   const shifted = p.map((v, i) => v + (den * (P[i] as number)) / s);
-  const base = [...lattice[method](p, den, new Int32Array(lattice.dimension))];
-  const moved = [...lattice[method](shifted, den, new Int32Array(lattice.dimension))].map((v, i) => v - (P[i] as number));
+  const base = [...nearestBy(lattice, method, p, den, new Int32Array(lattice.dimension))];
+  const moved = [...nearestBy(lattice, method, shifted, den, new Int32Array(lattice.dimension))].map((v, i) => v - (P[i] as number));
   return base.every((v, i) => v === moved[i]) ? null : `Q(${p}/${den}) = ${base}, Q(· + ${P}/${s}) − λ = ${moved}`;
 }
 
@@ -112,7 +125,7 @@ function errorsOverAllDithers(
   let count = 0;
   for (;;) {
     for (let i = 0; i < d; i++) p[i] = (X[i] as number) + (z[i] as number);
-    lattice[method](p, den, out);
+    nearestBy(lattice, method, p, den, out);
     let key = '';
     for (let i = 0; i < d; i++) {
       const error = ((out[i] as number) * den) / s - (p[i] as number); // in units of 1/den
@@ -155,6 +168,33 @@ describe('the error over every dither of a small grid is the same for every inpu
     // DITHER_GRID); at these coarse grids it stays below 1/16 of a lattice unit.
     const mean = reference.sum.map((v) => v / den / reference.count);
     for (const m of mean) expect(Math.abs(m)).toBeLessThan(1 / 16);
+  });
+
+  it.each(cases.map((c) => [c.lattice.name, c] as const))('%s: with the mirror bit fair, the error is symmetric and its mean exactly 0 for every input', (_, { lattice, den, widths }) => {
+    const rng = new Rng(4);
+    const d = lattice.dimension;
+    const inputs = [new Array<number>(d).fill(0), new Array<number>(d).fill(den / 2), ...Array.from({ length: 3 }, () => Array.from({ length: d }, () => rng.nextInt(6 * den) - 3 * den))];
+    for (const X of inputs) {
+      const plain = errorsOverAllDithers(lattice, 'nearestDithered', X, den, widths);
+      const mirrored = errorsOverAllDithers(lattice, 'mirroredDithered', X, den, widths);
+      // The mirrored rule commutes with shifts too, and its errors are the plain rule's negated.
+      expect(mirrored.sum, `X = ${X}`).toEqual(plain.sum.map((v) => (v === 0 ? 0 : -v)));
+      const negated = [...plain.histogram.entries()].map(([key, count]) => [key.split(',').slice(0, d).map((e) => (Number(e) === 0 ? 0 : -Number(e))).join(',') + ',', count] as const);
+      expect([...mirrored.histogram.entries()].sort(), `X = ${X}`).toEqual(negated.sort());
+      // Half of each: the mean is exactly 0. Before (the plain rule alone) it was not (a constant of the grid).
+      expect(plain.sum.map((v, i) => v + (mirrored.sum[i] as number))).toEqual(new Array<number>(d).fill(0));
+      expect(plain.sum.some((v) => v !== 0)).toBe(true);
+    }
+  });
+
+  it.each(LATTICES.map((lattice) => [lattice.name, lattice] as const))('%s: the mirrored rule commutes with lattice shifts at DITHER_GRID', (_, lattice) => {
+    const rng = new Rng(5);
+    const d = lattice.dimension;
+    for (let t = 0; t < 2000; t++) {
+      const p = Array.from({ length: d }, () => (rng.nextInt(8) - 4) * (DITHER_GRID / 2) + rng.nextInt(3) - 1);
+      const P = latticePoint(lattice, Array.from({ length: d }, () => rng.nextInt(5) - 2));
+      expect(shiftMismatch(lattice, 'mirroredDithered', p, DITHER_GRID, P)).toBeNull();
+    }
   });
 
   it('E8 with the format rule: the error distribution depends on the input (what the dithered rule removes)', () => {
