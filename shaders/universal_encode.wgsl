@@ -131,7 +131,10 @@ fn main(
       let k = b * U_DIM + i;
       var y = 0.0;
       if (k < params.kept) {
-        y = rotated[base + k] * gain;
+        // Rounded to f32 before `y - low` uses it, as the CPU's fround(r·g): a compiler could
+        // otherwise fuse the product into that subtraction (NVIDIA's do) and flip a rounding decision
+        // (≈ 8 in 10⁶ coordinates by emulation), and the codes would no longer equal the CPU's.
+        y = unfused(rotated[base + k] * gain, params.runtime_zero);
       }
       let low = floor(y);
       let w = f32(mix32(round_key ^ k) >> 8u) * (1.0 / 16777216.0);
