@@ -452,10 +452,7 @@ export class QuantizedLinear {
   private readBuffers(name: string): NamedBuffer[] {
     const weight = this.weight;
     const weightName = `${name} weight`;
-    const buffers: NamedBuffer[] =
-      weight instanceof WeightOnlyGpuMatrix
-        ? [[`${weightName}'s codes`, weight.codes], [`${weightName}'s codeLayout`, weight.codeLayout], [`${weightName}'s columnScales`, weight.columnScales], [`${weightName}'s rowScales`, weight.rowScales]]
-        : latticeMatrixBuffers(weight, weightName);
+    const buffers = weight instanceof WeightOnlyGpuMatrix ? weight.namedBuffers(weightName) : latticeMatrixBuffers(weight, weightName);
     return this.ownsBias ? buffers : [...buffers, [`${name} bias`, this.bias]];
   }
 

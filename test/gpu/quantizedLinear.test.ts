@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
@@ -540,6 +541,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // Before: a weight-only weight's buffer was accepted, and WebGPU rejected the caller's whole submission.
       for (const field of ['codes', 'codeLayout', 'columnScales', 'rowScales'] as const) {
         expect(() => third.record(encoder, xBuffer, weightOnly[field])).toThrow(new RegExp(`^y is the weight's ${field} buffer`));
+        // The low-level dispatch too (before: recorded, and WebGPU rejected the caller's submission).
+        const scratch = new GpuScratch(device);
+        expect(() => weightOnly.dispatch(encoder, scratch, { x: xBuffer, y: weightOnly[field] })).toThrow(new RegExp(`^WeightOnlyGpuMatrix.dispatch: y is the matrix's ${field} buffer`));
+        scratch.destroy();
       }
       // Before: ys[0] = the second member's codes or bias was accepted; its y came out wrong, and its weight stayed corrupt.
       expect(() => group.record(encoder, xBuffer, [other.codes, y])).toThrow(/^ys\[0\] is layer 1's weight's codes buffer/);

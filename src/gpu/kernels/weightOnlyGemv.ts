@@ -2,6 +2,7 @@ import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
+import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
 import { weightCodeLayout } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
@@ -360,6 +361,8 @@ export class WeightOnlyGpuMatrix {
     checkOptionsObject(args, MATRIX_GEMV_ARG_KEYS, 'WeightOnlyGpuMatrix.dispatch arguments');
     check(!this.isDestroyed, 'WeightOnlyGpuMatrix.dispatch: this matrix was destroyed');
     throwIfDeviceLost(this.device, 'WeightOnlyGpuMatrix.dispatch'); // WebGPU would record nothing, silently
+    // By name, before recording (WebGPU would reject the caller's whole submission at its submit).
+    checkOutputNotRead(args.y, this.namedBuffers('the matrix'), 'WeightOnlyGpuMatrix.dispatch: y');
     const { device, n, outputs, rowVec4s } = this;
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
@@ -402,6 +405,11 @@ export class WeightOnlyGpuMatrix {
       ...(args.vectorBlock === undefined ? {} : { vectorBlock: args.vectorBlock }),
     };
     dispatchWeightOnlyGemv(device, encoder, scratch, gemvArgs);
+  }
+
+  /** Its buffers, named `${name}'s codes` and so on (what its kernel reads; `checkOutputNotRead`). */
+  namedBuffers(name: string): NamedBuffer[] {
+    return [[`${name}'s codes`, this.codes], [`${name}'s codeLayout`, this.codeLayout], [`${name}'s columnScales`, this.columnScales], [`${name}'s rowScales`, this.rowScales]];
   }
 
   /** Destroys the four buffers (once; later calls do nothing). */
