@@ -63,7 +63,12 @@ export function checkPositiveInteger(value: number, what: string): void {
  * quoted('evil\x1b[31m\u009b2J'); // '"evil\\u001b[31m\\u009b2J"'
  */
 export function quoted(text: string): string {
-  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, unicodeEscape);
+}
+
+/** A UTF-16 code unit as the six characters \\uXXXX (JSON's and JavaScript's escape). */
+export function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /**

@@ -204,9 +204,9 @@ function checkQuantizeOptions(options: object, what: string): void {
   }
 }
 
-/** "1 tensor", "2 tensors". */
-function tensorCount(count: number): string {
-  return `${count} tensor${count === 1 ? '' : 's'}`;
+/** "1 tensor", "2 tensors": `count` and `noun`, plural but for 1. */
+function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 /** Bytes a container entry's tensors take in the file (not counting the header). */
@@ -257,8 +257,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     gpu = encodesOnGpu(options.scheme) ? await gpuQuantizer(options.device ?? 'auto', options.quiet === true ? () => {} : log) : null;
     // A worker quantizes one tensor at a time: more workers than tensors would only start idle threads.
     const workers = Math.min(options.workers ?? availableParallelism(), selected.length);
-    const deviceName = gpu?.name ?? `CPU (${workers} worker thread${workers === 1 ? '' : 's'})`;
-    if (!options.quiet) log(`quantizing ${tensorCount(selected.length)} (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
+    const deviceName = gpu?.name ?? `CPU (${counted(workers, 'worker thread')})`;
+    if (!options.quiet) log(`quantizing ${counted(selected.length, 'tensor')} (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
     if (gpu === null) pool = new QuantizeWorkerPool(workers);
     const bar = new ProgressBar(totalColumns, process.stderr, !options.quiet);
     const done = new Map<string, number>();
@@ -295,7 +295,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         onProgress(out);
         return { name, matrix: quantized };
     });
-    bar.finish(`quantized ${tensorCount(selected.length)} in ${formatDuration((performance.now() - start) / 1000)}`);
+    bar.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
     await writeQuantizedContainerFile(

@@ -1,4 +1,4 @@
-import { quoted } from '../errors.js';
+import { quoted, unicodeEscape } from '../errors.js';
 
 /**
  * A name from a file (a tensor's) as the CLI prints it: as it is, or JSON-quoted when it holds a
@@ -23,5 +23,5 @@ export function printableName(name: string): string {
  */
 export function terminalSafe(message: string): string {
   // eslint-disable-next-line no-control-regex
-  return message.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return message.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, unicodeEscape);
 }

@@ -292,11 +292,11 @@ export class GpuEngine {
       // f32 subnormals (its rotated entries and products reach 2^-39 of its largest entry).
       checkMatrix(hostX, 'x');
       const exponents = columnExponents(hostX);
-      const tiny = exponents.findIndex((e) => e > -Math.log2(SMALLEST_GPU_X_ENTRY));
+      const tiny = exponents.findIndex((e) => e > -SMALLEST_GPU_X_EXPONENT);
       check(
         tiny < 0,
         () =>
-          `matvecInto: the largest |entry| of x's column ${tiny} is below 2^${1 - (exponents[tiny] as number)}, under 2^${Math.log2(SMALLEST_GPU_X_ENTRY)}, ` +
+          `matvecInto: the largest |entry| of x's column ${tiny} is below 2^${1 - (exponents[tiny] as number)}, under 2^${SMALLEST_GPU_X_EXPONENT}, ` +
           'which the GPU GEMV would hold as f32 subnormals (a GPU may flush them to zero); use matvec, which scales x and y exactly, or scale x up yourself',
       );
     }
@@ -316,12 +316,12 @@ export class GpuEngine {
 
   /**
    * x as a GPU matrix input (uploaded, and the buffer handed to `temporary`, when it comes from the
-   * CPU; its range against W checked first, since only the host copy's norms are known).
+   * CPU, where the caller checked it; its range against W checked first, since only the host copy's
+   * norms are known).
    */
   private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void, exponents: Int32Array | null = null): GpuMatrixInput {
     const xMatrix = hostMatrix(x);
     if (xMatrix !== null) {
-      checkMatrix(xMatrix, 'x');
       checkGemvRange(w, largestColumnNorm(xMatrix));
       const data = exponents === null ? xMatrix.data : scaledColumns(xMatrix, exponents);
       const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', data, STORAGE_USAGE);
@@ -382,11 +382,11 @@ function schemeText(m: GpuLatticeMatrix): string {
 }
 
 /**
- * The smallest largest |entry| of an x column that `matvecInto` takes from the host: the GEMV's rotated
- * entries reach 2^-15 of it (N ≤ 2^30) and f32 keeps 2^-24 of those, so above 2^-87 nothing that
- * matters to the result is an f32 subnormal; 2^-80 leaves a margin.
+ * log2 of the smallest largest |entry| of an x column that `matvecInto` takes from the host: the
+ * GEMV's rotated entries reach 2^-15 of it (N ≤ 2^30) and f32 keeps 2^-24 of those, so above 2^-87
+ * nothing that matters to the result is an f32 subnormal; 2^-80 leaves a margin.
  */
-const SMALLEST_GPU_X_ENTRY = 2 ** -80;
+const SMALLEST_GPU_X_EXPONENT = -80;
 
 /** x as a Matrix when it comes from the host (a Float32Array is one column), null for a GPU input. */
 function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {

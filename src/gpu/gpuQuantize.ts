@@ -18,7 +18,7 @@ import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkColumnPrepStatus, dispatchColumnPrep, QUANTIZE_STATUS_BYTES, QuantizeStatusWord } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
-import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
+import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, latticeMatrixFields, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
@@ -171,7 +171,7 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const buffer of [this.codes, this.scaleIndices, this.norms, this.means, this.gains]) buffer?.destroy();
+    for (const [, buffer] of latticeMatrixFields(this)) buffer?.destroy();
   }
 }
 

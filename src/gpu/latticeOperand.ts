@@ -418,13 +418,16 @@ export function checkMatrixUsable(m: object, device: GPUDevice, what: string, us
 /** A GPU buffer a kernel reads, with what it is for a message ("A's codes", "layer 1's bias"). */
 export type NamedBuffer = readonly [string, GPUBuffer | null];
 
+/** A lattice matrix's GPU buffers by field name: what its kernels read, and what its owner destroys. */
+export function latticeMatrixFields(m: GpuLatticeMatrix): NamedBuffer[] {
+  return m.mode === 'universal'
+    ? [['codes', m.codes], ['escapeBits', m.escapeBits], ['escapeStarts', m.escapeStarts], ['escapeIds', m.escapeIds], ['escapeTable', m.escapeTable], ['side', m.side]]
+    : [['codes', m.codes], ['scaleIndices', m.scaleIndices], ['norms', m.norms], ['gains', m.gains], ['means', m.means]];
+}
+
 /** The GPU buffers a lattice matrix's kernels read, named `${name}'s ${field}`. */
 export function latticeMatrixBuffers(m: GpuLatticeMatrix, name: string): NamedBuffer[] {
-  const fields: [string, GPUBuffer | null][] =
-    m.mode === 'universal'
-      ? [['codes', m.codes], ['escapeBits', m.escapeBits], ['escapeStarts', m.escapeStarts], ['escapeIds', m.escapeIds], ['escapeTable', m.escapeTable], ['side', m.side]]
-      : [['codes', m.codes], ['scaleIndices', m.scaleIndices], ['norms', m.norms], ['gains', m.gains], ['means', m.means]];
-  return fields.map(([field, buffer]) => [`${name}'s ${field}`, buffer]);
+  return latticeMatrixFields(m).map(([field, buffer]) => [`${name}'s ${field}`, buffer]);
 }
 
 /**

@@ -17,7 +17,7 @@ import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { nonceWords } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
-import { checkGpuColumnScale, columnNormBound, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
+import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
 
 /**
  * A universal lattice matrix in GPU buffers: what the universal decoding kernels (dequantize, GEMV,
@@ -232,7 +232,7 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const buffer of [this.codes, this.escapeBits, this.escapeStarts, this.escapeIds, this.escapeTable, this.side]) buffer.destroy();
+    for (const [, buffer] of latticeMatrixFields(this)) buffer?.destroy();
   }
 }
 

@@ -6,6 +6,7 @@ import type { Lattice } from '../../src/lattices/lattice.js';
 import { zLattice } from '../../src/lattices/zLattice.js';
 import { DITHER_GRID, latticeSpec } from '../../src/quantize/latticeSpec.js';
 import { Rng } from '../../src/rotation/random.js';
+import { latticePoint } from './latticeTestSupport.js';
 
 /*
  * The universal quantizer's guarantee rests on the subtractive dither ("crypto lemma"): with the input
@@ -23,16 +24,6 @@ import { Rng } from '../../src/rotation/random.js';
  *     every input; its mean is a constant of the grid (≈ 1e-5 lattice units at DITHER_GRID) that the
  *     encoder's fair mirror bit (−Q(−y) for half of the blocks) makes exactly 0.
  */
-
-/** λ = basis · u in point coordinates, for integer coefficients u. */
-function latticePoint(lattice: Lattice, u: readonly number[]): number[] {
-  const d = lattice.dimension;
-  return Array.from({ length: d }, (_, i) => {
-    let sum = 0;
-    for (let j = 0; j < d; j++) sum += (lattice.basis[i * d + j] as number) * (u[j] as number);
-    return sum;
-  });
-}
 
 type Method = 'nearestScaled' | 'nearestDithered' | 'mirroredDithered';
 

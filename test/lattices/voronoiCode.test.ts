@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { D3 } from '../../src/lattices/d3.js';
 import { E8 } from '../../src/lattices/e8.js';
-import type { Lattice } from '../../src/lattices/lattice.js';
 import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { zLattice } from '../../src/lattices/zLattice.js';
 import { Rng } from '../../src/rotation/random.js';
+import { latticePoint } from './latticeTestSupport.js';
 
 /*
  * Voronoi codes of Λ / qΛ. Expected values come from the definitions: the code of G·u is the base-q
@@ -52,16 +52,6 @@ function e8Shell(norm: number): number[][] {
   return shell;
 }
 const E8_ROOTS = e8Shell(2);
-
-/** P = basis · u in point coordinates. */
-function latticePoint(lattice: Lattice, u: readonly number[]): number[] {
-  const d = lattice.dimension;
-  return Array.from({ length: d }, (_, i) => {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (lattice.basis[i * d + j] as number) * (u[j] as number);
-    return s;
-  });
-}
 
 /** The base-q digits of a code index. */
 function digitsOf(index: number, q: number, d: number): number[] {

@@ -409,17 +409,19 @@ export class WeightOnlyGpuMatrix {
 
   /** Its buffers, named `${name}'s codes` and so on (what its kernel reads; `checkOutputNotRead`). */
   namedBuffers(name: string): NamedBuffer[] {
-    return [[`${name}'s codes`, this.codes], [`${name}'s codeLayout`, this.codeLayout], [`${name}'s columnScales`, this.columnScales], [`${name}'s rowScales`, this.rowScales]];
+    return this.fields().map(([field, buffer]) => [`${name}'s ${field}`, buffer]);
   }
 
   /** Destroys the four buffers (once; later calls do nothing). */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    this.codes.destroy();
-    this.codeLayout.destroy();
-    this.columnScales.destroy();
-    this.rowScales.destroy();
+    for (const [, buffer] of this.fields()) buffer.destroy();
+  }
+
+  /** The four buffers by field name (one list for the checks and `destroy`). */
+  private fields(): (readonly [string, GPUBuffer])[] {
+    return [['codes', this.codes], ['codeLayout', this.codeLayout], ['columnScales', this.columnScales], ['rowScales', this.rowScales]];
   }
 }
 
