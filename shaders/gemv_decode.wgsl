@@ -13,7 +13,11 @@
 //   gemv_floor_den(p) -> vec2<i32>           (t, r) with p = G_DEN·t + r, 0 ≤ r < G_DEN, for the lifted
 //                                            coordinates (|p| ≤ 5q): shifts when G_DEN is a power of
 //                                            two, else one unsigned division by a constant
-//   gemv_leader(low, high) -> LatticePoint   the leader of a code: gemv_leader_d3 / _e8 / _z8 below.
+//   gemv_leader(low, high) -> LatticePoint   the leader of a code: gemv_leader_d3 / _e8 / _z8 below,
+//                                            or for E8 with q ≤ 16 gemv_leader_e8_bytes
+//                                            (shaders/gemv_decode_e8_bytes.wgsl, appended after this
+//                                            file, with gemv_digit_bytes and gemv_lane_split in the
+//                                            header)
 //
 // Rounding identities used (exact integer algebra, den = G_DEN, p = den·t + r, 0 ≤ r < den):
 //   round_rational(p, den)            = floor((2p + den) / (2den)) = t + [2r ≥ den],  error p − den·f = r − den·[2r ≥ den];

@@ -38,10 +38,12 @@
 // loop ≈ 3 per block, scale index and multiple 7, code field 1, table read 3, 3 staged reads 10, dot
 // product and scale 5: ≈ 29 per code byte (≈ 22 without robustness; before: ≈ 50, with a u32
 // division and modulo per block, a clamped variable-offset extractBits, a dynamically indexed uniform
-// array and the cached-word compare). E8 q = 16: the decode of gemv_decode.wgsl ≈ 210 (≈ 290 with
+// array and the cached-word compare). E8 q = 16: the byte-lane decode of gemv_decode_e8_bytes.wgsl
+// ≈ 140 (coordinate by coordinate, gemv_leader_e8 of gemv_decode.wgsl: ≈ 210; ≈ 290 with
 // squared sums and a rounded point kept per candidate; before that ≈ 800 with 24 runtime divisions
 // and dynamically indexed private arrays), 8 conversions, 8 staged reads and the dot product ≈ 45:
-// ≈ 270 per block ≈ 68 per code byte (≈ 88 before, and ≈ 200 before that). Still above the ≈ 7
+// ≈ 185 per block ≈ 46 per code byte (≈ 68, ≈ 88 and ≈ 200 before; static SPIR-V count of the
+// inner loop 387 per block, 634 with gemv_leader_e8: bench/results). Still above the ≈ 7
 // per byte an H200 can issue per byte of bandwidth: the x̃ staging through workgroup memory (3 reads
 // per D3 block) and the per-lane 4-byte code loads are what a restructure around 16-byte loads and
 // x̃ in registers would remove.

@@ -64,19 +64,24 @@
 //   ≈ 300: 6 runtime u32 divisions and 3 floor divisions per block, a dynamically indexed array, the
 //   escape root from global memory), plus ≈ 14 per block for each further right-hand side.
 //   E8 q = 16 (32-bit codes, 4 bytes per block): group overhead and escape bit, slot and id ≈ 30, μ of
-//   a root 8 loads ≈ 35, digits 8, lift ≈ 16, the two D8 roundings with one shift per coordinate,
-//   parities, Σ|e| and the two worst coordinates ≈ 16 per coordinate = 128, the (linear) comparison
-//   and the leader ≈ 55 (gemv_decode.wgsl), block hash 2 × mix32 + 8 fields ≈ 38, c 32, x̃ reads and
-//   multiply-adds ≈ 34: ≈ 375 per block ≈ 94 per code byte (≈ 460 with squared sums and a rounded
-//   point kept per candidate; before that ≈ 1240 per block ≈ 310 per byte), plus ≈ 34 per block for
-//   each further right-hand side.
-//   E8 q = 12 (29-bit codes, e8-4bit): digits by the constant 12 (a multiply-high each), one more
-//   constant division per coordinate in the roundings, codes across words: ≈ 485 per block ≈ 134 per
-//   code byte (≈ 570 and 157 before the leader became the rounding error). E8 q = 24 (37-bit codes,
-//   e8-5bit): the first two digits in 16-bit limbs: ≈ 525 per block ≈ 114 per code byte (≈ 610, 132).
+//   a root 8 loads ≈ 35, the leader ≈ 140 (gemv_decode_e8_bytes.wgsl: digits as bytes 3, lift 15,
+//   the two D8 roundings, parities, Σ|e| and the two worst coordinates on 4 coordinates per
+//   instruction ≈ 80, the comparison and the leader's bytes ≈ 40; coordinate by coordinate,
+//   gemv_leader_e8 of gemv_decode.wgsl, it was ≈ 210), block hash 2 × mix32 + 8 fields ≈ 38, c 32,
+//   x̃ reads and multiply-adds ≈ 34: ≈ 310 per block ≈ 77 per code byte (≈ 375 and 94 coordinate by
+//   coordinate, ≈ 460 with squared sums and a rounded point kept per candidate; before that ≈ 1240
+//   per block ≈ 310 per byte), plus ≈ 34 per block for each further right-hand side.
+//   E8 q = 12 (29-bit codes, e8-4bit): digits by the constant 12 (a multiply-high each) placed in
+//   their bytes, the byte lanes split by 24 with three compares, codes across words: ≈ 400 per block
+//   ≈ 110 per code byte (≈ 485 and 134 coordinate by coordinate, ≈ 570 and 157 before the leader
+//   became the rounding error). E8 q = 24 (37-bit codes, e8-5bit; coordinate by coordinate, its
+//   lifted coordinates do not fit the byte lanes): the first two digits in 16-bit limbs: ≈ 525 per
+//   block ≈ 114 per code byte (≈ 610, 132). Static SPIR-V counts of the inner loop (bench/results):
+//   e8-q16 1161 → 914 instructions per iteration, e8-4bit and e8-3bit 1249 → 1015 (8 code bytes),
+//   with the byte-lane decode.
 // A GPU reads a byte from memory in the time of ≈ 7 instructions (H200: ≈ 33.5 T instructions/s for
 // 4.8 TB/s), so this loop is still instruction-bound, not memory-bound: what remains is the E8
-// nearest-point rule (≈ half of an E8 block), the escape bookkeeping (slot, id, μ: ≈ 15 % of E8,
+// nearest-point rule (≈ 45 % of an E8 block), the escape bookkeeping (slot, id, μ: ≈ 15 % of E8,
 // ≈ 30 % of D3) and the dither hash (≈ 15 instructions per block, a fifth of D3). These are fixed by
 // the format (the hash and the escapes are part of the code), so D3 cannot go much below ≈ 50 per
 // byte without changing the stored form.

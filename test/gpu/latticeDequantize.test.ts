@@ -203,7 +203,10 @@ describe.skipIf(noGpu !== undefined)('gemv_decode.wgsl: the decoders with q comp
 
   // Every code of the small codes; for the rest, digit patterns and random codes. The q of every
   // scheme preset (D3 6; E8 6, 12, 16, 24: codes over 32 bits for 24; Z^8 16), powers of two (digits
-  // and roundings by shifts) and not, and the largest E8 q the decoder takes (MAX_UNIVERSAL_Q).
+  // and roundings by shifts) and not, and the largest E8 q the decoder takes (MAX_UNIVERSAL_Q). E8
+  // with q ≤ 16 takes the byte-lane decoder (gemv_leader_e8_bytes; every code of q = 2, 3, 4; its
+  // lane split by shifts for q = 2, 4, 8, 16, by compares for 3, 6, 12), q = 24, 32 and 64
+  // gemv_leader_e8.
   const cases: [name: LatticeName, q: number, lattice: Lattice, codes: () => readonly number[]][] = [
     ['D3', 2, D3, () => Array.from(allCodes(8))],
     ['D3', 5, D3, () => Array.from(allCodes(125))],
@@ -214,9 +217,11 @@ describe.skipIf(noGpu !== undefined)('gemv_decode.wgsl: the decoders with q comp
     ['E8', 3, E8, () => Array.from(allCodes(6561))],
     ['E8', 4, E8, () => Array.from(allCodes(65536))],
     ['E8', 6, E8, () => sampleCodes(6, 20000, 11)],
-    ['E8', 12, E8, () => sampleCodes(12, 20000, 12)],
-    ['E8', 16, E8, () => sampleCodes(16, 30000, 13)],
+    ['E8', 8, E8, () => sampleCodes(8, 60000, 17)],
+    ['E8', 12, E8, () => sampleCodes(12, 60000, 12)],
+    ['E8', 16, E8, () => sampleCodes(16, 100000, 13)],
     ['E8', 24, E8, () => sampleCodes(24, 20000, 14)],
+    ['E8', 32, E8, () => sampleCodes(32, 20000, 18)],
     ['E8', MAX_UNIVERSAL_Q, E8, () => sampleCodes(MAX_UNIVERSAL_Q, 20000, 15)],
     ['Z', 5, zLattice(8), () => Array.from(allCodes(5 ** 8))],
     ['Z', 16, zLattice(8), () => sampleCodes(16, 5000, 16)],

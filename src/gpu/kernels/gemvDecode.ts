@@ -1,5 +1,6 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvDecodeSource from '../../../shaders/gemv_decode.wgsl?raw';
+import gemvDecodeE8BytesSource from '../../../shaders/gemv_decode_e8_bytes.wgsl?raw';
 import { check } from '../../errors.js';
 import { MAX_UNIVERSAL_Q, type LatticeName } from '../../quantize/latticeSpec.js';
 
@@ -72,6 +73,52 @@ function digitsWgsl(d: number, q: number): string[] {
 }
 
 /**
+ * Whether E8 with this q takes gemv_leader_e8_bytes (the 8 coordinates as bytes of two words): q ≤ 16,
+ * so that a lifted coordinate plus 2q stays below 128 and the worst-coordinate keys m·8 + i (m ≤ q)
+ * fit a byte.
+ */
+function e8ByteLanes(q: number): boolean {
+  return q <= 16;
+}
+
+/**
+ * `gemv_digit_bytes(low, high)`: the 8 base-q digits of a code as bytes, (u0, u2, u4, u6) in x and
+ * (u1, u3, u5, u7) in y (q ≤ 16, so the code fits `low`): for q = 16 two masks of the nibbles, for
+ * another power of two a bit field per digit, else the digits of `gemv_digits` placed in their bytes.
+ */
+function digitBytesWgsl(q: number): string[] {
+  const bits = Math.log2(q);
+  if (bits === 4) return ['fn gemv_digit_bytes(low: u32, high: u32) -> vec2<u32> {', '  return vec2<u32>(low & 0x0f0f0f0fu, (low >> 4u) & 0x0f0f0f0fu);', '}'];
+  const digit = (i: number) => (Number.isInteger(bits) ? `extractBits(low, ${u32(i * bits)}, ${u32(bits)})` : `u32(digits[${i}])`);
+  const word = (first: number) => [0, 1, 2, 3].map((lane) => (lane === 0 ? digit(first) : `(${digit(first + 2 * lane)} << ${u32(8 * lane)})`)).join(' | ');
+  return [
+    'fn gemv_digit_bytes(low: u32, high: u32) -> vec2<u32> {',
+    ...(Number.isInteger(bits) ? [] : ['  let digits = gemv_digits(low, high);']),
+    `  return vec2<u32>(${word(0)},`,
+    `                   ${word(1)});`,
+    '}',
+  ];
+}
+
+/**
+ * `gemv_lane_split(v)`: (t, r) per byte lane with v = den·t + r, 0 ≤ r < den (den = 2q, v < 4·den and
+ * below 128): a shift and a mask for den a power of two, else t as three compares (bit 7 of
+ * v + 128 − c·den, c = 1, 2, 3).
+ */
+function laneSplitWgsl(den: number): string[] {
+  const lanes = (value: number) => `${u32(value)} * 0x01010101u`;
+  const log2 = Math.log2(den);
+  const body = Number.isInteger(log2)
+    ? [`  return vec2<u32>((v >> ${u32(log2)}) & 0x03030303u, v & (${lanes(den - 1)}));`]
+    : [
+        `  let t = (((v + ${lanes(128 - den)}) >> 7u) & 0x01010101u) + (((v + ${lanes(128 - 2 * den)}) >> 7u) & 0x01010101u)`,
+        `      + (((v + ${lanes(128 - 3 * den)}) >> 7u) & 0x01010101u);`,
+        `  return vec2<u32>(t, v - t * ${u32(den)});`,
+      ];
+  return ['fn gemv_lane_split(v: u32) -> vec2<u32> {', ...body, '}'];
+}
+
+/**
  * The generated header of shaders/gemv_decode.wgsl for one lattice and q (see that file for what it
  * declares).
  *
@@ -89,6 +136,7 @@ export function gemvDecodeHeader(lattice: LatticeName, q: number): string {
   );
   const den = shape.pointScale * q;
   const log2Den = Math.log2(den);
+  const byteLanes = lattice === 'E8' && e8ByteLanes(q);
   // Lifted coordinates are ≥ −2(q − 1) > −OFFSET·den, so p + OFFSET·den is a non-negative u32.
   const OFFSET = 4;
   const floorDen = Number.isInteger(log2Den)
@@ -99,14 +147,14 @@ export function gemvDecodeHeader(lattice: LatticeName, q: number): string {
     `const G_Q: i32 = ${q};`,
     `const G_DEN: i32 = ${den};`,
     ...digitsWgsl(shape.dimension, q),
+    ...(byteLanes ? [...digitBytesWgsl(q), ...laneSplitWgsl(den)] : []),
     '// (t, r) with p = G_DEN·t + r, 0 ≤ r < G_DEN (p a lifted coordinate).',
     'fn gemv_floor_den(p: i32) -> vec2<i32> {',
     ...floorDen,
     '}',
     '// The coset leader of a code (point coordinates; E8 doubled).',
     'fn gemv_leader(low: u32, high: u32) -> LatticePoint {',
-    '  let digits = gemv_digits(low, high);',
-    `  return ${shape.leader};`,
+    ...(byteLanes ? ['  return gemv_leader_e8_bytes(gemv_digit_bytes(low, high));'] : ['  let digits = gemv_digits(low, high);', `  return ${shape.leader};`]),
     '}',
     '',
   ].join('\n');
@@ -117,7 +165,8 @@ export function gemvDecodeHeader(lattice: LatticeName, q: number): string {
  * (the universal kernels get it from `universalDecodeWgsl`).
  */
 export function gemvDecodeWgsl(lattice: LatticeName, q: number): string {
-  return `${gemvDecodeHeader(lattice, q)}\n${gemvDecodeSource}`;
+  const byteLanes = lattice === 'E8' && e8ByteLanes(q) ? `\n${gemvDecodeE8BytesSource}` : '';
+  return `${gemvDecodeHeader(lattice, q)}\n${gemvDecodeSource}${byteLanes}`;
 }
 
 /** shaders/lattice_decode.wgsl followed by {@link gemvDecodeWgsl}: for a kernel without the lattice rules. */
