@@ -43,7 +43,7 @@
 // squared sums and a rounded point kept per candidate; before that ≈ 800 with 24 runtime divisions
 // and dynamically indexed private arrays), 8 conversions, 8 staged reads and the dot product ≈ 45:
 // ≈ 185 per block ≈ 46 per code byte (≈ 68, ≈ 88 and ≈ 200 before; static SPIR-V count of the
-// inner loop 387 per block, 634 with gemv_leader_e8: bench/results). Still above the ≈ 7
+// inner loop 389 per block, 634 with gemv_leader_e8: bench/README.md). Still above the ≈ 7
 // per byte an H200 can issue per byte of bandwidth: the x̃ staging through workgroup memory (3 reads
 // per D3 block) and the per-lane 4-byte code loads are what a restructure around 16-byte loads and
 // x̃ in registers would remove.

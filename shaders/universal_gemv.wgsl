@@ -77,7 +77,7 @@
 //   became the rounding error). E8 q = 24 (37-bit codes, e8-5bit; coordinate by coordinate, its
 //   lifted coordinates do not fit the byte lanes): the first two digits in 16-bit limbs: ≈ 525 per
 //   block ≈ 114 per code byte (≈ 610, 132). Static SPIR-V counts of the inner loop (bench/results):
-//   e8-q16 1161 → 914 instructions per iteration, e8-4bit and e8-3bit 1249 → 1015 (8 code bytes),
+//   e8-q16 1161 → 916 instructions per iteration, e8-4bit and e8-3bit 1249 → 1017 (8 code bytes),
 //   with the byte-lane decode.
 // A GPU reads a byte from memory in the time of ≈ 7 instructions (H200: ≈ 33.5 T instructions/s for
 // 4.8 TB/s), so this loop is still instruction-bound, not memory-bound: what remains is the E8
