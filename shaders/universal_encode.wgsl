@@ -143,7 +143,7 @@ fn main(
       p[i] = x;
     }
     // 2–3. Dither, nearest point (mirrored by bit 0 of the first coordinate's rounding hash, as
-    // blockMirror: P = −Q(−(X + Z)), so the error's mean is exactly 0), code and leader.
+    // blockMirror: P = −Q(−(X + Z)), so that ties add no mean), code and leader.
     let z = block_dither(dither_column_key, b);
     let sign = select(1, -1, (mix32(round_key ^ (b * U_DIM)) & 1u) == 1u);
     for (var i = 0u; i < U_DIM; i = i + 1u) {

@@ -23,8 +23,11 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  *      in point coordinates P, mirrored by a fair bit: m = mix32(roundKey ^ k·d) & 1 (bit 0 of the
  *      rounding hash of the block's first coordinate, whose bits 8–31 are its rounding threshold), and
  *      with m = 1, P = −Q(−(X + Z)). Both rules commute with lattice shifts, and they are each other's
- *      negation, so the error's mean is exactly 0 (D_n's "ties upward" alone left a constant of the
- *      grid, ≈ 1.5·10⁻⁵ lattice units); the decoder does not need m. Code c = encode(P); leader L = decode(c).
+ *      negation, so for a dither uniform on its grid the error's mean is exactly 0 (D_n's "ties upward"
+ *      alone left a constant of the grid, ≈ 1.5·10⁻⁵ lattice units); the decoder does not need m.
+ *      D3's dither is uniform for a uniform key; E8's two words both come from the one 32-bit key, so
+ *      they reach 2³² of the 2⁶⁴ grid points and leave a mean of ≈ 10⁻⁵ lattice units that depends on
+ *      the block (docs/ARCHITECTURE.md). Code c = encode(P); leader L = decode(c).
  *   4. escape when P ≠ L: μ = (P − L)/q; the symbol is its rank among the roots (1…15) given L, else
  *      LONG_ESCAPE with μ's index in the extended table (or HUGE_ESCAPE and μ itself).
  * The decoder rebuilds λ = L + q·μ and outputs β·(λ/pointScale − Z/DITHER_GRID): the error is

@@ -251,6 +251,8 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     { name: 'E8 q = 16 (32-bit codes, shifts)', scheme: universal('E8', 16, 0.25) },
     { name: 'E8 q = 12 (29-bit codes, divisions by 12 and 24)', scheme: universal('E8', 12, 0.3) },
     { name: 'E8 q = 3 (13-bit codes)', scheme: universal('E8', 3, 1.2) },
+    { name: 'E8 q = 6 (21-bit codes: e8-3bit; byte lanes split by 12 with compares)', scheme: universal('E8', 6, 0.6) },
+    { name: 'E8 q = 8 (24-bit codes, byte lanes split by shifts)', scheme: universal('E8', 8, 0.5) },
     { name: 'E8 q = 4 (16-bit codes: two per word)', scheme: universal('E8', 4, 0.9) },
     { name: 'E8 q = 24 (37-bit codes, 16-bit limbs)', scheme: universal('E8', 24, 0.15) },
     { name: 'E8 q = 32 (40-bit codes, a digit across the two parts)', scheme: universal('E8', 32, 0.12) },
