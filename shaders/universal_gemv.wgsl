@@ -74,8 +74,8 @@
 //   E8 q = 12 (29-bit codes, e8-4bit): digits by the constant 12 (a multiply-high each) placed in
 //   their bytes, the byte lanes split by 24 with three compares, codes across words: ≈ 400 per block
 //   ≈ 110 per code byte (≈ 485 and 134 coordinate by coordinate, ≈ 570 and 157 before the leader
-//   became the rounding error). E8 q = 24 (37-bit codes, e8-5bit; coordinate by coordinate, its
-//   lifted coordinates do not fit the byte lanes): the first two digits in 16-bit limbs: ≈ 525 per
+//   became the rounding error). E8 q = 24 (37-bit codes, e8-5bit; coordinate by coordinate, as every
+//   q > 16: gemvDecode.ts, e8ByteLanes): the first two digits in 16-bit limbs: ≈ 525 per
 //   block ≈ 114 per code byte (≈ 610, 132). Static SPIR-V counts of the inner loop (bench/results):
 //   e8-q16 1161 → 916 instructions per iteration, e8-4bit and e8-3bit 1249 → 1017 (8 code bytes),
 //   with the byte-lane decode.

@@ -249,7 +249,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     { name: 'D3 q = 12 (11-bit codes, no table: q³ > 1024)', scheme: universal('D3', 12, 0.25) },
     { name: 'D3 q = 64 (18-bit codes, shifts)', scheme: universal('D3', 64, 0.05) },
     { name: 'E8 q = 16 (32-bit codes, shifts)', scheme: universal('E8', 16, 0.25) },
-    { name: 'E8 q = 12 (29-bit codes, divisions by 12 and 24)', scheme: universal('E8', 12, 0.3) },
+    { name: 'E8 q = 12 (29-bit codes, digits by 12, byte lanes split by 24 with compares)', scheme: universal('E8', 12, 0.3) },
     { name: 'E8 q = 3 (13-bit codes)', scheme: universal('E8', 3, 1.2) },
     { name: 'E8 q = 6 (21-bit codes: e8-3bit; byte lanes split by 12 with compares)', scheme: universal('E8', 6, 0.6) },
     { name: 'E8 q = 8 (24-bit codes, byte lanes split by shifts)', scheme: universal('E8', 8, 0.5) },

@@ -120,12 +120,13 @@ function laneSplitWgsl(den: number): string[] {
 
 /**
  * The generated header of shaders/gemv_decode.wgsl for one lattice and q (see that file for what it
- * declares).
+ * declares). For E8 with q ≤ 16 its `gemv_leader` calls gemv_leader_e8_bytes, which
+ * {@link gemvDecodeWgsl} appends: take the decode from there.
  *
  * @example
  * gemvDecodeHeader('E8', 16); // G_DEN = 32: digits and roundings are shifts
  */
-export function gemvDecodeHeader(lattice: LatticeName, q: number): string {
+function gemvDecodeHeader(lattice: LatticeName, q: number): string {
   const shape = SHAPES[lattice];
   check(shape !== undefined, () => `gemv decode: unknown lattice ${String(lattice)}`);
   // E8's distance comparison in i32 needs den = 2q ≤ 128; codes wider than 32 bits (16-bit limbs) q ≤ 64.
