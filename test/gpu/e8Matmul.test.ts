@@ -116,6 +116,17 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
+  // Both operands E8 q = 6 share the compile-time decode, whose byte lanes split by 2q = 12 with
+  // compares (q = 16 splits by shifts): random codes reach every kind of leader.
+  it('E8 q = 6 × E8 q = 6 (random codes), both dot paths', async () => {
+    const a = gaussianMatrix(100, 17, 39);
+    const b = gaussianMatrix(100, 5, 40);
+    for (const dotPath of dotPaths) {
+      const result = await compare(context, a, b, { scheme: E8_Q6, seed: 21 }, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
+      expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('E8 q = 16 × E8 q = 6 (one lattice, two q), both dot paths', async () => {
     const a = gaussianMatrix(100, 17, 37);
     const b = gaussianMatrix(100, 5, 38);
