@@ -67,14 +67,14 @@ function measure(lattice: LatticeName, q: number, beta: number, coordinates: num
   let longs = 0;
   let huge = 0;
   let error = 0;
-  const ditherKey = rng.nextU32();
+  const ditherKeys = { first: rng.nextU32(), second: rng.nextU32() };
   const roundKey = rng.nextU32();
   for (let b = 0; b < blocks; b++) {
     for (let v = 0; v < d; v++) {
       x[v] = rng.nextGaussian();
       fixed[v] = randomizedRound(Math.fround((x[v] as number) * (DITHER_GRID / beta)), roundKey, b * d + v);
     }
-    blockDither(codec, ditherKey, b, dither);
+    blockDither(codec, ditherKeys, b, dither);
     encoder.encode(fixed, 0, dither, blockMirror(roundKey, b, d), block);
     symbols[block.symbol] = (symbols[block.symbol] as number) + 1;
     if (block.symbol === LONG_ESCAPE) {

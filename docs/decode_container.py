@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference decoder of the lattice-matmul quantized container, version 1.
+"""Reference decoder of the lattice-matmul quantized container, versions 1 and 2.
 
 Follows docs/FORMAT.md step by step (the section of each step is named in its comment), in plain
 Python 3 with the standard library only, so that the specification can be checked without the
@@ -78,7 +78,8 @@ def read_container(path):
     meta = header.pop("__metadata__", None)
     require(isinstance(meta, dict), "no __metadata__")
     require(meta.get("format") == "lattice-matmul.quantized", "not a lattice-matmul quantized container")
-    require(meta.get("format_version") == "1", "format_version %r: this decoder reads version 1" % meta.get("format_version"))
+    version = meta.get("format_version")
+    require(version in ("1", "2"), "format_version %r: this decoder reads versions 1 and 2" % version)
     # §3: CRC-32 of every metadata entry but `checksum`, ordered by the UTF-8 bytes of the key.
     entries = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in meta.items() if k != "checksum")
     blob = b"".join(struct.pack("<I", len(x)) + x for pair in entries for x in pair)
@@ -102,7 +103,7 @@ def read_container(path):
             used.add(tname)
         out.append((name, d, fields))
     require(used == set(tensors), "tensors that belong to no matrix: %s" % sorted(set(tensors) - used))
-    return out
+    return int(version), out
 
 
 def expect_tensor(fields, field, dtype, shape):
@@ -176,6 +177,7 @@ def counter_hash(seed, stream, index, sub):
 
 STREAM_ROTATION_SIGNS = 1
 STREAM_DITHER = 2
+STREAM_SECOND_DITHER = 6
 
 
 # ─── §11.2 the rotation ─────────────────────────────────────────────────────────────────────────
@@ -388,10 +390,10 @@ DITHER_FIELDS = {
 }
 
 
-def block_dither(lattice, key, block):
-    """Z of block b: h_t = mix32(key ^ (b·words + t)); Z_v = field_v − 2^(bits_v − 1)."""
+def block_dither(lattice, keys, block):
+    """Z of block b: h_t = mix32(keys[t] ^ (b·words + t)); Z_v = field_v − 2^(bits_v − 1)."""
     words, fields = DITHER_FIELDS[lattice]
-    h = [mix32(key ^ ((block * words + t) & M32)) for t in range(words)]
+    h = [mix32(keys[t] ^ ((block * words + t) & M32)) for t in range(words)]
     return [((h[w] >> shift) & ((1 << bits) - 1)) - (1 << (bits - 1)) for w, shift, bits in fields]
 
 
@@ -409,7 +411,7 @@ def finish(d, fields, rotated):
     return out
 
 
-def decode_universal(d, fields):
+def decode_universal(d, fields, version):
     scheme = d["scheme"]
     lattice, q, beta = scheme["lattice"], scheme["q"], scheme["beta"]
     dim, s = LATTICES[lattice][0], LATTICES[lattice][1]
@@ -430,7 +432,9 @@ def decode_universal(d, fields):
     next_rank = next_long = next_explicit = 0
     rotated = []
     for j in range(cols):
-        key = counter_hash(nonce_lo, STREAM_DITHER, nonce_hi, j)  # §11.6
+        # §11.6: E8's second hash word has a key of its own from version 2 on.
+        first = counter_hash(nonce_lo, STREAM_DITHER, nonce_hi, j)
+        keys = [first, counter_hash(nonce_lo, STREAM_SECOND_DITHER, nonce_hi, j) if version >= 2 else first]
         # §11.7: both steps in binary64, each entry rounded once to f32.
         point_step = (norms[j] / math.sqrt(length)) * (beta / s)
         dither_step = (norms[j] / math.sqrt(length)) * (beta / 256)
@@ -458,7 +462,7 @@ def decode_universal(d, fields):
                         require(index < len(table), "long escape index %d beyond the table" % index)
                         mu = list(table[index])
             lam = [L[v] + q * mu[v] for v in range(dim)]
-            Z = block_dither(lattice, key, b)
+            Z = block_dither(lattice, keys, b)
             for v in range(dim):
                 k = b * dim + v
                 if k < kept:
@@ -702,10 +706,11 @@ DECODERS = {
 def decode_file(path):
     """[(name, description, rows, cols, columns)]: columns[j] is column j (`rows` f32 values)."""
     out = []
-    for name, d, fields in read_container(path):
+    version, entries = read_container(path)
+    for name, d, fields in entries:
         kind = d["kind"]
         require(kind in DECODERS, "unknown kind %r" % kind)
-        columns = DECODERS[kind](d, fields)
+        columns = decode_universal(d, fields, version) if kind == "universal" else DECODERS[kind](d, fields)
         rows, cols = (d["n"], d["outputs"]) if kind == "weight-only" else (d["rows"], d["cols"])
         out.append((name, d, rows, cols, columns))
     return out

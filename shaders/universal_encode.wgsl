@@ -117,7 +117,11 @@ fn main(
   }
   workgroupBarrier();
 
-  let dither_column_key = counter_hash(params.nonce_lo, STREAM_DITHER, params.nonce_hi, global_column);
+  // The encoders write two dither keys (DITHER_KEYS of src/quantize/universalCode.ts).
+  let dither_column_keys = vec2<u32>(
+    counter_hash(params.nonce_lo, STREAM_DITHER, params.nonce_hi, global_column),
+    counter_hash(params.nonce_lo, STREAM_SECOND_DITHER, params.nonce_hi, global_column),
+  );
   let round_key = counter_hash(params.nonce_lo, STREAM_ROUNDING, params.nonce_hi, global_column);
   let q = i32(params.q);
   let code_base = params.code_first + column * params.code_words;
@@ -144,7 +148,7 @@ fn main(
     }
     // 2–3. Dither, nearest point (mirrored by bit 0 of the first coordinate's rounding hash, as
     // blockMirror: P = −Q(−(X + Z)), so that ties add no mean), code and leader.
-    let z = block_dither(dither_column_key, b);
+    let z = block_dither(dither_column_keys, b);
     let sign = select(1, -1, (mix32(round_key ^ (b * U_DIM)) & 1u) == 1u);
     for (var i = 0u; i < U_DIM; i = i + 1u) {
       p[i] = sign * (p[i] + z[i]);

@@ -5,9 +5,11 @@
 // `escape_table: array<i32>` (the lattice's roots, then the non-root records of 1 + U_DIM i32: global
 // block index, then μ, sorted by block index).
 
-// columnKeys(nonce, column).dither.
-fn dither_key(global_column: u32) -> u32 {
-  return counter_hash(params.nonce_lo, STREAM_DITHER, params.nonce_hi, global_column);
+// The keys of the column's dither hash words (ditherWordKeys of columnKeys(nonce, column)): x for word
+// 0, y for word 1 (E8), the second key or, for a matrix of one key (params.dither_keys = 1), the first.
+fn dither_key(global_column: u32) -> vec2<u32> {
+  let first = counter_hash(params.nonce_lo, STREAM_DITHER, params.nonce_hi, global_column);
+  return vec2<u32>(first, select(first, counter_hash(params.nonce_lo, STREAM_SECOND_DITHER, params.nonce_hi, global_column), params.dither_keys == 2u));
 }
 
 // μ of the non-root escape of block `global_block` (global index j·blocksPerColumn + b; the block must

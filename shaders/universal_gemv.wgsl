@@ -194,7 +194,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   let column = group_x * COLUMNS + local_column;
   let in_range = column < params.cols;
   let global_column = params.column_offset + column;
-  let key = dither_key(global_column);
+  let keys = dither_key(global_column);
   let code_base = params.code_first + column * params.code_words;
   let bits_base = params.bits_first + column * params.bit_words;
   let starts_base = params.starts_first + column * params.bit_words;
@@ -229,7 +229,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
             if (USE_LUT) {
               id = (escape_ids[slot >> 2u] >> ((slot & 3u) * 8u)) & 255u;
             }
-            var c = block_c(gemv_group_code(words, i), block_fields(key, b), replica, escaped, slot, id, first_global_block + b);
+            var c = block_c(gemv_group_code(words, i), block_fields(keys, b), replica, escaped, slot, id, first_global_block + b);
             if (full) {
               add_full_block(c, x_index + i * U_DIM, r0, &acc);
             } else {

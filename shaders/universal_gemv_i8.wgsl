@@ -134,7 +134,7 @@ fn column_side_base(index: u32) -> u32 {
 // The dither key and first global block of local column `index`.
 fn column_dither(index: u32) -> vec2<u32> {
   let global_column = params.column_offset + index;
-  return vec2<u32>(dither_key(global_column), global_column * params.blocks);
+  return vec2<u32>(dither_key(global_column).x, global_column * params.blocks);  // D3: one hash word
 }
 
 // The escape nibbles of code quad `quad`: 16 bits per code word, two words per u32.

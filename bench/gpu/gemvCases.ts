@@ -277,6 +277,7 @@ export function universalCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: 
     rotate: m.rotate,
     scheme: m.scheme,
     nonce: m.nonce,
+    ditherKeys: m.ditherKeys,
     blocksPerColumn: m.blocksPerColumn,
     escapeCount: m.escapeCount,
     nonRootCount: m.nonRootCount,

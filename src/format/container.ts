@@ -11,6 +11,7 @@ import {
 import { HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
+import { DITHER_KEYS, type DitherKeyCount } from '../quantize/universalCode.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
 import { absmaxOptions } from '../quantize/quantize.js';
 import type {
@@ -77,8 +78,16 @@ import {
 /** The `format` metadata value of a quantized container. */
 export const CONTAINER_FORMAT = 'lattice-matmul.quantized';
 
-/** The `format_version` this library writes and reads. A larger version is refused as "newer". */
-export const CONTAINER_FORMAT_VERSION = 1;
+/**
+ * The newest `format_version` this library reads (it reads every one up to it). A larger version is
+ * refused as "newer". Version 2 changed one thing: E8's universal dither hashes its second word with a
+ * second column key (`DitherKeyCount`); the writer writes version 2 only for a container that holds
+ * such a matrix, and version 1 otherwise, which older readers read.
+ */
+export const CONTAINER_FORMAT_VERSION = 2;
+
+/** Every `format_version` this library reads. */
+const CONTAINER_VERSIONS = [1, 2] as const;
 
 /** Most rows of a lattice or scalar matrix (the rotation's limit; weight-only matrices have their own). */
 export const CONTAINER_MAX_ROWS = 2 ** 30;
@@ -309,6 +318,8 @@ interface UniversalFields extends LatticeCommon {
   readonly scheme: UniversalLatticeScheme;
   readonly keptLength: number;
   readonly nonce: bigint;
+  /** Not in the description: 1 for E8 in a container of format version 1, else 2 (`containerDitherKeys`). */
+  readonly ditherKeys: DitherKeyCount;
   readonly escapes: number;
   readonly longEscapes: number;
   readonly explicitEscapes: number;
@@ -627,7 +638,32 @@ function keptLengthOf(r: DescriptionReader, length: number, d: number): number {
 
 const U64_LIMIT = 2n ** 64n;
 
-function parseFields(r: DescriptionReader, kind: unknown): DescriptionFields {
+/**
+ * The column keys E8's dither hashes in a container of `version`: one key up to version 1, a key per
+ * hash word from version 2. D3 reads one word, so its count is 2 in every version.
+ */
+function containerDitherKeys(lattice: UniversalLatticeScheme['lattice'], version: number): DitherKeyCount {
+  return lattice === 'E8' && version < 2 ? 1 : DITHER_KEYS;
+}
+
+/** The format version a container of these matrices needs: 2 if one is E8 with two dither keys, else 1. */
+function containerVersionFor(entries: readonly ContainerEntryInput[]): number {
+  let one = false;
+  let two = false;
+  for (const { matrix } of entries) {
+    if (typeof matrix === 'object' && matrix !== null && !(matrix instanceof WeightOnlyQuantized) && matrix.kind === 'lattice' && matrix.mode === 'universal' && matrix.scheme?.lattice === 'E8') {
+      if (matrix.ditherKeys === 1) one = true;
+      else two = true;
+    }
+  }
+  check(
+    !(one && two),
+    'writeQuantizedContainer: E8 universal matrices read from a container of format version 1 (one dither key) cannot share a container with newer ones (two keys): write them to separate containers',
+  );
+  return two ? 2 : 1;
+}
+
+function parseFields(r: DescriptionReader, kind: unknown, version: number): DescriptionFields {
   switch (kind) {
     case 'universal': {
       r.expectKeys(['kind', 'scheme', 'rows', 'cols', 'length', 'keptLength', 'seed', 'rotate', 'nonce', 'centred', 'escapes', 'longEscapes', 'explicitEscapes', 'tensors']);
@@ -644,7 +680,7 @@ function parseFields(r: DescriptionReader, kind: unknown): DescriptionFields {
       const escapes = r.integer('escapes', 0, blocks);
       const longEscapes = r.integer('longEscapes', 0, escapes);
       const explicitEscapes = r.integer('explicitEscapes', 0, longEscapes);
-      return { kind: 'universal', scheme, ...common, keptLength, nonce: BigInt(nonceText), escapes, longEscapes, explicitEscapes };
+      return { kind: 'universal', scheme, ...common, keptLength, nonce: BigInt(nonceText), ditherKeys: containerDitherKeys(scheme.lattice, version), escapes, longEscapes, explicitEscapes };
     }
     case 'deterministic': {
       r.expectKeys(['kind', 'scheme', 'rows', 'cols', 'length', 'keptLength', 'seed', 'rotate', 'centred', 'gains', 'unit', 'multiples', 'clippedBlocks', 'tensors']);
@@ -707,7 +743,7 @@ function parseFields(r: DescriptionReader, kind: unknown): DescriptionFields {
  * Parses and validates the description of matrix `name`: every field, the tensors it implies (with
  * their checksums), and that `json` is exactly the canonical JSON of those values.
  */
-function parseDescription(name: string, json: string): EntryPlan {
+function parseDescription(name: string, json: string, version: number): EntryPlan {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -716,7 +752,7 @@ function parseDescription(name: string, json: string): EntryPlan {
   }
   if (!isPlainObject(parsed)) throw new LatticeMatmulError(`quantized container: matrix ${quoted(name)}: its description must be a JSON object`);
   const r: DescriptionReader = new DescriptionReader(name, parsed);
-  const fields = parseFields(r, parsed.kind);
+  const fields = parseFields(r, parsed.kind, version);
   const specs = impliedTensors(name, fields);
   const crcs = r.value('tensors');
   if (!isPlainObject(crcs)) r.fail(`description field "tensors" must be an object of CRC-32 values, got ${describeValue(crcs)}`);
@@ -812,7 +848,8 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
     throw containerError(`format_version ${shown} is newer than this library reads (${CONTAINER_FORMAT_VERSION}); update lattice-matmul`);
   }
   const versionText = metadata[KEY_VERSION];
-  if (versionText !== String(CONTAINER_FORMAT_VERSION)) throw containerError(`format_version must be "${CONTAINER_FORMAT_VERSION}", got ${describeValue(versionText)}`);
+  const version = CONTAINER_VERSIONS.find((v) => versionText === String(v));
+  if (version === undefined) throw containerError(`format_version must be ${CONTAINER_VERSIONS.map((v) => `"${v}"`).join(' or ')}, got ${describeValue(versionText)}`);
   const stored = metadata[KEY_CHECKSUM];
   if (!(typeof stored === 'string' && /^[0-9a-f]{8}$/.test(stored))) throw containerError(`metadata "checksum" must be 8 lowercase hex digits, got ${describeValue(stored)}`);
   const computed = metadataChecksum(metadata);
@@ -836,7 +873,7 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
   for (const name of names) {
     const json = metadata[MATRIX_PREFIX + name];
     if (json === undefined) throw containerError(`matrix ${quoted(name)} is listed in "matrices" but has no ${quoted(MATRIX_PREFIX + name)} description`);
-    const plan = parseDescription(name, json);
+    const plan = parseDescription(name, json, version);
     for (const t of plan.tensors) {
       // Field names have no dots, so `<matrix>.<field>` names are distinct for distinct pairs.
       expectedTensors.set(t.name, t);
@@ -861,7 +898,7 @@ export function parseContainerLayout(header: SafetensorsHeader): ContainerLayout
   for (const name of expectedTensors.keys()) {
     if (!header.tensorsByName.has(name)) throw containerError(`tensor ${describeValue(name)} is missing`);
   }
-  return { formatVersion: CONTAINER_FORMAT_VERSION, metadata: user, entries: [...plans.values()].map((p) => p.info), plans };
+  return { formatVersion: version, metadata: user, entries: [...plans.values()].map((p) => p.info), plans };
 }
 
 function parseNames(text: string | undefined): string[] {
@@ -1049,6 +1086,7 @@ function decodeUniversal(name: string, f: UniversalFields, get: Get, optional: O
     seed: f.seed,
     rotate: f.rotate,
     nonce: f.nonce,
+    ditherKeys: f.ditherKeys,
     means,
     norms,
     blocksPerColumn,
@@ -1334,6 +1372,7 @@ function encodeEntry(input: ContainerMatrix, what: string): EncodedEntry {
         ...common,
         keptLength: matrix.keptLength,
         nonce: matrix.nonce,
+        ditherKeys: matrix.ditherKeys,
         escapes,
         longEscapes: matrix.longEscapes.length,
         explicitEscapes: matrix.hugeEscapes.length / d,
@@ -1418,6 +1457,8 @@ function survives(original: ContainerMatrix, read: ContainerMatrix): string | un
   if (!sameBytes(original.norms, read.norms) || !sameBytes(original.codes, read.codes)) return 'norms or codes';
   if (original.mode === 'universal' && read.mode === 'universal') {
     if (original.nonce !== read.nonce) return 'nonce';
+    // D3 reads one hash word: its count changes nothing, and a reader gives it 2 in every version.
+    if (original.scheme.lattice === 'E8' && original.ditherKeys !== read.ditherKeys) return 'ditherKeys';
     if (!sameBytes(original.codesHigh, read.codesHigh)) return 'codesHigh';
     if (!sameBytes(original.escapes, read.escapes)) return 'escapes';
     if (!sameBytes(original.longEscapes, read.longEscapes)) return 'longEscapes';
@@ -1453,7 +1494,8 @@ export function planQuantizedContainer(entries: readonly ContainerEntryInput[], 
   const tensors = new Map<string, SafetensorsTensorInput>();
   const meta: Record<string, string> = Object.create(null) as Record<string, string>;
   meta[KEY_FORMAT] = CONTAINER_FORMAT;
-  meta[KEY_VERSION] = String(CONTAINER_FORMAT_VERSION);
+  const version = containerVersionFor(entries);
+  meta[KEY_VERSION] = String(version);
   const names: string[] = [];
   const used = new Set<string>(); // a Set: containers may hold tens of thousands of matrices
   for (const [index, entry] of entries.entries()) {
@@ -1476,7 +1518,7 @@ export function planQuantizedContainer(entries: readonly ContainerEntryInput[], 
       }
       const description = descriptionJson(encoded.fields, checksums, specs);
       // Read back what was just written, through every check of the reader.
-      const plan = parseDescription(name, description);
+      const plan = parseDescription(name, description, version);
       const back = decodeContainerEntry({ info: planInfo(plan), plan } as PlanHandle, (t) => bytesOfArray(encoded.data.get(t.field) as ArrayBufferView));
       const differs = survives(matrix, back.matrix);
       check(differs === undefined, () => `${what}: its ${differs} do not survive packing (values outside their fields' range?)`);

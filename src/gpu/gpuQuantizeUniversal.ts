@@ -5,7 +5,7 @@ import { universalCodec } from '../quantize/latticeSpec.js';
 import { throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { nonceWords } from '../quantize/universalCode.js';
+import { DITHER_KEYS, nonceWords } from '../quantize/universalCode.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { codeBufferByteLength, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { checkColumnPrepStatus, dispatchColumnPrep, reportedColumn } from './kernels/columnPrep.js';
@@ -196,6 +196,7 @@ export async function gpuQuantizeUniversalUnlocked(
         rotate: options.rotate,
         scheme,
         nonce,
+        ditherKeys: DITHER_KEYS,
         blocksPerColumn,
         escapeCount,
         nonRootCount,

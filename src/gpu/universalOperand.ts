@@ -14,7 +14,7 @@ import { DITHER_GRID, latticeSpec, universalCodec, type UniversalCodec } from '.
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { nonceWords } from '../quantize/universalCode.js';
+import { nonceWords, type DitherKeyCount } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
@@ -43,6 +43,8 @@ export interface GpuUniversalMatrix {
   readonly rotate: boolean;
   readonly scheme: UniversalLatticeScheme;
   readonly nonce: bigint;
+  /** The column keys E8's dither hashes (`UniversalLatticeMatrix.ditherKeys`). */
+  readonly ditherKeys: DitherKeyCount;
   readonly blocksPerColumn: number;
   readonly escapeCount: number;
   readonly nonRootCount: number;
@@ -160,6 +162,9 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   get nonce(): bigint {
     return this.metadata.nonce;
   }
+  get ditherKeys(): DitherKeyCount {
+    return this.metadata.ditherKeys;
+  }
   get blocksPerColumn(): number {
     return this.metadata.blocksPerColumn;
   }
@@ -219,6 +224,7 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
       seed: this.seed,
       rotate: this.rotate,
       nonce: this.nonce,
+      ditherKeys: this.ditherKeys,
       means,
       norms,
       blocksPerColumn,
@@ -263,7 +269,7 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
 /** The metadata of a universal matrix that its GPU form carries besides the buffers. */
 export type UniversalOperandMetadata = Pick<
   UniversalLatticeMatrix,
-  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'
+  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'ditherKeys' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'
 >;
 
 /**
@@ -288,6 +294,8 @@ export function uploadUniversalWords(
   check(words.escapeBits.length === layout.escapeBits * m.cols, () => `universal upload: ${words.escapeBits.length} escape-bit words, expected ${layout.escapeBits * m.cols}`);
   check(m.norms.length === m.cols && (m.means === null || m.means.length === m.cols), () => `universal upload: expected ${m.cols} norms (and means)`);
   checkUniversalColumnScales(m);
+  // A matrix built before the field existed would otherwise decode E8 with the wrong dither, silently.
+  check(m.ditherKeys === 1 || m.ditherKeys === 2, () => `universal upload: ditherKeys must be 1 or 2, got ${String(m.ditherKeys)}`);
   const side = new Float32Array(m.cols * (m.means ? 2 : 1));
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);
@@ -322,6 +330,7 @@ export function uploadUniversalWords(
       rotate: m.rotate,
       scheme: m.scheme,
       nonce: m.nonce,
+      ditherKeys: m.ditherKeys,
       blocksPerColumn: m.blocksPerColumn,
       escapeCount: escapes.escapeCount,
       nonRootCount: escapes.nonRootCount,

@@ -4,7 +4,7 @@ import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { DITHER_GRID, universalCodec } from '../quantize/latticeSpec.js';
 import { absmaxOptions, schemeLattice } from '../quantize/quantize.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
-import { blockDither, columnKeys, LONG_ESCAPE, UniversalBlockDecoder } from '../quantize/universalCode.js';
+import { blockDither, columnKeys, ditherWordKeys, LONG_ESCAPE, UniversalBlockDecoder } from '../quantize/universalCode.js';
 import { absmaxDequantize } from '../scalar/absmax.js';
 import { nvfp4Dequantize } from '../scalar/nvfp4.js';
 
@@ -38,7 +38,7 @@ function decodeUniversalRotated(q: UniversalLatticeMatrix): Float64Array {
   let longCursor = 0;
   let hugeCursor = 0;
   for (let j = 0; j < q.cols; j++) {
-    const keys = columnKeys(q.nonce, j);
+    const wordKeys = ditherWordKeys(columnKeys(q.nonce, j), q.ditherKeys);
     // x̂ = (ν/√N)·β·(λ/s − Z/M): both terms scaled once per column.
     const pointStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / spec.pointScale);
     const ditherStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / DITHER_GRID);
@@ -56,7 +56,7 @@ function decodeUniversalRotated(q: UniversalLatticeMatrix): Float64Array {
         }
       }
       decoder.decode(code, symbol, longIndex, huge, point);
-      blockDither(codec, keys.dither, b, dither);
+      blockDither(codec, wordKeys, b, dither);
       for (let v = 0; v < d; v++) {
         const k = b * d + v;
         if (k >= q.keptLength) break;

@@ -18,6 +18,8 @@ import { scaleGrid } from './scaleGrid.js';
 import type { DeterministicLatticeScheme, IntScheme, LatticeScheme, Nvfp4Scheme, Scheme, SchemeName, UniversalLatticeScheme } from './schemes.js';
 import {
   blockDither,
+  ditherWordKeys,
+  DITHER_KEYS,
   blockMirror,
   columnKeys,
   LONG_ESCAPE,
@@ -153,6 +155,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     if (means) checkColumnMean(means[j] as number, j);
     const gain = scaledNorm === 0 ? 0 : Math.fround(numerator / scaledNorm);
     const keys = columnKeys(nonce, j);
+    const wordKeys = ditherWordKeys(keys, DITHER_KEYS);
     for (let i = 0; i < fixed.length; i++) {
       const y = i < keptLength ? Math.fround((rotated[i] as number) * gain) : 0;
       const x = randomizedRound(y, keys.round, i);
@@ -160,7 +163,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
       fixed[i] = x;
     }
     for (let b = 0; b < blocksPerColumn; b++) {
-      blockDither(codec, keys.dither, b, dither);
+      blockDither(codec, wordKeys, b, dither);
       encoder.encode(fixed, b * d, dither, blockMirror(keys.round, b, d), block);
       const index = j * blocksPerColumn + b;
       codes[index] = block.code % TWO_POW_32;
@@ -186,6 +189,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     seed: ctx.options.seed,
     rotate: ctx.options.rotate,
     nonce,
+    ditherKeys: DITHER_KEYS,
     means,
     norms,
     blocksPerColumn,

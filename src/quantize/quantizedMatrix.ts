@@ -1,4 +1,5 @@
 import type { DeterministicLatticeScheme, IntScheme, Nvfp4Scheme, Scheme, SchemeName, SCHEMES, UniversalLatticeScheme } from './schemes.js';
+import type { DitherKeyCount } from './universalCode.js';
 
 /** What every quantized matrix records besides its codes. */
 interface QuantizedBase {
@@ -43,6 +44,13 @@ export interface UniversalLatticeMatrix extends QuantizedBase {
   readonly scheme: UniversalLatticeScheme;
   /** The 64-bit dither nonce, drawn per quantization: two quantizations of one matrix have independent errors. */
   readonly nonce: bigint;
+  /**
+   * The column keys E8's dither hashes (`DitherKeys`, src/quantize/universalCode.ts): 2, a key per hash
+   * word, for everything this library quantizes; 1, both words from one key, for the E8 matrices of
+   * containers of format version 1 (their dither is a function of 32 bits, so its mean error is
+   * ≈ 10⁻⁵ lattice units instead of 0). D3 reads one hash word, so for D3 it changes nothing.
+   */
+  readonly ditherKeys: DitherKeyCount;
   /** Per column ν: the norm of the (centred) column, by which it was normalized; 0 for a zero column. */
   readonly norms: Float32Array;
   readonly blocksPerColumn: number;

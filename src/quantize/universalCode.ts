@@ -9,6 +9,7 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  *
  * Per column j of a matrix with nonce ν (64 bits, drawn per quantization) the encoder has two keys,
  *   ditherKey_j = counterHash(ν_lo, RandomStream.dither, ν_hi, j),
+ *   secondKey_j = counterHash(ν_lo, RandomStream.secondDither, ν_hi, j)   (E8's second hash word),
  *   roundKey_j  = counterHash(ν_lo, RandomStream.rounding, ν_hi, j),
  * and works on the rotated column r (scaled by a power of two, see columnScaling.ts) with
  * g = fround(G / ν'), G = fround(√N · DITHER_GRID / β), ν' the canonical f32 norm of r:
@@ -16,18 +17,18 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  *        y = fround(r_i · g), f = y − floor(y) (exact), w = (mix32(roundKey ^ i) >>> 8) · 2^−24,
  *        X_i = floor(y) + (f ≥ 1 − w ? 1 : 0)
  *      so that E[X_i] = y: the fixed-point step adds no error correlated with the input.
- *   2. dither: block k reads `spec.dither.words` hash words h_t = mix32(ditherKey ^ (k·words + t)),
+ *   2. dither: block k reads `spec.dither.words` hash words h_t = mix32(key_t ^ (k·words + t)), key_0 =
+ *      ditherKey, key_1 = secondKey (E8; ditherKey in containers of format version 1: `DitherKeyCount`),
  *      coordinate v's numerator Z_v = field_v(h) − 2^(bits_v − 1): uniform over the grid points of a
  *      box that is a fundamental domain of Λ.
  *   3. λ = nearest lattice point to (X + Z) / DITHER_GRID (exact integer rules, Lattice.nearestDithered),
  *      in point coordinates P, mirrored by a fair bit: m = mix32(roundKey ^ k·d) & 1 (bit 0 of the
  *      rounding hash of the block's first coordinate, whose bits 8–31 are its rounding threshold), and
  *      with m = 1, P = −Q(−(X + Z)). Both rules commute with lattice shifts, and they are each other's
- *      negation, so for a dither uniform on its grid the error's mean is exactly 0 (D_n's "ties upward"
- *      alone left a constant of the grid, ≈ 1.5·10⁻⁵ lattice units); the decoder does not need m.
- *      D3's dither is uniform for a uniform key; E8's two words both come from the one 32-bit key, so
- *      they reach 2³² of the 2⁶⁴ grid points and leave a mean of ≈ 10⁻⁵ lattice units that depends on
- *      the block (docs/ARCHITECTURE.md). Code c = encode(P); leader L = decode(c).
+ *      negation, and the dither is uniform on its grid for uniform keys, so the error's mean is exactly
+ *      0 (D_n's "ties upward" alone left a constant of the grid, ≈ 1.5·10⁻⁵ lattice units; E8's two
+ *      words from one key, ≈ 10⁻⁵ that depended on the block); the decoder does not need m.
+ *      Code c = encode(P); leader L = decode(c).
  *   4. escape when P ≠ L: μ = (P − L)/q; the symbol is its rank among the roots (1…15) given L, else
  *      LONG_ESCAPE with μ's index in the extended table (or HUGE_ESCAPE and μ itself).
  * The decoder rebuilds λ = L + q·μ and outputs β·(λ/pointScale − Z/DITHER_GRID): the error is
@@ -60,19 +61,40 @@ export function nonceWords(nonce: bigint): { readonly lo: number; readonly hi: n
 }
 
 /** The dither and rounding keys of column j (see the file comment). */
-export function columnKeys(nonce: bigint, column: number): { readonly dither: number; readonly round: number } {
+export function columnKeys(nonce: bigint, column: number): { readonly dither: number; readonly secondDither: number; readonly round: number } {
   const { lo, hi } = nonceWords(nonce);
   return {
     dither: counterHash(lo, RandomStream.dither, hi, column),
+    secondDither: counterHash(lo, RandomStream.secondDither, hi, column),
     round: counterHash(lo, RandomStream.rounding, hi, column),
   };
 }
 
-/** Writes the d dither numerators Z of block `block` (column key `ditherKey`) into `out`. */
-export function blockDither(codec: UniversalCodec, ditherKey: number, block: number, out: Int32Array): void {
+/**
+ * How many column keys E8's dither hashes: 2 (its second hash word from `secondDither`), what this
+ * library writes, or 1 (both words from `dither`), the E8 matrices of containers of format version 1.
+ * Two independent uniform keys make a block's 64 dither bits uniform on the grid, so the error's mean is
+ * exactly 0; one key reaches 2³² of the 2⁶⁴ grid points, which left a mean of ≈ 10⁻⁵ lattice units
+ * that depends on the block (docs/ARCHITECTURE.md). D3 reads one word: the count changes nothing.
+ */
+export type DitherKeyCount = 1 | 2;
+
+/** What the encoders write (`UniversalLatticeMatrix.ditherKeys`). */
+export const DITHER_KEYS: DitherKeyCount = 2;
+
+/** The key of each of a block's dither hash words for a column with `keys` (`columnKeys`). */
+export function ditherWordKeys(keys: { readonly dither: number; readonly secondDither: number }, count: DitherKeyCount): { readonly first: number; readonly second: number } {
+  return { first: keys.dither, second: count === 2 ? keys.secondDither : keys.dither };
+}
+
+/**
+ * Writes the d dither numerators Z of block `block` into `out`: hash word t is
+ * mix32(key_t ^ (block·words + t)), key_0 = `first`, key_1 = `second` (`ditherWordKeys`).
+ */
+export function blockDither(codec: UniversalCodec, wordKeys: { readonly first: number; readonly second: number }, block: number, out: Int32Array): void {
   const { words, fields } = codec.spec.dither;
-  const h0 = mix32((ditherKey ^ (block * words)) >>> 0);
-  const h1 = words === 2 ? mix32((ditherKey ^ (block * words + 1)) >>> 0) : 0;
+  const h0 = mix32((wordKeys.first ^ (block * words)) >>> 0);
+  const h1 = words === 2 ? mix32((wordKeys.second ^ (block * words + 1)) >>> 0) : 0;
   for (let v = 0; v < fields.length; v++) {
     const field = fields[v] as (typeof fields)[number];
     const word = field.word === 0 ? h0 : h1;

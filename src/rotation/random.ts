@@ -113,10 +113,10 @@ export function counterSign(seed: number, stream: number, index: number): 1 | -1
 
 /**
  * The `stream` argument of the counter hash for each purpose, so that (for one seed) rotation signs,
- * dither, time-sharing choices, synthetic data and the universal quantizer's randomized rounding are
- * independent draws.
+ * dither, time-sharing choices, synthetic data, the universal quantizer's randomized rounding and the
+ * second key of E8's dither (its second hash word) are independent draws.
  */
-export const RandomStream = { rotationSigns: 1, dither: 2, timeSharing: 3, data: 4, rounding: 5 } as const;
+export const RandomStream = { rotationSigns: 1, dither: 2, timeSharing: 3, data: 4, rounding: 5, secondDither: 6 } as const;
 
 /** The type of a value of `RandomStream`. */
 export type RandomStreamId = (typeof RandomStream)[keyof typeof RandomStream];

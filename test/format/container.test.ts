@@ -180,7 +180,7 @@ describe('round trips, bit for bit', () => {
     const metadata = Object.fromEntries([['model', 'test'], ['__proto__', 'kept as a key'], ['', 'empty key'], ['ünïcode', '✓']]);
     const bytes = writeQuantizedContainer(entries, metadata);
     const container = readQuantizedContainer(bytes);
-    expect(container.formatVersion).toBe(1);
+    expect(container.formatVersion).toBe(2); // it holds E8 universal matrices (two dither keys)
     expect(container.entries.map((e) => e.name)).toEqual(entries.map((e) => e.name));
     for (const e of entries) {
       expect(container.has(e.name)).toBe(true);
@@ -225,7 +225,7 @@ describe('the bytes, against docs/FORMAT.md (independent code)', () => {
     expect(Object.keys(metadata).sort()).toEqual(['checksum', 'format', 'format_version', 'matrices', 'matrix.d', 'matrix.n', 'matrix.s', 'matrix.u', 'matrix.w', 'user.k']);
     expect(metadata.format).toBe('lattice-matmul.quantized');
     expect(CONTAINER_FORMAT).toBe(metadata.format);
-    expect(metadata.format_version).toBe('1');
+    expect(metadata.format_version).toBe('2'); // u is E8 universal (two dither keys)
     expect(metadata.matrices).toBe('["u","d","s","n","w"]');
     expect(metadata['user.k']).toBe('v');
     expect(metadata.checksum).toBe(specMetadataChecksum(metadata));
@@ -475,12 +475,12 @@ describe('refusals, each with a message naming the problem', () => {
     ['a flipped bit in the first tensor byte', flipped(dataStart), /is corrupted: its checksum/],
     ['a flipped bit in a description', flipped((b) => new TextDecoder().decode(b).indexOf('"rows\\"') + 2), /metadata is corrupted: its checksum is/],
     ['a truncated file', (b: Uint8Array) => b.subarray(0, b.length - 1), /safetensors/],
-    ['a newer version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '2')), /format_version 2 is newer than this library reads \(1\)/],
+    ['a newer version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '3')), /format_version 3 is newer than this library reads \(2\)/],
     // Before: 10 digits and more were called malformed ("must be \"1\""), against §9.
-    ['a newer version of 10 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1000000000')), /format_version 1000000000 is newer than this library reads \(1\)/],
+    ['a newer version of 10 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1000000000')), /format_version 1000000000 is newer than this library reads \(2\)/],
     ['a newer version of 40 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '9'.repeat(40))), /format_version 999999999999…\(40 digits\) is newer than this library reads/],
-    ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1", got "02"/],
-    ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1", got "1.0"/],
+    ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1" or "2", got "02"/],
+    ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1" or "2", got "1.0"/],
     ['no checksum', (b: Uint8Array) => { const r = rawRead(b); delete r.metadata.checksum; return rawWrite(r); }, /"checksum" must be 8 lowercase hex digits, got undefined/],
     ['an unknown metadata key', (b: Uint8Array) => resealed(b, (r) => (r.metadata.extra = '1')), /unknown metadata key "extra"/],
     ['a matrix missing from "matrices"', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16"]')), /describes a matrix that is not in "matrices"/],
@@ -634,7 +634,7 @@ describe('containers on disk (Node)', () => {
     expect(Array.from(await readFile(path))).toEqual(Array.from(writeQuantizedContainer(entries, { model: 'disk' })));
     const file = await openQuantizedContainerFile(path);
     try {
-      expect(file.formatVersion).toBe(1);
+      expect(file.formatVersion).toBe(2); // an e8-q16 matrix (two dither keys)
       expect(file.metadata.model).toBe('disk');
       expect(file.entries.map((e) => [e.name, e.kind, e.rows, e.cols])).toEqual([
         ['q', 'universal', 64, 3],

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -204,5 +205,19 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     }
     expect(problems).toEqual([]);
     expect(compared).toBeGreaterThan(1000);
+  });
+
+  it('a version-1 file (E8 with one dither key): the values its writer gave (test/format/containerVersions.test.ts)', async () => {
+    const fixture = new URL('./fixtures/', import.meta.url);
+    const out = join(dir, 'v1');
+    mkdirSync(out);
+    await promisify(execFile)('python3', [script, fileURLToPath(new URL('universal-v1.safetensors', fixture)), '--out', out], { timeout: 100_000, maxBuffer: 1 << 20 });
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as ManifestEntry[];
+    const expected = (JSON.parse(readFileSync(new URL('universal-v1.expected.json', fixture), 'utf8')) as { entries: Record<string, number[]> }).entries;
+    expect(manifest.map((m) => m.name).sort()).toEqual(Object.keys(expected).sort());
+    for (const info of manifest) {
+      const raw = readFileSync(join(out, info.file));
+      expect(Array.from(new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)), info.name).toEqual(expected[info.name]);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry } from '../../src/format/container.js';
@@ -7,6 +8,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
+import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -58,6 +60,40 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     { name: 'D3 q = 5, spiky unrotated (explicit escapes)', a: () => spikyMatrix(60, 9, 6), options: { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false } },
     { name: 'e8-q16, time-sharing κ = 0.4', a: () => gaussianMatrix(200, 4, 7), options: { scheme: 'e8-q16', seed: 6, nonce: 16, keepFraction: 0.4 } },
   ];
+
+  // A file of format version 1 (test/format/containerVersions.test.ts): its E8 matrices hash both
+  // dither words with one key (params.dither_keys = 1 in the kernels), its D3 matrix one word.
+  it.each(['e8_2bit', 'e8_q16_centred', 'd3_q6'])('version-1 file, %s: GPU dequantize and GEMV = the CPU decode of the one-key dither; read() keeps ditherKeys', async (name) => {
+    const { device } = context;
+    const bytes = new Uint8Array(readFileSync(new URL('../format/fixtures/universal-v1.safetensors', import.meta.url)));
+    const entry = readQuantizedContainer(bytes).get(name);
+    if (entry.kind !== 'universal') throw new Error('universal entry expected');
+    const m = entry.matrix;
+    expect(m.ditherKeys).toBe(m.scheme.lattice === 'E8' ? 1 : 2);
+    const fromFile = uploadContainerEntry(device, entry);
+    try {
+      const gpu = await universalDequantizeRotated(device, fromFile);
+      const cpu = decodeRotated(m);
+      let worst = 0;
+      for (let j = 0; j < m.cols; j++) {
+        const scale = ((m.norms[j] as number) / Math.sqrt(m.length)) * m.scheme.beta * 64;
+        for (let k = 0; k < m.length; k++) {
+          worst = Math.max(worst, Math.abs((gpu[j * m.length + k] as number) - (cpu[j * m.length + k] as number)) / (4e-6 * scale));
+        }
+      }
+      expect(worst).toBeLessThanOrEqual(1);
+      const x = gaussianMatrix(m.rows, 1, 9);
+      const y = await universalGemv(device, fromFile, x);
+      const expected = matvecAT(m, x);
+      for (let j = 0; j < m.cols; j++) {
+        const bound = 1e-5 * (m.norms[j] as number) * Math.hypot(...(x.data as Float32Array)) + 1e-6 * Math.abs(expected.data[j] as number);
+        expect(Math.abs((y.data[j] as number) - (expected.data[j] as number)), `column ${j}`).toBeLessThanOrEqual(bound);
+      }
+      expect((await fromFile.read()).ditherKeys).toBe(m.ditherKeys);
+    } finally {
+      fromFile.destroy();
+    }
+  });
 
   for (const { name, a, options } of cases) {
     it(`universal ${name}: GPU dequantize of the loaded matrix = CPU decodeRotated of the original; buffers = uploadUniversalMatrix's`, async () => {

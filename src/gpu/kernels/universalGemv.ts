@@ -260,7 +260,7 @@ export function universalGemvHeader(spec: LatticeSpec): string {
     `// Generated from latticeSpec('${spec.name}') for the universal GEMV (src/gpu/kernels/universalGemv.ts).`,
     pointFactorWgsl(spec),
     '// The raw dither fields of block `block` (Z_v = field_v − 2^(bits_v − 1)).',
-    'fn block_fields(key: u32, block: u32) -> LatticePoint {',
+    'fn block_fields(keys: vec2<u32>, block: u32) -> LatticePoint {',
     ...hashes,
     '  var f = LatticePoint();',
     ...lines,

@@ -146,7 +146,7 @@ export function universalGemvI8Header(spec: LatticeSpec, q: number): string {
     '// mix32\'s first xorshift is done once per group: the hash is mix32_rest(group_hash_base(key, first) ^ t).',
     'const_assert GROUP_BLOCKS <= 65536u && (GROUP_BLOCKS & (GROUP_BLOCKS - 1u)) == 0u;',
     'fn group_hash_base(key: u32, block: u32) -> u32 {',
-    `  let v = ${blockHashInputWgsl(words, 0)};`,
+    `  let v = ${blockHashInputWgsl(words, 0, 'key')};`,
     '  return v ^ (v >> 16u);',
     '}',
     'fn block_hash_in_group(base: u32, t: u32) -> u32 {',

@@ -35,6 +35,7 @@ export const UNIVERSAL_OPERAND_MEMBERS = {
   nonroot_count: 'u32',
   nonce_lo: 'u32',
   nonce_hi: 'u32',
+  dither_keys: 'u32', // the column keys E8's dither hashes: 1 or 2 (UniversalLatticeMatrix.ditherKeys)
   column_offset: 'u32', // global index of the dispatch's first column
 } as const satisfies Record<string, UniformScalar>;
 
@@ -43,17 +44,17 @@ const RULES = { D3: 'NEAREST_D', E8: 'NEAREST_E8', Z: 'NEAREST_Z' } as const;
 const LIFTS = { D3: 'lift_d3(digits)', E8: 'lift_e8(digits)', Z: 'digits' } as const;
 
 /**
- * Hash word t of a block's dither (of `words`), as a WGSL expression of `key` (the column's dither key)
- * and `block`: the twin of blockDither's counter hashes (src/quantize/universalCode.ts). Every kernel
- * that regenerates the dither writes it from here.
+ * Hash word t of a block's dither (of `words`), as a WGSL expression of `keys` (the column's dither keys,
+ * `dither_key`: x for word 0, y for word 1) and `block`: the twin of blockDither's counter hashes
+ * (src/quantize/universalCode.ts). Every kernel that regenerates the dither writes it from here.
  */
 export function blockHashWgsl(words: number, t: number): string {
-  return `mix32(${blockHashInputWgsl(words, t)})`;
+  return `mix32(${blockHashInputWgsl(words, t, t === 0 ? 'keys.x' : 'keys.y')})`;
 }
 
-/** What blockHashWgsl hashes: the column's key xor the counter of hash word t of `block`. */
-export function blockHashInputWgsl(words: number, t: number): string {
-  return `key ^ (block * ${words}u + ${t}u)`;
+/** What blockHashWgsl hashes: the key of hash word t (the WGSL expression `key`) xor the counter of word t of `block`. */
+export function blockHashInputWgsl(words: number, t: number, key: string): string {
+  return `${key} ^ (block * ${words}u + ${t}u)`;
 }
 
 /** The generated header: constants, the generator (`u_lift`) and the block dither (`block_dither`). */
@@ -80,6 +81,7 @@ export function universalLatticeHeader(spec: LatticeSpec): string {
     `const U_DITHER_WORDS: u32 = ${words}u;`,
     `const U_DITHER_GRID: i32 = ${DITHER_GRID};`,
     `const STREAM_DITHER: u32 = ${RandomStream.dither}u;`,
+    `const STREAM_SECOND_DITHER: u32 = ${RandomStream.secondDither}u;`,
     `const STREAM_ROUNDING: u32 = ${RandomStream.rounding}u;`,
     'fn u_lift(digits: LatticePoint) -> LatticePoint {',
     `  return ${LIFTS[spec.name]};`,
@@ -90,8 +92,8 @@ export function universalLatticeHeader(spec: LatticeSpec): string {
     ...coefficientLines,
     '  return u;',
     '}',
-    '// blockDither: the dither numerators Z of block `block` for the column key `key`.',
-    'fn block_dither(key: u32, block: u32) -> LatticePoint {',
+    '// blockDither: the dither numerators Z of block `block` for the column keys `keys` (dither_key).',
+    'fn block_dither(keys: vec2<u32>, block: u32) -> LatticePoint {',
     ...hashes,
     '  var z = LatticePoint();',
     ...coordinates,
@@ -169,6 +171,7 @@ export function universalOperandWindows(m: GpuUniversalMatrix, layout: Universal
       nonroot_count: m.nonRootCount,
       nonce_lo: nonce.lo,
       nonce_hi: nonce.hi,
+      dither_keys: m.ditherKeys,
       column_offset: first,
     },
   };
