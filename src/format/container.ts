@@ -646,13 +646,30 @@ function containerDitherKeys(lattice: UniversalLatticeScheme['lattice'], version
   return lattice === 'E8' && version < 2 ? 1 : DITHER_KEYS;
 }
 
-/** The format version a container of these matrices needs: 2 if one is E8 with two dither keys, else 1. */
+/** The lattice of a universal matrix's scheme (a name or an object), or null where it has none (the per-entry checks report it). */
+function universalLattice(matrix: unknown): string | null {
+  if (typeof matrix !== 'object' || matrix === null || matrix instanceof WeightOnlyQuantized) return null;
+  const m = matrix as Partial<UniversalLatticeMatrix>;
+  if (m.kind !== 'lattice' || m.mode !== 'universal') return null;
+  try {
+    const scheme = resolveScheme(m.scheme as Scheme);
+    return scheme.kind === 'lattice' ? scheme.lattice : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The format version a container of these matrices needs: 2 if one is E8 with two dither keys, else 1.
+ * Entries that are not well formed count for neither: the writer refuses them by name afterwards.
+ */
 function containerVersionFor(entries: readonly ContainerEntryInput[]): number {
   let one = false;
   let two = false;
-  for (const { matrix } of entries) {
-    if (typeof matrix === 'object' && matrix !== null && !(matrix instanceof WeightOnlyQuantized) && matrix.kind === 'lattice' && matrix.mode === 'universal' && matrix.scheme?.lattice === 'E8') {
-      if (matrix.ditherKeys === 1) one = true;
+  for (const entry of entries) {
+    const matrix: unknown = typeof entry === 'object' && entry !== null ? entry.matrix : null;
+    if (universalLattice(matrix) === 'E8') {
+      if ((matrix as UniversalLatticeMatrix).ditherKeys === 1) one = true;
       else two = true;
     }
   }
@@ -1345,6 +1362,7 @@ function encodeEntry(input: ContainerMatrix, what: string): EncodedEntry {
   data.set('norms', floats(matrix.norms, 'norms'));
   if (matrix.mode === 'universal') {
     check(typeof matrix.nonce === 'bigint', () => `${what}: nonce must be a bigint`);
+    check(matrix.ditherKeys === 1 || matrix.ditherKeys === 2, () => `${what}: ditherKeys must be 1 or 2 (see UniversalLatticeMatrix), got ${describeValue(matrix.ditherKeys)}`);
     const codec = codecOfScheme(matrix.scheme);
     const blocks = safeProduct(what, matrix.blocksPerColumn, cols);
     check(
@@ -1458,7 +1476,8 @@ function survives(original: ContainerMatrix, read: ContainerMatrix): string | un
   if (original.mode === 'universal' && read.mode === 'universal') {
     if (original.nonce !== read.nonce) return 'nonce';
     // D3 reads one hash word: its count changes nothing, and a reader gives it 2 in every version.
-    if (original.scheme.lattice === 'E8' && original.ditherKeys !== read.ditherKeys) return 'ditherKeys';
+    // (read.scheme is resolved; the original's may be a preset name.)
+    if (read.scheme.lattice === 'E8' && original.ditherKeys !== read.ditherKeys) return 'ditherKeys';
     if (!sameBytes(original.codesHigh, read.codesHigh)) return 'codesHigh';
     if (!sameBytes(original.escapes, read.escapes)) return 'escapes';
     if (!sameBytes(original.longEscapes, read.longEscapes)) return 'longEscapes';

@@ -72,6 +72,23 @@ describe('container format versions', () => {
     expect(Array.from(dequantize(universalOf(again, 'old')).data)).toEqual(v1Expected()['e8_2bit']);
   });
 
+  it('decides on the resolved scheme: an E8 matrix whose scheme is a preset name gets version 2 and decodes as written', () => {
+    const e8 = quantize(gaussianMatrix(16, 2, 1), { scheme: 'e8-2bit', seed: 1, nonce: 7 });
+    const named = { ...e8, scheme: 'e8-2bit' } as unknown as UniversalLatticeMatrix;
+    const bytes = writeQuantizedContainer([{ name: 'e8', matrix: named }]);
+    expect(versionOf(bytes)).toBe(2);
+    expect(Array.from(dequantize(universalOf(bytes, 'e8')).data)).toEqual(Array.from(dequantize(e8).data));
+    const old = universalOf(v1Bytes(), 'e8_2bit');
+    expect(() => writeQuantizedContainer([{ name: 'old', matrix: old }, { name: 'new', matrix: named }])).toThrow(/cannot share a container/);
+  });
+
+  it('still names a malformed entry (not a TypeError) and refuses a ditherKeys other than 1 or 2', () => {
+    expect(() => writeQuantizedContainer([null as unknown as { name: string; matrix: UniversalLatticeMatrix }])).toThrow(LatticeMatmulError);
+    expect(() => writeQuantizedContainer([null as unknown as { name: string; matrix: UniversalLatticeMatrix }])).toThrow(/entry 0 must be/);
+    const e8 = quantize(gaussianMatrix(16, 2, 1), { scheme: 'e8-2bit', seed: 1, nonce: 7 });
+    expect(() => writeQuantizedContainer([{ name: 'e8', matrix: { ...e8, ditherKeys: 3 } as unknown as UniversalLatticeMatrix }])).toThrow(/ditherKeys must be 1 or 2/);
+  });
+
   it('refuses one container for E8 matrices of one and of two dither keys, and matrices without the field', () => {
     const old = universalOf(v1Bytes(), 'e8_2bit');
     const e8 = quantize(gaussianMatrix(16, 2, 1), { scheme: 'e8-2bit', seed: 1, nonce: 7 });
