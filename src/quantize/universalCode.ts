@@ -7,7 +7,7 @@ import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
  * The universal (dithered) lattice code of one column, block by block — the CPU reference that the
  * GPU encoder (shaders/universal_encode.wgsl) and every decoder follow exactly.
  *
- * Per column j of a matrix with nonce ν (64 bits, drawn per quantization) the encoder has two keys,
+ * Per column j of a matrix with nonce ν (64 bits, drawn per quantization) the encoder has three keys,
  *   ditherKey_j = counterHash(ν_lo, RandomStream.dither, ν_hi, j),
  *   secondKey_j = counterHash(ν_lo, RandomStream.secondDither, ν_hi, j)   (E8's second hash word),
  *   roundKey_j  = counterHash(ν_lo, RandomStream.rounding, ν_hi, j),
