@@ -11,7 +11,7 @@ import {
 import { HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
-import { DITHER_KEYS, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, DITHER_KEYS, type DitherKeyCount } from '../quantize/universalCode.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
 import { absmaxOptions } from '../quantize/quantize.js';
 import type {
@@ -1362,7 +1362,7 @@ function encodeEntry(input: ContainerMatrix, what: string): EncodedEntry {
   data.set('norms', floats(matrix.norms, 'norms'));
   if (matrix.mode === 'universal') {
     check(typeof matrix.nonce === 'bigint', () => `${what}: nonce must be a bigint`);
-    check(matrix.ditherKeys === 1 || matrix.ditherKeys === 2, () => `${what}: ditherKeys must be 1 or 2 (see UniversalLatticeMatrix), got ${describeValue(matrix.ditherKeys)}`);
+    checkDitherKeys(matrix.ditherKeys, `${what}: ditherKeys`);
     const codec = codecOfScheme(matrix.scheme);
     const blocks = safeProduct(what, matrix.blocksPerColumn, cols);
     check(

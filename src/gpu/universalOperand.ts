@@ -14,7 +14,7 @@ import { DITHER_GRID, latticeSpec, universalCodec, type UniversalCodec } from '.
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { nonceWords, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, nonceWords, type DitherKeyCount } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
@@ -294,8 +294,7 @@ export function uploadUniversalWords(
   check(words.escapeBits.length === layout.escapeBits * m.cols, () => `universal upload: ${words.escapeBits.length} escape-bit words, expected ${layout.escapeBits * m.cols}`);
   check(m.norms.length === m.cols && (m.means === null || m.means.length === m.cols), () => `universal upload: expected ${m.cols} norms (and means)`);
   checkUniversalColumnScales(m);
-  // A matrix built before the field existed would otherwise decode E8 with the wrong dither, silently.
-  check(m.ditherKeys === 1 || m.ditherKeys === 2, () => `universal upload: ditherKeys must be 1 or 2, got ${String(m.ditherKeys)}`);
+  checkDitherKeys(m.ditherKeys, 'universal upload: ditherKeys');
   const side = new Float32Array(m.cols * (m.means ? 2 : 1));
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);

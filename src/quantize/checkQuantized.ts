@@ -6,7 +6,7 @@ import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
 import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from './schemes.js';
-import { LONG_ESCAPE } from './universalCode.js';
+import { checkDitherKeys, LONG_ESCAPE } from './universalCode.js';
 
 /*
  * Quantized matrices are plain objects (they serialize, cross workers, and come back from the
@@ -111,8 +111,7 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
     typeof q.nonce === 'bigint' && q.nonce >= 0n && q.nonce < 2n ** 64n,
     () => `${name}.nonce must be a bigint in [0, 2^64), got ${describeValue(q.nonce)}`,
   );
-  // A matrix built before the field existed would otherwise decode E8 with the wrong dither, silently.
-  check(q.ditherKeys === 1 || q.ditherKeys === 2, () => `${name}.ditherKeys must be 1 or 2 (2 for what this library quantizes; see UniversalLatticeMatrix), got ${describeValue(q.ditherKeys)}`);
+  checkDitherKeys(q.ditherKeys, `${name}.ditherKeys`);
   const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
   if (codec.codeBits > 32) checkTyped(q.codesHigh, Uint16Array, blocks, `${name}.codesHigh`);
   else check(q.codesHigh === null, () => `${name}.codesHigh must be null for ${codec.codeBits}-bit codes`);

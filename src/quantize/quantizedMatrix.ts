@@ -45,7 +45,7 @@ export interface UniversalLatticeMatrix extends QuantizedBase {
   /** The 64-bit dither nonce, drawn per quantization: two quantizations of one matrix have independent errors. */
   readonly nonce: bigint;
   /**
-   * The column keys E8's dither hashes (`DitherKeys`, src/quantize/universalCode.ts): 2, a key per hash
+   * The column keys E8's dither hashes (`DitherKeyCount`, src/quantize/universalCode.ts): 2, a key per hash
    * word, for everything this library quantizes; 1, both words from one key, for the E8 matrices of
    * containers of format version 1 (their dither is a function of 32 bits, so its mean error is
    * ≈ 10⁻⁵ lattice units instead of 0). D3 reads one hash word, so for D3 it changes nothing.

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank } from '../lattices/escapes.js';
 import { counterHash, mix32, RandomStream } from '../rotation/random.js';
 import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
@@ -81,6 +81,18 @@ export type DitherKeyCount = 1 | 2;
 
 /** What the encoders write (`UniversalLatticeMatrix.ditherKeys`). */
 export const DITHER_KEYS: DitherKeyCount = 2;
+
+/**
+ * Refuses a `ditherKeys` that is not a `DitherKeyCount`, naming `what` (e.g. `q.ditherKeys`): a matrix
+ * built without the field would otherwise decode E8 with one key, silently. Every consumer that takes
+ * a universal matrix from outside (`checkQuantizedMatrix`, the GPU upload, the container writer) calls it.
+ */
+export function checkDitherKeys(value: unknown, what: string): asserts value is DitherKeyCount {
+  check(
+    value === 1 || value === 2,
+    () => `${what} must be 1 or 2 (2 for what this library quantizes, 1 for the E8 matrices of containers of format version 1), got ${describeValue(value)}`,
+  );
+}
 
 /** The key of each of a block's dither hash words for a column with `keys` (`columnKeys`). */
 export function ditherWordKeys(keys: { readonly dither: number; readonly secondDither: number }, count: DitherKeyCount): { readonly first: number; readonly second: number } {

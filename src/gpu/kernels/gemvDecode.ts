@@ -73,12 +73,12 @@ function digitsWgsl(d: number, q: number): string[] {
 }
 
 /**
- * Whether E8 with this q takes gemv_leader_e8_bytes (the 8 coordinates as bytes of two words): q ≤ 16,
+ * Whether a decode takes gemv_leader_e8_bytes (the 8 coordinates as bytes of two words): E8 with q ≤ 16,
  * so that a lifted coordinate plus 2q stays below 128 and the worst-coordinate keys m·8 + i (m ≤ q)
  * fit a byte.
  */
-function e8ByteLanes(q: number): boolean {
-  return q <= 16;
+function e8ByteLanes(lattice: LatticeName, q: number): boolean {
+  return lattice === 'E8' && q <= 16;
 }
 
 /**
@@ -137,7 +137,7 @@ function gemvDecodeHeader(lattice: LatticeName, q: number): string {
   );
   const den = shape.pointScale * q;
   const log2Den = Math.log2(den);
-  const byteLanes = lattice === 'E8' && e8ByteLanes(q);
+  const byteLanes = e8ByteLanes(lattice, q);
   // Lifted coordinates are ≥ −2(q − 1) > −OFFSET·den, so p + OFFSET·den is a non-negative u32.
   const OFFSET = 4;
   const floorDen = Number.isInteger(log2Den)
@@ -166,7 +166,7 @@ function gemvDecodeHeader(lattice: LatticeName, q: number): string {
  * (the universal kernels get it from `universalDecodeWgsl`).
  */
 export function gemvDecodeWgsl(lattice: LatticeName, q: number): string {
-  const byteLanes = lattice === 'E8' && e8ByteLanes(q) ? `\n${gemvDecodeE8BytesSource}` : '';
+  const byteLanes = e8ByteLanes(lattice, q) ? `\n${gemvDecodeE8BytesSource}` : '';
   return `${gemvDecodeHeader(lattice, q)}\n${gemvDecodeSource}${byteLanes}`;
 }
 
