@@ -34,6 +34,7 @@ import { gemvProblem, type BenchRow, type BenchSettings } from './gpu/common.js'
 import {
   deterministicKernel,
   groupScaledKernel,
+  e8ResidueKernel,
   f16Kernel,
   f32Kernel,
   gemvRow,
@@ -220,6 +221,11 @@ const gemvKernels: GemvKernel[] = [
   // with the default 16 copies and with 32, beside d3-q6-deterministic's kernel-alone rows.
   groupScaledKernel('packed'),
   groupScaledKernel('packed', { leaderCopies: 32 }),
+  // The E8 residue prototype (e8-q16-deterministic's leaders repacked at upload so that the GEMV does
+  // not run the nearest-point rule: 5 bits per entry read instead of 4.25; bench/README.md), the whole
+  // call (x rounded to int8 in it) and the kernel alone, beside the scheme's own E8 GEMV.
+  e8ResidueKernel('packed', false),
+  e8ResidueKernel('packed', true),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),

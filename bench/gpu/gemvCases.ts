@@ -12,6 +12,10 @@ import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaled
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, GpuE8ResidueMatrix, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, universalGemvI8LeaderTable, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
@@ -588,30 +592,13 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
       const m = groupScaledTile(problem, distinct);
       const created: GPUBuffer[] = [];
       try {
-        const full = await withValidation(device, 'bench group-scaled tiling', async () => {
-          const fields = [
-            { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn, bytes: codeBufferByteLength(4 * m.groupsPerColumn * cols) }, // whole quads
-            { what: 'group scale indices', data: m.groupIndices, columnBytes: 4 * groupIndexWordsPerColumn(m.groupsPerColumn) },
-            { what: 'norms', data: m.norms, columnBytes: 4 },
-          ];
-          const encoder = device.createCommandEncoder({ label: 'bench group-scaled tiling' });
-          const tiles = fields.map((field) => createBufferWithData(device, `bench group-scaled ${field.what} (tile)`, field.data, STORAGE_USAGE));
-          created.push(...tiles);
-          const [codes, indices, norms] = fields.map((field, i) => tiledColumns(device, encoder, `bench group-scaled ${field.what}`, tiles[i] as GPUBuffer, distinct, field.columnBytes, cols, field.bytes)) as [GPUBuffer, GPUBuffer, GPUBuffer];
-          created.push(codes, indices, norms);
-          device.queue.submit([encoder.finish()]);
-          await device.queue.onSubmittedWorkDone();
-          return new GpuD3GroupScaledMatrix({ ...m, cols }, codes, indices, norms);
-        });
-        const weightBytes = full.codes.size + full.groupIndices.size + full.norms.size;
-        const weights = await makeCopies(device, full, copiesFor(weightBytes, settings), (encoder, i) => {
-          const copy = (buffer: GPUBuffer, what: string): GPUBuffer => {
-            const made = copyOf(device, encoder, buffer, `bench group-scaled ${what} copy ${i}`);
-            created.push(made);
-            return made;
-          };
-          return new GpuD3GroupScaledMatrix({ ...m, cols }, copy(full.codes, 'codes'), copy(full.groupIndices, 'indices'), copy(full.norms, 'norms'));
-        });
+        const fields = [
+          { what: 'codes', data: m.codes, columnBytes: 4 * m.groupsPerColumn, bytes: codeBufferByteLength(4 * m.groupsPerColumn * cols) }, // whole quads
+          { what: 'group scale indices', data: m.groupIndices, columnBytes: 4 * groupIndexWordsPerColumn(m.groupsPerColumn) },
+          { what: 'norms', data: m.norms, columnBytes: 4 },
+        ];
+        const { weights, weightBytes } = await prototypeWeights(device, 'bench group-scaled', fields, distinct, cols, settings, created, ([codes, indices, norms]) => new GpuD3GroupScaledMatrix({ ...m, cols }, codes as GPUBuffer, indices as GPUBuffer, norms as GPUBuffer));
+        const full = weights[0] as GpuD3GroupScaledMatrix;
         const x = uploadX(device, problem);
         const y = createBuffer(device, 'bench group-scaled y', 4 * cols, STORAGE_USAGE);
         created.push(x, y);
@@ -619,13 +606,11 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
         const calls = weights.map((w, i) =>
           prepared(device, `bench group-scaled gemv ${i}`, (encoder, scratch) => dispatchD3GroupScaledGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath, inputsI8: given.inputs, ...layout })),
         );
-        // Column j repeats tile column j mod `distinct`: its exact product is yTile[j mod distinct].
-        const repeated: GemvProblem = { ...problem, tile: { rows: n, cols: distinct, data: problem.tile.data.subarray(0, n * distinct) }, yTile: problem.yTile.subarray(0, distinct), wNorm2: repeatedNorm2(problem, distinct) };
         return {
           bitsPerEntry: (8 * weightBytes) / (n * cols),
           weightBytes,
           calls,
-          check: () => nmseOf(device, y, repeated, latticeLimit('d3-q6-deterministic')),
+          check: () => nmseOf(device, y, repeatedProblem(problem, distinct), latticeLimit('d3-q6-deterministic')),
           destroy: () => {
             for (const call of calls) call.destroy();
             given.scratch.destroy();
@@ -638,6 +623,137 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
       }
     },
   };
+}
+
+/** Distinct columns the E8 residue prototype quantizes on the CPU (e8-q16-deterministic) and repeats. */
+const E8_RESIDUE_TILE_COLS = 64;
+
+/** The residue form of each problem's first tile columns, shared by its rows. */
+const e8ResidueTiles = new WeakMap<GemvProblem, E8ResidueMatrix>();
+
+function e8ResidueTile(problem: GemvProblem, distinct: number): E8ResidueMatrix {
+  const known = e8ResidueTiles.get(problem);
+  if (known !== undefined) return known;
+  const tile = { rows: problem.n, cols: distinct, data: problem.tile.data.subarray(0, problem.n * distinct) };
+  const m = e8ResidueForm(quantize(tile, { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
+  e8ResidueTiles.set(problem, m);
+  return m;
+}
+
+/**
+ * The E8 residue prototype's GEMV (dispatchE8ResidueGemvI8: e8-q16-deterministic's leaders repacked as
+ * residue nibbles and a side byte, 5 bits per entry; bench/README.md "E8: leaders stored as
+ * residues?"), to set beside the scheme's own E8 GEMV: its codes come from the CPU encoder on the first
+ * E8_RESIDUE_TILE_COLS columns of the tile, unrotated (they are Gaussian already), repeated on the GPU.
+ * `xPrepared`: x̂ made once beforehand (the kernel alone); else each call rounds x (no rotation: the
+ * matrix is unrotated), so the row is the prototype's whole call.
+ */
+export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
+  return {
+    name: `E8 residue GEMV (prototype: e8-q16-deterministic's leaders as residues), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
+    spirvKey: `e8-residue-i8:${dotPath}`,
+    k: 1,
+    xPrepared,
+    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      check(problem.x.cols === 1, 'bench: the E8 residue rows have one right-hand side');
+      const distinct = Math.min(cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
+      const m = e8ResidueTile(problem, distinct);
+      const created: GPUBuffer[] = [];
+      try {
+        const fields = [
+          { what: 'residues', data: m.residues, columnBytes: 16 * m.quadsPerColumn },
+          { what: 'sides', data: m.sides, columnBytes: 4 * m.quadsPerColumn },
+          { what: 'column scales', data: m.columnScales, columnBytes: 4 },
+        ];
+        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix({ ...m, cols }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
+        const full = weights[0] as GpuE8ResidueMatrix;
+        const x = uploadX(device, problem);
+        const y = createBuffer(device, 'bench e8 residue y', 4 * cols, STORAGE_USAGE);
+        created.push(x, y);
+        let given: { inputs: E8InputsI8; scratch: GpuScratch } | undefined;
+        if (xPrepared) {
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder({ label: 'bench e8 residue x̂ for the kernel-alone rows' });
+          given = { inputs: dispatchE8InputsI8(device, encoder, scratch, full, x), scratch };
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+        }
+        const calls = weights.map((w, i) =>
+          prepared(device, `bench e8 residue gemv ${i}`, (encoder, scratch) =>
+            dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs: given?.inputs ?? dispatchE8InputsI8(device, encoder, scratch, w, x), y, dotPath }),
+          ),
+        );
+        return {
+          bitsPerEntry: (8 * weightBytes) / (n * cols),
+          weightBytes,
+          calls,
+          check: () => nmseOf(device, y, repeatedProblem(problem, distinct), latticeLimit('e8-q16-deterministic')),
+          destroy: () => {
+            for (const call of calls) call.destroy();
+            given?.scratch.destroy();
+            destroyAll(created);
+          },
+        };
+      } catch (error) {
+        destroyAll(created);
+        throw error;
+      }
+    },
+  };
+}
+
+/** A prototype's per-column field on the CPU: `columnBytes` per column, `bytes` in all once repeated (default: per column). */
+interface PrototypeField {
+  readonly what: string;
+  readonly data: ArrayBufferView;
+  readonly columnBytes: number;
+  readonly bytes?: number;
+}
+
+/**
+ * A prototype's weights over the working set: each field's `distinct` columns uploaded and repeated on
+ * the GPU to `cols` columns, then copies of those buffers (copiesFor), each set made into a matrix by
+ * `make`. Every buffer goes into `created` (the caller destroys them).
+ */
+async function prototypeWeights<T>(
+  device: GPUDevice,
+  label: string,
+  fields: readonly PrototypeField[],
+  distinct: number,
+  cols: number,
+  settings: BenchSettings,
+  created: GPUBuffer[],
+  make: (buffers: readonly GPUBuffer[]) => T,
+): Promise<{ weights: T[]; weightBytes: number }> {
+  const full = await withValidation(device, `${label} tiling`, async () => {
+    const encoder = device.createCommandEncoder({ label: `${label} tiling` });
+    const tiles = fields.map((field) => createBufferWithData(device, `${label} ${field.what} (tile)`, field.data, STORAGE_USAGE));
+    created.push(...tiles);
+    const buffers = fields.map((field, i) => tiledColumns(device, encoder, `${label} ${field.what}`, tiles[i] as GPUBuffer, distinct, field.columnBytes, cols, field.bytes));
+    created.push(...buffers);
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return buffers;
+  });
+  const weightBytes = full.reduce((total, buffer) => total + buffer.size, 0);
+  const weights = await makeCopies(device, make(full), copiesFor(weightBytes, settings), (encoder, i) =>
+    make(
+      full.map((buffer, k) => {
+        const made = copyOf(device, encoder, buffer, `${label} ${fields[k]?.what ?? ''} copy ${i}`);
+        created.push(made);
+        return made;
+      }),
+    ),
+  );
+  return { weights, weightBytes };
+}
+
+/** `problem` with W made of its first `distinct` tile columns repeated: column j's exact product is yTile[j mod distinct]. */
+function repeatedProblem(problem: GemvProblem, distinct: number): GemvProblem {
+  const { n } = problem;
+  return { ...problem, tile: { rows: n, cols: distinct, data: problem.tile.data.subarray(0, n * distinct) }, yTile: problem.yTile.subarray(0, distinct), wNorm2: repeatedNorm2(problem, distinct) };
 }
 
 /** ‖W‖²_F of `problem`'s W built from its first `distinct` tile columns repeated. */

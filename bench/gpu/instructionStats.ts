@@ -7,6 +7,7 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import { e8MatmulShaderSource, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -48,8 +49,8 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 
 /**
  * The int8-input GEMVs for d3-q6 (universalGemvI8.ts), d3-q6-deterministic and the group-scaled D3
- * prototype (latticeGemvI8.ts), per byte of codes as every other kernel (their escape nibbles and
- * scale indices are not counted).
+ * prototype (latticeGemvI8.ts), and the E8 residue prototype (e8ResidueGemvI8.ts), per byte of codes
+ * as every other kernel (their escape nibbles, scale indices and side bytes are not counted).
  */
 function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: number): SpirvSubject[] {
   return [
@@ -65,6 +66,12 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
       code: latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: scaleMultiples }, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: latticeGemvI8LeaderTable(6, 1, workgroupBytes, { scaleMultiples }) }),
       codeVariables: ['codes'],
     })),
+    {
+      key: `e8-residue-i8:${dotPath}`,
+      moduleKey: `e8-residue-i8-${dotPath}`,
+      code: e8ResidueGemvShaderSource({ subgroups, dotPath }),
+      codeVariables: ['residues'],
+    },
     {
       key: `group-scaled-i8:${dotPath}`,
       moduleKey: `group-scaled-i8-${dotPath}`,

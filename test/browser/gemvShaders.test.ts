@@ -11,6 +11,7 @@ import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
 import { escapeNibblesShaderSource, universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { e8MatmulShaderSource } from '../../src/gpu/kernels/e8Matmul.js';
+import { e8InputsShaderSource, e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
 
 /*
@@ -44,7 +45,13 @@ function shaders(): Shader[] {
     { name: 'hadamard (m = 12, 256 invocations)', code: hadamardShaderSource({ workgroupElements: 768, subgroups: false, block: 12, threads: 256 }) },
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
+    { name: 'e8 residue prototype: x̃ to int8', code: e8InputsShaderSource() },
   ];
+  for (const subgroups of [false, true]) {
+    for (const dotPath of ['plain', 'packed'] as const) {
+      list.push({ name: `e8 residue gemv (prototype), subgroups ${subgroups}, ${dotPath}`, code: e8ResidueGemvShaderSource({ subgroups, dotPath }), subgroups, packed: dotPath === 'packed' });
+    }
+  }
   // The E8 product: operands of one lattice and q share the decode with q compiled in; others (E8 × Z^8)
   // take the run-time decoder.
   const e8q16 = { lattice: 'E8', q: 16, codeBits: 32, indexBits: 2 } as const;

@@ -88,6 +88,20 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(judge([...onlyAlone, alone])[0]).toMatchObject({ met: null, measured: 'no D3 GEMV row measured' });
   });
 
+  it('a prototype row (a format not built) never decides a verdict, and is named beside it at the target shape', () => {
+    // The E8 residue prototype at 3000 GB/s (75 %) and the group-scaled D3 one at 3400 GB/s (85 %):
+    // the E8 verdict stays the scheme's (25 %, not met), the D3 one the whole call's.
+    const e8 = row({ kernel: 'E8 residue GEMV (prototype)', family: 'gemv', shape: GEMV, spirvKey: 'e8-residue-i8:packed', ms: 0.3, gbps: 3000, check: ok, xPrepared: true });
+    const d3 = row({ kernel: 'group-scaled D3 GEMV (prototype)', family: 'gemv', shape: GEMV, spirvKey: 'group-scaled-i8:packed', ms: 0.2, gbps: 3400, check: ok, xPrepared: true });
+    const targets = judge([...fullRun(), e8, d3]);
+    expect(targets[3]).toMatchObject({ met: false, measured: `25.0 %: universal GEMV e8-4bit at ${GEMV} (a prototype, not a scheme's kernel: 75.0 %, ${e8.kernel})` });
+    expect(targets[0]?.measured).toBe(`72.5 %: lattice GEMV d3-q6-deterministic, int8 inputs at ${GEMV} (a prototype, not a scheme's kernel: 85.0 %, ${d3.kernel})`);
+    // Alone, a prototype decides nothing (its figure is still named); at another shape it is not named.
+    const withoutE8 = fullRun().filter((r) => !(r.family === 'gemv' && /:e8-/.test(r.spirvKey ?? '')));
+    expect(judge([...withoutE8, e8])[3]).toMatchObject({ met: null, measured: `no E8 GEMV row measured (a prototype, not a scheme's kernel: 75.0 %, ${e8.kernel})` });
+    expect(judge([...fullRun(), { ...e8, shape: '1024 × 1024' }])[3]?.measured).toBe(`25.0 %: universal GEMV e8-4bit at ${GEMV}`);
+  });
+
   it('a baseline whose own check failed decides nothing: no vs f16, vs f32 or product ratio from it, no verdict', () => {
     const wrong = { ...ok, value: 0.9, ok: false };
     const rows = fullRun().map((r) => (r.spirvKey === 'f16' || r.kernel.startsWith('f32 tiled') ? { ...r, check: wrong } : r));

@@ -321,7 +321,7 @@ export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, s
 
 /** x̃ rounded as shaders/gemv_i8_inputs.wgsl does: levels (one per coordinate of the groups) and a scale per group. */
 export interface InputsI8 {
-  /** INPUT_GROUP · groups levels in [−127, 127] (0 past keptLength). */
+  /** groupSize · groups levels in [−127, 127] (0 past keptLength). */
   readonly levels: Int8Array;
   /** Per group s = max|x̃| / 127 (0 for a zero group, NaN for a group with a non-finite entry). */
   readonly scales: Float64Array;
@@ -329,28 +329,29 @@ export interface InputsI8 {
 
 /**
  * CPU twin of shaders/gemv_i8_inputs.wgsl for one right-hand side: x̃ (at least `kept` entries)
- * rounded to int8 per group of {@link INPUT_GROUP} coordinates, `groups` groups. The GPU divides in f32
- * (within 2.5 ULP), so a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
+ * rounded to int8 per group of `groupSize` coordinates ({@link INPUT_GROUP} by default; the E8
+ * residue prototype's groups are 32), `groups` groups. The GPU divides in f32 (within 2.5 ULP), so a
+ * level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
  *
  * @example
  * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
  */
-export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number): InputsI8 {
-  check(Number.isInteger(groups) && groups >= 0 && kept <= groups * INPUT_GROUP && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');
-  const levels = new Int8Array(groups * INPUT_GROUP);
+export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number, groupSize: number = INPUT_GROUP): InputsI8 {
+  check(Number.isInteger(groups) && groups >= 0 && kept <= groups * groupSize && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');
+  const levels = new Int8Array(groups * groupSize);
   const scales = new Float64Array(groups);
   for (let g = 0; g < groups; g++) {
     let m = 0;
     let finite = true;
-    const end = Math.min(kept, (g + 1) * INPUT_GROUP);
-    for (let k = g * INPUT_GROUP; k < end; k++) {
+    const end = Math.min(kept, (g + 1) * groupSize);
+    for (let k = g * groupSize; k < end; k++) {
       const v = xRotated[k] as number;
       finite &&= Number.isFinite(v);
       m = Math.max(m, Math.abs(v));
     }
     scales[g] = finite ? m / 127 : NaN;
     if (!(m > 0) || !finite) continue;
-    for (let k = g * INPUT_GROUP; k < end; k++) {
+    for (let k = g * groupSize; k < end; k++) {
       levels[k] = Math.max(-127, Math.min(127, roundHalfEven((127 * (xRotated[k] as number)) / m)));
     }
   }

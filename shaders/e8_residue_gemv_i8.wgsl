@@ -1,0 +1,120 @@
+// The GEMV of the E8 residue prototype (src/quantize/e8Residues.ts): y = Ŵᵀx̃ for an
+// e8-q16-deterministic matrix repacked at upload as a residue word and a side byte per block, with x̃
+// rounded to int8 per group of 32 coordinates (shaders/e8_inputs_i8.wgsl). Not a kernel of the
+// library's API: the GPU benchmark times it beside the scheme's own E8 GEMV (lattice_gemv.wgsl,
+// ≈ 46 instructions per code byte) to tell whether an E8 GEMV can reach the memory bandwidth.
+// CPU twin: `e8ResidueGemvReference` (src/gpu/kernels/e8ResidueGemvI8.ts).
+// Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE = 1  the generated
+// E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/universal_gemv_lanes.wgsl  this file  one
+// entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+//
+// Math. Block b of column j decodes to (ν_j·γ_j)·column_unit·k_b·ℓ_b, and the leader is ℓ_i = v_i −
+// 16 + f_i (e8Residues.ts): v_i = 2·n_i + p in [0, 32) from the residue nibbles as bytes, f_i ∈ {0,
+// ±32} on at most one coordinate. With x̃ ≈ s_g·x̂ (s_g per group of 4 blocks) and o_b = 16·Σ_i x̂_i
+// (made with x̂), per block
+//   2·⟨ℓ, x̂⟩ = 2·(dot(v_even, x̂_even) + dot(v_odd, x̂_odd) − o_b) + dot(fix, x̂_word)
+// where fix is the side byte masked by 0xc0 (2·f_i as i8: 0, +64 or −64) shifted into the fixed
+// coordinate's lane of the word (even or odd) that holds it. Each block's 6·k_b comes from its 2-bit
+// scale index by the cubic of multipleCubic (latticeGemvI8.ts); a group's Σ 6k_b·2⟨ℓ_b, x̂_b⟩ is an
+// i32 (the host bounds the multiples), scaled by s_g once. column_unit carries the 1/12.
+//
+// Layout. A workgroup's 256 invocations are 8 column slots of 32 lanes, each lane serving LANE_COLUMNS
+// = 2 columns (slot s: columns s and s + 8 of the workgroup's 16). Lane l reads quads l, l + 32, … of
+// its columns: a quad is 4 blocks, 16 bytes of residue words (one vec4 load) and one word of side
+// bytes; the 32 lanes of a slot read 512 consecutive bytes. x̂ of the quad's group (3 vec4: the
+// levels, the offsets) and its scale are loaded once for both columns. Columns are padded to whole
+// quads with the origin's blocks, and x̂ past keptLength is 0, so no test but the column's.
+//
+// Cost per block (4 bytes of residues and a side byte), counted by hand for what a GPU runs after
+// unrolling and constant folding: the side byte 2, the parity's lanes 2 (a mask and a multiply), the
+// residue bytes 4 (a shift, and a mask-and-or, per word), the fix word 4 and its x̂ word 2, the scale
+// index 2 and its cubic 3 (integer multiply-adds), three dot products accumulating with the offset and
+// the doubling 5, the multiply-add into the quad's sum 1: ≈ 25, ≈ 16 of them on an NVIDIA GPU's ALU
+// pipe; per quad and column (¼ per block) the residue and side loads, x̂'s 4 loads shared by the two
+// columns, their addresses, the conversion and f32 multiply-add, the loop ≈ 13: ≈ 28 per block, ≈ 5.6
+// per byte read (≈ 3.7 on the ALU pipe), against ≈ 7 an H200 issues per byte of bandwidth (≈ 3.5 on the
+// ALU pipe: bench/README.md, "An H200's budget per byte"), so by that budget it is bound by the ALU
+// near 95 % of HBM (an estimate). The nearest-point rule is gone from the loop: the repack at upload
+// did it (lattice_gemv.wgsl's E8 decode: ≈ 185 per block).
+
+const LANE_COLUMNS: u32 = 2u;
+const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
+
+@group(0) @binding(0) var<uniform> params: E8ResidueGemvParams;
+@group(0) @binding(1) var<storage, read> residues: array<vec4<u32>>;   // a quad per vec4
+@group(0) @binding(2) var<storage, read> sides: array<u32>;            // a quad's 4 side bytes per word
+@group(0) @binding(3) var<storage, read> column_scales: array<f32>;    // ν_j·γ_j
+@group(0) @binding(4) var<storage, read> x_levels: array<vec4<u32>>;   // 3 per group (e8_inputs_i8.wgsl)
+@group(0) @binding(5) var<storage, read> x_scales: array<u32>;         // s_g as f32 bits
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+
+// 6·k of a 2-bit scale index: the cubic through the multiples (multipleCubic), in Horner form.
+fn residue_multiple6(index: u32) -> i32 {
+  let i = i32(index);
+  let c = params.multiple_cubic[0];
+  return ((c.w * i + c.z) * i + c.y) * i + c.x;
+}
+
+// 6k·2⟨ℓ, x̂⟩ of one block: residue word `word`, side byte `side`, x̂ words `xe` (coordinates 0, 2,
+// 4, 6) and `xo` (1, 3, 5, 7) and the offset o = 16·Σx̂.
+fn residue_block(word: u32, side: u32, xe: u32, xo: u32, offset: i32) -> i32 {
+  let parity = (side & 1u) * 0x01010101u;
+  let v_even = ((word << 1u) & 0x1e1e1e1eu) | parity;
+  let v_odd = ((word >> 3u) & 0x1e1e1e1eu) | parity;
+  // The fix: byte 2·f (side & 0xc0) in lane (i >> 1) of the word of coordinate i = (side >> 1) & 7.
+  let fix = (side & 0xc0u) << ((side << 1u) & 0x18u);
+  let x_fixed = select(xe, xo, (side & 2u) != 0u);
+  let twice = 2 * (dot_i8x4(v_even, xe) + dot_i8x4(v_odd, xo) - offset) + dot_i8x4(fix, x_fixed);
+  return residue_multiple6((side >> 4u) & 3u) * twice;
+}
+
+// Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ over the 4 blocks of a quad.
+fn residue_quad(words: vec4<u32>, side_word: u32, x0: vec4<u32>, x1: vec4<u32>, offsets: vec4<u32>) -> i32 {
+  let o = bitcast<vec4<i32>>(offsets);
+  return residue_block(words.x, side_word & 0xffu, x0.x, x0.y, o.x)
+    + residue_block(words.y, (side_word >> 8u) & 0xffu, x0.z, x0.w, o.y)
+    + residue_block(words.z, (side_word >> 16u) & 0xffu, x1.x, x1.y, o.z)
+    + residue_block(words.w, side_word >> 24u, x1.z, x1.w, o.w);
+}
+
+// `width` and `poison`: see shaders/universal_gemv_lanes.wgsl.
+fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
+  let lane = thread % LANES;
+  let slot = thread / LANES;
+  var columns = array<u32, LANE_COLUMNS>();
+  var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
+  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+    columns[c] = group_x * WORKGROUP_COLUMNS + c * COLUMNS + slot;
+  }
+  // Column 0 of a slot is the first to run past params.cols.
+  if (columns[0] < params.cols) {
+    for (var k = lane; k < params.quads; k = k + LANES) {
+      // The quads of both columns first (two 16-byte loads in flight), then x̂ once for both.
+      var words = array<vec4<u32>, LANE_COLUMNS>();
+      var side_words = array<u32, LANE_COLUMNS>();
+      for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+        if (columns[c] < params.cols) {
+          let quad = columns[c] * params.quads + k;
+          words[c] = residues[params.residue_first + quad];
+          side_words[c] = sides[params.side_first + quad];
+        }
+      }
+      let x0 = x_levels[3u * k];
+      let x1 = x_levels[3u * k + 1u];
+      let offsets = x_levels[3u * k + 2u];
+      let scale = bitcast<f32>(x_scales[k]);
+      for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+        if (columns[c] < params.cols) {
+          acc[c][0] = acc[c][0] + f32(residue_quad(words[c], side_words[c], x0, x1, offsets)) * scale;
+        }
+      }
+    }
+  }
+  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+    let totals = column_totals(acc[c], thread, lane, width);
+    if (columns[c] < params.cols && lane == 0u) {
+      let value = column_scales[params.scale_first + columns[c]] * params.column_unit * totals[0];
+      y[params.y_first + columns[c]] = select(value, POISON, poison);
+    }
+  }
+}
