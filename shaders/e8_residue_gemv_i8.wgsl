@@ -19,9 +19,10 @@
 // i32 (the host bounds the multiples), scaled by s_g once. column_unit carries the 1/12.
 //
 // Layout. A workgroup's 256 invocations are 8 column slots of 32 lanes, each lane serving LANE_COLUMNS
-// = 2 columns (slot s: columns s and s + 8 of the workgroup's 16). Lane l reads quads l, l + 32, … of
-// its columns: a quad is 4 blocks, 16 bytes of residue words (one vec4 load) and one word of side
-// bytes; the 32 lanes of a slot read 512 consecutive bytes. x̂ of the quad's group (3 vec4: the
+// = 2 columns (slot s: columns s and s + 8 of the workgroup's 16). Lane l reads quads l and l + 32,
+// then l + 64 and l + 96, … of its columns (STEP_QUADS = 2 per column before decoding): a quad is 4
+// blocks, 16 bytes of residue words (one vec4 load) and one word of side bytes; the 32 lanes of a slot
+// read 512 consecutive bytes per load. x̂ of the quad's group (3 vec4: the
 // levels, the offsets) and its scale are loaded once for both columns. Columns are padded to whole
 // quads with the origin's blocks, and x̂ past keptLength is 0, so no test but the column's.
 //
@@ -39,6 +40,10 @@
 
 const LANE_COLUMNS: u32 = 2u;
 const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
+// Quads of each column a lane loads before decoding any: 2, so 4 × 20 bytes of weights are in flight
+// per lane (the reason of shaders/gemv_i8_common.wgsl's STEP_QUADS: a 4096-wide layer is 256
+// workgroups, ≈ 2 per H200 SM, which needs ≈ 22 KB in flight per SM to cover HBM's latency).
+const STEP_QUADS: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> params: E8ResidueGemvParams;
 @group(0) @binding(1) var<storage, read> residues: array<vec4<u32>>;   // a quad per vec4
@@ -88,24 +93,35 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   }
   // Column 0 of a slot is the first to run past params.cols.
   if (columns[0] < params.cols) {
-    for (var k = lane; k < params.quads; k = k + LANES) {
-      // The quads of both columns first (two 16-byte loads in flight), then x̂ once for both.
-      var words = array<vec4<u32>, LANE_COLUMNS>();
-      var side_words = array<u32, LANE_COLUMNS>();
-      for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-        if (columns[c] < params.cols) {
-          let quad = columns[c] * params.quads + k;
-          words[c] = residues[params.residue_first + quad];
-          side_words[c] = sides[params.side_first + quad];
+    for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
+      // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS 16-byte loads in flight), then
+      // each quad's x̂ once for both columns.
+      var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
+      var side_words = array<array<u32, STEP_QUADS>, LANE_COLUMNS>();
+      for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+        let k = k0 + s * LANES;
+        if (k < params.quads) {
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            if (columns[c] < params.cols) {
+              let quad = columns[c] * params.quads + k;
+              words[c][s] = residues[params.residue_first + quad];
+              side_words[c][s] = sides[params.side_first + quad];
+            }
+          }
         }
       }
-      let x0 = x_levels[3u * k];
-      let x1 = x_levels[3u * k + 1u];
-      let offsets = x_levels[3u * k + 2u];
-      let scale = bitcast<f32>(x_scales[k]);
-      for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-        if (columns[c] < params.cols) {
-          acc[c][0] = acc[c][0] + f32(residue_quad(words[c], side_words[c], x0, x1, offsets)) * scale;
+      for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+        let k = k0 + s * LANES;
+        if (k < params.quads) {
+          let x0 = x_levels[3u * k];
+          let x1 = x_levels[3u * k + 1u];
+          let offsets = x_levels[3u * k + 2u];
+          let scale = bitcast<f32>(x_scales[k]);
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            if (columns[c] < params.cols) {
+              acc[c][0] = acc[c][0] + f32(residue_quad(words[c][s], side_words[c][s], x0, x1, offsets)) * scale;
+            }
+          }
         }
       }
     }

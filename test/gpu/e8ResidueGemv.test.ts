@@ -85,7 +85,8 @@ describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU 
     }
   }
 
-  const shapes = [[8, 1], [100, 17], [256, 33], [1000, 5], [4096, 16]] as const;
+  // Quads per column: 1, 4, 8, 32, 65 (a second step of one quad), 128 (two whole steps of 2 × 32).
+  const shapes = [[8, 1], [100, 17], [256, 33], [1000, 5], [2080, 3], [4096, 16]] as const;
   for (const [rows, cols] of shapes) {
     it(`${rows} × ${cols}: x̂, the twin and the exact product`, async () => {
       const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];

@@ -196,7 +196,8 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   const pass = encoder.beginComputePass({ label: what });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, createKernelBindGroup(device, layout, what, [{ buffer: scratch.uniform(`${what} params`, params) }, { buffer: x }, { buffer: levels }, { buffer: scales }]));
-  const workgroups = Math.ceil(groups / 64);
+  // One invocation per block: 16 groups per workgroup of 64.
+  const workgroups = Math.ceil(groups / 16);
   check(workgroups <= device.limits.maxComputeWorkgroupsPerDimension, () => `${what}: ${groups} groups need more workgroups than one dispatch row holds`);
   pass.dispatchWorkgroups(workgroups);
   pass.end();
