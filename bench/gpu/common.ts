@@ -199,8 +199,8 @@ export function gemvNmse(y: Float32Array, problem: GemvProblem): number {
   return Number.isFinite(error) ? (n * error) / (problem.wNorm2 * problem.xNorm2) : Number.POSITIVE_INFINITY;
 }
 
-export function nmseCheck(value: number, limit: number): RowCheck {
-  return { metric: 'nmse vs exact float64', value, limit, ok: value <= limit };
+export function nmseCheck(value: number, limit: number, metric = 'nmse vs exact float64'): RowCheck {
+  return { metric, value, limit, ok: value <= limit };
 }
 
 /**

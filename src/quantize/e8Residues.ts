@@ -6,7 +6,7 @@ import type { DeterministicLatticeMatrix } from './quantizedMatrix.js';
 /*
  * A prototype, not a scheme of the library: the leaders of an e8-q16-deterministic matrix repacked
  * for a GEMV that decodes them in a few byte-lane instructions instead of the nearest-point rule
- * (≈ 30 instructions per block instead of ≈ 140; src/gpu/kernels/e8ResidueGemvI8.ts, which the GPU
+ * (≈ 25 instructions per block instead of ≈ 185; src/gpu/kernels/e8ResidueGemvI8.ts, which the GPU
  * benchmark times beside the scheme's own E8 GEMV: bench/README.md, "E8: leaders stored as
  * residues?"). The codes stay what the library stores; this is a layout made at upload, 40 bits per
  * block instead of the stored 34 (code and scale index), so that a GPU run can tell whether an E8
