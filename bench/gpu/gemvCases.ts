@@ -12,7 +12,9 @@ import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaled
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueCall, dispatchE8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -631,6 +633,9 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
  */
 const E8_RESIDUE_TWIN_LIMIT = 1e-6;
 
+/** The rotation seed of the E8 residue prototype's matrices. */
+const E8_RESIDUE_SEED = 5;
+
 /** Distinct columns the E8 residue prototype quantizes on the CPU (e8-q16-deterministic) and repeats. */
 const E8_RESIDUE_TILE_COLS = 64;
 
@@ -641,7 +646,8 @@ function e8ResidueTile(problem: GemvProblem, distinct: number): E8ResidueMatrix 
   const known = e8ResidueTiles.get(problem);
   if (known !== undefined) return known;
   const tile = { rows: problem.n, cols: distinct, data: problem.tile.data.subarray(0, problem.n * distinct) };
-  const m = e8ResidueForm(quantize(tile, { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
+  // Rotated, as the library quantizes by default: the whole call rotates x as the scheme's rows do.
+  const m = e8ResidueForm(quantize(tile, { scheme: 'e8-q16-deterministic', center: false, seed: E8_RESIDUE_SEED }) as DeterministicLatticeMatrix);
   e8ResidueTiles.set(problem, m);
   return m;
 }
@@ -650,9 +656,9 @@ function e8ResidueTile(problem: GemvProblem, distinct: number): E8ResidueMatrix 
  * The E8 residue prototype's GEMV (dispatchE8ResidueGemvI8: e8-q16-deterministic's leaders repacked as
  * residue nibbles and a side byte, 5 bits per entry; bench/README.md "E8: leaders stored as
  * residues?"), to set beside the scheme's own E8 GEMV: its codes come from the CPU encoder on the first
- * E8_RESIDUE_TILE_COLS columns of the tile, unrotated (they are Gaussian already), repeated on the GPU.
- * `xPrepared`: x̂ made once beforehand (the kernel alone); else each call rounds x (no rotation: the
- * matrix is unrotated), so the row is the prototype's whole call.
+ * E8_RESIDUE_TILE_COLS columns of the tile, rotated as by default, repeated on the GPU.
+ * `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and rounds
+ * x̃ (dispatchE8ResidueCall), as the scheme's rows rotate theirs.
  */
 export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
   return {
@@ -680,15 +686,18 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
         created.push(x, y);
         let given: { inputs: E8InputsI8; scratch: GpuScratch } | undefined;
         if (xPrepared) {
+          // x̃ = R·x and x̂ made once (what the whole call does first).
           const scratch = new GpuScratch(device);
           const encoder = device.createCommandEncoder({ label: 'bench e8 residue x̂ for the kernel-alone rows' });
-          given = { inputs: dispatchE8InputsI8(device, encoder, scratch, full, x), scratch };
+          const xRotated = scratch.buffer('bench e8 residue x̃', 4 * full.length, STORAGE_USAGE);
+          dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: full.seed });
+          given = { inputs: dispatchE8InputsI8(device, encoder, scratch, full, xRotated), scratch };
           device.queue.submit([encoder.finish()]);
           await device.queue.onSubmittedWorkDone();
         }
         const calls = weights.map((w, i) =>
           prepared(device, `bench e8 residue gemv ${i}`, (encoder, scratch) =>
-            dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs: given?.inputs ?? dispatchE8InputsI8(device, encoder, scratch, w, x), y, dotPath }),
+            given === undefined ? dispatchE8ResidueCall(device, encoder, scratch, { w, x, y, dotPath }) : dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs: given.inputs, y, dotPath }),
           ),
         );
         return {
@@ -701,8 +710,8 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
             // exact product's NMSE is named beside it.
             const repeated = repeatedProblem(problem, distinct);
             const exact = await nmseOf(device, y, repeated, latticeLimit('e8-q16-deterministic'));
-            const x0 = problem.x.data.subarray(0, n);
-            const twin = e8ResidueGemvReference(m, quantizeE8InputsI8(x0, m.keptLength, m.quadsPerColumn));
+            const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
+            const twin = e8ResidueGemvReference(m, quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
             const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
             return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
           },

@@ -41,6 +41,9 @@ const PERIOD = 2 * Q;
 export interface E8ResidueMatrix {
   readonly rows: number;
   readonly cols: number;
+  /** The matrix's rotation: its columns are in the rotated domain of this seed when `rotate`. */
+  readonly rotate: boolean;
+  readonly seed: number;
   /** Rotated length N and the coordinates kept (those past keptLength decode as 0). */
   readonly length: number;
   readonly keptLength: number;
@@ -143,6 +146,8 @@ export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
   return {
     rows: m.rows,
     cols: m.cols,
+    rotate: m.rotate,
+    seed: m.seed,
     length: m.length,
     keptLength: m.keptLength,
     blocksPerColumn: blocks,

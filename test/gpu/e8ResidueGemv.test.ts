@@ -2,13 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, E8_INPUT_GROUP, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueCall, dispatchE8ResidueGemvI8, E8_INPUT_GROUP, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8ResidueForm } from '../../src/quantize/e8Residues.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -143,6 +144,47 @@ describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU 
       }
     });
   }
+
+  it('the whole call (dispatchE8ResidueCall) rotates x for a rotated matrix: within the int8 inputs\' bound of the exact product', async () => {
+    const { device } = context;
+    for (const [rows, cols] of [[100, 5], [1000, 17]] as const) {
+      const q = quantize(weights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center: false, seed: 11 }) as DeterministicLatticeMatrix;
+      expect(q.rotate).toBe(true);
+      const m = e8ResidueForm(q);
+      const rng = new Rng(rows + 1);
+      const x = new Float32Array(rows);
+      for (let k = 0; k < rows; k++) x[k] = rng.nextGaussian();
+      const w = GpuE8ResidueMatrix.upload(device, m, 'test rotated residues');
+      const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
+      const y = createBuffer(device, 'test y', 4 * cols, STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      const encoder = device.createCommandEncoder({ label: 'test e8 residue call' });
+      dispatchE8ResidueCall(device, encoder, scratch, { w, x: xBuffer, y, dotPath: dotPathFor(context.features) });
+      device.queue.submit([encoder.finish()]);
+      const yGpu = new Float32Array(await readBuffer(device, y, 4 * cols));
+      scratch.destroy();
+      w.destroy();
+      xBuffer.destroy();
+      y.destroy();
+      // The exact product in the rotated domain (x̃ = R·x on the CPU), and the int8 inputs' bound.
+      const xRotated = new RandomizedHadamard(rows, 11).forward(x);
+      const cpu = quantizeE8InputsI8(xRotated, q.keptLength, m.quadsPerColumn);
+      const exactW = decodeRotated(q);
+      for (let j = 0; j < cols; j++) {
+        let exact = 0;
+        let bound = 0;
+        let magnitude = 0;
+        for (let k = 0; k < q.keptLength; k++) {
+          const wk = exactW[j * q.length + k] as number;
+          exact += wk * (xRotated[k] as number);
+          bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
+          magnitude += Math.abs(wk * (xRotated[k] as number));
+        }
+        // f32: the rotation's and the kernel's rounding, generously 64·u of Σ|ŵ̃·x̃|.
+        expect(Math.abs((yGpu[j] as number) - exact), `${rows} × ${cols}, column ${j}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
+      }
+    }
+  });
 
   it('gives NaN outputs for a non-finite input, and zeros for a zero one', async () => {
     const q = quantize(weights(64, 3, 5), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;

@@ -9,11 +9,13 @@ import { check } from '../../errors.js';
 import { E8_RESIDUE_QUAD_BLOCKS, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferHolds } from '../latticeOperand.js';
+import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import type { DotPath } from './e8Matmul.js';
 import { SUBGROUP_TEST_MODES } from './gemvCall.js';
+import { dispatchHadamard } from './hadamard.js';
 import { quantizeInputsI8 } from './inputsI8.js';
 import { multipleCubic } from './latticeGemvI8.js';
 
@@ -24,9 +26,9 @@ import { multipleCubic } from './latticeGemvI8.js';
  * times it beside the scheme's own E8 GEMV (bench/README.md, "E8: leaders stored as residues?").
  * Pieces: `GpuE8ResidueMatrix.upload` (the form on the GPU), `dispatchE8InputsI8` (x̃ to int8,
  * shaders/e8_inputs_i8.wgsl; CPU twin `quantizeE8InputsI8`), `dispatchE8ResidueGemvI8` (the product,
- * shaders/e8_residue_gemv_i8.wgsl; CPU twin `e8ResidueGemvReference`). One right-hand side; x̃ is
- * given (the matrix's rotated domain: x itself for a matrix quantized with rotate: false), and each
- * operand must fit one storage binding.
+ * shaders/e8_residue_gemv_i8.wgsl; CPU twin `e8ResidueGemvReference`), and `dispatchE8ResidueCall`,
+ * the three in a row from x (x̃ = R·x by `dispatchHadamard` when the matrix is rotated). One
+ * right-hand side, and each operand must fit one storage binding.
  */
 
 /** Coordinates per int8 group of x̃: one quad of 4 E8 blocks. */
@@ -107,6 +109,8 @@ const inputPipelines = /*#__PURE__*/ new KernelPipelines({
 export class GpuE8ResidueMatrix {
   readonly rows: number;
   readonly cols: number;
+  readonly rotate: boolean;
+  readonly seed: number;
   readonly length: number;
   readonly keptLength: number;
   readonly quadsPerColumn: number;
@@ -130,8 +134,11 @@ export class GpuE8ResidueMatrix {
     checkBufferHolds(residues, 16 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.residues');
     checkBufferHolds(sides, 4 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.sides');
     checkBufferHolds(columnScales, 4 * m.cols, 'GpuE8ResidueMatrix.columnScales');
+    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8ResidueMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
     this.cols = m.cols;
+    this.rotate = m.rotate;
+    this.seed = m.seed;
     this.length = m.length;
     this.keptLength = m.keptLength;
     this.quadsPerColumn = m.quadsPerColumn;
@@ -272,6 +279,32 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   );
   pass.dispatchWorkgroups(workgroups);
   pass.end();
+}
+
+/** Arguments of {@link dispatchE8ResidueCall}: those of the product with x itself instead of x̂. */
+export interface E8ResidueCallArgs extends Omit<E8ResidueGemvI8Args, 'inputs'> {
+  /** x: `w.rows` f32 in the original basis, from `xOffset` bytes. */
+  readonly x: GPUBuffer;
+  readonly xOffset?: number;
+}
+
+/**
+ * Records the prototype's whole call y = Ŵᵀx: x̃ = R·x (`dispatchHadamard`, when W is rotated) into a
+ * scratch buffer, x̃ to int8 (`dispatchE8InputsI8`), the product (`dispatchE8ResidueGemvI8`).
+ *
+ * @example
+ * dispatchE8ResidueCall(device, encoder, scratch, { w, x, y, dotPath: dotPathFor(features) });
+ */
+export function dispatchE8ResidueCall(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueCallArgs): void {
+  const { w, x } = args;
+  let xRotated = x;
+  let xRotatedOffset = args.xOffset ?? 0;
+  if (w.rotate) {
+    xRotated = scratch.buffer('e8 residue call: x̃', 4 * w.length, STORAGE_USAGE);
+    dispatchHadamard(device, encoder, scratch, { input: x, inputOffset: xRotatedOffset, output: xRotated, rows: w.rows, cols: 1, seed: w.seed });
+    xRotatedOffset = 0;
+  }
+  dispatchE8ResidueGemvI8(device, encoder, scratch, { ...args, inputs: dispatchE8InputsI8(device, encoder, scratch, w, xRotated, xRotatedOffset) });
 }
 
 /** x̃ rounded as shaders/e8_inputs_i8.wgsl does: levels in coordinate order (0 past keptLength) and a scale per group of 32. */
