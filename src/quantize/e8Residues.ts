@@ -2,6 +2,7 @@ import { check } from '../errors.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec } from './latticeSpec.js';
 import type { DeterministicLatticeMatrix } from './quantizedMatrix.js';
+import type { DeterministicLatticeScheme } from './schemes.js';
 
 /*
  * A prototype, not a scheme of the library: the leaders of an e8-q16-deterministic matrix repacked
@@ -62,8 +63,8 @@ export interface E8ResidueMatrix {
   readonly columnUnit: number;
 }
 
-/** Why `m` cannot take the residue form, or null. */
-export function e8ResidueUnsupported(m: DeterministicLatticeMatrix): string | null {
+/** Why `m` (a deterministic matrix, on the CPU or uploaded: its means an array or a buffer) cannot take the residue form, or null. */
+export function e8ResidueUnsupported(m: { readonly scheme: DeterministicLatticeScheme; readonly means: object | null; readonly multiples: ArrayLike<number> }): string | null {
   if (m.scheme.lattice !== 'E8' || m.scheme.q !== Q) return `the residue form is for E8 with q = 16 (e8-q16-deterministic); this matrix is ${m.scheme.lattice} with q = ${m.scheme.q}`;
   if (m.means !== null) return 'the residue prototype has no mean term: quantize with center: false';
   if (m.multiples.length > 4) return `the residue form holds 2-bit scale indices; this matrix has ${m.multiples.length} multiples`;

@@ -11,7 +11,7 @@ import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
 import { escapeNibblesShaderSource, universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { e8MatmulShaderSource } from '../../src/gpu/kernels/e8Matmul.js';
-import { e8InputsShaderSource, e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { e8InputsShaderSource, e8ResidueGemvShaderSource, e8ResidueRepackShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { browserUnavailableReason, launchChromium, startDemoServer, type Chromium } from './browserHarness.js';
 
 /*
@@ -46,6 +46,7 @@ function shaders(): Shader[] {
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
     { name: 'e8 residue prototype: x̃ to int8', code: e8InputsShaderSource() },
+    { name: 'e8 residue prototype: repack', code: e8ResidueRepackShaderSource() },
   ];
   for (const subgroups of [false, true]) {
     for (const dotPath of ['plain', 'packed'] as const) {

@@ -6,7 +6,8 @@ import { dispatchE8InputsI8, dispatchE8ResidueCall, dispatchE8ResidueGemvI8, E8_
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8ResidueForm } from '../../src/quantize/e8Residues.js';
-import { quantize } from '../../src/quantize/quantize.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
@@ -184,6 +185,36 @@ describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU 
         expect(Math.abs((yGpu[j] as number) - exact), `${rows} × ${cols}, column ${j}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
       }
     }
+  });
+
+  it('the GPU repack of an uploaded matrix equals e8ResidueForm word for word (gains, rotation, partial quads)', async () => {
+    const { device } = context;
+    const cases: [number, number, Omit<QuantizeOptions, 'scheme'>][] = [
+      [8, 1, { rotate: false }],
+      [100, 5, { seed: 3 }],
+      [1000, 17, { seed: 4, gain: 'none' }],
+      [2080, 3, { rotate: false }],
+    ];
+    for (const [rows, cols, options] of cases) {
+      const q = quantize(weights(rows, cols, rows + 7), { scheme: 'e8-q16-deterministic', center: false, ...options }) as DeterministicLatticeMatrix;
+      const cpu = e8ResidueForm(q);
+      const uploaded = uploadLatticeMatrix(device, q);
+      const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test repack');
+      const what = `${rows} × ${cols}`;
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.residues, 4 * cpu.residues.length))), `${what}: residues`).toEqual(Array.from(cpu.residues));
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.sides, 4 * cpu.sides.length))), `${what}: sides`).toEqual(Array.from(cpu.sides));
+      expect(Array.from(new Float32Array(await readBuffer(device, w.columnScales, 4 * cols))), `${what}: column scales`).toEqual(Array.from(cpu.columnScales));
+      expect([w.columnUnit, w.quadsPerColumn, w.rotate, w.seed, w.length, w.keptLength]).toEqual([cpu.columnUnit, cpu.quadsPerColumn, cpu.rotate, cpu.seed, cpu.length, cpu.keptLength]);
+      w.destroy();
+      uploaded.destroy();
+    }
+    // Refusals, by name.
+    const centred = uploadLatticeMatrix(device, quantize(weights(64, 2, 1), { scheme: 'e8-q16-deterministic', center: true }) as DeterministicLatticeMatrix);
+    expect(() => GpuE8ResidueMatrix.repack(device, centred, 'test')).toThrow(/center: false/);
+    centred.destroy();
+    const d3 = uploadLatticeMatrix(device, quantize(weights(64, 2, 1), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
+    expect(() => GpuE8ResidueMatrix.repack(device, d3, 'test')).toThrow(/E8 with q = 16/);
+    d3.destroy();
   });
 
   it('gives NaN outputs for a non-finite input, and zeros for a zero one', async () => {

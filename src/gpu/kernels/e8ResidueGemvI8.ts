@@ -1,18 +1,21 @@
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import inputsSource from '../../../shaders/e8_inputs_i8.wgsl?raw';
+import repackSource from '../../../shaders/e8_residue_repack.wgsl?raw';
+import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
-import { E8_RESIDUE_QUAD_BLOCKS, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
-import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
-import { checkBufferHolds } from '../latticeOperand.js';
+import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
+import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { checkBufferHolds, checkGpuDeterministicMatrix, deterministicColumnUnit, gatherColumnSide, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
-import type { GpuScratch } from '../scratch.js';
+import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
+import { workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { SUBGROUP_TEST_MODES } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
@@ -24,7 +27,8 @@ import { multipleCubic } from './latticeGemvI8.js';
  * y = Ŵᵀx̃ for an e8-q16-deterministic matrix whose leaders were repacked at upload as residue
  * nibbles and a side byte, with x̃ rounded to int8 per group of 32 coordinates. The GPU benchmark
  * times it beside the scheme's own E8 GEMV (bench/README.md, "E8: leaders stored as residues?").
- * Pieces: `GpuE8ResidueMatrix.upload` (the form on the GPU), `dispatchE8InputsI8` (x̃ to int8,
+ * Pieces: `GpuE8ResidueMatrix.upload` (the CPU form on the GPU) or `.repack` (the form made on the GPU
+ * from an uploaded matrix, shaders/e8_residue_repack.wgsl), `dispatchE8InputsI8` (x̃ to int8,
  * shaders/e8_inputs_i8.wgsl; CPU twin `quantizeE8InputsI8`), `dispatchE8ResidueGemvI8` (the product,
  * shaders/e8_residue_gemv_i8.wgsl; CPU twin `e8ResidueGemvReference`), and `dispatchE8ResidueCall`,
  * the three in a row from x (x̃ = R·x by `dispatchHadamard` when the matrix is rotated). One
@@ -59,6 +63,16 @@ const InputParams = /*#__PURE__*/ new UniformLayout('E8InputsI8Params', {
   groups: 'u32',
   kept: 'u32',
   x_first: 'u32',
+});
+
+const RepackParams = /*#__PURE__*/ new UniformLayout('E8ResidueRepackParams', {
+  cols: 'u32',
+  blocks: 'u32', // blocks per column
+  quads: 'u32', // quads per column
+  code_words: 'u32', // code words per column (one 32-bit code each)
+  index_words: 'u32', // scale-index words per column
+  index_bits: 'u32', // 1 or 2
+  has_gains: 'u32',
 });
 
 /** A compiled product variant. */
@@ -102,9 +116,21 @@ const inputPipelines = /*#__PURE__*/ new KernelPipelines({
   compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 inputs to int8 (prototype)', code: e8InputsShaderSource() }),
 });
 
+/** The WGSL of the repack (shaders/e8_residue_repack.wgsl after the run-time decoder). */
+export function e8ResidueRepackShaderSource(): string {
+  return `${latticeDecodeSource}\n${RepackParams.wgsl()}\n${repackSource}`;
+}
+
+const repackPipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'e8 residue repack (prototype)',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 residue repack (prototype)', code: e8ResidueRepackShaderSource() }),
+});
+
 /**
  * An {@link E8ResidueMatrix} on the GPU: residue words (whole quads per column), side words and the
- * columns' ν·γ. `destroy()` frees the buffers.
+ * columns' ν·γ. Made by `upload` (from the CPU form) or `repack` (on the GPU, from an uploaded
+ * matrix); `destroy()` frees the buffers.
  */
 export class GpuE8ResidueMatrix {
   readonly rows: number;
@@ -164,6 +190,64 @@ export class GpuE8ResidueMatrix {
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
+    }
+  }
+
+  /**
+   * Repacks an uploaded e8-q16-deterministic matrix (not centred) on the GPU (one submit on
+   * `device.queue`): the same words as `e8ResidueForm` on its CPU matrix (shaders/e8_residue_repack.wgsl).
+   * The matrix stays the caller's. Each operand must fit one storage binding (a prototype: no splits).
+   *
+   * @example
+   * const w = GpuE8ResidueMatrix.repack(device, uploadLatticeMatrix(device, q), 'W');
+   */
+  static repack(device: GPUDevice, m: GpuDeterministicMatrix, label: string): GpuE8ResidueMatrix {
+    const what = 'GpuE8ResidueMatrix.repack';
+    checkGpuDeterministicMatrix(m, `${what}: W`);
+    const why = e8ResidueUnsupported(m);
+    check(why === null, () => `${what}: ${why ?? ''}`);
+    const quads = Math.ceil(m.blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
+    const words = operandWordsPerColumn(m);
+    const maxBinding = device.limits.maxStorageBufferBindingSize;
+    const residueBytes = 16 * quads * m.cols;
+    check(Math.max(residueBytes, 4 * words.codes * m.cols) <= maxBinding, () => `${what}: ${m.cols} columns do not fit one storage binding (${maxBinding} bytes); the prototype does not split them`);
+    const groups = Math.ceil((m.cols * quads) / 256);
+    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    check(groups <= maxGroups * maxGroups, () => `${what}: too many quads for one dispatch`);
+    const buffers = [
+      createBuffer(device, `${label} residues`, residueBytes, STORAGE_USAGE),
+      createBuffer(device, `${label} sides`, 4 * quads * m.cols, STORAGE_USAGE),
+      createBuffer(device, `${label} column scales`, 4 * m.cols, STORAGE_USAGE),
+    ] as const;
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: `${label}: repack` });
+      const side = gatherColumnSide(encoder, scratch, m, 0, m.cols, `${label}: repack`);
+      const { layout, pipeline } = repackPipelines.get(device, undefined);
+      const params = RepackParams.pack({ cols: m.cols, blocks: m.blocksPerColumn, quads, code_words: words.codes, index_words: words.scaleIndices, index_bits: m.scaleIndexBits, has_gains: side.hasGains ? 1 : 0 });
+      const pass = encoder.beginComputePass({ label: `${label}: repack` });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(
+        0,
+        createKernelBindGroup(device, layout, `${label}: repack`, [
+          { buffer: scratch.uniform(`${label}: repack params`, params) },
+          { buffer: m.codes },
+          { buffer: m.scaleIndices },
+          { buffer: side.buffer },
+          ...buffers.map((buffer) => ({ buffer })),
+        ]),
+      );
+      const [gx, gy] = workgroupGrid(groups, maxGroups);
+      pass.dispatchWorkgroups(gx, gy);
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      const { rows, cols, rotate, seed, length, keptLength, multiples } = m;
+      return new GpuE8ResidueMatrix({ rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m) }, ...buffers);
+    } catch (error) {
+      for (const buffer of buffers) buffer.destroy();
+      throw error;
+    } finally {
+      scratch.destroy();
     }
   }
 
