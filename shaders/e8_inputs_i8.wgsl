@@ -1,5 +1,6 @@
 // x̃ rounded to int8 per group of 32 coordinates (4 E8 blocks) for the E8 residue prototype's GEMV
-// (shaders/e8_residue_gemv_i8.wgsl), by the rule of the int8-input GEMVs (shaders/int8_group.wgsl:
+// (shaders/e8_residue_gemv_i8.wgsl), by the rule of the int8-input GEMVs (shaders/int8_group.wgsl,
+// compiled in front of this file: int8_finite, int8_level, int8_scale_bits;
 // s = m / 127 with m = max |x̃| over the group, x̂_k = clamp(round(127·x̃_k / m), −127, 127), a NaN
 // scale and zero levels for a group with a non-finite entry, coordinates at or past keptLength 0).
 // CPU twin: `quantizeE8InputsI8` (src/gpu/kernels/e8ResidueGemvI8.ts). Per group 3 vec4 (here as 12
@@ -34,8 +35,7 @@ fn main(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_i
       value = x[params.x_first + at];
     }
     v[i] = value;
-    // By the bit pattern: WGSL lets a compiler drop float tests for NaN and infinity.
-    finite = finite && (bitcast<u32>(value) & 0x7fffffffu) < 0x7f800000u;
+    finite = finite && int8_finite(value);
     m = max(m, abs(value));
   }
   block_max[thread] = m;
@@ -52,7 +52,7 @@ fn main(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_i
     var word = 0u;
     if (group_max > 0.0 && group_finite) {
       for (var t = 0u; t < 4u; t = t + 1u) {
-        let level = i32(clamp(round(v[2u * t + half] / group_max * 127.0), -127.0, 127.0));
+        let level = int8_level(v[2u * t + half], group_max);
         word = word | ((u32(level) & 0xffu) << (8u * t));
         sum = sum + level;
       }
@@ -61,6 +61,6 @@ fn main(@builtin(workgroup_id) workgroup: vec3<u32>, @builtin(local_invocation_i
   }
   x_levels[12u * g + 8u + b] = bitcast<u32>(16 * sum);
   if (b == 0u) {
-    x_scales[g] = select(0x7fc00000u, bitcast<u32>(group_max / 127.0), group_finite);
+    x_scales[g] = int8_scale_bits(group_max, group_finite);
   }
 }

@@ -9,6 +9,24 @@
 // 2.5 ULP). A group with a non-finite entry gets a NaN scale (as bits: a NaN is not a WGSL constant)
 // and zero levels, so the products it enters are NaN, never a silently finite number.
 
+// The rule per coordinate and per group, shared with the E8 residue prototype's groups of 32
+// (shaders/e8_inputs_i8.wgsl).
+// Whether `value` is finite, by its bit pattern (exponent not all ones): WGSL lets a compiler assume
+// no NaN or infinity in float comparisons, and drop one that tests for them.
+fn int8_finite(value: f32) -> bool {
+  return (bitcast<u32>(value) & 0x7fffffffu) < 0x7f800000u;
+}
+
+// x̂ of a coordinate of a group whose max |x̃| is m > 0.
+fn int8_level(value: f32, m: f32) -> i32 {
+  return i32(clamp(round(value / m * 127.0), -127.0, 127.0));
+}
+
+// s = m / 127 as f32 bits, a NaN for a group with a non-finite entry.
+fn int8_scale_bits(m: f32, finite: bool) -> u32 {
+  return select(0x7fc00000u, bitcast<u32>(m / 127.0), finite);
+}
+
 struct Int8Group {
   words: array<u32, 4>,
   scale_bits: u32,   // s as f32 bits
@@ -18,9 +36,7 @@ fn round_int8_group(v: array<f32, 12>) -> Int8Group {
   var m = 0.0;
   var finite = true;
   for (var i = 0u; i < 12u; i = i + 1u) {
-    // By the bit pattern (exponent not all ones): WGSL lets a compiler assume no NaN or infinity in
-    // float comparisons, and drop one that tests for them.
-    finite = finite && (bitcast<u32>(v[i]) & 0x7fffffffu) < 0x7f800000u;
+    finite = finite && int8_finite(v[i]);
     m = max(m, abs(v[i]));
   }
   var group = Int8Group();
@@ -28,12 +44,12 @@ fn round_int8_group(v: array<f32, 12>) -> Int8Group {
     var word = 0u;
     if (m > 0.0 && finite) {
       for (var t = 0u; t < 3u; t = t + 1u) {
-        let level = i32(clamp(round(v[3u * b + t] / m * 127.0), -127.0, 127.0));
+        let level = int8_level(v[3u * b + t], m);
         word = word | ((u32(level) & 0xffu) << (8u * t));
       }
     }
     group.words[b] = word;
   }
-  group.scale_bits = select(0x7fc00000u, bitcast<u32>(m / 127.0), finite);
+  group.scale_bits = int8_scale_bits(m, finite);
   return group;
 }

@@ -1,6 +1,7 @@
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import inputsSource from '../../../shaders/e8_inputs_i8.wgsl?raw';
+import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import repackSource from '../../../shaders/e8_residue_repack.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
@@ -9,7 +10,8 @@ import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
-import { BufferUsage, checkBufferUsable, createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { checkBufferRange } from '../bufferRange.js';
 import { checkBufferHolds, checkGpuDeterministicMatrix, deterministicColumnUnit, gatherColumnSide, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
@@ -17,6 +19,7 @@ import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
+import { columnGemvUsesSubgroups } from './columnGemv.js';
 import { SUBGROUP_TEST_MODES } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 import { quantizeInputsI8 } from './inputsI8.js';
@@ -96,7 +99,7 @@ export function e8ResidueGemvShaderSource(variant: Variant): string {
 
 /** The WGSL of the x̃ rounding. */
 export function e8InputsShaderSource(): string {
-  return `${InputParams.wgsl()}\n${inputsSource}`;
+  return `${InputParams.wgsl()}\n${int8GroupSource}\n${inputsSource}`;
 }
 
 const pipelines = /*#__PURE__*/ new KernelPipelines({
@@ -276,9 +279,7 @@ export interface E8InputsI8 {
  */
 export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): E8InputsI8 {
   const what = 'e8 inputs to int8 (prototype)';
-  checkBufferUsable(x, BufferUsage.STORAGE, `${what}: x`);
-  check(Number.isInteger(xOffset) && xOffset >= 0 && xOffset % 4 === 0, () => `${what}: xOffset must be a non-negative multiple of 4, got ${xOffset}`);
-  checkBufferHolds(x, xOffset + 4 * w.keptLength, `${what}: x`);
+  checkBufferRange(x, xOffset, 4 * w.keptLength, `${what}: x`);
   const groups = w.quadsPerColumn;
   const levels = scratch.buffer(`${what}: levels`, LEVEL_BYTES_PER_GROUP * groups, STORAGE_USAGE);
   const scales = scratch.buffer(`${what}: scales`, 4 * groups, STORAGE_USAGE);
@@ -324,15 +325,10 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   check(inputs.groups === w.quadsPerColumn, () => `${what}: x̂ has ${inputs.groups} groups, W ${w.quadsPerColumn} quads per column`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const yOffset = args.yOffset ?? 0;
-  check(Number.isInteger(yOffset) && yOffset >= 0 && yOffset % 4 === 0, () => `${what}: yOffset must be a non-negative multiple of 4, got ${yOffset}`);
-  checkBufferUsable(y, BufferUsage.STORAGE, `${what}: y`);
-  checkBufferHolds(y, yOffset + 4 * w.cols, `${what}: y`);
+  checkBufferRange(y, yOffset, 4 * w.cols, `${what}: y`);
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   check(w.residues.size <= maxBinding, () => `${what}: the residues (${w.residues.size} bytes) exceed one storage binding (${maxBinding}); the prototype does not split them`);
-  const available = device.features.has('subgroups');
-  const subgroups = args.subgroups ?? available;
-  check(!subgroups || available, `${what}: subgroups: true needs a device with the 'subgroups' feature`);
-  check(args.subgroupTestMode === undefined || subgroups, `${what}: subgroupTestMode applies to the subgroup variant`);
+  const subgroups = columnGemvUsesSubgroups(device, args, what);
   const workgroups = Math.ceil(w.cols / 16);
   check(workgroups <= device.limits.maxComputeWorkgroupsPerDimension, () => `${what}: ${w.cols} columns need ${workgroups} workgroups, more than one dispatch row holds`);
   const { layout, pipeline } = pipelines.get(device, { subgroups, dotPath: args.dotPath });
