@@ -12,6 +12,7 @@ import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
+import { columnGemvUsesSubgroups } from './columnGemv.js';
 
 /*
  * What the lattice GEMV kernels that take X in the original basis share about a call (the universal
@@ -142,10 +143,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   } else {
     check(length === rows, () => `${what}: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
   }
-  const available = device.features.has('subgroups');
-  const subgroups = args.subgroups ?? available;
-  check(!subgroups || available, `${what}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`);
-  check(args.subgroupTestMode === undefined || subgroups, `${what}: subgroupTestMode applies to the subgroup variant; this call runs without subgroups`);
+  const subgroups = columnGemvUsesSubgroups(device, args, what);
   const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
