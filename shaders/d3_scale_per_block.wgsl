@@ -1,7 +1,8 @@
 // The scale of shaders/lattice_gemv_i8.wgsl for a scale index per block (d3-q6-deterministic): each
 // block's 6k from its own index, the group's sum of 6k_b·⟨P_b, x̂_b⟩ in i32. Module: after
 // lattice_gemv_i8.wgsl, with the generated `multiple6(index)` and `fill_multiples(thread)`
-// (scaleMultiplesWgsl in src/gpu/kernels/latticeGemvI8.ts) and GROUP_INDEX_BITS = 4·INDEX_BITS.
+// (scaleMultiplesWgsl in src/gpu/kernels/latticeGemvI8.ts), `multiple_cubic` (shaders/multiple_cubic.wgsl)
+// and GROUP_INDEX_BITS = 4·INDEX_BITS.
 
 // Decodes the leaders (and, with a table of multiples, those) into workgroup memory, then waits for
 // the whole workgroup. `multiple6(index)` and `fill_multiples(thread)` are generated
@@ -13,12 +14,6 @@ fn fill_tables(thread: u32) {
   workgroupBarrier();
 }
 
-// 6·k of scale index `index` (0…3): the cubic through the multiples, in Horner form (see the header).
-fn multiple_cubic(index: u32) -> i32 {
-  let i = i32(index);
-  let c = params.multiple_cubic[0];
-  return ((c.w * i + c.z) * i + c.y) * i + c.x;
-}
 
 // Adds 6k·⟨P, x̂⟩ of one block (x̂ word `i` of the group) to the group's integer sums.
 fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, array<vec4<u32>, RHS_TILE>>, exact: ptr<function, array<i32, RHS_TILE>>) {

@@ -5,7 +5,8 @@
 // ≈ 46 instructions per code byte) to tell whether an E8 GEMV can reach the memory bandwidth.
 // CPU twin: `e8ResidueGemvReference` (src/gpu/kernels/e8ResidueGemvI8.ts).
 // Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE = 1  the generated
-// E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/universal_gemv_lanes.wgsl  this file  one
+// E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
+// shaders/universal_gemv_lanes.wgsl  this file  one
 // entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
 // Math. Block b of column j decodes to (ν_j·γ_j)·column_unit·k_b·ℓ_b, and the leader is ℓ_i = v_i −
@@ -53,13 +54,6 @@ const STEP_QUADS: u32 = 2u;
 @group(0) @binding(5) var<storage, read> x_scales: array<u32>;         // s_g as f32 bits
 @group(0) @binding(6) var<storage, read_write> y: array<f32>;
 
-// 6·k of a 2-bit scale index: the cubic through the multiples (multipleCubic), in Horner form.
-fn residue_multiple6(index: u32) -> i32 {
-  let i = i32(index);
-  let c = params.multiple_cubic[0];
-  return ((c.w * i + c.z) * i + c.y) * i + c.x;
-}
-
 // 6k·2⟨ℓ, x̂⟩ of one block: residue word `word`, side byte `side`, x̂ words `xe` (coordinates 0, 2,
 // 4, 6) and `xo` (1, 3, 5, 7) and the offset o = 16·Σx̂.
 fn residue_block(word: u32, side: u32, xe: u32, xo: u32, offset: i32) -> i32 {
@@ -70,7 +64,7 @@ fn residue_block(word: u32, side: u32, xe: u32, xo: u32, offset: i32) -> i32 {
   let fix = (side & 0xc0u) << ((side << 1u) & 0x18u);
   let x_fixed = select(xe, xo, (side & 2u) != 0u);
   let twice = 2 * (dot_i8x4(v_even, xe) + dot_i8x4(v_odd, xo) - offset) + dot_i8x4(fix, x_fixed);
-  return residue_multiple6((side >> 4u) & 3u) * twice;
+  return multiple_cubic((side >> 4u) & 3u) * twice;
 }
 
 // Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ over the 4 blocks of a quad.

@@ -6,6 +6,7 @@ import repackSource from '../../../shaders/e8_residue_repack.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
+import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check } from '../../errors.js';
@@ -91,6 +92,7 @@ export function e8ResidueGemvShaderSource(variant: Variant): string {
     'const RHS_TILE: u32 = 1u;',
     Params.wgsl(),
     variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
+    multipleCubicSource,
     lanesSource,
     gemvSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,

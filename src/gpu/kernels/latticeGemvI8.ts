@@ -3,6 +3,7 @@ import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv_i8.wgsl?raw';
 import scalePerBlockSource from '../../../shaders/d3_scale_per_block.wgsl?raw';
+import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -200,7 +201,7 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     lanesSource,
     gemvI8CommonWgsl(variant.leaderTable),
     gemvSource,
-    ...(scale.place === 'block' ? [scalePerBlockSource, scaleMultiplesWgsl(scale.multiples)] : [scale.wgsl]),
+    ...(scale.place === 'block' ? [multipleCubicSource, scalePerBlockSource, scaleMultiplesWgsl(scale.multiples)] : [scale.wgsl]),
     columnSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
