@@ -12,8 +12,7 @@ import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaled
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
-import { dispatchE8InputsI8, dispatchE8ResidueCall, dispatchE8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { dispatchE8ResidueCall, dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -689,9 +688,7 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
           // x̃ = R·x and x̂ made once (what the whole call does first).
           const scratch = new GpuScratch(device);
           const encoder = device.createCommandEncoder({ label: 'bench e8 residue x̂ for the kernel-alone rows' });
-          const xRotated = scratch.buffer('bench e8 residue x̃', 4 * full.length, STORAGE_USAGE);
-          dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: full.seed });
-          given = { inputs: dispatchE8InputsI8(device, encoder, scratch, full, xRotated), scratch };
+          given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
           device.queue.submit([encoder.finish()]);
           await device.queue.onSubmittedWorkDone();
         }

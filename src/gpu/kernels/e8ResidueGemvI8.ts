@@ -371,22 +371,26 @@ export interface E8ResidueCallArgs extends Omit<E8ResidueGemvI8Args, 'inputs'> {
 }
 
 /**
- * Records the prototype's whole call y = Ŵᵀx: x̃ = R·x (`dispatchHadamard`, when W is rotated) into a
- * scratch buffer, x̃ to int8 (`dispatchE8InputsI8`), the product (`dispatchE8ResidueGemvI8`).
+ * Records x̂ from x for `w` into scratch buffers: x̃ = R·x (`dispatchHadamard`, when W is rotated), then
+ * x̃ to int8 (`dispatchE8InputsI8`). The first half of the whole call; the benchmark's kernel-alone rows
+ * make it once.
+ */
+export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): E8InputsI8 {
+  if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, w, x, xOffset);
+  const xRotated = scratch.buffer('e8 residue call: x̃', 4 * w.length, STORAGE_USAGE);
+  dispatchHadamard(device, encoder, scratch, { input: x, inputOffset: xOffset, output: xRotated, rows: w.rows, cols: 1, seed: w.seed });
+  return dispatchE8InputsI8(device, encoder, scratch, w, xRotated);
+}
+
+/**
+ * Records the prototype's whole call y = Ŵᵀx: x̂ from x (`dispatchE8ResidueInputs`), then the product
+ * (`dispatchE8ResidueGemvI8`).
  *
  * @example
  * dispatchE8ResidueCall(device, encoder, scratch, { w, x, y, dotPath: dotPathFor(features) });
  */
 export function dispatchE8ResidueCall(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueCallArgs): void {
-  const { w, x } = args;
-  let xRotated = x;
-  let xRotatedOffset = args.xOffset ?? 0;
-  if (w.rotate) {
-    xRotated = scratch.buffer('e8 residue call: x̃', 4 * w.length, STORAGE_USAGE);
-    dispatchHadamard(device, encoder, scratch, { input: x, inputOffset: xRotatedOffset, output: xRotated, rows: w.rows, cols: 1, seed: w.seed });
-    xRotatedOffset = 0;
-  }
-  dispatchE8ResidueGemvI8(device, encoder, scratch, { ...args, inputs: dispatchE8InputsI8(device, encoder, scratch, w, xRotated, xRotatedOffset) });
+  dispatchE8ResidueGemvI8(device, encoder, scratch, { ...args, inputs: dispatchE8ResidueInputs(device, encoder, scratch, args.w, args.x, args.xOffset) });
 }
 
 /** x̃ rounded as shaders/e8_inputs_i8.wgsl does: levels in coordinate order (0 past keptLength) and a scale per group of 32. */
