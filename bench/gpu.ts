@@ -221,9 +221,10 @@ const gemvKernels: GemvKernel[] = [
   // with the default 16 copies and with 32, beside d3-q6-deterministic's kernel-alone rows.
   groupScaledKernel('packed'),
   groupScaledKernel('packed', { leaderCopies: 32 }),
-  // The E8 residue prototype (e8-q16-deterministic's leaders repacked at upload so that the GEMV does
-  // not run the nearest-point rule: 5 bits per entry read instead of 4.25; bench/README.md), the whole
-  // call (x rounded to int8 in it) and the kernel alone, beside the scheme's own E8 GEMV.
+  // The E8 residue GEMV (int8Inputs of e8-q16-deterministic: the leaders repacked at upload so that
+  // the GEMV does not run the nearest-point rule, 5 bits per entry read instead of 4.25;
+  // bench/README.md), the whole call (x rotated and rounded to int8 in it) and the kernel alone,
+  // beside the scheme's f32-input E8 GEMV.
   e8ResidueKernel('packed', false),
   e8ResidueKernel('packed', true),
   deterministicKernel('d3-q6-deterministic', 'plain'),
@@ -267,6 +268,8 @@ if (hostRowsWanted) {
     if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, model, settings));
     if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
     if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6' }, settings, { int8 }));
+    // E8 with int8 inputs: the residue GEMV on the leaders each layer repacks at creation.
+    if (inTime('model step e8-q16-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
     if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings));
     if (inTime('model step weight-only')) add(await modelStepRow(gpu, model, { weightOnly: 'rtn-4bit' }, settings));
   }
@@ -324,6 +327,8 @@ if (hostRowsWanted) {
       // is most of a layer's host cost.
       [DEFAULT_SCHEME, { onePass: true }],
       ['d3-q6-deterministic', { int8, groupSize: 3, activations: 'f16', onePass: true }],
+      // E8's bandwidth path: the residue GEMV of int8Inputs (5 bits per entry read).
+      ['e8-q16-deterministic', { int8, groupSize: 3, activations: 'f16', onePass: true }],
     ];
     for (const [scheme, stepOptions] of steps) {
       if (inTime(`decode step ${scheme} ${JSON.stringify(stepOptions)}`)) add(await decodeStepRow(gpu, decodeProblem, scheme, decodeLayers, settings, stepOptions));

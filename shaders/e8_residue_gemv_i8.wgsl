@@ -1,13 +1,13 @@
-// The GEMV of the E8 residue prototype (src/quantize/e8Residues.ts): y = Ŵᵀx̃ for an
-// e8-q16-deterministic matrix repacked at upload as a residue word and a side byte per block, with x̃
-// rounded to int8 per group of 32 coordinates (shaders/e8_inputs_i8.wgsl). Not a kernel of the
-// library's API: the GPU benchmark times it beside the scheme's own E8 GEMV (lattice_gemv.wgsl,
-// ≈ 46 instructions per code byte) to tell whether an E8 GEMV can reach the memory bandwidth.
+// The E8 residue GEMV (src/quantize/e8Residues.ts): Y = ŴᵀX for an e8-q16-deterministic matrix
+// repacked at upload as a residue word and a side byte per block, with x̃ rounded to int8 per group of
+// 32 coordinates (shaders/e8_inputs_i8.wgsl): the int8-input form of the scheme's GEMV
+// (lattice_gemv.wgsl's E8 decode: ≈ 46 instructions per code byte), `int8Inputs` of QuantizedLinear.
 // CPU twin: `e8ResidueGemvReference` (src/gpu/kernels/e8ResidueGemvI8.ts).
-// Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE = 1  the generated
-// E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
-// shaders/universal_gemv_lanes.wgsl  this file  one
-// entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+// Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE (1, or 8 for a tile of right-hand
+// sides)  the generated E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
+// shaders/universal_gemv_lanes.wgsl  this file  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
+// (store_output: bias, f32 or f16)  shaders/gemv_x_sums.wgsl (Σx for a centred W)  one entry file
+// (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
 // Math. Block b of column j decodes to (ν_j·γ_j)·column_unit·k_b·ℓ_b, and the leader is ℓ_i = v_i −
 // 16 + f_i (e8Residues.ts): v_i = 2·n_i + p in [0, 32) from the residue nibbles as bytes, f_i ∈ {0,
@@ -17,15 +17,17 @@
 // where fix is the side byte masked by 0xc0 (2·f_i as i8: 0, +64 or −64) shifted into the fixed
 // coordinate's lane of the word (even or odd) that holds it. Each block's 6·k_b comes from its 2-bit
 // scale index by the cubic of multipleCubic (latticeGemvI8.ts); a group's Σ 6k_b·2⟨ℓ_b, x̂_b⟩ is an
-// i32 (the host bounds the multiples), scaled by s_g once. column_unit carries the 1/12.
+// i32 (the host bounds the multiples), scaled by s_g once. column_unit carries the 1/12. A centred W
+// adds μ_j·Σx_r (Σx from the `column_sums` entry, dispatched first), then the bias.
 //
 // Layout. A workgroup's 256 invocations are 8 column slots of 32 lanes, each lane serving LANE_COLUMNS
 // = 2 columns (slot s: columns s and s + 8 of the workgroup's 16). Lane l reads quads l and l + 32,
 // then l + 64 and l + 96, … of its columns (STEP_QUADS = 2 per column before decoding): a quad is 4
 // blocks, 16 bytes of residue words (one vec4 load) and one word of side bytes; the 32 lanes of a slot
-// read 512 consecutive bytes per load. x̂ of the quad's group (3 vec4: the
-// levels, the offsets) and its scale are loaded once for both columns. Columns are padded to whole
-// quads with the origin's blocks, and x̂ past keptLength is 0, so no test but the column's.
+// read 512 consecutive bytes per load. A quad's blocks are decoded once (decode_quad) for every
+// right-hand side of the tile; x̂ of the quad's group (3 vec4: the levels, the offsets) and its scale
+// are loaded once per right-hand side for both columns. Columns are padded to whole quads with the
+// origin's blocks, and x̂ past keptLength is 0, so no test but the column's.
 //
 // Cost per block (4 bytes of residues and a side byte), counted by hand for what a GPU runs after
 // unrolling and constant folding: the side byte 2, the parity's lanes 2 (a mask and a multiply), the
@@ -33,47 +35,91 @@
 // index 2 and its cubic 3 (integer multiply-adds), three dot products accumulating with the offset and
 // the doubling 5, the multiply-add into the quad's sum 1: ≈ 25, ≈ 16 of them on an NVIDIA GPU's ALU
 // pipe; per quad and column (¼ per block) the residue and side loads, x̂'s 4 loads shared by the two
-// columns, their addresses, the conversion and f32 multiply-add, the loop ≈ 13: ≈ 28 per block, ≈ 5.6
-// per byte read (≈ 3.7 on the ALU pipe), against ≈ 7 an H200 issues per byte of bandwidth (≈ 3.5 on the
-// ALU pipe: bench/README.md, "An H200's budget per byte"), so by that budget it is bound by the ALU
-// near 95 % of HBM (an estimate). The nearest-point rule is gone from the loop: the repack at upload
-// did it (lattice_gemv.wgsl's E8 decode: ≈ 185 per block).
+// columns, their addresses (with the right-hand side's), the scale's word and component, the
+// conversion and f32 multiply-add, the loop ≈ 15: ≈ 29 per block, ≈ 5.7 per byte read (≈ 3.8 on the
+// ALU pipe), against ≈ 7 an H200 issues per byte of bandwidth (≈ 3.5 on the ALU pipe:
+// bench/README.md, "An H200's budget per byte"), so by that budget it is bound by the ALU near 90 % of
+// HBM (an estimate). The nearest-point rule is gone from the loop: the repack at upload did it
+// (lattice_gemv.wgsl's E8 decode: ≈ 185 per block).
 
 const LANE_COLUMNS: u32 = 2u;
 const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
 // Quads of each column a lane loads before decoding any: 2, so 4 × 20 bytes of weights are in flight
 // per lane (the reason of shaders/gemv_i8_common.wgsl's STEP_QUADS: a 4096-wide layer is 256
-// workgroups, ≈ 2 per H200 SM, which needs ≈ 22 KB in flight per SM to cover HBM's latency).
-const STEP_QUADS: u32 = 2u;
+// workgroups, ≈ 2 per H200 SM, which needs ≈ 22 KB in flight per SM to cover HBM's latency); 1 with a
+// tile of right-hand sides, where each quad already carries 8× the work.
+const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 
 @group(0) @binding(0) var<uniform> params: E8ResidueGemvParams;
 @group(0) @binding(1) var<storage, read> residues: array<vec4<u32>>;   // a quad per vec4
 @group(0) @binding(2) var<storage, read> sides: array<u32>;            // a quad's 4 side bytes per word
-@group(0) @binding(3) var<storage, read> column_scales: array<f32>;    // ν_j·γ_j
-@group(0) @binding(4) var<storage, read> x_levels: array<vec4<u32>>;   // 3 per group (e8_inputs_i8.wgsl)
-@group(0) @binding(5) var<storage, read> x_scales: array<u32>;         // s_g as f32 bits
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> side: array<f32>;             // ν_j·γ_j of every column, then μ_j when centred
+@group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;   // x̂: 3 per group and right-hand side, then the scales (e8_inputs_i8.wgsl)
+@group(0) @binding(5) var<storage, read> x: array<f32>;                // x (for Σx)
+@group(0) @binding(6) var<storage, read_write> sums: array<f32>;       // Σx per right-hand side
+@group(0) @binding(7) var<storage, read> bias: array<f32>;             // b (all columns) when params.has_bias
+@group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
-// 6k·2⟨ℓ, x̂⟩ of one block: residue word `word`, side byte `side`, x̂ words `xe` (coordinates 0, 2,
-// 4, 6) and `xo` (1, 3, 5, 7) and the offset o = 16·Σx̂.
-fn residue_block(word: u32, side: u32, xe: u32, xo: u32, offset: i32) -> i32 {
-  let parity = (side & 1u) * 0x01010101u;
-  let v_even = ((word << 1u) & 0x1e1e1e1eu) | parity;
-  let v_odd = ((word >> 3u) & 0x1e1e1e1eu) | parity;
+// One block decoded for the dot products: its residues as bytes v = 2n + p (coordinates 0, 2, 4, 6
+// and 1, 3, 5, 7), the fix as the byte 2·f in the lane of the fixed coordinate's word (even or odd)
+// and 6k.
+struct ResidueBlock {
+  v_even: u32,
+  v_odd: u32,
+  fix: u32,
+  fix_odd: bool,
+  multiple6: i32,
+}
+
+fn decode_block(word: u32, side_byte: u32) -> ResidueBlock {
+  let parity = (side_byte & 1u) * 0x01010101u;
   // The fix: byte 2·f (side & 0xc0) in lane (i >> 1) of the word of coordinate i = (side >> 1) & 7.
-  let fix = (side & 0xc0u) << ((side << 1u) & 0x18u);
-  let x_fixed = select(xe, xo, (side & 2u) != 0u);
-  let twice = 2 * (dot_i8x4(v_even, xe) + dot_i8x4(v_odd, xo) - offset) + dot_i8x4(fix, x_fixed);
-  return multiple_cubic((side >> 4u) & 3u) * twice;
+  return ResidueBlock(
+    ((word << 1u) & 0x1e1e1e1eu) | parity,
+    ((word >> 3u) & 0x1e1e1e1eu) | parity,
+    (side_byte & 0xc0u) << ((side_byte << 1u) & 0x18u),
+    (side_byte & 2u) != 0u,
+    multiple_cubic((side_byte >> 4u) & 3u),
+  );
+}
+
+fn decode_quad(words: vec4<u32>, side_word: u32) -> array<ResidueBlock, 4> {
+  return array<ResidueBlock, 4>(
+    decode_block(words.x, side_word & 0xffu),
+    decode_block(words.y, (side_word >> 8u) & 0xffu),
+    decode_block(words.z, (side_word >> 16u) & 0xffu),
+    decode_block(words.w, side_word >> 24u),
+  );
+}
+
+// 6k·2⟨ℓ, x̂⟩ of one block: x̂ words `xe` (coordinates 0, 2, 4, 6) and `xo` (1, 3, 5, 7) and the
+// offset o = 16·Σx̂.
+fn block_dot(b: ResidueBlock, xe: u32, xo: u32, offset: i32) -> i32 {
+  let x_fixed = select(xe, xo, b.fix_odd);
+  let twice = 2 * (dot_i8x4(b.v_even, xe) + dot_i8x4(b.v_odd, xo) - offset) + dot_i8x4(b.fix, x_fixed);
+  return b.multiple6 * twice;
 }
 
 // Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ over the 4 blocks of a quad.
-fn residue_quad(words: vec4<u32>, side_word: u32, x0: vec4<u32>, x1: vec4<u32>, offsets: vec4<u32>) -> i32 {
+fn quad_dot(blocks: array<ResidueBlock, 4>, x0: vec4<u32>, x1: vec4<u32>, offsets: vec4<u32>) -> i32 {
   let o = bitcast<vec4<i32>>(offsets);
-  return residue_block(words.x, side_word & 0xffu, x0.x, x0.y, o.x)
-    + residue_block(words.y, (side_word >> 8u) & 0xffu, x0.z, x0.w, o.y)
-    + residue_block(words.z, (side_word >> 16u) & 0xffu, x1.x, x1.y, o.z)
-    + residue_block(words.w, side_word >> 24u, x1.z, x1.w, o.w);
+  return block_dot(blocks[0], x0.x, x0.y, o.x) + block_dot(blocks[1], x0.z, x0.w, o.y)
+    + block_dot(blocks[2], x1.x, x1.y, o.z) + block_dot(blocks[3], x1.z, x1.w, o.w);
+}
+
+// Y[j, r] = ν_jγ_j·column_unit·total (+ μ_j·Σx_r) (+ b_j) of local column `column`, as f32 or f16.
+fn write_totals(column: u32, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
+  let scale = side[params.column_first + column] * params.column_unit;
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    let rhs_index = r0 + r;
+    if (rhs_index < params.rhs) {
+      var value = scale * totals[r];
+      if (params.has_means != 0u) {
+        value = value + side[params.means_first + column] * sums[rhs_index];
+      }
+      store_output(params.y_first + rhs_index * params.y_stride + column, params.bias_first + column, select(value, POISON, poison));
+    }
+  }
 }
 
 // `width` and `poison`: see shaders/universal_gemv_lanes.wgsl.
@@ -81,50 +127,61 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   let lane = thread % LANES;
   let slot = thread / LANES;
   var columns = array<u32, LANE_COLUMNS>();
-  var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
   for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
     columns[c] = group_x * WORKGROUP_COLUMNS + c * COLUMNS + slot;
   }
-  // Column 0 of a slot is the first to run past params.cols.
-  if (columns[0] < params.cols) {
-    for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
-      // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS 16-byte loads in flight), then
-      // each quad's x̂ once for both columns.
-      var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
-      var side_words = array<array<u32, STEP_QUADS>, LANE_COLUMNS>();
-      for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-        let k = k0 + s * LANES;
-        if (k < params.quads) {
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            if (columns[c] < params.cols) {
-              let quad = columns[c] * params.quads + k;
-              words[c][s] = residues[params.residue_first + quad];
-              side_words[c][s] = sides[params.side_first + quad];
+  for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
+    var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
+    // Column 0 of a slot is the first to run past params.cols.
+    if (columns[0] < params.cols) {
+      for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
+        // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS 16-byte loads in flight), then
+        // each quad's x̂ once for both columns.
+        var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
+        var side_words = array<array<u32, STEP_QUADS>, LANE_COLUMNS>();
+        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+          let k = k0 + s * LANES;
+          if (k < params.quads) {
+            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+              if (columns[c] < params.cols) {
+                let quad = columns[c] * params.quads + k;
+                words[c][s] = residues[params.residue_first + quad];
+                side_words[c][s] = sides[params.side_first + quad];
+              }
             }
           }
         }
-      }
-      for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-        let k = k0 + s * LANES;
-        if (k < params.quads) {
-          let x0 = x_levels[3u * k];
-          let x1 = x_levels[3u * k + 1u];
-          let offsets = x_levels[3u * k + 2u];
-          let scale = bitcast<f32>(x_scales[k]);
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            if (columns[c] < params.cols) {
-              acc[c][0] = acc[c][0] + f32(residue_quad(words[c][s], side_words[c][s], x0, x1, offsets)) * scale;
+        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
+          let k = k0 + s * LANES;
+          if (k < params.quads) {
+            var blocks = array<array<ResidueBlock, 4>, LANE_COLUMNS>();
+            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+              blocks[c] = decode_quad(words[c][s], side_words[c][s]);
+            }
+            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+              if (RHS_TILE == 1u || r0 + r < params.rhs) {
+                let at = (r0 + r) * params.quads + k;
+                let x0 = x_inputs[3u * at];
+                let x1 = x_inputs[3u * at + 1u];
+                let offsets = x_inputs[3u * at + 2u];
+                let scale_at = params.x_scales_first + at;
+                let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
+                for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+                  if (columns[c] < params.cols) {
+                    acc[c][r] = acc[c][r] + f32(quad_dot(blocks[c], x0, x1, offsets)) * scale;
+                  }
+                }
+              }
             }
           }
         }
       }
     }
-  }
-  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-    let totals = column_totals(acc[c], thread, lane, width);
-    if (columns[c] < params.cols && lane == 0u) {
-      let value = column_scales[params.scale_first + columns[c]] * params.column_unit * totals[0];
-      y[params.y_first + columns[c]] = select(value, POISON, poison);
+    for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+      let totals = column_totals(acc[c], thread, lane, width);
+      if (columns[c] < params.cols && lane == 0u) {
+        write_totals(columns[c], totals, r0, poison);
+      }
     }
   }
 }

@@ -9,7 +9,7 @@
 // 2.5 ULP). A group with a non-finite entry gets a NaN scale (as bits: a NaN is not a WGSL constant)
 // and zero levels, so the products it enters are NaN, never a silently finite number.
 
-// The rule per coordinate and per group, shared with the E8 residue prototype's groups of 32
+// The rule per coordinate and per group, shared with the E8 residue GEMV's groups of 32
 // (shaders/e8_inputs_i8.wgsl).
 // Whether `value` is finite, by its bit pattern (exponent not all ones): WGSL lets a compiler assume
 // no NaN or infinity in float comparisons, and drop one that tests for them.

@@ -48,8 +48,8 @@
 // per D3 block) and the per-lane 4-byte code loads are what a restructure around 16-byte loads and
 // x̃ in registers would remove.
 //
-// Entry point `column_sums` (shaders/gemv_column_sums.wgsl, appended by the host with the column's
-// `column_scale` and `column_mean`; one workgroup per right-hand side) computes Σ_k x_r[k] for the
+// Entry point `column_sums` (shaders/gemv_x_sums.wgsl, appended by the host after
+// shaders/gemv_column_sums.wgsl's `column_scale` and `column_mean`; one workgroup per right-hand side) computes Σ_k x_r[k] for the
 // mean term into `sums`; the host dispatches it before `main` only when W is centred.
 
 const THREADS: u32 = 256u;

@@ -10,7 +10,7 @@
 // the scale: shaders/d3_scale_per_block.wgsl (fill_tables, add_group: an index per block, as below)
 // with the generated multiple6, or shaders/d3_scale_per_group.wgsl (one index per group of 4 blocks:
 // the group-scaled prototype, src/quantize/d3GroupScale.ts)
-// shaders/gemv_column_sums.wgsl (column_scale, column_mean, the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
+// shaders/gemv_column_sums.wgsl (column_scale, column_mean), shaders/gemv_x_sums.wgsl (the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
 // Math. As in lattice_gemv.wgsl, Y[j, r] = (ν_j·γ_j)·column_unit·Σ_b 6k_b·⟨P_b, x̃_b⟩ (+ μ_j·Σx), with P
 // the leader (|P_v| ≤ q = 6), k_b the block's scale multiple (an integer) and the host's column_unit

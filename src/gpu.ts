@@ -53,6 +53,18 @@ export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type Hadamar
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options, type ScaleMultipleSource } from './gpu/kernels/latticeGemvI8.js';
 export type { LeaderCopies } from './gpu/kernels/gemvI8Common.js';
 export {
+  e8ResidueGemvI8,
+  dispatchE8ResidueGemvI8,
+  dispatchE8InputsI8,
+  e8InputsKey,
+  e8ResidueBytes,
+  GpuE8ResidueMatrix,
+  type E8ResidueGemvI8Args,
+  type E8ResidueGemvI8Options,
+  type E8InputsI8Args,
+  type RecordedE8InputsI8,
+} from './gpu/kernels/e8ResidueGemvI8.js';
+export {
   dispatchInputsI8,
   dispatchRotatedInputsI8,
   type InputsI8Args,

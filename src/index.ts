@@ -56,6 +56,7 @@ export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/p
 export { LONG_ESCAPE } from './quantize/universalCode.js';
 export { HUGE_ESCAPE } from './lattices/escapes.js';
 export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
+export { e8ResidueForm, e8ResidueUnsupported, type E8ResidueMatrix } from './quantize/e8Residues.js';
 export { matmulAT, type MatmulOptions } from './product/matmulAT.js';
 export { matvecAT } from './product/matvec.js';
 export { dequantize } from './product/dequantize.js';

@@ -12,7 +12,7 @@ import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaled
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
-import { dispatchE8ResidueCall, dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -346,6 +346,15 @@ export function deterministicBuffers(m: GpuDeterministicMatrix): GPUBuffer[] {
   return [m.codes, m.scaleIndices, m.norms, ...(m.gains ? [m.gains] : []), ...(m.means ? [m.means] : [])];
 }
 
+/**
+ * Bytes a deterministic matrix's GEMV reads per call: its stored buffers, or for E8 with int8 inputs
+ * the residue form the layer repacks them into (`e8ResidueBytes`).
+ */
+export function deterministicGemvBytes(m: GpuDeterministicMatrix, int8: boolean): number {
+  if (int8 && m.scheme.lattice === 'E8') return e8ResidueBytes({ blocksPerColumn: m.blocksPerColumn, cols: m.cols, hasMeans: m.means !== null });
+  return bytesOf(deterministicBuffers(m));
+}
+
 /** Bytes of every buffer of a weight. */
 function bytesOf(buffers: readonly GPUBuffer[]): number {
   return buffers.reduce((sum, buffer) => sum + buffer.size, 0);
@@ -632,10 +641,10 @@ export function groupScaledKernel(dotPath: DotPath, layout: LeaderTableArgs = {}
  */
 const E8_RESIDUE_TWIN_LIMIT = 1e-6;
 
-/** The rotation seed of the E8 residue prototype's matrices. */
+/** The rotation seed of the E8 residue rows' matrices. */
 const E8_RESIDUE_SEED = 5;
 
-/** Distinct columns the E8 residue prototype quantizes on the CPU (e8-q16-deterministic) and repeats. */
+/** Distinct columns the E8 residue rows quantize on the CPU (e8-q16-deterministic) and repeat. */
 const E8_RESIDUE_TILE_COLS = 64;
 
 /** The residue form of each problem's first tile columns, shared by its rows. */
@@ -652,17 +661,17 @@ function e8ResidueTile(problem: GemvProblem, distinct: number): E8ResidueMatrix 
 }
 
 /**
- * The E8 residue prototype's GEMV (dispatchE8ResidueGemvI8: e8-q16-deterministic's leaders repacked as
- * residue nibbles and a side byte, 5 bits per entry; bench/README.md "E8: leaders stored as
- * residues?"), to set beside the scheme's own E8 GEMV: its codes come from the CPU encoder on the first
- * E8_RESIDUE_TILE_COLS columns of the tile, rotated as by default, repeated on the GPU.
- * `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and rounds
- * x̃ (dispatchE8ResidueCall), as the scheme's rows rotate theirs.
+ * The E8 residue GEMV (dispatchE8ResidueGemvI8, what QuantizedLinear's int8Inputs runs for
+ * e8-q16-deterministic weights: their leaders repacked as residue nibbles and a side byte, 5 bits per
+ * entry; bench/README.md "E8: leaders stored as residues"), beside the scheme's f32-input E8 GEMV:
+ * its codes come from the CPU encoder on the first E8_RESIDUE_TILE_COLS columns of the tile, rotated
+ * as by default, repeated on the GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone);
+ * else each call rotates x and rounds x̃, as the scheme's rows rotate theirs.
  */
 export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
   return {
-    name: `E8 residue GEMV (prototype: e8-q16-deterministic's leaders as residues), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
-    spirvKey: `e8-residue-i8:${dotPath}`,
+    name: `E8 residue GEMV e8-q16-deterministic (leaders repacked as residues), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
+    spirvKey: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
     k: 1,
     xPrepared,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
@@ -678,12 +687,12 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
           { what: 'sides', data: m.sides, columnBytes: 4 * m.quadsPerColumn },
           { what: 'column scales', data: m.columnScales, columnBytes: 4 },
         ];
-        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix({ ...m, cols }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
+        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix({ ...m, cols, hasMeans: false }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
         const full = weights[0] as GpuE8ResidueMatrix;
         const x = uploadX(device, problem);
         const y = createBuffer(device, 'bench e8 residue y', 4 * cols, STORAGE_USAGE);
         created.push(x, y);
-        let given: { inputs: E8InputsI8; scratch: GpuScratch } | undefined;
+        let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
         if (xPrepared) {
           // x̃ = R·x and x̂ made once (what the whole call does first).
           const scratch = new GpuScratch(device);
@@ -694,7 +703,7 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
         }
         const calls = weights.map((w, i) =>
           prepared(device, `bench e8 residue gemv ${i}`, (encoder, scratch) =>
-            given === undefined ? dispatchE8ResidueCall(device, encoder, scratch, { w, x, y, dotPath }) : dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs: given.inputs, y, dotPath }),
+            dispatchE8ResidueGemvI8(device, encoder, scratch, { w, y, rhs: 1, dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) }),
           ),
         );
         return {

@@ -30,7 +30,7 @@ import {
   type BenchSettings,
   type GemvProblem,
 } from './common.js';
-import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
+import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
 
 /*
  * Host cost of recording GEMVs, and a decode step.
@@ -187,7 +187,7 @@ export async function measureStep(context: GpuContext, recordStep: (encoder: GPU
 
 /** Variants of {@link decodeStepRow}. */
 export interface DecodeStepOptions {
-  /** The layers take int8 inputs (`int8Inputs`, d3-q6) with this dot path; default null. */
+  /** The layers take int8 inputs (`int8Inputs`: d3-q6, d3-q6-deterministic, e8-q16-deterministic) with this dot path; default null. */
   readonly int8?: DotPath | null;
   /** Consecutive layers read one input in groups of this size (`QuantizedLinear.group`); default 1. */
   readonly groupSize?: number;
@@ -238,7 +238,7 @@ export async function decodeStepRow(
     } else {
       const copies = await makeCopies<GpuDeterministicMatrix>(device, original, layers, (encoder, i) => deterministicCopy(device, encoder, original, i));
       for (const w of copies.slice(1)) owned.push(...deterministicBuffers(w));
-      layerBytes = deterministicBuffers(original).reduce((sum, buffer) => sum + buffer.size, 0);
+      layerBytes = deterministicGemvBytes(original, int8 !== null);
       weights = copies;
     }
     const activations = [0, 1].map((i) => createBuffer(device, `bench decode activations ${i}`, 4 * problem.n, STORAGE_USAGE));

@@ -67,9 +67,9 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
       codeVariables: ['codes'],
     })),
     {
-      key: `e8-residue-i8:${dotPath}`,
+      key: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
       moduleKey: `e8-residue-i8-${dotPath}`,
-      code: e8ResidueGemvShaderSource({ subgroups, dotPath }),
+      code: e8ResidueGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
       codeVariables: ['residues'],
     },
     {

@@ -11,7 +11,7 @@ import { QuantizedLinear, type LinearWeight, type QuantizedLinearGroup } from '.
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import { copyOf, failedRow, gemvProblem, makeCopies, prepared, row, uploadTiled, type BenchRow, type BenchSettings, type GemvProblem } from './common.js';
-import { deterministicBuffers, deterministicCopy, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
+import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
 import { measureStep } from './hostCases.js';
 
 /*
@@ -129,7 +129,7 @@ async function latticeWeights(device: GPUDevice, shape: WeightShape, scheme: Sch
   }
   const original: GpuDeterministicMatrix = q;
   const made = await makeCopies<GpuDeterministicMatrix>(device, original, shape.count, (encoder, i) => deterministicCopy(device, encoder, original, i));
-  return { weights: made, bytes: shape.count * deterministicBuffers(original).reduce((sum, b) => sum + b.size, 0), owned: [q, ...made.slice(1).flatMap(deterministicBuffers)] };
+  return { weights: made, bytes: shape.count * deterministicGemvBytes(original, int8), owned: [q, ...made.slice(1).flatMap(deterministicBuffers)] };
 }
 
 /**

@@ -7,11 +7,13 @@ import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, e8InputsKey, GpuE8ResidueMatrix, type RecordedE8InputsI8 } from './kernels/e8ResidueGemvI8.js';
+import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, MatrixColumnSide, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
@@ -39,6 +41,14 @@ import type { GpuScratch } from './scratch.js';
  * `uncapturederror` event; the library does not see the caller's `queue.submit`, so it cannot refuse it.
  */
 
+/**
+ * Why deterministic weights cannot take `int8Inputs`, or null: D3 with 8-bit codes (the int8-input
+ * lattice GEMV) or E8 with q = 16 (the residue form).
+ */
+function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string | null {
+  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
+}
+
 /** The weights of a layer: a lattice matrix on the GPU (universal or deterministic) or a weight-only one. */
 export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix;
 
@@ -56,14 +66,19 @@ export interface QuantizedLinearOptions {
   /** Prepared command sets kept (x/y buffer and token-count combinations). Default 16. */
   readonly maxPrepared?: number;
   /**
-   * Round the rotated input to int8 per 12 coordinates inside the GEMV and multiply with packed 8-bit
-   * dot products (src/gpu/kernels/universalGemvI8.ts: ≈ 3× fewer instructions per weight byte than
-   * the f32-input kernel; ≈ 2× for the deterministic one). d3-q6 and d3-q6-deterministic weights
-   * only (src/gpu/kernels/latticeGemvI8.ts for the latter). 'packed' uses dot4I8Packed (where WGSL has
-   * packed_4x8_integer_dot_product: `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the
-   * inputs' rounding error, at most (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group of 12 (s_g = max|x̃| / 127 over
-   * the group): ≈ 2·10⁻⁵ in NMSE on Gaussian data, against d3-q6's own ≈ 0.05. Default null: exact f32
-   * inputs.
+   * Round the rotated input to int8 per group of coordinates inside the GEMV and multiply with packed
+   * 8-bit dot products: for d3-q6 and d3-q6-deterministic weights per 12 coordinates
+   * (src/gpu/kernels/universalGemvI8.ts: ≈ 3× fewer instructions per weight byte than the f32-input
+   * kernel; src/gpu/kernels/latticeGemvI8.ts: ≈ 2× for the deterministic one); for
+   * e8-q16-deterministic per 32, on the leaders repacked when the layer is created into residue
+   * nibbles and a side byte per block (src/gpu/kernels/e8ResidueGemvI8.ts: ≈ 7× fewer instructions
+   * per block than the nearest-point decode, for 5 bits per entry read instead of 4.25; the layer
+   * owns that form, 5/8 byte per weight, beside the weight's codes). Other schemes are refused.
+   * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
+   * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
+   * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
+   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5·10⁻³.
+   * Default null: exact f32 inputs.
    */
   readonly int8Inputs?: DotPath | null;
   readonly label?: string;
@@ -245,6 +260,8 @@ export class QuantizedLinear {
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
+  /** e8-q16-deterministic weights repacked for the int8-input GEMV (owned), or null. */
+  private readonly e8Residues: GpuE8ResidueMatrix | null;
   private readonly int8DotPath: DotPath;
   /** Whether the GEMV takes int8 inputs (`int8Inputs` was given). */
   private readonly int8Inputs: boolean;
@@ -285,8 +302,8 @@ export class QuantizedLinear {
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
     if (int8Inputs !== null) {
-      check(!(weight instanceof WeightOnlyGpuMatrix), 'int8Inputs needs lattice weights (d3-q6 or d3-q6-deterministic), not weight-only ones');
-      const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : latticeInt8InputsUnsupported(weight.scheme);
+      check(!(weight instanceof WeightOnlyGpuMatrix), 'int8Inputs needs lattice weights (d3-q6, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
+      const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : deterministicInt8InputsUnsupported(weight);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
     const bias = options.bias ?? null;
@@ -306,8 +323,11 @@ export class QuantizedLinear {
     };
     try {
       this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : bias;
-      this.int8Weights = int8Inputs !== null && !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, weight, `${label} int8-input weights`)) : null;
-      this.columnSide = !(weight instanceof WeightOnlyGpuMatrix) && weight.mode === 'deterministic' ? own(MatrixColumnSide.create(device, weight, `${label} column norms, gains, means`)) : null;
+      const latticeWeight = weight instanceof WeightOnlyGpuMatrix ? null : weight;
+      this.int8Weights = int8Inputs !== null && latticeWeight?.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, latticeWeight, `${label} int8-input weights`)) : null;
+      this.e8Residues = int8Inputs !== null && latticeWeight?.mode === 'deterministic' && latticeWeight.scheme.lattice === 'E8' ? own(GpuE8ResidueMatrix.repack(device, latticeWeight, `${label} E8 residues`)) : null;
+      // The residue form carries its own column side.
+      this.columnSide = latticeWeight?.mode === 'deterministic' && this.e8Residues === null ? own(MatrixColumnSide.create(device, latticeWeight, `${label} column norms, gains, means`)) : null;
     } catch (error) {
       for (const resource of created) resource.destroy();
       throw error;
@@ -394,7 +414,7 @@ export class QuantizedLinear {
     return {
       layers: [...layers],
       rotationsPerRecord: rotationKeys.size,
-      int8RoundingsPerRecord: new Set(layers.flatMap((layer) => (layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) ? [inputsI8Key(layer.weight)] : []))).size,
+      int8RoundingsPerRecord: new Set(layers.flatMap((layer) => layer.int8RoundingKey() ?? [])).size,
       callSumsPerRecord: new Set(layers.flatMap((layer) => layer.callSumsKey() ?? [])).size,
       record(target, x, ys, recordOptions = {}) {
         check(!destroyed, () => `${label}: this group was destroyed`);
@@ -475,6 +495,15 @@ export class QuantizedLinear {
   }
 
   /**
+   * The x̃ rounding this layer's int8-input GEMV reads (layers with equal keys share one), or null
+   * without `int8Inputs`.
+   */
+  private int8RoundingKey(): string | null {
+    if (!this.int8Inputs || this.weight instanceof WeightOnlyGpuMatrix) return null;
+    return this.e8Residues === null ? inputsI8Key(this.weight) : e8InputsKey(this.e8Residues);
+  }
+
+  /**
    * The per-call sums this layer's GEMV reads (universal weights without `int8Inputs`:
    * `universalCallSumsKey`), or null — also when its product takes them itself (the fused form, W not
    * centred), which costs no dispatch.
@@ -502,7 +531,7 @@ export class QuantizedLinear {
    * weights) on x in the activation format; every GEMV kernel adds the bias and writes the activation
    * format itself (GemvOutputArgs).
    */
-  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
@@ -513,8 +542,12 @@ export class QuantizedLinear {
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
-      if (this.int8Inputs) {
-        const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
+      if (this.e8Residues !== null) {
+        // recordLayers rounds x̃ for it (the call checks that they were rounded for this matrix).
+        check(inputsI8 !== null, 'QuantizedLinear: the E8 residue GEMV is recorded with its rounded inputs');
+        dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, w: this.e8Residues, inputsI8: inputsI8 as RecordedE8InputsI8 });
+      } else if (this.int8Inputs) {
+        const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8: inputsI8 as RecordedInputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
         else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight, ...this.columnSideArg() });
       } else if (weight.mode === 'universal') {
@@ -551,20 +584,21 @@ export class QuantizedLinear {
       return xF32;
     };
     const rotated = new Map<string, Slice>();
-    const rounded = new Map<string, RecordedInputsI8>();
+    const rounded = new Map<string, RecordedInputsI8 | RecordedE8InputsI8>();
     const summed = new Map<string, RecordedCallSums>();
-    // Per rotation, the first int8-input layer that reads it: the rotation rounds x̃ for it in its pass.
+    // Per rotation, the first D3 int8-input layer that reads it: the rotation rounds x̃ for it in its
+    // pass (groups of 12; the E8 residue layers' groups of 32 are rounded in a pass of their own).
     const roundedInRotation = new Map<string, GpuLatticeMatrix>();
     for (const layer of layers) {
       const key = layer.rotation()?.key;
-      if (key !== undefined && layer.int8Inputs && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
+      if (key !== undefined && layer.int8Inputs && layer.e8Residues === null && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
     }
     layers.forEach((layer, i) => {
       const rotation = layer.rotation();
       const w = layer.weight;
       let xRotated: Slice | null = null;
-      let inputsI8: RecordedInputsI8 | null = null;
-      const roundingKey = layer.int8Inputs && !(w instanceof WeightOnlyGpuMatrix) ? inputsI8Key(w) : null;
+      let inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null = null;
+      const roundingKey = layer.int8RoundingKey();
       if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
       if (rotation !== null) {
         const { key } = rotation;
@@ -586,7 +620,8 @@ export class QuantizedLinear {
       }
       if (roundingKey !== null && inputsI8 === null && !(w instanceof WeightOnlyGpuMatrix)) {
         const source = xRotated ?? f32Input();
-        inputsI8 = dispatchInputsI8(device, encoder, scratch, { w, xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
+        const rounding = { xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens };
+        inputsI8 = layer.e8Residues === null ? dispatchInputsI8(device, encoder, scratch, { ...rounding, w }) : dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: layer.e8Residues });
         rounded.set(roundingKey, inputsI8);
       }
       let callSums: RecordedCallSums | null = null;
@@ -610,7 +645,7 @@ export class QuantizedLinear {
   }
 
   /**
-   * Frees the prepared commands, an uploaded bias, the int8-input form and the gathered column side (not
+   * Frees the prepared commands, an uploaded bias, the int8-input form (or E8 residues) and the gathered column side (not
    * the weight). Idempotent. Call it only after the last submission of what the layer recorded has been
    * submitted (WebGPU keeps submitted work's buffers alive until it has run): commands recorded and
    * not yet submitted would make WebGPU reject their whole submission.
@@ -620,6 +655,7 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
+    this.e8Residues?.destroy();
     this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

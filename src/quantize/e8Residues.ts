@@ -5,13 +5,13 @@ import type { DeterministicLatticeMatrix } from './quantizedMatrix.js';
 import type { DeterministicLatticeScheme } from './schemes.js';
 
 /*
- * A prototype, not a scheme of the library: the leaders of an e8-q16-deterministic matrix repacked
- * for a GEMV that decodes them in a few byte-lane instructions instead of the nearest-point rule
- * (≈ 25 instructions per block instead of ≈ 185; src/gpu/kernels/e8ResidueGemvI8.ts, which the GPU
- * benchmark times beside the scheme's own E8 GEMV: bench/README.md, "E8: leaders stored as
- * residues?"). The codes stay what the library stores; this is a layout made at upload, 40 bits per
- * block instead of the stored 34 (code and scale index), so that a GPU run can tell whether an E8
- * GEMV can reach the memory bandwidth at all, and at what cost in bytes.
+ * The residue form: the leaders of an e8-q16-deterministic matrix repacked for a GEMV that decodes
+ * them in a few byte-lane instructions instead of the nearest-point rule (≈ 25 instructions per block
+ * instead of ≈ 185; src/gpu/kernels/e8ResidueGemvI8.ts, the GEMV of QuantizedLinear's `int8Inputs`
+ * for these weights, which the GPU benchmark times beside the scheme's own E8 GEMV: bench/README.md,
+ * "E8: leaders stored as residues"). The codes stay what the library stores (and what `read()`
+ * returns); this is a layout made at upload, 40 bits per block instead of the stored 34 (code and
+ * scale index): 18 % more bytes read for ≈ 7× fewer instructions per block.
  *
  * Why it works. A leader ℓ of E8 with q = 16 (point coordinates, pointScale 2) is the rounding error of
  * the lifted point against 16·E8: every coordinate is its residue mod 32 taken in [−16, 16), except
@@ -59,14 +59,15 @@ export interface E8ResidueMatrix {
   readonly multiples: Int32Array;
   /** ν_j·γ_j per column (f32). */
   readonly columnScales: Float32Array;
+  /** μ_j per column when the matrix is centred (Y adds μ_j·Σx), else null. */
+  readonly means: Float32Array | null;
   /** unit / (pointScale·√N): turns a block's k·ℓ into rotated entries, before ν_j·γ_j. */
   readonly columnUnit: number;
 }
 
-/** Why `m` (a deterministic matrix, on the CPU or uploaded: its means an array or a buffer) cannot take the residue form, or null. */
-export function e8ResidueUnsupported(m: { readonly scheme: DeterministicLatticeScheme; readonly means: object | null; readonly multiples: ArrayLike<number> }): string | null {
+/** Why a deterministic matrix (on the CPU or uploaded) cannot take the residue form, or null. */
+export function e8ResidueUnsupported(m: { readonly scheme: DeterministicLatticeScheme; readonly multiples: ArrayLike<number> }): string | null {
   if (m.scheme.lattice !== 'E8' || m.scheme.q !== Q) return `the residue form is for E8 with q = 16 (e8-q16-deterministic); this matrix is ${m.scheme.lattice} with q = ${m.scheme.q}`;
-  if (m.means !== null) return 'the residue prototype has no mean term: quantize with center: false';
   if (m.multiples.length > 4) return `the residue form holds 2-bit scale indices; this matrix has ${m.multiples.length} multiples`;
   return null;
 }
@@ -113,11 +114,11 @@ export function scaleIndexOfSide(side: number): number {
 }
 
 /**
- * Repacks an e8-q16-deterministic matrix (not centred) into the residue form. Each block's leader comes
+ * Repacks an e8-q16-deterministic matrix into the residue form. Each block's leader comes
  * from `VoronoiCode.decode`, so the form decodes to exactly the matrix's rotated decode.
  *
  * @example
- * const r = e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic', center: false }));
+ * const r = e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix);
  */
 export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
   const why = e8ResidueUnsupported(m);
@@ -157,6 +158,7 @@ export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
     sides,
     multiples: Int32Array.from(m.multiples),
     columnScales,
+    means: m.means === null ? null : Float32Array.from(m.means),
     columnUnit: m.unit / (lattice.pointScale * Math.sqrt(m.length)),
   };
 }

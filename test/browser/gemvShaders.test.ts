@@ -45,12 +45,14 @@ function shaders(): Shader[] {
     { name: 'hadamard (m = 12, 256 invocations)', code: hadamardShaderSource({ workgroupElements: 768, subgroups: false, block: 12, threads: 256 }) },
     { name: 'lattice gemv d3-q6-deterministic', code: latticeGemvShaderSource(1) },
     { name: 'f16 gemv', code: f16GemvShaderSource(false), f16: true },
-    { name: 'e8 residue prototype: x̃ to int8', code: e8InputsShaderSource() },
-    { name: 'e8 residue prototype: repack', code: e8ResidueRepackShaderSource() },
+    { name: 'e8 residue gemv: x̃ to int8', code: e8InputsShaderSource() },
+    { name: 'e8 residue gemv: repack', code: e8ResidueRepackShaderSource() },
   ];
   for (const subgroups of [false, true]) {
     for (const dotPath of ['plain', 'packed'] as const) {
-      list.push({ name: `e8 residue gemv (prototype), subgroups ${subgroups}, ${dotPath}`, code: e8ResidueGemvShaderSource({ subgroups, dotPath }), subgroups, packed: dotPath === 'packed' });
+      for (const rhsTile of [1, 8] as const) {
+        list.push({ name: `e8 residue gemv, ${rhsTile} rhs per tile, subgroups ${subgroups}, ${dotPath}`, code: e8ResidueGemvShaderSource({ rhsTile, subgroups, dotPath }), subgroups, packed: dotPath === 'packed' });
+      }
     }
   }
   // The E8 product: operands of one lattice and q share the decode with q compiled in; others (E8 × Z^8)

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
-import { dispatchE8InputsI8, dispatchE8ResidueCall, dispatchE8ResidueGemvI8, E8_INPUT_GROUP, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8ResidueForm } from '../../src/quantize/e8Residues.js';
@@ -15,7 +15,9 @@ import type { Matrix } from '../../src/matrix.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
- * The E8 residue prototype's GEMV (src/gpu/kernels/e8ResidueGemvI8.ts) against its CPU twins:
+ * The E8 residue GEMV (src/gpu/kernels/e8ResidueGemvI8.ts: QuantizedLinear's int8Inputs for
+ * e8-q16-deterministic) against its CPU twins, per right-hand side (1, 3 and 9: the tile of 8 and a
+ * remainder):
  * 1. x̂ (shaders/e8_inputs_i8.wgsl) = quantizeE8InputsI8: scales within WGSL's 2.5 ULP of f32
  *    division (equal on lavapipe), levels equal but where the GPU's f32 division may round the other
  *    way (127·x̃/m within 10⁻⁴ of a half-integer: then by one);
@@ -31,13 +33,13 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 const U = 2 ** -24;
 
-/** x̂ levels read back from the GPU in coordinate order (the kernel's word 2b holds block b's even coordinates). */
-function levelsInOrder(words: Uint32Array, groups: number): Int8Array {
+/** x̂ levels of right-hand side r read back from the GPU in coordinate order (the kernel's word 2b holds block b's even coordinates). */
+function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
   const levels = new Int8Array(groups * E8_INPUT_GROUP);
   for (let g = 0; g < groups; g++) {
     for (let b = 0; b < 4; b++) {
       for (let half = 0; half < 2; half++) {
-        const word = words[12 * g + 2 * b + half] as number;
+        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
         for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
       }
     }
@@ -57,28 +59,31 @@ function weights(rows: number, cols: number, seed: number): Matrix {
   return w;
 }
 
-describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU twins', () => {
+describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', () => {
   let context: GpuContext;
   beforeAll(async () => {
     context = await testDevice();
   });
   afterAll(() => context?.device.destroy());
 
-  async function run(m: ReturnType<typeof e8ResidueForm>, x: Float32Array, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values; inputWords: Uint32Array }> {
+  /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x (rows × rhs) and an unrotated `m`. */
+  async function run(m: ReturnType<typeof e8ResidueForm>, x: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
     const { device } = context;
     const w = GpuE8ResidueMatrix.upload(device, m, 'test e8 residues');
     const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
-    const y = createBuffer(device, 'test y', 4 * m.cols, STORAGE_USAGE);
+    const y = createBuffer(device, 'test y', 4 * m.cols * rhs, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder({ label: 'test e8 residue gemv' });
-      const inputs = dispatchE8InputsI8(device, encoder, scratch, w, xBuffer);
-      dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs, y, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
+      const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
+      dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
       device.queue.submit([encoder.finish()]);
-      const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols));
-      const inputWords = new Uint32Array(await readBuffer(device, inputs.levels, 48 * inputs.groups));
-      const scales = new Float32Array(await readBuffer(device, inputs.scales, 4 * inputs.groups));
-      return { y: yValues, inputs: { levels: levelsInOrder(inputWords, inputs.groups), scales: Float64Array.from(scales) }, inputWords };
+      const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
+      const groups = m.quadsPerColumn;
+      const inputWords = new Uint32Array(await readBuffer(device, inputsI8.inputs, 52 * groups * rhs));
+      const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
+      const inputs = Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
+      return { y: yValues, inputs };
     } finally {
       scratch.destroy();
       w.destroy();
@@ -87,20 +92,25 @@ describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU 
     }
   }
 
-  // Quads per column: 1, 4, 8, 32, 65 (a second step of one quad), 128 (two whole steps of 2 × 32).
-  const shapes = [[8, 1], [100, 17], [256, 33], [1000, 5], [2080, 3], [4096, 16]] as const;
-  for (const [rows, cols] of shapes) {
-    it(`${rows} × ${cols}: x̂, the twin and the exact product`, async () => {
+  // Quads per column: 1, 4, 8, 32, 65 (a second step of one quad), 128 (two whole steps of 2 × 32);
+  // right-hand sides 1, 3 (a partial tile of 8) and 9 (a whole tile and one more).
+  const shapes = [[8, 1, 1], [100, 17, 3], [256, 33, 1], [1000, 5, 9], [2080, 3, 1], [4096, 16, 1]] as const;
+  for (const [rows, cols, rhs] of shapes) {
+    it(`${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: x̂, the twin and the exact product`, async () => {
       const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];
       if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
       const q = quantize(weights(rows, cols, rows + cols), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
       const m = e8ResidueForm(q);
       const exactW = decodeRotated(q);
       const rng = new Rng(rows);
-      const x = new Float32Array(rows);
-      for (let k = 0; k < rows; k++) x[k] = rng.nextGaussian() * (k % 37 === 0 ? 20 : 1);
+      const xAll = new Float32Array(rows * rhs);
+      for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() * (k % 37 === 0 ? 20 : 1);
       for (const [dotPath, subgroups] of paths) {
-        const { y, inputs } = await run(m, x, dotPath, subgroups);
+        const { y: yAll, inputs: inputsAll } = await run(m, xAll, rhs, dotPath, subgroups);
+       for (let r = 0; r < rhs; r++) {
+        const x = xAll.subarray(r * rows, (r + 1) * rows);
+        const y = yAll.subarray(r * cols, (r + 1) * cols);
+        const inputs = inputsAll[r] as E8InputsI8Values;
         // 1. x̂.
         const cpu = quantizeE8InputsI8(x, q.keptLength, m.quadsPerColumn);
         for (let g = 0; g < m.quadsPerColumn; g++) {
@@ -137,107 +147,145 @@ describe.skipIf(noGpu !== undefined)('E8 residue prototype GEMV (GPU) = its CPU 
             inputBound += (cpu.scales[g] as number) * (0.5 + 2e-4) * wAbs;
           }
           const twinTolerance = 2 * depth * U * s + 1e-30;
-          expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, ${dotPath}${subgroups ? ', subgroups' : ''}: against the twin`).toBeLessThanOrEqual(twinTolerance);
+          expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}: against the twin`).toBeLessThanOrEqual(twinTolerance);
           let exact = 0;
           for (let k = 0; k < q.keptLength; k++) exact += (exactW[j * q.length + k] as number) * (x[k] as number);
-          expect(Math.abs((y[j] as number) - exact), `column ${j}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
+          expect(Math.abs((y[j] as number) - exact), `column ${j}, right-hand side ${r}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
         }
+       }
       }
     });
   }
 
-  it('the whole call (dispatchE8ResidueCall) rotates x for a rotated matrix: within the int8 inputs\' bound of the exact product', async () => {
+  it('the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs\' bound of the exact product', async () => {
     const { device } = context;
-    for (const [rows, cols] of [[100, 5], [1000, 17]] as const) {
-      const q = quantize(weights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center: false, seed: 11 }) as DeterministicLatticeMatrix;
+    for (const [rows, cols, rhs, center] of [[100, 5, 1, false], [1000, 17, 2, true], [300, 9, 1, true]] as const) {
+      const q = quantize(weights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center, seed: 11 }) as DeterministicLatticeMatrix;
       expect(q.rotate).toBe(true);
-      const m = e8ResidueForm(q);
       const rng = new Rng(rows + 1);
-      const x = new Float32Array(rows);
-      for (let k = 0; k < rows; k++) x[k] = rng.nextGaussian();
-      const w = GpuE8ResidueMatrix.upload(device, m, 'test rotated residues');
-      const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
-      const y = createBuffer(device, 'test y', 4 * cols, STORAGE_USAGE);
-      const scratch = new GpuScratch(device);
-      const encoder = device.createCommandEncoder({ label: 'test e8 residue call' });
-      dispatchE8ResidueCall(device, encoder, scratch, { w, x: xBuffer, y, dotPath: dotPathFor(context.features) });
-      device.queue.submit([encoder.finish()]);
-      const yGpu = new Float32Array(await readBuffer(device, y, 4 * cols));
-      scratch.destroy();
+      const xAll = new Float32Array(rows * rhs);
+      for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() + (center ? 2 : 0);
+      const uploaded = uploadLatticeMatrix(device, q);
+      const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test rotated residues');
+      const yGpu = (await e8ResidueGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(context.features) })).data;
       w.destroy();
-      xBuffer.destroy();
-      y.destroy();
-      // The exact product in the rotated domain (x̃ = R·x on the CPU), and the int8 inputs' bound.
-      const xRotated = new RandomizedHadamard(rows, 11).forward(x);
-      const cpu = quantizeE8InputsI8(xRotated, q.keptLength, m.quadsPerColumn);
+      uploaded.destroy();
+      // The exact product in the rotated domain (x̃ = R·x on the CPU), plus μ_j·Σx, and the int8 inputs' bound.
       const exactW = decodeRotated(q);
-      for (let j = 0; j < cols; j++) {
-        let exact = 0;
-        let bound = 0;
-        let magnitude = 0;
-        for (let k = 0; k < q.keptLength; k++) {
-          const wk = exactW[j * q.length + k] as number;
-          exact += wk * (xRotated[k] as number);
-          bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
-          magnitude += Math.abs(wk * (xRotated[k] as number));
+      for (let r = 0; r < rhs; r++) {
+        const x = xAll.subarray(r * rows, (r + 1) * rows);
+        const xRotated = new RandomizedHadamard(rows, 11).forward(x);
+        const cpu = quantizeE8InputsI8(xRotated, q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+        const xSum = x.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < cols; j++) {
+          let exact = q.means === null ? 0 : (q.means[j] as number) * xSum;
+          let bound = 0;
+          let magnitude = Math.abs(exact);
+          for (let k = 0; k < q.keptLength; k++) {
+            const wk = exactW[j * q.length + k] as number;
+            exact += wk * (xRotated[k] as number);
+            bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
+            magnitude += Math.abs(wk * (xRotated[k] as number));
+          }
+          // f32: the rotation's, Σx's and the kernel's rounding, generously 64·u of Σ|ŵ̃·x̃| + |μ·Σx|.
+          expect(Math.abs((yGpu[r * cols + j] as number) - exact), `${rows} × ${cols}, column ${j}, right-hand side ${r}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
         }
-        // f32: the rotation's and the kernel's rounding, generously 64·u of Σ|ŵ̃·x̃|.
-        expect(Math.abs((yGpu[j] as number) - exact), `${rows} × ${cols}, column ${j}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
       }
     }
   });
 
-  it('the GPU repack of an uploaded matrix equals e8ResidueForm word for word (gains, rotation, partial quads)', async () => {
+  it('the GPU repack of an uploaded matrix equals e8ResidueForm word for word (gains, means, rotation, partial quads, split ranges)', async () => {
     const { device } = context;
-    const cases: [number, number, Omit<QuantizeOptions, 'scheme'>][] = [
-      [8, 1, { rotate: false }],
-      [100, 5, { seed: 3 }],
-      [1000, 17, { seed: 4, gain: 'none' }],
-      [2080, 3, { rotate: false }],
+    // maxBindingBytes 1536: one column of 2080 rows (65 quads: 1040 bytes of residues) per range.
+    const cases: [number, number, Omit<QuantizeOptions, 'scheme'>, number | undefined][] = [
+      [8, 1, { rotate: false }, undefined],
+      [100, 5, { seed: 3 }, undefined],
+      [1000, 17, { seed: 4, gain: 'none', center: true }, undefined],
+      [2080, 3, { rotate: false, center: true }, 1536],
     ];
-    for (const [rows, cols, options] of cases) {
-      const q = quantize(weights(rows, cols, rows + 7), { scheme: 'e8-q16-deterministic', center: false, ...options }) as DeterministicLatticeMatrix;
+    for (const [rows, cols, options, maxBindingBytes] of cases) {
+      const q = quantize(weights(rows, cols, rows + 7), { scheme: 'e8-q16-deterministic', ...options }) as DeterministicLatticeMatrix;
       const cpu = e8ResidueForm(q);
       const uploaded = uploadLatticeMatrix(device, q);
-      const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test repack');
+      const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test repack', maxBindingBytes === undefined ? {} : { maxBindingBytes });
       const what = `${rows} × ${cols}`;
       expect(Array.from(new Uint32Array(await readBuffer(device, w.residues, 4 * cpu.residues.length))), `${what}: residues`).toEqual(Array.from(cpu.residues));
       expect(Array.from(new Uint32Array(await readBuffer(device, w.sides, 4 * cpu.sides.length))), `${what}: sides`).toEqual(Array.from(cpu.sides));
-      expect(Array.from(new Float32Array(await readBuffer(device, w.columnScales, 4 * cols))), `${what}: column scales`).toEqual(Array.from(cpu.columnScales));
-      expect([w.columnUnit, w.quadsPerColumn, w.rotate, w.seed, w.length, w.keptLength]).toEqual([cpu.columnUnit, cpu.quadsPerColumn, cpu.rotate, cpu.seed, cpu.length, cpu.keptLength]);
+      const side = new Float32Array(await readBuffer(device, w.columnSide, (cpu.means === null ? 4 : 8) * cols));
+      expect(Array.from(side.subarray(0, cols)), `${what}: column scales`).toEqual(Array.from(cpu.columnScales));
+      if (cpu.means !== null) expect(Array.from(side.subarray(cols)), `${what}: means`).toEqual(Array.from(cpu.means));
+      expect([w.columnUnit, w.quadsPerColumn, w.rotate, w.seed, w.length, w.keptLength, w.hasMeans]).toEqual([cpu.columnUnit, cpu.quadsPerColumn, cpu.rotate, cpu.seed, cpu.length, cpu.keptLength, cpu.means !== null]);
       w.destroy();
       uploaded.destroy();
     }
     // Refusals, by name.
-    const centred = uploadLatticeMatrix(device, quantize(weights(64, 2, 1), { scheme: 'e8-q16-deterministic', center: true }) as DeterministicLatticeMatrix);
-    expect(() => GpuE8ResidueMatrix.repack(device, centred, 'test')).toThrow(/center: false/);
-    centred.destroy();
     const d3 = uploadLatticeMatrix(device, quantize(weights(64, 2, 1), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
     expect(() => GpuE8ResidueMatrix.repack(device, d3, 'test')).toThrow(/E8 with q = 16/);
     d3.destroy();
+  });
+
+  it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch, for f32 and f16 outputs with a bias', async () => {
+    const { device } = context;
+    const rows = 2080;
+    const cols = 21;
+    const q = quantize(weights(rows, cols, 9), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
+    const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(q), 'test split residues');
+    const rng = new Rng(9);
+    const x = Float32Array.from({ length: 2 * rows }, () => rng.nextGaussian());
+    const bias = createBufferWithData(device, 'test bias', Float32Array.from({ length: cols }, (_, j) => j - 10), STORAGE_USAGE);
+    const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
+    try {
+      for (const outputFormat of ['f32', 'f16'] as const) {
+        const outputs: Uint8Array[] = [];
+        // 65 quads per column: 1040 bytes of residues; 17408 bytes (x's 2 × 8320 and the slack of an
+        // aligned binding fit) hold 16 columns per range: ranges of 16 and 5.
+        for (const maxBindingBytes of [undefined, 17408]) {
+          const bytes = (outputFormat === 'f16' ? 2 : 4) * cols * 2;
+          const y = createBuffer(device, 'test y', 4 * Math.ceil(bytes / 4), STORAGE_USAGE);
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder({ label: 'test e8 residue split' });
+          dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 2, bias, outputFormat, dotPath: dotPathFor(context.features), ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
+          device.queue.submit([encoder.finish()]);
+          outputs.push(new Uint8Array(await readBuffer(device, y, 4 * Math.ceil(bytes / 4))));
+          scratch.destroy();
+          y.destroy();
+        }
+        expect(Array.from(outputs[1] as Uint8Array), outputFormat).toEqual(Array.from(outputs[0] as Uint8Array));
+      }
+    } finally {
+      w.destroy();
+      bias.destroy();
+      xBuffer.destroy();
+    }
   });
 
   it('gives NaN outputs for a non-finite input, and zeros for a zero one', async () => {
     const q = quantize(weights(64, 3, 5), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
     const m = e8ResidueForm(q);
     const x = new Float32Array(64);
-    expect(Array.from((await run(m, x, 'plain', false)).y)).toEqual([0, 0, 0]);
+    expect(Array.from((await run(m, x, 1, 'plain', false)).y)).toEqual([0, 0, 0]);
     x[40] = Infinity;
-    expect((await run(m, x, 'plain', false)).y.every(Number.isNaN)).toBe(true);
+    expect((await run(m, x, 1, 'plain', false)).y.every(Number.isNaN)).toBe(true);
   });
 
-  it('refuses x̂ of another shape and a destroyed matrix', () => {
+  it('refuses x̂ rounded for another shape or count, a centred call without x, and a destroyed matrix', () => {
     const { device } = context;
     const m = e8ResidueForm(quantize(gaussianMatrix(64, 2, 3), { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
+    const other = e8ResidueForm(quantize(gaussianMatrix(96, 2, 3), { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
+    const centred = e8ResidueForm(quantize(gaussianMatrix(64, 2, 3), { scheme: 'e8-q16-deterministic', center: true, rotate: false }) as DeterministicLatticeMatrix);
     const w = GpuE8ResidueMatrix.upload(device, m, 'test refusals');
+    const wOther = GpuE8ResidueMatrix.upload(device, other, 'test refusals, other shape');
+    const wCentred = GpuE8ResidueMatrix.upload(device, centred, 'test refusals, centred');
     const scratch = new GpuScratch(device);
-    const y = createBuffer(device, 'test y', 8, STORAGE_USAGE);
+    const y = createBuffer(device, 'test y', 96 * 4, STORAGE_USAGE);
     const encoder = device.createCommandEncoder();
-    const inputs = { levels: y, scales: y, groups: 3 };
-    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs, y, dotPath: 'plain' })).toThrow(/x̂ has 3 groups, W 2 quads/);
+    const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w: wOther, xRotated: y, rhs: 1 });
+    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath: 'plain' })).toThrow(/rounded for .*96 rows.*but W reads .*64 rows/);
+    const own = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: y, rhs: 1 });
+    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8: own, y, rhs: 2, dotPath: 'plain' })).toThrow(/hold 1 right-hand sides, the call has 2/);
+    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w: wCentred, inputsI8: own, y, rhs: 1, dotPath: 'plain' })).toThrow(/centred, so x is needed/);
     w.destroy();
-    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs: { ...inputs, groups: 2 }, y, dotPath: 'plain' })).toThrow(/live GpuE8ResidueMatrix/);
-    scratch.destroy();
-    y.destroy();
+    expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8: own, y, rhs: 1, dotPath: 'plain' })).toThrow(/live GpuE8ResidueMatrix/);
+    for (const resource of [wOther, wCentred, scratch, y]) resource.destroy();
   });
 });

@@ -89,7 +89,7 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
   });
 
   // Every GEMV that writes f16 itself (store_output): the universal GEMV's finish, the deterministic
-  // GEMV, the int8-input GEMV and the weight-only GEMV. A bias pushes outputs W·x + b across f16's
+  // GEMV, the int8-input GEMVs (D3, and E8's residue GEMV) and the weight-only GEMV. A bias pushes outputs W·x + b across f16's
   // limits; a NaN in the second token's x makes that token's outputs NaN. The f16 layer reads the
   // same values as the f32 one (x is exact in f16), so its output must be float16Bits of the f32
   // layer's, bit for bit.
@@ -110,6 +110,8 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
     'universal e8-4bit': () => lattice(quantize(w, { scheme: 'e8-4bit', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix),
     'deterministic d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6-deterministic', seed: 2 }) as LatticeQuantizedMatrix),
     'int8 inputs d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
+    'int8 inputs e8-q16-deterministic, centred (E8 residues)': () =>
+      lattice(quantize(w, { scheme: 'e8-q16-deterministic', seed: 2, center: true }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
     'weight-only rtn': () => {
       const uploaded = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4, rotate: false }));
       return { weight: uploaded, destroy: () => uploaded.destroy() };

@@ -120,31 +120,41 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   }
 
-  for (const [scheme, activations] of [['d3-q6', 'f32'], ['d3-q6', 'f16'], ['d3-q6-deterministic', 'f32'], ['d3-q6-deterministic', 'f16']] as const) {
-    it.each(Object.keys(forms) as (keyof typeof forms)[])(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1 and 5: within the int8 bound of matvecAT (%s)`, async (form) => {
+  const int8Cases = [
+    ['d3-q6', 'f32'],
+    ['d3-q6', 'f16'],
+    ['d3-q6-deterministic', 'f32'],
+    ['d3-q6-deterministic', 'f16'],
+    ['e8-q16-deterministic', 'f32'],
+    ['e8-q16-deterministic', 'f16'],
+  ] as const;
+  for (const [scheme, activations] of int8Cases) {
+    it.each(Object.keys(forms) as (keyof typeof forms)[])(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1, 5 and 8: within the int8 bound of matvecAT (%s)`, async (form) => {
       const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme === 'd3-q6' ? { nonce: 9 } : {}) }) as LatticeQuantizedMatrix;
       const gpuW = uploadLatticeMatrix(device, q);
       const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
       const rotated = decodeRotated(q);
       const rotation = new RandomizedHadamard(n, q.seed);
+      // One group per 4 blocks: 12 coordinates for D3, 32 for E8 (the residue GEMV).
       const groups = Math.ceil(q.blocksPerColumn / 4);
+      const groupSize = q.scheme.lattice === 'E8' ? 32 : 12;
       try {
-        for (const tokens of [1, 5]) {
+        for (const tokens of [1, 5, 8]) {
           const x = gaussianMatrix(n, tokens, 2 + tokens);
           const xValues = activations === 'f16' ? f16Matrix(x).values : x;
           const reference = matvecAT(q, xValues);
           const y = await run(layer, x);
           for (let t = 0; t < tokens; t++) {
-            // universalGemvI8.ts's bound, through Cauchy–Schwarz: ½·(1 + 10⁻³)·‖ŵ̃_j‖·√(12·Σ_g s_g²).
+            // universalGemvI8.ts's bound, through Cauchy–Schwarz: ½·(1 + 10⁻³)·‖ŵ̃_j‖·√(groupSize·Σ_g s_g²).
             const xt = xValues.data.subarray(t * n, (t + 1) * n);
-            const { scales } = quantizeInputsI8(q.rotate ? rotation.forward(xt) : xt, q.keptLength, groups);
+            const { scales } = quantizeInputsI8(q.rotate ? rotation.forward(xt) : xt, q.keptLength, groups, groupSize);
             let scaleSquares = 0;
             for (const s of scales) scaleSquares += s * s;
             for (let j = 0; j < out; j++) {
               let norm2 = 0;
               for (let k = 0; k < q.length; k++) norm2 += (rotated[j * q.length + k] as number) ** 2;
               const expected = (reference.data[t * out + j] as number) + (bias[j] as number);
-              const tolerance = 0.5 * 1.001 * Math.sqrt(norm2 * 12 * scaleSquares) + 1e-4 * Math.sqrt(n) * 40 + (activations === 'f16' ? 2 ** -10 * Math.abs(expected) : 0);
+              const tolerance = 0.5 * 1.001 * Math.sqrt(norm2 * groupSize * scaleSquares) + 1e-4 * Math.sqrt(n) * 40 + (activations === 'f16' ? 2 ** -10 * Math.abs(expected) : 0);
               expect(Math.abs((y[t * out + j] as number) - expected), `token ${t}, output ${j}`).toBeLessThanOrEqual(tolerance);
             }
           }
@@ -290,7 +300,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
 
   for (const activations of ['f32', 'f16'] as const) {
     it(`a group (one rotation per seed) equals its layers recorded one by one, bit for bit (${activations})`, async () => {
-      const lattice = (scheme: 'd3-q6' | 'e8-q16' | 'd3-q6-deterministic', seed: number): LatticeQuantizedMatrix =>
+      const lattice = (scheme: 'd3-q6' | 'e8-q16' | 'd3-q6-deterministic' | 'e8-q16-deterministic', seed: number): LatticeQuantizedMatrix =>
         quantize(w, { scheme, seed, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 + seed }) }) as LatticeQuantizedMatrix;
       const weights = [
         uploadLatticeMatrix(device, lattice('d3-q6', 1)),
@@ -302,8 +312,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs: shares layer 2's rounding
         uploadLatticeMatrix(device, lattice('d3-q6', 2)), // int8 inputs of the second seed: a second rounding
         uploadLatticeMatrix(device, lattice('e8-q16', 1)), // shares layer 1's rotation and per-call sums
+        uploadLatticeMatrix(device, lattice('e8-q16-deterministic', 1)), // int8 inputs (E8 residues): its own rounding (groups of 32) of seed 1's x̃
       ];
-      const int8Layers = new Set([2, 6, 7]);
+      const int8Layers = new Set([2, 6, 7, 9]);
       const layers = weights.map((weight, i) =>
         QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: int8Layers.has(i) ? dotPathFor(context.features) : null }),
       );
@@ -315,7 +326,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const grouped = layerOutputs(layers, 3, 'grouped');
       try {
         expect(group.rotationsPerRecord).toBe(2);
-        expect(group.int8RoundingsPerRecord).toBe(2);
+        expect(group.int8RoundingsPerRecord).toBe(3);
         // The universal f32-input layers' per-call sums: taken by the products themselves where they
         // write Y (the layers are not centred), else recorded once per lattice and seed.
         const fusedSums = fusedFinishSupported(device);
@@ -342,8 +353,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // Recording into an encoder that counts dispatches by the label of the pipeline they run
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
         // Rotations: the group makes one per distinct seed of its lattice layers (2) where the layers
-        // one by one make one each (8); the weight-only layer here is unrotated. Int8 roundings: one per int8 layer one by one (3), one per seed in the group (2);
-        // the products are the same three. The universal f32-input layers' per-call sums, where they
+        // one by one make one each (9); the weight-only layer here is unrotated. D3 int8 roundings: one
+        // per D3 int8 layer one by one (3), one per seed in the group (2); the E8 residue layer's (groups
+        // of 32) one in both; the products are the same four. The universal f32-input layers' per-call sums, where they
         // are recorded: one per layer one by one (4), one per lattice and seed in the group (3: layers
         // 1 and 8 share).
         const count = (record: (encoder: GPUCommandEncoder) => void): ((prefix: string) => number) => {
@@ -354,7 +366,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         const all = count((encoder) => group.record(encoder, xBuffer, grouped, { tokens: 3 }));
         const perRotation = all('hadamard') / 2;
         expect(perRotation).toBeGreaterThanOrEqual(1);
-        expect(one('hadamard')).toBe(8 * perRotation);
+        expect(one('hadamard')).toBe(9 * perRotation);
         const callSums = (counted: (prefix: string) => number): number => counted('universal gemv finish D3: per-call sums') + counted('universal gemv finish E8: per-call sums');
         expect(callSums(one)).toBe(fusedSums ? 0 : 4);
         expect(callSums(all)).toBe(fusedSums ? 0 : 3);
@@ -365,9 +377,11 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         const fused = rotationRoundsInPass(device, n);
         expect(one('gemv int8 inputs')).toBe(fused ? 0 : 3);
         expect(all('gemv int8 inputs')).toBe(fused ? 0 : 2);
-        const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs');
-        expect(int8Products(one)).toBe(3);
-        expect(int8Products(all)).toBe(3);
+        expect(one('e8 inputs to int8')).toBe(1);
+        expect(all('e8 inputs to int8')).toBe(1);
+        const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs') + counted('e8 residue gemv (int8 inputs');
+        expect(int8Products(one)).toBe(4);
+        expect(int8Products(all)).toBe(4);
         // f16 activations are widened to f32 only for lattice layers that read x itself in f32: none
         // here (the rotations and the weight-only GEMV read f16); a centred layer (Σx) needs one
         // conversion, once for its group.
@@ -471,8 +485,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
-      const e8Deterministic = uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16-deterministic', seed: 4 }) as LatticeQuantizedMatrix);
-      expect(() => QuantizedLinear.create(device, e8Deterministic as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
+      // Deterministic E8 takes int8 inputs through the residue form, for q = 16 only.
+      const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
+      const e8Deterministic = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
+      expect(() => QuantizedLinear.create(device, e8Deterministic as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the residue form is for E8 with q = 16/);
       e8Deterministic.destroy();
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'fast' as never })).toThrow(/int8Inputs must be/);
     } finally {

@@ -8,7 +8,7 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 
 /*
- * The E8 residue prototype's repack (src/quantize/e8Residues.ts) against the library's decode: every
+ * The E8 residue form's repack (src/quantize/e8Residues.ts) against the library's decode: every
  * leader it holds is VoronoiCode.decode's, and the form decodes to decodeRotated's columns.
  */
 
@@ -79,7 +79,10 @@ describe('E8 residue form', () => {
   it('says why other matrices have no residue form', () => {
     const w = gaussianMatrix(64, 2, 9);
     expect(e8ResidueUnsupported(quantize(w, { scheme: 'e8-q16-deterministic', center: false }) as DeterministicLatticeMatrix)).toBeNull();
-    expect(e8ResidueUnsupported(quantize(w, { scheme: 'e8-q16-deterministic', center: true }) as DeterministicLatticeMatrix)).toMatch(/center: false/);
+    // Centred matrices carry their means into the form (the GEMV adds μ_j·Σx).
+    const centred = quantize(w, { scheme: 'e8-q16-deterministic', center: true }) as DeterministicLatticeMatrix;
+    expect(e8ResidueUnsupported(centred)).toBeNull();
+    expect(Array.from(e8ResidueForm(centred).means ?? [])).toEqual(Array.from(centred.means ?? [NaN]));
     expect(e8ResidueUnsupported(quantize(w, { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix)).toMatch(/E8 with q = 16/);
     expect(() => e8ResidueForm(quantize(w, { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix)).toThrow(/E8 with q = 16/);
   });

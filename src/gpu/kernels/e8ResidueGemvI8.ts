@@ -9,41 +9,56 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check } from '../../errors.js';
+import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { checkBufferHolds, checkGpuDeterministicMatrix, deterministicColumnUnit, gatherColumnSide, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
+import { checkBufferHolds, checkGpuDeterministicMatrix, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../pipelines.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { workgroupGrid } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
-import { columnGemvUsesSubgroups } from './columnGemv.js';
-import { SUBGROUP_TEST_MODES } from './gemvCall.js';
+import { activationBytes } from './activationIo.js';
+import { beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 import { quantizeInputsI8 } from './inputsI8.js';
-import { multipleCubic } from './latticeGemvI8.js';
+import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
 
 /*
- * The GEMV of the E8 residue prototype (src/quantize/e8Residues.ts; not part of the package's API):
- * y = Ŵᵀx̃ for an e8-q16-deterministic matrix whose leaders were repacked at upload as residue
- * nibbles and a side byte, with x̃ rounded to int8 per group of 32 coordinates. The GPU benchmark
- * times it beside the scheme's own E8 GEMV (bench/README.md, "E8: leaders stored as residues?").
- * Pieces: `GpuE8ResidueMatrix.upload` (the CPU form on the GPU) or `.repack` (the form made on the GPU
- * from an uploaded matrix, shaders/e8_residue_repack.wgsl), `dispatchE8InputsI8` (x̃ to int8,
- * shaders/e8_inputs_i8.wgsl; CPU twin `quantizeE8InputsI8`), `dispatchE8ResidueGemvI8` (the product,
- * shaders/e8_residue_gemv_i8.wgsl; CPU twin `e8ResidueGemvReference`), and `dispatchE8ResidueCall`,
- * the three in a row from x (x̃ = R·x by `dispatchHadamard` when the matrix is rotated). One
- * right-hand side, and each operand must fit one storage binding.
+ * The E8 residue GEMV: Y = ŴᵀX for an e8-q16-deterministic matrix whose leaders were repacked at
+ * upload as residue nibbles and a side byte per block (src/quantize/e8Residues.ts: 5 bits per entry
+ * read instead of 4.25, ≈ 25 instructions per block instead of the nearest-point decode's ≈ 185), with
+ * x̃ rounded to int8 per group of 32 coordinates. It is what `QuantizedLinear`'s `int8Inputs` runs
+ * for these weights (bench/README.md, "E8: leaders stored as residues"). Pieces:
+ * `GpuE8ResidueMatrix.repack` (the form made on the GPU from an uploaded matrix,
+ * shaders/e8_residue_repack.wgsl; `.upload` puts the CPU form `e8ResidueForm` on the GPU),
+ * `dispatchE8InputsI8` (x̃ to int8, shaders/e8_inputs_i8.wgsl; CPU twin `quantizeE8InputsI8`), and
+ * `dispatchE8ResidueGemvI8` (the product with its epilogue: μ_j·Σx for a centred W, the bias, f32 or
+ * f16 Y; shaders/e8_residue_gemv_i8.wgsl; CPU twin `e8ResidueGemvReference`), which also rotates and
+ * rounds X itself when not given x̂. The inputs' rounding error is bounded per output as the D3
+ * int8-input GEMVs' (latticeGemvI8.ts): at most (½ + 2·10⁻⁴)·s_g·Σ_{k∈g}|ŵ̃_k| per group g, here of 32
+ * rotated coordinates.
  */
 
 /** Coordinates per int8 group of x̃: one quad of 4 E8 blocks. */
 export const E8_INPUT_GROUP = 8 * E8_RESIDUE_QUAD_BLOCKS;
 
-/** Bytes of x̂ per group: 3 vec4 (levels, offsets); the scales lie in their own buffer. */
-const LEVEL_BYTES_PER_GROUP = 48;
+/** Words of x̂ levels per group and right-hand side: 3 vec4 (the levels as 8 words, the 4 offsets). */
+const LEVEL_WORDS_PER_GROUP = 12;
+
+/** The word where x̂'s scales start: after the level words of every group and right-hand side. */
+function e8InputsScalesFirst(groups: number, rhs: number): number {
+  return LEVEL_WORDS_PER_GROUP * groups * rhs;
+}
+
+/** Bytes of x̂ for `groups` groups and `rhs` right-hand sides (levels, then scales), padded to 16 so that a vec4 view covers the last scale. */
+function e8InputsBytes(groups: number, rhs: number): number {
+  return 16 * Math.ceil((4 * (LEVEL_WORDS_PER_GROUP + 1) * groups * rhs) / 16);
+}
 
 /** The largest |2⟨ℓ, x̂⟩| of a block: 8 coordinates of |ℓ| ≤ 32 and |x̂| ≤ 127, doubled. */
 const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
@@ -51,36 +66,63 @@ const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
 /** 3!: the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩: the column unit divides by 12. */
 const SUM_SCALE = 12;
 
+/** Columns per workgroup of the product (8 slots of 32 lanes, 2 columns per lane). */
+const WORKGROUP_COLUMNS = 16;
+
+/** Right-hand sides per tile: the compile-time variants. */
+type RhsTile = 1 | 8;
+
 const Params = /*#__PURE__*/ new UniformLayout('E8ResidueGemvParams', {
-  cols: 'u32',
-  quads: 'u32', // quads per column (= x̂ groups)
-  residue_first: 'u32', // vec4 of the residues binding where column 0's quads start
-  side_first: 'u32', // word of the sides binding where column 0's side words start
-  scale_first: 'u32', // element of column 0's ν·γ
-  y_first: 'u32', // element of y[column 0]
+  cols: 'u32', // W columns in this dispatch
+  quads: 'u32', // quads per column (= x̂ groups per right-hand side)
+  rhs: 'u32', // right-hand sides
+  rows: 'u32', // n: entries of an original x column (Σx)
+  residue_first: 'u32', // vec4 of the residues binding where this dispatch's first column starts
+  side_first: 'u32', // word of the sides binding where this dispatch's first column starts
+  column_first: 'u32', // element of the side buffer holding ν·γ of this dispatch's first column
+  means_first: 'u32', // element of the side buffer holding μ of this dispatch's first column
+  has_means: 'u32',
+  x_first: 'u32', // element offset of x column 0 in its binding (Σx)
+  x_scales_first: 'u32', // u32 of x̂'s first scale in the x̂ binding
+  y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
+  y_stride: 'u32', // elements between Y columns (all W columns)
+  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   column_unit: 'f32', // columnUnit / 12
   multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³
 });
 
 const InputParams = /*#__PURE__*/ new UniformLayout('E8InputsI8Params', {
-  groups: 'u32',
-  kept: 'u32',
-  x_first: 'u32',
+  groups: 'u32', // groups per right-hand side
+  rhs: 'u32',
+  kept: 'u32', // keptLength: coordinates from here on are 0
+  x_first: 'u32', // element of x̃[0, 0] in its binding
+  x_stride: 'u32', // elements between x̃ columns
+  scales_first: 'u32', // word of the first scale in the output
 });
 
 const RepackParams = /*#__PURE__*/ new UniformLayout('E8ResidueRepackParams', {
-  cols: 'u32',
+  cols: 'u32', // columns of this dispatch
   blocks: 'u32', // blocks per column
   quads: 'u32', // quads per column
+  code_first: 'u32', // word of the dispatch's first column in the codes binding
   code_words: 'u32', // code words per column (one 32-bit code each)
+  index_first: 'u32', // word of the dispatch's first column in the scale-index binding
   index_words: 'u32', // scale-index words per column
   index_bits: 'u32', // 1 or 2
   has_gains: 'u32',
+  has_means: 'u32',
+  residue_first: 'u32', // word of the dispatch's first column in the residues binding
+  side_first: 'u32', // word of the dispatch's first column in the sides binding
+  column_first: 'u32', // element of ν·γ of the dispatch's first column in the output side
+  means_first: 'u32', // element of μ of the dispatch's first column in the output side
 });
 
 /** A compiled product variant. */
 interface Variant {
+  readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
 }
@@ -89,12 +131,14 @@ interface Variant {
 export function e8ResidueGemvShaderSource(variant: Variant): string {
   return [
     variant.subgroups ? 'enable subgroups;' : '',
-    'const RHS_TILE: u32 = 1u;',
+    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
     Params.wgsl(),
     variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
     multipleCubicSource,
     lanesSource,
     gemvSource,
+    GEMV_OUTPUT_WGSL,
+    xSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
 }
@@ -105,20 +149,19 @@ export function e8InputsShaderSource(): string {
 }
 
 const pipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 residue gemv (int8 inputs, prototype)',
-  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout, variant: Variant) =>
-    createKernelPipeline(device, pipelineLayout, {
-      label: `e8 residue gemv (int8 inputs, ${variant.dotPath} dot${variant.subgroups ? ', subgroups' : ''}, prototype)`,
-      code: e8ResidueGemvShaderSource(variant),
-    }),
-  key: (variant) => `${variant.subgroups}/${variant.dotPath}`,
+  label: 'e8 residue gemv (int8 inputs)',
+  bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
+  compile: (device, pipelineLayout, variant: Variant) => {
+    const label = `e8 residue gemv (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
+    return compileGemvWithSums(device, pipelineLayout, label, e8ResidueGemvShaderSource(variant));
+  },
+  key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
 });
 
 const inputPipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 inputs to int8 (prototype)',
-  bindings: ['uniform', 'read-only-storage', 'storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 inputs to int8 (prototype)', code: e8InputsShaderSource() }),
+  label: 'e8 inputs to int8',
+  bindings: ['uniform', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 inputs to int8', code: e8InputsShaderSource() }),
 });
 
 /** The WGSL of the repack (shaders/e8_residue_repack.wgsl after the run-time decoder). */
@@ -127,15 +170,18 @@ export function e8ResidueRepackShaderSource(): string {
 }
 
 const repackPipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 residue repack (prototype)',
+  label: 'e8 residue repack',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 residue repack (prototype)', code: e8ResidueRepackShaderSource() }),
+  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 residue repack', code: e8ResidueRepackShaderSource() }),
 });
+
+/** What a {@link GpuE8ResidueMatrix} holds besides its buffers. */
+export type E8ResidueShape = Pick<E8ResidueMatrix, 'rows' | 'cols' | 'rotate' | 'seed' | 'length' | 'keptLength' | 'quadsPerColumn' | 'multiples' | 'columnUnit'> & { readonly hasMeans: boolean };
 
 /**
  * An {@link E8ResidueMatrix} on the GPU: residue words (whole quads per column), side words and the
- * columns' ν·γ. Made by `upload` (from the CPU form) or `repack` (on the GPU, from an uploaded
- * matrix); `destroy()` frees the buffers.
+ * column side (ν_j·γ_j of every column, then μ_j when centred). Made by `repack` (on the GPU, from an
+ * uploaded matrix) or `upload` (from the CPU form); `destroy()` frees the buffers.
  */
 export class GpuE8ResidueMatrix {
   readonly rows: number;
@@ -147,15 +193,18 @@ export class GpuE8ResidueMatrix {
   readonly quadsPerColumn: number;
   readonly multiples: Int32Array;
   readonly columnUnit: number;
+  readonly hasMeans: boolean;
   private destroyed = false;
 
   constructor(
-    m: Omit<E8ResidueMatrix, 'residues' | 'sides' | 'columnScales' | 'blocksPerColumn'>,
+    m: E8ResidueShape,
     readonly residues: GPUBuffer,
     readonly sides: GPUBuffer,
-    readonly columnScales: GPUBuffer,
+    /** ν_j·γ_j of every column, then (when centred) μ_j. */
+    readonly columnSide: GPUBuffer,
   ) {
     check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, 'GpuE8ResidueMatrix: cols and quadsPerColumn must be positive integers');
+    check(Number.isInteger(m.rows) && m.rows >= 1, 'GpuE8ResidueMatrix: rows must be a positive integer');
     check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8ResidueMatrix: keptLength must fit the quads and the length');
     check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuE8ResidueMatrix: 1…4 multiples (2-bit indices), got ${m.multiples.length}`);
     const largest = Math.max(...Array.from(m.multiples, Math.abs));
@@ -164,7 +213,7 @@ export class GpuE8ResidueMatrix {
     check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8ResidueMatrix: columnUnit must be positive, got ${m.columnUnit}`);
     checkBufferHolds(residues, 16 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.residues');
     checkBufferHolds(sides, 4 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.sides');
-    checkBufferHolds(columnScales, 4 * m.cols, 'GpuE8ResidueMatrix.columnScales');
+    checkBufferHolds(columnSide, (m.hasMeans ? 8 : 4) * m.cols, 'GpuE8ResidueMatrix.columnSide');
     check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8ResidueMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
     this.cols = m.cols;
@@ -175,23 +224,27 @@ export class GpuE8ResidueMatrix {
     this.quadsPerColumn = m.quadsPerColumn;
     this.multiples = Int32Array.from(m.multiples);
     this.columnUnit = m.columnUnit;
+    this.hasMeans = m.hasMeans;
   }
 
   /**
-   * Uploads `m`.
+   * Uploads the CPU form `m`.
    *
    * @example
-   * const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic', center: false })), 'W');
+   * const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix), 'W');
    * w.destroy();
    */
   static upload(device: GPUDevice, m: E8ResidueMatrix, label: string): GpuE8ResidueMatrix {
+    const side = new Float32Array((m.means === null ? 1 : 2) * m.cols);
+    side.set(m.columnScales);
+    if (m.means !== null) side.set(m.means, m.cols);
     const buffers = [
       createBufferWithData(device, `${label} residues`, m.residues, STORAGE_USAGE),
       createBufferWithData(device, `${label} sides`, m.sides, STORAGE_USAGE),
-      createBufferWithData(device, `${label} column scales`, m.columnScales, STORAGE_USAGE),
+      createBufferWithData(device, `${label} column scales and means`, side, STORAGE_USAGE),
     ] as const;
     try {
-      return new GpuE8ResidueMatrix(m, ...buffers);
+      return new GpuE8ResidueMatrix({ ...m, hasMeans: m.means !== null }, ...buffers);
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
@@ -199,55 +252,86 @@ export class GpuE8ResidueMatrix {
   }
 
   /**
-   * Repacks an uploaded e8-q16-deterministic matrix (not centred) on the GPU (one submit on
-   * `device.queue`): the same words as `e8ResidueForm` on its CPU matrix (shaders/e8_residue_repack.wgsl).
-   * The matrix stays the caller's. Each operand must fit one storage binding (a prototype: no splits).
+   * Repacks an uploaded e8-q16-deterministic matrix on the GPU (one submit on `device.queue`): the
+   * same words as `e8ResidueForm` on its CPU matrix (shaders/e8_residue_repack.wgsl), in ranges of
+   * columns whose fields fit a storage binding (`maxBindingBytes`, default the device's limit). The
+   * matrix stays the caller's (and keeps what `read()` returns).
    *
    * @example
    * const w = GpuE8ResidueMatrix.repack(device, uploadLatticeMatrix(device, q), 'W');
    */
-  static repack(device: GPUDevice, m: GpuDeterministicMatrix, label: string): GpuE8ResidueMatrix {
+  static repack(device: GPUDevice, m: GpuDeterministicMatrix, label: string, options: { readonly maxBindingBytes?: number } = {}): GpuE8ResidueMatrix {
     const what = 'GpuE8ResidueMatrix.repack';
     checkGpuDeterministicMatrix(m, `${what}: W`);
     const why = e8ResidueUnsupported(m);
     check(why === null, () => `${what}: ${why ?? ''}`);
     const quads = Math.ceil(m.blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
     const words = operandWordsPerColumn(m);
-    const maxBinding = device.limits.maxStorageBufferBindingSize;
-    const residueBytes = 16 * quads * m.cols;
-    check(Math.max(residueBytes, 4 * words.codes * m.cols) <= maxBinding, () => `${what}: ${m.cols} columns do not fit one storage binding (${maxBinding} bytes); the prototype does not split them`);
-    const groups = Math.ceil((m.cols * quads) / 256);
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-    check(groups <= maxGroups * maxGroups, () => `${what}: too many quads for one dispatch`);
+    const perRange = Math.min(
+      operandColumnsPerBinding(m, maxBinding, alignment),
+      itemsPerBinding(16 * quads, maxBinding, alignment),
+      itemsPerBinding(12, maxBinding, alignment), // the range's gathered norms, gains and means
+      Math.floor((256 * maxGroups * maxGroups) / quads),
+    );
+    check(8 * m.cols <= maxBinding, () => `${what}: the column side of ${m.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
+    const hasMeans = m.means !== null;
     const buffers = [
-      createBuffer(device, `${label} residues`, residueBytes, STORAGE_USAGE),
+      createBuffer(device, `${label} residues`, 16 * quads * m.cols, STORAGE_USAGE),
       createBuffer(device, `${label} sides`, 4 * quads * m.cols, STORAGE_USAGE),
-      createBuffer(device, `${label} column scales`, 4 * m.cols, STORAGE_USAGE),
+      createBuffer(device, `${label} column scales and means`, (hasMeans ? 8 : 4) * m.cols, STORAGE_USAGE),
     ] as const;
+    const [residues, sides, side] = buffers;
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder({ label: `${label}: repack` });
-      const side = gatherColumnSide(encoder, scratch, m, 0, m.cols, `${label}: repack`);
+      const ranges = columnRanges(m.cols, perRange);
+      const gathered = columnSideWindows(encoder, scratch, m, ranges, `${label}: repack`, undefined);
       const { layout, pipeline } = repackPipelines.get(device, undefined);
-      const params = RepackParams.pack({ cols: m.cols, blocks: m.blocksPerColumn, quads, code_words: words.codes, index_words: words.scaleIndices, index_bits: m.scaleIndexBits, has_gains: side.hasGains ? 1 : 0 });
       const pass = encoder.beginComputePass({ label: `${label}: repack` });
       pass.setPipeline(pipeline);
-      pass.setBindGroup(
-        0,
-        createKernelBindGroup(device, layout, `${label}: repack`, [
-          { buffer: scratch.uniform(`${label}: repack params`, params) },
-          { buffer: m.codes },
-          { buffer: m.scaleIndices },
-          { buffer: side.buffer },
-          ...buffers.map((buffer) => ({ buffer })),
-        ]),
-      );
-      const [gx, gy] = workgroupGrid(groups, maxGroups);
-      pass.dispatchWorkgroups(gx, gy);
+      ranges.forEach((range, i) => {
+        const rangeLabel = `${label}: repack columns ${range.first}…${range.first + range.count - 1}`;
+        const fields = operandWindows(m, range.first, range.count, alignment);
+        const residueWindow = bindingWindow(16 * quads * range.first, 16 * quads * range.count, alignment);
+        const sideWindow = bindingWindow(4 * quads * range.first, 4 * quads * range.count, alignment);
+        const params = RepackParams.pack({
+          cols: range.count,
+          blocks: m.blocksPerColumn,
+          quads,
+          code_first: fields.codes.firstElement,
+          code_words: words.codes,
+          index_first: fields.scaleIndices.firstElement,
+          index_words: words.scaleIndices,
+          index_bits: m.scaleIndexBits,
+          has_gains: m.gains === null ? 0 : 1,
+          has_means: hasMeans ? 1 : 0,
+          residue_first: residueWindow.firstElement,
+          side_first: sideWindow.firstElement,
+          column_first: range.first,
+          means_first: m.cols + range.first,
+        });
+        pass.setBindGroup(
+          0,
+          createKernelBindGroup(device, layout, rangeLabel, [
+            { buffer: scratch.uniform(`${rangeLabel} params`, params) },
+            windowBinding(m.codes, fields.codes),
+            windowBinding(m.scaleIndices, fields.scaleIndices),
+            { buffer: (gathered[i] as { buffer: GPUBuffer }).buffer },
+            windowBinding(residues, residueWindow),
+            windowBinding(sides, sideWindow),
+            { buffer: side },
+          ]),
+        );
+        const [gx, gy] = workgroupGrid(Math.ceil((range.count * quads) / 256), maxGroups);
+        pass.dispatchWorkgroups(gx, gy);
+      });
       pass.end();
       device.queue.submit([encoder.finish()]);
       const { rows, cols, rotate, seed, length, keptLength, multiples } = m;
-      return new GpuE8ResidueMatrix({ rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m) }, ...buffers);
+      return new GpuE8ResidueMatrix({ rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m), hasMeans }, ...buffers);
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
@@ -264,154 +348,226 @@ export class GpuE8ResidueMatrix {
     this.destroyed = true;
     this.residues.destroy();
     this.sides.destroy();
-    this.columnScales.destroy();
+    this.columnSide.destroy();
   }
 }
 
-/** x̂ on the GPU for {@link dispatchE8ResidueGemvI8}: its levels (3 vec4 per group) and scales (f32 bits). */
-export interface E8InputsI8 {
-  readonly levels: GPUBuffer;
-  readonly scales: GPUBuffer;
-  readonly groups: number;
-}
-
 /**
- * Records x̃ (f32, `w.length` entries from `xOffset` bytes; entries at or past keptLength read as 0)
- * rounded to int8 per group of 32 into two scratch buffers.
- */
-export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): E8InputsI8 {
-  const what = 'e8 inputs to int8 (prototype)';
-  checkBufferRange(x, xOffset, 4 * w.keptLength, `${what}: x`);
-  const groups = w.quadsPerColumn;
-  const levels = scratch.buffer(`${what}: levels`, LEVEL_BYTES_PER_GROUP * groups, STORAGE_USAGE);
-  const scales = scratch.buffer(`${what}: scales`, 4 * groups, STORAGE_USAGE);
-  const { layout, pipeline } = inputPipelines.get(device, undefined);
-  const params = InputParams.pack({ groups, kept: w.keptLength, x_first: xOffset / 4 });
-  const pass = encoder.beginComputePass({ label: what });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, what, [{ buffer: scratch.uniform(`${what} params`, params) }, { buffer: x }, { buffer: levels }, { buffer: scales }]));
-  // One invocation per block: 16 groups per workgroup of 64.
-  const workgroups = Math.ceil(groups / 16);
-  check(workgroups <= device.limits.maxComputeWorkgroupsPerDimension, () => `${what}: ${groups} groups need more workgroups than one dispatch row holds`);
-  pass.dispatchWorkgroups(workgroups);
-  pass.end();
-  return { levels, scales, groups };
-}
-
-/** Arguments of {@link dispatchE8ResidueGemvI8}. */
-export interface E8ResidueGemvI8Args {
-  readonly w: GpuE8ResidueMatrix;
-  /** x̂ from {@link dispatchE8InputsI8} for this matrix's shape. */
-  readonly inputs: E8InputsI8;
-  /** y: `w.cols` f32 from `yOffset` bytes (written). */
-  readonly y: GPUBuffer;
-  readonly yOffset?: number;
-  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product); 'plain': core WGSL. */
-  readonly dotPath: DotPath;
-  /** As the library's GEMVs (GemvCallArgs.subgroups): default, whenever the device has them. */
-  readonly subgroups?: boolean;
-  readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
-}
-
-/**
- * Records y = Ŵᵀx̃ of the residue prototype into `encoder` (one compute pass).
+ * Bytes the residue GEMV reads of a deterministic E8 matrix (q = 16) once repacked: 16 bytes of
+ * residue words and 4 of side bytes per quad of each column, and the column side (ν·γ, and μ when
+ * centred) — against the stored 4.25 bits per entry, ≈ 18 % more.
  *
  * @example
- * const inputs = dispatchE8InputsI8(device, encoder, scratch, w, xRotated);
- * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputs, y, dotPath: dotPathFor(features) });
+ * e8ResidueBytes({ blocksPerColumn: 1024, cols: 4096, hasMeans: false }); // 20 · 256 · 4096 + 4 · 4096
+ */
+export function e8ResidueBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
+  const quads = Math.ceil(m.blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
+  return (20 * quads + (m.hasMeans ? 8 : 4)) * m.cols;
+}
+
+/**
+ * The x̃ a residue matrix reads and how it is grouped: x̂ rounded for one matrix serves another
+ * exactly when their keys agree (layers of one seed and length reading one input).
+ */
+export function e8InputsKey(w: Pick<GpuE8ResidueMatrix, 'rotate' | 'length' | 'seed' | 'rows' | 'keptLength' | 'quadsPerColumn'>): string {
+  const rotation = w.rotate ? `rotated (length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
+  return `E8 groups of 32, ${rotation}, keptLength ${w.keptLength}, ${w.quadsPerColumn} groups`;
+}
+
+/** x̃ rounded to int8 for the residue GEMV (by {@link dispatchE8InputsI8}); its buffer belongs to the scratch it was recorded with. */
+export interface RecordedE8InputsI8 {
+  /** Per group and right-hand side 3 vec4 (shaders/e8_inputs_i8.wgsl), then the scales (f32 bits). */
+  readonly inputs: GPUBuffer;
+  readonly rhs: number;
+  /** The operand shape it was rounded for (`e8InputsKey`), compared by the product. */
+  readonly operand: string;
+}
+
+/** Arguments of {@link dispatchE8InputsI8}. */
+export interface E8InputsI8Args {
+  /** A matrix the inputs are for (its rotation, keptLength and quads). */
+  readonly w: GpuE8ResidueMatrix;
+  /** x̃ = R·X rotated with W's seed, or X itself when W is not rotated: N × rhs f32 (N = W.length). */
+  readonly xRotated: GPUBuffer;
+  readonly xRotatedOffset?: number;
+  readonly rhs: number;
+}
+
+/**
+ * Records x̃ → int8 per group of 32 (entries at or past keptLength read as 0) into `encoder` (a pass of
+ * its own), into one scratch buffer, once for every residue GEMV that reads the same x̃. x̃ and x̂ of
+ * all `rhs` right-hand sides must each fit one storage binding (every realistic decode batch does).
+ *
+ * @example
+ * const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs: 1 });
+ * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath });
+ */
+export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8InputsI8Args): RecordedE8InputsI8 {
+  const what = 'e8 inputs to int8';
+  const { w, rhs } = args;
+  checkPositiveInteger(rhs, `${what}: rhs`);
+  const offset = args.xRotatedOffset ?? 0;
+  checkBufferRange(args.xRotated, offset, 4 * w.length * rhs, `${what}: xRotated`);
+  const groups = w.quadsPerColumn;
+  const bytes = e8InputsBytes(groups, rhs);
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const window = bindingWindow(offset, 4 * w.length * rhs, alignment);
+  check(window.size <= maxBinding && bytes <= maxBinding, () => `${what}: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding (${maxBinding} bytes); round fewer at a time`);
+  const inputs = scratch.buffer(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, bytes, STORAGE_USAGE);
+  const { layout, pipeline } = inputPipelines.get(device, undefined);
+  const params = InputParams.pack({ groups, rhs, kept: w.keptLength, x_first: window.firstElement, x_stride: w.length, scales_first: e8InputsScalesFirst(groups, rhs) });
+  const pass = encoder.beginComputePass({ label: what });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, createKernelBindGroup(device, layout, what, [{ buffer: scratch.uniform(`${what} params`, params) }, windowBinding(args.xRotated, window), { buffer: inputs }]));
+  // One invocation per block: 16 groups per workgroup of 64.
+  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 16), device.limits.maxComputeWorkgroupsPerDimension);
+  pass.dispatchWorkgroups(gx, gy);
+  pass.end();
+  return { inputs, rhs, operand: e8InputsKey(w) };
+}
+
+/** Arguments of {@link dispatchE8ResidueGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
+export interface E8ResidueGemvI8Args extends GemvCallArgs, GemvOutputArgs {
+  readonly w: GpuE8ResidueMatrix;
+  /**
+   * x̃ already rounded for W (`dispatchE8InputsI8`, shared by the layers that read the same x̃); then
+   * the call neither rotates nor rounds (and takes no `xRotated`). X is still read for Σx when W is
+   * centred.
+   */
+  readonly inputsI8?: RecordedE8InputsI8;
+  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
+  readonly dotPath: DotPath;
+}
+
+/**
+ * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
+ * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given),
+ * then one pass with Σx (when W is centred) and the product per range of columns whose residues fit
+ * a binding. Scratch buffers go into `scratch`.
+ *
+ * @example
+ * const w = GpuE8ResidueMatrix.repack(device, gpuW, 'W');
+ * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
  */
 export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueGemvI8Args): void {
-  const what = 'e8 residue gemv (int8 inputs, prototype)';
-  const { w, inputs, y } = args;
+  const what = 'e8 residue gemv (int8 inputs)';
+  const { w } = args;
   check(w instanceof GpuE8ResidueMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8ResidueMatrix`);
-  check(inputs.groups === w.quadsPerColumn, () => `${what}: x̂ has ${inputs.groups} groups, W ${w.quadsPerColumn} quads per column`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
-  const yOffset = args.yOffset ?? 0;
-  checkBufferRange(y, yOffset, 4 * w.cols, `${what}: y`);
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  check(w.residues.size <= maxBinding, () => `${what}: the residues (${w.residues.size} bytes) exceed one storage binding (${maxBinding}); the prototype does not split them`);
-  const subgroups = columnGemvUsesSubgroups(device, args, what);
-  const workgroups = Math.ceil(w.cols / 16);
-  check(workgroups <= device.limits.maxComputeWorkgroupsPerDimension, () => `${what}: ${w.cols} columns need ${workgroups} workgroups, more than one dispatch row holds`);
-  const { layout, pipeline } = pipelines.get(device, { subgroups, dotPath: args.dotPath });
-  const params = Params.pack({
-    cols: w.cols,
-    quads: w.quadsPerColumn,
-    residue_first: 0,
-    side_first: 0,
-    scale_first: 0,
-    y_first: yOffset / 4,
-    subgroup_test_mode: SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'],
-    column_unit: w.columnUnit / SUM_SCALE,
-    multiple_cubic: multipleCubic(w.multiples),
-  });
+  const format = gemvOutputFormat(args, what);
+  const given = args.inputsI8;
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: given === undefined, yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
+  check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
+  if (given !== undefined) {
+    check(typeof given === 'object' && given !== null && given.inputs !== undefined, `${what}: inputsI8 must come from dispatchE8InputsI8`);
+    check(given.operand === e8InputsKey(w), () => `${what}: inputsI8 were rounded for ${given.operand}, but W reads ${e8InputsKey(w)}`);
+    check(given.rhs === rhs, () => `${what}: inputsI8 hold ${given.rhs} right-hand sides, the call has ${rhs}`);
+  }
+  const inputs = given ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
+  const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
+  const quads = w.quadsPerColumn;
+  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(16 * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
+  check((w.hasMeans ? 8 : 4) * w.cols <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
+  const xWindow = call.xWindow(0, rhs);
+  const yWindow = output.yWindow(0, rhs);
+  const sums = scratch.buffer(`${what} Σx`, w.hasMeans ? 4 * rhs : 4, STORAGE_USAGE);
+  const multiples = multipleCubic(w.multiples);
+
   const pass = encoder.beginComputePass({ label: what });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(
-    0,
-    createKernelBindGroup(device, layout, what, [
-      { buffer: scratch.uniform(`${what} params`, params) },
-      { buffer: w.residues },
-      { buffer: w.sides },
-      { buffer: w.columnScales },
-      { buffer: inputs.levels },
-      { buffer: inputs.scales },
-      { buffer: y },
-    ]),
-  );
-  pass.dispatchWorkgroups(workgroups);
+  ranges.forEach((range, chunk) => {
+    const label = `${what} W columns ${range.first}…${range.first + range.count - 1}`;
+    const residueWindow = bindingWindow(16 * quads * range.first, 16 * quads * range.count, alignment);
+    const sideWindow = bindingWindow(4 * quads * range.first, 4 * quads * range.count, alignment);
+    const params = Params.pack({
+      cols: range.count,
+      quads,
+      rhs,
+      rows: w.rows,
+      residue_first: residueWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
+      side_first: sideWindow.firstElement,
+      column_first: range.first,
+      means_first: w.cols + range.first,
+      has_means: w.hasMeans ? 1 : 0,
+      x_first: xWindow.firstElement,
+      x_scales_first: e8InputsScalesFirst(quads, rhs),
+      y_first: yWindow.first + range.first,
+      y_stride: w.cols,
+      ...output.uniforms(range.first),
+      subgroup_test_mode: testMode,
+      column_unit: w.columnUnit / SUM_SCALE,
+      multiple_cubic: multiples,
+    });
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        windowBinding(w.residues, residueWindow),
+        windowBinding(w.sides, sideWindow),
+        { buffer: w.columnSide },
+        { buffer: inputs.inputs },
+        xWindow.binding,
+        { buffer: sums },
+        output.bias,
+        yWindow.binding,
+      ]),
+    );
+    dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / WORKGROUP_COLUMNS));
+  });
   pass.end();
 }
 
-/** Arguments of {@link dispatchE8ResidueCall}: those of the product with x itself instead of x̂. */
-export interface E8ResidueCallArgs extends Omit<E8ResidueGemvI8Args, 'inputs'> {
-  /** x: `w.rows` f32 in the original basis, from `xOffset` bytes. */
-  readonly x: GPUBuffer;
-  readonly xOffset?: number;
-}
-
 /**
- * Records x̂ from x for `w` into scratch buffers: x̃ = R·x (`dispatchHadamard`, when W is rotated), then
- * x̃ to int8 (`dispatchE8InputsI8`). The first half of the whole call; the benchmark's kernel-alone rows
- * make it once.
+ * Records x̂ from x (one right-hand side, f32) for `w` into scratch buffers: x̃ = R·x
+ * (`dispatchHadamard`, when W is rotated), then x̃ to int8 (`dispatchE8InputsI8`). What the
+ * benchmark's kernel-alone rows make once.
  */
-export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): E8InputsI8 {
-  if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, w, x, xOffset);
-  const xRotated = scratch.buffer('e8 residue call: x̃', 4 * w.length, STORAGE_USAGE);
+export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): RecordedE8InputsI8 {
+  if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: x, xRotatedOffset: xOffset, rhs: 1 });
+  const xRotated = scratch.buffer('e8 residue gemv: x̃', 4 * w.length, STORAGE_USAGE);
   dispatchHadamard(device, encoder, scratch, { input: x, inputOffset: xOffset, output: xRotated, rows: w.rows, cols: 1, seed: w.seed });
-  return dispatchE8InputsI8(device, encoder, scratch, w, xRotated);
+  return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs: 1 });
 }
 
+/** Options of {@link e8ResidueGemvI8}. */
+export type E8ResidueGemvI8Options = Pick<E8ResidueGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
+
 /**
- * Records the prototype's whole call y = Ŵᵀx: x̂ from x (`dispatchE8ResidueInputs`), then the product
- * (`dispatchE8ResidueGemvI8`).
+ * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
+ * and benchmarks.
  *
  * @example
- * dispatchE8ResidueCall(device, encoder, scratch, { w, x, y, dotPath: dotPathFor(features) });
+ * const y = await e8ResidueGemvI8(device, GpuE8ResidueMatrix.repack(device, gpuW, 'W'), x, { dotPath: 'packed' });
  */
-export function dispatchE8ResidueCall(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueCallArgs): void {
-  dispatchE8ResidueGemvI8(device, encoder, scratch, { ...args, inputs: dispatchE8ResidueInputs(device, encoder, scratch, args.w, args.x, args.xOffset) });
+export async function e8ResidueGemvI8(device: GPUDevice, w: GpuE8ResidueMatrix, x: Matrix | Float32Array, options: E8ResidueGemvI8Options): Promise<Matrix> {
+  return gemvOnHost(device, 'e8 residue gemv (int8 inputs)', w, x, (run, io) => dispatchE8ResidueGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }
 
-/** x̃ rounded as shaders/e8_inputs_i8.wgsl does: levels in coordinate order (0 past keptLength) and a scale per group of 32. */
+/** x̃ rounded as shaders/e8_inputs_i8.wgsl does for one right-hand side: levels in coordinate order (0 past keptLength) and a scale per group of 32. */
 export interface E8InputsI8Values {
   readonly levels: Int8Array;
   readonly scales: Float64Array;
 }
 
 /**
- * CPU twin of shaders/e8_inputs_i8.wgsl: `quantizeInputsI8`'s rule on groups of 32 coordinates (a
- * level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer: the GPU divides in f32).
+ * CPU twin of shaders/e8_inputs_i8.wgsl for one right-hand side: `quantizeInputsI8`'s rule on groups
+ * of 32 coordinates (a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer: the GPU
+ * divides in f32).
  */
 export function quantizeE8InputsI8(xRotated: ArrayLike<number>, kept: number, groups: number): E8InputsI8Values {
   return quantizeInputsI8(xRotated, kept, groups, E8_INPUT_GROUP);
 }
 
 /**
- * CPU twin of the product: y_j = ν_jγ_j·columnUnit·Σ_g s_g·Σ_{b∈g} k_b·⟨ℓ_b, x̂_b⟩ from the residue form
- * (decoded by `leaderOfResidue`) and given x̂, in float64.
+ * CPU twin of the product for one right-hand side: y_j = ν_jγ_j·columnUnit·Σ_g s_g·Σ_{b∈g} k_b·⟨ℓ_b,
+ * x̂_b⟩ (+ μ_j·Σx, `xSum`, for a centred matrix) from the residue form (decoded by `leaderOfResidue`)
+ * and given x̂, in float64.
  */
-export function e8ResidueGemvReference(m: E8ResidueMatrix, inputs: E8InputsI8Values): Float64Array {
+export function e8ResidueGemvReference(m: E8ResidueMatrix, inputs: E8InputsI8Values, xSum?: number): Float64Array {
+  check(m.means === null || xSum !== undefined, 'e8ResidueGemvReference: a centred matrix needs Σx (xSum)');
   const y = new Float64Array(m.cols);
   const leader = new Int32Array(8);
   for (let j = 0; j < m.cols; j++) {
@@ -428,7 +584,7 @@ export function e8ResidueGemvReference(m: E8ResidueMatrix, inputs: E8InputsI8Val
       }
       total += (inputs.scales[g] as number) * exact;
     }
-    y[j] = (m.columnScales[j] as number) * m.columnUnit * total;
+    y[j] = (m.columnScales[j] as number) * m.columnUnit * total + (m.means === null ? 0 : (m.means[j] as number) * (xSum as number));
   }
   return y;
 }

@@ -188,6 +188,39 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated: xRotated ?? xOrPlaceholder(), xRotatedOffset, xWindow, rhsRanges };
 }
 
+/** The two pipelines of a deterministic GEMV's module: the product and Σx. */
+export interface GemvWithSumsPipelines {
+  readonly main: GPUComputePipeline;
+  readonly sums: GPUComputePipeline;
+}
+
+/**
+ * Compiles a deterministic GEMV's module (`code`, with the Σx entry of shaders/gemv_x_sums.wgsl) into
+ * its two pipelines, `main` (labelled `label`) and `column_sums`.
+ */
+export function compileGemvWithSums(device: GPUDevice, pipelineLayout: GPUPipelineLayout, label: string, code: string): GemvWithSumsPipelines {
+  const module = device.createShaderModule({ label, code });
+  return {
+    main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
+    sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
+  };
+}
+
+/**
+ * Records one range's dispatches of a deterministic GEMV whose module has the Σx entry
+ * (shaders/gemv_x_sums.wgsl: `sums`, one workgroup per right-hand side) beside its product (`main`),
+ * with the range's bind group already set: Σx first when `withSums` (W centred, the call's first
+ * range: later ranges read the same sums), then the product's workgroups.
+ */
+export function dispatchGemvRange(pass: GPUComputePassEncoder, pipeline: GemvWithSumsPipelines, withSums: boolean, rhs: number, workgroupsX: number, workgroupsY = 1): void {
+  if (withSums) {
+    pass.setPipeline(pipeline.sums);
+    pass.dispatchWorkgroups(rhs);
+  }
+  pass.setPipeline(pipeline.main);
+  pass.dispatchWorkgroups(workgroupsX, workgroupsY);
+}
+
 /**
  * What the GEMV kernels write, carrying a QuantizedLinear's epilogue (the universal, deterministic,
  * int8-input and weight-only GEMVs; shaders/gemv_output.wgsl): Y as f32 or f16, with a bias added, in

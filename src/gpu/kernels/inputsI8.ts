@@ -330,7 +330,7 @@ export interface InputsI8 {
 /**
  * CPU twin of shaders/gemv_i8_inputs.wgsl for one right-hand side: x̃ (at least `kept` entries)
  * rounded to int8 per group of `groupSize` coordinates ({@link INPUT_GROUP} by default; the E8
- * residue prototype's groups are 32), `groups` groups. The GPU divides in f32 (within 2.5 ULP), so a
+ * residue GEMV's groups are 32), `groups` groups. The GPU divides in f32 (within 2.5 ULP), so a
  * level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
  *
  * @example

@@ -1,4 +1,5 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
+import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
@@ -23,7 +24,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -147,6 +148,7 @@ export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvSch
     Params.wgsl(),
     gemvSource,
     columnSumsSource,
+    xSumsSource,
     GEMV_OUTPUT_WGSL,
   ].join('\n');
 }
@@ -168,11 +170,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   compile: (device, pipelineLayout, variant: LatticeGemvVariant) => {
     const { rhsTile } = variant;
     const label = `lattice gemv ${variant.lattice} q = ${variant.q} (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup${variant.leaderTableCopies > 0 ? `, leader table × ${variant.leaderTableCopies}` : ''})`;
-    const module = device.createShaderModule({ label, code: latticeGemvShaderSource(rhsTile, variant) });
-    return {
-      main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
-      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
-    };
+    return compileGemvWithSums(device, pipelineLayout, label, latticeGemvShaderSource(rhsTile, variant));
   },
   key: (v) => `${v.rhsTile}/${v.lattice}/${v.q}/${v.codeBits}/${v.indexBits}/${v.leaderTableCopies}`,
 });
@@ -230,7 +228,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
     indexBits: w.scaleIndexBits,
     leaderTableCopies: latticeLeaderTableCopies(w.scheme.lattice, w.scheme.q, device.limits.maxComputeWorkgroupStorageSize),
   };
-  const { layout, pipeline: { main, sums } } = pipelines.get(device, variant);
+  const { layout, pipeline } = pipelines.get(device, variant);
 
   const pass = encoder.beginComputePass({ label: 'lattice gemv' });
   rhsRanges.forEach((rhsRange, rhsChunk) => {
@@ -278,12 +276,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
         yWindow.binding,
       ]);
       pass.setBindGroup(0, bindGroup);
-      if (columnChunk === 0 && w.means) {
-        pass.setPipeline(sums);
-        pass.dispatchWorkgroups(rhsRange.count);
-      }
-      pass.setPipeline(main);
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / columnsPerWorkgroup), Math.ceil(rhsRange.count / rhsTile));
+      dispatchGemvRange(pass, pipeline, columnChunk === 0 && w.means !== null, rhsRange.count, Math.ceil(columnRange.count / columnsPerWorkgroup), Math.ceil(rhsRange.count / rhsTile));
     });
   });
   pass.end();

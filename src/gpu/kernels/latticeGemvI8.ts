@@ -1,6 +1,7 @@
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
+import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv_i8.wgsl?raw';
 import scalePerBlockSource from '../../../shaders/d3_scale_per_block.wgsl?raw';
 import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
@@ -36,7 +37,7 @@ import type { DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
+import { compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
@@ -203,31 +204,34 @@ export function latticeGemvI8ShaderSource(variant: Variant): string {
     gemvSource,
     ...(scale.place === 'block' ? [multipleCubicSource, scalePerBlockSource, scaleMultiplesWgsl(scale.multiples)] : [scale.wgsl]),
     columnSumsSource,
+    xSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
 }
 
+/**
+ * The bind-group layout of the deterministic int8-input GEMVs (this kernel: codes and scale indices;
+ * the E8 residue GEMV, e8ResidueGemvI8.ts: residues and side bytes).
+ */
+export const DETERMINISTIC_I8_GEMV_BINDINGS = [
+  'uniform',
+  'read-only-storage', // W: codes, or residues
+  'read-only-storage', // W: scale indices, or side bytes
+  'read-only-storage', // norms, gains, means (ν·γ and μ for the residue GEMV)
+  'read-only-storage', // x̂ levels and scales
+  'read-only-storage', // x (Σx)
+  'storage', // Σx
+  'read-only-storage', // bias
+  'storage', // Y
+] as const satisfies readonly GPUBufferBindingType[];
+
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'lattice gemv (int8 inputs)',
-  bindings: [
-    'uniform',
-    'read-only-storage', // codes
-    'read-only-storage', // scale indices
-    'read-only-storage', // norms, gains, means
-    'read-only-storage', // x̂ levels and scales
-    'read-only-storage', // x (Σx)
-    'storage', // Σx
-    'read-only-storage', // bias
-    'storage', // Y
-  ],
+  bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
   compile: (device, pipelineLayout, variant: Variant) => {
     const place = variant.scale.place === 'block' ? `scale multiples from a ${variant.scale.multiples}` : 'a scale index per group of 4 blocks (prototype)';
     const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, ${place}${variant.subgroups ? ', subgroups' : ''}`;
-    const module = device.createShaderModule({ label, code: latticeGemvI8ShaderSource(variant) });
-    return {
-      main: device.createComputePipeline({ label, layout: pipelineLayout, compute: { module, entryPoint: 'main' } }),
-      sums: device.createComputePipeline({ label: `${label}: column sums`, layout: pipelineLayout, compute: { module, entryPoint: 'column_sums' } }),
-    };
+    return compileGemvWithSums(device, pipelineLayout, label, latticeGemvI8ShaderSource(variant));
   },
   key: (variant) => `${variant.q}/${variant.scale.place === 'block' ? variant.scale.multiples : `group:${variant.scale.name}`}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,
 });
@@ -392,12 +396,7 @@ export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scra
           yWindow.binding,
         ]),
       );
-      if (chunk === 0 && reader.centred) {
-        pass.setPipeline(pipeline.sums);
-        pass.dispatchWorkgroups(rhsRange.count);
-      }
-      pass.setPipeline(pipeline.main);
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / I8_WORKGROUP_COLUMNS));
+      dispatchGemvRange(pass, pipeline, chunk === 0 && reader.centred, rhsRange.count, Math.ceil(columnRange.count / I8_WORKGROUP_COLUMNS));
     });
   }
   pass.end();
