@@ -1,6 +1,6 @@
 // x̃ rounded to int8 per group of 32 coordinates (4 E8 blocks) for the E8 residue GEMV
 // (shaders/e8_residue_gemv_i8.wgsl), by the rule of the int8-input GEMVs (shaders/int8_group.wgsl,
-// compiled in front of this file: int8_finite, int8_level, int8_scale_bits;
+// compiled in front of this file: int8_finite, e8_block_levels, int8_scale_bits;
 // s = m / 127 with m = max |x̃| over the group, x̂_k = clamp(round(127·x̃_k / m), −127, 127), a NaN
 // scale and zero levels for a group with a non-finite entry, coordinates at or past keptLength 0).
 // CPU twin: `quantizeE8InputsI8` (src/gpu/kernels/e8ResidueGemvI8.ts). One buffer: per right-hand
@@ -53,19 +53,13 @@ fn main(
   if (r >= params.rhs) {
     return;
   }
-  var sum = 0;
-  for (var half = 0u; half < 2u; half = half + 1u) {
-    var word = 0u;
-    if (group_max > 0.0 && group_finite) {
-      for (var t = 0u; t < 4u; t = t + 1u) {
-        let level = int8_level(v[2u * t + half], group_max);
-        word = word | ((u32(level) & 0xffu) << (8u * t));
-        sum = sum + level;
-      }
-    }
-    x_inputs[12u * slot + 2u * b + half] = word;
+  var levels = vec3<u32>();
+  if (group_max > 0.0 && group_finite) {
+    levels = e8_block_levels(v, group_max);
   }
-  x_inputs[12u * slot + 8u + b] = bitcast<u32>(16 * sum);
+  x_inputs[12u * slot + 2u * b] = levels.x;
+  x_inputs[12u * slot + 2u * b + 1u] = levels.y;
+  x_inputs[12u * slot + 8u + b] = levels.z;
   if (b == 0u) {
     x_inputs[params.scales_first + slot] = int8_scale_bits(group_max, group_finite);
   }

@@ -328,10 +328,12 @@ fn store_groups(workgroup: u32, thread: u32) {
   }
 }
 
-// The int8 form of x̃ (`round_int8_group`, shaders/int8_group.wgsl, compiled in front of this file),
-// written by the one pass of a forward rotation's last stage when params.int8_out is 1, in the layout
-// of shaders/gemv_i8_inputs.wgsl (level words of column r from word r·4·int8_groups, the scales from
-// word int8_scales_first), so that the int8-input GEMVs need no rounding dispatch. Such a pass holds
+// The int8 form of x̃ (shaders/int8_group.wgsl, compiled in front of this file), written by the one
+// pass of a forward rotation's last stage when params.int8_out is set: 1, D3's groups of 12
+// (`round_int8_group`) in the layout of shaders/gemv_i8_inputs.wgsl (level words of column r from
+// word r·4·int8_groups, the scales from word int8_scales_first); 2, the E8 residue GEMV's groups of 32
+// (`round_int8_group_e8`) in the layout of shaders/e8_inputs_i8.wgsl (12 words per group), so that the
+// int8-input GEMVs need no rounding dispatch. Such a pass holds
 // the stage's whole window of each of its columns: position p ≥ stage_offset of the workgroup's local
 // column c is values[c·length + p − stage_offset], and x̃_p = values[…]·scale is the f32 value
 // `store_groups` writes; the positions before the window (a two-stage plan's [0, N − L)) are final
@@ -348,6 +350,8 @@ fn rotated_value(local_column: u32, column: u32, p: u32) -> f32 {
 fn store_int8_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
   let groups = params.int8_groups;
+  let e8 = params.int8_out == 2u;
+  let size = select(12u, 32u, e8);   // coordinates per group
   for (var e = thread; e < params.groups_per_workgroup * groups; e = e + THREADS) {
     let local_column = e / groups;
     let column = shape.first_group + local_column;
@@ -355,20 +359,31 @@ fn store_int8_groups(workgroup: u32, thread: u32) {
       continue;
     }
     let g = e - local_column * groups;
-    var v = array<f32, 12>();
-    for (var i = 0u; i < 12u; i = i + 1u) {
-      let p = g * 12u + i;
+    var v = array<f32, 32>();
+    for (var i = 0u; i < size; i = i + 1u) {
+      let p = g * size + i;
       if (p < params.int8_kept) {
         v[i] = rotated_value(local_column, column, p);
       }
     }
-    let rounded = round_int8_group(v);
-    let r = params.int8_first_column + column;
-    let out = (r * groups + g) * 4u;
-    for (var b = 0u; b < 4u; b = b + 1u) {
-      x_inputs[out + b] = rounded.words[b];
+    let slot = (params.int8_first_column + column) * groups + g;
+    if (e8) {
+      let rounded = round_int8_group_e8(v);
+      for (var w = 0u; w < 12u; w = w + 1u) {
+        x_inputs[12u * slot + w] = rounded.words[w];
+      }
+      x_inputs[params.int8_scales_first + slot] = rounded.scale_bits;
+    } else {
+      var first = array<f32, 12>();
+      for (var i = 0u; i < 12u; i = i + 1u) {
+        first[i] = v[i];
+      }
+      let rounded = round_int8_group(first);
+      for (var b = 0u; b < 4u; b = b + 1u) {
+        x_inputs[4u * slot + b] = rounded.words[b];
+      }
+      x_inputs[params.int8_scales_first + slot] = rounded.scale_bits;
     }
-    x_inputs[params.int8_scales_first + r * groups + g] = rounded.scale_bits;
   }
 }
 

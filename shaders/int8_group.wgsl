@@ -10,7 +10,7 @@
 // and zero levels, so the products it enters are NaN, never a silently finite number.
 
 // The rule per coordinate and per group, shared with the E8 residue GEMV's groups of 32
-// (shaders/e8_inputs_i8.wgsl).
+// (round_int8_group_e8 below, and shaders/e8_inputs_i8.wgsl).
 // Whether `value` is finite, by its bit pattern (exponent not all ones): WGSL lets a compiler assume
 // no NaN or infinity in float comparisons, and drop one that tests for them.
 fn int8_finite(value: f32) -> bool {
@@ -27,18 +27,29 @@ fn int8_scale_bits(m: f32, finite: bool) -> u32 {
   return select(0x7fc00000u, bitcast<u32>(m / 127.0), finite);
 }
 
+// A group's max |x̃| and whether all its entries are finite, taken one entry at a time (from
+// GroupMax(0.0, true)).
+struct GroupMax {
+  m: f32,
+  finite: bool,
+}
+
+fn group_max_with(acc: GroupMax, value: f32) -> GroupMax {
+  return GroupMax(max(acc.m, abs(value)), acc.finite && int8_finite(value));
+}
+
 struct Int8Group {
   words: array<u32, 4>,
   scale_bits: u32,   // s as f32 bits
 }
 
 fn round_int8_group(v: array<f32, 12>) -> Int8Group {
-  var m = 0.0;
-  var finite = true;
+  var acc = GroupMax(0.0, true);
   for (var i = 0u; i < 12u; i = i + 1u) {
-    finite = finite && int8_finite(v[i]);
-    m = max(m, abs(v[i]));
+    acc = group_max_with(acc, v[i]);
   }
+  let m = acc.m;
+  let finite = acc.finite;
   var group = Int8Group();
   for (var b = 0u; b < 4u; b = b + 1u) {
     var word = 0u;
@@ -49,6 +60,54 @@ fn round_int8_group(v: array<f32, 12>) -> Int8Group {
       }
     }
     group.words[b] = word;
+  }
+  group.scale_bits = int8_scale_bits(m, finite);
+  return group;
+}
+
+// The E8 residue GEMV's groups of 32 (4 blocks of 8; the layout of shaders/e8_inputs_i8.wgsl, whose
+// kernel rounds a block per invocation, and of the rotation's last pass, shaders/hadamard.wgsl, which
+// rounds a group per invocation): block b's even coordinates' levels (word 2b) and odd ones' (word
+// 2b + 1) as packed i8, and its offset 16·Σx̂ (word 8 + b), for a group whose max |x̃| is m > 0.
+fn e8_block_levels(v: array<f32, 8>, m: f32) -> vec3<u32> {
+  var words = vec2<u32>();
+  var sum = 0;
+  for (var half = 0u; half < 2u; half = half + 1u) {
+    var word = 0u;
+    for (var t = 0u; t < 4u; t = t + 1u) {
+      let level = int8_level(v[2u * t + half], m);
+      word = word | ((u32(level) & 0xffu) << (8u * t));
+      sum = sum + level;
+    }
+    words[half] = word;
+  }
+  return vec3<u32>(words, bitcast<u32>(16 * sum));
+}
+
+struct Int8GroupE8 {
+  words: array<u32, 12>,
+  scale_bits: u32,   // s as f32 bits
+}
+
+fn round_int8_group_e8(v: array<f32, 32>) -> Int8GroupE8 {
+  var acc = GroupMax(0.0, true);
+  for (var i = 0u; i < 32u; i = i + 1u) {
+    acc = group_max_with(acc, v[i]);
+  }
+  let m = acc.m;
+  let finite = acc.finite;
+  var group = Int8GroupE8();
+  if (m > 0.0 && finite) {
+    for (var b = 0u; b < 4u; b = b + 1u) {
+      var block = array<f32, 8>();
+      for (var i = 0u; i < 8u; i = i + 1u) {
+        block[i] = v[8u * b + i];
+      }
+      let levels = e8_block_levels(block, m);
+      group.words[2u * b] = levels.x;
+      group.words[2u * b + 1u] = levels.y;
+      group.words[8u + b] = levels.z;
+    }
   }
   group.scale_bits = int8_scale_bits(m, finite);
   return group;

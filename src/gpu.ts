@@ -56,12 +56,15 @@ export {
   e8ResidueGemvI8,
   dispatchE8ResidueGemvI8,
   dispatchE8InputsI8,
+  dispatchRotatedE8InputsI8,
   e8InputsKey,
   e8ResidueBytes,
   GpuE8ResidueMatrix,
   type E8ResidueGemvI8Args,
   type E8ResidueGemvI8Options,
   type E8InputsI8Args,
+  type E8InputsOperand,
+  type RotatedE8InputsI8Args,
   type RecordedE8InputsI8,
 } from './gpu/kernels/e8ResidueGemvI8.js';
 export {

@@ -7,7 +7,7 @@ import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, e8InputsKey, GpuE8ResidueMatrix, type RecordedE8InputsI8 } from './kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix, type RecordedE8InputsI8 } from './kernels/e8ResidueGemvI8.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
@@ -565,8 +565,9 @@ export class QuantizedLinear {
   /**
    * Records y_i = W_i·x + b_i for layers that read the same x (one layer, or a group) into `encoder`:
    * one rotation per distinct rotation (read straight from f16 activations), one int8 rounding per
-   * distinct x̃ and grouping among the `int8Inputs` layers (inside the rotation's last pass where
-   * its last stage takes one: `dispatchRotatedInputsI8`), one recording of the universal GEMV's
+   * distinct x̃ and grouping among the `int8Inputs` layers (the first of each rotation inside the
+   * rotation's last pass where its last stage takes one: `dispatchRotatedInputsI8`,
+   * `dispatchRotatedE8InputsI8`), one recording of the universal GEMV's
    * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
    * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into
    * `scratch` (prepared commands keep it).
@@ -586,12 +587,13 @@ export class QuantizedLinear {
     const rotated = new Map<string, Slice>();
     const rounded = new Map<string, RecordedInputsI8 | RecordedE8InputsI8>();
     const summed = new Map<string, RecordedCallSums>();
-    // Per rotation, the first D3 int8-input layer that reads it: the rotation rounds x̃ for it in its
-    // pass (groups of 12; the E8 residue layers' groups of 32 are rounded in a pass of their own).
-    const roundedInRotation = new Map<string, GpuLatticeMatrix>();
+    // Per rotation, the first int8-input layer that reads it: the rotation rounds x̃ for it in its
+    // pass (in its groups: 12 for D3, 32 for the E8 residue GEMV; a layer of the other kind reading the
+    // same x̃ rounds it in a dispatch of its own).
+    const roundedInRotation = new Map<string, QuantizedLinear>();
     for (const layer of layers) {
       const key = layer.rotation()?.key;
-      if (key !== undefined && layer.int8Inputs && layer.e8Residues === null && !(layer.weight instanceof WeightOnlyGpuMatrix) && !roundedInRotation.has(key)) roundedInRotation.set(key, layer.weight);
+      if (key !== undefined && layer.int8RoundingKey() !== null && !roundedInRotation.has(key)) roundedInRotation.set(key, layer);
     }
     layers.forEach((layer, i) => {
       const rotation = layer.rotation();
@@ -606,9 +608,13 @@ export class QuantizedLinear {
         if (xRotated === null) {
           const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
-          if (int8Layer !== undefined) {
+          if (int8Layer !== undefined && !(int8Layer.weight instanceof WeightOnlyGpuMatrix)) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
-            const recorded = dispatchRotatedInputsI8(device, encoder, scratch, { w: int8Layer, x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens });
+            const rotating = { x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens };
+            const recorded =
+              int8Layer.e8Residues === null
+                ? dispatchRotatedInputsI8(device, encoder, scratch, { ...rotating, w: int8Layer.weight })
+                : dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Layer.e8Residues });
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type E8InputsOperand } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { rotationLength } from '../../src/rotation/hadamard.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8ResidueForm } from '../../src/quantize/e8Residues.js';
@@ -12,6 +14,7 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { Matrix } from '../../src/matrix.js';
+import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -287,5 +290,51 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     w.destroy();
     expect(() => dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8: own, y, rhs: 1, dotPath: 'plain' })).toThrow(/live GpuE8ResidueMatrix/);
     for (const resource of [wOther, wCentred, scratch, y]) resource.destroy();
+  });
+
+  // x̃ rounded in groups of 32 inside the rotation's last pass (dispatchRotatedE8InputsI8) against the
+  // rotation and then dispatchE8InputsI8: both read the same f32 x̃ with the same rule, so x̃ and x̂
+  // are equal bit for bit, fused or not.
+  const operand = (rows: number, seed: number, keptLength = rotationLength(rows)): E8InputsOperand => ({ rows, length: rotationLength(rows), keptLength, quadsPerColumn: Math.ceil(keptLength / 32), rotate: true, seed });
+  it.each([
+    ['n = 300, 3 columns', operand(300, 5), 3, 'f32', false],
+    ['n = 13, 64 columns (many per workgroup)', operand(13, 6), 64, 'f32', false],
+    ['n = 250 of N = 256, keptLength 240', operand(250, 7, 240), 4, 'f32', false],
+    ['n = 1000, f16 input at an odd half offset', operand(1000, 8), 5, 'f16', false],
+    ['n = 300, a NaN in column 1', operand(300, 9), 3, 'f32', true],
+    ['n = 1100 (two stages of one pass)', operand(1100, 10), 2, 'f32', false],
+    ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
+  ] as [string, E8InputsOperand, number, 'f32' | 'f16', boolean][])('x̃ rounded in the rotation pass (dispatchRotatedE8InputsI8) equals the rotation, then dispatchE8InputsI8, bit for bit (%s)', async (name, w, rhs, format, withNaN) => {
+    const { device } = context;
+    const words = await expectRotatedRoundingEqual(
+      device,
+      { w, rhs, format, withNaN, fused: !name.includes('not fused') },
+      (scratch, encoder, x) => dispatchRotatedE8InputsI8(device, encoder, scratch, { ...x, w }),
+      (scratch, encoder, xRotated) => dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs }),
+    );
+    // Not vacuous: levels, offsets and scales were written (and the NaN column's scales are NaN).
+    const groups = w.quadsPerColumn;
+    const scales = new Float32Array(words.buffer, 48 * groups * rhs, groups * rhs);
+    expect(scales.filter((v) => v > 0).length).toBeGreaterThan(0);
+    expect(scales.some(Number.isNaN)).toBe(withNaN);
+    expect(words.subarray(0, 12 * groups * rhs).some((word) => word !== 0)).toBe(true);
+  });
+
+  it('the rotation refuses an int8 output of another group size, too few groups or too small a buffer', () => {
+    const { device } = context;
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder();
+      const x = scratch.buffer('x', 4 * 300, STORAGE_USAGE);
+      const out = scratch.buffer('out', 4 * 512, STORAGE_USAGE);
+      const inputs = scratch.buffer('inputs', 64, STORAGE_USAGE);
+      const rotate = (int8Output: Parameters<typeof dispatchHadamard>[3]['int8Output']) => () => dispatchHadamard(device, encoder, scratch, { input: x, output: out, rows: 300, cols: 1, seed: 1, ...(int8Output === undefined ? {} : { int8Output }) });
+      expect(rotate({ buffer: inputs, kept: 300, groups: 16, groupSize: 16 as never })).toThrow(/groupSize must be 12 or 32/);
+      expect(rotate({ buffer: inputs, kept: 300, groups: 9, groupSize: 32 })).toThrow(/kept must be in \[1, min\(N, 32·groups\)\]/);
+      expect(rotate({ buffer: inputs, kept: 300, groups: 10, groupSize: 32 })).toThrow(/int8Output\.buffer/);
+      expect(() => dispatchRotatedE8InputsI8(device, encoder, scratch, { w: { ...operand(300, 1), rotate: false }, x, xRotated: out, rhs: 1 })).toThrow(/for rotated matrices/);
+    } finally {
+      scratch.destroy();
+    }
   });
 });

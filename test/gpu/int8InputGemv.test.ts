@@ -16,7 +16,7 @@ import {
 import { dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchHadamard, rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
-import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
@@ -916,40 +916,19 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
     ['n = 3000 (two stages of one pass), f16 input at an odd half offset', operand(3000, 12), 3, 'f16', false],
     ['n = 1100 (two stages), a NaN in column 1', operand(1100, 13), 2, 'f32', true],
     ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
-  ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (_name, w, rhs, format, withNaN) => {
+  ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (name, w, rhs, format, withNaN) => {
     const { device } = context;
-    const x = gaussianMatrix(w.rows, rhs, w.seed);
-    if (withNaN) x.data[w.rows + 7] = Number.NaN;
-    const offset = format === 'f16' ? 6 : 0;
-    const bytes = new Uint8Array(Math.ceil((offset + (format === 'f16' ? 2 : 4) * w.rows * rhs) / 4) * 4);
-    if (format === 'f16') bytes.set(new Uint8Array(Uint16Array.from(x.data, (v) => float16Bits(v)).buffer), offset);
-    else bytes.set(new Uint8Array(x.data.buffer));
-    const xBuffer = createBufferWithData(device, 'x', bytes, STORAGE_USAGE);
-    const scratch = new GpuScratch(device);
-    try {
-      const fused = rotationRoundsInPass(device, w.rows);
-      expect(fused).toBe(!_name.includes('not fused'));
-      const rotated = [0, 1].map((i) => scratch.buffer(`R·x ${i}`, 4 * w.length * rhs, STORAGE_USAGE | BufferUsage.COPY_SRC));
-      const encoder = device.createCommandEncoder({ label: 'rotated inputs test' });
-      const together = dispatchRotatedInputsI8(device, encoder, scratch, { w, x: xBuffer, xOffset: offset, inputFormat: format, xRotated: rotated[0] as GPUBuffer, rhs });
-      dispatchHadamard(device, encoder, scratch, { input: xBuffer, inputOffset: offset, inputFormat: format, output: rotated[1] as GPUBuffer, rows: w.rows, cols: rhs, seed: w.seed });
-      const apart = dispatchInputsI8(device, encoder, scratch, { w, xRotated: rotated[1] as GPUBuffer, rhs });
-      expect(together.operand).toBe(apart.operand);
-      expect(together.inputs.size).toBe(apart.inputs.size);
-      device.queue.submit([encoder.finish()]);
-      const read = async (buffer: GPUBuffer): Promise<Uint32Array> => new Uint32Array(await readBuffer(device, buffer, buffer.size));
-      const [xt0, xt1, in0, in1] = await Promise.all([read(rotated[0] as GPUBuffer), read(rotated[1] as GPUBuffer), read(together.inputs), read(apart.inputs)]);
-      expect(xt0).toEqual(xt1);
-      expect(in0).toEqual(in1);
-      // Not vacuous: levels and scales were written (and the NaN column's scales are NaN).
-      const groups = Math.ceil(w.blocksPerColumn / 4);
-      const scales = new Float32Array((in0 as Uint32Array).buffer, 4 * 4 * groups * rhs, groups * rhs);
-      expect(scales.filter((v) => v > 0).length).toBeGreaterThan(0);
-      expect(scales.some(Number.isNaN)).toBe(withNaN);
-    } finally {
-      scratch.destroy();
-      xBuffer.destroy();
-    }
+    const words = await expectRotatedRoundingEqual(
+      device,
+      { w, rhs, format, withNaN, fused: !name.includes('not fused') },
+      (scratch, encoder, x) => dispatchRotatedInputsI8(device, encoder, scratch, { ...x, w }),
+      (scratch, encoder, xRotated) => dispatchInputsI8(device, encoder, scratch, { w, xRotated, rhs }),
+    );
+    // Not vacuous: levels and scales were written (and the NaN column's scales are NaN).
+    const groups = Math.ceil(w.blocksPerColumn / 4);
+    const scales = new Float32Array(words.buffer, 4 * 4 * groups * rhs, groups * rhs);
+    expect(scales.filter((v) => v > 0).length).toBeGreaterThan(0);
+    expect(scales.some(Number.isNaN)).toBe(withNaN);
   });
 
   it('refuses what it cannot do, with the reason named', () => {

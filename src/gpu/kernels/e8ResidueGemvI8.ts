@@ -24,8 +24,9 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
 import { beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { dispatchHadamard } from './hadamard.js';
-import { quantizeInputsI8 } from './inputsI8.js';
+import { rotationRoundsInPass } from './hadamard.js';
+import { quantizeInputsI8, rotateAndRound, type RotatedInputsI8Args } from './inputsI8.js';
+import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
 
 /*
@@ -44,21 +45,7 @@ import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.j
  * rotated coordinates.
  */
 
-/** Coordinates per int8 group of x̃: one quad of 4 E8 blocks. */
-export const E8_INPUT_GROUP = 8 * E8_RESIDUE_QUAD_BLOCKS;
-
-/** Words of x̂ levels per group and right-hand side: 3 vec4 (the levels as 8 words, the 4 offsets). */
-const LEVEL_WORDS_PER_GROUP = 12;
-
-/** The word where x̂'s scales start: after the level words of every group and right-hand side. */
-function e8InputsScalesFirst(groups: number, rhs: number): number {
-  return LEVEL_WORDS_PER_GROUP * groups * rhs;
-}
-
-/** Bytes of x̂ for `groups` groups and `rhs` right-hand sides (levels, then scales), padded to 16 so that a vec4 view covers the last scale. */
-function e8InputsBytes(groups: number, rhs: number): number {
-  return 16 * Math.ceil((4 * (LEVEL_WORDS_PER_GROUP + 1) * groups * rhs) / 16);
-}
+export { E8_INPUT_GROUP } from './inputsI8Layout.js';
 
 /** The largest |2⟨ℓ, x̂⟩| of a block: 8 coordinates of |ℓ| ≤ 32 and |x̂| ≤ 127, doubled. */
 const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
@@ -369,10 +356,13 @@ export function e8ResidueBytes(m: { readonly blocksPerColumn: number; readonly c
  * The x̃ a residue matrix reads and how it is grouped: x̂ rounded for one matrix serves another
  * exactly when their keys agree (layers of one seed and length reading one input).
  */
-export function e8InputsKey(w: Pick<GpuE8ResidueMatrix, 'rotate' | 'length' | 'seed' | 'rows' | 'keptLength' | 'quadsPerColumn'>): string {
+export function e8InputsKey(w: E8InputsOperand): string {
   const rotation = w.rotate ? `rotated (length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
   return `E8 groups of 32, ${rotation}, keptLength ${w.keptLength}, ${w.quadsPerColumn} groups`;
 }
+
+/** What the rounding of x̃ needs of a residue matrix (its rotation, keptLength and quads). */
+export type E8InputsOperand = Pick<GpuE8ResidueMatrix, 'rows' | 'length' | 'keptLength' | 'quadsPerColumn' | 'rotate' | 'seed'>;
 
 /** x̃ rounded to int8 for the residue GEMV (by {@link dispatchE8InputsI8}); its buffer belongs to the scratch it was recorded with. */
 export interface RecordedE8InputsI8 {
@@ -386,7 +376,7 @@ export interface RecordedE8InputsI8 {
 /** Arguments of {@link dispatchE8InputsI8}. */
 export interface E8InputsI8Args {
   /** A matrix the inputs are for (its rotation, keptLength and quads). */
-  readonly w: GpuE8ResidueMatrix;
+  readonly w: E8InputsOperand;
   /** x̃ = R·X rotated with W's seed, or X itself when W is not rotated: N × rhs f32 (N = W.length). */
   readonly xRotated: GPUBuffer;
   readonly xRotatedOffset?: number;
@@ -409,12 +399,9 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   const offset = args.xRotatedOffset ?? 0;
   checkBufferRange(args.xRotated, offset, 4 * w.length * rhs, `${what}: xRotated`);
   const groups = w.quadsPerColumn;
-  const bytes = e8InputsBytes(groups, rhs);
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const window = bindingWindow(offset, 4 * w.length * rhs, alignment);
-  check(window.size <= maxBinding && bytes <= maxBinding, () => `${what}: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding (${maxBinding} bytes); round fewer at a time`);
-  const inputs = scratch.buffer(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, bytes, STORAGE_USAGE);
+  const window = bindingWindow(offset, 4 * w.length * rhs, device.limits.minStorageBufferOffsetAlignment);
+  checkE8InputsFitBinding(device, w, rhs, window.size);
+  const inputs = scratch.buffer(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, e8InputsBytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
   const params = InputParams.pack({ groups, rhs, kept: w.keptLength, x_first: window.firstElement, x_stride: w.length, scales_first: e8InputsScalesFirst(groups, rhs) });
   const pass = encoder.beginComputePass({ label: what });
@@ -425,6 +412,36 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   pass.dispatchWorkgroups(gx, gy);
   pass.end();
   return { inputs, rhs, operand: e8InputsKey(w) };
+}
+
+/** Refuses right-hand sides whose x̃ (a binding of `xBytes`) or x̂ would not fit one storage binding. */
+function checkE8InputsFitBinding(device: GPUDevice, w: E8InputsOperand, rhs: number, xBytes: number): void {
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  check(xBytes <= maxBinding && e8InputsBytes(w.quadsPerColumn, rhs) <= maxBinding, () => `e8 inputs to int8: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding (${maxBinding} bytes); round fewer at a time`);
+}
+
+/** Arguments of {@link dispatchRotatedE8InputsI8}: X, x̃'s buffer and a rotated residue matrix's shape. */
+export type RotatedE8InputsI8Args = RotatedInputsI8Args<E8InputsOperand>;
+
+/**
+ * Records x̃ = R·X with W's seed into `xRotated` and x̃ rounded to int8 for W in groups of 32 (as
+ * `dispatchHadamard` then `dispatchE8InputsI8`, bit for bit): in the rotation's own dispatches where
+ * its last stage takes one pass (`rotationRoundsInPass`), else in the rotation's and one more.
+ *
+ * @example
+ * const inputsI8 = dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
+ * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath });
+ */
+export function dispatchRotatedE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedE8InputsI8Args): RecordedE8InputsI8 {
+  const { w, rhs } = args;
+  return rotateAndRound(device, encoder, scratch, args, 'e8 inputs to int8: dispatchRotatedE8InputsI8', {
+    groups: w.quadsPerColumn,
+    groupSize: E8_INPUT_GROUP,
+    bytes: e8InputsBytes(w.quadsPerColumn, rhs),
+    operand: e8InputsKey(w),
+    checkFit: () => checkE8InputsFitBinding(device, w, rhs, 4 * w.length * rhs),
+    apart: (xRotated) => dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs }),
+  });
 }
 
 /** Arguments of {@link dispatchE8ResidueGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
@@ -442,9 +459,10 @@ export interface E8ResidueGemvI8Args extends GemvCallArgs, GemvOutputArgs {
 
 /**
  * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
- * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given),
- * then one pass with Σx (when W is centred) and the product per range of columns whose residues fit
- * a binding. Scratch buffers go into `scratch`.
+ * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given; in
+ * the rotation's last pass where it can be: `dispatchRotatedE8InputsI8`), then one pass with Σx (when
+ * W is centred) and the product per range of columns whose residues fit a binding. Scratch buffers
+ * go into `scratch`.
  *
  * @example
  * const w = GpuE8ResidueMatrix.repack(device, gpuW, 'W');
@@ -457,7 +475,9 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
   const given = args.inputsI8;
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: given === undefined, yBytes: activationBytes(format), sumsX: w.hasMeans });
+  // Rotated and rounded in one pass where the call rotates X itself and the rotation allows it.
+  const inRotation = given === undefined && w.rotate && args.x !== undefined && args.xRotated === undefined && args.maxBindingBytes === undefined && rotationRoundsInPass(device, w.rows);
+  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: given === undefined && !inRotation, yBytes: activationBytes(format), sumsX: w.hasMeans });
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
   if (given !== undefined) {
@@ -465,7 +485,12 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
     check(given.operand === e8InputsKey(w), () => `${what}: inputsI8 were rounded for ${given.operand}, but W reads ${e8InputsKey(w)}`);
     check(given.rhs === rhs, () => `${what}: inputsI8 hold ${given.rhs} right-hand sides, the call has ${rhs}`);
   }
-  const inputs = given ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
+  let inputs = given;
+  if (inputs === undefined && inRotation && args.x !== undefined) {
+    const xRotated = scratch.buffer(`${what}: R·x`, 4 * w.length * rhs, STORAGE_USAGE);
+    inputs = dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs });
+  }
+  inputs ??= dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(16 * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
@@ -521,15 +546,14 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
 }
 
 /**
- * Records x̂ from x (one right-hand side, f32) for `w` into scratch buffers: x̃ = R·x
- * (`dispatchHadamard`, when W is rotated), then x̃ to int8 (`dispatchE8InputsI8`). What the
+ * Records x̂ from x (one right-hand side, f32) for `w` into scratch buffers: x̃ = R·x and x̃ to int8
+ * (`dispatchRotatedE8InputsI8`, when W is rotated), else x to int8 (`dispatchE8InputsI8`). What the
  * benchmark's kernel-alone rows make once.
  */
 export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): RecordedE8InputsI8 {
   if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: x, xRotatedOffset: xOffset, rhs: 1 });
   const xRotated = scratch.buffer('e8 residue gemv: x̃', 4 * w.length, STORAGE_USAGE);
-  dispatchHadamard(device, encoder, scratch, { input: x, inputOffset: xOffset, output: xRotated, rows: w.rows, cols: 1, seed: w.seed });
-  return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs: 1 });
+  return dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x, xOffset, xRotated, rhs: 1 });
 }
 
 /** Options of {@link e8ResidueGemvI8}. */

@@ -14,7 +14,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
-import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './inputsI8Layout.js';
+import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst, INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './inputsI8Layout.js';
 
 /*
  * The randomized Hadamard rotation of columns on the GPU (shaders/hadamard*.wgsl), both directions,
@@ -108,9 +108,9 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   stage_offset: 'u32', // column position of the window's first element
   block_signs: 'array<vec4<f32>, 100>', // H_m[b][b'] (or H_mᵀ[b][b']) as ±1.0 at b·m + b' (m ≤ 20)
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
-  int8_out: 'u32', // 1: this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3
+  int8_out: 'u32', // this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3: 1 in D3's groups of 12, 2 in E8's groups of 32
   int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
-  int8_groups: 'u32', // int8 groups of 12 per column
+  int8_groups: 'u32', // int8 groups per column
   int8_first_column: 'u32', // column of the int8 output of this dispatch's column 0
   int8_scales_first: 'u32', // word of the first scale in binding 3 (4·int8_groups·all columns)
 });
@@ -324,8 +324,9 @@ export interface HadamardArgs extends HadamardOptions {
   readonly inputFormat?: ActivationFormat;
   /**
    * Also write x̃ rounded to int8 for the int8-input GEMVs, in the rotation's own last pass (what
-   * `dispatchInputsI8` would compute from the output, bit for bit): only for rotations whose last
-   * stage takes one pass (`rotationRoundsInPass`). Used by `dispatchRotatedInputsI8` (inputsI8.ts).
+   * `dispatchInputsI8`, or `dispatchE8InputsI8` for groups of 32, would compute from the output, bit
+   * for bit): only for rotations whose last stage takes one pass (`rotationRoundsInPass`). Used by
+   * `dispatchRotatedInputsI8` (inputsI8.ts) and `dispatchRotatedE8InputsI8` (e8ResidueGemvI8.ts).
    */
   readonly int8Output?: HadamardInt8Output;
   /** N × cols column-major f32 (written), N = rotationLength(rows). A different buffer from `input`. */
@@ -338,14 +339,19 @@ export interface HadamardArgs extends HadamardOptions {
   readonly outputOffset?: number;
 }
 
-/** Where and how a rotation's one-pass last stage writes the int8 form of x̃ (layout of shaders/gemv_i8_inputs.wgsl). */
+/** Where and how a rotation's one-pass last stage writes the int8 form of x̃ (the layouts of inputsI8Layout.ts). */
 export interface HadamardInt8Output {
-  /** 4 level words per group and column, then a scale per group and column (one binding). */
+  /** The levels per group and column, then a scale per group and column (one binding). */
   readonly buffer: GPUBuffer;
   /** Coordinates kept (keptLength ≤ N): from here on they round as 0. */
   readonly kept: number;
-  /** Groups of 12 coordinates per column (12·groups ≥ kept). */
+  /** Groups per column (groupSize·groups ≥ kept). */
   readonly groups: number;
+  /**
+   * Coordinates per group: 12 (default; the D3 int8-input GEMVs, layout of
+   * shaders/gemv_i8_inputs.wgsl) or 32 (the E8 residue GEMV, layout of shaders/e8_inputs_i8.wgsl).
+   */
+  readonly groupSize?: typeof INPUT_GROUP | typeof E8_INPUT_GROUP;
 }
 
 /**
@@ -495,11 +501,16 @@ function recordRotation(
     const lastPasses = lastStagePasses(plan);
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
     checkPositiveInteger(int8.groups, `${what}: int8Output.groups`);
-    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= INPUT_GROUP * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, 12·groups)], got ${int8.kept}`);
+    const size = int8.groupSize ?? INPUT_GROUP;
+    check(size === INPUT_GROUP || size === E8_INPUT_GROUP, () => `${what}: int8Output.groupSize must be ${INPUT_GROUP} or ${E8_INPUT_GROUP}, got ${String(size)}`);
+    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= size * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, ${size}·groups)], got ${int8.kept}`);
     check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
-    checkBufferRange(int8.buffer, 0, INPUT_BYTES_PER_GROUP * int8.groups * cols, `${what}: int8Output.buffer`);
+    checkBufferRange(int8.buffer, 0, size === E8_INPUT_GROUP ? e8InputsBytes(int8.groups, cols) : INPUT_BYTES_PER_GROUP * int8.groups * cols, `${what}: int8Output.buffer`);
   }
   const int8Binding: GPUBufferBinding = { buffer: int8?.buffer ?? scratch.buffer(`${what}: no int8 output`, 4, BufferUsage.STORAGE) };
+  const e8Groups = int8?.groupSize === E8_INPUT_GROUP;
+  const int8OutCode = e8Groups ? 2 : 1;
+  const int8ScalesFirst = (e8Groups ? e8InputsScalesFirst : inputsI8ScalesFirst)(int8?.groups ?? 0, cols);
   // s^(k)_p of every stage, packed (read by the first pass of each forward stage, the last of each inverse one).
   const signs = rotationSigns(device, seed, plan.stages);
 
@@ -561,11 +572,11 @@ function recordRotation(
           stage_offset: stage.offset,
           block_signs: blockSigns,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
-          int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? 1 : 0,
+          int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? int8OutCode : 0,
           int8_kept: int8?.kept ?? 0,
           int8_groups: int8?.groups ?? 0,
           int8_first_column: j0,
-          int8_scales_first: inputsI8ScalesFirst(int8?.groups ?? 0, cols),
+          int8_scales_first: int8ScalesFirst,
         });
         const bindGroup = createKernelBindGroup(device, layout, label, [
           { buffer: scratch.uniform(label, params) },

@@ -10,7 +10,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
 import { beginGemv, type GemvCall, type GemvCallArgs, type GemvCallShape, type GemvOperand } from './gemvCall.js';
-import { dispatchHadamard, rotationRoundsInPass } from './hadamard.js';
+import { dispatchHadamard, rotationRoundsInPass, type HadamardInt8Output } from './hadamard.js';
 import { INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8Bytes, inputsI8ScalesFirst } from './inputsI8Layout.js';
 
 /*
@@ -116,10 +116,10 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
   return { inputs, rhs, operand: inputsI8Key(w) };
 }
 
-/** Arguments of {@link dispatchRotatedInputsI8}. */
-export interface RotatedInputsI8Args {
+/** Arguments of {@link dispatchRotatedInputsI8} (and, with its operand, `dispatchRotatedE8InputsI8`). */
+export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'keptLength' | 'rotate' | 'seed'> = InputsI8Operand> {
   /** A rotated matrix the inputs are for (its rows, length, seed, keptLength and groups). */
-  readonly w: InputsI8Operand;
+  readonly w: W;
   /** X: rows × rhs in the original basis, f32 or f16 (`inputFormat`). */
   readonly x: GPUBuffer;
   readonly xOffset?: number;
@@ -141,18 +141,56 @@ export interface RotatedInputsI8Args {
  */
 export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedInputsI8Args): RecordedInputsI8 {
   const { w, rhs } = args;
-  check(w.rotate, 'int8 inputs: dispatchRotatedInputsI8 is for rotated matrices (round an unrotated x with dispatchInputsI8)');
-  checkPositiveInteger(rhs, 'int8 inputs: rhs');
+  const groups = inputGroupsOf(w);
+  return rotateAndRound(device, encoder, scratch, args, 'int8 inputs: dispatchRotatedInputsI8', {
+    groups,
+    groupSize: INPUT_GROUP,
+    bytes: inputsI8Bytes(groups, rhs),
+    operand: inputsI8Key(w),
+    checkFit: () => checkInputsFitBinding(device, w, rhs),
+    apart: (xRotated) => dispatchInputsI8(device, encoder, scratch, { w, xRotated, rhs }),
+  });
+}
+
+/** An x̂ layout as {@link rotateAndRound} makes it: D3's groups of 12 here, E8's groups of 32 in e8ResidueGemvI8.ts. */
+export interface RotationRounding {
+  readonly groups: number;
+  readonly groupSize: NonNullable<HadamardInt8Output['groupSize']>;
+  /** Bytes of x̂ for the call's right-hand sides. */
+  readonly bytes: number;
+  /** The operand key the result carries. */
+  readonly operand: string;
+  /** Refuses right-hand sides whose x̃ or x̂ would not fit one storage binding. */
+  readonly checkFit: () => void;
+  /** Rounds x̃ (already rotated into `xRotated`) in a dispatch of its own. */
+  readonly apart: (xRotated: GPUBuffer) => RecordedInputsI8;
+}
+
+/**
+ * Records x̃ = R·X with W's seed into `args.xRotated` and x̃ rounded to int8 in `layout`: in the
+ * rotation's own last pass where its last stage takes one (`rotationRoundsInPass`), else the rotation
+ * and then `layout.apart`. `what` names the caller in errors.
+ */
+export function rotateAndRound(
+  device: GPUDevice,
+  encoder: GPUCommandEncoder,
+  scratch: GpuScratch,
+  args: RotatedInputsI8Args<Pick<InputsI8Operand, 'rows' | 'keptLength' | 'rotate' | 'seed'>>,
+  what: string,
+  layout: RotationRounding,
+): RecordedInputsI8 {
+  const { w, rhs } = args;
+  check(w.rotate, () => `${what} is for rotated matrices (round an unrotated x in a dispatch of its own)`);
+  checkPositiveInteger(rhs, `${what}: rhs`);
   const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed };
   if (!rotationRoundsInPass(device, w.rows)) {
     dispatchHadamard(device, encoder, scratch, rotation);
-    return dispatchInputsI8(device, encoder, scratch, { w, xRotated: args.xRotated, rhs });
+    return layout.apart(args.xRotated);
   }
-  const groups = inputGroupsOf(w);
-  checkInputsFitBinding(device, w, rhs);
-  const inputs = scratch.buffer(`int8 inputs (${inputsI8Key(w)}, rounded in the rotation): levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
-  dispatchHadamard(device, encoder, scratch, { ...rotation, int8Output: { buffer: inputs, kept: w.keptLength, groups } });
-  return { inputs, rhs, operand: inputsI8Key(w) };
+  layout.checkFit();
+  const inputs = scratch.buffer(`int8 inputs (${layout.operand}, rounded in the rotation): levels and scales`, layout.bytes, STORAGE_USAGE);
+  dispatchHadamard(device, encoder, scratch, { ...rotation, int8Output: { buffer: inputs, kept: w.keptLength, groups: layout.groups, groupSize: layout.groupSize } });
+  return { inputs, rhs, operand: layout.operand };
 }
 
 /** The most right-hand sides whose x̃ and x̂ fit one storage binding of `device`. */
