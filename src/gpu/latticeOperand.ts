@@ -334,10 +334,18 @@ export function checkGpuColumnScale(column: number, formula: string, scale: numb
 export const CUBIC_SCALE = 6;
 
 /**
- * The column unit of the deterministic GEMV and dequantize kernels, unit/(pointScale·√N) (what turns a
- * block's k·P into entries, before ν_j·γ_j), divided by `cubicScale` in the int8-input GEMV.
+ * 12: the E8 residue GEMV (kernels/e8ResidueGemvI8.ts, e8-q16-deterministic with int8 inputs) sums
+ * 6·k·2⟨ℓ, x̂⟩ per block (the cubic's 6k, the block's sum taken doubled), so its column unit divides by
+ * twice CUBIC_SCALE.
  */
-export function deterministicColumnUnit(m: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length'>, cubicScale: 1 | typeof CUBIC_SCALE = 1): number {
+export const RESIDUE_SUM_SCALE = 2 * CUBIC_SCALE;
+
+/**
+ * The column unit of the deterministic GEMV and dequantize kernels, unit/(pointScale·√N) (what turns a
+ * block's k·P into entries, before ν_j·γ_j), divided by `cubicScale` in the int8-input GEMVs (D3's
+ * CUBIC_SCALE, the E8 residue GEMV's RESIDUE_SUM_SCALE).
+ */
+export function deterministicColumnUnit(m: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length'>, cubicScale: 1 | typeof CUBIC_SCALE | typeof RESIDUE_SUM_SCALE = 1): number {
   return m.unit / (cubicScale * schemeLattice(m.scheme).pointScale * Math.sqrt(m.length));
 }
 
@@ -345,11 +353,12 @@ export function deterministicColumnUnit(m: Pick<DeterministicLatticeMatrix, 'sch
  * Refuses a deterministic matrix whose column scale ν_j·|γ_j|·columnUnit the GPU forms outside f32's
  * normal range (`checkGpuColumnScale`). The kernels form ν_j·γ_j first (shaders/gemv_column_sums.wgsl
  * `column_scale`, shaders/lattice_dequantize.wgsl) and then multiply by their column unit
- * (`deterministicColumnUnit`; the int8-input GEMV's, D3 only, divided by CUBIC_SCALE); each product is
- * checked.
+ * (`deterministicColumnUnit`; the int8-input GEMVs' divided by CUBIC_SCALE for D3, by RESIDUE_SUM_SCALE
+ * for E8 with q = 16, whose kernels form ν_j·γ_j·unit before the sum); each product is checked.
  */
 export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length' | 'norms' | 'gains'>): void {
-  const units = q.scheme.lattice === 'D3' ? [deterministicColumnUnit(q), deterministicColumnUnit(q, CUBIC_SCALE)] : [deterministicColumnUnit(q)];
+  const int8Scale = q.scheme.lattice === 'D3' ? CUBIC_SCALE : q.scheme.lattice === 'E8' && q.scheme.q === 16 ? RESIDUE_SUM_SCALE : null;
+  const units = int8Scale === null ? [deterministicColumnUnit(q)] : [deterministicColumnUnit(q), deterministicColumnUnit(q, int8Scale)];
   for (let j = 0; j < q.norms.length; j++) {
     const scale = (q.norms[j] as number) * (q.gains === null ? 1 : Math.abs(q.gains[j] as number));
     checkGpuColumnScale(j, 'ν·|γ|', scale);

@@ -6,6 +6,7 @@ import { readBufferExclusive } from '../../src/gpu/buffers.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { deterministicColumnUnit } from '../../src/gpu/latticeOperand.js';
 import { latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
 import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
@@ -215,6 +216,24 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
     const x = gaussianMatrix(64, 1, 7);
     const y = matvecAT(entry.matrix, { ...x, data: x.data.map((v) => v * 2 ** 100) }).data;
     expect(y.every((v) => Number.isFinite(v) && v !== 0)).toBe(true);
+  });
+
+  it.each([
+    ['d3-q6-deterministic', 6],
+    ['e8-q16-deterministic', 12],
+  ] as const)('%s: ν·|γ|·columnUnit normal but its int8-input GEMV\'s unit/%i subnormal is refused; twice that bound uploads', (scheme, divisor) => {
+    // The int8-input GEMVs form ν_j·γ_j·(columnUnit/divisor) before their sums (the cubic's 6k, and the
+    // E8 residue GEMV's doubled block sum): a column at 0.375·divisor·2^-126 would be subnormal there.
+    // ν = 2^-100 (the smallest norm quantize writes) and the gain bring ν·|γ|·columnUnit to scale·2^-126.
+    const q = quantize(gaussianMatrix(64, 2, 9), { scheme, seed: 7, gain: 'mmse' }) as DeterministicLatticeMatrix;
+    const unit = deterministicColumnUnit(q);
+    const withScale = (scale: number): DeterministicLatticeMatrix => ({
+      ...q,
+      norms: Float32Array.of(q.norms[0] as number, 2 ** -100),
+      gains: Float32Array.of((q.gains as Float32Array)[0] as number, Math.fround((scale * 2 ** -26) / unit)),
+    });
+    expect(() => uploadLatticeMatrix(context.device, withScale(0.375 * divisor))).toThrow(/column 1's scale ν·\|γ\|·columnUnit = .* is outside f32's normal range/);
+    uploadLatticeMatrix(context.device, withScale(2 * divisor)).destroy();
   });
 
   it('universal: ν·unit below 2^-126 (β = 2^-40, ν = 2^-100) is refused by both uploads; the original uploads', () => {

@@ -15,7 +15,7 @@ import type { Matrix } from '../../matrix.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { checkBufferHolds, checkGpuDeterministicMatrix, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
+import { checkBufferHolds, checkGpuDeterministicMatrix, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
@@ -49,9 +49,6 @@ export { E8_INPUT_GROUP } from './inputsI8Layout.js';
 
 /** The largest |2⟨ℓ, x̂⟩| of a block: 8 coordinates of |ℓ| ≤ 32 and |x̂| ≤ 127, doubled. */
 const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
-
-/** 3!: the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩: the column unit divides by 12. */
-const SUM_SCALE = 12;
 
 /** Columns per workgroup of the product (8 slots of 32 lanes, 2 columns per lane). */
 const WORKGROUP_COLUMNS = 16;
@@ -523,7 +520,7 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
       y_stride: w.cols,
       ...output.uniforms(range.first),
       subgroup_test_mode: testMode,
-      column_unit: w.columnUnit / SUM_SCALE,
+      column_unit: w.columnUnit / RESIDUE_SUM_SCALE, // the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩
       multiple_cubic: multiples,
     });
     pass.setBindGroup(
