@@ -49,7 +49,7 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 
 /**
  * The int8-input GEMVs for d3-q6 (universalGemvI8.ts), d3-q6-deterministic and the group-scaled D3
- * prototype (latticeGemvI8.ts), and the E8 residue prototype (e8ResidueGemvI8.ts), per byte of codes
+ * prototype (latticeGemvI8.ts), and the E8 residue GEMV of `int8Inputs` (e8ResidueGemvI8.ts), per byte of codes
  * as every other kernel (their escape nibbles, scale indices and side bytes are not counted).
  */
 function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: number): SpirvSubject[] {

@@ -328,8 +328,9 @@ export function checkGpuColumnScale(column: number, formula: string, scale: numb
 }
 
 /**
- * 3!: the int8-input GEMV (D3 only) takes each block's 6·k from its scale index as a cubic with integer
- * coefficients (`multipleCubic` in kernels/latticeGemvI8.ts), so its column unit divides by it too.
+ * 3!: the int8-input GEMVs (D3's, and the E8 residue GEMV's) take each block's 6·k from its scale
+ * index as a cubic with integer coefficients (`multipleCubic` in kernels/latticeGemvI8.ts), so their
+ * column units divide by it too.
  */
 export const CUBIC_SCALE = 6;
 

@@ -77,7 +77,7 @@ export interface QuantizedLinearOptions {
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
-   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5·10⁻³.
+   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5.5·10⁻³.
    * Default null: exact f32 inputs.
    */
   readonly int8Inputs?: DotPath | null;
@@ -218,8 +218,8 @@ export interface QuantizedLinearGroup {
   /** Rotations of x one record makes (one per distinct seed and length among the rotated layers: lattice, and weight-only with a Hadamard rotation). */
   readonly rotationsPerRecord: number;
   /**
-   * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength and length among the
-   * layers with `int8Inputs`; the first of each rotation inside the rotation's last pass where its last
+   * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength, length and grouping
+   * — 12 coordinates for D3, 32 for the E8 residue GEMV — among the layers with `int8Inputs`; the first of each rotation inside the rotation's last pass where its last
    * stage takes one: `rotationRoundsInPass`).
    */
   readonly int8RoundingsPerRecord: number;

@@ -486,7 +486,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, y, y)).toThrow(/different buffers/);
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the int8-input GEMV reads D3 codes/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the universal int8-input GEMV reads D3 codes \(d3-q6\); this scheme is universal E8 \(for E8, e8-q16-deterministic/);
       // Deterministic E8 takes int8 inputs through the residue form, for q = 16 only.
       const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
       const e8Deterministic = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);

@@ -112,7 +112,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
   int8_groups: 'u32', // int8 groups per column
   int8_first_column: 'u32', // column of the int8 output of this dispatch's column 0
-  int8_scales_first: 'u32', // word of the first scale in binding 3 (4·int8_groups·all columns)
+  int8_scales_first: 'u32', // word of the first scale in binding 3 (4·int8_groups·all columns for D3, 12·int8_groups·all columns for E8)
 });
 
 /**
