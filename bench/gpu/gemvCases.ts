@@ -687,7 +687,7 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
           { what: 'sides', data: m.sides, columnBytes: 4 * m.quadsPerColumn },
           { what: 'column scales', data: m.columnScales, columnBytes: 4 },
         ];
-        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix({ ...m, cols, hasMeans: false }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
+        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix(device, { ...m, cols, hasMeans: false }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
         const full = weights[0] as GpuE8ResidueMatrix;
         const x = uploadX(device, problem);
         const y = createBuffer(device, 'bench e8 residue y', 4 * cols, STORAGE_USAGE);

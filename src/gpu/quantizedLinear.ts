@@ -49,8 +49,12 @@ function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string |
   return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
 }
 
-/** The weights of a layer: a lattice matrix on the GPU (universal or deterministic) or a weight-only one. */
-export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix;
+/**
+ * The weights of a layer: a lattice matrix on the GPU (universal or deterministic), a weight-only one,
+ * or an e8-q16-deterministic matrix already repacked for the int8-input GEMV (`GpuE8ResidueMatrix`,
+ * which the layer reads with `int8Inputs` only; the uploaded matrix it came from may then be destroyed).
+ */
+export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | GpuE8ResidueMatrix;
 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
@@ -260,8 +264,12 @@ export class QuantizedLinear {
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
-  /** e8-q16-deterministic weights repacked for the int8-input GEMV (owned), or null. */
+  /** e8-q16-deterministic weights repacked for the int8-input GEMV (owned, unless it is the weight itself), or null. */
   private readonly e8Residues: GpuE8ResidueMatrix | null;
+  /** The weight when it is a lattice matrix (not weight-only, not already repacked), else null. */
+  private readonly lattice: GpuLatticeMatrix | null;
+  /** Whether `e8Residues` was made by the layer (not given as the weight): destroy() frees it. */
+  private readonly ownsE8Residues: boolean;
   private readonly int8DotPath: DotPath;
   /** Whether the GEMV takes int8 inputs (`int8Inputs` was given). */
   private readonly int8Inputs: boolean;
@@ -283,11 +291,18 @@ export class QuantizedLinear {
       check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
+      this.lattice = null;
+    } else if (weight instanceof GpuE8ResidueMatrix) {
+      check((options.int8Inputs ?? null) !== null, 'QuantizedLinear: a GpuE8ResidueMatrix is read by the int8-input GEMV only: pass int8Inputs (dotPathFor(engine.features))');
+      this.inFeatures = weight.rows;
+      this.outFeatures = weight.cols;
+      this.lattice = null;
     } else {
-      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix or a WeightOnlyGpuMatrix');
+      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix or a GpuE8ResidueMatrix');
       checkGpuLatticeMatrix(weight, 'QuantizedLinear weight');
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
+      this.lattice = weight;
     }
     checkWeightUsable(weight, device, 'QuantizedLinear');
     this.activations = options.activations ?? 'f32';
@@ -301,9 +316,10 @@ export class QuantizedLinear {
     check(int8Inputs === null || int8Inputs === 'packed' || int8Inputs === 'plain', () => `int8Inputs must be 'packed', 'plain' or null, got ${describeValue(int8Inputs)}`);
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
-    if (int8Inputs !== null) {
-      check(!(weight instanceof WeightOnlyGpuMatrix), 'int8Inputs needs lattice weights (d3-q6, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
-      const why = weight.mode === 'universal' ? int8InputsUnsupported(weight.scheme) : deterministicInt8InputsUnsupported(weight);
+    const lattice = this.lattice;
+    if (int8Inputs !== null && !(weight instanceof GpuE8ResidueMatrix)) {
+      check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
+      const why = lattice.mode === 'universal' ? int8InputsUnsupported(lattice.scheme) : deterministicInt8InputsUnsupported(lattice);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
     const bias = options.bias ?? null;
@@ -323,11 +339,16 @@ export class QuantizedLinear {
     };
     try {
       this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : bias;
-      const latticeWeight = weight instanceof WeightOnlyGpuMatrix ? null : weight;
-      this.int8Weights = int8Inputs !== null && latticeWeight?.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, latticeWeight, `${label} int8-input weights`)) : null;
-      this.e8Residues = int8Inputs !== null && latticeWeight?.mode === 'deterministic' && latticeWeight.scheme.lattice === 'E8' ? own(GpuE8ResidueMatrix.repack(device, latticeWeight, `${label} E8 residues`)) : null;
+      this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
+      this.e8Residues =
+        weight instanceof GpuE8ResidueMatrix
+          ? weight
+          : int8Inputs !== null && lattice?.mode === 'deterministic' && lattice.scheme.lattice === 'E8'
+            ? own(GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`))
+            : null;
+      this.ownsE8Residues = this.e8Residues !== null && this.e8Residues !== weight;
       // The residue form carries its own column side.
-      this.columnSide = latticeWeight?.mode === 'deterministic' && this.e8Residues === null ? own(MatrixColumnSide.create(device, latticeWeight, `${label} column norms, gains, means`)) : null;
+      this.columnSide = lattice?.mode === 'deterministic' && this.e8Residues === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
     } catch (error) {
       for (const resource of created) resource.destroy();
       throw error;
@@ -472,7 +493,12 @@ export class QuantizedLinear {
   private readBuffers(name: string): NamedBuffer[] {
     const weight = this.weight;
     const weightName = `${name} weight`;
-    const buffers = weight instanceof WeightOnlyGpuMatrix ? weight.namedBuffers(weightName) : latticeMatrixBuffers(weight, weightName);
+    const buffers: NamedBuffer[] =
+      weight instanceof WeightOnlyGpuMatrix
+        ? weight.namedBuffers(weightName)
+        : weight instanceof GpuE8ResidueMatrix
+          ? [[`${weightName}'s residues`, weight.residues], [`${weightName}'s sides`, weight.sides], [`${weightName}'s column side`, weight.columnSide]]
+          : latticeMatrixBuffers(weight, weightName);
     return this.ownsBias ? buffers : [...buffers, [`${name} bias`, this.bias]];
   }
 
@@ -482,8 +508,8 @@ export class QuantizedLinear {
   }
 
   /**
-   * The randomized Hadamard rotation this layer's GEMV applies to x, or null: lattice weights with
-   * rotate, and weight-only weights with the 'hadamard' rotation (the quantizer's
+   * The randomized Hadamard rotation this layer's GEMV applies to x, or null: lattice weights (and
+   * their residue form) with rotate, and weight-only weights with the 'hadamard' rotation (the quantizer's
    * `RandomizedHadamard(n, seed)`, which `dispatchHadamard` computes bit for bit for both kinds, so
    * layers of either kind with one n and seed read one x̃). Layers with equal `key`s share x̃.
    */
@@ -499,8 +525,9 @@ export class QuantizedLinear {
    * without `int8Inputs`.
    */
   private int8RoundingKey(): string | null {
-    if (!this.int8Inputs || this.weight instanceof WeightOnlyGpuMatrix) return null;
-    return this.e8Residues === null ? inputsI8Key(this.weight) : e8InputsKey(this.e8Residues);
+    if (!this.int8Inputs) return null;
+    if (this.e8Residues !== null) return e8InputsKey(this.e8Residues);
+    return this.lattice === null ? null : inputsI8Key(this.lattice);
   }
 
   /**
@@ -509,8 +536,8 @@ export class QuantizedLinear {
    * centred), which costs no dispatch.
    */
   private callSumsKey(): string | null {
-    const weight = this.weight;
-    if (this.int8Inputs || weight instanceof WeightOnlyGpuMatrix || weight.mode !== 'universal') return null;
+    const weight = this.lattice;
+    if (this.int8Inputs || weight === null || weight.mode !== 'universal') return null;
     if (fusedFinishSupported(this.device) && !weight.hasMeans) return null;
     return universalCallSumsKey(weight);
   }
@@ -522,6 +549,7 @@ export class QuantizedLinear {
   private readsX(): boolean {
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) return false;
+    if (weight instanceof GpuE8ResidueMatrix) return !weight.rotate || weight.hasMeans;
     return !weight.rotate || (weight.mode === 'universal' ? weight.hasMeans : weight.means !== null);
   }
 
@@ -546,6 +574,8 @@ export class QuantizedLinear {
         // recordLayers rounds x̃ for it (the call checks that they were rounded for this matrix).
         check(inputsI8 !== null, 'QuantizedLinear: the E8 residue GEMV is recorded with its rounded inputs');
         dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, w: this.e8Residues, inputsI8: inputsI8 as RecordedE8InputsI8 });
+      } else if (weight instanceof GpuE8ResidueMatrix) {
+        check(false, 'QuantizedLinear: a GpuE8ResidueMatrix weight is read by the residue GEMV');
       } else if (this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8: inputsI8 as RecordedInputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
@@ -597,7 +627,7 @@ export class QuantizedLinear {
     }
     layers.forEach((layer, i) => {
       const rotation = layer.rotation();
-      const w = layer.weight;
+      const w = layer.lattice;
       let xRotated: Slice | null = null;
       let inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null = null;
       const roundingKey = layer.int8RoundingKey();
@@ -608,13 +638,14 @@ export class QuantizedLinear {
         if (xRotated === null) {
           const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
-          if (int8Layer !== undefined && !(int8Layer.weight instanceof WeightOnlyGpuMatrix)) {
+          const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Residues ?? int8Layer.lattice);
+          if (int8Operand !== null) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
             const rotating = { x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens };
             const recorded =
-              int8Layer.e8Residues === null
-                ? dispatchRotatedInputsI8(device, encoder, scratch, { ...rotating, w: int8Layer.weight })
-                : dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Layer.e8Residues });
+              int8Operand instanceof GpuE8ResidueMatrix
+                ? dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Operand })
+                : dispatchRotatedInputsI8(device, encoder, scratch, { ...rotating, w: int8Operand });
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {
@@ -624,15 +655,16 @@ export class QuantizedLinear {
           rotated.set(key, xRotated);
         }
       }
-      if (roundingKey !== null && inputsI8 === null && !(w instanceof WeightOnlyGpuMatrix)) {
+      const int8Operand = layer.e8Residues ?? w;
+      if (roundingKey !== null && inputsI8 === null && int8Operand !== null) {
         const source = xRotated ?? f32Input();
         const rounding = { xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens };
-        inputsI8 = layer.e8Residues === null ? dispatchInputsI8(device, encoder, scratch, { ...rounding, w }) : dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: layer.e8Residues });
+        inputsI8 = int8Operand instanceof GpuE8ResidueMatrix ? dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: int8Operand }) : dispatchInputsI8(device, encoder, scratch, { ...rounding, w: int8Operand });
         rounded.set(roundingKey, inputsI8);
       }
       let callSums: RecordedCallSums | null = null;
       const sumsKey = layer.callSumsKey();
-      if (sumsKey !== null && !(w instanceof WeightOnlyGpuMatrix) && w.mode === 'universal') {
+      if (sumsKey !== null && w !== null && w.mode === 'universal') {
         callSums = summed.get(sumsKey) ?? null;
         if (callSums === null) {
           const source = xRotated ?? f32Input();
@@ -661,7 +693,7 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
-    this.e8Residues?.destroy();
+    if (this.ownsE8Residues) this.e8Residues?.destroy();
     this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

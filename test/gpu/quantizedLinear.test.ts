@@ -3,6 +3,8 @@ import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE 
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { LatticeMatmulError } from '../../src/errors.js';
@@ -163,6 +165,65 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         layer.destroy();
         gpuW.destroy();
       }
+    });
+  }
+
+  for (const activations of ['f32', 'f16'] as const) {
+    it(`a GpuE8ResidueMatrix as the weight (the upload destroyed after the repack) equals the layer that repacks it, bit for bit, alone and in a group (${activations})`, async () => {
+      const q = quantize(w, { scheme: 'e8-q16-deterministic', seed: 4, center: true }) as LatticeQuantizedMatrix;
+      const uploaded = uploadLatticeMatrix(device, q);
+      const int8Inputs = dotPathFor(context.features);
+      const options = { bias, activations, maxTokens: 8, int8Inputs };
+      const fromUpload = QuantizedLinear.create(device, uploaded as LinearWeight, options);
+      const x = gaussianMatrix(n, 5, 31);
+      const expected = await run(fromUpload, x);
+      fromUpload.destroy();
+      const residues = GpuE8ResidueMatrix.repack(device, uploaded as GpuDeterministicMatrix, 'test residues');
+      uploaded.destroy();
+      const layer = QuantizedLinear.create(device, residues, options);
+      const d3 = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic', seed: 4 }) as LatticeQuantizedMatrix);
+      const d3Layer = QuantizedLinear.create(device, d3 as LinearWeight, options);
+      try {
+        expect([layer.inFeatures, layer.outFeatures]).toEqual([n, out]);
+        expect(Array.from(await run(layer, x))).toEqual(Array.from(expected));
+        // In a group with a D3 int8 layer of the same seed: one rotation, two roundings, the same bits.
+        const group = QuantizedLinear.group([d3Layer, layer]);
+        expect([group.rotationsPerRecord, group.int8RoundingsPerRecord]).toEqual([1, 2]);
+        const single = layerOutputs([d3Layer, layer], 5, 'single');
+        const grouped = layerOutputs([d3Layer, layer], 5, 'grouped');
+        const xBuffer = createBufferWithData(device, 'group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
+        const encoder = device.createCommandEncoder({ label: 'residue weight group' });
+        d3Layer.record(encoder, xBuffer, single[0] as GPUBuffer, { tokens: 5 });
+        layer.record(encoder, xBuffer, single[1] as GPUBuffer, { tokens: 5 });
+        group.record(encoder, xBuffer, grouped, { tokens: 5 });
+        device.queue.submit([encoder.finish()]);
+        await expectSameOutputs([d3Layer, layer], 5, single, grouped, 'residue weight in a group');
+        // A y that is one of the residue matrix's buffers is refused, as for any weight's.
+        expect(() => layer.record(device.createCommandEncoder(), xBuffer, residues.columnSide)).toThrow(/is the weight's column side buffer/);
+        group.destroy();
+        for (const buffer of [...single, ...grouped, xBuffer]) buffer.destroy();
+        // The layer does not own the weight: destroying the layer leaves it, destroying it refuses the layer.
+        layer.destroy();
+        expect(residues.isDestroyed).toBe(false);
+        const again = QuantizedLinear.create(device, residues, options);
+        residues.destroy();
+        const [xSmall, ySmall] = [createBuffer(device, 'x', 4 * n, STORAGE_USAGE), createBuffer(device, 'y', 4 * out, STORAGE_USAGE)];
+        expect(() => again.record(device.createCommandEncoder(), xSmall, ySmall)).toThrow(/was destroyed/);
+        again.destroy();
+        xSmall.destroy();
+        ySmall.destroy();
+      } finally {
+        layer.destroy();
+        d3Layer.destroy();
+        d3.destroy();
+        residues.destroy();
+      }
+      // Only the residue GEMV reads the form.
+      const reuploaded = uploadLatticeMatrix(device, q);
+      const other = GpuE8ResidueMatrix.repack(device, reuploaded as GpuDeterministicMatrix, 'test residues 2');
+      expect(() => QuantizedLinear.create(device, other, { bias })).toThrow(/GpuE8ResidueMatrix is read by the int8-input GEMV only: pass int8Inputs/);
+      other.destroy();
+      reuploaded.destroy();
     });
   }
 

@@ -181,6 +181,8 @@ export class GpuE8ResidueMatrix {
   private destroyed = false;
 
   constructor(
+    /** The device its buffers belong to. */
+    readonly device: GPUDevice,
     m: E8ResidueShape,
     readonly residues: GPUBuffer,
     readonly sides: GPUBuffer,
@@ -228,7 +230,7 @@ export class GpuE8ResidueMatrix {
       createBufferWithData(device, `${label} column scales and means`, side, STORAGE_USAGE),
     ] as const;
     try {
-      return new GpuE8ResidueMatrix({ ...m, hasMeans: m.means !== null }, ...buffers);
+      return new GpuE8ResidueMatrix(device, { ...m, hasMeans: m.means !== null }, ...buffers);
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
@@ -239,7 +241,9 @@ export class GpuE8ResidueMatrix {
    * Repacks an uploaded e8-q16-deterministic matrix on the GPU (one submit on `device.queue`): the
    * same words as `e8ResidueForm` on its CPU matrix (shaders/e8_residue_repack.wgsl), in ranges of
    * columns whose fields fit a storage binding (`maxBindingBytes`, default the device's limit). The
-   * matrix stays the caller's (and keeps what `read()` returns).
+   * matrix stays the caller's (and keeps what `read()` returns); the result does not read it, so the
+   * caller may destroy it once the repack is submitted (a layer made on the result then holds 5 bits
+   * per entry instead of 9.25: `QuantizedLinear.create(device, residues, { int8Inputs })`).
    *
    * @example
    * const w = GpuE8ResidueMatrix.repack(device, uploadLatticeMatrix(device, q), 'W');
@@ -315,7 +319,7 @@ export class GpuE8ResidueMatrix {
       pass.end();
       device.queue.submit([encoder.finish()]);
       const { rows, cols, rotate, seed, length, keptLength, multiples } = m;
-      return new GpuE8ResidueMatrix({ rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m), hasMeans }, ...buffers);
+      return new GpuE8ResidueMatrix(device, { rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m), hasMeans }, ...buffers);
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
