@@ -268,8 +268,6 @@ export class QuantizedLinear {
   private readonly e8Residues: GpuE8ResidueMatrix | null;
   /** The weight when it is a lattice matrix (not weight-only, not already repacked), else null. */
   private readonly lattice: GpuLatticeMatrix | null;
-  /** Whether `e8Residues` was made by the layer (not given as the weight): destroy() frees it. */
-  private readonly ownsE8Residues: boolean;
   private readonly int8DotPath: DotPath;
   /** Whether the GEMV takes int8 inputs (`int8Inputs` was given). */
   private readonly int8Inputs: boolean;
@@ -346,7 +344,6 @@ export class QuantizedLinear {
           : int8Inputs !== null && lattice?.mode === 'deterministic' && lattice.scheme.lattice === 'E8'
             ? own(GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`))
             : null;
-      this.ownsE8Residues = this.e8Residues !== null && this.e8Residues !== weight;
       // The residue form carries its own column side.
       this.columnSide = lattice?.mode === 'deterministic' && this.e8Residues === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
     } catch (error) {
@@ -570,20 +567,20 @@ export class QuantizedLinear {
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
+      // The residue form (made by the layer, or the weight itself), else the lattice weight's GEMVs.
+      const lattice = this.lattice;
       if (this.e8Residues !== null) {
         // recordLayers rounds x̃ for it (the call checks that they were rounded for this matrix).
         check(inputsI8 !== null, 'QuantizedLinear: the E8 residue GEMV is recorded with its rounded inputs');
         dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, w: this.e8Residues, inputsI8: inputsI8 as RecordedE8InputsI8 });
-      } else if (weight instanceof GpuE8ResidueMatrix) {
-        check(false, 'QuantizedLinear: a GpuE8ResidueMatrix weight is read by the residue GEMV');
-      } else if (this.int8Inputs) {
+      } else if (lattice !== null && this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8: inputsI8 as RecordedInputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
-        else if (weight.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: weight, ...this.columnSideArg() });
-      } else if (weight.mode === 'universal') {
-        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: weight, ...(callSums === null ? {} : { callSums }) });
-      } else {
-        dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: weight, ...this.columnSideArg() });
+        else if (lattice.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: lattice, ...this.columnSideArg() });
+      } else if (lattice?.mode === 'universal') {
+        dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: lattice, ...(callSums === null ? {} : { callSums }) });
+      } else if (lattice !== null) {
+        dispatchLatticeGemv(this.device, encoder, scratch, { ...io, w: lattice, ...this.columnSideArg() });
       }
     }
   }
@@ -693,7 +690,8 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
-    if (this.ownsE8Residues) this.e8Residues?.destroy();
+    // The layer's own repack, not a GpuE8ResidueMatrix given as the weight (which stays the caller's).
+    if (this.e8Residues !== this.weight) this.e8Residues?.destroy();
     this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

@@ -34,6 +34,11 @@ import type { DeterministicLatticeScheme } from './schemes.js';
 /** Blocks per quad: a 16-byte load of residue words and one word of side bytes. */
 export const E8_RESIDUE_QUAD_BLOCKS = 4;
 
+/** Quads per column of a matrix with `blocksPerColumn` blocks (the last one padded with the origin). */
+export function e8ResidueQuads(blocksPerColumn: number): number {
+  return Math.ceil(blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
+}
+
 /** E8 with q = 16: residues mod 2q = 32 in 5 bits. */
 const Q = 16;
 const PERIOD = 2 * Q;
@@ -126,7 +131,7 @@ export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
   const lattice = latticeSpec('E8').lattice;
   const code = new VoronoiCode(lattice, Q);
   const blocks = m.blocksPerColumn;
-  const quads = Math.ceil(blocks / E8_RESIDUE_QUAD_BLOCKS);
+  const quads = e8ResidueQuads(blocks);
   const residues = new Uint32Array(m.cols * quads * E8_RESIDUE_QUAD_BLOCKS);
   const sides = new Uint32Array(m.cols * quads);
   const leader = new Int32Array(8);

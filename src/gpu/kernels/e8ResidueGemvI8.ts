@@ -12,10 +12,10 @@ import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?r
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
+import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { checkBufferHolds, checkGpuDeterministicMatrix, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
+import { checkBufferHolds, checkGpuDeterministicMatrix, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
@@ -23,9 +23,8 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { rotationRoundsInPass } from './hadamard.js';
-import { quantizeInputsI8, rotateAndRound, type RotatedInputsI8Args } from './inputsI8.js';
+import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
 
@@ -193,13 +192,13 @@ export class GpuE8ResidueMatrix {
     check(Number.isInteger(m.rows) && m.rows >= 1, 'GpuE8ResidueMatrix: rows must be a positive integer');
     check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8ResidueMatrix: keptLength must fit the quads and the length');
     check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuE8ResidueMatrix: 1…4 multiples (2-bit indices), got ${m.multiples.length}`);
-    const largest = Math.max(...Array.from(m.multiples, Math.abs));
+    const largest = largestMultiple(m);
     // A quad's sum Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ is an i32.
-    check(E8_RESIDUE_QUAD_BLOCKS * 6 * largest * LARGEST_TWICE_DOT < 2 ** 31, () => `GpuE8ResidueMatrix: a multiple of ${largest} is too large for the kernel's i32 quad sums`);
+    check(E8_RESIDUE_QUAD_BLOCKS * CUBIC_SCALE * largest * LARGEST_TWICE_DOT < 2 ** 31, () => `GpuE8ResidueMatrix: a multiple of ${largest} is too large for the kernel's i32 quad sums`);
     check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8ResidueMatrix: columnUnit must be positive, got ${m.columnUnit}`);
     checkBufferHolds(residues, 16 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.residues');
     checkBufferHolds(sides, 4 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.sides');
-    checkBufferHolds(columnSide, (m.hasMeans ? 8 : 4) * m.cols, 'GpuE8ResidueMatrix.columnSide');
+    checkBufferHolds(columnSide, residueSideBytes(m), 'GpuE8ResidueMatrix.columnSide');
     check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8ResidueMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
     this.cols = m.cols;
@@ -253,7 +252,7 @@ export class GpuE8ResidueMatrix {
     checkGpuDeterministicMatrix(m, `${what}: W`);
     const why = e8ResidueUnsupported(m);
     check(why === null, () => `${what}: ${why ?? ''}`);
-    const quads = Math.ceil(m.blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
+    const quads = e8ResidueQuads(m.blocksPerColumn);
     const words = operandWordsPerColumn(m);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
     const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
@@ -269,7 +268,7 @@ export class GpuE8ResidueMatrix {
     const buffers = [
       createBuffer(device, `${label} residues`, 16 * quads * m.cols, STORAGE_USAGE),
       createBuffer(device, `${label} sides`, 4 * quads * m.cols, STORAGE_USAGE),
-      createBuffer(device, `${label} column scales and means`, (hasMeans ? 8 : 4) * m.cols, STORAGE_USAGE),
+      createBuffer(device, `${label} column scales and means`, residueSideBytes({ cols: m.cols, hasMeans }), STORAGE_USAGE),
     ] as const;
     const [residues, sides, side] = buffers;
     const scratch = new GpuScratch(device);
@@ -349,8 +348,12 @@ export class GpuE8ResidueMatrix {
  * e8ResidueBytes({ blocksPerColumn: 1024, cols: 4096, hasMeans: false }); // 20 · 256 · 4096 + 4 · 4096
  */
 export function e8ResidueBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
-  const quads = Math.ceil(m.blocksPerColumn / E8_RESIDUE_QUAD_BLOCKS);
-  return (20 * quads + (m.hasMeans ? 8 : 4)) * m.cols;
+  return 20 * e8ResidueQuads(m.blocksPerColumn) * m.cols + residueSideBytes(m);
+}
+
+/** Bytes of a residue matrix's column side: ν·γ of every column, and μ when centred. */
+function residueSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
+  return (m.hasMeans ? 8 : 4) * m.cols;
 }
 
 /**
@@ -421,6 +424,23 @@ function checkE8InputsFitBinding(device: GPUDevice, w: E8InputsOperand, rhs: num
   check(xBytes <= maxBinding && e8InputsBytes(w.quadsPerColumn, rhs) <= maxBinding, () => `e8 inputs to int8: ${rhs} right-hand sides of ${w.length} entries do not fit one storage binding (${maxBinding} bytes); round fewer at a time`);
 }
 
+/** The most right-hand sides whose x̃ and x̂ pass `checkE8InputsFitBinding` (x̃ from offset 0). */
+function largestE8InputsRhs(device: GPUDevice, w: E8InputsOperand): number {
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  // e8InputsBytes(groups, rhs) ≤ maxBinding ⟺ 52·groups·rhs ≤ 16·⌊maxBinding / 16⌋.
+  return Math.min(Math.floor(maxBinding / (4 * w.length)), Math.floor((16 * Math.floor(maxBinding / 16)) / (52 * w.quadsPerColumn)));
+}
+
+/** The x̂ form of a residue matrix (groups of 32), for `beginGemvI8`. */
+function e8InputsI8Form(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix): InputsI8Form {
+  return {
+    operand: e8InputsKey(w),
+    source: 'dispatchE8InputsI8',
+    largestRhs: largestE8InputsRhs(device, w),
+    rotateAndRound: (args) => dispatchRotatedE8InputsI8(device, encoder, scratch, { ...args, w }),
+  };
+}
+
 /** Arguments of {@link dispatchRotatedE8InputsI8}: X, x̃'s buffer and a rotated residue matrix's shape. */
 export type RotatedE8InputsI8Args = RotatedInputsI8Args<E8InputsOperand>;
 
@@ -475,27 +495,15 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   check(w instanceof GpuE8ResidueMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8ResidueMatrix`);
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
-  const given = args.inputsI8;
-  // Rotated and rounded in one pass where the call rotates X itself and the rotation allows it.
-  const inRotation = given === undefined && w.rotate && args.x !== undefined && args.xRotated === undefined && args.maxBindingBytes === undefined && rotationRoundsInPass(device, w.rows);
-  const call = beginGemv(device, encoder, scratch, w, args, what, { readsXRotated: given === undefined && !inRotation, yBytes: activationBytes(format), sumsX: w.hasMeans });
+  // x̂ given (checked against W), or rounded inside the rotation's last pass where the call rotates X itself and the rotation allows it.
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, e8InputsI8Form(device, encoder, scratch, w));
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
-  if (given !== undefined) {
-    check(typeof given === 'object' && given !== null && given.inputs !== undefined, `${what}: inputsI8 must come from dispatchE8InputsI8`);
-    check(given.operand === e8InputsKey(w), () => `${what}: inputsI8 were rounded for ${given.operand}, but W reads ${e8InputsKey(w)}`);
-    check(given.rhs === rhs, () => `${what}: inputsI8 hold ${given.rhs} right-hand sides, the call has ${rhs}`);
-  }
-  let inputs = given;
-  if (inputs === undefined && inRotation && args.x !== undefined) {
-    const xRotated = scratch.buffer(`${what}: R·x`, 4 * w.length * rhs, STORAGE_USAGE);
-    inputs = dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs });
-  }
-  inputs ??= dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
+  const inputs = shared ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(16 * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check((w.hasMeans ? 8 : 4) * w.cols <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
+  check(residueSideBytes(w) <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
   const xWindow = call.xWindow(0, rhs);

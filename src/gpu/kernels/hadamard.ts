@@ -14,7 +14,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
 import type { ActivationFormat } from './activationIo.js';
-import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst, INPUT_BYTES_PER_GROUP, INPUT_GROUP, inputsI8ScalesFirst } from './inputsI8Layout.js';
+import { E8_INPUT_GROUP, INPUT_GROUP, INT8_OUTPUT_LAYOUTS } from './inputsI8Layout.js';
 
 /*
  * The randomized Hadamard rotation of columns on the GPU (shaders/hadamard*.wgsl), both directions,
@@ -505,12 +505,11 @@ function recordRotation(
     check(size === INPUT_GROUP || size === E8_INPUT_GROUP, () => `${what}: int8Output.groupSize must be ${INPUT_GROUP} or ${E8_INPUT_GROUP}, got ${String(size)}`);
     check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= size * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, ${size}·groups)], got ${int8.kept}`);
     check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
-    checkBufferRange(int8.buffer, 0, size === E8_INPUT_GROUP ? e8InputsBytes(int8.groups, cols) : INPUT_BYTES_PER_GROUP * int8.groups * cols, `${what}: int8Output.buffer`);
+    checkBufferRange(int8.buffer, 0, INT8_OUTPUT_LAYOUTS[size].bytes(int8.groups, cols), `${what}: int8Output.buffer`);
   }
   const int8Binding: GPUBufferBinding = { buffer: int8?.buffer ?? scratch.buffer(`${what}: no int8 output`, 4, BufferUsage.STORAGE) };
-  const e8Groups = int8?.groupSize === E8_INPUT_GROUP;
-  const int8OutCode = e8Groups ? 2 : 1;
-  const int8ScalesFirst = (e8Groups ? e8InputsScalesFirst : inputsI8ScalesFirst)(int8?.groups ?? 0, cols);
+  const int8Layout = INT8_OUTPUT_LAYOUTS[int8?.groupSize ?? INPUT_GROUP];
+  const int8ScalesFirst = int8Layout.scalesFirst(int8?.groups ?? 0, cols);
   // s^(k)_p of every stage, packed (read by the first pass of each forward stage, the last of each inverse one).
   const signs = rotationSigns(device, seed, plan.stages);
 
@@ -572,7 +571,7 @@ function recordRotation(
           stage_offset: stage.offset,
           block_signs: blockSigns,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
-          int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? int8OutCode : 0,
+          int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? int8Layout.code : 0,
           int8_kept: int8?.kept ?? 0,
           int8_groups: int8?.groups ?? 0,
           int8_first_column: j0,

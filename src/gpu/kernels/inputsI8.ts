@@ -207,12 +207,37 @@ function checkInputsFitBinding(device: GPUDevice, w: InputsI8Operand, rhs: numbe
 }
 
 /**
- * Whether an int8-input GEMV call can round x̃ inside its rotation's last pass
- * (`dispatchRotatedInputsI8`, one dispatch fewer than rotating and then rounding, with the same bits):
- * W rotated, X given (no `xRotated`, no `inputsI8`), a rotation whose last stage takes one pass on
- * this device, every right-hand side's x̂ in one binding, no binding-size override.
+ * What `beginGemvI8` needs of a matrix's x̂: D3's groups of 12 (`d3InputsI8Form`), or the E8 residue
+ * GEMV's groups of 32 (`e8InputsI8Form`, e8ResidueGemvI8.ts).
  */
-function roundsInRotation(device: GPUDevice, w: InputsI8Operand, args: GemvCallArgs & SharedInputsI8Arg): boolean {
+export interface InputsI8Form {
+  /** The key of x̂ rounded for this matrix (`inputsI8Key`, `e8InputsKey`). */
+  readonly operand: string;
+  /** The function that rounds x̃ once for several calls, named when other `inputsI8` are refused. */
+  readonly source: string;
+  /** The most right-hand sides whose x̃ and x̂ fit one storage binding of the device. */
+  readonly largestRhs: number;
+  /** Rotates X into `xRotated` and rounds it (`rotateAndRound`: in the rotation's last pass). */
+  readonly rotateAndRound: (args: Omit<RotatedInputsI8Args, 'w'>) => RecordedInputsI8;
+}
+
+/** The x̂ form of a D3 matrix (groups of 12), for `beginGemvI8`. */
+export function d3InputsI8Form(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: InputsI8Operand): InputsI8Form {
+  return {
+    operand: inputsI8Key(w),
+    source: 'dispatchInputsI8',
+    largestRhs: largestInputsRhs(device, w),
+    rotateAndRound: (args) => dispatchRotatedInputsI8(device, encoder, scratch, { ...args, w }),
+  };
+}
+
+/**
+ * Whether an int8-input GEMV call can round x̃ inside its rotation's last pass (`form.rotateAndRound`,
+ * one dispatch fewer than rotating and then rounding, with the same bits): W rotated, X given (no
+ * `xRotated`, no `inputsI8`), a rotation whose last stage takes one pass on this device, every
+ * right-hand side's x̂ in one binding, no binding-size override.
+ */
+function roundsInRotation(device: GPUDevice, w: GemvOperand, args: GemvCallArgs & SharedInputsI8Arg, form: InputsI8Form): boolean {
   return (
     args.inputsI8 === undefined &&
     w.rotate &&
@@ -221,41 +246,42 @@ function roundsInRotation(device: GPUDevice, w: InputsI8Operand, args: GemvCallA
     args.maxBindingBytes === undefined &&
     Number.isInteger(args.rhs) &&
     args.rhs >= 1 &&
-    args.rhs <= largestInputsRhs(device, w) &&
+    args.rhs <= form.largestRhs &&
     rotationRoundsInPass(device, w.rows)
   );
 }
 
 /**
  * `beginGemv` for an int8-input GEMV, with the x̂ the kernel reads: `inputsI8` as given (checked
- * against W and the call), or, where the call rotates X itself and the rotation can round x̃ in its
- * last pass, x̂ recorded here by `dispatchRotatedInputsI8`; else undefined, and the kernel rounds the
- * call's x̃ per range of right-hand sides (`inputsI8ForRange`).
+ * against W's `form` and the call), or, where the call rotates X itself and the rotation can round x̃
+ * in its last pass, x̂ recorded here by `form.rotateAndRound`; else undefined, and the kernel rounds
+ * the call's x̃ itself (D3: per range of right-hand sides, `inputsI8ForRange`).
  */
 export function beginGemvI8(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
   scratch: GpuScratch,
-  w: GemvOperand & InputsI8Operand,
+  w: GemvOperand,
   args: GemvCallArgs & SharedInputsI8Arg,
   what: string,
   shape: Omit<GemvCallShape, 'readsXRotated'>,
+  form: InputsI8Form,
 ): { readonly call: GemvCall; readonly shared: RecordedInputsI8 | undefined } {
-  const inRotation = roundsInRotation(device, w, args);
+  const inRotation = roundsInRotation(device, w, args, form);
   const call = beginGemv(device, encoder, scratch, w, args, what, { ...shape, readsXRotated: args.inputsI8 === undefined && !inRotation });
   let shared = args.inputsI8;
   if (inRotation && args.x !== undefined) {
-    const xRotated = scratch.buffer(`${what}: R·x (${inputsI8Key(w)})`, 4 * w.length * call.rhs, STORAGE_USAGE);
-    shared = dispatchRotatedInputsI8(device, encoder, scratch, { w, x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: call.rhs });
+    const xRotated = scratch.buffer(`${what}: R·x (${form.operand})`, 4 * w.length * call.rhs, STORAGE_USAGE);
+    shared = form.rotateAndRound({ x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: call.rhs });
   }
-  if (shared !== undefined) checkRecordedInputsI8(shared, w, call.rhs, what);
+  if (shared !== undefined) checkRecordedInputsI8(shared, form, call.rhs, what);
   return { call, shared };
 }
 
-/** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ and the call's right-hand sides. */
-function checkRecordedInputsI8(inputs: RecordedInputsI8, w: InputsI8Operand, rhs: number, what: string): void {
-  check(typeof inputs === 'object' && inputs !== null && inputs.inputs !== undefined, `${what}: inputsI8 must come from dispatchInputsI8`);
-  check(inputs.operand === inputsI8Key(w), () => `${what}: inputsI8 were rounded for ${inputs.operand}, but W reads ${inputsI8Key(w)}`);
+/** Checks that `inputs` (a GEMV's `inputsI8`) were rounded for W's x̃ (`form`) and the call's right-hand sides. */
+function checkRecordedInputsI8(inputs: RecordedInputsI8, form: InputsI8Form, rhs: number, what: string): void {
+  check(typeof inputs === 'object' && inputs !== null && inputs.inputs !== undefined, () => `${what}: inputsI8 must come from ${form.source}`);
+  check(inputs.operand === form.operand, () => `${what}: inputsI8 were rounded for ${inputs.operand}, but W reads ${form.operand}`);
   check(inputs.rhs === rhs, () => `${what}: inputsI8 hold ${inputs.rhs} right-hand sides, the call has ${rhs}`);
 }
 

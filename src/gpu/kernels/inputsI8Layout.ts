@@ -42,3 +42,13 @@ export function e8InputsScalesFirst(groups: number, rhs: number): number {
 export function e8InputsBytes(groups: number, rhs: number): number {
   return 16 * Math.ceil((4 * (E8_LEVEL_WORDS_PER_GROUP + 1) * groups * rhs) / 16);
 }
+
+/**
+ * The two layouts by group size, as the rotation's last pass writes them (hadamard.ts, `int8Output`):
+ * the value of its shader's `int8_out`, the bytes it writes for `groups` groups of `cols` columns, and
+ * the word where the scales start.
+ */
+export const INT8_OUTPUT_LAYOUTS = {
+  [INPUT_GROUP]: { code: 1, bytes: (groups: number, cols: number): number => INPUT_BYTES_PER_GROUP * groups * cols, scalesFirst: inputsI8ScalesFirst },
+  [E8_INPUT_GROUP]: { code: 2, bytes: e8InputsBytes, scalesFirst: e8InputsScalesFirst },
+} as const;

@@ -38,7 +38,7 @@ import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
-import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
+import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
  * The int8-input deterministic lattice GEMV: Y = ŴᵀX for a deterministic D3 matrix with 8-bit codes
@@ -325,7 +325,7 @@ export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scra
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
-  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: reader.centred });
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: reader.centred }, d3InputsI8Form(device, encoder, scratch, w));
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
 

@@ -23,7 +23,7 @@ import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { beginGemvI8, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
+import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
 
@@ -364,7 +364,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const layout = checkGpuUniversalMatrix(w, 'W');
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
-  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, d3InputsI8Form(device, encoder, scratch, w));
   const { cols, rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   const output = resolveGemvOutput(device, scratch, args, format, cols, what);
   const groups = layout.codeWords;
