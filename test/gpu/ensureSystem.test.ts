@@ -150,7 +150,7 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
     ]);
   });
 
-  it('on this machine, when its packages are installed, the real script is a silent no-op under 1 s', (context) => {
+  it('on this machine, when its packages are installed, the real script is a silent no-op under 3 s', (context) => {
     const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}\\n', 'mesa-vulkan-drivers', 'libvulkan1', 'chromium', 'python3'], {
       encoding: 'utf8',
     });
@@ -159,7 +159,8 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
     const started = performance.now();
     // Dry run: even if the version check disagreed, nothing would be installed.
     const run = spawnSync('/bin/bash', [script], { encoding: 'utf8', env: { ...process.env, ENSURE_SYSTEM_DRY_RUN: '1' } });
-    expect((performance.now() - started) / 1000).toBeLessThan(1);
+    // A few dpkg queries (tens of ms); 3 s leaves room for a loaded CI machine and still refuses an apt run.
+    expect((performance.now() - started) / 1000).toBeLessThan(3);
     expect(run.status).toBe(0);
     expect(run.stdout + run.stderr).toBe('');
   });
