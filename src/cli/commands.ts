@@ -134,8 +134,38 @@ async function checkOutputIsNotInput(input: string, output: string): Promise<voi
   const inputStats = await stat(input, { bigint: true });
   // Device and inode catch hard links too; realpath covers file systems that report no inode numbers (0).
   const sameInode = inputStats.ino !== 0n && inputStats.dev === outputStats.dev && inputStats.ino === outputStats.ino;
-  if (sameInode || (await realpath(input)) === (await realpath(output))) {
+  // (An output that stats but does not resolve, such as /dev/stdout on a pipe, is not the input either;
+  // checkSafetensorsFileWritable, called first, refuses it.)
+  if (sameInode || (await realpath(input)) === (await realpath(output).catch(() => null))) {
     throw new LatticeMatmulError(`the output ${JSON.stringify(output)} is the input file ${JSON.stringify(input)}; quantize would overwrite the model it reads`);
+  }
+}
+
+/**
+ * Refuses an F64 tensor with a row (an output feature: the quantizer's column) that is nonzero in the
+ * file but all zeros once narrowed to the f32 it is quantized in (every |x| at most 2^−150). It would be
+ * quantized as a zero column without a word, a whole output feature lost, while a row a little larger
+ * is refused by the quantizer's norm range. (A row with some entries that underflow and others that do
+ * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
+ * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
+ */
+async function checkNoRowUnderflows(file: SafetensorsFile, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
+  if (file.info(name).dtype !== 'F64') return;
+  let original: DataView | null = null;
+  for (let row = 0; row * inFeatures < narrowed.length; row++) {
+    const start = row * inFeatures;
+    if (narrowed.subarray(start, start + inFeatures).some((value) => value !== 0)) continue;
+    if (original === null) {
+      const bytes = await file.readTensorBytes(name);
+      original = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    let largest = 0;
+    for (let i = start; i < start + inFeatures; i++) largest = Math.max(largest, Math.abs(original.getFloat64(8 * i, true)));
+    if (largest > 0) {
+      throw new LatticeMatmulError(
+        `tensor ${JSON.stringify(name)} has the row ${row} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up`,
+      );
+    }
   }
 }
 
@@ -221,7 +251,8 @@ function storedBitsPerEntry(info: ContainerEntryInfo): number {
 
 /**
  * Quantizes the selected tensors of a safetensors model into a quantized container file. The output
- * path is checked before any work (not the input, a writable directory, a name that fits); `signal`
+ * path is checked before any work (not the input, a writable directory, a name that fits, a regular
+ * file or a new one that may be replaced: `checkSafetensorsFileWritable`); `signal`
  * stops the work, and then nothing is written.
  *
  * @example
@@ -237,12 +268,13 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const file = await openSafetensorsFile(options.input);
   let pool: QuantizeWorkerPool | null = null;
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
+  let bar: ProgressBar | null = null;
   try {
     if (claimsToBeContainer(file.metadata)) {
       throw new LatticeMatmulError(`${options.input} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
     }
-    await checkOutputIsNotInput(options.input, options.output);
     await checkSafetensorsFileWritable(options.output);
+    await checkOutputIsNotInput(options.input, options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
     if (options.nonce !== undefined) {
@@ -260,13 +292,14 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const deviceName = gpu?.name ?? `CPU (${counted(workers, 'worker thread')})`;
     if (!options.quiet) log(`quantizing ${counted(selected.length, 'tensor')} (${totalColumns} columns) of ${basename(options.input)} with ${options.scheme} on ${deviceName}`);
     if (gpu === null) pool = new QuantizeWorkerPool(workers);
-    const bar = new ProgressBar(totalColumns, process.stderr, !options.quiet);
+    const progress = new ProgressBar(totalColumns, process.stderr, !options.quiet);
+    bar = progress;
     const done = new Map<string, number>();
     const progressOf = (name: string) => (columns: number) => {
       done.set(name, columns);
       let sum = 0;
       for (const value of done.values()) sum += value;
-      bar.update(sum, name);
+      progress.update(sum, name);
     };
     // At most one tensor per worker is read and held as f32 at a time: a model's weights need not fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
@@ -274,6 +307,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         throwIfAborted(signal, 'quantize');
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
         const data = await file.readTensorAsFloat32(name);
+        await checkNoRowUnderflows(file, name, data, inFeatures);
         const quantizeOptions = {
           scheme: options.scheme,
           seed: options.seed ?? 1,
@@ -295,7 +329,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         onProgress(out);
         return { name, matrix: quantized };
     });
-    bar.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
+    progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
     await writeQuantizedContainerFile(
@@ -317,6 +351,10 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     } finally {
       await written.close();
     }
+  } catch (error) {
+    // The message that follows (an error, an interrupt) starts on a line of its own, not after the bar.
+    bar?.clear();
+    throw error;
   } finally {
     await pool?.close();
     gpu?.close();

@@ -8,7 +8,8 @@
  *   lattice-matmul schemes
  *
  * Exit codes: 0 done, 1 a file or its data refused, 2 a command line that cannot run (with the usage),
- * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise.
+ * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise. A signal
+ * that comes once the output is written stops nothing: the command prints its summary and exits 0.
  */
 import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -175,6 +176,9 @@ async function main(argv: readonly string[]): Promise<number> {
       stoppedBy ??= signal;
       controller.abort('interrupted');
     };
+    // The handlers stay until the process exits (they do not keep it alive): once the file is written,
+    // a signal stops nothing (what is left is the summary, a few lines), so the exit code never says
+    // 130 for a written file.
     for (const signal of STOP_SIGNALS) process.once(signal, interrupt);
     let report: QuantizeModelReport;
     try {
@@ -196,8 +200,6 @@ async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`lattice-matmul: interrupted (${signal}); ${values.output} was not written\n`);
       // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
       return 128 + osConstants.signals[signal];
-    } finally {
-      for (const signal of STOP_SIGNALS) process.off(signal, interrupt);
     }
     const rows = report.quantized.map((q) => [printableName(q.name), `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
@@ -236,6 +238,17 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);
+}
+
+// A reader that stops early (`lattice-matmul inspect … | head`) closes the pipe: what is left to print
+// is dropped, and the exit code stays the command's (quantize has written its file by then). Without
+// a listener the write's EPIPE would be an uncaught exception: a stack trace and exit code 1.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE' || error.code === 'ERR_STREAM_DESTROYED') return;
+    process.exitCode = 1;
+    if (stream === process.stdout) process.stderr.write(`lattice-matmul: cannot write the output: ${error.message}\n`);
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -49,6 +49,11 @@ export class ProgressBar {
     else this.stream.write(`${line}\n`);
   }
 
+  /** Clears the bar from a terminal's line, if it drew one, and prints nothing (an error follows). */
+  clear(): void {
+    if (this.enabled && this.interactive && this.lastPrint !== -Infinity) this.stream.write('\r\x1b[K');
+  }
+
   /** Clears the line (terminal) and prints `message`. */
   finish(message: string): void {
     if (!this.enabled) return;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import type { Stats } from 'node:fs';
+import { lstat, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
 import { abortedError, LatticeMatmulError, check } from '../errors.js';
 import {
   headerTensorInfo,
@@ -215,32 +216,77 @@ function temporaryPathFor(path: string): string {
   return join(dirname(path), `.${kept}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
+/** A refusal to write `path`, with the reason. */
+function writeRefusal(path: string): (reason: string, cause?: unknown) => never {
+  return (reason, cause) => {
+    throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${reason}`, cause === undefined ? undefined : { cause });
+  };
+}
+
+/**
+ * The file that writing `path` replaces: `path` itself, or, when `path` is a symbolic link, the file
+ * it points to, so that the link keeps pointing at the new file (as writing through it would; renaming
+ * over the link would replace the link itself and leave its target as it was). Refused: a path that
+ * ends with a separator (it names a directory, even one that does not exist), a link to nothing, and
+ * anything but a regular file (a FIFO, a device such as /dev/stdout: the writer renames a new file
+ * over its target, which would put a file where the special file was instead of writing into it).
+ * Also returns the target's stats when it exists (null for a new file).
+ */
+async function replacedFile(path: string): Promise<{ path: string; stats: Stats | null }> {
+  const refuse = writeRefusal(path);
+  if (path.endsWith('/') || path.endsWith(sep)) refuse('it ends with a path separator, so it names a directory, not a file');
+  const linkStats = await lstat(path).catch((error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENOENT: a new file; ENOTDIR: a directory on the way that is not one. The caller's look at the
+    // directory explains either. Anything else is refused.
+    return code === 'ENOENT' || code === 'ENOTDIR' ? null : refuse(code === 'ENAMETOOLONG' ? 'its name is longer than the file system allows (ENAMETOOLONG)' : (error as Error).message, error);
+  });
+  if (linkStats === null) return { path, stats: null };
+  let target = path;
+  if (linkStats.isSymbolicLink()) {
+    target = await realpath(path).catch((error: unknown) =>
+      refuse(`it is a symbolic link whose target does not resolve to a file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, error),
+    );
+  }
+  const stats = target === path ? linkStats : await stat(target).catch((error: unknown) => refuse((error as Error).message, error));
+  if (stats.isDirectory()) refuse(target === path ? 'it is a directory' : `it is a symbolic link to the directory ${describePath(target)}`);
+  if (!stats.isFile()) refuse('it is not a regular file (a FIFO, a socket or a device): the writer replaces a file by renaming a new one over it, so it cannot write into it');
+  return { path: target, stats };
+}
+
+/**
+ * Whether a directory with the sticky bit (such as /tmp) keeps the user `uid` from replacing `target`:
+ * there only the owner of the file or of the directory (or root) may rename over it, though anyone who
+ * can write the directory may create a file in it. `uid` undefined (Windows): never.
+ */
+export function stickyDirectoryForbidsReplacing(directory: { readonly mode: number; readonly uid: number }, target: { readonly uid: number }, uid: number | undefined): boolean {
+  return uid !== undefined && uid !== 0 && (directory.mode & 0o1000) !== 0 && target.uid !== uid && directory.uid !== uid;
+}
+
 /**
  * Checks that `writeSafetensorsFile(path, …)` can write `path`, leaving nothing behind: the name fits
- * the file system, `path` is not a directory, and its directory exists and takes a new file under the
- * temporary name the writer will use (permissions, a read-only file system). A long job calls it first,
- * so that a bad output path is refused before the work rather than after it.
+ * the file system, `path` names a regular file or a new one (through a symbolic link, the file it
+ * points to), its directory exists and takes a new file under the temporary name the writer will use
+ * (permissions, a read-only file system), and an existing file may be replaced there (a directory with
+ * the sticky bit, such as /tmp, lets only a file's owner replace it). A long job calls it first, so
+ * that a bad output path is refused before the work rather than after it.
  *
  * @example
  * await checkSafetensorsFileWritable('out/model.lmq.safetensors'); // throws if out/ is missing
  */
 export async function checkSafetensorsFileWritable(path: string): Promise<void> {
   checkPath(path);
-  const refuse = (reason: string, cause?: unknown): never => {
-    throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${reason}`, cause === undefined ? undefined : { cause });
-  };
-  const directory = dirname(path);
+  const refuse = writeRefusal(path);
+  const replaced = await replacedFile(path);
+  const directory = dirname(replaced.path);
   const directoryStats = await stat(directory).catch((error: unknown) =>
     refuse((error as NodeJS.ErrnoException).code === 'ENOENT' ? `its directory ${describePath(directory)} does not exist` : `its directory ${describePath(directory)} cannot be used (${(error as Error).message})`, error),
   );
   if (!directoryStats.isDirectory()) refuse(`${describePath(directory)} is not a directory`);
-  const targetStats = await stat(path).catch((error: unknown) => {
-    // ENOENT: a new file. Anything else is refused.
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? null : refuse(code === 'ENAMETOOLONG' ? 'its name is longer than the file system allows (ENAMETOOLONG)' : (error as Error).message, error);
-  });
-  if (targetStats?.isDirectory() === true) refuse('it is a directory');
-  const temporary = temporaryPathFor(path);
+  if (replaced.stats !== null && stickyDirectoryForbidsReplacing(directoryStats, replaced.stats, process.getuid?.())) {
+    refuse(`${describePath(replaced.path)} belongs to another user, in a directory with the sticky bit (such as /tmp), where only a file's owner may replace it`);
+  }
+  const temporary = temporaryPathFor(replaced.path);
   try {
     const handle = await open(temporary, 'wx');
     await handle.close();
@@ -253,9 +299,10 @@ export async function checkSafetensorsFileWritable(path: string): Promise<void> 
 /**
  * Writes tensors (and optional string metadata) to `path` as a safetensors file, atomically: the
  * bytes go to a temporary file in the same directory, which is flushed to disk and then renamed over
- * `path`. Tensor data is written straight from the given arrays (no whole-file buffer). Same layout and
- * checks as `writeSafetensors`. An aborted `signal` stops the write between tensors, leaving no file
- * (the target keeps what it had).
+ * `path` (through a symbolic link, over the file it points to; a replaced file keeps its permission
+ * bits). Tensor data is written straight from the given arrays (no whole-file buffer). Same layout and
+ * checks as `writeSafetensors`; `path` must name a regular file or a new one. An aborted `signal` stops
+ * the write between tensors, leaving no file (the target keeps what it had).
  *
  * @example
  * await writeSafetensorsFile('model.lattice.safetensors', {
@@ -270,7 +317,8 @@ export async function writeSafetensorsFile(
 ): Promise<void> {
   checkPath(path);
   const plan = planSafetensors(tensors, metadata);
-  const temporary = temporaryPathFor(path);
+  const replaced = await replacedFile(path);
+  const temporary = temporaryPathFor(replaced.path);
   const signal = options.signal;
   let handle: FileHandle | undefined;
   try {
@@ -287,10 +335,12 @@ export async function writeSafetensorsFile(
       }
       position += chunk.byteLength;
     }
+    // A replaced file keeps its permissions (a read-only model stays read-only), as in-place editors do.
+    if (replaced.stats !== null) await handle.chmod(replaced.stats.mode & 0o777);
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(temporary, path);
+    await rename(temporary, replaced.path);
   } catch (error) {
     if (handle !== undefined) await handle.close().catch(() => undefined);
     await unlink(temporary).catch(() => undefined);
@@ -299,7 +349,7 @@ export async function writeSafetensorsFile(
   }
   // Make the rename itself durable where the platform allows opening a directory (not on Windows).
   try {
-    const directory = await open(dirname(path), 'r');
+    const directory = await open(dirname(replaced.path), 'r');
     await directory.sync().finally(() => directory.close());
   } catch {
     // Best effort only: the file is complete and in place either way.

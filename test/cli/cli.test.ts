@@ -1,9 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { quantizeModel } from '../../src/cli/commands.js';
 import { readQuantizedContainer } from '../../src/format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
@@ -57,6 +58,10 @@ beforeAll(async () => {
   const f64 = Float64Array.from(gaussianMatrix(24, 8, 20).data);
   f64[2 * 24 + 5] = 1e300;
   await writeSafetensorsFile(join(work, 'f64big.safetensors'), { 'proj.weight': { dtype: 'F64', shape: [8, 24], data: f64 } });
+  // An F64 row (output feature 5) of 1e-50: all zeros once narrowed to f32.
+  const tiny = Float64Array.from(gaussianMatrix(16, 8, 26).data);
+  tiny.fill(1e-50, 5 * 16, 6 * 16);
+  await writeSafetensorsFile(join(work, 'f64tiny.safetensors'), { 'tiny.weight': { dtype: 'F64', shape: [8, 16], data: tiny } });
   await writeSafetensorsFile(join(work, 'huge.safetensors'), { 'h.weight': { dtype: 'F32', shape: [8, 8], data: gaussianMatrix(8, 8, 21).data.map((v) => v * 1e37) } });
   // Deterministic and scalar schemes store side information a matrix's bitsStored leaves out.
   await writeSafetensorsFile(join(work, 'odd.safetensors'), {
@@ -206,6 +211,13 @@ describe('lattice-matmul CLI', () => {
     expect(Math.abs(productNmse - expectedNmse(q, other))).toBeLessThan(5e-6);
   });
 
+  /** A new FIFO in the work directory. */
+  const fifo = (): string => {
+    const path = join(mkdtempSync(join(work, 'fifo-')), 'out.safetensors');
+    execFileSync('mkfifo', [path]);
+    return path;
+  };
+
   /** Files of `directory` that look like the writer's temporary files. */
   const temporaryFiles = (directory: string) => readdirSync(directory).filter((name) => name.endsWith('.tmp'));
 
@@ -231,12 +243,18 @@ describe('lattice-matmul CLI', () => {
     ['it is a directory', () => work, /it is a directory/],
     ['its directory is a file', () => join(model(), 'out.safetensors'), /".*model\.safetensors" is not a directory/],
     ['its name is longer than the file system allows', () => join(work, `${'n'.repeat(300)}.safetensors`), /its name is longer than the file system allows/],
+    // Before: these two were refused only after the work, when the file was renamed into place.
+    ['it ends with a separator (a directory that does not exist)', () => `${join(work, 'new-directory')}/`, /it ends with a path separator, so it names a directory/],
+    ['it is a FIFO', () => fifo(), /it is not a regular file \(a FIFO, a socket or a device\)/],
+    // Standard output on a pipe (as here): before, a stack trace from realpath.
+    ['it is /dev/stdout on a pipe', () => '/dev/stdout', /it is a symbolic link whose target does not resolve to a file/],
   ])('quantize refuses an output path before any work when %s', async (_, output, message) => {
     const { code, stderr } = await cli('quantize', model(), '-o', output(), '--device', 'cpu');
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot write safetensors file/);
     expect(stderr).toMatch(message);
     expect(stderr).not.toMatch(/quantizing/);
+    expect(stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   // root writes into a read-only directory anyway.
@@ -292,6 +310,69 @@ describe('lattice-matmul CLI', () => {
     expect(readdirSync(dir)).toEqual([]);
   }, 60_000);
 
+  it('an error after the progress bar was drawn on a terminal clears the bar, so that the message starts its own line', async () => {
+    const writes: string[] = [];
+    const wasTTY = Object.getOwnPropertyDescriptor(process.stderr, 'isTTY');
+    Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true });
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => writes.push(String(chunk)) > 0);
+    try {
+      // layers.4.weight holds a NaN: refused after the bar has shown the tensors before it.
+      await expect(quantizeModel({ input: join(work, 'nan.safetensors'), output: join(work, 'unused.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1 })).rejects.toThrow(/non-finite entry NaN/);
+    } finally {
+      write.mockRestore();
+      if (wasTTY === undefined) delete (process.stderr as { isTTY?: boolean }).isTTY;
+      else Object.defineProperty(process.stderr, 'isTTY', wasTTY);
+    }
+    expect(writes.some((text) => /^\r\x1b\[K\[.* % {2}ETA /.test(text)), writes.join('|')).toBe(true); // eslint-disable-line no-control-regex
+    // Before: the last thing written was the bar, and the error message followed it on the same line.
+    expect(writes.at(-1)).toBe('\r\x1b[K');
+  });
+
+  it('a Ctrl-C once the file is written stops nothing: the summary is printed and the exit code is 0', async () => {
+    const dir = mkdtempSync(join(work, 'late-interrupt-'));
+    const output = join(dir, 'model.lmq.safetensors');
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', model(), '-o', output, '--device', 'cpu', '--quiet'], { cwd: root });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    // The summary is printed after the write: a signal then comes after the file is in place.
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (stdout === '') child.kill('SIGINT');
+      stdout += chunk.toString();
+    });
+    const code = await new Promise<number | null>((done) => child.on('close', (childCode) => done(childCode)));
+    // Before: the handlers were removed before the summary, so the signal killed it with 130 (the shell's
+    // "interrupted, nothing written") though the file was complete.
+    expect(code, stderr).toBe(0);
+    expect(stderr).not.toMatch(/interrupted/);
+    const container = await openQuantizedContainerFile(output);
+    expect(container.entries.map((entry) => entry.name).sort()).toEqual(['a.weight', 'b.weight']);
+    await container.close();
+  }, 60_000);
+
+  it('output piped into a reader that stops early (| head) is cut short: no EPIPE stack trace, the exit code is the command\'s', async () => {
+    // 1500 small tensors with 200-character names: listings of ≈ 300 KB, far more than a pipe's buffer
+    // and the reading stream's together.
+    const input = join(work, 'many.safetensors');
+    const tensors: Record<string, SafetensorsTensorInput> = {};
+    for (let i = 0; i < 1500; i++) tensors[`model.layers.${i}.${'a_long_projection_name.'.repeat(8)}weight`] = { dtype: 'F32', shape: [8, 8], data: gaussianMatrix(8, 8, 1000 + i).data };
+    await writeSafetensorsFile(input, tensors);
+    const output = join(work, 'many.lmq.safetensors');
+    for (const args of [['inspect', input], ['quantize', input, '-o', output, '--device', 'cpu', '--quiet']]) {
+      const child = spawn(process.execPath, [...cliArgs, ...args], { cwd: root });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // What `head -1` does: read the first chunk, then close the pipe.
+      child.stdout.once('data', () => child.stdout.destroy());
+      const code = await new Promise<number | null>((done) => child.on('close', (childCode) => done(childCode)));
+      expect(code, `${args[0]}: ${stderr}`).toBe(0);
+      expect(stderr, args[0]).toBe('');
+    }
+    const container = await openQuantizedContainerFile(output);
+    expect(container.entries).toHaveLength(1500);
+    await container.close();
+  }, 120_000);
+
   it("quantize keeps the model's __metadata__ as user.source-metadata.*, and quotes a tensor name with a tab in its tables", async () => {
     const input = join(work, 'annotated.safetensors');
     const output = join(work, 'annotated.lmq.safetensors');
@@ -333,6 +414,8 @@ describe('lattice-matmul CLI', () => {
     ['nan.safetensors', /tensor "layers\.4\.weight" has a non-finite entry NaN at \[1, 30\]/],
     ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range/],
     ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm/],
+    // Before: quantized as a zero row without a word (a row of 1e-40 is refused by the norm range).
+    ['f64tiny.safetensors', /tensor "tiny\.weight" has the row 5 \(output feature 5\) whose entries, the largest 1\.000e-50 in magnitude, all underflow to 0 in the f32 range/],
   ])('quantize names the tensor of a bad value in %s, with its (out, in) index', async (input, message) => {
     const { code, stderr } = await cli('quantize', join(work, input), '-o', join(work, 'unused.safetensors'), '--device', 'cpu', '--quiet');
     expect(code).toBe(1);

@@ -50,6 +50,24 @@ describe('ProgressBar', () => {
   }
 });
 
+describe('ProgressBar.clear', () => {
+  it('clears a drawn bar from a terminal line (so that an error message starts its own line), and prints nothing otherwise', () => {
+    for (const [isTTY, draw, expected] of [
+      [true, true, ['\r\x1b[K']],
+      [true, false, []],
+      [false, true, []],
+    ] as const) {
+      const written: string[] = [];
+      const stream = { isTTY, write: (text: string) => written.push(text) } as unknown as NodeJS.WriteStream;
+      const bar = new ProgressBar(10, stream);
+      if (draw) bar.update(3, 't2');
+      written.length = 0;
+      bar.clear();
+      expect(written, `isTTY ${isTTY}, drawn ${draw}`).toEqual(expected);
+    }
+  });
+});
+
 describe('terminalSafe and quoted (error messages)', () => {
   it('terminalSafe escapes every control character but the newline', () => {
     expect(terminalSafe('a "b\x1b[2J\u009b" c\nline two\t\x7f')).toBe('a "b\\u001b[2J\\u009b" c\nline two\\u0009\\u007f');

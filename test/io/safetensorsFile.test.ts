@@ -1,11 +1,12 @@
 import fc from 'fast-check';
-import { mkdtemp, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../../src/io/safetensors.js';
-import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { checkSafetensorsFileWritable, openSafetensorsFile, stickyDirectoryForbidsReplacing, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
 import { fuzzCaseArb, fuzzCaseBytes } from './safetensorsFuzz.js';
 
 let directory = '';
@@ -78,6 +79,82 @@ describe('safetensors files on disk', () => {
     expect(await refusalOf(() => writeSafetensorsFile(join(directory, 'no-such-dir', 'x.safetensors'), sample))).toMatch(/cannot write safetensors file/);
     expect(await readFile(path, 'utf8')).toBe('old contents');
     expect((await readdir(directory)).filter((name) => name.includes('.tmp'))).toEqual([]);
+  });
+
+  it('writes through a symbolic link: the link stays, the file it points to is replaced', async () => {
+    const dir = await mkdtemp(join(directory, 'link-'));
+    await mkdir(join(dir, 'models'));
+    await writeFile(join(dir, 'models', 'v3.safetensors'), 'old contents');
+    await symlink(join('models', 'v3.safetensors'), join(dir, 'latest.safetensors'));
+    await checkSafetensorsFileWritable(join(dir, 'latest.safetensors'));
+    await writeSafetensorsFile(join(dir, 'latest.safetensors'), sample);
+    expect((await lstat(join(dir, 'latest.safetensors'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(dir, 'latest.safetensors'))).toBe(join('models', 'v3.safetensors'));
+    expect(Buffer.compare(await readFile(join(dir, 'models', 'v3.safetensors')), writeSafetensors(sample))).toBe(0);
+    expect([...(await readdir(dir)), ...(await readdir(join(dir, 'models')))].filter((name) => name.includes('.tmp'))).toEqual([]);
+  });
+
+  it.skipIf(process.platform === 'win32')('a replaced file keeps its permission bits (a read-only file stays read-only)', async () => {
+    for (const mode of [0o640, 0o444]) {
+      const path = join(directory, `mode-${mode.toString(8)}.safetensors`);
+      await writeFile(path, 'old contents');
+      await chmod(path, mode);
+      await writeSafetensorsFile(path, sample);
+      expect((await stat(path)).mode & 0o777).toBe(mode);
+      expect((await readFile(path)).byteLength).toBe(writeSafetensors(sample).byteLength);
+    }
+  });
+
+  it.skipIf(process.platform === 'win32')('refuses, before writing anything, a path that ends with a separator, a dangling link and a target that is not a regular file', async () => {
+    const dir = await mkdtemp(join(directory, 'special-'));
+    await symlink(join(dir, 'nowhere'), join(dir, 'dangling'));
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    const cases: [string, RegExp][] = [
+      [join(dir, 'new-dir') + '/', /it ends with a path separator, so it names a directory, not a file/],
+      [join(dir, 'dangling'), /it is a symbolic link whose target does not resolve to a file \(ENOENT\)/],
+      [join(dir, 'fifo'), /it is not a regular file \(a FIFO, a socket or a device\)/],
+      ['/dev/null', /it is not a regular file/],
+    ];
+    for (const [path, message] of cases) {
+      expect(await refusalOf(() => checkSafetensorsFileWritable(path)), path).toMatch(message);
+      expect(await refusalOf(() => writeSafetensorsFile(path, sample)), path).toMatch(message);
+    }
+    // Nothing was created, renamed or replaced.
+    expect((await readdir(dir)).sort()).toEqual(['dangling', 'fifo']);
+    expect((await lstat(join(dir, 'fifo'))).isFIFO()).toBe(true);
+  });
+
+  it('in a directory with the sticky bit, only the owner of a file or of the directory (or root) may replace it', () => {
+    const sticky = { mode: 0o41777, uid: 0 };
+    const plain = { mode: 0o40777, uid: 0 };
+    const theirs = { uid: 1000 };
+    const mine = { uid: 1001 };
+    expect(stickyDirectoryForbidsReplacing(sticky, theirs, 1001)).toBe(true);
+    expect(stickyDirectoryForbidsReplacing(sticky, mine, 1001)).toBe(false);
+    expect(stickyDirectoryForbidsReplacing({ ...sticky, uid: 1001 }, theirs, 1001)).toBe(false); // the directory is mine
+    expect(stickyDirectoryForbidsReplacing(sticky, theirs, 0)).toBe(false); // root
+    expect(stickyDirectoryForbidsReplacing(plain, theirs, 1001)).toBe(false); // no sticky bit
+    expect(stickyDirectoryForbidsReplacing(sticky, theirs, undefined)).toBe(false); // no user ids (Windows)
+  });
+
+  // Root may chown a file to another user; the check then runs as if this process were a third user.
+  it.skipIf(process.getuid?.() !== 0)('refuses, before the work, to replace another user\'s file in a sticky directory', async () => {
+    const dir = await mkdtemp(join(directory, 'sticky-'));
+    await chmod(dir, 0o1777);
+    const path = join(dir, 'theirs.safetensors');
+    await writeFile(path, 'old contents');
+    await chown(path, 1000, 1000);
+    const getuid = vi.spyOn(process, 'getuid').mockReturnValue(1001);
+    try {
+      expect(await refusalOf(() => checkSafetensorsFileWritable(path))).toMatch(/belongs to another user, in a directory with the sticky bit \(such as \/tmp\), where only a file's owner may replace it/);
+      await checkSafetensorsFileWritable(join(dir, 'new.safetensors')); // a new file is fine
+      getuid.mockReturnValue(1000);
+      await checkSafetensorsFileWritable(path); // its owner may
+    } finally {
+      getuid.mockRestore();
+    }
+    expect(await readFile(path, 'utf8')).toBe('old contents');
+    expect((await readdir(dir)).sort()).toEqual(['theirs.safetensors']);
   });
 
   it('an abort during the write stops it between tensors: the old file stays, no temporary file is left', async () => {
