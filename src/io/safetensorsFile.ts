@@ -80,6 +80,9 @@ export class SafetensorsFile {
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
     checkPath(path);
+    // Looked at before opening too: opening a FIFO waits for a writer (forever, for `inspect fifo`).
+    const before = await stat(path).catch(() => null); // a missing file: open says why
+    check(before === null || before.isFile(), () => `safetensors path ${describePath(path)} is not a regular file`);
     let handle: FileHandle;
     try {
       handle = await open(path, 'r');

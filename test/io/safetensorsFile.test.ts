@@ -122,6 +122,8 @@ describe('safetensors files on disk', () => {
     // Nothing was created, renamed or replaced.
     expect((await readdir(dir)).sort()).toEqual(['dangling', 'fifo']);
     expect((await lstat(join(dir, 'fifo'))).isFIFO()).toBe(true);
+    // Nor is a FIFO read (before: opening it waited for a writer, for ever).
+    expect(await refusalOf(() => openSafetensorsFile(join(dir, 'fifo')))).toMatch(/safetensors path ".*fifo" is not a regular file/);
   });
 
   it('in a directory with the sticky bit, only the owner of a file or of the directory (or root) may replace it', () => {
