@@ -733,6 +733,8 @@ def main(argv):
     except (FormatError, KeyError, ValueError, OSError) as error:
         print("decode_container.py: %s: %s" % (args.file, error), file=sys.stderr)
         return 1
+    if args.out is not None:
+        os.makedirs(args.out, exist_ok=True)
     manifest = []
     for k, (name, d, rows, cols, columns) in enumerate(decoded):
         if args.out is None:

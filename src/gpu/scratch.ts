@@ -10,7 +10,7 @@ import { createUniformBuffer, type UniformPacker } from './uniforms.js';
  * @example
  * const scratch = new GpuScratch(device);
  * const encoder = device.createCommandEncoder();
- * dispatchMatmulF32(device, encoder, scratch, args);
+ * dispatchUniversalGemv(device, encoder, scratch, { w, x, y, rhs: 1 });
  * device.queue.submit([encoder.finish()]);
  * scratch.destroy();
  */

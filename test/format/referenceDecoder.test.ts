@@ -209,8 +209,8 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
 
   it('a version-1 file (E8 with one dither key): the values its writer gave (test/format/containerVersions.test.ts)', async () => {
     const fixture = new URL('./fixtures/', import.meta.url);
-    const out = join(dir, 'v1');
-    mkdirSync(out);
+    // A directory that does not exist yet is created (before: every matrix decoded, then FileNotFoundError).
+    const out = join(dir, 'new', 'v1');
     await promisify(execFile)('python3', [script, fileURLToPath(new URL('universal-v1.safetensors', fixture)), '--out', out], { timeout: 100_000, maxBuffer: 1 << 20 });
     const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as ManifestEntry[];
     const expected = (JSON.parse(readFileSync(new URL('universal-v1.expected.json', fixture), 'utf8')) as { entries: Record<string, number[]> }).entries;

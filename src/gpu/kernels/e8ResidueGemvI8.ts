@@ -216,8 +216,8 @@ export class GpuE8ResidueMatrix {
    * Uploads the CPU form `m`.
    *
    * @example
-   * const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix), 'W');
-   * w.destroy();
+   * const residues = GpuE8ResidueMatrix.upload(device, e8ResidueForm(quantize(w, { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix), 'W');
+   * residues.destroy();
    */
   static upload(device: GPUDevice, m: E8ResidueMatrix, label: string): GpuE8ResidueMatrix {
     const side = new Float32Array((m.means === null ? 1 : 2) * m.cols);

@@ -91,7 +91,7 @@ export interface InputsI8Args {
  * @example
  * dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: q.rows, cols: 1, seed: q.seed });
  * const inputsI8 = dispatchInputsI8(device, encoder, scratch, { w: q, xRotated, rhs: 1 });
- * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, inputsI8, dotPath });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, inputsI8, dotPath });
  */
 export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: InputsI8Args): RecordedInputsI8 {
   const { w, rhs } = args;
@@ -137,7 +137,7 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
  *
  * @example
  * const inputsI8 = dispatchRotatedInputsI8(device, encoder, scratch, { w: q, x, xRotated, rhs: 1 });
- * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchLatticeGemvI8(device, encoder, scratch, { w, y, rhs: 1, inputsI8, dotPath });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchLatticeGemvI8(device, encoder, scratch, { w, y, rhs: 1, inputsI8, dotPath });
  */
 export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedInputsI8Args): RecordedInputsI8 {
   const { w, rhs } = args;

@@ -448,7 +448,7 @@ export interface UniversalCallSumsArgs {
  * @example
  * dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: q.rows, cols: 1, seed: q.seed });
  * const callSums = dispatchUniversalCallSums(device, encoder, scratch, { w: q, xRotated, rhs: 1 });
- * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]]) dispatchUniversalGemv(device, encoder, scratch, { w, xRotated, y, rhs: 1, callSums });
+ * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchUniversalGemv(device, encoder, scratch, { w, xRotated, y, rhs: 1, callSums });
  */
 export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalCallSumsArgs): RecordedCallSums {
   const what = 'universal gemv call sums';
