@@ -28,6 +28,6 @@ export function describeRun(result: RunResult, index: number): DemoRun {
     gammaAtBits: gamma(result.bitsStored),
     rateLoss: result.nmse > 0 && result.nmse <= 1 ? result.bitsStored - gammaInverse(result.nmse) : null,
     measuredOverPredicted: result.predictedNmse !== null && result.predictedNmse > 0 ? result.nmse / result.predictedNmse : null,
-    totalMs: t.generate + t.quantizeA + t.quantizeB + t.product + t.measure,
+    totalMs: t.generate + t.quantizeA + t.quantizeB + t.product + t.measure + t.cpuCheck,
   };
 }

@@ -334,9 +334,15 @@ function renderResults(run: DemoRun): void {
     `NMSE ${formatNmse(run.nmse)}${predicted} at ${formatBits(run.bitsStored)} bits per entry.`;
   ui.summary.classList.remove('muted');
   ui.resultsBody.hidden = false;
-  // The plot compares like with like: the last run of each scheme on the same data and size.
+  // The plot compares like with like: the last run of each scheme on the same data and size (the
+  // permuted data also depends on the rotation seed: B's rotated columns are A's, permuted).
   const sameSetting = runs.filter(
-    (r) => r.request.dataKind === request.dataKind && r.request.n === request.n && r.request.cols === request.cols && r.request.dataSeed === request.dataSeed,
+    (r) =>
+      r.request.dataKind === request.dataKind &&
+      r.request.n === request.n &&
+      r.request.cols === request.cols &&
+      r.request.dataSeed === request.dataSeed &&
+      (request.dataKind !== 'permuted' || r.request.rotationSeed === request.rotationSeed),
   );
   const lastPerScheme = new Map<SchemeName, DemoRun>();
   for (const r of sameSetting) lastPerScheme.set(r.request.scheme, r);

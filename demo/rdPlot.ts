@@ -134,7 +134,9 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     group.append(filled);
     if (point.current) {
       group.append(svg('circle', { class: 'current-ring', cx: px(xPoint), cy: px(yPoint), r: 10 }));
-      group.append(svg('text', { x: px(xPoint + 13), y: px(yPoint - 10) }, point.label));
+      // Right of the point, or left of it in the plot's right half: the label stays inside the plot.
+      const leftward = xPoint > MARGIN.left + plotWidth / 2;
+      group.append(svg('text', { x: px(leftward ? xPoint - 13 : xPoint + 13), y: px(yPoint - 10), 'text-anchor': leftward ? 'end' : 'start' }, point.label));
     }
     root.append(group);
   }

@@ -55,7 +55,8 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
   scheme.append(swatch, run.label);
   const facts: Array<readonly [string, Cell]> = [
     ['Scheme', scheme],
-    ['Data', `${request.dataKind}, seed ${request.dataSeed}`],
+    // The rotation seed is part of the permuted data (B's rotated columns are A's, permuted).
+    ['Data', `${request.dataKind}, seed ${request.dataSeed}${request.dataKind === 'permuted' ? `, rotation seed ${request.rotationSeed}` : ''}`],
     ['Size', `A, B: ${formatCount(request.n)} × ${formatCount(request.cols)}; product ${formatCount(request.cols)} × ${formatCount(request.cols)}`],
     ['Ran on', ranOnText(run)],
     ['Bits stored', `${formatBits(run.bitsStored)} per entry`],
@@ -122,6 +123,7 @@ export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void
     [`Quantize B (${on})`, t.quantizeB, formatRate(entries, t.quantizeB, 'entries')],
     [`Product AᵀB (${on})`, t.product, formatRate(2 * n * cols * cols, t.product, 'FLOP')],
     ['Measure the error (CPU)', t.measure, ''],
+    ...(run.cpuCheck === null ? [] : [['Check against the CPU reference (CPU)', t.cpuCheck, ''] as [string, number, string]]),
     ['Total', run.totalMs, ''],
   ];
   if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines.)', Number.NaN, '']);

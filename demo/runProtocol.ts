@@ -57,6 +57,8 @@ export interface StageTimings {
   readonly quantizeB: number;
   readonly product: number;
   readonly measure: number;
+  /** The optional check of a WebGPU run against the CPU reference (0 when it did not run). */
+  readonly cpuCheck: number;
 }
 
 /** What the page shows about the WebGPU adapter the worker's engine runs on. */

@@ -136,14 +136,16 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const t1 = performance.now();
   const { nmse, sampledEntries } = measureNmse(output.product, a, b);
   const sample = errorSample(a, output.qa, request.rotationSeed);
+  const predictedNmse = nonces ? expectedNmse(output.qa, output.qb) : null;
+  const measure = performance.now() - t1;
   let cpuCheck: CpuCheck | null = null;
+  const t2 = performance.now();
   if (runner && request.checkAgainstCpu && sizeProblem(request.n, request.cols, 'cpu') === null) {
     const qa = quantize(a, options[0]);
     const qb = quantize(b, options[1]);
     cpuCheck = compareRuns([output.qa, output.qb], [qa, qb], output.product, matmulAT(qa, qb));
   }
-  const predictedNmse = nonces ? expectedNmse(output.qa, output.qb) : null;
-  const measure = performance.now() - t1;
+  const checkMs = performance.now() - t2;
   if (runner) gpuRuns++;
 
   const product = output.product;
@@ -158,7 +160,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     bitsEntropy: output.bitsEntropy,
     nmse,
     nmseSampledEntries: sampledEntries,
-    timings: { generate, ...output.timings, measure },
+    timings: { generate, ...output.timings, measure, cpuCheck: checkMs },
     firstGpuRun: runner !== null && gpuRuns === 1,
     tableLayout: status?.available ? status.tableLayout : null,
     adapter: status?.available ? status.adapter : null,

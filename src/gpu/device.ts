@@ -104,6 +104,21 @@ export function deviceRequirements(adapter: GPUAdapter): DeviceRequirements {
   return { requiredLimits, requiredFeatures: OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature)) };
 }
 
+/** What to do about a missing adapter in Node (a browser user is told nothing about Node or Mesa). */
+const NODE_NO_ADAPTER_ADVICE =
+  ' In Node use nodeGpu() from lattice-matmul/node, which also finds a software Vulkan driver: install Mesa lavapipe ' +
+  '(Debian/Ubuntu packages mesa-vulkan-drivers and libvulkan1; Dawn needs Mesa ≥ 24, on Debian 12 from bookworm-backports) or SwiftShader.';
+
+/** requestGpuDevice's refusal when WebGPU offers no adapter: with advice about Node only in Node. */
+export function noAdapterMessage(inNode: boolean): string {
+  return `WebGPU found no adapter (no usable GPU or software driver, or WebGPU is disabled).${inNode ? NODE_NO_ADAPTER_ADVICE : ''}`;
+}
+
+/** Whether this code runs in Node (not in a browser or a browser's worker). */
+function runsInNode(): boolean {
+  return typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === 'string';
+}
+
 /**
  * Requests a WebGPU device with the adapter's real compute and buffer limits (not the WebGPU
  * defaults), and with `subgroups`, `shader-f16` and `timestamp-query` enabled where the adapter has
@@ -132,12 +147,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
   const adapter =
     options.adapter ??
     (await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : undefined));
-  check(
-    adapter !== null,
-    'WebGPU found no adapter (no usable GPU or software driver, or WebGPU is disabled). In Node use nodeGpu() from ' +
-      'lattice-matmul/node, which also finds a software Vulkan driver: install Mesa lavapipe (Debian/Ubuntu packages ' +
-      'mesa-vulkan-drivers and libvulkan1; Dawn needs Mesa ≥ 24, on Debian 12 from bookworm-backports) or SwiftShader.',
-  );
+  check(adapter !== null, () => noAdapterMessage(runsInNode()));
 
   const { requiredLimits, requiredFeatures } = deviceRequirements(adapter);
   const storageLimit = options.workgroupStorageLimit;

@@ -317,6 +317,10 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
         const universal = SCHEMES[scheme]?.kind === 'lattice' && (SCHEMES[scheme] as { mode?: string }).mode === 'universal';
         expect(value === '—', `${label}: ${value}`).toBe(!universal);
       }
+      // The check against the CPU reference (on by default) has a row of its own: it was counted in
+      // "Measure the error" before, which made that stage look far slower (514 ms against 26 ms at 768 × 128).
+      const stages = await page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => row.children[0]?.textContent ?? ''));
+      expect(stages).toEqual(expect.arrayContaining(['Measure the error (CPU)', 'Check against the CPU reference (CPU)', 'Total']));
       await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
       expect(errors).toEqual([]);
     }, 240_000);
@@ -408,6 +412,32 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
         const ratio = point.nmse / gamma(point.bits);
         if (Math.abs(ratio - 1) > 0.05) expect(point.inRegion, `${point.scheme}: NMSE / Γ = ${ratio}`).toBe(ratio < 1);
       }
+      expect(errors).toEqual([]);
+    });
+
+    it('keeps the latest run’s label inside the plot at the right edge, and plots permuted data of another rotation seed apart', async () => {
+      // 11.75 bits on a 0–12 axis (the audit's case): the label was drawn from the point rightwards, off the plot.
+      await fillForm(page, { scheme: 'd3-q6-deterministic', gain: 'unbiased', n: 8, cols: 1, dataKind: 'gaussian', backend: 'cpu' });
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      const label = await page.$eval('#rd-plot svg', (root) => {
+        const text = root.querySelector('g.point text') as SVGTextElement;
+        const box = text.getBBox();
+        return { left: box.x, right: box.x + box.width, width: Number(root.getAttribute('viewBox')?.split(' ')[2]), text: text.textContent };
+      });
+      expect(label.text).toMatch(/^d3-q6-deterministic/);
+      expect(label.left).toBeGreaterThanOrEqual(0);
+      expect(label.right, JSON.stringify(label)).toBeLessThanOrEqual(label.width);
+      // Permuted data depends on the rotation seed (B's rotated columns are A's, permuted): runs with
+      // another one are other data, not a point of the same plot.
+      await fillForm(page, { scheme: 'e8-q16', n: 256, cols: 16, dataKind: 'permuted', backend: 'cpu', rotationSeed: 7 });
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      await fillForm(page, { scheme: 'e8-q16-deterministic', n: 256, cols: 16, dataKind: 'permuted', backend: 'cpu', rotationSeed: 99 });
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect((await readRatePlot(page)).points.map((p) => p.scheme)).toEqual(['e8-q16-deterministic']);
+      expect(await page.$eval('#latest', (node) => node.textContent ?? '')).toMatch(/Datapermuted, seed 1, rotation seed 99/);
+      await fillForm(page, { scheme: 'e8-q16', n: 256, cols: 16, dataKind: 'permuted', backend: 'cpu', rotationSeed: 99 });
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect((await readRatePlot(page)).points.map((p) => p.scheme).sort()).toEqual(['e8-q16', 'e8-q16-deterministic']);
       expect(errors).toEqual([]);
     });
 

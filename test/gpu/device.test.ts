@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { deviceRequirements, gpuContextOf, requestGpuDevice } from '../../src/gpu/device.js';
+import { deviceRequirements, gpuContextOf, noAdapterMessage, requestGpuDevice } from '../../src/gpu/device.js';
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
@@ -19,7 +19,10 @@ describe('requestGpuDevice without WebGPU', () => {
 
   it('throws a LatticeMatmulError when the GPU has no adapter', async () => {
     const noAdapter = { requestAdapter: async () => null } as unknown as GPU;
-    await expect(requestGpuDevice({ gpu: noAdapter })).rejects.toThrow(/no adapter/);
+    await expect(requestGpuDevice({ gpu: noAdapter })).rejects.toThrow(noAdapterMessage(true));
+    // A browser user (the demo page, after a GPU reset) is not told about Node or Mesa.
+    expect(noAdapterMessage(true)).toMatch(/In Node use nodeGpu\(\) from lattice-matmul\/node.*mesa-vulkan-drivers/);
+    expect(noAdapterMessage(false)).toBe('WebGPU found no adapter (no usable GPU or software driver, or WebGPU is disabled).');
   });
 });
 
