@@ -109,6 +109,10 @@ export function quantizeWeights(
   // Options that only act with another one are refused without it, as `quantize` refuses a nonce
   // for a scheme without dither: a setting that silently does nothing reads as one that worked.
   check(
+    options.damping === undefined || sigma !== null,
+    'damping sets H = Σ_X + damping·mean(diag Σ_X)·I, which needs sigmaX; pass Σ_X or leave damping out',
+  );
+  check(
     options.rescaleIterations === undefined || rescale,
     'rescaleIterations sets the rounds of the rescaler fit, which runs only with rescale: true',
   );

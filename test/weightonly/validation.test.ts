@@ -158,6 +158,9 @@ describe('other bad input', () => {
     ['options that are an array', [], /quantizeWeights options must be an object/],
     // Options that act only with another one are refused without it, rather than ignored.
     ['rescaleIterations without rescale', { method: 'gptq', rate: 3, rescaleIterations: 5 }, /rescaleIterations .* only with rescale: true/],
+    // Finite, so it passed the check, but it overflows H: it failed later, naming a step or amGmBits.
+    ['a damping that overflows H (1e308)', { method: 'gptq', rate: 3, damping: 1e308 }, /damping 1e\+308 overflows H = Σ_X \+ damping·mean\(diag Σ_X\)·I/],
+    ['a damping that overflows H (watersic, fixed step)', { method: 'watersic', step: 0.1, damping: 1e308 }, /damping 1e\+308 overflows H/],
     ['rateTolerance with a fixed step', { method: 'gptq', step: 0.3, rateTolerance: 0.5 }, /rateTolerance is the tolerance of the rate search; a fixed step has none/],
     ['rescaleIterations 101', { method: 'gptq', rate: 3, rescale: true, rescaleIterations: 101 }, /rescaleIterations must be an integer in \[0, 100\], got 101/],
     ['an RTN step above 2^48 (every scale would decode beyond the format)', { method: 'rtn', step: 1e30 }, /step 1e\+30 is above 2\^48 .*rtn stores the step as every input feature's scale/],
@@ -249,5 +252,7 @@ describe('Σ_X is optional for RTN only', () => {
     expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, rescale: true })).toThrow(/rescale: true .* needs sigmaX/);
     expect(() => quantizeWeights(big, identity(5), { method: 'rtn', rate: 3 })).toThrow(/expected n×n = 24×24/);
     expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, damping: -1 })).toThrow(/damping/);
+    // Before: accepted, and it did nothing (the result was that of no damping option at all).
+    expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, damping: 0.5 })).toThrow(/damping sets H = Σ_X \+ damping·mean\(diag Σ_X\)·I, which needs sigmaX/);
   });
 });
