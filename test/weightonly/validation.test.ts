@@ -96,6 +96,26 @@ describe('a dead input channel (zero variance: calibration activations that are 
     }
   });
 
+  it('with rotate: true costs WaterSIC (not GPTQ or RTN) more: the limitation README states (4 seeds)', () => {
+    // The rotation spreads the null direction over every coordinate; the last pivot of H takes it, and
+    // that feature's error is fed back into all the others. README quotes the WaterSIC mean (1.64 here);
+    // if this starts to fail because the ratio fell near 1, the limitation is gone: update README.
+    for (const method of ['watersic', 'gptq', 'rtn'] as const) {
+      const ratios: number[] = [];
+      for (let seed = 1; seed <= 4; seed++) {
+        const full = problem(seed);
+        const reduced = withoutDead(full);
+        const rate = method === 'watersic' ? (3 * inputs) / (inputs - 1) : 3;
+        const q = quantizeWeights(full.w, full.sigmaX, { method, rate: 3, rotate: true, seed: 1 });
+        ratios.push(q.distortion(full.w, full.sigmaX) / quantizeWeights(reduced.w, reduced.sigmaX, { method, rate, rotate: true, seed: 1 }).distortion(reduced.w, reduced.sigmaX));
+      }
+      // Measured means: 1.639 (WaterSIC), 0.872 (GPTQ), 0.984 (RTN).
+      const mean = ratios.reduce((a, b) => a + b) / ratios.length;
+      if (method === 'watersic') expect(mean, method).toBeGreaterThan(1.3);
+      else expect(mean, method).toBeLessThan(1.05);
+    }
+  });
+
   it('is refused without damping (H is then singular), naming the damping', () => {
     const { w, sigmaX } = problem(1);
     expect(() => quantizeWeights(w, sigmaX, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/sigmaX \(after damping 0·mean diagonal\) .*not positive definite/);
