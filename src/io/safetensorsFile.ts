@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { abortedError, LatticeMatmulError, check } from '../errors.js';
@@ -80,12 +80,11 @@ export class SafetensorsFile {
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
     checkPath(path);
-    // Looked at before opening too: opening a FIFO waits for a writer (forever, for `inspect fifo`).
-    const before = await stat(path).catch(() => null); // a missing file: open says why
-    check(before === null || before.isFile(), () => `safetensors path ${describePath(path)} is not a regular file`);
     let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      // Non-blocking, so that a FIFO opens at once (a plain open waits for a writer: forever, for
+      // `inspect fifo`) and is refused by the regular-file check below; reads of a regular file ignore it.
+      handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (error) {
       throw new LatticeMatmulError(`cannot open safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
     }

@@ -140,11 +140,16 @@ export function dampCovariance(sigma: Float64Array, n: number, relativeDamping: 
   for (let i = 0; i < n; i++) trace += sigma[i * n + i] as number;
   const shift = (relativeDamping * trace) / n;
   const h = Float64Array.from(sigma);
-  for (let i = 0; i < n; i++) h[i * n + i] = (h[i * n + i] as number) + shift;
-  // A damping that passes the check above can still overflow H (δ = 1e308): refused naming it, not
-  // left to fail later in a step search or a log-determinant that says nothing of the damping.
+  let finite = true;
+  for (let i = 0; i < n; i++) {
+    h[i * n + i] = (h[i * n + i] as number) + shift;
+    finite &&= Number.isFinite(h[i * n + i]);
+  }
+  // A damping that passes the check above can still overflow H's diagonal (δ = 1e308; only the
+  // diagonal changes): refused naming it, not left to fail later in a step search or a log-determinant
+  // that says nothing of the damping.
   check(
-    h.every((value) => Number.isFinite(value)),
+    finite,
     () => `damping ${describeValue(relativeDamping)} overflows H = Σ_X + damping·mean(diag Σ_X)·I (mean variance ${(trace / n).toExponential(3)}): use a damping of at most about 1 (GPTQ's is 1e−4)`,
   );
   return h;
