@@ -8,6 +8,7 @@ import {
   type QuantizeOptions,
 } from '../src/index.js';
 import type { EngineOutput, StageListener } from './engineOutput.js';
+import { isSoftwareRenderer } from './limits.js';
 import type { AdapterSummary, GpuStatus } from './runProtocol.js';
 
 /*
@@ -35,7 +36,7 @@ export class GpuRunner {
   }
 
   /** The adapter, the table layout and the integer dot-product path, for the page. */
-  status(): GpuStatus {
+  status(): GpuStatus & { readonly available: true } {
     return {
       available: true,
       adapter: this.adapterSummary(),
@@ -105,6 +106,7 @@ export class GpuRunner {
       architecture: info.architecture,
       device: info.device,
       description: info.description,
+      softwareRenderer: isSoftwareRenderer(info),
       workgroupStorageBytes: this.context.limits.maxComputeWorkgroupStorageSize,
       features: [
         features.subgroups ? 'subgroups' : null,

@@ -1,3 +1,4 @@
+import { formatCount } from './format.js';
 import type { Backend } from './runProtocol.js';
 
 /*
@@ -5,6 +6,14 @@ import type { Backend } from './runProtocol.js';
  * few ns per multiply-add (measured in Node/V8), so these caps keep a CPU run of one scheme under
  * about a second and "run all schemes" under a few seconds. The GPU caps keep A, B and the product
  * under 64 MiB each, below every adapter's default storage-buffer binding size (128 MiB).
+ *
+ * A software renderer (WebGPU emulated on the CPU: Chromium's SwiftShader where no GPU is usable, or
+ * Mesa's llvmpipe/lavapipe) gets caps of its own. There a product is one submission that runs for
+ * minutes at the GPU caps (about 0.15–0.2 G multiply-adds per second on SwiftShader with two CPU
+ * cores: 24 s for 4096 × 1024, e8-q16), and a cancelled run cannot stop work already submitted: the
+ * page would wait for it. With 2^20 entries and 2^27 multiply-adds, every step of a run measured
+ * under about 3 s there (quantizing 2^20 entries 2.3 s, the D3 table product of 2^28 multiply-adds
+ * 6.1 s, so half that at the cap).
  */
 
 export const N_MIN = 8;
@@ -12,10 +21,44 @@ export const N_MAX = 8192;
 export const COLS_MIN = 1;
 export const COLS_MAX = 4096;
 
-/** Largest n·cols (entries of one operand) per backend. */
-export const MAX_ENTRIES: Readonly<Record<Backend, number>> = { cpu: 1 << 18, webgpu: 1 << 24 };
-/** Largest n·cols² (multiply-adds of the product) per backend. */
-export const MAX_PRODUCT_MACS: Readonly<Record<Backend, number>> = { cpu: 1 << 26, webgpu: 2 ** 36 };
+/** What a run's size is judged against: the CPU reference, WebGPU on a GPU, or WebGPU on a software renderer. */
+export type SizeTarget = Backend | 'software-webgpu';
+
+/** The caps of one target. */
+export interface SizeCaps {
+  /** Largest n·cols (entries of one operand). */
+  readonly entries: number;
+  /** Largest n·cols² (multiply-adds of the product). */
+  readonly productMacs: number;
+  /** The target in a sentence: "… is more than {where} runs here". */
+  readonly where: string;
+}
+
+export const SIZE_CAPS: Readonly<Record<SizeTarget, SizeCaps>> = {
+  cpu: { entries: 2 ** 18, productMacs: 2 ** 26, where: 'the CPU reference' },
+  webgpu: { entries: 2 ** 24, productMacs: 2 ** 36, where: 'WebGPU' },
+  'software-webgpu': { entries: 2 ** 20, productMacs: 2 ** 27, where: 'WebGPU on a software renderer' },
+};
+
+/** The target of a run on `backend`; `softwareRenderer` is the engine's adapter's (`AdapterSummary`). */
+export function sizeTarget(backend: Backend, softwareRenderer: boolean): SizeTarget {
+  return backend === 'webgpu' && softwareRenderer ? 'software-webgpu' : backend;
+}
+
+/** The adapter facts `isSoftwareRenderer` reads (GPUAdapterInfo; `isFallbackAdapter` where the browser has it). */
+export interface AdapterFacts {
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  readonly isFallbackAdapter?: boolean;
+}
+
+/** Whether an adapter emulates the GPU on the CPU: a fallback adapter, or SwiftShader, llvmpipe or lavapipe by name. */
+export function isSoftwareRenderer(info: AdapterFacts): boolean {
+  if (info.isFallbackAdapter === true) return true;
+  return [info.vendor, info.architecture, info.device, info.description].some((part) => /swiftshader|llvmpipe|lavapipe/i.test(part));
+}
 
 /** Up to this many product entries the exact AᵀB is computed for the NMSE (n·cols² multiply-adds). */
 export const EXACT_NMSE_MAX_MACS = 1 << 27;
@@ -26,22 +69,18 @@ export const PRODUCT_EXPORT_MAX_ENTRIES = 4096;
 /** Rotated coordinates shown in the error picture. */
 export const ERROR_SAMPLE_POINTS = 384;
 
-/** Why a size cannot run on `backend`, or null when it can. */
-export function sizeProblem(n: number, cols: number, backend: Backend): string | null {
+/** Why a size cannot run on `target`, or null when it can. */
+export function sizeProblem(n: number, cols: number, target: SizeTarget): string | null {
   if (!Number.isInteger(n) || n < N_MIN || n > N_MAX) return `n must be a whole number from ${N_MIN} to ${N_MAX}.`;
   if (!Number.isInteger(cols) || cols < COLS_MIN || cols > COLS_MAX) {
     return `Columns must be a whole number from ${COLS_MIN} to ${COLS_MAX}.`;
   }
-  const where = backend === 'cpu' ? 'the CPU reference' : 'WebGPU';
-  if (n * cols > MAX_ENTRIES[backend]) {
-    return `n × columns = ${formatCount(n * cols)} is more than ${where} runs here (${formatCount(MAX_ENTRIES[backend])}).`;
+  const { entries, productMacs, where } = SIZE_CAPS[target];
+  if (n * cols > entries) {
+    return `n × columns = ${formatCount(n * cols)} is more than ${where} runs here (${formatCount(entries)}).`;
   }
-  if (n * cols * cols > MAX_PRODUCT_MACS[backend]) {
-    return `n × columns² = ${formatCount(n * cols * cols)} multiply-adds is more than ${where} runs here (${formatCount(MAX_PRODUCT_MACS[backend])}).`;
+  if (n * cols * cols > productMacs) {
+    return `n × columns² = ${formatCount(n * cols * cols)} multiply-adds is more than ${where} runs here (${formatCount(productMacs)}).`;
   }
   return null;
-}
-
-function formatCount(value: number): string {
-  return value.toLocaleString('en-US');
 }

@@ -2,7 +2,7 @@ import { DATA_KINDS, rotationLength, type DataKind, type GainMode, type SchemeNa
 import { describeRun, type DemoRun } from './demoRun.js';
 import { drawErrorPlot } from './errorPlot.js';
 import { formatBits, formatCount, formatNmse } from './format.js';
-import { MAX_ENTRIES, sizeProblem } from './limits.js';
+import { SIZE_CAPS, sizeProblem, sizeTarget, type SizeTarget } from './limits.js';
 import { drawRatePlot, type RatePoint } from './rdPlot.js';
 import { renderAdapter, renderHistory, renderLatest, renderTimings } from './render.js';
 import { RunCancelled, RunClient, RunFailed } from './runClient.js';
@@ -146,6 +146,12 @@ function selectedBackend(): Backend {
   return ui.backendWebgpu.checked ? 'webgpu' : 'cpu';
 }
 
+/** The caps a run on `backend` is held to: lower on WebGPU when the worker's engine runs on a software renderer. */
+function targetOf(backend: Backend): SizeTarget {
+  const engine = handle.webgpu.engine;
+  return sizeTarget(backend, engine !== null && engine.available && engine.adapter.softwareRenderer);
+}
+
 function readInteger(input: HTMLInputElement): number {
   return input.value.trim() === '' ? Number.NaN : Number(input.value);
 }
@@ -157,7 +163,7 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
   const backend = selectedBackend();
   const where = runsOn(scheme, backend);
   const kindProblem = dataProblem(ui.data.value as DataKind, n);
-  const problem = sizeProblem(n, cols, where) ?? kindProblem;
+  const problem = sizeProblem(n, cols, targetOf(where)) ?? kindProblem;
   if (problem) {
     if (where !== backend) return { problem: `${schemeStyle(scheme).label} runs on the CPU reference (${GPU_LATTICE_ONLY}): ${problem}` };
     // Suggest WebGPU only where it would run this request: the CPU's size cap is the reason (the two
@@ -167,7 +173,7 @@ function readRequest(scheme: SchemeName = ui.scheme.value as SchemeName): { requ
       handle.webgpu.available &&
       runsOn(scheme, 'webgpu') === 'webgpu' &&
       kindProblem === null &&
-      sizeProblem(n, cols, 'webgpu') === null;
+      sizeProblem(n, cols, targetOf('webgpu')) === null;
     return { problem: webgpuTakesIt ? `${problem} WebGPU runs this size: choose it under “Run on”.` : problem };
   }
   const dataSeed = readInteger(ui.dataSeed);
@@ -204,11 +210,11 @@ function updateForm(): void {
   } else {
     const { n, cols, backend, scheme } = read.request;
     const where = runsOn(scheme, backend);
-    const cap = where === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.` : '';
+    const cap = where === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}.` : '';
     const moved = where !== backend ? ` ${schemeStyle(scheme).label} runs on the CPU reference: ${GPU_LATTICE_ONLY}.` : '';
     const skips =
       where === 'webgpu' && sizeProblem(n, cols, 'cpu') !== null
-        ? ` “Run all schemes” skips the scalar baselines at this size (they run on the CPU reference, up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}).`
+        ? ` “Run all schemes” skips the scalar baselines at this size (they run on the CPU reference, up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}).`
         : '';
     ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${moved}${cap}${skips}`;
     ui.sizeHint.classList.remove('problem');
@@ -281,7 +287,7 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
       // "; " between the labels: some contain commas ("INT4, group 32").
       ui.summary.textContent +=
         ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join('; ')} ` +
-        `(the CPU reference, where the scalar baselines run, stops at n × columns = ${formatCount(MAX_ENTRIES.cpu)}).`;
+        `(the CPU reference, where the scalar baselines run, stops at n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}).`;
     }
     setState('done');
   } catch (error) {
@@ -381,7 +387,7 @@ function tableBody(table: HTMLTableElement): HTMLTableSectionElement {
 
 const GPU_LATTICE_ONLY = 'the GPU engine encodes lattice schemes only';
 
-const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to n × columns = ${formatCount(MAX_ENTRIES.cpu)}.`;
+const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}.`;
 
 /** What the GPU panel says while WebGPU works (restored after a GPU reset once a run succeeds again). */
 let gpuReadyText = '';
@@ -424,8 +430,8 @@ async function startWebGpu(): Promise<void> {
     return;
   }
   handle.webgpu = { available: true, reason: null, engine: status };
-  const software = /swiftshader|llvmpipe|lavapipe/i.test(probe.description)
-    ? ' This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s.'
+  const software = status.adapter.softwareRenderer
+    ? ` This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s, and sizes stop at n × columns = ${formatCount(SIZE_CAPS['software-webgpu'].entries)} and n × columns² = ${formatCount(SIZE_CAPS['software-webgpu'].productMacs)}, so that a run stays short enough to cancel.`
     : '';
   gpuReadyText = `WebGPU is ready: runs use your GPU (${probe.description}).${software}`;
   ui.gpuStatus.textContent = gpuReadyText;

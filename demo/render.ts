@@ -39,6 +39,7 @@ export function renderAdapter(list: HTMLElement, status: GpuStatus): void {
   facts.push(
     ['Workgroup memory', `${formatCount(adapter.workgroupStorageBytes / 1024)} KiB`],
     ['Features', adapter.features.length > 0 ? adapter.features.join(', ') : 'none of the optional ones'],
+    ['Software renderer', adapter.softwareRenderer ? 'yes (the GPU emulated on the CPU: lower size caps)' : 'no'],
     ['D3 table layout', status.tableLayout],
     ['Integer dot products (deterministic schemes)', status.dotPath],
   );

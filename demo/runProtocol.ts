@@ -71,6 +71,8 @@ export interface AdapterSummary {
   readonly workgroupStorageBytes: number;
   /** Optional features the device has (subgroups, shader-f16, timestamp-query). */
   readonly features: readonly string[];
+  /** The GPU is emulated on the CPU (`isSoftwareRenderer`): runs get lower size caps (demo/limits.ts). */
+  readonly softwareRenderer: boolean;
 }
 
 /** The worker's GPU engine: ready (with its adapter and table layout) or unavailable (with why). */

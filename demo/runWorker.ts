@@ -2,7 +2,7 @@ import { expectedNmse, GpuDeviceLostError, matmulAT, quantize, randomNonce, test
 import { runOnCpu } from './cpuRun.js';
 import type { EngineOutput } from './engineOutput.js';
 import { GpuRunner } from './gpuRun.js';
-import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem } from './limits.js';
+import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem, sizeTarget } from './limits.js';
 import { compareRuns, errorSample, measureNmse } from './measure.js';
 import { isUniversalScheme, takesGain } from './schemeStyle.js';
 import {
@@ -92,8 +92,10 @@ async function gpuStatus(): Promise<GpuStatus> {
 async function run(id: number, request: RunRequest): Promise<RunResult> {
   const onStage = (stage: Stage): void => post({ type: 'progress', id, stage });
   const ranOn = runsOn(request.scheme, request.backend);
-  const problem = sizeProblem(request.n, request.cols, ranOn);
-  if (problem) throw new Error(problem);
+  // The page checked the size already; this check is the worker's own, so a request never runs past
+  // the caps (a software renderer's are lower: its adapter is known once the engine runs).
+  const cpuProblem = ranOn === 'cpu' ? sizeProblem(request.n, request.cols, 'cpu') : null;
+  if (cpuProblem) throw new Error(cpuProblem);
   const base: QuantizeOptions = {
     scheme: request.scheme,
     seed: request.rotationSeed,
@@ -120,6 +122,8 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
       // Only reached after a loss: the page checked at start that the engine runs.
       throw new GpuRunFailure(messageOf(error), 'start');
     }
+    const gpuProblem = sizeProblem(request.n, request.cols, sizeTarget('webgpu', runner.status().adapter.softwareRenderer));
+    if (gpuProblem) throw new Error(gpuProblem);
   }
 
   onStage('generate');

@@ -208,8 +208,12 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(handle.webgpu.engine).toMatchObject({ available: true });
       const status = await page.$eval('#gpu-status', (node) => node.textContent ?? '');
       expect(status).toMatch(/WebGPU is ready/);
+      // SwiftShader is a software renderer: the page says so, with the lower caps that keep a run cancellable.
+      expect(handle.webgpu.engine).toMatchObject({ adapter: { softwareRenderer: true } });
+      expect(status).toContain('sizes stop at n × columns = 1,048,576 and n × columns² = 134,217,728');
       const adapterText = await page.$eval('#adapter', (node) => node.textContent ?? '');
       expect(adapterText).toMatch(/D3 table layout(full|triangle|leaders)/);
+      expect(adapterText).toMatch(/Software rendereryes/);
       expect(errors).toEqual([]);
     });
 
@@ -355,9 +359,15 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       // Permuted data at an n that is not a rotation length (1000 pads to 1024): WebGPU refuses it too,
       // within the CPU cap (the data's reason) and beyond it (both reasons).
       expect(await hintFor({ n: '1000', cols: '128', data: 'permuted' })).toMatch(/rotation length/);
-      expect(await hintFor({ n: '1000', cols: '512' })).not.toMatch(suggestion);
+      expect(await hintFor({ n: '1000', cols: '300' })).not.toMatch(suggestion);
       // At a rotation length the CPU cap is the only reason again.
-      expect(await hintFor({ n: '1024', cols: '512' })).toMatch(suggestion);
+      expect(await hintFor({ n: '1024', cols: '300' })).toMatch(suggestion);
+      // Within a GPU's caps but not a software renderer's (SwiftShader here): no suggestion.
+      expect(await hintFor({ n: '1024', cols: '512' })).not.toMatch(suggestion);
+      // WebGPU chosen: the software renderer's own cap is the reason given.
+      await page.click('#backend-webgpu');
+      expect(await hintFor({ n: '1024', cols: '512' })).toBe('n × columns² = 268,435,456 multiply-adds is more than WebGPU on a software renderer runs here (134,217,728).');
+      await page.click('#backend-cpu');
       await page.select('#data', 'gaussian');
       // A scalar baseline runs on the CPU reference under WebGPU as well.
       expect(await hintFor({ n: '8192', cols: '64', scheme: 'int4-g32' })).not.toMatch(suggestion);

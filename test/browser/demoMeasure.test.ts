@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_ENTRIES, MAX_PRODUCT_MACS, sizeProblem } from '../../demo/limits.js';
+import { isSoftwareRenderer, SIZE_CAPS, sizeProblem, sizeTarget } from '../../demo/limits.js';
 import { compareRuns, errorSample, firstColumn, measureNmse } from '../../demo/measure.js';
 import {
   column,
@@ -190,12 +190,33 @@ describe('compareRuns', () => {
 describe('sizeProblem', () => {
   it('accepts sizes up to each backend cap and refuses one more', () => {
     expect(sizeProblem(1024, 256, 'cpu')).toBeNull();
-    expect(1024 * 256).toBe(MAX_ENTRIES.cpu);
-    expect(1024 * 256 * 256).toBe(MAX_PRODUCT_MACS.cpu);
+    expect(1024 * 256).toBe(SIZE_CAPS.cpu.entries);
+    expect(1024 * 256 * 256).toBe(SIZE_CAPS.cpu.productMacs);
     expect(sizeProblem(1024, 257, 'cpu')).toMatch(/CPU reference/);
     expect(sizeProblem(128, 1024, 'cpu')).toMatch(/columns² .* multiply-adds/);
     expect(sizeProblem(4096, 4096, 'webgpu')).toBeNull();
-    expect(sizeProblem(8192, 4096, 'webgpu')).toMatch(/WebGPU/);
+    expect(sizeProblem(8192, 4096, 'webgpu')).toMatch(/more than WebGPU runs here/);
+    // A software renderer: 2^20 entries (1024 × 1024) and 2^27 multiply-adds (2048 × 256²).
+    expect(sizeProblem(1024, 1024, 'software-webgpu')).toMatch(/columns² = 1,073,741,824 multiply-adds is more than WebGPU on a software renderer runs here \(134,217,728\)/);
+    expect(sizeProblem(2048, 256, 'software-webgpu')).toBeNull();
+    expect(sizeProblem(2048, 257, 'software-webgpu')).toMatch(/WebGPU on a software renderer/);
+    expect(sizeProblem(8192, 128, 'software-webgpu')).toBeNull();
+    expect(sizeProblem(8192, 129, 'software-webgpu')).toMatch(/n × columns = 1,056,768 is more than WebGPU on a software renderer runs here \(1,048,576\)/);
+  });
+
+  it('holds WebGPU runs to the software caps only on a software renderer', () => {
+    expect(sizeTarget('webgpu', true)).toBe('software-webgpu');
+    expect(sizeTarget('webgpu', false)).toBe('webgpu');
+    expect(sizeTarget('cpu', true)).toBe('cpu');
+    const info = { vendor: '', architecture: '', device: '', description: '' };
+    // What Chromium's SwiftShader adapter and Mesa's lavapipe report, a fallback adapter, and real GPUs.
+    expect(isSoftwareRenderer({ ...info, vendor: 'google', architecture: 'swiftshader' })).toBe(true);
+    expect(isSoftwareRenderer({ ...info, description: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe(true);
+    expect(isSoftwareRenderer({ ...info, vendor: 'mesa', architecture: 'lavapipe' })).toBe(true);
+    expect(isSoftwareRenderer({ ...info, isFallbackAdapter: true })).toBe(true);
+    expect(isSoftwareRenderer({ ...info, vendor: 'nvidia', architecture: 'hopper', isFallbackAdapter: false })).toBe(false);
+    expect(isSoftwareRenderer({ ...info, vendor: 'apple', architecture: 'metal-3' })).toBe(false);
+    expect(isSoftwareRenderer(info)).toBe(false);
   });
 
   it.each([
