@@ -11,9 +11,9 @@ import type { Backend } from './runProtocol.js';
  * Mesa's llvmpipe/lavapipe) gets caps of its own. There a product is one submission that runs for
  * minutes at the GPU caps (about 0.15–0.2 G multiply-adds per second on SwiftShader with two CPU
  * cores: 24 s for 4096 × 1024, e8-q16), and a cancelled run cannot stop work already submitted: the
- * page would wait for it. With 2^20 entries and 2^27 multiply-adds, every step of a run measured
- * under about 3 s there (quantizing 2^20 entries 2.3 s, the D3 table product of 2^28 multiply-adds
- * 6.1 s, so half that at the cap).
+ * page would wait for it. At 2^20 entries and 2^27 multiply-adds (2048 × 256 and 8192 × 128), each
+ * step of a run took at most 2.3 s there once its pipelines were compiled (a scheme's first run
+ * compiles them: its first step then took up to 11 s, the D3 table product 4.1 s).
  */
 
 export const N_MIN = 8;
