@@ -152,6 +152,9 @@ export interface ColumnSide {
   readonly hasMeans: boolean;
 }
 
+/** Bytes per column of a side buffer made by {@link gatherColumnSide}: norm, gain and mean, one f32 each. */
+const GATHERED_SIDE_BYTES = 12;
+
 /**
  * Copies norms, gains and means of columns `[first, first + count)` of `m` into one scratch buffer
  * (norms, then gains, then means; 3·count f32), so a kernel reads them through one binding. Records
@@ -165,7 +168,7 @@ export function gatherColumnSide(
   count: number,
   label: string,
 ): ColumnSide {
-  const buffer = scratch.buffer(`${label} column norms, gains, means`, 12 * count, BufferUsage.STORAGE | BufferUsage.COPY_DST);
+  const buffer = scratch.buffer(`${label} column norms, gains, means`, GATHERED_SIDE_BYTES * count, BufferUsage.STORAGE | BufferUsage.COPY_DST);
   recordSideCopies(encoder, m, first, count, buffer);
   return { buffer, hasGains: m.gains !== null, hasMeans: m.means !== null };
 }
@@ -504,12 +507,14 @@ export function operandWindows(m: GpuDeterministicMatrix, first: number, count: 
   };
 }
 
-/** How many columns of `m` one binding of at most `maxBindingBytes` holds (codes and scale indices). */
+/** How many columns of `m` one binding of at most `maxBindingBytes` holds (codes, scale indices, and the side `gatherColumnSide` gathers). */
 export function operandColumnsPerBinding(m: GpuDeterministicMatrix, maxBindingBytes: number, alignment: number): number {
   const words = operandWordsPerColumn(m);
   return Math.min(
     itemsPerBinding(4 * words.codes, maxBindingBytes, alignment),
     itemsPerBinding(4 * words.scaleIndices, maxBindingBytes, alignment),
+    // A range's norms, gains and means gathered into one side buffer (`gatherColumnSide`) are bound too.
+    itemsPerBinding(GATHERED_SIDE_BYTES, maxBindingBytes, alignment),
   );
 }
 

@@ -1,3 +1,4 @@
+import { check } from '../errors.js';
 import type { BindingWindow } from './workSplit.js';
 
 /*
@@ -121,7 +122,11 @@ export function windowBinding(buffer: GPUBuffer, window: BindingWindow): GPUBuff
 
 /**
  * A labelled bind group of `layout` whose binding i is `resources[i]` (the order of the kernel's
- * `bindings`).
+ * `bindings`). A binding larger than the device's `maxStorageBufferBindingSize` is refused here, naming
+ * the kernel and the buffer: WebGPU would only report it to the device's uncapturederror event, and a
+ * kernel recorded into the caller's encoder would then not run, leaving its output as it was. Kernels
+ * split their large operands over binding windows; this catches what a kernel binds whole (per-column
+ * side buffers, tables) on a matrix with that many columns. Uniform bindings are far below the limit.
  *
  * @example
  * const bindGroup = createKernelBindGroup(device, layout, label, [
@@ -136,5 +141,15 @@ export function createKernelBindGroup(
   label: string,
   resources: readonly GPUBufferBinding[],
 ): GPUBindGroup {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  resources.forEach((resource, binding) => {
+    const size = resource.size ?? resource.buffer.size - (resource.offset ?? 0);
+    check(
+      size <= limit,
+      () =>
+        `${label}: binding ${binding} (${resource.buffer.label === '' ? 'an unlabelled buffer' : `"${resource.buffer.label}"`}) is ${size} bytes, ` +
+        `more than one storage binding may hold on this device (maxStorageBufferBindingSize = ${limit}); use fewer columns per matrix`,
+    );
+  });
   return device.createBindGroup({ label, layout, entries: resources.map((resource, binding) => ({ binding, resource })) });
 }

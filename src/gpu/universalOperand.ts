@@ -263,7 +263,24 @@ export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatr
   // The codes buffer is the largest: refuse it before packing (minutes of CPU time for an LLM's lm_head).
   const codeBytes = codeBufferByteLength(4 * universalWordsPerColumn(universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta), q.blocksPerColumn).codes * q.cols);
   checkBufferSize(device, `upload: the codes of this ${q.rows} × ${q.cols} matrix`, codeBytes);
+  checkWholeBinding(device, 'norms and means', 4 * q.cols * (q.means === null ? 1 : 2), q.cols);
   return uploadUniversalWords(device, q, { codes: packUniversalCodes(q), escapeBits: packEscapeBits(q) }, gpuEscapes(q));
+}
+
+/**
+ * Refuses a universal matrix whose `what` (a buffer every universal kernel binds whole: the norms and
+ * means, the escape ids, the escape table) would exceed one storage binding, before anything is
+ * packed or created; it could not be used (the kernels' bind groups would be refused). Only a matrix
+ * of millions of columns gets there (2^24 centred columns at 128 MiB).
+ */
+function checkWholeBinding(device: GPUDevice, what: string, bytes: number, cols: number): void {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  check(
+    bytes <= limit,
+    () =>
+      `upload: the ${what} of this matrix's ${cols} columns (${bytes} bytes) exceed one storage binding (maxStorageBufferBindingSize = ${limit}), ` +
+      `which the universal kernels bind whole; split it into matrices of at most ${Math.max(1, Math.floor((cols * limit) / bytes))} columns`,
+  );
 }
 
 /** The metadata of a universal matrix that its GPU form carries besides the buffers. */
@@ -298,6 +315,10 @@ export function uploadUniversalWords(
   const side = new Float32Array(m.cols * (m.means ? 2 : 1));
   side.set(m.norms);
   if (m.means) side.set(m.means, m.cols);
+  const table = escapeTableWords(codec, escapes.nonRoots);
+  for (const [what, data] of [['norms and means', side], ['escape ids', escapes.escapeIds], ['escape table', table]] as const) {
+    checkWholeBinding(device, what, data.byteLength, m.cols);
+  }
   const label = `universal ${m.scheme.lattice} q=${m.scheme.q} (${m.cols} columns)`;
   const make = (what: string, data: ArrayBufferView, byteLength = data.byteLength): GPUBuffer => createBufferWithData(device, `${label} ${what}`, data, STORAGE_USAGE, byteLength);
   const buffers: GPUBuffer[] = [];
@@ -308,7 +329,7 @@ export function uploadUniversalWords(
       ['escape bits', words.escapeBits],
       ['escape starts', escapes.escapeStarts],
       ['escape ids', escapes.escapeIds],
-      ['escape table', escapeTableWords(codec, escapes.nonRoots)],
+      ['escape table', table],
       ['norms and means', side],
     ] as const) {
       buffers.push(make(what, data));

@@ -43,6 +43,14 @@ describe('size limits refused before the device is used', () => {
     expect(() => uploadUniversalMatrix(standIn({ maxBufferSize: 1276 }), q)).toThrow(/^upload: the codes of this 64 × 40 matrix: 1280 bytes is more than this device's maxBufferSize \(1276\)/);
   });
 
+  it('uploading a universal matrix whose norms and means exceed one binding is refused before its codes are packed (every kernel binds them whole)', () => {
+    // Centred, 40 columns: 40 norms and 40 means, 320 bytes.
+    const q = quantize(gaussianMatrix(8, 40, 1), { scheme: 'e8-q16', nonce: 1, center: true }) as UniversalLatticeMatrix;
+    expect(() => uploadUniversalMatrix(standIn({ maxStorageBufferBindingSize: 256 }), q)).toThrow(
+      /^upload: the norms and means of this matrix's 40 columns \(320 bytes\) exceed one storage binding \(maxStorageBufferBindingSize = 256\), which the universal kernels bind whole; split it into matrices of at most 32 columns$/,
+    );
+  });
+
   it("GPU quantize refuses columns whose dense escape ids exceed one binding before encoding (it did so after all the work), naming how many fit", async () => {
     // d3-q6 at n = 4096: 1366 blocks, 342 words of dense ids per column; a 1 MiB binding takes 766 columns.
     const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
