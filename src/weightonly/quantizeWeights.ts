@@ -29,7 +29,10 @@ export interface QuantizeWeightsOptions {
   readonly rotate?: boolean;
   /** u32 seed of the rotation. Default 0. */
   readonly seed?: number;
-  /** Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (as GPTQ's damping). */
+  /**
+   * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (DESIGN.md's; GPTQ's reference code
+   * uses 1e−2). For WaterSIC with `rotate` on a rank-deficient Σ_X, 1e−2 is the better choice (README).
+   */
   readonly damping?: number;
   /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
   readonly rescale?: boolean;
@@ -42,7 +45,7 @@ export interface QuantizeWeightsOptions {
 /** The keys of {@link QuantizeWeightsOptions}: any other key is refused (a typo must not fall back to a default). */
 const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed', 'damping', 'rescale', 'rescaleIterations', 'rateTolerance'] as const;
 
-/** GPTQ's damping: 1e−4 · mean diagonal. */
+/** The default relative damping, 1e−4 · mean diagonal (DESIGN.md; GPTQ's reference code uses 1e−2). */
 export const DEFAULT_DAMPING = 1e-4;
 const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;

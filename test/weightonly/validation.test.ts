@@ -116,6 +116,19 @@ describe('a dead input channel (zero variance: calibration activations that are 
     }
   });
 
+  it("with rotate: true and GPTQ's 1 % damping, WaterSIC pays little for it: README's advice (4 seeds)", () => {
+    const ratios: number[] = [];
+    for (let seed = 1; seed <= 4; seed++) {
+      const full = problem(seed);
+      const reduced = withoutDead(full);
+      const q = quantizeWeights(full.w, full.sigmaX, { method: 'watersic', rate: 3, rotate: true, seed: 1, damping: 1e-2 });
+      const rate = (3 * inputs) / (inputs - 1);
+      ratios.push(q.distortion(full.w, full.sigmaX) / quantizeWeights(reduced.w, reduced.sigmaX, { method: 'watersic', rate, rotate: true, seed: 1 }).distortion(reduced.w, reduced.sigmaX));
+    }
+    // Measured mean 1.084 (1.639 with the default damping, the test above).
+    expect(ratios.reduce((a, b) => a + b) / ratios.length).toBeLessThan(1.2);
+  });
+
   it('is refused without damping (H is then singular), naming the damping', () => {
     const { w, sigmaX } = problem(1);
     expect(() => quantizeWeights(w, sigmaX, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/sigmaX \(after damping 0·mean diagonal\) .*not positive definite/);
