@@ -365,7 +365,7 @@ export function e8InputsKey(w: E8InputsOperand): string {
   return `E8 groups of 32, ${rotation}, keptLength ${w.keptLength}, ${w.quadsPerColumn} groups`;
 }
 
-/** What the rounding of x̃ needs of a residue matrix (its rotation, keptLength and quads). */
+/** What the rounding of x̃ needs of an E8 int8-input matrix (its rotation, keptLength and quads). */
 export type E8InputsOperand = Pick<GpuE8ResidueMatrix, 'rows' | 'length' | 'keptLength' | 'quadsPerColumn' | 'rotate' | 'seed'>;
 
 /** x̃ rounded to int8 for the residue GEMV (by {@link dispatchE8InputsI8}); its buffer belongs to the scratch it was recorded with. */
@@ -431,8 +431,8 @@ function largestE8InputsRhs(device: GPUDevice, w: E8InputsOperand): number {
   return Math.min(Math.floor(maxBinding / (4 * w.length)), Math.floor((16 * Math.floor(maxBinding / 16)) / (52 * w.quadsPerColumn)));
 }
 
-/** The x̂ form of a residue matrix (groups of 32), for `beginGemvI8`. */
-function e8InputsI8Form(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix): InputsI8Form {
+/** The x̂ form of an E8 int8-input matrix (groups of 32: the residue and the point form), for `beginGemvI8`. */
+export function e8InputsI8Form(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: E8InputsOperand): InputsI8Form {
   return {
     operand: e8InputsKey(w),
     source: 'dispatchE8InputsI8',

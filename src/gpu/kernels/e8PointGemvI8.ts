@@ -1,0 +1,331 @@
+import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
+import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
+import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
+import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
+import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
+import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
+import { check } from '../../errors.js';
+import type { Matrix } from '../../matrix.js';
+import { E8_INPUT_GROUP, e8InputsScalesFirst } from './inputsI8Layout.js';
+import { E8_POINT_FACTOR, E8_POINT_QUAD_BLOCKS, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
+import { blockDither } from '../../quantize/universalCode.js';
+import { universalCodec } from '../../quantize/latticeSpec.js';
+import { rotationLength } from '../../rotation/hadamard.js';
+import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { checkBufferHolds, columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import type { DotPath } from './e8Matmul.js';
+import { activationBytes } from './activationIo.js';
+import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { dispatchE8InputsI8, e8InputsI8Form, type E8InputsI8Values, type RecordedE8InputsI8 } from './e8ResidueGemvI8.js';
+import { beginGemvI8 } from './inputsI8.js';
+import { DETERMINISTIC_I8_GEMV_BINDINGS } from './latticeGemvI8.js';
+
+/*
+ * The E8 point GEMV: Y = ŴᵀX for a universal E8 matrix (e8-3bit … e8-5bit, e8-q16) whose lattice
+ * points were stored as int8 at upload (src/quantize/e8Points.ts: 8 bits per entry read instead of the
+ * stored 3–5, ≈ 46 instructions per block instead of the code decode's ≈ 310–525), with x̃ rounded to
+ * int8 per group of 32 coordinates (the E8 residue GEMV's inputs, `dispatchE8InputsI8`: one rounding
+ * serves both forms). Pieces: `GpuE8PointMatrix.upload` (the CPU form `e8PointForm` on the GPU) and
+ * `dispatchE8PointGemvI8` (the product with its epilogue: μ_j·Σx for a centred W, the bias, f32 or f16
+ * Y; shaders/e8_point_gemv_i8.wgsl; CPU twin `e8PointGemvReference`), which also rotates and rounds X
+ * itself when not given x̂. The dither is the scheme's, regenerated per block from the column's keys,
+ * so the product is the universal code's (its error independent of the data); the inputs' rounding
+ * adds an error bounded per output as the other int8-input GEMVs' (latticeGemvI8.ts): at most
+ * (½ + 2·10⁻⁴)·s_g·Σ_{k∈g}|ŵ̃_k| per group g of 32 rotated coordinates.
+ */
+
+/** Columns per workgroup of the product (8 slots of 32 lanes, 2 columns per lane). */
+const WORKGROUP_COLUMNS = 16;
+
+/** Bytes of points per quad (4 blocks of 8 int8). */
+const QUAD_BYTES = 32;
+
+/** Right-hand sides per tile: the compile-time variants. */
+type RhsTile = 1 | 8;
+
+const Params = /*#__PURE__*/ new UniformLayout('E8PointGemvParams', {
+  cols: 'u32', // W columns in this dispatch
+  quads: 'u32', // quads per column (= x̂ groups per right-hand side)
+  rhs: 'u32', // right-hand sides
+  rows: 'u32', // n: entries of an original x column (Σx)
+  point_first: 'u32', // vec4 of the points binding where this dispatch's first column starts
+  column_first: 'u32', // global index of this dispatch's first column: its ν in the side, its keys
+  means_first: 'u32', // element of the side buffer holding μ of this dispatch's first column
+  has_means: 'u32',
+  x_first: 'u32', // element offset of x column 0 in its binding (Σx)
+  x_scales_first: 'u32', // u32 of x̂'s first scale in the x̂ binding
+  y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
+  y_stride: 'u32', // elements between Y columns (all W columns)
+  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
+  subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+  column_unit: 'f32', // β/(DITHER_GRID·√N)
+});
+
+/** A compiled product variant. */
+interface Variant {
+  readonly rhsTile: RhsTile;
+  readonly subgroups: boolean;
+  readonly dotPath: DotPath;
+}
+
+/** The WGSL of one product variant. */
+export function e8PointGemvShaderSource(variant: Variant): string {
+  return [
+    variant.subgroups ? 'enable subgroups;' : '',
+    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
+    Params.wgsl(),
+    variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
+    counterHashSource,
+    lanesSource,
+    gemvSource,
+    GEMV_OUTPUT_WGSL,
+    xSumsSource,
+    variant.subgroups ? subgroupEntrySource : plainEntrySource,
+  ].join('\n');
+}
+
+const pipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'e8 point gemv (int8 inputs)',
+  bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
+  compile: (device, pipelineLayout, variant: Variant) => {
+    const label = `e8 point gemv (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
+    return compileGemvWithSums(device, pipelineLayout, label, e8PointGemvShaderSource(variant));
+  },
+  key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
+});
+
+/** What a {@link GpuE8PointMatrix} holds besides its buffers. */
+export type E8PointShape = Pick<E8PointMatrix, 'rows' | 'cols' | 'rotate' | 'seed' | 'length' | 'keptLength' | 'quadsPerColumn' | 'columnUnit'> & { readonly hasMeans: boolean };
+
+/**
+ * An {@link E8PointMatrix} on the GPU: points (whole quads per column), the columns' dither keys and
+ * the column side (ν_j of every column, then μ_j when centred). Made by `upload` (from the CPU form
+ * `e8PointForm`); `destroy()` frees the buffers.
+ */
+export class GpuE8PointMatrix {
+  readonly rows: number;
+  readonly cols: number;
+  readonly rotate: boolean;
+  readonly seed: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly quadsPerColumn: number;
+  readonly columnUnit: number;
+  readonly hasMeans: boolean;
+  private destroyed = false;
+
+  constructor(
+    /** The device its buffers belong to. */
+    readonly device: GPUDevice,
+    m: E8PointShape,
+    readonly points: GPUBuffer,
+    /** Two u32 per column: the keys of the dither's hash words. */
+    readonly keys: GPUBuffer,
+    /** ν_j of every column, then (when centred) μ_j. */
+    readonly columnSide: GPUBuffer,
+  ) {
+    check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, 'GpuE8PointMatrix: cols and quadsPerColumn must be positive integers');
+    check(Number.isInteger(m.rows) && m.rows >= 1, 'GpuE8PointMatrix: rows must be a positive integer');
+    check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8PointMatrix: keptLength must fit the quads and the length');
+    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8PointMatrix: columnUnit must be positive, got ${m.columnUnit}`);
+    checkBufferHolds(points, QUAD_BYTES * m.quadsPerColumn * m.cols, 'GpuE8PointMatrix.points');
+    checkBufferHolds(keys, 8 * m.cols, 'GpuE8PointMatrix.keys');
+    checkBufferHolds(columnSide, pointSideBytes(m), 'GpuE8PointMatrix.columnSide');
+    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8PointMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
+    this.rows = m.rows;
+    this.cols = m.cols;
+    this.rotate = m.rotate;
+    this.seed = m.seed;
+    this.length = m.length;
+    this.keptLength = m.keptLength;
+    this.quadsPerColumn = m.quadsPerColumn;
+    this.columnUnit = m.columnUnit;
+    this.hasMeans = m.hasMeans;
+  }
+
+  /**
+   * Uploads the CPU form `m`.
+   *
+   * @example
+   * const points = GpuE8PointMatrix.upload(device, e8PointForm(quantize(w, { scheme: 'e8-4bit' }) as UniversalLatticeMatrix), 'W');
+   * points.destroy();
+   */
+  static upload(device: GPUDevice, m: E8PointMatrix, label: string): GpuE8PointMatrix {
+    const side = new Float32Array((m.means === null ? 1 : 2) * m.cols);
+    side.set(m.norms);
+    if (m.means !== null) side.set(m.means, m.cols);
+    const buffers = [
+      createBufferWithData(device, `${label} points`, m.points, STORAGE_USAGE),
+      createBufferWithData(device, `${label} dither keys`, m.ditherKeys, STORAGE_USAGE),
+      createBufferWithData(device, `${label} norms and means`, side, STORAGE_USAGE),
+    ] as const;
+    try {
+      return new GpuE8PointMatrix(device, { ...m, hasMeans: m.means !== null }, ...buffers);
+    } catch (error) {
+      for (const buffer of buffers) buffer.destroy();
+      throw error;
+    }
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.points.destroy();
+    this.keys.destroy();
+    this.columnSide.destroy();
+  }
+}
+
+/** Bytes of a point matrix's column side: ν of every column, and μ when centred. */
+function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
+  return (m.hasMeans ? 8 : 4) * m.cols;
+}
+
+/**
+ * Bytes the point GEMV reads of a universal E8 matrix once repacked: 32 bytes of points per quad of
+ * each column, its keys and its column side (ν, and μ when centred).
+ *
+ * @example
+ * e8PointBytes({ blocksPerColumn: 512, cols: 4096, hasMeans: false }); // 32 · 128 · 4096 + 12 · 4096
+ */
+export function e8PointBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
+  return QUAD_BYTES * Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS) * m.cols + 8 * m.cols + pointSideBytes(m);
+}
+
+/** Arguments of {@link dispatchE8PointGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
+export interface E8PointGemvI8Args extends GemvCallArgs, GemvOutputArgs {
+  readonly w: GpuE8PointMatrix;
+  /**
+   * x̃ already rounded for W (`dispatchE8InputsI8`, shared by the layers that read the same x̃, the
+   * residue matrices' included); then the call neither rotates nor rounds (and takes no `xRotated`).
+   * X is still read for Σx when W is centred.
+   */
+  readonly inputsI8?: RecordedE8InputsI8;
+  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
+  readonly dotPath: DotPath;
+}
+
+/**
+ * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
+ * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given; in
+ * the rotation's last pass where it can be), then one pass with Σx (when W is centred) and the
+ * product per range of columns whose points fit a binding. Scratch buffers go into `scratch`.
+ *
+ * @example
+ * const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'W');
+ * dispatchE8PointGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
+ */
+export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8PointGemvI8Args): void {
+  const what = 'e8 point gemv (int8 inputs)';
+  const { w } = args;
+  check(w instanceof GpuE8PointMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8PointMatrix`);
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  const format = gemvOutputFormat(args, what);
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, e8InputsI8Form(device, encoder, scratch, w));
+  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
+  check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
+  const inputs = shared ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
+  const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
+  const quads = w.quadsPerColumn;
+  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
+  check(pointSideBytes(w) <= maxBinding && 8 * w.cols <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
+  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
+  const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
+  const xWindow = call.xWindow(0, rhs);
+  const yWindow = output.yWindow(0, rhs);
+  const sums = scratch.buffer(`${what} Σx`, w.hasMeans ? 4 * rhs : 4, STORAGE_USAGE);
+
+  const pass = encoder.beginComputePass({ label: what });
+  ranges.forEach((range, chunk) => {
+    const label = `${what} W columns ${range.first}…${range.first + range.count - 1}`;
+    const pointWindow = bindingWindow(QUAD_BYTES * quads * range.first, QUAD_BYTES * quads * range.count, alignment);
+    const params = Params.pack({
+      cols: range.count,
+      quads,
+      rhs,
+      rows: w.rows,
+      point_first: pointWindow.firstElement / 4, // a whole number: columns start on 32-byte quads and bindings on aligned offsets
+      column_first: range.first,
+      means_first: w.cols + range.first,
+      has_means: w.hasMeans ? 1 : 0,
+      x_first: xWindow.firstElement,
+      x_scales_first: e8InputsScalesFirst(quads, rhs),
+      y_first: yWindow.first + range.first,
+      y_stride: w.cols,
+      ...output.uniforms(range.first),
+      subgroup_test_mode: testMode,
+      column_unit: w.columnUnit,
+    });
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        windowBinding(w.points, pointWindow),
+        { buffer: w.keys },
+        { buffer: w.columnSide },
+        { buffer: inputs.inputs },
+        xWindow.binding,
+        { buffer: sums },
+        output.bias,
+        yWindow.binding,
+      ]),
+    );
+    dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / WORKGROUP_COLUMNS));
+  });
+  pass.end();
+}
+
+/** Options of {@link e8PointGemvI8}. */
+export type E8PointGemvI8Options = Pick<E8PointGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
+
+/**
+ * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
+ * and benchmarks.
+ *
+ * @example
+ * const y = await e8PointGemvI8(device, GpuE8PointMatrix.upload(device, e8PointForm(q), 'W'), x, { dotPath: 'packed' });
+ */
+export async function e8PointGemvI8(device: GPUDevice, w: GpuE8PointMatrix, x: Matrix | Float32Array, options: E8PointGemvI8Options): Promise<Matrix> {
+  return gemvOnHost(device, 'e8 point gemv (int8 inputs)', w, x, (run, io) => dispatchE8PointGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
+}
+
+/**
+ * CPU twin of the product for one right-hand side: y_j = ν_j·columnUnit·Σ_g s_g·Σ_{b∈g} Σ_v (λ_v·128 −
+ * Z_v)·x̂_v (+ μ_j·Σx, `xSum`, for a centred matrix) from the point form (`unpackPoint`), the scheme's
+ * block dither (`blockDither`) and given x̂, in float64.
+ */
+export function e8PointGemvReference(m: E8PointMatrix, inputs: E8InputsI8Values, xSum?: number): Float64Array {
+  check(m.means === null || xSum !== undefined, 'e8PointGemvReference: a centred matrix needs Σx (xSum)');
+  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
+  const y = new Float64Array(m.cols);
+  const point = new Int32Array(8);
+  const dither = new Int32Array(8);
+  const wordsPerColumn = 2 * E8_POINT_QUAD_BLOCKS * m.quadsPerColumn;
+  for (let j = 0; j < m.cols; j++) {
+    const keys = { first: m.ditherKeys[2 * j] as number, second: m.ditherKeys[2 * j + 1] as number };
+    let total = 0;
+    for (let g = 0; g < m.quadsPerColumn; g++) {
+      let exact = 0;
+      for (let t = 0; t < E8_POINT_QUAD_BLOCKS; t++) {
+        const b = g * E8_POINT_QUAD_BLOCKS + t;
+        unpackPoint(m.points[j * wordsPerColumn + 2 * b] as number, m.points[j * wordsPerColumn + 2 * b + 1] as number, point);
+        blockDither(codec, keys, b, dither);
+        for (let i = 0; i < 8; i++) exact += (E8_POINT_FACTOR * (point[i] as number) - (dither[i] as number)) * (inputs.levels[g * E8_INPUT_GROUP + 8 * t + i] as number);
+      }
+      total += (inputs.scales[g] as number) * exact;
+    }
+    y[j] = (m.norms[j] as number) * m.columnUnit * total + (m.means === null ? 0 : (m.means[j] as number) * (xSum as number));
+  }
+  return y;
+}

@@ -1,0 +1,264 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { e8PointForm, e8PointUnsupported, packPoint, unpackPoint, type E8PointMatrix } from '../../src/quantize/e8Points.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import type { Matrix } from '../../src/matrix.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The E8 point GEMV (src/gpu/kernels/e8PointGemvI8.ts: int8 lattice points of a universal E8 matrix,
+ * the dither regenerated per block) against its CPU twins:
+ * 0. the form itself (CPU): its points and the scheme's dither decode to exactly `decodeRotated`'s
+ *    entries, for every universal E8 preset, and a point beyond ±127 is refused by name;
+ * 1. y against e8PointGemvReference on the GPU's own x̂: a quad's integer sum is exact, so they differ by
+ *    f32 rounding only, at most D·u·S (S = Σ_g |s_g·sum_g|·ν_j·unit, D the roundings along a path: the
+ *    quad sum's conversion, a lane's ⌈quads/32⌉ multiply-adds, 5 levels of the lane tree, the column
+ *    scale; 2× margin);
+ * 2. y against the exact product Σ_k ŵ̃_jk·x̃_k (decodeRotated, x̃ not rounded), within the int8 inputs'
+ *    bound Σ_g s_g·(½ + 2·10⁻⁴)·Σ_{k∈g} |ŵ̃_jk| plus the f32 term.
+ * A wrong byte lane, dither word, counter or key moves an output by about |y|/√N or more, far above each
+ * (checked by mutating the shader: swapping the two hash words' keys fails all 7 GPU cases, reading Z_7 as a
+ * byte 6 of them).
+ */
+
+const noGpu = await gpuUnavailableReason();
+const U = 2 ** -24;
+
+/** x̂ levels of right-hand side r read back from the GPU in coordinate order (word 2b: block b's even coordinates). */
+function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
+  const levels = new Int8Array(groups * E8_INPUT_GROUP);
+  for (let g = 0; g < groups; g++) {
+    for (let b = 0; b < 4; b++) {
+      for (let half = 0; half < 2; half++) {
+        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
+        for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
+      }
+    }
+  }
+  return levels;
+}
+
+/** Columns of several kinds: Gaussian, graded by block, one spike, constant. */
+function weights(rows: number, cols: number, seed: number): Matrix {
+  const w = gaussianMatrix(rows, cols, seed);
+  for (let j = 0; j < cols; j++) {
+    const column = w.data.subarray(j * rows, (j + 1) * rows);
+    if (j % 4 === 1) for (let k = 0; k < rows; k++) column[k] = (column[k] as number) * 3 ** ((Math.floor(k / 8) % 4) - 1.5);
+    if (j % 4 === 2) column.fill(0).fill(5, rows >> 1, (rows >> 1) + 1);
+    if (j % 4 === 3) column.fill(0.75);
+  }
+  return w;
+}
+
+describe('the E8 point form (CPU)', () => {
+  it.each(['e8-2bit', 'e8-3bit', 'e8-4bit', 'e8-4.5bit', 'e8-5bit', 'e8-q16'] as const)('%s: points and dither decode to decodeRotated exactly (centred, rotated, a partial block)', (scheme) => {
+    const q = quantize(weights(203, 9, 5), { scheme, seed: 3, center: true }) as UniversalLatticeMatrix;
+    const m = e8PointForm(q);
+    const exact = decodeRotated(q);
+    for (let j = 0; j < q.cols; j++) {
+      for (let k = 0; k < q.keptLength; k++) {
+        // x̂ = e_k with scale 1: the twin gives ν_j·unit·(128·λ_k − Z_k), the decoded entry.
+        const levels = new Int8Array(m.quadsPerColumn * E8_INPUT_GROUP);
+        levels[k] = 1;
+        const scales = new Float64Array(m.quadsPerColumn).fill(1);
+        const decoded = e8PointGemvReference(m, { levels, scales }, 0)[j] as number;
+        const want = exact[j * q.length + k] as number;
+        expect(Math.abs(decoded - want), `${scheme} column ${j} entry ${k}`).toBeLessThanOrEqual(1e-12 * Math.abs(want));
+      }
+    }
+  });
+
+  it('packs coordinate 2i + t into byte i of word t, and unpacks it', () => {
+    const p = Int32Array.from([1, -2, 3, -4, 127, -127, 0, -1]);
+    const { even, odd } = packPoint(p);
+    expect(even).toBe((0x01 | (0x03 << 8) | (0x7f << 16) | (0x00 << 24)) >>> 0);
+    expect(odd).toBe((0xfe | (0xfc << 8) | (0x81 << 16) | (0xff << 24)) >>> 0);
+    expect(Array.from(unpackPoint(even, odd))).toEqual(Array.from(p));
+  });
+
+  it('refuses D3 and deterministic matrices, and a point beyond ±127 naming the block', () => {
+    const d3 = quantize(gaussianMatrix(12, 2, 1), { scheme: 'd3-q6' }) as UniversalLatticeMatrix;
+    expect(e8PointUnsupported(d3)).toMatch(/universal E8/);
+    expect(() => e8PointForm(d3)).toThrow(/^e8PointForm: the point form is for universal E8 matrices/);
+    const deterministic = quantize(gaussianMatrix(16, 2, 1), { scheme: 'e8-q16-deterministic' });
+    expect(e8PointUnsupported(deterministic)).toMatch(/universal E8/);
+    // Block 1 of column 1 made a huge escape μ = (8, 0, …, 0) (point coordinates): λ_0 = L_0 + 24·8 > 127.
+    const q = quantize(gaussianMatrix(16, 2, 2), { scheme: 'e8-5bit', nonce: 3n }) as UniversalLatticeMatrix;
+    const index = 1 * q.blocksPerColumn + 1;
+    const escapes = q.escapes.slice();
+    expect(escapes.slice(0, index + 1).filter((s) => s === LONG_ESCAPE).length).toBe(0);
+    escapes[index] = LONG_ESCAPE;
+    const hacked: UniversalLatticeMatrix = {
+      ...q,
+      escapes,
+      longEscapes: Uint16Array.from([HUGE_ESCAPE, ...q.longEscapes]),
+      hugeEscapes: Int32Array.from([8, 0, 0, 0, 0, 0, 0, 0, ...q.hugeEscapes]),
+    };
+    expect(() => e8PointForm(hacked)).toThrow(/^e8PointForm: block 1 of column 1 has a lattice point coordinate 1\d\d, beyond the int8 points' ±127/);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x̃ (length × rhs) and `m`. */
+  async function run(m: E8PointMatrix, xRotated: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
+    const { device } = context;
+    const w = GpuE8PointMatrix.upload(device, m, 'test e8 points');
+    const xBuffer = createBufferWithData(device, 'test x̃', xRotated, STORAGE_USAGE);
+    const y = createBuffer(device, 'test y', 4 * m.cols * rhs, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'test e8 point gemv' });
+      const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
+      dispatchE8PointGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
+      device.queue.submit([encoder.finish()]);
+      const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
+      const groups = m.quadsPerColumn;
+      const inputWords = new Uint32Array(await readBuffer(device, inputsI8.inputs, 52 * groups * rhs));
+      const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
+      const inputs = Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
+      return { y: yValues, inputs };
+    } finally {
+      scratch.destroy();
+      w.destroy();
+      xBuffer.destroy();
+      y.destroy();
+    }
+  }
+
+  // Rotated lengths 8, 128, 256, 1024, 2080 (65 quads: a second step of one quad), 4096 (128 quads);
+  // right-hand sides 1, 3 and 9; schemes of every code width (29, 32 and 37 bits) and q.
+  const shapes = [[8, 1, 1, 'e8-4bit'], [100, 17, 3, 'e8-q16'], [256, 33, 1, 'e8-5bit'], [1000, 5, 9, 'e8-3bit'], [2080, 3, 1, 'e8-4bit'], [4096, 16, 1, 'e8-4bit']] as const;
+  for (const [rows, cols, rhs, scheme] of shapes) {
+    it(`${scheme}, ${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: the twin and the exact product`, async () => {
+      const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];
+      if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
+      // Rotated (the spike columns of \`weights\` would exceed the int8 points unrotated); x̃ = R·x made on
+      // the CPU and given to the kernel.
+      const q = quantize(weights(rows, cols, rows + cols), { scheme, center: false, seed: 21 }) as UniversalLatticeMatrix;
+      const m = e8PointForm(q);
+      const exactW = decodeRotated(q);
+      const rng = new Rng(rows);
+      const rotation = new RandomizedHadamard(rows, 21);
+      const xAll = new Float32Array(q.length * rhs);
+      for (let r = 0; r < rhs; r++) {
+        const x = Float32Array.from({ length: rows }, (_, k) => rng.nextGaussian() * (k % 37 === 0 ? 20 : 1));
+        xAll.set(rotation.forward(x), r * q.length);
+      }
+      for (const [dotPath, subgroups] of paths) {
+        const { y: yAll, inputs: inputsAll } = await run(m, xAll, rhs, dotPath, subgroups);
+        for (let r = 0; r < rhs; r++) {
+          const x = xAll.subarray(r * q.length, (r + 1) * q.length);
+          const y = yAll.subarray(r * cols, (r + 1) * cols);
+          const inputs = inputsAll[r] as E8InputsI8Values;
+          const cpu = quantizeE8InputsI8(x, q.keptLength, m.quadsPerColumn);
+          const twin = e8PointGemvReference(m, inputs);
+          const depth = 2 + Math.ceil(m.quadsPerColumn / 32) + 5 + 2;
+          for (let j = 0; j < cols; j++) {
+            let s = 0;
+            let inputBound = 0;
+            for (let g = 0; g < m.quadsPerColumn; g++) {
+              let quadAbs = 0;
+              let wAbs = 0;
+              for (let k = g * E8_INPUT_GROUP; k < Math.min((g + 1) * E8_INPUT_GROUP, q.keptLength); k++) {
+                const wk = exactW[j * q.length + k] as number;
+                wAbs += Math.abs(wk);
+                quadAbs += Math.abs(wk * (inputs.levels[k] as number));
+              }
+              s += (inputs.scales[g] as number) * quadAbs;
+              inputBound += (cpu.scales[g] as number) * (0.5 + 2e-4) * wAbs;
+            }
+            const twinTolerance = 2 * depth * U * s + 1e-30;
+            expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}: against the twin`).toBeLessThanOrEqual(twinTolerance);
+            let exact = 0;
+            for (let k = 0; k < q.keptLength; k++) exact += (exactW[j * q.length + k] as number) * (x[k] as number);
+            expect(Math.abs((y[j] as number) - exact), `column ${j}, right-hand side ${r}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
+          }
+        }
+      }
+    });
+  }
+
+  it("the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs' bound of the exact product", async () => {
+    const { device } = context;
+    for (const [rows, cols, rhs, center, scheme] of [[100, 5, 1, false, 'e8-4bit'], [1000, 17, 2, true, 'e8-q16'], [300, 9, 1, true, 'e8-3bit']] as const) {
+      const q = quantize(weights(rows, cols, 3 * rows), { scheme, center, seed: 11 }) as UniversalLatticeMatrix;
+      expect(q.rotate).toBe(true);
+      const rng = new Rng(rows + 1);
+      const xAll = new Float32Array(rows * rhs);
+      for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() + (center ? 2 : 0);
+      const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'test rotated points');
+      const yGpu = (await e8PointGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(context.features) })).data;
+      w.destroy();
+      const exactW = decodeRotated(q);
+      for (let r = 0; r < rhs; r++) {
+        const x = xAll.subarray(r * rows, (r + 1) * rows);
+        const xRotated = new RandomizedHadamard(rows, 11).forward(x);
+        const cpu = quantizeE8InputsI8(xRotated, q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+        const xSum = x.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < cols; j++) {
+          let exact = q.means === null ? 0 : (q.means[j] as number) * xSum;
+          let bound = 0;
+          let magnitude = Math.abs(exact);
+          for (let k = 0; k < q.keptLength; k++) {
+            const wk = exactW[j * q.length + k] as number;
+            exact += wk * (xRotated[k] as number);
+            bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
+            magnitude += Math.abs(wk * (xRotated[k] as number));
+          }
+          expect(Math.abs((yGpu[r * cols + j] as number) - exact), `${scheme} ${rows} × ${cols}, column ${j}, right-hand side ${r}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
+        }
+      }
+    }
+  });
+
+  it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch, for f32 and f16 outputs with a bias', async () => {
+    const { device } = context;
+    const rows = 512;
+    const cols = 40;
+    const q = quantize(weights(rows, cols, 9), { scheme: 'e8-4bit', seed: 5, center: true }) as UniversalLatticeMatrix;
+    const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'test split points');
+    const rng = new Rng(4);
+    const x = Float32Array.from({ length: rows }, () => rng.nextGaussian());
+    const bias = Float32Array.from({ length: cols }, (_, j) => j - 20);
+    const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
+    const biasBuffer = createBufferWithData(device, 'test bias', bias, STORAGE_USAGE);
+    try {
+      for (const output of ['f32', 'f16'] as const) {
+        const results: Uint8Array[] = [];
+        for (const maxBindingBytes of [undefined, 4096]) {
+          const bytes = (output === 'f16' ? 2 : 4) * cols;
+          const y = createBuffer(device, 'test y', Math.ceil(bytes / 4) * 4, STORAGE_USAGE);
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder();
+          dispatchE8PointGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 1, dotPath: dotPathFor(context.features), bias: biasBuffer, outputFormat: output, ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
+          device.queue.submit([encoder.finish()]);
+          results.push(new Uint8Array(await readBuffer(device, y, Math.ceil(bytes / 4) * 4)));
+          scratch.destroy();
+          y.destroy();
+        }
+        expect(Buffer.from(results[1] as Uint8Array).equals(Buffer.from(results[0] as Uint8Array)), output).toBe(true);
+      }
+    } finally {
+      w.destroy();
+      xBuffer.destroy();
+      biasBuffer.destroy();
+    }
+  });
+});
