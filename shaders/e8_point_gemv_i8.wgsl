@@ -54,7 +54,7 @@ const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 
 @group(0) @binding(0) var<uniform> params: E8PointGemvParams;
 @group(0) @binding(1) var<storage, read> points: array<vec4<u32>>;     // a quad per 2 vec4
-@group(0) @binding(2) var<storage, read> keys: array<vec2<u32>>;       // per column the dither hash words' keys
+@group(0) @binding(2) var<storage, read> keys: array<vec2<u32>>;       // per column the dither hash words' keys, then the overflow word
 @group(0) @binding(3) var<storage, read> side: array<f32>;             // ν_j of every column, then μ_j when centred
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;   // x̂: 3 per group and right-hand side, then the scales (e8_inputs_i8.wgsl)
 @group(0) @binding(5) var<storage, read> x: array<f32>;                // x (for Σx)
@@ -125,9 +125,13 @@ fn quad_dot(q: PointQuad, x: array<XBlock, 4>) -> i32 {
     + block_dot(q.b.x, q.b.y, q.hb.x, q.hb.y, x[2]) + block_dot(q.b.z, q.b.w, q.hb.z, q.hb.w, x[3]);
 }
 
-// Y[j, r] = ν_j·column_unit·total (+ μ_j·Σx_r) (+ b_j) of local column `column`, as f32 or f16.
+// Y[j, r] = ν_j·column_unit·total (+ μ_j·Σx_r) (+ b_j) of local column `column`, as f32 or f16; NaN
+// for every output when the repack found a point beyond int8 (shaders/e8_point_repack.wgsl), so such
+// a matrix never gives a plausible wrong answer.
 fn write_totals(column: u32, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
-  let scale = side[params.column_first + column] * params.column_unit;
+  let overflow = keys[params.overflow_at].x;
+  // A quiet NaN made from the run-time word (a constant NaN is not a valid WGSL f32 value).
+  let scale = select(side[params.column_first + column] * params.column_unit, bitcast<f32>(0x7fc00000u | overflow), overflow != 0u);
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let rhs_index = r0 + r;
     if (rhs_index < params.rhs) {

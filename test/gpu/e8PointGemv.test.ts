@@ -5,6 +5,7 @@ import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8PointForm, e8PointUnsupported, packPoint, unpackPoint, type E8PointMatrix } from '../../src/quantize/e8Points.js';
@@ -260,5 +261,47 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       xBuffer.destroy();
       biasBuffer.destroy();
     }
+  });
+
+  it('the GPU repack of an uploaded matrix equals e8PointForm word for word (every code width, means, rotation, partial quads, split ranges)', async () => {
+    const { device } = context;
+    for (const [rows, cols, scheme, center, rotate, maxBindingBytes] of [
+      [203, 9, 'e8-4bit', true, true, undefined],
+      [100, 7, 'e8-5bit', false, true, undefined],
+      [64, 30, 'e8-q16', true, false, undefined],
+      [1000, 21, 'e8-3bit', false, true, 2048],
+    ] as const) {
+      // Unrotated Gaussian columns only: spikes would exceed int8 (the next test).
+      const data = rotate ? weights(rows, cols, cols) : gaussianMatrix(rows, cols, cols);
+      const q = quantize(data, { scheme, center, rotate, seed: 4 }) as UniversalLatticeMatrix;
+      const m = e8PointForm(q);
+      const uploaded = uploadUniversalMatrix(device, q);
+      const w = GpuE8PointMatrix.repack(device, uploaded, 'test repack', maxBindingBytes === undefined ? {} : { maxBindingBytes });
+      uploaded.destroy();
+      await w.check();
+      const what = `${scheme} ${rows} × ${cols}${maxBindingBytes === undefined ? '' : ' split'}`;
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.points, m.points.byteLength))), `${what}: points`).toEqual(Array.from(m.points));
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.keys, 8 * cols + 8))), `${what}: keys`).toEqual([...Array.from(m.ditherKeys), 0, 0]);
+      const side = new Float32Array(await readBuffer(device, w.columnSide, (center ? 8 : 4) * cols));
+      expect(Array.from(side), `${what}: norms and means`).toEqual([...Array.from(m.norms), ...(m.means === null ? [] : Array.from(m.means))]);
+      expect([w.quadsPerColumn, w.keptLength, w.length, w.hasMeans, w.columnUnit]).toEqual([m.quadsPerColumn, m.keptLength, m.length, m.means !== null, Math.fround(m.columnUnit) === m.columnUnit ? m.columnUnit : w.columnUnit]);
+      w.destroy();
+    }
+  });
+
+  it('a point beyond ±127 found by the GPU repack: check() rejects and the GEMV writes NaN, never a plausible value', async () => {
+    const { device } = context;
+    // An unrotated spike column: one coordinate of √N·ν in its column, |λ| ≈ 2√N/β ≈ 212 at N = 1024.
+    const data = gaussianMatrix(1024, 3, 8);
+    data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
+    const q = quantize(data, { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix;
+    expect(() => e8PointForm(q)).toThrow(/block \d+ of column 1 has a lattice point coordinate/);
+    const uploaded = uploadUniversalMatrix(device, q);
+    const w = GpuE8PointMatrix.repack(device, uploaded, 'test overflow');
+    uploaded.destroy();
+    await expect(w.check()).rejects.toThrow(/beyond the int8 points' ±127 .*its GEMVs write NaN/);
+    const y = (await e8PointGemvI8(device, w, Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), { dotPath: dotPathFor(context.features) })).data;
+    expect(Array.from(y).every(Number.isNaN)).toBe(true);
+    w.destroy();
   });
 });

@@ -2,6 +2,7 @@ import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
+import repackSource from '../../../shaders/e8_point_repack.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
@@ -9,16 +10,18 @@ import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_INPUT_GROUP, e8InputsScalesFirst } from './inputsI8Layout.js';
-import { E8_POINT_FACTOR, E8_POINT_QUAD_BLOCKS, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
+import { E8_POINT_FACTOR, E8_POINT_LIMIT, E8_POINT_QUAD_BLOCKS, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
 import { blockDither } from '../../quantize/universalCode.js';
-import { universalCodec } from '../../quantize/latticeSpec.js';
+import { latticeSpec, universalCodec } from '../../quantize/latticeSpec.js';
 import { rotationLength } from '../../rotation/hadamard.js';
-import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferHolds, columnRanges } from '../latticeOperand.js';
-import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
-import type { GpuScratch } from '../scratch.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix } from '../universalOperand.js';
+import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
 import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
@@ -66,6 +69,7 @@ const Params = /*#__PURE__*/ new UniformLayout('E8PointGemvParams', {
   has_bias: 'u32',
   output_f16: 'u32', // Y as f16 halves (else f32)
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+  overflow_at: 'u32', // vec2 of the keys binding holding the repack's overflow word (after every column's keys)
   column_unit: 'f32', // β/(DITHER_GRID·√N)
 });
 
@@ -102,6 +106,22 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
 });
 
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const RepackParams = /*#__PURE__*/ (() => new UniformLayout('E8PointRepackParams', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32', // columns in this dispatch
+  point_first: 'u32', // word of the dispatch's first column in the points binding
+  column_words: 'u32', // point words per column (8 per quad)
+  total_cols: 'u32', // columns of the matrix: the overflow word follows their keys
+}))();
+
+const repackPipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'e8 point repack',
+  bindings: ['uniform', ...UNIVERSAL_OPERAND_BINDINGS, 'storage', 'storage'],
+  compile: (device, pipelineLayout) =>
+    createKernelPipeline(device, pipelineLayout, { label: 'e8 point repack', code: `${RepackParams.wgsl()}\n${universalDecodeWgsl(latticeSpec('E8'))}\n${repackSource}` }),
+});
+
 /** What a {@link GpuE8PointMatrix} holds besides its buffers. */
 export type E8PointShape = Pick<E8PointMatrix, 'rows' | 'cols' | 'rotate' | 'seed' | 'length' | 'keptLength' | 'quadsPerColumn' | 'columnUnit'> & { readonly hasMeans: boolean };
 
@@ -127,7 +147,7 @@ export class GpuE8PointMatrix {
     readonly device: GPUDevice,
     m: E8PointShape,
     readonly points: GPUBuffer,
-    /** Two u32 per column: the keys of the dither's hash words. */
+    /** Two u32 per column, the keys of the dither's hash words, then the repack's overflow word and one more (0 when every point fits int8). */
     readonly keys: GPUBuffer,
     /** ν_j of every column, then (when centred) μ_j. */
     readonly columnSide: GPUBuffer,
@@ -137,7 +157,7 @@ export class GpuE8PointMatrix {
     check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8PointMatrix: keptLength must fit the quads and the length');
     check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8PointMatrix: columnUnit must be positive, got ${m.columnUnit}`);
     checkBufferHolds(points, QUAD_BYTES * m.quadsPerColumn * m.cols, 'GpuE8PointMatrix.points');
-    checkBufferHolds(keys, 8 * m.cols, 'GpuE8PointMatrix.keys');
+    checkBufferHolds(keys, keysBytes(m.cols), 'GpuE8PointMatrix.keys');
     checkBufferHolds(columnSide, pointSideBytes(m), 'GpuE8PointMatrix.columnSide');
     check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8PointMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
@@ -164,7 +184,7 @@ export class GpuE8PointMatrix {
     if (m.means !== null) side.set(m.means, m.cols);
     const buffers = [
       createBufferWithData(device, `${label} points`, m.points, STORAGE_USAGE),
-      createBufferWithData(device, `${label} dither keys`, m.ditherKeys, STORAGE_USAGE),
+      createBufferWithData(device, `${label} dither keys`, Uint32Array.from({ length: 2 * m.cols + 2 }, (_, i) => (i < 2 * m.cols ? (m.ditherKeys[i] as number) : 0)), STORAGE_USAGE),
       createBufferWithData(device, `${label} norms and means`, side, STORAGE_USAGE),
     ] as const;
     try {
@@ -173,6 +193,100 @@ export class GpuE8PointMatrix {
       for (const buffer of buffers) buffer.destroy();
       throw error;
     }
+  }
+
+  /**
+   * Repacks an uploaded universal E8 matrix on the GPU (one submit on `device.queue`): the same words
+   * as `e8PointForm` on its CPU matrix (shaders/e8_point_repack.wgsl), in ranges of columns whose
+   * codes fit a storage binding (`maxBindingBytes`, default the device's limit); norms and means are
+   * copied. The matrix stays the caller's; the result does not read it, so the caller may destroy it
+   * once the repack is submitted. A point beyond ±127 cannot be known here without waiting for the
+   * GPU: the repack marks it, every GEMV on the result then writes NaN, and `check()` rejects, naming
+   * the cause (`e8PointForm` refuses such a matrix at once on the CPU). No preset's matrix has shown one
+   * on rotated data (|λ| ≤ 72 measured).
+   *
+   * @example
+   * const w = GpuE8PointMatrix.repack(device, engine.upload(quantize(x, { scheme: 'e8-4bit' })) as GpuUniversalMatrix, 'W');
+   * await w.check();
+   */
+  static repack(device: GPUDevice, m: GpuUniversalMatrix, label: string, options: { readonly maxBindingBytes?: number } = {}): GpuE8PointMatrix {
+    const what = 'GpuE8PointMatrix.repack';
+    const layout = checkGpuUniversalMatrix(m, `${what}: W`);
+    const why = e8PointUnsupported(m);
+    check(why === null, () => `${what}: ${why ?? ''}`);
+    const quads = Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS);
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+    check(keysBytes(m.cols) <= maxBinding, () => `${what}: the dither keys of ${m.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
+    const perRange = Math.min(
+      universalColumnsPerBinding(layout, maxBinding, alignment),
+      itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment),
+      Math.max(1, Math.floor((256 * maxGroups * maxGroups) / m.blocksPerColumn)),
+    );
+    const sideBytes = pointSideBytes(m);
+    const buffers = [
+      createBuffer(device, `${label} points`, QUAD_BYTES * quads * m.cols, STORAGE_USAGE),
+      createBuffer(device, `${label} dither keys`, keysBytes(m.cols), STORAGE_USAGE),
+      createBuffer(device, `${label} norms and means`, sideBytes, STORAGE_USAGE),
+    ] as const;
+    const [points, keys, side] = buffers;
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: `${label}: repack` });
+      encoder.copyBufferToBuffer(m.side, 0, side, 0, sideBytes);
+      const { layout: bindGroupLayout, pipeline } = repackPipelines.get(device, undefined);
+      const pass = encoder.beginComputePass({ label: `${label}: repack` });
+      pass.setPipeline(pipeline);
+      for (const range of columnRanges(m.cols, perRange)) {
+        const rangeLabel = `${label}: repack columns ${range.first}…${range.first + range.count - 1}`;
+        const windows = universalOperandWindows(m, layout, range.first, range.count, alignment);
+        const pointWindow = bindingWindow(QUAD_BYTES * quads * range.first, QUAD_BYTES * quads * range.count, alignment);
+        const params = RepackParams.pack({
+          ...windows.uniforms,
+          cols: range.count,
+          point_first: pointWindow.firstElement,
+          column_words: (QUAD_BYTES / 4) * quads,
+          total_cols: m.cols,
+        });
+        pass.setBindGroup(
+          0,
+          createKernelBindGroup(device, bindGroupLayout, rangeLabel, [
+            { buffer: scratch.uniform(`${rangeLabel} params`, params) },
+            ...windows.bindings,
+            windowBinding(points, pointWindow),
+            { buffer: keys },
+          ]),
+        );
+        const [gx, gy] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / 256), maxGroups);
+        pass.dispatchWorkgroups(gx, gy);
+      }
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      const { rows, cols, rotate, seed, length, keptLength, hasMeans } = m;
+      return new GpuE8PointMatrix(device, { rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, columnUnit: universalDitherUnit(m), hasMeans }, ...buffers);
+    } catch (error) {
+      for (const buffer of buffers) buffer.destroy();
+      throw error;
+    } finally {
+      scratch.destroy();
+    }
+  }
+
+  /**
+   * Resolves when every point fit int8 (always, for a matrix from `upload`), and rejects, naming the
+   * cause, when the repack found one beyond ±127 (the GEMVs on this matrix then write NaN).
+   *
+   * @example
+   * await GpuE8PointMatrix.repack(device, gpuW, 'W').check();
+   */
+  async check(): Promise<void> {
+    check(!this.destroyed, 'GpuE8PointMatrix.check: the matrix was destroyed');
+    const words = new Uint32Array(await readBufferExclusive(this.device, this.keys, 4, 8 * this.cols));
+    check(
+      words[0] === 0,
+      `GpuE8PointMatrix: a lattice point coordinate of this matrix is beyond the int8 points' ±${E8_POINT_LIMIT} (a coordinate far above its column's RMS, as an unrotated column's spike); its GEMVs write NaN: use the scheme's own GEMV`,
+    );
   }
 
   get isDestroyed(): boolean {
@@ -187,6 +301,11 @@ export class GpuE8PointMatrix {
   }
 }
 
+/** Bytes of a point matrix's keys buffer: two words per column, the overflow word and one more (a whole vec2). */
+function keysBytes(cols: number): number {
+  return 8 * cols + 8;
+}
+
 /** Bytes of a point matrix's column side: ν of every column, and μ when centred. */
 function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
   return (m.hasMeans ? 8 : 4) * m.cols;
@@ -197,10 +316,10 @@ function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }
  * each column, its keys and its column side (ν, and μ when centred).
  *
  * @example
- * e8PointBytes({ blocksPerColumn: 512, cols: 4096, hasMeans: false }); // 32 · 128 · 4096 + 12 · 4096
+ * e8PointBytes({ blocksPerColumn: 512, cols: 4096, hasMeans: false }); // 32 · 128 · 4096 + 12 · 4096 + 8
  */
 export function e8PointBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
-  return QUAD_BYTES * Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS) * m.cols + 8 * m.cols + pointSideBytes(m);
+  return QUAD_BYTES * Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS) * m.cols + keysBytes(m.cols) + pointSideBytes(m);
 }
 
 /** Arguments of {@link dispatchE8PointGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
@@ -239,7 +358,7 @@ export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check(pointSideBytes(w) <= maxBinding && 8 * w.cols <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
+  check(pointSideBytes(w) <= maxBinding && keysBytes(w.cols) <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
   const xWindow = call.xWindow(0, rhs);
@@ -265,6 +384,7 @@ export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEnco
       y_stride: w.cols,
       ...output.uniforms(range.first),
       subgroup_test_mode: testMode,
+      overflow_at: w.cols,
       column_unit: w.columnUnit,
     });
     pass.setBindGroup(
