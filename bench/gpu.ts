@@ -35,6 +35,7 @@ import {
   deterministicKernel,
   groupScaledKernel,
   e8ResidueKernel,
+  e8PointKernel,
   f16Kernel,
   f32Kernel,
   gemvRow,
@@ -227,6 +228,12 @@ const gemvKernels: GemvKernel[] = [
   // beside the scheme's f32-input E8 GEMV.
   e8ResidueKernel('packed', false),
   e8ResidueKernel('packed', true),
+  // The E8 point GEMV (int8Inputs of the universal E8 schemes: their lattice points repacked as int8,
+  // 8 bits per entry read, the dither regenerated per block), the whole call and the kernel alone,
+  // beside the schemes' f32-input universal GEMVs (e8-4bit, e8-q16).
+  e8PointKernel('e8-4bit', 'packed', false),
+  e8PointKernel('e8-4bit', 'packed', true),
+  e8PointKernel('e8-q16', 'packed', false),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),

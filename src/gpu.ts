@@ -67,6 +67,7 @@ export {
   type RotatedE8InputsI8Args,
   type RecordedE8InputsI8,
 } from './gpu/kernels/e8ResidueGemvI8.js';
+export { e8PointGemvI8, dispatchE8PointGemvI8, e8PointBytes, GpuE8PointMatrix, type E8PointGemvI8Args, type E8PointGemvI8Options } from './gpu/kernels/e8PointGemvI8.js';
 export {
   dispatchInputsI8,
   dispatchRotatedInputsI8,

@@ -15,8 +15,10 @@ import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
+import { e8PointForm, type E8PointMatrix } from '../../src/quantize/e8Points.js';
+import { dispatchE8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, universalGemvI8LeaderTable, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
@@ -718,6 +720,97 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
             const exact = await nmseOf(device, y, repeated, latticeLimit('e8-q16-deterministic'));
             const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
             const twin = e8ResidueGemvReference(m, quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
+            const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
+            return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
+          },
+          destroy: () => {
+            for (const call of calls) call.destroy();
+            given?.scratch.destroy();
+            destroyAll(created);
+          },
+        };
+      } catch (error) {
+        destroyAll(created);
+        throw error;
+      }
+    },
+  };
+}
+
+/** Distinct columns the E8 point rows quantize on the CPU (a universal E8 scheme) and repeat. */
+const E8_POINT_TILE_COLS = 64;
+
+/** The point form of each problem's first tile columns per scheme, shared by its rows. */
+const e8PointTiles = new WeakMap<GemvProblem, Map<SchemeName, E8PointMatrix>>();
+
+function e8PointTile(problem: GemvProblem, scheme: SchemeName, distinct: number): E8PointMatrix {
+  const known = e8PointTiles.get(problem)?.get(scheme);
+  if (known !== undefined) return known;
+  const tile = { rows: problem.n, cols: distinct, data: problem.tile.data.subarray(0, problem.n * distinct) };
+  // Rotated, as the library quantizes by default: the whole call rotates x as the scheme's rows do.
+  const m = e8PointForm(quantize(tile, { scheme, center: false, seed: E8_RESIDUE_SEED, nonce: 11n }) as UniversalLatticeMatrix);
+  const forProblem = e8PointTiles.get(problem) ?? new Map<SchemeName, E8PointMatrix>();
+  forProblem.set(scheme, m);
+  e8PointTiles.set(problem, forProblem);
+  return m;
+}
+
+/**
+ * The E8 point GEMV (dispatchE8PointGemvI8, what QuantizedLinear's int8Inputs runs for the universal E8
+ * schemes: their lattice points repacked as int8, 8 bits per entry read; the dither regenerated per
+ * block), beside the scheme's f32-input universal GEMV: its codes come from the CPU encoder on the first
+ * E8_POINT_TILE_COLS columns of the tile, rotated as by default, repeated on the GPU (their dither keys
+ * with them). `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x
+ * and rounds x̃.
+ */
+export function e8PointKernel(scheme: SchemeName, dotPath: DotPath, xPrepared: boolean): GemvKernel {
+  return {
+    name: `E8 point GEMV ${scheme} (lattice points repacked as int8), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
+    spirvKey: `e8-point-i8:${scheme}:${dotPath}`,
+    k: 1,
+    xPrepared,
+    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      check(problem.x.cols === 1, 'bench: the E8 point rows have one right-hand side');
+      const distinct = Math.min(cols, problem.tile.cols, E8_POINT_TILE_COLS);
+      const m = e8PointTile(problem, scheme, distinct);
+      const created: GPUBuffer[] = [];
+      try {
+        const fields = [
+          { what: 'points', data: m.points, columnBytes: 32 * m.quadsPerColumn },
+          // The trailing overflow word (and its pair) stay 0: every point of the tile fits int8.
+          { what: 'dither keys', data: m.ditherKeys, columnBytes: 8, bytes: 8 * cols + 8 },
+          { what: 'norms', data: m.norms, columnBytes: 4 },
+        ];
+        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 points', fields, distinct, cols, settings, created, ([points, keys, norms]) => new GpuE8PointMatrix(device, { ...m, cols, hasMeans: false }, points as GPUBuffer, keys as GPUBuffer, norms as GPUBuffer));
+        const full = weights[0] as GpuE8PointMatrix;
+        const x = uploadX(device, problem);
+        const y = createBuffer(device, 'bench e8 point y', 4 * cols, STORAGE_USAGE);
+        created.push(x, y);
+        let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
+        if (xPrepared) {
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder({ label: 'bench e8 point x̂ for the kernel-alone rows' });
+          given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+        }
+        const calls = weights.map((w, i) =>
+          prepared(device, `bench e8 point gemv ${i}`, (encoder, scratch) =>
+            dispatchE8PointGemvI8(device, encoder, scratch, { w, y, rhs: 1, dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) }),
+          ),
+        );
+        return {
+          bitsPerEntry: (8 * weightBytes) / (n * cols),
+          weightBytes,
+          calls,
+          check: async () => {
+            // Against the CPU twin (x̂ rounded on the CPU); the exact product's NMSE is named beside it.
+            const repeated = repeatedProblem(problem, distinct);
+            const exact = await nmseOf(device, y, repeated, latticeLimit(scheme));
+            const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
+            const twin = e8PointGemvReference(m, quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
             const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
             return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
           },

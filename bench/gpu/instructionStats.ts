@@ -8,6 +8,7 @@ import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu
 import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import { e8MatmulShaderSource, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -49,8 +50,9 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 
 /**
  * The int8-input GEMVs for d3-q6 (universalGemvI8.ts), d3-q6-deterministic and the group-scaled D3
- * prototype (latticeGemvI8.ts), and the E8 residue GEMV of `int8Inputs` (e8ResidueGemvI8.ts), per byte of codes
- * as every other kernel (their escape nibbles, scale indices and side bytes are not counted).
+ * prototype (latticeGemvI8.ts), and the E8 residue and point GEMVs of `int8Inputs` (e8ResidueGemvI8.ts,
+ * e8PointGemvI8.ts), per byte of codes as every other kernel (their escape nibbles, scale indices and
+ * side bytes are not counted; the point form's codes are its int8 points).
  */
 function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: number): SpirvSubject[] {
   return [
@@ -71,6 +73,13 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
       moduleKey: `e8-residue-i8-${dotPath}`,
       code: e8ResidueGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
       codeVariables: ['residues'],
+    },
+    {
+      // The universal E8 schemes' int8-input GEMV (one kernel for every q): per byte of int8 points.
+      key: `e8-point-i8:e8-4bit:${dotPath}`,
+      moduleKey: `e8-point-i8-${dotPath}`,
+      code: e8PointGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
+      codeVariables: ['points'],
     },
     {
       key: `group-scaled-i8:${dotPath}`,

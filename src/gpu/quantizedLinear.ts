@@ -8,6 +8,8 @@ import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix, type RecordedE8InputsI8 } from './kernels/e8ResidueGemvI8.js';
+import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
+import { e8PointUnsupported } from '../quantize/e8Points.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
 import type { DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
@@ -49,12 +51,20 @@ function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string |
   return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
 }
 
+/** An E8 matrix in a form of the int8-input GEMVs: an e8-q16-deterministic one's residues, a universal one's points. */
+type E8Int8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix;
+
 /**
  * The weights of a layer: a lattice matrix on the GPU (universal or deterministic), a weight-only one,
- * or an e8-q16-deterministic matrix already repacked for the int8-input GEMV (`GpuE8ResidueMatrix`,
- * which the layer reads with `int8Inputs` only; the uploaded matrix it came from may then be destroyed).
+ * or an E8 matrix already repacked for the int8-input GEMVs (`GpuE8ResidueMatrix` of an
+ * e8-q16-deterministic matrix, `GpuE8PointMatrix` of a universal E8 one: the layer reads them with
+ * `int8Inputs` only; the uploaded matrix they came from may then be destroyed).
  */
-export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | GpuE8ResidueMatrix;
+export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | E8Int8Matrix;
+
+function isE8Int8Matrix(weight: unknown): weight is E8Int8Matrix {
+  return weight instanceof GpuE8ResidueMatrix || weight instanceof GpuE8PointMatrix;
+}
 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
@@ -77,7 +87,12 @@ export interface QuantizedLinearOptions {
    * e8-q16-deterministic per 32, on the leaders repacked when the layer is created into residue
    * nibbles and a side byte per block (src/gpu/kernels/e8ResidueGemvI8.ts: ≈ 7× fewer instructions
    * per block than the nearest-point decode, for 5 bits per entry read instead of 4.25; the layer
-   * owns that form, 5/8 byte per weight, beside the weight's codes). Other schemes are refused.
+   * owns that form, 5/8 byte per weight, beside the weight's codes); for the universal E8 schemes
+   * (e8-2bit … e8-5bit, e8-q16) per 32, on the lattice points repacked when the layer is created as
+   * int8 (src/gpu/kernels/e8PointGemvI8.ts: ≈ 46 instructions per block instead of ≈ 310–525, for 8
+   * bits per entry read instead of 3–5; the layer owns that form, a byte per weight, beside the
+   * weight's codes; a point beyond ±127, which rotated data has not shown, makes the layer's outputs
+   * NaN: `GpuE8PointMatrix.check`). Other schemes are refused.
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
@@ -264,8 +279,8 @@ export class QuantizedLinear {
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
-  /** e8-q16-deterministic weights repacked for the int8-input GEMV (owned, unless it is the weight itself), or null. */
-  private readonly e8Residues: GpuE8ResidueMatrix | null;
+  /** E8 weights repacked for the int8-input GEMVs (owned, unless it is the weight itself), or null. */
+  private readonly e8Form: E8Int8Matrix | null;
   /** The weight when it is a lattice matrix (not weight-only, not already repacked), else null. */
   private readonly lattice: GpuLatticeMatrix | null;
   private readonly int8DotPath: DotPath;
@@ -290,13 +305,13 @@ export class QuantizedLinear {
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
       this.lattice = null;
-    } else if (weight instanceof GpuE8ResidueMatrix) {
-      check((options.int8Inputs ?? null) !== null, 'QuantizedLinear: a GpuE8ResidueMatrix is read by the int8-input GEMV only: pass int8Inputs (dotPathFor(engine.features))');
+    } else if (isE8Int8Matrix(weight)) {
+      check((options.int8Inputs ?? null) !== null, () => `QuantizedLinear: a ${weight instanceof GpuE8PointMatrix ? 'GpuE8PointMatrix' : 'GpuE8ResidueMatrix'} is read by the int8-input GEMV only: pass int8Inputs (dotPathFor(engine.features))`);
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
       this.lattice = null;
     } else {
-      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix or a GpuE8ResidueMatrix');
+      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix, a GpuE8ResidueMatrix or a GpuE8PointMatrix');
       checkGpuLatticeMatrix(weight, 'QuantizedLinear weight');
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
@@ -315,9 +330,9 @@ export class QuantizedLinear {
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
     const lattice = this.lattice;
-    if (int8Inputs !== null && !(weight instanceof GpuE8ResidueMatrix)) {
-      check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
-      const why = lattice.mode === 'universal' ? int8InputsUnsupported(lattice.scheme) : deterministicInt8InputsUnsupported(lattice);
+    if (int8Inputs !== null && !isE8Int8Matrix(weight)) {
+      check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, the universal E8 schemes, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
+      const why = lattice.mode === 'universal' ? (lattice.scheme.lattice === 'E8' ? e8PointUnsupported(lattice) : int8InputsUnsupported(lattice.scheme)) : deterministicInt8InputsUnsupported(lattice);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
     const bias = options.bias ?? null;
@@ -337,15 +352,17 @@ export class QuantizedLinear {
     };
     try {
       this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : bias;
-      this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
-      this.e8Residues =
-        weight instanceof GpuE8ResidueMatrix
-          ? weight
-          : int8Inputs !== null && lattice?.mode === 'deterministic' && lattice.scheme.lattice === 'E8'
+      const e8 = lattice?.scheme.lattice === 'E8';
+      this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' && !e8 ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
+      this.e8Form = isE8Int8Matrix(weight)
+        ? weight
+        : int8Inputs === null || lattice === null || !e8
+          ? null
+          : lattice.mode === 'deterministic'
             ? own(GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`))
-            : null;
-      // The residue form carries its own column side.
-      this.columnSide = lattice?.mode === 'deterministic' && this.e8Residues === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
+            : own(GpuE8PointMatrix.repack(device, lattice, `${label} E8 points`));
+      // The E8 forms carry their own column side.
+      this.columnSide = lattice?.mode === 'deterministic' && this.e8Form === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
     } catch (error) {
       for (const resource of created) resource.destroy();
       throw error;
@@ -495,7 +512,9 @@ export class QuantizedLinear {
         ? weight.namedBuffers(weightName)
         : weight instanceof GpuE8ResidueMatrix
           ? [[`${weightName}'s residues`, weight.residues], [`${weightName}'s sides`, weight.sides], [`${weightName}'s column side`, weight.columnSide]]
-          : latticeMatrixBuffers(weight, weightName);
+          : weight instanceof GpuE8PointMatrix
+            ? [[`${weightName}'s points`, weight.points], [`${weightName}'s keys`, weight.keys], [`${weightName}'s column side`, weight.columnSide]]
+            : latticeMatrixBuffers(weight, weightName);
     return this.ownsBias ? buffers : [...buffers, [`${name} bias`, this.bias]];
   }
 
@@ -523,7 +542,7 @@ export class QuantizedLinear {
    */
   private int8RoundingKey(): string | null {
     if (!this.int8Inputs) return null;
-    if (this.e8Residues !== null) return e8InputsKey(this.e8Residues);
+    if (this.e8Form !== null) return e8InputsKey(this.e8Form);
     return this.lattice === null ? null : inputsI8Key(this.lattice);
   }
 
@@ -546,7 +565,7 @@ export class QuantizedLinear {
   private readsX(): boolean {
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) return false;
-    if (weight instanceof GpuE8ResidueMatrix) return !weight.rotate || weight.hasMeans;
+    if (isE8Int8Matrix(weight)) return !weight.rotate || weight.hasMeans;
     return !weight.rotate || (weight.mode === 'universal' ? weight.hasMeans : weight.means !== null);
   }
 
@@ -567,12 +586,15 @@ export class QuantizedLinear {
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
-      // The residue form (made by the layer, or the weight itself), else the lattice weight's GEMVs.
+      // An E8 form (made by the layer, or the weight itself), else the lattice weight's GEMVs.
       const lattice = this.lattice;
-      if (this.e8Residues !== null) {
+      const e8Form = this.e8Form;
+      if (e8Form !== null) {
         // recordLayers rounds x̃ for it (the call checks that they were rounded for this matrix).
-        check(inputsI8 !== null, 'QuantizedLinear: the E8 residue GEMV is recorded with its rounded inputs');
-        dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, w: this.e8Residues, inputsI8: inputsI8 as RecordedE8InputsI8 });
+        check(inputsI8 !== null, 'QuantizedLinear: the E8 int8-input GEMVs are recorded with their rounded inputs');
+        const e8Args = { ...io, dotPath: this.int8DotPath, inputsI8: inputsI8 as RecordedE8InputsI8 };
+        if (e8Form instanceof GpuE8ResidueMatrix) dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...e8Args, w: e8Form });
+        else dispatchE8PointGemvI8(this.device, encoder, scratch, { ...e8Args, w: e8Form });
       } else if (lattice !== null && this.int8Inputs) {
         const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8: inputsI8 as RecordedInputsI8 }) };
         if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
@@ -635,12 +657,12 @@ export class QuantizedLinear {
         if (xRotated === null) {
           const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
-          const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Residues ?? int8Layer.lattice);
+          const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Form ?? int8Layer.lattice);
           if (int8Operand !== null) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
             const rotating = { x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens };
             const recorded =
-              int8Operand instanceof GpuE8ResidueMatrix
+              isE8Int8Matrix(int8Operand)
                 ? dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Operand })
                 : dispatchRotatedInputsI8(device, encoder, scratch, { ...rotating, w: int8Operand });
             rounded.set(recorded.operand, recorded);
@@ -652,11 +674,11 @@ export class QuantizedLinear {
           rotated.set(key, xRotated);
         }
       }
-      const int8Operand = layer.e8Residues ?? w;
+      const int8Operand = layer.e8Form ?? w;
       if (roundingKey !== null && inputsI8 === null && int8Operand !== null) {
         const source = xRotated ?? f32Input();
         const rounding = { xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens };
-        inputsI8 = int8Operand instanceof GpuE8ResidueMatrix ? dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: int8Operand }) : dispatchInputsI8(device, encoder, scratch, { ...rounding, w: int8Operand });
+        inputsI8 = isE8Int8Matrix(int8Operand) ? dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: int8Operand }) : dispatchInputsI8(device, encoder, scratch, { ...rounding, w: int8Operand });
         rounded.set(roundingKey, inputsI8);
       }
       let callSums: RecordedCallSums | null = null;
@@ -690,8 +712,8 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
-    // The layer's own repack, not a GpuE8ResidueMatrix given as the weight (which stays the caller's).
-    if (this.e8Residues !== this.weight) this.e8Residues?.destroy();
+    // The layer's own repack, not an E8 form given as the weight (which stays the caller's).
+    if (this.e8Form !== this.weight) this.e8Form?.destroy();
     this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

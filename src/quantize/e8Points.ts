@@ -162,4 +162,5 @@ export function e8PointForm(m: UniversalLatticeMatrix): E8PointMatrix {
 }
 
 /** DITHER_GRID / pointScale for E8: the factor of λ in a block's integer sum (λ·M/s − Z). */
-export const E8_POINT_FACTOR = DITHER_GRID / latticeSpec('E8').pointScale;
+// A pure IIFE: a bare call would keep latticeSpec (and the lattices) in every bundle.
+export const E8_POINT_FACTOR = /*#__PURE__*/ (() => DITHER_GRID / latticeSpec('E8').pointScale)();

@@ -4,6 +4,8 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
@@ -129,15 +131,18 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     ['d3-q6-deterministic', 'f16'],
     ['e8-q16-deterministic', 'f32'],
     ['e8-q16-deterministic', 'f16'],
+    ['e8-4bit', 'f32'],
+    ['e8-4bit', 'f16'],
+    ['e8-q16', 'f32'],
   ] as const;
   for (const [scheme, activations] of int8Cases) {
     it.each(Object.keys(forms) as (keyof typeof forms)[])(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1, 5 and 8: within the int8 bound of matvecAT (%s)`, async (form) => {
-      const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme === 'd3-q6' ? { nonce: 9 } : {}) }) as LatticeQuantizedMatrix;
+      const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix;
       const gpuW = uploadLatticeMatrix(device, q);
       const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
       const rotated = decodeRotated(q);
       const rotation = new RandomizedHadamard(n, q.seed);
-      // One group per 4 blocks: 12 coordinates for D3, 32 for E8 (the residue GEMV).
+      // One group per 4 blocks: 12 coordinates for D3, 32 for E8 (the residue and the point GEMV).
       const groups = Math.ceil(q.blocksPerColumn / 4);
       const groupSize = q.scheme.lattice === 'E8' ? 32 : 12;
       try {
@@ -226,6 +231,49 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       reuploaded.destroy();
     });
   }
+
+  it('a GpuE8PointMatrix as the weight equals the layer that repacks it, bit for bit, and shares one int8 rounding with a residue layer of the same seed', async () => {
+    const q = quantize(w, { scheme: 'e8-4bit', seed: 4, nonce: 9, center: true }) as LatticeQuantizedMatrix;
+    const uploaded = uploadLatticeMatrix(device, q);
+    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(context.features) };
+    const fromUpload = QuantizedLinear.create(device, uploaded as LinearWeight, options);
+    const x = gaussianMatrix(n, 5, 37);
+    const expected = await run(fromUpload, x);
+    fromUpload.destroy();
+    const points = GpuE8PointMatrix.repack(device, uploaded as GpuUniversalMatrix, 'test points');
+    uploaded.destroy();
+    await points.check();
+    const layer = QuantizedLinear.create(device, points, options);
+    const residueWeight = uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16-deterministic', seed: 4 }) as LatticeQuantizedMatrix);
+    const residueLayer = QuantizedLinear.create(device, residueWeight as LinearWeight, options);
+    try {
+      expect([layer.inFeatures, layer.outFeatures]).toEqual([n, out]);
+      expect(Array.from(await run(layer, x))).toEqual(Array.from(expected));
+      // The same rotation and E8 groups of 32: one rotation and one rounding for both forms.
+      const group = QuantizedLinear.group([residueLayer, layer]);
+      expect([group.rotationsPerRecord, group.int8RoundingsPerRecord]).toEqual([1, 1]);
+      const single = layerOutputs([residueLayer, layer], 5, 'single');
+      const grouped = layerOutputs([residueLayer, layer], 5, 'grouped');
+      const xBuffer = createBufferWithData(device, 'group x', x.data, STORAGE_USAGE);
+      const encoder = device.createCommandEncoder({ label: 'point weight group' });
+      residueLayer.record(encoder, xBuffer, single[0] as GPUBuffer, { tokens: 5 });
+      layer.record(encoder, xBuffer, single[1] as GPUBuffer, { tokens: 5 });
+      group.record(encoder, xBuffer, grouped, { tokens: 5 });
+      device.queue.submit([encoder.finish()]);
+      await expectSameOutputs([residueLayer, layer], 5, single, grouped, 'point weight in a group');
+      expect(() => layer.record(device.createCommandEncoder(), xBuffer, points.keys)).toThrow(/is the weight's keys buffer/);
+      group.destroy();
+      for (const buffer of [...single, ...grouped, xBuffer]) buffer.destroy();
+      layer.destroy();
+      expect(points.isDestroyed).toBe(false);
+      expect(() => QuantizedLinear.create(device, points, { bias })).toThrow(/GpuE8PointMatrix is read by the int8-input GEMV only: pass int8Inputs/);
+    } finally {
+      layer.destroy();
+      residueLayer.destroy();
+      residueWeight.destroy();
+      points.destroy();
+    }
+  });
 
   it('weight-only weights (RTN, Hadamard rotation), f32, y = Ŵ·x', async () => {
     const wo = gaussianMatrix(256, out, 5); // the library's layout: n × outputs
@@ -547,7 +595,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, y, y)).toThrow(/different buffers/);
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' })).toThrow(/int8Inputs: the universal int8-input GEMV reads D3 codes \(d3-q6\); this scheme is universal E8 \(for E8, e8-q16-deterministic/);
+      // Universal E8 takes int8 inputs through the point form (it was refused before the point GEMV).
+      QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' }).destroy();
       // Deterministic E8 takes int8 inputs through the residue form, for q = 16 only.
       const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
       const e8Deterministic = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
@@ -721,7 +770,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   });
 
   it('a refused create leaves no GPU buffer behind (a Float32Array bias is uploaded only once everything is checked)', () => {
-    const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    // Deterministic E8 with q = 8: no int8-input form (the residue form is for q = 16).
+    const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
+    const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
     const live = new Set<GPUBuffer>();
     const originalBuffer = device.createBuffer.bind(device);
     device.createBuffer = (descriptor) => {
@@ -735,7 +786,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       return buffer;
     };
     try {
-      // e8-q16 has no int8-input GEMV: refused after a valid bias.
+      // Refused after a valid bias.
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias, int8Inputs: 'plain' })).toThrow(LatticeMatmulError);
       expect(live.size).toBe(0);
     } finally {

@@ -115,12 +115,14 @@ const RepackParams = /*#__PURE__*/ (() => new UniformLayout('E8PointRepackParams
   total_cols: 'u32', // columns of the matrix: the overflow word follows their keys
 }))();
 
-const repackPipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 point repack',
-  bindings: ['uniform', ...UNIVERSAL_OPERAND_BINDINGS, 'storage', 'storage'],
-  compile: (device, pipelineLayout) =>
-    createKernelPipeline(device, pipelineLayout, { label: 'e8 point repack', code: `${RepackParams.wgsl()}\n${universalDecodeWgsl(latticeSpec('E8'))}\n${repackSource}` }),
-});
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const repackPipelines = /*#__PURE__*/ (() =>
+  new KernelPipelines({
+    label: 'e8 point repack',
+    bindings: ['uniform', ...UNIVERSAL_OPERAND_BINDINGS, 'storage', 'storage'],
+    compile: (device, pipelineLayout) =>
+      createKernelPipeline(device, pipelineLayout, { label: 'e8 point repack', code: `${RepackParams.wgsl()}\n${universalDecodeWgsl(latticeSpec('E8'))}\n${repackSource}` }),
+  }))();
 
 /** What a {@link GpuE8PointMatrix} holds besides its buffers. */
 export type E8PointShape = Pick<E8PointMatrix, 'rows' | 'cols' | 'rotate' | 'seed' | 'length' | 'keptLength' | 'quadsPerColumn' | 'columnUnit'> & { readonly hasMeans: boolean };

@@ -559,7 +559,7 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
  * (`dispatchRotatedE8InputsI8`, when W is rotated), else x to int8 (`dispatchE8InputsI8`). What the
  * benchmark's kernel-alone rows make once.
  */
-export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8ResidueMatrix, x: GPUBuffer, xOffset = 0): RecordedE8InputsI8 {
+export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: E8InputsOperand, x: GPUBuffer, xOffset = 0): RecordedE8InputsI8 {
   if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: x, xRotatedOffset: xOffset, rhs: 1 });
   const xRotated = scratch.buffer('e8 residue gemv: x̃', 4 * w.length, STORAGE_USAGE);
   return dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x, xOffset, xRotated, rhs: 1 });

@@ -67,7 +67,7 @@ type RhsTile = 1 | 8;
  * int8InputsUnsupported(SCHEMES['d3-q6'] as UniversalLatticeScheme); // null
  */
 export function int8InputsUnsupported(scheme: UniversalLatticeScheme): string | null {
-  if (scheme.lattice !== 'D3') return `the universal int8-input GEMV reads D3 codes (d3-q6); this scheme is universal ${scheme.lattice} (for E8, e8-q16-deterministic takes int8 inputs through the residue GEMV)`;
+  if (scheme.lattice !== 'D3') return `the universal int8-input GEMV reads D3 codes (d3-q6); this scheme is universal ${scheme.lattice} (universal E8 takes int8 inputs through the point GEMV: GpuE8PointMatrix, dispatchE8PointGemvI8)`;
   const codec = universalCodec('D3', scheme.q, scheme.beta);
   if (codec.codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codec.codeBits}-bit codes`;
   // Leaders lie in q·V(D3) ⊂ [−q, q]³, roots in [−1, 1]³: |leader + q·root| ≤ 2q.
