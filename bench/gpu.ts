@@ -278,6 +278,8 @@ if (hostRowsWanted) {
     // E8 with int8 inputs: the residue GEMV on the leaders each layer repacks at creation.
     if (inTime('model step e8-q16-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
     if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings));
+    // The universal E8 scheme with int8 inputs: the point GEMV on the lattice points each layer repacks as int8.
+    if (inTime(`model step ${DEFAULT_SCHEME} int8`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
     if (inTime('model step weight-only')) add(await modelStepRow(gpu, model, { weightOnly: 'rtn-4bit' }, settings));
   }
 }

@@ -16,7 +16,7 @@ import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8Res
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
 import { e8PointForm, type E8PointMatrix } from '../../src/quantize/e8Points.js';
-import { dispatchE8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { dispatchE8PointGemvI8, e8PointBytes, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -310,6 +310,8 @@ export function universalBuffers(m: GpuUniversalMatrix): GPUBuffer[] {
  */
 export function universalGemvBytes(device: GPUDevice, m: GpuUniversalMatrix, int8: boolean): number {
   if (!int8) return bytesOf(universalBuffers(m));
+  // Universal E8 with int8 inputs reads its points (QuantizedLinear repacks them), D3 its codes and nibbles.
+  if (m.scheme.lattice === 'E8') return e8PointBytes({ blocksPerColumn: m.blocksPerColumn, cols: m.cols, hasMeans: m.hasMeans });
   const form = UniversalGemvI8Weights.create(device, m, 'bench int8 weights (bytes)');
   try {
     return bytesOf([m.codes, form.nibbles, m.escapeTable, m.side]);

@@ -108,7 +108,7 @@ export type ModelWeights = { readonly scheme: SchemeName } | { readonly weightOn
 
 /** Options of {@link modelStepRow}. */
 export interface ModelStepOptions {
-  /** int8 inputs with this dot path (d3-q6 and d3-q6-deterministic); default null. */
+  /** int8 inputs with this dot path (the schemes QuantizedLinear's int8Inputs takes); default null. */
   readonly int8?: DotPath | null;
 }
 
