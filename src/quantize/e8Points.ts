@@ -6,7 +6,7 @@ import type { UniversalLatticeScheme } from './schemes.js';
 import { columnKeys, ditherWordKeys, LONG_ESCAPE, UniversalBlockDecoder } from './universalCode.js';
 
 /*
- * The point form: the lattice points λ of a universal E8 matrix (every E8 preset: e8-3bit … e8-5bit,
+ * The point form: the lattice points λ of a universal E8 matrix (every E8 preset: e8-2bit … e8-5bit,
  * e8-q16) stored as int8 at upload, for a GEMV that reads them with packed 8-bit dot products and
  * regenerates only the dither (src/gpu/kernels/e8PointGemvI8.ts, the GEMV of QuantizedLinear's
  * `int8Inputs` for these weights). The scheme's own GEMV decodes each block from its code: base-q
@@ -68,7 +68,7 @@ export function e8PointQuads(blocksPerColumn: number): number {
 
 /** Why a matrix cannot take the point form by its scheme (the int8 range is checked by `e8PointForm`), or null. */
 export function e8PointUnsupported(m: { readonly kind: string; readonly mode?: string; readonly scheme: { readonly lattice?: string } }): string | null {
-  if (m.kind !== 'lattice' || m.mode !== 'universal' || m.scheme.lattice !== 'E8') return 'the point form is for universal E8 matrices (e8-3bit … e8-5bit, e8-q16)';
+  if (m.kind !== 'lattice' || m.mode !== 'universal' || m.scheme.lattice !== 'E8') return 'the point form is for universal E8 matrices (e8-2bit … e8-5bit, e8-q16)';
   return null;
 }
 

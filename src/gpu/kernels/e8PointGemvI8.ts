@@ -30,7 +30,7 @@ import { beginGemvI8 } from './inputsI8.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS } from './latticeGemvI8.js';
 
 /*
- * The E8 point GEMV: Y = ŴᵀX for a universal E8 matrix (e8-3bit … e8-5bit, e8-q16) whose lattice
+ * The E8 point GEMV: Y = ŴᵀX for a universal E8 matrix (e8-2bit … e8-5bit, e8-q16) whose lattice
  * points were stored as int8 at upload (src/quantize/e8Points.ts: 8 bits per entry read instead of the
  * stored 3–5, ≈ 46 instructions per block instead of the code decode's ≈ 310–525), with x̃ rounded to
  * int8 per group of 32 coordinates (the E8 residue GEMV's inputs, `dispatchE8InputsI8`: one rounding
