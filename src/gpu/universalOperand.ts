@@ -10,11 +10,11 @@ import {
   universalWordsPerColumn,
   type UniversalGpuEscapes,
 } from '../format/universalLayout.js';
-import { DITHER_GRID, latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
+import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { checkDitherKeys, nonceWords, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, nonceWords, universalDitherUnit, type DitherKeyCount } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
@@ -366,13 +366,10 @@ export function uploadUniversalWords(
   );
 }
 
-/**
- * β/(DITHER_GRID·√N): what the universal kernels multiply ν_j by in f32 to turn a column's sums in the
- * dither grid's units into entries (the GEMVs' `unit`, dequantize's `dither_unit`).
- */
-export function universalDitherUnit(m: Pick<GpuUniversalMatrix, 'scheme' | 'length'>): number {
-  return m.scheme.beta / (DITHER_GRID * Math.sqrt(m.length));
-}
+// β/(DITHER_GRID·√N): what the universal kernels multiply ν_j by in f32 to turn a column's sums in the
+// dither grid's units into entries (the GEMVs' `unit`, dequantize's `dither_unit`); one definition with
+// the CPU decode's.
+export { universalDitherUnit };
 
 /** β/(pointScale·√N): dequantize's `point_unit`, the same for the lattice point λ itself. */
 export function universalPointUnit(m: Pick<GpuUniversalMatrix, 'scheme' | 'length'>): number {

@@ -1,10 +1,9 @@
 import { check } from '../errors.js';
-import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { DITHER_GRID, universalCodec } from '../quantize/latticeSpec.js';
 import { absmaxOptions, schemeLattice } from '../quantize/quantize.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
-import { blockDither, columnKeys, ditherWordKeys, LONG_ESCAPE, UniversalBlockDecoder } from '../quantize/universalCode.js';
+import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint } from '../quantize/universalCode.js';
 import { absmaxDequantize } from '../scalar/absmax.js';
 import { nvfp4Dequantize } from '../scalar/nvfp4.js';
 
@@ -28,42 +27,26 @@ export function decodeRotated(q: QuantizedMatrix): Float64Array {
 
 function decodeUniversalRotated(q: UniversalLatticeMatrix): Float64Array {
   const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
-  const { spec } = codec;
-  const d = spec.dimension;
-  const decoder = new UniversalBlockDecoder(codec);
+  const d = codec.spec.dimension;
   const out = new Float64Array(q.cols * q.length);
-  const point = new Int32Array(d);
   const dither = new Int32Array(d);
-  const huge = new Int32Array(d);
-  let longCursor = 0;
-  let hugeCursor = 0;
-  for (let j = 0; j < q.cols; j++) {
-    const wordKeys = ditherWordKeys(columnKeys(q.nonce, j), q.ditherKeys);
-    // x̂ = (ν/√N)·β·(λ/s − Z/M): both terms scaled once per column.
-    const pointStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / spec.pointScale);
-    const ditherStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / DITHER_GRID);
-    for (let b = 0; b < q.blocksPerColumn; b++) {
-      const index = j * q.blocksPerColumn + b;
-      const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
-      const symbol = q.escapes[index] as number;
-      let longIndex = 0;
-      if (symbol === LONG_ESCAPE) {
-        check(longCursor < q.longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
-        longIndex = q.longEscapes[longCursor++] as number;
-        if (longIndex === HUGE_ESCAPE) {
-          check(hugeCursor + d <= q.hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
-          for (let v = 0; v < d; v++) huge[v] = q.hugeEscapes[hugeCursor++] as number;
-        }
-      }
-      decoder.decode(code, symbol, longIndex, huge, point);
-      blockDither(codec, wordKeys, b, dither);
-      for (let v = 0; v < d; v++) {
-        const k = b * d + v;
-        if (k >= q.keptLength) break;
-        out[j * q.length + k] = pointStep * (point[v] as number) - ditherStep * (dither[v] as number);
-      }
+  let wordKeys = { first: 0, second: 0 }; // column j's, set at its block 0
+  let pointStep = 0;
+  let ditherStep = 0;
+  forEachUniversalPoint(q, (j, b, point) => {
+    if (b === 0) {
+      wordKeys = ditherWordKeys(columnKeys(q.nonce, j), q.ditherKeys);
+      // x̂ = (ν/√N)·β·(λ/s − Z/M): both terms scaled once per column.
+      pointStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / codec.spec.pointScale);
+      ditherStep = ((q.norms[j] as number) / Math.sqrt(q.length)) * (q.scheme.beta / DITHER_GRID);
     }
-  }
+    blockDither(codec, wordKeys, b, dither);
+    for (let v = 0; v < d; v++) {
+      const k = b * d + v;
+      if (k >= q.keptLength) break;
+      out[j * q.length + k] = pointStep * (point[v] as number) - ditherStep * (dither[v] as number);
+    }
+  });
   return out;
 }
 

@@ -1,9 +1,9 @@
 import { check } from '../errors.js';
-import { HUGE_ESCAPE } from '../lattices/escapes.js';
-import { DITHER_GRID, latticeSpec, universalCodec } from './latticeSpec.js';
+import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from './e8Residues.js';
+import { DITHER_GRID, latticeSpec } from './latticeSpec.js';
 import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
 import type { UniversalLatticeScheme } from './schemes.js';
-import { columnKeys, ditherWordKeys, LONG_ESCAPE, UniversalBlockDecoder } from './universalCode.js';
+import { columnKeys, ditherWordKeys, forEachUniversalPoint, universalDitherUnit } from './universalCode.js';
 
 /*
  * The point form: the lattice points λ of a universal E8 matrix (every E8 preset: e8-2bit … e8-5bit,
@@ -27,11 +27,9 @@ import { columnKeys, ditherWordKeys, LONG_ESCAPE, UniversalBlockDecoder } from '
  * Layout per block: two words of packed i8, coordinates 0, 2, 4, 6 in the first and 1, 3, 5, 7 in the
  * second (byte i of a word: coordinate 2i or 2i + 1), the order of the int8 inputs' words
  * (shaders/e8_inputs_i8.wgsl, which the E8 residue GEMV reads too). Columns are padded to whole quads
- * (4 blocks, 32 bytes: two 16-byte loads) with zero points; x̂ is 0 there, so their dither adds nothing.
+ * as the residue form's (4 blocks, one group of 32 int8 inputs: here 32 bytes, two 16-byte loads) with
+ * zero points; x̂ is 0 there, so their dither adds nothing.
  */
-
-/** Blocks per quad: 32 bytes of points, one group of 32 int8 inputs. */
-export const E8_POINT_QUAD_BLOCKS = 4;
 
 /** The largest |λ_i| the form stores. */
 export const E8_POINT_LIMIT = 127;
@@ -47,7 +45,7 @@ export interface E8PointMatrix {
   readonly length: number;
   readonly keptLength: number;
   readonly blocksPerColumn: number;
-  /** ceil(blocksPerColumn / 4). */
+  /** ceil(blocksPerColumn / 4) (`e8ResidueQuads`). */
   readonly quadsPerColumn: number;
   /** 8·quadsPerColumn words per column: block b's even coordinates in word 2b, odd ones in word 2b + 1. */
   readonly points: Uint32Array;
@@ -59,11 +57,6 @@ export interface E8PointMatrix {
   readonly means: Float32Array | null;
   /** β/(DITHER_GRID·√N): x̂_v = ν_j·columnUnit·(λ_v·DITHER_GRID/pointScale − Z_v). */
   readonly columnUnit: number;
-}
-
-/** Quads per column of a matrix with `blocksPerColumn` blocks (the last one padded with zero points). */
-export function e8PointQuads(blocksPerColumn: number): number {
-  return Math.ceil(blocksPerColumn / E8_POINT_QUAD_BLOCKS);
 }
 
 /** Why a matrix cannot take the point form by its scheme (the int8 range is checked by `e8PointForm`), or null. */
@@ -94,7 +87,7 @@ export function unpackPoint(even: number, odd: number, out: Int32Array = new Int
 
 /**
  * Repacks a universal E8 matrix into the point form; refuses a matrix with a coordinate of λ beyond
- * ±127, naming the block. Each block's λ comes from `UniversalBlockDecoder` (the decoder of `dequantize`).
+ * ±127, naming the block. Each block's λ comes from `forEachUniversalPoint` (the decode of `dequantize`).
  *
  * @example
  * const p = e8PointForm(quantize(w, { scheme: 'e8-4bit' }) as UniversalLatticeMatrix);
@@ -102,47 +95,27 @@ export function unpackPoint(even: number, odd: number, out: Int32Array = new Int
 export function e8PointForm(m: UniversalLatticeMatrix): E8PointMatrix {
   const why = e8PointUnsupported(m);
   check(why === null, () => `e8PointForm: ${why ?? ''}`);
-  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
-  const decoder = new UniversalBlockDecoder(codec);
-  const blocks = m.blocksPerColumn;
-  const quads = e8PointQuads(blocks);
-  const wordsPerColumn = 2 * E8_POINT_QUAD_BLOCKS * quads;
+  const quads = e8ResidueQuads(m.blocksPerColumn);
+  const wordsPerColumn = 2 * E8_RESIDUE_QUAD_BLOCKS * quads;
   const points = new Uint32Array(m.cols * wordsPerColumn);
   const ditherKeys = new Uint32Array(2 * m.cols);
-  const point = new Int32Array(8);
-  const huge = new Int32Array(8);
-  let longCursor = 0;
-  let hugeCursor = 0;
   for (let j = 0; j < m.cols; j++) {
     const keys = ditherWordKeys(columnKeys(m.nonce, j), m.ditherKeys);
     ditherKeys[2 * j] = keys.first;
     ditherKeys[2 * j + 1] = keys.second;
-    for (let b = 0; b < blocks; b++) {
-      const index = j * blocks + b;
-      const code = (m.codes[index] as number) + (m.codesHigh === null ? 0 : (m.codesHigh[index] as number) * 2 ** 32);
-      const symbol = m.escapes[index] as number;
-      let longIndex = 0;
-      if (symbol === LONG_ESCAPE) {
-        check(longCursor < m.longEscapes.length, 'e8PointForm: the matrix has fewer long escapes than its escape symbols announce');
-        longIndex = m.longEscapes[longCursor++] as number;
-        if (longIndex === HUGE_ESCAPE) {
-          check(hugeCursor + 8 <= m.hugeEscapes.length, 'e8PointForm: the matrix has fewer explicit escapes than its long escapes announce');
-          for (let v = 0; v < 8; v++) huge[v] = m.hugeEscapes[hugeCursor++] as number;
-        }
-      }
-      decoder.decode(code, symbol, longIndex, huge, point);
-      for (let v = 0; v < 8; v++) {
-        const value = point[v] as number;
-        check(
-          Math.abs(value) <= E8_POINT_LIMIT,
-          () => `e8PointForm: block ${b} of column ${j} has a lattice point coordinate ${value}, beyond the int8 points' ±${E8_POINT_LIMIT} (a coordinate far above the column's RMS, as an unrotated column's spike); this matrix needs the scheme's own GEMV`,
-        );
-      }
-      const { even, odd } = packPoint(point);
-      points[j * wordsPerColumn + 2 * b] = even;
-      points[j * wordsPerColumn + 2 * b + 1] = odd;
-    }
   }
+  forEachUniversalPoint(m, (j, b, point) => {
+    for (let v = 0; v < 8; v++) {
+      const value = point[v] as number;
+      check(
+        Math.abs(value) <= E8_POINT_LIMIT,
+        () => `e8PointForm: block ${b} of column ${j} has a lattice point coordinate ${value}, beyond the int8 points' ±${E8_POINT_LIMIT} (a coordinate far above the column's RMS, as an unrotated column's spike); this matrix needs the scheme's own GEMV`,
+      );
+    }
+    const { even, odd } = packPoint(point);
+    points[j * wordsPerColumn + 2 * b] = even;
+    points[j * wordsPerColumn + 2 * b + 1] = odd;
+  });
   return {
     scheme: m.scheme,
     rows: m.rows,
@@ -151,13 +124,13 @@ export function e8PointForm(m: UniversalLatticeMatrix): E8PointMatrix {
     seed: m.seed,
     length: m.length,
     keptLength: m.keptLength,
-    blocksPerColumn: blocks,
+    blocksPerColumn: m.blocksPerColumn,
     quadsPerColumn: quads,
     points,
     ditherKeys,
     norms: Float32Array.from(m.norms),
     means: m.means === null ? null : Float32Array.from(m.means),
-    columnUnit: m.scheme.beta / (DITHER_GRID * Math.sqrt(m.length)),
+    columnUnit: universalDitherUnit(m),
   };
 }
 

@@ -1,7 +1,8 @@
 import { check, describeValue } from '../errors.js';
 import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank } from '../lattices/escapes.js';
 import { counterHash, mix32, RandomStream } from '../rotation/random.js';
-import { DITHER_GRID, type UniversalCodec } from './latticeSpec.js';
+import { DITHER_GRID, universalCodec, type UniversalCodec } from './latticeSpec.js';
+import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
 
 /*
  * The universal (dithered) lattice code of one column, block by block — the CPU reference that the
@@ -229,4 +230,45 @@ export class UniversalBlockDecoder {
       out[v] = (this.leader[v] as number) + q * mu;
     }
   }
+}
+
+/**
+ * Calls `visit(column, block, point)` with the lattice point λ (point coordinates, in a buffer reused for
+ * every block) of every block of `q`, column by column, reading its long and huge escape streams in
+ * order: the decode that `decodeRotated` and the E8 point form (`e8PointForm`) share.
+ */
+export function forEachUniversalPoint(q: UniversalLatticeMatrix, visit: (column: number, block: number, point: Int32Array) => void): void {
+  const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
+  const d = codec.spec.dimension;
+  const decoder = new UniversalBlockDecoder(codec);
+  const point = new Int32Array(d);
+  const huge = new Int32Array(d);
+  let longCursor = 0;
+  let hugeCursor = 0;
+  for (let j = 0; j < q.cols; j++) {
+    for (let b = 0; b < q.blocksPerColumn; b++) {
+      const index = j * q.blocksPerColumn + b;
+      const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
+      const symbol = q.escapes[index] as number;
+      let longIndex = 0;
+      if (symbol === LONG_ESCAPE) {
+        check(longCursor < q.longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
+        longIndex = q.longEscapes[longCursor++] as number;
+        if (longIndex === HUGE_ESCAPE) {
+          check(hugeCursor + d <= q.hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
+          for (let v = 0; v < d; v++) huge[v] = q.hugeEscapes[hugeCursor++] as number;
+        }
+      }
+      decoder.decode(code, symbol, longIndex, huge, point);
+      visit(j, b, point);
+    }
+  }
+}
+
+/**
+ * β/(DITHER_GRID·√N): a universal matrix's decoded entry is ν_j·unit·(λ_v·DITHER_GRID/pointScale − Z_v)
+ * (the unit of `decodeRotated`'s dither term, the GEMVs' and the E8 point form's column unit).
+ */
+export function universalDitherUnit(m: { readonly scheme: { readonly beta: number }; readonly length: number }): number {
+  return m.scheme.beta / (DITHER_GRID * Math.sqrt(m.length));
 }

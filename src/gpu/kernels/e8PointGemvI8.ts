@@ -10,7 +10,8 @@ import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_INPUT_GROUP, e8InputsScalesFirst } from './inputsI8Layout.js';
-import { E8_POINT_FACTOR, E8_POINT_LIMIT, E8_POINT_QUAD_BLOCKS, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
+import { E8_POINT_FACTOR, E8_POINT_LIMIT, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
+import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from '../../quantize/e8Residues.js';
 import { blockDither } from '../../quantize/universalCode.js';
 import { latticeSpec, universalCodec } from '../../quantize/latticeSpec.js';
 import { rotationLength } from '../../rotation/hadamard.js';
@@ -216,7 +217,7 @@ export class GpuE8PointMatrix {
     const layout = checkGpuUniversalMatrix(m, `${what}: W`);
     const why = e8PointUnsupported(m);
     check(why === null, () => `${what}: ${why ?? ''}`);
-    const quads = Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS);
+    const quads = e8ResidueQuads(m.blocksPerColumn);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
     const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
@@ -321,7 +322,7 @@ function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }
  * e8PointBytes({ blocksPerColumn: 512, cols: 4096, hasMeans: false }); // 32 · 128 · 4096 + 12 · 4096 + 8
  */
 export function e8PointBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
-  return QUAD_BYTES * Math.ceil(m.blocksPerColumn / E8_POINT_QUAD_BLOCKS) * m.cols + keysBytes(m.cols) + pointSideBytes(m);
+  return QUAD_BYTES * e8ResidueQuads(m.blocksPerColumn) * m.cols + keysBytes(m.cols) + pointSideBytes(m);
 }
 
 /** Arguments of {@link dispatchE8PointGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
@@ -433,14 +434,14 @@ export function e8PointGemvReference(m: E8PointMatrix, inputs: E8InputsI8Values,
   const y = new Float64Array(m.cols);
   const point = new Int32Array(8);
   const dither = new Int32Array(8);
-  const wordsPerColumn = 2 * E8_POINT_QUAD_BLOCKS * m.quadsPerColumn;
+  const wordsPerColumn = 2 * E8_RESIDUE_QUAD_BLOCKS * m.quadsPerColumn;
   for (let j = 0; j < m.cols; j++) {
     const keys = { first: m.ditherKeys[2 * j] as number, second: m.ditherKeys[2 * j + 1] as number };
     let total = 0;
     for (let g = 0; g < m.quadsPerColumn; g++) {
       let exact = 0;
-      for (let t = 0; t < E8_POINT_QUAD_BLOCKS; t++) {
-        const b = g * E8_POINT_QUAD_BLOCKS + t;
+      for (let t = 0; t < E8_RESIDUE_QUAD_BLOCKS; t++) {
+        const b = g * E8_RESIDUE_QUAD_BLOCKS + t;
         unpackPoint(m.points[j * wordsPerColumn + 2 * b] as number, m.points[j * wordsPerColumn + 2 * b + 1] as number, point);
         blockDither(codec, keys, b, dither);
         for (let i = 0; i < 8; i++) exact += (E8_POINT_FACTOR * (point[i] as number) - (dither[i] as number)) * (inputs.levels[g * E8_INPUT_GROUP + 8 * t + i] as number);
