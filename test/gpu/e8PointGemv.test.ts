@@ -14,7 +14,7 @@ import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.
 import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import type { Matrix } from '../../src/matrix.js';
+import { e8TestWeights, expectE8GemvWithinBounds, readE8InputsI8 } from './e8GemvSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -36,35 +36,9 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 const U = 2 ** -24;
 
-/** x̂ levels of right-hand side r read back from the GPU in coordinate order (word 2b: block b's even coordinates). */
-function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
-  const levels = new Int8Array(groups * E8_INPUT_GROUP);
-  for (let g = 0; g < groups; g++) {
-    for (let b = 0; b < 4; b++) {
-      for (let half = 0; half < 2; half++) {
-        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
-        for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
-      }
-    }
-  }
-  return levels;
-}
-
-/** Columns of several kinds: Gaussian, graded by block, one spike, constant. */
-function weights(rows: number, cols: number, seed: number): Matrix {
-  const w = gaussianMatrix(rows, cols, seed);
-  for (let j = 0; j < cols; j++) {
-    const column = w.data.subarray(j * rows, (j + 1) * rows);
-    if (j % 4 === 1) for (let k = 0; k < rows; k++) column[k] = (column[k] as number) * 3 ** ((Math.floor(k / 8) % 4) - 1.5);
-    if (j % 4 === 2) column.fill(0).fill(5, rows >> 1, (rows >> 1) + 1);
-    if (j % 4 === 3) column.fill(0.75);
-  }
-  return w;
-}
-
 describe('the E8 point form (CPU)', () => {
   it.each(['e8-2bit', 'e8-3bit', 'e8-4bit', 'e8-4.5bit', 'e8-5bit', 'e8-q16'] as const)('%s: points and dither decode to decodeRotated exactly (centred, rotated, a partial block)', (scheme) => {
-    const q = quantize(weights(203, 9, 5), { scheme, seed: 3, center: true }) as UniversalLatticeMatrix;
+    const q = quantize(e8TestWeights(203, 9, 5), { scheme, seed: 3, center: true }) as UniversalLatticeMatrix;
     const m = e8PointForm(q);
     const exact = decodeRotated(q);
     for (let j = 0; j < q.cols; j++) {
@@ -130,11 +104,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       dispatchE8PointGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
       device.queue.submit([encoder.finish()]);
       const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
-      const groups = m.quadsPerColumn;
-      const inputWords = new Uint32Array(await readBuffer(device, inputsI8.inputs, 52 * groups * rhs));
-      const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
-      const inputs = Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
-      return { y: yValues, inputs };
+      return { y: yValues, inputs: await readE8InputsI8(device, inputsI8, m.quadsPerColumn, rhs) };
     } finally {
       scratch.destroy();
       w.destroy();
@@ -152,7 +122,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
       // Rotated (the spike columns of \`weights\` would exceed the int8 points unrotated); x̃ = R·x made on
       // the CPU and given to the kernel.
-      const q = quantize(weights(rows, cols, rows + cols), { scheme, center: false, seed: 21 }) as UniversalLatticeMatrix;
+      const q = quantize(e8TestWeights(rows, cols, rows + cols), { scheme, center: false, seed: 21 }) as UniversalLatticeMatrix;
       const m = e8PointForm(q);
       const exactW = decodeRotated(q);
       const rng = new Rng(rows);
@@ -168,29 +138,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
           const x = xAll.subarray(r * q.length, (r + 1) * q.length);
           const y = yAll.subarray(r * cols, (r + 1) * cols);
           const inputs = inputsAll[r] as E8InputsI8Values;
-          const cpu = quantizeE8InputsI8(x, q.keptLength, m.quadsPerColumn);
-          const twin = e8PointGemvReference(m, inputs);
-          const depth = 2 + Math.ceil(m.quadsPerColumn / 32) + 5 + 2;
-          for (let j = 0; j < cols; j++) {
-            let s = 0;
-            let inputBound = 0;
-            for (let g = 0; g < m.quadsPerColumn; g++) {
-              let quadAbs = 0;
-              let wAbs = 0;
-              for (let k = g * E8_INPUT_GROUP; k < Math.min((g + 1) * E8_INPUT_GROUP, q.keptLength); k++) {
-                const wk = exactW[j * q.length + k] as number;
-                wAbs += Math.abs(wk);
-                quadAbs += Math.abs(wk * (inputs.levels[k] as number));
-              }
-              s += (inputs.scales[g] as number) * quadAbs;
-              inputBound += (cpu.scales[g] as number) * (0.5 + 2e-4) * wAbs;
-            }
-            const twinTolerance = 2 * depth * U * s + 1e-30;
-            expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}: against the twin`).toBeLessThanOrEqual(twinTolerance);
-            let exact = 0;
-            for (let k = 0; k < q.keptLength; k++) exact += (exactW[j * q.length + k] as number) * (x[k] as number);
-            expect(Math.abs((y[j] as number) - exact), `column ${j}, right-hand side ${r}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
-          }
+          expectE8GemvWithinBounds({ y, twin: e8PointGemvReference(m, inputs), inputs, x, exactW, length: q.length, keptLength: q.keptLength, quadsPerColumn: m.quadsPerColumn, what: `right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}` });
         }
       }
     });
@@ -199,7 +147,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   it("the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs' bound of the exact product", async () => {
     const { device } = context;
     for (const [rows, cols, rhs, center, scheme] of [[100, 5, 1, false, 'e8-4bit'], [1000, 17, 2, true, 'e8-q16'], [300, 9, 1, true, 'e8-3bit']] as const) {
-      const q = quantize(weights(rows, cols, 3 * rows), { scheme, center, seed: 11 }) as UniversalLatticeMatrix;
+      const q = quantize(e8TestWeights(rows, cols, 3 * rows), { scheme, center, seed: 11 }) as UniversalLatticeMatrix;
       expect(q.rotate).toBe(true);
       const rng = new Rng(rows + 1);
       const xAll = new Float32Array(rows * rhs);
@@ -233,7 +181,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     const { device } = context;
     const rows = 512;
     const cols = 40;
-    const q = quantize(weights(rows, cols, 9), { scheme: 'e8-4bit', seed: 5, center: true }) as UniversalLatticeMatrix;
+    const q = quantize(e8TestWeights(rows, cols, 9), { scheme: 'e8-4bit', seed: 5, center: true }) as UniversalLatticeMatrix;
     const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'test split points');
     const rng = new Rng(4);
     const x = Float32Array.from({ length: rows }, () => rng.nextGaussian());
@@ -272,7 +220,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       [1000, 21, 'e8-3bit', false, true, 2048],
     ] as const) {
       // Unrotated Gaussian columns only: spikes would exceed int8 (the next test).
-      const data = rotate ? weights(rows, cols, cols) : gaussianMatrix(rows, cols, cols);
+      const data = rotate ? e8TestWeights(rows, cols, cols) : gaussianMatrix(rows, cols, cols);
       const q = quantize(data, { scheme, center, rotate, seed: 4 }) as UniversalLatticeMatrix;
       const m = e8PointForm(q);
       const uploaded = uploadUniversalMatrix(device, q);

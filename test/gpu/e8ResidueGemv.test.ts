@@ -13,8 +13,8 @@ import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import type { Matrix } from '../../src/matrix.js';
 import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
+import { e8TestWeights, expectE8GemvWithinBounds, readE8InputsI8 } from './e8GemvSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -36,32 +36,6 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 const U = 2 ** -24;
 
-/** x̂ levels of right-hand side r read back from the GPU in coordinate order (the kernel's word 2b holds block b's even coordinates). */
-function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
-  const levels = new Int8Array(groups * E8_INPUT_GROUP);
-  for (let g = 0; g < groups; g++) {
-    for (let b = 0; b < 4; b++) {
-      for (let half = 0; half < 2; half++) {
-        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
-        for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
-      }
-    }
-  }
-  return levels;
-}
-
-/** Columns of several kinds: Gaussian, graded by block (every scale rung), one spike, constant. */
-function weights(rows: number, cols: number, seed: number): Matrix {
-  const w = gaussianMatrix(rows, cols, seed);
-  for (let j = 0; j < cols; j++) {
-    const column = w.data.subarray(j * rows, (j + 1) * rows);
-    if (j % 4 === 1) for (let k = 0; k < rows; k++) column[k] = (column[k] as number) * 3 ** ((Math.floor(k / 8) % 4) - 1.5);
-    if (j % 4 === 2) column.fill(0).fill(5, rows >> 1, (rows >> 1) + 1);
-    if (j % 4 === 3) column.fill(0.75);
-  }
-  return w;
-}
-
 describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', () => {
   let context: GpuContext;
   beforeAll(async () => {
@@ -82,11 +56,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
       dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
       device.queue.submit([encoder.finish()]);
       const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
-      const groups = m.quadsPerColumn;
-      const inputWords = new Uint32Array(await readBuffer(device, inputsI8.inputs, 52 * groups * rhs));
-      const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
-      const inputs = Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
-      return { y: yValues, inputs };
+      return { y: yValues, inputs: await readE8InputsI8(device, inputsI8, m.quadsPerColumn, rhs) };
     } finally {
       scratch.destroy();
       w.destroy();
@@ -102,7 +72,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     it(`${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: x̂, the twin and the exact product`, async () => {
       const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];
       if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
-      const q = quantize(weights(rows, cols, rows + cols), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
+      const q = quantize(e8TestWeights(rows, cols, rows + cols), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
       const m = e8ResidueForm(q);
       const exactW = decodeRotated(q);
       const rng = new Rng(rows);
@@ -131,30 +101,8 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
             }
           }
         }
-        // 2. The twin on the GPU's x̂.
-        const twin = e8ResidueGemvReference(m, inputs);
-        const depth = 2 + Math.ceil(m.quadsPerColumn / 32) + 5 + 2;
-        // 3. The exact product.
-        for (let j = 0; j < cols; j++) {
-          let s = 0;
-          let inputBound = 0;
-          for (let g = 0; g < m.quadsPerColumn; g++) {
-            let quadAbs = 0;
-            let wAbs = 0;
-            for (let k = g * E8_INPUT_GROUP; k < Math.min((g + 1) * E8_INPUT_GROUP, q.keptLength); k++) {
-              const wk = exactW[j * q.length + k] as number;
-              wAbs += Math.abs(wk);
-              quadAbs += Math.abs(wk * (inputs.levels[k] as number));
-            }
-            s += (inputs.scales[g] as number) * quadAbs;
-            inputBound += (cpu.scales[g] as number) * (0.5 + 2e-4) * wAbs;
-          }
-          const twinTolerance = 2 * depth * U * s + 1e-30;
-          expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}: against the twin`).toBeLessThanOrEqual(twinTolerance);
-          let exact = 0;
-          for (let k = 0; k < q.keptLength; k++) exact += (exactW[j * q.length + k] as number) * (x[k] as number);
-          expect(Math.abs((y[j] as number) - exact), `column ${j}, right-hand side ${r}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
-        }
+        // 2. The twin on the GPU's x̂; 3. the exact product.
+        expectE8GemvWithinBounds({ y, twin: e8ResidueGemvReference(m, inputs), inputs, x, exactW, length: q.length, keptLength: q.keptLength, quadsPerColumn: m.quadsPerColumn, what: `right-hand side ${r}, ${dotPath}${subgroups ? ', subgroups' : ''}` });
        }
       }
     });
@@ -163,7 +111,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   it('the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs\' bound of the exact product', async () => {
     const { device } = context;
     for (const [rows, cols, rhs, center] of [[100, 5, 1, false], [1000, 17, 2, true], [300, 9, 1, true]] as const) {
-      const q = quantize(weights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center, seed: 11 }) as DeterministicLatticeMatrix;
+      const q = quantize(e8TestWeights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center, seed: 11 }) as DeterministicLatticeMatrix;
       expect(q.rotate).toBe(true);
       const rng = new Rng(rows + 1);
       const xAll = new Float32Array(rows * rhs);
@@ -207,7 +155,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
       [2080, 3, { rotate: false, center: true }, 1536],
     ];
     for (const [rows, cols, options, maxBindingBytes] of cases) {
-      const q = quantize(weights(rows, cols, rows + 7), { scheme: 'e8-q16-deterministic', ...options }) as DeterministicLatticeMatrix;
+      const q = quantize(e8TestWeights(rows, cols, rows + 7), { scheme: 'e8-q16-deterministic', ...options }) as DeterministicLatticeMatrix;
       const cpu = e8ResidueForm(q);
       const uploaded = uploadLatticeMatrix(device, q);
       const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test repack', maxBindingBytes === undefined ? {} : { maxBindingBytes });
@@ -222,7 +170,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
       uploaded.destroy();
     }
     // Refusals, by name.
-    const d3 = uploadLatticeMatrix(device, quantize(weights(64, 2, 1), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
+    const d3 = uploadLatticeMatrix(device, quantize(e8TestWeights(64, 2, 1), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
     expect(() => GpuE8ResidueMatrix.repack(device, d3, 'test')).toThrow(/E8 with q = 16/);
     d3.destroy();
   });
@@ -231,7 +179,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     const { device } = context;
     const rows = 2080;
     const cols = 21;
-    const q = quantize(weights(rows, cols, 9), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
+    const q = quantize(e8TestWeights(rows, cols, 9), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
     const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(q), 'test split residues');
     const rng = new Rng(9);
     const x = Float32Array.from({ length: 2 * rows }, () => rng.nextGaussian());
@@ -263,7 +211,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('gives NaN outputs for a non-finite input, and zeros for a zero one', async () => {
-    const q = quantize(weights(64, 3, 5), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
+    const q = quantize(e8TestWeights(64, 3, 5), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
     const m = e8ResidueForm(q);
     const x = new Float32Array(64);
     expect(Array.from((await run(m, x, 1, 'plain', false)).y)).toEqual([0, 0, 0]);

@@ -1,0 +1,94 @@
+import { expect } from 'vitest';
+import { readBuffer } from '../../src/gpu/buffers.js';
+import { E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import type { Matrix } from '../../src/matrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+
+/*
+ * What the tests of the two E8 int8-input GEMVs share (test/gpu/e8ResidueGemv.test.ts and
+ * e8PointGemv.test.ts): their weights, x̂ read back from the GPU, and the comparison of y with the CPU
+ * twin (f32 rounding) and with the exact product (the int8 inputs' bound).
+ */
+
+const U = 2 ** -24;
+
+/** x̂ levels of right-hand side r read back from the GPU in coordinate order (the kernel's word 2b holds block b's even coordinates). */
+function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
+  const levels = new Int8Array(groups * E8_INPUT_GROUP);
+  for (let g = 0; g < groups; g++) {
+    for (let b = 0; b < 4; b++) {
+      for (let half = 0; half < 2; half++) {
+        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
+        for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
+      }
+    }
+  }
+  return levels;
+}
+
+/** The GPU's x̂ of each of `rhs` right-hand sides (`groups` groups of 32 each), levels in coordinate order and scales. */
+export async function readE8InputsI8(device: GPUDevice, recorded: RecordedE8InputsI8, groups: number, rhs: number): Promise<E8InputsI8Values[]> {
+  const inputWords = new Uint32Array(await readBuffer(device, recorded.inputs, 52 * groups * rhs));
+  const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
+  return Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
+}
+
+/** Columns of several kinds: Gaussian, graded by block (every scale rung), one spike, constant. */
+export function e8TestWeights(rows: number, cols: number, seed: number): Matrix {
+  const w = gaussianMatrix(rows, cols, seed);
+  for (let j = 0; j < cols; j++) {
+    const column = w.data.subarray(j * rows, (j + 1) * rows);
+    if (j % 4 === 1) for (let k = 0; k < rows; k++) column[k] = (column[k] as number) * 3 ** ((Math.floor(k / 8) % 4) - 1.5);
+    if (j % 4 === 2) column.fill(0).fill(5, rows >> 1, (rows >> 1) + 1);
+    if (j % 4 === 3) column.fill(0.75);
+  }
+  return w;
+}
+
+/** One right-hand side of an E8 int8-input GEMV: its output, the GPU's x̂, x̃ and the CPU twin on that x̂. */
+export interface E8GemvCase {
+  readonly y: ArrayLike<number>;
+  readonly twin: ArrayLike<number>;
+  /** The GPU's x̂ of this right-hand side. */
+  readonly inputs: E8InputsI8Values;
+  /** x̃ (length entries: the rotated x, or x itself). */
+  readonly x: ArrayLike<number>;
+  /** W's exact rotated decode (`decodeRotated`), column-major with `length` rows. */
+  readonly exactW: ArrayLike<number>;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly quadsPerColumn: number;
+  /** What the messages name after the column ("right-hand side 0, packed"). */
+  readonly what: string;
+}
+
+/**
+ * Every column of y against the twin on the GPU's own x̂, within D·u·S (S = Σ_g |s_g·sum_g|·scale, D the
+ * roundings along a path: the quad sum's conversion, a lane's ⌈quads/32⌉ multiply-adds, 5 levels of the
+ * lane tree, the column scale and unit; 2× margin), and against the exact product Σ_k ŵ̃_jk·x̃_k within
+ * the int8 inputs' bound Σ_g s_g·(½ + 2·10⁻⁴)·Σ_{k∈g} |ŵ̃_jk| plus that.
+ */
+export function expectE8GemvWithinBounds(c: E8GemvCase): void {
+  const cpu = quantizeE8InputsI8(c.x, c.keptLength, c.quadsPerColumn);
+  const depth = 2 + Math.ceil(c.quadsPerColumn / 32) + 5 + 2;
+  for (let j = 0; j < c.y.length; j++) {
+    let s = 0;
+    let inputBound = 0;
+    for (let g = 0; g < c.quadsPerColumn; g++) {
+      let quadAbs = 0;
+      let wAbs = 0;
+      for (let k = g * E8_INPUT_GROUP; k < Math.min((g + 1) * E8_INPUT_GROUP, c.keptLength); k++) {
+        const wk = c.exactW[j * c.length + k] as number;
+        wAbs += Math.abs(wk);
+        quadAbs += Math.abs(wk * (c.inputs.levels[k] as number));
+      }
+      s += (c.inputs.scales[g] as number) * quadAbs;
+      inputBound += (cpu.scales[g] as number) * (0.5 + 2e-4) * wAbs;
+    }
+    const twinTolerance = 2 * depth * U * s + 1e-30;
+    expect(Math.abs((c.y[j] as number) - (c.twin[j] as number)), `column ${j}, ${c.what}: against the twin`).toBeLessThanOrEqual(twinTolerance);
+    let exact = 0;
+    for (let k = 0; k < c.keptLength; k++) exact += (c.exactW[j * c.length + k] as number) * (c.x[k] as number);
+    expect(Math.abs((c.y[j] as number) - exact), `column ${j}, ${c.what}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
+  }
+}
