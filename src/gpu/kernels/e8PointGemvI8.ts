@@ -14,7 +14,6 @@ import { E8_POINT_FACTOR, E8_POINT_LIMIT, e8PointUnsupported, unpackPoint, type 
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from '../../quantize/e8Residues.js';
 import { blockDither } from '../../quantize/universalCode.js';
 import { latticeSpec, universalCodec } from '../../quantize/latticeSpec.js';
-import { rotationLength } from '../../rotation/hadamard.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferHolds, columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -26,7 +25,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
 import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { dispatchE8InputsI8, e8InputsI8Form, type E8InputsI8Values, type RecordedE8InputsI8 } from './e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, e8ColumnSideBytes, e8InputsI8Form, GpuE8QuadMatrix, type E8InputsI8Values, type RecordedE8InputsI8 } from './e8ResidueGemvI8.js';
 import { beginGemvI8 } from './inputsI8.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS } from './latticeGemvI8.js';
 
@@ -133,21 +132,9 @@ export type E8PointShape = Pick<E8PointMatrix, 'rows' | 'cols' | 'rotate' | 'see
  * the column side (ν_j of every column, then μ_j when centred). Made by `upload` (from the CPU form
  * `e8PointForm`); `destroy()` frees the buffers.
  */
-export class GpuE8PointMatrix {
-  readonly rows: number;
-  readonly cols: number;
-  readonly rotate: boolean;
-  readonly seed: number;
-  readonly length: number;
-  readonly keptLength: number;
-  readonly quadsPerColumn: number;
-  readonly columnUnit: number;
-  readonly hasMeans: boolean;
-  private destroyed = false;
-
+export class GpuE8PointMatrix extends GpuE8QuadMatrix {
   constructor(
-    /** The device its buffers belong to. */
-    readonly device: GPUDevice,
+    device: GPUDevice,
     m: E8PointShape,
     readonly points: GPUBuffer,
     /** Two u32 per column, the keys of the dither's hash words, then the repack's overflow word and one more (0 when every point fits int8). */
@@ -155,23 +142,14 @@ export class GpuE8PointMatrix {
     /** ν_j of every column, then (when centred) μ_j. */
     readonly columnSide: GPUBuffer,
   ) {
-    check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, 'GpuE8PointMatrix: cols and quadsPerColumn must be positive integers');
-    check(Number.isInteger(m.rows) && m.rows >= 1, 'GpuE8PointMatrix: rows must be a positive integer');
-    check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8PointMatrix: keptLength must fit the quads and the length');
-    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8PointMatrix: columnUnit must be positive, got ${m.columnUnit}`);
+    super(device, m, 'GpuE8PointMatrix');
     checkBufferHolds(points, QUAD_BYTES * m.quadsPerColumn * m.cols, 'GpuE8PointMatrix.points');
     checkBufferHolds(keys, keysBytes(m.cols), 'GpuE8PointMatrix.keys');
-    checkBufferHolds(columnSide, pointSideBytes(m), 'GpuE8PointMatrix.columnSide');
-    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8PointMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
-    this.rows = m.rows;
-    this.cols = m.cols;
-    this.rotate = m.rotate;
-    this.seed = m.seed;
-    this.length = m.length;
-    this.keptLength = m.keptLength;
-    this.quadsPerColumn = m.quadsPerColumn;
-    this.columnUnit = m.columnUnit;
-    this.hasMeans = m.hasMeans;
+    checkBufferHolds(columnSide, e8ColumnSideBytes(m), 'GpuE8PointMatrix.columnSide');
+  }
+
+  protected buffers(): readonly GPUBuffer[] {
+    return [this.points, this.keys, this.columnSide];
   }
 
   /**
@@ -227,7 +205,7 @@ export class GpuE8PointMatrix {
       itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment),
       Math.max(1, Math.floor((256 * maxGroups * maxGroups) / m.blocksPerColumn)),
     );
-    const sideBytes = pointSideBytes(m);
+    const sideBytes = e8ColumnSideBytes(m);
     const buffers = [
       createBuffer(device, `${label} points`, QUAD_BYTES * quads * m.cols, STORAGE_USAGE),
       createBuffer(device, `${label} dither keys`, keysBytes(m.cols), STORAGE_USAGE),
@@ -284,7 +262,7 @@ export class GpuE8PointMatrix {
    * await GpuE8PointMatrix.repack(device, gpuW, 'W').check();
    */
   async check(): Promise<void> {
-    check(!this.destroyed, 'GpuE8PointMatrix.check: the matrix was destroyed');
+    check(!this.isDestroyed, 'GpuE8PointMatrix.check: the matrix was destroyed');
     const words = new Uint32Array(await readBufferExclusive(this.device, this.keys, 4, 8 * this.cols));
     check(
       words[0] === 0,
@@ -292,16 +270,6 @@ export class GpuE8PointMatrix {
     );
   }
 
-  get isDestroyed(): boolean {
-    return this.destroyed;
-  }
-
-  destroy(): void {
-    this.destroyed = true;
-    this.points.destroy();
-    this.keys.destroy();
-    this.columnSide.destroy();
-  }
 }
 
 /** Bytes of a point matrix's keys buffer: two words per column, the overflow word and one more (a whole vec2). */
@@ -309,10 +277,6 @@ function keysBytes(cols: number): number {
   return 8 * cols + 8;
 }
 
-/** Bytes of a point matrix's column side: ν of every column, and μ when centred. */
-function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
-  return (m.hasMeans ? 8 : 4) * m.cols;
-}
 
 /**
  * Bytes the point GEMV reads of a universal E8 matrix once repacked: 32 bytes of points per quad of
@@ -322,7 +286,7 @@ function pointSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }
  * e8PointBytes({ blocksPerColumn: 512, cols: 4096, hasMeans: false }); // 32 · 128 · 4096 + 12 · 4096 + 8
  */
 export function e8PointBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
-  return QUAD_BYTES * e8ResidueQuads(m.blocksPerColumn) * m.cols + keysBytes(m.cols) + pointSideBytes(m);
+  return QUAD_BYTES * e8ResidueQuads(m.blocksPerColumn) * m.cols + keysBytes(m.cols) + e8ColumnSideBytes(m);
 }
 
 /** Arguments of {@link dispatchE8PointGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
@@ -361,7 +325,7 @@ export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check(pointSideBytes(w) <= maxBinding && keysBytes(w.cols) <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
+  check(e8ColumnSideBytes(w) <= maxBinding && keysBytes(w.cols) <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
   const xWindow = call.xWindow(0, rhs);

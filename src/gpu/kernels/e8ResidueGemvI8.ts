@@ -158,6 +158,77 @@ const repackPipelines = /*#__PURE__*/ new KernelPipelines({
   compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 residue repack', code: e8ResidueRepackShaderSource() }),
 });
 
+/** What both E8 int8-input forms on the GPU (the residue and the point form) hold besides their buffers. */
+export interface E8QuadShape {
+  readonly rows: number;
+  readonly cols: number;
+  readonly rotate: boolean;
+  readonly seed: number;
+  readonly length: number;
+  readonly keptLength: number;
+  /** Quads (4 blocks: one group of 32 int8 inputs) per column. */
+  readonly quadsPerColumn: number;
+  /** What ν_j (times γ_j for the residue form) is multiplied by to give y. */
+  readonly columnUnit: number;
+  readonly hasMeans: boolean;
+}
+
+/**
+ * The shape and the life of an E8 int8-input form on the GPU (`GpuE8ResidueMatrix`, `GpuE8PointMatrix`):
+ * the checks both need, the fields, the device it belongs to and `destroy()` of its buffers.
+ */
+export abstract class GpuE8QuadMatrix implements E8QuadShape {
+  readonly rows: number;
+  readonly cols: number;
+  readonly rotate: boolean;
+  readonly seed: number;
+  readonly length: number;
+  readonly keptLength: number;
+  readonly quadsPerColumn: number;
+  readonly columnUnit: number;
+  readonly hasMeans: boolean;
+  private destroyed = false;
+
+  protected constructor(
+    /** The device its buffers belong to. */
+    readonly device: GPUDevice,
+    m: E8QuadShape,
+    what: string,
+  ) {
+    check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, `${what}: cols and quadsPerColumn must be positive integers`);
+    check(Number.isInteger(m.rows) && m.rows >= 1, `${what}: rows must be a positive integer`);
+    check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, `${what}: keptLength must fit the quads and the length`);
+    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `${what}: columnUnit must be positive, got ${m.columnUnit}`);
+    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `${what}: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
+    this.rows = m.rows;
+    this.cols = m.cols;
+    this.rotate = m.rotate;
+    this.seed = m.seed;
+    this.length = m.length;
+    this.keptLength = m.keptLength;
+    this.quadsPerColumn = m.quadsPerColumn;
+    this.columnUnit = m.columnUnit;
+    this.hasMeans = m.hasMeans;
+  }
+
+  /** The buffers `destroy()` frees. */
+  protected abstract buffers(): readonly GPUBuffer[];
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const buffer of this.buffers()) buffer.destroy();
+  }
+}
+
+/** Bytes of an E8 int8-input form's column side: ν (times γ) of every column, and μ when centred. */
+export function e8ColumnSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
+  return (m.hasMeans ? 8 : 4) * m.cols;
+}
+
 /** What a {@link GpuE8ResidueMatrix} holds besides its buffers. */
 export type E8ResidueShape = Pick<E8ResidueMatrix, 'rows' | 'cols' | 'rotate' | 'seed' | 'length' | 'keptLength' | 'quadsPerColumn' | 'multiples' | 'columnUnit'> & { readonly hasMeans: boolean };
 
@@ -166,50 +237,30 @@ export type E8ResidueShape = Pick<E8ResidueMatrix, 'rows' | 'cols' | 'rotate' | 
  * column side (ν_j·γ_j of every column, then μ_j when centred). Made by `repack` (on the GPU, from an
  * uploaded matrix) or `upload` (from the CPU form); `destroy()` frees the buffers.
  */
-export class GpuE8ResidueMatrix {
-  readonly rows: number;
-  readonly cols: number;
-  readonly rotate: boolean;
-  readonly seed: number;
-  readonly length: number;
-  readonly keptLength: number;
-  readonly quadsPerColumn: number;
+export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
   readonly multiples: Int32Array;
-  readonly columnUnit: number;
-  readonly hasMeans: boolean;
-  private destroyed = false;
 
   constructor(
-    /** The device its buffers belong to. */
-    readonly device: GPUDevice,
+    device: GPUDevice,
     m: E8ResidueShape,
     readonly residues: GPUBuffer,
     readonly sides: GPUBuffer,
     /** ν_j·γ_j of every column, then (when centred) μ_j. */
     readonly columnSide: GPUBuffer,
   ) {
-    check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, 'GpuE8ResidueMatrix: cols and quadsPerColumn must be positive integers');
-    check(Number.isInteger(m.rows) && m.rows >= 1, 'GpuE8ResidueMatrix: rows must be a positive integer');
-    check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, 'GpuE8ResidueMatrix: keptLength must fit the quads and the length');
+    super(device, m, 'GpuE8ResidueMatrix');
     check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuE8ResidueMatrix: 1…4 multiples (2-bit indices), got ${m.multiples.length}`);
     const largest = largestMultiple(m);
     // A quad's sum Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ is an i32.
     check(E8_RESIDUE_QUAD_BLOCKS * CUBIC_SCALE * largest * LARGEST_TWICE_DOT < 2 ** 31, () => `GpuE8ResidueMatrix: a multiple of ${largest} is too large for the kernel's i32 quad sums`);
-    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `GpuE8ResidueMatrix: columnUnit must be positive, got ${m.columnUnit}`);
     checkBufferHolds(residues, 16 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.residues');
     checkBufferHolds(sides, 4 * m.quadsPerColumn * m.cols, 'GpuE8ResidueMatrix.sides');
-    checkBufferHolds(columnSide, residueSideBytes(m), 'GpuE8ResidueMatrix.columnSide');
-    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `GpuE8ResidueMatrix: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
-    this.rows = m.rows;
-    this.cols = m.cols;
-    this.rotate = m.rotate;
-    this.seed = m.seed;
-    this.length = m.length;
-    this.keptLength = m.keptLength;
-    this.quadsPerColumn = m.quadsPerColumn;
+    checkBufferHolds(columnSide, e8ColumnSideBytes(m), 'GpuE8ResidueMatrix.columnSide');
     this.multiples = Int32Array.from(m.multiples);
-    this.columnUnit = m.columnUnit;
-    this.hasMeans = m.hasMeans;
+  }
+
+  protected buffers(): readonly GPUBuffer[] {
+    return [this.residues, this.sides, this.columnSide];
   }
 
   /**
@@ -268,7 +319,7 @@ export class GpuE8ResidueMatrix {
     const buffers = [
       createBuffer(device, `${label} residues`, 16 * quads * m.cols, STORAGE_USAGE),
       createBuffer(device, `${label} sides`, 4 * quads * m.cols, STORAGE_USAGE),
-      createBuffer(device, `${label} column scales and means`, residueSideBytes({ cols: m.cols, hasMeans }), STORAGE_USAGE),
+      createBuffer(device, `${label} column scales and means`, e8ColumnSideBytes({ cols: m.cols, hasMeans }), STORAGE_USAGE),
     ] as const;
     const [residues, sides, side] = buffers;
     const scratch = new GpuScratch(device);
@@ -327,16 +378,6 @@ export class GpuE8ResidueMatrix {
     }
   }
 
-  get isDestroyed(): boolean {
-    return this.destroyed;
-  }
-
-  destroy(): void {
-    this.destroyed = true;
-    this.residues.destroy();
-    this.sides.destroy();
-    this.columnSide.destroy();
-  }
 }
 
 /**
@@ -348,13 +389,9 @@ export class GpuE8ResidueMatrix {
  * e8ResidueBytes({ blocksPerColumn: 1024, cols: 4096, hasMeans: false }); // 20 · 256 · 4096 + 4 · 4096
  */
 export function e8ResidueBytes(m: { readonly blocksPerColumn: number; readonly cols: number; readonly hasMeans: boolean }): number {
-  return 20 * e8ResidueQuads(m.blocksPerColumn) * m.cols + residueSideBytes(m);
+  return 20 * e8ResidueQuads(m.blocksPerColumn) * m.cols + e8ColumnSideBytes(m);
 }
 
-/** Bytes of a residue matrix's column side: ν·γ of every column, and μ when centred. */
-function residueSideBytes(m: { readonly cols: number; readonly hasMeans: boolean }): number {
-  return (m.hasMeans ? 8 : 4) * m.cols;
-}
 
 /**
  * The x̃ a residue matrix reads and how it is grouped: x̂ rounded for one matrix serves another
@@ -503,7 +540,7 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(16 * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check(residueSideBytes(w) <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
+  check(e8ColumnSideBytes(w) <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
   const xWindow = call.xWindow(0, rhs);
