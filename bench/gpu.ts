@@ -291,6 +291,11 @@ if (args.get('no-products') !== true) {
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
     if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
   }
+  // The universal product's other path: both operands decoded to f32 and the f32 kernel (the default
+  // where WGSL lacks packed 8-bit dot products; the row above uses the pair forms where it has them).
+  if (dotPathFor(features) === 'packed' && wanted('engine product e8-q16') && inTime('engine product e8-q16 (universal-decode)')) {
+    add(await engineProductRow(gpu, 'e8-q16', problem, settings, { universalProduct: 'decode' }));
+  }
   // The D3 table product's other table layouts that fit this device (the row above uses the best),
   // and the leaders layout with the other dot path where the device has both.
   if (wanted('engine product d3-q6-deterministic')) {

@@ -59,6 +59,7 @@ export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
 export { e8ResidueForm, e8ResidueUnsupported, type E8ResidueMatrix } from './quantize/e8Residues.js';
 export { e8PointForm, e8PointUnsupported, type E8PointMatrix } from './quantize/e8Points.js';
 export { matmulAT, type MatmulOptions } from './product/matmulAT.js';
+export { universalPairProduct } from './product/universalPairProduct.js';
 export { matvecAT } from './product/matvec.js';
 export { dequantize } from './product/dequantize.js';
 export { expectedProductError, expectedNmse } from './product/expectedError.js';

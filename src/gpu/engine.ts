@@ -25,7 +25,9 @@ import { checkBufferRange } from './bufferRange.js';
 import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
-import type { GpuUniversalQuantizedMatrix } from './universalOperand.js';
+import { universalDitherUnit, type GpuUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
+import { checkPairMatmulA, dispatchPairMatmul } from './kernels/pairMatmul.js';
+import { dispatchUniversalPairs, pairFormBytes, pairUnits } from './kernels/universalPairs.js';
 
 /** Options of {@link GpuEngine.create}. */
 export interface GpuEngineOptions {
@@ -36,14 +38,23 @@ export interface GpuEngineOptions {
    * product in its leaders layout): default packed 8-bit dot products where WGSL has them.
    */
   readonly dotPath?: DotPath;
+  /**
+   * How a product of two universal matrices is formed: `'i8'`, from each operand's pair form with
+   * packed 8-bit dot products (src/quantize/universalPairs.ts; the default where WGSL has them), or
+   * `'decode'`, both operands decoded to f32 and multiplied by the f32 kernel (the default otherwise).
+   */
+  readonly universalProduct?: UniversalProductPath;
 }
 
-const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath'] as const satisfies readonly (keyof GpuEngineOptions)[];
+/** How `matmulAT` multiplies two universal matrices (GpuEngineOptions.universalProduct). */
+export type UniversalProductPath = 'i8' | 'decode';
+
+const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath', 'universalProduct'] as const satisfies readonly (keyof GpuEngineOptions)[];
 
 export type { GpuLatticeMatrix } from './latticeOperand.js';
 
 /** Which kernel `matmulAT` runs for a pair of operands. */
-export type ProductKernel = 'universal-decode' | 'd3-table' | 'e8-dot' | 'decode-f32';
+export type ProductKernel = 'universal-i8' | 'universal-decode' | 'd3-table' | 'e8-dot' | 'decode-f32';
 
 /**
  * The WebGPU engine: encodes matrices with the lattice quantizers on the GPU (the same codes as the
@@ -71,6 +82,8 @@ export class GpuEngine {
   readonly tableLayout: TableLayoutKind;
   /** How the deterministic products form integer inner products (E8 blocks; D3 leaders in the leaders layout). */
   readonly dotPath: DotPath;
+  /** How products of two universal matrices are formed ('i8': from their pair forms; 'decode': decoded to f32). */
+  readonly universalProduct: UniversalProductPath;
   private destroyed = false;
 
   private constructor(context: GpuContext, options: GpuEngineOptions) {
@@ -84,6 +97,9 @@ export class GpuEngine {
       this.dotPath === 'plain' || context.features.packed4x8IntegerDotProduct,
       "dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks",
     );
+    const universalProduct = options.universalProduct ?? (this.dotPath === 'packed' ? 'i8' : 'decode');
+    check(universalProduct === 'i8' || universalProduct === 'decode', () => `universalProduct must be 'i8' or 'decode', got ${describeValue(universalProduct)}`);
+    this.universalProduct = universalProduct;
   }
 
   /**
@@ -128,7 +144,7 @@ export class GpuEngine {
           'GPU matrix twice (two uploads of one quantized matrix are two objects: upload it once); otherwise let quantize draw the nonces.',
       );
     }
-    const kernel = productKernelOf(a, b);
+    const kernel = productKernelOf(a, b, this.universalProduct);
     // The decoded products' epilogue takes means from a universal matrix's side buffer only.
     check(
       !isCentred(a) || (kernel !== 'decode-f32' && (a.mode === 'universal') === (b.mode === 'universal')),
@@ -188,9 +204,46 @@ export class GpuEngine {
       dispatchTableMatmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, layout: this.tableLayout, dotPath: this.dotPath });
     } else if (kernel === 'e8-dot') {
       dispatchE8Matmul(this.device, encoder, scratch, { a: a as GpuDeterministicMatrix, b: b as GpuDeterministicMatrix, c: output, cOffset: offset, dotPath: this.dotPath });
+    } else if (kernel === 'universal-i8') {
+      this.recordPairProduct(encoder, scratch, a as GpuUniversalMatrix, b as GpuUniversalMatrix, output, offset);
     } else {
       this.recordDecodedProduct(encoder, scratch, a, b, output, offset); // 'universal-decode' and 'decode-f32'
     }
+  }
+
+  /**
+   * Makes both operands' pair forms (src/quantize/universalPairs.ts), multiplies them with packed 8-bit
+   * dot products, then applies the columns' exponents, the means and, for one quantization multiplied
+   * by itself, the exact Gram diagonal (the decoded product's epilogue).
+   */
+  private recordPairProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuUniversalMatrix, b: GpuUniversalMatrix, output: GPUBuffer, offset: number): void {
+    const gram = a === b;
+    const units = pairUnits(a.length);
+    // Before anything is recorded (the pair passes come first): the product binds A's pair form whole.
+    checkPairMatmulA(this.device, units, a.cols, 'matmulAT: A, in the pair form');
+    const operand = (m: GpuUniversalMatrix, name: string) => {
+      const pairs = scratch.buffer(`GpuEngine pairs ${name}`, pairFormBytes(m.length, m.cols), STORAGE_USAGE);
+      const factors = scratch.buffer(`GpuEngine factors ${name}`, 4 * m.cols, STORAGE_USAGE);
+      const exponents = scratch.buffer(`GpuEngine exponents ${name}`, 4 * m.cols, STORAGE_USAGE);
+      return { m, pairs, factors, exponents, cols: m.cols };
+    };
+    // Every buffer is created (and a size beyond maxBufferSize refused) before the first pass is recorded.
+    const pa = operand(a, 'A');
+    const pb = gram ? pa : operand(b, 'B');
+    for (const p of gram ? [pa] : [pa, pb]) dispatchUniversalPairs(this.device, encoder, scratch, p);
+    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: universalDitherUnit(a) * universalDitherUnit(b), c: output, cOffset: offset, dotPath: this.dotPath });
+    dispatchProductEpilogue(this.device, encoder, scratch, {
+      sideA: a.side,
+      sideB: b.side,
+      c: output,
+      cOffset: offset,
+      aCols: a.cols,
+      bCols: b.cols,
+      rows: a.rows,
+      centred: isCentred(a),
+      gram,
+      exponents: { a: pa.exponents, b: pb.exponents },
+    });
   }
 
   /**
@@ -368,7 +421,8 @@ export class GpuEngine {
 }
 
 /** The kernel for two checked operands (`GpuEngine.productKernel`). */
-function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
+function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProduct: UniversalProductPath): ProductKernel {
+  if (a.mode === 'universal' && b.mode === 'universal') return universalProduct === 'i8' ? 'universal-i8' : 'universal-decode';
   if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
   const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
   if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';

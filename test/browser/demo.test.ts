@@ -31,6 +31,7 @@ import {
   readHandle,
   type FormSettings,
 } from './demoPage.js';
+import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 
 /*
  * The demo page in headless Chromium: with WebGPU on SwiftShader, and without WebGPU (the CPU
@@ -74,7 +75,8 @@ function cpuReference(settings: FormSettings, run: DemoRun): Reference {
   return {
     a,
     b,
-    product: matmulAT(qa, qb),
+    // A WebGPU 'universal-i8' product drops a small term that matmulAT keeps: its own CPU twin is the reference.
+    product: run.productKernel === 'universal-i8' ? universalPairProduct(qa, qb) : matmulAT(qa, qb),
     bitsStored: (qa.bitsStored + qb.bitsStored) / 2,
     bitsEntropy: (qa.bitsEntropy + qb.bitsEntropy) / 2,
     predictedNmse: universal ? expectedNmse(qa, qb) : null,
@@ -241,9 +243,9 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
     // Lattice schemes run on the GPU engine; the scalar baselines run on the CPU reference even when
     // WebGPU is chosen (the engine encodes lattice schemes only), which the page must say.
     const gpuRuns: Array<FormSettings & { label: string; ranOn: 'webgpu' | 'cpu'; kernel: string | null }> = [
-      { label: 'd3-q6 (universal)', scheme: 'd3-q6', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'universal-decode' },
-      { label: 'e8-q16 (universal)', scheme: 'e8-q16', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'universal-decode' },
-      { label: 'e8-5bit (universal, 37-bit codes)', scheme: 'e8-5bit', n: 128, cols: 12, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'universal-decode' },
+      { label: 'd3-q6 (universal)', scheme: 'd3-q6', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'universal-i8' },
+      { label: 'e8-q16 (universal)', scheme: 'e8-q16', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'universal-i8' },
+      { label: 'e8-5bit (universal, 37-bit codes)', scheme: 'e8-5bit', n: 128, cols: 12, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'universal-i8' },
       { label: 'd3-q6-deterministic, unbiased gain', scheme: 'd3-q6-deterministic', gain: 'unbiased', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu', ranOn: 'webgpu', kernel: 'd3-table' },
       { label: 'e8-q16-deterministic, MMSE gain', scheme: 'e8-q16-deterministic', gain: 'mmse', n: 100, cols: 12, dataKind: 'heavy-tailed', backend: 'webgpu', dataSeed: 3, ranOn: 'webgpu', kernel: 'e8-dot' },
       { label: 'd3-q6-deterministic, no gain', scheme: 'd3-q6-deterministic', gain: 'none', n: 200, cols: 24, dataKind: 'outlier-rows', backend: 'webgpu', rotationSeed: 11, ranOn: 'webgpu', kernel: 'd3-table' },

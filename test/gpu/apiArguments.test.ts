@@ -79,7 +79,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
   });
 
   it.each([
-    ['e8-4bit', 'universal-decode'],
+    ['e8-4bit', 'universal-i8'],
     ['d3-q6-deterministic', 'd3-table'],
     ['e8-q16-deterministic', 'e8-dot'],
   ] as const)('recordMatmulAT (%s, %s) refuses a C without STORAGE usage before recording anything; the encoder stays valid', async (scheme, kernel) => {

@@ -3,6 +3,7 @@ import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu
 import { gpuQuantizeUniversalUnlocked } from '../../src/gpu/gpuQuantizeUniversal.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { checkMatmulF32A } from '../../src/gpu/kernels/matmulF32.js';
+import { checkPairMatmulA } from '../../src/gpu/kernels/pairMatmul.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { resolveQuantizeOptions } from '../../src/quantize/options.js';
 import { scratchChunkBytes } from '../../src/gpu/workSplit.js';
@@ -83,5 +84,15 @@ describe('size limits refused before the device is used', () => {
     );
     expect(() => checkMatmulF32A(device, 1024, 256, 'A')).not.toThrow();
     expect(() => checkMatmulF32A(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 4, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts$/);
+  });
+
+  it("the pair product refuses an A whose pair form is larger than one binding, with the columns that fit, or beyond the grid", () => {
+    const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
+    // 128 units of 16 bytes per column (1024 rotated coordinates): 512 columns fit 1 MiB.
+    expect(() => checkPairMatmulA(device, 128, 513, 'matmulAT: A, in the pair form')).toThrow(
+      /^matmulAT: A, in the pair form \(513 columns of 128 16-byte units, 1050624 bytes\) is larger than one storage binding \(1048576 bytes\): multiply it in parts of at most 512 columns, or swap the operands/,
+    );
+    expect(() => checkPairMatmulA(device, 128, 512, 'A')).not.toThrow();
+    expect(() => checkPairMatmulA(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 1, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts$/);
   });
 });

@@ -77,7 +77,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   let engine: GpuEngine;
   beforeAll(async () => {
     context = await testDevice();
-    engine = GpuEngine.create(context);
+    // Universal products on their decode path, which computes what matmulAT does (within f32
+    // rounding); the default pair path drops a small term and is compared with its twin and with
+    // matmulAT in test/gpu/pairMatmul.test.ts.
+    engine = GpuEngine.create(context, { universalProduct: 'decode' });
   });
   afterAll(() => {
     engine.destroy();
@@ -381,7 +384,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   });
 
   it('GpuEngine.create takes a bare GPUDevice: no adapter, features and limits read from the device, same products', async () => {
-    const bare = GpuEngine.create(context.device);
+    const bare = GpuEngine.create(context.device, { universalProduct: 'decode' });
     const a = gaussianMatrix(40, 3, 71);
     const b = gaussianMatrix(40, 2, 72);
     const qa = await bare.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });

@@ -92,7 +92,7 @@ describe('the built package', () => {
       console.log(JSON.stringify({ results, layout: engine.tableLayout }));
       device.destroy();
     `) as { results: Record<string, { mode: string; kernel: string; rows: number; cols: number; nmse: number }>; layout: string };
-    expect(result.results['d3-q6']).toMatchObject({ mode: 'universal', kernel: 'universal-decode', rows: 16, cols: 12 });
+    expect(result.results['d3-q6']).toMatchObject({ mode: 'universal', kernel: 'universal-i8', rows: 16, cols: 12 });
     expect(result.results['d3-q6-deterministic']).toMatchObject({ mode: 'deterministic', kernel: 'd3-table', rows: 16, cols: 12 });
     for (const { nmse } of Object.values(result.results)) {
       expect(nmse).toBeGreaterThan(0.02);

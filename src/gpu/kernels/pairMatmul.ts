@@ -1,0 +1,143 @@
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
+import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
+import { check, checkPositiveInteger } from '../../errors.js';
+import { PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { bindingCap, bindingWindow, itemsPerBinding } from '../workSplit.js';
+import type { DotPath } from './e8Matmul.js';
+
+/*
+ * C = ÂᵀB̂ of two universal matrices from their pair forms (shaders/pair_matmul.wgsl; the form is
+ * src/quantize/universalPairs.ts's, made by universalPairs.ts): packed 8-bit dot products
+ * (`dot4I8Packed` where the WGSL language feature exists, plain sign extension otherwise), three per 4
+ * coordinates. The result still lacks the columns' exponents, means and a Gram matrix's diagonal:
+ * `dispatchProductEpilogue` applies them, as after the decoded f32 product. CPU twin:
+ * `pairProductReference`.
+ */
+
+/** C entries per workgroup edge (the shader's TILE). */
+const TILE = 64;
+/** Bytes of one unit of the pair form. */
+const UNIT_BYTES = 4 * PAIR_UNIT_WORDS;
+
+const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
+  units: 'u32', // units per column, both operands
+  a_cols: 'u32', // all of A (C's rows)
+  b_cols: 'u32', // B columns in this dispatch
+  a_first: 'u32', // vec4 index of A's first unit in its binding
+  b_first: 'u32',
+  c_first: 'u32', // element offset of this dispatch's C[0, 0] in its binding
+  a_factor_first: 'u32', // index of A's first column in the factors buffer
+  b_factor_first: 'u32',
+  common_scale: 'f32', // unit_a · unit_b
+});
+
+/** One pipeline per dot path and device. */
+const pipelines = /*#__PURE__*/ new KernelPipelines({
+  label: 'pair matmul',
+  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
+  compile: (device, pipelineLayout, dotPath: DotPath) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `pair matmul (${dotPath} dot products)`,
+      code: `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${Params.wgsl()}\n${pairMatmulSource}`,
+    }),
+});
+
+/**
+ * Refuses an A the kernel cannot take (its pair form is bound whole; its columns set one grid
+ * dimension), so a caller can check before recording anything: `what` names A as the caller knows it.
+ */
+export function checkPairMatmulA(device: GPUDevice, units: number, aCols: number, what: string, maxBinding = device.limits.maxStorageBufferBindingSize): void {
+  const bytes = UNIT_BYTES * units * aCols;
+  check(
+    bytes <= maxBinding,
+    () =>
+      `${what} (${aCols} columns of ${units} 16-byte units, ${bytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
+      `multiply it in parts of at most ${Math.max(1, Math.floor(maxBinding / (UNIT_BYTES * units)))} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
+  );
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  check(Math.ceil(aCols / TILE) <= maxGroups, () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`);
+}
+
+/** Arguments of {@link dispatchPairMatmul}: two pair forms (from byte 0 of their buffers) and C. */
+export interface PairMatmulArgs {
+  readonly a: { readonly pairs: GPUBuffer; readonly factors: GPUBuffer; readonly cols: number };
+  readonly b: { readonly pairs: GPUBuffer; readonly factors: GPUBuffer; readonly cols: number };
+  /** Units per column (both operands). */
+  readonly units: number;
+  /** unit_a · unit_b (`universalDitherUnit` of each). */
+  readonly commonScale: number;
+  /** C, aCols × bCols column-major f32 (written, before the epilogue). */
+  readonly c: GPUBuffer;
+  /** Byte offset of C (a multiple of 4). */
+  readonly cOffset?: number;
+  readonly dotPath: DotPath;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the pair product into `encoder`. Columns of B (and C) are split across dispatches when B's
+ * pairs or C exceed one binding or the grid exceeds the dispatch limit; A's pairs are bound whole.
+ *
+ * @example
+ * dispatchPairMatmul(device, encoder, scratch, { a, b, units, commonScale, c, dotPath: 'packed' });
+ */
+export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: PairMatmulArgs): void {
+  const { units } = args;
+  const aCols = args.a.cols;
+  const bCols = args.b.cols;
+  checkPositiveInteger(units, 'pair matmul units');
+  checkPositiveInteger(aCols, 'pair matmul A columns');
+  checkPositiveInteger(bCols, 'pair matmul B columns');
+  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  const cOffset = args.cOffset ?? 0;
+  checkBufferRange(args.a.pairs, 0, UNIT_BYTES * units * aCols, 'pair matmul: A');
+  checkBufferRange(args.b.pairs, 0, UNIT_BYTES * units * bCols, 'pair matmul: B');
+  checkBufferRange(args.a.factors, 0, 4 * aCols, 'pair matmul: A factors');
+  checkBufferRange(args.b.factors, 0, 4 * bCols, 'pair matmul: B factors');
+  checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'pair matmul: C');
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'pair matmul');
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  checkPairMatmulA(device, units, aCols, 'pair matmul: A', maxBinding);
+  const columnsPerChunk = Math.min(itemsPerBinding(UNIT_BYTES * units, maxBinding, alignment), itemsPerBinding(4 * aCols, maxBinding, alignment), maxGroups * TILE);
+
+  const { layout, pipeline } = pipelines.get(device, args.dotPath);
+  const pass = encoder.beginComputePass({ label: `pair matmul (${args.dotPath})` });
+  pass.setPipeline(pipeline);
+  for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
+    const chunkCols = Math.min(columnsPerChunk, bCols - j0);
+    const bWindow = bindingWindow(UNIT_BYTES * units * j0, UNIT_BYTES * units * chunkCols, alignment);
+    const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
+    const label = `pair matmul (B columns ${j0}…${j0 + chunkCols - 1})`;
+    const params = Params.pack({
+      units,
+      a_cols: aCols,
+      b_cols: chunkCols,
+      a_first: 0,
+      b_first: bWindow.firstElement / PAIR_UNIT_WORDS, // a window starts at a multiple of 16 bytes
+      c_first: cWindow.firstElement,
+      a_factor_first: 0,
+      b_factor_first: j0,
+      common_scale: args.commonScale,
+    });
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, layout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        { buffer: args.a.pairs, size: UNIT_BYTES * units * aCols },
+        { buffer: args.a.factors },
+        windowBinding(args.b.pairs, bWindow),
+        { buffer: args.b.factors },
+        windowBinding(args.c, cWindow),
+      ]),
+    );
+    pass.dispatchWorkgroups(Math.ceil(aCols / TILE), Math.ceil(chunkCols / TILE));
+  }
+  pass.end();
+}

@@ -1,0 +1,161 @@
+import pairSplitSource from '../../../shaders/pair_split.wgsl?raw';
+import pairsSource from '../../../shaders/universal_pairs.wgsl?raw';
+import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
+import { PAIR_LIMIT, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkBufferRange } from '../bufferRange.js';
+import { columnRanges } from '../latticeOperand.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { runAndRead } from '../runAndRead.js';
+import type { GpuScratch } from '../scratch.js';
+import { UniformLayout } from '../uniformLayout.js';
+import { checkGpuUniversalMatrix, type GpuUniversalMatrix } from '../universalOperand.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
+
+/*
+ * Universal codes → the pair form of the int8 product (shaders/universal_pairs.wgsl; the form and its
+ * CPU twin `universalPairColumns` are in src/quantize/universalPairs.ts): one workgroup per column,
+ * which decodes its units, splits each c = λ·DITHER_GRID/pointScale − Z into int8 halves, and writes
+ * the column's factor and exponent. The product (pairMatmul.ts) reads the form.
+ */
+
+/** Bytes of one unit (8 coordinates) of the pair form. */
+const UNIT_BYTES = 4 * PAIR_UNIT_WORDS;
+
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalPairsParams', {
+  ...UNIVERSAL_OPERAND_MEMBERS,
+  cols: 'u32', // columns in this dispatch
+  kept: 'u32', // keptLength: coordinates at and past it are zero
+  units: 'u32', // units per column
+  out_first: 'u32', // vec4 index of this dispatch's first column in the pairs binding
+  factor_first: 'u32', // global index of this dispatch's first column (factors, exponents)
+}))();
+
+/**
+ * shaders/pair_split.wgsl (round_shift, pair_shift, pack_unit) after its constants, taken from the CPU
+ * module: what the pair-form kernel and the tests' probe compile.
+ */
+export function pairSplitWgsl(): string {
+  return `const PAIR_UNIT: u32 = ${PAIR_UNIT}u;\nconst PAIR_LIMIT: u32 = ${PAIR_LIMIT}u;\n${pairSplitSource}`;
+}
+
+/** One pipeline per lattice and device. */
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
+  label: 'universal pairs',
+  bindings: [
+    'uniform',
+    ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
+    'read-only-storage', // norms (and means)
+    'storage', // pairs
+    'storage', // factors
+    'storage', // exponents
+  ],
+  compile: (device, pipelineLayout, lattice: LatticeName) =>
+    createKernelPipeline(device, pipelineLayout, {
+      label: `universal pairs ${lattice}`,
+      code: `${Params.wgsl()}\n${universalDecodeWgsl(latticeSpec(lattice))}\n${pairSplitWgsl()}\n${pairsSource}`,
+    }),
+}))();
+
+/** Units (vec4<u32>, 8 rotated coordinates each) per column of the pair form of a matrix of `length`. */
+export function pairUnits(length: number): number {
+  return Math.ceil(length / PAIR_UNIT);
+}
+
+/** Bytes of the pair form of a matrix's `cols` columns of `length`: 2 per rotated coordinate, padded to units. */
+export function pairFormBytes(length: number, cols: number): number {
+  return UNIT_BYTES * pairUnits(length) * cols;
+}
+
+/** Arguments of {@link dispatchUniversalPairs}. */
+export interface UniversalPairsArgs {
+  readonly m: GpuUniversalMatrix;
+  /** The pair form (written from byte 0): `pairFormBytes(m.length, m.cols)` bytes. */
+  readonly pairs: GPUBuffer;
+  /** f_j·2^s_j per column (written): 4·cols bytes. */
+  readonly factors: GPUBuffer;
+  /** e_j per column, ν_j = f_j·2^e_j (written): 4·cols bytes. */
+  readonly exponents: GPUBuffer;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
+}
+
+/**
+ * Records the pair form of `m` (see src/quantize/universalPairs.ts). Columns are split across
+ * dispatches when their codes or pairs exceed one binding, or the grid exceeds the dispatch limit.
+ *
+ * @example
+ * dispatchUniversalPairs(device, encoder, scratch, { m: gpuA, pairs, factors, exponents });
+ */
+export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalPairsArgs): void {
+  const { m } = args;
+  const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
+  const units = pairUnits(m.length);
+  checkBufferRange(args.pairs, 0, pairFormBytes(m.length, m.cols), 'universal pairs: pairs');
+  checkBufferRange(args.factors, 0, 4 * m.cols, 'universal pairs: factors');
+  checkBufferRange(args.exponents, 0, 4 * m.cols, 'universal pairs: exponents');
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'universal pairs');
+  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
+  const ranges = columnRanges(
+    m.cols,
+    Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), itemsPerBinding(UNIT_BYTES * units, maxBinding, alignment), maxGroups * maxGroups),
+  );
+  const { layout: bindGroupLayout, pipeline } = pipelines.get(device, m.scheme.lattice);
+  const pass = encoder.beginComputePass({ label: 'universal pairs' });
+  pass.setPipeline(pipeline);
+  for (const range of ranges) {
+    const windows = universalOperandWindows(m, layout, range.first, range.count, alignment);
+    const pairsWindow = bindingWindow(UNIT_BYTES * units * range.first, UNIT_BYTES * units * range.count, alignment);
+    const label = `universal pairs columns ${range.first}…${range.first + range.count - 1}`;
+    const params = Params.pack({
+      ...windows.uniforms,
+      cols: range.count,
+      kept: m.keptLength,
+      units,
+      out_first: pairsWindow.firstElement / PAIR_UNIT_WORDS, // a window starts at a multiple of 16 bytes
+      factor_first: range.first,
+    });
+    pass.setBindGroup(
+      0,
+      createKernelBindGroup(device, bindGroupLayout, label, [
+        { buffer: scratch.uniform(`${label} params`, params) },
+        ...windows.bindings,
+        { buffer: m.side },
+        windowBinding(args.pairs, pairsWindow),
+        { buffer: args.factors },
+        { buffer: args.exponents },
+      ]),
+    );
+    const [x, y] = workgroupGrid(range.count, maxGroups);
+    pass.dispatchWorkgroups(x, y);
+  }
+  pass.end();
+}
+
+/** The pair form of `m` made on the GPU and read back (for tests: it equals `universalPairColumns` bit for bit). */
+export async function universalPairsOnGpu(
+  device: GPUDevice,
+  m: GpuUniversalMatrix,
+  options: Pick<UniversalPairsArgs, 'maxBindingBytes'> = {},
+): Promise<{ words: Uint32Array; factors: Float32Array; exponents: Int32Array }> {
+  const pairBytes = pairFormBytes(m.length, m.cols);
+  const data = await runAndRead(device, 'universal pairs', pairBytes + 8 * m.cols, (run) => {
+    const out = run.storage('universal pairs (read back)', pairBytes + 8 * m.cols);
+    const pairs = run.storage('universal pairs', pairBytes);
+    const factors = run.storage('universal pairs factors', 4 * m.cols);
+    const exponents = run.storage('universal pairs exponents', 4 * m.cols);
+    dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, ...options });
+    run.encoder.copyBufferToBuffer(pairs, 0, out, 0, pairBytes);
+    run.encoder.copyBufferToBuffer(factors, 0, out, pairBytes, 4 * m.cols);
+    run.encoder.copyBufferToBuffer(exponents, 0, out, pairBytes + 4 * m.cols, 4 * m.cols);
+    return out;
+  });
+  return {
+    words: new Uint32Array(data, 0, pairBytes / 4),
+    factors: new Float32Array(data, pairBytes, m.cols),
+    exponents: new Int32Array(data, pairBytes + 4 * m.cols, m.cols),
+  };
+}

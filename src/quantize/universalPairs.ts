@@ -1,0 +1,209 @@
+import { check } from '../errors.js';
+import { DITHER_GRID, universalCodec } from './latticeSpec.js';
+import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
+import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, universalDitherUnit } from './universalCode.js';
+
+/*
+ * The pair form of a universal matrix, for its products with packed 8-bit dot products on the GPU
+ * (GpuEngine's 'universal-i8' product kernel: src/gpu/kernels/universalPairs.ts makes the form,
+ * src/gpu/kernels/pairMatmul.ts multiplies two). This module is its CPU twin.
+ *
+ * A universal matrix's decoded entry is ν_j·unit·c with the integer c = λ·DITHER_GRID/pointScale − Z
+ * (unit = β/(DITHER_GRID·√N), `universalDitherUnit`; E8: c = 128λ − Z, D3: 256λ − Z), so a product
+ * of two is Σ c_a·c_b scaled once per entry. c has ≈ 13–14 bits (|λ| ≤ 72 and |Z| ≤ 256 on every
+ * preset and kind of data measured for the E8 point form, src/quantize/e8Points.ts), too many for one
+ * int8 lane, so each c is split into two: c = 128·h + l with h in [−128, 127] and l in [−64, 63].
+ * Then
+ *   c_a·c_b = 2^14·h_a·h_b + 2^7·(h_a·l_b + l_a·h_b) + l_a·l_b,
+ * and the product kernel forms the first two terms with three packed dot products per 4 coordinates
+ * (dot4I8Packed: 4 multiply-adds each) where the f32 product spends 4 multiply-adds. The last term is
+ * dropped. It is small and centred: |l| ≤ 64 against ‖c‖ ≈ DITHER_GRID·√N/β per column (the decoded
+ * column's norm is ν), so |Σ l_a·l_b| ≤ 2^12·N is at most β²/16 of ‖c_a‖·‖c_b‖ and, the l being
+ * residues of two independent dithers, typically ≈ 1365·√N of it; against the product's own error
+ * (≈ 2·NMSE·σ_c^4 per coordinate in variance) it adds 0.004 % (e8-5bit) to 0.04 % (d3-q6) to the
+ * error variance. The tests bound it exactly (`pairSums`' ll).
+ *
+ * A column whose largest |c| is beyond PAIR_LIMIT (|λ| of ≈ 127 and more: an escape far above the
+ * column's RMS, which the rotation makes rare) is stored as round(c / 2^s) with the smallest shift s
+ * that fits, and its factor multiplied by 2^s: its small coordinates lose s bits (a relative error of
+ * at most 2^s / |c|max ≤ 2^-13 of the column's largest coordinate), nothing is refused.
+ *
+ * Layout: a unit of 8 rotated coordinates per vec4<u32>: (h of coordinates 0–3, h of 4–7, l of 0–3,
+ * l of 4–7), byte i of a word holding coordinate i of its four (two's complement); units past
+ * keptLength hold zeros. Per column: `factors[j]` = f_j·2^s_j and `exponents[j]` = e_j, where
+ * ν_j = f_j·2^e_j with f_j in [0.5, 1) (frexp), so that C's entries are formed without leaving f32
+ * and the exponents applied last, as the decoded product does (shaders/product_epilogue.wgsl).
+ */
+
+/** Rotated coordinates per unit of the pair form (one vec4<u32>). */
+export const PAIR_UNIT = 8;
+
+/** Words per unit: h of 4 coordinates, h of the next 4, then their l. */
+export const PAIR_UNIT_WORDS = 4;
+
+/** The largest |c| stored unshifted: h = ⌊(c + 64) / 128⌋ stays in [−128, 127] for c in [−16448, 16319]. */
+export const PAIR_LIMIT = 16319;
+
+/** A universal matrix's pair form (see the module comment). */
+export interface UniversalPairColumns {
+  readonly length: number;
+  readonly cols: number;
+  /** ceil(length / PAIR_UNIT). */
+  readonly unitsPerColumn: number;
+  /** PAIR_UNIT_WORDS words per unit, unitsPerColumn units per column. */
+  readonly words: Uint32Array;
+  /** f_j·2^s_j per column (exact in f32). */
+  readonly factors: Float32Array;
+  /** e_j per column: ν_j = f_j·2^e_j. */
+  readonly exponents: Int32Array;
+  /** s_j per column (0 unless the column has a |c| beyond PAIR_LIMIT). */
+  readonly shifts: Int32Array;
+  /** β/(DITHER_GRID·√N). */
+  readonly unit: number;
+}
+
+/** c rounded to a multiple of 2^s, in units of 2^s: ⌊(c + 2^(s−1)) / 2^s⌋ (the GPU's arithmetic shift), c for s = 0. */
+export function roundShift(c: number, s: number): number {
+  return s === 0 ? c : Math.floor((c + 2 ** (s - 1)) / 2 ** s);
+}
+
+/** The smallest s ≥ 0 for which every c with |c| ≤ `largest` rounds into [−PAIR_LIMIT, PAIR_LIMIT]. */
+export function pairShift(largest: number): number {
+  let s = 0;
+  while (roundShift(largest, s) > PAIR_LIMIT) s++;
+  return s;
+}
+
+/** c = 128·h + l with h = ⌊(c + 64) / 128⌋ and l in [−64, 63]. */
+export function splitPair(c: number): { readonly h: number; readonly l: number } {
+  const h = Math.floor((c + 64) / 128);
+  return { h, l: c - 128 * h };
+}
+
+/** frexp of a finite number: x = fract·2^exp with |fract| in [0.5, 1) (0, 0 for zero), as WGSL's frexp. */
+export function frexp(x: number): { readonly fract: number; readonly exp: number } {
+  if (x === 0) return { fract: 0, exp: 0 };
+  let exp = Math.floor(Math.log2(Math.abs(x))) + 1;
+  // log2 can be off by one near powers of two: correct it exactly.
+  while (Math.abs(x) / 2 ** exp >= 1) exp++;
+  while (Math.abs(x) / 2 ** exp < 0.5) exp--;
+  return { fract: x / 2 ** exp, exp };
+}
+
+/**
+ * The integers c = λ·DITHER_GRID/pointScale − Z of every rotated coordinate of `m` (column-major,
+ * length per column, zeros at and past keptLength): what the pair form splits, exactly.
+ */
+export function universalIntegerCoordinates(m: UniversalLatticeMatrix): Int32Array {
+  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
+  const d = codec.spec.dimension;
+  const factor = DITHER_GRID / codec.spec.pointScale;
+  const out = new Int32Array(m.cols * m.length);
+  const dither = new Int32Array(d);
+  let wordKeys = { first: 0, second: 0 };
+  forEachUniversalPoint(m, (j, b, point) => {
+    if (b === 0) wordKeys = ditherWordKeys(columnKeys(m.nonce, j), m.ditherKeys);
+    blockDither(codec, wordKeys, b, dither);
+    for (let v = 0; v < d; v++) {
+      const k = b * d + v;
+      if (k >= m.keptLength) break;
+      out[j * m.length + k] = factor * (point[v] as number) - (dither[v] as number);
+    }
+  });
+  return out;
+}
+
+/**
+ * The pair form of `m` (the twin of the GPU's `dispatchUniversalPairs`).
+ *
+ * @example
+ * const pairs = universalPairColumns(quantize(a, { scheme: 'e8-4bit' }) as UniversalLatticeMatrix);
+ */
+export function universalPairColumns(m: UniversalLatticeMatrix): UniversalPairColumns {
+  check(m.kind === 'lattice' && m.mode === 'universal', 'universalPairColumns: a universal lattice matrix is needed');
+  const c = universalIntegerCoordinates(m);
+  const units = Math.ceil(m.length / PAIR_UNIT);
+  const words = new Uint32Array(m.cols * units * PAIR_UNIT_WORDS);
+  const factors = new Float32Array(m.cols);
+  const exponents = new Int32Array(m.cols);
+  const shifts = new Int32Array(m.cols);
+  for (let j = 0; j < m.cols; j++) {
+    let largest = 0;
+    for (let k = 0; k < m.length; k++) largest = Math.max(largest, Math.abs(c[j * m.length + k] as number));
+    const s = pairShift(largest);
+    const { fract, exp } = frexp(m.norms[j] as number);
+    factors[j] = fract * 2 ** s;
+    exponents[j] = exp;
+    shifts[j] = s;
+    for (let k = 0; k < m.length; k++) {
+      const { h, l } = splitPair(roundShift(c[j * m.length + k] as number, s));
+      const unit = (j * units + Math.floor(k / PAIR_UNIT)) * PAIR_UNIT_WORDS;
+      const lane = k % PAIR_UNIT;
+      const word = lane >> 2;
+      const shift = 8 * (lane & 3);
+      words[unit + word] = ((words[unit + word] as number) | ((h & 0xff) << shift)) >>> 0;
+      words[unit + 2 + word] = ((words[unit + 2 + word] as number) | ((l & 0xff) << shift)) >>> 0;
+    }
+  }
+  return { length: m.length, cols: m.cols, unitsPerColumn: units, words, factors, exponents, shifts, unit: universalDitherUnit(m) };
+}
+
+/** Byte `lane` of a pair-form word, as a signed value. */
+function lane8(word: number, lane: number): number {
+  return ((word >>> (8 * lane)) << 24) >> 24;
+}
+
+/**
+ * The integer sums the product kernel forms for columns i of `a` and j of `b`: hh = Σ h_a·h_b and
+ * hl = Σ (h_a·l_b + l_a·h_b), and the dropped ll = Σ l_a·l_b (for the tests' bounds).
+ */
+export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairColumns, j: number): { readonly hh: number; readonly hl: number; readonly ll: number } {
+  check(a.unitsPerColumn === b.unitsPerColumn, 'pairSums: A and B need the same length');
+  let hh = 0;
+  let hl = 0;
+  let ll = 0;
+  for (let u = 0; u < a.unitsPerColumn; u++) {
+    const ua = (i * a.unitsPerColumn + u) * PAIR_UNIT_WORDS;
+    const ub = (j * b.unitsPerColumn + u) * PAIR_UNIT_WORDS;
+    for (let lane = 0; lane < PAIR_UNIT; lane++) {
+      const w = lane >> 2;
+      const byte = lane & 3;
+      const ha = lane8(a.words[ua + w] as number, byte);
+      const la = lane8(a.words[ua + 2 + w] as number, byte);
+      const hb = lane8(b.words[ub + w] as number, byte);
+      const lb = lane8(b.words[ub + 2 + w] as number, byte);
+      hh += ha * hb;
+      hl += ha * lb + la * hb;
+      ll += la * lb;
+    }
+  }
+  return { hh, hl, ll };
+}
+
+/**
+ * The twin of the pair product on the GPU (pairMatmul.ts, then the product epilogue): C = ÂᵀB̂ in
+ * float64 from the pair forms, a.cols × b.cols column-major, l_a·l_b dropped as the kernel does;
+ * plus rows·μ_a·μ_b for centred operands and, for one quantization multiplied by itself (`gram`),
+ * the exact diagonal ν_i² + rows·μ_i².
+ */
+export function pairProductReference(
+  qa: UniversalLatticeMatrix,
+  a: UniversalPairColumns,
+  qb: UniversalLatticeMatrix,
+  b: UniversalPairColumns,
+  gram: boolean,
+): Float64Array {
+  const out = new Float64Array(a.cols * b.cols);
+  const common = a.unit * b.unit;
+  for (let j = 0; j < b.cols; j++) {
+    for (let i = 0; i < a.cols; i++) {
+      const { hh, hl } = pairSums(a, i, b, j);
+      const scale = common * (a.factors[i] as number) * (b.factors[j] as number) * 2 ** ((a.exponents[i] as number) + (b.exponents[j] as number));
+      let value = scale * (16384 * hh + 128 * hl);
+      if (qa.means !== null && qb.means !== null) value += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
+      if (gram && i === j) value = (qa.norms[i] as number) ** 2 + (qa.means === null ? 0 : qa.rows * (qa.means[i] as number) ** 2);
+      out[j * a.cols + i] = value;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,287 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
+import { LatticeMatmulError } from '../../src/errors.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { dispatchPairMatmul } from '../../src/gpu/kernels/pairMatmul.js';
+import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.js';
+import { dispatchUniversalPairs, pairFormBytes, pairSplitWgsl, pairUnits, universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
+import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
+import { universalDitherUnit, type GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { Matrix } from '../../src/matrix.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { PAIR_LIMIT, pairProductReference, pairShift, pairSums, roundShift, splitPair, universalPairColumns } from '../../src/quantize/universalPairs.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { asUniversal, asUniversalGpu } from './latticeTestSupport.js';
+
+/*
+ * The universal product from pair forms (GpuEngine's 'universal-i8' kernel): the GPU pair form
+ * equals its CPU twin `universalPairColumns` bit for bit (words, factors, exponents), and C equals the
+ * twin `pairProductReference` within 1e-6·ν_i·ν_j per entry. Why that tolerance: each slice of 64
+ * coordinates is summed exactly in i32 and the slices in f32 (relative error ≤ slices·2^−24 of
+ * Σ|terms| ≤ ‖c_a‖·‖c_b‖), then three f32 multiplications and two exact ldexp; a wrong unit, lane,
+ * factor or shift moves an entry by ≥ 1e-3·ν_i·ν_j. Against the CPU `matmulAT` (the decoded product),
+ * C differs by the dropped Σ l_a·l_b, which the test takes from the twin (`pairSums`) exactly.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+function expectCloseToTwin(gpu: Matrix, twin: Float64Array, qa: UniversalLatticeMatrix, qb: UniversalLatticeMatrix, tolerance = 1e-6): void {
+  expect([gpu.rows, gpu.cols]).toEqual([qa.cols, qb.cols]);
+  let worst = 0;
+  for (let j = 0; j < qb.cols; j++) {
+    for (let i = 0; i < qa.cols; i++) {
+      const k = j * qa.cols + i;
+      const scale = (qa.norms[i] as number) * (qb.norms[j] as number) + qa.rows * Math.abs(qa.means === null || qb.means === null ? 0 : (qa.means[i] as number) * (qb.means[j] as number));
+      worst = Math.max(worst, Math.abs((gpu.data[k] as number) - (twin[k] as number)) / scale);
+    }
+  }
+  expect(worst).toBeLessThan(tolerance);
+}
+
+describe.skipIf(noGpu !== undefined)('universal product from pair forms (universal-i8)', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context, { universalProduct: 'i8' });
+  });
+  afterAll(() => {
+    engine.destroy();
+    context.device.destroy();
+  });
+
+  const cases: readonly [string, QuantizeOptions, DataKind][] = [
+    ['e8-4bit', { scheme: 'e8-4bit', seed: 3 }, 'gaussian'],
+    ['d3-q6', { scheme: 'd3-q6', seed: 4 }, 'heavy-tailed'],
+    ['e8-5bit (37-bit codes), centred', { scheme: 'e8-5bit', seed: 5, center: true }, 'outlier-rows'],
+    ['e8-2bit, keepFraction 0.7', { scheme: 'e8-2bit', seed: 6, keepFraction: 0.7 }, 'low-rank'],
+    ['d3-q6 unrotated', { scheme: 'd3-q6', seed: 7, rotate: false }, 'spikes'],
+  ];
+  for (const [name, options, kind] of cases) {
+    for (const [n, aCols, bCols] of [
+      [1, 1, 1],
+      [13, 3, 5],
+      [100, 17, 9],
+      [130, 70, 65],
+    ] as const) {
+      it(`${name}, ${kind}, n = ${n}, ${aCols} × ${bCols}: pair forms = twin bit for bit, C ≈ twin, twin + dropped term = decoded product`, async () => {
+        const { a, b } = testMatrixPair(kind, n, aCols, bCols, n + aCols);
+        const qa = asUniversal(quantize(a, { ...options, nonce: 11 }));
+        const qb = asUniversal(quantize(b, { ...options, nonce: 12 }));
+        const ga = engine.upload(qa);
+        const gb = engine.upload(qb);
+        try {
+          const pa = universalPairColumns(qa);
+          const pb = universalPairColumns(qb);
+          const gpuPairs = await universalPairsOnGpu(context.device, ga);
+          expect(gpuPairs.words).toEqual(pa.words);
+          expect(gpuPairs.factors).toEqual(pa.factors);
+          expect(gpuPairs.exponents).toEqual(pa.exponents);
+          expect(engine.productKernel(ga, gb)).toBe('universal-i8');
+          const gpu = await engine.matmulAT(ga, gb);
+          const twin = pairProductReference(qa, pa, qb, pb, false);
+          expectCloseToTwin(gpu, twin, qa, qb);
+          const decoded = matmulAT(qa, qb);
+          for (let j = 0; j < bCols; j++) {
+            for (let i = 0; i < aCols; i++) {
+              const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * pairSums(pa, i, pb, j).ll;
+              const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
+              // matmulAT rounds to f32 at the end: 2^-23 of its entry, within 1e-6 of the scale.
+              expect(Math.abs((twin[j * aCols + i] as number) + dropped - (decoded.data[j * aCols + i] as number))).toBeLessThan(1e-6 * scale + 2 ** -23 * Math.abs(decoded.data[j * aCols + i] as number));
+            }
+          }
+        } finally {
+          ga.destroy();
+          gb.destroy();
+        }
+      });
+    }
+  }
+
+  it('pair_shift and pack_unit (shaders/pair_split.wgsl) equal pairShift and splitPair, at the boundaries of every shift', async () => {
+    const tops: number[] = [0, 1, 2 ** 30];
+    for (let s = 0; s <= 16; s++) for (const d of [-2, -1, 0, 1, 2]) tops.push(Math.max(0, Math.round((PAIR_LIMIT + 0.5) * 2 ** s) + d));
+    // Units of 8 values: for each shift, values at the split's edges (h = −128, 127; l = −64, 63) scaled up.
+    const units: { c: number[]; s: number }[] = [];
+    for (const s of [0, 1, 3, 9]) {
+      const edges = [-16448, -16447, -16385, -64, -65, 63, 64, 16319].map((v) => v * 2 ** s);
+      units.push({ c: edges, s });
+      units.push({ c: edges.map((v) => v + (s > 0 ? 2 ** (s - 1) : 1)), s });
+      units.push({ c: edges.map((v) => v - (s > 0 ? 2 ** (s - 1) : 1)), s });
+    }
+    const device = context.device;
+    const module = device.createShaderModule({
+      label: 'pair split probe',
+      code: `${pairSplitWgsl()}
+@group(0) @binding(0) var<storage, read> tops: array<u32>;
+@group(0) @binding(1) var<storage, read> values: array<i32>;   // PAIR_UNIT per unit
+@group(0) @binding(2) var<storage, read> shifts: array<u32>;   // per unit
+@group(0) @binding(3) var<storage, read_write> out: array<u32>; // shifts of tops, then 4 words per unit
+@compute @workgroup_size(1)
+fn main() {
+  for (var t = 0u; t < ${tops.length}u; t = t + 1u) { out[t] = pair_shift(tops[t]); }
+  for (var u = 0u; u < ${units.length}u; u = u + 1u) {
+    var c = array<i32, PAIR_UNIT>();
+    for (var i = 0u; i < PAIR_UNIT; i = i + 1u) { c[i] = values[u * PAIR_UNIT + i]; }
+    let w = pack_unit(c, shifts[u]);
+    for (var k = 0u; k < 4u; k = k + 1u) { out[${tops.length}u + 4u * u + k] = w[k]; }
+  }
+}`,
+    });
+    const pipeline = device.createComputePipeline({ label: 'pair split probe', layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const outBytes = 4 * (tops.length + 4 * units.length);
+    const data = await runAndRead(device, 'pair split probe', outBytes, (run) => {
+      const out = run.storage('probe out', outBytes);
+      const bindGroup = device.createBindGroup({
+        label: 'pair split probe',
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: run.upload('tops', Uint32Array.from(tops)) } },
+          { binding: 1, resource: { buffer: run.upload('values', Int32Array.from(units.flatMap((u) => u.c))) } },
+          { binding: 2, resource: { buffer: run.upload('shifts', Uint32Array.from(units.map((u) => u.s))) } },
+          { binding: 3, resource: { buffer: out } },
+        ],
+      });
+      const pass = run.encoder.beginComputePass({ label: 'pair split probe' });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      return out;
+    });
+    const out = new Uint32Array(data);
+    expect(Array.from(out.subarray(0, tops.length))).toEqual(tops.map(pairShift));
+    units.forEach((unit, u) => {
+      const words = [0, 0, 0, 0];
+      unit.c.forEach((c, i) => {
+        const { h, l } = splitPair(roundShift(c, unit.s));
+        words[i >> 2] = ((words[i >> 2] as number) | ((h & 0xff) << (8 * (i & 3)))) >>> 0;
+        words[2 + (i >> 2)] = ((words[2 + (i >> 2)] as number) | ((l & 0xff) << (8 * (i & 3)))) >>> 0;
+      });
+      expect(Array.from(out.subarray(tops.length + 4 * u, tops.length + 4 * u + 4))).toEqual(words);
+    });
+  });
+
+  it('a column beyond the unshifted range (an unrotated spike) is shifted on the GPU as on the CPU', async () => {
+    const n = 4096;
+    const spike: Matrix = { rows: n, cols: 3, data: new Float32Array(3 * n) };
+    spike.data[17] = 5;
+    for (let k = 0; k < n; k++) spike.data[n + k] = Math.sin(k);
+    spike.data[2 * n + 4000] = -1e-3;
+    spike.data[2 * n + 5] = 2e-4;
+    const options: QuantizeOptions = { scheme: 'e8-4bit', seed: 1, rotate: false };
+    const qa = asUniversal(quantize(spike, { ...options, nonce: 3 }));
+    const qb = asUniversal(quantize(spike, { ...options, nonce: 4 }));
+    const pa = universalPairColumns(qa);
+    expect(pa.shifts[0]).toBeGreaterThan(0);
+    expect(pa.shifts[2]).toBeGreaterThan(0);
+    expect(pa.shifts[1]).toBe(0);
+    const ga = engine.upload(qa);
+    const gb = engine.upload(qb);
+    try {
+      const gpuPairs = await universalPairsOnGpu(context.device, ga);
+      expect(gpuPairs.words).toEqual(pa.words);
+      expect(gpuPairs.factors).toEqual(pa.factors);
+      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, universalPairColumns(qb), false), qa, qb);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
+  it.each([false, true])('a Gram matrix ÂᵀÂ (centred %s): one pair form, the exact diagonal, the twin off it', async (center) => {
+    const { a } = testMatrixPair('gaussian', 90, 11, 1, 5);
+    const q = asUniversal(quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 5, center }));
+    const g = engine.upload(q);
+    try {
+      const gpu = await engine.matmulAT(g, g);
+      const p = universalPairColumns(q);
+      const twin = pairProductReference(q, p, q, p, true);
+      expectCloseToTwin(gpu, twin, q, q);
+      for (let i = 0; i < q.cols; i++) {
+        const expected = (q.norms[i] as number) ** 2 + (q.means === null ? 0 : q.rows * (q.means[i] as number) ** 2);
+        expect(Math.abs((gpu.data[i * q.cols + i] as number) - expected)).toBeLessThanOrEqual(1e-6 * expected);
+      }
+    } finally {
+      g.destroy();
+    }
+  });
+
+  /** Pair forms, product and epilogue as the engine records them, with the test knobs. */
+  async function pairProduct(ga: GpuUniversalMatrix, gb: GpuUniversalMatrix, dotPath: DotPath, maxBindingBytes?: number): Promise<Matrix> {
+    const device = context.device;
+    const bytes = 4 * ga.cols * gb.cols;
+    const data = await runAndRead(device, 'pair product (test)', bytes, (run) => {
+      const operand = (m: GpuUniversalMatrix) => {
+        const pairs = run.storage('pairs', pairFormBytes(m.length, m.cols));
+        const factors = run.storage('factors', 4 * m.cols);
+        const exponents = run.storage('exponents', 4 * m.cols);
+        dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, maxBindingBytes });
+        return { pairs, factors, exponents, cols: m.cols };
+      };
+      const pa = operand(ga);
+      const pb = operand(gb);
+      const c = run.storage('C', bytes);
+      dispatchPairMatmul(device, run.encoder, run.scratch, { a: pa, b: pb, units: pairUnits(ga.length), commonScale: universalDitherUnit(ga) * universalDitherUnit(gb), c, dotPath, maxBindingBytes });
+      dispatchProductEpilogue(device, run.encoder, run.scratch, { sideA: ga.side, sideB: gb.side, c, cOffset: 0, aCols: ga.cols, bCols: gb.cols, rows: ga.rows, centred: false, gram: false, exponents: { a: pa.exponents, b: pb.exponents } });
+      return c;
+    });
+    return { rows: ga.cols, cols: gb.cols, data: new Float32Array(data) };
+  }
+
+  it.each([
+    ['packed', undefined],
+    ['plain', undefined],
+    ['packed', 2048],
+    ['plain', 1536],
+  ] as const)('the %s dot path, binding cap %s: pair forms split by columns and B and C in chunks give the twin', async (dotPath, maxBindingBytes) => {
+    if (dotPath === 'packed' && !context.features.packed4x8IntegerDotProduct) return;
+    const { a, b } = testMatrixPair('two-spikes', 100, 3, 70, 8);
+    const qa = asUniversal(quantize(a, { scheme: 'd3-q6', seed: 9, nonce: 1 }));
+    const qb = asUniversal(quantize(b, { scheme: 'd3-q6', seed: 9, nonce: 2 }));
+    const ga = asUniversalGpu(uploadLatticeMatrix(context.device, qa));
+    const gb = asUniversalGpu(uploadLatticeMatrix(context.device, qb));
+    try {
+      if (maxBindingBytes !== undefined) {
+        // B's pair form (16 bytes per unit, 16 units per column) takes several bindings at this cap.
+        expect(pairFormBytes(gb.length, gb.cols)).toBeGreaterThan(4 * maxBindingBytes);
+        expect((await universalPairsOnGpu(context.device, gb, { maxBindingBytes })).words).toEqual(universalPairColumns(qb).words);
+      }
+      const twin = pairProductReference(qa, universalPairColumns(qa), qb, universalPairColumns(qb), false);
+      expectCloseToTwin(await pairProduct(ga, gb, dotPath, maxBindingBytes), twin, qa, qb);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
+  it('the engine takes the pair product where WGSL has packed dot products, and the decode path otherwise or when asked', () => {
+    const packed = context.features.packed4x8IntegerDotProduct;
+    const byDefault = GpuEngine.create(context);
+    const plain = GpuEngine.create(context, { dotPath: 'plain' });
+    const decode = GpuEngine.create(context, { universalProduct: 'decode' });
+    const { a, b } = testMatrixPair('gaussian', 16, 2, 2, 1);
+    const ga = byDefault.upload(asUniversal(quantize(a, { scheme: 'e8-q16', nonce: 1 })));
+    const gb = byDefault.upload(asUniversal(quantize(b, { scheme: 'e8-q16', nonce: 2 })));
+    const gd = byDefault.upload(quantize(b, { scheme: 'e8-q16-deterministic' }) as never);
+    try {
+      expect(byDefault.universalProduct).toBe(packed ? 'i8' : 'decode');
+      expect(byDefault.productKernel(ga, gb)).toBe(packed ? 'universal-i8' : 'universal-decode');
+      expect(plain.productKernel(ga, gb)).toBe('universal-decode');
+      expect(decode.productKernel(ga, gb)).toBe('universal-decode');
+      // A universal × deterministic product decodes both, whatever the option.
+      expect(engine.productKernel(ga, gd)).toBe('universal-decode');
+      expect(() => GpuEngine.create(context, { universalProduct: 'int8' as never })).toThrow(LatticeMatmulError);
+      expect(() => GpuEngine.create(context, { universalProduct: 'int8' as never })).toThrow(/universalProduct must be 'i8' or 'decode'/);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+      gd.destroy();
+    }
+  });
+});

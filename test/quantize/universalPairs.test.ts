@@ -1,0 +1,167 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { testMatrixPair } from '../../src/data/testMatrices.js';
+import type { Matrix } from '../../src/matrix.js';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { universalPairProduct } from '../../src/product/universalPairProduct.js';
+import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { universalDitherUnit } from '../../src/quantize/universalCode.js';
+import {
+  frexp,
+  PAIR_LIMIT,
+  pairProductReference,
+  pairShift,
+  pairSums,
+  roundShift,
+  splitPair,
+  universalIntegerCoordinates,
+  universalPairColumns,
+} from '../../src/quantize/universalPairs.js';
+
+/*
+ * The pair form's arithmetic (src/quantize/universalPairs.ts), checked against independent
+ * computations: the split and the shift on every integer the form can meet (property tests), the
+ * integers c against `decodeRotated` (the library's decode), and the pair product plus the term it
+ * drops against the exact product of the decoded columns.
+ */
+
+function universal(m: Matrix, options: QuantizeOptions): UniversalLatticeMatrix {
+  const q = quantize(m, options);
+  if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
+  return q;
+}
+
+describe('pair form arithmetic', () => {
+  it('splits every shifted c into h in [−128, 127] and l in [−64, 63] with 128·h + l = round(c / 2^s), |error| ≤ 2^(s−1)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -(2 ** 30), max: 2 ** 30 }), fc.integer({ min: 0, max: 2 ** 30 }), (c, extra) => {
+        const largest = Math.min(2 ** 30, Math.abs(c) + extra);
+        const s = pairShift(largest);
+        const rounded = roundShift(c, s);
+        const { h, l } = splitPair(rounded);
+        expect(h).toBeGreaterThanOrEqual(-128);
+        expect(h).toBeLessThanOrEqual(127);
+        expect(l).toBeGreaterThanOrEqual(-64);
+        expect(l).toBeLessThanOrEqual(63);
+        expect(128 * h + l).toBe(rounded);
+        expect(Math.abs(rounded * 2 ** s - c)).toBeLessThanOrEqual(s === 0 ? 0 : 2 ** (s - 1));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('takes the smallest shift: none up to PAIR_LIMIT, and each shift only where the one below overflows', () => {
+    expect(pairShift(0)).toBe(0);
+    expect(pairShift(PAIR_LIMIT)).toBe(0);
+    expect(pairShift(PAIR_LIMIT + 1)).toBe(1);
+    fc.assert(
+      fc.property(fc.integer({ min: PAIR_LIMIT + 1, max: 2 ** 30 }), (largest) => {
+        const s = pairShift(largest);
+        expect(roundShift(largest, s)).toBeLessThanOrEqual(PAIR_LIMIT);
+        expect(roundShift(largest, s - 1)).toBeGreaterThan(PAIR_LIMIT);
+      }),
+    );
+  });
+
+  it('frexp gives a mantissa in [0.5, 1) and an exponent that rebuild the number exactly (as WGSL frexp)', () => {
+    expect(frexp(0)).toEqual({ fract: 0, exp: 0 });
+    expect(frexp(1)).toEqual({ fract: 0.5, exp: 1 });
+    expect(frexp(0.75)).toEqual({ fract: 0.75, exp: 0 });
+    fc.assert(
+      fc.property(fc.double({ min: 2 ** -140, max: 2 ** 120, noNaN: true }), (x) => {
+        const { fract, exp } = frexp(x);
+        expect(fract).toBeGreaterThanOrEqual(0.5);
+        expect(fract).toBeLessThan(1);
+        expect(fract * 2 ** exp).toBe(x);
+      }),
+    );
+  });
+});
+
+describe('pair form of universal matrices', () => {
+  const cases: readonly [string, QuantizeOptions][] = [
+    ['e8-4bit', { scheme: 'e8-4bit', seed: 3 }],
+    ['d3-q6', { scheme: 'd3-q6', seed: 4 }],
+    ['e8-5bit (37-bit codes), centred', { scheme: 'e8-5bit', seed: 5, center: true }],
+    ['e8-q16, keepFraction 0.6', { scheme: 'e8-q16', seed: 6, keepFraction: 0.6 }],
+  ];
+
+  for (const [name, options] of cases) {
+    it(`${name}: c·unit·ν is decodeRotated's value, and the pair product + the dropped Σ l_a·l_b is the decoded product`, () => {
+      const { a, b } = testMatrixPair('heavy-tailed', 75, 5, 4, 11);
+      const qa = universal(a, { ...options, nonce: 1 });
+      const qb = universal(b, { ...options, nonce: 2 });
+      const decodedA = decodeRotated(qa);
+      const decodedB = decodeRotated(qb);
+      const c = universalIntegerCoordinates(qa);
+      const unit = universalDitherUnit(qa);
+      for (let j = 0; j < qa.cols; j++) {
+        for (let k = 0; k < qa.length; k++) {
+          const expected = decodedA[j * qa.length + k] as number;
+          expect(Math.abs((qa.norms[j] as number) * unit * (c[j * qa.length + k] as number) - expected)).toBeLessThanOrEqual(1e-12 * (qa.norms[j] as number));
+        }
+      }
+      const pa = universalPairColumns(qa);
+      const pb = universalPairColumns(qb);
+      expect(Math.max(...pa.shifts, ...pb.shifts)).toBe(0); // ordinary data: nothing shifted, so the split is exact
+      const product = pairProductReference(qa, pa, qb, pb, false);
+      for (let j = 0; j < qb.cols; j++) {
+        for (let i = 0; i < qa.cols; i++) {
+          let exact = 0;
+          for (let k = 0; k < qa.length; k++) exact += (decodedA[i * qa.length + k] as number) * (decodedB[j * qb.length + k] as number);
+          if (qa.means !== null && qb.means !== null) exact += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
+          const { ll } = pairSums(pa, i, pb, j);
+          const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * ll;
+          const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
+          expect(Math.abs((product[j * qa.cols + i] as number) + dropped - exact)).toBeLessThanOrEqual(1e-12 * scale);
+          // The dropped term is small: within β²/16 of ‖â_i‖·‖b̂_j‖ (|l| ≤ 64, ‖c‖ ≈ DITHER_GRID·√N/β).
+          expect(Math.abs(dropped)).toBeLessThan(((qa.scheme.beta ** 2) / 16) * scale);
+        }
+      }
+    });
+  }
+
+  it('shifts a column whose largest c is beyond PAIR_LIMIT (an unrotated spike), within 2^(s−1) per coordinate', () => {
+    const n = 4096;
+    const spike: Matrix = { rows: n, cols: 2, data: new Float32Array(2 * n) };
+    spike.data[17] = 5; // column 0: one spike, unrotated: |λ| ≈ √N/β at that coordinate
+    for (let k = 0; k < n; k++) spike.data[n + k] = Math.sin(k); // column 1: spread
+    const q = universal(spike, { scheme: 'e8-4bit', seed: 1, nonce: 9, rotate: false });
+    const pairs = universalPairColumns(q);
+    const c = universalIntegerCoordinates(q);
+    expect(pairs.shifts[0]).toBeGreaterThan(0);
+    expect(pairs.shifts[1]).toBe(0);
+    const s = pairs.shifts[0] as number;
+    // Column 0 rebuilt from its pairs: every coordinate within 2^(s−1) of c.
+    const { exp } = frexp(q.norms[0] as number);
+    expect(pairs.exponents[0]).toBe(exp);
+    expect(pairs.factors[0]).toBe(frexp(q.norms[0] as number).fract * 2 ** s);
+    for (let k = 0; k < q.length; k++) {
+      const unit = Math.floor(k / 8) * 4;
+      const lane = k % 8;
+      const byte = (word: number) => ((word >>> (8 * (lane & 3))) << 24) >> 24;
+      const h = byte(pairs.words[unit + (lane >> 2)] as number);
+      const l = byte(pairs.words[unit + 2 + (lane >> 2)] as number);
+      expect(Math.abs((128 * h + l) * 2 ** s - (c[k] as number))).toBeLessThanOrEqual(2 ** (s - 1));
+    }
+  });
+});
+
+describe('universalPairProduct', () => {
+  it('is matmulAT minus the dropped term, a Gram matrix keeps its exact diagonal, and it refuses what matmulAT refuses and non-universal operands', () => {
+    const { a, b } = testMatrixPair('gaussian', 40, 4, 3, 2);
+    const qa = universal(a, { scheme: 'e8-4bit', seed: 1, nonce: 1 });
+    const qb = universal(b, { scheme: 'e8-4bit', seed: 1, nonce: 2 });
+    const c = universalPairProduct(qa, qb);
+    const twin = pairProductReference(qa, universalPairColumns(qa), qb, universalPairColumns(qb), false);
+    expect([c.rows, c.cols]).toEqual([4, 3]);
+    expect(Array.from(c.data)).toEqual(Array.from(Float32Array.from(twin)));
+    const gram = universalPairProduct(qa, qa);
+    for (let i = 0; i < 4; i++) expect(gram.data[i * 4 + i]).toBe(Math.fround((qa.norms[i] as number) ** 2));
+    expect(() => universalPairProduct(qa, universal(b, { scheme: 'e8-4bit', seed: 2, nonce: 3 }))).toThrow(/rotated with different seeds/);
+    expect(() => universalPairProduct(qa, quantize(b, { scheme: 'e8-q16-deterministic', seed: 1 }))).toThrow(/multiplies two universal lattice matrices/);
+    expect(() => universalPairProduct(qa, { ...qb, nonce: 1n })).toThrow(LatticeMatmulError);
+  });
+});
