@@ -11,7 +11,7 @@ import {
 import { HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
-import { checkDitherKeys, DITHER_KEYS, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, DITHER_KEYS, MAX_EXPLICIT_COORDINATE, type DitherKeyCount } from '../quantize/universalCode.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
 import { absmaxOptions } from '../quantize/quantize.js';
 import type {
@@ -102,12 +102,6 @@ export const CONTAINER_MAX_ROWS = 2 ** 30;
  * inside (their factor is below 2^10 unless β and q are both near their maxima).
  */
 export const CONTAINER_MAX_DECODED_NORM = 2 ** 110;
-
-/**
- * Largest |coordinate| of an explicit escape μ (point coordinates). The encoder's fixed-point limit
- * (2^22 grid units, src/quantize/universalCode.ts) keeps every μ below 2^15.
- */
-const MAX_EXPLICIT_COORDINATE = 2 ** 16;
 
 /**
  * ‖L‖ ≤ q·R in λ units for every coset leader L: L/q is a point's offset from its nearest lattice

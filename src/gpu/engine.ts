@@ -26,7 +26,7 @@ import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
 import { universalDitherUnit, type GpuUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
-import { checkPairMatmulA, dispatchPairMatmul } from './kernels/pairMatmul.js';
+import { checkPairMatmulA, dispatchPairMatmul, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
 import { dispatchUniversalPairs, pairFormBytes, pairUnits } from './kernels/universalPairs.js';
 
 /** Options of {@link GpuEngine.create}. */
@@ -42,6 +42,8 @@ export interface GpuEngineOptions {
    * How a product of two universal matrices is formed: `'i8'`, from each operand's pair form with
    * packed 8-bit dot products (src/quantize/universalPairs.ts; the default where WGSL has them), or
    * `'decode'`, both operands decoded to f32 and multiplied by the f32 kernel (the default otherwise).
+   * With `'i8'`, operands whose units multiply below 2^-100 (β near 0 with long columns) still take
+   * the decode path; `productKernel(a, b)` says which runs.
    */
   readonly universalProduct?: UniversalProductPath;
 }
@@ -422,7 +424,12 @@ export class GpuEngine {
 
 /** The kernel for two checked operands (`GpuEngine.productKernel`). */
 function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProduct: UniversalProductPath): ProductKernel {
-  if (a.mode === 'universal' && b.mode === 'universal') return universalProduct === 'i8' ? 'universal-i8' : 'universal-decode';
+  if (a.mode === 'universal' && b.mode === 'universal') {
+    // The pair product's f32 scale is unit_a·unit_b; operands whose units are too small for it (β near
+    // 0 with long columns) go the decode path, whose decoded values carry the units.
+    const pairs = universalProduct === 'i8' && universalDitherUnit(a) * universalDitherUnit(b) >= PAIR_MIN_COMMON_SCALE;
+    return pairs ? 'universal-i8' : 'universal-decode';
+  }
   if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
   const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
   if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';

@@ -6,7 +6,7 @@ import { latticeSpec, universalCodec } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
 import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from './schemes.js';
-import { checkDitherKeys, LONG_ESCAPE } from './universalCode.js';
+import { checkDitherKeys, LONG_ESCAPE, MAX_EXPLICIT_COORDINATE } from './universalCode.js';
 
 /*
  * Quantized matrices are plain objects (they serialize, cross workers, and come back from the
@@ -136,4 +136,11 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
     else check(index < codec.spec.escapes.extendedCount, () => `${name}.longEscapes[${i}] = ${index} is outside the ${codec.spec.name} extended table`);
   }
   checkTyped(q.hugeEscapes, Int32Array, hugeCount * d, `${name}.hugeEscapes (${d} per huge escape)`);
+  const beyond = q.hugeEscapes.findIndex((v) => Math.abs(v) > MAX_EXPLICIT_COORDINATE);
+  check(
+    beyond < 0,
+    () =>
+      `${name}.hugeEscapes[${beyond}] = ${q.hugeEscapes[beyond]} is beyond ±2^16, more than any encoder writes (its fixed-point limit keeps explicit escapes below 2^15) ` +
+      'and more than the decoders take in i32',
+  );
 }

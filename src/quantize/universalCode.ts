@@ -48,6 +48,14 @@ export const LONG_ESCAPE = MAX_ESCAPE_RANK + 1;
  */
 export const UNIVERSAL_FIXED_LIMIT = 2 ** 22;
 
+/**
+ * Largest |coordinate| of an explicit escape μ (point coordinates) that a universal matrix may hold:
+ * the encoder's fixed-point limit (UNIVERSAL_FIXED_LIMIT) keeps every μ below 2^15; the container
+ * reader and `checkQuantizedMatrix` refuse more, so λ = leader + q·μ and every integer a decoder forms
+ * from it (the pair form's c = λ·DITHER_GRID/pointScale − Z ≤ 2^30 for q ≤ 64) stay within i32.
+ */
+export const MAX_EXPLICIT_COORDINATE = 2 ** 16;
+
 /** 2^−24: a 24-bit integer times this is an exact f32. */
 const TWO_POW_MINUS_24 = 1 / 16777216;
 

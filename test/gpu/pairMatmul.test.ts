@@ -9,6 +9,7 @@ import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.j
 import { dispatchUniversalPairs, pairFormBytes, pairSplitWgsl, pairUnits, universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import { universalDitherUnit, type GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
@@ -254,6 +255,36 @@ fn main() {
       }
       const twin = pairProductReference(qa, universalPairColumns(qa), qb, universalPairColumns(qb), false);
       expectCloseToTwin(await pairProduct(ga, gb, dotPath, maxBindingBytes), twin, qa, qb);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
+  it('operands whose units multiply below 2^-100 (β near 0) take the decode path, which carries the units, and the kernel refuses them', async () => {
+    // Codes of an ordinary quantization relabelled with β = 2^-61 and norms 2^60 larger: unit_a·unit_b ≈ 2^-144.
+    const crafted = (seed: number, nonce: number): UniversalLatticeMatrix => {
+      const m = asUniversal(quantize(testMatrixPair('gaussian', 64, 3, 1, seed).a, { scheme: 'd3-q6', seed: 1, nonce }));
+      return { ...m, scheme: { ...m.scheme, beta: 2 ** -61 }, norms: m.norms.map((v) => v * 2 ** 60) };
+    };
+    const qa = crafted(1, 1);
+    const qb = crafted(2, 2);
+    const ga = engine.upload(qa);
+    const gb = engine.upload(qb);
+    try {
+      expect(engine.universalProduct).toBe('i8');
+      expect(engine.productKernel(ga, gb)).toBe('universal-decode');
+      const gpu = await engine.matmulAT(ga, gb);
+      const cpu = matmulAT(qa, qb);
+      const scale = Math.max(...Array.from(cpu.data, Math.abs));
+      for (let k = 0; k < cpu.data.length; k++) expect(Math.abs((gpu.data[k] as number) - (cpu.data[k] as number))).toBeLessThan(1e-5 * scale);
+      const c = context.device.createBuffer({ label: 'unused C', size: 64, usage: GPUBufferUsage.STORAGE });
+      try {
+        const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, c, dotPath: 'plain' } as const;
+        expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 2 ** -101 })).toThrow(/commonScale .* is below 2\^-100/);
+      } finally {
+        c.destroy();
+      }
     } finally {
       ga.destroy();
       gb.destroy();

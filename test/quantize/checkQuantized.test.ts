@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { checkQuantizedMatrix } from '../../src/quantize/checkQuantized.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -75,5 +76,23 @@ describe('checkQuantizedMatrix: values that select', () => {
       expect(() => checkQuantizedMatrix(bad, 'A')).toThrow(new RegExp(`A\\.escapes\\[${escaped}\\] = ${maxRank + 1} is not an escape symbol \\(0, a rank 1…${maxRank} among the 12 roots of D3, or 16\\)`));
       expect(() => dequantize(bad)).toThrow(LatticeMatmulError);
     }
+  });
+});
+
+describe('checkQuantizedMatrix: explicit escapes', () => {
+  it('refuses an explicit escape coordinate beyond ±2^16 (the container reader\'s bound; the GPU pair form overflowed i32 past it) and takes ±2^16', () => {
+    const base = quantize(gaussianMatrix(12, 2, 1), { scheme: 'd3-q6', seed: 1, nonce: 3, rotate: false });
+    if (base.kind !== 'lattice' || base.mode !== 'universal') throw new Error('universal matrix expected');
+    // Block 0 of column 0 an explicit escape (symbol LONG_ESCAPE = 16, long index HUGE_ESCAPE) with μ = (v, v, 0), a D3 point.
+    const withMu = (v: number): QuantizedMatrix => {
+      const escapes = base.escapes.slice();
+      escapes.fill(0);
+      escapes[0] = 16;
+      return { ...base, escapes, longEscapes: Uint16Array.of(HUGE_ESCAPE), hugeEscapes: Int32Array.of(v, v, 0) } as QuantizedMatrix;
+    };
+    expect(() => checkQuantizedMatrix(withMu(2 ** 16), 'A')).not.toThrow();
+    expect(() => checkQuantizedMatrix(withMu(-(2 ** 16)), 'A')).not.toThrow();
+    expect(() => checkQuantizedMatrix(withMu(2 ** 16 + 2), 'A')).toThrow(/^A\.hugeEscapes\[0\] = 65538 is beyond ±2\^16, more than any encoder writes/);
+    expect(() => matmulAT(withMu(2 ** 21), withMu(2 ** 21))).toThrow(LatticeMatmulError);
   });
 });

@@ -19,6 +19,15 @@ import type { DotPath } from './e8Matmul.js';
  * `pairProductReference`.
  */
 
+/**
+ * The smallest unit_a·unit_b the kernel takes. It multiplies each entry's integer sum (≥ 1 in
+ * magnitude unless 0) by common_scale·f_i·f_j in f32, so at or above 2^-100 every nonzero entry is a
+ * normal f32 before the epilogue's exponents; below it (β near 0 with long columns: unit = β/(256·√N))
+ * entries would lose bits to subnormals or vanish, and the engine multiplies such operands on the
+ * decode path, whose decoded values carry the units.
+ */
+export const PAIR_MIN_COMMON_SCALE = 2 ** -100;
+
 /** C entries per workgroup edge (the shader's TILE). */
 const TILE = 64;
 /** Bytes of one unit of the pair form. */
@@ -95,6 +104,10 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
   checkPositiveInteger(aCols, 'pair matmul A columns');
   checkPositiveInteger(bCols, 'pair matmul B columns');
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  check(
+    Number.isFinite(args.commonScale) && args.commonScale >= PAIR_MIN_COMMON_SCALE,
+    () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,
+  );
   const cOffset = args.cOffset ?? 0;
   checkBufferRange(args.a.pairs, 0, UNIT_BYTES * units * aCols, 'pair matmul: A');
   checkBufferRange(args.b.pairs, 0, UNIT_BYTES * units * bCols, 'pair matmul: B');
