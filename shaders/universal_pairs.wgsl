@@ -3,14 +3,16 @@
 // generated `UniversalPairsParams`, shaders/lattice_decode.wgsl, the generated lattice header and
 // shaders/universal_decode.wgsl, then shaders/pair_split.wgsl (src/gpu/kernels/universalPairs.ts).
 //
-// One workgroup per column. Each invocation takes units (8 rotated coordinates) thread, thread + 256,
-// …: it forms c = λ·DITHER_GRID/pointScale − Z of each coordinate (zero at and past `kept`), writes
-// the unit split unshifted (c = 128·h + l) and keeps the largest |c|. The workgroup's largest sets the
-// column's shift s; a column that needs one (rare: an escape far above its RMS) is decoded again and
-// rewritten by the same invocations, so no unit is written by two. Invocation 0 writes the column's
-// factor f·2^s and exponent e (ν = f·2^e, frexp).
+// One workgroup of 64 per column (a column of N coordinates has N/8 units: 256 invocations left most of
+// a short column's idle, and a product of 128 columns of 128 spent twice the f32 matmul's time here
+// on lavapipe). Each invocation takes units (8 rotated coordinates) thread, thread + 64, …: it forms
+// c = λ·DITHER_GRID/pointScale − Z of each coordinate (zero at and past `kept`), writes the unit split
+// unshifted (c = 128·h + l) and keeps the largest |c|. The workgroup's largest sets the column's shift
+// s; a column that needs one (rare: an escape far above its RMS) is decoded again and rewritten by the
+// same invocations, so no unit is written by two. Invocation 0 writes the column's factor f·2^s and
+// exponent e (ν = f·2^e, frexp).
 
-const THREADS: u32 = 256u;
+const THREADS: u32 = 64u;
 const POINT_FACTOR: i32 = U_DITHER_GRID / U_POINT_SCALE;
 
 @group(0) @binding(0) var<uniform> params: UniversalPairsParams;
@@ -50,7 +52,7 @@ fn unit_integers(column: u32, keys: vec2<u32>, unit: u32) -> array<i32, PAIR_UNI
   return c;
 }
 
-@compute @workgroup_size(256, 1, 1)
+@compute @workgroup_size(64, 1, 1)
 fn main(
   @builtin(workgroup_id) group: vec3<u32>,
   @builtin(num_workgroups) groups: vec3<u32>,
