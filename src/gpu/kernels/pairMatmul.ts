@@ -9,6 +9,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingCap, bindingWindow, itemsPerBinding } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
+import { PAIR_UNIT_BYTES } from './universalPairs.js';
 
 /*
  * C = ÂᵀB̂ of two universal matrices from their pair forms (shaders/pair_matmul.wgsl; the form is
@@ -30,8 +31,6 @@ export const PAIR_MIN_COMMON_SCALE = 2 ** -100;
 
 /** C entries per workgroup edge (the shader's TILE). */
 const TILE = 64;
-/** Bytes of one unit of the pair form. */
-const UNIT_BYTES = 4 * PAIR_UNIT_WORDS;
 
 const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
   units: 'u32', // units per column, both operands
@@ -61,12 +60,12 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
  * dimension), so a caller can check before recording anything: `what` names A as the caller knows it.
  */
 export function checkPairMatmulA(device: GPUDevice, units: number, aCols: number, what: string, maxBinding = device.limits.maxStorageBufferBindingSize): void {
-  const bytes = UNIT_BYTES * units * aCols;
+  const bytes = PAIR_UNIT_BYTES * units * aCols;
   check(
     bytes <= maxBinding,
     () =>
       `${what} (${aCols} columns of ${units} 16-byte units, ${bytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
-      `multiply it in parts of at most ${Math.max(1, Math.floor(maxBinding / (UNIT_BYTES * units)))} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
+      `multiply it in parts of at most ${Math.max(1, Math.floor(maxBinding / (PAIR_UNIT_BYTES * units)))} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
   );
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   check(Math.ceil(aCols / TILE) <= maxGroups, () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`);
@@ -109,8 +108,8 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
     () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,
   );
   const cOffset = args.cOffset ?? 0;
-  checkBufferRange(args.a.pairs, 0, UNIT_BYTES * units * aCols, 'pair matmul: A');
-  checkBufferRange(args.b.pairs, 0, UNIT_BYTES * units * bCols, 'pair matmul: B');
+  checkBufferRange(args.a.pairs, 0, PAIR_UNIT_BYTES * units * aCols, 'pair matmul: A');
+  checkBufferRange(args.b.pairs, 0, PAIR_UNIT_BYTES * units * bCols, 'pair matmul: B');
   checkBufferRange(args.a.factors, 0, 4 * aCols, 'pair matmul: A factors');
   checkBufferRange(args.b.factors, 0, 4 * bCols, 'pair matmul: B factors');
   checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'pair matmul: C');
@@ -118,14 +117,14 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
   const maxBinding = bindingCap(device, args.maxBindingBytes, 'pair matmul');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   checkPairMatmulA(device, units, aCols, 'pair matmul: A', maxBinding);
-  const columnsPerChunk = Math.min(itemsPerBinding(UNIT_BYTES * units, maxBinding, alignment), itemsPerBinding(4 * aCols, maxBinding, alignment), maxGroups * TILE);
+  const columnsPerChunk = Math.min(itemsPerBinding(PAIR_UNIT_BYTES * units, maxBinding, alignment), itemsPerBinding(4 * aCols, maxBinding, alignment), maxGroups * TILE);
 
   const { layout, pipeline } = pipelines.get(device, args.dotPath);
   const pass = encoder.beginComputePass({ label: `pair matmul (${args.dotPath})` });
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
     const chunkCols = Math.min(columnsPerChunk, bCols - j0);
-    const bWindow = bindingWindow(UNIT_BYTES * units * j0, UNIT_BYTES * units * chunkCols, alignment);
+    const bWindow = bindingWindow(PAIR_UNIT_BYTES * units * j0, PAIR_UNIT_BYTES * units * chunkCols, alignment);
     const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
     const label = `pair matmul (B columns ${j0}…${j0 + chunkCols - 1})`;
     const params = Params.pack({
@@ -143,7 +142,7 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
       0,
       createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
-        { buffer: args.a.pairs, size: UNIT_BYTES * units * aCols },
+        { buffer: args.a.pairs, size: PAIR_UNIT_BYTES * units * aCols },
         { buffer: args.a.factors },
         windowBinding(args.b.pairs, bWindow),
         { buffer: args.b.factors },

@@ -19,8 +19,8 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
  * the column's factor and exponent. The product (pairMatmul.ts) reads the form.
  */
 
-/** Bytes of one unit (8 coordinates) of the pair form. */
-const UNIT_BYTES = 4 * PAIR_UNIT_WORDS;
+/** Bytes of one unit (8 coordinates) of the pair form: one vec4<u32>. */
+export const PAIR_UNIT_BYTES = 4 * PAIR_UNIT_WORDS;
 
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalPairsParams', {
@@ -66,7 +66,7 @@ export function pairUnits(length: number): number {
 
 /** Bytes of the pair form of a matrix's `cols` columns of `length`: 2 per rotated coordinate, padded to units. */
 export function pairFormBytes(length: number, cols: number): number {
-  return UNIT_BYTES * pairUnits(length) * cols;
+  return PAIR_UNIT_BYTES * pairUnits(length) * cols;
 }
 
 /** Arguments of {@link dispatchUniversalPairs}. */
@@ -101,14 +101,14 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   const ranges = columnRanges(
     m.cols,
-    Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), itemsPerBinding(UNIT_BYTES * units, maxBinding, alignment), maxGroups * maxGroups),
+    Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), itemsPerBinding(PAIR_UNIT_BYTES * units, maxBinding, alignment), maxGroups * maxGroups),
   );
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, m.scheme.lattice);
   const pass = encoder.beginComputePass({ label: 'universal pairs' });
   pass.setPipeline(pipeline);
   for (const range of ranges) {
     const windows = universalOperandWindows(m, layout, range.first, range.count, alignment);
-    const pairsWindow = bindingWindow(UNIT_BYTES * units * range.first, UNIT_BYTES * units * range.count, alignment);
+    const pairsWindow = bindingWindow(PAIR_UNIT_BYTES * units * range.first, PAIR_UNIT_BYTES * units * range.count, alignment);
     const label = `universal pairs columns ${range.first}…${range.first + range.count - 1}`;
     const params = Params.pack({
       ...windows.uniforms,
