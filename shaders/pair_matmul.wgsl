@@ -1,5 +1,5 @@
-// C = ÂᵀB̂ of two universal matrices from their pair forms (src/quantize/universalPairs.ts): 2^14·Σ h_a·h_b
-// + 2^7·Σ (h_a·l_b + l_a·h_b) per entry with packed 8-bit dot products, times the common unit and the
+// C = ÂᵀB̂ of two universal matrices from their pair forms (src/quantize/universalPairs.ts): R²·Σ h_a·h_b
+// + R·Σ (h_a·l_b + l_a·h_b) per entry (R = 2^r, the forms' radix) with packed 8-bit dot products, times the common unit and the
 // columns' factors; the product epilogue then applies the exponents, the means and a Gram matrix's
 // diagonal (shaders/product_epilogue.wgsl). CPU twin: pairProductReference (universalPairs.ts).
 // Compiled after shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl and the generated
@@ -15,8 +15,8 @@
 // units (64 coordinates), A's and B's 64 columns of a slice copied into workgroup memory (16 KB), where
 // each unit is read by 16 invocations. Per pair of units (8 coordinates): 6 packed dot products, 2 for
 // h·h and 4 for the cross terms, so 3 per 4 coordinates where the f32 kernel spends 4 multiply-adds.
-// The sums of a slice stay exact in i32 (|Σ h·h| ≤ 64·128² = 2^20 and |Σ cross| ≤ 2^20 per slice)
-// and go to the f32 accumulator once per slice.
+// The sums of a slice stay exact in i32 (|Σ h·h| ≤ 64·128² = 2^20 and |Σ cross| ≤ 2^21 per slice)
+// and go to the f32 accumulator once per slice, times R² ≤ 2^16 and R: exact.
 
 const TILE: u32 = 64u;
 const SLICE: u32 = 8u;          // units per slice
@@ -96,7 +96,7 @@ fn main(
       }
     }
     for (var rs = 0u; rs < PER_THREAD * PER_THREAD; rs = rs + 1u) {
-      acc[rs] = acc[rs] + 16384.0 * f32(high[rs]) + 128.0 * f32(cross[rs]);
+      acc[rs] = acc[rs] + params.radix * params.radix * f32(high[rs]) + params.radix * f32(cross[rs]);
       high[rs] = 0;
       cross[rs] = 0;
     }

@@ -1,6 +1,6 @@
-// The split of the pair form (src/quantize/universalPairs.ts: roundShift, pairShift, splitPair): a
-// library compiled in front of shaders/universal_pairs.wgsl (and of the test probe that checks it at
-// the boundaries, test/gpu/pairMatmul.test.ts), after the constants PAIR_UNIT and PAIR_LIMIT that
+// The split of the pair form (src/quantize/universalPairs.ts: roundShift, pairLimit, pairShift,
+// splitPair): a library compiled in front of shaders/universal_pairs.wgsl (and of the test probe that
+// checks it at the boundaries, test/gpu/pairMatmul.test.ts), after the constant PAIR_UNIT that
 // src/gpu/kernels/universalPairs.ts generates from the CPU module's (`pairSplitWgsl`).
 
 // c in units of 2^s, rounded: ⌊(c + 2^(s−1)) / 2^s⌋ (roundShift).
@@ -11,12 +11,18 @@ fn round_shift(c: i32, s: u32) -> i32 {
   return (c + (1 << (s - 1u))) >> s;
 }
 
-// The smallest s with every |c| ≤ `top` rounded into [−PAIR_LIMIT, PAIR_LIMIT] (pairShift).
-fn pair_shift(top: u32) -> u32 {
+// The largest |c| stored unshifted at radix 2^r: 128·R − ⌊R/2⌋ − 1 (pairLimit).
+fn pair_limit(r: u32) -> u32 {
+  return (128u << r) - ((1u << r) >> 1u) - 1u;
+}
+
+// The smallest s with every |c| ≤ `top` rounded into [−pair_limit(r), pair_limit(r)] (pairShift).
+fn pair_shift(top: u32, r: u32) -> u32 {
+  let limit = pair_limit(r);
   var s = 0u;
   loop {
     let rounded = select(top, (top >> s) + ((top >> (s - 1u)) & 1u), s > 0u);
-    if (rounded <= PAIR_LIMIT) {
+    if (rounded <= limit) {
       break;
     }
     s = s + 1u;
@@ -24,14 +30,16 @@ fn pair_shift(top: u32) -> u32 {
   return s;
 }
 
-// The unit's 8 values in units of 2^s, each split as 128·h + l: (h of 0–3, h of 4–7, l of 0–3, l of 4–7).
-fn pack_unit(c: array<i32, PAIR_UNIT>, s: u32) -> vec4<u32> {
+// The unit's 8 values in units of 2^s, each split as R·h + l (R = 2^r, h = ⌊(value + ⌊R/2⌋) / R⌋):
+// (h of 0–3, h of 4–7, l of 0–3, l of 4–7).
+fn pack_unit(c: array<i32, PAIR_UNIT>, s: u32, r: u32) -> vec4<u32> {
+  let half = i32((1u << r) >> 1u);
   var h = vec2<u32>();
   var l = vec2<u32>();
   for (var i = 0u; i < PAIR_UNIT; i = i + 1u) {
     let value = round_shift(c[i], s);
-    let high = (value + 64) >> 7u;  // arithmetic: ⌊(value + 64) / 128⌋
-    let low = value - high * 128;
+    let high = (value + half) >> r;  // arithmetic: ⌊(value + ⌊R/2⌋) / R⌋
+    let low = value - (high << r);
     let word = i >> 2u;
     let at = 8u * (i & 3u);
     h[word] = h[word] | ((u32(high) & 0xffu) << at);

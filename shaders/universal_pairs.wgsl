@@ -7,7 +7,7 @@
 // a short column's idle, and a product of 128 columns of 128 spent twice the f32 matmul's time here
 // on lavapipe). Each invocation takes units (8 rotated coordinates) thread, thread + 64, …: it forms
 // c = λ·DITHER_GRID/pointScale − Z of each coordinate (zero at and past `kept`), writes the unit split
-// unshifted (c = 128·h + l) and keeps the largest |c|. The workgroup's largest sets the column's shift
+// unshifted (c = R·h + l, R = 2^radix_bits) and keeps the largest |c|. The workgroup's largest sets the column's shift
 // s; a column that needs one (rare: an escape far above its RMS) is decoded again and rewritten by the
 // same invocations, so no unit is written by two. Invocation 0 writes the column's factor f·2^s and
 // exponent e (ν = f·2^e, frexp).
@@ -75,17 +75,17 @@ fn main(
     for (var i = 0u; i < PAIR_UNIT; i = i + 1u) {
       top = max(top, u32(abs(c[i])));
     }
-    pairs[base + u] = pack_unit(c, 0u);
+    pairs[base + u] = pack_unit(c, 0u, params.radix_bits);
   }
   atomicMax(&largest_atomic, top);
   workgroupBarrier();
   if (thread == 0u) {
     largest = atomicLoad(&largest_atomic);
   }
-  let s = pair_shift(workgroupUniformLoad(&largest));
+  let s = pair_shift(workgroupUniformLoad(&largest), params.radix_bits);
   if (s > 0u) {
     for (var u = thread; u < params.units; u = u + THREADS) {
-      pairs[base + u] = pack_unit(unit_integers(column, keys, u), s);
+      pairs[base + u] = pack_unit(unit_integers(column, keys, u), s, params.radix_bits);
     }
   }
   if (thread == 0u) {

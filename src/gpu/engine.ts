@@ -27,6 +27,7 @@ import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
 import { universalDitherUnit, type GpuUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { checkPairMatmulA, dispatchPairMatmul, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
+import { pairRadixBits } from '../quantize/universalPairs.js';
 import { dispatchUniversalPairs, pairFormBytes, pairUnits } from './kernels/universalPairs.js';
 
 /** Options of {@link GpuEngine.create}. */
@@ -221,19 +222,20 @@ export class GpuEngine {
   private recordPairProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuUniversalMatrix, b: GpuUniversalMatrix, output: GPUBuffer, offset: number): void {
     const gram = a === b;
     const units = pairUnits(a.length);
+    const radixBits = pairRadixBits(a.scheme.q, b.scheme.q);
     // Before anything is recorded (the pair passes come first): the product binds A's pair form whole.
     checkPairMatmulA(this.device, units, a.cols, 'matmulAT: A, in the pair form');
     const operand = (m: GpuUniversalMatrix, name: string) => {
       const pairs = scratch.buffer(`GpuEngine pairs ${name}`, pairFormBytes(m.length, m.cols), STORAGE_USAGE);
       const factors = scratch.buffer(`GpuEngine factors ${name}`, 4 * m.cols, STORAGE_USAGE);
       const exponents = scratch.buffer(`GpuEngine exponents ${name}`, 4 * m.cols, STORAGE_USAGE);
-      return { m, pairs, factors, exponents, cols: m.cols };
+      return { m, pairs, factors, exponents, radixBits, cols: m.cols };
     };
     // Every buffer is created (and a size beyond maxBufferSize refused) before the first pass is recorded.
     const pa = operand(a, 'A');
     const pb = gram ? pa : operand(b, 'B');
     for (const p of gram ? [pa] : [pa, pb]) dispatchUniversalPairs(this.device, encoder, scratch, p);
-    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: universalDitherUnit(a) * universalDitherUnit(b), c: output, cOffset: offset, dotPath: this.dotPath });
+    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: universalDitherUnit(a) * universalDitherUnit(b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
     dispatchProductEpilogue(this.device, encoder, scratch, {
       sideA: a.side,
       sideB: b.side,

@@ -3,14 +3,14 @@ import type { Matrix } from '../matrix.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
-import { pairProductReference, universalPairColumns } from '../quantize/universalPairs.js';
+import { pairProductReference, pairRadixBits, universalPairColumns } from '../quantize/universalPairs.js';
 import { columnNormBound, decodeRotated } from './decodeRotated.js';
 import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
  * ÂᵀB̂ of two universal matrices as the WebGPU pair product computes it (GpuEngine's 'universal-i8'
  * kernel: src/quantize/universalPairs.ts), for checking a GPU result on the CPU: `matmulAT` minus the
- * term Σ l_a·l_b that the pair product drops (0.006–0.5 % of the product's error variance). Refuses
+ * term Σ l_a·l_b that the pair product drops (at most 0.02 % of the product's error variance). Refuses
  * what `matmulAT` refuses, and operands that are not both universal.
  *
  * @example
@@ -23,7 +23,8 @@ export function universalPairProduct(qa: QuantizedMatrix, qb: QuantizedMatrix): 
   checkCompatible(qa, qb);
   const gram = isSameQuantization(qa, qb);
   checkProductRange(columnNormBound(qa, decodeRotated(qa)), columnNormBound(qb, decodeRotated(qb)));
-  const pa = universalPairColumns(qa);
-  const pb = gram !== null ? pa : universalPairColumns(qb);
+  const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
+  const pa = universalPairColumns(qa, radixBits);
+  const pb = gram !== null ? pa : universalPairColumns(qb, radixBits);
   return { rows: qa.cols, cols: qb.cols, data: Float32Array.from(pairProductReference(qa, pa, qb, pb, gram !== null)) };
 }

@@ -10,23 +10,25 @@ import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, univers
  *
  * A universal matrix's decoded entry is ν_j·unit·c with the integer c = λ·DITHER_GRID/pointScale − Z
  * (unit = β/(DITHER_GRID·√N), `universalDitherUnit`; E8: c = 128λ − Z, D3: 256λ − Z), so a product
- * of two is Σ c_a·c_b scaled once per entry. c has ≈ 13–14 bits (|λ| ≤ 72 and |Z| ≤ 256 on every
- * preset and kind of data measured for the E8 point form, src/quantize/e8Points.ts), too many for one
- * int8 lane, so each c is split into two: c = 128·h + l with h in [−128, 127] and l in [−64, 63].
+ * of two is Σ c_a·c_b scaled once per entry. c has up to ≈ 14 bits, too many for one int8 lane, so
+ * each c is split into two with a radix R = 2^r: c = R·h + l, h in [−128, 127], l in [−R/2, R/2).
  * Then
- *   c_a·c_b = 2^14·h_a·h_b + 2^7·(h_a·l_b + l_a·h_b) + l_a·l_b,
+ *   c_a·c_b = R²·h_a·h_b + R·(h_a·l_b + l_a·h_b) + l_a·l_b,
  * and the product kernel forms the first two terms with three packed dot products per 4 coordinates
  * (dot4I8Packed: 4 multiply-adds each) where the f32 product spends 4 multiply-adds. The last term is
- * dropped. It is small and centred: |l| ≤ 64 against ‖c‖ ≈ DITHER_GRID·√N/β per column (the decoded
- * column's norm is ν), so |Σ l_a·l_b| ≤ 2^12·N is at most β²/16 of ‖c_a‖·‖c_b‖ and, the l being
- * residues of two independent dithers, typically ≈ 1365·√N of it; against the product's own error
- * (≈ 2·NMSE·σ_c^4 per coordinate in variance) it adds 0.004 % (e8-5bit) to 0.04 % (d3-q6) to the
- * error variance. The tests bound it exactly (`pairSums`' ll).
+ * dropped; the radix keeps it small. A product takes the smallest R whose h holds every coordinate of
+ * a leader or a root escape of both schemes unshifted (`pairRadixBits`: |λ_i| ≤ 2q·pointScale, so
+ * |c| ≤ 512q + 256): R = 16 for e8-2bit, 32 for d3-q6 and e8-3bit, 64 for e8-4bit, 128 for e8-q16
+ * and e8-5bit. Then l is −Z mod R, a function of the dither alone (R divides DITHER_GRID/pointScale),
+ * and Σ l_a·l_b is data-independent noise of variance N·(R²/12)² in c² units, against the product's
+ * own error of ≈ 2·NMSE·σ_c⁴ per coordinate (σ_c ≈ DITHER_GRID/β): it adds 0.0001 % (e8-2bit) to
+ * 0.02 % (e8-q16) to the error variance (measured: README, "Speed"). The tests bound it exactly
+ * (`pairSums`' ll).
  *
- * A column whose largest |c| is beyond PAIR_LIMIT (|λ| of ≈ 127 and more: an escape far above the
- * column's RMS, which the rotation makes rare) is stored as round(c / 2^s) with the smallest shift s
- * that fits, and its factor multiplied by 2^s: its small coordinates lose s bits (a relative error of
- * at most 2^s / |c|max ≤ 2^-13 of the column's largest coordinate), nothing is refused.
+ * A column whose largest |c| is beyond `pairLimit(r)` (a long escape far above the column's RMS, which
+ * the rotation makes rare) is stored as round(c / 2^s) with the smallest shift s that fits, and its
+ * factor multiplied by 2^s: its small coordinates lose s bits (a relative error of at most 2^-13 of the
+ * column's largest coordinate), nothing is refused.
  *
  * Layout: a unit of 8 rotated coordinates per vec4<u32>: (h of coordinates 0–3, h of 4–7, l of 0–3,
  * l of 4–7), byte i of a word holding coordinate i of its four (two's complement); units past
@@ -41,13 +43,15 @@ export const PAIR_UNIT = 8;
 /** Words per unit: h of 4 coordinates, h of the next 4, then their l. */
 export const PAIR_UNIT_WORDS = 4;
 
-/** The largest |c| stored unshifted: h = ⌊(c + 64) / 128⌋ stays in [−128, 127] for c in [−16448, 16319]. */
-export const PAIR_LIMIT = 16319;
+/** The largest radix bits: l of a radix-256 split, in [−128, 128), still fits int8. */
+export const MAX_PAIR_RADIX_BITS = 8;
 
 /** A universal matrix's pair form (see the module comment). */
 export interface UniversalPairColumns {
   readonly length: number;
   readonly cols: number;
+  /** r of the radix R = 2^r: c = R·h + l. */
+  readonly radixBits: number;
   /** ceil(length / PAIR_UNIT). */
   readonly unitsPerColumn: number;
   /** PAIR_UNIT_WORDS words per unit, unitsPerColumn units per column. */
@@ -56,10 +60,27 @@ export interface UniversalPairColumns {
   readonly factors: Float32Array;
   /** e_j per column: ν_j = f_j·2^e_j. */
   readonly exponents: Int32Array;
-  /** s_j per column (0 unless the column has a |c| beyond PAIR_LIMIT). */
+  /** s_j per column (0 unless the column has a |c| beyond pairLimit). */
   readonly shifts: Int32Array;
   /** β/(DITHER_GRID·√N). */
   readonly unit: number;
+}
+
+/** The largest |c| stored unshifted at radix 2^r: h = ⌊(c + R/2) / R⌋ stays in [−128, 127] (16319 at r = 7). */
+export function pairLimit(radixBits: number): number {
+  const radix = 2 ** radixBits;
+  return 128 * radix - Math.floor(radix / 2) - 1;
+}
+
+/**
+ * The radix bits of a product of universal schemes with these q: the smallest r whose unshifted range
+ * holds every leader and root-escape coordinate, |c| ≤ 512q + 256 for the larger q (at most 8).
+ */
+export function pairRadixBits(qa: number, qb: number): number {
+  const largest = 512 * Math.max(qa, qb) + 256;
+  let r = 0;
+  while (r < MAX_PAIR_RADIX_BITS && pairLimit(r) < largest) r++;
+  return r;
 }
 
 /** c rounded to a multiple of 2^s, in units of 2^s: ⌊(c + 2^(s−1)) / 2^s⌋ (the GPU's arithmetic shift), c for s = 0. */
@@ -67,17 +88,19 @@ export function roundShift(c: number, s: number): number {
   return s === 0 ? c : Math.floor((c + 2 ** (s - 1)) / 2 ** s);
 }
 
-/** The smallest s ≥ 0 for which every c with |c| ≤ `largest` rounds into [−PAIR_LIMIT, PAIR_LIMIT]. */
-export function pairShift(largest: number): number {
+/** The smallest s ≥ 0 for which every c with |c| ≤ `largest` rounds into [−pairLimit(r), pairLimit(r)]. */
+export function pairShift(largest: number, radixBits: number): number {
+  const limit = pairLimit(radixBits);
   let s = 0;
-  while (roundShift(largest, s) > PAIR_LIMIT) s++;
+  while (roundShift(largest, s) > limit) s++;
   return s;
 }
 
-/** c = 128·h + l with h = ⌊(c + 64) / 128⌋ and l in [−64, 63]. */
-export function splitPair(c: number): { readonly h: number; readonly l: number } {
-  const h = Math.floor((c + 64) / 128);
-  return { h, l: c - 128 * h };
+/** c = R·h + l (R = 2^r) with h = ⌊(c + ⌊R/2⌋) / R⌋ and l in [−⌊R/2⌋, R − ⌊R/2⌋). */
+export function splitPair(c: number, radixBits: number): { readonly h: number; readonly l: number } {
+  const radix = 2 ** radixBits;
+  const h = Math.floor((c + Math.floor(radix / 2)) / radix);
+  return { h, l: c - radix * h };
 }
 
 /** frexp of a finite number: x = fract·2^exp with |fract| in [0.5, 1) (0, 0 for zero), as WGSL's frexp. */
@@ -114,13 +137,15 @@ export function universalIntegerCoordinates(m: UniversalLatticeMatrix): Int32Arr
 }
 
 /**
- * The pair form of `m` (the twin of the GPU's `dispatchUniversalPairs`).
+ * The pair form of `m` at radix 2^radixBits (the twin of the GPU's `dispatchUniversalPairs`).
  *
  * @example
- * const pairs = universalPairColumns(quantize(a, { scheme: 'e8-4bit' }) as UniversalLatticeMatrix);
+ * const q = quantize(a, { scheme: 'e8-4bit' }) as UniversalLatticeMatrix;
+ * const pairs = universalPairColumns(q, pairRadixBits(q.scheme.q, q.scheme.q));
  */
-export function universalPairColumns(m: UniversalLatticeMatrix): UniversalPairColumns {
+export function universalPairColumns(m: UniversalLatticeMatrix, radixBits: number): UniversalPairColumns {
   check(m.kind === 'lattice' && m.mode === 'universal', 'universalPairColumns: a universal lattice matrix is needed');
+  check(Number.isInteger(radixBits) && radixBits >= 0 && radixBits <= MAX_PAIR_RADIX_BITS, () => `universalPairColumns: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${radixBits}`);
   const c = universalIntegerCoordinates(m);
   const units = Math.ceil(m.length / PAIR_UNIT);
   const words = new Uint32Array(m.cols * units * PAIR_UNIT_WORDS);
@@ -130,13 +155,13 @@ export function universalPairColumns(m: UniversalLatticeMatrix): UniversalPairCo
   for (let j = 0; j < m.cols; j++) {
     let largest = 0;
     for (let k = 0; k < m.length; k++) largest = Math.max(largest, Math.abs(c[j * m.length + k] as number));
-    const s = pairShift(largest);
+    const s = pairShift(largest, radixBits);
     const { fract, exp } = frexp(m.norms[j] as number);
     factors[j] = fract * 2 ** s;
     exponents[j] = exp;
     shifts[j] = s;
     for (let k = 0; k < m.length; k++) {
-      const { h, l } = splitPair(roundShift(c[j * m.length + k] as number, s));
+      const { h, l } = splitPair(roundShift(c[j * m.length + k] as number, s), radixBits);
       const unit = (j * units + Math.floor(k / PAIR_UNIT)) * PAIR_UNIT_WORDS;
       const lane = k % PAIR_UNIT;
       const word = lane >> 2;
@@ -145,7 +170,7 @@ export function universalPairColumns(m: UniversalLatticeMatrix): UniversalPairCo
       words[unit + 2 + word] = ((words[unit + 2 + word] as number) | ((l & 0xff) << shift)) >>> 0;
     }
   }
-  return { length: m.length, cols: m.cols, unitsPerColumn: units, words, factors, exponents, shifts, unit: universalDitherUnit(m) };
+  return { length: m.length, cols: m.cols, radixBits, unitsPerColumn: units, words, factors, exponents, shifts, unit: universalDitherUnit(m) };
 }
 
 /** Byte `lane` of a pair-form word, as a signed value. */
@@ -158,7 +183,7 @@ function lane8(word: number, lane: number): number {
  * hl = Σ (h_a·l_b + l_a·h_b), and the dropped ll = Σ l_a·l_b (for the tests' bounds).
  */
 export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairColumns, j: number): { readonly hh: number; readonly hl: number; readonly ll: number } {
-  check(a.unitsPerColumn === b.unitsPerColumn, 'pairSums: A and B need the same length');
+  check(a.unitsPerColumn === b.unitsPerColumn && a.radixBits === b.radixBits, 'pairSums: A and B need the same length and radix');
   let hh = 0;
   let hl = 0;
   let ll = 0;
@@ -182,7 +207,7 @@ export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairCol
 
 /**
  * The twin of the pair product on the GPU (pairMatmul.ts, then the product epilogue): C = ÂᵀB̂ in
- * float64 from the pair forms, a.cols × b.cols column-major, l_a·l_b dropped as the kernel does;
+ * float64 from the pair forms (of one radix), a.cols × b.cols column-major, l_a·l_b dropped as the kernel does;
  * plus rows·μ_a·μ_b for centred operands and, for one quantization multiplied by itself (`gram`),
  * the exact diagonal ν_i² + rows·μ_i².
  */
@@ -199,7 +224,8 @@ export function pairProductReference(
     for (let i = 0; i < a.cols; i++) {
       const { hh, hl } = pairSums(a, i, b, j);
       const scale = common * (a.factors[i] as number) * (b.factors[j] as number) * 2 ** ((a.exponents[i] as number) + (b.exponents[j] as number));
-      let value = scale * (16384 * hh + 128 * hl);
+      const radix = 2 ** a.radixBits;
+      let value = scale * (radix * radix * hh + radix * hl);
       if (qa.means !== null && qb.means !== null) value += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
       if (gram && i === j) value = (qa.norms[i] as number) ** 2 + (qa.means === null ? 0 : qa.rows * (qa.means[i] as number) ** 2);
       out[j * a.cols + i] = value;

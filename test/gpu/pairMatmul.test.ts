@@ -15,7 +15,18 @@ import type { Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { PAIR_LIMIT, pairProductReference, pairShift, pairSums, roundShift, splitPair, universalPairColumns } from '../../src/quantize/universalPairs.js';
+import {
+  MAX_PAIR_RADIX_BITS,
+  pairLimit,
+  pairProductReference,
+  pairRadixBits,
+  pairShift,
+  pairSums,
+  roundShift,
+  splitPair,
+  universalIntegerCoordinates,
+  universalPairColumns,
+} from '../../src/quantize/universalPairs.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asUniversal, asUniversalGpu } from './latticeTestSupport.js';
 
@@ -77,9 +88,10 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
         const ga = engine.upload(qa);
         const gb = engine.upload(qb);
         try {
-          const pa = universalPairColumns(qa);
-          const pb = universalPairColumns(qb);
-          const gpuPairs = await universalPairsOnGpu(context.device, ga);
+          const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
+          const pa = universalPairColumns(qa, radixBits);
+          const pb = universalPairColumns(qb, radixBits);
+          const gpuPairs = await universalPairsOnGpu(context.device, ga, { radixBits });
           expect(gpuPairs.words).toEqual(pa.words);
           expect(gpuPairs.factors).toEqual(pa.factors);
           expect(gpuPairs.exponents).toEqual(pa.exponents);
@@ -87,13 +99,25 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
           const gpu = await engine.matmulAT(ga, gb);
           const twin = pairProductReference(qa, pa, qb, pb, false);
           expectCloseToTwin(gpu, twin, qa, qb);
+          // Against the decoded product: the twin plus the dropped Σ l_a·l_b (in the columns' shifted units),
+          // exactly where neither column is shifted; a shifted column (unrotated spikes) also rounds each c
+          // to a multiple of 2^s, within 2^(s−1): bounded by Σ |Δ_a|·|c_b| + |c_a|·|Δ_b| + |Δ_a·Δ_b|.
           const decoded = matmulAT(qa, qb);
+          const ca = universalIntegerCoordinates(qa);
+          const cb = universalIntegerCoordinates(qb);
+          const absSum = (c: Int32Array, j: number, length: number) => c.subarray(j * length, (j + 1) * length).reduce((sum, v) => sum + Math.abs(v), 0);
           for (let j = 0; j < bCols; j++) {
             for (let i = 0; i < aCols; i++) {
-              const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * pairSums(pa, i, pb, j).ll;
+              const unitScale = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number);
+              const dropped = unitScale * 2 ** ((pa.shifts[i] as number) + (pb.shifts[j] as number)) * pairSums(pa, i, pb, j).ll;
+              const roundA = (pa.shifts[i] as number) > 0 ? 2 ** ((pa.shifts[i] as number) - 1) : 0;
+              const roundB = (pb.shifts[j] as number) > 0 ? 2 ** ((pb.shifts[j] as number) - 1) : 0;
+              const rounding = unitScale * (roundA * absSum(cb, j, qb.length) + roundB * absSum(ca, i, qa.length) + qa.length * roundA * roundB);
               const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
               // matmulAT rounds to f32 at the end: 2^-23 of its entry, within 1e-6 of the scale.
-              expect(Math.abs((twin[j * aCols + i] as number) + dropped - (decoded.data[j * aCols + i] as number))).toBeLessThan(1e-6 * scale + 2 ** -23 * Math.abs(decoded.data[j * aCols + i] as number));
+              expect(Math.abs((twin[j * aCols + i] as number) + dropped - (decoded.data[j * aCols + i] as number))).toBeLessThan(
+                1e-6 * scale + 2 ** -23 * Math.abs(decoded.data[j * aCols + i] as number) + rounding,
+              );
             }
           }
         } finally {
@@ -104,32 +128,38 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
     }
   }
 
-  it('pair_shift and pack_unit (shaders/pair_split.wgsl) equal pairShift and splitPair, at the boundaries of every shift', async () => {
-    const tops: number[] = [0, 1, 2 ** 30];
-    for (let s = 0; s <= 16; s++) for (const d of [-2, -1, 0, 1, 2]) tops.push(Math.max(0, Math.round((PAIR_LIMIT + 0.5) * 2 ** s) + d));
-    // Units of 8 values: for each shift, values at the split's edges (h = −128, 127; l = −64, 63) scaled up.
-    const units: { c: number[]; s: number }[] = [];
-    for (const s of [0, 1, 3, 9]) {
-      const edges = [-16448, -16447, -16385, -64, -65, 63, 64, 16319].map((v) => v * 2 ** s);
-      units.push({ c: edges, s });
-      units.push({ c: edges.map((v) => v + (s > 0 ? 2 ** (s - 1) : 1)), s });
-      units.push({ c: edges.map((v) => v - (s > 0 ? 2 ** (s - 1) : 1)), s });
+  it('pair_shift and pack_unit (shaders/pair_split.wgsl) equal pairShift and splitPair at every radix, at the boundaries of every shift', async () => {
+    // (top, r) pairs at the edges of every shift, and units of 8 values at the split's edges
+    // (h = −128, 127; l = −R/2, R/2 − 1) for shifts 0, 1, 3, 9, at radix bits 0, 4, 7, 8.
+    const tops: { top: number; r: number }[] = [];
+    const units: { c: number[]; s: number; r: number }[] = [];
+    for (const r of [0, 4, 7, MAX_PAIR_RADIX_BITS]) {
+      tops.push({ top: 0, r }, { top: 1, r }, { top: 2 ** 30, r });
+      for (let s = 0; s <= 16; s++) for (const d of [-2, -1, 0, 1, 2]) tops.push({ top: Math.max(0, Math.round((pairLimit(r) + 0.5) * 2 ** s) + d), r });
+      const radix = 2 ** r;
+      const half = Math.floor(radix / 2);
+      for (const s of [0, 1, 3, 9]) {
+        const edges = [-128 * radix - half, -128 * radix - half + 1, -127 * radix - half - 1, -half, -half - 1, radix - half - 1, radix - half, pairLimit(r)].map((v) => v * 2 ** s);
+        units.push({ c: edges, s, r });
+        units.push({ c: edges.map((v) => v + (s > 0 ? 2 ** (s - 1) : 1)), s, r });
+        units.push({ c: edges.map((v) => v - (s > 0 ? 2 ** (s - 1) : 1)), s, r });
+      }
     }
     const device = context.device;
     const module = device.createShaderModule({
       label: 'pair split probe',
       code: `${pairSplitWgsl()}
-@group(0) @binding(0) var<storage, read> tops: array<u32>;
-@group(0) @binding(1) var<storage, read> values: array<i32>;   // PAIR_UNIT per unit
-@group(0) @binding(2) var<storage, read> shifts: array<u32>;   // per unit
-@group(0) @binding(3) var<storage, read_write> out: array<u32>; // shifts of tops, then 4 words per unit
+@group(0) @binding(0) var<storage, read> tops: array<vec2<u32>>;  // (top, r)
+@group(0) @binding(1) var<storage, read> values: array<i32>;      // PAIR_UNIT per unit
+@group(0) @binding(2) var<storage, read> shifts: array<vec2<u32>>; // (s, r) per unit
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;    // shifts of tops, then 4 words per unit
 @compute @workgroup_size(1)
 fn main() {
-  for (var t = 0u; t < ${tops.length}u; t = t + 1u) { out[t] = pair_shift(tops[t]); }
+  for (var t = 0u; t < ${tops.length}u; t = t + 1u) { out[t] = pair_shift(tops[t].x, tops[t].y); }
   for (var u = 0u; u < ${units.length}u; u = u + 1u) {
     var c = array<i32, PAIR_UNIT>();
     for (var i = 0u; i < PAIR_UNIT; i = i + 1u) { c[i] = values[u * PAIR_UNIT + i]; }
-    let w = pack_unit(c, shifts[u]);
+    let w = pack_unit(c, shifts[u].x, shifts[u].y);
     for (var k = 0u; k < 4u; k = k + 1u) { out[${tops.length}u + 4u * u + k] = w[k]; }
   }
 }`,
@@ -142,9 +172,9 @@ fn main() {
         label: 'pair split probe',
         layout: pipeline.getBindGroupLayout(0),
         entries: [
-          { binding: 0, resource: { buffer: run.upload('tops', Uint32Array.from(tops)) } },
+          { binding: 0, resource: { buffer: run.upload('tops', Uint32Array.from(tops.flatMap((t) => [t.top, t.r]))) } },
           { binding: 1, resource: { buffer: run.upload('values', Int32Array.from(units.flatMap((u) => u.c))) } },
-          { binding: 2, resource: { buffer: run.upload('shifts', Uint32Array.from(units.map((u) => u.s))) } },
+          { binding: 2, resource: { buffer: run.upload('shifts', Uint32Array.from(units.flatMap((u) => [u.s, u.r]))) } },
           { binding: 3, resource: { buffer: out } },
         ],
       });
@@ -156,11 +186,11 @@ fn main() {
       return out;
     });
     const out = new Uint32Array(data);
-    expect(Array.from(out.subarray(0, tops.length))).toEqual(tops.map(pairShift));
+    expect(Array.from(out.subarray(0, tops.length))).toEqual(tops.map((t) => pairShift(t.top, t.r)));
     units.forEach((unit, u) => {
       const words = [0, 0, 0, 0];
       unit.c.forEach((c, i) => {
-        const { h, l } = splitPair(roundShift(c, unit.s));
+        const { h, l } = splitPair(roundShift(c, unit.s), unit.r);
         words[i >> 2] = ((words[i >> 2] as number) | ((h & 0xff) << (8 * (i & 3)))) >>> 0;
         words[2 + (i >> 2)] = ((words[2 + (i >> 2)] as number) | ((l & 0xff) << (8 * (i & 3)))) >>> 0;
       });
@@ -178,17 +208,18 @@ fn main() {
     const options: QuantizeOptions = { scheme: 'e8-4bit', seed: 1, rotate: false };
     const qa = asUniversal(quantize(spike, { ...options, nonce: 3 }));
     const qb = asUniversal(quantize(spike, { ...options, nonce: 4 }));
-    const pa = universalPairColumns(qa);
+    const radixBits = pairRadixBits(12, 12);
+    const pa = universalPairColumns(qa, radixBits);
     expect(pa.shifts[0]).toBeGreaterThan(0);
     expect(pa.shifts[2]).toBeGreaterThan(0);
     expect(pa.shifts[1]).toBe(0);
     const ga = engine.upload(qa);
     const gb = engine.upload(qb);
     try {
-      const gpuPairs = await universalPairsOnGpu(context.device, ga);
+      const gpuPairs = await universalPairsOnGpu(context.device, ga, { radixBits });
       expect(gpuPairs.words).toEqual(pa.words);
       expect(gpuPairs.factors).toEqual(pa.factors);
-      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, universalPairColumns(qb), false), qa, qb);
+      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, universalPairColumns(qb, radixBits), false), qa, qb);
     } finally {
       ga.destroy();
       gb.destroy();
@@ -201,7 +232,7 @@ fn main() {
     const g = engine.upload(q);
     try {
       const gpu = await engine.matmulAT(g, g);
-      const p = universalPairColumns(q);
+      const p = universalPairColumns(q, pairRadixBits(q.scheme.q, q.scheme.q));
       const twin = pairProductReference(q, p, q, p, true);
       expectCloseToTwin(gpu, twin, q, q);
       for (let i = 0; i < q.cols; i++) {
@@ -216,19 +247,20 @@ fn main() {
   /** Pair forms, product and epilogue as the engine records them, with the test knobs. */
   async function pairProduct(ga: GpuUniversalMatrix, gb: GpuUniversalMatrix, dotPath: DotPath, maxBindingBytes?: number): Promise<Matrix> {
     const device = context.device;
+    const radixBits = pairRadixBits(ga.scheme.q, gb.scheme.q);
     const bytes = 4 * ga.cols * gb.cols;
     const data = await runAndRead(device, 'pair product (test)', bytes, (run) => {
       const operand = (m: GpuUniversalMatrix) => {
         const pairs = run.storage('pairs', pairFormBytes(m.length, m.cols));
         const factors = run.storage('factors', 4 * m.cols);
         const exponents = run.storage('exponents', 4 * m.cols);
-        dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, maxBindingBytes });
+        dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, radixBits, maxBindingBytes });
         return { pairs, factors, exponents, cols: m.cols };
       };
       const pa = operand(ga);
       const pb = operand(gb);
       const c = run.storage('C', bytes);
-      dispatchPairMatmul(device, run.encoder, run.scratch, { a: pa, b: pb, units: pairUnits(ga.length), commonScale: universalDitherUnit(ga) * universalDitherUnit(gb), c, dotPath, maxBindingBytes });
+      dispatchPairMatmul(device, run.encoder, run.scratch, { a: pa, b: pb, units: pairUnits(ga.length), commonScale: universalDitherUnit(ga) * universalDitherUnit(gb), radixBits, c, dotPath, maxBindingBytes });
       dispatchProductEpilogue(device, run.encoder, run.scratch, { sideA: ga.side, sideB: gb.side, c, cOffset: 0, aCols: ga.cols, bCols: gb.cols, rows: ga.rows, centred: false, gram: false, exponents: { a: pa.exponents, b: pb.exponents } });
       return c;
     });
@@ -251,9 +283,9 @@ fn main() {
       if (maxBindingBytes !== undefined) {
         // B's pair form (16 bytes per unit, 16 units per column) takes several bindings at this cap.
         expect(pairFormBytes(gb.length, gb.cols)).toBeGreaterThan(4 * maxBindingBytes);
-        expect((await universalPairsOnGpu(context.device, gb, { maxBindingBytes })).words).toEqual(universalPairColumns(qb).words);
+        expect((await universalPairsOnGpu(context.device, gb, { radixBits: pairRadixBits(6, 6), maxBindingBytes })).words).toEqual(universalPairColumns(qb, pairRadixBits(6, 6)).words);
       }
-      const twin = pairProductReference(qa, universalPairColumns(qa), qb, universalPairColumns(qb), false);
+      const twin = pairProductReference(qa, universalPairColumns(qa, pairRadixBits(6, 6)), qb, universalPairColumns(qb, pairRadixBits(6, 6)), false);
       expectCloseToTwin(await pairProduct(ga, gb, dotPath, maxBindingBytes), twin, qa, qb);
     } finally {
       ga.destroy();
@@ -280,7 +312,7 @@ fn main() {
       for (let k = 0; k < cpu.data.length; k++) expect(Math.abs((gpu.data[k] as number) - (cpu.data[k] as number))).toBeLessThan(1e-5 * scale);
       const c = context.device.createBuffer({ label: 'unused C', size: 64, usage: GPUBufferUsage.STORAGE });
       try {
-        const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, c, dotPath: 'plain' } as const;
+        const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, radixBits: 5, c, dotPath: 'plain' } as const;
         expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 2 ** -101 })).toThrow(/commonScale .* is below 2\^-100/);
       } finally {
         c.destroy();

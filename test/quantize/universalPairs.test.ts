@@ -7,11 +7,14 @@ import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { universalDitherUnit } from '../../src/quantize/universalCode.js';
+import { blockDither, columnKeys, ditherWordKeys, universalDitherUnit } from '../../src/quantize/universalCode.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import {
   frexp,
-  PAIR_LIMIT,
+  MAX_PAIR_RADIX_BITS,
+  pairLimit,
   pairProductReference,
+  pairRadixBits,
   pairShift,
   pairSums,
   roundShift,
@@ -19,6 +22,7 @@ import {
   universalIntegerCoordinates,
   universalPairColumns,
 } from '../../src/quantize/universalPairs.js';
+import { SCHEMES } from '../../src/quantize/schemes.js';
 
 /*
  * The pair form's arithmetic (src/quantize/universalPairs.ts), checked against independent
@@ -34,35 +38,53 @@ function universal(m: Matrix, options: QuantizeOptions): UniversalLatticeMatrix 
 }
 
 describe('pair form arithmetic', () => {
-  it('splits every shifted c into h in [−128, 127] and l in [−64, 63] with 128·h + l = round(c / 2^s), |error| ≤ 2^(s−1)', () => {
+  it('splits every shifted c at every radix 2^r into h in [−128, 127] and l in [−R/2, R/2) with R·h + l = round(c / 2^s), |error| ≤ 2^(s−1)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -(2 ** 30), max: 2 ** 30 }), fc.integer({ min: 0, max: 2 ** 30 }), (c, extra) => {
+      fc.property(fc.integer({ min: -(2 ** 30), max: 2 ** 30 }), fc.integer({ min: 0, max: 2 ** 30 }), fc.integer({ min: 0, max: MAX_PAIR_RADIX_BITS }), (c, extra, r) => {
         const largest = Math.min(2 ** 30, Math.abs(c) + extra);
-        const s = pairShift(largest);
+        const s = pairShift(largest, r);
         const rounded = roundShift(c, s);
-        const { h, l } = splitPair(rounded);
+        const { h, l } = splitPair(rounded, r);
+        const radix = 2 ** r;
         expect(h).toBeGreaterThanOrEqual(-128);
         expect(h).toBeLessThanOrEqual(127);
-        expect(l).toBeGreaterThanOrEqual(-64);
-        expect(l).toBeLessThanOrEqual(63);
-        expect(128 * h + l).toBe(rounded);
+        expect(l).toBeGreaterThanOrEqual(-Math.floor(radix / 2));
+        expect(l).toBeLessThan(radix - Math.floor(radix / 2));
+        expect(l).toBeLessThanOrEqual(127); // int8 at r = 8 too
+        expect(radix * h + l).toBe(rounded);
         expect(Math.abs(rounded * 2 ** s - c)).toBeLessThanOrEqual(s === 0 ? 0 : 2 ** (s - 1));
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     );
   });
 
-  it('takes the smallest shift: none up to PAIR_LIMIT, and each shift only where the one below overflows', () => {
-    expect(pairShift(0)).toBe(0);
-    expect(pairShift(PAIR_LIMIT)).toBe(0);
-    expect(pairShift(PAIR_LIMIT + 1)).toBe(1);
+  it('takes the smallest shift: none up to pairLimit(r), and each shift only where the one below overflows', () => {
+    for (let r = 0; r <= MAX_PAIR_RADIX_BITS; r++) {
+      expect(pairShift(0, r)).toBe(0);
+      expect(pairShift(pairLimit(r), r)).toBe(0);
+      expect(pairShift(pairLimit(r) + 1, r)).toBe(1);
+    }
+    expect(pairLimit(7)).toBe(16319);
     fc.assert(
-      fc.property(fc.integer({ min: PAIR_LIMIT + 1, max: 2 ** 30 }), (largest) => {
-        const s = pairShift(largest);
-        expect(roundShift(largest, s)).toBeLessThanOrEqual(PAIR_LIMIT);
-        expect(roundShift(largest, s - 1)).toBeGreaterThan(PAIR_LIMIT);
+      fc.property(fc.integer({ min: 0, max: MAX_PAIR_RADIX_BITS }), fc.integer({ min: 128, max: 2 ** 30 }), (r, largest) => {
+        fc.pre(largest > pairLimit(r));
+        const s = pairShift(largest, r);
+        expect(roundShift(largest, s)).toBeLessThanOrEqual(pairLimit(r));
+        expect(roundShift(largest, s - 1)).toBeGreaterThan(pairLimit(r));
       }),
     );
+  });
+
+  it('takes the smallest radix that holds every leader and root-escape coordinate (|c| ≤ 512q + 256), at most 2^8', () => {
+    for (let q = 1; q <= 64; q++) {
+      const r = pairRadixBits(q, 1);
+      expect(pairRadixBits(1, q)).toBe(r);
+      if (r < MAX_PAIR_RADIX_BITS) expect(pairLimit(r)).toBeGreaterThanOrEqual(512 * q + 256);
+      if (r > 0) expect(pairLimit(r - 1)).toBeLessThan(512 * q + 256);
+    }
+    // The radices the module comment gives for the presets.
+    const radix = (name: 'e8-2bit' | 'd3-q6' | 'e8-3bit' | 'e8-4bit' | 'e8-q16' | 'e8-5bit') => 2 ** pairRadixBits(SCHEMES[name].q, SCHEMES[name].q);
+    expect([radix('e8-2bit'), radix('d3-q6'), radix('e8-3bit'), radix('e8-4bit'), radix('e8-q16'), radix('e8-5bit')]).toEqual([16, 32, 32, 64, 128, 128]);
   });
 
   it('frexp gives a mantissa in [0.5, 1) and an exponent that rebuild the number exactly (as WGSL frexp)', () => {
@@ -103,9 +125,23 @@ describe('pair form of universal matrices', () => {
           expect(Math.abs((qa.norms[j] as number) * unit * (c[j * qa.length + k] as number) - expected)).toBeLessThanOrEqual(1e-12 * (qa.norms[j] as number));
         }
       }
-      const pa = universalPairColumns(qa);
-      const pb = universalPairColumns(qb);
+      const r = pairRadixBits(qa.scheme.q, qb.scheme.q);
+      const pa = universalPairColumns(qa, r);
+      const pb = universalPairColumns(qb, r);
       expect(Math.max(...pa.shifts, ...pb.shifts)).toBe(0); // ordinary data: nothing shifted, so the split is exact
+      // l is −Z mod R, the dither's alone (R divides DITHER_GRID/pointScale): l + Z ≡ 0 (mod R), Z from blockDither.
+      const codec = universalCodec(qa.scheme.lattice, qa.scheme.q, qa.scheme.beta);
+      const d = codec.spec.dimension;
+      const z = new Int32Array(d);
+      for (let j = 0; j < qa.cols; j++) {
+        const keys = ditherWordKeys(columnKeys(qa.nonce, j), qa.ditherKeys);
+        for (let k = 0; k < qa.keptLength; k++) {
+          if (k % d === 0) blockDither(codec, keys, k / d, z);
+          const word = pa.words[(j * pa.unitsPerColumn + Math.floor(k / 8)) * 4 + 2 + ((k % 8) >> 2)] as number;
+          const l = ((word >>> (8 * (k & 3))) << 24) >> 24;
+          expect((((l + (z[k % d] as number)) % 2 ** r) + 2 ** r) % 2 ** r).toBe(0);
+        }
+      }
       const product = pairProductReference(qa, pa, qb, pb, false);
       for (let j = 0; j < qb.cols; j++) {
         for (let i = 0; i < qa.cols; i++) {
@@ -116,8 +152,8 @@ describe('pair form of universal matrices', () => {
           const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * ll;
           const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
           expect(Math.abs((product[j * qa.cols + i] as number) + dropped - exact)).toBeLessThanOrEqual(1e-12 * scale);
-          // The dropped term is small: within β²/16 of ‖â_i‖·‖b̂_j‖ (|l| ≤ 64, ‖c‖ ≈ DITHER_GRID·√N/β).
-          expect(Math.abs(dropped)).toBeLessThan(((qa.scheme.beta ** 2) / 16) * scale);
+          // The dropped term is small: within (R/2)²·β²/65536 of ‖â_i‖·‖b̂_j‖ (|l| ≤ R/2, ‖c‖ ≈ DITHER_GRID·√N/β).
+          expect(Math.abs(dropped)).toBeLessThan(((2 ** (2 * r - 2) * qa.scheme.beta ** 2) / 65536) * scale);
         }
       }
     });
@@ -129,7 +165,8 @@ describe('pair form of universal matrices', () => {
     spike.data[17] = 5; // column 0: one spike, unrotated: |λ| ≈ √N/β at that coordinate
     for (let k = 0; k < n; k++) spike.data[n + k] = Math.sin(k); // column 1: spread
     const q = universal(spike, { scheme: 'e8-4bit', seed: 1, nonce: 9, rotate: false });
-    const pairs = universalPairColumns(q);
+    const r = pairRadixBits(q.scheme.q, q.scheme.q);
+    const pairs = universalPairColumns(q, r);
     const c = universalIntegerCoordinates(q);
     expect(pairs.shifts[0]).toBeGreaterThan(0);
     expect(pairs.shifts[1]).toBe(0);
@@ -144,7 +181,7 @@ describe('pair form of universal matrices', () => {
       const byte = (word: number) => ((word >>> (8 * (lane & 3))) << 24) >> 24;
       const h = byte(pairs.words[unit + (lane >> 2)] as number);
       const l = byte(pairs.words[unit + 2 + (lane >> 2)] as number);
-      expect(Math.abs((128 * h + l) * 2 ** s - (c[k] as number))).toBeLessThanOrEqual(2 ** (s - 1));
+      expect(Math.abs((2 ** r * h + l) * 2 ** s - (c[k] as number))).toBeLessThanOrEqual(2 ** (s - 1));
     }
   });
 });
@@ -155,7 +192,8 @@ describe('universalPairProduct', () => {
     const qa = universal(a, { scheme: 'e8-4bit', seed: 1, nonce: 1 });
     const qb = universal(b, { scheme: 'e8-4bit', seed: 1, nonce: 2 });
     const c = universalPairProduct(qa, qb);
-    const twin = pairProductReference(qa, universalPairColumns(qa), qb, universalPairColumns(qb), false);
+    const r = pairRadixBits(12, 12);
+    const twin = pairProductReference(qa, universalPairColumns(qa, r), qb, universalPairColumns(qb, r), false);
     expect([c.rows, c.cols]).toEqual([4, 3]);
     expect(Array.from(c.data)).toEqual(Array.from(Float32Array.from(twin)));
     const gram = universalPairProduct(qa, qa);

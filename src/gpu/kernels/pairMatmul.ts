@@ -2,7 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { MAX_PAIR_RADIX_BITS, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -42,6 +42,7 @@ const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
   a_factor_first: 'u32', // index of A's first column in the factors buffer
   b_factor_first: 'u32',
   common_scale: 'f32', // unit_a · unit_b
+  radix: 'f32', // R = 2^r of both pair forms
 });
 
 /** One pipeline per dot path and device. */
@@ -79,6 +80,8 @@ export interface PairMatmulArgs {
   readonly units: number;
   /** unit_a · unit_b (`universalDitherUnit` of each). */
   readonly commonScale: number;
+  /** r of the radix 2^r both pair forms were made with. */
+  readonly radixBits: number;
   /** C, aCols × bCols column-major f32 (written, before the epilogue). */
   readonly c: GPUBuffer;
   /** Byte offset of C (a multiple of 4). */
@@ -93,7 +96,7 @@ export interface PairMatmulArgs {
  * pairs or C exceed one binding or the grid exceeds the dispatch limit; A's pairs are bound whole.
  *
  * @example
- * dispatchPairMatmul(device, encoder, scratch, { a, b, units, commonScale, c, dotPath: 'packed' });
+ * dispatchPairMatmul(device, encoder, scratch, { a, b, units, commonScale, radixBits, c, dotPath: 'packed' });
  */
 export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: PairMatmulArgs): void {
   const { units } = args;
@@ -106,6 +109,10 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
   check(
     Number.isFinite(args.commonScale) && args.commonScale >= PAIR_MIN_COMMON_SCALE,
     () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,
+  );
+  check(
+    Number.isInteger(args.radixBits) && args.radixBits >= 0 && args.radixBits <= MAX_PAIR_RADIX_BITS,
+    () => `pair matmul: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(args.radixBits)}`,
   );
   const cOffset = args.cOffset ?? 0;
   checkBufferRange(args.a.pairs, 0, PAIR_UNIT_BYTES * units * aCols, 'pair matmul: A');
@@ -137,6 +144,7 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
       a_factor_first: 0,
       b_factor_first: j0,
       common_scale: args.commonScale,
+      radix: 2 ** args.radixBits,
     });
     pass.setBindGroup(
       0,

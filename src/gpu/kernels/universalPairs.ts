@@ -1,7 +1,8 @@
 import pairSplitSource from '../../../shaders/pair_split.wgsl?raw';
 import pairsSource from '../../../shaders/universal_pairs.wgsl?raw';
+import { check } from '../../errors.js';
 import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
-import { PAIR_LIMIT, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { MAX_PAIR_RADIX_BITS, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -30,14 +31,15 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalPairsParams', {
   units: 'u32', // units per column
   out_first: 'u32', // vec4 index of this dispatch's first column in the pairs binding
   factor_first: 'u32', // global index of this dispatch's first column (factors, exponents)
+  radix_bits: 'u32', // r: c = 2^r·h + l
 }))();
 
 /**
- * shaders/pair_split.wgsl (round_shift, pair_shift, pack_unit) after its constants, taken from the CPU
- * module: what the pair-form kernel and the tests' probe compile.
+ * shaders/pair_split.wgsl (round_shift, pair_limit, pair_shift, pack_unit) after its constant, taken
+ * from the CPU module: what the pair-form kernel and the tests' probe compile.
  */
 export function pairSplitWgsl(): string {
-  return `const PAIR_UNIT: u32 = ${PAIR_UNIT}u;\nconst PAIR_LIMIT: u32 = ${PAIR_LIMIT}u;\n${pairSplitSource}`;
+  return `const PAIR_UNIT: u32 = ${PAIR_UNIT}u;\n${pairSplitSource}`;
 }
 
 /** One pipeline per lattice and device. */
@@ -78,6 +80,8 @@ export interface UniversalPairsArgs {
   readonly factors: GPUBuffer;
   /** e_j per column, ν_j = f_j·2^e_j (written): 4·cols bytes. */
   readonly exponents: GPUBuffer;
+  /** r of the radix 2^r (`pairRadixBits` of the product's two schemes; both operands use one). */
+  readonly radixBits: number;
   /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
   readonly maxBindingBytes?: number;
 }
@@ -87,12 +91,16 @@ export interface UniversalPairsArgs {
  * dispatches when their codes or pairs exceed one binding, or the grid exceeds the dispatch limit.
  *
  * @example
- * dispatchUniversalPairs(device, encoder, scratch, { m: gpuA, pairs, factors, exponents });
+ * dispatchUniversalPairs(device, encoder, scratch, { m: gpuA, pairs, factors, exponents, radixBits: pairRadixBits(12, 12) });
  */
 export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalPairsArgs): void {
   const { m } = args;
   const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
   const units = pairUnits(m.length);
+  check(
+    Number.isInteger(args.radixBits) && args.radixBits >= 0 && args.radixBits <= MAX_PAIR_RADIX_BITS,
+    () => `universal pairs: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(args.radixBits)}`,
+  );
   checkBufferRange(args.pairs, 0, pairFormBytes(m.length, m.cols), 'universal pairs: pairs');
   checkBufferRange(args.factors, 0, 4 * m.cols, 'universal pairs: factors');
   checkBufferRange(args.exponents, 0, 4 * m.cols, 'universal pairs: exponents');
@@ -117,6 +125,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
       units,
       out_first: pairsWindow.firstElement / PAIR_UNIT_WORDS, // a window starts at a multiple of 16 bytes
       factor_first: range.first,
+      radix_bits: args.radixBits,
     });
     pass.setBindGroup(
       0,
@@ -139,7 +148,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
 export async function universalPairsOnGpu(
   device: GPUDevice,
   m: GpuUniversalMatrix,
-  options: Pick<UniversalPairsArgs, 'maxBindingBytes'> = {},
+  options: Pick<UniversalPairsArgs, 'radixBits' | 'maxBindingBytes'>,
 ): Promise<{ words: Uint32Array; factors: Float32Array; exponents: Int32Array }> {
   const pairBytes = pairFormBytes(m.length, m.cols);
   const data = await runAndRead(device, 'universal pairs', pairBytes + 8 * m.cols, (run) => {
