@@ -9,6 +9,7 @@ import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { columnNormBound, decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
+import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -596,13 +597,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       ga.destroy();
       gb.destroy();
     }
-    // The same codes with norms 2^-3 times as large (2^55): both compute, and agree.
+    // The same codes with norms 2^-3 times as large (2^55): both compute, and agree. Every block an
+    // escape far out makes the pair product (universal-i8) store each column shifted, rounded to
+    // multiples of 2^s: its CPU twin, universalPairProduct, rounds alike.
     const smaller = (m: QuantizedMatrix): QuantizedMatrix => ({ ...m, norms: (m as UniversalLatticeMatrix).norms.map((v) => v * 2 ** -3) }) as QuantizedMatrix;
     const small = smaller(make(1, 3));
     const smallB = smaller(make(2, 4));
     const [gs, gsB] = [engine.upload(small as never), engine.upload(smallB as never)];
     try {
-      const cpu = matmulAT(small, smallB).data;
+      const cpu = (engine.productKernel(gs, gsB) === 'universal-i8' ? universalPairProduct : matmulAT)(small, smallB).data;
       const gpu = (await engine.matmulAT(gs, gsB)).data;
       for (let i = 0; i < cpu.length; i++) expect(Math.abs((gpu[i] as number) - (cpu[i] as number))).toBeLessThan(1e-5 * Math.abs(cpu[i] as number));
     } finally {
