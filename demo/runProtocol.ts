@@ -124,7 +124,7 @@ export interface RunResult {
    * scalar baseline asked for on WebGPU runs on the CPU reference (`runsOn`).
    */
   readonly ranOn: Backend;
-  /** The GPU product kernel ('universal-decode', 'd3-table', 'e8-dot', 'decode-f32'), null on the CPU. */
+  /** The GPU product kernel ('universal-i8', 'universal-decode', 'd3-table', 'e8-dot', 'decode-f32'), null on the CPU. */
   readonly productKernel: string | null;
   /**
    * The dither nonces of A and B (decimal strings of the 64-bit values), drawn at random for each run
