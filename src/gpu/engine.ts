@@ -25,8 +25,8 @@ import { checkBufferRange } from './bufferRange.js';
 import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
-import { universalDitherUnit, type GpuUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
-import { checkPairMatmulA, dispatchPairMatmul, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
+import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from './universalOperand.js';
+import { checkPairMatmulA, dispatchPairMatmul, pairCommonScale, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
 import { pairRadixBits } from '../quantize/universalPairs.js';
 import { dispatchUniversalPairs, pairFormBytes, pairUnits } from './kernels/universalPairs.js';
 
@@ -235,7 +235,7 @@ export class GpuEngine {
     const pa = operand(a, 'A');
     const pb = gram ? pa : operand(b, 'B');
     for (const p of gram ? [pa] : [pa, pb]) dispatchUniversalPairs(this.device, encoder, scratch, p);
-    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: universalDitherUnit(a) * universalDitherUnit(b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
+    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: pairCommonScale(a, b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
     dispatchProductEpilogue(this.device, encoder, scratch, {
       sideA: a.side,
       sideB: b.side,
@@ -429,7 +429,7 @@ function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProd
   if (a.mode === 'universal' && b.mode === 'universal') {
     // The pair product's f32 scale is unit_a·unit_b; operands whose units are too small for it (β near
     // 0 with long columns) go the decode path, whose decoded values carry the units.
-    const pairs = universalProduct === 'i8' && universalDitherUnit(a) * universalDitherUnit(b) >= PAIR_MIN_COMMON_SCALE;
+    const pairs = universalProduct === 'i8' && pairCommonScale(a, b) >= PAIR_MIN_COMMON_SCALE;
     return pairs ? 'universal-i8' : 'universal-decode';
   }
   if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';

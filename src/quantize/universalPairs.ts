@@ -66,6 +66,14 @@ export interface UniversalPairColumns {
   readonly unit: number;
 }
 
+/** Refuses radix bits that are not an integer in [0, MAX_PAIR_RADIX_BITS], naming `what`. */
+export function checkPairRadixBits(radixBits: number, what: string): void {
+  check(
+    Number.isInteger(radixBits) && radixBits >= 0 && radixBits <= MAX_PAIR_RADIX_BITS,
+    () => `${what}: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(radixBits)}`,
+  );
+}
+
 /** The largest |c| stored unshifted at radix 2^r: h = ⌊(c + R/2) / R⌋ stays in [−128, 127] (16319 at r = 7). */
 export function pairLimit(radixBits: number): number {
   const radix = 2 ** radixBits;
@@ -145,7 +153,7 @@ export function universalIntegerCoordinates(m: UniversalLatticeMatrix): Int32Arr
  */
 export function universalPairColumns(m: UniversalLatticeMatrix, radixBits: number): UniversalPairColumns {
   check(m.kind === 'lattice' && m.mode === 'universal', 'universalPairColumns: a universal lattice matrix is needed');
-  check(Number.isInteger(radixBits) && radixBits >= 0 && radixBits <= MAX_PAIR_RADIX_BITS, () => `universalPairColumns: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${radixBits}`);
+  checkPairRadixBits(radixBits, 'universalPairColumns');
   const c = universalIntegerCoordinates(m);
   const units = Math.ceil(m.length / PAIR_UNIT);
   const words = new Uint32Array(m.cols * units * PAIR_UNIT_WORDS);

@@ -2,7 +2,8 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { MAX_PAIR_RADIX_BITS, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkPairRadixBits, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { universalDitherUnit } from '../universalOperand.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -28,6 +29,11 @@ import { PAIR_UNIT_BYTES } from './universalPairs.js';
  * decode path, whose decoded values carry the units.
  */
 export const PAIR_MIN_COMMON_SCALE = 2 ** -100;
+
+/** unit_a·unit_b (`universalDitherUnit` of each): the f32 scale of the pair product of `a` and `b`. */
+export function pairCommonScale(a: { readonly scheme: { readonly beta: number }; readonly length: number }, b: { readonly scheme: { readonly beta: number }; readonly length: number }): number {
+  return universalDitherUnit(a) * universalDitherUnit(b);
+}
 
 /** C entries per workgroup edge (the shader's TILE). */
 const TILE = 64;
@@ -110,10 +116,7 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
     Number.isFinite(args.commonScale) && args.commonScale >= PAIR_MIN_COMMON_SCALE,
     () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,
   );
-  check(
-    Number.isInteger(args.radixBits) && args.radixBits >= 0 && args.radixBits <= MAX_PAIR_RADIX_BITS,
-    () => `pair matmul: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(args.radixBits)}`,
-  );
+  checkPairRadixBits(args.radixBits, 'pair matmul');
   const cOffset = args.cOffset ?? 0;
   checkBufferRange(args.a.pairs, 0, PAIR_UNIT_BYTES * units * aCols, 'pair matmul: A');
   checkBufferRange(args.b.pairs, 0, PAIR_UNIT_BYTES * units * bCols, 'pair matmul: B');

@@ -1,8 +1,7 @@
 import pairSplitSource from '../../../shaders/pair_split.wgsl?raw';
 import pairsSource from '../../../shaders/universal_pairs.wgsl?raw';
-import { check } from '../../errors.js';
 import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
-import { MAX_PAIR_RADIX_BITS, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkPairRadixBits, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -97,10 +96,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
   const { m } = args;
   const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
   const units = pairUnits(m.length);
-  check(
-    Number.isInteger(args.radixBits) && args.radixBits >= 0 && args.radixBits <= MAX_PAIR_RADIX_BITS,
-    () => `universal pairs: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(args.radixBits)}`,
-  );
+  checkPairRadixBits(args.radixBits, 'universal pairs');
   checkBufferRange(args.pairs, 0, pairFormBytes(m.length, m.cols), 'universal pairs: pairs');
   checkBufferRange(args.factors, 0, 4 * m.cols, 'universal pairs: factors');
   checkBufferRange(args.exponents, 0, 4 * m.cols, 'universal pairs: exponents');
