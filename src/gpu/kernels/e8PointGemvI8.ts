@@ -1,15 +1,9 @@
 import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
-import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
-import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
 import repackSource from '../../../shaders/e8_point_repack.wgsl?raw';
-import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
-import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
-import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
-import { E8_INPUT_GROUP, e8InputsScalesFirst } from './inputsI8Layout.js';
+import { E8_INPUT_GROUP } from './inputsI8Layout.js';
 import { E8_POINT_FACTOR, E8_POINT_LIMIT, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from '../../quantize/e8Residues.js';
 import { blockDither } from '../../quantize/universalCode.js';
@@ -22,12 +16,8 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import type { DotPath } from './e8Matmul.js';
-import { activationBytes } from './activationIo.js';
-import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
-import { dispatchE8InputsI8, e8ColumnSideBytes, e8InputsI8Form, GpuE8QuadMatrix, type E8InputsI8Values, type RecordedE8InputsI8 } from './e8ResidueGemvI8.js';
-import { beginGemvI8 } from './inputsI8.js';
-import { DETERMINISTIC_I8_GEMV_BINDINGS } from './latticeGemvI8.js';
+import { gemvOnHost } from './gemvCall.js';
+import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvPipelines, e8QuadGemvShaderSource, GpuE8QuadMatrix, recordE8QuadGemv, type E8InputsI8Values, type E8QuadGemvArgs, type E8QuadGemvVariant } from './e8ResidueGemvI8.js';
 
 /*
  * The E8 point GEMV: Y = ŴᵀX for a universal E8 matrix (e8-2bit … e8-5bit, e8-q16) whose lattice
@@ -43,68 +33,21 @@ import { DETERMINISTIC_I8_GEMV_BINDINGS } from './latticeGemvI8.js';
  * (½ + 2·10⁻⁴)·s_g·Σ_{k∈g}|ŵ̃_k| per group g of 32 rotated coordinates.
  */
 
-/** Columns per workgroup of the product (8 slots of 32 lanes, 2 columns per lane). */
-const WORKGROUP_COLUMNS = 16;
-
 /** Bytes of points per quad (4 blocks of 8 int8). */
 const QUAD_BYTES = 32;
 
-/** Right-hand sides per tile: the compile-time variants. */
-type RhsTile = 1 | 8;
-
-const Params = /*#__PURE__*/ new UniformLayout('E8PointGemvParams', {
-  cols: 'u32', // W columns in this dispatch
-  quads: 'u32', // quads per column (= x̂ groups per right-hand side)
-  rhs: 'u32', // right-hand sides
-  rows: 'u32', // n: entries of an original x column (Σx)
+const Params = /*#__PURE__*/ e8QuadGemvParamsLayout('E8PointGemvParams', {
   point_first: 'u32', // vec4 of the points binding where this dispatch's first column starts
-  column_first: 'u32', // global index of this dispatch's first column: its ν in the side, its keys
-  means_first: 'u32', // element of the side buffer holding μ of this dispatch's first column
-  has_means: 'u32',
-  x_first: 'u32', // element offset of x column 0 in its binding (Σx)
-  x_scales_first: 'u32', // u32 of x̂'s first scale in the x̂ binding
-  y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
-  y_stride: 'u32', // elements between Y columns (all W columns)
-  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // Y as f16 halves (else f32)
-  subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   overflow_at: 'u32', // vec2 of the keys binding holding the repack's overflow word (after every column's keys)
   column_unit: 'f32', // β/(DITHER_GRID·√N)
 });
 
-/** A compiled product variant. */
-interface Variant {
-  readonly rhsTile: RhsTile;
-  readonly subgroups: boolean;
-  readonly dotPath: DotPath;
-}
-
 /** The WGSL of one product variant. */
-export function e8PointGemvShaderSource(variant: Variant): string {
-  return [
-    variant.subgroups ? 'enable subgroups;' : '',
-    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
-    Params.wgsl(),
-    variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
-    counterHashSource,
-    lanesSource,
-    gemvSource,
-    GEMV_OUTPUT_WGSL,
-    xSumsSource,
-    variant.subgroups ? subgroupEntrySource : plainEntrySource,
-  ].join('\n');
+export function e8PointGemvShaderSource(variant: E8QuadGemvVariant): string {
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), counterHashSource, gemvSource);
 }
 
-const pipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 point gemv (int8 inputs)',
-  bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
-  compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `e8 point gemv (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
-    return compileGemvWithSums(device, pipelineLayout, label, e8PointGemvShaderSource(variant));
-  },
-  key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
-});
+const pipelines = /*#__PURE__*/ e8QuadGemvPipelines('e8 point gemv', e8PointGemvShaderSource);
 
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const RepackParams = /*#__PURE__*/ (() => new UniformLayout('E8PointRepackParams', {
@@ -290,16 +233,8 @@ export function e8PointBytes(m: { readonly blocksPerColumn: number; readonly col
 }
 
 /** Arguments of {@link dispatchE8PointGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
-export interface E8PointGemvI8Args extends GemvCallArgs, GemvOutputArgs {
+export interface E8PointGemvI8Args extends E8QuadGemvArgs {
   readonly w: GpuE8PointMatrix;
-  /**
-   * x̃ already rounded for W (`dispatchE8InputsI8`, shared by the layers that read the same x̃, the
-   * residue matrices' included); then the call neither rotates nor rounds (and takes no `xRotated`).
-   * X is still read for Σx when W is centred.
-   */
-  readonly inputsI8?: RecordedE8InputsI8;
-  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
-  readonly dotPath: DotPath;
 }
 
 /**
@@ -316,61 +251,25 @@ export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const what = 'e8 point gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8PointMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8PointMatrix`);
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
-  const format = gemvOutputFormat(args, what);
-  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, e8InputsI8Form(device, encoder, scratch, w));
-  const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
-  check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
-  const inputs = shared ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
-  const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
-  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check(e8ColumnSideBytes(w) <= maxBinding && keysBytes(w.cols) <= maxBinding, () => `${what}: the keys and column side of ${w.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
-  const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
-  const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
-  const xWindow = call.xWindow(0, rhs);
-  const yWindow = output.yWindow(0, rhs);
-  const sums = scratch.buffer(`${what} Σx`, w.hasMeans ? 4 * rhs : 4, STORAGE_USAGE);
-
-  const pass = encoder.beginComputePass({ label: what });
-  ranges.forEach((range, chunk) => {
-    const label = `${what} W columns ${range.first}…${range.first + range.count - 1}`;
-    const pointWindow = bindingWindow(QUAD_BYTES * quads * range.first, QUAD_BYTES * quads * range.count, alignment);
-    const params = Params.pack({
-      cols: range.count,
-      quads,
-      rhs,
-      rows: w.rows,
-      point_first: pointWindow.firstElement / 4, // a whole number: columns start on 32-byte quads and bindings on aligned offsets
-      column_first: range.first,
-      means_first: w.cols + range.first,
-      has_means: w.hasMeans ? 1 : 0,
-      x_first: xWindow.firstElement,
-      x_scales_first: e8InputsScalesFirst(quads, rhs),
-      y_first: yWindow.first + range.first,
-      y_stride: w.cols,
-      ...output.uniforms(range.first),
-      subgroup_test_mode: testMode,
-      overflow_at: w.cols,
-      column_unit: w.columnUnit,
-    });
-    pass.setBindGroup(
-      0,
-      createKernelBindGroup(device, layout, label, [
-        { buffer: scratch.uniform(`${label} params`, params) },
-        windowBinding(w.points, pointWindow),
-        { buffer: w.keys },
-        { buffer: w.columnSide },
-        { buffer: inputs.inputs },
-        xWindow.binding,
-        { buffer: sums },
-        output.bias,
-        yWindow.binding,
-      ]),
-    );
-    dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / WORKGROUP_COLUMNS));
+  recordE8QuadGemv(device, encoder, scratch, w, args, {
+    what,
+    quadBytes: QUAD_BYTES,
+    pipelines,
+    side: { bytes: Math.max(e8ColumnSideBytes(w), keysBytes(w.cols)), refusal: `the keys and column side of ${w.cols} columns do not fit` },
+    range: (range, shared, alignment) => {
+      const pointWindow = bindingWindow(QUAD_BYTES * quads * range.first, QUAD_BYTES * quads * range.count, alignment);
+      return {
+        params: Params.pack({
+          ...shared,
+          point_first: pointWindow.firstElement / 4, // a whole number: columns start on 32-byte quads and bindings on aligned offsets
+          overflow_at: w.cols,
+          column_unit: w.columnUnit,
+        }),
+        weights: [windowBinding(w.points, pointWindow), { buffer: w.keys }],
+      };
+    },
   });
-  pass.end();
 }
 
 /** Options of {@link e8PointGemvI8}. */

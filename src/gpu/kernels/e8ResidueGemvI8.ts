@@ -19,11 +19,12 @@ import { checkBufferHolds, checkGpuDeterministicMatrix, CUBIC_SCALE, largestMult
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
-import { UniformLayout } from '../uniformLayout.js';
+import { UniformLayout, type UniformMemberType, type UniformValues } from '../uniformLayout.js';
+import type { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
-import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
 import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
@@ -49,20 +50,23 @@ export { E8_INPUT_GROUP } from './inputsI8Layout.js';
 /** The largest |2⟨ℓ, x̂⟩| of a block: 8 coordinates of |ℓ| ≤ 32 and |x̂| ≤ 127, doubled. */
 const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
 
-/** Columns per workgroup of the product (8 slots of 32 lanes, 2 columns per lane). */
+/** Columns per workgroup of both E8 int8-input GEMVs (8 slots of 32 lanes, 2 columns per lane). */
 const WORKGROUP_COLUMNS = 16;
 
 /** Right-hand sides per tile: the compile-time variants. */
 type RhsTile = 1 | 8;
 
-const Params = /*#__PURE__*/ new UniformLayout('E8ResidueGemvParams', {
+/**
+ * The uniform members both E8 int8-input GEMVs (this residue GEMV and the point GEMV,
+ * e8PointGemvI8.ts) declare and set alike per range of W columns (`recordE8QuadGemv`); each kernel's
+ * layout adds its own (`e8QuadGemvParamsLayout`).
+ */
+const E8_QUAD_GEMV_MEMBERS = {
   cols: 'u32', // W columns in this dispatch
   quads: 'u32', // quads per column (= x̂ groups per right-hand side)
   rhs: 'u32', // right-hand sides
   rows: 'u32', // n: entries of an original x column (Σx)
-  residue_first: 'u32', // vec4 of the residues binding where this dispatch's first column starts
-  side_first: 'u32', // word of the sides binding where this dispatch's first column starts
-  column_first: 'u32', // element of the side buffer holding ν·γ of this dispatch's first column
+  column_first: 'u32', // global index of this dispatch's first column: its ν (·γ) in the side (the point form's keys too)
   means_first: 'u32', // element of the side buffer holding μ of this dispatch's first column
   has_means: 'u32',
   x_first: 'u32', // element offset of x column 0 in its binding (Σx)
@@ -73,6 +77,19 @@ const Params = /*#__PURE__*/ new UniformLayout('E8ResidueGemvParams', {
   has_bias: 'u32',
   output_f16: 'u32', // Y as f16 halves (else f32)
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
+} as const satisfies Record<string, UniformMemberType>;
+
+/**
+ * An E8 int8-input GEMV's uniform struct: the shared members, then the kernel's `own`. (A function, so
+ * that a kernel's module-level layout stays a pure call a bundler can drop.)
+ */
+export function e8QuadGemvParamsLayout<Own extends Record<string, UniformMemberType>>(structName: string, own: Own): UniformLayout<typeof E8_QUAD_GEMV_MEMBERS & Own> {
+  return new UniformLayout(structName, { ...E8_QUAD_GEMV_MEMBERS, ...own });
+}
+
+const Params = /*#__PURE__*/ e8QuadGemvParamsLayout('E8ResidueGemvParams', {
+  residue_first: 'u32', // vec4 of the residues binding where this dispatch's first column starts
+  side_first: 'u32', // word of the sides binding where this dispatch's first column starts
   column_unit: 'f32', // columnUnit / 12
   multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³
 });
@@ -103,27 +120,49 @@ const RepackParams = /*#__PURE__*/ new UniformLayout('E8ResidueRepackParams', {
   means_first: 'u32', // element of μ of the dispatch's first column in the output side
 });
 
-/** A compiled product variant. */
-interface Variant {
+/** A compiled variant of either E8 int8-input GEMV. */
+export interface E8QuadGemvVariant {
   readonly rhsTile: RhsTile;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
 }
 
-/** The WGSL of one product variant. */
-export function e8ResidueGemvShaderSource(variant: Variant): string {
+/**
+ * The WGSL of one variant of an E8 int8-input GEMV: its uniform struct (`params`), the dot library,
+ * the kernel's own library (`library`: the multiples' cubic, or the dither's counter hash), the lanes'
+ * reduction, the kernel's loop (`gemv`), the output, Σx and the entry point.
+ */
+export function e8QuadGemvShaderSource(variant: E8QuadGemvVariant, params: string, library: string, gemv: string): string {
   return [
     variant.subgroups ? 'enable subgroups;' : '',
     `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
-    Params.wgsl(),
+    params,
     variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
-    multipleCubicSource,
+    library,
     lanesSource,
-    gemvSource,
+    gemv,
     GEMV_OUTPUT_WGSL,
     xSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
   ].join('\n');
+}
+
+/** The per-device pipelines of an E8 int8-input GEMV (`name`: 'e8 residue gemv'; `source` builds a variant's WGSL). */
+export function e8QuadGemvPipelines(name: string, source: (variant: E8QuadGemvVariant) => string): KernelPipelines<E8QuadGemvVariant, GemvWithSumsPipelines> {
+  return new KernelPipelines({
+    label: `${name} (int8 inputs)`,
+    bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
+    compile: (device, pipelineLayout, variant: E8QuadGemvVariant) => {
+      const label = `${name} (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
+      return compileGemvWithSums(device, pipelineLayout, label, source(variant));
+    },
+    key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
+  });
+}
+
+/** The WGSL of one product variant. */
+export function e8ResidueGemvShaderSource(variant: E8QuadGemvVariant): string {
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), multipleCubicSource, gemvSource);
 }
 
 /** The WGSL of the x̃ rounding. */
@@ -131,15 +170,7 @@ export function e8InputsShaderSource(): string {
   return `${InputParams.wgsl()}\n${int8GroupSource}\n${inputsSource}`;
 }
 
-const pipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 residue gemv (int8 inputs)',
-  bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
-  compile: (device, pipelineLayout, variant: Variant) => {
-    const label = `e8 residue gemv (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
-    return compileGemvWithSums(device, pipelineLayout, label, e8ResidueGemvShaderSource(variant));
-  },
-  key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
-});
+const pipelines = /*#__PURE__*/ e8QuadGemvPipelines('e8 residue gemv', e8ResidueGemvShaderSource);
 
 const inputPipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'e8 inputs to int8',
@@ -210,6 +241,9 @@ export abstract class GpuE8QuadMatrix implements E8QuadShape {
     this.columnUnit = m.columnUnit;
     this.hasMeans = m.hasMeans;
   }
+
+  /** ν_j (·γ_j) of every column, then μ_j when centred: what both GEMVs bind beside the quads. */
+  abstract readonly columnSide: GPUBuffer;
 
   /** The buffers `destroy()` frees. */
   protected abstract buffers(): readonly GPUBuffer[];
@@ -503,16 +537,8 @@ export function dispatchRotatedE8InputsI8(device: GPUDevice, encoder: GPUCommand
 }
 
 /** Arguments of {@link dispatchE8ResidueGemvI8}: X (or x̂), Y and the options of `GemvCallArgs`, the output, W and the dot path. */
-export interface E8ResidueGemvI8Args extends GemvCallArgs, GemvOutputArgs {
+export interface E8ResidueGemvI8Args extends E8QuadGemvArgs {
   readonly w: GpuE8ResidueMatrix;
-  /**
-   * x̃ already rounded for W (`dispatchE8InputsI8`, shared by the layers that read the same x̃); then
-   * the call neither rotates nor rounds (and takes no `xRotated`). X is still read for Σx when W is
-   * centred.
-   */
-  readonly inputsI8?: RecordedE8InputsI8;
-  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
-  readonly dotPath: DotPath;
 }
 
 /**
@@ -530,6 +556,69 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const what = 'e8 residue gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8ResidueMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8ResidueMatrix`);
+  const quads = w.quadsPerColumn;
+  const multiples = multipleCubic(w.multiples);
+  recordE8QuadGemv(device, encoder, scratch, w, args, {
+    what,
+    quadBytes: 16,
+    pipelines,
+    side: { bytes: e8ColumnSideBytes(w), refusal: `the column side of ${w.cols} columns does not fit` },
+    range: (range, shared, alignment) => {
+      const residueWindow = bindingWindow(16 * quads * range.first, 16 * quads * range.count, alignment);
+      const sideWindow = bindingWindow(4 * quads * range.first, 4 * quads * range.count, alignment);
+      return {
+        params: Params.pack({
+          ...shared,
+          residue_first: residueWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
+          side_first: sideWindow.firstElement,
+          column_unit: w.columnUnit / RESIDUE_SUM_SCALE, // the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩
+          multiple_cubic: multiples,
+        }),
+        weights: [windowBinding(w.residues, residueWindow), windowBinding(w.sides, sideWindow)],
+      };
+    },
+  });
+}
+
+/** The uniform values `recordE8QuadGemv` sets alike for both E8 int8-input GEMVs, per range of columns. */
+export type E8QuadGemvSharedUniforms = UniformValues<typeof E8_QUAD_GEMV_MEMBERS>;
+
+/** Arguments both E8 int8-input GEMVs take besides W: X (or x̂), Y and the options of `GemvCallArgs`, the output, the dot path. */
+export interface E8QuadGemvArgs extends GemvCallArgs, GemvOutputArgs {
+  /**
+   * x̃ already rounded for W (`dispatchE8InputsI8`, shared by the layers that read the same x̃, residue
+   * and point matrices alike); then the call neither rotates nor rounds (and takes no `xRotated`). X is
+   * still read for Σx when W is centred.
+   */
+  readonly inputsI8?: RecordedE8InputsI8;
+  /** 'packed': dot4I8Packed (only where WGSL has packed_4x8_integer_dot_product: `dotPathFor(features)`); 'plain': core WGSL. */
+  readonly dotPath: DotPath;
+}
+
+/** What one E8 int8-input GEMV brings to `recordE8QuadGemv`. */
+export interface E8QuadGemvKernel {
+  /** Names the kernel in messages and labels. */
+  readonly what: string;
+  /** Bytes of W's first binding per quad of a column (its columns are split so that a range fits one binding). */
+  readonly quadBytes: number;
+  readonly pipelines: KernelPipelines<E8QuadGemvVariant, GemvWithSumsPipelines>;
+  /** The per-column buffers bound whole: bytes of the largest, and the refusal's words when it exceeds a binding. */
+  readonly side: { readonly bytes: number; readonly refusal: string };
+  /**
+   * The range's packed uniforms (the shared values, `shared`, with the kernel's own) and W's two
+   * bindings in front of the column side (the quads, then their side bits or the dither keys).
+   */
+  range(range: { readonly first: number; readonly count: number }, shared: E8QuadGemvSharedUniforms, alignment: number): { readonly params: UniformPacker; readonly weights: readonly [GPUBufferBinding, GPUBufferBinding] };
+}
+
+/**
+ * Records an E8 int8-input GEMV (the residue GEMV above, the point GEMV of e8PointGemvI8.ts): x̃ = R·X
+ * (when W is rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is
+ * given; in the rotation's last pass where it can be: `dispatchRotatedE8InputsI8`), then one pass with
+ * Σx (when W is centred) and the product per range of columns whose quads fit a binding.
+ */
+export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8QuadMatrix, args: E8QuadGemvArgs, kernel: E8QuadGemvKernel): void {
+  const { what } = kernel;
   check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
   const format = gemvOutputFormat(args, what);
   // x̂ given (checked against W), or rounded inside the rotation's last pass where the call rotates X itself and the rotation allows it.
@@ -539,45 +628,41 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
   const inputs = shared ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
-  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(16 * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
-  check(e8ColumnSideBytes(w) <= maxBinding, () => `${what}: the column side of ${w.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
+  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(kernel.quadBytes * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
+  check(kernel.side.bytes <= maxBinding, () => `${what}: ${kernel.side.refusal} one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
-  const { layout, pipeline } = pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
+  const { layout, pipeline } = kernel.pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
   const xWindow = call.xWindow(0, rhs);
   const yWindow = output.yWindow(0, rhs);
   const sums = scratch.buffer(`${what} Σx`, w.hasMeans ? 4 * rhs : 4, STORAGE_USAGE);
-  const multiples = multipleCubic(w.multiples);
 
   const pass = encoder.beginComputePass({ label: what });
   ranges.forEach((range, chunk) => {
     const label = `${what} W columns ${range.first}…${range.first + range.count - 1}`;
-    const residueWindow = bindingWindow(16 * quads * range.first, 16 * quads * range.count, alignment);
-    const sideWindow = bindingWindow(4 * quads * range.first, 4 * quads * range.count, alignment);
-    const params = Params.pack({
-      cols: range.count,
-      quads,
-      rhs,
-      rows: w.rows,
-      residue_first: residueWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
-      side_first: sideWindow.firstElement,
-      column_first: range.first,
-      means_first: w.cols + range.first,
-      has_means: w.hasMeans ? 1 : 0,
-      x_first: xWindow.firstElement,
-      x_scales_first: e8InputsScalesFirst(quads, rhs),
-      y_first: yWindow.first + range.first,
-      y_stride: w.cols,
-      ...output.uniforms(range.first),
-      subgroup_test_mode: testMode,
-      column_unit: w.columnUnit / RESIDUE_SUM_SCALE, // the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩
-      multiple_cubic: multiples,
-    });
+    const { params, weights } = kernel.range(
+      range,
+      {
+        cols: range.count,
+        quads,
+        rhs,
+        rows: w.rows,
+        column_first: range.first,
+        means_first: w.cols + range.first,
+        has_means: w.hasMeans ? 1 : 0,
+        x_first: xWindow.firstElement,
+        x_scales_first: e8InputsScalesFirst(quads, rhs),
+        y_first: yWindow.first + range.first,
+        y_stride: w.cols,
+        ...output.uniforms(range.first),
+        subgroup_test_mode: testMode,
+      },
+      alignment,
+    );
     pass.setBindGroup(
       0,
       createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
-        windowBinding(w.residues, residueWindow),
-        windowBinding(w.sides, sideWindow),
+        ...weights,
         { buffer: w.columnSide },
         { buffer: inputs.inputs },
         xWindow.binding,
