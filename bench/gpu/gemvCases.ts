@@ -12,7 +12,7 @@ import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaled
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
-import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8QuadMatrix, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
 import { e8PointForm, type E8PointMatrix } from '../../src/quantize/e8Points.js';
@@ -680,61 +680,27 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
     xPrepared,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
     async build({ device }, problem, settings) {
-      const { n, cols } = problem;
       check(problem.x.cols === 1, 'bench: the E8 residue rows have one right-hand side');
-      const distinct = Math.min(cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
+      const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
       const m = e8ResidueTile(problem, distinct);
-      const created: GPUBuffer[] = [];
-      try {
-        const fields = [
+      return buildE8QuadRows(device, problem, settings, {
+        label: 'bench e8 residue',
+        m,
+        distinct,
+        fields: [
           { what: 'residues', data: m.residues, columnBytes: 16 * m.quadsPerColumn },
           { what: 'sides', data: m.sides, columnBytes: 4 * m.quadsPerColumn },
           { what: 'column scales', data: m.columnScales, columnBytes: 4 },
-        ];
-        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 residue', fields, distinct, cols, settings, created, ([residues, sides, scales]) => new GpuE8ResidueMatrix(device, { ...m, cols, hasMeans: false }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer));
-        const full = weights[0] as GpuE8ResidueMatrix;
-        const x = uploadX(device, problem);
-        const y = createBuffer(device, 'bench e8 residue y', 4 * cols, STORAGE_USAGE);
-        created.push(x, y);
-        let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
-        if (xPrepared) {
-          // x̃ = R·x and x̂ made once (what the whole call does first).
-          const scratch = new GpuScratch(device);
-          const encoder = device.createCommandEncoder({ label: 'bench e8 residue x̂ for the kernel-alone rows' });
-          given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
-          device.queue.submit([encoder.finish()]);
-          await device.queue.onSubmittedWorkDone();
-        }
-        const calls = weights.map((w, i) =>
-          prepared(device, `bench e8 residue gemv ${i}`, (encoder, scratch) =>
-            dispatchE8ResidueGemvI8(device, encoder, scratch, { w, y, rhs: 1, dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) }),
-          ),
-        );
-        return {
-          bitsPerEntry: (8 * weightBytes) / (n * cols),
-          weightBytes,
-          calls,
-          check: async () => {
-            // Against the CPU twin (x̂ rounded on the CPU), which catches what the exact product's loose
-            // limit would not (a wrong parity lane moves the NMSE from 3.7e-3 to 5.9e-3 only); the
-            // exact product's NMSE is named beside it.
-            const repeated = repeatedProblem(problem, distinct);
-            const exact = await nmseOf(device, y, repeated, latticeLimit('e8-q16-deterministic'));
-            const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
-            const twin = e8ResidueGemvReference(m, quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
-            const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
-            return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
-          },
-          destroy: () => {
-            for (const call of calls) call.destroy();
-            given?.scratch.destroy();
-            destroyAll(created);
-          },
-        };
-      } catch (error) {
-        destroyAll(created);
-        throw error;
-      }
+        ],
+        make: ([residues, sides, scales]) => new GpuE8ResidueMatrix(device, { ...m, cols: problem.cols, hasMeans: false }, residues as GPUBuffer, sides as GPUBuffer, scales as GPUBuffer),
+        record: (encoder, scratch, w, io) => dispatchE8ResidueGemvI8(device, encoder, scratch, { ...io, w }),
+        dotPath,
+        xPrepared,
+        exactLimit: latticeLimit('e8-q16-deterministic'),
+        // The twin catches what the exact product's loose limit would not: a wrong parity lane moves the
+        // exact NMSE from 3.7e-3 to 5.9e-3 only.
+        twin: (inputs) => e8ResidueGemvReference(m, inputs),
+      });
     },
   };
 }
@@ -773,59 +739,26 @@ export function e8PointKernel(scheme: SchemeName, dotPath: DotPath, xPrepared: b
     xPrepared,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
     async build({ device }, problem, settings) {
-      const { n, cols } = problem;
       check(problem.x.cols === 1, 'bench: the E8 point rows have one right-hand side');
-      const distinct = Math.min(cols, problem.tile.cols, E8_POINT_TILE_COLS);
+      const distinct = Math.min(problem.cols, problem.tile.cols, E8_POINT_TILE_COLS);
       const m = e8PointTile(problem, scheme, distinct);
-      const created: GPUBuffer[] = [];
-      try {
-        const fields = [
+      return buildE8QuadRows(device, problem, settings, {
+        label: 'bench e8 point',
+        m,
+        distinct,
+        fields: [
           { what: 'points', data: m.points, columnBytes: 32 * m.quadsPerColumn },
           // The trailing overflow word (and its pair) stay 0: every point of the tile fits int8.
-          { what: 'dither keys', data: m.ditherKeys, columnBytes: 8, bytes: 8 * cols + 8 },
+          { what: 'dither keys', data: m.ditherKeys, columnBytes: 8, bytes: 8 * problem.cols + 8 },
           { what: 'norms', data: m.norms, columnBytes: 4 },
-        ];
-        const { weights, weightBytes } = await prototypeWeights(device, 'bench e8 points', fields, distinct, cols, settings, created, ([points, keys, norms]) => new GpuE8PointMatrix(device, { ...m, cols, hasMeans: false }, points as GPUBuffer, keys as GPUBuffer, norms as GPUBuffer));
-        const full = weights[0] as GpuE8PointMatrix;
-        const x = uploadX(device, problem);
-        const y = createBuffer(device, 'bench e8 point y', 4 * cols, STORAGE_USAGE);
-        created.push(x, y);
-        let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
-        if (xPrepared) {
-          const scratch = new GpuScratch(device);
-          const encoder = device.createCommandEncoder({ label: 'bench e8 point x̂ for the kernel-alone rows' });
-          given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
-          device.queue.submit([encoder.finish()]);
-          await device.queue.onSubmittedWorkDone();
-        }
-        const calls = weights.map((w, i) =>
-          prepared(device, `bench e8 point gemv ${i}`, (encoder, scratch) =>
-            dispatchE8PointGemvI8(device, encoder, scratch, { w, y, rhs: 1, dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) }),
-          ),
-        );
-        return {
-          bitsPerEntry: (8 * weightBytes) / (n * cols),
-          weightBytes,
-          calls,
-          check: async () => {
-            // Against the CPU twin (x̂ rounded on the CPU); the exact product's NMSE is named beside it.
-            const repeated = repeatedProblem(problem, distinct);
-            const exact = await nmseOf(device, y, repeated, latticeLimit(scheme));
-            const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
-            const twin = e8PointGemvReference(m, quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
-            const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
-            return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
-          },
-          destroy: () => {
-            for (const call of calls) call.destroy();
-            given?.scratch.destroy();
-            destroyAll(created);
-          },
-        };
-      } catch (error) {
-        destroyAll(created);
-        throw error;
-      }
+        ],
+        make: ([points, keys, norms]) => new GpuE8PointMatrix(device, { ...m, cols: problem.cols, hasMeans: false }, points as GPUBuffer, keys as GPUBuffer, norms as GPUBuffer),
+        record: (encoder, scratch, w, io) => dispatchE8PointGemvI8(device, encoder, scratch, { ...io, w }),
+        dotPath,
+        xPrepared,
+        exactLimit: latticeLimit(scheme),
+        twin: (inputs) => e8PointGemvReference(m, inputs),
+      });
     },
   };
 }
@@ -836,6 +769,75 @@ interface PrototypeField {
   readonly data: ArrayBufferView;
   readonly columnBytes: number;
   readonly bytes?: number;
+}
+
+/**
+ * The rows of an E8 int8-input GEMV (residue or point form) on a CPU-made tile of `distinct` columns
+ * repeated on the GPU to the problem's width (`fields`, `make`: prototypeWeights): x and y, x̂ made
+ * once for the kernel-alone rows (`xPrepared`), one prepared call per weight copy (`record`), and a
+ * check against the CPU twin (`twin`, on x̂ rounded on the CPU: it catches what the exact product's
+ * loose limit would not), the exact product's NMSE (`exactLimit`) named beside it.
+ */
+async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
+  device: GPUDevice,
+  problem: GemvProblem,
+  settings: BenchSettings,
+  spec: {
+    readonly label: string;
+    readonly m: { readonly seed: number; readonly keptLength: number; readonly quadsPerColumn: number };
+    readonly distinct: number;
+    readonly fields: readonly PrototypeField[];
+    readonly make: (buffers: readonly GPUBuffer[]) => W;
+    readonly record: (encoder: GPUCommandEncoder, scratch: GpuScratch, w: W, io: { y: GPUBuffer; rhs: 1; dotPath: DotPath } & ({ x: GPUBuffer } | { inputsI8: RecordedE8InputsI8 })) => void;
+    readonly dotPath: DotPath;
+    readonly xPrepared: boolean;
+    readonly exactLimit: number;
+    readonly twin: (inputs: E8InputsI8Values) => Float64Array;
+  },
+): Promise<GemvSubject> {
+  const { n, cols } = problem;
+  const { label, m, distinct } = spec;
+  const created: GPUBuffer[] = [];
+  try {
+    const { weights, weightBytes } = await prototypeWeights(device, label, spec.fields, distinct, cols, settings, created, spec.make);
+    const full = weights[0] as W;
+    const x = uploadX(device, problem);
+    const y = createBuffer(device, `${label} y`, 4 * cols, STORAGE_USAGE);
+    created.push(x, y);
+    let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
+    if (spec.xPrepared) {
+      // x̃ = R·x and x̂ made once (what the whole call does first).
+      const scratch = new GpuScratch(device);
+      const encoder = device.createCommandEncoder({ label: `${label} x̂ for the kernel-alone rows` });
+      given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    }
+    const calls = weights.map((w, i) =>
+      prepared(device, `${label} gemv ${i}`, (encoder, scratch) => spec.record(encoder, scratch, w, { y, rhs: 1, dotPath: spec.dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) })),
+    );
+    return {
+      bitsPerEntry: (8 * weightBytes) / (n * cols),
+      weightBytes,
+      calls,
+      check: async () => {
+        const repeated = repeatedProblem(problem, distinct);
+        const exact = await nmseOf(device, y, repeated, spec.exactLimit);
+        const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
+        const twin = spec.twin(quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
+        const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
+        return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
+      },
+      destroy: () => {
+        for (const call of calls) call.destroy();
+        given?.scratch.destroy();
+        destroyAll(created);
+      },
+    };
+  } catch (error) {
+    destroyAll(created);
+    throw error;
+  }
 }
 
 /**
