@@ -1,6 +1,8 @@
 import { expect } from 'vitest';
-import { readBuffer } from '../../src/gpu/buffers.js';
-import { E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values, type E8QuadGemvArgs, type GpuE8QuadMatrix, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
@@ -90,5 +92,37 @@ export function expectE8GemvWithinBounds(c: E8GemvCase): void {
     let exact = 0;
     for (let k = 0; k < c.keptLength; k++) exact += (c.exactW[j * c.length + k] as number) * (c.x[k] as number);
     expect(Math.abs((c.y[j] as number) - exact), `column ${j}, ${c.what}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
+  }
+}
+
+/**
+ * y (cols × rhs) and the GPU's x̂ of each right-hand side of an E8 int8-input GEMV (`record`: the residue
+ * or the point GEMV) of `w` for x̃ (`xRotated`, length × rhs, or x for an unrotated W), with x̂ rounded
+ * by `dispatchE8InputsI8`; `w` is destroyed afterwards.
+ */
+export async function runE8QuadGemv<W extends GpuE8QuadMatrix>(
+  w: W,
+  xRotated: Float32Array,
+  rhs: number,
+  dotPath: DotPath,
+  subgroups: boolean,
+  record: (encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8QuadGemvArgs & { readonly w: W }) => void,
+): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
+  const { device } = w;
+  const xBuffer = createBufferWithData(device, 'test x̃', xRotated, STORAGE_USAGE);
+  const y = createBuffer(device, 'test y', 4 * w.cols * rhs, STORAGE_USAGE);
+  const scratch = new GpuScratch(device);
+  try {
+    const encoder = device.createCommandEncoder({ label: 'test e8 gemv' });
+    const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
+    record(encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
+    device.queue.submit([encoder.finish()]);
+    const yValues = new Float32Array(await readBuffer(device, y, 4 * w.cols * rhs));
+    return { y: yValues, inputs: await readE8InputsI8(device, inputsI8, w.quadsPerColumn, rhs) };
+  } finally {
+    scratch.destroy();
+    w.destroy();
+    xBuffer.destroy();
+    y.destroy();
   }
 }

@@ -3,7 +3,7 @@ import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '.
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
-import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
@@ -14,7 +14,7 @@ import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.
 import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { e8TestWeights, expectE8GemvWithinBounds, readE8InputsI8 } from './e8GemvSupport.js';
+import { e8TestWeights, expectE8GemvWithinBounds, runE8QuadGemv } from './e8GemvSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -92,26 +92,11 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   afterAll(() => context?.device.destroy());
 
   /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x̃ (length × rhs) and `m`. */
-  async function run(m: E8PointMatrix, xRotated: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
+  function run(m: E8PointMatrix, xRotated: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
     const { device } = context;
-    const w = GpuE8PointMatrix.upload(device, m, 'test e8 points');
-    const xBuffer = createBufferWithData(device, 'test x̃', xRotated, STORAGE_USAGE);
-    const y = createBuffer(device, 'test y', 4 * m.cols * rhs, STORAGE_USAGE);
-    const scratch = new GpuScratch(device);
-    try {
-      const encoder = device.createCommandEncoder({ label: 'test e8 point gemv' });
-      const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
-      dispatchE8PointGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
-      device.queue.submit([encoder.finish()]);
-      const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
-      return { y: yValues, inputs: await readE8InputsI8(device, inputsI8, m.quadsPerColumn, rhs) };
-    } finally {
-      scratch.destroy();
-      w.destroy();
-      xBuffer.destroy();
-      y.destroy();
-    }
+    return runE8QuadGemv(GpuE8PointMatrix.upload(device, m, 'test e8 points'), xRotated, rhs, dotPath, subgroups, (encoder, scratch, args) => dispatchE8PointGemvI8(device, encoder, scratch, args));
   }
+
 
   // Rotated lengths 8, 128, 256, 1024, 2080 (65 quads: a second step of one quad), 4096 (128 quads);
   // right-hand sides 1, 3 and 9; schemes of every code width (29, 32 and 37 bits) and q.

@@ -14,7 +14,7 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
-import { e8TestWeights, expectE8GemvWithinBounds, readE8InputsI8 } from './e8GemvSupport.js';
+import { e8TestWeights, expectE8GemvWithinBounds, runE8QuadGemv } from './e8GemvSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -44,26 +44,11 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   afterAll(() => context?.device.destroy());
 
   /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x (rows × rhs) and an unrotated `m`. */
-  async function run(m: ReturnType<typeof e8ResidueForm>, x: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
+  function run(m: ReturnType<typeof e8ResidueForm>, x: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
     const { device } = context;
-    const w = GpuE8ResidueMatrix.upload(device, m, 'test e8 residues');
-    const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
-    const y = createBuffer(device, 'test y', 4 * m.cols * rhs, STORAGE_USAGE);
-    const scratch = new GpuScratch(device);
-    try {
-      const encoder = device.createCommandEncoder({ label: 'test e8 residue gemv' });
-      const inputsI8 = dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
-      dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs, dotPath, subgroups, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
-      device.queue.submit([encoder.finish()]);
-      const yValues = new Float32Array(await readBuffer(device, y, 4 * m.cols * rhs));
-      return { y: yValues, inputs: await readE8InputsI8(device, inputsI8, m.quadsPerColumn, rhs) };
-    } finally {
-      scratch.destroy();
-      w.destroy();
-      xBuffer.destroy();
-      y.destroy();
-    }
+    return runE8QuadGemv(GpuE8ResidueMatrix.upload(device, m, 'test e8 residues'), x, rhs, dotPath, subgroups, (encoder, scratch, args) => dispatchE8ResidueGemvI8(device, encoder, scratch, args));
   }
+
 
   // Quads per column: 1, 4, 8, 32, 65 (a second step of one quad), 128 (two whole steps of 2 × 32);
   // right-hand sides 1, 3 (a partial tile of 8) and 9 (a whole tile and one more).
