@@ -4,6 +4,9 @@ import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values, type E8QuadGemvArgs, type GpuE8QuadMatrix, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { Matrix } from '../../src/matrix.js';
+import { decodeRotated } from '../../src/product/decodeRotated.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
 /*
@@ -92,6 +95,35 @@ export function expectE8GemvWithinBounds(c: E8GemvCase): void {
     let exact = 0;
     for (let k = 0; k < c.keptLength; k++) exact += (c.exactW[j * c.length + k] as number) * (c.x[k] as number);
     expect(Math.abs((c.y[j] as number) - exact), `column ${j}, ${c.what}: against the exact product`).toBeLessThanOrEqual(inputBound + twinTolerance);
+  }
+}
+
+/**
+ * A whole call's Y (cols × rhs, `y`) for x (rows × rhs, `xAll`) and a rotated matrix `q`, against the
+ * exact product in the rotated domain (x̃ = R·x on the CPU, seed `q.seed`) plus μ_j·Σx: within the int8
+ * inputs' bound Σ_g s_g·(½ + 2·10⁻⁴)·Σ_{k∈g} |ŵ̃_jk| plus the f32 roundings of the rotation, Σx and
+ * the kernel, generously 64·u of Σ|ŵ̃·x̃| + |μ·Σx|. `what` begins the messages.
+ */
+export function expectRotatedE8GemvWithinBound(q: LatticeQuantizedMatrix, xAll: Float32Array, rhs: number, y: ArrayLike<number>, what: string): void {
+  const { rows, cols } = q;
+  const exactW = decodeRotated(q);
+  for (let r = 0; r < rhs; r++) {
+    const x = xAll.subarray(r * rows, (r + 1) * rows);
+    const xRotated = new RandomizedHadamard(rows, q.seed).forward(x);
+    const cpu = quantizeE8InputsI8(xRotated, q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+    const xSum = x.reduce((a, b) => a + b, 0);
+    for (let j = 0; j < cols; j++) {
+      let exact = q.means === null ? 0 : (q.means[j] as number) * xSum;
+      let bound = 0;
+      let magnitude = Math.abs(exact);
+      for (let k = 0; k < q.keptLength; k++) {
+        const wk = exactW[j * q.length + k] as number;
+        exact += wk * (xRotated[k] as number);
+        bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
+        magnitude += Math.abs(wk * (xRotated[k] as number));
+      }
+      expect(Math.abs((y[r * cols + j] as number) - exact), `${what}, column ${j}, right-hand side ${r}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
+    }
   }
 }
 

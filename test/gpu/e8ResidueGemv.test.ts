@@ -12,9 +12,8 @@ import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
-import { e8TestWeights, expectE8GemvWithinBounds, runE8QuadGemv } from './e8GemvSupport.js';
+import { e8TestWeights, expectE8GemvWithinBounds, expectRotatedE8GemvWithinBound, runE8QuadGemv } from './e8GemvSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -34,7 +33,6 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  */
 
 const noGpu = await gpuUnavailableReason();
-const U = 2 ** -24;
 
 describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', () => {
   let context: GpuContext;
@@ -106,27 +104,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
       const yGpu = (await e8ResidueGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(context.features) })).data;
       w.destroy();
       uploaded.destroy();
-      // The exact product in the rotated domain (x̃ = R·x on the CPU), plus μ_j·Σx, and the int8 inputs' bound.
-      const exactW = decodeRotated(q);
-      for (let r = 0; r < rhs; r++) {
-        const x = xAll.subarray(r * rows, (r + 1) * rows);
-        const xRotated = new RandomizedHadamard(rows, 11).forward(x);
-        const cpu = quantizeE8InputsI8(xRotated, q.keptLength, Math.ceil(q.blocksPerColumn / 4));
-        const xSum = x.reduce((a, b) => a + b, 0);
-        for (let j = 0; j < cols; j++) {
-          let exact = q.means === null ? 0 : (q.means[j] as number) * xSum;
-          let bound = 0;
-          let magnitude = Math.abs(exact);
-          for (let k = 0; k < q.keptLength; k++) {
-            const wk = exactW[j * q.length + k] as number;
-            exact += wk * (xRotated[k] as number);
-            bound += (cpu.scales[Math.floor(k / E8_INPUT_GROUP)] as number) * (0.5 + 2e-4) * Math.abs(wk);
-            magnitude += Math.abs(wk * (xRotated[k] as number));
-          }
-          // f32: the rotation's, Σx's and the kernel's rounding, generously 64·u of Σ|ŵ̃·x̃| + |μ·Σx|.
-          expect(Math.abs((yGpu[r * cols + j] as number) - exact), `${rows} × ${cols}, column ${j}, right-hand side ${r}`).toBeLessThanOrEqual(bound + 64 * U * magnitude);
-        }
-      }
+      expectRotatedE8GemvWithinBound(q, xAll, rhs, yGpu, `${rows} × ${cols}`);
     }
   });
 
