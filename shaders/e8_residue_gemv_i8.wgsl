@@ -5,7 +5,7 @@
 // CPU twin: `e8ResidueGemvReference` (src/gpu/kernels/e8ResidueGemvI8.ts).
 // Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE (1, or 8 for a tile of right-hand
 // sides)  the generated E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
-// shaders/universal_gemv_lanes.wgsl  this file  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
+// shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
 // (store_output: bias, f32 or f16)  shaders/gemv_x_sums.wgsl (Σx for a centred W)  one entry file
 // (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
@@ -109,17 +109,7 @@ fn quad_dot(blocks: array<ResidueBlock, 4>, x0: vec4<u32>, x1: vec4<u32>, offset
 
 // Y[j, r] = ν_jγ_j·column_unit·total (+ μ_j·Σx_r) (+ b_j) of local column `column`, as f32 or f16.
 fn write_totals(column: u32, totals: array<f32, RHS_TILE>, r0: u32, poison: bool) {
-  let scale = side[params.column_first + column] * params.column_unit;
-  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    let rhs_index = r0 + r;
-    if (rhs_index < params.rhs) {
-      var value = scale * totals[r];
-      if (params.has_means != 0u) {
-        value = value + side[params.means_first + column] * sums[rhs_index];
-      }
-      store_output(params.y_first + rhs_index * params.y_stride + column, params.bias_first + column, select(value, POISON, poison));
-    }
-  }
+  write_scaled_totals(column, side[params.column_first + column] * params.column_unit, totals, r0, poison);
 }
 
 // `width` and `poison`: see shaders/universal_gemv_lanes.wgsl.

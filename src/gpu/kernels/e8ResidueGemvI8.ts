@@ -5,6 +5,7 @@ import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import repackSource from '../../../shaders/e8_residue_repack.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
+import totalsSource from '../../../shaders/e8_gemv_totals.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
@@ -130,7 +131,8 @@ export interface E8QuadGemvVariant {
 /**
  * The WGSL of one variant of an E8 int8-input GEMV: its uniform struct (`params`), the dot library,
  * the kernel's own library (`library`: the multiples' cubic, or the dither's counter hash), the lanes'
- * reduction, the kernel's loop (`gemv`), the output, Σx and the entry point.
+ * reduction, the shared output of a column (shaders/e8_gemv_totals.wgsl), the kernel's loop (`gemv`),
+ * store_output, Σx and the entry point.
  */
 export function e8QuadGemvShaderSource(variant: E8QuadGemvVariant, params: string, library: string, gemv: string): string {
   return [
@@ -140,6 +142,7 @@ export function e8QuadGemvShaderSource(variant: E8QuadGemvVariant, params: strin
     variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
     library,
     lanesSource,
+    totalsSource,
     gemv,
     GEMV_OUTPUT_WGSL,
     xSumsSource,
