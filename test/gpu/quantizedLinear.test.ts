@@ -8,7 +8,7 @@ import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearGroup, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
@@ -91,6 +91,21 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const a = new Uint8Array(await readBufferExclusive(device, expected[i] as GPUBuffer, bytes));
       const b = new Uint8Array(await readBufferExclusive(device, actual[i] as GPUBuffer, bytes));
       expect(b, `layer ${i} (${what})`).toEqual(a);
+    }
+  }
+
+  /** `group` records the same bytes as its layers one by one, from `x` with `tokens` columns (outputs freed after). */
+  async function expectGroupAsLayers(group: QuantizedLinearGroup, layers: readonly QuantizedLinear[], x: GPUBuffer, tokens: number, what: string): Promise<void> {
+    const single = layerOutputs(layers, tokens, 'single');
+    const grouped = layerOutputs(layers, tokens, 'grouped');
+    try {
+      const encoder = device.createCommandEncoder({ label: what });
+      layers.forEach((layer, i) => layer.record(encoder, x, single[i] as GPUBuffer, { tokens }));
+      group.record(encoder, x, grouped, { tokens });
+      device.queue.submit([encoder.finish()]);
+      await expectSameOutputs(layers, tokens, single, grouped, what);
+    } finally {
+      for (const buffer of [...single, ...grouped]) buffer.destroy();
     }
   }
 
@@ -194,19 +209,12 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // In a group with a D3 int8 layer of the same seed: one rotation, two roundings, the same bits.
         const group = QuantizedLinear.group([d3Layer, layer]);
         expect([group.rotationsPerRecord, group.int8RoundingsPerRecord]).toEqual([1, 2]);
-        const single = layerOutputs([d3Layer, layer], 5, 'single');
-        const grouped = layerOutputs([d3Layer, layer], 5, 'grouped');
         const xBuffer = createBufferWithData(device, 'group x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
-        const encoder = device.createCommandEncoder({ label: 'residue weight group' });
-        d3Layer.record(encoder, xBuffer, single[0] as GPUBuffer, { tokens: 5 });
-        layer.record(encoder, xBuffer, single[1] as GPUBuffer, { tokens: 5 });
-        group.record(encoder, xBuffer, grouped, { tokens: 5 });
-        device.queue.submit([encoder.finish()]);
-        await expectSameOutputs([d3Layer, layer], 5, single, grouped, 'residue weight in a group');
+        await expectGroupAsLayers(group, [d3Layer, layer], xBuffer, 5, 'residue weight in a group');
         // A y that is one of the residue matrix's buffers is refused, as for any weight's.
         expect(() => layer.record(device.createCommandEncoder(), xBuffer, residues.columnSide)).toThrow(/is the weight's column side buffer/);
         group.destroy();
-        for (const buffer of [...single, ...grouped, xBuffer]) buffer.destroy();
+        xBuffer.destroy();
         // The layer does not own the weight: destroying the layer leaves it, destroying it refuses the layer.
         layer.destroy();
         expect(residues.isDestroyed).toBe(false);
@@ -252,18 +260,11 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // The same rotation and E8 groups of 32: one rotation and one rounding for both forms.
       const group = QuantizedLinear.group([residueLayer, layer]);
       expect([group.rotationsPerRecord, group.int8RoundingsPerRecord]).toEqual([1, 1]);
-      const single = layerOutputs([residueLayer, layer], 5, 'single');
-      const grouped = layerOutputs([residueLayer, layer], 5, 'grouped');
       const xBuffer = createBufferWithData(device, 'group x', x.data, STORAGE_USAGE);
-      const encoder = device.createCommandEncoder({ label: 'point weight group' });
-      residueLayer.record(encoder, xBuffer, single[0] as GPUBuffer, { tokens: 5 });
-      layer.record(encoder, xBuffer, single[1] as GPUBuffer, { tokens: 5 });
-      group.record(encoder, xBuffer, grouped, { tokens: 5 });
-      device.queue.submit([encoder.finish()]);
-      await expectSameOutputs([residueLayer, layer], 5, single, grouped, 'point weight in a group');
+      await expectGroupAsLayers(group, [residueLayer, layer], xBuffer, 5, 'point weight in a group');
       expect(() => layer.record(device.createCommandEncoder(), xBuffer, points.keys)).toThrow(/is the weight's keys buffer/);
       group.destroy();
-      for (const buffer of [...single, ...grouped, xBuffer]) buffer.destroy();
+      xBuffer.destroy();
       layer.destroy();
       expect(points.isDestroyed).toBe(false);
       expect(() => QuantizedLinear.create(device, points, { bias })).toThrow(/GpuE8PointMatrix is read by the int8-input GEMV only: pass int8Inputs/);
