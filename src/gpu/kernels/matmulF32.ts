@@ -6,7 +6,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 
 /*
  * The f32 baseline C = AᵀB (shaders/matmul_f32.wgsl): column-major A (n × aCols), B (n × bCols),
@@ -14,8 +14,9 @@ import { bindingWindow, itemsPerBinding } from '../workSplit.js';
  * k increasing, so entry (i, j) is within n·2^−24·Σ_k |A_ki·B_kj| of the exact value.
  */
 
-/** C entries per workgroup edge (the shader's TILE). */
-const TILE = 64;
+/** C entries per workgroup edge (the shader's TILE; shaders/pair_matmul.wgsl tiles alike). */
+export const MATMUL_TILE = 64;
+const TILE = MATMUL_TILE;
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the shader. */
 const Params = /*#__PURE__*/ new UniformLayout('MatmulParams', {
@@ -58,23 +59,53 @@ export interface MatmulF32Args {
 }
 
 /**
- * Refuses an A the tiled kernel cannot take (A is bound whole; its columns set one grid dimension),
- * so a caller can check before recording anything: `what` names A as the caller knows it.
- * `bindingBytes`: A's binding size (4·n·aCols plus any alignment slack).
+ * Refuses an A that a tiled product of 64-column tiles binds whole (this kernel's A, the pair product's
+ * pair form: pairMatmul.ts) when its binding (`bindingBytes`) exceeds `maxBinding`, naming the columns
+ * of `columnBytes` that fit, or its columns exceed one grid dimension; `what` names A as the caller
+ * knows it, `described` says what it holds ("1024 × 300 f32").
  */
-export function checkMatmulF32A(device: GPUDevice, n: number, aCols: number, what: string, bindingBytes = 4 * n * aCols, maxBinding = device.limits.maxStorageBufferBindingSize): void {
+export function checkWholeProductA(device: GPUDevice, what: string, described: string, columnBytes: number, aCols: number, bindingBytes: number, maxBinding: number): void {
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  const fittingColumns = Math.floor(maxBinding / (4 * n));
   check(
     bindingBytes <= maxBinding,
     () =>
-      `${what} (${n} × ${aCols} f32, ${bindingBytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
-      `multiply it in parts of at most ${fittingColumns} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
+      `${what} (${described}, ${bindingBytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
+      `multiply it in parts of at most ${Math.floor(maxBinding / columnBytes)} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
   );
   check(
     Math.ceil(aCols / TILE) <= maxGroups,
     () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`,
   );
+}
+
+/**
+ * Refuses an A the tiled kernel cannot take (A is bound whole; its columns set one grid dimension),
+ * so a caller can check before recording anything: `what` names A as the caller knows it.
+ * `bindingBytes`: A's binding size (4·n·aCols plus any alignment slack).
+ */
+export function checkMatmulF32A(device: GPUDevice, n: number, aCols: number, what: string, bindingBytes = 4 * n * aCols, maxBinding = device.limits.maxStorageBufferBindingSize): void {
+  checkWholeProductA(device, what, `${n} × ${aCols} f32`, 4 * n, aCols, bindingBytes, maxBinding);
+}
+
+/**
+ * The dispatches of a tiled product C = AᵀB that binds A whole: ranges of B's columns (and C's) whose
+ * B and C bytes each fit one binding and whose tiles fit one grid dimension, with their windows (B's
+ * columns of `bColumnBytes` from `bOffset`, C's of aCols f32 from `cOffset`).
+ */
+export function productColumnChunks(
+  device: GPUDevice,
+  shape: { readonly aCols: number; readonly bCols: number; readonly bColumnBytes: number; readonly bOffset: number; readonly cOffset: number },
+  maxBinding: number,
+): { readonly first: number; readonly count: number; readonly bWindow: BindingWindow; readonly cWindow: BindingWindow }[] {
+  const { aCols, bCols, bColumnBytes, bOffset, cOffset } = shape;
+  const alignment = device.limits.minStorageBufferOffsetAlignment;
+  const perChunk = Math.min(itemsPerBinding(bColumnBytes, maxBinding, alignment), itemsPerBinding(4 * aCols, maxBinding, alignment), device.limits.maxComputeWorkgroupsPerDimension * TILE);
+  const chunks = [];
+  for (let first = 0; first < bCols; first += perChunk) {
+    const count = Math.min(perChunk, bCols - first);
+    chunks.push({ first, count, bWindow: bindingWindow(bOffset + bColumnBytes * first, bColumnBytes * count, alignment), cWindow: bindingWindow(cOffset + 4 * aCols * first, 4 * aCols * count, alignment) });
+  }
+  return chunks;
 }
 
 /**
@@ -104,26 +135,18 @@ export function dispatchMatmulF32(
   const cOffset = args.cOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   checkBufferRange(args.a, aOffset, 4 * n * aCols, 'matmul: A');
   checkBufferRange(args.b, bOffset, 4 * n * bCols, 'matmul: B');
   checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'matmul: C');
 
   const aWindow = bindingWindow(aOffset, 4 * n * aCols, alignment);
   checkMatmulF32A(device, n, aCols, 'matmul: A', aWindow.size, maxBinding);
-  const columnsPerChunk = Math.min(
-    itemsPerBinding(4 * n, maxBinding, alignment),
-    itemsPerBinding(4 * aCols, maxBinding, alignment),
-    maxGroups * TILE,
-  );
+  const chunks = productColumnChunks(device, { aCols, bCols, bColumnBytes: 4 * n, bOffset, cOffset }, maxBinding);
 
   const { layout, pipeline } = pipelines.get(device);
   const pass = encoder.beginComputePass({ label: 'matmul f32' });
   pass.setPipeline(pipeline);
-  for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
-    const chunkCols = Math.min(columnsPerChunk, bCols - j0);
-    const bWindow = bindingWindow(bOffset + 4 * n * j0, 4 * n * chunkCols, alignment);
-    const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
+  for (const { first: j0, count: chunkCols, bWindow, cWindow } of chunks) {
     const params = scratch.uniform(
       `matmul f32 params (B columns ${j0}…${j0 + chunkCols - 1})`,
       Params.pack({

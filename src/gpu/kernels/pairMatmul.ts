@@ -8,7 +8,8 @@ import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingCap, bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingCap } from '../workSplit.js';
+import { checkWholeProductA, MATMUL_TILE, productColumnChunks } from './matmulF32.js';
 import type { DotPath } from './e8Matmul.js';
 import { PAIR_UNIT_BYTES } from './universalPairs.js';
 
@@ -35,8 +36,8 @@ export function pairCommonScale(a: { readonly scheme: { readonly beta: number };
   return universalDitherUnit(a) * universalDitherUnit(b);
 }
 
-/** C entries per workgroup edge (the shader's TILE). */
-const TILE = 64;
+/** C entries per workgroup edge (the shader's TILE: the f32 matmul's tiling). */
+const TILE = MATMUL_TILE;
 
 const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
   units: 'u32', // units per column, both operands
@@ -67,15 +68,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
  * dimension), so a caller can check before recording anything: `what` names A as the caller knows it.
  */
 export function checkPairMatmulA(device: GPUDevice, units: number, aCols: number, what: string, maxBinding = device.limits.maxStorageBufferBindingSize): void {
-  const bytes = PAIR_UNIT_BYTES * units * aCols;
-  check(
-    bytes <= maxBinding,
-    () =>
-      `${what} (${aCols} columns of ${units} 16-byte units, ${bytes} bytes) is larger than one storage binding (${maxBinding} bytes): ` +
-      `multiply it in parts of at most ${Math.max(1, Math.floor(maxBinding / (PAIR_UNIT_BYTES * units)))} columns, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other is smaller`,
-  );
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  check(Math.ceil(aCols / TILE) <= maxGroups, () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`);
+  checkWholeProductA(device, what, `${aCols} columns of ${units} 16-byte units`, PAIR_UNIT_BYTES * units, aCols, PAIR_UNIT_BYTES * units * aCols, maxBinding);
 }
 
 /** Arguments of {@link dispatchPairMatmul}: two pair forms (from byte 0 of their buffers) and C. */
@@ -123,19 +116,14 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
   checkBufferRange(args.a.factors, 0, 4 * aCols, 'pair matmul: A factors');
   checkBufferRange(args.b.factors, 0, 4 * bCols, 'pair matmul: B factors');
   checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'pair matmul: C');
-  const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = bindingCap(device, args.maxBindingBytes, 'pair matmul');
-  const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   checkPairMatmulA(device, units, aCols, 'pair matmul: A', maxBinding);
-  const columnsPerChunk = Math.min(itemsPerBinding(PAIR_UNIT_BYTES * units, maxBinding, alignment), itemsPerBinding(4 * aCols, maxBinding, alignment), maxGroups * TILE);
+  const chunks = productColumnChunks(device, { aCols, bCols, bColumnBytes: PAIR_UNIT_BYTES * units, bOffset: 0, cOffset }, maxBinding);
 
   const { layout, pipeline } = pipelines.get(device, args.dotPath);
   const pass = encoder.beginComputePass({ label: `pair matmul (${args.dotPath})` });
   pass.setPipeline(pipeline);
-  for (let j0 = 0; j0 < bCols; j0 += columnsPerChunk) {
-    const chunkCols = Math.min(columnsPerChunk, bCols - j0);
-    const bWindow = bindingWindow(PAIR_UNIT_BYTES * units * j0, PAIR_UNIT_BYTES * units * chunkCols, alignment);
-    const cWindow = bindingWindow(cOffset + 4 * aCols * j0, 4 * aCols * chunkCols, alignment);
+  for (const { first: j0, count: chunkCols, bWindow, cWindow } of chunks) {
     const label = `pair matmul (B columns ${j0}…${j0 + chunkCols - 1})`;
     const params = Params.pack({
       units,
