@@ -8,12 +8,16 @@ import { isSafetensorsDtype } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
+import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
 import { resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
 import { ProgressBar, formatDuration } from './progressBar.js';
 import { QuantizeWorkerPool } from './workerPool.js';
+
+/** How the CLI's range refusals end: the tensor is quantized as the file stores it, so a rescaling happens there. */
+const FILE_RESCALE_ADVICE = 'in the model file first (the CLI quantizes each tensor as stored)';
 
 /*
  * The CLI's commands (src/cli/main.ts parses the arguments):
@@ -163,7 +167,7 @@ async function checkNoRowUnderflows(file: SafetensorsFile, name: string, narrowe
     for (let i = start; i < start + inFeatures; i++) largest = Math.max(largest, Math.abs(original.getFloat64(8 * i, true)));
     if (largest > 0) {
       throw new LatticeMatmulError(
-        `tensor ${JSON.stringify(name)} has the row ${row} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up`,
+        `tensor ${JSON.stringify(name)} has the row ${row} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}`,
       );
     }
   }
@@ -181,13 +185,18 @@ async function tensorError(file: SafetensorsFile, name: string, error: unknown):
   const inFeatures = info.shape[1] as number;
   const data = await file.readTensorAsFloat32(name);
   const bad = firstNonFinite(data);
-  if (bad < 0) return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its row j): ${error.message}`, { cause: error });
+  if (bad < 0) {
+    // The quantizer's remedy (rescale the matrix) is not the CLI user's to apply: the CLI quantizes
+    // each tensor as stored.
+    const message = error.message.endsWith(COLUMN_NORM_ADVICE) ? `${error.message.slice(0, -COLUMN_NORM_ADVICE.length)}multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}` : error.message;
+    return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its row j): ${message}`, { cause: error });
+  }
   const at = `[${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
   if (info.dtype === 'F64') {
     const bytes = await file.readTensorBytes(name);
     const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * bad, true);
     if (Number.isFinite(value)) {
-      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down`, { cause: error });
+      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}`, { cause: error });
     }
   }
   return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}`, { cause: error });

@@ -73,9 +73,12 @@ export function checkColumnNorm(norm: number, column: number): void {
     isSupportedColumnNorm(norm),
     () =>
       `column ${column} has norm ${norm.toExponential(3)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
-      'multiply the matrix by a power of two first (the codes do not depend on the scale)',
+      COLUMN_NORM_ADVICE,
   );
 }
+
+/** The end of `checkColumnNorm`'s message: the remedy for a caller who holds the matrix (the CLI restates it). */
+export const COLUMN_NORM_ADVICE = 'multiply the matrix by a power of two first (the codes do not depend on the scale)';
 
 /**
  * Refuses a column mean (`center: true`) beyond ±MAX_COLUMN_NORM, the range the container holds: a

@@ -412,10 +412,11 @@ describe('lattice-matmul CLI', () => {
 
   it.each([
     ['nan.safetensors', /tensor "layers\.4\.weight" has a non-finite entry NaN at \[1, 30\]/],
-    ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range/],
-    ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm/],
+    ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range .*; scale the tensor down in the model file first \(the CLI quantizes each tensor as stored\)$/m],
+    // The quantizer's own remedy ("multiply the matrix by a power of two first") restated for a file.
+    ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm .*; multiply the tensor by a power of two in the model file first \(the CLI quantizes each tensor as stored\)$/m],
     // Before: quantized as a zero row without a word (a row of 1e-40 is refused by the norm range).
-    ['f64tiny.safetensors', /tensor "tiny\.weight" has the row 5 \(output feature 5\) whose entries, the largest 1\.000e-50 in magnitude, all underflow to 0 in the f32 range/],
+    ['f64tiny.safetensors', /tensor "tiny\.weight" has the row 5 \(output feature 5\) whose entries, the largest 1\.000e-50 in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up in the model file first/],
   ])('quantize names the tensor of a bad value in %s, with its (out, in) index', async (input, message) => {
     const { code, stderr } = await cli('quantize', join(work, input), '-o', join(work, 'unused.safetensors'), '--device', 'cpu', '--quiet');
     expect(code).toBe(1);
