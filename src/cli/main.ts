@@ -32,7 +32,8 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           1) seeds the rotation's random signs; --workers N caps the CPU worker threads (default:
           one per core); --quiet prints no progress. Ctrl-C stops it before anything is written
           (exit code 130; SIGTERM 143, SIGHUP 129). --nonce is refused for schemes without dither
-          (deterministic and scalar ones); scalar schemes quantize on the CPU.`;
+          (deterministic and scalar ones); scalar schemes quantize on the CPU (--device gpu with one
+          is refused).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
