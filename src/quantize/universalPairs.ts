@@ -228,11 +228,11 @@ export function pairProductReference(
 ): Float64Array {
   const out = new Float64Array(a.cols * b.cols);
   const common = a.unit * b.unit;
+  const radix = 2 ** a.radixBits; // b's too: pairSums refuses forms of two radices
   for (let j = 0; j < b.cols; j++) {
     for (let i = 0; i < a.cols; i++) {
       const { hh, hl } = pairSums(a, i, b, j);
       const scale = common * (a.factors[i] as number) * (b.factors[j] as number) * 2 ** ((a.exponents[i] as number) + (b.exponents[j] as number));
-      const radix = 2 ** a.radixBits;
       let value = scale * (radix * radix * hh + radix * hl);
       if (qa.means !== null && qb.means !== null) value += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
       if (gram && i === j) value = (qa.norms[i] as number) ** 2 + (qa.means === null ? 0 : qa.rows * (qa.means[i] as number) ** 2);

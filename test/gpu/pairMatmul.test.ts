@@ -279,13 +279,14 @@ fn main() {
     const qb = asUniversal(quantize(b, { scheme: 'd3-q6', seed: 9, nonce: 2 }));
     const ga = asUniversalGpu(uploadLatticeMatrix(context.device, qa));
     const gb = asUniversalGpu(uploadLatticeMatrix(context.device, qb));
+    const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
     try {
       if (maxBindingBytes !== undefined) {
         // B's pair form (16 bytes per unit, 16 units per column) takes several bindings at this cap.
         expect(pairFormBytes(gb.length, gb.cols)).toBeGreaterThan(4 * maxBindingBytes);
-        expect((await universalPairsOnGpu(context.device, gb, { radixBits: pairRadixBits(6, 6), maxBindingBytes })).words).toEqual(universalPairColumns(qb, pairRadixBits(6, 6)).words);
+        expect((await universalPairsOnGpu(context.device, gb, { radixBits, maxBindingBytes })).words).toEqual(universalPairColumns(qb, radixBits).words);
       }
-      const twin = pairProductReference(qa, universalPairColumns(qa, pairRadixBits(6, 6)), qb, universalPairColumns(qb, pairRadixBits(6, 6)), false);
+      const twin = pairProductReference(qa, universalPairColumns(qa, radixBits), qb, universalPairColumns(qb, radixBits), false);
       expectCloseToTwin(await pairProduct(ga, gb, dotPath, maxBindingBytes), twin, qa, qb);
     } finally {
       ga.destroy();
