@@ -6,6 +6,9 @@
 #   - Debian's chromium, for the browser tests (headless WebGPU on its bundled SwiftShader).
 #   - python3, for the test that decodes containers with the format's reference decoder
 #     (docs/decode_container.py, standard library only).
+#   - spirv-tools, libvulkan-dev and gcc, for the benchmark's RDNA3 instruction counts
+#     (bench/gpu/rdnaIsa.ts: Dawn's SPIR-V assembled by spirv-as and compiled by Mesa's RADV, which
+#     mesa-vulkan-drivers holds, through a small C helper built against the Vulkan headers).
 #
 # Idempotent and quick when everything is there: it only reads the dpkg database (no network, no apt
 # lock), and runs `apt-get update` only when something must be installed. Where it cannot install
@@ -70,8 +73,13 @@ chromium_missing=0
 [[ -n "$(installed_version chromium)" ]] || chromium_missing=1
 python_missing=0
 [[ -n "$(installed_version python3)" ]] || python_missing=1
+readonly ISA_PACKAGES=(spirv-tools libvulkan-dev gcc)
+isa_missing=0
+for package in "${ISA_PACKAGES[@]}"; do
+  [[ -n "$(installed_version "$package")" ]] || isa_missing=1
+done
 
-if [[ $vulkan_packages_missing == 0 && $chromium_missing == 0 && $python_missing == 0 ]]; then
+if [[ $vulkan_packages_missing == 0 && $chromium_missing == 0 && $python_missing == 0 && $isa_missing == 0 ]]; then
   exit 0
 fi
 
@@ -85,6 +93,7 @@ if [[ $vulkan_packages_missing == 1 ]]; then
 fi
 if [[ $chromium_missing == 1 ]]; then missing+=(chromium); fi
 if [[ $python_missing == 1 ]]; then missing+=(python3); fi
+if [[ $isa_missing == 1 ]]; then missing+=("${ISA_PACKAGES[@]}"); fi
 
 # Root, or password-less sudo (never prompt: this runs from `npm test`).
 as_root=()
@@ -167,6 +176,9 @@ if [[ $chromium_missing == 1 ]]; then
 fi
 if [[ $python_missing == 1 ]]; then
   install_packages apt-get install -y python3
+fi
+if [[ $isa_missing == 1 ]]; then
+  install_packages apt-get install -y "${ISA_PACKAGES[@]}"
 fi
 
 if [[ "$DRY_RUN" != 1 ]] && mesa_too_old; then

@@ -24,8 +24,8 @@ fn add_block(code: u32, index: u32, i: u32, replica: u32, xs: ptr<function, arra
   }
 }
 
-// Adds group g (code word `word`, scale indices in the low 8 bits of `index_bits`) to `acc`.
-fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
+// Group g's sum (code word `word`, scale indices in the low 8 bits of `index_bits`) per right-hand side.
+fn group_total(word: u32, index_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup) -> array<f32, RHS_TILE> {
   let replica = column.replica;
   var inputs = group_inputs;
   var exact = array<i32, RHS_TILE>();
@@ -33,7 +33,9 @@ fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, group_input
   add_block((word >> 8u) & 0xffu, (index_bits >> INDEX_BITS) & INDEX_MASK, 1u, replica, &inputs.words, &exact);
   add_block((word >> 16u) & 0xffu, (index_bits >> (2u * INDEX_BITS)) & INDEX_MASK, 2u, replica, &inputs.words, &exact);
   add_block(word >> 24u, (index_bits >> (3u * INDEX_BITS)) & INDEX_MASK, 3u, replica, &inputs.words, &exact);
+  var total = array<f32, RHS_TILE>();
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*acc)[r] = (*acc)[r] + f32(exact[r]) * inputs.scales[r];
+    total[r] = f32(exact[r]) * inputs.scales[r];
   }
+  return total;
 }

@@ -26,17 +26,19 @@ fn fill_tables(thread: u32) {
   workgroupBarrier();
 }
 
-// Adds group g (code word `word`, its scale index in the low INDEX_BITS of `index_bits`) to `acc`.
-fn add_group(word: u32, index_bits: u32, g: u32, column: GemvColumn, inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
+// Group g's sum (code word `word`, its scale index in the low INDEX_BITS of `index_bits`) per right-hand side.
+fn group_total(word: u32, index_bits: u32, g: u32, column: GemvColumn, inputs: InputGroup) -> array<f32, RHS_TILE> {
   let base = column.replica;
   let l0 = leader_table[(word & 0xffu) * LEADER_COPIES + base];
   let l1 = leader_table[((word >> 8u) & 0xffu) * LEADER_COPIES + base];
   let l2 = leader_table[((word >> 16u) & 0xffu) * LEADER_COPIES + base];
   let l3 = leader_table[(word >> 24u) * LEADER_COPIES + base];
   let k = group_multiples[index_bits & INDEX_MASK];
+  var total = array<f32, RHS_TILE>();
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
     let xs = inputs.words[r];
     let exact = dot_i8x4(l0, xs[0]) + dot_i8x4(l1, xs[1]) + dot_i8x4(l2, xs[2]) + dot_i8x4(l3, xs[3]);
-    (*acc)[r] = (*acc)[r] + f32(exact * k) * inputs.scales[r];
+    total[r] = f32(exact * k) * inputs.scales[r];
   }
+  return total;
 }

@@ -153,41 +153,41 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
     if (columns[0] < params.cols) {
       for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
         // The step's quads of both columns first (2·LANE_COLUMNS·STEP_QUADS 16-byte loads in flight),
-        // then each quad's x̂ once for both columns.
+        // then each quad's x̂ once for both columns. The loads are unconditional, at an index clamped
+        // to the binding (a quad past the column or a column past params.cols reads words the decode
+        // skips), so that none waits for another (shaders/gemv_i8_common.wgsl says why).
         var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
         var more = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
+        let last_pair = arrayLength(&points) - 2u;   // a quad is 2 vec4 (the binding holds whole quads)
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let k = k0 + s * LANES;
-          if (k < params.quads) {
-            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              if (columns[c] < params.cols) {
-                let at = params.point_first + 2u * (columns[c] * params.quads + k);
-                words[c][s] = points[at];
-                more[c][s] = points[at + 1u];
-              }
-            }
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            let at = min(params.point_first + 2u * (columns[c] * params.quads + k), last_pair);
+            words[c][s] = points[at];
+            more[c][s] = points[at + 1u];
           }
         }
+        // Branch-free: a quad past the column is decoded with the x̂ of the column's last quad and
+        // its sums dropped by a select, and a column past params.cols is summed and never written,
+        // so that the step has no branch for a compiler to sink the loads above into.
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let k = k0 + s * LANES;
-          if (k < params.quads) {
-            var quads = array<PointQuad, LANE_COLUMNS>();
-            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              quads[c] = point_quad(words[c][s], more[c][s], column_keys[c], k);
-            }
-            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-              if (RHS_TILE == 1u || r0 + r < params.rhs) {
-                let at = (r0 + r) * params.quads + k;
-                let x0 = x_inputs[3u * at];
-                let x1 = x_inputs[3u * at + 1u];
-                let xs = array<XBlock, 4>(x_block(x0.x, x0.y), x_block(x0.z, x0.w), x_block(x1.x, x1.y), x_block(x1.z, x1.w));
-                let scale_at = params.x_scales_first + at;
-                let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
-                for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-                  if (columns[c] < params.cols) {
-                    acc[c][r] = acc[c][r] + f32(quad_dot(quads[c], xs)) * scale;
-                  }
-                }
+          let inside = k < params.quads;
+          let kx = min(k, params.quads - 1u);
+          var quads = array<PointQuad, LANE_COLUMNS>();
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            quads[c] = point_quad(words[c][s], more[c][s], column_keys[c], k);
+          }
+          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+            if (RHS_TILE == 1u || r0 + r < params.rhs) {
+              let at = (r0 + r) * params.quads + kx;
+              let x0 = x_inputs[3u * at];
+              let x1 = x_inputs[3u * at + 1u];
+              let xs = array<XBlock, 4>(x_block(x0.x, x0.y), x_block(x0.z, x0.w), x_block(x1.x, x1.y), x_block(x1.z, x1.w));
+              let scale_at = params.x_scales_first + at;
+              let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
+              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+                acc[c][r] = acc[c][r] + select(0.0, f32(quad_dot(quads[c], xs)) * scale, inside);
               }
             }
           }

@@ -126,41 +126,42 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
     if (columns[0] < params.cols) {
       for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
         // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS 16-byte loads in flight), then
-        // each quad's x̂ once for both columns.
+        // each quad's x̂ once for both columns. The loads are unconditional, at indices clamped to
+        // the bindings (a quad past the column or a column past params.cols reads words the decode
+        // skips), so that none waits for another (shaders/gemv_i8_common.wgsl says why).
         var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
         var side_words = array<array<u32, STEP_QUADS>, LANE_COLUMNS>();
+        let last_residue = arrayLength(&residues) - 1u;
+        let last_side = arrayLength(&sides) - 1u;
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let k = k0 + s * LANES;
-          if (k < params.quads) {
-            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              if (columns[c] < params.cols) {
-                let quad = columns[c] * params.quads + k;
-                words[c][s] = residues[params.residue_first + quad];
-                side_words[c][s] = sides[params.side_first + quad];
-              }
-            }
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            let quad = columns[c] * params.quads + k;
+            words[c][s] = residues[min(params.residue_first + quad, last_residue)];
+            side_words[c][s] = sides[min(params.side_first + quad, last_side)];
           }
         }
+        // Branch-free: a quad past the column is decoded with the x̂ of the column's last quad and
+        // its sums dropped by a select, and a column past params.cols is summed and never written,
+        // so that the step has no branch for a compiler to sink the loads above into.
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let k = k0 + s * LANES;
-          if (k < params.quads) {
-            var blocks = array<array<ResidueBlock, 4>, LANE_COLUMNS>();
-            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              blocks[c] = decode_quad(words[c][s], side_words[c][s]);
-            }
-            for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-              if (RHS_TILE == 1u || r0 + r < params.rhs) {
-                let at = (r0 + r) * params.quads + k;
-                let x0 = x_inputs[3u * at];
-                let x1 = x_inputs[3u * at + 1u];
-                let offsets = x_inputs[3u * at + 2u];
-                let scale_at = params.x_scales_first + at;
-                let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
-                for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-                  if (columns[c] < params.cols) {
-                    acc[c][r] = acc[c][r] + f32(quad_dot(blocks[c], x0, x1, offsets)) * scale;
-                  }
-                }
+          let inside = k < params.quads;
+          let kx = min(k, params.quads - 1u);
+          var blocks = array<array<ResidueBlock, 4>, LANE_COLUMNS>();
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            blocks[c] = decode_quad(words[c][s], side_words[c][s]);
+          }
+          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+            if (RHS_TILE == 1u || r0 + r < params.rhs) {
+              let at = (r0 + r) * params.quads + kx;
+              let x0 = x_inputs[3u * at];
+              let x1 = x_inputs[3u * at + 1u];
+              let offsets = x_inputs[3u * at + 2u];
+              let scale_at = params.x_scales_first + at;
+              let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
+              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+                acc[c][r] = acc[c][r] + select(0.0, f32(quad_dot(blocks[c], x0, x1, offsets)) * scale, inside);
               }
             }
           }

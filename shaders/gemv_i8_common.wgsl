@@ -11,7 +11,7 @@
 // Quads are those of the binding (words 4q … 4q + 3), not of the column: a column starts at any word
 // (code_words is not a multiple of 4 in general), `shift` words into its first quad, so quad k of a
 // column holds groups 4k − shift … 4k + 3 − shift and the words outside [0, code_words) belong to
-// the neighbouring columns (skipped: their group index, taken as u32, is ≥ code_words). The columns of
+// the neighbouring columns (their sums dropped: their group index, taken as u32, is ≥ code_words). The columns of
 // a lane share `shift`, so they share every group's x̂: their first words are COLUMNS·code_words apart,
 // a multiple of 4 (COLUMNS = 8). The host binds the codes in whole quads (gemvI8Common.ts).
 //
@@ -40,12 +40,20 @@
 //   column_side_base(index) -> u32            first side word of local column `index`;
 //   column_dither(index) -> vec2<u32>         universal: the column's dither key and its first global
 //                                             block (deterministic: zeros);
-//   quad_sides(column, quad, g0) -> vec2<u32> loads the side bits of the column's quad `quad` (a vec4
+//   quad_sides(column, quad, g0) -> vec2<u32> loads the side words of the column's quad `quad` (a vec4
 //                                             index of `codes`), whose first word is group g0 (< 0 in
-//                                             a column's first quad when shift > 0);
+//                                             a column's first quad when shift > 0): loads only, any
+//                                             index (a quad or column past the end reads some word of
+//                                             the binding, unused), so that nothing waits for them
+//                                             before the step's other loads are issued;
+//   join_quad_sides(sides, g0) -> vec2<u32>   what the decode reads of them (e.g. two index words
+//                                             joined at g0's offset), once per quad;
 //   group_side_bits(sides, g0, t) -> u32      word t's side bits (group g0 + t) in the low bits;
-//   add_group(word, side_bits, g, column, inputs, acc)   adds group g (x̂ in `inputs`) for the tile
-//                                             of right-hand sides;
+//   group_total(word, side_bits, g, column, inputs) -> array<f32, RHS_TILE>   group g's sum (x̂ in
+//                                             `inputs`) per right-hand side of the tile; called for
+//                                             every group of a step, those outside the column (g
+//                                             wrapped, x̂ of a clamped group) and of a column past
+//                                             params.cols included, whose sums are not used;
 //   write_totals(column, totals, r0, poison)  lane 0 writes the column's results.
 
 const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
@@ -172,36 +180,44 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
     // Column 0 of a slot is the first to run past params.cols (the others are COLUMNS further on).
     if (columns[0].in_range) {
       for (var k0 = lane; k0 < quads; k0 = k0 + LANES * STEP_QUADS) {
-        // The step's quads of every column and their side bits, loaded before any is decoded
+        // The step's quads of every column and their side words, all loaded before any is decoded
         // (constant trip counts, unrolled by the driver: LANE_COLUMNS·STEP_QUADS 16-byte loads in
-        // flight per lane).
+        // flight per lane). The loads are unconditional, at an index clamped to the binding: a quad
+        // past the column's end or of a column past params.cols reads words that the decode below
+        // skips. Loads under a branch into zero-initialized registers made the compiler wait for
+        // each quad before the next (the branch's other side writes the load's registers): RADV's
+        // code for that form waited after every quad (bench/README.md, "RDNA3 ISA").
         var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
         var sides = array<array<vec2<u32>, STEP_QUADS>, LANE_COLUMNS>();
+        let last_quad = arrayLength(&codes) - 1u;
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let k = k0 + s * LANES;
-          if (k < quads) {
-            let g0 = i32(k * QUAD_WORDS) - i32(shift);
-            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              if (columns[c].in_range) {
-                let quad = columns[c].code_base / QUAD_WORDS + k;
-                words[c][s] = codes[quad];
-                sides[c][s] = quad_sides(columns[c], quad, g0);
-              }
-            }
+          let g0 = i32(k * QUAD_WORDS) - i32(shift);
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            let quad = min(columns[c].code_base / QUAD_WORDS + k, last_quad);
+            words[c][s] = codes[quad];
+            sides[c][s] = quad_sides(columns[c], quad, g0);
           }
         }
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let g0 = i32((k0 + s * LANES) * QUAD_WORDS) - i32(shift);
+          var joined = array<vec2<u32>, LANE_COLUMNS>();
+          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+            joined[c] = join_quad_sides(sides[c][s], g0);
+          }
           for (var t = 0u; t < QUAD_WORDS; t = t + 1u) {
-            // Words before the column wrap to large u32 values: one test skips both ends (and the
-            // step's quads past the column).
+            // Words before the column wrap to large u32 values: one test excludes both ends (and the
+            // step's quads past the column). Branch-free: every group is summed (x̂ of a clamped
+            // group where g is outside) and the sums outside are dropped by a select, so that the
+            // step has no branch for a compiler to sink the loads above into (bench/README.md,
+            // "RDNA3 ISA"). A column past params.cols is summed too, and never written.
             let g = u32(g0 + i32(t));
-            if (g < groups) {
-              let inputs = input_group(g, r0);
-              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-                if (columns[c].in_range) {
-                  add_group(words[c][s][t], group_side_bits(sides[c][s], g0, t), g, columns[c], inputs, &acc[c]);
-                }
+            let inside = g < groups;
+            let inputs = input_group(min(g, groups - 1u), r0);
+            for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
+              let total = group_total(words[c][s][t], group_side_bits(joined[c], g0, t), g, columns[c], inputs);
+              for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+                acc[c][r] = acc[c][r] + select(0.0, total[r], inside);
               }
             }
           }

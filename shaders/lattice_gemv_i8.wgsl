@@ -7,7 +7,7 @@
 // (gemvDecode.ts)  the constants LEADER_COUNT, INDEX_BITS, INDEX_MASK, GROUP_INDEX_BITS,
 // INDEX_GROUPS_LOG2  shaders/universal_gemv_lanes.wgsl
 // shaders/gemv_i8_common.wgsl (the leader table and the streaming loop `gemv`)  this file
-// the scale: shaders/d3_scale_per_block.wgsl (fill_tables, add_group: an index per block, as below)
+// the scale: shaders/d3_scale_per_block.wgsl (fill_tables, group_total: an index per block, as below)
 // with the generated multiple6, or shaders/d3_scale_per_group.wgsl (one index per group of 4 blocks:
 // the group-scaled prototype, src/quantize/d3GroupScale.ts)
 // shaders/gemv_column_sums.wgsl (column_scale, column_mean), shaders/gemv_x_sums.wgsl (the Σx entry)  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
@@ -31,7 +31,7 @@
 // in (a column's quads are the binding's, so its groups straddle index words unless the column starts
 // on a quad), joined into the quad's 4 index bytes (quad_sides), and the x̂ of a group once for both
 // columns. Padding codes past the column's blocks are
-// 0 (the origin) and x̂ past keptLength is 0, so only groups outside the column are skipped.
+// 0 (the origin) and x̂ past keptLength is 0, so only groups outside the column are dropped.
 //
 // Cost per block (1 code byte + 2 index bits), counted by hand for what a GPU runs after the driver's
 // unrolling and constant folding, rhs = 1: code and index fields 4, leader-table read with its
@@ -48,9 +48,10 @@
 // (padLeaderTable, i8LeaderEntries in gemvI8Common.ts) the clamp's bound is one the index can never
 // pass, so a driver could drop it: ≈ 14 per block, ≈ 62 % (lavapipe's does not). The static SPIR-V
 // count, which keeps Tint's loop guards, clamps and one-iteration loops and counts a multiply and its
-// add apart, is ≈ 45 per block (36 per weight byte; 40 with the table lookup; 41 with also the index
-// byte of each group chosen from the two index words, 46 with also a 4-byte code load and an
-// index-word load per group).
+// add apart, is ≈ 47 per block (38 per weight byte; 42 with the table lookup; before the loads were
+// made unconditional and the decode branch-free, 45 and 40). In RDNA3 machine code (RADV's compiler,
+// bench/gpu/rdnaIsa.ts) it is ≈ 19 per block, 4 of them quarter-rate integer multiplies (the cubic's
+// three and the multiple's), ≈ 16 with the table lookup (bench/README.md, "RDNA3 machine code").
 
 // Bits of a group's scale indices (generated: GROUP_BLOCKS·INDEX_BITS with an index per block, one
 // index per group in the group-scaled prototype) and groups per index word: 4 or 8.
@@ -76,18 +77,26 @@ fn column_dither(index: u32) -> vec2<u32> {
   return vec2<u32>();
 }
 
-// The scale indices of the quad's groups g0 … g0 + 3 in one word (group g0 + t from bit
-// t·GROUP_INDEX_BITS), loaded once per quad so that each group takes its own with one constant shift
-// (group_side_bits). They lie in at most two index words: that of g0 (the column's first when g0 < 0:
-// the groups before the column are not read) and the next (clamped to the column's last: groups past
-// it are not read), joined as a funnel shift by g0's bit offset in its word.
+// The two index words that the scale indices of the quad's groups g0 … g0 + 3 lie in: that of g0 (the
+// column's first when g0 < 0: the groups before the column are dropped) and the next (clamped to the
+// column's last: groups past it are dropped). Loads only (join_quad_sides joins them), at an index
+// clamped to the binding: a quad past the column or a column past params.cols reads words the decode
+// skips.
 fn quad_sides(column: GemvColumn, quad: u32, g0: i32) -> vec2<u32> {
   let first = g0 >> INDEX_GROUPS_LOG2;   // floor(g0 / GROUPS_PER_INDEX_WORD): −1 before the column
-  let lo = indices[column.side_base + u32(max(first, 0))];
-  let hi = indices[column.side_base + min(u32(first + 1), params.index_words - 1u)];
+  let last_word = arrayLength(&indices) - 1u;
+  let lo = indices[min(column.side_base + u32(max(first, 0)), last_word)];
+  let hi = indices[min(column.side_base + min(u32(first + 1), params.index_words - 1u), last_word)];
+  return vec2<u32>(lo, hi);
+}
+
+// The scale indices of the quad's groups in one word (group g0 + t from bit t·GROUP_INDEX_BITS), so
+// that each group takes its own with one constant shift (group_side_bits): the two index words joined
+// as a funnel shift by g0's bit offset in its word.
+fn join_quad_sides(sides: vec2<u32>, g0: i32) -> vec2<u32> {
   let offset = u32(g0 & i32(GROUPS_PER_INDEX_WORD - 1u)) * GROUP_INDEX_BITS;
   // (hi << 32) is not 0 in WGSL (shift amounts are taken mod 32): at offset 0 the word is lo alone.
-  return vec2<u32>(select((lo >> offset) | (hi << (32u - offset)), lo, offset == 0u), 0u);
+  return vec2<u32>(select((sides.x >> offset) | (sides.y << (32u - offset)), sides.x, offset == 0u), 0u);
 }
 
 // The scale indices of group g0 + t (4 blocks) in the low bits.

@@ -94,9 +94,9 @@ fn add_block(code: u32, nibble: u32, i: u32, hash_base: u32, replica: u32, xs: p
   }
 }
 
-// Adds group g (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂ to `acc`, for
-// each right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
-fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup, acc: ptr<function, array<f32, RHS_TILE>>) {
+// Group g's sum (code word `word`, nibbles in the low 16 bits of `nibble_bits`) times x̂, for each
+// right-hand side of the tile (right-hand sides past params.rhs read zeros and are not written).
+fn group_total(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inputs: InputGroup) -> array<f32, RHS_TILE> {
   let replica = column.replica;
   var inputs = group_inputs;
   var exact = array<i32, RHS_TILE>();
@@ -121,9 +121,11 @@ fn add_group(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_inpu
       }
     }
   }
+  var total = array<f32, RHS_TILE>();
   for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    (*acc)[r] = (*acc)[r] + (f32(exact[r]) + extra[r]) * inputs.scales[r];
+    total[r] = (f32(exact[r]) + extra[r]) * inputs.scales[r];
   }
+  return total;
 }
 
 // No side words per column: the nibbles lie beside the codes (quad_sides).
@@ -139,7 +141,12 @@ fn column_dither(index: u32) -> vec2<u32> {
 
 // The escape nibbles of code quad `quad`: 16 bits per code word, two words per u32.
 fn quad_sides(column: GemvColumn, quad: u32, g0: i32) -> vec2<u32> {
-  return escape_nibbles[params.nibbles_first + quad];
+  return escape_nibbles[min(params.nibbles_first + quad, arrayLength(&escape_nibbles) - 1u)];
+}
+
+// The nibbles as loaded.
+fn join_quad_sides(sides: vec2<u32>, g0: i32) -> vec2<u32> {
+  return sides;
 }
 
 // The nibbles of word t of the quad (group g0 + t) in the low 16 bits.

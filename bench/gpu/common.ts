@@ -84,6 +84,8 @@ export interface BenchRow {
   readonly check: RowCheck | null;
   /** Filled from the SPIR-V statistics (bench/gpu/spirv.ts). */
   instrPerCodeByte: number | null;
+  /** Filled from the same kernel's RDNA3 machine code (bench/gpu/rdnaIsa.ts), where it was compiled. */
+  rdna3PerCodeByte: number | null;
   /** Key of the kernel's SPIR-V statistics. */
   readonly spirvKey: string | null;
   /**
@@ -118,6 +120,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     timing: null,
     check: null,
     instrPerCodeByte: null,
+    rdna3PerCodeByte: null,
     spirvKey: null,
     xPrepared: false,
     ...fields,

@@ -16,6 +16,7 @@ import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kern
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
+import { analyzeRdnaIsa, compileRdnaIsa, rdnaTools, spirvBindings, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
 /*
@@ -164,8 +165,14 @@ export async function spirvChildMain(request: SpirvChildRequest): Promise<void> 
   device.destroy();
 }
 
+/** A kernel's inner loop counted on its SPIR-V and, compiled from that SPIR-V, in RDNA3 machine code. */
+export interface KernelInstructionStats extends SpirvLoopStats {
+  /** bench/gpu/rdnaIsa.ts: the same loop as RADV compiles it for an RDNA3 GPU, or why it was not counted. */
+  readonly rdna3: IsaLoopStats | { readonly error: string };
+}
+
 /** Statistics per kernel key (or the error that stopped them). */
-export type InstructionStats = Map<string, SpirvLoopStats | { readonly error: string }>;
+export type InstructionStats = Map<string, KernelInstructionStats | { readonly error: string }>;
 
 /**
  * Runs the child (same entry file, `--spirv-child REQUEST_JSON`) and analyses its dumps.
@@ -186,6 +193,29 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
   if (result.error) throw result.error;
   if (result.status !== 0) throw new Error(`SPIR-V child exited with ${result.status}: ${(result.stderr ?? '').split('\n').slice(-5).join(' ')}`);
   const dumps = splitDumps(result.stdout);
+  const tools = rdnaTools();
+  const compiled = new Map<string, RdnaCompilation | { readonly error: string }>();
+  // The module compiled for RDNA3 once per module key (several kernel keys share one).
+  const rdna3 = (subject: SpirvSubject, spirv: string): IsaLoopStats | { readonly error: string } => {
+    if (!tools.ok) return { error: tools.reason };
+    let compilation = compiled.get(subject.moduleKey);
+    if (compilation === undefined) {
+      try {
+        compilation = compileRdnaIsa(spirv, tools, 'dawn_entry_point');
+      } catch (error) {
+        compilation = { error: error instanceof Error ? error.message : String(error) };
+      }
+      compiled.set(subject.moduleKey, compilation);
+    }
+    if ('error' in compilation) return compilation;
+    try {
+      const bindings = spirvBindings(spirv);
+      const codeBindings = bindings.filter((b) => subject.codeVariables.includes(b.name)).map((b) => b.binding);
+      return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), codeBindings, compilation.compiler);
+    } catch (error) {
+      return { error: error instanceof Error ? error.message : String(error) };
+    }
+  };
   for (const subject of subjects(request.subgroups, request.f16, request)) {
     const text = dumps.get(subject.moduleKey);
     if (text === undefined) {
@@ -194,7 +224,7 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
     }
     try {
       const words = subject.uniforms ? uniformWords(subject.code, subject.uniforms.struct, subject.uniforms.values) : new Map<number, number>();
-      stats.set(subject.key, analyzeSpirv(text, subject.codeVariables, words));
+      stats.set(subject.key, { ...analyzeSpirv(text, subject.codeVariables, words), rdna3: rdna3(subject, text) });
     } catch (error) {
       stats.set(subject.key, { error: error instanceof Error ? error.message : String(error) });
     }

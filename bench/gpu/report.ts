@@ -1,6 +1,7 @@
 import { markdownTable } from '../lib/args.js';
 import { measuredOk, onePassStep, type BenchRow } from './common.js';
 import type { InstructionStats } from './instructionStats.js';
+import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
 import { PIPE_CLASSES, type PipeClass } from './spirv.js';
 import { issueTargets, type TargetResult } from './targets.js';
 
@@ -55,12 +56,14 @@ export function addRatios(rows: BenchRow[]): void {
   }
 }
 
-/** Attaches the SPIR-V instructions per code byte to the rows of each kernel. */
+/** Attaches the SPIR-V and RDNA3 instructions per code byte to the rows of each kernel. */
 export function addInstructionStats(rows: BenchRow[], stats: InstructionStats): void {
   for (const r of rows) {
     if (r.spirvKey === null) continue;
     const s = stats.get(r.spirvKey);
-    if (s !== undefined && 'perCodeByte' in s) r.instrPerCodeByte = s.perCodeByte;
+    if (s === undefined || !('perCodeByte' in s)) continue;
+    r.instrPerCodeByte = s.perCodeByte;
+    if ('perCodeByte' in s.rdna3) r.rdna3PerCodeByte = s.rdna3.perCodeByte;
   }
 }
 
@@ -84,7 +87,7 @@ function status(r: BenchRow): string {
 
 function gemvTable(rows: readonly BenchRow[]): string {
   return markdownTable(
-    ['kernel', 'shape (out × in)', 'k', 'bits/entry', 'MB read', 'µs', 'GB/s', 'of stream', 'vs f16', 'vs f32', 'instr / code byte', 'copies', 'check'],
+    ['kernel', 'shape (out × in)', 'k', 'bits/entry', 'MB read', 'µs', 'GB/s', 'of stream', 'vs f16', 'vs f32', 'instr / code byte (SPIR-V, RDNA3)', 'copies', 'check'],
     rows.map((r) => [
       r.kernel,
       r.shape,
@@ -96,7 +99,7 @@ function gemvTable(rows: readonly BenchRow[]): string {
       r.fractionOfStream === null ? '—' : `${(100 * r.fractionOfStream).toFixed(1)}%`,
       ratio(r.vsF16),
       ratio(r.vsF32),
-      fmt(r.instrPerCodeByte),
+      r.instrPerCodeByte === null ? '—' : `${fmt(r.instrPerCodeByte)}, ${fmt(r.rdna3PerCodeByte)}`,
       r.copies === null ? '—' : String(r.copies),
       status(r),
     ]),
@@ -145,6 +148,26 @@ const CLASS_NAMES: Readonly<Record<PipeClass, string>> = {
   other: 'other',
 };
 
+const ISA_CLASS_NAMES: Readonly<Record<IsaClass, string>> = {
+  valu: 'VALU',
+  valuQuarterRate: 'quarter-rate VALU',
+  salu: 'SALU',
+  vmem: 'VMEM',
+  lds: 'LDS',
+  smem: 'SMEM',
+  branch: 'branch',
+};
+
+/** "RDNA3: 15.8 per byte (VALU 12.0, …), 28 loads in flight", or why it was not counted. */
+function rdnaLine(s: IsaLoopStats | { readonly error: string }): string {
+  if ('error' in s) return `RDNA3: not counted (${s.error})`;
+  const classes = ISA_CLASSES.filter((c) => s.perCodeByteByClass[c] > 0)
+    .map((c) => `${ISA_CLASS_NAMES[c]} ${fmt(s.perCodeByteByClass[c])}`)
+    .join(', ');
+  const trips = s.unknownTrips > 0 ? `, ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : '';
+  return `RDNA3: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per iteration → ${fmt(s.perCodeByte)} per byte (${classes}), ${s.loadsInFlight} loads in flight${trips}`;
+}
+
 /** "ALU 20.1, integer multiply-add and dot 3.2, …" (classes with none left out). */
 function classLine(byClass: Readonly<Record<PipeClass, number>>): string {
   return PIPE_CLASSES.filter((c) => byClass[c] > 0)
@@ -161,8 +184,9 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
   const statLines = [...stats].map(([key, s]) =>
     'error' in s
       ? `- ${key}: not counted (${s.error})`
-      : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte (${classLine(s.perCodeByteByClass)})${s.unknownTrips > 0 ? `; ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : ''}`,
+      : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte (${classLine(s.perCodeByteByClass)})${s.unknownTrips > 0 ? `; ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : ''}; ${rdnaLine(s.rdna3)}`,
   );
+  const compilers = [...new Set([...stats.values()].flatMap((s) => ('rdna3' in s && 'compiler' in s.rdna3 ? [s.rdna3.compiler] : [])))];
   return [
     `# WebGPU GEMV and product benchmark — ${env.device}`,
     '',
@@ -213,6 +237,12 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     'the driver may put on either pipe; branches; other: conversions and the rest). The product:… lines',
     'are the E8 product\'s staging loop (one block of A or B per iteration: read, decoded, packed into',
     'int8 lanes and stored in workgroup memory), per byte of one operand\'s codes.',
+    '',
+    'After "RDNA3": the same loop in AMD RDNA3 machine code, the SPIR-V compiled by Mesa\'s RADV on its null',
+    `device (${compilers.length > 0 ? compilers.join('; ') : 'not compiled here'}; method: bench/gpu/rdnaIsa.ts):`,
+    'a real GPU compiler\'s output (invariants hoisted, constant loops unrolled, operations fused), on AMD\'s',
+    'ISA rather than NVIDIA\'s. Instructions per code byte by unit (quarter-rate VALU: 32-bit integer',
+    'multiplies and transcendentals, 4 issue cycles each), and the most vector loads a wave keeps in flight.',
     '',
     ...statLines,
     '',

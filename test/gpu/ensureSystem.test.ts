@@ -77,7 +77,16 @@ function runScript(options: {
   };
 }
 
-const everything = { 'mesa-vulkan-drivers': '25.0.7-2~bpo12+1', libvulkan1: '1.3.239.0-1', chromium: '156.0.8078.79-1~deb12u1', python3: '3.11.2-1+b1' };
+const everything = {
+  'mesa-vulkan-drivers': '25.0.7-2~bpo12+1',
+  libvulkan1: '1.3.239.0-1',
+  chromium: '156.0.8078.79-1~deb12u1',
+  python3: '3.11.2-1+b1',
+  'spirv-tools': '2023.1-2',
+  'libvulkan-dev': '1.3.239.0-1',
+  gcc: '4:12.2.0-3',
+};
+const ISA_PACKAGES = ['spirv-tools', 'libvulkan-dev', 'gcc'] as const;
 const BACKPORTS_SOURCE = `Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm-backports
@@ -95,7 +104,7 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
     expect(run.seconds).toBeLessThan(1);
   });
 
-  it('on bookworm with nothing installed: adds backports, updates once, installs Mesa from backports, chromium and python3', () => {
+  it('on bookworm with nothing installed: adds backports, updates once, installs Mesa from backports, chromium, python3 and the ISA tools', () => {
     const run = runScript({ installed: {} });
     expect(run.status).toBe(0);
     expect(run.sources).toEqual({ 'bookworm-backports.sources': BACKPORTS_SOURCE });
@@ -104,7 +113,18 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
       'apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1',
       'apt-get install -y chromium',
       'apt-get install -y python3',
+      'apt-get install -y spirv-tools libvulkan-dev gcc',
     ]);
+  });
+
+  it('installs the three ISA tools together when any one is missing (the benchmark\'s RDNA3 counts need all three)', () => {
+    for (const name of ISA_PACKAGES) {
+      const installed: Record<string, string> = { ...everything };
+      delete installed[name];
+      const run = runScript({ installed });
+      expect(run.sources).toEqual({});
+      expect(run.aptCalls).toEqual(['apt-get update', 'apt-get install -y spirv-tools libvulkan-dev gcc']);
+    }
   });
 
   it('installs only python3 when only python3 is missing (the reference decoder test needs it)', () => {
@@ -147,15 +167,15 @@ describe.skipIf(!hasDpkg)('scripts/ensure-system.sh', () => {
       'apt-get update',
       'apt-get install -y mesa-vulkan-drivers libvulkan1',
       'apt-get install -y chromium',
+      'apt-get install -y spirv-tools libvulkan-dev gcc',
     ]);
   });
 
   it('on this machine, when its packages are installed, the real script is a silent no-op under 3 s', (context) => {
-    const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}\\n', 'mesa-vulkan-drivers', 'libvulkan1', 'chromium', 'python3'], {
-      encoding: 'utf8',
-    });
+    const packages = ['mesa-vulkan-drivers', 'libvulkan1', 'chromium', 'python3', ...ISA_PACKAGES];
+    const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}\\n', ...packages], { encoding: 'utf8' });
     const installed = query.stdout.split('\n').filter((status) => status === 'installed').length;
-    if (installed !== 4) context.skip('mesa-vulkan-drivers, libvulkan1, chromium or python3 is not installed here');
+    if (installed !== packages.length) context.skip(`one of ${packages.join(', ')} is not installed here`);
     const started = performance.now();
     // Dry run: even if the version check disagreed, nothing would be installed.
     const run = spawnSync('/bin/bash', [script], { encoding: 'utf8', env: { ...process.env, ENSURE_SYSTEM_DRY_RUN: '1' } });
