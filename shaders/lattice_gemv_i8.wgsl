@@ -46,7 +46,7 @@
 // HBM bandwidth (bench/README.md, "An H200's budget per byte"; with a table lookup for the multiple,
 // as before, the ALU bound it near 48 %). With the leader table padded to 256 entries per copy
 // (padLeaderTable, i8LeaderEntries in gemvI8Common.ts) the clamp's bound is one the index can never
-// pass, so a driver could drop it: ≈ 14 per block, ≈ 62 % (lavapipe's does not). The static SPIR-V
+// pass, so a driver could drop it: ≈ 14 per block, ≈ 62 % (lavapipe's and RADV's do not). The static SPIR-V
 // count, which keeps Tint's loop guards, clamps and one-iteration loops and counts a multiply and its
 // add apart, is ≈ 47 per block (38 per weight byte; 42 with the table lookup; before the loads were
 // made unconditional and the decode branch-free, 45 and 40). In RDNA3 machine code (RADV's compiler,

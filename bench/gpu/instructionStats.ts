@@ -7,6 +7,7 @@ import { int4GemvShaderSource } from '../../src/gpu/kernels/int4Gemv.js';
 import { latticeGemvShaderSource, latticeLeaderTableCopies } from '../../src/gpu/kernels/latticeGemv.js';
 import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
@@ -49,6 +50,27 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
   return { key: `universal:${scheme}`, moduleKey: `universal-${scheme}`, code, codeVariables: ['codes'] };
 }
 
+/** The leader-table layouts other than the default that the benchmark times kernel alone (bench/gpu.ts). */
+const OTHER_LAYOUTS: readonly LeaderTableArgs[] = [{ leaderCopies: 8 }, { leaderCopies: 32 }, { padLeaderTable: true }];
+
+/** The key suffix of a layout (int8Row in bench/gpu/gemvCases.ts names its rows' keys the same way). */
+function layoutSuffix(layout: LeaderTableArgs): string {
+  return `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`;
+}
+
+/**
+ * The leader table of `layout` where the device's workgroup memory holds it as asked, else null (the
+ * benchmark reports such a row as unsupported: no count to show for it).
+ */
+function layoutTable(table: (layout: LeaderTableArgs) => LeaderTable, layout: LeaderTableArgs): LeaderTable | null {
+  try {
+    const t = table(layout);
+    return layout.padLeaderTable === true && t.entries !== PADDED_LEADER_ENTRIES ? null : t;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The int8-input GEMVs for d3-q6 (universalGemvI8.ts), d3-q6-deterministic and the group-scaled D3
  * prototype (latticeGemvI8.ts), and the E8 residue and point GEMVs of `int8Inputs` (e8ResidueGemvI8.ts,
@@ -69,19 +91,55 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
       code: latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: scaleMultiples }, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: latticeGemvI8LeaderTable(6, 1, workgroupBytes, { scaleMultiples }) }),
       codeVariables: ['codes'],
     })),
+    // The other leader-table layouts of the two D3 kernels and of the prototype, as the benchmark times them.
+    ...OTHER_LAYOUTS.flatMap((layout): SpirvSubject[] => {
+      const universal = layoutTable((l) => universalGemvI8LeaderTable(6, 1, workgroupBytes, l), layout);
+      const deterministic = layoutTable((l) => latticeGemvI8LeaderTable(6, 1, workgroupBytes, l), layout);
+      return [
+        ...(universal === null
+          ? []
+          : [{
+              key: `universal-i8:d3-q6:${dotPath}${layoutSuffix(layout)}`,
+              moduleKey: `universal-i8-${dotPath}${layoutSuffix(layout)}`,
+              code: universalGemvI8ShaderSource({ q: 6, rhsTile: 1, subgroups, dotPath, leaderTable: universal }),
+              codeVariables: ['codes'],
+            }]),
+        ...(deterministic === null
+          ? []
+          : [{
+              key: `lattice-i8:d3-q6-deterministic:${dotPath}${layoutSuffix(layout)}`,
+              moduleKey: `lattice-i8-${dotPath}-cubic${layoutSuffix(layout)}`,
+              code: latticeGemvI8ShaderSource({ q: 6, scale: { place: 'block', multiples: 'cubic' }, indexBits: 2, rhsTile: 1, subgroups, dotPath, leaderTable: deterministic }),
+              codeVariables: ['codes'],
+            }]),
+      ];
+    }),
+    ...((): SpirvSubject[] => {
+      const layout: LeaderTableArgs = { leaderCopies: 32 };
+      const table = layoutTable((l) => d3GroupScaledLeaderTable(1, workgroupBytes, l), layout);
+      return table === null
+        ? []
+        : [{
+            key: `group-scaled-i8:${dotPath}${layoutSuffix(layout)}`,
+            moduleKey: `group-scaled-i8-${dotPath}${layoutSuffix(layout)}`,
+            code: latticeGemvI8ShaderSource({ q: 6, scale: D3_GROUP_SCALE, indexBits: 4, rhsTile: 1, subgroups, dotPath, leaderTable: table }),
+            codeVariables: ['codes'],
+          }];
+    })(),
     {
       key: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
       moduleKey: `e8-residue-i8-${dotPath}`,
       code: e8ResidueGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
       codeVariables: ['residues'],
     },
-    {
-      // The universal E8 schemes' int8-input GEMV (one kernel for every q): per byte of int8 points.
-      key: `e8-point-i8:e8-4bit:${dotPath}`,
+    // The universal E8 schemes' int8-input GEMV (one kernel for every q, one module): per byte of int8
+    // points, under the key of each scheme the benchmark times it with.
+    ...(['e8-4bit', 'e8-q16'] as const).map((scheme) => ({
+      key: `e8-point-i8:${scheme}:${dotPath}`,
       moduleKey: `e8-point-i8-${dotPath}`,
       code: e8PointGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
       codeVariables: ['points'],
-    },
+    })),
     {
       key: `group-scaled-i8:${dotPath}`,
       moduleKey: `group-scaled-i8-${dotPath}`,

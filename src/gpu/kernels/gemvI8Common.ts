@@ -44,7 +44,7 @@ export interface LeaderTableArgs {
   /**
    * Pad each copy to 256 entries where the copies still fit (default false: the leaders alone). The
    * same results; padded, the bounds clamp WebGPU puts on each lookup can never bind, so a GPU's
-   * compiler could drop it (see i8LeaderEntries; lavapipe's does not). The benchmark times both.
+   * compiler could drop it (see i8LeaderEntries; lavapipe's and RADV's do not). The benchmark times both.
    */
   readonly padLeaderTable?: boolean;
 }
