@@ -54,10 +54,21 @@
 //                                             every group of a step, those outside the column (g
 //                                             wrapped, x̂ of a clamped group) and of a column past
 //                                             params.cols included, whose sums are not used;
+//   group_rare(side_bits) -> u32              the group's blocks (bit i: block i) that add something
+//                                             beyond group_total (the universal code's non-root
+//                                             escapes; deterministic: none);
+//   add_rare_blocks(first, second, k0, shift, r0, columns, acc)   adds those of the step's two quads
+//                                             (masks as `gemv` builds them), after the step's decode,
+//                                             so that the decode has no loop in it (deterministic:
+//                                             nothing);
 //   write_totals(column, totals, r0, poison)  lane 0 writes the column's results.
 
 const GROUP_BLOCKS: u32 = 4u;      // 8-bit codes: one code word
 const QUAD_WORDS: u32 = 4u;        // code words per vec4 load
+// Bits of a step's rare-block mask per column (QUAD_WORDS groups of GROUP_BLOCKS blocks): the
+// columns of a step share one u32.
+const RARE_BITS: u32 = QUAD_WORDS * GROUP_BLOCKS;
+const_assert LANE_COLUMNS * RARE_BITS <= 32u;
 // Quads of each column a lane loads before decoding any: 2 (4 × 16 bytes in flight per lane, see the
 // header); 1 with a tile of right-hand sides, where each quad already carries 8× the work (2 would
 // also double the compile time of that variant).
@@ -186,7 +197,7 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
         // past the column's end or of a column past params.cols reads words that the decode below
         // skips. Loads under a branch into zero-initialized registers made the compiler wait for
         // each quad before the next (the branch's other side writes the load's registers): RADV's
-        // code for that form waited after every quad (bench/README.md, "RDNA3 ISA").
+        // code for that form waited after every quad (bench/README.md, "RDNA3 machine code").
         var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
         var sides = array<array<vec2<u32>, STEP_QUADS>, LANE_COLUMNS>();
         let last_quad = arrayLength(&codes) - 1u;
@@ -199,6 +210,12 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
             sides[c][s] = quad_sides(columns[c], quad, g0);
           }
         }
+        // The blocks flagged by group_rare, per quad of the step (bit c·RARE_BITS + t·GROUP_BLOCKS + i:
+        // column c, group g0 + t, block i): of the first quad and of the second. add_rare_blocks takes
+        // them after the straight-line decode, instead of a loop inside it, which kept the compiler
+        // from unrolling the group loop (bench/README.md, "RDNA3 machine code").
+        var rare_first = 0u;
+        var rare_second = 0u;
         for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
           let g0 = i32((k0 + s * LANES) * QUAD_WORDS) - i32(shift);
           var joined = array<vec2<u32>, LANE_COLUMNS>();
@@ -210,18 +227,26 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
             // step's quads past the column). Branch-free: every group is summed (x̂ of a clamped
             // group where g is outside) and the sums outside are dropped by a select, so that the
             // step has no branch for a compiler to sink the loads above into (bench/README.md,
-            // "RDNA3 ISA"). A column past params.cols is summed too, and never written.
+            // "RDNA3 machine code"). A column past params.cols is summed too, and never written.
             let g = u32(g0 + i32(t));
             let inside = g < groups;
             let inputs = input_group(min(g, groups - 1u), r0);
             for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-              let total = group_total(words[c][s][t], group_side_bits(joined[c], g0, t), g, columns[c], inputs);
+              let side_bits = group_side_bits(joined[c], g0, t);
+              let total = group_total(words[c][s][t], side_bits, g, columns[c], inputs);
               for (var r = 0u; r < RHS_TILE; r = r + 1u) {
                 acc[c][r] = acc[c][r] + select(0.0, total[r], inside);
+              }
+              let rare = select(0u, group_rare(side_bits), inside && columns[c].in_range) << (c * RARE_BITS + t * GROUP_BLOCKS);
+              if (s == 0u) {
+                rare_first = rare_first | rare;
+              } else {
+                rare_second = rare_second | rare;
               }
             }
           }
         }
+        add_rare_blocks(rare_first, rare_second, k0, shift, r0, columns, &acc);
       }
     }
     for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {

@@ -48,8 +48,9 @@
 // (padLeaderTable, i8LeaderEntries in gemvI8Common.ts) the clamp's bound is one the index can never
 // pass, so a driver could drop it: ≈ 14 per block, ≈ 62 % (lavapipe's and RADV's do not). The static SPIR-V
 // count, which keeps Tint's loop guards, clamps and one-iteration loops and counts a multiply and its
-// add apart, is ≈ 47 per block (38 per weight byte; 42 with the table lookup; before the loads were
-// made unconditional and the decode branch-free, 45 and 40). In RDNA3 machine code (RADV's compiler,
+// add apart, is ≈ 51 per block (41 per weight byte; 46 with the table lookup; 45 and 40 before the
+// loads were made unconditional and the decode branch-free; it also counts the rare-block masks of the
+// common loop, which the compiler drops here, where group_rare is 0). In RDNA3 machine code (RADV's compiler,
 // bench/gpu/rdnaIsa.ts) it is ≈ 19 per block, 4 of them quarter-rate integer multiplies (the cubic's
 // three and the multiple's), ≈ 16 with the table lookup (bench/README.md, "RDNA3 machine code").
 
@@ -98,6 +99,13 @@ fn join_quad_sides(sides: vec2<u32>, g0: i32) -> vec2<u32> {
   // (hi << 32) is not 0 in WGSL (shift amounts are taken mod 32): at offset 0 the word is lo alone.
   return vec2<u32>(select((sides.x >> offset) | (sides.y << (32u - offset)), sides.x, offset == 0u), 0u);
 }
+
+// No rare blocks in the deterministic code.
+fn group_rare(side_bits: u32) -> u32 {
+  return 0u;
+}
+
+fn add_rare_blocks(first: u32, second: u32, k0: u32, shift: u32, r0: u32, columns: array<GemvColumn, LANE_COLUMNS>, acc: ptr<function, array<array<f32, RHS_TILE>, LANE_COLUMNS>>) {}
 
 // The scale indices of group g0 + t (4 blocks) in the low bits.
 fn group_side_bits(sides: vec2<u32>, g0: i32, t: u32) -> u32 {

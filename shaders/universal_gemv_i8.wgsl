@@ -41,12 +41,14 @@
 // leader and root-step reads with their addresses and clamps 5, block hash ≈ 7 (one mix32 without its
 // first xorshift: the group's hash_base ^ t, two shift-xors, two multiplies), dither lanes 2 and the
 // 9-bit coordinate 4, three dot products 3 (dot4I8Packed; ≈ 12 more each in the plain fallback),
-// combination 3; per group (¼ per block) the non-root test, the hash base (an xor and a shift-xor),
+// combination 3; per group (¼ per block) the non-root flags, the hash base (an xor and a shift-xor),
 // the x̂ and scale loads (shared by the lane's two columns), the group's nibbles (a select and a
 // shift), the f32 multiply-add, the group test and, per quad, its code and nibble loads ≈ 24: ≈ 34 per
 // block (per code byte) ≈ 23 per weight byte (universal_gemv.wgsl: ≈ 70 per code byte). The static
-// SPIR-V count of the common path, which keeps Tint's loop guards, clamps and one-iteration loops, is
-// ≈ 67 per block (≈ 70 with the whole mix32 per block, 74 with also a 4-byte code load per group). Of
+// SPIR-V count, which keeps Tint's loop guards, clamps and one-iteration loops, is ≈ 77 per block with
+// the non-root escapes' loop (add_rare_blocks) counted once per step. RADV's compiler makes ≈ 38 of it
+// in RDNA3 machine code (bench/README.md, "RDNA3 machine code"; ≈ 107 while the escapes' search sat
+// inside the group loop, which it then could not unroll). Of
 // the ≈ 34, ≈ 24 run on an H200's ALU pipe (fields, table addresses and clamps, the hash's shifts and
 // xors, the 9-bit coordinate), which affords ≈ 3.5 per byte at full bandwidth (bench/README.md "An
 // H200's budget per byte"): ≈ 22 % of HBM at best (≈ 20 % with the whole mix32 per block), and the
@@ -106,26 +108,57 @@ fn group_total(word: u32, nibble_bits: u32, g: u32, column: GemvColumn, group_in
   add_block((word >> 8u) & 0xffu, (nibble_bits >> 4u) & 0xfu, 1u, hash_base, replica, &inputs.words, &exact);
   add_block((word >> 16u) & 0xffu, (nibble_bits >> 8u) & 0xfu, 2u, hash_base, replica, &inputs.words, &exact);
   add_block(word >> 24u, (nibble_bits >> 12u) & 0xfu, 3u, hash_base, replica, &inputs.words, &exact);
-  var extra = array<f32, RHS_TILE>();
-  // Non-root escapes (nibble 15: all four bits set): rare, so one test per group.
+  var total = array<f32, RHS_TILE>();
+  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
+    total[r] = f32(exact[r]) * inputs.scales[r];
+  }
+  return total;
+}
+
+// The group's blocks with a non-root escape (nibble 15: all four bits set), bit i for block i: rare,
+// so their q·μ part is added after the step's decode (add_rare_blocks). The four flags, at bits 0,
+// 4, 8 and 12, are gathered into bits 9 … 12 by one multiply (by 1 + 2^3 + 2^6 + 2^9: no two partial
+// products meet, so nothing carries into those bits).
+fn group_rare(nibble_bits: u32) -> u32 {
   let nonroot = nibble_bits & (nibble_bits >> 1u) & (nibble_bits >> 2u) & (nibble_bits >> 3u) & 0x1111u;
-  if (nonroot != 0u) {
-    for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
-      if (((nonroot >> (4u * i)) & 1u) != 0u) {
-        let mu = nonroot_mu(column.first_global_block + b + i);
-        let m = f32(G_POINT_FACTOR * G_Q);
+  return ((nonroot * 0x249u) >> 9u) & 0xfu;
+}
+
+// Adds the q·μ part of the step's non-root escapes (masks `first` and `second` of the step's two
+// quads, as gemv builds them from group_rare), one block at a time: μ from the escape table's binary
+// search, times the block's x̂ and its group's scale. Most steps have none.
+fn add_rare_blocks(first: u32, second: u32, k0: u32, shift: u32, r0: u32, columns: array<GemvColumn, LANE_COLUMNS>, acc: ptr<function, array<array<f32, RHS_TILE>, LANE_COLUMNS>>) {
+  let m = f32(G_POINT_FACTOR * G_Q);
+  var pending = first;
+  var later = second;
+  var quad = 0u;
+  loop {
+    if (pending == 0u) {
+      if (later == 0u) {
+        break;
+      }
+      pending = later;
+      later = 0u;
+      quad = 1u;
+    }
+    let bit = firstTrailingBit(pending);
+    pending = pending & (pending - 1u);
+    let c = bit / RARE_BITS;
+    let i = bit % GROUP_BLOCKS;
+    let g = u32(i32((k0 + quad * LANES) * QUAD_WORDS) - i32(shift) + i32((bit / GROUP_BLOCKS) % QUAD_WORDS));
+    let inputs = input_group(g, r0);
+    // Column c by a constant loop (the column arrays stay in registers).
+    for (var cc = 0u; cc < LANE_COLUMNS; cc = cc + 1u) {
+      if (cc == c) {
+        let mu = nonroot_mu(columns[cc].first_global_block + g * GROUP_BLOCKS + i);
         for (var r = 0u; r < RHS_TILE; r = r + 1u) {
           let xw = inputs.words[r][i];
-          extra[r] = extra[r] + m * (f32(mu[0]) * f32(i8_lane(xw, 0u)) + f32(mu[1]) * f32(i8_lane(xw, 1u)) + f32(mu[2]) * f32(i8_lane(xw, 2u)));
+          let dot = f32(mu[0]) * f32(i8_lane(xw, 0u)) + f32(mu[1]) * f32(i8_lane(xw, 1u)) + f32(mu[2]) * f32(i8_lane(xw, 2u));
+          (*acc)[cc][r] = (*acc)[cc][r] + m * dot * inputs.scales[r];
         }
       }
     }
   }
-  var total = array<f32, RHS_TILE>();
-  for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-    total[r] = (f32(exact[r]) + extra[r]) * inputs.scales[r];
-  }
-  return total;
 }
 
 // No side words per column: the nibbles lie beside the codes (quad_sides).

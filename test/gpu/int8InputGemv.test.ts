@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
@@ -43,6 +43,12 @@ import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { blockDither } from '../../src/quantize/universalCode.js';
 import counterHashSource from '../../shaders/counter_hash.wgsl?raw';
+
+// A case's first call compiles its pipelines (both dot paths, with and without subgroups). With a tile of
+// right-hand sides (k > 1) they are large: cold, lavapipe takes ≈ 45–60 s for the universal kernel's alone
+// and up to ≈ 90 s with another test file compiling beside it on a 2-core machine, near the 120 s of
+// vitest.config.ts.
+vi.setConfig({ testTimeout: 300_000 });
 
 /*
  * The int8-input GEMVs — universal (src/gpu/kernels/universalGemvI8.ts) and deterministic

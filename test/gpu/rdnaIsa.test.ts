@@ -147,6 +147,12 @@ describe.skipIf(!tools.ok)(`RDNA3 machine code of the benchmark's kernels (RADV 
     expect(stats.loadsInFlight).toBeGreaterThanOrEqual(12);
   });
 
+  it('the universal D3 GEMV (int8 inputs): 4 quads and their 4 nibble pairs per step in flight together, the rare escapes\' search after the decode', () => {
+    const stats = count('universal-i8-packed', ['codes']);
+    expect(stats.codeBytes).toBe(64);
+    expect(stats.loadsInFlight).toBeGreaterThanOrEqual(8);
+  });
+
   it('the E8 residue GEMV: 4 residue quads and 4 side words per step, all issued before a wait', () => {
     const stats = count('e8-residue-i8-packed', ['residues']);
     expect(stats.codeBytes).toBe(64);
