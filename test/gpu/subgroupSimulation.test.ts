@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { f32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { hadamardColumns, hadamardInverseColumns } from '../../src/gpu/kernels/hadamard.js';
@@ -10,6 +10,11 @@ import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+// Each emulated subgroup size compiles its own variants of the kernels, the universal int8-input GEMV's
+// tile of right-hand sides among them (k = 9, both dot paths): cold, lavapipe takes ≈ 45–60 s per such
+// pipeline, more than the 120 s of vitest.config.ts for the pair on a loaded 2-core machine.
+vi.setConfig({ testTimeout: 300_000 });
 
 /*
  * The subgroup kernels at subgroup sizes lavapipe cannot give: 32 (NVIDIA, where the benchmark's H200
