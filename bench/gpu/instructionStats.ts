@@ -17,7 +17,7 @@ import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kern
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
-import { analyzeRdnaIsa, compileRdnaIsa, rdnaTools, spirvBindings, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
+import { compileRdnaIsa, rdnaLoopStats, rdnaTools, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
 /*
@@ -267,9 +267,7 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
     }
     if ('error' in compilation) return compilation;
     try {
-      const bindings = spirvBindings(spirv);
-      const codeBindings = bindings.filter((b) => subject.codeVariables.includes(b.name)).map((b) => b.binding);
-      return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), codeBindings, compilation.compiler);
+      return rdnaLoopStats(compilation, spirv, subject.codeVariables);
     } catch (error) {
       return { error: error instanceof Error ? error.message : String(error) };
     }

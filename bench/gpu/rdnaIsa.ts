@@ -354,3 +354,17 @@ export function compileRdnaIsa(spirv: string, tools: Extract<RdnaTools, { ok: tr
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Compiles one kernel's SPIR-V for RDNA3 and counts its inner loop, the code bindings told by their
+ * WGSL names (what the benchmark's report and its test both do).
+ *
+ * @example
+ * const tools = rdnaTools();
+ * if (tools.ok) rdnaLoopStats(compileRdnaIsa(spirvText, tools, 'dawn_entry_point'), spirvText, ['codes']);
+ */
+export function rdnaLoopStats(compilation: RdnaCompilation, spirv: string, codeVariables: readonly string[]): IsaLoopStats {
+  const bindings = spirvBindings(spirv);
+  const codeBindings = bindings.filter((b) => codeVariables.includes(b.name)).map((b) => b.binding);
+  return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), codeBindings, compilation.compiler);
+}

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { analyzeRdnaIsa, compileRdnaIsa, rdnaTools, spirvBindings } from '../../bench/gpu/rdnaIsa.js';
+import { analyzeRdnaIsa, compileRdnaIsa, rdnaLoopStats, rdnaTools, spirvBindings } from '../../bench/gpu/rdnaIsa.js';
 import { splitDumps } from '../../bench/gpu/spirv.js';
 
 /*
@@ -126,9 +126,7 @@ describe.skipIf(!tools.ok)(`RDNA3 machine code of the benchmark's kernels (RADV 
   const count = (moduleKey: string, codeVariables: readonly string[]) => {
     const spirv = dump(moduleKey);
     if (spirv === undefined || !tools.ok) throw new Error(`no SPIR-V dump of ${moduleKey} (${childNote})`);
-    const compilation = compileRdnaIsa(spirv, tools, 'dawn_entry_point');
-    const bindings = spirvBindings(spirv);
-    return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), bindings.filter((b) => codeVariables.includes(b.name)).map((b) => b.binding), compilation.compiler);
+    return rdnaLoopStats(compileRdnaIsa(spirv, tools, 'dawn_entry_point'), spirv, codeVariables);
   };
 
   it('the streaming read: 4 loads of 16 bytes per iteration, all in flight before the first wait (shaders/stream_read.wgsl, UNROLL = 4)', () => {
