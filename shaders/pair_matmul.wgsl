@@ -36,6 +36,35 @@ const STAGE_STEPS: u32 = 4u;    // 2 · SLICE · TILE / THREADS
 var<workgroup> a_slice: array<vec4<u32>, 512>; // SLICE · TILE
 var<workgroup> b_slice: array<vec4<u32>, 512>;
 
+// One row of an invocation's entries: the exact sums of h·h (high) and of h·l + l·h (cross) of its A
+// column against its 4 B columns.
+struct RowSums {
+  high: vec4<i32>,
+  cross: vec4<i32>,
+}
+
+// The sums plus a pair of units' terms, added in the dot products' order so that a compiler can chain
+// them through the packed dot product's accumulator (v_dot4_i32_iu8 / IDP4A take one).
+fn pair_high(sum: i32, a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return sum + dot_i8x4(a.x, b.x) + dot_i8x4(a.y, b.y);
+}
+
+fn pair_cross(sum: i32, a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return sum + dot_i8x4(a.x, b.z) + dot_i8x4(a.y, b.w) + dot_i8x4(a.z, b.x) + dot_i8x4(a.w, b.y);
+}
+
+// A row's sums plus unit `a` of its A column against the units `b` of its B columns. Written out per
+// column, and called once per row below, so that every accumulator has a constant index: a compiler
+// that keeps a row loop rolled (RADV does with the plain dot path, whose body is ≈ 4 × 90
+// instructions) would otherwise index them at run time, a select chain per access (≈ 31 RDNA3
+// instructions per multiply-accumulate instead of ≈ 6: bench/README.md, "Products").
+fn row_sums(sums: RowSums, a: vec4<u32>, b: array<vec4<u32>, 4>) -> RowSums {
+  return RowSums(
+    vec4<i32>(pair_high(sums.high.x, a, b[0]), pair_high(sums.high.y, a, b[1]), pair_high(sums.high.z, a, b[2]), pair_high(sums.high.w, a, b[3])),
+    vec4<i32>(pair_cross(sums.cross.x, a, b[0]), pair_cross(sums.cross.y, a, b[1]), pair_cross(sums.cross.z, a, b[2]), pair_cross(sums.cross.w, a, b[3])),
+  );
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn main(
   @builtin(workgroup_id) block: vec3<u32>,
@@ -44,11 +73,10 @@ fn main(
 ) {
   let i0 = block.x * TILE;
   let j0 = block.y * TILE;
-  var acc: array<f32, 16>; // [r · 4 + s], zero-initialized
-  // A slice's exact sums, zeroed explicitly after each flush (a zero-initialized `var` declared inside
-  // a loop was observed to keep its previous values on Dawn + lavapipe: shaders/e8_matmul.wgsl).
-  var high: array<i32, 16>;
-  var cross: array<i32, 16>;
+  var acc: array<vec4<f32>, 4>; // [r][s], zero-initialized
+  // A slice's exact sums per row, zeroed explicitly after each flush (a zero-initialized `var` declared
+  // inside a loop was observed to keep its previous values on Dawn + lavapipe: shaders/e8_matmul.wgsl).
+  var rows: array<RowSums, 4>;
 
   for (var u0 = 0u; u0 < params.units; u0 = u0 + SLICE) {
     workgroupBarrier(); // the previous slice has been read by everyone
@@ -81,24 +109,16 @@ fn main(
 
     let count = min(SLICE, params.units - u0);
     for (var t = 0u; t < count; t = t + 1u) {
-      var a: array<vec4<u32>, 4>;
-      var b: array<vec4<u32>, 4>;
-      for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-        a[r] = a_slice[t * TILE + local.x + THREADS_EDGE * r];
-        b[r] = b_slice[t * TILE + local.y + THREADS_EDGE * r];
-      }
-      for (var r = 0u; r < PER_THREAD; r = r + 1u) {
-        for (var s = 0u; s < PER_THREAD; s = s + 1u) {
-          let rs = r * PER_THREAD + s;
-          high[rs] = high[rs] + dot_i8x4(a[r].x, b[s].x) + dot_i8x4(a[r].y, b[s].y);
-          cross[rs] = cross[rs] + dot_i8x4(a[r].x, b[s].z) + dot_i8x4(a[r].y, b[s].w) + dot_i8x4(a[r].z, b[s].x) + dot_i8x4(a[r].w, b[s].y);
-        }
-      }
+      let at = t * TILE;
+      let b = array<vec4<u32>, 4>(b_slice[at + local.y], b_slice[at + local.y + THREADS_EDGE], b_slice[at + local.y + 2u * THREADS_EDGE], b_slice[at + local.y + 3u * THREADS_EDGE]);
+      rows[0] = row_sums(rows[0], a_slice[at + local.x], b);
+      rows[1] = row_sums(rows[1], a_slice[at + local.x + THREADS_EDGE], b);
+      rows[2] = row_sums(rows[2], a_slice[at + local.x + 2u * THREADS_EDGE], b);
+      rows[3] = row_sums(rows[3], a_slice[at + local.x + 3u * THREADS_EDGE], b);
     }
-    for (var rs = 0u; rs < PER_THREAD * PER_THREAD; rs = rs + 1u) {
-      acc[rs] = acc[rs] + params.radix * params.radix * f32(high[rs]) + params.radix * f32(cross[rs]);
-      high[rs] = 0;
-      cross[rs] = 0;
+    for (var r = 0u; r < PER_THREAD; r = r + 1u) {
+      acc[r] = acc[r] + params.radix * params.radix * vec4<f32>(rows[r].high) + params.radix * vec4<f32>(rows[r].cross);
+      rows[r] = RowSums();
     }
   }
 
@@ -108,7 +128,7 @@ fn main(
       let j = j0 + local.y + THREADS_EDGE * s;
       if (i < params.a_cols && j < params.b_cols) {
         let scale = params.common_scale * a_factors[params.a_factor_first + i] * b_factors[params.b_factor_first + j];
-        c[params.c_first + j * params.a_cols + i] = scale * acc[r * PER_THREAD + s];
+        c[params.c_first + j * params.a_cols + i] = scale * acc[r][s];
       }
     }
   }

@@ -88,6 +88,10 @@ export interface BenchRow {
   rdna3PerCodeByte: number | null;
   /** Key of the kernel's SPIR-V statistics. */
   readonly spirvKey: string | null;
+  /** Product rows: RDNA3 instructions per multiply-accumulate of the kernel's slice loop (bench/gpu/instructionStats.ts, productSubjects), where it was compiled. */
+  rdna3PerMac: number | null;
+  /** Key of the product kernel's per-MAC statistics. */
+  readonly macKey: string | null;
   /**
    * GEMV rows of the int8-input kernels: x rotated and rounded to int8 once, before the timed calls,
    * which then run the GEMV kernel alone (what each layer of a group pays when the group shares x̂).
@@ -122,6 +126,8 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     instrPerCodeByte: null,
     rdna3PerCodeByte: null,
     spirvKey: null,
+    rdna3PerMac: null,
+    macKey: null,
     xPrepared: false,
     ...fields,
   };

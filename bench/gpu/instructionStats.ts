@@ -13,11 +13,15 @@ import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js'
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
 import { e8MatmulShaderSource, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import { matmulF32ShaderSource } from '../../src/gpu/kernels/matmulF32.js';
+import { pairMatmulShaderSource } from '../../src/gpu/kernels/pairMatmul.js';
+import { tableMatmulShaderSource } from '../../src/gpu/kernels/tableMatmul.js';
+import { tableLayout, type TableLayout } from '../../src/gpu/tableLayout.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
-import { compileRdnaIsa, rdnaLoopStats, rdnaTools, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
+import { compileRdnaIsa, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
 /*
@@ -174,6 +178,79 @@ function e8ProductSubject(scheme: SchemeName, dotPath: DotPath): SpirvSubject {
   return { key: `product:${scheme}:${dotPath}`, moduleKey: `product-${scheme}-${dotPath}`, code: e8MatmulShaderSource({ dotPath, a: shape, b: shape }), codeVariables: ['a_codes'] };
 }
 
+/**
+ * A product kernel counted per multiply-accumulate of C = AᵀB in RDNA3 machine code: one iteration of
+ * its slice loop (staging the operands in workgroup memory, decoding them there where the kernel
+ * does, the barriers and the compute over the slice), divided by what one invocation accumulates in it.
+ */
+interface ProductSubject {
+  readonly key: string;
+  readonly moduleKey: string;
+  readonly code: string;
+  /** WGSL names of the operands' storage buffers (what the slice loop loads). */
+  readonly codeVariables: readonly string[];
+  /** Entry products one invocation accumulates per slice at full depth: its 4 × 4 entries × the slice's coordinates. */
+  readonly macsPerIteration: number;
+  /** Trips of the slice loop's run-time-bounded loops at full depth, in program order (analyzeRdnaIsa's `assumedTrips`). */
+  readonly assumedTrips: readonly number[];
+}
+
+/** C entries per invocation in every product kernel (4 × 4: shaders/product_tile.wgsl, matmul_f32.wgsl, pair_matmul.wgsl). */
+const PRODUCT_ENTRIES_PER_INVOCATION = 16;
+
+/**
+ * The products at 4096³ that bench/README.md ("Products: what bounds them on an H200") compares: the
+ * f32 tiled matmul (also what `universal-decode` runs after decoding), the D3 product in each table
+ * layout that fits the device (the leaders layout per dot path), the E8 product and the universal pair
+ * product. Slice depths are the kernels' own constants (the D3 product's: the layout's); the run-time
+ * trip counts assumed are those of a full slice with the usual multiples (slice_blocks and
+ * flush_blocks at the slice depth, E8's decode_steps = 2·SLICE·TILE/THREADS = 4).
+ */
+function productSubjects(dotPaths: readonly DotPath[], workgroupBytes: number): ProductSubject[] {
+  const e8 = SCHEMES['e8-q16-deterministic'];
+  if (e8.kind !== 'lattice' || e8.mode !== 'deterministic') throw new Error('e8-q16-deterministic is not a deterministic lattice scheme');
+  const e8Shape = { lattice: 'E8' as const, q: e8.q, codeBits: latticeCodeBits(e8), indexBits: schemeScaleIndexBits(e8) };
+  const E8_SLICE = 8;
+  const PAIR_SLICE = 8;
+  const F32_SLICE = 16;
+  const d3 = (layout: TableLayout, dotPath: DotPath): ProductSubject => ({
+    key: `mac:d3-table:${layout.kind}${layout.kind === 'leaders' ? `:${dotPath}` : ''}`,
+    moduleKey: `mac-d3-${layout.kind}-${dotPath}`,
+    code: tableMatmulShaderSource({ layout, dotPath }),
+    codeVariables: ['a_codes', 'b_codes'],
+    macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 3 * layout.sliceBlocks,
+    assumedTrips: [layout.sliceBlocks],
+  });
+  const tables = (['full', 'triangle'] as const).flatMap((kind) => {
+    const layout = tableLayout(kind, workgroupBytes);
+    return layout === null ? [] : [d3(layout, 'plain')];
+  });
+  const leaders = tableLayout('leaders', workgroupBytes);
+  return [
+    { key: 'mac:f32', moduleKey: 'mac-f32', code: matmulF32ShaderSource(), codeVariables: ['a', 'b'], macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * F32_SLICE, assumedTrips: [] },
+    ...(leaders === null ? [] : dotPaths.map((dotPath) => d3(leaders, dotPath))),
+    ...tables,
+    ...dotPaths.flatMap((dotPath): ProductSubject[] => [
+      {
+        key: `mac:e8-q16-deterministic:${dotPath}`,
+        moduleKey: `product-e8-q16-deterministic-${dotPath}`, // the staging loop's subject compiles the same module
+        code: e8MatmulShaderSource({ dotPath, a: e8Shape, b: e8Shape }),
+        codeVariables: ['a_codes', 'b_codes'],
+        macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 8 * E8_SLICE,
+        assumedTrips: [4, 1, E8_SLICE],
+      },
+      {
+        key: `mac:universal-pair:${dotPath}`,
+        moduleKey: `mac-pair-${dotPath}`,
+        code: pairMatmulShaderSource(dotPath),
+        codeVariables: ['a_pairs', 'b_pairs'],
+        macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 8 * PAIR_SLICE,
+        assumedTrips: [PAIR_SLICE],
+      },
+    ]),
+  ];
+}
+
 /** Every kernel the report shows (subgroup variants where the benchmark's device uses them). */
 function subjects(
   subgroups: boolean,
@@ -212,7 +289,8 @@ export async function spirvChildMain(request: SpirvChildRequest): Promise<void> 
   const gpu = await requestNodeGpuDevice({ label: 'spirv stats device', flags: ['enable-dawn-features=dump_shaders,disable_symbol_renaming'] });
   const { device } = gpu;
   const compiled = new Set<string>();
-  for (const subject of subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request)) {
+  const kernels = [...subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes)];
+  for (const subject of kernels) {
     if (compiled.has(subject.moduleKey)) continue;
     compiled.add(subject.moduleKey);
     const module = device.createShaderModule({ label: subject.moduleKey, code: `// spirv-stats: ${subject.moduleKey}\n${subject.code}` });
@@ -229,8 +307,23 @@ export interface KernelInstructionStats extends SpirvLoopStats {
   readonly rdna3: IsaLoopStats | { readonly error: string };
 }
 
-/** Statistics per kernel key (or the error that stopped them). */
-export type InstructionStats = Map<string, KernelInstructionStats | { readonly error: string }>;
+/** A product's slice loop in RDNA3 machine code, per multiply-accumulate (productSubjects). */
+export interface ProductMacStats extends IsaLoopStats {
+  /** Entry products one invocation accumulates per iteration (a full slice). */
+  readonly macsPerIteration: number;
+  /** instructions / macsPerIteration. */
+  readonly perMac: number;
+  readonly perMacByClass: Readonly<Record<IsaClass, number>>;
+}
+
+/** A product kernel's statistics: RDNA3 only (its slice loop loads both operands, so a per-code-byte SPIR-V count says little). */
+export interface ProductInstructionStats {
+  readonly kind: 'product';
+  readonly rdna3: ProductMacStats | { readonly error: string };
+}
+
+/** Statistics per kernel key (or the error that stopped them); products' keys start with `mac:`. */
+export type InstructionStats = Map<string, KernelInstructionStats | ProductInstructionStats | { readonly error: string }>;
 
 /**
  * Runs the child (same entry file, `--spirv-child REQUEST_JSON`) and analyses its dumps.
@@ -254,7 +347,7 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
   const tools = rdnaTools();
   const compiled = new Map<string, RdnaCompilation | { readonly error: string }>();
   // The module compiled for RDNA3 once per module key (several kernel keys share one).
-  const rdna3 = (subject: SpirvSubject, spirv: string): IsaLoopStats | { readonly error: string } => {
+  const rdna3 = (subject: SpirvSubject | ProductSubject, spirv: string, options: IsaLoopOptions = {}): IsaLoopStats | { readonly error: string } => {
     if (!tools.ok) return { error: tools.reason };
     let compilation = compiled.get(subject.moduleKey);
     if (compilation === undefined) {
@@ -267,11 +360,17 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
     }
     if ('error' in compilation) return compilation;
     try {
-      return rdnaLoopStats(compilation, spirv, subject.codeVariables);
+      return rdnaLoopStats(compilation, spirv, subject.codeVariables, options);
     } catch (error) {
       return { error: error instanceof Error ? error.message : String(error) };
     }
   };
+  const perMac = (subject: ProductSubject, loop: IsaLoopStats): ProductMacStats => ({
+    ...loop,
+    macsPerIteration: subject.macsPerIteration,
+    perMac: loop.instructions / subject.macsPerIteration,
+    perMacByClass: Object.fromEntries(ISA_CLASSES.map((c) => [c, (loop.perCodeByteByClass[c] * loop.codeBytes) / subject.macsPerIteration])) as Record<IsaClass, number>,
+  });
   for (const subject of subjects(request.subgroups, request.f16, request)) {
     const text = dumps.get(subject.moduleKey);
     if (text === undefined) {
@@ -284,6 +383,15 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
     } catch (error) {
       stats.set(subject.key, { error: error instanceof Error ? error.message : String(error) });
     }
+  }
+  for (const subject of productSubjects(request.int8DotPaths, request.workgroupBytes)) {
+    const text = dumps.get(subject.moduleKey);
+    if (text === undefined) {
+      stats.set(subject.key, { error: 'no SPIR-V dump found (Dawn printed none for this module)' });
+      continue;
+    }
+    const loop = rdna3(subject, text, { outermost: true, assumedTrips: subject.assumedTrips });
+    stats.set(subject.key, { kind: 'product', rdna3: 'error' in loop ? loop : perMac(subject, loop) });
   }
   return stats;
 }

@@ -1,6 +1,6 @@
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
+import { GpuEngine, type GpuEngineOptions, type ProductKernel } from '../../src/gpu/engine.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { dispatchMatmulF32 } from '../../src/gpu/kernels/matmulF32.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -66,6 +66,7 @@ async function timedProduct(
   limit: number,
   bitsPerEntry: number,
   bytesRead: number,
+  macKey: string | null = null,
 ): Promise<BenchRow> {
   const { device } = context;
   const c = createBuffer(device, `bench ${kernel} C`, 4 * p.a.cols * p.b.cols, STORAGE_USAGE);
@@ -88,6 +89,7 @@ async function timedProduct(
       samplesMs: timing.perCallSamples,
       timing: timing.method,
       check: { metric: `nmse vs exact float64 (${SAMPLED_ENTRIES} sampled entries)`, value: nmse, limit, ok: nmse <= limit },
+      macKey,
     });
   } finally {
     call.destroy();
@@ -112,6 +114,7 @@ export async function f32ProductRow(context: GpuContext, p: ProductProblem, sett
       1e-8,
       32,
       4 * p.n * (p.a.cols + p.b.cols),
+      'mac:f32',
     );
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);
@@ -129,6 +132,25 @@ function operandBytes(q: GpuLatticeQuantized): number {
  * A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme` (the D3
  * table product in the given table layout, else the best that fits the device).
  */
+/**
+ * The key of the per-MAC count (instructionStats.ts, productSubjects) of the kernel that multiplies a
+ * pair of `scheme` matrices: the decoding paths run the f32 matmul after their decode passes; the E8
+ * product is counted for e8-q16-deterministic only.
+ */
+function productMacKey(kernel: ProductKernel, scheme: SchemeName, engine: GpuEngine): string | null {
+  switch (kernel) {
+    case 'd3-table':
+      return `mac:d3-table:${engine.tableLayout}${engine.tableLayout === 'leaders' ? `:${engine.dotPath}` : ''}`;
+    case 'e8-dot':
+      return scheme === 'e8-q16-deterministic' ? `mac:e8-q16-deterministic:${engine.dotPath}` : null;
+    case 'universal-i8':
+      return `mac:universal-pair:${engine.dotPath}`;
+    case 'universal-decode':
+    case 'decode-f32':
+      return 'mac:f32';
+  }
+}
+
 /** The D3 table product's layout, with its dot path where it uses one (the leaders layout). */
 function tableLabel(engine: GpuEngine): string {
   return `${engine.tableLayout} table${engine.tableLayout === 'leaders' ? `, ${engine.dotPath} dot` : ''}`;
@@ -155,8 +177,11 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
       (8 * bytes) / (p.n * (p.a.cols + p.b.cols)),
       bytes,
     );
-    // The E8 product's staging loop has its SPIR-V count (instructionStats.ts: e8ProductSubject).
-    return engine.productKernel(a, b) === 'e8-dot' ? { ...row, spirvKey: `product:${scheme}:${engine.dotPath}` } : row;
+    // The E8 product's staging loop has its SPIR-V count (instructionStats.ts: e8ProductSubject), and
+    // each kernel's slice loop its RDNA3 count per multiply-accumulate (productSubjects).
+    const productKernel = engine.productKernel(a, b);
+    const macKey = productMacKey(productKernel, scheme, engine);
+    return { ...row, ...(productKernel === 'e8-dot' ? { spirvKey: `product:${scheme}:${engine.dotPath}` } : {}), macKey };
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);
   } finally {

@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /*
- * Instructions per code byte of a GEMV's inner loop in real GPU machine code: the SPIR-V that Dawn
+ * Instructions per code byte of a GEMV's inner loop (and per multiply-accumulate of a product's slice
+ * loop: bench/gpu/instructionStats.ts, productSubjects) in real GPU machine code: the SPIR-V that Dawn
  * emits for the kernel (the module bench/gpu/spirv.ts counts) compiled by Mesa's RADV driver and its
  * ACO compiler for an AMD RDNA3 GPU (navi31, the Radeon RX 7900 series), on RADV's null device
  * (RADV_FORCE_FAMILY: no AMD GPU needed, shaders only; RADV_DEBUG=shaders prints the code). Unlike the
@@ -25,12 +26,14 @@ import { fileURLToPath } from 'node:url';
  * - The inner loop: loops are the ranges closed by a backward branch; the loop taken is the innermost
  *   one that contains a vector-memory load from a code binding (the packed weights; bindings are
  *   told from the buffer descriptors, which RADV loads from the descriptor set 16 bytes per binding in
- *   binding order).
+ *   binding order), or with `outermost` the outermost such loop (a product's slice loop, whose staging
+ *   loop may stay a loop of its own).
  * - One iteration is every instruction of the loop once (both sides of a branch: rare paths count
  *   fully, as in the SPIR-V count), nested loops times their trip count when the loop counter's
  *   pattern shows it (`s_mov_b32 sK, a` before the loop, `s_add_u32 sK, sK, b` and `s_cmp_* sK, c`
- *   in it), else once (reported as unknownTrips). Scheduling words (s_waitcnt, s_delay_alu, s_nop,
- *   s_clause, …) are not instructions of the work and are not counted.
+ *   in it), else once (reported as unknownTrips) or as many times as the caller's `assumedTrips`
+ *   says (a product's slice depth, a run-time bound). Scheduling words (s_waitcnt, s_delay_alu,
+ *   s_nop, s_clause, …) are not instructions of the work and are not counted.
  * - Code bytes: the bytes of the loop's loads from the code bindings (buffer_load_b128: 16), counted
  *   the same way.
  * - Classes: `valu` (vector ALU, packed dot products included), `valuQuarterRate` (32-bit integer
@@ -56,10 +59,27 @@ export interface IsaLoopStats {
   readonly perCodeByteByClass: Readonly<Record<IsaClass, number>>;
   /** Most vector-memory loads outstanding at once in the loop (program order). */
   readonly loadsInFlight: number;
-  /** Nested loops whose trip count was not recognised (each counted once). */
+  /** Nested loops whose trip count was not recognised (each counted once, or as `assumedTrips` says). */
   readonly unknownTrips: number;
+  /** Instructions per iteration by opcode (scheduling words excluded), e.g. `v_dot4_i32_iu8`. */
+  readonly opcodes: Readonly<Record<string, number>>;
   /** The compiler: device and driver as the Vulkan driver names them. */
   readonly compiler: string;
+}
+
+/** Which loop `analyzeRdnaIsa` counts, and the trips of nested loops whose counts are run-time values. */
+export interface IsaLoopOptions {
+  /**
+   * Count the outermost loop that loads from the code bindings instead of the innermost: a product's
+   * slice loop (staging, barrier and compute), where its staging loop may stay a loop of its own.
+   */
+  readonly outermost?: boolean;
+  /**
+   * Trip counts of the nested loops whose counter the code does not show (run-time bounds such as a
+   * product's slice depth), in program order; there must be exactly one per such loop. Without it,
+   * each is counted once and reported in `unknownTrips`.
+   */
+  readonly assumedTrips?: readonly number[];
 }
 
 interface Instruction {
@@ -168,7 +188,7 @@ function tripCount(items: readonly Item[], loop: Loop): number | null {
  * @example
  * analyzeRdnaIsa(output, [0, 1, 2, 3], [1], 'AMD RADV NAVI31, Mesa 25.0.7');
  */
-export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBindings: readonly number[], compiler: string): IsaLoopStats {
+export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBindings: readonly number[], compiler: string, options: IsaLoopOptions = {}): IsaLoopStats {
   const items = parseDisassembly(text);
   const labels = new Map<string, number>();
   items.forEach((it, i) => {
@@ -210,12 +230,14 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
   const inside = (inner: Loop, outer: Loop): boolean => inner.header >= outer.header && inner.end <= outer.end && inner !== outer;
   const hasCodeLoad = (loop: Loop): boolean => codeLoad.slice(loop.header, loop.end + 1).some(Boolean);
   const candidates = loops.filter(hasCodeLoad);
-  const inner = candidates.find((l) => !candidates.some((m) => inside(m, l)));
+  const inner = options.outermost === true ? candidates.find((l) => !candidates.some((m) => inside(l, m))) : candidates.find((l) => !candidates.some((m) => inside(m, l)));
   if (inner === undefined) throw new Error('no loop loads from the code bindings');
 
   let unknownTrips = 0;
+  const assumed = options.assumedTrips;
   const counts = Object.fromEntries(ISA_CLASSES.map((c) => [c, 0])) as Record<IsaClass, number>;
   let codeBytes = 0;
+  const opcodes: Record<string, number> = {};
   const flat: Instruction[] = []; // the loop's instructions once each, in program order
   // Adds the instructions of `loop` outside its nested loops, and each directly nested loop × its trips.
   const add = (loop: Loop, weight: number): void => {
@@ -223,8 +245,12 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
     for (let i = loop.header; i <= loop.end; i++) {
       const n = nested.find((m) => m.header === i);
       if (n !== undefined) {
-        const trips = tripCount(items, n);
-        if (trips === null) unknownTrips++;
+        let trips = tripCount(items, n);
+        if (trips === null) {
+          // The caller's count for the unknown loops, in program order (checked against their number below).
+          trips = assumed?.[unknownTrips] ?? null;
+          unknownTrips++;
+        }
         add(n, weight * (trips ?? 1));
         i = n.end;
         continue;
@@ -233,7 +259,10 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
       if (it === undefined || !('op' in it)) continue;
       flat.push(it);
       const c = classOf(it.op);
-      if (c !== null) counts[c] += weight;
+      if (c !== null) {
+        counts[c] += weight;
+        opcodes[it.op] = (opcodes[it.op] ?? 0) + weight;
+      }
       if (codeLoad[i]) codeBytes += weight * loadBytes(it.op);
     }
   };
@@ -247,6 +276,9 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
   }
   const instructions = ISA_CLASSES.reduce((sum, c) => sum + counts[c], 0);
   if (codeBytes === 0) throw new Error('the inner loop loads no code bytes');
+  if (assumed !== undefined && assumed.length !== unknownTrips) {
+    throw new Error(`the loop has ${unknownTrips} nested loop(s) of unknown trip count, but ${assumed.length} trip count(s) were assumed: the compiler's loop structure is not the one expected`);
+  }
   return {
     instructions,
     codeBytes,
@@ -254,6 +286,7 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
     perCodeByteByClass: Object.fromEntries(ISA_CLASSES.map((c) => [c, counts[c] / codeBytes])) as Record<IsaClass, number>,
     loadsInFlight,
     unknownTrips,
+    opcodes,
     compiler,
   };
 }
@@ -363,8 +396,8 @@ export function compileRdnaIsa(spirv: string, tools: Extract<RdnaTools, { ok: tr
  * const tools = rdnaTools();
  * if (tools.ok) rdnaLoopStats(compileRdnaIsa(spirvText, tools, 'dawn_entry_point'), spirvText, ['codes']);
  */
-export function rdnaLoopStats(compilation: RdnaCompilation, spirv: string, codeVariables: readonly string[]): IsaLoopStats {
+export function rdnaLoopStats(compilation: RdnaCompilation, spirv: string, codeVariables: readonly string[], options: IsaLoopOptions = {}): IsaLoopStats {
   const bindings = spirvBindings(spirv);
   const codeBindings = bindings.filter((b) => codeVariables.includes(b.name)).map((b) => b.binding);
-  return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), codeBindings, compilation.compiler);
+  return analyzeRdnaIsa(compilation.output, bindings.map((b) => b.binding), codeBindings, compilation.compiler, options);
 }

@@ -1,6 +1,6 @@
 import { markdownTable } from '../lib/args.js';
 import { measuredOk, onePassStep, type BenchRow } from './common.js';
-import type { InstructionStats } from './instructionStats.js';
+import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
 import { PIPE_CLASSES, type PipeClass } from './spirv.js';
 import { issueTargets, type TargetResult } from './targets.js';
@@ -65,6 +65,22 @@ export function addInstructionStats(rows: BenchRow[], stats: InstructionStats): 
     r.instrPerCodeByte = s.perCodeByte;
     if ('perCodeByte' in s.rdna3) r.rdna3PerCodeByte = s.rdna3.perCodeByte;
   }
+  for (const r of rows) {
+    if (r.macKey === null) continue;
+    const s = stats.get(r.macKey);
+    if (s !== undefined && 'kind' in s && 'perMac' in s.rdna3) r.rdna3PerMac = s.rdna3.perMac;
+  }
+}
+
+/** The kernels' statistics (per code byte) and the products' (per multiply-accumulate), apart. */
+function splitStats(stats: InstructionStats): { kernels: [string, KernelInstructionStats | { readonly error: string }][]; products: [string, ProductInstructionStats][] } {
+  const kernels: [string, KernelInstructionStats | { readonly error: string }][] = [];
+  const products: [string, ProductInstructionStats][] = [];
+  for (const [key, s] of stats) {
+    if ('kind' in s) products.push([key, s]);
+    else kernels.push([key, s]);
+  }
+  return { kernels, products };
 }
 
 function fmt(value: number | null, digits = 3): string {
@@ -133,8 +149,8 @@ function targetsTable(targets: readonly TargetResult[]): string {
 
 function productTable(rows: readonly BenchRow[]): string {
   return markdownTable(
-    ['kernel', 'shape (n × a × b)', 'bits/entry', 'ms', 'GFLOP/s', 'vs f32 matmul', 'check'],
-    rows.map((r) => [r.kernel, r.shape, fmt(r.bitsPerEntry), fmt(r.ms), fmt(r.gflops), ratio(r.vsF32), status(r)]),
+    ['kernel', 'shape (n × a × b)', 'bits/entry', 'ms', 'GFLOP/s', 'vs f32 matmul', 'RDNA3 instr / MAC', 'check'],
+    rows.map((r) => [r.kernel, r.shape, fmt(r.bitsPerEntry), fmt(r.ms), fmt(r.gflops), ratio(r.vsF32), fmt(r.rdna3PerMac), status(r)]),
   );
 }
 
@@ -168,6 +184,17 @@ function rdnaLine(s: IsaLoopStats | { readonly error: string }): string {
   return `RDNA3: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per iteration → ${fmt(s.perCodeByte)} per byte (${classes}), ${s.loadsInFlight} loads in flight${trips}`;
 }
 
+/** "RDNA3: 2.02 per MAC (VALU 1.29, …; 516 instructions per 256 MACs)", or why it was not counted. */
+function productLine(s: ProductInstructionStats): string {
+  const r = s.rdna3;
+  if ('error' in r) return `RDNA3: not counted (${r.error})`;
+  const classes = ISA_CLASSES.filter((c) => r.perMacByClass[c] > 0)
+    .map((c) => `${ISA_CLASS_NAMES[c]} ${fmt(r.perMacByClass[c])}`)
+    .join(', ');
+  const issue = r.perMac + 3 * r.perMacByClass.valuQuarterRate;
+  return `RDNA3: ${fmt(r.perMac)} instructions per MAC, ${fmt(issue)} issue cycles with quarter-rate ones at 4 (${classes}; ${fmt(r.instructions)} instructions per slice of ${r.macsPerIteration} MACs per invocation)`;
+}
+
 /** "ALU 20.1, integer multiply-add and dot 3.2, …" (classes with none left out). */
 function classLine(byClass: Readonly<Record<PipeClass, number>>): string {
   return PIPE_CLASSES.filter((c) => byClass[c] > 0)
@@ -181,7 +208,8 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
   const host = rows.filter((r) => r.family === 'host' || r.family === 'decode-step');
   const products = rows.filter((r) => r.family === 'product');
   const features = Object.entries(env.features).map(([name, on]) => `${name} ${on ? 'yes' : 'no'}`).join(', ');
-  const statLines = [...stats].map(([key, s]) =>
+  const { kernels, products: productStats } = splitStats(stats);
+  const statLines = kernels.map(([key, s]) =>
     'error' in s
       ? `- ${key}: not counted (${s.error})`
       : `- ${key}: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per inner-loop iteration → ${fmt(s.perCodeByte)} per byte (${classLine(s.perCodeByteByClass)})${s.unknownTrips > 0 ? `; ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : ''}; ${rdnaLine(s.rdna3)}`,
@@ -246,6 +274,19 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     '',
     ...statLines,
     '',
+    '## Products: RDNA3 instructions per multiply-accumulate (slice loop)',
+    '',
+    'One iteration of each product kernel\'s slice loop (staging the operands\' slices in workgroup memory,',
+    'decoding them there where the kernel does, the barriers and the compute over the slice) in the same',
+    'RDNA3 machine code, divided by the entry products one invocation accumulates in it (its 4 × 4 entries',
+    'of C × the slice\'s coordinates), nested loops with run-time bounds taken at a full slice. The f32',
+    'matmul does one FMA per multiply-accumulate; the ratio of its count to a kernel\'s is what this',
+    'compiler\'s code predicts of "vs f32 matmul" where instruction issue bounds both (a quarter-rate',
+    'instruction counts 4 issue cycles: RDNA runs 32-bit integer multiplies at a quarter of the rate, an',
+    'H200 at the rate of its heavy FMA pipe; bench/README.md, "Products: what bounds them on an H200").',
+    '',
+    ...productStats.map(([key, s]) => `- ${key}: ${productLine(s)}`),
+    '',
   ].join('\n');
 }
 
@@ -267,7 +308,8 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       skipped: env.skipped,
       complete: env.complete,
       targets: issueTargets(rows, env),
-      instructionsPerCodeByte: Object.fromEntries(stats),
+      instructionsPerCodeByte: Object.fromEntries(splitStats(stats).kernels),
+      productInstructionsPerMac: Object.fromEntries(splitStats(stats).products),
       rows,
     },
     null,

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { analyzeRdnaIsa, compileRdnaIsa, rdnaLoopStats, rdnaTools, spirvBindings } from '../../bench/gpu/rdnaIsa.js';
 import { splitDumps } from '../../bench/gpu/spirv.js';
+import { tableLayout } from '../../src/gpu/tableLayout.js';
 
 /*
  * The RDNA3 instruction counter of the GPU benchmark (bench/gpu/rdnaIsa.ts): first on a hand-written
@@ -67,6 +68,42 @@ describe('analyzeRdnaIsa (hand-written disassembly)', () => {
     const stats = analyzeRdnaIsa(text, [0, 1, 2], [1], '');
     expect(stats.instructions).toBe(28 - 3 * 5);
     expect(stats.unknownTrips).toBe(1);
+  });
+
+  it('counts by opcode, and a nested loop of unknown trips as many times as the caller assumes (exactly one count per such loop)', () => {
+    const text = DISASSEMBLY.replace('s_cmp_ge_u32 s5, 4', 's_cmp_ge_u32 s5, s7');
+    const stats = analyzeRdnaIsa(text, [0, 1, 2], [1], '', { assumedTrips: [4] });
+    // The same as the loop with its trip count in the code (first test).
+    expect(stats.instructions).toBe(28);
+    expect(stats.unknownTrips).toBe(1);
+    expect(stats.opcodes).toEqual({
+      buffer_load_b128: 1,
+      buffer_load_b32: 1,
+      v_add_nc_u32_e32: 1,
+      s_mov_b32: 1,
+      v_mul_lo_u32: 4,
+      ds_load_b32: 4,
+      s_add_u32: 5,
+      s_cmp_ge_u32: 4,
+      s_cbranch_scc0: 4,
+      v_dot4_i32_iu8: 1,
+      s_cmp_lg_u32: 1,
+      s_cbranch_scc1: 1,
+    });
+    expect(() => analyzeRdnaIsa(text, [0, 1, 2], [1], '', { assumedTrips: [] })).toThrow(/1 nested loop\(s\) of unknown trip count, but 0 trip count\(s\) were assumed/);
+    expect(() => analyzeRdnaIsa(DISASSEMBLY, [0, 1, 2], [1], '', { assumedTrips: [4] })).toThrow(/0 nested loop\(s\) of unknown trip count, but 1/);
+  });
+
+  it('takes the innermost loop that loads codes, or with `outermost` the outermost', () => {
+    // A code load inside the nested loop BB2 too: the innermost loop is now BB2 (5 + 1 instructions,
+    // 4 code bytes), the outermost still BB1 (its 13, BB2's 6 four times; 16 + 4·4 code bytes).
+    const text = DISASSEMBLY.replace('\ts_add_u32 s5, s5, 1', '\tbuffer_load_b32 v8, v1, s[8:11], 0 offen ; 00000000\n\ts_add_u32 s5, s5, 1');
+    const inner = analyzeRdnaIsa(text, [0, 1, 2], [1], '');
+    expect(inner.instructions).toBe(6);
+    expect(inner.codeBytes).toBe(4);
+    const outer = analyzeRdnaIsa(text, [0, 1, 2], [1], '', { outermost: true });
+    expect(outer.instructions).toBe(28 + 4);
+    expect(outer.codeBytes).toBe(16 + 16);
   });
 
   it('takes the binding from the descriptor last loaded into the registers (b256: two descriptors)', () => {
@@ -161,5 +198,48 @@ describe.skipIf(!tools.ok)(`RDNA3 machine code of the benchmark's kernels (RADV 
     const stats = count('e8-point-i8-packed', ['points']);
     expect(stats.codeBytes).toBe(128);
     expect(stats.loadsInFlight).toBeGreaterThanOrEqual(8);
+  });
+
+  // The products' slice loops (bench/gpu/instructionStats.ts, productSubjects): one iteration stages a
+  // slice of A and B and accumulates an invocation's 4 × 4 entries over it. What each kernel's WGSL
+  // does per pair of its units must be what the machine code does, once per pair: a test of the count
+  // (loop choice, assumed trips) and of the kernels' structure.
+  const slice = (moduleKey: string, codeVariables: readonly string[], assumedTrips: readonly number[]) => {
+    const spirv = dump(moduleKey);
+    if (spirv === undefined || !tools.ok) throw new Error(`no SPIR-V dump of ${moduleKey} (${childNote})`);
+    const stats = rdnaLoopStats(compileRdnaIsa(spirv, tools, 'dawn_entry_point'), spirv, codeVariables, { outermost: true, assumedTrips });
+    const ops = (pattern: RegExp) => Object.entries(stats.opcodes).reduce((sum, [op, n]) => sum + (pattern.test(op) ? n : 0), 0);
+    return { stats, ops };
+  };
+  const PAIRS = 16; // an invocation's 4 × 4 entries of C
+
+  it('the f32 matmul: one FMA per multiply-accumulate (SLICE = 16 coordinates per slice)', () => {
+    const { stats, ops } = slice('mac-f32', ['a', 'b'], []);
+    expect(ops(/^v_(fmac|fma|mac|mad)_f32/)).toBe(PAIRS * 16);
+    expect(stats.unknownTrips).toBe(0);
+  });
+
+  it('the D3 product (leaders layout, packed dot): one packed dot product per pair of blocks, the leaders decoded at the copy', () => {
+    const layout = tableLayout('leaders', 16384);
+    if (layout === null) throw new Error('the leaders layout fits 16 KB');
+    const { stats, ops } = slice('mac-d3-leaders-packed', ['a_codes', 'b_codes'], [layout.sliceBlocks]);
+    expect(ops(/^v_dot4_i32_iu8/)).toBe(PAIRS * layout.sliceBlocks);
+    // k_a·k_b·entry: two 32-bit multiplies per pair (quarter rate on RDNA3), a few more at the copy.
+    const multiplies = ops(/^v_mul_lo_u32/);
+    expect(multiplies).toBeGreaterThanOrEqual(2 * PAIRS * layout.sliceBlocks);
+    expect(multiplies).toBeLessThan(2 * PAIRS * layout.sliceBlocks + 32);
+    expect(stats.unknownTrips).toBe(1);
+  });
+
+  it('the E8 product (packed dot): two packed dot products per pair of blocks (8 coordinates)', () => {
+    const { ops } = slice('product-e8-q16-deterministic-packed', ['a_codes', 'b_codes'], [4, 1, 8]);
+    expect(ops(/^v_dot4_i32_iu8/)).toBe(2 * PAIRS * 8);
+  });
+
+  it('the universal pair product (packed dot): six packed dot products per pair of units, its slices read 16 bytes at a time', () => {
+    const { ops } = slice('mac-pair-packed', ['a_pairs', 'b_pairs'], [8]);
+    expect(ops(/^v_dot4_i32_iu8/)).toBe(6 * PAIRS * 8);
+    // Per unit step, 4 vec4 of A and 4 of B.
+    expect(ops(/^ds_load_b128/)).toBe(8 * 8);
   });
 });

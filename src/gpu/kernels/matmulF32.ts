@@ -28,8 +28,8 @@ const Params = /*#__PURE__*/ new UniformLayout('MatmulParams', {
   c_first: 'u32',
 });
 
-/** The WGSL of the kernel: its uniform struct, then shaders/matmul_f32.wgsl. */
-function matmulF32ShaderSource(): string {
+/** The WGSL of the kernel: its uniform struct, then shaders/matmul_f32.wgsl (the benchmark counts its instructions). */
+export function matmulF32ShaderSource(): string {
   return `${Params.wgsl()}\n${matmulF32Source}`;
 }
 

@@ -52,6 +52,11 @@ const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
   radix: 'f32', // R = 2^r of both pair forms
 });
 
+/** The WGSL of one dot path: the dot library, the uniform struct, then shaders/pair_matmul.wgsl. */
+export function pairMatmulShaderSource(dotPath: DotPath): string {
+  return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${Params.wgsl()}\n${pairMatmulSource}`;
+}
+
 /** One pipeline per dot path and device. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'pair matmul',
@@ -59,7 +64,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   compile: (device, pipelineLayout, dotPath: DotPath) =>
     createKernelPipeline(device, pipelineLayout, {
       label: `pair matmul (${dotPath} dot products)`,
-      code: `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${Params.wgsl()}\n${pairMatmulSource}`,
+      code: pairMatmulShaderSource(dotPath),
     }),
 });
 
