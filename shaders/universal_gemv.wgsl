@@ -85,6 +85,12 @@
 // ≈ 30 % of D3) and the dither hash (≈ 15 instructions per block, a fifth of D3). These are fixed by
 // the format (the hash and the escapes are part of the code), so D3 cannot go much below ≈ 50 per
 // byte without changing the stored form.
+// What a compiler makes of it (RDNA3 machine code from RADV, bench/README.md "RDNA3 machine code"):
+// the full groups run in a loop of their own (add_group with `full` a constant: no tail code), and a
+// D3 group's non-root escapes (escape_mu's binary search, a loop) are added after its blocks
+// (add_rare_blocks), so the loop over a group's blocks unrolls: d3-q6 ≈ 66 instructions per code byte
+// on the common path, 8 loads in flight, where with the search and the tail inside the loop RADV
+// kept that loop rolled (≈ 129, 28 of them scalar exec-mask bookkeeping, 3 loads in flight).
 
 @group(0) @binding(0) var<uniform> params: UniversalGemvParams;
 @group(0) @binding(1) var<storage, read> codes: array<u32>;
@@ -156,17 +162,14 @@ fn add_tail_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, ac
 // are common (20–50 % of blocks at the presets), so μ is on the main path: `slot` is the block's escape
 // slot and `id` its escape id (1 + the root's index, 0 for a non-root μ; both meaningless when the
 // block is not escaped). With the leader table, q·μ·M/s of a root comes from `root_steps` (entry 0 is
-// zero: not escaped), so only a non-root μ takes a branch (escape_mu's binary search); otherwise μ
-// comes from escape_mu. The sum is formed in i32 and rounded to f32 once, as the reference does.
+// zero: not escaped); a non-root μ (rare) is not taken here: the group loop zeroes such a block's c
+// and adds it after the group (add_rare_blocks, with block_c_exact). Otherwise μ comes from
+// escape_mu. The sum is formed in i32 and rounded to f32 once, as the reference does.
 fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, slot: u32, id: u32, global_block: u32) -> array<f32, 8> {
   var c = array<f32, 8>();
   if (USE_LUT) {
     let entry = leader_table[code.x * LUT_REPLICAS + replica];
-    var step = root_steps[select(0u, min(id, ROOT_COUNT), escaped)];
-    if (escaped && id == 0u) {
-      let mu = escape_mu(slot, global_block);
-      step = vec4<i32>(mu[0], mu[1], mu[2], 0) * (G_Q * G_POINT_FACTOR);
-    }
+    let step = root_steps[select(0u, min(id, ROOT_COUNT), escaped)];
     for (var v = 0u; v < U_DIM; v = v + 1u) {
       c[v] = f32(entry[v] + step[v] - fields[v]);
     }
@@ -183,6 +186,103 @@ fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, s
   return c;
 }
 
+// c of a block whose escape is not a root (leader table only): μ by escape_mu's binary search.
+fn block_c_nonroot(code: vec2<u32>, fields: LatticePoint, replica: u32, slot: u32, global_block: u32) -> array<f32, 8> {
+  var c = array<f32, 8>();
+  let entry = leader_table[code.x * LUT_REPLICAS + replica];
+  let mu = escape_mu(slot, global_block);
+  let step = vec4<i32>(mu[0], mu[1], mu[2], 0) * (G_Q * G_POINT_FACTOR);
+  for (var v = 0u; v < U_DIM; v = v + 1u) {
+    c[v] = f32(entry[v] + step[v] - fields[v]);
+  }
+  return c;
+}
+
+// Adds c·x̃ of block b (x̃ of its coordinate v at x_index + v): a full block, or one of the column's
+// last blocks, whose coordinates past keptLength get c = 0.
+fn add_block(c_in: array<f32, 8>, b: u32, full: bool, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  var c = c_in;
+  if (full) {
+    add_full_block(c, x_index, r0, acc);
+  } else {
+    // The last blocks (fewer than GROUP_BLOCKS + 1): coordinates past keptLength get c = 0.
+    let last = select(params.kept - b * U_DIM, U_DIM, b < params.full_blocks) - 1u;
+    var at = array<u32, 8>();
+    for (var v = 0u; v < U_DIM; v = v + 1u) {
+      c[v] = select(0.0, c[v], v <= last);
+      at[v] = min(v, last);
+    }
+    add_tail_block(c, at, x_index, r0, acc);
+  }
+}
+
+// What the group loop reads of its column: where its codes and escape words start, its dither keys,
+// the leader-table copy of the lane and the global index of its first block.
+struct ColumnBases {
+  code_base: u32,
+  bits_base: u32,
+  starts_base: u32,
+  keys: vec2<u32>,
+  replica: u32,
+  first_global_block: u32,
+}
+
+// The group's blocks flagged in `rare` (bit i: block first_block + i, a non-root escape; their c was
+// zeroed in the group loop), each with its μ found by escape_mu's binary search. Kept out of the
+// group loop so that a compiler can unroll that loop: with the search (a loop) inside, RADV kept it
+// rolled, with its exec-mask bookkeeping (bench/README.md, "RDNA3 machine code").
+fn add_rare_blocks(rare_in: u32, words: vec2<u32>, bases: ColumnBases, first_block: u32, escapes: u32, escape_start: u32, escape_shift: u32, full: bool, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  var rare = rare_in;
+  while (rare != 0u) {
+    let i = firstTrailingBit(rare);
+    rare = rare & (rare - 1u);
+    let b = first_block + i;
+    let bit = escape_shift + i;
+    let slot = escape_start + countOneBits(escapes & ((1u << bit) - 1u));
+    let c = block_c_nonroot(gemv_group_code(words, i), block_fields(bases.keys, b), bases.replica, slot, bases.first_global_block + b);
+    add_block(c, b, full, x_index + i * U_DIM, r0, acc);
+  }
+}
+
+// Adds c·x̃ of group g of the column for each right-hand side of the tile (x̃ of the group's first
+// coordinate at x_index). `full`: every coordinate of the group is kept (g < full_groups); the
+// callers pass a constant, so the compiler drops the tail code from the full groups' loop.
+fn add_group(bases: ColumnBases, g: u32, full: bool, x_index: u32, r0: u32, acc: ptr<function, array<f32, RHS_TILE>>) {
+  let first_block = g * GROUP_BLOCKS;
+  let escape_word_index = first_block >> 5u;
+  let escapes = escape_bits[bases.bits_base + escape_word_index];
+  let escape_start = escape_starts[bases.starts_base + escape_word_index];
+  let escape_shift = first_block & 31u;
+  let words = gemv_group_words(bases.code_base, g);
+  var rare = 0u; // leader table: bit i set for a non-root escape (added after the loop)
+  for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
+    let b = first_block + i;
+    if (full || b < params.blocks) {
+      let bit = escape_shift + i;
+      let escaped = ((escapes >> bit) & 1u) != 0u;
+      let slot = escape_start + countOneBits(escapes & ((1u << bit) - 1u));
+      // The table path's escape id (garbage, and unused, when the block is not escaped;
+      // escape_mu reads it itself on the other path).
+      var id = 0u;
+      if (USE_LUT) {
+        id = (escape_ids[slot >> 2u] >> ((slot & 3u) * 8u)) & 255u;
+      }
+      var c = block_c(gemv_group_code(words, i), block_fields(bases.keys, b), bases.replica, escaped, slot, id, bases.first_global_block + b);
+      if (USE_LUT) {
+        let nonroot = escaped && id == 0u;
+        rare = rare | select(0u, 1u << i, nonroot);
+        for (var v = 0u; v < U_DIM; v = v + 1u) {
+          c[v] = select(c[v], 0.0, nonroot);
+        }
+      }
+      add_block(c, b, full, x_index + i * U_DIM, r0, acc);
+    }
+  }
+  if (USE_LUT) {
+    add_rare_blocks(rare, words, bases, first_block, escapes, escape_start, escape_shift, full, x_index, r0, acc);
+  }
+}
+
 // The product for the workgroup's columns. `width`: lanes whose sums `subgroup_partial_sum` already
 // combined (workgroup-uniform); `poison`: write POISON instead of results (subgroup test mode 2).
 fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
@@ -194,12 +294,14 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   let column = group_x * COLUMNS + local_column;
   let in_range = column < params.cols;
   let global_column = params.column_offset + column;
-  let keys = dither_key(global_column);
-  let code_base = params.code_first + column * params.code_words;
-  let bits_base = params.bits_first + column * params.bit_words;
-  let starts_base = params.starts_first + column * params.bit_words;
-  let first_global_block = global_column * params.blocks;
-  let replica = lane & (LUT_REPLICAS - 1u);
+  let bases = ColumnBases(
+    params.code_first + column * params.code_words,
+    params.bits_first + column * params.bit_words,
+    params.starts_first + column * params.bit_words,
+    dither_key(global_column),
+    lane & (LUT_REPLICAS - 1u),
+    global_column * params.blocks,
+  );
   // Groups of the column, the last one possibly partial or past keptLength.
   let groups = (params.blocks + GROUP_BLOCKS - 1u) / GROUP_BLOCKS;
 
@@ -209,41 +311,14 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
     var acc = array<f32, RHS_TILE>();
     if (in_range) {
       var x_index = params.x_rotated_first + r0 * params.x_stride + lane * (GROUP_BLOCKS * U_DIM);
-      for (var g = lane; g < groups; g = g + LANES) {
-        let first_block = g * GROUP_BLOCKS;
-        let escape_word_index = first_block >> 5u;
-        let escapes = escape_bits[bits_base + escape_word_index];
-        let escape_start = escape_starts[starts_base + escape_word_index];
-        let escape_shift = first_block & 31u;
-        let words = gemv_group_words(code_base, g);
-        let full = g < params.full_groups;
-        for (var i = 0u; i < GROUP_BLOCKS; i = i + 1u) {
-          let b = first_block + i;
-          if (full || b < params.blocks) {
-            let bit = escape_shift + i;
-            let escaped = ((escapes >> bit) & 1u) != 0u;
-            let slot = escape_start + countOneBits(escapes & ((1u << bit) - 1u));
-            // The table path's escape id (garbage, and unused, when the block is not escaped;
-            // escape_mu reads it itself on the other path).
-            var id = 0u;
-            if (USE_LUT) {
-              id = (escape_ids[slot >> 2u] >> ((slot & 3u) * 8u)) & 255u;
-            }
-            var c = block_c(gemv_group_code(words, i), block_fields(keys, b), replica, escaped, slot, id, first_global_block + b);
-            if (full) {
-              add_full_block(c, x_index + i * U_DIM, r0, &acc);
-            } else {
-              // The last blocks (fewer than GROUP_BLOCKS + 1): coordinates past keptLength get c = 0.
-              let last = select(params.kept - b * U_DIM, U_DIM, b < params.full_blocks) - 1u;
-              var at = array<u32, 8>();
-              for (var v = 0u; v < U_DIM; v = v + 1u) {
-                c[v] = select(0.0, c[v], v <= last);
-                at[v] = min(v, last);
-              }
-              add_tail_block(c, at, x_index + i * U_DIM, r0, &acc);
-            }
-          }
-        }
+      // The full groups, then the last one or two: two loops, so that the first carries no tail code.
+      var g = lane;
+      for (; g < params.full_groups; g = g + LANES) {
+        add_group(bases, g, true, x_index, r0, &acc);
+        x_index = x_index + LANES * GROUP_BLOCKS * U_DIM;
+      }
+      for (; g < groups; g = g + LANES) {
+        add_group(bases, g, false, x_index, r0, &acc);
         x_index = x_index + LANES * GROUP_BLOCKS * U_DIM;
       }
     }
