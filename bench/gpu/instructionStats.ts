@@ -195,58 +195,54 @@ interface ProductSubject {
   readonly assumedTrips: readonly number[];
 }
 
-/** C entries per invocation in every product kernel (4 × 4: shaders/product_tile.wgsl, matmul_f32.wgsl, pair_matmul.wgsl). */
-const PRODUCT_ENTRIES_PER_INVOCATION = 16;
+/** A `const NAME: u32 = Nu;` of a kernel's WGSL: its tiling, read where the kernel declares it. */
+function wgslU32Constant(code: string, name: string): number {
+  const m = new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(code);
+  if (m === null) throw new Error(`the kernel's WGSL declares no const ${name}: u32`);
+  return Number(m[1]);
+}
+
+/**
+ * A product subject: per slice, an invocation accumulates its (TILE / THREADS_EDGE)² entries of C over
+ * SLICE units of `coordinates` each (all constants of the kernel's WGSL).
+ */
+function productSubject(key: string, moduleKey: string, code: string, codeVariables: readonly string[], coordinates: number, assumedTrips: (slice: number, code: string) => readonly number[]): ProductSubject {
+  const slice = wgslU32Constant(code, 'SLICE');
+  const entries = (wgslU32Constant(code, 'TILE') / wgslU32Constant(code, 'THREADS_EDGE')) ** 2;
+  return { key, moduleKey, code, codeVariables, macsPerIteration: entries * slice * coordinates, assumedTrips: assumedTrips(slice, code) };
+}
 
 /**
  * The products at 4096³ that bench/README.md ("Products: what bounds them on an H200") compares: the
  * f32 tiled matmul (also what `universal-decode` runs after decoding), the D3 product in each table
  * layout that fits the device (the leaders layout per dot path), the E8 product and the universal pair
- * product. Slice depths are the kernels' own constants (the D3 product's: the layout's); the run-time
- * trip counts assumed are those of a full slice with the usual multiples (slice_blocks and
- * flush_blocks at the slice depth, E8's decode_steps = 2·SLICE·TILE/THREADS = 4).
+ * product. Slice depths and tiles are read from each kernel's WGSL constants (the D3 product's SLICE
+ * is its layout's); the run-time trip counts assumed are those of a full slice with the usual
+ * multiples (slice_blocks and flush_blocks at the slice depth, E8's decode_steps).
  */
 function productSubjects(dotPaths: readonly DotPath[], workgroupBytes: number): ProductSubject[] {
   const e8 = SCHEMES['e8-q16-deterministic'];
   if (e8.kind !== 'lattice' || e8.mode !== 'deterministic') throw new Error('e8-q16-deterministic is not a deterministic lattice scheme');
   const e8Shape = { lattice: 'E8' as const, q: e8.q, codeBits: latticeCodeBits(e8), indexBits: schemeScaleIndexBits(e8) };
-  const E8_SLICE = 8;
-  const PAIR_SLICE = 8;
-  const F32_SLICE = 16;
-  const d3 = (layout: TableLayout, dotPath: DotPath): ProductSubject => ({
-    key: `mac:d3-table:${layout.kind}${layout.kind === 'leaders' ? `:${dotPath}` : ''}`,
-    moduleKey: `mac-d3-${layout.kind}-${dotPath}`,
-    code: tableMatmulShaderSource({ layout, dotPath }),
-    codeVariables: ['a_codes', 'b_codes'],
-    macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 3 * layout.sliceBlocks,
-    assumedTrips: [layout.sliceBlocks],
-  });
+  // The compute loop runs slice_blocks (D3) or SLICE (pair) steps; E8's slice loop decodes in
+  // decode_steps = 2·SLICE·TILE/THREADS steps (e8Matmul.ts) and sums in runs of flush_blocks = SLICE.
+  const oneLoop = (slice: number): readonly number[] => [slice];
+  const e8Loops = (slice: number, code: string): readonly number[] => [(2 * slice * wgslU32Constant(code, 'TILE')) / wgslU32Constant(code, 'THREADS'), 1, slice];
+  const d3 = (layout: TableLayout, dotPath: DotPath): ProductSubject =>
+    productSubject(`mac:d3-table:${layout.kind}${layout.kind === 'leaders' ? `:${dotPath}` : ''}`, `mac-d3-${layout.kind}-${dotPath}`, tableMatmulShaderSource({ layout, dotPath }), ['a_codes', 'b_codes'], 3, oneLoop);
   const tables = (['full', 'triangle'] as const).flatMap((kind) => {
     const layout = tableLayout(kind, workgroupBytes);
     return layout === null ? [] : [d3(layout, 'plain')];
   });
   const leaders = tableLayout('leaders', workgroupBytes);
   return [
-    { key: 'mac:f32', moduleKey: 'mac-f32', code: matmulF32ShaderSource(), codeVariables: ['a', 'b'], macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * F32_SLICE, assumedTrips: [] },
+    productSubject('mac:f32', 'mac-f32', matmulF32ShaderSource(), ['a', 'b'], 1, () => []),
     ...(leaders === null ? [] : dotPaths.map((dotPath) => d3(leaders, dotPath))),
     ...tables,
-    ...dotPaths.flatMap((dotPath): ProductSubject[] => [
-      {
-        key: `mac:e8-q16-deterministic:${dotPath}`,
-        moduleKey: `product-e8-q16-deterministic-${dotPath}`, // the staging loop's subject compiles the same module
-        code: e8MatmulShaderSource({ dotPath, a: e8Shape, b: e8Shape }),
-        codeVariables: ['a_codes', 'b_codes'],
-        macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 8 * E8_SLICE,
-        assumedTrips: [4, 1, E8_SLICE],
-      },
-      {
-        key: `mac:universal-pair:${dotPath}`,
-        moduleKey: `mac-pair-${dotPath}`,
-        code: pairMatmulShaderSource(dotPath),
-        codeVariables: ['a_pairs', 'b_pairs'],
-        macsPerIteration: PRODUCT_ENTRIES_PER_INVOCATION * 8 * PAIR_SLICE,
-        assumedTrips: [PAIR_SLICE],
-      },
+    ...dotPaths.flatMap((dotPath) => [
+      // The staging loop's subject (e8ProductSubject) compiles the same module.
+      productSubject(`mac:e8-q16-deterministic:${dotPath}`, `product-e8-q16-deterministic-${dotPath}`, e8MatmulShaderSource({ dotPath, a: e8Shape, b: e8Shape }), ['a_codes', 'b_codes'], 8, e8Loops),
+      productSubject(`mac:universal-pair:${dotPath}`, `mac-pair-${dotPath}`, pairMatmulShaderSource(dotPath), ['a_pairs', 'b_pairs'], 8, oneLoop),
     ]),
   ];
 }
