@@ -308,6 +308,11 @@ if (args.get('no-products') !== true) {
       add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, { tableLayout: 'leaders', dotPath: 'plain' }));
     }
   }
+  // The deterministic products' other path: both operands decoded to f32 and the f32 kernel
+  // (deterministicProduct: 'decode'; for GPUs whose 32-bit integer multiplies are slow).
+  for (const scheme of ['d3-q6-deterministic', 'e8-q16-deterministic'] as const) {
+    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme} (decode-f32)`)) add(await engineProductRow(gpu, scheme, problem, settings, { deterministicProduct: 'decode' }));
+  }
 }
 
 // The square decode steps last among the GPU-time rows: their variants (alone, grouped, f16, one pass)

@@ -13,7 +13,7 @@
  */
 export { requestGpuDevice, deviceRequirements, gpuContextOf, type DeviceRequirements, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
 export { GpuDeviceLostError, isDeviceLost } from './gpu/errorScopes.js';
-export { GpuEngine, gemvInputNormLimit, type GpuEngineOptions, type ProductKernel, type UniversalProductPath } from './gpu/engine.js';
+export { GpuEngine, gemvInputNormLimit, type GpuEngineOptions, type ProductKernel, type UniversalProductPath, type DeterministicProductPath } from './gpu/engine.js';
 export {
   GpuLatticeQuantizedMatrix,
   gpuQuantizeLattice,

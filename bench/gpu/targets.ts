@@ -139,7 +139,9 @@ function judgedTargets(rows: readonly BenchRow[]): TargetResult[] {
     // An allocating step fails it at any size; a verdict of "met" needs a step of 200 layers or more.
     met: allocating.length > 0 ? false : layers.some((n) => n !== null && n >= 200) ? true : null,
   });
-  const products = rows.filter((r) => r.family === 'product' && !r.kernel.startsWith('f32'));
+  // Products from the codes: the decoding paths (universal-decode, decode-f32) run the f32 matmul
+  // itself after their decode passes, so they say nothing of the target.
+  const products = rows.filter((r) => r.family === 'product' && !r.kernel.startsWith('f32') && !/\((universal-decode|decode-f32)\)/.test(r.kernel));
   results.push(judged(`a product ≥ 1× the f32 tiled matmul's FLOP/s at ${TARGET_PRODUCT_SHAPE}`, best(products, TARGET_PRODUCT_SHAPE, (r) => r.vsF32), 1, times, 'engine product'));
   return results;
 }

@@ -47,12 +47,26 @@ export interface GpuEngineOptions {
    * the decode path; `productKernel(a, b)` says which runs.
    */
   readonly universalProduct?: UniversalProductPath;
+  /**
+   * How a product of two deterministic matrices that a codes kernel takes (D3 q = 6: `d3-table`; E8 or
+   * Z q ≤ 16: `e8-dot`) is formed: `'codes'` (the default), from their codes, each pair of blocks an
+   * integer inner product scaled by k_a·k_b (two 32-bit integer multiplies); or `'decode'`, both
+   * operands decoded to f32 and multiplied by the f32 kernel (`decode-f32`). Where a GPU runs 32-bit
+   * integer multiplies at a quarter of the rate, as AMD's RDNA does, the codes kernels may trail the
+   * f32 matmul (bench/README.md, "The products in RDNA3 machine code"); time both on yours
+   * (`npm run bench` has rows of each). Centred operands keep the codes kernels, which carry the
+   * means (the decoded product's epilogue does not); `productKernel(a, b)` says which runs.
+   */
+  readonly deterministicProduct?: DeterministicProductPath;
 }
 
 /** How `matmulAT` multiplies two universal matrices (GpuEngineOptions.universalProduct). */
 export type UniversalProductPath = 'i8' | 'decode';
 
-const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath', 'universalProduct'] as const satisfies readonly (keyof GpuEngineOptions)[];
+/** How `matmulAT` multiplies two deterministic matrices (GpuEngineOptions.deterministicProduct). */
+export type DeterministicProductPath = 'codes' | 'decode';
+
+const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath', 'universalProduct', 'deterministicProduct'] as const satisfies readonly (keyof GpuEngineOptions)[];
 
 export type { GpuLatticeMatrix } from './latticeOperand.js';
 
@@ -87,6 +101,8 @@ export class GpuEngine {
   readonly dotPath: DotPath;
   /** How products of two universal matrices are formed ('i8': from their pair forms; 'decode': decoded to f32). */
   readonly universalProduct: UniversalProductPath;
+  /** How products of two deterministic matrices are formed ('codes': the d3-table and e8-dot kernels; 'decode': decoded to f32). */
+  readonly deterministicProduct: DeterministicProductPath;
   private destroyed = false;
 
   private constructor(context: GpuContext, options: GpuEngineOptions) {
@@ -103,6 +119,12 @@ export class GpuEngine {
     const universalProduct = options.universalProduct ?? (this.dotPath === 'packed' ? 'i8' : 'decode');
     check(universalProduct === 'i8' || universalProduct === 'decode', () => `universalProduct must be 'i8' or 'decode', got ${describeValue(universalProduct)}`);
     this.universalProduct = universalProduct;
+    const deterministicProduct = options.deterministicProduct ?? 'codes';
+    check(
+      deterministicProduct === 'codes' || deterministicProduct === 'decode',
+      () => `deterministicProduct must be 'codes' or 'decode', got ${describeValue(deterministicProduct)}`,
+    );
+    this.deterministicProduct = deterministicProduct;
   }
 
   /**
@@ -147,7 +169,7 @@ export class GpuEngine {
           'GPU matrix twice (two uploads of one quantized matrix are two objects: upload it once); otherwise let quantize draw the nonces.',
       );
     }
-    const kernel = productKernelOf(a, b, this.universalProduct);
+    const kernel = productKernelOf(a, b, this.universalProduct, this.deterministicProduct);
     // The decoded products' epilogue takes means from a universal matrix's side buffer only.
     check(
       !isCentred(a) || (kernel !== 'decode-f32' && (a.mode === 'universal') === (b.mode === 'universal')),
@@ -425,7 +447,7 @@ export class GpuEngine {
 }
 
 /** The kernel for two checked operands (`GpuEngine.productKernel`). */
-function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProduct: UniversalProductPath): ProductKernel {
+function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProduct: UniversalProductPath, deterministicProduct: DeterministicProductPath): ProductKernel {
   if (a.mode === 'universal' && b.mode === 'universal') {
     // The pair product's f32 scale is unit_a·unit_b; operands whose units are too small for it (β near
     // 0 with long columns) go the decode path, whose decoded values carry the units.
@@ -433,6 +455,9 @@ function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProd
     return pairs ? 'universal-i8' : 'universal-decode';
   }
   if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';
+  // Centred operands need a codes kernel's means (the decoded product's epilogue takes them from a
+  // universal matrix's side buffer only).
+  if (deterministicProduct === 'decode' && !isCentred(a) && !isCentred(b)) return 'decode-f32';
   const same = a.scheme.lattice === b.scheme.lattice && a.scheme.q === b.scheme.q;
   if (same && a.scheme.lattice === 'D3' && a.scheme.q === 6) return 'd3-table';
   if (same && (a.scheme.lattice === 'E8' || a.scheme.lattice === 'Z') && a.scheme.q <= 16) return 'e8-dot';

@@ -47,6 +47,19 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(targets[5]?.measured).toMatch(/^1\.25×: engine product d3-q6-deterministic/);
   });
 
+  it('the decoding product paths (decode passes, then the f32 matmul) do not decide the product target', () => {
+    const rows = fullRun().filter((r) => !r.kernel.includes('d3-table') && !r.kernel.includes('e8-dot'));
+    rows.push(
+      row({ kernel: 'engine product d3-q6-deterministic (decode-f32)', family: 'product', shape: PRODUCT, ms: 9, check: ok }),
+      row({ kernel: 'engine product e8-q16 (universal-decode)', family: 'product', shape: PRODUCT, ms: 9.5, check: ok }),
+      row({ kernel: 'engine product e8-q16 (universal-i8)', family: 'product', shape: PRODUCT, ms: 11, check: ok }),
+    );
+    const targets = judge(rows);
+    // 10/11 = 0.91× from the pair product; the decoding rows' 1.11× and 1.05× are not taken.
+    expect(targets[5]?.measured).toMatch(/^0\.91×: engine product e8-q16 \(universal-i8\)/);
+    expect(targets[5]?.met).toBe(false);
+  });
+
   it('just under a threshold is not met; a row whose check failed does not count', () => {
     const rows = fullRun().map((r) => (r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed' ? { ...r, gbps: 2799 } : r));
     // The D3 row at 69.98 % misses 70 %; the universal D3 row (30 %) is the only other one.

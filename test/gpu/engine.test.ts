@@ -148,6 +148,48 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  describe("deterministicProduct: 'decode' (deterministic operands decoded to f32, the f32 matmul)", () => {
+    let decoding: GpuEngine;
+    beforeAll(() => {
+      decoding = GpuEngine.create(context, { deterministicProduct: 'decode' });
+    });
+    afterAll(() => decoding.destroy());
+
+    const decodeCases: readonly [string, QuantizeOptions, 'd3-table' | 'e8-dot' | 'decode-f32'][] = [
+      ['d3-q6-deterministic', { scheme: 'd3-q6-deterministic', seed: 3 }, 'decode-f32'],
+      ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 4 }, 'decode-f32'],
+      // Centred operands keep the codes kernel, which carries the means.
+      ['d3-q6-deterministic centred', { scheme: 'd3-q6-deterministic', seed: 3, center: true }, 'd3-table'],
+    ];
+    for (const [name, options, kernel] of decodeCases) {
+      for (const [n, aCols, bCols] of [
+        [1, 1, 1],
+        [100, 17, 9],
+      ] as const) {
+        it(`${name}, n = ${n}, ${aCols} × ${bCols}: ${kernel} ≈ CPU matmulAT, and the codes engine's product`, async () => {
+          const { a, b } = testMatrixPair('heavy-tailed', n, aCols, bCols, n + aCols);
+          const qa = await decoding.quantize(a, operand(options, 0));
+          const qb = await decoding.quantize(b, operand(options, 1));
+          try {
+            expect(decoding.productKernel(qa, qb)).toBe(kernel);
+            const gpu = await decoding.matmulAT(qa, qb);
+            expectProductClose(gpu, matmulAT(quantize(a, operand(options, 0)), quantize(b, operand(options, 1))), a, b);
+            expectProductClose(gpu, await engine.matmulAT(qa, qb), a, b);
+          } finally {
+            qa.destroy();
+            qb.destroy();
+          }
+        });
+      }
+    }
+
+    it('refuses any other value, as the other engine options', () => {
+      expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(LatticeMatmulError);
+      expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(/deterministicProduct must be 'codes' or 'decode', got "f32"/);
+      expect(GpuEngine.create(context).deterministicProduct).toBe('codes');
+    });
+  });
+
   it('refuses two different universal matrices quantized with the same nonce (their errors are not independent)', async () => {
     const qa = await engine.quantize(gaussianMatrix(40, 3, 62), { scheme: 'e8-q16', seed: 1, nonce: 9 });
     const qb = await engine.quantize(gaussianMatrix(40, 2, 63), { scheme: 'e8-q16', seed: 1, nonce: 9 });
