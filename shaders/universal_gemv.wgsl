@@ -163,7 +163,7 @@ fn add_tail_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, ac
 // slot and `id` its escape id (1 + the root's index, 0 for a non-root μ; both meaningless when the
 // block is not escaped). With the leader table, q·μ·M/s of a root comes from `root_steps` (entry 0 is
 // zero: not escaped); a non-root μ (rare) is not taken here: the group loop zeroes such a block's c
-// and adds it after the group (add_rare_blocks, with block_c_exact). Otherwise μ comes from
+// and adds it after the group (add_rare_blocks, with block_c_nonroot). Otherwise μ comes from
 // escape_mu. The sum is formed in i32 and rounded to f32 once, as the reference does.
 fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, slot: u32, id: u32, global_block: u32) -> array<f32, 8> {
   var c = array<f32, 8>();
