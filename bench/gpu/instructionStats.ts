@@ -16,7 +16,8 @@ import { e8MatmulShaderSource, type DotPath } from '../../src/gpu/kernels/e8Matm
 import { matmulF32ShaderSource } from '../../src/gpu/kernels/matmulF32.js';
 import { pairMatmulShaderSource } from '../../src/gpu/kernels/pairMatmul.js';
 import { tableMatmulShaderSource } from '../../src/gpu/kernels/tableMatmul.js';
-import { tableLayout, type TableLayout } from '../../src/gpu/tableLayout.js';
+import { tableLayout, type TableLayout, type TableLayoutKind } from '../../src/gpu/tableLayout.js';
+import type { ProductKernel } from '../../src/gpu/engine.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
@@ -220,29 +221,60 @@ function productSubject(key: string, moduleKey: string, code: string, codeVariab
  * is its layout's); the run-time trip counts assumed are those of a full slice with the usual
  * multiples (slice_blocks and flush_blocks at the slice depth, E8's decode_steps).
  */
+/** The deterministic E8 scheme whose product is counted per MAC. */
+const E8_PRODUCT_SCHEME = 'e8-q16-deterministic';
+
+/** The keys of the products' per-MAC counts (productSubjects), one builder per kernel. */
+export const MAC_KEYS = {
+  f32: 'mac:f32',
+  d3: (layout: TableLayoutKind, dotPath: DotPath): string => `mac:d3-table:${layout}${layout === 'leaders' ? `:${dotPath}` : ''}`,
+  e8: (dotPath: DotPath): string => `mac:${E8_PRODUCT_SCHEME}:${dotPath}`,
+  pair: (dotPath: DotPath): string => `mac:universal-pair:${dotPath}`,
+} as const;
+
+/**
+ * The key of the per-MAC count of the kernel GpuEngine.productKernel names for a pair of `scheme`
+ * matrices, with the engine's table layout and dot path: the decoding paths run the f32 matmul after
+ * their decode passes; the E8 product is counted for e8-q16-deterministic only (null otherwise).
+ */
+export function productMacKey(kernel: ProductKernel, scheme: SchemeName, tableLayout: TableLayoutKind, dotPath: DotPath): string | null {
+  switch (kernel) {
+    case 'd3-table':
+      return MAC_KEYS.d3(tableLayout, dotPath);
+    case 'e8-dot':
+      return scheme === E8_PRODUCT_SCHEME ? MAC_KEYS.e8(dotPath) : null;
+    case 'universal-i8':
+      return MAC_KEYS.pair(dotPath);
+    case 'universal-decode':
+    case 'decode-f32':
+      return MAC_KEYS.f32;
+  }
+}
+
 function productSubjects(dotPaths: readonly DotPath[], workgroupBytes: number): ProductSubject[] {
-  const e8 = SCHEMES['e8-q16-deterministic'];
-  if (e8.kind !== 'lattice' || e8.mode !== 'deterministic') throw new Error('e8-q16-deterministic is not a deterministic lattice scheme');
-  const e8Shape = { lattice: 'E8' as const, q: e8.q, codeBits: latticeCodeBits(e8), indexBits: schemeScaleIndexBits(e8) };
   // The compute loop runs slice_blocks (D3) or SLICE (pair) steps; E8's slice loop decodes in
   // decode_steps = 2·SLICE·TILE/THREADS steps (e8Matmul.ts) and sums in runs of flush_blocks = SLICE.
   const oneLoop = (slice: number): readonly number[] => [slice];
   const e8Loops = (slice: number, code: string): readonly number[] => [(2 * slice * wgslU32Constant(code, 'TILE')) / wgslU32Constant(code, 'THREADS'), 1, slice];
   const d3 = (layout: TableLayout, dotPath: DotPath): ProductSubject =>
-    productSubject(`mac:d3-table:${layout.kind}${layout.kind === 'leaders' ? `:${dotPath}` : ''}`, `mac-d3-${layout.kind}-${dotPath}`, tableMatmulShaderSource({ layout, dotPath }), ['a_codes', 'b_codes'], 3, oneLoop);
+    productSubject(MAC_KEYS.d3(layout.kind, dotPath), `mac-d3-${layout.kind}-${dotPath}`, tableMatmulShaderSource({ layout, dotPath }), ['a_codes', 'b_codes'], 3, oneLoop);
+  const e8 = (dotPath: DotPath): ProductSubject => {
+    // The staging loop's subject: the same module, compiled once.
+    const staging = e8ProductSubject(E8_PRODUCT_SCHEME, dotPath);
+    return productSubject(MAC_KEYS.e8(dotPath), staging.moduleKey, staging.code, ['a_codes', 'b_codes'], 8, e8Loops);
+  };
   const tables = (['full', 'triangle'] as const).flatMap((kind) => {
     const layout = tableLayout(kind, workgroupBytes);
     return layout === null ? [] : [d3(layout, 'plain')];
   });
   const leaders = tableLayout('leaders', workgroupBytes);
   return [
-    productSubject('mac:f32', 'mac-f32', matmulF32ShaderSource(), ['a', 'b'], 1, () => []),
+    productSubject(MAC_KEYS.f32, 'mac-f32', matmulF32ShaderSource(), ['a', 'b'], 1, () => []),
     ...(leaders === null ? [] : dotPaths.map((dotPath) => d3(leaders, dotPath))),
     ...tables,
     ...dotPaths.flatMap((dotPath) => [
-      // The staging loop's subject (e8ProductSubject) compiles the same module.
-      productSubject(`mac:e8-q16-deterministic:${dotPath}`, `product-e8-q16-deterministic-${dotPath}`, e8MatmulShaderSource({ dotPath, a: e8Shape, b: e8Shape }), ['a_codes', 'b_codes'], 8, e8Loops),
-      productSubject(`mac:universal-pair:${dotPath}`, `mac-pair-${dotPath}`, pairMatmulShaderSource(dotPath), ['a_pairs', 'b_pairs'], 8, oneLoop),
+      e8(dotPath),
+      productSubject(MAC_KEYS.pair(dotPath), `mac-pair-${dotPath}`, pairMatmulShaderSource(dotPath), ['a_pairs', 'b_pairs'], 8, oneLoop),
     ]),
   ];
 }

@@ -1,6 +1,6 @@
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { GpuEngine, type GpuEngineOptions, type ProductKernel } from '../../src/gpu/engine.js';
+import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { dispatchMatmulF32 } from '../../src/gpu/kernels/matmulF32.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -8,6 +8,7 @@ import type { GpuScratch } from '../../src/gpu/scratch.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { failedRow, prepared, row, timeCalls, type BenchRow, type BenchSettings } from './common.js';
+import { MAC_KEYS, productMacKey } from './instructionStats.js';
 
 /*
  * Products C = AᵀB (A n × a, B n × b) at a shape that fills the GPU: the f32 tiled matmul
@@ -114,7 +115,7 @@ export async function f32ProductRow(context: GpuContext, p: ProductProblem, sett
       1e-8,
       32,
       4 * p.n * (p.a.cols + p.b.cols),
-      'mac:f32',
+      MAC_KEYS.f32,
     );
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);
@@ -128,34 +129,15 @@ function operandBytes(q: GpuLatticeQuantized): number {
   return buffers.reduce((sum, buffer) => sum + (buffer?.size ?? 0), 0);
 }
 
-/**
- * A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme` (the D3
- * table product in the given table layout, else the best that fits the device).
- */
-/**
- * The key of the per-MAC count (instructionStats.ts, productSubjects) of the kernel that multiplies a
- * pair of `scheme` matrices: the decoding paths run the f32 matmul after their decode passes; the E8
- * product is counted for e8-q16-deterministic only.
- */
-function productMacKey(kernel: ProductKernel, scheme: SchemeName, engine: GpuEngine): string | null {
-  switch (kernel) {
-    case 'd3-table':
-      return `mac:d3-table:${engine.tableLayout}${engine.tableLayout === 'leaders' ? `:${engine.dotPath}` : ''}`;
-    case 'e8-dot':
-      return scheme === 'e8-q16-deterministic' ? `mac:e8-q16-deterministic:${engine.dotPath}` : null;
-    case 'universal-i8':
-      return `mac:universal-pair:${engine.dotPath}`;
-    case 'universal-decode':
-    case 'decode-f32':
-      return 'mac:f32';
-  }
-}
-
 /** The D3 table product's layout, with its dot path where it uses one (the leaders layout). */
 function tableLabel(engine: GpuEngine): string {
   return `${engine.tableLayout} table${engine.tableLayout === 'leaders' ? `, ${engine.dotPath} dot` : ''}`;
 }
 
+/**
+ * A product through GpuEngine.recordMatmulAT on operands quantized on the GPU with `scheme` (the D3
+ * table product in the given table layout, else the best that fits the device).
+ */
 export async function engineProductRow(context: GpuContext, scheme: SchemeName, p: ProductProblem, settings: BenchSettings, engineOptions: GpuEngineOptions = {}): Promise<BenchRow> {
   const engine = GpuEngine.create(context, engineOptions);
   const operands: GpuLatticeQuantized[] = [];
@@ -165,7 +147,8 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
     operands.push(a);
     const b = await engine.quantize(p.b, { scheme, seed: settings.seed });
     operands.push(b);
-    kernel = `engine product ${scheme} (${engine.productKernel(a, b)}${engine.productKernel(a, b) === 'd3-table' ? `, ${tableLabel(engine)}` : ''})`;
+    const productKernel = engine.productKernel(a, b);
+    kernel = `engine product ${scheme} (${productKernel}${productKernel === 'd3-table' ? `, ${tableLabel(engine)}` : ''})`;
     const bytes = operandBytes(a) + operandBytes(b);
     const row = await timedProduct(
       context,
@@ -179,8 +162,7 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
     );
     // The E8 product's staging loop has its SPIR-V count (instructionStats.ts: e8ProductSubject), and
     // each kernel's slice loop its RDNA3 count per multiply-accumulate (productSubjects).
-    const productKernel = engine.productKernel(a, b);
-    const macKey = productMacKey(productKernel, scheme, engine);
+    const macKey = productMacKey(productKernel, scheme, engine.tableLayout, engine.dotPath);
     return { ...row, ...(productKernel === 'e8-dot' ? { spirvKey: `product:${scheme}:${engine.dotPath}` } : {}), macKey };
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);

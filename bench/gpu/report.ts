@@ -174,12 +174,17 @@ const ISA_CLASS_NAMES: Readonly<Record<IsaClass, string>> = {
   branch: 'branch',
 };
 
+/** "VALU 12.0, quarter-rate VALU 1.00, …" (RDNA3 classes with none left out). */
+function isaClassLine(byClass: Readonly<Record<IsaClass, number>>): string {
+  return ISA_CLASSES.filter((c) => byClass[c] > 0)
+    .map((c) => `${ISA_CLASS_NAMES[c]} ${fmt(byClass[c])}`)
+    .join(', ');
+}
+
 /** "RDNA3: 15.8 per byte (VALU 12.0, …), 28 loads in flight", or why it was not counted. */
 function rdnaLine(s: IsaLoopStats | { readonly error: string }): string {
   if ('error' in s) return `RDNA3: not counted (${s.error})`;
-  const classes = ISA_CLASSES.filter((c) => s.perCodeByteByClass[c] > 0)
-    .map((c) => `${ISA_CLASS_NAMES[c]} ${fmt(s.perCodeByteByClass[c])}`)
-    .join(', ');
+  const classes = isaClassLine(s.perCodeByteByClass);
   const trips = s.unknownTrips > 0 ? `, ${s.unknownTrips} nested loop(s) of unknown trip count counted once` : '';
   return `RDNA3: ${fmt(s.instructions)} instructions and ${s.codeBytes} code bytes per iteration → ${fmt(s.perCodeByte)} per byte (${classes}), ${s.loadsInFlight} loads in flight${trips}`;
 }
@@ -188,9 +193,7 @@ function rdnaLine(s: IsaLoopStats | { readonly error: string }): string {
 function productLine(s: ProductInstructionStats): string {
   const r = s.rdna3;
   if ('error' in r) return `RDNA3: not counted (${r.error})`;
-  const classes = ISA_CLASSES.filter((c) => r.perMacByClass[c] > 0)
-    .map((c) => `${ISA_CLASS_NAMES[c]} ${fmt(r.perMacByClass[c])}`)
-    .join(', ');
+  const classes = isaClassLine(r.perMacByClass);
   const issue = r.perMac + 3 * r.perMacByClass.valuQuarterRate;
   return `RDNA3: ${fmt(r.perMac)} instructions per MAC, ${fmt(issue)} issue cycles with quarter-rate ones at 4 (${classes}; ${fmt(r.instructions)} instructions per slice of ${r.macsPerIteration} MACs per invocation)`;
 }
@@ -292,6 +295,7 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
 
 /** The JSON report. */
 export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
+  const { kernels, products } = splitStats(stats);
   return `${JSON.stringify(
     {
       device: env.device,
@@ -308,8 +312,8 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       skipped: env.skipped,
       complete: env.complete,
       targets: issueTargets(rows, env),
-      instructionsPerCodeByte: Object.fromEntries(splitStats(stats).kernels),
-      productInstructionsPerMac: Object.fromEntries(splitStats(stats).products),
+      instructionsPerCodeByte: Object.fromEntries(kernels),
+      productInstructionsPerMac: Object.fromEntries(products),
       rows,
     },
     null,
