@@ -158,6 +158,17 @@ fn add_tail_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, ac
   }
 }
 
+// c with the leader table: the leader's λ·M/s from the table plus `step` (q·μ·M/s) minus the fields,
+// formed in i32 and rounded to f32 once.
+fn table_c(code: vec2<u32>, replica: u32, step: vec4<i32>, fields: LatticePoint) -> array<f32, 8> {
+  var c = array<f32, 8>();
+  let entry = leader_table[code.x * LUT_REPLICAS + replica];
+  for (var v = 0u; v < U_DIM; v = v + 1u) {
+    c[v] = f32(entry[v] + step[v] - fields[v]);
+  }
+  return c;
+}
+
 // c = λ·M/s − field of a block from its code, hash fields and escape (λ = the leader + q·μ). Escapes
 // are common (20–50 % of blocks at the presets), so μ is on the main path: `slot` is the block's escape
 // slot and `id` its escape id (1 + the root's index, 0 for a non-root μ; both meaningless when the
@@ -168,11 +179,7 @@ fn add_tail_block(c: array<f32, 8>, at: array<u32, 8>, x_index: u32, r0: u32, ac
 fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, slot: u32, id: u32, global_block: u32) -> array<f32, 8> {
   var c = array<f32, 8>();
   if (USE_LUT) {
-    let entry = leader_table[code.x * LUT_REPLICAS + replica];
-    let step = root_steps[select(0u, min(id, ROOT_COUNT), escaped)];
-    for (var v = 0u; v < U_DIM; v = v + 1u) {
-      c[v] = f32(entry[v] + step[v] - fields[v]);
-    }
+    c = table_c(code, replica, root_steps[select(0u, min(id, ROOT_COUNT), escaped)], fields);
   } else {
     var mu = LatticePoint();
     if (escaped) {
@@ -188,14 +195,8 @@ fn block_c(code: vec2<u32>, fields: LatticePoint, replica: u32, escaped: bool, s
 
 // c of a block whose escape is not a root (leader table only): μ by escape_mu's binary search.
 fn block_c_nonroot(code: vec2<u32>, fields: LatticePoint, replica: u32, slot: u32, global_block: u32) -> array<f32, 8> {
-  var c = array<f32, 8>();
-  let entry = leader_table[code.x * LUT_REPLICAS + replica];
   let mu = escape_mu(slot, global_block);
-  let step = vec4<i32>(mu[0], mu[1], mu[2], 0) * (G_Q * G_POINT_FACTOR);
-  for (var v = 0u; v < U_DIM; v = v + 1u) {
-    c[v] = f32(entry[v] + step[v] - fields[v]);
-  }
-  return c;
+  return table_c(code, replica, vec4<i32>(mu[0], mu[1], mu[2], 0) * (G_Q * G_POINT_FACTOR), fields);
 }
 
 // Adds c·x̃ of block b (x̃ of its coordinate v at x_index + v): a full block, or one of the column's
