@@ -230,8 +230,9 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
   const inside = (inner: Loop, outer: Loop): boolean => inner.header >= outer.header && inner.end <= outer.end && inner !== outer;
   const hasCodeLoad = (loop: Loop): boolean => codeLoad.slice(loop.header, loop.end + 1).some(Boolean);
   const candidates = loops.filter(hasCodeLoad);
-  const inner = options.outermost === true ? candidates.find((l) => !candidates.some((m) => inside(l, m))) : candidates.find((l) => !candidates.some((m) => inside(m, l)));
-  if (inner === undefined) throw new Error('no loop loads from the code bindings');
+  // The innermost loop that loads codes (no other such loop inside it), or the outermost (inside none).
+  const counted = candidates.find((l) => !candidates.some((m) => (options.outermost === true ? inside(l, m) : inside(m, l))));
+  if (counted === undefined) throw new Error('no loop loads from the code bindings');
 
   let unknownTrips = 0;
   const assumed = options.assumedTrips;
@@ -266,7 +267,7 @@ export function analyzeRdnaIsa(text: string, bindings: readonly number[], codeBi
       if (codeLoad[i]) codeBytes += weight * loadBytes(it.op);
     }
   };
-  add(inner, 1);
+  add(counted, 1);
   let outstanding = 0;
   let loadsInFlight = 0;
   for (const it of flat) {
