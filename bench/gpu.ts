@@ -26,6 +26,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { GpuEngineOptions } from '../src/gpu/engine.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
 import { dotPathFor } from '../src/gpu/kernels/e8Matmul.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
@@ -288,30 +289,48 @@ if (args.get('no-products') !== true) {
   progress(`products at ${productSize}³ [${elapsed()}]`);
   const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
   if (inTime('f32 product')) add(await f32ProductRow(gpu, problem, settings));
+  // The engine's default product per scheme; the rows below time its alternatives against it
+  // (BenchRow.alternativeTo: the report's "Defaults against their alternatives").
+  const defaultProducts = new Map<SchemeName, string>();
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) add(await engineProductRow(gpu, scheme, problem, settings));
+    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) {
+      const standard = await engineProductRow(gpu, scheme, problem, settings);
+      defaultProducts.set(scheme, standard.kernel);
+      add(standard);
+    }
   }
+  // An alternative to the row `defaultKernel` (none: a row without a default measured beside it); its kernel.
+  const alternativeProduct = async (scheme: SchemeName, choice: string, options: GpuEngineOptions, defaultKernel: string | undefined): Promise<string> => {
+    const measured = await engineProductRow(gpu, scheme, problem, settings, options);
+    add(defaultKernel === undefined ? measured : { ...measured, alternativeTo: { choice, defaultKernel } });
+    return measured.kernel;
+  };
   // The universal product's other path: both operands decoded to f32 and the f32 kernel (the default
   // where WGSL lacks packed 8-bit dot products; the row above uses the pair forms where it has them).
   if (dotPathFor(features) === 'packed' && wanted('engine product e8-q16') && inTime('engine product e8-q16 (universal-decode)')) {
-    add(await engineProductRow(gpu, 'e8-q16', problem, settings, { universalProduct: 'decode' }));
+    await alternativeProduct('e8-q16', 'universal product path', { universalProduct: 'decode' }, defaultProducts.get('e8-q16'));
   }
   // The D3 table product's other table layouts that fit this device (the row above uses the best),
   // and the leaders layout with the other dot path where the device has both.
   if (wanted('engine product d3-q6-deterministic')) {
     const granted = gpu.limits.maxComputeWorkgroupStorageSize;
     const chosen = chooseTableLayout(granted).kind;
+    // The leaders layout's row (the default's, or its own alternative row): the plain dot path's default.
+    let leadersKernel = chosen === 'leaders' ? defaultProducts.get('d3-q6-deterministic') : undefined;
     for (const kind of ['full', 'triangle', 'leaders'] as const) {
-      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, { tableLayout: kind }));
+      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) {
+        const kernel = await alternativeProduct('d3-q6-deterministic', 'D3 product table layout', { tableLayout: kind }, defaultProducts.get('d3-q6-deterministic'));
+        if (kind === 'leaders') leadersKernel = kernel;
+      }
     }
     if (dotPathFor(features) === 'packed' && inTime('engine product d3-q6-deterministic (leaders table, plain dot)')) {
-      add(await engineProductRow(gpu, 'd3-q6-deterministic', problem, settings, { tableLayout: 'leaders', dotPath: 'plain' }));
+      await alternativeProduct('d3-q6-deterministic', 'dot path', { tableLayout: 'leaders', dotPath: 'plain' }, leadersKernel);
     }
   }
   // The deterministic products' other path: both operands decoded to f32 and the f32 kernel
   // (deterministicProduct: 'decode'; for GPUs whose 32-bit integer multiplies are slow).
   for (const scheme of ['d3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme} (decode-f32)`)) add(await engineProductRow(gpu, scheme, problem, settings, { deterministicProduct: 'decode' }));
+    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme} (decode-f32)`)) await alternativeProduct(scheme, 'deterministic product path', { deterministicProduct: 'decode' }, defaultProducts.get(scheme));
   }
 }
 

@@ -49,6 +49,14 @@ export function onePassStep(r: Pick<BenchRow, 'kernel'>): boolean {
   return r.kernel.includes('one compute pass');
 }
 
+/** A row's alternative to a default: what is chosen, and the kernel (row name) of the default. */
+export interface AlternativeTo {
+  /** The choice, e.g. "leader-table copies". */
+  readonly choice: string;
+  /** `kernel` of the row that times the library's default. */
+  readonly defaultKernel: string;
+}
+
 export interface BenchRow {
   readonly kernel: string;
   readonly family: 'stream' | 'gemv' | 'batched' | 'host' | 'decode-step' | 'product';
@@ -98,6 +106,12 @@ export interface BenchRow {
    * false: every call does all its work (rotation and rounding included).
    */
   readonly xPrepared: boolean;
+  /**
+   * A row that times an alternative to one of the library's defaults chosen by instruction counts
+   * (bench/gpu/defaults.ts): the choice and the default's row, which the report sets it against at the
+   * same shape. null: not such a row.
+   */
+  readonly alternativeTo: AlternativeTo | null;
 }
 
 /** A row with every optional figure null. */
@@ -129,6 +143,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     rdna3PerMac: null,
     macKey: null,
     xPrepared: false,
+    alternativeTo: null,
     ...fields,
   };
 }

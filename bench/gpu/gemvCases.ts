@@ -45,6 +45,7 @@ import {
   tiledColumns,
   timeCalls,
   uploadTiled,
+  type AlternativeTo,
   type BenchRow,
   type BenchSettings,
   type GemvProblem,
@@ -78,6 +79,8 @@ export interface GemvKernel {
   readonly k: number;
   /** The int8-input kernels' "kernel alone" rows: x̂ made once before the timed calls (BenchRow.xPrepared). */
   readonly xPrepared?: boolean;
+  /** A row that times an alternative to one of the library's defaults (BenchRow.alternativeTo). */
+  readonly alternativeTo?: AlternativeTo;
   /** Why it cannot run here, or null. */
   readonly unsupported?: (context: GpuContext) => string | null;
   readonly build: (context: GpuContext, problem: GemvProblem, settings: BenchSettings) => Promise<GemvSubject>;
@@ -131,7 +134,7 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
 /** Times one GEMV kernel at one problem: build, stream over the copies, check, free. */
 export async function gemvRow(context: GpuContext, kernel: GemvKernel, problem: GemvProblem, settings: BenchSettings): Promise<BenchRow> {
   const family = kernel.k === 1 ? 'gemv' : 'batched';
-  const base = { kernel: kernel.name, family, shape: gemvShape(problem), k: kernel.k, spirvKey: kernel.spirvKey, xPrepared: kernel.xPrepared ?? false } as const;
+  const base = { kernel: kernel.name, family, shape: gemvShape(problem), k: kernel.k, spirvKey: kernel.spirvKey, xPrepared: kernel.xPrepared ?? false, alternativeTo: kernel.alternativeTo ?? null } as const;
   const unsupported = kernel.unsupported?.(context) ?? null;
   if (unsupported !== null) return row({ ...base, status: 'unsupported', note: unsupported });
   let subject: GemvSubject | undefined;
@@ -478,12 +481,42 @@ function latticeQ(scheme: SchemeName): number {
   return s.q;
 }
 
+/** What an int8-input row varies of its kernel's defaults: leader-table layout, dot path, another variant. */
+interface Int8RowVariant {
+  readonly dotPath: DotPath;
+  readonly xPrepared: boolean;
+  readonly layout: LeaderTableArgs;
+  /** Another variant of the kernel: its name, SPIR-V key suffix and the choice it is an alternative in. */
+  readonly variant?: { readonly name: string; readonly spirvSuffix: string; readonly choice: string };
+}
+
+/** An int8-input row's name. */
+function int8RowName(base: string, { dotPath, xPrepared, layout, variant }: Int8RowVariant): string {
+  const copies = layout.leaderCopies === undefined ? '' : `, ${layout.leaderCopies} leader-table copies`;
+  const padding = layout.padLeaderTable === true ? ', leader table padded to 256 entries per copy' : '';
+  return `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`;
+}
+
 /**
- * Names and SPIR-V keys of the int8-input GEMV rows. `layout` forcing a leader-table layout (copies, or
- * the table padded to 256 entries per copy; the default keeps 16 copies of the 216 leaders where they
- * fit: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported where
- * `table(workgroupBytes)` refuses it; `variant` given: a row of another variant of the kernel (its
- * name and SPIR-V key suffix).
+ * The default an int8-input row is an alternative to (BenchRow.alternativeTo), or undefined for a row
+ * of the defaults: a leader-table layout against the default one, another variant against the
+ * kernel's default form, the plain dot path against the packed one (the default where WGSL has it;
+ * the same calls otherwise).
+ */
+function int8Alternative(base: string, row: Int8RowVariant): AlternativeTo | undefined {
+  const standard = (fields: Partial<Int8RowVariant>): string => int8RowName(base, { dotPath: row.dotPath, xPrepared: row.xPrepared, layout: {}, ...fields });
+  if (row.layout.leaderCopies !== undefined) return { choice: 'leader-table copies', defaultKernel: standard({}) };
+  if (row.layout.padLeaderTable === true) return { choice: 'leader table padded to 256 entries', defaultKernel: standard({}) };
+  if (row.variant !== undefined) return { choice: row.variant.choice, defaultKernel: standard({}) };
+  if (row.dotPath === 'plain') return { choice: 'dot path', defaultKernel: standard({ dotPath: 'packed' }) };
+  return undefined;
+}
+
+/**
+ * Names, SPIR-V keys and defaults of the int8-input GEMV rows. `layout` forcing a leader-table layout
+ * (copies, or the table padded to 256 entries per copy; the default keeps 16 copies of the 216 leaders
+ * where they fit: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported
+ * where `table(workgroupBytes)` refuses it; `variant` given: a row of another variant of the kernel.
  */
 function int8Row(
   base: string,
@@ -492,15 +525,17 @@ function int8Row(
   xPrepared: boolean,
   layout: LeaderTableArgs,
   table: (workgroupBytes: number) => LeaderTable,
-  variant?: { readonly name: string; readonly spirvSuffix: string },
-): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported'> {
-  const copies = layout.leaderCopies === undefined ? '' : `, ${layout.leaderCopies} leader-table copies`;
-  const padding = layout.padLeaderTable === true ? ', leader table padded to 256 entries per copy' : '';
+  variant?: Int8RowVariant['variant'],
+): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported' | 'alternativeTo'> {
+  const shape: Int8RowVariant = { dotPath, xPrepared, layout, ...(variant === undefined ? {} : { variant }) };
+  const alternativeTo = int8Alternative(base, shape);
+  const layoutKey = layout.leaderCopies === undefined && layout.padLeaderTable !== true ? '' : `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`;
   return {
-    name: `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`,
+    name: int8RowName(base, shape),
     // Leader-table layouts other than the default get a key of their own: the instruction counts are
     // compiled for the default layout only, and must not be shown as theirs.
-    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${copies === '' && padding === '' ? '' : `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`}`,
+    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${layoutKey}`,
+    ...(alternativeTo === undefined ? {} : { alternativeTo }),
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
       try {
@@ -520,7 +555,7 @@ function int8Row(
  * scale multiples from a table instead of the default cubic, to compare the two on one GPU).
  */
 export function deterministicKernel(scheme: SchemeName, int8: DotPath | null = null, xPrepared = false, layout: LatticeGemvI8TableArgs = {}): GemvKernel {
-  const tableVariant = layout.scaleMultiples === 'table' ? { name: 'scale multiples from a table (the former form)', spirvSuffix: ':table' } : undefined;
+  const tableVariant = layout.scaleMultiples === 'table' ? { name: 'scale multiples from a table (the former form)', spirvSuffix: ':table', choice: 'scale multiples (a cubic, or a table)' } : undefined;
   return {
     ...(int8 === null
       ? { name: `lattice GEMV ${scheme}`, spirvKey: `lattice:${scheme}` }

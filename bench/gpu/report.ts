@@ -1,5 +1,6 @@
 import { markdownTable } from '../lib/args.js';
 import { measuredOk, onePassStep, type BenchRow } from './common.js';
+import { defaultComparisons, type DefaultComparison } from './defaults.js';
 import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
 import { PIPE_CLASSES, type PipeClass } from './spirv.js';
@@ -147,6 +148,24 @@ function targetsTable(targets: readonly TargetResult[]): string {
   );
 }
 
+function defaultsTable(comparisons: readonly DefaultComparison[]): string {
+  if (comparisons.length === 0) return 'No row of this run times an alternative to a default.';
+  return markdownTable(
+    ['choice', 'shape', 'default', 'ms', 'alternative', 'ms', 'default ÷ alternative', 'verdict'],
+    comparisons.map((c) => [
+      c.choice,
+      c.shape,
+      c.defaultKernel,
+      fmt(c.defaultMs),
+      // What the alternative adds to the default's name, where that is all that differs.
+      c.alternativeKernel.startsWith(c.defaultKernel) ? `(the default)${c.alternativeKernel.slice(c.defaultKernel.length)}` : c.alternativeKernel,
+      fmt(c.alternativeMs),
+      ratio(c.speedup),
+      c.note === null ? c.verdict : `${c.verdict} (${c.note})`,
+    ]),
+  );
+}
+
 function productTable(rows: readonly BenchRow[]): string {
   return markdownTable(
     ['kernel', 'shape (n × a × b)', 'bits/entry', 'ms', 'GFLOP/s', 'vs f32 matmul', 'RDNA3 instr / MAC', 'check'],
@@ -234,6 +253,16 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     '',
     targetsTable(issueTargets(rows, env)),
     '',
+    '## Defaults against their alternatives (same run, same shape)',
+    '',
+    'Choices the library makes by instruction counts, without a GPU to time them (bench/README.md), each',
+    "alternative's row set against the default's: faster when every sample of one is below every sample of",
+    'the other (for two kernels equally fast a chance of 1/C(n + m, n) in each direction: 1 in 1716 with 7',
+    'samples each, 1 in 20 with the 3 of --quick), else no clear difference. The default here is what the',
+    'library picks on this device (some depend on its limits and features).',
+    '',
+    defaultsTable(defaultComparisons(rows)),
+    '',
     '## GEMV y = W·x (streamed over distinct weight copies)',
     '',
     gemvTable(gemv),
@@ -312,6 +341,7 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       skipped: env.skipped,
       complete: env.complete,
       targets: issueTargets(rows, env),
+      defaults: defaultComparisons(rows),
       instructionsPerCodeByte: Object.fromEntries(kernels),
       productInstructionsPerMac: Object.fromEntries(products),
       rows,
