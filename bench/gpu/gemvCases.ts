@@ -503,12 +503,12 @@ function int8RowName(base: string, { dotPath, xPrepared, layout, variant }: Int8
  * kernel's default form, the plain dot path against the packed one (the default where WGSL has it;
  * the same calls otherwise).
  */
-function int8Alternative(base: string, row: Int8RowVariant): AlternativeTo | undefined {
-  const standard = (fields: Partial<Int8RowVariant>): string => int8RowName(base, { dotPath: row.dotPath, xPrepared: row.xPrepared, layout: {}, ...fields });
-  if (row.layout.leaderCopies !== undefined) return { choice: 'leader-table copies', defaultKernel: standard({}) };
-  if (row.layout.padLeaderTable === true) return { choice: 'leader table padded to 256 entries', defaultKernel: standard({}) };
-  if (row.variant !== undefined) return { choice: row.variant.choice, defaultKernel: standard({}) };
-  if (row.dotPath === 'plain') return { choice: 'dot path', defaultKernel: standard({ dotPath: 'packed' }) };
+function int8Alternative(base: string, form: Int8RowVariant): AlternativeTo | undefined {
+  const standard = (fields: Partial<Int8RowVariant>): string => int8RowName(base, { dotPath: form.dotPath, xPrepared: form.xPrepared, layout: {}, ...fields });
+  if (form.layout.leaderCopies !== undefined) return { choice: 'leader-table copies', defaultKernel: standard({}) };
+  if (form.layout.padLeaderTable === true) return { choice: 'leader table padded to 256 entries', defaultKernel: standard({}) };
+  if (form.variant !== undefined) return { choice: form.variant.choice, defaultKernel: standard({}) };
+  if (form.dotPath === 'plain') return { choice: 'dot path', defaultKernel: standard({ dotPath: 'packed' }) };
   return undefined;
 }
 
@@ -527,11 +527,11 @@ function int8Row(
   table: (workgroupBytes: number) => LeaderTable,
   variant?: Int8RowVariant['variant'],
 ): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported' | 'alternativeTo'> {
-  const shape: Int8RowVariant = { dotPath, xPrepared, layout, ...(variant === undefined ? {} : { variant }) };
-  const alternativeTo = int8Alternative(base, shape);
+  const form: Int8RowVariant = { dotPath, xPrepared, layout, ...(variant === undefined ? {} : { variant }) };
+  const alternativeTo = int8Alternative(base, form);
   const layoutKey = layout.leaderCopies === undefined && layout.padLeaderTable !== true ? '' : `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`;
   return {
-    name: int8RowName(base, shape),
+    name: int8RowName(base, form),
     // Leader-table layouts other than the default get a key of their own: the instruction counts are
     // compiled for the default layout only, and must not be shown as theirs.
     spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${layoutKey}`,
