@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { row, type BenchRow } from '../../bench/gpu/common.js';
 import { defaultComparisons } from '../../bench/gpu/defaults.js';
 import { deterministicKernel, groupScaledKernel, int8InputKernel } from '../../bench/gpu/gemvCases.js';
+import { Rng } from '../../src/rotation/random.js';
 
 /*
  * The benchmark's comparison of the library's count-chosen defaults with the alternatives it times
@@ -58,6 +59,25 @@ describe('defaults against their alternatives', () => {
     expect(defaultComparisons([timed(DEFAULT, slow)])).toEqual([]);
     const [c] = defaultComparisons([alternative(DEFAULT, slow), alternative('a', fast)]);
     expect(c?.note).toBe('no default row at this shape');
+  });
+
+  it('two kernels equally fast get a verdict at the stated rate, 2/C(n + m, n): 1 in 10 with 3 samples each, 1 in 1716 with 7', () => {
+    // Both rows' samples drawn from one distribution (timing noise around one mean); the share of
+    // trials with a verdict either way, against its binomial standard deviation.
+    const rng = new Rng(7);
+    const rate = (samples: number, trials: number): number => {
+      let verdicts = 0;
+      for (let trial = 0; trial < trials; trial++) {
+        const draw = (): number[] => Array.from({ length: samples }, () => 1 + 0.05 * rng.nextGaussian());
+        const [c] = defaultComparisons([timed(DEFAULT, draw()), alternative('a', draw())]);
+        if (c?.verdict !== 'no clear difference') verdicts++;
+      }
+      return verdicts / trials;
+    };
+    for (const [samples, trials, p] of [[3, 20_000, 1 / 10], [7, 200_000, 1 / 1716]] as const) {
+      const sd = Math.sqrt((p * (1 - p)) / trials);
+      expect(Math.abs(rate(samples, trials) - p)).toBeLessThan(5 * sd);
+    }
   });
 
   it("each alternative GEMV row names its default's row, and the defaults' rows name none", () => {
