@@ -213,14 +213,6 @@ function productSubject(key: string, moduleKey: string, code: string, codeVariab
   return { key, moduleKey, code, codeVariables, macsPerIteration: entries * slice * coordinates, assumedTrips: assumedTrips(slice, code) };
 }
 
-/**
- * The products at 4096³ that bench/README.md ("Products: what bounds them on an H200") compares: the
- * f32 tiled matmul (also what `universal-decode` runs after decoding), the D3 product in each table
- * layout that fits the device (the leaders layout per dot path), the E8 product and the universal pair
- * product. Slice depths and tiles are read from each kernel's WGSL constants (the D3 product's SLICE
- * is its layout's); the run-time trip counts assumed are those of a full slice with the usual
- * multiples (slice_blocks and flush_blocks at the slice depth, E8's decode_steps).
- */
 /** The deterministic E8 scheme whose product is counted per MAC. */
 const E8_PRODUCT_SCHEME = 'e8-q16-deterministic';
 
@@ -251,6 +243,14 @@ export function productMacKey(kernel: ProductKernel, scheme: SchemeName, tableLa
   }
 }
 
+/**
+ * The products at 4096³ that bench/README.md ("Products: what bounds them on an H200") compares: the
+ * f32 tiled matmul (also what `universal-decode` runs after decoding), the D3 product in each table
+ * layout that fits the device (the leaders layout per dot path), the E8 product and the universal pair
+ * product. Slice depths and tiles are read from each kernel's WGSL constants (the D3 product's SLICE
+ * is its layout's); the run-time trip counts assumed are those of a full slice with the usual
+ * multiples (slice_blocks and flush_blocks at the slice depth, E8's decode_steps).
+ */
 function productSubjects(dotPaths: readonly DotPath[], workgroupBytes: number): ProductSubject[] {
   // The compute loop runs slice_blocks (D3) or SLICE (pair) steps; E8's slice loop decodes in
   // decode_steps = 2·SLICE·TILE/THREADS steps (e8Matmul.ts) and sums in runs of flush_blocks = SLICE.
