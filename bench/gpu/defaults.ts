@@ -35,12 +35,13 @@ function separated(fast: readonly number[], slow: readonly number[]): boolean {
   return fast.length > 0 && slow.length > 0 && Math.max(...fast) < Math.min(...slow);
 }
 
-/** Why a row cannot be compared, or null. */
-function unusable(r: BenchRow | undefined, which: string): string | null {
+/** A row's median time and samples, or why it cannot be compared. */
+function timing(r: BenchRow | undefined, which: string): { readonly ms: number; readonly samplesMs: readonly number[] } | string {
   if (r === undefined) return `no ${which} row at this shape`;
   if (r.status !== 'ok') return `${which} row ${r.status}${r.note === null ? '' : `: ${r.note}`}`;
+  // (measuredOk implies ms !== null; the test narrows the type.)
   if (!measuredOk(r) || r.ms === null || r.samplesMs.length === 0) return `${which} row not measured, or its check failed`;
-  return null;
+  return { ms: r.ms, samplesMs: r.samplesMs };
 }
 
 /** Every alternative row of the run against the default's row at its shape, in the rows' order. */
@@ -50,15 +51,16 @@ export function defaultComparisons(rows: readonly BenchRow[]): DefaultComparison
     if (to === null) return [];
     const standard = rows.find((r) => r.kernel === to.defaultKernel && r.shape === alternative.shape && r.alternativeTo === null);
     const base = { choice: to.choice, shape: alternative.shape, defaultKernel: to.defaultKernel, alternativeKernel: alternative.kernel };
-    const why = unusable(standard, 'default') ?? unusable(alternative, 'alternative');
-    if (why !== null || standard === undefined || standard.ms === null || alternative.ms === null) {
-      return [{ ...base, defaultMs: standard?.ms ?? null, alternativeMs: alternative.ms, speedup: null, verdict: 'not compared', note: why ?? 'not measured' }];
-    }
-    const verdict: DefaultVerdict = separated(alternative.samplesMs, standard.samplesMs)
+    const notCompared = (note: string): DefaultComparison[] => [{ ...base, defaultMs: standard?.ms ?? null, alternativeMs: alternative.ms, speedup: null, verdict: 'not compared', note }];
+    const standardTiming = timing(standard, 'default');
+    if (typeof standardTiming === 'string') return notCompared(standardTiming);
+    const alternativeTiming = timing(alternative, 'alternative');
+    if (typeof alternativeTiming === 'string') return notCompared(alternativeTiming);
+    const verdict: DefaultVerdict = separated(alternativeTiming.samplesMs, standardTiming.samplesMs)
       ? 'alternative faster'
-      : separated(standard.samplesMs, alternative.samplesMs)
+      : separated(standardTiming.samplesMs, alternativeTiming.samplesMs)
         ? 'default faster'
         : 'no clear difference';
-    return [{ ...base, defaultMs: standard.ms, alternativeMs: alternative.ms, speedup: standard.ms / alternative.ms, verdict, note: null }];
+    return [{ ...base, defaultMs: standardTiming.ms, alternativeMs: alternativeTiming.ms, speedup: standardTiming.ms / alternativeTiming.ms, verdict, note: null }];
   });
 }
