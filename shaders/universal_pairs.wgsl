@@ -23,8 +23,9 @@ const POINT_FACTOR: i32 = U_DITHER_GRID / U_POINT_SCALE;
 @group(0) @binding(5) var<storage, read> escape_table: array<i32>;
 @group(0) @binding(6) var<storage, read> side: array<f32>;             // norms (all columns)
 @group(0) @binding(7) var<storage, read_write> pairs: array<vec4<u32>>;
-@group(0) @binding(8) var<storage, read_write> factors: array<f32>;    // all columns
-@group(0) @binding(9) var<storage, read_write> exponents: array<i32>;  // all columns
+// All columns: factor j (f32 bits) at j, exponent j (i32 bits) at total_cols + j. One buffer, not two,
+// so the kernel binds 8 storage buffers, WebGPU's default limit per stage.
+@group(0) @binding(8) var<storage, read_write> scales: array<u32>;
 
 var<workgroup> largest_atomic: atomic<u32>;
 var<workgroup> largest: u32;
@@ -90,7 +91,8 @@ fn main(
   }
   if (thread == 0u) {
     let split = frexp(side[global_column]);
-    factors[params.factor_first + column] = ldexp(split.fract, i32(s));
-    exponents[params.factor_first + column] = split.exp;
+    let global_index = params.factor_first + column;
+    scales[global_index] = bitcast<u32>(ldexp(split.fract, i32(s)));
+    scales[params.total_cols + global_index] = bitcast<u32>(split.exp);
   }
 }

@@ -28,7 +28,7 @@ import type { TableLayoutKind } from './tableLayout.js';
 import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { checkPairMatmulA, dispatchPairMatmul, pairCommonScale, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
 import { pairRadixBits } from '../quantize/universalPairs.js';
-import { dispatchUniversalPairs, pairFormBytes, pairUnits } from './kernels/universalPairs.js';
+import { copyPairExponents, dispatchUniversalPairs, pairFormBytes, pairUnits, universalPairScalesBytes } from './kernels/universalPairs.js';
 
 /** Options of {@link GpuEngine.create}. */
 export interface GpuEngineOptions {
@@ -249,14 +249,17 @@ export class GpuEngine {
     checkPairMatmulA(this.device, units, a.cols, 'matmulAT: A, in the pair form');
     const operand = (m: GpuUniversalMatrix, name: string) => {
       const pairs = scratch.buffer(`GpuEngine pairs ${name}`, pairFormBytes(m.length, m.cols), STORAGE_USAGE);
-      const factors = scratch.buffer(`GpuEngine factors ${name}`, 4 * m.cols, STORAGE_USAGE);
+      const scales = scratch.buffer(`GpuEngine pair scales ${name}`, universalPairScalesBytes(m.cols), STORAGE_USAGE);
       const exponents = scratch.buffer(`GpuEngine exponents ${name}`, 4 * m.cols, STORAGE_USAGE);
-      return { m, pairs, factors, exponents, radixBits, cols: m.cols };
+      return { m, pairs, scales, factors: scales, exponents, radixBits, cols: m.cols };
     };
     // Every buffer is created (and a size beyond maxBufferSize refused) before the first pass is recorded.
     const pa = operand(a, 'A');
     const pb = gram ? pa : operand(b, 'B');
-    for (const p of gram ? [pa] : [pa, pb]) dispatchUniversalPairs(this.device, encoder, scratch, p);
+    for (const p of gram ? [pa] : [pa, pb]) {
+      dispatchUniversalPairs(this.device, encoder, scratch, p);
+      copyPairExponents(encoder, p.scales, p.exponents, p.cols);
+    }
     dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: pairCommonScale(a, b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
     dispatchProductEpilogue(this.device, encoder, scratch, {
       sideA: a.side,

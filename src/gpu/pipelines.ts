@@ -30,6 +30,16 @@ export interface KernelLayout {
  * const { bindGroupLayout, pipelineLayout } = createKernelLayout(device, 'matmul f32', ['uniform', 'read-only-storage', 'read-only-storage', 'storage']);
  */
 export function createKernelLayout(device: GPUDevice, label: string, bindings: readonly GPUBufferBindingType[]): KernelLayout {
+  // Checked here because WebGPU would report it only as a validation error that leaves the layout
+  // invalid, so every later call of the kernel would fail with a message that no longer says why.
+  const storageBuffers = bindings.filter((type) => type !== 'uniform').length;
+  const limit = device.limits.maxStorageBuffersPerShaderStage;
+  check(
+    storageBuffers <= limit,
+    () =>
+      `${label}: the kernel binds ${storageBuffers} storage buffers, more than this device allows per shader stage ` +
+      `(maxStorageBuffersPerShaderStage = ${limit}); request the adapter's limit (requestGpuDevice, or deviceRequirements(adapter) for your own device)`,
+  );
   const bindGroupLayout = device.createBindGroupLayout({
     label,
     entries: bindings.map((type, binding) => ({ binding, visibility: SHADER_STAGE_COMPUTE, buffer: { type } })),

@@ -6,7 +6,7 @@ import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchPairMatmul, pairCommonScale } from '../../src/gpu/kernels/pairMatmul.js';
 import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.js';
-import { dispatchUniversalPairs, pairFormBytes, pairSplitWgsl, pairUnits, universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
+import { copyPairExponents, dispatchUniversalPairs, pairFormBytes, pairSplitWgsl, pairUnits, universalPairScalesBytes, universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -252,10 +252,11 @@ fn main() {
     const data = await runAndRead(device, 'pair product (test)', bytes, (run) => {
       const operand = (m: GpuUniversalMatrix) => {
         const pairs = run.storage('pairs', pairFormBytes(m.length, m.cols));
-        const factors = run.storage('factors', 4 * m.cols);
+        const scales = run.storage('scales', universalPairScalesBytes(m.cols));
         const exponents = run.storage('exponents', 4 * m.cols);
-        dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, radixBits, maxBindingBytes });
-        return { pairs, factors, exponents, cols: m.cols };
+        dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, scales, radixBits, maxBindingBytes });
+        copyPairExponents(run.encoder, scales, exponents, m.cols);
+        return { pairs, factors: scales, exponents, cols: m.cols };
       };
       const pa = operand(ga);
       const pb = operand(gb);

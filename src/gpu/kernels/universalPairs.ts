@@ -16,7 +16,8 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
  * Universal codes → the pair form of the int8 product (shaders/universal_pairs.wgsl; the form and its
  * CPU twin `universalPairColumns` are in src/quantize/universalPairs.ts): one workgroup per column,
  * which decodes its units, splits each c = λ·DITHER_GRID/pointScale − Z into int8 halves, and writes
- * the column's factor and exponent. The product (pairMatmul.ts) reads the form.
+ * the column's factor and exponent (both in one `scales` buffer: with the operand's 5 buffers, its
+ * norms and the pair form, that keeps the kernel within WebGPU's default 8 storage buffers per stage). The product (pairMatmul.ts) reads the form.
  */
 
 /** Bytes of one unit (8 coordinates) of the pair form: one vec4<u32>. */
@@ -30,6 +31,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalPairsParams', {
   units: 'u32', // units per column
   out_first: 'u32', // vec4 index of this dispatch's first column in the pairs binding
   factor_first: 'u32', // global index of this dispatch's first column (factors, exponents)
+  total_cols: 'u32', // the matrix's columns: the exponents follow the factors in `scales`
   radix_bits: 'u32', // r: c = 2^r·h + l
 }))();
 
@@ -50,8 +52,7 @@ const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
     ...UNIVERSAL_OPERAND_BINDINGS, // codes, escape bits, escape starts, escape ids, escape table
     'read-only-storage', // norms (and means)
     'storage', // pairs
-    'storage', // factors
-    'storage', // exponents
+    'storage', // scales: factors, then exponents (one buffer, so the kernel fits WebGPU's 8 storage buffers)
   ],
   compile: (device, pipelineLayout, lattice: LatticeName) =>
     createKernelPipeline(device, pipelineLayout, {
@@ -70,15 +71,32 @@ export function pairFormBytes(length: number, cols: number): number {
   return PAIR_UNIT_BYTES * pairUnits(length) * cols;
 }
 
+/** Bytes of the scales `dispatchUniversalPairs` writes for `cols` columns: a factor and an exponent each. */
+export function universalPairScalesBytes(cols: number): number {
+  return 8 * cols;
+}
+
+/**
+ * Records a copy of the exponents in `scales` (words cols … 2·cols − 1) to `exponents` (4·cols bytes),
+ * the separate buffer the product epilogue reads.
+ */
+export function copyPairExponents(encoder: GPUCommandEncoder, scales: GPUBuffer, exponents: GPUBuffer, cols: number): void {
+  checkBufferRange(scales, 0, universalPairScalesBytes(cols), 'universal pairs: scales');
+  checkBufferRange(exponents, 0, 4 * cols, 'universal pairs: exponents');
+  encoder.copyBufferToBuffer(scales, 4 * cols, exponents, 0, 4 * cols);
+}
+
 /** Arguments of {@link dispatchUniversalPairs}. */
 export interface UniversalPairsArgs {
   readonly m: GpuUniversalMatrix;
   /** The pair form (written from byte 0): `pairFormBytes(m.length, m.cols)` bytes. */
   readonly pairs: GPUBuffer;
-  /** f_j·2^s_j per column (written): 4·cols bytes. */
-  readonly factors: GPUBuffer;
-  /** e_j per column, ν_j = f_j·2^e_j (written): 4·cols bytes. */
-  readonly exponents: GPUBuffer;
+  /**
+   * The columns' scales (written): f_j·2^s_j (f32) at word j, then e_j (i32; ν_j = f_j·2^e_j) at word
+   * cols + j, `universalPairScalesBytes(cols)` bytes. The product binds it as its factors; the
+   * epilogue takes the exponents from a copy (`copyPairExponents`).
+   */
+  readonly scales: GPUBuffer;
   /** r of the radix 2^r (`pairRadixBits` of the product's two schemes; both operands use one). */
   readonly radixBits: number;
   /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
@@ -90,7 +108,7 @@ export interface UniversalPairsArgs {
  * dispatches when their codes or pairs exceed one binding, or the grid exceeds the dispatch limit.
  *
  * @example
- * dispatchUniversalPairs(device, encoder, scratch, { m: gpuA, pairs, factors, exponents, radixBits: pairRadixBits(12, 12) });
+ * dispatchUniversalPairs(device, encoder, scratch, { m: gpuA, pairs, scales, radixBits: pairRadixBits(12, 12) });
  */
 export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalPairsArgs): void {
   const { m } = args;
@@ -98,8 +116,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
   const units = pairUnits(m.length);
   checkPairRadixBits(args.radixBits, 'universal pairs');
   checkBufferRange(args.pairs, 0, pairFormBytes(m.length, m.cols), 'universal pairs: pairs');
-  checkBufferRange(args.factors, 0, 4 * m.cols, 'universal pairs: factors');
-  checkBufferRange(args.exponents, 0, 4 * m.cols, 'universal pairs: exponents');
+  checkBufferRange(args.scales, 0, universalPairScalesBytes(m.cols), 'universal pairs: scales');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = bindingCap(device, args.maxBindingBytes, 'universal pairs');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
@@ -121,6 +138,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
       units,
       out_first: pairsWindow.firstElement / PAIR_UNIT_WORDS, // a window starts at a multiple of 16 bytes
       factor_first: range.first,
+      total_cols: m.cols,
       radix_bits: args.radixBits,
     });
     pass.setBindGroup(
@@ -130,8 +148,7 @@ export function dispatchUniversalPairs(device: GPUDevice, encoder: GPUCommandEnc
         ...windows.bindings,
         { buffer: m.side },
         windowBinding(args.pairs, pairsWindow),
-        { buffer: args.factors },
-        { buffer: args.exponents },
+        { buffer: args.scales },
       ]),
     );
     const [x, y] = workgroupGrid(range.count, maxGroups);
@@ -147,15 +164,14 @@ export async function universalPairsOnGpu(
   options: Pick<UniversalPairsArgs, 'radixBits' | 'maxBindingBytes'>,
 ): Promise<{ words: Uint32Array; factors: Float32Array; exponents: Int32Array }> {
   const pairBytes = pairFormBytes(m.length, m.cols);
-  const data = await runAndRead(device, 'universal pairs', pairBytes + 8 * m.cols, (run) => {
-    const out = run.storage('universal pairs (read back)', pairBytes + 8 * m.cols);
+  const scalesBytes = universalPairScalesBytes(m.cols);
+  const data = await runAndRead(device, 'universal pairs', pairBytes + scalesBytes, (run) => {
+    const out = run.storage('universal pairs (read back)', pairBytes + scalesBytes);
     const pairs = run.storage('universal pairs', pairBytes);
-    const factors = run.storage('universal pairs factors', 4 * m.cols);
-    const exponents = run.storage('universal pairs exponents', 4 * m.cols);
-    dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, factors, exponents, ...options });
+    const scales = run.storage('universal pairs scales', scalesBytes);
+    dispatchUniversalPairs(device, run.encoder, run.scratch, { m, pairs, scales, ...options });
     run.encoder.copyBufferToBuffer(pairs, 0, out, 0, pairBytes);
-    run.encoder.copyBufferToBuffer(factors, 0, out, pairBytes, 4 * m.cols);
-    run.encoder.copyBufferToBuffer(exponents, 0, out, pairBytes + 4 * m.cols, 4 * m.cols);
+    run.encoder.copyBufferToBuffer(scales, 0, out, pairBytes, scalesBytes);
     return out;
   });
   return {
