@@ -92,7 +92,7 @@ export interface QuantizedLinearOptions {
    * int8 (src/gpu/kernels/e8PointGemvI8.ts: ≈ 46 instructions per block instead of ≈ 310–525, for 8
    * bits per entry read instead of 3–5; the layer owns that form, a byte per weight, beside the
    * weight's codes; a point beyond ±127, which rotated data has not shown, makes the layer's outputs
-   * NaN: `GpuE8PointMatrix.check`). Other schemes are refused.
+   * NaN, and `await layer.check()` rejects naming it). Other schemes are refused.
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
@@ -699,6 +699,22 @@ export class QuantizedLinear {
   /** Prepared command sets currently kept (for tests and memory accounting). */
   get preparedCount(): number {
     return this.prepared.size;
+  }
+
+  /**
+   * Resolves when nothing found while the layer was made spoils its outputs, and rejects, naming the
+   * cause, when something did: the one such case is `int8Inputs` on universal E8 weights, repacked into
+   * int8 lattice points, with a point beyond ±127 (then every GEMV of the layer writes NaN; the
+   * repack runs on the GPU, so `create` cannot know). Every other layer resolves at once. Await it
+   * once after `create`, while loading a model.
+   *
+   * @example
+   * const layer = QuantizedLinear.create(device, w, { int8Inputs: dotPathFor(engine.features) });
+   * await layer.check();
+   */
+  async check(): Promise<void> {
+    check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
+    if (this.e8Form instanceof GpuE8PointMatrix) await this.e8Form.check();
   }
 
   /**

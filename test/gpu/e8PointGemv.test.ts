@@ -4,6 +4,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { E8_INPUT_GROUP, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
@@ -217,5 +218,37 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     const y = (await e8PointGemvI8(device, w, Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), { dotPath: dotPathFor(context.features) })).data;
     expect(Array.from(y).every(Number.isNaN)).toBe(true);
     w.destroy();
+  });
+
+  it('a QuantizedLinear that repacked such a weight itself (int8Inputs): layer.check() rejects and its outputs are NaN; the f32-input layer and a sound weight check clean', async () => {
+    const { device } = context;
+    const data = gaussianMatrix(1024, 3, 8);
+    data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
+    const spiky = uploadUniversalMatrix(device, quantize(data, { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
+    const sound = uploadUniversalMatrix(device, quantize(gaussianMatrix(1024, 3, 9), { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
+    const x = createBufferWithData(device, 'layer check x', Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), STORAGE_USAGE);
+    const y = createBuffer(device, 'layer check y', 12, STORAGE_USAGE);
+    const int8Inputs = dotPathFor(context.features);
+    const layers = [
+      QuantizedLinear.create(device, spiky, { int8Inputs }),
+      QuantizedLinear.create(device, spiky),
+      QuantizedLinear.create(device, sound, { int8Inputs }),
+    ] as const;
+    try {
+      await expect(layers[0].check()).rejects.toThrow(/beyond the int8 points' ±127 .*its GEMVs write NaN/);
+      const encoder = device.createCommandEncoder();
+      layers[0].record(encoder, x, y);
+      device.queue.submit([encoder.finish()]);
+      expect(Array.from(new Float32Array(await readBuffer(device, y, 12))).every(Number.isNaN)).toBe(true);
+      await layers[1].check();
+      await layers[2].check();
+      layers[2].destroy();
+      await expect(layers[2].check()).rejects.toThrow(/was destroyed/);
+    } finally {
+      for (const layer of layers) layer.destroy();
+      for (const buffer of [x, y]) buffer.destroy();
+      spiky.destroy();
+      sound.destroy();
+    }
   });
 });
