@@ -6,12 +6,16 @@
  *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
+ *   lattice-matmul --version
  *
  * Exit codes: 0 done, 1 a file or its data refused, 2 a command line that cannot run (with the usage),
  * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise. A signal
  * that comes once the output is written stops nothing: the command prints its summary and exits 0.
  */
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
@@ -45,10 +49,23 @@ const USAGE = `usage:
   ${QUANTIZE_USAGE}
   ${INSPECT_USAGE}
   ${SCHEMES_USAGE}
+  lattice-matmul --version
 
 ${QUANTIZE_HELP}
 ${INSPECT_HELP}
 ${SCHEMES_HELP}`;
+
+/**
+ * The version in the package's package.json: two directories up from this module both in the package
+ * (dist/cli/main.js) and in the sources (src/cli/main.ts).
+ */
+function packageVersion(): string {
+  // A path, not `new URL('…', import.meta.url)`, which the build would inline as a data: URL.
+  const manifest: unknown = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8'));
+  const version = typeof manifest === 'object' && manifest !== null && 'version' in manifest ? manifest.version : undefined;
+  if (typeof version !== 'string') throw new LatticeMatmulError("the package's package.json has no version");
+  return version;
+}
 
 /** The usage line(s) of one command, as the usage of all of them shows them. */
 function commandUsage(usage: string): string {
@@ -96,6 +113,10 @@ async function main(argv: readonly string[]): Promise<number> {
   if (command === undefined) throw new UsageError('no command given', USAGE);
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`lattice-matmul ${packageVersion()}\n`);
     return 0;
   }
   if (command === 'schemes') {

@@ -143,6 +143,16 @@ describe('lattice-matmul CLI', () => {
     }
   });
 
+  it('--version, -V and version print the version in package.json with exit code 0', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V', 'version']) {
+      const { code, stdout, stderr } = await cli(flag);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toBe(`lattice-matmul ${version}\n`);
+    }
+  });
+
   it('inspect on a plain safetensors file lists what quantize would select', async () => {
     const { code, stdout } = await cli('inspect', model());
     expect(code).toBe(0);
