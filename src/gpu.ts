@@ -19,6 +19,7 @@ export {
   gpuQuantizeLattice,
   uploadLatticeMatrix,
   type GpuLatticeQuantized,
+  type GpuQuantizedFor,
   type GpuQuantizeOptions,
 } from './gpu/gpuQuantize.js';
 export type { GpuMatrixInput } from './gpu/matrixInput.js';

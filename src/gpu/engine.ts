@@ -9,7 +9,8 @@ import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatti
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
 import { isDeviceLost, throwIfDeviceLost, withValidation } from './errorScopes.js';
-import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix } from './gpuQuantize.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor } from './gpuQuantize.js';
+import type { Scheme, SchemeName } from '../quantize/schemes.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
@@ -142,6 +143,7 @@ export class GpuEngine {
    * Quantizes a matrix given as a `Matrix` (uploaded) or as the caller's own GPU buffer. Lattice
    * schemes only: the scalar baselines run on the CPU (`quantize`).
    */
+  async quantize<S extends SchemeName | Scheme>(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions & { readonly scheme: S }): Promise<GpuQuantizedFor<S>>;
   async quantize(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
     this.checkAlive();
     return gpuQuantizeLattice(this.device, input, options);

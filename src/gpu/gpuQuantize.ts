@@ -6,10 +6,10 @@ import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import { resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
-import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrixFor, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
-import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
+import type { DeterministicLatticeScheme, Scheme, SchemeName } from '../quantize/schemes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { withValidation } from './errorScopes.js';
@@ -42,6 +42,22 @@ export interface GpuQuantizeOptions extends QuantizeOptions {
 
 /** A lattice matrix quantized on (or uploaded to) the GPU. */
 export type GpuLatticeQuantized = GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix;
+
+/** The GPU form of a CPU matrix type (a scalar matrix has none: the GPU quantizer refuses its schemes). */
+type GpuFormOf<Q> = Q extends UniversalLatticeMatrix ? GpuUniversalQuantizedMatrix : Q extends DeterministicLatticeMatrix ? GpuLatticeQuantizedMatrix : never;
+
+/**
+ * What `GpuEngine.quantize` (and `gpuQuantizeLattice`) resolves to for the scheme `S`, as
+ * `QuantizedMatrixFor` for the CPU's `quantize`: a universal scheme gives a
+ * `GpuUniversalQuantizedMatrix`, a deterministic one a `GpuLatticeQuantizedMatrix`, a scheme known
+ * only as `SchemeName` or `Scheme` their union (`GpuLatticeQuantized`), a scalar baseline `never`
+ * (refused at run time: those run on the CPU).
+ *
+ * @example
+ * const w = await engine.quantize(x, { scheme: 'e8-4bit' }); // GpuUniversalQuantizedMatrix
+ * const points = GpuE8PointMatrix.repack(device, w, 'W');     // type-checks without narrowing
+ */
+export type GpuQuantizedFor<S extends SchemeName | Scheme> = GpuFormOf<QuantizedMatrixFor<S>>;
 
 /**
  * A lattice-quantized matrix held in GPU buffers it owns (layout in src/gpu/latticeOperand.ts), the
@@ -195,6 +211,11 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
  * const cpuForm = await qa.read(); // equals quantize(a, { scheme: 'e8-q16', seed: 7, nonce: 1 })
  * qa.destroy();
  */
+export async function gpuQuantizeLattice<S extends SchemeName | Scheme>(
+  device: GPUDevice,
+  given: MatrixInput | GpuMatrixInput,
+  options: GpuQuantizeOptions & { readonly scheme: S },
+): Promise<GpuQuantizedFor<S>>;
 export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
   const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? toFloat32Matrix(given as MatrixInput, 'matrix') : (given as GpuMatrixInput);
   const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);

@@ -1,5 +1,9 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { GpuEngine } from '../../src/gpu/engine.js';
+import { gpuQuantizeLattice, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor } from '../../src/gpu/gpuQuantize.js';
+import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, QuantizedMatrixFor, ScalarQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { SCHEME_NAMES, SCHEMES, type Scheme, type SchemeName, type UniversalLatticeScheme } from '../../src/quantize/schemes.js';
@@ -13,6 +17,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  */
 
 const a = gaussianMatrix(24, 2, 1);
+
 
 describe('quantize: the result type of a scheme', () => {
   it('a preset name or scheme object gives its own matrix type; a name known only as SchemeName gives the union', () => {
@@ -34,6 +39,24 @@ describe('quantize: the result type of a scheme', () => {
     // What the README does: a lattice preset's matrix goes straight to the GPU engine.
     expectTypeOf<GpuEngine['upload']>().toBeCallableWith(quantize(a, { scheme: 'e8-4bit' }));
     expectTypeOf<GpuEngine['upload']>().toBeCallableWith(quantize(a, { scheme: 'e8-q16-deterministic' }));
+  });
+
+  it("GpuEngine.quantize's result type follows its scheme too, so a universal E8 matrix goes to GpuE8PointMatrix.repack without narrowing", () => {
+    // Types only (npm run typecheck): the function is never called, so no GPU is needed.
+    const typeChecks = (engine: GpuEngine, device: GPUDevice, name: SchemeName) => {
+      expectTypeOf(engine.quantize(a, { scheme: 'e8-4bit' })).resolves.toEqualTypeOf<GpuUniversalQuantizedMatrix>();
+      expectTypeOf(engine.quantize(a, { scheme: 'd3-q6', seed: 3 })).resolves.toEqualTypeOf<GpuUniversalQuantizedMatrix>();
+      expectTypeOf(engine.quantize(a, { scheme: 'e8-q16-deterministic' })).resolves.toEqualTypeOf<GpuLatticeQuantizedMatrix>();
+      expectTypeOf(engine.quantize(a, { scheme: name })).resolves.toEqualTypeOf<GpuLatticeQuantized>();
+      expectTypeOf(engine.quantize(a, { scheme: 'int4-g32' })).resolves.toEqualTypeOf<never>();
+      expectTypeOf(gpuQuantizeLattice(device, a, { scheme: 'e8-5bit' })).resolves.toEqualTypeOf<GpuQuantizedFor<'e8-5bit'>>();
+      expectTypeOf<GpuQuantizedFor<'e8-5bit'>>().toEqualTypeOf<GpuUniversalQuantizedMatrix>();
+      return async () => {
+        GpuE8PointMatrix.repack(device, await engine.quantize(a, { scheme: 'e8-4bit' }), 'W');
+        GpuE8ResidueMatrix.repack(device, await engine.quantize(a, { scheme: 'e8-q16-deterministic' }), 'W');
+      };
+    };
+    expect(typeof typeChecks).toBe('function');
   });
 
   it.each(SCHEME_NAMES)('%s: the matrix is of the kind QuantizedMatrixFor names', (schemeName) => {
