@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, type GpuEngineOptions, type ProductKernel } from '../../src/gpu/engine.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { QuantizedLinear, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { createKernelLayout } from '../../src/gpu/pipelines.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -8,7 +12,7 @@ import { universalPairProduct } from '../../src/product/universalPairProduct.js'
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason } from './gpuTestDevice.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * An app's own device, requested with WebGPU's default limits (8 storage buffers per shader stage,
@@ -103,6 +107,71 @@ describe.skipIf(noGpu !== undefined)("every product kernel on a device with WebG
           gb.destroy();
           engine.destroy();
         }
+      });
+    }
+  }
+});
+
+describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device with WebGPU's default limits", () => {
+  let small: GPUDevice;
+  let full: GpuContext;
+  beforeAll(async () => {
+    const adapter = await (await nodeGpu()).requestAdapter();
+    if (adapter === null) throw new Error('no adapter');
+    small = await adapter.requestDevice({ label: 'default-limits device' });
+    full = await testDevice();
+  });
+  afterAll(() => {
+    small.destroy();
+    full.device.destroy();
+  });
+
+  /** y of a layer over `q` on `device` for the n × tokens input x (f32 in, f32 out), with a bias, read back. */
+  async function layerOutput(device: GPUDevice, q: LatticeQuantizedMatrix, x: Matrix, options: QuantizedLinearOptions): Promise<Float32Array> {
+    const weight = uploadLatticeMatrix(device, q);
+    const bias = Float32Array.from({ length: q.cols }, (_, j) => 0.25 * j - 1);
+    const layer = QuantizedLinear.create(device, weight, { ...options, bias });
+    const xBuffer = createBufferWithData(device, 'default limits: x', x.data, STORAGE_USAGE);
+    const yBuffer = createBuffer(device, 'default limits: y', 4 * q.cols * x.cols, STORAGE_USAGE);
+    try {
+      await layer.check();
+      const encoder = device.createCommandEncoder();
+      layer.record(encoder, xBuffer, yBuffer, { tokens: x.cols });
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, yBuffer, 4 * q.cols * x.cols));
+    } finally {
+      layer.destroy();
+      weight.destroy();
+      xBuffer.destroy();
+      yBuffer.destroy();
+    }
+  }
+
+  for (const [scheme, int8Inputs] of [
+    ['d3-q6', null],
+    ['d3-q6', 'plain'],
+    ['e8-4bit', null],
+    ['e8-4bit', 'plain'],
+    ['d3-q6-deterministic', null],
+    ['d3-q6-deterministic', 'plain'],
+    ['e8-q16-deterministic', null],
+    ['e8-q16-deterministic', 'plain'],
+  ] as const) {
+    for (const center of [false, true]) {
+      it(`${scheme}${center ? ', centred' : ''}, int8Inputs ${String(int8Inputs)}, 3 tokens: the same outputs as on a device with the adapter's limits`, async () => {
+        expect(small.limits.maxStorageBuffersPerShaderStage).toBe(8);
+        const n = 200;
+        const cols = 37;
+        const universal = !scheme.endsWith('-deterministic');
+        const q = asLattice(quantize(gaussianMatrix(n, cols, 3), universal ? { scheme, seed: 5, nonce: 9, center } : { scheme, seed: 5, center }));
+        const x = gaussianMatrix(n, 3, 4);
+        const options: QuantizedLinearOptions = { int8Inputs };
+        const got = await layerOutput(small, q, x, options);
+        const want = await layerOutput(full.device, q, x, options);
+        // The same kernels, except where the adapter's limits allow a fused form (the universal f32-input
+        // GEMV writes Y itself with 10 storage buffers): f32 sums in another order, far below 1e-5.
+        const scale = Math.max(...want.map(Math.abs));
+        for (let k = 0; k < want.length; k++) expect(Math.abs((got[k] as number) - (want[k] as number)), `output ${k}`).toBeLessThanOrEqual(1e-5 * scale);
       });
     }
   }
