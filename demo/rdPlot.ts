@@ -103,6 +103,8 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
   // The measured points: filled at bits stored, hollow at entropy-coded bits, joined by a thin line. A
   // filled marker drawn where another already is gets smaller and outlined, so both stay visible.
   const placed: Array<{ x: number; y: number }> = [];
+  /** Every marker drawn so far (filled and hollow), which the latest point's label should not cover. */
+  const markers: Array<{ x: number; y: number }> = [];
   const current = finite.filter((p) => p.current);
   for (const point of [...finite.filter((p) => !p.current), ...current]) {
     const style = schemeStyle(point.scheme);
@@ -118,6 +120,7 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     );
     const yPoint = y(point.nmse);
     if (Math.abs(point.bitsEntropy - point.bitsStored) > 0.01) {
+      markers.push({ x: x(point.bitsEntropy), y: yPoint });
       const hollow = marker(style, x(point.bitsEntropy), yPoint, 4.5, false);
       hollow.classList.add('entropy');
       group.append(
@@ -131,12 +134,12 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     filled.classList.add('stored');
     if (under > 0) filled.classList.add('stacked');
     placed.push({ x: xPoint, y: yPoint });
+    markers.push({ x: xPoint, y: yPoint });
     group.append(filled);
     if (point.current) {
       group.append(svg('circle', { class: 'current-ring', cx: px(xPoint), cy: px(yPoint), r: 10 }));
-      // Right of the point, or left of it in the plot's right half: the label stays inside the plot.
-      const leftward = xPoint > MARGIN.left + plotWidth / 2;
-      group.append(svg('text', { x: px(leftward ? xPoint - 13 : xPoint + 13), y: px(yPoint - 10), 'text-anchor': leftward ? 'end' : 'start' }, point.label));
+      const spot = labelSpot(point.label, xPoint, yPoint, markers.slice(0, -1), { left: MARGIN.left, right: WIDTH - MARGIN.right, top: MARGIN.top, bottom });
+      group.append(svg('text', { x: px(spot.x), y: px(spot.y), 'text-anchor': spot.anchor }, point.label));
     }
     root.append(group);
   }
@@ -208,6 +211,48 @@ function marker(style: SchemeStyle, cx: number, cy: number, radius: number, fill
       return svg('polygon', { points: points.map(([px0, py0]) => `${px(px0 as number)},${px(py0 as number)}`).join(' '), ...paint });
     }
   }
+}
+
+/** Average advance of a character of the plot's 12 px labels, and their height, for placing them. */
+const LABEL_CHAR_WIDTH = 6.8;
+const LABEL_HEIGHT = 12;
+/** How far from a marker's centre a label must stay (its radius and a gap). */
+const MARKER_CLEARANCE = 7;
+
+/**
+ * Where to write the latest point's label: beside its ring, above or below, right or left, whichever
+ * of those four spots stays inside the plot and covers the fewest other markers (ties: above, then
+ * right in the plot's left half and left in its right half, as before).
+ */
+export function labelSpot(
+  label: string,
+  xPoint: number,
+  yPoint: number,
+  markers: readonly { readonly x: number; readonly y: number }[],
+  area: { readonly left: number; readonly right: number; readonly top: number; readonly bottom: number },
+): { x: number; y: number; anchor: 'start' | 'end' } {
+  const width = label.length * LABEL_CHAR_WIDTH;
+  const rightFirst = xPoint <= (area.left + area.right) / 2;
+  const candidates = [-10, 20].flatMap((dy) =>
+    (rightFirst ? [1, -1] : [-1, 1]).map((side) => ({ x: xPoint + 13 * side, y: yPoint + dy, anchor: side > 0 ? ('start' as const) : ('end' as const) })),
+  );
+  const box = (c: (typeof candidates)[number]) => ({
+    left: c.anchor === 'start' ? c.x : c.x - width,
+    right: c.anchor === 'start' ? c.x + width : c.x,
+    top: c.y - LABEL_HEIGHT + 2,
+    bottom: c.y + 3,
+  });
+  const score = (c: (typeof candidates)[number]): number => {
+    const b = box(c);
+    const outside = b.left < area.left || b.right > area.right || b.top < area.top || b.bottom > area.bottom ? 1000 : 0;
+    const covered = markers.filter(
+      (m) => m.x > b.left - MARKER_CLEARANCE && m.x < b.right + MARKER_CLEARANCE && m.y > b.top - MARKER_CLEARANCE && m.y < b.bottom + MARKER_CLEARANCE,
+    ).length;
+    return outside + covered;
+  };
+  let best = candidates[0] as (typeof candidates)[number];
+  for (const candidate of candidates) if (score(candidate) < score(best)) best = candidate;
+  return best;
 }
 
 /** The scheme families on the plot (one entry per legend label), as a list below it. */
