@@ -1,9 +1,11 @@
 import type { SchemeName } from '../src/index.js';
 import type { ErrorSample } from './runProtocol.js';
 import { schemeStyle } from './schemeStyle.js';
-import { px, svg, svgRoot } from './svg.js';
+import { drawingWidth, px, svg, svgRoot } from './svg.js';
 
-const SIZE = 400;
+/** The square plot's widest drawing and its narrowest (a phone). */
+const WIDEST = 400;
+const NARROWEST = 260;
 const MARGIN = { left: 48, right: 12, top: 12, bottom: 44 };
 
 /**
@@ -13,14 +15,15 @@ const MARGIN = { left: 48, right: 12, top: 12, bottom: 44 };
 export function drawErrorPlot(container: HTMLElement, sample: ErrorSample, scheme: SchemeName): void {
   const extreme = Math.max(3, ...sample.input.map(Math.abs), ...sample.decoded.map(Math.abs));
   const limit = Math.min(12, Math.ceil(extreme));
-  const plot = SIZE - MARGIN.left - MARGIN.right;
-  const plotHeight = SIZE - MARGIN.top - MARGIN.bottom;
+  const size = drawingWidth(container, NARROWEST, WIDEST);
+  const plot = size - MARGIN.left - MARGIN.right;
+  const plotHeight = size - MARGIN.top - MARGIN.bottom;
   const x = (v: number): number => MARGIN.left + ((clamp(v, limit) + limit) / (2 * limit)) * plot;
   const y = (v: number): number => MARGIN.top + ((limit - clamp(v, limit)) / (2 * limit)) * plotHeight;
 
   const root = svgRoot(
-    SIZE,
-    SIZE,
+    size,
+    size,
     'Quantization error picture',
     `${sample.input.length} rotated coordinates of A's first column against their reconstruction; ` +
       `RMS error ${sample.rmsError.toFixed(3)} σ.`,
@@ -38,7 +41,7 @@ export function drawErrorPlot(container: HTMLElement, sample: ErrorSample, schem
     svg('line', { class: 'diagonal', x1: px(x(-limit)), y1: px(y(-limit)), x2: px(x(limit)), y2: px(y(limit)) }),
     svg('line', { class: 'axis', x1: MARGIN.left, x2: MARGIN.left + plot, y1: MARGIN.top + plotHeight, y2: MARGIN.top + plotHeight }),
     svg('line', { class: 'axis', x1: MARGIN.left, x2: MARGIN.left, y1: MARGIN.top, y2: MARGIN.top + plotHeight }),
-    svg('text', { x: px(MARGIN.left + plot / 2), y: SIZE - 8, 'text-anchor': 'middle' }, 'input coordinate (σ)'),
+    svg('text', { x: px(MARGIN.left + plot / 2), y: size - 8, 'text-anchor': 'middle' }, 'input coordinate (σ)'),
     svg(
       'text',
       { x: 13, y: px(MARGIN.top + plotHeight / 2), 'text-anchor': 'middle', transform: `rotate(-90 13 ${px(MARGIN.top + plotHeight / 2)})` },

@@ -332,6 +332,19 @@ function failureText(error: unknown, message: string): string {
   return `The run failed: ${message}`;
 }
 
+/** Draws the latest run's plots again; null before the first run. */
+let redrawPlots: (() => void) | null = null;
+/** The plots' container widths when they were last drawn (they are drawn at those widths). */
+let plotWidths = [0, 0];
+// A rotated phone or a resized window: the plots are drawn at their containers' widths (their labels
+// keep their size), so a change of width draws them again. Their heights follow and are not watched.
+const plotResizes = new ResizeObserver(() => {
+  const widths = [ui.rdPlot.clientWidth, ui.errorPlot.clientWidth];
+  if (redrawPlots !== null && widths.some((width, i) => Math.abs(width - (plotWidths[i] as number)) >= 8)) redrawPlots();
+});
+plotResizes.observe(ui.rdPlot);
+plotResizes.observe(ui.errorPlot);
+
 function renderResults(run: DemoRun): void {
   const { request } = run;
   const predicted = run.predictedNmse === null ? '' : ` (predicted ${formatNmse(run.predictedNmse)})`;
@@ -360,8 +373,12 @@ function renderResults(run: DemoRun): void {
     nmse: r.nmse,
     current: r === run,
   }));
-  drawRatePlot(ui.rdPlot, points);
-  drawErrorPlot(ui.errorPlot, run.errorSample, request.scheme);
+  redrawPlots = () => {
+    drawRatePlot(ui.rdPlot, points);
+    drawErrorPlot(ui.errorPlot, run.errorSample, request.scheme);
+    plotWidths = [ui.rdPlot.clientWidth, ui.errorPlot.clientWidth];
+  };
+  redrawPlots();
   renderLatest(ui.latest, run);
   renderTimings(tableBody(ui.timings), run);
   renderHistory(tableBody(ui.history), runs);

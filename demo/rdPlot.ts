@@ -1,6 +1,6 @@
 import { gamma, R_STAR, type SchemeName } from '../src/index.js';
 import { SCHEME_NAMES, schemeStyle, type SchemeStyle } from './schemeStyle.js';
-import { px, svg, svgRoot } from './svg.js';
+import { drawingWidth, px, svg, svgRoot } from './svg.js';
 
 /** One measured scheme on the rate–distortion plot. */
 export interface RatePoint {
@@ -14,8 +14,10 @@ export interface RatePoint {
   readonly current: boolean;
 }
 
-const WIDTH = 640;
-const HEIGHT = 400;
+/** The plot's widest drawing (a desktop panel), its narrowest (a phone) and its height at the widest. */
+const WIDEST = 640;
+const NARROWEST = 300;
+const HEIGHT_AT_WIDEST = 400;
 const MARGIN = { left: 62, right: 14, top: 14, bottom: 46 };
 /** The rate axis runs to at least this many bits, further when a point needs it. */
 const RATE_AXIS_MIN = 6;
@@ -38,15 +40,17 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
   const highest = Math.max(1, ...finite.map((p) => p.nmse));
   const decadeMax = Math.max(0, Math.ceil(Math.log10(highest)));
 
-  const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
-  const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
+  const width = drawingWidth(container, NARROWEST, WIDEST);
+  const height = Math.max(300, Math.round((HEIGHT_AT_WIDEST * width) / WIDEST));
+  const plotWidth = width - MARGIN.left - MARGIN.right;
+  const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const x = (rate: number): number => MARGIN.left + (Math.max(rate, 0) / rateMax) * plotWidth;
   const y = (nmse: number): number =>
     MARGIN.top + ((decadeMax - Math.log10(nmse)) / (decadeMax - decadeMin)) * plotHeight;
 
   const root = svgRoot(
-    WIDTH,
-    HEIGHT,
+    width,
+    height,
     'Rate–distortion plot',
     `Normalized product error (log scale, 10^${decadeMin} to 10^${decadeMax}) against bits per entry (0 to ${rateMax}): ` +
       `the bound Γ(R) for Gaussian data and ${finite.length} measured scheme${finite.length === 1 ? '' : 's'}.`,
@@ -56,14 +60,14 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
   const grid = svg('g');
   for (let rate = 0; rate <= rateMax; rate += rateStep) {
     grid.append(
-      svg('line', { class: 'gridline', x1: px(x(rate)), x2: px(x(rate)), y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom }),
-      svg('text', { class: 'tick rate-tick', x: px(x(rate)), y: HEIGHT - MARGIN.bottom + 16, 'text-anchor': 'middle' }, String(rate)),
+      svg('line', { class: 'gridline', x1: px(x(rate)), x2: px(x(rate)), y1: MARGIN.top, y2: height - MARGIN.bottom }),
+      svg('text', { class: 'tick rate-tick', x: px(x(rate)), y: height - MARGIN.bottom + 16, 'text-anchor': 'middle' }, String(rate)),
     );
   }
   for (let decade = decadeMin; decade <= decadeMax; decade++) {
     const value = 10 ** decade;
     grid.append(
-      svg('line', { class: 'gridline', x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: px(y(value)), y2: px(y(value)) }),
+      svg('line', { class: 'gridline', x1: MARGIN.left, x2: width - MARGIN.right, y1: px(y(value)), y2: px(y(value)) }),
       svg('text', { class: 'tick', x: MARGIN.left - 6, y: px(y(value) + 4), 'text-anchor': 'end' }, decadeLabel(decade)),
     );
   }
@@ -77,7 +81,7 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     const rate = (rateMax * i) / steps;
     curve.push(`${px(x(rate))},${px(y(Math.max(gamma(rate), floor)))}`);
   }
-  const bottom = HEIGHT - MARGIN.bottom;
+  const bottom = height - MARGIN.bottom;
   const labelRate = Math.min(5.1, 0.85 * rateMax);
   root.append(
     svg('polygon', { class: 'unreachable', points: `${px(x(0))},${bottom} ${curve.join(' ')} ${px(x(rateMax))},${bottom}` }),
@@ -90,9 +94,9 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
 
   // Axes and their labels.
   root.append(
-    svg('line', { class: 'axis', x1: MARGIN.left, x2: WIDTH - MARGIN.right, y1: bottom, y2: bottom }),
+    svg('line', { class: 'axis', x1: MARGIN.left, x2: width - MARGIN.right, y1: bottom, y2: bottom }),
     svg('line', { class: 'axis', x1: MARGIN.left, x2: MARGIN.left, y1: MARGIN.top, y2: bottom }),
-    svg('text', { x: px(MARGIN.left + plotWidth / 2), y: HEIGHT - 8, 'text-anchor': 'middle' }, 'bits per entry R'),
+    svg('text', { x: px(MARGIN.left + plotWidth / 2), y: height - 8, 'text-anchor': 'middle' }, 'bits per entry R'),
     svg(
       'text',
       { x: 14, y: px(MARGIN.top + plotHeight / 2), 'text-anchor': 'middle', transform: `rotate(-90 14 ${px(MARGIN.top + plotHeight / 2)})` },
@@ -138,7 +142,7 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     group.append(filled);
     if (point.current) {
       group.append(svg('circle', { class: 'current-ring', cx: px(xPoint), cy: px(yPoint), r: 10 }));
-      const spot = labelSpot(point.label, xPoint, yPoint, markers.slice(0, -1), { left: MARGIN.left, right: WIDTH - MARGIN.right, top: MARGIN.top, bottom });
+      const spot = labelSpot(point.label, xPoint, yPoint, markers.slice(0, -1), { left: MARGIN.left, right: width - MARGIN.right, top: MARGIN.top, bottom });
       group.append(svg('text', { x: px(spot.x), y: px(spot.y), 'text-anchor': spot.anchor }, point.label));
     }
     root.append(group);

@@ -23,6 +23,16 @@ export function svgRoot(width: number, height: number, title: string, descriptio
   return root;
 }
 
+/**
+ * The width in user units to draw a plot at: the container's own width in CSS pixels, within
+ * [narrowest, widest]. Drawn 1:1, the plot's 11–12 px labels stay that size: a 640-unit plot shrunk to
+ * a phone's 324 px had labels 6 px tall. (A hidden container, width 0, gets `widest`.)
+ */
+export function drawingWidth(container: HTMLElement, narrowest: number, widest: number): number {
+  const width = Math.round(container.clientWidth);
+  return width === 0 ? widest : Math.max(narrowest, Math.min(widest, width));
+}
+
 /** Rounds a coordinate to 0.1 px so the markup stays short. */
 export function px(value: number): string {
   return (Math.round(value * 10) / 10).toString();

@@ -588,8 +588,13 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
           .filter((node) => node.getBoundingClientRect().right > width + 0.5)
           .map((node) => `${node.tagName.toLowerCase()}#${node.id}`);
         const values = Array.from(document.querySelectorAll('.facts dd')).map((node) => node.getBoundingClientRect().width);
-        return { scrollWidth: document.documentElement.scrollWidth, width, outside, narrowestValue: Math.min(...values) };
+        // The plots are drawn at their panels' width, so their 11–12 px labels keep their size (a plot
+        // drawn 640 wide and shrunk to the panel had labels about 6 px tall).
+        const labels = Array.from(document.querySelectorAll('.plot > svg text')).map((node) => node.getBoundingClientRect().height);
+        return { scrollWidth: document.documentElement.scrollWidth, width, outside, narrowestValue: Math.min(...values), labels: labels.length, smallestLabel: Math.min(...labels) };
       });
+      expect(layout.labels).toBeGreaterThan(10);
+      expect(layout.smallestLabel).toBeGreaterThanOrEqual(10);
       expect(layout.outside).toEqual([]);
       expect(layout.scrollWidth).toBeLessThanOrEqual(layout.width);
       // The values of the adapter and latest-run lists get the panel's width, not a character per line.
