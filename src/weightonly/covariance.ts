@@ -39,6 +39,16 @@ export function covarianceFromActivations(activations: Matrix): Matrix {
       data[k * n + i] = v;
     }
   }
+  // A variance that f32 rounds to 0 makes its channel dead (see checkVariancesFitF32); its covariances
+  // go with it, as |Σ_ik| ≤ √(Σ_ii·Σ_kk) requires. They could still be subnormals (a channel of 1e-24
+  // beside one of 1e-10), and `quantizeWeights` refuses such a Σ_X as no covariance.
+  for (let i = 0; i < n; i++) {
+    if (data[i * n + i] !== 0) continue;
+    for (let k = 0; k < n; k++) {
+      data[i * n + k] = 0;
+      data[k * n + i] = 0;
+    }
+  }
   return { rows: n, cols: n, data };
 }
 

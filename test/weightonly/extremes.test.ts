@@ -98,6 +98,26 @@ describe('covarianceFromActivations refuses a Σ_X outside the f32 range, naming
   });
 });
 
+describe('covarianceFromActivations: a channel whose variance f32 rounds to 0 is dead, with its covariances', () => {
+  it('its row and column are 0, and quantizeWeights takes the Σ_X it returned (it refused it as no covariance)', () => {
+    // Channel 1 at 1e-25 beside channel 0 at 1e15: variance 1e-50 rounds to 0, the covariance 1e-10 does not.
+    const two = covarianceFromActivations({ rows: 2, cols: 1, data: Float32Array.from([1e15, 1e-25]) });
+    expect(Array.from(two.data)).toEqual([Math.fround(Math.fround(1e15) ** 2), 0, 0, 0]);
+    const w = { rows: 2, cols: 4, data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) };
+    expect(() => quantizeWeights(w, two, { method: 'gptq', step: 0.5 })).not.toThrow();
+    // 16 Gaussian channels, one scaled by 1e-24: its row and column are 0, the others as computed.
+    const x = gaussianMatrix(16, 64, 5);
+    for (let t = 0; t < 64; t++) x.data[t * 16 + 3] = (x.data[t * 16 + 3] as number) * 1e-24;
+    const sigma = covarianceFromActivations(x);
+    for (let k = 0; k < 16; k++) {
+      expect(sigma.data[3 * 16 + k]).toBe(0);
+      expect(sigma.data[k * 16 + 3]).toBe(0);
+    }
+    expect(sigma.data[0]).toBeGreaterThan(0.5);
+    for (const method of methods) expect(() => quantizeWeights(gaussianMatrix(16, 32, 6), sigma, { method, rate: 3 })).not.toThrow();
+  });
+});
+
 describe('W beyond the format limit 2^48 is refused up front, naming the entry', () => {
   const n = 64;
   const w = gaussianMatrix(n, 128, 3);
