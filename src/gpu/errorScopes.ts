@@ -97,6 +97,7 @@ const LOSS_GRACE_MS = 250;
 function stateOf(device: GPUDevice): DeviceState {
   let state = states.get(device);
   if (state === undefined) {
+    checkIsDevice(device);
     const created: DeviceState = {
       lost: undefined,
       lostListeners: new Set(),
@@ -117,6 +118,22 @@ function stateOf(device: GPUDevice): DeviceState {
     state = created;
   }
   return state;
+}
+
+/**
+ * Refuses, on a device's first use by the library, what is not a GPUDevice: above all the context
+ * `requestGpuDevice()` / `requestNodeGpuDevice()` return, which functions that take a device were
+ * given instead of its `.device` and then failed with "Cannot read properties of undefined".
+ */
+function checkIsDevice(device: unknown): void {
+  const candidate = device as { readonly lost?: { readonly then?: unknown } } | null;
+  if (typeof candidate === 'object' && candidate !== null && typeof candidate.lost?.then === 'function') return;
+  const isContext = typeof device === 'object' && device !== null && 'device' in device && 'limits' in device;
+  throw new LatticeMatmulError(
+    isContext
+      ? 'expected a GPUDevice, got the context requestGpuDevice() / requestNodeGpuDevice() returns: pass its .device'
+      : `expected a GPUDevice, got ${device === null ? 'null' : typeof device === 'object' ? 'an object without GPUDevice.lost' : typeof device}`,
+  );
 }
 
 /**

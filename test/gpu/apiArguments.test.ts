@@ -10,7 +10,7 @@ import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
-import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -71,6 +71,18 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     await expect(engine.matmulAT(asGpu, asGpu)).rejects.toThrow(message);
     await expect(engine.dequantize(asGpu)).rejects.toThrow(message); // was: "escapeCount must be a non-negative integer"
     expect(() => QuantizedLinear.create(context.device, asGpu as LinearWeight)).toThrow(message); // was: accepted, or a TypeError from Dawn
+  });
+
+  it('the context requestGpuDevice() returns, passed where a GPUDevice belongs, is refused saying to pass its .device (it was a TypeError from inside)', async () => {
+    const q = quantizeWeights(gaussianMatrix(16, 8, 3), null, { method: 'rtn', rate: 2 });
+    const asDevice = context as never;
+    const message = /^expected a GPUDevice, got the context requestGpuDevice\(\) \/ requestNodeGpuDevice\(\) returns: pass its \.device$/;
+    await expect(weightOnlyGemv(asDevice, q, new Float32Array(16))).rejects.toThrow(message);
+    await expect(weightOnlyGemm(asDevice, q, gaussianMatrix(16, 2, 4))).rejects.toThrow(message);
+    await expect(gpuQuantizeLattice(asDevice, gaussianMatrix(n, 2, 5), { scheme: 'e8-4bit' })).rejects.toThrow(message);
+    await expect(weightOnlyGemv(42 as never, q, new Float32Array(16))).rejects.toThrow(/^expected a GPUDevice, got number$/);
+    // The real device still works.
+    expect((await weightOnlyGemv(context.device, q, new Float32Array(16))).length).toBe(8);
   });
 
   it('misspelt options of GpuEngine.create and requestGpuDevice are refused with a suggestion, not ignored', async () => {
