@@ -28,7 +28,9 @@ export function logDetCovariance(sigmaX: Matrix): number {
  * second moment Σ_X: the total tr(ΔΣ_XΔᵀ) = a·n·σ_W²·|Σ_X|^{1/n}·2^{−2R} that no quantizer of an iid
  * Gaussian W with the same mean squared entry σ_W² can beat (high-rate distortion–rate function;
  * see `theory.ts` for the derivation and when it is exact). `w` uses this library's layout
- * (n = w.rows inputs, one column per output).
+ * (n = w.rows inputs, one column per output). A singular Σ_X (fewer calibration samples than inputs, a
+ * dead channel) is refused as not positive definite: the limit would be 0 and every gap infinite; measure
+ * the gap against the damped covariance the quantizer used, or with more samples.
  *
  * @example
  * const gap = gapBits(q.distortion(w, sigmaX), weightOnlyLimit(w, sigmaX, q.rate)); // ≈ 0.25 for WaterSIC

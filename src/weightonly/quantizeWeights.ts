@@ -7,7 +7,8 @@ import { feedbackPenaltyBits } from './feedbackPenalty.js';
 import { meanSquaredEntry } from './limit.js';
 import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
-import { MAX_CODE } from './packedCodes.js';
+import { columnCodeWidths, MAX_CODE } from './packedCodes.js';
+import { columnCodeEntropy } from './codeRate.js';
 import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
 import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, type WorkingProblem } from './recursion.js';
@@ -27,7 +28,7 @@ export interface QuantizeWeightsOptions {
   readonly step?: number;
   /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
   readonly rotate?: boolean;
-  /** u32 seed of the rotation. Default 0. */
+  /** u32 seed of the rotation. Default 0. Without `rotate` it draws nothing, and the matrix stores 0. */
   readonly seed?: number;
   /**
    * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (DESIGN.md's; GPTQ's reference code
@@ -101,7 +102,13 @@ export function quantizeWeights(
   );
   const sigma = sigmaX === null ? null : checkCovariance(sigmaX, n);
   const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? false;
-  const seed = options.seed ?? 0;
+  const givenSeed = options.seed ?? 0;
+  check(
+    Number.isInteger(givenSeed) && givenSeed >= 0 && givenSeed <= 0xffffffff,
+    () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(givenSeed)}`,
+  );
+  // Without a rotation no signs are drawn: the stored seed is 0, so the same weights give the same file.
+  const seed = rotate ? givenSeed : 0;
   const damping = options.damping ?? DEFAULT_DAMPING;
   check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${describeValue(damping)}`);
   const rescale = checkOptionalBoolean(options.rescale, 'rescale') ?? false;
@@ -203,10 +210,21 @@ export function quantizeWeights(
     rescaleObjective = { before: fit.objectiveBefore, after: fit.objectiveAfter };
   }
 
+  const entropyUnderstatementBits = rateUnderstatementBits(quantization.codes, n, outputs);
+  if (options.rate !== undefined) {
+    check(
+      entropyUnderstatementBits <= MAX_RATE_UNDERSTATEMENT,
+      () =>
+        `rate ${options.rate} with ${outputs} outputs: the step that reaches it gives input features codes whose empirical entropy is within ` +
+        `${ENTROPY_SATURATION_MARGIN} bits of log2(${outputs}) = ${Math.log2(outputs).toFixed(3)}, the most ${outputs} codes can show, so the rate would understate ` +
+        `their cost by up to ${entropyUnderstatementBits.toFixed(3)} bits per entry (their codes are wider); use more outputs, a lower rate, or a fixed step`,
+    );
+  }
   const analysis: WeightOnlyAnalysis = {
     step,
     evaluations,
     sigmaW2,
+    entropyUnderstatementBits,
     ...covarianceTerms(method, sigma, covariance, n, sideRate),
     feedbackPenaltyBits: covariance === null ? 0 : feedbackPenaltyBits(method, covariance.cholesky, n, step, sigmaW2),
     ...(rescaleObjective === undefined ? {} : { rescaleObjective }),
@@ -222,6 +240,33 @@ export function quantizeWeights(
     seed,
     analysis,
   });
+}
+
+/**
+ * The rate counts each input feature's codes at their empirical entropy, which cannot exceed
+ * log2(outputs) and understates the true entropy as it nears that cap (few codes, most of them
+ * distinct). Within this many bits of the cap a feature's entropy is not trusted.
+ */
+const ENTROPY_SATURATION_MARGIN = 1;
+/** The largest understatement bound (bits per entry) a rate search may settle on. */
+const MAX_RATE_UNDERSTATEMENT = 0.5;
+
+/**
+ * An upper bound on how far the rate understates the codes' cost: over the input features whose
+ * empirical entropy H_i is within ENTROPY_SATURATION_MARGIN bits of log2(outputs), the code width b_i
+ * (what a fixed-width code spends) minus H_i, per entry of W. 0 when no feature is near the cap.
+ */
+function rateUnderstatementBits(codes: Int32Array, n: number, outputs: number): number {
+  const widths = columnCodeWidths(codes, n, outputs);
+  const column = new Int32Array(outputs);
+  const cap = Math.log2(outputs) - ENTROPY_SATURATION_MARGIN;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < outputs; j++) column[j] = codes[j * n + i] as number;
+    const entropy = columnCodeEntropy(column);
+    if (entropy > cap) sum += Math.max(0, (widths[i] as number) - entropy);
+  }
+  return sum / n;
 }
 
 /** Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near f32's limit). */

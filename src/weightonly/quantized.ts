@@ -27,15 +27,26 @@ export interface WeightOnlyAnalysis {
   readonly evaluations: number;
   /** The mean squared entry of W, σ_W². */
   readonly sigmaW2: number;
+  /**
+   * How far `rate` may understate what the codes cost, at most (bits per entry): the rate counts each
+   * input feature's `outputs` codes at their empirical entropy, which cannot exceed log2(outputs) and
+   * falls short of the true entropy near it. Over the features within 2 bits of that cap, their code
+   * width minus their entropy, per entry of W; 0 when outputs ≫ 2^rate. A rate search refuses to
+   * settle above 0.1; a fixed step reports it.
+   */
+  readonly entropyUnderstatementBits: number;
   /** ln|Σ_X| of the covariance as given (−∞ when Σ_X is singular). */
   readonly logDetSigmaX: number;
   /** ½·log2(AM/GM) of the Cholesky pivots L_ii² of the damped H in the quantization basis. */
   readonly pivotAmGmBits: number;
-  /** ½·log2(|H|/|Σ_X|)/n: the damping's share of the gap. */
+  /** ½·log2(|H|/|Σ_X|)/n: the damping's share of the gap (+∞ when Σ_X is singular, as are the next two). */
   readonly dampingBits: number;
-  /** ½·log2(AM(diag Σ_X)/|Σ_X|^{1/n}). */
+  /** ½·log2(AM(diag Σ_X)/|Σ_X|^{1/n}) (+∞ when Σ_X is singular). */
   readonly diagonalAmGmBits: number;
-  /** High-rate prediction of the gap to the weight-only limit at this rate (`predictedGapBits`). */
+  /**
+   * High-rate prediction of the gap to the weight-only limit at this rate (`predictedGapBits`; +∞ when
+   * Σ_X is singular: the limit σ_W²·|Σ_X|^{1/n}·2^{−2R} is then 0, and `weightOnlyLimit` refuses it).
+   */
   readonly predictedGapBits: number;
   /** First-order extra rate of the LDLQ error feedback at this step (`feedbackPenaltyBits`; 0 for RTN). */
   readonly feedbackPenaltyBits: number;

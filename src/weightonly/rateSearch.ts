@@ -120,7 +120,8 @@ export function searchStepForRate<T extends { readonly rate: number }>(
   }
   throw new LatticeMatmulError(
     `could not reach rate ${target} ± ${tolerance} bits in ${evaluations} evaluations: the closest was ` +
-      `${closest.result.rate} at step ${2 ** closest.x} (the empirical entropy of so few codes per input ` +
-      `feature moves in coarse jumps; use more outputs or a larger tolerance)`,
+      `${closest.result.rate} at step ${2 ** closest.x} (the empirical entropy of each input feature's codes moves ` +
+      `in coarse jumps: few codes per input feature, or weights that take few distinct values; use more outputs, ` +
+      `a larger tolerance, or a fixed step)`,
   );
 }

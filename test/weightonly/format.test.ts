@@ -199,7 +199,7 @@ describe('serialize / deserialize', () => {
     ['watersic', 16, 64, { method: 'watersic', rate: 3 }],
     ['watersic hadamard', 32, 20, { method: 'watersic', step: 0.05, rotate: true, seed: 2 }],
     ['gptq', 24, 30, { method: 'gptq', step: 0.25 }],
-    ['gptq rotated', 64, 16, { method: 'gptq', rate: 4, rotate: true, seed: 9 }],
+    ['gptq rotated', 64, 64, { method: 'gptq', rate: 4, rotate: true, seed: 9 }],
     ['gptq rescaled, dense rotation', 10, 40, { method: 'gptq', step: 0.25, rescale: true, rotate: true, seed: 4 }],
     ['rtn 2 bits', 16, 64, { method: 'rtn', rate: 2 }],
     ['rtn ~10-bit codes', 8, 8, { method: 'rtn', step: 1e-3 }],

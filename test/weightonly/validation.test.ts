@@ -213,6 +213,37 @@ describe('other bad input', () => {
     expect(quantizeWeights(few, null, { method: 'rtn', step: 0.01 }).outputs).toBe(8);
   });
 
+  it('a rate reached only by codes whose empirical entropy saturates at log2(outputs) is refused; the understatement bound is reported', () => {
+    const sigma = covarianceFromActivations(gaussianMatrix(64, 300, 2));
+    const understated = /understate their cost by up to (\d+\.\d+) bits per entry \(their codes are wider\); use more outputs, a lower rate, or a fixed step$/;
+    // GPTQ at 7 bits with 128 outputs: each feature's 128 codes show at most 7 bits, so the search took
+    // codes 24 bits wide and reported rate 7.003 (stored: 24.4 bits per entry).
+    expect(() => quantizeWeights(gaussianMatrix(64, 128, 1), sigma, { method: 'gptq', rate: 7 })).toThrow(understated);
+    // RTN at 5 bits with 64 outputs: reported 5.00 where the codes need ≈ 5.8 (8.7 stored).
+    expect(() => quantizeWeights(gaussianMatrix(64, 64, 3), null, { method: 'rtn', rate: 5 })).toThrow(understated);
+    // With outputs ≫ 2^rate nothing is near the cap: the bound is 0.
+    expect(quantizeWeights(gaussianMatrix(64, 512, 4), sigma, { method: 'gptq', rate: 3 }).analysis?.entropyUnderstatementBits).toBe(0);
+    // One outlier input feature (×300) in 256 outputs: its codes saturate, the rest do not; the bound is
+    // that feature's width minus its entropy over 128 features, small, and the rate search accepts it.
+    const outlier = gaussianMatrix(128, 256, 5);
+    for (let j = 0; j < 256; j++) outlier.data[j * 128 + 7] = (outlier.data[j * 128 + 7] as number) * 300;
+    const q = quantizeWeights(outlier, null, { method: 'rtn', rate: 4 });
+    const bound = q.analysis?.entropyUnderstatementBits ?? NaN;
+    expect(bound).toBeGreaterThan(0.01);
+    expect(bound).toBeLessThan(0.1);
+    // A fixed step is the caller's: it is not refused, and the bound says how far its rate may be off.
+    const fixed = quantizeWeights(gaussianMatrix(64, 64, 3), null, { method: 'rtn', step: 1e-3 });
+    expect(fixed.analysis?.entropyUnderstatementBits).toBeGreaterThan(3);
+  });
+
+  it('without rotate the seed draws nothing: the same weights give the same bytes whatever the seed, and a bad seed is still refused', () => {
+    const w = gaussianMatrix(16, 64, 7);
+    const bytes = (seed: number) => Array.from(quantizeWeights(w, null, { method: 'rtn', rate: 3, seed }).serialize());
+    expect(bytes(5)).toEqual(bytes(0));
+    expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, seed: -1 })).toThrow(/^seed must be an integer in \[0, 2\^32 - 1\], got -1$/);
+    expect(bytes(5)).not.toEqual(Array.from(quantizeWeights(w, null, { method: 'rtn', rate: 3, seed: 5, rotate: true }).serialize()));
+  });
+
   it('a W or Σ_X too large for the rotation\'s f32 sums (rotate: true) is refused naming it; rotate: false takes the same Σ_X', () => {
     const n = 64;
     const rotation = new RandomizedHadamard(n, 1);
@@ -223,7 +254,8 @@ describe('other bad input', () => {
     const sigma = new Float32Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) sigma[j * n + i] = 1e37 * rotation.sign(i) * rotation.sign(j) + (i === j ? 1e35 : 0);
     const sigmaX: Matrix = { rows: n, cols: n, data: sigma };
-    const small = gaussianMatrix(n, 8, 2);
+    // 64 outputs: the empirical entropy of 8 codes cannot measure 3 bits (a rate search refuses it).
+    const small = gaussianMatrix(n, 64, 2);
     expect(() => quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3, rotate: true, seed: 1 })).toThrow(/^sigmaX cannot be rotated \(rotate: true\): /);
     expect(quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3 }).rate).toBeGreaterThan(2.5);
   });
