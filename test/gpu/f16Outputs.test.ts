@@ -113,7 +113,7 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
     'int8 inputs e8-q16-deterministic, centred (E8 residues)': () =>
       lattice(quantize(w, { scheme: 'e8-q16-deterministic', seed: 2, center: true }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
     'weight-only rtn': () => {
-      const uploaded = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4, rotate: false }));
+      const uploaded = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 3, rotate: false }));
       return { weight: uploaded, destroy: () => uploaded.destroy() };
     },
   };

@@ -167,7 +167,7 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       await expect(engine.dequantize(destroyed)).rejects.toThrow(/^the matrix was destroyed/);
       expect(() => MatrixColumnSide.create(device, destroyed as GpuDeterministicMatrix, 'side')).toThrow(/MatrixColumnSide: W was destroyed/);
       expect(() => MatrixColumnSide.create(device, universal as unknown as GpuDeterministicMatrix, 'side')).toThrow(/MatrixColumnSide: W must hold a deterministic lattice scheme/);
-      const weightOnly = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 4, rotate: false }));
+      const weightOnly = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 3, rotate: false }));
       weightOnly.destroy();
       const y = createBuffer(device, 'lifecycle y', 16, STORAGE_USAGE);
       const xBuffer = createBufferWithData(device, 'lifecycle x', x.data, STORAGE_USAGE);
