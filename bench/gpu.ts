@@ -131,14 +131,22 @@ const settings: BenchSettings = {
 const deviceName = info.description || info.device || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
 const environment: BenchEnvironment = {
   device: deviceName,
-  adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+  adapter: {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    subgroupMinSize: info.subgroupMinSize ?? null,
+    subgroupMaxSize: info.subgroupMaxSize ?? null,
+  },
   date: new Date().toISOString(),
   mode: quick ? 'quick' : 'full',
   timing: timestampQuery
     ? 'timestamp-query: GPU timestamps (empty passes around the recorded calls; Dawn quantization off)'
     : `wall clock around queue.onSubmittedWorkDone()${features.timestampQuery ? ' (--wall-clock)' : ' (the adapter has no timestamp-query)'}`,
   features: { ...features },
-  limits: { ...limits },
+  // With the storage-buffer limit, which decides the universal GEMV's fused finish (dispatchesPerCall).
+  limits: { ...limits, maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage },
   node: process.version,
   command: ['bench/gpu.ts', ...argv].join(' '),
   skipped,

@@ -11,7 +11,8 @@ import { dispatchInputsI8, dispatchRotatedInputsI8, type InputsI8Operand, type R
 import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
-import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
+import { dispatchStreamRead, streamReadSinkBytes, streamXor } from '../../src/gpu/kernels/streamRead.js';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8QuadMatrix, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8ResidueForm, type E8ResidueMatrix } from '../../src/quantize/e8Residues.js';
@@ -47,6 +48,7 @@ import {
   uploadTiled,
   type AlternativeTo,
   type BenchRow,
+  type RowCheck,
   type BenchSettings,
   type GemvProblem,
 } from './common.js';
@@ -109,9 +111,12 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
     const timing = await timeCalls(context, kernel, rounds * calls.length, (encoder, call) => (calls[call % calls.length] as PreparedCommands).record(encoder), settings);
     for (const call of calls) call.destroy();
     const ms = timing.perCallMs * calls.length;
+    // Every fraction of the streaming read divides by this row: it must have read every byte it is timed for.
+    const check = await streamCheck(device, buffers, sizes, seedWords);
     return row({
       kernel,
       family: 'stream',
+      check,
       shape,
       bytesRead: bytes,
       ms,
@@ -129,6 +134,36 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
   } finally {
     for (const buffer of buffers) buffer.destroy();
   }
+}
+
+/**
+ * The stream row's check: the XOR of every 16-byte word the kernel read, over all its buffers, against
+ * its CPU twin `streamXor` over the same words (each buffer is `seedWords` repeated, the last copy cut
+ * at the buffer's size). Counts the lanes that differ: 0 when every byte was read once.
+ */
+async function streamCheck(device: GPUDevice, buffers: readonly GPUBuffer[], sizes: readonly number[], seedWords: Uint32Array): Promise<RowCheck> {
+  const got = new Uint32Array(4);
+  const want = new Uint32Array(4);
+  const xorInto = (into: Uint32Array, lanes: Uint32Array) => {
+    for (let lane = 0; lane < 4; lane++) into[lane] = ((into[lane] as number) ^ (lanes[lane] as number)) >>> 0;
+  };
+  const seedXor = streamXor(seedWords);
+  for (const [i, buffer] of buffers.entries()) {
+    const bytes = sizes[i] as number;
+    const sinkBytes = streamReadSinkBytes(device, { bytes });
+    const sink = await runAndRead(device, 'bench stream check', sinkBytes, (run) => {
+      const out = run.storage('bench stream check sink', sinkBytes);
+      dispatchStreamRead(device, run.encoder, run.scratch, { data: buffer, bytes, sink: out });
+      return out;
+    });
+    xorInto(got, streamXor(new Uint32Array(sink)));
+    // An even number of whole copies of the seed cancels in the XOR.
+    if (Math.floor(bytes / seedWords.byteLength) % 2 === 1) xorInto(want, seedXor);
+    const restWords = (bytes % seedWords.byteLength) / 4;
+    if (restWords > 0) xorInto(want, streamXor(seedWords.subarray(0, restWords)));
+  }
+  const lanesDiffering = [0, 1, 2, 3].filter((lane) => got[lane] !== want[lane]).length;
+  return nmseCheck(lanesDiffering, 0, 'lanes of the XOR of every 16-byte word read that differ from its CPU twin (streamXor)');
 }
 
 /** Times one GEMV kernel at one problem: build, stream over the copies, check, free. */

@@ -14,7 +14,15 @@ import { issueTargets, type TargetResult } from './targets.js';
 /** Where and how the run happened. */
 export interface BenchEnvironment {
   readonly device: string;
-  readonly adapter: { readonly vendor: string; readonly architecture: string; readonly device: string; readonly description: string };
+  readonly adapter: {
+    readonly vendor: string;
+    readonly architecture: string;
+    readonly device: string;
+    readonly description: string;
+    /** The adapter's subgroup sizes where it reports them (the subgroup kernels adapt to the size at run time). */
+    readonly subgroupMinSize: number | null;
+    readonly subgroupMaxSize: number | null;
+  };
   readonly date: string;
   readonly mode: 'quick' | 'full';
   readonly timing: string;

@@ -124,6 +124,14 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(judge([...withoutE8, alone])[3]).toMatchObject({ met: null, measured: 'no E8 GEMV row measured' });
   });
 
+  it('the E8 point GEMV (int8 lattice points, 8 bits per entry read) does not decide the E8 verdict, however fast', () => {
+    const point = row({ kernel: 'E8 point GEMV e8-4bit, int8 inputs', family: 'gemv', shape: GEMV, spirvKey: 'e8-point-i8:e8-4bit:packed', ms: 0.5, gbps: 3800, check: ok });
+    // 3800/4000 = 95 % of the stream, but the verdict stays with the universal E8 row at 25 %.
+    expect(judge([...fullRun(), point])[3]).toMatchObject({ met: false });
+    const withoutE8 = fullRun().filter((r) => !(r.family === 'gemv' && /:e8-/.test(r.spirvKey ?? '')));
+    expect(judge([...withoutE8, point])[3]).toMatchObject({ met: null, measured: 'no E8 GEMV row measured' });
+  });
+
   it('a baseline whose own check failed decides nothing: no vs f16, vs f32 or product ratio from it, no verdict', () => {
     const wrong = { ...ok, value: 0.9, ok: false };
     const rows = fullRun().map((r) => (r.spirvKey === 'f16' || r.kernel.startsWith('f32 tiled') ? { ...r, check: wrong } : r));
