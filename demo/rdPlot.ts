@@ -18,6 +18,8 @@ export interface RatePoint {
 const WIDEST = 640;
 const NARROWEST = 300;
 const HEIGHT_AT_WIDEST = 400;
+/** Below 480 units wide the height stops following the width: the decades need room for their labels. */
+const MIN_HEIGHT = 300;
 const MARGIN = { left: 62, right: 14, top: 14, bottom: 46 };
 /** The rate axis runs to at least this many bits, further when a point needs it. */
 const RATE_AXIS_MIN = 6;
@@ -41,7 +43,7 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
   const decadeMax = Math.max(0, Math.ceil(Math.log10(highest)));
 
   const width = drawingWidth(container, NARROWEST, WIDEST);
-  const height = Math.max(300, Math.round((HEIGHT_AT_WIDEST * width) / WIDEST));
+  const height = Math.max(MIN_HEIGHT, Math.round((HEIGHT_AT_WIDEST * width) / WIDEST));
   const plotWidth = width - MARGIN.left - MARGIN.right;
   const plotHeight = height - MARGIN.top - MARGIN.bottom;
   const x = (rate: number): number => MARGIN.left + (Math.max(rate, 0) / rateMax) * plotWidth;

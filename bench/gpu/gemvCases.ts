@@ -92,6 +92,7 @@ export interface GemvKernel {
 export async function streamRow(context: GpuContext, bytes: number, settings: BenchSettings): Promise<BenchRow> {
   const { device } = context;
   const kernel = 'stream read (16 B loads)';
+  check(Number.isInteger(bytes) && bytes > 0 && bytes % 16 === 0, () => `stream row: bytes must be a positive multiple of 16 (the kernel's loads, and streamCheck's lanes), got ${bytes}`);
   const shape = `${(bytes / 2 ** 20).toFixed(0)} MiB`;
   const buffers: GPUBuffer[] = [];
   try {

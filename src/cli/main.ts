@@ -6,7 +6,7 @@
  *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
- *   lattice-matmul --version
+ *   lattice-matmul --version   (also -V, version)
  *
  * Exit codes: 0 done, 1 a file or its data refused, 2 a command line that cannot run (with the usage),
  * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise. A signal
@@ -49,7 +49,7 @@ const USAGE = `usage:
   ${QUANTIZE_USAGE}
   ${INSPECT_USAGE}
   ${SCHEMES_USAGE}
-  lattice-matmul --version
+  lattice-matmul --version (or -V)
 
 ${QUANTIZE_HELP}
 ${INSPECT_HELP}

@@ -4,7 +4,7 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import { check, LatticeMatmulError } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
-import { watchDeviceLoss } from './errorScopes.js';
+import { isGpuContext, watchDeviceLoss } from './errorScopes.js';
 
 /**
  * Optional GPU capabilities the kernels use when present (each has a plain path otherwise).
@@ -185,9 +185,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
  */
 export function gpuContextOf(deviceOrContext: GPUDevice | GpuContext, gpu?: GPU): GpuContext {
   check(typeof deviceOrContext === 'object' && deviceOrContext !== null, 'expected a GPUDevice or the context requestGpuDevice() returns');
-  if ('device' in deviceOrContext && 'features' in deviceOrContext && 'limits' in deviceOrContext && !('createBuffer' in deviceOrContext)) {
-    return deviceOrContext;
-  }
+  if (isGpuContext(deviceOrContext)) return deviceOrContext as GpuContext;
   const device = deviceOrContext as GPUDevice;
   check(
     typeof device.createBuffer === 'function' && typeof device.features?.has === 'function' && typeof device.limits === 'object',

@@ -253,7 +253,7 @@ export class GpuEngine {
       const pairs = scratch.buffer(`GpuEngine pairs ${name}`, pairFormBytes(m.length, m.cols), STORAGE_USAGE);
       const scales = scratch.buffer(`GpuEngine pair scales ${name}`, universalPairScalesBytes(m.cols), STORAGE_USAGE);
       const exponents = scratch.buffer(`GpuEngine exponents ${name}`, 4 * m.cols, STORAGE_USAGE);
-      return { m, pairs, scales, factors: scales, exponents, radixBits, cols: m.cols };
+      return { m, pairs, scales, exponents, radixBits, cols: m.cols };
     };
     // Every buffer is created (and a size beyond maxBufferSize refused) before the first pass is recorded.
     const pa = operand(a, 'A');
@@ -262,7 +262,9 @@ export class GpuEngine {
       dispatchUniversalPairs(this.device, encoder, scratch, p);
       copyPairExponents(encoder, p.scales, p.exponents, p.cols);
     }
-    dispatchPairMatmul(this.device, encoder, scratch, { a: pa, b: pb, units, commonScale: pairCommonScale(a, b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
+    // The product reads each column's factor from the start of its scales (the exponents follow them).
+    const factorsOf = (p: typeof pa) => ({ pairs: p.pairs, factors: p.scales, cols: p.cols });
+    dispatchPairMatmul(this.device, encoder, scratch, { a: factorsOf(pa), b: factorsOf(pb), units, commonScale: pairCommonScale(a, b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
     dispatchProductEpilogue(this.device, encoder, scratch, {
       sideA: a.side,
       sideB: b.side,

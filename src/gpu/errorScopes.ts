@@ -125,15 +125,19 @@ function stateOf(device: GPUDevice): DeviceState {
  * `requestGpuDevice()` / `requestNodeGpuDevice()` return, which functions that take a device were
  * given instead of its `.device` and then failed with "Cannot read properties of undefined".
  */
-function checkIsDevice(device: unknown): void {
+export function checkIsDevice(device: unknown): void {
   const candidate = device as { readonly lost?: { readonly then?: unknown } } | null;
   if (typeof candidate === 'object' && candidate !== null && typeof candidate.lost?.then === 'function') return;
-  const isContext = typeof device === 'object' && device !== null && 'device' in device && 'limits' in device;
   throw new LatticeMatmulError(
-    isContext
+    isGpuContext(device)
       ? 'expected a GPUDevice, got the context requestGpuDevice() / requestNodeGpuDevice() returns: pass its .device'
       : `expected a GPUDevice, got ${device === null ? 'null' : typeof device === 'object' ? 'an object without GPUDevice.lost' : typeof device}`,
   );
+}
+
+/** Whether `value` is the context `requestGpuDevice()` returns ({ device, features, limits, … }), not a GPUDevice. */
+export function isGpuContext(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && 'device' in value && 'features' in value && 'limits' in value && !('createBuffer' in value);
 }
 
 /**

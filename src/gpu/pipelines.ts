@@ -1,4 +1,5 @@
 import { check } from '../errors.js';
+import { checkIsDevice } from './errorScopes.js';
 import type { BindingWindow } from './workSplit.js';
 
 /*
@@ -30,9 +31,10 @@ export interface KernelLayout {
  * const { bindGroupLayout, pipelineLayout } = createKernelLayout(device, 'matmul f32', ['uniform', 'read-only-storage', 'read-only-storage', 'storage']);
  */
 export function createKernelLayout(device: GPUDevice, label: string, bindings: readonly GPUBufferBindingType[]): KernelLayout {
+  checkIsDevice(device); // a GpuContext here has no limits.maxStorageBuffersPerShaderStage to compare with
   // Checked here because WebGPU would report it only as a validation error that leaves the layout
   // invalid, so every later call of the kernel would fail with a message that no longer says why.
-  const storageBuffers = bindings.filter((type) => type !== 'uniform').length;
+  const storageBuffers = storageBufferCount(bindings);
   const limit = device.limits.maxStorageBuffersPerShaderStage;
   check(
     storageBuffers <= limit,
@@ -46,6 +48,11 @@ export function createKernelLayout(device: GPUDevice, label: string, bindings: r
   });
   const pipelineLayout = device.createPipelineLayout({ label, bindGroupLayouts: [bindGroupLayout] });
   return { bindGroupLayout, pipelineLayout };
+}
+
+/** The storage buffers (read-only or not) among a kernel's `bindings`: what maxStorageBuffersPerShaderStage limits. */
+export function storageBufferCount(bindings: readonly GPUBufferBindingType[]): number {
+  return bindings.filter((type) => type !== 'uniform').length;
 }
 
 /** The WGSL of one compile-time variant, and the label its shader module and pipeline get. */

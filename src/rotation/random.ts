@@ -50,7 +50,8 @@ function isU32(v: number): boolean {
   return typeof v === 'number' && (v >>> 0) === v;
 }
 
-function checkU32(v: number, what: string): void {
+/** Refuses a value that is not a u32, naming it (`what`): seeds, counters. */
+export function checkU32(v: number, what: string): void {
   check(isU32(v), () => `${what} must be an integer in [0, 2^32 - 1], got ${describeValue(v)}`);
 }
 

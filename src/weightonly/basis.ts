@@ -1,6 +1,7 @@
-import { check, describeValue } from '../errors.js';
+import { check } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
+import { checkU32 } from '../rotation/random.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { haarOrthogonal } from './linalg.js';
 
@@ -44,10 +45,7 @@ export class WeightBasis {
   private readonly haar: Float64Array | null;
 
   constructor(n: number, kind: RotationKind, seed: number) {
-    check(
-      Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
-      () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
-    );
+    checkU32(seed, 'seed');
     this.n = n;
     this.kind = kind;
     this.seed = seed;

@@ -9,6 +9,7 @@ import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
 import { columnCodeWidths, MAX_CODE } from './packedCodes.js';
 import { columnCodeEntropy } from './codeRate.js';
+import { checkU32 } from '../rotation/random.js';
 import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
 import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, type WorkingProblem } from './recursion.js';
@@ -103,10 +104,7 @@ export function quantizeWeights(
   const sigma = sigmaX === null ? null : checkCovariance(sigmaX, n);
   const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? false;
   const givenSeed = options.seed ?? 0;
-  check(
-    Number.isInteger(givenSeed) && givenSeed >= 0 && givenSeed <= 0xffffffff,
-    () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(givenSeed)}`,
-  );
+  checkU32(givenSeed, 'seed');
   // Without a rotation no signs are drawn: the stored seed is 0, so the same weights give the same file.
   const seed = rotate ? givenSeed : 0;
   const damping = options.damping ?? DEFAULT_DAMPING;
@@ -217,7 +215,7 @@ export function quantizeWeights(
       () =>
         `rate ${options.rate} with ${outputs} outputs: the step that reaches it gives input features codes whose empirical entropy is within ` +
         `${ENTROPY_SATURATION_MARGIN} bits of log2(${outputs}) = ${Math.log2(outputs).toFixed(3)}, the most ${outputs} codes can show, so the rate would understate ` +
-        `their cost by up to ${entropyUnderstatementBits.toFixed(3)} bits per entry (their codes are wider); use more outputs, a lower rate, or a fixed step`,
+        `their cost by about ${entropyUnderstatementBits.toFixed(3)} bits per entry (their codes are wider); use more outputs, a lower rate, or a fixed step`,
     );
   }
   const analysis: WeightOnlyAnalysis = {
@@ -247,14 +245,16 @@ export function quantizeWeights(
  * log2(outputs) and understates the true entropy as it nears that cap (few codes, most of them
  * distinct). Within this many bits of the cap a feature's entropy is not trusted.
  */
-const ENTROPY_SATURATION_MARGIN = 1;
-/** The largest understatement bound (bits per entry) a rate search may settle on. */
-const MAX_RATE_UNDERSTATEMENT = 0.5;
+export const ENTROPY_SATURATION_MARGIN = 1;
+/** The largest understatement estimate (bits per entry) a rate search may settle on. */
+export const MAX_RATE_UNDERSTATEMENT = 0.5;
 
 /**
- * An upper bound on how far the rate understates the codes' cost: over the input features whose
- * empirical entropy H_i is within ENTROPY_SATURATION_MARGIN bits of log2(outputs), the code width b_i
- * (what a fixed-width code spends) minus H_i, per entry of W. 0 when no feature is near the cap.
+ * An estimate (not a bound) of how far the rate understates the codes' cost, where it does so grossly:
+ * over the input features whose empirical entropy H_i is within ENTROPY_SATURATION_MARGIN bits of
+ * log2(outputs), the code width b_i (what a fixed-width code spends) minus H_i, per entry of W. 0 when
+ * no feature is near the cap; features below it, whose entropy is biased low too but by a fraction of
+ * a bit, are not counted.
  */
 function rateUnderstatementBits(codes: Int32Array, n: number, outputs: number): number {
   const widths = columnCodeWidths(codes, n, outputs);

@@ -1,3 +1,4 @@
+import { checkU32 } from '../rotation/random.js';
 import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
@@ -28,11 +29,12 @@ export interface WeightOnlyAnalysis {
   /** The mean squared entry of W, σ_W². */
   readonly sigmaW2: number;
   /**
-   * How far `rate` may understate what the codes cost, at most (bits per entry): the rate counts each
-   * input feature's `outputs` codes at their empirical entropy, which cannot exceed log2(outputs) and
-   * falls short of the true entropy near it. Over the features within 2 bits of that cap, their code
-   * width minus their entropy, per entry of W; 0 when outputs ≫ 2^rate. A rate search refuses to
-   * settle above 0.1; a fixed step reports it.
+   * An estimate of how far `rate` understates what the codes cost (bits per entry): the rate counts
+   * each input feature's `outputs` codes at their empirical entropy, which cannot exceed log2(outputs)
+   * and falls short of the true entropy near it. Over the features within ENTROPY_SATURATION_MARGIN
+   * bits of that cap, their code width minus their entropy, per entry of W; 0 when outputs ≫ 2^rate.
+   * A rate search refuses to settle above MAX_RATE_UNDERSTATEMENT (both in quantizeWeights.ts); a
+   * fixed step reports it.
    */
   readonly entropyUnderstatementBits: number;
   /** ln|Σ_X| of the covariance as given (−∞ when Σ_X is singular). */
@@ -157,7 +159,7 @@ export class WeightOnlyQuantized {
       () => `rowScales must be null or a Float32Array of outputs = ${outputs} entries`,
     );
     checkRotation(fields.rotation, n);
-    check((fields.seed >>> 0) === fields.seed, () => `seed must be an integer in [0, 2^32 - 1], got ${describeValue(fields.seed)}`);
+    checkU32(fields.seed, 'seed');
     const widths = columnCodeWidths(fields.codes, n, outputs);
     checkScales(fields.columnScales, widths, fields.rowScales);
     this.method = fields.method;

@@ -74,7 +74,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
   });
 
   it('the context requestGpuDevice() returns, passed where a GPUDevice belongs, is refused saying to pass its .device (it was a TypeError from inside)', async () => {
-    const q = quantizeWeights(gaussianMatrix(16, 8, 3), null, { method: 'rtn', rate: 2 });
+    const q = quantizeWeights(gaussianMatrix(16, 64, 3), null, { method: 'rtn', rate: 2 });
     const asDevice = context as never;
     const message = /^expected a GPUDevice, got the context requestGpuDevice\(\) \/ requestNodeGpuDevice\(\) returns: pass its \.device$/;
     await expect(weightOnlyGemv(asDevice, q, new Float32Array(16))).rejects.toThrow(message);
@@ -82,7 +82,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     await expect(gpuQuantizeLattice(asDevice, gaussianMatrix(n, 2, 5), { scheme: 'e8-4bit' })).rejects.toThrow(message);
     await expect(weightOnlyGemv(42 as never, q, new Float32Array(16))).rejects.toThrow(/^expected a GPUDevice, got number$/);
     // The real device still works.
-    expect((await weightOnlyGemv(context.device, q, new Float32Array(16))).length).toBe(8);
+    expect((await weightOnlyGemv(context.device, q, new Float32Array(16))).length).toBe(64);
   });
 
   it('misspelt options of GpuEngine.create and requestGpuDevice are refused with a suggestion, not ignored', async () => {
@@ -147,7 +147,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     const cpuW = quantize(gaussianMatrix(n, 4, 6), { scheme: 'e8-4bit', nonce: 6 });
     const w = engine.upload(cpuW);
     const layer = QuantizedLinear.create(lost.device, w);
-    const weightOnlyCpu = quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 4, rotate: false });
+    const weightOnlyCpu = quantizeWeights(gaussianMatrix(n, 32, 5), null, { method: 'rtn', rate: 3, rotate: false });
     const weightOnly = uploadWeightOnly(lost.device, weightOnlyCpu);
     const scratch = new GpuScratch(lost.device);
     const x = createBuffer(lost.device, 'x', 4 * n, STORAGE_USAGE);

@@ -7,6 +7,7 @@ import { QuantizedLinear, type QuantizedLinearOptions } from '../../src/gpu/quan
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { createKernelLayout } from '../../src/gpu/pipelines.js';
 import type { Matrix } from '../../src/matrix.js';
+import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
@@ -47,6 +48,7 @@ describe('a kernel binding more storage buffers than the device allows', () => {
   it('is refused by name, with the limit and what to do, before any GPU object is created', () => {
     let layouts = 0;
     const device = {
+      lost: new Promise(() => undefined),
       limits: { maxStorageBuffersPerShaderStage: 8 },
       createBindGroupLayout: () => {
         layouts++;
@@ -172,6 +174,18 @@ describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device wit
         // GEMV writes Y itself with 10 storage buffers): f32 sums in another order, far below 1e-5.
         const scale = Math.max(...want.map(Math.abs));
         for (let k = 0; k < want.length; k++) expect(Math.abs((got[k] as number) - (want[k] as number)), `output ${k}`).toBeLessThanOrEqual(1e-5 * scale);
+        // And both are the layer: Ŵᵀx + b from the CPU's decoded W, within f32 rounding, or with int8
+        // inputs within their rounding (x̃ to int8 per group: ≈ 1e-3 of the outputs here; a wrong kernel is off by O(1)).
+        const decoded = dequantize(q).data;
+        const reference = Array.from({ length: cols * 3 }, (_, k) => {
+          const j = k % cols;
+          const t = Math.floor(k / cols);
+          let sum = 0.25 * j - 1;
+          for (let i = 0; i < n; i++) sum += (decoded[j * n + i] as number) * (x.data[t * n + i] as number);
+          return sum;
+        });
+        const tolerance = int8Inputs === null ? 1e-5 : 1e-2;
+        for (let k = 0; k < reference.length; k++) expect(Math.abs((got[k] as number) - (reference[k] as number)), `output ${k} against the CPU`).toBeLessThanOrEqual(tolerance * scale);
       });
     }
   }

@@ -242,6 +242,11 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       expect(Array.from(new Float32Array(await readBuffer(device, y, 12))).every(Number.isNaN)).toBe(true);
       await layers[1].check();
       await layers[2].check();
+      // The sound weight's layer is what check() vouches for: finite outputs.
+      const again = device.createCommandEncoder();
+      layers[2].record(again, x, y);
+      device.queue.submit([again.finish()]);
+      expect(Array.from(new Float32Array(await readBuffer(device, y, 12))).every(Number.isFinite)).toBe(true);
       layers[2].destroy();
       await expect(layers[2].check()).rejects.toThrow(/was destroyed/);
     } finally {

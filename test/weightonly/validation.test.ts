@@ -215,7 +215,7 @@ describe('other bad input', () => {
 
   it('a rate reached only by codes whose empirical entropy saturates at log2(outputs) is refused; the understatement bound is reported', () => {
     const sigma = covarianceFromActivations(gaussianMatrix(64, 300, 2));
-    const understated = /understate their cost by up to (\d+\.\d+) bits per entry \(their codes are wider\); use more outputs, a lower rate, or a fixed step$/;
+    const understated = /understate their cost by about (\d+\.\d+) bits per entry \(their codes are wider\); use more outputs, a lower rate, or a fixed step$/;
     // GPTQ at 7 bits with 128 outputs: each feature's 128 codes show at most 7 bits, so the search took
     // codes 24 bits wide and reported rate 7.003 (stored: 24.4 bits per entry).
     expect(() => quantizeWeights(gaussianMatrix(64, 128, 1), sigma, { method: 'gptq', rate: 7 })).toThrow(understated);

@@ -11,7 +11,7 @@ import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
-import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
+import { createKernelBindGroup, createKernelPipeline, KernelPipelines, storageBufferCount, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix, type UniversalOperandLayout } from '../universalOperand.js';
@@ -102,9 +102,6 @@ export interface UniversalGemvVariant {
    */
   readonly finished?: boolean;
 }
-
-/** Storage buffers the fused form of the product binds (W's 5, x̃, Y, the norms, the sums, the bias). */
-const FINISHED_STORAGE_BUFFERS = 10;
 
 /**
  * Whether the universal GEMV's product can write Y itself on `device` (no finishing pass): it needs 10
@@ -333,14 +330,20 @@ const pipelines = /*#__PURE__*/ (() => new KernelPipelines({
 }))();
 
 /** The product kernel writing Y itself (the fused form, 10 storage buffers): per device and variant. */
-const finishedPipelines = /*#__PURE__*/ (() => new KernelPipelines({
-  label: 'universal gemv (writes Y)',
-  bindings: [
+const FINISHED_BINDINGS = /*#__PURE__*/ (() =>
+  [
     ...PRODUCT_BINDINGS,
     'read-only-storage', // norms and means
     'read-only-storage', // per-call sums
     'read-only-storage', // bias
-  ],
+  ] as const)();
+
+/** Storage buffers the fused form of the product binds (W's 5, x̃, Y, the norms, the sums, the bias: 10). */
+const FINISHED_STORAGE_BUFFERS = /*#__PURE__*/ storageBufferCount(FINISHED_BINDINGS);
+
+const finishedPipelines = /*#__PURE__*/ (() => new KernelPipelines({
+  label: 'universal gemv (writes Y)',
+  bindings: FINISHED_BINDINGS,
   compile: (device, pipelineLayout, variant: UniversalGemvVariant) => compileProduct(device, pipelineLayout, { ...variant, finished: true }),
   key: productKey,
 }))();

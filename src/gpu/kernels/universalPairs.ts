@@ -16,8 +16,9 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
  * Universal codes → the pair form of the int8 product (shaders/universal_pairs.wgsl; the form and its
  * CPU twin `universalPairColumns` are in src/quantize/universalPairs.ts): one workgroup per column,
  * which decodes its units, splits each c = λ·DITHER_GRID/pointScale − Z into int8 halves, and writes
- * the column's factor and exponent (both in one `scales` buffer: with the operand's 5 buffers, its
- * norms and the pair form, that keeps the kernel within WebGPU's default 8 storage buffers per stage). The product (pairMatmul.ts) reads the form.
+ * the column's factor and exponent. Both go in one `scales` buffer: with the operand's 5 buffers, its
+ * norms and the pair form, that keeps the kernel within WebGPU's default 8 storage buffers per stage.
+ * The product (pairMatmul.ts) reads the form.
  */
 
 /** Bytes of one unit (8 coordinates) of the pair form: one vec4<u32>. */
