@@ -8,7 +8,6 @@ import { meanSquaredEntry } from './limit.js';
 import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
 import { columnCodeWidths, MAX_CODE } from './packedCodes.js';
-import { columnCodeEntropy } from './codeRate.js';
 import { checkU32 } from '../rotation/random.js';
 import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
@@ -208,7 +207,7 @@ export function quantizeWeights(
     rescaleObjective = { before: fit.objectiveBefore, after: fit.objectiveAfter };
   }
 
-  const entropyUnderstatementBits = rateUnderstatementBits(quantization.codes, n, outputs);
+  const entropyUnderstatementBits = rateUnderstatementBits(quantization.featureEntropies, columnCodeWidths(quantization.codes, n, outputs), outputs);
   if (options.rate !== undefined) {
     check(
       entropyUnderstatementBits <= MAX_RATE_UNDERSTATEMENT,
@@ -256,17 +255,13 @@ export const MAX_RATE_UNDERSTATEMENT = 0.5;
  * no feature is near the cap; features below it, whose entropy is biased low too but by a fraction of
  * a bit, are not counted.
  */
-function rateUnderstatementBits(codes: Int32Array, n: number, outputs: number): number {
-  const widths = columnCodeWidths(codes, n, outputs);
-  const column = new Int32Array(outputs);
+function rateUnderstatementBits(featureEntropies: Float64Array, widths: Uint8Array, outputs: number): number {
   const cap = Math.log2(outputs) - ENTROPY_SATURATION_MARGIN;
   let sum = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < outputs; j++) column[j] = codes[j * n + i] as number;
-    const entropy = columnCodeEntropy(column);
+  featureEntropies.forEach((entropy, i) => {
     if (entropy > cap) sum += Math.max(0, (widths[i] as number) - entropy);
-  }
-  return sum / n;
+  });
+  return sum / featureEntropies.length;
 }
 
 /** Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near f32's limit). */

@@ -25,7 +25,9 @@ export interface StepQuantization {
   readonly codes: Int32Array;
   /** s_i = α_i·γ_i as f32 (α_i = c/L_ii for WaterSIC, 0 where all its codes are 0; Δ for GPTQ and RTN). */
   readonly columnScales: Float32Array;
-  /** Mean over input features of the empirical entropy of their codes (bits per entry). */
+  /** Empirical entropy of each input feature's codes across the outputs (bits per entry). */
+  readonly featureEntropies: Float64Array;
+  /** Their mean over input features: the code rate (bits per entry). */
   readonly codeRate: number;
 }
 
@@ -89,7 +91,7 @@ function roundToNearest(weights: Float64Array, n: number, outputs: number, step:
   const delta = Math.fround(step);
   const codes = new Int32Array(n * outputs);
   const column = new Int32Array(outputs);
-  let entropySum = 0;
+  const featureEntropies = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < outputs; j++) {
       const z = Math.round((weights[j * n + i] as number) / delta);
@@ -97,9 +99,9 @@ function roundToNearest(weights: Float64Array, n: number, outputs: number, step:
       codes[j * n + i] = z;
       column[j] = z;
     }
-    entropySum += columnCodeEntropy(column);
+    featureEntropies[i] = columnCodeEntropy(column);
   }
-  return { codes, columnScales: new Float32Array(n).fill(delta), codeRate: entropySum / n };
+  return { codes, columnScales: new Float32Array(n).fill(delta), featureEntropies, codeRate: mean(featureEntropies) };
 }
 
 function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): StepQuantization | CodeOverflow {
@@ -110,7 +112,7 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
   const codes = new Int32Array(n * outputs);
   const columnScales = new Float32Array(n);
   const column = new Int32Array(outputs);
-  let entropySum = 0;
+  const featureEntropies = new Float64Array(n);
   for (let i = n - 1; i >= 0; i--) {
     const lii = l[i * n + i] as number;
     let scale: number;
@@ -145,7 +147,7 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
       scale = delta;
     }
     columnScales[i] = scale;
-    entropySum += columnCodeEntropy(column);
+    featureEntropies[i] = columnCodeEntropy(column);
     const rowL = i * n;
     for (let j = 0; j < outputs; j++) {
       const z = column[j] as number;
@@ -157,5 +159,11 @@ function ldlq(problem: WorkingProblem, step: number, waterfilling: boolean): Ste
       for (let k = 0; k < i; k++) feedback[base + k] = (feedback[base + k] as number) + error * (l[rowL + k] as number);
     }
   }
-  return { codes, columnScales, codeRate: entropySum / n };
+  return { codes, columnScales, featureEntropies, codeRate: mean(featureEntropies) };
+}
+
+function mean(values: Float64Array): number {
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum / values.length;
 }

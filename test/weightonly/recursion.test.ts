@@ -3,6 +3,7 @@ import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { choleskyLower } from '../../src/weightonly/linalg.js';
+import { quantizeAtStep } from '../../src/weightonly/recursion.js';
 
 /** A random SPD covariance as an f32 Matrix (exactly symmetric) and its float64 copy. */
 function randomCovariance(n: number, seed: number): { sigma: Matrix; sigma64: Float64Array } {
@@ -136,5 +137,33 @@ describe('LDLQ recursion (WaterSIC and GPTQ) against a dense reference', () => {
     const q = quantizeWeights(w, sigma, { method: 'watersic', step: c, damping: 0 });
     // At this fine step γ ≈ 1, so s_i·L_ii ≈ c for every input whatever its variance.
     for (let i = 0; i < n; i++) expect(((q.columnScales[i] as number) * (l[i * n + i] as number)) / c).toBeCloseTo(1, 2);
+  });
+});
+
+describe('quantizeAtStep: the code rate it reports', () => {
+  /** Entropy in bits of a list of codes, counted in a Map (independent of columnCodeEntropy's array path). */
+  function entropyOf(codes: number[]): number {
+    const counts = new Map<number, number>();
+    for (const z of codes) counts.set(z, (counts.get(z) ?? 0) + 1);
+    let h = 0;
+    for (const count of counts.values()) h -= (count / codes.length) * Math.log2(count / codes.length);
+    return h;
+  }
+
+  it.each(['rtn', 'gptq', 'watersic'] as const)('%s: each input feature\'s entropy over its outputs, and their mean', (method) => {
+    const n = 6;
+    const outputs = 50;
+    const { sigma64 } = randomCovariance(n, 21);
+    const w = gaussianMatrix(n, outputs, 22);
+    // Input feature 2 spread 30× wider and feature 4 all zeros (all its codes 0 for RTN and GPTQ; WaterSIC's
+    // feedback still gives it codes): unequal entropies.
+    const weights = Float64Array.from(w.data, (v, k) => (k % n === 2 ? 30 * v : k % n === 4 ? 0 : v));
+    const q = quantizeAtStep({ method, n, outputs, weights, cholesky: method === 'rtn' ? null : choleskyLower(sigma64, n) }, 0.4);
+    if ('overflow' in q) throw new Error('unexpected code overflow');
+    const expected = Array.from({ length: n }, (_, i) => entropyOf(Array.from({ length: outputs }, (_, j) => q.codes[j * n + i] as number)));
+    if (method !== 'watersic') expect(expected[4]).toBe(0);
+    expect(Math.max(...expected)).toBeGreaterThan(2);
+    for (let i = 0; i < n; i++) expect(q.featureEntropies[i]).toBeCloseTo(expected[i] as number, 12);
+    expect(q.codeRate).toBeCloseTo(expected.reduce((s, h) => s + h, 0) / n, 12);
   });
 });
