@@ -49,6 +49,23 @@ export function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | null, w
   });
 }
 
+/**
+ * Refuses a value outside `choices`, naming them all: "`what` must be 'a', 'b' or null, got …". For
+ * options whose values are declared once, as a const array beside their type, so a new value is added
+ * in one place.
+ *
+ * @example
+ * export const DOT_PATHS = ['packed', 'plain'] as const;
+ * export type DotPath = (typeof DOT_PATHS)[number];
+ * checkOneOf(options.dotPath, DOT_PATHS, 'dotPath'); // "dotPath must be 'packed' or 'plain', got \"fast\""
+ */
+export function checkOneOf<const T extends string | number | null>(value: unknown, choices: readonly T[], what: string): asserts value is T {
+  if ((choices as readonly unknown[]).includes(value)) return;
+  const names = choices.map((choice) => (typeof choice === 'string' ? `'${choice}'` : String(choice)));
+  const listed = names.length === 1 ? names.join('') : `${names.slice(0, -1).join(', ')} or ${names.at(-1) ?? ''}`;
+  throw new LatticeMatmulError(`${what} must be ${listed}, got ${describeValue(value)}`);
+}
+
 /** A positive integer (sizes, counts), or a clear error naming `what`. */
 export function checkPositiveInteger(value: number, what: string): void {
   check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${describeValue(value)}`);

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, describeValue } from './errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from './errors.js';
 import { float16BitsToFloat32Bits } from './scalar/floatFormats.js';
 
 /**
@@ -199,7 +199,7 @@ export function toFloat32Matrix(input: MatrixInput, name = 'matrix'): Matrix {
   checkPositiveInteger(half.rows, `${name}.rows`);
   checkPositiveInteger(half.cols, `${name}.cols`);
   const format = half.format ?? 'f16';
-  check(format === 'f16' || format === 'bf16', () => `${name}.format must be 'f16' or 'bf16', got ${String(format)}`);
+  checkOneOf(format, ['f16', 'bf16'], `${name}.format`);
   const floats = isFloat16Array(half.data);
   check(
     half.data instanceof Uint16Array || floats,

@@ -1,4 +1,4 @@
-import { check, describeValue } from '../errors.js';
+import { check, checkOneOf, describeValue } from '../errors.js';
 import { checkMatrix, largestColumnNorm, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
@@ -61,11 +61,15 @@ export interface GpuEngineOptions {
   readonly deterministicProduct?: DeterministicProductPath;
 }
 
+const UNIVERSAL_PRODUCT_PATHS = ['i8', 'decode'] as const;
+
 /** How `matmulAT` multiplies two universal matrices (GpuEngineOptions.universalProduct). */
-export type UniversalProductPath = 'i8' | 'decode';
+export type UniversalProductPath = (typeof UNIVERSAL_PRODUCT_PATHS)[number];
+
+const DETERMINISTIC_PRODUCT_PATHS = ['codes', 'decode'] as const;
 
 /** How `matmulAT` multiplies two deterministic matrices (GpuEngineOptions.deterministicProduct). */
-export type DeterministicProductPath = 'codes' | 'decode';
+export type DeterministicProductPath = (typeof DETERMINISTIC_PRODUCT_PATHS)[number];
 
 const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath', 'universalProduct', 'deterministicProduct'] as const satisfies readonly (keyof GpuEngineOptions)[];
 
@@ -118,13 +122,10 @@ export class GpuEngine {
       "dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks",
     );
     const universalProduct = options.universalProduct ?? (this.dotPath === 'packed' ? 'i8' : 'decode');
-    check(universalProduct === 'i8' || universalProduct === 'decode', () => `universalProduct must be 'i8' or 'decode', got ${describeValue(universalProduct)}`);
+    checkOneOf(universalProduct, UNIVERSAL_PRODUCT_PATHS, 'universalProduct');
     this.universalProduct = universalProduct;
     const deterministicProduct = options.deterministicProduct ?? 'codes';
-    check(
-      deterministicProduct === 'codes' || deterministicProduct === 'decode',
-      () => `deterministicProduct must be 'codes' or 'decode', got ${describeValue(deterministicProduct)}`,
-    );
+    checkOneOf(deterministicProduct, DETERMINISTIC_PRODUCT_PATHS, 'deterministicProduct');
     this.deterministicProduct = deterministicProduct;
   }
 

@@ -1,6 +1,7 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { BufferUsage, checkBufferUsable } from './buffers.js';
+import { ACTIVATION_FORMATS, type ActivationFormat } from './kernels/activationIo.js';
 
 /** A matrix already on the GPU: `rows × cols` column-major f32 in `buffer`, from byte `offset`. */
 export interface GpuMatrixInput {
@@ -10,7 +11,7 @@ export interface GpuMatrixInput {
   /** Byte offset of entry (0, 0): a multiple of 4 (f32) or 2 (f16). Default 0. */
   readonly offset?: number;
   /** Element type: 'f32' (default) or 'f16' (IEEE binary16, e.g. an app's half-precision activations). */
-  readonly format?: 'f32' | 'f16';
+  readonly format?: ActivationFormat;
 }
 
 /** True for a CPU `Matrix` (it has `data`), false for a `GpuMatrixInput`. */
@@ -29,7 +30,7 @@ export function checkMatrixInput(input: Matrix | GpuMatrixInput, name: string): 
   checkPositiveInteger(input.cols, `${name} cols`);
   checkBufferUsable(input.buffer, BufferUsage.STORAGE, `${name} buffer`);
   const format = input.format ?? 'f32';
-  check(format === 'f32' || format === 'f16', () => `${name} format must be 'f32' or 'f16', got ${String(format)}`);
+  checkOneOf(format, ACTIVATION_FORMATS, `${name} format`);
   const size = format === 'f16' ? 2 : 4;
   const offset = input.offset ?? 0;
   check(Number.isInteger(offset) && offset >= 0 && offset % size === 0, () => `${name} offset must be a non-negative multiple of ${size}, got ${offset}`);

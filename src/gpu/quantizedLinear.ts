@@ -1,8 +1,8 @@
-import { check, checkPositiveInteger, describeValue } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
-import { dispatchF16ToF32, activationBytes, type ActivationFormat } from './kernels/activationIo.js';
+import { ACTIVATION_FORMATS, activationBytes, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
@@ -11,7 +11,7 @@ import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8,
 import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
 import { e8PointUnsupported } from '../quantize/e8Points.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
-import type { DotPath } from './kernels/e8Matmul.js';
+import { DOT_PATHS, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
@@ -319,14 +319,14 @@ export class QuantizedLinear {
     }
     checkWeightUsable(weight, device, 'QuantizedLinear');
     this.activations = options.activations ?? 'f32';
-    check(this.activations === 'f32' || this.activations === 'f16', () => `activations must be 'f32' or 'f16', got ${describeValue(options.activations)}`);
+    checkOneOf(this.activations, ACTIVATION_FORMATS, 'activations');
     this.maxTokens = options.maxTokens ?? 64;
     checkPositiveInteger(this.maxTokens, 'maxTokens');
     const maxPrepared = options.maxPrepared ?? 16;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     this.prepared = new PreparedCache(maxPrepared);
     const int8Inputs = options.int8Inputs ?? null;
-    check(int8Inputs === null || int8Inputs === 'packed' || int8Inputs === 'plain', () => `int8Inputs must be 'packed', 'plain' or null, got ${describeValue(int8Inputs)}`);
+    checkOneOf(int8Inputs, [...DOT_PATHS, null], 'int8Inputs');
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
     const lattice = this.lattice;

@@ -1,4 +1,4 @@
-import { check, describeValue } from '../errors.js';
+import { checkOneOf } from '../errors.js';
 import { innerProductTable, MAX_TABLE_CODES } from '../lattices/innerProductTable.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
@@ -98,7 +98,7 @@ export interface MatmulOptions {
 function resolveShrink(options: MatmulOptions): boolean {
   checkOptionsObject(options, ['shrink'], 'matmulAT options');
   const shrink = options.shrink ?? 'none';
-  check(shrink === 'none' || shrink === 'product', () => `shrink must be 'none' or 'product', got ${describeValue(shrink)}`);
+  checkOneOf(shrink, ['none', 'product'], 'shrink');
   return shrink === 'product';
 }
 

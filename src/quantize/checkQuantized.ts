@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
@@ -51,7 +51,7 @@ function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount:
 export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   check(typeof q === 'object' && q !== null, () => `${name} must be a quantized matrix (from quantize), got ${describeValue(q)}`);
   const kind: unknown = q.kind;
-  check(kind === 'lattice' || kind === 'scalar', () => `${name}.kind must be 'lattice' or 'scalar', got ${describeValue(kind)}`);
+  checkOneOf(kind, ['lattice', 'scalar'], `${name}.kind`);
   checkPositiveInteger(q.rows, `${name}.rows`);
   checkPositiveInteger(q.cols, `${name}.cols`);
   check(typeof q.rotate === 'boolean', () => `${name}.rotate must be a boolean, got ${describeValue(q.rotate)}`);

@@ -1,9 +1,10 @@
-import { abortedError, check, describeValue } from '../errors.js';
+import { abortedError, check, checkOneOf, describeValue } from '../errors.js';
 import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
 import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from './strictOptions.js';
 
 /** How the decoder rescales each decoded column of a deterministic lattice scheme (see {@link QuantizeOptions.gain}). */
-export type GainMode = 'unbiased' | 'mmse' | 'none';
+const GAIN_MODES = ['unbiased', 'mmse', 'none'] as const;
+export type GainMode = (typeof GAIN_MODES)[number];
 
 /** Progress of a long quantization: columns done out of the total. */
 export type QuantizeProgress = (done: number, total: number) => void;
@@ -113,10 +114,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   }
 
   const gainGiven = options.gain;
-  check(
-    gainGiven === undefined || gainGiven === 'unbiased' || gainGiven === 'mmse' || gainGiven === 'none',
-    () => `gain must be 'unbiased', 'mmse' or 'none', got ${String(gainGiven)}`,
-  );
+  if (gainGiven !== undefined) checkOneOf(gainGiven, GAIN_MODES, 'gain');
   if (gainGiven !== undefined && gainGiven !== 'none') {
     check(deterministicLattice, () =>
       universal

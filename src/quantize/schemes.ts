@@ -1,5 +1,5 @@
-import { check, describeValue } from '../errors.js';
-import type { IntGrid } from '../scalar/absmax.js';
+import { check, checkOneOf, describeValue } from '../errors.js';
+import { INT_GRIDS, SCALE_FORMATS, type IntGrid, type ScaleFormat } from '../scalar/absmax.js';
 import { latticeSpec, MAX_UNIVERSAL_Q, type LatticeName } from './latticeSpec.js';
 import { checkKnownKeys, isPlainObject } from './strictOptions.js';
 
@@ -56,7 +56,7 @@ export interface IntScheme {
   /** Entries sharing one scale; `'column'` = the whole rotated column (the seed's ℓ∞ baseline). */
   readonly groupSize: number | 'column';
   readonly grid: IntGrid;
-  readonly scaleFormat: 'fp32' | 'fp16';
+  readonly scaleFormat: ScaleFormat;
 }
 
 /** NVFP4: E2M1 values, an E4M3 scale per 16 entries, one fp32 tensor scale (baseline). */
@@ -213,7 +213,7 @@ function checkIntScheme(scheme: IntScheme): IntScheme {
     scheme.groupSize === 'column' || (typeof scheme.groupSize === 'number' && Number.isInteger(scheme.groupSize) && scheme.groupSize >= 1),
     () => `int scheme groupSize must be a positive integer or 'column', got ${describeValue(scheme.groupSize)}`,
   );
-  check(scheme.grid === 'midrise' || scheme.grid === 'symmetric', () => `int scheme grid must be 'midrise' or 'symmetric', got ${describeValue(scheme.grid)}`);
-  check(scheme.scaleFormat === 'fp32' || scheme.scaleFormat === 'fp16', () => `int scheme scaleFormat must be 'fp32' or 'fp16', got ${describeValue(scheme.scaleFormat)}`);
+  checkOneOf(scheme.grid, INT_GRIDS, 'int scheme grid');
+  checkOneOf(scheme.scaleFormat, SCALE_FORMATS, 'int scheme scaleFormat');
   return scheme;
 }

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger, describeValue } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../errors.js';
 import { firstNonFinite } from '../matrix.js';
 import { roundHalfEven } from '../lattices/lattice.js';
 import { fp16Scale, nextFloat32Up } from './floatFormats.js';
@@ -27,7 +27,12 @@ import { fp16Scale, nextFloat32Up } from './floatFormats.js';
  */
 
 /** The two integer grids; see the module comment. */
-export type IntGrid = 'midrise' | 'symmetric';
+export const INT_GRIDS = ['midrise', 'symmetric'] as const;
+export type IntGrid = (typeof INT_GRIDS)[number];
+
+/** How a group's scale is stored: f32, or f16 (as llama.cpp's q4_0 stores it). */
+export const SCALE_FORMATS = ['fp32', 'fp16'] as const;
+export type ScaleFormat = (typeof SCALE_FORMATS)[number];
 
 /** Options of {@link absmaxQuantize}. */
 export interface AbsmaxOptions {
@@ -37,7 +42,7 @@ export interface AbsmaxOptions {
   groupSize: number;
   grid: IntGrid;
   /** Format the stored scale is rounded (up) to, and counted with in the side information. */
-  scaleFormat: 'fp32' | 'fp16';
+  scaleFormat: ScaleFormat;
 }
 
 /** Codes and scales of one quantized vector. */
@@ -56,14 +61,8 @@ export function checkAbsmaxOptions(options: AbsmaxOptions): void {
     () => `absmax bits must be an integer in 2..8, got ${describeValue(options.bits)}`,
   );
   checkPositiveInteger(options.groupSize, 'absmax groupSize');
-  check(
-    options.grid === 'midrise' || options.grid === 'symmetric',
-    () => `absmax grid must be 'midrise' or 'symmetric', got ${String(options.grid)}`,
-  );
-  check(
-    options.scaleFormat === 'fp32' || options.scaleFormat === 'fp16',
-    () => `absmax scaleFormat must be 'fp32' or 'fp16', got ${String(options.scaleFormat)}`,
-  );
+  checkOneOf(options.grid, INT_GRIDS, 'absmax grid');
+  checkOneOf(options.scaleFormat, SCALE_FORMATS, 'absmax scaleFormat');
 }
 
 /** The largest symmetric level, `2^{b−1} − 1`. */

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { checkOneOf } from '../errors.js';
 
 /**
  * The weight-only quantizers:
@@ -13,8 +13,5 @@ export const WEIGHT_ONLY_METHODS: readonly WeightOnlyMethod[] = ['rtn', 'gptq', 
 
 /** Checks that `method` names a weight-only quantizer. */
 export function checkMethod(method: unknown): asserts method is WeightOnlyMethod {
-  check(
-    typeof method === 'string' && (WEIGHT_ONLY_METHODS as readonly string[]).includes(method),
-    () => `method must be one of ${WEIGHT_ONLY_METHODS.join(', ')}, got ${String(method)}`,
-  );
+  checkOneOf(method, WEIGHT_ONLY_METHODS, 'method');
 }

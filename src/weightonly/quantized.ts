@@ -1,5 +1,5 @@
 import { checkU32 } from '../rotation/random.js';
-import { check, LatticeMatmulError, describeValue } from '../errors.js';
+import { check, checkOneOf, describeValue, LatticeMatmulError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { MAX_HAAR_N, WeightBasis, type RotationKind } from './basis.js';
@@ -451,7 +451,7 @@ function checkSizes(n: number, outputs: number): void {
 
 /** The rotation is known and fits n: Hadamard only for Hadamard lengths, the dense rotation only up to MAX_HAAR_N. */
 function checkRotation(rotation: RotationKind, n: number): void {
-  check(ROTATIONS.includes(rotation), () => `rotation must be one of ${ROTATIONS.join(', ')}, got ${String(rotation)}`);
+  checkOneOf(rotation, ROTATIONS, 'rotation');
   check(
     rotation !== 'hadamard' || rotationLength(n) === n,
     () => `rotation 'hadamard' needs n = m·2^k with m ∈ {1, 12, 20} (or a sum of such blocks), got n = ${n}`,

@@ -89,7 +89,7 @@ describe('quantize refuses bad options', () => {
     ['seed 1.5', { seed: 1.5 }, /seed must be an integer in \[0, 2\^32 − 1\], got 1.5/],
     ['seed 2^32', { seed: 2 ** 32 }, /seed must be an integer in \[0, 2\^32 − 1\], got 4294967296/],
     ['seed NaN', { seed: Number.NaN }, /seed must be an integer in \[0, 2\^32 − 1\], got NaN/],
-    ['an unknown gain', { gain: 'max' }, /gain must be 'unbiased', 'mmse' or 'none', got max/],
+    ['an unknown gain', { gain: 'max' }, /gain must be 'unbiased', 'mmse' or 'none', got "max"/],
   ];
   for (const scheme of ['d3-q6', 'd3-q6-deterministic'] as const) {
     it.each(generic)(`${scheme}: %s`, (_name, options, message) => {

@@ -174,7 +174,7 @@ describe('quiet input features and out-of-range rescalers: the quantizer never b
 describe('other bad input', () => {
   const sigma = identity(n);
   it.each([
-    ['an unknown method', { method: 'awq', rate: 3 }, /method must be one of/],
+    ['an unknown method', { method: 'awq', rate: 3 }, /method must be 'rtn', 'gptq' or 'watersic', got "awq"/],
     ['both rate and step', { method: 'rtn', rate: 3, step: 0.1 }, /exactly one of rate/],
     ['neither rate nor step', { method: 'rtn' }, /exactly one of rate/],
     ['a negative rate', { method: 'rtn', rate: -1 }, /rate must be/],

@@ -16,8 +16,11 @@ import { bindingCap, bindingWindow, halfWindow, itemsPerBinding, workgroupGrid }
 
 const THREADS = 256;
 
+/** The element types of activations in GPU buffers. */
+export const ACTIVATION_FORMATS = ['f32', 'f16'] as const;
+
 /** The element type of activations in GPU buffers. */
-export type ActivationFormat = 'f32' | 'f16';
+export type ActivationFormat = (typeof ACTIVATION_FORMATS)[number];
 
 /** Bytes per element of an activation format. */
 export function activationBytes(format: ActivationFormat): 2 | 4 {

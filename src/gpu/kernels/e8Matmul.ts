@@ -2,7 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import e8MatmulSource from '../../../shaders/e8_matmul.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import type { GpuFeatures } from '../device.js';
@@ -38,8 +38,11 @@ const SLICE = 8;
 /** Invocations per workgroup (the shader's THREADS). */
 const THREADS = 256;
 
+/** How the kernels form 8-bit integer dot products: WGSL's dot4I8Packed, or unpacked multiply-adds. */
+export const DOT_PATHS = ['packed', 'plain'] as const;
+
 /** How the kernel forms the 8-lane int8 dot products. */
-export type DotPath = 'packed' | 'plain';
+export type DotPath = (typeof DOT_PATHS)[number];
 
 /** `'packed'` where the adapter's WGSL has packed_4x8_integer_dot_product, else `'plain'`. */
 export function dotPathFor(features: GpuFeatures): DotPath {
@@ -181,7 +184,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
     );
   }
   checkProductOperands(a, b);
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  checkOneOf(args.dotPath, DOT_PATHS, 'dotPath');
 
   const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
   const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, SLICE);

@@ -11,7 +11,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
@@ -23,7 +23,7 @@ import { GpuScratch } from '../scratch.js';
 import { UniformLayout, type UniformMemberType, type UniformValues } from '../uniformLayout.js';
 import type { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import type { DotPath } from './e8Matmul.js';
+import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
 import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
 import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
@@ -622,7 +622,7 @@ export interface E8QuadGemvKernel {
  */
 export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: GpuE8QuadMatrix, args: E8QuadGemvArgs, kernel: E8QuadGemvKernel): void {
   const { what } = kernel;
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  checkOneOf(args.dotPath, DOT_PATHS, `${what}: dotPath`);
   const format = gemvOutputFormat(args, what);
   // x̂ given (checked against W), or rounded inside the rotation's last pass where the call rotates X itself and the rotation allows it.
   const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, e8InputsI8Form(device, encoder, scratch, w));

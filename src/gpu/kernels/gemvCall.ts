@@ -1,6 +1,6 @@
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -10,7 +10,7 @@ import { windowBinding } from '../pipelines.js';
 import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
-import type { ActivationFormat } from './activationIo.js';
+import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
 import { columnGemvUsesSubgroups } from './columnGemv.js';
 
@@ -265,7 +265,7 @@ export interface GemvOutput {
 /** The checked output format of a call (first, so that `beginGemv` checks Y with its element size). */
 export function gemvOutputFormat(args: GemvOutputArgs, what: string): ActivationFormat {
   const format = args.outputFormat ?? 'f32';
-  check(format === 'f32' || format === 'f16', () => `${what}: outputFormat must be 'f32' or 'f16', got ${String(format)}`);
+  checkOneOf(format, ACTIVATION_FORMATS, `${what}: outputFormat`);
   return format;
 }
 

@@ -1,5 +1,5 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 import { lanesWorkgroupBytes } from './universalGemv.js';
@@ -68,7 +68,7 @@ export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: nu
   const budget = leaderTableBudget(rhsTile, kernelBytes, workgroupBytes);
   const fits = (copies: number): boolean => 4 * leaders * copies <= budget;
   if (requested !== undefined) {
-    check(LEADER_COPY_CHOICES.includes(requested), () => `leaderCopies must be one of ${LEADER_COPY_CHOICES.join(', ')}, got ${String(requested)}`);
+    checkOneOf(requested, LEADER_COPY_CHOICES, 'leaderCopies');
     check(fits(requested), () => `leaderCopies: ${requested} copies of ${leaders} leaders need ${4 * leaders * requested} bytes of workgroup memory; ${budget} are left (maxComputeWorkgroupStorageSize ${workgroupBytes})`);
     return requested;
   }

@@ -2,7 +2,7 @@ import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
 import { rotationSigns } from '../rotationSigns.js';
@@ -13,7 +13,7 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
-import type { ActivationFormat } from './activationIo.js';
+import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
 import { E8_INPUT_GROUP, INPUT_GROUP, INT8_OUTPUT_LAYOUTS } from './inputsI8Layout.js';
 
 /*
@@ -470,7 +470,7 @@ function recordRotation(
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
   const inputFormat = inverse ? 'f32' : ((args as HadamardArgs).inputFormat ?? 'f32');
-  check(inputFormat === 'f32' || inputFormat === 'f16', () => `${what}: inputFormat must be 'f32' or 'f16', got ${String(inputFormat)}`);
+  checkOneOf(inputFormat, ACTIVATION_FORMATS, `${what}: inputFormat`);
   const inputBytes = inputFormat === 'f16' ? 2 : 4;
   checkBufferRange(args.input, inputOffset, inputBytes * inputRows * cols, `${what}: input`, inputBytes);
   checkBufferRange(args.output, outputOffset, 4 * outputRows * cols, `${what}: output`);

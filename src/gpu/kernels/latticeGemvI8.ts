@@ -8,7 +8,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -33,7 +33,7 @@ import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipeli
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import type { BindingWindow } from '../workSplit.js';
-import type { DotPath } from './e8Matmul.js';
+import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
@@ -82,7 +82,8 @@ type RhsTile = 1 | 8;
  * integer multiply-adds), 'table' looks it up in a 4-entry workgroup table filled once per workgroup
  * (a load, an address and a clamp per block: the kernel's former form, kept to compare the two on a GPU).
  */
-export type ScaleMultipleSource = 'cubic' | 'table';
+export const SCALE_MULTIPLE_SOURCES = ['cubic', 'table'] as const;
+export type ScaleMultipleSource = (typeof SCALE_MULTIPLE_SOURCES)[number];
 
 /** The kernel's default source of the scale multiples. */
 const DEFAULT_SCALE_MULTIPLES: ScaleMultipleSource = 'cubic';
@@ -271,7 +272,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
     () => `${what}: scale multiples up to ${largestMultiple(w)} are too large for the kernel's i32 group sums (4 blocks of 6·k·⟨P, x̂⟩, |⟨P, x̂⟩| ≤ ${LARGEST_DOT})`,
   );
   const scaleMultiples = args.scaleMultiples ?? DEFAULT_SCALE_MULTIPLES;
-  check(scaleMultiples === 'cubic' || scaleMultiples === 'table', () => `${what}: scaleMultiples must be 'cubic' or 'table', got '${String(scaleMultiples)}'`);
+  checkOneOf(scaleMultiples, SCALE_MULTIPLE_SOURCES, `${what}: scaleMultiples`);
   const words = operandWordsPerColumn(w);
   recordGemvI8(device, encoder, scratch, args, what, {
     w,
@@ -322,7 +323,7 @@ export interface ScaleIndexReader {
  */
 export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: GemvCallArgs & SharedInputsI8Arg & GemvOutputArgs & LeaderTableArgs & { readonly dotPath: DotPath }, what: string, reader: ScaleIndexReader): void {
   const { w } = reader;
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `${what}: dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  checkOneOf(args.dotPath, DOT_PATHS, `${what}: dotPath`);
   const format = gemvOutputFormat(args, what);
   // x̂ given, or rounded inside the rotation's last pass where it can be; else undefined: rounded per range below.
   const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: reader.centred }, d3InputsI8Form(device, encoder, scratch, w));

@@ -1,7 +1,7 @@
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkPairRadixBits, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
 import { universalDitherUnit } from '../universalOperand.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -10,7 +10,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingCap } from '../workSplit.js';
 import { checkWholeProductA, MATMUL_TILE, productColumnChunks } from './matmulF32.js';
-import type { DotPath } from './e8Matmul.js';
+import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { PAIR_UNIT_BYTES } from './universalPairs.js';
 
 /*
@@ -109,7 +109,7 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
   checkPositiveInteger(units, 'pair matmul units');
   checkPositiveInteger(aCols, 'pair matmul A columns');
   checkPositiveInteger(bCols, 'pair matmul B columns');
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  checkOneOf(args.dotPath, DOT_PATHS, 'dotPath');
   check(
     Number.isFinite(args.commonScale) && args.commonScale >= PAIR_MIN_COMMON_SCALE,
     () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,

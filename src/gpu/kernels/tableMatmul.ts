@@ -1,7 +1,7 @@
 import leaderPackedSource from '../../../shaders/d3_leader_packed.wgsl?raw';
 import leaderPlainSource from '../../../shaders/d3_leader_plain.wgsl?raw';
 import tableMatmulSource from '../../../shaders/d3_table_matmul.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import {
   checkGpuDeterministicMatrix,
@@ -22,7 +22,7 @@ import {
   type TableLayout,
   type TableLayoutKind,
 } from '../tableLayout.js';
-import type { DotPath } from './e8Matmul.js';
+import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams, productParamsLayout } from './productCommon.js';
 
 /*
@@ -146,7 +146,7 @@ export function dispatchTableMatmul(device: GPUDevice, encoder: GPUCommandEncode
     );
   }
   checkProductOperands(a, b);
-  check(args.dotPath === 'packed' || args.dotPath === 'plain', () => `dotPath must be 'packed' or 'plain', got '${String(args.dotPath)}'`);
+  checkOneOf(args.dotPath, DOT_PATHS, 'dotPath');
   const layoutChoice = tableMatmulLayout(device, args.layout);
   const sliceBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * TABLE_MAX_ABS, layoutChoice.sliceBlocks);
   const common = (a.unit * b.unit) / a.length; // pointScale of D3 is 1

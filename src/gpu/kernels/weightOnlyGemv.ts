@@ -1,5 +1,5 @@
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
-import { check, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
@@ -14,7 +14,7 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { activationBytes, type ActivationFormat } from './activationIo.js';
+import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 
@@ -178,7 +178,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   const inputFormat = args.inputFormat ?? 'f32';
-  check(inputFormat === 'f32' || inputFormat === 'f16', () => `weight-only gemv: inputFormat must be 'f32' or 'f16', got ${String(inputFormat)}`);
+  checkOneOf(inputFormat, ACTIVATION_FORMATS, 'weight-only gemv: inputFormat');
   const xBytes = activationBytes(inputFormat);
   checkBufferRange(args.x, xOffset, xBytes * n * vectors, 'weight-only gemv: x', xBytes);
   const format = gemvOutputFormat(args, 'weight-only gemv');
@@ -367,7 +367,7 @@ export class WeightOnlyGpuMatrix {
     const vectors = args.vectors ?? 1;
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
     const inputBasis = args.inputBasis ?? 'original';
-    check(inputBasis === 'original' || inputBasis === 'quantization', () => `inputBasis must be 'original' or 'quantization', got ${String(inputBasis)}`);
+    checkOneOf(inputBasis, ['original', 'quantization'], 'inputBasis');
     let x = args.x;
     let xOffset = args.xOffset ?? 0;
     let inputFormat = args.inputFormat ?? 'f32';
