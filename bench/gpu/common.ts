@@ -1,5 +1,6 @@
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
+import type { ProductKernel } from '../../src/gpu/engine.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { prepareCommands, type PreparedCommands } from '../../src/gpu/prepared.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
@@ -100,6 +101,8 @@ export interface BenchRow {
   rdna3PerMac: number | null;
   /** Key of the product kernel's per-MAC statistics. */
   readonly macKey: string | null;
+  /** Engine product rows: the kernel `GpuEngine.productKernel` chose for the pair (null: the f32 baseline, and every other family). */
+  readonly productKernel: ProductKernel | null;
   /**
    * GEMV rows of the int8-input kernels: x rotated and rounded to int8 once, before the timed calls,
    * which then run the GEMV kernel alone (what each layer of a group pays when the group shares x̂).
@@ -142,6 +145,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     spirvKey: null,
     rdna3PerMac: null,
     macKey: null,
+    productKernel: null,
     xPrepared: false,
     alternativeTo: null,
     ...fields,

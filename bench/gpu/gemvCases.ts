@@ -528,9 +528,17 @@ interface Int8RowVariant {
 
 /** An int8-input row's name. */
 function int8RowName(base: string, { dotPath, xPrepared, layout, variant }: Int8RowVariant): string {
-  const copies = layout.leaderCopies === undefined ? '' : `, ${layout.leaderCopies} leader-table copies`;
-  const padding = layout.padLeaderTable === true ? ', leader table padded to 256 entries per copy' : '';
-  return `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies}${padding}${variant === undefined ? '' : `, ${variant.name}`}`;
+  return `${base}, int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${forcedLayout(layout).name}${variant === undefined ? '' : `, ${variant.name}`}`;
+}
+
+/** A forced leader-table layout as a row-name suffix and a SPIR-V key suffix (both '' for the default layout). */
+function forcedLayout({ leaderCopies, padLeaderTable }: LeaderTableArgs): { readonly name: string; readonly key: string } {
+  const padded = padLeaderTable === true;
+  if (leaderCopies === undefined && !padded) return { name: '', key: '' };
+  return {
+    name: `${leaderCopies === undefined ? '' : `, ${leaderCopies} leader-table copies`}${padded ? ', leader table padded to 256 entries per copy' : ''}`,
+    key: `:layout${leaderCopies ?? ''}${padded ? '-padded' : ''}`,
+  };
 }
 
 /**
@@ -565,12 +573,11 @@ function int8Row(
 ): Pick<GemvKernel, 'name' | 'spirvKey' | 'unsupported' | 'alternativeTo'> {
   const form: Int8RowVariant = { dotPath, xPrepared, layout, ...(variant === undefined ? {} : { variant }) };
   const alternativeTo = int8Alternative(base, form);
-  const layoutKey = layout.leaderCopies === undefined && layout.padLeaderTable !== true ? '' : `:layout${layout.leaderCopies ?? ''}${layout.padLeaderTable === true ? '-padded' : ''}`;
   return {
     name: int8RowName(base, form),
     // Leader-table layouts other than the default get a key of their own: the instruction counts are
     // compiled for the default layout only, and must not be shown as theirs.
-    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${layoutKey}`,
+    spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${forcedLayout(layout).key}`,
     ...(alternativeTo === undefined ? {} : { alternativeTo }),
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';

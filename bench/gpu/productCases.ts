@@ -163,7 +163,7 @@ export async function engineProductRow(context: GpuContext, scheme: SchemeName, 
     // The E8 product's staging loop has its SPIR-V count (instructionStats.ts: e8ProductSubject), and
     // each kernel's slice loop its RDNA3 count per multiply-accumulate (productSubjects).
     const macKey = productMacKey(productKernel, scheme, engine.tableLayout, engine.dotPath);
-    return { ...row, ...(productKernel === 'e8-dot' ? { spirvKey: `product:${scheme}:${engine.dotPath}` } : {}), macKey };
+    return { ...row, ...(productKernel === 'e8-dot' ? { spirvKey: `product:${scheme}:${engine.dotPath}` } : {}), macKey, productKernel };
   } catch (error) {
     return failedRow({ kernel, family: 'product', shape: productShape(p) }, error);
   } finally {

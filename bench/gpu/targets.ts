@@ -1,3 +1,4 @@
+import type { ProductKernel } from '../../src/gpu/engine.js';
 import { measuredOk, type BenchRow } from './common.js';
 
 /*
@@ -24,6 +25,9 @@ export interface TargetResult {
 
 /** The decode-step target: the one a measured "yes" can still be undone by a step the run did not measure. */
 const ALLOCATION_TARGET = 'a recorded decode step of 200 GEMVs or more creates no GPU object per call';
+
+/** The engine's product paths that decode both operands to f32 and then run the f32 matmul. */
+const DECODING_PRODUCT_KERNELS: readonly ProductKernel[] = ['universal-decode', 'decode-f32'];
 
 const percent = (fraction: number): string => `${(100 * fraction).toFixed(1)} %`;
 const times = (ratio: number): string => `${ratio.toFixed(2)}×`;
@@ -142,9 +146,9 @@ function judgedTargets(rows: readonly BenchRow[]): TargetResult[] {
     // An allocating step fails it at any size; a verdict of "met" needs a step of 200 layers or more.
     met: allocating.length > 0 ? false : layers.some((n) => n !== null && n >= 200) ? true : null,
   });
-  // Products from the codes: the decoding paths (universal-decode, decode-f32) run the f32 matmul
-  // itself after their decode passes, so they say nothing of the target.
-  const products = rows.filter((r) => r.family === 'product' && !r.kernel.startsWith('f32') && !/\((universal-decode|decode-f32)\)/.test(r.kernel));
+  // Products from the codes: the decoding paths run the f32 matmul itself after their decode passes,
+  // so they say nothing of the target.
+  const products = rows.filter((r) => r.family === 'product' && r.productKernel !== null && !DECODING_PRODUCT_KERNELS.includes(r.productKernel));
   results.push(judged(`a product ≥ 1× the f32 tiled matmul's FLOP/s at ${TARGET_PRODUCT_SHAPE}`, best(products, TARGET_PRODUCT_SHAPE, (r) => r.vsF32), 1, times, 'engine product'));
   return results;
 }

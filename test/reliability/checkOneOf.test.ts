@@ -3,14 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { checkOneOf, LatticeMatmulError } from '../../src/errors.js';
 
 describe('checkOneOf: an option outside its declared values', () => {
-  it.each([
+  it.each<[readonly (string | number | null)[], string, string, unknown]>([
     [['packed', 'plain'], 'dotPath', "dotPath must be 'packed' or 'plain', got \"fast\"", 'fast'],
     [['packed', 'plain', null], 'int8Inputs', "int8Inputs must be 'packed', 'plain' or null, got undefined", undefined],
     [[32, 16, 8], 'leaderCopies', 'leaderCopies must be 32, 16 or 8, got 3', 3],
     [['f32'], 'format', "format must be 'f32', got a symbol", Symbol('f32')],
     [['a', 'b'], 'x', 'x must be \'a\' or \'b\', got "A"', 'A'],
     [[1, 2], 'n', 'n must be 1 or 2, got "1"', '1'],
-  ] as const)('%j (%s) refuses with every choice named', (choices, what, message, value) => {
+  ])('%j (%s) refuses with every choice named', (choices, what, message, value) => {
     expect(() => checkOneOf(value, choices, what)).toThrow(LatticeMatmulError);
     expect(() => checkOneOf(value, choices, what)).toThrow(message);
   });
