@@ -5,7 +5,8 @@ import { LatticeMatmulError } from '../errors.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
-import { checkSafetensorsFileWritable, openSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
+import { checkSafetensorsFileWritable, openSafetensorsFile } from '../io/safetensorsFile.js';
+import { isShardIndexPath, openSafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
@@ -21,6 +22,7 @@ const FILE_RESCALE_ADVICE = 'in the model file first (the CLI quantizes each ten
 
 /*
  * The CLI's commands (src/cli/main.ts parses the arguments):
+ *     (MODEL: a .safetensors file, or a shard index read through src/io/safetensorsModel.ts)
  *   quantize MODEL.safetensors -o OUT.safetensors [--scheme e8-4bit] [--tensors REGEX] [--device auto|gpu|cpu]
  *   inspect FILE
  * A PyTorch weight of shape (out, in), row-major, is exactly this library's column-major in × out matrix,
@@ -62,7 +64,7 @@ const MIN_TENSOR_SIDE = 8;
 const SELECTABLE = `2-D float tensor (${[...FLOAT_DTYPES].join('/')}) of at least ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`;
 
 /** Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`. */
-export function selectTensors(file: SafetensorsFile, pattern: RegExp | undefined): { selected: string[]; skipped: string[] } {
+export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined): { selected: string[]; skipped: string[] } {
   const selected: string[] = [];
   const skipped: string[] = [];
   for (const info of file.tensors) {
@@ -153,7 +155,7 @@ async function checkOutputIsNotInput(input: string, output: string): Promise<voi
  * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
  * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
  */
-async function checkNoRowUnderflows(file: SafetensorsFile, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
+async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
   if (file.info(name).dtype !== 'F64') return;
   let original: DataView | null = null;
   for (let row = 0; row * inFeatures < narrowed.length; row++) {
@@ -179,7 +181,7 @@ async function checkNoRowUnderflows(file: SafetensorsFile, name: string, narrowe
  * nor its index; a non-finite entry (the quantizer's own refusal) is looked up again in the file for its
  * [out, in] index and, for F64, the value that did not fit in f32.
  */
-async function tensorError(file: SafetensorsFile, name: string, error: unknown): Promise<unknown> {
+async function tensorError(file: SafetensorsTensorSource, name: string, error: unknown): Promise<unknown> {
   if (!(error instanceof LatticeMatmulError)) return error;
   const info = file.info(name);
   const inFeatures = info.shape[1] as number;
@@ -274,16 +276,16 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const scheme = resolveScheme(options.scheme);
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
   checkQuantizeModelOptions(options);
-  const file = await openSafetensorsFile(options.input);
+  const file = await openSafetensorsModel(options.input);
   let pool: QuantizeWorkerPool | null = null;
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
   let bar: ProgressBar | null = null;
   try {
-    if (claimsToBeContainer(file.metadata)) {
-      throw new LatticeMatmulError(`${options.input} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
+    for (const { path, metadata } of file.files) {
+      if (claimsToBeContainer(metadata)) throw new LatticeMatmulError(`${path} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
     }
     await checkSafetensorsFileWritable(options.output);
-    await checkOutputIsNotInput(options.input, options.output);
+    for (const { path } of file.files) await checkOutputIsNotInput(path, options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
     if (options.nonce !== undefined) {
@@ -371,6 +373,20 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   }
 }
 
+/** What `inspect` lists for a model (a safetensors file, or a shard index and its shards). */
+interface ModelTensors {
+  readonly kind: 'safetensors';
+  /** The shards a shard index names; null for a single file. */
+  readonly shards: number | null;
+  readonly tensors: { name: string; dtype: string; shape: readonly number[]; quantizable: boolean }[];
+}
+
+/** Every tensor of a model, and whether `quantize` would select it. */
+function modelTensors(model: SafetensorsTensorSource, shards: number | null): ModelTensors {
+  const quantizable = new Set(selectTensors(model, undefined).selected);
+  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: quantizable.has(t.name) })) };
+}
+
 /** One line of `inspect`. */
 export interface InspectRow {
   readonly name: string;
@@ -409,7 +425,15 @@ function schemeLabel(matrix: ContainerMatrix): string {
  * if (result.kind === 'container') for (const row of result.rows) console.log(row.name, row.bitsPerEntry);
  * else for (const t of result.tensors) console.log(t.name, t.dtype, t.quantizable);
  */
-export async function inspectFile(path: string): Promise<{ kind: 'container'; rows: InspectRow[] } | { kind: 'safetensors'; tensors: { name: string; dtype: string; shape: readonly number[]; quantizable: boolean }[] }> {
+export async function inspectFile(path: string): Promise<{ kind: 'container'; rows: InspectRow[] } | ModelTensors> {
+  if (isShardIndexPath(path)) {
+    const model = await openSafetensorsModel(path);
+    try {
+      return modelTensors(model, model.files.length - 1);
+    } finally {
+      await model.close();
+    }
+  }
   let container;
   try {
     container = await openQuantizedContainerFile(path);
@@ -421,11 +445,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
         throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata says so) but is damaged: ${error.message}`, { cause: error });
       }
       // A valid safetensors file that is not a container: describe what would be quantized.
-      if (error instanceof LatticeMatmulError && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) {
-        const { selected } = selectTensors(safetensors, undefined);
-        const quantizable = new Set(selected);
-        return { kind: 'safetensors', tensors: safetensors.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: quantizable.has(t.name) })) };
-      }
+      if (error instanceof LatticeMatmulError && safetensors.tensors.every((t) => isSafetensorsDtype(t.dtype))) return modelTensors(safetensors, null);
     } finally {
       await safetensors.close();
     }

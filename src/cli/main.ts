@@ -2,7 +2,7 @@
 /**
  * The lattice-matmul command line.
  *
- *   lattice-matmul quantize MODEL.safetensors -o OUT.lmq.safetensors [--scheme e8-4bit] [--tensors REGEX]
+ *   lattice-matmul quantize MODEL -o OUT.lmq.safetensors [--scheme e8-4bit] [--tensors REGEX]   (MODEL: a .safetensors file or a shard index)
  *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
@@ -26,22 +26,24 @@ import { printableName, terminalSafe } from './terminalText.js';
 /** The signals that stop `quantize` cleanly (nothing written). */
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-const QUANTIZE_USAGE = `lattice-matmul quantize MODEL.safetensors -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
+const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
                  [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]`;
 const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
-          safetensors model to a quantized container (docs/FORMAT.md). --scheme defaults to e8-4bit;
-          --tensors keeps tensors whose names match the regular expression; --device auto uses a
-          hardware GPU when there is one, CPU worker threads otherwise; --nonce makes the file
-          reproducible (matrix i gets nonce + i; by default nonces are random); --seed N (default
-          1) seeds the rotation's random signs; --workers N caps the CPU worker threads (default:
-          one per core); --quiet prints no progress. Ctrl-C stops it before anything is written
-          (exit code 130; SIGTERM 143, SIGHUP 129). --nonce is refused for schemes without dither
-          (deterministic and scalar ones); scalar schemes quantize on the CPU (--device gpu with one
-          is refused).`;
+          safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
+          file, or the shard index of a model in several (model.safetensors.index.json, with its
+          shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
+          names match the regular expression; --device auto uses a hardware GPU when there is one,
+          CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
+          i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
+          --workers N caps the CPU worker threads (default: one per core); --quiet prints no
+          progress. Ctrl-C stops it before anything is written (exit code 130; SIGTERM 143, SIGHUP
+          129). --nonce is refused for schemes without dither (deterministic and scalar ones);
+          scalar schemes quantize on the CPU (--device gpu with one is refused).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
-          of the same scheme) or, for a plain safetensors file, the tensors quantize would select.`;
+          of the same scheme) or, for a plain safetensors file or a shard index, the tensors
+          quantize would select.`;
 const SCHEMES_USAGE = 'lattice-matmul schemes';
 const SCHEMES_HELP = 'schemes   lists the scheme names.';
 
@@ -243,7 +245,8 @@ async function main(argv: readonly string[]): Promise<number> {
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
       const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
-      process.stdout.write(`${path}: a safetensors file (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
+      const what = result.shards === null ? 'a safetensors file' : `a shard index of ${result.shards} safetensors file${result.shards === 1 ? '' : 's'}`;
+      process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
       return 0;
     }
     const rows = result.rows.map((r) => [

@@ -70,6 +70,17 @@ beforeAll(async () => {
   });
   // One (2048, 1024) weight: a couple of seconds of quantization, long enough to interrupt.
   await writeSafetensorsFile(join(work, 'big.safetensors'), { 'big.weight': { dtype: 'F32', shape: [2048, 1024], data: gaussianMatrix(1024, 2048, 24).data } });
+  // model.safetensors in two shards behind a Hugging Face index, in sharded/.
+  mkdirSync(join(work, 'sharded'));
+  await writeSafetensorsFile(join(work, 'sharded', 'model-00001-of-00002.safetensors'), {
+    'a.weight': { dtype: 'F32', shape: [33, 200], data: gaussianMatrix(200, 33, 1).data },
+    'a.bias': { dtype: 'F32', shape: [33], data: new Float32Array(33) },
+  }, { format: 'pt' });
+  await writeSafetensorsFile(join(work, 'sharded', 'model-00002-of-00002.safetensors'), { 'b.weight': { dtype: 'F32', shape: [9, 1100], data: gaussianMatrix(1100, 9, 2).data } }, { format: 'pt' });
+  writeFileSync(
+    join(work, 'sharded', 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: 4 * (33 * 200 + 33 + 9 * 1100) }, weight_map: { 'a.bias': 'model-00001-of-00002.safetensors', 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors' } }),
+  );
   await writeQuantizedContainerFile(join(work, 'container.safetensors'), [{ name: 'q', matrix: quantize(gaussianMatrix(64, 16, 25), { scheme: 'e8-4bit', nonce: 1 }) }]);
 });
 
@@ -131,7 +142,7 @@ describe('lattice-matmul CLI', () => {
   });
 
   it.each([
-    ['quantize', /^usage:\n {2}lattice-matmul quantize MODEL\.safetensors -o OUT/, /inspect {2}/],
+    ['quantize', /^usage:\n {2}lattice-matmul quantize MODEL -o OUT/, /inspect {2}/],
     ['inspect', /^usage:\n {2}lattice-matmul inspect FILE\n/, /quantize {2}/],
     ['schemes', /^usage:\n {2}lattice-matmul schemes\n/, /quantize {2}/],
   ])('%s --help prints that command\'s usage with exit code 0', async (command, usage, otherCommand) => {
@@ -411,6 +422,34 @@ describe('lattice-matmul CLI', () => {
     // Before: JSON quoting left the C1 CSI (0x9b) as it was.
     expect(stderr).toContain('"evil\\u001b[31m\\u009b2J\\u0007\\r.weight" has a non-finite entry NaN');
     expect(stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u); // eslint-disable-line no-control-regex
+  });
+
+  it('quantize reads a model in shards through its index: the same matrices as from one file, the index\'s metadata kept', async () => {
+    const index = join(work, 'sharded', 'model.safetensors.index.json');
+    const common = { scheme: 'e8-3bit', seed: 4, nonce: 77n, device: 'cpu', workers: 1, log: () => {} } as const;
+    await quantizeModel({ ...common, input: index, output: join(work, 'from-shards.safetensors') });
+    await quantizeModel({ ...common, input: model(), output: join(work, 'from-one-file.safetensors') });
+    const sharded = await openQuantizedContainerFile(join(work, 'from-shards.safetensors'));
+    const single = await openQuantizedContainerFile(join(work, 'from-one-file.safetensors'));
+    try {
+      expect(sharded.entries.map((e) => e.name)).toEqual(['a.weight', 'b.weight']);
+      expect(sharded.entries.map((e) => e.name)).toEqual(single.entries.map((e) => e.name));
+      for (const { name } of single.entries) expect((await sharded.read(name)).matrix).toEqual((await single.read(name)).matrix);
+      expect(sharded.metadata).toMatchObject({ source: 'model.safetensors.index.json', 'source-metadata.total_size': String(4 * (33 * 200 + 33 + 9 * 1100)), 'source-metadata.format': 'pt' });
+    } finally {
+      await sharded.close();
+      await single.close();
+    }
+    // A shard is an input: quantize refuses to write over it.
+    const shard = join(work, 'sharded', 'model-00002-of-00002.safetensors');
+    await expect(quantizeModel({ ...common, input: index, output: shard })).rejects.toThrow(/the output ".*model-00002-of-00002\.safetensors" is the input file/);
+    // inspect lists the tensors of every shard.
+    const { code, stdout, stderr } = await cli('inspect', index);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/model\.safetensors\.index\.json: a shard index of 2 safetensors files \(not a quantized container\)/);
+    expect(stdout).toMatch(/^a\.weight\s+F32\s+\[33, 200\]\s+yes$/m);
+    expect(stdout).toMatch(/^a\.bias\s+F32\s+\[33\]\s+no$/m);
+    expect(stdout).toMatch(/^b\.weight\s+F32\s+\[9, 1100\]\s+yes$/m);
   });
 
   it('quantize caps the worker threads at the number of tensors', async () => {

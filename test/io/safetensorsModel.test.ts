@@ -1,0 +1,120 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { openSafetensorsModel } from '../../src/io/safetensorsModel.js';
+
+/*
+ * Models in several safetensors files behind a Hugging Face shard index: tensors read from the shard
+ * that holds them, metadata kept, and an index that does not describe its shards refused before any
+ * tensor is read, naming the tensor and the file.
+ */
+
+let directory = '';
+const SHARD_1 = 'model-00001-of-00002.safetensors';
+const SHARD_2 = 'model-00002-of-00002.safetensors';
+const up = Float32Array.from({ length: 8 * 12 }, (_, i) => i / 7 - 3);
+const down = Float32Array.from({ length: 12 * 8 }, (_, i) => Math.sin(i));
+const norm = new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]);
+const weightMap = { 'up.weight': SHARD_1, 'norm.weight': SHARD_1, 'down.weight': SHARD_2 };
+
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'safetensors-model-test-'));
+  await writeSafetensorsFile(join(directory, SHARD_1), { 'up.weight': { dtype: 'F32', shape: [12, 8], data: up }, 'norm.weight': { dtype: 'F32', shape: [8], data: norm } }, { format: 'pt', part: 'one' });
+  await writeSafetensorsFile(join(directory, SHARD_2), { 'down.weight': { dtype: 'F32', shape: [8, 12], data: down } }, { format: 'pt', part: 'two' });
+  await mkdir(join(directory, 'folder.json'));
+});
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** Writes `index` (an object, as JSON, or text as it is) as `name` in the test folder and returns its path. */
+async function indexFile(name: string, index: unknown): Promise<string> {
+  const path = join(directory, name);
+  await writeFile(path, typeof index === 'string' ? index : JSON.stringify(index));
+  return path;
+}
+
+async function refusalOf(path: string): Promise<string> {
+  try {
+    const model = await openSafetensorsModel(path);
+    await model.close();
+  } catch (error) {
+    expect(error).toBeInstanceOf(LatticeMatmulError);
+    return (error as Error).message;
+  }
+  throw new Error(`expected ${path} to be refused`);
+}
+
+describe('a model in shards behind a shard index', () => {
+  it('lists the tensors shard by shard, reads each from its shard, and keeps the metadata', async () => {
+    const path = await indexFile('model.safetensors.index.json', { metadata: { total_size: 4 * (96 + 96 + 8), note: 'kept' }, weight_map: weightMap });
+    const model = await openSafetensorsModel(path);
+    try {
+      // Shard 1 first (the index mentions it first), its tensors in data order; then shard 2.
+      expect(model.tensors.map((t) => t.name)).toEqual(['norm.weight', 'up.weight', 'down.weight']);
+      expect(model.info('down.weight').shape).toEqual([8, 12]);
+      expect(await model.readTensorAsFloat32('up.weight')).toEqual(up);
+      expect(await model.readTensorAsFloat32('down.weight')).toEqual(down);
+      expect(await model.readTensorAsFloat32('norm.weight')).toEqual(norm);
+      // The index's metadata as text, over what every shard's __metadata__ shares ("part" differs: dropped).
+      expect(model.metadata).toEqual({ format: 'pt', total_size: '800', note: 'kept' });
+      expect(model.files.map((f) => f.path)).toEqual([path, join(directory, SHARD_1), join(directory, SHARD_2)]);
+      expect(model.files[2]?.metadata).toEqual({ format: 'pt', part: 'two' });
+      await expect(model.readTensorBytes('missing.weight')).rejects.toThrow(/hold no tensor named "missing\.weight"/);
+    } finally {
+      await model.close();
+    }
+    await model.close(); // twice is harmless
+  });
+
+  it('a plain .safetensors path is one file', async () => {
+    const model = await openSafetensorsModel(join(directory, SHARD_2));
+    try {
+      expect(model.tensors.map((t) => t.name)).toEqual(['down.weight']);
+      expect(model.files).toEqual([{ path: join(directory, SHARD_2), metadata: { format: 'pt', part: 'two' } }]);
+      expect(await model.readTensorAsFloat32('down.weight')).toEqual(down);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('names "__proto__" as a tensor or a metadata key are entries like any other', async () => {
+    await writeSafetensorsFile(join(directory, 'proto.safetensors'), { ['__proto__']: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
+    const path = await indexFile('proto.index.json', '{"metadata": {"__proto__": "meta"}, "weight_map": {"__proto__": "proto.safetensors"}}');
+    const model = await openSafetensorsModel(path);
+    try {
+      expect(model.tensors.map((t) => t.name)).toEqual(['__proto__']);
+      expect(Object.getPrototypeOf(model.metadata)).toBe(Object.prototype);
+      expect(Object.entries(model.metadata ?? {})).toEqual([['__proto__', 'meta']]);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it.each([
+    ['not JSON', '{"weight_map": ', /is not JSON/],
+    ['an array', '[]', /must be a JSON object with a "weight_map", got an array of length 0/],
+    ['no weight_map', { metadata: {} }, /"weight_map" must be an object of tensor name → shard file name, got undefined/],
+    ['an empty weight_map', { weight_map: {} }, /"weight_map" lists no tensor/],
+    ['a shard that is not a string', { weight_map: { 'up.weight': 1 } }, /weight_map\["up\.weight"\] must be a shard file name, got 1/],
+    ['a shard above the folder', { weight_map: { 'up.weight': `../${SHARD_1}` } }, /weight_map\["up\.weight"\] is "\.\.\/model-00001-of-00002\.safetensors"; a shard must be a file name in the index's folder, not a path/],
+    ['an absolute shard path', { weight_map: { 'up.weight': '/etc/passwd' } }, /a shard must be a file name in the index's folder, not a path/],
+    ['a Windows-style shard path', { weight_map: { 'up.weight': 'sub\\x.safetensors' } }, /not a path/],
+    ['the folder itself', { weight_map: { 'up.weight': '..' } }, /not a path/],
+    ['metadata that is not an object', { metadata: [1], weight_map: weightMap }, /"metadata" must be an object, got an array of length 1/],
+    ['a missing shard', { weight_map: { ...weightMap, 'extra.weight': 'model-00003-of-00003.safetensors' } }, /cannot open safetensors file .*model-00003-of-00003\.safetensors/],
+    ['a tensor its shard lacks', { weight_map: { ...weightMap, 'lm_head.weight': SHARD_2 } }, /maps tensor "lm_head\.weight" to shard "model-00002-of-00002\.safetensors", which does not hold it; are the index and its shards from one download\?/],
+    ['a tensor the index does not list', { weight_map: { 'up.weight': SHARD_1, 'down.weight': SHARD_2 } }, /shard "model-00001-of-00002\.safetensors" holds tensor "norm\.weight", which the index does not list/],
+    ['a tensor mapped to another shard', { weight_map: { ...weightMap, 'down.weight': SHARD_1, 'other.weight': SHARD_2 } }, /shard "model-00002-of-00002\.safetensors" holds tensor "down\.weight", which the index maps to "model-00001-of-00002\.safetensors"/],
+  ])('refuses an index with %s', async (_, index, message) => {
+    expect(await refusalOf(await indexFile('bad.index.json', index))).toMatch(message);
+  });
+
+  it('refuses an index that is not a regular file, or is not there', async () => {
+    expect(await refusalOf(join(directory, 'folder.json'))).toMatch(/shard index ".*folder\.json" is not a regular file/);
+    expect(await refusalOf(join(directory, 'absent.index.json'))).toMatch(/cannot open shard index ".*absent\.index\.json"/);
+  });
+});
