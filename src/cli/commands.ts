@@ -22,8 +22,8 @@ const FILE_RESCALE_ADVICE = 'in the model file first (the CLI quantizes each ten
 
 /*
  * The CLI's commands (src/cli/main.ts parses the arguments):
+ *   quantize MODEL -o OUT.safetensors [--scheme e8-4bit] [--tensors REGEX] [--device auto|gpu|cpu]
  *     (MODEL: a .safetensors file, or a shard index read through src/io/safetensorsModel.ts)
- *   quantize MODEL.safetensors -o OUT.safetensors [--scheme e8-4bit] [--tensors REGEX] [--device auto|gpu|cpu]
  *   inspect FILE
  * A PyTorch weight of shape (out, in), row-major, is exactly this library's column-major in × out matrix,
  * so tensors are quantized as they are stored, one column per output feature.

@@ -2,8 +2,9 @@
 /**
  * The lattice-matmul command line.
  *
- *   lattice-matmul quantize MODEL -o OUT.lmq.safetensors [--scheme e8-4bit] [--tensors REGEX]   (MODEL: a .safetensors file or a shard index)
+ *   lattice-matmul quantize MODEL -o OUT.lmq.safetensors [--scheme e8-4bit] [--tensors REGEX]
  *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
+ *                           (MODEL: a .safetensors file, or a model's shard index)
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
  *   lattice-matmul --version   (also -V, version)
