@@ -11,4 +11,5 @@
  */
 export { nodeGpu, requestNodeGpuDevice, SOFTWARE_VULKAN_ICDS, type NodeGpuOptions } from './gpu/nodeGpu.js';
 export { openSafetensorsFile, writeSafetensorsFile, SafetensorsFile } from './io/safetensorsFile.js';
-export { openQuantizedContainerFile, writeQuantizedContainerFile, QuantizedContainerFile } from './format/containerFile.js';
+export { openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from './io/safetensorsModel.js';
+export { openQuantizedContainerFile, writeQuantizedContainerFile, QuantizedContainerFile, QuantizedContainerFileWriter } from './format/containerFile.js';

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { LatticeMatmulError } from '../errors.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
-import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../format/containerFile.js';
+import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
@@ -75,18 +75,69 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
   return { selected, skipped };
 }
 
-/** `Promise.all(items.map(work))` with at most `limit` calls of `work` pending; results in item order. */
-async function mapWithConcurrency<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
+/**
+ * Runs `work` over `items` with at most `limit` calls pending and hands each result to `consume` in
+ * item order, one call at a time. No work starts `window` (≥ 1) or more items ahead of the next result
+ * to consume, so at most `window` results are held at once: a model's quantized matrices need not fit
+ * in memory together. The first failure (of `work` or `consume`) starts no further work and is thrown
+ * once the pending calls have settled.
+ */
+export async function forEachInOrder<T, R>(
+  items: readonly T[],
+  limit: number,
+  window: number,
+  work: (item: T, index: number) => Promise<R>,
+  consume: (result: R, index: number) => Promise<void>,
+): Promise<void> {
+  const finished = new Map<number, R>();
   let next = 0;
+  let consumed = 0;
+  let failure: { readonly error: unknown } | null = null;
+  // One event for every change (a result, a consumption, a failure): whoever waits looks again.
+  let waiters: (() => void)[] = [];
+  const changed = (): void => {
+    const woken = waiters;
+    waiters = [];
+    for (const wake of woken) wake();
+  };
+  const change = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
+  const fail = (error: unknown): void => {
+    failure ??= { error };
+    changed();
+  };
   const runner = async (): Promise<void> => {
-    while (next < items.length) {
+    while (failure === null && next < items.length) {
+      if (next >= consumed + window) {
+        await change();
+        continue;
+      }
       const index = next++;
-      results[index] = await work(items[index] as T, index);
+      try {
+        finished.set(index, await work(items[index] as T, index));
+        changed();
+      } catch (error) {
+        fail(error);
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, runner));
-  return results;
+  const runners = Array.from({ length: Math.max(1, Math.min(limit, window, items.length)) }, runner);
+  while (failure === null && consumed < items.length) {
+    if (!finished.has(consumed)) {
+      await change();
+      continue;
+    }
+    const result = finished.get(consumed) as R;
+    finished.delete(consumed);
+    try {
+      await consume(result, consumed);
+      consumed++;
+      changed();
+    } catch (error) {
+      fail(error);
+    }
+  }
+  await Promise.all(runners);
+  if (failure !== null) throw (failure as { readonly error: unknown }).error;
 }
 
 /** Is this adapter a CPU stand-in (lavapipe, SwiftShader)? Then worker threads are faster. */
@@ -280,6 +331,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   let pool: QuantizeWorkerPool | null = null;
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
   let bar: ProgressBar | null = null;
+  let writer: QuantizedContainerFileWriter | null = null;
   try {
     for (const { path, metadata } of file.files) {
       if (claimsToBeContainer(metadata)) throw new LatticeMatmulError(`${path} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
@@ -312,9 +364,13 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       for (const value of done.values()) sum += value;
       progress.update(sum, name);
     };
-    // At most one tensor per worker is read and held as f32 at a time: a model's weights need not fit in memory.
+    // At most one tensor per worker is read and held as f32 at a time, and each quantized matrix is
+    // spilled to disk in order as soon as those before it are: neither the model's weights nor its
+    // quantized matrices need fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
-    const results = await mapWithConcurrency(selected, concurrency, async (name, index): Promise<ContainerEntryInput> => {
+    writer = await QuantizedContainerFileWriter.create(options.output, signal === null ? {} : { signal });
+    const container = writer;
+    await forEachInOrder(selected, concurrency, 2 * concurrency, async (name, index): Promise<ContainerEntryInput> => {
         throwIfAborted(signal, 'quantize');
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
         const data = await file.readTensorAsFloat32(name);
@@ -339,16 +395,11 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         }
         onProgress(out);
         return { name, matrix: quantized };
-    });
+    }, (entry) => container.add(entry));
     progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
-    await writeQuantizedContainerFile(
-      options.output,
-      results,
-      { ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
-      signal === null ? {} : { signal },
-    );
+    await container.finish({ ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' });
     // Bits per entry as written, the numbers inspect prints: a matrix's bitsStored counts the scheme's own
     // packed layout, which for deterministic and scalar schemes is not the container's.
     const written = await openQuantizedContainerFile(options.output);
@@ -367,6 +418,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     bar?.clear();
     throw error;
   } finally {
+    // Nothing once the container is written; else its spill file is removed.
+    await writer?.abort();
     await pool?.close();
     gpu?.close();
     await file.close();

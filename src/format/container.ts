@@ -657,21 +657,31 @@ function universalLattice(matrix: unknown): string | null {
  * The format version a container of these matrices needs: 2 if one is E8 with two dither keys, else 1.
  * Entries that are not well formed count for neither: the writer refuses them by name afterwards.
  */
-function containerVersionFor(entries: readonly ContainerEntryInput[]): number {
-  let one = false;
-  let two = false;
-  for (const entry of entries) {
-    const matrix: unknown = typeof entry === 'object' && entry !== null ? entry.matrix : null;
-    if (universalLattice(matrix) === 'E8') {
-      if ((matrix as UniversalLatticeMatrix).ditherKeys === 1) one = true;
-      else two = true;
-    }
-  }
+function containerVersionFor(entries: readonly ContainerEntryInput[]): ContainerVersion {
+  let version: ContainerVersion | null = null;
+  for (const entry of entries) version = combinedContainerVersion(version, containerVersionOf(typeof entry === 'object' && entry !== null ? entry.matrix : null));
+  return version ?? 1;
+}
+
+/** The format versions a writer writes. */
+export type ContainerVersion = 1 | 2;
+
+/**
+ * The format version a matrix needs: a universal E8 matrix 1 (one dither key: read from a version-1
+ * container) or 2 (two keys); any other matrix reads the same in either (null).
+ */
+export function containerVersionOf(matrix: unknown): ContainerVersion | null {
+  if (universalLattice(matrix) !== 'E8') return null;
+  return (matrix as UniversalLatticeMatrix).ditherKeys === 1 ? 1 : 2;
+}
+
+/** The version of a container holding matrices that need `a` and `b` (null: either), or a refusal when they differ. */
+export function combinedContainerVersion(a: ContainerVersion | null, b: ContainerVersion | null): ContainerVersion | null {
   check(
-    !(one && two),
+    a === null || b === null || a === b,
     'writeQuantizedContainer: E8 universal matrices read from a container of format version 1 (one dither key) cannot share a container with newer ones (two keys): write them to separate containers',
   );
-  return two ? 2 : 1;
+  return a ?? b;
 }
 
 function parseFields(r: DescriptionReader, kind: unknown, version: number): DescriptionFields {
@@ -1504,52 +1514,77 @@ export interface ContainerPlan {
 export function planQuantizedContainer(entries: readonly ContainerEntryInput[], metadata: Readonly<Record<string, string>> = {}): ContainerPlan {
   check(Array.isArray(entries), 'writeQuantizedContainer needs an array of { name, matrix } entries');
   check(isPlainObject(metadata), 'container metadata must be an object of strings');
-  const tensors = new Map<string, SafetensorsTensorInput>();
-  const meta: Record<string, string> = Object.create(null) as Record<string, string>;
-  meta[KEY_FORMAT] = CONTAINER_FORMAT;
   const version = containerVersionFor(entries);
-  meta[KEY_VERSION] = String(version);
-  const names: string[] = [];
+  const tensors = new Map<string, SafetensorsTensorInput>();
+  const plans: ContainerEntryPlan[] = [];
   const used = new Set<string>(); // a Set: containers may hold tens of thousands of matrices
   for (const [index, entry] of entries.entries()) {
-    check(typeof entry === 'object' && entry !== null, () => `entry ${index} must be { name, matrix }`);
-    const { name, matrix } = entry;
-    check(typeof name === 'string' && name.length > 0, () => `entry ${index}: name must be a non-empty string, got ${describeValue(name)}`);
-    check(!used.has(name), () => `entry ${index}: the name ${quoted(name)} is used twice`);
-    used.add(name);
-    names.push(name);
-    const what = `writeQuantizedContainer: matrix ${quoted(name)}`;
-    try {
-      const encoded = encodeEntry(matrix, what);
-      const specs = impliedTensors(name, encoded.fields);
-      const checksums = new Map<string, number>();
-      for (const spec of specs) {
-        const array = encoded.data.get(spec.field);
-        check(array !== undefined && array.byteLength === spec.byteLength, () => `${what}: tensor ${spec.field} has ${array?.byteLength ?? 0} bytes, its description implies ${spec.byteLength}`);
-        checksums.set(spec.field, crc32(bytesOfArray(array)));
-        tensors.set(spec.name, { dtype: spec.dtype, shape: spec.shape, data: bytesOfArray(array) });
-      }
-      const description = descriptionJson(encoded.fields, checksums, specs);
-      // Read back what was just written, through every check of the reader.
-      const plan = parseDescription(name, description, version);
-      const back = decodeContainerEntry({ info: planInfo(plan), plan } as PlanHandle, (t) => bytesOfArray(encoded.data.get(t.field) as ArrayBufferView));
-      const differs = survives(matrix, back.matrix);
-      check(differs === undefined, () => `${what}: its ${differs} do not survive packing (values outside their fields' range?)`);
-      meta[MATRIX_PREFIX + name] = description;
-    } catch (error) {
-      if (error instanceof LatticeMatmulError && !error.message.startsWith('writeQuantizedContainer')) {
-        throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
-      }
-      throw error;
-    }
+    const plan = planContainerEntry(entry, index, version, used);
+    for (const [name, tensor] of plan.tensors) tensors.set(name, tensor);
+    plans.push(plan);
   }
-  meta[KEY_MATRICES] = JSON.stringify(names);
+  return { tensors, metadata: containerMetadata(plans, version, metadata) };
+}
+
+/** One matrix of a container: its safetensors tensors and its description (`planContainerEntry`). */
+export interface ContainerEntryPlan {
+  readonly name: string;
+  readonly tensors: ReadonlyMap<string, SafetensorsTensorInput>;
+  readonly description: string;
+}
+
+/**
+ * Packs entry `index` of a container of format `version` (the one `containerVersionOf` its matrices
+ * need) and checks it as a reader would: described, decoded back through the reader's checks and
+ * compared with the original. `used` holds the names taken so far; this one is added to it.
+ */
+export function planContainerEntry(entry: ContainerEntryInput, index: number, version: ContainerVersion, used: Set<string>): ContainerEntryPlan {
+  check(typeof entry === 'object' && entry !== null, () => `entry ${index} must be { name, matrix }`);
+  const { name, matrix } = entry;
+  check(typeof name === 'string' && name.length > 0, () => `entry ${index}: name must be a non-empty string, got ${describeValue(name)}`);
+  check(!used.has(name), () => `entry ${index}: the name ${quoted(name)} is used twice`);
+  used.add(name);
+  const what = `writeQuantizedContainer: matrix ${quoted(name)}`;
+  try {
+    const encoded = encodeEntry(matrix, what);
+    const specs = impliedTensors(name, encoded.fields);
+    const checksums = new Map<string, number>();
+    const tensors = new Map<string, SafetensorsTensorInput>();
+    for (const spec of specs) {
+      const array = encoded.data.get(spec.field);
+      check(array !== undefined && array.byteLength === spec.byteLength, () => `${what}: tensor ${spec.field} has ${array?.byteLength ?? 0} bytes, its description implies ${spec.byteLength}`);
+      checksums.set(spec.field, crc32(bytesOfArray(array)));
+      tensors.set(spec.name, { dtype: spec.dtype, shape: spec.shape, data: bytesOfArray(array) });
+    }
+    const description = descriptionJson(encoded.fields, checksums, specs);
+    // Read back what was just written, through every check of the reader.
+    const plan = parseDescription(name, description, version);
+    const back = decodeContainerEntry({ info: planInfo(plan), plan } as PlanHandle, (t) => bytesOfArray(encoded.data.get(t.field) as ArrayBufferView));
+    const differs = survives(matrix, back.matrix);
+    check(differs === undefined, () => `${what}: its ${differs} do not survive packing (values outside their fields' range?)`);
+    return { name, tensors, description };
+  } catch (error) {
+    if (error instanceof LatticeMatmulError && !error.message.startsWith('writeQuantizedContainer')) {
+      throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** The metadata of a container of `entries` (in order) and format `version`, with the user's `metadata` and the checksum. */
+export function containerMetadata(entries: readonly Pick<ContainerEntryPlan, 'name' | 'description'>[], version: ContainerVersion, metadata: Readonly<Record<string, string>> = {}): ReadonlyMap<string, string> {
+  check(isPlainObject(metadata), 'container metadata must be an object of strings');
+  const meta: Record<string, string> = Object.create(null) as Record<string, string>;
+  meta[KEY_FORMAT] = CONTAINER_FORMAT;
+  meta[KEY_VERSION] = String(version);
+  for (const { name, description } of entries) meta[MATRIX_PREFIX + name] = description;
+  meta[KEY_MATRICES] = JSON.stringify(entries.map((e) => e.name));
   for (const [key, value] of Object.entries(metadata)) {
     check(typeof value === 'string', () => `container metadata ${JSON.stringify(key)} must be a string, got ${describeValue(value)}`);
     meta[USER_PREFIX + key] = value;
   }
   meta[KEY_CHECKSUM] = hex8(metadataChecksum(meta));
-  return { tensors, metadata: new Map(Object.entries(meta)) };
+  return new Map(Object.entries(meta));
 }
 
 function planInfo(plan: EntryPlan): ContainerEntryInfo {

@@ -1,15 +1,20 @@
 import { check, quoted } from '../errors.js';
 import type { SafetensorsReadOptions } from '../io/safetensors.js';
-import { openSafetensorsFile, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
+import { openSafetensorsFile, SafetensorsFileWriter, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import {
+  combinedContainerVersion,
+  containerMetadata,
   containerOf,
+  containerVersionOf,
   decodeContainerEntry,
   parseContainerLayout,
+  planContainerEntry,
   planQuantizedContainer,
   type ContainerEntry,
   type ContainerEntryInfo,
   type ContainerEntryInput,
   type ContainerLayout,
+  type ContainerVersion,
   type EntryPlanHandle,
   type QuantizedContainer,
 } from './container.js';
@@ -143,4 +148,68 @@ export async function writeQuantizedContainerFile(
 ): Promise<void> {
   const plan = planQuantizedContainer(entries, metadata);
   await writeSafetensorsFile(path, plan.tensors, plan.metadata, options);
+}
+
+/**
+ * Writes a quantized container matrix by matrix, for models whose quantized matrices do not all fit in
+ * memory: `add` packs and checks one entry (as `writeQuantizedContainer` does every one) and spills its
+ * tensors to disk; `finish` writes the container atomically, the same bytes `writeQuantizedContainerFile`
+ * writes for the same entries in the order they were added (src/io/safetensorsFile.ts,
+ * `SafetensorsFileWriter`: the folder needs room for the container twice until then). A failed call,
+ * an aborted signal or `abort()` leaves no file. Calls must not overlap.
+ *
+ * @example
+ * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors');
+ * try {
+ *   for (const name of names) await writer.add({ name, matrix: quantize(await weight(name), { scheme: 'e8-4bit' }) });
+ *   await writer.finish({ model: 'demo' });
+ * } catch (error) {
+ *   await writer.abort();
+ *   throw error;
+ * }
+ */
+export class QuantizedContainerFileWriter {
+  private readonly entries: { readonly name: string; readonly description: string }[] = [];
+  private readonly used = new Set<string>();
+  private version: ContainerVersion | null = null;
+
+  private constructor(private readonly file: SafetensorsFileWriter) {}
+
+  /** Starts writing `path` (checked as `writeQuantizedContainerFile` checks it); `signal` stops a later `add` or `finish`. */
+  static async create(path: string, options: { readonly signal?: AbortSignal } = {}): Promise<QuantizedContainerFileWriter> {
+    return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, options));
+  }
+
+  /** Packs and checks `entry`, then spills its tensors; a refused entry aborts the writer. */
+  async add(entry: ContainerEntryInput): Promise<void> {
+    try {
+      const matrix: unknown = typeof entry === 'object' && entry !== null ? entry.matrix : null;
+      const version = combinedContainerVersion(this.version, containerVersionOf(matrix));
+      // An entry that reads the same in either version is checked under the one the container has so far.
+      const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);
+      for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
+      this.version = version;
+      this.entries.push({ name: plan.name, description: plan.description });
+    } catch (error) {
+      await this.file.abort();
+      throw error;
+    }
+  }
+
+  /** Writes the container with the user's string `metadata` (as `writeQuantizedContainerFile`'s). */
+  async finish(metadata?: Readonly<Record<string, string>>): Promise<void> {
+    let meta: ReadonlyMap<string, string>;
+    try {
+      meta = containerMetadata(this.entries, this.version ?? 1, metadata);
+    } catch (error) {
+      await this.file.abort();
+      throw error;
+    }
+    await this.file.finish(meta);
+  }
+
+  /** Stops writing, leaving no file. Harmless once finished. */
+  async abort(): Promise<void> {
+    await this.file.abort();
+  }
 }

@@ -1085,7 +1085,11 @@ function typedArrayTag(data: unknown): string | undefined {
   return (data as Uint8Array)[Symbol.toStringTag];
 }
 
-function checkTensorInput(name: string, input: SafetensorsTensorInput): { dtype: SafetensorsDtype; bytes: Uint8Array; shape: number[] } {
+/**
+ * A tensor to write, checked (a known dtype, a shape of safe integers, data of the dtype's array type or
+ * raw bytes and of exactly the shape's size, BOOL bytes 0 or 1), with its data as bytes.
+ */
+export function checkedTensorBytes(name: string, input: SafetensorsTensorInput): { dtype: SafetensorsDtype; bytes: Uint8Array; shape: number[] } {
   const what = `tensor ${describeValue(name)}`;
   check(typeof input === 'object' && input !== null, () => `${what} must be { dtype, shape, data }, got ${describeValue(input)}`);
   const { dtype, shape, data } = input;
@@ -1144,15 +1148,34 @@ function checkTensorInput(name: string, input: SafetensorsTensorInput): { dtype:
  * plan.totalByteLength; // 8 + 56 + 3
  */
 export function planSafetensors(tensors: SafetensorsTensors, metadata?: SafetensorsMetadata): SafetensorsPlan {
-  const inputs = entriesOf(tensors, 'tensors').map(([name, input]) => {
+  const inputs = entriesOf(tensors, 'tensors').map(([name, input]) => ({ name, ...checkedTensorBytes(name, input) }));
+  const layout = planSafetensorsLayout(inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, byteLength: t.bytes.byteLength })), metadata);
+  const chunks = layout.order.map((i) => (inputs[i] as (typeof inputs)[number]).bytes);
+  return { header: layout.header, chunks, totalByteLength: layout.header.byteLength + layout.dataByteLength };
+}
+
+/** A tensor of a file being planned, known by its size alone (the data may be elsewhere: a spill file). */
+export interface SafetensorsTensorLayout {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  readonly byteLength: number;
+}
+
+/**
+ * The header of a file of `tensors` (checked with `checkedTensorBytes`; names unique) and the order
+ * their data follows it in: the reference writer's (see `planSafetensors`). `planSafetensors` and the
+ * streaming `SafetensorsFileWriter` share it, so both write the same bytes.
+ */
+export function planSafetensorsLayout(tensors: readonly SafetensorsTensorLayout[], metadata?: SafetensorsMetadata): { header: Uint8Array; order: number[]; dataByteLength: number } {
+  for (const { name } of tensors) {
     checkText(name, 'tensor name');
     check(name.length > 0, 'tensor name must not be empty');
     check(name !== '__metadata__', 'tensor name "__metadata__" is reserved for the metadata');
-    return { name, ...checkTensorInput(name, input) };
-  });
-  inputs.sort(
-    (a, b) => (DTYPE_RANK.get(b.dtype) as number) - (DTYPE_RANK.get(a.dtype) as number) || compareCodePoints(a.name, b.name),
-  );
+  }
+  const order = tensors.map((_, i) => i);
+  const at = (i: number): SafetensorsTensorLayout => tensors[i] as SafetensorsTensorLayout;
+  order.sort((i, j) => (DTYPE_RANK.get(at(j).dtype) as number) - (DTYPE_RANK.get(at(i).dtype) as number) || compareCodePoints(at(i).name, at(j).name));
   const parts: string[] = [];
   if (metadata !== undefined) {
     const pairs = entriesOf(metadata, 'metadata');
@@ -1164,8 +1187,9 @@ export function planSafetensors(tensors: SafetensorsTensors, metadata?: Safetens
     parts.push(`"__metadata__":{${pairs.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
   }
   let offset = 0;
-  for (const t of inputs) {
-    const end = offset + t.bytes.byteLength;
+  for (const i of order) {
+    const t = at(i);
+    const end = offset + t.byteLength;
     parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(',')}],"data_offsets":[${offset},${end}]}`);
     offset = end;
   }
@@ -1179,7 +1203,7 @@ export function planSafetensors(tensors: SafetensorsTensors, metadata?: Safetens
   const header = new Uint8Array(8 + headerByteLength).fill(0x20, 8);
   new DataView(header.buffer).setUint32(0, headerByteLength, true); // high word stays 0: N < 2^32
   header.set(json, 8);
-  return { header, chunks: inputs.map((t) => t.bytes), totalByteLength: header.byteLength + offset };
+  return { header, order, dataByteLength: offset };
 }
 
 /**

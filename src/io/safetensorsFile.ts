@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Stats } from 'node:fs';
 import { lstat, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { abortedError, LatticeMatmulError, check } from '../errors.js';
+import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import {
+  checkedTensorBytes,
   headerTensorInfo,
   parseSafetensorsHeaderJson,
   planSafetensors,
+  planSafetensorsLayout,
   safetensorsBytesToFloat32,
   safetensorsHeaderLength,
   safetensorsTypedData,
@@ -14,6 +16,8 @@ import {
   type SafetensorsMetadata,
   type SafetensorsReadOptions,
   type SafetensorsTensorInfo,
+  type SafetensorsTensorInput,
+  type SafetensorsTensorLayout,
   type SafetensorsTensors,
   type SafetensorsTypedArray,
 } from './safetensors.js';
@@ -319,24 +323,35 @@ export async function writeSafetensorsFile(
 ): Promise<void> {
   checkPath(path);
   const plan = planSafetensors(tensors, metadata);
-  const replaced = await replacedFile(path);
+  await writeAtomically(path, await replacedFile(path), options.signal, async (write) => {
+    for (const chunk of [plan.header, ...plan.chunks]) await write(chunk);
+  });
+}
+
+/**
+ * Writes a file at `path` (`replaced`: what it replaces, from `replacedFile`) atomically: `body`
+ * appends bytes through `write` to a temporary file in the same directory, which is then flushed to
+ * disk and renamed over the target (keeping a replaced file's permission bits). An aborted `signal`
+ * (checked before each write) or any failure leaves no file, and the target as it was.
+ */
+async function writeAtomically(
+  path: string,
+  replaced: { readonly path: string; readonly stats: Stats | null },
+  signal: AbortSignal | undefined,
+  body: (write: (bytes: Uint8Array) => Promise<void>) => Promise<void>,
+): Promise<void> {
   const temporary = temporaryPathFor(replaced.path);
-  const signal = options.signal;
   let handle: FileHandle | undefined;
   try {
     handle = await open(temporary, 'wx');
+    const file = handle;
     let position = 0;
-    for (const chunk of [plan.header, ...plan.chunks]) {
-      // Between tensors (each one write of up to 1 GiB): an abort leaves no file, as a failure does.
+    await body(async (chunk) => {
+      // Between pieces (each one write of up to 1 GiB): an abort leaves no file, as a failure does.
       if (signal?.aborted === true) throw abortedError(signal, `writing ${describePath(path)}`);
-      let done = 0;
-      while (done < chunk.byteLength) {
-        const length = Math.min(chunk.byteLength - done, IO_CHUNK_BYTES);
-        const { bytesWritten } = await handle.write(chunk, done, length, position + done);
-        done += bytesWritten;
-      }
+      await writeFully(file, chunk, position);
       position += chunk.byteLength;
-    }
+    });
     // A replaced file keeps its permissions (a read-only model stays read-only), as in-place editors do.
     if (replaced.stats !== null) await handle.chmod(replaced.stats.mode & 0o777);
     await handle.sync();
@@ -355,5 +370,135 @@ export async function writeSafetensorsFile(
     await directory.sync().finally(() => directory.close());
   } catch {
     // Best effort only: the file is complete and in place either way.
+  }
+}
+
+/** Writes all of `bytes` at `position`, in pieces Node accepts. */
+async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const length = Math.min(bytes.byteLength - done, IO_CHUNK_BYTES);
+    const { bytesWritten } = await handle.write(bytes, done, length, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Bytes copied at a time from the spill file into the final one. */
+const COPY_CHUNK_BYTES = 1 << 26;
+
+/**
+ * Writes a safetensors file tensor by tensor, for tensors that do not all fit in memory at once (a
+ * quantized model): each `add` appends one tensor's bytes to a spill file beside `path`, keeping only
+ * its name, dtype and shape; `finish` writes the file atomically, exactly as `writeSafetensorsFile`
+ * would write the same tensors (the reference layout: tensors ordered by dtype then name), copying each
+ * tensor's bytes from the spill file, which it then removes. The folder needs room for both files until
+ * then. A failed `add` or `finish`, an aborted signal or `abort()` removes both (a process killed
+ * outright may leave the spill file, hidden: `.<name>.<hex>.tmp`). Calls must not overlap.
+ *
+ * @example
+ * const writer = await SafetensorsFileWriter.create('big.safetensors');
+ * try {
+ *   for (const [name, tensor] of produced()) await writer.add(name, tensor); // one in memory at a time
+ *   await writer.finish({ note: 'streamed' });
+ * } catch (error) {
+ *   await writer.abort();
+ *   throw error;
+ * }
+ */
+export class SafetensorsFileWriter {
+  private readonly tensors: (SafetensorsTensorLayout & { readonly spillOffset: number })[] = [];
+  private readonly names = new Set<string>();
+  private spillBytes = 0;
+  private state: 'open' | 'busy' | 'done' = 'open';
+
+  private constructor(
+    private readonly path: string,
+    private readonly replaced: { readonly path: string; readonly stats: Stats | null },
+    private readonly spillPath: string,
+    private readonly spill: FileHandle,
+    private readonly signal: AbortSignal | undefined,
+    private readonly copyChunkBytes: number,
+  ) {}
+
+  /**
+   * Starts writing `path` (checked as `writeSafetensorsFile` checks it); `signal` stops a later `add` or
+   * `finish`; `copyChunkBytes`: bytes copied from the spill file at a time (default 64 MiB; tests pass less).
+   */
+  static async create(path: string, options: { readonly signal?: AbortSignal; readonly copyChunkBytes?: number } = {}): Promise<SafetensorsFileWriter> {
+    const copyChunkBytes = options.copyChunkBytes ?? COPY_CHUNK_BYTES;
+    checkPositiveInteger(copyChunkBytes, 'copyChunkBytes');
+    checkPath(path);
+    const replaced = await replacedFile(path);
+    const spillPath = temporaryPathFor(replaced.path);
+    let spill: FileHandle;
+    try {
+      spill = await open(spillPath, 'wx+');
+    } catch (error) {
+      throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
+    }
+    return new SafetensorsFileWriter(path, replaced, spillPath, spill, options.signal, copyChunkBytes);
+  }
+
+  /** Appends tensor `name` (checked as `writeSafetensorsFile` checks its tensors; a name used twice is refused). */
+  async add(name: string, input: SafetensorsTensorInput): Promise<void> {
+    await this.step(async () => {
+      if (this.signal?.aborted === true) throw abortedError(this.signal, `writing ${describePath(this.path)}`);
+      check(typeof name === 'string' && !this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
+      const { dtype, shape, bytes } = checkedTensorBytes(name, input);
+      await writeFully(this.spill, bytes, this.spillBytes);
+      this.names.add(name);
+      this.tensors.push({ name, dtype, shape, byteLength: bytes.byteLength, spillOffset: this.spillBytes });
+      this.spillBytes += bytes.byteLength;
+    });
+  }
+
+  /** Writes the file with `metadata` and removes the spill file; the writer is then done. */
+  async finish(metadata?: SafetensorsMetadata): Promise<void> {
+    await this.step(async () => {
+      const layout = planSafetensorsLayout(this.tensors, metadata);
+      const buffer = new Uint8Array(Math.min(this.copyChunkBytes, Math.max(1, this.spillBytes)));
+      await writeAtomically(this.path, this.replaced, this.signal, async (write) => {
+        await write(layout.header);
+        for (const i of layout.order) {
+          const tensor = this.tensors[i] as (typeof this.tensors)[number];
+          for (let done = 0; done < tensor.byteLength; ) {
+            const piece = buffer.subarray(0, Math.min(buffer.byteLength, tensor.byteLength - done));
+            await readExactly(this.spill, piece, tensor.spillOffset + done, `the spill file of ${describePath(this.path)}`);
+            await write(piece);
+            done += piece.byteLength;
+          }
+        }
+      });
+      this.state = 'done';
+      await this.removeSpill();
+    });
+  }
+
+  /** Stops writing: removes the spill file and writes nothing (the target keeps what it had). Harmless once done. */
+  async abort(): Promise<void> {
+    if (this.state === 'done') return;
+    this.state = 'done';
+    await this.removeSpill();
+  }
+
+  /** Runs one call: refused once done or while another runs; a failure aborts the writer. */
+  private async step(body: () => Promise<void>): Promise<void> {
+    check(this.state !== 'done', () => `the writer of ${describePath(this.path)} has finished or was aborted`);
+    check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each add before the next`);
+    this.state = 'busy';
+    try {
+      await body();
+      if (this.state === 'busy') this.state = 'open';
+    } catch (error) {
+      this.state = 'open';
+      await this.abort();
+      if (error instanceof LatticeMatmulError) throw error;
+      throw new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private async removeSpill(): Promise<void> {
+    await this.spill.close().catch(() => undefined);
+    await unlink(this.spillPath).catch(() => undefined);
   }
 }

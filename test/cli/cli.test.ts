@@ -472,6 +472,8 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).toMatch(message);
     expect(stderr).not.toMatch(/Infinity/);
     expect(existsSync(join(work, 'unused.safetensors'))).toBe(false);
+    // Nor the spill file of the matrices quantized before the refusal.
+    expect(temporaryFiles(work)).toEqual([]);
   });
 
   it.each(['int4-g32', 'e8-4bit'])('quantize prints the bits per entry the file stores, as inspect does (%s)', async (scheme) => {

@@ -1,0 +1,174 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput } from '../../src/format/container.js';
+import { QuantizedContainerFileWriter } from '../../src/format/containerFile.js';
+import { writeSafetensors, type SafetensorsTensorInput } from '../../src/io/safetensors.js';
+import { SafetensorsFileWriter } from '../../src/io/safetensorsFile.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+
+/*
+ * Writing a safetensors file and a quantized container piece by piece (SafetensorsFileWriter,
+ * QuantizedContainerFileWriter: one tensor or matrix in memory at a time, spilled to disk): the bytes
+ * the in-memory writers give for the same tensors or entries, and no file left behind by a failure,
+ * an abort or an aborted signal.
+ */
+
+let directory = '';
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'container-writer-test-'));
+});
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** A fresh folder in the test folder, for counting what a writer leaves there. */
+async function folder(name: string): Promise<string> {
+  const path = join(directory, name);
+  await rm(path, { recursive: true, force: true });
+  await mkdir(path);
+  return path;
+}
+
+const tensors: Record<string, SafetensorsTensorInput> = {
+  'b.codes': { dtype: 'U32', shape: [3, 5], data: Uint32Array.from({ length: 15 }, (_, i) => i * 0x01010101) },
+  'a.scale': { dtype: 'F16', shape: [7], data: Uint16Array.from({ length: 7 }, (_, i) => 0x3c00 + i) },
+  'c.flags': { dtype: 'BOOL', shape: [4], data: new Uint8Array([1, 0, 0, 1]) },
+  'z.empty': { dtype: 'F32', shape: [0, 9], data: new Float32Array(0) },
+  'm.big': { dtype: 'F64', shape: [37], data: Float64Array.from({ length: 37 }, (_, i) => Math.sqrt(i)) },
+  'i.bytes': { dtype: 'I8', shape: [2, 3, 5], data: Int8Array.from({ length: 30 }, (_, i) => i - 15) },
+};
+
+function tensor(name: string): SafetensorsTensorInput {
+  const found = tensors[name];
+  if (found === undefined) throw new Error(`no test tensor ${name}`);
+  return found;
+}
+
+describe('SafetensorsFileWriter', () => {
+  it.each([1, 7, 1 << 26])('writes the bytes writeSafetensors gives, in whatever order the tensors are added (copies of %i bytes)', async (copyChunkBytes) => {
+    const where = await folder(`tensors-${copyChunkBytes}`);
+    const path = join(where, 'out.safetensors');
+    const writer = await SafetensorsFileWriter.create(path, { copyChunkBytes });
+    // Added in an order that is neither the file's (dtype, then name) nor the object's.
+    for (const name of ['m.big', 'c.flags', 'z.empty', 'b.codes', 'i.bytes', 'a.scale']) await writer.add(name, tensor(name));
+    await writer.finish({ note: 'streamed', format: 'pt' });
+    expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors(tensors, { note: 'streamed', format: 'pt' }));
+    // The spill file is gone.
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+  });
+
+  it('refuses a name added twice, a bad tensor and any call once done, leaving no file', async () => {
+    const where = await folder('refusals');
+    const path = join(where, 'out.safetensors');
+    const twice = await SafetensorsFileWriter.create(path);
+    await twice.add('x', tensor('a.scale'));
+    await expect(twice.add('x', tensor('a.scale'))).rejects.toThrow(/tensor "x" is added twice/);
+    // A failed add aborts the writer: later calls are refused, and no file (spill or output) is left.
+    await expect(twice.finish()).rejects.toThrow(/has finished or was aborted/);
+    expect(await readdir(where)).toEqual([]);
+    const bad = await SafetensorsFileWriter.create(path);
+    await expect(bad.add('y', { dtype: 'F32', shape: [3], data: new Float32Array(2) })).rejects.toThrow(/shape \[3\] of F32 = 12 bytes, but its data has 8 bytes/);
+    expect(await readdir(where)).toEqual([]);
+    const done = await SafetensorsFileWriter.create(path);
+    await done.finish();
+    await expect(done.add('z', tensor('a.scale'))).rejects.toThrow(LatticeMatmulError);
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+    await done.abort(); // harmless once done: the file stays
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+  });
+
+  it('refuses a call that overlaps another, which goes on', async () => {
+    const where = await folder('overlap');
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
+    const first = writer.add('a', tensor('b.codes'));
+    await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/is busy: await each add before the next/);
+    await first;
+    await writer.finish();
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+  });
+
+  it('abort() and an aborted signal leave no new file, and the old one as it was', async () => {
+    const where = await folder('aborts');
+    const path = join(where, 'out.safetensors');
+    await writeFile(path, 'old contents');
+    const aborted = await SafetensorsFileWriter.create(path);
+    await aborted.add('a', tensor('b.codes'));
+    await aborted.abort();
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+    const controller = new AbortController();
+    const signalled = await SafetensorsFileWriter.create(path, { signal: controller.signal });
+    await signalled.add('a', tensor('b.codes'));
+    controller.abort('stop');
+    await expect(signalled.finish()).rejects.toThrow(/writing ".*out\.safetensors" was aborted: stop/);
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+    expect(await readFile(path, 'utf8')).toBe('old contents');
+  });
+});
+
+describe('QuantizedContainerFileWriter', () => {
+  const entries = (): ContainerEntryInput[] => [
+    { name: 'layers.0.e8', matrix: quantize(gaussianMatrix(40, 5, 1), { scheme: 'e8-4bit', seed: 3, nonce: 11 }) },
+    { name: 'layers.0.d3', matrix: quantize(gaussianMatrix(31, 4, 2), { scheme: 'd3-q6', seed: 3, nonce: 12, center: true }) },
+    { name: 'layers.1.det', matrix: quantize(gaussianMatrix(24, 3, 3), { scheme: 'd3-q6-deterministic', seed: 5 }) },
+    { name: 'layers.1.e8det', matrix: quantize(gaussianMatrix(16, 3, 4), { scheme: 'e8-q16-deterministic', seed: 5 }) },
+    { name: 'layers.2.int4', matrix: quantize(gaussianMatrix(64, 2, 5), { scheme: 'int4-g32', seed: 1 }) },
+    { name: 'layers.2.nvfp4', matrix: quantize(gaussianMatrix(48, 2, 6), { scheme: 'nvfp4', seed: 1 }) },
+    { name: 'layers.3.weightonly', matrix: quantizeWeights(gaussianMatrix(16, 64, 7), null, { method: 'rtn', step: 0.3 }) },
+  ];
+
+  it('writes the bytes writeQuantizedContainer gives for the same entries, matrix by matrix', async () => {
+    const where = await folder('container');
+    const path = join(where, 'model.lmq.safetensors');
+    const writer = await QuantizedContainerFileWriter.create(path, {});
+    for (const entry of entries()) await writer.add(entry);
+    await writer.finish({ model: 'demo' });
+    const expected = writeQuantizedContainer(entries(), { model: 'demo' });
+    expect(new Uint8Array(await readFile(path))).toEqual(expected);
+    expect(readQuantizedContainer(expected).formatVersion).toBe(2);
+    expect(await readdir(where)).toEqual(['model.lmq.safetensors']);
+  });
+
+  it('gives the format version the in-memory writer does: 1 without an E8 universal matrix, whatever comes first', async () => {
+    const where = await folder('versions');
+    const path = join(where, 'v.safetensors');
+    const withoutE8 = entries().filter((e) => !e.name.endsWith('.e8'));
+    const writer = await QuantizedContainerFileWriter.create(path);
+    for (const entry of withoutE8) await writer.add(entry);
+    await writer.finish();
+    const bytes = new Uint8Array(await readFile(path));
+    expect(bytes).toEqual(writeQuantizedContainer(withoutE8));
+    expect(readQuantizedContainer(bytes).formatVersion).toBe(1);
+    // The E8 matrix last, after entries checked under version 1: still the same bytes, version 2.
+    const e8Last = [...withoutE8, ...entries().filter((e) => e.name.endsWith('.e8'))];
+    const late = await QuantizedContainerFileWriter.create(path);
+    for (const entry of e8Last) await late.add(entry);
+    await late.finish();
+    expect(new Uint8Array(await readFile(path))).toEqual(writeQuantizedContainer(e8Last));
+  });
+
+  it('refuses what writeQuantizedContainer refuses, with its message, leaving no file', async () => {
+    const where = await folder('container-refusals');
+    const path = join(where, 'x.safetensors');
+    const [first] = entries();
+    const twice = await QuantizedContainerFileWriter.create(path);
+    await twice.add(first as ContainerEntryInput);
+    await expect(twice.add(first as ContainerEntryInput)).rejects.toThrow(/entry 1: the name "layers\.0\.e8" is used twice/);
+    expect(await readdir(where)).toEqual([]);
+    // E8 matrices of one and of two dither keys (a version-1 matrix stands in as one key).
+    const e8 = (first as ContainerEntryInput).matrix as UniversalLatticeMatrix;
+    const mixed = await QuantizedContainerFileWriter.create(path);
+    await mixed.add({ name: 'new', matrix: e8 });
+    await expect(mixed.add({ name: 'old', matrix: { ...e8, ditherKeys: 1 } })).rejects.toThrow(/cannot share a container/);
+    expect(await readdir(where)).toEqual([]);
+    const badMetadata = await QuantizedContainerFileWriter.create(path);
+    await badMetadata.add({ name: 'e8', matrix: e8 });
+    await expect(badMetadata.finish({ note: 3 } as unknown as Record<string, string>)).rejects.toThrow(/container metadata "note" must be a string, got 3/);
+    expect(await readdir(where)).toEqual([]);
+  });
+});
