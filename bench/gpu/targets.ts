@@ -29,6 +29,9 @@ const ALLOCATION_TARGET = 'a recorded decode step of 200 GEMVs or more creates n
 /** The engine's product paths that decode both operands to f32 and then run the f32 matmul. */
 const DECODING_PRODUCT_KERNELS: readonly ProductKernel[] = ['universal-decode', 'decode-f32'];
 
+/** A product kernel that multiplies from the codes (not a decoding path); null: not an engine product row. */
+const fromCodes = (kernel: ProductKernel | null): boolean => kernel !== null && !DECODING_PRODUCT_KERNELS.includes(kernel);
+
 const percent = (fraction: number): string => `${(100 * fraction).toFixed(1)} %`;
 const times = (ratio: number): string => `${ratio.toFixed(2)}×`;
 
@@ -148,7 +151,8 @@ function judgedTargets(rows: readonly BenchRow[]): TargetResult[] {
   });
   // Products from the codes: the decoding paths run the f32 matmul itself after their decode passes,
   // so they say nothing of the target.
-  const products = rows.filter((r) => r.family === 'product' && r.productKernel !== null && !DECODING_PRODUCT_KERNELS.includes(r.productKernel));
+  // (A row without the field, from a results file older than it, is not taken: `?? null`.)
+  const products = rows.filter((r) => r.family === 'product' && fromCodes(r.productKernel ?? null));
   results.push(judged(`a product ≥ 1× the f32 tiled matmul's FLOP/s at ${TARGET_PRODUCT_SHAPE}`, best(products, TARGET_PRODUCT_SHAPE, (r) => r.vsF32), 1, times, 'engine product'));
   return results;
 }

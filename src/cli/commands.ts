@@ -1,12 +1,12 @@
 import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { LatticeMatmulError } from '../errors.js';
+import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, openSafetensorsFile } from '../io/safetensorsFile.js';
-import { isShardIndexPath, openSafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
+import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
@@ -77,18 +77,22 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
 
 /**
  * Runs `work` over `items` with at most `limit` calls pending and hands each result to `consume` in
- * item order, one call at a time. No work starts `window` (≥ 1) or more items ahead of the next result
- * to consume, so at most `window` results are held at once: a model's quantized matrices need not fit
- * in memory together. The first failure (of `work` or `consume`) starts no further work and is thrown
- * once the pending calls have settled.
+ * item order, one call at a time. No work starts `window` or more items ahead of the next result to
+ * consume, so at most `window` results are held at once: a model's quantized matrices need not fit in
+ * memory together. The first failure (of `work` or `consume`) starts no further work and aborts the
+ * `signal` each call of `work` was given, so that pending calls stop early; it is thrown once they
+ * have settled.
  */
 export async function forEachInOrder<T, R>(
   items: readonly T[],
   limit: number,
   window: number,
-  work: (item: T, index: number) => Promise<R>,
+  work: (item: T, index: number, signal: AbortSignal) => Promise<R>,
   consume: (result: R, index: number) => Promise<void>,
 ): Promise<void> {
+  checkPositiveInteger(limit, 'forEachInOrder limit');
+  checkPositiveInteger(window, 'forEachInOrder window');
+  const stop = new AbortController();
   const finished = new Map<number, R>();
   let next = 0;
   let consumed = 0;
@@ -103,6 +107,7 @@ export async function forEachInOrder<T, R>(
   const change = (): Promise<void> => new Promise((resolve) => waiters.push(resolve));
   const fail = (error: unknown): void => {
     failure ??= { error };
+    stop.abort(failure.error);
     changed();
   };
   const runner = async (): Promise<void> => {
@@ -113,7 +118,7 @@ export async function forEachInOrder<T, R>(
       }
       const index = next++;
       try {
-        finished.set(index, await work(items[index] as T, index));
+        finished.set(index, await work(items[index] as T, index, stop.signal));
         changed();
       } catch (error) {
         fail(error);
@@ -333,9 +338,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   let bar: ProgressBar | null = null;
   let writer: QuantizedContainerFileWriter | null = null;
   try {
-    for (const { path, metadata } of file.files) {
-      if (claimsToBeContainer(metadata)) throw new LatticeMatmulError(`${path} is a quantized container (${CONTAINER_FORMAT}), not a model: quantize reads a plain safetensors model`);
-    }
+    checkNoContainer(file, 'quantize reads a plain safetensors model');
     await checkSafetensorsFileWritable(options.output);
     for (const { path } of file.files) await checkOutputIsNotInput(path, options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
@@ -368,10 +371,15 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     // spilled to disk in order as soon as those before it are: neither the model's weights nor its
     // quantized matrices need fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
-    writer = await QuantizedContainerFileWriter.create(options.output, signal === null ? {} : { signal });
+    writer = await QuantizedContainerFileWriter.create(options.output, {
+      metadata: { ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
+      ...(signal === null ? {} : { signal }),
+    });
     const container = writer;
-    await forEachInOrder(selected, concurrency, 2 * concurrency, async (name, index): Promise<ContainerEntryInput> => {
+    await forEachInOrder(selected, concurrency, 2 * concurrency, async (name, index, failed): Promise<ContainerEntryInput> => {
         throwIfAborted(signal, 'quantize');
+        // The user's interrupt, or another tensor's failure: either stops this one at once.
+        const stopped = signal === null ? failed : AbortSignal.any([signal, failed]);
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
         const data = await file.readTensorAsFloat32(name);
         await checkNoRowUnderflows(file, name, data, inFeatures);
@@ -386,11 +394,13 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         try {
           quantized =
             gpu !== null
-              ? await gpu.quantize(matrix, { ...quantizeOptions, ...(signal === null ? {} : { signal }) })
-              : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress, signal ?? undefined);
+              ? await gpu.quantize(matrix, { ...quantizeOptions, signal: stopped })
+              : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress, stopped);
         } catch (error) {
-          // An interrupt is reported as one, whatever it cut short.
+          // An interrupt is reported as one, whatever it cut short; a tensor stopped by another's
+          // failure reports nothing (that failure is what is thrown).
           throwIfAborted(signal, 'quantize');
+          if (failed.aborted) throw error;
           throw await tensorError(file, name, error);
         }
         onProgress(out);
@@ -399,7 +409,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
-    await container.finish({ ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' });
+    await container.finish();
     // Bits per entry as written, the numbers inspect prints: a matrix's bitsStored counts the scheme's own
     // packed layout, which for deterministic and scalar schemes is not the container's.
     const written = await openQuantizedContainerFile(options.output);
@@ -424,6 +434,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     gpu?.close();
     await file.close();
   }
+}
+
+/** Refuses a model with a file (the model itself, or a shard) that says it is a quantized container; `advice` ends the message. */
+function checkNoContainer(model: SafetensorsModel, advice: string): void {
+  const container = model.files.find((f) => claimsToBeContainer(f.metadata));
+  if (container !== undefined) throw new LatticeMatmulError(`${container.path} is a quantized container (${CONTAINER_FORMAT}), not a model: ${advice}`);
 }
 
 /** What `inspect` lists for a model (a safetensors file, or a shard index and its shards). */
@@ -482,6 +498,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
   if (isShardIndexPath(path)) {
     const model = await openSafetensorsModel(path);
     try {
+      checkNoContainer(model, 'inspect it on its own');
       return modelTensors(model, model.files.length - 1);
     } finally {
       await model.close();

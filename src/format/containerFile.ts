@@ -1,5 +1,5 @@
 import { check, quoted } from '../errors.js';
-import type { SafetensorsReadOptions } from '../io/safetensors.js';
+import { planSafetensorsLayout, type SafetensorsReadOptions } from '../io/safetensors.js';
 import { openSafetensorsFile, SafetensorsFileWriter, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import {
   combinedContainerVersion,
@@ -154,15 +154,16 @@ export async function writeQuantizedContainerFile(
  * Writes a quantized container matrix by matrix, for models whose quantized matrices do not all fit in
  * memory: `add` packs and checks one entry (as `writeQuantizedContainer` does every one) and spills its
  * tensors to disk; `finish` writes the container atomically, the same bytes `writeQuantizedContainerFile`
- * writes for the same entries in the order they were added (src/io/safetensorsFile.ts,
- * `SafetensorsFileWriter`: the folder needs room for the container twice until then). A failed call,
- * an aborted signal or `abort()` leaves no file. Calls must not overlap.
+ * writes for the same entries in the order they were added and the `metadata` given to `create`
+ * (checked there, before any work). The folder needs room for the container twice until then
+ * (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry, an aborted signal or
+ * `abort()` leaves no file. Calls must not overlap (an overlapping one is refused).
  *
  * @example
- * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors');
+ * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors', { metadata: { model: 'demo' } });
  * try {
  *   for (const name of names) await writer.add({ name, matrix: quantize(await weight(name), { scheme: 'e8-4bit' }) });
- *   await writer.finish({ model: 'demo' });
+ *   await writer.finish();
  * } catch (error) {
  *   await writer.abort();
  *   throw error;
@@ -172,16 +173,32 @@ export class QuantizedContainerFileWriter {
   private readonly entries: { readonly name: string; readonly description: string }[] = [];
   private readonly used = new Set<string>();
   private version: ContainerVersion | null = null;
+  private busy = false;
 
-  private constructor(private readonly file: SafetensorsFileWriter) {}
+  private constructor(
+    private readonly file: SafetensorsFileWriter,
+    private readonly metadata: Readonly<Record<string, string>>,
+  ) {}
 
-  /** Starts writing `path` (checked as `writeQuantizedContainerFile` checks it); `signal` stops a later `add` or `finish`. */
-  static async create(path: string, options: { readonly signal?: AbortSignal } = {}): Promise<QuantizedContainerFileWriter> {
-    return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, options));
+  /**
+   * Starts writing `path` (checked as `writeQuantizedContainerFile` checks it); `metadata`: the user's
+   * string metadata, checked now; `signal` stops a later `add` or `finish`.
+   */
+  static async create(
+    path: string,
+    options: { readonly metadata?: Readonly<Record<string, string>>; readonly signal?: AbortSignal } = {},
+  ): Promise<QuantizedContainerFileWriter> {
+    const metadata = options.metadata ?? {};
+    // The metadata of a container of no entries goes through every check the file's will (strings,
+    // well-formed Unicode), so that nothing is refused after the work.
+    planSafetensorsLayout([], containerMetadata([], 1, metadata));
+    return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, options.signal === undefined ? {} : { signal: options.signal }), { ...metadata });
   }
 
   /** Packs and checks `entry`, then spills its tensors; a refused entry aborts the writer. */
   async add(entry: ContainerEntryInput): Promise<void> {
+    check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
+    this.busy = true;
     try {
       const matrix: unknown = typeof entry === 'object' && entry !== null ? entry.matrix : null;
       const version = combinedContainerVersion(this.version, containerVersionOf(matrix));
@@ -193,19 +210,20 @@ export class QuantizedContainerFileWriter {
     } catch (error) {
       await this.file.abort();
       throw error;
+    } finally {
+      this.busy = false;
     }
   }
 
-  /** Writes the container with the user's string `metadata` (as `writeQuantizedContainerFile`'s). */
-  async finish(metadata?: Readonly<Record<string, string>>): Promise<void> {
-    let meta: ReadonlyMap<string, string>;
+  /** Writes the container. */
+  async finish(): Promise<void> {
+    check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
+    this.busy = true;
     try {
-      meta = containerMetadata(this.entries, this.version ?? 1, metadata);
-    } catch (error) {
-      await this.file.abort();
-      throw error;
+      await this.file.finish(containerMetadata(this.entries, this.version ?? 1, this.metadata));
+    } finally {
+      this.busy = false;
     }
-    await this.file.finish(meta);
   }
 
   /** Stops writing, leaving no file. Harmless once finished. */

@@ -350,6 +350,9 @@ function hexValue(c: number): number {
 /** Describes where a value sits, for error messages; built only when a message is needed. */
 type Context = () => string;
 
+/** A JSON number literal, matched at a position (sticky). */
+const JSON_NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+
 /**
  * A JSON reader that knows the header's schema: an object of tensor entries (objects of dtype,
  * shape, data_offsets) and `__metadata__` (null or an object of strings). It consumes each character
@@ -359,10 +362,14 @@ type Context = () => string;
 class HeaderParser {
   private pos = 0;
 
-  constructor(private readonly text: string) {}
+  constructor(
+    private readonly text: string,
+    /** What the text is, for messages. */
+    private readonly what = 'safetensors header',
+  ) {}
 
   fail(message: string): never {
-    throw new LatticeMatmulError(`safetensors header: ${message} (at character ${this.pos} of ${this.text.length})`);
+    throw new LatticeMatmulError(`${this.what}: ${message} (at character ${this.pos} of ${this.text.length})`);
   }
 
   private peek(): number {
@@ -370,7 +377,7 @@ class HeaderParser {
   }
 
   private found(): string {
-    if (this.pos >= this.text.length) return 'the end of the header';
+    if (this.pos >= this.text.length) return 'the end of the text';
     return JSON.stringify(this.text.slice(this.pos, this.pos + 12) + (this.pos + 12 < this.text.length ? '…' : ''));
   }
 
@@ -645,6 +652,77 @@ class HeaderParser {
     }
     return metadata;
   }
+
+  /**
+   * A Hugging Face shard index: { "metadata": null or an object of strings, numbers, booleans or
+   * nulls (kept as their JSON text), "weight_map": { tensor name: shard file name } }; no other
+   * field, no duplicate key, nothing deeper.
+   */
+  parseShardIndex(): { weightMap: Map<string, string>; metadata: Record<string, string> } {
+    this.skipWhitespace();
+    if (this.peek() !== 0x7b) this.fail(`the index must be a JSON object, found ${this.found()}`);
+    const weightMap = new Map<string, string>();
+    // A null-prototype object, so that a key such as "__proto__" is an ordinary key.
+    const metadata = Object.create(null) as Record<string, string>;
+    let seenMap = false;
+    let seenMetadata = false;
+    this.parseObject(
+      () => 'the index',
+      (key) => {
+        if (key === 'weight_map') {
+          if (seenMap) return false;
+          seenMap = true;
+          if (this.peek() !== 0x7b) this.fail(`"weight_map" must be an object of tensor name → shard file name, found ${this.found()}`);
+          this.parseObject(
+            () => '"weight_map"',
+            (tensor) => {
+              if (weightMap.has(tensor)) return false;
+              weightMap.set(tensor, this.parseString(() => `the shard of tensor ${describeValue(tensor)} in "weight_map"; it must be a file name`));
+              return true;
+            },
+          );
+        } else if (key === 'metadata') {
+          if (seenMetadata) return false;
+          seenMetadata = true;
+          if (this.text.startsWith('null', this.pos)) this.pos += 4;
+          else {
+            if (this.peek() !== 0x7b) this.fail(`"metadata" must be an object, found ${this.found()}`);
+            this.parseObject(
+              () => '"metadata"',
+              (name) => {
+                if (name in metadata) return false;
+                metadata[name] = this.parseScalarText(() => `the "metadata" value of ${describeValue(name)}`);
+                return true;
+              },
+            );
+          }
+        } else {
+          this.fail(`the index has an unexpected field ${describeValue(key)}; expected "metadata" and "weight_map"`);
+        }
+        return true;
+      },
+    );
+    this.skipWhitespace();
+    if (this.pos < this.text.length) this.fail(`unexpected ${this.found()} after the index object`);
+    if (!seenMap) this.fail('the index has no "weight_map"');
+    return { weightMap, metadata };
+  }
+
+  /** A string (its value), or a number, true, false or null (its JSON text). */
+  private parseScalarText(context: Context): string {
+    if (this.peek() === 0x22) return this.parseString(context);
+    for (const literal of ['true', 'false', 'null']) {
+      if (this.text.startsWith(literal, this.pos)) {
+        this.pos += literal.length;
+        return literal;
+      }
+    }
+    JSON_NUMBER.lastIndex = this.pos;
+    const number = JSON_NUMBER.exec(this.text)?.[0];
+    if (number === undefined) this.fail(`${context()} must be a string, a number, true, false or null, found ${this.found()}`);
+    this.pos += number.length;
+    return number;
+  }
 }
 
 /**
@@ -765,6 +843,28 @@ export function parseSafetensorsHeaderJson(
   const tensors = [...tensorsByName.values()];
   checkCoverage(tensors, dataByteLength);
   return { tensors, tensorsByName, metadata };
+}
+
+/**
+ * Parses a Hugging Face shard index (`model.safetensors.index.json`) as strictly as a header: valid
+ * UTF-8, one JSON object with "weight_map" (tensor name → shard file name) and optional "metadata"
+ * (strings, numbers, booleans or nulls, each kept as text: `{"total_size": 16060522496}` gives
+ * "16060522496"), no duplicate key, no lone surrogate, nothing deeper; work linear in its length.
+ * `what` names it in messages. The shard names are not checked here (src/io/safetensorsModel.ts does).
+ *
+ * @example
+ * const text = '{"metadata":{"total_size":8},"weight_map":{"w":"model-00001-of-00001.safetensors"}}';
+ * parseShardIndexJson(new TextEncoder().encode(text), 'index').weightMap.get('w'); // 'model-00001-of-00001.safetensors'
+ */
+export function parseShardIndexJson(bytes: Uint8Array, what: string): { weightMap: ReadonlyMap<string, string>; metadata: Readonly<Record<string, string>> } {
+  const plain = bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice();
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(plain);
+  } catch (error) {
+    throw new LatticeMatmulError(`${what} (${bytes.byteLength} bytes) is not valid UTF-8`, { cause: error });
+  }
+  return new HeaderParser(text, what).parseShardIndex();
 }
 
 /** Options of `parseSafetensorsHeader`. */
@@ -1148,10 +1248,20 @@ export function checkedTensorBytes(name: string, input: SafetensorsTensorInput):
  * plan.totalByteLength; // 8 + 56 + 3
  */
 export function planSafetensors(tensors: SafetensorsTensors, metadata?: SafetensorsMetadata): SafetensorsPlan {
-  const inputs = entriesOf(tensors, 'tensors').map(([name, input]) => ({ name, ...checkedTensorBytes(name, input) }));
+  const inputs = entriesOf(tensors, 'tensors').map(([name, input]) => {
+    checkTensorName(name);
+    return { name, ...checkedTensorBytes(name, input) };
+  });
   const layout = planSafetensorsLayout(inputs.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, byteLength: t.bytes.byteLength })), metadata);
   const chunks = layout.order.map((i) => (inputs[i] as (typeof inputs)[number]).bytes);
   return { header: layout.header, chunks, totalByteLength: layout.header.byteLength + layout.dataByteLength };
+}
+
+/** A name a tensor may have in a written file: a non-empty, well-formed string other than `__metadata__`. */
+export function checkTensorName(name: unknown): asserts name is string {
+  checkText(name, 'tensor name');
+  check(name.length > 0, 'tensor name must not be empty');
+  check(name !== '__metadata__', 'tensor name "__metadata__" is reserved for the metadata');
 }
 
 /** A tensor of a file being planned, known by its size alone (the data may be elsewhere: a spill file). */
@@ -1168,11 +1278,7 @@ export interface SafetensorsTensorLayout {
  * streaming `SafetensorsFileWriter` share it, so both write the same bytes.
  */
 export function planSafetensorsLayout(tensors: readonly SafetensorsTensorLayout[], metadata?: SafetensorsMetadata): { header: Uint8Array; order: number[]; dataByteLength: number } {
-  for (const { name } of tensors) {
-    checkText(name, 'tensor name');
-    check(name.length > 0, 'tensor name must not be empty');
-    check(name !== '__metadata__', 'tensor name "__metadata__" is reserved for the metadata');
-  }
+  for (const { name } of tensors) checkTensorName(name);
   const order = tensors.map((_, i) => i);
   const at = (i: number): SafetensorsTensorLayout => tensors[i] as SafetensorsTensorLayout;
   order.sort((i, j) => (DTYPE_RANK.get(at(j).dtype) as number) - (DTYPE_RANK.get(at(i).dtype) as number) || compareCodePoints(at(i).name, at(j).name));

@@ -5,6 +5,7 @@ import { basename, dirname, join, sep } from 'node:path';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import {
   checkedTensorBytes,
+  checkTensorName,
   headerTensorInfo,
   parseSafetensorsHeaderJson,
   planSafetensors,
@@ -410,6 +411,8 @@ export class SafetensorsFileWriter {
   private readonly names = new Set<string>();
   private spillBytes = 0;
   private state: 'open' | 'busy' | 'done' = 'open';
+  /** `abort()` was called while a call ran: that call stops at its next write and fails. */
+  private abortRequested = false;
 
   private constructor(
     private readonly path: string,
@@ -443,7 +446,8 @@ export class SafetensorsFileWriter {
   async add(name: string, input: SafetensorsTensorInput): Promise<void> {
     await this.step(async () => {
       if (this.signal?.aborted === true) throw abortedError(this.signal, `writing ${describePath(this.path)}`);
-      check(typeof name === 'string' && !this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
+      checkTensorName(name);
+      check(!this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
       const { dtype, shape, bytes } = checkedTensorBytes(name, input);
       await writeFully(this.spill, bytes, this.spillBytes);
       this.names.add(name);
@@ -458,13 +462,17 @@ export class SafetensorsFileWriter {
       const layout = planSafetensorsLayout(this.tensors, metadata);
       const buffer = new Uint8Array(Math.min(this.copyChunkBytes, Math.max(1, this.spillBytes)));
       await writeAtomically(this.path, this.replaced, this.signal, async (write) => {
-        await write(layout.header);
+        const checkedWrite = async (bytes: Uint8Array): Promise<void> => {
+          this.throwIfAbortRequested();
+          await write(bytes);
+        };
+        await checkedWrite(layout.header);
         for (const i of layout.order) {
           const tensor = this.tensors[i] as (typeof this.tensors)[number];
           for (let done = 0; done < tensor.byteLength; ) {
             const piece = buffer.subarray(0, Math.min(buffer.byteLength, tensor.byteLength - done));
             await readExactly(this.spill, piece, tensor.spillOffset + done, `the spill file of ${describePath(this.path)}`);
-            await write(piece);
+            await checkedWrite(piece);
             done += piece.byteLength;
           }
         }
@@ -474,11 +482,23 @@ export class SafetensorsFileWriter {
     });
   }
 
-  /** Stops writing: removes the spill file and writes nothing (the target keeps what it had). Harmless once done. */
+  /**
+   * Stops writing: removes the spill file and writes nothing (the target keeps what it had). A call
+   * that is running fails at its next write (a `finish` that has written its last byte completes).
+   * Harmless once done.
+   */
   async abort(): Promise<void> {
+    if (this.state === 'busy') {
+      this.abortRequested = true;
+      return;
+    }
     if (this.state === 'done') return;
     this.state = 'done';
     await this.removeSpill();
+  }
+
+  private throwIfAbortRequested(): void {
+    if (this.abortRequested) throw new LatticeMatmulError(`writing ${describePath(this.path)} was aborted`);
   }
 
   /** Runs one call: refused once done or while another runs; a failure aborts the writer. */
@@ -488,6 +508,8 @@ export class SafetensorsFileWriter {
     this.state = 'busy';
     try {
       await body();
+      // An abort requested during an add takes effect now.
+      if (this.state === 'busy') this.throwIfAbortRequested();
       if (this.state === 'busy') this.state = 'open';
     } catch (error) {
       this.state = 'open';

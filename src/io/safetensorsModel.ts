@@ -1,8 +1,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { check, describeValue, LatticeMatmulError, quoted } from '../errors.js';
-import { SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './safetensors.js';
+import { check, LatticeMatmulError, quoted } from '../errors.js';
+import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './safetensors.js';
 import { openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
 
 /*
@@ -63,7 +63,7 @@ export async function openSafetensorsModel(path: string): Promise<SafetensorsMod
       close: () => file.close(),
     };
   }
-  const index = parseShardIndex(await readIndexText(path), path);
+  const index = parseShardIndex(await readIndexBytes(path), path);
   const shards = new Map<string, SafetensorsFile>();
   try {
     for (const shard of index.shards) shards.set(shard, await openSafetensorsFile(join(dirname(path), shard)));
@@ -82,7 +82,7 @@ interface ShardIndex {
 }
 
 /** Reads an index file: a regular file (a FIFO is refused at once, not waited on) of at most SAFETENSORS_MAX_HEADER_BYTES. */
-async function readIndexText(path: string): Promise<string> {
+async function readIndexBytes(path: string): Promise<Uint8Array> {
   let handle;
   try {
     handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
@@ -98,51 +98,32 @@ async function readIndexText(path: string): Promise<string> {
       stats.size <= SAFETENSORS_MAX_HEADER_BYTES,
       () => `shard index ${quoted(path)} has ${stats.size} bytes, more than the ${SAFETENSORS_MAX_HEADER_BYTES} an index may have`,
     );
-    return (await handle.readFile()).toString('utf8');
+    return new Uint8Array(await handle.readFile());
   } finally {
     await handle.close();
   }
 }
 
-/** A shard's file name as an index gives it: a plain name in the index's folder, never a path. */
-function checkShardName(shard: unknown, tensor: string, where: string): asserts shard is string {
-  check(typeof shard === 'string', () => `${where}: weight_map[${quoted(tensor)}] must be a shard file name, got ${describeValue(shard)}`);
+/** A shard's file name as an index gives it: a plain name in the index's folder (a symbolic link there is followed, as in the Hugging Face cache), never a path. */
+function checkShardName(shard: string, tensor: string, where: string): void {
   check(
     shard.length > 0 && shard !== '.' && shard !== '..' && !/[/\\\0]/.test(shard),
     () => `${where}: weight_map[${quoted(tensor)}] is ${quoted(shard)}; a shard must be a file name in the index's folder, not a path`,
   );
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Parses and checks an index's JSON (`path` names it in messages). */
-function parseShardIndex(text: string, path: string): ShardIndex {
+/** Parses and checks an index (`path` names it in messages). */
+function parseShardIndex(bytes: Uint8Array, path: string): ShardIndex {
   const where = `shard index ${quoted(path)}`;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new LatticeMatmulError(`${where} is not JSON: ${(error as Error).message}`, { cause: error });
-  }
-  check(isPlainObject(json), () => `${where} must be a JSON object with a "weight_map", got ${describeValue(json)}`);
-  const weightMap = json.weight_map;
-  check(isPlainObject(weightMap), () => `${where}: "weight_map" must be an object of tensor name → shard file name, got ${describeValue(weightMap)}`);
-  const shardOf = new Map<string, string>();
-  const shards: string[] = [];
-  for (const [tensor, shard] of Object.entries(weightMap)) {
+  const { weightMap, metadata } = parseShardIndexJson(bytes, where);
+  const shards = new Set<string>();
+  for (const [tensor, shard] of weightMap) {
     checkShardName(shard, tensor, where);
-    shardOf.set(tensor, shard);
-    if (!shards.includes(shard)) shards.push(shard);
+    shards.add(shard);
   }
-  check(shardOf.size > 0, () => `${where}: "weight_map" lists no tensor`);
-  const given = json.metadata;
-  check(given === undefined || given === null || isPlainObject(given), () => `${where}: "metadata" must be an object, got ${describeValue(given)}`);
-  // Hugging Face writes { "total_size": <bytes> }: kept, as text, with any other entry. (fromEntries
-  // makes a key "__proto__" an entry, not the object's prototype.)
-  const metadata = Object.fromEntries(Object.entries(isPlainObject(given) ? given : {}).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]));
-  return { shardOf, shards, metadata };
+  check(weightMap.size > 0, () => `${where}: "weight_map" lists no tensor`);
+  // Hugging Face writes { "total_size": <bytes> }: kept, as text, with any other entry.
+  return { shardOf: weightMap, shards: [...shards], metadata: { ...metadata } };
 }
 
 /** The tensors of a shard index's files, checked against it. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { quantizeModel } from '../../src/cli/commands.js';
+import { inspectFile, quantizeModel } from '../../src/cli/commands.js';
 import { readQuantizedContainer } from '../../src/format/container.js';
 import { openQuantizedContainerFile, writeQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
@@ -443,6 +443,13 @@ describe('lattice-matmul CLI', () => {
     // A shard is an input: quantize refuses to write over it.
     const shard = join(work, 'sharded', 'model-00002-of-00002.safetensors');
     await expect(quantizeModel({ ...common, input: index, output: shard })).rejects.toThrow(/the output ".*model-00002-of-00002\.safetensors" is the input file/);
+    // An index whose shard is a quantized container: refused by both commands.
+    const container = await openSafetensorsFile(join(work, 'container.safetensors'));
+    const containerIndex = join(work, 'container.index.json');
+    writeFileSync(containerIndex, JSON.stringify({ weight_map: Object.fromEntries(container.tensors.map((t) => [t.name, 'container.safetensors'])) }));
+    await container.close();
+    await expect(quantizeModel({ ...common, input: containerIndex, output: join(work, 'never.safetensors') })).rejects.toThrow(/container\.safetensors is a quantized container \(lattice-matmul\.quantized\), not a model: quantize reads a plain safetensors model/);
+    await expect(inspectFile(containerIndex)).rejects.toThrow(/container\.safetensors is a quantized container \(lattice-matmul\.quantized\), not a model: inspect it on its own/);
     // inspect lists the tensors of every shard.
     const { code, stdout, stderr } = await cli('inspect', index);
     expect(code, stderr).toBe(0);

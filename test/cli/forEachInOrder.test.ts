@@ -100,4 +100,36 @@ describe('forEachInOrder', () => {
       { seed: 20261203, numRuns: 300 },
     );
   });
+
+  it('aborts the signal of every pending call at the first failure, so that they stop early', async () => {
+    const signals: AbortSignal[] = [];
+    const refusal = forEachInOrder(
+      [0, 1, 2, 3],
+      4,
+      4,
+      async (item, _, signal) => {
+        signals.push(signal);
+        if (item === 2) {
+          await ticks(3);
+          throw new Error('tensor 2 refused');
+        }
+        // A long quantization that only its signal ends (before: it ran to its end first).
+        await new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true }));
+        return item;
+      },
+      async () => {},
+    );
+    await expect(refusal).rejects.toThrow('tensor 2 refused');
+    expect(signals).toHaveLength(4);
+    expect(signals.every((signal) => signal.aborted)).toBe(true);
+  });
+
+  it.each([
+    [0, 1, /forEachInOrder limit must be a positive integer, got 0/],
+    [1, 0, /forEachInOrder window must be a positive integer, got 0/],
+    [Number.NaN, 2, /forEachInOrder limit must be a positive integer, got NaN/],
+    [2, 1.5, /forEachInOrder window must be a positive integer, got 1\.5/],
+  ])('refuses limit %s and window %s (they would never settle)', async (limit, window, message) => {
+    await expect(forEachInOrder([1, 2], limit, window, async (x) => x, async () => {})).rejects.toThrow(message);
+  });
 });

@@ -83,6 +83,28 @@ describe('SafetensorsFileWriter', () => {
     expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
+  it.each([
+    ['', /tensor name must not be empty/],
+    ['__metadata__', /tensor name "__metadata__" is reserved for the metadata/],
+    ['a\ud800', /tensor name "a\\ud800" has a lone surrogate/],
+    [42, /tensor name must be a string, got 42/],
+  ])('refuses the name %j when it is added, not at finish', async (name, message) => {
+    const where = await folder('names');
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
+    await expect(writer.add(name as string, tensor('a.scale'))).rejects.toThrow(message);
+    expect(await readdir(where)).toEqual([]);
+  });
+
+  it('abort() during an add makes that add fail and leaves no file', async () => {
+    const where = await folder('abort-during-add');
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
+    const running = writer.add('a', tensor('m.big'));
+    await writer.abort();
+    await expect(running).rejects.toThrow(/writing ".*out\.safetensors" was aborted/);
+    expect(await readdir(where)).toEqual([]);
+    await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
+  });
+
   it('refuses a call that overlaps another, which goes on', async () => {
     const where = await folder('overlap');
     const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
@@ -125,9 +147,9 @@ describe('QuantizedContainerFileWriter', () => {
   it('writes the bytes writeQuantizedContainer gives for the same entries, matrix by matrix', async () => {
     const where = await folder('container');
     const path = join(where, 'model.lmq.safetensors');
-    const writer = await QuantizedContainerFileWriter.create(path, {});
+    const writer = await QuantizedContainerFileWriter.create(path, { metadata: { model: 'demo' } });
     for (const entry of entries()) await writer.add(entry);
-    await writer.finish({ model: 'demo' });
+    await writer.finish();
     const expected = writeQuantizedContainer(entries(), { model: 'demo' });
     expect(new Uint8Array(await readFile(path))).toEqual(expected);
     expect(readQuantizedContainer(expected).formatVersion).toBe(2);
@@ -166,9 +188,21 @@ describe('QuantizedContainerFileWriter', () => {
     await mixed.add({ name: 'new', matrix: e8 });
     await expect(mixed.add({ name: 'old', matrix: { ...e8, ditherKeys: 1 } })).rejects.toThrow(/cannot share a container/);
     expect(await readdir(where)).toEqual([]);
-    const badMetadata = await QuantizedContainerFileWriter.create(path);
-    await badMetadata.add({ name: 'e8', matrix: e8 });
-    await expect(badMetadata.finish({ note: 3 } as unknown as Record<string, string>)).rejects.toThrow(/container metadata "note" must be a string, got 3/);
+    // Metadata is checked when the writer is made, before any work.
+    await expect(QuantizedContainerFileWriter.create(path, { metadata: { note: 3 } as unknown as Record<string, string> })).rejects.toThrow(/container metadata "note" must be a string, got 3/);
+    await expect(QuantizedContainerFileWriter.create(path, { metadata: { note: 'a\ud800' } })).rejects.toThrow(/metadata value of "user\.note" "a\\ud800" has a lone surrogate/);
     expect(await readdir(where)).toEqual([]);
+  });
+
+  it('refuses an add that overlaps another, which goes on', async () => {
+    const where = await folder('container-overlap');
+    const path = join(where, 'x.safetensors');
+    const [first, second] = entries();
+    const writer = await QuantizedContainerFileWriter.create(path);
+    const running = writer.add(first as ContainerEntryInput);
+    await expect(writer.add(second as ContainerEntryInput)).rejects.toThrow(/an add or finish is running; await each call before the next/);
+    await running;
+    await writer.finish();
+    expect(readQuantizedContainer(new Uint8Array(await readFile(path))).entries.map((e) => e.name)).toEqual(['layers.0.e8']);
   });
 });

@@ -30,10 +30,10 @@ afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
 
-/** Writes `index` (an object, as JSON, or text as it is) as `name` in the test folder and returns its path. */
+/** Writes `index` (an object, as JSON; text or bytes as they are) as `name` in the test folder and returns its path. */
 async function indexFile(name: string, index: unknown): Promise<string> {
   const path = join(directory, name);
-  await writeFile(path, typeof index === 'string' ? index : JSON.stringify(index));
+  await writeFile(path, typeof index === 'string' || index instanceof Uint8Array ? index : JSON.stringify(index));
   return path;
 }
 
@@ -95,16 +95,21 @@ describe('a model in shards behind a shard index', () => {
   });
 
   it.each([
-    ['not JSON', '{"weight_map": ', /is not JSON/],
-    ['an array', '[]', /must be a JSON object with a "weight_map", got an array of length 0/],
-    ['no weight_map', { metadata: {} }, /"weight_map" must be an object of tensor name → shard file name, got undefined/],
+    ['cut short', '{"weight_map": ', /"weight_map" must be an object of tensor name → shard file name, found the end of the text/],
+    ['a byte that is not UTF-8', Uint8Array.from([...new TextEncoder().encode('{"weight_map": {"w": "'), 0xff, ...new TextEncoder().encode('"}}')]), /shard index ".*bad\.index\.json" \(26 bytes\) is not valid UTF-8/],
+    ['an array', '[]', /the index must be a JSON object, found "\[\]"/],
+    ['no weight_map', { metadata: {} }, /the index has no "weight_map"/],
+    ['another field', { weight_map: weightMap, extra: 1 }, /the index has an unexpected field "extra"; expected "metadata" and "weight_map"/],
+    ['a tensor named twice', `{"weight_map": {"up.weight": "${SHARD_1}", "up.weight": "${SHARD_2}"}}`, /duplicate key "up\.weight" in "weight_map"/],
+    ['metadata nested', { metadata: { a: [[[1]]] }, weight_map: weightMap }, /the "metadata" value of "a" must be a string, a number, true, false or null/],
+    ['a lone surrogate in its metadata', `{"metadata": {"k": "\\ud800"}, "weight_map": {"up.weight": "${SHARD_1}"}}`, /lone high surrogate \\ud800 in a string \(the "metadata" value of "k"\)/],
     ['an empty weight_map', { weight_map: {} }, /"weight_map" lists no tensor/],
-    ['a shard that is not a string', { weight_map: { 'up.weight': 1 } }, /weight_map\["up\.weight"\] must be a shard file name, got 1/],
+    ['a shard that is not a string', { weight_map: { 'up.weight': 1 } }, /expected a string \(the shard of tensor "up\.weight" in "weight_map"; it must be a file name\), found "1}}"/],
     ['a shard above the folder', { weight_map: { 'up.weight': `../${SHARD_1}` } }, /weight_map\["up\.weight"\] is "\.\.\/model-00001-of-00002\.safetensors"; a shard must be a file name in the index's folder, not a path/],
     ['an absolute shard path', { weight_map: { 'up.weight': '/etc/passwd' } }, /a shard must be a file name in the index's folder, not a path/],
     ['a Windows-style shard path', { weight_map: { 'up.weight': 'sub\\x.safetensors' } }, /not a path/],
     ['the folder itself', { weight_map: { 'up.weight': '..' } }, /not a path/],
-    ['metadata that is not an object', { metadata: [1], weight_map: weightMap }, /"metadata" must be an object, got an array of length 1/],
+    ['metadata that is not an object', { metadata: [1], weight_map: weightMap }, /"metadata" must be an object, found "\[1\]/],
     ['a missing shard', { weight_map: { ...weightMap, 'extra.weight': 'model-00003-of-00003.safetensors' } }, /cannot open safetensors file .*model-00003-of-00003\.safetensors/],
     ['a tensor its shard lacks', { weight_map: { ...weightMap, 'lm_head.weight': SHARD_2 } }, /maps tensor "lm_head\.weight" to shard "model-00002-of-00002\.safetensors", which does not hold it; are the index and its shards from one download\?/],
     ['a tensor the index does not list', { weight_map: { 'up.weight': SHARD_1, 'down.weight': SHARD_2 } }, /shard "model-00001-of-00002\.safetensors" holds tensor "norm\.weight", which the index does not list/],
