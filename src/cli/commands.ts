@@ -186,20 +186,24 @@ async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) 
 }
 
 /**
- * Refuses an output that is the input itself (the same path, another path to it, a symbolic or hard
- * link): the container would replace the model while it is being read.
+ * Refuses an output that is one of the input files (the model, its index or a shard: the same path,
+ * another path to it, a symbolic or hard link): the container would replace the model while it is
+ * being read.
  */
-async function checkOutputIsNotInput(input: string, output: string): Promise<void> {
-  // A path that does not stat is a new file (or one checkSafetensorsFileWritable refuses), not the input.
+async function checkOutputIsNotInput(inputs: readonly string[], output: string): Promise<void> {
+  // A path that does not stat is a new file (or one checkSafetensorsFileWritable refuses), not an input.
   const outputStats = await stat(output, { bigint: true }).catch(() => null);
   if (outputStats === null) return;
-  const inputStats = await stat(input, { bigint: true });
-  // Device and inode catch hard links too; realpath covers file systems that report no inode numbers (0).
-  const sameInode = inputStats.ino !== 0n && inputStats.dev === outputStats.dev && inputStats.ino === outputStats.ino;
-  // (An output that stats but does not resolve, such as /dev/stdout on a pipe, is not the input either;
+  // (An output that stats but does not resolve, such as /dev/stdout on a pipe, is not an input either;
   // checkSafetensorsFileWritable, called first, refuses it.)
-  if (sameInode || (await realpath(input)) === (await realpath(output).catch(() => null))) {
-    throw new LatticeMatmulError(`the output ${JSON.stringify(output)} is the input file ${JSON.stringify(input)}; quantize would overwrite the model it reads`);
+  const outputPath = await realpath(output).catch(() => null);
+  for (const input of inputs) {
+    const inputStats = await stat(input, { bigint: true });
+    // Device and inode catch hard links too; realpath covers file systems that report no inode numbers (0).
+    const sameInode = inputStats.ino !== 0n && inputStats.dev === outputStats.dev && inputStats.ino === outputStats.ino;
+    if (sameInode || (await realpath(input)) === outputPath) {
+      throw new LatticeMatmulError(`the output ${JSON.stringify(output)} is the input file ${JSON.stringify(input)}; quantize would overwrite the model it reads`);
+    }
   }
 }
 
@@ -340,7 +344,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   try {
     checkNoContainer(file, 'quantize reads a plain safetensors model');
     await checkSafetensorsFileWritable(options.output);
-    for (const { path } of file.files) await checkOutputIsNotInput(path, options.output);
+    await checkOutputIsNotInput(file.files.map((f) => f.path), options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
     if (options.nonce !== undefined) {

@@ -85,18 +85,8 @@ export class SafetensorsFile {
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
     checkPath(path);
-    let handle: FileHandle;
+    const { handle, size: fileByteLength } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
-      // Non-blocking, so that a FIFO opens at once (a plain open waits for a writer: forever, for
-      // `inspect fifo`) and is refused by the regular-file check below; reads of a regular file ignore it.
-      handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    } catch (error) {
-      throw new LatticeMatmulError(`cannot open safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
-    }
-    try {
-      const stats = await handle.stat();
-      check(stats.isFile(), () => `safetensors path ${describePath(path)} is not a regular file`);
-      const fileByteLength = stats.size;
       const what = `safetensors file ${describePath(path)}`;
       const first8 = new Uint8Array(8);
       // A file shorter than 8 bytes is refused by safetensorsHeaderLength, with the same message as in memory.
@@ -172,6 +162,29 @@ export class SafetensorsFile {
     if (this.closed) return;
     this.closed = true;
     await this.handle.close();
+  }
+}
+
+/**
+ * Opens `path` for reading and checks that it is a regular file, closing it otherwise. Non-blocking, so
+ * that a FIFO opens at once (a plain open waits for a writer: forever, for `inspect fifo`) and is
+ * refused; reads of a regular file ignore the flag. `cannotOpen` starts the message of a failed open,
+ * `named` that of a file that is not a regular one.
+ */
+export async function openRegularFile(path: string, cannotOpen: string, named: string): Promise<{ handle: FileHandle; size: number }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (error) {
+    throw new LatticeMatmulError(`${cannotOpen}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    const stats = await handle.stat();
+    check(stats.isFile(), () => `${named} is not a regular file`);
+    return { handle, size: stats.size };
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw error;
   }
 }
 
@@ -508,9 +521,11 @@ export class SafetensorsFileWriter {
     this.state = 'busy';
     try {
       await body();
-      // An abort requested during an add takes effect now.
-      if (this.state === 'busy') this.throwIfAbortRequested();
-      if (this.state === 'busy') this.state = 'open';
+      if (this.state === 'busy') {
+        // An abort requested during an add takes effect now.
+        this.throwIfAbortRequested();
+        this.state = 'open';
+      }
     } catch (error) {
       this.state = 'open';
       await this.abort();

@@ -1,9 +1,7 @@
-import { constants as fsConstants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { check, LatticeMatmulError, quoted } from '../errors.js';
 import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './safetensors.js';
-import { openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
+import { openRegularFile, openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
 
 /*
  * A model's tensors in safetensors files (Node only): one file, or the shards that a Hugging Face index
@@ -83,21 +81,11 @@ interface ShardIndex {
 
 /** Reads an index file: a regular file (a FIFO is refused at once, not waited on) of at most SAFETENSORS_MAX_HEADER_BYTES. */
 async function readIndexBytes(path: string): Promise<Uint8Array> {
-  let handle;
+  const { handle, size } = await openRegularFile(path, `cannot open shard index ${quoted(path)}`, `shard index ${quoted(path)}`);
   try {
-    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  } catch (error) {
-    throw new LatticeMatmulError(`cannot open shard index ${quoted(path)}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    const stats = await handle.stat();
-    check(stats.isFile(), () => `shard index ${quoted(path)} is not a regular file`);
     // An index lists one short line per tensor (≈ 100 KB for a 400B model); the bound is the one a
     // safetensors header has.
-    check(
-      stats.size <= SAFETENSORS_MAX_HEADER_BYTES,
-      () => `shard index ${quoted(path)} has ${stats.size} bytes, more than the ${SAFETENSORS_MAX_HEADER_BYTES} an index may have`,
-    );
+    check(size <= SAFETENSORS_MAX_HEADER_BYTES, () => `shard index ${quoted(path)} has ${size} bytes, more than the ${SAFETENSORS_MAX_HEADER_BYTES} an index may have`);
     return new Uint8Array(await handle.readFile());
   } finally {
     await handle.close();
