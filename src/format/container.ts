@@ -659,7 +659,7 @@ function universalLattice(matrix: unknown): string | null {
  */
 function containerVersionFor(entries: readonly ContainerEntryInput[]): ContainerVersion {
   let version: ContainerVersion | null = null;
-  for (const entry of entries) version = combinedContainerVersion(version, containerVersionOf(typeof entry === 'object' && entry !== null ? entry.matrix : null));
+  for (const entry of entries) version = combinedContainerVersion(version, containerVersionOf(entry));
   return version ?? 1;
 }
 
@@ -667,10 +667,12 @@ function containerVersionFor(entries: readonly ContainerEntryInput[]): Container
 export type ContainerVersion = 1 | 2;
 
 /**
- * The format version a matrix needs: a universal E8 matrix 1 (one dither key: read from a version-1
- * container) or 2 (two keys); any other matrix reads the same in either (null).
+ * The format version an entry's matrix needs: a universal E8 matrix 1 (one dither key: read from a
+ * version-1 container) or 2 (two keys); any other matrix, or a malformed entry (refused by the entry's
+ * own checks), reads the same in either (null).
  */
-export function containerVersionOf(matrix: unknown): ContainerVersion | null {
+export function containerVersionOf(entry: unknown): ContainerVersion | null {
+  const matrix: unknown = typeof entry === 'object' && entry !== null ? (entry as Partial<ContainerEntryInput>).matrix : null;
   if (universalLattice(matrix) !== 'E8') return null;
   return (matrix as UniversalLatticeMatrix).ditherKeys === 1 ? 1 : 2;
 }

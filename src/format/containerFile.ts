@@ -200,8 +200,7 @@ export class QuantizedContainerFileWriter {
     check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
     this.busy = true;
     try {
-      const matrix: unknown = typeof entry === 'object' && entry !== null ? entry.matrix : null;
-      const version = combinedContainerVersion(this.version, containerVersionOf(matrix));
+      const version = combinedContainerVersion(this.version, containerVersionOf(entry));
       // An entry that reads the same in either version is checked under the one the container has so far.
       const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);
       for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
