@@ -567,21 +567,27 @@ class HeaderParser {
   }
 
   private parseMetadata(): Record<string, string> | null {
+    return this.parseTextRecord(() => '__metadata__', (key) => this.parseString(() => `the __metadata__ value of ${describeValue(key)}; values must be strings`));
+  }
+
+  /**
+   * null, or an object whose values `value` reads as text, into a null-prototype record (so that a key
+   * such as "__proto__" is an ordinary key); a duplicate key is refused. `notAnObject`, when given, is
+   * the refusal of anything else (else the object's opening brace is expected).
+   */
+  private parseTextRecord(context: Context, value: (key: string) => string, notAnObject?: string): Record<string, string> | null {
     if (this.text.startsWith('null', this.pos)) {
       this.pos += 4;
       return null;
     }
-    // A null-prototype object, so that a key such as "__proto__" is an ordinary key.
-    const metadata = Object.create(null) as Record<string, string>;
-    this.parseObject(
-      () => '__metadata__',
-      (key) => {
-        if (key in metadata) return false;
-        metadata[key] = this.parseString(() => `the __metadata__ value of ${describeValue(key)}; values must be strings`);
-        return true;
-      },
-    );
-    return metadata;
+    if (notAnObject !== undefined && this.peek() !== 0x7b) this.fail(`${notAnObject}, found ${this.found()}`);
+    const record = Object.create(null) as Record<string, string>;
+    this.parseObject(context, (key) => {
+      if (key in record) return false;
+      record[key] = value(key);
+      return true;
+    });
+    return record;
   }
 
   private parseEntry(name: string): RawEntry {
@@ -662,8 +668,7 @@ class HeaderParser {
     this.skipWhitespace();
     if (this.peek() !== 0x7b) this.fail(`the index must be a JSON object, found ${this.found()}`);
     const weightMap = new Map<string, string>();
-    // A null-prototype object, so that a key such as "__proto__" is an ordinary key.
-    const metadata = Object.create(null) as Record<string, string>;
+    let metadata: Record<string, string> | null = null;
     let seenMap = false;
     let seenMetadata = false;
     this.parseObject(
@@ -684,18 +689,7 @@ class HeaderParser {
         } else if (key === 'metadata') {
           if (seenMetadata) return false;
           seenMetadata = true;
-          if (this.text.startsWith('null', this.pos)) this.pos += 4;
-          else {
-            if (this.peek() !== 0x7b) this.fail(`"metadata" must be an object, found ${this.found()}`);
-            this.parseObject(
-              () => '"metadata"',
-              (name) => {
-                if (name in metadata) return false;
-                metadata[name] = this.parseScalarText(() => `the "metadata" value of ${describeValue(name)}`);
-                return true;
-              },
-            );
-          }
+          metadata = this.parseTextRecord(() => '"metadata"', (name) => this.parseScalarText(() => `the "metadata" value of ${describeValue(name)}`), '"metadata" must be an object');
         } else {
           this.fail(`the index has an unexpected field ${describeValue(key)}; expected "metadata" and "weight_map"`);
         }
@@ -705,7 +699,7 @@ class HeaderParser {
     this.skipWhitespace();
     if (this.pos < this.text.length) this.fail(`unexpected ${this.found()} after the index object`);
     if (!seenMap) this.fail('the index has no "weight_map"');
-    return { weightMap, metadata };
+    return { weightMap, metadata: metadata ?? (Object.create(null) as Record<string, string>) };
   }
 
   /** A string (its value), or a number, true, false or null (its JSON text). */
