@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, type Stats } from 'node:fs';
+import { type Stats } from 'node:fs';
 import { lstat, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
+import { openRegularFile } from './regularFile.js';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import {
   checkedTensorBytes,
@@ -162,29 +163,6 @@ export class SafetensorsFile {
     if (this.closed) return;
     this.closed = true;
     await this.handle.close();
-  }
-}
-
-/**
- * Opens `path` for reading and checks that it is a regular file, closing it otherwise. Non-blocking, so
- * that a FIFO opens at once (a plain open waits for a writer: forever, for `inspect fifo`) and is
- * refused; reads of a regular file ignore the flag. `cannotOpen` starts the message of a failed open,
- * `named` that of a file that is not a regular one.
- */
-export async function openRegularFile(path: string, cannotOpen: string, named: string): Promise<{ handle: FileHandle; size: number }> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-  } catch (error) {
-    throw new LatticeMatmulError(`${cannotOpen}: ${(error as Error).message}`, { cause: error });
-  }
-  try {
-    const stats = await handle.stat();
-    check(stats.isFile(), () => `${named} is not a regular file`);
-    return { handle, size: stats.size };
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    throw error;
   }
 }
 

@@ -1,7 +1,8 @@
 import { dirname, join } from 'node:path';
 import { check, LatticeMatmulError, quoted } from '../errors.js';
 import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './safetensors.js';
-import { openRegularFile, openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
+import { openRegularFile } from './regularFile.js';
+import { openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
 
 /*
  * A model's tensors in safetensors files (Node only): one file, or the shards that a Hugging Face index
