@@ -116,14 +116,33 @@ describe('code quad windows (codeQuadWindow, codeQuadColumnsPerBinding)', () => 
     );
   });
 
-  it('fit as many columns per binding as the limit allows once the window is rounded to quads', () => {
+  // The worst window of `count` columns: a start 4 bytes past an aligned offset (the most slack
+  // before the codes), its end rounded up to a whole quad.
+  const worstWindowBytes = (bytesPerColumn: number, count: number, alignment: number): number => {
+    const slack = Math.max(alignment, 16) - 4;
+    return Math.ceil((slack + count * bytesPerColumn) / 16) * 16;
+  };
+
+  it('fit as many columns per binding as the limit allows once the window is rounded to quads, and refuse a limit that one column cannot fit', () => {
     fc.assert(
       fc.property(shape, fc.integer({ min: 2048, max: 1 << 20 }), ({ wordsPerColumn, first, alignment }, maxBinding) => {
-        fc.pre(4 * wordsPerColumn + Math.max(alignment, 16) <= maxBinding);
-        const perBinding = codeQuadColumnsPerBinding(4 * wordsPerColumn, maxBinding, alignment);
+        const bytesPerColumn = 4 * wordsPerColumn;
+        if (worstWindowBytes(bytesPerColumn, 1, alignment) > maxBinding) {
+          expect(() => codeQuadColumnsPerBinding(bytesPerColumn, maxBinding, alignment)).toThrow(new RegExp(`does not fit a storage binding .* its window may take ${worstWindowBytes(bytesPerColumn, 1, alignment)};`));
+          return;
+        }
+        const perBinding = codeQuadColumnsPerBinding(bytesPerColumn, maxBinding, alignment);
         expect(codeQuadWindow(wordsPerColumn, first, perBinding, alignment).size).toBeLessThanOrEqual(maxBinding);
+        expect(worstWindowBytes(bytesPerColumn, perBinding, alignment)).toBeLessThanOrEqual(maxBinding);
+        expect(worstWindowBytes(bytesPerColumn, perBinding + 1, alignment)).toBeGreaterThan(maxBinding);
       }),
     );
+  });
+
+  it('refuse the limit at the edge the fresh-clone CI met (one 1,992-byte column, 64-byte alignment, 2,056-byte limit)', () => {
+    // fast-check's counterexample (seed 393835242): the window may need 60 + 1,992 bytes rounded up to 2,064.
+    expect(() => codeQuadColumnsPerBinding(1992, 2056, 64)).toThrow(/its window may take 2064; allow at least that/);
+    expect(codeQuadColumnsPerBinding(1992, 2064, 64)).toBe(1);
   });
 });
 

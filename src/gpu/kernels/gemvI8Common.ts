@@ -146,6 +146,14 @@ export function quadAlignment(alignment: number): number {
  * a window's end up to one.
  */
 export function codeQuadColumnsPerBinding(bytesPerColumn: number, maxBindingBytes: number, alignment: number): number {
+  // One column's worst window: the most slack before an aligned offset, its end rounded up to a quad.
+  const oneColumnBytes = Math.ceil((bytesPerColumn + quadAlignment(alignment) - 4) / CODE_QUAD_BYTES) * CODE_QUAD_BYTES;
+  check(
+    oneColumnBytes <= maxBindingBytes,
+    () =>
+      `one column of ${bytesPerColumn} code bytes does not fit a storage binding of at most ${maxBindingBytes} bytes: ` +
+      `at a ${quadAlignment(alignment)}-byte aligned offset and rounded to whole ${CODE_QUAD_BYTES}-byte quads, its window may take ${oneColumnBytes}; allow at least that`,
+  );
   return itemsPerBinding(bytesPerColumn, Math.floor(maxBindingBytes / CODE_QUAD_BYTES) * CODE_QUAD_BYTES, quadAlignment(alignment));
 }
 
