@@ -1538,14 +1538,13 @@ export interface ContainerEntryPlan {
 /**
  * Packs entry `index` of a container of format `version` (the one `containerVersionOf` its matrices
  * need) and checks it as a reader would: described, decoded back through the reader's checks and
- * compared with the original. `used` holds the names taken so far; this one is added to it.
+ * compared with the original. `used` holds the names taken so far; this one is added to it once planned.
  */
 export function planContainerEntry(entry: ContainerEntryInput, index: number, version: ContainerVersion, used: Set<string>): ContainerEntryPlan {
   check(typeof entry === 'object' && entry !== null, () => `entry ${index} must be { name, matrix }`);
   const { name, matrix } = entry;
   check(typeof name === 'string' && name.length > 0, () => `entry ${index}: name must be a non-empty string, got ${describeValue(name)}`);
   check(!used.has(name), () => `entry ${index}: the name ${quoted(name)} is used twice`);
-  used.add(name);
   const what = `writeQuantizedContainer: matrix ${quoted(name)}`;
   try {
     const encoded = encodeEntry(matrix, what);
@@ -1564,6 +1563,7 @@ export function planContainerEntry(entry: ContainerEntryInput, index: number, ve
     const back = decodeContainerEntry({ info: planInfo(plan), plan } as PlanHandle, (t) => bytesOfArray(encoded.data.get(t.field) as ArrayBufferView));
     const differs = survives(matrix, back.matrix);
     check(differs === undefined, () => `${what}: its ${differs} do not survive packing (values outside their fields' range?)`);
+    used.add(name); // only once planned: a streaming writer goes on after a refused entry
     return { name, tensors, description };
   } catch (error) {
     if (error instanceof LatticeMatmulError && !error.message.startsWith('writeQuantizedContainer')) {

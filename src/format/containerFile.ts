@@ -156,8 +156,8 @@ export async function writeQuantizedContainerFile(
  * tensors to disk; `finish` writes the container atomically, the same bytes `writeQuantizedContainerFile`
  * writes for the same entries in the order they were added and the `metadata` given to `create`
  * (checked there, before any work). The folder needs room for the container twice until then
- * (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry, an aborted signal or
- * `abort()` leaves no file. Calls must not overlap (an overlapping one is refused).
+ * (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry changes nothing; a failed
+ * write, an aborted signal or `abort()` leaves no file. Calls must not overlap (an overlapping one is refused).
  *
  * @example
  * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors', { metadata: { model: 'demo' } });
@@ -195,14 +195,17 @@ export class QuantizedContainerFileWriter {
     return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, options.signal === undefined ? {} : { signal: options.signal }), { ...metadata });
   }
 
-  /** Packs and checks `entry`, then spills its tensors; a refused entry aborts the writer. */
+  /**
+   * Packs and checks `entry`, then spills its tensors. A refused entry leaves the writer as it was (the
+   * next `add` may follow); a failed write aborts it.
+   */
   async add(entry: ContainerEntryInput): Promise<void> {
     check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
+    const version = combinedContainerVersion(this.version, containerVersionOf(entry));
+    // An entry that reads the same in either version is checked under the one the container has so far.
+    const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);
     this.busy = true;
     try {
-      const version = combinedContainerVersion(this.version, containerVersionOf(entry));
-      // An entry that reads the same in either version is checked under the one the container has so far.
-      const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);
       for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
       this.version = version;
       this.entries.push({ name: plan.name, description: plan.description });

@@ -384,7 +384,8 @@ const COPY_CHUNK_BYTES = 1 << 26;
  * its name, dtype and shape; `finish` writes the file atomically, exactly as `writeSafetensorsFile`
  * would write the same tensors (the reference layout: tensors ordered by dtype then name), copying each
  * tensor's bytes from the spill file, which it then removes. The folder needs room for both files until
- * then. A failed `add` or `finish`, an aborted signal or `abort()` removes both (a process killed
+ * then. A refused tensor (bad name, shape or data) changes nothing; a failed write, an aborted signal
+ * or `abort()` removes both (a process killed
  * outright may leave the spill file, hidden: `.<name>.<hex>.tmp`). Calls must not overlap.
  *
  * @example
@@ -433,13 +434,18 @@ export class SafetensorsFileWriter {
     return new SafetensorsFileWriter(path, replaced, spillPath, spill, options.signal, copyChunkBytes);
   }
 
-  /** Appends tensor `name` (checked as `writeSafetensorsFile` checks its tensors; a name used twice is refused). */
+  /**
+   * Appends tensor `name` (checked as `writeSafetensorsFile` checks its tensors; a name used twice is
+   * refused). A refused tensor leaves the writer as it was, so that hours of earlier work are not lost
+   * to one bad input; a failed write or an aborted signal ends it.
+   */
   async add(name: string, input: SafetensorsTensorInput): Promise<void> {
+    this.checkCallable();
+    checkTensorName(name);
+    check(!this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
+    const { dtype, shape, bytes } = checkedTensorBytes(name, input);
     await this.step(async () => {
       if (this.signal?.aborted === true) throw abortedError(this.signal, `writing ${describePath(this.path)}`);
-      checkTensorName(name);
-      check(!this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
-      const { dtype, shape, bytes } = checkedTensorBytes(name, input);
       await writeFully(this.spill, bytes, this.spillBytes);
       this.names.add(name);
       this.tensors.push({ name, dtype, shape, byteLength: bytes.byteLength, spillOffset: this.spillBytes });
@@ -492,10 +498,15 @@ export class SafetensorsFileWriter {
     if (this.abortRequested) throw new LatticeMatmulError(`writing ${describePath(this.path)} was aborted`);
   }
 
-  /** Runs one call: refused once done or while another runs; a failure aborts the writer. */
-  private async step(body: () => Promise<void>): Promise<void> {
+  /** Refuses a call once done or while another runs. */
+  private checkCallable(): void {
     check(this.state !== 'done', () => `the writer of ${describePath(this.path)} has finished or was aborted`);
     check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each add before the next`);
+  }
+
+  /** Runs one call's writing (refused as `checkCallable` refuses); a failure aborts the writer. */
+  private async step(body: () => Promise<void>): Promise<void> {
+    this.checkCallable();
     this.state = 'busy';
     try {
       await body();

@@ -63,24 +63,34 @@ describe('SafetensorsFileWriter', () => {
     expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
-  it('refuses a name added twice, a bad tensor and any call once done, leaving no file', async () => {
+  it('refuses a name added twice and a bad tensor without losing what was added, and any call once done', async () => {
     const where = await folder('refusals');
     const path = join(where, 'out.safetensors');
-    const twice = await SafetensorsFileWriter.create(path);
-    await twice.add('x', tensor('a.scale'));
-    await expect(twice.add('x', tensor('a.scale'))).rejects.toThrow(/tensor "x" is added twice/);
-    // A failed add aborts the writer: later calls are refused, and no file (spill or output) is left.
-    await expect(twice.finish()).rejects.toThrow(/has finished or was aborted/);
-    expect(await readdir(where)).toEqual([]);
-    const bad = await SafetensorsFileWriter.create(path);
-    await expect(bad.add('y', { dtype: 'F32', shape: [3], data: new Float32Array(2) })).rejects.toThrow(/shape \[3\] of F32 = 12 bytes, but its data has 8 bytes/);
-    expect(await readdir(where)).toEqual([]);
-    const done = await SafetensorsFileWriter.create(path);
-    await done.finish();
-    await expect(done.add('z', tensor('a.scale'))).rejects.toThrow(LatticeMatmulError);
+    const writer = await SafetensorsFileWriter.create(path);
+    await writer.add('x', tensor('a.scale'));
+    await expect(writer.add('x', tensor('b.codes'))).rejects.toThrow(/tensor "x" is added twice/);
+    await expect(writer.add('w', null as unknown as SafetensorsTensorInput)).rejects.toThrow(LatticeMatmulError);
+    await expect(writer.add('y', { dtype: 'F32', shape: [3], data: new Float32Array(2) })).rejects.toThrow(/shape \[3\] of F32 = 12 bytes, but its data has 8 bytes/);
+    // A refused tensor changes nothing: the writer goes on, and its name is still free.
+    await writer.add('y', tensor('m.big'));
+    await writer.finish({ note: 'after refusals' });
+    expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors({ x: tensor('a.scale'), y: tensor('m.big') }, { note: 'after refusals' }));
     expect(await readdir(where)).toEqual(['out.safetensors']);
-    await done.abort(); // harmless once done: the file stays
+    await expect(writer.add('z', tensor('a.scale'))).rejects.toThrow(/has finished or was aborted/);
+    await writer.abort(); // harmless once done: the file stays
     expect(await readdir(where)).toEqual(['out.safetensors']);
+  });
+
+  it('ends at a failed write, removing the spill file and leaving no output', async () => {
+    const where = await folder('failed-write');
+    const controller = new AbortController();
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'), { signal: controller.signal });
+    await writer.add('a', tensor('b.codes'));
+    expect((await readdir(where)).length).toBe(1); // the hidden spill file
+    controller.abort('stop');
+    await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/writing ".*out\.safetensors" was aborted: stop/);
+    expect(await readdir(where)).toEqual([]);
+    await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
   });
 
   it.each([
@@ -92,6 +102,7 @@ describe('SafetensorsFileWriter', () => {
     const where = await folder('names');
     const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
     await expect(writer.add(name as string, tensor('a.scale'))).rejects.toThrow(message);
+    await writer.abort();
     expect(await readdir(where)).toEqual([]);
   });
 
@@ -174,24 +185,39 @@ describe('QuantizedContainerFileWriter', () => {
     expect(new Uint8Array(await readFile(path))).toEqual(writeQuantizedContainer(e8Last));
   });
 
-  it('refuses what writeQuantizedContainer refuses, with its message, leaving no file', async () => {
+  it('refuses what writeQuantizedContainer refuses, with its message, and goes on as if the refused entry had not come', async () => {
     const where = await folder('container-refusals');
     const path = join(where, 'x.safetensors');
-    const [first] = entries();
-    const twice = await QuantizedContainerFileWriter.create(path);
-    await twice.add(first as ContainerEntryInput);
-    await expect(twice.add(first as ContainerEntryInput)).rejects.toThrow(/entry 1: the name "layers\.0\.e8" is used twice/);
-    expect(await readdir(where)).toEqual([]);
+    const [first, second] = entries() as [ContainerEntryInput, ContainerEntryInput];
+    const writer = await QuantizedContainerFileWriter.create(path, { metadata: { model: 'demo' } });
+    await writer.add(first);
+    await expect(writer.add(first)).rejects.toThrow(/entry 1: the name "layers\.0\.e8" is used twice/);
+    // A matrix that fails its checks in packing, under a name that stays free.
+    const broken = { ...(second.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
+    await expect(writer.add({ name: second.name, matrix: broken })).rejects.toThrow(/writeQuantizedContainer: matrix "layers\.0\.d3"/);
     // E8 matrices of one and of two dither keys (a version-1 matrix stands in as one key).
-    const e8 = (first as ContainerEntryInput).matrix as UniversalLatticeMatrix;
-    const mixed = await QuantizedContainerFileWriter.create(path);
-    await mixed.add({ name: 'new', matrix: e8 });
-    await expect(mixed.add({ name: 'old', matrix: { ...e8, ditherKeys: 1 } })).rejects.toThrow(/cannot share a container/);
-    expect(await readdir(where)).toEqual([]);
+    const e8 = first.matrix as UniversalLatticeMatrix;
+    await expect(writer.add({ name: 'old', matrix: { ...e8, ditherKeys: 1 } })).rejects.toThrow(/cannot share a container/);
+    await writer.add(second);
+    await writer.finish();
+    expect(new Uint8Array(await readFile(path))).toEqual(writeQuantizedContainer([first, second], { model: 'demo' }));
+    expect(await readdir(where)).toEqual(['x.safetensors']);
     // Metadata is checked when the writer is made, before any work.
+    await rm(path);
     await expect(QuantizedContainerFileWriter.create(path, { metadata: { note: 3 } as unknown as Record<string, string> })).rejects.toThrow(/container metadata "note" must be a string, got 3/);
     await expect(QuantizedContainerFileWriter.create(path, { metadata: { note: 'a\ud800' } })).rejects.toThrow(/metadata value of "user\.note" "a\\ud800" has a lone surrogate/);
     expect(await readdir(where)).toEqual([]);
+  });
+
+  it('leaves no file after abort(), whatever was added or refused', async () => {
+    const where = await folder('container-abort');
+    const [first] = entries() as [ContainerEntryInput];
+    const writer = await QuantizedContainerFileWriter.create(join(where, 'x.safetensors'));
+    await writer.add(first);
+    await expect(writer.add(first)).rejects.toThrow(/is used twice/);
+    await writer.abort();
+    expect(await readdir(where)).toEqual([]);
+    await expect(writer.add({ name: 'later', matrix: first.matrix })).rejects.toThrow(/has finished or was aborted/);
   });
 
   it('refuses an add that overlaps another, which goes on', async () => {
