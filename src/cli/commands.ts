@@ -432,7 +432,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     bar?.clear();
     throw error;
   } finally {
-    // Nothing once the container is written; else its spill file is removed.
+    // Nothing once the container is written; else its spill folder is removed.
     await writer?.abort();
     await pool?.close();
     gpu?.close();

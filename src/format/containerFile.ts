@@ -155,8 +155,8 @@ export async function writeQuantizedContainerFile(
  * memory: `add` packs and checks one entry (as `writeQuantizedContainer` does every one) and spills its
  * tensors to disk; `finish` writes the container atomically, the same bytes `writeQuantizedContainerFile`
  * writes for the same entries in the order they were added and the `metadata` given to `create`
- * (checked there, before any work). The folder needs room for the container twice until then
- * (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry changes nothing; a failed
+ * (checked there, before any work). The folder needs room for about one container: each tensor's spill
+ * is removed once `finish` has copied it (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry changes nothing; a failed
  * write, an aborted signal or `abort()` leaves no file. Calls must not overlap (an overlapping one is refused).
  *
  * @example

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Stats } from 'node:fs';
-import { lstat, open, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
@@ -375,18 +375,19 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array, position: numbe
   }
 }
 
-/** Bytes copied at a time from the spill file into the final one. */
+/** Bytes copied at a time from a spill file into the final one. */
 const COPY_CHUNK_BYTES = 1 << 26;
 
 /**
  * Writes a safetensors file tensor by tensor, for tensors that do not all fit in memory at once (a
- * quantized model): each `add` appends one tensor's bytes to a spill file beside `path`, keeping only
- * its name, dtype and shape; `finish` writes the file atomically, exactly as `writeSafetensorsFile`
- * would write the same tensors (the reference layout: tensors ordered by dtype then name), copying each
- * tensor's bytes from the spill file, which it then removes. The folder needs room for both files until
- * then. A refused tensor (bad name, shape or data) changes nothing; a failed write, an aborted signal
- * or `abort()` removes both (a process killed
- * outright may leave the spill file, hidden: `.<name>.<hex>.tmp`). Calls must not overlap.
+ * quantized model): each `add` spills one tensor's bytes to a file of its own in a hidden folder beside
+ * `path`, keeping only its name, dtype and shape; `finish` writes the file atomically, exactly as
+ * `writeSafetensorsFile` would write the same tensors (the reference layout: tensors ordered by dtype
+ * then name), copying each tensor from its spill file and removing that file once it is copied, so the
+ * disk holds the tensors about once (plus the header and one tensor) even while it finishes. A refused
+ * tensor (bad name, shape or data) changes nothing; a failed write, an aborted signal or `abort()`
+ * removes the spill folder and the unfinished output (a process killed outright may leave the folder,
+ * hidden: `.<name>.<hex>.tmp`). Calls must not overlap.
  *
  * @example
  * const writer = await SafetensorsFileWriter.create('big.safetensors');
@@ -399,9 +400,9 @@ const COPY_CHUNK_BYTES = 1 << 26;
  * }
  */
 export class SafetensorsFileWriter {
-  private readonly tensors: (SafetensorsTensorLayout & { readonly spillOffset: number })[] = [];
+  /** The tensors added, in order: tensor i's bytes (when it has any) are the spill folder's file `i`. */
+  private readonly tensors: SafetensorsTensorLayout[] = [];
   private readonly names = new Set<string>();
-  private spillBytes = 0;
   private state: 'open' | 'busy' | 'done' = 'open';
   /** `abort()` was called while a call ran: that call stops at its next write and fails. */
   private abortRequested = false;
@@ -409,29 +410,27 @@ export class SafetensorsFileWriter {
   private constructor(
     private readonly path: string,
     private readonly replaced: { readonly path: string; readonly stats: Stats | null },
-    private readonly spillPath: string,
-    private readonly spill: FileHandle,
+    private readonly spillFolder: string,
     private readonly signal: AbortSignal | undefined,
     private readonly copyChunkBytes: number,
   ) {}
 
   /**
    * Starts writing `path` (checked as `writeSafetensorsFile` checks it); `signal` stops a later `add` or
-   * `finish`; `copyChunkBytes`: bytes copied from the spill file at a time (default 64 MiB; tests pass less).
+   * `finish`; `copyChunkBytes`: bytes copied from a spill file at a time (default 64 MiB; tests pass less).
    */
   static async create(path: string, options: { readonly signal?: AbortSignal; readonly copyChunkBytes?: number } = {}): Promise<SafetensorsFileWriter> {
     const copyChunkBytes = options.copyChunkBytes ?? COPY_CHUNK_BYTES;
     checkPositiveInteger(copyChunkBytes, 'copyChunkBytes');
     checkPath(path);
     const replaced = await replacedFile(path);
-    const spillPath = temporaryPathFor(replaced.path);
-    let spill: FileHandle;
+    const spillFolder = temporaryPathFor(replaced.path);
     try {
-      spill = await open(spillPath, 'wx+');
+      await mkdir(spillFolder);
     } catch (error) {
       throw new LatticeMatmulError(`cannot write safetensors file ${describePath(path)}: ${(error as Error).message}`, { cause: error });
     }
-    return new SafetensorsFileWriter(path, replaced, spillPath, spill, options.signal, copyChunkBytes);
+    return new SafetensorsFileWriter(path, replaced, spillFolder, options.signal, copyChunkBytes);
   }
 
   /**
@@ -446,18 +445,28 @@ export class SafetensorsFileWriter {
     const { dtype, shape, bytes } = checkedTensorBytes(name, input);
     await this.step(async () => {
       if (this.signal?.aborted === true) throw abortedError(this.signal, `writing ${describePath(this.path)}`);
-      await writeFully(this.spill, bytes, this.spillBytes);
+      if (bytes.byteLength > 0) {
+        const spill = await open(this.spillFileOf(this.tensors.length), 'wx');
+        try {
+          await writeFully(spill, bytes, 0);
+        } finally {
+          await spill.close();
+        }
+      }
       this.names.add(name);
-      this.tensors.push({ name, dtype, shape, byteLength: bytes.byteLength, spillOffset: this.spillBytes });
-      this.spillBytes += bytes.byteLength;
+      this.tensors.push({ name, dtype, shape, byteLength: bytes.byteLength });
     });
   }
 
-  /** Writes the file with `metadata` and removes the spill file; the writer is then done. */
+  /**
+   * Writes the file with `metadata`, removing each spill file once its tensor is copied, then the spill
+   * folder; the writer is then done.
+   */
   async finish(metadata?: SafetensorsMetadata): Promise<void> {
     await this.step(async () => {
       const layout = planSafetensorsLayout(this.tensors, metadata);
-      const buffer = new Uint8Array(Math.min(this.copyChunkBytes, Math.max(1, this.spillBytes)));
+      const largest = this.tensors.reduce((most, tensor) => Math.max(most, tensor.byteLength), 1);
+      const buffer = new Uint8Array(Math.min(this.copyChunkBytes, largest));
       await writeAtomically(this.path, this.replaced, this.signal, async (write) => {
         const checkedWrite = async (bytes: Uint8Array): Promise<void> => {
           this.throwIfAbortRequested();
@@ -465,13 +474,22 @@ export class SafetensorsFileWriter {
         };
         await checkedWrite(layout.header);
         for (const i of layout.order) {
-          const tensor = this.tensors[i] as (typeof this.tensors)[number];
-          for (let done = 0; done < tensor.byteLength; ) {
-            const piece = buffer.subarray(0, Math.min(buffer.byteLength, tensor.byteLength - done));
-            await readExactly(this.spill, piece, tensor.spillOffset + done, `the spill file of ${describePath(this.path)}`);
-            await checkedWrite(piece);
-            done += piece.byteLength;
+          const { byteLength } = this.tensors[i] as SafetensorsTensorLayout;
+          if (byteLength === 0) continue;
+          const spillPath = this.spillFileOf(i);
+          const spill = await open(spillPath, 'r');
+          try {
+            for (let done = 0; done < byteLength; ) {
+              const piece = buffer.subarray(0, Math.min(buffer.byteLength, byteLength - done));
+              await readExactly(spill, piece, done, `the spill file of ${describePath(this.path)}`);
+              await checkedWrite(piece);
+              done += piece.byteLength;
+            }
+          } finally {
+            await spill.close();
           }
+          // Copied: its space goes back now, so the output and the spill never hold all the tensors twice.
+          await unlink(spillPath);
         }
       });
       this.state = 'done';
@@ -480,7 +498,7 @@ export class SafetensorsFileWriter {
   }
 
   /**
-   * Stops writing: removes the spill file and writes nothing (the target keeps what it had). A call
+   * Stops writing: removes the spill folder and writes nothing (the target keeps what it had). A call
    * that is running fails at its next write (a `finish` that has written its last byte completes).
    * Harmless once done.
    */
@@ -523,8 +541,11 @@ export class SafetensorsFileWriter {
     }
   }
 
+  private spillFileOf(index: number): string {
+    return join(this.spillFolder, String(index));
+  }
+
   private async removeSpill(): Promise<void> {
-    await this.spill.close().catch(() => undefined);
-    await unlink(this.spillPath).catch(() => undefined);
+    await rm(this.spillFolder, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -479,7 +479,7 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).toMatch(message);
     expect(stderr).not.toMatch(/Infinity/);
     expect(existsSync(join(work, 'unused.safetensors'))).toBe(false);
-    // Nor the spill file of the matrices quantized before the refusal.
+    // Nor the spill folder of the matrices quantized before the refusal.
     expect(temporaryFiles(work)).toEqual([]);
   });
 

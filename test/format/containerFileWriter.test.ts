@@ -59,7 +59,26 @@ describe('SafetensorsFileWriter', () => {
     for (const name of ['m.big', 'c.flags', 'z.empty', 'b.codes', 'i.bytes', 'a.scale']) await writer.add(name, tensor(name));
     await writer.finish({ note: 'streamed', format: 'pt' });
     expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors(tensors, { note: 'streamed', format: 'pt' }));
-    // The spill file is gone.
+    // The spill folder is gone.
+    expect(await readdir(where)).toEqual(['out.safetensors']);
+  });
+
+  it('removes each spill file once its tensor is copied, so the disk holds the tensors about once while it finishes', async () => {
+    const where = await folder('progressive');
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'), { copyChunkBytes: 1 });
+    for (const name of Object.keys(tensors)) await writer.add(name, tensor(name));
+    const [hidden] = await readdir(where);
+    const spill = join(where, hidden as string);
+    expect(hidden).toMatch(/^\.out\.safetensors\.[0-9a-f]{12}\.tmp$/);
+    expect((await readdir(spill)).length).toBe(5); // every tensor with bytes (z.empty has none)
+    // Count the spill files while finish copies byte by byte (hundreds of writes).
+    const counts: number[] = [];
+    let finished = false;
+    const finishing = writer.finish().finally(() => (finished = true));
+    while (!finished) counts.push((await readdir(spill).catch(() => [])).length);
+    await finishing;
+    expect(counts).toEqual([...counts].sort((a, b) => b - a));
+    expect(counts.filter((count) => count > 0 && count < 5).length).toBeGreaterThan(0);
     expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
@@ -81,12 +100,12 @@ describe('SafetensorsFileWriter', () => {
     expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
-  it('ends at a failed write, removing the spill file and leaving no output', async () => {
+  it('ends at a failed write, removing the spill folder and leaving no output', async () => {
     const where = await folder('failed-write');
     const controller = new AbortController();
     const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'), { signal: controller.signal });
     await writer.add('a', tensor('b.codes'));
-    expect((await readdir(where)).length).toBe(1); // the hidden spill file
+    expect((await readdir(where)).length).toBe(1); // the hidden spill folder
     controller.abort('stop');
     await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/writing ".*out\.safetensors" was aborted: stop/);
     expect(await readdir(where)).toEqual([]);
