@@ -201,6 +201,8 @@ export class QuantizedContainerFileWriter {
    */
   async add(entry: ContainerEntryInput): Promise<void> {
     check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
+    // Refused before packing, which may take long for a large matrix.
+    check(!this.file.ended, 'QuantizedContainerFileWriter: the writer has finished or was aborted');
     const version = combinedContainerVersion(this.version, containerVersionOf(entry));
     // An entry that reads the same in either version is checked under the one the container has so far.
     const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);

@@ -512,6 +512,11 @@ export class SafetensorsFileWriter {
     await this.removeSpill();
   }
 
+  /** Whether the writer has ended: finished, aborted, or stopped by a failed write; every later call is refused. */
+  get ended(): boolean {
+    return this.state === 'done';
+  }
+
   private throwIfAbortRequested(): void {
     if (this.abortRequested) throw new LatticeMatmulError(`writing ${describePath(this.path)} was aborted`);
   }

@@ -91,8 +91,10 @@ describe('SafetensorsFileWriter', () => {
     await expect(writer.add('w', null as unknown as SafetensorsTensorInput)).rejects.toThrow(LatticeMatmulError);
     await expect(writer.add('y', { dtype: 'F32', shape: [3], data: new Float32Array(2) })).rejects.toThrow(/shape \[3\] of F32 = 12 bytes, but its data has 8 bytes/);
     // A refused tensor changes nothing: the writer goes on, and its name is still free.
+    expect(writer.ended).toBe(false);
     await writer.add('y', tensor('m.big'));
     await writer.finish({ note: 'after refusals' });
+    expect(writer.ended).toBe(true);
     expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors({ x: tensor('a.scale'), y: tensor('m.big') }, { note: 'after refusals' }));
     expect(await readdir(where)).toEqual(['out.safetensors']);
     await expect(writer.add('z', tensor('a.scale'))).rejects.toThrow(/has finished or was aborted/);
@@ -108,6 +110,7 @@ describe('SafetensorsFileWriter', () => {
     expect((await readdir(where)).length).toBe(1); // the hidden spill folder
     controller.abort('stop');
     await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/writing ".*out\.safetensors" was aborted: stop/);
+    expect(writer.ended).toBe(true);
     expect(await readdir(where)).toEqual([]);
     await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
   });
@@ -237,6 +240,21 @@ describe('QuantizedContainerFileWriter', () => {
     await writer.abort();
     expect(await readdir(where)).toEqual([]);
     await expect(writer.add({ name: 'later', matrix: first.matrix })).rejects.toThrow(/has finished or was aborted/);
+    // Refused before packing: a matrix that packing would refuse meets the same message.
+    const broken = { ...(first.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
+    await expect(writer.add({ name: 'broken', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished or was aborted/);
+  });
+
+  it('refuses an add after finish before packing the entry', async () => {
+    const where = await folder('container-after-finish');
+    const [first, second] = entries() as [ContainerEntryInput, ContainerEntryInput];
+    const writer = await QuantizedContainerFileWriter.create(join(where, 'x.safetensors'));
+    await writer.add(first);
+    await writer.finish();
+    const broken = { ...(second.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
+    await expect(writer.add({ name: 'late', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished or was aborted/);
+    await expect(writer.add(second)).rejects.toThrow(/the writer has finished or was aborted/);
+    expect(await readdir(where)).toEqual(['x.safetensors']);
   });
 
   it('refuses an add that overlaps another, which goes on', async () => {
