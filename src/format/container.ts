@@ -1,6 +1,7 @@
 import { check, LatticeMatmulError, describeValue, quoted } from '../errors.js';
 import { latticeCodeBits, scaleIndexBits } from '../gpu/latticeOperand.js';
 import {
+  checkTensorName,
   readSafetensors,
   writeSafetensors,
   type SafetensorsDtype,
@@ -1549,6 +1550,8 @@ export function planContainerEntry(entry: ContainerEntryInput, index: number, ve
   try {
     const encoded = encodeEntry(matrix, what);
     const specs = impliedTensors(name, encoded.fields);
+    // Refused here, not by the safetensors writer after some of the entry's tensors were spilled.
+    for (const spec of specs) checkTensorName(spec.name);
     const checksums = new Map<string, number>();
     const tensors = new Map<string, SafetensorsTensorInput>();
     for (const spec of specs) {

@@ -404,8 +404,10 @@ export class SafetensorsFileWriter {
   private readonly tensors: SafetensorsTensorLayout[] = [];
   private readonly names = new Set<string>();
   private state: 'open' | 'busy' | 'done' = 'open';
-  /** `abort()` was called while a call ran: that call stops at its next write and fails. */
+  /** `abort()` was called while a call ran: that call stops after the piece it is writing and fails. */
   private abortRequested = false;
+  /** The call running while busy, settled (never rejects) once it has cleaned up. */
+  private running: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly path: string,
@@ -463,8 +465,10 @@ export class SafetensorsFileWriter {
    * folder; the writer is then done.
    */
   async finish(metadata?: SafetensorsMetadata): Promise<void> {
+    this.checkCallable();
+    // Refused metadata (or a header over the limit) leaves the writer as it was, as a refused tensor does.
+    const layout = planSafetensorsLayout(this.tensors, metadata);
     await this.step(async () => {
-      const layout = planSafetensorsLayout(this.tensors, metadata);
       const largest = this.tensors.reduce((most, tensor) => Math.max(most, tensor.byteLength), 1);
       const buffer = new Uint8Array(Math.min(this.copyChunkBytes, largest));
       await writeAtomically(this.path, this.replaced, this.signal, async (write) => {
@@ -499,12 +503,14 @@ export class SafetensorsFileWriter {
 
   /**
    * Stops writing: removes the spill folder and writes nothing (the target keeps what it had). A call
-   * that is running fails at its next write (a `finish` that has written its last byte completes).
-   * Harmless once done.
+   * that is running fails once the piece it is writing is written (an `add` once its tensor is spilled; a
+   * `finish` that has written its last byte completes), and `abort()` resolves only when that call has
+   * ended and cleaned up, so a process may exit right after it. Harmless once done.
    */
   async abort(): Promise<void> {
     if (this.state === 'busy') {
       this.abortRequested = true;
+      await this.running; // resolves once that call has failed and removed the spill (or finished)
       return;
     }
     if (this.state === 'done') return;
@@ -524,13 +530,15 @@ export class SafetensorsFileWriter {
   /** Refuses a call once done or while another runs. */
   private checkCallable(): void {
     check(this.state !== 'done', () => `the writer of ${describePath(this.path)} has finished or was aborted`);
-    check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each add before the next`);
+    check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each call before the next`);
   }
 
   /** Runs one call's writing (refused as `checkCallable` refuses); a failure aborts the writer. */
   private async step(body: () => Promise<void>): Promise<void> {
     this.checkCallable();
     this.state = 'busy';
+    let settled = (): void => {};
+    this.running = new Promise((resolve) => (settled = resolve));
     try {
       await body();
       if (this.state === 'busy') {
@@ -543,6 +551,8 @@ export class SafetensorsFileWriter {
       await this.abort();
       if (error instanceof LatticeMatmulError) throw error;
       throw new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
+    } finally {
+      settled();
     }
   }
 

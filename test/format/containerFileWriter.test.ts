@@ -132,17 +132,54 @@ describe('SafetensorsFileWriter', () => {
     const where = await folder('abort-during-add');
     const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
     const running = writer.add('a', tensor('m.big'));
+    const outcome = running.then(() => 'resolved', (error: unknown) => error);
     await writer.abort();
-    await expect(running).rejects.toThrow(/writing ".*out\.safetensors" was aborted/);
+    // abort() resolves once the running add has ended and cleaned up: a process may exit right here.
     expect(await readdir(where)).toEqual([]);
+    expect(writer.ended).toBe(true);
+    expect(String(await outcome)).toMatch(/writing ".*out\.safetensors" was aborted/);
     await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
+  });
+
+  it('abort() during a finish resolves once the finish has ended, leaving the old file or the whole new one', async () => {
+    // Few turns stop it mid-copy; 400 let it write its last byte first (both outcomes are met).
+    for (const turns of [0, 1, 3, 10, 40, 400]) {
+      const where = await folder(`abort-during-finish-${turns}`);
+      const path = join(where, 'out.safetensors');
+      await writeFile(path, 'old');
+      const writer = await SafetensorsFileWriter.create(path, { copyChunkBytes: 7 });
+      for (const name of ['m.big', 'b.codes', 'i.bytes']) await writer.add(name, tensor(name));
+      const outcome = writer.finish().then(() => 'finished', (error: unknown) => error);
+      for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+      await writer.abort();
+      expect(await readdir(where), `after ${turns} turns`).toEqual(['out.safetensors']);
+      const bytes = new Uint8Array(await readFile(path));
+      const result = await outcome;
+      if (result === 'finished') expect(bytes).toEqual(writeSafetensors({ 'm.big': tensor('m.big'), 'b.codes': tensor('b.codes'), 'i.bytes': tensor('i.bytes') }));
+      else {
+        expect(String(result)).toMatch(/was aborted/);
+        expect(new TextDecoder().decode(bytes)).toBe('old');
+      }
+    }
+  });
+
+  it('refuses bad metadata at finish without losing the tensors', async () => {
+    const where = await folder('finish-refusal');
+    const path = join(where, 'out.safetensors');
+    const writer = await SafetensorsFileWriter.create(path);
+    await writer.add('x', tensor('a.scale'));
+    await expect(writer.finish({ note: 5 } as unknown as Record<string, string>)).rejects.toThrow(/must be a string/);
+    expect(writer.ended).toBe(false);
+    await writer.finish({ note: 'fine' });
+    expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors({ x: tensor('a.scale') }, { note: 'fine' }));
+    expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
   it('refuses a call that overlaps another, which goes on', async () => {
     const where = await folder('overlap');
     const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'));
     const first = writer.add('a', tensor('b.codes'));
-    await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/is busy: await each add before the next/);
+    await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/is busy: await each call before the next/);
     await first;
     await writer.finish();
     expect(await readdir(where)).toEqual(['out.safetensors']);
@@ -220,6 +257,8 @@ describe('QuantizedContainerFileWriter', () => {
     // E8 matrices of one and of two dither keys (a version-1 matrix stands in as one key).
     const e8 = first.matrix as UniversalLatticeMatrix;
     await expect(writer.add({ name: 'old', matrix: { ...e8, ditherKeys: 1 } })).rejects.toThrow(/cannot share a container/);
+    // A name whose tensors' names safetensors refuses: refused before any of its tensors is spilled.
+    await expect(writer.add({ name: 'bad\ud800', matrix: second.matrix })).rejects.toThrow(/writeQuantizedContainer: matrix "bad\\ud800": tensor name "bad\\ud800\..*" has a lone surrogate/);
     await writer.add(second);
     await writer.finish();
     expect(new Uint8Array(await readFile(path))).toEqual(writeQuantizedContainer([first, second], { model: 'demo' }));
