@@ -203,17 +203,20 @@ export class QuantizedContainerFileWriter {
     check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
     // Refused before packing, which may take long for a large matrix.
     check(!this.file.ended, 'QuantizedContainerFileWriter: the writer has finished or was aborted');
-    const version = combinedContainerVersion(this.version, containerVersionOf(entry));
-    // An entry that reads the same in either version is checked under the one the container has so far.
-    const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used);
     this.busy = true;
     try {
-      for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
+      await this.file.checkSignal(); // an aborted signal stops the writer before the packing
+      const version = combinedContainerVersion(this.version, containerVersionOf(entry));
+      // An entry that reads the same in either version is checked under the one the container has so far.
+      const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used); // a refusal changes nothing
+      try {
+        for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
+      } catch (error) {
+        await this.file.abort();
+        throw error;
+      }
       this.version = version;
       this.entries.push({ name: plan.name, description: plan.description });
-    } catch (error) {
-      await this.file.abort();
-      throw error;
     } finally {
       this.busy = false;
     }

@@ -493,7 +493,8 @@ export class SafetensorsFileWriter {
             await spill.close();
           }
           // Copied: its space goes back now, so the output and the spill never hold all the tensors twice.
-          await unlink(spillPath);
+          // Best effort: a file that cannot be removed yet must not fail a good container; the folder goes at the end.
+          await unlink(spillPath).catch(() => undefined);
         }
       });
       this.state = 'done';
@@ -516,6 +517,16 @@ export class SafetensorsFileWriter {
     if (this.state === 'done') return;
     this.state = 'done';
     await this.removeSpill();
+  }
+
+  /**
+   * Ends the writer, as an `add` would, when its signal has aborted; else does nothing. For long work
+   * before an `add` (packing a matrix), so that an aborted signal stops it first.
+   */
+  async checkSignal(): Promise<void> {
+    const signal = this.signal;
+    if (signal?.aborted !== true) return;
+    await this.step(() => Promise.reject(abortedError(signal, `writing ${describePath(this.path)}`)));
   }
 
   /** Whether the writer has ended: finished, aborted, or stopped by a failed write; every later call is refused. */

@@ -284,6 +284,20 @@ describe('QuantizedContainerFileWriter', () => {
     await expect(writer.add({ name: 'broken', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished or was aborted/);
   });
 
+  it('an aborted signal stops the writer before an add packs its entry, leaving no file', async () => {
+    const where = await folder('container-signal');
+    const [first, second] = entries() as [ContainerEntryInput, ContainerEntryInput];
+    const controller = new AbortController();
+    const writer = await QuantizedContainerFileWriter.create(join(where, 'x.safetensors'), { signal: controller.signal });
+    await writer.add(first);
+    controller.abort('stop');
+    // A matrix that packing would refuse: the signal is met first.
+    const broken = { ...(second.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
+    await expect(writer.add({ name: 'late', matrix: broken })).rejects.toThrow(/writing ".*x\.safetensors" was aborted: stop/);
+    expect(await readdir(where)).toEqual([]);
+    await expect(writer.add(second)).rejects.toThrow(/the writer has finished or was aborted/);
+  });
+
   it('refuses an add after finish before packing the entry', async () => {
     const where = await folder('container-after-finish');
     const [first, second] = entries() as [ContainerEntryInput, ContainerEntryInput];
