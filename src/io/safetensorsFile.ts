@@ -340,7 +340,7 @@ async function writeAtomically(
     let position = 0;
     await body(async (chunk) => {
       // Between pieces (each one write of up to 1 GiB): an abort leaves no file, as a failure does.
-      if (signal?.aborted === true) throw abortedError(signal, `writing ${describePath(path)}`);
+      throwIfSignalAborted(signal, path);
       await writeFully(file, chunk, position);
       position += chunk.byteLength;
     });
@@ -363,6 +363,11 @@ async function writeAtomically(
   } catch {
     // Best effort only: the file is complete and in place either way.
   }
+}
+
+/** Refuses to go on writing `path` once `signal` has aborted. */
+function throwIfSignalAborted(signal: AbortSignal | undefined, path: string): void {
+  if (signal?.aborted === true) throw abortedError(signal, `writing ${describePath(path)}`);
 }
 
 /** Writes all of `bytes` at `position`, in pieces Node accepts. */
@@ -446,7 +451,7 @@ export class SafetensorsFileWriter {
     check(!this.names.has(name), () => `tensor ${describeValue(name)} is added twice`);
     const { dtype, shape, bytes } = checkedTensorBytes(name, input);
     await this.step(async () => {
-      if (this.signal?.aborted === true) throw abortedError(this.signal, `writing ${describePath(this.path)}`);
+      throwIfSignalAborted(this.signal, this.path);
       if (bytes.byteLength > 0) {
         const spill = await open(this.spillFileOf(this.tensors.length), 'wx');
         try {
@@ -524,9 +529,7 @@ export class SafetensorsFileWriter {
    * before an `add` (packing a matrix), so that an aborted signal stops it first.
    */
   async checkSignal(): Promise<void> {
-    const signal = this.signal;
-    if (signal?.aborted !== true) return;
-    await this.step(() => Promise.reject(abortedError(signal, `writing ${describePath(this.path)}`)));
+    await this.step(async () => throwIfSignalAborted(this.signal, this.path));
   }
 
   /** Whether the writer has ended: finished, aborted, or stopped by a failed write; every later call is refused. */
