@@ -15,6 +15,7 @@
  * --shapes OUTxIN,… (GEMV shapes), --working-set-mb N (distinct weights per GEMV row; default 256,
  * quick 4), --stream-mb N (default 1024, quick 16), --product N (n = a = b; default 4096, quick 128),
  * --decode-layers N (200), --decode-size N (square layer of the decode step; default 8192, quick 256),
+ * --model-blocks N (transformer blocks of the model step; default the model's: 32, quick 2),
  * --samples N, --warmup N, --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
  * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
  * --disable-robustness (Dawn toggle; measures what native engines do), --deadline-s N (start no row
@@ -27,6 +28,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { GpuEngineOptions } from '../src/gpu/engine.js';
+import { isSoftwareAdapter } from '../src/gpu/device.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
 import { dotPathFor } from '../src/gpu/kernels/e8Matmul.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
@@ -76,6 +78,7 @@ const args = parseArgs(argv, {
   'stream-mb': 'number',
   product: 'number',
   'decode-layers': 'number',
+  'model-blocks': 'number',
   'decode-size': 'number',
   samples: 'number',
   warmup: 'number',
@@ -105,6 +108,9 @@ const mdPath = (args.get('md') as string | undefined) ?? 'bench/out/gpu.md';
 const only = args.has('only') ? new RegExp(args.get('only') as string, 'i') : null;
 const productSize = option('product', quick ? 128 : 4096, 1);
 const decodeLayers = option('decode-layers', 200, 1);
+/** The model step's model: its layer shapes, with fewer blocks where --model-blocks asks (a rehearsal on a CPU adapter). */
+const baseModel = quick ? SMALL_MODEL : LLAMA_3_8B;
+const stepModel = { ...baseModel, blocks: option('model-blocks', baseModel.blocks, 1) };
 const decodeSize = option('decode-size', quick ? 256 : 8192, 1);
 const streamBytes = 16 * Math.ceil((option('stream-mb', quick ? 16 : 1024, 1) * 2 ** 20) / 16);
 const caveat = (args.get('caveat') as string | undefined) ?? null;
@@ -141,6 +147,7 @@ const environment: BenchEnvironment = {
   },
   date: new Date().toISOString(),
   mode: quick ? 'quick' : 'full',
+  softwareAdapter: isSoftwareAdapter(info),
   timing: timestampQuery
     ? 'timestamp-query: GPU timestamps (empty passes around the recorded calls; Dawn quantization off)'
     : `wall clock around queue.onSubmittedWorkDone()${features.timestampQuery ? ' (--wall-clock)' : ' (the adapter has no timestamp-query)'}`,
@@ -278,18 +285,17 @@ if (hostRowsWanted) {
   }
   if (wanted('model step')) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
-    const model = quick ? SMALL_MODEL : LLAMA_3_8B;
-    progress(`model step: ${model.name} [${elapsed()}]`);
+    progress(`model step: ${stepModel.name} [${elapsed()}]`);
     const int8 = dotPathFor(features);
-    if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, model, settings));
-    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
-    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, model, { scheme: 'd3-q6' }, settings, { int8 }));
+    if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, stepModel, settings));
+    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
+    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6' }, settings, { int8 }));
     // E8 with int8 inputs: the residue GEMV on the leaders each layer repacks at creation.
-    if (inTime('model step e8-q16-deterministic int8')) add(await modelStepRow(gpu, model, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
-    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings));
+    if (inTime('model step e8-q16-deterministic int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
+    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings));
     // The universal E8 scheme with int8 inputs: the point GEMV on the lattice points each layer repacks as int8.
-    if (inTime(`model step ${DEFAULT_SCHEME} int8`)) add(await modelStepRow(gpu, model, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
-    if (inTime('model step weight-only')) add(await modelStepRow(gpu, model, { weightOnly: 'rtn-4bit' }, settings));
+    if (inTime(`model step ${DEFAULT_SCHEME} int8`)) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
+    if (inTime('model step weight-only')) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings));
   }
 }
 

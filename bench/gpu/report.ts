@@ -35,6 +35,8 @@ export interface BenchEnvironment {
   readonly skipped: readonly string[];
   /** False in the reports written while the run is in progress (a run killed then leaves one). */
   readonly complete: boolean;
+  /** A CPU stand-in for a GPU (lavapipe, SwiftShader): its times judge no speed target. */
+  readonly softwareAdapter: boolean;
 }
 
 /** Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. */
@@ -339,6 +341,7 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       adapter: env.adapter,
       date: env.date,
       mode: env.mode,
+      softwareAdapter: env.softwareAdapter,
       timing: env.timing,
       caveat,
       features: env.features,

@@ -100,13 +100,28 @@ function vsInt4(rows: readonly BenchRow[], r: BenchRow): number | null {
  * E8 GEMV ≥ 60 %; a decode step of 200 layers that creates no GPU object per call; a product at ≥ 1×
  * the f32 tiled matmul at 4096³.
  */
-export function issueTargets(rows: readonly BenchRow[], run: { readonly skipped: readonly string[]; readonly complete: boolean } = { skipped: [], complete: true }): TargetResult[] {
-  const results = judgedTargets(rows);
+export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { skipped: [], complete: true, softwareAdapter: false }): TargetResult[] {
+  // The speed targets are set for a GPU: a CPU adapter's times judge none of them (a full-shape run on
+  // lavapipe had the E8 residue GEMV at 76 % of its streaming read, a "yes" that says nothing of a
+  // GPU). Whether a step allocates does not depend on the adapter, so that target is still judged.
+  const results = judgedTargets(rows).map((t) =>
+    run.softwareAdapter && t.met !== null && t.target !== ALLOCATION_TARGET ? { ...t, met: null, measured: `${t.measured} (no verdict: a CPU adapter's speed says nothing of a GPU's)` } : t,
+  );
   // Rows a run did not measure (skipped past --deadline-s, or not reached when the file was written)
   // could turn a "no" into a "yes", or a step that allocates could be among them: no verdict then.
   const unmeasured = !run.complete ? 'the run had not finished when this was written' : run.skipped.length > 0 ? `the run skipped ${run.skipped.length} item(s) past --deadline-s` : null;
   if (unmeasured === null) return results;
   return results.map((t) => (t.met === false || (t.met === true && t.target === ALLOCATION_TARGET) ? { ...t, met: null, measured: `${t.measured} (no verdict: ${unmeasured})` } : t));
+}
+
+/** What {@link issueTargets} needs to know of the run besides its rows. */
+export interface IssueTargetRun {
+  /** What --deadline-s left unmeasured. */
+  readonly skipped: readonly string[];
+  /** False while the run is in progress. */
+  readonly complete: boolean;
+  /** A CPU stand-in for a GPU (lavapipe, SwiftShader: `isSoftwareAdapter`): no speed verdicts. */
+  readonly softwareAdapter: boolean;
 }
 
 function judgedTargets(rows: readonly BenchRow[]): TargetResult[] {

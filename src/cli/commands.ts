@@ -145,24 +145,18 @@ export async function forEachInOrder<T, R>(
   if (failure !== null) throw (failure as { readonly error: unknown }).error;
 }
 
-/** Is this adapter a CPU stand-in (lavapipe, SwiftShader)? Then worker threads are faster. */
-function isSoftwareAdapter(adapter: GPUAdapter | null): boolean {
-  const info = adapter?.info;
-  const text = [info?.vendor, info?.architecture, info?.device, info?.description].join(' ').toLowerCase();
-  return /llvmpipe|lavapipe|swiftshader|software/.test(text);
-}
-
 /** A GPU quantizer when one should be used, else null. */
 async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: Matrix, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
   if (device === 'cpu') return null;
   try {
     const { nodeGpu } = await import('../gpu/nodeGpu.js');
-    const { requestGpuDevice } = await import('../gpu/device.js');
+    const { isSoftwareAdapter, requestGpuDevice } = await import('../gpu/device.js');
     const { GpuEngine } = await import('../gpu/engine.js');
     const gpuEntry = await nodeGpu();
-    // Look at the adapter before creating a device: a CPU stand-in is left alone (and says nothing).
+    // Look at the adapter before creating a device: a CPU stand-in is left alone (and says nothing),
+    // since worker threads quantize faster than it.
     const adapter = await gpuEntry.requestAdapter();
-    if (device === 'auto' && (adapter === null || isSoftwareAdapter(adapter))) return null;
+    if (device === 'auto' && (adapter === null || isSoftwareAdapter(adapter.info))) return null;
     const context = await requestGpuDevice({ gpu: gpuEntry, ...(adapter === null ? {} : { adapter }), label: 'lattice-matmul CLI' });
     const engine = GpuEngine.create(context);
     const info = context.adapter.info;

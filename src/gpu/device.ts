@@ -104,6 +104,16 @@ export function deviceRequirements(adapter: GPUAdapter): DeviceRequirements {
   return { requiredLimits, requiredFeatures: OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature)) };
 }
 
+/**
+ * Is this adapter a CPU stand-in (Mesa lavapipe, SwiftShader) rather than a GPU? Read from what the
+ * adapter says of itself (WebGPU has no adapter type). Internal: the CLI leaves such an adapter to its
+ * worker threads, and the benchmark judges no speed target on one.
+ */
+export function isSoftwareAdapter(info: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description'>): boolean {
+  const text = [info.vendor, info.architecture, info.device, info.description].join(' ').toLowerCase();
+  return /llvmpipe|lavapipe|swiftshader|software/.test(text);
+}
+
 /** What to do about a missing adapter in Node (a browser user is told nothing about Node or Mesa). */
 const NODE_NO_ADAPTER_ADVICE =
   ' In Node use nodeGpu() from lattice-matmul/node, which also finds a software Vulkan driver: install Mesa lavapipe ' +

@@ -159,12 +159,25 @@ describe('issue 10 targets judged from benchmark rows', () => {
   it('a run that skipped rows or had not finished gives no "no" and no allocation "yes"; a measured "yes" on a GEMV stands', () => {
     const rows = fullRun();
     addRatios(rows);
-    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true }, { skipped: [], complete: false }]) {
+    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true, softwareAdapter: false }, { skipped: [], complete: false, softwareAdapter: false }]) {
       const targets = issueTargets(rows, run);
       // E8 (25 % < 60 %) was "no"; the decode-step target was "yes": an unmeasured row could change either.
       expect(targets.map((t) => t.met)).toEqual([true, true, true, null, null, true]);
       expect(targets[3]?.measured).toMatch(/no verdict: the run (skipped 1 item|had not finished)/);
     }
+  });
+
+  it('a CPU adapter (lavapipe) judges no speed target, "yes" or "no"; whether a step allocates is still judged', () => {
+    const rows = fullRun();
+    addRatios(rows);
+    const targets = issueTargets(rows, { skipped: [], complete: true, softwareAdapter: true });
+    // The same rows on a GPU: [true, true, true, false, true, true] (the first test).
+    expect(targets.map((t) => t.met)).toEqual([null, null, null, null, true, null]);
+    for (const i of [0, 1, 2, 3, 5]) expect(targets[i]?.measured).toMatch(/no verdict: a CPU adapter/);
+    expect(targets[0]?.measured).toMatch(/^72\.5 %: lattice GEMV d3-q6-deterministic/);
+    // An allocating step still fails it there.
+    const allocating = rows.map((r) => (r.kernel === 'decode step a' ? { ...r, allocationsAfterFirst: 1 } : r));
+    expect(issueTargets(allocating, { skipped: [], complete: true, softwareAdapter: true })[4]?.met).toBe(false);
   });
 
   it('decode steps: an allocating step fails the target, steps of fewer than 200 layers only give no verdict', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { deviceRequirements, gpuContextOf, noAdapterMessage, requestGpuDevice } from '../../src/gpu/device.js';
+import { deviceRequirements, gpuContextOf, isSoftwareAdapter, noAdapterMessage, requestGpuDevice } from '../../src/gpu/device.js';
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
@@ -27,6 +27,14 @@ describe('requestGpuDevice without WebGPU', () => {
 });
 
 describe('shared helpers (CPU)', () => {
+  it('isSoftwareAdapter tells CPU stand-ins (lavapipe, SwiftShader) from GPUs by what they say of themselves', () => {
+    const info = (vendor: string, architecture: string, device: string, description: string) => ({ vendor, architecture, device, description });
+    // Dawn's lavapipe on this machine (bench/results/lavapipe-*.json) and SwiftShader's Vulkan device.
+    expect(isSoftwareAdapter(info('mesa', 'software', 'llvmpipe-llvm-15-0-6-256-bits-', 'llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1'))).toBe(true);
+    expect(isSoftwareAdapter(info('google', '', '', 'SwiftShader Device (Subzero)'))).toBe(true);
+    for (const gpu of [info('nvidia', 'hopper', '', 'NVIDIA H200'), info('amd', 'rdna-3', '', 'AMD Radeon RX 7900 XTX'), info('', '', '', '')]) expect(isSoftwareAdapter(gpu)).toBe(false);
+  });
+
   it('workgroupGrid covers the count within the per-dimension limit', () => {
     for (const [count, max] of [
       [1, 65535],
