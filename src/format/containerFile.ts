@@ -202,7 +202,8 @@ export class QuantizedContainerFileWriter {
   async add(entry: ContainerEntryInput): Promise<void> {
     check(!this.busy, 'QuantizedContainerFileWriter: an add or finish is running; await each call before the next');
     // Refused before packing, which may take long for a large matrix.
-    check(!this.file.ended, 'QuantizedContainerFileWriter: the writer has finished or was aborted');
+    const ended = this.file.endReason;
+    check(ended === null, () => `QuantizedContainerFileWriter: the writer ${ended}`);
     this.busy = true;
     try {
       await this.file.checkSignal(); // an aborted signal stops the writer before the packing

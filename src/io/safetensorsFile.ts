@@ -409,6 +409,8 @@ export class SafetensorsFileWriter {
   private readonly tensors: SafetensorsTensorLayout[] = [];
   private readonly names = new Set<string>();
   private state: 'open' | 'busy' | 'done' = 'open';
+  /** Once done, how it ended, for the refusal of every later call: "has finished", "was aborted", … */
+  private ending: string | null = null;
   /** `abort()` was called while a call ran: that call stops after the piece it is writing and fails. */
   private abortRequested = false;
   /** The call running while busy, settled (never rejects) once it has cleaned up. */
@@ -503,6 +505,7 @@ export class SafetensorsFileWriter {
         }
       });
       this.state = 'done';
+      this.ending = 'has finished';
       await this.removeSpill();
     });
   }
@@ -521,6 +524,7 @@ export class SafetensorsFileWriter {
     }
     if (this.state === 'done') return;
     this.state = 'done';
+    this.ending ??= 'was aborted';
     await this.removeSpill();
   }
 
@@ -532,9 +536,12 @@ export class SafetensorsFileWriter {
     await this.step(async () => throwIfSignalAborted(this.signal, this.path));
   }
 
-  /** Whether the writer has ended: finished, aborted, or stopped by a failed write; every later call is refused. */
-  get ended(): boolean {
-    return this.state === 'done';
+  /**
+   * How the writer ended, null while it is open (every later call is refused with it): "has finished",
+   * "was aborted", or "stopped when a call failed (…)" naming that failure.
+   */
+  get endReason(): string | null {
+    return this.state === 'done' ? this.ending : null;
   }
 
   private throwIfAbortRequested(): void {
@@ -543,7 +550,7 @@ export class SafetensorsFileWriter {
 
   /** Refuses a call once done or while another runs. */
   private checkCallable(): void {
-    check(this.state !== 'done', () => `the writer of ${describePath(this.path)} has finished or was aborted`);
+    check(this.state !== 'done', () => `the writer of ${describePath(this.path)} ${this.ending ?? 'has ended'}`);
     check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each call before the next`);
   }
 
@@ -561,10 +568,11 @@ export class SafetensorsFileWriter {
         this.state = 'open';
       }
     } catch (error) {
+      const failure = error instanceof LatticeMatmulError ? error : new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
       this.state = 'open';
+      this.ending = this.abortRequested ? 'was aborted' : `stopped when a call failed (${failure.message})`;
       await this.abort();
-      if (error instanceof LatticeMatmulError) throw error;
-      throw new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
+      throw failure;
     } finally {
       settled();
     }

@@ -91,14 +91,15 @@ describe('SafetensorsFileWriter', () => {
     await expect(writer.add('w', null as unknown as SafetensorsTensorInput)).rejects.toThrow(LatticeMatmulError);
     await expect(writer.add('y', { dtype: 'F32', shape: [3], data: new Float32Array(2) })).rejects.toThrow(/shape \[3\] of F32 = 12 bytes, but its data has 8 bytes/);
     // A refused tensor changes nothing: the writer goes on, and its name is still free.
-    expect(writer.ended).toBe(false);
+    expect(writer.endReason).toBe(null);
     await writer.add('y', tensor('m.big'));
     await writer.finish({ note: 'after refusals' });
-    expect(writer.ended).toBe(true);
+    expect(writer.endReason).toBe('has finished');
     expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors({ x: tensor('a.scale'), y: tensor('m.big') }, { note: 'after refusals' }));
     expect(await readdir(where)).toEqual(['out.safetensors']);
-    await expect(writer.add('z', tensor('a.scale'))).rejects.toThrow(/has finished or was aborted/);
+    await expect(writer.add('z', tensor('a.scale'))).rejects.toThrow(/the writer of ".*out\.safetensors" has finished$/);
     await writer.abort(); // harmless once done: the file stays
+    expect(writer.endReason).toBe('has finished');
     expect(await readdir(where)).toEqual(['out.safetensors']);
   });
 
@@ -110,9 +111,10 @@ describe('SafetensorsFileWriter', () => {
     expect((await readdir(where)).length).toBe(1); // the hidden spill folder
     controller.abort('stop');
     await expect(writer.add('b', tensor('a.scale'))).rejects.toThrow(/writing ".*out\.safetensors" was aborted: stop/);
-    expect(writer.ended).toBe(true);
+    expect(writer.endReason).toMatch(/^stopped when a call failed \(writing ".*out\.safetensors" was aborted: stop\)$/);
     expect(await readdir(where)).toEqual([]);
-    await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
+    // Every later call is refused with how it ended, not a guess between finished and aborted.
+    await expect(writer.finish()).rejects.toThrow(/the writer of ".*out\.safetensors" stopped when a call failed \(writing .* was aborted: stop\)/);
   });
 
   it.each([
@@ -136,9 +138,9 @@ describe('SafetensorsFileWriter', () => {
     await writer.abort();
     // abort() resolves once the running add has ended and cleaned up: a process may exit right here.
     expect(await readdir(where)).toEqual([]);
-    expect(writer.ended).toBe(true);
+    expect(writer.endReason).toBe('was aborted');
     expect(String(await outcome)).toMatch(/writing ".*out\.safetensors" was aborted/);
-    await expect(writer.finish()).rejects.toThrow(/has finished or was aborted/);
+    await expect(writer.finish()).rejects.toThrow(/the writer of ".*out\.safetensors" was aborted$/);
   });
 
   it('abort() during a finish resolves once the finish has ended, leaving the old file or the whole new one', async () => {
@@ -169,7 +171,7 @@ describe('SafetensorsFileWriter', () => {
     const writer = await SafetensorsFileWriter.create(path);
     await writer.add('x', tensor('a.scale'));
     await expect(writer.finish({ note: 5 } as unknown as Record<string, string>)).rejects.toThrow(/must be a string/);
-    expect(writer.ended).toBe(false);
+    expect(writer.endReason).toBe(null);
     await writer.finish({ note: 'fine' });
     expect(new Uint8Array(await readFile(path))).toEqual(writeSafetensors({ x: tensor('a.scale') }, { note: 'fine' }));
     expect(await readdir(where)).toEqual(['out.safetensors']);
@@ -278,10 +280,10 @@ describe('QuantizedContainerFileWriter', () => {
     await expect(writer.add(first)).rejects.toThrow(/is used twice/);
     await writer.abort();
     expect(await readdir(where)).toEqual([]);
-    await expect(writer.add({ name: 'later', matrix: first.matrix })).rejects.toThrow(/has finished or was aborted/);
+    await expect(writer.add({ name: 'later', matrix: first.matrix })).rejects.toThrow(/QuantizedContainerFileWriter: the writer was aborted$/);
     // Refused before packing: a matrix that packing would refuse meets the same message.
     const broken = { ...(first.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
-    await expect(writer.add({ name: 'broken', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished or was aborted/);
+    await expect(writer.add({ name: 'broken', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer was aborted$/);
   });
 
   it('an aborted signal stops the writer before an add packs its entry, leaving no file', async () => {
@@ -295,7 +297,7 @@ describe('QuantizedContainerFileWriter', () => {
     const broken = { ...(second.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
     await expect(writer.add({ name: 'late', matrix: broken })).rejects.toThrow(/writing ".*x\.safetensors" was aborted: stop/);
     expect(await readdir(where)).toEqual([]);
-    await expect(writer.add(second)).rejects.toThrow(/the writer has finished or was aborted/);
+    await expect(writer.add(second)).rejects.toThrow(/the writer stopped when a call failed \(writing ".*x\.safetensors" was aborted: stop\)/);
   });
 
   it('refuses an add after finish before packing the entry', async () => {
@@ -305,8 +307,8 @@ describe('QuantizedContainerFileWriter', () => {
     await writer.add(first);
     await writer.finish();
     const broken = { ...(second.matrix as UniversalLatticeMatrix), norms: new Float32Array(1) };
-    await expect(writer.add({ name: 'late', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished or was aborted/);
-    await expect(writer.add(second)).rejects.toThrow(/the writer has finished or was aborted/);
+    await expect(writer.add({ name: 'late', matrix: broken })).rejects.toThrow(/QuantizedContainerFileWriter: the writer has finished$/);
+    await expect(writer.add(second)).rejects.toThrow(/the writer has finished$/);
     expect(await readdir(where)).toEqual(['x.safetensors']);
   });
 
