@@ -408,8 +408,9 @@ export class SafetensorsFileWriter {
   /** The tensors added, in order: tensor i's bytes (when it has any) are the spill folder's file `i`. */
   private readonly tensors: SafetensorsTensorLayout[] = [];
   private readonly names = new Set<string>();
-  private state: 'open' | 'busy' | 'done' = 'open';
-  /** Once done, how it ended, for the refusal of every later call: "has finished", "was aborted", … */
+  /** A call (add, finish, checkSignal) is running. */
+  private busy = false;
+  /** How the writer ended, null while it is open: every later call is refused with it. */
   private ending: string | null = null;
   /** `abort()` was called while a call ran: that call stops after the piece it is writing and fails. */
   private abortRequested = false;
@@ -504,9 +505,7 @@ export class SafetensorsFileWriter {
           await unlink(spillPath).catch(() => undefined);
         }
       });
-      this.state = 'done';
-      this.ending = 'has finished';
-      await this.removeSpill();
+      await this.end('has finished');
     });
   }
 
@@ -517,15 +516,12 @@ export class SafetensorsFileWriter {
    * ended and cleaned up, so a process may exit right after it. Harmless once done.
    */
   async abort(): Promise<void> {
-    if (this.state === 'busy') {
+    if (this.busy) {
       this.abortRequested = true;
       await this.running; // resolves once that call has failed and removed the spill (or finished)
       return;
     }
-    if (this.state === 'done') return;
-    this.state = 'done';
-    this.ending ??= 'was aborted';
-    await this.removeSpill();
+    if (this.ending === null) await this.end('was aborted');
   }
 
   /**
@@ -541,7 +537,7 @@ export class SafetensorsFileWriter {
    * "was aborted", or "stopped when a call failed (…)" naming that failure.
    */
   get endReason(): string | null {
-    return this.state === 'done' ? this.ending : null;
+    return this.ending;
   }
 
   private throwIfAbortRequested(): void {
@@ -550,32 +546,34 @@ export class SafetensorsFileWriter {
 
   /** Refuses a call once done or while another runs. */
   private checkCallable(): void {
-    check(this.state !== 'done', () => `the writer of ${describePath(this.path)} ${this.ending ?? 'has ended'}`);
-    check(this.state !== 'busy', () => `the writer of ${describePath(this.path)} is busy: await each call before the next`);
+    check(this.ending === null, () => `the writer of ${describePath(this.path)} ${this.ending}`);
+    check(!this.busy, () => `the writer of ${describePath(this.path)} is busy: await each call before the next`);
   }
 
   /** Runs one call's writing (refused as `checkCallable` refuses); a failure aborts the writer. */
   private async step(body: () => Promise<void>): Promise<void> {
     this.checkCallable();
-    this.state = 'busy';
+    this.busy = true;
     let settled = (): void => {};
     this.running = new Promise((resolve) => (settled = resolve));
     try {
       await body();
-      if (this.state === 'busy') {
-        // An abort requested during an add takes effect now.
-        this.throwIfAbortRequested();
-        this.state = 'open';
-      }
+      // An abort requested during an add takes effect now (a finish that wrote its last byte has ended).
+      if (this.ending === null) this.throwIfAbortRequested();
     } catch (error) {
       const failure = error instanceof LatticeMatmulError ? error : new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
-      this.state = 'open';
-      this.ending = this.abortRequested ? 'was aborted' : `stopped when a call failed (${failure.message})`;
-      await this.abort();
+      await this.end(this.abortRequested ? 'was aborted' : `stopped when a call failed (${failure.message})`);
       throw failure;
     } finally {
+      this.busy = false;
       settled();
     }
+  }
+
+  /** Ends the writer with `reason` (every later call is refused with it) and removes the spill folder. */
+  private async end(reason: string): Promise<void> {
+    this.ending = reason;
+    await this.removeSpill();
   }
 
   private spillFileOf(index: number): string {
