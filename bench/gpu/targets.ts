@@ -104,14 +104,17 @@ export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { 
   // The speed targets are set for a GPU: a CPU adapter's times judge none of them (a full-shape run on
   // lavapipe had the E8 residue GEMV at 76 % of its streaming read, a "yes" that says nothing of a
   // GPU). Whether a step allocates does not depend on the adapter, so that target is still judged.
-  const results = judgedTargets(rows).map((t) =>
-    run.softwareAdapter && t.met !== null && t.target !== ALLOCATION_TARGET ? { ...t, met: null, measured: `${t.measured} (no verdict: a CPU adapter's speed says nothing of a GPU's)` } : t,
-  );
+  const results = judgedTargets(rows).map((t) => (run.softwareAdapter && t.met !== null && t.target !== ALLOCATION_TARGET ? withoutVerdict(t, "a CPU adapter's speed says nothing of a GPU's") : t));
   // Rows a run did not measure (skipped past --deadline-s, or not reached when the file was written)
   // could turn a "no" into a "yes", or a step that allocates could be among them: no verdict then.
   const unmeasured = !run.complete ? 'the run had not finished when this was written' : run.skipped.length > 0 ? `the run skipped ${run.skipped.length} item(s) past --deadline-s` : null;
   if (unmeasured === null) return results;
-  return results.map((t) => (t.met === false || (t.met === true && t.target === ALLOCATION_TARGET) ? { ...t, met: null, measured: `${t.measured} (no verdict: ${unmeasured})` } : t));
+  return results.map((t) => (t.met === false || (t.met === true && t.target === ALLOCATION_TARGET) ? withoutVerdict(t, unmeasured) : t));
+}
+
+/** `target` with its verdict taken back, saying why; its figure stays. */
+function withoutVerdict(target: TargetResult, why: string): TargetResult {
+  return { ...target, met: null, measured: `${target.measured} (no verdict: ${why})` };
 }
 
 /** What {@link issueTargets} needs to know of the run besides its rows. */
