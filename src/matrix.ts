@@ -28,6 +28,11 @@ export function matrix(rows: number, cols: number, data?: Float32Array): Matrix 
   return result;
 }
 
+/** x as a Matrix: a Float32Array is one column (a vector), as the GEMVs take it. */
+export function vectorOrMatrix(x: Float32Array | Matrix): Matrix {
+  return x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
+}
+
 /**
  * Checks shape, length and that every entry is finite: a NaN or an infinity cannot be quantized and
  * would otherwise spread silently through norms into every product.

@@ -10,7 +10,7 @@ import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type Saf
 import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
-import { resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
+import { NONCE_LIMIT, resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
@@ -161,7 +161,9 @@ async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) 
     const engine = GpuEngine.create(context);
     const info = context.adapter.info;
     return {
-      name: `GPU (${[info.vendor, info.architecture, info.device].filter(Boolean).join(' ') || 'WebGPU'})`,
+      // Dawn's device strings are slugs that may end in a dash where it cut the driver's text short
+      // ('llvmpipe-llvm-15-0-6-256-bits-').
+      name: `GPU (${[info.vendor, info.architecture, info.device].map((part) => part.replace(/-+$/, '')).filter(Boolean).join(' ') || 'WebGPU'})`,
       quantize: async (m, options) => {
         const gpu = await engine.quantize(m, options as Parameters<typeof engine.quantize>[1]);
         try {
@@ -340,11 +342,17 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     await checkSafetensorsFileWritable(options.output);
     await checkOutputIsNotInput(file.files.map((f) => f.path), options.output);
     const { selected, skipped } = selectTensors(file, options.tensors);
-    if (selected.length === 0) throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input} matches ${options.tensors?.source ?? 'the selection'}`);
+    if (selected.length === 0) {
+      throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}`);
+    }
     if (options.nonce !== undefined) {
       // Matrix i gets nonce + i: the last one's is the largest.
       const last = options.nonce + BigInt(selected.length - 1);
-      checkQuantizeOptions({ scheme: options.scheme, nonce: last }, `--nonce ${options.nonce} with ${selected.length} tensors (the last gets nonce ${last})`);
+      if (last >= NONCE_LIMIT) {
+        throw new LatticeMatmulError(
+          `--nonce ${options.nonce} with ${counted(selected.length, 'tensor')} gives the last one nonce ${last}, but nonces are below 2^64: use --nonce ${NONCE_LIMIT - BigInt(selected.length)} or less`,
+        );
+      }
     }
     const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);

@@ -17,10 +17,11 @@ import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsOptionDescriptor } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
+import { suggestion } from '../quantize/strictOptions.js';
 import { checkQuantizeModelOptions, inspectFile, quantizeModel, type QuantizeModelReport } from './commands.js';
 import { printableName, terminalSafe } from './terminalText.js';
 
@@ -85,14 +86,55 @@ class UsageError extends LatticeMatmulError {
   }
 }
 
-/** What `parse` returns (a `parseArgs` call); its refusals (unknown option, missing value) become usage errors. */
-function parseCommand<T>(usage: string, parse: () => T): T {
+/** The options of one command, as `parseArgs` takes them. */
+interface CommandOptions {
+  readonly options: Record<string, ParseArgsOptionDescriptor>;
+  readonly allowPositionals?: boolean;
+}
+
+/**
+ * `parseArgs` of a command's arguments, strictly: its refusals (unknown option, missing value) become
+ * usage errors, an unknown option named with the closest known one (`--nonse`: did you mean
+ * `--nonce`?), and an option with a value given twice is refused (`-o a -o b` would write b alone).
+ */
+function parseCommand<T extends CommandOptions>(usage: string, args: readonly string[], command: T) {
+  let parsed;
   try {
-    return parse();
+    parsed = parseArgs({ ...command, args: [...args], strict: true });
   } catch (error) {
-    if (error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS_')) throw new UsageError(error.message, usage);
-    throw error;
+    if (!(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS_'))) throw error;
+    throw new UsageError(error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? (unknownOptionMessage(args, command) ?? error.message) : error.message, usage);
   }
+  const seen = new Set<string>();
+  for (const token of optionTokens(args, command)) {
+    if (command.options[token.name]?.type !== 'string') continue;
+    if (seen.has(token.name)) throw new UsageError(`${optionNames(token.name, command)} is given more than once`, usage);
+    seen.add(token.name);
+  }
+  return parsed;
+}
+
+/** The options given in `args` (known or not), in order, with their names as the command knows them. */
+function optionTokens(args: readonly string[], command: CommandOptions) {
+  const { tokens } = parseArgs({ args: [...args], options: command.options, allowPositionals: true, strict: false, tokens: true });
+  return tokens.flatMap((token) => (token.kind === 'option' ? [token] : []));
+}
+
+/** How an option is written: `--output (-o)`. */
+function optionNames(name: string, command: CommandOptions): string {
+  const short = command.options[name]?.short;
+  return `--${name}${short === undefined ? '' : ` (-${short})`}`;
+}
+
+/** "unknown option '--nonse' (did you mean '--nonce'?)" for the first option the command does not know. */
+function unknownOptionMessage(args: readonly string[], command: CommandOptions): string | null {
+  const known = Object.keys(command.options);
+  // A known short option (-o) comes back under its long name (output).
+  const unknown = optionTokens(args, command).find((t) => !known.includes(t.name));
+  if (unknown === undefined) return null;
+  const close = suggestion(unknown.name, known);
+  const options = known.map((name) => `--${name}`).join(', ');
+  return `unknown option '${unknown.rawName}'${close === undefined ? '' : ` (did you mean '--${close}'?)`}; ${options === '' ? 'it takes none' : `known: ${options}`}`;
 }
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -124,7 +166,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'schemes') {
     const usage = commandUsage(SCHEMES_USAGE);
-    const { values } = parseCommand(usage, () => parseArgs({ args: [...rest], strict: true, options: { help: { type: 'boolean', short: 'h', default: false } } }));
+    const { values } = parseCommand(usage, rest, { options: { help: { type: 'boolean', short: 'h', default: false } } });
     if (values.help === true) {
       process.stdout.write(`${usage}\n\n${SCHEMES_HELP}\n`);
       return 0;
@@ -140,12 +182,9 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'quantize') {
     const usage = commandUsage(QUANTIZE_USAGE);
-    const { values, positionals } = parseCommand(usage, () =>
-      parseArgs({
-        args: [...rest],
-        allowPositionals: true,
-        strict: true,
-        options: {
+    const { values, positionals } = parseCommand(usage, rest, {
+      allowPositionals: true,
+      options: {
           output: { type: 'string', short: 'o' },
           scheme: { type: 'string', default: 'e8-4bit' },
           tensors: { type: 'string' },
@@ -154,10 +193,9 @@ async function main(argv: readonly string[]): Promise<number> {
           device: { type: 'string', default: 'auto' },
           workers: { type: 'string' },
           quiet: { type: 'boolean', default: false },
-          help: { type: 'boolean', short: 'h', default: false },
-        },
-      }),
-    );
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
     if (values.help === true) {
       process.stdout.write(`${usage}\n\n${QUANTIZE_HELP}\n`);
       return 0;
@@ -234,9 +272,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'inspect') {
     const usage = commandUsage(INSPECT_USAGE);
-    const { values, positionals } = parseCommand(usage, () =>
-      parseArgs({ args: [...rest], allowPositionals: true, strict: true, options: { help: { type: 'boolean', short: 'h', default: false } } }),
-    );
+    const { values, positionals } = parseCommand(usage, rest, { allowPositionals: true, options: { help: { type: 'boolean', short: 'h', default: false } } });
     if (values.help === true) {
       process.stdout.write(`${usage}\n\n${INSPECT_HELP}\n`);
       return 0;

@@ -32,6 +32,7 @@ import {
   type UniversalLatticeScheme,
 } from '../quantize/schemes.js';
 import { isPlainObject } from '../quantize/strictOptions.js';
+import { NONCE_LIMIT } from '../quantize/options.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { absmaxSideBitsPerEntry } from '../scalar/absmax.js';
 import { E2M1_MAX, fromE4M3Bits, toFloat16 } from '../scalar/floatFormats.js';
@@ -631,8 +632,6 @@ function keptLengthOf(r: DescriptionReader, length: number, d: number): number {
   return keptLength;
 }
 
-const U64_LIMIT = 2n ** 64n;
-
 /**
  * The column keys E8's dither hashes in a container of `version`: one key up to version 1, a key per
  * hash word from version 2. D3 reads one word, so its count is 2 in every version.
@@ -697,7 +696,7 @@ function parseFields(r: DescriptionReader, kind: unknown, version: number): Desc
       const d = latticeSpec(scheme.lattice).dimension;
       const keptLength = keptLengthOf(r, common.length, d);
       const nonceText = r.value('nonce');
-      if (!(typeof nonceText === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(nonceText) && BigInt(nonceText) < U64_LIMIT)) {
+      if (!(typeof nonceText === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(nonceText) && BigInt(nonceText) < NONCE_LIMIT)) {
         r.fail(`description field "nonce" must be a decimal integer below 2^64 (no sign, no leading zeros), got ${describeValue(nonceText)}`);
       }
       const blocks = safeProduct(r.label, Math.ceil(keptLength / d), common.cols);

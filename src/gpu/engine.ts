@@ -1,5 +1,5 @@
 import { check, checkOneOf, describeValue } from '../errors.js';
-import { checkMatrix, largestColumnNorm, type Matrix, type MatrixInput } from '../matrix.js';
+import { checkMatrix, largestColumnNorm, vectorOrMatrix, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
@@ -486,8 +486,7 @@ const SMALLEST_GPU_X_EXPONENT = -80;
 
 /** x as a Matrix when it comes from the host (a Float32Array is one column), null for a GPU input. */
 function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
-  if (x instanceof Float32Array) return { rows: x.length, cols: 1, data: x };
-  return isCpuMatrix(x) ? x : null;
+  return x instanceof Float32Array || isCpuMatrix(x) ? vectorOrMatrix(x) : null;
 }
 
 /** Per column of a checked x, the e that brings its largest |entry| into [1, 2) (0 for a zero column). */

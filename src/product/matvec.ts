@@ -1,5 +1,5 @@
 import { check } from '../errors.js';
-import { checkMatrix, largestColumnNorm, type Matrix } from '../matrix.js';
+import { checkMatrix, largestColumnNorm, vectorOrMatrix, type Matrix } from '../matrix.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
@@ -9,7 +9,8 @@ import { columnNormBound, decodeRotated } from './decodeRotated.js';
 
 /**
  * Weight-only product Ŵᵀx on the CPU: the quantized matrix Ŵ (n × cols, any scheme: universal or
- * deterministic lattice, scalar) times full-precision right-hand sides x (n × k), a cols × k matrix.
+ * deterministic lattice, scalar) times full-precision right-hand sides x (n × k; a Float32Array of n
+ * entries is one), a cols × k matrix.
  * This is the public CPU GEMV and the CPU twin of the GPU kernel `universalGemv`.
  *
  * Math: Ŵ's column j is Rᵀŵ_j (first n entries) + μ_j·1, with ŵ_j its rotated-domain decode
@@ -29,10 +30,12 @@ import { columnNormBound, decodeRotated } from './decodeRotated.js';
  *   length ≠ rows.
  * @example
  * const qW = quantize(w, { scheme: 'e8-q16', seed: 7 }); // w: n × cols
- * const y = matvecAT(qW, { rows: n, cols: 1, data: x }); // cols × 1, ≈ wᵀx
+ * const y = matvecAT(qW, x); // x: a Float32Array of n entries; y: cols × 1, ≈ wᵀx
+ * const ys = matvecAT(qW, { rows: n, cols: k, data: xs }); // k right-hand sides: cols × k
  */
-export function matvecAT(q: QuantizedMatrix, x: Matrix): Matrix {
+export function matvecAT(q: QuantizedMatrix, given: Float32Array | Matrix): Matrix {
   checkQuantizedMatrix(q, 'matvecAT q');
+  const x = vectorOrMatrix(given);
   checkMatrix(x, 'matvecAT x');
   check(x.rows === q.rows, () => `matvecAT: x has ${x.rows} rows, but the quantized matrix has ${q.rows}`);
   check(q.rotate || q.length === q.rows, () => `matvecAT: an unrotated matrix has length = rows, got length ${q.length} and rows ${q.rows}`);

@@ -11,10 +11,13 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * ÂᵀB̂ of two universal matrices as the WebGPU pair product computes it (GpuEngine's 'universal-i8'
  * kernel: src/quantize/universalPairs.ts), for checking a GPU result on the CPU: `matmulAT` minus the
  * term Σ l_a·l_b that the pair product drops (at most 0.02 % of the product's error variance). Refuses
- * what `matmulAT` refuses, and operands that are not both universal.
+ * what `matmulAT` refuses, and operands that are not both universal. The engine takes the pair path
+ * where WGSL has packed 8-bit dot products (`engine.productKernel(ga, gb)` is 'universal-i8'); its
+ * decoding path ('universal-decode') computes `matmulAT` instead.
  *
  * @example
- * const c = universalPairProduct(qa, qb); // a.cols × b.cols, ≈ matmulAT(qa, qb); = engine.matmulAT(ga, gb) up to f32 rounding
+ * const c = universalPairProduct(qa, qb); // a.cols × b.cols, ≈ matmulAT(qa, qb)
+ * // = engine.matmulAT(ga, gb) up to f32 rounding when engine.productKernel(ga, gb) === 'universal-i8'
  */
 export function universalPairProduct(qa: QuantizedMatrix, qb: QuantizedMatrix): Matrix {
   checkQuantizedMatrix(qa, 'A');

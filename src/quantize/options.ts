@@ -69,7 +69,8 @@ export interface ResolvedQuantizeOptions {
 /** The keys of {@link QuantizeOptions}. */
 export const QUANTIZE_OPTION_KEYS = ['scheme', 'seed', 'nonce', 'center', 'rotate', 'gain', 'keepFraction', 'onProgress', 'signal'] as const;
 
-const U64_LIMIT = 1n << 64n;
+/** Nonces are below 2^64 (a u64: the dither hash's key, and the container's nonce field). */
+export const NONCE_LIMIT = 1n << 64n;
 
 /** A fresh 64-bit nonce from the platform's cryptographic random source. */
 export function randomNonce(): bigint {
@@ -106,7 +107,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
       check(Number.isSafeInteger(given) && given >= 0, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${describeValue(given)}`);
       nonce = BigInt(given);
     } else {
-      check(typeof given === 'bigint' && given >= 0n && given < U64_LIMIT, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${describeValue(given)}`);
+      check(typeof given === 'bigint' && given >= 0n && given < NONCE_LIMIT, () => `nonce must be a non-negative safe integer or a bigint below 2^64, got ${describeValue(given)}`);
       nonce = given;
     }
   } else {

@@ -204,6 +204,16 @@ describe('matvecAT (CPU GEMV) = matmulATExact(dequantize(q), x)', () => {
     expect(Array.from(down, (v) => v * 2 ** 100)).toEqual(Array.from(y));
   });
 
+  it('takes a Float32Array as one column, as GpuEngine.matvec does', () => {
+    const q = quantize(gaussianMatrix(13, 3, 21), { scheme: 'd3-q6', seed: 2, nonce: 7 });
+    const x = gaussianMatrix(13, 1, 22);
+    const y = matvecAT(q, x.data);
+    expect([y.rows, y.cols]).toEqual([3, 1]);
+    expect(Array.from(y.data)).toEqual(Array.from(matvecAT(q, x).data));
+    expect(() => matvecAT(q, new Float32Array(12))).toThrow(/x has 12 rows, but the quantized matrix has 13/);
+    expect(() => matvecAT(q, new Float32Array(13).fill(Number.POSITIVE_INFINITY))).toThrow(/non-finite entry Infinity at row 0/);
+  });
+
   it('refuses x with the wrong number of rows, non-finite x, and a non-matrix', () => {
     const q = quantize(gaussianMatrix(16, 2, 14), { scheme: 'd3-q6', seed: 1, nonce: 26 });
     expect(() => matvecAT(q, gaussianMatrix(15, 1, 15))).toThrow(LatticeMatmulError);
