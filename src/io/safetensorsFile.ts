@@ -380,7 +380,7 @@ async function writeFully(handle: FileHandle, bytes: Uint8Array, position: numbe
   }
 }
 
-/** Bytes copied at a time from a spill file into the final one. */
+/** Bytes written to a spill file, or copied from it into the final one, at a time. */
 const COPY_CHUNK_BYTES = 1 << 26;
 
 /**
@@ -427,7 +427,8 @@ export class SafetensorsFileWriter {
 
   /**
    * Starts writing `path` (checked as `writeSafetensorsFile` checks it); `signal` stops a later `add` or
-   * `finish`; `copyChunkBytes`: bytes copied from a spill file at a time (default 64 MiB; tests pass less).
+   * `finish`, or the one running once the piece it is writing is written; `copyChunkBytes`: bytes written
+   * to or copied from a spill file at a time (default 64 MiB; tests pass less).
    */
   static async create(path: string, options: { readonly signal?: AbortSignal; readonly copyChunkBytes?: number } = {}): Promise<SafetensorsFileWriter> {
     const copyChunkBytes = options.copyChunkBytes ?? COPY_CHUNK_BYTES;
@@ -458,7 +459,14 @@ export class SafetensorsFileWriter {
       if (bytes.byteLength > 0) {
         const spill = await open(this.spillFileOf(this.tensors.length), 'wx');
         try {
-          await writeFully(spill, bytes, 0);
+          // In pieces, as finish copies: an abort or an aborted signal stops a large tensor midway.
+          for (let done = 0; done < bytes.byteLength; ) {
+            throwIfSignalAborted(this.signal, this.path);
+            this.throwIfAbortRequested();
+            const piece = bytes.subarray(done, Math.min(bytes.byteLength, done + this.copyChunkBytes));
+            await writeFully(spill, piece, done);
+            done += piece.byteLength;
+          }
         } finally {
           await spill.close();
         }
@@ -511,8 +519,8 @@ export class SafetensorsFileWriter {
 
   /**
    * Stops writing: removes the spill folder and writes nothing (the target keeps what it had). A call
-   * that is running fails once the piece it is writing is written (an `add` once its tensor is spilled; a
-   * `finish` that has written its last byte completes), and `abort()` resolves only when that call has
+   * that is running fails once the piece it is writing is written (a `finish` that has written its last
+   * byte completes), and `abort()` resolves only when that call has
    * ended and cleaned up, so a process may exit right after it. Harmless once done.
    */
   async abort(): Promise<void> {
@@ -558,7 +566,7 @@ export class SafetensorsFileWriter {
     this.running = new Promise((resolve) => (settled = resolve));
     try {
       await body();
-      // An abort requested during an add takes effect now (a finish that wrote its last byte has ended).
+      // An abort requested during an add's last piece takes effect now (a finish that wrote its last byte has ended).
       if (this.ending === null) this.throwIfAbortRequested();
     } catch (error) {
       const failure = error instanceof LatticeMatmulError ? error : new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });

@@ -143,6 +143,24 @@ describe('SafetensorsFileWriter', () => {
     await expect(writer.finish()).rejects.toThrow(/the writer of ".*out\.safetensors" was aborted$/);
   });
 
+  it.each(['abort()', 'an aborted signal'])('%s during an add of a large tensor stops it between pieces: the add fails, no file is left', async (how) => {
+    const where = await folder(`abort-mid-add-${how}`);
+    const controller = new AbortController();
+    // 1 MiB in pieces of 1 KiB: 1024 writes, each at least one turn of the event loop.
+    const writer = await SafetensorsFileWriter.create(join(where, 'out.safetensors'), { signal: controller.signal, copyChunkBytes: 1024 });
+    const large: SafetensorsTensorInput = { dtype: 'U8', shape: [1 << 20], data: new Uint8Array(1 << 20).fill(7) };
+    const outcome = writer.add('large', large).then(() => 'resolved', (error: unknown) => error);
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    if (how === 'abort()') await writer.abort();
+    else controller.abort('stop');
+    const result = await outcome;
+    // The add fails. Before, an aborted signal let it spill the whole tensor and succeed (abort() made it
+    // fail too, but only once all of it was spilled: the same outcome, later).
+    expect(String(result)).toMatch(how === 'abort()' ? /writing ".*out\.safetensors" was aborted$/ : /writing ".*out\.safetensors" was aborted: stop$/);
+    expect(writer.endReason).toMatch(how === 'abort()' ? /^was aborted$/ : /^stopped when a call failed \(writing .* was aborted: stop\)$/);
+    expect(await readdir(where)).toEqual([]);
+  });
+
   it('abort() during a finish resolves once the finish has ended, leaving the old file or the whole new one', async () => {
     // Few turns stop it mid-copy; 400 let it write its last byte first (both outcomes are met).
     for (const turns of [0, 1, 3, 10, 40, 400]) {
