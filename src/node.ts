@@ -10,6 +10,6 @@
  * const model = await openSafetensorsFile('model.safetensors'); // header only; tensors on demand
  */
 export { nodeGpu, requestNodeGpuDevice, SOFTWARE_VULKAN_ICDS, type NodeGpuOptions } from './gpu/nodeGpu.js';
-export { openSafetensorsFile, writeSafetensorsFile, SafetensorsFile } from './io/safetensorsFile.js';
+export { openSafetensorsFile, writeSafetensorsFile, leftoverTemporaries, SafetensorsFile } from './io/safetensorsFile.js';
 export { openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from './io/safetensorsModel.js';
 export { openQuantizedContainerFile, writeQuantizedContainerFile, QuantizedContainerFile, QuantizedContainerFileWriter } from './format/containerFile.js';

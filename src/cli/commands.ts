@@ -5,7 +5,7 @@ import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
-import { checkSafetensorsFileWritable, openSafetensorsFile } from '../io/safetensorsFile.js';
+import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type Matrix } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
@@ -15,6 +15,7 @@ import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
 import { ProgressBar, formatDuration } from './progressBar.js';
+import { printableName } from './terminalText.js';
 import { QuantizeWorkerPool } from './workerPool.js';
 
 /** How the CLI's range refusals end: the tensor is quantized as the file stores it, so a rescaling happens there. */
@@ -301,6 +302,21 @@ function checkQuantizeOptions(options: object, what: string): void {
   }
 }
 
+/**
+ * Says (even under --quiet: it is about the disk, not progress) which hidden temporaries an earlier
+ * write of `output` left, and how much they hold: a run killed outright (out of memory, SIGKILL)
+ * leaves its spill folder, as large as the tensors it had quantized. Not removed: another run may
+ * be writing the same file now.
+ */
+async function reportLeftovers(output: string, log: (line: string) => void): Promise<void> {
+  const leftovers = await leftoverTemporaries(output);
+  if (leftovers.length === 0) return;
+  const bytes = leftovers.reduce((sum, leftover) => sum + leftover.bytes, 0);
+  const names = leftovers.map((leftover) => printableName(basename(leftover.path))).join(', ');
+  const name = printableName(basename(output));
+  log(`note: an earlier write of ${name} that did not end left ${(bytes / 2 ** 20).toFixed(1)} MiB beside it (${names}): remove them if no other run is writing ${name}`);
+}
+
 /** "1 tensor", "2 tensors": `count` and `noun`, plural but for 1. */
 function counted(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
@@ -341,6 +357,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     checkNoContainer(file, 'quantize reads a plain safetensors model');
     await checkSafetensorsFileWritable(options.output);
     await checkOutputIsNotInput(file.files.map((f) => f.path), options.output);
+    await reportLeftovers(options.output, log);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) {
       throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}`);

@@ -157,7 +157,8 @@ export async function writeQuantizedContainerFile(
  * writes for the same entries in the order they were added and the `metadata` given to `create`
  * (checked there, before any work). The folder needs room for about one container: each tensor's spill
  * is removed once `finish` has copied it (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry changes nothing; a failed
- * write, an aborted signal or `abort()` leaves no file. Calls must not overlap (an overlapping one is refused).
+ * write, an aborted signal or `abort()` leaves no file; a process killed outright leaves its hidden spill
+ * folder, which `leftoverTemporaries(path)` lists. Calls must not overlap (an overlapping one is refused).
  *
  * @example
  * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors', { metadata: { model: 'demo' } });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Stats } from 'node:fs';
-import { lstat, mkdir, open, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
@@ -202,6 +202,11 @@ const TEMPORARY_NAME_MIN_BYTES = 64;
  * shorter one: any name the file system takes for the target fits, even one near its 255-byte limit.
  */
 function temporaryPathFor(path: string): string {
+  return join(dirname(path), `${temporaryPrefixFor(path)}${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** `.<name>.`, the start of every temporary name `temporaryPathFor(path)` gives. */
+function temporaryPrefixFor(path: string): string {
   const name = basename(path);
   const budget = Math.max(Buffer.byteLength(name), TEMPORARY_NAME_MIN_BYTES) - TEMPORARY_NAME_EXTRA_BYTES;
   let kept = '';
@@ -211,7 +216,43 @@ function temporaryPathFor(path: string): string {
     if (bytes > budget) break;
     kept += character;
   }
-  return join(dirname(path), `.${kept}.${randomBytes(6).toString('hex')}.tmp`);
+  return `.${kept}.`;
+}
+
+/**
+ * The temporary files and spill folders beside `path` that writers of it left (named as
+ * `temporaryPathFor(path)` names them; only a process killed outright leaves one), with the bytes
+ * each holds, largest first. Reported, never removed: another process may be writing `path` now.
+ * A folder that cannot be read gives none.
+ *
+ * @example
+ * for (const { path, bytes } of await leftoverTemporaries('model.lmq.safetensors')) console.warn(`left over: ${path} (${bytes} bytes)`);
+ */
+export async function leftoverTemporaries(path: string): Promise<{ readonly path: string; readonly bytes: number }[]> {
+  // Where the writer puts them: beside the file a symbolic link names, as it replaces that file.
+  const target = (await replacedFile(path).catch(() => ({ path }))).path;
+  const prefix = temporaryPrefixFor(target);
+  const folder = dirname(target);
+  let names: string[];
+  try {
+    names = (await readdir(folder)).filter((name) => name.startsWith(prefix) && /^[0-9a-f]{12}\.tmp$/.test(name.slice(prefix.length)));
+  } catch {
+    return [];
+  }
+  const found = await Promise.all(names.map(async (name) => ({ path: join(folder, name), bytes: await bytesUnder(join(folder, name)) })));
+  return found.sort((a, b) => b.bytes - a.bytes);
+}
+
+/** Bytes of the file at `path`, or of the files directly in the folder at `path` (a spill folder is flat); 0 if it is gone. */
+async function bytesUnder(path: string): Promise<number> {
+  try {
+    const stats = await lstat(path);
+    if (!stats.isDirectory()) return stats.size;
+    const sizes = await Promise.all((await readdir(path)).map((name) => lstat(join(path, name)).then((entry) => entry.size, () => 0)));
+    return sizes.reduce((sum, size) => sum + size, 0);
+  } catch {
+    return 0;
+  }
 }
 
 /** A refusal to write `path`, with the reason. */
@@ -392,7 +433,7 @@ const COPY_CHUNK_BYTES = 1 << 26;
  * disk holds the tensors about once (plus the header and one tensor) even while it finishes. A refused
  * tensor (bad name, shape or data) changes nothing; a failed write, an aborted signal or `abort()`
  * removes the spill folder and the unfinished output (a process killed outright may leave the folder,
- * hidden: `.<name>.<hex>.tmp`). Calls must not overlap.
+ * hidden: `.<name>.<hex>.tmp`; `leftoverTemporaries(path)` lists such folders). Calls must not overlap.
  *
  * @example
  * const writer = await SafetensorsFileWriter.create('big.safetensors');

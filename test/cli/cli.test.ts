@@ -472,6 +472,40 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/^b\.weight\s+F32\s+\[9, 1100\]\s+yes$/m);
   });
 
+  it('a run killed outright leaves its hidden spill folder; the next run of the same output names it and its size, and keeps it', async () => {
+    const dir = mkdtempSync(join(work, 'killed-'));
+    const output = join(dir, 'big.lmq.safetensors');
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1'], { cwd: root });
+    // SIGKILL (as the kernel's out-of-memory killer sends) once the writer has made its spill folder.
+    const killed = await new Promise<boolean>((done) => {
+      const poll = setInterval(() => {
+        if (readdirSync(dir).some((name) => name.endsWith('.tmp'))) {
+          clearInterval(poll);
+          done(child.kill('SIGKILL'));
+        }
+      }, 20);
+      child.on('close', () => {
+        clearInterval(poll);
+        done(false);
+      });
+    });
+    await new Promise((done) => child.on('close', done));
+    expect(killed).toBe(true);
+    const [left] = readdirSync(dir);
+    expect(left).toMatch(/^\.big\.lmq\.safetensors\.[0-9a-f]{12}\.tmp$/);
+    // A known size in it, as a killed run's spilled tensors would be.
+    writeFileSync(join(dir, left as string, '0'), new Uint8Array(3 * 2 ** 20));
+    const again = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`note: an earlier write of big.lmq.safetensors that did not end left 3.0 MiB beside it (${left as string}): remove them if no other run is writing big.lmq.safetensors`);
+    expect(readdirSync(dir).sort()).toEqual([left, 'big.lmq.safetensors']);
+    // Nothing to say once it is gone.
+    rmSync(join(dir, left as string), { recursive: true });
+    const clean = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet');
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stderr).not.toMatch(/note:/);
+  }, 60_000);
+
   it('quantize caps the worker threads at the number of tensors', async () => {
     const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'capped.safetensors'), '--device', 'cpu', '--workers', '8');
     expect(code, stderr).toBe(0);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../../src/io/safetensors.js';
-import { checkSafetensorsFileWritable, openSafetensorsFile, stickyDirectoryForbidsReplacing, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
+import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile, SafetensorsFileWriter, stickyDirectoryForbidsReplacing, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
 import { fuzzCaseArb, fuzzCaseBytes } from './safetensorsFuzz.js';
 
 let directory = '';
@@ -265,5 +265,51 @@ describe('safetensors files on disk', () => {
     );
     expect(refused).toBeGreaterThan(100);
     expect(refused).toBeLessThan(300);
+  });
+});
+
+describe('leftoverTemporaries', () => {
+  it("lists the temporaries a writer of the path leaves (a killed one's spill folder) with their bytes, and nothing else", async () => {
+    const where = join(directory, 'leftovers');
+    await rm(where, { recursive: true, force: true });
+    await mkdir(where);
+    const path = join(where, 'out.safetensors');
+    expect(await leftoverTemporaries(path)).toEqual([]);
+    // A writer that never ends, as one in a process killed outright: its spill folder holds the tensor.
+    const writer = await SafetensorsFileWriter.create(path);
+    await writer.add('t', { dtype: 'F32', shape: [100], data: new Float32Array(100) });
+    const [spill] = await readdir(where);
+    // A temporary file as an atomic write leaves it, and names that are not this path's temporaries.
+    await writeFile(join(where, '.out.safetensors.abcdef012345.tmp'), new Uint8Array(10));
+    for (const name of ['.out.safetensors.xyz.tmp', '.other.safetensors.abcdef012345.tmp', '.out.safetensors.ABCDEF012345.tmp', 'out.safetensors.abcdef012345.tmp']) {
+      await writeFile(join(where, name), 'x');
+    }
+    const expected = [
+      { path: join(where, spill as string), bytes: 400 },
+      { path: join(where, '.out.safetensors.abcdef012345.tmp'), bytes: 10 },
+    ];
+    expect(await leftoverTemporaries(path)).toEqual(expected);
+    // Through a symbolic link: the writer replaces the file it names, beside that file.
+    await writeFile(path, 'old');
+    const elsewhere = join(directory, 'leftovers-link');
+    await rm(elsewhere, { recursive: true, force: true });
+    await mkdir(elsewhere);
+    await symlink(path, join(elsewhere, 'link.safetensors'));
+    expect(await leftoverTemporaries(join(elsewhere, 'link.safetensors'))).toEqual(expected);
+    await writer.abort();
+    expect(await leftoverTemporaries(path)).toEqual([expected[1]]);
+    // A folder that cannot be read (here: missing) has none.
+    expect(await leftoverTemporaries(join(directory, 'missing', 'out.safetensors'))).toEqual([]);
+  });
+
+  it('finds the temporaries of a name cut to fit the 255-byte limit', async () => {
+    const where = join(directory, 'leftovers-long');
+    await rm(where, { recursive: true, force: true });
+    await mkdir(where);
+    const path = join(where, `${'é'.repeat(125)}.st`); // 254 bytes: the temporary name keeps fewer of its characters
+    const writer = await SafetensorsFileWriter.create(path);
+    const [spill] = await readdir(where);
+    expect(await leftoverTemporaries(path)).toEqual([{ path: join(where, spill as string), bytes: 0 }]);
+    await writer.abort();
   });
 });
