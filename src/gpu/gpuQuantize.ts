@@ -406,7 +406,7 @@ async function quantizeDeterministicUnlocked(
     const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
     const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
     (normValues as Float32Array).forEach((norm, j) => {
-      checkColumnNorm(norm, j);
+      checkColumnNorm(norm, j, meanValues === null ? null : (meanValues[j] as number));
       if (meanValues !== null) checkColumnMean(meanValues[j] as number, j);
     });
     const maxColumnNorm = deterministicNormBound(normValues as Float32Array, gainValues, meanValues, n);

@@ -21,8 +21,8 @@ import {
   type UniversalEncodeShape,
 } from './kernels/universalEncode.js';
 import { GpuScratch } from './scratch.js';
-import { columnNormBound } from './latticeOperand.js';
-import { escapeTableWords, GpuUniversalQuantizedMatrix, universalOperandLayout } from './universalOperand.js';
+import { columnNormBound, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
+import { escapeTableWords, GpuUniversalQuantizedMatrix, ordinaryUniversalDecodeRatio, universalOperandLayout } from './universalOperand.js';
 import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 /*
@@ -148,10 +148,13 @@ export async function gpuQuantizeUniversalUnlocked(
     checkStatus(words, scheme.beta, length, options.rotate);
     const norms = sideValues.subarray(0, cols);
     norms.forEach((norm, j) => {
-      checkColumnNorm(norm, j);
+      checkColumnNorm(norm, j, options.center ? (sideValues[cols + j] as number) : null);
       if (options.center) checkColumnMean(sideValues[cols + j] as number, j);
     });
-    const maxColumnNorm = columnNormBound(norms, options.center ? sideValues.subarray(cols, 2 * cols) : null, n);
+    // The codes decode beyond ν_j by the code's error (far beyond it for a large β): bound that, as the CPU
+    // refuses a product by the decoded norms.
+    const decodeRatio = ordinaryUniversalDecodeRatio(scheme, blocksPerColumn, length);
+    const maxColumnNorm = columnNormBound(norms, options.center ? sideValues.subarray(cols, 2 * cols) : null, n, new Float64Array(cols).fill(decodeRatio));
 
     // Host: column offsets of the escape-id stream, the sorted non-root records.
     const columnStarts = new Uint32Array(cols);
@@ -202,6 +205,7 @@ export async function gpuQuantizeUniversalUnlocked(
         nonRootCount,
         hasMeans: options.center,
         maxColumnNorm,
+        decodeNormRatio: Math.max(ORDINARY_DECODE_RATIO, decodeRatio),
       },
       codes,
       escapeBits,

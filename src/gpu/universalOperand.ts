@@ -50,15 +50,15 @@ export interface GpuUniversalMatrix {
   readonly nonRootCount: number;
   readonly hasMeans: boolean;
   /**
-   * max_j ν_j (+ |μ_j|·√n when centred) for a matrix the GPU quantized from data; for an upload, ν_j
-   * times a bound on its column's decode for any codes (`universalColumnBounds`): products are
-   * refused when two such bounds multiply past 2^126.
+   * max_j ν_j times a bound on its column's decode (+ |μ_j|·√n when centred): for a matrix the GPU
+   * quantized from data, the ordinary codes' (`ordinaryUniversalDecodeRatio`); for an upload, any codes'
+   * (`universalColumnBounds`). Products are refused when two such bounds multiply past 2^126.
    */
   readonly maxColumnNorm: number;
   /**
-   * max_j of a bound on ‖ŵ_j‖/ν_j that holds for any codes a matrix may hold (set on upload,
-   * `universalColumnBounds`); absent for a matrix the GPU quantized from data, whose ordinary codes
-   * decode within ORDINARY_DECODE_RATIO. `gemvInputNormLimit` divides by it.
+   * max_j of a bound on ‖ŵ_j‖/ν_j, at least ORDINARY_DECODE_RATIO: for an upload one that holds for any
+   * codes the matrix may hold (`universalColumnBounds`), for a matrix the GPU quantized from data its
+   * ordinary codes' (`ordinaryUniversalDecodeRatio`). `gemvInputNormLimit` divides by it.
    */
   readonly decodeNormRatio?: number;
   readonly codes: GPUBuffer;
@@ -426,6 +426,17 @@ export function universalColumnBounds(
     maxColumnNorm: columnNormBound(m.norms, m.means, m.rows, ratios),
     decodeNormRatio: Math.max(ORDINARY_DECODE_RATIO, largestRatio),
   };
+}
+
+/**
+ * A bound on ‖ŵ_j‖/ν_j for the ordinary codes of a matrix quantized from data (by `GpuEngine.quantize`):
+ * each block decodes to its input plus an error of at most β·R (R the lattice's covering radius, in the
+ * block's λ units, which are ν_j·β/√N of the column), so ‖ŵ_j‖ ≤ ν_j·(1 + β·R·√(blocks/N)). Near 1.3–1.5
+ * for the presets, under ORDINARY_DECODE_RATIO; ≈ 38 for D3 at β = 64, where a product bounded by ν_j
+ * alone returned ±Infinity that the CPU (which decodes) refused.
+ */
+export function ordinaryUniversalDecodeRatio(scheme: UniversalLatticeScheme, blocksPerColumn: number, length: number): number {
+  return 1 + scheme.beta * latticeSpec(scheme.lattice).coveringRadius * Math.sqrt(blocksPerColumn / length);
 }
 
 /** The two u32 halves of a matrix's nonce, for the kernels' uniforms. */

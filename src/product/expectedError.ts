@@ -53,7 +53,9 @@ export function expectedProductError(qa: QuantizedMatrix, qb: QuantizedMatrix): 
 /**
  * The expected normalized error n·E‖ÂᵀB̂ − AᵀB‖²_F / (‖A‖²_F‖B‖²_F) of two universal matrices whose
  * columns have norms `‖A‖`, `‖B‖` (no centring): (D_A + D_B + D_A·D_B)·n/N, the figure `productNmse`
- * estimates. For Gaussian-like data of the same scheme on both sides this is 2D + D² times n/N.
+ * estimates. For Gaussian-like data of the same scheme on both sides this is 2D + D² times n/N. For one
+ * quantization passed twice (the Gram matrix ÂᵀÂ, whose diagonal is exact) it is that times
+ * 1 − Σ‖a_i‖⁴/‖A‖⁴_F, as `expectedProductError` counts it: 0 for one column.
  *
  * @example
  * expectedNmse(qa, qb); // 0.00898 for e8-q16 at a power-of-two n
@@ -63,10 +65,43 @@ export function expectedNmse(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   const b = universalOperand(qb, 'B');
   // The figure describes matmulAT(qa, qb): refuse the pairs it refuses.
   checkCompatible(a, b);
-  isSameQuantization(a, b);
+  const gram = isSameQuantization(a, b);
   const da = distortion(a);
   const db = distortion(b);
-  return ((da + db + da * db) * a.rows) / a.length;
+  const perPair = ((da + db + da * db) * a.rows) / a.length;
+  if (gram === null) return perPair;
+  // One quantization twice: the diagonal is exact (expectedProductError), leaving 1 − Σ‖a_i‖⁴/‖A‖⁴ of it.
+  const sa = squaredNorms(a);
+  const sum = total(sa);
+  let fourth = 0;
+  for (const s of sa) fourth += s * s;
+  return sum === 0 ? 0 : perPair * (1 - fourth / (sum * sum));
+}
+
+/**
+ * The constant c of `matmulAT`'s shrink, ĉ = max(0, 1 − c/‖Ĉ‖²_F): c = E − 2λ̄, with E =
+ * `expectedProductError(qa, qb)` and λ̄ a bound on the largest eigenvalue of the error's covariance over
+ * the product's entries. (1 − c/‖X‖²)X has a smaller mean squared error than X for Gaussian X whenever
+ * 0 < c ≤ 2(tr Σ − 2λ_max(Σ)) (James–Stein); c = E alone is outside that range when the error has few
+ * directions (a 1 × 1 product, a Gram matrix of 2 columns, parallel columns in a small product) and
+ * gave up to 1.5·E there. With column errors δa_i of covariance σ²_i·I (σ²_i = D_A‖a_i‖²/N, the
+ * universal code's white error), the error's variance along a unit W ∈ ℝ^(a×b) is at most
+ * max σ²_a·‖B‖²_F + max σ²_b·‖A‖²_F + N·max σ²_a·max σ²_b (the two linear terms and the product of
+ * errors are uncorrelated); for a Gram matrix (diagonal left out, W off-diagonal)
+ * 4·max σ²_a·‖A‖²_F + 2N·max σ⁴_a. Zero or less: no shrink. For b × b Gaussian columns c ≈ E·(1 − 4/b).
+ */
+export function shrinkConstant(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
+  const expected = expectedProductError(qa, qb); // refuses what the guarantee does not cover
+  const a = qa as UniversalLatticeMatrix;
+  const b = qb as UniversalLatticeMatrix;
+  const gram = isSameQuantization(a, b) !== null;
+  const sa = squaredNorms(a);
+  const sb = squaredNorms(b);
+  const n = a.length;
+  const largestA = (distortion(a) * Math.max(0, ...sa)) / n;
+  const largestB = (distortion(b) * Math.max(0, ...sb)) / n;
+  const bound = gram ? 4 * largestA * total(sa) + 2 * n * largestA * largestA : largestA * total(sb) + largestB * total(sa) + n * largestA * largestB;
+  return expected - 2 * bound;
 }
 
 function universalOperand(q: QuantizedMatrix, name: string): UniversalLatticeMatrix {

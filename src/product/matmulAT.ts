@@ -8,7 +8,7 @@ import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatri
 import { columnNormBound, decodeRotated } from './decodeRotated.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
-import { expectedProductError } from './expectedError.js';
+import { shrinkConstant } from './expectedError.js';
 import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
@@ -32,12 +32,15 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  *
  * `shrink: 'product'` (opt-in, universal schemes) trades the unbiasedness for a smaller error: the
  * estimate (its off-diagonal part for a Gram matrix, before the exact mean term) is multiplied by
- * ĉ = max(0, 1 − E/‖Ĉ‖²_F) with E = `expectedProductError(qa, qb)`, a positive-part James–Stein
- * factor estimated on the product itself, so it needs nothing about A and B beyond what the codes
- * store. Since E‖Ĉ‖² = ‖AᵀB‖² + E, ĉ estimates the optimal ‖AᵀB‖²/(‖AᵀB‖² + E): on Gaussian data
- * the normalized error drops from V = 2D + D² to about V/(1 + V), which matters at low rates (e8-2bit:
- * 0.248 → 0.20). There is no exact identity for the shrunk error; it is below E up to the factor's
- * own estimation noise (measured in test/product/shrink.test.ts).
+ * ĉ = max(0, 1 − c/‖Ĉ‖²_F), a positive-part James–Stein factor estimated on the product itself, so it
+ * needs nothing about A and B beyond what the codes store. c is E = `expectedProductError(qa, qb)` less
+ * twice a bound on the error's largest variance along one direction (`shrinkConstant`: c ≈ E·(1 − 4/b)
+ * for b × b Gaussian columns; no shrink at all where c ≤ 0, as for a 1 × 1 or 1 × 2 product or a Gram
+ * matrix of 2 columns, where c = E made the error up to 1.5·E). Since E‖Ĉ‖² = ‖AᵀB‖² + E, ĉ estimates
+ * about ‖AᵀB‖²/(‖AᵀB‖² + E): on Gaussian data the normalized error drops from V = 2D + D² to about
+ * V/(1 + V), which matters at low rates (e8-2bit: 0.248 → 0.20). There is no exact identity for the
+ * shrunk error; for Gaussian errors this c keeps it below E (James–Stein), and it is measured below E
+ * on adversarial families and small products (test/product/shrink.test.ts).
  *
  * @example
  * const c = matmulAT(quantize(a, { scheme: 'd3-q6' }), quantize(b, { scheme: 'd3-q6' }));
@@ -102,14 +105,15 @@ function resolveShrink(options: MatmulOptions): boolean {
   return shrink === 'product';
 }
 
-/** Multiplies the estimate (without the diagonal of a Gram matrix) by max(0, 1 − E/‖Ĉ‖²). */
+/** Multiplies the estimate (without the diagonal of a Gram matrix) by max(0, 1 − c/‖Ĉ‖²), c = `shrinkConstant`. */
 function shrinkProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, gram: boolean, out: Float32Array): void {
-  const expected = expectedProductError(qa, qb); // refuses non-universal operands and time-sharing
+  const constant = shrinkConstant(qa, qb); // refuses non-universal operands and time-sharing
   let energy = 0;
   for (let jb = 0; jb < qb.cols; jb++) {
     for (let ia = 0; ia < qa.cols; ia++) if (!gram || ia !== jb) energy += (out[jb * qa.cols + ia] as number) ** 2;
   }
-  const factor = energy > 0 ? Math.max(0, 1 - expected / energy) : 1;
+  // No shrink where c ≤ 0: the error has too few directions for any factor from the product to help.
+  const factor = energy > 0 && constant > 0 ? Math.max(0, 1 - constant / energy) : 1;
   for (let jb = 0; jb < qb.cols; jb++) {
     for (let ia = 0; ia < qa.cols; ia++) {
       const k = jb * qa.cols + ia;

@@ -43,6 +43,11 @@ export interface LatticeSpec {
    * Z 1/12). The universal quantizer's error per coordinate is β²σ² exactly.
    */
   readonly secondMoment: number;
+  /**
+   * R(Λ): the largest distance from a point of space to Λ, in λ units (D3 and E8 1, Z^8 √2). A
+   * universal code's decoded block is its input plus an error of norm at most β·R (in the block's units).
+   */
+  readonly coveringRadius: number;
   /** The lattice id of the WGSL decoders (LATTICE_D3, LATTICE_E8, LATTICE_Z8 in shaders/lattice_decode.wgsl). */
   readonly gpuId: number;
   /** Largest denominator of the exact integer nearest-point routines (E8 compares squared distances). */
@@ -82,6 +87,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = /*#__PURE__*/ (() => O
     name: 'D3',
     lattice: D3,
     secondMoment: 1 / 8,
+    coveringRadius: 1,
     gpuId: 0,
     maxDenominator: 2 ** 29,
     dither: { words: 1, fields: [byte(0, 0), byte(0, 1), { word: 0, shift: 23, bits: 9 }] },
@@ -90,6 +96,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = /*#__PURE__*/ (() => O
     name: 'E8',
     lattice: E8,
     secondMoment: 929 / 12960,
+    coveringRadius: 1,
     gpuId: 1,
     maxDenominator: 2 ** 24,
     dither: {
@@ -110,6 +117,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = /*#__PURE__*/ (() => O
     name: 'Z',
     lattice: zLattice(8),
     secondMoment: 1 / 12,
+    coveringRadius: Math.SQRT2,
     gpuId: 2,
     maxDenominator: 2 ** 29,
     dither: { words: 2, fields: [0, 1, 2, 3].flatMap((i) => [byte(0, i), byte(1, i)]) },

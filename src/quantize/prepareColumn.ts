@@ -68,13 +68,22 @@ export function isSupportedColumnNorm(norm: number): boolean {
 }
 
 /** Refuses a column norm outside the documented range, naming the column. */
-export function checkColumnNorm(norm: number, column: number): void {
+export function checkColumnNorm(norm: number, column: number, mean: number | null = null): void {
   check(
     isSupportedColumnNorm(norm),
     () =>
-      `column ${column} has norm ${norm.toExponential(3)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
+      `column ${column} has norm ${norm.toExponential(3)}${centredNote(mean)}, outside the supported range [2^−100, 2^100] ≈ [7.9e-31, 1.3e30]; ` +
       COLUMN_NORM_ADVICE,
   );
+}
+
+/**
+ * For a centred column, which mean its norm is left around. A constant column's f32 mean can miss the
+ * constant by an ulp, leaving a norm of ≈ 10⁻⁷ of the column's: below 2^−100 for a constant below
+ * ≈ 2^−77, where the refusal would otherwise read as nonsense (a norm for a constant column).
+ */
+function centredNote(mean: number | null): string {
+  return mean === null ? '' : ` once its mean ${mean.toExponential(3)} is subtracted (a constant column keeps the rounding error of its f32 mean)`;
 }
 
 /** The end of `checkColumnNorm`'s message: the remedy for a caller who holds the matrix (the CLI restates it). */
@@ -92,8 +101,11 @@ export function checkColumnMean(mean: number, column: number): void {
 }
 
 /**
- * The largest product of two norms whose entries ÂᵀB̂ stay finite in f32: |Ĉ_ij| ≤ ‖a_i‖‖b_j‖·(1 + ε)
- * with ε the relative error bound of the code (well below 1), and f32 reaches 2^128.
+ * The largest product of two decoded column norms whose entries ÂᵀB̂ stay finite in f32: |Ĉ_ij| ≤
+ * ‖â_i‖‖b̂_j‖, and f32 reaches 2^128. The CPU checks the decoded norms; the GPU, which does not decode
+ * on the host, bounds on them (ν_j times the code's decode ratio: ≈ 1.3–1.5 for the universal presets,
+ * ≈ 38 for D3 at β = 64), so it may refuse a product near this limit that the CPU accepts, never the
+ * reverse.
  */
 export const MAX_NORM_PRODUCT = 2 ** 126;
 

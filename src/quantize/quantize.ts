@@ -151,7 +151,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
-    checkColumnNorm(norms[j] as number, j);
+    checkColumnNorm(norms[j] as number, j, means === null ? null : (means[j] as number));
     if (means) checkColumnMean(means[j] as number, j);
     const gain = scaledNorm === 0 ? 0 : Math.fround(numerator / scaledNorm);
     const keys = columnKeys(nonce, j);
@@ -257,7 +257,7 @@ function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme)
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
-    checkColumnNorm(norms[j] as number, j);
+    checkColumnNorm(norms[j] as number, j, means === null ? null : (means[j] as number));
     if (means) checkColumnMean(means[j] as number, j);
     if (scaledNorm === 0) {
       fixed.fill(0);

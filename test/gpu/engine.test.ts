@@ -488,6 +488,47 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  it.each([
+    ['D3, q = 3, β = 64', { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 3, beta: 64 }],
+    ['D3, q = 3, β = 16', { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 3, beta: 16 }],
+    ['E8, q = 4, β = 32', { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 32 }],
+    ['e8-2bit', 'e8-2bit'],
+    ['d3-q6', 'd3-q6'],
+  ] as const)('bounds a GPU-quantized universal matrix by its decoded norms (%s): a product that could leave f32 is refused, not ±Infinity', async (_, scheme) => {
+    const a0 = gaussianMatrix(64, 4, 1);
+    const b0 = gaussianMatrix(64, 4, 2);
+    const columnNorms = (m: Matrix) => Array.from({ length: m.cols }, (_, j) => Math.hypot(...m.data.subarray(j * m.rows, (j + 1) * m.rows)));
+    // Scaled so that max‖a_i‖·max‖b_j‖ = 0.95·2^126: inside the range by the inputs' norms alone.
+    const s = Math.sqrt((0.95 * 2 ** 126) / (Math.max(...columnNorms(a0)) * Math.max(...columnNorms(b0))));
+    const a = { ...a0, data: a0.data.map((v) => v * s) };
+    const b = { ...b0, data: b0.data.map((v) => v * s) };
+    const qa = quantize(a, { scheme, seed: 1, nonce: 1n });
+    const qb = quantize(b, { scheme, seed: 1, nonce: 2n });
+    const ga = await engine.quantize(a, { scheme, seed: 1, nonce: 1n });
+    const gb = await engine.quantize(b, { scheme, seed: 1, nonce: 2n });
+    try {
+      // The bound holds: no decoded column is longer (the GPU refuses by it, the CPU by the decoded norms).
+      for (const [q, g] of [[qa, ga], [qb, gb]] as const) expect(g.maxColumnNorm).toBeGreaterThanOrEqual(Math.max(...columnNorms(dequantize(q))) * (1 - 1e-6));
+      const decodedProduct = Math.max(...columnNorms(dequantize(qa))) * Math.max(...columnNorms(dequantize(qb)));
+      let cpu: Matrix | null = null;
+      try {
+        cpu = matmulAT(qa, qb);
+      } catch (error) {
+        expect(String(error)).toMatch(/beyond the f32 range/);
+      }
+      const gpu = await engine.matmulAT(ga, gb).then((c) => c, (error: unknown) => error);
+      if (gpu instanceof Error) expect(gpu.message).toMatch(/beyond the f32 range/);
+      else expect(Array.from((gpu as Matrix).data).every(Number.isFinite), `GPU product ${Array.from((gpu as Matrix).data).slice(0, 4)}`).toBe(true);
+      // What the CPU refuses the GPU refuses too (it may refuse more, near the limit).
+      if (cpu === null) expect(gpu).toBeInstanceOf(LatticeMatmulError);
+      // Large β decodes far beyond the norms: the case that returned ±Infinity.
+      if (typeof scheme !== 'string') expect(decodedProduct).toBeGreaterThan(2 ** 128);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
   it('refuses what it cannot do, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 2, 1);
     await expect(engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
@@ -673,8 +714,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       const root = Math.sqrt(q.length);
       const spec = latticeSpec(q.scheme.lattice);
       let normBound = 0;
+      // A universal block decodes within β·R of its input (covering radius R = 1 for D3 and E8, in λ units).
+      const universalRatio = q.mode === 'universal' ? 1 + q.scheme.beta * Math.sqrt(q.blocksPerColumn / q.length) : 1;
       for (let j = 0; j < q.cols; j++) {
-        const scale = q.mode === 'universal' || q.gains === null ? 1 : Math.abs(q.gains[j] as number);
+        const scale = q.mode === 'universal' || q.gains === null ? universalRatio : Math.abs(q.gains[j] as number);
         normBound = Math.max(normBound, (q.norms[j] as number) * scale + (q.means === null ? 0 : Math.abs(q.means[j] as number) * Math.sqrt(q.rows)));
       }
       const perNormOfX =
@@ -689,8 +732,11 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
         const expected = ordinary(q);
         if (w === gpuQuantized) {
-          // Codes the GPU made from data are ordinary: a decode within ν (the product range) and 2ν (the GEMV's sums).
-          expect(w.maxColumnNorm).toBe(expected.normBound);
+          // Codes the GPU made from data are ordinary: a decode within ν·(1 + β·R·√(blocks/N)) (universal; ν·|γ|
+          // deterministic) for the product range, within 2ν for the GEMV's sums.
+          expect(w.maxColumnNorm).toBeCloseTo(expected.normBound, 12 - Math.ceil(Math.log10(expected.normBound)));
+          const decoded = dequantize(q);
+          for (let j = 0; j < q.cols; j++) expect(Math.hypot(...decoded.data.subarray(j * q.rows, (j + 1) * q.rows))).toBeLessThanOrEqual(w.maxColumnNorm);
           expect(gemvInputNormLimit(w)).toBe(expected.limit);
         } else {
           // An upload may hold any codes (a crafted container): its bounds assume their worst decode,

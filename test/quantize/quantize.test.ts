@@ -467,6 +467,20 @@ describe('quantize: scale invariance', () => {
     }
   });
 
+  it('a centred constant column of 1e-25 is refused naming the mean its norm is left around, and the advice works', () => {
+    // Its f32 mean misses 1e-25 by an ulp: the column keeps ≈ 10⁻⁷ of itself, below 2^−100.
+    const constant = { rows: 7, cols: 1, data: new Float32Array(7).fill(1e-25) };
+    for (const scheme of ['e8-4bit', 'd3-q6', 'd3-q6-deterministic'] as SchemeName[]) {
+      expect(() => quantize(constant, { scheme, center: true })).toThrow(
+        /^column 0 has norm \S+ once its mean 1\.000e-25 is subtracted \(a constant column keeps the rounding error of its f32 mean\), outside the supported range .*multiply the matrix by a power of two first/,
+      );
+      // Scaled up as the message says, it quantizes (the codes do not depend on the scale).
+      expect(quantize({ ...constant, data: constant.data.map((v) => v * 2 ** 80) }, { scheme, center: true }).cols).toBe(1);
+    }
+    // Not centred, the message has no mean in it.
+    expect(() => quantize({ rows: 7, cols: 1, data: new Float32Array(7).fill(1e-40) }, { scheme: 'e8-4bit' })).toThrow(/^column 0 has norm \S+, outside/);
+  });
+
   it('int4-g32 refuses data its fp16 group scales cannot hold, at both ends, instead of returning zeros', () => {
     expect(() => quantize(scaled(a, 1e-30), { scheme: 'int4-g32' })).toThrow(/fp16/);
     expect(() => quantize(scaled(a, 1e30), { scheme: 'int4-g32' })).toThrow(LatticeMatmulError);

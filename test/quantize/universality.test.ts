@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { matmulATExact, type Matrix } from '../../src/matrix.js';
+import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
 import { expectedNmse, expectedProductError } from '../../src/product/expectedError.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -161,6 +161,28 @@ describe('expectedProductError', () => {
     }
     const d = 0.25 ** 2 * (929 / 12960);
     expect(expectedProductError(qa, qa)).toBeCloseTo(((2 * d + d * d) * (sum * sum - fourth)) / qa.length, 10);
+  });
+
+  it.each([1, 2, 4])('expectedNmse(qa, qa) is the Gram matrix ÂᵀÂ\'s NMSE, as measured over 120 nonces (%i columns)', (cols) => {
+    const m = gaussianMatrix(256, cols, 5);
+    const ratios: number[] = [];
+    let predicted = 0;
+    for (let s = 0; s < 120; s++) {
+      const q = quantize(m, { scheme: 'e8-3bit', seed: 3, nonce: BigInt(s + 1) });
+      predicted = expectedNmse(q, q);
+      ratios.push(productNmse(matmulAT(q, q), m, m));
+    }
+    const mean = ratios.reduce((x, y) => x + y, 0) / ratios.length;
+    if (cols === 1) {
+      // One column: ÂᵀÂ is its diagonal, exact but for f32 rounding.
+      expect(predicted).toBe(0);
+      expect(mean).toBeLessThan(1e-10);
+      return;
+    }
+    const sd = Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (ratios.length - 1));
+    expect(Math.abs(mean - predicted), `measured ${mean}, predicted ${predicted}`).toBeLessThanOrEqual((5 * sd) / Math.sqrt(ratios.length));
+    // Not the independent pair's figure (what it returned before): that is 2 (cols 2) or 4/3 (cols 4) times more.
+    expect(predicted).toBeLessThan(0.8 * expectedNmse(quantize(m, { scheme: 'e8-3bit', seed: 3, nonce: 1n }), quantize(m, { scheme: 'e8-3bit', seed: 3, nonce: 2n })));
   });
 
   it('refuses deterministic and scalar operands and time-sharing, with the reason', () => {
