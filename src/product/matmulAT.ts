@@ -34,7 +34,7 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * estimate (its off-diagonal part for a Gram matrix, before the exact mean term) is multiplied by
  * ĉ = max(0, 1 − c/‖Ĉ‖²_F), a positive-part James–Stein factor estimated on the product itself, so it
  * needs nothing about A and B beyond what the codes store. c is E = `expectedProductError(qa, qb)` less
- * twice a bound on the error's largest variance along one direction (`shrinkConstant`: c ≈ E·(1 − 4/b)
+ * twice a bound on the error's largest variance along one direction (from the stored norms: c ≈ E·(1 − 4/b)
  * for b × b Gaussian columns; no shrink at all where c ≤ 0, as for a 1 × 1 or 1 × 2 product or a Gram
  * matrix of 2 columns, where c = E made the error up to 1.5·E). Since E‖Ĉ‖² = ‖AᵀB‖² + E, ĉ estimates
  * about ‖AᵀB‖²/(‖AᵀB‖² + E): on Gaussian data the normalized error drops from V = 2D + D² to about
