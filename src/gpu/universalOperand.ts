@@ -431,7 +431,7 @@ export function universalColumnBounds(
 /**
  * A bound on ‖ŵ_j‖/ν_j for the ordinary codes of a matrix quantized from data (by `GpuEngine.quantize`):
  * each block decodes to its input plus an error of at most β·R (R the lattice's covering radius, in the
- * block's λ units, which are ν_j·β/√N of the column), so ‖ŵ_j‖ ≤ ν_j·(1 + β·R·√(blocks/N)). Near 1.3–1.5
+ * block's λ units, which are ν_j·β/√N of the column), so ‖ŵ_j‖ ≤ ν_j·(1 + β·R·√(blocks/N)). From 1.05 (e8-5bit) to 1.45
  * for the presets, under ORDINARY_DECODE_RATIO; ≈ 38 for D3 at β = 64, where a product bounded by ν_j
  * alone returned ±Infinity that the CPU (which decodes) refused.
  */
