@@ -98,8 +98,8 @@ export function shrinkConstant(qa: QuantizedMatrix, qb: QuantizedMatrix): number
   const sa = squaredNorms(a);
   const sb = squaredNorms(b);
   const n = a.length;
-  const largestA = (distortion(a) * Math.max(0, ...sa)) / n;
-  const largestB = (distortion(b) * Math.max(0, ...sb)) / n;
+  const largestA = (distortion(a) * largest(sa)) / n;
+  const largestB = (distortion(b) * largest(sb)) / n;
   const bound = gram ? 4 * largestA * total(sa) + 2 * n * largestA * largestA : largestA * total(sb) + largestB * total(sa) + n * largestA * largestB;
   return expected - 2 * bound;
 }
@@ -116,6 +116,13 @@ function universalOperand(q: QuantizedMatrix, name: string): UniversalLatticeMat
 
 function distortion(q: UniversalLatticeMatrix): number {
   return universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta).distortion;
+}
+
+/** The largest value, 0 for none: a loop, since Math.max(...values) overflows the stack past ≈ 125 000 values (a vocabulary's columns). */
+function largest(values: Float64Array): number {
+  let most = 0;
+  for (const v of values) most = Math.max(most, v);
+  return most;
 }
 
 function squaredNorms(q: UniversalLatticeMatrix): Float64Array {

@@ -95,7 +95,9 @@ export function reverseWaterfillingDistortion(eigenvalues: ArrayLike<number>, si
     return r / n;
   };
   // Rate decreases in t; bisection between a t with too much rate and the largest log variance.
-  let hi = Math.max(...logVariances);
+  // A loop, not Math.max(...logVariances): spreading overflows the stack past ≈ 125 000 values.
+  let hi = -Infinity;
+  for (const v of logVariances) hi = Math.max(hi, v);
   let lo = hi - 2 * Math.LN2 * (rate * (n / logVariances.length) + 1) - 1;
   while (rateAt(lo) < rate) lo -= 10;
   for (let iteration = 0; iteration < 200 && hi - lo > 1e-13 * Math.max(1, Math.abs(hi)); iteration++) {

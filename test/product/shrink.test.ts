@@ -139,4 +139,18 @@ describe("matmulAT shrink: 'product'", () => {
       expect(Math.abs((shrunk.data[k] as number) - (exact.data[k] as number))).toBeLessThan(0.02 * Math.abs(exact.data[k] as number));
     }
   });
+
+  // An LM head's vocabulary (128 256 columns) is past what Math.max(...values) takes: the largest
+  // column error used to be found by spreading the norms, a RangeError ("Maximum call stack size exceeded").
+  it('takes a matrix of 130 001 columns (more than a spread argument list holds)', () => {
+    const qa = quantize(gaussianMatrix(8, 1, 6), { scheme: 'e8-2bit', seed: 1, nonce: 1 });
+    const qb = quantize(gaussianMatrix(8, 130_001, 5), { scheme: 'e8-2bit', seed: 1, nonce: 2 });
+    const plain = matmulAT(qa, qb);
+    const shrunk = matmulAT(qa, qb, { shrink: 'product' });
+    // One factor for the whole product, in (0, 1]: ĉ = max(0, 1 − c/‖Ĉ‖²)·Ĉ.
+    const factor = (shrunk.data[0] as number) / (plain.data[0] as number);
+    expect(factor).toBeGreaterThan(0);
+    expect(factor).toBeLessThanOrEqual(1);
+    for (const k of [1, 4097, 130_000]) expect((shrunk.data[k] as number) / (plain.data[k] as number)).toBeCloseTo(factor, 5);
+  });
 });

@@ -69,6 +69,12 @@ describe('weight-only limit', () => {
     expect(() => reverseWaterfillingDistortion(lambda, sigmaW2, rate)).toThrow(/the distortion .* is outside the range of a double/);
   });
 
+  it('reverse waterfilling takes more eigenvalues than a spread argument list holds (200 000)', () => {
+    // Equal components are all active: D = σ_W²·2^(−2R). The bisection's upper end was Math.max(...values),
+    // a RangeError ("Maximum call stack size exceeded") past ≈ 125 000 values.
+    expect(reverseWaterfillingDistortion(new Float64Array(200_000).fill(1), 3, 2)).toBeCloseTo(3 / 16, 12);
+  });
+
   it('gap and AM/GM in bits', () => {
     expect(gapBits(4, 1)).toBe(1);
     expect(amGmBits([2, 2, 2])).toBe(0);
