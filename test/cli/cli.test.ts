@@ -31,7 +31,7 @@ const noGpu = await gpuUnavailableReason();
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [...cliArgs, ...args], { cwd: root, timeout: 120_000 });
+    const { stdout, stderr } = await exec(process.execPath, [...cliArgs, ...args], { cwd: root, timeout: 120_000, maxBuffer: 2 ** 26 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failure = error as { code?: number; stdout?: string; stderr?: string };
@@ -184,6 +184,19 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/a\.weight\s+F32\s+\[33, 200\]\s+yes/);
     expect(stdout).toMatch(/a\.bias\s+F32\s+\[33\]\s+no/);
   });
+
+  // Its table's column widths were Math.max(...widths of every row): a RangeError ("Maximum call stack
+  // size exceeded") past ≈ 125 000 rows, where a file's header allows millions of tensors.
+  it('inspect lists a file of 130 001 tensors', async () => {
+    const path = join(work, 'many-tensors.safetensors');
+    const tensors: Record<string, SafetensorsTensorInput> = {};
+    for (let i = 0; i <= 130_000; i++) tensors[`t${i}`] = { dtype: 'F32', shape: [1], data: new Float32Array([i]) };
+    await writeSafetensorsFile(path, tensors);
+    const { code, stdout, stderr } = await cli('inspect', path);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^tensor {3}dtype {2}shape {2}quantizable\n/m); // widths from all 130 001 rows
+    expect(stdout).toMatch(/^t130000 {2}F32 {4}\[1\] {4}no$/m);
+  }, 120_000);
 
   it.each([
     ['a "checksum" of its own', { checksum: 'deadbeef', format: 'pt' }],
