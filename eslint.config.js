@@ -15,6 +15,21 @@ export default tseslint.config(
     },
   },
   {
+    // The library takes users' sizes.
+    files: ['src/**/*.ts'],
+    rules: {
+      // Math.max(...values) passes every value as an argument: past ≈ 125 000 of them (a vocabulary's
+      // columns, a file's tensors) it throws "Maximum call stack size exceeded". Fold with a loop or reduce.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.object.name='Math'][callee.property.name=/^(max|min)$/] > SpreadElement",
+          message: 'Math.max/min(...values) overflows the stack past ≈ 125 000 values: fold with a loop or reduce',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },

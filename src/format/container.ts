@@ -1177,7 +1177,7 @@ function decodeDeterministic(name: string, f: DeterministicFields, get: Get, opt
   }
   if (!sameWords(packField(indices, indexBits, blocksPerColumn, cols).words, stored.scaleIndices)) fail('scale indices: unused bits of the packed words are not zero');
   // ‖x̂_j‖ ≤ ν_j·|γ_j|·unit·k_max·q·R: every block decodes to (ν/√N)·γ·unit·k·L/s with ‖L/s‖ ≤ q·R.
-  const largestMultiple = Math.max(...f.multiples.map(Math.abs));
+  const largestMultiple = f.multiples.reduce((most, k) => Math.max(most, Math.abs(k)), 0);
   for (let j = 0; j < cols; j++) {
     const gain = gains === null ? 1 : Math.abs(gains[j] as number);
     checkColumnBound(fail, j, (norms[j] as number) * gain * f.unit * largestMultiple * f.scheme.q * LEADER_RADIUS);

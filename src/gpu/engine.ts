@@ -548,7 +548,7 @@ export function gemvInputNormLimit(w: GpuLatticeMatrix): number {
   const ratio = gemvDecodeRatio(w);
   const perNormOfX =
     w.mode === 'universal'
-      ? root * ((ratio * DITHER_GRID) / w.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
+      ? root * ((ratio * DITHER_GRID) / w.scheme.beta + spec.dither.fields.reduce((most, field) => Math.max(most, 2 ** (field.bits - 1)), 0))
       : (ratio * spec.pointScale * root) / w.unit;
   return 2 ** 127 / Math.max(root, perNormOfX);
 }

@@ -248,7 +248,7 @@ export function columnSideWindows(
 
 /** max |k| over the scale multiples of `m`. */
 export function largestMultiple(m: Pick<GpuDeterministicMatrix, 'multiples'>): number {
-  return Math.max(...Array.from(m.multiples, Math.abs));
+  return Array.from(m.multiples).reduce((most, k) => Math.max(most, Math.abs(k)), 0);
 }
 
 const I32_MAX = 0x7fffffff;

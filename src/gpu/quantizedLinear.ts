@@ -442,7 +442,7 @@ export class QuantizedLinear {
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     const label = labelOption(options.label, `group of ${layers.length} layers`);
     const prepared = new PreparedCache(maxPrepared);
-    const maxTokens = Math.min(...layers.map((layer) => layer.maxTokens));
+    const maxTokens = layers.reduce((fewest, layer) => Math.min(fewest, layer.maxTokens), Infinity);
     const rotationKeys = new Set(layers.flatMap((layer) => layer.rotation()?.key ?? []));
     let destroyed = false;
 

@@ -111,7 +111,7 @@ export function recordColumnGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   const maxBinding = Math.min(call.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const xWindow = bindingWindow(call.x.offset, call.x.bytes, alignment);
   check(xWindow.size <= maxBinding, () => `${kernel}: x (${call.x.bytes / 4} f32) is larger than one storage binding (${maxBinding} bytes)`);
-  const columnsPerChunk = Math.min(...call.weights.map((stream) => itemsPerBinding(stream.bytesPerColumn, maxBinding, alignment)), itemsPerBinding(4, maxBinding, alignment));
+  const columnsPerChunk = call.weights.reduce((fewest, stream) => Math.min(fewest, itemsPerBinding(stream.bytesPerColumn, maxBinding, alignment)), itemsPerBinding(4, maxBinding, alignment));
   const pass = encoder.beginComputePass({ label: kernel });
   pass.setPipeline(call.pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
