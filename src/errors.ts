@@ -14,7 +14,7 @@ export function check(condition: boolean, message: string | (() => string)): ass
 
 /** The error of an aborted operation: "`what` was aborted", with the signal's reason when it has one. */
 export function abortedError(signal: AbortSignal, what: string): LatticeMatmulError {
-  return new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${String(signal.reason)}`}`);
+  return new LatticeMatmulError(`${what} was aborted${signal.reason === undefined ? '' : `: ${textOf(signal.reason)}`}`);
 }
 
 /**
@@ -88,9 +88,17 @@ export function unicodeEscape(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
+// A typed array's name and size from its internal slots: its own prototype (hence `constructor` and
+// `byteLength`) may be anything, even null.
+const typedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const typedArrayTag = Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbol.toStringTag)?.get;
+const typedArrayBytes = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')?.get;
+const dataViewBytes = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')?.get;
+
 /**
  * A short description of any value for an error message. Never throws (a symbol in a template string
- * would) and never prints a whole array or object.
+ * would, and so would `String` of an object without a prototype, a typed array whose prototype was
+ * removed, or a revoked proxy) and never prints a whole array or object.
  */
 export function describeValue(value: unknown): string {
   // Quoting shows control characters and quotes in hostile names instead of printing them.
@@ -99,7 +107,25 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'symbol') return 'a symbol';
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (ArrayBuffer.isView(value)) return `a ${value.constructor.name} of ${value.byteLength} bytes`;
-  return typeof value === 'object' ? 'an object' : String(value);
+  if (typeof value !== 'object') return String(value); // number, boolean
+  try {
+    if (Array.isArray(value)) return `an array of length ${value.length}`;
+    if (ArrayBuffer.isView(value)) {
+      const name = typedArrayTag?.call(value) as string | undefined; // undefined for a DataView
+      const bytes = (name === undefined ? dataViewBytes : typedArrayBytes)?.call(value) as number;
+      return `a ${name ?? 'DataView'} of ${bytes} bytes`;
+    }
+  } catch {
+    // A revoked proxy throws on Array.isArray.
+  }
+  return 'an object';
+}
+
+/** `String(value)` where it does not throw (an Error, a DOMException, a string), else `describeValue`. */
+export function textOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return describeValue(value);
+  }
 }

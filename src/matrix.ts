@@ -87,7 +87,7 @@ export function largestColumnNorm(x: Matrix): number {
 
 /** Column `j` of `m` as a view (no copy). */
 export function column(m: Matrix, j: number): Float32Array {
-  check(Number.isInteger(j) && j >= 0 && j < m.cols, () => `column index must be an integer in [0, ${m.cols}), got ${j}`);
+  check(Number.isInteger(j) && j >= 0 && j < m.cols, () => `column index must be an integer in [0, ${m.cols}), got ${describeValue(j)}`);
   return m.data.subarray(j * m.rows, (j + 1) * m.rows);
 }
 
@@ -116,7 +116,7 @@ export function matmulATExact(a: Matrix, b: Matrix): Matrix {
 function exactProductF64(a: Matrix, b: Matrix): Float64Array {
   checkMatrix(a, 'A');
   checkMatrix(b, 'B');
-  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${describeValue(a.rows)} and ${describeValue(b.rows)})`);
   const n = a.rows;
   const out = new Float64Array(a.cols * b.cols);
   for (let j = 0; j < b.cols; j++) {

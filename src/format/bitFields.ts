@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /*
  * Dense bit packing of unsigned fields into u32 words, the layout of the universal code's streams on
@@ -15,7 +15,7 @@ export function streamWords(count: number, bits: number): number {
 }
 
 function checkBits(bits: number): void {
-  check(Number.isInteger(bits) && bits >= 1 && bits <= 32, () => `field bits must be an integer in 1..32, got ${bits}`);
+  check(Number.isInteger(bits) && bits >= 1 && bits <= 32, () => `field bits must be an integer in 1..32, got ${describeValue(bits)}`);
 }
 
 /** ORs `value` (< 2^bits, bits ≤ 32) into the stream starting at word `wordOffset`, at bit `bit`. */

@@ -1321,7 +1321,7 @@ function isTypedArray<T>(value: unknown, type: new (length: number) => T, length
 
 function checkShape(matrix: QuantizedMatrix, what: string): void {
   for (const key of ['rows', 'cols', 'length', 'keptLength', 'seed'] as const) {
-    check(Number.isSafeInteger(matrix[key]) && matrix[key] >= 0, () => `${what}: ${key} must be a non-negative integer, got ${String(matrix[key])}`);
+    check(Number.isSafeInteger(matrix[key]) && matrix[key] >= 0, () => `${what}: ${key} must be a non-negative integer, got ${describeValue(matrix[key])}`);
   }
 }
 

@@ -12,6 +12,8 @@
  * on it.
  */
 
+import { check, describeValue } from '../errors.js';
+
 /** The 256-entry table of the byte-at-a-time algorithm. */
 const TABLE = (() => {
   const table = new Uint32Array(256);
@@ -29,7 +31,7 @@ const TABLE = (() => {
  * @example
  * crc32(new TextEncoder().encode('123456789')); // 0xCBF43926, the standard check value
  */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+export function crc32(bytes: Uint8Array, start = 0, end = bytes?.length): number {
   return crc32Continue(0, bytes, start, end);
 }
 
@@ -40,7 +42,14 @@ export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number 
  * @example
  * const whole = crc32Continue(crc32(first), second); // = crc32 of first followed by second
  */
-export function crc32Continue(previous: number, bytes: Uint8Array, start = 0, end = bytes.length): number {
+export function crc32Continue(previous: number, bytes: Uint8Array, start = 0, end = bytes?.length): number {
+  check(bytes instanceof Uint8Array, () => `crc32: bytes must be a Uint8Array, got ${describeValue(bytes)}`);
+  check(Number.isInteger(previous) && previous >= 0 && previous <= 0xffffffff, () => `crc32Continue: previous must be a CRC-32 (an integer in [0, 2^32 − 1]), got ${describeValue(previous)}`);
+  // Past the end, bytes[k] would read undefined, as 0: the CRC of bytes that are not there.
+  check(
+    Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= bytes.length,
+    () => `crc32: the range [${describeValue(start)}, ${describeValue(end)}) is not within the ${bytes.length} bytes`,
+  );
   let c = (previous ^ 0xffffffff) >>> 0;
   for (let k = start; k < end; k++) c = (TABLE[(c ^ (bytes[k] as number)) & 0xff] as number) ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

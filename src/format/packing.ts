@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /**
  * Packing of per-block fields (codes, scale indices) into u32 words, the layout the GPU kernels
@@ -18,13 +18,15 @@ export interface PackedField {
 
 /** Values per word and words per column for `blocksPerColumn` values of `bits` bits. */
 export function packedLayout(bits: number, blocksPerColumn: number): { perWord: number; wordsPerColumn: number } {
-  check(Number.isInteger(bits) && bits >= 1 && bits <= 32, () => `packed field bits must be 1..32, got ${bits}`);
+  check(Number.isInteger(bits) && bits >= 1 && bits <= 32, () => `packed field bits must be 1..32, got ${describeValue(bits)}`);
   const perWord = Math.floor(32 / bits);
   return { perWord, wordsPerColumn: Math.ceil(blocksPerColumn / perWord) };
 }
 
 /** Packs `values` (cols × blocksPerColumn, column-major) with `bits` bits each. */
 export function packField(values: ArrayLike<number>, bits: number, blocksPerColumn: number, cols: number): PackedField {
+  check(typeof values === 'object' && values !== null && Number.isSafeInteger(values.length), () => `packField: values must be an array or typed array, got ${describeValue(values)}`);
+  checkCounts(blocksPerColumn, cols, 'packField');
   check(values.length === blocksPerColumn * cols, () => `packField: ${values.length} values, expected ${blocksPerColumn * cols}`);
   const { perWord, wordsPerColumn } = packedLayout(bits, blocksPerColumn);
   const words = new Uint32Array(wordsPerColumn * cols);
@@ -43,6 +45,8 @@ export function packField(values: ArrayLike<number>, bits: number, blocksPerColu
 
 /** Inverse of {@link packField}; returns a Uint32Array of cols × blocksPerColumn values. */
 export function unpackField(field: PackedField, blocksPerColumn: number, cols: number): Uint32Array {
+  check(typeof field === 'object' && field !== null && field.words instanceof Uint32Array, () => `unpackField: field must be a PackedField (packField's result), got ${describeValue(field)}`);
+  checkCounts(blocksPerColumn, cols, 'unpackField');
   const { perWord, wordsPerColumn } = packedLayout(field.bits, blocksPerColumn);
   check(field.words.length === wordsPerColumn * cols, () => `unpackField: ${field.words.length} words, expected ${wordsPerColumn * cols}`);
   const out = new Uint32Array(blocksPerColumn * cols);
@@ -55,4 +59,9 @@ export function unpackField(field: PackedField, blocksPerColumn: number, cols: n
     }
   }
   return out;
+}
+
+function checkCounts(blocksPerColumn: number, cols: number, what: string): void {
+  check(Number.isSafeInteger(blocksPerColumn) && blocksPerColumn >= 0, () => `${what}: blocksPerColumn must be a non-negative integer, got ${describeValue(blocksPerColumn)}`);
+  check(Number.isSafeInteger(cols) && cols >= 0, () => `${what}: cols must be a non-negative integer, got ${describeValue(cols)}`);
 }

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { BufferUsage, checkBufferUsable } from './buffers.js';
 
 /**
@@ -17,7 +17,7 @@ export function checkBufferRange(buffer: GPUBuffer, offset: number, byteLength: 
   checkBufferUsable(buffer, BufferUsage.STORAGE, what);
   check(
     Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
-    () => `${what} offset must be a non-negative multiple of ${offsetMultiple}, got ${offset}`,
+    () => `${what} offset must be a non-negative multiple of ${offsetMultiple}, got ${describeValue(offset)}`,
   );
   check(
     offset + byteLength <= buffer.size,

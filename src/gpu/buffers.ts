@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { gpuFailure, throwIfDeviceLost, withValidation } from './errorScopes.js';
 
 /*
@@ -46,7 +46,7 @@ export const UNIFORM_USAGE = /*#__PURE__*/ (() => BufferUsage.UNIFORM | BufferUs
 
 /** `byteLength` rounded up to a multiple of 4 (and at least 4: zero-sized bindings are invalid). */
 export function paddedByteLength(byteLength: number): number {
-  check(Number.isInteger(byteLength) && byteLength >= 0, () => `byteLength must be a non-negative integer, got ${byteLength}`);
+  check(Number.isInteger(byteLength) && byteLength >= 0, () => `byteLength must be a non-negative integer, got ${describeValue(byteLength)}`);
   return Math.max(4, Math.ceil(byteLength / 4) * 4);
 }
 
@@ -320,7 +320,7 @@ export class SubmissionChecks {
     private readonly label: string,
     private readonly count = 1,
   ) {
-    check(Number.isInteger(count) && count >= 1, () => `SubmissionChecks count must be a positive integer, got ${count}`);
+    check(Number.isInteger(count) && count >= 1, () => `SubmissionChecks count must be a positive integer, got ${describeValue(count)}`);
     this.markers = device.createBuffer({
       label: `${label} (submission check)`,
       size: 4 * count,

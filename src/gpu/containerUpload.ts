@@ -1,4 +1,4 @@
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import type {
   ContainerEntry,
   DeterministicContainerEntry,
@@ -57,7 +57,7 @@ export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): 
         `uploadContainerEntry: matrix ${JSON.stringify(entry.name)} is a scalar baseline (${entry.matrix.scheme.kind}), which no GPU kernel reads; decode it on the CPU (dequantize, matmulAT)`,
       );
     default:
-      throw new LatticeMatmulError(`uploadContainerEntry: unknown entry kind ${String((entry as { kind: unknown }).kind)}`);
+      throw new LatticeMatmulError(`uploadContainerEntry: unknown entry kind ${describeValue((entry as { kind: unknown }).kind)}`);
   }
 }
 

@@ -2,7 +2,7 @@
 // dependency; `preserve` keeps this line in the emitted device.d.ts, which every entry point's GPU
 // declarations reach, so an application compiles against them without configuring anything.
 /// <reference types="@webgpu/types" preserve="true" />
-import { check, LatticeMatmulError } from '../errors.js';
+import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { isGpuContext, watchDeviceLoss } from './errorScopes.js';
 
@@ -167,7 +167,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
       Number.isInteger(storageLimit) && storageLimit >= DEFAULT_WORKGROUP_STORAGE_SIZE && storageLimit <= adapterLimit,
       () =>
         `workgroupStorageLimit must be an integer in [${DEFAULT_WORKGROUP_STORAGE_SIZE}, ${adapterLimit}] ` +
-        `(the adapter's maxComputeWorkgroupStorageSize), got ${storageLimit}`,
+        `(the adapter's maxComputeWorkgroupStorageSize), got ${describeValue(storageLimit)}`,
     );
     requiredLimits.maxComputeWorkgroupStorageSize = storageLimit;
   }

@@ -1,5 +1,5 @@
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
-import { check, unlessAborted } from '../errors.js';
+import { check, unlessAborted, describeValue } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
@@ -222,7 +222,7 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   const { scheme } = resolved;
   check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; '${scheme.kind}' baselines run on the CPU with quantize()`);
   const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
-  check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${String(maxBindingBytes)}`);
+  check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${describeValue(maxBindingBytes)}`);
   checkMatrixInput(input, 'matrix');
   checkTimeSharing(input.rows, resolved);
   throwIfAborted(resolved.signal, 'GPU quantize');
@@ -439,7 +439,7 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
     q.codes.length === blocksPerColumn * cols && q.scaleIndices.length === blocksPerColumn * cols,
     () => `uploadLatticeMatrix: expected ${blocksPerColumn * cols} codes and scale indices`,
   );
-  check(q.norms.length === cols, () => `uploadLatticeMatrix: expected ${cols} norms, got ${q.norms.length}`);
+  check(q.norms.length === cols, () => `uploadLatticeMatrix: expected ${cols} norms, got ${describeValue(q.norms.length)}`);
   const codes = packField(q.codes, metadata.codeBits, blocksPerColumn, cols).words;
   const scaleIndices = packField(q.scaleIndices, metadata.scaleIndexBits, blocksPerColumn, cols).words;
   const owned: GPUBuffer[] = [];
@@ -451,7 +451,7 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
   try {
     const perColumn = (what: string, data: Float32Array | null): GPUBuffer | null => {
       if (data === null) return null;
-      check(data.length === cols, () => `uploadLatticeMatrix: expected ${cols} ${what}, got ${data.length}`);
+      check(data.length === cols, () => `uploadLatticeMatrix: expected ${cols} ${what}, got ${describeValue(data.length)}`);
       return upload(`lattice ${what} (${cols} columns)`, data);
     };
     return new GpuLatticeQuantizedMatrix(

@@ -106,7 +106,7 @@ export function checkGpuDeterministicMatrix(m: GpuDeterministicMatrix, name: str
   check(typeof m === 'object' && m !== null, `${name} must be a GpuDeterministicMatrix`);
   check(m.scheme?.kind === 'lattice' && m.scheme.mode === 'deterministic', () => `${name} must hold a deterministic lattice scheme`);
   for (const field of ['rows', 'cols', 'length', 'keptLength', 'blocksPerColumn'] as const) {
-    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${m[field]}`);
+    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${describeValue(m[field])}`);
   }
   const lattice = schemeLattice(m.scheme);
   check(m.keptLength <= m.length, () => `${name}.keptLength (${m.keptLength}) exceeds length (${m.length})`);
@@ -126,7 +126,7 @@ export function checkGpuDeterministicMatrix(m: GpuDeterministicMatrix, name: str
     Number.isInteger(m.scaleIndexBits) && m.scaleIndexBits >= 1 && 2 ** m.scaleIndexBits >= m.multiples.length && m.scaleIndexBits <= 8,
     () => `${name}.scaleIndexBits is ${m.scaleIndexBits}; ${m.multiples.length} multiples need 1…8 bits covering them`,
   );
-  check(Number.isFinite(m.unit) && m.unit > 0, () => `${name}.unit must be positive, got ${m.unit}`);
+  check(Number.isFinite(m.unit) && m.unit > 0, () => `${name}.unit must be positive, got ${describeValue(m.unit)}`);
   const words = operandWordsPerColumn(m);
   checkBufferHolds(m.codes, 4 * words.codes * m.cols, `${name}.codes`);
   checkBufferHolds(m.scaleIndices, 4 * words.scaleIndices * m.cols, `${name}.scaleIndices`);
@@ -484,7 +484,7 @@ export function isCentred(m: GpuLatticeMatrix): boolean {
 export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): void {
   checkGpuLatticeMatrix(a, 'A');
   checkGpuLatticeMatrix(b, 'B');
-  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${describeValue(a.rows)} and ${describeValue(b.rows)})`);
   check(a.rotate === b.rotate, 'A and B must both be rotated or both not');
   check(!a.rotate || a.seed === b.seed, () => `A and B were rotated with different seeds (${a.seed} and ${b.seed}); quantize both with the same seed`);
   check(a.length === b.length, 'A and B have different rotated lengths');

@@ -1,4 +1,4 @@
-import { check, checkOneOf, checkPositiveInteger } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { BufferUsage, checkBufferUsable } from './buffers.js';
 import { ACTIVATION_FORMATS, type ActivationFormat } from './kernels/activationIo.js';
@@ -33,7 +33,7 @@ export function checkMatrixInput(input: Matrix | GpuMatrixInput, name: string): 
   checkOneOf(format, ACTIVATION_FORMATS, `${name} format`);
   const size = format === 'f16' ? 2 : 4;
   const offset = input.offset ?? 0;
-  check(Number.isInteger(offset) && offset >= 0 && offset % size === 0, () => `${name} offset must be a non-negative multiple of ${size}, got ${offset}`);
+  check(Number.isInteger(offset) && offset >= 0 && offset % size === 0, () => `${name} offset must be a non-negative multiple of ${size}, got ${describeValue(offset)}`);
   const bytes = size * input.rows * input.cols;
   check(offset + bytes <= input.buffer.size, () => `${name} needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`);
 }

@@ -141,7 +141,7 @@ function sliceKey(value: Slice): string {
 
 /** Checks that `bytes` from a slice's offset fit its size (if given), and bind as storage (`checkBufferRange`). */
 function checkSliceRoom(value: Slice, bytes: number, what: string): void {
-  check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${String(value.size)}`);
+  check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${describeValue(value.size)}`);
   checkBufferRange(value.buffer, value.offset, bytes, what);
 }
 

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, checkOneOf, describeValue } from '../errors.js';
 import { D3 } from '../lattices/d3.js';
 import { innerProductTable, leaderTable } from '../lattices/innerProductTable.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
@@ -36,7 +36,9 @@ export const TABLE_CODES = 216;
 /** C entries per workgroup edge in the table kernel (its TILE). */
 export const TABLE_TILE = 64;
 
-export type TableLayoutKind = 'full' | 'triangle' | 'leaders';
+/** The D3 inner-product table layouts of the deterministic products. */
+export const TABLE_LAYOUT_KINDS = ['full', 'triangle', 'leaders'] as const;
+export type TableLayoutKind = (typeof TABLE_LAYOUT_KINDS)[number];
 
 export interface TableLayout {
   readonly kind: TableLayoutKind;
@@ -74,7 +76,8 @@ function sliceBytes(kind: TableLayoutKind, sliceBlocks: number): number {
  * tableLayout('full', 49152); // { kind: 'full', tableWords: 11664, sliceBlocks: 4, workgroupBytes: 48712, … }
  */
 export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number): TableLayout | null {
-  check(kind in LAYOUT_IDS, () => `unknown table layout '${String(kind)}' (use 'full', 'triangle' or 'leaders')`);
+  // Not `kind in LAYOUT_IDS`: 'toString' is in every object, and `in` throws on an object without a prototype.
+  checkOneOf(kind, TABLE_LAYOUT_KINDS, 'tableLayout');
   const tableWords = Math.ceil(TABLE_BYTES[kind] / 4);
   for (const sliceBlocks of SLICE_CHOICES) {
     const workgroupBytes = 4 * tableWords + sliceBytes(kind, sliceBlocks);
@@ -95,7 +98,7 @@ export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number):
 export function chooseTableLayout(maxWorkgroupStorage: number): TableLayout {
   check(
     Number.isInteger(maxWorkgroupStorage) && maxWorkgroupStorage > 0,
-    () => `maxWorkgroupStorage must be a positive integer, got ${maxWorkgroupStorage}`,
+    () => `maxWorkgroupStorage must be a positive integer, got ${describeValue(maxWorkgroupStorage)}`,
   );
   const layout = tableLayout('leaders', maxWorkgroupStorage);
   check(

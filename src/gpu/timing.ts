@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { BufferUsage, readBuffer, SubmissionChecks } from './buffers.js';
 import { insideSection, withValidation } from './errorScopes.js';
 
@@ -99,7 +99,7 @@ async function timeUnchecked(
   const warmup = options.warmup ?? 2;
   const samples = options.samples ?? 7;
   const repeats = options.repeats ?? 1;
-  check(Number.isInteger(warmup) && warmup >= 0, () => `timeGpuWork: warmup must be a non-negative integer, got ${warmup}`);
+  check(Number.isInteger(warmup) && warmup >= 0, () => `timeGpuWork: warmup must be a non-negative integer, got ${describeValue(warmup)}`);
   checkPositiveInteger(samples, 'timeGpuWork samples');
   checkPositiveInteger(repeats, 'timeGpuWork repeats');
   const label = options.label ?? 'timed work';

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { createBufferWithData, UNIFORM_USAGE } from './buffers.js';
 
 /**
@@ -22,7 +22,7 @@ export class UniformPacker {
   u32(value: number, name: string): this {
     check(
       Number.isInteger(value) && value >= 0 && value <= 0xffffffff,
-      () => `uniform ${name} must be an integer in [0, 2^32 - 1], got ${value}`,
+      () => `uniform ${name} must be an integer in [0, 2^32 - 1], got ${describeValue(value)}`,
     );
     return this.push(value, 'u32');
   }
@@ -31,14 +31,14 @@ export class UniformPacker {
   i32(value: number, name: string): this {
     check(
       Number.isInteger(value) && value >= -0x80000000 && value <= 0x7fffffff,
-      () => `uniform ${name} must be an integer in [-2^31, 2^31 - 1], got ${value}`,
+      () => `uniform ${name} must be an integer in [-2^31, 2^31 - 1], got ${describeValue(value)}`,
     );
     return this.push(value, 'i32');
   }
 
   /** Appends an `f32` member (rounded to f32). */
   f32(value: number, name: string): this {
-    check(Number.isFinite(value), () => `uniform ${name} must be finite, got ${value}`);
+    check(Number.isFinite(value), () => `uniform ${name} must be finite, got ${describeValue(value)}`);
     return this.push(value, 'f32');
   }
 
@@ -50,7 +50,7 @@ export class UniformPacker {
     const end = 4 * this.words.length;
     check(
       Number.isInteger(offset) && offset % 4 === 0 && offset >= end,
-      () => `uniform padding must end at a multiple of 4 at or past byte ${end}, got ${offset}`,
+      () => `uniform padding must end at a multiple of 4 at or past byte ${end}, got ${describeValue(offset)}`,
     );
     while (4 * this.words.length < offset) this.push(0, 'u32');
     return this;

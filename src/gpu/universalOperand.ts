@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { forEachEscapedBlock, universalBlockBound } from '../format/container.js';
 import { streamWords } from '../format/bitFields.js';
 import {
@@ -94,10 +94,10 @@ export function universalOperandLayout(m: Pick<GpuUniversalMatrix, 'scheme' | 'b
 export function checkGpuUniversalMatrix(m: GpuUniversalMatrix, name: string): UniversalOperandLayout {
   check(typeof m === 'object' && m !== null && m.kind === 'lattice' && m.mode === 'universal', () => `${name} must be a universal GPU lattice matrix`);
   for (const field of ['rows', 'cols', 'length', 'keptLength', 'blocksPerColumn'] as const) {
-    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${m[field]}`);
+    check(Number.isInteger(m[field]) && m[field] > 0, () => `${name}.${field} must be a positive integer, got ${describeValue(m[field])}`);
   }
   for (const field of ['escapeCount', 'nonRootCount'] as const) {
-    check(Number.isInteger(m[field]) && m[field] >= 0, () => `${name}.${field} must be a non-negative integer, got ${m[field]}`);
+    check(Number.isInteger(m[field]) && m[field] >= 0, () => `${name}.${field} must be a non-negative integer, got ${describeValue(m[field])}`);
   }
   const layout = universalOperandLayout(m);
   const d = layout.codec.spec.dimension;

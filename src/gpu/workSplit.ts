@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 
 /*
  * Splitting work that exceeds one dispatch or one binding. A dispatch has at most
@@ -19,7 +19,7 @@ import { check } from '../errors.js';
 export function workgroupGrid(workgroupCount: number, maxPerDimension: number): [number, number] {
   check(
     Number.isInteger(workgroupCount) && workgroupCount >= 0,
-    () => `workgroup count must be a non-negative integer, got ${workgroupCount}`,
+    () => `workgroup count must be a non-negative integer, got ${describeValue(workgroupCount)}`,
   );
   if (workgroupCount === 0) return [0, 0];
   // Balance the two dimensions' ceilings so the waste in the last row stays below one row.
@@ -127,7 +127,7 @@ export function scratchChunkBytes(length: number, maxBinding: number, alignment:
 export function bindingCap(device: GPUDevice, maxBindingBytes: number | undefined, what: string): number {
   check(
     maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes > 0),
-    () => `${what}: maxBindingBytes must be a positive integer, got ${String(maxBindingBytes)}`,
+    () => `${what}: maxBindingBytes must be a positive integer, got ${describeValue(maxBindingBytes)}`,
   );
   return Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
 }

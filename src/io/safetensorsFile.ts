@@ -54,7 +54,7 @@ function describePath(path: string): string {
 }
 
 function checkPath(path: string): void {
-  check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${String(path)}`);
+  check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${describeValue(path)}`);
 }
 
 /**

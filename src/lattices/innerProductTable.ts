@@ -1,5 +1,5 @@
-import { check } from '../errors.js';
-import type { VoronoiCode } from './voronoiCode.js';
+import { check, describeValue } from '../errors.js';
+import { VoronoiCode } from './voronoiCode.js';
 
 /** Largest code for which a full pair table is built (216 × 216 for D3, q = 6 is the intended use). */
 export const MAX_TABLE_CODES = 1024;
@@ -9,6 +9,7 @@ export const MAX_TABLE_CODES = 1024;
  * The GPU product kernels upload this (or the pair table below) instead of decoding on the fly.
  */
 export function leaderTable(code: VoronoiCode): Int32Array {
+  check(code instanceof VoronoiCode, () => `leaderTable needs a VoronoiCode (new VoronoiCode(D3, 6)), got ${describeValue(code)}`);
   check(code.size <= MAX_TABLE_CODES, () => `leader table needs at most ${MAX_TABLE_CODES} codes, this code has ${code.size}`);
   const d = code.lattice.dimension;
   const table = new Int32Array(code.size * d);
@@ -22,6 +23,7 @@ export function leaderTable(code: VoronoiCode): Int32Array {
  * as int8 (46,656 bytes, or the 23,436-byte upper triangle since T is symmetric).
  */
 export function innerProductTable(code: VoronoiCode): Int32Array {
+  check(code instanceof VoronoiCode, () => `innerProductTable needs a VoronoiCode (new VoronoiCode(D3, 6)), got ${describeValue(code)}`);
   const leaders = leaderTable(code);
   const d = code.lattice.dimension;
   const size = code.size;

@@ -28,6 +28,10 @@ export class VoronoiCode {
     readonly lattice: Lattice,
     readonly q: number,
   ) {
+    check(
+      typeof lattice === 'object' && lattice !== null && Number.isInteger(lattice.dimension) && lattice.dimension >= 1,
+      () => `VoronoiCode needs a lattice (D3, E8, zLattice(d)), got ${describeValue(lattice)}`,
+    );
     check(Number.isInteger(q) && q >= 2, () => `nesting ratio q must be an integer ≥ 2, got ${describeValue(q)}`);
     const size = q ** lattice.dimension;
     // Indices are JavaScript numbers: exact below 2^53 (E8 up to q = 98). Packed layouts split wide

@@ -1,10 +1,11 @@
-import { LatticeMatmulError, describeValue } from '../errors.js';
+import { LatticeMatmulError, check, describeValue } from '../errors.js';
 import type { Lattice, LatticeGeometry } from './lattice.js';
 import { VoronoiCode } from './voronoiCode.js';
 
 /**
  * Completes a lattice's geometry with `encode(P, q)` and `decode(code, q)`, backed by one
- * `VoronoiCode` per nesting ratio q, built on first use.
+ * `VoronoiCode` per nesting ratio q, built on first use, and checks `nearest`'s argument (the
+ * quantizer's fixed-point primitives stay unchecked: they run per block, on vectors it made).
  */
 export function withVoronoiCodes(geometry: LatticeGeometry): Lattice {
   const codes = new Map<number, VoronoiCode>();
@@ -18,6 +19,10 @@ export function withVoronoiCodes(geometry: LatticeGeometry): Lattice {
   };
   const lattice: Lattice = {
     ...geometry,
+    nearest: (x) => {
+      checkRealVector(x, geometry.dimension, `${geometry.name}.nearest`);
+      return geometry.nearest(x);
+    },
     encode: (P, q) => codeFor(q).encode(P),
     decode: (code, q) => {
       const voronoi = codeFor(q);
@@ -28,4 +33,14 @@ export function withVoronoiCodes(geometry: LatticeGeometry): Lattice {
     },
   };
   return lattice;
+}
+
+/** Refuses anything but `dimension` finite numbers (a shorter vector read undefined as NaN). */
+function checkRealVector(x: unknown, dimension: number, what: string): asserts x is ArrayLike<number> {
+  const length = typeof x === 'object' && x !== null ? (x as { length?: unknown }).length : undefined;
+  check(length === dimension, () => `${what} needs a vector of ${dimension} numbers, got ${typeof length === 'number' ? `one of ${length}` : describeValue(x)}`);
+  for (let i = 0; i < dimension; i++) {
+    const v = (x as ArrayLike<unknown>)[i];
+    check(typeof v === 'number' && Number.isFinite(v), () => `${what}: coordinate ${i} must be a finite number, got ${describeValue(v)}`);
+  }
 }

@@ -1,4 +1,4 @@
-import { check, checkPositiveInteger } from '../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../errors.js';
 import { invertIntegerMatrix } from './integerMatrix.js';
 import { withVoronoiCodes } from './withVoronoiCodes.js';
 import { roundHalfEven, type Lattice } from './lattice.js';
@@ -11,7 +11,7 @@ import { roundRational } from './rationalRounding.js';
  */
 export function zLattice(dimension: number): Lattice {
   checkPositiveInteger(dimension, 'Z lattice dimension');
-  check(dimension <= 64, () => `Z lattice dimension must be at most 64, got ${dimension}`);
+  check(dimension <= 64, () => `Z lattice dimension must be at most 64, got ${describeValue(dimension)}`);
   const basis = new Int32Array(dimension * dimension);
   for (let i = 0; i < dimension; i++) basis[i * dimension + i] = 1;
   return withVoronoiCodes({

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { packedLayout, packField, unpackField } from '../format/packing.js';
 import type { Matrix } from '../matrix.js';
@@ -76,7 +76,7 @@ export function groupScaledBaseScheme(): DeterministicLatticeScheme & { overload
  * groupScaleGrid().multiples.length; // 16
  */
 export function groupScaleGrid(steps: number = GROUP_SCALE_STEPS): ScaleGrid {
-  check(Number.isInteger(steps) && steps >= 2 && steps <= 2 ** GROUP_SCALE_INDEX_BITS, () => `the group-scaled prototype takes 2…${2 ** GROUP_SCALE_INDEX_BITS} ladder steps, got ${String(steps)}`);
+  check(Number.isInteger(steps) && steps >= 2 && steps <= 2 ** GROUP_SCALE_INDEX_BITS, () => `the group-scaled prototype takes 2…${2 ** GROUP_SCALE_INDEX_BITS} ladder steps, got ${describeValue(steps)}`);
   const { overload } = groupScaledBaseScheme();
   const span = overload.ratio ** (overload.steps - 1);
   return scaleGrid({ kind: 'ladder', beta: overload.beta, ratio: span ** (1 / (steps - 1)), steps }, latticeSpec('D3').maxDenominator);
@@ -94,7 +94,7 @@ export function groupScaleGrid(steps: number = GROUP_SCALE_STEPS): ScaleGrid {
  */
 export function encodeD3GroupScaled(w: Matrix, steps: number = GROUP_SCALE_STEPS): D3GroupScaledMatrix {
   const { rows, cols } = w;
-  check(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1, () => `encodeD3GroupScaled: the matrix must have at least one row and one column, got ${rows} × ${cols}`);
+  check(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1, () => `encodeD3GroupScaled: the matrix must have at least one row and one column, got ${describeValue(rows)} × ${describeValue(cols)}`);
   const { lattice } = latticeSpec('D3');
   const scheme = groupScaledBaseScheme();
   const d = lattice.dimension;

@@ -131,7 +131,7 @@ const SPECS: Readonly<Record<LatticeName, LatticeSpec>> = /*#__PURE__*/ (() => O
  * latticeSpec('E8').secondMoment; // 929 / 12960
  */
 export function latticeSpec(name: LatticeName): LatticeSpec {
-  const found = Object.hasOwn(SPECS, name) ? SPECS[name] : undefined;
+  const found = typeof name === 'string' && Object.hasOwn(SPECS, name) ? SPECS[name] : undefined;
   check(found !== undefined, () => `unknown lattice ${describeValue(name)} (use 'D3', 'E8' or 'Z')`);
   return found;
 }

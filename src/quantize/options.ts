@@ -92,7 +92,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   check(options.scheme !== undefined, () => `${what} need a scheme`);
   const scheme = resolveScheme(options.scheme as SchemeName | Scheme);
   const seed = options.seed ?? 1;
-  check(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${String(seed)}`);
+  check(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${describeValue(seed)}`);
   const center = checkOptionalBoolean(options.center, 'center') ?? false;
   const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? true;
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
@@ -126,7 +126,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   const gain: GainMode = deterministicLattice ? ((gainGiven as GainMode | undefined) ?? 'unbiased') : 'none';
 
   const keepFraction = options.keepFraction ?? 1;
-  check(typeof keepFraction === 'number' && keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be a number in (0, 1], got ${String(keepFraction)}`);
+  check(typeof keepFraction === 'number' && keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be a number in (0, 1], got ${describeValue(keepFraction)}`);
   check(keepFraction === 1 || scheme.kind === 'lattice', 'keepFraction (time-sharing) applies to lattice schemes only');
 
   const onProgress = options.onProgress ?? null;

@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { DITHER_GRID, universalCodec } from './latticeSpec.js';
 import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
 import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, universalDitherUnit } from './universalCode.js';
@@ -70,7 +70,7 @@ export interface UniversalPairColumns {
 export function checkPairRadixBits(radixBits: number, what: string): void {
   check(
     Number.isInteger(radixBits) && radixBits >= 0 && radixBits <= MAX_PAIR_RADIX_BITS,
-    () => `${what}: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${String(radixBits)}`,
+    () => `${what}: radixBits must be an integer in [0, ${MAX_PAIR_RADIX_BITS}], got ${describeValue(radixBits)}`,
   );
 }
 

@@ -152,7 +152,7 @@ export class Rng {
   constructor(seed: number) {
     check(
       typeof seed === 'number' && isU32(seed),
-      () => `Rng seed must be an integer in [0, 2^32 - 1], got ${String(seed)}`,
+      () => `Rng seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
     );
     let weyl = seed;
     const splitmix32 = (): number => {

@@ -57,7 +57,7 @@ function checkRate(rate: number): void {
  * weightOnlyLimitPerEntry(1, 0, 4, 4); // Σ_X = I₄, 4 bits: 2^−8
  */
 export function weightOnlyLimitPerEntry(sigmaW2: number, logDetSigmaX: number, n: number, rate: number): number {
-  check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${sigmaW2}`);
+  check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${describeValue(sigmaW2)}`);
   check(Number.isInteger(n) && n > 0, () => `n must be a positive integer, got ${describeValue(n)}`);
   check(!Number.isNaN(logDetSigmaX) && logDetSigmaX < Infinity, () => `logDetSigmaX must be a number < ∞, got ${describeValue(logDetSigmaX)}`);
   checkRate(rate);
@@ -76,7 +76,7 @@ export function weightOnlyLimitPerEntry(sigmaW2: number, logDetSigmaX: number, n
  */
 export function reverseWaterfillingDistortion(eigenvalues: ArrayLike<number>, sigmaW2: number, rate: number): number {
   check(eigenvalues.length > 0, 'reverseWaterfillingDistortion needs at least one eigenvalue');
-  check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${sigmaW2}`);
+  check(Number.isFinite(sigmaW2) && sigmaW2 > 0, () => `sigmaW2 must be a positive finite number, got ${describeValue(sigmaW2)}`);
   checkRate(rate);
   const n = eigenvalues.length;
   // In logarithms: σ_W²·λ_k itself can overflow or underflow a double (σ_W² = 1e308, λ = 2), and a

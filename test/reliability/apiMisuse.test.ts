@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
+import { crc32, crc32Continue } from '../../src/format.js';
 import * as api from '../../src/index.js';
 
 /*
@@ -57,6 +58,9 @@ const hostile = fc.constantFrom<unknown>(
   new Uint8Array(16),
   new Uint16Array(8),
   () => 1,
+  // String() and `in` throw on an object without a prototype; a typed array without one has no constructor or byteLength.
+  Object.create(null),
+  Object.setPrototypeOf(new Float32Array(4), null),
   good,
   goodQ,
   goodQd,
@@ -104,6 +108,16 @@ const FUNCTIONS: Record<string, (...args: unknown[]) => unknown> = {
   fromFloat16Bits: (a) => api.fromFloat16Bits(a as never),
   quantizeWeights: (a, b, c) => api.quantizeWeights(a as never, b as never, c as never),
   'WeightOnlyQuantized.deserialize': (a) => api.WeightOnlyQuantized.deserialize(a as never),
+  packField: (a, b, c, d) => api.packField(a as never, b as never, c as never, d as never),
+  unpackField: (a, b, c) => api.unpackField(a as never, b as never, c as never),
+  packedLayout: (a, b) => api.packedLayout(a as never, b as never),
+  leaderTable: (a) => api.leaderTable(a as never),
+  innerProductTable: (a) => api.innerProductTable(a as never),
+  'D3.nearest': (a) => api.D3.nearest(a as never),
+  'E8.nearest': (a) => api.E8.nearest(a as never),
+  'zLattice(4).nearest': (a) => api.zLattice(4).nearest(a as never),
+  crc32: (a, b, c) => crc32(a as never, b as never, c as never),
+  crc32Continue: (a, b, c, d) => crc32Continue(a as never, b as never, c as never, d as never),
   readSafetensors: (a) => api.readSafetensors(a as never),
   writeSafetensors: (a, b) => api.writeSafetensors(a as never, b as never),
 };

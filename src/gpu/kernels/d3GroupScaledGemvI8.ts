@@ -1,5 +1,5 @@
 import scalePerGroupSource from '../../../shaders/d3_scale_per_group.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { GROUP_SCALE_BLOCKS, GROUP_SCALE_INDEX_BITS, groupIndexWordsPerColumn, groupScaledBaseScheme, type D3GroupScaledMatrix } from '../../quantize/d3GroupScale.js';
 import { latticeSpec } from '../../quantize/latticeSpec.js';
@@ -70,10 +70,10 @@ export class GpuD3GroupScaledMatrix implements GemvOperand, InputsI8Operand {
   ) {
     check(Number.isInteger(m.rows) && m.rows >= 1 && Number.isInteger(m.cols) && m.cols >= 1, () => `GpuD3GroupScaledMatrix: ${m.rows} × ${m.cols} is not a matrix shape`);
     check(m.blocksPerColumn === Math.ceil(m.rows / latticeSpec('D3').lattice.dimension) && m.groupsPerColumn === Math.ceil(m.blocksPerColumn / GROUP_SCALE_BLOCKS), 'GpuD3GroupScaledMatrix: blocksPerColumn and groupsPerColumn must be ceil(rows / 3) and ceil(blocks / 4)');
-    check(m.multiples instanceof Int32Array && m.multiples.length >= 1 && m.multiples.length <= 2 ** GROUP_SCALE_INDEX_BITS, () => `GpuD3GroupScaledMatrix: 1…${2 ** GROUP_SCALE_INDEX_BITS} multiples, got ${m.multiples.length}`);
+    check(m.multiples instanceof Int32Array && m.multiples.length >= 1 && m.multiples.length <= 2 ** GROUP_SCALE_INDEX_BITS, () => `GpuD3GroupScaledMatrix: 1…${2 ** GROUP_SCALE_INDEX_BITS} multiples, got ${describeValue(m.multiples.length)}`);
     const largest = largestMultiple(m);
     check(LARGEST_GROUP_DOT * largest < 2 ** 31, () => `GpuD3GroupScaledMatrix: a multiple of ${largest} is too large for the kernel's i32 group sums (|Σ⟨P, x̂⟩| ≤ ${LARGEST_GROUP_DOT})`);
-    check(Number.isFinite(m.unit) && m.unit > 0, () => `GpuD3GroupScaledMatrix: unit must be positive, got ${m.unit}`);
+    check(Number.isFinite(m.unit) && m.unit > 0, () => `GpuD3GroupScaledMatrix: unit must be positive, got ${describeValue(m.unit)}`);
     checkCodeQuads(codes, m.groupsPerColumn * m.cols, 'GpuD3GroupScaledMatrix');
     checkBufferHolds(groupIndices, 4 * groupIndexWordsPerColumn(m.groupsPerColumn) * m.cols, 'GpuD3GroupScaledMatrix.groupIndices');
     checkBufferHolds(norms, 4 * m.cols, 'GpuD3GroupScaledMatrix.norms');

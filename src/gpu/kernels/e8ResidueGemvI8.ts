@@ -11,7 +11,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
@@ -232,7 +232,7 @@ export abstract class GpuE8QuadMatrix implements E8QuadShape {
     check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, `${what}: cols and quadsPerColumn must be positive integers`);
     check(Number.isInteger(m.rows) && m.rows >= 1, `${what}: rows must be a positive integer`);
     check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, `${what}: keptLength must fit the quads and the length`);
-    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `${what}: columnUnit must be positive, got ${m.columnUnit}`);
+    check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `${what}: columnUnit must be positive, got ${describeValue(m.columnUnit)}`);
     check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `${what}: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
     this.cols = m.cols;
@@ -286,7 +286,7 @@ export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
     readonly columnSide: GPUBuffer,
   ) {
     super(device, m, 'GpuE8ResidueMatrix');
-    check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuE8ResidueMatrix: 1…4 multiples (2-bit indices), got ${m.multiples.length}`);
+    check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuE8ResidueMatrix: 1…4 multiples (2-bit indices), got ${describeValue(m.multiples.length)}`);
     const largest = largestMultiple(m);
     // A quad's sum Σ_b 6k_b·2⟨ℓ_b, x̂_b⟩ is an i32.
     check(E8_RESIDUE_QUAD_BLOCKS * CUBIC_SCALE * largest * LARGEST_TWICE_DOT < 2 ** 31, () => `GpuE8ResidueMatrix: a multiple of ${largest} is too large for the kernel's i32 quad sums`);

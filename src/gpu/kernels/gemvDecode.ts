@@ -1,7 +1,7 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvDecodeSource from '../../../shaders/gemv_decode.wgsl?raw';
 import gemvDecodeE8BytesSource from '../../../shaders/gemv_decode_e8_bytes.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, describeValue } from '../../errors.js';
 import { MAX_UNIVERSAL_Q, type LatticeName } from '../../quantize/latticeSpec.js';
 
 /*
@@ -128,7 +128,7 @@ function laneSplitWgsl(den: number): string[] {
  */
 function gemvDecodeHeader(lattice: LatticeName, q: number): string {
   const shape = SHAPES[lattice];
-  check(shape !== undefined, () => `gemv decode: unknown lattice ${String(lattice)}`);
+  check(shape !== undefined, () => `gemv decode: unknown lattice ${describeValue(lattice)}`);
   // E8's distance comparison in i32 needs den = 2q ≤ 128; codes wider than 32 bits (16-bit limbs) q ≤ 64.
   const codeRange = q ** shape.dimension;
   check(

@@ -1,5 +1,5 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
-import { check, checkOneOf } from '../../errors.js';
+import { check, checkOneOf, describeValue } from '../../errors.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 import { lanesWorkgroupBytes } from './universalGemv.js';
@@ -116,7 +116,7 @@ export function i8LeaderEntries(leaders: number, copies: LeaderCopies, rhsTile: 
  */
 export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs): LeaderTable {
   const pad = args.padLeaderTable ?? false;
-  check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${String(pad)}`);
+  check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${describeValue(pad)}`);
   const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies);
   return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };
 }

@@ -2,7 +2,7 @@ import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
 import { rotationSigns } from '../rotationSigns.js';
@@ -195,7 +195,7 @@ export function planHadamard(length: number, maxWorkgroupStorageBytes: number, w
         workgroupElements >= MIN_ELEMENTS &&
         workgroupElements <= largest &&
         nextPowerOfTwo(workgroupElements) === workgroupElements,
-      () => `workgroupElements must be a power of two in [${MIN_ELEMENTS}, ${largest}], got ${workgroupElements}`,
+      () => `workgroupElements must be a power of two in [${MIN_ELEMENTS}, ${largest}], got ${describeValue(workgroupElements)}`,
     );
     elements = workgroupElements;
   }
@@ -460,7 +460,7 @@ function recordRotation(
   checkPositiveInteger(cols, `${what} cols`);
   check(
     Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
-    () => `${what} seed must be an integer in [0, 2^32 - 1], got ${seed}`,
+    () => `${what} seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
   );
   check(args.input !== args.output, () => `${what}: input and output must be different buffers`);
   const length = rotationLength(rows);
@@ -502,8 +502,8 @@ function recordRotation(
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
     checkPositiveInteger(int8.groups, `${what}: int8Output.groups`);
     const size = int8.groupSize ?? INPUT_GROUP;
-    check(size === INPUT_GROUP || size === E8_INPUT_GROUP, () => `${what}: int8Output.groupSize must be ${INPUT_GROUP} or ${E8_INPUT_GROUP}, got ${String(size)}`);
-    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= size * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, ${size}·groups)], got ${int8.kept}`);
+    check(size === INPUT_GROUP || size === E8_INPUT_GROUP, () => `${what}: int8Output.groupSize must be ${INPUT_GROUP} or ${E8_INPUT_GROUP}, got ${describeValue(size)}`);
+    check(Number.isInteger(int8.kept) && int8.kept >= 1 && int8.kept <= length && int8.kept <= size * int8.groups, () => `${what}: int8Output.kept must be in [1, min(N, ${size}·groups)], got ${describeValue(int8.kept)}`);
     check(int8.buffer !== args.input && int8.buffer !== args.output, `${what}: int8Output needs a buffer of its own`);
     checkBufferRange(int8.buffer, 0, INT8_OUTPUT_LAYOUTS[size].bytes(int8.groups, cols), `${what}: int8Output.buffer`);
   }

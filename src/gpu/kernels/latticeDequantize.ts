@@ -1,6 +1,6 @@
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import dequantizeSource from '../../../shaders/lattice_dequantize.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, describeValue } from '../../errors.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import type { Matrix } from '../../matrix.js';
@@ -112,7 +112,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
   const outputBytes = 4 * m.length * m.cols;
   check(
     Number.isInteger(outputOffset) && outputOffset >= 0 && outputOffset % 4 === 0,
-    () => `dequantize: output offset must be a non-negative multiple of 4, got ${outputOffset}`,
+    () => `dequantize: output offset must be a non-negative multiple of 4, got ${describeValue(outputOffset)}`,
   );
   check(
     outputOffset + outputBytes <= args.output.size,

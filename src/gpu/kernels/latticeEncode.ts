@@ -1,7 +1,7 @@
 import latticeCodeSource from '../../../shaders/lattice_code.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import latticeEncodeSource from '../../../shaders/lattice_encode.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../../errors.js';
 import { packedLayout } from '../../format/packing.js';
 import type { Lattice } from '../../lattices/lattice.js';
 import { VoronoiCode } from '../../lattices/voronoiCode.js';
@@ -130,7 +130,7 @@ export function latticeTableBytes(lattice: Lattice, q: number, grid: ScaleGrid):
   latticeConstants(lattice);
   const code = new VoronoiCode(lattice, q); // checks q and q^d ≤ 2^32
   const count = grid.multiples.length;
-  check(count >= 1 && count <= MAX_SCALES, () => `the GPU encoder handles 1…${MAX_SCALES} scales, got ${count}`);
+  check(count >= 1 && count <= MAX_SCALES, () => `the GPU encoder handles 1…${MAX_SCALES} scales, got ${describeValue(count)}`);
   const largest = grid.multiples[count - 1] as number;
   const limit = maxDenominator(lattice);
   check(
@@ -249,7 +249,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
   const indexBits = args.indexBits ?? grid.indexBits;
   check(
     Number.isInteger(indexBits) && indexBits >= grid.indexBits && indexBits <= 32,
-    () => `lattice encode: indexBits must be an integer in [${grid.indexBits}, 32], got ${indexBits}`,
+    () => `lattice encode: indexBits must be an integer in [${grid.indexBits}, 32], got ${describeValue(indexBits)}`,
   );
   const indexLayout = indexBits > 0 ? packedLayout(indexBits, blocksPerColumn) : { perWord: 1, wordsPerColumn: 0 };
 
@@ -266,7 +266,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
   checkBufferRange(args.codes, offsets.codes, 4 * codeLayout.wordsPerColumn * cols, 'lattice encode: codes');
   checkBufferRange(args.scaleIndices, offsets.scaleIndices, 4 * indexLayout.wordsPerColumn * cols, 'lattice encode: scaleIndices');
   checkBufferRange(args.norms, offsets.norms, 4 * cols, 'lattice encode: norms');
-  check(args.gain in GAIN_MODE_IDS, () => `lattice encode: unknown gain mode '${String(args.gain)}'`);
+  check(typeof args.gain === 'string' && Object.hasOwn(GAIN_MODE_IDS, args.gain), () => `lattice encode: unknown gain mode ${describeValue(args.gain)}`);
   check((args.gain === 'none') === (args.gains === null), 'lattice encode: a gains buffer is needed exactly when gain is not none');
   if (args.gains) checkBufferRange(args.gains, offsets.gains, 4 * cols, 'lattice encode: gains');
   check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `lattice encode: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);

@@ -1,7 +1,7 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
@@ -125,8 +125,8 @@ export function latticeLeaderTableCopies(lattice: LatticeName, q: number, workgr
  */
 export function latticeGemvShaderSource(rhsTile: RhsTile, scheme: LatticeGemvScheme = D3_Q6_SCHEME): string {
   const { lattice, q, codeBits, indexBits, leaderTableCopies } = scheme;
-  check(Number.isInteger(codeBits) && codeBits >= 1 && codeBits <= 32, () => `lattice gemv: codeBits must be 1…32, got ${codeBits}`);
-  check(Number.isInteger(indexBits) && indexBits >= 1 && indexBits <= 8, () => `lattice gemv: indexBits must be 1…8, got ${indexBits}`);
+  check(Number.isInteger(codeBits) && codeBits >= 1 && codeBits <= 32, () => `lattice gemv: codeBits must be 1…32, got ${describeValue(codeBits)}`);
+  check(Number.isInteger(indexBits) && indexBits >= 1 && indexBits <= 8, () => `lattice gemv: indexBits must be 1…8, got ${describeValue(indexBits)}`);
   check(leaderTableCopies === 0 || (lattice === 'D3' && q ** 3 <= MAX_TABLE_LEADERS), () => `lattice gemv: no leader table for ${lattice} q = ${q}`);
   const perWord = Math.floor(32 / codeBits);
   const indexPerWord = Math.floor(32 / indexBits);

@@ -8,7 +8,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkOneOf } from '../../errors.js';
+import { check, checkOneOf, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -66,7 +66,7 @@ export const LARGEST_DOT = 3 * 6 * 127;
  * multipleCubic([16, 23, 32, 45]); // [96, 40, 0, 2]: 96 + 40·i + 2·i³ = 96, 138, 192, 270
  */
 export function multipleCubic(multiples: ArrayLike<number>): [number, number, number, number] {
-  check(multiples.length <= 4, () => `the int8-input GEMV takes at most 4 scale multiples (2-bit indices), got ${multiples.length}`);
+  check(multiples.length <= 4, () => `the int8-input GEMV takes at most 4 scale multiples (2-bit indices), got ${describeValue(multiples.length)}`);
   const k = (i: number): number => (i < multiples.length ? (multiples[i] as number) : 0);
   const d1 = k(1) - k(0);
   const d2 = k(2) - 2 * k(1) + k(0);

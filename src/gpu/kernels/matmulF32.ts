@@ -1,5 +1,5 @@
 import matmulF32Source from '../../../shaders/matmul_f32.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -181,7 +181,7 @@ export function dispatchMatmulF32(
 export async function matmulF32(device: GPUDevice, a: Matrix, b: Matrix): Promise<Matrix> {
   checkMatrix(a, 'A');
   checkMatrix(b, 'B');
-  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${a.rows} and ${b.rows})`);
+  check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${describeValue(a.rows)} and ${describeValue(b.rows)})`);
   const cBytes = 4 * a.cols * b.cols;
   const data = await runAndRead(device, 'matmul f32', cBytes, (run) => {
     const aBuffer = run.upload('matmul A', a.data);

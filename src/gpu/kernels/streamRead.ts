@@ -1,5 +1,5 @@
 import streamReadSource from '../../../shaders/stream_read.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -104,7 +104,7 @@ export function streamReadSinkBytes(device: GPUDevice, args: Pick<StreamReadArgs
 export function dispatchStreamRead(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: StreamReadArgs): void {
   const offset = args.offset ?? 0;
   checkPositiveInteger(args.bytes, 'stream read bytes');
-  check(args.bytes % 16 === 0, () => `stream read: bytes must be a multiple of 16, got ${args.bytes}`);
+  check(args.bytes % 16 === 0, () => `stream read: bytes must be a multiple of 16, got ${describeValue(args.bytes)}`);
   if (args.workgroups !== undefined) checkPositiveInteger(args.workgroups, 'stream read workgroups');
   checkBufferRange(args.data, offset, args.bytes, 'stream read: data', 16);
   const plan = streamReadPlan(device, args);
@@ -156,7 +156,7 @@ export function streamXor(words: Uint32Array): Uint32Array {
 export async function streamRead(device: GPUDevice, words: Uint32Array, options: Pick<StreamReadArgs, 'workgroups' | 'maxBindingBytes'> & { offsetWords?: number } = {}): Promise<Uint32Array> {
   check(words instanceof Uint32Array && words.length > 0 && words.length % 4 === 0, 'stream read: words must be a non-empty Uint32Array of a multiple of 4 entries');
   const offsetWords = options.offsetWords ?? 0;
-  check(Number.isInteger(offsetWords) && offsetWords >= 0 && offsetWords % 4 === 0, () => `stream read: offsetWords must be a non-negative multiple of 4, got ${offsetWords}`);
+  check(Number.isInteger(offsetWords) && offsetWords >= 0 && offsetWords % 4 === 0, () => `stream read: offsetWords must be a non-negative multiple of 4, got ${describeValue(offsetWords)}`);
   const bytes = 4 * words.length;
   const args = { bytes, offset: 4 * offsetWords, ...(options.workgroups === undefined ? {} : { workgroups: options.workgroups }), ...(options.maxBindingBytes === undefined ? {} : { maxBindingBytes: options.maxBindingBytes }) };
   const sinkBytes = streamReadSinkBytes(device, args);

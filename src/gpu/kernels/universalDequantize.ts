@@ -1,5 +1,5 @@
 import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -164,7 +164,7 @@ export interface UniversalDequantizeOptions extends Pick<UniversalDequantizeArgs
 export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatrix, options: UniversalDequantizeOptions = {}): Promise<Matrix> {
   checkGpuUniversalMatrix(m, 'quantized matrix');
   const { rows, cols, length } = m;
-  check(m.rotate || length === rows, () => `dequantize: an unrotated matrix has length = rows, got ${length} and ${rows}`);
+  check(m.rotate || length === rows, () => `dequantize: an unrotated matrix has length = rows, got ${describeValue(length)} and ${rows}`);
   const matrixBytes = 4 * rows * cols;
   const meansBytes = m.hasMeans ? 4 * cols : 0;
   const { maxBindingBytes } = options;

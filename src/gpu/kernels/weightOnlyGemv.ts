@@ -1,5 +1,5 @@
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
@@ -165,7 +165,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkPositiveInteger(rowVec4s, 'weight-only gemv rowVec4s');
   checkPositiveInteger(vectors, 'weight-only gemv vectors');
   const vectorBlock = args.vectorBlock ?? (vectors === 1 ? 1 : 4);
-  check(VECTOR_BLOCKS.includes(vectorBlock), () => `weight-only gemv: vectorBlock must be 1 or 4, got ${vectorBlock}`);
+  check(VECTOR_BLOCKS.includes(vectorBlock), () => `weight-only gemv: vectorBlock must be 1 or 4, got ${describeValue(vectorBlock)}`);
   const codesOffset = args.codesOffset ?? 0;
   const codeLayoutOffset = args.codeLayoutOffset ?? 0;
   const columnScalesOffset = args.columnScalesOffset ?? 0;
