@@ -66,6 +66,14 @@ export function checkOneOf<const T extends string | number | null>(value: unknow
   throw new LatticeMatmulError(`${what} must be ${listed}, got ${describeValue(value)}`);
 }
 
+/**
+ * Refuses a label that is not a string: WebGPU labels reach native code (Dawn in Node aborts the
+ * process on a symbol or an object without a prototype, beyond any try/catch).
+ */
+export function checkLabel(label: unknown, what: string): asserts label is string {
+  check(typeof label === 'string', () => `${what}: label must be a string, got ${describeValue(label)}`);
+}
+
 /** A positive integer (sizes, counts), or a clear error naming `what`. */
 export function checkPositiveInteger(value: number, what: string): void {
   check(Number.isInteger(value) && value > 0, () => `${what} must be a positive integer, got ${describeValue(value)}`);

@@ -1,3 +1,4 @@
+import { throwIfDeviceLost } from './errorScopes.js';
 import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import type {
   ContainerEntry,
@@ -41,7 +42,11 @@ export function uploadContainerEntry(device: GPUDevice, entry: DeterministicCont
 export function uploadContainerEntry(device: GPUDevice, entry: WeightOnlyContainerEntry): WeightOnlyGpuMatrix;
 export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): GpuContainerMatrix;
 export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): GpuContainerMatrix {
-  check(typeof entry === 'object' && entry !== null && typeof entry.kind === 'string', 'uploadContainerEntry needs an entry of readQuantizedContainer');
+  throwIfDeviceLost(device, 'uploadContainerEntry');
+  check(
+    typeof entry === 'object' && entry !== null && typeof entry.kind === 'string' && typeof entry.matrix === 'object' && entry.matrix !== null,
+    'uploadContainerEntry needs an entry of readQuantizedContainer',
+  );
   switch (entry.kind) {
     case 'universal': {
       const m = entry.matrix;

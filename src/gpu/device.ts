@@ -2,7 +2,7 @@
 // dependency; `preserve` keeps this line in the emitted device.d.ts, which every entry point's GPU
 // declarations reach, so an application compiles against them without configuring anything.
 /// <reference types="@webgpu/types" preserve="true" />
-import { check, LatticeMatmulError, describeValue } from '../errors.js';
+import { check, LatticeMatmulError, describeValue, checkLabel } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { isGpuContext, watchDeviceLoss } from './errorScopes.js';
 
@@ -171,6 +171,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     );
     requiredLimits.maxComputeWorkgroupStorageSize = storageLimit;
   }
+  if (options.label !== undefined) checkLabel(options.label, 'requestGpuDevice');
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({

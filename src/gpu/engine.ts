@@ -162,6 +162,7 @@ export class GpuEngine {
 
   /** The kernel `matmulAT(a, b)` uses for these operands (refused, as there, when they cannot be multiplied). */
   productKernel(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
+    this.checkAlive();
     checkProductOperands(a, b);
     checkMatrixUsable(a, this.device, 'A', 'engine');
     checkMatrixUsable(b, this.device, 'B', 'engine');
@@ -512,7 +513,10 @@ function scaledColumns(x: Matrix, exponents: Int32Array): Float32Array {
 /** Refuses a W that is not a GPU lattice matrix and an x that is not an object (before `x.cols` is read). */
 function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): void {
   checkGpuLatticeMatrix(w, 'W');
-  check(typeof x === 'object' && x !== null, () => `x must be a Float32Array, a Matrix or a GPU matrix input { buffer, rows, cols }, got ${describeValue(x)}`);
+  check(
+    x instanceof Float32Array || (typeof x === 'object' && x !== null && !ArrayBuffer.isView(x) && Number.isInteger((x as { cols?: unknown }).cols)),
+    () => `x must be a Float32Array, a Matrix or a GPU matrix input { buffer, rows, cols }, got ${describeValue(x)}`,
+  );
 }
 
 /**

@@ -1,4 +1,5 @@
-import { check, describeValue } from '../errors.js';
+import { throwIfDeviceLost } from './errorScopes.js';
+import { check, describeValue, checkLabel } from '../errors.js';
 import { LEADER_RADIUS } from '../format/container.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
@@ -199,6 +200,8 @@ export class MatrixColumnSide {
 
   /** Gathers `m`'s column fields on the GPU (one submitted copy per field). */
   static create(device: GPUDevice, m: GpuDeterministicMatrix, label: string): MatrixColumnSide {
+    checkLabel(label, 'MatrixColumnSide.create');
+    throwIfDeviceLost(device, 'MatrixColumnSide.create');
     checkGpuDeterministicMatrix(m, 'MatrixColumnSide: W');
     checkMatrixUsable(m, device, 'MatrixColumnSide: W', 'column side');
     const buffer = device.createBuffer({ label, size: 12 * m.cols, usage: BufferUsage.STORAGE | BufferUsage.COPY_DST });

@@ -1,4 +1,4 @@
-import { check, describeValue } from '../errors.js';
+import { check, describeValue, checkLabel } from '../errors.js';
 import { throwIfDeviceLost } from './errorScopes.js';
 import { GpuScratch } from './scratch.js';
 
@@ -115,6 +115,8 @@ function refuse(what: string): never {
  * gemv.record(stepEncoder);
  */
 export function prepareCommands(device: GPUDevice, label: string, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): PreparedCommands {
+  checkLabel(label, 'prepareCommands');
+  check(typeof record === 'function', () => `prepareCommands: record must be a function (encoder, scratch) => void, got ${describeValue(record)}`);
   const commands: Command[] = [];
   const scratch = new GpuScratch(device);
   let open: PassStep[] | null = null;

@@ -1,4 +1,4 @@
-import { check, checkOneOf, checkPositiveInteger, describeValue } from '../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -109,8 +109,9 @@ const RECORD_OPTION_KEYS = ['tokens'] as const;
 
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
-  check(label === undefined || typeof label === 'string', () => `label must be a string, got ${describeValue(label)}`);
-  return label ?? fallback;
+  if (label === undefined) return fallback;
+  checkLabel(label, 'QuantizedLinear');
+  return label;
 }
 
 /** Refuses a weight whose buffers belong to another device than the layer's, or were destroyed. */
@@ -427,8 +428,12 @@ export class QuantizedLinear {
    * const qkv = QuantizedLinear.group([q, k, v]);       // one rotation of x instead of three
    * qkv.record(encoder, hidden, [qOut, kOut, vOut]);
    */
-  static group(layers: readonly QuantizedLinear[], options: { readonly maxPrepared?: number; readonly label?: string } = {}): QuantizedLinearGroup {
-    check(Array.isArray(layers) && layers.length > 0 && layers.every((layer) => layer instanceof QuantizedLinear), 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
+  static group(given: readonly QuantizedLinear[], options: { readonly maxPrepared?: number; readonly label?: string } = {}): QuantizedLinearGroup {
+    check(Array.isArray(given) && given.length > 0, 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
+    // A copy: the group records what it was given, whatever the caller's array becomes. Array.from reads
+    // a hole as undefined, which the check below refuses (every() skips holes).
+    const layers: readonly QuantizedLinear[] = Array.from(given);
+    check(layers.every((layer) => layer instanceof QuantizedLinear), 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
     check(new Set(layers).size === layers.length, 'QuantizedLinear.group: a layer appears twice');
     for (const layer of layers) {

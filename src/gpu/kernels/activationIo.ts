@@ -1,3 +1,5 @@
+import { checkOutputNotRead } from '../latticeOperand.js';
+import { checkDispatch } from './dispatchChecks.js';
 import ioSource from '../../../shaders/activation_io.wgsl?raw';
 import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
@@ -76,11 +78,14 @@ export interface F16ToF32Args {
  * dispatchF16ToF32(device, encoder, scratch, { input: xHalf, output: xFloat, count: n });
  */
 export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: F16ToF32Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchF16ToF32');
   checkPositiveInteger(args.count, 'f16 → f32 count');
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
   checkBufferRange(args.input, inputOffset, 2 * args.count, 'f16 → f32 input', 2);
   checkBufferRange(args.output, outputOffset, 4 * args.count, 'f16 → f32 output');
+  // One buffer bound as read and as written in a dispatch is a WebGPU validation error, even for disjoint ranges.
+  checkOutputNotRead(args.output, [['the input', args.input]], 'f16 → f32 output');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = bindingCap(device, args.maxBindingBytes, 'f16 → f32');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
@@ -134,6 +139,7 @@ export interface EpilogueArgs {
  * dispatchEpilogue(device, encoder, scratch, { input: y32, bias, rows: out, columns: tokens, output: yHalf, format: 'f16' });
  */
 export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: EpilogueArgs): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchEpilogue');
   checkPositiveInteger(args.rows, 'epilogue rows');
   checkPositiveInteger(args.columns, 'epilogue columns');
   const count = args.rows * args.columns;
@@ -143,6 +149,7 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
   if (args.bias) checkBufferRange(args.bias, args.biasOffset ?? 0, 4 * args.rows, 'epilogue bias');
   const bytes = activationBytes(args.format);
   checkBufferRange(args.output, outputOffset, bytes * count, 'epilogue output');
+  checkOutputNotRead(args.output, [['the input', args.input], ['the bias', args.bias]], 'epilogue output');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const inWindow = bindingWindow(inputOffset, 4 * count, alignment);
   const biasWindow = args.bias ? bindingWindow(args.biasOffset ?? 0, 4 * args.rows, alignment) : null;

@@ -1,5 +1,5 @@
 import scalePerGroupSource from '../../../shaders/d3_scale_per_group.wgsl?raw';
-import { check, describeValue } from '../../errors.js';
+import { check, describeValue, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { GROUP_SCALE_BLOCKS, GROUP_SCALE_INDEX_BITS, groupIndexWordsPerColumn, groupScaledBaseScheme, type D3GroupScaledMatrix } from '../../quantize/d3GroupScale.js';
 import { latticeSpec } from '../../quantize/latticeSpec.js';
@@ -95,6 +95,7 @@ export class GpuD3GroupScaledMatrix implements GemvOperand, InputsI8Operand {
    * w.destroy();
    */
   static upload(device: GPUDevice, m: D3GroupScaledMatrix, label: string): GpuD3GroupScaledMatrix {
+    checkLabel(label, 'GpuD3GroupScaledMatrix.upload');
     const buffers = [
       createBufferWithData(device, `${label} codes`, m.codes, STORAGE_USAGE, codeBufferByteLength(m.codes.byteLength)), // whole quads, as the kernel reads them
       createBufferWithData(device, `${label} group scale indices`, m.groupIndices, STORAGE_USAGE),

@@ -1,7 +1,9 @@
+import { throwIfDeviceLost } from '../errorScopes.js';
+import { checkDispatch } from './dispatchChecks.js';
 import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
 import repackSource from '../../../shaders/e8_point_repack.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_INPUT_GROUP } from './inputsI8Layout.js';
 import { E8_POINT_FACTOR, E8_POINT_LIMIT, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
@@ -9,7 +11,7 @@ import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from '../../quantize/e8Residue
 import { blockDither } from '../../quantize/universalCode.js';
 import { latticeSpec, universalCodec } from '../../quantize/latticeSpec.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../buffers.js';
-import { checkBufferHolds, columnRanges } from '../latticeOperand.js';
+import { checkBufferHolds, columnRanges, checkMatrixUsable } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -103,6 +105,7 @@ export class GpuE8PointMatrix extends GpuE8QuadMatrix {
    * points.destroy();
    */
   static upload(device: GPUDevice, m: E8PointMatrix, label: string): GpuE8PointMatrix {
+    checkLabel(label, 'GpuE8PointMatrix.upload');
     const side = new Float32Array((m.means === null ? 1 : 2) * m.cols);
     side.set(m.norms);
     if (m.means !== null) side.set(m.means, m.cols);
@@ -134,8 +137,11 @@ export class GpuE8PointMatrix extends GpuE8QuadMatrix {
    * await w.check();
    */
   static repack(device: GPUDevice, m: GpuUniversalMatrix, label: string, options: { readonly maxBindingBytes?: number } = {}): GpuE8PointMatrix {
+    checkLabel(label, 'GpuE8PointMatrix.repack');
     const what = 'GpuE8PointMatrix.repack';
+    throwIfDeviceLost(device, what);
     const layout = checkGpuUniversalMatrix(m, `${what}: W`);
+    checkMatrixUsable(m, device, `${what}: W`, 'repack');
     const why = e8PointUnsupported(m);
     check(why === null, () => `${what}: ${why ?? ''}`);
     const quads = e8ResidueQuads(m.blocksPerColumn);
@@ -248,6 +254,7 @@ export interface E8PointGemvI8Args extends E8QuadGemvArgs {
  * dispatchE8PointGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
  */
 export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8PointGemvI8Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchE8PointGemvI8');
   const what = 'e8 point gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8PointMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8PointMatrix`);

@@ -1,3 +1,5 @@
+import { throwIfDeviceLost } from '../errorScopes.js';
+import { checkDispatch } from './dispatchChecks.js';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import inputsSource from '../../../shaders/e8_inputs_i8.wgsl?raw';
@@ -11,12 +13,12 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { checkBufferHolds, checkGpuDeterministicMatrix, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix } from '../latticeOperand.js';
+import { checkBufferHolds, checkGpuDeterministicMatrix, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix, checkMatrixUsable } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
@@ -308,6 +310,7 @@ export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
    * residues.destroy();
    */
   static upload(device: GPUDevice, m: E8ResidueMatrix, label: string): GpuE8ResidueMatrix {
+    checkLabel(label, 'GpuE8ResidueMatrix.upload');
     const side = new Float32Array((m.means === null ? 1 : 2) * m.cols);
     side.set(m.columnScales);
     if (m.means !== null) side.set(m.means, m.cols);
@@ -336,8 +339,11 @@ export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
    * const w = GpuE8ResidueMatrix.repack(device, uploadLatticeMatrix(device, q), 'W');
    */
   static repack(device: GPUDevice, m: GpuDeterministicMatrix, label: string, options: { readonly maxBindingBytes?: number } = {}): GpuE8ResidueMatrix {
+    checkLabel(label, 'GpuE8ResidueMatrix.repack');
     const what = 'GpuE8ResidueMatrix.repack';
+    throwIfDeviceLost(device, what);
     checkGpuDeterministicMatrix(m, `${what}: W`);
+    checkMatrixUsable(m, device, `${what}: W`, 'repack');
     const why = e8ResidueUnsupported(m);
     check(why === null, () => `${what}: ${why ?? ''}`);
     const quads = e8ResidueQuads(m.blocksPerColumn);
@@ -471,6 +477,7 @@ export interface E8InputsI8Args {
  * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath });
  */
 export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8InputsI8Args): RecordedE8InputsI8 {
+  checkDispatch(device, encoder, scratch, args, 'dispatchE8InputsI8');
   const what = 'e8 inputs to int8';
   const { w, rhs } = args;
   checkPositiveInteger(rhs, `${what}: rhs`);
@@ -528,6 +535,7 @@ export type RotatedE8InputsI8Args = RotatedInputsI8Args<E8InputsOperand>;
  * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath });
  */
 export function dispatchRotatedE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedE8InputsI8Args): RecordedE8InputsI8 {
+  checkDispatch(device, encoder, scratch, args, 'dispatchRotatedE8InputsI8');
   const { w, rhs } = args;
   return rotateAndRound(device, encoder, scratch, args, 'e8 inputs to int8: dispatchRotatedE8InputsI8', {
     groups: w.quadsPerColumn,
@@ -556,6 +564,7 @@ export interface E8ResidueGemvI8Args extends E8QuadGemvArgs {
  * dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: dotPathFor(engine.features) });
  */
 export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueGemvI8Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchE8ResidueGemvI8');
   const what = 'e8 residue gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8ResidueMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8ResidueMatrix`);

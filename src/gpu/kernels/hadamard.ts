@@ -1,3 +1,4 @@
+import { checkDispatch } from './dispatchChecks.js';
 import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
@@ -411,6 +412,7 @@ export function dispatchHadamard(
   scratch: GpuScratch,
   args: HadamardArgs,
 ): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchHadamard');
   recordRotation(device, encoder, scratch, args, false);
 }
 
@@ -434,6 +436,7 @@ export function dispatchHadamardInverse(
   scratch: GpuScratch,
   args: HadamardInverseArgs,
 ): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchHadamardInverse');
   recordRotation(device, encoder, scratch, args, true);
 }
 

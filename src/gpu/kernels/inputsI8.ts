@@ -1,3 +1,4 @@
+import { checkDispatch } from './dispatchChecks.js';
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
@@ -94,6 +95,7 @@ export interface InputsI8Args {
  * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchLatticeGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, inputsI8, dotPath });
  */
 export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: InputsI8Args): RecordedInputsI8 {
+  checkDispatch(device, encoder, scratch, args, 'dispatchInputsI8');
   const { w, rhs } = args;
   checkPositiveInteger(rhs, 'int8 inputs: rhs');
   const offset = args.xRotatedOffset ?? 0;
@@ -140,6 +142,7 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
  * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchLatticeGemvI8(device, encoder, scratch, { w, y, rhs: 1, inputsI8, dotPath });
  */
 export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedInputsI8Args): RecordedInputsI8 {
+  checkDispatch(device, encoder, scratch, args, 'dispatchRotatedInputsI8');
   const { w, rhs } = args;
   const groups = inputGroupsOf(w);
   return rotateAndRound(device, encoder, scratch, args, 'int8 inputs: dispatchRotatedInputsI8', {

@@ -1,3 +1,4 @@
+import { checkDispatch } from './dispatchChecks.js';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
@@ -262,6 +263,7 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
  * scratch.destroy();
  */
 export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvI8Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchLatticeGemvI8');
   const what = 'lattice gemv (int8 inputs)';
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');

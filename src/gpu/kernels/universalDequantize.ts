@@ -1,10 +1,11 @@
+import { checkDispatch } from './dispatchChecks.js';
 import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
 import { check, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { latticeSpec, type LatticeName } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { columnRanges } from '../latticeOperand.js';
+import { columnRanges, checkOutputNotRead, latticeMatrixFields } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
@@ -79,10 +80,12 @@ export interface UniversalDequantizeArgs {
  * dispatchUniversalDequantize(device, encoder, scratch, { m: gpuW, output }); // output: 4·length·cols bytes
  */
 export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalDequantizeArgs): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchUniversalDequantize');
   const { m } = args;
   const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
   const outputOffset = args.outputOffset ?? 0;
   checkBufferRange(args.output, outputOffset, 4 * m.length * m.cols, 'universal dequantize: output');
+  checkOutputNotRead(args.output, [...latticeMatrixFields(m), ['normalizeColumns', args.normalizeColumns ?? null]], 'universal dequantize: output');
   const d = layout.codec.spec.dimension;
   if (m.blocksPerColumn * d < m.length) encoder.clearBuffer(args.output, outputOffset, 4 * m.length * m.cols);
   if (args.normalizeColumns) checkBufferRange(args.normalizeColumns, 0, 4 * m.cols, 'universal dequantize: column exponents');

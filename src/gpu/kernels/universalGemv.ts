@@ -1,3 +1,4 @@
+import { checkDispatch } from './dispatchChecks.js';
 import gemvSource from '../../../shaders/universal_gemv.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import finishSource from '../../../shaders/universal_gemv_finish.wgsl?raw';
@@ -454,6 +455,7 @@ export interface UniversalCallSumsArgs {
  * for (const [w, y] of [[q, qOut], [k, kOut], [v, vOut]] as const) dispatchUniversalGemv(device, encoder, scratch, { w, xRotated, y, rhs: 1, callSums });
  */
 export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalCallSumsArgs): RecordedCallSums {
+  checkDispatch(device, encoder, scratch, args, 'dispatchUniversalCallSums');
   const what = 'universal gemv call sums';
   const { w, rhs } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
@@ -553,6 +555,7 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
  * scratch.destroy();
  */
 export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchUniversalGemv');
   const { w } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'universal gemv');

@@ -1,3 +1,5 @@
+import { throwIfDeviceLost } from '../errorScopes.js';
+import { checkDispatch } from './dispatchChecks.js';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import nibblesSource from '../../../shaders/universal_escape_nibbles.wgsl?raw';
@@ -5,14 +7,14 @@ import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkOneOf, LatticeMatmulError } from '../../errors.js';
+import { check, checkOneOf, LatticeMatmulError, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
 import { latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import type { UniversalLatticeMatrix } from '../../quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../quantize/schemes.js';
 import { createBuffer, STORAGE_USAGE } from '../buffers.js';
-import { columnRanges } from '../latticeOperand.js';
+import { columnRanges, checkMatrixUsable } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
@@ -273,7 +275,10 @@ export class UniversalGemvI8Weights {
    * Throws when the scheme has no int8-input GEMV (see {@link int8InputsUnsupported}).
    */
   static create(device: GPUDevice, w: GpuUniversalMatrix, label = 'universal gemv int8 weights'): UniversalGemvI8Weights {
+    checkLabel(label, 'UniversalGemvI8Weights.create');
+    throwIfDeviceLost(device, 'UniversalGemvI8Weights.create');
     const layout = checkGpuUniversalMatrix(w, 'W');
+    checkMatrixUsable(w, device, 'UniversalGemvI8Weights.create: W', 'weights');
     const why = int8InputsUnsupported(w.scheme);
     if (why !== null) throw new LatticeMatmulError(`UniversalGemvI8Weights: ${why}`);
     const nibbleWords = nibbleWordsOf(layout.codeWords * w.cols);
@@ -355,6 +360,7 @@ export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Ge
  * scratch.destroy();
  */
 export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvI8Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchUniversalGemvI8');
   const { weights } = args;
   check(weights instanceof UniversalGemvI8Weights, 'universal gemv (int8 inputs): weights must come from UniversalGemvI8Weights.create');
   check(!weights.isDestroyed, 'universal gemv (int8 inputs): these weights were destroyed');

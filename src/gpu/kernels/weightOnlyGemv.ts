@@ -1,5 +1,6 @@
+import { checkDispatch } from './dispatchChecks.js';
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue, checkLabel } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
@@ -157,6 +158,7 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
  * scratch.destroy();
  */
 export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyGemvArgs): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchWeightOnlyGemv');
   checkOptionsObject(args, GEMV_ARG_KEYS, 'dispatchWeightOnlyGemv arguments');
   const { n, outputs, rowVec4s } = args;
   const vectors = args.vectors ?? 1;
@@ -174,6 +176,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   const yOffset = args.yOffset ?? 0;
   const layoutEntries = n + rowVec4s + 2;
   checkBufferRange(args.codes, codesOffset, 16 * rowVec4s * outputs, 'weight-only gemv: codes', 16);
+  checkOutputNotRead(args.y, [['x', args.x], ['the codes', args.codes], ['the code layout', args.codeLayout], ['the column scales', args.columnScales], ['the row scales', args.rowScales]], 'weight-only gemv: y');
   checkBufferRange(args.codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
@@ -313,6 +316,7 @@ export class WeightOnlyGpuMatrix {
   ) {
     check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
     const label = checkOptionsObject(options, ['label'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options').label ?? 'weight-only';
+    checkLabel(label, 'uploadWeightOnly');
     const packed = q.packedCodes;
     this.n = q.n;
     this.outputs = q.outputs;

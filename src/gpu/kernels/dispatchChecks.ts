@@ -1,0 +1,19 @@
+import { check, describeValue } from '../../errors.js';
+import { throwIfDeviceLost } from '../errorScopes.js';
+import { GpuScratch } from '../scratch.js';
+
+/**
+ * The checks every exported `dispatch*` makes before anything else: a live GPUDevice (not the context
+ * `requestGpuDevice()` returns, not one that was lost), something that records compute passes, the
+ * library's `GpuScratch`, and an arguments object. Without them a wrong argument failed deep inside
+ * with a TypeError ("reading 'limits'", "beginComputePass is not a function").
+ */
+export function checkDispatch(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: unknown, what: string): void {
+  throwIfDeviceLost(device, what);
+  check(
+    typeof encoder === 'object' && encoder !== null && typeof (encoder as { beginComputePass?: unknown }).beginComputePass === 'function',
+    () => `${what}: encoder must be a GPUCommandEncoder, got ${describeValue(encoder)}`,
+  );
+  check(scratch instanceof GpuScratch, () => `${what}: scratch must be a GpuScratch (new GpuScratch(device)), got ${describeValue(scratch)}`);
+  check(typeof args === 'object' && args !== null, () => `${what}: the arguments must be an object, got ${describeValue(args)}`);
+}

@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LatticeMatmulError } from '../../src/errors.js';
+import { createBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import type { GpuContext } from '../../src/gpu/device.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
+import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
+import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { dispatchUniversalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
+import { dispatchWeightOnlyGemv, uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
+import { prepareCommands } from '../../src/gpu/prepared.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * The GPU entry points with hostile arguments (a probe of ≈ 2 700 calls found these): each is refused
+ * with a LatticeMatmulError (or GpuDeviceLostError) before anything reaches WebGPU, where it used to
+ * abort Node (a non-string label reaches Dawn's native code), raise an uncaptured validation error at
+ * the caller's submit, or throw a TypeError. Every case runs with an uncapturederror listener that
+ * must stay silent.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments before WebGPU sees them', () => {
+  let context: GpuContext;
+  let device: GPUDevice;
+  let engine: GpuEngine;
+  const uncaptured: string[] = [];
+  const universal = (seed: number): GpuUniversalMatrix => engine.upload(quantize(gaussianMatrix(64, 8, seed), { scheme: 'e8-4bit', seed: 1, nonce: seed })) as GpuUniversalMatrix;
+  const deterministic = (): GpuDeterministicMatrix => engine.upload(quantize(gaussianMatrix(64, 8, 3), { scheme: 'e8-q16-deterministic', seed: 1 })) as GpuDeterministicMatrix;
+  const expectRefused = (call: () => unknown, message: RegExp): void => {
+    expect(call).toThrow(LatticeMatmulError);
+    expect(call).toThrow(message);
+  };
+
+  beforeAll(async () => {
+    context = await testDevice();
+    device = context.device;
+    device.addEventListener('uncapturederror', (event) => uncaptured.push((event as GPUUncapturedErrorEvent).error.message));
+    engine = GpuEngine.create(context);
+  });
+  afterAll(async () => {
+    engine?.destroy();
+    context?.device.destroy();
+  });
+
+  it.each([
+    ['a symbol', Symbol('label')],
+    ['an object without a prototype', Object.create(null) as unknown],
+    ['a number', 7],
+  ])('a label that is %s is refused (Dawn aborted the process on the first two)', (_, label) => {
+    const w = deterministic();
+    expectRefused(() => MatrixColumnSide.create(device, w, label as never), /^MatrixColumnSide\.create: label must be a string, got /);
+    expectRefused(() => GpuE8ResidueMatrix.repack(device, w, label as never), /^GpuE8ResidueMatrix\.repack: label must be a string/);
+    expectRefused(() => GpuE8PointMatrix.repack(device, universal(1), label as never), /^GpuE8PointMatrix\.repack: label must be a string/);
+    expectRefused(() => prepareCommands(device, label as never, () => undefined), /^prepareCommands: label must be a string/);
+    const weights = quantizeWeights(gaussianMatrix(16, 64, 4), { method: 'rtn', rate: 3 });
+    expectRefused(() => uploadWeightOnly(device, weights, { label: label as never }), /^uploadWeightOnly: label must be a string/);
+    expectRefused(() => QuantizedLinear.create(device, w, { label: label as never }), /^QuantizedLinear: label must be a string/);
+  });
+
+  it('repacks and column sides refuse a destroyed matrix (they returned, and the submit failed uncaptured)', () => {
+    const u = engine.upload(quantize(gaussianMatrix(64, 8, 5), { scheme: 'e8-4bit', seed: 1, nonce: 5 }));
+    u.destroy();
+    expectRefused(() => GpuE8PointMatrix.repack(device, u as GpuUniversalMatrix, 'p'), /^GpuE8PointMatrix\.repack: W was destroyed$/);
+    const d = engine.upload(quantize(gaussianMatrix(64, 8, 6), { scheme: 'e8-q16-deterministic', seed: 1 }));
+    d.destroy();
+    expectRefused(() => GpuE8ResidueMatrix.repack(device, d as GpuDeterministicMatrix, 'r'), /^GpuE8ResidueMatrix\.repack: W was destroyed$/);
+    expectRefused(() => MatrixColumnSide.create(device, d as GpuDeterministicMatrix, 's'), /^MatrixColumnSide: W was destroyed$/);
+  });
+
+  it("a group keeps the layers it was given, whatever the caller's array becomes, and refuses holes", async () => {
+    const q = QuantizedLinear.create(device, universal(11));
+    const k = QuantizedLinear.create(device, universal(12));
+    const holey = [q, k, q];
+    delete holey[1]; // [q, <hole>, q]: every() skips the hole
+    expectRefused(() => QuantizedLinear.group(holey), /^QuantizedLinear\.group needs a non-empty array of QuantizedLinear layers$/);
+    const layers = [q, k];
+    const group = QuantizedLinear.group(layers);
+    layers[1] = 'changed' as never;
+    layers.push(q);
+    const x = createBuffer(device, 'x', 4 * 64, STORAGE_USAGE);
+    const ys = [createBuffer(device, 'y0', 4 * 8, STORAGE_USAGE), createBuffer(device, 'y1', 4 * 8, STORAGE_USAGE)];
+    const encoder = device.createCommandEncoder();
+    group.record(encoder, x, ys); // two outputs for the two layers grouped, as before the array changed
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    expect(group.layers).toEqual([q, k]);
+    group.destroy();
+    q.destroy();
+    k.destroy();
+  });
+
+  it('dispatches refuse an output that is one of their inputs (WebGPU refused the dispatch at submit)', () => {
+    const buffer = createBuffer(device, 'shared', 4096, STORAGE_USAGE);
+    const other = createBuffer(device, 'other', 1024, STORAGE_USAGE);
+    const encoder = device.createCommandEncoder();
+    const scratch = new GpuScratch(device);
+    expectRefused(() => dispatchF16ToF32(device, encoder, scratch, { input: buffer, output: buffer, count: 16, outputOffset: 512 }), /^f16 → f32 output is the input buffer/);
+    expectRefused(
+      () => dispatchEpilogue(device, encoder, scratch, { input: other, bias: buffer, rows: 4, columns: 1, output: buffer, outputOffset: 512, format: 'f32' }),
+      /^epilogue output is the bias buffer/,
+    );
+    const u = universal(21);
+    expectRefused(() => dispatchUniversalDequantize(device, encoder, scratch, { m: u, output: buffer, normalizeColumns: buffer }), /^universal dequantize: output is normalizeColumns buffer/);
+    const weights = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(16, 64, 4), { method: 'rtn', rate: 3 }));
+    const { codes, codeLayout, columnScales, rowScales, n, outputs, rowVec4s } = weights;
+    expectRefused(
+      () => dispatchWeightOnlyGemv(device, encoder, scratch, { codes, codeLayout, columnScales, rowScales, n, outputs, rowVec4s, x: buffer, y: buffer }),
+      /^weight-only gemv: y is x buffer/,
+    );
+    encoder.finish();
+    scratch.destroy();
+    weights.destroy();
+  });
+
+  it.each([
+    ['device', (e: GPUCommandEncoder, s: GpuScratch) => [null, e, s, {}], /^expected a GPUDevice, got null$/],
+    ['encoder', (_: GPUCommandEncoder, s: GpuScratch) => ['device', {}, s, {}], /^dispatchHadamard: encoder must be a GPUCommandEncoder, got an object$/],
+    ['scratch', (e: GPUCommandEncoder) => ['device', e, {}, {}], /^dispatchHadamard: scratch must be a GpuScratch/],
+    ['arguments', (e: GPUCommandEncoder, s: GpuScratch) => ['device', e, s, null], /^dispatchHadamard: the arguments must be an object, got null$/],
+  ])('a dispatch refuses a bad %s (TypeErrors before)', (_, argsOf, message) => {
+    const encoder = device.createCommandEncoder();
+    const scratch = new GpuScratch(device);
+    const [d, e, s, a] = argsOf(encoder, scratch);
+    expectRefused(() => dispatchHadamard((d === 'device' ? device : d) as never, e as never, s as never, a as never), message as RegExp);
+    encoder.finish();
+    scratch.destroy();
+  });
+
+  it('engine.matvec refuses an x that is not f32 by naming x; a destroyed engine refuses productKernel', async () => {
+    const u = universal(31);
+    await expect(engine.matvec(u, new Float64Array(64) as never)).rejects.toThrow(/^x must be a Float32Array, a Matrix or a GPU matrix input \{ buffer, rows, cols \}, got a Float64Array of 512 bytes$/);
+    const spare = GpuEngine.create(context);
+    spare.destroy();
+    expectRefused(() => spare.productKernel(u, universal(32)), /^this GpuEngine was destroyed$/);
+  });
+
+  it('no case reached WebGPU as an uncaptured error', () => {
+    expect(uncaptured).toEqual([]);
+  });
+});
+
+describe.skipIf(noGpu !== undefined)('after the device is lost', () => {
+  it('repacks, column sides and dispatches throw GpuDeviceLostError (they returned silently)', async () => {
+    const lost = await testDevice();
+    const engine = GpuEngine.create(lost);
+    const u = engine.upload(quantize(gaussianMatrix(64, 8, 41), { scheme: 'e8-4bit', seed: 1, nonce: 41 })) as GpuUniversalMatrix;
+    const d = engine.upload(quantize(gaussianMatrix(64, 8, 42), { scheme: 'e8-q16-deterministic', seed: 1 })) as GpuDeterministicMatrix;
+    const scratch = new GpuScratch(lost.device);
+    lost.device.destroy();
+    await lost.device.lost;
+    expect(() => GpuE8PointMatrix.repack(lost.device, u, 'p')).toThrow(GpuDeviceLostError);
+    expect(() => GpuE8ResidueMatrix.repack(lost.device, d, 'r')).toThrow(GpuDeviceLostError);
+    expect(() => MatrixColumnSide.create(lost.device, d, 's')).toThrow(GpuDeviceLostError);
+    expect(() => dispatchHadamard(lost.device, {} as never, scratch, {} as never)).toThrow(GpuDeviceLostError);
+  });
+});
