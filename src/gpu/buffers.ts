@@ -275,8 +275,8 @@ export async function readBuffer(
 ): Promise<ArrayBuffer> {
   checkBufferUsable(buffer, BufferUsage.COPY_SRC, 'readBuffer: buffer');
   check(
-    Number.isInteger(byteLength) && byteLength >= 0 && byteOffset + byteLength <= buffer.size,
-    () => `${buffer.label}: cannot read ${byteLength} bytes at offset ${byteOffset} from a ${buffer.size}-byte buffer`,
+    Number.isSafeInteger(byteLength) && byteLength >= 0 && Number.isSafeInteger(byteOffset) && byteOffset >= 0 && byteOffset + byteLength <= buffer.size,
+    () => `${buffer.label}: cannot read ${describeValue(byteLength)} bytes at offset ${describeValue(byteOffset)} from a ${buffer.size}-byte buffer`,
   );
   if (byteLength === 0) return new ArrayBuffer(0);
   const encoder = device.createCommandEncoder({ label: `${buffer.label} (readback copy)` });
@@ -296,7 +296,9 @@ export async function readBuffer(
  * @example
  * const y = new Float32Array(await readBufferExclusive(device, yBuffer, 4 * cols));
  */
-export function readBufferExclusive(device: GPUDevice, buffer: GPUBuffer, byteLength: number, byteOffset = 0): Promise<ArrayBuffer> {
+export async function readBufferExclusive(device: GPUDevice, buffer: GPUBuffer, byteLength: number, byteOffset = 0): Promise<ArrayBuffer> {
+  // Before the section's name reads buffer.label (a refusal rejects, as every failure of this call does).
+  checkBufferUsable(buffer, BufferUsage.COPY_SRC, 'readBufferExclusive: buffer');
   return withValidation(device, `reading "${buffer.label}"`, () => readBuffer(device, buffer, byteLength, byteOffset));
 }
 

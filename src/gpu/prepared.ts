@@ -1,4 +1,4 @@
-import { check, describeValue, checkLabel } from '../errors.js';
+import { check, describeValue, checkLabel, LatticeMatmulError } from '../errors.js';
 import { throwIfDeviceLost } from './errorScopes.js';
 import { GpuScratch } from './scratch.js';
 
@@ -101,7 +101,7 @@ function replaySteps(pass: GPUComputePassEncoder, steps: readonly PassStep[]): v
 }
 
 function refuse(what: string): never {
-  throw new Error(`prepared commands cannot capture ${what}: only compute passes, clearBuffer and copyBufferToBuffer are supported`);
+  throw new LatticeMatmulError(`prepared commands cannot capture ${what}: only compute passes, clearBuffer and copyBufferToBuffer are supported`);
 }
 
 /**

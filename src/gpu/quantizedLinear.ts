@@ -15,7 +15,7 @@ import { DOT_PATHS, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
@@ -314,6 +314,8 @@ export class QuantizedLinear {
     } else {
       check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix, a GpuE8ResidueMatrix or a GpuE8PointMatrix');
       checkGpuLatticeMatrix(weight, 'QuantizedLinear weight');
+      // A hand-built matrix's buffers: WebGPU would refuse one without STORAGE only at the caller's submit.
+      for (const [name, buffer] of latticeMatrixFields(weight)) if (buffer !== null) checkBufferUsable(buffer, BufferUsage.STORAGE, `QuantizedLinear weight ${name}`);
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
       this.lattice = weight;

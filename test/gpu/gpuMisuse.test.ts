@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { createBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { createBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
@@ -143,6 +143,20 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     const spare = GpuEngine.create(context);
     spare.destroy();
     expectRefused(() => spare.productKernel(u, universal(32)), /^this GpuEngine was destroyed$/);
+  });
+
+  it('recordMatmulAT, readBufferExclusive, prepareCommands and QuantizedLinear refuse what they cannot use (TypeErrors or uncaptured errors before)', async () => {
+    const a = universal(51);
+    const b = universal(52);
+    const c = createBuffer(device, 'c', 4 * 64, STORAGE_USAGE);
+    expectRefused(() => engine.recordMatmulAT({} as never, new GpuScratch(device), a, b, c), /^GpuEngine\.recordMatmulAT: encoder must be a GPUCommandEncoder/);
+    expectRefused(() => engine.recordMatmulAT(device.createCommandEncoder(), {} as never, a, b, c), /^GpuEngine\.recordMatmulAT: scratch must be a GpuScratch/);
+    await expect(readBufferExclusive(device, null as never, 4)).rejects.toThrow(/^readBufferExclusive: buffer must be a GPUBuffer, got null$/);
+    expectRefused(() => prepareCommands(device, 'finishing', (encoder) => void encoder.finish()), /^prepared commands cannot capture/);
+    // A hand-built matrix whose codes lack STORAGE usage.
+    const codes = device.createBuffer({ label: 'copy-only codes', size: a.codes.size, usage: GPUBufferUsage.COPY_SRC });
+    const handBuilt = { ...a, kind: a.kind, mode: a.mode, scheme: a.scheme, codes } as GpuUniversalMatrix;
+    expectRefused(() => QuantizedLinear.create(device, handBuilt), /^QuantizedLinear weight codes: buffer "copy-only codes" lacks STORAGE usage/);
   });
 
   it('no case reached WebGPU as an uncaptured error', () => {
