@@ -1,11 +1,11 @@
+import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from '../quantize/schemes.js';
 import { throwIfDeviceLost } from './errorScopes.js';
-import { check, describeValue, checkLabel } from '../errors.js';
+import { check, describeValue, checkLabel, LatticeMatmulError } from '../errors.js';
 import { LEADER_RADIUS } from '../format/container.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
 import type { DeterministicLatticeMatrix } from '../quantize/quantizedMatrix.js';
-import type { DeterministicLatticeScheme } from '../quantize/schemes.js';
 import { F32_MAX, F32_MIN_NORMAL } from '../scalar/floatFormats.js';
 import { BufferUsage } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -411,6 +411,16 @@ export function checkGpuLatticeMatrix(m: unknown, what: string): asserts m is Gp
   const { kind, mode, codes } = m as { kind?: unknown; mode?: unknown; codes?: unknown };
   check(kind === 'lattice' && (mode === 'universal' || mode === 'deterministic'), () => `${what} must be ${wanted}, got an object of kind ${describeValue(kind)}`);
   check(!ArrayBuffer.isView(codes), () => `${what} is a CPU-quantized matrix (its codes are in a typed array): upload it to the GPU first, with GpuEngine.upload`);
+  // A hand-built matrix's scheme and nonce, which every kernel choice reads (a null scheme threw TypeErrors).
+  const { scheme, nonce } = m as { scheme?: unknown; nonce?: unknown };
+  let resolved: Scheme;
+  try {
+    resolved = resolveScheme(scheme as Scheme);
+  } catch (error) {
+    throw new LatticeMatmulError(`${what}.scheme: ${(error as Error).message}`, { cause: error });
+  }
+  check(resolved.kind === 'lattice' && resolved.mode === mode, () => `${what}.scheme must be a ${String(mode)} lattice scheme, got a ${resolved.kind === 'lattice' ? resolved.mode : resolved.kind} one`);
+  check(mode !== 'universal' || (typeof nonce === 'bigint' && nonce >= 0n), () => `${what}.nonce must be a non-negative bigint, got ${describeValue(nonce)}`);
 }
 
 /**

@@ -155,8 +155,17 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     expectRefused(() => prepareCommands(device, 'finishing', (encoder) => void encoder.finish()), /^prepared commands cannot capture/);
     // A hand-built matrix whose codes lack STORAGE usage.
     const codes = device.createBuffer({ label: 'copy-only codes', size: a.codes.size, usage: GPUBufferUsage.COPY_SRC });
-    const handBuilt = { ...a, kind: a.kind, mode: a.mode, scheme: a.scheme, codes } as GpuUniversalMatrix;
+    const handBuilt = { ...a, kind: a.kind, mode: a.mode, scheme: a.scheme, nonce: a.nonce, codes } as GpuUniversalMatrix;
     expectRefused(() => QuantizedLinear.create(device, handBuilt), /^QuantizedLinear weight codes: buffer "copy-only codes" lacks STORAGE usage/);
+  });
+
+  it("a hand-built matrix's scheme and nonce are checked where every kernel choice reads them (TypeErrors before)", async () => {
+    const a = universal(61);
+    const b = universal(62);
+    const handBuilt = (changes: object): GpuUniversalMatrix => ({ ...a, kind: a.kind, mode: a.mode, scheme: a.scheme, nonce: a.nonce, ...changes }) as GpuUniversalMatrix;
+    expectRefused(() => engine.productKernel(handBuilt({ scheme: null }), b), /^A\.scheme: scheme must be a scheme name/);
+    expectRefused(() => engine.productKernel(handBuilt({ nonce: 'x' }), b), /^A\.nonce must be a non-negative bigint, got "x"$/);
+    expectRefused(() => QuantizedLinear.create(device, handBuilt({ scheme: 'd3-q6-deterministic' })), /^QuantizedLinear weight\.scheme must be a universal lattice scheme, got a deterministic one$/);
   });
 
   it('no case reached WebGPU as an uncaptured error', () => {
