@@ -22,7 +22,11 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  */
 
 function standIn(limits: Partial<GPUSupportedLimits>): GPUDevice {
-  return { limits: { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupsPerDimension: 65535, minStorageBufferOffsetAlignment: 256, ...limits } } as unknown as GPUDevice;
+  // `lost` never settles: a device as the dispatches' first check (checkDispatch) sees a live one.
+  return {
+    limits: { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27, maxComputeWorkgroupsPerDimension: 65535, minStorageBufferOffsetAlignment: 256, ...limits },
+    lost: new Promise<never>(() => undefined),
+  } as unknown as GPUDevice;
 }
 
 /** A storage buffer as the host checks see it (size, usage, map state). */
@@ -70,7 +74,7 @@ describe('size limits refused before the device is used', () => {
 
   it('the standalone epilogue refuses values beyond one binding before recording, with the columns that fit', () => {
     const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
-    const encoder = {} as GPUCommandEncoder; // never used: the refusal comes first
+    const encoder = { beginComputePass: () => expect.unreachable('the refusal comes first') } as unknown as GPUCommandEncoder;
     const args = { input: standInBuffer(4 * 1024 * 300), bias: null, rows: 1024, columns: 300, output: standInBuffer(4 * 1024 * 300), format: 'f32' } as const;
     expect(() => dispatchEpilogue(device, encoder, new GpuScratch(device), args)).toThrow(
       /^epilogue: 1024 × 300 values \(1228800 bytes\) exceed one storage binding \(1048576\); call it for at most 255 columns at a time$/,
