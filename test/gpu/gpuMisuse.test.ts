@@ -168,6 +168,10 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     expectRefused(() => QuantizedLinear.create(device, handBuilt({ scheme: 'd3-q6-deterministic' })), /^QuantizedLinear weight\.scheme must be a universal lattice scheme, got a deterministic one$/);
   });
 
+  it('upload refuses a matrix that is already on the GPU, saying so', () => {
+    expectRefused(() => engine.upload(universal(71) as never), /^uploadLatticeMatrix q is already on the GPU \(its codes are a GPUBuffer\)/);
+  });
+
   it('no case reached WebGPU as an uncaptured error', () => {
     expect(uncaptured).toEqual([]);
   });
