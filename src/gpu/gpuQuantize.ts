@@ -430,9 +430,6 @@ export function uploadLatticeMatrix(device: GPUDevice, q: UniversalLatticeMatrix
 export function uploadLatticeMatrix(device: GPUDevice, q: DeterministicLatticeMatrix): GpuLatticeQuantizedMatrix;
 export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized;
 export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized {
-  // A GPU matrix has the same fields with buffers in place of typed arrays: say so, not "q.means must be a Float32Array".
-  const given = typeof q === 'object' && q !== null ? (q as { codes?: unknown }).codes : undefined;
-  check(given === undefined || ArrayBuffer.isView(given), 'uploadLatticeMatrix q is already on the GPU (its codes are a GPUBuffer): upload takes a CPU-quantized matrix, from quantize() or read()');
   checkQuantizedMatrix(q, 'uploadLatticeMatrix q');
   check(q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix (scalar schemes run on the CPU)');
   if (q.mode === 'universal') return uploadUniversalMatrix(device, q);

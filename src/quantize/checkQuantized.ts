@@ -50,6 +50,12 @@ function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount:
  */
 export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   check(typeof q === 'object' && q !== null, () => `${name} must be a quantized matrix (from quantize), got ${describeValue(q)}`);
+  // A GPU matrix has the same fields with buffers in place of typed arrays: say so, not "q.means must be a Float32Array".
+  const codes: unknown = (q as { codes?: unknown }).codes;
+  check(
+    !(typeof codes === 'object' && codes !== null && typeof (codes as { usage?: unknown }).usage === 'number'),
+    () => `${name} is already on the GPU (its codes are a GPUBuffer): this takes a CPU-quantized matrix, from quantize() or a GPU matrix's read()`,
+  );
   const kind: unknown = q.kind;
   checkOneOf(kind, ['lattice', 'scalar'], `${name}.kind`);
   checkPositiveInteger(q.rows, `${name}.rows`);

@@ -15,6 +15,8 @@ import { prepareCommands } from '../../src/gpu/prepared.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
@@ -168,8 +170,11 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     expectRefused(() => QuantizedLinear.create(device, handBuilt({ scheme: 'd3-q6-deterministic' })), /^QuantizedLinear weight\.scheme must be a universal lattice scheme, got a deterministic one$/);
   });
 
-  it('upload refuses a matrix that is already on the GPU, saying so', () => {
-    expectRefused(() => engine.upload(universal(71) as never), /^uploadLatticeMatrix q is already on the GPU \(its codes are a GPUBuffer\)/);
+  it('upload and the CPU functions refuse a matrix that is already on the GPU, saying so', () => {
+    const onGpu = universal(71) as never;
+    expectRefused(() => engine.upload(onGpu), /^uploadLatticeMatrix q is already on the GPU \(its codes are a GPUBuffer\)/);
+    expectRefused(() => matmulAT(onGpu, onGpu), /^A is already on the GPU \(its codes are a GPUBuffer\): this takes a CPU-quantized matrix/);
+    expectRefused(() => dequantize(onGpu), /^dequantize q is already on the GPU/);
   });
 
   it('no case reached WebGPU as an uncaptured error', () => {
