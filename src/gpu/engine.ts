@@ -1,4 +1,4 @@
-import { checkDispatch } from './kernels/dispatchChecks.js';
+import { checkRecordingTarget } from './kernels/dispatchChecks.js';
 import { check, checkOneOf, describeValue } from '../errors.js';
 import { checkMatrix, largestColumnNorm, vectorOrMatrix, type Matrix, type MatrixInput } from '../matrix.js';
 import type { QuantizeOptions } from '../quantize/options.js';
@@ -225,7 +225,7 @@ export class GpuEngine {
     this.checkAlive();
     // WebGPU records nothing on a lost device and says nothing: C would stay silently stale.
     throwIfDeviceLost(this.device, 'GpuEngine.recordMatmulAT');
-    checkDispatch(this.device, encoder, scratch, {}, 'GpuEngine.recordMatmulAT');
+    checkRecordingTarget(encoder, scratch, 'GpuEngine.recordMatmulAT');
     const kernel = this.productKernel(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     // Before anything is recorded: a refused C leaves the caller's encoder as it was.
