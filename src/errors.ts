@@ -130,7 +130,7 @@ export function describeValue(value: unknown): string {
 }
 
 /** `String(value)` where it does not throw (an Error, a DOMException, a string), else `describeValue`. */
-export function textOf(value: unknown): string {
+function textOf(value: unknown): string {
   try {
     return String(value);
   } catch {
