@@ -1,7 +1,7 @@
-// The WebGPU types (GPUDevice, GPUBuffer, …) of this package's declarations come from @webgpu/types, a
-// dependency; `preserve` keeps this line in the emitted device.d.ts, which every entry point's GPU
-// declarations reach, so an application compiles against them without configuring anything.
-/// <reference types="@webgpu/types" preserve="true" />
+// The WebGPU types (GPUDevice, GPUBuffer, …) of this package's declarations are the global ones:
+// TypeScript 6 and later have them in their "DOM" library; for TypeScript 5 the entry points'
+// declarations under types/ts5/ (package.json's `types@<6` condition) add @webgpu/types, a dependency.
+// A reference to @webgpu/types here would reach every TypeScript, and collide with TypeScript 6's DOM.
 import { check, LatticeMatmulError, describeValue, checkLabel } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { isGpuContext, watchDeviceLoss } from './errorScopes.js';

@@ -14,17 +14,27 @@ import { gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
  * Installing needs npm's cache or registry: first `--offline` (the cache), then `--prefer-offline`.
  * Only when npm cannot reach either (a network error, not a failed install) does the test unpack the
  * tarball itself and link the dependencies from this repository's node_modules, and says so.
+ *
+ * The consumer compiles with this repository's TypeScript 5 and with TypeScript 7 (npm's `latest` when
+ * this was written), installed the same way into a folder of its own: their DOM libraries differ (7's
+ * has WebGPU, and @webgpu/types collides with it), so the package's declarations take a different path
+ * for each (package.json's `types@<6` condition). Without npm's cache or registry the TypeScript 7
+ * checks are skipped, and say why.
  */
 
 const root = resolve(import.meta.dirname, '../..');
 const noGpu = await gpuUnavailableReason();
 const webgpuVersion = (JSON.parse(readFileSync(join(root, 'node_modules/webgpu/package.json'), 'utf8')) as { version: string }).version;
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
+/** TypeScript 7, whose DOM library declares WebGPU itself (pinned: a later 7.x may complete it). */
+const TYPESCRIPT_7 = 'typescript@7.0.2';
 
 let work: string;
 let app: string;
 let tarball: string;
 let installedBy: string;
+/** tsc of TYPESCRIPT_7, or why it could not be installed. */
+let tsc7: { readonly path: string } | { readonly unavailable: string };
 
 /** npm errors that mean "no cache entry / no registry", as opposed to a package that does not install. */
 const UNREACHABLE = /ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|network/i;
@@ -38,20 +48,31 @@ function run(command: string, args: readonly string[], options: ExecFileSyncOpti
   }
 }
 
-/** Installs the tarball and `webgpu` into `app` with npm; returns how. */
-function install(): string {
-  const args = ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, `webgpu@${webgpuVersion}`];
+/**
+ * Installs `packages` into `folder` with npm, from its cache or else its registry; returns how, or
+ * `failures` (why npm could not reach either) when neither could be reached.
+ */
+function npmInstall(folder: string, packages: readonly string[]): { readonly how: string } | { readonly failures: string[] } {
+  const args = ['install', '--no-audit', '--no-fund', '--loglevel=error', ...packages];
   const failures: string[] = [];
   for (const mode of ['--offline', '--prefer-offline']) {
     try {
-      run('npm', [...args, mode], { cwd: app });
-      return `npm install ${mode}`;
+      run('npm', [...args, mode], { cwd: folder });
+      return { how: `npm install ${mode}` };
     } catch (error) {
       const message = (error as Error).message;
       if (!UNREACHABLE.test(message)) throw error;
       failures.push(`${mode}: ${message.split('\n').find((line) => UNREACHABLE.test(line)) ?? 'unreachable'}`);
     }
   }
+  return { failures };
+}
+
+/** Installs the tarball and `webgpu` into `app` with npm; returns how. */
+function install(): string {
+  const installed = npmInstall(app, [tarball, `webgpu@${webgpuVersion}`]);
+  if ('how' in installed) return installed.how;
+  const { failures } = installed;
   // No cache and no registry: unpack the tarball as npm would and link its dependencies.
   const pkg = join(app, 'node_modules', 'lattice-matmul');
   mkdirSync(pkg, { recursive: true });
@@ -74,6 +95,13 @@ beforeAll(() => {
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer-app', private: true, type: 'module' }));
   installedBy = install();
   console.log(`lattice-matmul installed into ${app} by ${installedBy}`);
+  const typescript7 = join(work, 'typescript-7');
+  mkdirSync(typescript7);
+  writeFileSync(join(typescript7, 'package.json'), JSON.stringify({ name: 'typescript-7', private: true }));
+  const installed7 = npmInstall(typescript7, [TYPESCRIPT_7]);
+  tsc7 = 'how' in installed7
+    ? { path: join(typescript7, 'node_modules/typescript/bin/tsc') }
+    : { unavailable: `${TYPESCRIPT_7} could not be installed (npm reached no cache or registry: ${installed7.failures.join('; ')})` };
 }, 600_000);
 
 afterAll(() => {
@@ -292,7 +320,12 @@ describe('the packed package, installed with npm', () => {
   function compile(
     name: string,
     files: Record<string, string>,
-    { moduleResolution = 'NodeNext', lib = ['ES2022', 'DOM'], skipLibCheck = false }: { moduleResolution?: 'NodeNext' | 'Bundler' | 'Node10'; lib?: string[]; skipLibCheck?: boolean } = {},
+    {
+      moduleResolution = 'NodeNext',
+      lib = ['ES2022', 'DOM'],
+      skipLibCheck = false,
+      compiler = tsc,
+    }: { moduleResolution?: 'NodeNext' | 'Bundler' | 'Node10'; lib?: string[]; skipLibCheck?: boolean; compiler?: string } = {},
   ): string {
     for (const [file, source] of Object.entries(files)) writeFileSync(join(app, file), source);
     const tsconfig = {
@@ -313,7 +346,7 @@ describe('the packed package, installed with npm', () => {
     };
     writeFileSync(join(app, `tsconfig.${name}.json`), JSON.stringify(tsconfig, null, 2));
     try {
-      execFileSync(process.execPath, [tsc, '-p', `tsconfig.${name}.json`], { cwd: app, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+      execFileSync(process.execPath, [compiler, '-p', `tsconfig.${name}.json`], { cwd: app, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
       return '';
     } catch (error) {
       const failure = error as { stdout?: string; stderr?: string; message: string };
@@ -384,6 +417,24 @@ export const uploaded = (device: GPUDevice) => GpuEngine.create(device).upload(q
     expect(compile('bundler', { 'consumer.ts': CONSUMER }, { moduleResolution: 'Bundler' })).toBe('');
     // Node10 ("node") resolution ignores `exports`: the subpaths' types come from `typesVersions`.
     expect(compile('node10', { 'consumer.ts': CONSUMER }, { moduleResolution: 'Node10' })).toBe('');
+  }, 120_000);
+
+  it('TypeScript 7, whose DOM library declares WebGPU, compiles the strict consumer without skipLibCheck (NodeNext and Bundler)', (context) => {
+    if ('unavailable' in tsc7) {
+      console.log(tsc7.unavailable);
+      context.skip();
+      return;
+    }
+    const compiler = tsc7.path;
+    // A reference to @webgpu/types in the declarations (as TypeScript 5 needs) collides with this DOM
+    // library: 184 errors such as "Duplicate identifier 'GPUCommandBufferDescriptor'".
+    expect(compile('ts7', { 'consumer.ts': CONSUMER }, { compiler })).toBe('');
+    expect(compile('ts7-bundler', { 'consumer.ts': CONSUMER }, { moduleResolution: 'Bundler', compiler })).toBe('');
+    // Without "DOM" it has no WebGPU types at all: skipLibCheck, as the README says (the consumer's own
+    // code names no WebGPU type here).
+    const nodeOnly = `import { requestNodeGpuDevice } from 'lattice-matmul/node';\nimport { gamma, GpuEngine } from 'lattice-matmul';\nexport const g = gamma(2);\nexport const engine = async (): Promise<GpuEngine> => GpuEngine.create((await requestNodeGpuDevice()).device);\n`;
+    expect(compile('ts7-node-only', { 'ts7-node-only.ts': nodeOnly }, { lib: ['ES2022'], skipLibCheck: true, compiler })).toBe('');
+    expect(compile('ts7-node-only-checked', { 'ts7-node-only.ts': nodeOnly }, { lib: ['ES2022'], compiler })).toMatch(/Cannot find name 'GPUDevice'/);
   }, 120_000);
 
   it('a Node-only consumer (lib without DOM) compiles with skipLibCheck, as the README says, and not without it', () => {
