@@ -1,4 +1,4 @@
-import { realpath, stat } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
@@ -44,6 +44,8 @@ export interface QuantizeModelOptions {
   readonly device?: 'auto' | 'gpu' | 'cpu';
   readonly workers?: number;
   readonly quiet?: boolean;
+  /** Replace an existing output (the CLI's --force). Default: refuse it, so no file is lost to a mistyped -o. */
+  readonly replace?: boolean;
   readonly signal?: AbortSignal;
   /** Where messages go (default: stderr). */
   readonly log?: (line: string) => void;
@@ -204,6 +206,15 @@ async function checkOutputIsNotInput(inputs: readonly string[], output: string):
   }
 }
 
+/** Refuses an existing `output` (a file, a link, anything at that path) unless `replace`. */
+async function checkOutputIsNew(output: string, replace: boolean): Promise<void> {
+  if (replace) return;
+  const existing = await lstat(output).catch(() => null);
+  if (existing === null) return;
+  const what = existing.isFile() ? `a file of ${existing.size} bytes` : existing.isSymbolicLink() ? 'a symbolic link' : 'not a regular file';
+  throw new LatticeMatmulError(`the output ${JSON.stringify(output)} exists (${what}); pass --force to replace it`);
+}
+
 /**
  * Refuses an F64 tensor with a row (an output feature: the quantizer's column) that is nonzero in the
  * file but all zeros once narrowed to the f32 it is quantized in (every |x| at most 2^−150). It would be
@@ -335,7 +346,8 @@ function storedBitsPerEntry(info: ContainerEntryInfo): number {
 /**
  * Quantizes the selected tensors of a safetensors model into a quantized container file. The output
  * path is checked before any work (not the input, a writable directory, a name that fits, a regular
- * file or a new one that may be replaced: `checkSafetensorsFileWritable`); `signal`
+ * file or a new one that may be replaced: `checkSafetensorsFileWritable`; a new one unless
+ * `replace`); `signal`
  * stops the work, and then nothing is written.
  *
  * @example
@@ -357,6 +369,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     checkNoContainer(file, 'quantize reads a plain safetensors model');
     await checkSafetensorsFileWritable(options.output);
     await checkOutputIsNotInput(file.files.map((f) => f.path), options.output);
+    await checkOutputIsNew(options.output, options.replace === true);
     await reportLeftovers(options.output, log);
     const { selected, skipped } = selectTensors(file, options.tensors);
     if (selected.length === 0) {

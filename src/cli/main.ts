@@ -29,7 +29,7 @@ import { printableName, terminalSafe } from './terminalText.js';
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
-                 [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]`;
+                 [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
 const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
           safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
           file, or the shard index of a model in several (model.safetensors.index.json, with its
@@ -37,9 +37,9 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           names match the regular expression; --device auto uses a hardware GPU when there is one,
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
           i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
-          --workers N caps the CPU worker threads (default: one per core); --quiet prints no
-          progress. Ctrl-C stops it before anything is written (exit code 130; SIGTERM 143, SIGHUP
-          129). --nonce is refused for schemes without dither (deterministic and scalar ones);
+          --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces
+          an existing OUT (refused otherwise); --quiet prints no progress. Ctrl-C stops it before
+          anything is written (exit code 130; SIGTERM 143, SIGHUP 129). --nonce is refused for schemes without dither (deterministic and scalar ones);
           scalar schemes quantize on the CPU (--device gpu with one is refused).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
@@ -193,6 +193,7 @@ async function main(argv: readonly string[]): Promise<number> {
           nonce: { type: 'string' },
           device: { type: 'string', default: 'auto' },
           workers: { type: 'string' },
+          force: { type: 'boolean', short: 'f', default: false },
           quiet: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -256,6 +257,7 @@ async function main(argv: readonly string[]): Promise<number> {
         ...(workers === undefined ? {} : { workers }),
         device,
         quiet: values.quiet === true,
+        replace: values.force === true,
         signal: controller.signal,
       });
     } catch (error) {

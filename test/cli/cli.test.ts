@@ -120,7 +120,7 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '12abc'], /--nonce must be a non-negative decimal integer, got "12abc"/],
     [['quantize', 'MODEL'], /quantize needs -o OUTPUT/],
     [['quantize', 'MODEL', 'MODEL', '-o', 'OUT'], /quantize needs exactly one input file, got 2/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /unknown option '--bogus'; known: --output, --scheme, --tensors, --seed, --nonce, --device, --workers, --quiet, --help$/m],
+    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /unknown option '--bogus'; known: --output, --scheme, --tensors, --seed, --nonce, --device, --workers, --force, --quiet, --help$/m],
     // A misspelled option is named with the closest known one, long or short.
     [['quantize', 'MODEL', '-o', 'OUT', '--nonse', '5'], /unknown option '--nonse' \(did you mean '--nonce'\?\); known: --output/],
     [['quantize', 'MODEL', '-o', 'OUT', '--worker=2'], /unknown option '--worker' \(did you mean '--workers'\?\)/],
@@ -283,6 +283,27 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).toMatch(/the output ".*" is the input file ".*input\.safetensors"; quantize would overwrite the model it reads/);
     expect(stderr).not.toMatch(/quantizing/);
     expect(Buffer.compare(readFileSync(input), readFileSync(model()))).toBe(0);
+  });
+
+  it.each([
+    ['a file that is not a container', (dir: string) => (writeFileSync(join(dir, 'notes.txt'), 'important notes\n'), join(dir, 'notes.txt')), /exists \(a file of 16 bytes\)/],
+    ['a symbolic link', (dir: string) => (writeFileSync(join(dir, 'target.txt'), 'kept\n'), symlinkSync(join(dir, 'target.txt'), join(dir, 'out.safetensors')), join(dir, 'out.safetensors')), /exists \(a symbolic link\)/],
+  ])('quantize refuses an existing output (%s) before any work unless --force, which replaces it', async (_, outputOf, what) => {
+    const dir = mkdtempSync(join(work, 'exists-'));
+    const output = outputOf(dir);
+    const before = readFileSync(output);
+    const refused = await cli('quantize', model(), '-o', output, '--device', 'cpu');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/the output ".*" exists \(/);
+    expect(refused.stderr).toMatch(what);
+    expect(refused.stderr).toMatch(/pass --force to replace it/);
+    expect(refused.stderr).not.toMatch(/quantizing/);
+    expect(Buffer.compare(readFileSync(output), before)).toBe(0);
+    const forced = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet', '-f');
+    expect(forced.code, forced.stderr).toBe(0);
+    const replaced = await cli('inspect', output);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    expect(replaced.stdout).toMatch(/e8-4bit/);
   });
 
   it.each([
@@ -519,7 +540,8 @@ describe('lattice-matmul CLI', () => {
       return statSync(path).isDirectory() ? readdirSync(path).reduce((sum, file) => sum + statSync(join(path, file)).size, 0) : statSync(path).size;
     };
     const mebibytes = (left.reduce((sum, name) => sum + sizeOf(name), 0) / 2 ** 20).toFixed(1);
-    const again = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet');
+    // --force: the killed run may have renamed its output into place just before the signal.
+    const again = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet', '--force');
     expect(again.code, again.stderr).toBe(0);
     const note = /^note: an earlier write of big\.lmq\.safetensors that did not end left ([0-9.]+) MiB beside it \(([^)]*)\): remove them if no other run is writing big\.lmq\.safetensors$/m.exec(again.stderr);
     expect(note, again.stderr).not.toBeNull();
@@ -528,7 +550,7 @@ describe('lattice-matmul CLI', () => {
     expect(readdirSync(dir).sort()).toEqual([...left, 'big.lmq.safetensors'].sort());
     // Nothing to say once they are gone.
     for (const name of left) rmSync(join(dir, name), { recursive: true });
-    const clean = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet');
+    const clean = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet', '--force');
     expect(clean.code, clean.stderr).toBe(0);
     expect(clean.stderr).not.toMatch(/note:/);
   }, 120_000);
