@@ -18,8 +18,12 @@ export function formatDuration(seconds: number): string {
 export class ProgressBar {
   private done = 0;
   private readonly start = performance.now();
-  /** When the bar last printed (−∞: the first update prints at once, however soon after the process started). */
-  private lastPrint = -Infinity;
+  /**
+   * When the bar last printed: −∞ on a terminal (the first update draws at once); without one (a log)
+   * the start, so a job that ends within the first interval logs no line, and none with an ETA taken
+   * from its first fraction of a second.
+   */
+  private lastPrint: number;
   private readonly interactive: boolean;
 
   constructor(
@@ -28,6 +32,7 @@ export class ProgressBar {
     private readonly enabled = true,
   ) {
     this.interactive = stream.isTTY === true;
+    this.lastPrint = this.interactive ? -Infinity : this.start;
   }
 
   /**

@@ -4,7 +4,7 @@ import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
-import { resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrixFor, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
@@ -220,7 +220,7 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? toFloat32Matrix(given as MatrixInput, 'matrix') : (given as GpuMatrixInput);
   const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);
   const { scheme } = resolved;
-  check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; '${scheme.kind}' baselines run on the CPU with quantize()`);
+  check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; ${describeSchemeChoice((options as { scheme?: unknown }).scheme, scheme)} (a scalar baseline) runs on the CPU with quantize()`);
   const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
   check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${describeValue(maxBindingBytes)}`);
   checkMatrixInput(input, 'matrix');
@@ -259,7 +259,7 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
         }
       }
       const source: GpuQuantizeSource = staged
-        ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols }
+        ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols, widenedFromF16: gpuInput !== null }
         : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
       built = scheme.mode === 'universal'
         ? await gpuQuantizeUniversalUnlocked(device, source, resolved, maxBindingBytes)
@@ -402,7 +402,7 @@ async function quantizeDeterministicUnlocked(
       readback.destroy();
     }
     throwIfAborted(options.signal, 'GPU quantize');
-    checkColumnPrepStatus(words);
+    checkColumnPrepStatus(words, source.widenedFromF16 === true);
     const readFloats = async (buffer: GPUBuffer | null): Promise<Float32Array | null> => (buffer === null ? null : new Float32Array(await readBuffer(device, buffer, 4 * cols)));
     const [normValues, gainValues, meanValues] = [await readFloats(norms), await readFloats(gains), await readFloats(means)];
     (normValues as Float32Array).forEach((norm, j) => {

@@ -38,6 +38,8 @@ export interface GpuQuantizeSource {
   readonly offset: number;
   readonly rows: number;
   readonly cols: number;
+  /** The entries are the app's f16, widened: a non-finite one may be an f32 buffer declared f16 (the refusal says so). */
+  readonly widenedFromF16?: boolean;
 }
 
 /**
@@ -145,7 +147,7 @@ export async function gpuQuantizeUniversalUnlocked(
       if (wanted <= recordCapacity) break;
       recordCapacity = wanted;
     }
-    checkStatus(words, scheme.beta, length, options.rotate);
+    checkStatus(words, scheme.beta, length, options.rotate, source.widenedFromF16 === true);
     const norms = sideValues.subarray(0, cols);
     norms.forEach((norm, j) => {
       checkColumnNorm(norm, j, options.center ? (sideValues[cols + j] as number) : null);
@@ -223,8 +225,8 @@ export async function gpuQuantizeUniversalUnlocked(
 }
 
 /** Throws what the CPU quantizer throws for the problems the kernels reported (with its advice). */
-function checkStatus(words: Uint32Array, beta: number, length: number, rotate: boolean): void {
-  checkColumnPrepStatus(words);
+function checkStatus(words: Uint32Array, beta: number, length: number, rotate: boolean, widenedFromF16: boolean): void {
+  checkColumnPrepStatus(words, widenedFromF16);
   const overflow = reportedColumn(words, UNIVERSAL_WORK_FIXED_OVERFLOW);
   check(
     overflow === null,

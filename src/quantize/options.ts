@@ -80,6 +80,15 @@ export function randomNonce(): bigint {
 }
 
 /**
+ * A scheme as a message names it: the preset's name when one was given ('int4-g32'), else its kind
+ * ('a deterministic lattice scheme', 'an int scheme').
+ */
+export function describeSchemeChoice(given: unknown, scheme: Scheme): string {
+  if (typeof given === 'string') return `'${given}'`;
+  return scheme.kind === 'lattice' ? `a ${scheme.mode} lattice scheme` : `an ${scheme.kind} scheme`;
+}
+
+/**
  * Checks `options` strictly (unknown keys refused with a suggestion, every value's type checked) and
  * applies the defaults. `extraKeys` are keys a caller adds (the GPU quantizer's `maxBindingBytes`).
  *
@@ -111,7 +120,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
       nonce = given;
     }
   } else {
-    check(options.nonce === undefined, () => `nonce applies to universal lattice schemes only (the ${scheme.kind === 'lattice' ? 'deterministic' : scheme.kind} scheme has no dither)`);
+    check(options.nonce === undefined, () => `nonce applies to universal lattice schemes only (${describeSchemeChoice(options.scheme, scheme)} has no dither)`);
   }
 
   const gainGiven = options.gain;

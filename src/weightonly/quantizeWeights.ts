@@ -31,8 +31,7 @@ export interface QuantizeWeightsOptions {
   /** u32 seed of the rotation. Default 0. Without `rotate` it draws nothing, and the matrix stores 0. */
   readonly seed?: number;
   /**
-   * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (DESIGN.md's; GPTQ's reference code
-   * uses 1e−2). For WaterSIC with `rotate` on a rank-deficient Σ_X, 1e−2 is the better choice (README).
+   * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (GPTQ's reference code uses 1e−2). For WaterSIC with `rotate` on a rank-deficient Σ_X, 1e−2 is the better choice (README).
    */
   readonly damping?: number;
   /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
@@ -46,7 +45,7 @@ export interface QuantizeWeightsOptions {
 /** The keys of {@link QuantizeWeightsOptions}: any other key is refused (a typo must not fall back to a default). */
 const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed', 'damping', 'rescale', 'rescaleIterations', 'rateTolerance'] as const;
 
-/** The default relative damping, 1e−4 · mean diagonal (DESIGN.md; GPTQ's reference code uses 1e−2). */
+/** The default relative damping, 1e−4 · mean diagonal (GPTQ's reference code uses 1e−2). */
 export const DEFAULT_DAMPING = 1e-4;
 const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;

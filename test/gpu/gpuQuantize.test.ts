@@ -7,9 +7,9 @@ import type { Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { SCHEMES, type LatticeScheme } from '../../src/quantize/schemes.js';
+import { resolveScheme, SCHEMES, type LatticeScheme } from '../../src/quantize/schemes.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
-import { Rng } from '../../src/rotation/random.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, asDeterministicGpu, asUniversal, asUniversalGpu } from './latticeTestSupport.js';
 
@@ -325,6 +325,9 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
   it('refuses what the CPU refuses, with the same kind of error', async () => {
     const { device } = context;
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(LatticeMatmulError);
+    // Named as given: the preset, or the kind of a scheme object.
+    await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(/encodes lattice schemes; 'int4-g32' \(a scalar baseline\) runs on the CPU with quantize\(\)/);
+    await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: resolveScheme('nvfp4') })).rejects.toThrow(/encodes lattice schemes; an nvfp4 scheme \(a scalar baseline\) runs on the CPU/);
     // Option errors: the same strict checks as the CPU's (only maxBindingBytes is GPU-specific).
     const options: [Record<string, unknown>, RegExp][] = [
       [{ scheme: 'd3-q6', keepFraction: 0 }, /keepFraction/],
@@ -368,9 +371,27 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     const buffer = createBufferWithData(device, 'matrix with NaN', data, STORAGE_USAGE);
     try {
       await expect(gpuQuantizeLattice(device, { buffer, rows: 8, cols: 3 }, { scheme: 'd3-q6-deterministic' })).rejects.toThrow(/non-finite entry in column 1/);
-      await expect(gpuQuantizeLattice(device, { buffer, rows: 8, cols: 3 }, { scheme: 'd3-q6' })).rejects.toThrow(/non-finite entry in column 1/);
+      await expect(gpuQuantizeLattice(device, { buffer, rows: 8, cols: 3 }, { scheme: 'd3-q6' })).rejects.toThrow(/non-finite entry in column 1$/);
       // The input buffer is untouched and still usable.
       expect(new Float32Array(await readBuffer(device, buffer, 8))).toEqual(new Float32Array([1, 1]));
+    } finally {
+      buffer.destroy();
+    }
+  });
+
+  it('an f32 buffer declared f16 is refused by its non-finite halves, and the refusal asks whether it is f32', async () => {
+    const { device } = context;
+    // Gaussian f32 entries read as f16 halves: each low half is 16 mantissa bits, an f16 infinity or
+    // NaN when its 5 exponent bits are all ones (about 1 in 32), so 512 halves have one with
+    // probability 1 − (31/32)^512 > 1 − 10^-7 (and this fixed matrix does: the test is deterministic).
+    const { data } = gaussianMatrix(16, 16, 5);
+    const buffer = createBufferWithData(device, 'f32 data declared f16', data, STORAGE_USAGE);
+    try {
+      for (const scheme of ['d3-q6-deterministic', 'e8-4bit'] as const) {
+        await expect(gpuQuantizeLattice(device, { buffer, rows: 32, cols: 16, format: 'f16' }, { scheme })).rejects.toThrow(
+          /non-finite entry in column \d+ \(the input was declared format: 'f16', 2 bytes per entry: is the buffer f32\?\)$/,
+        );
+      }
     } finally {
       buffer.destroy();
     }

@@ -54,10 +54,14 @@ export function reportedColumn(words: Uint32Array, word: number): number | null 
   return value === 0 ? null : 0xffffffff - value;
 }
 
-/** Throws what the CPU quantizer throws for the problems the column-prep kernel reported. */
-export function checkColumnPrepStatus(words: Uint32Array): void {
+/**
+ * Throws what the CPU quantizer throws for the problems the column-prep kernel reported. With
+ * `widenedFromF16` (the input was declared f16) a non-finite entry names the likeliest cause: f32 data
+ * read as f16 halves, whose low halves are mantissa bits, about one in 32 of them an infinity or NaN.
+ */
+export function checkColumnPrepStatus(words: Uint32Array, widenedFromF16 = false): void {
   const nonFinite = reportedColumn(words, QuantizeStatusWord.nonFiniteInput);
-  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}`);
+  check(nonFinite === null, () => `matrix has a non-finite entry in column ${nonFinite}${widenedFromF16 ? " (the input was declared format: 'f16', 2 bytes per entry: is the buffer f32?)" : ''}`);
   const mean = reportedColumn(words, QuantizeStatusWord.meanOverflow);
   check(mean === null, () => `mean of column ${mean} exceeds the f32 range`);
   const norm = reportedColumn(words, QuantizeStatusWord.normOverflow);

@@ -1,0 +1,60 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ProgressBar } from '../../src/cli/progressBar.js';
+
+/** A stand-in stderr that records what is written; `isTTY` as given. */
+function stream(isTTY: boolean): { readonly writes: string[]; readonly stream: NodeJS.WriteStream } {
+  const writes: string[] = [];
+  const fake = { isTTY, write: (chunk: string) => writes.push(chunk) > 0 };
+  return { writes, stream: fake as unknown as NodeJS.WriteStream };
+}
+
+describe('ProgressBar', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('without a terminal (a log) writes its first line only after the first 2 s, then one line every 2 s', () => {
+    const { writes, stream: log } = stream(false);
+    const bar = new ProgressBar(100, log);
+    bar.update(2, 'a.weight');
+    vi.advanceTimersByTime(1900);
+    bar.update(60, 'b.weight');
+    // Before: the first update printed at once, "2 %  ETA 28 s" for a job that ended in a second.
+    expect(writes).toEqual([]);
+    bar.finish('quantized 2 tensors in 1 s');
+    expect(writes).toEqual(['quantized 2 tensors in 1 s\n']);
+
+    const { writes: later, stream: laterLog } = stream(false);
+    const long = new ProgressBar(100, laterLog);
+    vi.advanceTimersByTime(2000);
+    long.update(40, 'c.weight');
+    expect(later).toHaveLength(1);
+    // 40 % in 2 s: 3 s to go.
+    expect(later[0]).toMatch(/^\[█{10}░{14}\] {2}40 % {2}ETA 3 s {2}c\.weight\n$/);
+    vi.advanceTimersByTime(1000);
+    long.update(60, 'd.weight');
+    expect(later).toHaveLength(1);
+    vi.advanceTimersByTime(1000);
+    long.update(80, 'e.weight');
+    expect(later).toHaveLength(2);
+  });
+
+  it('on a terminal draws at once, in place, then at most every 100 ms', () => {
+    const { writes, stream: terminal } = stream(true);
+    const bar = new ProgressBar(10, terminal);
+    bar.update(1, 'a.weight');
+    expect(writes).toHaveLength(1);
+    expect(writes[0]).toMatch(/^\r\x1b\[K\[.*\] {2}10 % {2}ETA /); // eslint-disable-line no-control-regex
+    vi.advanceTimersByTime(50);
+    bar.update(2, 'b.weight');
+    expect(writes).toHaveLength(1);
+    vi.advanceTimersByTime(60);
+    bar.update(3, 'c.weight');
+    expect(writes).toHaveLength(2);
+    bar.finish('done');
+    expect(writes.slice(-2)).toEqual(['\r\x1b[K', 'done\n']);
+  });
+});
