@@ -136,7 +136,11 @@ export function float16Bits(x: number): number {
   return encode(x, FP16);
 }
 
-/** The value of an IEEE binary16 bit pattern (0..0xffff); a NaN pattern is refused. */
+/**
+ * The value of an IEEE binary16 bit pattern (0..0xffff); a NaN pattern is refused (this reads stored
+ * scales and weights, where a NaN is a corrupt file). For activations, which may hold NaN honestly (an
+ * f16 output of `QuantizedLinear` writes 0x7e00 for one), use `float16BitsToFloat32Bits`.
+ */
 export function fromFloat16Bits(bits: number): number {
   checkBits(bits, 16, 'fp16');
   const magnitudeBits = bits & 0x7fff;
