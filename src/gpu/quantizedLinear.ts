@@ -2,7 +2,7 @@ import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } fr
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
-import { ACTIVATION_FORMATS, activationBytes, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
+import { ACTIVATION_FORMATS, activationBytes, dispatchEpilogue, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
@@ -18,7 +18,7 @@ import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
+import { isCommandEncoder, prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
 /*
@@ -147,6 +147,29 @@ function checkSliceRoom(value: Slice, bytes: number, what: string): void {
 }
 
 /**
+ * Records x, which a y's buffer shares, as f32 into scratch: widened from f16 (exactly) or copied. The
+ * layers then read the copy, so no dispatch binds x's buffer, and y may even overlap x.
+ */
+function stageSharedInput(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, format: ActivationFormat, count: number, label: string): Slice {
+  const staged = scratch.buffer(`${label} x (f32 copy: a y shares its buffer)`, 4 * count, STORAGE_USAGE);
+  if (format === 'f16') dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staged, count });
+  else dispatchEpilogue(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, bias: null, rows: count, columns: 1, output: staged, format: 'f32' });
+  return { buffer: staged, offset: 0 };
+}
+
+/**
+ * Where x shares a buffer with one of `outputs`, the record copies x first (stageSharedInput) in a
+ * pass of its own, which a caller's open compute pass cannot take: refused there by name.
+ */
+function checkSharedInputTarget(target: CommandTarget, outputs: readonly Slice[], input: Slice, label: string): void {
+  if (typeof target !== 'object' || target === null || isCommandEncoder(target)) return;
+  check(
+    !outputs.some((output) => output.buffer === input.buffer),
+    () => `${label}: x and y share a buffer, so the record first copies x into scratch, which needs its own compute pass: record into the command encoder, or give x and y different buffers`,
+  );
+}
+
+/**
  * Refuses outputs whose byte ranges overlap: a group's layers write their ys in one pass, and with
  * overlapping ranges one layer's result would silently replace another's (outputs side by side in one
  * buffer are fine).
@@ -248,7 +271,8 @@ export interface QuantizedLinearGroup {
   /**
    * Records y_i = W_i·x + b_i for every layer into `target`: a command encoder (outside a pass) or an
    * open compute pass of yours (as `QuantizedLinear.record`). `ys[i]` is layer i's output
-   * (outFeatures_i × tokens, the layers' activation format); x and every y are different buffers.
+   * (outFeatures_i × tokens, the layers' activation format). A y may share x's buffer, even overlap x
+   * (see `QuantizedLinear.record`).
    * The group, its layers and their weights must outlive the last submission of what was recorded
    * (see `QuantizedLinear.record`).
    */
@@ -385,7 +409,10 @@ export class QuantizedLinear {
 
   /**
    * Records y = W·x + b for `tokens` columns into `target`. x: inFeatures × tokens, y: outFeatures ×
-   * tokens, both in the layer's activation format, different buffers.
+   * tokens, both in the layer's activation format. They may lie in one buffer (an arena of
+   * activations), even overlap (y = W·x in place): x is then first copied into the layer's scratch, an
+   * extra dispatch reading 4·inFeatures·tokens bytes, as WebGPU lets no dispatch bind one buffer both for
+   * reading and for writing; such a record needs a command encoder (the copy cannot join your pass).
    *
    * `target` is a command encoder (outside a pass: the layer records one compute pass), or an open
    * compute pass of yours: the layer's dispatches then join it, after what you recorded there, so a
@@ -412,7 +439,7 @@ export class QuantizedLinear {
     const tokens = this.checkTokens(checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens);
     const input = slice(x, 'x');
     const output = slice(y, 'y');
-    check(input.buffer !== output.buffer, 'x and y must be different buffers');
+    checkSharedInputTarget(target, [output], input, this.label);
     const key = `${sliceKey(input)}|${sliceKey(output)}|${tokens}`;
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
@@ -469,7 +496,7 @@ export class QuantizedLinear {
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
-        outputs.forEach((output, i) => check(output.buffer !== input.buffer, () => `x and ys[${i}] must be different buffers`));
+        checkSharedInputTarget(target, outputs, input, label);
         const key = `${sliceKey(input)}|${outputs.map(sliceKey).join(',')}|${tokens}`;
         const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
@@ -582,13 +609,13 @@ export class QuantizedLinear {
    * weights) on x in the activation format; every GEMV kernel adds the bias and writes the activation
    * format itself (GemvOutputArgs).
    */
-  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
-      const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat: this.activations } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };
+      const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };
       weight.dispatch(encoder, scratch, { ...input, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
@@ -627,11 +654,19 @@ export class QuantizedLinear {
    * per-call sums per distinct x̃ and block layout among the other universal layers, x converted from
    * f16 to f32 only if a layer reads x itself, then each layer's GEMV. Scratch buffers go into
    * `scratch` (prepared commands keep it).
+   *
+   * An x in a buffer that a y shares (an arena of activations; the ranges may even overlap: y = W·x in
+   * place) is first copied as f32 into scratch (`stageSharedInput`), and everything reads the copy: a
+   * dispatch may not bind one buffer both for reading and for writing, even disjoint ranges of it.
    */
-  private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, ys: readonly Slice[], tokens: number, label: string): void {
+  private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, given: Slice, ys: readonly Slice[], tokens: number, label: string): void {
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
     const { device, activations, inFeatures } = first;
-    let xF32: Slice | null = activations === 'f16' ? null : x;
+    const shared = ys.some((y) => y.buffer === given.buffer);
+    const x = shared ? stageSharedInput(device, encoder, scratch, given, activations, inFeatures * tokens, label) : given;
+    // The format the layers read x in: the activations', or f32 once staged.
+    const inputFormat: ActivationFormat = shared ? 'f32' : activations;
+    let xF32: Slice | null = inputFormat === 'f16' ? null : x;
     const f32Input = (): Slice => {
       if (xF32 === null) {
         const staging = scratch.buffer(`${label} x (f32)`, 4 * inFeatures * tokens, STORAGE_USAGE);
@@ -667,7 +702,7 @@ export class QuantizedLinear {
           const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Form ?? int8Layer.lattice);
           if (int8Operand !== null) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
-            const rotating = { x: x.buffer, xOffset: x.offset, inputFormat: activations, xRotated: buffer, rhs: tokens };
+            const rotating = { x: x.buffer, xOffset: x.offset, inputFormat, xRotated: buffer, rhs: tokens };
             const recorded =
               isE8Int8Matrix(int8Operand)
                 ? dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Operand })
@@ -675,7 +710,7 @@ export class QuantizedLinear {
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {
-            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat: activations, output: buffer, rows: rotation.rows, cols: tokens, seed: rotation.seed });
+            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat, output: buffer, rows: rotation.rows, cols: tokens, seed: rotation.seed });
           }
           xRotated = { buffer, offset: 0 };
           rotated.set(key, xRotated);
@@ -699,7 +734,7 @@ export class QuantizedLinear {
           summed.set(sumsKey, callSums);
         }
       }
-      layer.recordGemv(encoder, scratch, x, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, callSums, ys[i] as Slice, tokens);
+      layer.recordGemv(encoder, scratch, x, inputFormat, layer.readsX() ? f32Input() : null, inputsI8 === null ? xRotated : null, inputsI8, callSums, ys[i] as Slice, tokens);
     });
   }
 

@@ -300,6 +300,84 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  // x and the ys in one buffer (an arena of activations, as llama.cpp's tensors in one backend buffer),
+  // y beside x or over it (in place): the same bytes as with separate buffers, for every path that
+  // reads x (the rotation, int8 rounding, the f32 copy of unrotated and centred weights, weight-only).
+  const arenaCases = [
+    ['e8-q16', { center: true }, {}],
+    ['d3-q6', { rotate: false }, {}],
+    ['d3-q6', {}, { int8Inputs: 'plain' }],
+    ['d3-q6-deterministic', {}, {}],
+    ['weight-only rtn', {}, {}],
+  ] as const;
+  for (const [scheme, form, layerOptions] of arenaCases) {
+    for (const activations of ['f32', 'f16'] as const) {
+      it(`x and y in one buffer, side by side and in place: ${scheme} ${JSON.stringify({ ...form, ...layerOptions })}, ${activations}, tokens 1 and 3, alone and in a group`, async () => {
+        const weight =
+          scheme === 'weight-only rtn'
+            ? uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }))
+            : uploadLatticeMatrix(device, quantize(w, { scheme, seed: 4, ...form, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix);
+        const layer = QuantizedLinear.create(device, weight as LinearWeight, { bias, activations, maxTokens: 4, ...layerOptions });
+        const second = QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, ...layerOptions });
+        const group = QuantizedLinear.group([layer, second]);
+        const bytes = activations === 'f16' ? 2 : 4;
+        try {
+          for (const tokens of [1, 3]) {
+            const x = gaussianMatrix(n, tokens, 20 + tokens);
+            const xData = activations === 'f16' ? f16Matrix(x).bits : x.data;
+            const xBytes = bytes * n * tokens;
+            const yBytes = bytes * out * tokens;
+            // Separate buffers: the reference.
+            const xAlone = createBufferWithData(device, 'arena test x', xData, STORAGE_USAGE);
+            const [yAlone, ySecond] = layerOutputs([layer, second], tokens, 'arena test y');
+            // One arena: [y | y2 | x] (offsets multiples of 4), and a second one where y is written over x.
+            const yOffset = 0;
+            const y2Offset = Math.ceil(yBytes / 4) * 4;
+            const xOffset = y2Offset + Math.ceil(yBytes / 4) * 4 + 256;
+            const arena = createBuffer(device, 'arena', xOffset + Math.ceil(xBytes / 4) * 4, STORAGE_USAGE);
+            const inPlace = createBuffer(device, 'in place', Math.ceil(Math.max(xBytes, yBytes) / 4) * 4, STORAGE_USAGE);
+            const groupInPlace = createBuffer(device, 'group in place', Math.ceil(Math.max(xBytes, 2 * y2Offset) / 4) * 4, STORAGE_USAGE);
+            // n is even, so x is whole words in f16 too.
+            const upload = (buffer: GPUBuffer, offset: number): void => device.queue.writeBuffer(buffer, offset, new Uint8Array(xData.buffer as ArrayBuffer, xData.byteOffset, xData.byteLength));
+            upload(arena, xOffset);
+            upload(inPlace, 0);
+            upload(groupInPlace, 0);
+            const grouped = layerOutputs([layer, second], tokens, 'arena test group y');
+            try {
+              const encoder = device.createCommandEncoder({ label: 'arena test' });
+              layer.record(encoder, xAlone, yAlone as GPUBuffer, { tokens });
+              second.record(encoder, xAlone, ySecond as GPUBuffer, { tokens });
+              layer.record(encoder, { buffer: arena, offset: xOffset, size: xBytes }, { buffer: arena, offset: yOffset, size: yBytes }, { tokens });
+              group.record(encoder, { buffer: arena, offset: xOffset }, [{ buffer: grouped[0] as GPUBuffer }, { buffer: arena, offset: y2Offset }], { tokens });
+              layer.record(encoder, inPlace, inPlace, { tokens });
+              group.record(encoder, groupInPlace, [{ buffer: groupInPlace, offset: 0 }, { buffer: groupInPlace, offset: y2Offset }], { tokens });
+              device.queue.submit([encoder.finish()]);
+              const expected = new Uint8Array(await readBufferExclusive(device, yAlone as GPUBuffer, yBytes));
+              const expectedSecond = new Uint8Array(await readBufferExclusive(device, ySecond as GPUBuffer, yBytes));
+              const arenaBytes = new Uint8Array(await readBufferExclusive(device, arena, arena.size));
+              expect(arenaBytes.subarray(yOffset, yOffset + yBytes), 'y beside x').toEqual(expected);
+              expect(arenaBytes.subarray(y2Offset, y2Offset + yBytes), "the group's second y beside x").toEqual(expectedSecond);
+              expect(new Uint8Array(await readBufferExclusive(device, grouped[0] as GPUBuffer, yBytes)), "the group's first y").toEqual(expected);
+              // x itself is left as it was where no y covers it.
+              expect(arenaBytes.subarray(xOffset, xOffset + xBytes), 'x unchanged').toEqual(new Uint8Array(xData.buffer, xData.byteOffset, xBytes));
+              expect(new Uint8Array(await readBufferExclusive(device, inPlace, yBytes)), 'y written over x').toEqual(expected);
+              const groupBytes = new Uint8Array(await readBufferExclusive(device, groupInPlace, groupInPlace.size));
+              expect(groupBytes.subarray(0, yBytes), "the group's first y over x").toEqual(expected);
+              expect(groupBytes.subarray(y2Offset, y2Offset + yBytes), "the group's second y over x").toEqual(expectedSecond);
+            } finally {
+              for (const buffer of [xAlone, yAlone, ySecond, arena, inPlace, groupInPlace, ...grouped]) buffer?.destroy();
+            }
+          }
+        } finally {
+          group.destroy();
+          layer.destroy();
+          second.destroy();
+          weight.destroy();
+        }
+      });
+    }
+  }
+
   it('alternating inputs (buffers and offsets) each get their own commands, also past maxPrepared', async () => {
     const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 11 }) as LatticeQuantizedMatrix;
     const gpuW = uploadLatticeMatrix(device, q);
@@ -513,7 +591,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, layers[0] as QuantizedLinear])).toThrow(/appears twice/);
         const encoder2 = device.createCommandEncoder();
         expect(() => group.record(encoder2, xBuffer, grouped.slice(1))).toThrow(/one output per layer/);
-        expect(() => group.record(encoder2, xBuffer, [xBuffer, ...grouped.slice(1)])).toThrow(/x and ys\[0\] must be different/);
+        // A y in x's buffer (here over x itself) is taken into an encoder, not into the caller's pass.
+        const pass2 = encoder2.beginComputePass();
+        expect(() => group.record(pass2, xBuffer, [xBuffer, ...grouped.slice(1)])).toThrow(/x and y share a buffer, so the record first copies x into scratch/);
+        pass2.end();
         expect(() => group.record(encoder2, xBuffer, grouped, { tokens: 5 })).toThrow(/tokens must be/);
         const other = QuantizedLinear.create(device, uploadWeightOnly(device, quantizeWeights(gaussianMatrix(256, out, 5), null, { method: 'rtn', rate: 4 })));
         expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, other])).toThrow(/inFeatures/);
@@ -593,7 +674,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     try {
       const encoder = device.createCommandEncoder();
       expect(() => layer.record(encoder, small, y)).toThrow(/x needs/);
-      expect(() => layer.record(encoder, y, y)).toThrow(/different buffers/);
+      // x and y in one buffer are taken (an arena), but not into a caller's pass: x is copied first.
+      const pass = encoder.beginComputePass();
+      expect(() => layer.record(pass, { buffer: y, offset: 0, size: 4 * n }, { buffer: y, offset: 4 * n })).toThrow(/x and y share a buffer, so the record first copies x into scratch, which needs its own compute pass: record into the command encoder/);
+      pass.end();
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
       // Universal E8 takes int8 inputs through the point form (it was refused before the point GEMV).
