@@ -68,8 +68,11 @@ function isE8Int8Matrix(weight: unknown): weight is E8Int8Matrix {
 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
-  /** outFeatures f32 (a Float32Array is uploaded; a GPUBuffer of the layer's device is used as it is, from offset 0). */
-  readonly bias?: Float32Array | GPUBuffer | null;
+  /**
+   * outFeatures f32: a Float32Array is uploaded; a GPUBuffer of the layer's device, or a slice
+   * `{ buffer, offset?, size? }` of one (biases side by side in one buffer), is read as it is.
+   */
+  readonly bias?: Float32Array | BufferSlice | null;
   /**
    * Format of x and y in GPU buffers. Default 'f32'. f16 outputs are rounded as the CPU's
    * `float16Bits`: |y| ≥ 65520 becomes ±Infinity (f16's range), a NaN stays a NaN, on every GPU.
@@ -300,6 +303,8 @@ export class QuantizedLinear {
   readonly activations: ActivationFormat;
   readonly maxTokens: number;
   private readonly bias: GPUBuffer | null;
+  /** Byte offset of the bias in `bias` (0 for an uploaded one). */
+  private readonly biasOffset: number;
   private readonly ownsBias: boolean;
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
@@ -363,22 +368,25 @@ export class QuantizedLinear {
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
     const bias = options.bias ?? null;
+    let biasSlice: Slice | null = null;
     if (bias instanceof Float32Array) {
       check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
       check(bias.every(Number.isFinite), 'bias has a non-finite entry');
     } else if (bias !== null) {
-      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer or null, got ${describeValue(bias)}`);
-      checkBufferUsable(bias, BufferUsage.STORAGE, 'bias');
-      check(bias.size >= 4 * this.outFeatures, () => `bias buffer has ${bias.size} bytes, needs ${4 * this.outFeatures}`);
+      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
+      biasSlice = slice(bias, 'bias');
+      checkBufferUsable(biasSlice.buffer, BufferUsage.STORAGE, 'bias');
+      checkSliceRoom(biasSlice, 4 * this.outFeatures, 'bias');
     }
     this.ownsBias = bias instanceof Float32Array;
+    this.biasOffset = biasSlice?.offset ?? 0;
     const created: { destroy(): void }[] = [];
     const own = <T extends { destroy(): void }>(resource: T): T => {
       created.push(resource);
       return resource;
     };
     try {
-      this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : bias;
+      this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : (biasSlice?.buffer ?? null);
       const e8 = lattice?.scheme.lattice === 'E8';
       this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' && !e8 ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
       this.e8Form = isE8Int8Matrix(weight)
@@ -612,7 +620,7 @@ export class QuantizedLinear {
   private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
-    const output = { bias: this.bias, outputFormat: this.activations };
+    const output = { bias: this.bias, biasOffset: this.biasOffset, outputFormat: this.activations };
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };

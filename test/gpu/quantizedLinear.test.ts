@@ -726,8 +726,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expectClose(raw.subarray(0, out), reference, Math.sqrt(n) * 40, false);
       expectClose(raw.subarray(out + 64, 2 * out + 64), Float32Array.from(reference, (v, j) => v + (bias[j] as number)), Math.sqrt(n) * 40, false);
       // A bias of the wrong array type names what it takes.
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer or null, got a Float64Array/);
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer or null, got an array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got a Float64Array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got an array/);
       expect(biased.outFeatures).toBe(out);
     } finally {
       group.destroy();
@@ -735,6 +735,36 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       gpuW.destroy();
       xBuffer.destroy();
       shared.destroy();
+    }
+  });
+
+  it('biases as slices of one buffer (offsets not aligned to 256) give the bytes of uploaded biases; a slice too small is refused', async () => {
+    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const other = Float32Array.from(bias, (b) => -2 * b + 1);
+    const biases = createBuffer(device, 'biases side by side', 4 * (12 + 2 * out), STORAGE_USAGE);
+    device.queue.writeBuffer(biases, 4 * 4, bias);
+    device.queue.writeBuffer(biases, 4 * (8 + out), other);
+    const layers = [
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: other }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * 4 } }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * (8 + out), size: 4 * out } }),
+    ];
+    const x = createBufferWithData(device, 'bias slices x', gaussianMatrix(n, 2, 31).data, STORAGE_USAGE);
+    const ys = layerOutputs(layers, 2, 'bias slices y');
+    try {
+      const encoder = device.createCommandEncoder({ label: 'bias slices' });
+      layers.forEach((layer, i) => layer.record(encoder, x, ys[i] as GPUBuffer, { tokens: 2 }));
+      device.queue.submit([encoder.finish()]);
+      await expectSameOutputs([layers[0], layers[1]] as QuantizedLinear[], 2, [ys[0], ys[1]] as GPUBuffer[], [ys[2], ys[3]] as GPUBuffer[], 'bias slice');
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * (13 + out) } })).toThrow(new RegExp(`bias needs ${4 * out} bytes at offset ${4 * (13 + out)}, but its buffer has ${biases.size}`));
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 0, size: 4 * out - 4 } })).toThrow(new RegExp(`bias needs ${4 * out} bytes, but its size is ${4 * out - 4}`));
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 2 } })).toThrow(/bias offset must be a non-negative multiple of 4, got 2/);
+    } finally {
+      for (const layer of layers) layer.destroy();
+      for (const buffer of [x, biases, ...ys]) buffer.destroy();
+      gpuW.destroy();
     }
   });
 
@@ -893,7 +923,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(create({ maxToken: 128 })).toThrow(/unknown option 'maxToken' \(did you mean 'maxTokens'\?\)/);
       expect(create(null)).toThrow(/QuantizedLinear options must be an object/);
       expect(create({ label: 5 })).toThrow(/label must be a string/);
-      expect(create({ bias: 5 })).toThrow(/bias must be a Float32Array, a GPUBuffer or null/);
+      expect(create({ bias: 5 })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null/);
       expect(create({ maxTokens: '8' })).toThrow(/maxTokens must be a positive integer/);
       expect(create({ maxPrepared: 0 })).toThrow(/maxPrepared must be a positive integer/);
       expect(create({ activations: Symbol('f16') })).toThrow(/activations must be 'f32' or 'f16', got a symbol/);
