@@ -16,7 +16,7 @@ import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported,
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
-import { isDeviceLost, watchDeviceLoss } from './errorScopes.js';
+import { isDeviceLost, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { isCommandEncoder, prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
@@ -109,6 +109,8 @@ export interface QuantizedLinearOptions {
 const OPTION_KEYS = ['bias', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
 const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
 const RECORD_OPTION_KEYS = ['tokens'] as const;
+/** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
+const DEFAULT_MAX_PREPARED = 16;
 
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
@@ -354,7 +356,7 @@ export class QuantizedLinear {
     checkOneOf(this.activations, ACTIVATION_FORMATS, 'activations');
     this.maxTokens = options.maxTokens ?? 64;
     checkPositiveInteger(this.maxTokens, 'maxTokens');
-    const maxPrepared = options.maxPrepared ?? 16;
+    const maxPrepared = options.maxPrepared ?? DEFAULT_MAX_PREPARED;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     this.prepared = new PreparedCache(maxPrepared);
     const int8Inputs = options.int8Inputs ?? null;
@@ -473,6 +475,8 @@ export class QuantizedLinear {
     check(layers.every((layer) => layer instanceof QuantizedLinear), 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
     check(new Set(layers).size === layers.length, 'QuantizedLinear.group: a layer appears twice');
+    // As create: a group on a lost device could only fail at its first record.
+    throwIfDeviceLost(first.device, 'QuantizedLinear.group');
     for (const layer of layers) {
       check(!layer.destroyed, () => `${layer.label}: this QuantizedLinear was destroyed`);
       check(layer.device === first.device, 'QuantizedLinear.group: the layers are on different devices');
@@ -480,7 +484,7 @@ export class QuantizedLinear {
       check(layer.activations === first.activations, () => `QuantizedLinear.group: ${layer.label} takes ${layer.activations} activations, ${first.label} ${first.activations}`);
     }
     checkOptionsObject(options, GROUP_OPTION_KEYS, 'QuantizedLinear.group options');
-    const maxPrepared = options.maxPrepared ?? 16;
+    const maxPrepared = options.maxPrepared ?? DEFAULT_MAX_PREPARED;
     checkPositiveInteger(maxPrepared, 'maxPrepared');
     const label = labelOption(options.label, `group of ${layers.length} layers`);
     const prepared = new PreparedCache(maxPrepared);

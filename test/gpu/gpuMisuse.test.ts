@@ -183,14 +183,17 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
 });
 
 describe.skipIf(noGpu !== undefined)('after the device is lost', () => {
-  it('repacks, column sides and dispatches throw GpuDeviceLostError (they returned silently)', async () => {
+  it('repacks, column sides, dispatches and QuantizedLinear.group throw GpuDeviceLostError (they returned silently)', async () => {
     const lost = await testDevice();
     const engine = GpuEngine.create(lost);
     const u = engine.upload(quantize(gaussianMatrix(64, 8, 41), { scheme: 'e8-4bit', seed: 1, nonce: 41 })) as GpuUniversalMatrix;
     const d = engine.upload(quantize(gaussianMatrix(64, 8, 42), { scheme: 'e8-q16-deterministic', seed: 1 })) as GpuDeterministicMatrix;
     const scratch = new GpuScratch(lost.device);
+    const layer = QuantizedLinear.create(lost.device, u);
     lost.device.destroy();
     await lost.device.lost;
+    // A group of layers on a lost device (it was made, and failed only at its first record).
+    expect(() => QuantizedLinear.group([layer])).toThrow(GpuDeviceLostError);
     expect(() => GpuE8PointMatrix.repack(lost.device, u, 'p')).toThrow(GpuDeviceLostError);
     expect(() => GpuE8ResidueMatrix.repack(lost.device, d, 'r')).toThrow(GpuDeviceLostError);
     expect(() => MatrixColumnSide.create(lost.device, d, 's')).toThrow(GpuDeviceLostError);
