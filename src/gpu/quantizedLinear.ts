@@ -18,7 +18,7 @@ import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isDeviceLost, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { isCommandEncoder, prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
+import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
 /*
@@ -160,18 +160,6 @@ function stageSharedInput(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   if (format === 'f16') dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staged, count });
   else dispatchEpilogue(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, bias: null, rows: count, columns: 1, output: staged, format: 'f32' });
   return { buffer: staged, offset: 0 };
-}
-
-/**
- * Where x shares a buffer with one of `outputs`, the record copies x first (stageSharedInput) in a
- * pass of its own, which a caller's open compute pass cannot take: refused there by name.
- */
-function checkSharedInputTarget(target: CommandTarget, outputs: readonly Slice[], input: Slice, label: string): void {
-  if (typeof target !== 'object' || target === null || isCommandEncoder(target)) return;
-  check(
-    !outputs.some((output) => output.buffer === input.buffer),
-    () => `${label}: x and y share a buffer, so the record first copies x into scratch, which needs its own compute pass: record into the command encoder, or give x and y different buffers`,
-  );
 }
 
 /**
@@ -420,9 +408,9 @@ export class QuantizedLinear {
   /**
    * Records y = W·x + b for `tokens` columns into `target`. x: inFeatures × tokens, y: outFeatures ×
    * tokens, both in the layer's activation format. They may lie in one buffer (an arena of
-   * activations), even overlap (y = W·x in place): x is then first copied into the layer's scratch, an
-   * extra dispatch reading 4·inFeatures·tokens bytes, as WebGPU lets no dispatch bind one buffer both for
-   * reading and for writing; such a record needs a command encoder (the copy cannot join your pass).
+   * activations), even overlap (y = W·x in place): x is then first copied into the layer's scratch by
+   * a dispatch of its own (reading 2 or 4·inFeatures·tokens bytes), as WebGPU lets no dispatch bind
+   * one buffer both for reading and for writing.
    *
    * `target` is a command encoder (outside a pass: the layer records one compute pass), or an open
    * compute pass of yours: the layer's dispatches then join it, after what you recorded there, so a
@@ -449,7 +437,6 @@ export class QuantizedLinear {
     const tokens = this.checkTokens(checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens);
     const input = slice(x, 'x');
     const output = slice(y, 'y');
-    checkSharedInputTarget(target, [output], input, this.label);
     const key = `${sliceKey(input)}|${sliceKey(output)}|${tokens}`;
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
@@ -508,7 +495,6 @@ export class QuantizedLinear {
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
-        checkSharedInputTarget(target, outputs, input, label);
         const key = `${sliceKey(input)}|${outputs.map(sliceKey).join(',')}|${tokens}`;
         const commands = prepared.get(key, () => {
           first.checkInput(input, tokens);
