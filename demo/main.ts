@@ -105,6 +105,25 @@ function setState(state: PageState): void {
 
 // ---- the form ----
 
+/** Each data kind in the picker, in a few words (src/data/testMatrices.ts describes them in full). */
+const DATA_KIND_TEXT: Readonly<Record<DataKind, string>> = {
+  gaussian: 'gaussian (i.i.d. N(0, 1), the bound Γ’s setting)',
+  'heavy-tailed': 'heavy-tailed (Student-t, 3 degrees of freedom)',
+  'outlier-rows': 'outlier-rows (1 % of coordinates × 20, as in LLM activations)',
+  'low-rank': 'low-rank (A and B share a rank-4 column space)',
+  parallel: 'parallel (every column ± a multiple of one direction)',
+  spikes: 'spikes (one large entry per column)',
+  'two-spikes': 'two-spikes (two large entries per column)',
+  permuted: 'permuted (B’s rotated columns are A’s, permuted)',
+};
+
+/** Each gain mode in the picker: what it is and where it comes from. */
+const GAIN_TEXT: Readonly<Record<GainMode, string>> = {
+  unbiased: 'unbiased (the library’s default)',
+  mmse: 'MMSE (the seed paper’s, as in the README’s table)',
+  none: 'none (γ = 1)',
+};
+
 function fillSelect(select: HTMLSelectElement, values: readonly string[], label: (value: string) => string): void {
   select.replaceChildren(
     ...values.map((value) => {
@@ -461,8 +480,8 @@ async function startWebGpu(): Promise<void> {
 // ---- start ----
 
 fillSchemes(ui.scheme);
-fillSelect(ui.data, DATA_KINDS, (kind) => kind);
-fillSelect(ui.gain, Object.keys(GAIN_LABELS), (mode) => GAIN_LABELS[mode as GainMode]);
+fillSelect(ui.data, DATA_KINDS, (kind) => DATA_KIND_TEXT[kind as DataKind]);
+fillSelect(ui.gain, Object.keys(GAIN_LABELS), (mode) => GAIN_TEXT[mode as GainMode]);
 ui.backendWebgpu.disabled = true;
 ui.form.addEventListener('submit', (event) => {
   event.preventDefault();

@@ -60,7 +60,14 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
     ['Data', `${request.dataKind}, seed ${request.dataSeed}${request.dataKind === 'permuted' ? `, rotation seed ${request.rotationSeed}` : ''}`],
     ['Size', `A, B: ${formatCount(request.n)} × ${formatCount(request.cols)}; product ${formatCount(request.cols)} × ${formatCount(request.cols)}`],
     ['Ran on', ranOnText(run)],
-    ['Bits stored', `${formatBits(run.bitsStored)} per entry`],
+    // A universal matrix stores one f32 norm per column beside its codes: 32/n bits per entry, which is
+    // why a small n stores more per entry than the README's preset table (measured at n = 4096).
+    [
+      'Bits stored',
+      run.predictedNmse === null
+        ? `${formatBits(run.bitsStored)} per entry`
+        : `${formatBits(run.bitsStored)} per entry, of which ${formatBits(32 / request.n)} for each column's f32 norm (32/n; the README's preset table is at n = 4096)`,
+    ],
     ['Bits, entropy-coded', `${formatBits(run.bitsEntropy)} per entry`],
     [
       'Product NMSE',
@@ -77,7 +84,7 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
     ['Γ(bits stored)', formatNmse(run.gammaAtBits)],
     ['Rate loss', rateLossText(run)],
   ];
-  if (run.nonces) facts.push(['Dither nonces', `A: ${run.nonces.a}, B: ${run.nonces.b} (drawn for this run)`]);
+  if (run.nonces) facts.push(['Dither nonces', `A: ${run.nonces.a}, B: ${run.nonces.b} (the keys of A's and B's pseudo-random dither, drawn for this run)`]);
   if (run.productKernel) facts.push(['GPU product kernel', run.productKernel === 'd3-table' ? `d3-table (${run.tableLayout ?? '?'} layout)` : run.productKernel]);
   if (run.cpuCheck) {
     const check = run.cpuCheck;
@@ -115,19 +122,25 @@ function ranOnText(run: DemoRun): string {
 /** Time per stage, with throughputs. */
 export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void {
   const { n, cols } = run.request;
-  const on = run.ranOn === 'webgpu' ? 'GPU' : 'CPU';
+  const software = run.ranOn === 'webgpu' && run.adapter?.softwareRenderer === true;
+  const on = run.ranOn === 'webgpu' ? (software ? 'GPU, software renderer' : 'GPU') : 'CPU';
+  // Rates only where they say something of the hardware: not for a first GPU run (it compiles the
+  // pipelines), nor on a software renderer (the CPU emulating a GPU).
+  const rated = run.ranOn !== 'webgpu' || (!run.firstGpuRun && !software);
+  const rate = (count: number, ms: number, unit: string): string => (rated ? formatRate(count, ms, unit) : '');
   const entries = n * cols;
   const t = run.timings;
   const rows: Array<[string, number, string]> = [
     ['Generate test data (CPU)', t.generate, ''],
-    [`Quantize A (${on})`, t.quantizeA, formatRate(entries, t.quantizeA, 'entries')],
-    [`Quantize B (${on})`, t.quantizeB, formatRate(entries, t.quantizeB, 'entries')],
-    [`Product AᵀB (${on})`, t.product, formatRate(2 * n * cols * cols, t.product, 'FLOP')],
+    [`Quantize A (${on})`, t.quantizeA, rate(entries, t.quantizeA, 'entries')],
+    [`Quantize B (${on})`, t.quantizeB, rate(entries, t.quantizeB, 'entries')],
+    [`Product AᵀB (${on})`, t.product, rate(2 * n * cols * cols, t.product, 'FLOP')],
     ['Measure the error (CPU)', t.measure, ''],
     ...(run.cpuCheck === null ? [] : [['Check against the CPU reference (CPU)', t.cpuCheck, ''] as [string, number, string]]),
     ['Total', run.totalMs, ''],
   ];
-  if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines.)', Number.NaN, '']);
+  if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines: no rates for it.)', Number.NaN, '']);
+  if (software) rows.push(["(WebGPU emulated on the CPU: its times say nothing of a GPU's, so no rates; the CPU reference is faster here.)", Number.NaN, '']);
   body.replaceChildren(
     ...rows.map(([stage, ms, rate]) => {
       if (Number.isNaN(ms)) {

@@ -280,6 +280,8 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       const latest = await page.$eval('#latest', (node) => node.textContent ?? '');
       if (universal) {
         expect(latest).toMatch(/Predicted NMSE\s*[\d.e-]+ for any data/);
+        // Stored bits say what the norms cost at this n (why they exceed the README's table at n = 4096).
+        expect(latest).toMatch(/Bits stored\s*[\d.]+ per entry, of which [\d.]+ for each column's f32 norm \(32\/n; the README's preset table is at n = 4096\)/);
         expect(latest).toContain(run.nonces?.a ?? 'no nonce');
         expect(await page.$eval('#summary', (node) => node.textContent ?? '')).toMatch(/\(predicted [\d.e-]+\)/);
       } else {
@@ -327,6 +329,13 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       // "Measure the error" before, which made that stage look far slower (514 ms against 26 ms at 768 × 128).
       const stages = await page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => row.children[0]?.textContent ?? ''));
       expect(stages).toEqual(expect.arrayContaining(['Measure the error (CPU)', 'Check against the CPU reference (CPU)', 'Total']));
+      // SwiftShader is a software renderer: its GPU stages are labelled so and given no rates (a rate
+      // there would be the CPU's speed emulating a GPU, and a first run's would include compiling).
+      const cells = await page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+      const product = cells.find(([stage]) => stage?.startsWith('Product AᵀB'));
+      expect(product?.[0]).toBe('Product AᵀB (GPU, software renderer)');
+      expect(product?.[1]).not.toMatch(/FLOP\/s/);
+      expect(stages.some((stage) => /WebGPU emulated on the CPU: its times say nothing of a GPU's, so no rates/.test(stage))).toBe(true);
       await page.screenshot({ path: `${ARTIFACTS}demo.png`, fullPage: true });
       expect(errors).toEqual([]);
     }, 240_000);
