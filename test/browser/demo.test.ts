@@ -331,7 +331,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(stages).toEqual(expect.arrayContaining(['Measure the error (CPU)', 'Check against the CPU reference (CPU)', 'Total']));
       // SwiftShader is a software renderer: its GPU stages are labelled so and given no rates (a rate
       // there would be the CPU's speed emulating a GPU, and a first run's would include compiling).
-      const cells = await page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => [...row.children].map((cell) => cell.textContent ?? '')));
+      const cells = await page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => Array.from(row.children, (cell) => cell.textContent ?? '')));
       const product = cells.find(([stage]) => stage?.startsWith('Product AᵀB'));
       expect(product?.[0]).toBe('Product AᵀB (GPU, software renderer)');
       expect(product?.[1]).not.toMatch(/FLOP\/s/);
