@@ -737,20 +737,32 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
-  it('biases as slices of one buffer (offsets not aligned to 256) give the bytes of uploaded biases; a slice too small is refused', async () => {
-    const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
-    const gpuW = uploadLatticeMatrix(device, q);
+  // Every GEMV family reads the bias through the same offset argument: one weight of each.
+  const biasSliceCases = [
+    ['d3-q6', {}],
+    ['d3-q6', { int8Inputs: 'plain' }],
+    ['d3-q6-deterministic', { int8Inputs: 'plain' }],
+    ['e8-q16', { activations: 'f16' }],
+    ['e8-q16-deterministic', { int8Inputs: 'plain' }],
+    ['weight-only rtn', {}],
+  ] as const;
+  it.each(biasSliceCases)('biases as slices of one buffer (offsets not aligned to 256) give the bytes of uploaded biases; a slice too small is refused (%s, %j)', async (scheme, layerOptions) => {
+    const gpuW =
+      scheme === 'weight-only rtn'
+        ? uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }))
+        : uploadLatticeMatrix(device, quantize(w, { scheme, seed: 4, ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix);
     const other = Float32Array.from(bias, (b) => -2 * b + 1);
     const biases = createBuffer(device, 'biases side by side', 4 * (12 + 2 * out), STORAGE_USAGE);
     device.queue.writeBuffer(biases, 4 * 4, bias);
     device.queue.writeBuffer(biases, 4 * (8 + out), other);
     const layers = [
-      QuantizedLinear.create(device, gpuW as LinearWeight, { bias }),
-      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: other }),
-      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * 4 } }),
-      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * (8 + out), size: 4 * out } }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias, ...layerOptions }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: other, ...layerOptions }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * 4 }, ...layerOptions }),
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * (8 + out), size: 4 * out }, ...layerOptions }),
     ];
-    const x = createBufferWithData(device, 'bias slices x', gaussianMatrix(n, 2, 31).data, STORAGE_USAGE);
+    const xValues = gaussianMatrix(n, 2, 31);
+    const x = createBufferWithData(device, 'bias slices x', 'activations' in layerOptions ? f16Matrix(xValues).bits : xValues.data, STORAGE_USAGE);
     const ys = layerOutputs(layers, 2, 'bias slices y');
     try {
       const encoder = device.createCommandEncoder({ label: 'bias slices' });
