@@ -365,7 +365,7 @@ export class QuantizedLinear {
     } else if (bias !== null) {
       check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
       biasSlice = slice(bias, 'bias');
-      checkBufferUsable(biasSlice.buffer, BufferUsage.STORAGE, 'bias');
+      // A usable storage buffer with room (checkBufferRange, inside, checks the usage first).
       checkSliceRoom(biasSlice, 4 * this.outFeatures, 'bias');
     }
     this.ownsBias = bias instanceof Float32Array;
