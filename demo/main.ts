@@ -10,6 +10,7 @@ import { runsOn, STAGE_LABELS, STAGES, type Backend, type GpuStatus, type RunReq
 import {
   DEFAULT_SCHEME,
   GAIN_LABELS,
+  GAIN_NOTES,
   SCHEME_GROUP_LABELS,
   SCHEME_NAMES,
   schemeGroup,
@@ -115,13 +116,6 @@ const DATA_KIND_TEXT: Readonly<Record<DataKind, string>> = {
   spikes: 'spikes (one large entry per column)',
   'two-spikes': 'two-spikes (two large entries per column)',
   permuted: 'permuted (B’s rotated columns are A’s, permuted)',
-};
-
-/** Each gain mode in the picker: what it is and where it comes from. */
-const GAIN_TEXT: Readonly<Record<GainMode, string>> = {
-  unbiased: 'unbiased (the library’s default)',
-  mmse: 'MMSE (the seed paper’s, as in the README’s table)',
-  none: 'none (γ = 1)',
 };
 
 function fillSelect(select: HTMLSelectElement, values: readonly string[], label: (value: string) => string): void {
@@ -481,7 +475,7 @@ async function startWebGpu(): Promise<void> {
 
 fillSchemes(ui.scheme);
 fillSelect(ui.data, DATA_KINDS, (kind) => DATA_KIND_TEXT[kind as DataKind]);
-fillSelect(ui.gain, Object.keys(GAIN_LABELS), (mode) => GAIN_TEXT[mode as GainMode]);
+fillSelect(ui.gain, Object.keys(GAIN_LABELS), (mode) => `${GAIN_LABELS[mode as GainMode]} (${GAIN_NOTES[mode as GainMode]})`);
 ui.backendWebgpu.disabled = true;
 ui.form.addEventListener('submit', (event) => {
   event.preventDefault();

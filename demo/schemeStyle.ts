@@ -67,6 +67,13 @@ export function isLatticeScheme(scheme: SchemeName): boolean {
 /** The gain modes as the page's Gain picker names them (and run labels repeat them). */
 export const GAIN_LABELS: Readonly<Record<GainMode, string>> = { unbiased: 'unbiased', mmse: 'MMSE', none: 'none' };
 
+/** What each gain mode is and where it comes from: the Gain picker shows it after the label. */
+export const GAIN_NOTES: Readonly<Record<GainMode, string>> = {
+  unbiased: 'the library’s default',
+  mmse: 'the seed paper’s, as in the README’s table',
+  none: 'γ = 1',
+};
+
 /** Only the deterministic lattice schemes take a gain mode (the universal code refuses one). */
 export function takesGain(scheme: SchemeName): boolean {
   return schemeGroup(scheme) === 'deterministic';
