@@ -34,6 +34,8 @@ import type { GpuScratch } from './scratch.js';
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
  * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
+ * Their intermediate buffers (R·x, x̂, staged copies of x) come from the device's shared pool
+ * (`SHARED_SCRATCH`): one of each size and use for all layers, not one per layer and combination.
  *
  * Lifetime: what `record` puts into an encoder reads the weight's buffers and the layer's own (bias,
  * int8-input form, column side, prepared uniforms and scratch), as any recorded command reads its
@@ -112,6 +114,13 @@ const RECORD_OPTION_KEYS = ['tokens'] as const;
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
 const DEFAULT_MAX_PREPARED = 16;
 
+/**
+ * Every layer's and group's prepared sets take their intermediates (the rotated input, its int8
+ * rounding, staged copies of x) from the device's shared pool (`GpuScratch.intermediate`): a model's
+ * layers at one token count hold one of each size between them, not one per layer and set.
+ */
+const SHARED_SCRATCH = { shareIntermediates: true } as const;
+
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
   if (label === undefined) return fallback;
@@ -156,7 +165,7 @@ function checkSliceRoom(value: Slice, bytes: number, what: string): void {
  * layers then read the copy, so no dispatch binds x's buffer, and y may even overlap x.
  */
 function stageSharedInput(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, format: ActivationFormat, count: number, label: string): Slice {
-  const staged = scratch.buffer(`${label} x (f32 copy: a y shares its buffer)`, 4 * count, STORAGE_USAGE);
+  const staged = scratch.intermediate(`${label} x (f32 copy: a y shares its buffer)`, 4 * count, STORAGE_USAGE);
   if (format === 'f16') dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staged, count });
   else dispatchEpilogue(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, bias: null, rows: count, columns: 1, output: staged, format: 'f32' });
   return { buffer: staged, offset: 0 };
@@ -199,7 +208,8 @@ function bufferId(buffer: GPUBuffer): number {
  * yet (a prefill recording more combinations than `limit` into one encoder), and destroying their
  * buffers would make WebGPU reject that whole submission. Dropping the last JS reference is safe: the
  * implementation keeps a buffer alive while a command buffer references it and frees it after (GC
- * decides when, so churning through many combinations holds memory longer than `destroy()` would).
+ * decides when, so churning through many combinations holds memory longer than `destroy()` would;
+ * a shared intermediate a collected set held is left to GC too, GpuScratch's pool says why).
  * `destroy()` frees the sets still kept, at the caller's word that nothing recorded from them is
  * still to be submitted.
  */
@@ -441,7 +451,7 @@ export class QuantizedLinear {
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
-      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
+      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label), SHARED_SCRATCH);
     });
     commands.record(target);
   }
@@ -502,7 +512,7 @@ export class QuantizedLinear {
           const readers = layers.map((layer, j) => [layer, `layer ${j}'s`] as const);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`, readers));
           checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
-          return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
+          return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label), SHARED_SCRATCH);
         });
         commands.record(target);
       },
@@ -667,7 +677,7 @@ export class QuantizedLinear {
     let xF32: Slice | null = inputFormat === 'f16' ? null : x;
     const f32Input = (): Slice => {
       if (xF32 === null) {
-        const staging = scratch.buffer(`${label} x (f32)`, 4 * inFeatures * tokens, STORAGE_USAGE);
+        const staging = scratch.intermediate(`${label} x (f32)`, 4 * inFeatures * tokens, STORAGE_USAGE);
         dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staging, count: inFeatures * tokens });
         xF32 = { buffer: staging, offset: 0 };
       }
@@ -695,7 +705,7 @@ export class QuantizedLinear {
         const { key } = rotation;
         xRotated = rotated.get(key) ?? null;
         if (xRotated === null) {
-          const buffer = scratch.buffer(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
+          const buffer = scratch.intermediate(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
           const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Form ?? int8Layer.lattice);
           if (int8Operand !== null) {

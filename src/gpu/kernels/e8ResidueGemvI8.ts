@@ -486,7 +486,7 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   const groups = w.quadsPerColumn;
   const window = bindingWindow(offset, 4 * w.length * rhs, device.limits.minStorageBufferOffsetAlignment);
   checkE8InputsFitBinding(device, w, rhs, window.size);
-  const inputs = scratch.buffer(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, e8InputsBytes(groups, rhs), STORAGE_USAGE);
+  const inputs = scratch.intermediate(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, e8InputsBytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
   const params = InputParams.pack({ groups, rhs, kept: w.keptLength, x_first: window.firstElement, x_stride: w.length, scales_first: e8InputsScalesFirst(groups, rhs) });
   const pass = encoder.beginComputePass({ label: what });
@@ -695,7 +695,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
  */
 export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: E8InputsOperand, x: GPUBuffer, xOffset = 0): RecordedE8InputsI8 {
   if (!w.rotate) return dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: x, xRotatedOffset: xOffset, rhs: 1 });
-  const xRotated = scratch.buffer('e8 residue gemv: x̃', 4 * w.length, STORAGE_USAGE);
+  const xRotated = scratch.intermediate('e8 residue gemv: x̃', 4 * w.length, STORAGE_USAGE);
   return dispatchRotatedE8InputsI8(device, encoder, scratch, { w, x, xOffset, xRotated, rhs: 1 });
 }
 

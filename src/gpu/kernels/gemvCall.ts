@@ -163,7 +163,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     check(xRotated !== args.y, `${what}: xRotated and y must be different buffers`);
     checkBufferRange(xRotated, xRotatedOffset, 4 * length * rhs, `${what}: xRotated`);
   } else if (w.rotate) {
-    xRotated = scratch.buffer(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
+    xRotated = scratch.intermediate(`${what} R·X`, 4 * length * rhs, STORAGE_USAGE);
     xRotatedOffset = 0;
     dispatchHadamard(device, encoder, scratch, {
       input: xOrPlaceholder(), // present: checked above

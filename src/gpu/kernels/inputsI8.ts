@@ -191,7 +191,7 @@ export function rotateAndRound(
     return layout.apart(args.xRotated);
   }
   layout.checkFit();
-  const inputs = scratch.buffer(`int8 inputs (${layout.operand}, rounded in the rotation): levels and scales`, layout.bytes, STORAGE_USAGE);
+  const inputs = scratch.intermediate(`int8 inputs (${layout.operand}, rounded in the rotation): levels and scales`, layout.bytes, STORAGE_USAGE);
   dispatchHadamard(device, encoder, scratch, { ...rotation, int8Output: { buffer: inputs, kept: w.keptLength, groups: layout.groups, groupSize: layout.groupSize } });
   return { inputs, rhs, operand: layout.operand };
 }
@@ -274,7 +274,7 @@ export function beginGemvI8(
   const call = beginGemv(device, encoder, scratch, w, args, what, { ...shape, readsXRotated: args.inputsI8 === undefined && !inRotation });
   let shared = args.inputsI8;
   if (inRotation && args.x !== undefined) {
-    const xRotated = scratch.buffer(`${what}: R·x (${form.operand})`, 4 * w.length * call.rhs, STORAGE_USAGE);
+    const xRotated = scratch.intermediate(`${what}: R·x (${form.operand})`, 4 * w.length * call.rhs, STORAGE_USAGE);
     shared = form.rotateAndRound({ x: args.x, xOffset: args.xOffset ?? 0, xRotated, rhs: call.rhs });
   }
   if (shared !== undefined) checkRecordedInputsI8(shared, form, call.rhs, what);
@@ -375,7 +375,7 @@ interface RecordInputsI8Args {
  */
 export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, scratch: GpuScratch, args: RecordInputsI8Args): GPUBuffer {
   const { groups, rhs, label } = args;
-  const inputs = scratch.buffer(`${label}: levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
+  const inputs = scratch.intermediate(`${label}: levels and scales`, inputsI8Bytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
   const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: inputsI8ScalesFirst(groups, rhs) });
   pass.setPipeline(pipeline);

@@ -616,7 +616,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     // Split form: the product leaves T in Y (or, with f16 output, in an f32 buffer of its own), then
     // the sums and `finish`. Fused form: the sums first (or the caller's), then the product writes Y.
     // A W that is not centred needs no Σx, so the fused product takes Σ offset·x̃ itself (same bits).
-    const staged = !fused && output.f16 ? scratch.buffer(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
+    const staged = !fused && output.f16 ? scratch.intermediate(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
     const sharedSums = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
     const sumsInKernel = fused && sharedSums === null && !w.hasMeans;
     // The fused product's sums binding: the caller's, a placeholder when it takes them itself, or
