@@ -70,11 +70,13 @@ function poisonPool(device: GPUDevice, byte: number): number {
   return buffers.length;
 }
 
-/** Every family's layer recorded into one encoder (tokens 3; the arena case with x and y in one buffer), run, and its output bytes. */
-async function poisonedReplaysMatch(device: GPUDevice): Promise<void> {
-  const tokens = 3;
+/**
+ * Every family's layer (and the arena case, x and y in one buffer) recorded after the pool was
+ * overwritten with zeros, 0xFF and 0x7F: the same output bytes each time.
+ */
+async function poisonedReplaysMatch(device: GPUDevice, tokens: number): Promise<void> {
   const weights = families.map(([, scheme, form]) => upload(device, scheme, form));
-  const layers = families.map(([, , , options], i) => QuantizedLinear.create(device, weights[i] as LinearWeight, { bias, maxTokens: 4, ...options }));
+  const layers = families.map(([, , , options], i) => QuantizedLinear.create(device, weights[i] as LinearWeight, { bias, maxTokens: tokens, ...options }));
   const bytesOf = (layer: QuantizedLinear) => (layer.activations === 'f16' ? 2 : 4);
   const xs = layers.map((layer, i) => createBufferWithData(device, `x ${i}`, inputBytes(layer.activations, tokens, 10 + i), STORAGE_USAGE));
   const ys = layers.map((layer, i) => createBuffer(device, `y ${i}`, bytesOf(layer) * out * tokens, STORAGE_USAGE));
@@ -118,8 +120,9 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
   });
   afterAll(() => device?.destroy());
 
-  it('every GEMV family writes its intermediates before reading them: replays over a poisoned pool give the same bytes', async () => {
-    await poisonedReplaysMatch(device);
+  // 64 tokens: the GEMVs' right-hand sides in several tiles and ranges.
+  it.each([1, 3, 64])('every GEMV family writes its intermediates before reading them: replays over a poisoned pool give the same bytes (tokens: %i)', async (tokens) => {
+    await poisonedReplaysMatch(device, tokens);
   });
 
   it('on a device with default limits too (the universal GEMV in its split form, T staged for f16 outputs)', async () => {
@@ -128,7 +131,7 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     const small = await adapter.requestDevice({ label: 'default-limits device' });
     try {
       expect(fusedFinishSupported(small)).toBe(false);
-      await poisonedReplaysMatch(small);
+      await poisonedReplaysMatch(small, 3);
     } finally {
       small.destroy();
     }
