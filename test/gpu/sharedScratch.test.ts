@@ -63,6 +63,19 @@ function inputBytes(activations: 'f32' | 'f16' | undefined, tokens: number, seed
   return activations === 'f16' ? Uint16Array.from(x.data, (v) => float16Bits(v)) : x.data;
 }
 
+/** The buffers of `buffers` destroyed from now on (each buffer's destroy() wrapped). */
+function recordDestroys(buffers: readonly GPUBuffer[]): Set<GPUBuffer> {
+  const destroyed = new Set<GPUBuffer>();
+  for (const buffer of buffers) {
+    const destroy = buffer.destroy.bind(buffer);
+    buffer.destroy = () => {
+      destroyed.add(buffer);
+      destroy();
+    };
+  }
+  return destroyed;
+}
+
 /** Writes `byte` over every buffer the device's sharing scratches hold. */
 function poisonPool(device: GPUDevice, byte: number): number {
   const buffers = sharedIntermediateBuffers(device);
@@ -143,7 +156,6 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     const x = createBufferWithData(device, 'x', gaussianMatrix(n, 8, 3).data, STORAGE_USAGE);
     const y = createBuffer(device, 'y', 4 * out * 8, STORAGE_USAGE);
     const pooledBytes = () => sharedIntermediateBuffers(device).reduce((sum, buffer) => sum + buffer.size, 0);
-    const destroyed = new Set<GPUBuffer>();
     try {
       const recordAll = (tokens: number, count: number) => {
         const encoder = device.createCommandEncoder();
@@ -159,13 +171,7 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
       recordAll(8, 12);
       expect(pooledBytes()).toBeGreaterThan(one);
       const pooled = sharedIntermediateBuffers(device);
-      for (const buffer of pooled) {
-        const destroy = buffer.destroy.bind(buffer);
-        buffer.destroy = () => {
-          destroyed.add(buffer);
-          destroy();
-        };
-      }
+      const destroyed = recordDestroys(pooled);
       for (const layer of layers.slice(0, 11)) layer.destroy();
       // The last layer's sets still hold every buffer.
       expect(destroyed.size).toBe(0);
@@ -239,18 +245,11 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     const layer = QuantizedLinear.create(device, weight, { int8Inputs: 'plain', maxPrepared: 1, maxTokens: 8 });
     const x = createBufferWithData(device, 'x', gaussianMatrix(n, 8, 6).data, STORAGE_USAGE);
     const [early, reference, later] = ['early y', 'reference y', 'later y'].map((label) => createBuffer(device, label, 4 * out * 7, STORAGE_USAGE)) as [GPUBuffer, GPUBuffer, GPUBuffer];
-    const destroyed: GPUBuffer[] = [];
     try {
       const pending = device.createCommandEncoder({ label: 'recorded before its set was dropped' });
       layer.record(pending, x, early, { tokens: 7 });
       const held = sharedIntermediateBuffers(device);
-      for (const buffer of held) {
-        const destroy = buffer.destroy.bind(buffer);
-        buffer.destroy = () => {
-          destroyed.push(buffer);
-          destroy();
-        };
-      }
+      const destroyed = recordDestroys(held);
       // Another combination drops the first set (maxPrepared 1) without destroying it.
       const other = device.createCommandEncoder();
       layer.record(other, x, later, { tokens: 3 });
@@ -260,7 +259,7 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       expect(held.filter((buffer) => sharedIntermediateBuffers(device).includes(buffer)), 'still pooled after collection').toEqual([]);
-      expect(destroyed).toEqual([]);
+      expect([...destroyed]).toEqual([]);
       device.queue.submit([pending.finish()]);
       const again = device.createCommandEncoder();
       layer.record(again, x, reference, { tokens: 7 });
