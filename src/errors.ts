@@ -4,7 +4,7 @@
  * and the value that was refused.
  */
 export class LatticeMatmulError extends Error {
-  override readonly name = 'LatticeMatmulError';
+  override readonly name: string = 'LatticeMatmulError';
 }
 
 /** Throws a `LatticeMatmulError` with `message` unless `condition` holds. */

@@ -9,7 +9,7 @@ import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
-import { isDeviceLost, throwIfDeviceLost, withValidation } from './errorScopes.js';
+import { throwIfDeviceLost, withValidation } from './errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor } from './gpuQuantize.js';
 import type { Scheme, SchemeName } from '../quantize/schemes.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
@@ -137,7 +137,7 @@ export class GpuEngine {
   static create(device: GPUDevice | GpuContext, options: GpuEngineOptions = {}): GpuEngine {
     checkOptionsObject(options, ENGINE_OPTION_KEYS, 'GpuEngine.create options');
     const context = gpuContextOf(device);
-    check(!isDeviceLost(context.device), 'GpuEngine.create: this device was lost; request a new one');
+    throwIfDeviceLost(context.device, 'GpuEngine.create');
     return new GpuEngine(context, options);
   }
 

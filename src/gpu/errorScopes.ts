@@ -55,6 +55,7 @@ import { LatticeMatmulError } from '../errors.js';
  * }
  */
 export class GpuDeviceLostError extends LatticeMatmulError {
+  override readonly name: string = 'GpuDeviceLostError';
   /** `GPUDeviceLostInfo.reason`: 'destroyed' after `device.destroy()`, else 'unknown'. */
   readonly reason: GPUDeviceLostReason;
   /** `GPUDeviceLostInfo.message` (the driver's explanation). */

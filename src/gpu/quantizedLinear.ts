@@ -16,7 +16,7 @@ import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported,
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
 import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
-import { isDeviceLost, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
+import { isGpuContext, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
@@ -327,9 +327,12 @@ export class QuantizedLinear {
     readonly label: string,
   ) {
     // Everything is checked before anything is allocated, so a refused layer leaves no GPU buffer behind.
-    check(typeof device === 'object' && device !== null && typeof device.createBuffer === 'function', () => `QuantizedLinear needs a GPUDevice, got ${describeValue(device)}`);
+    check(
+      typeof device === 'object' && device !== null && typeof device.createBuffer === 'function',
+      () => `QuantizedLinear needs a GPUDevice, got ${isGpuContext(device) ? 'the context requestGpuDevice() / requestNodeGpuDevice() returns: pass its .device' : describeValue(device)}`,
+    );
     watchDeviceLoss(device);
-    check(!isDeviceLost(device), 'QuantizedLinear: this device was lost; request a new one');
+    throwIfDeviceLost(device, 'QuantizedLinear.create');
     if (weight instanceof WeightOnlyGpuMatrix) {
       check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
       this.inFeatures = weight.n;
@@ -764,6 +767,8 @@ export class QuantizedLinear {
    */
   async check(): Promise<void> {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
+    // A lost device runs nothing: every output is spoiled.
+    throwIfDeviceLost(this.device, `${this.label}: check`);
     if (this.e8Form instanceof GpuE8PointMatrix) await this.e8Form.check();
   }
 

@@ -274,6 +274,16 @@ function checkFileLength(fileByteLength: number): void {
 }
 
 /**
+ * A hint when the first 8 bytes are printable ASCII: the file is text (an HTML page a web server sent
+ * for a missing file, an error message, a Git LFS pointer), not safetensors.
+ */
+function textStartHint(first8: Uint8Array): string {
+  const head = first8.subarray(0, 8);
+  if (!head.every((byte) => (byte >= 0x20 && byte <= 0x7e) || (byte >= 0x09 && byte <= 0x0d))) return '';
+  return ` (the file starts with ${JSON.stringify(String.fromCharCode(...head))}: text, such as an HTML page or a Git LFS pointer, not a safetensors file)`;
+}
+
+/**
  * Reads and checks the header length N from the first 8 bytes of a safetensors file of
  * `fileByteLength` bytes: N ≤ `SAFETENSORS_MAX_HEADER_BYTES` (or `options.maxHeaderBytes`) and
  * 8 + N ≤ `fileByteLength`.
@@ -298,7 +308,7 @@ export function safetensorsHeaderLength(
   const high = view.getUint32(4, true);
   check(
     high === 0 && low <= limit,
-    () => `safetensors header length ${view.getBigUint64(0, true)} exceeds the limit of ${limit} bytes`,
+    () => `safetensors header length ${view.getBigUint64(0, true)} exceeds the limit of ${limit} bytes${textStartHint(first8)}`,
   );
   check(
     8 + low <= fileByteLength,

@@ -141,6 +141,16 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     );
   });
 
+  it('QuantizedLinear.create refuses the context requestGpuDevice() returns, saying to pass its .device', async () => {
+    const context = await testDevice({ label: 'context' });
+    try {
+      const w = GpuEngine.create(context).upload(quantize(gaussianMatrix(n, 4, 6), { scheme: 'e8-4bit', nonce: 6 }));
+      expect(() => QuantizedLinear.create(context as never, w)).toThrow(/^QuantizedLinear needs a GPUDevice, got the context requestGpuDevice\(\) \/ requestNodeGpuDevice\(\) returns: pass its \.device$/);
+    } finally {
+      context.device.destroy();
+    }
+  });
+
   it('QuantizedLinear refuses a lost device at create, and record on a layer whose device was lost throws instead of recording nothing; so do the engine\'s upload and recordMatmulAT and the weight-only upload and dispatch', async () => {
     const lost = await testDevice({ label: 'to be lost' });
     const engine = GpuEngine.create(lost);
@@ -156,9 +166,18 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     await lost.device.lost;
     for (let i = 0; i < 50 && !isDeviceLost(lost.device); i++) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(isDeviceLost(lost.device)).toBe(true);
-    expect(() => QuantizedLinear.create(lost.device, w)).toThrow(/^QuantizedLinear: this device was lost; request a new one$/);
+    // A GpuDeviceLostError, as every later call gives, so one `instanceof` check covers a model's load.
+    expect(() => QuantizedLinear.create(lost.device, w)).toThrow(GpuDeviceLostError);
+    expect(() => QuantizedLinear.create(lost.device, w)).toThrow(/^QuantizedLinear\.create: the WebGPU device "to be lost" was lost \(reason: destroyed\)/);
     expect(() => layer.record(lost.device.createCommandEncoder(), x, y)).toThrow(GpuDeviceLostError);
-    expect(() => GpuEngine.create(lost)).toThrow(LatticeMatmulError);
+    expect(() => GpuEngine.create(lost)).toThrow(GpuDeviceLostError);
+    await expect(layer.check()).rejects.toThrow(GpuDeviceLostError);
+    try {
+      layer.record(lost.device.createCommandEncoder(), x, y);
+    } catch (error) {
+      // Telemetry that logs `name` tells the loss from other refusals.
+      expect([error instanceof LatticeMatmulError, (error as Error).name]).toEqual([true, 'GpuDeviceLostError']);
+    }
     // Before: these recorded or created nothing and said nothing (a product's C left silently stale).
     expect(() => engine.upload(cpuW)).toThrow(GpuDeviceLostError);
     expect(() => engine.recordMatmulAT(lost.device.createCommandEncoder(), scratch, w, w, y)).toThrow(GpuDeviceLostError);

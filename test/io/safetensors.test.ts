@@ -183,8 +183,11 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
   const cases: [string, () => Uint8Array, RegExp][] = [
     ['fewer than 8 bytes', () => new Uint8Array(7), /7 bytes long, shorter than the 8-byte header length field/],
     ['an empty file', () => new Uint8Array(0), /0 bytes long/],
-    ['a header length of 2^64 − 1', () => handFile('{}', [], 2n ** 64n - 1n), /header length 18446744073709551615 exceeds the limit of 100000000/],
+    ['a header length of 2^64 − 1', () => handFile('{}', [], 2n ** 64n - 1n), /header length 18446744073709551615 exceeds the limit of 100000000 bytes$/],
     ['a header length of 2^32', () => handFile('{}', [], 2n ** 32n), /header length 4294967296 exceeds the limit/],
+    // What a web server's fallback page or an un-fetched Git LFS file gives: the hint says so.
+    ['an HTML page', () => new TextEncoder().encode('<!DOCTYPE html><html></html>'), /exceeds the limit of 100000000 bytes \(the file starts with "<!DOCTYP": text, such as an HTML page or a Git LFS pointer, not a safetensors file\)$/],
+    ['a Git LFS pointer', () => new TextEncoder().encode('version https://git-lfs.github.com/spec/v1\n'), /\(the file starts with "version ": text/],
     ['a header length just over the limit', () => handFile('{}', [], BigInt(SAFETENSORS_MAX_HEADER_BYTES + 1)), /100000001 exceeds the limit/],
     ['a header length past the end of the file', () => handFile('{}', [0, 0], 11n), /header length 11 exceeds the 4 bytes that follow/],
     ['a header length of 0', () => handFile('', []), /the header is empty/],
