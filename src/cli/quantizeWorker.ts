@@ -1,4 +1,5 @@
 import { parentPort } from 'node:worker_threads';
+import { LatticeMatmulError } from '../errors.js';
 import { quantize, type QuantizeOptions } from '../quantize/quantize.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 
@@ -20,7 +21,7 @@ export interface QuantizeJob {
 export type QuantizeWorkerMessage =
   | { readonly id: number; readonly kind: 'progress'; readonly done: number }
   | { readonly id: number; readonly kind: 'result'; readonly matrix: QuantizedMatrix }
-  | { readonly id: number; readonly kind: 'error'; readonly message: string; readonly name: string };
+  | { readonly id: number; readonly kind: 'error'; readonly message: string; readonly refusal: boolean };
 
 /** The transferable buffers of a quantized matrix. */
 function transferables(matrix: QuantizedMatrix): ArrayBuffer[] {
@@ -51,6 +52,7 @@ parentPort?.on('message', (job: QuantizeJob) => {
     port.postMessage({ id: job.id, kind: 'result', matrix } satisfies QuantizeWorkerMessage, transferables(matrix));
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
-    port.postMessage({ id: job.id, kind: 'error', message: e.message, name: e.name } satisfies QuantizeWorkerMessage);
+    // `refusal`: a LatticeMatmulError (or a subclass), which the pool rethrows as one.
+    port.postMessage({ id: job.id, kind: 'error', message: e.message, refusal: e instanceof LatticeMatmulError } satisfies QuantizeWorkerMessage);
   }
 });

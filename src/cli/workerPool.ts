@@ -147,7 +147,7 @@ export class QuantizeWorkerPool {
     worker.unref();
     this.idle.push(worker);
     if (message.kind === 'result') entry.pending.resolve(message.matrix);
-    else entry.pending.reject(message.name === 'LatticeMatmulError' ? new LatticeMatmulError(message.message) : new Error(message.message));
+    else entry.pending.reject(message.refusal ? new LatticeMatmulError(message.message) : new Error(message.message));
     this.schedule();
   }
 
