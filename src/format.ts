@@ -54,5 +54,7 @@ export {
   type DeterministicStoredWords,
   type ScalarStoredWords,
 } from './format/container.js';
+export { openQuantizedContainer, QuantizedContainerReader } from './format/containerReader.js';
+export { bytesSource, blobSource, httpRangeSource, type ByteSource, type HttpRangeSourceOptions } from './io/byteSource.js';
 export type { UniversalStoredWords } from './format/universalLayout.js';
 export { crc32, crc32Continue } from './format/crc32.js';

@@ -1,22 +1,17 @@
-import { check, quoted } from '../errors.js';
+import { check } from '../errors.js';
 import { planSafetensorsLayout, type SafetensorsReadOptions } from '../io/safetensors.js';
 import { openSafetensorsFile, SafetensorsFileWriter, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
+import { QuantizedContainerReader } from './containerReader.js';
 import {
   combinedContainerVersion,
   containerMetadata,
-  containerOf,
   containerVersionOf,
-  decodeContainerEntry,
   parseContainerLayout,
   planContainerEntry,
   planQuantizedContainer,
-  type ContainerEntry,
-  type ContainerEntryInfo,
   type ContainerEntryInput,
   type ContainerLayout,
   type ContainerVersion,
-  type EntryPlanHandle,
-  type QuantizedContainer,
 } from './container.js';
 
 /*
@@ -40,11 +35,13 @@ import {
  *   await file.close();
  * }
  */
-export class QuantizedContainerFile {
+export class QuantizedContainerFile extends QuantizedContainerReader {
   private constructor(
     private readonly file: SafetensorsFile,
-    private readonly layout: ContainerLayout,
-  ) {}
+    layout: ContainerLayout,
+  ) {
+    super(layout, `quantized container file ${JSON.stringify(file.path)}`, (name) => file.readTensorBytes(name));
+  }
 
   /** Opens `path` and validates everything but the tensor data; see `openQuantizedContainerFile`. */
   static async open(path: string, options?: SafetensorsReadOptions): Promise<QuantizedContainerFile> {
@@ -62,59 +59,9 @@ export class QuantizedContainerFile {
     return this.file.path;
   }
 
-  get formatVersion(): number {
-    return this.layout.formatVersion;
-  }
-
-  /** The caller's metadata as written. */
-  get metadata(): Readonly<Record<string, string>> {
-    return this.layout.metadata;
-  }
-
-  /** Every matrix, in the order written: name, kind, size and tensors (validated, not read). */
-  get entries(): readonly ContainerEntryInfo[] {
-    return this.layout.entries;
-  }
-
-  has(name: string): boolean {
-    return this.layout.plans.has(name);
-  }
-
-  /** The validated description of matrix `name`. */
-  info(name: string): ContainerEntryInfo {
-    return this.plan(name).info;
-  }
-
-  /**
-   * Reads matrix `name`: its tensors (each at most the size its description and the header agree on),
-   * their checksums, then every check of `readQuantizedContainer`.
-   */
-  async read(name: string): Promise<ContainerEntry> {
-    const plan = this.plan(name);
-    const bytes = new Map<string, Uint8Array>();
-    for (const tensor of plan.info.tensors) bytes.set(tensor.name, await this.file.readTensorBytes(tensor.name));
-    return decodeContainerEntry(plan, (tensor) => bytes.get(tensor.name) as Uint8Array);
-  }
-
-  /** Reads every matrix (a whole model in memory; prefer `read` per matrix for large files). */
-  async readAll(): Promise<QuantizedContainer> {
-    const entries: ContainerEntry[] = [];
-    for (const info of this.layout.entries) entries.push(await this.read(info.name));
-    return containerOf(this.layout, entries);
-  }
-
   /** Closes the file; later reads are refused. Closing twice is harmless. */
   close(): Promise<void> {
     return this.file.close();
-  }
-
-  private plan(name: string): EntryPlanHandle {
-    const plan = this.layout.plans.get(name);
-    check(
-      plan !== undefined,
-      () => `quantized container file ${JSON.stringify(this.file.path)} has no matrix named ${quoted(name)} (it has ${this.layout.entries.map((e) => quoted(e.name)).join(', ')})`,
-    );
-    return plan;
   }
 }
 

@@ -3,16 +3,15 @@ import { type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
+import { readSafetensorsHeader, type ByteSource } from './byteSource.js';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import {
   checkedTensorBytes,
   checkTensorName,
   headerTensorInfo,
-  parseSafetensorsHeaderJson,
   planSafetensors,
   planSafetensorsLayout,
   safetensorsBytesToFloat32,
-  safetensorsHeaderLength,
   safetensorsTypedData,
   type SafetensorsHeader,
   type SafetensorsMetadata,
@@ -47,6 +46,20 @@ async function readExactly(handle: FileHandle, target: Uint8Array, position: num
     );
     done += bytesRead;
   }
+}
+
+/** The open file as a ByteSource (reads of exactly the bytes asked for). */
+function fileSource(handle: FileHandle, byteLength: number, path: string): ByteSource {
+  const name = `safetensors file ${describePath(path)}`;
+  return {
+    name,
+    byteLength,
+    read: async (offset, length) => {
+      const bytes = new Uint8Array(length);
+      await readExactly(handle, bytes, offset, name);
+      return bytes;
+    },
+  };
 }
 
 function describePath(path: string): string {
@@ -88,18 +101,7 @@ export class SafetensorsFile {
     checkPath(path);
     const { handle, size: fileByteLength } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
-      const what = `safetensors file ${describePath(path)}`;
-      const first8 = new Uint8Array(8);
-      // A file shorter than 8 bytes is refused by safetensorsHeaderLength, with the same message as in memory.
-      if (fileByteLength >= 8) await readExactly(handle, first8, 0, what);
-      const headerByteLength = withContext(what, () => safetensorsHeaderLength(first8, fileByteLength, options));
-      // Bounded by the 100 MB limit and by the file's size: the header is part of what is there.
-      const headerBytes = new Uint8Array(headerByteLength);
-      await readExactly(handle, headerBytes, 8, what);
-      const dataStart = 8 + headerByteLength;
-      const dataByteLength = fileByteLength - dataStart;
-      const parsed = withContext(what, () => parseSafetensorsHeaderJson(headerBytes, dataByteLength));
-      const header: SafetensorsHeader = { headerByteLength, dataStart, dataByteLength, ...parsed };
+      const header = await readSafetensorsHeader(fileSource(handle, fileByteLength, path), `safetensors file ${describePath(path)}`, options);
       return new SafetensorsFile(path, handle, fileByteLength, header);
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -166,14 +168,6 @@ export class SafetensorsFile {
   }
 }
 
-function withContext<T>(what: string, body: () => T): T {
-  try {
-    return body();
-  } catch (error) {
-    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
-    throw error;
-  }
-}
 
 /**
  * Opens a safetensors file and validates its header (reading only the first 8 + N bytes); tensors are

@@ -370,8 +370,8 @@ import {
   type QuantizedMatrix,
   type SchemeName,
 } from 'lattice-matmul';
-import { GpuScratch, type BufferSlice, type QuantizedLinearOptions } from 'lattice-matmul/gpu';
-import { readSafetensors, type SafetensorsDtype } from 'lattice-matmul/format';
+import { GpuScratch, uploadContainerEntry, type BufferSlice, type QuantizedLinearOptions } from 'lattice-matmul/gpu';
+import { httpRangeSource, openQuantizedContainer, readSafetensors, type SafetensorsDtype } from 'lattice-matmul/format';
 import { requestNodeGpuDevice, type NodeGpuOptions } from 'lattice-matmul/node';
 
 const scheme: SchemeName = 'e8-q16';
@@ -400,6 +400,16 @@ export async function nodeDevice(options: NodeGpuOptions = {}): Promise<GPUDevic
 
 export function firstDtype(bytes: Uint8Array): SafetensorsDtype | undefined {
   return readSafetensors(bytes).tensors[0]?.dtype;
+}
+
+// The README's page that loads a model one matrix at a time.
+export async function loadLayers(device: GPUDevice, url: string): Promise<Map<string, QuantizedLinear>> {
+  const container = await openQuantizedContainer(await httpRangeSource(url));
+  const layers = new Map<string, QuantizedLinear>();
+  for (const { name } of container.entries) {
+    layers.set(name, QuantizedLinear.create(device, uploadContainerEntry(device, await container.read(name))));
+  }
+  return layers;
 }
 
 export function describeError(error: unknown): string {

@@ -1,0 +1,194 @@
+import { check, describeValue, LatticeMatmulError } from '../errors.js';
+import { parseSafetensorsHeaderJson, safetensorsHeaderLength, type SafetensorsHeader, type SafetensorsReadOptions } from './safetensors.js';
+
+/*
+ * Random access to the bytes of a file that need not be in memory: an ArrayBuffer, a Blob or File (a
+ * page's <input type="file">, `fetch(url).then((r) => r.blob())` is whole, but Node's
+ * `fs.openAsBlob` is not), or an HTTP resource read by byte ranges. The container reader
+ * (`openQuantizedContainer`) reads a header and then one matrix's tensors at a time from one, so a
+ * page can load a model layer by layer. Browser-safe.
+ */
+
+/**
+ * Bytes read on demand: `read(offset, length)` resolves to exactly `length` new bytes from `offset`
+ * (within `byteLength`), or rejects.
+ *
+ * @example
+ * const source = await httpRangeSource('/models/llama.lmq.safetensors');
+ * const container = await openQuantizedContainer(source);
+ */
+export interface ByteSource {
+  /** Names the source in messages (a file name, a URL). */
+  readonly name: string;
+  /** The total size in bytes. */
+  readonly byteLength: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** Checks a read's range against the source (offset and length non-negative integers, within byteLength). */
+function checkRange(source: ByteSource, offset: number, length: number): void {
+  check(
+    Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= source.byteLength,
+    () => `${source.name}: cannot read ${describeValue(length)} bytes at ${describeValue(offset)} of ${source.byteLength}`,
+  );
+}
+
+/**
+ * A source over bytes already in memory (a copy is made per read, so the result may be kept or
+ * transferred).
+ *
+ * @example
+ * const container = await openQuantizedContainer(bytesSource(await (await fetch(url)).arrayBuffer(), url));
+ */
+export function bytesSource(bytes: ArrayBuffer | Uint8Array, name = 'bytes in memory'): ByteSource {
+  check(bytes instanceof ArrayBuffer || bytes instanceof Uint8Array, () => `bytesSource needs an ArrayBuffer or a Uint8Array, got ${describeValue(bytes)}`);
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const source: ByteSource = {
+    name,
+    byteLength: view.byteLength,
+    read: async (offset, length) => {
+      checkRange(source, offset, length);
+      return view.slice(offset, offset + length);
+    },
+  };
+  return source;
+}
+
+/**
+ * A source over a Blob or File: each read is `blob.slice(…).arrayBuffer()`, so only the bytes asked
+ * for are loaded.
+ *
+ * @example
+ * input.onchange = async () => {
+ *   const container = await openQuantizedContainer(blobSource(input.files[0]));
+ * };
+ */
+export function blobSource(blob: Blob, name?: string): ByteSource {
+  check(typeof Blob !== 'undefined' && blob instanceof Blob, () => `blobSource needs a Blob or File, got ${describeValue(blob)}`);
+  const fileName = (blob as Partial<File>).name;
+  const source: ByteSource = {
+    name: name ?? (typeof fileName === 'string' && fileName.length > 0 ? JSON.stringify(fileName) : `a blob of ${blob.size} bytes`),
+    byteLength: blob.size,
+    read: async (offset, length) => {
+      checkRange(source, offset, length);
+      const bytes = new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+      check(bytes.byteLength === length, () => `${source.name}: read ${bytes.byteLength} bytes at ${offset} where ${length} were asked for; did the file change?`);
+      return bytes;
+    },
+  };
+  return source;
+}
+
+/** Options of {@link httpRangeSource}. */
+export interface HttpRangeSourceOptions {
+  /** The fetch to use (default: the global one). */
+  readonly fetch?: typeof fetch;
+  /** Headers sent with every request (an Authorization header, for one). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Aborts every request made through the source, now and later. */
+  readonly signal?: AbortSignal;
+}
+
+/** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
+function contentRange(value: string | null): { first: number; last: number; total: number } | null {
+  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value?.trim() ?? '');
+  if (match === null) return null;
+  const [first, last, total] = [match[1], match[2], match[3]].map(Number) as [number, number, number];
+  return Number.isSafeInteger(total) ? { first, last, total } : null;
+}
+
+/**
+ * A source over an HTTP(S) resource read by byte ranges (`Range: bytes=a-b`, answered with 206
+ * Partial Content), so a page reads a container's header and then one matrix at a time instead of
+ * the whole file. Resolves once a first one-byte request has given the size; refuses a server that
+ * ignores ranges (it would send the whole file each time), a compressed response (its ranges are of
+ * the compressed bytes), a cross-origin response that hides Content-Range (the server must send
+ * `Access-Control-Expose-Headers: Content-Range`), and a resource that changes while it is read
+ * (another ETag or size).
+ *
+ * @example
+ * const source = await httpRangeSource('https://example.com/model.lmq.safetensors');
+ * const container = await openQuantizedContainer(source);
+ * const q = await container.read('model.layers.0.self_attn.q_proj.weight');
+ */
+export async function httpRangeSource(url: string | URL, options: HttpRangeSourceOptions = {}): Promise<ByteSource> {
+  check(typeof url === 'string' || url instanceof URL, () => `httpRangeSource needs a URL, got ${describeValue(url)}`);
+  check(typeof options === 'object' && options !== null, () => `httpRangeSource options must be an object, got ${describeValue(options)}`);
+  const fetchRange = options.fetch ?? globalThis.fetch;
+  check(typeof fetchRange === 'function', 'httpRangeSource needs fetch (pass options.fetch where there is no global one)');
+  const name = String(url);
+  let etag: string | null = null;
+  let total = -1;
+  const get = async (first: number, last: number): Promise<Uint8Array> => {
+    let response: Response;
+    try {
+      response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+    } catch (error) {
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    function refuse(why: string): never {
+      void response.body?.cancel().catch(() => undefined);
+      throw new LatticeMatmulError(`${name}: ${why}`);
+    }
+    if (response.status === 200) refuse('the server sent the whole resource (200) for a byte range: it does not serve ranges; fetch the file whole and use readQuantizedContainer');
+    if (response.status !== 206) refuse(`the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+    const encoding = response.headers.get('content-encoding');
+    if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') refuse(`the response is compressed (Content-Encoding: ${encoding}); its byte ranges are not the file's`);
+    const range = contentRange(response.headers.get('content-range'));
+    if (range === null) refuse('the response has no readable Content-Range header (a server on another origin must send Access-Control-Expose-Headers: Content-Range)');
+    const tag = response.headers.get('etag');
+    if (total >= 0 && (range.total !== total || (etag !== null && tag !== null && tag !== etag))) refuse('the resource changed while it was read (another size or ETag)');
+    if (range.first !== first || range.last !== last) refuse(`asked for bytes ${first}-${last}, the server sent ${range.first}-${range.last}`);
+    etag ??= tag;
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    check(bytes.byteLength === last - first + 1, () => `${name}: asked for ${last - first + 1} bytes at ${first}, the response held ${bytes.byteLength}`);
+    if (total < 0) total = range.total;
+    return bytes;
+  };
+  await get(0, 0);
+  const source: ByteSource = {
+    name,
+    byteLength: total,
+    read: async (offset, length) => {
+      checkRange(source, offset, length);
+      return length === 0 ? new Uint8Array(0) : get(offset, offset + length - 1);
+    },
+  };
+  return source;
+}
+
+/** Runs `body`, prefixing the message of a LatticeMatmulError it throws with `what`. */
+export function withContext<T>(what: string, body: () => T): T {
+  try {
+    return body();
+  } catch (error) {
+    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+/**
+ * Reads and validates the header of the safetensors file in `source` (its first 8 + N bytes only),
+ * exactly as `readSafetensors` does; `what` names the file in messages.
+ */
+export async function readSafetensorsHeader(source: ByteSource, what: string, options?: SafetensorsReadOptions): Promise<SafetensorsHeader> {
+  const fileByteLength = source.byteLength;
+  // A source shorter than 8 bytes is refused by safetensorsHeaderLength, with the same message as in memory.
+  const first8 = fileByteLength >= 8 ? await source.read(0, 8) : new Uint8Array(8);
+  const headerByteLength = withContext(what, () => safetensorsHeaderLength(first8, fileByteLength, options));
+  // Bounded by the header limit and by the source's size: the header is part of what is there.
+  const headerBytes = await source.read(8, headerByteLength);
+  const dataStart = 8 + headerByteLength;
+  const dataByteLength = fileByteLength - dataStart;
+  const parsed = withContext(what, () => parseSafetensorsHeaderJson(headerBytes, dataByteLength));
+  return { headerByteLength, dataStart, dataByteLength, ...parsed };
+}
+
+/** Checks that `source` is a ByteSource (a name, a byteLength, a read function). */
+export function checkByteSource(source: unknown, what: string): asserts source is ByteSource {
+  const candidate = source as Partial<ByteSource> | null;
+  check(
+    typeof candidate === 'object' && candidate !== null && typeof candidate.name === 'string' && Number.isSafeInteger(candidate.byteLength) && (candidate.byteLength as number) >= 0 && typeof candidate.read === 'function',
+    () => `${what} needs a ByteSource ({ name, byteLength, read(offset, length) }: bytesSource, blobSource, httpRangeSource), got ${describeValue(source)}`,
+  );
+}
