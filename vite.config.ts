@@ -1,8 +1,37 @@
-import { defineConfig } from 'vite';
+import { readFile } from 'node:fs/promises';
+import { defineConfig, type Plugin } from 'vite';
+import { stripWgsl } from './scripts/stripWgsl.js';
+
+/** A WGSL file imported as text (`../../shaders/x.wgsl?raw`), as Vite resolves it: the path, then the query. */
+const WGSL_RAW = /\.wgsl\?(?:[^?]*&)?raw(?:&|$)/;
+
+/**
+ * `?raw` for WGSL in the library build: the shader text as Vite's own `?raw` gives it (which this runs
+ * before), less comments, blank lines and indentation (scripts/stripWgsl.ts). The shaders' comments
+ * were over half of the WGSL an app's bundle shipped. Only here: vitest (vitest.config.ts), the bench
+ * scripts (scripts/raw-loader.mjs) and the demo (demo/vite.config.ts) read the shaders as written.
+ */
+function strippedWgsl(): Plugin {
+  return {
+    name: 'lattice-matmul:stripped-wgsl',
+    enforce: 'pre',
+    apply: 'build',
+    load: {
+      filter: { id: WGSL_RAW },
+      async handler(id) {
+        const file = id.slice(0, id.indexOf('?'));
+        this.addWatchFile(file);
+        const text = stripWgsl(await readFile(file, 'utf8'));
+        return { code: `export default ${JSON.stringify(text)};`, map: { mappings: '' }, moduleType: 'js' };
+      },
+    },
+  };
+}
 
 // Library build: `npm run build` bundles the four entry points to dist/ (shaders inlined from `?raw`
-// imports); `tsc -p tsconfig.build.json` then writes the .d.ts files next to them.
+// imports, without their comments); `tsc -p tsconfig.build.json` then writes the .d.ts files next to them.
 export default defineConfig({
+  plugins: [strippedWgsl()],
   build: {
     outDir: 'dist',
     emptyOutDir: true,
