@@ -27,7 +27,7 @@ export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOper
 export { MatrixColumnSide } from './gpu/latticeOperand.js';
 export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
 export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
-export { prepareCommands, PreparedCommands, type CommandTarget, type PrepareCommandsOptions } from './gpu/prepared.js';
+export { prepareCommands, PreparedCommands, type CommandTarget } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';
 export { readBufferExclusive } from './gpu/buffers.js';
 export type { TableLayoutKind } from './gpu/tableLayout.js';

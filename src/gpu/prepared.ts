@@ -1,6 +1,6 @@
 import { check, describeValue, checkLabel, LatticeMatmulError } from '../errors.js';
 import { throwIfDeviceLost } from './errorScopes.js';
-import { GpuScratch } from './scratch.js';
+import { GpuScratch, sharingScratch } from './scratch.js';
 
 /*
  * Prepared commands: record what a `dispatch…` function does once — it creates its uniform and scratch
@@ -104,17 +104,6 @@ function refuse(what: string): never {
   throw new LatticeMatmulError(`prepared commands cannot capture ${what}: only compute passes, clearBuffer and copyBufferToBuffer are supported`);
 }
 
-/** Options of {@link prepareCommands}. */
-export interface PrepareCommandsOptions {
-  /**
-   * Take the scratch's intermediate buffers (`GpuScratch.intermediate`) from the pool the device's
-   * sharing scratches share (default false: the commands own them). Sound when everything `record`
-   * asks of `intermediate` is written in full by its commands before they read it; then any number of
-   * prepared sets hold one such buffer per size between them.
-   */
-  readonly shareIntermediates?: boolean;
-}
-
 /**
  * Runs `record(encoder, scratch)` against a capture encoder and returns the commands it recorded, with
  * the scratch it filled (kept until `destroy()`).
@@ -125,19 +114,22 @@ export interface PrepareCommandsOptions {
  * // every decode step:
  * gemv.record(stepEncoder);
  */
-export function prepareCommands(
-  device: GPUDevice,
-  label: string,
-  record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void,
-  options: PrepareCommandsOptions = {},
-): PreparedCommands {
+export function prepareCommands(device: GPUDevice, label: string, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): PreparedCommands {
+  return prepareInto(new GpuScratch(device), label, record);
+}
+
+/**
+ * `prepareCommands` with the scratch's intermediates from the device's shared pool (`sharingScratch`):
+ * for a record that reads its intermediates only within its own commands (QuantizedLinear).
+ */
+export function prepareSharingCommands(device: GPUDevice, label: string, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): PreparedCommands {
+  return prepareInto(sharingScratch(device), label, record);
+}
+
+function prepareInto(scratch: GpuScratch, label: string, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): PreparedCommands {
   checkLabel(label, 'prepareCommands');
   check(typeof record === 'function', () => `prepareCommands: record must be a function (encoder, scratch) => void, got ${describeValue(record)}`);
-  check(typeof options === 'object' && options !== null, () => `prepareCommands: options must be an object, got ${describeValue(options)}`);
-  const { shareIntermediates = false } = options;
-  check(typeof shareIntermediates === 'boolean', () => `prepareCommands: shareIntermediates must be a boolean, got ${describeValue(shareIntermediates)}`);
   const commands: Command[] = [];
-  const scratch = new GpuScratch(device, { shareIntermediates });
   let open: PassStep[] | null = null;
   const pass = {
     setPipeline: (pipeline: GPUComputePipeline) => void (open as PassStep[]).push({ kind: 'pipeline', pipeline }),

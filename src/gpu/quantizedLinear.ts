@@ -18,7 +18,7 @@ import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isGpuContext, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
-import { prepareCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
+import { prepareSharingCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
 /*
@@ -35,7 +35,8 @@ import type { GpuScratch } from './scratch.js';
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
  * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
  * Their intermediate buffers (R·x, x̂, staged copies of x) come from the device's shared pool
- * (`SHARED_SCRATCH`): one of each size and use for all layers, not one per layer and combination.
+ * (`prepareSharingCommands`): one of each size and use for all layers, not one per layer and
+ * combination; a record reads them only within its own commands, which run contiguously.
  *
  * Lifetime: what `record` puts into an encoder reads the weight's buffers and the layer's own (bias,
  * int8-input form, column side, prepared uniforms and scratch), as any recorded command reads its
@@ -114,12 +115,6 @@ const RECORD_OPTION_KEYS = ['tokens'] as const;
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
 const DEFAULT_MAX_PREPARED = 16;
 
-/**
- * Every layer's and group's prepared sets take their intermediates (the rotated input, its int8
- * rounding, staged copies of x) from the device's shared pool (`GpuScratch.intermediate`): a model's
- * layers at one token count hold one of each size between them, not one per layer and set.
- */
-const SHARED_SCRATCH = { shareIntermediates: true } as const;
 
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
@@ -454,7 +449,7 @@ export class QuantizedLinear {
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
-      return prepareCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label), SHARED_SCRATCH);
+      return prepareSharingCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
     });
     commands.record(target);
   }
@@ -515,7 +510,7 @@ export class QuantizedLinear {
           const readers = layers.map((layer, j) => [layer, `layer ${j}'s`] as const);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`, readers));
           checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
-          return prepareCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label), SHARED_SCRATCH);
+          return prepareSharingCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
         commands.record(target);
       },

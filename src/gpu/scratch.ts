@@ -7,12 +7,14 @@ import { createUniformBuffer, type UniformPacker } from './uniforms.js';
  * submission: call `destroy()` after `queue.submit` (WebGPU keeps destroyed buffers alive until the
  * submitted work that uses them has finished).
  *
- * A scratch made with `{ shareIntermediates: true }` (as `QuantizedLinear` prepares its commands) takes
- * its intermediate buffers (`intermediate`) from a pool of its device that every such scratch shares:
- * a model's layers recorded at one token count hold one rotated input between them instead of one
- * each. That is sound because WebGPU runs a queue's commands in order, each dispatch seeing the writes
- * of the ones before it, and because an intermediate buffer is written in full by the commands recorded
- * with it before they read it, and read by nothing after them.
+ * The scratch of `QuantizedLinear`'s prepared commands (`sharingScratch`, internal) takes its
+ * intermediate buffers (`intermediate`) from a pool of its device that every such scratch shares: a
+ * model's layers recorded at one token count hold one rotated input between them instead of one each.
+ * That is sound because WebGPU runs a queue's commands in order, each dispatch seeing the writes of
+ * the ones before it; because a layer's record writes each intermediate in full before it reads it and
+ * hands none out; and because a record's commands run contiguously, so no other record runs between an
+ * intermediate's write and its last read. (A caller's own scratch cannot share: the x̂ that
+ * `dispatchInputsI8` returns, read by later calls, would be overwritten by a layer recorded between.)
  *
  * @example
  * const scratch = new GpuScratch(device);
@@ -25,15 +27,9 @@ export class GpuScratch {
   private readonly buffers: GPUBuffer[] = [];
   /** Pool keys this scratch holds (shared intermediates), released on `destroy()` or when collected. */
   private readonly heldKeys: string[] = [];
-  private readonly pool: IntermediatePool | null;
   private registered = false;
 
-  constructor(
-    readonly device: GPUDevice,
-    options: { readonly shareIntermediates?: boolean } = {},
-  ) {
-    this.pool = options.shareIntermediates === true ? intermediatePoolOf(device) : null;
-  }
+  constructor(readonly device: GPUDevice) {}
 
   /** A uniform buffer holding `params`, destroyed with the scratch. */
   uniform(label: string, params: UniformPacker): GPUBuffer {
@@ -47,31 +43,33 @@ export class GpuScratch {
 
   /**
    * A buffer for an intermediate result: one that the commands recorded with this scratch write in
-   * full before they read it, and that nothing reads after them (so its content at the start of a
-   * replay does not matter). Its own buffer, as `buffer` makes it, unless the scratch shares
-   * intermediates: then the k-th request of this size and usage is the pool's k-th buffer of them, the
-   * same one for every sharing scratch of the device.
+   * full before they read it (its content when they start does not matter). Here the same as `buffer`;
+   * in the scratch of a layer's prepared commands, which reads its intermediates only within its own
+   * record, the k-th request of this size and usage is the pool's k-th buffer of them, shared by the
+   * device's layers.
    */
   intermediate(label: string, byteLength: number, usage: number): GPUBuffer {
-    if (this.pool === null) return this.buffer(label, byteLength, usage);
+    const pool = sharingPools.get(this);
+    if (pool === undefined) return this.buffer(label, byteLength, usage);
     const sameKind = `${usage}:${byteLength}:`;
     const ordinal = this.heldKeys.filter((key) => key.startsWith(sameKind)).length;
     const key = `${sameKind}${ordinal}`;
     if (!this.registered) {
       // A scratch dropped without destroy() (prepared commands a layer's cache let go) gives its
       // holds back when it is collected.
-      collectedScratch.register(this, { pool: this.pool, keys: this.heldKeys }, this);
+      collectedScratch.register(this, { pool, keys: this.heldKeys }, this);
       this.registered = true;
     }
     this.heldKeys.push(key);
-    return this.pool.take(key, label, byteLength, usage);
+    return pool.take(key, label, byteLength, usage);
   }
 
   /** Destroys every buffer created so far and gives back shared ones (the scratch can be reused afterwards). */
   destroy(): void {
     for (const buffer of this.buffers.splice(0)) buffer.destroy();
-    if (this.pool !== null) {
-      for (const key of this.heldKeys.splice(0)) this.pool.release(key, 'destroyed');
+    const pool = sharingPools.get(this);
+    if (pool !== undefined) {
+      for (const key of this.heldKeys.splice(0)) pool.release(key, 'destroyed');
       if (this.registered) collectedScratch.unregister(this);
       this.registered = false;
     }
@@ -130,6 +128,19 @@ class IntermediatePool {
 }
 
 const pools = new WeakMap<GPUDevice, IntermediatePool>();
+
+/** The pool of each sharing scratch (`sharingScratch`). */
+const sharingPools = new WeakMap<GpuScratch, IntermediatePool>();
+
+/**
+ * A scratch whose intermediates come from the device's shared pool: for commands that read their
+ * intermediates only within one contiguous record and hand none out (QuantizedLinear's prepared sets).
+ */
+export function sharingScratch(device: GPUDevice): GpuScratch {
+  const scratch = new GpuScratch(device);
+  sharingPools.set(scratch, intermediatePoolOf(device));
+  return scratch;
+}
 
 function intermediatePoolOf(device: GPUDevice): IntermediatePool {
   let pool = pools.get(device);

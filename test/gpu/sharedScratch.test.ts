@@ -5,7 +5,8 @@ import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE 
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
-import { GpuScratch, sharedIntermediateBuffers } from '../../src/gpu/scratch.js';
+import { prepareCommands } from '../../src/gpu/prepared.js';
+import { GpuScratch, sharedIntermediateBuffers, sharingScratch } from '../../src/gpu/scratch.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -272,12 +273,12 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     }
   });
 
-  it('a scratch that does not share keeps its intermediates to itself', () => {
+  it("a caller's scratch and prepared commands keep their intermediates to themselves; sharing scratches share by size and ordinal", () => {
     // Sets an earlier test let its cache drop may still hold theirs (until collected).
     const before = sharedIntermediateBuffers(device).length;
     const own = new GpuScratch(device);
-    const shared = new GpuScratch(device, { shareIntermediates: true });
-    const other = new GpuScratch(device, { shareIntermediates: true });
+    const shared = sharingScratch(device);
+    const other = sharingScratch(device);
     try {
       const a = own.intermediate('a', 64, STORAGE_USAGE);
       const b = shared.intermediate('b', 64, STORAGE_USAGE);
@@ -289,6 +290,11 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
       expect(other.intermediate('d', 64, STORAGE_USAGE)).toBe(b2);
       expect(other.intermediate('e', 128, STORAGE_USAGE)).not.toBe(b);
       expect(sharedIntermediateBuffers(device)).toHaveLength(before + 3);
+      // A caller's prepareCommands does not share either: the x̂ dispatchInputsI8 returns is read by
+      // later calls, which a layer recorded in between would overwrite in a shared buffer.
+      const mine = prepareCommands(device, 'a caller’s commands', (_encoder, scratch) => void scratch.intermediate('mine', 64, STORAGE_USAGE));
+      expect(sharedIntermediateBuffers(device)).toHaveLength(before + 3);
+      mine.destroy();
     } finally {
       own.destroy();
       shared.destroy();
