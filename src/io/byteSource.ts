@@ -87,7 +87,14 @@ export interface HttpRangeSourceOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** Aborts every request made through the source, now and later. */
   readonly signal?: AbortSignal;
+  /**
+   * How long a request may wait for the server's answer (its status and headers; the body then takes
+   * as long as it takes), in milliseconds: default 30 000; `Infinity` waits forever.
+   */
+  readonly responseTimeoutMs?: number;
 }
+
+const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
 
 /** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
 function contentRange(value: string | null): { first: number; last: number; total: number } | null {
@@ -97,14 +104,21 @@ function contentRange(value: string | null): { first: number; last: number; tota
   return Number.isSafeInteger(total) ? { first, last, total } : null;
 }
 
+/** The first bytes a source reads: the safetensors length field. */
+const FIRST_BYTES = 8;
+
 /**
  * A source over an HTTP(S) resource read by byte ranges (`Range: bytes=a-b`, answered with 206
  * Partial Content), so a page reads a container's header and then one matrix at a time instead of
- * the whole file. Resolves once a first one-byte request has given the size; refuses a server that
- * ignores ranges (it would send the whole file each time), a compressed response (its ranges are of
- * the compressed bytes), a cross-origin response that hides Content-Range (the server must send
- * `Access-Control-Expose-Headers: Content-Range`), and a resource that changes while it is read
- * (another ETag or size).
+ * the whole file. Resolves once a first request (the 8-byte length field, kept) has given the size.
+ * Requests bypass the browser's HTTP cache (`cache: 'no-store'`): a file the page fetched whole, and
+ * that the server compressed, would otherwise be answered from the cache with compressed ranges.
+ * Refuses, by name: a server that ignores ranges (it would send the whole file each time; an HTML page
+ * sent for a missing file is named as such), a compressed response (its ranges are of the compressed
+ * bytes), a cross-origin response that hides Content-Range (the server must send
+ * `Access-Control-Expose-Headers: Content-Range`), a resource that changes while it is read (another
+ * ETag or size), another range than asked, an error status, and a server that does not answer within
+ * `responseTimeoutMs`.
  *
  * @example
  * const source = await httpRangeSource('https://example.com/model.lmq.safetensors');
@@ -116,21 +130,42 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   check(typeof options === 'object' && options !== null, () => `httpRangeSource options must be an object, got ${describeValue(options)}`);
   const fetchRange = options.fetch ?? globalThis.fetch;
   check(typeof fetchRange === 'function', 'httpRangeSource needs fetch (pass options.fetch where there is no global one)');
+  const timeoutMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
+  check(timeoutMs > 0, () => `httpRangeSource: responseTimeoutMs must be a positive number of milliseconds (Infinity for none), got ${describeValue(timeoutMs)}`);
   const name = String(url);
   let etag: string | null = null;
   let total = -1;
-  const get = async (first: number, last: number): Promise<Uint8Array> => {
+  /** Bytes first…last (last clamped to the end of the resource when `clamped`). */
+  const get = async (first: number, last: number, clamped = false): Promise<{ bytes: Uint8Array; total: number }> => {
+    // Aborted by the caller's signal, or when no answer came in time (headers only: the timer stops then).
+    const controller = new AbortController();
+    const stop = (): void => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted === true) stop();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    const timer = Number.isFinite(timeoutMs) ? setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
     let response: Response;
     try {
-      response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, ...(options.signal === undefined ? {} : { signal: options.signal }) });
+      response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, cache: 'no-store', signal: controller.signal });
     } catch (error) {
-      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      options.signal?.removeEventListener('abort', stop);
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     function refuse(why: string): never {
+      options.signal?.removeEventListener('abort', stop);
       void response.body?.cancel().catch(() => undefined);
       throw new LatticeMatmulError(`${name}: ${why}`);
     }
-    if (response.status === 200) refuse('the server sent the whole resource (200) for a byte range: it does not serve ranges; fetch the file whole and use readQuantizedContainer');
+    if (response.status === 200) {
+      const html = /^\s*text\/html/i.test(response.headers.get('content-type') ?? '');
+      refuse(
+        html
+          ? 'the server sent an HTML page (200) for a byte range: is the URL right? (a single-page app\'s server answers a missing file with its index.html)'
+          : 'the server sent the whole resource (200) for a byte range: it does not serve ranges; fetch the file whole and use readQuantizedContainer',
+      );
+    }
     if (response.status !== 206) refuse(`the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
     const encoding = response.headers.get('content-encoding');
     if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') refuse(`the response is compressed (Content-Encoding: ${encoding}); its byte ranges are not the file's`);
@@ -138,20 +173,32 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     if (range === null) refuse('the response has no readable Content-Range header (a server on another origin must send Access-Control-Expose-Headers: Content-Range)');
     const tag = response.headers.get('etag');
     if (total >= 0 && (range.total !== total || (etag !== null && tag !== null && tag !== etag))) refuse('the resource changed while it was read (another size or ETag)');
-    if (range.first !== first || range.last !== last) refuse(`asked for bytes ${first}-${last}, the server sent ${range.first}-${range.last}`);
+    const expectedLast = clamped ? Math.min(last, range.total - 1) : last;
+    if (range.first !== first || range.last !== expectedLast) refuse(`asked for bytes ${first}-${expectedLast}, the server sent ${range.first}-${range.last}`);
     etag ??= tag;
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    check(bytes.byteLength === last - first + 1, () => `${name}: asked for ${last - first + 1} bytes at ${first}, the response held ${bytes.byteLength}`);
-    if (total < 0) total = range.total;
-    return bytes;
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+    }
+    check(bytes.byteLength === expectedLast - first + 1, () => `${name}: asked for ${expectedLast - first + 1} bytes at ${first}, the response held ${bytes.byteLength}`);
+    return { bytes, total: range.total };
   };
-  await get(0, 0);
+  // The length field, which the reader asks for first (a shorter resource comes back whole). Not a
+  // one-byte probe: some servers read "bytes=0-0" as the whole file (Vite's).
+  const head = await get(0, FIRST_BYTES - 1, true);
+  total = head.total;
   const source: ByteSource = {
     name,
     byteLength: total,
     read: async (offset, length) => {
       checkRange(source, offset, length);
-      return length === 0 ? new Uint8Array(0) : get(offset, offset + length - 1);
+      if (length === 0) return new Uint8Array(0);
+      if (offset + length <= head.bytes.byteLength) return head.bytes.slice(offset, offset + length);
+      return (await get(offset, offset + length - 1)).bytes;
     },
   };
   return source;

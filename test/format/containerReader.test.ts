@@ -67,7 +67,7 @@ async function expectAsWhole(source: ByteSource): Promise<void> {
 }
 
 /** How a test server answers: honestly, or one way of misbehaving. */
-type ServerMode = 'ranges' | 'no ranges' | 'gzip' | 'changing etag' | 'no content-range' | 'wrong range' | 'not found';
+type ServerMode = 'ranges' | 'no ranges' | 'gzip' | 'changing etag' | 'no content-range' | 'wrong range' | 'not found' | 'html fallback' | 'silent' | 'tiny';
 
 describe('openQuantizedContainer', () => {
   let server: Server;
@@ -78,6 +78,10 @@ describe('openQuantizedContainer', () => {
     server = createServer((request: IncomingMessage, response: ServerResponse) => {
       requests++;
       if (mode === 'not found') return void response.writeHead(404, 'Not Found').end('missing');
+      // A single-page app's server: its index.html, 200, for any path.
+      if (mode === 'html fallback') return void response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!DOCTYPE html><html></html>');
+      if (mode === 'silent') return; // never answers (closed when the server closes)
+      if (mode === 'tiny') return void response.writeHead(206, { 'Content-Range': 'bytes 0-4/5', 'Content-Length': 5 }).end(bytes.subarray(0, 5));
       const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? '');
       if (mode === 'no ranges' || range === null) return void response.writeHead(200, { 'Content-Length': bytes.byteLength }).end(bytes);
       const first = Number(range[1]);
@@ -92,7 +96,10 @@ describe('openQuantizedContainer', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model.lmq.safetensors`;
   });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
 
   it('from memory, a Blob and HTTP byte ranges: the entries and matrices of readQuantizedContainer', async () => {
     mode = 'ranges';
@@ -137,7 +144,8 @@ describe('openQuantizedContainer', () => {
 
   it.each([
     ['no ranges', /does not serve ranges; fetch the file whole and use readQuantizedContainer$/],
-    ['not found', /the request for bytes 0-0 was answered 404 Not Found$/],
+    ['not found', /the request for bytes 0-7 was answered 404 Not Found$/],
+    ['html fallback', /the server sent an HTML page \(200\) for a byte range: is the URL right\? \(a single-page app's server answers a missing file with its index\.html\)$/],
     ['gzip', /the response is compressed \(Content-Encoding: gzip\)/],
     ['no content-range', /no readable Content-Range header \(a server on another origin must send Access-Control-Expose-Headers: Content-Range\)$/],
   ] as const)('a server that answers with %s is refused when the source is made', async (serverMode, message) => {
@@ -155,19 +163,35 @@ describe('openQuantizedContainer', () => {
     await expect(openQuantizedContainer(source)).rejects.toThrow(message);
   });
 
-  it('passes headers and an abort signal to every request', async () => {
+  it('passes headers, the abort signal and no-store to every request; the first asks for the 8-byte length field and keeps it', async () => {
     mode = 'ranges';
-    const seen: (string | null)[] = [];
+    const seen: [string | null, string | null, RequestCache | undefined][] = [];
     const fetchSpy: typeof fetch = (input, init) => {
-      seen.push(new Headers(init?.headers).get('authorization'));
+      const headers = new Headers(init?.headers);
+      seen.push([headers.get('range'), headers.get('authorization'), init?.cache]);
       return fetch(input, init);
     };
     const controller = new AbortController();
     const source = await httpRangeSource(new URL(base), { fetch: fetchSpy, headers: { Authorization: 'Bearer t' }, signal: controller.signal });
-    await source.read(0, 8);
-    expect(seen).toEqual(['Bearer t', 'Bearer t']);
+    expect(Array.from(await source.read(0, 8))).toEqual(Array.from(bytes.subarray(0, 8)));
+    expect(Array.from(await source.read(8, 4))).toEqual(Array.from(bytes.subarray(8, 12)));
+    // Not "bytes=0-0": Vite's servers answer that with the whole file.
+    expect(seen).toEqual([
+      ['bytes=0-7', 'Bearer t', 'no-store'],
+      ['bytes=8-11', 'Bearer t', 'no-store'],
+    ]);
     controller.abort(new Error('user left the page'));
-    await expect(source.read(0, 8)).rejects.toThrow(/^http:.*: the request for bytes 0-7 failed: /);
+    await expect(source.read(8, 4)).rejects.toThrow(/^http:.*: the request for bytes 8-11 failed: user left the page$/);
+  });
+
+  it('a server that does not answer is refused after responseTimeoutMs; a resource shorter than 8 bytes is read whole and refused as a container', async () => {
+    mode = 'silent';
+    await expect(httpRangeSource(base, { responseTimeoutMs: 200 })).rejects.toThrow(/: the request for bytes 0-7 failed: no answer within 200 ms$/);
+    await expect(httpRangeSource(base, { responseTimeoutMs: 0 })).rejects.toThrow(/responseTimeoutMs must be a positive number of milliseconds \(Infinity for none\), got 0/);
+    mode = 'tiny';
+    const tiny = await httpRangeSource(base);
+    expect(tiny.byteLength).toBe(5);
+    await expect(openQuantizedContainer(tiny)).rejects.toThrow(/5 bytes long, shorter than the 8-byte header length field/);
   });
 });
 
