@@ -16,7 +16,7 @@
  * quick 4), --stream-mb N (default 1024, quick 16), --product N (n = a = b; default 4096, quick 128),
  * --decode-layers N (200), --decode-size N (square layer of the decode step; default 8192, quick 256),
  * --model-blocks N (transformer blocks of the model step; default the model's: 32, quick 2),
- * --samples N, --warmup N, --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
+ * --samples N, --warmup N, --warmup-ms MS (warm-up time per row, default 500; 0 with --quick), --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
  * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
  * --disable-robustness (Dawn toggle; measures what native engines do), --deadline-s N (start no row
  * after N seconds: the report lists what was skipped, so a run on a lent machine ends in time).
@@ -82,6 +82,7 @@ const args = parseArgs(argv, {
   'decode-size': 'number',
   samples: 'number',
   warmup: 'number',
+  'warmup-ms': 'number',
   seed: 'number',
   'wall-clock': 'flag',
   only: 'string',
@@ -127,6 +128,8 @@ const settings: BenchSettings = {
   quick,
   seed: option('seed', 1),
   warmup: option('warmup', quick ? 1 : 2),
+  // An H200 idles at 345 MHz and reaches 1980 only after a few hundred ms of work (first run there).
+  warmupMs: option('warmup-ms', quick ? 0 : 500, 0),
   samples: option('samples', quick ? 3 : 7, 1),
   workingSetBytes: option('working-set-mb', quick ? 4 : 256, 0) * 2 ** 20,
   minCalls: quick ? 1 : 8,
@@ -163,6 +166,7 @@ const environment: BenchEnvironment = {
     streamMiB: streamBytes / 2 ** 20,
     samples: settings.samples,
     warmup: settings.warmup,
+    warmupMs: settings.warmupMs,
     minCallsPerSample: settings.minCalls,
     distinctTileColumns: settings.tileCols,
     dawnFlags: flags.join(' '),

@@ -19,6 +19,8 @@ export interface BenchSettings {
   readonly quick: boolean;
   readonly seed: number;
   readonly warmup: number;
+  /** Warm-up time before each row's samples, at least (the GPU's clock rises only after work). */
+  readonly warmupMs: number;
   readonly samples: number;
   /** Bytes of distinct weight matrices each GEMV row streams over (each call reads the next copy). */
   readonly workingSetBytes: number;
@@ -303,6 +305,7 @@ export async function timeCalls(
     },
     {
       warmup: options.warmup ?? settings.warmup,
+      warmupMs: settings.warmupMs,
       samples: options.samples ?? settings.samples,
       timestampQuery: settings.timestampQuery && context.features.timestampQuery,
       label,

@@ -49,6 +49,13 @@ export interface TimeGpuWorkOptions {
   readonly timestampQuery?: boolean;
   /** Untimed submissions first (pipeline compilation, caches, clocks). Default 2. */
   readonly warmup?: number;
+  /**
+   * Keep submitting warm-ups until this many milliseconds have passed, at least (default 0). A GPU
+   * lowers its clock within a second of idling (an H200 measured 1980 → 345 MHz while the host
+   * prepared the next kernel's data) and raises it again only after a few hundred milliseconds of
+   * work, so two warm-up calls of a microsecond kernel leave it timed at the idle clock.
+   */
+  readonly warmupMs?: number;
   /** Timed submissions; the median is reported. Default 7. */
   readonly samples?: number;
   /** Recordings of the work per submission (for work of a few microseconds). Default 1. */
@@ -97,6 +104,8 @@ async function timeUnchecked(
   const useTimestamps = options.timestampQuery ?? hasTimestamps;
   check(!useTimestamps || hasTimestamps, 'timeGpuWork: timestampQuery requested but the device has no timestamp-query feature');
   const warmup = options.warmup ?? 2;
+  const warmupMs = options.warmupMs ?? 0;
+  check(Number.isFinite(warmupMs) && warmupMs >= 0, () => `timeGpuWork: warmupMs must be a non-negative number, got ${describeValue(warmupMs)}`);
   const samples = options.samples ?? 7;
   const repeats = options.repeats ?? 1;
   check(Number.isInteger(warmup) && warmup >= 0, () => `timeGpuWork: warmup must be a non-negative integer, got ${describeValue(warmup)}`);
@@ -130,6 +139,14 @@ async function timeUnchecked(
 
   const samplesMs: number[] = [];
   try {
+    // Until warmupMs has passed (the GPU's clock up). Unchecked: the checked warm-ups and samples that
+    // follow record the same work, so a rejected submission is reported by them.
+    for (const started = performance.now(); performance.now() - started < warmupMs; ) {
+      const cleanups: (() => void)[] = [];
+      const encoder = device.createCommandEncoder({ label: `${label} (timed warm-up)` });
+      recordWork(encoder, cleanups);
+      await submit(encoder.finish(), cleanups);
+    }
     for (let i = 0; i < warmup; i++) {
       const cleanups: (() => void)[] = [];
       const encoder = device.createCommandEncoder({ label: `${label} (warm-up)` });

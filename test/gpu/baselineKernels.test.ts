@@ -427,5 +427,19 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         plain.destroy();
       }
     });
+
+    it('warmupMs keeps submitting the work until that time has passed (a GPU raises its clock only after work), and refuses a negative time', async () => {
+      const { device } = await requestNodeGpuDevice({ label: 'warm-up test device' });
+      let records = 0;
+      const started = performance.now();
+      await timeGpuWork(device, () => void records++, { samples: 1, warmup: 0, warmupMs: 80 });
+      expect(performance.now() - started).toBeGreaterThanOrEqual(80);
+      expect(records).toBeGreaterThan(2);
+      records = 0;
+      await timeGpuWork(device, () => void records++, { samples: 1, warmup: 0 });
+      expect(records).toBe(1);
+      await expect(timeGpuWork(device, () => undefined, { warmupMs: -1 })).rejects.toThrow(/warmupMs must be a non-negative number, got -1/);
+      device.destroy();
+    });
   });
 });
