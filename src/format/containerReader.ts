@@ -1,6 +1,6 @@
 import { check, quoted } from '../errors.js';
 import { checkByteSource, readSafetensorsHeader, type ByteSource } from '../io/byteSource.js';
-import type { SafetensorsReadOptions } from '../io/safetensors.js';
+import { headerTensorInfo, type SafetensorsReadOptions } from '../io/safetensors.js';
 import { containerOf, decodeContainerEntry, parseContainerLayout, type ContainerEntry, type ContainerEntryInfo, type ContainerLayout, type EntryPlanHandle, type QuantizedContainer } from './container.js';
 
 /*
@@ -36,9 +36,7 @@ export class QuantizedContainerReader {
     const what = `quantized container ${source.name}`;
     const header = await readSafetensorsHeader(source, what, options);
     const tensorBytes = (name: string): Promise<Uint8Array> => {
-      // Present: every tensor a plan names was checked against the header.
-      const info = header.tensorsByName.get(name);
-      check(info !== undefined, () => `${what}: no tensor ${quoted(name)}`);
+      const info = headerTensorInfo(header, name, what);
       return source.read(header.dataStart + info.dataOffsets[0], info.byteLength);
     };
     return new QuantizedContainerReader(parseContainerLayout(header), what, tensorBytes);

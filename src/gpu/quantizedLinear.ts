@@ -115,7 +115,6 @@ const RECORD_OPTION_KEYS = ['tokens'] as const;
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
 const DEFAULT_MAX_PREPARED = 16;
 
-
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
   if (label === undefined) return fallback;

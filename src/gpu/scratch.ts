@@ -27,7 +27,6 @@ export class GpuScratch {
   private readonly buffers: GPUBuffer[] = [];
   /** Pool keys this scratch holds (shared intermediates), released on `destroy()` or when collected. */
   private readonly heldKeys: string[] = [];
-  private registered = false;
 
   constructor(readonly device: GPUDevice) {}
 
@@ -54,11 +53,10 @@ export class GpuScratch {
     const sameKind = `${usage}:${byteLength}:`;
     const ordinal = this.heldKeys.filter((key) => key.startsWith(sameKind)).length;
     const key = `${sameKind}${ordinal}`;
-    if (!this.registered) {
+    if (this.heldKeys.length === 0) {
       // A scratch dropped without destroy() (prepared commands a layer's cache let go) gives its
-      // holds back when it is collected.
+      // holds back when it is collected (registered while it holds any).
       collectedScratch.register(this, { pool, keys: this.heldKeys }, this);
-      this.registered = true;
     }
     this.heldKeys.push(key);
     return pool.take(key, label, byteLength, usage);
@@ -69,9 +67,8 @@ export class GpuScratch {
     for (const buffer of this.buffers.splice(0)) buffer.destroy();
     const pool = sharingPools.get(this);
     if (pool !== undefined) {
+      if (this.heldKeys.length > 0) collectedScratch.unregister(this);
       for (const key of this.heldKeys.splice(0)) pool.release(key, 'destroyed');
-      if (this.registered) collectedScratch.unregister(this);
-      this.registered = false;
     }
   }
 

@@ -136,7 +136,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   let etag: string | null = null;
   let total = -1;
   /** Bytes first…last (last clamped to the end of the resource when `clamped`). */
-  const get = async (first: number, last: number, clamped = false): Promise<{ bytes: Uint8Array; total: number }> => {
+  const get = async (first: number, last: number, clamped = false): Promise<Uint8Array> => {
     // Aborted by the caller's signal, or when no answer came in time (headers only: the timer stops then).
     const controller = new AbortController();
     const stop = (): void => controller.abort(options.signal?.reason);
@@ -176,6 +176,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     const expectedLast = clamped ? Math.min(last, range.total - 1) : last;
     if (range.first !== first || range.last !== expectedLast) refuse(`asked for bytes ${first}-${expectedLast}, the server sent ${range.first}-${range.last}`);
     etag ??= tag;
+    if (total < 0) total = range.total;
     let bytes: Uint8Array;
     try {
       bytes = new Uint8Array(await response.arrayBuffer());
@@ -185,20 +186,19 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
       options.signal?.removeEventListener('abort', stop);
     }
     check(bytes.byteLength === expectedLast - first + 1, () => `${name}: asked for ${expectedLast - first + 1} bytes at ${first}, the response held ${bytes.byteLength}`);
-    return { bytes, total: range.total };
+    return bytes;
   };
   // The length field, which the reader asks for first (a shorter resource comes back whole). Not a
   // one-byte probe: some servers read "bytes=0-0" as the whole file (Vite's).
   const head = await get(0, FIRST_BYTES - 1, true);
-  total = head.total;
   const source: ByteSource = {
     name,
     byteLength: total,
     read: async (offset, length) => {
       checkRange(source, offset, length);
       if (length === 0) return new Uint8Array(0);
-      if (offset + length <= head.bytes.byteLength) return head.bytes.slice(offset, offset + length);
-      return (await get(offset, offset + length - 1)).bytes;
+      if (offset + length <= head.byteLength) return head.slice(offset, offset + length);
+      return get(offset, offset + length - 1);
     },
   };
   return source;

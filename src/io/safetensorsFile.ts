@@ -101,7 +101,8 @@ export class SafetensorsFile {
     checkPath(path);
     const { handle, size: fileByteLength } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
-      const header = await readSafetensorsHeader(fileSource(handle, fileByteLength, path), `safetensors file ${describePath(path)}`, options);
+      const source = fileSource(handle, fileByteLength, path);
+      const header = await readSafetensorsHeader(source, source.name, options);
       return new SafetensorsFile(path, handle, fileByteLength, header);
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -167,7 +168,6 @@ export class SafetensorsFile {
     await this.handle.close();
   }
 }
-
 
 /**
  * Opens a safetensors file and validates its header (reading only the first 8 + N bytes); tensors are
