@@ -49,7 +49,7 @@ import {
   weightOnlyKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
+import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
 import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
 import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
@@ -279,11 +279,13 @@ if (hostRowsWanted) {
     progress(`host µs per recorded call at ${firstShape.out} × ${firstShape.in} [${elapsed()}]`);
     for (const r of await hostRows(gpu, gemvProblem(firstShape.out, firstShape.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
-  if (wanted('dispatch chain') && inTime('dispatch chain')) add(await dispatchChainRow(gpu, decodeLayers, settings));
+  for (const form of DISPATCH_CHAIN_FORMS) {
+    if (wanted('dispatch chain') && inTime(`dispatch chain (${form})`)) add(await dispatchChainRow(gpu, decodeLayers, settings, form));
+  }
   // What the int8-input layers do to x before their products, at the widths the model step and the
   // GEMV rows rotate (quick: the small model's).
   for (const n of quick ? [256, 1100] : [4096, 8192, 14336, 28672]) {
-    for (const kind of ['x̂', 'workgroup memory', 'subgroups', 'split'] as const) {
+    for (const kind of ['x̂', 'x̂ fewest passes', 'workgroup memory', 'subgroups', 'split'] as const) {
       if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
     }
   }

@@ -1,6 +1,7 @@
 import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
+import launchProbeSource from './launch_probe.wgsl?raw';
 import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
 import type { CommandTarget, PreparedCommands } from '../../src/gpu/prepared.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
@@ -289,23 +290,75 @@ export async function decodeStepRow(
 }
 
 /**
- * What one more dependent dispatch costs on the GPU: `dispatches` passes of a tiny kernel (the
- * 256-entry f32 epilogue), each reading what the previous one wrote, in one encoder. A layer's call is
- * a chain of such dependent passes (rotation, int8 rounding, product, epilogue), so this is the floor
- * under a small layer's time and what fusing or sharing a pass saves. `ms` is GPU time per dispatch.
+ * How a dispatch chain row records its `dispatches` dispatches, in one encoder:
+ * - 'dependent passes': each in a pass of its own, reading what the previous one wrote (the 256-entry
+ *   f32 epilogue, ping-ponging between two buffers);
+ * - 'dependent, one pass': the same dispatches in one compute pass;
+ * - 'independent, one pass': each reads one input and writes a buffer of its own, in one compute pass
+ *   (no data dependence, but WebGPU implementations synchronize storage writes between dispatches);
+ * - 'no memory, one pass' / 'no memory, 1024 workgroups, one pass': the launch probe
+ *   (launch_probe.wgsl), which binds and touches no memory, so nothing asks for a barrier: one
+ *   workgroup, or 1024, per dispatch.
  */
-export async function dispatchChainRow(context: GpuContext, dispatches: number, settings: BenchSettings): Promise<BenchRow> {
+export type DispatchChainForm = 'dependent passes' | 'dependent, one pass' | 'independent, one pass' | 'no memory, one pass' | 'no memory, 1024 workgroups, one pass';
+
+/** Every dispatch chain form, in the order the benchmark records them. */
+export const DISPATCH_CHAIN_FORMS: readonly DispatchChainForm[] = ['dependent passes', 'dependent, one pass', 'independent, one pass', 'no memory, one pass', 'no memory, 1024 workgroups, one pass'];
+
+/**
+ * What one more dispatch costs on the GPU: `dispatches` dispatches of a tiny kernel recorded as
+ * `form` says (DispatchChainForm). A layer's call is a chain of dependent passes (rotation, int8
+ * rounding, product, epilogue), so the first form is the floor under a small layer's time and what
+ * fusing or sharing a pass saves; the others say where that floor comes from (the pass, the barrier
+ * before a dispatch that writes storage, or launching itself). `ms` is GPU time per dispatch.
+ */
+export async function dispatchChainRow(context: GpuContext, dispatches: number, settings: BenchSettings, form: DispatchChainForm = 'dependent passes'): Promise<BenchRow> {
   const { device } = context;
-  const kernel = `dispatch chain: ${dispatches} dependent passes of a 256-entry kernel, one encoder`;
+  const kernel =
+    form === 'dependent passes'
+      ? `dispatch chain: ${dispatches} dependent passes of a 256-entry kernel, one encoder`
+      : form.startsWith('no memory')
+        ? `dispatch chain: ${dispatches} dispatches of an empty kernel (${form.includes('1024') ? '1024 workgroups' : 'one workgroup'} of 64, no memory, no barrier), one compute pass`
+        : `dispatch chain: ${dispatches} ${form === 'independent, one pass' ? 'independent dispatches (each writes its own buffer)' : 'dependent dispatches'} of a 256-entry kernel, one compute pass`;
   const shape = '256';
-  const buffers = [0, 1].map((i) => createBuffer(device, `bench dispatch chain ${i}`, 4 * 256, STORAGE_USAGE));
-  const scratch = new GpuScratch(device);
+  const owned: GPUBuffer[] = [];
+  const calls: PreparedCommands[] = [];
   try {
+    let recordChain: (target: CommandTarget, call: number) => void;
+    if (form.startsWith('no memory')) {
+      const module = device.createShaderModule({ label: 'bench launch probe', code: launchProbeSource });
+      const pipeline = device.createComputePipeline({ label: 'bench launch probe', layout: device.createPipelineLayout({ label: 'bench launch probe', bindGroupLayouts: [] }), compute: { module, entryPoint: 'main' } });
+      const workgroups = form.includes('1024') ? 1024 : 1;
+      recordChain = (target) => {
+        const pass = target as GPUComputePassEncoder;
+        pass.setPipeline(pipeline);
+        pass.dispatchWorkgroups(workgroups);
+      };
+    } else {
+      const independent = form === 'independent, one pass';
+      const buffers = Array.from({ length: independent ? dispatches + 1 : 2 }, (_, i) => createBuffer(device, `bench dispatch chain ${i}`, 4 * 256, STORAGE_USAGE));
+      owned.push(...buffers);
+      for (let i = 0; i < (independent ? dispatches : 2); i++) {
+        const input = buffers[independent ? dispatches : i % 2] as GPUBuffer;
+        const output = buffers[independent ? i : (i + 1) % 2] as GPUBuffer;
+        calls.push(prepared(device, `bench dispatch chain call ${i}`, (encoder, scratch) => dispatchEpilogue(device, encoder, scratch, { input, bias: null, rows: 256, columns: 1, output, format: 'f32' })));
+      }
+      recordChain = (target, call) => (calls[call % calls.length] as PreparedCommands).record(target);
+    }
+    const onePass = form !== 'dependent passes';
     const timing = await timeCalls(
       context,
       kernel,
-      dispatches,
-      (encoder, call) => dispatchEpilogue(device, encoder, scratch, { input: buffers[call % 2] as GPUBuffer, bias: null, rows: 256, columns: 1, output: buffers[(call + 1) % 2] as GPUBuffer, format: 'f32' }),
+      1,
+      (encoder) => {
+        if (!onePass) {
+          for (let call = 0; call < dispatches; call++) recordChain(encoder, call);
+          return;
+        }
+        const pass = encoder.beginComputePass({ label: `bench dispatch chain (${form})` });
+        for (let call = 0; call < dispatches; call++) recordChain(pass, call);
+        pass.end();
+      },
       settings,
       fewSamples(settings),
     );
@@ -314,27 +367,29 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
       family: 'host',
       shape,
       k: 1,
-      bytesRead: 4 * 256,
-      ms: timing.perCallMs,
+      bytesRead: form.startsWith('no memory') ? 0 : 4 * 256,
+      ms: timing.perCallMs / dispatches,
       copies: 1,
       callsPerSample: dispatches,
-      samplesMs: timing.perCallSamples,
+      samplesMs: timing.perCallSamples.map((ms) => ms / dispatches),
       timing: timing.method,
-      note: 'ms is the GPU time per dispatch (launch and barrier between dependent passes)',
+      note: form === 'dependent passes' ? 'ms is the GPU time per dispatch (launch and barrier between dependent passes)' : `ms is the GPU time per dispatch (${form})`,
     });
   } catch (error) {
     return failedRow({ kernel, family: 'host', shape }, error);
   } finally {
-    scratch.destroy();
-    for (const buffer of buffers) buffer.destroy();
+    for (const call of calls) call.destroy();
+    for (const buffer of owned) buffer.destroy();
   }
 }
 
 /**
- * What a rotation row times: x → x̂ as a layer records it, or the rotation alone on one of its two
- * paths, or split into passes of at most SPLIT_ELEMENTS values (workgroup memory path).
+ * What a rotation row times: x → x̂ as a layer records it (the library's defaults), or the same in the
+ * fewest passes (`spread: false`: the default before windows of ≥ 8192 entries of one column were
+ * spread over passes), or the rotation alone in the fewest passes on one of its two paths, or split
+ * into passes of at most SPLIT_ELEMENTS values (workgroup memory path) whatever the window.
  */
-export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups' | 'split';
+export type RotationRowKind = 'x̂' | 'x̂ fewest passes' | 'workgroup memory' | 'subgroups' | 'split';
 
 /**
  * Workgroup memory of the 'split' rotation rows: a window that would take one pass on one workgroup
@@ -342,26 +397,33 @@ export type RotationRowKind = 'x̂' | 'workgroup memory' | 'subgroups' | 'split'
  */
 const SPLIT_ELEMENTS = 1024;
 
+/** The 'x̂' row's name at `calls` calls: what the 'x̂ fewest passes' row is an alternative to. */
+function rotatedInputsRowName(calls: number): string {
+  return `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`;
+}
+
 /**
  * The GPU time of what an int8-input layer (or a group of them) does to x before its products, for
  * one column of `n` entries (a d3-q6-deterministic W of n rows), prepared, `calls` in a row in one
  * encoder: 'x̂' the rotation and the rounding to int8 (`dispatchRotatedInputsI8`, the library's
- * defaults); 'workgroup memory' / 'subgroups' the rotation alone (`dispatchHadamard`) with every
- * butterfly level in workgroup memory, or the levels inside a subgroup shuffled (the default where the
- * device has `subgroups`), or 'split': in passes of at most SPLIT_ELEMENTS values even where the
- * stage fits one workgroup (more dispatches, each on tens of workgroups instead of one) — the same
- * bits every way, so a run says which is faster on its GPU. At the
- * model widths this is the part of a decode step that does not stream weights: one workgroup per
- * column where the rotation's stage fits the workgroup memory, tens per pass where it takes several.
+ * defaults: a window of 8192 entries or more spread over passes on tens of workgroups, the rounding
+ * then in a dispatch of its own), 'x̂ fewest passes' the same with `spread: false` (one pass on one
+ * workgroup where the window fits, rounding in it); 'workgroup memory' / 'subgroups' the rotation
+ * alone (`dispatchHadamard`) in the fewest passes, with every butterfly level in workgroup memory, or
+ * the levels inside a subgroup shuffled, or 'split': in passes of at most SPLIT_ELEMENTS values even
+ * where the window is shorter than 8192 — the same bits every way, so a run says which is faster on
+ * its GPU. At the model widths this is the part of a decode step that does not stream weights.
  */
 export async function rotationRow(context: GpuContext, n: number, kind: RotationRowKind, calls: number, settings: BenchSettings): Promise<BenchRow> {
   const { device } = context;
   const kernel =
     kind === 'x̂'
-      ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), ${calls} in one encoder`
-      : kind === 'split'
-        ? `rotation of one column split into passes of ≤ ${SPLIT_ELEMENTS} values, every level in workgroup memory (dispatchHadamard), ${calls} in one encoder`
-        : `rotation of one column, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
+      ? rotatedInputsRowName(calls)
+      : kind === 'x̂ fewest passes'
+        ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), in the fewest passes (spread: false), ${calls} in one encoder`
+        : kind === 'split'
+          ? `rotation of one column split into passes of ≤ ${SPLIT_ELEMENTS} values, every level in workgroup memory (dispatchHadamard), ${calls} in one encoder`
+          : `rotation of one column in the fewest passes, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
   const shape = String(n);
   if (kind === 'subgroups' && !context.features.subgroups) return row({ kernel, family: 'host', shape, status: 'unsupported', note: "no 'subgroups' on this adapter" });
   const owned: GPUBuffer[] = [];
@@ -374,8 +436,8 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
     const xRotated = createBuffer(device, 'bench rotation x̃', 4 * w.length, STORAGE_USAGE);
     owned.push(x, xRotated);
     const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
-      if (kind === 'x̂') dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1 });
-      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : {}) });
+      if (kind === 'x̂' || kind === 'x̂ fewest passes') dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1, spread: kind === 'x̂' });
+      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : { spread: false }) });
     };
     call = prepared(device, `bench rotation (${kind})`, record);
     const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, fewSamples(settings));
@@ -392,6 +454,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       samplesMs: timing.perCallSamples,
       timing: timing.method,
       note: 'ms is the GPU time per call (all its dispatches)',
+      alternativeTo: kind === 'x̂ fewest passes' ? { choice: "one column's rotation spread over passes", defaultKernel: rotatedInputsRowName(calls) } : null,
     });
   } catch (error) {
     return failedRow({ kernel, family: 'host', shape }, error);

@@ -15,6 +15,7 @@ import {
   hadamardInverseColumns,
   planHadamard,
   planHadamardRotation,
+  rotationRoundsInPass,
   rotationThreads,
   type HadamardOptions,
 } from '../../src/gpu/kernels/hadamard.js';
@@ -142,7 +143,7 @@ describe('planHadamardRotation (CPU)', () => {
     [11008, 16384, undefined],
     [28672, 32768, undefined],
   ])('n = %i, %i bytes, forced %s elements: planHadamard per stage of rotationPlan, one variant', (rows, bytes, elements) => {
-    const plan = planHadamardRotation(rows, bytes, elements);
+    const plan = planHadamardRotation(rows, bytes, { workgroupElements: elements });
     const rotation = rotationPlan(rows);
     expect(plan.length).toBe(rotation.length);
     expect(plan.stages.map((s) => [s.offset, s.length, s.block])).toEqual(rotation.stages.map((s) => [s.offset, s.length, s.m]));
@@ -152,9 +153,34 @@ describe('planHadamardRotation (CPU)', () => {
     }
   });
 
+  it('spreads a window of 8192 entries or more over passes of at most 1024 values when there are fewer than 8 columns', () => {
+    const passes = (rows: number, bytes: number, options: Parameters<typeof planHadamardRotation>[2]) =>
+      planHadamardRotation(rows, bytes, options).stages.map((stage) => stage.passes.map((p) => [p.levelStride, p.groupBlocks]));
+    // 8192 fits 32 KB in one pass; one column spreads into 10 + 3 levels (8 workgroups per pass).
+    expect(passes(8192, 32768, {})).toEqual([[[1, 8192]]]);
+    expect(passes(8192, 32768, { columns: 1 })).toEqual([[[1, 1024], [1024, 8]]]);
+    expect(passes(8192, 32768, { columns: 7 })).toEqual([[[1, 1024], [1024, 8]]]);
+    expect(passes(8192, 32768, { columns: 8 })).toEqual([[[1, 8192]]]);
+    expect(passes(8192, 32768, { columns: 1, spread: false })).toEqual([[[1, 8192]]]);
+    // A forced workgroup memory wins; windows under 8192 keep one pass.
+    expect(passes(8192, 32768, { columns: 1, workgroupElements: 4096 })).toEqual([[[1, 4096], [4096, 2]]]);
+    expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 4096]]]);
+    expect(passes(11008, 49152, { columns: 1 })).toEqual([
+      [[1, 32], [32, 16]],
+      [[1, 32], [32, 16]],
+    ]); // windows of 10240 = 20·512 in groups of 20·32 = 640 values
+    // 14336 at 48 KB: windows of 12288 = 12·1024, one pass each for many columns, two of 12·64 values for one.
+    expect(passes(14336, 49152, { columns: 64 })).toEqual([[[1, 1024]], [[1, 1024]]]);
+    expect(passes(14336, 49152, { columns: 1 })).toEqual([
+      [[1, 64], [64, 16]],
+      [[1, 64], [64, 16]],
+    ]);
+    expect(planHadamardRotation(14336, 49152, { columns: 1 }).workgroupElements).toBe(1024); // holding one group of 768
+  });
+
   it('refuses a forced workgroup memory too small for the blocks of 20 of a stage', () => {
     // 3000 → windows of 2560 = 20·128: a butterfly level needs two blocks of 20.
-    expect(() => planHadamardRotation(3000, 32768, 32)).toThrow(/two Hadamard blocks of 20/);
+    expect(() => planHadamardRotation(3000, 32768, { workgroupElements: 32 })).toThrow(/two Hadamard blocks of 20/);
   });
 });
 
@@ -288,7 +314,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     it.skipIf(skip).each(smallMemory)(
       'forced small workgroup memory: n = %i, %i columns, %i elements → %i passes per stage',
       async (rows, cols, elements, passes) => {
-        expect(planHadamardRotation(rows, 32768, elements).stages.map((s) => s.passes.length)).toEqual([passes, passes]);
+        expect(planHadamardRotation(rows, 32768, { workgroupElements: elements }).stages.map((s) => s.passes.length)).toEqual([passes, passes]);
         await expectForwardSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
         await expectInverseSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
       },
@@ -299,6 +325,30 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
       await expectForwardSameAsCpu(11008, 2, 8, pathOptions);
       await expectInverseSameAsCpu(11008, 2, 8, pathOptions);
     });
+  });
+
+  it.each([
+    [8192, 1],
+    [8192, 7],
+    [12000, 2],
+  ])('n = %i, %i column(s): spread over passes of ≤ 1024 values (the default) and in the fewest passes give the CPU bits', async (rows, cols) => {
+    const bytes = context.limits.maxComputeWorkgroupStorageSize;
+    const spread = planHadamardRotation(rows, bytes, { columns: cols });
+    expect(spread.workgroupElements).toBe(1024);
+    expect(spread.stages.map((stage) => stage.passes.length)).toEqual(spread.stages.map(() => 2));
+    if (rows === 8192) expect(planHadamardRotation(rows, bytes, { columns: cols, spread: false }).stages[0]?.passes).toHaveLength(bytes >= 4 * 8192 ? 1 : 2);
+    for (const spread of [true, false]) {
+      await expectForwardSameAsCpu(rows, cols, 11, { spread });
+      await expectInverseSameAsCpu(rows, cols, 11, { spread });
+    }
+  });
+
+  it('rotationRoundsInPass: one column of 8192 rounds apart (spread), 8 columns in the pass where it fits', () => {
+    const fits = context.limits.maxComputeWorkgroupStorageSize >= 4 * 8192;
+    expect(rotationRoundsInPass(context.device, 8192)).toBe(false);
+    expect(rotationRoundsInPass(context.device, 8192, { columns: 8 })).toBe(fits);
+    expect(rotationRoundsInPass(context.device, 8192, { spread: false })).toBe(fits);
+    expect(rotationRoundsInPass(context.device, 4096)).toBe(true);
   });
 
   it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse', async (rows) => {

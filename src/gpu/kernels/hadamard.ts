@@ -53,6 +53,23 @@ const MULTI_PASS_MIN_ELEMENTS = 512;
 /** Smallest `workgroupElements` accepted (a whole H_20 block must fit). */
 const MIN_ELEMENTS = 32;
 
+/**
+ * A rotation of fewer than SPREAD_BELOW_COLUMNS columns (a decode step rotates one) runs each stage
+ * window of SPREAD_MIN_WINDOW entries or more in passes of at most SPREAD_ELEMENTS values, on tens of
+ * workgroups per column, instead of one pass on one workgroup per column: a window that fits the
+ * workgroup memory then runs on a single workgroup, which leaves the GPU all but idle and makes the
+ * rotation latency-bound. Measured on an NVIDIA H200 (bench/results/nvidia-h200-2026-12-04-warm.md,
+ * one column, the same bits every way): 8192 entries 10.6 µs in 2 passes against 16.1 µs in one,
+ * 14336 (two windows of 12288) 51.9 µs in 4 passes against 97.9 µs in 2; 4096 equal within 10 %
+ * (10.5 against 11.5 µs), so shorter windows keep one pass, where x̃ is also rounded to int8 without
+ * a dispatch of its own (`rotationRoundsInPass`). The column threshold is a judgement, not a
+ * measurement: with 8 columns or more, the one-pass plan already runs 8 or more workgroups and reads
+ * and writes each value once, where the spread one does it once per pass.
+ */
+const SPREAD_ELEMENTS = 1024;
+const SPREAD_MIN_WINDOW = 8192;
+const SPREAD_BELOW_COLUMNS = 8;
+
 /** A compiled variant of the rotation kernel. */
 export interface HadamardVariant {
   /** f32 values per workgroup (a power of two, or m times one). */
@@ -252,18 +269,32 @@ export interface HadamardRotationPlan {
   readonly stages: readonly HadamardStagePlan[];
 }
 
+/** How many columns a rotation plan is for, and whether a few of them spread over passes. */
+export interface HadamardPlanOptions {
+  /** Force a smaller workgroup memory (`HadamardOptions.workgroupElements`); then nothing spreads. */
+  readonly workgroupElements?: number;
+  /** Columns rotated by one call (default: many, so nothing spreads). */
+  readonly columns?: number;
+  /** `HadamardOptions.spread` (default true). */
+  readonly spread?: boolean;
+}
+
 /**
  * Plans the rotation of columns of `rows` entries: `planHadamard` for each stage of
  * `rotationPlan(rows)` (the stages of a plan have one length, so they share one pipeline variant).
+ * With fewer than SPREAD_BELOW_COLUMNS `columns`, windows of SPREAD_MIN_WINDOW entries or more run in
+ * passes of at most SPREAD_ELEMENTS values (unless `spread` is false).
  *
  * @example
  * planHadamardRotation(11008, 32768); // windows [0, 10240) and [768, 11008), 2 passes each, 640 elements
+ * planHadamardRotation(8192, 49152, { columns: 1 }); // passes of 1024 and 8 blocks (8 workgroups each), not one of 8192
  */
-export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardRotationPlan {
+export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, options: HadamardPlanOptions = {}): HadamardRotationPlan {
   const rotation = rotationPlan(rows);
+  const spread = options.workgroupElements === undefined && (options.spread ?? true) && options.columns !== undefined && options.columns < SPREAD_BELOW_COLUMNS;
   const stages = rotation.stages.map((stage) => ({
     offset: stage.offset,
-    ...planHadamard(stage.length, maxWorkgroupStorageBytes, workgroupElements),
+    ...planHadamard(stage.length, maxWorkgroupStorageBytes, spread && stage.length >= SPREAD_MIN_WINDOW ? SPREAD_ELEMENTS : options.workgroupElements),
   }));
   const [first] = stages;
   check(
@@ -294,6 +325,14 @@ function freshRange(stages: readonly HadamardStagePlan[], index: number, inverse
 export interface HadamardOptions {
   /** Force a smaller workgroup memory (a power of two ≥ 32 f32), to exercise the multi-pass path. */
   readonly workgroupElements?: number;
+  /**
+   * Default true: a call of fewer than 8 columns (a decode step's one) runs each window of 8192
+   * entries or more in passes of at most 1024 values, on tens of workgroups, instead of one pass on
+   * one workgroup per column (1.5–1.9× faster on an H200; same bits). false: the fewest passes. Such a
+   * rotation's last stage takes several passes, so x̃ is rounded to int8 in a dispatch of its own
+   * (`rotationRoundsInPass`).
+   */
+  readonly spread?: boolean;
   /** Largest storage binding to use, in bytes (default: the device's limit). */
   readonly maxBindingBytes?: number;
   /**
@@ -356,18 +395,21 @@ export interface HadamardInt8Output {
 }
 
 /**
- * Whether the rotation of `rows`-entry columns can also round x̃ to int8 in its own last dispatch
- * (`int8Output`): its last stage takes one pass on this device (the stage's window fits the workgroup
- * memory), so that pass holds the last window of whole columns; the positions before that window were
- * finished by the first stage's dispatches and are read back from the output. A one-stage plan of one
- * pass (N = 4096 at 16 KB, 8192 at 32 KB), and the two-stage plans of 11008 and 14336 (windows of
- * 10240 and 12288) at 48 KB.
+ * Whether the rotation of `columns` columns (default 1) of `rows` entries can also round x̃ to int8 in
+ * its own last dispatch (`int8Output`): its last stage takes one pass on this device (the stage's
+ * window fits the workgroup memory, and is not spread over passes: `HadamardOptions.spread`), so that
+ * pass holds the last window of whole columns; the positions before that window were finished by the
+ * first stage's dispatches and are read back from the output. With 8 columns or more: a one-stage
+ * plan of one pass (N = 4096 at 16 KB, 8192 at 32 KB), and the two-stage plans of 11008 and 14336
+ * (windows of 10240 and 12288) at 48 KB; with fewer, only windows of less than 8192 entries.
  *
  * @example
  * rotationRoundsInPass(device, 4096); // true with 16 KB of workgroup memory or more
+ * rotationRoundsInPass(device, 8192); // false: one column's 8192 entries spread over two passes
+ * rotationRoundsInPass(device, 8192, { columns: 64 }); // true with 32 KB or more
  */
-export function rotationRoundsInPass(device: GPUDevice, rows: number, workgroupElements?: number): boolean {
-  return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, workgroupElements)) === 1;
+export function rotationRoundsInPass(device: GPUDevice, rows: number, options: HadamardPlanOptions = {}): boolean {
+  return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { columns: 1, ...options })) === 1;
 }
 
 /** Passes of the plan's last stage (in the forward order): 1 where the rotation can round in its pass. */
@@ -480,7 +522,7 @@ function recordRotation(
   const subgroups = resolveSubgroups(device, args, what);
   const int8 = inverse ? undefined : (args as HadamardArgs).int8Output;
 
-  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, args.workgroupElements);
+  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { workgroupElements: args.workgroupElements, columns: cols, spread: args.spread });
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const columnsPerChunk = Math.min(

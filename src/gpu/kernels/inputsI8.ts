@@ -129,6 +129,8 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
   /** Receives x̃ = R·X (N × rhs f32), for the layers that read it in f32. */
   readonly xRotated: GPUBuffer;
   readonly rhs: number;
+  /** The rotation's `HadamardOptions.spread` (default true; benchmarks compare both). */
+  readonly spread?: boolean;
 }
 
 /**
@@ -185,8 +187,9 @@ export function rotateAndRound(
   const { w, rhs } = args;
   check(w.rotate, () => `${what} is for rotated matrices (round an unrotated x in a dispatch of its own)`);
   checkPositiveInteger(rhs, `${what}: rhs`);
-  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed };
-  if (!rotationRoundsInPass(device, w.rows)) {
+  const spread = args.spread ?? true;
+  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed, spread };
+  if (!rotationRoundsInPass(device, w.rows, { columns: rhs, spread })) {
     dispatchHadamard(device, encoder, scratch, rotation);
     return layout.apart(args.xRotated);
   }
@@ -250,7 +253,7 @@ function roundsInRotation(device: GPUDevice, w: GemvOperand, args: GemvCallArgs 
     Number.isInteger(args.rhs) &&
     args.rhs >= 1 &&
     args.rhs <= form.largestRhs &&
-    rotationRoundsInPass(device, w.rows)
+    rotationRoundsInPass(device, w.rows, { columns: args.rhs })
   );
 }
 
