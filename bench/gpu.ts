@@ -47,6 +47,7 @@ import {
   universalKernel,
   int8InputKernel,
   weightOnlyKernel,
+  weightOnlyPackedKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
 import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
@@ -256,6 +257,7 @@ const gemvKernels: GemvKernel[] = [
   e8PointKernel('e8-q16', 'packed', false),
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
+  weightOnlyPackedKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
 ];
 const baselines = new Set<GemvKernel>([f32Kernel, f16Kernel]);

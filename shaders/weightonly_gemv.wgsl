@@ -10,7 +10,11 @@
 // the f32 values bit for bit; no 'shader-f16' needed), and the parameter struct WeightOnlyGemvParams
 // (generated from its UniformLayout).
 //
-// Layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
+// Layout of the codes: one of two, each with its lane loop (`lane_accumulators`) in a file of its
+// own that src/gpu/kernels/weightOnlyGemv.ts appends to this one: the packed layout below
+// (shaders/weightonly_codes_packed.wgsl), or the fixed-width layout of shaders/weightonly_codes_fixed.wgsl
+// (4 or 8 bits per code, repacked at upload; `code_layout` is then not read).
+// Packed layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
 //   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
 //           stream where code i takes b_i bits (1 … 25, two's complement) from bit P_i of the row;
 //           bit p is bit p % 32 of word p / 32 of the row. Bits past P_n are 0.
@@ -73,24 +77,6 @@ var<workgroup> lane_sums: array<vec4<f32>, VECTOR_BLOCK * WORKGROUP_SIZE>;
 // Segment sums: entry (team·VECTOR_BLOCK + v)·SEGMENTS + segment.
 var<workgroup> segment_sums: array<vec4<f32>, TEAMS * VECTOR_BLOCK * SEGMENTS>;
 
-// Word k (0 … 4) of the 160-bit window of the 4 rows; 0 for k ≥ 5.
-fn window_word(k: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<u32> {
-  let low = select(select(w0, w1, k == 1u), select(w2, w3, k == 3u), k >= 2u);
-  return select(select(low, w4, k == 4u), vec4<u32>(0u), k >= 5u);
-}
-
-// The code of `width` bits at bit `bit` of the window, for the 4 rows, sign-extended, as floats.
-fn window_code(bit: u32, width: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<f32> {
-  let k = bit >> 5u;
-  let shift = bit & 31u;
-  let low = window_word(k, w0, w1, w2, w3, w4) >> vec4<u32>(shift);
-  // A code that crosses a word boundary takes its top bits from the next word (the shift by
-  // 32 − shift is taken modulo 32 in WGSL, so the select, not the shift, discards the shift = 0 case).
-  let high = select(vec4<u32>(0u), window_word(k + 1u, w0, w1, w2, w3, w4) << vec4<u32>(32u - shift), shift + width > 32u);
-  let top = bitcast<vec4<i32>>((low | high) << vec4<u32>(32u - width));
-  return vec4<f32>(top >> vec4<u32>(32u - width));
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE, 1, 1)
 fn main(
   @builtin(workgroup_id) workgroup: vec3<u32>,
@@ -109,48 +95,7 @@ fn main(
   let lane = thread % LANES;
   let first_row = first_row_of_workgroup + team * ROWS_PER_THREAD;
 
-  // Rows and vectors past the end repeat the last one (in-bounds reads); their sums are not stored.
-  let last_row = params.outputs - 1u;
-  let base0 = params.codes_first + min(first_row, last_row) * params.row_vec4s;
-  let base1 = params.codes_first + min(first_row + 1u, last_row) * params.row_vec4s;
-  let base2 = params.codes_first + min(first_row + 2u, last_row) * params.row_vec4s;
-  let base3 = params.codes_first + min(first_row + 3u, last_row) * params.row_vec4s;
-  let offsets = params.layout_first;
-  let owners = params.layout_first + params.n + 1u;
-  var acc = array<vec4<f32>, VECTOR_BLOCK>();
-  for (var c = lane; c < params.row_vec4s; c = c + LANES) {
-    let words0 = codes[base0 + c];
-    let words1 = codes[base1 + c];
-    let words2 = codes[base2 + c];
-    let words3 = codes[base3 + c];
-    // Window word 0: the last word of vec4 c − 1 (nothing before the row's first vec4).
-    var before = vec4<u32>(0u);
-    if (c > 0u) {
-      before = vec4<u32>(codes[base0 + c - 1u].w, codes[base1 + c - 1u].w, codes[base2 + c - 1u].w, codes[base3 + c - 1u].w);
-    }
-    let w1 = vec4<u32>(words0.x, words1.x, words2.x, words3.x);
-    let w2 = vec4<u32>(words0.y, words1.y, words2.y, words3.y);
-    let w3 = vec4<u32>(words0.z, words1.z, words2.z, words3.z);
-    let w4 = vec4<u32>(words0.w, words1.w, words2.w, words3.w);
-    // Clamped to n: a table that does not match the codes (only a caller of the dispatch can pass
-    // one) gives wrong products but no more than n codes of work per vec4.
-    let first_code = min(code_layout[owners + c], params.n);
-    let end_code = min(code_layout[owners + c + 1u], params.n);
-    // Bit P_i relative to the window, which starts 32 bits before vec4 c.
-    let window_start = 128u * c;
-    var bit = code_layout[offsets + first_code];
-    for (var i = first_code; i < end_code; i = i + 1u) {
-      let next_bit = code_layout[offsets + i + 1u];
-      let z = window_code(bit + 32u - window_start, next_bit - bit, before, w1, w2, w3, w4);
-      bit = next_bit;
-      let s = column_scales[params.column_scales_first + i];
-      for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
-        let vector = min(first_vector + v, params.vectors - 1u);
-        let sx = s * x_value(params.x_first + vector * params.x_stride + i);
-        acc[v] = acc[v] + z * sx;
-      }
-    }
-  }
+  let acc = lane_accumulators(first_row, lane, first_vector);
 
   for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
     lane_sums[v * WORKGROUP_SIZE + thread] = acc[v];

@@ -86,5 +86,7 @@ export {
   uploadWeightOnly,
   dispatchWeightOnlyGemv,
   WeightOnlyGpuMatrix,
+  type UploadWeightOnlyOptions,
+  type WeightOnlyCodeBits,
 } from './gpu/kernels/weightOnlyGemv.js';
 export { uploadContainerEntry, type GpuContainerMatrix } from './gpu/containerUpload.js';

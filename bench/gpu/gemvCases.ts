@@ -985,18 +985,24 @@ function rtnTile(problem: GemvProblem): WeightOnlyQuantized {
   return new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(step), rowScales: null, rotation: 'none', seed: 0 });
 }
 
+/** The weight-only row's name: in the layout the library picks (4 bits per code here), or packed. */
+const WEIGHT_ONLY_NAME = 'weight-only GEMV (4-bit RTN codes)';
+
 /**
- * The weight-only GEMV (dispatchWeightOnlyGemv): 4-bit RTN codes of the tile (so W's packed rows
- * repeat), uploaded through WeightOnlyGpuMatrix and repeated on the GPU to all outputs.
+ * The weight-only GEMV (dispatchWeightOnlyGemv): 4-bit RTN codes of the tile (so W's rows repeat),
+ * uploaded through WeightOnlyGpuMatrix in `layout` ('auto': the fixed 4-bit layout the library picks
+ * for them; 'packed': the serialized layout, the alternative in the defaults table) and repeated on
+ * the GPU to all outputs.
  */
-export const weightOnlyKernel: GemvKernel = {
-  name: 'weight-only GEMV (4-bit RTN codes)',
-  spirvKey: 'weightonly',
+const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
+  name: layout === 'auto' ? WEIGHT_ONLY_NAME : `${WEIGHT_ONLY_NAME}, packed layout (b_i bits each, the serialized form)`,
+  spirvKey: layout === 'auto' ? 'weightonly:4' : 'weightonly:packed',
   k: 1,
+  ...(layout === 'auto' ? {} : { alternativeTo: { choice: 'weight-only code layout (fixed 4/8 bits, or packed)', defaultKernel: WEIGHT_ONLY_NAME } }),
   async build({ device }, problem, settings) {
     const { n, cols } = problem;
-    const tileMatrix = new WeightOnlyGpuMatrix(device, rtnTile(problem), { label: 'bench weight-only tile' });
-    const rowVec4s = tileMatrix.rowVec4s;
+    const tileMatrix = new WeightOnlyGpuMatrix(device, rtnTile(problem), { label: 'bench weight-only tile', layout });
+    const { rowVec4s, codeBits } = tileMatrix;
     const created: GPUBuffer[] = [];
     try {
       const full = await withValidation(device, 'bench weight-only tiling', async () => {
@@ -1010,24 +1016,24 @@ export const weightOnlyKernel: GemvKernel = {
         await device.queue.onSubmittedWorkDone();
         const rowScales = createBufferWithData(device, 'bench weight-only row scales', new Float32Array(cols).fill(1), STORAGE_USAGE);
         created.push(rowScales);
-        return { codes, codeLayout: tileMatrix.codeLayout, columnScales: tileMatrix.columnScales, rowScales };
+        return { codes, codeLayout: tileMatrix.codeLayout ?? undefined, columnScales: tileMatrix.columnScales, rowScales };
       });
-      const weightBytes = full.codes.size + full.codeLayout.size + full.columnScales.size + full.rowScales.size;
+      const weightBytes = full.codes.size + (full.codeLayout?.size ?? 0) + full.columnScales.size + full.rowScales.size;
       const weights = await makeCopies(device, full, copiesFor(weightBytes, settings), (encoder, i) => {
         const copies = {
           codes: copyOf(device, encoder, full.codes, `bench weight-only codes copy ${i}`),
-          codeLayout: copyOf(device, encoder, full.codeLayout, `bench weight-only layout copy ${i}`),
+          ...(full.codeLayout === undefined ? {} : { codeLayout: copyOf(device, encoder, full.codeLayout, `bench weight-only layout copy ${i}`) }),
           columnScales: copyOf(device, encoder, full.columnScales, `bench weight-only column scales copy ${i}`),
           rowScales: copyOf(device, encoder, full.rowScales, `bench weight-only row scales copy ${i}`),
         };
-        created.push(copies.codes, copies.codeLayout, copies.columnScales, copies.rowScales);
+        created.push(copies.codes, ...(copies.codeLayout === undefined ? [] : [copies.codeLayout]), copies.columnScales, copies.rowScales);
         return copies;
       });
       const x = uploadX(device, problem);
       const y = createBuffer(device, 'bench weight-only y', 4 * cols, STORAGE_USAGE);
       created.push(x, y);
       const calls = weights.map((w, i) =>
-        prepared(device, `bench weight-only gemv ${i}`, (encoder, scratch) => dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, x, y, n, outputs: cols, rowVec4s })),
+        prepared(device, `bench weight-only gemv ${i}`, (encoder, scratch) => dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, codeBits, x, y, n, outputs: cols, rowVec4s })),
       );
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
@@ -1046,4 +1052,8 @@ export const weightOnlyKernel: GemvKernel = {
       throw error;
     }
   },
-};
+});
+
+/** The weight-only GEMV in the layout the library picks, and in the packed layout. */
+export const weightOnlyKernel: GemvKernel = weightOnlyKernelFor('auto');
+export const weightOnlyPackedKernel: GemvKernel = weightOnlyKernelFor('packed');

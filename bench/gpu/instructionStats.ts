@@ -296,7 +296,8 @@ function subjects(
     ...schemes.deterministic
       .filter((scheme) => SCHEMES[scheme].kind === 'lattice' && SCHEMES[scheme].lattice === 'E8')
       .flatMap((scheme) => schemes.int8DotPaths.map((dotPath) => e8ProductSubject(scheme, dotPath))),
-    { key: 'weightonly', moduleKey: 'weightonly', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
+    { key: 'weightonly:4', moduleKey: 'weightonly:4', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits: 4 }), codeVariables: ['codes'] },
+    { key: 'weightonly:packed', moduleKey: 'weightonly:packed', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
   ];
 }
 

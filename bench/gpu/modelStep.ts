@@ -151,7 +151,7 @@ function weightOnlyWeights(device: GPUDevice, shape: WeightShape, settings: Benc
   const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs: shape.out, codes, columnScales: new Float32Array(n).fill(step), rowScales: null, rotation: 'hadamard', seed });
   const weights = Array.from({ length: shape.count }, (_, i) => uploadWeightOnly(device, q, { label: `bench model weight-only ${shape.key} ${i}` }));
   const one = weights[0] as WeightOnlyGpuMatrix;
-  const bytes = shape.count * (one.codes.size + one.codeLayout.size + one.columnScales.size + one.rowScales.size);
+  const bytes = shape.count * (one.codes.size + (one.codeLayout?.size ?? 0) + one.columnScales.size + one.rowScales.size);
   return { weights, bytes, owned: weights };
 }
 

@@ -26,9 +26,11 @@ import { uploadUniversalWords, type GpuUniversalQuantizedMatrix } from './univer
 export type GpuContainerMatrix = GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix | WeightOnlyGpuMatrix;
 
 /**
- * Uploads a container entry for the GPU kernels, without repacking its codes: a universal entry
- * becomes a `GpuUniversalQuantizedMatrix` (universal dequantize, GEMV, products), a deterministic one
- * a `GpuLatticeQuantizedMatrix`, a weight-only one a `WeightOnlyGpuMatrix` (its GEMV). Scalar
+ * Uploads a container entry for the GPU kernels: a universal entry becomes a
+ * `GpuUniversalQuantizedMatrix` (universal dequantize, GEMV, products) and a deterministic one a
+ * `GpuLatticeQuantizedMatrix`, both from the stored words without repacking; a weight-only one a
+ * `WeightOnlyGpuMatrix` (its GEMV), whose codes go up as stored or, where they fit 8 bits, repacked
+ * to fixed width (`uploadWeightOnly`'s default layout, for the faster kernel). Scalar
  * baselines (INT, NVFP4) have no GPU kernel and are refused with a `LatticeMatmulError`. The result
  * owns its buffers: `destroy()` it.
  *
@@ -55,7 +57,8 @@ export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): 
     case 'deterministic':
       return uploadDeterministic(device, entry);
     case 'weight-only':
-      // Read through WeightOnlyQuantized.fromPacked, the matrix's packedCodes are the stored words.
+      // Read through WeightOnlyQuantized.fromPacked, the matrix's packedCodes are the stored words
+      // (uploaded as they are where the layout stays packed).
       return uploadWeightOnly(device, entry.matrix, { label: `container ${entry.name}` });
     case 'scalar':
       throw new LatticeMatmulError(

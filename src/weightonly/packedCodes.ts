@@ -188,3 +188,59 @@ export function weightCodeLayout(widths: Uint8Array, rowVec4s: number): Uint32Ar
   while (vec4 < rowVec4s) table[n + 1 + ++vec4] = n;
   return table;
 }
+
+/** Bits per code of the GPU's fixed-width code layout (`fixedWidthCodes`). */
+export type FixedCodeBits = 4 | 8;
+
+/** Codes in the fixed-width layout of the weight-only GEMV's fast path (`fixedWidthCodes`). */
+export interface FixedWidthCodes {
+  readonly bits: FixedCodeBits;
+  /** vec4<u32> per output row: ⌈n / (128 / bits)⌉. */
+  readonly rowVec4s: number;
+  /** 4·rowVec4s·outputs words, row j at 4·rowVec4s·j. */
+  readonly words: Uint32Array;
+}
+
+/**
+ * The narrowest fixed width (4 or 8 bits) that holds every code of `widths`, or null when a code
+ * needs more than 8.
+ *
+ * @example
+ * fixedCodeBits(q.codeWidths); // 4 for 4-bit RTN codes
+ */
+export function fixedCodeBits(widths: Uint8Array): FixedCodeBits | null {
+  let widest = 1;
+  for (let i = 0; i < widths.length; i++) widest = Math.max(widest, widths[i] as number);
+  return widest <= 4 ? 4 : widest <= 8 ? 8 : null;
+}
+
+/**
+ * The codes (stored layout, j·n + i) in the GPU's fixed-width layout, a repacking made at upload for
+ * the weight-only GEMV (shaders/weightonly_codes_fixed.wgsl): code i of row j is the two's complement
+ * field of `bits` bits at bit `bits`·(i mod (32/bits)) of word ⌊i / (32/bits)⌋ of the row; a row
+ * is padded with zero codes to whole vec4s. Every code must fit `bits` (`fixedCodeBits`).
+ *
+ * @example
+ * const fixed = fixedWidthCodes(q.codes, q.n, q.outputs, 4); // 32 codes per vec4
+ */
+export function fixedWidthCodes(codes: Int32Array, n: number, outputs: number, bits: FixedCodeBits): FixedWidthCodes {
+  check(bits === 4 || bits === 8, () => `fixed code width must be 4 or 8 bits, got ${describeValue(bits)}`);
+  check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${describeValue(codes.length)}`);
+  const perWord = 32 / bits;
+  const rowVec4s = Math.max(1, Math.ceil(n / (4 * perWord)));
+  const rowWords = 4 * rowVec4s;
+  const words = new Uint32Array(rowWords * outputs);
+  const low = -(2 ** (bits - 1));
+  const high = 2 ** (bits - 1) - 1;
+  const mask = 2 ** bits - 1;
+  for (let j = 0; j < outputs; j++) {
+    const base = j * rowWords;
+    for (let i = 0; i < n; i++) {
+      const z = codes[j * n + i] as number;
+      if (z < low || z > high) throw new LatticeMatmulError(`code ${z} of output ${j}, input feature ${i} does not fit ${bits} bits of two's complement`);
+      const word = base + Math.floor(i / perWord);
+      words[word] = ((words[word] as number) | ((z & mask) << (bits * (i % perWord)))) >>> 0;
+    }
+  }
+  return { bits, rowVec4s, words };
+}

@@ -10,7 +10,8 @@ import { deterministicColumnUnit } from '../../src/gpu/latticeOperand.js';
 import { latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
 import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { weightOnlyCodeBits, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { fixedWidthCodes } from '../../src/weightonly/packedCodes.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
@@ -159,14 +160,18 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     }
   });
 
-  it('weight-only: the stored code words go up as they are; GEMV = GEMV of the original, bit for bit', async () => {
+  it('weight-only: the stored code words go up as they are, or repacked to fixed width where they fit 8 bits; GEMV = GEMV of the original, bit for bit', async () => {
     const { device } = context;
     const original = quantizeWeights(gaussianMatrix(32, 24, 9), spreadSpectrumCovariance(32, 2, 1).sigma, { method: 'watersic', step: 0.2, rotate: true, seed: 5 });
     const entry = roundTrip('w', original);
     if (entry.kind !== 'weight-only') throw new Error('weight-only entry expected');
     const uploaded = uploadContainerEntry(device, entry);
     try {
-      expect(await words(device, uploaded.codes, entry.stored.words.byteLength)).toEqual(Array.from(original.packedCodes.words));
+      const codeBits = weightOnlyCodeBits(original, 'auto');
+      expect(uploaded.codeBits).toBe(codeBits);
+      const expected = codeBits === 'packed' ? original.packedCodes.words : fixedWidthCodes(original.codes, original.n, original.outputs, codeBits).words;
+      expect(await words(device, uploaded.codes, expected.byteLength)).toEqual(Array.from(expected));
+      if (codeBits === 'packed') expect(Array.from(entry.stored.words)).toEqual(Array.from(original.packedCodes.words));
     } finally {
       uploaded.destroy();
     }

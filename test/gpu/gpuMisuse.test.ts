@@ -114,10 +114,10 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     );
     const u = universal(21);
     expectRefused(() => dispatchUniversalDequantize(device, encoder, scratch, { m: u, output: buffer, normalizeColumns: buffer }), /^universal dequantize: output is normalizeColumns buffer/);
-    const weights = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(16, 64, 4), { method: 'rtn', rate: 3 }));
+    const weights = uploadWeightOnly(device, quantizeWeights(gaussianMatrix(16, 64, 4), { method: 'rtn', rate: 3 }), { layout: 'packed' });
     const { codes, codeLayout, columnScales, rowScales, n, outputs, rowVec4s } = weights;
     expectRefused(
-      () => dispatchWeightOnlyGemv(device, encoder, scratch, { codes, codeLayout, columnScales, rowScales, n, outputs, rowVec4s, x: buffer, y: buffer }),
+      () => dispatchWeightOnlyGemv(device, encoder, scratch, { codes, codeLayout: codeLayout ?? undefined, columnScales, rowScales, n, outputs, rowVec4s, x: buffer, y: buffer }),
       /^weight-only gemv: y is x buffer/,
     );
     encoder.finish();

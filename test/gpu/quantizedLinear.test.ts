@@ -782,7 +782,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   it("refuses a y that is a buffer the layer, or any member of its group, reads: a weight's (lattice or weight-only) or a bias", () => {
     const lattice = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }));
     const other = uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 10 }));
-    const weightOnly = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }));
+    const weightOnly = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }), { layout: 'packed' }); // every buffer, the layout table too
     const biasBuffer = createBufferWithData(device, 'aliasing bias', bias, STORAGE_USAGE);
     const layers = [QuantizedLinear.create(device, lattice), QuantizedLinear.create(device, other, { bias: biasBuffer }), QuantizedLinear.create(device, weightOnly)];
     const [first, second, third] = layers as [QuantizedLinear, QuantizedLinear, QuantizedLinear];
@@ -794,10 +794,12 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => first.record(encoder, xBuffer, lattice.codes)).toThrow(/^y is the weight's codes buffer: the result would overwrite it/);
       // Before: a weight-only weight's buffer was accepted, and WebGPU rejected the caller's whole submission.
       for (const field of ['codes', 'codeLayout', 'columnScales', 'rowScales'] as const) {
-        expect(() => third.record(encoder, xBuffer, weightOnly[field])).toThrow(new RegExp(`^y is the weight's ${field} buffer`));
+        const target = weightOnly[field];
+        if (target === null) throw new Error('a packed matrix has its layout table');
+        expect(() => third.record(encoder, xBuffer, target)).toThrow(new RegExp(`^y is the weight's ${field} buffer`));
         // The low-level dispatch too (before: recorded, and WebGPU rejected the caller's submission).
         const scratch = new GpuScratch(device);
-        expect(() => weightOnly.dispatch(encoder, scratch, { x: xBuffer, y: weightOnly[field] })).toThrow(new RegExp(`^WeightOnlyGpuMatrix.dispatch: y is the matrix's ${field} buffer`));
+        expect(() => weightOnly.dispatch(encoder, scratch, { x: xBuffer, y: target })).toThrow(new RegExp(`^WeightOnlyGpuMatrix.dispatch: y is the matrix's ${field} buffer`));
         scratch.destroy();
       }
       // Before: ys[0] = the second member's codes or bias was accepted; its y came out wrong, and its weight stayed corrupt.

@@ -9,14 +9,16 @@ import {
   dispatchWeightOnlyGemv,
   uploadWeightOnly,
   weightOnlyGemm,
+  weightOnlyCodeBits,
   weightOnlyGemv,
+  type WeightOnlyCodeBits,
   type WeightOnlyGemvOptions,
   type WeightOnlyGpuMatrix,
   type WeightOnlyMatrixGemvArgs,
 } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { WeightBasis } from '../../src/weightonly/basis.js';
 import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } from '../../src/weightonly/index.js';
-import { weightCodeLayout } from '../../src/weightonly/packedCodes.js';
+import { fixedWidthCodes, weightCodeLayout } from '../../src/weightonly/packedCodes.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { acceptedMutants } from '../weightonly/fuzzProperty.js';
 import { toFloat32Matrix } from '../../src/matrix.js';
@@ -104,16 +106,25 @@ function craftedMatrix(
   return q;
 }
 
-/** C: the most codes one lane owns, from the layout's definition (not from the kernel module). */
-function mostCodesPerLane(widths: Uint8Array): number {
+/**
+ * C: the most codes one lane owns, from the layout's definition (not from the kernel module): packed,
+ * code i belongs to the vec4 that holds its last bit; fixed width, vec4 c holds codes 128/bits · c …;
+ * vec4 c belongs to lane c mod 64.
+ */
+function mostCodesPerLane(widths: Uint8Array, codeBits: WeightOnlyCodeBits): number {
   const perLane = new Map<number, number>();
   let bit = 0;
-  for (const width of widths) {
+  for (const [i, width] of widths.entries()) {
     bit += width;
-    const lane = (Math.ceil(bit / 128) - 1) % 64;
-    perLane.set(lane, (perLane.get(lane) ?? 0) + 1);
+    const vec4 = codeBits === 'packed' ? Math.ceil(bit / 128) - 1 : Math.floor(i / (128 / codeBits));
+    perLane.set(vec4 % 64, (perLane.get(vec4 % 64) ?? 0) + 1);
   }
   return Math.max(...perLane.values());
+}
+
+/** The layouts a matrix can be uploaded in: packed, and fixed width where its codes fit 8 bits. */
+function layoutsOf(q: WeightOnlyQuantized): ('packed' | 'fixed')[] {
+  return Math.max(...q.codeWidths) <= 8 ? ['packed', 'fixed'] : ['packed'];
 }
 
 function gamma(k: number): number {
@@ -121,12 +132,12 @@ function gamma(k: number): number {
 }
 
 /** Y = Ŵ·X in float64 from the CPU decode, with the per-entry tolerance of the header. */
-function reference(q: WeightOnlyQuantized, x: Float32Array, vectors: number): { y: Float64Array; tolerance: Float64Array } {
+function reference(q: WeightOnlyQuantized, x: Float32Array, vectors: number, codeBits: WeightOnlyCodeBits): { y: Float64Array; tolerance: Float64Array } {
   const { n, outputs } = q;
   const wHat = q.decode().data;
   const wRot = q.decodeRotated().data;
   const rotated = new WeightBasis(n, q.rotation, q.seed).rotateWeights({ rows: n, cols: vectors, data: x });
-  const kernelRoundings = mostCodesPerLane(q.codeWidths) + 16;
+  const kernelRoundings = mostCodesPerLane(q.codeWidths, codeBits) + 16;
   const levels = Math.ceil(Math.log2(n));
   const y = new Float64Array(outputs * vectors);
   const tolerance = new Float64Array(outputs * vectors);
@@ -192,12 +203,15 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     device.destroy();
   });
 
+  /** The GEMV of q in each layout it can take (or `options.layout`) against the CPU decode. */
   async function check(q: WeightOnlyQuantized, vectors: number, options: WeightOnlyGemvOptions = {}, seed = 0): Promise<void> {
     const x = activations(q.n, vectors, q.n + q.outputs + vectors + seed);
-    const got = vectors === 1 && options.vectorBlock === undefined
-      ? await weightOnlyGemv(device, q, x, options)
-      : (await weightOnlyGemm(device, q, { rows: q.n, cols: vectors, data: x }, options)).data;
-    expect(mismatches(got, reference(q, x, vectors), q.outputs)).toEqual([]);
+    for (const layout of options.layout === undefined ? layoutsOf(q) : [options.layout]) {
+      const got = vectors === 1 && options.vectorBlock === undefined
+        ? await weightOnlyGemv(device, q, x, { ...options, layout })
+        : (await weightOnlyGemm(device, q, { rows: q.n, cols: vectors, data: x }, { ...options, layout })).data;
+      expect(mismatches(got, reference(q, x, vectors, weightOnlyCodeBits(q, layout)), q.outputs), layout).toEqual([]);
+    }
   }
 
   /**
@@ -307,9 +321,11 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     // Output 1, towards zero so the column's width stays the same and the layout is unchanged.
     codes[128 + target] = (codes[128 + target] as number) + ((codes[128 + target] as number) > 0 ? -1 : 1);
     const wrong = new WeightOnlyQuantized({ method: q.method, n: q.n, outputs: q.outputs, codes, columnScales: q.columnScales, rowScales: q.rowScales, rotation: q.rotation, seed: q.seed });
-    const got = await weightOnlyGemv(device, wrong, x);
-    const expected = reference(q, x, 1);
-    expect(mismatches(got, expected, 3).map((m) => m.split(',')[0])).toEqual(['output 1']);
+    for (const layout of layoutsOf(q)) {
+      const got = await weightOnlyGemv(device, wrong, x, { layout });
+      const expected = reference(q, x, 1, weightOnlyCodeBits(q, layout));
+      expect(mismatches(got, expected, 3).map((m) => m.split(',')[0]), layout).toEqual(['output 1']);
+    }
   });
 
   it('x rotated on the host (inputBasis quantization) gives bit for bit the products of the GPU rotation', async () => {
@@ -324,7 +340,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
         { x: matrix.rotateOnHost(x, vectors), options: { inputBasis: 'quantization' } },
       ]);
       expect(Array.from(onGpu)).toEqual(Array.from(onHost));
-      expect(mismatches(onGpu, reference(q, x, vectors), 65)).toEqual([]);
+      expect(mismatches(onGpu, reference(q, x, vectors, matrix.codeBits), 65)).toEqual([]);
     } finally {
       matrix.destroy();
     }
@@ -359,7 +375,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
         { x: values, options: {} },
       ]);
       expect(Array.from(fromF16)).toEqual(Array.from(fromF32));
-      expect(mismatches(fromF16, reference(q, values, vectors), 65)).toEqual([]);
+      expect(mismatches(fromF16, reference(q, values, vectors, matrix.codeBits), 65)).toEqual([]);
       const encoder = device.createCommandEncoder();
       expect(() => matrix.dispatch(encoder, scratch, { x: f16X, xOffset: 3, inputFormat: 'f16', y, vectors })).toThrow(/multiple of 2/);
       expect(() => matrix.dispatch(encoder, scratch, { x: f16X, inputFormat: 'bf16' as 'f16', y, vectors })).toThrow(/inputFormat/);
@@ -465,7 +481,30 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
         device.queue.submit([encoder.finish()]);
         return new Float32Array(await readBuffer(device, buffers[5], 4 * q.outputs * vectors, 4 * 11));
       });
-      expect(mismatches(got, reference(q, x, vectors), q.outputs)).toEqual([]);
+      expect(mismatches(got, reference(q, x, vectors, 'packed'), q.outputs)).toEqual([]);
+      // The fixed-width codes at an offset too, without a layout table.
+      const fixed = fixedWidthCodes(q.codes, q.n, q.outputs, 8);
+      const fixedCodes = createBufferWithData(device, 'test fixed-width codes', pad(fixed.words, 68), STORAGE_USAGE);
+      try {
+        const fromFixed = await withValidation(device, 'offset test (fixed width)', async () => {
+          const encoder = device.createCommandEncoder({ label: 'offset test (fixed width)' });
+          dispatchWeightOnlyGemv(device, encoder, scratch, {
+            codes: fixedCodes, codeBits: 8, columnScales: buffers[2], rowScales: buffers[3], x: buffers[4], y: buffers[5],
+            n: q.n, outputs: q.outputs, rowVec4s: fixed.rowVec4s, vectors,
+            codesOffset: 4 * 68, columnScalesOffset: 4 * 3, rowScalesOffset: 4 * 5, xOffset: 4 * 7, yOffset: 4 * 11,
+          });
+          device.queue.submit([encoder.finish()]);
+          return new Float32Array(await readBuffer(device, buffers[5], 4 * q.outputs * vectors, 4 * 11));
+        });
+        expect(mismatches(fromFixed, reference(q, x, vectors, 8), q.outputs)).toEqual([]);
+        const encoder = device.createCommandEncoder();
+        const base = { columnScales: buffers[2], rowScales: buffers[3], x: buffers[4], y: buffers[5], n: q.n, outputs: q.outputs, vectors };
+        expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: fixedCodes, codeBits: 8, rowVec4s: fixed.rowVec4s + 1 })).toThrow(/8-bit codes of n = \d+ take rowVec4s = \d+, got \d+/);
+        expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: buffers[0], rowVec4s })).toThrow(/packed codes need their codeLayout table/);
+        expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: fixedCodes, codeBits: 6 as 8, rowVec4s })).toThrow(/codeBits/);
+      } finally {
+        fixedCodes.destroy();
+      }
     } finally {
       scratch.destroy();
       for (const buffer of buffers) buffer.destroy();
@@ -520,13 +559,35 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     expect(y.every(Number.isFinite)).toBe(true);
   });
 
+  it("the codes' layout: 'auto' picks 4 or 8 bits per code where that costs at most 1.5× the packed bytes; 'fixed' refuses codes over 8 bits", () => {
+    const rtn4 = craftedMatrix(Array.from({ length: 128 }, (_, i) => 1 + (i % 4)), 3, 1);
+    expect(weightOnlyCodeBits(rtn4, 'auto')).toBe(4);
+    expect(weightOnlyCodeBits(rtn4, 'packed')).toBe('packed');
+    // Widths 5 … 8: 8 bits per code where they average ≥ 8/1.5; one wide feature among 1-bit ones stays packed.
+    expect(weightOnlyCodeBits(craftedMatrix(Array.from({ length: 64 }, () => 6), 2, 1), 'auto')).toBe(8);
+    const mostlyNarrow = craftedMatrix(Array.from({ length: 256 }, (_, i) => (i === 0 ? 8 : 1)), 2, 1);
+    expect(weightOnlyCodeBits(mostlyNarrow, 'auto')).toBe('packed');
+    expect(weightOnlyCodeBits(mostlyNarrow, 'fixed')).toBe(8);
+    const wide = craftedMatrix([9, 3], 2, 1);
+    expect(weightOnlyCodeBits(wide, 'auto')).toBe('packed');
+    expect(() => weightOnlyCodeBits(wide, 'fixed')).toThrow(/layout 'fixed' holds codes of at most 8 bits; this matrix has codes of 9 bits/);
+    expect(() => uploadWeightOnly(device, rtn4, { layout: 'nibbles' as 'fixed' })).toThrow(/layout/);
+    const matrix = uploadWeightOnly(device, rtn4);
+    try {
+      expect([matrix.codeBits, matrix.codeLayout, matrix.rowVec4s, matrix.codes.size]).toEqual([4, null, 4, 3 * 4 * 16]);
+      expect(matrix.namedBuffers('W').map(([name]) => name)).toEqual(["W's codes", "W's columnScales", "W's rowScales"]);
+    } finally {
+      matrix.destroy();
+    }
+  });
+
   it('refuses bad input with LatticeMatmulError', async () => {
     const q = quantized(16, 3, { method: 'gptq' });
     await expect(weightOnlyGemv(device, q, new Float32Array(15))).rejects.toThrow(LatticeMatmulError);
     const withNaN = new Float32Array(16);
     withNaN[4] = Number.NaN;
     await expect(weightOnlyGemv(device, q, withNaN)).rejects.toThrow(/non-finite/);
-    const haar = uploadWeightOnly(device, quantized(100, 3, { method: 'rtn', rotate: true }));
+    const haar = uploadWeightOnly(device, quantized(100, 3, { method: 'rtn', rotate: true }), { layout: 'packed' });
     const scratch = new GpuScratch(device);
     const x = createBuffer(device, 'test x', 400, STORAGE_USAGE);
     const y = createBuffer(device, 'test y', 12, STORAGE_USAGE);
@@ -535,7 +596,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
       expect(() => haar.dispatch(device.createCommandEncoder(), scratch, { x, y, vectors: 2, inputBasis: 'quantization' })).toThrow(/x needs 800 bytes/);
       expect(() =>
         dispatchWeightOnlyGemv(device, device.createCommandEncoder(), scratch, {
-          codes: haar.codes, codeLayout: haar.codeLayout, columnScales: haar.columnScales, rowScales: haar.rowScales, x, y,
+          codes: haar.codes, codeLayout: haar.codeLayout ?? undefined, columnScales: haar.columnScales, rowScales: haar.rowScales, x, y,
           n: 100, outputs: 3, rowVec4s: haar.rowVec4s + 1,
         }),
       ).toThrow(/codes needs/);
@@ -545,7 +606,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
       );
       expect(() =>
         dispatchWeightOnlyGemv(device, device.createCommandEncoder(), scratch, {
-          codes: haar.codes, codeLayout: haar.codeLayout, columnScales: haar.columnScales, rowScales: haar.rowScales, x, y,
+          codes: haar.codes, codeLayout: haar.codeLayout ?? undefined, columnScales: haar.columnScales, rowScales: haar.rowScales, x, y,
           n: 100, outputs: 3, rowVec4s: haar.rowVec4s, vectorblock: 4,
         } as never),
       ).toThrow(/dispatchWeightOnlyGemv arguments: unknown option 'vectorblock' \(did you mean 'vectorBlock'\?\)/);

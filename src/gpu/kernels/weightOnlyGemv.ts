@@ -1,11 +1,13 @@
 import { checkDispatch } from './dispatchChecks.js';
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
+import packedCodesSource from '../../../shaders/weightonly_codes_packed.wgsl?raw';
+import fixedCodesSource from '../../../shaders/weightonly_codes_fixed.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue, checkLabel } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { weightCodeLayout } from '../../weightonly/packedCodes.js';
+import { fixedCodeBits, fixedWidthCodes, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -23,9 +25,14 @@ import { dispatchHadamard } from './hadamard.js';
  * The GEMV of weight-only quantized matrices (shaders/weightonly_gemv.wgsl): y = Ŵ·x for a
  * `WeightOnlyQuantized` (WaterSIC, GPTQ, RTN) without decoding Ŵ. With Ŵ = Ŵ'·Q (Q the quantization
  * basis) and Ŵ'[j, i] = t_j·z_ji·s_i, y_j = t_j · Σ_i z_ji · s_i · (Q·x)_i: x is rotated once, then
- * the kernel reads the bit-packed codes (`WeightOnlyQuantized.packedCodes`: b_i bits for input
- * feature i, the serialized format's layout, uploaded as it is), a small column layout table
- * (`weightCodeLayout`: where each code starts, which codes each vec4 owns) and the two scale vectors.
+ * the kernel reads the codes and the two scale vectors. The codes come in one of two layouts
+ * (`UploadWeightOnlyOptions.layout`):
+ * - fixed width (`fixedWidthCodes`: 4 or 8 bits per code, repacked at upload), where every code fits
+ *   8 bits and that costs at most 1.5× the packed bytes (RTN and GPTQ at 2–8 bits, most WaterSIC
+ *   matrices): a code's bits are found from its index, one bit-field extract for 4 rows;
+ * - packed (`WeightOnlyQuantized.packedCodes`: b_i bits for input feature i, the serialized format's
+ *   layout, uploaded as it is) with a small column layout table (`weightCodeLayout`: where each code
+ *   starts, which codes each vec4 owns): every width up to 25 bits, tens of instructions per code.
  *
  * Where the rotation runs (`WeightOnlyGpuMatrix.dispatch`):
  * - `none`: nothing to do.
@@ -37,8 +44,8 @@ import { dispatchHadamard } from './hadamard.js';
  *
  * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
  * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (lane l
- * of a row takes vec4s l, l + 64, …, and vec4 c owns the codes whose last bit lies in it; see the
- * shader), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
+ * of a row takes vec4s l, l + 64, …; packed: vec4 c owns the codes whose last bit lies in it; fixed
+ * width: the 128/bits codes it holds; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
  * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
  * the same count the CPU decode's inverse rotation spends on Ŵ). Finite for every x with ‖x‖₂ ≤ 2^31
  * (the bounds of `WeightOnlyQuantized`).
@@ -54,6 +61,7 @@ export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 8;
 export const WEIGHT_ONLY_GEMV_LANES = 64;
 
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
+const CODE_BITS: readonly WeightOnlyCodeBits[] = ['packed', 4, 8];
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
@@ -75,21 +83,29 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
   output_f16: 'u32', // y as f16 halves (else f32)
 });
 
-/** A compiled variant: vectors per workgroup and the format X̃ is read in. */
+/** A compiled variant: vectors per workgroup, the format X̃ is read in, and the codes' layout. */
 export interface WeightOnlyGemvVariant {
   readonly vectorBlock: WeightOnlyVectorBlock;
   readonly inputFormat: ActivationFormat;
+  /** 'packed' (the serialized layout), or the bits of the fixed-width layout. Default 'packed'. */
+  readonly codeBits?: WeightOnlyCodeBits;
 }
 
+/** The layout of a weight-only matrix's codes on the GPU: 'packed' (b_i bits each), or fixed 4 or 8 bits per code. */
+export type WeightOnlyCodeBits = 'packed' | FixedCodeBits;
+
 /**
- * The WGSL of one variant: the vectors per workgroup and X̃'s format (the compile-time choices), the
- * generated parameter struct, the kernel.
+ * The WGSL of one variant: the vectors per workgroup, X̃'s format and the code width (the compile-time
+ * choices), the generated parameter struct, the kernel, and the lane loop of its code layout.
  *
  * @example
- * weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }); // the GEMV variant
+ * weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }); // the GEMV variant, packed codes
+ * weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits: 4 }); // 4-bit fixed-width codes
  */
 export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): string {
-  return `const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${GEMV_OUTPUT_WGSL}`;
+  const bits = variant.codeBits ?? 'packed';
+  const constants = [`const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;`, `const X_F16: bool = ${variant.inputFormat === 'f16'};`, ...(bits === 'packed' ? [] : [`const CODE_BITS: u32 = ${bits}u;`])];
+  return `${constants.join('\n')}\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${bits === 'packed' ? packedCodesSource : fixedCodesSource}\n${GEMV_OUTPUT_WGSL}`;
 }
 
 /** Pipelines per device, one per variant, built on first use. */
@@ -98,20 +114,31 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   // uniform params; packed codes; column layout table; column scales; row scales; x; y.
   // params, codes, code layout, column scales, row scales, x, bias, y
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}`,
+  key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}/${variant.codeBits ?? 'packed'}`,
   compile: (device, pipelineLayout, variant: WeightOnlyGemvVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `weight-only gemv (packed codes, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''})`,
+      label: `weight-only gemv (${codeLayoutName(variant.codeBits ?? 'packed')}, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''})`,
       code: weightOnlyGemvShaderSource(variant),
     }),
 });
 
+/** The codes' layout in words, for labels and messages. */
+function codeLayoutName(bits: WeightOnlyCodeBits): string {
+  return bits === 'packed' ? 'packed codes' : `${bits}-bit codes`;
+}
+
 /** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
 export interface WeightOnlyGemvArgs extends GemvOutputArgs {
-  /** Packed codes (`WeightOnlyQuantized.packedCodes.words`), 16·R·outputs bytes; offset a multiple of 16. */
+  /**
+   * Packed codes (`WeightOnlyQuantized.packedCodes.words`), or with `codeBits` 4 or 8 the fixed-width
+   * codes (`fixedWidthCodes(q.codes, n, outputs, codeBits).words`): 16·R·outputs bytes; offset a
+   * multiple of 16.
+   */
   readonly codes: GPUBuffer;
-  /** The column layout table (`weightCodeLayout(widths, R)`), n + R + 2 u32. */
-  readonly codeLayout: GPUBuffer;
+  /** The layout of `codes`: 'packed' (default) or 4 or 8 bits per code. */
+  readonly codeBits?: WeightOnlyCodeBits;
+  /** Packed codes only: the column layout table (`weightCodeLayout(widths, R)`), n + R + 2 u32. */
+  readonly codeLayout?: GPUBuffer;
   /** s, n f32. */
   readonly columnScales: GPUBuffer;
   /** t, outputs f32 (all 1 for a matrix without row scales). */
@@ -124,7 +151,7 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   readonly y: GPUBuffer;
   readonly n: number;
   readonly outputs: number;
-  /** R: vec4<u32> of codes per output row (`packedCodes.rowVec4s`). */
+  /** R: vec4<u32> of codes per output row (`packedCodes.rowVec4s`, or the fixed-width codes' `rowVec4s`). */
   readonly rowVec4s: number;
   /** Columns of X and Y. Default 1. */
   readonly vectors?: number;
@@ -174,10 +201,19 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   const rowScalesOffset = args.rowScalesOffset ?? 0;
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
-  const layoutEntries = n + rowVec4s + 2;
+  const codeBits = args.codeBits ?? 'packed';
+  checkOneOf(codeBits, CODE_BITS, 'weight-only gemv: codeBits');
+  if (codeBits !== 'packed') {
+    const fixedRowVec4s = fixedRowVec4sOf(n, codeBits);
+    check(rowVec4s === fixedRowVec4s, () => `weight-only gemv: ${codeBits}-bit codes of n = ${n} take rowVec4s = ${fixedRowVec4s}, got ${rowVec4s}`);
+  }
+  // The fixed-width kernel reads no layout table: a placeholder keeps its binding.
+  const codeLayout = codeBits === 'packed' ? args.codeLayout : (args.codeLayout ?? scratch.buffer('weight-only gemv: no code layout', 4, STORAGE_USAGE));
+  check(codeLayout !== undefined, 'weight-only gemv: packed codes need their codeLayout table (weightCodeLayout)');
+  const layoutEntries = codeBits === 'packed' ? n + rowVec4s + 2 : 1;
   checkBufferRange(args.codes, codesOffset, 16 * rowVec4s * outputs, 'weight-only gemv: codes', 16);
-  checkOutputNotRead(args.y, [['x', args.x], ['the codes', args.codes], ['the code layout', args.codeLayout], ['the column scales', args.columnScales], ['the row scales', args.rowScales]], 'weight-only gemv: y');
-  checkBufferRange(args.codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
+  checkOutputNotRead(args.y, [['x', args.x], ['the codes', args.codes], ['the code layout', codeLayout], ['the column scales', args.columnScales], ['the row scales', args.rowScales]], 'weight-only gemv: y');
+  checkBufferRange(codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   const inputFormat = args.inputFormat ?? 'f32';
@@ -206,8 +242,8 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
-  const { layout, pipeline } = pipelines.get(device, { vectorBlock, inputFormat });
-  const pass = encoder.beginComputePass({ label: 'weight-only gemv' });
+  const { layout, pipeline } = pipelines.get(device, { vectorBlock, inputFormat, codeBits });
+  const pass = encoder.beginComputePass({ label: `weight-only gemv (${codeLayoutName(codeBits)})` });
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
@@ -239,7 +275,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
       pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
         { buffer: scratch.uniform(`${label} params`, params) },
         windowBinding(args.codes, codesWindow),
-        windowBinding(args.codeLayout, layoutWindow),
+        windowBinding(codeLayout, layoutWindow),
         windowBinding(args.columnScales, columnScalesWindow),
         windowBinding(args.rowScales, rowScalesWindow),
         windowBinding(args.x, xWindow),
@@ -257,6 +293,39 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
 export interface UploadWeightOnlyOptions {
   /** Prefix of the buffers' labels. Default 'weight-only'. */
   readonly label?: string;
+  /**
+   * The codes' layout on the GPU. 'auto' (default): fixed width (4 or 8 bits per code, repacked at
+   * upload) where every code fits 8 bits and the repacked codes take at most 1.5× the packed bytes,
+   * else packed. 'fixed': fixed width whatever it costs in memory (refused when a code needs more
+   * than 8 bits). 'packed': the serialized layout as it is (the least memory; the slowest kernel).
+   * The products are the same up to the f32 roundings the error bound counts.
+   */
+  readonly layout?: 'auto' | 'fixed' | 'packed';
+}
+
+/** Most bytes of fixed-width codes, per byte of packed codes, that layout: 'auto' accepts. */
+const FIXED_LAYOUT_MAX_GROWTH = 1.5;
+
+/** vec4<u32> per output row of n codes of `bits` bits in the fixed-width layout. */
+function fixedRowVec4sOf(n: number, bits: FixedCodeBits): number {
+  return Math.max(1, Math.ceil(n / (128 / bits)));
+}
+
+/**
+ * The layout `uploadWeightOnly(device, q, { layout })` gives q's codes on the GPU: 4 or 8 bits per code,
+ * or 'packed' (see `UploadWeightOnlyOptions.layout`). Refuses 'fixed' for codes wider than 8 bits.
+ *
+ * @example
+ * weightOnlyCodeBits(quantizeWeights(w, null, { method: 'rtn', rate: 4 }), 'auto'); // 4
+ */
+export function weightOnlyCodeBits(q: WeightOnlyQuantized, layout: NonNullable<UploadWeightOnlyOptions['layout']>): WeightOnlyCodeBits {
+  checkOneOf(layout, ['auto', 'fixed', 'packed'], 'uploadWeightOnly: layout');
+  if (layout === 'packed') return 'packed';
+  const packed = q.packedCodes;
+  const bits = fixedCodeBits(packed.widths);
+  check(layout !== 'fixed' || bits !== null, () => `uploadWeightOnly: layout 'fixed' holds codes of at most 8 bits; this matrix has codes of ${packed.widths.reduce((a, b) => Math.max(a, b), 0)} bits (use 'packed' or 'auto')`);
+  if (bits === null) return 'packed';
+  return layout === 'fixed' || fixedRowVec4sOf(q.n, bits) <= FIXED_LAYOUT_MAX_GROWTH * packed.rowVec4s ? bits : 'packed';
 }
 
 /** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
@@ -297,8 +366,11 @@ export class WeightOnlyGpuMatrix {
   readonly rowVec4s: number;
   readonly rotation: WeightOnlyQuantized['rotation'];
   readonly seed: number;
+  /** The layout of `codes`: 'packed' (b_i bits per code, with `codeLayout`), or 4 or 8 bits per code. */
+  readonly codeBits: WeightOnlyCodeBits;
   readonly codes: GPUBuffer;
-  readonly codeLayout: GPUBuffer;
+  /** The packed codes' layout table (`weightCodeLayout`); null for fixed-width codes, which need none. */
+  readonly codeLayout: GPUBuffer | null;
   readonly columnScales: GPUBuffer;
   readonly rowScales: GPUBuffer;
   private basis: WeightBasis | undefined;
@@ -315,25 +387,34 @@ export class WeightOnlyGpuMatrix {
     options: UploadWeightOnlyOptions = {},
   ) {
     check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
-    const label = checkOptionsObject(options, ['label'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options').label ?? 'weight-only';
+    const checked = checkOptionsObject(options, ['label', 'layout'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options');
+    const label = checked.label ?? 'weight-only';
     checkLabel(label, 'uploadWeightOnly');
     const packed = q.packedCodes;
+    const codeBits = weightOnlyCodeBits(q, checked.layout ?? 'auto');
     this.n = q.n;
     this.outputs = q.outputs;
-    this.rowVec4s = packed.rowVec4s;
+    this.codeBits = codeBits;
+    this.rowVec4s = codeBits === 'packed' ? packed.rowVec4s : fixedRowVec4sOf(q.n, codeBits);
     this.rotation = q.rotation;
     this.seed = q.seed;
     const created: GPUBuffer[] = [];
     try {
-      created.push(createBufferWithData(device, `${label} codes (packed, ${packed.rowVec4s} vec4 per row)`, packed.words, STORAGE_USAGE));
-      created.push(createBufferWithData(device, `${label} code layout`, weightCodeLayout(packed.widths, packed.rowVec4s), STORAGE_USAGE));
+      if (codeBits !== 'packed') created.push(createBufferWithData(device, `${label} codes (${codeBits} bits each, ${this.rowVec4s} vec4 per row)`, fixedWidthCodes(q.codes, q.n, q.outputs, codeBits).words, STORAGE_USAGE));
+      else {
+        created.push(createBufferWithData(device, `${label} codes (packed, ${packed.rowVec4s} vec4 per row)`, packed.words, STORAGE_USAGE));
+        created.push(createBufferWithData(device, `${label} code layout`, weightCodeLayout(packed.widths, packed.rowVec4s), STORAGE_USAGE));
+      }
       created.push(createBufferWithData(device, `${label} column scales`, q.columnScales, STORAGE_USAGE));
       created.push(createBufferWithData(device, `${label} row scales`, q.rowScales ?? new Float32Array(q.outputs).fill(1), STORAGE_USAGE));
     } catch (error) {
       for (const buffer of created) buffer.destroy();
       throw error;
     }
-    [this.codes, this.codeLayout, this.columnScales, this.rowScales] = created as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+    const [codes, second, third, fourth] = created as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer | undefined];
+    this.codes = codes;
+    if (fourth === undefined) [this.codeLayout, this.columnScales, this.rowScales] = [null, second, third];
+    else [this.codeLayout, this.columnScales, this.rowScales] = [second, third, fourth];
   }
 
   /**
@@ -390,7 +471,8 @@ export class WeightOnlyGpuMatrix {
     }
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
-      codeLayout: this.codeLayout,
+      codeBits: this.codeBits,
+      ...(this.codeLayout === null ? {} : { codeLayout: this.codeLayout }),
       columnScales: this.columnScales,
       rowScales: this.rowScales,
       x,
@@ -416,16 +498,16 @@ export class WeightOnlyGpuMatrix {
     return this.fields().map(([field, buffer]) => [`${name}'s ${field}`, buffer]);
   }
 
-  /** Destroys the four buffers (once; later calls do nothing). */
+  /** Destroys its buffers (once; later calls do nothing). */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const [, buffer] of this.fields()) buffer.destroy();
   }
 
-  /** The four buffers by field name (one list for the checks and `destroy`). */
+  /** Its buffers by field name (one list for the checks and `destroy`). */
   private fields(): (readonly [string, GPUBuffer])[] {
-    return [['codes', this.codes], ['codeLayout', this.codeLayout], ['columnScales', this.columnScales], ['rowScales', this.rowScales]];
+    return [['codes', this.codes], ...(this.codeLayout === null ? [] : [['codeLayout', this.codeLayout] as const]), ['columnScales', this.columnScales], ['rowScales', this.rowScales]];
   }
 }
 
@@ -446,19 +528,21 @@ export function uploadWeightOnly(device: GPUDevice, q: WeightOnlyQuantized, opti
 export interface WeightOnlyGemvOptions {
   readonly maxBindingBytes?: number;
   readonly vectorBlock?: WeightOnlyVectorBlock;
+  /** The codes' layout (`UploadWeightOnlyOptions.layout`; default 'auto'). */
+  readonly layout?: UploadWeightOnlyOptions['layout'];
 }
 
 // The keys of each argument object: any other is refused (`{ vector: 3 }` must not compute one vector
 // and leave the rest of y unwritten).
 const GEMV_ARG_KEYS = [
-  'codes', 'codeLayout', 'columnScales', 'rowScales', 'x', 'inputFormat', 'y', 'n', 'outputs', 'rowVec4s', 'vectors',
+  'codes', 'codeBits', 'codeLayout', 'columnScales', 'rowScales', 'x', 'inputFormat', 'y', 'n', 'outputs', 'rowVec4s', 'vectors',
   'codesOffset', 'codeLayoutOffset', 'columnScalesOffset', 'rowScalesOffset', 'xOffset', 'yOffset', 'maxBindingBytes',
   'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
 ] as const satisfies readonly (keyof WeightOnlyGemvArgs)[];
 const MATRIX_GEMV_ARG_KEYS = [
   'x', 'inputFormat', 'y', 'vectors', 'xOffset', 'yOffset', 'inputBasis', 'maxBindingBytes', 'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
 ] as const satisfies readonly (keyof WeightOnlyMatrixGemvArgs)[];
-const GEMV_OPTION_KEYS = ['maxBindingBytes', 'vectorBlock'] as const satisfies readonly (keyof WeightOnlyGemvOptions)[];
+const GEMV_OPTION_KEYS = ['maxBindingBytes', 'vectorBlock', 'layout'] as const satisfies readonly (keyof WeightOnlyGemvOptions)[];
 
 /**
  * y = Ŵ·x on the GPU for CPU data (x of n = q.n entries, y of q.outputs): uploads, rotates x (see the
@@ -503,7 +587,7 @@ async function runWeightOnlyGemv(
 ): Promise<Float32Array> {
   const yBytes = 4 * q.outputs * vectors;
   const data = await runAndRead(device, 'weight-only gemv', yBytes, (run) => {
-    const matrix = run.own(uploadWeightOnly(device, q));
+    const matrix = run.own(uploadWeightOnly(device, q, options.layout === undefined ? {} : { layout: options.layout }));
     const onHost = matrix.rotation === 'haar';
     const input = onHost ? matrix.rotateOnHost(x, vectors) : x;
     const xBuffer = run.upload('weight-only gemv x', input);
