@@ -18,7 +18,8 @@
  * --model-blocks N (transformer blocks of the model step; default the model's: 32, quick 2),
  * --samples N, --warmup N, --warmup-ms MS (warm-up time per row, default 500; 0 with --quick), --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
  * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
- * --disable-robustness (Dawn toggle; measures what native engines do), --deadline-s N (start no row
+ * --disable-robustness (Dawn toggle; measures what native engines do), --f16-on-nvidia (Dawn toggle
+ * vulkan_enable_f16_on_nvidia: shader-f16 on NVIDIA's Vulkan driver, which Dawn withholds by default), --deadline-s N (start no row
  * after N seconds: the report lists what was skipped, so a run on a lent machine ends in time).
  *
  * Order (what a time-limited run on a real GPU should measure first): the streaming read, the GEMVs at
@@ -92,6 +93,7 @@ const args = parseArgs(argv, {
   'no-host': 'flag',
   caveat: 'string',
   'disable-robustness': 'flag',
+  'f16-on-nvidia': 'flag',
   'deadline-s': 'number',
 });
 const quick = args.get('quick') === true;
@@ -120,7 +122,12 @@ const deadlineS = args.has('deadline-s') ? option('deadline-s', 0, 1) : null;
 /** What --deadline-s left unmeasured (in the report). */
 const skipped: string[] = [];
 
-const flags = [...TIMESTAMP_QUERY_DAWN_FLAGS, ...(args.get('disable-robustness') === true ? ['enable-dawn-features=disable_robustness'] : [])];
+// Dawn toggles asked for: robustness off (what native engines run), and shader-f16 on NVIDIA's Vulkan
+// driver, which Dawn withholds there by default (f16 conformance failures of some drivers,
+// crbug.com/42251215; Chrome on Linux with an NVIDIA GPU offers no shader-f16 either): the f16 GEMV
+// baselines then run, their results checked like every row's.
+const enabledToggles = [...(args.get('disable-robustness') === true ? ['disable_robustness'] : []), ...(args.get('f16-on-nvidia') === true ? ['vulkan_enable_f16_on_nvidia'] : [])];
+const flags = [...TIMESTAMP_QUERY_DAWN_FLAGS, ...(enabledToggles.length === 0 ? [] : [`enable-dawn-features=${enabledToggles.join(',')}`])];
 const gpu = await requestNodeGpuDevice({ label: 'bench device', flags });
 const { device, adapter, features, limits } = gpu;
 const info = adapter.info;

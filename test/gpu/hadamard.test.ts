@@ -153,7 +153,7 @@ describe('planHadamardRotation (CPU)', () => {
     }
   });
 
-  it('spreads a window of 8192 entries or more over passes of at most 1024 values when there are fewer than 8 columns', () => {
+  it('spreads a window of 4096 entries or more over passes of at most 1024 values when there are fewer than 8 columns', () => {
     const passes = (rows: number, bytes: number, options: Parameters<typeof planHadamardRotation>[2]) =>
       planHadamardRotation(rows, bytes, options).stages.map((stage) => stage.passes.map((p) => [p.levelStride, p.groupBlocks]));
     // 8192 fits 32 KB in one pass; one column spreads into 10 + 3 levels (8 workgroups per pass).
@@ -164,7 +164,11 @@ describe('planHadamardRotation (CPU)', () => {
     expect(passes(8192, 32768, { columns: 1, spread: false })).toEqual([[[1, 8192]]]);
     // A forced workgroup memory wins; windows under 8192 keep one pass.
     expect(passes(8192, 32768, { columns: 1, workgroupElements: 4096 })).toEqual([[[1, 4096], [4096, 2]]]);
-    expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 4096]]]);
+    expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 1024], [1024, 4]]]);
+    expect(passes(4096, 32768, { columns: 8 })).toEqual([[[1, 4096]]]);
+    expect(passes(2048, 32768, { columns: 1 })).toEqual([[[1, 2048]]]);
+    // 4000: two windows of 3072 = 12·256, under 4096: one pass each.
+    expect(passes(4000, 32768, { columns: 1 })).toEqual([[[1, 256]], [[1, 256]]]);
     expect(passes(11008, 49152, { columns: 1 })).toEqual([
       [[1, 32], [32, 16]],
       [[1, 32], [32, 16]],
@@ -328,6 +332,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
 
   it.each([
+    [4096, 1],
     [8192, 1],
     [8192, 7],
     [12000, 2],
@@ -343,12 +348,14 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     }
   });
 
-  it('rotationRoundsInPass: one column of 8192 rounds apart (spread), 8 columns in the pass where it fits', () => {
+  it('rotationRoundsInPass: one column of 4096 or 8192 rounds apart (spread), 8 columns in the pass where it fits', () => {
     const fits = context.limits.maxComputeWorkgroupStorageSize >= 4 * 8192;
     expect(rotationRoundsInPass(context.device, 8192)).toBe(false);
     expect(rotationRoundsInPass(context.device, 8192, { columns: 8 })).toBe(fits);
     expect(rotationRoundsInPass(context.device, 8192, { spread: false })).toBe(fits);
-    expect(rotationRoundsInPass(context.device, 4096)).toBe(true);
+    expect(rotationRoundsInPass(context.device, 4096)).toBe(false);
+    expect(rotationRoundsInPass(context.device, 4096, { columns: 8 })).toBe(true);
+    expect(rotationRoundsInPass(context.device, 2048)).toBe(true);
   });
 
   it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse', async (rows) => {

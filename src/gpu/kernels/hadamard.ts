@@ -60,14 +60,18 @@ const MIN_ELEMENTS = 32;
  * workgroup memory then runs on a single workgroup, which leaves the GPU all but idle and makes the
  * rotation latency-bound. Measured on an NVIDIA H200 (bench/results/nvidia-h200-2026-12-04-warm.md,
  * one column, the same bits every way): 8192 entries 10.6 µs in 2 passes against 16.1 µs in one,
- * 14336 (two windows of 12288) 51.9 µs in 4 passes against 97.9 µs in 2; 4096 equal within 10 %
- * (10.5 against 11.5 µs), so shorter windows keep one pass, where x̃ is also rounded to int8 without
- * a dispatch of its own (`rotationRoundsInPass`). The column threshold is a judgement, not a
- * measurement: with 8 columns or more, the one-pass plan already runs 8 or more workgroups and reads
- * and writes each value once, where the spread one does it once per pass.
+ * 14336 (two windows of 12288) 51.9 µs in 4 passes against 97.9 µs in 2, 4096 10.5 against 11.5 µs.
+ * A spread rotation rounds x̃ to int8 in a dispatch of its own (`rotationRoundsInPass`), which that
+ * run timed at ≈ 3 µs (28672 entries: 54.8 µs with it, 51.9 without), while rounding inside the one
+ * pass of a single workgroup cost 4–13 µs more than the rotation alone (4096: 24.7 against 11.5 µs;
+ * 8192: 20.5 against 16.1): so from 4096 entries on, spreading and rounding apart is the faster
+ * way to x̂ too (predicted ≈ 13.5 µs at 4096, against 24.7; the report's 'x̂ fewest passes' row
+ * times it). Shorter windows keep one pass. The column threshold is a judgement, not a measurement:
+ * with 8 columns or more, the one-pass plan already runs 8 or more workgroups and reads and writes
+ * each value once, where the spread one does it once per pass.
  */
 const SPREAD_ELEMENTS = 1024;
-const SPREAD_MIN_WINDOW = 8192;
+const SPREAD_MIN_WINDOW = 4096;
 const SPREAD_BELOW_COLUMNS = 8;
 
 /** A compiled variant of the rotation kernel. */
@@ -326,9 +330,9 @@ export interface HadamardOptions {
   /** Force a smaller workgroup memory (a power of two ≥ 32 f32), to exercise the multi-pass path. */
   readonly workgroupElements?: number;
   /**
-   * Default true: a call of fewer than 8 columns (a decode step's one) runs each window of 8192
+   * Default true: a call of fewer than 8 columns (a decode step's one) runs each window of 4096
    * entries or more in passes of at most 1024 values, on tens of workgroups, instead of one pass on
-   * one workgroup per column (1.5–1.9× faster on an H200; same bits). false: the fewest passes. Such a
+   * one workgroup per column (1.1–1.9× faster on an H200; same bits). false: the fewest passes. Such a
    * rotation's last stage takes several passes, so x̃ is rounded to int8 in a dispatch of its own
    * (`rotationRoundsInPass`).
    */
@@ -401,10 +405,10 @@ export interface HadamardInt8Output {
  * pass holds the last window of whole columns; the positions before that window were finished by the
  * first stage's dispatches and are read back from the output. With 8 columns or more: a one-stage
  * plan of one pass (N = 4096 at 16 KB, 8192 at 32 KB), and the two-stage plans of 11008 and 14336
- * (windows of 10240 and 12288) at 48 KB; with fewer, only windows of less than 8192 entries.
+ * (windows of 10240 and 12288) at 48 KB; with fewer, only windows of less than 4096 entries.
  *
  * @example
- * rotationRoundsInPass(device, 4096); // true with 16 KB of workgroup memory or more
+ * rotationRoundsInPass(device, 2048); // true
  * rotationRoundsInPass(device, 8192); // false: one column's 8192 entries spread over two passes
  * rotationRoundsInPass(device, 8192, { columns: 64 }); // true with 32 KB or more
  */
