@@ -62,7 +62,8 @@ import {
  * each of its tensors), the caller's own metadata (`user.` keys) and a CRC-32 over all of that. Each
  * matrix's packed words are tensors named `<matrix>.<field>` in exactly the layouts the CPU unpackers
  * and the GPU kernels read (src/format/universalLayout.ts, packing.ts, bitFields.ts,
- * src/weightonly/packedCodes.ts), so a GPU upload copies them as they are.
+ * src/weightonly/packedCodes.ts), so a GPU upload copies them as they are (weight-only codes that
+ * fit 8 bits excepted: `uploadWeightOnly` repacks them to fixed width for a faster kernel).
  *
  * Reading is checking. Nothing large is allocated before the header and every description have been
  * validated: the description implies each tensor's dtype and shape (computed from rows, cols, the
@@ -1652,7 +1653,7 @@ export function containerOf(layout: ContainerLayout, entries: readonly Container
  * or hostile files with a `LatticeMatmulError` before allocating anything large: the safetensors
  * header, the format version, the metadata checksum and every description are checked first, then
  * each tensor's checksum, then every value. Every entry is decoded (`entries`, `get(name)`), with the
- * stored words a GPU upload uses as they are (`uploadContainerEntry`). `options.maxHeaderBytes` lowers
+ * stored words a GPU upload uses (`uploadContainerEntry`). `options.maxHeaderBytes` lowers
  * the header limit.
  *
  * @example

@@ -17,7 +17,8 @@ import { uploadUniversalWords, type GpuUniversalQuantizedMatrix } from './univer
  * Container entries (src/format/container.ts) to the GPU. The container stores each matrix's packed
  * words in the layouts the kernels read, so this uploads them as they are: the code and escape-bit
  * words of a universal matrix, the packed codes and scale indices of a deterministic one, the packed
- * code rows of a weight-only one. The only work on the host is what the GPU form has and the stored
+ * code rows of a weight-only one (unless its codes fit 8 bits: `uploadWeightOnly` then repacks them
+ * to fixed width, for its faster kernel). The only work on the host is what the GPU form has and the stored
  * form has not: a universal matrix's escape ranks (4 bits, relative to the block's leader) become the
  * GPU's 8-bit root ids and non-root records (`gpuEscapesFromStored`, straight from the stored words).
  */

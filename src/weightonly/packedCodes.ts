@@ -2,7 +2,8 @@ import { check, LatticeMatmulError, describeValue } from '../errors.js';
 
 /*
  * Bit-packed weight-only codes: the layout of the serialized format (version 2) and of the GPU
- * GEMV's code buffer, so an uploaded matrix is these words as they are.
+ * GEMV's packed code buffer, so a matrix uploaded in that layout is these words as they are; codes
+ * that fit 8 bits are usually uploaded in the fixed-width layout instead (`fixedWidthCodes`, below).
  *
  * Widths are chosen per input feature (column i of the stored W, one step s_i): b_i is the
  * narrowest two's complement width that holds every code of that feature across all outputs. Per

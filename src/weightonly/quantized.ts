@@ -373,7 +373,7 @@ export class WeightOnlyQuantized {
    * the cheap checks pass: sizes and rotation, code widths (1 … 25, and they must need exactly
    * `rowVec4s` vec4 per row), scales (finite, within the bounds of the class comment), then the codes
    * (unpacked: padding zero, widths the narrowest). The packed form is kept as given, so
-   * `packedCodes` returns these very words and an upload repacks nothing. Shared by `deserialize` and
+   * `packedCodes` returns these very words (which an upload in the packed layout uses as they are). Shared by `deserialize` and
    * the quantized container (src/format/container.ts); `source` prefixes the messages.
    *
    * @example

@@ -512,8 +512,10 @@ export class WeightOnlyGpuMatrix {
 }
 
 /**
- * Uploads `q` for the GEMV kernel: the packed codes as they are (`q.packedCodes`, the serialized
- * format's layout), plus the layout table and scales. The result owns its buffers: `destroy()` it.
+ * Uploads `q` for the GEMV kernel: its codes in fixed width (4 or 8 bits each, repacked) where they
+ * fit 8 bits at most 1.5× the packed bytes, else the packed codes as they are (`q.packedCodes`, the
+ * serialized format's layout) with their layout table (`options.layout` decides otherwise); plus the
+ * scales. The result owns its buffers: `destroy()` it.
  *
  * @example
  * const matrix = uploadWeightOnly(device, quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 }));
