@@ -1,7 +1,8 @@
 // The weight-only GEMV's lane loop for the fixed-width layout (src/weightonly/packedCodes.ts,
-// `fixedWidthCodes`: a repacking made at upload when every code fits CODE_BITS = 4 or 8 bits): code i
-// of output j is the two's complement field of CODE_BITS bits at bit CODE_BITS·(i mod CODES_PER_WORD)
-// of word ⌊i / CODES_PER_WORD⌋ of the row (row_vec4s vec4<u32> per row, zero codes past n).
+// `fixedWidthCodes`: a repacking made at upload when every code fits CODE_BITS ≤ 8 bits): with
+// CODES_PER_WORD = ⌊32 / CODE_BITS⌋, code i of output j is the two's complement field of CODE_BITS
+// bits at bit CODE_BITS·(i mod CODES_PER_WORD) of word ⌊i / CODES_PER_WORD⌋ of the row (row_vec4s
+// vec4<u32> per row, zero codes past n).
 // Appended to shaders/weightonly_gemv.wgsl (the work split, the reduction) by
 // src/gpu/kernels/weightOnlyGemv.ts, which generates CODE_BITS in front; `code_layout` is not read.
 //
@@ -12,7 +13,7 @@
 //
 // f32 order of one term: s·x̃ (rounded), then acc + z·(s·x̃) as one fused multiply-add (one rounding;
 // z is exact in f32), along the lane's chain of its vec4s' codes in order. So a term goes through at
-// most C + 16 roundings, C = the codes one lane owns (`CODES_PER_VEC4`·⌈row_vec4s / LANES⌉), the
+// most C + 16 roundings, C = the codes one lane owns (4·CODES_PER_WORD·⌈row_vec4s / LANES⌉), the
 // bound of the packed kernel with its own C.
 
 const CODES_PER_WORD: u32 = 32u / CODE_BITS;

@@ -32,9 +32,9 @@
 // Work split: a workgroup of 128 invocations handles ROWS_PER_WORKGROUP = 8 outputs and VECTOR_BLOCK
 // vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
 // vec4s l, l + 64, … of its 4 rows, so the 64 lanes of a team read 64 consecutive 16-byte vectors of
-// each row (coalesced); it also reads the last word of the vec4 before (a cached read: the
-// neighbouring lane loaded it). The 4 rows share the bit positions, so each owned code is extracted
-// for the 4 rows at once (vec4 lanes = rows), and every s_i·x̃_i it loads serves 4 rows.
+// each row (coalesced); in the packed layout it also reads the last word of the vec4 before (a cached
+// read: the neighbouring lane loaded it). The 4 rows share the bit positions, so each owned code is
+// extracted for the 4 rows at once (vec4 lanes = rows), and every s_i·x̃_i it loads serves 4 rows.
 //
 // Reduction, in two barriers (a tree would need 6, and llvmpipe's compile time grows with every
 // barrier): the lanes' vec4 sums go to workgroup memory; 8 lanes' sums are added in order by one
@@ -42,8 +42,9 @@
 // vector), which multiplies by t_j and stores.
 //
 // f32 order of one term (the host module's error bound counts these roundings): f32(z) (exact, |z| ≤
-// 2^24), s·x̃, z·(s·x̃), the lane's chain of one addition per code its vec4s own, 7 + 7 additions
-// of the reduction, the final ·t.
+// 2^24), s·x̃, z·(s·x̃) and the lane's chain of one addition per code its vec4s own (the packed loop;
+// the fixed-width loop fuses the two into one multiply-add), 7 + 7 additions of the reduction, the
+// final ·t.
 
 // Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32.
 fn x_value(at: u32) -> f32 {

@@ -190,45 +190,59 @@ export function weightCodeLayout(widths: Uint8Array, rowVec4s: number): Uint32Ar
   return table;
 }
 
-/** Bits per code of the GPU's fixed-width code layout (`fixedWidthCodes`). */
-export type FixedCodeBits = 4 | 8;
+/** Bits per code of the GPU's fixed-width code layout (`fixedWidthCodes`): 1 … 8. */
+export type FixedCodeBits = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+
+/** Widest code of the fixed-width layout. */
+export const MAX_FIXED_CODE_BITS = 8;
 
 /** Codes in the fixed-width layout of the weight-only GEMV's fast path (`fixedWidthCodes`). */
 export interface FixedWidthCodes {
   readonly bits: FixedCodeBits;
-  /** vec4<u32> per output row: ⌈n / (128 / bits)⌉. */
+  /** vec4<u32> per output row: `fixedRowVec4s(n, bits)`. */
   readonly rowVec4s: number;
   /** 4·rowVec4s·outputs words, row j at 4·rowVec4s·j. */
   readonly words: Uint32Array;
 }
 
+/** Codes per u32 word of the fixed-width layout: ⌊32 / bits⌋ (the word's top 32 mod bits bits stay 0). */
+export function fixedCodesPerWord(bits: FixedCodeBits): number {
+  return Math.floor(32 / bits);
+}
+
+/** vec4<u32> per row of n codes of `bits` bits in the fixed-width layout (at least 1). */
+export function fixedRowVec4s(n: number, bits: FixedCodeBits): number {
+  return Math.max(1, Math.ceil(n / (4 * fixedCodesPerWord(bits))));
+}
+
 /**
- * The narrowest fixed width (4 or 8 bits) that holds every code of `widths`, or null when a code
- * needs more than 8.
+ * The fixed width that holds every code of `widths`: the widest b_i, or null when a code needs more
+ * than MAX_FIXED_CODE_BITS.
  *
  * @example
- * fixedCodeBits(q.codeWidths); // 4 for 4-bit RTN codes
+ * fixedCodeBits(q.codeWidths); // 5 for a matrix whose codes take 4 or 5 bits
  */
 export function fixedCodeBits(widths: Uint8Array): FixedCodeBits | null {
   let widest = 1;
   for (let i = 0; i < widths.length; i++) widest = Math.max(widest, widths[i] as number);
-  return widest <= 4 ? 4 : widest <= 8 ? 8 : null;
+  return widest <= MAX_FIXED_CODE_BITS ? (widest as FixedCodeBits) : null;
 }
 
 /**
  * The codes (stored layout, j·n + i) in the GPU's fixed-width layout, a repacking made at upload for
- * the weight-only GEMV (shaders/weightonly_codes_fixed.wgsl): code i of row j is the two's complement
- * field of `bits` bits at bit `bits`·(i mod (32/bits)) of word ⌊i / (32/bits)⌋ of the row; a row
- * is padded with zero codes to whole vec4s. Every code must fit `bits` (`fixedCodeBits`).
+ * the weight-only GEMV (shaders/weightonly_codes_fixed.wgsl): with P = ⌊32 / bits⌋ codes per word,
+ * code i of row j is the two's complement field of `bits` bits at bit `bits`·(i mod P) of word
+ * ⌊i / P⌋ of the row (a word's top 32 mod bits bits are 0); a row is padded with zero codes to
+ * whole vec4s. Every code must fit `bits` (`fixedCodeBits`).
  *
  * @example
- * const fixed = fixedWidthCodes(q.codes, q.n, q.outputs, 4); // 32 codes per vec4
+ * const fixed = fixedWidthCodes(q.codes, q.n, q.outputs, 4); // 8 codes per word, 32 per vec4
  */
 export function fixedWidthCodes(codes: Int32Array, n: number, outputs: number, bits: FixedCodeBits): FixedWidthCodes {
-  check(bits === 4 || bits === 8, () => `fixed code width must be 4 or 8 bits, got ${describeValue(bits)}`);
+  check(Number.isInteger(bits) && bits >= 1 && bits <= MAX_FIXED_CODE_BITS, () => `fixed code width must be 1 … ${MAX_FIXED_CODE_BITS} bits, got ${describeValue(bits)}`);
   check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${describeValue(codes.length)}`);
-  const perWord = 32 / bits;
-  const rowVec4s = Math.max(1, Math.ceil(n / (4 * perWord)));
+  const perWord = fixedCodesPerWord(bits);
+  const rowVec4s = fixedRowVec4s(n, bits);
   const rowWords = 4 * rowVec4s;
   const words = new Uint32Array(rowWords * outputs);
   const low = -(2 ** (bits - 1));

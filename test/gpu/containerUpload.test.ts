@@ -162,21 +162,27 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
 
   it('weight-only: the stored code words go up as they are, or repacked to fixed width where they fit 8 bits; GEMV = GEMV of the original, bit for bit', async () => {
     const { device } = context;
-    const original = quantizeWeights(gaussianMatrix(32, 24, 9), spreadSpectrumCovariance(32, 2, 1).sigma, { method: 'watersic', step: 0.2, rotate: true, seed: 5 });
-    const entry = roundTrip('w', original);
-    if (entry.kind !== 'weight-only') throw new Error('weight-only entry expected');
-    const uploaded = uploadContainerEntry(device, entry);
-    try {
-      const codeBits = weightOnlyCodeBits(original, 'auto');
-      expect(uploaded.codeBits).toBe(codeBits);
-      const expected = codeBits === 'packed' ? original.packedCodes.words : fixedWidthCodes(original.codes, original.n, original.outputs, codeBits).words;
-      expect(await words(device, uploaded.codes, expected.byteLength)).toEqual(Array.from(expected));
-      if (codeBits === 'packed') expect(Array.from(entry.stored.words)).toEqual(Array.from(original.packedCodes.words));
-    } finally {
-      uploaded.destroy();
+    const sigma = spreadSpectrumCovariance(32, 2, 1).sigma;
+    // A step of 0.2 gives codes of a few bits (fixed width); 1e-4 gives codes over 8 bits (packed).
+    for (const [step, layout] of [[0.2, 'fixed'], [1e-4, 'packed']] as const) {
+      const original = quantizeWeights(gaussianMatrix(32, 24, 9), sigma, { method: 'watersic', step, rotate: true, seed: 5 });
+      const entry = roundTrip('w', original);
+      if (entry.kind !== 'weight-only') throw new Error('weight-only entry expected');
+      const uploaded = uploadContainerEntry(device, entry);
+      try {
+        const codeBits = weightOnlyCodeBits(original, 'auto');
+        expect(codeBits === 'packed' ? 'packed' : 'fixed').toBe(layout);
+        expect(uploaded.codeBits).toBe(codeBits);
+        // Packed: the stored words as they are; fixed: those codes repacked.
+        const expected = codeBits === 'packed' ? entry.stored.words : fixedWidthCodes(original.codes, original.n, original.outputs, codeBits).words;
+        expect(await words(device, uploaded.codes, expected.byteLength)).toEqual(Array.from(expected));
+        expect(Array.from(entry.stored.words)).toEqual(Array.from(original.packedCodes.words));
+      } finally {
+        uploaded.destroy();
+      }
+      const x = gaussianMatrix(32, 1, 10).data;
+      expect(Array.from(await weightOnlyGemv(device, entry.matrix, x))).toEqual(Array.from(await weightOnlyGemv(device, original, x)));
     }
-    const x = gaussianMatrix(32, 1, 10).data;
-    expect(Array.from(await weightOnlyGemv(device, entry.matrix, x))).toEqual(Array.from(await weightOnlyGemv(device, original, x)));
   });
 
   it('scalar baselines are refused (no GPU kernel reads them)', () => {

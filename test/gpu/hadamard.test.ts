@@ -162,7 +162,7 @@ describe('planHadamardRotation (CPU)', () => {
     expect(passes(8192, 32768, { columns: 7 })).toEqual([[[1, 1024], [1024, 8]]]);
     expect(passes(8192, 32768, { columns: 8 })).toEqual([[[1, 8192]]]);
     expect(passes(8192, 32768, { columns: 1, spread: false })).toEqual([[[1, 8192]]]);
-    // A forced workgroup memory wins; windows under 8192 keep one pass.
+    // A forced workgroup memory wins; windows under 4096 keep one pass.
     expect(passes(8192, 32768, { columns: 1, workgroupElements: 4096 })).toEqual([[[1, 4096], [4096, 2]]]);
     expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 1024], [1024, 4]]]);
     expect(passes(4096, 32768, { columns: 8 })).toEqual([[[1, 4096]]]);
@@ -180,6 +180,10 @@ describe('planHadamardRotation (CPU)', () => {
       [[1, 64], [64, 16]],
     ]);
     expect(planHadamardRotation(14336, 49152, { columns: 1 }).workgroupElements).toBe(1024); // holding one group of 768
+    // A window that takes several passes anyway keeps its balanced plan (e.g. 16384 at 32 KB: 2 passes of 512-value groups).
+    for (const [rows, bytes] of [[16384, 32768], [40960, 49152], [98304, 49152], [14336, 32768]] as const) {
+      expect(passes(rows, bytes, { columns: 1 }), `${rows} at ${bytes} bytes`).toEqual(passes(rows, bytes, { columns: 1, spread: false }));
+    }
   });
 
   it('refuses a forced workgroup memory too small for the blocks of 20 of a stage', () => {
@@ -335,7 +339,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     [4096, 1],
     [8192, 1],
     [8192, 7],
-    [12000, 2],
+    [5000, 2],
   ])('n = %i, %i column(s): spread over passes of ≤ 1024 values (the default) and in the fewest passes give the CPU bits', async (rows, cols) => {
     const bytes = context.limits.maxComputeWorkgroupStorageSize;
     const spread = planHadamardRotation(rows, bytes, { columns: cols });
@@ -356,6 +360,9 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     expect(rotationRoundsInPass(context.device, 4096)).toBe(false);
     expect(rotationRoundsInPass(context.device, 4096, { columns: 8 })).toBe(true);
     expect(rotationRoundsInPass(context.device, 2048)).toBe(true);
+    // Its third argument was workgroupElements, a number: refused, not ignored.
+    expect(() => rotationRoundsInPass(context.device, 4096, 1024 as never)).toThrow(/rotationRoundsInPass options must be an object, got 1024/);
+    expect(() => rotationRoundsInPass(context.device, 4096, { column: 8 } as never)).toThrow(/unknown option 'column' \(did you mean 'columns'\?\)/);
   });
 
   it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse', async (rows) => {

@@ -276,11 +276,16 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
-  it('weight-only weights (RTN, Hadamard rotation), f32, y = Ŵ·x', async () => {
+  it.each([
+    [4, 'auto', 6],
+    [2, 'auto', 3],
+    [4, 'packed', 'packed'],
+  ] as const)('weight-only weights (RTN at rate %i, Hadamard rotation, layout %s: %s), f32, y = Ŵ·x', async (rate, layout, codeBits) => {
     const wo = gaussianMatrix(256, out, 5); // the library's layout: n × outputs
-    const q = quantizeWeights(wo, null, { method: 'rtn', rate: 4, rotate: true, seed: 3 });
+    const q = quantizeWeights(wo, null, { method: 'rtn', rate, rotate: true, seed: 3 });
     expect(q.rotation).toBe('hadamard');
-    const matrix = uploadWeightOnly(device, q);
+    const matrix = uploadWeightOnly(device, q, { layout });
+    expect(matrix.codeBits).toBe(codeBits);
     const layer = QuantizedLinear.create(device, matrix);
     try {
       const x = gaussianMatrix(256, 2, 6);

@@ -108,7 +108,7 @@ function craftedMatrix(
 
 /**
  * C: the most codes one lane owns, from the layout's definition (not from the kernel module): packed,
- * code i belongs to the vec4 that holds its last bit; fixed width, vec4 c holds codes 128/bits · c …;
+ * code i belongs to the vec4 that holds its last bit; fixed width b, vec4 c holds the 4·⌊32/b⌋ codes from 4·⌊32/b⌋·c;
  * vec4 c belongs to lane c mod 64.
  */
 function mostCodesPerLane(widths: Uint8Array, codeBits: WeightOnlyCodeBits): number {
@@ -116,7 +116,7 @@ function mostCodesPerLane(widths: Uint8Array, codeBits: WeightOnlyCodeBits): num
   let bit = 0;
   for (const [i, width] of widths.entries()) {
     bit += width;
-    const vec4 = codeBits === 'packed' ? Math.ceil(bit / 128) - 1 : Math.floor(i / (128 / codeBits));
+    const vec4 = codeBits === 'packed' ? Math.ceil(bit / 128) - 1 : Math.floor(i / (4 * Math.floor(32 / codeBits)));
     perLane.set(vec4 % 64, (perLane.get(vec4 % 64) ?? 0) + 1);
   }
   return Math.max(...perLane.values());
@@ -501,7 +501,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
         const base = { columnScales: buffers[2], rowScales: buffers[3], x: buffers[4], y: buffers[5], n: q.n, outputs: q.outputs, vectors };
         expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: fixedCodes, codeBits: 8, rowVec4s: fixed.rowVec4s + 1 })).toThrow(/8-bit codes of n = \d+ take rowVec4s = \d+, got \d+/);
         expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: buffers[0], rowVec4s })).toThrow(/packed codes need their codeLayout table/);
-        expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: fixedCodes, codeBits: 6 as 8, rowVec4s })).toThrow(/codeBits/);
+        expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...base, codes: fixedCodes, codeBits: 9 as 8, rowVec4s })).toThrow(/codeBits/);
       } finally {
         fixedCodes.destroy();
       }
@@ -559,15 +559,25 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     expect(y.every(Number.isFinite)).toBe(true);
   });
 
-  it("the codes' layout: 'auto' picks 4 or 8 bits per code where that costs at most 1.5× the packed bytes; 'fixed' refuses codes over 8 bits", () => {
+  it("the codes' layout: 'auto' picks the widest code's bits (≤ 8) where that costs at most 1.5× the packed bytes; 'fixed' refuses codes over 8 bits", () => {
     const rtn4 = craftedMatrix(Array.from({ length: 128 }, (_, i) => 1 + (i % 4)), 3, 1);
     expect(weightOnlyCodeBits(rtn4, 'auto')).toBe(4);
     expect(weightOnlyCodeBits(rtn4, 'packed')).toBe('packed');
-    // Widths 5 … 8: 8 bits per code where they average ≥ 8/1.5; one wide feature among 1-bit ones stays packed.
-    expect(weightOnlyCodeBits(craftedMatrix(Array.from({ length: 64 }, () => 6), 2, 1), 'auto')).toBe(8);
+    // The widest code's bits where the other features are not much narrower; one wide feature among 1-bit ones stays packed.
+    expect(weightOnlyCodeBits(craftedMatrix(Array.from({ length: 64 }, () => 6), 2, 1), 'auto')).toBe(6);
+    expect(weightOnlyCodeBits(craftedMatrix(Array.from({ length: 64 }, (_, i) => (i % 10 === 0 ? 5 : 4)), 2, 1), 'auto')).toBe(5);
     const mostlyNarrow = craftedMatrix(Array.from({ length: 256 }, (_, i) => (i === 0 ? 8 : 1)), 2, 1);
     expect(weightOnlyCodeBits(mostlyNarrow, 'auto')).toBe('packed');
     expect(weightOnlyCodeBits(mostlyNarrow, 'fixed')).toBe(8);
+    // What the quantizers write at the usual rates: widths a bit or two apart between features.
+    for (const method of ['rtn', 'gptq', 'watersic'] as const) {
+      for (const rate of [2, 3, 4]) {
+        const q = quantizeWeights(gaussianMatrix(256, 128, 3), method === 'rtn' ? null : spreadSpectrumCovariance(256, 2, 1).sigma, { method, rate, rotate: true });
+        const widest = q.codeWidths.reduce((a, b) => Math.max(a, b), 0);
+        expect(widest, `${method} at rate ${rate}`).toBeLessThanOrEqual(8);
+        expect(weightOnlyCodeBits(q, 'auto'), `${method} at rate ${rate}`).toBe(widest);
+      }
+    }
     const wide = craftedMatrix([9, 3], 2, 1);
     expect(weightOnlyCodeBits(wide, 'auto')).toBe('packed');
     expect(() => weightOnlyCodeBits(wide, 'fixed')).toThrow(/layout 'fixed' holds codes of at most 8 bits; this matrix has codes of 9 bits/);

@@ -3,9 +3,10 @@ import { fixedCodeBits, fixedWidthCodes } from '../../src/weightonly/packedCodes
 import { LatticeMatmulError } from '../../src/errors.js';
 
 /*
- * The fixed-width code layout of the weight-only GEMV's fast path (fixedWidthCodes): code i of row j
- * is the two's complement field of `bits` bits at bit bits·(i mod 32/bits) of word ⌊i·bits/32⌋ of the
- * row, rows padded with zero codes to whole vec4s. The expected words are written out by hand here.
+ * The fixed-width code layout of the weight-only GEMV's fast path (fixedWidthCodes): with
+ * P = ⌊32/bits⌋, code i of row j is the two's complement field of `bits` bits at bit bits·(i mod P) of
+ * word ⌊i/P⌋ of the row, rows padded with zero codes to whole vec4s. The expected words are written
+ * out by hand here.
  */
 describe('fixedWidthCodes', () => {
   it('4 bits: eight codes per word, low nibble first, two rows padded to a vec4 each', () => {
@@ -33,17 +34,32 @@ describe('fixedWidthCodes', () => {
     expect(fixedWidthCodes(new Int32Array(32), 32, 1, 4).rowVec4s).toBe(1);
   });
 
-  it('refuses a code that does not fit, and a width other than 4 or 8', () => {
+  it('5 bits: six codes per word in its low 30 bits; 3 bits: ten per word', () => {
+    // Row of 7 codes: 15, −16, −1, 0, 1, 2 | 3 → word 0 = 2·2^25 + 1·2^20 + 0·2^15 + 31·2^10 + 16·2^5 + 15.
+    const five = fixedWidthCodes(Int32Array.from([15, -16, -1, 0, 1, 2, 3]), 7, 1, 5);
+    expect(five.rowVec4s).toBe(1);
+    expect(Array.from(five.words)).toEqual([2 * 2 ** 25 + 2 ** 20 + 31 * 2 ** 10 + 16 * 2 ** 5 + 15, 3, 0, 0]);
+    // Eleven 3-bit codes −4, 3, −1, 0, … : ten in word 0, the eleventh alone in word 1.
+    const three = fixedWidthCodes(Int32Array.from([-4, 3, -1, 0, 0, 0, 0, 0, 0, 1, -2]), 11, 1, 3);
+    expect(Array.from(three.words)).toEqual([4 + 3 * 8 + 7 * 64 + 1 * 2 ** 27, 6, 0, 0]);
+    // 24 codes of 5 bits fill a vec4; the 25th opens another.
+    expect(fixedWidthCodes(new Int32Array(24), 24, 1, 5).rowVec4s).toBe(1);
+    expect(fixedWidthCodes(new Int32Array(25), 25, 1, 5).rowVec4s).toBe(2);
+  });
+
+  it('refuses a code that does not fit, and a width outside 1 … 8', () => {
     expect(() => fixedWidthCodes(Int32Array.from([8]), 1, 1, 4)).toThrow(LatticeMatmulError);
     expect(() => fixedWidthCodes(Int32Array.from([-9]), 1, 1, 4)).toThrow(/does not fit 4 bits/);
     expect(() => fixedWidthCodes(Int32Array.from([128]), 1, 1, 8)).toThrow(/does not fit 8 bits/);
-    expect(() => fixedWidthCodes(Int32Array.from([1]), 1, 1, 6 as 4)).toThrow(/4 or 8 bits/);
+    expect(() => fixedWidthCodes(Int32Array.from([1]), 1, 1, 9 as 8)).toThrow(/1 … 8 bits/);
+    expect(() => fixedWidthCodes(Int32Array.from([1]), 1, 1, 0 as 1)).toThrow(/1 … 8 bits/);
+    expect(() => fixedWidthCodes(Int32Array.from([2]), 1, 1, 2)).toThrow(/does not fit 2 bits/);
     expect(() => fixedWidthCodes(Int32Array.from([1, 2]), 1, 1, 4)).toThrow(/expected n·outputs = 1 codes/);
   });
 
-  it('fixedCodeBits: 4 up to 4-bit codes, 8 up to 8, null beyond', () => {
+  it('fixedCodeBits: the widest code, null beyond 8 bits', () => {
     expect(fixedCodeBits(Uint8Array.from([1, 4, 2]))).toBe(4);
-    expect(fixedCodeBits(Uint8Array.from([5, 1]))).toBe(8);
+    expect(fixedCodeBits(Uint8Array.from([5, 1]))).toBe(5);
     expect(fixedCodeBits(Uint8Array.from([8]))).toBe(8);
     expect(fixedCodeBits(Uint8Array.from([9, 1]))).toBeNull();
   });

@@ -5,6 +5,7 @@ import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
 import { rotationSigns } from '../rotationSigns.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -55,10 +56,10 @@ const MIN_ELEMENTS = 32;
 
 /**
  * A rotation of fewer than SPREAD_BELOW_COLUMNS columns (a decode step rotates one) runs each stage
- * window of SPREAD_MIN_WINDOW entries or more in passes of at most SPREAD_ELEMENTS values, on tens of
- * workgroups per column, instead of one pass on one workgroup per column: a window that fits the
- * workgroup memory then runs on a single workgroup, which leaves the GPU all but idle and makes the
- * rotation latency-bound. Measured on an NVIDIA H200 (bench/results/nvidia-h200-2026-12-04-warm.md,
+ * window of SPREAD_MIN_WINDOW entries or more that fits the workgroup memory in passes of at most
+ * SPREAD_ELEMENTS values, on tens of workgroups per column, instead of one pass on one workgroup per
+ * column, which leaves the GPU all but idle and makes the rotation latency-bound. (A window that does
+ * not fit already takes several passes on several workgroups each, `balancedElements`, and keeps them.) Measured on an NVIDIA H200 (bench/results/nvidia-h200-2026-12-04-warm.md,
  * one column, the same bits every way): 8192 entries 10.6 µs in 2 passes against 16.1 µs in one,
  * 14336 (two windows of 12288) 51.9 µs in 4 passes against 97.9 µs in 2, 4096 10.5 against 11.5 µs.
  * A spread rotation rounds x̃ to int8 in a dispatch of its own (`rotationRoundsInPass`), which that
@@ -286,8 +287,8 @@ export interface HadamardPlanOptions {
 /**
  * Plans the rotation of columns of `rows` entries: `planHadamard` for each stage of
  * `rotationPlan(rows)` (the stages of a plan have one length, so they share one pipeline variant).
- * With fewer than SPREAD_BELOW_COLUMNS `columns`, windows of SPREAD_MIN_WINDOW entries or more run in
- * passes of at most SPREAD_ELEMENTS values (unless `spread` is false).
+ * With fewer than SPREAD_BELOW_COLUMNS `columns`, windows of SPREAD_MIN_WINDOW entries or more that
+ * would take one pass run in passes of at most SPREAD_ELEMENTS values instead (unless `spread` is false).
  *
  * @example
  * planHadamardRotation(11008, 32768); // windows [0, 10240) and [768, 11008), 2 passes each, 640 elements
@@ -296,10 +297,13 @@ export interface HadamardPlanOptions {
 export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, options: HadamardPlanOptions = {}): HadamardRotationPlan {
   const rotation = rotationPlan(rows);
   const spread = options.workgroupElements === undefined && (options.spread ?? true) && options.columns !== undefined && options.columns < SPREAD_BELOW_COLUMNS;
-  const stages = rotation.stages.map((stage) => ({
-    offset: stage.offset,
-    ...planHadamard(stage.length, maxWorkgroupStorageBytes, spread && stage.length >= SPREAD_MIN_WINDOW ? SPREAD_ELEMENTS : options.workgroupElements),
-  }));
+  const stages = rotation.stages.map((stage) => {
+    const fewest = planHadamard(stage.length, maxWorkgroupStorageBytes, options.workgroupElements);
+    // Only a window the fewest passes would run in one pass (one workgroup per column) spreads: one
+    // that takes several passes already runs each on several workgroups (`balancedElements`).
+    const spreads = spread && stage.length >= SPREAD_MIN_WINDOW && fewest.passes.length === 1;
+    return { offset: stage.offset, ...(spreads ? planHadamard(stage.length, maxWorkgroupStorageBytes, SPREAD_ELEMENTS) : fewest) };
+  });
   const [first] = stages;
   check(
     first !== undefined && stages.every((stage) => stage.workgroupElements === first.workgroupElements && stage.block === first.block),
@@ -413,6 +417,8 @@ export interface HadamardInt8Output {
  * rotationRoundsInPass(device, 8192, { columns: 64 }); // true with 32 KB or more
  */
 export function rotationRoundsInPass(device: GPUDevice, rows: number, options: HadamardPlanOptions = {}): boolean {
+  // An object (its third argument was workgroupElements, a number, before the column count mattered).
+  checkOptionsObject(options, ['workgroupElements', 'columns', 'spread'] satisfies (keyof HadamardPlanOptions)[], 'rotationRoundsInPass options');
   return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { columns: 1, ...options })) === 1;
 }
 

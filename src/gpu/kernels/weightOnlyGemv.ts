@@ -7,7 +7,7 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { fixedCodeBits, fixedWidthCodes, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
+import { fixedCodeBits, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -27,9 +27,10 @@ import { dispatchHadamard } from './hadamard.js';
  * basis) and Ŵ'[j, i] = t_j·z_ji·s_i, y_j = t_j · Σ_i z_ji · s_i · (Q·x)_i: x is rotated once, then
  * the kernel reads the codes and the two scale vectors. The codes come in one of two layouts
  * (`UploadWeightOnlyOptions.layout`):
- * - fixed width (`fixedWidthCodes`: 4 or 8 bits per code, repacked at upload), where every code fits
- *   8 bits and that costs at most 1.5× the packed bytes (RTN and GPTQ at 2–8 bits, most WaterSIC
- *   matrices): a code's bits are found from its index, one bit-field extract for 4 rows;
+ * - fixed width (`fixedWidthCodes`: every code in b = max b_i bits, ⌊32/b⌋ per word, repacked at
+ *   upload), where b ≤ 8 and that costs at most 1.5× the packed bytes (the quantizers' codes at rates
+ *   2–6: their widths differ by a bit or two between features): a code's bits are found from its
+ *   index, one bit-field extract for 4 rows;
  * - packed (`WeightOnlyQuantized.packedCodes`: b_i bits for input feature i, the serialized format's
  *   layout, uploaded as it is) with a small column layout table (`weightCodeLayout`: where each code
  *   starts, which codes each vec4 owns): every width up to 25 bits, tens of instructions per code.
@@ -45,7 +46,7 @@ import { dispatchHadamard } from './hadamard.js';
  * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
  * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (lane l
  * of a row takes vec4s l, l + 64, …; packed: vec4 c owns the codes whose last bit lies in it; fixed
- * width: the 128/bits codes it holds; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
+ * width: the 4·⌊32/b⌋ codes it holds; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
  * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
  * the same count the CPU decode's inverse rotation spends on Ŵ). Finite for every x with ‖x‖₂ ≤ 2^31
  * (the bounds of `WeightOnlyQuantized`).
@@ -61,7 +62,7 @@ export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 8;
 export const WEIGHT_ONLY_GEMV_LANES = 64;
 
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
-const CODE_BITS: readonly WeightOnlyCodeBits[] = ['packed', 4, 8];
+const CODE_BITS: readonly WeightOnlyCodeBits[] = ['packed', ...Array.from({ length: MAX_FIXED_CODE_BITS }, (_, k) => (k + 1) as FixedCodeBits)];
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
@@ -91,7 +92,7 @@ export interface WeightOnlyGemvVariant {
   readonly codeBits?: WeightOnlyCodeBits;
 }
 
-/** The layout of a weight-only matrix's codes on the GPU: 'packed' (b_i bits each), or fixed 4 or 8 bits per code. */
+/** The layout of a weight-only matrix's codes on the GPU: 'packed' (b_i bits each), or a fixed 1 … 8 bits per code. */
 export type WeightOnlyCodeBits = 'packed' | FixedCodeBits;
 
 /**
@@ -111,8 +112,8 @@ export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): stri
 /** Pipelines per device, one per variant, built on first use. */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'weight-only gemv',
-  // uniform params; packed codes; column layout table; column scales; row scales; x; y.
-  // params, codes, code layout, column scales, row scales, x, bias, y
+  // params; codes (packed or fixed width); the packed codes' layout table (a placeholder for fixed
+  // width); column scales; row scales; x; bias; y.
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
   key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}/${variant.codeBits ?? 'packed'}`,
   compile: (device, pipelineLayout, variant: WeightOnlyGemvVariant) =>
@@ -130,12 +131,12 @@ function codeLayoutName(bits: WeightOnlyCodeBits): string {
 /** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
 export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   /**
-   * Packed codes (`WeightOnlyQuantized.packedCodes.words`), or with `codeBits` 4 or 8 the fixed-width
+   * Packed codes (`WeightOnlyQuantized.packedCodes.words`), or with `codeBits` 1 … 8 the fixed-width
    * codes (`fixedWidthCodes(q.codes, n, outputs, codeBits).words`): 16·R·outputs bytes; offset a
    * multiple of 16.
    */
   readonly codes: GPUBuffer;
-  /** The layout of `codes`: 'packed' (default) or 4 or 8 bits per code. */
+  /** The layout of `codes`: 'packed' (default) or 1 … 8 bits per code (the fixed-width layout). */
   readonly codeBits?: WeightOnlyCodeBits;
   /** Packed codes only: the column layout table (`weightCodeLayout(widths, R)`), n + R + 2 u32. */
   readonly codeLayout?: GPUBuffer;
@@ -204,8 +205,8 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   const codeBits = args.codeBits ?? 'packed';
   checkOneOf(codeBits, CODE_BITS, 'weight-only gemv: codeBits');
   if (codeBits !== 'packed') {
-    const fixedRowVec4s = fixedRowVec4sOf(n, codeBits);
-    check(rowVec4s === fixedRowVec4s, () => `weight-only gemv: ${codeBits}-bit codes of n = ${n} take rowVec4s = ${fixedRowVec4s}, got ${rowVec4s}`);
+    const expected = fixedRowVec4s(n, codeBits);
+    check(rowVec4s === expected, () => `weight-only gemv: ${codeBits}-bit codes of n = ${n} take rowVec4s = ${expected}, got ${rowVec4s}`);
   }
   // The fixed-width kernel reads no layout table: a placeholder keeps its binding.
   const codeLayout = codeBits === 'packed' ? args.codeLayout : (args.codeLayout ?? scratch.buffer('weight-only gemv: no code layout', 4, STORAGE_USAGE));
@@ -294,8 +295,9 @@ export interface UploadWeightOnlyOptions {
   /** Prefix of the buffers' labels. Default 'weight-only'. */
   readonly label?: string;
   /**
-   * The codes' layout on the GPU. 'auto' (default): fixed width (4 or 8 bits per code, repacked at
-   * upload) where every code fits 8 bits and the repacked codes take at most 1.5× the packed bytes,
+   * The codes' layout on the GPU. 'auto' (default): fixed width (every code in the widest code's
+   * bits, repacked at upload) where that is at most 8 bits and the repacked codes take at most 1.5×
+   * the packed bytes,
    * else packed. 'fixed': fixed width whatever it costs in memory (refused when a code needs more
    * than 8 bits). 'packed': the serialized layout as it is (the least memory; the slowest kernel).
    * The products are the same up to the f32 roundings the error bound counts.
@@ -306,17 +308,13 @@ export interface UploadWeightOnlyOptions {
 /** Most bytes of fixed-width codes, per byte of packed codes, that layout: 'auto' accepts. */
 const FIXED_LAYOUT_MAX_GROWTH = 1.5;
 
-/** vec4<u32> per output row of n codes of `bits` bits in the fixed-width layout. */
-function fixedRowVec4sOf(n: number, bits: FixedCodeBits): number {
-  return Math.max(1, Math.ceil(n / (128 / bits)));
-}
-
 /**
- * The layout `uploadWeightOnly(device, q, { layout })` gives q's codes on the GPU: 4 or 8 bits per code,
- * or 'packed' (see `UploadWeightOnlyOptions.layout`). Refuses 'fixed' for codes wider than 8 bits.
+ * The layout `uploadWeightOnly(device, q, { layout })` gives q's codes on the GPU: a fixed 1 … 8 bits
+ * per code, or 'packed' (see `UploadWeightOnlyOptions.layout`). Refuses 'fixed' for codes wider than
+ * 8 bits.
  *
  * @example
- * weightOnlyCodeBits(quantizeWeights(w, null, { method: 'rtn', rate: 4 }), 'auto'); // 4
+ * weightOnlyCodeBits(quantizeWeights(w, null, { method: 'rtn', rate: 4 }), 'auto'); // 6 (codes of 5 and 6 bits)
  */
 export function weightOnlyCodeBits(q: WeightOnlyQuantized, layout: NonNullable<UploadWeightOnlyOptions['layout']>): WeightOnlyCodeBits {
   checkOneOf(layout, ['auto', 'fixed', 'packed'], 'uploadWeightOnly: layout');
@@ -325,7 +323,7 @@ export function weightOnlyCodeBits(q: WeightOnlyQuantized, layout: NonNullable<U
   const bits = fixedCodeBits(packed.widths);
   check(layout !== 'fixed' || bits !== null, () => `uploadWeightOnly: layout 'fixed' holds codes of at most 8 bits; this matrix has codes of ${packed.widths.reduce((a, b) => Math.max(a, b), 0)} bits (use 'packed' or 'auto')`);
   if (bits === null) return 'packed';
-  return layout === 'fixed' || fixedRowVec4sOf(q.n, bits) <= FIXED_LAYOUT_MAX_GROWTH * packed.rowVec4s ? bits : 'packed';
+  return layout === 'fixed' || fixedRowVec4s(q.n, bits) <= FIXED_LAYOUT_MAX_GROWTH * packed.rowVec4s ? bits : 'packed';
 }
 
 /** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
@@ -355,9 +353,9 @@ export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
 }
 
 /**
- * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its four buffers (packed codes as
- * `q.packedCodes` holds them, the column layout table, column scales s, row scales t — ones when the
- * matrix has none); call `destroy()` when done.
+ * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its buffers — the codes (fixed width,
+ * or packed as `q.packedCodes` holds them with the column layout table: `codeBits`), column scales s,
+ * row scales t (ones when the matrix has none); call `destroy()` when done.
  */
 export class WeightOnlyGpuMatrix {
   readonly n: number;
@@ -366,7 +364,7 @@ export class WeightOnlyGpuMatrix {
   readonly rowVec4s: number;
   readonly rotation: WeightOnlyQuantized['rotation'];
   readonly seed: number;
-  /** The layout of `codes`: 'packed' (b_i bits per code, with `codeLayout`), or 4 or 8 bits per code. */
+  /** The layout of `codes`: 'packed' (b_i bits per code, with `codeLayout`), or a fixed 1 … 8 bits per code. */
   readonly codeBits: WeightOnlyCodeBits;
   readonly codes: GPUBuffer;
   /** The packed codes' layout table (`weightCodeLayout`); null for fixed-width codes, which need none. */
@@ -395,7 +393,7 @@ export class WeightOnlyGpuMatrix {
     this.n = q.n;
     this.outputs = q.outputs;
     this.codeBits = codeBits;
-    this.rowVec4s = codeBits === 'packed' ? packed.rowVec4s : fixedRowVec4sOf(q.n, codeBits);
+    this.rowVec4s = codeBits === 'packed' ? packed.rowVec4s : fixedRowVec4s(q.n, codeBits);
     this.rotation = q.rotation;
     this.seed = q.seed;
     const created: GPUBuffer[] = [];
@@ -512,8 +510,8 @@ export class WeightOnlyGpuMatrix {
 }
 
 /**
- * Uploads `q` for the GEMV kernel: its codes in fixed width (4 or 8 bits each, repacked) where they
- * fit 8 bits at most 1.5× the packed bytes, else the packed codes as they are (`q.packedCodes`, the
+ * Uploads `q` for the GEMV kernel: its codes in fixed width (the widest code's bits, repacked) where
+ * that is at most 8 bits and 1.5× the packed bytes, else the packed codes as they are (`q.packedCodes`, the
  * serialized format's layout) with their layout table (`options.layout` decides otherwise); plus the
  * scales. The result owns its buffers: `destroy()` it.
  *
