@@ -20,20 +20,12 @@ const CODES_PER_WORD: u32 = 32u / CODE_BITS;
 
 // The VECTOR_BLOCK sums of lane `lane` for the 4 rows from `first_row` (vec4 lanes = rows).
 fn lane_accumulators(first_row: u32, lane: u32, first_vector: u32) -> array<vec4<f32>, VECTOR_BLOCK> {
-  // Rows and vectors past the end repeat the last one (in-bounds reads); their sums are not stored.
-  let last_row = params.outputs - 1u;
-  let base0 = params.codes_first + min(first_row, last_row) * params.row_vec4s;
-  let base1 = params.codes_first + min(first_row + 1u, last_row) * params.row_vec4s;
-  let base2 = params.codes_first + min(first_row + 2u, last_row) * params.row_vec4s;
-  let base3 = params.codes_first + min(first_row + 3u, last_row) * params.row_vec4s;
+  let bases = row_bases(first_row);
   var acc = array<vec4<f32>, VECTOR_BLOCK>();
   for (var c = lane; c < params.row_vec4s; c = c + LANES) {
-    let words0 = codes[base0 + c];
-    let words1 = codes[base1 + c];
-    let words2 = codes[base2 + c];
-    let words3 = codes[base3 + c];
+    let rows = row_words(bases, c);
     for (var k = 0u; k < 4u; k = k + 1u) {
-      let words = vec4<i32>(bitcast<i32>(words0[k]), bitcast<i32>(words1[k]), bitcast<i32>(words2[k]), bitcast<i32>(words3[k]));
+      let words = bitcast<vec4<i32>>(vec4<u32>(rows[0][k], rows[1][k], rows[2][k], rows[3][k]));
       let first_code = (4u * c + k) * CODES_PER_WORD;
       // Only a row's last word holds codes past n (zeros): the scales and x end at n.
       let codes_here = min(CODES_PER_WORD, params.n - min(first_code, params.n));
@@ -45,9 +37,7 @@ fn lane_accumulators(first_row: u32, lane: u32, first_vector: u32) -> array<vec4
         let z = vec4<f32>(extractBits(words, CODE_BITS * t, CODE_BITS));
         let s = column_scales[params.column_scales_first + i];
         for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
-          let vector = min(first_vector + v, params.vectors - 1u);
-          let sx = s * x_value(params.x_first + vector * params.x_stride + i);
-          acc[v] = fma(z, vec4<f32>(sx), acc[v]);
+          acc[v] = fma(z, vec4<f32>(scaled_input(s, i, first_vector, v)), acc[v]);
         }
       }
     }

@@ -23,29 +23,22 @@ fn window_code(bit: u32, width: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>
 // The VECTOR_BLOCK sums of lane `lane` for the 4 rows from `first_row` (vec4 lanes = rows): the codes
 // its vec4s own, each extracted for the 4 rows at once.
 fn lane_accumulators(first_row: u32, lane: u32, first_vector: u32) -> array<vec4<f32>, VECTOR_BLOCK> {
-  // Rows and vectors past the end repeat the last one (in-bounds reads); their sums are not stored.
-  let last_row = params.outputs - 1u;
-  let base0 = params.codes_first + min(first_row, last_row) * params.row_vec4s;
-  let base1 = params.codes_first + min(first_row + 1u, last_row) * params.row_vec4s;
-  let base2 = params.codes_first + min(first_row + 2u, last_row) * params.row_vec4s;
-  let base3 = params.codes_first + min(first_row + 3u, last_row) * params.row_vec4s;
+  let bases = row_bases(first_row);
   let offsets = params.layout_first;
   let owners = params.layout_first + params.n + 1u;
   var acc = array<vec4<f32>, VECTOR_BLOCK>();
   for (var c = lane; c < params.row_vec4s; c = c + LANES) {
-    let words0 = codes[base0 + c];
-    let words1 = codes[base1 + c];
-    let words2 = codes[base2 + c];
-    let words3 = codes[base3 + c];
+    let rows = row_words(bases, c);
     // Window word 0: the last word of vec4 c − 1 (nothing before the row's first vec4).
     var before = vec4<u32>(0u);
     if (c > 0u) {
-      before = vec4<u32>(codes[base0 + c - 1u].w, codes[base1 + c - 1u].w, codes[base2 + c - 1u].w, codes[base3 + c - 1u].w);
+      let previous = row_words(bases, c - 1u);
+      before = vec4<u32>(previous[0].w, previous[1].w, previous[2].w, previous[3].w);
     }
-    let w1 = vec4<u32>(words0.x, words1.x, words2.x, words3.x);
-    let w2 = vec4<u32>(words0.y, words1.y, words2.y, words3.y);
-    let w3 = vec4<u32>(words0.z, words1.z, words2.z, words3.z);
-    let w4 = vec4<u32>(words0.w, words1.w, words2.w, words3.w);
+    let w1 = vec4<u32>(rows[0].x, rows[1].x, rows[2].x, rows[3].x);
+    let w2 = vec4<u32>(rows[0].y, rows[1].y, rows[2].y, rows[3].y);
+    let w3 = vec4<u32>(rows[0].z, rows[1].z, rows[2].z, rows[3].z);
+    let w4 = vec4<u32>(rows[0].w, rows[1].w, rows[2].w, rows[3].w);
     // Clamped to n: a table that does not match the codes (only a caller of the dispatch can pass
     // one) gives wrong products but no more than n codes of work per vec4.
     let first_code = min(code_layout[owners + c], params.n);
@@ -59,9 +52,7 @@ fn lane_accumulators(first_row: u32, lane: u32, first_vector: u32) -> array<vec4
       bit = next_bit;
       let s = column_scales[params.column_scales_first + i];
       for (var v = 0u; v < VECTOR_BLOCK; v = v + 1u) {
-        let vector = min(first_vector + v, params.vectors - 1u);
-        let sx = s * x_value(params.x_first + vector * params.x_stride + i);
-        acc[v] = acc[v] + z * sx;
+        acc[v] = acc[v] + z * scaled_input(s, i, first_vector, v);
       }
     }
   }

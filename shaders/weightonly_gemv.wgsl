@@ -46,6 +46,25 @@
 // the fixed-width loop fuses the two into one multiply-add), 7 + 7 additions of the reduction, the
 // final ·t.
 
+// Where the code vec4s of the 4 rows from `first_row` start in `codes` (vec4 lanes = rows). Rows
+// past the end repeat the last one (in-bounds reads); their sums are not stored.
+fn row_bases(first_row: u32) -> vec4<u32> {
+  let rows = min(vec4<u32>(first_row) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.outputs - 1u));
+  return vec4<u32>(params.codes_first) + rows * params.row_vec4s;
+}
+
+// Code vec4 c of each of the 4 rows (entry r: row r's).
+fn row_words(bases: vec4<u32>, c: u32) -> array<vec4<u32>, 4> {
+  return array<vec4<u32>, 4>(codes[bases.x + c], codes[bases.y + c], codes[bases.z + c], codes[bases.w + c]);
+}
+
+// s_i·x̃_i of vector v of the workgroup's block (vectors past the end repeat the last one): the
+// term's first rounding, as both lane loops form it.
+fn scaled_input(s: f32, i: u32, first_vector: u32, v: u32) -> f32 {
+  let vector = min(first_vector + v, params.vectors - 1u);
+  return s * x_value(params.x_first + vector * params.x_stride + i);
+}
+
 // Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32.
 fn x_value(at: u32) -> f32 {
   if (X_F16) {
