@@ -34,7 +34,8 @@ const noGpu = await gpuUnavailableReason();
 
 const n = 300; // not a multiple of 12 (D3's input groups) nor of 32 (E8's), nor a power of two
 const out = 40;
-const w = gaussianMatrix(n, out, 1);
+/** W of `rows` × out (300 by default; 4096: a decode step's rotation spreads over passes and rounds x̃ apart). */
+const weightsOf = (rows: number) => gaussianMatrix(rows, out, 1);
 const bias = Float32Array.from({ length: out }, (_, j) => 0.25 * (j - out / 2));
 
 type Family = readonly [name: string, scheme: string, form: Partial<QuantizeOptions>, options: QuantizedLinearOptions];
@@ -53,14 +54,15 @@ const families: readonly Family[] = [
   ['weight-only RTN', 'weight-only', {}, {}],
 ];
 
-function upload(device: GPUDevice, scheme: string, form: Partial<QuantizeOptions>): LinearWeight & { destroy(): void } {
+function upload(device: GPUDevice, scheme: string, form: Partial<QuantizeOptions>, rows = n): LinearWeight & { destroy(): void } {
+  const w = weightsOf(rows);
   if (scheme === 'weight-only') return uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }));
   const deterministic = scheme.endsWith('deterministic');
   return uploadLatticeMatrix(device, quantize(w, { scheme, seed: 4, ...form, ...(deterministic ? {} : { nonce: 9 }) } as QuantizeOptions) as LatticeQuantizedMatrix);
 }
 
-function inputBytes(activations: 'f32' | 'f16' | undefined, tokens: number, seed: number): Float32Array | Uint16Array {
-  const x = gaussianMatrix(n, tokens, seed);
+function inputBytes(activations: 'f32' | 'f16' | undefined, tokens: number, seed: number, rows = n): Float32Array | Uint16Array {
+  const x = gaussianMatrix(rows, tokens, seed);
   return activations === 'f16' ? Uint16Array.from(x.data, (v) => float16Bits(v)) : x.data;
 }
 
@@ -88,17 +90,17 @@ function poisonPool(device: GPUDevice, byte: number): number {
  * Every family's layer (and the arena case, x and y in one buffer) recorded after the pool was
  * overwritten with zeros, 0xFF and 0x7F: the same output bytes each time.
  */
-async function poisonedReplaysMatch(device: GPUDevice, tokens: number): Promise<void> {
-  const weights = families.map(([, scheme, form]) => upload(device, scheme, form));
+async function poisonedReplaysMatch(device: GPUDevice, tokens: number, rows = n): Promise<void> {
+  const weights = families.map(([, scheme, form]) => upload(device, scheme, form, rows));
   const layers = families.map(([, , , options], i) => QuantizedLinear.create(device, weights[i] as LinearWeight, { bias, maxTokens: tokens, ...options }));
   const bytesOf = (layer: QuantizedLinear) => (layer.activations === 'f16' ? 2 : 4);
-  const xs = layers.map((layer, i) => createBufferWithData(device, `x ${i}`, inputBytes(layer.activations, tokens, 10 + i), STORAGE_USAGE));
+  const xs = layers.map((layer, i) => createBufferWithData(device, `x ${i}`, inputBytes(layer.activations, tokens, 10 + i, rows), STORAGE_USAGE));
   const ys = layers.map((layer, i) => createBuffer(device, `y ${i}`, bytesOf(layer) * out * tokens, STORAGE_USAGE));
   // The arena: x, then y right after it, in one buffer (the record stages x in an intermediate).
-  const arena = createBuffer(device, 'arena', 4 * (n + out) * tokens, STORAGE_USAGE);
-  device.queue.writeBuffer(arena, 0, inputBytes('f32', tokens, 99).slice());
+  const arena = createBuffer(device, 'arena', 4 * (rows + out) * tokens, STORAGE_USAGE);
+  device.queue.writeBuffer(arena, 0, inputBytes('f32', tokens, 99, rows).slice());
   const arenaLayer = layers[4] as QuantizedLinear;
-  const arenaY = { buffer: arena, offset: 4 * n * tokens };
+  const arenaY = { buffer: arena, offset: 4 * rows * tokens };
   // Each record alone in a submit, right after the pool was overwritten with `byte`: nothing else
   // writes the pool between the poison and the record.
   const outputsAfterPoison = async (byte: number): Promise<Uint8Array[]> => {
@@ -110,7 +112,7 @@ async function poisonedReplaysMatch(device: GPUDevice, tokens: number): Promise<
       device.queue.submit([encoder.finish()]);
     }
     const outputs = await Promise.all(layers.map(async (layer, i) => new Uint8Array(await readBufferExclusive(device, ys[i] as GPUBuffer, bytesOf(layer) * out * tokens))));
-    outputs.push(new Uint8Array(await readBufferExclusive(device, arena, 4 * (n + out) * tokens)).slice(4 * n * tokens));
+    outputs.push(new Uint8Array(await readBufferExclusive(device, arena, 4 * (rows + out) * tokens)).slice(4 * rows * tokens));
     return outputs;
   };
   try {
@@ -135,8 +137,13 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
   afterAll(() => device?.destroy());
 
   // 64 tokens: the GEMVs' right-hand sides in several tiles and ranges.
-  it.each([1, 3, 64])('every GEMV family writes its intermediates before reading them: replays over a poisoned pool give the same bytes (tokens: %i)', async (tokens) => {
-    await poisonedReplaysMatch(device, tokens);
+  it.each([
+    [1, n],
+    [3, n],
+    [64, n],
+    [1, 4096],
+  ])('every GEMV family writes its intermediates before reading them: replays over a poisoned pool give the same bytes (tokens: %i, n = %i)', async (tokens, rows) => {
+    await poisonedReplaysMatch(device, tokens, rows);
   });
 
   it('on a device with default limits too (the universal GEMV in its split form, T staged for f16 outputs)', async () => {
