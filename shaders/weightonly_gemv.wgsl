@@ -13,7 +13,7 @@
 // Layout of the codes: one of two, each with its lane loop (`lane_accumulators`) in a file of its
 // own that src/gpu/kernels/weightOnlyGemv.ts appends to this one: the packed layout below
 // (shaders/weightonly_codes_packed.wgsl), or the fixed-width layout of shaders/weightonly_codes_fixed.wgsl
-// (4 or 8 bits per code, repacked at upload; `code_layout` is then not read).
+// (1 … 8 bits per code, repacked at upload; `code_layout` is then not read).
 // Packed layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
 //   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
 //           stream where code i takes b_i bits (1 … 25, two's complement) from bit P_i of the row;
