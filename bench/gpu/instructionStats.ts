@@ -297,6 +297,8 @@ function subjects(
       .filter((scheme) => SCHEMES[scheme].kind === 'lattice' && SCHEMES[scheme].lattice === 'E8')
       .flatMap((scheme) => schemes.int8DotPaths.map((dotPath) => e8ProductSubject(scheme, dotPath))),
     { key: 'weightonly:4', moduleKey: 'weightonly:4', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits: 4 }), codeVariables: ['codes'] },
+    // 6 bits: what the quantizers' codes at rate 4 take (5 codes per word, a word's top 2 bits unused).
+    { key: 'weightonly:6', moduleKey: 'weightonly:6', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits: 6 }), codeVariables: ['codes'] },
     { key: 'weightonly:packed', moduleKey: 'weightonly:packed', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
   ];
 }
