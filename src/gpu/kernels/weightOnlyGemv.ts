@@ -7,7 +7,7 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { fixedCodeBits, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
+import { fixedCodeBits, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, rowLayout, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -302,8 +302,12 @@ export interface UploadWeightOnlyOptions {
    * than 8 bits). 'packed': the serialized layout as it is (the least memory; the slowest kernel).
    * The products are the same up to the f32 roundings the error bound counts.
    */
-  readonly layout?: 'auto' | 'fixed' | 'packed';
+  readonly layout?: WeightOnlyLayout;
 }
+
+/** The values of `UploadWeightOnlyOptions.layout`. */
+const WEIGHT_ONLY_LAYOUTS = ['auto', 'fixed', 'packed'] as const;
+type WeightOnlyLayout = (typeof WEIGHT_ONLY_LAYOUTS)[number];
 
 /** Most bytes of fixed-width codes, per byte of packed codes, that layout: 'auto' accepts. */
 const FIXED_LAYOUT_MAX_GROWTH = 1.5;
@@ -316,14 +320,16 @@ const FIXED_LAYOUT_MAX_GROWTH = 1.5;
  * @example
  * weightOnlyCodeBits(quantizeWeights(w, null, { method: 'rtn', rate: 4 }), 'auto'); // 6 (codes of 5 and 6 bits)
  */
-export function weightOnlyCodeBits(q: WeightOnlyQuantized, layout: NonNullable<UploadWeightOnlyOptions['layout']>): WeightOnlyCodeBits {
-  checkOneOf(layout, ['auto', 'fixed', 'packed'], 'uploadWeightOnly: layout');
+export function weightOnlyCodeBits(q: WeightOnlyQuantized, layout: WeightOnlyLayout): WeightOnlyCodeBits {
+  checkOneOf(layout, WEIGHT_ONLY_LAYOUTS, 'uploadWeightOnly: layout');
   if (layout === 'packed') return 'packed';
-  const packed = q.packedCodes;
-  const bits = fixedCodeBits(packed.widths);
-  check(layout !== 'fixed' || bits !== null, () => `uploadWeightOnly: layout 'fixed' holds codes of at most 8 bits; this matrix has codes of ${packed.widths.reduce((a, b) => Math.max(a, b), 0)} bits (use 'packed' or 'auto')`);
+  // From the widths alone: packing the codes (q.packedCodes) would be a pass over every code that a
+  // fixed-width upload never uses.
+  const widths = q.codeWidths;
+  const bits = fixedCodeBits(widths);
+  check(layout !== 'fixed' || bits !== null, () => `uploadWeightOnly: layout 'fixed' holds codes of at most 8 bits; this matrix has codes of ${widths.reduce((a, b) => Math.max(a, b), 0)} bits (use 'packed' or 'auto')`);
   if (bits === null) return 'packed';
-  return layout === 'fixed' || fixedRowVec4s(q.n, bits) <= FIXED_LAYOUT_MAX_GROWTH * packed.rowVec4s ? bits : 'packed';
+  return layout === 'fixed' || fixedRowVec4s(q.n, bits) <= FIXED_LAYOUT_MAX_GROWTH * rowLayout(widths).rowVec4s ? bits : 'packed';
 }
 
 /** Arguments of `WeightOnlyGpuMatrix.dispatch`. Offsets are in bytes (multiples of 4). */
@@ -388,18 +394,19 @@ export class WeightOnlyGpuMatrix {
     const checked = checkOptionsObject(options, ['label', 'layout'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options');
     const label = checked.label ?? 'weight-only';
     checkLabel(label, 'uploadWeightOnly');
-    const packed = q.packedCodes;
     const codeBits = weightOnlyCodeBits(q, checked.layout ?? 'auto');
+    // q.packedCodes (computed once, a pass over every code) only where the packed codes are uploaded.
     this.n = q.n;
     this.outputs = q.outputs;
     this.codeBits = codeBits;
-    this.rowVec4s = codeBits === 'packed' ? packed.rowVec4s : fixedRowVec4s(q.n, codeBits);
+    this.rowVec4s = codeBits === 'packed' ? q.packedCodes.rowVec4s : fixedRowVec4s(q.n, codeBits);
     this.rotation = q.rotation;
     this.seed = q.seed;
     const created: GPUBuffer[] = [];
     try {
       if (codeBits !== 'packed') created.push(createBufferWithData(device, `${label} codes (${codeBits} bits each, ${this.rowVec4s} vec4 per row)`, fixedWidthCodes(q.codes, q.n, q.outputs, codeBits).words, STORAGE_USAGE));
       else {
+        const packed = q.packedCodes;
         created.push(createBufferWithData(device, `${label} codes (packed, ${packed.rowVec4s} vec4 per row)`, packed.words, STORAGE_USAGE));
         created.push(createBufferWithData(device, `${label} code layout`, weightCodeLayout(packed.widths, packed.rowVec4s), STORAGE_USAGE));
       }
