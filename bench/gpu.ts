@@ -39,6 +39,7 @@ import {
   deterministicKernel,
   groupScaledKernel,
   e8ResidueKernel,
+  d3QuadKernel,
   e8PointKernel,
   f16Kernel,
   f32Kernel,
@@ -53,14 +54,12 @@ import {
 } from './gpu/gemvCases.js';
 import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
 import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
-import { instructionStats, spirvChildMain, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
+import { DETERMINISTIC_SCHEMES, instructionStats, spirvChildMain, UNIVERSAL_SCHEMES, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
 import { parseArgs, progress, progressDone } from './lib/args.js';
 
-const UNIVERSAL_SCHEMES: readonly SchemeName[] = ['e8-4bit', 'e8-q16', 'd3-q6', 'e8-3bit'];
-const DETERMINISTIC_SCHEMES: readonly SchemeName[] = ['d3-q6-deterministic', 'e8-q16-deterministic'];
 /** The scheme of the batched rows, the host rows and the decode step. */
 const DEFAULT_SCHEME: SchemeName = 'e8-4bit';
 const BATCH_SIZES = [8, 64];
@@ -250,6 +249,13 @@ const gemvKernels: GemvKernel[] = [
   // with the default 16 copies and with 32, beside d3-q6-deterministic's kernel-alone rows.
   groupScaledKernel('packed'),
   groupScaledKernel('packed', { leaderCopies: 32 }),
+  // The D3 quad GEMV (d3-q6-deterministic's codes laid out at upload in whole quads of 16 blocks per
+  // column, the same 3.33 bits per entry: what QuantizedLinear's int8Inputs runs for these weights;
+  // bench/README.md "D3: codes in whole quads"), the whole call and the kernel alone, with its default
+  // table (one copy) and with 4 copies, beside the kernel that reads the codes as stored.
+  d3QuadKernel('packed', false),
+  d3QuadKernel('packed', true),
+  d3QuadKernel('packed', true, 4),
   // The E8 residue GEMV (int8Inputs of e8-q16-deterministic: the leaders repacked at upload so that
   // the GEMV does not run the nearest-point rule, 5 bits per entry read instead of 4.25;
   // bench/README.md), the whole call (x rotated and rounded to int8 in it) and the kernel alone,

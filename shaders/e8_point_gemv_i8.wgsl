@@ -5,7 +5,8 @@
 // CPU twin: `e8PointGemvReference` (src/gpu/kernels/e8PointGemvI8.ts).
 // Module (e8PointGemvI8.ts): [enable subgroups;]  const RHS_TILE (1, or 8 for a tile of right-hand
 // sides)  the generated E8PointGemvParams  dot_i8 (packed or plain)  shaders/counter_hash.wgsl (mix32)
-// shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
+// shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/quad_gemv_loop.wgsl (the
+// loop: this file gives its hooks)  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
 // (store_output: bias, f32 or f16)  shaders/gemv_x_sums.wgsl (Σx for a centred W)  one entry file
 // (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
@@ -44,13 +45,8 @@
 // byte of bandwidth (bench/README.md, "An H200's budget per byte"): by that budget bound by its ALU
 // pipe near 85 % of HBM (an estimate), reading 8 bits per entry.
 
-const LANE_COLUMNS: u32 = 2u;
-const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
 const POINT_FACTOR: i32 = 128;
 const DITHER_BIAS: u32 = 0x80808080u;
-// Quads of each column a lane loads before using any: 2, so 4 × 32 bytes of weights are in flight per
-// lane (shaders/gemv_i8_common.wgsl's STEP_QUADS); 1 with a tile of right-hand sides.
-const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 
 @group(0) @binding(0) var<uniform> params: E8PointGemvParams;
 @group(0) @binding(1) var<storage, read> points: array<vec4<u32>>;     // a quad per 2 vec4
@@ -135,70 +131,48 @@ fn write_totals(column: u32, totals: array<f32, RHS_TILE>, r0: u32, poison: bool
   write_scaled_totals(column, scale, totals, r0, poison);
 }
 
-// `width` and `poison`: see shaders/universal_gemv_lanes.wgsl.
-fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
-  let lane = thread % LANES;
-  let slot = thread / LANES;
-  var columns = array<u32, LANE_COLUMNS>();
-  var column_keys = array<vec2<u32>, LANE_COLUMNS>();
-  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-    columns[c] = group_x * WORKGROUP_COLUMNS + c * COLUMNS + slot;
-    if (columns[c] < params.cols) {
-      column_keys[c] = keys[params.column_first + columns[c]];   // keys, like ν, per global column
-    }
-  }
-  for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
-    var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
-    // Column 0 of a slot is the first to run past params.cols.
-    if (columns[0] < params.cols) {
-      for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
-        // The step's quads of both columns first (2·LANE_COLUMNS·STEP_QUADS 16-byte loads in flight),
-        // then each quad's x̂ once for both columns. The loads are unconditional, at an index clamped
-        // to the binding (a quad past the column or a column past params.cols reads words the decode
-        // skips), so that none waits for another (shaders/gemv_i8_common.wgsl says why).
-        var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
-        var more = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
-        let last_pair = arrayLength(&points) - 2u;   // a quad is 2 vec4 (the binding holds whole quads)
-        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-          let k = k0 + s * LANES;
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            let at = min(params.point_first + 2u * (columns[c] * params.quads + k), last_pair);
-            words[c][s] = points[at];
-            more[c][s] = points[at + 1u];
-          }
-        }
-        // Branch-free: a quad past the column is decoded with the x̂ of the column's last quad and
-        // its sums dropped by a select, and a column past params.cols is summed and never written,
-        // so that the step has no branch for a compiler to sink the loads above into.
-        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-          let k = k0 + s * LANES;
-          let inside = k < params.quads;
-          let kx = min(k, params.quads - 1u);
-          var quads = array<PointQuad, LANE_COLUMNS>();
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            quads[c] = point_quad(words[c][s], more[c][s], column_keys[c], k);
-          }
-          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-            if (RHS_TILE == 1u || r0 + r < params.rhs) {
-              let at = (r0 + r) * params.quads + kx;
-              let x0 = x_inputs[3u * at];
-              let x1 = x_inputs[3u * at + 1u];
-              let xs = array<XBlock, 4>(x_block(x0.x, x0.y), x_block(x0.z, x0.w), x_block(x1.x, x1.y), x_block(x1.z, x1.w));
-              let scale_at = params.x_scales_first + at;
-              let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
-              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-                acc[c][r] = acc[c][r] + select(0.0, f32(quad_dot(quads[c], xs)) * scale, inside);
-              }
-            }
-          }
-        }
-      }
-    }
-    for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-      let totals = column_totals(acc[c], thread, lane, width);
-      if (columns[c] < params.cols && lane == 0u) {
-        write_totals(columns[c], totals, r0, poison);
-      }
-    }
-  }
+// The hooks of shaders/quad_gemv_loop.wgsl (the loop, compiled after this file).
+
+fn begin_workgroup(thread: u32) {}
+
+// The column's dither hash keys (like ν, per global column).
+alias ColumnState = vec2<u32>;
+
+fn column_state(column: u32, lane: u32) -> ColumnState {
+  return keys[params.column_first + column];
+}
+
+// A quad as loaded: its two vec4 of points.
+struct QuadWords {
+  a: vec4<u32>,
+  b: vec4<u32>,
+}
+
+fn load_quad(column: u32, k: u32) -> QuadWords {
+  let at = min(params.point_first + 2u * (column * params.quads + k), arrayLength(&points) - 2u);   // a quad is 2 vec4 (the binding holds whole quads)
+  return QuadWords(points[at], points[at + 1u]);
+}
+
+alias QuadDecoded = PointQuad;
+
+// The quad's points with its blocks' dither hash words (once for every right-hand side of the tile).
+fn decode_quad(words: QuadWords, key: ColumnState, k: u32) -> QuadDecoded {
+  return point_quad(words.a, words.b, key, k);
+}
+
+// x̂ of a quad's group for one right-hand side, regrouped per block (`x_block`, once for both columns), and its scale.
+struct QuadInputs {
+  blocks: array<XBlock, 4>,
+  scale: f32,
+}
+
+fn quad_inputs(at: u32) -> QuadInputs {
+  let x0 = x_inputs[3u * at];
+  let x1 = x_inputs[3u * at + 1u];
+  let scale_at = params.x_scales_first + at;
+  return QuadInputs(array<XBlock, 4>(x_block(x0.x, x0.y), x_block(x0.z, x0.w), x_block(x1.x, x1.y), x_block(x1.z, x1.w)), bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]));
+}
+
+fn quad_sum(q: QuadDecoded, x: QuadInputs) -> f32 {
+  return f32(quad_dot(q, x.blocks)) * x.scale;
 }

@@ -5,7 +5,8 @@
 // CPU twin: `e8ResidueGemvReference` (src/gpu/kernels/e8ResidueGemvI8.ts).
 // Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE (1, or 8 for a tile of right-hand
 // sides)  the generated E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
-// shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
+// shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/quad_word_side.wgsl
+// shaders/quad_gemv_loop.wgsl (the loop: this file gives its hooks)  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
 // (store_output: bias, f32 or f16)  shaders/gemv_x_sums.wgsl (Σx for a centred W)  one entry file
 // (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
@@ -42,17 +43,9 @@
 // HBM (an estimate). The nearest-point rule is gone from the loop: the repack at upload did it
 // (lattice_gemv.wgsl's E8 decode: ≈ 185 per block).
 
-const LANE_COLUMNS: u32 = 2u;
-const WORKGROUP_COLUMNS: u32 = COLUMNS * LANE_COLUMNS;
-// Quads of each column a lane loads before decoding any: 2, so 4 × 20 bytes of weights are in flight
-// per lane (the reason of shaders/gemv_i8_common.wgsl's STEP_QUADS: a 4096-wide layer is 256
-// workgroups, ≈ 2 per H200 SM, which needs ≈ 22 KB in flight per SM to cover HBM's latency); 1 with a
-// tile of right-hand sides, where each quad already carries 8× the work.
-const STEP_QUADS: u32 = select(2u, 1u, RHS_TILE > 1u);
 
 @group(0) @binding(0) var<uniform> params: E8ResidueGemvParams;
-@group(0) @binding(1) var<storage, read> residues: array<vec4<u32>>;   // a quad per vec4
-@group(0) @binding(2) var<storage, read> sides: array<u32>;            // a quad's 4 side bytes per word
+// Bindings 1 and 2, the quad's residue words and its 4 side bytes: shaders/quad_word_side.wgsl.
 @group(0) @binding(3) var<storage, read> side: array<f32>;             // ν_j·γ_j of every column, then μ_j when centred
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;   // x̂: 3 per group and right-hand side, then the scales (e8_inputs_i8.wgsl)
 @group(0) @binding(5) var<storage, read> x: array<f32>;                // x (for Σx)
@@ -83,7 +76,7 @@ fn decode_block(word: u32, side_byte: u32) -> ResidueBlock {
   );
 }
 
-fn decode_quad(words: vec4<u32>, side_word: u32) -> array<ResidueBlock, 4> {
+fn decode_block_quad(words: vec4<u32>, side_word: u32) -> array<ResidueBlock, 4> {
   return array<ResidueBlock, 4>(
     decode_block(words.x, side_word & 0xffu),
     decode_block(words.y, (side_word >> 8u) & 0xffu),
@@ -112,67 +105,38 @@ fn write_totals(column: u32, totals: array<f32, RHS_TILE>, r0: u32, poison: bool
   write_scaled_totals(column, side[params.column_first + column] * params.column_unit, totals, r0, poison);
 }
 
-// `width` and `poison`: see shaders/universal_gemv_lanes.wgsl.
-fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
-  let lane = thread % LANES;
-  let slot = thread / LANES;
-  var columns = array<u32, LANE_COLUMNS>();
-  for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-    columns[c] = group_x * WORKGROUP_COLUMNS + c * COLUMNS + slot;
-  }
-  for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
-    var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
-    // Column 0 of a slot is the first to run past params.cols.
-    if (columns[0] < params.cols) {
-      for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
-        // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS 16-byte loads in flight), then
-        // each quad's x̂ once for both columns. The loads are unconditional, at indices clamped to
-        // the bindings (a quad past the column or a column past params.cols reads words the decode
-        // skips), so that none waits for another (shaders/gemv_i8_common.wgsl says why).
-        var words = array<array<vec4<u32>, STEP_QUADS>, LANE_COLUMNS>();
-        var side_words = array<array<u32, STEP_QUADS>, LANE_COLUMNS>();
-        let last_residue = arrayLength(&residues) - 1u;
-        let last_side = arrayLength(&sides) - 1u;
-        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-          let k = k0 + s * LANES;
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            let quad = columns[c] * params.quads + k;
-            words[c][s] = residues[min(params.residue_first + quad, last_residue)];
-            side_words[c][s] = sides[min(params.side_first + quad, last_side)];
-          }
-        }
-        // Branch-free: a quad past the column is decoded with the x̂ of the column's last quad and
-        // its sums dropped by a select, and a column past params.cols is summed and never written,
-        // so that the step has no branch for a compiler to sink the loads above into.
-        for (var s = 0u; s < STEP_QUADS; s = s + 1u) {
-          let k = k0 + s * LANES;
-          let inside = k < params.quads;
-          let kx = min(k, params.quads - 1u);
-          var blocks = array<array<ResidueBlock, 4>, LANE_COLUMNS>();
-          for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-            blocks[c] = decode_quad(words[c][s], side_words[c][s]);
-          }
-          for (var r = 0u; r < RHS_TILE; r = r + 1u) {
-            if (RHS_TILE == 1u || r0 + r < params.rhs) {
-              let at = (r0 + r) * params.quads + kx;
-              let x0 = x_inputs[3u * at];
-              let x1 = x_inputs[3u * at + 1u];
-              let offsets = x_inputs[3u * at + 2u];
-              let scale_at = params.x_scales_first + at;
-              let scale = bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]);
-              for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-                acc[c][r] = acc[c][r] + select(0.0, f32(quad_dot(blocks[c], x0, x1, offsets)) * scale, inside);
-              }
-            }
-          }
-        }
-      }
-    }
-    for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
-      let totals = column_totals(acc[c], thread, lane, width);
-      if (columns[c] < params.cols && lane == 0u) {
-        write_totals(columns[c], totals, r0, poison);
-      }
-    }
-  }
+// The hooks of shaders/quad_gemv_loop.wgsl (the loop, compiled after this file).
+
+fn begin_workgroup(thread: u32) {}
+
+alias ColumnState = u32;   // nothing per column
+
+fn column_state(column: u32, lane: u32) -> ColumnState {
+  return 0u;
+}
+
+// QuadWords and load_quad: shaders/quad_word_side.wgsl (the residue words, the side word).
+
+alias QuadDecoded = array<ResidueBlock, 4>;
+
+fn decode_quad(words: QuadWords, state: ColumnState, k: u32) -> QuadDecoded {
+  return decode_block_quad(words.words, words.side);
+}
+
+// x̂ of a quad's group for one right-hand side: its levels (coordinates 0, 2, … and 1, 3, … of each
+// block), the blocks' offsets 16·Σx̂ and the scale.
+struct QuadInputs {
+  x0: vec4<u32>,
+  x1: vec4<u32>,
+  offsets: vec4<u32>,
+  scale: f32,
+}
+
+fn quad_inputs(at: u32) -> QuadInputs {
+  let scale_at = params.x_scales_first + at;
+  return QuadInputs(x_inputs[3u * at], x_inputs[3u * at + 1u], x_inputs[3u * at + 2u], bitcast<f32>(x_inputs[scale_at >> 2u][scale_at & 3u]));
+}
+
+fn quad_sum(blocks: QuadDecoded, x: QuadInputs) -> f32 {
+  return f32(quad_dot(blocks, x.x0, x.x1, x.offsets)) * x.scale;
 }

@@ -4,20 +4,12 @@
 // central(ℓ_i) the leader's coordinate mod 32 in [−16, 16)) and a side byte (bit 0 the parity, bits
 // 1–3 the coordinate the parity fix moved ±32, bits 4–5 the scale index, bits 6–7 the fix: 01 +32,
 // 11 −32), columns padded to whole quads with the origin's blocks; and ν_j·γ_j per column (then μ_j
-// when centred). Compiled after shaders/lattice_decode.wgsl (decode_leader, the run-time decoder: the
-// repack runs once per upload) and the generated E8ResidueRepackParams. One invocation per (column,
-// quad) of a range of columns (the host splits the matrix into ranges whose fields fit a binding).
+// when centred). The body of shaders/quad_repack.wgsl (the bindings, the entry point and the column
+// side), compiled after shaders/lattice_decode.wgsl (decode_leader, the run-time decoder: the repack
+// runs once per upload) and the generated QuadRepackParams (`quadRepackShaderSource`,
+// src/gpu/kernels/quadRepack.ts).
 
-const THREADS: u32 = 256u;
 const ORIGIN_WORD: u32 = 0x88888888u;   // the origin's residues: nibbles (0 + 16) / 2
-
-@group(0) @binding(0) var<uniform> params: E8ResidueRepackParams;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> indices: array<u32>;
-@group(0) @binding(3) var<storage, read> column_side: array<f32>;   // the range's norms, then gains and means (cols apart)
-@group(0) @binding(4) var<storage, read_write> residues: array<u32>;
-@group(0) @binding(5) var<storage, read_write> sides: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out_side: array<f32>;  // ν_j·γ_j of every column, then μ_j
 
 // The residue word and the side byte (scale index 0) of a leader of E8 with q = 16.
 fn residue_of(leader: LatticePoint) -> vec2<u32> {
@@ -35,18 +27,8 @@ fn residue_of(leader: LatticePoint) -> vec2<u32> {
   return vec2<u32>(word, side);
 }
 
-@compute @workgroup_size(256, 1, 1)
-fn main(
-  @builtin(workgroup_id) group: vec3<u32>,
-  @builtin(num_workgroups) groups: vec3<u32>,
-  @builtin(local_invocation_index) thread: u32,
-) {
-  let invocation = (group.y * groups.x + group.x) * THREADS + thread;
-  if (invocation >= params.cols * params.quads) {
-    return;
-  }
-  let column = invocation / params.quads;
-  let quad = invocation % params.quads;
+// Quad `quad` of local column `column`: its 4 residue words into quad_words, its side word into quad_sides.
+fn repack_quad(column: u32, quad: u32) {
   let index_per_word = 32u / params.index_bits;
   var side_word = 0u;
   for (var t = 0u; t < 4u; t = t + 1u) {
@@ -61,18 +43,8 @@ fn main(
       word = r.x;
       side = r.y | (index << 4u);
     }
-    residues[params.residue_first + 4u * (column * params.quads + quad) + t] = word;
+    quad_words[params.quad_first + 4u * (column * params.quads + quad) + t] = word;
     side_word = side_word | (side << (8u * t));
   }
-  sides[params.side_first + column * params.quads + quad] = side_word;
-  if (quad == 0u) {
-    var scale = column_side[column];
-    if (params.has_gains != 0u) {
-      scale = scale * column_side[params.cols + column];
-    }
-    out_side[params.column_first + column] = scale;
-    if (params.has_means != 0u) {
-      out_side[params.means_first + column] = column_side[2u * params.cols + column];
-    }
-  }
+  quad_sides[params.side_first + column * params.quads + quad] = side_word;
 }

@@ -70,6 +70,19 @@ export {
 } from './gpu/kernels/e8ResidueGemvI8.js';
 export { e8PointGemvI8, dispatchE8PointGemvI8, e8PointBytes, GpuE8PointMatrix, type E8PointGemvI8Args, type E8PointGemvI8Options } from './gpu/kernels/e8PointGemvI8.js';
 export {
+  d3QuadGemvI8,
+  dispatchD3QuadGemvI8,
+  dispatchD3QuadInputsI8,
+  d3QuadForm,
+  d3QuadUnsupported,
+  GpuD3QuadMatrix,
+  type D3QuadMatrix,
+  type D3QuadGemvI8Args,
+  type D3QuadGemvI8Options,
+  type D3QuadInputsI8Args,
+  type D3QuadTableCopies,
+} from './gpu/kernels/d3QuadGemvI8.js';
+export {
   dispatchInputsI8,
   dispatchRotatedInputsI8,
   type InputsI8Args,

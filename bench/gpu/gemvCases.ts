@@ -7,7 +7,9 @@ import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, pac
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
-import { dispatchInputsI8, dispatchRotatedInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { d3QuadForm, d3QuadGemvReference, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { D3, leaderTable, VoronoiCode } from '../../src/lattices/index.js';
 import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
@@ -783,6 +785,66 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKerne
   };
 }
 
+/** The D3 quad form of each problem's first tile columns, shared by its rows. */
+const d3QuadTiles = new WeakMap<GemvProblem, D3QuadMatrix>();
+
+function d3QuadTile(problem: GemvProblem, distinct: number): D3QuadMatrix {
+  const known = d3QuadTiles.get(problem);
+  if (known !== undefined) return known;
+  const tile = { rows: problem.n, cols: distinct, data: problem.tile.data.subarray(0, problem.n * distinct) };
+  // Rotated, as the library quantizes by default: the whole call rotates x as the scheme's rows do.
+  const m = d3QuadForm(quantize(tile, { scheme: 'd3-q6-deterministic', center: false, seed: E8_RESIDUE_SEED }) as DeterministicLatticeMatrix);
+  d3QuadTiles.set(problem, m);
+  return m;
+}
+
+/** The D3 leaders (the quad GEMV's twin decodes through them). */
+const D3_LEADERS = /*#__PURE__*/ leaderTable(new VoronoiCode(D3, 6));
+
+/**
+ * The D3 quad GEMV (dispatchD3QuadGemvI8: d3-q6-deterministic codes laid out at upload in whole quads
+ * of 16 blocks per column, the same 3.33 bits per entry; bench/README.md "D3: codes in whole quads"),
+ * beside the deterministic D3 kernel that reads the codes as stored: its codes come from the CPU
+ * encoder on the first E8_RESIDUE_TILE_COLS columns of the tile, rotated as by default, repeated on the
+ * GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and
+ * rounds x̃. `tableCopies`: the kernel's table copies, an alternative to its default (1).
+ */
+export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, tableCopies?: D3QuadTableCopies): GemvKernel {
+  const name = (copies?: D3QuadTableCopies): string =>
+    `D3 quad GEMV d3-q6-deterministic (codes in whole quads per column), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies === undefined ? '' : `, ${copies} table cop${copies === 1 ? 'y' : 'ies'}`}`;
+  return {
+    name: name(tableCopies),
+    spirvKey: `d3-quad-i8:d3-q6-deterministic:${dotPath}${tableCopies === undefined ? '' : `:copies${tableCopies}`}`,
+    ...(tableCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
+    k: 1,
+    xPrepared,
+    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    async build({ device }, problem, settings) {
+      check(problem.x.cols === 1, 'bench: the D3 quad rows have one right-hand side');
+      const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
+      const m = d3QuadTile(problem, distinct);
+      return buildE8QuadRows(device, problem, settings, {
+        label: 'bench d3 quad',
+        m: { seed: m.seed, keptLength: m.keptLength, quadsPerColumn: m.quadsPerColumn },
+        distinct,
+        fields: [
+          { what: 'quad codes', data: m.codes, columnBytes: 16 * m.quadsPerColumn },
+          { what: 'quad scale indices', data: m.indices, columnBytes: 4 * m.quadsPerColumn },
+          { what: 'column scales', data: m.columnScales, columnBytes: 4 },
+        ],
+        make: ([codes, indices, scales]) => new GpuD3QuadMatrix(device, { ...m, cols: problem.cols, hasMeans: false }, codes as GPUBuffer, indices as GPUBuffer, scales as GPUBuffer),
+        record: (encoder, scratch, w, io) => dispatchD3QuadGemvI8(device, encoder, scratch, { ...io, w, ...(tableCopies === undefined ? {} : { tableCopies }) }),
+        dotPath,
+        xPrepared,
+        exactLimit: latticeLimit('d3-q6-deterministic'),
+        twin: (inputs) => d3QuadGemvReference(m, D3_LEADERS, inputs),
+        inputs: (encoder, scratch, w, x) => dispatchD3QuadInputs(device, encoder, scratch, w, x),
+        cpuInputs: (xRotated) => quantizeInputsI8(xRotated, m.keptLength, 4 * m.quadsPerColumn),
+      });
+    },
+  };
+}
+
 /** Distinct columns the E8 point rows quantize on the CPU (a universal E8 scheme) and repeat. */
 const E8_POINT_TILE_COLS = 64;
 
@@ -871,6 +933,10 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
     readonly xPrepared: boolean;
     readonly exactLimit: number;
     readonly twin: (inputs: E8InputsI8Values) => Float64Array;
+    /** x̂ from x once (the kernel-alone rows); default E8's groups of 32 (`dispatchE8ResidueInputs`). */
+    readonly inputs?: (encoder: GPUCommandEncoder, scratch: GpuScratch, w: W, x: GPUBuffer) => RecordedE8InputsI8;
+    /** x̃ rounded on the CPU as the kernel reads it; default E8's groups of 32 (`quantizeE8InputsI8`). */
+    readonly cpuInputs?: (xRotated: Float32Array) => E8InputsI8Values;
   },
 ): Promise<GemvSubject> {
   const { n, cols } = problem;
@@ -887,7 +953,7 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
       // x̃ = R·x and x̂ made once (what the whole call does first).
       const scratch = new GpuScratch(device);
       const encoder = device.createCommandEncoder({ label: `${label} x̂ for the kernel-alone rows` });
-      given = { inputs: dispatchE8ResidueInputs(device, encoder, scratch, full, x), scratch };
+      given = { inputs: spec.inputs === undefined ? dispatchE8ResidueInputs(device, encoder, scratch, full, x) : spec.inputs(encoder, scratch, full, x), scratch };
       device.queue.submit([encoder.finish()]);
       await device.queue.onSubmittedWorkDone();
     }
@@ -902,7 +968,7 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
         const repeated = repeatedProblem(problem, distinct);
         const exact = await nmseOf(device, y, repeated, spec.exactLimit);
         const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
-        const twin = spec.twin(quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn));
+        const twin = spec.twin(spec.cpuInputs === undefined ? quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn) : spec.cpuInputs(xRotated));
         const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
         return { ...nmse, metric: `nmse vs its CPU twin (vs exact float64: ${exact.value.toExponential(2)})` };
       },

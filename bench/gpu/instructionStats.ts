@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
-import { writeSync } from 'node:fs';
+import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { f16GemvShaderSource } from '../../src/gpu/kernels/f16Gemv.js';
 import { f32GemvShaderSource } from '../../src/gpu/kernels/f32Gemv.js';
@@ -9,6 +10,7 @@ import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { D3_QUAD_DEFAULT_TABLE_COPIES, d3QuadGemvShaderSource } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
@@ -22,7 +24,7 @@ import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kern
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
-import { compileRdnaIsa, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
+import { assembleSpirv, COMPILE_PIPELINE_SOURCE, compileRdnaIsa, helperBindings, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
 /*
@@ -34,6 +36,11 @@ import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './s
  * width from its uniforms) are analysed with those values known, so only the branches that run are
  * counted; the deterministic GEMV compiles one module per scheme (as the benchmark's device does).
  */
+
+/** The universal schemes whose GEMVs the benchmark measures (and counts). */
+export const UNIVERSAL_SCHEMES: readonly SchemeName[] = ['e8-4bit', 'e8-q16', 'd3-q6', 'e8-3bit'];
+/** The deterministic schemes whose GEMVs the benchmark measures (and counts). */
+export const DETERMINISTIC_SCHEMES: readonly SchemeName[] = ['d3-q6-deterministic', 'e8-q16-deterministic'];
 
 /** One kernel to analyse. */
 interface SpirvSubject {
@@ -131,11 +138,18 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
             codeVariables: ['codes'],
           }];
     })(),
+    // The D3 quad GEMV (the codes in whole quads per column), with its default table (one copy) and with 4 copies.
+    ...([undefined, 4] as const).map((copies) => ({
+      key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
+      moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
+      code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? D3_QUAD_DEFAULT_TABLE_COPIES }),
+      codeVariables: ['quad_words'],
+    })),
     {
       key: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
       moduleKey: `e8-residue-i8-${dotPath}`,
       code: e8ResidueGemvShaderSource({ rhsTile: 1, subgroups, dotPath }),
-      codeVariables: ['residues'],
+      codeVariables: ['quad_words'],
     },
     // The universal E8 schemes' int8-input GEMV (one kernel for every q, one module): per byte of int8
     // points, under the key of each scheme the benchmark times it with.
@@ -357,13 +371,10 @@ export interface ProductInstructionStats {
 export type InstructionStats = Map<string, KernelInstructionStats | ProductInstructionStats | { readonly error: string }>;
 
 /**
- * Runs the child (same entry file, `--spirv-child REQUEST_JSON`) and analyses its dumps.
- *
- * @example
- * const stats = await instructionStats({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [] });
+ * Runs the child (the same entry file, `--spirv-child REQUEST_JSON`, which calls `spirvChildMain`)
+ * and returns Dawn's SPIR-V text of each module, by module key.
  */
-export function instructionStats(request: SpirvChildRequest, timeoutMs: number): InstructionStats {
-  const stats: InstructionStats = new Map();
+function spirvDumps(request: SpirvChildRequest, timeoutMs: number): Map<string, string> {
   const entry = process.argv[1];
   if (entry === undefined) throw new Error('cannot find the entry script to start the SPIR-V child');
   const result = spawnSync(process.execPath, [...process.execArgv, entry, '--spirv-child', JSON.stringify(request)], {
@@ -374,7 +385,88 @@ export function instructionStats(request: SpirvChildRequest, timeoutMs: number):
   });
   if (result.error) throw result.error;
   if (result.status !== 0) throw new Error(`SPIR-V child exited with ${result.status}: ${(result.stderr ?? '').split('\n').slice(-5).join(' ')}`);
-  const dumps = splitDumps(result.stdout);
+  return splitDumps(result.stdout);
+}
+
+/** One module of `exportSpirv`'s manifest. */
+export interface ExportedModule {
+  /** The report's kernel keys compiled from this module (instructionStats' keys; products' start with `mac:`). */
+  readonly keys: readonly string[];
+  readonly moduleKey: string;
+  /** The binary module, relative to the manifest. */
+  readonly file: string;
+  /** The helper's BINDINGS argument. */
+  readonly bindings: string;
+  readonly entryPoint: string;
+  /** Invocations per workgroup (the module's LocalSize). */
+  readonly workgroupInvocations: number;
+  /** RADV's statistics of the module compiled for RDNA3 (VGPRs, LDS size, …), or why there are none. */
+  readonly radv: Readonly<Record<string, number>> | { readonly error: string };
+}
+
+/** What `exportSpirv` writes as manifest.json. */
+export interface SpirvExport {
+  readonly made: string;
+  /** The adapter whose Dawn emitted the SPIR-V. */
+  readonly emittedOn: string;
+  readonly request: SpirvChildRequest;
+  readonly modules: readonly ExportedModule[];
+}
+
+/** The module's invocations per workgroup, from its `OpExecutionMode … LocalSize x y z`. */
+function workgroupInvocations(spirv: string): number {
+  const m = /OpExecutionMode %\S+ LocalSize (\d+) (\d+) (\d+)/.exec(spirv);
+  return m === null ? 0 : Number(m[1]) * Number(m[2]) * Number(m[3]);
+}
+
+/**
+ * Writes every kernel module of the report as a SPIR-V binary into `dir` with a manifest.json and
+ * the helper bench/isa/compile_pipeline.c built beside them, so that a machine with no Node, Dawn,
+ * spirv-tools or compiler (the lent NVIDIA GPU) can have its own driver compile each module and report
+ * its statistics (bench/gpu/pipeline_stats.py). The SPIR-V is what this machine's Dawn emits for the
+ * request's features (another adapter's Dawn may emit slightly different code: it is the same WGSL).
+ *
+ * @example
+ * exportSpirv({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [], int8DotPaths: ['packed'], workgroupBytes: 32768 }, '.dev/spirv', 600_000, 'llvmpipe');
+ */
+export function exportSpirv(request: SpirvChildRequest, dir: string, timeoutMs: number, emittedOn: string): SpirvExport {
+  const dumps = spirvDumps(request, timeoutMs);
+  mkdirSync(dir, { recursive: true });
+  const cc = spawnSync('cc', ['-O2', '-o', join(dir, 'compile_pipeline'), COMPILE_PIPELINE_SOURCE, '-lvulkan'], { encoding: 'utf8' });
+  if (cc.error !== undefined || cc.status !== 0) throw new Error(`cannot build bench/isa/compile_pipeline.c: ${(cc.stderr ?? String(cc.error)).split('\n')[0]}`);
+  const tools = rdnaTools();
+  const byModule = new Map<string, string[]>();
+  for (const subject of [...subjects(request.subgroups, request.f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes)]) {
+    byModule.set(subject.moduleKey, [...(byModule.get(subject.moduleKey) ?? []), subject.key]);
+  }
+  const modules: ExportedModule[] = [];
+  for (const [moduleKey, keys] of byModule) {
+    const text = dumps.get(moduleKey);
+    if (text === undefined) continue;
+    const file = `${String(modules.length).padStart(3, '0')}-${moduleKey.replace(/[^A-Za-z0-9_.-]/g, '_')}.spv`;
+    assembleSpirv(text, join(dir, file));
+    let radv: ExportedModule['radv'];
+    try {
+      radv = tools.ok ? compileRdnaIsa(text, tools, 'dawn_entry_point').statistics : { error: tools.reason };
+    } catch (error) {
+      radv = { error: error instanceof Error ? error.message : String(error) };
+    }
+    modules.push({ keys, moduleKey, file, bindings: helperBindings(text), entryPoint: 'dawn_entry_point', workgroupInvocations: workgroupInvocations(text), radv });
+  }
+  const manifest: SpirvExport = { made: new Date().toISOString(), emittedOn, request, modules };
+  writeFileSync(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+  return manifest;
+}
+
+/**
+ * Runs the child (same entry file, `--spirv-child REQUEST_JSON`) and analyses its dumps.
+ *
+ * @example
+ * const stats = await instructionStats({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [] });
+ */
+export function instructionStats(request: SpirvChildRequest, timeoutMs: number): InstructionStats {
+  const stats: InstructionStats = new Map();
+  const dumps = spirvDumps(request, timeoutMs);
   const tools = rdnaTools();
   const compiled = new Map<string, RdnaCompilation | { readonly error: string }>();
   // The module compiled for RDNA3 once per module key (several kernel keys share one).

@@ -339,10 +339,12 @@ export function rdnaTools(): RdnaTools {
   return { ok: true, helper, icd };
 }
 
-/** The driver's output for one module: its RDNA3 disassembly, and the device and driver named. */
+/** The driver's output for one module: its RDNA3 disassembly, the device and driver named, and its pipeline statistics. */
 export interface RdnaCompilation {
   readonly output: string;
   readonly compiler: string;
+  /** RADV's statistics of the pipeline (VGPRs, SGPRs, LDS size, Subgroups per SIMD, …): helperStatistics. */
+  readonly statistics: Readonly<Record<string, number>>;
 }
 
 /**
@@ -355,18 +357,9 @@ export interface RdnaCompilation {
 export function compileRdnaIsa(spirv: string, tools: Extract<RdnaTools, { ok: true }>, entryPoint: string): RdnaCompilation {
   const dir = mkdtempSync(join(tmpdir(), 'lattice-matmul-isa-'));
   try {
-    const asm = join(dir, 'module.spvasm');
     const binary = join(dir, 'module.spv');
-    // Dawn's dump starts with a comment line of its own; the module starts at "; SPIR-V".
-    const start = spirv.indexOf('; SPIR-V');
-    const module = start >= 0 ? spirv.slice(start) : spirv;
-    // Debian bookworm's spirv-as (2023.1) predates SPV_KHR_maximal_reconvergence, which Tint declares;
-    // it orders the execution of subgroup operations, not their code, so the module is compiled without it.
-    writeFileSync(asm, module.split('\n').filter((line) => !/MaximallyReconvergesKHR|SPV_KHR_maximal_reconvergence/.test(line)).join('\n'));
-    const as = spawnSync('spirv-as', ['--target-env', 'vulkan1.2', asm, '-o', binary], { encoding: 'utf8' });
-    if (as.error !== undefined || as.status !== 0) throw new Error(`spirv-as failed: ${(as.stderr ?? String(as.error)).split('\n')[0]}`);
-    const bindings = spirvBindings(spirv).map((b) => `${b.binding}:${b.uniform ? 'U' : 'S'}`).join(',');
-    const run = spawnSync(tools.helper, [binary, bindings, entryPoint], {
+    assembleSpirv(spirv, binary);
+    const run = spawnSync(tools.helper, [binary, helperBindings(spirv), entryPoint], {
       encoding: 'utf8',
       maxBuffer: 256 * 2 ** 20,
       env: {
@@ -383,11 +376,46 @@ export function compileRdnaIsa(spirv: string, tools: Extract<RdnaTools, { ok: tr
     }
     const device = /^device: (.*)$/m.exec(run.stdout)?.[1] ?? 'unknown device';
     const driver = /^driver: (.*)$/m.exec(run.stdout)?.[1] ?? 'unknown driver';
-    return { output: run.stderr, compiler: `${device}, ${driver}` };
+    return { output: run.stderr, compiler: `${device}, ${driver}`, statistics: helperStatistics(run.stdout) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Assembles Dawn's SPIR-V text (its `dump_shaders` output for one module) into a binary module at
+ * `path` with `spirv-as`.
+ */
+export function assembleSpirv(spirv: string, path: string): void {
+  // Dawn's dump starts with a comment line of its own; the module starts at "; SPIR-V".
+  const start = spirv.indexOf('; SPIR-V');
+  const module = start >= 0 ? spirv.slice(start) : spirv;
+  const asm = `${path}.spvasm`;
+  // Debian bookworm's spirv-as (2023.1) predates SPV_KHR_maximal_reconvergence, which Tint declares;
+  // it orders the execution of subgroup operations, not their code, so the module is compiled without it.
+  writeFileSync(asm, module.split('\n').filter((line) => !/MaximallyReconvergesKHR|SPV_KHR_maximal_reconvergence/.test(line)).join('\n'));
+  try {
+    const as = spawnSync('spirv-as', ['--target-env', 'vulkan1.2', asm, '-o', path], { encoding: 'utf8' });
+    if (as.error !== undefined || as.status !== 0) throw new Error(`spirv-as failed: ${(as.stderr ?? String(as.error)).split('\n')[0]}`);
+  } finally {
+    rmSync(asm, { force: true });
+  }
+}
+
+/** The helper's BINDINGS argument for a module: its set-0 bindings as "0:U,1:S,…". */
+export function helperBindings(spirv: string): string {
+  return spirvBindings(spirv).map((b) => `${b.binding}:${b.uniform ? 'U' : 'S'}`).join(',');
+}
+
+/** The driver's pipeline statistics the helper printed ("statistic: NAME = VALUE" lines), by name. */
+export function helperStatistics(stdout: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^statistic: (.+?) = (-?[0-9.e+]+)$/gm)) out[m[1] as string] = Number(m[2]);
+  return out;
+}
+
+/** The helper's source (bench/isa/compile_pipeline.c). */
+export const COMPILE_PIPELINE_SOURCE = HELPER_SOURCE;
 
 /**
  * Compiles one kernel's SPIR-V for RDNA3 and counts its inner loop, the code bindings told by their

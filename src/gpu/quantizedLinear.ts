@@ -5,9 +5,9 @@ import { checkBufferRange } from './bufferRange.js';
 import { ACTIVATION_FORMATS, activationBytes, dispatchEpilogue, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
-import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8 } from './kernels/inputsI8.js';
-import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix, type RecordedE8InputsI8 } from './kernels/e8ResidueGemvI8.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8, type RotatedInputsI8Args } from './kernels/inputsI8.js';
+import { d3QuadInputsKey, d3QuadInputsOperand, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix } from './kernels/d3QuadGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix } from './kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
 import { e8PointUnsupported } from '../quantize/e8Points.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
@@ -47,26 +47,56 @@ import type { GpuScratch } from './scratch.js';
  */
 
 /**
- * Why deterministic weights cannot take `int8Inputs`, or null: D3 with 8-bit codes (the int8-input
- * lattice GEMV) or E8 with q = 16 (the residue form).
+ * Why deterministic weights cannot take `int8Inputs`, or null: D3 with 8-bit codes (the D3 quad form)
+ * or E8 with q = 16 (the residue form).
  */
 function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string | null {
-  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
+  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : d3QuadUnsupported(w);
 }
 
-/** An E8 matrix in a form of the int8-input GEMVs: an e8-q16-deterministic one's residues, a universal one's points. */
-type E8Int8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix;
+/**
+ * A matrix in a quad form of the int8-input GEMVs: an e8-q16-deterministic one's residues, a universal
+ * E8 one's points, a d3-q6-deterministic one's codes in whole quads.
+ */
+type QuadInt8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix | GpuD3QuadMatrix;
 
 /**
  * The weights of a layer: a lattice matrix on the GPU (universal or deterministic), a weight-only one,
- * or an E8 matrix already repacked for the int8-input GEMVs (`GpuE8ResidueMatrix` of an
- * e8-q16-deterministic matrix, `GpuE8PointMatrix` of a universal E8 one: the layer reads them with
- * `int8Inputs` only; the uploaded matrix they came from may then be destroyed).
+ * or a matrix already repacked for the int8-input GEMVs (`GpuE8ResidueMatrix` of an
+ * e8-q16-deterministic matrix, `GpuE8PointMatrix` of a universal E8 one, `GpuD3QuadMatrix` of a
+ * d3-q6-deterministic one: the layer reads them with `int8Inputs` only; the uploaded matrix they came
+ * from may then be destroyed).
  */
-export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | E8Int8Matrix;
+export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | QuadInt8Matrix;
 
-function isE8Int8Matrix(weight: unknown): weight is E8Int8Matrix {
-  return weight instanceof GpuE8ResidueMatrix || weight instanceof GpuE8PointMatrix;
+function isQuadInt8Matrix(weight: unknown): weight is QuadInt8Matrix {
+  return weight instanceof GpuE8ResidueMatrix || weight instanceof GpuE8PointMatrix || weight instanceof GpuD3QuadMatrix;
+}
+
+/** A quad form's name, in messages. */
+function quadFormName(weight: QuadInt8Matrix): string {
+  return weight instanceof GpuE8PointMatrix ? 'GpuE8PointMatrix' : weight instanceof GpuD3QuadMatrix ? 'GpuD3QuadMatrix' : 'GpuE8ResidueMatrix';
+}
+
+/** The key of the x̂ a quad form reads (`e8InputsKey`: E8's groups of 32; `d3QuadInputsKey`: D3's groups of 12, 4 per quad). */
+function quadInputsKey(form: QuadInt8Matrix): string {
+  return form instanceof GpuD3QuadMatrix ? d3QuadInputsKey(form) : e8InputsKey(form);
+}
+
+/** What an int8-input layer's x̂ is rounded for: its quad form, or its lattice weight (the universal D3 GEMV). */
+type Int8Operand = QuadInt8Matrix | GpuLatticeMatrix;
+
+/** x̃ = R·X rotated into `args.xRotated` and rounded to int8 for `operand`, in the rotation's last pass where it can be. */
+function recordRotatedRounding(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, operand: Int8Operand, args: Omit<RotatedInputsI8Args, 'w'>): RecordedInputsI8 {
+  if (operand instanceof GpuE8ResidueMatrix || operand instanceof GpuE8PointMatrix) return dispatchRotatedE8InputsI8(device, encoder, scratch, { ...args, w: operand });
+  return dispatchRotatedInputsI8(device, encoder, scratch, { ...args, w: operand instanceof GpuD3QuadMatrix ? d3QuadInputsOperand(operand) : operand });
+}
+
+/** x̃ (given) rounded to int8 for `operand` in a dispatch of its own. */
+function recordRounding(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, operand: Int8Operand, args: { readonly xRotated: GPUBuffer; readonly xRotatedOffset: number; readonly rhs: number }): RecordedInputsI8 {
+  if (operand instanceof GpuE8ResidueMatrix || operand instanceof GpuE8PointMatrix) return dispatchE8InputsI8(device, encoder, scratch, { ...args, w: operand });
+  if (operand instanceof GpuD3QuadMatrix) return dispatchD3QuadInputsI8(device, encoder, scratch, { ...args, w: operand });
+  return dispatchInputsI8(device, encoder, scratch, { ...args, w: operand });
 }
 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
@@ -89,7 +119,11 @@ export interface QuantizedLinearOptions {
    * Round the rotated input to int8 per group of coordinates inside the GEMV and multiply with packed
    * 8-bit dot products: for d3-q6 and d3-q6-deterministic weights per 12 coordinates
    * (src/gpu/kernels/universalGemvI8.ts: ≈ 3× fewer instructions per weight byte than the f32-input
-   * kernel; src/gpu/kernels/latticeGemvI8.ts: ≈ 2× for the deterministic one); for
+   * kernel); for d3-q6-deterministic on the codes laid out when the layer is created in whole quads of
+   * 16 blocks per column (src/gpu/kernels/d3QuadGemvI8.ts: ≈ 3× fewer instructions per block than the
+   * f32-input kernel, ≈ 1.7× fewer than reading the codes as stored; the same 3.33 bits per entry, and
+   * the layer owns that copy beside the weight's codes: give a `GpuD3QuadMatrix` as the weight to hold
+   * one copy only); for
    * e8-q16-deterministic per 32, on the leaders repacked when the layer is created into residue
    * nibbles and a side byte per block (src/gpu/kernels/e8ResidueGemvI8.ts: ≈ 7× fewer instructions
    * per block than the nearest-point decode, for 5 bits per entry read instead of 4.25; the layer
@@ -303,8 +337,8 @@ export class QuantizedLinear {
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
-  /** E8 weights repacked for the int8-input GEMVs (owned, unless it is the weight itself), or null. */
-  private readonly e8Form: E8Int8Matrix | null;
+  /** Weights in a quad form of the int8-input GEMVs (E8 residues or points, D3 quads: owned, unless it is the weight itself), or null. */
+  private readonly quadForm: QuadInt8Matrix | null;
   /** The weight when it is a lattice matrix (not weight-only, not already repacked), else null. */
   private readonly lattice: GpuLatticeMatrix | null;
   private readonly int8DotPath: DotPath;
@@ -332,13 +366,13 @@ export class QuantizedLinear {
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
       this.lattice = null;
-    } else if (isE8Int8Matrix(weight)) {
-      check((options.int8Inputs ?? null) !== null, () => `QuantizedLinear: a ${weight instanceof GpuE8PointMatrix ? 'GpuE8PointMatrix' : 'GpuE8ResidueMatrix'} is read by the int8-input GEMV only: pass int8Inputs (dotPathFor(engine.features))`);
+    } else if (isQuadInt8Matrix(weight)) {
+      check((options.int8Inputs ?? null) !== null, () => `QuantizedLinear: a ${quadFormName(weight)} is read by the int8-input GEMV only: pass int8Inputs (dotPathFor(engine.features))`);
       this.inFeatures = weight.rows;
       this.outFeatures = weight.cols;
       this.lattice = null;
     } else {
-      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix, a GpuE8ResidueMatrix or a GpuE8PointMatrix');
+      check(typeof weight === 'object' && weight !== null && weight.kind === 'lattice', 'QuantizedLinear needs a GPU lattice matrix, a WeightOnlyGpuMatrix, a GpuE8ResidueMatrix, a GpuE8PointMatrix or a GpuD3QuadMatrix');
       checkGpuLatticeMatrix(weight, 'QuantizedLinear weight');
       // A hand-built matrix's buffers: WebGPU would refuse one without STORAGE only at the caller's submit.
       for (const [name, buffer] of latticeMatrixFields(weight)) if (buffer !== null) checkBufferUsable(buffer, BufferUsage.STORAGE, `QuantizedLinear weight ${name}`);
@@ -359,7 +393,7 @@ export class QuantizedLinear {
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
     const lattice = this.lattice;
-    if (int8Inputs !== null && !isE8Int8Matrix(weight)) {
+    if (int8Inputs !== null && !isQuadInt8Matrix(weight)) {
       check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, the universal E8 schemes, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
       const why = lattice.mode === 'universal' ? (lattice.scheme.lattice === 'E8' ? e8PointUnsupported(lattice) : int8InputsUnsupported(lattice.scheme)) : deterministicInt8InputsUnsupported(lattice);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
@@ -386,15 +420,15 @@ export class QuantizedLinear {
       this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : (biasSlice?.buffer ?? null);
       const e8 = lattice?.scheme.lattice === 'E8';
       this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' && !e8 ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
-      this.e8Form = isE8Int8Matrix(weight)
+      this.quadForm = isQuadInt8Matrix(weight)
         ? weight
-        : int8Inputs === null || lattice === null || !e8
+        : int8Inputs === null || lattice === null || this.int8Weights !== null
           ? null
           : lattice.mode === 'deterministic'
-            ? own(GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`))
+            ? own(e8 ? GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`) : GpuD3QuadMatrix.repack(device, lattice, `${label} D3 quads`))
             : own(GpuE8PointMatrix.repack(device, lattice, `${label} E8 points`));
-      // The E8 forms carry their own column side.
-      this.columnSide = lattice?.mode === 'deterministic' && this.e8Form === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
+      // The quad forms carry their own column side.
+      this.columnSide = lattice?.mode === 'deterministic' && this.quadForm === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
     } catch (error) {
       for (const resource of created) resource.destroy();
       throw error;
@@ -553,7 +587,9 @@ export class QuantizedLinear {
           ? [[`${weightName}'s residues`, weight.residues], [`${weightName}'s sides`, weight.sides], [`${weightName}'s column side`, weight.columnSide]]
           : weight instanceof GpuE8PointMatrix
             ? [[`${weightName}'s points`, weight.points], [`${weightName}'s keys`, weight.keys], [`${weightName}'s column side`, weight.columnSide]]
-            : latticeMatrixBuffers(weight, weightName);
+            : weight instanceof GpuD3QuadMatrix
+              ? [[`${weightName}'s quad codes`, weight.codes], [`${weightName}'s quad scale indices`, weight.indices], [`${weightName}'s column side`, weight.columnSide]]
+              : latticeMatrixBuffers(weight, weightName);
     return this.ownsBias ? buffers : [...buffers, [`${name} bias`, this.bias]];
   }
 
@@ -581,7 +617,7 @@ export class QuantizedLinear {
    */
   private int8RoundingKey(): string | null {
     if (!this.int8Inputs) return null;
-    if (this.e8Form !== null) return e8InputsKey(this.e8Form);
+    if (this.quadForm !== null) return quadInputsKey(this.quadForm);
     return this.lattice === null ? null : inputsI8Key(this.lattice);
   }
 
@@ -604,7 +640,7 @@ export class QuantizedLinear {
   private readsX(): boolean {
     const weight = this.weight;
     if (weight instanceof WeightOnlyGpuMatrix) return false;
-    if (isE8Int8Matrix(weight)) return !weight.rotate || weight.hasMeans;
+    if (isQuadInt8Matrix(weight)) return !weight.rotate || weight.hasMeans;
     return !weight.rotate || (weight.mode === 'universal' ? weight.hasMeans : weight.means !== null);
   }
 
@@ -614,7 +650,7 @@ export class QuantizedLinear {
    * weights) on x in the activation format; every GEMV kernel adds the bias and writes the activation
    * format itself (GemvOutputArgs).
    */
-  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
+  private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
     const output = { bias: this.bias, biasOffset: this.biasOffset, outputFormat: this.activations };
@@ -625,19 +661,19 @@ export class QuantizedLinear {
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };
-      // An E8 form (made by the layer, or the weight itself), else the lattice weight's GEMVs.
+      // A quad form (made by the layer, or the weight itself), else the lattice weight's GEMVs.
       const lattice = this.lattice;
-      const e8Form = this.e8Form;
-      if (e8Form !== null) {
+      const quadForm = this.quadForm;
+      if (quadForm !== null) {
         // recordLayers rounds x̃ for it (the call checks that they were rounded for this matrix).
-        check(inputsI8 !== null, 'QuantizedLinear: the E8 int8-input GEMVs are recorded with their rounded inputs');
-        const e8Args = { ...io, dotPath: this.int8DotPath, inputsI8: inputsI8 as RecordedE8InputsI8 };
-        if (e8Form instanceof GpuE8ResidueMatrix) dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...e8Args, w: e8Form });
-        else dispatchE8PointGemvI8(this.device, encoder, scratch, { ...e8Args, w: e8Form });
-      } else if (lattice !== null && this.int8Inputs) {
-        const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8: inputsI8 as RecordedInputsI8 }) };
-        if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
-        else if (lattice.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: lattice, ...this.columnSideArg() });
+        check(inputsI8 !== null, 'QuantizedLinear: the quad int8-input GEMVs are recorded with their rounded inputs');
+        const quadArgs = { ...io, dotPath: this.int8DotPath, inputsI8 };
+        if (quadForm instanceof GpuE8ResidueMatrix) dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
+        else if (quadForm instanceof GpuE8PointMatrix) dispatchE8PointGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
+        else dispatchD3QuadGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
+      } else if (this.int8Weights !== null) {
+        // The universal D3 GEMV (every deterministic layer with int8Inputs has a quad form).
+        dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }), weights: this.int8Weights });
       } else if (lattice?.mode === 'universal') {
         dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: lattice, ...(callSums === null ? {} : { callSums }) });
       } else if (lattice !== null) {
@@ -681,7 +717,7 @@ export class QuantizedLinear {
       return xF32;
     };
     const rotated = new Map<string, Slice>();
-    const rounded = new Map<string, RecordedInputsI8 | RecordedE8InputsI8>();
+    const rounded = new Map<string, RecordedInputsI8>();
     const summed = new Map<string, RecordedCallSums>();
     // Per rotation, the first int8-input layer that reads it: the rotation rounds x̃ for it in its
     // pass (in its groups: 12 for D3, 32 for the E8 residue GEMV; a layer of the other kind reading the
@@ -695,7 +731,7 @@ export class QuantizedLinear {
       const rotation = layer.rotation();
       const w = layer.lattice;
       let xRotated: Slice | null = null;
-      let inputsI8: RecordedInputsI8 | RecordedE8InputsI8 | null = null;
+      let inputsI8: RecordedInputsI8 | null = null;
       const roundingKey = layer.int8RoundingKey();
       if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
       if (rotation !== null) {
@@ -704,14 +740,10 @@ export class QuantizedLinear {
         if (xRotated === null) {
           const buffer = scratch.intermediate(`${label} R·x (seed ${rotation.seed})`, 4 * rotation.length * tokens, STORAGE_USAGE);
           const int8Layer = roundedInRotation.get(key);
-          const int8Operand = int8Layer === undefined ? null : (int8Layer.e8Form ?? int8Layer.lattice);
+          const int8Operand = int8Layer === undefined ? null : (int8Layer.quadForm ?? int8Layer.lattice);
           if (int8Operand !== null) {
             // The rotation rounds to int8 in its own pass where it takes one (else two dispatches).
-            const rotating = { x: x.buffer, xOffset: x.offset, inputFormat, xRotated: buffer, rhs: tokens };
-            const recorded =
-              isE8Int8Matrix(int8Operand)
-                ? dispatchRotatedE8InputsI8(device, encoder, scratch, { ...rotating, w: int8Operand })
-                : dispatchRotatedInputsI8(device, encoder, scratch, { ...rotating, w: int8Operand });
+            const recorded = recordRotatedRounding(device, encoder, scratch, int8Operand, { x: x.buffer, xOffset: x.offset, inputFormat, xRotated: buffer, rhs: tokens });
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {
@@ -721,11 +753,10 @@ export class QuantizedLinear {
           rotated.set(key, xRotated);
         }
       }
-      const int8Operand = layer.e8Form ?? w;
+      const int8Operand = layer.quadForm ?? w;
       if (roundingKey !== null && inputsI8 === null && int8Operand !== null) {
         const source = xRotated ?? f32Input();
-        const rounding = { xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens };
-        inputsI8 = isE8Int8Matrix(int8Operand) ? dispatchE8InputsI8(device, encoder, scratch, { ...rounding, w: int8Operand }) : dispatchInputsI8(device, encoder, scratch, { ...rounding, w: int8Operand });
+        inputsI8 = recordRounding(device, encoder, scratch, int8Operand, { xRotated: source.buffer, xRotatedOffset: source.offset, rhs: tokens });
         rounded.set(roundingKey, inputsI8);
       }
       let callSums: RecordedCallSums | null = null;
@@ -763,7 +794,7 @@ export class QuantizedLinear {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
     // A lost device runs nothing: every output is spoiled.
     throwIfDeviceLost(this.device, `${this.label}: check`);
-    if (this.e8Form instanceof GpuE8PointMatrix) await this.e8Form.check();
+    if (this.quadForm instanceof GpuE8PointMatrix) await this.quadForm.check();
   }
 
   /**
@@ -777,8 +808,8 @@ export class QuantizedLinear {
     this.destroyed = true;
     this.prepared.destroy();
     this.int8Weights?.destroy();
-    // The layer's own repack, not an E8 form given as the weight (which stays the caller's).
-    if (this.e8Form !== this.weight) this.e8Form?.destroy();
+    // The layer's own repack, not a quad form given as the weight (which stays the caller's).
+    if (this.quadForm !== this.weight) this.quadForm?.destroy();
     this.columnSide?.destroy();
     if (this.ownsBias) this.bias?.destroy();
   }

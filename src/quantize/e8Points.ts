@@ -1,4 +1,5 @@
 import { check } from '../errors.js';
+import { quadFormShape, type QuadFormShape } from './quadForm.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads } from './e8Residues.js';
 import { DITHER_GRID, latticeSpec } from './latticeSpec.js';
 import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
@@ -35,18 +36,11 @@ import { columnKeys, ditherWordKeys, forEachUniversalPoint, universalDitherUnit 
 export const E8_POINT_LIMIT = 127;
 
 /** A universal E8 matrix in the point form (see the module comment). */
-export interface E8PointMatrix {
+export interface E8PointMatrix extends QuadFormShape {
   /** The matrix's scheme (its q and β). */
   readonly scheme: UniversalLatticeScheme;
-  readonly rows: number;
-  readonly cols: number;
-  readonly rotate: boolean;
-  readonly seed: number;
-  readonly length: number;
-  readonly keptLength: number;
+  /** quadsPerColumn = ceil(blocksPerColumn / 4) (`e8ResidueQuads`). */
   readonly blocksPerColumn: number;
-  /** ceil(blocksPerColumn / 4) (`e8ResidueQuads`). */
-  readonly quadsPerColumn: number;
   /** 8·quadsPerColumn words per column: block b's even coordinates in word 2b, odd ones in word 2b + 1. */
   readonly points: Uint32Array;
   /** Per column the keys of the block dither's two hash words (`ditherWordKeys`): 2 words per column. */
@@ -117,15 +111,9 @@ export function e8PointForm(m: UniversalLatticeMatrix): E8PointMatrix {
     points[j * wordsPerColumn + 2 * b + 1] = odd;
   });
   return {
+    ...quadFormShape(m, quads),
     scheme: m.scheme,
-    rows: m.rows,
-    cols: m.cols,
-    rotate: m.rotate,
-    seed: m.seed,
-    length: m.length,
-    keptLength: m.keptLength,
     blocksPerColumn: m.blocksPerColumn,
-    quadsPerColumn: quads,
     points,
     ditherKeys,
     norms: Float32Array.from(m.norms),

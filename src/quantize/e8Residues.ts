@@ -2,6 +2,7 @@ import { check } from '../errors.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec } from './latticeSpec.js';
 import type { DeterministicLatticeMatrix } from './quantizedMatrix.js';
+import { deterministicQuadForm, type DeterministicQuadForm } from './quadForm.js';
 import type { DeterministicLatticeScheme } from './schemes.js';
 
 /*
@@ -44,30 +45,11 @@ const Q = 16;
 const PERIOD = 2 * Q;
 
 /** An e8-q16-deterministic matrix in the residue form (see the module comment). */
-export interface E8ResidueMatrix {
-  readonly rows: number;
-  readonly cols: number;
-  /** The matrix's rotation: its columns are in the rotated domain of this seed when `rotate`. */
-  readonly rotate: boolean;
-  readonly seed: number;
-  /** Rotated length N and the coordinates kept (those past keptLength decode as 0). */
-  readonly length: number;
-  readonly keptLength: number;
-  readonly blocksPerColumn: number;
-  /** ceil(blocksPerColumn / 4). */
-  readonly quadsPerColumn: number;
+export interface E8ResidueMatrix extends DeterministicQuadForm {
   /** 4·quadsPerColumn residue words per column. */
   readonly residues: Uint32Array;
   /** quadsPerColumn words of side bytes per column (byte t: block 4·quad + t). */
   readonly sides: Uint32Array;
-  /** The scheme's integer scale multiples (at most 4). */
-  readonly multiples: Int32Array;
-  /** ν_j·γ_j per column (f32). */
-  readonly columnScales: Float32Array;
-  /** μ_j per column when the matrix is centred (Y adds μ_j·Σx), else null. */
-  readonly means: Float32Array | null;
-  /** unit / (pointScale·√N): turns a block's k·ℓ into rotated entries, before ν_j·γ_j. */
-  readonly columnUnit: number;
 }
 
 /** Why a deterministic matrix (on the CPU or uploaded) cannot take the residue form, or null. */
@@ -137,9 +119,7 @@ export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
   const leader = new Int32Array(8);
   const origin = residueOfLeader(leader);
   residues.fill(origin.word);
-  const columnScales = new Float32Array(m.cols);
   for (let j = 0; j < m.cols; j++) {
-    columnScales[j] = (m.norms[j] as number) * (m.gains === null ? 1 : (m.gains[j] as number));
     for (let b = 0; b < blocks; b++) {
       const index = j * blocks + b;
       code.decode(m.codes[index] as number, leader);
@@ -150,20 +130,5 @@ export function e8ResidueForm(m: DeterministicLatticeMatrix): E8ResidueMatrix {
       sides[sideAt] = ((sides[sideAt] as number) | ((side | ((m.scaleIndices[index] as number) << 4)) << (8 * (b & 3)))) >>> 0;
     }
   }
-  return {
-    rows: m.rows,
-    cols: m.cols,
-    rotate: m.rotate,
-    seed: m.seed,
-    length: m.length,
-    keptLength: m.keptLength,
-    blocksPerColumn: blocks,
-    quadsPerColumn: quads,
-    residues,
-    sides,
-    multiples: Int32Array.from(m.multiples),
-    columnScales,
-    means: m.means === null ? null : Float32Array.from(m.means),
-    columnUnit: m.unit / (lattice.pointScale * Math.sqrt(m.length)),
-  };
+  return { ...deterministicQuadForm(m, quads, m.unit / (lattice.pointScale * Math.sqrt(m.length))), residues, sides };
 }

@@ -509,7 +509,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)),
         uploadLatticeMatrix(device, lattice('e8-q16', 2)), // another seed: a second rotation
         uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })), // unrotated (n = 300 is no Hadamard length)
-        uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs: shares layer 2's rounding
+        uploadLatticeMatrix(device, lattice('d3-q6-deterministic', 1)), // int8 inputs (D3 quads: 4 groups of 12 per quad of 16 blocks): its own rounding of seed 1's x̃
         uploadLatticeMatrix(device, lattice('d3-q6', 2)), // int8 inputs of the second seed: a second rounding
         uploadLatticeMatrix(device, lattice('e8-q16', 1)), // shares layer 1's rotation and per-call sums
         uploadLatticeMatrix(device, lattice('e8-q16-deterministic', 1)), // int8 inputs (E8 residues): its own rounding (groups of 32) of seed 1's x̃
@@ -526,7 +526,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const grouped = layerOutputs(layers, 3, 'grouped');
       try {
         expect(group.rotationsPerRecord).toBe(2);
-        expect(group.int8RoundingsPerRecord).toBe(3);
+        expect(group.int8RoundingsPerRecord).toBe(4);
         // The universal f32-input layers' per-call sums: taken by the products themselves where they
         // write Y (the layers are not centred), else recorded once per lattice and seed.
         const fusedSums = fusedFinishSupported(device);
@@ -554,8 +554,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // (prepared commands merge a layer's passes, so pass labels would not say which kernel ran).
         // Rotations: the group makes one per distinct seed of its lattice layers (2) where the layers
         // one by one make one each (9); the weight-only layer here is unrotated. D3 int8 roundings: one
-        // per D3 int8 layer one by one (3), one per seed in the group (2); the E8 residue layer's (groups
-        // of 32) one in both; the products are the same four. The universal f32-input layers' per-call sums, where they
+        // per D3 int8 layer one by one (3), in the group one per seed for the universal layers (2) and
+        // one for the D3 quad layer (its 4 groups per quad of 16 blocks: a key of its own); the E8
+        // residue layer's (groups of 32) one in both; the products are the same four. The universal f32-input layers' per-call sums, where they
         // are recorded: one per layer one by one (4), one per lattice and seed in the group (3: layers
         // 1 and 8 share).
         const count = (record: (encoder: GPUCommandEncoder) => void): ((prefix: string) => number) => {
@@ -576,12 +577,15 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         // rounding dispatch of its own.
         const fused = rotationRoundsInPass(device, n);
         expect(one('gemv int8 inputs')).toBe(fused ? 0 : 3);
-        expect(all('gemv int8 inputs')).toBe(fused ? 0 : 2);
+        // In the group the D3 quad layer's rounding is a dispatch of its own (seed 1's rotation rounds
+        // layer 2's groups in its pass).
+        expect(all('gemv int8 inputs')).toBe(fused ? 1 : 3);
         // The E8 residue layer: alone, its rotation rounds its groups of 32 where it takes one pass; in
         // the group, the seed's rotation rounds layer 2's groups of 12, and the E8 layer rounds its own.
         expect(one('e8 inputs to int8')).toBe(fused ? 0 : 1);
         expect(all('e8 inputs to int8')).toBe(1);
-        const int8Products = (counted: (prefix: string) => number): number => counted('universal gemv (int8 inputs') + counted('lattice gemv (int8 inputs') + counted('e8 residue gemv (int8 inputs');
+        const int8Products = (counted: (prefix: string) => number): number =>
+          counted('universal gemv (int8 inputs') + counted('d3 quad gemv (int8 inputs') + counted('e8 residue gemv (int8 inputs');
         expect(int8Products(one)).toBe(4);
         expect(int8Products(all)).toBe(4);
         // f16 activations are widened to f32 only for lattice layers that read x itself in f32: none

@@ -189,7 +189,7 @@ describe.skipIf(!tools.ok)(`RDNA3 machine code of the benchmark's kernels (RADV 
   });
 
   it('the E8 residue GEMV: 4 residue quads and 4 side words per step, all issued before a wait', () => {
-    const stats = count('e8-residue-i8-packed', ['residues']);
+    const stats = count('e8-residue-i8-packed', ['quad_words']);
     expect(stats.codeBytes).toBe(64);
     expect(stats.loadsInFlight).toBeGreaterThanOrEqual(8);
   });

@@ -1,4 +1,3 @@
-import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkDispatch } from './dispatchChecks.js';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
@@ -8,6 +7,8 @@ import repackSource from '../../../shaders/e8_residue_repack.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
 import totalsSource from '../../../shaders/e8_gemv_totals.wgsl?raw';
+import quadLoopSource from '../../../shaders/quad_gemv_loop.wgsl?raw';
+import quadWordSideSource from '../../../shaders/quad_word_side.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
@@ -15,10 +16,11 @@ import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?r
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
+import type { QuadFormShape } from '../../quantize/quadForm.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
-import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../buffers.js';
+import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
-import { checkBufferHolds, checkGpuDeterministicMatrix, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, columnSideWindows, deterministicColumnUnit, operandColumnsPerBinding, operandWindows, operandWordsPerColumn, type GpuDeterministicMatrix, checkMatrixUsable } from '../latticeOperand.js';
+import { checkBufferHolds, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, deterministicColumnUnit, type GpuDeterministicMatrix } from '../latticeOperand.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
@@ -31,6 +33,7 @@ import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, g
 import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
+import { quadRepackPipelines, quadRepackShaderSource, repackDeterministicQuads } from './quadRepack.js';
 
 /*
  * The E8 residue GEMV: Y = ŴᵀX for an e8-q16-deterministic matrix whose leaders were repacked at
@@ -91,7 +94,7 @@ export function e8QuadGemvParamsLayout<Own extends Record<string, UniformMemberT
 }
 
 const Params = /*#__PURE__*/ e8QuadGemvParamsLayout('E8ResidueGemvParams', {
-  residue_first: 'u32', // vec4 of the residues binding where this dispatch's first column starts
+  quad_first: 'u32', // vec4 of the residues binding where this dispatch's first column starts
   side_first: 'u32', // word of the sides binding where this dispatch's first column starts
   column_unit: 'f32', // columnUnit / 12
   multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³
@@ -106,22 +109,6 @@ const InputParams = /*#__PURE__*/ new UniformLayout('E8InputsI8Params', {
   scales_first: 'u32', // word of the first scale in the output
 });
 
-const RepackParams = /*#__PURE__*/ new UniformLayout('E8ResidueRepackParams', {
-  cols: 'u32', // columns of this dispatch
-  blocks: 'u32', // blocks per column
-  quads: 'u32', // quads per column
-  code_first: 'u32', // word of the dispatch's first column in the codes binding
-  code_words: 'u32', // code words per column (one 32-bit code each)
-  index_first: 'u32', // word of the dispatch's first column in the scale-index binding
-  index_words: 'u32', // scale-index words per column
-  index_bits: 'u32', // 1 or 2
-  has_gains: 'u32',
-  has_means: 'u32',
-  residue_first: 'u32', // word of the dispatch's first column in the residues binding
-  side_first: 'u32', // word of the dispatch's first column in the sides binding
-  column_first: 'u32', // element of ν·γ of the dispatch's first column in the output side
-  means_first: 'u32', // element of μ of the dispatch's first column in the output side
-});
 
 /** A compiled variant of either E8 int8-input GEMV. */
 export interface E8QuadGemvVariant {
@@ -146,6 +133,7 @@ export function e8QuadGemvShaderSource(variant: E8QuadGemvVariant, params: strin
     lanesSource,
     totalsSource,
     gemv,
+    quadLoopSource,
     GEMV_OUTPUT_WGSL,
     xSumsSource,
     variant.subgroups ? subgroupEntrySource : plainEntrySource,
@@ -167,7 +155,7 @@ export function e8QuadGemvPipelines(name: string, source: (variant: E8QuadGemvVa
 
 /** The WGSL of one product variant. */
 export function e8ResidueGemvShaderSource(variant: E8QuadGemvVariant): string {
-  return e8QuadGemvShaderSource(variant, Params.wgsl(), multipleCubicSource, gemvSource);
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), multipleCubicSource, `${gemvSource}\n${quadWordSideSource}`);
 }
 
 /** The WGSL of the x̃ rounding. */
@@ -185,26 +173,14 @@ const inputPipelines = /*#__PURE__*/ new KernelPipelines({
 
 /** The WGSL of the repack (shaders/e8_residue_repack.wgsl after the run-time decoder). */
 export function e8ResidueRepackShaderSource(): string {
-  return `${latticeDecodeSource}\n${RepackParams.wgsl()}\n${repackSource}`;
+  return quadRepackShaderSource(repackSource, latticeDecodeSource);
 }
 
-const repackPipelines = /*#__PURE__*/ new KernelPipelines({
-  label: 'e8 residue repack',
-  bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage', 'storage', 'storage'],
-  compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'e8 residue repack', code: e8ResidueRepackShaderSource() }),
-});
+const repackPipelines = /*#__PURE__*/ quadRepackPipelines('e8 residue repack', repackSource, latticeDecodeSource);
 
 /** What both E8 int8-input forms on the GPU (the residue and the point form) hold besides their buffers. */
-export interface E8QuadShape {
-  readonly rows: number;
-  readonly cols: number;
-  readonly rotate: boolean;
-  readonly seed: number;
-  readonly length: number;
-  readonly keptLength: number;
-  /** Quads (4 blocks: one group of 32 int8 inputs) per column. */
-  readonly quadsPerColumn: number;
-  /** What ν_j (times γ_j for the residue form) is multiplied by to give y. */
+export interface E8QuadShape extends QuadFormShape {
+  /** What ν_j (times γ_j for the deterministic forms) is multiplied by to give y. */
   readonly columnUnit: number;
   readonly hasMeans: boolean;
 }
@@ -230,10 +206,12 @@ export abstract class GpuE8QuadMatrix implements E8QuadShape {
     readonly device: GPUDevice,
     m: E8QuadShape,
     what: string,
+    /** Rotated coordinates per quad: E8's 32 (one group of x̂), or 48 for the D3 quad form (d3QuadGemvI8.ts). */
+    coordinatesPerQuad: number = E8_INPUT_GROUP,
   ) {
     check(Number.isInteger(m.cols) && m.cols >= 1 && Number.isInteger(m.quadsPerColumn) && m.quadsPerColumn >= 1, `${what}: cols and quadsPerColumn must be positive integers`);
     check(Number.isInteger(m.rows) && m.rows >= 1, `${what}: rows must be a positive integer`);
-    check(m.keptLength <= E8_INPUT_GROUP * m.quadsPerColumn && m.keptLength <= m.length, `${what}: keptLength must fit the quads and the length`);
+    check(m.keptLength <= coordinatesPerQuad * m.quadsPerColumn && m.keptLength <= m.length, `${what}: keptLength must fit the quads and the length`);
     check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `${what}: columnUnit must be positive, got ${describeValue(m.columnUnit)}`);
     check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `${what}: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
@@ -339,87 +317,25 @@ export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
    * const w = GpuE8ResidueMatrix.repack(device, uploadLatticeMatrix(device, q), 'W');
    */
   static repack(device: GPUDevice, m: GpuDeterministicMatrix, label: string, options: { readonly maxBindingBytes?: number } = {}): GpuE8ResidueMatrix {
-    checkLabel(label, 'GpuE8ResidueMatrix.repack');
-    const what = 'GpuE8ResidueMatrix.repack';
-    throwIfDeviceLost(device, what);
-    checkGpuDeterministicMatrix(m, `${what}: W`);
-    checkMatrixUsable(m, device, `${what}: W`, 'repack');
-    const why = e8ResidueUnsupported(m);
-    check(why === null, () => `${what}: ${why ?? ''}`);
-    const quads = e8ResidueQuads(m.blocksPerColumn);
-    const words = operandWordsPerColumn(m);
-    const alignment = device.limits.minStorageBufferOffsetAlignment;
-    const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
-    const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-    const perRange = Math.min(
-      operandColumnsPerBinding(m, maxBinding, alignment),
-      itemsPerBinding(16 * quads, maxBinding, alignment),
-      itemsPerBinding(12, maxBinding, alignment), // the range's gathered norms, gains and means
-      Math.floor((256 * maxGroups * maxGroups) / quads),
-    );
-    check(8 * m.cols <= maxBinding, () => `${what}: the column side of ${m.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
-    const hasMeans = m.means !== null;
-    const buffers = [
-      createBuffer(device, `${label} residues`, 16 * quads * m.cols, STORAGE_USAGE),
-      createBuffer(device, `${label} sides`, 4 * quads * m.cols, STORAGE_USAGE),
-      createBuffer(device, `${label} column scales and means`, e8ColumnSideBytes({ cols: m.cols, hasMeans }), STORAGE_USAGE),
-    ] as const;
-    const [residues, sides, side] = buffers;
-    const scratch = new GpuScratch(device);
+    const { quads, buffers } = repackDeterministicQuads(device, m, label, options, {
+      what: 'GpuE8ResidueMatrix.repack',
+      unsupported: e8ResidueUnsupported,
+      quads: e8ResidueQuads,
+      outputs: [
+        { name: 'residues', quadBytes: 16 },
+        { name: 'sides', quadBytes: 4 },
+      ],
+      pipelines: repackPipelines,
+    });
     try {
-      const encoder = device.createCommandEncoder({ label: `${label}: repack` });
-      const ranges = columnRanges(m.cols, perRange);
-      const gathered = columnSideWindows(encoder, scratch, m, ranges, `${label}: repack`, undefined);
-      const { layout, pipeline } = repackPipelines.get(device, undefined);
-      const pass = encoder.beginComputePass({ label: `${label}: repack` });
-      pass.setPipeline(pipeline);
-      ranges.forEach((range, i) => {
-        const rangeLabel = `${label}: repack columns ${range.first}…${range.first + range.count - 1}`;
-        const fields = operandWindows(m, range.first, range.count, alignment);
-        const residueWindow = bindingWindow(16 * quads * range.first, 16 * quads * range.count, alignment);
-        const sideWindow = bindingWindow(4 * quads * range.first, 4 * quads * range.count, alignment);
-        const params = RepackParams.pack({
-          cols: range.count,
-          blocks: m.blocksPerColumn,
-          quads,
-          code_first: fields.codes.firstElement,
-          code_words: words.codes,
-          index_first: fields.scaleIndices.firstElement,
-          index_words: words.scaleIndices,
-          index_bits: m.scaleIndexBits,
-          has_gains: m.gains === null ? 0 : 1,
-          has_means: hasMeans ? 1 : 0,
-          residue_first: residueWindow.firstElement,
-          side_first: sideWindow.firstElement,
-          column_first: range.first,
-          means_first: m.cols + range.first,
-        });
-        pass.setBindGroup(
-          0,
-          createKernelBindGroup(device, layout, rangeLabel, [
-            { buffer: scratch.uniform(`${rangeLabel} params`, params) },
-            windowBinding(m.codes, fields.codes),
-            windowBinding(m.scaleIndices, fields.scaleIndices),
-            { buffer: (gathered[i] as { buffer: GPUBuffer }).buffer },
-            windowBinding(residues, residueWindow),
-            windowBinding(sides, sideWindow),
-            { buffer: side },
-          ]),
-        );
-        const [gx, gy] = workgroupGrid(Math.ceil((range.count * quads) / 256), maxGroups);
-        pass.dispatchWorkgroups(gx, gy);
-      });
-      pass.end();
-      device.queue.submit([encoder.finish()]);
       const { rows, cols, rotate, seed, length, keptLength, multiples } = m;
-      return new GpuE8ResidueMatrix(device, { rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m), hasMeans }, ...buffers);
+      return new GpuE8ResidueMatrix(device, { rows, cols, rotate, seed, length, keptLength, quadsPerColumn: quads, multiples, columnUnit: deterministicColumnUnit(m), hasMeans: m.means !== null }, ...buffers);
     } catch (error) {
       for (const buffer of buffers) buffer.destroy();
       throw error;
-    } finally {
-      scratch.destroy();
     }
   }
+
 
 }
 
@@ -581,7 +497,7 @@ export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEn
       return {
         params: Params.pack({
           ...shared,
-          residue_first: residueWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
+          quad_first: residueWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
           side_first: sideWindow.firstElement,
           column_unit: w.columnUnit / RESIDUE_SUM_SCALE, // the cubic gives 6·k, and the kernel sums 2⟨ℓ, x̂⟩
           multiple_cubic: multiples,
@@ -613,7 +529,8 @@ export interface E8QuadGemvKernel {
   readonly what: string;
   /** Bytes of W's first binding per quad of a column (its columns are split so that a range fits one binding). */
   readonly quadBytes: number;
-  readonly pipelines: KernelPipelines<E8QuadGemvVariant, GemvWithSumsPipelines>;
+  /** The kernel's pipelines per variant (a `KernelPipelines`, or a view of one that fixes more of its variant). */
+  readonly pipelines: Pick<KernelPipelines<E8QuadGemvVariant, GemvWithSumsPipelines>, 'get'>;
   /** The per-column buffers bound whole: bytes of the largest, and the refusal's words when it exceeds a binding. */
   readonly side: { readonly bytes: number; readonly refusal: string };
   /**
@@ -621,6 +538,18 @@ export interface E8QuadGemvKernel {
    * bindings in front of the column side (the quads, then their side bits or the dither keys).
    */
   range(range: { readonly first: number; readonly count: number }, shared: E8QuadGemvSharedUniforms, alignment: number): { readonly params: UniformPacker; readonly weights: readonly [GPUBufferBinding, GPUBufferBinding] };
+  /** x̂ of another grouping than E8's one group of 32 per quad (the D3 quad GEMV's 4 groups of 12). */
+  readonly inputs?: QuadGemvInputs;
+}
+
+/** How a quad GEMV's x̂ is rounded and laid out, where it is not E8's (`E8QuadGemvKernel.inputs`). */
+export interface QuadGemvInputs {
+  /** What `beginGemvI8` checks given x̂ against, and how it rounds x̃ inside the rotation. */
+  readonly form: InputsI8Form;
+  /** Rounds the call's x̃ (`call.xRotated` from `xRotatedOffset`) when no x̂ was given or made in the rotation. */
+  readonly round: (xRotated: GPUBuffer, xRotatedOffset: number, rhs: number) => RecordedE8InputsI8;
+  /** The u32 index of x̂'s first scale in its binding for `rhs` right-hand sides. */
+  readonly scalesFirst: (rhs: number) => number;
 }
 
 /**
@@ -634,10 +563,12 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   checkOneOf(args.dotPath, DOT_PATHS, `${what}: dotPath`);
   const format = gemvOutputFormat(args, what);
   // x̂ given (checked against W), or rounded inside the rotation's last pass where the call rotates X itself and the rotation allows it.
-  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, e8InputsI8Form(device, encoder, scratch, w));
+  const form = kernel.inputs?.form ?? e8InputsI8Form(device, encoder, scratch, w);
+  const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, form);
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
   check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
-  const inputs = shared ?? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs });
+  const inputs =
+    shared ?? (kernel.inputs === undefined ? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs }) : kernel.inputs.round(call.xRotated, call.xRotatedOffset, rhs));
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
   const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(kernel.quadBytes * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
@@ -662,7 +593,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
         means_first: w.cols + range.first,
         has_means: w.hasMeans ? 1 : 0,
         x_first: xWindow.firstElement,
-        x_scales_first: e8InputsScalesFirst(quads, rhs),
+        x_scales_first: kernel.inputs === undefined ? e8InputsScalesFirst(quads, rhs) : kernel.inputs.scalesFirst(rhs),
         y_first: yWindow.first + range.first,
         y_stride: w.cols,
         ...output.uniforms(range.first),
