@@ -9,13 +9,14 @@
 
 // Quad `quad` of local column `column`: its 4 code words into quad_words, its index word into quad_sides.
 fn repack_quad(column: u32, quad: u32) {
-  // The quad's 4 code words (a word past the column's is 0; codes past the column's blocks in its last
-  // word meet x̂ of 0, past keptLength, whatever they are).
+  // The quad's 4 code words: a word past the column's is 0, and so are the bytes of its last word past
+  // its blocks (whatever an uploaded matrix holds there), as in d3QuadForm.
   for (var t = 0u; t < 4u; t = t + 1u) {
     let word = 4u * quad + t;
     var value = 0u;
     if (word < params.code_words) {
-      value = codes[params.code_first + column * params.code_words + word];
+      let kept = select(0u, params.blocks - 4u * word, params.blocks > 4u * word);   // the column's blocks in this word
+      value = codes[params.code_first + column * params.code_words + word] & select(0xffffffffu, (1u << (8u * kept)) - 1u, kept < 4u);
     }
     quad_words[params.quad_first + 4u * (column * params.quads + quad) + t] = value;
   }

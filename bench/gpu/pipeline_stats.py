@@ -41,7 +41,7 @@ def run_helper(directory, module):
         tail = (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]
         return names, None, tail
     statistics = {}
-    for match in re.finditer(r"^statistic: (.+?) = (-?[0-9.e+]+)$", done.stdout, re.M):
+    for match in re.finditer(r"^statistic: (.+?) = (-?[0-9.]+(?:e[-+]?[0-9]+)?|-?inf|nan)$", done.stdout, re.M):
         statistics[match.group(1)] = float(match.group(2))
     return names, statistics, None
 

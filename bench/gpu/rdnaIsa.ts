@@ -410,7 +410,7 @@ export function helperBindings(spirv: string): string {
 /** The driver's pipeline statistics the helper printed ("statistic: NAME = VALUE" lines), by name. */
 export function helperStatistics(stdout: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const m of stdout.matchAll(/^statistic: (.+?) = (-?[0-9.e+]+)$/gm)) out[m[1] as string] = Number(m[2]);
+  for (const m of stdout.matchAll(/^statistic: (.+?) = (-?[0-9.]+(?:e[-+]?[0-9]+)?)$/gm)) out[m[1] as string] = Number(m[2]);
   return out;
 }
 

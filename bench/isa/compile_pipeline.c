@@ -12,7 +12,7 @@
 // COMPILE_PIPELINE_IR_DIR set, the driver's internal representations (if it offers any) are written
 // there as text files. bench/gpu/pipeline_stats.py reads these lines on an NVIDIA GPU.
 // Built by bench/gpu/rdnaIsa.ts with the system's C compiler and Vulkan headers (libvulkan-dev), and
-// by `bench/gpu.ts --export-spirv` for a device without a compiler.
+// by bench/exportSpirv.ts (`npm run bench:export-spirv`) for a device without a compiler.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,7 @@ import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8, type RotatedInputsI8Args } from './kernels/inputsI8.js';
 import { d3QuadInputsKey, d3QuadInputsOperand, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix } from './kernels/d3QuadGemvI8.js';
+import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix } from './kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
 import { e8PointUnsupported } from '../quantize/e8Points.js';
@@ -47,11 +48,12 @@ import type { GpuScratch } from './scratch.js';
  */
 
 /**
- * Why deterministic weights cannot take `int8Inputs`, or null: D3 with 8-bit codes (the D3 quad form)
- * or E8 with q = 16 (the residue form).
+ * Why deterministic weights cannot take `int8Inputs`, or null: D3 with 8-bit codes (the D3 quad form,
+ * or the stored-layout kernel where the quad form cannot hold the multiples) or E8 with q = 16 (the
+ * residue form).
  */
 function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string | null {
-  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : d3QuadUnsupported(w);
+  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
 }
 
 /**
@@ -123,7 +125,8 @@ export interface QuantizedLinearOptions {
    * 16 blocks per column (src/gpu/kernels/d3QuadGemvI8.ts: ≈ 3× fewer instructions per block than the
    * f32-input kernel, ≈ 1.7× fewer than reading the codes as stored; the same 3.33 bits per entry, and
    * the layer owns that copy beside the weight's codes: give a `GpuD3QuadMatrix` as the weight to hold
-   * one copy only); for
+   * one copy only; a custom scheme with a scale multiple past 255, which the quad form's table cannot
+   * hold, keeps the codes as stored: src/gpu/kernels/latticeGemvI8.ts); for
    * e8-q16-deterministic per 32, on the leaders repacked when the layer is created into residue
    * nibbles and a side byte per block (src/gpu/kernels/e8ResidueGemvI8.ts: ≈ 7× fewer instructions
    * per block than the nearest-point decode, for 5 bits per entry read instead of 4.25; the layer
@@ -425,7 +428,13 @@ export class QuantizedLinear {
         : int8Inputs === null || lattice === null || this.int8Weights !== null
           ? null
           : lattice.mode === 'deterministic'
-            ? own(e8 ? GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`) : GpuD3QuadMatrix.repack(device, lattice, `${label} D3 quads`))
+            ? e8
+              ? own(GpuE8ResidueMatrix.repack(device, lattice, `${label} E8 residues`))
+              : // D3: the quad form, unless its table's byte cannot hold the multiples (custom ladders
+                // past 255): then the kernel on the codes as stored (dispatchLatticeGemvI8).
+                d3QuadUnsupported(lattice) === null
+                ? own(GpuD3QuadMatrix.repack(device, lattice, `${label} D3 quads`))
+                : null
             : own(GpuE8PointMatrix.repack(device, lattice, `${label} E8 points`));
       // The quad forms carry their own column side.
       this.columnSide = lattice?.mode === 'deterministic' && this.quadForm === null ? own(MatrixColumnSide.create(device, lattice, `${label} column norms, gains, means`)) : null;
@@ -671,9 +680,11 @@ export class QuantizedLinear {
         if (quadForm instanceof GpuE8ResidueMatrix) dispatchE8ResidueGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
         else if (quadForm instanceof GpuE8PointMatrix) dispatchE8PointGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
         else dispatchD3QuadGemvI8(this.device, encoder, scratch, { ...quadArgs, w: quadForm });
-      } else if (this.int8Weights !== null) {
-        // The universal D3 GEMV (every deterministic layer with int8Inputs has a quad form).
-        dispatchUniversalGemvI8(this.device, encoder, scratch, { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }), weights: this.int8Weights });
+      } else if (lattice !== null && this.int8Inputs) {
+        const int8 = { ...io, dotPath: this.int8DotPath, ...(inputsI8 === null ? {} : { inputsI8 }) };
+        if (this.int8Weights !== null) dispatchUniversalGemvI8(this.device, encoder, scratch, { ...int8, weights: this.int8Weights });
+        // A D3 deterministic layer without a quad form: multiples past the quad table's byte.
+        else if (lattice.mode === 'deterministic') dispatchLatticeGemvI8(this.device, encoder, scratch, { ...int8, w: lattice, ...this.columnSideArg() });
       } else if (lattice?.mode === 'universal') {
         dispatchUniversalGemv(this.device, encoder, scratch, { ...io, w: lattice, ...(callSums === null ? {} : { callSums }) });
       } else if (lattice !== null) {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { INPUT_GROUP, quantizeInputsI8, type InputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
@@ -218,13 +218,34 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     w.destroy();
   });
 
+  it('the repack writes code 0 past a column\'s blocks whatever the upload holds there (equal to d3QuadForm)', async () => {
+    const { device } = context;
+    // 50 rows: 17 blocks, so a column's 5th code word holds one block and 3 bytes of padding.
+    const q = quantize(e8TestWeights(50, 5, 9), { scheme: 'd3-q6-deterministic', rotate: false }) as DeterministicLatticeMatrix;
+    const uploaded = uploadLatticeMatrix(device, q);
+    const words = Math.ceil(q.blocksPerColumn / 4);
+    for (let j = 0; j < q.cols; j++) {
+      const last = new Uint32Array(await readBuffer(device, uploaded.codes, 4 * words * q.cols)).subarray(j * words + words - 1, j * words + words);
+      // Garbage in the padding bytes (a hand-written or hostile upload): 0x07, 0xc8, 0xff.
+      device.queue.writeBuffer(uploaded.codes, 4 * (j * words + words - 1), Uint32Array.of(((last[0] as number) & 0xff) | 0xffc80700));
+    }
+    const w = GpuD3QuadMatrix.repack(device, uploaded, 'test padding');
+    const cpu = d3QuadForm(q);
+    expect(Array.from(new Uint32Array(await readBuffer(device, w.codes, 4 * cpu.codes.length)))).toEqual(Array.from(cpu.codes));
+    w.destroy();
+    uploaded.destroy();
+  });
+
   it('refuses what it cannot read, by name', () => {
     const { device } = context;
     const e8 = uploadLatticeMatrix(device, quantize(e8TestWeights(64, 2, 1), { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix);
     expect(() => GpuD3QuadMatrix.repack(device, e8, 'test')).toThrow(/reads D3 codes/);
     e8.destroy();
     const q = quantize(e8TestWeights(48, 2, 1), { scheme: 'd3-q6-deterministic', rotate: false }) as DeterministicLatticeMatrix;
-    expect(() => d3QuadForm({ ...q, multiples: Int32Array.of(16, 23, 32, 300) })).toThrow(/in a byte/);
+    expect(() => d3QuadForm({ ...q, multiples: Int32Array.of(16, 23, 32, 300) })).toThrow(/in a byte .*16, 23, 32, 300/);
+    // A hand-built matrix with 3-bit scale indices: a wider index would spill into its neighbour's field.
+    expect(d3QuadUnsupported({ scheme: q.scheme, multiples: q.multiples, scaleIndexBits: 3 })).toMatch(/1 or 2 bits; this matrix has 3/);
+    expect(d3QuadUnsupported({ scheme: q.scheme, multiples: q.multiples, scaleIndexBits: 2 })).toBeNull();
     const w = GpuD3QuadMatrix.upload(device, d3QuadForm(q), 'test');
     const y = createBuffer(device, 'test y', 8, STORAGE_USAGE);
     const scratch = new GpuScratch(device);

@@ -5,6 +5,7 @@ import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { GpuD3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
@@ -13,7 +14,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
@@ -273,6 +274,61 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       residueLayer.destroy();
       residueWeight.destroy();
       points.destroy();
+    }
+  });
+
+  it('a GpuD3QuadMatrix as the weight equals the layer that repacks it, bit for bit; multiples past the quad table\'s byte keep the codes as stored', async () => {
+    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(context.features) };
+    const x = gaussianMatrix(n, 5, 38);
+    const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 4, center: true }) as DeterministicLatticeMatrix;
+    const uploaded = uploadLatticeMatrix(device, q);
+    const fromUpload = QuantizedLinear.create(device, uploaded, options);
+    const expected = await run(fromUpload, x);
+    fromUpload.destroy();
+    const quads = GpuD3QuadMatrix.repack(device, uploaded, 'test quads');
+    uploaded.destroy();
+    const layer = QuantizedLinear.create(device, quads, options);
+    try {
+      expect(Array.from(await run(layer, x))).toEqual(Array.from(expected));
+      const xBuffer = createBufferWithData(device, 'x', x.data, STORAGE_USAGE);
+      expect(() => layer.record(device.createCommandEncoder(), xBuffer, quads.indices)).toThrow(/is the weight's quad scale indices buffer/);
+      xBuffer.destroy();
+      layer.destroy();
+      expect(quads.isDestroyed).toBe(false);
+      expect(() => QuantizedLinear.create(device, quads, { bias })).toThrow(/GpuD3QuadMatrix is read by the int8-input GEMV only: pass int8Inputs/);
+    } finally {
+      layer.destroy();
+      quads.destroy();
+    }
+    // A custom ladder whose multiples pass 255 (16, 128, 1024, 8192): the quad form refuses it by name,
+    // and the layer runs the kernel on the codes as stored, within the int8 inputs' bound of the exact product.
+    const wide = quantize(w, { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: 8, steps: 4 } }, seed: 4 }) as DeterministicLatticeMatrix;
+    const wideUploaded = uploadLatticeMatrix(device, wide);
+    expect(Array.from(wideUploaded.multiples)).toEqual([16, 128, 1024, 8192]);
+    expect(() => GpuD3QuadMatrix.repack(device, wideUploaded, 'test')).toThrow(/in a byte .*16, 128, 1024, 8192/);
+    const wideLayer = QuantizedLinear.create(device, wideUploaded, { maxTokens: 8, int8Inputs: dotPathFor(context.features) });
+    try {
+      const y = await run(wideLayer, x);
+      const exactW = decodeRotated(wide);
+      for (let t = 0; t < 5; t++) {
+        const xRotated = new RandomizedHadamard(n, wide.seed).forward(x.data.subarray(t * n, (t + 1) * n));
+        const rounded = quantizeInputsI8(xRotated, wide.keptLength, Math.ceil(wide.blocksPerColumn / 4));
+        for (let j = 0; j < out; j++) {
+          let exact = 0;
+          let bound = 0;
+          let magnitude = 0;
+          for (let k = 0; k < wide.keptLength; k++) {
+            const wk = exactW[j * wide.length + k] as number;
+            exact += wk * (xRotated[k] as number);
+            magnitude += Math.abs(wk * (xRotated[k] as number));
+            bound += (rounded.scales[Math.floor(k / 12)] as number) * (0.5 + 2e-4) * Math.abs(wk);
+          }
+          expect(Math.abs((y[t * out + j] as number) - exact), `token ${t}, column ${j}`).toBeLessThanOrEqual(bound + 64 * 2 ** -24 * magnitude);
+        }
+      }
+    } finally {
+      wideLayer.destroy();
+      wideUploaded.destroy();
     }
   });
 

@@ -18,7 +18,6 @@ import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import {
   checkBufferHolds,
   deterministicColumnUnit,
-  largestMultiple,
   type GpuDeterministicMatrix,
 } from '../latticeOperand.js';
 import { KernelPipelines, windowBinding } from '../pipelines.js';
@@ -157,15 +156,21 @@ export interface D3QuadMatrix extends DeterministicQuadForm {
 }
 
 /** Refuses what the D3 quad GEMV cannot read: the int8-input GEMV's schemes (8-bit D3 codes, 1- or 2-bit indices), multiples up to 255. */
-export function d3QuadUnsupported(m: Pick<GpuDeterministicMatrix, 'scheme' | 'multiples'>): string | null {
+export function d3QuadUnsupported(m: Pick<GpuDeterministicMatrix, 'scheme' | 'multiples'> & { readonly scaleIndexBits?: number }): string | null {
   const scheme = latticeInt8InputsUnsupported(m.scheme);
   if (scheme !== null) return scheme;
+  // A hand-built GPU matrix states its own index width: the repack reads 1 or 2 bits (a wider index
+  // would spill into its neighbour's field).
+  if (m.scaleIndexBits !== undefined && m.scaleIndexBits !== 1 && m.scaleIndexBits !== 2) return `the D3 quad GEMV reads scale indices of 1 or 2 bits; this matrix has ${describeValue(m.scaleIndexBits)}`;
   if (m.multiples.length > 4) return `the D3 quad GEMV takes at most 4 scale multiples (2-bit indices), got ${m.multiples.length}`;
-  const largest = largestMultiple(m);
-  if (Array.from(m.multiples).some((k) => !Number.isInteger(k) || k < 0) || largest > LARGEST_TABLE_MULTIPLE) {
-    return `the D3 quad GEMV holds each scale multiple in a byte (integers 0…${LARGEST_TABLE_MULTIPLE}); this matrix has ${describeValue(Array.from(m.multiples))}`;
-  }
-  return null;
+  return multiplesOutOfByte(m.multiples);
+}
+
+/** Why `multiples` do not fit the quad table's byte (integers 0…255), naming them, or null. */
+function multiplesOutOfByte(multiples: ArrayLike<number>): string | null {
+  const values = Array.from(multiples);
+  if (values.every((k) => Number.isInteger(k) && k >= 0 && k <= LARGEST_TABLE_MULTIPLE)) return null;
+  return `the D3 quad GEMV holds each scale multiple in a byte (integers 0…${LARGEST_TABLE_MULTIPLE}); this matrix has ${values.join(', ')}`;
 }
 
 /**
@@ -218,11 +223,9 @@ export class GpuD3QuadMatrix extends GpuE8QuadMatrix {
     super(device, m, 'GpuD3QuadMatrix', QUAD_COORDINATES);
     check(Number.isInteger(m.blocksPerColumn) && d3Quads(m.blocksPerColumn) === m.quadsPerColumn, 'GpuD3QuadMatrix: quadsPerColumn must be ⌈blocksPerColumn / 16⌉');
     check(m.multiples.length >= 1 && m.multiples.length <= 4, () => `GpuD3QuadMatrix: 1…4 multiples (2-bit indices), got ${describeValue(m.multiples.length)}`);
+    const outOfByte = multiplesOutOfByte(m.multiples);
+    check(outOfByte === null, () => `GpuD3QuadMatrix: ${outOfByte ?? ''}`);
     const multiples = Int32Array.from(m.multiples);
-    check(
-      multiples.every((k) => k >= 0 && k <= LARGEST_TABLE_MULTIPLE),
-      () => `GpuD3QuadMatrix: scale multiples must be integers 0…${LARGEST_TABLE_MULTIPLE} (a byte of the kernel's table), got ${describeValue(Array.from(m.multiples))}`,
-    );
     // A group's sum Σ_b k_b·⟨P_b, x̂_b⟩ over 4 blocks is an i32 (always, with k ≤ 255).
     check(4 * LARGEST_TABLE_MULTIPLE * LARGEST_DOT < 2 ** 31, 'GpuD3QuadMatrix: group sums must fit an i32');
     checkBufferHolds(codes, 16 * m.quadsPerColumn * m.cols, 'GpuD3QuadMatrix.codes');
