@@ -53,7 +53,7 @@ import type { GpuScratch } from './scratch.js';
  * residue form).
  */
 function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string | null {
-  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme);
+  return w.scheme.lattice === 'E8' ? e8ResidueUnsupported(w) : latticeInt8InputsUnsupported(w.scheme, w.scaleIndexBits);
 }
 
 /**

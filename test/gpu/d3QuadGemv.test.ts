@@ -4,7 +4,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { INPUT_GROUP, quantizeInputsI8, type InputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { latticeGemvI8, latticeInt8InputsUnsupported } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { D3, leaderTable, VoronoiCode } from '../../src/lattices/index.js';
@@ -245,6 +245,9 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     expect(() => d3QuadForm({ ...q, multiples: Int32Array.of(16, 23, 32, 300) })).toThrow(/in a byte .*16, 23, 32, 300/);
     // A hand-built matrix with 3-bit scale indices: a wider index would spill into its neighbour's field.
     expect(d3QuadUnsupported({ scheme: q.scheme, multiples: q.multiples, scaleIndexBits: 3 })).toMatch(/1 or 2 bits; this matrix has 3/);
+    // The stored-layout kernel refuses it too (its module could not be compiled for 3-bit indices).
+    expect(latticeInt8InputsUnsupported(q.scheme, 3)).toMatch(/1 or 2 bits; this matrix has 3/);
+    expect(latticeInt8InputsUnsupported(q.scheme, 2)).toBeNull();
     expect(d3QuadUnsupported({ scheme: q.scheme, multiples: q.multiples, scaleIndexBits: 2 })).toBeNull();
     const w = GpuD3QuadMatrix.upload(device, d3QuadForm(q), 'test');
     const y = createBuffer(device, 'test y', 8, STORAGE_USAGE);

@@ -157,11 +157,10 @@ export interface D3QuadMatrix extends DeterministicQuadForm {
 
 /** Refuses what the D3 quad GEMV cannot read: the int8-input GEMV's schemes (8-bit D3 codes, 1- or 2-bit indices), multiples up to 255. */
 export function d3QuadUnsupported(m: Pick<GpuDeterministicMatrix, 'scheme' | 'multiples'> & { readonly scaleIndexBits?: number }): string | null {
-  const scheme = latticeInt8InputsUnsupported(m.scheme);
-  if (scheme !== null) return scheme;
   // A hand-built GPU matrix states its own index width: the repack reads 1 or 2 bits (a wider index
   // would spill into its neighbour's field).
-  if (m.scaleIndexBits !== undefined && m.scaleIndexBits !== 1 && m.scaleIndexBits !== 2) return `the D3 quad GEMV reads scale indices of 1 or 2 bits; this matrix has ${describeValue(m.scaleIndexBits)}`;
+  const scheme = latticeInt8InputsUnsupported(m.scheme, m.scaleIndexBits);
+  if (scheme !== null) return scheme;
   if (m.multiples.length > 4) return `the D3 quad GEMV takes at most 4 scale multiples (2-bit indices), got ${m.multiples.length}`;
   return multiplesOutOfByte(m.multiples);
 }

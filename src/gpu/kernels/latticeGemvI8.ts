@@ -95,19 +95,21 @@ function multipleTableBytes(source: ScaleMultipleSource): number {
 }
 
 /**
- * Why the deterministic `scheme` cannot use the int8-input GEMV, or null when it can: D3 with 8-bit
- * codes (q = 6) and scale indices that pack 4 blocks into a byte (1, 2, 4 or 8 bits… 2 for the
- * d3-q6-deterministic ladder).
+ * Why the deterministic `scheme` cannot use the int8-input GEMVs, or null when they can: D3 with 8-bit
+ * codes (q = 6) and scale indices of 1 or 2 bits (2 for the d3-q6-deterministic ladder).
+ * `scaleIndexBits`: the width a GPU matrix states (`GpuDeterministicMatrix.scaleIndexBits`; a
+ * hand-built one may disagree with its scheme), checked too when given.
  *
  * @example
  * latticeInt8InputsUnsupported(SCHEMES['d3-q6-deterministic']); // null
  */
-export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme): string | null {
+export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme, scaleIndexBits?: number): string | null {
   if (scheme.lattice !== 'D3') return `the int8-input GEMV reads D3 codes; this scheme is ${scheme.lattice}`;
   const codeBits = latticeCodeBits(scheme);
   if (codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codeBits}-bit codes`;
   const indexBits = schemeScaleIndexBits(scheme);
   if (indexBits !== 1 && indexBits !== 2) return `the int8-input GEMV reads scale indices of 1 or 2 bits; this scheme has ${indexBits}`;
+  if (scaleIndexBits !== undefined && scaleIndexBits !== 1 && scaleIndexBits !== 2) return `the int8-input GEMV reads scale indices of 1 or 2 bits; this matrix has ${describeValue(scaleIndexBits)}`;
   return null;
 }
 
@@ -267,7 +269,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
   const what = 'lattice gemv (int8 inputs)';
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
-  const why = latticeInt8InputsUnsupported(w.scheme);
+  const why = latticeInt8InputsUnsupported(w.scheme, w.scaleIndexBits);
   check(why === null, () => `${what}: ${why ?? ''}`);
   check(
     LARGEST_DOT * 4 * CUBIC_SCALE * largestMultiple(w) < 2 ** 31,
