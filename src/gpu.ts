@@ -80,7 +80,6 @@ export {
   type D3QuadGemvI8Args,
   type D3QuadGemvI8Options,
   type D3QuadInputsI8Args,
-  type D3QuadTableCopies,
 } from './gpu/kernels/d3QuadGemvI8.js';
 export {
   dispatchInputsI8,

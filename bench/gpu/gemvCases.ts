@@ -8,11 +8,11 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { d3QuadForm, d3QuadGemvReference, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadForm, d3QuadGemvReference, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { D3, leaderTable, VoronoiCode } from '../../src/lattices/index.js';
 import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
+import { PADDED_LEADER_ENTRIES, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dispatchStreamRead, streamReadSinkBytes, streamXor } from '../../src/gpu/kernels/streamRead.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { dispatchE8ResidueGemvI8, dispatchE8ResidueInputs, e8ResidueBytes, e8ResidueGemvReference, GpuE8QuadMatrix, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
@@ -807,15 +807,15 @@ const D3_LEADERS = /*#__PURE__*/ leaderTable(new VoronoiCode(D3, 6));
  * beside the deterministic D3 kernel that reads the codes as stored: its codes come from the CPU
  * encoder on the first E8_RESIDUE_TILE_COLS columns of the tile, rotated as by default, repeated on the
  * GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and
- * rounds x̃. `tableCopies`: the kernel's table copies, an alternative to its default (1).
+ * rounds x̃. `leaderCopies`: the kernel's table copies, an alternative to its default (1).
  */
-export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, tableCopies?: D3QuadTableCopies): GemvKernel {
-  const name = (copies?: D3QuadTableCopies): string =>
+export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?: LeaderCopies): GemvKernel {
+  const name = (copies?: LeaderCopies): string =>
     `D3 quad GEMV d3-q6-deterministic (codes in whole quads per column), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies === undefined ? '' : `, ${copies} table cop${copies === 1 ? 'y' : 'ies'}`}`;
   return {
-    name: name(tableCopies),
-    spirvKey: `d3-quad-i8:d3-q6-deterministic:${dotPath}${tableCopies === undefined ? '' : `:copies${tableCopies}`}`,
-    ...(tableCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
+    name: name(leaderCopies),
+    spirvKey: `d3-quad-i8:d3-q6-deterministic:${dotPath}${leaderCopies === undefined ? '' : `:copies${leaderCopies}`}`,
+    ...(leaderCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
     k: 1,
     xPrepared,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
@@ -833,7 +833,7 @@ export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, tableCopies?:
           { what: 'column scales', data: m.columnScales, columnBytes: 4 },
         ],
         make: ([codes, indices, scales]) => new GpuD3QuadMatrix(device, { ...m, cols: problem.cols, hasMeans: false }, codes as GPUBuffer, indices as GPUBuffer, scales as GPUBuffer),
-        record: (encoder, scratch, w, io) => dispatchD3QuadGemvI8(device, encoder, scratch, { ...io, w, ...(tableCopies === undefined ? {} : { tableCopies }) }),
+        record: (encoder, scratch, w, io) => dispatchD3QuadGemvI8(device, encoder, scratch, { ...io, w, ...(leaderCopies === undefined ? {} : { leaderCopies }) }),
         dotPath,
         xPrepared,
         exactLimit: latticeLimit('d3-q6-deterministic'),

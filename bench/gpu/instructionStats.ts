@@ -10,7 +10,7 @@ import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { D3_QUAD_DEFAULT_TABLE_COPIES, d3QuadGemvShaderSource } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { D3_QUAD_DEFAULT_LEADER_COPIES, d3QuadGemvShaderSource } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
@@ -142,7 +142,7 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
     ...([undefined, 4] as const).map((copies) => ({
       key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
       moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
-      code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? D3_QUAD_DEFAULT_TABLE_COPIES }),
+      code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? D3_QUAD_DEFAULT_LEADER_COPIES }),
       codeVariables: ['quad_words'],
     })),
     {

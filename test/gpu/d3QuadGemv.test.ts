@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix, type D3QuadTableCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import type { LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { INPUT_GROUP, quantizeInputsI8, type InputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { latticeGemvI8, latticeInt8InputsUnsupported } from '../../src/gpu/kernels/latticeGemvI8.js';
@@ -123,7 +124,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   for (const [rows, cols, rhs] of shapes) {
     it(`${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: the twin on the GPU's x̂ and the exact product`, async () => {
       const { device, features } = context;
-      const paths: [DotPath, boolean, D3QuadTableCopies][] = [[dotPathFor(features), false, 4], ['plain', false, 1]];
+      const paths: [DotPath, boolean, LeaderCopies][] = [[dotPathFor(features), false, 4], ['plain', false, 1]];
       if (features.subgroups) paths.push([dotPathFor(features), true, 2]);
       const q = quantize(e8TestWeights(rows, cols, rows + cols), { scheme: 'd3-q6-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
       const m = d3QuadForm(q);
@@ -131,14 +132,14 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
       const rng = new Rng(rows);
       const xAll = new Float32Array(rows * rhs);
       for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() * (k % 37 === 0 ? 20 : 1);
-      for (const [dotPath, subgroups, tableCopies] of paths) {
+      for (const [dotPath, subgroups, leaderCopies] of paths) {
         const w = GpuD3QuadMatrix.upload(device, m, 'test d3 quads');
         const xBuffer = createBufferWithData(device, 'test x̃', xAll, STORAGE_USAGE);
         const yBuffer = createBuffer(device, 'test y', 4 * cols * rhs, STORAGE_USAGE);
         const scratch = new GpuScratch(device);
         const encoder = device.createCommandEncoder({ label: 'test d3 quad gemv' });
         const inputsI8 = dispatchD3QuadInputsI8(device, encoder, scratch, { w, xRotated: xBuffer, rhs });
-        dispatchD3QuadGemvI8(device, encoder, scratch, { w, inputsI8, y: yBuffer, rhs, dotPath, subgroups, tableCopies, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
+        dispatchD3QuadGemvI8(device, encoder, scratch, { w, inputsI8, y: yBuffer, rhs, dotPath, subgroups, leaderCopies, ...(subgroups ? { subgroupTestMode: 'require-shuffles' as const } : {}) });
         device.queue.submit([encoder.finish()]);
         const yAll = new Float32Array(await readBuffer(device, yBuffer, 4 * cols * rhs));
         const inputs = await readQuadInputs(device, inputsI8.inputs, 4 * m.quadsPerColumn, rhs);
@@ -147,7 +148,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
         xBuffer.destroy();
         yBuffer.destroy();
         for (let r = 0; r < rhs; r++) {
-          expectWithinBounds(m, q, yAll.subarray(r * cols, (r + 1) * cols), inputs[r] as InputsI8, xAll.subarray(r * rows, (r + 1) * rows), `right-hand side ${r}, ${dotPath}, ${tableCopies} copies${subgroups ? ', subgroups' : ''}`);
+          expectWithinBounds(m, q, yAll.subarray(r * cols, (r + 1) * cols), inputs[r] as InputsI8, xAll.subarray(r * rows, (r + 1) * rows), `right-hand side ${r}, ${dotPath}, ${leaderCopies} copies${subgroups ? ', subgroups' : ''}`);
         }
       }
     });
@@ -253,7 +254,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     const y = createBuffer(device, 'test y', 8, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     const encoder = device.createCommandEncoder();
-    expect(() => dispatchD3QuadGemvI8(device, encoder, scratch, { w, x: y, y, rhs: 1, dotPath: 'plain', tableCopies: 3 as D3QuadTableCopies })).toThrow(/tableCopies/);
+    expect(() => dispatchD3QuadGemvI8(device, encoder, scratch, { w, x: y, y, rhs: 1, dotPath: 'plain', leaderCopies: 3 as LeaderCopies })).toThrow(/leaderCopies/);
     w.destroy();
     expect(() => dispatchD3QuadGemvI8(device, encoder, scratch, { w, x: y, y, rhs: 1, dotPath: 'plain' })).toThrow(/live GpuD3QuadMatrix/);
     scratch.destroy();

@@ -1,16 +1,8 @@
 import { checkDispatch } from './dispatchChecks.js';
-import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
-import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import gemvSource from '../../../shaders/d3_quad_gemv_i8.wgsl?raw';
 import repackSource from '../../../shaders/d3_quad_repack.wgsl?raw';
-import totalsSource from '../../../shaders/e8_gemv_totals.wgsl?raw';
-import quadLoopSource from '../../../shaders/quad_gemv_loop.wgsl?raw';
 import quadWordSideSource from '../../../shaders/quad_word_side.wgsl?raw';
-import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
-import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
-import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
-import { check, checkLabel, checkOneOf, describeValue } from '../../errors.js';
+import { check, checkLabel, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeMatrix } from '../../quantize/quantizedMatrix.js';
 import { deterministicQuadForm, type DeterministicQuadForm } from '../../quantize/quadForm.js';
@@ -24,11 +16,12 @@ import { KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
-import { compileGemvWithSums, GEMV_OUTPUT_WGSL, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
+import { compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
+import { i8LeaderCopies, type LeaderCopies } from './gemvI8Common.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
 import { inputsI8ScalesFirst } from './inputsI8Layout.js';
-import { e8ColumnSideBytes, e8QuadGemvParamsLayout, GpuE8QuadMatrix, recordE8QuadGemv, type E8QuadGemvArgs, type E8QuadShape } from './e8ResidueGemvI8.js';
+import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvShaderSource, GpuE8QuadMatrix, recordE8QuadGemv, type E8QuadGemvArgs, type E8QuadShape } from './e8ResidueGemvI8.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, latticeInt8InputsUnsupported, LARGEST_DOT } from './latticeGemvI8.js';
 import { quadRepackPipelines, quadRepackShaderSource, repackDeterministicQuads } from './quadRepack.js';
 
@@ -54,39 +47,18 @@ const QUAD_COORDINATES = 3 * D3_QUAD_BLOCKS;
 /** Words per copy of the kernel's table: its 1024 (scale index, code) entries. */
 const TABLE_ENTRIES = 4 * 256;
 
-/** Copies of the table the kernel may hold (lane l reads copy l mod copies). */
-export const D3_QUAD_TABLE_COPIES = [1, 2, 4, 8] as const;
-export type D3QuadTableCopies = (typeof D3_QUAD_TABLE_COPIES)[number];
-
 /**
- * The default copies: 1 (4 KB). Copies barely spread a warp's lookups of real codes over more banks
- * here (3.32 passes per warp-wide lookup with one copy, 3.24 with 4, 2.93 with 8: the table's 1024
- * entries leave few copies room, where the stored-layout kernel's 216 take 16 and 2.00 passes), and
- * each costs an instruction per block (the copy's lane bits) and 4 KB of fill per workgroup; the
- * benchmark times 4 beside it.
+ * The default copies of the table: 1 (4 KB). Copies barely spread a warp's lookups of real codes over
+ * more banks here (3.32 passes per warp-wide lookup with one copy, 3.24 with 4, 2.93 with 8: the
+ * table's 1024 entries leave few copies room, where the stored-layout kernel's 216 take 16 and 2.00
+ * passes), and each costs an instruction per block (the copy's lane bits) and 4 KB of fill per
+ * workgroup; the benchmark times 4 beside it. More are taken only on request (`leaderCopies`), where
+ * they fit (i8LeaderCopies).
  */
-export const D3_QUAD_DEFAULT_TABLE_COPIES: D3QuadTableCopies = 1;
+export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 1;
 
 /** The largest scale multiple the table's high byte holds. */
 const LARGEST_TABLE_MULTIPLE = 255;
-
-/**
- * The table copies of a call: `requested` (refused where it does not fit), else the most up to the
- * default that fit the device's workgroup memory beside the lanes' reduction (RHS_TILE·256 f32 and two
- * words).
- */
-function d3QuadTableCopies(device: GPUDevice, rhsTile: 1 | 8, requested: D3QuadTableCopies | undefined, what: string): D3QuadTableCopies {
-  const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
-  const fits = (copies: number): boolean => 4 * TABLE_ENTRIES * copies + 4 * (rhsTile * 256 + 2) <= workgroupBytes;
-  if (requested !== undefined) {
-    checkOneOf(requested, D3_QUAD_TABLE_COPIES, `${what}: tableCopies`);
-    check(fits(requested), () => `${what}: ${requested} table copies do not fit the device's ${workgroupBytes} bytes of workgroup memory; use fewer`);
-    return requested;
-  }
-  const copies = [...D3_QUAD_TABLE_COPIES].reverse().find((c) => c <= D3_QUAD_DEFAULT_TABLE_COPIES && fits(c));
-  check(copies !== undefined, () => `${what}: the kernel's table does not fit the device's ${workgroupBytes} bytes of workgroup memory`);
-  return copies;
-}
 
 /** Quads per column of a matrix of `blocksPerColumn` blocks. */
 export function d3Quads(blocksPerColumn: number): number {
@@ -106,28 +78,13 @@ export interface D3QuadGemvVariant {
   readonly rhsTile: 1 | 8;
   readonly subgroups: boolean;
   readonly dotPath: DotPath;
-  readonly copies: D3QuadTableCopies;
+  readonly copies: LeaderCopies;
 }
 
-/** The WGSL of one variant. */
+/** The WGSL of one variant: the quad GEMVs' module (e8QuadGemvShaderSource) with the D3 decode for the table's fill. */
 export function d3QuadGemvShaderSource(variant: D3QuadGemvVariant): string {
-  return [
-    variant.subgroups ? 'enable subgroups;' : '',
-    `const RHS_TILE: u32 = ${variant.rhsTile}u;`,
-    Params.wgsl(),
-    variant.dotPath === 'packed' ? dotPackedSource : dotPlainSource,
-    gemvDecodeWithRulesWgsl('D3', 6),
-    `const LEADER_COUNT: u32 = ${6 ** 3}u;`,
-    `const LEADER_COPIES: u32 = ${variant.copies}u;`,
-    lanesSource,
-    totalsSource,
-    gemvSource,
-    quadWordSideSource,
-    quadLoopSource,
-    GEMV_OUTPUT_WGSL,
-    xSumsSource,
-    variant.subgroups ? subgroupEntrySource : plainEntrySource,
-  ].join('\n');
+  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${6 ** 3}u;`, `const LEADER_COPIES: u32 = ${variant.copies}u;`].join('\n');
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), library, `${gemvSource}\n${quadWordSideSource}`);
 }
 
 const pipelines = /*#__PURE__*/ new KernelPipelines({
@@ -310,8 +267,8 @@ export function d3QuadInputsKey(w: Pick<GpuD3QuadMatrix, 'rows' | 'length' | 'ke
 /** Arguments of {@link dispatchD3QuadGemvI8}: X (or x̂ from `dispatchD3QuadInputsI8`), Y and the options of `GemvCallArgs`, the output, W, the dot path. */
 export interface D3QuadGemvI8Args extends Omit<E8QuadGemvArgs, 'inputsI8'>, SharedInputsI8Arg {
   readonly w: GpuD3QuadMatrix;
-  /** Copies of the kernel's workgroup table (each 4 KB; default 1, `D3_QUAD_DEFAULT_TABLE_COPIES`). */
-  readonly tableCopies?: D3QuadTableCopies;
+  /** Copies of the kernel's workgroup table (each 4 KB; default 1: `D3_QUAD_DEFAULT_LEADER_COPIES`), where they fit. */
+  readonly leaderCopies?: LeaderCopies;
 }
 
 /**
@@ -329,7 +286,7 @@ export function dispatchD3QuadGemvI8(device: GPUDevice, encoder: GPUCommandEncod
   const what = 'd3 quad gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuD3QuadMatrix && !w.isDestroyed, `${what}: W must be a live GpuD3QuadMatrix`);
-  const copies = d3QuadTableCopies(device, args.rhs === 1 ? 1 : 8, args.tableCopies, what);
+  const copies = i8LeaderCopies(TABLE_ENTRIES, args.rhs === 1 ? 1 : 8, 0, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies, D3_QUAD_DEFAULT_LEADER_COPIES);
   const quads = w.quadsPerColumn;
   const groups = 4 * quads;
   const operand = d3QuadInputsOperand(w);
@@ -394,7 +351,7 @@ export function dispatchD3QuadInputs(device: GPUDevice, encoder: GPUCommandEncod
 }
 
 /** Options of {@link d3QuadGemvI8}. */
-export type D3QuadGemvI8Options = Pick<D3QuadGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'tableCopies'>;
+export type D3QuadGemvI8Options = Pick<D3QuadGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies'>;
 
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests

@@ -56,15 +56,15 @@ function leaderTableBudget(rhsTile: number, kernelBytes: number, workgroupBytes:
 
 /**
  * How many copies of a table of `leaders` packed leaders (4 bytes each) a kernel keeps: `requested`
- * when given (checked), else the most up to 16 that fit `workgroupBytes` beside the lanes' reduction
- * for a tile of `rhsTile` right-hand sides and the kernel's own tables (`kernelBytes`).
+ * when given (checked), else the most up to `most` (16 by default) that fit `workgroupBytes` beside the
+ * lanes' reduction for a tile of `rhsTile` right-hand sides and the kernel's own tables (`kernelBytes`).
  *
  * @example
  * i8LeaderCopies(216, 1, 64, 16384); // 16: 13 824 bytes beside 1 KB of partial sums
  * i8LeaderCopies(216, 8, 64, 16384); // 8: 6912 bytes beside 8 KB of partial sums
  * i8LeaderCopies(216, 1, 64, 32768, 32); // 32: 27 648 bytes
  */
-export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
+export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, requested?: LeaderCopies, most: LeaderCopies = DEFAULT_LEADER_COPIES): LeaderCopies {
   const budget = leaderTableBudget(rhsTile, kernelBytes, workgroupBytes);
   const fits = (copies: number): boolean => 4 * leaders * copies <= budget;
   if (requested !== undefined) {
@@ -72,7 +72,7 @@ export function i8LeaderCopies(leaders: number, rhsTile: number, kernelBytes: nu
     check(fits(requested), () => `leaderCopies: ${requested} copies of ${leaders} leaders need ${4 * leaders * requested} bytes of workgroup memory; ${budget} are left (maxComputeWorkgroupStorageSize ${workgroupBytes})`);
     return requested;
   }
-  const copies = LEADER_COPY_CHOICES.find((c) => c <= DEFAULT_LEADER_COPIES && fits(c));
+  const copies = LEADER_COPY_CHOICES.find((c) => c <= most && fits(c));
   check(copies !== undefined, () => `int8-input gemv: ${leaders} leaders do not fit ${workgroupBytes} bytes of workgroup memory`);
   return copies;
 }
