@@ -11,7 +11,7 @@
  * Options: --out DIR (default .dev/spirv), --no-subgroups, --no-f16 (the variants to emit).
  */
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
-import { DETERMINISTIC_SCHEMES, exportSpirv, spirvChildMain, UNIVERSAL_SCHEMES, type SpirvChildRequest } from './gpu/instructionStats.js';
+import { exportSpirv, spirvChildMain, spirvChildRequest, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { parseArgs } from './lib/args.js';
 
 const argv = process.argv.slice(2);
@@ -25,14 +25,7 @@ const dir = (args.get('out') as string | undefined) ?? '.dev/spirv';
 const gpu = await requestNodeGpuDevice({ label: 'spirv export device' });
 const { features, limits } = gpu;
 const info = gpu.adapter.info;
-const request: SpirvChildRequest = {
-  subgroups: features.subgroups && args.get('no-subgroups') !== true,
-  f16: features.shaderF16 && args.get('no-f16') !== true,
-  universal: UNIVERSAL_SCHEMES,
-  deterministic: DETERMINISTIC_SCHEMES,
-  int8DotPaths: features.packed4x8IntegerDotProduct ? ['packed', 'plain'] : ['plain'],
-  workgroupBytes: limits.maxComputeWorkgroupStorageSize,
-};
+const request = spirvChildRequest({ ...features, subgroups: features.subgroups && args.get('no-subgroups') !== true, shaderF16: features.shaderF16 && args.get('no-f16') !== true }, limits);
 gpu.device.destroy();
 const manifest = exportSpirv(request, dir, 10 * 60 * 1000, info.description || info.device || info.vendor || 'unknown adapter');
 console.log(`wrote ${manifest.modules.length} modules, ${dir}/manifest.json and ${dir}/compile_pipeline`);

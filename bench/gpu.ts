@@ -54,7 +54,7 @@ import {
 } from './gpu/gemvCases.js';
 import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
 import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
-import { DETERMINISTIC_SCHEMES, instructionStats, spirvChildMain, UNIVERSAL_SCHEMES, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
+import { DETERMINISTIC_SCHEMES, instructionStats, spirvChildMain, spirvChildRequest, UNIVERSAL_SCHEMES, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
@@ -410,14 +410,7 @@ if (hostRowsWanted) {
 }
 
 for (const shape of otherShapes) await gemvRows(shape);
-const request: SpirvChildRequest = {
-  subgroups: features.subgroups,
-  f16: features.shaderF16,
-  universal: UNIVERSAL_SCHEMES,
-  deterministic: DETERMINISTIC_SCHEMES,
-  int8DotPaths: features.packed4x8IntegerDotProduct ? ['packed', 'plain'] : ['plain'],
-  workgroupBytes: limits.maxComputeWorkgroupStorageSize,
-};
+const request = spirvChildRequest(features, limits);
 await device.queue.onSubmittedWorkDone();
 device.destroy();
 

@@ -24,7 +24,7 @@ import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kern
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
-import { assembleSpirv, COMPILE_PIPELINE_SOURCE, compileRdnaIsa, helperBindings, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
+import { assembleSpirv, buildCompilePipeline, compileRdnaIsa, helperBindings, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
 
 /*
@@ -317,6 +317,22 @@ function subjects(
   ];
 }
 
+/**
+ * The child's request for the kernels the benchmark runs on a device with these features and limits:
+ * the variants it compiles (subgroups, f16, the packed dot path where WGSL has them) and the table
+ * copies its workgroup memory allows.
+ */
+export function spirvChildRequest(features: { readonly subgroups: boolean; readonly shaderF16: boolean; readonly packed4x8IntegerDotProduct: boolean }, limits: { readonly maxComputeWorkgroupStorageSize: number }): SpirvChildRequest {
+  return {
+    subgroups: features.subgroups,
+    f16: features.shaderF16,
+    universal: UNIVERSAL_SCHEMES,
+    deterministic: DETERMINISTIC_SCHEMES,
+    int8DotPaths: features.packed4x8IntegerDotProduct ? ['packed', 'plain'] : ['plain'],
+    workgroupBytes: limits.maxComputeWorkgroupStorageSize,
+  };
+}
+
 /** The child's arguments: which variants to compile. */
 export interface SpirvChildRequest {
   readonly subgroups: boolean;
@@ -432,8 +448,8 @@ function workgroupInvocations(spirv: string): number {
 export function exportSpirv(request: SpirvChildRequest, dir: string, timeoutMs: number, emittedOn: string): SpirvExport {
   const dumps = spirvDumps(request, timeoutMs);
   mkdirSync(dir, { recursive: true });
-  const cc = spawnSync('cc', ['-O2', '-o', join(dir, 'compile_pipeline'), COMPILE_PIPELINE_SOURCE, '-lvulkan'], { encoding: 'utf8' });
-  if (cc.error !== undefined || cc.status !== 0) throw new Error(`cannot build bench/isa/compile_pipeline.c: ${(cc.stderr ?? String(cc.error)).split('\n')[0]}`);
+  const failed = buildCompilePipeline(join(dir, 'compile_pipeline'));
+  if (failed !== null) throw new Error(failed);
   const tools = rdnaTools();
   const byModule = new Map<string, string[]>();
   for (const subject of [...subjects(request.subgroups, request.f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes)]) {

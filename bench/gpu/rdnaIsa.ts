@@ -331,12 +331,20 @@ export function rdnaTools(): RdnaTools {
   const helper = join(dir, 'compile_pipeline');
   if (!existsSync(helper)) {
     mkdirSync(dir, { recursive: true });
-    const cc = spawnSync('cc', ['-O1', '-o', helper, HELPER_SOURCE, '-lvulkan'], { encoding: 'utf8' });
-    if (cc.error !== undefined || cc.status !== 0) {
-      return { ok: false, reason: `cannot build bench/isa/compile_pipeline.c (a C compiler and the Vulkan headers, Debian packages gcc and libvulkan-dev): ${(cc.stderr ?? String(cc.error)).split('\n')[0]}` };
-    }
+    const failed = buildCompilePipeline(helper);
+    if (failed !== null) return { ok: false, reason: failed };
   }
   return { ok: true, helper, icd };
+}
+
+/**
+ * Builds the helper bench/isa/compile_pipeline.c into `path` with the system's C compiler; null when
+ * built, else why not.
+ */
+export function buildCompilePipeline(path: string): string | null {
+  const cc = spawnSync('cc', ['-O1', '-o', path, HELPER_SOURCE, '-lvulkan'], { encoding: 'utf8' });
+  if (cc.error === undefined && cc.status === 0) return null;
+  return `cannot build bench/isa/compile_pipeline.c (a C compiler and the Vulkan headers, Debian packages gcc and libvulkan-dev): ${(cc.stderr ?? String(cc.error)).split('\n')[0]}`;
 }
 
 /** The driver's output for one module: its RDNA3 disassembly, the device and driver named, and its pipeline statistics. */
@@ -413,9 +421,6 @@ export function helperStatistics(stdout: string): Record<string, number> {
   for (const m of stdout.matchAll(/^statistic: (.+?) = (-?[0-9.]+(?:e[-+]?[0-9]+)?)$/gm)) out[m[1] as string] = Number(m[2]);
   return out;
 }
-
-/** The helper's source (bench/isa/compile_pipeline.c). */
-export const COMPILE_PIPELINE_SOURCE = HELPER_SOURCE;
 
 /**
  * Compiles one kernel's SPIR-V for RDNA3 and counts its inner loop, the code bindings told by their
