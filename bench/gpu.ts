@@ -16,7 +16,7 @@
  * quick 4), --stream-mb N (default 1024, quick 16), --product N (n = a = b; default 4096, quick 128),
  * --decode-layers N (200), --decode-size N (square layer of the decode step; default 8192, quick 256),
  * --model-blocks N (transformer blocks of the model step; default the model's: 32, quick 2),
- * --samples N, --warmup N, --warmup-ms MS (warm-up time per row, default 500; 0 with --quick), --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
+ * --samples N, --warmup N, --warmup-ms MS (warm-up time per row, default 500; 0 with --quick), --prime-ms MS (streaming reads before each row's warm-up, default 200; 0 with --quick), --seed N, --wall-clock, --only REGEX (kernel names), --no-spirv,
  * --no-products, --no-host, --caveat TEXT (a line printed on top of the report),
  * --disable-robustness (Dawn toggle; measures what native engines do), --f16-on-nvidia (Dawn toggle
  * vulkan_enable_f16_on_nvidia: shader-f16 on NVIDIA's Vulkan driver, which Dawn withholds by default), --deadline-s N (start no row
@@ -84,6 +84,7 @@ const args = parseArgs(argv, {
   samples: 'number',
   warmup: 'number',
   'warmup-ms': 'number',
+  'prime-ms': 'number',
   seed: 'number',
   'wall-clock': 'flag',
   only: 'string',
@@ -137,6 +138,9 @@ const settings: BenchSettings = {
   warmup: option('warmup', quick ? 1 : 2),
   // An H200 idles at 345 MHz and reaches 1980 only after a few hundred ms of work (first run there).
   warmupMs: option('warmup-ms', quick ? 0 : 500, 0),
+  primeMs: option('prime-ms', quick ? 0 : 200, 0),
+  // Quick runs (CI, on lavapipe) time each row once: a CPU adapter's samples scatter anyway.
+  maxTimings: quick ? 1 : 3,
   samples: option('samples', quick ? 3 : 7, 1),
   workingSetBytes: option('working-set-mb', quick ? 4 : 256, 0) * 2 ** 20,
   minCalls: quick ? 1 : 8,
@@ -174,6 +178,8 @@ const environment: BenchEnvironment = {
     samples: settings.samples,
     warmup: settings.warmup,
     warmupMs: settings.warmupMs,
+    primeMs: settings.primeMs,
+    maxTimings: settings.maxTimings,
     minCallsPerSample: settings.minCalls,
     distinctTileColumns: settings.tileCols,
     dawnFlags: flags.join(' '),

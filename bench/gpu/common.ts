@@ -4,6 +4,7 @@ import type { ProductKernel } from '../../src/gpu/engine.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { prepareCommands, type PreparedCommands } from '../../src/gpu/prepared.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
+import { dispatchStreamRead } from '../../src/gpu/kernels/streamRead.js';
 import { timeGpuWork, type GpuTiming } from '../../src/gpu/timing.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
@@ -21,6 +22,14 @@ export interface BenchSettings {
   readonly warmup: number;
   /** Warm-up time before each row's samples, at least (the GPU's clock rises only after work). */
   readonly warmupMs: number;
+  /**
+   * Milliseconds of streaming reads (`primeClock`) before each timing's warm-up: a row of tiny
+   * dispatches (the rotations, the dispatch chain) keeps the GPU busy too little of its warm-up to
+   * raise an idling clock.
+   */
+  readonly primeMs: number;
+  /** Timings of one row at most: more than 1 retimes an unsteady row (`timeCalls`, UNSTEADY_SPREAD). */
+  readonly maxTimings: number;
   readonly samples: number;
   /** Bytes of distinct weight matrices each GEMV row streams over (each call reads the next copy). */
   readonly workingSetBytes: number;
@@ -91,6 +100,11 @@ export interface BenchRow {
   readonly callsPerSample: number | null;
   /** Per-call milliseconds of every sample. */
   readonly samplesMs: readonly number[];
+  /**
+   * Earlier timings of the row set aside because their samples spread by more than UNSTEADY_SPREAD
+   * (a clock still rising), per-call milliseconds, oldest first; empty for a steady row.
+   */
+  readonly unsteadySamplesMs: readonly (readonly number[])[];
   readonly timing: string | null;
   readonly check: RowCheck | null;
   /** Filled from the SPIR-V statistics (bench/gpu/spirv.ts). */
@@ -140,6 +154,7 @@ export function row(fields: Partial<BenchRow> & Pick<BenchRow, 'kernel' | 'famil
     workingSetBytes: null,
     callsPerSample: null,
     samplesMs: [],
+    unsteadySamplesMs: [],
     timing: null,
     check: null,
     instrPerCodeByte: null,
@@ -289,7 +304,80 @@ export function prepared(device: GPUDevice, label: string, record: (encoder: GPU
   return prepareCommands(device, label, record);
 }
 
-/** Times `calls` replays per sample (call i records `record(encoder, i)`); returns per-call figures. */
+/**
+ * A timing whose slowest sample exceeds its fastest by more than this factor is taken again. On the
+ * H200 (bench/results/nvidia-h200-2026-12-04-f16.json) three rows of 70 ran at a lower clock for
+ * their first samples despite the warm-up and then at full speed (the int4 GEMV: five samples of
+ * 172 µs, then 119 and 72), so their medians were 2.4× too slow; every other row spread by less than
+ * 1.15×.
+ */
+export const UNSTEADY_SPREAD = 1.2;
+/** Per-call figures of `timeCalls`. */
+export interface CallTiming extends GpuTiming {
+  readonly perCallMs: number;
+  readonly perCallSamples: number[];
+  /** Per-call samples of earlier timings set aside as unsteady (UNSTEADY_SPREAD), oldest first. */
+  readonly unsteadyPerCallSamples: number[][];
+}
+
+/** Slowest over fastest sample (NaN samples, from a clock that went backwards, make it infinite). */
+function sampleSpread(samples: readonly number[]): number {
+  if (samples.some((sample) => !Number.isFinite(sample))) return Number.POSITIVE_INFINITY;
+  return samples.reduce((a, b) => Math.max(a, b), 0) / samples.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+}
+
+/** Bytes the clock primer reads per call (at most the device's largest buffer). */
+const PRIMER_BYTES = 256 * 2 ** 20;
+/** Primer calls per submission: ≈ 0.5 ms of reading on an H200, so the host's round trip leaves it busy. */
+const PRIMER_CALLS = 8;
+/** Per device, the primer's buffer and its prepared streaming read. */
+const primers = new WeakMap<GPUDevice, PreparedCommands>();
+
+/**
+ * Keeps the GPU reading memory for `settings.primeMs` (nothing when 0), so that the row timed next
+ * starts at a raised clock whatever its own work: on the H200 (bench/results/nvidia-h200-2026-12-04-f16.md)
+ * the first rotation row after the dispatch chain's rows of microsecond dispatches took 39 µs where
+ * the same plan's rotation alone took 10.5.
+ */
+export async function primeClock(context: GpuContext, settings: BenchSettings): Promise<void> {
+  if (settings.primeMs <= 0) return;
+  const { device } = context;
+  let primer = primers.get(device);
+  if (primer === undefined) {
+    const bytes = Math.min(PRIMER_BYTES, device.limits.maxBufferSize - (device.limits.maxBufferSize % 16));
+    // Never destroyed: it lives as long as the benchmark's device (zero-filled: what it holds does not matter).
+    const data = device.createBuffer({ label: 'bench clock primer', size: bytes, usage: STORAGE_USAGE });
+    primer = prepared(device, 'bench clock primer', (encoder, scratch) => dispatchStreamRead(device, encoder, scratch, { data, bytes }));
+    primers.set(device, primer);
+  }
+  for (const started = performance.now(); performance.now() - started < settings.primeMs; ) {
+    const encoder = device.createCommandEncoder({ label: 'bench clock primer' });
+    for (let i = 0; i < PRIMER_CALLS; i++) primer.record(encoder);
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  }
+}
+
+/** Whether a timing's samples spread by more than UNSTEADY_SPREAD (then `timeCalls` times it again). */
+export function unsteady(samples: readonly number[]): boolean {
+  return sampleSpread(samples) > UNSTEADY_SPREAD;
+}
+
+/** Index of the timing (its samples) with the smallest spread, the latest of equals. */
+export function steadiestTiming(timings: readonly (readonly number[])[]): number {
+  let kept = timings.length - 1;
+  for (let i = timings.length - 2; i >= 0; i--) {
+    if (sampleSpread(timings[i] as readonly number[]) < sampleSpread(timings[kept] as readonly number[])) kept = i;
+  }
+  return kept;
+}
+
+/**
+ * Times `calls` replays per sample (call i records `record(encoder, i)`); returns per-call figures.
+ * A timing whose samples spread by more than UNSTEADY_SPREAD is taken again (priming and warm-up
+ * included), up to `settings.maxTimings` in all; the steadiest is kept (the latest of equals) and the others are returned as
+ * `unsteadyPerCallSamples`, which the row reports.
+ */
 export async function timeCalls(
   context: GpuContext,
   label: string,
@@ -297,21 +385,43 @@ export async function timeCalls(
   record: (encoder: GPUCommandEncoder, call: number) => void,
   settings: BenchSettings,
   options: { warmup?: number; samples?: number } = {},
-): Promise<GpuTiming & { readonly perCallMs: number; readonly perCallSamples: number[] }> {
-  const timing = await timeGpuWork(
-    context.device,
-    (encoder) => {
-      for (let call = 0; call < calls; call++) record(encoder, call);
-    },
-    {
-      warmup: options.warmup ?? settings.warmup,
-      warmupMs: settings.warmupMs,
-      samples: options.samples ?? settings.samples,
-      timestampQuery: settings.timestampQuery && context.features.timestampQuery,
-      label,
-    },
-  );
-  return { ...timing, perCallMs: timing.medianMs / calls, perCallSamples: timing.samplesMs.map((ms) => ms / calls) };
+): Promise<CallTiming> {
+  const timings: GpuTiming[] = [];
+  do {
+    await primeClock(context, settings);
+    timings.push(
+      await timeGpuWork(
+        context.device,
+        (encoder) => {
+          for (let call = 0; call < calls; call++) record(encoder, call);
+        },
+        {
+          warmup: options.warmup ?? settings.warmup,
+          warmupMs: settings.warmupMs,
+          samples: options.samples ?? settings.samples,
+          timestampQuery: settings.timestampQuery && context.features.timestampQuery,
+          label,
+        },
+      ),
+    );
+  } while (timings.length < settings.maxTimings && unsteady((timings.at(-1) as GpuTiming).samplesMs));
+  const kept = steadiestTiming(timings.map((t) => t.samplesMs));
+  const timing = timings[kept] as GpuTiming;
+  const perCall = (t: GpuTiming): number[] => t.samplesMs.map((ms) => ms / calls);
+  return {
+    ...timing,
+    perCallMs: timing.medianMs / calls,
+    perCallSamples: perCall(timing),
+    unsteadyPerCallSamples: timings.filter((_, i) => i !== kept).map(perCall),
+  };
+}
+
+/** A row's `samplesMs` and `unsteadySamplesMs` from `timeCalls`, each per-call sample times `scale`. */
+export function rowSamples(timing: CallTiming, scale = 1): Pick<BenchRow, 'samplesMs' | 'unsteadySamplesMs'> {
+  return {
+    samplesMs: timing.perCallSamples.map((ms) => ms * scale),
+    unsteadySamplesMs: timing.unsteadyPerCallSamples.map((samples) => samples.map((ms) => ms * scale)),
+  };
 }
 
 /** Calls per sample for `copies` distinct weights: every copy once, repeated to at least minCalls. */

@@ -45,6 +45,7 @@ import {
   nmseCheck,
   prepared,
   row,
+  rowSamples,
   tiledColumns,
   timeCalls,
   uploadTiled,
@@ -128,7 +129,7 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
       copies: buffers.length,
       workingSetBytes: bytes,
       callsPerSample: rounds * calls.length,
-      samplesMs: timing.perCallSamples.map((v) => v * calls.length),
+      ...rowSamples(timing, calls.length),
       timing: timing.method,
       spirvKey: 'stream',
     });
@@ -195,7 +196,7 @@ export async function gemvRow(context: GpuContext, kernel: GemvKernel, problem: 
       copies: calls.length,
       workingSetBytes: calls.length * subject.weightBytes,
       callsPerSample,
-      samplesMs: timing.perCallSamples,
+      ...rowSamples(timing),
       timing: timing.method,
       check: nmseCheck(checked.value, checked.limit, checked.metric),
     });

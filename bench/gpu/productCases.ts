@@ -7,7 +7,7 @@ import type { Matrix } from '../../src/matrix.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import { failedRow, prepared, row, timeCalls, type BenchRow, type BenchSettings } from './common.js';
+import { failedRow, prepared, row, rowSamples, timeCalls, type BenchRow, type BenchSettings } from './common.js';
 import { MAC_KEYS, productMacKey } from './instructionStats.js';
 
 /*
@@ -87,7 +87,7 @@ async function timedProduct(
       gbps: bytesRead / (ms / 1000) / 1e9,
       gflops: (2 * p.n * p.a.cols * p.b.cols) / (ms / 1000) / 1e9,
       callsPerSample: 1,
-      samplesMs: timing.perCallSamples,
+      ...rowSamples(timing),
       timing: timing.method,
       check: { metric: `nmse vs exact float64 (${SAMPLED_ENTRIES} sampled entries)`, value: nmse, limit, ok: nmse <= limit },
       macKey,

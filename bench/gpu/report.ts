@@ -1,5 +1,5 @@
 import { markdownTable } from '../lib/args.js';
-import { measuredOk, onePassStep, type BenchRow } from './common.js';
+import { measuredOk, median, onePassStep, UNSTEADY_SPREAD, type BenchRow } from './common.js';
 import { defaultComparisons, type DefaultComparison } from './defaults.js';
 import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
@@ -234,6 +234,21 @@ function classLine(byClass: Readonly<Record<PipeClass, number>>): string {
     .join(', ');
 }
 
+/** How a row's samples spread: slowest over fastest. */
+function spreadOf(samples: readonly number[]): string {
+  return `${fmt(samples.reduce((x, y) => Math.max(x, y), 0) / samples.reduce((x, y) => Math.min(x, y), Number.POSITIVE_INFINITY))}×`;
+}
+
+/** The rows timed again because their samples spread (`timeCalls`, UNSTEADY_SPREAD), with both spreads. */
+function retimedLines(rows: readonly BenchRow[]): string[] {
+  const retimed = rows.filter((r) => r.unsteadySamplesMs.length > 0);
+  if (retimed.length === 0) return [];
+  const items = retimed.map(
+    (r) => `${r.kernel} at ${r.shape}: set aside ${r.unsteadySamplesMs.map((samples) => `${spreadOf(samples)} (median ${fmt(median(samples) * 1000)} µs)`).join(', ')}; kept ${spreadOf(r.samplesMs)}`,
+  );
+  return [`- Timed again, samples spread by more than ${UNSTEADY_SPREAD}× (a clock still rising; the steadiest timing is kept): ${items.join('; ')}`];
+}
+
 /** The Markdown report. */
 export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
   const gemv = rows.filter((r) => r.family === 'stream' || r.family === 'gemv' || r.family === 'batched');
@@ -257,6 +272,7 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.join('; ')}`] : []),
+    ...retimedLines(rows),
     ...(env.complete ? [] : ['- **Incomplete**: written while the run was in progress; it stopped before its end (rows after the last one below were not measured).']),
     '',
     '## Speed targets (issue 10), judged from the rows below',

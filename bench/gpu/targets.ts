@@ -106,10 +106,27 @@ export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { 
   // GPU). Whether a step allocates does not depend on the adapter, so that target is still judged.
   const results = judgedTargets(rows).map((t) => (run.softwareAdapter && t.met !== null && t.target !== ALLOCATION_TARGET ? withoutVerdict(t, "a CPU adapter's speed says nothing of a GPU's") : t));
   // Rows a run did not measure (skipped past --deadline-s, or not reached when the file was written)
-  // could turn a "no" into a "yes", or a step that allocates could be among them: no verdict then.
-  const unmeasured = !run.complete ? 'the run had not finished when this was written' : run.skipped.length > 0 ? `the run skipped ${run.skipped.length} item(s) past --deadline-s` : null;
-  if (unmeasured === null) return results;
-  return results.map((t) => (t.met === false || (t.met === true && t.target === ALLOCATION_TARGET) ? withoutVerdict(t, unmeasured) : t));
+  // could turn a "no" into a "yes", or a step that allocates could be among them: no verdict then,
+  // unless every skipped item is one that cannot decide the target (a GEMV at another shape, a product
+  // for a GEMV target, …: `couldDecide`).
+  return results.map((t) => {
+    if (!(t.met === false || (t.met === true && t.target === ALLOCATION_TARGET))) return t;
+    if (!run.complete) return withoutVerdict(t, 'the run had not finished when this was written');
+    const deciding = run.skipped.filter((item) => couldDecide(t.target, item));
+    return deciding.length > 0 ? withoutVerdict(t, `the run skipped ${deciding.length} item(s) that could decide it past --deadline-s`) : t;
+  });
+}
+
+/**
+ * Whether an item the run skipped (bench/gpu.ts names them: `GEMV <kernel> at <out> × <in>`,
+ * `decode step …`, `model step …`, `engine product …`, `f32 product`) could change `target`'s verdict:
+ * the GEMV targets are judged at TARGET_GEMV_SHAPE only, the allocation target from the steps, the
+ * product target from the products (the f32 one is its yardstick).
+ */
+function couldDecide(target: string, item: string): boolean {
+  if (target === ALLOCATION_TARGET) return /^(decode|model) step/.test(item);
+  if (target.includes(TARGET_PRODUCT_SHAPE)) return /^(engine|f32) product/.test(item);
+  return item.startsWith('GEMV ') && item.endsWith(` at ${TARGET_GEMV_SHAPE}`);
 }
 
 /** `target` with its verdict taken back, saying why; its figure stays. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { row, type BenchRow } from '../../bench/gpu/common.js';
-import { addRatios } from '../../bench/gpu/report.js';
+import { row, steadiestTiming, unsteady, type BenchRow } from '../../bench/gpu/common.js';
+import { addRatios, markdownReport } from '../../bench/gpu/report.js';
 import { issueTargets } from '../../bench/gpu/targets.js';
 
 /*
@@ -156,15 +156,34 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(rows.map((r) => r.vsF16)).toEqual([1, 1, 2, 2]);
   });
 
-  it('a run that skipped rows or had not finished gives no "no" and no allocation "yes"; a measured "yes" on a GEMV stands', () => {
+  it('a run that skipped rows or had not finished gives no "no" and no allocation "yes" that a skipped item could change; a measured "yes" on a GEMV stands', () => {
     const rows = fullRun();
     addRatios(rows);
-    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true, softwareAdapter: false }, { skipped: [], complete: false, softwareAdapter: false }]) {
-      const targets = issueTargets(rows, run);
-      // E8 (25 % < 60 %) was "no"; the decode-step target was "yes": an unmeasured row could change either.
-      expect(targets.map((t) => t.met)).toEqual([true, true, true, null, null, true]);
-      expect(targets[3]?.measured).toMatch(/no verdict: the run (skipped 1 item|had not finished)/);
+    // Measured in full: [true, true, true, false (E8 25 % < 60 %), true (no step allocates), true].
+    const cases: { skipped: string[]; complete: boolean; met: (boolean | null)[] }[] = [
+      // A skipped step could allocate; it cannot change a GEMV's verdict.
+      { skipped: ['decode step d3-q6 {}'], complete: true, met: [true, true, true, false, null, true] },
+      { skipped: ['model step weight-only'], complete: true, met: [true, true, true, false, null, true] },
+      // A GEMV skipped at the target shape could turn E8's "no" into a "yes".
+      { skipped: ['GEMV E8 residue GEMV e8-q16-deterministic at 8192 × 28672'], complete: true, met: [true, true, true, null, true, true] },
+      // GEMVs at other shapes (28672 × 8192 is not 8192 × 28672) and products decide none of them.
+      { skipped: ['GEMV E8 residue GEMV e8-q16-deterministic at 28672 × 8192', 'GEMV f16 GEMV at 8192 × 8192', 'engine product e8-q16'], complete: true, met: [true, true, true, false, true, true] },
+      { skipped: [], complete: false, met: [true, true, true, null, null, true] },
+    ];
+    for (const { skipped, complete, met } of cases) {
+      const targets = issueTargets(rows, { skipped, complete, softwareAdapter: false });
+      expect(targets.map((t) => t.met), skipped.join('; ')).toEqual(met);
+      if (met[3] === null) expect(targets[3]?.measured).toMatch(/no verdict: the run (skipped 1 item\(s\) that could decide it|had not finished)/);
+      if (met[4] === null) expect(targets[4]?.measured).toMatch(/no verdict: the run (skipped 1 item\(s\) that could decide it|had not finished)/);
     }
+  });
+
+  it('a skipped product could turn the product target\'s "no" into a "yes"; a skipped GEMV cannot', () => {
+    const rows = fullRun().map((r) => (r.family === 'product' && r.productKernel !== null ? { ...r, ms: (r.ms ?? 0) * 10 } : r));
+    addRatios(rows);
+    expect(issueTargets(rows)[5]?.met).toBe(false);
+    expect(issueTargets(rows, { skipped: ['GEMV f16 GEMV at 8192 × 28672'], complete: true, softwareAdapter: false })[5]?.met).toBe(false);
+    expect(issueTargets(rows, { skipped: ['engine product e8-q16'], complete: true, softwareAdapter: false })[5]?.met).toBeNull();
   });
 
   it('a CPU adapter (lavapipe) judges no speed target, "yes" or "no"; whether a step allocates is still judged', () => {
@@ -189,5 +208,26 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(judge(short)[4]?.met).toBeNull();
     const mixed = fullRun().map((r) => (r.kernel === 'decode step a' ? { ...r, callsPerSample: 14 } : r.kernel === 'decode step b' ? { ...r, callsPerSample: 224 } : r));
     expect(judge(mixed)[4]?.met).toBe(true);
+  });
+
+  it('a timing whose samples spread (a clock still rising) is taken again, and the steadiest is kept', () => {
+    // The H200's int4 row of 2026-12-04: five samples at a low clock, then full speed.
+    const rising = [0.1725, 0.1744, 0.1723, 0.1739, 0.1737, 0.1189, 0.072];
+    const steady = [0.0712, 0.0715, 0.0711, 0.0718, 0.0713, 0.0712, 0.0716];
+    expect(unsteady(rising)).toBe(true);
+    expect(unsteady(steady)).toBe(false);
+    expect(unsteady([1, 1.19])).toBe(false);
+    expect(unsteady([1, 1.21])).toBe(true);
+    expect(unsteady([1, Number.NaN])).toBe(true); // a clock that went backwards
+    expect(steadiestTiming([rising, steady])).toBe(1);
+    expect(steadiestTiming([steady, rising, [0.2, 0.4]])).toBe(0);
+    expect(steadiestTiming([[1, 1.1], [2, 2.2]])).toBe(1); // equals: the latest
+  });
+
+  it('the report lists the rows timed again, with what was set aside', () => {
+    const retimed = row({ kernel: 'int4 g32 GEMV', family: 'gemv', shape: '8192 × 28672', ms: 0.0713, samplesMs: [0.0712, 0.0715], unsteadySamplesMs: [[0.1725, 0.072]] });
+    const env = { device: 'test', adapter: { vendor: '', architecture: '', device: '', description: '' }, date: '', mode: 'full', node: '', command: '', timing: '', features: {}, settings: {}, skipped: [], complete: true, softwareAdapter: false } as unknown as Parameters<typeof markdownReport>[1];
+    const md = markdownReport([retimed], env, new Map(), null);
+    expect(md).toMatch(/Timed again, samples spread by more than 1\.2×[^\n]*int4 g32 GEMV at 8192 × 28672: set aside 2\.40× \(median 122 µs\); kept 1\.00×/);
   });
 });
