@@ -147,44 +147,78 @@ fn loaded_value(column: u32, p: u32) -> f32 {
   return x;
 }
 
-// One block (m elements from `first`) into values[slot ..], multiplied by the uploaded H_m (or H_mᵀ)
-// in the first pass.
-fn load_block(column: u32, first: u32, slot: u32) {
-  let m = BLOCK;
-  if (params.transform_blocks == 0u || m == 1u) {
-    for (var b = 0u; b < m; b = b + 1u) {
-      values[slot + b] = loaded_value(column, first + b);
-    }
-    return;
-  }
-  var x: array<f32, BLOCK>;
-  for (var b = 0u; b < m; b = b + 1u) {
-    x[b] = loaded_value(column, first + b);
-  }
+// H_m (or H_mᵀ, uploaded) times the block x, into values[slot ..].
+fn multiply_block(x: array<f32, BLOCK>, slot: u32) {
   // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does):
   // with m a constant and the loops unrolled, each sign is an operand read from the uniform block.
-  for (var b = 0u; b < m; b = b + 1u) {
+  for (var b = 0u; b < BLOCK; b = b + 1u) {
     var acc = x[0] * hadamard_entry(b, 0u);
-    for (var b2 = 1u; b2 < m; b2 = b2 + 1u) {
+    for (var b2 = 1u; b2 < BLOCK; b2 = b2 + 1u) {
       acc = fma(hadamard_entry(b, b2), x[b2], acc);
     }
     values[slot + b] = acc;
   }
 }
 
-// Copies the workgroup's groups into `values` (one block per step), then waits for the workgroup.
+// One block (m elements from `first`) into values[slot ..], multiplied by H_m in the forward's first
+// pass of a stage (transform_blocks).
+fn load_block(column: u32, first: u32, slot: u32) {
+  var x: array<f32, BLOCK>;
+  for (var b = 0u; b < BLOCK; b = b + 1u) {
+    x[b] = loaded_value(column, first + b);
+  }
+  if (params.transform_blocks == 0u || BLOCK == 1u) {
+    for (var b = 0u; b < BLOCK; b = b + 1u) {
+      values[slot + b] = x[b];
+    }
+  } else {
+    multiply_block(x, slot);
+  }
+}
+
+// Copies the workgroup's groups into `values`, then waits for the workgroup. With a block or more
+// per invocation, each loads its blocks whole (and multiplies them by H_m in registers). With fewer
+// blocks than invocations (m = 12 or 20 in a spread pass: 64 blocks of 12 for 256 invocations) a
+// block per invocation would leave most idle and give the others m loads in a row, so every
+// invocation loads elements, and then the blocks are multiplied in workgroup memory. Same operations
+// either way, so the same bits. On an H200 (bench/results/nvidia-h200-2026-12-04-rotation.md against
+// …-rerun.md) the element loads made one column's spread rotation of 14336 entries 5 % faster and its
+// 28672 one 6 %, but a one-pass window of 12288 (one block per invocation) 9 % slower, hence both.
 fn load_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
   let q = params.group_blocks;
   let q_shift = countTrailingZeros(q);
-  for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
-    let group = shape.first_group + (local_block >> q_shift);
-    if (group >= shape.total_groups) {
-      continue;
+  if (BLOCK == 1u || shape.local_blocks >= THREADS) {
+    for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
+      let group = shape.first_group + (local_block >> q_shift);
+      if (group >= shape.total_groups) {
+        continue;
+      }
+      let at = group_column(shape, group);
+      load_block(at.x, column_position(at.y, local_block & (q - 1u), 0u), local_block * BLOCK);
     }
-    let at = group_column(shape, group);
-    let first = column_position(at.y, local_block & (q - 1u), 0u);
-    load_block(at.x, first, local_block * BLOCK);
+  } else {
+    for (var e = thread; e < shape.local_blocks * BLOCK; e = e + THREADS) {
+      let local_block = e / BLOCK;
+      let group = shape.first_group + (local_block >> q_shift);
+      if (group >= shape.total_groups) {
+        continue;
+      }
+      let at = group_column(shape, group);
+      values[e] = loaded_value(at.x, column_position(at.y, local_block & (q - 1u), e % BLOCK));
+    }
+    if (params.transform_blocks != 0u) {
+      workgroupBarrier();
+      // One block per invocation at most (fewer blocks than invocations).
+      let local_block = thread;
+      if (local_block < shape.local_blocks && shape.first_group + (local_block >> q_shift) < shape.total_groups) {
+        var x: array<f32, BLOCK>;
+        for (var b = 0u; b < BLOCK; b = b + 1u) {
+          x[b] = values[local_block * BLOCK + b];
+        }
+        multiply_block(x, local_block * BLOCK);
+      }
+    }
   }
   workgroupBarrier();
 }

@@ -153,7 +153,7 @@ describe('planHadamardRotation (CPU)', () => {
     }
   });
 
-  it('spreads a window of 4096 entries or more over passes of at most 1024 values when there are fewer than 8 columns', () => {
+  it('spreads a window of 8192 entries or more over passes of at most 1024 values when there are fewer than 8 columns', () => {
     const passes = (rows: number, bytes: number, options: Parameters<typeof planHadamardRotation>[2]) =>
       planHadamardRotation(rows, bytes, options).stages.map((stage) => stage.passes.map((p) => [p.levelStride, p.groupBlocks]));
     // 8192 fits 32 KB in one pass; one column spreads into 10 + 3 levels (8 workgroups per pass).
@@ -162,12 +162,13 @@ describe('planHadamardRotation (CPU)', () => {
     expect(passes(8192, 32768, { columns: 7 })).toEqual([[[1, 1024], [1024, 8]]]);
     expect(passes(8192, 32768, { columns: 8 })).toEqual([[[1, 8192]]]);
     expect(passes(8192, 32768, { columns: 1, spread: false })).toEqual([[[1, 8192]]]);
-    // A forced workgroup memory wins; windows under 4096 keep one pass.
+    // A forced workgroup memory wins; windows under 8192 keep one pass (4096 and 6144 = 12·512 among them).
     expect(passes(8192, 32768, { columns: 1, workgroupElements: 4096 })).toEqual([[[1, 4096], [4096, 2]]]);
-    expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 1024], [1024, 4]]]);
+    expect(passes(4096, 32768, { columns: 1 })).toEqual([[[1, 4096]]]);
+    expect(passes(6144, 32768, { columns: 1 })).toEqual([[[1, 512]]]);
     expect(passes(4096, 32768, { columns: 8 })).toEqual([[[1, 4096]]]);
     expect(passes(2048, 32768, { columns: 1 })).toEqual([[[1, 2048]]]);
-    // 4000: two windows of 3072 = 12·256, under 4096: one pass each.
+    // 4000: two windows of 3072 = 12·256, under 8192: one pass each.
     expect(passes(4000, 32768, { columns: 1 })).toEqual([[[1, 256]], [[1, 256]]]);
     expect(passes(11008, 49152, { columns: 1 })).toEqual([
       [[1, 32], [32, 16]],
@@ -337,9 +338,18 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
   it.each([
     [4096, 1],
+    [5000, 2],
+  ])('n = %i, %i column(s): windows under 8192 entries keep the fewest passes (spread or not) and give the CPU bits', async (rows, cols) => {
+    const bytes = context.limits.maxComputeWorkgroupStorageSize;
+    expect(planHadamardRotation(rows, bytes, { columns: cols })).toEqual(planHadamardRotation(rows, bytes, { columns: cols, spread: false }));
+    expect(planHadamardRotation(rows, bytes, { columns: cols }).stages.map((stage) => stage.passes.length)).toEqual(rows === 4096 && bytes < 4 * 4096 ? [2] : rows === 4096 ? [1] : [1, 1]);
+    await expectForwardSameAsCpu(rows, cols, 11, {});
+    await expectInverseSameAsCpu(rows, cols, 11, {});
+  });
+
+  it.each([
     [8192, 1],
     [8192, 7],
-    [5000, 2],
   ])('n = %i, %i column(s): spread over passes of ≤ 1024 values (the default) and in the fewest passes give the CPU bits', async (rows, cols) => {
     const bytes = context.limits.maxComputeWorkgroupStorageSize;
     const spread = planHadamardRotation(rows, bytes, { columns: cols });
@@ -352,12 +362,12 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     }
   });
 
-  it('rotationRoundsInPass: one column of 4096 or 8192 rounds apart (spread), 8 columns in the pass where it fits', () => {
+  it('rotationRoundsInPass: one column of 8192 rounds apart (spread), of 4096 in the pass, 8 columns in the pass where it fits', () => {
     const fits = context.limits.maxComputeWorkgroupStorageSize >= 4 * 8192;
     expect(rotationRoundsInPass(context.device, 8192)).toBe(false);
     expect(rotationRoundsInPass(context.device, 8192, { columns: 8 })).toBe(fits);
     expect(rotationRoundsInPass(context.device, 8192, { spread: false })).toBe(fits);
-    expect(rotationRoundsInPass(context.device, 4096)).toBe(false);
+    expect(rotationRoundsInPass(context.device, 4096)).toBe(true);
     expect(rotationRoundsInPass(context.device, 4096, { columns: 8 })).toBe(true);
     expect(rotationRoundsInPass(context.device, 2048)).toBe(true);
     // Its third argument was workgroupElements, a number: refused, not ignored.

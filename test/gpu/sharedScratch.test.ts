@@ -34,7 +34,7 @@ const noGpu = await gpuUnavailableReason();
 
 const n = 300; // not a multiple of 12 (D3's input groups) nor of 32 (E8's), nor a power of two
 const out = 40;
-/** W of `rows` × out (300 by default; 4096: a decode step's rotation spreads over passes and rounds x̃ apart). */
+/** W of `rows` × out (300 by default; 8192: a decode step's rotation spreads over passes and rounds x̃ apart). */
 const weightsOf = (rows: number) => gaussianMatrix(rows, out, 1);
 const bias = Float32Array.from({ length: out }, (_, j) => 0.25 * (j - out / 2));
 
@@ -141,7 +141,7 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     [1, n],
     [3, n],
     [64, n],
-    [1, 4096],
+    [1, 8192],
   ])('every GEMV family writes its intermediates before reading them: replays over a poisoned pool give the same bytes (tokens: %i, n = %i)', async (tokens, rows) => {
     await poisonedReplaysMatch(device, tokens, rows);
   });

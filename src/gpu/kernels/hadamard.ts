@@ -59,20 +59,18 @@ const MIN_ELEMENTS = 32;
  * window of SPREAD_MIN_WINDOW entries or more that fits the workgroup memory in passes of at most
  * SPREAD_ELEMENTS values, on tens of workgroups per column, instead of one pass on one workgroup per
  * column, which leaves the GPU all but idle and makes the rotation latency-bound. (A window that does
- * not fit already takes several passes on several workgroups each, `balancedElements`, and keeps them.) Measured on an NVIDIA H200 (bench/results/nvidia-h200-2026-12-04-warm.md,
- * one column, the same bits every way): 8192 entries 10.6 µs in 2 passes against 16.1 µs in one,
- * 14336 (two windows of 12288) 51.9 µs in 4 passes against 97.9 µs in 2, 4096 10.5 against 11.5 µs.
- * A spread rotation rounds x̃ to int8 in a dispatch of its own (`rotationRoundsInPass`), which that
- * run timed at ≈ 3 µs (28672 entries: 54.8 µs with it, 51.9 without), while rounding inside the one
- * pass of a single workgroup cost 4–13 µs more than the rotation alone (4096: 24.7 against 11.5 µs;
- * 8192: 20.5 against 16.1): so from 4096 entries on, spreading and rounding apart is the faster
- * way to x̂ too (predicted ≈ 13.5 µs at 4096, against 24.7; the report's 'x̂ fewest passes' row
- * times it). Shorter windows keep one pass. The column threshold is a judgement, not a measurement:
+ * not fit already takes several passes on several workgroups each, `balancedElements`, and keeps them.)
+ * A spread rotation rounds x̃ to int8 in a dispatch of its own (`rotationRoundsInPass`). Measured on an
+ * NVIDIA H200, x → x̂ of one column, same bits every way (bench/results/nvidia-h200-2026-12-04-rerun.md,
+ * every row primed so that none ran at an idle clock): 8192 entries 13.7 µs spread against 20.4 in
+ * one pass, 14336 (two windows of 12288) 53.9 against 106.1, but 4096 13.4 against 12.2: there the one
+ * pass, rounding included, beats three dispatches (a dependent dispatch costs ≈ 1.7 µs there), so
+ * windows of less than 8192 keep one pass. The column threshold is a judgement, not a measurement:
  * with 8 columns or more, the one-pass plan already runs 8 or more workgroups and reads and writes
  * each value once, where the spread one does it once per pass.
  */
 const SPREAD_ELEMENTS = 1024;
-const SPREAD_MIN_WINDOW = 4096;
+const SPREAD_MIN_WINDOW = 8192;
 const SPREAD_BELOW_COLUMNS = 8;
 
 /** A compiled variant of the rotation kernel. */
@@ -409,7 +407,7 @@ export interface HadamardInt8Output {
  * pass holds the last window of whole columns; the positions before that window were finished by the
  * first stage's dispatches and are read back from the output. With 8 columns or more: a one-stage
  * plan of one pass (N = 4096 at 16 KB, 8192 at 32 KB), and the two-stage plans of 11008 and 14336
- * (windows of 10240 and 12288) at 48 KB; with fewer, only windows of less than 4096 entries.
+ * (windows of 10240 and 12288) at 48 KB; with fewer, only windows of less than 8192 entries.
  *
  * @example
  * rotationRoundsInPass(device, 2048); // true
