@@ -234,11 +234,11 @@ const gemvKernels: GemvKernel[] = [
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
   int8InputKernel('packed'),
   int8InputKernel('packed', true),
-  // 8 and 32 copies of the leader table (≈ 2.9 passes through workgroup memory per lookup and one,
-  // against 2 with the default 16; half and twice its fill), and the default 16 copies padded to 256
-  // entries (Tint's index clamp can never bind there, so a driver could drop it: i8LeaderEntries),
-  // kernel alone, to compare on the same GPU.
-  int8InputKernel('packed', true, { leaderCopies: 8 }),
+  // 16 and 32 copies of the leader table (2 passes through workgroup memory per lookup and one,
+  // against ≈ 2.9 with the default 8, UNIVERSAL_I8_DEFAULT_LEADER_COPIES; twice and four times its
+  // fill), and the default copies padded to 256 entries (Tint's index clamp can never bind there, so a
+  // driver could drop it: i8LeaderEntries), kernel alone, to compare on the same GPU.
+  int8InputKernel('packed', true, { leaderCopies: 16 }),
   int8InputKernel('packed', true, { leaderCopies: 32 }),
   int8InputKernel('packed', true, { padLeaderTable: true }),
   int8InputKernel('plain'),

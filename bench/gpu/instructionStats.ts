@@ -63,7 +63,7 @@ function universalSubject(scheme: SchemeName, subgroups: boolean, workgroupBytes
 }
 
 /** The leader-table layouts other than the default that the benchmark times kernel alone (bench/gpu.ts). */
-const OTHER_LAYOUTS: readonly LeaderTableArgs[] = [{ leaderCopies: 8 }, { leaderCopies: 32 }, { padLeaderTable: true }];
+const OTHER_LAYOUTS: readonly LeaderTableArgs[] = [{ leaderCopies: 8 }, { leaderCopies: 16 }, { leaderCopies: 32 }, { padLeaderTable: true }];
 
 /** The key suffix of a layout (int8Row in bench/gpu/gemvCases.ts names its rows' keys the same way). */
 function layoutSuffix(layout: LeaderTableArgs): string {

@@ -1122,10 +1122,10 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
     const deterministicQ = deterministic(gaussianMatrix(300, 19, 99), { scheme: 'd3-q6-deterministic', seed: 6 });
     const x = gaussianMatrix(300, 1, 100);
     const kernels = [
-      { q: universalQ, exact: padded + 64, table: (limit: number) => universalGemvI8LeaderTable(6, 1, limit, { padLeaderTable: true }), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
+      { q: universalQ, exact: padded + 64, table: (limit: number) => universalGemvI8LeaderTable(6, 1, limit, { padLeaderTable: true, leaderCopies: 16 }), run: (device: GPUDevice, dotPath: DotPath): Promise<Matrix> => {
         const universalW = uploadUniversalMatrix(device, universalQ);
         const weights = UniversalGemvI8Weights.create(device, universalW);
-        return universalGemvI8(device, weights, x, { dotPath, padLeaderTable: true }).finally(() => {
+        return universalGemvI8(device, weights, x, { dotPath, padLeaderTable: true, leaderCopies: 16 }).finally(() => {
           weights.destroy();
           universalW.destroy();
         });

@@ -36,9 +36,10 @@ const DEFAULT_LEADER_COPIES: LeaderCopies = 16;
 export interface LeaderTableArgs {
   /**
    * Copies of the leader table (1…32, a power of two that fits the device's workgroup memory: 32
-   * copies of D3's 216 leaders take 27 KB). Default: 16, or the most that fit below that. More copies
-   * make each lookup cheaper in workgroup-memory bandwidth and the table's fill dearer; which wins
-   * depends on the GPU (the benchmark times 8 and 32 beside the default).
+   * copies of D3's 216 leaders take 27 KB). Default: 16 (the universal D3 GEMV: 8), or the most that
+   * fit below that. More copies make each lookup cheaper in workgroup-memory bandwidth and the table's
+   * fill dearer; which wins depends on the GPU and the kernel (the benchmark times others beside the
+   * default).
    */
   readonly leaderCopies?: LeaderCopies;
   /**
@@ -107,17 +108,18 @@ export function i8LeaderEntries(leaders: number, copies: LeaderCopies, rhsTile: 
 }
 
 /**
- * The leader table of a kernel whose own tables take `kernelBytes`: the copies (i8LeaderCopies) and,
- * with `padLeaderTable`, the entries of each (i8LeaderEntries; else the leaders alone).
+ * The leader table of a kernel whose own tables take `kernelBytes`: the copies (i8LeaderCopies, at
+ * most `most` unless asked for more) and, with `padLeaderTable`, the entries of each (i8LeaderEntries;
+ * else the leaders alone).
  *
  * @example
  * i8LeaderTable(216, 1, 64, 32768, {}); // { copies: 16, entries: 216 }
  * i8LeaderTable(216, 1, 64, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
  */
-export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs): LeaderTable {
+export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs, most: LeaderCopies = DEFAULT_LEADER_COPIES): LeaderTable {
   const pad = args.padLeaderTable ?? false;
   check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${describeValue(pad)}`);
-  const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies);
+  const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies, most);
   return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };
 }
 

@@ -23,7 +23,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } fro
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
+import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
@@ -179,16 +179,24 @@ interface Variant {
 const ROOT_STEP_BYTES = 16 * 4;
 
 /**
+ * The kernel's default leader-table copies: 8, not the 16 of the deterministic one. Timed on an NVIDIA
+ * H200 at 8192 × 28672 in two runs (bench/results/nvidia-h200-2026-12-04-warm.md and …-f16.md), the
+ * kernel alone took 214 µs with 8 copies against 262 with 16 (1.22×; 71.5 against 87.0 µs at 8192²),
+ * while the deterministic kernel was faster with 16 (80.7 against 85.6 µs).
+ */
+export const UNIVERSAL_I8_DEFAULT_LEADER_COPIES: LeaderCopies = 8;
+
+/**
  * The leader table the kernel keeps on a device with `workgroupBytes` of workgroup memory
- * (`i8LeaderTable` beside the kernel's root steps).
+ * (`i8LeaderTable` beside the kernel's root steps; UNIVERSAL_I8_DEFAULT_LEADER_COPIES unless asked).
  *
  * @example
- * universalGemvI8LeaderTable(6, 1, 32768); // { copies: 16, entries: 216 }
- * universalGemvI8LeaderTable(6, 1, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
+ * universalGemvI8LeaderTable(6, 1, 32768); // { copies: 8, entries: 216 }
+ * universalGemvI8LeaderTable(6, 1, 32768, { padLeaderTable: true }); // { copies: 8, entries: 256 }
  * universalGemvI8LeaderTable(6, 1, 32768, { leaderCopies: 32, padLeaderTable: true }); // { copies: 32, entries: 216 } (32 768 bytes would not fit)
  */
 export function universalGemvI8LeaderTable(q: number, rhsTile: RhsTile, workgroupBytes: number, args: LeaderTableArgs = {}): LeaderTable {
-  return i8LeaderTable(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, args);
+  return i8LeaderTable(q ** 3, rhsTile, ROOT_STEP_BYTES, workgroupBytes, args, UNIVERSAL_I8_DEFAULT_LEADER_COPIES);
 }
 
 /**
