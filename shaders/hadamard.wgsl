@@ -120,6 +120,25 @@ fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   return params.stage_offset + a * BLOCK + b;
 }
 
+// Where element e of the workgroup's `values` belongs: its column and its position in the column,
+// or `inside` false for an element of a group past the dispatch's.
+struct ElementPlace {
+  column: u32,
+  position: u32,
+  inside: bool,
+}
+
+fn element_place(shape: WorkgroupShape, e: u32) -> ElementPlace {
+  let q = params.group_blocks;
+  let local_block = e / BLOCK;
+  let group = shape.first_group + (local_block >> countTrailingZeros(q));
+  if (group >= shape.total_groups) {
+    return ElementPlace(0u, 0u, false);
+  }
+  let at = group_column(shape, group);
+  return ElementPlace(at.x, column_position(at.y, local_block & (q - 1u), e % BLOCK), true);
+}
+
 // Element `at` of the input binding: an f32, or (params.input_f16: `at` counts halves) an f16 widened
 // to f32, exactly, so a rotation of f16 activations equals the rotation of their f32 values.
 fn input_value(at: u32) -> f32 {
@@ -199,13 +218,10 @@ fn load_groups(workgroup: u32, thread: u32) {
     }
   } else {
     for (var e = thread; e < shape.local_blocks * BLOCK; e = e + THREADS) {
-      let local_block = e / BLOCK;
-      let group = shape.first_group + (local_block >> q_shift);
-      if (group >= shape.total_groups) {
-        continue;
+      let place = element_place(shape, e);
+      if (place.inside) {
+        values[e] = loaded_value(place.column, place.position);
       }
-      let at = group_column(shape, group);
-      values[e] = loaded_value(at.x, column_position(at.y, local_block & (q - 1u), e % BLOCK));
     }
     if (params.transform_blocks != 0u) {
       workgroupBarrier();
@@ -337,18 +353,11 @@ fn levels_round2(h: u32, thread: u32) {
 // positions ≥ output_rows are dropped.
 fn store_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
-  let q = params.group_blocks;
-  let q_shift = countTrailingZeros(q);
   for (var e = thread; e < shape.local_blocks * BLOCK; e = e + THREADS) {
-    let local_block = e / BLOCK;
-    let group = shape.first_group + (local_block >> q_shift);
-    if (group >= shape.total_groups) {
-      continue;
-    }
-    let at = group_column(shape, group);
-    let column = at.x;
-    let position = column_position(at.y, local_block & (q - 1u), e % BLOCK);
-    if (position >= params.output_rows) {
+    let place = element_place(shape, e);
+    let column = place.column;
+    let position = place.position;
+    if (!place.inside || position >= params.output_rows) {
       continue;
     }
     var value = values[e];
