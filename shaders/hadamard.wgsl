@@ -199,10 +199,13 @@ fn load_block(column: u32, first: u32, slot: u32) {
 // per invocation, each loads its blocks whole (and multiplies them by H_m in registers). With fewer
 // blocks than invocations (m = 12 or 20 in a spread pass: 64 blocks of 12 for 256 invocations) a
 // block per invocation would leave most idle and give the others m loads in a row, so every
-// invocation loads elements, and then the blocks are multiplied in workgroup memory. Same operations
-// either way, so the same bits. On an H200 (bench/results/nvidia-h200-2026-12-04-rotation.md against
-// …-rerun.md) the element loads made one column's spread rotation of 14336 entries 5 % faster and its
-// 28672 one 6 %, but a one-pass window of 12288 (one block per invocation) 9 % slower, hence both.
+// invocation loads elements (fewer in a row), and then the blocks are multiplied in workgroup memory.
+// Same operations either way, so the same bits. On an H200 (bench/results/nvidia-h200-2026-12-04-rotation.md
+// against …-rerun.md) element loads for every pass made one column's spread rotation of 14336 entries
+// 5 % faster and its 28672 one 6 %, but the one-workgroup pass of a 12288 window (1024 blocks for 1024
+// invocations: 12 loads in a row either way, plus the multiply's round trip) 9 % slower, hence the
+// rule. One-pass windows with fewer blocks than invocations (6144 or 10240 on 1024 invocations, 3072)
+// take element loads by the same rule; none of them has been timed.
 fn load_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
   let q = params.group_blocks;

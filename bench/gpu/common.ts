@@ -306,10 +306,10 @@ export function prepared(device: GPUDevice, label: string, record: (encoder: GPU
 
 /**
  * A timing whose slowest sample exceeds its fastest by more than this factor is taken again. On the
- * H200 (bench/results/nvidia-h200-2026-12-04-f16.json) three rows of 70 ran at a lower clock for
- * their first samples despite the warm-up and then at full speed (the int4 GEMV: five samples of
- * 172 µs, then 119 and 72), so their medians were 2.4× too slow; every other row spread by less than
- * 1.15×.
+ * H200 (bench/results/nvidia-h200-2026-12-04-f16.json) three rows ran at a lower clock for their
+ * first samples despite the warm-up and then at full speed (the int4 GEMV: five samples of 172 µs,
+ * then 119 and 72; two model steps, spread 1.7× and 3.4×), so their medians were 1.5–3× too slow
+ * against the primed rerun; every other row spread by less than 1.15×.
  */
 export const UNSTEADY_SPREAD = 1.2;
 /** Per-call figures of `timeCalls`. */

@@ -562,7 +562,7 @@ function int8Alternative(base: string, form: Int8RowVariant): AlternativeTo | un
 /**
  * Names, SPIR-V keys and defaults of the int8-input GEMV rows. `layout` forcing a leader-table layout
  * (copies, or the table padded to 256 entries per copy; the default keeps 16 copies of the 216 leaders
- * where they fit: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported
+ * where they fit, the universal kernel 8: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported
  * where `table(workgroupBytes)` refuses it; `variant` given: a row of another variant of the kernel.
  */
 function int8Row(

@@ -407,7 +407,7 @@ function rotatedInputsRowName(calls: number): string {
  * The GPU time of what an int8-input layer (or a group of them) does to x before its products, for
  * one column of `n` entries (a d3-q6-deterministic W of n rows), prepared, `calls` in a row in one
  * encoder: 'x̂' the rotation and the rounding to int8 (`dispatchRotatedInputsI8`, the library's
- * defaults: a window of 4096 entries or more spread over passes on tens of workgroups, the rounding
+ * defaults: a window of 8192 entries or more spread over passes on tens of workgroups, the rounding
  * then in a dispatch of its own), 'x̂ fewest passes' the same with `spread: false` (one pass on one
  * workgroup where the window fits, rounding in it); 'workgroup memory' / 'subgroups' the rotation
  * alone (`dispatchHadamard`) in the fewest passes, with every butterfly level in workgroup memory, or

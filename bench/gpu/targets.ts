@@ -108,9 +108,10 @@ export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { 
   // Rows a run did not measure (skipped past --deadline-s, or not reached when the file was written)
   // could turn a "no" into a "yes", or a step that allocates could be among them: no verdict then,
   // unless every skipped item is one that cannot decide the target (a GEMV at another shape, a product
-  // for a GEMV target, …: `couldDecide`).
+  // for a GEMV target, …: `couldDecide`). A step measured allocating fails the allocation target
+  // whatever else ran, so only its "yes" can be taken back.
   return results.map((t) => {
-    if (!(t.met === false || (t.met === true && t.target === ALLOCATION_TARGET))) return t;
+    if (t.met !== (t.target === ALLOCATION_TARGET)) return t;
     if (!run.complete) return withoutVerdict(t, 'the run had not finished when this was written');
     const deciding = run.skipped.filter((item) => couldDecide(t.target, item));
     return deciding.length > 0 ? withoutVerdict(t, `the run skipped ${deciding.length} item(s) that could decide it past --deadline-s`) : t;

@@ -178,6 +178,14 @@ describe('issue 10 targets judged from benchmark rows', () => {
     }
   });
 
+  it('an allocating step keeps its "no" whatever was skipped (a skipped step cannot undo it)', () => {
+    const allocating = fullRun().map((r) => (r.kernel === 'decode step b' ? { ...r, allocationsAfterFirst: 3 } : r));
+    addRatios(allocating);
+    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true, softwareAdapter: false }, { skipped: [], complete: false, softwareAdapter: false }]) {
+      expect(issueTargets(allocating, run)[4]?.met).toBe(false);
+    }
+  });
+
   it('a skipped product could turn the product target\'s "no" into a "yes"; a skipped GEMV cannot', () => {
     const rows = fullRun().map((r) => (r.family === 'product' && r.productKernel !== null ? { ...r, ms: (r.ms ?? 0) * 10 } : r));
     addRatios(rows);

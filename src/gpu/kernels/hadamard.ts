@@ -332,9 +332,10 @@ export interface HadamardOptions {
   /** Force a smaller workgroup memory (a power of two ≥ 32 f32), to exercise the multi-pass path. */
   readonly workgroupElements?: number;
   /**
-   * Default true: a call of fewer than 8 columns (a decode step's one) runs each window of 4096
+   * Default true: a call of fewer than 8 columns (a decode step's one) runs each window of 8192
    * entries or more in passes of at most 1024 values, on tens of workgroups, instead of one pass on
-   * one workgroup per column (1.1–1.9× faster on an H200; same bits). false: the fewest passes. Such a
+   * one workgroup per column (x̂ 1.5–2× faster on an H200; same bits; at 4096 the one pass was 1.10×
+   * faster, so shorter windows keep it). false: the fewest passes. Such a
    * rotation's last stage takes several passes, so x̃ is rounded to int8 in a dispatch of its own
    * (`rotationRoundsInPass`).
    */
