@@ -23,6 +23,7 @@ import type { ProductKernel } from '../../src/gpu/engine.js';
 import { leaderTableCopies, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { hadamardShaderSource, planHadamardRotation, rotationThreads } from '../../src/gpu/kernels/hadamard.js';
 import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { assembleSpirv, buildCompilePipeline, compileRdnaIsa, helperBindings, ISA_CLASSES, rdnaLoopStats, rdnaTools, type IsaClass, type IsaLoopOptions, type IsaLoopStats, type RdnaCompilation } from './rdnaIsa.js';
 import { analyzeSpirv, splitDumps, uniformWords, type SpirvLoopStats } from './spirv.js';
@@ -323,12 +324,41 @@ function subjects(
   ];
 }
 
+/** The widths of the benchmark's rotation rows, whose kernels `exportSpirv` exports for the driver's statistics. */
+const ROTATION_WIDTHS = [4096, 8192, 14336, 28672];
+
+/**
+ * The rotation kernel's variants (workgroup memory, invocations, block m) that one column of each of
+ * ROTATION_WIDTHS runs, spread (the default) or in the fewest passes, on the exporting device's limits
+ * (so on lavapipe's 32 KB some plans differ from an H200's 48 KB: the variants still pair blocks of
+ * m = 1 and m = 12, whose passes the H200 ran 2.5–3× apart). Only for `exportSpirv`: the rotation has
+ * no loop over packed weights to count.
+ */
+function rotationSubjects(request: SpirvChildRequest): SpirvSubject[] {
+  const limits = { maxComputeInvocationsPerWorkgroup: request.maxInvocations, maxComputeWorkgroupSizeX: request.maxInvocations };
+  return ROTATION_WIDTHS.flatMap((n) =>
+    [true, false].map((spread): SpirvSubject => {
+      const plan = planHadamardRotation(n, request.workgroupBytes, { columns: 1, spread });
+      const variant = { workgroupElements: plan.workgroupElements, subgroups: false, block: plan.block, threads: rotationThreads({ limits }, plan.workgroupElements) };
+      return {
+        key: `rotation:${n}:${spread ? 'spread' : 'fewest'}`,
+        moduleKey: `rotation-m${variant.block}-${variant.workgroupElements}-${variant.threads}`,
+        code: hadamardShaderSource(variant),
+        codeVariables: [],
+      };
+    }),
+  );
+}
+
 /**
  * The child's request for the kernels the benchmark runs on a device with these features and limits:
  * the variants it compiles (subgroups, f16, the packed dot path where WGSL has them) and the table
  * copies its workgroup memory allows.
  */
-export function spirvChildRequest(features: { readonly subgroups: boolean; readonly shaderF16: boolean; readonly packed4x8IntegerDotProduct: boolean }, limits: { readonly maxComputeWorkgroupStorageSize: number }): SpirvChildRequest {
+export function spirvChildRequest(
+  features: { readonly subgroups: boolean; readonly shaderF16: boolean; readonly packed4x8IntegerDotProduct: boolean },
+  limits: Pick<GPUSupportedLimits, 'maxComputeWorkgroupStorageSize' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'>,
+): SpirvChildRequest {
   return {
     subgroups: features.subgroups,
     f16: features.shaderF16,
@@ -336,6 +366,7 @@ export function spirvChildRequest(features: { readonly subgroups: boolean; reado
     deterministic: DETERMINISTIC_SCHEMES,
     int8DotPaths: features.packed4x8IntegerDotProduct ? ['packed', 'plain'] : ['plain'],
     workgroupBytes: limits.maxComputeWorkgroupStorageSize,
+    maxInvocations: Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX),
   };
 }
 
@@ -349,6 +380,10 @@ export interface SpirvChildRequest {
   readonly int8DotPaths: readonly DotPath[];
   /** The benchmark device's maxComputeWorkgroupStorageSize (the deterministic GEMV's table copies depend on it). */
   readonly workgroupBytes: number;
+  /** Its invocations per workgroup at most (the rotation's variants depend on it). */
+  readonly maxInvocations: number;
+  /** Also compile the rotation kernel's variants (`rotationSubjects`; `exportSpirv` sets it). */
+  readonly rotations?: boolean;
 }
 
 /** Child process: compile every subject with shader dumps on (Dawn prints them on stdout). */
@@ -356,7 +391,11 @@ export async function spirvChildMain(request: SpirvChildRequest): Promise<void> 
   const gpu = await requestNodeGpuDevice({ label: 'spirv stats device', flags: ['enable-dawn-features=dump_shaders,disable_symbol_renaming'] });
   const { device } = gpu;
   const compiled = new Set<string>();
-  const kernels = [...subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes)];
+  const kernels = [
+    ...subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request),
+    ...productSubjects(request.int8DotPaths, request.workgroupBytes),
+    ...(request.rotations === true ? rotationSubjects(request) : []),
+  ];
   for (const subject of kernels) {
     if (compiled.has(subject.moduleKey)) continue;
     compiled.add(subject.moduleKey);
@@ -442,23 +481,25 @@ function workgroupInvocations(spirv: string): number {
 }
 
 /**
- * Writes every kernel module of the report as a SPIR-V binary into `dir` with a manifest.json and
+ * Writes every kernel module of the report, and the rotation kernel's variants (`rotationSubjects`), as a
+ * SPIR-V binary into `dir` with a manifest.json and
  * the helper bench/isa/compile_pipeline.c built beside them, so that a machine with no Node, Dawn,
  * spirv-tools or compiler (the lent NVIDIA GPU) can have its own driver compile each module and report
  * its statistics (bench/gpu/pipeline_stats.py). The SPIR-V is what this machine's Dawn emits for the
  * request's features (another adapter's Dawn may emit slightly different code: it is the same WGSL).
  *
  * @example
- * exportSpirv({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [], int8DotPaths: ['packed'], workgroupBytes: 32768 }, '.dev/spirv', 600_000, 'llvmpipe');
+ * exportSpirv({ subgroups: true, f16: true, universal: ['e8-4bit'], deterministic: [], int8DotPaths: ['packed'], workgroupBytes: 32768, maxInvocations: 1024 }, '.dev/spirv', 600_000, 'llvmpipe');
  */
-export function exportSpirv(request: SpirvChildRequest, dir: string, timeoutMs: number, emittedOn: string): SpirvExport {
+export function exportSpirv(kernels: SpirvChildRequest, dir: string, timeoutMs: number, emittedOn: string): SpirvExport {
+  const request: SpirvChildRequest = { ...kernels, rotations: true };
   const dumps = spirvDumps(request, timeoutMs);
   mkdirSync(dir, { recursive: true });
   const failed = buildCompilePipeline(join(dir, 'compile_pipeline'));
   if (failed !== null) throw new Error(failed);
   const tools = rdnaTools();
   const byModule = new Map<string, string[]>();
-  for (const subject of [...subjects(request.subgroups, request.f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes)]) {
+  for (const subject of [...subjects(request.subgroups, request.f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes), ...rotationSubjects(request)]) {
     byModule.set(subject.moduleKey, [...(byModule.get(subject.moduleKey) ?? []), subject.key]);
   }
   const modules: ExportedModule[] = [];

@@ -101,7 +101,7 @@ const MAX_THREADS = 1024;
  * rotationThreads(device, 12288); // 1024 where the device allows it (requestGpuDevice asks for the adapter's limit)
  * rotationThreads(device, 768);   // 256
  */
-export function rotationThreads(device: GPUDevice, workgroupElements: number): number {
+export function rotationThreads(device: { readonly limits: Pick<GPUSupportedLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX'> }, workgroupElements: number): number {
   const limit = Math.min(MAX_THREADS, device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
   return Math.max(MIN_THREADS, Math.min(largestPowerOfTwoAtMost(limit), largestPowerOfTwoAtMost(Math.max(1, workgroupElements / 4))));
 }
