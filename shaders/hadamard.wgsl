@@ -120,6 +120,12 @@ fn column_position(group_in_column: u32, t: u32, b: u32) -> u32 {
   return params.stage_offset + a * BLOCK + b;
 }
 
+// Global group of the workgroup's local block `local_block` (Q = group_blocks blocks per group); at or
+// past shape.total_groups for the blocks of a last workgroup that the dispatch's groups do not fill.
+fn block_group(shape: WorkgroupShape, local_block: u32) -> u32 {
+  return shape.first_group + (local_block >> countTrailingZeros(params.group_blocks));
+}
+
 // Where element e of the workgroup's `values` belongs: its column and its position in the column,
 // or `inside` false for an element of a group past the dispatch's.
 struct ElementPlace {
@@ -129,14 +135,13 @@ struct ElementPlace {
 }
 
 fn element_place(shape: WorkgroupShape, e: u32) -> ElementPlace {
-  let q = params.group_blocks;
   let local_block = e / BLOCK;
-  let group = shape.first_group + (local_block >> countTrailingZeros(q));
+  let group = block_group(shape, local_block);
   if (group >= shape.total_groups) {
     return ElementPlace(0u, 0u, false);
   }
   let at = group_column(shape, group);
-  return ElementPlace(at.x, column_position(at.y, local_block & (q - 1u), e % BLOCK), true);
+  return ElementPlace(at.x, column_position(at.y, local_block & (params.group_blocks - 1u), e % BLOCK), true);
 }
 
 // Element `at` of the input binding: an f32, or (params.input_f16: `at` counts halves) an f16 widened
@@ -208,16 +213,12 @@ fn load_block(column: u32, first: u32, slot: u32) {
 // take element loads by the same rule; none of them has been timed.
 fn load_groups(workgroup: u32, thread: u32) {
   let shape = workgroup_shape(workgroup);
-  let q = params.group_blocks;
-  let q_shift = countTrailingZeros(q);
   if (BLOCK == 1u || shape.local_blocks >= THREADS) {
     for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
-      let group = shape.first_group + (local_block >> q_shift);
-      if (group >= shape.total_groups) {
-        continue;
+      let place = element_place(shape, local_block * BLOCK);
+      if (place.inside) {
+        load_block(place.column, place.position, local_block * BLOCK);
       }
-      let at = group_column(shape, group);
-      load_block(at.x, column_position(at.y, local_block & (q - 1u), 0u), local_block * BLOCK);
     }
   } else {
     for (var e = thread; e < shape.local_blocks * BLOCK; e = e + THREADS) {
@@ -230,7 +231,7 @@ fn load_groups(workgroup: u32, thread: u32) {
       workgroupBarrier();
       // One block per invocation at most (fewer blocks than invocations).
       let local_block = thread;
-      if (local_block < shape.local_blocks && shape.first_group + (local_block >> q_shift) < shape.total_groups) {
+      if (local_block < shape.local_blocks && block_group(shape, local_block) < shape.total_groups) {
         var x: array<f32, BLOCK>;
         for (var b = 0u; b < BLOCK; b = b + 1u) {
           x[b] = values[local_block * BLOCK + b];

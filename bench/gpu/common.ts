@@ -321,7 +321,7 @@ export interface CallTiming extends GpuTiming {
 }
 
 /** Slowest over fastest sample (NaN samples, from a clock that went backwards, make it infinite). */
-function sampleSpread(samples: readonly number[]): number {
+export function sampleSpread(samples: readonly number[]): number {
   if (samples.some((sample) => !Number.isFinite(sample))) return Number.POSITIVE_INFINITY;
   return samples.reduce((a, b) => Math.max(a, b), 0) / samples.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
 }

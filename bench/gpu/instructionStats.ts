@@ -386,17 +386,20 @@ export interface SpirvChildRequest {
   readonly rotations?: boolean;
 }
 
+/**
+ * Every module a request names: the report's kernels (with `subgroups` and `f16` as the compiling
+ * device allows), the products' slice loops, and the rotation's variants where asked (`rotations`).
+ */
+function requestedSubjects(request: SpirvChildRequest, subgroups: boolean, f16: boolean): SpirvSubject[] {
+  return [...subjects(subgroups, f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes), ...(request.rotations === true ? rotationSubjects(request) : [])];
+}
+
 /** Child process: compile every subject with shader dumps on (Dawn prints them on stdout). */
 export async function spirvChildMain(request: SpirvChildRequest): Promise<void> {
   const gpu = await requestNodeGpuDevice({ label: 'spirv stats device', flags: ['enable-dawn-features=dump_shaders,disable_symbol_renaming'] });
   const { device } = gpu;
   const compiled = new Set<string>();
-  const kernels = [
-    ...subjects(request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16, request),
-    ...productSubjects(request.int8DotPaths, request.workgroupBytes),
-    ...(request.rotations === true ? rotationSubjects(request) : []),
-  ];
-  for (const subject of kernels) {
+  for (const subject of requestedSubjects(request, request.subgroups && gpu.features.subgroups, request.f16 && gpu.features.shaderF16)) {
     if (compiled.has(subject.moduleKey)) continue;
     compiled.add(subject.moduleKey);
     const module = device.createShaderModule({ label: subject.moduleKey, code: `// spirv-stats: ${subject.moduleKey}\n${subject.code}` });
@@ -499,7 +502,7 @@ export function exportSpirv(kernels: SpirvChildRequest, dir: string, timeoutMs: 
   if (failed !== null) throw new Error(failed);
   const tools = rdnaTools();
   const byModule = new Map<string, string[]>();
-  for (const subject of [...subjects(request.subgroups, request.f16, request), ...productSubjects(request.int8DotPaths, request.workgroupBytes), ...rotationSubjects(request)]) {
+  for (const subject of requestedSubjects(request, request.subgroups, request.f16)) {
     byModule.set(subject.moduleKey, [...(byModule.get(subject.moduleKey) ?? []), subject.key]);
   }
   const modules: ExportedModule[] = [];

@@ -1,5 +1,5 @@
 import { markdownTable } from '../lib/args.js';
-import { measuredOk, median, onePassStep, UNSTEADY_SPREAD, type BenchRow } from './common.js';
+import { measuredOk, median, onePassStep, sampleSpread, UNSTEADY_SPREAD, type BenchRow } from './common.js';
 import { defaultComparisons, type DefaultComparison } from './defaults.js';
 import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
@@ -234,9 +234,9 @@ function classLine(byClass: Readonly<Record<PipeClass, number>>): string {
     .join(', ');
 }
 
-/** How a row's samples spread: slowest over fastest. */
+/** How a row's samples spread: slowest over fastest (`sampleSpread`). */
 function spreadOf(samples: readonly number[]): string {
-  return `${fmt(samples.reduce((x, y) => Math.max(x, y), 0) / samples.reduce((x, y) => Math.min(x, y), Number.POSITIVE_INFINITY))}×`;
+  return `${fmt(sampleSpread(samples))}×`;
 }
 
 /** The rows timed again because their samples spread (`timeCalls`, UNSTEADY_SPREAD), with both spreads. */
