@@ -2,6 +2,13 @@
 // for input feature i; shaders/weightonly_gemv.wgsl describes the layout and the work split): appended
 // to that file by src/gpu/kernels/weightOnlyGemv.ts when the codes are uploaded as they are.
 
+@group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
+
+// Code vec4 c of each of the 4 rows (entry r: row r's).
+fn row_words(bases: vec4<u32>, c: u32) -> array<vec4<u32>, 4> {
+  return array<vec4<u32>, 4>(codes[bases.x + c], codes[bases.y + c], codes[bases.z + c], codes[bases.w + c]);
+}
+
 // Word k (0 … 4) of the 160-bit window of the 4 rows; 0 for k ≥ 5.
 fn window_word(k: u32, w0: vec4<u32>, w1: vec4<u32>, w2: vec4<u32>, w3: vec4<u32>, w4: vec4<u32>) -> vec4<u32> {
   let low = select(select(w0, w1, k == 1u), select(w2, w3, k == 3u), k >= 2u);

@@ -10,10 +10,11 @@
 // the f32 values bit for bit; no 'shader-f16' needed), and the parameter struct WeightOnlyGemvParams
 // (generated from its UniformLayout).
 //
-// Layout of the codes: one of two, each with its lane loop (`lane_accumulators`) in a file of its
-// own that src/gpu/kernels/weightOnlyGemv.ts appends to this one: the packed layout below
-// (shaders/weightonly_codes_packed.wgsl), or the fixed-width layout of shaders/weightonly_codes_fixed.wgsl
-// (1 … 8 bits per code, repacked at upload; `code_layout` is then not read).
+// Layout of the codes: one of two, each with its `codes` binding and its lane loop
+// (`lane_accumulators`) in a file of its own that src/gpu/kernels/weightOnlyGemv.ts appends to this
+// one: the packed layout below (shaders/weightonly_codes_packed.wgsl), or the fixed-width layout of
+// shaders/weightonly_codes_fixed.wgsl (1 … 8 bits per code, repacked at upload; `code_layout` is then
+// not read).
 // Packed layout (src/weightonly/packedCodes.ts, the serialized format's own layout):
 //   codes:  output j owns the R = row_vec4s vec4<u32> from codes_first + j·R: a little-endian bit
 //           stream where code i takes b_i bits (1 … 25, two's complement) from bit P_i of the row;
@@ -30,10 +31,11 @@
 //           (`store_output`, shaders/gemv_output.wgsl: a QuantizedLinear's epilogue, done here).
 //
 // Work split: a workgroup of 128 invocations handles ROWS_PER_WORKGROUP = 8 outputs and VECTOR_BLOCK
-// vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). Lane l takes code
-// vec4s l, l + 64, … of its 4 rows, so the 64 lanes of a team read 64 consecutive 16-byte vectors of
-// each row (coalesced); in the packed layout it also reads the last word of the vec4 before (a cached
-// read: the neighbouring lane loaded it). The 4 rows share the bit positions, so each owned code is
+// vectors: 2 teams of 64 lanes, each team 4 consecutive outputs (ROWS_PER_THREAD). In the packed
+// layout lane l takes code vec4s l, l + 64, … of its 4 rows, so the 64 lanes of a team read 64
+// consecutive 16-byte vectors of each row (coalesced); it also reads the last word of the vec4 before
+// (a cached read: the neighbouring lane loaded it). In the fixed-width layout lane l takes the words
+// l, l + 64, … (that file says why). The 4 rows share the bit positions, so each owned code is
 // extracted for the 4 rows at once (vec4 lanes = rows), and every s_i·x̃_i it loads serves 4 rows.
 //
 // Reduction, in two barriers (a tree would need 6, and llvmpipe's compile time grows with every
@@ -51,11 +53,6 @@
 fn row_bases(first_row: u32) -> vec4<u32> {
   let rows = min(vec4<u32>(first_row) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.outputs - 1u));
   return vec4<u32>(params.codes_first) + rows * params.row_vec4s;
-}
-
-// Code vec4 c of each of the 4 rows (entry r: row r's).
-fn row_words(bases: vec4<u32>, c: u32) -> array<vec4<u32>, 4> {
-  return array<vec4<u32>, 4>(codes[bases.x + c], codes[bases.y + c], codes[bases.z + c], codes[bases.w + c]);
 }
 
 // s_i·x̃_i of vector v of the workgroup's block (vectors past the end repeat the last one): the
@@ -84,7 +81,7 @@ const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 // struct WeightOnlyGemvParams is declared once, in src/gpu/kernels/weightOnlyGemv.ts (a UniformLayout),
 // which generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: WeightOnlyGemvParams;
-@group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
+// Binding 1, `codes`, is declared by the layout's file: vec4<u32> (packed) or u32 (fixed width).
 @group(0) @binding(2) var<storage, read> code_layout: array<u32>;
 @group(0) @binding(3) var<storage, read> column_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> row_scales: array<f32>;

@@ -230,10 +230,11 @@ export function fixedCodeBits(widths: Uint8Array): FixedCodeBits | null {
 
 /**
  * The codes (stored layout, j·n + i) in the GPU's fixed-width layout, a repacking made at upload for
- * the weight-only GEMV (shaders/weightonly_codes_fixed.wgsl): with P = ⌊32 / bits⌋ codes per word,
- * code i of row j is the two's complement field of `bits` bits at bit `bits`·(i mod P) of word
- * ⌊i / P⌋ of the row (a word's top 32 mod bits bits are 0); a row is padded with zero codes to
- * whole vec4s. Every code must fit `bits` (`fixedCodeBits`).
+ * the weight-only GEMV (shaders/weightonly_codes_fixed.wgsl): a row takes W = 4·rowVec4s words of
+ * P = ⌊32 / bits⌋ fields (W·P ≥ n), and code i of row j is the two's complement field of `bits` bits
+ * at bit `bits`·⌊i / W⌋ of word i mod W of the row: word w holds codes w, W + w, 2W + w, … (strided,
+ * so that the GPU's lanes, which own consecutive words, read consecutive s_i and x̃_i). Fields past n
+ * and a word's top 32 mod bits bits are 0. Every code must fit `bits` (`fixedCodeBits`).
  *
  * @example
  * const fixed = fixedWidthCodes(q.codes, q.n, q.outputs, 4); // 8 codes per word, 32 per vec4
@@ -241,7 +242,6 @@ export function fixedCodeBits(widths: Uint8Array): FixedCodeBits | null {
 export function fixedWidthCodes(codes: Int32Array, n: number, outputs: number, bits: FixedCodeBits): FixedWidthCodes {
   check(Number.isInteger(bits) && bits >= 1 && bits <= MAX_FIXED_CODE_BITS, () => `fixed code width must be 1 … ${MAX_FIXED_CODE_BITS} bits, got ${describeValue(bits)}`);
   check(codes.length === n * outputs, () => `expected n·outputs = ${n * outputs} codes, got ${describeValue(codes.length)}`);
-  const perWord = fixedCodesPerWord(bits);
   const rowVec4s = fixedRowVec4s(n, bits);
   const rowWords = 4 * rowVec4s;
   const words = new Uint32Array(rowWords * outputs);
@@ -253,8 +253,8 @@ export function fixedWidthCodes(codes: Int32Array, n: number, outputs: number, b
     for (let i = 0; i < n; i++) {
       const z = codes[j * n + i] as number;
       if (z < low || z > high) throw new LatticeMatmulError(`code ${z} of output ${j}, input feature ${i} does not fit ${bits} bits of two's complement`);
-      const word = base + Math.floor(i / perWord);
-      words[word] = ((words[word] as number) | ((z & mask) << (bits * (i % perWord)))) >>> 0;
+      const word = base + (i % rowWords);
+      words[word] = ((words[word] as number) | ((z & mask) << (bits * Math.floor(i / rowWords)))) >>> 0;
     }
   }
   return { bits, rowVec4s, words };

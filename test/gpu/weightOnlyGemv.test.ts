@@ -107,17 +107,18 @@ function craftedMatrix(
 }
 
 /**
- * C: the most codes one lane owns, from the layout's definition (not from the kernel module): packed,
- * code i belongs to the vec4 that holds its last bit; fixed width b, vec4 c holds the 4·⌊32/b⌋ codes from 4·⌊32/b⌋·c;
- * vec4 c belongs to lane c mod 64.
+ * C: the most codes one lane owns, from the layouts' definitions (not from the kernel module): packed,
+ * code i belongs to the vec4 that holds its last bit, and vec4 c to lane c mod 64; fixed width b, a
+ * row has W = 4·⌈n / (4·⌊32/b⌋)⌉ words, code i lies in word i mod W, and word w belongs to lane w mod 64.
  */
 function mostCodesPerLane(widths: Uint8Array, codeBits: WeightOnlyCodeBits): number {
   const perLane = new Map<number, number>();
+  const rowWords = codeBits === 'packed' ? 0 : 4 * Math.max(1, Math.ceil(widths.length / (4 * Math.floor(32 / codeBits))));
   let bit = 0;
   for (const [i, width] of widths.entries()) {
     bit += width;
-    const vec4 = codeBits === 'packed' ? Math.ceil(bit / 128) - 1 : Math.floor(i / (4 * Math.floor(32 / codeBits)));
-    perLane.set(vec4 % 64, (perLane.get(vec4 % 64) ?? 0) + 1);
+    const lane = codeBits === 'packed' ? (Math.ceil(bit / 128) - 1) % 64 : (i % rowWords) % 64;
+    perLane.set(lane, (perLane.get(lane) ?? 0) + 1);
   }
   return Math.max(...perLane.values());
 }
@@ -256,6 +257,15 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
   it.each(Array.from({ length: 25 }, (_, k) => k + 1))('every code %i bits wide (n = 37, 11 outputs, and n = 1)', async (bits) => {
     await check(craftedMatrix(Array.from({ length: 37 }, () => bits), 11, bits), 1);
     await check(craftedMatrix([bits], 3, bits + 100, { rowScales: new Float32Array([0.5, -2, 3]) }), 1);
+  });
+
+  it.each([1, 4, 6, 8])('long rows at %i bits: several words per lane, the last fields of some words past n (n = 600 and 1201; 1 and 2 vectors)', async (bits) => {
+    // n = 600 at 4 bits: W = 76 words, so lanes 0 … 11 own two and words 68 … 75 end at field 6.
+    for (const n of [600, 1201]) {
+      const q = craftedMatrix(Array.from({ length: n }, () => bits), 9, bits + n);
+      await check(q, 1, { layout: 'fixed' });
+      await check(q, 2, { layout: 'fixed', vectorBlock: 4 });
+    }
   });
 
   it('mixed widths 1 … 25 in one row (codes cross words and vec4s at every offset), with row scales and 5 vectors', async () => {

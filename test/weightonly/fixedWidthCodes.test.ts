@@ -4,12 +4,12 @@ import { LatticeMatmulError } from '../../src/errors.js';
 
 /*
  * The fixed-width code layout of the weight-only GEMV's fast path (fixedWidthCodes): with
- * P = ⌊32/bits⌋, code i of row j is the two's complement field of `bits` bits at bit bits·(i mod P) of
- * word ⌊i/P⌋ of the row, rows padded with zero codes to whole vec4s. The expected words are written
- * out by hand here.
+ * P = ⌊32/bits⌋ and W = 4·rowVec4s words per row, code i of row j is the two's complement field of
+ * `bits` bits at bit bits·⌊i/W⌋ of word i mod W of the row (strided), rows padded with zero codes to
+ * whole vec4s. The expected words are written out by hand here.
  */
 describe('fixedWidthCodes', () => {
-  it('4 bits: eight codes per word, low nibble first, two rows padded to a vec4 each', () => {
+  it('4 bits: W = 4 words per row, code i in word i mod 4, field ⌊i/4⌋; two rows padded to a vec4 each', () => {
     // Row 0: −8, 7, −1, 0, 1, 2, 3, 4, −2; row 1: 5, 0, …
     const n = 9;
     const codes = new Int32Array(2 * n);
@@ -18,30 +18,44 @@ describe('fixedWidthCodes', () => {
     const fixed = fixedWidthCodes(codes, n, 2, 4);
     expect(fixed.rowVec4s).toBe(1);
     expect(fixed.words.length).toBe(8);
-    // Nibbles of row 0, word 0 from the low end: 8 (−8), 7, F (−1), 0, 1, 2, 3, 4 → 0x4321_0F78.
-    expect(fixed.words[0]).toBe(0x43210f78);
-    expect(fixed.words[1]).toBe(0xe); // −2
-    expect(Array.from(fixed.words.subarray(2, 4))).toEqual([0, 0]);
+    // Word 0 holds codes 0, 4, 8 from the low nibble: 8 (−8), 1, E (−2) → 0xE18.
+    expect(fixed.words[0]).toBe(0xe18);
+    expect(fixed.words[1]).toBe(0x27); // codes 1, 5: 7, 2
+    expect(fixed.words[2]).toBe(0x3f); // codes 2, 6: −1, 3
+    expect(fixed.words[3]).toBe(0x40); // codes 3, 7: 0, 4
     expect(fixed.words[4]).toBe(5);
+    expect(Array.from(fixed.words.subarray(5))).toEqual([0, 0, 0]);
+  });
+
+  it('4 bits, two vec4s (W = 8): code 32 is field 4 of word 0', () => {
+    const codes = new Int32Array(33);
+    codes[32] = 1;
+    codes[9] = -1; // word 1, field 1
+    const fixed = fixedWidthCodes(codes, 33, 1, 4);
+    expect(fixed.rowVec4s).toBe(2);
+    expect(Array.from(fixed.words)).toEqual([0x10000, 0xf0, 0, 0, 0, 0, 0, 0]);
   });
 
   it('8 bits: four codes per word; 33 codes of 4 bits take two vec4s', () => {
     const codes = Int32Array.from([-128, 127, -1, 3, 100]);
     const fixed = fixedWidthCodes(codes, 5, 1, 8);
     expect(fixed.rowVec4s).toBe(1);
-    expect(Array.from(fixed.words)).toEqual([0x03ff7f80, 100, 0, 0]);
+    // Word 0: codes 0 and 4 (0x80, then 100 = 0x64 in the second byte).
+    expect(Array.from(fixed.words)).toEqual([0x6480, 0x7f, 0xff, 0x03]);
     expect(fixedWidthCodes(new Int32Array(33), 33, 1, 4).rowVec4s).toBe(2);
     expect(fixedWidthCodes(new Int32Array(32), 32, 1, 4).rowVec4s).toBe(1);
   });
 
   it('5 bits: six codes per word in its low 30 bits; 3 bits: ten per word', () => {
-    // Row of 7 codes: 15, −16, −1, 0, 1, 2 | 3 → word 0 = 2·2^25 + 1·2^20 + 0·2^15 + 31·2^10 + 16·2^5 + 15.
+    // Row of 7 codes 15, −16, −1, 0, 1, 2, 3 in W = 4 words: word 0 = 15 + 1·2^5, word 1 = 16 + 2·2^5,
+    // word 2 = 31 + 3·2^5, word 3 = 0.
     const five = fixedWidthCodes(Int32Array.from([15, -16, -1, 0, 1, 2, 3]), 7, 1, 5);
     expect(five.rowVec4s).toBe(1);
-    expect(Array.from(five.words)).toEqual([2 * 2 ** 25 + 2 ** 20 + 31 * 2 ** 10 + 16 * 2 ** 5 + 15, 3, 0, 0]);
-    // Eleven 3-bit codes −4, 3, −1, 0, … : ten in word 0, the eleventh alone in word 1.
+    expect(Array.from(five.words)).toEqual([15 + 32, 16 + 64, 31 + 96, 0]);
+    // Eleven 3-bit codes −4, 3, −1, 0, 0, 0, 0, 0, 0, 1, −2: word 1 holds codes 1, 5, 9 (3, 0, 1), word 2
+    // codes 2, 6, 10 (7, 0, 6).
     const three = fixedWidthCodes(Int32Array.from([-4, 3, -1, 0, 0, 0, 0, 0, 0, 1, -2]), 11, 1, 3);
-    expect(Array.from(three.words)).toEqual([4 + 3 * 8 + 7 * 64 + 1 * 2 ** 27, 6, 0, 0]);
+    expect(Array.from(three.words)).toEqual([4, 3 + 1 * 64, 7 + 6 * 64, 0]);
     // 24 codes of 5 bits fill a vec4; the 25th opens another.
     expect(fixedWidthCodes(new Int32Array(24), 24, 1, 5).rowVec4s).toBe(1);
     expect(fixedWidthCodes(new Int32Array(25), 25, 1, 5).rowVec4s).toBe(2);

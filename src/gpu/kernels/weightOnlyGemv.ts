@@ -7,7 +7,7 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { fixedCodeBits, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, rowLayout, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
+import { fixedCodeBits, fixedCodesPerWord, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, rowLayout, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -28,9 +28,10 @@ import { dispatchHadamard } from './hadamard.js';
  * the kernel reads the codes and the two scale vectors. The codes come in one of two layouts
  * (`UploadWeightOnlyOptions.layout`):
  * - fixed width (`fixedWidthCodes`: every code in b = max b_i bits, ⌊32/b⌋ per word, repacked at
- *   upload), where b ≤ 8 and that costs at most 1.5× the packed bytes (the quantizers' codes at rates
- *   2–6: their widths differ by a bit or two between features): a code's bits are found from its
- *   index, one bit-field extract for 4 rows;
+ *   upload, strided so that the lanes that own consecutive words read consecutive s_i and x̃_i), where
+ *   b ≤ 8 and that costs at most 1.5× the packed bytes (the quantizers' codes at rates 2–6: their
+ *   widths differ by a bit or two between features): a code's bits are found from its index, a shift
+ *   and an and-or for 4 rows;
  * - packed (`WeightOnlyQuantized.packedCodes`: b_i bits for input feature i, the serialized format's
  *   layout, uploaded as it is) with a small column layout table (`weightCodeLayout`: where each code
  *   starts, which codes each vec4 owns): every width up to 25 bits, tens of instructions per code.
@@ -44,9 +45,9 @@ import { dispatchHadamard } from './hadamard.js';
  *   `inputBasis: 'quantization'`; the convenience functions do this themselves.
  *
  * CPU twin: float64 products of `q.decode()` (Ŵ in the original basis) with x. The GPU error: each
- * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (lane l
- * of a row takes vec4s l, l + 64, …; packed: vec4 c owns the codes whose last bit lies in it; fixed
- * width: the 4·⌊32/b⌋ codes it holds; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
+ * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (packed:
+ * lane l of a row takes vec4s l, l + 64, …, and vec4 c owns the codes whose last bit lies in it; fixed
+ * width: lane l takes words l, l + 64, …, each with its ⌊32/b⌋ codes below n; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
  * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
  * the same count the CPU decode's inverse rotation spends on Ŵ). Finite for every x with ‖x‖₂ ≤ 2^31
  * (the bounds of `WeightOnlyQuantized`).
@@ -105,8 +106,18 @@ export type WeightOnlyCodeBits = 'packed' | FixedCodeBits;
  */
 export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): string {
   const bits = variant.codeBits ?? 'packed';
-  const constants = [`const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;`, `const X_F16: bool = ${variant.inputFormat === 'f16'};`, ...(bits === 'packed' ? [] : [`const CODE_BITS: u32 = ${bits}u;`])];
+  const constants = [`const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;`, `const X_F16: bool = ${variant.inputFormat === 'f16'};`, ...(bits === 'packed' ? [] : fixedWidthConstants(bits))];
   return `${constants.join('\n')}\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${bits === 'packed' ? packedCodesSource : fixedCodesSource}\n${GEMV_OUTPUT_WGSL}`;
+}
+
+/**
+ * The fixed-width loop's constants: CODE_BITS, and FIELD_SIGNS, the top bit of each of a word's
+ * ⌊32/b⌋ fields (xor'ed in, it turns a two's complement field z into z + 2^(b−1) ≥ 0).
+ */
+function fixedWidthConstants(bits: FixedCodeBits): string[] {
+  let signs = 0;
+  for (let t = 0; t < fixedCodesPerWord(bits); t++) signs += 2 ** (bits * t + bits - 1);
+  return [`const CODE_BITS: u32 = ${bits}u;`, `const FIELD_SIGNS: u32 = 0x${signs.toString(16)}u;`];
 }
 
 /** Pipelines per device, one per variant, built on first use. */
