@@ -258,10 +258,12 @@ const gemvKernels: GemvKernel[] = [
   // The D3 quad GEMV (d3-q6-deterministic's codes laid out at upload in whole quads of 16 blocks per
   // column, the same 3.33 bits per entry: what QuantizedLinear's int8Inputs runs for these weights;
   // bench/README.md "D3: codes in whole quads"), the whole call and the kernel alone, with its default
-  // table (one copy) and with 4 copies, beside the kernel that reads the codes as stored.
+  // table (32 copies of the leaders where they fit) and with 16 and 1 copies, beside the kernel that
+  // reads the codes as stored.
   d3QuadKernel('packed', false),
   d3QuadKernel('packed', true),
-  d3QuadKernel('packed', true, 4),
+  d3QuadKernel('packed', true, 16),
+  d3QuadKernel('packed', true, 1),
   // The E8 residue GEMV (int8Inputs of e8-q16-deterministic: the leaders repacked at upload so that
   // the GEMV does not run the nearest-point rule, 5 bits per entry read instead of 4.25;
   // bench/README.md), the whole call (x rotated and rounded to int8 in it) and the kernel alone,

@@ -5,8 +5,8 @@
 // 3.33 bits per entry and the same sums as shaders/lattice_gemv_i8.wgsl, in a loop with nothing to
 // align: CPU twin `d3QuadGemvReference` (src/gpu/kernels/d3QuadGemvI8.ts).
 // Module (d3QuadGemvI8.ts): [enable subgroups;]  const RHS_TILE  the generated D3QuadGemvParams
-// dot_i8 (packed or plain)  the decode of D3 with q a constant (gemvDecode.ts) and LEADER_COUNT,
-// LEADER_COPIES  shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file
+// dot_i8 (packed or plain)  the decode of D3 with q a constant (gemvDecode.ts), LEADER_COUNT and
+// shaders/leader_table.wgsl with its constants  shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file
 // shaders/quad_word_side.wgsl  shaders/quad_gemv_loop.wgsl (the loop: this file gives its hooks)
 // store_output  Σx  one entry file (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //
@@ -15,19 +15,21 @@
 // Σ_g s_g·Σ_{b∈g} k_b·⟨P_b, x̂_b⟩ (+ μ_j·Σx) (+ b_j); a group's Σ k_b·⟨P_b, x̂_b⟩ is an i32 (|·| ≤
 // 4·max k·3·6·127: the host refuses multiples past 255), scaled by s_g once.
 //
-// The table. One workgroup-memory word per (code, scale index): the leader as packed i8 in the low
-// three bytes and k in the high byte (k ≤ 255), at entry index·256 + code (the index in the high bits:
-// most blocks have index 0, and code·4 + index would put them in a quarter of the banks). The x̂ word of a block has
-// its high byte 0, so the packed dot product of the entry with it is ⟨P, x̂⟩ whatever k is, and k is
-// the entry shifted right by 24: a block costs its two fields, their join, the lookup, one dot
-// product and one multiply-add, where the per-block cubic of lattice_gemv_i8.wgsl took three integer
-// multiply-adds more. The table holds LEADER_COPIES copies interleaved (entry e of copy c at word
-// e·LEADER_COPIES + c) and lane l reads copy l mod LEADER_COPIES, so that the lanes of different
-// copies never meet in a bank: a warp's 32 lookups fall into LEADER_COPIES sets of 32/LEADER_COPIES
-// lanes, each spread over its own 32/LEADER_COPIES banks (shaders/gemv_i8_common.wgsl). On real codes
-// that takes 3.3 passes per warp-wide lookup with one copy, 3.2 with 4 and 2.9 with 8 (bench/README.md,
-// "D3: codes in whole quads": copies buy little here, so one is the default).
-//
+// The table. The leaders as packed i8 (shaders/leader_table.wgsl: LEADER_COPIES copies of the 216,
+// lane l reading copy l mod LEADER_COPIES), and each block's scale multiple k from its 2-bit index as
+// a byte of one word the lane keeps (`multiple_bytes`: k ≤ 255), so a block costs its two fields, the
+// lookup, the byte of k, one dot product and one multiply-add. With 32 copies (the default, 27 KB,
+// where the workgroup memory holds them; else 16) every warp-wide lookup takes one pass through the
+// banks, where the table of stop 50 (one word per (scale index, code) pair: 1024 entries, k in the
+// high byte, room for one copy) took 3.3 on real codes. Why that matters (an estimate; the H200 has
+// not run this yet): an SM's load/store path takes one pass per clock, for workgroup memory and the
+// L1 cache alike, and per step of a warp (2 columns, one quad of each per lane: 1280 code bytes) the
+// kernel of stop 50 took ≈ 106 passes for its lookups, ≈ 68 for x̂ (a lane's 64 bytes of levels lie
+// 64 bytes from its neighbour's, so each 16-byte load of a warp touches 16 lines) and ≈ 10 for its
+// codes: ≈ 184 clocks, ≈ 7 code bytes per clock per SM, ≈ 1.8 TB/s on 132 SMs at 1.98 GHz, the
+// order of the 1.46 TB/s it measured (67.1 µs at 8192 × 28672). With one pass per lookup the step
+// takes ≈ 110 passes, about as many clocks as its ≈ 32 blocks × 14 instructions take to issue.
+
 // Layout. A workgroup's 256 invocations are 8 column slots of 32 lanes, each lane serving LANE_COLUMNS
 // = 2 columns (slot s: columns s and s + 8 of the workgroup's 16), as in
 // shaders/e8_residue_gemv_i8.wgsl. Lane l reads quads l and l + 32, then l + 64 and l + 96, … of its
@@ -36,11 +38,6 @@
 // vec4 since the groups per right-hand side are 4·quads) is loaded once per right-hand side for both
 // columns. Padding blocks past a column's blocks have code 0 (the origin) and x̂ past keptLength is
 // 0, so only the quads past the column are dropped.
-
-// Entries per copy: every (code byte, 2-bit index) pair, index·256 + code.
-const TABLE_ENTRIES: u32 = 1024u;
-
-var<workgroup> leader_table: array<u32, TABLE_ENTRIES * LEADER_COPIES>;
 
 @group(0) @binding(0) var<uniform> params: D3QuadGemvParams;
 // Bindings 1 and 2, the quad's 4 code words and its 16 scale indices (2 bits each): shaders/quad_word_side.wgsl.
@@ -51,51 +48,42 @@ var<workgroup> leader_table: array<u32, TABLE_ENTRIES * LEADER_COPIES>;
 @group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
-// Decodes the leaders into every copy of the table (k of each scale index beside them; entries past
-// LEADER_COUNT or the multiples are 0), then waits for the whole workgroup.
-fn fill_table(thread: u32) {
-  for (var e = thread; e < TABLE_ENTRIES; e = e + THREADS) {
-    let code = e & 0xffu;
-    let k = params.multiples[0][e >> 8u];
-    var entry = 0u;
-    if (code < LEADER_COUNT) {
-      let p = gemv_leader(code, 0u);
-      entry = (u32(p[0]) & 0xffu) | ((u32(p[1]) & 0xffu) << 8u) | ((u32(p[2]) & 0xffu) << 16u) | (u32(k) << 24u);
-    }
-    for (var c = 0u; c < LEADER_COPIES; c = c + 1u) {
-      leader_table[e * LEADER_COPIES + c] = entry;
-    }
-  }
-  workgroupBarrier();
+// What a lane keeps for its blocks: its copy of the table, and k of scale index i as byte i of a word.
+struct BlockTables {
+  copy: u32,
+  multiple_bytes: u32,
 }
 
-// k·⟨P, x̂⟩ of one block: its code byte, its 2-bit scale index, its x̂ word, the lane's copy.
-fn block_dot(code: u32, index: u32, x_word: u32, copy: u32) -> i32 {
-  let entry = leader_table[(((index << 8u) | code) * LEADER_COPIES) | copy];
-  return i32(entry >> 24u) * dot_i8x4(entry, x_word);
+// k·⟨P, x̂⟩ of one block: its code byte, its 2-bit scale index, its x̂ word.
+fn block_dot(code: u32, index: u32, x_word: u32, tables: BlockTables) -> i32 {
+  let entry = leader_table[code * LEADER_COPIES + tables.copy];
+  let k = (tables.multiple_bytes >> (8u * index)) & 0xffu;
+  return i32(k) * dot_i8x4(entry, x_word);
 }
 
 // Σ k_b·⟨P_b, x̂_b⟩ over the 4 blocks of one code word (group t of its quad), whose scale indices are
 // bits 8t … 8t + 7 of the quad's index word (taken with one constant bit-field extract per block once
 // the loop over t is unrolled).
-fn group_dot(word: u32, index_word: u32, t: u32, xs: vec4<u32>, copy: u32) -> i32 {
-  return block_dot(word & 0xffu, (index_word >> (8u * t)) & 3u, xs.x, copy)
-    + block_dot((word >> 8u) & 0xffu, (index_word >> (8u * t + 2u)) & 3u, xs.y, copy)
-    + block_dot((word >> 16u) & 0xffu, (index_word >> (8u * t + 4u)) & 3u, xs.z, copy)
-    + block_dot(word >> 24u, (index_word >> (8u * t + 6u)) & 3u, xs.w, copy);
+fn group_dot(word: u32, index_word: u32, t: u32, xs: vec4<u32>, tables: BlockTables) -> i32 {
+  return block_dot(word & 0xffu, (index_word >> (8u * t)) & 3u, xs.x, tables)
+    + block_dot((word >> 8u) & 0xffu, (index_word >> (8u * t + 2u)) & 3u, xs.y, tables)
+    + block_dot((word >> 16u) & 0xffu, (index_word >> (8u * t + 4u)) & 3u, xs.z, tables)
+    + block_dot(word >> 24u, (index_word >> (8u * t + 6u)) & 3u, xs.w, tables);
 }
 
 // The hooks of shaders/quad_gemv_loop.wgsl (the loop, compiled after this file).
 
 fn begin_workgroup(thread: u32) {
-  fill_table(thread);
+  fill_leader_table(thread);
+  workgroupBarrier();
 }
 
-// The lane's copy of the table (the same for both columns).
-alias ColumnState = u32;
+// The lane's copy of the table and the matrix's multiples (the same for both columns).
+alias ColumnState = BlockTables;
 
 fn column_state(column: u32, lane: u32) -> ColumnState {
-  return lane % LEADER_COPIES;
+  let k = vec4<u32>(params.multiples[0]);
+  return BlockTables(lane % LEADER_COPIES, k.x | (k.y << 8u) | (k.z << 16u) | (k.w << 24u));
 }
 
 // QuadWords and load_quad: shaders/quad_word_side.wgsl (the code words, the index word).
@@ -103,11 +91,11 @@ fn column_state(column: u32, lane: u32) -> ColumnState {
 // Nothing to decode ahead: each right-hand side's sum looks the blocks up (the words and the copy).
 struct QuadDecoded {
   words: QuadWords,
-  copy: u32,
+  tables: BlockTables,
 }
 
-fn decode_quad(words: QuadWords, copy: ColumnState, k: u32) -> QuadDecoded {
-  return QuadDecoded(words, copy);
+fn decode_quad(words: QuadWords, tables: ColumnState, k: u32) -> QuadDecoded {
+  return QuadDecoded(words, tables);
 }
 
 // x̂ of a quad's 4 groups for one right-hand side: 4 vec4 of levels and one vec4 of their scales (the
@@ -128,10 +116,10 @@ fn quad_inputs(at: u32) -> QuadInputs {
 // Σ_g s_g·Σ_{b∈g} k_b·⟨P_b, x̂_b⟩ over the 4 groups of a quad.
 fn quad_sum(q: QuadDecoded, inputs: QuadInputs) -> f32 {
   let sums = vec4<f32>(
-    f32(group_dot(q.words.words.x, q.words.side, 0u, inputs.levels[0], q.copy)),
-    f32(group_dot(q.words.words.y, q.words.side, 1u, inputs.levels[1], q.copy)),
-    f32(group_dot(q.words.words.z, q.words.side, 2u, inputs.levels[2], q.copy)),
-    f32(group_dot(q.words.words.w, q.words.side, 3u, inputs.levels[3], q.copy)),
+    f32(group_dot(q.words.words.x, q.words.side, 0u, inputs.levels[0], q.tables)),
+    f32(group_dot(q.words.words.y, q.words.side, 1u, inputs.levels[1], q.tables)),
+    f32(group_dot(q.words.words.z, q.words.side, 2u, inputs.levels[2], q.tables)),
+    f32(group_dot(q.words.words.w, q.words.side, 3u, inputs.levels[3], q.tables)),
   );
   return dot(sums, inputs.scales);
 }

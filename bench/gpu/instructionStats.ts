@@ -145,8 +145,8 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
             codeVariables: ['codes'],
           }];
     })(),
-    // The D3 quad GEMV (the codes in whole quads per column), with its default table (one copy) and with 4 copies.
-    ...([undefined, 4] as const).map((copies) => ({
+    // The D3 quad GEMV (the codes in whole quads per column), with its default table (32 copies) and with 16 and 1.
+    ...([undefined, 16, 1] as const).map((copies) => ({
       key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
       moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
       code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? D3_QUAD_DEFAULT_LEADER_COPIES }),

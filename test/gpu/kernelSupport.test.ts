@@ -17,6 +17,7 @@ import { bindingWindow } from '../../src/gpu/workSplit.js';
 import { codeQuadColumnsPerBinding, codeQuadWindow, i8LeaderCopies, i8LeaderEntries } from '../../src/gpu/kernels/gemvI8Common.js';
 import { latticeGemvI8LeaderTable, multipleCubic } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvI8LeaderTable } from '../../src/gpu/kernels/universalGemvI8.js';
+import { d3QuadLeaderCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import fc from 'fast-check';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -196,6 +197,15 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
     expect(i8LeaderCopies(216, 8, 64, 8288 + 6912 - 1)).toBe(4); // one byte short
     expect(i8LeaderCopies(1000, 1, 0, 16384)).toBe(2); // 2 × 4000 ≤ 16 384 − 1056 < 4 × 4000
     expect(() => i8LeaderCopies(4096, 1, 0, 16384)).toThrow(/4096 leaders do not fit 16384 bytes of workgroup memory/);
+  });
+
+  it('the D3 quad GEMV keeps 32 copies where they fit (every lookup one pass), else 16', () => {
+    expect(d3QuadLeaderCopies(1, 32768)).toBe(32); // 27 648 + 1056 ≤ 32 768
+    expect(d3QuadLeaderCopies(1, 27648 + 1056 - 1)).toBe(16); // one byte short
+    expect(d3QuadLeaderCopies(1, 16384)).toBe(16); // 13 824 + 1056 ≤ 16 384
+    expect(d3QuadLeaderCopies(8, 32768)).toBe(16); // 8288 + 13 824 ≤ 32 768 < 8288 + 27 648
+    expect(d3QuadLeaderCopies(1, 32768, 4)).toBe(4);
+    expect(() => d3QuadLeaderCopies(8, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes/);
   });
 
   it('takes a requested count that fits and refuses one that does not, or is not a power of two up to 32', () => {

@@ -17,7 +17,7 @@ import { GpuScratch } from '../scratch.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
-import { i8LeaderCopies, type LeaderCopies } from './gemvI8Common.js';
+import { i8LeaderCopies, leaderTableWgsl, type LeaderCopies } from './gemvI8Common.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
 import { inputsI8ScalesFirst } from './inputsI8Layout.js';
@@ -44,21 +44,32 @@ export const D3_QUAD_BLOCKS = 16;
 /** Rotated coordinates per quad (4 groups of x̂). */
 const QUAD_COORDINATES = 3 * D3_QUAD_BLOCKS;
 
-/** Words per copy of the kernel's table: its 1024 (scale index, code) entries. */
-const TABLE_ENTRIES = 4 * 256;
+/** Leaders of d3-q6: the kernel's table holds them as packed i8, the scale multiples beside it in a word. */
+const D3_LEADERS = 6 ** 3;
 
 /**
- * The default copies of the table: 1 (4 KB). Copies barely spread a warp's lookups of real codes over
- * more banks here (3.32 passes per warp-wide lookup with one copy, 3.24 with 4, 2.93 with 8: the
- * table's 1024 entries leave few copies room, where the stored-layout kernel's 216 take 16 and 2.00
- * passes), and each costs an instruction per block (the copy's lane bits) and 4 KB of fill per
- * workgroup; the benchmark times 4 beside it. More are taken only on request (`leaderCopies`), where
- * they fit (i8LeaderCopies).
+ * The default copies of the leader table: 32 (27 KB), where the workgroup memory holds them, else the
+ * most that fit (16 in 16 KB). With 32 every warp-wide lookup takes one pass through the banks; the
+ * table of stop 50 (one word per (scale index, code), 1024 of them, with room for one copy) took 3.3
+ * on real codes, which by the estimate of shaders/d3_quad_gemv_i8.wgsl held the kernel to ≈ 1.8 TB/s
+ * on an H200 (it measured 1.46). Not yet timed on a GPU; the benchmark times 16 beside it.
  */
-export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 1;
+export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 32;
 
 /** The largest scale multiple the table's high byte holds. */
 const LARGEST_TABLE_MULTIPLE = 255;
+
+/**
+ * The leader-table copies of the D3 quad GEMV for a tile of `rhsTile` right-hand sides: `requested`
+ * (checked) or the default, 32, or the most below it that fit `workgroupBytes` beside the lanes' sums.
+ *
+ * @example
+ * d3QuadLeaderCopies(1, 32768); // 32: 27 648 bytes
+ * d3QuadLeaderCopies(1, 16384); // 16
+ */
+export function d3QuadLeaderCopies(rhsTile: 1 | 8, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
+  return i8LeaderCopies(D3_LEADERS, rhsTile, 0, workgroupBytes, requested, D3_QUAD_DEFAULT_LEADER_COPIES);
+}
 
 /** Quads per column of a matrix of `blocksPerColumn` blocks. */
 export function d3Quads(blocksPerColumn: number): number {
@@ -83,7 +94,7 @@ export interface D3QuadGemvVariant {
 
 /** The WGSL of one variant: the quad GEMVs' module (e8QuadGemvShaderSource) with the D3 decode for the table's fill. */
 export function d3QuadGemvShaderSource(variant: D3QuadGemvVariant): string {
-  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${6 ** 3}u;`, `const LEADER_COPIES: u32 = ${variant.copies}u;`].join('\n');
+  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${D3_LEADERS}u;`, leaderTableWgsl({ copies: variant.copies, entries: D3_LEADERS })].join('\n');
   return e8QuadGemvShaderSource(variant, Params.wgsl(), library, `${gemvSource}\n${quadWordSideSource}`);
 }
 
@@ -267,7 +278,7 @@ export function d3QuadInputsKey(w: Pick<GpuD3QuadMatrix, 'rows' | 'length' | 'ke
 /** Arguments of {@link dispatchD3QuadGemvI8}: X (or x̂ from `dispatchD3QuadInputsI8`), Y and the options of `GemvCallArgs`, the output, W, the dot path. */
 export interface D3QuadGemvI8Args extends Omit<E8QuadGemvArgs, 'inputsI8'>, SharedInputsI8Arg {
   readonly w: GpuD3QuadMatrix;
-  /** Copies of the kernel's workgroup table (each 4 KB; default 1: `D3_QUAD_DEFAULT_LEADER_COPIES`), where they fit. */
+  /** Copies of the kernel's leader table (each 864 bytes; default 32: `D3_QUAD_DEFAULT_LEADER_COPIES`, or the most that fit). */
   readonly leaderCopies?: LeaderCopies;
 }
 
@@ -286,7 +297,7 @@ export function dispatchD3QuadGemvI8(device: GPUDevice, encoder: GPUCommandEncod
   const what = 'd3 quad gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuD3QuadMatrix && !w.isDestroyed, `${what}: W must be a live GpuD3QuadMatrix`);
-  const copies = i8LeaderCopies(TABLE_ENTRIES, args.rhs === 1 ? 1 : 8, 0, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies, D3_QUAD_DEFAULT_LEADER_COPIES);
+  const copies = d3QuadLeaderCopies(args.rhs === 1 ? 1 : 8, device.limits.maxComputeWorkgroupStorageSize, args.leaderCopies);
   const quads = w.quadsPerColumn;
   const groups = 4 * quads;
   const operand = d3QuadInputsOperand(w);

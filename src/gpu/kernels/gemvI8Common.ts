@@ -1,4 +1,5 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
+import leaderTableSource from '../../../shaders/leader_table.wgsl?raw';
 import { check, checkOneOf, describeValue } from '../../errors.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
@@ -123,15 +124,17 @@ export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: num
   return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };
 }
 
-/** shaders/gemv_i8_common.wgsl with its generated constants, and shaders/gemv_output.wgsl (`store_output`). */
+/** shaders/gemv_i8_common.wgsl with its generated constants and leader table, and shaders/gemv_output.wgsl (`store_output`). */
 export function gemvI8CommonWgsl(table: LeaderTable): string {
-  return [
-    `const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;`,
-    `const LEADER_COPIES: u32 = ${table.copies}u;`,
-    `const LEADER_TABLE_ENTRIES: u32 = ${table.entries}u;`,
-    commonSource,
-    GEMV_OUTPUT_WGSL,
-  ].join('\n');
+  return [`const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;`, leaderTableWgsl(table), commonSource, GEMV_OUTPUT_WGSL].join('\n');
+}
+
+/**
+ * shaders/leader_table.wgsl (`leader_table`, `fill_leader_table`) with the table's generated
+ * constants; the module defines LEADER_COUNT, THREADS and `gemv_leader`.
+ */
+export function leaderTableWgsl(table: LeaderTable): string {
+  return [`const LEADER_COPIES: u32 = ${table.copies}u;`, `const LEADER_TABLE_ENTRIES: u32 = ${table.entries}u;`, leaderTableSource].join('\n');
 }
 
 /**
