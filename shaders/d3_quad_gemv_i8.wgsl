@@ -19,8 +19,8 @@
 // lane l reading copy l mod LEADER_COPIES), and each block's scale multiple k from its 2-bit index as
 // a byte of one word the lane keeps (`multiple_bytes`: k ≤ 255), so a block costs its two fields, the
 // lookup, the byte of k, one dot product and one multiply-add. With 32 copies (the default, 27 KB,
-// where the workgroup memory holds them; else 16) every warp-wide lookup takes one pass through the
-// banks, where the table of stop 50 (one word per (scale index, code) pair: 1024 entries, k in the
+// where the workgroup memory holds them beside the staged x̂, as an H200's 48 KB do; 16 in 32 KB, 8
+// in 16 KB) every warp-wide lookup takes one pass through the banks, where the table of stop 50 (one word per (scale index, code) pair: 1024 entries, k in the
 // high byte, room for one copy) took 3.3 on real codes. Why that matters (an estimate; the H200 has
 // not run this yet): an SM's load/store path takes one pass per clock, for workgroup memory and the
 // L1 cache alike, and per step of a warp (2 columns, one quad of each per lane: 1280 code bytes) the
@@ -28,15 +28,16 @@
 // 64 bytes from its neighbour's, so each 16-byte load of a warp touches 16 lines) and ≈ 10 for its
 // codes: ≈ 184 clocks, ≈ 7 code bytes per clock per SM, ≈ 1.8 TB/s on 132 SMs at 1.98 GHz, the
 // order of the 1.46 TB/s it measured (67.1 µs at 8192 × 28672). With one pass per lookup the step
-// takes ≈ 110 passes, about as many clocks as its ≈ 32 blocks × 14 instructions take to issue.
+// takes ≈ 110 passes, about as many clocks as its ≈ 32 blocks × 14 instructions take to issue, and
+// with x̂ staged (below) ≈ 71.
 
 // Layout. A workgroup's 256 invocations are 8 column slots of 32 lanes, each lane serving LANE_COLUMNS
 // = 2 columns (slot s: columns s and s + 8 of the workgroup's 16), as in
 // shaders/e8_residue_gemv_i8.wgsl. Lane l reads quads l and l + 32, then l + 64 and l + 96, … of its
 // columns (STEP_QUADS = 2 per column before decoding): per quad one 16-byte code load and one index
 // word; x̂ of the quad's 4 groups (4 vec4 of levels and one vec4 of their 4 scales, which start on a
-// vec4 since the groups per right-hand side are 4·quads) is loaded once per right-hand side for both
-// columns. Padding blocks past a column's blocks have code 0 (the origin) and x̂ past keptLength is
+// vec4 since the groups per right-hand side are 4·quads) is read once per right-hand side for both
+// columns, from workgroup memory where the step staged it (one right-hand side), else from its binding. Padding blocks past a column's blocks have code 0 (the origin) and x̂ past keptLength is
 // 0, so only the quads past the column are dropped.
 
 @group(0) @binding(0) var<uniform> params: D3QuadGemvParams;
@@ -111,6 +112,46 @@ fn quad_inputs(at: u32) -> QuadInputs {
     array<vec4<u32>, 4>(x_inputs[first], x_inputs[first + 1u], x_inputs[first + 2u], x_inputs[first + 3u]),
     bitcast<vec4<f32>>(x_inputs[params.x_scales_first / 4u + at]),
   );
+}
+
+// Staged x̂ (one right-hand side: RHS_TILE = 1). The 8 column slots of a workgroup read the same
+// quads' x̂; read from the binding, each slot loads it again, and a lane's 4 vec4 of levels lie 64
+// bytes from its neighbour's, so each 16-byte load of a warp touches 16 cache lines. Staged, the
+// workgroup loads a step's x̂ once, consecutive invocations reading consecutive vec4s, into
+// workgroup memory laid out group-major (vec4 j of the step's quad q at j·STAGE_QUADS + q), so that
+// the 32 lanes of a slot read 32 consecutive vec4s (the bench/README.md estimate: ≈ 68 passes of the
+// load/store path per warp step fall to ≈ 25). With a tile of right-hand sides (8× the work per
+// quad) x̂ is read from the binding as before.
+const STAGED_INPUTS: bool = RHS_TILE == 1u;
+// Quads of a step (shaders/quad_gemv_loop.wgsl), and the vec4 of levels and of scales they hold.
+const STAGE_QUADS: u32 = LANES * STEP_QUADS;
+var<workgroup> staged_levels: array<vec4<u32>, select(1u, 4u * STAGE_QUADS, STAGED_INPUTS)>;
+var<workgroup> staged_scales: array<vec4<u32>, select(1u, STAGE_QUADS, STAGED_INPUTS)>;
+
+// x̂ of right-hand side r0 for the quads base … base + STAGE_QUADS − 1 (those past the column repeat
+// its last quad, whose sums the loop drops) into workgroup memory; the loop adds the barrier.
+fn stage_inputs(r0: u32, base: u32, thread: u32) {
+  let first = r0 * params.quads;
+  for (var v = thread; v < 5u * STAGE_QUADS; v = v + THREADS) {
+    if (v < 4u * STAGE_QUADS) {
+      let quad = min(base + (v >> 2u), params.quads - 1u);
+      staged_levels[(v & 3u) * STAGE_QUADS + (v >> 2u)] = x_inputs[4u * (first + quad) + (v & 3u)];
+    } else {
+      let q = v - 4u * STAGE_QUADS;
+      staged_scales[q] = x_inputs[params.x_scales_first / 4u + first + min(base + q, params.quads - 1u)];
+    }
+  }
+}
+
+// x̂ of quad k (local = k − base in the step) for right-hand side r.
+fn step_inputs(r: u32, k: u32, local: u32) -> QuadInputs {
+  if (STAGED_INPUTS) {
+    return QuadInputs(
+      array<vec4<u32>, 4>(staged_levels[local], staged_levels[STAGE_QUADS + local], staged_levels[2u * STAGE_QUADS + local], staged_levels[3u * STAGE_QUADS + local]),
+      bitcast<vec4<f32>>(staged_scales[local]),
+    );
+  }
+  return quad_inputs(r * params.quads + k);
 }
 
 // Σ_g s_g·Σ_{b∈g} k_b·⟨P_b, x̂_b⟩ over the 4 groups of a quad.

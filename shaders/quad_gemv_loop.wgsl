@@ -22,6 +22,12 @@
 //   QuadDecoded, decode_quad(words, state, k)     what the quad's sums need of it for every
 //                                                 right-hand side;
 //   QuadInputs, quad_inputs(at)                   x̂ of quad at = rhs·params.quads + k;
+//   STAGED_INPUTS, stage_inputs(r0, base, thread), step_inputs(r, k, local)
+//                                                 x̂ of quad k (local = k − base within the step) for
+//                                                 right-hand side r: shaders/quad_inputs_direct.wgsl
+//                                                 reads it with quad_inputs; the D3 quad GEMV stages a
+//                                                 step's x̂ in workgroup memory first (STAGED_INPUTS:
+//                                                 a barrier before and after each step);
 //   quad_sum(decoded, inputs) -> f32              the quad's sum for one right-hand side;
 //   write_totals(column, totals, r0, poison)      the column's outputs.
 
@@ -45,9 +51,16 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
   }
   for (var r0 = 0u; r0 < params.rhs; r0 = r0 + RHS_TILE) {
     var acc = array<array<f32, RHS_TILE>, LANE_COLUMNS>();
-    // Column 0 of a slot is the first to run past params.cols.
-    if (columns[0] < params.cols) {
-      for (var k0 = lane; k0 < params.quads; k0 = k0 + LANES * STEP_QUADS) {
+    // Steps of LANES·STEP_QUADS quads from `base`, the same for the whole workgroup (the barriers of
+    // staged inputs need it); lane l takes quads base + l, base + l + 32, …
+    for (var base = 0u; base < params.quads; base = base + LANES * STEP_QUADS) {
+      if (STAGED_INPUTS) {
+        stage_inputs(r0, base, thread);
+        workgroupBarrier();
+      }
+      // Column 0 of a slot is the first to run past params.cols.
+      if (columns[0] < params.cols) {
+        let k0 = base + lane;
         // The step's quads of both columns first (LANE_COLUMNS·STEP_QUADS quads in flight), then each
         // quad's x̂ once for both columns; the loads are unconditional, so that none waits for another
         // (shaders/gemv_i8_common.wgsl says why).
@@ -70,13 +83,16 @@ fn gemv(group_x: u32, thread: u32, width: u32, poison: bool) {
           }
           for (var r = 0u; r < RHS_TILE; r = r + 1u) {
             if (RHS_TILE == 1u || r0 + r < params.rhs) {
-              let inputs = quad_inputs((r0 + r) * params.quads + kx);
+              let inputs = step_inputs(r0 + r, kx, kx - base);
               for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {
                 acc[c][r] = acc[c][r] + select(0.0, quad_sum(decoded[c], inputs), inside);
               }
             }
           }
         }
+      }
+      if (STAGED_INPUTS) {
+        workgroupBarrier();
       }
     }
     for (var c = 0u; c < LANE_COLUMNS; c = c + 1u) {

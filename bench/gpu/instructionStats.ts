@@ -10,7 +10,7 @@ import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { PADDED_LEADER_ENTRIES, type LeaderTable, type LeaderTableArgs } from '../../src/gpu/kernels/gemvI8Common.js';
 import { e8ResidueGemvShaderSource } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { D3_QUAD_DEFAULT_LEADER_COPIES, d3QuadGemvShaderSource } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadGemvShaderSource, d3QuadLeaderCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { e8PointGemvShaderSource } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { latticeCodeBits, schemeScaleIndexBits } from '../../src/gpu/latticeOperand.js';
 import { streamReadShaderSource } from '../../src/gpu/kernels/streamRead.js';
@@ -145,13 +145,18 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
             codeVariables: ['codes'],
           }];
     })(),
-    // The D3 quad GEMV (the codes in whole quads per column), with its default table (32 copies) and with 16 and 1.
-    ...([undefined, 16, 1] as const).map((copies) => ({
-      key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
-      moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
-      code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? D3_QUAD_DEFAULT_LEADER_COPIES }),
-      codeVariables: ['quad_words'],
-    })),
+    // The D3 quad GEMV (the codes in whole quads per column), with its default table (32 copies where
+    // they fit this device's workgroup memory beside the staged x̂, else the most that fit) and with 16 and 1.
+    ...([undefined, 16, 1] as const).flatMap((copies): SpirvSubject[] => {
+      // The default is the most copies that fit (up to 32): an alternative above it does not.
+      const standard = d3QuadLeaderCopies(1, workgroupBytes);
+      return copies !== undefined && copies > standard ? [] : [{
+        key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
+        moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
+        code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? standard }),
+        codeVariables: ['quad_words'],
+      }];
+    }),
     {
       key: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
       moduleKey: `e8-residue-i8-${dotPath}`,

@@ -48,28 +48,42 @@ const QUAD_COORDINATES = 3 * D3_QUAD_BLOCKS;
 const D3_LEADERS = 6 ** 3;
 
 /**
- * The default copies of the leader table: 32 (27 KB), where the workgroup memory holds them, else the
- * most that fit (16 in 16 KB). With 32 every warp-wide lookup takes one pass through the banks; the
+ * The default copies of the leader table: 32 (27 KB), where the workgroup memory holds them beside the
+ * staged x̂ (an H200's 48 KB), else the most that fit (16 in 32 KB, 8 in 16 KB). With 32 every warp-wide lookup takes one pass through the banks; the
  * table of stop 50 (one word per (scale index, code), 1024 of them, with room for one copy) took 3.3
  * on real codes, which by the estimate of shaders/d3_quad_gemv_i8.wgsl held the kernel to ≈ 1.8 TB/s
  * on an H200 (it measured 1.46). Not yet timed on a GPU; the benchmark times 16 beside it.
  */
 export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 32;
 
+/** Quads of one step of the quad GEMV loop with one right-hand side (32 lanes × 2 quads each). */
+const D3_QUAD_STAGE_QUADS = 64;
+
 /** The largest scale multiple the table's high byte holds. */
 const LARGEST_TABLE_MULTIPLE = 255;
 
 /**
  * The leader-table copies of the D3 quad GEMV for a tile of `rhsTile` right-hand sides: `requested`
- * (checked) or the default, 32, or the most below it that fit `workgroupBytes` beside the lanes' sums.
+ * (checked) or the default, 32, or the most below it that fit `workgroupBytes` beside the lanes' sums
+ * and the staged x̂ (5 KB with one right-hand side).
  *
  * @example
- * d3QuadLeaderCopies(1, 32768); // 32: 27 648 bytes
- * d3QuadLeaderCopies(1, 16384); // 16
+ * d3QuadLeaderCopies(1, 49152); // 32: 27 648 bytes beside 1056 + 5120
+ * d3QuadLeaderCopies(1, 32768); // 16
+ * d3QuadLeaderCopies(1, 16384); // 8
  */
 export function d3QuadLeaderCopies(rhsTile: 1 | 8, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return i8LeaderCopies(D3_LEADERS, rhsTile, 0, workgroupBytes, requested, D3_QUAD_DEFAULT_LEADER_COPIES);
+  return i8LeaderCopies(D3_LEADERS, rhsTile, stagedInputBytes(rhsTile), workgroupBytes, requested, D3_QUAD_DEFAULT_LEADER_COPIES);
 }
+
+/**
+ * Workgroup bytes of the kernel's staged x̂ (shaders/d3_quad_gemv_i8.wgsl): one right-hand side stages
+ * a step's 64 quads, 4 vec4 of levels and one of scales each; a tile keeps two placeholder vec4s.
+ */
+function stagedInputBytes(rhsTile: 1 | 8): number {
+  return rhsTile === 1 ? 16 * 5 * D3_QUAD_STAGE_QUADS : 2 * 16;
+}
+
 
 /** Quads per column of a matrix of `blocksPerColumn` blocks. */
 export function d3Quads(blocksPerColumn: number): number {

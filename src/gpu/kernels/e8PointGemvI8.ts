@@ -2,6 +2,7 @@ import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkDispatch } from './dispatchChecks.js';
 import counterHashSource from '../../../shaders/counter_hash.wgsl?raw';
 import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
+import quadInputsDirectSource from '../../../shaders/quad_inputs_direct.wgsl?raw';
 import repackSource from '../../../shaders/e8_point_repack.wgsl?raw';
 import { check, checkLabel } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
@@ -46,7 +47,7 @@ const Params = /*#__PURE__*/ e8QuadGemvParamsLayout('E8PointGemvParams', {
 
 /** The WGSL of one product variant. */
 export function e8PointGemvShaderSource(variant: E8QuadGemvVariant): string {
-  return e8QuadGemvShaderSource(variant, Params.wgsl(), counterHashSource, gemvSource);
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), counterHashSource, `${gemvSource}\n${quadInputsDirectSource}`);
 }
 
 const pipelines = /*#__PURE__*/ e8QuadGemvPipelines('e8 point gemv', e8PointGemvShaderSource);

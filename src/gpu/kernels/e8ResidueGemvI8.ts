@@ -9,6 +9,7 @@ import gemvSource from '../../../shaders/e8_residue_gemv_i8.wgsl?raw';
 import totalsSource from '../../../shaders/e8_gemv_totals.wgsl?raw';
 import quadLoopSource from '../../../shaders/quad_gemv_loop.wgsl?raw';
 import quadWordSideSource from '../../../shaders/quad_word_side.wgsl?raw';
+import quadInputsDirectSource from '../../../shaders/quad_inputs_direct.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
@@ -155,7 +156,7 @@ export function e8QuadGemvPipelines(name: string, source: (variant: E8QuadGemvVa
 
 /** The WGSL of one product variant. */
 export function e8ResidueGemvShaderSource(variant: E8QuadGemvVariant): string {
-  return e8QuadGemvShaderSource(variant, Params.wgsl(), multipleCubicSource, `${gemvSource}\n${quadWordSideSource}`);
+  return e8QuadGemvShaderSource(variant, Params.wgsl(), multipleCubicSource, `${gemvSource}\n${quadWordSideSource}\n${quadInputsDirectSource}`);
 }
 
 /** The WGSL of the x̃ rounding. */
