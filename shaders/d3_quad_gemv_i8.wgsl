@@ -16,9 +16,10 @@
 // 4·max k·3·6·127: the host refuses multiples past 255), scaled by s_g once.
 //
 // The table. The leaders as packed i8 (shaders/leader_table.wgsl: LEADER_COPIES copies of the 216,
-// lane l reading copy l mod LEADER_COPIES), and each block's scale multiple k from its 2-bit index as
+// each padded with zeros to 256 entries so that a code byte past them adds 0, lane l reading copy
+// l mod LEADER_COPIES), and each block's scale multiple k from its 2-bit index as
 // a byte of one word the lane keeps (`multiple_bytes`: k ≤ 255), so a block costs its two fields, the
-// lookup, the byte of k, one dot product and one multiply-add. With 32 copies (the default, 27 KB,
+// lookup, the byte of k, one dot product and one multiply-add. With 32 copies (the default, 32 KB,
 // where the workgroup memory holds them beside the staged x̂, as an H200's 48 KB do; 16 in 32 KB, 8
 // in 16 KB) every warp-wide lookup takes one pass through the banks, where the table of stop 50 (one word per (scale index, code) pair: 1024 entries, k in the
 // high byte, room for one copy) took 3.3 on real codes. Why that matters (an estimate; the H200 has
@@ -120,7 +121,7 @@ fn quad_inputs(at: u32) -> QuadInputs {
 // workgroup loads a step's x̂ once, consecutive invocations reading consecutive vec4s, into
 // workgroup memory laid out group-major (vec4 j of the step's quad q at j·STAGE_QUADS + q), so that
 // the 32 lanes of a slot read 32 consecutive vec4s (the bench/README.md estimate: ≈ 68 passes of the
-// load/store path per warp step fall to ≈ 25). With a tile of right-hand sides (8× the work per
+// load/store path per warp step fall to ≈ 29). With a tile of right-hand sides (8× the work per
 // quad) x̂ is read from the binding as before.
 const STAGED_INPUTS: bool = RHS_TILE == 1u;
 // Quads of a step (shaders/quad_gemv_loop.wgsl), and the vec4 of levels and of scales they hold.

@@ -40,8 +40,8 @@ fn field_codes(flipped: vec4<u32>, t: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(biased | vec4<u32>(MANTISSA_BASE)) - vec4<f32>(BIASED_ZERO);
 }
 
-// The codes of the 4 rows' words `w` (`fields` of them, all below n, or with `checked` as many as lie
-// below n) into `acc`, field by field. The caller passes constants for `fields` and `checked`, so the
+// The codes of the 4 rows' words `w` into `acc`, field by field: all CODES_PER_WORD of them (every
+// field below n), or with `checked` those below n. The caller passes `checked` as a constant, so the
 // loop of whole words unrolls without a check per field.
 fn add_word(bases: vec4<u32>, w: u32, row_words: u32, checked: bool, first_vector: u32, acc: ptr<function, array<vec4<f32>, VECTOR_BLOCK>>) {
   let flipped = vec4<u32>(codes[bases.x + w], codes[bases.y + w], codes[bases.z + w], codes[bases.w + w]) ^ vec4<u32>(FIELD_SIGNS);

@@ -8,7 +8,7 @@ import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
-import { d3QuadForm, d3QuadGemvReference, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadForm, d3QuadGemvReference, d3QuadLeaderCopies, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { D3, leaderTable, VoronoiCode } from '../../src/lattices/index.js';
 import { d3GroupScaledLeaderTable, dispatchD3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8LeaderTable, type LatticeGemvI8TableArgs } from '../../src/gpu/kernels/latticeGemvI8.js';
@@ -808,7 +808,7 @@ const D3_LEADERS = /*#__PURE__*/ leaderTable(new VoronoiCode(D3, 6));
  * beside the deterministic D3 kernel that reads the codes as stored: its codes come from the CPU
  * encoder on the first E8_RESIDUE_TILE_COLS columns of the tile, rotated as by default, repeated on the
  * GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and
- * rounds x̃. `leaderCopies`: the kernel's table copies, an alternative to its default (1).
+ * rounds x̃. `leaderCopies`: the kernel's table copies, an alternative to its default (32 where they fit).
  */
 export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?: LeaderCopies): GemvKernel {
   const name = (copies?: LeaderCopies): string =>
@@ -819,7 +819,12 @@ export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?
     ...(leaderCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
     k: 1,
     xPrepared,
-    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    unsupported: (context) => {
+      if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
+      // The default takes the most copies that fit (up to 32): more than that do not.
+      const most = d3QuadLeaderCopies(1, context.device.limits.maxComputeWorkgroupStorageSize);
+      return leaderCopies !== undefined && leaderCopies > most ? `${leaderCopies} table copies do not fit this device's workgroup memory (${most} do)` : null;
+    },
     async build({ device }, problem, settings) {
       check(problem.x.cols === 1, 'bench: the D3 quad rows have one right-hand side');
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);

@@ -202,6 +202,36 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     // Compiling the variants is most of the time: ≈ 70 s with a cold shader cache on 512-bit lavapipe.
   }, 300_000);
 
+  it('a code byte past the 216 leaders (only a hand-made upload holds one) adds 0, as the twin says, with the default copies and with 1', async () => {
+    const { device, features } = context;
+    const rows = 96;
+    const q = quantize(e8TestWeights(rows, 3, 5), { scheme: 'd3-q6-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
+    const m = d3QuadForm(q);
+    const codes = Uint32Array.from(m.codes);
+    // Column 0's first code word: the bytes 216, 230, 250 and 255; column 2: byte 2 of its sixth word 240.
+    codes[0] = (216 | (230 << 8) | (250 << 16) | (255 << 24)) >>> 0;
+    const sixth = 4 * 2 * m.quadsPerColumn + 5;
+    codes[sixth] = (((codes[sixth] as number) & ~(0xff << 16)) | (240 << 16)) >>> 0;
+    const hacked: D3QuadMatrix = { ...m, codes };
+    // What a table clamped at its last leader would give instead: code 215 for every such byte.
+    const clamped: D3QuadMatrix = { ...m, codes: codes.map((word) => [0, 8, 16, 24].reduce((w, shift) => (((w >>> shift) & 0xff) >= 216 ? ((w & ~(0xff << shift)) | (215 << shift)) >>> 0 : w), word)) };
+    const rng = new Rng(7);
+    const x = Float32Array.from({ length: rows }, () => rng.nextGaussian());
+    const inputs = quantizeInputsI8(x, q.keptLength, 4 * m.quadsPerColumn);
+    const twin = d3QuadGemvReference(hacked, LEADERS, inputs);
+    const wrong = d3QuadGemvReference(clamped, LEADERS, inputs);
+    const magnitude = twin.reduce((a, b) => a + Math.abs(b), 0) + wrong.reduce((a, b) => a + Math.abs(b), 0);
+    // The test can tell the two apart: the clamped table moves columns 0 and 2.
+    expect(Math.abs((twin[0] as number) - (wrong[0] as number))).toBeGreaterThan(1e-3 * magnitude);
+    expect(Math.abs((twin[2] as number) - (wrong[2] as number))).toBeGreaterThan(1e-3 * magnitude);
+    for (const leaderCopies of [undefined, 1] as const) {
+      const w = GpuD3QuadMatrix.upload(device, hacked, 'test quads with codes past the leaders');
+      const y = (await d3QuadGemvI8(device, w, { rows, cols: 1, data: x }, { dotPath: dotPathFor(features), ...(leaderCopies === undefined ? {} : { leaderCopies }) })).data;
+      w.destroy();
+      for (let j = 0; j < 3; j++) expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}, ${leaderCopies ?? 'default'} copies`).toBeLessThanOrEqual(1e-5 * magnitude);
+    }
+  });
+
   it('a non-finite x gives NaN outputs, never a finite number', async () => {
     const { device, features } = context;
     const rows = 200;

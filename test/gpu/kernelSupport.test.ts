@@ -200,16 +200,18 @@ describe('leader-table copies of the int8-input GEMVs (i8LeaderCopies)', () => {
   });
 
   it('the D3 quad GEMV keeps 32 copies where they fit beside its staged x̂ (every lookup one pass), else the most that fit', () => {
-    // One right-hand side: 1056 bytes of lane sums and 5120 of staged x̂ (64 quads × 5 vec4) beside the table.
-    expect(d3QuadLeaderCopies(1, 49152)).toBe(32); // 27 648 + 6176 ≤ 49 152 (an H200)
-    expect(d3QuadLeaderCopies(1, 27648 + 6176)).toBe(32);
-    expect(d3QuadLeaderCopies(1, 27648 + 6176 - 1)).toBe(16); // one byte short
+    // Copies of 256 entries (1 KB: the 216 leaders and zeros). One right-hand side: 1056 bytes of lane
+    // sums and 5120 of staged x̂ (64 quads × 5 vec4) beside the table.
+    expect(d3QuadLeaderCopies(1, 49152)).toBe(32); // 32 768 + 6176 ≤ 49 152 (an H200)
+    expect(d3QuadLeaderCopies(1, 32768 + 6176)).toBe(32);
+    expect(d3QuadLeaderCopies(1, 32768 + 6176 - 1)).toBe(16); // one byte short
     expect(d3QuadLeaderCopies(1, 32768)).toBe(16);
-    expect(d3QuadLeaderCopies(1, 16384)).toBe(8); // 6912 + 6176 ≤ 16 384 < 13 824 + 6176
+    expect(d3QuadLeaderCopies(1, 16384)).toBe(8); // 8192 + 6176 ≤ 16 384 < 16 384 + 6176
     // A tile of 8: 8224 bytes of sums, 32 of placeholders.
-    expect(d3QuadLeaderCopies(8, 32768)).toBe(16); // 8256 + 13 824 ≤ 32 768 < 8256 + 27 648
+    expect(d3QuadLeaderCopies(8, 49152)).toBe(32); // 8256 + 32 768 ≤ 49 152
+    expect(d3QuadLeaderCopies(8, 32768)).toBe(16); // 8256 + 16 384 ≤ 32 768 < 8256 + 32 768
     expect(d3QuadLeaderCopies(1, 32768, 4)).toBe(4);
-    expect(() => d3QuadLeaderCopies(8, 32768, 32)).toThrow(/32 copies of 216 leaders need 27648 bytes of workgroup memory; 24512 are left/);
+    expect(() => d3QuadLeaderCopies(8, 32768, 32)).toThrow(/32 copies of 256 leaders need 32768 bytes of workgroup memory; 24512 are left/);
   });
 
   it('takes a requested count that fits and refuses one that does not, or is not a power of two up to 32', () => {

@@ -17,7 +17,7 @@ import { GpuScratch } from '../scratch.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
 import { compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
-import { i8LeaderCopies, leaderTableWgsl, type LeaderCopies } from './gemvI8Common.js';
+import { i8LeaderCopies, leaderTableWgsl, PADDED_LEADER_ENTRIES, type LeaderCopies } from './gemvI8Common.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
 import { inputsI8ScalesFirst } from './inputsI8Layout.js';
@@ -44,36 +44,42 @@ export const D3_QUAD_BLOCKS = 16;
 /** Rotated coordinates per quad (4 groups of x̂). */
 const QUAD_COORDINATES = 3 * D3_QUAD_BLOCKS;
 
-/** Leaders of d3-q6: the kernel's table holds them as packed i8, the scale multiples beside it in a word. */
+/**
+ * Leaders of d3-q6. The kernel's table holds them as packed i8, each copy padded to 256 entries with
+ * zeros, so that a code byte past the leaders (which no quantizer writes, but a hand-made upload may
+ * hold) adds 0, as `d3QuadGemvReference` says, where an unpadded table would clamp it to another leader.
+ */
 const D3_LEADERS = 6 ** 3;
 
 /**
- * The default copies of the leader table: 32 (27 KB), where the workgroup memory holds them beside the
- * staged x̂ (an H200's 48 KB), else the most that fit (16 in 32 KB, 8 in 16 KB). With 32 every warp-wide lookup takes one pass through the banks; the
- * table of stop 50 (one word per (scale index, code), 1024 of them, with room for one copy) took 3.3
- * on real codes, which by the estimate of shaders/d3_quad_gemv_i8.wgsl held the kernel to ≈ 1.8 TB/s
- * on an H200 (it measured 1.46). Not yet timed on a GPU; the benchmark times 16 beside it.
+ * The default copies of the leader table: 32 (32 KB: 256 entries each, the 216 leaders and zeros for
+ * the code bytes past them), where the workgroup memory holds them beside the staged x̂ (an H200's
+ * 48 KB), else the most that fit (16 in 32 KB, 8 in 16 KB). With 32 every warp-wide lookup takes one
+ * pass through the banks; the table of stop 50 (one word per (scale index, code), 1024 of them, with
+ * room for one copy) took 3.3 on real codes, which by the estimate of shaders/d3_quad_gemv_i8.wgsl
+ * held the kernel to ≈ 1.8 TB/s on an H200 (it measured 1.46). Not yet timed on a GPU; the benchmark
+ * times 16 and 1 beside it.
  */
 export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 32;
 
 /** Quads of one step of the quad GEMV loop with one right-hand side (32 lanes × 2 quads each). */
 const D3_QUAD_STAGE_QUADS = 64;
 
-/** The largest scale multiple the table's high byte holds. */
+/** The largest scale multiple: k is a byte of the word the kernel's lanes keep (`multiple_bytes`). */
 const LARGEST_TABLE_MULTIPLE = 255;
 
 /**
  * The leader-table copies of the D3 quad GEMV for a tile of `rhsTile` right-hand sides: `requested`
  * (checked) or the default, 32, or the most below it that fit `workgroupBytes` beside the lanes' sums
- * and the staged x̂ (5 KB with one right-hand side).
+ * and the staged x̂ (5 KB with one right-hand side); each copy takes 1 KB (256 entries).
  *
  * @example
- * d3QuadLeaderCopies(1, 49152); // 32: 27 648 bytes beside 1056 + 5120
+ * d3QuadLeaderCopies(1, 49152); // 32: 32 768 bytes beside 1056 + 5120
  * d3QuadLeaderCopies(1, 32768); // 16
  * d3QuadLeaderCopies(1, 16384); // 8
  */
 export function d3QuadLeaderCopies(rhsTile: 1 | 8, workgroupBytes: number, requested?: LeaderCopies): LeaderCopies {
-  return i8LeaderCopies(D3_LEADERS, rhsTile, stagedInputBytes(rhsTile), workgroupBytes, requested, D3_QUAD_DEFAULT_LEADER_COPIES);
+  return i8LeaderCopies(PADDED_LEADER_ENTRIES, rhsTile, stagedInputBytes(rhsTile), workgroupBytes, requested, D3_QUAD_DEFAULT_LEADER_COPIES);
 }
 
 /**
@@ -108,7 +114,7 @@ export interface D3QuadGemvVariant {
 
 /** The WGSL of one variant: the quad GEMVs' module (e8QuadGemvShaderSource) with the D3 decode for the table's fill. */
 export function d3QuadGemvShaderSource(variant: D3QuadGemvVariant): string {
-  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${D3_LEADERS}u;`, leaderTableWgsl({ copies: variant.copies, entries: D3_LEADERS })].join('\n');
+  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${D3_LEADERS}u;`, leaderTableWgsl({ copies: variant.copies, entries: PADDED_LEADER_ENTRIES })].join('\n');
   return e8QuadGemvShaderSource(variant, Params.wgsl(), library, `${gemvSource}\n${quadWordSideSource}`);
 }
 
