@@ -18,7 +18,7 @@
 // The table. The leaders as packed i8 (shaders/leader_table.wgsl: LEADER_COPIES copies of the 216,
 // each padded with zeros to 256 entries so that a code byte past them adds 0, lane l reading copy
 // l mod LEADER_COPIES), and each block's scale multiple k from its 2-bit index as
-// a byte of one word the lane keeps (`multiple_bytes`: k ≤ 255), so a block costs its two fields, the
+// a byte of one word the lane keeps (`multiple_bytes`, packed by the host: k ≤ 255), so a block costs its two fields, the
 // lookup, the byte of k, one dot product and one multiply-add. With 32 copies (the default, 32 KB,
 // where the workgroup memory holds them beside the staged x̂, as an H200's 48 KB do; 16 in 32 KB, 8
 // in 16 KB) every warp-wide lookup takes one pass through the banks, where the table of stop 50 (one word per (scale index, code) pair: 1024 entries, k in the
@@ -84,8 +84,7 @@ fn begin_workgroup(thread: u32) {
 alias ColumnState = BlockTables;
 
 fn column_state(column: u32, lane: u32) -> ColumnState {
-  let k = vec4<u32>(params.multiples[0]);
-  return BlockTables(lane % LEADER_COPIES, k.x | (k.y << 8u) | (k.z << 16u) | (k.w << 24u));
+  return BlockTables(lane % LEADER_COPIES, params.multiple_bytes);
 }
 
 // QuadWords and load_quad: shaders/quad_word_side.wgsl (the code words, the index word).

@@ -90,7 +90,6 @@ function stagedInputBytes(rhsTile: 1 | 8): number {
   return rhsTile === 1 ? 16 * 5 * D3_QUAD_STAGE_QUADS : 2 * 16;
 }
 
-
 /** Quads per column of a matrix of `blocksPerColumn` blocks. */
 export function d3Quads(blocksPerColumn: number): number {
   return Math.ceil(blocksPerColumn / D3_QUAD_BLOCKS);
@@ -100,7 +99,7 @@ const Params = /*#__PURE__*/ e8QuadGemvParamsLayout('D3QuadGemvParams', {
   quad_first: 'u32', // vec4 of the codes binding where this dispatch's first column starts
   side_first: 'u32', // word of the scale-index binding where this dispatch's first column starts
   column_unit: 'f32', // the deterministic column unit
-  multiples: 'array<vec4<i32>, 1>', // k of each 2-bit scale index (0 past the matrix's multiples)
+  multiple_bytes: 'u32', // k of 2-bit scale index i in byte i (0 past the matrix's multiples; each ≤ 255)
 });
 
 
@@ -298,7 +297,7 @@ export function d3QuadInputsKey(w: Pick<GpuD3QuadMatrix, 'rows' | 'length' | 'ke
 /** Arguments of {@link dispatchD3QuadGemvI8}: X (or x̂ from `dispatchD3QuadInputsI8`), Y and the options of `GemvCallArgs`, the output, W, the dot path. */
 export interface D3QuadGemvI8Args extends Omit<E8QuadGemvArgs, 'inputsI8'>, SharedInputsI8Arg {
   readonly w: GpuD3QuadMatrix;
-  /** Copies of the kernel's leader table (each 864 bytes; default 32: `D3_QUAD_DEFAULT_LEADER_COPIES`, or the most that fit). */
+  /** Copies of the kernel's leader table (each 1 KB; default 32: `D3_QUAD_DEFAULT_LEADER_COPIES`, or the most that fit). */
   readonly leaderCopies?: LeaderCopies;
 }
 
@@ -321,7 +320,8 @@ export function dispatchD3QuadGemvI8(device: GPUDevice, encoder: GPUCommandEncod
   const quads = w.quadsPerColumn;
   const groups = 4 * quads;
   const operand = d3QuadInputsOperand(w);
-  const multiples = [0, 1, 2, 3].map((i) => w.multiples[i] ?? 0);
+  // k of index i in byte i: the kernel takes a block's k with one shift and mask.
+  const multipleBytes = [0, 1, 2, 3].reduce((word, i) => word + (w.multiples[i] ?? 0) * 2 ** (8 * i), 0);
   recordE8QuadGemv(device, encoder, scratch, w, args, {
     what,
     quadBytes: 16,
@@ -341,7 +341,7 @@ export function dispatchD3QuadGemvI8(device: GPUDevice, encoder: GPUCommandEncod
           quad_first: codeWindow.firstElement / 4, // a whole number: columns start on 16-byte quads and bindings on aligned offsets
           side_first: indexWindow.firstElement,
           column_unit: w.columnUnit,
-          multiples,
+          multiple_bytes: multipleBytes,
         }),
         weights: [windowBinding(w.codes, codeWindow), windowBinding(w.indices, indexWindow)],
       };
