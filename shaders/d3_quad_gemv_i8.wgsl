@@ -123,8 +123,9 @@ fn quad_inputs(at: u32) -> QuadInputs {
 // load/store path per warp step fall to ≈ 29). With a tile of right-hand sides (8× the work per
 // quad) x̂ is read from the binding as before.
 const STAGED_INPUTS: bool = RHS_TILE == 1u;
-// Quads of a step (shaders/quad_gemv_loop.wgsl), and the vec4 of levels and of scales they hold.
-const STAGE_QUADS: u32 = LANES * STEP_QUADS;
+// Quads of a step (STAGE_QUADS, generated: the host counts the staged bytes from it; it must be the
+// loop's step, shaders/quad_gemv_loop.wgsl), and the vec4 of levels and of scales they hold.
+const_assert !STAGED_INPUTS || STAGE_QUADS == LANES * STEP_QUADS;
 var<workgroup> staged_levels: array<vec4<u32>, select(1u, 4u * STAGE_QUADS, STAGED_INPUTS)>;
 var<workgroup> staged_scales: array<vec4<u32>, select(1u, STAGE_QUADS, STAGED_INPUTS)>;
 

@@ -62,7 +62,10 @@ const D3_LEADERS = 6 ** 3;
  */
 export const D3_QUAD_DEFAULT_LEADER_COPIES: LeaderCopies = 32;
 
-/** Quads of one step of the quad GEMV loop with one right-hand side (32 lanes × 2 quads each). */
+/**
+ * Quads of one step of the quad GEMV loop with one right-hand side (32 lanes × 2 quads each): the
+ * shader's STAGE_QUADS, generated from here (it asserts the loop's step), and the staged x̂'s budget.
+ */
 const D3_QUAD_STAGE_QUADS = 64;
 
 /** The largest scale multiple: k is a byte of the word the kernel's lanes keep (`multiple_bytes`). */
@@ -113,7 +116,7 @@ export interface D3QuadGemvVariant {
 
 /** The WGSL of one variant: the quad GEMVs' module (e8QuadGemvShaderSource) with the D3 decode for the table's fill. */
 export function d3QuadGemvShaderSource(variant: D3QuadGemvVariant): string {
-  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${D3_LEADERS}u;`, leaderTableWgsl({ copies: variant.copies, entries: PADDED_LEADER_ENTRIES })].join('\n');
+  const library = [gemvDecodeWithRulesWgsl('D3', 6), `const LEADER_COUNT: u32 = ${D3_LEADERS}u;`, `const STAGE_QUADS: u32 = ${D3_QUAD_STAGE_QUADS}u;`, leaderTableWgsl({ copies: variant.copies, entries: PADDED_LEADER_ENTRIES })].join('\n');
   return e8QuadGemvShaderSource(variant, Params.wgsl(), library, `${gemvSource}\n${quadWordSideSource}`);
 }
 
