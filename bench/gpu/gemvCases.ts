@@ -821,9 +821,12 @@ export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?
     xPrepared,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
-      // The default takes the most copies that fit (up to 32): more than that do not.
-      const most = d3QuadLeaderCopies(1, context.device.limits.maxComputeWorkgroupStorageSize);
-      return leaderCopies !== undefined && leaderCopies > most ? `${leaderCopies} table copies do not fit this device's workgroup memory (${most} do)` : null;
+      try {
+        d3QuadLeaderCopies(1, context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies);
+        return null;
+      } catch (error) {
+        return error instanceof Error ? error.message : String(error);
+      }
     },
     async build({ device }, problem, settings) {
       check(problem.x.cols === 1, 'bench: the D3 quad rows have one right-hand side');

@@ -148,12 +148,12 @@ function int8Subjects(subgroups: boolean, dotPath: DotPath, workgroupBytes: numb
     // The D3 quad GEMV (the codes in whole quads per column), with its default table (32 copies where
     // they fit this device's workgroup memory beside the staged x̂, else the most that fit) and with 16 and 1.
     ...([undefined, 16, 1] as const).flatMap((copies): SpirvSubject[] => {
-      // The default is the most copies that fit (up to 32): an alternative above it does not.
-      const standard = d3QuadLeaderCopies(1, workgroupBytes);
-      return copies !== undefined && copies > standard ? [] : [{
+      // A count that does not fit is refused by d3QuadLeaderCopies (the benchmark reports its row unsupported).
+      const table = layoutTable(({ leaderCopies }) => ({ copies: d3QuadLeaderCopies(1, workgroupBytes, leaderCopies), entries: PADDED_LEADER_ENTRIES }), copies === undefined ? {} : { leaderCopies: copies });
+      return table === null ? [] : [{
         key: `d3-quad-i8:d3-q6-deterministic:${dotPath}${copies === undefined ? '' : `:copies${copies}`}`,
         moduleKey: `d3-quad-i8-${dotPath}-${copies ?? 'default'}`,
-        code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: copies ?? standard }),
+        code: d3QuadGemvShaderSource({ rhsTile: 1, subgroups, dotPath, copies: table.copies }),
         codeVariables: ['quad_words'],
       }];
     }),
