@@ -326,6 +326,18 @@ if (hostRowsWanted) {
     if (inTime(`model step ${DEFAULT_SCHEME} int8`)) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
     if (inTime('model step weight-only')) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings));
   }
+  // After the model steps, so that a run cut by its deadline keeps them: why passes with blocks of
+  // m = 12 take 2.5–3× those of m = 1 (bench/README.md, "The rotation's passes"). One workgroup of
+  // the spread passes' variant (1024 values, 256 invocations) at m = 12 (768) and m = 1 (1024), two
+  // such passes (1536, 2048), and one workgroup of 1024 invocations holding the whole window (6144
+  // and 12288 at m = 12 against 4096 and 8192 above).
+  if (!quick) {
+    for (const n of [768, 1024, 1536, 2048, 6144, 12288]) {
+      for (const kind of ['workgroup memory', 'split'] as const) {
+        if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
+      }
+    }
+  }
 }
 
 if (args.get('no-products') !== true) {

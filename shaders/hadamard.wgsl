@@ -12,7 +12,8 @@
 //   levels whose partners lie in one subgroup with subgroupShuffleXor, the rest in workgroup memory).
 // WORKGROUP_ELEMENTS is the number of f32 values a workgroup holds, chosen from the device's limit (a
 // power of two, or m times one: the window itself when it fits). THREADS (invocations per workgroup)
-// and BLOCK (m) are the variant's other constants, generated in front of the uniform struct.
+// and BLOCK (m) are the variant's other constants, generated in front of the uniform struct, with
+// H_m's signs as bit masks (BLOCK_SIGNS, and BLOCK_SIGNS_T for H_mᵀ).
 //
 // Layout: input column j is input[input_first + j·input_rows ..][0 .. input_rows), output column j is
 // output[output_first + j·output_rows ..][0 .. output_rows), both column-major f32 (the forward's
@@ -39,9 +40,9 @@
 // - inverse, per stage from the last: H_lengthᵀ on the window; then per kept element t_p · c, then the
 //   sign flip s^(k)_p.
 // - H_length (H_lengthᵀ): for m > 1, per block, acc = ±x[a·m], then acc = acc + (±x[a·m + b']) for
-//   b' = 1 … m−1, left to right, the signs from row b of H_m (of H_mᵀ: the host uploads the transposed
-//   table); then the butterflies (u, v) → (u + v, u − v) between blocks a and a + h for
-//   h = 1, 2, 4, …, 2^(k−1), level by level (the Sylvester factor is symmetric).
+//   b' = 1 … m−1, left to right, the signs from row b of H_m (of H_mᵀ: BLOCK_SIGNS_T); then the
+//   butterflies (u, v) → (u + v, u − v) between blocks a and a + h for h = 1, 2, 4, …, 2^(k−1), level
+//   by level (the Sylvester factor is symmetric).
 // The only multiplies feeding adds are by ±1 (exact), so fused multiply-adds cannot change a bit, and each butterfly level
 // reads only the previous level's values, so doing the pairs of a level in parallel (or exchanging
 // them between the invocations of a subgroup) gives the same bits as the CPU's loop.
@@ -81,10 +82,15 @@ fn rotation_sign_is_negative(p: u32) -> bool {
   return ((sign_bits[params.sign_word_first + (i >> 5u)] >> (i & 31u)) & 1u) == 1u;
 }
 
-// H_m[row][col] (of H_mᵀ for the inverse: the host uploads that table) as ±1.0.
-fn hadamard_entry(row: u32, col: u32) -> f32 {
-  let k = row * BLOCK + col;
-  return params.block_signs[k / 4u][k % 4u];
+// Entry `col` of a row of H_m (or H_mᵀ) given as its sign mask (bit col set ⇔ −1), as ±1.0.
+//
+// Why masks in constants and not a table in the uniform: the table was the uniform's one dynamically
+// indexed member, and only m > 1 variants read it. A driver may serve a uniform block indexed at run
+// time from memory instead of its constant bank, for every member; m = 12 passes ran 2.5–3× as long
+// as m = 1 ones on an H200 for the same work (bench/README.md). With the loops unrolled, a constant
+// mask makes every sign a constant.
+fn block_sign(row_signs: u32, col: u32) -> f32 {
+  return select(1.0, -1.0, ((row_signs >> col) & 1u) == 1u);
 }
 
 // Groups of one workgroup: which groups, and how many values they hold.
@@ -171,16 +177,26 @@ fn loaded_value(column: u32, p: u32) -> f32 {
   return x;
 }
 
-// H_m (or H_mᵀ, uploaded) times the block x, into values[slot ..].
-fn multiply_block(x: array<f32, BLOCK>, slot: u32) {
-  // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does):
-  // with m a constant and the loops unrolled, each sign is an operand read from the uniform block.
+// The block x times the matrix whose rows have the sign masks `signs`, into values[slot ..].
+fn multiply_block_by(x: array<f32, BLOCK>, slot: u32, signs: array<u32, BLOCK>) {
+  // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does).
   for (var b = 0u; b < BLOCK; b = b + 1u) {
-    var acc = x[0] * hadamard_entry(b, 0u);
+    let row = signs[b];
+    var acc = x[0] * block_sign(row, 0u);
     for (var b2 = 1u; b2 < BLOCK; b2 = b2 + 1u) {
-      acc = fma(hadamard_entry(b, b2), x[b2], acc);
+      acc = fma(block_sign(row, b2), x[b2], acc);
     }
     values[slot + b] = acc;
+  }
+}
+
+// H_m (forward) or H_mᵀ (inverse: params.block_transposed) times the block x, into values[slot ..]:
+// one call per direction, each with constant masks.
+fn multiply_block(x: array<f32, BLOCK>, slot: u32) {
+  if (params.block_transposed == 1u) {
+    multiply_block_by(x, slot, BLOCK_SIGNS_T);
+  } else {
+    multiply_block_by(x, slot, BLOCK_SIGNS);
   }
 }
 

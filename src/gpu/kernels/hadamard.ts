@@ -127,7 +127,7 @@ const Params = /*#__PURE__*/ new UniformLayout('HadamardParams', {
   scale: 'f32', // c = fround(1/√length)
   subgroup_test_mode: 'u32', // hadamard_subgroup.wgsl only (tests): 1 forces its fallback, 2 poisons it
   stage_offset: 'u32', // column position of the window's first element
-  block_signs: 'array<vec4<f32>, 100>', // H_m[b][b'] (or H_mᵀ[b][b']) as ±1.0 at b·m + b' (m ≤ 20)
+  block_transposed: 'u32', // 1 (inverse): the first pass multiplies blocks by H_mᵀ (BLOCK_SIGNS_T), else by H_m
   input_f16: 'u32', // 1: binding 1 holds f16 halves (input_first counts halves); 0: f32
   int8_out: 'u32', // this pass (the one pass of the last stage) also writes the int8 form of x̃ into binding 3: 1 in D3's groups of 12, 2 in E8's groups of 32
   int8_kept: 'u32', // keptLength of the int8 groups: coordinates from here on are 0
@@ -153,6 +153,8 @@ export function hadamardShaderSource(variant: HadamardVariant): string {
     `const WORKGROUP_ELEMENTS: u32 = ${variant.workgroupElements}u;`,
     `const THREADS: u32 = ${variant.threads}u;`,
     `const BLOCK: u32 = ${variant.block}u;`,
+    blockSignsWgsl('BLOCK_SIGNS', variant.block, false),
+    blockSignsWgsl('BLOCK_SIGNS_T', variant.block, true),
   ].join('\n');
   return `${enable}${constants}\n${Params.wgsl()}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
 }
@@ -550,7 +552,6 @@ function recordRotation(
   // Stages run in order: forward first to last, inverse last to first.
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
   const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups, block: plan.block, threads: rotationThreads(device, plan.workgroupElements) });
-  const blockSigns = hadamardBlockSigns(plan.block, inverse);
   if (int8 !== undefined) {
     const lastPasses = lastStagePasses(plan);
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);
@@ -623,7 +624,7 @@ function recordRotation(
           scale,
           subgroup_test_mode: SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'],
           stage_offset: stage.offset,
-          block_signs: blockSigns,
+          block_transposed: inverse ? 1 : 0,
           input_f16: source.buffer === args.input && inputFormat === 'f16' ? 1 : 0,
           int8_out: int8 !== undefined && last && stageIndex === plan.stages.length - 1 ? int8Layout.code : 0,
           int8_kept: int8?.kept ?? 0,
@@ -717,17 +718,24 @@ export async function hadamardInverseColumns(
 }
 
 /**
- * The 400 entries of the uniform's `block_signs`: H_m[b][b'] (H_m[b'][b] when `transpose`: the
- * inverse multiplies by H_mᵀ) at b·m + b', as ±1; zeros past m², and for m = 1 (no block transform).
+ * The WGSL constant `name`: H_m's rows (H_mᵀ's when `transpose`: the inverse multiplies by it) as sign
+ * masks, bit b' of entry b set ⇔ the matrix's (b, b') entry is −1; `array<u32, 1>(0u)` for m = 1 (no
+ * block transform).
+ *
+ * @example
+ * blockSignsWgsl('BLOCK_SIGNS', 1, false); // 'const BLOCK_SIGNS = array<u32, 1>(0x0u);'
  */
-function hadamardBlockSigns(m: 1 | 12 | 20, transpose: boolean): number[] {
-  const signs = new Array<number>(400).fill(0);
-  const table = m === 12 ? hadamard12 : m === 20 ? hadamard20 : undefined;
-  if (table === undefined) return signs;
+function blockSignsWgsl(name: string, m: 1 | 12 | 20, transpose: boolean): string {
+  const table = m === 12 ? hadamard12 : m === 20 ? hadamard20 : Int8Array.of(1);
+  const masks: string[] = [];
   for (let b = 0; b < m; b++) {
-    for (let b2 = 0; b2 < m; b2++) signs[b * m + b2] = Math.sign((transpose ? table[b2 * m + b] : table[b * m + b2]) as number);
+    let mask = 0;
+    for (let b2 = 0; b2 < m; b2++) {
+      if (((transpose ? table[b2 * m + b] : table[b * m + b2]) as number) < 0) mask |= 1 << b2;
+    }
+    masks.push(`0x${mask.toString(16)}u`);
   }
-  return signs;
+  return `const ${name} = array<u32, ${m}>(${masks.join(', ')});`;
 }
 
 function nextPowerOfTwo(v: number): number {
