@@ -1,33 +1,40 @@
 // y = Wᵀx with W quantized to INT4, symmetric, one fp16 scale per group of 32 entries along n: the
-// int4 baseline, stored the way WebLLM (q4f16_1) and llama.cpp (Q4_0) store it and read the way
-// llama.cpp's WebGPU mat-vec reads it (16-byte weight loads, the x slice in registers reused across
-// several output columns, subgroup reduction).
+// int4 baseline, stored the way WebLLM (q4f16_1) and llama.cpp (Q4_0) store it, and read with several
+// invocations per group, as llama.cpp's CUDA mat-vec reads a Q4_0 block (consecutive lanes on
+// consecutive code words and x entries), the x slice in registers reused across several output
+// columns, subgroup reduction.
 //
 // Layout (src/gpu/kernels/int4Gemv.ts packs it): W is n × cols column-major and column j gives output
 // y[j]. Each column is cut into G = ⌈n/32⌉ groups of 32 entries (the last one padded with level 0).
-//   codes:  group g of column j is the vec4<u32> codes[codes_first + j·G + g]; entry e (0..31) of
-//           the group is nibble e % 8 (bits 4·(e % 8) …) of word e / 8. A nibble holds level + 8,
-//           level ∈ [−7, 7].
+//   codes:  group g of column j is the 4 words from codes[codes_first + 4·(j·G + g)]; entry e
+//           (0..31) of the group is nibble e % 8 (bits 4·(e % 8) …) of word e / 8. A nibble holds
+//           level + 8, level ∈ [−7, 7].
 //   scales: column j owns S = ⌈G/2⌉ words from scales_first + j·S; the fp16 scale of group g is
 //           half g % 2 (low half first) of word g / 2, decoded with the core builtin unpack2x16float
 //           (no shader-f16 needed).
 //   x:      32·G floats from vec4 index x_first, zero past n (so the padding contributes 0·0).
 //   y:      y[y_first + j].
 //
-// Work split: 256 invocations, COLUMNS = 8 output columns per workgroup. Invocation t takes groups
-// t, t + 256, …: per group it loads the 32 x values once (8 vec4) into registers and then, for each
-// of its 8 columns, one 16-byte code vector and one scale word (8 independent 16-byte loads in flight),
-// so x costs 8 loads per 8 groups of weights. Consecutive invocations read consecutive code vectors of
-// a column (coalesced). The invocation sums go through shaders/column_gemv_reduce.wgsl.
+// Work split: 256 invocations, COLUMNS = 8 output columns per workgroup. Invocation t takes the code
+// words t, t + 256, … of each column (word i = 4g + w: word w of group g, entries 32g + 8w … + 7): per
+// word it loads its 8 x values once (2 vec4) into registers and then, for each of its 8 columns, one
+// code word and one scale word (8 independent loads in flight). Consecutive invocations read
+// consecutive code words and consecutive 32-byte slices of x, so a warp's load touches 1 cache line
+// of codes and 8 of x. Why not a whole group (16 bytes of codes) per invocation, as this kernel did
+// before: then each invocation read 128 bytes of x, 128 bytes from its neighbour's, and each of its 8
+// vec4 loads of x touched 32 lines — ≈ 296 passes of an SM's load/store path per 4 KB of codes against
+// ≈ 128 now (bench/README.md, "An H200's budget per byte"), for ≈ 1.3× the instructions per code
+// byte (a scale and an accumulation per word instead of per group; RADV's RDNA3 count 9.7 against
+// 7.4). The invocation sums go through shaders/column_gemv_reduce.wgsl.
 //
 // Nibble decode without shifts per nibble or conversions (the magic-number trick): for the nibble at
 // bits 4k of a 16-bit half-word (k = 0..3), (word & (0xF << 4k)) | 0x4B000000 is the f32 2^23 + 16^k·v
 // (v the stored nibble), and subtracting 2^23 + 8·16^k leaves 16^k·(v − 8) = 16^k·level exactly (both
-// in [2^23, 2^24): the difference is exact). The 16^−k is folded into x once per group (x·16^−k, exact
+// in [2^23, 2^24): the difference is exact). The 16^−k is folded into x once per word (x·16^−k, exact
 // powers of two unless x underflows below 2^−114), so a nibble costs one and-or (a single LOP3 on
 // NVIDIA), one subtraction and one multiply-add: about 25 instructions per 4-byte word (≈ 6.3 per
 // code byte) against ≈ 11 for shift/mask/convert per nibble, and no int→float conversion (a
-// quarter-rate pipe on NVIDIA). No division or modulo in the loop (g / 2 and g % 2 are shifts).
+// quarter-rate pipe on NVIDIA). No division or modulo in the loop (word / 4, g / 2, g % 2 are shifts).
 
 const THREADS: u32 = 256u;
 const COLUMNS: u32 = 8u;
@@ -40,7 +47,7 @@ struct ColumnSums {
 // struct Int4GemvParams is declared once, in src/gpu/kernels/int4Gemv.ts (a UniformLayout), which
 // generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: Int4GemvParams;
-@group(0) @binding(1) var<storage, read> codes: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> codes: array<u32>;
 @group(0) @binding(2) var<storage, read> scales: array<u32>;
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
@@ -58,22 +65,16 @@ fn half_word_dot(word: u32, x_scaled: vec4<f32>) -> f32 {
   return dot(magic - ZERO_LEVELS, x_scaled);
 }
 
-// scale·Σ level·x over one group of one column (x0..x7 the group's x, pre-scaled by POSITION_SCALES).
-fn group_dot(words: vec4<u32>, scale_word: u32, odd: bool,
-             x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>,
-             x4: vec4<f32>, x5: vec4<f32>, x6: vec4<f32>, x7: vec4<f32>) -> f32 {
-  let pair = unpack2x16float(scale_word);
-  let scale = select(pair.x, pair.y, odd);
-  var sum = half_word_dot(words.x, x0) + half_word_dot(words.x >> 16u, x1);
-  sum = sum + half_word_dot(words.y, x2) + half_word_dot(words.y >> 16u, x3);
-  sum = sum + half_word_dot(words.z, x4) + half_word_dot(words.z >> 16u, x5);
-  sum = sum + half_word_dot(words.w, x6) + half_word_dot(words.w >> 16u, x7);
-  return scale * sum;
+// scale·Σ level·x over one code word (8 entries) of one column (x_low, x_high its x, pre-scaled by
+// POSITION_SCALES).
+fn word_dot(word: u32, scale_word: u32, odd: bool, x_low: vec4<f32>, x_high: vec4<f32>) -> f32 {
+  let scale = unpack2x16float(select(scale_word, scale_word >> 16u, odd)).x;
+  return scale * (half_word_dot(word, x_low) + half_word_dot(word >> 16u, x_high));
 }
 
-// Vector index of group 0 of column `first + c`, clamped to the last column (see f32_gemv.wgsl).
+// Word index of word 0 of column `first + c`, clamped to the last column (see f32_gemv.wgsl).
 fn code_base(first: u32, c: u32) -> u32 {
-  return params.codes_first + min(first + c, params.cols - 1u) * params.groups;
+  return params.codes_first + 4u * min(first + c, params.cols - 1u) * params.groups;
 }
 
 fn scale_base(first: u32, c: u32) -> u32 {
@@ -88,28 +89,24 @@ fn column_partials(workgroup_index: u32, thread: u32) -> ColumnSums {
   let sh = vec4<u32>(scale_base(first, 4u), scale_base(first, 5u), scale_base(first, 6u), scale_base(first, 7u));
   var lo = vec4<f32>(0.0);
   var hi = vec4<f32>(0.0);
-  for (var g = thread; g < params.groups; g = g + THREADS) {
-    let xb = params.x_first + 8u * g;
-    let x0 = x[xb] * POSITION_SCALES;
-    let x1 = x[xb + 1u] * POSITION_SCALES;
-    let x2 = x[xb + 2u] * POSITION_SCALES;
-    let x3 = x[xb + 3u] * POSITION_SCALES;
-    let x4 = x[xb + 4u] * POSITION_SCALES;
-    let x5 = x[xb + 5u] * POSITION_SCALES;
-    let x6 = x[xb + 6u] * POSITION_SCALES;
-    let x7 = x[xb + 7u] * POSITION_SCALES;
+  for (var i = thread; i < 4u * params.groups; i = i + THREADS) {
+    // Word i of a column: word i % 4 of group i / 4; its x are vec4s 2i and 2i + 1.
+    let xb = params.x_first + 2u * i;
+    let x_low = x[xb] * POSITION_SCALES;
+    let x_high = x[xb + 1u] * POSITION_SCALES;
+    let g = i >> 2u;
     let sw = g >> 1u;
     let odd = (g & 1u) == 1u;
     lo = lo + vec4<f32>(
-      group_dot(codes[cl.x + g], scales[sl.x + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[cl.y + g], scales[sl.y + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[cl.z + g], scales[sl.z + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[cl.w + g], scales[sl.w + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7));
+      word_dot(codes[cl.x + i], scales[sl.x + sw], odd, x_low, x_high),
+      word_dot(codes[cl.y + i], scales[sl.y + sw], odd, x_low, x_high),
+      word_dot(codes[cl.z + i], scales[sl.z + sw], odd, x_low, x_high),
+      word_dot(codes[cl.w + i], scales[sl.w + sw], odd, x_low, x_high));
     hi = hi + vec4<f32>(
-      group_dot(codes[ch.x + g], scales[sh.x + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[ch.y + g], scales[sh.y + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[ch.z + g], scales[sh.z + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7),
-      group_dot(codes[ch.w + g], scales[sh.w + sw], odd, x0, x1, x2, x3, x4, x5, x6, x7));
+      word_dot(codes[ch.x + i], scales[sh.x + sw], odd, x_low, x_high),
+      word_dot(codes[ch.y + i], scales[sh.y + sw], odd, x_low, x_high),
+      word_dot(codes[ch.z + i], scales[sh.z + sw], odd, x_low, x_high),
+      word_dot(codes[ch.w + i], scales[sh.w + sw], odd, x_low, x_high));
   }
   return ColumnSums(lo, hi);
 }

@@ -30,7 +30,7 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  * and the result is rounded once more. The kernels' depths (see the module comments; 256 invocations
  * per workgroup, 8 reduction levels with or without subgroups):
  *   f32 GEMV:   D = 1 + 3 + ⌈C/256⌉ + 8, C = n/4 chunks (vec4; width 1: 1 + ⌈n/256⌉ + 8)
- *   int4 GEMV:  D = 12 + ⌈G/256⌉ + 8   (product, dot, 8 half-words, scale; group chain), G = ⌈n/32⌉
+ *   int4 GEMV:  D = 6 + ⌈4G/256⌉ + 8   (product, dot, 2 half-words, scale; word chain), G = ⌈n/32⌉
  * so the check is |ŷ_j − y_j| ≤ (D + 1)·u·Σ_k |W_kj x_k| with y the float64 dot product of the
  * (dequantized) column with x. The int4 reference dequantizes with `absmaxDequantize` on
  * `absmaxQuantize`'s own output, not with the kernel module's unpacking, so the packing is checked too.
@@ -39,7 +39,8 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 const U = 2 ** -24;
 
-const ROWS = [1, 31, 100, 256];
+// 8200: 257 groups of int4 codes (1028 words, several per invocation; the last group partial), 2050 f32 vec4s.
+const ROWS = [1, 31, 100, 256, 8200];
 const COLS = [1, 3, 65];
 const SHAPES: [n: number, cols: number][] = ROWS.flatMap((n) => COLS.map((cols): [number, number] => [n, cols]));
 

@@ -29,10 +29,10 @@ import {
  * not needed and there is no f32-scale variant.
  *
  * Quantization is `absmaxQuantize(column, INT4_G32_OPTIONS)` per column (CPU). CPU twin of the
- * kernel: float64 dot products of `dequantizeInt4Weights(q)` with x. The GPU forms each group's
- * Σ level·x in f32 (exact levels, products, vec4 `dot`s of 3 additions, a chain of 7 over the 8
- * half-words), scales it, adds it to an invocation accumulator (a chain of ⌈G/256⌉) and sums 256
- * invocations in 8 levels, so each term goes through at most D = ⌈G/256⌉ + 20 roundings
+ * kernel: float64 dot products of `dequantizeInt4Weights(q)` with x. The GPU forms each code word's
+ * Σ level·x in f32 (exact levels, products, vec4 `dot`s of 3 additions, one addition of its two
+ * half-words), scales it, adds it to an invocation accumulator (a chain of ⌈4G/256⌉ words) and sums
+ * 256 invocations in 8 levels, so each term goes through at most D = ⌈G/64⌉ + 14 roundings
  * (`int4GemvRoundingDepth`): |ŷ_j − y_j| ≤ D·u·Σ_k |Ŵ_kj·x_k|, u = 2^−24, Ŵ the dequantized W
  * (x entries below 2^−114 in magnitude may lose bits when the kernel scales them by 2^−12: see the shader).
  */
@@ -45,8 +45,8 @@ export const INT4_GEMV_COLUMNS_PER_WORKGROUP = COLUMN_GEMV_COLUMNS;
 /** Most f32 roundings a term goes through in the kernel (see the module comment). */
 export function int4GemvRoundingDepth(n: number): number {
   checkPositiveInteger(n, 'int4 gemv n');
-  // product + 3 in a dot, 7 across the half-words, the scale, the group chain, the reduction.
-  return 1 + 3 + 7 + 1 + Math.ceil(Math.ceil(n / INT4_GROUP_SIZE) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+  // product + 3 in a dot, 1 across the two half-words, the scale, the word chain, the reduction.
+  return 1 + 3 + 1 + 1 + Math.ceil((4 * Math.ceil(n / INT4_GROUP_SIZE)) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
 }
 
 /** The absmax options that define the int4 g32 codes (symmetric levels −7..7 stored as level + 8, fp16 scales). */
@@ -159,7 +159,7 @@ const Params = /*#__PURE__*/ new UniformLayout('Int4GemvParams', {
   cols: 'u32', // output columns in this dispatch
   groups: 'u32', // G = ⌈n/32⌉
   scale_words: 'u32', // S = ⌈G/2⌉
-  codes_first: 'u32', // vec4 index of column 0, group 0
+  codes_first: 'u32', // word index of column 0, group 0
   scales_first: 'u32', // word index of column 0's scales
   x_first: 'u32', // vec4 index of x[0]
   y_first: 'u32', // index of y[0]
@@ -250,7 +250,7 @@ export function dispatchInt4Gemv(device: GPUDevice, encoder: GPUCommandEncoder, 
         cols: chunkCols,
         groups,
         scale_words: scaleWords,
-        codes_first: (codesWindow as BindingWindow).firstElement / 4,
+        codes_first: (codesWindow as BindingWindow).firstElement,
         scales_first: (scalesWindow as BindingWindow).firstElement,
         x_first: x.firstElement / 4,
         y_first: y.firstElement,
