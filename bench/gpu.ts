@@ -280,6 +280,10 @@ const gemvKernels: GemvKernel[] = [
   weightOnlyKernel,
   weightOnlyPackedKernel,
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
+  // A prefill's batch through the int8-input paths QuantizedLinear takes for d3-q6-deterministic and
+  // e8-q16-deterministic (the tile variants: 8 right-hand sides per pass over the codes), whole calls.
+  ...BATCH_SIZES.map((k) => d3QuadKernel('packed', false, undefined, k)),
+  ...BATCH_SIZES.map((k) => e8ResidueKernel('packed', false, k)),
 ];
 const baselines = new Set<GemvKernel>([f32Kernel, f16Kernel]);
 /** The GEMV rows of one shape. */

@@ -753,15 +753,16 @@ function e8ResidueTile(problem: GemvProblem, distinct: number): E8ResidueMatrix 
  * as by default, repeated on the GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone);
  * else each call rotates x and rounds x̃, as the scheme's rows rotate theirs.
  */
-export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
+export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean, k = 1): GemvKernel {
+  check(k === 1 || !xPrepared, 'bench: an E8 residue row with several right-hand sides is a whole call');
   return {
-    name: `E8 residue GEMV e8-q16-deterministic (leaders repacked as residues), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
-    spirvKey: `e8-residue-i8:e8-q16-deterministic:${dotPath}`,
-    k: 1,
+    name: `E8 residue GEMV e8-q16-deterministic (leaders repacked as residues), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${k > 1 ? ` (k = ${k})` : ''}`,
+    // A batch runs the tile variant (8 right-hand sides), whose instructions the report does not count.
+    spirvKey: `e8-residue-i8:e8-q16-deterministic:${dotPath}${k > 1 ? ':tile8' : ''}`,
+    k,
     xPrepared,
     unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
     async build({ device }, problem, settings) {
-      check(problem.x.cols === 1, 'bench: the E8 residue rows have one right-hand side');
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
       const m = e8ResidueTile(problem, distinct);
       return buildE8QuadRows(device, problem, settings, {
@@ -810,26 +811,27 @@ const D3_LEADERS = /*#__PURE__*/ leaderTable(new VoronoiCode(D3, 6));
  * GPU. `xPrepared`: x̃ and x̂ made once beforehand (the kernel alone); else each call rotates x and
  * rounds x̃. `leaderCopies`: the kernel's table copies, an alternative to its default (32 where they fit).
  */
-export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?: LeaderCopies): GemvKernel {
+export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?: LeaderCopies, k = 1): GemvKernel {
+  check(k === 1 || (!xPrepared && leaderCopies === undefined), 'bench: a D3 quad row with several right-hand sides is a whole call with the default table');
   const name = (copies?: LeaderCopies): string =>
-    `D3 quad GEMV d3-q6-deterministic (codes in whole quads per column), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies === undefined ? '' : `, ${copies} table cop${copies === 1 ? 'y' : 'ies'}`}`;
+    `D3 quad GEMV d3-q6-deterministic (codes in whole quads per column), int8 inputs (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}${copies === undefined ? '' : `, ${copies} table cop${copies === 1 ? 'y' : 'ies'}`}${k > 1 ? ` (k = ${k})` : ''}`;
   return {
     name: name(leaderCopies),
-    spirvKey: `d3-quad-i8:d3-q6-deterministic:${dotPath}${leaderCopies === undefined ? '' : `:copies${leaderCopies}`}`,
+    // A batch runs the tile variant (8 right-hand sides), whose instructions the report does not count.
+    spirvKey: `d3-quad-i8:d3-q6-deterministic:${dotPath}${leaderCopies === undefined ? '' : `:copies${leaderCopies}`}${k > 1 ? ':tile8' : ''}`,
     ...(leaderCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
-    k: 1,
+    k,
     xPrepared,
     unsupported: (context) => {
       if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
       try {
-        d3QuadLeaderCopies(1, context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies);
+        d3QuadLeaderCopies(k === 1 ? 1 : 8, context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies);
         return null;
       } catch (error) {
         return error instanceof Error ? error.message : String(error);
       }
     },
     async build({ device }, problem, settings) {
-      check(problem.x.cols === 1, 'bench: the D3 quad rows have one right-hand side');
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
       const m = d3QuadTile(problem, distinct);
       return buildE8QuadRows(device, problem, settings, {
@@ -937,7 +939,7 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
     readonly distinct: number;
     readonly fields: readonly PrototypeField[];
     readonly make: (buffers: readonly GPUBuffer[]) => W;
-    readonly record: (encoder: GPUCommandEncoder, scratch: GpuScratch, w: W, io: { y: GPUBuffer; rhs: 1; dotPath: DotPath } & ({ x: GPUBuffer } | { inputsI8: RecordedE8InputsI8 })) => void;
+    readonly record: (encoder: GPUCommandEncoder, scratch: GpuScratch, w: W, io: { y: GPUBuffer; rhs: number; dotPath: DotPath } & ({ x: GPUBuffer } | { inputsI8: RecordedE8InputsI8 })) => void;
     readonly dotPath: DotPath;
     readonly xPrepared: boolean;
     readonly exactLimit: number;
@@ -950,12 +952,15 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
 ): Promise<GemvSubject> {
   const { n, cols } = problem;
   const { label, m, distinct } = spec;
+  // Right-hand sides: one, or a prefill's batch (whole calls only, checked against the exact product).
+  const k = problem.x.cols;
+  check(k === 1 || !spec.xPrepared, 'bench: the kernel-alone rows have one right-hand side');
   const created: GPUBuffer[] = [];
   try {
     const { weights, weightBytes } = await prototypeWeights(device, label, spec.fields, distinct, cols, settings, created, spec.make);
     const full = weights[0] as W;
     const x = uploadX(device, problem);
-    const y = createBuffer(device, `${label} y`, 4 * cols, STORAGE_USAGE);
+    const y = createBuffer(device, `${label} y`, 4 * cols * k, STORAGE_USAGE);
     created.push(x, y);
     let given: { inputs: RecordedE8InputsI8; scratch: GpuScratch } | undefined;
     if (spec.xPrepared) {
@@ -967,7 +972,7 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
       await device.queue.onSubmittedWorkDone();
     }
     const calls = weights.map((w, i) =>
-      prepared(device, `${label} gemv ${i}`, (encoder, scratch) => spec.record(encoder, scratch, w, { y, rhs: 1, dotPath: spec.dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) })),
+      prepared(device, `${label} gemv ${i}`, (encoder, scratch) => spec.record(encoder, scratch, w, { y, rhs: k, dotPath: spec.dotPath, ...(given === undefined ? { x } : { inputsI8: given.inputs }) })),
     );
     return {
       bitsPerEntry: (8 * weightBytes) / (n * cols),
@@ -976,6 +981,8 @@ async function buildE8QuadRows<W extends GpuE8QuadMatrix>(
       check: async () => {
         const repeated = repeatedProblem(problem, distinct);
         const exact = await nmseOf(device, y, repeated, spec.exactLimit);
+        // The twin takes one right-hand side; a batch's rows are checked against the exact product.
+        if (k > 1) return exact;
         const xRotated = new RandomizedHadamard(n, m.seed).forward(problem.x.data.subarray(0, n));
         const twin = spec.twin(spec.cpuInputs === undefined ? quantizeE8InputsI8(xRotated, m.keptLength, m.quadsPerColumn) : spec.cpuInputs(xRotated));
         const nmse = await nmseOf(device, y, { ...repeated, yTile: twin }, E8_RESIDUE_TWIN_LIMIT);
@@ -1034,7 +1041,11 @@ async function prototypeWeights<T>(
 /** `problem` with W made of its first `distinct` tile columns repeated: column j's exact product is yTile[j mod distinct]. */
 function repeatedProblem(problem: GemvProblem, distinct: number): GemvProblem {
   const { n } = problem;
-  return { ...problem, tile: { rows: n, cols: distinct, data: problem.tile.data.subarray(0, n * distinct) }, yTile: problem.yTile.subarray(0, distinct), wNorm2: repeatedNorm2(problem, distinct) };
+  const tileCols = problem.tile.cols;
+  // Right-hand side r's exact products are yTile[r·tileCols …]: keep the first `distinct` of each.
+  const yTile = new Float64Array(distinct * problem.x.cols);
+  for (let r = 0; r < problem.x.cols; r++) yTile.set(problem.yTile.subarray(r * tileCols, r * tileCols + distinct), r * distinct);
+  return { ...problem, tile: { rows: n, cols: distinct, data: problem.tile.data.subarray(0, n * distinct) }, yTile, wNorm2: repeatedNorm2(problem, distinct) };
 }
 
 /** ‖W‖²_F of `problem`'s W built from its first `distinct` tile columns repeated. */
