@@ -177,7 +177,7 @@ fn loaded_value(column: u32, p: u32) -> f32 {
   return x;
 }
 
-// The block x times the matrix whose rows have the sign masks `signs`, into values[slot ..].
+// The matrix whose rows have the sign masks `signs` times the block x, into values[slot ..].
 fn multiply_block_by(x: array<f32, BLOCK>, slot: u32, signs: array<u32, BLOCK>) {
   // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does).
   for (var b = 0u; b < BLOCK; b = b + 1u) {

@@ -18,9 +18,10 @@
 // Work split: 256 invocations, COLUMNS = 8 output columns per workgroup. Invocation t takes the code
 // words t, t + 256, … of each column (word i = 4g + w: word w of group g, entries 32g + 8w … + 7): per
 // word it loads its 8 x values once (2 vec4) into registers and then, for each of its 8 columns, one
-// code word and one scale word (8 independent loads in flight). Consecutive invocations read
+// code word and one scale word (16 independent loads in flight). Consecutive invocations read
 // consecutive code words and consecutive 32-byte slices of x, so a warp's load touches 1 cache line
-// of codes and 8 of x. Why not a whole group (16 bytes of codes) per invocation, as this kernel did
+// of codes (2 where a column's codes do not start on a 128-byte line: G not a multiple of 8) and 8
+// of x. Why not a whole group (16 bytes of codes) per invocation, as this kernel did
 // before: then each invocation read 128 bytes of x, 128 bytes from its neighbour's, and each of its 8
 // vec4 loads of x touched 32 lines — ≈ 296 passes of an SM's load/store path per 4 KB of codes against
 // ≈ 128 now (bench/README.md, "An H200's budget per byte"), for ≈ 1.3× the instructions per code

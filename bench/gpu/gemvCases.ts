@@ -1038,7 +1038,7 @@ async function prototypeWeights<T>(
   return { weights, weightBytes };
 }
 
-/** `problem` with W made of its first `distinct` tile columns repeated: column j's exact product is yTile[j mod distinct]. */
+/** `problem` with W made of its first `distinct` tile columns repeated: column j's exact product for right-hand side r is yTile[r·distinct + j mod distinct]. */
 function repeatedProblem(problem: GemvProblem, distinct: number): GemvProblem {
   const { n } = problem;
   const tileCols = problem.tile.cols;

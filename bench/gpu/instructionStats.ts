@@ -329,8 +329,12 @@ function subjects(
   ];
 }
 
-/** The widths of the benchmark's rotation rows, whose kernels `exportSpirv` exports for the driver's statistics. */
-const ROTATION_WIDTHS = [4096, 8192, 14336, 28672];
+/**
+ * Widths of the benchmark's rotation rows, whose kernels `exportSpirv` exports for the driver's
+ * statistics: the model widths, and the m = 12 / m = 1 pairs of "The rotation's passes" (bench/README.md;
+ * 6144 is one workgroup of 1024 invocations holding an m = 12 window, as 12288 is on an H200).
+ */
+const ROTATION_WIDTHS = [4096, 8192, 14336, 28672, 768, 1024, 6144, 12288];
 
 /**
  * The rotation kernel's variants (workgroup memory, invocations, block m) that one column of each of

@@ -127,7 +127,8 @@ export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { 
 function couldDecide(target: string, item: string): boolean {
   if (target === ALLOCATION_TARGET) return /^(decode|model) step/.test(item);
   if (target.includes(TARGET_PRODUCT_SHAPE)) return /^(engine|f32) product/.test(item);
-  return item.startsWith('GEMV ') && item.endsWith(` at ${TARGET_GEMV_SHAPE}`);
+  // A batched row (several right-hand sides, "(k = …)" in its name) decides no GEMV target.
+  return item.startsWith('GEMV ') && item.endsWith(` at ${TARGET_GEMV_SHAPE}`) && !/\(k = \d+\)/.test(item);
 }
 
 /** `target` with its verdict taken back, saying why; its figure stays. */

@@ -218,7 +218,7 @@ const H20T = transposeSquare(H20, 20);
 /**
  * The 12 × 12 Hadamard matrix (entries ±1) of the Paley construction mod 11, row-major: entry (b, b')
  * is `hadamard12[b * 12 + b']`. H·Hᵀ = 12·I. Read-only: the transform keeps its own copy, so writing
- * here would only desynchronize a GPU table uploaded from it.
+ * here would only desynchronize the GPU kernel's sign constants, generated from it.
  */
 export const hadamard12: Readonly<Int8Array> = H12.slice();
 

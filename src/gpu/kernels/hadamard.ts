@@ -719,8 +719,8 @@ export async function hadamardInverseColumns(
 
 /**
  * The WGSL constant `name`: H_m's rows (H_mᵀ's when `transpose`: the inverse multiplies by it) as sign
- * masks, bit b' of entry b set ⇔ the matrix's (b, b') entry is −1; `array<u32, 1>(0u)` for m = 1 (no
- * block transform).
+ * masks, bit b' of entry b set ⇔ the matrix's (b, b') entry is −1; `array<u32, 1>(0x0u)` for m = 1
+ * (no block transform).
  *
  * @example
  * blockSignsWgsl('BLOCK_SIGNS', 1, false); // 'const BLOCK_SIGNS = array<u32, 1>(0x0u);'
