@@ -52,7 +52,7 @@ import {
   weightOnlyPackedKernel,
   type GemvKernel,
 } from './gpu/gemvCases.js';
-import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions } from './gpu/hostCases.js';
+import { decodeStepRow, DISPATCH_CHAIN_FORMS, dispatchChainRow, f16DecodeStepRow, hostRows, rotationRow, type DecodeStepOptions, type RotationRowKind } from './gpu/hostCases.js';
 import { f16ModelStepRow, LLAMA_3_8B, modelStepRow, SMALL_MODEL } from './gpu/modelStep.js';
 import { DETERMINISTIC_SCHEMES, instructionStats, spirvChildMain, spirvChildRequest, UNIVERSAL_SCHEMES, type InstructionStats, type SpirvChildRequest } from './gpu/instructionStats.js';
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
@@ -309,13 +309,17 @@ if (hostRowsWanted) {
   for (const form of DISPATCH_CHAIN_FORMS) {
     if (wanted('dispatch chain') && inTime(`dispatch chain (${form})`)) add(await dispatchChainRow(gpu, decodeLayers, settings, form));
   }
+  // Rotation rows of one column: each width in each way.
+  const rotationRows = async (widths: readonly number[], kinds: readonly RotationRowKind[]): Promise<void> => {
+    for (const n of widths) {
+      for (const kind of kinds) {
+        if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
+      }
+    }
+  };
   // What the int8-input layers do to x before their products, at the widths the model step and the
   // GEMV rows rotate (quick: the small model's).
-  for (const n of quick ? [256, 1100] : [4096, 8192, 14336, 28672]) {
-    for (const kind of ['x̂', 'x̂ fewest passes', 'workgroup memory', 'subgroups', 'split'] as const) {
-      if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
-    }
-  }
+  await rotationRows(quick ? [256, 1100] : [4096, 8192, 14336, 28672], ['x̂', 'x̂ fewest passes', 'workgroup memory', 'subgroups', 'split']);
   if (wanted('model step')) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
     progress(`model step: ${stepModel.name} [${elapsed()}]`);
@@ -335,13 +339,7 @@ if (hostRowsWanted) {
   // the spread passes' variant (1024 values, 256 invocations) at m = 12 (768) and m = 1 (1024), two
   // such passes (1536, 2048), and one workgroup of 1024 invocations holding the whole window (6144
   // and 12288 at m = 12 against 4096 and 8192 above).
-  if (!quick) {
-    for (const n of [768, 1024, 1536, 2048, 6144, 12288]) {
-      for (const kind of ['workgroup memory', 'split'] as const) {
-        if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
-      }
-    }
-  }
+  if (!quick) await rotationRows([768, 1024, 1536, 2048, 6144, 12288], ['workgroup memory', 'split']);
 }
 
 if (args.get('no-products') !== true) {

@@ -560,6 +560,20 @@ function int8Alternative(base: string, form: Int8RowVariant): AlternativeTo | un
 }
 
 /**
+ * Why an int8-input row cannot run on `context`, or null: the packed dot path where WGSL lacks packed
+ * 8-bit dot products, else what `table(workgroupBytes)` says (it throws where the kernel's leader
+ * table does not fit, or returns why the row's layout is not the one it would get).
+ */
+function int8Refusal(context: GpuContext, dotPath: DotPath, table?: (workgroupBytes: number) => string | null): string | null {
+  if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
+  try {
+    return table?.(context.device.limits.maxComputeWorkgroupStorageSize) ?? null;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/**
  * Names, SPIR-V keys and defaults of the int8-input GEMV rows. `layout` forcing a leader-table layout
  * (copies, or the table padded to 256 entries per copy; the default keeps 16 copies of the 216 leaders
  * where they fit, the universal kernel 8: gemvI8Common.ts): a row that compares it with the default on one GPU, unsupported
@@ -582,16 +596,12 @@ function int8Row(
     // compiled for the default layout only, and must not be shown as theirs.
     spirvKey: `${spirvKey}:${dotPath}${variant?.spirvSuffix ?? ''}${forcedLayout(layout).key}`,
     ...(alternativeTo === undefined ? {} : { alternativeTo }),
-    unsupported: (context) => {
-      if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
-      try {
-        const { entries } = table(context.device.limits.maxComputeWorkgroupStorageSize);
+    unsupported: (context) =>
+      int8Refusal(context, dotPath, (bytes) => {
+        const { entries } = table(bytes);
         // Padding falls back to the leaders alone where it does not fit: not the row's layout.
         return layout.padLeaderTable === true && entries !== PADDED_LEADER_ENTRIES ? 'the padded leader table does not fit the workgroup memory' : null;
-      } catch (error) {
-        return error instanceof Error ? error.message : String(error);
-      }
-    },
+      }),
   };
 }
 
@@ -761,7 +771,7 @@ export function e8ResidueKernel(dotPath: DotPath, xPrepared: boolean, k = 1): Ge
     spirvKey: `e8-residue-i8:e8-q16-deterministic:${dotPath}${k > 1 ? ':tile8' : ''}`,
     k,
     xPrepared,
-    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    unsupported: (context) => int8Refusal(context, dotPath),
     async build({ device }, problem, settings) {
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
       const m = e8ResidueTile(problem, distinct);
@@ -822,15 +832,11 @@ export function d3QuadKernel(dotPath: DotPath, xPrepared: boolean, leaderCopies?
     ...(leaderCopies === undefined ? {} : { alternativeTo: { choice: 'D3 quad table copies', defaultKernel: name() } }),
     k,
     xPrepared,
-    unsupported: (context) => {
-      if (dotPath === 'packed' && dotPathFor(context.features) !== 'packed') return 'WGSL here has no packed_4x8_integer_dot_product';
-      try {
-        d3QuadLeaderCopies(k === 1 ? 1 : 8, context.device.limits.maxComputeWorkgroupStorageSize, leaderCopies);
+    unsupported: (context) =>
+      int8Refusal(context, dotPath, (bytes) => {
+        d3QuadLeaderCopies(k === 1 ? 1 : 8, bytes, leaderCopies);
         return null;
-      } catch (error) {
-        return error instanceof Error ? error.message : String(error);
-      }
-    },
+      }),
     async build({ device }, problem, settings) {
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_RESIDUE_TILE_COLS);
       const m = d3QuadTile(problem, distinct);
@@ -888,7 +894,7 @@ export function e8PointKernel(scheme: SchemeName, dotPath: DotPath, xPrepared: b
     spirvKey: `e8-point-i8:${scheme}:${dotPath}`,
     k: 1,
     xPrepared,
-    unsupported: (context) => (dotPath === 'packed' && dotPathFor(context.features) !== 'packed' ? 'WGSL here has no packed_4x8_integer_dot_product' : null),
+    unsupported: (context) => int8Refusal(context, dotPath),
     async build({ device }, problem, settings) {
       check(problem.x.cols === 1, 'bench: the E8 point rows have one right-hand side');
       const distinct = Math.min(problem.cols, problem.tile.cols, E8_POINT_TILE_COLS);
