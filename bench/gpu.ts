@@ -58,6 +58,7 @@ import { DETERMINISTIC_SCHEMES, instructionStats, spirvChildMain, spirvChildRequ
 import { engineProductRow, f32ProductRow, productProblem } from './gpu/productCases.js';
 import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
+import { skippedGemv, skippedItem, type SkippedItem } from './gpu/targets.js';
 import { parseArgs, progress, progressDone } from './lib/args.js';
 
 /** The scheme of the batched rows, the host rows and the decode step. */
@@ -120,7 +121,7 @@ const streamBytes = 16 * Math.ceil((option('stream-mb', quick ? 16 : 1024, 1) * 
 const caveat = (args.get('caveat') as string | undefined) ?? null;
 const deadlineS = args.has('deadline-s') ? option('deadline-s', 0, 1) : null;
 /** What --deadline-s left unmeasured (in the report). */
-const skipped: string[] = [];
+const skipped: SkippedItem[] = [];
 
 // Dawn toggles asked for: robustness off (what native engines run), and shader-f16 on NVIDIA's Vulkan
 // driver, which Dawn withholds there by default (f16 conformance failures of some drivers,
@@ -192,13 +193,16 @@ console.log(`Timing: ${environment.timing}`);
 const wanted = (name: string): boolean => only === null || only.test(name);
 const started = performance.now();
 const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(1)} s`;
-/** Whether `what` may start: false past --deadline-s (then it is listed as skipped). */
-const inTime = (what: string): boolean => {
+/** Whether `item` may start: false past --deadline-s (then it is listed as skipped). */
+const inTime = (item: SkippedItem): boolean => {
   if (deadlineS === null || (performance.now() - started) / 1000 < deadlineS) return true;
-  skipped.push(what);
-  progress(`skipped, past --deadline-s ${deadlineS}: ${what}`);
+  skipped.push(item);
+  progress(`skipped, past --deadline-s ${deadlineS}: ${item.name}`);
   return false;
 };
+const otherItem = (name: string): SkippedItem => skippedItem('other', name);
+const stepItem = (name: string): SkippedItem => skippedItem('step', name);
+const productItem = (name: string): SkippedItem => skippedItem('product', name);
 const rows: BenchRow[] = [];
 /** Writes the report of the rows so far (so a run stopped by a time limit still leaves its figures). */
 const writeReports = (stats: InstructionStats, complete: boolean): string => {
@@ -292,7 +296,7 @@ const gemvRows = async (shape: { readonly out: number; readonly in: number }): P
   const ks = [...new Set(selected.map((kernel) => kernel.k))];
   const problems = new Map(ks.map((k) => [k, gemvProblem(shape.out, shape.in, k, settings.tileCols, settings.seed)]));
   for (const kernel of selected) {
-    if (!inTime(`GEMV ${kernel.name} at ${shape.out} × ${shape.in}`)) continue;
+    if (!inTime(skippedGemv(kernel.name, `${shape.out} × ${shape.in}`, kernel.k))) continue;
     progress(`GEMV ${kernel.name} at ${shape.out} × ${shape.in} [${elapsed()}]`);
     add(await gemvRow(gpu, kernel, problems.get(kernel.k) as ReturnType<typeof gemvProblem>, settings));
   }
@@ -302,18 +306,18 @@ await gemvRows(firstShape);
 
 const hostRowsWanted = args.get('no-host') !== true;
 if (hostRowsWanted) {
-  if (wanted('host') && inTime('host µs per recorded call')) {
+  if (wanted('host') && inTime(otherItem('host µs per recorded call'))) {
     progress(`host µs per recorded call at ${firstShape.out} × ${firstShape.in} [${elapsed()}]`);
     for (const r of await hostRows(gpu, gemvProblem(firstShape.out, firstShape.in, 1, settings.tileCols, settings.seed), DEFAULT_SCHEME, quick ? 200 : 2000, settings)) add(r);
   }
   for (const form of DISPATCH_CHAIN_FORMS) {
-    if (wanted('dispatch chain') && inTime(`dispatch chain (${form})`)) add(await dispatchChainRow(gpu, decodeLayers, settings, form));
+    if (wanted('dispatch chain') && inTime(otherItem(`dispatch chain (${form})`))) add(await dispatchChainRow(gpu, decodeLayers, settings, form));
   }
   // Rotation rows of one column: each width in each way.
   const rotationRows = async (widths: readonly number[], kinds: readonly RotationRowKind[]): Promise<void> => {
     for (const n of widths) {
       for (const kind of kinds) {
-        if (wanted('rotation') && inTime(`rotation of ${n} (${kind})`)) add(await rotationRow(gpu, n, kind, 50, settings));
+        if (wanted('rotation') && inTime(otherItem(`rotation of ${n} (${kind})`))) add(await rotationRow(gpu, n, kind, 50, settings));
       }
     }
   };
@@ -324,15 +328,15 @@ if (hostRowsWanted) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
     progress(`model step: ${stepModel.name} [${elapsed()}]`);
     const int8 = dotPathFor(features);
-    if (inTime('model step f16 baseline')) add(await f16ModelStepRow(gpu, stepModel, settings));
-    if (inTime('model step d3-q6-deterministic int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
-    if (inTime('model step d3-q6 int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6' }, settings, { int8 }));
+    if (inTime(stepItem('model step f16 baseline'))) add(await f16ModelStepRow(gpu, stepModel, settings));
+    if (inTime(stepItem('model step d3-q6-deterministic int8'))) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6-deterministic' }, settings, { int8 }));
+    if (inTime(stepItem('model step d3-q6 int8'))) add(await modelStepRow(gpu, stepModel, { scheme: 'd3-q6' }, settings, { int8 }));
     // E8 with int8 inputs: the residue GEMV on the leaders each layer repacks at creation.
-    if (inTime('model step e8-q16-deterministic int8')) add(await modelStepRow(gpu, stepModel, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
-    if (inTime(`model step ${DEFAULT_SCHEME}`)) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings));
+    if (inTime(stepItem('model step e8-q16-deterministic int8'))) add(await modelStepRow(gpu, stepModel, { scheme: 'e8-q16-deterministic' }, settings, { int8 }));
+    if (inTime(stepItem(`model step ${DEFAULT_SCHEME}`))) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings));
     // The universal E8 scheme with int8 inputs: the point GEMV on the lattice points each layer repacks as int8.
-    if (inTime(`model step ${DEFAULT_SCHEME} int8`)) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
-    if (inTime('model step weight-only')) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings));
+    if (inTime(stepItem(`model step ${DEFAULT_SCHEME} int8`))) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
+    if (inTime(stepItem('model step weight-only'))) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings));
   }
   // After the model steps, so that a run cut by its deadline keeps them: why passes with blocks of
   // m = 12 take 2.5–3× those of m = 1 (bench/README.md, "The rotation's passes"). One workgroup of
@@ -345,12 +349,12 @@ if (hostRowsWanted) {
 if (args.get('no-products') !== true) {
   progress(`products at ${productSize}³ [${elapsed()}]`);
   const problem = productProblem(productSize, productSize, productSize, settings.seed + 10);
-  if (inTime('f32 product')) add(await f32ProductRow(gpu, problem, settings));
+  if (inTime(productItem('f32 product'))) add(await f32ProductRow(gpu, problem, settings));
   // The engine's default product per scheme; the rows below time its alternatives against it
   // (BenchRow.alternativeTo: the report's "Defaults against their alternatives").
   const defaultProducts = new Map<SchemeName, string>();
   for (const scheme of ['e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme}`)) {
+    if (wanted(`engine product ${scheme}`) && inTime(productItem(`engine product ${scheme}`))) {
       const standard = await engineProductRow(gpu, scheme, problem, settings);
       defaultProducts.set(scheme, standard.kernel);
       add(standard);
@@ -364,7 +368,7 @@ if (args.get('no-products') !== true) {
   };
   // The universal product's other path: both operands decoded to f32 and the f32 kernel (the default
   // where WGSL lacks packed 8-bit dot products; the row above uses the pair forms where it has them).
-  if (dotPathFor(features) === 'packed' && wanted('engine product e8-q16') && inTime('engine product e8-q16 (universal-decode)')) {
+  if (dotPathFor(features) === 'packed' && wanted('engine product e8-q16') && inTime(productItem('engine product e8-q16 (universal-decode)'))) {
     await alternativeProduct('e8-q16', 'universal product path', { universalProduct: 'decode' }, defaultProducts.get('e8-q16'));
   }
   // The D3 table product's other table layouts that fit this device (the row above uses the best),
@@ -375,19 +379,19 @@ if (args.get('no-products') !== true) {
     // The leaders layout's row (the default's, or its own alternative row): the plain dot path's default.
     let leadersKernel = chosen === 'leaders' ? defaultProducts.get('d3-q6-deterministic') : undefined;
     for (const kind of ['full', 'triangle', 'leaders'] as const) {
-      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(`engine product d3-q6-deterministic (${kind} table)`)) {
+      if (kind !== chosen && tableLayout(kind, granted) !== null && inTime(productItem(`engine product d3-q6-deterministic (${kind} table)`))) {
         const kernel = await alternativeProduct('d3-q6-deterministic', 'D3 product table layout', { tableLayout: kind }, defaultProducts.get('d3-q6-deterministic'));
         if (kind === 'leaders') leadersKernel = kernel;
       }
     }
-    if (dotPathFor(features) === 'packed' && inTime('engine product d3-q6-deterministic (leaders table, plain dot)')) {
+    if (dotPathFor(features) === 'packed' && inTime(productItem('engine product d3-q6-deterministic (leaders table, plain dot)'))) {
       await alternativeProduct('d3-q6-deterministic', 'dot path', { tableLayout: 'leaders', dotPath: 'plain' }, leadersKernel);
     }
   }
   // The deterministic products' other path: both operands decoded to f32 and the f32 kernel
   // (deterministicProduct: 'decode'; for GPUs whose 32-bit integer multiplies are slow).
   for (const scheme of ['d3-q6-deterministic', 'e8-q16-deterministic'] as const) {
-    if (wanted(`engine product ${scheme}`) && inTime(`engine product ${scheme} (decode-f32)`)) await alternativeProduct(scheme, 'deterministic product path', { deterministicProduct: 'decode' }, defaultProducts.get(scheme));
+    if (wanted(`engine product ${scheme}`) && inTime(productItem(`engine product ${scheme} (decode-f32)`))) await alternativeProduct(scheme, 'deterministic product path', { deterministicProduct: 'decode' }, defaultProducts.get(scheme));
   }
 }
 
@@ -399,9 +403,9 @@ if (hostRowsWanted) {
     const decodeProblem = gemvProblem(decodeSize, decodeSize, 1, settings.tileCols, settings.seed, 1 / Math.sqrt(decodeSize));
     const int8 = dotPathFor(features);
     // The baseline first: f16 weights, one f16 GEMV per layer (what "vs f16" of every step divides).
-    if (inTime('decode step f16 baseline')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings));
+    if (inTime(stepItem('decode step f16 baseline'))) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings));
     // and recorded into one compute pass, the baseline of the one-pass steps below.
-    if (inTime('decode step f16 baseline, one compute pass')) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings, true));
+    if (inTime(stepItem('decode step f16 baseline, one compute pass'))) add(await f16DecodeStepRow(gpu, decodeProblem, decodeLayers, settings, true));
     const steps: [SchemeName, DecodeStepOptions][] = [
       [DEFAULT_SCHEME, {}],
       ['d3-q6', {}],
@@ -426,7 +430,7 @@ if (hostRowsWanted) {
       ['e8-q16-deterministic', { int8, groupSize: 3, activations: 'f16', onePass: true }],
     ];
     for (const [scheme, stepOptions] of steps) {
-      if (inTime(`decode step ${scheme} ${JSON.stringify(stepOptions)}`)) add(await decodeStepRow(gpu, decodeProblem, scheme, decodeLayers, settings, stepOptions));
+      if (inTime(stepItem(`decode step ${scheme} ${JSON.stringify(stepOptions)}`))) add(await decodeStepRow(gpu, decodeProblem, scheme, decodeLayers, settings, stepOptions));
     }
   }
 }
@@ -437,7 +441,7 @@ await device.queue.onSubmittedWorkDone();
 device.destroy();
 
 let stats: InstructionStats = new Map();
-if (args.get('no-spirv') !== true && inTime('instructions per code byte')) {
+if (args.get('no-spirv') !== true && inTime(otherItem('instructions per code byte'))) {
   progress(`instructions per code byte (SPIR-V of every kernel, compiled in a child process) [${elapsed()}]`);
   try {
     stats = instructionStats(request, 10 * 60 * 1000);

@@ -4,7 +4,7 @@ import { defaultComparisons, type DefaultComparison } from './defaults.js';
 import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
 import { PIPE_CLASSES, type PipeClass } from './spirv.js';
-import { issueTargets, type TargetResult } from './targets.js';
+import { issueTargets, type SkippedItem, type TargetResult } from './targets.js';
 
 /*
  * The benchmark's outputs: the JSON (schema in bench/README.md) and the Markdown report (the tables
@@ -32,7 +32,7 @@ export interface BenchEnvironment {
   readonly command: string;
   readonly settings: Record<string, number | boolean | string>;
   /** What --deadline-s left unmeasured, in order. */
-  readonly skipped: readonly string[];
+  readonly skipped: readonly SkippedItem[];
   /** False in the reports written while the run is in progress (a run killed then leaves one). */
   readonly complete: boolean;
   /** A CPU stand-in for a GPU (lavapipe, SwiftShader): its times judge no speed target. */
@@ -271,7 +271,7 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     `- Timing: ${env.timing}`,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.join('; ')}`] : []),
+    ...(env.skipped.length > 0 ? [`- Not measured (the run's --deadline-s passed first): ${env.skipped.map((item) => item.name).join('; ')}`] : []),
     ...retimedLines(rows),
     ...(env.complete ? [] : ['- **Incomplete**: written while the run was in progress; it stopped before its end (rows after the last one below were not measured).']),
     '',
@@ -365,7 +365,7 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       node: env.node,
       command: env.command,
       settings: env.settings,
-      skipped: env.skipped,
+      skipped: env.skipped.map((item) => item.name),
       complete: env.complete,
       targets: issueTargets(rows, env),
       defaults: defaultComparisons(rows),

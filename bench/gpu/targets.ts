@@ -119,16 +119,38 @@ export function issueTargets(rows: readonly BenchRow[], run: IssueTargetRun = { 
 }
 
 /**
- * Whether an item the run skipped (bench/gpu.ts names them: `GEMV <kernel> at <out> × <in>`,
- * `decode step …`, `model step …`, `engine product …`, `f32 product`) could change `target`'s verdict:
- * the GEMV targets are judged at TARGET_GEMV_SHAPE only, the allocation target from the steps, the
- * product target from the products (the f32 one is its yardstick).
+ * An item a run did not measure (past --deadline-s), with what it would have measured: its `name` is
+ * what the report lists; the rest says which targets it could decide (`couldDecide`).
  */
-function couldDecide(target: string, item: string): boolean {
-  if (target === ALLOCATION_TARGET) return /^(decode|model) step/.test(item);
-  if (target.includes(TARGET_PRODUCT_SHAPE)) return /^(engine|f32) product/.test(item);
-  // A batched row (several right-hand sides, "(k = …)" in its name) decides no GEMV target.
-  return item.startsWith('GEMV ') && item.endsWith(` at ${TARGET_GEMV_SHAPE}`) && !/\(k = \d+\)/.test(item);
+export type SkippedItem =
+  /** A GEMV row at `shape` (`${out} × ${in}`) with `rightHandSides` columns of x (1: one token). */
+  | { readonly name: string; readonly family: 'gemv'; readonly shape: string; readonly rightHandSides: number }
+  /** A recorded decode step or model step: either could allocate per call. */
+  | { readonly name: string; readonly family: 'step' }
+  /** A product row (an engine product, or the f32 matmul that is the product target's yardstick). */
+  | { readonly name: string; readonly family: 'product' }
+  /** Anything else (host rows, rotation rows, instruction counts): decides no target. */
+  | { readonly name: string; readonly family: 'other' };
+
+/** A GEMV row of `kernel` at `shape` (`${out} × ${in}`) with `rightHandSides` columns of x, as skipped. */
+export function skippedGemv(kernel: string, shape: string, rightHandSides: number): SkippedItem {
+  return { name: `GEMV ${kernel} at ${shape}`, family: 'gemv', shape, rightHandSides };
+}
+
+/** Any other row, as skipped. */
+export function skippedItem(family: 'step' | 'product' | 'other', name: string): SkippedItem {
+  return { name, family };
+}
+
+/**
+ * Whether a skipped item could change `target`'s verdict: the GEMV targets are judged at
+ * TARGET_GEMV_SHAPE from one-token GEMVs only, the allocation target from the steps, the product
+ * target from the products.
+ */
+function couldDecide(target: string, item: SkippedItem): boolean {
+  if (target === ALLOCATION_TARGET) return item.family === 'step';
+  if (target.includes(TARGET_PRODUCT_SHAPE)) return item.family === 'product';
+  return item.family === 'gemv' && item.shape === TARGET_GEMV_SHAPE && item.rightHandSides === 1;
 }
 
 /** `target` with its verdict taken back, saying why; its figure stays. */
@@ -139,7 +161,7 @@ function withoutVerdict(target: TargetResult, why: string): TargetResult {
 /** What {@link issueTargets} needs to know of the run besides its rows. */
 export interface IssueTargetRun {
   /** What --deadline-s left unmeasured. */
-  readonly skipped: readonly string[];
+  readonly skipped: readonly SkippedItem[];
   /** False while the run is in progress. */
   readonly complete: boolean;
   /** A CPU stand-in for a GPU (lavapipe, SwiftShader: `isSoftwareAdapter`): no speed verdicts. */

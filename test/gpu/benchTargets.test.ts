@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { row, steadiestTiming, unsteady, type BenchRow } from '../../bench/gpu/common.js';
 import { addRatios, markdownReport } from '../../bench/gpu/report.js';
-import { issueTargets } from '../../bench/gpu/targets.js';
+import { issueTargets, skippedGemv as gemvItem, skippedItem, type SkippedItem } from '../../bench/gpu/targets.js';
 
 /*
  * The benchmark's verdicts on issue 10's targets (bench/gpu/targets.ts), on rows made up so that each
@@ -12,6 +12,9 @@ import { issueTargets } from '../../bench/gpu/targets.js';
 const GEMV = '8192 × 28672';
 const PRODUCT = '4096 × 4096 × 4096';
 
+const stepItem = (name: string): SkippedItem => skippedItem('step', name);
+const productItem = (name: string): SkippedItem => skippedItem('product', name);
+const otherItem = (name: string): SkippedItem => skippedItem('other', name);
 const ok = { metric: 'nmse', value: 0.01, limit: 0.1, ok: true };
 
 /** A run at the target shapes: stream 4000 GB/s; f16 1 ms, int4 0.35 ms; the best D3 kernel 0.25 ms at 2900 GB/s. */
@@ -160,21 +163,21 @@ describe('issue 10 targets judged from benchmark rows', () => {
     const rows = fullRun();
     addRatios(rows);
     // Measured in full: [true, true, true, false (E8 25 % < 60 %), true (no step allocates), true].
-    const cases: { skipped: string[]; complete: boolean; met: (boolean | null)[] }[] = [
+    const cases: { skipped: SkippedItem[]; complete: boolean; met: (boolean | null)[] }[] = [
       // A skipped step could allocate; it cannot change a GEMV's verdict.
-      { skipped: ['decode step d3-q6 {}'], complete: true, met: [true, true, true, false, null, true] },
-      { skipped: ['model step weight-only'], complete: true, met: [true, true, true, false, null, true] },
+      { skipped: [stepItem('decode step d3-q6 {}')], complete: true, met: [true, true, true, false, null, true] },
+      { skipped: [stepItem('model step weight-only')], complete: true, met: [true, true, true, false, null, true] },
       // A GEMV skipped at the target shape could turn E8's "no" into a "yes".
-      { skipped: ['GEMV E8 residue GEMV e8-q16-deterministic at 8192 × 28672'], complete: true, met: [true, true, true, null, true, true] },
+      { skipped: [gemvItem('E8 residue GEMV e8-q16-deterministic', '8192 × 28672', 1)], complete: true, met: [true, true, true, null, true, true] },
       // GEMVs at other shapes (28672 × 8192 is not 8192 × 28672) and products decide none of them.
-      { skipped: ['GEMV E8 residue GEMV e8-q16-deterministic at 28672 × 8192', 'GEMV f16 GEMV at 8192 × 8192', 'engine product e8-q16'], complete: true, met: [true, true, true, false, true, true] },
-      // Nor does a batched row at the target shape (several right-hand sides: family 'batched').
-      { skipped: ['GEMV E8 residue GEMV e8-q16-deterministic (leaders repacked as residues), int8 inputs (dot4I8Packed) (k = 64) at 8192 × 28672'], complete: true, met: [true, true, true, false, true, true] },
+      { skipped: [gemvItem('E8 residue GEMV e8-q16-deterministic', '28672 × 8192', 1), gemvItem('f16 GEMV', '8192 × 8192', 1), productItem('engine product e8-q16'), otherItem('rotation of 28672 (split)')], complete: true, met: [true, true, true, false, true, true] },
+      // Nor does a batched row at the target shape (several right-hand sides).
+      { skipped: [gemvItem('E8 residue GEMV e8-q16-deterministic (k = 64)', '8192 × 28672', 64), gemvItem('E8 residue GEMV e8-q16-deterministic (k = 8)', '8192 × 28672', 8)], complete: true, met: [true, true, true, false, true, true] },
       { skipped: [], complete: false, met: [true, true, true, null, null, true] },
     ];
     for (const { skipped, complete, met } of cases) {
       const targets = issueTargets(rows, { skipped, complete, softwareAdapter: false });
-      expect(targets.map((t) => t.met), skipped.join('; ')).toEqual(met);
+      expect(targets.map((t) => t.met), skipped.map((item) => item.name).join('; ')).toEqual(met);
       if (met[3] === null) expect(targets[3]?.measured).toMatch(/no verdict: the run (skipped 1 item\(s\) that could decide it|had not finished)/);
       if (met[4] === null) expect(targets[4]?.measured).toMatch(/no verdict: the run (skipped 1 item\(s\) that could decide it|had not finished)/);
     }
@@ -183,7 +186,7 @@ describe('issue 10 targets judged from benchmark rows', () => {
   it('an allocating step keeps its "no" whatever was skipped (a skipped step cannot undo it)', () => {
     const allocating = fullRun().map((r) => (r.kernel === 'decode step b' ? { ...r, allocationsAfterFirst: 3 } : r));
     addRatios(allocating);
-    for (const run of [{ skipped: ['decode step d3-q6 {}'], complete: true, softwareAdapter: false }, { skipped: [], complete: false, softwareAdapter: false }]) {
+    for (const run of [{ skipped: [stepItem('decode step d3-q6 {}')], complete: true, softwareAdapter: false }, { skipped: [], complete: false, softwareAdapter: false }]) {
       expect(issueTargets(allocating, run)[4]?.met).toBe(false);
     }
   });
@@ -192,8 +195,8 @@ describe('issue 10 targets judged from benchmark rows', () => {
     const rows = fullRun().map((r) => (r.family === 'product' && r.productKernel !== null ? { ...r, ms: (r.ms ?? 0) * 10 } : r));
     addRatios(rows);
     expect(issueTargets(rows)[5]?.met).toBe(false);
-    expect(issueTargets(rows, { skipped: ['GEMV f16 GEMV at 8192 × 28672'], complete: true, softwareAdapter: false })[5]?.met).toBe(false);
-    expect(issueTargets(rows, { skipped: ['engine product e8-q16'], complete: true, softwareAdapter: false })[5]?.met).toBeNull();
+    expect(issueTargets(rows, { skipped: [gemvItem('f16 GEMV', '8192 × 28672', 1)], complete: true, softwareAdapter: false })[5]?.met).toBe(false);
+    expect(issueTargets(rows, { skipped: [productItem('engine product e8-q16')], complete: true, softwareAdapter: false })[5]?.met).toBeNull();
   });
 
   it('a CPU adapter (lavapipe) judges no speed target, "yes" or "no"; whether a step allocates is still judged', () => {
