@@ -44,6 +44,7 @@ import {
   f16Kernel,
   f32Kernel,
   gemvRow,
+  int4I8Kernel,
   int4Kernel,
   streamRow,
   universalKernel,
@@ -235,6 +236,10 @@ const gemvKernels: GemvKernel[] = [
   f32Kernel,
   f16Kernel,
   int4Kernel,
+  // The int4 baseline as llama.cpp's WebGPU backend runs Q4_0 (x rounded to int8, packed dot
+  // products), the whole call and the kernel alone: the D3 target's int4 yardstick is the faster form.
+  int4I8Kernel('packed', false),
+  int4I8Kernel('packed', true),
   ...UNIVERSAL_SCHEMES.map((scheme) => universalKernel(scheme)),
   int8InputKernel('packed'),
   int8InputKernel('packed', true),

@@ -37,21 +37,9 @@
 // code byte) against ≈ 11 for shift/mask/convert per nibble, and no int→float conversion (a
 // quarter-rate pipe on NVIDIA). No division or modulo in the loop (word / 4, g / 2, g % 2 are shifts).
 
-const THREADS: u32 = 256u;
-const COLUMNS: u32 = 8u;
-
-struct ColumnSums {
-  lo: vec4<f32>,
-  hi: vec4<f32>,
-}
-
-// struct Int4GemvParams is declared once, in src/gpu/kernels/int4Gemv.ts (a UniformLayout), which
-// generates its WGSL in front of this file.
-@group(0) @binding(0) var<uniform> params: Int4GemvParams;
-@group(0) @binding(1) var<storage, read> codes: array<u32>;
-@group(0) @binding(2) var<storage, read> scales: array<u32>;
+// The constants, the codes/scales/y bindings and the column addressing come from
+// shaders/int4_gemv_common.wgsl, compiled in front of this file.
 @group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
 const NIBBLE_MASKS = vec4<u32>(0xFu, 0xF0u, 0xF00u, 0xF000u);
 const EXPONENT_BITS = vec4<u32>(0x4B000000u);
@@ -66,55 +54,18 @@ fn half_word_dot(word: u32, x_scaled: vec4<f32>) -> f32 {
   return dot(magic - ZERO_LEVELS, x_scaled);
 }
 
-// scale·Σ level·x over one code word (8 entries) of one column (x_low, x_high its x, pre-scaled by
-// POSITION_SCALES).
-fn word_dot(word: u32, scale_word: u32, odd: bool, x_low: vec4<f32>, x_high: vec4<f32>) -> f32 {
-  let scale = unpack2x16float(select(scale_word, scale_word >> 16u, odd)).x;
-  return scale * (half_word_dot(word, x_low) + half_word_dot(word >> 16u, x_high));
+// The 8 x values of code word i (vec4s 2i and 2i + 1), pre-scaled by POSITION_SCALES.
+struct WordInputs {
+  low: vec4<f32>,
+  high: vec4<f32>,
 }
 
-// Word index of word 0 of column `first + c`, clamped to the last column (see f32_gemv.wgsl).
-fn code_base(first: u32, c: u32) -> u32 {
-  return params.codes_first + 4u * min(first + c, params.cols - 1u) * params.groups;
+fn word_inputs(i: u32) -> WordInputs {
+  let xb = params.x_first + 2u * i;
+  return WordInputs(x[xb] * POSITION_SCALES, x[xb + 1u] * POSITION_SCALES);
 }
 
-fn scale_base(first: u32, c: u32) -> u32 {
-  return params.scales_first + min(first + c, params.cols - 1u) * params.scale_words;
-}
-
-fn column_partials(workgroup_index: u32, thread: u32) -> ColumnSums {
-  let first = workgroup_index * COLUMNS;
-  let cl = vec4<u32>(code_base(first, 0u), code_base(first, 1u), code_base(first, 2u), code_base(first, 3u));
-  let ch = vec4<u32>(code_base(first, 4u), code_base(first, 5u), code_base(first, 6u), code_base(first, 7u));
-  let sl = vec4<u32>(scale_base(first, 0u), scale_base(first, 1u), scale_base(first, 2u), scale_base(first, 3u));
-  let sh = vec4<u32>(scale_base(first, 4u), scale_base(first, 5u), scale_base(first, 6u), scale_base(first, 7u));
-  var lo = vec4<f32>(0.0);
-  var hi = vec4<f32>(0.0);
-  for (var i = thread; i < 4u * params.groups; i = i + THREADS) {
-    // Word i of a column: word i % 4 of group i / 4; its x are vec4s 2i and 2i + 1.
-    let xb = params.x_first + 2u * i;
-    let x_low = x[xb] * POSITION_SCALES;
-    let x_high = x[xb + 1u] * POSITION_SCALES;
-    let g = i >> 2u;
-    let sw = g >> 1u;
-    let odd = (g & 1u) == 1u;
-    lo = lo + vec4<f32>(
-      word_dot(codes[cl.x + i], scales[sl.x + sw], odd, x_low, x_high),
-      word_dot(codes[cl.y + i], scales[sl.y + sw], odd, x_low, x_high),
-      word_dot(codes[cl.z + i], scales[sl.z + sw], odd, x_low, x_high),
-      word_dot(codes[cl.w + i], scales[sl.w + sw], odd, x_low, x_high));
-    hi = hi + vec4<f32>(
-      word_dot(codes[ch.x + i], scales[sh.x + sw], odd, x_low, x_high),
-      word_dot(codes[ch.y + i], scales[sh.y + sw], odd, x_low, x_high),
-      word_dot(codes[ch.z + i], scales[sh.z + sw], odd, x_low, x_high),
-      word_dot(codes[ch.w + i], scales[sh.w + sw], odd, x_low, x_high));
-  }
-  return ColumnSums(lo, hi);
-}
-
-fn store_column(workgroup_index: u32, c: u32, value: f32) {
-  let column = workgroup_index * COLUMNS + c;
-  if (column < params.cols) {
-    y[params.y_first + column] = value;
-  }
+// scale·Σ level·x over one code word (8 entries) of one column.
+fn word_dot(word: u32, scale_word: u32, odd: bool, inputs: WordInputs) -> f32 {
+  return group_scale(scale_word, odd) * (half_word_dot(word, inputs.low) + half_word_dot(word >> 16u, inputs.high));
 }

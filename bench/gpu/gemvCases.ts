@@ -5,7 +5,7 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
 import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
-import { dispatchInt4Gemv, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
+import { dispatchInt4Gemv, dispatchInt4GemvI8, dispatchInt4InputsI8, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { d3QuadForm, d3QuadGemvReference, d3QuadLeaderCopies, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
@@ -282,35 +282,83 @@ export const f16Kernel: GemvKernel = {
   },
 };
 
+/** The int4 g32 weights of a problem, copied to fill the working set, with x (padded to whole groups) and y. */
+async function int4Subject(device: GPUDevice, problem: GemvProblem, settings: BenchSettings): Promise<{ pairs: { codes: GPUBuffer; scales: GPUBuffer }[]; x: GPUBuffer; y: GPUBuffer; weightBytes: number }> {
+  const { n, cols } = problem;
+  const q = quantizeInt4Weights(problem.tile);
+  const codes = await uploadTiled(device, 'bench int4 codes', q.codes, problem.tile.cols, 16 * q.groups, cols);
+  const scales = await uploadTiled(device, 'bench int4 scales', q.scales, problem.tile.cols, 4 * q.scaleWords, cols);
+  const weightBytes = int4WeightBytes(n, cols);
+  const pairs = await makeCopies(device, { codes, scales }, copiesFor(weightBytes, settings), (encoder, i) => ({
+    codes: copyOf(device, encoder, codes, `bench int4 codes copy ${i}`),
+    scales: copyOf(device, encoder, scales, `bench int4 scales copy ${i}`),
+  }));
+  return { pairs, x: uploadX(device, problem, int4PaddedLength(n)), y: createBuffer(device, 'bench int4 y', 4 * cols, STORAGE_USAGE), weightBytes };
+}
+
+/** A GEMV subject over int4 weights whose calls `record` records; `destroyMore` frees what `record` needs beyond the weights, x and y. */
+function int4Rows(device: GPUDevice, problem: GemvProblem, subject: Awaited<ReturnType<typeof int4Subject>>, calls: readonly PreparedCommands[], destroyMore: () => void = () => undefined): GemvSubject {
+  const { pairs, x, y, weightBytes } = subject;
+  return {
+    bitsPerEntry: (8 * weightBytes) / (problem.n * problem.cols),
+    weightBytes,
+    calls,
+    check: () => nmseOf(device, y, problem, 0.05),
+    destroy: () => {
+      for (const call of calls) call.destroy();
+      destroyMore();
+      destroyAll([...pairs.flatMap((pair) => [pair.codes, pair.scales]), x, y]);
+    },
+  };
+}
+
 export const int4Kernel: GemvKernel = {
   name: 'int4 g32 GEMV',
   spirvKey: 'int4',
   k: 1,
   async build({ device }, problem, settings) {
     const { n, cols } = problem;
-    const q = quantizeInt4Weights(problem.tile);
-    const codes = await uploadTiled(device, 'bench int4 codes', q.codes, problem.tile.cols, 16 * q.groups, cols);
-    const scales = await uploadTiled(device, 'bench int4 scales', q.scales, problem.tile.cols, 4 * q.scaleWords, cols);
-    const weightBytes = int4WeightBytes(n, cols);
-    const pairs = await makeCopies(device, { codes, scales }, copiesFor(weightBytes, settings), (encoder, i) => ({
-      codes: copyOf(device, encoder, codes, `bench int4 codes copy ${i}`),
-      scales: copyOf(device, encoder, scales, `bench int4 scales copy ${i}`),
-    }));
-    const x = uploadX(device, problem, int4PaddedLength(n));
-    const y = createBuffer(device, 'bench int4 y', 4 * cols, STORAGE_USAGE);
-    const calls = pairs.map((pair, i) => prepared(device, `bench int4 gemv ${i}`, (encoder, scratch) => dispatchInt4Gemv(device, encoder, scratch, { ...pair, x, y, n, cols })));
-    return {
-      bitsPerEntry: (8 * weightBytes) / (n * cols),
-      weightBytes,
-      calls,
-      check: () => nmseOf(device, y, problem, 0.05),
-      destroy: () => {
-        for (const call of calls) call.destroy();
-        destroyAll([...pairs.flatMap((pair) => [pair.codes, pair.scales]), x, y]);
-      },
-    };
+    const subject = await int4Subject(device, problem, settings);
+    const { x, y } = subject;
+    const calls = subject.pairs.map((pair, i) => prepared(device, `bench int4 gemv ${i}`, (encoder, scratch) => dispatchInt4Gemv(device, encoder, scratch, { ...pair, x, y, n, cols })));
+    return int4Rows(device, problem, subject, calls);
   },
 };
+
+/**
+ * The int4 g32 GEMV with x rounded to int8 per group of 32 (dispatchInt4GemvI8), as llama.cpp's
+ * WebGPU backend multiplies Q4_0 by a vector: the whole call rounds x and runs the kernel;
+ * `xPrepared`: x̂ made once beforehand (the kernel alone).
+ */
+export function int4I8Kernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
+  return {
+    name: `int4 g32 GEMV, int8 x (${dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`,
+    spirvKey: `int4-i8:${dotPath}`,
+    k: 1,
+    xPrepared,
+    unsupported: (context) => int8Refusal(context, dotPath),
+    async build({ device }, problem, settings) {
+      const { n, cols } = problem;
+      const subject = await int4Subject(device, problem, settings);
+      const { x, y } = subject;
+      const inputScratch = new GpuScratch(device);
+      let given: RecordedE8InputsI8 | undefined;
+      if (xPrepared) {
+        const encoder = device.createCommandEncoder({ label: 'bench int4 x̂ for the kernel-alone row' });
+        given = dispatchInt4InputsI8(device, encoder, inputScratch, { x, n });
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+      }
+      const calls = subject.pairs.map((pair, i) =>
+        prepared(device, `bench int4 gemv (int8 x) ${i}`, (encoder, scratch) => {
+          const inputsI8 = given ?? dispatchInt4InputsI8(device, encoder, scratch, { x, n });
+          dispatchInt4GemvI8(device, encoder, scratch, { ...pair, inputsI8, y, n, cols, dotPath });
+        }),
+      );
+      return int4Rows(device, problem, subject, calls, () => inputScratch.destroy());
+    },
+  };
+}
 
 /** A universal lattice matrix (interface form) over copied buffers. */
 export function universalCopy(device: GPUDevice, encoder: GPUCommandEncoder, m: GpuUniversalMatrix, i: number): GpuUniversalMatrix {

@@ -14,12 +14,20 @@ import {
   dequantizeInt4Weights,
   dispatchInt4Gemv,
   INT4_G32_OPTIONS,
+  dispatchInt4GemvI8,
+  dispatchInt4InputsI8,
   int4Gemv,
+  int4GemvI8,
+  int4GemvI8Reference,
+  int4GemvI8RoundingDepth,
   int4GemvRoundingDepth,
   int4PaddedLength,
+  quantizeInt4InputsI8,
   quantizeInt4Weights,
   type Int4Weights,
 } from '../../src/gpu/kernels/int4Gemv.js';
+import { DOT_PATHS, dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
+import type { E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -31,6 +39,8 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  * per workgroup, 8 reduction levels with or without subgroups):
  *   f32 GEMV:   D = 1 + 3 + ⌈C/256⌉ + 8, C = n/4 chunks (vec4; width 1: 1 + ⌈n/256⌉ + 8)
  *   int4 GEMV:  D = 6 + ⌈4G/256⌉ + 8   (product, dot, 2 half-words, scale; word chain), G = ⌈n/32⌉
+ *   int4 GEMV, int8 x: D = 2 + ⌈4G/256⌉ + 8 (a word's exact i32 Σ level·x̂ times two scales; word chain),
+ *               against Σ_k s_g·scale·level_k·x̂_k in float64 on the x̂ the GPU made
  * so the check is |ŷ_j − y_j| ≤ (D + 1)·u·Σ_k |W_kj x_k| with y the float64 dot product of the
  * (dequantized) column with x. The int4 reference dequantizes with `absmaxDequantize` on
  * `absmaxQuantize`'s own output, not with the kernel module's unpacking, so the packing is checked too.
@@ -91,6 +101,49 @@ function integerDot(w: Matrix, x: Float32Array): number[] {
     for (let k = 0; k < w.rows; k++) sum += (w.data[j * w.rows + k] as number) * (x[k] as number);
     return sum;
   });
+}
+
+/** Worst |got − exact| / ((depth + 1)·u·Σ|terms|) of the int8-input int4 GEMV against float64 on the GPU's x̂. */
+function worstI8Error(got: Float32Array, q: Int4Weights, inputs: E8InputsI8Values, depth: number): { ratio: number; at: string } {
+  const exact = int4GemvI8Reference(q, inputs);
+  // Σ|terms|: the reference of |W| against |x̂| (levels and scales made non-negative).
+  const absolute = int4GemvI8Reference(
+    { ...q, codes: q.codes.map((word) => absoluteNibbles(word)) },
+    { levels: inputs.levels.map(Math.abs), scales: inputs.scales.map(Math.abs) },
+  );
+  let worst = { ratio: 0, at: 'none' };
+  for (let j = 0; j < q.cols; j++) {
+    const value = got[j] as number;
+    const ratio = value === exact[j] ? 0 : Math.abs(value - (exact[j] as number)) / ((depth + 1) * U * (absolute[j] as number));
+    if (!(ratio <= worst.ratio)) worst = { ratio, at: `y[${j}] = ${value}, expected ${exact[j]}` };
+  }
+  return worst;
+}
+
+/** A code word with every nibble v (level v − 8) replaced by |v − 8| + 8. */
+function absoluteNibbles(word: number): number {
+  let out = 0;
+  for (let t = 0; t < 8; t++) out |= (Math.abs(((word >>> (4 * t)) & 15) - 8) + 8) << (4 * t);
+  return out >>> 0;
+}
+
+/** Checks the GPU's x̂ against the CPU twin: equal levels, except ±1 where 127·x/m lies within 10⁻⁴ of a half-integer (the GPU divides in f32), and scales within 2.5 ULP. */
+function expectInt4Inputs(gpu: E8InputsI8Values, x: Float32Array): void {
+  const cpu = quantizeInt4InputsI8(x);
+  expect(gpu.levels.length).toBe(cpu.levels.length);
+  for (let k = 0; k < cpu.levels.length; k++) {
+    const difference = (gpu.levels[k] as number) - (cpu.levels[k] as number);
+    if (difference === 0) continue;
+    const g = Math.floor(k / 32);
+    const m = 127 * (cpu.scales[g] as number);
+    const position = (127 * (x[k] as number)) / m;
+    expect(Math.abs(difference), `level ${k}`).toBe(1);
+    expect(Math.abs(Math.abs(position % 1) - 0.5), `level ${k}: 127·x/m = ${position}`).toBeLessThan(1e-4);
+  }
+  for (let g = 0; g < cpu.scales.length; g++) {
+    const expected = cpu.scales[g] as number;
+    expect(Math.abs((gpu.scales[g] as number) - expected), `scale ${g}`).toBeLessThanOrEqual(2.5 * 2 ** -23 * expected);
+  }
 }
 
 describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
@@ -356,6 +409,155 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
           /codes offset must be a non-negative multiple of 16/,
         );
         expect(() => dispatchInt4Gemv(device, encoder, scratch, { ...args, n: 1100 })).toThrow(/codes needs 1120 bytes/);
+      } finally {
+        scratch.destroy();
+        buffer.destroy();
+      }
+    });
+  });
+
+  describe('int4_gemv_i8.wgsl: y = Ŵᵀx̂, x rounded to int8 per group of 32', () => {
+    const dotPaths = (): DotPath[] => [...new Set<DotPath>(['plain', dotPathFor(context.features)])];
+
+    it.each(SHAPES)(
+      'n = %i, cols = %i: x̂ is the CPU twin\'s, and y is within (D + 1)·u·Σ|terms| of float64 on it, every dot path and reduction',
+      async (n, cols) => {
+        const w = gaussianMatrix(n, cols, 160 + n);
+        // A correlated x with one large entry: groups of very different scales.
+        const x = gaussianVector(n, 170 + cols).map((v, k) => v + 0.5 * Math.sin(k / 7) + (k === n >> 1 ? 40 : 0));
+        const q = quantizeInt4Weights(w);
+        for (const dotPath of dotPaths()) {
+          for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
+            const { y, inputs } = await int4GemvI8(context.device, q, x, { dotPath, subgroups });
+            expectInt4Inputs(inputs, x);
+            const worst = worstI8Error(y, q, inputs, int4GemvI8RoundingDepth(n));
+            expect(worst.ratio, `${dotPath}, subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
+          }
+        }
+      },
+    );
+
+    it.each(SHAPES)('n = %i, cols = %i: exact when every group of W spans ±7 and every group of x spans ±127 (both scales 1)', async (n, cols) => {
+      const data = smallIntegerData(n * cols, 180 + n, 7);
+      for (let j = 0; j < cols; j++) for (let k = 0; k < n; k += 32) data[j * n + k] = (j + k) % 2 === 0 ? 7 : -7;
+      const w: Matrix = { rows: n, cols, data };
+      const x = smallIntegerData(n, 190 + cols, 127);
+      for (let k = 0; k < n; k += 32) x[Math.min(n - 1, k + 5)] = k % 64 === 0 ? 127 : -127;
+      for (const dotPath of dotPaths()) {
+        const { y } = await int4GemvI8(context.device, quantizeInt4Weights(w), x, { dotPath });
+        expect(Array.from(y), dotPath).toEqual(integerDot(w, x));
+      }
+    });
+
+    it('reads each nibble position against its own entry of x̂ (hand-packed codes, fp16 scales 0.5 and 2)', async () => {
+      // As the f32-input test: column e has level (e % 7) + 1 at nibble e, level 0 elsewhere. x_k runs
+      // over 1 … 126 and each group holds a 127, so x̂ = x with scale 1: y_e = scale(e)·level·x_e.
+      const n = 64;
+      const cols = n;
+      const codes = new Uint32Array(8 * cols).fill(0x88888888);
+      const scales = new Uint32Array(cols).fill(float16Bits(0.5) | (float16Bits(2) << 16));
+      const x = Float32Array.from({ length: n }, (_, k) => (k % 32 === 13 ? 127 : ((37 * k) % 126) + 1) * (k % 3 === 0 ? -1 : 1));
+      const expected: number[] = [];
+      for (let e = 0; e < n; e++) {
+        const level = (e % 7) + 1;
+        const word = 8 * e + (e >> 3);
+        codes[word] = ((codes[word] as number) & ~(15 << (4 * (e % 8)))) | ((level + 8) << (4 * (e % 8)));
+        expected.push((e < 32 ? 0.5 : 2) * level * (x[e] as number));
+      }
+      const weights: Int4Weights = { rows: n, cols, groups: 2, scaleWords: 1, codes, scales };
+      for (const dotPath of dotPaths()) {
+        expect(Array.from((await int4GemvI8(context.device, weights, x, { dotPath })).y), dotPath).toEqual(expected);
+      }
+    });
+
+    it('a non-finite entry of x makes every output NaN (x̂ of its group has a NaN scale), even against an all-zero column', async () => {
+      const { device } = context;
+      const n = 100;
+      const cols = 9;
+      const data = smallIntegerData(n * cols, 5, 7);
+      data.fill(0, 0, n); // column 0: every scale 0
+      const q = quantizeInt4Weights({ rows: n, cols, data });
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const x = new Float32Array(int4PaddedLength(n)).fill(1);
+        x[77] = bad;
+        const codes = createBufferWithData(device, 'test codes', q.codes, STORAGE_USAGE);
+        const scales = createBufferWithData(device, 'test scales', q.scales, STORAGE_USAGE);
+        const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
+        const y = createBuffer(device, 'test y', 4 * cols, STORAGE_USAGE);
+        const scratch = new GpuScratch(device);
+        try {
+          const out = await withValidation(device, 'int4 gemv, non-finite x', async () => {
+            const encoder = device.createCommandEncoder({ label: 'int4 gemv, non-finite x' });
+            const inputsI8 = dispatchInt4InputsI8(device, encoder, scratch, { x: xBuffer, n });
+            dispatchInt4GemvI8(device, encoder, scratch, { codes, scales, inputsI8, y, n, cols, dotPath: dotPathFor(context.features) });
+            device.queue.submit([encoder.finish()]);
+            return new Float32Array(await readBuffer(device, y, 4 * cols));
+          });
+          expect(Array.from(out).every(Number.isNaN), `x[77] = ${bad}: ${Array.from(out).join(', ')}`).toBe(true);
+        } finally {
+          scratch.destroy();
+          for (const buffer of [codes, scales, xBuffer, y]) buffer.destroy();
+        }
+      }
+    });
+
+    it('splits columns across dispatches and honours offsets, for every dot path', async () => {
+      const { device } = context;
+      const n = 70;
+      const cols = 37;
+      const data = smallIntegerData(n * cols, 17, 7);
+      for (let j = 0; j < cols; j++) for (let k = 0; k < n; k += 32) data[j * n + k] = 7;
+      const w: Matrix = { rows: n, cols, data };
+      const q = quantizeInt4Weights(w);
+      const x = smallIntegerData(n, 18, 127);
+      for (let k = 0; k < n; k += 32) x[k + 1] = 127;
+      const paddedX = new Float32Array(int4PaddedLength(n));
+      paddedX.set(x);
+      const codesOffset = 16 * 5;
+      const scalesOffset = 4 * 3;
+      const xOffset = 4 * 11;
+      const yOffset = 4 * 9;
+      const codes = createBuffer(device, 'test codes', codesOffset + 4 * q.codes.length, STORAGE_USAGE);
+      const scales = createBuffer(device, 'test scales', scalesOffset + 4 * q.scales.length, STORAGE_USAGE);
+      const xBuffer = createBuffer(device, 'test x', xOffset + 4 * paddedX.length, STORAGE_USAGE);
+      const output = createBuffer(device, 'test y', yOffset + 4 * cols, STORAGE_USAGE);
+      try {
+        uploadToBuffer(device, codes, q.codes, codesOffset);
+        uploadToBuffer(device, scales, q.scales, scalesOffset);
+        uploadToBuffer(device, xBuffer, paddedX, xOffset);
+        for (const dotPath of DOT_PATHS.filter((path) => path === 'plain' || dotPathFor(context.features) === 'packed')) {
+          const scratch = new GpuScratch(device);
+          try {
+            const y = await withValidation(device, 'split int4 gemv (int8 x)', async () => {
+              const encoder = device.createCommandEncoder({ label: 'split int4 gemv (int8 x)' });
+              const inputsI8 = dispatchInt4InputsI8(device, encoder, scratch, { x: xBuffer, xOffset, n });
+              // 512-byte bindings: 5 columns of codes per dispatch.
+              dispatchInt4GemvI8(device, encoder, scratch, { codes, scales, inputsI8, y: output, n, cols, codesOffset, scalesOffset, yOffset, dotPath, maxBindingBytes: 512 });
+              device.queue.submit([encoder.finish()]);
+              return new Float32Array(await readBuffer(device, output, 4 * cols, yOffset));
+            });
+            expect(Array.from(y), dotPath).toEqual(integerDot(w, x));
+          } finally {
+            scratch.destroy();
+          }
+        }
+      } finally {
+        for (const buffer of [codes, scales, xBuffer, output]) buffer.destroy();
+      }
+    });
+
+    it('refuses x̂ rounded for another n, a dot path it does not know and a vector of the wrong length', async () => {
+      const { device } = context;
+      const q = quantizeInt4Weights(gaussianMatrix(40, 2, 1));
+      await expect(int4GemvI8(device, q, new Float32Array(39), { dotPath: 'plain' })).rejects.toThrow(/x has 39 entries, W has 40 rows/);
+      const buffer = createBufferWithData(device, 'test buffer', new Uint32Array(256), STORAGE_USAGE);
+      const scratch = new GpuScratch(device);
+      try {
+        const encoder = device.createCommandEncoder();
+        const inputsI8 = dispatchInt4InputsI8(device, encoder, scratch, { x: buffer, n: 70 });
+        const args = { codes: buffer, scales: buffer, inputsI8, y: buffer, n: 40, cols: 2, dotPath: 'plain' as const };
+        expect(() => dispatchInt4GemvI8(device, encoder, scratch, args)).toThrow(/inputsI8 was rounded for E8 groups of 32, unrotated \(70 rows\).*not for .*unrotated \(40 rows\)/);
+        expect(() => dispatchInt4GemvI8(device, encoder, scratch, { ...args, n: 70, dotPath: 'fast' as DotPath })).toThrow(/dotPath must be 'packed' or 'plain', got "fast"/);
       } finally {
         scratch.destroy();
         buffer.destroy();

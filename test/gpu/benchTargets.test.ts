@@ -50,6 +50,22 @@ describe('issue 10 targets judged from benchmark rows', () => {
     expect(targets[5]?.measured).toMatch(/^1\.25×: engine product d3-q6-deterministic/);
   });
 
+  it('the int4 yardstick is the faster int4 whole call (f32 x or int8 x); a kernel-alone int4 row and a batched one are not yardsticks', () => {
+    const withInt8X = (ms: number, extra: Partial<BenchRow> = {}): BenchRow[] => [
+      ...fullRun(),
+      row({ kernel: 'int4 g32 GEMV, int8 x (dot4I8Packed)', family: 'gemv', shape: GEMV, spirvKey: 'int4-i8:packed', ms, gbps: 500, check: ok, ...extra }),
+    ];
+    // 0.2 ms with int8 x: 0.2/0.25 = 0.8× < 1.2.
+    const faster = judge(withInt8X(0.2));
+    expect(faster[2]?.met).toBe(false);
+    expect(faster[2]?.measured).toMatch(/^0\.80×: lattice GEMV d3-q6-deterministic/);
+    // A slower int8-x row leaves the f32-x yardstick (1.40×).
+    expect(judge(withInt8X(0.5))[2]?.measured).toMatch(/^1\.40×/);
+    // Faster rows that are not one-token whole calls do not count.
+    expect(judge(withInt8X(0.1, { xPrepared: true }))[2]?.measured).toMatch(/^1\.40×/);
+    expect(judge(withInt8X(0.1, { family: 'batched', k: 8 }))[2]?.measured).toMatch(/^1\.40×/);
+  });
+
   it('the decoding product paths (decode passes, then the f32 matmul) do not decide the product target', () => {
     const rows = fullRun().filter((r) => !r.kernel.includes('d3-table') && !r.kernel.includes('e8-dot'));
     rows.push(

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
-import { dispatchE8InputsI8, E8_INPUT_GROUP, quantizeE8InputsI8, type E8InputsI8Values, type E8QuadGemvArgs, type GpuE8QuadMatrix, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, E8_INPUT_GROUP, e8InputsI8FromWords, quantizeE8InputsI8, type E8InputsI8Values, type E8QuadGemvArgs, type GpuE8QuadMatrix, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -17,25 +17,9 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 
 const U = 2 ** -24;
 
-/** x̂ levels of right-hand side r read back from the GPU in coordinate order (the kernel's word 2b holds block b's even coordinates). */
-function levelsInOrder(words: Uint32Array, groups: number, r: number): Int8Array {
-  const levels = new Int8Array(groups * E8_INPUT_GROUP);
-  for (let g = 0; g < groups; g++) {
-    for (let b = 0; b < 4; b++) {
-      for (let half = 0; half < 2; half++) {
-        const word = words[12 * (r * groups + g) + 2 * b + half] as number;
-        for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
-      }
-    }
-  }
-  return levels;
-}
-
 /** The GPU's x̂ of each of `rhs` right-hand sides (`groups` groups of 32 each), levels in coordinate order and scales. */
 export async function readE8InputsI8(device: GPUDevice, recorded: RecordedE8InputsI8, groups: number, rhs: number): Promise<E8InputsI8Values[]> {
-  const inputWords = new Uint32Array(await readBuffer(device, recorded.inputs, 52 * groups * rhs));
-  const scales = new Float32Array(inputWords.buffer, 48 * groups * rhs, groups * rhs);
-  return Array.from({ length: rhs }, (_, r) => ({ levels: levelsInOrder(inputWords, groups, r), scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) }));
+  return e8InputsI8FromWords(new Uint32Array(await readBuffer(device, recorded.inputs, 52 * groups * rhs)), groups, rhs);
 }
 
 /** Columns of several kinds: Gaussian, graded by block (every scale rung), one spike, constant. */

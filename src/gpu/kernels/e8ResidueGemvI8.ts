@@ -652,6 +652,28 @@ export interface E8InputsI8Values {
 }
 
 /**
+ * x̂ of each of `rhs` right-hand sides from the words `dispatchE8InputsI8` wrote (`groups` groups each,
+ * the layout of shaders/e8_inputs_i8.wgsl: word 2b of a group holds block b's even coordinates, word
+ * 2b + 1 its odd ones), levels in coordinate order: what a test or a host helper reads back.
+ */
+export function e8InputsI8FromWords(words: Uint32Array, groups: number, rhs: number): E8InputsI8Values[] {
+  check(words.length >= 13 * groups * rhs, () => `e8InputsI8FromWords: ${words.length} words hold less than ${groups} groups of ${rhs} right-hand sides`);
+  const scales = new Float32Array(words.buffer, words.byteOffset + 4 * e8InputsScalesFirst(groups, rhs), groups * rhs);
+  return Array.from({ length: rhs }, (_, r) => {
+    const levels = new Int8Array(groups * E8_INPUT_GROUP);
+    for (let g = 0; g < groups; g++) {
+      for (let b = 0; b < 4; b++) {
+        for (let half = 0; half < 2; half++) {
+          const word = words[12 * (r * groups + g) + 2 * b + half] as number;
+          for (let t = 0; t < 4; t++) levels[g * E8_INPUT_GROUP + 8 * b + 2 * t + half] = (word << (24 - 8 * t)) >> 24;
+        }
+      }
+    }
+    return { levels, scales: Float64Array.from(scales.subarray(r * groups, (r + 1) * groups)) };
+  });
+}
+
+/**
  * CPU twin of shaders/e8_inputs_i8.wgsl for one right-hand side: `quantizeInputsI8`'s rule on groups
  * of 32 coordinates (a level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer: the GPU
  * divides in f32).
