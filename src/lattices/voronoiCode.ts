@@ -1,4 +1,4 @@
-import { check, describeValue } from '../errors.js';
+import { check, describeValue, LatticeMatmulError } from '../errors.js';
 import type { Lattice } from './lattice.js';
 
 /**
@@ -46,6 +46,13 @@ export class VoronoiCode {
     this.leaderScratch = new Int32Array(d);
   }
 
+  /** Throws for an encode() argument that is not a lattice point (a function of its own: encode is a hot loop). */
+  private refuseNonPoint(P: ArrayLike<number>): never {
+    const { name, pointScale } = this.lattice;
+    const units = pointScale === 1 ? '' : ` (point coordinates P = ${pointScale}·λ: pass ${pointScale} times what nearest() returns)`;
+    throw new LatticeMatmulError(`VoronoiCode.encode: [${Array.from(P, String).join(', ')}] is not a lattice point of ${name}${units}`);
+  }
+
   /** Index of the coset of the lattice point `P` (point coordinates). */
   encode(P: ArrayLike<number>): number {
     const { dimension: d, basisInverse } = this.lattice;
@@ -55,7 +62,7 @@ export class VoronoiCode {
     for (let i = 0; i < d; i++) {
       let sum = 0;
       for (let j = 0; j < d; j++) sum += (numerators[i * d + j] as number) * (P[j] as number);
-      check(sum % determinant === 0, 'VoronoiCode.encode: the vector is not a lattice point');
+      if (sum % determinant !== 0) this.refuseNonPoint(P);
       const u = sum / determinant;
       index += (((u % this.q) + this.q) % this.q) * weight;
       weight *= this.q;

@@ -44,6 +44,10 @@ describe('the public form', () => {
   it('encode refuses a vector that is not a lattice point, and q < 2', () => {
     expect(() => D3.encode([1, 0, 0], 6)).toThrow(LatticeMatmulError);
     expect(() => E8.encode([1, 0, 0, 0, 0, 0, 0, 0], 4)).toThrow(LatticeMatmulError);
+    // nearest() returns λ; encode takes point coordinates (2·λ for E8): the message says so.
+    const half = E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]);
+    expect(() => E8.encode(half, 4)).toThrow(/\[0\.5, .*0\.5\] is not a lattice point of E8 \(point coordinates P = 2·λ: pass 2 times what nearest\(\) returns\)/);
+    expect(E8.decode(E8.encode(half.map((v) => 2 * v), 4), 4)).toEqual(Int32Array.from([1, 1, 1, 1, 1, 1, 1, 1]));
     expect(() => D3.encode([0, 0, 0], 1)).toThrow(LatticeMatmulError);
   });
 });
