@@ -439,26 +439,19 @@ export async function int4GemvI8(device: GPUDevice, weights: Int4Weights, x: Flo
 }
 
 /**
- * CPU twin of the int8-input kernel: y_j = Σ_g s_g·scale_gj·Σ_{k∈g} level_kj·x̂_k in float64, from the
- * packed codes (nibble − 8) and fp16 scales and the given x̂ (levels in coordinate order, scales).
+ * CPU twin of the int8-input kernel: y_j = Σ_k Ŵ_kj·s_g(k)·x̂_k in float64, with Ŵ from
+ * `dequantizeInt4Weights` (scale·level, exact) and the given x̂ (levels in coordinate order, a scale
+ * per group of 32).
  */
 export function int4GemvI8Reference(weights: Int4Weights, inputs: E8InputsI8Values): Float64Array {
-  checkInt4Weights(weights);
-  const y = new Float64Array(weights.cols);
-  for (let j = 0; j < weights.cols; j++) {
+  const w = dequantizeInt4Weights(weights);
+  const y = new Float64Array(w.cols);
+  for (let j = 0; j < w.cols; j++) {
     let total = 0;
-    for (let g = 0; g < weights.groups; g++) {
-      let dot = 0;
-      for (let e = 0; e < INT4_GROUP_SIZE; e++) {
-        const k = INT4_GROUP_SIZE * g + e;
-        const word = weights.codes[4 * weights.groups * j + (k >>> 3)] as number;
-        dot += (((word >>> (4 * (k & 7))) & 15) - 8) * (inputs.levels[k] as number);
-      }
-      const scaleWord = weights.scales[weights.scaleWords * j + (g >>> 1)] as number;
-      total += (inputs.scales[g] as number) * fromFloat16Bits((scaleWord >>> (16 * (g & 1))) & 0xffff) * dot;
+    for (let k = 0; k < w.rows; k++) {
+      total += (w.data[j * w.rows + k] as number) * (inputs.scales[Math.floor(k / INT4_GROUP_SIZE)] as number) * (inputs.levels[k] as number);
     }
     y[j] = total;
   }
   return y;
 }
-
