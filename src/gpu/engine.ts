@@ -5,7 +5,6 @@ import type { QuantizeOptions } from '../quantize/options.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
-import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
@@ -14,6 +13,7 @@ import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type
 import type { Scheme, SchemeName } from '../quantize/schemes.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
+import { columnExponents, scaledColumns } from './kernels/gemvCall.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { checkMatmulF32A, dispatchMatmulF32 } from './kernels/matmulF32.js';
 import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
@@ -490,26 +490,6 @@ const SMALLEST_GPU_X_EXPONENT = -80;
 /** x as a Matrix when it comes from the host (a Float32Array is one column), null for a GPU input. */
 function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
   return x instanceof Float32Array || isCpuMatrix(x) ? vectorOrMatrix(x) : null;
-}
-
-/** Per column of a checked x, the e that brings its largest |entry| into [1, 2) (0 for a zero column). */
-function columnExponents(x: Matrix): Int32Array {
-  const exponents = new Int32Array(x.cols);
-  for (let r = 0; r < x.cols; r++) {
-    const amax = absMax(x.data.subarray(r * x.rows, (r + 1) * x.rows));
-    exponents[r] = normalizingExponent(amax);
-  }
-  return exponents;
-}
-
-/** x with column r multiplied by 2^exponents[r] (exact in f32: the largest entry lands in [1, 2)). */
-function scaledColumns(x: Matrix, exponents: Int32Array): Float32Array {
-  const scaled = new Float32Array(x.data.length);
-  for (let r = 0; r < x.cols; r++) {
-    const factor = 2 ** (exponents[r] as number);
-    for (let i = r * x.rows; i < (r + 1) * x.rows; i++) scaled[i] = (x.data[i] as number) * factor;
-  }
-  return scaled;
 }
 
 /** Refuses a W that is not a GPU lattice matrix and an x that is not an object (before `x.cols` is read). */

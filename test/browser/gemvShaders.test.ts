@@ -8,6 +8,7 @@ import { D3_GROUP_SCALE, d3GroupScaledLeaderTable } from '../../src/gpu/kernels/
 import { latticeGemvI8LeaderTable, latticeGemvI8ShaderSource } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { universalGemvFinishShaderSource, universalGemvShaderSource } from '../../src/gpu/kernels/universalGemv.js';
 import { inputsI8ShaderSource } from '../../src/gpu/kernels/inputsI8.js';
+import { nonFiniteTailShaderSource } from '../../src/gpu/kernels/nonFiniteTail.js';
 import { escapeNibblesShaderSource, universalGemvI8LeaderTable, universalGemvI8ShaderSource } from '../../src/gpu/kernels/universalGemvI8.js';
 import { weightOnlyGemvShaderSource } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { e8MatmulShaderSource } from '../../src/gpu/kernels/e8Matmul.js';
@@ -37,6 +38,7 @@ function shaders(): Shader[] {
   const list: Shader[] = [
     { name: 'escape nibbles', code: escapeNibblesShaderSource() },
     { name: 'x̃ to int8', code: inputsI8ShaderSource() },
+    { name: 'gemv non-finite tail', code: nonFiniteTailShaderSource() },
     { name: 'universal gemv finish D3', code: universalGemvFinishShaderSource('D3') },
     { name: 'int4 gemv', code: int4GemvShaderSource({ subgroups: false, input: 'f32' }) },
     { name: 'int4 gemv, int8 x (plain dot)', code: int4GemvShaderSource({ subgroups: false, input: 'plain' }) },

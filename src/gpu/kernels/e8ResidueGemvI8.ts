@@ -618,6 +618,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
     dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / WORKGROUP_COLUMNS));
   });
   pass.end();
+  call.checkNonFiniteTail(format);
 }
 
 /**

@@ -2,6 +2,7 @@ import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
+import { absMax, normalizingExponent } from '../../quantize/columnScaling.js';
 import { rotationLength } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -12,6 +13,7 @@ import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
 import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
+import { dispatchNonFiniteTail } from './nonFiniteTail.js';
 import { columnGemvUsesSubgroups } from './columnGemv.js';
 
 /*
@@ -26,6 +28,8 @@ export interface GemvOperand {
   readonly rows: number;
   readonly cols: number;
   readonly length: number;
+  /** Coordinates W keeps (≤ length; W is 0 from here on): an unrotated W with fewer than rows has x's rest checked (`checkNonFiniteTail`). */
+  readonly keptLength: number;
   readonly rotate: boolean;
   readonly seed: number;
 }
@@ -98,6 +102,12 @@ export interface GemvCall {
   xWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly firstElement: number };
   /** Right-hand sides per dispatch: x̃, X and Y of one range each fit a storage binding. */
   readonly rhsRanges: readonly { readonly first: number; readonly count: number }[];
+  /**
+   * Records, after the kernel's dispatches, what keeps an unrotated W that is 0 past keptLength from a
+   * silently finite Y: Y = NaN for the right-hand sides whose X has a NaN or ±Infinity there, which no
+   * GEMV reads (`dispatchNonFiniteTail`; nothing for a rotated W, whose x̃ spreads every entry of X).
+   */
+  checkNonFiniteTail(outputFormat: ActivationFormat): void;
 }
 
 /** How a kernel reads X and writes Y, for {@link beginGemv}. */
@@ -128,10 +138,13 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
   const x = args.x ?? null;
+  // An unrotated W that keeps fewer coordinates than its rows: its kernels never read x's rest.
+  const tailChecked = !w.rotate && w.keptLength < rows;
   if (x === null) {
     check(args.xOffset === undefined, `${what}: xOffset without x`);
     check(!(shape.sumsX ?? false), () => `${what}: W is centred, so x is needed (for Σx)`);
     check(!readsXRotated || (w.rotate && args.xRotated !== undefined), () => `${what}: x is needed: ${w.rotate ? 'give xRotated (R·x) to call without x' : 'W is not rotated, so x is what it multiplies'}`);
+    check(!tailChecked, () => `${what}: x is needed: W is not rotated and keeps ${w.keptLength} of its ${rows} rows, so x's entries past keptLength are checked for NaN and ±Infinity`);
   } else {
     check(x !== args.y, `${what}: x and y must be different buffers`);
     checkBufferRange(x, xOffset, 4 * rows * rhs, `${what}: x`);
@@ -185,7 +198,11 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
     const window = bindingWindow(xOffset + 4 * rows * first, 4 * rows * count, alignment);
     return { binding: windowBinding(x, window), firstElement: window.firstElement };
   };
-  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated: xRotated ?? xOrPlaceholder(), xRotatedOffset, xWindow, rhsRanges };
+  const checkNonFiniteTail = (outputFormat: ActivationFormat): void => {
+    if (!tailChecked || x === null) return; // x is present when tailChecked: refused above
+    dispatchNonFiniteTail(device, encoder, scratch, { x, xOffset, rows, kept: w.keptLength, rhs, y: args.y, yOffset, cols, outputFormat, maxBindingBytes: args.maxBindingBytes });
+  };
+  return { rows, cols, length, rhs, xOffset, yOffset, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated: xRotated ?? xOrPlaceholder(), xRotatedOffset, xWindow, rhsRanges, checkNonFiniteTail };
 }
 
 /** The two pipelines of a deterministic GEMV's module: the product and Σx. */
@@ -306,11 +323,35 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   };
 }
 
+/** Per column of a checked x, the e that brings its largest |entry| into [1, 2) (0 for a zero column). */
+export function columnExponents(x: Matrix): Int32Array {
+  const exponents = new Int32Array(x.cols);
+  for (let r = 0; r < x.cols; r++) {
+    const amax = absMax(x.data.subarray(r * x.rows, (r + 1) * x.rows));
+    exponents[r] = normalizingExponent(amax);
+  }
+  return exponents;
+}
+
+/** x (checked) with column r multiplied by 2^exponents[r]: exact in f32 for the x the exponents came from, whose largest entry lands in [1, 2). */
+export function scaledColumns(x: Matrix, exponents: Int32Array): Float32Array {
+  const scaled = new Float32Array(x.data.length);
+  for (let r = 0; r < x.cols; r++) {
+    const factor = 2 ** (exponents[r] as number);
+    for (let i = r * x.rows; i < (r + 1) * x.rows; i++) scaled[i] = (x.data[i] as number) * factor;
+  }
+  return scaled;
+}
+
 /**
  * Y = ŴᵀX for X given on the CPU (a vector of n entries, or an n × rhs matrix), for the GEMVs' test and
- * benchmark entry points: checks X against W, uploads it, lets `dispatch` record the GEMV into the run
- * (with X, an f32 Y of cols × rhs and rhs), reads Y back and destroys what it created, inside one
- * validation section (`runAndRead`).
+ * benchmark entry points: checks X against W, uploads it with each column scaled by a power of two to
+ * a largest |entry| in [1, 2) (as `GpuEngine.matvec`: exact, and no x a GPU would hold as f32
+ * subnormals, which it may flush to zero, or whose sums overflow), lets `dispatch` record the GEMV into
+ * the run (with X, an f32 Y of cols × rhs and rhs, and the scaling for an input derived linearly from
+ * X, such as a given R·X: a column-major matrix of rhs columns scaled per column as X was), reads Y
+ * back and scales it back in float64, and destroys what it created, inside one validation section
+ * (`runAndRead`).
  *
  * @example
  * gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...io, w }));
@@ -320,17 +361,28 @@ export async function gemvOnHost(
   what: string,
   w: { readonly rows: number; readonly cols: number },
   x: Matrix | Float32Array,
-  dispatch: (run: OneShotRecording, io: { readonly x: GPUBuffer; readonly y: GPUBuffer; readonly rhs: number }) => void,
+  dispatch: (run: OneShotRecording, io: { readonly x: GPUBuffer; readonly y: GPUBuffer; readonly rhs: number }, scaledLikeX: (values: Float32Array) => Float32Array) => void,
 ): Promise<Matrix> {
   const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
   checkMatrix(xMatrix, `${what} x`);
   check(xMatrix.rows === w.rows, () => `${what}: x has ${xMatrix.rows} rows, but W has ${w.rows}`);
   const rhs = xMatrix.cols;
   const yBytes = 4 * w.cols * rhs;
-  const data = await runAndRead(device, what, yBytes, (run) => {
-    const io = { x: run.upload(`${what} x`, xMatrix.data), y: run.storage(`${what} y`, yBytes), rhs };
-    dispatch(run, io);
-    return io.y;
-  });
-  return { rows: w.cols, cols: rhs, data: new Float32Array(data) };
+  const exponents = columnExponents(xMatrix);
+  const scaledLikeX = (values: Float32Array): Float32Array => {
+    check(values.length % rhs === 0, () => `${what}: a matrix of ${rhs} columns has a multiple of ${rhs} entries, got ${values.length}`);
+    return scaledColumns({ rows: values.length / rhs, cols: rhs, data: values }, exponents);
+  };
+  const data = new Float32Array(
+    await runAndRead(device, what, yBytes, (run) => {
+      const io = { x: run.upload(`${what} x`, scaledLikeX(xMatrix.data)), y: run.storage(`${what} y`, yBytes), rhs };
+      dispatch(run, io, scaledLikeX);
+      return io.y;
+    }),
+  );
+  for (let r = 0; r < rhs; r++) {
+    const unscale = 2 ** -(exponents[r] as number);
+    for (let j = r * w.cols; j < (r + 1) * w.cols; j++) data[j] = (data[j] as number) * unscale;
+  }
+  return { rows: w.cols, cols: rhs, data };
 }

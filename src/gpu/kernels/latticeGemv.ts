@@ -202,7 +202,8 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'gemv');
-  const { rhs, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv', { yBytes: activationBytes(format), sumsX: w.means !== null });
+  const call = beginGemv(device, encoder, scratch, w, { ...args, rhs: args.rhs ?? 1 }, 'gemv', { yBytes: activationBytes(format), sumsX: w.means !== null });
+  const { rhs, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = call;
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, 'gemv');
 
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
@@ -280,6 +281,7 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
     });
   });
   pass.end();
+  call.checkNonFiniteTail(format);
 }
 
 /**
@@ -296,11 +298,11 @@ export async function latticeGemv(
   x: Float32Array | Matrix,
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number; readonly columnSide?: MatrixColumnSide } = {},
 ): Promise<Matrix> {
-  return gemvOnHost(device, 'lattice gemv', w, x, (run, io) => {
+  return gemvOnHost(device, 'lattice gemv', w, x, (run, io, scaledLikeX) => {
     let xRotated: GPUBuffer | undefined;
     if (options.xRotated) {
       check(options.xRotated.length === w.length * io.rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * io.rhs}`);
-      xRotated = run.upload('lattice gemv R·X', options.xRotated);
+      xRotated = run.upload('lattice gemv R·X', scaledLikeX(options.xRotated));
     }
     dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: options.maxBindingBytes, ...(options.columnSide === undefined ? {} : { columnSide: options.columnSide }) });
   });

@@ -405,6 +405,7 @@ export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scra
     });
   }
   pass.end();
+  call.checkNonFiniteTail(format);
 }
 
 /** Options of {@link latticeGemvI8}. */

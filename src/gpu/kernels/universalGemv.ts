@@ -566,7 +566,8 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     check(shared.rhs === args.rhs, () => `universal gemv: callSums hold ${shared.rhs} right-hand sides, the call has ${args.rhs}`);
     check(!w.rotate || args.xRotated !== undefined, 'universal gemv: callSums go with the xRotated they were computed from');
   }
-  const { rows, cols, length, rhs, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const call = beginGemv(device, encoder, scratch, w, args, 'universal gemv', { yBytes: activationBytes(format), sumsX: w.hasMeans });
+  const { rows, cols, length, rhs, subgroups, testMode, alignment, maxBinding, maxGroups, xRotated, xRotatedOffset, xWindow: xWindowOf, rhsRanges } = call;
   const output = resolveGemvOutput(device, scratch, args, format, cols, 'universal gemv');
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
@@ -668,6 +669,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     }
   }
   pass.end();
+  call.checkNonFiniteTail(format);
 }
 
 /** The uniforms of the finishing passes that do not depend on the operand's column window. */

@@ -473,6 +473,7 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
     }
   }
   pass.end();
+  call.checkNonFiniteTail(format);
 }
 
 /** Options of {@link universalGemvI8}. */
