@@ -1,7 +1,8 @@
 // Y set to NaN for the right-hand sides whose x has a NaN or ±Infinity at or past keptLength, after
 // the GEMV wrote Y (host side: src/gpu/kernels/nonFiniteTail.ts). An unrotated, time-shared W is 0
 // there, so no GEMV reads x there; but Ŵᵀx is then NaN (0·NaN), as the CPU's decode-and-multiply
-// gives. A rotated W needs no check: the rotation spreads every entry of x over all of x̃.
+// gives. A rotated W needs no check: its one-stage rotation spreads every entry of x over all of x̃;
+// nor does a centred W, whose Σx reads every row.
 //
 // One workgroup per right-hand side; nothing is written unless a non-finite entry is found. Y is
 // poisoned with an atomicOr of a quiet NaN's exponent and top fraction bit: a NaN whatever Y held,

@@ -130,19 +130,20 @@ describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => 
     },
   };
 
-  it.each(Object.keys(helpers))('%s: x·2^s gives y·2^s for s = −140 (f32 subnormals), −146 and +100', async (name) => {
+  it.each(Object.keys(helpers))('%s: x·2^s gives y·2^s for s = −140 (f32 subnormals), −146 and +100, per right-hand side', async (name) => {
     const { run, destroy, shifts = [-140, -146, 100] } = (helpers[name] as () => Case)();
     try {
       expect((await run(x)).data.some((v) => Math.abs(v) > 0.5)).toBe(true);
       for (const s of shifts) {
         // x·2^s in f32 (subnormals lose bits), and the same values brought back up exactly: the helper
         // must give for the first what it gives for the second, times 2^s (rounded to f32 once).
-        const scaled: Matrix = { ...x, data: Float32Array.from(x.data, (v) => v * 2 ** s) };
-        const unscaled: Matrix = { ...x, data: Float32Array.from(scaled.data, (v) => v * 2 ** -s) };
+        // Only the first right-hand side is shifted: each column is scaled (and y unscaled) on its own.
+        const scaled: Matrix = { ...x, data: Float32Array.from(x.data, (v, i) => (i < n ? v * 2 ** s : v)) };
+        const unscaled: Matrix = { ...x, data: Float32Array.from(scaled.data, (v, i) => (i < n ? v * 2 ** -s : v)) };
         expect(scaled.data.some((v) => v !== 0)).toBe(true);
         const y = await run(unscaled);
         const got = await run(scaled);
-        for (let i = 0; i < y.data.length; i++) expect(got.data[i], `s = ${s}, output ${i}`).toBe(Math.fround((y.data[i] as number) * 2 ** s));
+        for (let i = 0; i < y.data.length; i++) expect(got.data[i], `s = ${s}, output ${i}`).toBe(Math.fround((y.data[i] as number) * (i < cols ? 2 ** s : 1)));
       }
     } finally {
       destroy();

@@ -5,14 +5,17 @@ import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchLatticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { dispatchNonFiniteTail, nonFiniteTailReference } from '../../src/gpu/kernels/nonFiniteTail.js';
 import { dispatchUniversalGemvI8, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { checkQuantizedMatrix } from '../../src/quantize/checkQuantized.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -62,7 +65,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
   };
 
   /** x with 3 tokens: token 0 clean; token 1 a NaN at the last row, token 2 −Infinity at keptLength, the first coordinate W does not keep (all finite for `kept` null). */
-  function inputs(kept: number | null): Float32Array {
+  function inputs(kept: number | null): Float32Array<ArrayBuffer> {
     const x: Matrix = gaussianMatrix(n, tokens, 7);
     const values = Float32Array.from(x.data, (v) => Math.round(v * 64) / 256); // exact in f16
     if (kept !== null) {
@@ -78,7 +81,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     const xBuffer =
       activations === 'f32'
         ? createBufferWithData(device, 'x f32', x, STORAGE_USAGE)
-        : createBufferWithData(device, 'x f16', Uint16Array.from(x, (v) => (Number.isNaN(v) ? 0x7e00 : float16Bits(v))), STORAGE_USAGE);
+        : createBufferWithData(device, 'x f16', Uint16Array.from(x, float16BitsOrNaN), STORAGE_USAGE);
     const bytes = (activations === 'f32' ? 4 : 2) * out * tokens;
     const y = createBuffer(device, 'y', bytes + 2, STORAGE_USAGE); // whole words for f16
     try {
@@ -94,6 +97,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     }
   }
 
+  const float16BitsOrNaN = (v: number): number => (Number.isNaN(v) ? 0x7e00 : float16Bits(v));
   const isNaNBits = (bits: number, f16: boolean): boolean => (f16 ? (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0 : (bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0);
 
   it.each(Object.keys(kinds).flatMap((kind) => (['f32', 'f16'] as const).map((activations) => [kind, activations] as const)))('QuantizedLinear, %s, %s activations', async (kind, activations) => {
@@ -113,6 +117,35 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     }
   });
 
+  it('a layer’s prepared commands replayed on x rewritten in place: clean, then poisoned, then clean again', async () => {
+    const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 1, ...unrotated }) as LatticeQuantizedMatrix;
+    const weight = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, weight as LinearWeight, { activations: 'f32', maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
+    const xBuffer = createBuffer(device, 'x', 4 * n * tokens, STORAGE_USAGE);
+    const y = createBuffer(device, 'y', 4 * out * tokens, STORAGE_USAGE);
+    try {
+      const outputs: Float32Array[] = [];
+      for (const kept of [null, q.keptLength, null]) {
+        device.queue.writeBuffer(xBuffer, 0, inputs(kept));
+        const encoder = device.createCommandEncoder({ label: 'replay' });
+        layer.record(encoder, xBuffer, y, { tokens });
+        device.queue.submit([encoder.finish()]);
+        outputs.push(new Float32Array(await readBufferExclusive(device, y, 4 * out * tokens)));
+      }
+      expect(layer.preparedCount).toBe(1);
+      const [clean, poisoned, again] = outputs as [Float32Array, Float32Array, Float32Array];
+      expect(clean.every((v) => Number.isFinite(v))).toBe(true);
+      expect(Array.from(poisoned.subarray(0, out))).toEqual(Array.from(clean.subarray(0, out)));
+      expect(poisoned.subarray(out).every((v) => Number.isNaN(v))).toBe(true);
+      expect(Array.from(again)).toEqual(Array.from(clean));
+    } finally {
+      layer.destroy();
+      weight.destroy();
+      xBuffer.destroy();
+      y.destroy();
+    }
+  });
+
   it.each(['e8-4bit', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('GpuEngine.matvec on a GPU-buffer x (%s)', async (scheme) => {
     const engine = GpuEngine.create(context);
     const q = quantize(w, { scheme, seed: 1, ...(scheme === 'e8-4bit' ? { nonce: 5n } : {}), ...unrotated }) as LatticeQuantizedMatrix;
@@ -127,6 +160,107 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
       weight.destroy();
       engine.destroy();
     }
+  });
+
+  it.each([
+    ['f32 x at byte offset 16, y by matvecInto at byte offset 8', 'f32'],
+    ['f16 x at byte offset 6', 'f16'],
+  ] as const)('GpuEngine on a GPU x with offsets: %s', async (_, format) => {
+    const engine = GpuEngine.create(context);
+    const q = quantize(w, { scheme: 'e8-q16-deterministic', seed: 1, ...unrotated }) as LatticeQuantizedMatrix;
+    const weight = uploadLatticeMatrix(device, q);
+    const values = inputs(q.keptLength);
+    // Around x: NaN (f32) or f16 NaN halves, which a check reading the wrong window would find.
+    const xBytes = format === 'f32' ? 16 : 6;
+    const data =
+      format === 'f32'
+        ? Float32Array.from({ length: 4 + n * tokens + 4 }, (_, i) => (i >= 4 && i < 4 + n * tokens ? (values[i - 4] as number) : NaN))
+        : Uint16Array.from({ length: 3 + n * tokens + 5 }, (_, i) => (i >= 3 && i < 3 + n * tokens ? float16BitsOrNaN(values[i - 3] as number) : 0x7e00));
+    const xBuffer = createBufferWithData(device, 'x', data, STORAGE_USAGE);
+    const output = createBuffer(device, 'y', 8 + 4 * out * tokens, STORAGE_USAGE);
+    const clean = inputs(null);
+    const cleanBuffer = createBufferWithData(device, 'clean x', format === 'f32' ? clean : Uint16Array.from(clean, float16BitsOrNaN), STORAGE_USAGE);
+    try {
+      const x = { buffer: xBuffer, rows: n, cols: tokens, offset: xBytes, format };
+      const reference = await engine.matvec(weight, { buffer: cleanBuffer, rows: n, cols: tokens, format });
+      const results = [(await engine.matvec(weight, x)).data];
+      if (format === 'f32') {
+        await engine.matvecInto(weight, x, output, 8);
+        results.push(new Float32Array(await readBufferExclusive(device, output, 8 + 4 * out * tokens), 8, out * tokens));
+      }
+      for (const y of results) {
+        expect(Array.from(y.subarray(0, out)), 'the clean token').toEqual(Array.from(reference.data.subarray(0, out)));
+        for (let i = out; i < tokens * out; i++) expect(Number.isNaN(y[i]), `token ${Math.floor(i / out)}, output ${i % out}`).toBe(true);
+      }
+    } finally {
+      for (const buffer of [xBuffer, output, cleanBuffer]) buffer.destroy();
+      weight.destroy();
+      engine.destroy();
+    }
+  });
+
+  it('dispatchLatticeGemvI8 (the int8-input D3 GEMV on its own, not the quad form)', async () => {
+    const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 1, ...unrotated }) as DeterministicLatticeMatrix;
+    const weight = uploadLatticeMatrix(device, q);
+    const xBuffer = createBufferWithData(device, 'x', inputs(q.keptLength), STORAGE_USAGE);
+    const y = createBuffer(device, 'y', 4 * out * tokens, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'lattice gemv i8' });
+      dispatchLatticeGemvI8(device, encoder, scratch, { w: weight, x: xBuffer, y, rhs: tokens, dotPath: dotPathFor(context.features) });
+      device.queue.submit([encoder.finish()]);
+      const got = new Float32Array(await readBufferExclusive(device, y, 4 * out * tokens));
+      expect(got.subarray(0, out).every((v) => Number.isFinite(v))).toBe(true);
+      expect(got.subarray(out).every((v) => Number.isNaN(v))).toBe(true);
+    } finally {
+      scratch.destroy();
+      xBuffer.destroy();
+      y.destroy();
+      weight.destroy();
+    }
+  });
+
+  // A centred W is its means past keptLength, not 0: decoding and multiplying gives ±Infinity for an
+  // infinite entry there (NaN for a NaN), and the GEMVs' Σx (over all rows) gives the same; the
+  // check must not turn those ±Infinity into NaN.
+  const centred: Record<string, () => Kind> = {
+    'universal e8-4bit centred (f32 inputs)': () => ({ options: { scheme: 'e8-4bit', seed: 1, nonce: 5n, center: true, ...unrotated } }),
+    'deterministic d3-q6 centred (f32 inputs)': () => ({ options: { scheme: 'd3-q6-deterministic', seed: 1, center: true, ...unrotated } }),
+    'deterministic d3-q6 centred, int8 inputs': () => ({ options: { scheme: 'd3-q6-deterministic', seed: 1, center: true, ...unrotated }, layer: int8() }),
+    'deterministic e8-q16 centred, int8 inputs (E8 residues)': () => ({ options: { scheme: 'e8-q16-deterministic', seed: 1, center: true, ...unrotated }, layer: int8() }),
+  };
+  it.each(Object.keys(centred))('a centred W keeps the ±Infinity that decoding and multiplying gives (%s)', async (kind) => {
+    const { options, layer } = (centred[kind] as () => Kind)();
+    const q = quantize(w, options) as LatticeQuantizedMatrix;
+    const weight = uploadLatticeMatrix(device, q);
+    const x = inputs(q.keptLength);
+    x[2 * n + q.keptLength] = Infinity; // token 2: +Infinity past keptLength; token 1 keeps its NaN
+    try {
+      const bits = await layerOutput(weight as LinearWeight, layer, 'f32', x);
+      const got = new Float32Array(bits.buffer, bits.byteOffset, bits.length);
+      const wHat = dequantize(q);
+      const classOf = (v: number): string => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : 'finite');
+      const expected: string[] = [];
+      for (let r = 0; r < tokens; r++) {
+        for (let j = 0; j < out; j++) {
+          let sum = 0;
+          for (let i = 0; i < n; i++) sum += (wHat.data[j * n + i] as number) * (x[r * n + i] as number);
+          expected.push(classOf(sum));
+        }
+      }
+      expect(expected.slice(2 * out).some((c) => c === '+Inf') && expected.slice(2 * out).some((c) => c === '-Inf')).toBe(true);
+      expect(Array.from(got, classOf)).toEqual(expected);
+    } finally {
+      weight.destroy();
+    }
+  });
+
+  it('refuses time-sharing over a two-window rotation in a matrix made elsewhere (a prefix would never read x past the first window)', () => {
+    const q = quantize(gaussianMatrix(2000, 2, 5), { scheme: 'd3-q6-deterministic', seed: 1 }) as DeterministicLatticeMatrix;
+    const crafted = { ...q, keptLength: 300, blocksPerColumn: 100 };
+    expect(() => checkQuantizedMatrix(crafted, 'W')).toThrow(LatticeMatmulError);
+    expect(() => checkQuantizedMatrix(crafted, 'W')).toThrow(/^W\.keptLength 300 < length \d+ \(time-sharing\) needs a one-stage rotation, but n = 2000 is rotated in 2 overlapping windows/);
+    expect(() => uploadLatticeMatrix(device, crafted)).toThrow(/needs a one-stage rotation/);
   });
 
   // The check itself against its CPU twin: Y's bits kept where x's rest is finite (also the f16 half

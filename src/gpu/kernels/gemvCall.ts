@@ -28,7 +28,7 @@ export interface GemvOperand {
   readonly rows: number;
   readonly cols: number;
   readonly length: number;
-  /** Coordinates W keeps (≤ length; W is 0 from here on): an unrotated W with fewer than rows has x's rest checked (`checkNonFiniteTail`). */
+  /** Coordinates W keeps (≤ length; W is 0, or its means, from here on): an unrotated, uncentred W with fewer than rows has x's rest checked (`checkNonFiniteTail`). */
   readonly keptLength: number;
   readonly rotate: boolean;
   readonly seed: number;
@@ -105,7 +105,9 @@ export interface GemvCall {
   /**
    * Records, after the kernel's dispatches, what keeps an unrotated W that is 0 past keptLength from a
    * silently finite Y: Y = NaN for the right-hand sides whose X has a NaN or ±Infinity there, which no
-   * GEMV reads (`dispatchNonFiniteTail`; nothing for a rotated W, whose x̃ spreads every entry of X).
+   * GEMV reads (`dispatchNonFiniteTail`). Nothing for a rotated W, whose one-stage rotation (time-sharing
+   * needs one: `checkTimeSharedRotation`) spreads every entry of X over all of x̃, nor for a centred W,
+   * whose Σx reads every row.
    */
   checkNonFiniteTail(outputFormat: ActivationFormat): void;
 }
@@ -138,8 +140,10 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
   const x = args.x ?? null;
-  // An unrotated W that keeps fewer coordinates than its rows: its kernels never read x's rest.
-  const tailChecked = !w.rotate && w.keptLength < rows;
+  // An unrotated W that keeps fewer coordinates than its rows: its kernels never read x's rest. A
+  // centred W is its means there, not 0, and its Σx (all rows) already carries a non-finite entry
+  // into Y as decoding and multiplying would (±Infinity where that gives ±Infinity).
+  const tailChecked = !w.rotate && w.keptLength < rows && !(shape.sumsX ?? false);
   if (x === null) {
     check(args.xOffset === undefined, `${what}: xOffset without x`);
     check(!(shape.sumsX ?? false), () => `${what}: W is centred, so x is needed (for Σx)`);
