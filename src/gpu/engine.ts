@@ -13,7 +13,7 @@ import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type
 import type { Scheme, SchemeName } from '../quantize/schemes.js';
 import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
-import { columnExponents, scaledColumns } from './kernels/gemvCall.js';
+import { columnExponents, scaledColumns, unscaleColumns } from './kernels/gemvCall.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
 import { checkMatmulF32A, dispatchMatmulF32 } from './kernels/matmulF32.js';
 import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
@@ -355,12 +355,7 @@ export class GpuEngine {
         return output;
       }),
     );
-    if (exponents !== null) {
-      for (let r = 0; r < rhs; r++) {
-        const unscale = 2 ** -(exponents[r] as number);
-        for (let j = r * w.cols; j < (r + 1) * w.cols; j++) data[j] = (data[j] as number) * unscale;
-      }
-    }
+    if (exponents !== null) unscaleColumns(data, w.cols, exponents);
     return { rows: w.cols, cols: rhs, data };
   }
 

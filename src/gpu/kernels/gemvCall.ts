@@ -347,6 +347,14 @@ export function scaledColumns(x: Matrix, exponents: Int32Array): Float32Array {
   return scaled;
 }
 
+/** Y (column-major, `rows` entries per column) with column r multiplied by 2^-exponents[r] in place: undoes `scaledColumns` of x in Y = ŴᵀX. */
+export function unscaleColumns(y: Float32Array, rows: number, exponents: Int32Array): void {
+  for (let r = 0; r < exponents.length; r++) {
+    const unscale = 2 ** -(exponents[r] as number);
+    for (let j = r * rows; j < (r + 1) * rows; j++) y[j] = (y[j] as number) * unscale;
+  }
+}
+
 /**
  * Y = ŴᵀX for X given on the CPU (a vector of n entries, or an n × rhs matrix), for the GEMVs' test and
  * benchmark entry points: checks X against W, uploads it with each column scaled by a power of two to
@@ -384,9 +392,6 @@ export async function gemvOnHost(
       return io.y;
     }),
   );
-  for (let r = 0; r < rhs; r++) {
-    const unscale = 2 ** -(exponents[r] as number);
-    for (let j = r * w.cols; j < (r + 1) * w.cols; j++) data[j] = (data[j] as number) * unscale;
-  }
+  unscaleColumns(data, w.cols, exponents);
   return { rows: w.cols, cols: rhs, data };
 }
