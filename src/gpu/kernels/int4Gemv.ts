@@ -381,6 +381,15 @@ function recordInt4Gemv(
   });
 }
 
+/** The host helpers' checks of W and x, and x zero-padded to whole groups, as the kernels read it. */
+function checkedPaddedX(weights: Int4Weights, x: Float32Array): Float32Array {
+  checkInt4Weights(weights);
+  checkGemvVector(x, weights.rows, 'int4 gemv');
+  const paddedX = new Float32Array(int4PaddedLength(weights.rows));
+  paddedX.set(x);
+  return paddedX;
+}
+
 /**
  * y = Ŵᵀx on the GPU for CPU data: uploads the packed weights and x (zero-padded to whole groups),
  * dispatches inside validation error scopes, reads back and destroys its buffers. For tests and
@@ -390,10 +399,7 @@ function recordInt4Gemv(
  * const y = await int4Gemv(device, quantizeInt4Weights(w), x); // w.cols entries
  */
 export async function int4Gemv(device: GPUDevice, weights: Int4Weights, x: Float32Array, options: ColumnGemvOptions = {}): Promise<Float32Array> {
-  checkInt4Weights(weights);
-  checkGemvVector(x, weights.rows, 'int4 gemv');
-  const paddedX = new Float32Array(int4PaddedLength(weights.rows));
-  paddedX.set(x);
+  const paddedX = checkedPaddedX(weights, x);
   const data = await runAndRead(device, 'int4 gemv', 4 * weights.cols, (run) => {
     const codes = run.upload('int4 gemv codes', weights.codes);
     const scales = run.upload('int4 gemv scales', weights.scales);
@@ -418,10 +424,7 @@ export type Int4GemvI8Options = ColumnGemvOptions & { readonly dotPath: DotPath 
  * const { y, inputs } = await int4GemvI8(device, quantizeInt4Weights(w), x, { dotPath: 'plain' });
  */
 export async function int4GemvI8(device: GPUDevice, weights: Int4Weights, x: Float32Array, options: Int4GemvI8Options): Promise<{ y: Float32Array; inputs: E8InputsI8Values }> {
-  checkInt4Weights(weights);
-  checkGemvVector(x, weights.rows, 'int4 gemv');
-  const paddedX = new Float32Array(int4PaddedLength(weights.rows));
-  paddedX.set(x);
+  const paddedX = checkedPaddedX(weights, x);
   const groups = weights.groups;
   const inputBytes = e8InputsBytes(groups, 1);
   const data = await runAndRead(device, 'int4 gemv (int8 x)', 4 * weights.cols + inputBytes, (run) => {
