@@ -42,7 +42,7 @@ export default defineConfig({
     lib: {
       // 'lattice-matmul' (everything browser-safe), '/gpu' and '/format' (parts of it), '/node' (adds
       // Dawn through the npm `webgpu` package, and file access).
-      // The CLI (package.json `bin`) and its worker-thread module are entries too.
+      // The CLI (package.json `bin`), its worker-thread module and its adapter probe (a child process) are entries too.
       entry: {
         index: 'src/index.ts',
         gpu: 'src/gpu.ts',
@@ -50,6 +50,7 @@ export default defineConfig({
         node: 'src/node.ts',
         'cli/main': 'src/cli/main.ts',
         'cli/quantizeWorker': 'src/cli/quantizeWorker.ts',
+        'cli/adapterProbe': 'src/cli/adapterProbe.ts',
       },
       formats: ['es'],
     },

@@ -1,6 +1,9 @@
 import { lstat, realpath, stat } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
@@ -148,6 +151,37 @@ export async function forEachInOrder<T, R>(
   if (failure !== null) throw (failure as { readonly error: unknown }).error;
 }
 
+/** What the adapter probe reports: the adapter's description, or null when Dawn found none. */
+type ProbedAdapter = { readonly info: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description'> | null };
+
+/** How long the adapter probe may take (Dawn's start and one adapter request take ≈ 0.1–0.5 s). */
+const ADAPTER_PROBE_TIMEOUT_MS = 30_000;
+
+/**
+ * Asks for Dawn's adapter in a child process (adapterProbe.ts, run as this process runs: built, or the
+ * sources through tsx) whose stderr is dropped, so that `--device auto` on a machine with only a
+ * software Vulkan driver says nothing of it: Dawn prints warnings about that driver's limits when it
+ * opens the adapter. Undefined when the probe fails in any way (the caller then asks in this process
+ * and reports what goes wrong).
+ */
+async function probeAdapterQuietly(): Promise<ProbedAdapter | undefined> {
+  const here = import.meta.url;
+  const probe = join(dirname(fileURLToPath(here)), here.endsWith('.ts') ? 'adapterProbe.ts' : 'adapterProbe.js');
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, probe], { timeout: ADAPTER_PROBE_TIMEOUT_MS });
+    const report: unknown = JSON.parse(stdout);
+    if (typeof report !== 'object' || report === null || !('info' in report)) return undefined;
+    const { info } = report;
+    if (info === null) return { info: null };
+    if (typeof info !== 'object') return undefined;
+    const fields = info as Record<string, unknown>;
+    const text = (key: string): string => (typeof fields[key] === 'string' ? fields[key] : '');
+    return { info: { vendor: text('vendor'), architecture: text('architecture'), device: text('device'), description: text('description') } };
+  } catch {
+    return undefined;
+  }
+}
+
 /** A GPU quantizer when one should be used, else null. */
 async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: Matrix, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
   if (device === 'cpu') return null;
@@ -155,9 +189,14 @@ async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) 
     const { nodeGpu } = await import('../gpu/nodeGpu.js');
     const { isSoftwareAdapter, requestGpuDevice } = await import('../gpu/device.js');
     const { GpuEngine } = await import('../gpu/engine.js');
+    // Look at the adapter before creating a device: a CPU stand-in is left alone, since worker threads
+    // quantize faster than it, and it is looked at from a child process, so that Dawn's warnings about
+    // it stay out of this one's stderr.
+    if (device === 'auto') {
+      const probed = await probeAdapterQuietly();
+      if (probed !== undefined && (probed.info === null || isSoftwareAdapter(probed.info))) return null;
+    }
     const gpuEntry = await nodeGpu();
-    // Look at the adapter before creating a device: a CPU stand-in is left alone (and says nothing),
-    // since worker threads quantize faster than it.
     const adapter = await gpuEntry.requestAdapter();
     if (device === 'auto' && (adapter === null || isSoftwareAdapter(adapter.info))) return null;
     const context = await requestGpuDevice({ gpu: gpuEntry, ...(adapter === null ? {} : { adapter }), label: 'lattice-matmul CLI' });

@@ -166,7 +166,9 @@ function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string
 
 /**
  * A buffer, or a buffer and a byte offset (and, as in a `GPUBufferBinding`, optionally a size in bytes:
- * then what the layer reads or writes there must fit in it).
+ * then what the layer reads or writes there must fit in it). The offset is a multiple of 4 for f16
+ * activations too (the kernels read and write f16 as halves of u32 words, starting at a word): an f16
+ * slice starts at an even element.
  */
 export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number; readonly size?: number };
 

@@ -25,6 +25,8 @@ const IMPORT_SETS = {
   gamma: ['gamma'],
   'CPU quantize + product': ['quantize', 'matmulAT', 'expectedProductError'],
   'GPU engine + layer': ['GpuEngine', 'QuantizedLinear'],
+  // The README's app without an engine: the layer and what it takes to pick int8 inputs.
+  'GPU layer, no engine': ['QuantizedLinear', 'dotPathFor', 'gpuContextOf'],
 } as const;
 type SetName = keyof typeof IMPORT_SETS;
 
@@ -128,6 +130,18 @@ describe('bundle size of an import from lattice-matmul', () => {
         expect(sizes.get(`CPU quantize + product | ${bundler} | ${mode}`)?.wgsl, `${bundler}, ${mode}`).toBe(false);
         // The measurement can fail: the engine's kernels are WGSL.
         expect(sizes.get(`GPU engine + layer | ${bundler} | ${mode}`)?.wgsl, `${bundler}, ${mode}`).toBe(true);
+      }
+    }
+  });
+
+  it('a layer without an engine leaves the engine out (its quantizer, products and their kernels)', () => {
+    for (const bundler of ['vite + esbuild minify', 'esbuild']) {
+      for (const mode of ['sideEffects: false', 'no sideEffects hint']) {
+        const layer = sizes.get(`GPU layer, no engine | ${bundler} | ${mode}`);
+        const engine = sizes.get(`GPU engine + layer | ${bundler} | ${mode}`);
+        expect(layer?.wgsl, `${bundler}, ${mode}`).toBe(true);
+        // The engine's own kernels (GPU quantize, the products) are well over 50 KB minified.
+        expect((engine?.bytes ?? 0) - (layer?.bytes ?? 0), `${bundler}, ${mode}`).toBeGreaterThan(50 * 1024);
       }
     }
   });
