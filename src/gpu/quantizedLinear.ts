@@ -476,7 +476,13 @@ export class QuantizedLinear {
    * `queue.submit` makes WebGPU reject the whole submission (no command in it runs, y is left as it
    * was); that shows only in an error scope or an `uncapturederror` event, since the submit is
    * yours. Recording never invalidates commands recorded earlier: the `maxPrepared` limit drops
-   * prepared sets without destroying them.
+   * prepared sets without destroying them. Likewise x and y must be buffers of the layer's device, and
+   * a compute pass given as `target` must still be open: WebGPU offers no way to ask a buffer for its
+   * device or a pass whether it has ended, so either mistake surfaces as WebGPU's validation error
+   * (an error scope of yours or `uncapturederror`), with the submission rejected and y left as it was.
+   * Once the device's `lost` promise has resolved, `record` throws `GpuDeviceLostError`; before it
+   * has (just after `device.destroy()`), a record returns, its submission runs nothing, and the
+   * library's reads of y reject with the loss.
    *
    * @example
    * const pass = encoder.beginComputePass({ label: 'decode step' });

@@ -199,4 +199,27 @@ describe.skipIf(noGpu !== undefined)('after the device is lost', () => {
     expect(() => MatrixColumnSide.create(lost.device, d, 's')).toThrow(GpuDeviceLostError);
     expect(() => dispatchHadamard(lost.device, {} as never, scratch, {} as never)).toThrow(GpuDeviceLostError);
   });
+
+  it("a layer's and a group's record throw GpuDeviceLostError naming the record, also for commands prepared before the loss", async () => {
+    const lost = await testDevice();
+    const engine = GpuEngine.create(lost);
+    const w = engine.upload(quantize(gaussianMatrix(64, 8, 43), { scheme: 'd3-q6', seed: 1, nonce: 43 }));
+    const layer = QuantizedLinear.create(lost.device, w);
+    const group = QuantizedLinear.group([layer]);
+    const x = createBuffer(lost.device, 'x', 4 * 64, STORAGE_USAGE);
+    const y = createBuffer(lost.device, 'y', 4 * 8, STORAGE_USAGE);
+    // Prepared before the loss: the same x and y later replay what was prepared.
+    const encoder = lost.device.createCommandEncoder();
+    layer.record(encoder, x, y);
+    group.record(encoder, x, [y]);
+    lost.device.queue.submit([encoder.finish()]);
+    await lost.device.queue.onSubmittedWorkDone();
+    expect(layer.preparedCount).toBe(1);
+    lost.device.destroy();
+    await lost.device.lost;
+    for (const record of [() => layer.record(lost.device.createCommandEncoder(), x, y), () => group.record(lost.device.createCommandEncoder(), x, [y])]) {
+      expect(record).toThrow(GpuDeviceLostError);
+      expect(record).toThrow(/record/);
+    }
+  });
 });
