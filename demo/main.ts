@@ -18,7 +18,7 @@ import {
   takesGain,
   type SchemeGroup,
 } from './schemeStyle.js';
-import { probeWebGpu } from './webgpuProbe.js';
+import { probeWebGpu, withTimeout } from './webgpuProbe.js';
 
 /*
  * The page: reads the form, sends runs to the worker (RunClient), draws the results. Its state is also
@@ -446,6 +446,12 @@ function useCpuOnly(reason: string): void {
   updateForm();
 }
 
+/**
+ * How long the page waits for the worker's GPU engine (its device request and the engine's start): a
+ * device request that never answers must not keep the page from its CPU runs.
+ */
+const ENGINE_START_TIMEOUT_MS = 60_000;
+
 async function startWebGpu(): Promise<void> {
   const probe = await probeWebGpu();
   if (!probe.available) {
@@ -453,7 +459,13 @@ async function startWebGpu(): Promise<void> {
     return;
   }
   ui.gpuStatus.textContent = `WebGPU adapter found (${probe.description}); starting the engine…`;
-  const status = await client.gpuStatus();
+  let status: Awaited<ReturnType<typeof client.gpuStatus>>;
+  try {
+    status = await withTimeout(client.gpuStatus(), ENGINE_START_TIMEOUT_MS, `the GPU engine did not start within ${ENGINE_START_TIMEOUT_MS / 1000} s`);
+  } catch (error) {
+    useCpuOnly(`a WebGPU adapter exists (${probe.description}), but ${error instanceof Error ? error.message : String(error)}.`);
+    return;
+  }
   if (!status.available) {
     handle.webgpu.engine = status;
     useCpuOnly(`a WebGPU adapter exists (${probe.description}), but the GPU engine could not start: ${status.reason}.`);

@@ -4,6 +4,22 @@ export type WebGpuProbe =
   | { readonly available: false; readonly reason: string };
 
 /**
+ * How long the page waits for `requestAdapter()` (a browser answers within a second or two, also when
+ * it starts its GPU process): a request that never answers (a wedged driver or GPU process) must not
+ * keep the page from its CPU reference.
+ */
+export const ADAPTER_TIMEOUT_MS = 10_000;
+
+/** `promise`, or a rejection with `message` once `ms` have passed without an answer. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
  * Checks for `navigator.gpu` and asks it for an adapter. The run worker later requests its own
  * adapter and device; this check only decides what the page says and which backend it offers.
  */
@@ -17,9 +33,9 @@ export async function probeWebGpu(): Promise<WebGpuProbe> {
   }
   let adapter: GPUAdapter | null;
   try {
-    adapter = await gpu.requestAdapter();
+    adapter = await withTimeout(gpu.requestAdapter(), ADAPTER_TIMEOUT_MS, `the browser did not answer the request for an adapter within ${ADAPTER_TIMEOUT_MS / 1000} s`);
   } catch (error) {
-    return { available: false, reason: `WebGPU is present, but asking it for a GPU failed: ${String(error)}.` };
+    return { available: false, reason: `WebGPU is present, but asking it for a GPU failed: ${error instanceof Error ? error.message : String(error)}.` };
   }
   if (!adapter) {
     return {

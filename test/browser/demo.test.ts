@@ -660,15 +660,22 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
     });
 
     const cases = [
-      { name: 'no adapter', removeNavigatorGpu: false, message: /no GPU adapter/ },
-      { name: 'no navigator.gpu', removeNavigatorGpu: true, message: /navigator\.gpu is missing/ },
+      { name: 'no adapter', removeNavigatorGpu: false, hangAdapter: false, message: /no GPU adapter/ },
+      { name: 'no navigator.gpu', removeNavigatorGpu: true, hangAdapter: false, message: /navigator\.gpu is missing/ },
+      // A wedged driver or GPU process: the page gives up after ADAPTER_TIMEOUT_MS (it waited forever).
+      { name: 'requestAdapter never answers', removeNavigatorGpu: false, hangAdapter: true, message: /did not answer the request for an adapter within 10 s/ },
     ];
-    it.each(cases)('says so plainly and runs on the CPU reference ($name)', async ({ removeNavigatorGpu, message }) => {
+    it.each(cases)('says so plainly and runs on the CPU reference ($name)', async ({ removeNavigatorGpu, hangAdapter, message }) => {
       const page = await chromium.browser.newPage();
       const errors = watchPageErrors(page);
       if (removeNavigatorGpu) {
         await page.evaluateOnNewDocument(() => {
           Reflect.deleteProperty(Navigator.prototype, 'gpu');
+        });
+      }
+      if (hangAdapter) {
+        await page.evaluateOnNewDocument(() => {
+          GPU.prototype.requestAdapter = () => new Promise<GPUAdapter | null>(() => {});
         });
       }
       const handle = await openDemo(page, url);
