@@ -186,16 +186,16 @@ async function probeAdapterQuietly(): Promise<ProbedAdapter | undefined> {
 async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: Matrix, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
   if (device === 'cpu') return null;
   try {
-    const { nodeGpu } = await import('../gpu/nodeGpu.js');
     const { isSoftwareAdapter, requestGpuDevice } = await import('../gpu/device.js');
-    const { GpuEngine } = await import('../gpu/engine.js');
     // Look at the adapter before creating a device: a CPU stand-in is left alone, since worker threads
     // quantize faster than it, and it is looked at from a child process, so that Dawn's warnings about
-    // it stay out of this one's stderr.
+    // it stay out of this one's stderr. (Dawn and the engine are loaded only past this point.)
     if (device === 'auto') {
       const probed = await probeAdapterQuietly();
       if (probed !== undefined && (probed.info === null || isSoftwareAdapter(probed.info))) return null;
     }
+    const { nodeGpu } = await import('../gpu/nodeGpu.js');
+    const { GpuEngine } = await import('../gpu/engine.js');
     const gpuEntry = await nodeGpu();
     const adapter = await gpuEntry.requestAdapter();
     if (device === 'auto' && (adapter === null || isSoftwareAdapter(adapter.info))) return null;
