@@ -98,6 +98,7 @@ export function renderLatest(list: HTMLElement, run: DemoRun): void {
       { text: `${codes}${gains}; product within ${check.productRelativeDifference.toExponential(1)}`, className: same ? 'ok' : 'bad' },
     ]);
   }
+  if (run.cpuCheckSkipped !== null) facts.push(['Against the CPU', `not checked: ${run.cpuCheckSkipped}`]);
   fillFacts(list, facts);
 }
 

@@ -155,6 +155,8 @@ export interface RunResult {
   readonly product: { readonly rows: number; readonly cols: number; readonly data: readonly number[] } | null;
   readonly errorSample: ErrorSample;
   readonly cpuCheck: CpuCheck | null;
+  /** Why a WebGPU run was not checked against the CPU reference (a sentence), null when it was or ran on the CPU. */
+  readonly cpuCheckSkipped: string | null;
 }
 
 /**

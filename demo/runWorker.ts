@@ -152,8 +152,12 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   const predictedNmse = nonces ? expectedNmse(output.qa, output.qb) : null;
   const measure = performance.now() - t1;
   let cpuCheck: CpuCheck | null = null;
+  let cpuCheckSkipped: string | null = null;
   const t2 = performance.now();
-  if (runner && request.checkAgainstCpu && sizeProblem(request.n, request.cols, 'cpu') === null) {
+  const beyondCpu = runner ? sizeProblem(request.n, request.cols, 'cpu') : null;
+  if (runner && !request.checkAgainstCpu) cpuCheckSkipped = 'the check against the CPU reference is turned off.';
+  else if (beyondCpu !== null) cpuCheckSkipped = beyondCpu;
+  else if (runner) {
     const qa = quantize(a, options[0]);
     const qb = quantize(b, options[1]);
     // The pair product drops a term that matmulAT keeps (src/quantize/universalPairs.ts): check it
@@ -186,6 +190,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
         : null,
     errorSample: sample,
     cpuCheck,
+    cpuCheckSkipped,
   };
 }
 

@@ -303,6 +303,38 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(errors).toEqual([]);
     });
 
+    it('says when a WebGPU run was not checked against the CPU, and why (above the CPU cap, or the check turned off)', async () => {
+      // 2100 × 128 = 268,800 entries: above the CPU reference's cap (2^18), within a software renderer's.
+      const large: FormSettings = { scheme: 'd3-q6-deterministic', gain: 'unbiased', n: 2100, cols: 128, dataKind: 'gaussian', backend: 'webgpu' };
+      await fillForm(page, large);
+      const unchecked = await clickAndWaitForRuns(page, '#run', 1, 120_000);
+      expect(unchecked.ranOn).toBe('webgpu');
+      expect(unchecked.cpuCheck).toBeNull();
+      expect(unchecked.cpuCheckSkipped).toMatch(/n × columns = 268,800 is more than the CPU reference runs here/);
+      expect(await page.$eval('#latest', (node) => node.textContent ?? '')).toMatch(/Against the CPU\s*not checked: n × columns = 268,800/);
+
+      const small: FormSettings = { scheme: 'd3-q6', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
+      await fillForm(page, small);
+      const setCheck = (checked: boolean): Promise<void> =>
+        page.$eval('#check-cpu', (input, value) => {
+          (input as HTMLInputElement).checked = value;
+          input.dispatchEvent(new Event('change', { bubbles: true }));
+        }, checked);
+      await setCheck(false);
+      try {
+        const off = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+        expect(off.cpuCheck).toBeNull();
+        expect(off.cpuCheckSkipped).toMatch(/turned off/);
+        expect(await page.$eval('#latest', (node) => node.textContent ?? '')).toMatch(/Against the CPU\s*not checked: the check against the CPU reference is turned off/);
+      } finally {
+        await setCheck(true);
+      }
+      const on = await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect(on.cpuCheckSkipped).toBeNull();
+      expect(on.cpuCheck?.valuesDiffering).toBe(0);
+      expect(errors).toEqual([]);
+    });
+
     it('runs every scheme for the baselines and draws the plots (screenshot in test-artifacts/demo.png)', async () => {
       const settings: FormSettings = { scheme: 'e8-q16', n: 256, cols: 32, dataKind: 'gaussian', backend: 'webgpu' };
       await fillForm(page, settings);
