@@ -87,7 +87,7 @@ describe('size limits refused before the device is used', () => {
       /^matmulAT: A, decoded \(1024 × 300 f32, 1228800 bytes\) is larger than one storage binding \(1048576 bytes\): multiply it in parts of at most 256 columns, or swap the operands/,
     );
     expect(() => checkMatmulF32A(device, 1024, 256, 'A')).not.toThrow();
-    expect(() => checkMatmulF32A(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 4, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts$/);
+    expect(() => checkMatmulF32A(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 4, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts, or swap the operands \(ÂᵀB̂ = \(B̂ᵀÂ\)ᵀ\) when the other has fewer columns$/);
   });
 
   it("the pair product refuses an A whose pair form is larger than one binding, with the columns that fit, or beyond the grid", () => {
@@ -97,6 +97,6 @@ describe('size limits refused before the device is used', () => {
       /^matmulAT: A, in the pair form \(513 columns of 128 16-byte units, 1050624 bytes\) is larger than one storage binding \(1048576 bytes\): multiply it in parts of at most 512 columns, or swap the operands/,
     );
     expect(() => checkPairMatmulA(device, 128, 512, 'A')).not.toThrow();
-    expect(() => checkPairMatmulA(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 1, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts$/);
+    expect(() => checkPairMatmulA(standIn({ maxComputeWorkgroupsPerDimension: 4 }), 1, 257, 'A')).toThrow(/^A has 257 columns, more than 256 \(4 workgroups of 64 in one dimension\): multiply it in parts, or swap the operands \(ÂᵀB̂ = \(B̂ᵀÂ\)ᵀ\) when the other has fewer columns$/);
   });
 });

@@ -74,7 +74,8 @@ export function checkWholeProductA(device: GPUDevice, what: string, described: s
   );
   check(
     Math.ceil(aCols / TILE) <= maxGroups,
-    () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): multiply it in parts`,
+    () => `${what} has ${aCols} columns, more than ${maxGroups * TILE} (${maxGroups} workgroups of ${TILE} in one dimension): ` +
+      `multiply it in parts, or swap the operands (ÂᵀB̂ = (B̂ᵀÂ)ᵀ) when the other has fewer columns`,
   );
 }
 
