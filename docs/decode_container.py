@@ -16,7 +16,9 @@ the row-major bytes of a PyTorch (out, in) weight). manifest.json lists
 {"name", "kind", "rows", "cols", "file"} per matrix.
 
 This is a decoder, not a validator: it checks the checksums (§3) and the structure it relies on
-(the tensors of §6, codes below q^d, escape counts), not every rule of §7. Being pure Python it is
+(strict JSON: no duplicate key, no NaN; each tensor's bytes against its dtype and shape, the tensors
+tiling the data; each matrix named once; the tensors of §6, codes below q^d, escape counts), not
+every rule of §7. It reads regular files only. Being pure Python it is
 slow on large models: it is meant for checking the specification, small files and other decoders.
 Dense "haar" weight-only bases cost O(n³) to build (about 15 s at n = 512, two minutes at 1024);
 §11.8 says why their values may differ from the library's in the last bits on some platforms.
@@ -67,32 +69,86 @@ def require(condition, message):
 # ─── §1 framing, §2 metadata, §3 checksums ──────────────────────────────────────────────────────
 
 
+# Bytes per element of the safetensors dtypes a container holds (§6).
+DTYPE_BYTES = {"F32": 4, "I32": 4, "U32": 4, "U8": 1, "F8_E4M3": 1}
+
+
+def strict_json(text):
+    """JSON as §1 and §2 read it: no duplicate key, no NaN or Infinity (Python's json takes both)."""
+    def pairs(items):
+        seen = set()
+        for k, _ in items:
+            require(k not in seen, "duplicate JSON key %r" % k)
+            seen.add(k)
+        return dict(items)
+
+    def constant(name):
+        raise FormatError("%s in JSON" % name)
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+
+
+def read_file(path):
+    """The whole file, if it is a regular one (not a FIFO or a device, which could block or never end)."""
+    import os
+    import stat
+
+    # O_NONBLOCK: opening a FIFO would otherwise wait for a writer (a regular file ignores the flag).
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+        require(stat.S_ISREG(os.fstat(f.fileno()).st_mode), "not a regular file")
+        return f.read()
+
+
+def is_count(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 def read_container(path):
     """Returns [(name, description, {field: (dtype, shape, raw bytes)})] in the order of `matrices`."""
-    with open(path, "rb") as f:
-        data = f.read()
+    data = read_file(path)
     require(len(data) >= 8, "shorter than the 8-byte header length")
     (n,) = struct.unpack_from("<Q", data, 0)
     require(8 + n <= len(data), "header length beyond the file")
-    header = json.loads(data[8:8 + n].decode("utf-8"))
+    header = strict_json(data[8:8 + n].decode("utf-8"))
+    require(isinstance(header, dict), "the header is not a JSON object")
     meta = header.pop("__metadata__", None)
-    require(isinstance(meta, dict), "no __metadata__")
+    require(isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()), "no __metadata__ of strings")
     require(meta.get("format") == "lattice-matmul.quantized", "not a lattice-matmul quantized container")
     version = meta.get("format_version")
-    require(version in ("1", "2"), "format_version %r: this decoder reads versions 1 and 2" % version)
+    require(version in ("1", "2"), "format_version %s: this decoder reads versions \"1\" and \"2\"" % json.dumps(version))
     # §3: CRC-32 of every metadata entry but `checksum`, ordered by the UTF-8 bytes of the key.
     entries = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in meta.items() if k != "checksum")
     blob = b"".join(struct.pack("<I", len(x)) + x for pair in entries for x in pair)
     require("%08x" % zlib.crc32(blob) == meta.get("checksum"), "metadata checksum mismatch")
     base = 8 + n
     tensors = {}
+    spans = []
     for tname, t in header.items():
-        begin, end = t["data_offsets"]
-        tensors[tname] = (t["dtype"], t["shape"], data[base + begin: base + end])
+        # §1: a dtype, a shape and offsets whose span holds exactly the shape's elements.
+        require(isinstance(t, dict) and t.get("dtype") in DTYPE_BYTES, "tensor %s: no dtype this format uses" % tname)
+        shape, offsets = t.get("shape"), t.get("data_offsets")
+        require(isinstance(shape, list) and all(is_count(x) for x in shape), "tensor %s: bad shape" % tname)
+        require(isinstance(offsets, list) and len(offsets) == 2 and all(is_count(x) for x in offsets), "tensor %s: bad data_offsets" % tname)
+        begin, end = offsets
+        require(begin <= end <= len(data) - base, "tensor %s: data_offsets beyond the file" % tname)
+        require(end - begin == math.prod(shape) * DTYPE_BYTES[t["dtype"]],
+                "tensor %s: %d bytes for %s %s" % (tname, end - begin, t["dtype"], shape))
+        spans.append((begin, end, tname))
+        tensors[tname] = (t["dtype"], shape, data[base + begin: base + end])
+    # The tensors tile the data: no overlap, no gap, nothing after the last.
+    at = 0
+    for begin, end, tname in sorted(spans):
+        require(begin == at, "tensor %s starts at %d, expected %d (overlap or gap)" % (tname, begin, at))
+        at = end
+    require(base + at == len(data), "%d bytes after the last tensor" % (len(data) - base - at))
     out = []
     used = set()
-    for name in json.loads(meta["matrices"]):
-        d = json.loads(meta["matrix." + name])
+    names = strict_json(meta.get("matrices", "null"))
+    require(isinstance(names, list) and all(isinstance(x, str) for x in names), "matrices is not a list of names")
+    require(len(set(names)) == len(names), "matrices names a matrix twice")
+    for name in names:
+        d = strict_json(meta["matrix." + name])
+        require(isinstance(d, dict) and isinstance(d.get("tensors"), dict), "matrix %s: no tensors in its description" % name)
         fields = {}
         for field, crc in d["tensors"].items():
             tname = name + "." + field
@@ -124,14 +180,18 @@ def ceil_div(a, b):
 
 
 def stream_fields(raw, count, bits):
-    stream = int.from_bytes(raw, "little")
+    require(count * bits <= 8 * len(raw), "a stream of %d bytes holds fewer than %d fields of %d bits" % (len(raw), count, bits))
     mask = (1 << bits) - 1
-    return [(stream >> (k * bits)) & mask for k in range(count)]
+    span = (bits + 7) // 8 + 1  # the bytes a field can touch
+    # Field by field from its own bytes: shifting one big integer per field is quadratic in the stream.
+    return [(int.from_bytes(raw[(k * bits) >> 3:((k * bits) >> 3) + span], "little") >> ((k * bits) & 7)) & mask
+            for k in range(count)]
 
 
 def column_streams(raw, cols, count, bits):
     """Per-column streams (§5): column j is the j-th run of len(raw)/cols bytes."""
-    per = len(raw) // cols
+    per = len(raw) // cols if cols > 0 else 0
+    require(per * cols == len(raw), "%d bytes of streams do not split into %d columns" % (len(raw), cols))
     return [stream_fields(raw[j * per:(j + 1) * per], count, bits) for j in range(cols)]
 
 
@@ -730,7 +790,9 @@ def main(argv):
     args = parser.parse_args(argv[1:])
     try:
         decoded = decode_file(args.file)
-    except (FormatError, KeyError, ValueError, OSError) as error:
+    except (FormatError, KeyError, ValueError, OSError, TypeError, AttributeError, IndexError) as error:
+        # TypeError and the like: a description whose fields have the wrong types (FormatError says
+        # what the decoder checks; it is not a validator of every rule, see above).
         print("decode_container.py: %s: %s" % (args.file, error), file=sys.stderr)
         return 1
     if args.out is not None:

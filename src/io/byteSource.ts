@@ -71,7 +71,17 @@ export function blobSource(blob: Blob, name?: string): ByteSource {
     byteLength: blob.size,
     read: async (offset, length) => {
       checkRange(source, offset, length);
-      const bytes = new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer());
+      let buffer: ArrayBuffer;
+      try {
+        buffer = await blob.slice(offset, offset + length).arrayBuffer();
+      } catch (error) {
+        // A File read from disk fails (NotReadableError) once the file has changed or gone since it was picked.
+        const why = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        throw new LatticeMatmulError(`${source.name}: reading ${length} bytes at ${offset} failed (${why}); did the file change or go since it was opened?`, {
+          cause: error,
+        });
+      }
+      const bytes = new Uint8Array(buffer);
       check(bytes.byteLength === length, () => `${source.name}: read ${bytes.byteLength} bytes at ${offset} where ${length} were asked for; did the file change?`);
       return bytes;
     },

@@ -94,6 +94,8 @@ export class SafetensorsFile {
     readonly fileByteLength: number,
     /** The validated header. */
     readonly header: SafetensorsHeader,
+    /** The file's modification time (ns) when it was opened: a read refuses a file written since. */
+    private readonly openedMtimeNs: bigint,
   ) {}
 
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
@@ -101,9 +103,10 @@ export class SafetensorsFile {
     checkPath(path);
     const { handle, size: fileByteLength } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
+      const { mtimeNs } = await handle.stat({ bigint: true });
       const source = fileSource(handle, fileByteLength, path);
       const header = await readSafetensorsHeader(source, source.name, options);
-      return new SafetensorsFile(path, handle, fileByteLength, header);
+      return new SafetensorsFile(path, handle, fileByteLength, header, mtimeNs);
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;
@@ -141,6 +144,16 @@ export class SafetensorsFile {
       throw new LatticeMatmulError(`cannot allocate ${info.byteLength} bytes for tensor ${JSON.stringify(name)}`, { cause: error });
     }
     await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0], `safetensors file ${describePath(this.path)}`);
+    // A file written in place since it was opened (a download or a copy over it) may hold another
+    // model's bytes at the header's offsets: checked after the read, so a write during it counts too.
+    const now = await this.handle.stat({ bigint: true });
+    check(
+      now.size === BigInt(this.fileByteLength) && now.mtimeNs === this.openedMtimeNs,
+      () =>
+        `safetensors file ${describePath(this.path)} was written since it was opened (` +
+        (now.size === BigInt(this.fileByteLength) ? 'its modification time changed' : `${this.fileByteLength} bytes then, ${now.size} now`) +
+        `): tensor ${JSON.stringify(name)} may not be what its header describes; open it again`,
+    );
     return bytes;
   }
 

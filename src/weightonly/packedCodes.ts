@@ -121,7 +121,13 @@ export function unpackWeightCodes(packed: PackedWeightCodes): Int32Array {
   }
   const { rowBits } = rowLayout(widths);
   check(rowBits <= 128 * rowVec4s, () => `packed codes: the widths need ${rowBits} bits per row, more than ${rowVec4s} vec4`);
-  const codes = new Int32Array(n * outputs);
+  // One Int32 per weight in memory, against as little as 1 bit in a file: a file of 256 MiB can ask for 8 GiB.
+  let codes: Int32Array;
+  try {
+    codes = new Int32Array(n * outputs);
+  } catch (error) {
+    throw new LatticeMatmulError(`packed codes: cannot allocate ${4 * n * outputs} bytes for the ${n} × ${outputs} codes (one Int32 per weight)`, { cause: error });
+  }
   const needed = new Uint8Array(n).fill(1);
   for (let j = 0; j < outputs; j++) {
     const base = j * rowWords;

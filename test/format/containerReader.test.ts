@@ -1,5 +1,9 @@
+import { openAsBlob } from 'node:fs';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput, type QuantizedContainer } from '../../src/format/container.js';
@@ -133,6 +137,22 @@ describe('openQuantizedContainer', () => {
     const container = await openQuantizedContainer(blobSource(new Blob([damaged.slice()]), 'damaged'));
     await expect(container.read('v')).rejects.toThrow(/matrix "v": tensor "codes" is corrupted/);
     expect((await container.read('q')).matrix).toEqual(whole.get('q').matrix);
+  });
+
+  it('a Blob of a file on disk that changes after it was opened: refused by name, not a bare DOMException', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lattice-blob-'));
+    try {
+      const path = join(dir, 'model.lmq.safetensors');
+      await writeFile(path, bytes);
+      const container = await openQuantizedContainer(blobSource(await openAsBlob(path), 'model.lmq.safetensors'));
+      expect((await container.read('q')).matrix).toEqual(whole.get('q').matrix);
+      await appendFile(path, new Uint8Array([0]));
+      const refusal = await container.read('k').catch((error: unknown) => error);
+      expect(refusal).toBeInstanceOf(LatticeMatmulError);
+      expect((refusal as Error).message).toMatch(/^model\.lmq\.safetensors: reading \d+ bytes at \d+ failed \(NotReadableError: .*\); did the file change or go since it was opened\?/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses what is not a ByteSource, naming the sources', async () => {

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,7 +20,7 @@ import {
 } from '../../src/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 // Small Gaussian noise with one large entry per column: long and explicit escapes for small q.
-import { spikyMatrix } from './containerFuzzProperty.js';
+import { resealed, spikyMatrix } from './containerFuzzProperty.js';
 
 /*
  * docs/decode_container.py, the plain-Python reference decoder written from docs/FORMAT.md alone
@@ -147,6 +147,19 @@ interface ManifestEntry {
   readonly file: string;
 }
 
+/** `bytes` (a safetensors file) with its JSON header edited: the tensor entries as they are, data unchanged. */
+function withTensorHeader(bytes: Uint8Array, edit: (header: Record<string, { data_offsets?: number[] }>) => void): Uint8Array {
+  const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as Record<string, { data_offsets?: number[] }>;
+  edit(header);
+  const text = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + text.byteLength + bytes.byteLength - 8 - length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.byteLength), true);
+  out.set(text, 8);
+  out.set(bytes.subarray(8 + length), 8 + text.byteLength);
+  return out;
+}
+
 let dir = '';
 const decoded = new Map<string, Promise<{ bytes: Uint8Array; manifest: ManifestEntry[]; out: string }>>();
 
@@ -205,6 +218,39 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     }
     expect(problems).toEqual([]);
     expect(compared).toBeGreaterThan(1000);
+  });
+
+  it('refuses, with exit code 1 and a message, forged files whose checksums are right: what the library refuses too', async () => {
+    const entries: ContainerEntryInput[] = [
+      { name: 'u', matrix: quantize(gaussianMatrix(16, 3, 1), { scheme: 'e8-q16' }) },
+      { name: 's', matrix: quantize(gaussianMatrix(16, 3, 2), { scheme: 'nvfp4' }) },
+    ];
+    const bytes = writeQuantizedContainer(entries, {});
+    const forged: Array<[string, Uint8Array, RegExp]> = [
+      // The tensor's bytes no longer hold its shape (before: columns split short, filled with zeros, exit 0).
+      ['short', withTensorHeader(bytes, (header) => { const offsets = header['s.codes']?.data_offsets; if (offsets) offsets[1] = (offsets[1] as number) - 4; }), /tensor s\.codes: \d+ bytes for U32 \[/],
+      // Python's json takes NaN (before: every value NaN, exit 0).
+      ['nan-beta', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"beta":[^,}]+/, '"beta":NaN') : json)), /NaN in JSON/],
+      // Before: the matrix decoded twice.
+      ['twice', resealed(bytes, (raw) => { raw.metadata.matrices = JSON.stringify(['u', 'u', 's']); }), /matrices names a matrix twice/],
+      // Before: a TypeError's traceback.
+      ['array-header', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]), /the header is not a JSON object/],
+    ];
+    for (const [name, file, message] of forged) {
+      expect(() => readQuantizedContainer(file), name).toThrow();
+      const path = join(dir, `forged-${name}.lmq.safetensors`);
+      writeFileSync(path, file);
+      const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });
+      expect(result.status, `${name}: ${result.stderr}`).toBe(1);
+      expect(result.stderr, name).toMatch(message);
+      expect(result.stderr, name).not.toMatch(/Traceback/);
+    }
+    // A FIFO: opening it used to wait for a writer forever.
+    const fifo = join(dir, 'fifo.lmq.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    const result = spawnSync('python3', [script, fifo], { encoding: 'utf8', timeout: 20_000 });
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toMatch(/not a regular file/);
   });
 
   it('a version-1 file (E8 with one dither key): the values its writer gave (test/format/containerVersions.test.ts)', async () => {

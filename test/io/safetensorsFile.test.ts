@@ -227,6 +227,48 @@ describe('safetensors files on disk', () => {
     }
   });
 
+  it('refuses a read after the file was written in place (same size, or grown), and reads on when it was replaced by a rename', async () => {
+    const path = join(directory, 'rewritten.safetensors');
+    const overwriteInPlace = async (bytes: Uint8Array, position: number): Promise<void> => {
+      // The coarse clock that stamps mtime ticks every few ms: let it move past the open's stamp.
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const handle = await open(path, 'r+');
+      try {
+        await handle.write(bytes, 0, bytes.byteLength, position);
+      } finally {
+        await handle.close();
+      }
+    };
+    await writeSafetensorsFile(path, sample);
+    const file = await openSafetensorsFile(path);
+    try {
+      const before = await file.readTensor('layers.0.codes');
+      await overwriteInPlace(new Uint8Array([0xa5]), file.header.dataStart);
+      expect(await refusalOf(() => file.readTensor('layers.0.codes'))).toMatch(
+        /rewritten\.safetensors" was written since it was opened \(its modification time changed\): tensor "layers\.0\.codes" may not be what its header describes; open it again$/,
+      );
+      const reopened = await openSafetensorsFile(path);
+      try {
+        expect(await reopened.readTensor('layers.0.codes')).not.toEqual(before);
+        await overwriteInPlace(new Uint8Array(3), reopened.fileByteLength);
+        expect(await refusalOf(() => reopened.readTensor('layers.0.codes'))).toMatch(/was written since it was opened \(\d+ bytes then, \d+ now\)/);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await file.close();
+    }
+    // A writer that renames a new file over the path leaves the open file's bytes as they were.
+    await writeSafetensorsFile(path, sample);
+    const kept = await openSafetensorsFile(path);
+    try {
+      await writeSafetensorsFile(path, sample);
+      expect(await kept.readTensor('layers.0.codes')).toBeDefined();
+    } finally {
+      await kept.close();
+    }
+  });
+
   it('agrees with the in-memory reader on 300 fuzzed files (fixed seed)', async () => {
     const path = join(directory, 'fuzz.safetensors');
     let refused = 0;

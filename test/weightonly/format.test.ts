@@ -1,5 +1,5 @@
 import { crc32 as zlibCrc32 } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
@@ -174,6 +174,25 @@ describe('bit-packed codes', () => {
     expect(() => unpackWeightCodes({ ...packed, words: words3 })).toThrow(/padding word 3/);
     const wide = packWeightCodes(new Int32Array([1, 1]), 2, 1); // widths 2, 2
     expect(() => unpackWeightCodes({ ...wide, widths: new Uint8Array([3, 1]), words: new Uint32Array([0b0_001, 0, 0, 0]) })).toThrow(/input feature 0 is stored with 3 bits but its codes need 2/);
+  });
+
+  it('unpacking codes that memory cannot hold (1 bit each in a file, 32 in memory) is refused by name, not with a RangeError', () => {
+    const packed = packWeightCodes(new Int32Array(8 * 4), 8, 4);
+    const realInt32Array = Int32Array;
+    // The allocation of the codes' 8 × 4 Int32 fails, as an 8 GiB one does where memory is short.
+    vi.stubGlobal('Int32Array', class extends realInt32Array {
+      constructor(length: number) {
+        if (length === 32) throw new RangeError('Array buffer allocation failed');
+        super(length);
+      }
+    });
+    try {
+      expect(() => unpackWeightCodes(packed)).toThrow(LatticeMatmulError);
+      expect(() => unpackWeightCodes(packed)).toThrow(/^packed codes: cannot allocate 128 bytes for the 8 × 4 codes \(one Int32 per weight\)$/);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(Array.from(unpackWeightCodes(packed))).toEqual(new Array(32).fill(0));
   });
 
   it('the GPU layout table: bit offsets P_i, then the first code each vec4 owns (the one whose last bit it holds)', () => {
