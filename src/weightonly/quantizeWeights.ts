@@ -9,7 +9,7 @@ import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
 import { columnCodeWidths, MAX_CODE } from './packedCodes.js';
 import { checkU32 } from '../rotation/random.js';
-import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
+import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, scalesOutOfRange, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
 import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, type WorkingProblem } from './recursion.js';
 import { fitRescalers } from './rescalers.js';
@@ -141,7 +141,7 @@ export function quantizeWeights(
 
   const basis = new WeightBasis(n, rotationKindFor(n, rotate), seed);
   const weights = inRotation('W', () => basis.rotateWeights(w));
-  checkWeightMagnitudes(weights, n, rotate);
+  const largestWeight = checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
     const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma)), n, damping);
@@ -174,7 +174,7 @@ export function quantizeWeights(
     const initialStep = method === 'watersic' && covariance !== null ? gaussianSpread * Math.exp(covariance.logDetH / (2 * n)) : gaussianSpread;
     const found = searchStepForRate(
       (s) => {
-        const q = quantizeAtStep(problem, s);
+        const q = stepFromSearch(problem, s, rate, sigmaW2);
         // A code overflow only says this step is too small: the search takes a larger one.
         return 'overflow' in q ? null : { quantization: q, rate: q.codeRate + sideRate };
       },
@@ -206,7 +206,9 @@ export function quantizeWeights(
     rescaleObjective = { before: fit.objectiveBefore, after: fit.objectiveAfter };
   }
 
-  const entropyUnderstatementBits = rateUnderstatementBits(quantization.featureEntropies, columnCodeWidths(quantization.codes, n, outputs), outputs);
+  const widths = columnCodeWidths(quantization.codes, n, outputs);
+  checkDecodedRange(columnScales, widths, rowScales, largestWeight, rotate);
+  const entropyUnderstatementBits = rateUnderstatementBits(quantization.featureEntropies, widths, outputs);
   if (options.rate !== undefined) {
     check(
       entropyUnderstatementBits <= MAX_RATE_UNDERSTATEMENT,
@@ -277,9 +279,9 @@ function inRotation<T>(what: string, rotate: () => T): T {
  * Refuses, before any quantizing, weights the format cannot decode to: a code decodes to at most
  * MAX_COLUMN_MAGNITUDE = 2^48 in the quantization basis, so an entry of W' (W itself without
  * rotation) beyond it cannot be represented at any rate. Entries just below the limit may still be
- * refused once the code widths are known (the constructor's check); this one names the entry of W.
+ * refused once the code widths are known (`checkDecodedRange`); this one names the entry of W.
  */
-function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean): void {
+function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean): number {
   let largest = 0;
   let at = 0;
   for (let k = 0; k < weights.length; k++) {
@@ -289,7 +291,7 @@ function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean
       at = k;
     }
   }
-  if (largest <= MAX_COLUMN_MAGNITUDE) return;
+  if (largest <= MAX_COLUMN_MAGNITUDE) return largest;
   const input = at % n;
   const output = Math.floor(at / n);
   // A power of two scales W exactly in f32; the quantization then scales with it.
@@ -302,6 +304,42 @@ function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean
     `${entry}, beyond 2^48 ≈ 2.8e14 (MAX_COLUMN_MAGNITUDE), the largest magnitude a weight-only code decodes to; ` +
       `multiply W by 2^-${shift} and the layer's output by 2^${shift}`,
   );
+}
+
+/**
+ * Refuses, naming W, codes whose scales decode beyond MAX_COLUMN_MAGNITUDE: W passed
+ * `checkWeightMagnitudes` but lies within a few times 2^48, and an input feature's widest code
+ * (|s_i|·2^(b_i − 1), up to about twice its largest decoded weight) crosses it. The constructor
+ * would refuse the same scales without saying what to do.
+ */
+function checkDecodedRange(columnScales: Float32Array, widths: Uint8Array, rowScales: Float32Array | null, largestWeight: number, rotate: boolean): void {
+  const problem = scalesOutOfRange(columnScales, widths, rowScales);
+  if (problem === null) return;
+  // Down to 2^46: a quarter of the limit, the margin a code's width and the error feedback take.
+  const shift = Math.max(1, Math.ceil(Math.log2(largestWeight)) - 46);
+  throw new LatticeMatmulError(
+    `W's largest entry${rotate ? ' in the rotated basis' : ''}, ${largestWeight.toPrecision(9)}, is too close to 2^48 ≈ 2.8e14 (MAX_COLUMN_MAGNITUDE) for its codes: ` +
+      `${problem}; multiply W by 2^-${shift} and the layer's output by 2^${shift}`,
+  );
+}
+
+/**
+ * `quantizeAtStep` for a step the rate search tried. A step f32 cannot hold (or a WaterSIC feature
+ * step that it cannot) comes from W's scale, not from anything the caller gave as a step: for W far
+ * from unit scale the refusal says so, with the power of two that brings it near 1.
+ */
+function stepFromSearch(problem: WorkingProblem, step: number, rate: number, sigmaW2: number): StepQuantization | CodeOverflow {
+  try {
+    return quantizeAtStep(problem, step);
+  } catch (error) {
+    const shift = -Math.round(Math.log2(sigmaW2) / 2);
+    if (!(error instanceof LatticeMatmulError) || Math.abs(shift) < 32) throw error;
+    throw new LatticeMatmulError(
+      `rate ${rate}: W's entries (root mean square ${Math.sqrt(sigmaW2).toExponential(2)}) need steps that f32 cannot hold (${error.message}); ` +
+        `multiply W by 2^${shift} and the layer's output by 2^${-shift}`,
+      { cause: error },
+    );
+  }
 }
 
 /**

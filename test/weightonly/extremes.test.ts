@@ -132,6 +132,27 @@ describe('W beyond the format limit 2^48 is refused up front, naming the entry',
     expect(() => quantizeWeights(big, sigma, { method, step: 1e19 })).toThrow(/^W has an entry .* beyond 2\^48/);
   });
 
+  // Within 2^48 but close to it, an input feature's widest code (|s|·2^(b−1), up to twice its largest
+  // weight) can cross the limit: refused naming W, and the power of two it names makes it quantize.
+  it.each(methods)('%s: W with its largest entry at 2^48 (and 2^47 for GPTQ and RTN) is refused naming W; the suggested 2^-k quantizes it', (method) => {
+    for (const exponent of method === 'watersic' ? [48] : [47, 48]) {
+      const g = gaussianMatrix(8, 256, 3);
+      const largest = g.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      const near = scaled(g, 2 ** exponent / largest);
+      const identity = scaledIdentity(8);
+      let message = '';
+      try {
+        quantizeWeights(near, method === 'rtn' ? null : identity, { method, rate: 2 });
+      } catch (error) {
+        expect(error).toBeInstanceOf(LatticeMatmulError);
+        message = (error as Error).message;
+      }
+      expect(message, `2^${exponent}`).toMatch(/^W's largest entry, \S+, is too close to 2\^48 .*MAX_COLUMN_MAGNITUDE.* for its codes: columnScales\[\d+\] = .* above the limit 2\^48; multiply W by 2\^-(\d+) and the layer's output by 2\^\d+$/);
+      const shift = Number(/multiply W by 2\^-(\d+)/.exec(message)?.[1]);
+      expect(quantizeWeights(scaled(near, 2 ** -shift), method === 'rtn' ? null : identity, { method, rate: 2 }).rate).toBeCloseTo(2, 1);
+    }
+  });
+
   it('W with entries up to 2^42 is still quantized', () => {
     const large = scaled(w, 2 ** 40);
     expect(largestCode(quantizeWeights(large, sigma, { method: 'gptq', rate: 3 }).codes)).toBeGreaterThan(0);
@@ -151,6 +172,17 @@ describe('a fixed step must be a positive f32 value for GPTQ and RTN (it is thei
         new RegExp(`^step ${String(step).replace('+', '\\+')} is outside the f32 range \\(2\\^-149 ≈ 1\\.4e-45 to 3\\.4e38\\): ${method} stores it`),
       );
     }
+  });
+
+  it.each(['gptq', 'watersic'] as const)('%s with a rate: W so small (1e-44) that the searched steps leave f32 is refused naming W and 2^k; W×2^k quantizes', (method) => {
+    const tiny = scaled(gaussianMatrix(8, 256, 1), 1e-44);
+    const sigmaX = scaledIdentity(8);
+    expect(() => quantizeWeights(tiny, sigmaX, { method, rate: 4 })).toThrow(
+      /^rate 4: W's entries \(root mean square 9\.\d+e-45\) need steps that f32 cannot hold \(.*\); multiply W by 2\^146 and the layer's output by 2\^-146$/,
+    );
+    expect(quantizeWeights(scaled(tiny, 2 ** 146), sigmaX, { method, rate: 4 }).rate).toBeCloseTo(4, 1);
+    // 1e-40 stays quantizable as before.
+    expect(quantizeWeights(scaled(gaussianMatrix(8, 256, 1), 1e-40), sigmaX, { method, rate: 4 }).rate).toBeCloseTo(4, 1);
   });
 
   it("WaterSIC's c is no stored scale: tiny W with tiny Σ_X still searches below 2^-149", () => {
