@@ -344,12 +344,12 @@ export class GpuEngine {
     // scaled by 2^−e in float64, as matvecAT rotates x: exact (powers of two), so only an x that the GPU
     // would hold as f32 subnormals (which WGSL lets a GPU flush to zero, and which lose bits on the
     // way where it keeps them) gives other bits than x itself.
-    const hostX = hostMatrix(x);
+    const hostX = hostSnapshot(x);
     if (hostX !== null) checkMatrix(hostX, 'x');
     const exponents = hostX === null ? null : columnExponents(hostX);
     const data = new Float32Array(
       await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
-        const input = this.matvecInput(w, x, (buffer) => run.own(buffer), exponents);
+        const input = this.matvecInput(w, hostX ?? x, (buffer) => run.own(buffer), exponents);
         const output = run.storage('GpuEngine.matvec y', bytes);
         this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
         return output;
@@ -371,7 +371,7 @@ export class GpuEngine {
     checkMatrixUsable(w, this.device, 'W', 'engine');
     checkOutputNotRead(output, latticeMatrixBuffers(w, 'W'), 'matvecInto output');
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
-    const hostX = hostMatrix(x);
+    const hostX = hostSnapshot(x);
     if (hostX !== null) {
       // y stays on the GPU, so x cannot go up scaled as in matvec: refuse what the GPU would hold as
       // f32 subnormals (its rotated entries and products reach 2^-39 of its largest entry).
@@ -390,7 +390,7 @@ export class GpuEngine {
       const scratch = new GpuScratch(this.device);
       try {
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        this.recordMatvec(encoder, scratch, w, this.matvecInput(w, x, (buffer) => temporaries.push(buffer)), output, offset);
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(w, hostX ?? x, (buffer) => temporaries.push(buffer)), output, offset);
         await submitAndConfirm(this.device, encoder, 'GpuEngine.matvec');
       } finally {
         scratch.destroy();
@@ -485,6 +485,16 @@ const SMALLEST_GPU_X_EXPONENT = -80;
 /** x as a Matrix when it comes from the host (a Float32Array is one column), null for a GPU input. */
 function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
   return x instanceof Float32Array || isCpuMatrix(x) ? vectorOrMatrix(x) : null;
+}
+
+/**
+ * A host x copied when the call is made: the call uploads it only when its turn on the device comes,
+ * and a caller that reuses one array for several un-awaited calls would otherwise have x checked and
+ * scaled as it was, then uploaded as it is (NaN from another x's exponents).
+ */
+function hostSnapshot(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
+  const matrix = hostMatrix(x);
+  return matrix === null ? null : { rows: matrix.rows, cols: matrix.cols, data: matrix.data.slice() };
 }
 
 /** Refuses a W that is not a GPU lattice matrix and an x that is not an object (before `x.cols` is read). */

@@ -148,6 +148,43 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  it('matvec and matvecInto read a host x when called: one array reused for un-awaited calls gives each call its own x', async () => {
+    const w = await engine.quantize(gaussianMatrix(64, 4, 1), { scheme: 'e8-q16', seed: 7, nonce: 1 });
+    try {
+      const values = [1e-20, 1, 1e20];
+      const alone: Matrix[] = [];
+      for (const v of values) alone.push(await engine.matvec(w, new Float32Array(64).fill(v)));
+      // Before: x was checked and scaled at the call, uploaded at its turn: [NaN…], then 1e20's y for x = 1.
+      const shared = new Float32Array(64);
+      const pending = values.map((v) => {
+        shared.fill(v);
+        return engine.matvec(w, shared);
+      });
+      shared.fill(Number.NaN);
+      expect((await Promise.all(pending)).map((y) => Array.from(y.data))).toEqual(alone.map((y) => Array.from(y.data)));
+
+      const out = context.device.createBuffer({ label: 'matvecInto y', size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      try {
+        const x = new Float32Array(64).fill(1);
+        const done = engine.matvecInto(w, x, out);
+        x.fill(Number.NaN);
+        await done;
+        const read = context.device.createBuffer({ label: 'matvecInto read', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        const encoder = context.device.createCommandEncoder();
+        encoder.copyBufferToBuffer(out, 0, read, 0, 16);
+        context.device.queue.submit([encoder.finish()]);
+        await read.mapAsync(GPUMapMode.READ);
+        const y = Array.from(new Float32Array(read.getMappedRange().slice(0)));
+        read.destroy();
+        expect(y).toEqual(Array.from(alone[1]?.data ?? []));
+      } finally {
+        out.destroy();
+      }
+    } finally {
+      w.destroy();
+    }
+  });
+
   describe("deterministicProduct: 'decode' (deterministic operands decoded to f32, the f32 matmul)", () => {
     let decoding: GpuEngine;
     beforeAll(() => {
