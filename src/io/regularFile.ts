@@ -10,10 +10,11 @@ import { check, LatticeMatmulError } from '../errors.js';
 /**
  * Opens `path` for reading and checks that it is a regular file, closing it otherwise. Non-blocking, so
  * that a FIFO opens at once (a plain open waits for a writer: forever, for `inspect fifo`) and is
- * refused; reads of a regular file ignore the flag. `cannotOpen` starts the message of a failed open,
+ * refused; reads of a regular file ignore the flag. Returns the file's size and modification time (ns)
+ * as opened. `cannotOpen` starts the message of a failed open,
  * `named` that of a file that is not a regular one.
  */
-export async function openRegularFile(path: string, cannotOpen: string, named: string): Promise<{ handle: FileHandle; size: number }> {
+export async function openRegularFile(path: string, cannotOpen: string, named: string): Promise<{ handle: FileHandle; size: number; mtimeNs: bigint }> {
   let handle: FileHandle;
   try {
     handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
@@ -21,9 +22,9 @@ export async function openRegularFile(path: string, cannotOpen: string, named: s
     throw new LatticeMatmulError(`${cannotOpen}: ${(error as Error).message}`, { cause: error });
   }
   try {
-    const stats = await handle.stat();
+    const stats = await handle.stat({ bigint: true });
     check(stats.isFile(), () => `${named} is not a regular file`);
-    return { handle, size: stats.size };
+    return { handle, size: Number(stats.size), mtimeNs: stats.mtimeNs };
   } catch (error) {
     await handle.close().catch(() => undefined);
     throw error;

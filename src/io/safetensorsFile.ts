@@ -101,9 +101,8 @@ export class SafetensorsFile {
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
     checkPath(path);
-    const { handle, size: fileByteLength } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
+    const { handle, size: fileByteLength, mtimeNs } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
-      const { mtimeNs } = await handle.stat({ bigint: true });
       const source = fileSource(handle, fileByteLength, path);
       const header = await readSafetensorsHeader(source, source.name, options);
       return new SafetensorsFile(path, handle, fileByteLength, header, mtimeNs);
