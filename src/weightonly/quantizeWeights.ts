@@ -207,7 +207,7 @@ export function quantizeWeights(
   }
 
   const widths = columnCodeWidths(quantization.codes, n, outputs);
-  checkDecodedRange(columnScales, widths, rowScales, largestWeight, rotate);
+  checkDecodedRange(columnScales, widths, largestWeight, rotate);
   const entropyUnderstatementBits = rateUnderstatementBits(quantization.featureEntropies, widths, outputs);
   if (options.rate !== undefined) {
     check(
@@ -312,8 +312,9 @@ function checkWeightMagnitudes(weights: Float64Array, n: number, rotate: boolean
  * (|s_i|·2^(b_i − 1), up to about twice its largest decoded weight) crosses it. The constructor
  * would refuse the same scales without saying what to do.
  */
-function checkDecodedRange(columnScales: Float32Array, widths: Uint8Array, rowScales: Float32Array | null, largestWeight: number, rotate: boolean): void {
-  const problem = scalesOutOfRange(columnScales, widths, rowScales);
+function checkDecodedRange(columnScales: Float32Array, widths: Uint8Array, largestWeight: number, rotate: boolean): void {
+  // The column scales only: a row scale beyond 2^16 has nothing to do with W's size (the constructor names it).
+  const problem = scalesOutOfRange(columnScales, widths, null);
   if (problem === null) return;
   // Down to 2^46: a quarter of the limit, the margin a code's width and the error feedback take.
   const shift = Math.max(1, Math.ceil(Math.log2(largestWeight)) - 46);
