@@ -86,7 +86,9 @@ export type ProductKernel = 'universal-i8' | 'universal-decode' | 'd3-table' | '
  * The device is the caller's — any `GPUDevice`, e.g. the one an app already renders or runs
  * onnxruntime-web with — and so are the buffers it is given: the engine allocates only per-call
  * scratch and the results it returns (each with `destroy()`); `engine.destroy()` just marks the engine
- * unusable. Calls may overlap; they run one at a time on the device (src/gpu/errorScopes.ts).
+ * unusable: calls made before it complete, later ones are refused. Calls may overlap; they run one at
+ * a time on the device (src/gpu/errorScopes.ts). A matrix or vector from the host is read when the call
+ * is made (copied where the call waits for its turn), so its array may be reused at once.
  *
  * @example
  * const engine = GpuEngine.create(device);                  // your GPUDevice (or requestGpuDevice()'s context)
@@ -164,6 +166,11 @@ export class GpuEngine {
   /** The kernel `matmulAT(a, b)` uses for these operands (refused, as there, when they cannot be multiplied). */
   productKernel(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
     this.checkAlive();
+    return this.kernelFor(a, b);
+  }
+
+  /** `productKernel` without the engine's own check: a call accepted before `destroy()` still runs. */
+  private kernelFor(a: GpuLatticeMatrix, b: GpuLatticeMatrix): ProductKernel {
     checkProductOperands(a, b);
     checkMatrixUsable(a, this.device, 'A', 'engine');
     checkMatrixUsable(b, this.device, 'B', 'engine');
@@ -188,11 +195,11 @@ export class GpuEngine {
   /** ÂᵀB̂ read back as a Matrix (a.cols × b.cols). */
   async matmulAT(a: GpuLatticeMatrix, b: GpuLatticeMatrix): Promise<Matrix> {
     this.checkAlive();
-    const kernel = this.productKernel(a, b); // checks the operands
+    const kernel = this.kernelFor(a, b); // checks the operands
     const bytes = 4 * a.cols * b.cols;
     const data = await runAndRead(this.device, `GpuEngine.matmulAT (${kernel})`, bytes, (run) => {
       const output = run.storage('GpuEngine.matmulAT C', bytes);
-      this.recordMatmulAT(run.encoder, run.scratch, a, b, output, 0);
+      this.recordProduct(run.encoder, run.scratch, a, b, output, 0);
       return output;
     });
     return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };
@@ -204,12 +211,12 @@ export class GpuEngine {
    */
   async matmulATInto(a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
-    const kernel = this.productKernel(a, b);
+    const kernel = this.kernelFor(a, b);
     await withValidation(this.device, `GpuEngine.matmulAT (${kernel})`, async () => {
       const scratch = new GpuScratch(this.device);
       try {
         const encoder = this.device.createCommandEncoder({ label: `GpuEngine.matmulAT (${kernel})` });
-        this.recordMatmulAT(encoder, scratch, a, b, output, offset);
+        this.recordProduct(encoder, scratch, a, b, output, offset);
         await submitAndConfirm(this.device, encoder, `GpuEngine.matmulAT (${kernel})`);
       } finally {
         scratch.destroy();
@@ -223,10 +230,14 @@ export class GpuEngine {
    */
   recordMatmulAT(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset = 0): void {
     this.checkAlive();
+    this.recordProduct(encoder, scratch, a, b, output, offset);
+  }
+
+  private recordProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
     // WebGPU records nothing on a lost device and says nothing: C would stay silently stale.
     throwIfDeviceLost(this.device, 'GpuEngine.recordMatmulAT');
     checkRecordingTarget(encoder, scratch, 'GpuEngine.recordMatmulAT');
-    const kernel = this.productKernel(a, b); // checks the operands
+    const kernel = this.kernelFor(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     // Before anything is recorded: a refused C leaves the caller's encoder as it was.
     checkOutputNotRead(output, [...latticeMatrixBuffers(a, 'A'), ...latticeMatrixBuffers(b, 'B')], 'matmulAT output');
@@ -442,7 +453,10 @@ export class GpuEngine {
     return q.mode === 'universal' ? universalDequantize(this.device, q) : latticeDequantize(this.device, q);
   }
 
-  /** Marks the engine unusable. The device stays the caller's; results keep their own `destroy()`. */
+  /**
+   * Marks the engine unusable: later calls are refused, calls already made complete. The device stays
+   * the caller's; results keep their own `destroy()`.
+   */
   destroy(): void {
     this.destroyed = true;
   }

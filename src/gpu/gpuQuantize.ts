@@ -192,6 +192,16 @@ export class GpuLatticeQuantizedMatrix implements GpuDeterministicMatrix {
 }
 
 /**
+ * A host matrix as f32, copied when the call is made: it is uploaded only when the call's turn on the
+ * device comes, and a caller may reuse its array for the next call meanwhile (f16/bf16 input is widened
+ * into a new array anyway).
+ */
+function hostSnapshot(given: MatrixInput): Matrix {
+  const matrix = toFloat32Matrix(given, 'matrix');
+  return matrix === given ? { rows: matrix.rows, cols: matrix.cols, data: matrix.data.slice() } : matrix;
+}
+
+/**
  * Quantizes the columns of a matrix with a lattice scheme on the GPU: the same result as the CPU
  * `quantize(matrix, options)` — codes and escapes (universal) or scale indices (deterministic), norms,
  * means and rates bit for bit; deterministic gains within 1e−5 relative — kept in GPU buffers. The
@@ -217,7 +227,7 @@ export async function gpuQuantizeLattice<S extends SchemeName | Scheme>(
   options: GpuQuantizeOptions & { readonly scheme: S },
 ): Promise<GpuQuantizedFor<S>>;
 export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
-  const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? toFloat32Matrix(given as MatrixInput, 'matrix') : (given as GpuMatrixInput);
+  const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? hostSnapshot(given as MatrixInput) : (given as GpuMatrixInput);
   const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);
   const { scheme } = resolved;
   check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; ${describeSchemeChoice((options as { scheme?: unknown }).scheme, scheme)} (a scalar baseline) runs on the CPU with quantize()`);

@@ -39,7 +39,8 @@ import type { GpuScratch } from './scratch.js';
  * (`prepareSharingCommands`): one of each size and use for all layers, not one per layer and
  * combination; a record reads them only within its own commands, which run contiguously.
  *
- * Lifetime: what `record` puts into an encoder reads the weight's buffers and the layer's own (bias,
+ * Lifetime: what `record` puts into an encoder reads the weight's buffers (except where the layer's
+ * int8-input form is a repacked copy of them) and the layer's own (bias,
  * int8-input form, column side, prepared uniforms and scratch), as any recorded command reads its
  * GPUBuffers: the weight and the layer (and a group) must not be destroyed before the last submission
  * that uses them has been submitted. WebGPU rejects a submission that uses a destroyed buffer as a whole
@@ -472,10 +473,12 @@ export class QuantizedLinear {
    * layer records dispatches only.
    *
    * What is recorded reads the weight's buffers and the layer's: like any GPUBuffer they must outlive
-   * the last submission that uses them. Destroying the layer or its weight after `record` and before
+   * the last submission that uses them. Destroying the layer, or its weight, after `record` and before
    * `queue.submit` makes WebGPU reject the whole submission (no command in it runs, y is left as it
    * was); that shows only in an error scope or an `uncapturederror` event, since the submit is
-   * yours. Recording never invalidates commands recorded earlier: the `maxPrepared` limit drops
+   * yours. One exception: with `int8Inputs`, an E8 or d3-q6-deterministic layer reads only its own
+   * repacked copy of the weight, so that submission runs as recorded (y is right); the next `record`
+   * refuses the destroyed weight. Recording never invalidates commands recorded earlier: the `maxPrepared` limit drops
    * prepared sets without destroying them. Likewise x and y must be buffers of the layer's device, and
    * a compute pass given as `target` must still be open: WebGPU offers no way to ask a buffer for its
    * device or a pass whether it has ended, so either mistake surfaces as WebGPU's validation error

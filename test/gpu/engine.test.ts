@@ -185,6 +185,57 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  it('quantize reads a host matrix when called: one array reused for un-awaited calls gives each call its own matrix', async () => {
+    const options = { scheme: 'd3-q6', seed: 3, nonce: 9 } as const;
+    const sources = [gaussianMatrix(40, 3, 1), gaussianMatrix(40, 3, 2)];
+    const shared: Matrix = { rows: 40, cols: 3, data: new Float32Array(120) };
+    const pending = sources.map((m) => {
+      shared.data.set(m.data);
+      return engine.quantize(shared, options);
+    });
+    // Before: the data was checked when called and read at the call's turn (this NaN was refused then).
+    shared.data.fill(Number.NaN);
+    const results = await Promise.all(pending);
+    try {
+      for (const [i, q] of results.entries()) expect(codesOf(await q.read())).toEqual(codesOf(quantize(sources[i] as Matrix, options)));
+    } finally {
+      for (const q of results) q.destroy();
+    }
+  });
+
+  it('destroy(): calls made before it complete (every kind, as if it had not been called), later calls are refused', async () => {
+    const doomed = GpuEngine.create(context, { universalProduct: 'decode' });
+    const a = gaussianMatrix(48, 5, 11);
+    const b = gaussianMatrix(48, 4, 12);
+    const x = gaussianMatrix(48, 2, 13);
+    const [qa, qb] = [await engine.quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 1 }), await engine.quantize(b, { scheme: 'e8-q16', seed: 1, nonce: 2 })];
+    const out = context.device.createBuffer({ label: 'destroy test C', size: 4 * 5 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    try {
+      const product = doomed.matmulAT(qa, qb);
+      const into = doomed.matmulATInto(qa, qb, out);
+      const y = doomed.matvec(qa, x);
+      const decoded = doomed.dequantize(qa);
+      const quantized = doomed.quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 1 });
+      doomed.destroy();
+      // Before: the products (which checked the engine again at their turn) were refused, the others ran.
+      expect(Array.from((await product).data)).toEqual(Array.from((await engine.matmulAT(qa, qb)).data));
+      await expect(into).resolves.toBeUndefined();
+      expect(Array.from((await y).data)).toEqual(Array.from((await engine.matvec(qa, x)).data));
+      expect(Array.from((await decoded).data)).toEqual(Array.from((await engine.dequantize(qa)).data));
+      const q = await quantized;
+      expect(codesOf(await q.read())).toEqual(codesOf(await qa.read()));
+      q.destroy();
+      for (const later of [() => doomed.matmulAT(qa, qb), () => doomed.matvec(qa, x), () => doomed.dequantize(qa), () => doomed.quantize(a, { scheme: 'e8-q16' })]) {
+        await expect(later()).rejects.toThrow('this GpuEngine was destroyed');
+      }
+      expect(() => doomed.productKernel(qa, qb)).toThrow('this GpuEngine was destroyed');
+    } finally {
+      out.destroy();
+      qa.destroy();
+      qb.destroy();
+    }
+  });
+
   describe("deterministicProduct: 'decode' (deterministic operands decoded to f32, the f32 matmul)", () => {
     let decoding: GpuEngine;
     beforeAll(() => {

@@ -920,6 +920,38 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it.each([
+    ['e8-q16', 'plain', false],
+    ['e8-q16-deterministic', 'plain', false],
+    ['d3-q6-deterministic', 'plain', false],
+    ['d3-q6', 'plain', true],
+    ['e8-q16', null, true],
+  ] as const)('%s, int8Inputs %s, weight destroyed between record and submit: submission rejected %s (as record documents)', async (scheme, int8Inputs, rejected) => {
+    const q = quantize(w, scheme.endsWith('deterministic') ? { scheme, seed: 4 } : { scheme, seed: 4, nonce: 17 }) as LatticeQuantizedMatrix;
+    const gpuW = uploadLatticeMatrix(device, q);
+    const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs });
+    const x = gaussianMatrix(n, 1, 23);
+    const before = await run(layer, x); // the same layer with its weight alive
+    const xBuffer = createBufferWithData(device, 'x', x.data, STORAGE_USAGE);
+    const y = createBufferWithData(device, 'y (NaN before)', new Float32Array(out).fill(Number.NaN), STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'record, then the weight destroyed' });
+      layer.record(encoder, xBuffer, y);
+      gpuW.destroy();
+      device.pushErrorScope('validation');
+      device.queue.submit([encoder.finish()]);
+      const error = await device.popErrorScope();
+      expect(error !== null, String(error?.message)).toBe(rejected);
+      const result = new Float32Array(await readBufferExclusive(device, y, 4 * out));
+      if (rejected) expect(result.every(Number.isNaN)).toBe(true);
+      else expect(Array.from(result)).toEqual(Array.from(before));
+      expect(() => layer.record(device.createCommandEncoder(), xBuffer, y)).toThrow(/destroyed/);
+    } finally {
+      layer.destroy();
+      for (const b of [xBuffer, y]) b.destroy();
+    }
+  });
+
   it('refuses a weight uploaded to another device (lattice and weight-only)', async () => {
     const other = await testDevice({ label: 'other device' });
     const elsewhere = uploadLatticeMatrix(other.device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
