@@ -44,8 +44,9 @@ export interface GpuDeterministicMatrix {
   /** Bits of one packed scale index (see {@link scaleIndexBits}). */
   readonly scaleIndexBits: number;
   /**
-   * max_j ν_j·|γ_j| (+ |μ_j|·√n when centred), times `decodeNormRatio` for an upload (which may hold
-   * any codes): products are refused when two such bounds multiply past 2^126.
+   * max_j ν_j·|γ_j|·ratio (+ |μ_j|·√n when centred), a bound on the decoded columns' norms, with ratio
+   * ORDINARY_DECODE_RATIO for a matrix the GPU quantized from data and `decodeNormRatio` for an upload
+   * (which may hold any codes): products are refused when two such bounds multiply past 2^126.
    */
   readonly maxColumnNorm: number;
   /**
@@ -375,10 +376,11 @@ export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatri
 
 /**
  * max_j ν_j·|γ_j|·ratio + |μ_j|·√rows: a bound on the norm of every decoded (uncentred) column, with
- * `ratio` a bound on ‖ŵ_j‖/(ν_j·|γ_j|) (1 for a matrix the GPU quantized from data; an upload's
- * `deterministicDecodeRatio`, since it may hold any codes).
+ * `ratio` a bound on ‖ŵ_j‖/(ν_j·|γ_j|) (ORDINARY_DECODE_RATIO for a matrix the GPU quantized from data,
+ * whose columns decode a few per cent beyond ν_j·|γ_j|; an upload's `deterministicDecodeRatio`, since it
+ * may hold any codes).
  */
-export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number, ratio = 1): number {
+export function deterministicNormBound(norms: ArrayLike<number>, gains: ArrayLike<number> | null, means: ArrayLike<number> | null, rows: number, ratio: number): number {
   return columnNormBound(norms, means, rows, Float64Array.from(norms, (_, j) => (gains === null ? 1 : Math.abs(gains[j] as number)) * ratio));
 }
 

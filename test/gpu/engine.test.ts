@@ -786,6 +786,44 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
   });
 
   it.each([
+    ['d3-q6-deterministic', 9.13e18],
+    ['e8-q16-deterministic', 9.205e18],
+  ] as const)(
+    '%s, two opposite columns of norm %s whose ν·|γ| products lie just inside 2^126 but decoded norms beyond it: CPU and GPU both refuse, and agree at a quarter of it',
+    async (scheme, norm) => {
+      // Before: ν·|γ| was taken for the decoded norm; d3-q6-deterministic's CPU table path and the GPU
+      // returned 8.58e37, past 2^126 = 8.51e37 (e8-q16-deterministic's GPU gains happened to refuse here).
+      const n = 256;
+      const g = gaussianMatrix(n, 1, 5).data;
+      const unitColumn = g.map((v) => v / Math.hypot(...g));
+      const make = (norm: number): Matrix => ({ rows: n, cols: 2, data: Float32Array.from({ length: 2 * n }, (_, i) => (i < n ? 1 : -1) * (unitColumn[i % n] as number) * norm) });
+      const tooLarge = make(norm);
+      const q = quantize(tooLarge, { scheme, seed: 5 });
+      if (q.kind !== 'lattice' || q.mode !== 'deterministic' || q.gains === null) throw new Error('deterministic matrix with gains expected');
+      expect(((q.norms[0] as number) * Math.abs(q.gains[0] as number)) ** 2).toBeLessThan(2 ** 126); // the bound both sides took
+      const decoded = dequantize(q);
+      expect(Math.hypot(...decoded.data.subarray(0, n)) ** 2).toBeGreaterThan(2 ** 126); // what made the bound wrong
+      expect(() => matmulAT(q, q)).toThrow(/the product's entries can reach/);
+      const gq = await engine.quantize(tooLarge, { scheme, seed: 5 });
+      try {
+        await expect(engine.matmulAT(gq, gq)).rejects.toThrow(/the product's entries can reach/);
+      } finally {
+        gq.destroy();
+      }
+      // A quarter of it (the GPU's 2ν·|γ| bound then just inside): both compute, and agree.
+      const fits = make(norm / 4);
+      const cpu = matmulAT(quantize(fits, { scheme, seed: 5 }), quantize(fits, { scheme, seed: 5 })).data;
+      const gf = await engine.quantize(fits, { scheme, seed: 5 });
+      try {
+        const gpu = (await engine.matmulAT(gf, gf)).data;
+        for (let i = 0; i < 4; i++) expect(Math.abs((gpu[i] as number) - (cpu[i] as number))).toBeLessThan(1e-5 * Math.abs(cpu[i] as number));
+      } finally {
+        gf.destroy();
+      }
+    },
+  );
+
+  it.each([
     ['d3-q6', { scheme: 'd3-q6', seed: 3, nonce: 8 }],
     ['e8-q16, centred', { scheme: 'e8-q16', seed: 3, nonce: 9, center: true }],
     ['e8-4bit', { scheme: 'e8-4bit', seed: 3, nonce: 10 }],
@@ -805,7 +843,8 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       // A universal block decodes within β·R of its input (covering radius R = 1 for D3 and E8, in λ units).
       const universalRatio = q.mode === 'universal' ? 1 + q.scheme.beta * Math.sqrt(q.blocksPerColumn / q.length) : 1;
       for (let j = 0; j < q.cols; j++) {
-        const scale = q.mode === 'universal' || q.gains === null ? universalRatio : Math.abs(q.gains[j] as number);
+        // Deterministic: 2ν·|γ| (ORDINARY_DECODE_RATIO), as a column decodes a few per cent beyond ν·|γ|.
+        const scale = q.mode === 'universal' ? universalRatio : 2 * (q.gains === null ? 1 : Math.abs(q.gains[j] as number));
         normBound = Math.max(normBound, (q.norms[j] as number) * scale + (q.means === null ? 0 : Math.abs(q.means[j] as number) * Math.sqrt(q.rows)));
       }
       const perNormOfX =
@@ -820,7 +859,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
         const expected = ordinary(q);
         if (w === gpuQuantized) {
-          // Codes the GPU made from data are ordinary: a decode within ν·(1 + β·R·√(blocks/N)) (universal; ν·|γ|
+          // Codes the GPU made from data are ordinary: a decode within ν·(1 + β·R·√(blocks/N)) (universal; 2ν·|γ|
           // deterministic) for the product range, within 2ν for the GEMV's sums.
           expect(w.maxColumnNorm).toBeCloseTo(expected.normBound, 12 - Math.ceil(Math.log10(expected.normBound)));
           const decoded = dequantize(q);
