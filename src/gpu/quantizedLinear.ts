@@ -32,6 +32,10 @@ import type { GpuScratch } from './scratch.js';
  * library's column-major W (n = inFeatures rows, outFeatures columns; a PyTorch weight read row-major)
  * computes ŴᵀX; a weight-only matrix (outputs × n) computes Ŵ·X — both are W·x here.
  *
+ * Range: x lives in the caller's buffer, which the layer cannot check on the host. Each token's ‖x‖₂
+ * must stay within `gemvInputNormLimit(w)` (lattice weights, ≈ 2^110–2^118) or 2^31 (weight-only
+ * weights, `WeightOnlyQuantized`'s bound); beyond it the f32 sums may overflow to ±Infinity or NaN.
+ *
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
  * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
