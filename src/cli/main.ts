@@ -3,7 +3,7 @@
  * The lattice-matmul command line.
  *
  *   lattice-matmul quantize MODEL -o OUT.lmq.safetensors [--scheme e8-4bit] [--tensors REGEX]
- *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--quiet]
+ *                           [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]
  *                           (MODEL: a .safetensors file, or a model's shard index)
  *   lattice-matmul inspect FILE
  *   lattice-matmul schemes
@@ -38,8 +38,8 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
           i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
           --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces
-          an existing OUT (refused otherwise); --quiet prints no progress. Ctrl-C stops it before
-          anything is written (exit code 130; SIGTERM 143, SIGHUP 129). --nonce is refused for schemes without dither (deterministic and scalar ones);
+          an existing OUT (refused otherwise); --quiet prints no progress. Ctrl-C stops it and
+          leaves no OUT (exit code 130; SIGTERM 143, SIGHUP 129) unless OUT is already complete. --nonce is refused for schemes without dither (deterministic and scalar ones);
           scalar schemes quantize on the CPU (--device gpu with one is refused).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
@@ -103,7 +103,7 @@ function parseCommand<T extends CommandOptions>(usage: string, args: readonly st
     parsed = parseArgs({ ...command, args: [...args], strict: true });
   } catch (error) {
     if (!(error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS_'))) throw error;
-    throw new UsageError(error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? (unknownOptionMessage(args, command) ?? error.message) : error.message, usage);
+    throw new UsageError(error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? (unknownOptionMessage(args, command) ?? error.message) : oneLine(error.message), usage);
   }
   const seen = new Set<string>();
   for (const token of optionTokens(args, command)) {
@@ -112,6 +112,19 @@ function parseCommand<T extends CommandOptions>(usage: string, args: readonly st
     seen.add(token.name);
   }
   return parsed;
+}
+
+/**
+ * Node's parseArgs message on one line, as every other refusal: its "argument is ambiguous" (a value
+ * starting with a dash, `--seed -1`) spans three.
+ */
+function oneLine(message: string): string {
+  const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(message);
+  if (ambiguous !== null) {
+    const form = /use ('[^']+'(?: or '[^']+')?)/.exec(message)?.[1] ?? "'--name=-XYZ'";
+    return `${ambiguous[1] as string} takes a value, and the argument after it starts with a dash; a value that starts with one is written ${form}`;
+  }
+  return message.split('\n').map((line) => line.trim()).filter((line) => line !== '').join(' ');
 }
 
 /** The options given in `args` (known or not), in order, with their names as the command knows them. */

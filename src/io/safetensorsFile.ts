@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
 import { readSafetensorsHeader, type ByteSource } from './byteSource.js';
@@ -396,7 +396,8 @@ async function writeAtomically(
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(temporary, replaced.path);
+    if (replaced.stats === null) await placeNewFile(temporary, replaced.path, path);
+    else await rename(temporary, replaced.path);
   } catch (error) {
     if (handle !== undefined) await handle.close().catch(() => undefined);
     await unlink(temporary).catch(() => undefined);
@@ -410,6 +411,30 @@ async function writeAtomically(
   } catch {
     // Best effort only: the file is complete and in place either way.
   }
+}
+
+/**
+ * Puts the finished `temporary` at `target`, which did not exist when the write began, without
+ * replacing a file that appeared there meanwhile (another program's, or a second run writing the
+ * same output): a rename would replace it silently. A hard link fails if the name exists; where the
+ * file system has no hard links, the name is looked at just before the rename (a narrower window).
+ */
+async function placeNewFile(temporary: string, target: string, path: string): Promise<void> {
+  const appeared = () =>
+    new LatticeMatmulError(
+      `cannot write ${describePath(path)}: a file appeared there while it was being written (another program, or a second run writing the same output); it was left as it is and nothing was written`,
+    );
+  try {
+    await link(temporary, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw appeared();
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+    if ((await lstat(target).catch(() => null)) !== null) throw appeared();
+    await rename(temporary, target);
+    return;
+  }
+  await unlink(temporary);
 }
 
 /** Refuses to go on writing `path` once `signal` has aborted. */

@@ -138,6 +138,8 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', 'OUT', '--workers', '0'], /--workers must be a positive decimal integer, got "0"/],
     [['quantize', 'MODEL', '-o', 'OUT', '--workers', '1.5'], /--workers must be a positive decimal integer, got "1.5"/],
     [['quantize', 'MODEL', '-o', ''], /-o needs a non-empty path/],
+    // A value starting with a dash: one line that says how to give it (was Node's three-line message).
+    [['quantize', 'MODEL', '-o', 'OUT', '--seed', '-1'], /lattice-matmul: --seed takes a value, and the argument after it starts with a dash; a value that starts with one is written '--seed=-XYZ'\nusage:/],
     // Options that conflict whatever the file: refused as command lines, before the file is opened.
     [['quantize', 'missing.safetensors', '-o', 'OUT', '--scheme', 'int4-g32', '--nonce', '3'], /--scheme int4-g32 --nonce 3: nonce applies to universal lattice schemes only/],
     [['quantize', 'missing.safetensors', '-o', 'OUT', '--scheme', 'int4-g32', '--device', 'gpu'], /--device gpu --scheme int4-g32: the GPU quantizer encodes lattice schemes; int4-g32 is a scalar baseline, quantized on the CPU/],

@@ -344,6 +344,23 @@ describe('leftoverTemporaries', () => {
     expect(await leftoverTemporaries(join(directory, 'missing', 'out.safetensors'))).toEqual([]);
   });
 
+  it('a file that appears at a new output while it is written is kept, and the write refused (was replaced silently)', async () => {
+    const where = join(directory, 'appeared');
+    await rm(where, { recursive: true, force: true });
+    await mkdir(where);
+    const path = join(where, 'out.safetensors');
+    const writer = await SafetensorsFileWriter.create(path);
+    await writer.add('t', { dtype: 'F32', shape: [4], data: new Float32Array([1, 2, 3, 4]) });
+    await writeFile(path, 'precious'); // another program, or a second run with the same output
+    await expect(writer.finish()).rejects.toThrow(/a file appeared there while it was being written .* it was left as it is and nothing was written/);
+    expect(await readFile(path, 'utf8')).toBe('precious');
+    expect(await readdir(where)).toEqual(['out.safetensors']); // no temporary left
+    // A path that stays free is written as before (by a hard link of the finished temporary).
+    await writeSafetensorsFile(join(where, 'second.safetensors'), sample);
+    expect(readSafetensors(new Uint8Array(await readFile(join(where, 'second.safetensors')))).header).toEqual(readSafetensors(writeSafetensors(sample)).header);
+    expect((await readdir(where)).sort()).toEqual(['out.safetensors', 'second.safetensors']);
+  });
+
   it('finds the temporaries of a name cut to fit the 255-byte limit', async () => {
     const where = join(directory, 'leftovers-long');
     await rm(where, { recursive: true, force: true });
