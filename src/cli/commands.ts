@@ -599,7 +599,10 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
   try {
     const rows: InspectRow[] = [];
     for (const info of container.entries) {
-      const entry = await container.read(info.name);
+      // Named by the file as well as the matrix: inspect may be given several files in a script.
+      const entry = await container.read(info.name).catch((error: unknown) => {
+        throw error instanceof LatticeMatmulError ? new LatticeMatmulError(`${path}: ${error.message}`, { cause: error }) : error;
+      });
       const matrix = entry.matrix;
       const bytes = storedBytes(info);
       const out = info.cols;

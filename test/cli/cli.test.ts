@@ -612,6 +612,18 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).toMatch(/looks like a quantized container .* but is damaged: .*format/);
   });
 
+  it("inspect names the file, with the matrix, when a matrix's bytes fail their checksum (exit code 1)", async () => {
+    const bytes = readFileSync(join(work, 'container.safetensors'));
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x10; // the last tensor's last byte
+    const damaged = join(work, 'damaged-data.safetensors');
+    writeFileSync(damaged, bytes);
+    const { code, stdout, stderr } = await cli('inspect', damaged);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`${damaged}: quantized container: matrix "`);
+    expect(stderr).toMatch(/is corrupted/);
+  });
+
   it.skipIf(noGpu !== undefined)('--device auto uses a hardware GPU, and leaves a software one alone without a word from Dawn on stderr', async () => {
     const context = await testDevice();
     const software = isSoftwareAdapter(context.adapter.info);
