@@ -26,8 +26,6 @@
  * the first shape (8192 × 28672, where the issue's D3 target is set), host cost and the model steps,
  * the products, the square decode steps, then the GEMVs at the other shapes, then the instruction counts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { GpuEngineOptions } from '../src/gpu/engine.js';
 import { isSoftwareAdapter } from '../src/gpu/device.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
@@ -61,6 +59,7 @@ import { chooseTableLayout, tableLayout } from '../src/gpu/tableLayout.js';
 import { addInstructionStats, addRatios, jsonReport, markdownReport, type BenchEnvironment } from './gpu/report.js';
 import { skippedGemv, skippedItem, type SkippedItem } from './gpu/targets.js';
 import { parseArgs, progress, progressDone } from './lib/args.js';
+import { sourceCommit, writeAtomically } from './gpu/output.js';
 
 /** The scheme of the batched rows, the host rows and the decode step. */
 const DEFAULT_SCHEME: SchemeName = 'e8-4bit';
@@ -171,6 +170,7 @@ const environment: BenchEnvironment = {
   // With the storage-buffer limit, which decides the universal GEMV's fused finish (dispatchesPerCall).
   limits: { ...limits, maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage },
   node: process.version,
+  commit: sourceCommit(process.argv[1] ?? null),
   command: ['bench/gpu.ts', ...argv].join(' '),
   skipped,
   complete: false,
@@ -216,8 +216,7 @@ const writeReports = (stats: InstructionStats, complete: boolean): string => {
     [jsonPath, jsonReport(snapshot, env, stats, caveat)],
     [mdPath, markdown],
   ] as const) {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, text);
+    writeAtomically(path, text);
   }
   rows.splice(0, rows.length, ...snapshot);
   return markdown;

@@ -5,7 +5,20 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
 import { dispatchF16Gemv, f16GemvSupported, f16PaddedLength, f16WeightBytes, packF16Weights } from '../../src/gpu/kernels/f16Gemv.js';
 import { dispatchF32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
-import { dispatchInt4Gemv, dispatchInt4GemvI8, dispatchInt4InputsI8, int4PaddedLength, int4WeightBytes, quantizeInt4Weights } from '../../src/gpu/kernels/int4Gemv.js';
+import {
+  dequantizeInt4Weights,
+  dispatchInt4Gemv,
+  dispatchInt4GemvI8,
+  dispatchInt4InputsI8,
+  int4GemvI8Reference,
+  int4GemvI8RoundingDepth,
+  int4GemvRoundingDepth,
+  int4PaddedLength,
+  int4WeightBytes,
+  quantizeInt4InputsI8,
+  quantizeInt4Weights,
+  type Int4Weights,
+} from '../../src/gpu/kernels/int4Gemv.js';
 import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { d3QuadForm, d3QuadGemvReference, d3QuadLeaderCopies, dispatchD3QuadGemvI8, dispatchD3QuadInputs, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
@@ -115,7 +128,7 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
     const timing = await timeCalls(context, kernel, rounds * calls.length, (encoder, call) => (calls[call % calls.length] as PreparedCommands).record(encoder), settings);
     for (const call of calls) call.destroy();
     const ms = timing.perCallMs * calls.length;
-    // Every fraction of the streaming read divides by this row: it must have read every byte it is timed for.
+    // The row may be the bandwidth yardstick every share divides by (addRatios): it must have read every byte it is timed for.
     const check = await streamCheck(device, buffers, sizes, seedWords);
     return row({
       kernel,
@@ -125,7 +138,6 @@ export async function streamRow(context: GpuContext, bytes: number, settings: Be
       bytesRead: bytes,
       ms,
       gbps: bytes / (ms / 1000) / 1e9,
-      fractionOfStream: 1,
       copies: buffers.length,
       workingSetBytes: bytes,
       callsPerSample: rounds * calls.length,
@@ -213,6 +225,70 @@ async function nmseOf(device: GPUDevice, y: GPUBuffer, problem: GemvProblem, lim
   return { value: gemvNmse(data, problem), limit };
 }
 
+/** u, the unit roundoff of f32. */
+const F32_UNIT = 2 ** -24;
+
+/**
+ * The NMSE a kernel's f32 sums may put between y and its float64 twin (the same decoded weights times
+ * the same x): each y_j within `depth`·u·Σ_i|ŵ_ij·x_i| ≤ depth·u·‖ŵ_j‖‖x‖ (depth: the most f32 roundings
+ * a term goes through), so n·Σ_j (y_j − twin_j)² / (‖W‖²‖x‖²) ≤ n·(depth·u)²·‖Ŵ‖²/‖W‖², taken twice for
+ * ‖Ŵ‖ ≠ ‖W‖. ≈ 10⁻⁹ (n = 1024) to 4·10⁻⁵ (the weight-only kernel at n = 28672); a y with 1/32 of its
+ * entries missing is ≈ 0.03 from its twin.
+ */
+function f32SumLimit(n: number, depth: number): number {
+  return 2 * n * (depth * F32_UNIT) ** 2;
+}
+
+/**
+ * What x rounded to int8 on the GPU may add against a twin that rounds it on the CPU: a level rounded
+ * the other way where 127·x/m lies within 10⁻⁴ of a half-integer (the GPU divides in f32) moves the
+ * NMSE by ≈ s²/‖x‖² (s = m/127 of its group of 32: ≈ 3·10⁻⁷ at n = 1024, less at larger n); a few such.
+ */
+const INT8_ROUNDING_TWIN_SLACK = 1e-6;
+
+/**
+ * A check against a twin (`twin`: y of the problem's tile columns, float64, as the problem's yTile),
+ * which catches what the exact product's loose limit would not (a missing or wrong share of y), and
+ * against the exact product: the row passes only if both do; the figure shown is the twin's, or the
+ * exact product's where that one fails, the other named in the metric.
+ */
+async function twinCheck(device: GPUDevice, y: GPUBuffer, problem: GemvProblem, twin: { readonly y: ArrayLike<number>; readonly limit: number; readonly name: string }, exactLimit: number): Promise<{ value: number; limit: number; metric: string }> {
+  const data = new Float32Array(await readBufferExclusive(device, y, 4 * problem.cols * problem.x.cols));
+  const exact = gemvNmse(data, problem);
+  const vsTwin = nmseAgainst(data, twin.y, problem);
+  if (!(exact <= exactLimit)) return { value: exact, limit: exactLimit, metric: `nmse vs exact float64 (vs ${twin.name}: ${vsTwin.toExponential(2)})` };
+  return { value: vsTwin, limit: twin.limit, metric: `nmse vs ${twin.name} (vs exact float64: ${exact.toExponential(2)})` };
+}
+
+/**
+ * NMSE of y (cols × k) against `reference`: the problem's tile columns' (y_j against reference_{j mod
+ * tile columns}, as the problem's yTile) or every column's, normalized like `gemvNmse`.
+ */
+function nmseAgainst(y: Float32Array, reference: ArrayLike<number>, problem: GemvProblem): number {
+  const k = problem.x.cols;
+  const period = reference.length / k;
+  check(Number.isInteger(period) && problem.cols % period === 0, 'bench: a reference covers whole repeats of the columns');
+  let error = 0;
+  for (let r = 0; r < k; r++) {
+    for (let j = 0; j < problem.cols; j++) {
+      const d = (y[r * problem.cols + j] as number) - (reference[r * period + (j % period)] as number);
+      error += d * d;
+    }
+  }
+  return Number.isFinite(error) ? (problem.n * error) / (problem.wNorm2 * problem.xNorm2) : Number.POSITIVE_INFINITY;
+}
+
+/** y_j = Σ_i ŵ_ij·x_i in float64 for each column of `w` (n × cols, column-major) and the problem's first x. */
+function decodedProduct(w: { readonly rows: number; readonly cols: number; readonly data: ArrayLike<number> }, x: Float32Array): Float64Array {
+  const y = new Float64Array(w.cols);
+  for (let j = 0; j < w.cols; j++) {
+    let total = 0;
+    for (let i = 0; i < w.rows; i++) total += (w.data[j * w.rows + i] as number) * (x[i] as number);
+    y[j] = total;
+  }
+  return y;
+}
+
 /** x (or X) uploaded, zero-padded to `paddedRows` per column. */
 function uploadX(device: GPUDevice, problem: GemvProblem, paddedRows = problem.n): GPUBuffer {
   const k = problem.x.cols;
@@ -283,7 +359,7 @@ export const f16Kernel: GemvKernel = {
 };
 
 /** The int4 g32 weights of a problem, copied to fill the working set, with x (padded to whole groups) and y. */
-async function int4Subject(device: GPUDevice, problem: GemvProblem, settings: BenchSettings): Promise<{ pairs: { codes: GPUBuffer; scales: GPUBuffer }[]; x: GPUBuffer; y: GPUBuffer; weightBytes: number }> {
+async function int4Subject(device: GPUDevice, problem: GemvProblem, settings: BenchSettings): Promise<{ q: Int4Weights; pairs: { codes: GPUBuffer; scales: GPUBuffer }[]; x: GPUBuffer; y: GPUBuffer; weightBytes: number }> {
   const { n, cols } = problem;
   const q = quantizeInt4Weights(problem.tile);
   const codes = await uploadTiled(device, 'bench int4 codes', q.codes, problem.tile.cols, 16 * q.groups, cols);
@@ -293,17 +369,32 @@ async function int4Subject(device: GPUDevice, problem: GemvProblem, settings: Be
     codes: copyOf(device, encoder, codes, `bench int4 codes copy ${i}`),
     scales: copyOf(device, encoder, scales, `bench int4 scales copy ${i}`),
   }));
-  return { pairs, x: uploadX(device, problem, int4PaddedLength(n)), y: createBuffer(device, 'bench int4 y', 4 * cols, STORAGE_USAGE), weightBytes };
+  return { q, pairs, x: uploadX(device, problem, int4PaddedLength(n)), y: createBuffer(device, 'bench int4 y', 4 * cols, STORAGE_USAGE), weightBytes };
+}
+
+/** The int4 rows' limit on the NMSE against the exact product (their own is ≈ 0.0095 on Gaussian W; a wrong kernel gives ≈ 1). */
+const INT4_EXACT_LIMIT = 0.05;
+
+/**
+ * The int4 kernel's CPU twin on the problem's x: the dequantized tile (`dequantizeInt4Weights`, exact
+ * in f32) times x in float64, or, with int8 x, times x̂ rounded on the CPU (`int4GemvI8Reference`),
+ * with the NMSE its f32 sums (and x̂'s ties) may put between them.
+ */
+function int4Twin(problem: GemvProblem, q: Int4Weights, int8X: boolean): { y: Float64Array; limit: number; name: string } {
+  const x = problem.x.data.subarray(0, problem.n);
+  if (!int8X) return { y: decodedProduct(dequantizeInt4Weights(q), x), limit: f32SumLimit(problem.n, int4GemvRoundingDepth(problem.n) + 1), name: 'its CPU twin' };
+  const limit = f32SumLimit(problem.n, int4GemvI8RoundingDepth(problem.n) + 1) + INT8_ROUNDING_TWIN_SLACK;
+  return { y: int4GemvI8Reference(q, quantizeInt4InputsI8(x)), limit, name: 'its CPU twin' };
 }
 
 /** A GEMV subject over int4 weights whose calls `record` records; `destroyMore` frees what `record` needs beyond the weights, x and y. */
-function int4Rows(device: GPUDevice, problem: GemvProblem, subject: Awaited<ReturnType<typeof int4Subject>>, calls: readonly PreparedCommands[], destroyMore: () => void = () => undefined): GemvSubject {
-  const { pairs, x, y, weightBytes } = subject;
+function int4Rows(device: GPUDevice, problem: GemvProblem, subject: Awaited<ReturnType<typeof int4Subject>>, calls: readonly PreparedCommands[], int8X: boolean, destroyMore: () => void = () => undefined): GemvSubject {
+  const { q, pairs, x, y, weightBytes } = subject;
   return {
     bitsPerEntry: (8 * weightBytes) / (problem.n * problem.cols),
     weightBytes,
     calls,
-    check: () => nmseOf(device, y, problem, 0.05),
+    check: () => twinCheck(device, y, problem, int4Twin(problem, q, int8X), INT4_EXACT_LIMIT),
     destroy: () => {
       for (const call of calls) call.destroy();
       destroyMore();
@@ -321,7 +412,7 @@ export const int4Kernel: GemvKernel = {
     const subject = await int4Subject(device, problem, settings);
     const { x, y } = subject;
     const calls = subject.pairs.map((pair, i) => prepared(device, `bench int4 gemv ${i}`, (encoder, scratch) => dispatchInt4Gemv(device, encoder, scratch, { ...pair, x, y, n, cols })));
-    return int4Rows(device, problem, subject, calls);
+    return int4Rows(device, problem, subject, calls, false);
   },
 };
 
@@ -355,7 +446,7 @@ export function int4I8Kernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
           dispatchInt4GemvI8(device, encoder, scratch, { ...pair, inputsI8, y, n, cols, dotPath });
         }),
       );
-      return int4Rows(device, problem, subject, calls, () => inputScratch.destroy());
+      return int4Rows(device, problem, subject, calls, true, () => inputScratch.destroy());
     },
   };
 }
@@ -532,7 +623,7 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false, layout: Lea
         bitsPerEntry: (8 * weightBytes) / (n * cols),
         weightBytes,
         calls,
-        check: () => nmseOf(device, y, problem, latticeLimit('d3-q6')),
+        check: async () => twinCheck(device, y, problem, { y: await universalF32Reference(device, q, x, problem), limit: INT8_X_REFERENCE_LIMIT, name: 'the f32-input universal GEMV' }, latticeLimit('d3-q6')),
         destroy: () => {
           for (const call of calls) call.destroy();
           given?.scratch.destroy();
@@ -543,6 +634,29 @@ export function int8InputKernel(dotPath: DotPath, xPrepared = false, layout: Lea
       };
     },
   };
+}
+
+/**
+ * The int8-input universal rows' limit on the NMSE against the f32-input universal GEMV on the same
+ * codes (`universalF32Reference`). The bench quantizes W on the GPU, so the CPU twin of
+ * test/gpu/int8InputGemv.test.ts (a CPU matrix's rotated decode) has nothing to decode; the f32-input
+ * kernel, checked against its own CPU twin in test/gpu/universalGemv.test.ts, reads the same codes.
+ * They differ by x̃ rounded to int8 per group of 32 (step s = m/127): ≈ Σ_k s²/12 / ‖x‖² ≈ 3·10⁻⁵ on
+ * Gaussian x, an average over every output (a few % spread at 1024 outputs); a y with 1/32 of its
+ * entries missing is ≈ 0.03 from the reference, where the exact product's limit (0.12, 5× the
+ * scheme's own 0.0245) would pass it.
+ */
+const INT8_X_REFERENCE_LIMIT = 1e-3;
+
+/** y of the f32-input universal GEMV (dispatchUniversalGemv) on `q` and x: the int8-input rows' reference. */
+async function universalF32Reference(device: GPUDevice, q: GpuUniversalMatrix, x: GPUBuffer, problem: GemvProblem): Promise<Float32Array> {
+  const bytes = 4 * problem.cols;
+  const data = await runAndRead(device, 'bench universal f32-input reference', bytes, (run) => {
+    const out = run.storage('bench universal f32-input reference y', bytes);
+    dispatchUniversalGemv(device, run.encoder, run.scratch, { w: q, x, y: out, rhs: 1 });
+    return out;
+  });
+  return new Float32Array(data);
 }
 
 /**
@@ -1125,6 +1239,24 @@ function rtnTile(problem: GemvProblem): WeightOnlyQuantized {
   return new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(step), rowScales: null, rotation: 'none', seed: 0 });
 }
 
+/** The weight-only rows' limit on the NMSE against the exact product (their own is ≈ 0.011: RTN at 4 bits; a wrong kernel gives ≈ 1). */
+const WEIGHT_ONLY_EXACT_LIMIT = 0.05;
+
+/**
+ * Most f32 roundings a term of the weight-only GEMV goes through, as test/gpu/weightOnlyGemv.test.ts
+ * bounds it: the codes one lane sums (4-bit codes: 32 per vec4, vec4 c to lane c mod 64 packed; 8 per
+ * word, word w to lane w mod 64 in the fixed layout: at most 32·⌈n/2048⌉ either way), 16 for the
+ * reduction and the scales, 2 for the products.
+ */
+function weightOnlyRoundingDepth(n: number): number {
+  return 32 * Math.ceil(n / 2048) + 16 + 2;
+}
+
+/** The weight-only kernel's CPU twin: the tile's decoded codes (`decode`, row scales 1 as uploaded) times x in float64. */
+function weightOnlyTwin(problem: GemvProblem, codes: WeightOnlyQuantized): { y: Float64Array; limit: number; name: string } {
+  return { y: decodedProduct(codes.decode(), problem.x.data.subarray(0, problem.n)), limit: f32SumLimit(problem.n, weightOnlyRoundingDepth(problem.n)), name: 'its CPU twin' };
+}
+
 /** The weight-only row's name: in the layout the library picks (4 bits per code here), or packed. */
 const WEIGHT_ONLY_NAME = 'weight-only GEMV (4-bit RTN codes)';
 
@@ -1141,7 +1273,8 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
   ...(layout === 'auto' ? {} : { alternativeTo: { choice: 'weight-only code layout (fixed 4/8 bits, or packed)', defaultKernel: WEIGHT_ONLY_NAME } }),
   async build({ device }, problem, settings) {
     const { n, cols } = problem;
-    const tileMatrix = new WeightOnlyGpuMatrix(device, rtnTile(problem), { label: 'bench weight-only tile', layout });
+    const codes = rtnTile(problem);
+    const tileMatrix = new WeightOnlyGpuMatrix(device, codes, { label: 'bench weight-only tile', layout });
     const { rowVec4s, codeBits } = tileMatrix;
     const created: GPUBuffer[] = [];
     try {
@@ -1179,7 +1312,7 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
         bitsPerEntry: (8 * weightBytes) / (n * cols),
         weightBytes,
         calls,
-        check: () => nmseOf(device, y, problem, 0.05),
+        check: () => twinCheck(device, y, problem, weightOnlyTwin(problem, codes), WEIGHT_ONLY_EXACT_LIMIT),
         destroy: () => {
           for (const call of calls) call.destroy();
           destroyAll(created);

@@ -1,5 +1,5 @@
 import { markdownTable } from '../lib/args.js';
-import { measuredOk, median, onePassStep, sampleSpread, UNSTEADY_SPREAD, type BenchRow } from './common.js';
+import { measuredOk, median, onePassStep, sampleSpread, UNSTEADY_SPREAD, type BenchRow, type RowCheck } from './common.js';
 import { defaultComparisons, type DefaultComparison } from './defaults.js';
 import type { InstructionStats, KernelInstructionStats, ProductInstructionStats } from './instructionStats.js';
 import { ISA_CLASSES, type IsaClass, type IsaLoopStats } from './rdnaIsa.js';
@@ -29,6 +29,11 @@ export interface BenchEnvironment {
   readonly features: Record<string, boolean>;
   readonly limits: Record<string, number>;
   readonly node: string;
+  /**
+   * The commit the benchmark was built from: the device kit's COMMIT file beside the bundle, else
+   * `git rev-parse HEAD` in a checkout, else null (uncommitted changes are not told).
+   */
+  readonly commit: string | null;
   readonly command: string;
   readonly settings: Record<string, number | boolean | string>;
   /** What --deadline-s left unmeasured, in order. */
@@ -39,18 +44,58 @@ export interface BenchEnvironment {
   readonly softwareAdapter: boolean;
 }
 
-/** Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. */
-export function addRatios(rows: BenchRow[]): void {
-  const stream = rows.find((r) => r.family === 'stream' && r.gbps !== null)?.gbps ?? null;
+/**
+ * The bandwidth every share (`fractionOfStream`) divides by, and the row that set it: the streaming
+ * read alone is not the achievable bandwidth (on the H200 of 2026-12-04 the f32 GEMV read 1.038× its
+ * GB/s), so the yardstick is the best GB/s of the rows that only stream their bytes — the stream read
+ * and the plain f32 and f16 GEMVs, at any shape — among those whose own check passed.
+ */
+export interface BandwidthYardstick {
+  readonly gbps: number;
+  readonly kernel: string;
+  readonly shape: string;
+}
+
+/** Whether a row may set the yardstick: the stream read or a plain f32/f16 GEMV, measured and checked. */
+function yardstickCandidate(r: BenchRow): boolean {
+  const streams = r.family === 'stream' || (r.family === 'gemv' && (r.spirvKey === 'f32' || r.spirvKey === 'f16'));
+  return streams && measuredOk(r) && r.gbps !== null && Number.isFinite(r.gbps) && r.gbps > 0;
+}
+
+/** The run's bandwidth yardstick (`BandwidthYardstick`), or null where no candidate row passed. */
+export function bandwidthYardstick(rows: readonly BenchRow[]): BandwidthYardstick | null {
+  let best: BandwidthYardstick | null = null;
   for (const r of rows) {
-    if (r.status !== 'ok' || r.ms === null) continue;
-    if (stream !== null && r.gbps !== null && r.family !== 'product' && r.family !== 'host') r.fractionOfStream = r.gbps / stream;
+    if (!yardstickCandidate(r)) continue;
+    const gbps = r.gbps as number;
+    if (best === null || gbps > best.gbps) best = { gbps, kernel: r.kernel, shape: r.shape };
+  }
+  return best;
+}
+
+/**
+ * Fills fractionOfStream, vsF16 and vsF32 from the rows measured in the same run. A row that failed,
+ * or whose own check failed, gets none (bench/README.md: such a row is used for no ratio, its own
+ * included); the ratios are cleared first, since the rows of a report written during the run come back
+ * here with the ratios of the previous one.
+ */
+export function addRatios(rows: BenchRow[]): void {
+  const yardstick = bandwidthYardstick(rows);
+  for (const r of rows) {
+    r.fractionOfStream = null;
+    r.vsF16 = null;
+    r.vsF32 = null;
+  }
+  for (const r of rows) {
+    if (!measuredOk(r)) continue;
+    const ms = r.ms as number;
+    if (yardstick !== null && r.gbps !== null && r.family !== 'product' && r.family !== 'host') r.fractionOfStream = r.gbps / yardstick.gbps;
     if (r.family === 'gemv' || r.family === 'batched') {
       // Baselines only where they ran and their own check passed (a wrong f16 row must not decide a ratio).
       const f16 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f16' && o.shape === r.shape && measuredOk(o));
       const f32 = rows.find((o) => o.family === 'gemv' && o.spirvKey === 'f32' && o.shape === r.shape && measuredOk(o));
-      if (r.family === 'gemv') r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
-      if (r.family === 'gemv') r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
+      if (r.family === 'gemv') r.vsF16 = f16?.ms ? f16.ms / ms : null;
+      if (r.family === 'gemv') r.vsF32 = f32?.ms ? f32.ms / ms : null;
     }
     if (r.family === 'decode-step') {
       // Against the f16 baseline step of the same shape and layer count, recorded the same way (one
@@ -58,11 +103,11 @@ export function addRatios(rows: BenchRow[]): void {
       const f16 = rows.find(
         (o) => o.family === 'decode-step' && o.spirvKey === 'f16' && o.shape === r.shape && o.callsPerSample === r.callsPerSample && onePassStep(o) === onePassStep(r) && measuredOk(o),
       );
-      r.vsF16 = f16?.ms ? f16.ms / r.ms : null;
+      r.vsF16 = f16?.ms ? f16.ms / ms : null;
     }
     if (r.family === 'product') {
       const f32 = rows.find((o) => o.family === 'product' && o.kernel.startsWith('f32') && o.shape === r.shape && measuredOk(o));
-      r.vsF32 = f32?.ms ? f32.ms / r.ms : null;
+      r.vsF32 = f32?.ms ? f32.ms / ms : null;
     }
   }
 }
@@ -109,7 +154,15 @@ function status(r: BenchRow): string {
   if (r.status === 'unsupported') return r.note ?? 'unsupported';
   if (r.status === 'failed') return `FAILED: ${r.note ?? ''}`.slice(0, 140);
   if (r.check === null) return 'ok';
-  return `${r.check.ok ? 'ok' : 'WRONG'} (nmse ${r.check.value.toExponential(1)})`;
+  return `${r.check.ok ? 'ok' : 'WRONG'} (${checkFigure(r.check)})`;
+}
+
+/** A check's figure under its own name: the stream row counts lanes, not an NMSE. */
+function checkFigure(c: RowCheck): string {
+  if (c.metric.startsWith('lanes')) return `lanes differing ${c.value}`;
+  // "nmse vs exact float64" is the default; twins and references keep their name, without the bracket.
+  const name = c.metric === 'nmse vs exact float64' ? 'nmse' : (c.metric.split(' (')[0] ?? c.metric);
+  return `${name} ${c.value.toExponential(1)}`;
 }
 
 function gemvTable(rows: readonly BenchRow[]): string {
@@ -249,6 +302,11 @@ function retimedLines(rows: readonly BenchRow[]): string[] {
   return [`- Timed again, samples spread by more than ${UNSTEADY_SPREAD}× (a clock still rising; the steadiest timing is kept): ${items.join('; ')}`];
 }
 
+/** "4310 GB/s (f32 GEMV at 8192 × 28672)", or why there is none. */
+function yardstickLine(y: BandwidthYardstick | null): string {
+  return y === null ? 'none (no stream, f32 or f16 GEMV row passed its check): no share of it' : `${fmt(y.gbps)} GB/s (${y.kernel} at ${y.shape})`;
+}
+
 /** The Markdown report. */
 export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment, stats: InstructionStats, caveat: string | null): string {
   const gemv = rows.filter((r) => r.family === 'stream' || r.family === 'gemv' || r.family === 'batched');
@@ -267,7 +325,8 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     '',
     ...(caveat ? [`> ${caveat}`, ''] : []),
     `- Adapter: ${[env.adapter.description, env.adapter.vendor, env.adapter.architecture].filter(Boolean).join(', ')}`,
-    `- Mode: ${env.mode}; run \`${env.command}\` on ${env.date}, Node ${env.node}`,
+    `- Mode: ${env.mode}; run \`${env.command}\` on ${env.date}, Node ${env.node}, commit ${env.commit ?? 'unknown'}`,
+    `- Bandwidth yardstick ("of stream"): ${yardstickLine(bandwidthYardstick(rows))}`,
     `- Timing: ${env.timing}`,
     `- Features: ${features}`,
     `- Settings: ${Object.entries(env.settings).map(([k, v]) => `${k} ${v}`).join(', ')}`,
@@ -304,9 +363,12 @@ export function markdownReport(rows: readonly BenchRow[], env: BenchEnvironment,
     'Definitions: µs / ms are GPU time per call (median of the samples; a sample records `copies`×rounds calls,',
     'call i reading weight copy i mod copies, so the working set of distinct weights exceeds the L2 cache);',
     '"MB read" counts the weights as stored (codes, scales, escape and side fields) plus the activations;',
-    '"of stream" is GB/s over the streaming-read kernel\'s GB/s in this run; "vs f16" / "vs f32" are the f16 /',
-    'f32 GEMV\'s time at the same shape over this kernel\'s (> 1: faster); products: FLOP/s of the dense 2·n·a·b;',
-    'check: NMSE n‖ŷ − y‖²/(‖W‖²‖x‖²) against the exact float64 product (products: on sampled entries).',
+    '"of stream" is GB/s over the bandwidth yardstick above (the best GB/s of the streaming read and the',
+    'f32 and f16 GEMVs in this run, among those whose check passed; a row that failed its check gets no',
+    'ratio); "vs f16" / "vs f32" are the f16 / f32 GEMV\'s time at the same shape over this kernel\'s',
+    '(> 1: faster); products: FLOP/s of the dense 2·n·a·b; check: NMSE n‖ŷ − y‖²/(‖W‖²‖x‖²) against the',
+    'exact float64 product (products: on sampled entries), or against the CPU twin where the check names',
+    'one (the exact product\'s NMSE then in the JSON\'s metric); the stream row: lanes of its XOR differing.',
     '',
     '## Instructions per code byte (inner loop, from the SPIR-V Dawn emits)',
     '',
@@ -363,7 +425,9 @@ export function jsonReport(rows: readonly BenchRow[], env: BenchEnvironment, sta
       features: env.features,
       limits: env.limits,
       node: env.node,
+      commit: env.commit,
       command: env.command,
+      bandwidthYardstick: bandwidthYardstick(rows),
       settings: env.settings,
       skipped: env.skipped.map((item) => item.name),
       complete: env.complete,

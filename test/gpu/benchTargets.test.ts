@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { row, steadiestTiming, unsteady, type BenchRow } from '../../bench/gpu/common.js';
-import { addRatios, markdownReport } from '../../bench/gpu/report.js';
+import { addRatios, bandwidthYardstick, jsonReport, markdownReport, type BenchEnvironment } from '../../bench/gpu/report.js';
 import { issueTargets, skippedGemv as gemvItem, skippedItem, type SkippedItem } from '../../bench/gpu/targets.js';
 
 /*
@@ -258,5 +258,86 @@ describe('issue 10 targets judged from benchmark rows', () => {
     const env = { device: 'test', adapter: { vendor: '', architecture: '', device: '', description: '' }, date: '', mode: 'full', node: '', command: '', timing: '', features: {}, settings: {}, skipped: [], complete: true, softwareAdapter: false } as unknown as Parameters<typeof markdownReport>[1];
     const md = markdownReport([retimed], env, new Map(), null);
     expect(md).toMatch(/Timed again, samples spread by more than 1\.2×[^\n]*int4 g32 GEMV at 8192 × 28672: set aside 2\.40× \(median 122 µs\); kept 1\.00×/);
+  });
+  describe('the bandwidth yardstick and the ratios of rows whose check failed', () => {
+    const wrong = { metric: 'nmse', value: 1, limit: 0.1, ok: false };
+    const streamCheck = { metric: 'lanes of the XOR of every 16-byte word read that differ from its CPU twin (streamXor)', value: 0, limit: 0, ok: true };
+    const env = (): BenchEnvironment => ({
+      device: 'test',
+      adapter: { vendor: '', architecture: '', device: '', description: '', subgroupMinSize: null, subgroupMaxSize: null },
+      date: '',
+      mode: 'full',
+      timing: '',
+      features: {},
+      limits: {},
+      node: '',
+      commit: '0123456789abcdef0123456789abcdef01234567',
+      command: '',
+      settings: {},
+      skipped: [],
+      complete: true,
+      softwareAdapter: false,
+    });
+
+    it('a stream row whose check failed is no yardstick; the next candidate that passed is', () => {
+      const rows = [
+        row({ kernel: 'stream read', family: 'stream', shape: '1024 MiB', ms: 0.1, gbps: 9000, check: { ...streamCheck, value: 2, ok: false } }),
+        row({ kernel: 'f16 GEMV', family: 'gemv', shape: GEMV, spirvKey: 'f16', ms: 1, gbps: 470, check: ok }),
+        row({ kernel: 'universal GEMV d3-q6', family: 'gemv', shape: GEMV, spirvKey: 'universal:d3-q6', ms: 0.5, gbps: 235, check: ok }),
+      ];
+      addRatios(rows);
+      expect(bandwidthYardstick(rows)).toEqual({ gbps: 470, kernel: 'f16 GEMV', shape: GEMV });
+      expect(rows.map((r) => r.fractionOfStream)).toEqual([null, 1, 0.5]);
+    });
+
+    it('the yardstick is the best checked GB/s of the stream read and the plain f32 and f16 GEMVs, at any shape', () => {
+      // The H200 of 2026-12-04: the f32 GEMV read 1.038× the stream row's GB/s.
+      const rows = [
+        row({ kernel: 'stream read', family: 'stream', shape: '1024 MiB', ms: 0.25, gbps: 4000, check: streamCheck }),
+        row({ kernel: 'f32 GEMV', family: 'gemv', shape: '8192 × 8192', spirvKey: 'f32', ms: 1, gbps: 4152, check: ok }),
+        // Faster still, but wrong: not a yardstick.
+        row({ kernel: 'f32 GEMV', family: 'gemv', shape: GEMV, spirvKey: 'f32', ms: 1, gbps: 5000, check: wrong }),
+        // Not a plain baseline: never a yardstick, however fast.
+        row({ kernel: 'E8 point GEMV e8-4bit', family: 'gemv', shape: GEMV, spirvKey: 'e8-point-i8:e8-4bit:packed', ms: 0.2, gbps: 6000, check: ok }),
+        row({ kernel: 'lattice GEMV d3-q6-deterministic, int8 inputs', family: 'gemv', shape: GEMV, spirvKey: 'lattice-i8:d3-q6-deterministic:packed', ms: 0.25, gbps: 2076, check: ok }),
+      ];
+      addRatios(rows);
+      expect(bandwidthYardstick(rows)).toEqual({ gbps: 4152, kernel: 'f32 GEMV', shape: '8192 × 8192' });
+      expect(rows[0]?.fractionOfStream).toBeCloseTo(4000 / 4152, 12);
+      expect(rows[4]?.fractionOfStream).toBe(0.5);
+      // No candidate passed its check: no share at all.
+      const none = [row({ kernel: 'stream read', family: 'stream', shape: '1024 MiB', ms: 0.25, gbps: 4000, check: { ...streamCheck, ok: false } }), rows[4] as BenchRow];
+      addRatios(none);
+      expect(bandwidthYardstick(none)).toBeNull();
+      expect(none.map((r) => r.fractionOfStream)).toEqual([null, null]);
+    });
+
+    it('a row whose own check failed gets no ratio, also where an earlier report gave it one', () => {
+      const rows = fullRun();
+      addRatios(rows);
+      const d3 = rows.findIndex((r) => r.spirvKey === 'lattice-i8:d3-q6-deterministic:packed');
+      expect(rows[d3]?.fractionOfStream).toBe(0.725);
+      // The rows of the next report written during the run come back with these ratios.
+      rows[d3] = { ...(rows[d3] as BenchRow), check: wrong };
+      addRatios(rows);
+      expect(rows[d3]).toMatchObject({ fractionOfStream: null, vsF16: null, vsF32: null });
+      const product = rows.findIndex((r) => r.productKernel === 'd3-table');
+      rows[product] = { ...(rows[product] as BenchRow), check: wrong };
+      addRatios(rows);
+      expect(rows[product]?.vsF32).toBeNull();
+      expect(markdownReport(rows, env(), new Map(), null)).toMatch(/lattice GEMV d3-q6-deterministic, int8 inputs[^\n]*WRONG \(nmse 1\.0e\+0\)/);
+    });
+
+    it('the JSON names the yardstick and the commit; the stream row\'s check shows lanes differing, not an NMSE', () => {
+      const rows = [row({ kernel: 'stream read', family: 'stream', shape: '1024 MiB', ms: 0.25, gbps: 4000, check: streamCheck }), ...fullRun().slice(1)];
+      addRatios(rows);
+      const json = JSON.parse(jsonReport(rows, env(), new Map(), null)) as { commit: unknown; bandwidthYardstick: unknown };
+      expect(json.commit).toBe('0123456789abcdef0123456789abcdef01234567');
+      expect(json.bandwidthYardstick).toEqual({ gbps: 4000, kernel: 'stream read', shape: '1024 MiB' });
+      const md = markdownReport(rows, env(), new Map(), null);
+      expect(md).toMatch(/\| stream read [^\n]*ok \(lanes differing 0\)/);
+      expect(md).toContain('Bandwidth yardstick ("of stream"): 4000 GB/s (stream read at 1024 MiB)');
+      expect(md).toContain('commit 0123456789abcdef0123456789abcdef01234567');
+    });
   });
 });
