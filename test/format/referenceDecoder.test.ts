@@ -19,6 +19,8 @@ import {
   type SchemeName,
 } from '../../src/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+import { blockDither, columnKeys, ditherWordKeys } from '../../src/quantize/universalCode.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
 // Small Gaussian noise with one large entry per column: long and explicit escapes for small q.
 import { resealed, spikyMatrix } from './containerFuzzProperty.js';
 
@@ -187,6 +189,38 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
 
   afterAll(() => {
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("its hashes give FORMAT.md §11.6's check values and the library's dither keys and dithers (written apart from the library's)", () => {
+    // (nonce, column, block) triples: the check value's, then others over the nonce's halves and the columns.
+    const cases: (readonly [bigint, number, number])[] = [[1234567890123456789n, 5, 3], ...Array.from({ length: 40 }, (_, i) => [(BigInt(i) * 0x9e3779b97f4a7c15n) % 2n ** 64n, (i * 37) % 5000, (i * 101) % 70000] as const)];
+    const program = [
+      'import importlib.util, json, sys',
+      `spec = importlib.util.spec_from_file_location("decoder", ${JSON.stringify(script)})`,
+      'm = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)',
+      'out = []',
+      'for nonce, column, block in json.loads(sys.argv[1]):',
+      '    nonce = int(nonce); lo, hi = nonce & 0xFFFFFFFF, nonce >> 32',
+      '    k1 = m.counter_hash(lo, m.STREAM_DITHER, hi, column); k2 = m.counter_hash(lo, m.STREAM_SECOND_DITHER, hi, column)',
+      '    out.append([k1, k2, m.block_dither("D3", [k1, k2], block), m.block_dither("E8", [k1, k2], block), m.block_dither("E8", [k1, k1], block)])',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const result = spawnSync('python3', ['-c', program, JSON.stringify(cases.map(([nonce, column, block]) => [String(nonce), column, block]))], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.status, result.stderr).toBe(0);
+    const python = JSON.parse(result.stdout) as [number, number, number[], number[], number[]][];
+    const dither = (lattice: 'D3' | 'E8', keys: { first: number; second: number }, block: number): number[] => {
+      const out = new Int32Array(latticeSpec(lattice).dimension);
+      blockDither(universalCodec(lattice, 6, 0.5), keys, block, out);
+      return Array.from(out);
+    };
+    for (const [i, [nonce, column, block]] of cases.entries()) {
+      const keys = columnKeys(nonce, column);
+      expect([keys.dither, keys.secondDither, dither('D3', ditherWordKeys(keys, 2), block), dither('E8', ditherWordKeys(keys, 2), block), dither('E8', ditherWordKeys(keys, 1), block)], `case ${i}`).toEqual(
+        python[i],
+      );
+    }
+    // FORMAT.md §11.6's check values, which test/quantize/ditherKeys.test.ts pins for the library.
+    expect(python[0]).toEqual([0x4765839b, 0xe5afb4b7, [11, 127, -207], [59, 101, -75, 122, -19, 11, 95, -5], [-31, 101, -75, 122, -19, 82, -89, 123]]);
   });
 
   it.each(Object.keys(FILES))('%s matrices, every value', async (kind) => {

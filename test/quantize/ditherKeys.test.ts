@@ -22,6 +22,8 @@ function dither(codec: typeof e8, keys: { first: number; second: number }, block
 }
 
 describe('dither keys', () => {
+  // The values are FORMAT.md's; docs/decode_container.py, written from the spec apart from the library,
+  // computes the same (test/format/referenceDecoder.test.ts checks it, and 40 other cases).
   it('the check values of docs/FORMAT.md §11.6 (nonce 1234567890123456789, column 5, block 3)', () => {
     const keys = columnKeys(1234567890123456789n, 5);
     expect([keys.dither, keys.secondDither]).toEqual([0x4765839b, 0xe5afb4b7]);
