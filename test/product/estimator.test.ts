@@ -7,6 +7,12 @@ import { quantize, type GainMode, type QuantizeOptions } from '../../src/quantiz
 import { resolveScheme, type Scheme, type SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
+/** Sample mean and sample standard deviation (n − 1). */
+function meanAndStd(values: readonly number[]): { mean: number; std: number } {
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  return { mean, std: Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1)) };
+}
+
 /** z-score (mean / standard error) of a sample. */
 function zScore(values: readonly number[]): number {
   const mean = values.reduce((s, v) => s + v, 0) / values.length;
@@ -158,18 +164,25 @@ describe('operating points on iid Gaussian data (n = 768)', () => {
     expect(e8).toBeLessThan(0.013);
   });
 
-  // Universal: NMSE = (2D + D²)·n/N in expectation (D = β²σ²: d3-q6 0.0253, e8-q16 0.00448). At
-  // 32 × 32 the measured NMSE's relative std over the dither is ≈ 0.04 (20 nonce pairs), so ±0.2 is
-  // 5 standard deviations.
+  // Universal: NMSE = (2D + D²)·n/N in expectation over the dither (D = β²σ²: d3-q6 0.0253, e8-q16
+  // 0.00448), tested as a statistic: m nonce pairs, r = measured / expectedNmse per pair, and
+  // |mean r − 1| ≤ 5·max(s, 0.02)/√m + 0.01 (s the sample std of r, ≈ 0.04 at 32 × 32; the floor keeps a
+  // lucky small s from tightening the bound; 0.01 covers the discrete grid's O(1/256²) effects).
+  const NONCE_PAIRS = 24;
   it.each([
     ['d3-q6', 0.0513],
     ['e8-q16', 0.00898],
-  ] as const)('%s (universal): NMSE within 20%% of the predicted %f', (scheme, predicted) => {
-    const qa = quantize(a, { scheme, seed: 3, nonce: 1 });
-    const qb = quantize(b, { scheme, seed: 3, nonce: 2 });
-    expect(expectedNmse(qa, qb)).toBeCloseTo(predicted, 4);
-    const nmse = productNmse(matmulAT(qa, qb), a, b);
-    expect(Math.abs(nmse / predicted - 1)).toBeLessThan(0.2);
+  ] as const)('%s (universal): NMSE averaged over nonce pairs = the predicted %f', (scheme, predicted) => {
+    const ratios: number[] = [];
+    for (let t = 0; t < NONCE_PAIRS; t++) {
+      const qa = quantize(a, { scheme, seed: 3, nonce: 2 * t + 1 });
+      const qb = quantize(b, { scheme, seed: 3, nonce: 2 * t + 2 });
+      expect(expectedNmse(qa, qb)).toBeCloseTo(predicted, 4);
+      ratios.push(productNmse(matmulAT(qa, qb), a, b) / expectedNmse(qa, qb));
+    }
+    const { mean, std } = meanAndStd(ratios);
+    const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(NONCE_PAIRS) + 0.01;
+    expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${NONCE_PAIRS} nonce pairs`).toBeLessThanOrEqual(tolerance);
   });
 });
 

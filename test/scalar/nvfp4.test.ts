@@ -163,36 +163,51 @@ describe('nvfp4Quantize', () => {
 });
 
 describe('NVFP4 on N(0,1) data (n = 6144)', () => {
-  it('has per-entry MSE ≈ 0.008 (≈ 1.0 bit rate loss at 4.5 bits), below nearest-E4M3 block scales', () => {
+  it('has per-entry MSE ≈ 0.008 (≈ 1.0 bit rate loss at 4.5 bits), below nearest-E4M3 block scales, over data seeds', () => {
+    // The data are the only randomness: m draws of 8 columns each. The sanity numbers (MSE, rate loss)
+    // are checked on the mean over the draws; "below nearest-E4M3 scales" as a statistic on the per-draw
+    // ratio r = error / nearest-scale error: mean r + 5·max(s, 0.02)/√m ≤ 0.95, s the sample std of r.
     const n = 6144;
-    let squaredError = 0;
-    let squaredErrorNearest = 0;
-    let energy = 0;
     const columns = 8;
-    for (let j = 0; j < columns; j++) {
-      const x = gaussianVector(n, 500 + j);
-      const tensorScale = nvfp4TensorScale(absMax(x));
-      const xHat = roundTrip(x, tensorScale);
-      for (let i = 0; i < n; i++) {
-        squaredError += ((x[i] as number) - (xHat[i] as number)) ** 2;
-        energy += (x[i] as number) ** 2;
+    const m = 6;
+    const mses: number[] = [];
+    const deltas: number[] = [];
+    const toNearest: number[] = [];
+    for (let t = 0; t < m; t++) {
+      let squaredError = 0;
+      let squaredErrorNearest = 0;
+      let energy = 0;
+      for (let j = 0; j < columns; j++) {
+        const x = gaussianVector(n, 500 + columns * t + j);
+        const tensorScale = nvfp4TensorScale(absMax(x));
+        const xHat = roundTrip(x, tensorScale);
+        for (let i = 0; i < n; i++) {
+          squaredError += ((x[i] as number) - (xHat[i] as number)) ** 2;
+          energy += (x[i] as number) ** 2;
+        }
+        // The plain alternative: block scale = nearest E4M3 value to the ideal one (ties up).
+        for (let start = 0; start < n; start += 16) {
+          const block = x.subarray(start, start + 16);
+          const ideal = absMax(block) / 6 / tensorScale;
+          let nearest = 0;
+          for (const v of E4M3_VALUES) if (Math.abs(v - ideal) <= Math.abs(nearest - ideal)) nearest = v;
+          squaredErrorNearest += bestBlockError(block, nearest * tensorScale);
+        }
       }
-      // The plain alternative: block scale = nearest E4M3 value to the ideal one (ties up).
-      for (let start = 0; start < n; start += 16) {
-        const block = x.subarray(start, start + 16);
-        const ideal = absMax(block) / 6 / tensorScale;
-        let nearest = 0;
-        for (const v of E4M3_VALUES) if (Math.abs(v - ideal) <= Math.abs(nearest - ideal)) nearest = v;
-        squaredErrorNearest += bestBlockError(block, nearest * tensorScale);
-      }
+      mses.push(squaredError / (n * columns));
+      deltas.push(squaredError / energy);
+      toNearest.push(squaredError / squaredErrorNearest);
     }
-    const mse = squaredError / (n * columns);
-    const delta = squaredError / energy;
+    const meanOf = (v: readonly number[]): number => v.reduce((x, y) => x + y, 0) / v.length;
+    const mse = meanOf(mses);
     expect(mse).toBeGreaterThan(0.007);
     expect(mse).toBeLessThan(0.009);
-    const loss = NVFP4_BITS_PER_ENTRY - effectiveRate(delta);
+    const loss = NVFP4_BITS_PER_ENTRY - effectiveRate(meanOf(deltas));
     expect(loss).toBeGreaterThan(0.9);
     expect(loss).toBeLessThan(1.15);
-    expect(squaredError).toBeLessThan(0.95 * squaredErrorNearest);
+    const ratio = meanOf(toNearest);
+    const std = Math.sqrt(toNearest.reduce((x, r) => x + (r - ratio) ** 2, 0) / (m - 1));
+    expect(ratio + (5 * Math.max(std, 0.02)) / Math.sqrt(m), `error / nearest-scale error: mean ${ratio.toFixed(4)} ± ${std.toFixed(4)} over ${m} draws`).toBeLessThanOrEqual(0.95);
   });
+
 });

@@ -12,6 +12,19 @@ import { packWeightCodes, twosComplementBits, unpackWeightCodes, weightCodeLayou
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { countAllocations } from './fuzzProperty.js';
 
+/** Calls of the dense rotation's O(n³) builder, counted through a pass-through mock. */
+const haarCalls = vi.hoisted(() => ({ count: 0 }));
+vi.mock('../../src/weightonly/linalg.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../src/weightonly/linalg.js')>();
+  return {
+    ...original,
+    haarOrthogonal: (n: number, seed: number): Float64Array => {
+      haarCalls.count++;
+      return original.haarOrthogonal(n, seed);
+    },
+  };
+});
+
 function quantized(n: number, outputs: number, options: QuantizeWeightsOptions): WeightOnlyQuantized {
   return quantizeWeights(gaussianMatrix(n, outputs, n + outputs), spreadSpectrumCovariance(n, 2, 1).sigma, options);
 }
@@ -354,9 +367,17 @@ describe('serialize / deserialize', () => {
     const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs: 1, codes: new Int32Array(n), columnScales: new Float32Array(n).fill(0.5), rowScales: null, rotation: 'none', seed: 0 });
     const attack = resealed(q.serialize(), header(6, 2));
     expect(attack.length).toBeLessThan(16_000);
-    const start = performance.now();
-    expect(() => WeightOnlyQuantized.deserialize(attack)).toThrow(`rotation 'haar' (a dense n × n rotation, O(n³) to build) is limited to n ≤ ${MAX_HAAR_N}, got n = 3000`);
-    expect(performance.now() - start).toBeLessThan(1000); // before any work: building the rotation takes seconds (the margin is for a loaded machine)
+    // Before any work, counted rather than timed: the dense rotation is never built (haarOrthogonal, O(n³),
+    // seconds at this n, is not called) and nothing near its n × n float64 matrix (72 MB) is allocated —
+    // only the file's own arrays, O(n) (≈ 4·n bytes each).
+    haarCalls.count = 0;
+    const { result, bytes: allocated } = countAllocations(() => WeightOnlyQuantized.deserialize(attack));
+    expect(result.ok).toBe(false);
+    const error = result.ok ? undefined : result.error;
+    expect(error).toBeInstanceOf(LatticeMatmulError);
+    expect((error as Error).message).toBe(`rotation 'haar' (a dense n × n rotation, O(n³) to build) is limited to n ≤ ${MAX_HAAR_N}, got n = 3000`);
+    expect(haarCalls.count).toBe(0);
+    expect(allocated).toBeLessThan(64 * n);
     // Quantizing falls back to the dense rotation under the same constant: above it, an n that is no
     // Hadamard length is refused (which n those are depends on the rotation plan, so look for one).
     const nonHadamard = Array.from({ length: 3 * MAX_HAAR_N }, (_, k) => MAX_HAAR_N + 1 + k).find((m) => rotationLength(m) !== m);
