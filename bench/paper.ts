@@ -25,6 +25,7 @@ import { timeSharingFraction } from '../src/theory/timeSharing.js';
 import { markdownTable, parseArgs, progress, progressDone } from './lib/args.js';
 import { gpuRows, type GpuRow } from './lib/gpuRows.js';
 import { requestNodeGpuDevice } from '../src/gpu/nodeGpu.js';
+import { describeAdapter } from '../src/gpu/device.js';
 import { TIMESTAMP_QUERY_DAWN_FLAGS } from '../src/gpu/timing.js';
 
 const args = parseArgs(process.argv.slice(2), {
@@ -270,7 +271,7 @@ if (!args.get('no-gpu')) {
       const info = context.adapter.info;
       const onGpu = await gpuRows(context, a, b, seed, (label) => progress(`GPU: ${label} (n = ${n}, ${cols} + ${cols} columns)…`));
       progressDone();
-      gpu = { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '), tableLayout: onGpu.tableLayout, rows: onGpu.rows };
+      gpu = { adapter: describeAdapter(info, ' / '), tableLayout: onGpu.tableLayout, rows: onGpu.rows };
     } finally {
       context.device.destroy();
     }

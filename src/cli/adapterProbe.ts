@@ -1,3 +1,4 @@
+import { adapterIdentity } from '../gpu/device.js';
 import { nodeGpu } from '../gpu/nodeGpu.js';
 
 /*
@@ -10,5 +11,5 @@ import { nodeGpu } from '../gpu/nodeGpu.js';
 
 const gpu = await nodeGpu();
 const adapter = await gpu.requestAdapter();
-const info = adapter === null ? null : { vendor: adapter.info.vendor, architecture: adapter.info.architecture, device: adapter.info.device, description: adapter.info.description };
+const info = adapter === null ? null : adapterIdentity(adapter.info);
 process.stdout.write(`${JSON.stringify({ info })}\n`, () => process.exit(0));

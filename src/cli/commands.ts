@@ -5,6 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
+import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
 import { isSafetensorsDtype } from '../io/safetensors.js';
@@ -152,7 +153,7 @@ export async function forEachInOrder<T, R>(
 }
 
 /** What the adapter probe reports: the adapter's description, or null when Dawn found none. */
-type ProbedAdapter = { readonly info: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description'> | null };
+type ProbedAdapter = { readonly info: AdapterIdentity | null };
 
 /** How long the adapter probe may take (Dawn's start and one adapter request take ≈ 0.1–0.5 s). */
 const ADAPTER_PROBE_TIMEOUT_MS = 30_000;
@@ -174,9 +175,7 @@ async function probeAdapterQuietly(): Promise<ProbedAdapter | undefined> {
     const { info } = report;
     if (info === null) return { info: null };
     if (typeof info !== 'object') return undefined;
-    const fields = info as Record<string, unknown>;
-    const text = (key: string): string => (typeof fields[key] === 'string' ? fields[key] : '');
-    return { info: { vendor: text('vendor'), architecture: text('architecture'), device: text('device'), description: text('description') } };
+    return { info: adapterIdentity(info) };
   } catch {
     return undefined;
   }

@@ -104,14 +104,34 @@ export function deviceRequirements(adapter: GPUAdapter): DeviceRequirements {
   return { requiredLimits, requiredFeatures: OPTIONAL_FEATURES.filter((feature) => adapter.features.has(feature)) };
 }
 
+/** The fields of `GPUAdapterInfo` that say which adapter it is (what the CLI's probe reports). */
+export const ADAPTER_IDENTITY_FIELDS = ['vendor', 'architecture', 'device', 'description'] as const;
+
+/** Which adapter it is, in `ADAPTER_IDENTITY_FIELDS`. */
+export type AdapterIdentity = Pick<GPUAdapterInfo, (typeof ADAPTER_IDENTITY_FIELDS)[number]>;
+
+/**
+ * The identity fields of `info` as a plain object (Dawn's `GPUAdapterInfo` keeps them in getters, which
+ * `JSON.stringify` does not see), each a string: `''` for one missing or not a string.
+ */
+export function adapterIdentity(info: object): AdapterIdentity {
+  const fields = info as Record<string, unknown>;
+  const text = (key: string): string => (typeof fields[key] === 'string' ? fields[key] : '');
+  return { vendor: text('vendor'), architecture: text('architecture'), device: text('device'), description: text('description') };
+}
+
+/** `info`'s identity fields joined by `separator`, in their order, empty ones left out. */
+export function describeAdapter(info: AdapterIdentity, separator: string): string {
+  return ADAPTER_IDENTITY_FIELDS.map((field) => info[field]).filter(Boolean).join(separator);
+}
+
 /**
  * Is this adapter a CPU stand-in (Mesa lavapipe, SwiftShader) rather than a GPU? Read from what the
  * adapter says of itself (WebGPU has no adapter type). Internal: the CLI leaves such an adapter to its
  * worker threads, and the benchmark judges no speed target on one.
  */
-export function isSoftwareAdapter(info: Pick<GPUAdapterInfo, 'vendor' | 'architecture' | 'device' | 'description'>): boolean {
-  const text = [info.vendor, info.architecture, info.device, info.description].join(' ').toLowerCase();
-  return /llvmpipe|lavapipe|swiftshader|software/.test(text);
+export function isSoftwareAdapter(info: AdapterIdentity): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software/.test(describeAdapter(info, ' ').toLowerCase());
 }
 
 /** What to do about a missing adapter in Node (a browser user is told nothing about Node or Mesa). */
