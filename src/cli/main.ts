@@ -54,6 +54,7 @@ const USAGE = `usage:
   ${INSPECT_USAGE}
   ${SCHEMES_USAGE}
   lattice-matmul --version (or -V)
+  lattice-matmul help [COMMAND]   (also COMMAND --help)
 
 ${QUANTIZE_HELP}
 ${INSPECT_HELP}
@@ -171,10 +172,15 @@ async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) throw new UsageError('no command given', USAGE);
   if (command === '--help' || command === '-h' || command === 'help') {
+    // `help quantize` is `quantize --help`; anything else after it is a mistake, not ignored.
+    const [topic, ...more] = rest;
+    if (topic !== undefined && more.length === 0 && ['quantize', 'inspect', 'schemes'].includes(topic)) return main([topic, '--help']);
+    if (topic !== undefined) throw new UsageError(`${command} takes a command name (quantize, inspect or schemes) or nothing, got ${rest.map((a) => JSON.stringify(a)).join(' ')}`, USAGE);
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   if (command === '--version' || command === '-V' || command === 'version') {
+    if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got ${rest.map((a) => JSON.stringify(a)).join(' ')}`, USAGE);
     process.stdout.write(`lattice-matmul ${packageVersion()}\n`);
     return 0;
   }

@@ -146,6 +146,9 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'missing.safetensors', '-o', 'OUT', '--seed', '4294967296'], /--scheme e8-4bit --seed 4294967296: seed must be an integer in \[0, 2\^32 − 1\]/],
     [['inspect', 'MODEL', 'extra'], /inspect needs exactly one file, got 2/],
     [['schemes', 'extra'], /Unexpected argument 'extra'/],
+    // Were exit 0 with the argument ignored.
+    [['--version', 'extra'], /--version takes no arguments, got "extra"/],
+    [['help', 'bogus'], /help takes a command name \(quantize, inspect or schemes\) or nothing, got "bogus"/],
   ])('refuses the command line %j with exit code 2, the reason and the usage on stderr', async (args, message) => {
     const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'OUT' ? join(work, 'never.safetensors') : a));
     const { code, stdout, stderr } = await cli(...resolved);
@@ -177,6 +180,15 @@ describe('lattice-matmul CLI', () => {
       const { code, stdout, stderr } = await cli(flag);
       expect(code, stderr).toBe(0);
       expect(stdout).toBe(`lattice-matmul ${version}\n`);
+    }
+  });
+
+  it('help COMMAND prints that command\'s help, as COMMAND --help does', async () => {
+    for (const command of ['quantize', 'inspect', 'schemes']) {
+      const [viaHelp, viaFlag] = [await cli('help', command), await cli(command, '--help')];
+      expect(viaHelp.code, viaHelp.stderr).toBe(0);
+      expect(viaHelp.stdout).toBe(viaFlag.stdout);
+      expect(viaHelp.stdout).toMatch(new RegExp(`^usage:\n {2}lattice-matmul ${command}`));
     }
   });
 
