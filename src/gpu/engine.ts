@@ -236,7 +236,7 @@ export class GpuEngine {
   private recordProduct(encoder: GPUCommandEncoder, scratch: GpuScratch, a: GpuLatticeMatrix, b: GpuLatticeMatrix, output: GPUBuffer, offset: number): void {
     // WebGPU records nothing on a lost device and says nothing: C would stay silently stale.
     throwIfDeviceLost(this.device, 'GpuEngine.recordMatmulAT');
-    checkRecordingTarget(encoder, scratch, 'GpuEngine.recordMatmulAT');
+    checkRecordingTarget(this.device, encoder, scratch, 'GpuEngine.recordMatmulAT');
     const kernel = this.kernelFor(a, b); // checks the operands
     checkProductRange(a.maxColumnNorm, b.maxColumnNorm);
     // Before anything is recorded: a refused C leaves the caller's encoder as it was.

@@ -88,7 +88,8 @@ export function expectedNmse(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
  * universal code's white error), the error's variance along a unit W ∈ ℝ^(a×b) is at most
  * max σ²_a·‖B‖²_F + max σ²_b·‖A‖²_F + N·max σ²_a·max σ²_b (the two linear terms and the product of
  * errors are uncorrelated); for a Gram matrix (diagonal left out, W off-diagonal)
- * 4·max σ²_a·‖A‖²_F + 2N·max σ⁴_a. Zero or less: no shrink. For b × b Gaussian columns c ≈ E·(1 − 4/b).
+ * 4·max σ²_a·‖A‖²_F + 2N·max σ⁴_a. Zero or less: no shrink. For b × b Gaussian columns of equal norms
+ * 2λ̄/E = 2(2D·b + D²)/((2D + D²)·b²), so c ≈ E·(1 − 2/b).
  */
 export function shrinkConstant(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   const expected = expectedProductError(qa, qb); // refuses what the guarantee does not cover

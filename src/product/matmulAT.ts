@@ -34,9 +34,10 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * estimate (its off-diagonal part for a Gram matrix, before the exact mean term) is multiplied by
  * ĉ = max(0, 1 − c/‖Ĉ‖²_F), a positive-part James–Stein factor estimated on the product itself, so it
  * needs nothing about A and B beyond what the codes store. c is E = `expectedProductError(qa, qb)` less
- * twice a bound on the error's largest variance along one direction (from the stored norms: c ≈ E·(1 − 4/b)
- * for b × b Gaussian columns; no shrink at all where c ≤ 0, as for a 1 × 1 or 1 × 2 product or a Gram
- * matrix of 2 columns, where c = E made the error up to 1.5·E). Since E‖Ĉ‖² = ‖AᵀB‖² + E, ĉ estimates
+ * twice a bound on the error's largest variance along one direction (from the stored norms: c ≈ E·(1 − 2/b)
+ * for b × b Gaussian columns; no shrink at all where c ≤ 0, as for most products of one row or column,
+ * whose error lies along about one direction, and Gram matrices of up to 4 columns, where c = E made the
+ * error up to 1.5·E). Since E‖Ĉ‖² = ‖AᵀB‖² + E, ĉ estimates
  * about ‖AᵀB‖²/(‖AᵀB‖² + E): on Gaussian data the normalized error drops from V = 2D + D² to about
  * V/(1 + V), which matters at low rates (e8-2bit: 0.248 → 0.20). There is no exact identity for the
  * shrunk error; for Gaussian errors this c keeps it below E (James–Stein), and it is measured below E
@@ -88,7 +89,8 @@ export interface MatmulOptions {
 
 function resolveShrink(options: MatmulOptions): boolean {
   checkOptionsObject(options, ['shrink'], 'matmulAT options');
-  const shrink = options.shrink ?? 'none';
+  // undefined is the default; null is refused, as every other option refuses it.
+  const shrink = options.shrink === undefined ? 'none' : options.shrink;
   checkOneOf(shrink, ['none', 'product'], 'shrink');
   return shrink === 'product';
 }

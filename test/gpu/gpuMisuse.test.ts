@@ -153,6 +153,13 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     const c = createBuffer(device, 'c', 4 * 64, STORAGE_USAGE);
     expectRefused(() => engine.recordMatmulAT({} as never, new GpuScratch(device), a, b, c), /^GpuEngine\.recordMatmulAT: encoder must be a GPUCommandEncoder/);
     expectRefused(() => engine.recordMatmulAT(device.createCommandEncoder(), {} as never, a, b, c), /^GpuEngine\.recordMatmulAT: scratch must be a GpuScratch/);
+    // A scratch of another device: WebGPU dropped the whole submission (a validation error only an error scope shows).
+    const other = await testDevice({ label: 'other device' });
+    try {
+      expectRefused(() => engine.recordMatmulAT(device.createCommandEncoder(), new GpuScratch(other.device), a, b, c), /^GpuEngine\.recordMatmulAT: scratch was made for another GPUDevice/);
+    } finally {
+      other.device.destroy();
+    }
     await expect(readBufferExclusive(device, null as never, 4)).rejects.toThrow(/^readBufferExclusive: buffer must be a GPUBuffer, got null$/);
     expectRefused(() => prepareCommands(device, 'finishing', (encoder) => void encoder.finish()), /^prepared commands cannot capture/);
     // A hand-built matrix whose codes lack STORAGE usage.

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
-import { expectedProductError } from '../../src/product/expectedError.js';
+import { expectedProductError, shrinkConstant } from '../../src/product/expectedError.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
@@ -35,8 +36,33 @@ describe("matmulAT shrink: 'product'", () => {
     const d = quantize(a, { scheme: 'd3-q6-deterministic', seed: 1 });
     expect(() => matmulAT(q, q, { shrnk: 'product' } as never)).toThrow(/unknown option 'shrnk'.*shrink/);
     expect(() => matmulAT(q, q, { shrink: 'yes' } as never)).toThrow(/shrink must be 'none' or 'product', got "yes"/);
+    expect(() => matmulAT(q, q, { shrink: null } as never)).toThrow(/shrink must be 'none' or 'product', got null/); // was taken as 'none'
     expect(() => matmulAT(d, d, { shrink: 'product' })).toThrow(LatticeMatmulError);
     expect(() => matmulAT(q, q, null as never)).toThrow(LatticeMatmulError);
+  });
+
+  // The constant for b × b columns of equal norms s: E = (2D + D²)·b²·s²/N, and James–Stein's bound on the
+  // error's largest variance λ̄ = (2D·b + D²)·s²/N (both linear terms and the product of errors), so
+  // c/E = 1 − 2(2D·b + D²)/((2D + D²)·b²) ≈ 1 − 2/b: README's 0.98·E at 128 + 128 columns.
+  it.each([8, 32, 128])('the constant for b × b columns of equal norms (b = %i) is E·(1 − 2(2Db + D²)/((2D + D²)b²)) ≈ E·(1 − 2/b)', (cols) => {
+    const n = 1024;
+    const unitColumns = (m: Matrix): Matrix => {
+      const data = new Float32Array(m.data);
+      for (let j = 0; j < m.cols; j++) {
+        const column = data.subarray(j * n, (j + 1) * n);
+        const norm = Math.hypot(...column);
+        column.forEach((v, i) => (column[i] = v / norm));
+      }
+      return { ...m, data };
+    };
+    const qa = quantize(unitColumns(gaussianMatrix(n, cols, 3)), { scheme: 'e8-2bit', seed: 2, nonce: 1 });
+    const qb = quantize(unitColumns(gaussianMatrix(n, cols, 4)), { scheme: 'e8-2bit', seed: 2, nonce: 2 });
+    if (qa.kind !== 'lattice' || qa.mode !== 'universal') throw new Error('universal matrix expected');
+    const d = universalCodec(qa.scheme.lattice, qa.scheme.q, qa.scheme.beta).distortion;
+    const predicted = 1 - (2 * (2 * d * cols + d * d)) / ((2 * d + d * d) * cols * cols);
+    // The stored norms are the f32 roundings of 1: equal to within 1e-7.
+    expect(shrinkConstant(qa, qb) / expectedProductError(qa, qb)).toBeCloseTo(predicted, 5);
+    expect(Math.abs(predicted - (1 - 2 / cols))).toBeLessThan(0.2 / cols);
   });
 
   // Gaussian n = 512, 48 × 48, 10 seeds. V = expected NMSE of the unbiased estimate; the shrunk one

@@ -10,15 +10,20 @@ import { GpuScratch } from '../scratch.js';
  */
 export function checkDispatch(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: unknown, what: string): void {
   throwIfDeviceLost(device, what);
-  checkRecordingTarget(encoder, scratch, what);
+  checkRecordingTarget(device, encoder, scratch, what);
   check(typeof args === 'object' && args !== null, () => `${what}: the arguments must be an object, got ${describeValue(args)}`);
 }
 
-/** Something that records compute passes, and the library's `GpuScratch`: what every recording call takes. */
-export function checkRecordingTarget(encoder: GPUCommandEncoder, scratch: GpuScratch, what: string): void {
+/**
+ * Something that records compute passes, and the library's `GpuScratch` of `device`: what every recording
+ * call takes (a scratch of another device would make WebGPU drop the caller's whole submission, a
+ * validation error only an error scope shows; an encoder's device cannot be asked).
+ */
+export function checkRecordingTarget(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, what: string): void {
   check(
     typeof encoder === 'object' && encoder !== null && typeof (encoder as { beginComputePass?: unknown }).beginComputePass === 'function',
     () => `${what}: encoder must be a GPUCommandEncoder, got ${describeValue(encoder)}`,
   );
   check(scratch instanceof GpuScratch, () => `${what}: scratch must be a GpuScratch (new GpuScratch(device)), got ${describeValue(scratch)}`);
+  check(scratch.device === device, () => `${what}: scratch was made for another GPUDevice (new GpuScratch(device) with this one)`);
 }
