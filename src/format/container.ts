@@ -23,6 +23,7 @@ import type {
 } from '../quantize/quantizedMatrix.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from '../quantize/rates.js';
 import { scaleGrid, scaleGridMismatch } from '../quantize/scaleGrid.js';
+import { deterministicTailProblem } from '../quantize/checkQuantized.js';
 import {
   resolveScheme,
   type DeterministicLatticeScheme,
@@ -1168,6 +1169,8 @@ function decodeDeterministic(name: string, f: DeterministicFields, get: Get, opt
   }
   // Repacking the checked values must give the stored words: unused bits are zero.
   if (!sameWords(packField(codes, codeBits, blocksPerColumn, cols).words, stored.codes)) fail('codes: unused bits of the packed words are not zero');
+  const tail = deterministicTailProblem(f.scheme.lattice, f.scheme.q, codes, blocksPerColumn, f.keptLength, cols);
+  if (tail !== null) fail(tail);
   const indexLayout = packedLayout(indexBits, blocksPerColumn);
   const indices = unpackField({ words: stored.scaleIndices, bits: indexBits, ...indexLayout }, blocksPerColumn, cols);
   const indexCounts = new Float64Array(f.multiples.length);

@@ -1,8 +1,9 @@
 import { check, checkOneOf, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
+import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { MAX_PADDED_ROTATION_N, rotationLength, rotationPlan } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
-import { latticeSpec, universalCodec } from './latticeSpec.js';
+import { latticeSpec, universalCodec, type LatticeName } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
 import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from './schemes.js';
@@ -52,6 +53,29 @@ function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount:
  * 0.44 instead of 0.52 at κ = 0.5, n = 3000), and inputs past the first window reach only the second:
  * a prefix that ends before it never reads them, so a NaN there would give finite products.
  */
+/**
+ * Why a deterministic matrix's codes are not what its decoders agree on, or null: a last, partial block
+ * (keptLength not a multiple of d) whose coset leader has a nonzero coordinate past keptLength. Every
+ * decode drops such a coordinate, but the inner-product tables (the CPU and GPU D3 table products)
+ * cannot, so the products would disagree with `dequantize` and the GEMV. `quantize` never writes one
+ * (the padded coordinates are 0 and stay 0 at the nearest point); a forged file can.
+ */
+export function deterministicTailProblem(lattice: LatticeName, q: number, codes: ArrayLike<number>, blocksPerColumn: number, keptLength: number, cols: number): string | null {
+  const d = latticeSpec(lattice).dimension;
+  const first = keptLength - (blocksPerColumn - 1) * d; // coordinates of the last block that exist
+  if (first === d) return null;
+  const code = new VoronoiCode(latticeSpec(lattice).lattice, q);
+  const point = new Int32Array(d);
+  for (let j = 0; j < cols; j++) {
+    const index = j * blocksPerColumn + blocksPerColumn - 1;
+    code.decode(codes[index] as number, point);
+    for (let i = first; i < d; i++) {
+      if (point[i] !== 0) return `code ${codes[index]} of the last block of column ${j} has a nonzero coordinate ${i} past the column's ${keptLength} coordinates (a decode drops it, the inner-product tables cannot)`;
+    }
+  }
+  return null;
+}
+
 export function checkTimeSharedRotation(rows: number, rotate: boolean, what: string): void {
   if (!rotate) return;
   const stages = rotationPlan(rows).stages.length;
@@ -117,6 +141,8 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   const codeCount = scheme.q ** d;
   if (q.mode === 'deterministic') {
     checkCodeWords(q.codes, null, codeCount, name);
+    const tail = deterministicTailProblem(scheme.lattice, scheme.q, q.codes, q.blocksPerColumn, q.keptLength, q.cols);
+    check(tail === null, () => `${name}: ${tail ?? ''}`);
     if (q.gains !== null) {
       checkTyped(q.gains, Float32Array, q.cols, `${name}.gains`);
       checkFiniteArray(q.gains, `${name}.gains`, -MAX_COLUMN_NORM, MAX_COLUMN_NORM);

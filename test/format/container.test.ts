@@ -410,6 +410,13 @@ const refusalBase = (() => {
   return writeQuantizedContainer(entries, { model: 'm' });
 })();
 
+/** The first D3 q = 6 code whose coset leader has a nonzero third coordinate. */
+const tailCode = (() => {
+  const code = new VoronoiCode(D3, 6);
+  for (let c = 0; c < code.size; c++) if (code.decode(c)[2] !== 0) return c;
+  throw new Error('no such code');
+})();
+
 function setWord(raw: RawContainer, tensor: string, index: number, value: number): void {
   const t = raw.tensors.get(tensor);
   if (t === undefined) throw new Error(`no tensor ${tensor}`);
@@ -514,6 +521,13 @@ describe('refusals, each with a message naming the problem', () => {
     ['a ranked escape turned long without a long entry', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.escape_ranks', 0, wordOf(r, 'd3.escape_ranks', 0) & ~0xf)), /the ranks mark 1 long escapes, the description says 0/],
     ['an explicit escape turned into a table index', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'spiky.long_escapes', 0, (wordOf(r, 'spiky.long_escapes', 0) & 0xffff0000) | 5)), /the long escapes mark \d+ explicit escapes, the description says \d+/],
     ['a code ≥ q^d (216 for D3 q = 6)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.codes', 0, 0xd8d8d8d8)), /code 216 of block 0 of column 0 is not below q\^d = 216/],
+    // det: 32 rotated coordinates, blocks of 3, so the last block's coordinate 2 lies past the column. A
+    // leader nonzero there was decoded as 0 by dequantize and the GEMV, but summed by the table products.
+    [
+      "a deterministic last block whose leader is nonzero past the column's end",
+      (b: Uint8Array) => resealed(b, (r) => setWord(r, 'det.codes', 2, (wordOf(r, 'det.codes', 2) & ~(0xff << 16)) | (tailCode << 16))),
+      /code \d+ of the last block of column 0 has a nonzero coordinate 2 past the column's 32 coordinates/,
+    ],
     ['padding bits set in the escape bits (16 blocks per column)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'd3.escape_bits', 1, wordOf(r, 'd3.escape_bits', 1) | 0x10000)), /escape bits: padding bits of column 1 are not zero/],
     ['padding bits set in the scalar codes (rows 20: 80 bits)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'fp16.codes', 2, wordOf(r, 'fp16.codes', 2) | 0x80000000)), /codes: padding bits of column 0 are not zero/],
     ['unused bits set in the deterministic packed codes', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'det.codes', 2, wordOf(r, 'det.codes', 2) | 0xff000000)), /code 255 .* not below|unused bits of the packed words/],

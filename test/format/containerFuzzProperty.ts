@@ -436,7 +436,7 @@ function reasonOf(message: string): string {
     [/metadata key|"matrices"|listed in/, 'metadata keys'],
     [/tensor .* is (U|I|F)|is missing|belongs to no matrix|lists a tensor/, 'tensor shapes'],
     [/description field|description is not valid|description must be|invalid scheme|unknown description|length is|keptLength|tensorScale|needs an? [a-z]+ (lattice |or nvfp4 )?scheme/, 'description fields'],
-    [/code .* not below|not a symmetric|scale index|rank|long escape|explicit escape|escape bits mark|ranks mark|long escapes mark|padding|unused bits/, 'codes and escapes'],
+    [/code .* not below|of the last block of column|not a symmetric|scale index|rank|long escape|explicit escape|escape bits mark|ranks mark|long escapes mark|padding|unused bits/, 'codes and escapes'],
     [/norm|mean|gain|scale|beyond the container's limit|columnScales|rowScales/, 'scales and norms'],
     [/code width|widths|input feature|rotation|method/, 'weight-only checks'],
   ];

@@ -21,6 +21,8 @@ import {
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { blockDither, columnKeys, ditherWordKeys } from '../../src/quantize/universalCode.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
+import { D3 } from '../../src/lattices/d3.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 // Small Gaussian noise with one large entry per column: long and explicit escapes for small q.
 import { resealed, spikyMatrix } from './containerFuzzProperty.js';
 
@@ -258,8 +260,12 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     const entries: ContainerEntryInput[] = [
       { name: 'u', matrix: quantize(gaussianMatrix(16, 3, 1), { scheme: 'e8-q16' }) },
       { name: 's', matrix: quantize(gaussianMatrix(16, 3, 2), { scheme: 'nvfp4' }) },
+      // 16 rotated coordinates in blocks of 3: the last block's coordinates 1 and 2 lie past the column.
+      { name: 'd', matrix: quantize(gaussianMatrix(16, 2, 3), { scheme: 'd3-q6-deterministic' }) },
     ];
     const bytes = writeQuantizedContainer(entries, {});
+    const voronoi = new VoronoiCode(D3, 6);
+    const tailCode = Array.from({ length: voronoi.size }, (_, c) => c).find((c) => voronoi.decode(c)[1] !== 0) as number;
     const forged: Array<[string, Uint8Array, RegExp]> = [
       // The tensor's bytes no longer hold its shape (before: columns split short, filled with zeros, exit 0).
       ['short', withTensorHeader(bytes, (header) => { const offsets = header['s.codes']?.data_offsets; if (offsets) offsets[1] = (offsets[1] as number) - 4; }), /tensor s\.codes: \d+ bytes for U32 \[/],
@@ -267,6 +273,9 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
       ['nan-beta', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"beta":[^,}]+/, '"beta":NaN') : json)), /NaN in JSON/],
       // Before: the matrix decoded twice.
       ['twice', resealed(bytes, (raw) => { raw.metadata.matrices = JSON.stringify(['u', 'u', 's']); }), /matrices names a matrix twice/],
+      // Block 5 of column 0 (8-bit codes, byte 5 of the packed words): a leader nonzero past the column,
+      // which the decoders drop and the table products summed (before: accepted by both readers).
+      ['tail', resealed(bytes, (raw) => { (raw.tensors.get('d.codes') as { data: Uint8Array }).data[5] = tailCode; }), /a last block's leader is nonzero past keptLength/],
       // Before: a TypeError's traceback.
       ['array-header', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]), /the header is not a JSON object/],
     ];

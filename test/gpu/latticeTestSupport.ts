@@ -82,15 +82,27 @@ export function shifted(m: Matrix, offset: number): Matrix {
 
 /**
  * A copy of `q` with every code and scale index replaced by a uniformly random valid one: leaders
- * from the whole code (including nonzero coordinates in a partial last block, past `length`), which
- * data from `quantize` seldom reaches. The CPU reference functions accept any valid codes.
+ * from the whole code, which data from `quantize` seldom reaches, except that a partial last block's
+ * leader is 0 past `keptLength` (docs/FORMAT.md §7; `checkQuantizedMatrix` and the upload refuse
+ * other codes there). The CPU reference functions accept every such code.
  */
 export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): DeterministicLatticeMatrix {
   const rng = new Rng(seed);
-  const size = new VoronoiCode(schemeLattice(q.scheme), q.scheme.q).size;
+  const code = new VoronoiCode(schemeLattice(q.scheme), q.scheme.q);
+  const draw = () => (code.size === 2 ** 32 ? rng.nextU32() : rng.nextInt(code.size));
+  const d = schemeLattice(q.scheme).dimension;
+  const first = q.keptLength - (q.blocksPerColumn - 1) * d; // the last block's coordinates that exist
+  const point = new Int32Array(d);
+  // A last, partial block's leader must be 0 past keptLength (docs/FORMAT.md §7): drawn again until it is.
+  const lastBlockCode = (): number => {
+    for (;;) {
+      const c = draw();
+      if (code.decode(c, point).subarray(first).every((v) => v === 0)) return c;
+    }
+  };
   return {
     ...q,
-    codes: Uint32Array.from(q.codes, () => (size === 2 ** 32 ? rng.nextU32() : rng.nextInt(size))),
+    codes: Uint32Array.from(q.codes, (_, i) => (first < d && i % q.blocksPerColumn === q.blocksPerColumn - 1 ? lastBlockCode() : draw())),
     scaleIndices: Uint8Array.from(q.scaleIndices, () => rng.nextInt(q.multiples.length)),
   };
 }

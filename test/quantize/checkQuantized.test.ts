@@ -3,6 +3,8 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
+import { D3 } from '../../src/lattices/d3.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { checkQuantizedMatrix } from '../../src/quantize/checkQuantized.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -94,5 +96,22 @@ describe('checkQuantizedMatrix: explicit escapes', () => {
     expect(() => checkQuantizedMatrix(withMu(-(2 ** 16)), 'A')).not.toThrow();
     expect(() => checkQuantizedMatrix(withMu(2 ** 16 + 2), 'A')).toThrow(/^A\.hugeEscapes\[0\] = 65538 is beyond ±2\^16, more than any encoder writes/);
     expect(() => matmulAT(withMu(2 ** 21), withMu(2 ** 21))).toThrow(LatticeMatmulError);
+  });
+});
+
+describe('checkQuantizedMatrix: a deterministic last block past the column', () => {
+  // 64 unrotated rows in blocks of 3: block 21 holds row 63 and two coordinates past the column. The
+  // decoders drop those, the inner-product tables summed them: matmulAT differed from dequantize (helper-122).
+  it('refuses a leader nonzero past keptLength, which every product and decode would then read differently; quantize never writes one', () => {
+    const q = quantize(gaussianMatrix(64, 2, 1), { scheme: 'd3-q6-deterministic', rotate: false });
+    if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('deterministic matrix expected');
+    const voronoi = new VoronoiCode(D3, 6);
+    const tail = Array.from({ length: voronoi.size }, (_, c) => c).find((c) => voronoi.decode(c)[1] !== 0) as number;
+    const codes = q.codes.slice();
+    codes[q.blocksPerColumn + 21] = tail; // column 1's last block
+    const forged = { ...q, codes };
+    expect(() => matmulAT(forged, forged)).toThrow(/A: code \d+ of the last block of column 1 has a nonzero coordinate 1 past the column's 64 coordinates/);
+    expect(() => dequantize(forged)).toThrow(/of the last block of column 1/);
+    expect(() => checkQuantizedMatrix(q, 'q')).not.toThrow();
   });
 });
