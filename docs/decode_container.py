@@ -558,7 +558,7 @@ def decode_deterministic(d, fields):
                 k = b * dim + v
                 if k < kept:
                     column[k] = fround(step * L[v])
-                else:  # §7: a last block's leader is 0 past keptLength (the table products cannot drop it)
+                elif lattice == "D3":  # §7: 0 past keptLength (D3's inner-product table cannot drop it)
                     require(L[v] == 0, "a last block's leader is nonzero past keptLength")
         rotated.append(column)
     return finish(d, fields, rotated)

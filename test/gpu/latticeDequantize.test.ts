@@ -286,7 +286,7 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     });
   }
 
-  it.each([3, 13, 100])('random codes (every leader; a last block zero past N, as the format requires), n = %i', async (n) => {
+  it.each([3, 13, 100])('random codes (every leader, E8 coordinates past N dropped; a last D3 block zero there, as the format requires), n = %i', async (n) => {
     for (const [name, options] of schemes) {
       const q = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
       const gq = uploadLatticeMatrix(context.device, q);

@@ -82,7 +82,8 @@ export function shifted(m: Matrix, offset: number): Matrix {
 
 /**
  * A copy of `q` with every code and scale index replaced by a uniformly random valid one: leaders
- * from the whole code, which data from `quantize` seldom reaches, except that a partial last block's
+ * from the whole code, which data from `quantize` seldom reaches (an E8 last block's included, nonzero
+ * past `keptLength`, which every decode and product drops), except that a partial last D3 block's
  * leader is 0 past `keptLength` (docs/FORMAT.md §7; `checkQuantizedMatrix` and the upload refuse
  * other codes there). The CPU reference functions accept every such code.
  */
@@ -93,7 +94,7 @@ export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): De
   const d = schemeLattice(q.scheme).dimension;
   const first = q.keptLength - (q.blocksPerColumn - 1) * d; // the last block's coordinates that exist
   const point = new Int32Array(d);
-  // A last, partial block's leader must be 0 past keptLength (docs/FORMAT.md §7): drawn again until it is.
+  // A last, partial D3 block's leader must be 0 past keptLength (docs/FORMAT.md §7): drawn again until it is.
   const lastBlockCode = (): number => {
     for (;;) {
       const c = draw();
@@ -102,7 +103,7 @@ export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): De
   };
   return {
     ...q,
-    codes: Uint32Array.from(q.codes, (_, i) => (first < d && i % q.blocksPerColumn === q.blocksPerColumn - 1 ? lastBlockCode() : draw())),
+    codes: Uint32Array.from(q.codes, (_, i) => (q.scheme.lattice === 'D3' && first < d && i % q.blocksPerColumn === q.blocksPerColumn - 1 ? lastBlockCode() : draw())),
     scaleIndices: Uint8Array.from(q.scaleIndices, () => rng.nextInt(q.multiples.length)),
   };
 }

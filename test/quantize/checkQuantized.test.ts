@@ -4,6 +4,7 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { D3 } from '../../src/lattices/d3.js';
+import { E8 } from '../../src/lattices/e8.js';
 import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { checkQuantizedMatrix } from '../../src/quantize/checkQuantized.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
@@ -113,5 +114,26 @@ describe('checkQuantizedMatrix: a deterministic last block past the column', () 
     expect(() => matmulAT(forged, forged)).toThrow(/A: code \d+ of the last block of column 1 has a nonzero coordinate 1 past the column's 64 coordinates/);
     expect(() => dequantize(forged)).toThrow(/of the last block of column 1/);
     expect(() => checkQuantizedMatrix(q, 'q')).not.toThrow();
+  });
+});
+
+describe('checkQuantizedMatrix: E8 last blocks past the column', () => {
+  it("accepts E8 leaders nonzero past keptLength, which quantize writes (the ½-coset) and every E8 product drops", () => {
+    const n = 63; // 8 blocks of 8: the last one's coordinate 7 lies past the column
+    const data = new Float32Array(n * 400);
+    for (let j = 0; j < 400; j++) for (let i = 0; i < n; i++) data[j * n + i] = i === n - 1 ? (j % 40) / 8 - 2.5 : ((i * 7 + j * 3) % 5) - 2;
+    const q = quantize({ rows: n, cols: 400, data }, { scheme: 'e8-q16-deterministic', rotate: false });
+    if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('deterministic matrix expected');
+    const voronoi = new VoronoiCode(E8, 16);
+    const past = Array.from({ length: q.cols }, (_, j) => voronoi.decode(q.codes[j * q.blocksPerColumn + 7] as number)[7] !== 0).filter(Boolean).length;
+    expect(past).toBeGreaterThan(0); // such codes occur
+    expect(() => checkQuantizedMatrix(q, 'q')).not.toThrow();
+    const exact = matmulAT(q, q);
+    const decoded = dequantize(q);
+    // Products drop the coordinate as the decode does: ÂᵀÂ's diagonal is the stored norm, and an
+    // off-diagonal entry equals the decoded columns' inner product.
+    let dot = 0;
+    for (let i = 0; i < n; i++) dot += (decoded.data[i] as number) * (decoded.data[n + i] as number);
+    expect(Math.abs((exact.data[400] as number) - dot)).toBeLessThan(1e-4 * Math.hypot(...decoded.data.subarray(0, n)) * Math.hypot(...decoded.data.subarray(n, 2 * n)));
   });
 });
