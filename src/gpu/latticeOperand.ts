@@ -324,9 +324,11 @@ export function deterministicDecodeRatio(q: Pick<DeterministicLatticeMatrix, 'sc
  * split exponents and are not affected; the GEMV and dequantize kernels multiply the f32 factors
  * directly. `formula` names the product for the message.
  */
-export function checkGpuColumnScale(column: number, formula: string, scale: number): void {
+export function checkGpuColumnScale(column: number, formula: string, scale: number, factorsNonzero = scale !== 0): void {
+  // 0 only for a zero column: a product of nonzero factors that underflowed (β = 5e-324, say) would
+  // make the GPU decode 0 and its GEMV limit 0, refusing every x.
   check(
-    scale === 0 || (scale >= F32_MIN_NORMAL && scale <= F32_MAX),
+    (scale === 0 && !factorsNonzero) || (scale >= F32_MIN_NORMAL && scale <= F32_MAX),
     () =>
       `GPU upload: column ${column}'s scale ${formula} = ${scale.toExponential(3)} is outside f32's normal range [2^-126, 2^128), ` +
       'in which the GPU GEMV and dequantize kernels form it (the result would be 0, inaccurate or infinite); ' +
@@ -370,7 +372,7 @@ export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatri
   for (let j = 0; j < q.norms.length; j++) {
     const scale = (q.norms[j] as number) * (q.gains === null ? 1 : Math.abs(q.gains[j] as number));
     checkGpuColumnScale(j, 'ν·|γ|', scale);
-    for (const unit of units) checkGpuColumnScale(j, 'ν·|γ|·columnUnit', scale * unit);
+    for (const unit of units) checkGpuColumnScale(j, 'ν·|γ|·columnUnit', scale * unit, scale !== 0);
   }
 }
 

@@ -385,7 +385,7 @@ export function universalPointUnit(m: Pick<GpuUniversalMatrix, 'scheme' | 'lengt
 function checkUniversalColumnScales(m: Pick<UniversalOperandMetadata, 'scheme' | 'length' | 'norms'>): void {
   const units = [universalDitherUnit(m), universalPointUnit(m)];
   for (let j = 0; j < m.norms.length; j++) {
-    for (const unit of units) checkGpuColumnScale(j, 'ν·unit', (m.norms[j] as number) * unit);
+    for (const unit of units) checkGpuColumnScale(j, 'ν·unit', (m.norms[j] as number) * unit, (m.norms[j] as number) !== 0);
   }
 }
 

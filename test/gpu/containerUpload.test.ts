@@ -256,4 +256,12 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
     expect(() => uploadContainerEntry(context.device, entry)).toThrow(/column 1's scale ν·unit/);
     uploadUniversalMatrix(context.device, original).destroy();
   });
+
+  it('universal: β = 5e-324 (a subnormal double, in (0, 64]) makes ν·unit underflow to 0: refused, where it was taken for a zero column (every x was then refused by the GEMV)', () => {
+    const original = quantize(gaussianMatrix(64, 2, 1), { scheme: 'd3-q6', seed: 3, nonce: 5 }) as UniversalLatticeMatrix;
+    const tiny: UniversalLatticeMatrix = { ...original, scheme: { ...original.scheme, beta: 5e-324 } };
+    expect(() => uploadUniversalMatrix(context.device, tiny)).toThrow(/column 0's scale ν·unit = 0\.000e\+0 is outside f32's normal range/);
+    // A zero column (ν = 0) still uploads.
+    uploadUniversalMatrix(context.device, { ...original, norms: Float32Array.of(0, 1) }).destroy();
+  });
 });
