@@ -44,8 +44,8 @@ import type { GpuScratch } from './scratch.js';
  * combination; a record reads them only within its own commands, which run contiguously.
  *
  * Lifetime: what `record` puts into an encoder reads the weight's buffers (except where the layer's
- * int8-input form is a repacked copy of them) and the layer's own (bias,
- * int8-input form, column side, prepared uniforms and scratch), as any recorded command reads its
+ * int8-input form is a repacked copy of them) and the layer's own (bias, int8-input form, column
+ * side, prepared uniforms and scratch), as any recorded command reads its
  * GPUBuffers: the weight and the layer (and a group) must not be destroyed before the last submission
  * that uses them has been submitted. WebGPU rejects a submission that uses a destroyed buffer as a whole
  * (none of its commands run, y keeps its old contents), and says so only in an error scope or an
@@ -482,8 +482,8 @@ export class QuantizedLinear {
    * was); that shows only in an error scope or an `uncapturederror` event, since the submit is
    * yours. One exception: with `int8Inputs`, an E8 or d3-q6-deterministic layer reads only its own
    * repacked copy of the weight, so that submission runs as recorded (y is right); the next `record`
-   * refuses the destroyed weight. Recording never invalidates commands recorded earlier: the `maxPrepared` limit drops
-   * prepared sets without destroying them. Likewise x and y must be buffers of the layer's device, and
+   * refuses the destroyed weight. Recording never invalidates commands recorded earlier: the
+   * `maxPrepared` limit drops prepared sets without destroying them. Likewise x and y must be buffers of the layer's device, and
    * a compute pass given as `target` must still be open: WebGPU offers no way to ask a buffer for its
    * device or a pass whether it has ended, so either mistake surfaces as WebGPU's validation error
    * (an error scope of yours or `uncapturederror`), with the submission rejected and y left as it was.

@@ -46,14 +46,6 @@ function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount:
 }
 
 /**
- * Refuses time-sharing (`what`: keeping a prefix of the rotated coordinates) over a rotation of n =
- * `rows` that is not one stage. A prefix is an unbiased sample of a column's energy only when every
- * rotated coordinate mixes every input alike: a one-stage (padded) rotation. The two-window rotation
- * of longer columns (rotationPlan) over-weighs the first window in a prefix (measured: estimate/exact
- * 0.44 instead of 0.52 at κ = 0.5, n = 3000), and inputs past the first window reach only the second:
- * a prefix that ends before it never reads them, so a NaN there would give finite products.
- */
-/**
  * Why a deterministic D3 matrix's codes are not what its decoders agree on, or null: a last, partial
  * block (keptLength not a multiple of 3) whose coset leader has a nonzero coordinate past keptLength.
  * Every decode drops such a coordinate, but the D3 inner-product tables (the CPU table product and the
@@ -80,6 +72,14 @@ export function deterministicTailProblem(lattice: LatticeName, q: number, codes:
   return null;
 }
 
+/**
+ * Refuses time-sharing (`what`: keeping a prefix of the rotated coordinates) over a rotation of n =
+ * `rows` that is not one stage. A prefix is an unbiased sample of a column's energy only when every
+ * rotated coordinate mixes every input alike: a one-stage (padded) rotation. The two-window rotation
+ * of longer columns (rotationPlan) over-weighs the first window in a prefix (measured: estimate/exact
+ * 0.44 instead of 0.52 at κ = 0.5, n = 3000), and inputs past the first window reach only the second:
+ * a prefix that ends before it never reads them, so a NaN there would give finite products.
+ */
 export function checkTimeSharedRotation(rows: number, rotate: boolean, what: string): void {
   if (!rotate) return;
   const stages = rotationPlan(rows).stages.length;
