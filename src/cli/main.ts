@@ -168,19 +168,27 @@ function integerArgument(text: string | undefined, what: string, min: number, us
   return value;
 }
 
+/** The commands, in the order the usage lists them (what `help COMMAND` takes). */
+const COMMANDS = ['quantize', 'inspect', 'schemes'] as const;
+
+/** Arguments as a message shows them: each in JSON quotes. */
+function quoted(args: readonly string[]): string {
+  return args.map((a) => JSON.stringify(a)).join(' ');
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) throw new UsageError('no command given', USAGE);
   if (command === '--help' || command === '-h' || command === 'help') {
     // `help quantize` is `quantize --help`; anything else after it is a mistake, not ignored.
     const [topic, ...more] = rest;
-    if (topic !== undefined && more.length === 0 && ['quantize', 'inspect', 'schemes'].includes(topic)) return main([topic, '--help']);
-    if (topic !== undefined) throw new UsageError(`${command} takes a command name (quantize, inspect or schemes) or nothing, got ${rest.map((a) => JSON.stringify(a)).join(' ')}`, USAGE);
+    if (topic !== undefined && more.length === 0 && (COMMANDS as readonly string[]).includes(topic)) return main([topic, '--help']);
+    if (topic !== undefined) throw new UsageError(`${command} takes a command name (${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS[COMMANDS.length - 1]}) or nothing, got ${quoted(rest)}`, USAGE);
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   if (command === '--version' || command === '-V' || command === 'version') {
-    if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got ${rest.map((a) => JSON.stringify(a)).join(' ')}`, USAGE);
+    if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got ${quoted(rest)}`, USAGE);
     process.stdout.write(`lattice-matmul ${packageVersion()}\n`);
     return 0;
   }

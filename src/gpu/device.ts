@@ -116,8 +116,12 @@ export type AdapterIdentity = Pick<GPUAdapterInfo, (typeof ADAPTER_IDENTITY_FIEL
  */
 export function adapterIdentity(info: object): AdapterIdentity {
   const fields = info as Record<string, unknown>;
-  const text = (key: string): string => (typeof fields[key] === 'string' ? fields[key] : '');
-  return { vendor: text('vendor'), architecture: text('architecture'), device: text('device'), description: text('description') };
+  const identity = { vendor: '', architecture: '', device: '', description: '' } satisfies AdapterIdentity;
+  for (const field of ADAPTER_IDENTITY_FIELDS) {
+    const value = fields[field];
+    if (typeof value === 'string') identity[field] = value;
+  }
+  return identity;
 }
 
 /** `info`'s identity fields joined by `separator`, in their order, empty ones left out. */
