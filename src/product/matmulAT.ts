@@ -56,8 +56,8 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix, options: Matm
   const out = new Float32Array(qa.cols * qb.cols);
   if (qa.kind === 'lattice' && qa.mode === 'deterministic' && qb.kind === 'lattice' && qb.mode === 'deterministic' && sharesSmallCode(qa, qb)) {
     // The decoded norms: ν·|γ| is no bound (a column decodes a few per cent beyond it).
-    const normA = columnNormBound(qa, decodeRotated(qa));
-    checkProductRange(normA, qb === qa ? normA : columnNormBound(qb, decodeRotated(qb)));
+    const normA = tableNormBound(qa);
+    checkProductRange(normA, qb === qa ? normA : tableNormBound(qb));
     tableProduct(qa, qb, out);
   } else {
     decodedProduct(qa, qb, out);
@@ -152,6 +152,33 @@ function tableProduct(qa: DeterministicLatticeMatrix, qb: DeterministicLatticeMa
       out[jb * qa.cols + ia] = common * (columnScaleA[ia] as number) * (columnScaleB[jb] as number) * sum;
     }
   }
+}
+
+/**
+ * `columnNormBound(q, decodeRotated(q))` from the inner-product table's diagonal instead of a decode
+ * (which allocates length × cols float64s): ‖â_j‖² = unit²/(s²·N)·(ν_j·γ_j)²·Σ_t k_t²·T[c_t, c_t],
+ * exact in float64 like `tableProduct`'s sums, plus |μ_j|·√rows when centred. The table holds whole
+ * blocks; a D3 leader is 0 past keptLength (`checkQuantizedMatrix`), so nothing past the column counts.
+ */
+export function tableNormBound(q: DeterministicLatticeMatrix): number {
+  const table = cachedInnerProductTable(q);
+  const size = Math.round(Math.sqrt(table.length));
+  const s = schemeLattice(q.scheme).pointScale;
+  const unitSquared = (q.unit * q.unit) / (s * s * q.length);
+  const scales = columnScales(q);
+  const blocks = q.blocksPerColumn;
+  let largest = 0;
+  for (let j = 0; j < q.cols; j++) {
+    let sum = 0;
+    for (let t = j * blocks; t < (j + 1) * blocks; t++) {
+      const c = q.codes[t] as number;
+      const k = q.multiples[q.scaleIndices[t] as number] as number;
+      sum += k * k * (table[c * size + c] as number);
+    }
+    const mean = q.means ? Math.abs(q.means[j] as number) * Math.sqrt(q.rows) : 0;
+    largest = Math.max(largest, Math.abs(scales[j] as number) * Math.sqrt(unitSquared * sum) + mean);
+  }
+  return largest;
 }
 
 /** ν_j · γ_j per column. */

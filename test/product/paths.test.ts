@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Matrix } from '../../src/matrix.js';
-import { decodeRotated } from '../../src/product/decodeRotated.js';
+import { columnNormBound, decodeRotated } from '../../src/product/decodeRotated.js';
 import { dequantize } from '../../src/product/dequantize.js';
-import { matmulAT } from '../../src/product/matmulAT.js';
+import { matmulAT, tableNormBound } from '../../src/product/matmulAT.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -100,6 +100,12 @@ describe('the inner-product-table path equals the decoded path', () => {
       const rounding = F32_HALF_ULP * (Math.abs(ref) + (qa.means ? Math.abs(withoutMeans[k] as number) : 0));
       const tolerance = rounding + 1e-9 * (scale[k] as number);
       if (!(Math.abs(got - ref) <= tolerance)) expect.fail(`entry ${k}: table ${got}, decoded ${ref} (tolerance ${tolerance})`);
+    }
+    // The product range is checked on norms from the table's diagonal: those of the decoded columns.
+    for (const q of [qa, qb]) {
+      if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('deterministic matrix expected');
+      const decoded = columnNormBound(q, decodeRotated(q));
+      expect(Math.abs(tableNormBound(q) - decoded)).toBeLessThanOrEqual(1e-6 * decoded);
     }
   });
 });
