@@ -11,6 +11,7 @@ import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';
+import { fiveStandardErrors, meanAndStd } from '../meanRatio.js';
 
 /** ‖x̂ − x‖²_F / ‖x‖²_F. */
 function relativeError(approx: Matrix, exact: Matrix): number {
@@ -146,9 +147,8 @@ describe('matmulAT refuses incompatible operands', () => {
         const predicted = bothUniversal ? expectedNmse(qa, qb) : da + db + da * db;
         ratios.push(nmse / predicted);
       }
-      const mean = ratios.reduce((x, r) => x + r, 0) / m;
-      const std = Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (m - 1));
-      results.push({ name: `${sa} × ${sb}`, mean, std, tolerance: (5 * Math.max(std, 0.02)) / Math.sqrt(m) + 0.02 });
+      const { mean, std } = meanAndStd(ratios);
+      results.push({ name: `${sa} × ${sb}`, mean, std, tolerance: fiveStandardErrors(std, m) + 0.02 });
     }
     const report = results.map((r) => `${r.name}: ${r.mean.toFixed(4)} (s ${r.std.toFixed(4)}) ± ${r.tolerance.toFixed(4)}`).join('; ');
     for (const r of results) expect(Math.abs(r.mean - 1), `${r.name} over ${m} draws (${report})`).toBeLessThanOrEqual(r.tolerance);

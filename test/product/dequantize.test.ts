@@ -6,6 +6,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { expectMeanNearOne } from '../meanRatio.js';
 
 /** ‖x̂ − x‖² / ‖x‖² over the matrix, or over the matrix minus its column means when `centred`. */
 function relativeError(approx: Matrix, exact: Matrix, centred = false): number {
@@ -48,10 +49,7 @@ describe('dequantize', () => {
       const predicted = errorA + errorB + errorA * errorB;
       ratios.push(productNmse(matmulAT(qa, qb), a, b) / predicted);
     }
-    const mean = ratios.reduce((s, r) => s + r, 0) / m;
-    const std = Math.sqrt(ratios.reduce((s, r) => s + (r - mean) ** 2, 0) / (m - 1));
-    const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(m) + 0.02;
-    expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${m} draws`).toBeLessThanOrEqual(tolerance);
+    expectMeanNearOne(ratios, 0.02, `${scheme}: NMSE / (D_a + D_b + D_a·D_b)`);
   });
 
   it('d3-q6-deterministic per-entry error is about 0.03 (half the product NMSE of 0.06)', () => {

@@ -6,12 +6,7 @@ import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type GainMode, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { resolveScheme, type Scheme, type SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-
-/** Sample mean and sample standard deviation (n − 1). */
-function meanAndStd(values: readonly number[]): { mean: number; std: number } {
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  return { mean, std: Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1)) };
-}
+import { expectMeanNearOne } from '../meanRatio.js';
 
 /** z-score (mean / standard error) of a sample. */
 function zScore(values: readonly number[]): number {
@@ -180,9 +175,7 @@ describe('operating points on iid Gaussian data (n = 768)', () => {
       expect(expectedNmse(qa, qb)).toBeCloseTo(predicted, 4);
       ratios.push(productNmse(matmulAT(qa, qb), a, b) / expectedNmse(qa, qb));
     }
-    const { mean, std } = meanAndStd(ratios);
-    const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(NONCE_PAIRS) + 0.01;
-    expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${NONCE_PAIRS} nonce pairs`).toBeLessThanOrEqual(tolerance);
+    expectMeanNearOne(ratios, 0.01, `${scheme}: NMSE / expectedNmse over nonce pairs`);
   });
 });
 

@@ -9,18 +9,10 @@ import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatri
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { timeSharingFraction } from '../../src/theory/timeSharing.js';
+import { expectMeanNearOne } from '../meanRatio.js';
 
 /** Draws (data seeds or nonce pairs) averaged per time-sharing NMSE check. */
 const TIME_SHARING_DRAWS = 6;
-
-/** Asserts |mean r − 1| ≤ 5·max(s, 0.02)/√m + 0.01, s the sample standard deviation of the m ratios. */
-function expectMeanNearOne(ratios: readonly number[]): void {
-  const m = ratios.length;
-  const mean = ratios.reduce((s, r) => s + r, 0) / m;
-  const std = Math.sqrt(ratios.reduce((s, r) => s + (r - mean) ** 2, 0) / (m - 1));
-  const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(m) + 0.01;
-  expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${m} draws`).toBeLessThanOrEqual(tolerance);
-}
 
 function deterministic(q: QuantizedMatrix): DeterministicLatticeMatrix {
   if (q.kind !== 'lattice' || q.mode !== 'deterministic') throw new Error('expected a deterministic lattice matrix');
@@ -86,7 +78,7 @@ describe('time-sharing (keepFraction) with d3-q6-deterministic at n = 768', () =
       const f = xq.keptLength / length;
       ratios.push(productNmse(matmulAT(xq, quantize(y, { scheme, keepFraction: kappa })), x, y) / (1 - f * (1 - xFull)));
     }
-    expectMeanNearOne(ratios);
+    expectMeanNearOne(ratios, 0.01, `NMSE / (1 − κ(1 − NMSE_full)), κ = ${kappa}`);
   });
 
   it('dropped coordinates decode to zero', () => {
@@ -148,7 +140,7 @@ describe('time-sharing (keepFraction) with universal schemes at n = 768', () => 
         const xb = quantize(b, { scheme, keepFraction: kappa, seed: 20 + t, nonce: 101 + 2 * t });
         ratios.push(productNmse(matmulAT(xa, xb), a, b) / predicted);
       }
-      expectMeanNearOne(ratios);
+      expectMeanNearOne(ratios, 0.01, `${scheme}: NMSE / (1 − κ(1 − E NMSE_full)), κ = ${kappa}`);
     });
 
     it(`${scheme}: dropped coordinates decode to zero`, () => {

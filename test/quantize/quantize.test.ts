@@ -13,12 +13,7 @@ import { SCHEMES, type SchemeName } from '../../src/quantize/schemes.js';
 import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-
-/** Sample mean and sample standard deviation (n − 1). */
-function meanAndStd(values: readonly number[]): { mean: number; std: number } {
-  const mean = values.reduce((s, v) => s + v, 0) / values.length;
-  return { mean, std: Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1)) };
-}
+import { expectMeanNearOne, meanAndStd } from '../meanRatio.js';
 
 /** Narrows to a universal lattice matrix (fails the test otherwise). */
 function universal(q: QuantizedMatrix): UniversalLatticeMatrix {
@@ -618,9 +613,7 @@ describe('quantize: options', () => {
         expect([qa.rotate, qa.length, qa.blocksPerColumn]).toEqual([false, 768, 256]);
         ratios.push(productNmse(matmulAT(qa, qb), a, b) / expectedNmse(qa, qb));
       }
-      const { mean, std } = meanAndStd(ratios);
-      const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(m) + 0.01;
-      expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${m} nonce pairs`).toBeLessThanOrEqual(tolerance);
+      expectMeanNearOne(ratios, 0.01, `${kind}: NMSE / expectedNmse over nonce pairs`);
       const small = universal(quantize(gaussianMatrix(5, 2, 15), { scheme: 'd3-q6', rotate: false }));
       expect([small.length, small.blocksPerColumn]).toEqual([5, 2]);
       expect(dequantize(small).data.every(Number.isFinite)).toBe(true);

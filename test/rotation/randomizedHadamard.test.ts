@@ -6,20 +6,12 @@ import { counterSign, gaussianMatrix, RandomStream, Rng } from '../../src/rotati
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { countAllocations } from '../weightonly/fuzzProperty.js';
 
-/** Calls of the fast transform and the entries they covered, counted through a pass-through mock. */
-const transforms = vi.hoisted(() => ({ calls: 0, entries: 0, longest: 0 }));
-vi.mock('../../src/rotation/hadamard.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../src/rotation/hadamard.js')>();
-  return {
-    ...original,
-    hadamardTransformInPlace: (x: Float32Array, N: number): void => {
-      transforms.calls++;
-      transforms.entries += N;
-      transforms.longest = Math.max(transforms.longest, N);
-      original.hadamardTransformInPlace(x, N);
-    },
-  };
-});
+import { transforms } from './transformCounter.js';
+
+// Counts the fast transform's calls (a pass-through: the rotation computes as before).
+vi.mock('../../src/rotation/hadamard.js', async (importOriginal) =>
+  (await import('./transformCounter.js')).countingHadamard(await importOriginal<typeof import('../../src/rotation/hadamard.js')>()),
+);
 
 function randomVector(length: number, rng: Rng): Float32Array {
   const v = new Float32Array(length);

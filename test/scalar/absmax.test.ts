@@ -11,6 +11,7 @@ import {
 import { toFloat16 } from '../../src/scalar/floatFormats.js';
 import { effectiveRate } from '../../src/theory/highRate.js';
 import { gaussianVector } from './gaussian.js';
+import { expectMeanNearOne } from '../meanRatio.js';
 
 const GRIDS: IntGrid[] = ['midrise', 'symmetric'];
 const FORMATS: AbsmaxOptions['scaleFormat'][] = ['fp32', 'fp16'];
@@ -276,18 +277,6 @@ describe('absmax on N(0,1) data (n = 6144): the seeds’ sanity numbers', () => 
     let s = 0;
     for (let i = 0; i < a.length; i++) s += (a[i] as number) ** 2;
     return s / a.length;
-  }
-
-  /**
-   * Asserts |mean r − 1| ≤ 5·max(s, 0.02)/√m + slack over the m draws (data seeds, the only randomness
-   * of a scalar scheme), s the sample standard deviation of r.
-   */
-  function expectMeanNearOne(ratios: readonly number[], slack: number, what: string): void {
-    const m = ratios.length;
-    const mean = ratios.reduce((x, r) => x + r, 0) / m;
-    const std = Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (m - 1));
-    const tolerance = (5 * Math.max(std, 0.02)) / Math.sqrt(m) + slack;
-    expect(Math.abs(mean - 1), `${what}: mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over ${m} data seeds`).toBeLessThanOrEqual(tolerance);
   }
 
   /** Data seeds averaged per statistic below. */

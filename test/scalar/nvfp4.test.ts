@@ -10,6 +10,7 @@ import {
 } from '../../src/scalar/nvfp4.js';
 import { effectiveRate } from '../../src/theory/highRate.js';
 import { gaussianVector } from './gaussian.js';
+import { fiveStandardErrors, meanAndStd } from '../meanRatio.js';
 
 const E2M1_VALUES = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
 
@@ -205,9 +206,8 @@ describe('NVFP4 on N(0,1) data (n = 6144)', () => {
     const loss = NVFP4_BITS_PER_ENTRY - effectiveRate(meanOf(deltas));
     expect(loss).toBeGreaterThan(0.9);
     expect(loss).toBeLessThan(1.15);
-    const ratio = meanOf(toNearest);
-    const std = Math.sqrt(toNearest.reduce((x, r) => x + (r - ratio) ** 2, 0) / (m - 1));
-    expect(ratio + (5 * Math.max(std, 0.02)) / Math.sqrt(m), `error / nearest-scale error: mean ${ratio.toFixed(4)} ± ${std.toFixed(4)} over ${m} draws`).toBeLessThanOrEqual(0.95);
+    const { mean: ratio, std } = meanAndStd(toNearest);
+    expect(ratio + fiveStandardErrors(std, m), `error / nearest-scale error: mean ${ratio.toFixed(4)} ± ${std.toFixed(4)} over ${m} draws`).toBeLessThanOrEqual(0.95);
   });
 
 });
