@@ -1,3 +1,4 @@
+import { check } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import type { ProductKernel } from '../../src/gpu/engine.js';
@@ -230,14 +231,17 @@ export function gemvProblem(out: number, inFeatures: number, k: number, tileCols
  * NMSE of a GEMV result Ŷ (cols × k, column-major) against the exact WᵀX:
  * n·‖Ŷ − WᵀX‖² / (‖W‖²‖X‖²) (≈ the per-entry relative error of the weights; 0 for an exact kernel).
  */
-export function gemvNmse(y: Float32Array, problem: GemvProblem): number {
+export function gemvNmse(y: Float32Array, problem: GemvProblem, reference: ArrayLike<number> = problem.yTile): number {
   const { cols, n } = problem;
   const k = problem.x.cols;
-  const tCols = problem.tile.cols;
+  // The reference's columns repeat over y's: the problem's tile columns (yTile), or a twin's y of
+  // them or of every column.
+  const period = reference.length / k;
+  check(Number.isInteger(period) && period > 0, 'bench: a GEMV reference holds whole columns for every right-hand side');
   let error = 0;
   for (let r = 0; r < k; r++) {
     for (let j = 0; j < cols; j++) {
-      const d = (y[r * cols + j] as number) - (problem.yTile[r * tCols + (j % tCols)] as number);
+      const d = (y[r * cols + j] as number) - (reference[r * period + (j % period)] as number);
       error += d * d;
     }
   }

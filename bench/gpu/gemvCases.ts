@@ -255,27 +255,10 @@ const INT8_ROUNDING_TWIN_SLACK = 1e-6;
 async function twinCheck(device: GPUDevice, y: GPUBuffer, problem: GemvProblem, twin: { readonly y: ArrayLike<number>; readonly limit: number; readonly name: string }, exactLimit: number): Promise<{ value: number; limit: number; metric: string }> {
   const data = new Float32Array(await readBufferExclusive(device, y, 4 * problem.cols * problem.x.cols));
   const exact = gemvNmse(data, problem);
-  const vsTwin = nmseAgainst(data, twin.y, problem);
+  check(problem.cols % (twin.y.length / problem.x.cols) === 0, 'bench: a reference covers whole repeats of the columns');
+  const vsTwin = gemvNmse(data, problem, twin.y);
   if (!(exact <= exactLimit)) return { value: exact, limit: exactLimit, metric: `nmse vs exact float64 (vs ${twin.name}: ${vsTwin.toExponential(2)})` };
   return { value: vsTwin, limit: twin.limit, metric: `nmse vs ${twin.name} (vs exact float64: ${exact.toExponential(2)})` };
-}
-
-/**
- * NMSE of y (cols × k) against `reference`: the problem's tile columns' (y_j against reference_{j mod
- * tile columns}, as the problem's yTile) or every column's, normalized like `gemvNmse`.
- */
-function nmseAgainst(y: Float32Array, reference: ArrayLike<number>, problem: GemvProblem): number {
-  const k = problem.x.cols;
-  const period = reference.length / k;
-  check(Number.isInteger(period) && problem.cols % period === 0, 'bench: a reference covers whole repeats of the columns');
-  let error = 0;
-  for (let r = 0; r < k; r++) {
-    for (let j = 0; j < problem.cols; j++) {
-      const d = (y[r * problem.cols + j] as number) - (reference[r * period + (j % period)] as number);
-      error += d * d;
-    }
-  }
-  return Number.isFinite(error) ? (problem.n * error) / (problem.wNorm2 * problem.xNorm2) : Number.POSITIVE_INFINITY;
 }
 
 /** y_j = Σ_i ŵ_ij·x_i in float64 for each column of `w` (n × cols, column-major) and the problem's first x. */
