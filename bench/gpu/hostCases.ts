@@ -1,4 +1,6 @@
-import { createBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import launchProbeSource from './launch_probe.wgsl?raw';
@@ -30,6 +32,7 @@ import {
   uploadTiled,
   type BenchRow,
   type BenchSettings,
+  type RowCheck,
   type GemvProblem,
 } from './common.js';
 import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quantizedW, universalBuffers, universalCopy, universalGemvBytes } from './gemvCases.js';
@@ -433,7 +436,9 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
     // W's shape as the quantizer makes it (rotated length, kept coordinates, blocks): one column is enough.
     const w = quantize({ rows: n, cols: 1, data: new Float32Array(n).fill(1) }, { scheme: 'd3-q6-deterministic', seed: settings.seed });
     if (w.kind !== 'lattice') throw new Error('d3-q6-deterministic is a lattice scheme');
-    const x = createBuffer(device, 'bench rotation x', 4 * n, STORAGE_USAGE);
+    // A Gaussian x, so that the check below compares real rotations (a zero x rotates to zeros on any path).
+    const xData = gaussianMatrix(n, 1, settings.seed).data;
+    const x = createBufferWithData(device, 'bench rotation x', xData, STORAGE_USAGE);
     const xRotated = createBuffer(device, 'bench rotation x̃', 4 * w.length, STORAGE_USAGE);
     owned.push(x, xRotated);
     const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
@@ -455,6 +460,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       ...rowSamples(timing),
       timing: timing.method,
       note: 'ms is the GPU time per call (all its dispatches)',
+      check: await rotationCheck(device, xRotated, new RandomizedHadamard(n, w.seed).forward(xData)),
       alternativeTo: kind === 'x̂ fewest passes' ? { choice: "one column's rotation spread over passes", defaultKernel: rotatedInputsRowName(calls) } : null,
     });
   } catch (error) {
@@ -463,6 +469,18 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
     call?.destroy();
     for (const buffer of owned) buffer.destroy();
   }
+}
+
+/**
+ * A rotation row's check: x̃ as the last timed call left it against the CPU's rotation of the same x,
+ * bit for bit (the GPU rotation's contract), counted in entries that differ.
+ */
+async function rotationCheck(device: GPUDevice, xRotated: GPUBuffer, expected: Float32Array): Promise<RowCheck> {
+  const got = new Uint32Array(await readBufferExclusive(device, xRotated, 4 * expected.length));
+  const want = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  let differing = 0;
+  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) differing++;
+  return { metric: 'entries of x̃ differing from the CPU rotation (bits)', value: differing, limit: 0, ok: differing === 0 };
 }
 
 /**

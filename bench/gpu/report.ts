@@ -160,6 +160,7 @@ function status(r: BenchRow): string {
 /** A check's figure under its own name: the stream row counts lanes, not an NMSE. */
 function checkFigure(c: RowCheck): string {
   if (c.metric.startsWith('lanes')) return `lanes differing ${c.value}`;
+  if (c.metric.startsWith('entries')) return `entries differing ${c.value}`;
   // "nmse vs exact float64" is the default; twins and references keep their name, without the bracket.
   const name = c.metric === 'nmse vs exact float64' ? 'nmse' : (c.metric.split(' (')[0] ?? c.metric);
   return `${name} ${c.value.toExponential(1)}`;
@@ -199,7 +200,8 @@ function hostTable(rows: readonly BenchRow[]): string {
       fmt(r.gbps),
       r.fractionOfStream === null ? '—' : `${(100 * r.fractionOfStream).toFixed(1)}%`,
       ratio(r.vsF16),
-      r.status === 'ok' ? (r.note ?? '') : status(r),
+      // The rows with a check (the rotation's) show it beside their note.
+      r.status === 'ok' ? [r.note, r.check === null ? null : `check: ${status(r)}`].filter((part) => part !== null).join('; ') : status(r),
     ]),
   );
 }
