@@ -1,5 +1,5 @@
 import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../errors.js';
-import { checkOptionsObject } from '../quantize/strictOptions.js';
+import { checkKnownKeys, checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
 import { ACTIVATION_FORMATS, activationBytes, dispatchEpilogue, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
@@ -177,9 +177,13 @@ function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string
  */
 export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number; readonly size?: number };
 
+const SLICE_KEYS = ['buffer', 'offset', 'size'] as const satisfies readonly (keyof Exclude<BufferSlice, GPUBuffer>)[];
+
 function slice(value: BufferSlice, what: string): Slice {
   check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}`);
   if (!('buffer' in value)) return { buffer: value, offset: 0, size: undefined };
+  // A misspelled key ({ buffer, ofset: 256 }) would otherwise read or write the buffer at byte 0.
+  checkKnownKeys(value, SLICE_KEYS, what);
   const { buffer, offset = 0, size } = value;
   check(typeof buffer === 'object' && buffer !== null, () => `${what}.buffer must be a GPUBuffer, got ${describeValue(buffer)}`);
   check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${describeValue(offset)}`);

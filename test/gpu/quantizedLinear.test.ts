@@ -837,6 +837,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 4 * (13 + out) } })).toThrow(new RegExp(`bias needs ${4 * out} bytes at offset ${4 * (13 + out)}, but its buffer has ${biases.size}`));
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 0, size: 4 * out - 4 } })).toThrow(new RegExp(`bias needs ${4 * out} bytes, but its size is ${4 * out - 4}`));
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, offset: 2 } })).toThrow(/bias offset must be a non-negative multiple of 4, got 2/);
+      // A misspelled key would have read the slice at byte 0 (and a y slice written there).
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, ofset: 4 * 4 } as BufferSlice })).toThrow(/bias: unknown option 'ofset' \(did you mean 'offset'\?\)/);
+      expect(() => (layers[0] as QuantizedLinear).record(device.createCommandEncoder(), x, { buffer: ys[0] as GPUBuffer, ofset: 256 } as BufferSlice, { tokens: 2 })).toThrow(/unknown option 'ofset'/);
     } finally {
       for (const layer of layers) layer.destroy();
       for (const buffer of [x, biases, ...ys]) buffer.destroy();
