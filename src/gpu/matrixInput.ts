@@ -2,6 +2,7 @@ import { check, checkOneOf, checkPositiveInteger, describeValue } from '../error
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { BufferUsage, checkBufferUsable } from './buffers.js';
 import { ACTIVATION_FORMATS, type ActivationFormat } from './kernels/activationIo.js';
+import { checkKnownKeys } from '../quantize/strictOptions.js';
 
 /** A matrix already on the GPU: `rows × cols` column-major f32 in `buffer`, from byte `offset`. */
 export interface GpuMatrixInput {
@@ -13,6 +14,9 @@ export interface GpuMatrixInput {
   /** Element type: 'f32' (default) or 'f16' (IEEE binary16, e.g. an app's half-precision activations). */
   readonly format?: ActivationFormat;
 }
+
+/** The keys of a {@link GpuMatrixInput}: any other is refused (`fromat: 'f16'` read f16 data as f32). */
+const GPU_MATRIX_INPUT_KEYS = ['buffer', 'rows', 'cols', 'offset', 'format'] as const satisfies readonly (keyof GpuMatrixInput)[];
 
 /** True for a CPU `Matrix` (it has `data`), false for a `GpuMatrixInput`. */
 export function isCpuMatrix(input: Matrix | GpuMatrixInput): input is Matrix {
@@ -26,13 +30,14 @@ export function checkMatrixInput(input: Matrix | GpuMatrixInput, name: string): 
     return;
   }
   check(typeof input === 'object' && input !== null, () => `${name} must be a Matrix or { buffer, rows, cols, offset? }`);
+  checkKnownKeys(input, GPU_MATRIX_INPUT_KEYS, name);
   checkPositiveInteger(input.rows, `${name} rows`);
   checkPositiveInteger(input.cols, `${name} cols`);
   checkBufferUsable(input.buffer, BufferUsage.STORAGE, `${name} buffer`);
-  const format = input.format ?? 'f32';
+  const format = input.format === undefined ? 'f32' : input.format;
   checkOneOf(format, ACTIVATION_FORMATS, `${name} format`);
   const size = format === 'f16' ? 2 : 4;
-  const offset = input.offset ?? 0;
+  const offset = input.offset === undefined ? 0 : input.offset;
   check(Number.isInteger(offset) && offset >= 0 && offset % size === 0, () => `${name} offset must be a non-negative multiple of ${size}, got ${describeValue(offset)}`);
   const bytes = size * input.rows * input.cols;
   check(offset + bytes <= input.buffer.size, () => `${name} needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`);

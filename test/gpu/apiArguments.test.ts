@@ -11,9 +11,16 @@ import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { universalGemvI8 } from '../../src/gpu/kernels/universalGemvI8.js';
+import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { d3QuadGemvI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -88,6 +95,48 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
   it('misspelt options of GpuEngine.create and requestGpuDevice are refused with a suggestion, not ignored', async () => {
     expect(() => GpuEngine.create(context, { tablelayout: 'full' } as never)).toThrow(/GpuEngine\.create options: unknown option 'tablelayout' \(did you mean 'tableLayout'\?\)/);
     await expect(requestGpuDevice({ gpu: await nodeGpu(), lable: 'x' } as never)).rejects.toThrow(/requestGpuDevice options: unknown option 'lable' \(did you mean 'label'\?\)/);
+  });
+
+  it('the host GEMV helpers refuse options outside their type instead of forwarding them to the dispatch', async () => {
+    const w = uploadUniversalMatrix(context.device, quantize(gaussianMatrix(n, 4, 7), { scheme: 'e8-4bit', nonce: 7 }) as UniversalLatticeMatrix);
+    const x = gaussianMatrix(n, 1, 8).data;
+    try {
+      // Before: the GPU wrote Y as f16 and the helper read it back as f32 (garbage), and a misspelt leaderTable ran on the default.
+      await expect(universalGemv(context.device, w, x, { outputFormat: 'f16' } as never)).rejects.toThrow(
+        /^universalGemv options: unknown option 'outputFormat'; known: maxBindingBytes, subgroups, subgroupTestMode, leaderTable, fusedFinish$/,
+      );
+      await expect(universalGemv(context.device, w, x, { leaderTabel: false } as never)).rejects.toThrow(/^universalGemv options: unknown option 'leaderTabel' \(did you mean 'leaderTable'\?\)/);
+      expect((await universalGemv(context.device, w, x, { leaderTable: false })).rows).toBe(4);
+      // The int8-input helpers check their options before their weights (a stand-in suffices).
+      const standIn = {} as never;
+      const extra = { dotPath: 'plain', outputFormat: 'f16' } as never;
+      await expect(universalGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^universalGemvI8 options: unknown option 'outputFormat'; known: .*padLeaderTable$/);
+      await expect(latticeGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^latticeGemvI8 options: unknown option 'outputFormat'; known: .*scaleMultiples$/);
+      await expect(e8ResidueGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^e8ResidueGemvI8 options: unknown option 'outputFormat'; known: .*dotPath$/);
+      await expect(e8PointGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^e8PointGemvI8 options: unknown option 'outputFormat'; known: .*dotPath$/);
+      await expect(d3QuadGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^d3QuadGemvI8 options: unknown option 'outputFormat'; known: .*leaderCopies$/);
+      await expect(d3QuadGemvI8(context.device, standIn, x, null as never)).rejects.toThrow(/^d3QuadGemvI8 options must be an object, got null$/);
+    } finally {
+      w.destroy();
+    }
+  });
+
+  it('a GPU matrix input refuses keys other than buffer, rows, cols, offset and format (fromat: \'f16\' read f16 data as f32)', async () => {
+    const buffer = createBuffer(context.device, 'f16 input', 2 * n * 2, STORAGE_USAGE);
+    const w = engine.upload(quantize(gaussianMatrix(n, 4, 9), { scheme: 'e8-4bit', nonce: 9 }) as LatticeQuantizedMatrix);
+    try {
+      await expect(engine.quantize({ buffer, rows: n, cols: 2, fromat: 'f16' } as never, { scheme: 'e8-4bit', nonce: 1 })).rejects.toThrow(
+        /^matrix: unknown option 'fromat' \(did you mean 'format'\?\); known: buffer, rows, cols, offset, format$/,
+      );
+      await expect(engine.matvec(w, { buffer, rows: n, cols: 1, fromat: 'f16' } as never)).rejects.toThrow(/^x: unknown option 'fromat' \(did you mean 'format'\?\)/);
+      await expect(engine.matvec(w, { buffer, rows: n, cols: 1, format: null } as never)).rejects.toThrow(/^x format must be 'f32' or 'f16', got null$/);
+      const q = await engine.quantize({ buffer, rows: n, cols: 2, format: 'f16' }, { scheme: 'e8-4bit', nonce: 1 });
+      expect(q.cols).toBe(2);
+      q.destroy();
+    } finally {
+      w.destroy();
+      buffer.destroy();
+    }
   });
 
   it.each([

@@ -3,6 +3,7 @@ import gemvSource from '../../../shaders/d3_quad_gemv_i8.wgsl?raw';
 import repackSource from '../../../shaders/d3_quad_repack.wgsl?raw';
 import quadWordSideSource from '../../../shaders/quad_word_side.wgsl?raw';
 import { check, checkLabel, describeValue } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeMatrix } from '../../quantize/quantizedMatrix.js';
 import { deterministicQuadForm, type DeterministicQuadForm } from '../../quantize/quadForm.js';
@@ -387,6 +388,9 @@ export function dispatchD3QuadInputs(device: GPUDevice, encoder: GPUCommandEncod
 /** Options of {@link d3QuadGemvI8}. */
 export type D3QuadGemvI8Options = Pick<D3QuadGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies'>;
 
+/** The keys of {@link D3QuadGemvI8Options}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const D3_QUAD_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath', 'leaderCopies'] as const satisfies readonly (keyof D3QuadGemvI8Options)[];
+
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
  * and benchmarks.
@@ -395,6 +399,7 @@ export type D3QuadGemvI8Options = Pick<D3QuadGemvI8Args, 'maxBindingBytes' | 'su
  * const y = await d3QuadGemvI8(device, GpuD3QuadMatrix.repack(device, gpuW, 'W'), x, { dotPath: 'packed' });
  */
 export async function d3QuadGemvI8(device: GPUDevice, w: GpuD3QuadMatrix, x: Matrix | Float32Array, options: D3QuadGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, D3_QUAD_GEMV_I8_OPTION_KEYS, 'd3QuadGemvI8 options');
   return gemvOnHost(device, 'd3 quad gemv (int8 inputs)', w, x, (run, io) => dispatchD3QuadGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }
 

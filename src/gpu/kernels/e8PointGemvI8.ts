@@ -5,6 +5,7 @@ import gemvSource from '../../../shaders/e8_point_gemv_i8.wgsl?raw';
 import quadInputsDirectSource from '../../../shaders/quad_inputs_direct.wgsl?raw';
 import repackSource from '../../../shaders/e8_point_repack.wgsl?raw';
 import { check, checkLabel } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { E8_INPUT_GROUP } from './inputsI8Layout.js';
 import { E8_POINT_FACTOR, E8_POINT_LIMIT, e8PointUnsupported, unpackPoint, type E8PointMatrix } from '../../quantize/e8Points.js';
@@ -283,6 +284,9 @@ export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 /** Options of {@link e8PointGemvI8}. */
 export type E8PointGemvI8Options = Pick<E8PointGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
 
+/** The keys of {@link E8PointGemvI8Options}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const E8_POINT_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath'] as const satisfies readonly (keyof E8PointGemvI8Options)[];
+
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
  * and benchmarks.
@@ -291,6 +295,7 @@ export type E8PointGemvI8Options = Pick<E8PointGemvI8Args, 'maxBindingBytes' | '
  * const y = await e8PointGemvI8(device, GpuE8PointMatrix.upload(device, e8PointForm(q), 'W'), x, { dotPath: 'packed' });
  */
 export async function e8PointGemvI8(device: GPUDevice, w: GpuE8PointMatrix, x: Matrix | Float32Array, options: E8PointGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, E8_POINT_GEMV_I8_OPTION_KEYS, 'e8PointGemvI8 options');
   return gemvOnHost(device, 'e8 point gemv (int8 inputs)', w, x, (run, io) => dispatchE8PointGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }
 

@@ -16,6 +16,7 @@ import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { QuadFormShape } from '../../quantize/quadForm.js';
 import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfResidue, type E8ResidueMatrix } from '../../quantize/e8Residues.js';
@@ -635,6 +636,9 @@ export function dispatchE8ResidueInputs(device: GPUDevice, encoder: GPUCommandEn
 /** Options of {@link e8ResidueGemvI8}. */
 export type E8ResidueGemvI8Options = Pick<E8ResidueGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath'>;
 
+/** The keys of {@link E8ResidueGemvI8Options}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const E8_RESIDUE_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath'] as const satisfies readonly (keyof E8ResidueGemvI8Options)[];
+
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
  * and benchmarks.
@@ -643,6 +647,7 @@ export type E8ResidueGemvI8Options = Pick<E8ResidueGemvI8Args, 'maxBindingBytes'
  * const y = await e8ResidueGemvI8(device, GpuE8ResidueMatrix.repack(device, gpuW, 'W'), x, { dotPath: 'packed' });
  */
 export async function e8ResidueGemvI8(device: GPUDevice, w: GpuE8ResidueMatrix, x: Matrix | Float32Array, options: E8ResidueGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, E8_RESIDUE_GEMV_I8_OPTION_KEYS, 'e8ResidueGemvI8 options');
   return gemvOnHost(device, 'e8 residue gemv (int8 inputs)', w, x, (run, io) => dispatchE8ResidueGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }
 

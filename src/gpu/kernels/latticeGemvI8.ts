@@ -10,6 +10,7 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, checkOneOf, describeValue } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -411,6 +412,9 @@ export function recordGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scra
 /** Options of {@link latticeGemvI8}. */
 export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'columnSide' | 'leaderCopies' | 'padLeaderTable' | 'scaleMultiples'>;
 
+/** The keys of {@link LatticeGemvI8Options}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const LATTICE_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath', 'columnSide', 'leaderCopies', 'padLeaderTable', 'scaleMultiples'] as const satisfies readonly (keyof LatticeGemvI8Options)[];
+
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
  * and benchmarks.
@@ -419,5 +423,6 @@ export type LatticeGemvI8Options = Pick<LatticeGemvI8Args, 'maxBindingBytes' | '
  * const y = await latticeGemvI8(device, uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6-deterministic' })), x, { dotPath: 'packed' });
  */
 export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, LATTICE_GEMV_I8_OPTION_KEYS, 'latticeGemvI8 options');
   return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }

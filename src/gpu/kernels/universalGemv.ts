@@ -8,6 +8,7 @@ import totalsSource from '../../../shaders/universal_gemv_totals.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, checkPositiveInteger, describeValue } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -773,6 +774,9 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   return sums;
 }
 
+/** The keys of {@link UniversalGemvOptions}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const UNIVERSAL_GEMV_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'leaderTable', 'fusedFinish'] as const satisfies readonly (keyof UniversalGemvOptions)[];
+
 /**
  * Y = ŴᵀX on the GPU for a universal matrix already on the GPU and X given on the CPU (a vector of n
  * entries, or an n × k matrix): uploads X, records `dispatchUniversalGemv`, reads Y back (cols × k) and
@@ -784,5 +788,6 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
  */
 export async function universalGemv(device: GPUDevice, w: GpuUniversalMatrix, x: Matrix | Float32Array, options: UniversalGemvOptions = {}): Promise<Matrix> {
   checkGpuUniversalMatrix(w, 'W');
+  checkOptionsObject(options, UNIVERSAL_GEMV_OPTION_KEYS, 'universalGemv options');
   return gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }

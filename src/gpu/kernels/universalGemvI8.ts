@@ -8,6 +8,7 @@ import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import { check, checkOneOf, LatticeMatmulError, checkLabel } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
 import { latticeSpec, universalCodec, type LatticeSpec } from '../../quantize/latticeSpec.js';
@@ -479,6 +480,9 @@ export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEn
 /** Options of {@link universalGemvI8}. */
 export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies' | 'padLeaderTable'>;
 
+/** The keys of {@link UniversalGemvI8Options}: the host GEMV refuses any other (one is forwarded to the dispatch, where `outputFormat: 'f16'` would make Y unreadable). */
+const UNIVERSAL_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath', 'leaderCopies', 'padLeaderTable'] as const satisfies readonly (keyof UniversalGemvI8Options)[];
+
 /**
  * Y = ŴᵀX with int8 inputs for X given on the CPU: uploads X, records the GEMV, reads Y back. For tests
  * and benchmarks.
@@ -488,6 +492,7 @@ export type UniversalGemvI8Options = Pick<UniversalGemvI8Args, 'maxBindingBytes'
  * const y = await universalGemvI8(device, weights, x, { dotPath: 'packed' });
  */
 export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI8Weights, x: Matrix | Float32Array, options: UniversalGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, UNIVERSAL_GEMV_I8_OPTION_KEYS, 'universalGemvI8 options');
   return gemvOnHost(device, 'universal gemv (int8 inputs)', weights.w, x, (run, io) => dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...options, ...io, weights }));
 }
 
