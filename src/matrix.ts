@@ -1,5 +1,6 @@
 import { check, checkOneOf, checkPositiveInteger, describeValue } from './errors.js';
 import { float16BitsToFloat32Bits } from './scalar/floatFormats.js';
+import { checkKnownKeys } from './quantize/strictOptions.js';
 
 /**
  * A dense matrix of 32-bit floats, stored **column-major**: column `j` is the vector
@@ -179,6 +180,12 @@ export interface HalfMatrix {
   readonly format?: 'f16' | 'bf16';
 }
 
+/**
+ * The keys of a {@link HalfMatrix}: any other is refused (`fromat: 'bf16'` decoded bf16 bits as f16). An
+ * f32 `Matrix` may carry keys of the caller's own (`checkMatrix` refuses only a 16-bit `format` tag).
+ */
+const HALF_MATRIX_KEYS = ['rows', 'cols', 'data', 'format'] as const satisfies readonly (keyof HalfMatrix)[];
+
 /** What the quantizers accept: f32 matrices, or f16/bf16 matrices (converted exactly). */
 export type MatrixInput = Matrix | HalfMatrix;
 
@@ -201,9 +208,10 @@ export function toFloat32Matrix(input: MatrixInput, name = 'matrix'): Matrix {
     return input as Matrix;
   }
   const half = input as HalfMatrix;
+  checkKnownKeys(half, HALF_MATRIX_KEYS, name);
   checkPositiveInteger(half.rows, `${name}.rows`);
   checkPositiveInteger(half.cols, `${name}.cols`);
-  const format = half.format ?? 'f16';
+  const format = half.format === undefined ? 'f16' : half.format;
   checkOneOf(format, ['f16', 'bf16'], `${name}.format`);
   const floats = isFloat16Array(half.data);
   check(

@@ -65,6 +65,20 @@ describe('every function taking a Matrix refuses a Float32Array tagged as 16-bit
   });
 });
 
+describe('a 16-bit matrix (Uint16Array data) refuses keys outside rows, cols, data, format', () => {
+  const bf16Bits = Uint16Array.of(0x3f80, 0xc000); // bf16 1, −2
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: fromat: \'bf16\' is refused, not decoded as f16', (scheme) => {
+    // Before: the typo was ignored and the bf16 bits were read as f16 (0x3f80 as 1.875).
+    expectError(() => quantize({ rows: 2, cols: 1, data: bf16Bits, fromat: 'bf16' } as never, { scheme }), /^matrix: unknown option 'fromat' \(did you mean 'format'\?\); known: rows, cols, data, format$/);
+    expectError(() => quantize({ rows: 2, cols: 1, data: bf16Bits, format: null } as never, { scheme }), /^matrix\.format must be 'f16' or 'bf16', got null$/);
+    expect(quantize({ rows: 2, cols: 1, data: bf16Bits, format: 'bf16' }, { scheme }).rows).toBe(2);
+  });
+
+  it('an f32 matrix may still carry keys of its own', () => {
+    expect(quantize({ ...good, name: 'layer 0' } as Matrix, { scheme: 'd3-q6' }).rows).toBe(12);
+  });
+});
+
 describe('quantize refuses bad options', () => {
   // Options that are wrong whatever the scheme: checked with the universal default and the deterministic opt-in.
   const generic: [string, Record<string, unknown>, RegExp][] = [
