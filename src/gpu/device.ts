@@ -2,7 +2,7 @@
 // TypeScript 6 and later have them in their "DOM" library; for TypeScript 5 the entry points'
 // declarations under types/ts5/ (package.json's `types@<6` condition) add @webgpu/types, a dependency.
 // A reference to @webgpu/types here would reach every TypeScript, and collide with TypeScript 6's DOM.
-import { check, LatticeMatmulError, describeValue, checkLabel } from '../errors.js';
+import { check, checkOneOf, LatticeMatmulError, describeValue, checkLabel } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { isGpuContext, watchDeviceLoss } from './errorScopes.js';
 
@@ -53,11 +53,22 @@ export interface RequestGpuDeviceOptions {
   readonly workgroupStorageLimit?: number;
   /** Label of the device (shows in validation messages). */
   readonly label?: string;
-  /** Passed to `requestAdapter`. */
+  /** Passed to `requestAdapter`: 'low-power' or 'high-performance'. Refused together with `adapter`. */
   readonly powerPreference?: GPUPowerPreference;
 }
 
-const REQUEST_OPTION_KEYS = ['gpu', 'adapter', 'workgroupStorageLimit', 'label', 'powerPreference'] as const satisfies readonly (keyof RequestGpuDeviceOptions)[];
+/** The values of `powerPreference`. */
+const POWER_PREFERENCES = ['low-power', 'high-performance'] as const satisfies readonly GPUPowerPreference[];
+
+/**
+ * The WGSL language features of the GPU object each device of `requestGpuDevice` came from, so that
+ * `gpuContextOf(device)` sees the same features as the context (Node has no `navigator.gpu`: without
+ * this, `GpuEngine.create(context.device)` assumed no `packed_4x8_integer_dot_product` and chose other
+ * defaults than `GpuEngine.create(context)`).
+ */
+const languageFeaturesOfDevice = /*#__PURE__*/ new WeakMap<GPUDevice, WGSLLanguageFeatures | undefined>();
+
+export const REQUEST_OPTION_KEYS = ['gpu', 'adapter', 'workgroupStorageLimit', 'label', 'powerPreference'] as const satisfies readonly (keyof RequestGpuDeviceOptions)[];
 
 /** The WebGPU default of `maxComputeWorkgroupStorageSize`: a smaller request is raised to it. */
 export const DEFAULT_WORKGROUP_STORAGE_SIZE = 16384;
@@ -177,10 +188,14 @@ function runsInNode(): boolean {
  */
 export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   checkOptionsObject(options, REQUEST_OPTION_KEYS, 'requestGpuDevice options');
-  const gpu = options.gpu ?? browserGpu();
-  const adapter =
-    options.adapter ??
-    (await gpu.requestAdapter(options.powerPreference ? { powerPreference: options.powerPreference } : undefined));
+  const gpu = options.gpu === undefined ? browserGpu() : options.gpu;
+  check(typeof gpu === 'object' && gpu !== null && typeof gpu.requestAdapter === 'function', () => `requestGpuDevice options: gpu must be a GPU (navigator.gpu, or nodeGpu() in Node), got ${describeValue(gpu)}`);
+  const { powerPreference } = options;
+  if (powerPreference !== undefined) {
+    checkOneOf(powerPreference, POWER_PREFERENCES, 'requestGpuDevice options: powerPreference');
+    check(options.adapter === undefined, 'requestGpuDevice options: powerPreference chooses the adapter, so it cannot go with adapter (which is already chosen): pass one of them');
+  }
+  const adapter = options.adapter === undefined ? await gpu.requestAdapter(powerPreference === undefined ? undefined : { powerPreference }) : options.adapter;
   check(adapter !== null, () => noAdapterMessage(runsInNode()));
 
   const { requiredLimits, requiredFeatures } = deviceRequirements(adapter);
@@ -207,13 +222,15 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     throw new LatticeMatmulError(`WebGPU requestDevice failed: ${errorMessage(error)}`);
   }
   watchDevice(device);
-  return { ...describeDevice(device, gpu), adapter };
+  languageFeaturesOfDevice.set(device, gpu.wgslLanguageFeatures);
+  return { ...describeDevice(device, gpu.wgslLanguageFeatures), adapter };
 }
 
 /**
  * The context of a device: the application's own `GPUDevice` (features and limits read from it, loss
- * watched from now on) or a `GpuContext` as it is. `gpu` (default `navigator.gpu` where it exists)
- * tells which WGSL language features the implementation has.
+ * watched from now on) or a `GpuContext` as it is. `gpu` tells which WGSL language features the
+ * implementation has; by default, for a device of `requestGpuDevice` / `requestNodeGpuDevice`, the GPU
+ * object it came from, else `navigator.gpu` where it exists (else none are assumed).
  *
  * @example
  * const engine = GpuEngine.create(myDevice); // calls gpuContextOf(myDevice)
@@ -227,18 +244,23 @@ export function gpuContextOf(deviceOrContext: GPUDevice | GpuContext, gpu?: GPU)
     'expected a GPUDevice (with createBuffer, features and limits) or the context requestGpuDevice() returns',
   );
   watchDeviceLoss(device);
-  const implementation = gpu ?? (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu);
-  return { ...describeDevice(device, implementation), adapter: null };
+  const languageFeatures =
+    gpu !== undefined
+      ? gpu.wgslLanguageFeatures
+      : languageFeaturesOfDevice.has(device)
+        ? languageFeaturesOfDevice.get(device)
+        : (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu)?.wgslLanguageFeatures;
+  return { ...describeDevice(device, languageFeatures), adapter: null };
 }
 
-function describeDevice(device: GPUDevice, gpu: GPU | undefined): Omit<GpuContext, 'adapter'> {
+function describeDevice(device: GPUDevice, languageFeatures: WGSLLanguageFeatures | undefined): Omit<GpuContext, 'adapter'> {
   return {
     device,
     features: {
       subgroups: device.features.has('subgroups'),
       shaderF16: device.features.has('shader-f16'),
       timestampQuery: device.features.has('timestamp-query'),
-      packed4x8IntegerDotProduct: gpu?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
+      packed4x8IntegerDotProduct: languageFeatures?.has('packed_4x8_integer_dot_product') ?? false,
     },
     limits: {
       maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,

@@ -11,7 +11,7 @@ import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from 
 import { throwIfDeviceLost, withValidation } from './errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor } from './gpuQuantize.js';
 import type { Scheme, SchemeName } from '../quantize/schemes.js';
-import { dispatchE8Matmul, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
+import { dispatchE8Matmul, DOT_PATHS, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
 import { columnExponents, scaledColumns, unscaleColumns } from './kernels/gemvCall.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
@@ -37,14 +37,16 @@ export interface GpuEngineOptions {
   /** Force a D3 table layout for deterministic products (default: 'leaders', src/gpu/tableLayout.ts says why). */
   readonly tableLayout?: TableLayoutKind;
   /**
-   * Force how the deterministic products form integer inner products (the E8 product, and the D3 table
-   * product in its leaders layout): default packed 8-bit dot products where WGSL has them.
+   * Force how the products form integer inner products (the E8 product, the D3 table product in its
+   * leaders layout, and the universal pair product): `'packed'` (8-bit dot products, the default where
+   * WGSL has them; refused where it does not) or `'plain'`. It also sets `universalProduct`'s default.
    */
   readonly dotPath?: DotPath;
   /**
    * How a product of two universal matrices is formed: `'i8'`, from each operand's pair form with
-   * packed 8-bit dot products (src/quantize/universalPairs.ts; the default where WGSL has them), or
-   * `'decode'`, both operands decoded to f32 and multiplied by the f32 kernel (the default otherwise).
+   * packed 8-bit dot products (src/quantize/universalPairs.ts; the default when the engine's `dotPath`
+   * is `'packed'`, itself the default where WGSL has them), or `'decode'`, both operands decoded to f32
+   * and multiplied by the f32 kernel (the default otherwise, so `dotPath: 'plain'` makes it `'decode'`).
    * With `'i8'`, operands whose units multiply below 2^-100 (β near 0 with long columns) still take
    * the decode path; `productKernel(a, b)` says which runs.
    */
@@ -119,16 +121,20 @@ export class GpuEngine {
     this.features = context.features;
     this.limits = context.limits;
     this.tableLayout = tableMatmulLayout(context.device, options.tableLayout).kind;
-    this.dotPath = options.dotPath ?? dotPathFor(context.features);
+    // Each option checked as given (null too: only undefined means the default).
+    const dotPath = options.dotPath === undefined ? dotPathFor(context.features) : options.dotPath;
+    checkOneOf(dotPath, DOT_PATHS, 'GpuEngine.create options: dotPath');
     check(
-      this.dotPath === 'plain' || context.features.packed4x8IntegerDotProduct,
+      dotPath === 'plain' || context.features.packed4x8IntegerDotProduct,
       "dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks",
     );
-    const universalProduct = options.universalProduct ?? (this.dotPath === 'packed' ? 'i8' : 'decode');
-    checkOneOf(universalProduct, UNIVERSAL_PRODUCT_PATHS, 'universalProduct');
+    this.dotPath = dotPath;
+    // Coupled to the dotPath (GpuEngineOptions.universalProduct says so): a forced 'plain' means 'decode'.
+    const universalProduct = options.universalProduct === undefined ? (dotPath === 'packed' ? 'i8' : 'decode') : options.universalProduct;
+    checkOneOf(universalProduct, UNIVERSAL_PRODUCT_PATHS, 'GpuEngine.create options: universalProduct');
     this.universalProduct = universalProduct;
-    const deterministicProduct = options.deterministicProduct ?? 'codes';
-    checkOneOf(deterministicProduct, DETERMINISTIC_PRODUCT_PATHS, 'deterministicProduct');
+    const deterministicProduct = options.deterministicProduct === undefined ? 'codes' : options.deterministicProduct;
+    checkOneOf(deterministicProduct, DETERMINISTIC_PRODUCT_PATHS, 'GpuEngine.create options: deterministicProduct');
     this.deterministicProduct = deterministicProduct;
   }
 
@@ -192,8 +198,17 @@ export class GpuEngine {
     return kernel;
   }
 
-  /** ÂᵀB̂ read back as a Matrix (a.cols × b.cols). */
-  async matmulAT(a: GpuLatticeMatrix, b: GpuLatticeMatrix): Promise<Matrix> {
+  /**
+   * ÂᵀB̂ read back as a Matrix (a.cols × b.cols). It takes no options: a third argument (the CPU
+   * `matmulAT`'s `{ shrink }`) is refused rather than ignored.
+   */
+  async matmulAT(a: GpuLatticeMatrix, b: GpuLatticeMatrix, ...extra: readonly never[]): Promise<Matrix> {
+    check(
+      extra.length === 0,
+      () =>
+        `GpuEngine.matmulAT takes two arguments (A, B), got ${2 + extra.length}: it has no options ` +
+        `(shrink is an option of the CPU matmulAT, from the package root, on CPU-quantized matrices)`,
+    );
     this.checkAlive();
     const kernel = this.kernelFor(a, b); // checks the operands
     const bytes = 4 * a.cols * b.cols;

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
-import { LatticeMatmulError } from '../errors.js';
-import { requestGpuDevice, type GpuContext, type RequestGpuDeviceOptions } from './device.js';
+import { check, describeValue, LatticeMatmulError } from '../errors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
+import { REQUEST_OPTION_KEYS, requestGpuDevice, type GpuContext, type RequestGpuDeviceOptions } from './device.js';
 
 /*
  * WebGPU in Node through Dawn (npm `webgpu`), which runs on Vulkan. On a machine without a GPU the
@@ -35,6 +36,20 @@ export interface NodeGpuOptions {
   readonly flags?: readonly string[];
 }
 
+const NODE_GPU_OPTION_KEYS = ['flags'] as const satisfies readonly (keyof NodeGpuOptions)[];
+
+/** The keys `requestNodeGpuDevice` knows: `requestGpuDevice`'s and `nodeGpu`'s (it refuses `gpu` with its own message). */
+const REQUEST_NODE_OPTION_KEYS = [...REQUEST_OPTION_KEYS, ...NODE_GPU_OPTION_KEYS];
+
+/** `options.flags` as a new array, after checking `options` (a plain object whose flags, if any, are strings). */
+function checkedFlags(options: NodeGpuOptions, what: string): string[] {
+  checkOptionsObject(options, NODE_GPU_OPTION_KEYS, what);
+  const { flags } = options;
+  if (flags === undefined) return [];
+  check(Array.isArray(flags) && flags.every((flag) => typeof flag === 'string'), () => `${what}: flags must be an array of strings, got ${describeValue(flags)}`);
+  return [...flags];
+}
+
 interface DawnModule {
   create(flags: string[]): GPU;
   globals: object;
@@ -62,7 +77,12 @@ const gpuByFlags = /*#__PURE__*/ new Map<string, Promise<GPU>>();
  * device.destroy();
  */
 export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
-  const flags = [...(options.flags ?? [])];
+  let flags: string[];
+  try {
+    flags = checkedFlags(options, 'nodeGpu options');
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
   const key = flags.join('\n');
   let gpu = gpuByFlags.get(key);
   if (gpu === undefined) {
@@ -75,7 +95,8 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
 }
 
 /**
- * `requestGpuDevice` on `nodeGpu()`: a Dawn device with the adapter's real limits.
+ * `requestGpuDevice` on `nodeGpu()`: a Dawn device with the adapter's real limits. Its options are
+ * `requestGpuDevice`'s (but `gpu`, which is `nodeGpu({ flags })`) and `flags`.
  *
  * @example
  * const { device, limits } = await requestNodeGpuDevice({ workgroupStorageLimit: 16384 });
@@ -84,6 +105,8 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
 export async function requestNodeGpuDevice(
   options: Omit<RequestGpuDeviceOptions, 'gpu'> & NodeGpuOptions = {},
 ): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
+  checkOptionsObject(options, REQUEST_NODE_OPTION_KEYS, 'requestNodeGpuDevice options');
+  check((options as RequestGpuDeviceOptions).gpu === undefined, 'requestNodeGpuDevice options: gpu is not an option here (the GPU is nodeGpu({ flags })): pass your GPU to requestGpuDevice({ gpu }) instead');
   const { flags, ...deviceOptions } = options;
   return requestGpuDevice({ ...deviceOptions, gpu: await nodeGpu(flags === undefined ? {} : { flags }) });
 }

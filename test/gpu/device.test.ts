@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { deviceRequirements, gpuContextOf, isSoftwareAdapter, noAdapterMessage, requestGpuDevice } from '../../src/gpu/device.js';
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
+import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
@@ -23,6 +23,29 @@ describe('requestGpuDevice without WebGPU', () => {
     // A browser user (the demo page, after a GPU reset) is not told about Node or Mesa.
     expect(noAdapterMessage(true)).toMatch(/In Node use nodeGpu\(\) from lattice-matmul\/node.*mesa-vulkan-drivers/);
     expect(noAdapterMessage(false)).toBe('WebGPU found no adapter (no usable GPU or software driver, or WebGPU is disabled).');
+  });
+});
+
+describe('requestGpuDevice / nodeGpu options (no GPU needed)', () => {
+  const adapter = { limits: {}, features: new Set() } as unknown as GPUAdapter;
+  const gpu = { requestAdapter: async () => adapter } as unknown as GPU;
+
+  it('requestGpuDevice refuses powerPreference with an adapter (it was ignored), a bad powerPreference, and a gpu that is not one', async () => {
+    await expect(requestGpuDevice({ gpu, adapter, powerPreference: 'low-power' })).rejects.toThrow(
+      /^requestGpuDevice options: powerPreference chooses the adapter, so it cannot go with adapter/,
+    );
+    await expect(requestGpuDevice({ gpu, powerPreference: 'fast' as never })).rejects.toThrow(
+      /^requestGpuDevice options: powerPreference must be 'low-power' or 'high-performance', got "fast"$/,
+    );
+    await expect(requestGpuDevice({ gpu: null as never })).rejects.toThrow(/^requestGpuDevice options: gpu must be a GPU .*, got null$/);
+  });
+
+  it('nodeGpu refuses options outside { flags } and a null options object; requestNodeGpuDevice refuses gpu (it was replaced silently)', async () => {
+    await expect(nodeGpu({ flag: ['x'] } as never)).rejects.toThrow(/^nodeGpu options: unknown option 'flag' \(did you mean 'flags'\?\); known: flags$/);
+    await expect(nodeGpu(null as never)).rejects.toThrow(/^nodeGpu options must be an object, got null$/); // was a TypeError
+    await expect(nodeGpu({ flags: 'x' } as never)).rejects.toThrow(/^nodeGpu options: flags must be an array of strings, got "x"$/);
+    await expect(requestNodeGpuDevice({ gpu } as never)).rejects.toThrow(/^requestNodeGpuDevice options: gpu is not an option here .*pass your GPU to requestGpuDevice/);
+    await expect(requestNodeGpuDevice({ lable: 'x' } as never)).rejects.toThrow(/^requestNodeGpuDevice options: unknown option 'lable' \(did you mean 'label'\?\)/);
   });
 });
 
@@ -119,6 +142,9 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
     const defaults = await (await gpu.requestAdapter())?.requestDevice({ label: 'default device' });
     try {
       const context = gpuContextOf(own, gpu);
+      // An app's own device: its WGSL language features come from navigator.gpu, or none are assumed.
+      const ambient = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+      expect(gpuContextOf(own).features.packed4x8IntegerDotProduct).toBe(ambient?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false);
       expect(context.limits.maxComputeWorkgroupStorageSize).toBe(adapter.limits.maxComputeWorkgroupStorageSize);
       expect(context.features.subgroups).toBe(adapter.features.has('subgroups'));
       // The universal GEMV's fused product (10 storage buffers per stage) where the adapter allows it;
@@ -145,10 +171,10 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
       expect(bare.limits.maxComputeWorkgroupStorageSize).toBe(16384);
       expect(bare.limits).toEqual(context.limits);
       expect(bare.features).toEqual(context.features);
-      // Without a GPU object the WGSL language features come from navigator.gpu, or none are assumed.
-      const ambient = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
-      const expectedPacked = ambient?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false;
-      expect(gpuContextOf(context.device).features.packed4x8IntegerDotProduct).toBe(expectedPacked);
+      // Without a GPU object, a device of requestGpuDevice has the WGSL language features of the GPU it
+      // came from (before: navigator.gpu's, which Node lacks, so packed dot products were assumed absent).
+      expect(gpuContextOf(context.device).features).toEqual(context.features);
+      expect(gpuContextOf(context.device).features.packed4x8IntegerDotProduct).toBe(gpu.wgslLanguageFeatures.has('packed_4x8_integer_dot_product'));
       expect(gpuContextOf(context)).toBe(context);
       expect(() => gpuContextOf(null as unknown as GPUDevice)).toThrow(LatticeMatmulError);
       expect(() => gpuContextOf({ limits: {} } as unknown as GPUDevice)).toThrow(/expected a GPUDevice/);

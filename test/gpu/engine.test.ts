@@ -537,6 +537,42 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     expect(engine.adapter).toBe(context.adapter);
   });
 
+  it('GpuEngine.create(context) and GpuEngine.create(context.device) resolve the same defaults in Node (no navigator.gpu)', () => {
+    // Before: the bare device's context assumed no packed dot products, so it chose dotPath 'plain' and
+    // universalProduct 'decode' where the context chose 'packed' and 'i8' (the same matmulAT differed by up to 0.049).
+    const fromContext = GpuEngine.create(context);
+    const fromDevice = GpuEngine.create(context.device);
+    expect(fromDevice.features).toEqual(context.features);
+    expect([fromDevice.dotPath, fromDevice.universalProduct, fromDevice.deterministicProduct, fromDevice.tableLayout]).toEqual([
+      fromContext.dotPath,
+      fromContext.universalProduct,
+      fromContext.deterministicProduct,
+      fromContext.tableLayout,
+    ]);
+  });
+
+  it('GpuEngine.create refuses a dotPath outside packed / plain and null options, naming them', () => {
+    // Before: 'foo' was kept as the dotPath and made universalProduct default to 'decode'.
+    expect(() => GpuEngine.create(context, { dotPath: 'foo' as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got "foo"$/);
+    expect(() => GpuEngine.create(context, { dotPath: null as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got null$/);
+    expect(() => GpuEngine.create(context, { universalProduct: null as never })).toThrow(/^GpuEngine\.create options: universalProduct must be 'i8' or 'decode', got null$/);
+    expect(() => GpuEngine.create(context, { deterministicProduct: null as never })).toThrow(/^GpuEngine\.create options: deterministicProduct must be 'codes' or 'decode', got null$/);
+    // The documented coupling: a forced 'plain' dotPath makes universalProduct default to 'decode'.
+    expect(GpuEngine.create(context, { dotPath: 'plain' }).universalProduct).toBe('decode');
+  });
+
+  it('matmulAT refuses a third argument (shrink is the CPU matmulAT\'s option) instead of ignoring it', async () => {
+    const qa = await engine.quantize(gaussianMatrix(16, 2, 81), { scheme: 'e8-q16', nonce: 1 });
+    try {
+      await expect(engine.matmulAT(qa, qa, ...([{ shrink: 'product' }] as never[]))).rejects.toThrow(
+        /^GpuEngine\.matmulAT takes two arguments \(A, B\), got 3: it has no options \(shrink is an option of the CPU matmulAT/,
+      );
+      expect((await engine.matmulAT(qa, qa)).rows).toBe(2);
+    } finally {
+      qa.destroy();
+    }
+  });
+
   it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('%s: matvec answers right up to the GPU GEMV range and refuses host x beyond it or beyond the product range', async (scheme) => {
     const n = 64;
     const w = gaussianMatrix(n, 4, 31);
