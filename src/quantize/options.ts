@@ -104,7 +104,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   checkKnownKeys(options, [...QUANTIZE_OPTION_KEYS, ...extraKeys], what);
   check(options.scheme !== undefined, () => `${what} need a scheme`);
   const scheme = resolveScheme(options.scheme as SchemeName | Scheme);
-  const seed = options.seed ?? 1;
+  const seed = options.seed === undefined ? 1 : options.seed;
   check(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, () => `seed must be an integer in [0, 2^32 − 1], got ${describeValue(seed)}`);
   const center = checkOptionalBoolean(options.center, 'center') ?? false;
   const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? true;
@@ -138,16 +138,17 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   }
   const gain: GainMode = deterministicLattice ? ((gainGiven as GainMode | undefined) ?? 'unbiased') : 'none';
 
-  const keepFraction = options.keepFraction ?? 1;
+  const keepFraction = options.keepFraction === undefined ? 1 : options.keepFraction;
   check(typeof keepFraction === 'number' && keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be a number in (0, 1], got ${describeValue(keepFraction)}`);
   check(keepFraction === 1 || scheme.kind === 'lattice', 'keepFraction (time-sharing) applies to lattice schemes only');
 
-  const onProgress = options.onProgress ?? null;
-  check(onProgress === null || typeof onProgress === 'function', 'onProgress must be a function (done, total) => void');
-  const signal = options.signal ?? null;
+  // Only undefined means none: null is refused like any other wrong value.
+  const onProgress = options.onProgress;
+  check(onProgress === undefined || typeof onProgress === 'function', () => `onProgress must be a function (done, total) => void, got ${describeValue(onProgress)}`);
+  const signal = options.signal;
   check(
-    signal === null || (typeof signal === 'object' && typeof (signal as AbortSignal).aborted === 'boolean'),
-    'signal must be an AbortSignal',
+    signal === undefined || (typeof signal === 'object' && signal !== null && typeof (signal as AbortSignal).aborted === 'boolean'),
+    () => `signal must be an AbortSignal, got ${describeValue(signal)}`,
   );
   return Object.freeze({
     scheme,
@@ -157,8 +158,8 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
     rotate,
     gain,
     keepFraction,
-    onProgress: onProgress as QuantizeProgress | null,
-    signal: signal as AbortSignal | null,
+    onProgress: onProgress === undefined ? null : (onProgress as QuantizeProgress),
+    signal: signal === undefined ? null : (signal as AbortSignal),
   });
 }
 

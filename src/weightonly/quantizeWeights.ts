@@ -101,11 +101,11 @@ export function quantizeWeights(
   );
   const sigma = sigmaX === null ? null : checkCovariance(sigmaX, n);
   const rotate = checkOptionalBoolean(options.rotate, 'rotate') ?? false;
-  const givenSeed = options.seed ?? 0;
+  const givenSeed = options.seed === undefined ? 0 : options.seed;
   checkU32(givenSeed, 'seed');
   // Without a rotation no signs are drawn: the stored seed is 0, so the same weights give the same file.
   const seed = rotate ? givenSeed : 0;
-  const damping = options.damping ?? DEFAULT_DAMPING;
+  const damping = options.damping === undefined ? DEFAULT_DAMPING : options.damping;
   check(Number.isFinite(damping) && damping >= 0, () => `damping must be a finite number ≥ 0, got ${describeValue(damping)}`);
   const rescale = checkOptionalBoolean(options.rescale, 'rescale') ?? false;
   check(
@@ -122,7 +122,7 @@ export function quantizeWeights(
     options.rescaleIterations === undefined || rescale,
     'rescaleIterations sets the rounds of the rescaler fit, which runs only with rescale: true',
   );
-  const rescaleIterations = options.rescaleIterations ?? 2;
+  const rescaleIterations = options.rescaleIterations === undefined ? 2 : options.rescaleIterations;
   check(
     Number.isInteger(rescaleIterations) && rescaleIterations >= 0 && rescaleIterations <= MAX_RESCALE_ITERATIONS,
     () => `rescaleIterations must be an integer in [0, ${MAX_RESCALE_ITERATIONS}], got ${describeValue(rescaleIterations)}`,
@@ -132,7 +132,7 @@ export function quantizeWeights(
     'give exactly one of rate (bits per entry, searched) and step (fixed)',
   );
   check(options.rateTolerance === undefined || options.rate !== undefined, 'rateTolerance is the tolerance of the rate search; a fixed step has none');
-  const tolerance = options.rateTolerance ?? DEFAULT_RATE_TOLERANCE;
+  const tolerance = options.rateTolerance === undefined ? DEFAULT_RATE_TOLERANCE : options.rateTolerance;
   check(Number.isFinite(tolerance) && tolerance > 0, () => `rateTolerance must be a positive number of bits, got ${describeValue(tolerance)}`);
   if (options.step !== undefined) checkStep(method, options.step);
 

@@ -99,6 +99,11 @@ describe('quantize refuses bad options', () => {
     ['keepFraction 1.5', { keepFraction: 1.5 }, /keepFraction must be a number in \(0, 1\], got 1.5/],
     ['keepFraction −0.5', { keepFraction: -0.5 }, /keepFraction must be a number in \(0, 1\], got -0.5/],
     ['keepFraction NaN', { keepFraction: Number.NaN }, /keepFraction must be a number in \(0, 1\], got NaN/],
+    // null is refused like any other wrong value (it meant the default before).
+    ['seed null', { seed: null }, /seed must be an integer in \[0, 2\^32 − 1\], got null/],
+    ['keepFraction null', { keepFraction: null }, /keepFraction must be a number in \(0, 1\], got null/],
+    ['onProgress null', { onProgress: null }, /onProgress must be a function/],
+    ['signal null', { signal: null }, /signal must be an AbortSignal/],
     ['seed −1', { seed: -1 }, /seed must be an integer in \[0, 2\^32 − 1\], got -1/],
     ['seed 1.5', { seed: 1.5 }, /seed must be an integer in \[0, 2\^32 − 1\], got 1.5/],
     ['seed 2^32', { seed: 2 ** 32 }, /seed must be an integer in \[0, 2\^32 − 1\], got 4294967296/],

@@ -4,6 +4,7 @@ import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { covarianceFromActivations, logDetCovariance, quantizeWeights, weightedDistortion, weightOnlyLimit, WeightOnlyQuantized } from '../../src/weightonly/index.js';
+import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 
 const n = 4;
 const w = gaussianMatrix(n, 8, 1);
@@ -242,6 +243,15 @@ describe('other bad input', () => {
     expect(bytes(5)).toEqual(bytes(0));
     expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, seed: -1 })).toThrow(/^seed must be an integer in \[0, 2\^32 - 1\], got -1$/);
     expect(bytes(5)).not.toEqual(Array.from(quantizeWeights(w, null, { method: 'rtn', rate: 3, seed: 5, rotate: true }).serialize()));
+  });
+
+  it('null is refused for seed, damping, rescaleIterations and rateTolerance (it meant the default), naming the option', () => {
+    const w = gaussianMatrix(16, 64, 7);
+    const sigma = spreadSpectrumCovariance(16, 2, 1).sigma;
+    expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, seed: null as never })).toThrow(/^seed must be an integer in \[0, 2\^32 - 1\], got null$/);
+    expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, rateTolerance: null as never })).toThrow(/^rateTolerance must be a positive number of bits, got null$/);
+    expect(() => quantizeWeights(w, sigma, { method: 'rtn', rate: 3, rescale: true, rescaleIterations: null as never })).toThrow(/^rescaleIterations must be an integer in \[0, \d+\], got null$/);
+    expect(() => quantizeWeights(w, sigma, { method: 'gptq', rate: 3, damping: null as never })).toThrow(/^damping must be a finite number ≥ 0, got null$/);
   });
 
   it('a W or Σ_X too large for the rotation\'s f32 sums (rotate: true) is refused naming it; rotate: false takes the same Σ_X', () => {
