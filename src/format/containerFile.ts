@@ -1,5 +1,6 @@
 import { check } from '../errors.js';
-import { planSafetensorsLayout, type SafetensorsReadOptions } from '../io/safetensors.js';
+import { planSafetensorsLayout, SAFETENSORS_READ_OPTION_KEYS, type SafetensorsReadOptions } from '../io/safetensors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { openSafetensorsFile, SafetensorsFileWriter, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import { QuantizedContainerReader } from './containerReader.js';
 import {
@@ -45,6 +46,7 @@ export class QuantizedContainerFile extends QuantizedContainerReader {
 
   /** Opens `path` and validates everything but the tensor data; see `openQuantizedContainerFile`. */
   static async open(path: string, options?: SafetensorsReadOptions): Promise<QuantizedContainerFile> {
+    if (options !== undefined) checkOptionsObject(options, SAFETENSORS_READ_OPTION_KEYS, 'openQuantizedContainerFile options');
     const file = await openSafetensorsFile(path, options);
     try {
       return new QuantizedContainerFile(file, parseContainerLayout(file.header));
@@ -93,6 +95,7 @@ export async function writeQuantizedContainerFile(
   metadata?: Readonly<Record<string, string>>,
   options: { readonly signal?: AbortSignal } = {},
 ): Promise<void> {
+  checkOptionsObject(options, ['signal'], 'writeQuantizedContainerFile options');
   const plan = planQuantizedContainer(entries, metadata);
   await writeSafetensorsFile(path, plan.tensors, plan.metadata, options);
 }
@@ -136,7 +139,9 @@ export class QuantizedContainerFileWriter {
     path: string,
     options: { readonly metadata?: Readonly<Record<string, string>>; readonly signal?: AbortSignal } = {},
   ): Promise<QuantizedContainerFileWriter> {
-    const metadata = options.metadata ?? {};
+    // `{ metdata: … }` must not write a container without the user's metadata.
+    checkOptionsObject(options, ['metadata', 'signal'], 'QuantizedContainerFileWriter.create options');
+    const metadata = options.metadata === undefined ? {} : options.metadata;
     // The metadata of a container of no entries goes through every check the file's will (strings,
     // well-formed Unicode), so that nothing is refused after the work.
     planSafetensorsLayout([], containerMetadata([], 1, metadata));

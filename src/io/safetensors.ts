@@ -1,5 +1,6 @@
 import { float16BitsToFloat32Bits } from '../scalar/floatFormats.js';
 import { LatticeMatmulError, check, describeValue } from '../errors.js';
+import { checkOptionalBoolean, checkOptionsObject } from '../quantize/strictOptions.js';
 
 /*
  * The safetensors container (https://github.com/huggingface/safetensors), read and written without
@@ -240,8 +241,12 @@ export interface SafetensorsReadOptions {
   readonly maxHeaderBytes?: number;
 }
 
+/** The keys of {@link SafetensorsReadOptions}: the readers refuse any other (`maxHeaderByte: 1` left the limit at its maximum). */
+export const SAFETENSORS_READ_OPTION_KEYS = ['maxHeaderBytes'] as const satisfies readonly (keyof SafetensorsReadOptions)[];
+
 function maxHeaderBytesOf(options: SafetensorsReadOptions | undefined): number {
-  const limit = options?.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES;
+  // Only undefined means the default: null is refused like any other wrong value.
+  const limit = options === undefined || options.maxHeaderBytes === undefined ? SAFETENSORS_MAX_HEADER_BYTES : options.maxHeaderBytes;
   check(
     Number.isSafeInteger(limit) && limit >= 0 && limit <= SAFETENSORS_MAX_HEADER_BYTES,
     () => `maxHeaderBytes must be an integer in [0, ${SAFETENSORS_MAX_HEADER_BYTES}], got ${describeValue(limit)}`,
@@ -890,8 +895,9 @@ export function parseSafetensorsHeader(
   bytes: ArrayBuffer | Uint8Array,
   options: ParseSafetensorsHeaderOptions = {},
 ): SafetensorsHeader {
+  checkOptionsObject(options, ['maxHeaderBytes', 'fileByteLength'] satisfies (keyof ParseSafetensorsHeaderOptions)[], 'parseSafetensorsHeader options');
   const view = asBytes(bytes, 'safetensors bytes');
-  const total = options.fileByteLength ?? view.byteLength;
+  const total = options.fileByteLength === undefined ? view.byteLength : options.fileByteLength;
   checkFileLength(total);
   check(view.byteLength >= 8, () => `safetensors header needs the first 8 bytes of the file, got ${describeValue(view.byteLength)}`);
   const headerByteLength = safetensorsHeaderLength(view, total, options);
@@ -1049,6 +1055,7 @@ export class SafetensorsArchive {
 
   /** Parses and validates `bytes` (the whole file); see `readSafetensors`. */
   static read(bytes: ArrayBuffer | Uint8Array, options: SafetensorsReadOptions = {}): SafetensorsArchive {
+    checkOptionsObject(options, SAFETENSORS_READ_OPTION_KEYS, 'readSafetensors options');
     const view = asBytes(bytes, 'safetensors bytes');
     return new SafetensorsArchive(view, parseSafetensorsHeader(view, { maxHeaderBytes: options.maxHeaderBytes }));
   }
@@ -1091,7 +1098,10 @@ export class SafetensorsArchive {
    * (or with `copy`) a fresh copy.
    */
   tensorData(name: string, options: TensorDataOptions = {}): SafetensorsTypedArray {
-    return safetensorsTypedData(this.info(name), this.tensorBytes(name), options.copy === true);
+    checkOptionsObject(options, ['copy'] satisfies (keyof TensorDataOptions)[], 'tensorData options');
+    // `copy: 'yes'` must not mean false (a view where the caller asked for a copy it may keep).
+    const copy = checkOptionalBoolean(options.copy, 'tensorData options: copy') ?? false;
+    return safetensorsTypedData(this.info(name), this.tensorBytes(name), copy);
   }
 
   /**

@@ -5,6 +5,7 @@ import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
 import { readSafetensorsHeader, type ByteSource } from './byteSource.js';
 import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import {
   checkedTensorBytes,
   checkTensorName,
@@ -13,6 +14,7 @@ import {
   planSafetensorsLayout,
   safetensorsBytesToFloat32,
   safetensorsTypedData,
+  SAFETENSORS_READ_OPTION_KEYS,
   type SafetensorsHeader,
   type SafetensorsMetadata,
   type SafetensorsReadOptions,
@@ -100,6 +102,7 @@ export class SafetensorsFile {
 
   /** Opens `path` and validates its header; see `openSafetensorsFile`. */
   static async open(path: string, options: SafetensorsReadOptions = {}): Promise<SafetensorsFile> {
+    checkOptionsObject(options, SAFETENSORS_READ_OPTION_KEYS, 'openSafetensorsFile options');
     checkPath(path);
     const { handle, size: fileByteLength, mtimeNs } = await openRegularFile(path, `cannot open safetensors file ${describePath(path)}`, `safetensors path ${describePath(path)}`);
     try {
@@ -503,7 +506,8 @@ export class SafetensorsFileWriter {
    * to or copied from a spill file at a time (default 64 MiB; tests pass less).
    */
   static async create(path: string, options: { readonly signal?: AbortSignal; readonly copyChunkBytes?: number } = {}): Promise<SafetensorsFileWriter> {
-    const copyChunkBytes = options.copyChunkBytes ?? COPY_CHUNK_BYTES;
+    checkOptionsObject(options, ['signal', 'copyChunkBytes'], 'SafetensorsFileWriter.create options');
+    const copyChunkBytes = options.copyChunkBytes === undefined ? COPY_CHUNK_BYTES : options.copyChunkBytes;
     checkPositiveInteger(copyChunkBytes, 'copyChunkBytes');
     checkPath(path);
     const replaced = await replacedFile(path);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput } from '../../src/format/container.js';
-import { QuantizedContainerFileWriter } from '../../src/format/containerFile.js';
+import { openQuantizedContainerFile, QuantizedContainerFileWriter, writeQuantizedContainerFile } from '../../src/format/containerFile.js';
 import { writeSafetensors, type SafetensorsTensorInput } from '../../src/io/safetensors.js';
 import { SafetensorsFileWriter } from '../../src/io/safetensorsFile.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -244,6 +244,17 @@ describe('QuantizedContainerFileWriter', () => {
     expect(new Uint8Array(await readFile(path))).toEqual(expected);
     expect(readQuantizedContainer(expected).formatVersion).toBe(2);
     expect(await readdir(where)).toEqual(['model.lmq.safetensors']);
+  });
+
+  it('create refuses a misspelt option ({ metdata } wrote a container without the metadata); the file functions refuse theirs', async () => {
+    const where = await folder('options');
+    const path = join(where, 'm.safetensors');
+    await expect(QuantizedContainerFileWriter.create(path, { metdata: { model: 'demo' } } as never)).rejects.toThrow(
+      /^QuantizedContainerFileWriter\.create options: unknown option 'metdata' \(did you mean 'metadata'\?\); known: metadata, signal$/,
+    );
+    await expect(writeQuantizedContainerFile(path, entries(), {}, { sigal: null } as never)).rejects.toThrow(/^writeQuantizedContainerFile options: unknown option 'sigal' \(did you mean 'signal'\?\)/);
+    await expect(openQuantizedContainerFile(path, { maxHeaderByte: 1 } as never)).rejects.toThrow(/^openQuantizedContainerFile options: unknown option 'maxHeaderByte'/);
+    expect(await readdir(where)).toEqual([]);
   });
 
   it('gives the format version the in-memory writer does: 1 without an E8 universal matrix, whatever comes first', async () => {

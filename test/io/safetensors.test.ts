@@ -267,6 +267,19 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
     expect(refusal(() => readSafetensors(file, { maxHeaderBytes: SAFETENSORS_MAX_HEADER_BYTES + 1 }))).toMatch(/maxHeaderBytes must be an integer in \[0, 100000000\]/);
   });
 
+  it('refuses a misspelt or null option of the readers and a copy that is not a boolean, instead of ignoring them', () => {
+    const file = writeSafetensors({ w: { dtype: 'U8', shape: [1], data: new Uint8Array(1) } });
+    // Before: the typo left the untrusted-file limit at its maximum, and null meant the default.
+    expect(refusal(() => readSafetensors(file, { maxHeaderByte: 1 } as never))).toMatch(/^readSafetensors options: unknown option 'maxHeaderByte' \(did you mean 'maxHeaderBytes'\?\); known: maxHeaderBytes$/);
+    expect(refusal(() => readSafetensors(file, { maxHeaderBytes: null } as never))).toMatch(/^maxHeaderBytes must be an integer in \[0, 100000000\], got null$/);
+    expect(refusal(() => parseSafetensorsHeader(file, { fileBytes: 3 } as never))).toMatch(/^parseSafetensorsHeader options: unknown option 'fileBytes'/);
+    const archive = readSafetensors(file);
+    // Before: 'yes' was taken as false (a view where a copy was asked for).
+    expect(refusal(() => archive.tensorData('w', { copy: 'yes' } as never))).toMatch(/^tensorData options: copy must be true or false, got "yes"$/);
+    expect(refusal(() => archive.tensorData('w', { cpy: true } as never))).toMatch(/^tensorData options: unknown option 'cpy' \(did you mean 'copy'\?\)/);
+    expect(archive.tensorData('w', { copy: true })).toEqual(Uint8Array.of(0));
+  });
+
   it('reads a shape of exactly 1024 dimensions', () => {
     const archive = readSafetensors(handFile(valid(entry('w', 'U8', `[${Array(1024).fill(1).join(',')}]`, '[0,1]')), [7]));
     expect(archive.info('w').shape.length).toBe(1024);

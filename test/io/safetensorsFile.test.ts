@@ -36,6 +36,14 @@ const sample: SafetensorsTensors = {
 };
 
 describe('safetensors files on disk', () => {
+  it('openSafetensorsFile and SafetensorsFileWriter.create refuse misspelt options (maxHeaderByte: 1 left the limit at its maximum)', async () => {
+    const path = join(directory, 'options.safetensors');
+    await writeSafetensorsFile(path, sample);
+    expect(await refusalOf(() => openSafetensorsFile(path, { maxHeaderByte: 1 } as never))).toMatch(/^openSafetensorsFile options: unknown option 'maxHeaderByte' \(did you mean 'maxHeaderBytes'\?\)/);
+    expect(await refusalOf(() => openSafetensorsFile(path, null as never))).toMatch(/^openSafetensorsFile options must be an object, got null$/);
+    expect(await refusalOf(() => SafetensorsFileWriter.create(join(directory, 'never.safetensors'), { copyChunkByte: 1 } as never))).toMatch(/^SafetensorsFileWriter\.create options: unknown option 'copyChunkByte' \(did you mean 'copyChunkBytes'\?\)/);
+  });
+
   it('writes the same bytes as writeSafetensors and reads every tensor back', async () => {
     const path = join(directory, 'sample.safetensors');
     await writeSafetensorsFile(path, sample, { scheme: 'd3-q6' });
