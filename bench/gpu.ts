@@ -47,6 +47,7 @@ import {
   streamRow,
   universalKernel,
   int8InputKernel,
+  weightOnlyI8Kernel,
   weightOnlyKernel,
   weightOnlyPackedKernel,
   type GemvKernel,
@@ -287,6 +288,10 @@ const gemvKernels: GemvKernel[] = [
   deterministicKernel('d3-q6-deterministic', 'plain'),
   weightOnlyKernel,
   weightOnlyPackedKernel,
+  // The weight-only GEMV on int8 inputs (QuantizedLinear's int8Inputs for fixed-width weight-only
+  // weights), the whole call and the kernel alone.
+  weightOnlyI8Kernel('packed', false),
+  weightOnlyI8Kernel('packed', true),
   ...BATCH_SIZES.map((k) => universalKernel(DEFAULT_SCHEME, k)),
   // A prefill's batch through the int8-input paths QuantizedLinear takes for d3-q6-deterministic and
   // e8-q16-deterministic (the tile variants: 8 right-hand sides per pass over the codes), whole calls.
@@ -341,6 +346,7 @@ if (hostRowsWanted) {
     // The universal E8 scheme with int8 inputs: the point GEMV on the lattice points each layer repacks as int8.
     if (inTime(stepItem(`model step ${DEFAULT_SCHEME} int8`))) add(await modelStepRow(gpu, stepModel, { scheme: DEFAULT_SCHEME }, settings, { int8 }));
     if (inTime(stepItem('model step weight-only'))) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings));
+    if (inTime(stepItem('model step weight-only int8'))) add(await modelStepRow(gpu, stepModel, { weightOnly: 'rtn-4bit' }, settings, { int8 }));
   }
   // After the model steps, so that a run cut by its deadline keeps them: why passes with blocks of
   // m = 12 take 2.5–3× those of m = 1 (bench/README.md, "The rotation's passes"). One workgroup of

@@ -39,6 +39,8 @@ import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, universalGemvI8LeaderTable, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { dispatchWeightOnlyInputsI8, weightOnlyGemvI8Reference, weightOnlyInputsI8 } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
+import { fixedRowVec4s, type FixedCodeBits } from '../../src/weightonly/packedCodes.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -1234,6 +1236,17 @@ function weightOnlyRoundingDepth(n: number): number {
   return 32 * Math.ceil(n / 2048) + 16 + 2;
 }
 
+/**
+ * The int8-input weight-only GEMV's CPU twin: the tile's codes times x̂ rounded on the CPU
+ * (`weightOnlyInputsI8`, x unrotated as the rows upload it), within the f32 sums' limit (a lane's
+ * words, one fused multiply-add each, 16 for the reduction and the scales) plus x̂'s ties.
+ */
+function weightOnlyI8Twin(problem: GemvProblem, codes: WeightOnlyQuantized, bits: FixedCodeBits): { y: Float64Array; limit: number; name: string } {
+  const records = weightOnlyInputsI8(problem.x.data.subarray(0, problem.n), codes.columnScales, problem.n, bits);
+  const depth = Math.ceil((4 * fixedRowVec4s(problem.n, bits)) / 64) + 16 + 2;
+  return { y: weightOnlyGemvI8Reference(codes, bits, records).y, limit: f32SumLimit(problem.n, depth) + INT8_ROUNDING_TWIN_SLACK, name: 'its CPU twin' };
+}
+
 /** The weight-only kernel's CPU twin: the tile's decoded codes (`decode`, row scales 1 as uploaded) times x in float64. */
 function weightOnlyTwin(problem: GemvProblem, codes: WeightOnlyQuantized): { y: Float64Array; limit: number; name: string } {
   return { y: decodedProduct(codes.decode(), problem.x.data.subarray(0, problem.n)), limit: f32SumLimit(problem.n, weightOnlyRoundingDepth(problem.n)), name: 'its CPU twin' };
@@ -1242,16 +1255,29 @@ function weightOnlyTwin(problem: GemvProblem, codes: WeightOnlyQuantized): { y: 
 /** The weight-only row's name: in the layout the library picks (4 bits per code here), or packed. */
 const WEIGHT_ONLY_NAME = 'weight-only GEMV (4-bit RTN codes)';
 
+/** How an int8-input weight-only row forms x̂: in each call (the whole call) or once beforehand (the kernel alone). */
+interface WeightOnlyInt8 {
+  readonly dotPath: DotPath;
+  readonly xPrepared: boolean;
+}
+
 /**
  * The weight-only GEMV (dispatchWeightOnlyGemv): 4-bit RTN codes of the tile (so W's rows repeat),
  * uploaded through WeightOnlyGpuMatrix in `layout` ('auto': the fixed 4-bit layout the library picks
  * for them; 'packed': the serialized layout, the alternative in the defaults table) and repeated on
- * the GPU to all outputs.
+ * the GPU to all outputs; with `int8`, on x rounded to int8 with s folded in
+ * (dispatchWeightOnlyInputsI8, what QuantizedLinear's int8Inputs records), in the call or beforehand.
  */
-const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
-  name: layout === 'auto' ? WEIGHT_ONLY_NAME : `${WEIGHT_ONLY_NAME}, packed layout (b_i bits each, the serialized form)`,
-  spirvKey: layout === 'auto' ? 'weightonly:4' : 'weightonly:packed',
+const weightOnlyKernelFor = (layout: 'auto' | 'packed', int8: WeightOnlyInt8 | null = null): GemvKernel => ({
+  name:
+    int8 !== null
+      ? `${WEIGHT_ONLY_NAME}, int8 inputs (${int8.dotPath === 'packed' ? 'dot4I8Packed' : 'plain 8-bit dot'})${int8.xPrepared ? ', kernel alone (x̂ made once beforehand)' : ''}`
+      : layout === 'auto'
+        ? WEIGHT_ONLY_NAME
+        : `${WEIGHT_ONLY_NAME}, packed layout (b_i bits each, the serialized form)`,
+  spirvKey: int8 !== null ? `weightonly:4:i8:${int8.dotPath}` : layout === 'auto' ? 'weightonly:4' : 'weightonly:packed',
   k: 1,
+  ...(int8 === null ? {} : { xPrepared: int8.xPrepared, unsupported: (context: GpuContext) => int8Refusal(context, int8.dotPath) }),
   ...(layout === 'auto' ? {} : { alternativeTo: { choice: 'weight-only code layout (fixed 4/8 bits, or packed)', defaultKernel: WEIGHT_ONLY_NAME } }),
   async build({ device }, problem, settings) {
     const { n, cols } = problem;
@@ -1287,16 +1313,36 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
       const x = uploadX(device, problem);
       const y = createBuffer(device, 'bench weight-only y', 4 * cols, STORAGE_USAGE);
       created.push(x, y);
-      const calls = weights.map((w, i) =>
-        prepared(device, `bench weight-only gemv ${i}`, (encoder, scratch) => dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, codeBits, x, y, n, outputs: cols, rowVec4s })),
-      );
+      const inputScratch = new GpuScratch(device);
+      let calls: PreparedCommands[];
+      if (int8 === null) {
+        calls = weights.map((w, i) =>
+          prepared(device, `bench weight-only gemv ${i}`, (encoder, scratch) => dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, codeBits, x, y, n, outputs: cols, rowVec4s })),
+        );
+      } else {
+        check(codeBits !== 'packed', 'bench: int8 weight-only rows take fixed-width codes');
+        const inputs = (encoder: GPUCommandEncoder, scratch: GpuScratch): GPUBuffer => dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales: full.columnScales, n, codeBits, vectors: 1 });
+        let given: GPUBuffer | undefined;
+        if (int8.xPrepared) {
+          const encoder = device.createCommandEncoder({ label: 'bench weight-only x̂ for the kernel-alone row' });
+          given = inputs(encoder, inputScratch);
+          device.queue.submit([encoder.finish()]);
+          await device.queue.onSubmittedWorkDone();
+        }
+        calls = weights.map((w, i) =>
+          prepared(device, `bench weight-only gemv (int8 x) ${i}`, (encoder, scratch) =>
+            dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, codeBits, x: given ?? inputs(encoder, scratch), int8Dot: int8.dotPath, y, n, outputs: cols, rowVec4s }),
+          ),
+        );
+      }
       return {
         bitsPerEntry: (8 * weightBytes) / (n * cols),
         weightBytes,
         calls,
-        check: () => twinCheck(device, y, problem, weightOnlyTwin(problem, codes), WEIGHT_ONLY_EXACT_LIMIT),
+        check: () => twinCheck(device, y, problem, int8 === null || codeBits === 'packed' ? weightOnlyTwin(problem, codes) : weightOnlyI8Twin(problem, codes, codeBits), WEIGHT_ONLY_EXACT_LIMIT),
         destroy: () => {
           for (const call of calls) call.destroy();
+          inputScratch.destroy();
           destroyAll(created);
           tileMatrix.destroy();
         },
@@ -1312,3 +1358,8 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed'): GemvKernel => ({
 /** The weight-only GEMV in the layout the library picks, and in the packed layout. */
 export const weightOnlyKernel: GemvKernel = weightOnlyKernelFor('auto');
 export const weightOnlyPackedKernel: GemvKernel = weightOnlyKernelFor('packed');
+
+/** The weight-only GEMV on int8 inputs (fixed-width codes): the whole call, or the kernel alone. */
+export function weightOnlyI8Kernel(dotPath: DotPath, xPrepared: boolean): GemvKernel {
+  return weightOnlyKernelFor('auto', { dotPath, xPrepared });
+}

@@ -327,6 +327,10 @@ function subjects(
     // 6 bits: what the quantizers' codes at rate 4 take (5 codes per word, a word's top 2 bits unused).
     { key: 'weightonly:6', moduleKey: 'weightonly:6', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits: 6 }), codeVariables: ['codes'] },
     { key: 'weightonly:packed', moduleKey: 'weightonly:packed', code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32' }), codeVariables: ['codes'] },
+    // The int8-input loop (QuantizedLinear's int8Inputs for fixed-width weight-only weights) at 4 and 6 bits.
+    ...schemes.int8DotPaths.flatMap((dotPath) =>
+      ([4, 6] as const).map((codeBits) => ({ key: `weightonly:${codeBits}:i8:${dotPath}`, moduleKey: `weightonly:${codeBits}:i8:${dotPath}`, code: weightOnlyGemvShaderSource({ vectorBlock: 1, inputFormat: 'f32', codeBits, int8Dot: dotPath }), codeVariables: ['codes'] })),
+    ),
   ];
 }
 

@@ -15,7 +15,7 @@ import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
 import { DOT_PATHS, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights } from './kernels/universalGemvI8.js';
-import { WeightOnlyGpuMatrix } from './kernels/weightOnlyGemv.js';
+import { WeightOnlyGpuMatrix, weightOnlyInt8Unsupported } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isGpuContext, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
@@ -140,7 +140,12 @@ export interface QuantizedLinearOptions {
    * int8 (src/gpu/kernels/e8PointGemvI8.ts: ≈ 46 instructions per block instead of ≈ 310–525, for 8
    * bits per entry read instead of 3–5; the layer owns that form, a byte per weight, beside the
    * weight's codes; a point beyond ±127, which rotated data has not shown, makes the layer's outputs
-   * NaN, and `await layer.check()` rejects naming it). Other schemes are refused.
+   * NaN, and `await layer.check()` rejects naming it); for weight-only weights in the fixed-width
+   * layout (codes of at most 8 bits, `uploadWeightOnly`'s default where that costs at most 1.5× the
+   * packed bytes) per code word's ⌊32/b⌋ inputs with the column scales folded in
+   * (src/gpu/kernels/weightOnlyInputsI8.ts: packed 8-bit dot products on the codes' bytes, RDNA3 count
+   * in bench/README.md; the layer owns nothing more; a packed weight-only matrix is refused). Other
+   * schemes are refused.
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
@@ -407,8 +412,10 @@ export class QuantizedLinear {
     this.int8DotPath = int8Inputs ?? 'plain';
     this.int8Inputs = int8Inputs !== null;
     const lattice = this.lattice;
-    if (int8Inputs !== null && !isQuadInt8Matrix(weight)) {
-      check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, the universal E8 schemes, d3-q6-deterministic or e8-q16-deterministic), not weight-only ones');
+    if (int8Inputs !== null && weight instanceof WeightOnlyGpuMatrix) {
+      check(weightOnlyInt8Unsupported(weight) === null, () => `int8Inputs: ${weightOnlyInt8Unsupported(weight) ?? ''}`);
+    } else if (int8Inputs !== null && !isQuadInt8Matrix(weight)) {
+      check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, the universal E8 schemes, d3-q6-deterministic or e8-q16-deterministic) or fixed-width weight-only ones');
       const why = lattice.mode === 'universal' ? (lattice.scheme.lattice === 'E8' ? e8PointUnsupported(lattice) : int8InputsUnsupported(lattice.scheme)) : deterministicInt8InputsUnsupported(lattice);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
     }
@@ -685,7 +692,7 @@ export class QuantizedLinear {
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };
-      weight.dispatch(encoder, scratch, { ...input, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output });
+      weight.dispatch(encoder, scratch, { ...input, y: y.buffer, yOffset: y.offset, vectors: tokens, ...output, ...(this.int8Inputs ? { int8Inputs: this.int8DotPath } : {}) });
     } else {
       const f32Input = xF32 === null ? {} : { x: xF32.buffer, xOffset: xF32.offset };
       const io = { ...f32Input, y: y.buffer, yOffset: y.offset, rhs: tokens, ...rotatedInput, ...output };

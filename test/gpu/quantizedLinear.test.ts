@@ -361,6 +361,59 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it.each([
+    [4, true, 'f32'],
+    [2, false, 'f16'],
+  ] as const)('weight-only weights with int8Inputs (RTN at rate %i, rotate %s, %s activations, bias): the bytes of WeightOnlyGpuMatrix.dispatch with int8Inputs, alone and in a group; a packed matrix refused', async (rate, rotate, activations) => {
+    const n = 256;
+    const q = quantizeWeights(gaussianMatrix(n, out, 5), null, { method: 'rtn', rate, rotate, ...(rotate ? { seed: 3 } : {}) });
+    const matrix = uploadWeightOnly(device, q);
+    expect(matrix.codeBits).not.toBe('packed');
+    const dotPath = dotPathFor(context.features);
+    const layer = QuantizedLinear.create(device, matrix, { int8Inputs: dotPath, activations, bias, maxTokens: 2 });
+    const plain = QuantizedLinear.create(device, matrix, { activations, bias, maxTokens: 2 });
+    const group = QuantizedLinear.group([plain, layer]);
+    const x = gaussianMatrix(n, 2, 6);
+    const f16 = activations === 'f16';
+    const bytes = (f16 ? 2 : 4) * out * 2;
+    const xBuffer = createBufferWithData(device, 'int8 weight-only x', f16 ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
+    const biasBuffer = createBufferWithData(device, 'int8 weight-only bias', bias, STORAGE_USAGE);
+    const [direct, single, grouped, plainY] = ['direct', 'single', 'grouped', 'plain'].map((what) => createBuffer(device, `int8 weight-only y (${what})`, bytes, STORAGE_USAGE)) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'int8 weight-only layer' });
+      matrix.dispatch(encoder, scratch, { x: xBuffer, inputFormat: activations, y: direct, vectors: 2, bias: biasBuffer, outputFormat: activations, int8Inputs: dotPath });
+      layer.record(encoder, xBuffer, single, { tokens: 2 });
+      group.record(encoder, xBuffer, [plainY, grouped], { tokens: 2 });
+      device.queue.submit([encoder.finish()]);
+      const read = async (buffer: GPUBuffer): Promise<Uint8Array> => new Uint8Array(await readBufferExclusive(device, buffer, bytes));
+      const expected = await read(direct);
+      expect(await read(single)).toEqual(expected);
+      expect(await read(grouped)).toEqual(expected);
+      // The int8 path differs from the f32 one by x̂'s rounding only (≈ 10⁻⁵ in NMSE), not by a lost term.
+      const asValues = (raw: Uint8Array): Float32Array => (f16 ? toFloat32Matrix({ rows: out, cols: 2, data: new Uint16Array(raw.buffer) }).data : new Float32Array(raw.buffer));
+      const int8Y = asValues(expected);
+      const f32Y = asValues(await read(plainY));
+      let error = 0;
+      let energy = 0;
+      for (let k = 0; k < int8Y.length; k++) {
+        error += ((int8Y[k] as number) - (f32Y[k] as number)) ** 2;
+        energy += (f32Y[k] as number) ** 2;
+      }
+      expect(error / energy).toBeLessThan(1e-3);
+      const packed = uploadWeightOnly(device, q, { layout: 'packed' });
+      expect(() => QuantizedLinear.create(device, packed, { int8Inputs: dotPath })).toThrow(/int8Inputs: .*fixed-width layout/);
+      packed.destroy();
+    } finally {
+      scratch.destroy();
+      group.destroy();
+      layer.destroy();
+      plain.destroy();
+      matrix.destroy();
+      for (const buffer of [xBuffer, biasBuffer, direct, single, grouped, plainY]) buffer.destroy();
+    }
+  });
+
   // x and the ys in one buffer (an arena of activations, as llama.cpp's tensors in one backend buffer),
   // y beside x or over it (in place): the same bytes as with separate buffers, for every path that
   // reads x (the rotation, int8 rounding, the f32 copy of unrotated and centred weights, weight-only).

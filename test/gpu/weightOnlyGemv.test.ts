@@ -18,7 +18,8 @@ import {
 } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { WeightBasis } from '../../src/weightonly/basis.js';
 import { quantizeWeights, WeightOnlyQuantized, type QuantizeWeightsOptions } from '../../src/weightonly/index.js';
-import { fixedWidthCodes, weightCodeLayout } from '../../src/weightonly/packedCodes.js';
+import { fixedRowVec4s, fixedWidthCodes, weightCodeLayout, type FixedCodeBits } from '../../src/weightonly/packedCodes.js';
+import { dispatchWeightOnlyInputsI8, weightOnlyGemvI8Reference, weightOnlyI8ByteWords, weightOnlyI8RecordWords, weightOnlyInputsI8, weightOnlyInputsI8Bytes } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { acceptedMutants } from '../weightonly/fuzzProperty.js';
 import { toFloat32Matrix } from '../../src/matrix.js';
@@ -638,6 +639,207 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     } finally {
       haar.destroy();
       scratch.destroy();
+      x.destroy();
+      y.destroy();
+    }
+  });
+});
+
+/*
+ * The int8-input path (`int8Inputs`): x̂ (shaders/weightonly_inputs_i8.wgsl) against its CPU twin
+ * `weightOnlyInputsI8`, and the GEMV on x̂ (shaders/weightonly_codes_fixed_i8.wgsl) against its twin
+ * `weightOnlyGemvI8Reference` on the same x̂ and against the CPU decode.
+ * Tolerances (derived): the GEMV on x̂ forms each word's Σ z·level exactly, then one fused
+ * multiply-add per word along the lane's chain (its words), 7 + 7 additions and ·t: K = words per lane
+ * + 16 roundings of each term, γ_K·Σ|terms| (`magnitudes`). Against Ŵ·x: x̂·scale is within
+ * scale·(½ + 10⁻⁴) of x' = s·x̃ per input (shaders/int8_group.wgsl), so y moves by at most
+ * |t_j|·Σ_w scale_w·(½ + 10⁻⁴)·Σ_t |z|, beside the f32 path's own tolerance (`reference`).
+ */
+describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the GPU', () => {
+  let device: GPUDevice;
+
+  beforeAll(async () => {
+    device = (await testDevice()).device;
+  });
+
+  afterAll(() => {
+    device.destroy();
+  });
+
+  /** The records x̂ of X̃ (`vectors` columns of n, f32 or f16 bits) for q's column scales and codes of `bits` bits, made on the GPU. */
+  async function gpuRecords(q: WeightOnlyQuantized, bits: FixedCodeBits, xRotated: Float32Array | Uint16Array, vectors: number): Promise<Uint32Array> {
+    const scratch = new GpuScratch(device);
+    const x = createBufferWithData(device, 'int8 inputs test x̃', xRotated, STORAGE_USAGE);
+    const scales = createBufferWithData(device, 'int8 inputs test s', q.columnScales, STORAGE_USAGE);
+    try {
+      return await withValidation(device, 'int8 inputs test', async () => {
+        const encoder = device.createCommandEncoder({ label: 'int8 inputs test' });
+        const inputFormat = xRotated instanceof Uint16Array ? 'f16' : 'f32';
+        const records = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, inputFormat, columnScales: scales, n: q.n, codeBits: bits, vectors });
+        device.queue.submit([encoder.finish()]);
+        return new Uint32Array(await readBuffer(device, records, weightOnlyInputsI8Bytes(q.n, bits, vectors)));
+      });
+    } finally {
+      scratch.destroy();
+      x.destroy();
+      scales.destroy();
+    }
+  }
+
+  /** Y of `matrix.dispatch` with `int8Inputs` on x (in `inputBasis`). */
+  async function int8Y(matrix: WeightOnlyGpuMatrix, x: Float32Array, vectors: number, options: Omit<WeightOnlyMatrixGemvArgs, 'x' | 'y' | 'vectors'>): Promise<Float32Array> {
+    const bytes = 4 * matrix.outputs * vectors;
+    const xBuffer = createBufferWithData(device, 'int8 test x', x, STORAGE_USAGE);
+    const y = createBuffer(device, 'int8 test y', bytes, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      return await withValidation(device, 'int8 test', async () => {
+        const encoder = device.createCommandEncoder({ label: 'int8 test' });
+        matrix.dispatch(encoder, scratch, { ...options, x: xBuffer, y, vectors });
+        device.queue.submit([encoder.finish()]);
+        return new Float32Array(await readBuffer(device, y, bytes));
+      });
+    } finally {
+      scratch.destroy();
+      xBuffer.destroy();
+      y.destroy();
+    }
+  }
+
+  /**
+   * Records equal word for word. lavapipe divides as the twin does; a GPU whose f32 division is within
+   * 2.5 ULP (WGSL's allowance) may round a level at a near-tie the other way, which would show here.
+   */
+  function expectRecordsMatch(got: Uint32Array, expected: Uint32Array): void {
+    expect(got.length).toBe(expected.length);
+    let differing = 0;
+    for (let k = 0; k < got.length; k++) if (got[k] !== expected[k]) differing++;
+    expect(differing).toBe(0);
+  }
+
+  const bitsCases = [1, 2, 3, 4, 5, 6, 7, 8] as const;
+
+  it.each(bitsCases)('%i-bit codes: x̂ equals its CPU twin (n = 1, 37, 600; 1 and 3 vectors; f32 and f16 x̃)', async (bits) => {
+    for (const [n, vectors] of [[1, 1], [37, 3], [600, 1]] as const) {
+      const q = craftedMatrix(Array.from({ length: n }, () => bits), 3, 10 * bits + n);
+      const x = activations(n, vectors, bits + n);
+      expectRecordsMatch(await gpuRecords(q, bits, x, vectors), weightOnlyInputsI8(x, q.columnScales, n, bits, vectors));
+      const halves = Uint16Array.from(x, (v) => float16Bits(v));
+      const widened = toFloat32Matrix({ rows: n, cols: vectors, data: halves }).data;
+      expectRecordsMatch(await gpuRecords(q, bits, halves, vectors), weightOnlyInputsI8(widened, q.columnScales, n, bits, vectors));
+    }
+  });
+
+  const gemvCases = bitsCases.flatMap((bits) =>
+    (['packed', 'plain'] as const).map((dotPath, k) => ({ bits, dotPath, n: [37, 600, 1201][(bits + k) % 3] as number, outputs: [11, 9, 1][(bits + k) % 3] as number, vectors: 1 + ((bits + k) % 2) * 2 })),
+  );
+
+  it.each(gemvCases)('$bits-bit codes, $dotPath dot: n = $n, $outputs outputs, $vectors vectors (several words per lane at 600 and 1201): equals its twin on the same x̂, and Ŵ·x within x̂’s rounding', async ({ bits, dotPath, n, outputs, vectors }) => {
+    const rowScales = Float32Array.from({ length: outputs }, (_, j) => (j % 2 === 0 ? 0.75 : -1.5));
+    const q = craftedMatrix(Array.from({ length: n }, () => bits), outputs, bits + 7 * n, { rowScales, rotation: 'none' });
+    const matrix = uploadWeightOnly(device, q, { layout: 'fixed' });
+    try {
+      expect(matrix.codeBits).toBe(bits);
+      const x = activations(n, vectors, 3 * bits + n);
+      const got = await int8Y(matrix, x, vectors, { int8Inputs: dotPath });
+      const records = await gpuRecords(q, bits, x, vectors);
+      const twin = weightOnlyGemvI8Reference(q, bits, records, vectors);
+      const rowWords = 4 * fixedRowVec4s(n, bits);
+      const roundings = Math.ceil(rowWords / 64) + 16;
+      const decoded = reference(q, x, vectors, bits);
+      const recordWords = weightOnlyI8RecordWords(bits);
+      const fields = Math.floor(32 / bits);
+      for (let v = 0; v < vectors; v++) {
+        for (let j = 0; j < outputs; j++) {
+          const k = v * outputs + j;
+          expect(Math.abs((got[k] as number) - (twin.y[k] as number)), `twin, output ${j}, vector ${v}`).toBeLessThanOrEqual(gamma(roundings) * (twin.magnitudes[k] as number) + 1e-30);
+          // x̂'s rounding: ½ + 10⁻⁴ of each group's scale per input, times |z| and |t|.
+          let rounding = 0;
+          for (let w = 0; w < rowWords; w++) {
+            const scale = new Float32Array(new Uint32Array([records[(v * rowWords + w) * recordWords + weightOnlyI8ByteWords(bits)] as number]).buffer)[0] as number;
+            let codes = 0;
+            for (let t = 0; t < fields && t * rowWords + w < n; t++) codes += Math.abs(q.codes[j * n + t * rowWords + w] as number);
+            rounding += scale * (0.5 + 1e-4) * codes;
+          }
+          rounding *= Math.abs(rowScales[j] as number);
+          expect(Math.abs((got[k] as number) - (decoded.y[k] as number)), `Ŵ·x, output ${j}, vector ${v}`).toBeLessThanOrEqual((decoded.tolerance[k] as number) + rounding + gamma(roundings) * (twin.magnitudes[k] as number));
+        }
+      }
+    } finally {
+      matrix.destroy();
+    }
+  });
+
+  it.each([
+    ['rtn', 4, true],
+    ['gptq', 3, true],
+    ['watersic', 2, false],
+  ] as const)('%s at rate %i (rotate %s): the GPU rotation feeds x̂ bit for bit as the host rotation does, and y is within 10⁻³ NMSE of the f32-input GEMV', async (method, rate, rotate) => {
+    const n = 256;
+    const q = quantizeWeights(gaussianMatrix(n, 96, 17), spreadSpectrumCovariance(n, 2, 3).sigma, { method, rate, rotate });
+    const matrix = uploadWeightOnly(device, q, { layout: 'fixed' });
+    try {
+      expect(matrix.codeBits).not.toBe('packed');
+      const x = activations(n, 2, 41);
+      const onHost = matrix.rotateOnHost(x, 2);
+      const fromOriginal = await int8Y(matrix, x, 2, { int8Inputs: 'packed' });
+      const fromRotated = await int8Y(matrix, onHost, 2, { int8Inputs: 'packed', inputBasis: 'quantization' });
+      expect(Array.from(fromOriginal)).toEqual(Array.from(fromRotated));
+      const f32 = (await weightOnlyGemm(device, q, { rows: n, cols: 2, data: x }, { layout: 'fixed' })).data;
+      let error = 0;
+      let energy = 0;
+      for (let k = 0; k < f32.length; k++) {
+        error += ((fromOriginal[k] as number) - (f32[k] as number)) ** 2;
+        energy += (f32[k] as number) ** 2;
+      }
+      // x̂'s rounding alone: ≈ 10⁻⁵ on Gaussian x (a scale per ≤ 32 inputs).
+      expect(error / energy).toBeLessThan(1e-3);
+      expect(error / energy).toBeGreaterThan(0);
+    } finally {
+      matrix.destroy();
+    }
+  });
+
+  it('a non-finite x̃ entry makes its vector NaN (never a finite guess), the other vectors unchanged; a zero x gives exact zeros', async () => {
+    const n = 64;
+    const q = craftedMatrix(Array.from({ length: n }, () => 4), 5, 3);
+    const matrix = uploadWeightOnly(device, q, { layout: 'fixed' });
+    try {
+      const x = activations(n, 3, 5);
+      const clean = await int8Y(matrix, x, 3, { int8Inputs: 'plain', inputBasis: 'quantization' });
+      const poisoned = Float32Array.from(x);
+      poisoned[n + 17] = Number.POSITIVE_INFINITY;
+      const y = await int8Y(matrix, poisoned, 3, { int8Inputs: 'plain', inputBasis: 'quantization' });
+      expect(Array.from(y.subarray(5, 10)).every(Number.isNaN)).toBe(true);
+      expect(Array.from(y.subarray(0, 5))).toEqual(Array.from(clean.subarray(0, 5)));
+      expect(Array.from(y.subarray(10, 15))).toEqual(Array.from(clean.subarray(10, 15)));
+      expect(Array.from(await int8Y(matrix, new Float32Array(n), 1, { int8Inputs: 'packed' }))).toEqual([0, 0, 0, 0, 0]);
+    } finally {
+      matrix.destroy();
+    }
+  });
+
+  it('refuses what it cannot do, by name', async () => {
+    const q = craftedMatrix(Array.from({ length: 40 }, () => 4), 3, 9);
+    const packed = uploadWeightOnly(device, q, { layout: 'packed' });
+    const fixed = uploadWeightOnly(device, q, { layout: 'fixed' });
+    const scratch = new GpuScratch(device);
+    const x = createBuffer(device, 'refusal x', 4 * 40, STORAGE_USAGE);
+    const y = createBuffer(device, 'refusal y', 12, STORAGE_USAGE);
+    try {
+      expect(() => packed.dispatch(device.createCommandEncoder(), scratch, { x, y, int8Inputs: 'packed' })).toThrow(/fixed-width layout .* upload it with layout 'fixed'/);
+      expect(() => fixed.dispatch(device.createCommandEncoder(), scratch, { x, y, int8Inputs: 'fast' as 'packed' })).toThrow(/int8Inputs/);
+      expect(() =>
+        dispatchWeightOnlyGemv(device, device.createCommandEncoder(), scratch, {
+          codes: packed.codes, codeLayout: packed.codeLayout ?? undefined, columnScales: packed.columnScales, rowScales: packed.rowScales, x, y,
+          n: 40, outputs: 3, rowVec4s: packed.rowVec4s, int8Dot: 'plain',
+        }),
+      ).toThrow(/int8Dot takes fixed-width codes/);
+      await expect(weightOnlyGemv(device, q, new Float32Array(40), { layout: 'packed', int8Inputs: 'plain' })).rejects.toThrow(/fixed-width layout/);
+    } finally {
+      scratch.destroy();
+      packed.destroy();
+      fixed.destroy();
       x.destroy();
       y.destroy();
     }

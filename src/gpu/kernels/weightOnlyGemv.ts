@@ -2,6 +2,9 @@ import { checkDispatch } from './dispatchChecks.js';
 import weightOnlyGemvSource from '../../../shaders/weightonly_gemv.wgsl?raw';
 import packedCodesSource from '../../../shaders/weightonly_codes_packed.wgsl?raw';
 import fixedCodesSource from '../../../shaders/weightonly_codes_fixed.wgsl?raw';
+import fixedCodesI8Source from '../../../shaders/weightonly_codes_fixed_i8.wgsl?raw';
+import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
+import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue, checkLabel } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
@@ -20,6 +23,8 @@ import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
+import { DOT_PATHS, type DotPath } from './e8Matmul.js';
+import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWords } from './weightOnlyInputsI8.js';
 
 /*
  * The GEMV of weight-only quantized matrices (shaders/weightonly_gemv.wgsl): y = Ŵ·x for a
@@ -91,6 +96,12 @@ export interface WeightOnlyGemvVariant {
   readonly inputFormat: ActivationFormat;
   /** 'packed' (the serialized layout), or the bits of the fixed-width layout. Default 'packed'. */
   readonly codeBits?: WeightOnlyCodeBits;
+  /**
+   * Fixed-width codes only: x̂, X̃ rounded to int8 with s folded in (`dispatchWeightOnlyInputsI8`),
+   * multiplied with packed 8-bit dot products ('packed': WGSL's dot4I8Packed; 'plain': core WGSL).
+   * Default null: s·x̃ in f32.
+   */
+  readonly int8Dot?: DotPath | null;
 }
 
 /** The layout of a weight-only matrix's codes on the GPU: 'packed' (b_i bits each), or a fixed 1 … 8 bits per code. */
@@ -106,6 +117,12 @@ export type WeightOnlyCodeBits = 'packed' | FixedCodeBits;
  */
 export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): string {
   const bits = variant.codeBits ?? 'packed';
+  const int8Dot = variant.int8Dot ?? null;
+  if (int8Dot !== null) {
+    check(bits !== 'packed', 'weight-only gemv: int8 inputs need fixed-width codes');
+    const constants = [`const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;`, 'const X_F16: bool = false;', weightOnlyI8Constants(bits)];
+    return `${constants.join('\n')}\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${int8Dot === 'packed' ? dotPackedSource : dotPlainSource}\n${fixedCodesI8Source}\n${GEMV_OUTPUT_WGSL}`;
+  }
   const constants = [`const VECTOR_BLOCK: u32 = ${variant.vectorBlock}u;`, `const X_F16: bool = ${variant.inputFormat === 'f16'};`, ...(bits === 'packed' ? [] : fixedWidthConstants(bits))];
   return `${constants.join('\n')}\n${Params.wgsl()}\n${weightOnlyGemvSource}\n${bits === 'packed' ? packedCodesSource : fixedCodesSource}\n${GEMV_OUTPUT_WGSL}`;
 }
@@ -126,10 +143,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   // params; codes (packed or fixed width); the packed codes' layout table (a placeholder for fixed
   // width); column scales; row scales; x; bias; y.
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}/${variant.codeBits ?? 'packed'}`,
+  key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}/${variant.codeBits ?? 'packed'}/${variant.int8Dot ?? 'f32'}`,
   compile: (device, pipelineLayout, variant: WeightOnlyGemvVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `weight-only gemv (${codeLayoutName(variant.codeBits ?? 'packed')}, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''})`,
+      label: `weight-only gemv (${codeLayoutName(variant.codeBits ?? 'packed')}, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''}${(variant.int8Dot ?? null) === null ? '' : `, int8 x (${variant.int8Dot})`})`,
       code: weightOnlyGemvShaderSource(variant),
     }),
 });
@@ -155,8 +172,13 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   readonly columnScales: GPUBuffer;
   /** t, outputs f32 (all 1 for a matrix without row scales). */
   readonly rowScales: GPUBuffer;
-  /** X̃ = Q·X in the quantization basis: `vectors` columns of n values (f32, or f16 with `inputFormat`), column-major. */
+  /**
+   * X̃ = Q·X in the quantization basis: `vectors` columns of n values (f32, or f16 with `inputFormat`),
+   * column-major; with `int8Dot`, X̃ rounded by `dispatchWeightOnlyInputsI8` for these codes and s.
+   */
   readonly x: GPUBuffer;
+  /** x is int8 inputs (`dispatchWeightOnlyInputsI8`), multiplied this way; fixed-width codes only. Default: x is X̃ in f32 or f16. */
+  readonly int8Dot?: DotPath;
   /** X̃'s format: 'f32' (default) or 'f16' (widened exactly as it is read; `xOffset` a multiple of 2). */
   readonly inputFormat?: ActivationFormat;
   /** Y = Ŵ'·X̃ (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
@@ -230,8 +252,13 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   const inputFormat = args.inputFormat ?? 'f32';
   checkOneOf(inputFormat, ACTIVATION_FORMATS, 'weight-only gemv: inputFormat');
+  const int8Dot = args.int8Dot ?? null;
+  checkOneOf(int8Dot, [...DOT_PATHS, null], 'weight-only gemv: int8Dot');
+  check(int8Dot === null || (codeBits !== 'packed' && args.inputFormat === undefined), 'weight-only gemv: int8Dot takes fixed-width codes and x from dispatchWeightOnlyInputsI8 (no inputFormat)');
   const xBytes = activationBytes(inputFormat);
-  checkBufferRange(args.x, xOffset, xBytes * n * vectors, 'weight-only gemv: x', xBytes);
+  // Per vector: n values of X̃, or a record of int8 inputs per code word.
+  const xVectorBytes = int8Dot === null || codeBits === 'packed' ? xBytes * n : 16 * rowVec4s * weightOnlyI8RecordWords(codeBits);
+  checkBufferRange(args.x, xOffset, xVectorBytes * vectors, 'weight-only gemv: x', int8Dot === null ? xBytes : 4);
   const format = gemvOutputFormat(args, 'weight-only gemv');
   const yBytes = activationBytes(format);
   checkBufferRange(args.y, yOffset, yBytes * outputs * vectors, 'weight-only gemv: y', yBytes);
@@ -250,17 +277,18 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   // A chunk of vc vectors binds y from its first row of the first vector to its last row of the
   // last vector: (vc − 1)·outputs + rows f32.
   const vectorsPerChunk = Math.min(
-    itemsPerBinding(4 * n, maxBinding, alignment),
+    itemsPerBinding(int8Dot === null ? 4 * n : xVectorBytes, maxBinding, alignment),
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
-  const { layout, pipeline } = pipelines.get(device, { vectorBlock, inputFormat, codeBits });
+  const { layout, pipeline } = pipelines.get(device, { vectorBlock, inputFormat, codeBits, int8Dot });
   const pass = encoder.beginComputePass({ label: `weight-only gemv (${codeLayoutName(codeBits)})` });
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
     // An f16 X̃'s window covers whole words, its first element counts halves.
-    const xWindow = xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunkVectors, alignment) : bindingWindow(xOffset + 4 * n * v0, 4 * n * chunkVectors, alignment);
+    const xWindow =
+      xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunkVectors, alignment) : bindingWindow(xOffset + xVectorBytes * v0, xVectorBytes * chunkVectors, alignment);
     for (let j0 = 0; j0 < outputs; j0 += rowsPerChunk) {
       const chunkRows = Math.min(rowsPerChunk, outputs - j0);
       const codesWindow = bindingWindow(codesOffset + 16 * rowVec4s * j0, 16 * rowVec4s * chunkRows, alignment);
@@ -279,7 +307,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         column_scales_first: columnScalesWindow.firstElement,
         row_scales_first: rowScalesWindow.firstElement,
         x_first: xWindow.firstElement,
-        x_stride: n,
+        x_stride: xVectorBytes / xBytes,
         y_first: yWindow.first,
         y_stride: outputs,
         ...output.uniforms(j0),
@@ -367,6 +395,13 @@ export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
   readonly maxBindingBytes?: number;
   /** Force a vector block (tests). */
   readonly vectorBlock?: WeightOnlyVectorBlock;
+  /**
+   * Round X̃ to int8 (s folded in, one scale per code word's inputs: `dispatchWeightOnlyInputsI8`) and
+   * multiply the codes with packed 8-bit dot products ('packed': dot4I8Packed, where WGSL has
+   * packed_4x8_integer_dot_product; 'plain': core WGSL). Fixed-width codes only. It adds x̂'s
+   * rounding (NMSE ≈ 10⁻⁵ of y on Gaussian data) and reads far fewer values per code. Default: f32.
+   */
+  readonly int8Inputs?: DotPath;
 }
 
 /**
@@ -469,6 +504,10 @@ export class WeightOnlyGpuMatrix {
     checkPositiveInteger(vectors, 'weight-only gemv vectors');
     const inputBasis = args.inputBasis ?? 'original';
     checkOneOf(inputBasis, ['original', 'quantization'], 'inputBasis');
+    const int8Inputs = args.int8Inputs ?? null;
+    checkOneOf(int8Inputs, [...DOT_PATHS, null], 'WeightOnlyGpuMatrix.dispatch: int8Inputs');
+    const codeBits = this.codeBits;
+    check(int8Inputs === null || codeBits !== 'packed', () => weightOnlyInt8Unsupported(this) ?? '');
     let x = args.x;
     let xOffset = args.xOffset ?? 0;
     let inputFormat = args.inputFormat ?? 'f32';
@@ -485,14 +524,18 @@ export class WeightOnlyGpuMatrix {
       xOffset = 0;
       inputFormat = 'f32';
     }
+    if (int8Inputs !== null && codeBits !== 'packed') {
+      x = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, xOffset, inputFormat, columnScales: this.columnScales, n, codeBits, vectors });
+      xOffset = 0;
+    }
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
-      codeBits: this.codeBits,
+      codeBits,
       ...(this.codeLayout === null ? {} : { codeLayout: this.codeLayout }),
       columnScales: this.columnScales,
       rowScales: this.rowScales,
       x,
-      inputFormat,
+      ...(int8Inputs === null ? { inputFormat } : { int8Dot: int8Inputs }),
       y: args.y,
       n,
       outputs,
@@ -542,12 +585,23 @@ export function uploadWeightOnly(device: GPUDevice, q: WeightOnlyQuantized, opti
   return new WeightOnlyGpuMatrix(device, q, options);
 }
 
+/**
+ * Why `m` cannot take int8 inputs (`WeightOnlyMatrixGemvArgs.int8Inputs`), or null: its codes must be
+ * in the fixed-width layout (codes of at most 8 bits; `uploadWeightOnly` picks it where that costs at
+ * most 1.5× the packed bytes, `layout: 'fixed'` forces it).
+ */
+export function weightOnlyInt8Unsupported(m: Pick<WeightOnlyGpuMatrix, 'codeBits'>): string | null {
+  return m.codeBits === 'packed' ? "int8 inputs need the weight-only codes in the fixed-width layout (codes of at most 8 bits), and this matrix was uploaded packed: upload it with layout 'fixed'" : null;
+}
+
 /** Test and benchmark knobs of `weightOnlyGemv` and `weightOnlyGemm`. */
 export interface WeightOnlyGemvOptions {
   readonly maxBindingBytes?: number;
   readonly vectorBlock?: WeightOnlyVectorBlock;
   /** The codes' layout (`UploadWeightOnlyOptions.layout`; default 'auto'). */
   readonly layout?: UploadWeightOnlyOptions['layout'];
+  /** x rounded to int8 (`WeightOnlyMatrixGemvArgs.int8Inputs`). Default: f32. */
+  readonly int8Inputs?: DotPath;
 }
 
 // The keys of each argument object: any other is refused (`{ vector: 3 }` must not compute one vector
@@ -555,12 +609,12 @@ export interface WeightOnlyGemvOptions {
 const GEMV_ARG_KEYS = [
   'codes', 'codeBits', 'codeLayout', 'columnScales', 'rowScales', 'x', 'inputFormat', 'y', 'n', 'outputs', 'rowVec4s', 'vectors',
   'codesOffset', 'codeLayoutOffset', 'columnScalesOffset', 'rowScalesOffset', 'xOffset', 'yOffset', 'maxBindingBytes',
-  'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
+  'vectorBlock', 'int8Dot', ...GEMV_OUTPUT_ARG_KEYS,
 ] as const satisfies readonly (keyof WeightOnlyGemvArgs)[];
 const MATRIX_GEMV_ARG_KEYS = [
-  'x', 'inputFormat', 'y', 'vectors', 'xOffset', 'yOffset', 'inputBasis', 'maxBindingBytes', 'vectorBlock', ...GEMV_OUTPUT_ARG_KEYS,
+  'x', 'inputFormat', 'y', 'vectors', 'xOffset', 'yOffset', 'inputBasis', 'maxBindingBytes', 'vectorBlock', 'int8Inputs', ...GEMV_OUTPUT_ARG_KEYS,
 ] as const satisfies readonly (keyof WeightOnlyMatrixGemvArgs)[];
-const GEMV_OPTION_KEYS = ['maxBindingBytes', 'vectorBlock', 'layout'] as const satisfies readonly (keyof WeightOnlyGemvOptions)[];
+const GEMV_OPTION_KEYS = ['maxBindingBytes', 'vectorBlock', 'layout', 'int8Inputs'] as const satisfies readonly (keyof WeightOnlyGemvOptions)[];
 
 /**
  * y = Ŵ·x on the GPU for CPU data (x of n = q.n entries, y of q.outputs): uploads, rotates x (see the
@@ -617,6 +671,7 @@ async function runWeightOnlyGemv(
       inputBasis: onHost ? 'quantization' : 'original',
       ...(options.maxBindingBytes === undefined ? {} : { maxBindingBytes: options.maxBindingBytes }),
       ...(options.vectorBlock === undefined ? {} : { vectorBlock: options.vectorBlock }),
+      ...(options.int8Inputs === undefined ? {} : { int8Inputs: options.int8Inputs }),
     });
     return yBuffer;
   });
