@@ -177,6 +177,16 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       await expect(f32Gemv(context.device, w, x, { subgroups: false, subgroupTestMode: 'fallback' })).rejects.toThrow(/subgroupTestMode applies to the subgroup variant/);
     });
 
+    it('subgroups must be a boolean and subgroupTestMode one of its values (\'yes\' and 0 chose a variant by truthiness)', async () => {
+      const w: Matrix = { rows: 8, cols: 2, data: smallIntegerData(16, 13, 8) };
+      const x = smallIntegerData(8, 14, 8);
+      await expect(f32Gemv(context.device, w, x, { subgroups: 'yes' as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got "yes"$/);
+      await expect(f32Gemv(context.device, w, x, { subgroups: 0 as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got 0$/);
+      await expect(f32Gemv(context.device, w, x, { subgroups: context.features.subgroups, subgroupTestMode: 'falback' as never })).rejects.toThrow(
+        /^f32 gemv: subgroupTestMode must be 'fallback' or 'require-shuffles', got "falback"$/,
+      );
+    });
+
     it.each(SHAPES)('n = %i, cols = %i: exact on small integers', async (n, cols) => {
       const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 30 + n, 8) };
       const x = smallIntegerData(n, 40 + cols, 8);

@@ -1,7 +1,8 @@
 import reduceSource from '../../../shaders/column_gemv_reduce.wgsl?raw';
 import plainEntrySource from '../../../shaders/column_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/column_gemv_subgroup.wgsl?raw';
-import { check } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
+import { checkOptionalBoolean } from '../../quantize/strictOptions.js';
 import { firstNonFinite } from '../../matrix.js';
 import { createKernelBindGroup, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
@@ -35,8 +36,11 @@ export interface ColumnGemvOptions {
    * invocations (the plain tree); 'require-shuffles' makes that fallback store 1e30·256, so a result
    * equal to the CPU's shows that the shuffles ran.
    */
-  readonly subgroupTestMode?: 'fallback' | 'require-shuffles';
+  readonly subgroupTestMode?: (typeof SUBGROUP_TEST_MODES)[number];
 }
+
+/** The values of `ColumnGemvOptions.subgroupTestMode`. */
+const SUBGROUP_TEST_MODES = ['fallback', 'require-shuffles'] as const;
 
 /** The `subgroup_mode` uniform of a column GEMV. */
 export function columnGemvSubgroupMode(options: ColumnGemvOptions): number {
@@ -46,7 +50,9 @@ export function columnGemvSubgroupMode(options: ColumnGemvOptions): number {
 /** Whether a call uses the subgroup variant (checks the options against the device). */
 export function columnGemvUsesSubgroups(device: GPUDevice, options: ColumnGemvOptions, kernel: string): boolean {
   const available = device.features.has('subgroups');
-  const subgroups = options.subgroups ?? available;
+  // Not coerced: `subgroups: 'yes'` (or 0) must not pick a variant by its truthiness.
+  const subgroups = checkOptionalBoolean(options.subgroups, `${kernel}: subgroups`) ?? available;
+  if (options.subgroupTestMode !== undefined) checkOneOf(options.subgroupTestMode, SUBGROUP_TEST_MODES, `${kernel}: subgroupTestMode`);
   check(!subgroups || available, () => `${kernel}: subgroups: true needs a device with the 'subgroups' feature, which this one lacks`);
   check(
     options.subgroupTestMode === undefined || subgroups,
