@@ -2,6 +2,7 @@ import { checkDispatch } from './dispatchChecks.js';
 import inputsSource from '../../../shaders/weightonly_inputs_i8.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { roundHalfEven } from '../../lattices/lattice.js';
 import { fixedCodesPerWord, fixedRowVec4s, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import type { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -270,9 +271,4 @@ export function weightOnlyGemvI8Reference(q: WeightOnlyQuantized, bits: FixedCod
 
 function f32Bits(value: number): number {
   return new Uint32Array(Float32Array.of(value).buffer)[0] as number;
-}
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
