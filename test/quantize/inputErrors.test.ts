@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
+import { matmulATExact, productNmse, toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { resolveScheme, SCHEME_NAMES, SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
@@ -243,5 +243,14 @@ describe('quantize refuses bad options', () => {
     for (const name of ['e8-2bit', 'e8-2.5bit', 'e8-3bit', 'e8-3.5bit', 'e8-4bit', 'e8-4.5bit', 'e8-5bit'] as const) {
       expect(SCHEMES[name]).toMatchObject({ kind: 'lattice', mode: 'universal', lattice: 'E8' });
     }
+  });
+});
+
+describe('bf16 bits widen to f32 exactly', () => {
+  it('1, −2, 1 + 2^−7, the smallest subnormal, −0, the largest finite', () => {
+    const bits = Uint16Array.of(0x3f80, 0xc000, 0x3f81, 0x0001, 0x8000, 0x7f7f);
+    const values = toFloat32Matrix({ rows: 6, cols: 1, data: bits, format: 'bf16' }).data;
+    expect(Array.from(values)).toEqual([1, -2, 1 + 2 ** -7, 2 ** -133, -0, (2 - 2 ** -7) * 2 ** 127]);
+    expect(Object.is(values[4], -0)).toBe(true);
   });
 });
