@@ -5,7 +5,7 @@ import type { Matrix } from '../matrix.js';
 import { schemeLattice } from '../quantize/quantize.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix } from '../quantize/quantizedMatrix.js';
-import { columnNormBound, decodeRotated } from './decodeRotated.js';
+import { checkDecodedSize, columnNormBound, decodedColumnNorm, decodeRotated, rotatedColumnDecoder } from './decodeRotated.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { shrinkConstant } from './expectedError.js';
@@ -16,7 +16,8 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  *
  * Both must share rows, the rotation seed and the centring choice. Columns are decoded in the rotated
  * domain and multiplied in float64 (two deterministic matrices with the same small Voronoi code, D3
- * q = 6, use the integer inner-product table instead, summed exactly).
+ * q = 6, use the integer inner-product table instead, summed exactly). Memory: the operand with fewer
+ * columns is decoded whole (length × cols float64s), the other 64 columns at a time.
  * Estimate: ⟨a, b⟩ ≈ Σ_blocks ⟨â_block, b̂_block⟩ (+ n·μ_a·μ_b when centred) ([1]).
  *
  * For universal matrices the estimate is unbiased with E‖Ĉ − AᵀB‖²_F = `expectedProductError(qa, qb)`
@@ -186,18 +187,74 @@ function columnScales(q: DeterministicLatticeMatrix): Float64Array {
   return Float64Array.from(q.norms, (norm, j) => norm * (q.gains ? (q.gains[j] as number) : 1));
 }
 
+/** Columns of the streamed operand that `decodedProduct` decodes at a time. */
+export const DECODED_BLOCK_COLUMNS = 64;
+
+/**
+ * Σ_k â_ia[k]·b̂_jb[k] in float64, k = 0 … length − 1 in order, for every (ia, jb), from the rotated
+ * decodes (`decodeRotated`). Memory: the operand with fewer columns is decoded whole (float64); the
+ * other is decoded `DECODED_BLOCK_COLUMNS` columns at a time into one reused buffer (a Gram matrix,
+ * qb === qa, decodes once, whole). Each entry's sum is formed as before, so the result is bit for bit
+ * that of the whole decodes. The range check needs every column's decoded norm, which the streamed
+ * operand yields only as it goes: the products are formed in `out` (not yet the caller's) and
+ * `checkProductRange(columnNormBound(qa, â), columnNormBound(qb, b̂))` refuses before it is returned —
+ * what the whole decodes refused, without decoding an operand twice.
+ */
 function decodedProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, out: Float32Array): void {
-  const da = decodeRotated(qa);
-  const db = qb === qa ? da : decodeRotated(qb);
+  // decodeRotated's refusal of a decode beyond 2^31 − 1 values, A first, as when both were decoded whole.
+  checkDecodedSize(qa);
+  checkDecodedSize(qb);
   const length = qa.length;
-  checkProductRange(columnNormBound(qa, da), columnNormBound(qb, db));
-  for (let jb = 0; jb < qb.cols; jb++) {
+  if (qb === qa) {
+    const da = decodeRotated(qa);
+    const norm = columnNormBound(qa, da);
+    checkProductRange(norm, norm);
+    multiplyColumns(da, 0, qa.cols, da, 0, qa.cols, length, qa.cols, out);
+    return;
+  }
+  const holdB = qb.cols <= qa.cols;
+  const held = holdB ? qb : qa;
+  const streamed = holdB ? qa : qb;
+  const whole = decodeRotated(held);
+  const heldNorm = columnNormBound(held, whole);
+  const blockColumns = Math.min(DECODED_BLOCK_COLUMNS, streamed.cols);
+  const block = new Float64Array(blockColumns * length);
+  const decodeNext = rotatedColumnDecoder(streamed);
+  let streamedNorm = 0;
+  for (let first = 0; first < streamed.cols; first += blockColumns) {
+    const count = Math.min(blockColumns, streamed.cols - first);
+    for (let c = 0; c < count; c++) {
+      decodeNext(block.subarray(c * length, (c + 1) * length));
+      streamedNorm = Math.max(streamedNorm, decodedColumnNorm(streamed, first + c, block, c * length));
+    }
+    if (holdB) multiplyColumns(block, first, count, whole, 0, qb.cols, length, qa.cols, out);
+    else multiplyColumns(whole, 0, qa.cols, block, first, count, length, qa.cols, out);
+  }
+  checkProductRange(holdB ? streamedNorm : heldNorm, holdB ? heldNorm : streamedNorm);
+}
+
+/**
+ * out[jb·outRows + ia] = Σ_k a[(ia − aFirst)·length + k]·b[(jb − bFirst)·length + k] (float64, k in
+ * order) for A's columns aFirst … aFirst + aCount − 1 (held in `a` from its start) and B's bFirst … .
+ */
+function multiplyColumns(
+  a: Float64Array,
+  aFirst: number,
+  aCount: number,
+  b: Float64Array,
+  bFirst: number,
+  bCount: number,
+  length: number,
+  outRows: number,
+  out: Float32Array,
+): void {
+  for (let jb = 0; jb < bCount; jb++) {
     const bOffset = jb * length;
-    for (let ia = 0; ia < qa.cols; ia++) {
+    for (let ia = 0; ia < aCount; ia++) {
       const aOffset = ia * length;
       let sum = 0;
-      for (let k = 0; k < length; k++) sum += (da[aOffset + k] as number) * (db[bOffset + k] as number);
-      out[jb * qa.cols + ia] = sum;
+      for (let k = 0; k < length; k++) sum += (a[aOffset + k] as number) * (b[bOffset + k] as number);
+      out[(bFirst + jb) * outRows + aFirst + ia] = sum;
     }
   }
 }

@@ -241,35 +241,56 @@ export class UniversalBlockDecoder {
 }
 
 /**
+ * Reads the lattice points λ of `q`'s blocks one at a time, in storage order (column by column, block
+ * by block), following the long and huge escape streams: `next()` returns block 0 of column 0 first,
+ * in a buffer reused for every block. A decoder that holds one column at a time reads with it.
+ */
+export class UniversalPointReader {
+  private readonly decoder: UniversalBlockDecoder;
+  private readonly point: Int32Array;
+  private readonly huge: Int32Array;
+  private readonly d: number;
+  private index = 0;
+  private longCursor = 0;
+  private hugeCursor = 0;
+
+  constructor(private readonly q: UniversalLatticeMatrix) {
+    const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
+    this.d = codec.spec.dimension;
+    this.decoder = new UniversalBlockDecoder(codec);
+    this.point = new Int32Array(this.d);
+    this.huge = new Int32Array(this.d);
+  }
+
+  /** The point of the next block (column-major block index 0, 1, …). */
+  next(): Int32Array {
+    const { q, d, huge } = this;
+    const index = this.index++;
+    const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
+    const symbol = q.escapes[index] as number;
+    let longIndex = 0;
+    if (symbol === LONG_ESCAPE) {
+      check(this.longCursor < q.longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
+      longIndex = q.longEscapes[this.longCursor++] as number;
+      if (longIndex === HUGE_ESCAPE) {
+        check(this.hugeCursor + d <= q.hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
+        for (let v = 0; v < d; v++) huge[v] = q.hugeEscapes[this.hugeCursor++] as number;
+      }
+    }
+    this.decoder.decode(code, symbol, longIndex, huge, this.point);
+    return this.point;
+  }
+}
+
+/**
  * Calls `visit(column, block, point)` with the lattice point λ (point coordinates, in a buffer reused for
  * every block) of every block of `q`, column by column, reading its long and huge escape streams in
- * order: the decode that `decodeRotated` and the E8 point form (`e8PointForm`) share.
+ * order (`UniversalPointReader`): the decode that `decodeRotated` and the E8 point form (`e8PointForm`) share.
  */
 export function forEachUniversalPoint(q: UniversalLatticeMatrix, visit: (column: number, block: number, point: Int32Array) => void): void {
-  const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
-  const d = codec.spec.dimension;
-  const decoder = new UniversalBlockDecoder(codec);
-  const point = new Int32Array(d);
-  const huge = new Int32Array(d);
-  let longCursor = 0;
-  let hugeCursor = 0;
+  const reader = new UniversalPointReader(q);
   for (let j = 0; j < q.cols; j++) {
-    for (let b = 0; b < q.blocksPerColumn; b++) {
-      const index = j * q.blocksPerColumn + b;
-      const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
-      const symbol = q.escapes[index] as number;
-      let longIndex = 0;
-      if (symbol === LONG_ESCAPE) {
-        check(longCursor < q.longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
-        longIndex = q.longEscapes[longCursor++] as number;
-        if (longIndex === HUGE_ESCAPE) {
-          check(hugeCursor + d <= q.hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
-          for (let v = 0; v < d; v++) huge[v] = q.hugeEscapes[hugeCursor++] as number;
-        }
-      }
-      decoder.decode(code, symbol, longIndex, huge, point);
-      visit(j, b, point);
-    }
+    for (let b = 0; b < q.blocksPerColumn; b++) visit(j, b, reader.next());
   }
 }
 
