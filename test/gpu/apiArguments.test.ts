@@ -107,6 +107,8 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       );
       await expect(universalGemv(context.device, w, x, { leaderTabel: false } as never)).rejects.toThrow(/^universalGemv options: unknown option 'leaderTabel' \(did you mean 'leaderTable'\?\)/);
       expect((await universalGemv(context.device, w, x, { leaderTable: false })).rows).toBe(4);
+      // The message names the option (NaN was reported as an item that does not fit a binding of NaN bytes).
+      await expect(universalGemv(context.device, w, x, { maxBindingBytes: Number.NaN })).rejects.toThrow(/^universal gemv[^:]*: maxBindingBytes must be a positive integer, got NaN$/);
       // The int8-input helpers check their options before their weights (a stand-in suffices).
       const standIn = {} as never;
       const extra = { dotPath: 'plain', outputFormat: 'f16' } as never;

@@ -10,7 +10,7 @@ import { columnRanges } from '../latticeOperand.js';
 import { windowBinding } from '../pipelines.js';
 import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingCap, bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
 import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
 import { dispatchNonFiniteTail } from './nonFiniteTail.js';
@@ -164,7 +164,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const testMode = SUBGROUP_TEST_MODES[args.subgroupTestMode ?? 'none'];
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, what); // NaN named as maxBindingBytes, not as an item that does not fit
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
 
   let placeholder: GPUBuffer | null = null;
