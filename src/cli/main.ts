@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsOptionDescriptor } from 'node:util';
 import { LatticeMatmulError } from '../errors.js';
+import { NONCE_LIMIT } from '../quantize/options.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { suggestion } from '../quantize/strictOptions.js';
@@ -249,6 +250,8 @@ async function main(argv: readonly string[]): Promise<number> {
     if (values.nonce !== undefined) {
       if (!/^[0-9]+$/.test(values.nonce)) throw new UsageError(`--nonce must be a non-negative decimal integer, got ${JSON.stringify(values.nonce)}`, usage);
       nonce = BigInt(values.nonce);
+      // Said here in the flag's own decimal: the quantizer's message would show the bigint as 18446744073709551616n.
+      if (nonce >= NONCE_LIMIT) throw new UsageError(`--nonce must be below 2^64 = ${NONCE_LIMIT}, got ${values.nonce}`, usage);
     }
     const workers = integerArgument(values.workers, '--workers', 1, usage);
     const seed = integerArgument(values.seed, '--seed', 0, usage);

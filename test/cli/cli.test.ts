@@ -119,6 +119,8 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', 'OUT', '--device', 'tpu'], /--device must be auto, gpu or cpu, got 'tpu'/],
     [['quantize', 'MODEL', '-o', 'OUT', '--tensors', '('], /--tensors is not a valid regular expression/],
     [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '12abc'], /--nonce must be a non-negative decimal integer, got "12abc"/],
+    // In the flag's decimal (it was the quantizer's "got 18446744073709551616n", a bigint literal).
+    [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '18446744073709551616'], /--nonce must be below 2\^64 = 18446744073709551616, got 18446744073709551616$/m],
     [['quantize', 'MODEL'], /quantize needs -o OUTPUT/],
     [['quantize', 'MODEL', 'MODEL', '-o', 'OUT'], /quantize needs exactly one input file, got 2/],
     [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /unknown option '--bogus'; known: --output, --scheme, --tensors, --seed, --nonce, --device, --workers, --force, --quiet, --help$/m],
