@@ -325,60 +325,88 @@ function columnGain(mode: ResolvedQuantizeOptions['gain'], normU: number, dotUHa
   return 1;
 }
 
+/**
+ * Scalar schemes, one rotated column at a time (no `length × cols` f32 staging of the rotated matrix):
+ * int schemes rotate and quantize each column in one pass; NVFP4's tensor scale needs every column's
+ * absolute maximum first, so it rotates each column twice (a pass for the maxima, then one to encode),
+ * bit for bit the same rotation. Refusals come in the order of the staged version: each column's own
+ * checks as it is reached, then the scale-range checks over all columns.
+ */
 function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQuantizedMatrix {
   const { matrix, length } = ctx;
   const { rows: n, cols } = matrix;
   const { center } = ctx.options;
   const scaled = new Float32Array(n);
-  const rotatedAll = new Float32Array(length * cols);
+  const target = new Float32Array(length);
   const means = center ? new Float32Array(cols) : null;
   const columnAbsMax = new Float64Array(cols);
-  let tensorAbsMax = 0;
-  for (let j = 0; j < cols; j++) {
-    const target = rotatedAll.subarray(j * length, (j + 1) * length);
-    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, target);
-    if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
-    checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);
-    if (means) checkColumnMean(means[j] as number, j);
-    // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
-    const back = 2 ** -prepared.exponent;
-    let absMax = 0;
-    for (let i = 0; i < length; i++) {
-      const v = Math.fround((target[i] as number) * back);
-      check(Number.isFinite(v), () => `column ${j} exceeds the f32 range after rotation`);
-      target[i] = v;
-      absMax = Math.max(absMax, Math.abs(v));
-    }
-    columnAbsMax[j] = absMax;
-    tensorAbsMax = Math.max(tensorAbsMax, absMax);
-    columnDone(ctx, j);
-  }
   const codes = new Uint8Array(length * cols);
   const sideBits = SIDE_FLOAT_BITS * (means ? 1 : 0) * cols;
   if (scheme.kind === 'int') {
     const options = absmaxOptions(scheme, length);
-    if (scheme.scaleFormat === 'fp16') checkFp16ScaleRange(scheme, columnAbsMax);
     const groupsPerColumn = Math.ceil(length / options.groupSize);
     const scales = new Float32Array(groupsPerColumn * cols);
+    // An fp16 scale out of range is refused after every column's own checks (checkFp16ScaleRange
+    // below, over all columns); the columns after the first such one are not encoded.
+    let scalesInRange = true;
     for (let j = 0; j < cols; j++) {
-      const result = absmaxQuantize(rotatedAll.subarray(j * length, (j + 1) * length), options);
-      codes.set(result.codes, j * length);
-      scales.set(result.scales, j * groupsPerColumn);
+      const absMax = rotateScalarColumn(ctx, j, scaled, target, means);
+      columnAbsMax[j] = absMax;
+      if (scheme.scaleFormat === 'fp16' && !fp16ScaleInRange(scheme, absMax)) scalesInRange = false;
+      if (scalesInRange) {
+        const result = absmaxQuantize(target, options);
+        codes.set(result.codes, j * length);
+        scales.set(result.scales, j * groupsPerColumn);
+      }
+      columnDone(ctx, j);
     }
+    if (scheme.scaleFormat === 'fp16') checkFp16ScaleRange(scheme, columnAbsMax);
     const bits = (length * cols * (scheme.bits + absmaxSideBitsPerEntry(options, length)) + sideBits) / (n * cols);
     return { ...scalarBase(ctx, means, bits), scheme, codes, scales, tensorScale: 1, groupsPerColumn };
+  }
+  let tensorAbsMax = 0;
+  for (let j = 0; j < cols; j++) {
+    const absMax = rotateScalarColumn(ctx, j, scaled, target, means);
+    columnAbsMax[j] = absMax;
+    tensorAbsMax = Math.max(tensorAbsMax, absMax);
+    columnDone(ctx, j);
   }
   const tensorScale = nvfp4TensorScale(tensorAbsMax);
   checkNvfp4BlockScaleRange(columnAbsMax, tensorScale);
   const groupsPerColumn = Math.ceil(length / 16);
   const scales = new Uint8Array(groupsPerColumn * cols);
   for (let j = 0; j < cols; j++) {
-    const result = nvfp4Quantize(rotatedAll.subarray(j * length, (j + 1) * length), tensorScale);
+    rotateScalarColumn(ctx, j, scaled, target, null); // the first pass's column again, bit for bit
+    const result = nvfp4Quantize(target, tensorScale);
     codes.set(result.codes, j * length);
     scales.set(result.blockScales, j * groupsPerColumn);
   }
   const bits = (cols * nvfp4VectorBits(length) + SIDE_FLOAT_BITS + sideBits) / (n * cols);
   return { ...scalarBase(ctx, means, bits), scheme: { kind: 'nvfp4' }, codes, scales, tensorScale, groupsPerColumn };
+}
+
+/**
+ * Column j centred (when asked), rotated and back in the input's units, as f32 into `target`
+ * (`length` entries), its mean into `means` (when given), its norm, mean and range checked; returns
+ * its largest |entry|.
+ */
+function rotateScalarColumn(ctx: Context, j: number, scaled: Float32Array, target: Float32Array, means: Float32Array | null): number {
+  const { length } = ctx;
+  const prepared = prepareColumn(column(ctx.matrix, j), ctx.options.center, ctx.rotation, scaled, target);
+  const mean = ctx.options.center ? unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`) : null;
+  if (means && mean !== null) means[j] = mean;
+  checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);
+  if (mean !== null) checkColumnMean(mean, j);
+  // Scalar codes live in the input's own units: undo the power-of-two scaling (exact).
+  const back = 2 ** -prepared.exponent;
+  let absMax = 0;
+  for (let i = 0; i < length; i++) {
+    const v = Math.fround((target[i] as number) * back);
+    check(Number.isFinite(v), () => `column ${j} exceeds the f32 range after rotation`);
+    target[i] = v;
+    absMax = Math.max(absMax, Math.abs(v));
+  }
+  return absMax;
 }
 
 /*
@@ -391,6 +419,12 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
  * group — fp16: a step at most 2^−24 above the exact one, against steps ≥ 2^−14 there; E4M3: a block
  * scale at most 2^−9 above the ideal one, against a block scale ≥ 2^−6 there.
  */
+
+/** Whether `checkFp16ScaleRange` accepts a column whose largest entry after rotation is `absMax`. */
+function fp16ScaleInRange(scheme: IntScheme, absMax: number): boolean {
+  const maxLevel = scheme.grid === 'midrise' ? 1 : 2 ** (scheme.bits - 1) - 1;
+  return (absMax === 0 || absMax / maxLevel >= FP16_MIN_NORMAL) && absMax / maxLevel <= FP16_MAX;
+}
 
 /** Refuses a nonzero column whose largest fp16 group scale would fall below fp16's normal range or above its largest value. */
 function checkFp16ScaleRange(scheme: IntScheme, columnAbsMax: Float64Array): void {
