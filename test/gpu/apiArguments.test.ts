@@ -6,7 +6,7 @@ import { requestGpuDevice } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { GpuDeviceLostError, isDeviceLost } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
-import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { dispatchHadamard, dispatchHadamardInverse } from '../../src/gpu/kernels/hadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -175,6 +175,30 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     try {
       const encoder = context.device.createCommandEncoder();
       expect(() => dispatchHadamard(context.device, encoder, scratch, { input, output, rows: n, cols: 1, seed: 1 })).toThrow(/hadamard: output: buffer "copy-only output" lacks STORAGE usage/);
+      context.device.queue.submit([encoder.finish()]);
+      await context.device.queue.onSubmittedWorkDone();
+      expect(uncaptured.slice(before)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      input.destroy();
+      output.destroy();
+    }
+  });
+
+  it('dispatchHadamard and dispatchHadamardInverse refuse keys outside their arguments before recording anything', async () => {
+    const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
+    const output = createBuffer(context.device, 'output', 4 * n, STORAGE_USAGE);
+    const scratch = new GpuScratch(context.device);
+    const before = uncaptured.length;
+    try {
+      const encoder = context.device.createCommandEncoder();
+      const args = { input, output, rows: n, cols: 1, seed: 1 };
+      // Before: an output format the rotation does not have (and a misspelt option) were ignored.
+      expect(() => dispatchHadamard(context.device, encoder, scratch, { ...args, outputFormat: 'f16' } as never)).toThrow(/^dispatchHadamard arguments: unknown option 'outputFormat' \(did you mean 'inputFormat'\?\); known: workgroupElements, /);
+      expect(() => dispatchHadamardInverse(context.device, encoder, scratch, { ...args, inputFormat: 'f16' } as never)).toThrow(/^dispatchHadamardInverse arguments: unknown option 'inputFormat'/);
+      expect(() => dispatchHadamard(context.device, encoder, scratch, { ...args, sprad: true } as never)).toThrow(/unknown option 'sprad' \(did you mean 'spread'\?\)/);
+      dispatchHadamard(context.device, encoder, scratch, args);
+      dispatchHadamardInverse(context.device, encoder, scratch, { ...args, input: output, output: input });
       context.device.queue.submit([encoder.finish()]);
       await context.device.queue.onSubmittedWorkDone();
       expect(uncaptured.slice(before)).toEqual([]);

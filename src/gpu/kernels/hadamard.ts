@@ -466,6 +466,7 @@ export function dispatchHadamard(
   args: HadamardArgs,
 ): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchHadamard');
+  checkOptionsObject(args, HADAMARD_ARG_KEYS, 'dispatchHadamard arguments');
   recordRotation(device, encoder, scratch, args, false);
 }
 
@@ -490,8 +491,16 @@ export function dispatchHadamardInverse(
   args: HadamardInverseArgs,
 ): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchHadamardInverse');
+  checkOptionsObject(args, HADAMARD_INVERSE_ARG_KEYS, 'dispatchHadamardInverse arguments');
   recordRotation(device, encoder, scratch, args, true);
 }
+
+/** The keys of {@link HadamardOptions}. */
+const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
+/** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
+const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
+/** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */
+const HADAMARD_ARG_KEYS = [...HADAMARD_INVERSE_ARG_KEYS, 'inputFormat', 'int8Output'] as const satisfies readonly (keyof HadamardArgs)[];
 
 /** `subgroup_test_mode` of the shader. */
 const SUBGROUP_TEST_MODES = { none: 0, fallback: 1, 'require-shuffles': 2 } as const;
