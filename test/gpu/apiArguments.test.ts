@@ -11,16 +11,17 @@ import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { universalGemvI8 } from '../../src/gpu/kernels/universalGemvI8.js';
-import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
-import { d3QuadGemvI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { dispatchUniversalGemv, universalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalGemvI8, universalGemvI8 } from '../../src/gpu/kernels/universalGemvI8.js';
+import { dispatchLatticeGemvI8, latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
+import { dispatchE8ResidueGemvI8, e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8PointGemvI8, e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
+import { d3QuadGemvI8, dispatchD3QuadGemvI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -206,6 +207,46 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       scratch.destroy();
       input.destroy();
       output.destroy();
+    }
+  });
+
+  it('the lattice GEMV dispatches refuse keys outside their arguments before recording anything', async () => {
+    const y = createBuffer(context.device, 'y', 4 * 16, STORAGE_USAGE);
+    const x = createBuffer(context.device, 'x', 4 * n, STORAGE_USAGE);
+    const scratch = new GpuScratch(context.device);
+    const universal = engine.upload(quantize(gaussianMatrix(n, 4, 10), { scheme: 'e8-4bit', nonce: 10 }) as UniversalLatticeMatrix);
+    const deterministic = engine.upload(quantize(gaussianMatrix(n, 4, 11), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
+    const before = uncaptured.length;
+    try {
+      const encoder = context.device.createCommandEncoder();
+      const io = { x, y, rhs: 1 };
+      // Before: a misspelt option ran on its default (outputFromat: 'f16' wrote f32 Y).
+      expect(() => dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, outputFromat: 'f16' } as never)).toThrow(
+        /^dispatchUniversalGemv arguments: unknown option 'outputFromat' \(did you mean 'outputFormat'\?\)/,
+      );
+      expect(() => dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic, subgroupTestMode: 'fallback' } as never)).toThrow(/^dispatchLatticeGemv arguments: unknown option 'subgroupTestMode'/);
+      // The int8-input dispatches check their keys before their weights (a stand-in suffices).
+      const standIn = { ...io, dotPath: 'plain', leaderTabel: false } as never;
+      for (const [name, dispatch] of [
+        ['dispatchUniversalGemvI8', dispatchUniversalGemvI8],
+        ['dispatchLatticeGemvI8', dispatchLatticeGemvI8],
+        ['dispatchE8ResidueGemvI8', dispatchE8ResidueGemvI8],
+        ['dispatchE8PointGemvI8', dispatchE8PointGemvI8],
+        ['dispatchD3QuadGemvI8', dispatchD3QuadGemvI8],
+      ] as const) {
+        expect(() => dispatch(context.device, encoder, scratch, standIn), name).toThrow(new RegExp(`^${name} arguments: unknown option 'leaderTabel'`));
+      }
+      dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal });
+      dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic });
+      context.device.queue.submit([encoder.finish()]);
+      await context.device.queue.onSubmittedWorkDone();
+      expect(uncaptured.slice(before)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      universal.destroy();
+      deterministic.destroy();
+      x.destroy();
+      y.destroy();
     }
   });
 

@@ -17,7 +17,7 @@ import { KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { bindingWindow } from '../workSplit.js';
 import type { DotPath } from './e8Matmul.js';
-import { compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
 import { i8LeaderCopies, leaderTableWgsl, PADDED_LEADER_ENTRIES, type LeaderCopies } from './gemvI8Common.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
@@ -305,6 +305,9 @@ export interface D3QuadGemvI8Args extends Omit<E8QuadGemvArgs, 'inputsI8'>, Shar
   readonly leaderCopies?: LeaderCopies;
 }
 
+/** The keys of {@link D3QuadGemvI8Args}: dispatchD3QuadGemvI8 refuses any other (a misspelt option must not run on its default). */
+const D3_QUAD_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'dotPath', 'w', 'leaderCopies'] as const satisfies readonly (keyof D3QuadGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
  * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 in groups of 12 (unless `inputsI8`
@@ -317,6 +320,7 @@ export interface D3QuadGemvI8Args extends Omit<E8QuadGemvArgs, 'inputsI8'>, Shar
  */
 export function dispatchD3QuadGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: D3QuadGemvI8Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchD3QuadGemvI8');
+  checkOptionsObject(args, D3_QUAD_GEMV_I8_ARG_KEYS, 'dispatchD3QuadGemvI8 arguments');
   const what = 'd3 quad gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuD3QuadMatrix && !w.isDestroyed, `${what}: W must be a live GpuD3QuadMatrix`);

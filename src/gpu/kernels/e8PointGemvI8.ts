@@ -20,7 +20,7 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { gemvOnHost } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, gemvOnHost } from './gemvCall.js';
 import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvPipelines, e8QuadGemvShaderSource, GpuE8QuadMatrix, recordE8QuadGemv, type E8InputsI8Values, type E8QuadGemvArgs, type E8QuadGemvVariant } from './e8ResidueGemvI8.js';
 
 /*
@@ -245,6 +245,9 @@ export interface E8PointGemvI8Args extends E8QuadGemvArgs {
   readonly w: GpuE8PointMatrix;
 }
 
+/** The keys of {@link E8PointGemvI8Args}: dispatchE8PointGemvI8 refuses any other (a misspelt option must not run on its default). */
+const E8_POINT_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'dotPath', 'w'] as const satisfies readonly (keyof E8PointGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
  * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given; in
@@ -257,6 +260,7 @@ export interface E8PointGemvI8Args extends E8QuadGemvArgs {
  */
 export function dispatchE8PointGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8PointGemvI8Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchE8PointGemvI8');
+  checkOptionsObject(args, E8_POINT_GEMV_I8_ARG_KEYS, 'dispatchE8PointGemvI8 arguments');
   const what = 'e8 point gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8PointMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8PointMatrix`);

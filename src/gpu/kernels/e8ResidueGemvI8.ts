@@ -31,7 +31,7 @@ import type { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
-import { compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
 import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
@@ -470,6 +470,9 @@ export interface E8ResidueGemvI8Args extends E8QuadGemvArgs {
   readonly w: GpuE8ResidueMatrix;
 }
 
+/** The keys of {@link E8ResidueGemvI8Args}: dispatchE8ResidueGemvI8 refuses any other (a misspelt option must not run on its default). */
+const E8_RESIDUE_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'dotPath', 'w'] as const satisfies readonly (keyof E8ResidueGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX (+ μ·Σx for a centred W) (+ b) with int8 inputs into `encoder`: x̃ = R·X (when W is
  * rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is given; in
@@ -483,6 +486,7 @@ export interface E8ResidueGemvI8Args extends E8QuadGemvArgs {
  */
 export function dispatchE8ResidueGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8ResidueGemvI8Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchE8ResidueGemvI8');
+  checkOptionsObject(args, E8_RESIDUE_GEMV_I8_ARG_KEYS, 'dispatchE8ResidueGemvI8 arguments');
   const what = 'e8 residue gemv (int8 inputs)';
   const { w } = args;
   check(w instanceof GpuE8ResidueMatrix && !w.isDestroyed, `${what}: W must be a live GpuE8ResidueMatrix`);

@@ -270,6 +270,9 @@ export const GEMV_OUTPUT_WGSL = `${f16RoundSource}\n${outputSource}`;
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
 export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat'] as const satisfies readonly (keyof GemvOutputArgs)[];
 
+/** The keys of {@link GemvCallArgs} (with GEMV_OUTPUT_ARG_KEYS, what the GEMV dispatches' key lists start from). */
+export const GEMV_CALL_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof GemvCallArgs)[];
+
 /** The output of a call, resolved once: the bias binding and the Y window of each range of right-hand sides. */
 export interface GemvOutput {
   readonly f16: boolean;

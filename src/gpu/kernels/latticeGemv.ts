@@ -2,6 +2,7 @@ import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
 import { check, describeValue } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
@@ -24,7 +25,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -185,6 +186,9 @@ export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTes
   readonly columnSide?: MatrixColumnSide;
 }
 
+/** The keys of {@link LatticeGemvArgs} (GemvCallArgs' but subgroupTestMode): dispatchLatticeGemv refuses any other (a misspelt option must not run on its default). */
+const LATTICE_GEMV_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', ...GEMV_OUTPUT_ARG_KEYS, 'w', 'columnSide'] as const satisfies readonly (keyof LatticeGemvArgs)[];
+
 /**
  * Records Y = ŴᵀX into `encoder` (rotation of X with W's seed included unless `xRotated` is given).
  * W's columns and X's columns are split across dispatches when they exceed one storage binding or
@@ -199,6 +203,7 @@ export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTes
  * scratch.destroy();
  */
 export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
+  checkOptionsObject(args, LATTICE_GEMV_ARG_KEYS, 'dispatchLatticeGemv arguments');
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'gemv');

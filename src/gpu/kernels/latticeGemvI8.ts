@@ -39,7 +39,7 @@ import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
@@ -253,6 +253,9 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
   readonly scaleMultiples?: ScaleMultipleSource;
 }
 
+/** The keys of {@link LatticeGemvI8Args}: dispatchLatticeGemvI8 refuses any other (a misspelt option must not run on its default). */
+const LATTICE_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'leaderCopies', 'padLeaderTable', 'w', 'dotPath', 'columnSide', 'scaleMultiples'] as const satisfies readonly (keyof LatticeGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
  * `inputsI8` gives them; inside the rotation's last pass where it can be: `beginGemvI8`), Σx (when W is
@@ -267,6 +270,7 @@ export interface LatticeGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Gemv
  */
 export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvI8Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchLatticeGemvI8');
+  checkOptionsObject(args, LATTICE_GEMV_I8_ARG_KEYS, 'dispatchLatticeGemvI8 arguments');
   const what = 'lattice gemv (int8 inputs)';
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');

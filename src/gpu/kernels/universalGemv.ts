@@ -21,7 +21,7 @@ import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../wo
 import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -539,6 +539,9 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
   return { sums, rhs, operand: universalCallSumsKey(w) };
 }
 
+/** The keys of {@link UniversalGemvArgs}: dispatchUniversalGemv refuses any other (a misspelt option must not run on its default). */
+const UNIVERSAL_GEMV_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'leaderTable', 'fusedFinish', 'w', 'callSums'] as const satisfies readonly (keyof UniversalGemvArgs)[];
+
 /**
  * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the per-call
  * sums (unless `callSums` gives them) and the product, which adds a bias and writes f16 when asked
@@ -557,6 +560,7 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
  */
 export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvArgs): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchUniversalGemv');
+  checkOptionsObject(args, UNIVERSAL_GEMV_ARG_KEYS, 'dispatchUniversalGemv arguments');
   const { w } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
   const format = gemvOutputFormat(args, 'universal gemv');

@@ -25,7 +25,7 @@ import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -354,6 +354,9 @@ export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Ge
   readonly dotPath: DotPath;
 }
 
+/** The keys of {@link UniversalGemvI8Args}: dispatchUniversalGemvI8 refuses any other (a misspelt option must not run on its default). */
+const UNIVERSAL_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'leaderCopies', 'padLeaderTable', 'weights', 'dotPath'] as const satisfies readonly (keyof UniversalGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX with int8 inputs into `encoder`: x̃ = R·X (when W is rotated) and x̃ to int8 (unless
  * `inputsI8` gives them; inside the rotation's last pass where it can be: `beginGemvI8`), Σx (when W is
@@ -370,6 +373,7 @@ export interface UniversalGemvI8Args extends GemvCallArgs, SharedInputsI8Arg, Ge
  */
 export function dispatchUniversalGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalGemvI8Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchUniversalGemvI8');
+  checkOptionsObject(args, UNIVERSAL_GEMV_I8_ARG_KEYS, 'dispatchUniversalGemvI8 arguments');
   const { weights } = args;
   check(weights instanceof UniversalGemvI8Weights, 'universal gemv (int8 inputs): weights must come from UniversalGemvI8Weights.create');
   check(!weights.isDestroyed, 'universal gemv (int8 inputs): these weights were destroyed');
