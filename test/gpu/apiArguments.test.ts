@@ -17,7 +17,8 @@ import { dispatchLatticeGemvI8, latticeGemvI8 } from '../../src/gpu/kernels/latt
 import { dispatchE8ResidueGemvI8, e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { d3QuadGemvI8, dispatchD3QuadGemvI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
-import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { dispatchLatticeGemv, latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { d3GroupScaledGemvI8 } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -119,6 +120,8 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       await expect(e8PointGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^e8PointGemvI8 options: unknown option 'outputFormat'; known: .*dotPath$/);
       await expect(d3QuadGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^d3QuadGemvI8 options: unknown option 'outputFormat'; known: .*leaderCopies$/);
       await expect(d3QuadGemvI8(context.device, standIn, x, null as never)).rejects.toThrow(/^d3QuadGemvI8 options must be an object, got null$/);
+      await expect(d3GroupScaledGemvI8(context.device, standIn, x, extra)).rejects.toThrow(/^d3GroupScaledGemvI8 options: unknown option 'outputFormat'; known: .*padLeaderTable$/);
+      await expect(latticeGemv(context.device, standIn, x, { columnSides: 'x' } as never)).rejects.toThrow(/^latticeGemv options: unknown option 'columnSides' \(did you mean 'columnSide'\?\)/);
     } finally {
       w.destroy();
     }

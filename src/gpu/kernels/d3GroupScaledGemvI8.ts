@@ -1,5 +1,6 @@
 import scalePerGroupSource from '../../../shaders/d3_scale_per_group.wgsl?raw';
 import { check, describeValue, checkLabel } from '../../errors.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { GROUP_SCALE_BLOCKS, GROUP_SCALE_INDEX_BITS, groupIndexWordsPerColumn, groupScaledBaseScheme, type D3GroupScaledMatrix } from '../../quantize/d3GroupScale.js';
 import { latticeSpec } from '../../quantize/latticeSpec.js';
@@ -165,6 +166,9 @@ export function dispatchD3GroupScaledGemvI8(device: GPUDevice, encoder: GPUComma
 /** Options of {@link d3GroupScaledGemvI8}. */
 export type D3GroupScaledGemvI8Options = Pick<D3GroupScaledGemvI8Args, 'maxBindingBytes' | 'subgroups' | 'subgroupTestMode' | 'dotPath' | 'leaderCopies' | 'padLeaderTable'>;
 
+/** The keys of {@link D3GroupScaledGemvI8Options}: the host GEMV refuses any other (it forwards its options to the dispatch). */
+const D3_GROUP_SCALED_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTestMode', 'dotPath', 'leaderCopies', 'padLeaderTable'] as const satisfies readonly (keyof D3GroupScaledGemvI8Options)[];
+
 /**
  * Y = ŴᵀX of the group-scaled prototype with int8 inputs for X given on the CPU: uploads X, records the
  * GEMV, reads Y back. For tests and benchmarks.
@@ -173,5 +177,6 @@ export type D3GroupScaledGemvI8Options = Pick<D3GroupScaledGemvI8Args, 'maxBindi
  * const y = await d3GroupScaledGemvI8(device, GpuD3GroupScaledMatrix.upload(device, encodeD3GroupScaled(w), 'W'), x, { dotPath: 'packed' });
  */
 export async function d3GroupScaledGemvI8(device: GPUDevice, w: GpuD3GroupScaledMatrix, x: Matrix | Float32Array, options: D3GroupScaledGemvI8Options): Promise<Matrix> {
+  checkOptionsObject(options, D3_GROUP_SCALED_GEMV_I8_OPTION_KEYS, 'd3GroupScaledGemvI8 options');
   return gemvOnHost(device, 'group-scaled D3 gemv (int8 inputs, prototype)', w, x, (run, io) => dispatchD3GroupScaledGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
 }

@@ -303,6 +303,7 @@ export async function latticeGemv(
   x: Float32Array | Matrix,
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number; readonly columnSide?: MatrixColumnSide } = {},
 ): Promise<Matrix> {
+  checkOptionsObject(options, ['xRotated', 'maxBindingBytes', 'columnSide'], 'latticeGemv options');
   return gemvOnHost(device, 'lattice gemv', w, x, (run, io, scaledLikeX) => {
     let xRotated: GPUBuffer | undefined;
     if (options.xRotated) {
