@@ -8,10 +8,10 @@ import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
-import { isSafetensorsDtype } from '../io/safetensors.js';
+import { isSafetensorsDtype, safetensorsTypedData } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
-import { firstNonFinite, type Matrix } from '../matrix.js';
+import { firstNonFinite, type MatrixInput } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
 import { NONCE_LIMIT, resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
@@ -182,7 +182,7 @@ async function probeAdapterQuietly(): Promise<ProbedAdapter | undefined> {
 }
 
 /** A GPU quantizer when one should be used, else null. */
-async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: Matrix, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
+async function gpuQuantizer(device: 'auto' | 'gpu' | 'cpu', log: (line: string) => void): Promise<{ quantize: (m: MatrixInput, options: object) => Promise<QuantizedMatrix>; close: () => void; name: string } | null> {
   if (device === 'cpu') return null;
   try {
     const { isSoftwareAdapter, requestGpuDevice } = await import('../gpu/device.js');
@@ -261,6 +261,25 @@ async function checkOutputIsNew(output: string, replace: boolean): Promise<void>
  * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
  * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
  */
+/** A tensor as the quantizers take it: f32, or the 16-bit data of an F16 or BF16 tensor. */
+type WeightData = { readonly rows: number; readonly cols: number; readonly data: Float32Array } | { readonly rows: number; readonly cols: number; readonly data: Uint16Array; readonly format: 'f16' | 'bf16' };
+
+/**
+ * Tensor `name` as the (in, out) matrix the quantizers take: F16 and BF16 as their 16-bit data (the
+ * CPU workers widen one column at a time, so a 1 GB bf16 tensor no longer takes 2 GB of f32 beside its
+ * bytes; the GPU engine widens it whole, as it did), else as f32 (F64 rows that round to zero refused).
+ */
+async function readWeight(file: SafetensorsTensorSource, name: string, inFeatures: number, out: number): Promise<WeightData> {
+  const info = file.info(name);
+  const format = info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : null;
+  if (format !== null) {
+    return { rows: inFeatures, cols: out, data: safetensorsTypedData(info, await file.readTensorBytes(name), false) as Uint16Array, format };
+  }
+  const data = await file.readTensorAsFloat32(name);
+  await checkNoRowUnderflows(file, name, data, inFeatures);
+  return { rows: inFeatures, cols: out, data };
+}
+
 async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
   if (file.info(name).dtype !== 'F64') return;
   let original: DataView | null = null;
@@ -441,9 +460,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       for (const value of done.values()) sum += value;
       progress.update(sum, name);
     };
-    // At most one tensor per worker is read and held as f32 at a time, and each quantized matrix is
-    // spilled to disk in order as soon as those before it are: neither the model's weights nor its
-    // quantized matrices need fit in memory.
+    // At most one tensor per worker is read at a time (F16 and BF16 as their 16-bit data: the worker
+    // widens one column at a time), and each quantized matrix is spilled to disk in order as soon as
+    // those before it are: neither the model's weights nor its quantized matrices need fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
     writer = await QuantizedContainerFileWriter.create(options.output, {
       metadata: { ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
@@ -455,21 +474,19 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         // The user's interrupt, or another tensor's failure: either stops this one at once.
         const stopped = signal === null ? failed : AbortSignal.any([signal, failed]);
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
-        const data = await file.readTensorAsFloat32(name);
-        await checkNoRowUnderflows(file, name, data, inFeatures);
+        const matrix = await readWeight(file, name, inFeatures, out);
         const quantizeOptions = {
           scheme: options.scheme,
           seed: options.seed ?? 1,
           ...(universal && options.nonce !== undefined ? { nonce: options.nonce + BigInt(index) } : {}),
         };
-        const matrix: Matrix = { rows: inFeatures, cols: out, data };
         const onProgress = progressOf(name);
         let quantized: QuantizedMatrix;
         try {
           quantized =
             gpu !== null
               ? await gpu.quantize(matrix, { ...quantizeOptions, signal: stopped })
-              : await (pool as QuantizeWorkerPool).run({ rows: inFeatures, cols: out, data, options: quantizeOptions }, onProgress, stopped);
+              : await (pool as QuantizeWorkerPool).run({ ...matrix, options: quantizeOptions }, onProgress, stopped);
         } catch (error) {
           // An interrupt is reported as one, whatever it cut short; a tensor stopped by another's
           // failure reports nothing (that failure is what is thrown).

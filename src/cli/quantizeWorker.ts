@@ -2,18 +2,23 @@ import { parentPort } from 'node:worker_threads';
 import { LatticeMatmulError } from '../errors.js';
 import { quantize, type QuantizeOptions } from '../quantize/quantize.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
+import type { MatrixInput } from '../matrix.js';
 
 /*
  * A CLI worker thread: quantizes one matrix per message with the CPU quantizer and posts it back, its
  * typed arrays transferred (not copied). Progress messages go out every few columns.
  */
 
-/** A job: a column-major f32 matrix and the quantize options (structured-clone safe: no callbacks). */
+/**
+ * A job: a column-major matrix, f32 or the 16-bit data of an F16/BF16 tensor with its `format`, and the
+ * quantize options (structured-clone safe: no callbacks).
+ */
 export interface QuantizeJob {
   readonly id: number;
   readonly rows: number;
   readonly cols: number;
-  readonly data: Float32Array;
+  readonly data: Float32Array | Uint16Array;
+  readonly format?: 'f16' | 'bf16';
   readonly options: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
 }
 
@@ -37,8 +42,9 @@ parentPort?.on('message', (job: QuantizeJob) => {
   if (port === null) return;
   try {
     let lastReported = 0;
+    const input: MatrixInput = job.data instanceof Float32Array ? { rows: job.rows, cols: job.cols, data: job.data } : { rows: job.rows, cols: job.cols, data: job.data, ...(job.format === undefined ? {} : { format: job.format }) };
     const matrix = quantize(
-      { rows: job.rows, cols: job.cols, data: job.data },
+      input,
       {
         ...job.options,
         onProgress: (done) => {

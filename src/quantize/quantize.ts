@@ -1,7 +1,7 @@
 import { check } from '../errors.js';
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import type { Lattice } from '../lattices/lattice.js';
-import { column, toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
+import { columnReader, type ColumnReader, type MatrixInput } from '../matrix.js';
 import { rotationLength } from '../rotation/hadamard.js';
 import { checkTimeSharedRotation } from './checkQuantized.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
@@ -57,7 +57,8 @@ const E4M3_MIN_NORMAL = 2 ** -6;
  */
 export function quantize<S extends SchemeName | Scheme>(input: MatrixInput, options: QuantizeOptions & { readonly scheme: S }): QuantizedMatrixFor<S>;
 export function quantize(input: MatrixInput, options: QuantizeOptions): QuantizedMatrix {
-  const matrix = toFloat32Matrix(input, 'matrix');
+  // Column by column: a 16-bit matrix is widened one column at a time, not copied whole to f32.
+  const matrix = columnReader(input, 'matrix');
   const resolved = resolveQuantizeOptions(options);
   const { scheme } = resolved;
   const n = matrix.rows;
@@ -77,7 +78,7 @@ export function quantize(input: MatrixInput, options: QuantizeOptions): Quantize
 }
 
 interface Context {
-  readonly matrix: Matrix;
+  readonly matrix: ColumnReader;
   readonly options: ResolvedQuantizeOptions;
   readonly length: number;
   readonly rotation: RandomizedHadamard | null;
@@ -137,7 +138,7 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
   const block: UniversalBlock = { code: 0, symbol: 0, longIndex: 0 };
 
   for (let j = 0; j < cols; j++) {
-    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, rotated);
+    const prepared = prepareColumn(matrix.column(j), center, ctx.rotation, scaled, rotated);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
@@ -243,7 +244,7 @@ function quantizeDeterministic(ctx: Context, scheme: DeterministicLatticeScheme)
   let clippedBlocks = 0;
 
   for (let j = 0; j < cols; j++) {
-    const prepared = prepareColumn(column(matrix, j), center, ctx.rotation, scaled, rotated);
+    const prepared = prepareColumn(matrix.column(j), center, ctx.rotation, scaled, rotated);
     if (means) means[j] = unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`);
     const scaledNorm = Math.fround(Math.sqrt(canonicalSum(rotated, length, true)));
     norms[j] = unscale(scaledNorm, prepared.exponent, `norm of column ${j}`);
@@ -392,7 +393,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
  */
 function rotateScalarColumn(ctx: Context, j: number, scaled: Float32Array, target: Float32Array, means: Float32Array | null): number {
   const { length } = ctx;
-  const prepared = prepareColumn(column(ctx.matrix, j), ctx.options.center, ctx.rotation, scaled, target);
+  const prepared = prepareColumn(ctx.matrix.column(j), ctx.options.center, ctx.rotation, scaled, target);
   const mean = ctx.options.center ? unscale(prepared.scaledMean, prepared.exponent, `mean of column ${j}`) : null;
   if (means && mean !== null) means[j] = mean;
   checkColumnNorm(unscale(Math.fround(Math.sqrt(canonicalSum(target, length, true))), prepared.exponent, `norm of column ${j}`), j);

@@ -5,6 +5,8 @@ import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { resolveScheme, SCHEME_NAMES, SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { countAllocations } from '../weightonly/fuzzProperty.js';
 
 /** Expects `action` to throw a LatticeMatmulError whose message matches `message`. */
 function expectError(action: () => unknown, message: RegExp): void {
@@ -252,5 +254,34 @@ describe('bf16 bits widen to f32 exactly', () => {
     const values = toFloat32Matrix({ rows: 6, cols: 1, data: bits, format: 'bf16' }).data;
     expect(Array.from(values)).toEqual([1, -2, 1 + 2 ** -7, 2 ** -133, -0, (2 - 2 ** -7) * 2 ** 127]);
     expect(Object.is(values[4], -0)).toBe(true);
+  });
+});
+
+describe('a 16-bit matrix is quantized column by column', () => {
+  // f16 and bf16 bits of a Gaussian 300 × 40 matrix (no entry rounds past either format's range).
+  const source = gaussianMatrix(300, 40, 11);
+  const f16 = { rows: 300, cols: 40, data: Uint16Array.from(source.data, (v) => float16Bits(v)) };
+  const bf16 = { rows: 300, cols: 40, data: Uint16Array.from(source.data, (v) => new Uint32Array(Float32Array.of(v).buffer)[0] as number >>> 16), format: 'bf16' as const };
+
+  it.each(['e8-4bit', 'd3-q6-deterministic', 'int4-g32', 'nvfp4'] as const)('%s: the same matrix as from its f32 widening, bit for bit, without an f32 copy of the whole', (scheme) => {
+    for (const half of [f16, bf16]) {
+      const options = { scheme, seed: 5, ...(scheme === 'e8-4bit' ? { nonce: 9 } : {}) };
+      const expected = quantize(toFloat32Matrix(half), options);
+      const { result, bytes } = countAllocations(() => quantize(half, options));
+      if (!result.ok) throw result.error;
+      expect(result.value).toEqual(expected);
+      // Before: the whole matrix widened to f32 first (4·300·40 = 48000 bytes) beside the output.
+      const outputBytes = Object.values(expected).reduce((sum: number, value) => sum + (ArrayBuffer.isView(value) ? value.byteLength : 0), 0);
+      expect(bytes).toBeLessThan(outputBytes + 4 * 300 * 40 - 4 * 300 * 8);
+    }
+  });
+
+  it('a non-finite 16-bit entry is refused before any work, named as for f32 input', () => {
+    const data = Uint16Array.from(f16.data);
+    data[2 * 300 + 17] = 0x7c00; // +Infinity
+    expectError(() => quantize({ ...f16, data }, { scheme: 'd3-q6' }), /^matrix has a non-finite entry Infinity at row 17, column 2$/);
+    const bfData = Uint16Array.from(bf16.data);
+    bfData[39 * 300 + 299] = 0xffc1; // a NaN
+    expectError(() => quantize({ ...bf16, data: bfData }, { scheme: 'd3-q6' }), /^matrix has a non-finite entry NaN at row 299, column 39$/);
   });
 });
