@@ -2,6 +2,7 @@ import { checkDispatch } from './dispatchChecks.js';
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
+import { roundHalfEven } from '../../lattices/lattice.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
@@ -426,9 +427,4 @@ export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, grou
     }
   }
   return { levels, scales };
-}
-
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
