@@ -5,7 +5,7 @@ import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
-import { columnNormBound, decodeRotated } from './decodeRotated.js';
+import { decodedColumnNorm, rotatedColumnDecoder } from './decodeRotated.js';
 
 /**
  * Weight-only product Ŵᵀx on the CPU: the quantized matrix Ŵ (n × cols, any scheme: universal or
@@ -24,7 +24,9 @@ import { columnNormBound, decodeRotated } from './decodeRotated.js';
  * in f32's normal range), then every inner product and Σx are float64, and each result is rounded to
  * f32 once. It stays in the rotated domain, so it never forms Ŵ: equal to `matmulATExact(dequantize(q),
  * x)` up to the f32 roundings of the two rotations (test/product/matvec.test.ts states the bound).
- * Memory: the whole rotated decode (cols × length float64) is formed at once.
+ * Memory: x̃ of every right-hand side (k × length f32) and one decoded column (length float64) at a
+ * time, not the whole decode (cols × length float64: 470 MB for a 14336 × 4096 weight); the product
+ * range is checked on the decoded norms before anything is returned.
  *
  * @throws LatticeMatmulError when x is not a finite matrix with q.rows rows, or when an unrotated q has
  *   length ≠ rows.
@@ -40,14 +42,16 @@ export function matvecAT(q: QuantizedMatrix, given: Float32Array | Matrix): Matr
   check(x.rows === q.rows, () => `matvecAT: x has ${x.rows} rows, but the quantized matrix has ${q.rows}`);
   check(q.rotate || q.length === q.rows, () => `matvecAT: an unrotated matrix has length = rows, got length ${q.length} and rows ${q.rows}`);
   const { rows, cols, length } = q;
-  const rotated = decodeRotated(q);
-  checkProductRange(columnNormBound(q, rotated), largestColumnNorm(x));
   const rotation = q.rotate ? new RandomizedHadamard(rows, q.seed) : null;
   const out = new Float32Array(cols * x.cols);
-  const xRotated = new Float32Array(length);
+  // Every right-hand side rotated first (x̃_r, its 2^−e and Σx_r), then Ŵ decoded one column at a time.
+  const xRotatedAll = new Float32Array(length * x.cols);
+  const unscales = new Float64Array(x.cols);
+  const xSums = new Float64Array(x.cols);
   const xScaled = new Float32Array(rows);
   for (let r = 0; r < x.cols; r++) {
     const xr = x.data.subarray(r * rows, (r + 1) * rows);
+    const xRotated = xRotatedAll.subarray(r * length, (r + 1) * length);
     // The f32 rotation of a finite x can overflow (64 entries of 1e38: the Hadamard sums reach 6.4e39)
     // or lose bits to subnormals. Rotate x·2^e with max |x_i·2^e| ∈ [1, 2), as quantize does with its
     // columns (prepareColumn.ts), and take the 2^−e back in float64: scaling by a power of two is exact,
@@ -66,14 +70,25 @@ export function matvecAT(q: QuantizedMatrix, given: Float32Array | Matrix): Matr
     }
     let xSum = 0;
     if (q.means) for (let i = 0; i < rows; i++) xSum += xr[i] as number;
-    for (let j = 0; j < cols; j++) {
-      const base = j * length;
+    unscales[r] = unscale;
+    xSums[r] = xSum;
+  }
+  const decodeNext = rotatedColumnDecoder(q);
+  const decoded = new Float64Array(length);
+  let normBound = 0;
+  for (let j = 0; j < cols; j++) {
+    decodeNext(decoded);
+    normBound = Math.max(normBound, decodedColumnNorm(q, j, decoded));
+    for (let r = 0; r < x.cols; r++) {
+      const base = r * length;
       let sum = 0;
-      for (let i = 0; i < length; i++) sum += (rotated[base + i] as number) * (xRotated[i] as number);
-      sum *= unscale;
-      if (q.means) sum += (q.means[j] as number) * xSum;
+      for (let i = 0; i < length; i++) sum += (decoded[i] as number) * (xRotatedAll[base + i] as number);
+      sum *= unscales[r] as number;
+      if (q.means) sum += (q.means[j] as number) * (xSums[r] as number);
       out[r * cols + j] = sum;
     }
   }
+  // The whole decode's norms, as before (a refused product is computed, but never returned).
+  checkProductRange(normBound, largestColumnNorm(x));
   return { rows: cols, cols: x.cols, data: out };
 }
