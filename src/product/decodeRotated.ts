@@ -129,6 +129,21 @@ export function decodedColumnNorm(q: QuantizedMatrix, j: number, decoded: Float6
   return Math.sqrt(sum) + mean;
 }
 
+/**
+ * `columnNormBound(q, decodeRotated(q))` decoding one column at a time (one column's memory, not
+ * cols × length float64): for callers that need the decoded norms but not the decode.
+ */
+export function streamedColumnNormBound(q: QuantizedMatrix): number {
+  const decodeNext = rotatedColumnDecoder(q);
+  const decoded = new Float64Array(q.length);
+  let largest = 0;
+  for (let j = 0; j < q.cols; j++) {
+    decodeNext(decoded);
+    largest = Math.max(largest, decodedColumnNorm(q, j, decoded));
+  }
+  return largest;
+}
+
 /** The largest norm of a decoded column (+ its mean's contribution when centred). */
 export function columnNormBound(q: QuantizedMatrix, decoded: Float64Array): number {
   let largest = 0;

@@ -4,7 +4,7 @@ import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { pairProductReference, pairRadixBits, universalPairColumns } from '../quantize/universalPairs.js';
-import { columnNormBound, decodeRotated } from './decodeRotated.js';
+import { streamedColumnNormBound } from './decodeRotated.js';
 import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
@@ -25,7 +25,7 @@ export function universalPairProduct(qa: QuantizedMatrix, qb: QuantizedMatrix): 
   check(qa.kind === 'lattice' && qa.mode === 'universal' && qb.kind === 'lattice' && qb.mode === 'universal', 'universalPairProduct multiplies two universal lattice matrices; use matmulAT for other schemes');
   checkCompatible(qa, qb);
   const gram = isSameQuantization(qa, qb);
-  checkProductRange(columnNormBound(qa, decodeRotated(qa)), columnNormBound(qb, decodeRotated(qb)));
+  checkProductRange(streamedColumnNormBound(qa), streamedColumnNormBound(qb));
   const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
   const pa = universalPairColumns(qa, radixBits);
   const pb = gram !== null ? pa : universalPairColumns(qb, radixBits);
