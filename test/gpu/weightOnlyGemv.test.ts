@@ -800,6 +800,19 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
     }
   });
 
+  it('work split over several bindings (outputs and vectors) gives the same bytes as one binding', async () => {
+    const maxBindingBytes = Math.max(1024, 4 * device.limits.minStorageBufferOffsetAlignment);
+    const q = quantized(128, 65, { method: 'rtn', rotate: true });
+    const x = { rows: 128, cols: 5, data: activations(128, 5, 3) };
+    const whole = await weightOnlyGemm(device, q, x, { layout: 'fixed', int8Inputs: 'packed' });
+    const split = await weightOnlyGemm(device, q, x, { layout: 'fixed', int8Inputs: 'packed', maxBindingBytes });
+    expect(Array.from(split.data)).toEqual(Array.from(whole.data));
+    // The split really splits: 65 outputs of codes and 5 vectors of x̂ exceed one such binding.
+    const bits = weightOnlyCodeBits(q, 'fixed');
+    expect(bits).not.toBe('packed');
+    expect(16 * fixedRowVec4s(128, bits as FixedCodeBits) * 65).toBeGreaterThan(maxBindingBytes);
+  });
+
   it('a non-finite x̃ entry makes its vector NaN (never a finite guess), the other vectors unchanged; a zero x gives exact zeros', async () => {
     const n = 64;
     const q = craftedMatrix(Array.from({ length: n }, () => 4), 5, 3);
