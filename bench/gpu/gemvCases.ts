@@ -39,7 +39,7 @@ import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchUniversalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, universalGemvI8LeaderTable, UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchWeightOnlyGemv, WeightOnlyGpuMatrix } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { dispatchWeightOnlyInputsI8, weightOnlyGemvI8Reference, weightOnlyInputsI8 } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
+import { dispatchWeightOnlyInputsI8, weightOnlyGemvI8Reference, weightOnlyInputsI8, type RecordedWeightOnlyInputsI8 } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
 import { fixedRowVec4s, type FixedCodeBits } from '../../src/weightonly/packedCodes.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import type { PreparedCommands } from '../../src/gpu/prepared.js';
@@ -1321,17 +1321,19 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed', int8: WeightOnlyInt8 | n
         );
       } else {
         check(codeBits !== 'packed', 'bench: int8 weight-only rows take fixed-width codes');
-        const inputs = (encoder: GPUCommandEncoder, scratch: GpuScratch): GPUBuffer => dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales: full.columnScales, n, codeBits, vectors: 1 });
-        let given: GPUBuffer | undefined;
+        const inputs = (encoder: GPUCommandEncoder, scratch: GpuScratch, columnScales: GPUBuffer): RecordedWeightOnlyInputsI8 => dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales, n, codeBits, vectors: 1 });
+        let given: RecordedWeightOnlyInputsI8 | undefined;
         if (int8.xPrepared) {
           const encoder = device.createCommandEncoder({ label: 'bench weight-only x̂ for the kernel-alone row' });
-          given = inputs(encoder, inputScratch);
+          given = inputs(encoder, inputScratch, full.columnScales);
           device.queue.submit([encoder.finish()]);
           await device.queue.onSubmittedWorkDone();
         }
         calls = weights.map((w, i) =>
           prepared(device, `bench weight-only gemv (int8 x) ${i}`, (encoder, scratch) =>
-            dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, codeBits, x: given ?? inputs(encoder, scratch), int8Dot: int8.dotPath, y, n, outputs: cols, rowVec4s }),
+            // Every copy with the first's column scales (n floats; the int8 GEMV reads them only through
+            // x̂), so that x̂ made once serves them all, as the GEMV checks.
+            dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, columnScales: full.columnScales, codeBits, inputsI8: given ?? inputs(encoder, scratch, full.columnScales), int8Dot: int8.dotPath, y, n, outputs: cols, rowVec4s }),
           ),
         );
       }

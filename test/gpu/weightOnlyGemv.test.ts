@@ -677,7 +677,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
         const inputFormat = xRotated instanceof Uint16Array ? 'f16' : 'f32';
         const records = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, inputFormat, columnScales: scales, n: q.n, codeBits: bits, vectors });
         device.queue.submit([encoder.finish()]);
-        return new Uint32Array(await readBuffer(device, records, weightOnlyInputsI8Bytes(q.n, bits, vectors)));
+        return new Uint32Array(await readBuffer(device, records.inputs, weightOnlyInputsI8Bytes(q.n, bits, vectors)));
       });
     } finally {
       scratch.destroy();
@@ -842,12 +842,22 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
     try {
       expect(() => packed.dispatch(device.createCommandEncoder(), scratch, { x, y, int8Inputs: 'packed' })).toThrow(/fixed-width layout .* upload it with layout 'fixed'/);
       expect(() => fixed.dispatch(device.createCommandEncoder(), scratch, { x, y, int8Inputs: 'fast' as 'packed' })).toThrow(/int8Inputs/);
+      const encoder = device.createCommandEncoder();
+      const fixedArgs = { codes: fixed.codes, codeBits: fixed.codeBits, columnScales: fixed.columnScales, rowScales: fixed.rowScales, y, n: 40, outputs: 3, rowVec4s: fixed.rowVec4s };
+      const inputsI8 = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales: fixed.columnScales, n: 40, codeBits: 4, vectors: 1 });
+      expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, x, int8Dot: 'plain' })).toThrow(/inputsI8 and int8Dot go together/);
+      expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, x, inputsI8, int8Dot: 'plain' })).toThrow(/give x .* or inputsI8 .*, one of them/);
+      // Records made for other codes or other column scales would multiply into a wrong y without a sign.
       expect(() =>
-        dispatchWeightOnlyGemv(device, device.createCommandEncoder(), scratch, {
-          codes: packed.codes, codeLayout: packed.codeLayout ?? undefined, columnScales: packed.columnScales, rowScales: packed.rowScales, x, y,
-          n: 40, outputs: 3, rowVec4s: packed.rowVec4s, int8Dot: 'plain',
-        }),
-      ).toThrow(/int8Dot takes fixed-width codes/);
+        dispatchWeightOnlyGemv(device, encoder, scratch, { codes: packed.codes, codeLayout: packed.codeLayout ?? undefined, columnScales: packed.columnScales, rowScales: packed.rowScales, y, n: 40, outputs: 3, rowVec4s: packed.rowVec4s, inputsI8, int8Dot: 'plain' }),
+      ).toThrow(/inputsI8 were made for 4-bit codes, n = 40, 1 vectors; this call has packed codes/);
+      const eightBit = uploadWeightOnly(device, craftedMatrix(Array.from({ length: 40 }, () => 8), 3, 10), { layout: 'fixed' });
+      expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { codes: eightBit.codes, codeBits: eightBit.codeBits, columnScales: eightBit.columnScales, rowScales: eightBit.rowScales, y, n: 40, outputs: 3, rowVec4s: eightBit.rowVec4s, inputsI8, int8Dot: 'plain' })).toThrow(
+        /inputsI8 were made for 4-bit codes, n = 40, 1 vectors; this call has 8-bit codes/,
+      );
+      expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, columnScales: packed.columnScales, inputsI8, int8Dot: 'plain' })).toThrow(/other column scales/);
+      expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, vectors: 2, inputsI8, int8Dot: 'plain' })).toThrow(/made for 4-bit codes, n = 40, 1 vectors; this call has 4-bit codes, n = 40, 2 vectors/);
+      eightBit.destroy();
       await expect(weightOnlyGemv(device, q, new Float32Array(40), { layout: 'packed', int8Inputs: 'plain' })).rejects.toThrow(/fixed-width layout/);
     } finally {
       scratch.destroy();

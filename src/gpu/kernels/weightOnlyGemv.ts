@@ -24,7 +24,7 @@ import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './ac
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
-import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWords } from './weightOnlyInputsI8.js';
+import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWords, type RecordedWeightOnlyInputsI8 } from './weightOnlyInputsI8.js';
 
 /*
  * The GEMV of weight-only quantized matrices (shaders/weightonly_gemv.wgsl): y = Ŵ·x for a
@@ -174,10 +174,15 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   readonly rowScales: GPUBuffer;
   /**
    * X̃ = Q·X in the quantization basis: `vectors` columns of n values (f32, or f16 with `inputFormat`),
-   * column-major; with `int8Dot`, X̃ rounded by `dispatchWeightOnlyInputsI8` for these codes and s.
+   * column-major. Give it, or `inputsI8`.
    */
-  readonly x: GPUBuffer;
-  /** x is int8 inputs (`dispatchWeightOnlyInputsI8`), multiplied this way; fixed-width codes only. Default: x is X̃ in f32 or f16. */
+  readonly x?: GPUBuffer;
+  /**
+   * X̃ rounded to int8 by `dispatchWeightOnlyInputsI8` for these codes (their width and n) and these
+   * column scales, in place of `x`; fixed-width codes only, with `int8Dot`.
+   */
+  readonly inputsI8?: RecordedWeightOnlyInputsI8;
+  /** How `inputsI8` are multiplied: 'packed' (dot4I8Packed) or 'plain' (core WGSL). */
   readonly int8Dot?: DotPath;
   /** X̃'s format: 'f32' (default) or 'f16' (widened exactly as it is read; `xOffset` a multiple of 2). */
   readonly inputFormat?: ActivationFormat;
@@ -246,19 +251,29 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   check(codeLayout !== undefined, 'weight-only gemv: packed codes need their codeLayout table (weightCodeLayout)');
   const layoutEntries = codeBits === 'packed' ? n + rowVec4s + 2 : 1;
   checkBufferRange(args.codes, codesOffset, 16 * rowVec4s * outputs, 'weight-only gemv: codes', 16);
-  checkOutputNotRead(args.y, [['x', args.x], ['the codes', args.codes], ['the code layout', codeLayout], ['the column scales', args.columnScales], ['the row scales', args.rowScales]], 'weight-only gemv: y');
+  const inputsI8 = args.inputsI8 ?? null;
+  const int8Dot = args.int8Dot ?? null;
+  checkOneOf(int8Dot, [...DOT_PATHS, null], 'weight-only gemv: int8Dot');
+  check((args.x === undefined) !== (inputsI8 === null), 'weight-only gemv: give x (X̃ in f32 or f16) or inputsI8 (from dispatchWeightOnlyInputsI8), one of them');
+  check((int8Dot === null) === (inputsI8 === null), 'weight-only gemv: inputsI8 and int8Dot go together');
+  if (inputsI8 !== null) {
+    // Records of another width, n or matrix would multiply into a wrong y without a sign.
+    const made = `${inputsI8.codeBits}-bit codes, n = ${inputsI8.n}, ${inputsI8.vectors} vectors`;
+    check(codeBits !== 'packed' && inputsI8.codeBits === codeBits && inputsI8.n === n && inputsI8.vectors >= vectors, () => `weight-only gemv: inputsI8 were made for ${made}; this call has ${codeBits === 'packed' ? 'packed' : `${codeBits}-bit`} codes, n = ${n}, ${vectors} vectors`);
+    check(inputsI8.columnScales === args.columnScales && inputsI8.columnScalesOffset === columnScalesOffset, 'weight-only gemv: inputsI8 were made with other column scales than this call multiplies by (s is folded into them): round x for this matrix');
+    check(args.inputFormat === undefined && args.xOffset === undefined, 'weight-only gemv: inputFormat and xOffset describe x; inputsI8 carry their own layout');
+  }
+  const x = args.x ?? (inputsI8 as RecordedWeightOnlyInputsI8).inputs;
+  checkOutputNotRead(args.y, [['x', x], ['the codes', args.codes], ['the code layout', codeLayout], ['the column scales', args.columnScales], ['the row scales', args.rowScales]], 'weight-only gemv: y');
   checkBufferRange(codeLayout, codeLayoutOffset, 4 * layoutEntries, 'weight-only gemv: code layout', 4);
   checkBufferRange(args.columnScales, columnScalesOffset, 4 * n, 'weight-only gemv: column scales', 4);
   checkBufferRange(args.rowScales, rowScalesOffset, 4 * outputs, 'weight-only gemv: row scales', 4);
   const inputFormat = args.inputFormat ?? 'f32';
   checkOneOf(inputFormat, ACTIVATION_FORMATS, 'weight-only gemv: inputFormat');
-  const int8Dot = args.int8Dot ?? null;
-  checkOneOf(int8Dot, [...DOT_PATHS, null], 'weight-only gemv: int8Dot');
-  check(int8Dot === null || (codeBits !== 'packed' && args.inputFormat === undefined), 'weight-only gemv: int8Dot takes fixed-width codes and x from dispatchWeightOnlyInputsI8 (no inputFormat)');
   const xBytes = activationBytes(inputFormat);
   // Per vector: n values of X̃, or a record of int8 inputs per code word.
   const xVectorBytes = int8Dot === null || codeBits === 'packed' ? xBytes * n : 16 * rowVec4s * weightOnlyI8RecordWords(codeBits);
-  checkBufferRange(args.x, xOffset, xVectorBytes * vectors, 'weight-only gemv: x', int8Dot === null ? xBytes : 4);
+  checkBufferRange(x, xOffset, xVectorBytes * vectors, inputsI8 === null ? 'weight-only gemv: x' : 'weight-only gemv: inputsI8', int8Dot === null ? xBytes : 4);
   const format = gemvOutputFormat(args, 'weight-only gemv');
   const yBytes = activationBytes(format);
   checkBufferRange(args.y, yOffset, yBytes * outputs * vectors, 'weight-only gemv: y', yBytes);
@@ -318,7 +333,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
         windowBinding(codeLayout, layoutWindow),
         windowBinding(args.columnScales, columnScalesWindow),
         windowBinding(args.rowScales, rowScalesWindow),
-        windowBinding(args.x, xWindow),
+        windowBinding(x, xWindow),
         output.bias,
         yWindow.binding,
       ]));
@@ -524,24 +539,22 @@ export class WeightOnlyGpuMatrix {
       xOffset = 0;
       inputFormat = 'f32';
     }
-    if (int8Inputs !== null && codeBits !== 'packed') {
-      x = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, xOffset, inputFormat, columnScales: this.columnScales, n, codeBits, vectors });
-      xOffset = 0;
-    }
+    const inputsI8 =
+      int8Inputs !== null && codeBits !== 'packed'
+        ? dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, xOffset, inputFormat, columnScales: this.columnScales, n, codeBits, vectors, ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }) })
+        : null;
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
       codeBits,
       ...(this.codeLayout === null ? {} : { codeLayout: this.codeLayout }),
       columnScales: this.columnScales,
       rowScales: this.rowScales,
-      x,
-      ...(int8Inputs === null ? { inputFormat } : { int8Dot: int8Inputs }),
+      ...(inputsI8 === null || int8Inputs === null ? { x, xOffset, inputFormat } : { inputsI8, int8Dot: int8Inputs }),
       y: args.y,
       n,
       outputs,
       rowVec4s,
       vectors,
-      xOffset,
       yOffset: args.yOffset ?? 0,
       bias: args.bias ?? null,
       ...(args.biasOffset === undefined ? {} : { biasOffset: args.biasOffset }),
@@ -609,7 +622,7 @@ export interface WeightOnlyGemvOptions {
 const GEMV_ARG_KEYS = [
   'codes', 'codeBits', 'codeLayout', 'columnScales', 'rowScales', 'x', 'inputFormat', 'y', 'n', 'outputs', 'rowVec4s', 'vectors',
   'codesOffset', 'codeLayoutOffset', 'columnScalesOffset', 'rowScalesOffset', 'xOffset', 'yOffset', 'maxBindingBytes',
-  'vectorBlock', 'int8Dot', ...GEMV_OUTPUT_ARG_KEYS,
+  'vectorBlock', 'inputsI8', 'int8Dot', ...GEMV_OUTPUT_ARG_KEYS,
 ] as const satisfies readonly (keyof WeightOnlyGemvArgs)[];
 const MATRIX_GEMV_ARG_KEYS = [
   'x', 'inputFormat', 'y', 'vectors', 'xOffset', 'yOffset', 'inputBasis', 'maxBindingBytes', 'vectorBlock', 'int8Inputs', ...GEMV_OUTPUT_ARG_KEYS,

@@ -10,7 +10,8 @@ import { STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfElementWindow, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 
 /*
@@ -123,7 +124,25 @@ export interface WeightOnlyInputsI8Args {
   /** The fixed width of the codes the inputs are for. */
   readonly codeBits: FixedCodeBits;
   readonly vectors: number;
+  /** Largest storage binding to use, in bytes (default: the device's limit; tests pass less to exercise splitting). */
+  readonly maxBindingBytes?: number;
 }
+
+/**
+ * x̂ as {@link dispatchWeightOnlyInputsI8} recorded it: its buffer (a scratch buffer) and what it was
+ * made for, which `dispatchWeightOnlyGemv` compares with its own codes and column scales (records of
+ * another width, n or matrix would multiply silently into a wrong y).
+ */
+export interface RecordedWeightOnlyInputsI8 {
+  readonly inputs: GPUBuffer;
+  readonly vectors: number;
+  readonly n: number;
+  readonly codeBits: FixedCodeBits;
+  readonly columnScales: GPUBuffer;
+  readonly columnScalesOffset: number;
+}
+
+const ARG_KEYS = ['x', 'xOffset', 'inputFormat', 'columnScales', 'columnScalesOffset', 'n', 'codeBits', 'vectors', 'maxBindingBytes'] as const satisfies readonly (keyof WeightOnlyInputsI8Args)[];
 
 /** Bytes of the records of `vectors` vectors for n inputs and codes of `bits` bits. */
 export function weightOnlyInputsI8Bytes(n: number, bits: FixedCodeBits, vectors: number): number {
@@ -132,14 +151,15 @@ export function weightOnlyInputsI8Bytes(n: number, bits: FixedCodeBits, vectors:
 
 /**
  * Records X̃ → x̂ (s folded in, int8 per code word) into `encoder`, in a pass of its own, into a
- * scratch buffer it returns: the `x` of `dispatchWeightOnlyGemv` with `int8Dot`. X̃, s and the
- * records must each fit one storage binding (a decode step's do by far).
+ * scratch buffer: the `inputsI8` of `dispatchWeightOnlyGemv`. The column scales must fit one storage
+ * binding; the vectors are split over several dispatches where X̃ or x̂ would not (a prefill's).
  *
  * @example
- * const inputs = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x: xRotated, columnScales: m.columnScales, n: m.n, codeBits: 4, vectors: 1 });
+ * const inputsI8 = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x: xRotated, columnScales: m.columnScales, n: m.n, codeBits: 4, vectors: 1 });
  */
-export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyInputsI8Args): GPUBuffer {
+export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: WeightOnlyInputsI8Args): RecordedWeightOnlyInputsI8 {
   checkDispatch(device, encoder, scratch, args, 'dispatchWeightOnlyInputsI8');
+  checkOptionsObject(args, ARG_KEYS, 'dispatchWeightOnlyInputsI8 arguments');
   const { n, codeBits, vectors } = args;
   checkPositiveInteger(n, 'weight-only int8 inputs: n');
   checkPositiveInteger(vectors, 'weight-only int8 inputs: vectors');
@@ -152,35 +172,44 @@ export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUComman
   checkBufferRange(args.x, xOffset, xBytes * n * vectors, 'weight-only int8 inputs: x', xBytes);
   checkBufferRange(args.columnScales, scalesOffset, 4 * n, 'weight-only int8 inputs: column scales', 4);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = device.limits.maxStorageBufferBindingSize;
-  const xWindow = xBytes === 2 ? halfElementWindow(xOffset, 2 * n * vectors, alignment) : bindingWindow(xOffset, 4 * n * vectors, alignment);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchWeightOnlyInputsI8');
   const scalesWindow = bindingWindow(scalesOffset, 4 * n, alignment);
-  const bytes = weightOnlyInputsI8Bytes(n, codeBits, vectors);
-  check(
-    xWindow.size <= maxBinding && scalesWindow.size <= maxBinding && bytes <= maxBinding,
-    () => `weight-only int8 inputs: x (${vectors} vectors of ${n}), the column scales or the int8 inputs (${bytes} bytes) exceed one storage binding (${maxBinding} bytes); record fewer vectors per call`,
-  );
+  check(scalesWindow.size <= maxBinding, () => `weight-only int8 inputs: the column scales (${n} f32) are larger than one storage binding (${maxBinding} bytes)`);
   const rowWords = 4 * fixedRowVec4s(n, codeBits);
+  const recordStride = rowWords * weightOnlyI8RecordWords(codeBits);
+  const vectorsPerChunk = Math.min(itemsPerBinding(xBytes * n, maxBinding, alignment), itemsPerBinding(4 * recordStride, maxBinding, alignment));
   const label = `weight-only int8 inputs (${codeBits}-bit codes, n ${n}, ${vectors} vector${vectors === 1 ? '' : 's'})`;
-  const records = scratch.intermediate(label, bytes, STORAGE_USAGE);
+  const records = scratch.intermediate(label, weightOnlyInputsI8Bytes(n, codeBits, vectors), STORAGE_USAGE);
   const { layout, pipeline } = pipelines.get(device, { bits: codeBits, inputFormat });
-  const params = Params.pack({
-    n,
-    row_words: rowWords,
-    vectors,
-    x_first: xWindow.firstElement,
-    x_stride: n,
-    column_scales_first: scalesWindow.firstElement,
-    records_first: 0,
-    record_stride: rowWords * weightOnlyI8RecordWords(codeBits),
-  });
   const pass = encoder.beginComputePass({ label });
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, windowBinding(args.x, xWindow), windowBinding(args.columnScales, scalesWindow), { buffer: records }]));
-  const [gx, gy] = workgroupGrid(Math.ceil((rowWords * vectors) / 64), device.limits.maxComputeWorkgroupsPerDimension);
-  pass.dispatchWorkgroups(gx, gy);
+  for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
+    const chunk = Math.min(vectorsPerChunk, vectors - v0);
+    // An f16 X̃'s window covers whole words, its first element counts halves.
+    const xWindow = xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunk, alignment) : bindingWindow(xOffset + 4 * n * v0, 4 * n * chunk, alignment);
+    const recordsWindow = bindingWindow(4 * recordStride * v0, 4 * recordStride * chunk, alignment);
+    const chunkLabel = `${label}, vectors ${v0}…${v0 + chunk - 1}`;
+    const params = Params.pack({
+      n,
+      row_words: rowWords,
+      vectors: chunk,
+      x_first: xWindow.firstElement,
+      x_stride: n,
+      column_scales_first: scalesWindow.firstElement,
+      records_first: recordsWindow.firstElement,
+      record_stride: recordStride,
+    });
+    pass.setBindGroup(0, createKernelBindGroup(device, layout, chunkLabel, [
+      { buffer: scratch.uniform(`${chunkLabel} params`, params) },
+      windowBinding(args.x, xWindow),
+      windowBinding(args.columnScales, scalesWindow),
+      windowBinding(records, recordsWindow),
+    ]));
+    const [gx, gy] = workgroupGrid(Math.ceil((rowWords * chunk) / 64), device.limits.maxComputeWorkgroupsPerDimension);
+    pass.dispatchWorkgroups(gx, gy);
+  }
   pass.end();
-  return records;
+  return { inputs: records, vectors, n, codeBits, columnScales: args.columnScales, columnScalesOffset: scalesOffset };
 }
 
 /**
