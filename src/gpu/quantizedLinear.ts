@@ -149,7 +149,9 @@ export interface QuantizedLinearOptions {
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
-   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5.5·10⁻³.
+   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5.5·10⁻³;
+   * for weight-only weights (½ + 10⁻⁴)·m_w/127 per input of code word w (m_w = max|s_i·x̃_i| over its
+   * ⌊32/b⌋ inputs), times |t_j|·Σ|z| in y_j: ≈ 10⁻⁵ in NMSE on Gaussian data.
    * Default null: exact f32 inputs.
    */
   readonly int8Inputs?: DotPath | null;
