@@ -377,6 +377,8 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
   const groupsPerColumn = Math.ceil(length / 16);
   const scales = new Uint8Array(groupsPerColumn * cols);
   for (let j = 0; j < cols; j++) {
+    // The second pass runs after progress reached every column: an abort meanwhile still stops it.
+    throwIfAborted(ctx.options.signal, 'quantize');
     rotateScalarColumn(ctx, j, scaled, target, null); // the first pass's column again, bit for bit
     const result = nvfp4Quantize(target, tensorScale);
     codes.set(result.codes, j * length);

@@ -697,6 +697,20 @@ describe('quantize: options', () => {
     expect(run).toThrow(/quantize was aborted: user cancelled/);
     expect(columns).toBeLessThanOrEqual(1);
   });
+
+  it("nvfp4: an abort after its first pass (progress at every column) still stops the second, which encodes", () => {
+    const controller = new AbortController();
+    const run = () =>
+      quantize(gaussianMatrix(40, 5, 21), {
+        scheme: 'nvfp4',
+        signal: controller.signal,
+        onProgress: (done, total) => {
+          if (done === total) controller.abort('user cancelled');
+        },
+      });
+    // Before: the encoding pass did not look at the signal, and a matrix came back.
+    expect(run).toThrow(/quantize was aborted: user cancelled/);
+  });
 });
 
 describe('unlessAborted (how a GPU quantization waiting for the device settles on an abort)', () => {
