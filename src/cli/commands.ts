@@ -253,14 +253,6 @@ async function checkOutputIsNew(output: string, replace: boolean): Promise<void>
   throw new LatticeMatmulError(`the output ${JSON.stringify(output)} exists (${what}); pass --force to replace it`);
 }
 
-/**
- * Refuses an F64 tensor with a row (an output feature: the quantizer's column) that is nonzero in the
- * file but all zeros once narrowed to the f32 it is quantized in (every |x| at most 2^−150). It would be
- * quantized as a zero column without a word, a whole output feature lost, while a row a little larger
- * is refused by the quantizer's norm range. (A row with some entries that underflow and others that do
- * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
- * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
- */
 /** A tensor as the quantizers take it: f32, or the 16-bit data of an F16 or BF16 tensor. */
 type WeightData = { readonly rows: number; readonly cols: number; readonly data: Float32Array } | { readonly rows: number; readonly cols: number; readonly data: Uint16Array; readonly format: 'f16' | 'bf16' };
 
@@ -280,6 +272,14 @@ async function readWeight(file: SafetensorsTensorSource, name: string, inFeature
   return { rows: inFeatures, cols: out, data };
 }
 
+/**
+ * Refuses an F64 tensor with a row (an output feature: the quantizer's column) that is nonzero in the
+ * file but all zeros once narrowed to the f32 it is quantized in (every |x| at most 2^−150). It would be
+ * quantized as a zero column without a word, a whole output feature lost, while a row a little larger
+ * is refused by the quantizer's norm range. (A row with some entries that underflow and others that do
+ * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
+ * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
+ */
 async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
   if (file.info(name).dtype !== 'F64') return;
   let original: DataView | null = null;
