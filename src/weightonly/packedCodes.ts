@@ -216,6 +216,16 @@ export function fixedCodesPerWord(bits: FixedCodeBits): number {
   return Math.floor(32 / bits);
 }
 
+/**
+ * The top bit of each of a fixed-width word's ⌊32/bits⌋ fields: xor'ed in, it turns every two's
+ * complement field z into z + 2^(bits−1) ≥ 0 (what the GPU GEMVs read their fields as).
+ */
+export function fixedFieldSigns(bits: FixedCodeBits): number {
+  let signs = 0;
+  for (let t = 0; t < fixedCodesPerWord(bits); t++) signs += 2 ** (bits * t + bits - 1);
+  return signs;
+}
+
 /** vec4<u32> per row of n codes of `bits` bits in the fixed-width layout (at least 1). */
 export function fixedRowVec4s(n: number, bits: FixedCodeBits): number {
   return Math.max(1, Math.ceil(n / (4 * fixedCodesPerWord(bits))));

@@ -10,7 +10,7 @@ import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
-import { fixedCodeBits, fixedCodesPerWord, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, rowLayout, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
+import { fixedCodeBits, fixedFieldSigns, fixedRowVec4s, fixedWidthCodes, MAX_FIXED_CODE_BITS, rowLayout, weightCodeLayout, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -132,9 +132,7 @@ export function weightOnlyGemvShaderSource(variant: WeightOnlyGemvVariant): stri
  * ⌊32/b⌋ fields (xor'ed in, it turns a two's complement field z into z + 2^(b−1) ≥ 0).
  */
 function fixedWidthConstants(bits: FixedCodeBits): string[] {
-  let signs = 0;
-  for (let t = 0; t < fixedCodesPerWord(bits); t++) signs += 2 ** (bits * t + bits - 1);
-  return [`const CODE_BITS: u32 = ${bits}u;`, `const FIELD_SIGNS: u32 = 0x${signs.toString(16)}u;`];
+  return [`const CODE_BITS: u32 = ${bits}u;`, `const FIELD_SIGNS: u32 = 0x${fixedFieldSigns(bits).toString(16)}u;`];
 }
 
 /** Pipelines per device, one per variant, built on first use. */

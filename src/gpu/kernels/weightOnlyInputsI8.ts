@@ -3,7 +3,7 @@ import inputsSource from '../../../shaders/weightonly_inputs_i8.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { roundHalfEven } from '../../lattices/lattice.js';
-import { fixedCodesPerWord, fixedRowVec4s, type FixedCodeBits } from '../../weightonly/packedCodes.js';
+import { fixedCodesPerWord, fixedFieldSigns, fixedRowVec4s, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import type { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -55,8 +55,8 @@ function zeroCode(bits: FixedCodeBits): number {
  */
 export function weightOnlyI8Constants(bits: FixedCodeBits): string {
   const fields = fixedCodesPerWord(bits);
-  let flip = 0;
-  if (bits < 8) for (let t = 0; t < fields; t++) flip += 2 ** (bits * t + bits - 1);
+  // At 8 bits the bytes are the codes themselves: nothing to flip.
+  const flip = bits < 8 ? fixedFieldSigns(bits) : 0;
   const mask = 2 ** bits - 1;
   return [
     `const CODE_BITS: u32 = ${bits}u;`,
@@ -228,7 +228,6 @@ export function weightOnlyInputsI8(xRotated: Float32Array, columnScales: Float32
   const recordWords = weightOnlyI8RecordWords(bits);
   const byteWords = weightOnlyI8ByteWords(bits);
   const records = new Uint32Array(rowWords * recordWords * vectors);
-  const levels = new Int32Array(fields);
   const values = new Float32Array(fields);
   for (let v = 0; v < vectors; v++) {
     for (let w = 0; w < rowWords; w++) {
@@ -244,7 +243,6 @@ export function weightOnlyInputsI8(xRotated: Float32Array, columnScales: Float32
       let sum = 0;
       for (let t = 0; t < fields; t++) {
         const level = m > 0 && finite ? Math.max(-127, Math.min(127, roundHalfEven(Math.fround(Math.fround((values[t] as number) / m) * 127)))) : 0;
-        levels[t] = level;
         sum += level;
         const place = fieldPlace(bits, t);
         records[first + place.word] = ((records[first + place.word] as number) | ((level & 0xff) << (8 * place.lane))) >>> 0;
