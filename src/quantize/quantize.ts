@@ -353,7 +353,7 @@ function quantizeScalar(ctx: Context, scheme: IntScheme | Nvfp4Scheme): ScalarQu
     for (let j = 0; j < cols; j++) {
       const absMax = rotateScalarColumn(ctx, j, scaled, target, means);
       columnAbsMax[j] = absMax;
-      if (scheme.scaleFormat === 'fp16' && !fp16ScaleInRange(scheme, absMax)) scalesInRange = false;
+      if (scheme.scaleFormat === 'fp16' && fp16ScaleProblem(scheme, absMax, j) !== null) scalesInRange = false;
       if (scalesInRange) {
         const result = absmaxQuantize(target, options);
         codes.set(result.codes, j * length);
@@ -423,30 +423,33 @@ function rotateScalarColumn(ctx: Context, j: number, scaled: Float32Array, targe
  * scale at most 2^−9 above the ideal one, against a block scale ≥ 2^−6 there.
  */
 
-/** Whether `checkFp16ScaleRange` accepts a column whose largest entry after rotation is `absMax`. */
-function fp16ScaleInRange(scheme: IntScheme, absMax: number): boolean {
+/**
+ * Why column j's largest fp16 group scale (its largest entry after rotation `absMax` over the top
+ * level) falls below fp16's normal range or above its largest value, or null for a column it fits.
+ */
+function fp16ScaleProblem(scheme: IntScheme, absMax: number, j: number): string | null {
   const maxLevel = scheme.grid === 'midrise' ? 1 : 2 ** (scheme.bits - 1) - 1;
-  return (absMax === 0 || absMax / maxLevel >= FP16_MIN_NORMAL) && absMax / maxLevel <= FP16_MAX;
+  const scale = absMax / maxLevel;
+  if (!(absMax === 0 || scale >= FP16_MIN_NORMAL)) {
+    return (
+      `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
+      `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`
+    );
+  }
+  if (!(scale <= FP16_MAX)) {
+    return (
+      `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
+      `needs a scale of ${scale.toExponential(3)}, above fp16's largest value (${FP16_MAX}); multiply the matrix by 2^-${Math.ceil(Math.log2(scale / FP16_MAX))} first`
+    );
+  }
+  return null;
 }
 
-/** Refuses a nonzero column whose largest fp16 group scale would fall below fp16's normal range or above its largest value. */
+/** Refuses the first nonzero column whose largest fp16 group scale is out of fp16's range (`fp16ScaleProblem`). */
 function checkFp16ScaleRange(scheme: IntScheme, columnAbsMax: Float64Array): void {
-  const maxLevel = scheme.grid === 'midrise' ? 1 : 2 ** (scheme.bits - 1) - 1;
   for (let j = 0; j < columnAbsMax.length; j++) {
-    const absMax = columnAbsMax[j] as number;
-    check(
-      absMax === 0 || absMax / maxLevel >= FP16_MIN_NORMAL,
-      () =>
-        `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
-        `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`,
-    );
-    const scale = absMax / maxLevel;
-    check(
-      scale <= FP16_MAX,
-      () =>
-        `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
-        `needs a scale of ${scale.toExponential(3)}, above fp16's largest value (${FP16_MAX}); multiply the matrix by 2^-${Math.ceil(Math.log2(scale / FP16_MAX))} first`,
-    );
+    const problem = fp16ScaleProblem(scheme, columnAbsMax[j] as number, j);
+    check(problem === null, () => problem ?? '');
   }
 }
 
