@@ -26,6 +26,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { relativeSquaredError } from '../relativeError.js';
 
 /*
  * QuantizedLinear: y = W·x + b over universal, deterministic and weight-only weights, f32 and f16
@@ -394,13 +395,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const asValues = (raw: Uint8Array): Float32Array => (f16 ? toFloat32Matrix({ rows: out, cols: 2, data: new Uint16Array(raw.buffer) }).data : new Float32Array(raw.buffer));
       const int8Y = asValues(expected);
       const f32Y = asValues(await read(plainY));
-      let error = 0;
-      let energy = 0;
-      for (let k = 0; k < int8Y.length; k++) {
-        error += ((int8Y[k] as number) - (f32Y[k] as number)) ** 2;
-        energy += (f32Y[k] as number) ** 2;
-      }
-      expect(error / energy).toBeLessThan(1e-3);
+      expect(relativeSquaredError(int8Y, f32Y)).toBeLessThan(1e-3);
       const packed = uploadWeightOnly(device, q, { layout: 'packed' });
       expect(() => QuantizedLinear.create(device, packed, { int8Inputs: dotPath })).toThrow(/int8Inputs: .*fixed-width layout/);
       packed.destroy();

@@ -25,6 +25,7 @@ import { acceptedMutants } from '../weightonly/fuzzProperty.js';
 import { toFloat32Matrix } from '../../src/matrix.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { relativeSquaredError } from '../relativeError.js';
 
 /*
  * The weight-only GEMV against the CPU decode: y_ref = Ŵ·x in float64 with Ŵ = q.decode() (the
@@ -786,15 +787,10 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
       const fromRotated = await int8Y(matrix, onHost, 2, { int8Inputs: 'packed', inputBasis: 'quantization' });
       expect(Array.from(fromOriginal)).toEqual(Array.from(fromRotated));
       const f32 = (await weightOnlyGemm(device, q, { rows: n, cols: 2, data: x }, { layout: 'fixed' })).data;
-      let error = 0;
-      let energy = 0;
-      for (let k = 0; k < f32.length; k++) {
-        error += ((fromOriginal[k] as number) - (f32[k] as number)) ** 2;
-        energy += (f32[k] as number) ** 2;
-      }
       // x̂'s rounding alone: ≈ 10⁻⁵ on Gaussian x (a scale per ≤ 32 inputs).
-      expect(error / energy).toBeLessThan(1e-3);
-      expect(error / energy).toBeGreaterThan(0);
+      const nmse = relativeSquaredError(fromOriginal, f32);
+      expect(nmse).toBeLessThan(1e-3);
+      expect(nmse).toBeGreaterThan(0);
     } finally {
       matrix.destroy();
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { productNmse, type Matrix } from '../../src/matrix.js';
+import { productNmse } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { expectedNmse } from '../../src/product/expectedError.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
@@ -12,17 +12,8 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';
 import { fiveStandardErrors, meanAndStd } from '../meanRatio.js';
+import { relativeSquaredError } from '../relativeError.js';
 
-/** ‖x̂ − x‖²_F / ‖x‖²_F. */
-function relativeError(approx: Matrix, exact: Matrix): number {
-  let error = 0;
-  let energy = 0;
-  for (let i = 0; i < exact.data.length; i++) {
-    error += ((approx.data[i] as number) - (exact.data[i] as number)) ** 2;
-    energy += (exact.data[i] as number) ** 2;
-  }
-  return error / energy;
-}
 
 function expectError(qa: QuantizedMatrix, qb: QuantizedMatrix, message: RegExp): void {
   expect(() => matmulAT(qa, qb)).toThrow(LatticeMatmulError);
@@ -142,8 +133,8 @@ describe('matmulAT refuses incompatible operands', () => {
         const qa = quantize(wide, isUniversal(sa) ? { scheme: sa, nonce: 2 * t + 1 } : { scheme: sa });
         const qb = quantize(other, isUniversal(sb) ? { scheme: sb, nonce: 2 * t + 2 } : { scheme: sb });
         const nmse = productNmse(matmulAT(qa, qb), wide, other);
-        const da = relativeError(dequantize(qa), wide);
-        const db = relativeError(dequantize(qb), other);
+        const da = relativeSquaredError(dequantize(qa).data, wide.data);
+        const db = relativeSquaredError(dequantize(qb).data, other.data);
         const predicted = bothUniversal ? expectedNmse(qa, qb) : da + db + da * db;
         ratios.push(nmse / predicted);
       }

@@ -8,6 +8,7 @@ import { scaleGrid } from '../../src/quantize/scaleGrid.js';
 import { latticeSpec } from '../../src/quantize/latticeSpec.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { relativeSquaredError } from '../relativeError.js';
 
 /*
  * The group-scaled D3 prototype's encoder (src/quantize/d3GroupScale.ts): one scale index per group of
@@ -30,15 +31,6 @@ function groupErrors(w: Matrix, back: Matrix): Float64Array {
   return errors;
 }
 
-function nmse(w: Matrix, back: Matrix): number {
-  let error = 0;
-  let energy = 0;
-  for (let i = 0; i < w.data.length; i++) {
-    error += ((back.data[i] as number) - (w.data[i] as number)) ** 2;
-    energy += (w.data[i] as number) ** 2;
-  }
-  return error / energy;
-}
 
 describe('the group-scaled D3 prototype (one scale index per group of 4 blocks)', () => {
   it('its 16-step ladder holds d3-q6-deterministic\'s 4 multiples as rungs 0, 5, 10 and 15', () => {
@@ -81,8 +73,8 @@ describe('the group-scaled D3 prototype (one scale index per group of 4 blocks)'
     const block: number[] = [];
     for (const seed of seeds) {
       const w = gaussianMatrix(1536, 24, seed);
-      group.push(nmse(w, dequantizeD3GroupScaled(encodeD3GroupScaled(w))));
-      block.push(nmse(w, dequantize(quantize(w, { scheme: 'd3-q6-deterministic', seed: 1, rotate: false, gain: 'none' }))));
+      group.push(relativeSquaredError(dequantizeD3GroupScaled(encodeD3GroupScaled(w)).data, w.data));
+      block.push(relativeSquaredError(dequantize(quantize(w, { scheme: 'd3-q6-deterministic', seed: 1, rotate: false, gain: 'none' })).data, w.data));
     }
     const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
     const spread = (v: number[]): number => Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1) / v.length);
