@@ -50,6 +50,26 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
 
   afterAll(() => context.device.destroy());
 
+  /**
+   * Records with `record` into a fresh encoder and scratch, submits what it recorded and expects no
+   * uncaptured error (a refusal thrown before recording leaves the encoder valid); then frees the
+   * scratch and `owned`.
+   */
+  async function expectEncoderStaysValid(owned: readonly { destroy(): void }[], record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => void): Promise<void> {
+    const scratch = new GpuScratch(context.device);
+    const before = uncaptured.length;
+    try {
+      const encoder = context.device.createCommandEncoder();
+      record(encoder, scratch);
+      context.device.queue.submit([encoder.finish()]);
+      await context.device.queue.onSubmittedWorkDone();
+      expect(uncaptured.slice(before)).toEqual([]);
+    } finally {
+      scratch.destroy();
+      for (const object of owned) object.destroy();
+    }
+  }
+
   it('null where a matrix, an input, a device or a target belongs: a LatticeMatmulError naming it', async () => {
     const w = engine.upload(quantize(gaussianMatrix(n, 4, 1), { scheme: 'e8-4bit', nonce: 1 }) as LatticeQuantizedMatrix);
     try {
@@ -155,47 +175,23 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     const b = engine.upload(quantize(gaussianMatrix(n, 3, 4), options(4)) as LatticeQuantizedMatrix);
     expect(engine.productKernel(a, b)).toBe(kernel);
     const c = context.device.createBuffer({ label: 'copy-only C', size: 48, usage: GPUBufferUsage.COPY_SRC });
-    const scratch = new GpuScratch(context.device);
-    const before = uncaptured.length;
-    try {
-      const encoder = context.device.createCommandEncoder();
+    await expectEncoderStaysValid([c, a, b], (encoder, scratch) => {
       expect(() => engine.recordMatmulAT(encoder, scratch, a, b, c)).toThrow(/^matmulAT output: buffer "copy-only C" lacks STORAGE usage \(it was created with COPY_SRC\)$/);
-      context.device.queue.submit([encoder.finish()]);
-      await context.device.queue.onSubmittedWorkDone();
-      expect(uncaptured.slice(before)).toEqual([]);
-    } finally {
-      scratch.destroy();
-      c.destroy();
-      a.destroy();
-      b.destroy();
-    }
+    });
   });
 
   it('a kernel refuses a storage binding it cannot use: dispatchHadamard with a copy-only output', async () => {
     const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
     const output = context.device.createBuffer({ label: 'copy-only output', size: 4 * n, usage: GPUBufferUsage.COPY_SRC });
-    const scratch = new GpuScratch(context.device);
-    const before = uncaptured.length;
-    try {
-      const encoder = context.device.createCommandEncoder();
+    await expectEncoderStaysValid([input, output], (encoder, scratch) => {
       expect(() => dispatchHadamard(context.device, encoder, scratch, { input, output, rows: n, cols: 1, seed: 1 })).toThrow(/hadamard: output: buffer "copy-only output" lacks STORAGE usage/);
-      context.device.queue.submit([encoder.finish()]);
-      await context.device.queue.onSubmittedWorkDone();
-      expect(uncaptured.slice(before)).toEqual([]);
-    } finally {
-      scratch.destroy();
-      input.destroy();
-      output.destroy();
-    }
+    });
   });
 
   it('dispatchHadamard and dispatchHadamardInverse refuse keys outside their arguments before recording anything', async () => {
     const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
     const output = createBuffer(context.device, 'output', 4 * n, STORAGE_USAGE);
-    const scratch = new GpuScratch(context.device);
-    const before = uncaptured.length;
-    try {
-      const encoder = context.device.createCommandEncoder();
+    await expectEncoderStaysValid([input, output], (encoder, scratch) => {
       const args = { input, output, rows: n, cols: 1, seed: 1 };
       // Before: an output format the rotation does not have (and a misspelt option) were ignored.
       expect(() => dispatchHadamard(context.device, encoder, scratch, { ...args, outputFormat: 'f16' } as never)).toThrow(/^dispatchHadamard arguments: unknown option 'outputFormat' \(did you mean 'inputFormat'\?\); known: workgroupElements, /);
@@ -203,25 +199,15 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       expect(() => dispatchHadamard(context.device, encoder, scratch, { ...args, sprad: true } as never)).toThrow(/unknown option 'sprad' \(did you mean 'spread'\?\)/);
       dispatchHadamard(context.device, encoder, scratch, args);
       dispatchHadamardInverse(context.device, encoder, scratch, { ...args, input: output, output: input });
-      context.device.queue.submit([encoder.finish()]);
-      await context.device.queue.onSubmittedWorkDone();
-      expect(uncaptured.slice(before)).toEqual([]);
-    } finally {
-      scratch.destroy();
-      input.destroy();
-      output.destroy();
-    }
+    });
   });
 
   it('the lattice GEMV dispatches refuse keys outside their arguments before recording anything', async () => {
     const y = createBuffer(context.device, 'y', 4 * 16, STORAGE_USAGE);
     const x = createBuffer(context.device, 'x', 4 * n, STORAGE_USAGE);
-    const scratch = new GpuScratch(context.device);
     const universal = engine.upload(quantize(gaussianMatrix(n, 4, 10), { scheme: 'e8-4bit', nonce: 10 }) as UniversalLatticeMatrix);
     const deterministic = engine.upload(quantize(gaussianMatrix(n, 4, 11), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
-    const before = uncaptured.length;
-    try {
-      const encoder = context.device.createCommandEncoder();
+    await expectEncoderStaysValid([universal, deterministic, x, y], (encoder, scratch) => {
       const io = { x, y, rhs: 1 };
       // Before: a misspelt option ran on its default (outputFromat: 'f16' wrote f32 Y).
       expect(() => dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, outputFromat: 'f16' } as never)).toThrow(
@@ -241,16 +227,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       }
       dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal });
       dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic });
-      context.device.queue.submit([encoder.finish()]);
-      await context.device.queue.onSubmittedWorkDone();
-      expect(uncaptured.slice(before)).toEqual([]);
-    } finally {
-      scratch.destroy();
-      universal.destroy();
-      deterministic.destroy();
-      x.destroy();
-      y.destroy();
-    }
+    });
   });
 
   it('maxBindingBytes too small for one item says how much the alignment slack needs', async () => {
