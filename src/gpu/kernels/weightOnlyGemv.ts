@@ -270,8 +270,8 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   checkOneOf(inputFormat, ACTIVATION_FORMATS, 'weight-only gemv: inputFormat');
   const xBytes = activationBytes(inputFormat);
   // Per vector: n values of X̃, or a record of int8 inputs per code word.
-  const xVectorBytes = int8Dot === null || codeBits === 'packed' ? xBytes * n : 16 * rowVec4s * weightOnlyI8RecordWords(codeBits);
-  checkBufferRange(x, xOffset, xVectorBytes * vectors, inputsI8 === null ? 'weight-only gemv: x' : 'weight-only gemv: inputsI8', int8Dot === null ? xBytes : 4);
+  const xVectorBytes = inputsI8 === null ? xBytes * n : 16 * rowVec4s * weightOnlyI8RecordWords(inputsI8.codeBits);
+  checkBufferRange(x, xOffset, xVectorBytes * vectors, inputsI8 === null ? 'weight-only gemv: x' : 'weight-only gemv: inputsI8', inputsI8 === null ? xBytes : 4);
   const format = gemvOutputFormat(args, 'weight-only gemv');
   const yBytes = activationBytes(format);
   checkBufferRange(args.y, yOffset, yBytes * outputs * vectors, 'weight-only gemv: y', yBytes);
@@ -290,7 +290,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   // A chunk of vc vectors binds y from its first row of the first vector to its last row of the
   // last vector: (vc − 1)·outputs + rows f32.
   const vectorsPerChunk = Math.min(
-    itemsPerBinding(int8Dot === null ? 4 * n : xVectorBytes, maxBinding, alignment),
+    itemsPerBinding(inputsI8 === null ? 4 * n : xVectorBytes, maxBinding, alignment),
     1 + Math.floor((maxBinding - slack - 4 * rowsPerChunk) / (4 * outputs)),
   );
 
@@ -537,17 +537,21 @@ export class WeightOnlyGpuMatrix {
       xOffset = 0;
       inputFormat = 'f32';
     }
-    const inputsI8 =
+    // x rounded to int8 (s folded in) for this matrix, or x itself.
+    const input =
       int8Inputs !== null && codeBits !== 'packed'
-        ? dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, xOffset, inputFormat, columnScales: this.columnScales, n, codeBits, vectors, ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }) })
-        : null;
+        ? {
+            inputsI8: dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, xOffset, inputFormat, columnScales: this.columnScales, n, codeBits, vectors, ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }) }),
+            int8Dot: int8Inputs,
+          }
+        : { x, xOffset, inputFormat };
     const gemvArgs: WeightOnlyGemvArgs = {
       codes: this.codes,
       codeBits,
       ...(this.codeLayout === null ? {} : { codeLayout: this.codeLayout }),
       columnScales: this.columnScales,
       rowScales: this.rowScales,
-      ...(inputsI8 === null || int8Inputs === null ? { x, xOffset, inputFormat } : { inputsI8, int8Dot: int8Inputs }),
+      ...input,
       y: args.y,
       n,
       outputs,
