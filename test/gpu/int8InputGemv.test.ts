@@ -13,6 +13,7 @@ import {
   UniversalGemvI8Weights,
   type UniversalGemvI8Options,
 } from '../../src/gpu/kernels/universalGemvI8.js';
+import { inputsI8Bytes, inputsI8ScalesFirst } from '../../src/gpu/kernels/inputsI8Layout.js';
 import { dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, quantizeInputsI8, type InputsI8Operand, type RecordedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { dispatchHadamard, rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
@@ -247,7 +248,7 @@ describe('int8-input GEMV: which schemes', () => {
     const x = Float32Array.from({ length: 30 }, (_, i) => (i % 5) - 2.5);
     x[13] = Number.POSITIVE_INFINITY;
     const { levels, scales } = quantizeInputsI8(x, 26, 3);
-    expect(scales[0]).toBeCloseTo(2.5 / 127, 12);
+    expect(scales[0]).toBe(Math.fround(2.5 / 127)); // the f32 scale the GPU stores
     expect(levels[0]).toBe(-127); // −2.5 is the group's largest |x̃|
     expect(levels[1]).toBe(-76); // −1.5·127/2.5 = −76.2
     expect(levels[2]).toBe(-25); // −0.5·127/2.5 = −25.4
@@ -890,6 +891,54 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
       otherSeedW.destroy();
       xBuffer.destroy();
       zeros.destroy();
+    }
+  });
+
+  // The twin forms each level as the shader does, f32(f32(x̃/m)·127), not 127·x̃/m in float64: the two
+  // round to different levels where the quotient lies within an f32 rounding of a half-integer. Such
+  // near-ties (found by search; the float64 form gives the other level at each) and Gaussian groups:
+  // levels and scales equal bit for bit on a device whose f32 division is correctly rounded, as
+  // lavapipe's is (WGSL allows 2.5 ULP, so elsewhere a near-tie may round either way).
+  it("rounds as quantizeInputsI8 does, bit for bit, near-ties of 127·x̃/m included", async () => {
+    const { device } = context;
+    const nearTies: [number, number, number][] = [
+      // [x̃, m, the shader's level]; float64's 127·x̃/m gives the level after it.
+      [1.346140742301941, 1.3955907821655273, 122],
+      [0.4777474105358124, 1.4981215000152588, 40],
+      [0.589389443397522, 1.3991113901138306, 54],
+      [0.34477558732032776, 1.1996300220489502, 36],
+      [0.9135940074920654, 1.622747540473938, 72],
+    ];
+    const q = quantizeUniversal(gaussianMatrix(300, 3, 80), { scheme: 'd3-q6', seed: 5, nonce: 81 });
+    const w = uploadUniversalMatrix(device, q);
+    const groups = Math.ceil(q.blocksPerColumn / 4);
+    const rng = new Rng(82);
+    const xRotated = new Float32Array(q.length);
+    for (let k = 0; k < q.length; k++) xRotated[k] = rng.nextGaussian();
+    nearTies.forEach(([x, m], g) => {
+      xRotated[g * INPUT_GROUP] = -m; // the group's largest |x̃|
+      for (let t = 1; t < INPUT_GROUP; t++) xRotated[g * INPUT_GROUP + t] = t % 2 === 0 ? x : -x;
+    });
+    try {
+      const words = new Uint32Array(
+        await runAndRead(device, 'int8 near-ties', inputsI8Bytes(groups, 1), (run) =>
+          dispatchInputsI8(device, run.encoder, run.scratch, { w, xRotated: run.upload('x̃ with near-ties', xRotated), rhs: 1 }).inputs,
+        ),
+      );
+      const twin = quantizeInputsI8(xRotated, q.keptLength, groups);
+      const gpuLevels = new Int8Array(groups * INPUT_GROUP);
+      for (let k = 0; k < groups * INPUT_GROUP; k++) {
+        gpuLevels[k] = ((words[Math.floor(k / 3)] as number) << (24 - 8 * (k % 3))) >> 24;
+      }
+      const gpuScales = new Float32Array(words.buffer, 4 * inputsI8ScalesFirst(groups, 1), groups);
+      expect(Array.from(gpuLevels)).toEqual(Array.from(twin.levels));
+      expect(Array.from(gpuScales)).toEqual(Array.from(twin.scales));
+      nearTies.forEach(([x, m, level], g) => {
+        expect(twin.levels[g * INPUT_GROUP + 2], `near-tie ${g}`).toBe(level);
+        expect(Math.round((127 * x) / m), `near-tie ${g}: float64 gives the other level`).not.toBe(level);
+      });
+    } finally {
+      w.destroy();
     }
   });
 });

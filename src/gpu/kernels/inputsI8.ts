@@ -2,7 +2,7 @@ import { checkDispatch } from './dispatchChecks.js';
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
-import { roundHalfEven } from '../../lattices/lattice.js';
+import { int8Level, int8Scale } from './int8Rounding.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
@@ -394,15 +394,16 @@ export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, s
 export interface InputsI8 {
   /** groupSize · groups levels in [−127, 127] (0 past keptLength). */
   readonly levels: Int8Array;
-  /** Per group s = max|x̃| / 127 (0 for a zero group, NaN for a group with a non-finite entry). */
+  /** Per group s = f32(max|x̃| / 127), as the GPU stores it (0 for a zero group, NaN for a group with a non-finite entry). */
   readonly scales: Float64Array;
 }
 
 /**
  * CPU twin of shaders/gemv_i8_inputs.wgsl for one right-hand side: x̃ (at least `kept` entries)
  * rounded to int8 per group of `groupSize` coordinates ({@link INPUT_GROUP} by default; the E8
- * residue GEMV's groups are 32), `groups` groups. The GPU divides in f32 (within 2.5 ULP), so a
- * level may differ by one where 127·x̃/m is within 10⁻⁴ of a half-integer.
+ * residue GEMV's groups are 32), `groups` groups, by the shader's f32 expressions (`int8Level`,
+ * `int8Scale`). The GPU divides within 2.5 ULP, so a level may differ by one where 127·x̃/m is within
+ * 10⁻⁴ of a half-integer.
  *
  * @example
  * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
@@ -420,10 +421,10 @@ export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, grou
       finite &&= Number.isFinite(v);
       m = Math.max(m, Math.abs(v));
     }
-    scales[g] = finite ? m / 127 : NaN;
+    scales[g] = int8Scale(m, finite);
     if (!(m > 0) || !finite) continue;
     for (let k = g * groupSize; k < end; k++) {
-      levels[k] = Math.max(-127, Math.min(127, roundHalfEven((127 * (xRotated[k] as number)) / m)));
+      levels[k] = int8Level(xRotated[k] as number, m);
     }
   }
   return { levels, scales };

@@ -2,7 +2,7 @@ import { checkDispatch } from './dispatchChecks.js';
 import inputsSource from '../../../shaders/weightonly_inputs_i8.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
-import { roundHalfEven } from '../../lattices/lattice.js';
+import { int8Level, int8Scale } from './int8Rounding.js';
 import { fixedCodesPerWord, fixedFieldSigns, fixedRowVec4s, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import type { WeightOnlyQuantized } from '../../weightonly/quantized.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -242,12 +242,12 @@ export function weightOnlyInputsI8(xRotated: Float32Array, columnScales: Float32
       const first = (v * rowWords + w) * recordWords;
       let sum = 0;
       for (let t = 0; t < fields; t++) {
-        const level = m > 0 && finite ? Math.max(-127, Math.min(127, roundHalfEven(Math.fround(Math.fround((values[t] as number) / m) * 127)))) : 0;
+        const level = m > 0 && finite ? int8Level(values[t] as number, m) : 0;
         sum += level;
         const place = fieldPlace(bits, t);
         records[first + place.word] = ((records[first + place.word] as number) | ((level & 0xff) << (8 * place.lane))) >>> 0;
       }
-      records[first + byteWords] = f32Bits(finite ? Math.fround(m / 127) : NaN);
+      records[first + byteWords] = f32Bits(int8Scale(m, finite));
       records[first + byteWords + 1] = (zeroCode(bits) * sum) >>> 0;
     }
   }
