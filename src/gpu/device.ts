@@ -105,6 +105,7 @@ export interface DeviceRequirements {
  *
  * @example
  * const adapter = await navigator.gpu.requestAdapter();
+ * if (adapter === null) throw new Error('no WebGPU adapter');
  * const device = await adapter.requestDevice({ label: 'my app', ...deviceRequirements(adapter) });
  * const engine = GpuEngine.create(device);
  */
@@ -182,7 +183,8 @@ function runsInNode(): boolean {
  * const { device, features, limits } = await requestGpuDevice();
  * // Node (Dawn):
  * import { nodeGpu } from 'lattice-matmul/node';
- * const { device } = await requestGpuDevice({ gpu: await nodeGpu() });
+ * const gpu = await nodeGpu();
+ * const inNode = await requestGpuDevice({ gpu });
  * // Force the 16 KB workgroup-memory fallback in a test:
  * const small = await requestGpuDevice({ gpu, workgroupStorageLimit: 16384 });
  */

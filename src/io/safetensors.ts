@@ -828,7 +828,7 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  *
  * @example
  * const json = new TextEncoder().encode('{"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}');
- * parseSafetensorsHeaderJson(json, 2).tensors[0].shape; // [2]
+ * parseSafetensorsHeaderJson(json, 2).tensors[0]?.shape; // [2]
  */
 export function parseSafetensorsHeaderJson(
   headerBytes: Uint8Array,

@@ -25,7 +25,7 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * @example
  * const qa = quantize(a, { scheme: 'e8-q16', seed: 7 }), qb = quantize(b, { scheme: 'e8-q16', seed: 7 });
  * const predicted = expectedProductError(qa, qb);            // ≈ 0.009 · ‖A‖²‖B‖²/n
- * const measured = squaredError(matmulAT(qa, qb), exact);   // fluctuates around it
+ * const measured = productNmse(matmulAT(qa, qb), a, b);      // fluctuates around expectedNmse(qa, qb) ≈ 0.009
  */
 export function expectedProductError(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   const a = universalOperand(qa, 'A');

@@ -231,7 +231,7 @@ export interface LatticeEncodeArgs {
  * encoder.clearBuffer(codes); encoder.clearBuffer(scaleIndices); encoder.clearBuffer(status);
  * dispatchLatticeEncode(device, encoder, scratch, {
  *   rotated, exponents, codes, scaleIndices, norms, gains: null, gain: 'none', status,
- *   lattice: D3, q: 6, grid: scaleGrid(SCHEMES['d3-q6'].overload), length: 768, keptLength: 768, cols: 64,
+ *   lattice: D3, q: 6, grid: scaleGrid(SCHEMES['d3-q6-deterministic'].overload), length: 768, keptLength: 768, cols: 64,
  * });
  */
 export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeEncodeArgs): void {
