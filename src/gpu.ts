@@ -24,11 +24,12 @@ export {
 } from './gpu/gpuQuantize.js';
 export type { GpuMatrixInput } from './gpu/matrixInput.js';
 export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOperand.js';
-export { MatrixColumnSide } from './gpu/latticeOperand.js';
+export { MatrixColumnSide, type NamedBuffer } from './gpu/latticeOperand.js';
 export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
-export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type BufferSlice } from './gpu/quantizedLinear.js';
+export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type LinearOptionsFor, type BufferSlice } from './gpu/quantizedLinear.js';
 export { prepareCommands, PreparedCommands, type CommandTarget } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';
+export { UniformPacker } from './gpu/uniforms.js';
 export { readBufferExclusive } from './gpu/buffers.js';
 export type { TableLayoutKind } from './gpu/tableLayout.js';
 export { dotPathFor, type DotPath } from './gpu/kernels/e8Matmul.js';
@@ -50,7 +51,7 @@ export {
   type UniversalGemvI8Args,
   type UniversalGemvI8Options,
 } from './gpu/kernels/universalGemvI8.js';
-export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output } from './gpu/kernels/hadamard.js';
+export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output, type HadamardPlanOptions } from './gpu/kernels/hadamard.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options, type ScaleMultipleSource } from './gpu/kernels/latticeGemvI8.js';
 export type { LeaderCopies } from './gpu/kernels/gemvI8Common.js';
 export {
@@ -90,8 +91,8 @@ export {
   type RotatedInputsI8Args,
   type SharedInputsI8Arg,
 } from './gpu/kernels/inputsI8.js';
-export { universalDequantize, dispatchUniversalDequantize } from './gpu/kernels/universalDequantize.js';
-export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat } from './gpu/kernels/activationIo.js';
+export { universalDequantize, dispatchUniversalDequantize, type UniversalDequantizeOptions, type UniversalDequantizeArgs } from './gpu/kernels/universalDequantize.js';
+export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat, type F16ToF32Args, type EpilogueArgs } from './gpu/kernels/activationIo.js';
 export {
   weightOnlyGemv,
   weightOnlyGemm,
@@ -100,5 +101,9 @@ export {
   WeightOnlyGpuMatrix,
   type UploadWeightOnlyOptions,
   type WeightOnlyCodeBits,
+  type WeightOnlyGemvOptions,
+  type WeightOnlyGemvArgs,
+  type WeightOnlyLayout,
+  type WeightOnlyMatrixGemvArgs,
 } from './gpu/kernels/weightOnlyGemv.js';
 export { uploadContainerEntry, type GpuContainerMatrix } from './gpu/containerUpload.js';

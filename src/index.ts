@@ -53,7 +53,7 @@ export type {
 } from './quantize/quantizedMatrix.js';
 export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec } from './quantize/latticeSpec.js';
 export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/prepareColumn.js';
-export { LONG_ESCAPE } from './quantize/universalCode.js';
+export { LONG_ESCAPE, type DitherKeyCount } from './quantize/universalCode.js';
 export { HUGE_ESCAPE } from './lattices/escapes.js';
 export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
 export { e8ResidueForm, e8ResidueUnsupported, type E8ResidueMatrix } from './quantize/e8Residues.js';
@@ -77,7 +77,7 @@ export { empiricalEntropy } from './theory/entropy.js';
 export { effectiveRate, scalarRateLoss } from './theory/highRate.js';
 export { timeSharingFraction } from './theory/timeSharing.js';
 
-export { absmaxQuantize, absmaxDequantize, type AbsmaxOptions, type AbsmaxCodes, type IntGrid } from './scalar/absmax.js';
+export { absmaxQuantize, absmaxDequantize, type AbsmaxOptions, type AbsmaxCodes, type IntGrid, type ScaleFormat } from './scalar/absmax.js';
 export { nvfp4Quantize, nvfp4Dequantize, nvfp4TensorScale, type Nvfp4Codes } from './scalar/nvfp4.js';
 export { float16Bits, fromFloat16Bits, toFloat16, float16BitsToFloat32Bits, FP16_MAX } from './scalar/floatFormats.js';
 

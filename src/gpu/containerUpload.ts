@@ -3,6 +3,7 @@ import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import type {
   ContainerEntry,
   DeterministicContainerEntry,
+  ScalarContainerEntry,
   UniversalContainerEntry,
   WeightOnlyContainerEntry,
 } from '../format/container.js';
@@ -43,6 +44,8 @@ export type GpuContainerMatrix = GpuUniversalQuantizedMatrix | GpuLatticeQuantiz
 export function uploadContainerEntry(device: GPUDevice, entry: UniversalContainerEntry): GpuUniversalQuantizedMatrix;
 export function uploadContainerEntry(device: GPUDevice, entry: DeterministicContainerEntry): GpuLatticeQuantizedMatrix;
 export function uploadContainerEntry(device: GPUDevice, entry: WeightOnlyContainerEntry): WeightOnlyGpuMatrix;
+/** A scalar baseline has no GPU kernel: always refused (typed `never`, so code after it is flagged as unreachable). */
+export function uploadContainerEntry(device: GPUDevice, entry: ScalarContainerEntry): never;
 export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): GpuContainerMatrix;
 export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): GpuContainerMatrix {
   throwIfDeviceLost(device, 'uploadContainerEntry');

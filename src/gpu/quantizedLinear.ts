@@ -76,6 +76,15 @@ type QuadInt8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix | GpuD3QuadMatrix;
  */
 export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | QuadInt8Matrix;
 
+/**
+ * `QuantizedLinear.create`'s options for a weight of type W: a quad form (read by the int8-input
+ * GEMVs only) needs `int8Inputs`, so leaving it out is a compile error rather than a refusal at run
+ * time; any other weight, or one typed as the whole `LinearWeight` union, takes them optionally.
+ */
+export type LinearOptionsFor<W extends LinearWeight> = W extends QuadInt8Matrix
+  ? [options: QuantizedLinearOptions & { readonly int8Inputs: DotPath }]
+  : [options?: QuantizedLinearOptions];
+
 function isQuadInt8Matrix(weight: unknown): weight is QuadInt8Matrix {
   return weight instanceof GpuE8ResidueMatrix || weight instanceof GpuE8PointMatrix || weight instanceof GpuD3QuadMatrix;
 }
@@ -470,7 +479,8 @@ export class QuantizedLinear {
    * refused, here and at every `record`, for the library's own weight classes). Options are strict: an
    * unknown key (`activation`) is refused, naming the closest known one.
    */
-  static create(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions = {}): QuantizedLinear {
+  static create<W extends LinearWeight>(device: GPUDevice, weight: W, ...rest: LinearOptionsFor<W>): QuantizedLinear {
+    const [options = {}] = rest as [QuantizedLinearOptions?];
     checkOptionsObject(options, OPTION_KEYS, 'QuantizedLinear options');
     return new QuantizedLinear(device, weight, options, labelOption(options.label, 'quantized linear'));
   }

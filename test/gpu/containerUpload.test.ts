@@ -189,6 +189,10 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     const entry = roundTrip('s', quantize(gaussianMatrix(32, 2, 11), { scheme: 'int4-g32', seed: 1 }));
     expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
     expect(() => uploadContainerEntry(context.device, entry)).toThrow(/scalar baseline \(int\), which no GPU kernel reads/);
+    // And typed so: a scalar entry's upload returns `never` (this line does not compile if it returns a matrix type).
+    if (entry.kind !== 'scalar') throw new Error('expected a scalar entry');
+    const upload: () => never = () => uploadContainerEntry(context.device, entry);
+    expect(upload).toThrow(/scalar baseline/);
   });
 });
 

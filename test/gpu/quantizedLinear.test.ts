@@ -236,6 +236,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // Only the residue GEMV reads the form.
       const reuploaded = uploadLatticeMatrix(device, q);
       const other = GpuE8ResidueMatrix.repack(device, reuploaded as GpuDeterministicMatrix, 'test residues 2');
+      // @ts-expect-error a quad form without int8Inputs does not compile (LinearOptionsFor); JS callers are refused at run time
       expect(() => QuantizedLinear.create(device, other, { bias })).toThrow(/GpuE8ResidueMatrix is read by the int8-input GEMV only: pass int8Inputs/);
       other.destroy();
       reuploaded.destroy();
@@ -269,6 +270,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       xBuffer.destroy();
       layer.destroy();
       expect(points.isDestroyed).toBe(false);
+      // @ts-expect-error a quad form without int8Inputs does not compile (LinearOptionsFor); JS callers are refused at run time
       expect(() => QuantizedLinear.create(device, points, { bias })).toThrow(/GpuE8PointMatrix is read by the int8-input GEMV only: pass int8Inputs/);
     } finally {
       layer.destroy();
@@ -296,6 +298,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       xBuffer.destroy();
       layer.destroy();
       expect(quads.isDestroyed).toBe(false);
+      // @ts-expect-error a quad form without int8Inputs does not compile (LinearOptionsFor); JS callers are refused at run time
       expect(() => QuantizedLinear.create(device, quads, { bias })).toThrow(/GpuD3QuadMatrix is read by the int8-input GEMV only: pass int8Inputs/);
     } finally {
       layer.destroy();

@@ -357,9 +357,9 @@ export interface UploadWeightOnlyOptions {
   readonly layout?: WeightOnlyLayout;
 }
 
-/** The values of `UploadWeightOnlyOptions.layout`. */
 const WEIGHT_ONLY_LAYOUTS = ['auto', 'fixed', 'packed'] as const;
-type WeightOnlyLayout = (typeof WEIGHT_ONLY_LAYOUTS)[number];
+/** The values of `UploadWeightOnlyOptions.layout`. */
+export type WeightOnlyLayout = (typeof WEIGHT_ONLY_LAYOUTS)[number];
 
 /** Most bytes of fixed-width codes, per byte of packed codes, that layout: 'auto' accepts. */
 const FIXED_LAYOUT_MAX_GROWTH = 1.5;
