@@ -4,6 +4,7 @@ import { universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js'
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { LONG_ESCAPE } from '../quantize/universalCode.js';
 import { packColumnFields, packStream, readBitsAt, readField, streamWords, unpackStream, writeBitsAt } from './bitFields.js';
+import { Int32Builder } from './int32Builder.js';
 
 /*
  * Packed layouts of a universal lattice matrix (src/quantize/quantizedMatrix.ts, UniversalLatticeMatrix).
@@ -100,18 +101,21 @@ export function unpackUniversalCodes(words: Uint32Array, codec: UniversalCodec, 
 }
 
 /** Packs the escape bits of `m` (per column, 1 bit per block). */
-export function packEscapeBits(m: UniversalLatticeMatrix): Uint32Array {
-  return packColumnFields(Uint8Array.from(m.escapes, (s) => (s === 0 ? 0 : 1)), 1, m.blocksPerColumn, m.cols).words;
+export function packEscapeBits(m: Pick<UniversalLatticeMatrix, 'escapes' | 'blocksPerColumn' | 'cols'>): Uint32Array {
+  // A loop, not Uint8Array.from(escapes, map): that builds a plain array of every block first (Int32Builder says why not).
+  const bits = new Uint8Array(m.escapes.length);
+  for (let i = 0; i < bits.length; i++) bits[i] = m.escapes[i] === 0 ? 0 : 1;
+  return packColumnFields(bits, 1, m.blocksPerColumn, m.cols).words;
 }
 
 /** The stored form of `m`. */
 export function packUniversalStored(m: UniversalLatticeMatrix): UniversalStoredWords {
-  const ranks: number[] = [];
+  const ranks = new Int32Builder();
   for (const symbol of m.escapes) if (symbol !== 0) ranks.push(symbol === LONG_ESCAPE ? 0 : symbol);
   return {
     codes: packUniversalCodes(m),
     escapeBits: packEscapeBits(m),
-    ranks: packStream(ranks, 4),
+    ranks: packStream(ranks.view(), 4),
     longs: packStream(m.longEscapes, 16),
     huge: m.hugeEscapes.slice(),
   };
@@ -187,8 +191,8 @@ export function gpuEscapesFromStored(codec: UniversalCodec, stored: UniversalSto
   const rankCapacity = stored.ranks.length * 8;
   const longCapacity = stored.longs.length * 2;
   const escapeStarts = new Uint32Array(words.escapeBits * cols);
-  const ids: number[] = [];
-  const nonRoots: number[] = [];
+  const ids = new Int32Builder();
+  const nonRoots = new Int32Builder();
   const leader = new Int32Array(d);
   const lowBits = Math.min(32, codeBits);
   let longCursor = 0;
@@ -225,8 +229,8 @@ export function gpuEscapesFromStored(codec: UniversalCodec, stored: UniversalSto
   }
   return {
     escapeStarts,
-    escapeIds: packStream(ids, 8),
-    nonRoots: Int32Array.from(nonRoots),
+    escapeIds: packStream(ids.view(), 8),
+    nonRoots: nonRoots.view().slice(),
     escapeCount: ids.length,
     nonRootCount: nonRoots.length / (1 + d),
   };
@@ -251,8 +255,8 @@ export function escapesFromGpu(
   const bitWords = streamWords(blocksPerColumn, 1);
   check(escapeBits.length === bitWords * cols, () => `escape bits: ${escapeBits.length} words, expected ${bitWords * cols}`);
   const escapes = new Uint8Array(blocksPerColumn * cols);
-  const longEscapes: number[] = [];
-  const hugeEscapes: number[] = [];
+  const longEscapes = new Int32Builder();
+  const hugeEscapes = new Int32Builder();
   const leader = new Int32Array(d);
   const mu = new Int32Array(d);
   let slot = 0;
@@ -284,8 +288,8 @@ export function escapesFromGpu(
       escapes[index] = LONG_ESCAPE;
       const extended = candidates.indexOf(mu);
       longEscapes.push(extended >= 0 ? extended : HUGE_ESCAPE);
-      if (extended < 0) hugeEscapes.push(...mu);
+      if (extended < 0) for (const v of mu) hugeEscapes.push(v);
     }
   }
-  return { escapes, longEscapes: Uint16Array.from(longEscapes), hugeEscapes: Int32Array.from(hugeEscapes) };
+  return { escapes, longEscapes: new Uint16Array(longEscapes.view()), hugeEscapes: hugeEscapes.view().slice() };
 }
