@@ -1,5 +1,5 @@
 import { check, describeValue, LatticeMatmulError } from '../errors.js';
-import { parseSafetensorsHeaderJson, safetensorsHeaderLength, type SafetensorsHeader, type SafetensorsReadOptions } from './safetensors.js';
+import { asBytes, parseSafetensorsHeaderJson, safetensorsHeaderLength, type SafetensorsHeader, type SafetensorsReadOptions } from './safetensors.js';
 
 /*
  * Random access to the bytes of a file that need not be in memory: an ArrayBuffer, a Blob or File (a
@@ -42,7 +42,7 @@ function checkRange(source: ByteSource, offset: number, length: number): void {
  */
 export function bytesSource(bytes: ArrayBuffer | Uint8Array, name = 'bytes in memory'): ByteSource {
   check(bytes instanceof ArrayBuffer || bytes instanceof Uint8Array, () => `bytesSource needs an ArrayBuffer or a Uint8Array, got ${describeValue(bytes)}`);
-  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const view = asBytes(bytes, `bytesSource (${name})`);
   const source: ByteSource = {
     name,
     byteLength: view.byteLength,
@@ -56,7 +56,9 @@ export function bytesSource(bytes: ArrayBuffer | Uint8Array, name = 'bytes in me
 
 /**
  * A source over a Blob or File: each read is `blob.slice(…).arrayBuffer()`, so only the bytes asked
- * for are loaded.
+ * for are loaded. In Node, prefer the file readers (openQuantizedContainerFile): Node 20's
+ * `fs.openAsBlob` reports the size of a file past 4 GiB modulo 2^32 (5,000,024,840 bytes as
+ * 705,057,544), which the reader then refuses as a truncated file.
  *
  * @example
  * input.onchange = async () => {

@@ -261,10 +261,25 @@ function describeShape(shape: readonly number[]): string {
 
 // ─── Header length ───────────────────────────────────────────────────────────────────────────────
 
-function asBytes(bytes: ArrayBuffer | Uint8Array, what: string): Uint8Array {
+/**
+ * `bytes` as a Uint8Array: itself, or a view of the whole ArrayBuffer. An engine may allocate an
+ * ArrayBuffer larger than a typed array can view (Node 20: a 5 GB buffer, views up to 2^32 bytes); the
+ * view's bare RangeError ("Invalid typed array length: undefined") becomes a refusal that says so and
+ * names the readers that never hold a whole file.
+ */
+export function asBytes(bytes: ArrayBuffer | Uint8Array, what: string): Uint8Array {
   if (bytes instanceof Uint8Array) return bytes;
   check(bytes instanceof ArrayBuffer, () => `${what} must be an ArrayBuffer or a Uint8Array, got ${describeValue(bytes)}`);
-  return new Uint8Array(bytes);
+  try {
+    return new Uint8Array(bytes);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new LatticeMatmulError(
+      `${what}: an ArrayBuffer of ${bytes.byteLength} bytes is more than this JavaScript engine lets a Uint8Array view; ` +
+        'read a file that large in pieces (openSafetensorsFile or openQuantizedContainerFile in Node, blobSource for a File or Blob)',
+      { cause: error },
+    );
+  }
 }
 
 function checkFileLength(fileByteLength: number): void {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
+import { bytesSource } from '../../src/io/byteSource.js';
 import {
   SAFETENSORS_DTYPES,
   SAFETENSORS_MAX_HEADER_BYTES,
@@ -307,6 +308,26 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
 
   it('refuses inputs that are not bytes', () => {
     expect(refusal(() => readSafetensors([1, 2, 3] as unknown as Uint8Array))).toMatch(/must be an ArrayBuffer or a Uint8Array/);
+  });
+
+  // Node 20 allocates an ArrayBuffer of 2^32 + 16 bytes (untouched pages cost no memory) but cannot
+  // view it: the readers said only "Invalid typed array length: undefined". Where this engine can view
+  // it, or cannot allocate it, the case says nothing about the readers and is skipped.
+  it('an ArrayBuffer larger than a Uint8Array can view is refused with the reason and the readers to use', async () => {
+    let big: ArrayBuffer;
+    try {
+      big = new ArrayBuffer(2 ** 32 + 16);
+    } catch {
+      return;
+    }
+    try {
+      new Uint8Array(big);
+      return;
+    } catch (error) {
+      expect(error).toBeInstanceOf(RangeError);
+    }
+    expect(refusal(() => readSafetensors(big))).toMatch(/an ArrayBuffer of 4294967312 bytes is more than this JavaScript engine lets a Uint8Array view; read a file that large in pieces \(openSafetensorsFile/);
+    expect(refusal(() => bytesSource(big, 'model.lmq.safetensors'))).toMatch(/bytesSource \(model\.lmq\.safetensors\): an ArrayBuffer of 4294967312 bytes/);
   });
 });
 
