@@ -1,5 +1,5 @@
 import { abortedError, check, checkOneOf, describeValue } from '../errors.js';
-import { resolveScheme, type Scheme, type SchemeName } from './schemes.js';
+import { resolveScheme, type Scheme, type SchemeName, type SCHEMES } from './schemes.js';
 import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from './strictOptions.js';
 
 /** How the decoder rescales each decoded column of a deterministic lattice scheme (see {@link QuantizeOptions.gain}). */
@@ -54,6 +54,33 @@ export interface QuantizeOptions {
    */
   readonly signal?: AbortSignal;
 }
+
+/** The scheme object a name or a scheme type stands for (a union stays a union). */
+type SchemeOf<S> = S extends SchemeName ? (typeof SCHEMES)[S] : S;
+
+/** `true` when some member of the scheme union `T` may have `V` as its field `K`; `never` otherwise. */
+type MayHave<T, K extends string, V> = T extends { readonly [P in K]: infer X } ? (V extends X ? true : never) : never;
+
+/**
+ * The options `quantize` accepts for the scheme `S`: {@link QuantizeOptions},
+ * less the options `S` refuses at run time, so the compiler catches them:
+ * - `gain` other than `'none'` only for deterministic lattice schemes;
+ * - `nonce` only for universal lattice schemes;
+ * - `keepFraction` other than 1 only for lattice schemes.
+ * A scheme known only as `SchemeName` or `Scheme` (or a union that may be of the right kind) keeps
+ * every option: `resolveQuantizeOptions` still checks it at run time.
+ *
+ * @example
+ * const ok: QuantizeOptionsFor<'e8-q16-deterministic'> = { scheme: 'e8-q16-deterministic', gain: 'mmse' };
+ * // @ts-expect-error: a universal scheme has no gain
+ * const wrong: QuantizeOptionsFor<'e8-q16'> = { scheme: 'e8-q16', gain: 'mmse' };
+ */
+export type QuantizeOptionsFor<S extends SchemeName | Scheme> = QuantizeOptions & { readonly scheme: S } & QuantizeOptionsRefused<SchemeOf<S>>;
+
+/** What the scheme (union) `T` refuses: an option is refused only where no member of `T` takes it. */
+type QuantizeOptionsRefused<T> = ([MayHave<T, 'mode', 'deterministic'>] extends [never] ? { readonly gain?: 'none' } : unknown) &
+  ([MayHave<T, 'mode', 'universal'>] extends [never] ? { readonly nonce?: undefined } : unknown) &
+  ([MayHave<T, 'kind', 'lattice'>] extends [never] ? { readonly keepFraction?: 1 } : unknown);
 
 /** The options of one quantization, checked and with every default applied, resolved once. */
 export interface ResolvedQuantizeOptions {

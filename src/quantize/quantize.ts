@@ -12,7 +12,7 @@ import { canonicalSum, fixedPointNumerator, toFixedPoint } from './columnScaling
 import { LatticeBlockEncoder, type BlockCode } from './latticeEncoder.js';
 import { checkColumnMean, checkColumnNorm, prepareColumn, unscale } from './prepareColumn.js';
 import { latticeSpec, universalCodec } from './latticeSpec.js';
-import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type ResolvedQuantizeOptions } from './options.js';
+import { resolveQuantizeOptions, throwIfAborted, type QuantizeOptions, type QuantizeOptionsFor, type ResolvedQuantizeOptions } from './options.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from './rates.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, QuantizedMatrixFor, ScalarQuantizedMatrix, UniversalLatticeMatrix } from './quantizedMatrix.js';
 import { scaleGrid } from './scaleGrid.js';
@@ -55,7 +55,7 @@ const E4M3_MIN_NORMAL = 2 ** -6;
  * const c = matmulAT(qa, qb); // ≈ aᵀb, 64 × 32
  * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.25 bits, ≈ 0.009
  */
-export function quantize<S extends SchemeName | Scheme>(input: MatrixInput, options: QuantizeOptions & { readonly scheme: S }): QuantizedMatrixFor<S>;
+export function quantize<S extends SchemeName | Scheme>(input: MatrixInput, options: QuantizeOptionsFor<S>): QuantizedMatrixFor<S>;
 export function quantize(input: MatrixInput, options: QuantizeOptions): QuantizedMatrix {
   // Column by column: a 16-bit matrix is widened one column at a time, not copied whole to f32.
   const matrix = columnReader(input, 'matrix');
@@ -499,4 +499,4 @@ export function absmaxOptions(scheme: IntScheme, length: number): AbsmaxOptions 
   };
 }
 
-export type { QuantizeOptions, GainMode, QuantizeProgress } from './options.js';
+export type { QuantizeOptions, QuantizeOptionsFor, GainMode, QuantizeProgress } from './options.js';

@@ -122,8 +122,8 @@ function deepFreeze<T>(value: T): T {
  */
 export const SCHEMES: { readonly [K in SchemeName]: (typeof PRESETS)[K] } = deepFreeze(PRESETS);
 
-/** The scheme names, for messages and for iterating. */
-export const SCHEME_NAMES = Object.keys(SCHEMES) as SchemeName[];
+/** The scheme names, for messages and for iterating (frozen, like `SCHEMES`). */
+export const SCHEME_NAMES: readonly SchemeName[] = Object.freeze(Object.keys(SCHEMES) as SchemeName[]);
 
 /**
  * Resolves a scheme name or checks an explicit scheme object, strictly: the name must be a preset's own

@@ -15,17 +15,9 @@ import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, ty
 import { fitRescalers } from './rescalers.js';
 import { amGmBits, predictedGapBits } from './theory.js';
 
-/** Options of {@link quantizeWeights}. Give exactly one of `rate` and `step`. */
-export interface QuantizeWeightsOptions {
+/** The options of {@link quantizeWeights} every call may give (see {@link QuantizeWeightsOptions}). */
+interface QuantizeWeightsCommonOptions {
   readonly method: WeightOnlyMethod;
-  /** Target rate in bits per entry of W, side information included; the step is searched to hit it. */
-  readonly rate?: number;
-  /**
-   * A fixed step instead of a rate: c (error level of W·L) for WaterSIC, Δ for GPTQ and RTN (then a
-   * positive f32 value: it is stored as every input feature's scale). Refused when so small that a
-   * code overflows ±2^24; a `rate` search never picks such a step.
-   */
-  readonly step?: number;
   /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
   readonly rotate?: boolean;
   /** u32 seed of the rotation. Default 0. Without `rotate` it draws nothing, and the matrix stores 0. */
@@ -34,13 +26,69 @@ export interface QuantizeWeightsOptions {
    * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (GPTQ's reference code uses 1e−2). For WaterSIC with `rotate` on a rank-deficient Σ_X, 1e−2 is the better choice (README).
    */
   readonly damping?: number;
-  /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
-  readonly rescale?: boolean;
-  /** Alternating least-squares rounds of the rescaler fit (only with `rescale: true`), at most 100. Default 2. */
-  readonly rescaleIterations?: number;
-  /** How close the rate must come to `rate`, in bits (only with `rate`). Default 0.01 (the search aims at half of it). */
-  readonly rateTolerance?: number;
 }
+
+/** A target rate (the step is searched), or a fixed step: exactly one of the two. */
+type QuantizeWeightsRateOrStep =
+  | {
+      /** Target rate in bits per entry of W, side information included; the step is searched to hit it. */
+      readonly rate: number;
+      readonly step?: undefined;
+      /** How close the rate must come to `rate`, in bits. Default 0.01 (the search aims at half of it). */
+      readonly rateTolerance?: number;
+    }
+  | {
+      readonly rate?: undefined;
+      /**
+       * A fixed step instead of a rate: c (error level of W·L) for WaterSIC, Δ for GPTQ and RTN (then a
+       * positive f32 value: it is stored as every input feature's scale). Refused when so small that a
+       * code overflows ±2^24; a `rate` search never picks such a step.
+       */
+      readonly step: number;
+      /** A fixed step has no rate search, hence no tolerance. */
+      readonly rateTolerance?: undefined;
+    };
+
+/** The rescaler fit, and its rounds only with it. */
+type QuantizeWeightsRescale =
+  | {
+      /** Fit diagonal row and column rescalers after quantizing (alternating least squares). */
+      readonly rescale: true;
+      /** Alternating least-squares rounds of the rescaler fit, at most 100. Default 2. */
+      readonly rescaleIterations?: number;
+    }
+  | {
+      /** Fit diagonal row and column rescalers after quantizing (alternating least squares). Default false. */
+      readonly rescale?: boolean;
+      /** Only with `rescale: true`. */
+      readonly rescaleIterations?: undefined;
+    };
+
+/**
+ * Options of {@link quantizeWeights}: a `method`, and exactly one of `rate` (then optionally
+ * `rateTolerance`) and `step`; `rescaleIterations` only with `rescale: true`. The type says so, and
+ * the run-time checks refuse the same misuse from JavaScript.
+ */
+export type QuantizeWeightsOptions = QuantizeWeightsCommonOptions & QuantizeWeightsRateOrStep & QuantizeWeightsRescale;
+
+/**
+ * The options of RTN without Σ_X: no `rescale` (fitted to tr(ΔΣ_XΔᵀ)) and no `damping` (of Σ_X), which
+ * need Σ_X; only RTN works without it.
+ */
+export type QuantizeWeightsOptionsWithoutSigma = QuantizeWeightsOptions & {
+  readonly method: 'rtn';
+  readonly rescale?: false;
+  readonly damping?: undefined;
+};
+
+/**
+ * The options {@link quantizeWeights} takes with a Σ_X of type `M`: any with a matrix, RTN's without
+ * Σ_X (`QuantizeWeightsOptionsWithoutSigma`) with `null` or `undefined`, and any when `M` may be either
+ * (then the run-time checks decide).
+ */
+export type QuantizeWeightsOptionsFor<M extends Matrix | null | undefined> = [M] extends [null | undefined]
+  ? QuantizeWeightsOptionsWithoutSigma
+  : QuantizeWeightsOptions;
 
 /** The keys of {@link QuantizeWeightsOptions}: any other key is refused (a typo must not fall back to a default). */
 const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed', 'damping', 'rescale', 'rescaleIterations', 'rateTolerance'] as const;
@@ -78,8 +126,8 @@ const MAX_RESCALE_ITERATIONS = 100;
  * q.distortion(w, sigmaX);     // tr(ΔΣ_XΔᵀ)
  * const rtn = quantizeWeights(w, { method: 'rtn', rate: 3 }); // no Σ_X needed
  */
-export function quantizeWeights(w: Matrix, options: QuantizeWeightsOptions & { readonly method: 'rtn' }): WeightOnlyQuantized;
-export function quantizeWeights(w: Matrix, sigmaX: Matrix | null | undefined, options: QuantizeWeightsOptions): WeightOnlyQuantized;
+export function quantizeWeights(w: Matrix, options: QuantizeWeightsOptionsWithoutSigma): WeightOnlyQuantized;
+export function quantizeWeights<M extends Matrix | null | undefined>(w: Matrix, sigmaX: M, options: QuantizeWeightsOptionsFor<M>): WeightOnlyQuantized;
 export function quantizeWeights(
   w: Matrix,
   second: Matrix | QuantizeWeightsOptions | null | undefined,

@@ -111,7 +111,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   it('the GPU repack of an uploaded matrix equals e8ResidueForm word for word (gains, means, rotation, partial quads, split ranges)', async () => {
     const { device } = context;
     // maxBindingBytes 1536: one column of 2080 rows (65 quads: 1040 bytes of residues) per range.
-    const cases: [number, number, Omit<QuantizeOptions, 'scheme'>, number | undefined][] = [
+    const cases: [number, number, Omit<QuantizeOptions, 'scheme' | 'nonce'>, number | undefined][] = [
       [8, 1, { rotate: false }, undefined],
       [100, 5, { seed: 3 }, undefined],
       [1000, 17, { seed: 4, gain: 'none', center: true }, undefined],

@@ -59,7 +59,7 @@ const U = 2 ** -24;
 /** About 4 bits per code for N(0, 1) weights (a fixed step: a rate target would count side information, which dominates at small sizes). */
 const STEP = { watersic: 0.05, gptq: 0.25, rtn: 0.25 } as const;
 
-function quantized(n: number, outputs: number, options: Partial<QuantizeWeightsOptions> & Pick<QuantizeWeightsOptions, 'method'>, seed = 1): WeightOnlyQuantized {
+function quantized(n: number, outputs: number, options: Pick<QuantizeWeightsOptions, 'method' | 'rotate' | 'rescale' | 'seed'> & { readonly step?: number }, seed = 1): WeightOnlyQuantized {
   const step = options.step ?? STEP[options.method];
   return quantizeWeights(gaussianMatrix(n, outputs, 100 * n + outputs + seed), spreadSpectrumCovariance(n, 2, seed).sigma, { ...options, step });
 }

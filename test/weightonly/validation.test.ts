@@ -316,7 +316,9 @@ describe('Σ_X is optional for RTN only', () => {
 
   it.each(['watersic', 'gptq'] as const)('%s refuses a missing Σ_X by name', (method) => {
     for (const sigma of [null, undefined]) {
+      // @ts-expect-error without Σ_X the options are typed for RTN only
       expect(() => quantizeWeights(big, sigma, { method, rate: 3 })).toThrow(LatticeMatmulError);
+      // @ts-expect-error without Σ_X the options are typed for RTN only
       expect(() => quantizeWeights(big, sigma, { method, rate: 3 })).toThrow(`method '${method}' needs sigmaX`);
     }
     // @ts-expect-error the two-argument form is typed for RTN only
@@ -324,10 +326,13 @@ describe('Σ_X is optional for RTN only', () => {
   });
 
   it('RTN with rescale needs Σ_X (the rescalers are fitted to it); a bad Σ_X is still refused when given', () => {
+    // @ts-expect-error without Σ_X rescale is typed false
     expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, rescale: true })).toThrow(/rescale: true .* needs sigmaX/);
     expect(() => quantizeWeights(big, identity(5), { method: 'rtn', rate: 3 })).toThrow(/expected n×n = 24×24/);
+    // @ts-expect-error without Σ_X damping is typed undefined
     expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, damping: -1 })).toThrow(/damping/);
     // Before: accepted, and it did nothing (the result was that of no damping option at all).
+    // @ts-expect-error without Σ_X damping is typed undefined
     expect(() => quantizeWeights(big, null, { method: 'rtn', rate: 3, damping: 0.5 })).toThrow(/damping sets H = Σ_X \+ damping·mean\(diag Σ_X\)·I, which needs sigmaX/);
   });
 });
