@@ -59,7 +59,8 @@ export interface QuantizeModelOptions {
 export interface QuantizeModelReport {
   /** Each matrix written, with its bits per entry as the file stores them (what `inspect` prints). */
   readonly quantized: readonly { readonly name: string; readonly rows: number; readonly cols: number; readonly bitsPerEntry: number }[];
-  readonly skipped: readonly string[];
+  /** Each tensor left out of the container, with why (`selectTensors`). */
+  readonly skipped: readonly SkippedTensor[];
   readonly device: string;
   readonly seconds: number;
 }
@@ -70,14 +71,25 @@ const MIN_TENSOR_SIDE = 8;
 /** What `selectTensors` selects, in words (for the message when it selects nothing). */
 const SELECTABLE = `2-D float tensor (${[...FLOAT_DTYPES].join('/')}) of at least ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`;
 
-/** Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`. */
-export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined): { selected: string[]; skipped: string[] } {
+/** A tensor `quantize` leaves out of the container, and why, in words. */
+export interface SkippedTensor {
+  readonly name: string;
+  readonly reason: string;
+}
+
+/**
+ * Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`;
+ * the others with the reason they are left out.
+ */
+export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined): { selected: string[]; skipped: SkippedTensor[] } {
   const selected: string[] = [];
-  const skipped: string[] = [];
+  const skipped: SkippedTensor[] = [];
   for (const info of file.tensors) {
-    const eligible = FLOAT_DTYPES.has(info.dtype) && info.shape.length === 2 && (info.shape[0] as number) >= MIN_TENSOR_SIDE && (info.shape[1] as number) >= MIN_TENSOR_SIDE;
-    if (eligible && (pattern === undefined || pattern.test(info.name))) selected.push(info.name);
-    else skipped.push(info.name);
+    const what = `${info.dtype} [${info.shape.join(', ')}]`;
+    if (!FLOAT_DTYPES.has(info.dtype) || info.shape.length !== 2) skipped.push({ name: info.name, reason: `${what}: not a 2-D float tensor` });
+    else if ((info.shape[0] as number) < MIN_TENSOR_SIDE || (info.shape[1] as number) < MIN_TENSOR_SIDE) skipped.push({ name: info.name, reason: `${what}: smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}` });
+    else if (pattern !== undefined && !pattern.test(info.name)) skipped.push({ name: info.name, reason: `${what}: not matched by --tensors` });
+    else selected.push(info.name);
   }
   return { selected, skipped };
 }
@@ -349,10 +361,21 @@ export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 's
 /**
  * The model's own `__metadata__` (its format, its creator's notes), kept in the container as
  * `user.source-metadata.<key>`: the container holds the quantized tensors, and nothing the model said
- * about itself should be lost with the tensors left out.
+ * about itself should be lost with the tensors left out. A sharded model's metadata is what every
+ * shard says alike plus the index's; an entry a shard says otherwise (or alone) is kept as
+ * `user.source-metadata.<shard file>.<key>`.
  */
-function sourceMetadata(metadata: Readonly<Record<string, string>> | null): Record<string, string> {
-  return Object.fromEntries(Object.entries(metadata ?? {}).map(([key, value]) => [`source-metadata.${key}`, value]));
+function sourceMetadata(model: Pick<SafetensorsModel, 'metadata' | 'files'>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [key, value] of Object.entries(model.metadata ?? {})) kept[`source-metadata.${key}`] = value;
+  if (model.files.length > 1) {
+    for (const file of model.files) {
+      for (const [key, value] of Object.entries(file.metadata ?? {})) {
+        if (model.metadata?.[key] !== value) kept[`source-metadata.${basename(file.path)}.${key}`] = value;
+      }
+    }
+  }
+  return kept;
 }
 
 /** Whether the GPU quantizer encodes `scheme` (lattice schemes; the scalar baselines run on the CPU). */
@@ -465,7 +488,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     // those before it are: neither the model's weights nor its quantized matrices need fit in memory.
     const concurrency = gpu !== null ? 1 : (pool as QuantizeWorkerPool).size;
     writer = await QuantizedContainerFileWriter.create(options.output, {
-      metadata: { ...sourceMetadata(file.metadata), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
+      metadata: { ...sourceMetadata(file), source: basename(options.input), scheme: options.scheme, 'created-by': 'lattice-matmul quantize' },
       ...(signal === null ? {} : { signal }),
     });
     const container = writer;

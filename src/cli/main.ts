@@ -299,7 +299,12 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     const rows = report.quantized.map((q) => [printableName(q.name), `${q.cols} × ${q.rows}`, q.bitsPerEntry.toFixed(3)]);
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
-    if (report.skipped.length > 0) process.stdout.write(`not quantized (kept out of the container): ${report.skipped.map(printableName).join(', ')}\n`);
+    if (report.skipped.length > 0) {
+      // One tensor a line with its reason: a model's hundreds or thousands of norms and biases on one line could not be read.
+      const count = `${report.skipped.length} tensor${report.skipped.length === 1 ? '' : 's'}`;
+      const lines = report.skipped.map((t) => `  ${printableName(t.name)}  (${printableName(t.reason)})\n`);
+      process.stdout.write(`not quantized (kept out of the container): ${count}\n${lines.join('')}`);
+    }
     process.stdout.write(`wrote ${values.output} (${report.device}, ${report.seconds.toFixed(1)} s)\n`);
     return 0;
   }

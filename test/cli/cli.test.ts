@@ -76,8 +76,8 @@ beforeAll(async () => {
   await writeSafetensorsFile(join(work, 'sharded', 'model-00001-of-00002.safetensors'), {
     'a.weight': { dtype: 'F32', shape: [33, 200], data: gaussianMatrix(200, 33, 1).data },
     'a.bias': { dtype: 'F32', shape: [33], data: new Float32Array(33) },
-  }, { format: 'pt' });
-  await writeSafetensorsFile(join(work, 'sharded', 'model-00002-of-00002.safetensors'), { 'b.weight': { dtype: 'F32', shape: [9, 1100], data: gaussianMatrix(1100, 9, 2).data } }, { format: 'pt' });
+  }, { format: 'pt', shard: 'first' });
+  await writeSafetensorsFile(join(work, 'sharded', 'model-00002-of-00002.safetensors'), { 'b.weight': { dtype: 'F32', shape: [9, 1100], data: gaussianMatrix(1100, 9, 2).data } }, { format: 'pt', shard: 'second' });
   writeFileSync(
     join(work, 'sharded', 'model.safetensors.index.json'),
     JSON.stringify({ metadata: { total_size: 4 * (33 * 200 + 33 + 9 * 1100) }, weight_map: { 'a.bias': 'model-00001-of-00002.safetensors', 'a.weight': 'model-00001-of-00002.safetensors', 'b.weight': 'model-00002-of-00002.safetensors' } }),
@@ -323,6 +323,14 @@ describe('lattice-matmul CLI', () => {
     expect(replaced.stdout).toMatch(/e8-4bit/);
   });
 
+  it('quantize lists each tensor it leaves out on a line of its own, with the reason', async () => {
+    const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'listed.safetensors'), '--device', 'cpu', '--quiet', '--tensors', '^a\\.');
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^not quantized \(kept out of the container\): 2 tensors$/m);
+    expect(stdout).toMatch(/^ {2}b\.weight {2}\(F32 \[9, 1100\]: not matched by --tensors\)$/m);
+    expect(stdout).toMatch(/^ {2}a\.bias {2}\(F32 \[33\]: not a 2-D float tensor\)$/m);
+  });
+
   it.each([
     ['its directory is missing', () => join(work, 'no-such-directory', 'out.safetensors'), /its directory ".*no-such-directory" does not exist/],
     ['it is a directory', () => work, /it is a directory/],
@@ -488,7 +496,7 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/u); // eslint-disable-line no-control-regex
   });
 
-  it('quantize reads a model in shards through its index: the same matrices as from one file, the index\'s metadata kept', async () => {
+  it('quantize reads a model in shards through its index: the same matrices as from one file, the index\'s and the shards\' metadata kept', async () => {
     const index = join(work, 'sharded', 'model.safetensors.index.json');
     const common = { scheme: 'e8-3bit', seed: 4, nonce: 77n, device: 'cpu', workers: 1, log: () => {} } as const;
     await quantizeModel({ ...common, input: index, output: join(work, 'from-shards.safetensors') });
@@ -500,6 +508,9 @@ describe('lattice-matmul CLI', () => {
       expect(sharded.entries.map((e) => e.name)).toEqual(single.entries.map((e) => e.name));
       for (const { name } of single.entries) expect((await sharded.read(name)).matrix).toEqual((await single.read(name)).matrix);
       expect(sharded.metadata).toMatchObject({ source: 'model.safetensors.index.json', 'source-metadata.total_size': String(4 * (33 * 200 + 33 + 9 * 1100)), 'source-metadata.format': 'pt' });
+      // What the shards say alike is the model's; what each says otherwise is kept under its file's name.
+      expect(sharded.metadata).toMatchObject({ 'source-metadata.model-00001-of-00002.safetensors.shard': 'first', 'source-metadata.model-00002-of-00002.safetensors.shard': 'second' });
+      expect(Object.keys(sharded.metadata).filter((key) => key.startsWith('source-metadata.'))).toHaveLength(4);
     } finally {
       await sharded.close();
       await single.close();
