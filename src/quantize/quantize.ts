@@ -1,3 +1,4 @@
+import { Int32Builder } from '../format/int32Builder.js';
 import { check } from '../errors.js';
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import type { Lattice } from '../lattices/lattice.js';
@@ -126,8 +127,8 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
   const codes = new Uint32Array(blocksPerColumn * cols);
   const codesHigh = codec.codeBits > 32 ? new Uint16Array(blocksPerColumn * cols) : null;
   const escapes = new Uint8Array(blocksPerColumn * cols);
-  const longEscapes: number[] = [];
-  const hugeEscapes: number[] = [];
+  const longEscapes = new Int32Builder();
+  const hugeEscapes = new Int32Builder();
   const norms = new Float32Array(cols);
   const means = center ? new Float32Array(cols) : null;
   const scaled = new Float32Array(n);
@@ -162,13 +163,13 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
       escapes[index] = block.symbol;
       if (block.symbol === LONG_ESCAPE) {
         longEscapes.push(block.longIndex);
-        if (block.longIndex === HUGE_ESCAPE) hugeEscapes.push(...encoder.mu);
+        if (block.longIndex === HUGE_ESCAPE) for (const v of encoder.mu) hugeEscapes.push(v);
       }
     }
     columnDone(ctx, j);
   }
 
-  const { bitsStored, bitsEntropy } = universalRatesOf(codec, n, cols, blocksPerColumn, escapes, longEscapes, hugeEscapes.length / d, means !== null);
+  const { bitsStored, bitsEntropy } = universalRatesOf(codec, n, cols, blocksPerColumn, escapes, longEscapes.view(), hugeEscapes.length / d, means !== null);
   return {
     kind: 'lattice',
     mode: 'universal',
@@ -187,8 +188,8 @@ function quantizeUniversal(ctx: Context, scheme: UniversalLatticeScheme): Univer
     codes,
     codesHigh,
     escapes,
-    longEscapes: Uint16Array.from(longEscapes),
-    hugeEscapes: Int32Array.from(hugeEscapes),
+    longEscapes: new Uint16Array(longEscapes.view()),
+    hugeEscapes: hugeEscapes.view().slice(),
     bitsStored,
     bitsEntropy,
   };
