@@ -28,7 +28,7 @@ export {
   toFloat32Matrix,
 } from './matrix.js';
 
-export { quantize, type QuantizeOptions, type GainMode, type QuantizeProgress } from './quantize/quantize.js';
+export { quantize, type QuantizeOptions, type QuantizeOptionsFor, type GainMode, type QuantizeProgress } from './quantize/quantize.js';
 export { resolveQuantizeOptions, randomNonce, QUANTIZE_OPTION_KEYS, type ResolvedQuantizeOptions } from './quantize/options.js';
 export {
   SCHEMES,

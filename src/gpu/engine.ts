@@ -1,7 +1,7 @@
 import { checkRecordingTarget } from './kernels/dispatchChecks.js';
 import { check, checkOneOf, describeValue } from '../errors.js';
 import { checkMatrix, largestColumnNorm, vectorOrMatrix, type Matrix, type MatrixInput } from '../matrix.js';
-import type { QuantizeOptions } from '../quantize/options.js';
+import type { QuantizeOptions, QuantizeOptionsFor } from '../quantize/options.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { DITHER_GRID, latticeSpec } from '../quantize/latticeSpec.js';
 import { checkProductRange } from '../quantize/prepareColumn.js';
@@ -153,7 +153,7 @@ export class GpuEngine {
    * Quantizes a matrix given as a `Matrix` (uploaded) or as the caller's own GPU buffer. Lattice
    * schemes only: the scalar baselines run on the CPU (`quantize`).
    */
-  async quantize<S extends SchemeName | Scheme>(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions & { readonly scheme: S }): Promise<GpuQuantizedFor<S>>;
+  async quantize<S extends SchemeName | Scheme>(input: MatrixInput | GpuMatrixInput, options: QuantizeOptionsFor<S>): Promise<GpuQuantizedFor<S>>;
   async quantize(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
     this.checkAlive();
     return gpuQuantizeLattice(this.device, input, options);

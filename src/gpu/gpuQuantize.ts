@@ -4,7 +4,7 @@ import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
-import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type QuantizeOptionsFor, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrixFor, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
@@ -224,7 +224,7 @@ function hostSnapshot(given: MatrixInput): Matrix {
 export async function gpuQuantizeLattice<S extends SchemeName | Scheme>(
   device: GPUDevice,
   given: MatrixInput | GpuMatrixInput,
-  options: GpuQuantizeOptions & { readonly scheme: S },
+  options: GpuQuantizeOptions & QuantizeOptionsFor<S>,
 ): Promise<GpuQuantizedFor<S>>;
 export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
   const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? hostSnapshot(given as MatrixInput) : (given as GpuMatrixInput);

@@ -26,7 +26,7 @@ export {
   type WeightOnlyQuantizedFields,
 } from './quantized.js';
 export type { PackedWeightCodes } from './packedCodes.js';
-export { DEFAULT_DAMPING, quantizeWeights, type QuantizeWeightsOptions } from './quantizeWeights.js';
+export { DEFAULT_DAMPING, quantizeWeights, type QuantizeWeightsOptions, type QuantizeWeightsOptionsWithoutSigma, type QuantizeWeightsOptionsFor } from './quantizeWeights.js';
 export {
   amGmBits,
   gapBits,

@@ -656,6 +656,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it('refuses what it cannot do, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 2, 1);
     await expect(engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
+    // @ts-expect-error a universal scheme takes no gain (QuantizeOptionsFor), and JS callers are refused at run time
     await expect(engine.quantize(a, { scheme: 'd3-q6', gain: 'mmse' })).rejects.toThrow(/gain applies to deterministic lattice schemes only/);
     await expect(engine.quantize(a, { scheme: 'd3-q6', centre: true } as unknown as QuantizeOptions)).rejects.toThrow(/did you mean 'center'/);
     for (const scheme of ['d3-q6', 'd3-q6-deterministic'] as const) {
