@@ -1,4 +1,4 @@
-import { checkOneOf } from '../errors.js';
+import { checkOneOf, LatticeMatmulError } from '../errors.js';
 import { innerProductTable, MAX_TABLE_CODES } from '../lattices/innerProductTable.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import type { Matrix } from '../matrix.js';
@@ -53,6 +53,8 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix, options: Matm
   checkQuantizedMatrix(qb, 'B');
   const shrink = resolveShrink(options);
   checkCompatible(qa, qb);
+  // The shrink's constant first: an operand it refuses is refused before the product is formed.
+  const shrinkBy = shrink ? shrinkConstantOf(qa, qb) : null;
   const gram = isSameQuantization(qa, qb);
   const out = new Float32Array(qa.cols * qb.cols);
   if (qa.kind === 'lattice' && qa.mode === 'deterministic' && qb.kind === 'lattice' && qb.mode === 'deterministic' && sharesSmallCode(qa, qb)) {
@@ -63,7 +65,7 @@ export function matmulAT(qa: QuantizedMatrix, qb: QuantizedMatrix, options: Matm
   } else {
     decodedProduct(qa, qb, out);
   }
-  if (shrink) shrinkProduct(qa, qb, gram !== null, out);
+  if (shrinkBy !== null) shrinkProduct(qa, qb, shrinkBy, gram !== null, out);
   if (qa.means && qb.means) {
     for (let jb = 0; jb < qb.cols; jb++) {
       for (let ia = 0; ia < qa.cols; ia++) {
@@ -97,8 +99,17 @@ function resolveShrink(options: MatmulOptions): boolean {
 }
 
 /** Multiplies the estimate (without the diagonal of a Gram matrix) by max(0, 1 − c/‖Ĉ‖²), c = `shrinkConstant`. */
-function shrinkProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, gram: boolean, out: Float32Array): void {
-  const constant = shrinkConstant(qa, qb); // refuses non-universal operands and time-sharing
+/** `shrinkConstant`, its refusals (non-universal operands, time-sharing) named as the shrink's. */
+function shrinkConstantOf(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
+  try {
+    return shrinkConstant(qa, qb);
+  } catch (error) {
+    if (!(error instanceof LatticeMatmulError)) throw error;
+    throw new LatticeMatmulError(`matmulAT shrink: 'product' scales by the expected error, which needs universal operands: ${error.message}`, { cause: error });
+  }
+}
+
+function shrinkProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, constant: number, gram: boolean, out: Float32Array): void {
   let energy = 0;
   for (let jb = 0; jb < qb.cols; jb++) {
     for (let ia = 0; ia < qa.cols; ia++) if (!gram || ia !== jb) energy += (out[jb * qa.cols + ia] as number) ** 2;

@@ -38,6 +38,7 @@ describe("matmulAT shrink: 'product'", () => {
     expect(() => matmulAT(q, q, { shrink: 'yes' } as never)).toThrow(/shrink must be 'none' or 'product', got "yes"/);
     expect(() => matmulAT(q, q, { shrink: null } as never)).toThrow(/shrink must be 'none' or 'product', got null/); // was taken as 'none'
     expect(() => matmulAT(d, d, { shrink: 'product' })).toThrow(LatticeMatmulError);
+    expect(() => matmulAT(d, d, { shrink: 'product' })).toThrow(/^matmulAT shrink: 'product' scales by the expected error, which needs universal operands: A must be quantized with a universal lattice scheme/);
     expect(() => matmulAT(q, q, null as never)).toThrow(LatticeMatmulError);
   });
 
