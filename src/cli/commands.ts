@@ -20,7 +20,7 @@ import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/scheme
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
 import { ProgressBar, formatDuration } from './progressBar.js';
 import { printableName } from './terminalText.js';
-import { QuantizeWorkerPool } from './workerPool.js';
+import { QuantizerThreadError, QuantizeWorkerPool } from './workerPool.js';
 
 /** How the CLI's range refusals end: the tensor is quantized as the file stores it, so a rescaling happens there. */
 const FILE_RESCALE_ADVICE = 'in the model file first (the CLI quantizes each tensor as stored)';
@@ -319,6 +319,8 @@ async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string,
  * [out, in] index and, for F64, the value that did not fit in f32.
  */
 async function tensorError(file: SafetensorsTensorSource, name: string, error: unknown): Promise<unknown> {
+  // The thread, not the tensor, failed: name the tensor, with nothing about its columns or entries.
+  if (error instanceof QuantizerThreadError) return new LatticeMatmulError(`tensor ${JSON.stringify(name)}: ${error.message}`, { cause: error });
   if (!(error instanceof LatticeMatmulError)) return error;
   const info = file.info(name);
   const inFeatures = info.shape[1] as number;

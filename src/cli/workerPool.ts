@@ -22,6 +22,19 @@ export function startQuantizerThread(): Worker {
   return new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module)}); });`, { eval: true });
 }
 
+/**
+ * A job lost with its thread (the thread failed or exited), as opposed to the quantizer's own refusal
+ * of the matrix: what the CLI reports is the thread's failure, and for running out of memory, what to do.
+ */
+export class QuantizerThreadError extends LatticeMatmulError {}
+
+/** The thread's failure as a QuantizerThreadError (Node's ERR_WORKER_OUT_OF_MEMORY printed its stack trace). */
+function threadError(error: Error): QuantizerThreadError {
+  if ((error as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return new QuantizerThreadError(`a quantizer thread ran out of memory (${error.message}); try fewer --workers`, { cause: error });
+  }
+  return new QuantizerThreadError(`a quantizer thread failed: ${error.message}`, { cause: error });
+}
 
 interface Pending {
   readonly job: QuantizeJob;
@@ -56,8 +69,8 @@ export class QuantizeWorkerPool {
     worker.on('message', (message: QuantizeWorkerMessage) => this.onMessage(worker, message));
     // A thread that fails (an uncaught exception, ERR_WORKER_OUT_OF_MEMORY) or exits on its own takes
     // only its own job down; the others go on and a later job gets a new thread.
-    worker.on('error', (error) => this.lose(worker, error));
-    worker.on('exit', (code) => this.lose(worker, new LatticeMatmulError(`a quantizer thread stopped (exit code ${code})`)));
+    worker.on('error', (error) => this.lose(worker, threadError(error)));
+    worker.on('exit', (code) => this.lose(worker, new QuantizerThreadError(`a quantizer thread stopped (exit code ${code})`)));
     worker.unref();
     this.workers.push(worker);
     return worker;

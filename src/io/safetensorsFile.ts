@@ -437,7 +437,10 @@ async function placeNewFile(temporary: string, target: string, path: string): Pr
     await rename(temporary, target);
     return;
   }
-  await unlink(temporary);
+  // The file is complete and in place: removing the temporary's name is best effort. A failure there
+  // (EIO) failed the whole write, with the output valid at its path and a rerun refused; the name left
+  // is reported by the next write like any leftover (leftoverTemporaries).
+  await unlink(temporary).catch(() => undefined);
 }
 
 /** Refuses to go on writing `path` once `signal` has aborted. */
@@ -646,7 +649,9 @@ export class SafetensorsFileWriter {
       if (this.ending === null) this.throwIfAbortRequested();
     } catch (error) {
       const failure = error instanceof LatticeMatmulError ? error : new LatticeMatmulError(`cannot write safetensors file ${describePath(this.path)}: ${(error as Error).message}`, { cause: error });
-      await this.end(this.abortRequested ? 'was aborted' : `stopped when a call failed (${failure.message})`);
+      const left = await this.end(this.abortRequested ? 'was aborted' : `stopped when a call failed (${failure.message})`);
+      // Spill files that could not be removed are the caller's to remove: say where, not nothing.
+      if (left !== null) throw new LatticeMatmulError(`${failure.message}; ${left}`, { cause: failure });
       throw failure;
     } finally {
       this.busy = false;
@@ -654,17 +659,44 @@ export class SafetensorsFileWriter {
     }
   }
 
-  /** Ends the writer with `reason` (every later call is refused with it) and removes the spill folder. */
-  private async end(reason: string): Promise<void> {
+  /**
+   * Ends the writer with `reason` (every later call is refused with it) and removes the spill folder;
+   * what could not be removed, in words, or null.
+   */
+  private async end(reason: string): Promise<string | null> {
     this.ending = reason;
-    await this.removeSpill();
+    return this.removeSpill();
   }
 
   private spillFileOf(index: number): string {
     return join(this.spillFolder, String(index));
   }
 
-  private async removeSpill(): Promise<void> {
-    await rm(this.spillFolder, { recursive: true, force: true }).catch(() => undefined);
+  /**
+   * Removes the spill folder, or as much of it as can be removed, and says what is left (null: nothing).
+   * Why file by file after a failed rm: fs.rm gives up at the first EACCES on the folder itself (its
+   * parent made read-only mid-run) and leaves the files inside, which could each be removed.
+   */
+  private async removeSpill(): Promise<string | null> {
+    try {
+      await rm(this.spillFolder, { recursive: true, force: true });
+      return null;
+    } catch {
+      // File by file below.
+    }
+    const names = await readdir(this.spillFolder).catch(() => null);
+    if (names === null) return null; // gone after all
+    let bytes = 0;
+    let files = 0;
+    for (const name of names) {
+      const file = join(this.spillFolder, name);
+      const size = (await stat(file).catch(() => null))?.size ?? 0;
+      if ((await unlink(file).then(() => true, () => false)) === false) {
+        bytes += size;
+        files++;
+      }
+    }
+    if ((await rm(this.spillFolder, { recursive: true, force: true }).then(() => true, () => false)) === true) return null;
+    return `its spill folder ${describePath(this.spillFolder)} could not be removed (${files} file${files === 1 ? '' : 's'}, ${bytes} bytes left in it): remove it`;
   }
 }

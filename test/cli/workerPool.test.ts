@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { QuantizeWorkerPool, startQuantizerThread } from '../../src/cli/workerPool.js';
+import { QuantizerThreadError, QuantizeWorkerPool, startQuantizerThread } from '../../src/cli/workerPool.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
@@ -16,6 +16,14 @@ function crashingThread(): Worker {
   return new Worker("require('node:worker_threads').parentPort.on('message', () => { throw new Error('thread crashed'); });", { eval: true });
 }
 
+/** A thread whose heap is capped at 4 MB and that fills it on its first job: Node's ERR_WORKER_OUT_OF_MEMORY. */
+function outOfMemoryThread(): Worker {
+  return new Worker("const kept = []; require('node:worker_threads').parentPort.on('message', () => { for (;;) kept.push(new Array(1e5).fill(kept.length)); });", {
+    eval: true,
+    resourceLimits: { maxOldGenerationSizeMb: 4, maxYoungGenerationSizeMb: 1 },
+  });
+}
+
 /** A thread that exits on its own (code 3) on its first job. */
 function exitingThread(): Worker {
   return new Worker("require('node:worker_threads').parentPort.on('message', () => process.exit(3));", { eval: true });
@@ -23,7 +31,8 @@ function exitingThread(): Worker {
 
 describe('QuantizeWorkerPool', () => {
   for (const [how, failing, message] of [
-    ['an uncaught exception', crashingThread, /^thread crashed$/],
+    ['an uncaught exception', crashingThread, /^a quantizer thread failed: thread crashed$/],
+    ['running out of memory', outOfMemoryThread, /^a quantizer thread ran out of memory \(.*\); try fewer --workers$/],
     ['an exit of its own', exitingThread, /^a quantizer thread stopped \(exit code 3\)$/],
   ] as const) {
     it(`a thread lost to ${how} takes only its own job down; the pool goes on with a new thread`, { timeout: 60_000 }, async () => {
@@ -40,6 +49,7 @@ describe('QuantizeWorkerPool', () => {
         const settled = await Promise.allSettled([run(0), run(1), run(2)]);
         expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
         expect((settled[1] as PromiseRejectedResult).reason.message).toMatch(message);
+        expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(QuantizerThreadError);
         // A later job runs too (before: it never started).
         const later = await run(3);
         for (const [i, result] of [[0, settled[0]], [2, settled[2]]] as const) {
