@@ -131,9 +131,11 @@ export const SCHEME_NAMES: readonly SchemeName[] = Object.freeze(Object.keys(SCH
  * type. Returns a frozen copy, so a caller's later change to its object changes nothing here.
  *
  * @example
- * resolveScheme('e8-q16');                                          // the preset
+ * resolveScheme('e8-q16').beta;                                     // the preset, typed as it: 0.25
  * resolveScheme({ kind: 'lattice', mode: 'universal', lattice: 'E8', q: 12, beta: 0.3 });
  */
+export function resolveScheme<K extends SchemeName>(scheme: K): (typeof SCHEMES)[K];
+export function resolveScheme(scheme: SchemeName | Scheme): Scheme;
 export function resolveScheme(scheme: SchemeName | Scheme): Scheme {
   if (typeof scheme === 'string') {
     check(Object.hasOwn(SCHEMES, scheme), () => `unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`);

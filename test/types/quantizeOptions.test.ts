@@ -6,7 +6,7 @@ import type { Matrix } from '../../src/matrix.js';
 import type { QuantizeOptions } from '../../src/quantize/options.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
-import { SCHEME_NAMES, SCHEMES, type IntScheme, type Scheme, type SchemeName, type UniversalLatticeScheme } from '../../src/quantize/schemes.js';
+import { resolveScheme, SCHEME_NAMES, SCHEMES, type IntScheme, type Scheme, type SchemeName, type UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights, type QuantizeWeightsOptions, type WeightOnlyMethod } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
@@ -153,6 +153,14 @@ describe('SCHEME_NAMES is read-only', () => {
     // @ts-expect-error a readonly array
     expect(() => (SCHEME_NAMES[0] = 'nvfp4')).toThrow(TypeError);
     expectTypeOf(SCHEME_NAMES).toEqualTypeOf<readonly SchemeName[]>();
+  });
+});
+
+describe('resolveScheme of a preset name is typed as that preset', () => {
+  it('so its fields need no narrowing (a scheme object still gives the wide Scheme)', () => {
+    expect(resolveScheme('e8-q16').beta).toBe(SCHEMES['e8-q16'].beta);
+    expectTypeOf(resolveScheme('d3-q6-deterministic').overload).toEqualTypeOf<(typeof SCHEMES)['d3-q6-deterministic']['overload']>();
+    expectTypeOf(resolveScheme(SCHEMES['int4-g32'] as Scheme)).toEqualTypeOf<Scheme>();
   });
 });
 
