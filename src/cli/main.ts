@@ -13,7 +13,7 @@
  * 130 interrupted (Ctrl-C; nothing written); 143 and 129 for SIGTERM and SIGHUP, likewise. A signal
  * that comes once the output is written stops nothing: the command prints its summary and exits 0.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -275,6 +275,8 @@ async function main(argv: readonly string[]): Promise<number> {
     // a signal stops nothing (what is left is the summary, a few lines), so the exit code never says
     // 130 for a written file.
     for (const signal of STOP_SIGNALS) process.once(signal, interrupt);
+    // What an interrupt leaves: no output, or with --force the file that was there, as it was.
+    const replacing = values.force === true && existsSync(values.output);
     let report: QuantizeModelReport;
     try {
       report = await quantizeModel({
@@ -293,7 +295,7 @@ async function main(argv: readonly string[]): Promise<number> {
     } catch (error) {
       if (!controller.signal.aborted) throw error;
       const signal = stoppedBy ?? 'SIGINT';
-      process.stderr.write(`lattice-matmul: interrupted (${signal}); ${values.output} was not written\n`);
+      process.stderr.write(`lattice-matmul: interrupted (${signal}); ${values.output} ${replacing ? 'was left as it was' : 'was not written'}\n`);
       // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
       return 128 + osConstants.signals[signal];
     }

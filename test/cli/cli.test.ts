@@ -380,12 +380,14 @@ describe('lattice-matmul CLI', () => {
   });
 
   it.each([
-    ['Ctrl-C (SIGINT)', 'SIGINT', 130],
-    ['SIGTERM (timeout, docker stop, a job scheduler)', 'SIGTERM', 143],
-  ] as const)('%s during the only tensor stops quantize with exit code 128 + its number, writing nothing, no temporary file either', async (_, signal, exitCode) => {
+    ['Ctrl-C (SIGINT)', 'SIGINT', 130, false],
+    ['SIGTERM (timeout, docker stop, a job scheduler)', 'SIGTERM', 143, false],
+    ['SIGTERM with --force over an existing file', 'SIGTERM', 143, true],
+  ] as const)('%s during the only tensor stops quantize with exit code 128 + its number, writing nothing, no temporary file either', async (_, signal, exitCode, existing) => {
     const dir = mkdtempSync(join(work, 'interrupt-'));
     const output = join(dir, 'big.lmq.safetensors');
-    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1'], { cwd: root });
+    if (existing) writeFileSync(output, 'the earlier output\n');
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1', ...(existing ? ['--force'] : [])], { cwd: root });
     let stderr = '';
     let interrupted = false;
     child.stderr.on('data', (chunk: Buffer) => {
@@ -399,8 +401,9 @@ describe('lattice-matmul CLI', () => {
     const code = await new Promise<number | null>((done) => child.on('close', (childCode) => done(childCode)));
     expect(interrupted, stderr).toBe(true);
     expect(code, stderr).toBe(exitCode);
-    expect(stderr).toMatch(new RegExp(`interrupted \\(${signal}\\); .*big\\.lmq\\.safetensors was not written`));
-    expect(readdirSync(dir)).toEqual([]);
+    expect(stderr).toMatch(new RegExp(`interrupted \\(${signal}\\); .*big\\.lmq\\.safetensors ${existing ? 'was left as it was' : 'was not written'}`));
+    expect(readdirSync(dir)).toEqual(existing ? ['big.lmq.safetensors'] : []);
+    if (existing) expect(readFileSync(output, 'utf8')).toBe('the earlier output\n');
   }, 60_000);
 
   it('an error after the progress bar was drawn on a terminal clears the bar, so that the message starts its own line', async () => {
