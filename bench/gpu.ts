@@ -332,7 +332,7 @@ if (hostRowsWanted) {
   };
   // What the int8-input layers do to x before their products, at the widths the model step and the
   // GEMV rows rotate (quick: the small model's).
-  await rotationRows(quick ? [256, 1100] : [4096, 8192, 14336, 28672], ['x̂', 'x̂ fewest passes', 'workgroup memory', 'subgroups', 'split']);
+  await rotationRows(quick ? [256, 1100] : [4096, 8192, 14336, 28672], ['x̂', 'x̂ batched loads', 'x̂ fewest passes', 'workgroup memory', 'subgroups', 'split']);
   if (wanted('model step')) {
     // A decode step with a transformer's layer shapes (bench/gpu/modelStep.ts), against f16 weights.
     progress(`model step: ${stepModel.name} [${elapsed()}]`);

@@ -177,6 +177,28 @@ fn loaded_value(column: u32, p: u32) -> f32 {
   return x;
 }
 
+// `input_value` with no branch around its load (BATCHED_LOADS): the word is read either way, and
+// select keeps the f32 or the half of it.
+fn input_value_unbranched(at: u32) -> f32 {
+  let f16 = params.input_f16 != 0u;
+  let word = input[select(at, at >> 1u, f16)];
+  return select(bitcast<f32>(word), unpack2x16float(word)[at & 1u], f16);
+}
+
+// `loaded_value` with no branch around a load (BATCHED_LOADS): both bindings and the sign word are
+// read at valid addresses (a column's first element where the element does not come from there, or
+// where it is not `inside` the dispatch), and select keeps what the element takes: the same value,
+// the padding's +0 included. Non-short-circuit `&` keeps the sign load out of a branch too.
+fn loaded_value_unbranched(column: u32, p: u32, inside: bool) -> f32 {
+  let fresh = (p >= params.input_from) & (p < params.input_to);
+  let padding = fresh & (p >= params.input_rows);
+  let from_input = input_value_unbranched(select(params.input_first, params.input_first + column * params.input_rows + p, inside & fresh & !padding));
+  let from_output = output[select(params.output_first, params.output_first + column * params.output_rows + p, inside & !fresh)];
+  let x = select(select(from_output, from_input, fresh), 0.0, padding);
+  let negative = (params.sign_on_load == 1u) & !padding & rotation_sign_is_negative(select(params.stage_offset, p, inside));
+  return select(x, -x, negative);
+}
+
 // The matrix whose rows have the sign masks `signs` times the block x, into values[slot ..].
 fn multiply_block_by(x: array<f32, BLOCK>, slot: u32, signs: array<u32, BLOCK>) {
   // acc ± x as one fused multiply-add by ±1 (the product is exact, so it rounds as the add does).
@@ -228,6 +250,10 @@ fn load_block(column: u32, first: u32, slot: u32) {
 // rule. One-pass windows with fewer blocks than invocations (6144 or 10240 on 1024 invocations, 3072)
 // take element loads by the same rule; none of them has been timed.
 fn load_groups(workgroup: u32, thread: u32) {
+  if (BATCHED_LOADS) {
+    load_groups_batched(workgroup, thread);
+    return;
+  }
   let shape = workgroup_shape(workgroup);
   if (BLOCK == 1u || shape.local_blocks >= THREADS) {
     for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
@@ -248,6 +274,46 @@ fn load_groups(workgroup: u32, thread: u32) {
       // One block per invocation at most (fewer blocks than invocations).
       let local_block = thread;
       if (local_block < shape.local_blocks && block_group(shape, local_block) < shape.total_groups) {
+        var x: array<f32, BLOCK>;
+        for (var b = 0u; b < BLOCK; b = b + 1u) {
+          x[b] = values[local_block * BLOCK + b];
+        }
+        multiply_block(x, local_block * BLOCK);
+      }
+    }
+  }
+  workgroupBarrier();
+}
+
+// Values of `values` each invocation loads in the batched variant (a constant, so its loop unrolls).
+const LOADS_PER_THREAD: u32 = (WORKGROUP_ELEMENTS + THREADS - 1u) / THREADS;
+
+// `load_groups` of the batched variant (BATCHED_LOADS, an experiment the benchmark times against the
+// default; same operations, so the same bits). Every invocation issues all of its loads before it
+// uses any: a loop of constant length over `loaded_value_unbranched`, whose loads sit under no branch,
+// into registers, then into workgroup memory; blocks of m > 1 are then multiplied by H_m in workgroup
+// memory. Why: the H200's one-workgroup passes grew by ≈ 1.6 µs per element each invocation loads
+// (bench/README.md), as if each element's load waited for the one before it — which a load under a
+// branch in a loop of run-time length does.
+fn load_groups_batched(workgroup: u32, thread: u32) {
+  let shape = workgroup_shape(workgroup);
+  let count = shape.local_blocks * BLOCK;
+  var staged: array<f32, LOADS_PER_THREAD>;
+  for (var k = 0u; k < LOADS_PER_THREAD; k = k + 1u) {
+    let e = thread + k * THREADS;
+    let place = element_place(shape, e);
+    staged[k] = loaded_value_unbranched(place.column, place.position, place.inside & (e < count));
+  }
+  for (var k = 0u; k < LOADS_PER_THREAD; k = k + 1u) {
+    let e = thread + k * THREADS;
+    if (e < count) {
+      values[e] = staged[k];
+    }
+  }
+  if (BLOCK > 1u && params.transform_blocks != 0u) {
+    workgroupBarrier();
+    for (var local_block = thread; local_block < shape.local_blocks; local_block = local_block + THREADS) {
+      if (block_group(shape, local_block) < shape.total_groups) {
         var x: array<f32, BLOCK>;
         for (var b = 0u; b < BLOCK; b = b + 1u) {
           x[b] = values[local_block * BLOCK + b];

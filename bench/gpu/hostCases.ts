@@ -393,7 +393,7 @@ export async function dispatchChainRow(context: GpuContext, dispatches: number, 
  * spread over passes), or the rotation alone in the fewest passes on one of its two paths, or split
  * into passes of at most SPLIT_ELEMENTS values (workgroup memory path) whatever the window.
  */
-export type RotationRowKind = 'x̂' | 'x̂ fewest passes' | 'workgroup memory' | 'subgroups' | 'split';
+export type RotationRowKind = 'x̂' | 'x̂ fewest passes' | 'x̂ batched loads' | 'workgroup memory' | 'subgroups' | 'split';
 
 /**
  * Workgroup memory of the 'split' rotation rows: a window that would take one pass on one workgroup
@@ -425,7 +425,9 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       ? rotatedInputsRowName(calls)
       : kind === 'x̂ fewest passes'
         ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), in the fewest passes (spread: false), ${calls} in one encoder`
-        : kind === 'split'
+        : kind === 'x̂ batched loads'
+          ? `x → x̂: rotation and int8 rounding of one column (dispatchRotatedInputsI8), loads batched (batchedLoads: true), ${calls} in one encoder`
+          : kind === 'split'
           ? `rotation of one column split into passes of ≤ ${SPLIT_ELEMENTS} values, every level in workgroup memory (dispatchHadamard), ${calls} in one encoder`
           : `rotation of one column in the fewest passes, ${kind === 'subgroups' ? 'levels within a subgroup shuffled' : 'every level in workgroup memory'} (dispatchHadamard), ${calls} in one encoder`;
   const shape = String(n);
@@ -442,7 +444,9 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
     const xRotated = createBuffer(device, 'bench rotation x̃', 4 * w.length, STORAGE_USAGE);
     owned.push(x, xRotated);
     const record = (encoder: GPUCommandEncoder, scratch: GpuScratch): void => {
-      if (kind === 'x̂' || kind === 'x̂ fewest passes') dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1, spread: kind === 'x̂' });
+      if (kind === 'x̂' || kind === 'x̂ fewest passes' || kind === 'x̂ batched loads') {
+        dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1, spread: kind !== 'x̂ fewest passes', batchedLoads: kind === 'x̂ batched loads' });
+      }
       else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : { spread: false }) });
     };
     call = prepared(device, `bench rotation (${kind})`, record);
@@ -461,7 +465,12 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       timing: timing.method,
       note: 'ms is the GPU time per call (all its dispatches)',
       check: await rotationCheck(device, xRotated, new RandomizedHadamard(n, w.seed).forward(xData)),
-      alternativeTo: kind === 'x̂ fewest passes' ? { choice: "one column's rotation spread over passes", defaultKernel: rotatedInputsRowName(calls) } : null,
+      alternativeTo:
+        kind === 'x̂ fewest passes'
+          ? { choice: "one column's rotation spread over passes", defaultKernel: rotatedInputsRowName(calls) }
+          : kind === 'x̂ batched loads'
+            ? { choice: "the rotation's loads one element at a time (batchedLoads: false)", defaultKernel: rotatedInputsRowName(calls) }
+            : null,
     });
   } catch (error) {
     return failedRow({ kernel, family: 'host', shape }, error);

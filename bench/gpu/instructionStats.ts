@@ -350,17 +350,20 @@ const ROTATION_WIDTHS = [4096, 8192, 14336, 28672, 768, 1024, 6144, 12288];
  */
 function rotationSubjects(request: SpirvChildRequest): SpirvSubject[] {
   const limits = { maxComputeInvocationsPerWorkgroup: request.maxInvocations, maxComputeWorkgroupSizeX: request.maxInvocations };
+  // Each also with batchedLoads (an experiment the rotation rows time): its keys end in ':batched'.
   return ROTATION_WIDTHS.flatMap((n) =>
-    [true, false].map((spread): SpirvSubject => {
-      const plan = planHadamardRotation(n, request.workgroupBytes, { columns: 1, spread });
-      const variant = { workgroupElements: plan.workgroupElements, subgroups: false, block: plan.block, threads: rotationThreads({ limits }, plan.workgroupElements) };
-      return {
-        key: `rotation:${n}:${spread ? 'spread' : 'fewest'}`,
-        moduleKey: `rotation-m${variant.block}-${variant.workgroupElements}-${variant.threads}`,
-        code: hadamardShaderSource(variant),
-        codeVariables: [],
-      };
-    }),
+    [true, false].flatMap((spread) =>
+      [false, true].map((batchedLoads): SpirvSubject => {
+        const plan = planHadamardRotation(n, request.workgroupBytes, { columns: 1, spread });
+        const variant = { workgroupElements: plan.workgroupElements, subgroups: false, block: plan.block, threads: rotationThreads({ limits }, plan.workgroupElements), batchedLoads };
+        return {
+          key: `rotation:${n}:${spread ? 'spread' : 'fewest'}${batchedLoads ? ':batched' : ''}`,
+          moduleKey: `rotation-m${variant.block}-${variant.workgroupElements}-${variant.threads}${batchedLoads ? '-batched' : ''}`,
+          code: hadamardShaderSource(variant),
+          codeVariables: [],
+        };
+      }),
+    ),
   );
 }
 

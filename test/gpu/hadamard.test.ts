@@ -49,6 +49,7 @@ const paths: [name: string, options: HadamardOptions, needsSubgroups: boolean][]
   ['workgroup memory', { subgroups: false }, false],
   ['subgroup shuffles', { subgroups: true, subgroupTestMode: 'require-shuffles' }, true],
   ['subgroup fallback', { subgroups: true, subgroupTestMode: 'fallback' }, true],
+  ['workgroup memory, batched loads', { subgroups: false, batchedLoads: true }, false],
 ];
 
 /** `rows × cols` values g · 2^e with g ~ N(0, 1) and e uniform in [−20, 20], plus a few exact zeros. */
@@ -361,8 +362,10 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     expect(spread.stages.map((stage) => stage.passes.length)).toEqual(spread.stages.map(() => 2));
     if (rows === 8192) expect(planHadamardRotation(rows, bytes, { columns: cols, spread: false }).stages[0]?.passes).toHaveLength(bytes >= 4 * 8192 ? 1 : 2);
     for (const spread of [true, false]) {
-      await expectForwardSameAsCpu(rows, cols, 11, { spread });
-      await expectInverseSameAsCpu(rows, cols, 11, { spread });
+      for (const batchedLoads of [false, true]) {
+        await expectForwardSameAsCpu(rows, cols, 11, { spread, batchedLoads });
+        await expectInverseSameAsCpu(rows, cols, 11, { spread, batchedLoads });
+      }
     }
   });
 
@@ -379,10 +382,12 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     expect(() => rotationRoundsInPass(context.device, 4096, { column: 8 } as never)).toThrow(/unknown option 'column' \(did you mean 'columns'\?\)/);
   });
 
-  it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse', async (rows) => {
+  it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse, loads batched or not', async (rows) => {
     expect(rotationLength(rows)).toBe(rows);
-    await expectForwardSameAsCpu(rows, 1, 3, {});
-    await expectInverseSameAsCpu(rows, 1, 3, {});
+    for (const batchedLoads of [false, true]) {
+      await expectForwardSameAsCpu(rows, 1, 3, { batchedLoads });
+      await expectInverseSameAsCpu(rows, 1, 3, { batchedLoads });
+    }
   });
 
   it('two-stage plans undo themselves: ‖inverse(forward(x)) − x‖ ≤ 2e-6·‖x‖ (n = 1100, 3000, 11008)', async () => {

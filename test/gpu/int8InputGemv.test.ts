@@ -971,12 +971,17 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
     ['n = 3000 (two stages of one pass), f16 input at an odd half offset', operand(3000, 12), 3, 'f16', false],
     ['n = 1100 (two stages), a NaN in column 1', operand(1100, 13), 2, 'f32', true],
     ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
+    // The rotation's loads batched (an experiment the benchmark times): the same x̃ and x̂.
+    ['n = 1000, f16 input at an odd half offset, loads batched', operand(1000, 8), 5, 'f16', false],
+    ['n = 3000 (two stages of one pass), a NaN in column 1, loads batched', operand(3000, 14), 3, 'f32', true],
+    ['n = 14336 (two stages of several passes: not fused), loads batched', operand(14336, 15), 1, 'f32', false],
   ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (name, w, rhs, format, withNaN) => {
     const { device } = context;
+    const batchedLoads = name.includes('loads batched');
     const words = await expectRotatedRoundingEqual(
       device,
       { w, rhs, format, withNaN, fused: !name.includes('not fused') },
-      (scratch, encoder, x) => dispatchRotatedInputsI8(device, encoder, scratch, { ...x, w }),
+      (scratch, encoder, x) => dispatchRotatedInputsI8(device, encoder, scratch, { ...x, w, batchedLoads }),
       (scratch, encoder, xRotated) => dispatchInputsI8(device, encoder, scratch, { w, xRotated, rhs }),
     );
     // Not vacuous: levels and scales were written (and the NaN column's scales are NaN).

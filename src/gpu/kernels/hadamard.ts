@@ -5,7 +5,7 @@ import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
-import { checkOptionsObject } from '../../quantize/strictOptions.js';
+import { checkOptionalBoolean, checkOptionsObject } from '../../quantize/strictOptions.js';
 import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
 import { rotationSigns } from '../rotationSigns.js';
 import { checkBufferRange } from '../bufferRange.js';
@@ -83,6 +83,8 @@ export interface HadamardVariant {
   readonly block: 1 | 12 | 20;
   /** Invocations per workgroup (`rotationThreads`). */
   readonly threads: number;
+  /** `HadamardOptions.batchedLoads` (default false): every load of a pass issued before any is used. */
+  readonly batchedLoads?: boolean;
 }
 
 /** Fewest invocations per rotation workgroup: WebGPU's minimum of maxComputeInvocationsPerWorkgroup. */
@@ -153,6 +155,7 @@ export function hadamardShaderSource(variant: HadamardVariant): string {
     `const WORKGROUP_ELEMENTS: u32 = ${variant.workgroupElements}u;`,
     `const THREADS: u32 = ${variant.threads}u;`,
     `const BLOCK: u32 = ${variant.block}u;`,
+    `const BATCHED_LOADS: bool = ${variant.batchedLoads === true};`,
     blockSignsWgsl('BLOCK_SIGNS', variant.block, false),
     blockSignsWgsl('BLOCK_SIGNS_T', variant.block, true),
   ].join('\n');
@@ -165,10 +168,10 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   bindings: ['uniform', 'read-only-storage', 'storage', 'storage', 'read-only-storage'],
   compile: (device, pipelineLayout, variant: HadamardVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `hadamard (${variant.workgroupElements} workgroup elements, m = ${variant.block}, ${variant.threads} invocations${variant.subgroups ? ', subgroups' : ''})`,
+      label: `hadamard (${variant.workgroupElements} workgroup elements, m = ${variant.block}, ${variant.threads} invocations${variant.subgroups ? ', subgroups' : ''}${variant.batchedLoads === true ? ', batched loads' : ''})`,
       code: hadamardShaderSource(variant),
     }),
-  key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}${variant.subgroups ? '+subgroups' : ''}`,
+  key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}${variant.subgroups ? '+subgroups' : ''}${variant.batchedLoads === true ? '+batched' : ''}`,
 });
 
 /** One pass of the rotation: the butterfly levels h = levelStride · 2^t for t < log2(groupBlocks). */
@@ -353,6 +356,12 @@ export interface HadamardOptions {
    */
   readonly subgroups?: boolean;
   /**
+   * An experiment (same bits), default false: each invocation of a pass issues all of its loads before
+   * it uses any (no load under a branch, a loop of constant length), instead of one element at a time.
+   * The benchmark's rotation rows time both; the default changes only on a real GPU's measurement.
+   */
+  readonly batchedLoads?: boolean;
+  /**
    * Tests only, for the subgroup variant. 'fallback': run it as if its subgroups were not blocks of
    * consecutive invocations, so the levels inside a subgroup take its per-invocation fallback (same
    * bits). 'require-shuffles': that fallback writes a poison value (1e30) instead, so a result equal to the CPU's shows
@@ -496,7 +505,7 @@ export function dispatchHadamardInverse(
 }
 
 /** The keys of {@link HadamardOptions}. */
-const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
+const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
 /** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
 const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
 /** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */
@@ -560,7 +569,14 @@ function recordRotation(
   check(plan.stages.length === 1 || outputRows === length, 'hadamard: a two-stage plan has no padding');
   // Stages run in order: forward first to last, inverse last to first.
   const order = plan.stages.map((_, k) => (inverse ? plan.stages.length - 1 - k : k));
-  const { layout, pipeline } = pipelines.get(device, { workgroupElements: plan.workgroupElements, subgroups, block: plan.block, threads: rotationThreads(device, plan.workgroupElements) });
+  const batchedLoads = checkOptionalBoolean(args.batchedLoads, `${what}: batchedLoads`) ?? false;
+  const { layout, pipeline } = pipelines.get(device, {
+    workgroupElements: plan.workgroupElements,
+    subgroups,
+    block: plan.block,
+    threads: rotationThreads(device, plan.workgroupElements),
+    batchedLoads,
+  });
   if (int8 !== undefined) {
     const lastPasses = lastStagePasses(plan);
     check(lastPasses === 1, () => `${what}: int8Output needs a rotation whose last stage takes one pass (rotationRoundsInPass); n = ${rows} takes ${plan.stages.length} stage(s), the last of ${lastPasses} passes on this device`);

@@ -132,6 +132,8 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
   readonly rhs: number;
   /** The rotation's `HadamardOptions.spread` (default true; benchmarks compare both). */
   readonly spread?: boolean;
+  /** The rotation's `HadamardOptions.batchedLoads` (default false; an experiment the benchmark times). */
+  readonly batchedLoads?: boolean;
 }
 
 /**
@@ -189,7 +191,7 @@ export function rotateAndRound(
   check(w.rotate, () => `${what} is for rotated matrices (round an unrotated x in a dispatch of its own)`);
   checkPositiveInteger(rhs, `${what}: rhs`);
   const spread = args.spread ?? true;
-  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed, spread };
+  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed, spread, ...(args.batchedLoads === undefined ? {} : { batchedLoads: args.batchedLoads }) };
   if (!rotationRoundsInPass(device, w.rows, { columns: rhs, spread })) {
     dispatchHadamard(device, encoder, scratch, rotation);
     return layout.apart(args.xRotated);
