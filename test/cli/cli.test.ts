@@ -547,8 +547,17 @@ describe('lattice-matmul CLI', () => {
       const dir = mkdtempSync(join(work, 'killed-'));
       const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', join(dir, 'big.lmq.safetensors'), '--device', 'cpu', '--workers', '1'], { cwd: root });
       const closed = new Promise((done) => child.on('close', done));
+      // A hidden folder: the spill. (Not any hidden name: the output probe's empty file, made and removed
+      // at start, matched too, and a kill then left only that file, with no spill folder to test.)
+      const isFolder = (name: string): boolean => {
+        try {
+          return statSync(join(dir, name)).isDirectory();
+        } catch {
+          return false; // gone between the listing and the look
+        }
+      };
       const poll = setInterval(() => {
-        if (readdirSync(dir).some((name) => hidden.test(name))) {
+        if (readdirSync(dir).some((name) => hidden.test(name) && isFolder(name))) {
           clearInterval(poll);
           child.kill('SIGKILL');
         }
@@ -558,7 +567,8 @@ describe('lattice-matmul CLI', () => {
       return { dir, left: readdirSync(dir).filter((name) => hidden.test(name)) };
     };
     let run = await killedRun();
-    for (let attempt = 1; attempt < 3 && run.left.length === 0; attempt++) run = await killedRun();
+    const leftSpill = (r: { dir: string; left: string[] }): boolean => r.left.some((name) => statSync(join(r.dir, name)).isDirectory());
+    for (let attempt = 1; attempt < 3 && !leftSpill(run); attempt++) run = await killedRun();
     const { dir, left } = run;
     expect(left.length).toBeGreaterThan(0);
     const output = join(dir, 'big.lmq.safetensors');
