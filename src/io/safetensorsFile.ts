@@ -678,25 +678,14 @@ export class SafetensorsFileWriter {
    * parent made read-only mid-run) and leaves the files inside, which could each be removed.
    */
   private async removeSpill(): Promise<string | null> {
-    try {
-      await rm(this.spillFolder, { recursive: true, force: true });
-      return null;
-    } catch {
-      // File by file below.
-    }
+    const removed = (): Promise<boolean> => rm(this.spillFolder, { recursive: true, force: true }).then(() => true, () => false);
+    if (await removed()) return null;
     const names = await readdir(this.spillFolder).catch(() => null);
     if (names === null) return null; // gone after all
-    let bytes = 0;
-    let files = 0;
-    for (const name of names) {
-      const file = join(this.spillFolder, name);
-      const size = (await stat(file).catch(() => null))?.size ?? 0;
-      if ((await unlink(file).then(() => true, () => false)) === false) {
-        bytes += size;
-        files++;
-      }
-    }
-    if ((await rm(this.spillFolder, { recursive: true, force: true }).then(() => true, () => false)) === true) return null;
-    return `its spill folder ${describePath(this.spillFolder)} could not be removed (${files} file${files === 1 ? '' : 's'}, ${bytes} bytes left in it): remove it`;
+    for (const name of names) await unlink(join(this.spillFolder, name)).catch(() => undefined);
+    if (await removed()) return null;
+    const left = (await readdir(this.spillFolder).catch(() => [])).length;
+    return `its spill folder ${describePath(this.spillFolder)} could not be removed (${left} file${left === 1 ? '' : 's'}, ${await bytesUnder(this.spillFolder)} bytes left in it): remove it`;
   }
+
 }
