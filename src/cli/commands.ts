@@ -1,4 +1,4 @@
-import { lstat, realpath, stat } from 'node:fs/promises';
+import { lstat, realpath, stat, statfs } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -410,6 +410,42 @@ async function reportLeftovers(output: string, log: (line: string) => void): Pro
   log(`note: an earlier write of ${name} that did not end left ${(bytes / 2 ** 20).toFixed(1)} MiB beside it (${names}): remove them if no other run is writing ${name}`);
 }
 
+/** Bytes free to this user in the folder that will hold `output`, or null where the system does not say. */
+async function freeBytesBeside(output: string): Promise<number | null> {
+  try {
+    const fs = await statfs(dirname(output));
+    return fs.bavail * fs.bsize;
+  } catch {
+    return null;
+  }
+}
+
+/** `bytes` in MiB or GiB, for messages about the disk. */
+function formatSize(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** Whether `error` (or an error it wraps) is the system's "no space left on device" or "quota exceeded". */
+function isDiskFull(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}
+
+/**
+ * What the container needs on disk, extrapolated from the matrices written so far (their bytes per
+ * entry, over every selected entry), and what the output's folder had free at the start: for the
+ * warning after the first matrix and for a disk-full error. Null before any matrix is written.
+ */
+function diskNeeds(added: { readonly matrices: number; readonly bytes: number }, entriesAdded: number, entriesTotal: number, freeAtStart: number | null): string | null {
+  if (added.matrices === 0 || entriesAdded === 0) return null;
+  const estimate = (added.bytes / entriesAdded) * entriesTotal;
+  const free = freeAtStart === null ? '' : `, and its folder had ${formatSize(freeAtStart)} free when quantize started`;
+  return `the container needs about ${formatSize(estimate)} (at the bits per entry of the ${added.matrices === 1 ? 'matrix' : `${added.matrices} matrices`} written so far)${free}`;
+}
+
 /** "1 tensor", "2 tensors": `count` and `noun`, plural but for 1. */
 function counted(count: number, noun: string): string {
   return `${count} ${noun}${count === 1 ? '' : 's'}`;
@@ -447,6 +483,10 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   let gpu: Awaited<ReturnType<typeof gpuQuantizer>> = null;
   let bar: ProgressBar | null = null;
   let writer: QuantizedContainerFileWriter | null = null;
+  // For what a disk-full failure says: free bytes at the start, entries written and in all.
+  let freeAtStart: number | null = null;
+  let entriesAdded = 0;
+  let totalEntries = 0;
   try {
     checkNoContainer(file, 'quantize reads a plain safetensors model');
     await checkSafetensorsFileWritable(options.output);
@@ -468,6 +508,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     }
     const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
+    const entriesOf = (name: string): number => ((shapes.get(name) as readonly number[])[0] as number) * ((shapes.get(name) as readonly number[])[1] as number);
+    totalEntries = selected.reduce((sum, name) => sum + entriesOf(name), 0);
+    freeAtStart = await freeBytesBeside(options.output);
     // Under --quiet the fallback to the CPU is not reported either (errors still are).
     // A scalar scheme runs on the CPU whatever --device auto finds (--device gpu was refused above).
     gpu = encodesOnGpu(options.scheme) ? await gpuQuantizer(options.device ?? 'auto', options.quiet === true ? () => {} : log) : null;
@@ -521,7 +564,15 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         }
         onProgress(out);
         return { name, matrix: quantized };
-    }, (entry) => container.add(entry));
+    }, async (entry) => {
+      await container.add(entry);
+      entriesAdded += entriesOf(entry.name);
+      // Once, after the first matrix: a run that cannot fit is told now rather than when the disk fills.
+      if (container.added.matrices === 1 && freeAtStart !== null) {
+        const estimate = (container.added.bytes / entriesAdded) * totalEntries;
+        if (estimate > freeAtStart) log(`warning: quantize may run out of disk space: ${diskNeeds(container.added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);
+      }
+    });
     progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
     // The last moment an interrupt leaves no file: writing is atomic (a temporary file renamed over the target).
     throwIfAborted(signal, 'quantize');
@@ -542,6 +593,11 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   } catch (error) {
     // The message that follows (an error, an interrupt) starts on a line of its own, not after the bar.
     bar?.clear();
+    if (isDiskFull(error) && error instanceof Error) {
+      const needs = writer === null ? null : diskNeeds(writer.added, entriesAdded, totalEntries, freeAtStart);
+      const where = `the disk holding ${printableName(dirname(options.output))} is full`;
+      throw new LatticeMatmulError(`${error.message}; ${where}${needs === null ? '' : `: ${needs}`}`, { cause: error });
+    }
     throw error;
   } finally {
     // Nothing once the container is written; else its spill folder is removed.

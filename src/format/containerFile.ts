@@ -191,4 +191,9 @@ export class QuantizedContainerFileWriter {
   async abort(): Promise<void> {
     await this.file.abort();
   }
+
+  /** Matrices added so far, and their tensors' bytes (the container's data, without its header). */
+  get added(): { readonly matrices: number; readonly bytes: number } {
+    return { matrices: this.entries.length, bytes: this.file.dataBytes };
+  }
 }

@@ -627,6 +627,11 @@ export class SafetensorsFileWriter {
     return this.ending;
   }
 
+  /** The bytes of the tensors added so far (what the spill folder holds until `finish` copies them). */
+  get dataBytes(): number {
+    return this.tensors.reduce((sum, tensor) => sum + tensor.byteLength, 0);
+  }
+
   private throwIfAbortRequested(): void {
     if (this.abortRequested) throw new LatticeMatmulError(`writing ${describePath(this.path)} was aborted`);
   }
