@@ -6,6 +6,8 @@
  * import { readSafetensors } from 'lattice-matmul/format';
  * const archive = readSafetensors(bytes);
  * const w = archive.tensorAsFloat32('model.layers.0.mlp.down_proj.weight');
+ *
+ * @module lattice-matmul/format
  */
 export {
   readSafetensors,

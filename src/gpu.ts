@@ -10,6 +10,8 @@
  * const w = await engine.quantize({ buffer: wBuffer, rows: 4096, cols: 4096 }, { scheme: 'e8-q16' });
  * const layer = QuantizedLinear.create(device, w, { activations: 'f16' });
  * layer.record(encoder, xBuffer, yBuffer);                       // y = W·x, nothing allocated per call
+ *
+ * @module lattice-matmul/gpu
  */
 export { requestGpuDevice, deviceRequirements, gpuContextOf, type DeviceRequirements, type GpuContext, type GpuFeatures, type GpuLimits, type RequestGpuDeviceOptions } from './gpu/device.js';
 export { GpuDeviceLostError, isDeviceLost } from './gpu/errorScopes.js';
@@ -51,7 +53,7 @@ export {
   type UniversalGemvI8Args,
   type UniversalGemvI8Options,
 } from './gpu/kernels/universalGemvI8.js';
-export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output, type HadamardPlanOptions } from './gpu/kernels/hadamard.js';
+export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output, type HadamardOptions, type HadamardPlanOptions } from './gpu/kernels/hadamard.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options, type ScaleMultipleSource } from './gpu/kernels/latticeGemvI8.js';
 export type { LeaderCopies } from './gpu/kernels/gemvI8Common.js';
 export {
@@ -93,6 +95,7 @@ export {
 } from './gpu/kernels/inputsI8.js';
 export { universalDequantize, dispatchUniversalDequantize, type UniversalDequantizeOptions, type UniversalDequantizeArgs } from './gpu/kernels/universalDequantize.js';
 export { dispatchF16ToF32, dispatchEpilogue, type ActivationFormat, type F16ToF32Args, type EpilogueArgs } from './gpu/kernels/activationIo.js';
+export { dispatchWeightOnlyInputsI8, type WeightOnlyInputsI8Args, type RecordedWeightOnlyInputsI8 } from './gpu/kernels/weightOnlyInputsI8.js';
 export {
   weightOnlyGemv,
   weightOnlyGemm,
@@ -105,5 +108,7 @@ export {
   type WeightOnlyGemvArgs,
   type WeightOnlyLayout,
   type WeightOnlyMatrixGemvArgs,
+  type WeightOnlyVectorBlock,
 } from './gpu/kernels/weightOnlyGemv.js';
+export type { FixedCodeBits } from './weightonly/packedCodes.js';
 export { uploadContainerEntry, type GpuContainerMatrix } from './gpu/containerUpload.js';

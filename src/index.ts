@@ -14,6 +14,8 @@
  * const a = gaussianMatrix(1024, 64, 1), b = gaussianMatrix(1024, 64, 2);
  * const qa = quantize(a, { scheme: 'e8-q16' }), qb = quantize(b, { scheme: 'e8-q16' });
  * console.log(qa.bitsStored, productNmse(matmulAT(qa, qb), a, b), expectedNmse(qa, qb)); // ≈ 4.25 bits, ≈ 0.009, 0.009
+ *
+ * @module lattice-matmul
  */
 export { LatticeMatmulError } from './errors.js';
 export {
@@ -51,10 +53,10 @@ export type {
   ScalarQuantizedMatrix,
   QuantizedMatrixFor,
 } from './quantize/quantizedMatrix.js';
-export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec } from './quantize/latticeSpec.js';
+export { latticeSpec, universalCodec, DITHER_GRID, type LatticeName, type LatticeSpec, type UniversalCodec, type DitherField } from './quantize/latticeSpec.js';
 export { MIN_COLUMN_NORM, MAX_COLUMN_NORM, MAX_NORM_PRODUCT } from './quantize/prepareColumn.js';
 export { LONG_ESCAPE, type DitherKeyCount } from './quantize/universalCode.js';
-export { HUGE_ESCAPE } from './lattices/escapes.js';
+export { HUGE_ESCAPE, type EscapeCandidates } from './lattices/escapes.js';
 export { checkQuantizedMatrix } from './quantize/checkQuantized.js';
 export { e8ResidueForm, e8ResidueUnsupported, type E8ResidueMatrix } from './quantize/e8Residues.js';
 export { e8PointForm, e8PointUnsupported, type E8PointMatrix } from './quantize/e8Points.js';
@@ -66,9 +68,10 @@ export { expectedProductError, expectedNmse } from './product/expectedError.js';
 export { packField, unpackField, packedLayout, type PackedField } from './format/packing.js';
 
 export { type Lattice, D3, E8, zLattice, VoronoiCode, innerProductTable, leaderTable } from './lattices/index.js';
+export type { IntegerInverse } from './lattices/integerMatrix.js';
 
 export { RandomizedHadamard } from './rotation/randomizedHadamard.js';
-export { rotationLength, rotationPlan, MAX_PADDED_ROTATION_N, type RotationPlan, type RotationStage } from './rotation/hadamard.js';
+export { rotationLength, rotationPlan, MAX_PADDED_ROTATION_N, type RotationPlan, type RotationStage, type HadamardBase } from './rotation/hadamard.js';
 export { Rng, gaussianMatrix, counterHash, RandomStream } from './rotation/random.js';
 export { testMatrixPair, DATA_KINDS, type DataKind } from './data/testMatrices.js';
 

@@ -8,6 +8,8 @@
  * const context = await requestNodeGpuDevice();
  * const engine = GpuEngine.create(context);
  * const model = await openSafetensorsFile('model.safetensors'); // header only; tensors on demand
+ *
+ * @module lattice-matmul/node
  */
 export { nodeGpu, requestNodeGpuDevice, SOFTWARE_VULKAN_ICDS, type NodeGpuOptions } from './gpu/nodeGpu.js';
 export { openSafetensorsFile, writeSafetensorsFile, leftoverTemporaries, SafetensorsFile } from './io/safetensorsFile.js';

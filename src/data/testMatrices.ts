@@ -12,6 +12,7 @@ import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
  */
 export type DataKind = 'gaussian' | 'heavy-tailed' | 'outlier-rows' | 'low-rank' | 'parallel' | 'spikes' | 'two-spikes' | 'permuted';
 
+/** Every {@link DataKind}, in a fixed order (for iterating). */
 export const DATA_KINDS: readonly DataKind[] = ['gaussian', 'heavy-tailed', 'outlier-rows', 'low-rank', 'parallel', 'spikes', 'two-spikes', 'permuted'];
 
 /**

@@ -295,6 +295,7 @@ export interface QuantizedContainer {
   readonly metadata: Readonly<Record<string, string>>;
   /** The entries in the order they were written. */
   readonly entries: readonly ContainerEntry[];
+  /** Whether an entry named `name` exists. */
   has(name: string): boolean;
   /** The entry named `name`; refuses an unknown name with a `LatticeMatmulError`. */
   get(name: string): ContainerEntry;

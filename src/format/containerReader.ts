@@ -14,8 +14,9 @@ import { containerOf, decodeContainerEntry, parseContainerLayout, type Container
 
 /**
  * An open quantized container. `entries` describes every matrix (validated, nothing read yet);
- * `read(name)` reads one.
+ * `read(name)` reads one. Made by {@link openQuantizedContainer}.
  *
+ * @hideconstructor
  * @example
  * const container = await openQuantizedContainer(await httpRangeSource('/model.lmq.safetensors'));
  * for (const info of container.entries) {
@@ -56,6 +57,7 @@ export class QuantizedContainerReader {
     return this.layout.entries;
   }
 
+  /** Whether a matrix named `name` exists. */
   has(name: string): boolean {
     return this.layout.plans.has(name);
   }

@@ -66,12 +66,20 @@ export interface GpuEngineOptions {
 
 const UNIVERSAL_PRODUCT_PATHS = ['i8', 'decode'] as const;
 
-/** How `matmulAT` multiplies two universal matrices (GpuEngineOptions.universalProduct). */
+/**
+ * How `matmulAT` multiplies two universal matrices (GpuEngineOptions.universalProduct).
+ *
+ * @useDeclaredType
+ */
 export type UniversalProductPath = (typeof UNIVERSAL_PRODUCT_PATHS)[number];
 
 const DETERMINISTIC_PRODUCT_PATHS = ['codes', 'decode'] as const;
 
-/** How `matmulAT` multiplies two deterministic matrices (GpuEngineOptions.deterministicProduct). */
+/**
+ * How `matmulAT` multiplies two deterministic matrices (GpuEngineOptions.deterministicProduct).
+ *
+ * @useDeclaredType
+ */
 export type DeterministicProductPath = (typeof DETERMINISTIC_PRODUCT_PATHS)[number];
 
 const ENGINE_OPTION_KEYS = ['tableLayout', 'dotPath', 'universalProduct', 'deterministicProduct'] as const satisfies readonly (keyof GpuEngineOptions)[];

@@ -39,7 +39,7 @@ export interface GpuDeterministicMatrix {
   readonly unit: number;
   readonly multiples: Int32Array;
   readonly blocksPerColumn: number;
-  /** Bits of one packed code (`VoronoiCode.codeBits`, see {@link latticeCodeBits}). */
+  /** Bits of one packed code, ⌈log2(q^d)⌉ (`VoronoiCode.codeBits`; D3 q = 6: 8, E8 q = 16: 32). */
   readonly codeBits: number;
   /** Bits of one packed scale index (see {@link scaleIndexBits}). */
   readonly scaleIndexBits: number;
@@ -212,6 +212,7 @@ export class MatrixColumnSide {
     return new MatrixColumnSide(m, buffer);
   }
 
+  /** Frees `buffer` (the matrix it was gathered from is left as it is). */
   destroy(): void {
     this.buffer.destroy();
   }

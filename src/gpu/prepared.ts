@@ -38,7 +38,12 @@ export function isCommandEncoder(target: CommandTarget): target is GPUCommandEnc
   return typeof (target as Partial<GPUCommandEncoder>).beginComputePass === 'function';
 }
 
-/** A recorded list of commands and the buffers it owns; `record` replays it, `destroy` frees it. */
+/**
+ * A recorded list of commands and the buffers it owns; `record` replays it, `destroy` frees it. Made by
+ * {@link prepareCommands}.
+ *
+ * @hideconstructor
+ */
 export class PreparedCommands {
   private destroyed = false;
   /** Whether the commands are compute dispatches only, which a caller's open compute pass can take. */

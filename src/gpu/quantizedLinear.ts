@@ -64,6 +64,8 @@ function deterministicInt8InputsUnsupported(w: GpuDeterministicMatrix): string |
 /**
  * A matrix in a quad form of the int8-input GEMVs: an e8-q16-deterministic one's residues, a universal
  * E8 one's points, a d3-q6-deterministic one's codes in whole quads.
+ *
+ * @inline
  */
 type QuadInt8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix | GpuD3QuadMatrix;
 

@@ -38,6 +38,11 @@ export const TABLE_TILE = 64;
 
 /** The D3 inner-product table layouts of the deterministic products. */
 export const TABLE_LAYOUT_KINDS = ['full', 'triangle', 'leaders'] as const;
+/**
+ * A D3 inner-product table layout of the deterministic products (`GpuEngineOptions.tableLayout`).
+ *
+ * @useDeclaredType
+ */
 export type TableLayoutKind = (typeof TABLE_LAYOUT_KINDS)[number];
 
 export interface TableLayout {

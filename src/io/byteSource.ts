@@ -22,6 +22,7 @@ export interface ByteSource {
   readonly name: string;
   /** The total size in bytes. */
   readonly byteLength: number;
+  /** Resolves to exactly `length` new bytes from `offset` (within `byteLength`), or rejects. */
   read(offset: number, length: number): Promise<Uint8Array>;
 }
 

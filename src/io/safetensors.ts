@@ -1128,6 +1128,8 @@ export class SafetensorsArchive {
   }
 }
 
+export { float16BitsToFloat32Bits };
+
 /**
  * Parses and validates a whole safetensors file held in memory; refuses malformed or hostile bytes
  * with a `LatticeMatmulError` before allocating anything of the size the header claims.
@@ -1136,8 +1138,6 @@ export class SafetensorsArchive {
  * const file = writeSafetensors({ w: { dtype: 'BF16', shape: [1], data: new Uint16Array([0x3f80]) } });
  * readSafetensors(file).tensorAsFloat32('w'); // Float32Array [1]
  */
-export { float16BitsToFloat32Bits };
-
 export function readSafetensors(bytes: ArrayBuffer | Uint8Array, options?: SafetensorsReadOptions): SafetensorsArchive {
   return SafetensorsArchive.read(bytes, options);
 }

@@ -20,9 +20,13 @@ export interface SafetensorsTensorSource {
   readonly tensors: readonly SafetensorsTensorInfo[];
   /** The model's string metadata, or null. */
   readonly metadata: Readonly<Record<string, string>> | null;
+  /** The validated description of tensor `name`. */
   info(name: string): SafetensorsTensorInfo;
+  /** Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size. */
   readTensorBytes(name: string): Promise<Uint8Array>;
+  /** Reads tensor `name` (F32, F16, BF16 or F64) as a new Float32Array; NaN and ±Inf kept. */
   readTensorAsFloat32(name: string): Promise<Float32Array>;
+  /** Closes the file, or every shard; closing twice is harmless. */
   close(): Promise<void>;
 }
 

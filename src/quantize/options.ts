@@ -4,6 +4,12 @@ import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from './strictOpt
 
 /** How the decoder rescales each decoded column of a deterministic lattice scheme (see {@link QuantizeOptions.gain}). */
 const GAIN_MODES = ['unbiased', 'mmse', 'none'] as const;
+/**
+ * How the decoder rescales each decoded column of a deterministic lattice scheme (see
+ * {@link QuantizeOptions.gain}).
+ *
+ * @useDeclaredType
+ */
 export type GainMode = (typeof GAIN_MODES)[number];
 
 /** Progress of a long quantization: columns done out of the total. */

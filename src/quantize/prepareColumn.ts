@@ -55,6 +55,7 @@ export function unscale(value: number, exponent: number, what: string): number {
  * refused only when its entries could leave the f32 range (`checkProductRange`).
  */
 export const MIN_COLUMN_NORM = 2 ** -100;
+/** The upper end of the documented column-norm range, 2^100 (see {@link MIN_COLUMN_NORM}). */
 export const MAX_COLUMN_NORM = 2 ** 100;
 
 /**

@@ -91,6 +91,7 @@ export interface DeterministicLatticeMatrix extends QuantizedBase {
   readonly clippedBlocks: number;
 }
 
+/** A matrix quantized with a nested-lattice scheme, universal or deterministic. */
 export type LatticeQuantizedMatrix = UniversalLatticeMatrix | DeterministicLatticeMatrix;
 
 /**
@@ -108,6 +109,10 @@ export interface ScalarQuantizedMatrix extends QuantizedBase {
   readonly groupsPerColumn: number;
 }
 
+/**
+ * What `quantize` returns: a lattice-quantized matrix or a scalar baseline's ({@link QuantizedMatrixFor}
+ * narrows it by scheme).
+ */
 export type QuantizedMatrix = LatticeQuantizedMatrix | ScalarQuantizedMatrix;
 
 /** The quantized matrix of a scheme object's type (a union of schemes gives the union of their matrices). */

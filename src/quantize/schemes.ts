@@ -47,6 +47,7 @@ export interface DeterministicLatticeScheme {
   readonly overload: OverloadRule;
 }
 
+/** A nested-lattice scheme: universal (dithered, the default) or deterministic. */
 export type LatticeScheme = UniversalLatticeScheme | DeterministicLatticeScheme;
 
 /** Scalar absmax integer quantization of the rotated coordinates (baseline). */
@@ -64,6 +65,7 @@ export interface Nvfp4Scheme {
   readonly kind: 'nvfp4';
 }
 
+/** A quantization scheme: a nested-lattice scheme, or a scalar baseline (absmax INT, NVFP4). */
 export type Scheme = LatticeScheme | IntScheme | Nvfp4Scheme;
 
 function universal(lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatticeScheme {
@@ -106,6 +108,11 @@ const PRESETS = {
   nvfp4: { kind: 'nvfp4' },
 } as const satisfies Record<string, Scheme>;
 
+/**
+ * The name of a preset scheme: a key of {@link SCHEMES}.
+ *
+ * @useDeclaredType
+ */
 export type SchemeName = keyof typeof PRESETS;
 
 function deepFreeze<T>(value: T): T {

@@ -28,10 +28,21 @@ import { fp16Scale, nextFloat32Up } from './floatFormats.js';
 
 /** The two integer grids; see the module comment. */
 export const INT_GRIDS = ['midrise', 'symmetric'] as const;
+/**
+ * The integer grid of an INT scheme ({@link absmaxQuantize}): 'midrise' (2^b cells tiling [−M, M], no
+ * zero level) or 'symmetric' (levels round(x/s) about zero).
+ *
+ * @useDeclaredType
+ */
 export type IntGrid = (typeof INT_GRIDS)[number];
 
 /** How a group's scale is stored: f32, or f16 (as llama.cpp's q4_0 stores it). */
 export const SCALE_FORMATS = ['fp32', 'fp16'] as const;
+/**
+ * How a group's scale is stored: f32, or f16 (as llama.cpp's q4_0 stores it).
+ *
+ * @useDeclaredType
+ */
 export type ScaleFormat = (typeof SCALE_FORMATS)[number];
 
 /** Options of {@link absmaxQuantize}. */

@@ -153,7 +153,8 @@ export function fromFloat16Bits(bits: number): number {
 
 /**
  * `x` rounded to the nearest fp16 value (ties to even), returned as a JS number. Overflows to
- * ±Infinity beyond 65504 (see {@link fp16Scale} for a rounding that never does).
+ * ±Infinity beyond 65504 (the fp16 scales of {@link absmaxQuantize} round up instead, and refuse what
+ * exceeds 65504).
  *
  * @example
  * toFloat16(0.1); // 0.0999755859375

@@ -24,6 +24,7 @@ export {
   WeightOnlyQuantized,
   type WeightOnlyAnalysis,
   type WeightOnlyQuantizedFields,
+  type WeightOnlyPackedFields,
 } from './quantized.js';
 export type { PackedWeightCodes } from './packedCodes.js';
 export { DEFAULT_DAMPING, quantizeWeights, type QuantizeWeightsOptions, type QuantizeWeightsOptionsWithoutSigma, type QuantizeWeightsOptionsFor } from './quantizeWeights.js';

@@ -15,7 +15,11 @@ import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, ty
 import { fitRescalers } from './rescalers.js';
 import { amGmBits, predictedGapBits } from './theory.js';
 
-/** The options of {@link quantizeWeights} every call may give (see {@link QuantizeWeightsOptions}). */
+/**
+ * The options of {@link quantizeWeights} every call may give (see {@link QuantizeWeightsOptions}).
+ *
+ * @inline
+ */
 interface QuantizeWeightsCommonOptions {
   readonly method: WeightOnlyMethod;
   /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
@@ -28,7 +32,11 @@ interface QuantizeWeightsCommonOptions {
   readonly damping?: number;
 }
 
-/** A target rate (the step is searched), or a fixed step: exactly one of the two. */
+/**
+ * A target rate (the step is searched), or a fixed step: exactly one of the two.
+ *
+ * @inline
+ */
 type QuantizeWeightsRateOrStep =
   | {
       /** Target rate in bits per entry of W, side information included; the step is searched to hit it. */
@@ -49,7 +57,11 @@ type QuantizeWeightsRateOrStep =
       readonly rateTolerance?: undefined;
     };
 
-/** The rescaler fit, and its rounds only with it. */
+/**
+ * The rescaler fit, and its rounds only with it.
+ *
+ * @inline
+ */
 type QuantizeWeightsRescale =
   | {
       /** Fit diagonal row and column rescalers after quantizing (alternating least squares). */

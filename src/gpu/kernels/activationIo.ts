@@ -21,7 +21,11 @@ const THREADS = 256;
 /** The element types of activations in GPU buffers. */
 export const ACTIVATION_FORMATS = ['f32', 'f16'] as const;
 
-/** The element type of activations in GPU buffers. */
+/**
+ * The element type of activations in GPU buffers.
+ *
+ * @useDeclaredType
+ */
 export type ActivationFormat = (typeof ACTIVATION_FORMATS)[number];
 
 /** Bytes per element of an activation format. */

@@ -197,6 +197,8 @@ export type D3QuadShape = E8QuadShape & { readonly blocksPerColumn: number; read
  * a word of 2-bit scale indices per quad, and the column side (ν_j·γ_j of every column, then μ_j when
  * centred). Made by `repack` (on the GPU, from a `GpuDeterministicMatrix`) or `upload` (the CPU form);
  * `destroy()` frees the buffers. The matrix it was made from keeps what `read()` returns.
+ *
+ * @hideconstructor
  */
 export class GpuD3QuadMatrix extends GpuE8QuadMatrix {
   readonly blocksPerColumn: number;

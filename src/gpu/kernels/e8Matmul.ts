@@ -41,7 +41,11 @@ const THREADS = 256;
 /** How the kernels form 8-bit integer dot products: WGSL's dot4I8Packed, or unpacked multiply-adds. */
 export const DOT_PATHS = ['packed', 'plain'] as const;
 
-/** How the kernel forms the 8-lane int8 dot products. */
+/**
+ * How the kernel forms the 8-lane int8 dot products.
+ *
+ * @useDeclaredType
+ */
 export type DotPath = (typeof DOT_PATHS)[number];
 
 /** `'packed'` where the adapter's WGSL has packed_4x8_integer_dot_product, else `'plain'`. */

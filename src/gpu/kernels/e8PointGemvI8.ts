@@ -78,6 +78,8 @@ export type E8PointShape = Pick<E8PointMatrix, 'rows' | 'cols' | 'rotate' | 'see
  * An {@link E8PointMatrix} on the GPU: points (whole quads per column), the columns' dither keys and
  * the column side (ν_j of every column, then μ_j when centred). Made by `upload` (from the CPU form
  * `e8PointForm`); `destroy()` frees the buffers.
+ *
+ * @hideconstructor
  */
 export class GpuE8PointMatrix extends GpuE8QuadMatrix {
   constructor(

@@ -237,6 +237,7 @@ export abstract class GpuE8QuadMatrix implements E8QuadShape {
     return this.destroyed;
   }
 
+  /** Frees the buffers; `isDestroyed` is true afterwards. */
   destroy(): void {
     this.destroyed = true;
     for (const buffer of this.buffers()) buffer.destroy();
@@ -255,6 +256,8 @@ export type E8ResidueShape = Pick<E8ResidueMatrix, 'rows' | 'cols' | 'rotate' | 
  * An {@link E8ResidueMatrix} on the GPU: residue words (whole quads per column), side words and the
  * column side (ν_j·γ_j of every column, then μ_j when centred). Made by `repack` (on the GPU, from an
  * uploaded matrix) or `upload` (from the CPU form); `destroy()` frees the buffers.
+ *
+ * @hideconstructor
  */
 export class GpuE8ResidueMatrix extends GpuE8QuadMatrix {
   readonly multiples: Int32Array;

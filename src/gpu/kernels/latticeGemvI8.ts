@@ -85,6 +85,12 @@ type RhsTile = 1 | 8;
  * (a load, an address and a clamp per block: the kernel's former form, kept to compare the two on a GPU).
  */
 export const SCALE_MULTIPLE_SOURCES = ['cubic', 'table'] as const;
+/**
+ * How the kernel takes each block's 6k from its scale index: 'cubic' evaluates a cubic (three integer
+ * multiply-adds), 'table' reads a 4-entry workgroup table.
+ *
+ * @useDeclaredType
+ */
 export type ScaleMultipleSource = (typeof SCALE_MULTIPLE_SOURCES)[number];
 
 /** The kernel's default source of the scale multiples. */

@@ -358,7 +358,11 @@ export interface UploadWeightOnlyOptions {
 }
 
 const WEIGHT_ONLY_LAYOUTS = ['auto', 'fixed', 'packed'] as const;
-/** The values of `UploadWeightOnlyOptions.layout`. */
+/**
+ * The values of `UploadWeightOnlyOptions.layout`.
+ *
+ * @useDeclaredType
+ */
 export type WeightOnlyLayout = (typeof WEIGHT_ONLY_LAYOUTS)[number];
 
 /** Most bytes of fixed-width codes, per byte of packed codes, that layout: 'auto' accepts. */
