@@ -20,7 +20,7 @@ import { dispatchProductEpilogue } from './kernels/productEpilogue.js';
 import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js';
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
-import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, checkProductOperands, gemvDecodeRatio, isCentred, latticeMatrixBuffers, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
+import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, checkProductOperands, gemvDecodeRatio, int8SumScale, isCentred, latticeMatrixBuffers, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
 import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -552,7 +552,9 @@ function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | Gpu
  *   unit = β / (DITHER_GRID·√N), and the dither sum Σ offset·x̃: every partial sum is at most
  *   (‖ŵ_j‖ / (ν_j·unit) + max offset·√N)·‖x‖;
  * - deterministic (shaders/lattice_gemv.wgsl): Σ k·⟨P, x̃⟩ with ŵ_j = ν_j·γ_j·columnUnit·k·P,
- *   columnUnit = unit / (pointScale·√N): at most ‖ŵ_j‖ / (ν_j·|γ_j|·columnUnit)·‖x‖;
+ *   columnUnit = unit / (pointScale·√N): at most ‖ŵ_j‖ / (ν_j·|γ_j|·columnUnit)·‖x‖; the int8-input
+ *   GEMVs (`QuantizedLinear`'s `int8Inputs`) sum `int8SumScale` times that (D3's 6·k, the E8 residue
+ *   GEMV's 12·k), and the limit holds for them too;
  * - the rotation's butterflies, scaled in the last pass (shaders/hadamard.wgsl): at most √N·‖x‖.
  *
  * A column's decode is at most `gemvDecodeRatio(w)` times its norm (ν_j, ν_j·|γ_j|): twice
@@ -561,10 +563,11 @@ function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | Gpu
  * any codes, set on upload (`universalColumnBounds`, `deterministicDecodeRatio`: ≈ 3.5–8 for the
  * presets, 0.8–2 bits off the limit); the sums are kept below 2^127, half of f32's range, for their
  * rounding. Measured on lavapipe (d3-q6, e8-q16, e8-4bit and both deterministic presets, n = 64 and
- * 512, x along a decoded column, the worst direction found): the sums overflowed from 2.1–2.4 bits
- * above this limit (Gaussian x: 3.8–6.2 bits), so it refuses at most a factor of about 5 that would
- * have worked. `GpuEngine.matvec` checks it for x on the host; for x already in a GPU buffer (and every
- * `QuantizedLinear` input) it is the caller's to keep.
+ * 512, x along a decoded column, the worst direction found): the universal GEMVs' sums overflowed from
+ * 2.1–2.4 bits above this limit, f32 or int8 inputs (Gaussian x: 3.8–6.2 bits); the deterministic
+ * ones from 2.0 bits (the E8 residue GEMV, int8 inputs, GPU-quantized) to 7.2 (E8's f32 GEMV of an
+ * upload, which the residue GEMV's factor 12 does not concern). `GpuEngine.matvec` checks it for x on
+ * the host; for x already in a GPU buffer (and every `QuantizedLinear` input) it is the caller's to keep.
  *
  * @example
  * const limit = gemvInputNormLimit(gpuW); // ≈ 2^112 for d3-q6 at n = 512 quantized on the GPU, 2^111 uploaded
@@ -577,7 +580,7 @@ export function gemvInputNormLimit(w: GpuLatticeMatrix): number {
   const perNormOfX =
     w.mode === 'universal'
       ? root * ((ratio * DITHER_GRID) / w.scheme.beta + spec.dither.fields.reduce((most, field) => Math.max(most, 2 ** (field.bits - 1)), 0))
-      : (ratio * spec.pointScale * root) / w.unit;
+      : ((int8SumScale(w.scheme) ?? 1) * ratio * spec.pointScale * root) / w.unit;
   return 2 ** 127 / Math.max(root, perNormOfX);
 }
 

@@ -352,6 +352,17 @@ export const CUBIC_SCALE = 6;
 export const RESIDUE_SUM_SCALE = 2 * CUBIC_SCALE;
 
 /**
+ * How many times the f32 GEMV's sums (Σ k·⟨P, x̃⟩) the largest sums of a deterministic scheme's
+ * int8-input GEMVs are: D3's (lattice_gemv_i8.wgsl) sum 6·k·⟨P, x̂⟩·s_g, CUBIC_SCALE; the E8 residue
+ * GEMV (q = 16) 6·k·2⟨ℓ, x̂⟩·s_g, RESIDUE_SUM_SCALE; null where no int8-input GEMV reads the scheme's
+ * codes. Their column units divide by it (`deterministicColumnUnit`), and `gemvInputNormLimit` bounds
+ * their sums with it.
+ */
+export function int8SumScale(scheme: DeterministicLatticeMatrix['scheme']): typeof CUBIC_SCALE | typeof RESIDUE_SUM_SCALE | null {
+  return scheme.lattice === 'D3' ? CUBIC_SCALE : scheme.lattice === 'E8' && scheme.q === 16 ? RESIDUE_SUM_SCALE : null;
+}
+
+/**
  * The column unit of the deterministic GEMV and dequantize kernels, unit/(pointScale·√N) (what turns a
  * block's k·P into entries, before ν_j·γ_j), divided by `cubicScale` in the int8-input GEMVs (D3's
  * CUBIC_SCALE, the E8 residue GEMV's RESIDUE_SUM_SCALE).
@@ -368,7 +379,7 @@ export function deterministicColumnUnit(m: Pick<DeterministicLatticeMatrix, 'sch
  * for E8 with q = 16, whose kernels form ν_j·γ_j·unit before the sum); each product is checked.
  */
 export function checkDeterministicColumnScales(q: Pick<DeterministicLatticeMatrix, 'scheme' | 'unit' | 'length' | 'norms' | 'gains'>): void {
-  const int8Scale = q.scheme.lattice === 'D3' ? CUBIC_SCALE : q.scheme.lattice === 'E8' && q.scheme.q === 16 ? RESIDUE_SUM_SCALE : null;
+  const int8Scale = int8SumScale(q.scheme);
   const units = int8Scale === null ? [deterministicColumnUnit(q)] : [deterministicColumnUnit(q), deterministicColumnUnit(q, int8Scale)];
   for (let j = 0; j < q.norms.length; j++) {
     const scale = (q.norms[j] as number) * (q.gains === null ? 1 : Math.abs(q.gains[j] as number));

@@ -33,7 +33,7 @@ import type { GpuScratch } from './scratch.js';
  * computes ŴᵀX; a weight-only matrix (outputs × n) computes Ŵ·X — both are W·x here.
  *
  * Range: x lives in the caller's buffer, which the layer cannot check on the host. Each token's ‖x‖₂
- * must stay within `gemvInputNormLimit(w)` (lattice weights, ≈ 2^110–2^118) or 2^31 (weight-only
+ * must stay within `gemvInputNormLimit(w)` (lattice weights, ≈ 2^109–2^116; the same for f32 and int8 inputs) or 2^31 (weight-only
  * weights, `WeightOnlyQuantized`'s bound); beyond it the f32 sums may overflow to ±Infinity or NaN.
  *
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its

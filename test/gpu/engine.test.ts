@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testMatrixPair } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, gemvInputNormLimit } from '../../src/gpu/engine.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
@@ -865,6 +866,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     ['e8-q16, centred', { scheme: 'e8-q16', seed: 3, nonce: 9, center: true }],
     ['e8-4bit', { scheme: 'e8-4bit', seed: 3, nonce: 10 }],
     ['d3-q6-deterministic', { scheme: 'd3-q6-deterministic', seed: 3 }],
+    ['e8-q16-deterministic', { scheme: 'e8-q16-deterministic', seed: 3 }],
   ] as const)('%s, ordinary codes: maxColumnNorm and the GEMV limit are the ordinary formulas (GPU-quantized) or within a few bits of them (uploaded: bounded for any codes)', async (_name, options) => {
     const a = gaussianMatrix(512, 6, 11);
     const cpu = quantize(a, options);
@@ -887,7 +889,8 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       const perNormOfX =
         q.mode === 'universal'
           ? root * ((2 * DITHER_GRID) / q.scheme.beta + Math.max(...spec.dither.fields.map((field) => 2 ** (field.bits - 1))))
-          : (2 * spec.pointScale * root) / q.unit;
+          : // The int8-input GEMVs' sums: 6·k for D3 (the cubic), 12·k for the E8 residue GEMV (q = 16).
+            ((q.scheme.lattice === 'D3' ? 6 : q.scheme.q === 16 ? 12 : 1) * 2 * spec.pointScale * root) / q.unit;
       return { normBound, limit: 2 ** 127 / Math.max(root, perNormOfX) };
     };
     const uploaded = uploadLatticeMatrix(context.device, cpu);
@@ -909,6 +912,58 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
           expect(w.maxColumnNorm).toBeLessThan(10 * expected.normBound);
           expect(gemvInputNormLimit(w)).toBeLessThan(expected.limit);
           expect(gemvInputNormLimit(w)).toBeGreaterThan(expected.limit / 4);
+        }
+      }
+    } finally {
+      uploaded.destroy();
+      gpuQuantized.destroy();
+    }
+  });
+
+  it.each([
+    ['d3-q6-deterministic (the D3 quad GEMV)', 'd3-q6-deterministic'],
+    ['e8-q16-deterministic (the E8 residue GEMV, whose sums are 12·k: it returned +Infinity at 0.35 of the limit)', 'e8-q16-deterministic'],
+  ] as const)('%s: a QuantizedLinear with int8 inputs is finite and right for x along a decoded column up to gemvInputNormLimit', async (_name, scheme) => {
+    const n = 512;
+    const a = gaussianMatrix(n, 8, 1);
+    const cpu = quantize(a, { scheme, seed: 4 });
+    const uploaded = uploadLatticeMatrix(context.device, cpu);
+    const gpuQuantized = await engine.quantize(a, { scheme, seed: 4 });
+    try {
+      for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
+        const layer = QuantizedLinear.create(context.device, w, { maxTokens: 1, int8Inputs: dotPathFor(context.features) });
+        try {
+          const limit = gemvInputNormLimit(w);
+          const decoded = dequantize(q).data;
+          for (const j of [0, 5]) {
+            // x along decoded column j: the direction that makes the sums of column j largest.
+            const column = decoded.slice(j * n, (j + 1) * n);
+            const columnNorm = Math.hypot(...column);
+            for (const share of [1 - 2 ** -12, 0.5, 2 ** -4]) {
+              const x = Float32Array.from(column, (v) => (v / columnNorm) * limit * share);
+              const xBuffer = createBufferWithData(context.device, 'int8 limit x', x, STORAGE_USAGE);
+              const yBuffer = createBufferWithData(context.device, 'int8 limit y', new Float32Array(q.cols), STORAGE_USAGE);
+              try {
+                const encoder = context.device.createCommandEncoder();
+                layer.record(encoder, xBuffer, yBuffer);
+                context.device.queue.submit([encoder.finish()]);
+                const y = new Float32Array(await readBufferExclusive(context.device, yBuffer, 4 * q.cols));
+                const reference = matvecAT(q, { rows: n, cols: 1, data: x }).data;
+                const xNorm = Math.hypot(...x);
+                for (let k = 0; k < q.cols; k++) {
+                  expect(Number.isFinite(y[k]), `${share} of the limit, x along column ${j}, output ${k}`).toBe(true);
+                  // The int8 rounding of x̃: far below 1 % of ‖ŵ_k‖·‖x‖ (the layer's documented bound is per group).
+                  const wNorm = Math.hypot(...decoded.subarray(k * n, (k + 1) * n));
+                  expect(Math.abs((y[k] as number) - (reference[k] as number)), `${share} of the limit, x along column ${j}, output ${k}`).toBeLessThan(1e-2 * wNorm * xNorm);
+                }
+              } finally {
+                xBuffer.destroy();
+                yBuffer.destroy();
+              }
+            }
+          }
+        } finally {
+          layer.destroy();
         }
       }
     } finally {
