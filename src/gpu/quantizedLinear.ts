@@ -162,7 +162,10 @@ export interface QuantizedLinearOptions {
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
    * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5.5·10⁻³;
    * for weight-only weights (½ + 10⁻⁴)·m_w/127 per input of code word w (m_w = max|s_i·x̃_i| over its
-   * ⌊32/b⌋ inputs), times |t_j|·Σ|z| in y_j: ≈ 10⁻⁵ in NMSE on Gaussian data.
+   * ⌊32/b⌋ inputs), times |t_j|·Σ|z| in y_j: ≈ 10⁻⁵ in NMSE on Gaussian data. Both bounds hold where
+   * the scale s_g = f32(m/127) (m_w/127) is a normal f32, i.e. for groups whose largest |x̃| (|s·x̃|)
+   * is at least about 2^−119; an x with subnormal entries (below 2^−126) may be flushed or rounded
+   * coarsely (measured on lavapipe: 11 times the bound at x ≈ 2^−144·N(0, 1)).
    * Default null: exact f32 inputs.
    */
   readonly int8Inputs?: DotPath | null;

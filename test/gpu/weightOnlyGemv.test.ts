@@ -7,6 +7,7 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import {
   dispatchWeightOnlyGemv,
+  uploadScaleExponent,
   uploadWeightOnly,
   weightOnlyGemm,
   weightOnlyCodeBits,
@@ -142,6 +143,10 @@ function reference(q: WeightOnlyQuantized, x: Float32Array, vectors: number, cod
   const rotated = new WeightBasis(n, q.rotation, q.seed).rotateWeights({ rows: n, cols: vectors, data: x });
   const kernelRoundings = mostCodesPerLane(q.codeWidths, codeBits) + 16;
   const levels = Math.ceil(Math.log2(n));
+  // The row scales as uploaded (times 2^−e): where an intermediate is subnormal, each of the kernel's
+  // roundings may lose up to 2^−150 in absolute terms, scaled by t_j at the end.
+  const rowScales = q.rowScales ?? new Float32Array(outputs).fill(1);
+  const uploadedT = 2 ** -uploadScaleExponent(q.columnScales, rowScales);
   const y = new Float64Array(outputs * vectors);
   const tolerance = new Float64Array(outputs * vectors);
   for (let v = 0; v < vectors; v++) {
@@ -174,7 +179,8 @@ function reference(q: WeightOnlyQuantized, x: Float32Array, vectors: number, cod
       if (q.rotation === 'hadamard') bound += (levels + 1) * U * (wNorm1 * xNorm2 + wNorm2 * xNorm1);
       if (q.rotation === 'haar') bound += U * (rotatedTerms + originalTerms);
       y[v * outputs + j] = sum;
-      tolerance[v * outputs + j] = bound + 1e-30;
+      const subnormalSlack = (kernelRoundings + 2) * 2 ** -149 * Math.max(1, Math.abs((rowScales[j] as number) * uploadedT));
+      tolerance[v * outputs + j] = bound + subnormalSlack;
     }
   }
   return { y, tolerance };
@@ -296,6 +302,19 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
     expect(back.decode().data.every(Number.isFinite)).toBe(true);
     await check(back, 1);
     await check(craftedMatrix(widths.slice(0, 128), 9, 4, { magnitude: 2 ** 48, rowScales, rotation: 'hadamard' }), 2);
+  });
+
+  it.each([42, 46, 47])('tiny column scales with large row scales (s = 2^−100, t = 2^16), x ≈ 2^−%i: within the bound (s·x̃ was subnormal: 133 times the relative bound at 2^−42, then y = 0)', async (kx) => {
+    const n = 128;
+    const outputs = 4;
+    const rng = new Rng(12345);
+    const codes = Int32Array.from({ length: n * outputs }, () => rng.nextInt(15) - 7);
+    const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(2 ** -100), rowScales: new Float32Array(outputs).fill(2 ** 16), rotation: 'none', seed: 1 });
+    const x = Float32Array.from(gaussianMatrix(n, 1, 9).data, (v) => v * 2 ** -kx);
+    for (const layout of layoutsOf(q)) {
+      const got = await weightOnlyGemv(device, q, x, { layout });
+      expect(mismatches(got, reference(q, x, 1, weightOnlyCodeBits(q, layout)), outputs), layout).toEqual([]);
+    }
   });
 
   it('files the fuzz test accepted after a mutation with a recomputed checksum: finite and ≈ Ŵ·x', async () => {
@@ -765,6 +784,47 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
           rounding *= Math.abs(rowScales[j] as number);
           expect(Math.abs((got[k] as number) - (decoded.y[k] as number)), `Ŵ·x, output ${j}, vector ${v}`).toBeLessThanOrEqual((decoded.tolerance[k] as number) + rounding + gamma(roundings) * (twin.magnitudes[k] as number));
         }
+      }
+    } finally {
+      matrix.destroy();
+    }
+  });
+
+  it.each([42, 46])('tiny column scales with large row scales (s = 2^−100, t = 2^16), x ≈ 2^−%i: within the bound of x̂’s rounding (max|s·x̃| was subnormal: 5–18 times it, then y = 0)', async (kx) => {
+    const n = 128;
+    const outputs = 4;
+    const bits = 4;
+    const rng = new Rng(12345);
+    const codes = Int32Array.from({ length: n * outputs }, () => rng.nextInt(15) - 7);
+    const [s, t] = [2 ** -100, 2 ** 16];
+    const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(s), rowScales: new Float32Array(outputs).fill(t), rotation: 'none', seed: 1 });
+    const matrix = uploadWeightOnly(device, q, { layout: 'fixed' });
+    try {
+      const x = Float32Array.from(gaussianMatrix(n, 1, 9).data, (v) => v * 2 ** -kx);
+      const got = await int8Y(matrix, x, 1, { int8Inputs: 'plain' });
+      const rowWords = 4 * fixedRowVec4s(n, bits);
+      const fields = Math.floor(32 / bits);
+      const roundings = Math.ceil(rowWords / 64) + 16;
+      for (let j = 0; j < outputs; j++) {
+        let exact = 0;
+        let magnitude = 0;
+        for (let i = 0; i < n; i++) {
+          const term = t * (codes[j * n + i] as number) * s * (x[i] as number);
+          exact += term;
+          magnitude += Math.abs(term);
+        }
+        // x̂'s rounding per word w (inputs w, w + rowWords, …): (½ + 10⁻⁴)·max|s·x̃|/127 per input, times |z| and |t|.
+        let rounding = 0;
+        for (let w = 0; w < rowWords; w++) {
+          let largest = 0;
+          let codeSum = 0;
+          for (let f = 0; f < fields && f * rowWords + w < n; f++) {
+            largest = Math.max(largest, Math.abs(s * (x[f * rowWords + w] as number)));
+            codeSum += Math.abs(codes[j * n + f * rowWords + w] as number);
+          }
+          rounding += (0.5 + 1e-4) * (largest / 127) * codeSum * t;
+        }
+        expect(Math.abs((got[j] as number) - exact), `output ${j}`).toBeLessThanOrEqual(rounding + 2 * gamma(roundings) * magnitude + (roundings + 2) * 2 ** -149);
       }
     } finally {
       matrix.destroy();

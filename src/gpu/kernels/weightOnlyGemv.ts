@@ -7,6 +7,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue, checkLabel } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
+import { normalizingExponent } from '../../quantize/columnScaling.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
 import { checkOutputNotRead, type NamedBuffer } from '../latticeOperand.js';
 import { WeightBasis } from '../../weightonly/basis.js';
@@ -53,7 +54,9 @@ import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWo
  * term t·z·s·x̃ goes through at most K = C + 16 f32 roundings, C the most codes any lane owns (packed:
  * lane l of a row takes vec4s l, l + 64, …, and vec4 c owns the codes whose last bit lies in it; fixed
  * width: lane l takes words l, l + 64, …, each with its ⌊32/b⌋ codes below n; see the shaders), so |ŷ_j − Σ_i t_j z_ji s_i x̃_i| ≤ γ_K·Σ_i |t_j z_ji s_i x̃_i|, γ_K = K·u/(1 − K·u),
- * u = 2^−24, plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
+ * u = 2^−24, where the intermediates are normal f32 (the upload scales s up and t down by a power of
+ * two, `uploadScaleExponent`, so that s_i·x̃_i is normal wherever x̃_i is; where one is still subnormal,
+ * up to (K + 2)·2^−149·max(1, |t_j|·2^−e) more in absolute terms), plus the rotation's own rounding (for `hadamard`, ⌈log2 n⌉ + 1 roundings of each x̃_i,
  * the same count the CPU decode's inverse rotation spends on Ŵ). Finite for every x with ‖x‖₂ ≤ 2^31
  * (the bounds of `WeightOnlyQuantized`).
  */
@@ -422,9 +425,29 @@ export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
 }
 
 /**
+ * The e ≥ 0 by which `uploadWeightOnly` scales the column scales up (s_i·2^e) and the row scales down
+ * (t_j·2^−e): the largest e that brings max|s_i| to at most [1, 2) and keeps every nonzero |t_j·2^−e| at
+ * least 2^−126 (normal). Why: the kernels form s_i·x̃_i (the f32 GEMV) and max|s_i·x̃_i| (the int8
+ * rounding) in f32, and a matrix with tiny column scales made those subnormal for ordinary x (s = 2^−100,
+ * t = 2^16, x ≈ 2^−40: y off by 354 times the stated bound, then 0). Powers of two, so nothing changes
+ * where the products were normal: the same y, bit for bit; and t_j·Σ is the same product, so the
+ * finiteness bound (‖x‖₂ ≤ 2^31) holds as before.
+ */
+export function uploadScaleExponent(columnScales: Float32Array, rowScales: Float32Array): number {
+  let largestS = 0;
+  for (const v of columnScales) largestS = Math.max(largestS, Math.abs(v));
+  let smallestT = Infinity;
+  for (const v of rowScales) if (v !== 0) smallestT = Math.min(smallestT, Math.abs(v));
+  if (largestS === 0 || smallestT === Infinity) return 0;
+  // normalizingExponent(a) = −⌊log2 a⌋: |t|·2^−e ≥ 2^(⌊log2 min|t|⌋ − e) ≥ 2^−126.
+  return Math.max(0, Math.min(normalizingExponent(largestS), 126 - normalizingExponent(smallestT)));
+}
+
+/**
  * A `WeightOnlyQuantized` uploaded for the GEMV kernel: it owns its buffers — the codes (fixed width,
- * or packed as `q.packedCodes` holds them with the column layout table: `codeBits`), column scales s,
- * row scales t (ones when the matrix has none); call `destroy()` when done.
+ * or packed as `q.packedCodes` holds them with the column layout table: `codeBits`), column scales s·2^e,
+ * row scales t·2^−e (t = ones when the matrix has none; e from `uploadScaleExponent`, the same products);
+ * call `destroy()` when done.
  */
 export class WeightOnlyGpuMatrix {
   readonly n: number;
@@ -473,8 +496,10 @@ export class WeightOnlyGpuMatrix {
         created.push(createBufferWithData(device, `${label} codes (packed, ${packed.rowVec4s} vec4 per row)`, packed.words, STORAGE_USAGE));
         created.push(createBufferWithData(device, `${label} code layout`, weightCodeLayout(packed.widths, packed.rowVec4s), STORAGE_USAGE));
       }
-      created.push(createBufferWithData(device, `${label} column scales`, q.columnScales, STORAGE_USAGE));
-      created.push(createBufferWithData(device, `${label} row scales`, q.rowScales ?? new Float32Array(q.outputs).fill(1), STORAGE_USAGE));
+      const rowScales = q.rowScales ?? new Float32Array(q.outputs).fill(1);
+      const e = uploadScaleExponent(q.columnScales, rowScales);
+      created.push(createBufferWithData(device, `${label} column scales`, e === 0 ? q.columnScales : q.columnScales.map((v) => v * 2 ** e), STORAGE_USAGE));
+      created.push(createBufferWithData(device, `${label} row scales`, e === 0 ? rowScales : rowScales.map((v) => v * 2 ** -e), STORAGE_USAGE));
     } catch (error) {
       for (const buffer of created) buffer.destroy();
       throw error;
