@@ -50,8 +50,10 @@ export function unscale(value: number, exponent: number, what: string): number {
 
 /**
  * The documented input range of every quantizer: a column's (centred) norm is 0 or within
- * [MIN_COLUMN_NORM, MAX_COLUMN_NORM] = [2^−100, 2^100]. Inside it, decoded entries and norms are
- * normal f32 numbers (no overflow to ±Infinity, no precision lost to subnormals), and a product is
+ * [MIN_COLUMN_NORM, MAX_COLUMN_NORM] = [2^−100, 2^100]. Inside it, norms, scales and the rotated
+ * blocks are normal f32 numbers and nothing overflows to ±Infinity; a decoded entry far below its
+ * column's norm may be subnormal where the norm is near 2^−100 (measured: 1 to 66 of 262,144 entries,
+ * down to 9·10⁻⁴¹, at norm 2^−99.9, n = 4096: an absolute error below 2^−149), and a product is
  * refused only when its entries could leave the f32 range (`checkProductRange`).
  */
 export const MIN_COLUMN_NORM = 2 ** -100;
