@@ -38,7 +38,11 @@ import type { GpuScratch } from './scratch.js';
  *
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer
- * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped).
+ * and no bind group. Up to `maxPrepared` such combinations are kept (least recently used dropped);
+ * an app that cycles through more of them (ping-pong buffers past the limit, new x or y buffers every
+ * step) prepares on every record: 6 buffers and 2 bind groups per e8-q16 record, measured, left to the
+ * garbage collector (a dropped set is not destroyed: an unsubmitted encoder may use it), so memory
+ * stays bounded but each record allocates. Raise `maxPrepared`, or keep x and y in a few fixed buffers.
  * Their intermediate buffers (R·x, x̂, staged copies of x) come from the device's shared pool
  * (`prepareSharingCommands`): one of each size and use for all layers, not one per layer and
  * combination; a record reads them only within its own commands, which run contiguously.
