@@ -8,7 +8,7 @@ import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
-import { isSafetensorsDtype, safetensorsTypedData } from '../io/safetensors.js';
+import { isSafetensorsDtype, SAFETENSORS_MAX_HEADER_BYTES, safetensorsTypedData } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type MatrixInput } from '../matrix.js';
@@ -53,6 +53,8 @@ export interface QuantizeModelOptions {
   readonly signal?: AbortSignal;
   /** Where messages go (default: stderr). */
   readonly log?: (line: string) => void;
+  /** The header size the container is checked against after its first matrix (default and most: SAFETENSORS_MAX_HEADER_BYTES; tests pass less). */
+  readonly maxHeaderBytes?: number;
 }
 
 /** What `quantizeModel` did. */
@@ -410,6 +412,28 @@ async function reportLeftovers(output: string, log: (line: string) => void): Pro
   log(`note: an earlier write of ${name} that did not end left ${(bytes / 2 ** 20).toFixed(1)} MiB beside it (${names}): remove them if no other run is writing ${name}`);
 }
 
+/**
+ * Refuses, after the first matrix, a container whose header would pass `limit` once every selected
+ * tensor is in it, rather than when it is finished, hours later. The header grows by about the first
+ * matrix's share for each (`firstBytes` − `emptyBytes`), plus (its tensors + 2) bytes for each byte a
+ * name is longer than the first's: a name is written in each of its tensors' names, its description's
+ * key and the list of matrices. Numbers and padding differ by a few bytes between matrices: 3 % margin.
+ */
+function checkHeaderFits(names: readonly string[], first: string, emptyBytes: number, firstBytes: number, tensorsPerMatrix: number, limit: number): void {
+  const encoder = new TextEncoder();
+  const length = (name: string): number => encoder.encode(JSON.stringify(name)).byteLength;
+  const perMatrix = firstBytes - emptyBytes;
+  const firstLength = length(first);
+  let estimate = emptyBytes;
+  for (const name of names) estimate += perMatrix + (tensorsPerMatrix + 2) * (length(name) - firstLength);
+  if (estimate > 1.03 * limit) {
+    throw new LatticeMatmulError(
+      `the container's header would take about ${(estimate / 1e6).toFixed(1)} MB for ${names.length} matrices (≈ ${perMatrix} bytes each), ` +
+        `past the ${limit}-byte limit of a safetensors header, which readers refuse: quantize the tensors into several containers (--tensors REGEX selects each part)`,
+    );
+  }
+}
+
 /** Bytes free to this user in the folder that will hold `output`, or null where the system does not say. */
 async function freeBytesBeside(output: string): Promise<number | null> {
   try {
@@ -537,6 +561,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       ...(signal === null ? {} : { signal }),
     });
     const container = writer;
+    const headerEmpty = container.headerBytes();
     await forEachInOrder(selected, concurrency, 2 * concurrency, async (name, index, failed): Promise<ContainerEntryInput> => {
         throwIfAborted(signal, 'quantize');
         // The user's interrupt, or another tensor's failure: either stops this one at once.
@@ -567,6 +592,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     }, async (entry) => {
       await container.add(entry);
       entriesAdded += entriesOf(entry.name);
+      if (container.added.matrices === 1) {
+        checkHeaderFits(selected, entry.name, headerEmpty, container.headerBytes(), container.added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
+      }
       // Once, after the first matrix: a run that cannot fit is told now rather than when the disk fills.
       if (container.added.matrices === 1 && freeAtStart !== null) {
         const estimate = (container.added.bytes / entriesAdded) * totalEntries;

@@ -192,8 +192,13 @@ export class QuantizedContainerFileWriter {
     await this.file.abort();
   }
 
-  /** Matrices added so far, and their tensors' bytes (the container's data, without its header). */
-  get added(): { readonly matrices: number; readonly bytes: number } {
-    return { matrices: this.entries.length, bytes: this.file.dataBytes };
+  /** Matrices added so far, their tensors, and those tensors' bytes (the container's data, without its header). */
+  get added(): { readonly matrices: number; readonly tensors: number; readonly bytes: number } {
+    return { matrices: this.entries.length, tensors: this.file.tensorCount, bytes: this.file.dataBytes };
+  }
+
+  /** The bytes before the data (length field and header) of the container as `finish` would write it now. */
+  headerBytes(): number {
+    return this.file.headerBytes(containerMetadata(this.entries, this.version ?? 1, this.metadata));
   }
 }

@@ -632,6 +632,19 @@ export class SafetensorsFileWriter {
     return this.tensors.reduce((sum, tensor) => sum + tensor.byteLength, 0);
   }
 
+  /** The tensors added so far. */
+  get tensorCount(): number {
+    return this.tensors.length;
+  }
+
+  /**
+   * The bytes `finish(metadata)` would write before the data now (the length field and the header);
+   * refused as `finish` refuses, a header past SAFETENSORS_MAX_HEADER_BYTES included.
+   */
+  headerBytes(metadata?: SafetensorsMetadata): number {
+    return planSafetensorsLayout(this.tensors, metadata).header.byteLength;
+  }
+
   private throwIfAbortRequested(): void {
     if (this.abortRequested) throw new LatticeMatmulError(`writing ${describePath(this.path)} was aborted`);
   }
