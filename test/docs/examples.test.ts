@@ -4,8 +4,8 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 /*
- * Every `@example` of a doc comment in src/ type-checks against the current API, under the repo's
- * strict settings (tsconfig.json), in one TypeScript program.
+ * Every `@example` of a doc comment in src/, and every ```ts block of README.md, type-checks against
+ * the current API, under the repo's strict settings (tsconfig.json), in one TypeScript program.
  *
  * An example is the comment lines after `@example` up to the next `@tag` or the end of the comment.
  * It becomes a module: `import … from 'lattice-matmul[/gpu|/format|/node]'` is pointed at src/, `…`
@@ -50,6 +50,7 @@ const GPU_BUFFERS = new Set([
 ]);
 /** Names whose type depends on the file (relative to src/); `@src` is src/. */
 const FILE_FREE: Record<string, Record<string, string>> = {
+  '../README.md': { wBuffer: 'GPUBuffer', xBuffer: 'GPUBuffer', yBuffer: 'GPUBuffer' },
   'format/container.ts': { archive: 'lm.SafetensorsArchive', layout: "import('@src/format/container.js').ContainerLayout", q: 'lm.QuantizedMatrix' },
   'format/universalLayout.ts': { m: 'lm.UniversalLatticeMatrix' },
   'gpu/universalOperand.ts': { m: 'lm.UniversalLatticeMatrix', gpuMatrix: 'lm.GpuUniversalQuantizedMatrix', b: 'lm.Matrix', w: 'lm.Matrix' },
@@ -136,6 +137,21 @@ function extract(file: string, text: string): Example[] {
   return out;
 }
 
+/** The ```ts blocks of README.md (what a user reads first), as examples of the README itself. */
+function readmeExamples(file: string): Example[] {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const out: Example[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    if ((lines[i] as string).trim() !== '```ts') continue;
+    const body: string[] = [];
+    let j = i + 1;
+    for (; j < lines.length && (lines[j] as string).trim() !== '```'; j++) body.push(lines[j] as string);
+    out.push({ file, line: i + 1, body });
+    i = j;
+  }
+  return out;
+}
+
 function snippetLines(example: Example): string[] {
   return example.body.map((line) =>
     line
@@ -161,11 +177,13 @@ function createProgram(files: readonly string[], options: ts.CompilerOptions, te
   return ts.createProgram({ rootNames: [...files, ...texts.keys()], options, host, ...(old === undefined ? {} : { oldProgram: old }) });
 }
 
-function checkExamples(): { count: number; tags: number; failures: string[] } {
+function checkExamples(): { count: number; tags: number; readme: number; failures: string[] } {
   const files = sourceFiles(src);
   const texts = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]));
-  const examples = files.flatMap((f) => extract(f, texts.get(f) as string));
+  const fromSources = files.flatMap((f) => extract(f, texts.get(f) as string));
   const tags = [...texts.values()].reduce((n, t) => n + (t.match(/^\s*\*\s?@example\b/gm)?.length ?? 0), 0);
+  const readme = readmeExamples(join(root, 'README.md'));
+  const examples = [...fromSources, ...readme];
   const config = ts.readConfigFile(join(root, 'tsconfig.json'), (path) => ts.sys.readFile(path));
   // Free names are imported without `type`, whatever they are: verbatimModuleSyntax would ask for it.
   const options: ts.CompilerOptions = { ...ts.parseJsonConfigFileContent(config.config, ts.sys, root).options, noEmit: true, verbatimModuleSyntax: false };
@@ -221,7 +239,7 @@ function checkExamples(): { count: number; tags: number; failures: string[] } {
   const entries = ['index', 'node'].map((n) => join(src, `${n}.ts`));
   const declaredIn = (file: string): Set<string> => {
     const names = new Set<string>();
-    for (const statement of (first.getSourceFile(file) as ts.SourceFile).statements) {
+    for (const statement of first.getSourceFile(file)?.statements ?? []) {
       if ((ts.isFunctionDeclaration(statement) || ts.isClassDeclaration(statement)) && statement.name) names.add(statement.name.text);
       if (ts.isVariableStatement(statement)) for (const d of statement.declarationList.declarations) if (ts.isIdentifier(d.name)) names.add(d.name.text);
     }
@@ -270,14 +288,15 @@ function checkExamples(): { count: number; tags: number; failures: string[] } {
       failures.push(`${relative(root, e.file)}:${at} TS${d.code}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
     }
   });
-  return { count: examples.length, tags, failures };
+  return { count: fromSources.length, tags, readme: readme.length, failures };
 }
 
 describe('doc comment examples', () => {
-  it('every @example in src/ type-checks against the current API', () => {
-    const { count, tags, failures } = checkExamples();
+  it("every @example in src/, and every ts block of README.md, type-checks against the current API", () => {
+    const { count, tags, readme, failures } = checkExamples();
     expect(count).toBe(tags);
     expect(count).toBeGreaterThan(0);
+    expect(readme).toBeGreaterThanOrEqual(3);
     expect(failures, failures.join('\n')).toEqual([]);
   });
 });
