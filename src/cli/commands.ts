@@ -458,14 +458,19 @@ function isDiskFull(error: unknown): boolean {
   return false;
 }
 
+/** The bytes of tensor data the container will hold, extrapolated from the matrices written so far (their bytes per entry, over every selected entry); null before any. */
+function containerBytesEstimate(added: { readonly matrices: number; readonly bytes: number }, entriesAdded: number, entriesTotal: number): number | null {
+  return added.matrices === 0 || entriesAdded === 0 ? null : (added.bytes / entriesAdded) * entriesTotal;
+}
+
 /**
- * What the container needs on disk, extrapolated from the matrices written so far (their bytes per
- * entry, over every selected entry), and what the output's folder had free at the start: for the
- * warning after the first matrix and for a disk-full error. Null before any matrix is written.
+ * What the container needs on disk (`containerBytesEstimate`) and what the output's folder had free
+ * at the start, in words: for the warning after the first matrix and for a disk-full error. Null
+ * before any matrix is written.
  */
 function diskNeeds(added: { readonly matrices: number; readonly bytes: number }, entriesAdded: number, entriesTotal: number, freeAtStart: number | null): string | null {
-  if (added.matrices === 0 || entriesAdded === 0) return null;
-  const estimate = (added.bytes / entriesAdded) * entriesTotal;
+  const estimate = containerBytesEstimate(added, entriesAdded, entriesTotal);
+  if (estimate === null) return null;
   const free = freeAtStart === null ? '' : `, and its folder had ${formatSize(freeAtStart)} free when quantize started`;
   return `the container needs about ${formatSize(estimate)} (at the bits per entry of the ${added.matrices === 1 ? 'matrix' : `${added.matrices} matrices`} written so far)${free}`;
 }
@@ -596,9 +601,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         checkHeaderFits(selected, entry.name, headerEmpty, container.headerBytes(), container.added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
       }
       // Once, after the first matrix: a run that cannot fit is told now rather than when the disk fills.
-      if (container.added.matrices === 1 && freeAtStart !== null) {
-        const estimate = (container.added.bytes / entriesAdded) * totalEntries;
-        if (estimate > freeAtStart) log(`warning: quantize may run out of disk space: ${diskNeeds(container.added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);
+      if (container.added.matrices === 1 && freeAtStart !== null && (containerBytesEstimate(container.added, entriesAdded, totalEntries) ?? 0) > freeAtStart) {
+        progress.clear(); // the warning on a line of its own; the bar redraws at its next update
+        log(`warning: quantize may run out of disk space: ${diskNeeds(container.added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);
       }
     });
     progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
