@@ -129,7 +129,9 @@ fn main(
   var nonroots = 0u;
   var overflow = false;
   for (var b = lane; b < params.blocks; b = b + THREADS) {
-    // 1. Fixed point by randomized rounding: X = floor(y) + (y − floor(y) ≥ 1 − w), all exact in f32.
+    // 1. Fixed point by randomized rounding: X = floor(y) + (y − floor(y) ≥ 1 − w), decided exactly as
+    // the CPU's float64 (randomizedRound). y − floor(y) is exact in f32 (Sterbenz) but for y in (−½, 0),
+    // where floor(y) = −1 and y + 1 may round up onto 1 − w: there y ≥ −w, the same test, is exact.
     var p = LatticePoint();
     for (var i = 0u; i < U_DIM; i = i + 1u) {
       let k = b * U_DIM + i;
@@ -142,8 +144,11 @@ fn main(
       }
       let low = floor(y);
       let w = f32(mix32(round_key ^ k) >> 8u) * (1.0 / 16777216.0);
-      let x = i32(low) + select(0, 1, y - low >= 1.0 - w);
-      overflow = overflow || abs(x) > params.fixed_limit;
+      let up = select(y - low >= 1.0 - w, y >= -w, low == -1.0);
+      let x = i32(low) + select(0, 1, up);
+      // Both ends compared, not abs(x): i32(low) saturates at −2^31 (and + 1 may wrap from 2^31 − 1),
+      // whose abs is −2^31 again, and a y far below the range was taken for one within it.
+      overflow = overflow || x < -params.fixed_limit || x > params.fixed_limit;
       p[i] = x;
     }
     // 2–3. Dither, nearest point (mirrored by bit 0 of the first coordinate's rounding hash, as

@@ -135,7 +135,8 @@ export function blockMirror(roundKey: number, block: number, d: number): boolean
 /** Step 1 for one coordinate: the fixed-point integer of y = fround(r·g) by randomized rounding. */
 export function randomizedRound(y: number, roundKey: number, coordinate: number): number {
   const floor = Math.floor(y);
-  const fraction = y - floor; // exact in f32 (y and floor(y) are close)
+  // Exact (float64). In f32 too but for y in (−½, 0), where y + 1 may round: the shader tests y ≥ −w there.
+  const fraction = y - floor;
   const w = (mix32((roundKey ^ coordinate) >>> 0) >>> 8) * TWO_POW_MINUS_24;
   return floor + (fraction >= 1 - w ? 1 : 0);
 }

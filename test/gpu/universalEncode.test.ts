@@ -138,4 +138,34 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     expect(() => quantize(spike, { scheme: tiny, rotate: false, nonce: 1 })).toThrow(/beyond the universal code's range/);
     await expect(gpuQuantizeLattice(context.device, spike, { scheme: tiny, rotate: false, nonce: 1 })).rejects.toThrow(/beyond the universal code's range/);
   });
+
+  // Audit helper-137: y far below the range made i32(floor(y)) saturate at −2^31, whose abs is −2^31,
+  // so the GPU's range check passed and it returned codes the CPU refuses (the positive side was caught).
+  it.each([1, -1])('refuses, as the CPU does, a coordinate of sign %i beyond the range by far (β = 10⁻⁷: y ≈ ∓2^31)', async (sign) => {
+    const data = new Float32Array(8);
+    data[0] = sign;
+    const options = { scheme: universal('E8', 16, 1e-7), seed: 1, nonce: 3n, rotate: false } as const;
+    expect(() => quantize({ rows: 8, cols: 1, data }, options)).toThrow(/beyond the universal code's range/);
+    await expect(gpuQuantizeLattice(context.device, { rows: 8, cols: 1, data }, options)).rejects.toThrow(/beyond the universal code's range/);
+  });
+
+  // Audit helper-137: for y in (−½, 0) the shader formed y − floor(y) = y + 1 in f32, which can round up
+  // onto 1 − w and round X up where the CPU's exact fraction rounds it down. Columns built so that it
+  // does (bits of f32 entries), and one through the default rotation.
+  it.each([
+    ['e8-q16', [0x3f800000, 0xb8a41bb9, 0xbe138386, 0xbd960ecd, 0xbb355c00, 0x3d8c976d, 0xbe7362da, 0x3e1a0593], 12345n, false],
+    ['d3-q6', [0x3f800000, 0xb9677040, 0x3e17fac6], 12345n, false],
+    ['e8-2bit', [0x3f800000, 0xb9ec0ff1, 0x3ea72fee, 0xbe40ae86, 0x3e0ae5d0, 0xbe661516, 0xbeb71be8, 0xbe87068d], 12345n, false],
+    ['d3-q6', [0x3fde479a, 0x3fde6318], 14617n, true],
+  ] as const)('%s: a fixed-point value in (−½, 0) whose f32 fraction rounds onto the rounding threshold (%j, nonce %s, rotate %s)', async (scheme, bits, nonce, rotate) => {
+    const data = new Float32Array(new Uint32Array(bits).buffer);
+    const m = { rows: data.length, cols: 1, data };
+    const options = { scheme, seed: 1, nonce, rotate } as const;
+    const gpu = await gpuQuantizeLattice(context.device, m, options);
+    try {
+      expectSame((await gpu.read()) as UniversalLatticeMatrix, quantize(m, options) as UniversalLatticeMatrix);
+    } finally {
+      gpu.destroy();
+    }
+  });
 });
