@@ -1290,13 +1290,17 @@ const weightOnlyKernelFor = (layout: 'auto' | 'packed', int8: WeightOnlyInt8 | n
         const encoder = device.createCommandEncoder({ label: 'bench weight-only tiling' });
         const codes = createBuffer(device, 'bench weight-only codes', 16 * rowVec4s * cols, STORAGE_USAGE);
         created.push(codes);
+        // The row scales tiled as the codes are: the upload scales them with the column scales
+        // (uploadScaleExponent), so ones would not match the tile's column scales.
+        const rowScales = createBuffer(device, 'bench weight-only row scales', 4 * cols, STORAGE_USAGE);
+        created.push(rowScales);
         for (let j0 = 0; j0 < cols; j0 += problem.tile.cols) {
-          encoder.copyBufferToBuffer(tileMatrix.codes, 0, codes, 16 * rowVec4s * j0, 16 * rowVec4s * Math.min(problem.tile.cols, cols - j0));
+          const tileCols = Math.min(problem.tile.cols, cols - j0);
+          encoder.copyBufferToBuffer(tileMatrix.codes, 0, codes, 16 * rowVec4s * j0, 16 * rowVec4s * tileCols);
+          encoder.copyBufferToBuffer(tileMatrix.rowScales, 0, rowScales, 4 * j0, 4 * tileCols);
         }
         device.queue.submit([encoder.finish()]);
         await device.queue.onSubmittedWorkDone();
-        const rowScales = createBufferWithData(device, 'bench weight-only row scales', new Float32Array(cols).fill(1), STORAGE_USAGE);
-        created.push(rowScales);
         return { codes, codeLayout: tileMatrix.codeLayout ?? undefined, columnScales: tileMatrix.columnScales, rowScales };
       });
       const weightBytes = full.codes.size + (full.codeLayout?.size ?? 0) + full.columnScales.size + full.rowScales.size;
