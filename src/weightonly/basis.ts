@@ -94,7 +94,9 @@ export class WeightBasis {
         for (let j = 0; j <= i; j++) {
           let s = 0;
           for (let k = 0; k < n; k++) s += (qs[i * n + k] as number) * (q[j * n + k] as number);
+          // Both triangles: the averaging below assumes them (one left 0 halved every off-diagonal).
           rotated[i * n + j] = s;
+          rotated[j * n + i] = s;
         }
       }
     }

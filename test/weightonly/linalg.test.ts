@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { Rng } from '../../src/rotation/random.js';
+import { WeightBasis } from '../../src/weightonly/basis.js';
 import {
   choleskyLower,
   choleskyPivots,
@@ -129,6 +130,35 @@ describe('haarOrthogonal', () => {
     for (let s = 0; s < draws; s++) sum += (haarOrthogonal(n, 1000 + s)[0] as number) ** 2;
     // Var(Q_00²) = 2(n−1)/(n²(n+2)) = 1/16 for n = 4: standard error 0.0125 over 400 draws.
     expect(Math.abs(sum / draws - 1 / n)).toBeLessThan(0.05);
+  });
+});
+
+describe('WeightBasis.rotateCovariance', () => {
+  // Audit helper-140: the haar branch filled one triangle and then averaged it with the empty other,
+  // halving every off-diagonal entry of Σ' (GPTQ and WaterSIC then quantized against the wrong H).
+  it.each([3, 33, 100])('haar (n = %i) gives Q·Σ·Qᵀ, both triangles', (n) => {
+    const rng = new Rng(n);
+    const a = Float64Array.from({ length: n * n }, () => rng.nextGaussian());
+    const sigma = new Float64Array(n * n); // A·Aᵀ + I: symmetric positive definite with off-diagonal weight
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let v = i === j ? 1 : 0;
+        for (let k = 0; k < n; k++) v += (a[i * n + k] as number) * (a[j * n + k] as number);
+        sigma[i * n + j] = v;
+      }
+    }
+    const basis = new WeightBasis(n, 'haar', 9);
+    const q = haarOrthogonal(n, 9);
+    const expected = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let v = 0;
+        for (let k = 0; k < n; k++) for (let l = 0; l < n; l++) v += (q[i * n + k] as number) * (sigma[k * n + l] as number) * (q[j * n + l] as number);
+        expected[i * n + j] = v;
+      }
+    }
+    const largest = Math.max(...Array.from(sigma, Math.abs));
+    expect(maxAbsDiff(basis.rotateCovariance(sigma), expected)).toBeLessThan(1e-11 * largest * n);
   });
 });
 
