@@ -27,7 +27,7 @@ interface QuantizeWeightsCommonOptions {
   /** u32 seed of the rotation. Default 0. Without `rotate` it draws nothing, and the matrix stores 0. */
   readonly seed?: number;
   /**
-   * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (GPTQ's reference code uses 1e−2). For WaterSIC with `rotate` on a rank-deficient Σ_X, 1e−2 is the better choice (README).
+   * Relative damping δ: H = Σ_X + δ·mean(diag Σ_X)·I. Default 1e−4 (GPTQ's reference code uses 1e−2). For a rank-deficient Σ_X (a LayerNorm's input, fewer calibration samples than features), 1e−2 is the better choice for WaterSIC, rotated or not unless the null directions are dead channels (README).
    */
   readonly damping?: number;
 }
