@@ -204,7 +204,8 @@ export function quantizeWeights(
   const largestWeight = checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
-    const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma)), n, damping);
+    // The rotation's advice names its input and result; for Σ_X only the first applies, and needs no undoing.
+    const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma), (power) => `multiply sigmaX by 2^-${power}: the quantization does not depend on its scale`), n, damping);
     const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
     covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX: logDetOrMinusInfinity(sigma, n) };
   }
@@ -325,12 +326,18 @@ function rateUnderstatementBits(featureEntropies: Float64Array, widths: Uint8Arr
   return sum / featureEntropies.length;
 }
 
-/** Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near f32's limit). */
-function inRotation<T>(what: string, rotate: () => T): T {
+/**
+ * Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near
+ * f32's limit); `advice`, given the power of two the rotation names, replaces its advice (which speaks of an input and a result).
+ */
+function inRotation<T>(what: string, rotate: () => T, advice?: (power: string) => string): T {
   try {
     return rotate();
   } catch (error) {
-    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what} cannot be rotated (rotate: true): ${error.message}`, { cause: error });
+    if (error instanceof LatticeMatmulError) {
+      const message = advice === undefined ? error.message : error.message.replace(/; multiply the input by 2\^-(\d+) and the result by 2\^\d+$/, (_, power: string) => `; ${advice(power)}`);
+      throw new LatticeMatmulError(`${what} cannot be rotated (rotate: true): ${message}`, { cause: error });
+    }
     throw error;
   }
 }
