@@ -206,7 +206,18 @@ export function quantizeWeights(
   if (sigma !== null) {
     // The rotation's advice names its input and result; for Σ_X only the first applies, and needs no undoing.
     const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma), (power) => `multiply sigmaX by 2^-${power}: the quantization does not depend on its scale`), n, damping);
-    const cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
+    let cholesky: Float64Array;
+    try {
+      cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
+    } catch (error) {
+      // What to do about it: a covariance measured from data is positive semidefinite, so only rounding or too few samples leave a pivot ≤ 0.
+      if (!(error instanceof LatticeMatmulError)) throw error;
+      throw new LatticeMatmulError(
+        `${error.message}: a covariance of activations is positive semidefinite, so this one is not one (an error in how it was formed) or is singular beyond what damping ${damping} covers; ` +
+          'check it, or raise damping (1e-2 is GPTQ\'s usual)',
+        { cause: error },
+      );
+    }
     covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX: logDetOrMinusInfinity(sigma, n) };
   }
   const problem: WorkingProblem = { method, n, outputs, weights, cholesky: covariance?.cholesky ?? null };

@@ -23,7 +23,7 @@ function withEntry(m: Matrix, row: number, col: number, value: number): Matrix {
 
 const badCovariances: [string, Matrix, RegExp][] = [
   ['not symmetric', withEntry(identity(n), 0, 1, 0.5), /not symmetric: entry \(1, 0\)/],
-  ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /not positive definite/],
+  ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /not positive definite: .*a covariance of activations is positive semidefinite, so this one is not one .* or raise damping/],
   // A zero variance is a dead input channel (accepted below), but its row must then be 0 too.
   ['a zero variance with a nonzero row', withEntry(withEntry(withEntry(identity(n), 2, 2, 0), 2, 0, 0.1), 0, 2, 0.1), /entry \(2, 0\) = 0\.1\d*, but the variance of input feature 2 is 0, so its row must be 0/],
   ['a negative diagonal entry', withEntry(identity(n), 1, 1, -1), /diagonal ≥ 0.*\(1, 1\) is -1/],
