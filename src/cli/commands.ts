@@ -595,15 +595,17 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         onProgress(out);
         return { name, matrix: quantized };
     }, async (entry) => {
+      const first = entriesAdded === 0;
       await container.add(entry);
       entriesAdded += entriesOf(entry.name);
-      if (container.added.matrices === 1) {
-        checkHeaderFits(selected, entry.name, headerEmpty, container.headerBytes(), container.added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
-      }
-      // Once, after the first matrix: a run that cannot fit is told now rather than when the disk fills.
-      if (container.added.matrices === 1 && freeAtStart !== null && (containerBytesEstimate(container.added, entriesAdded, totalEntries) ?? 0) > freeAtStart) {
-        progress.clear(); // the warning on a line of its own; the bar redraws at its next update
-        log(`warning: quantize may run out of disk space: ${diskNeeds(container.added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);
+      // Once, after the first matrix: a run that cannot fit is told now, not when it is finished or the disk fills.
+      if (first) {
+        const added = container.added;
+        checkHeaderFits(selected, entry.name, headerEmpty, container.headerBytes(), added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
+        if (freeAtStart !== null && (containerBytesEstimate(added, entriesAdded, totalEntries) ?? 0) > freeAtStart) {
+          progress.clear(); // the warning on a line of its own; the bar redraws at its next update
+          log(`warning: quantize may run out of disk space: ${diskNeeds(added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);
+        }
       }
     });
     progress.finish(`quantized ${counted(selected.length, 'tensor')} in ${formatDuration((performance.now() - start) / 1000)}`);
