@@ -186,6 +186,18 @@ function reference(q: WeightOnlyQuantized, x: Float32Array, vectors: number, cod
   return { y, tolerance };
 }
 
+/** The column and row scales of `tinyColumnScales`: within the class's invariants, s·x̃ subnormal for x ≈ 2^−40. */
+const TINY_SCALES = { s: 2 ** -100, t: 2 ** 16 };
+
+/** 4-bit codes in [−7, 7], n = 128, 4 outputs, column scales 2^−100 and row scales 2^16 (audit helper-135's case). */
+function tinyColumnScales(): WeightOnlyQuantized {
+  const n = 128;
+  const outputs = 4;
+  const rng = new Rng(12345);
+  const codes = Int32Array.from({ length: n * outputs }, () => rng.nextInt(15) - 7);
+  return new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(TINY_SCALES.s), rowScales: new Float32Array(outputs).fill(TINY_SCALES.t), rotation: 'none', seed: 1 });
+}
+
 /** Entries outside the tolerance or not finite, as messages (empty when all agree). */
 function mismatches(got: Float32Array, expected: { y: Float64Array; tolerance: Float64Array }, outputs: number, limit = 5): string[] {
   const out: string[] = [];
@@ -305,11 +317,8 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
   });
 
   it.each([42, 46, 47])('tiny column scales with large row scales (s = 2^−100, t = 2^16), x ≈ 2^−%i: within the bound (s·x̃ was subnormal: 133 times the relative bound at 2^−42, then y = 0)', async (kx) => {
-    const n = 128;
-    const outputs = 4;
-    const rng = new Rng(12345);
-    const codes = Int32Array.from({ length: n * outputs }, () => rng.nextInt(15) - 7);
-    const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(2 ** -100), rowScales: new Float32Array(outputs).fill(2 ** 16), rotation: 'none', seed: 1 });
+    const q = tinyColumnScales();
+    const { n, outputs } = q;
     const x = Float32Array.from(gaussianMatrix(n, 1, 9).data, (v) => v * 2 ** -kx);
     for (const layout of layoutsOf(q)) {
       const got = await weightOnlyGemv(device, q, x, { layout });
@@ -791,13 +800,10 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
   });
 
   it.each([42, 46])('tiny column scales with large row scales (s = 2^−100, t = 2^16), x ≈ 2^−%i: within the bound of x̂’s rounding (max|s·x̃| was subnormal: 5–18 times it, then y = 0)', async (kx) => {
-    const n = 128;
-    const outputs = 4;
     const bits = 4;
-    const rng = new Rng(12345);
-    const codes = Int32Array.from({ length: n * outputs }, () => rng.nextInt(15) - 7);
-    const [s, t] = [2 ** -100, 2 ** 16];
-    const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs, codes, columnScales: new Float32Array(n).fill(s), rowScales: new Float32Array(outputs).fill(t), rotation: 'none', seed: 1 });
+    const q = tinyColumnScales();
+    const { n, outputs, codes } = q;
+    const [s, t] = [TINY_SCALES.s, TINY_SCALES.t];
     const matrix = uploadWeightOnly(device, q, { layout: 'fixed' });
     try {
       const x = Float32Array.from(gaussianMatrix(n, 1, 9).data, (v) => v * 2 ** -kx);
