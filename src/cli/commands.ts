@@ -409,7 +409,7 @@ async function reportLeftovers(output: string, log: (line: string) => void): Pro
   const bytes = leftovers.reduce((sum, leftover) => sum + leftover.bytes, 0);
   const names = leftovers.map((leftover) => printableName(basename(leftover.path))).join(', ');
   const name = printableName(basename(output));
-  log(`note: an earlier write of ${name} that did not end left ${(bytes / 2 ** 20).toFixed(1)} MiB beside it (${names}): remove them if no other run is writing ${name}`);
+  log(`note: an earlier write of ${name} that did not end left ${formatSize(bytes)} beside it (${names}): remove them if no other run is writing ${name}`);
 }
 
 /**
