@@ -8,7 +8,7 @@ import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
-import { isSafetensorsDtype, SAFETENSORS_MAX_HEADER_BYTES, safetensorsTypedData } from '../io/safetensors.js';
+import { isSafetensorsDtype, SAFETENSORS_MAX_HEADER_BYTES, safetensorsTypedData, type SafetensorsTensorInfo } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type MatrixInput } from '../matrix.js';
@@ -72,28 +72,94 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
 const MIN_TENSOR_SIDE = 8;
 /** What `selectTensors` selects, in words (for the message when it selects nothing). */
 const SELECTABLE = `2-D float tensor (${[...FLOAT_DTYPES].join('/')}) of at least ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`;
+/** Names a layer's weight has in quantized checkpoints (GPTQ/AWQ `qweight`, compressed-tensors `weight_packed`, FP8 `weight`). */
+const QUANTIZED_WEIGHT_NAMES = ['weight', 'qweight', 'weight_packed'];
 
 /** A tensor `quantize` leaves out of the container, and why, in words. */
 export interface SkippedTensor {
   readonly name: string;
   readonly reason: string;
+  /**
+   * A tensor of 2 or more dimensions that quantize cannot read, likely weights: the low-precision float
+   * or integer codes of a quantized checkpoint, a float tensor of 3 or more dimensions (stacked MoE
+   * experts). Not the ones it does not select (norms, biases, small tensors, `--tensors`). `quantize`
+   * warns of these before it starts.
+   */
+  readonly unreadable: boolean;
+}
+
+/** Why a tensor of dtype `dtype` is not read, in words; null for a float dtype quantize reads. */
+function dtypeReason(dtype: string, name: string): string | null {
+  if (FLOAT_DTYPES.has(dtype)) return null;
+  if (/^F[468]/.test(dtype)) return `an ${dtype.slice(0, 2)} tensor, as quantized checkpoints store weights: quantize reads ${[...FLOAT_DTYPES].join(', ')}; start from the unquantized checkpoint`;
+  if (/^[IU]\d+$/.test(dtype)) {
+    const last = name.slice(name.lastIndexOf('.') + 1);
+    return QUANTIZED_WEIGHT_NAMES.includes(last) ? 'an integer tensor: packed codes of an already quantized checkpoint (GPTQ, AWQ, …); start from the unquantized checkpoint' : 'an integer tensor';
+  }
+  return dtype === 'BOOL' ? 'a boolean tensor' : `a ${dtype} tensor, not a real float one`;
+}
+
+/**
+ * The weight stored quantized (not in a float dtype) in the same layer as tensor `name` (the names
+ * share everything before the last dot), or null. Its float companions are scales or zero points:
+ * DeepSeek-V3's FP8 `weight` beside `weight_scale_inv`, GPTQ/AWQ's `qweight` beside `scales`.
+ */
+function quantizedSibling(byName: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
+  const prefix = name.slice(0, name.lastIndexOf('.') + 1);
+  if (prefix === '') return null;
+  for (const last of QUANTIZED_WEIGHT_NAMES) {
+    const sibling = byName.get(prefix + last);
+    if (sibling !== undefined && sibling.name !== name && !FLOAT_DTYPES.has(sibling.dtype)) return sibling;
+  }
+  return null;
 }
 
 /**
  * Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`;
- * the others with the reason they are left out.
+ * the others with the reason they are left out. Without a `pattern`, 2-D tensors named as biases
+ * (`bias`, `…_bias`: the stacked biases of MoE experts) are left out too. Float tensors beside a
+ * weight stored quantized (its scales, zero points) are never selected.
  */
 export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined): { selected: string[]; skipped: SkippedTensor[] } {
   const selected: string[] = [];
   const skipped: SkippedTensor[] = [];
+  const byName = new Map(file.tensors.map((info) => [info.name, info]));
   for (const info of file.tensors) {
     const what = `${info.dtype} [${info.shape.join(', ')}]`;
-    if (!FLOAT_DTYPES.has(info.dtype) || info.shape.length !== 2) skipped.push({ name: info.name, reason: `${what}: not a 2-D float tensor` });
-    else if ((info.shape[0] as number) < MIN_TENSOR_SIDE || (info.shape[1] as number) < MIN_TENSOR_SIDE) skipped.push({ name: info.name, reason: `${what}: smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}` });
-    else if (pattern !== undefined && !pattern.test(info.name)) skipped.push({ name: info.name, reason: `${what}: not matched by --tensors` });
+    const skip = (reason: string, unreadable = false): void => {
+      skipped.push({ name: info.name, reason: `${what}: ${reason}`, unreadable });
+    };
+    const dims = info.shape.length;
+    const byDtype = dtypeReason(info.dtype, info.name);
+    const sibling = byDtype === null ? quantizedSibling(byName, info.name) : null;
+    if (byDtype !== null) skip(byDtype, dims >= 2 && !/^(BOOL|C64)$/.test(info.dtype));
+    else if (dims !== 2) skip(dims > 2 ? `a ${dims}-D tensor: quantize takes 2-D matrices, so stacked MoE experts or convolution kernels are left out whole` : `a ${dims}-D tensor, not a matrix`, dims > 2);
+    else if (sibling !== null) skip(`beside ${sibling.name} (${sibling.dtype}), a weight stored quantized: its scales or zero points, not a weight`);
+    else if ((info.shape[0] as number) < MIN_TENSOR_SIDE || (info.shape[1] as number) < MIN_TENSOR_SIDE) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
+    else if (pattern !== undefined && !pattern.test(info.name)) skip('not matched by --tensors');
+    else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
     else selected.push(info.name);
   }
   return { selected, skipped };
+}
+
+/**
+ * The warning `quantize` prints before it starts when it cannot read some of the model's tensors of 2
+ * or more dimensions (`SkippedTensor.unreadable`), with their share of the model's entries; null when
+ * there are none.
+ */
+export function unreadableWarning(file: SafetensorsTensorSource, skipped: readonly SkippedTensor[]): string | null {
+  const unread = new Set(skipped.filter((t) => t.unreadable).map((t) => t.name));
+  if (unread.size === 0) return null;
+  const entries = (info: SafetensorsTensorInfo): number => info.shape.reduce((product, side) => product * side, 1);
+  let all = 0;
+  let left = 0;
+  for (const info of file.tensors) {
+    all += entries(info);
+    if (unread.has(info.name)) left += entries(info);
+  }
+  const share = all === 0 ? 0 : (100 * left) / all;
+  return `warning: quantize cannot read ${counted(unread.size, 'tensor')} of the model, ${share < 0.1 ? share.toPrecision(1) : share.toFixed(1)} % of its entries, likely weights (the low-precision or integer codes of a quantized checkpoint, tensors of 3 or more dimensions): they are left out of the container, and listed at the end with why`;
 }
 
 /**
@@ -523,6 +589,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     await checkOutputIsNew(options.output, options.replace === true);
     await reportLeftovers(options.output, log);
     const { selected, skipped } = selectTensors(file, options.tensors);
+    // Even under --quiet: the container will lack weights the user may expect in it.
+    const unread = unreadableWarning(file, skipped);
+    if (unread !== null) log(unread);
     if (selected.length === 0) {
       throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}`);
     }

@@ -35,7 +35,8 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
           file, or the shard index of a model in several (model.safetensors.index.json, with its
           shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
-          names match the regular expression; --device auto uses a hardware GPU when there is one,
+          names match the regular expression (default: all but biases); tensors it cannot read
+          (FP8 or integer codes of a quantized checkpoint, 3-D stacked experts) are warned of; --device auto uses a hardware GPU when there is one,
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
           i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
           --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces

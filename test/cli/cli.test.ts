@@ -328,7 +328,7 @@ describe('lattice-matmul CLI', () => {
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^not quantized \(kept out of the container\): 2 tensors$/m);
     expect(stdout).toMatch(/^ {2}b\.weight {2}\(F32 \[9, 1100\]: not matched by --tensors\)$/m);
-    expect(stdout).toMatch(/^ {2}a\.bias {2}\(F32 \[33\]: not a 2-D float tensor\)$/m);
+    expect(stdout).toMatch(/^ {2}a\.bias {2}\(F32 \[33\]: a 1-D tensor, not a matrix\)$/m);
   });
 
   it.each([

@@ -248,7 +248,7 @@ describe('the packed package, installed with npm', () => {
       const bin = join(app, 'node_modules', 'lattice-matmul', 'dist', 'cli', 'main.js');
       const quantizeOutput = run(process.execPath, [bin, 'quantize', 'model.safetensors', '-o', 'model.lmq.safetensors', '--scheme', 'e8-4bit', '--seed', '3', '--nonce', '900', '--device', 'cpu', '--workers', '2', '--quiet'], { cwd: app });
       expect(quantizeOutput).toMatch(/layers\.0\.weight\s+40 × 96\s+4\.\d{3}/);
-      expect(quantizeOutput).toMatch(/not quantized \(kept out of the container\): 1 tensor\n {2}layers\.0\.bias {2}\(F32 \[\d+\]: not a 2-D float tensor\)\n/);
+      expect(quantizeOutput).toMatch(/not quantized \(kept out of the container\): 1 tensor\n {2}layers\.0\.bias {2}\(F32 \[\d+\]: a 1-D tensor, not a matrix\)\n/);
       // The installed package finds its own package.json (two directories above dist/cli/main.js).
       expect(run(process.execPath, [bin, '--version'], { cwd: app })).toBe(`lattice-matmul ${(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version}\n`);
       const inspectOutput = run(process.execPath, [bin, 'inspect', 'model.lmq.safetensors'], { cwd: app });
