@@ -15,6 +15,7 @@ import { firstNonFinite, type MatrixInput } from '../matrix.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { COLUMN_NORM_ADVICE } from '../quantize/prepareColumn.js';
 import { NONCE_LIMIT, resolveQuantizeOptions, throwIfAborted } from '../quantize/options.js';
+import { FP16_SCALE_ADVICE } from '../quantize/quantize.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { WeightOnlyQuantized } from '../weightonly/quantized.js';
@@ -41,6 +42,11 @@ export interface QuantizeModelOptions {
   readonly scheme: SchemeName;
   /** Tensors whose names match are quantized (2-D float tensors only). Default: every 2-D float tensor. */
   readonly tensors?: RegExp;
+  /**
+   * Selected tensors whose names match are stored (in, out), as GPT-2's Conv1D weights are (`x @ W`),
+   * and are read transposed: the container holds every matrix (out, in). Matching none is refused.
+   */
+  readonly transpose?: RegExp;
   readonly seed?: number;
   /** First nonce: matrix i gets nonce + i (reproducible files). Default: random nonces. */
   readonly nonce?: bigint;
@@ -68,6 +74,8 @@ export interface QuantizeModelReport {
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+/** The names of GPT-2's Conv1D weights (stored (in, out)), which quantize warns of unless they are read transposed. */
+const GPT2_CONV1D = /(^|\.)(c_attn|c_fc|c_proj)\.weight$/;
 /** The smallest side of a tensor `quantize` selects: smaller ones are kept out of the container. */
 const MIN_TENSOR_SIDE = 8;
 /** What `selectTensors` selects, in words (for the message when it selects nothing). */
@@ -341,15 +349,24 @@ type WeightData = { readonly rows: number; readonly cols: number; readonly data:
  * CPU workers widen one column at a time, so a 1 GB bf16 tensor no longer takes 2 GB of f32 beside its
  * bytes; the GPU engine widens it whole, as it did), else as f32 (F64 rows that round to zero refused).
  */
-async function readWeight(file: SafetensorsTensorSource, name: string, inFeatures: number, out: number): Promise<WeightData> {
+async function readWeight(file: SafetensorsTensorSource, name: string, inFeatures: number, out: number, transposed: boolean): Promise<WeightData> {
   const info = file.info(name);
   const format = info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : null;
   if (format !== null) {
-    return { rows: inFeatures, cols: out, data: safetensorsTypedData(info, await file.readTensorBytes(name), false) as Uint16Array, format };
+    const data = safetensorsTypedData(info, await file.readTensorBytes(name), false) as Uint16Array;
+    return { rows: inFeatures, cols: out, data: transposed ? transposeRows(data, inFeatures, out) : data, format };
   }
-  const data = await file.readTensorAsFloat32(name);
-  await checkNoRowUnderflows(file, name, data, inFeatures);
+  const stored = await file.readTensorAsFloat32(name);
+  const data = transposed ? transposeRows(stored, inFeatures, out) : stored;
+  await checkNoRowUnderflows(file, name, data, inFeatures, transposed);
   return { rows: inFeatures, cols: out, data };
+}
+
+/** The `rows` × `cols` row-major `data` transposed: `cols` × `rows`, row-major. */
+function transposeRows<T extends Float32Array | Uint16Array>(data: T, rows: number, cols: number): T {
+  const result = new (data.constructor as new (length: number) => T)(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) result[c * rows + r] = data[r * cols + c] as number;
+  return result;
 }
 
 /**
@@ -360,8 +377,11 @@ async function readWeight(file: SafetensorsTensorSource, name: string, inFeature
  * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
  * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
  */
-async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number): Promise<void> {
+async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number, transposed: boolean): Promise<void> {
   if (file.info(name).dtype !== 'F64') return;
+  const out = narrowed.length / inFeatures;
+  // Where entry i of output feature `row` lies in the file: row-major (out, in), or (in, out) transposed.
+  const stored = (row: number, i: number): number => (transposed ? i * out + row : row * inFeatures + i);
   let original: DataView | null = null;
   for (let row = 0; row * inFeatures < narrowed.length; row++) {
     const start = row * inFeatures;
@@ -371,7 +391,7 @@ async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string,
       original = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     let largest = 0;
-    for (let i = start; i < start + inFeatures; i++) largest = Math.max(largest, Math.abs(original.getFloat64(8 * i, true)));
+    for (let i = 0; i < inFeatures; i++) largest = Math.max(largest, Math.abs(original.getFloat64(8 * stored(row, i), true)));
     if (largest > 0) {
       throw new LatticeMatmulError(
         `tensor ${JSON.stringify(name)} has the row ${row} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}`,
@@ -380,13 +400,19 @@ async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string,
   }
 }
 
+/** How to quantize a model's other tensors when tensor `name` is refused: a --tensors that leaves it out. */
+function leaveOutAdvice(name: string): string {
+  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return `; to quantize the other tensors without it, pass --tensors '^(?!${escaped}$)'`;
+}
+
 /**
  * A quantizer's error about tensor `name`, restated in the file's terms. The quantizer sees the (out, in)
  * weight as its column-major in × out matrix, after narrowing to f32, and says neither the tensor's name
  * nor its index; a non-finite entry (the quantizer's own refusal) is looked up again in the file for its
  * [out, in] index and, for F64, the value that did not fit in f32.
  */
-async function tensorError(file: SafetensorsTensorSource, name: string, error: unknown): Promise<unknown> {
+async function tensorError(file: SafetensorsTensorSource, name: string, transposed: boolean, error: unknown): Promise<unknown> {
   // The thread, not the tensor, failed: name the tensor, with nothing about its columns or entries.
   if (error instanceof QuantizerThreadError) return new LatticeMatmulError(`tensor ${JSON.stringify(name)}: ${error.message}`, { cause: error });
   if (!(error instanceof LatticeMatmulError)) return error;
@@ -397,18 +423,21 @@ async function tensorError(file: SafetensorsTensorSource, name: string, error: u
   if (bad < 0) {
     // The quantizer's remedy (rescale the matrix) is not the CLI user's to apply: the CLI quantizes
     // each tensor as stored.
-    const message = error.message.endsWith(COLUMN_NORM_ADVICE) ? `${error.message.slice(0, -COLUMN_NORM_ADVICE.length)}multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}` : error.message;
-    return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its row j): ${message}`, { cause: error });
+    let message = error.message;
+    if (message.endsWith(COLUMN_NORM_ADVICE)) message = `${message.slice(0, -COLUMN_NORM_ADVICE.length)}multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
+    // A scalar scheme's fp16 scales: a lattice scheme's are f32.
+    if (message.endsWith(FP16_SCALE_ADVICE)) message = `${message.slice(0, -FP16_SCALE_ADVICE.length)}quantize it with a lattice scheme (f32 scales), or multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
+    return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its ${transposed ? 'column j, read transposed' : 'row j'}): ${message}${leaveOutAdvice(name)}`, { cause: error });
   }
   const at = `[${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
   if (info.dtype === 'F64') {
     const bytes = await file.readTensorBytes(name);
     const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * bad, true);
     if (Number.isFinite(value)) {
-      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}`, { cause: error });
+      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}${leaveOutAdvice(name)}`, { cause: error });
     }
   }
-  return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}`, { cause: error });
+  return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}${leaveOutAdvice(name)}`, { cause: error });
 }
 
 /**
@@ -604,7 +633,18 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         );
       }
     }
-    const shapes = new Map(selected.map((name) => [name, file.info(name).shape as readonly number[]]));
+    const transposed = new Set(options.transpose === undefined ? [] : selected.filter((name) => (options.transpose as RegExp).test(name)));
+    if (options.transpose !== undefined && transposed.size === 0) throw new LatticeMatmulError(`--transpose ${options.transpose.source} matches none of the ${counted(selected.length, 'selected tensor')}`);
+    const conv1d = selected.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name));
+    if (conv1d.length > 0) {
+      // Even under --quiet: the container would hold these matrices transposed.
+      log(
+        `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named as GPT-2's Conv1D weights, which are stored (in, out): ` +
+          `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|c_fc|c_proj'`,
+      );
+    }
+    // (out, in) of each selected tensor, whichever way the file stores it.
+    const shapes = new Map(selected.map((name) => [name, (transposed.has(name) ? [...file.info(name).shape].reverse() : file.info(name).shape) as readonly number[]]));
     const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
     const entriesOf = (name: string): number => ((shapes.get(name) as readonly number[])[0] as number) * ((shapes.get(name) as readonly number[])[1] as number);
     totalEntries = selected.reduce((sum, name) => sum + entriesOf(name), 0);
@@ -641,7 +681,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         // The user's interrupt, or another tensor's failure: either stops this one at once.
         const stopped = signal === null ? failed : AbortSignal.any([signal, failed]);
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
-        const matrix = await readWeight(file, name, inFeatures, out);
+        const matrix = await readWeight(file, name, inFeatures, out, transposed.has(name));
         const quantizeOptions = {
           scheme: options.scheme,
           seed: options.seed ?? 1,
@@ -659,7 +699,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
           // failure reports nothing (that failure is what is thrown).
           throwIfAborted(signal, 'quantize');
           if (failed.aborted) throw error;
-          throw await tensorError(file, name, error);
+          throw await tensorError(file, name, transposed.has(name), error);
         }
         onProgress(out);
         return { name, matrix: quantized };

@@ -30,13 +30,15 @@ import { printableName, terminalSafe } from './terminalText.js';
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
-                 [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
+                 [--transpose REGEX] [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
 const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
           safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
           file, or the shard index of a model in several (model.safetensors.index.json, with its
           shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
           names match the regular expression (default: all but biases); tensors it cannot read
-          (FP8 or integer codes of a quantized checkpoint, 3-D stacked experts) are warned of; --device auto uses a hardware GPU when there is one,
+          (FP8 or integer codes of a quantized checkpoint, 3-D stacked experts) are warned of;
+          --transpose reads the tensors whose names match as (in, out), as GPT-2's Conv1D stores
+          them, and writes them (out, in); --device auto uses a hardware GPU when there is one,
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
           i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
           --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces
@@ -218,6 +220,7 @@ async function main(argv: readonly string[]): Promise<number> {
           output: { type: 'string', short: 'o' },
           scheme: { type: 'string', default: 'e8-4bit' },
           tensors: { type: 'string' },
+          transpose: { type: 'string' },
           seed: { type: 'string' },
           nonce: { type: 'string' },
           device: { type: 'string', default: 'auto' },
@@ -239,14 +242,16 @@ async function main(argv: readonly string[]): Promise<number> {
     if (!SCHEME_NAMES.includes(scheme as SchemeName)) throw new UsageError(`unknown scheme '${scheme}'; known: ${SCHEME_NAMES.join(', ')}`, usage);
     const device = values.device as string;
     if (device !== 'auto' && device !== 'gpu' && device !== 'cpu') throw new UsageError(`--device must be auto, gpu or cpu, got '${device}'`, usage);
-    let tensors: RegExp | undefined;
-    if (values.tensors !== undefined) {
+    const pattern = (flag: string, value: string | undefined): RegExp | undefined => {
+      if (value === undefined) return undefined;
       try {
-        tensors = new RegExp(values.tensors);
+        return new RegExp(value);
       } catch (error) {
-        throw new UsageError(`--tensors is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`, usage);
+        throw new UsageError(`${flag} is not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`, usage);
       }
-    }
+    };
+    const tensors = pattern('--tensors', values.tensors);
+    const transpose = pattern('--transpose', values.transpose);
     let nonce: bigint | undefined;
     if (values.nonce !== undefined) {
       if (!/^[0-9]+$/.test(values.nonce)) throw new UsageError(`--nonce must be a non-negative decimal integer, got ${JSON.stringify(values.nonce)}`, usage);
@@ -285,6 +290,7 @@ async function main(argv: readonly string[]): Promise<number> {
         output: values.output,
         scheme: scheme as SchemeName,
         ...(tensors === undefined ? {} : { tensors }),
+        ...(transpose === undefined ? {} : { transpose }),
         ...(seed === undefined ? {} : { seed }),
         ...(nonce === undefined ? {} : { nonce }),
         ...(workers === undefined ? {} : { workers }),

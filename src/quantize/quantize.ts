@@ -424,6 +424,9 @@ function rotateScalarColumn(ctx: Context, j: number, scaled: Float32Array, targe
  * scale at most 2^−9 above the ideal one, against a block scale ≥ 2^−6 there.
  */
 
+/** The end of `fp16ScaleProblem`'s messages: the remedy for a caller who holds the matrix (the CLI restates it). */
+export const FP16_SCALE_ADVICE = 'multiply the matrix by a power of two first';
+
 /**
  * Why column j's largest fp16 group scale (its largest entry after rotation `absMax` over the top
  * level) falls below fp16's normal range or above its largest value, or null for a column it fits.
@@ -434,13 +437,13 @@ function fp16ScaleProblem(scheme: IntScheme, absMax: number, j: number): string 
   if (!(absMax === 0 || scale >= FP16_MIN_NORMAL)) {
     return (
       `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
-      `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); multiply the matrix by a power of two first`
+      `needs a scale below fp16's normal range (${FP16_MIN_NORMAL.toExponential(3)}); ${FP16_SCALE_ADVICE}`
     );
   }
   if (!(scale <= FP16_MAX)) {
     return (
       `this scheme stores fp16 group scales, and column ${j}'s largest entry after rotation (${absMax.toExponential(3)}) ` +
-      `needs a scale of ${scale.toExponential(3)}, above fp16's largest value (${FP16_MAX}); multiply the matrix by 2^-${Math.ceil(Math.log2(scale / FP16_MAX))} first`
+      `needs a scale of ${scale.toExponential(3)}, above fp16's largest value (${FP16_MAX}), which the matrix times 2^-${Math.ceil(Math.log2(scale / FP16_MAX))} fits; ${FP16_SCALE_ADVICE}`
     );
   }
   return null;

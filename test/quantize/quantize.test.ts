@@ -564,7 +564,7 @@ describe('scalar schemes: a column far smaller than the others', () => {
 
   it.each(['int4-g32', 'int4-g128'] as const)('%s refuses a column too large for fp16 scales, naming it and the power of two that fits', (scheme) => {
     const m = mixed(1e6); // column 1's largest rotated entry ≈ 3e6: a scale ≈ 4e5 > 65504
-    expect(() => quantize(m, { scheme })).toThrow(/column 1's largest entry after rotation .* needs a scale of .*, above fp16's largest value \(65504\); multiply the matrix by 2\^-\d+ first/);
+    expect(() => quantize(m, { scheme })).toThrow(/column 1's largest entry after rotation .* needs a scale of .*, above fp16's largest value \(65504\), which the matrix times 2\^-\d+ fits; multiply the matrix by a power of two first/);
     const shift = Number(/2\^-(\d+)/.exec((() => { try { quantize(m, { scheme }); } catch (error) { return String(error); } return ''; })())?.[1]);
     expect(() => quantize({ ...m, data: m.data.map((v) => v * 2 ** -shift) }, { scheme })).not.toThrow();
   });
