@@ -19,6 +19,7 @@ import { WeightOnlyGpuMatrix, weightOnlyInt8Unsupported } from './kernels/weight
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isGpuContext, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
 import { rotationLength } from '../rotation/hadamard.js';
+import { MAX_HAAR_N } from '../weightonly/basis.js';
 import { prepareSharingCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
 
@@ -164,7 +165,7 @@ export interface QuantizedLinearOptions {
    * 'packed' uses dot4I8Packed (where WGSL has packed_4x8_integer_dot_product:
    * `dotPathFor(engine.features)`), 'plain' core WGSL. It adds the inputs' rounding error, at most
    * (½ + 2·10⁻⁴)·s_g·Σ|ŵ| per group (s_g = max|x̃| / 127 over the group): ≈ 2·10⁻⁵ in NMSE on Gaussian
-   * data for D3 and ≈ 3·10⁻⁵ for E8, against d3-q6's own ≈ 0.05 and e8-q16-deterministic's ≈ 5.5·10⁻³;
+   * data for D3 and ≈ 3·10⁻⁵ for E8, against the GEMV's own NMSE with exact x, ≈ 2.6·10⁻² for d3-q6 and ≈ 5·10⁻³ for e8-q16-deterministic;
    * for weight-only weights (½ + 10⁻⁴)·m_w/127 per input of code word w (m_w = max|s_i·x̃_i| over its
    * ⌊32/b⌋ inputs), times |t_j|·Σ|z| in y_j: ≈ 10⁻⁵ in NMSE on Gaussian data. Both bounds hold where
    * the scale s_g = f32(m/127) (m_w/127) is a normal f32, i.e. for groups whose largest |x̃| (|s·x̃|)
@@ -206,6 +207,8 @@ const SLICE_KEYS = ['buffer', 'offset', 'size'] as const satisfies readonly (key
 
 function slice(value: BufferSlice, what: string): Slice {
   check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}`);
+  // A typed array has a `buffer` too: it would be refused for its index keys ("unknown option '0'").
+  check(!ArrayBuffer.isView(value), () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}: write the values into a GPUBuffer (device.queue.writeBuffer) and pass that`);
   if (!('buffer' in value)) return { buffer: value, offset: 0, size: undefined };
   // A misspelled key ({ buffer, ofset: 256 }) would otherwise read or write the buffer at byte 0.
   checkKnownKeys(value, SLICE_KEYS, what);
@@ -401,7 +404,12 @@ export class QuantizedLinear {
     watchDeviceLoss(device);
     throwIfDeviceLost(device, 'QuantizedLinear.create');
     if (weight instanceof WeightOnlyGpuMatrix) {
-      check(weight.rotation !== 'haar', 'QuantizedLinear: a weight-only matrix with the dense "haar" rotation rotates x on the host; quantize it with a Hadamard length or rotate: false');
+      check(
+        weight.rotation !== 'haar',
+        () =>
+          `QuantizedLinear: this weight-only matrix of n = ${weight.n} inputs was rotated with the dense "haar" rotation (rotate: true picks it where n ≤ ${MAX_HAAR_N} is no Hadamard length), ` +
+          `which only the host applies; quantize it with rotate: false, or pad W's inputs with zeros to ${rotationLength(weight.n)} (a Hadamard length: rotationLength(n)) and x with as many zeros`,
+      );
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
       this.lattice = null;
@@ -506,7 +514,9 @@ export class QuantizedLinear {
    * decode step can put all its layers (and your own kernels) in one pass. That halves the host cost of
    * recording a layer (opening and closing a pass costs Dawn more than a layer's dispatches; see
    * `PreparedCommands`). Dispatches in one pass see each other's writes as across passes. Every
-   * layer records dispatches only.
+   * layer records dispatches only, and leaves the pass's pipeline and bind groups set to its last
+   * dispatch's: set your pipeline and every bind group again before your own next dispatch in the pass,
+   * or it runs the layer's last kernel again (WebGPU raises no error for that).
    *
    * What is recorded reads the weight's buffers and the layer's: like any GPUBuffer they must outlive
    * the last submission that uses them. Destroying the layer, or its weight, after `record` and before

@@ -125,6 +125,16 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     weights.destroy();
   });
 
+  it('a dispatch given an open compute pass says so, and how to record into one (prepareCommands)', () => {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const scratch = new GpuScratch(device);
+    expectRefused(() => dispatchHadamard(device, pass as never, scratch, {} as never), /^dispatchHadamard: encoder must be a GPUCommandEncoder, got a compute pass; to record into an open pass, prepare the call once, prepareCommands\(device, label, /);
+    pass.end();
+    encoder.finish();
+    scratch.destroy();
+  });
+
   it.each([
     ['device', (e: GPUCommandEncoder, s: GpuScratch) => [null, e, s, {}], /^expected a GPUDevice, got null$/],
     ['encoder', (_: GPUCommandEncoder, s: GpuScratch) => ['device', {}, s, {}], /^dispatchHadamard: encoder must be a GPUCommandEncoder, got an object$/],

@@ -365,6 +365,20 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it('refuses a weight-only matrix rotated with the dense "haar" rotation, naming n, the padded length and the remedies', () => {
+    // n = 1000: no Hadamard length, so rotate: true picks haar (rotationLength(1000) = 1024).
+    const q = quantizeWeights(gaussianMatrix(1000, 64, 7), null, { method: 'rtn', rate: 4, rotate: true, seed: 2 });
+    expect(q.rotation).toBe('haar');
+    const matrix = uploadWeightOnly(device, q);
+    try {
+      expect(() => QuantizedLinear.create(device, matrix)).toThrow(
+        /^QuantizedLinear: this weight-only matrix of n = 1000 inputs was rotated with the dense "haar" rotation .*; quantize it with rotate: false, or pad W's inputs with zeros to 1024 /,
+      );
+    } finally {
+      matrix.destroy();
+    }
+  });
+
   it.each([
     [4, true, 'f32'],
     [2, false, 'f16'],
@@ -891,6 +905,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // A misspelled key would have read the slice at byte 0 (and a y slice written there).
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: { buffer: biases, ofset: 4 * 4 } as BufferSlice })).toThrow(/bias: unknown option 'ofset' \(did you mean 'offset'\?\)/);
       expect(() => (layers[0] as QuantizedLinear).record(device.createCommandEncoder(), x, { buffer: ys[0] as GPUBuffer, ofset: 256 } as BufferSlice, { tokens: 2 })).toThrow(/unknown option 'ofset'/);
+      // Values instead of a buffer: said so, not "unknown option '0'" (a typed array has a .buffer too).
+      expect(() => (layers[0] as QuantizedLinear).record(device.createCommandEncoder(), new Float32Array(8) as never, ys[0] as GPUBuffer, { tokens: 2 })).toThrow(
+        /^x must be a GPUBuffer or \{ buffer, offset \}, got .*Float32Array.*: write the values into a GPUBuffer \(device\.queue\.writeBuffer\) and pass that$/,
+      );
     } finally {
       for (const layer of layers) layer.destroy();
       for (const buffer of [x, biases, ...ys]) buffer.destroy();

@@ -22,7 +22,10 @@ export function checkDispatch(device: GPUDevice, encoder: GPUCommandEncoder, scr
 export function checkRecordingTarget(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, what: string): void {
   check(
     typeof encoder === 'object' && encoder !== null && typeof (encoder as { beginComputePass?: unknown }).beginComputePass === 'function',
-    () => `${what}: encoder must be a GPUCommandEncoder, got ${describeValue(encoder)}`,
+    () =>
+      typeof (encoder as { dispatchWorkgroups?: unknown } | null)?.dispatchWorkgroups === 'function'
+        ? `${what}: encoder must be a GPUCommandEncoder, got a compute pass; to record into an open pass, prepare the call once, prepareCommands(device, label, (encoder, scratch) => …), and record that into the pass (its record(pass))`
+        : `${what}: encoder must be a GPUCommandEncoder, got ${describeValue(encoder)}`,
   );
   check(scratch instanceof GpuScratch, () => `${what}: scratch must be a GpuScratch (new GpuScratch(device)), got ${describeValue(scratch)}`);
   check(scratch.device === device, () => `${what}: scratch was made for another GPUDevice (new GpuScratch(device) with this one)`);
