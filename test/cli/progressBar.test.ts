@@ -42,6 +42,19 @@ describe('ProgressBar', () => {
     expect(later).toHaveLength(2);
   });
 
+  it('takes the pace from the first progress, not from the start: no ETA from a start-up and 1 %', () => {
+    const { writes, stream: terminal } = stream(true);
+    const bar = new ProgressBar(100, terminal);
+    vi.advanceTimersByTime(2000); // workers starting, the first tensor read
+    bar.update(1, 'a.weight');
+    // Before: "ETA 3 min 18 s" (2 s for 1 %) for a run 10 s long.
+    expect(writes.at(-1)).toMatch(/ {2}1 % {2}ETA \? {2}a\.weight$/);
+    vi.advanceTimersByTime(1000);
+    bar.update(11, 'a.weight');
+    // 10 % in the second since the first progress: 89 % left, 8.9 s.
+    expect(writes.at(-1)).toMatch(/ {2}11 % {2}ETA 9 s {2}a\.weight$/);
+  });
+
   it('on a terminal draws at once, in place, then at most every 100 ms', () => {
     const { writes, stream: terminal } = stream(true);
     const bar = new ProgressBar(10, terminal);
