@@ -86,6 +86,9 @@ const QUANTIZED_WEIGHT_NAMES = ['weight', 'qweight', 'weight_packed'];
 /** A tensor `quantize` leaves out of the container, and why, in words. */
 export interface SkippedTensor {
   readonly name: string;
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  /** Why, in words ("a 1-D tensor, not a matrix"); the CLI prints it after the dtype and shape. */
   readonly reason: string;
   /**
    * A tensor of 2 or more dimensions that quantize cannot read, likely weights: the low-precision float
@@ -133,9 +136,8 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
   const skipped: SkippedTensor[] = [];
   const byName = new Map(file.tensors.map((info) => [info.name, info]));
   for (const info of file.tensors) {
-    const what = `${info.dtype} [${info.shape.join(', ')}]`;
     const skip = (reason: string, unreadable = false): void => {
-      skipped.push({ name: info.name, reason: `${what}: ${reason}`, unreadable });
+      skipped.push({ name: info.name, dtype: info.dtype, shape: info.shape, reason, unreadable });
     };
     const dims = info.shape.length;
     const byDtype = dtypeReason(info.dtype, info.name);
@@ -763,13 +765,14 @@ interface ModelTensors {
   readonly kind: 'safetensors';
   /** The shards a shard index names; null for a single file. */
   readonly shards: number | null;
-  readonly tensors: { name: string; dtype: string; shape: readonly number[]; quantizable: boolean }[];
+  /** Each tensor, and null if quantize selects it by default, else why not (`SkippedTensor.reason`). */
+  readonly tensors: { name: string; dtype: string; shape: readonly number[]; notSelected: string | null }[];
 }
 
 /** Every tensor of a model, and whether `quantize` would select it. */
 function modelTensors(model: SafetensorsTensorSource, shards: number | null): ModelTensors {
-  const quantizable = new Set(selectTensors(model, undefined).selected);
-  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, quantizable: quantizable.has(t.name) })) };
+  const why = new Map(selectTensors(model, undefined).skipped.map((t) => [t.name, t.reason]));
+  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })) };
 }
 
 /** One line of `inspect`. */
@@ -808,7 +811,7 @@ function schemeLabel(matrix: ContainerMatrix): string {
  * @example
  * const result = await inspectFile('model.lmq.safetensors');
  * if (result.kind === 'container') for (const row of result.rows) console.log(row.name, row.bitsPerEntry);
- * else for (const t of result.tensors) console.log(t.name, t.dtype, t.quantizable);
+ * else for (const t of result.tensors) console.log(t.name, t.dtype, t.notSelected ?? 'selected');
  */
 export async function inspectFile(path: string): Promise<{ kind: 'container'; rows: InspectRow[] } | ModelTensors> {
   if (isShardIndexPath(path)) {

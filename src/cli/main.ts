@@ -311,7 +311,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (report.skipped.length > 0) {
       // One tensor a line with its reason: a model's hundreds or thousands of norms and biases on one line could not be read.
       const count = `${report.skipped.length} tensor${report.skipped.length === 1 ? '' : 's'}`;
-      const lines = report.skipped.map((t) => `  ${printableName(t.name)}  (${printableName(t.reason)})\n`);
+      const lines = report.skipped.map((t) => `  ${printableName(t.name)}  (${t.dtype} [${t.shape.join(', ')}]: ${printableName(t.reason)})\n`);
       process.stdout.write(`not quantized (kept out of the container): ${count}\n${lines.join('')}`);
     }
     process.stdout.write(`wrote ${values.output} (${report.device}, ${report.seconds.toFixed(1)} s)\n`);
@@ -328,7 +328,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (path === undefined || positionals.length > 1) throw new UsageError(`inspect needs exactly one file, got ${positionals.length}`, usage);
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
-      const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.quantizable ? 'yes' : 'no']);
+      const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.notSelected === null ? 'yes' : `no: ${t.notSelected}`]);
       const what = result.shards === null ? 'a safetensors file' : `a shard index of ${result.shards} safetensors file${result.shards === 1 ? '' : 's'}`;
       process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
       return 0;

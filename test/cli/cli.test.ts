@@ -199,7 +199,7 @@ describe('lattice-matmul CLI', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/a safetensors file \(not a quantized container\)/);
     expect(stdout).toMatch(/a\.weight\s+F32\s+\[33, 200\]\s+yes/);
-    expect(stdout).toMatch(/a\.bias\s+F32\s+\[33\]\s+no/);
+    expect(stdout).toMatch(/^a\.bias\s+F32\s+\[33\]\s+no: a 1-D tensor, not a matrix$/m);
   });
 
   // Its table's column widths were Math.max(...widths of every row): a RangeError ("Maximum call stack
@@ -212,7 +212,7 @@ describe('lattice-matmul CLI', () => {
     const { code, stdout, stderr } = await cli('inspect', path);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^tensor {3}dtype {2}shape {2}quantizable\n/m); // widths from all 130 001 rows
-    expect(stdout).toMatch(/^t130000 {2}F32 {4}\[1\] {4}no$/m);
+    expect(stdout).toMatch(/^t130000 {2}F32 {4}\[1\] {4}no: a 1-D tensor, not a matrix$/m);
   }, 120_000);
 
   it.each([
