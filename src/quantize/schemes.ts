@@ -78,9 +78,13 @@ function universal(lattice: 'D3' | 'E8', q: number, beta: number): UniversalLatt
  * within ±0.13 bit; stored bits at n = 4096 in the comments, with the loss against Γ).
  */
 const PRESETS = {
-  /** ≈ 2.13 stored bits (E8, q = 3), stored-rate loss 0.67 bit. */
+  /**
+   * ≈ 2.13 stored bits (E8, q = 3), stored-rate loss 0.67 bit. β predates the current tune output, which
+   * picks 1.353 (2.055 bits, loss 0.69): on the sweep's coordinates 1.277 measures 2.131 bits, just past
+   * the ±0.13 window (README "Presets").
+   */
   'e8-2bit': universal('E8', 3, 1.277),
-  /** ≈ 2.48 stored bits (E8, q = 4), loss 0.48 bit. */
+  /** ≈ 2.48 stored bits (E8, q = 4), loss 0.47 bit. */
   'e8-2.5bit': universal('E8', 4, 0.9033),
   /** ≈ 3.03 stored bits (E8, q = 6), loss 0.41 bit. */
   'e8-3bit': universal('E8', 6, 0.6022),

@@ -199,8 +199,8 @@ export interface HadamardPlan {
  * forces a smaller workgroup memory (tests).
  *
  * @example
- * planHadamard(1024, 32768);  // one pass, Q = 1024
- * planHadamard(16384, 32768); // 512 elements, passes { P: 1, Q: 512 }, { P: 512, Q: 32 }
+ * planHadamard(1024, 32768);  // one pass, { levelStride: 1, groupBlocks: 1024 } (P = 1, Q = 1024)
+ * planHadamard(16384, 32768); // 512 elements, passes { levelStride: 1, groupBlocks: 512 }, { levelStride: 512, groupBlocks: 32 }
  */
 export function planHadamard(length: number, maxWorkgroupStorageBytes: number, workgroupElements?: number): HadamardPlan {
   const { m, pow2 } = hadamardFactors(length);
