@@ -49,7 +49,7 @@ const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
           of the same scheme) or, for a plain safetensors file or a shard index, the tensors
-          quantize would select.`;
+          quantize would select, and why not the others.`;
 const SCHEMES_USAGE = 'lattice-matmul schemes';
 const SCHEMES_HELP = 'schemes   lists the scheme names.';
 
