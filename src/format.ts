@@ -25,6 +25,7 @@ export {
   SAFETENSORS_MAX_RANK,
   type SafetensorsDtype,
   type SafetensorsTensorInfo,
+  type TensorByteRange,
   type SafetensorsHeader,
   type SafetensorsReadOptions,
   type ParseSafetensorsHeaderOptions,

@@ -8,7 +8,7 @@ import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
 import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
-import { isSafetensorsDtype, SAFETENSORS_MAX_HEADER_BYTES, safetensorsTypedData, type SafetensorsTensorInfo } from '../io/safetensors.js';
+import { isSafetensorsDtype, SAFETENSORS_MAX_HEADER_BYTES, safetensorsBytesToFloat32, safetensorsTypedData, type SafetensorsTensorInfo } from '../io/safetensors.js';
 import { checkSafetensorsFileWritable, leftoverTemporaries, openSafetensorsFile } from '../io/safetensorsFile.js';
 import { isShardIndexPath, openSafetensorsModel, type SafetensorsModel, type SafetensorsTensorSource } from '../io/safetensorsModel.js';
 import { firstNonFinite, type MatrixInput } from '../matrix.js';
@@ -42,6 +42,8 @@ export interface QuantizeModelOptions {
   readonly scheme: SchemeName;
   /** Tensors whose names match are quantized (2-D float tensors only). Default: every 2-D float tensor. */
   readonly tensors?: RegExp;
+  /** Tensors whose names match are left out, whatever `tensors` selects (the CLI's --exclude). */
+  readonly exclude?: RegExp;
   /**
    * Selected tensors whose names match are stored (in, out), as GPT-2's Conv1D weights are (`x @ W`),
    * and are read transposed: the container holds every matrix (out, in). Matching none is refused.
@@ -74,14 +76,34 @@ export interface QuantizeModelReport {
 }
 
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
-/** The names of GPT-2's Conv1D weights (stored (in, out)), which quantize warns of unless they are read transposed. */
-const GPT2_CONV1D = /(^|\.)(c_attn|c_fc|c_proj)\.weight$/;
+/** The names of GPT-2's Conv1D weights (stored (in, out)); Qwen-1, StarCoder and CLIP reuse some of them for nn.Linear (out, in). */
+const GPT2_CONV1D = /(^|\.)(c_attn|q_attn|c_fc|c_proj)\.weight$/;
+
+/**
+ * Whether the selected matrices look like GPT-2's Conv1D weights by their names *and* shapes: a
+ * `c_attn` of [d, 3d] (or [d, 2d], cross-attention's) or a `c_fc` wider than tall, stored (in, out).
+ * nn.Linear models that reuse the names store [3d, d] and [4d, d].
+ */
+function looksLikeConv1D(selected: readonly MatrixSource[]): boolean {
+  return selected.some(({ name, slice, info }) => {
+    if (slice !== null) return false;
+    const [rows, cols] = info.shape as readonly [number, number];
+    if (/(^|\.)c_attn\.weight$/.test(name)) return cols === 3 * rows || cols === 2 * rows;
+    return /(^|\.)c_fc\.weight$/.test(name) && cols > rows;
+  });
+}
 /** The smallest side of a tensor `quantize` selects: smaller ones are kept out of the container. */
 const MIN_TENSOR_SIDE = 8;
 /** What `selectTensors` selects, in words (for the message when it selects nothing). */
 const SELECTABLE = `2-D float tensor (${[...FLOAT_DTYPES].join('/')}) of at least ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`;
-/** Names a layer's weight has in quantized checkpoints (GPTQ/AWQ `qweight`, compressed-tensors `weight_packed`, FP8 `weight`). */
-const QUANTIZED_WEIGHT_NAMES = ['weight', 'qweight', 'weight_packed'];
+/**
+ * Names a layer's weight has in quantized checkpoints, stored in a non-float dtype: FP8 `weight`
+ * (DeepSeek-V3), GPTQ/AWQ `qweight`, compressed-tensors `weight_packed`, Marlin `B`, EXL2 `q_weight`,
+ * HQQ `W_q`; gpt-oss's MXFP4 experts end in `_blocks`.
+ */
+const QUANTIZED_WEIGHT_NAMES = ['weight', 'qweight', 'weight_packed', 'B', 'q_weight', 'W_q', 'codes'];
+/** Above this share of a model's bytes in what `quantize` cannot read, it refuses to start unless --tensors is given. */
+const MOSTLY_UNREAD = 0.5;
 
 /** A tensor `quantize` leaves out of the container, and why, in words. */
 export interface SkippedTensor {
@@ -91,85 +113,150 @@ export interface SkippedTensor {
   /** Why, in words ("a 1-D tensor, not a matrix"); the CLI prints it after the dtype and shape. */
   readonly reason: string;
   /**
-   * A tensor of 2 or more dimensions that quantize cannot read, likely weights: the low-precision float
-   * or integer codes of a quantized checkpoint, a float tensor of 3 or more dimensions (stacked MoE
-   * experts). Not the ones it does not select (norms, biases, small tensors, `--tensors`). `quantize`
-   * warns of these before it starts.
+   * Weights `quantize` cannot read as they are: the codes of a quantized checkpoint ('codes'), or a
+   * 3-D float tensor of stacked matrices (MoE experts) that `--tensors` does not select ('stacked'); null
+   * for what it does not select (norms, biases, masks, scales, convolution kernels, `--tensors`).
+   * `quantize` warns of these before it starts, and refuses when they are most of the model.
    */
-  readonly unreadable: boolean;
+  readonly unread: 'codes' | 'stacked' | null;
+}
+
+/** Whether `info` holds the codes of a weight of a quantized checkpoint (see QUANTIZED_WEIGHT_NAMES). */
+function isQuantizedCodes(info: SafetensorsTensorInfo): boolean {
+  if (FLOAT_DTYPES.has(info.dtype) || info.dtype === 'BOOL' || info.shape.length < 2) return false;
+  const last = info.name.slice(info.name.lastIndexOf('.') + 1);
+  return QUANTIZED_WEIGHT_NAMES.includes(last) || last.endsWith('_blocks');
 }
 
 /** Why a tensor of dtype `dtype` is not read, in words; null for a float dtype quantize reads. */
-function dtypeReason(dtype: string, name: string): string | null {
+function dtypeReason(info: SafetensorsTensorInfo): string | null {
+  const { dtype } = info;
   if (FLOAT_DTYPES.has(dtype)) return null;
-  if (/^F[468]/.test(dtype)) return `an ${dtype.slice(0, 2)} tensor, as quantized checkpoints store weights: quantize reads ${[...FLOAT_DTYPES].join(', ')}; start from the unquantized checkpoint`;
-  if (/^[IU]\d+$/.test(dtype)) {
-    const last = name.slice(name.lastIndexOf('.') + 1);
-    return QUANTIZED_WEIGHT_NAMES.includes(last) ? 'an integer tensor: packed codes of an already quantized checkpoint (GPTQ, AWQ, …); start from the unquantized checkpoint' : 'an integer tensor';
-  }
+  const start = 'start from the unquantized checkpoint';
+  if (isQuantizedCodes(info)) return `the codes of a weight of an already quantized checkpoint (FP8, GPTQ, AWQ, …), which quantize does not read: ${start}`;
+  if (/^F[468]/.test(dtype)) return `an ${dtype.slice(0, 2)} tensor, which quantize does not read (it reads ${[...FLOAT_DTYPES].join(', ')})`;
+  if (/^[IU]\d+$/.test(dtype)) return 'an integer tensor';
   return dtype === 'BOOL' ? 'a boolean tensor' : `a ${dtype} tensor, not a real float one`;
 }
 
 /**
- * The weight stored quantized (not in a float dtype) in the same layer as tensor `name` (the names
- * share everything before the last dot), or null. Its float companions are scales or zero points:
- * DeepSeek-V3's FP8 `weight` beside `weight_scale_inv`, GPTQ/AWQ's `qweight` beside `scales`.
+ * The codes of a quantized weight in the same layer as tensor `name` (the names share everything
+ * before the last dot), or null. Float tensors beside them are their scales or zero points:
+ * DeepSeek-V3's `weight_scale_inv` beside an FP8 `weight`, GPTQ/AWQ's `scales` beside `qweight`,
+ * Marlin's `s` beside `B`.
  */
-function quantizedSibling(byName: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
+function quantizedSibling(codesByPrefix: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
   const prefix = name.slice(0, name.lastIndexOf('.') + 1);
-  if (prefix === '') return null;
-  for (const last of QUANTIZED_WEIGHT_NAMES) {
-    const sibling = byName.get(prefix + last);
-    if (sibling !== undefined && sibling.name !== name && !FLOAT_DTYPES.has(sibling.dtype)) return sibling;
-  }
-  return null;
+  return prefix === '' ? null : (codesByPrefix.get(prefix) ?? null);
 }
 
 /**
- * Names of tensors `quantize` would quantize: 2-D float tensors of at least 8 × 8 matching `pattern`;
- * the others with the reason they are left out. Without a `pattern`, 2-D tensors named as biases
- * (`bias`, `…_bias`: the stacked biases of MoE experts) are left out too. Float tensors beside a
- * weight stored quantized (its scales, zero points) are never selected.
+ * One matrix `quantize` writes: a 2-D tensor, or slice i of a 3-D one ([i, :, :], one of stacked MoE
+ * experts), as the file stores it.
  */
-export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined): { selected: string[]; skipped: SkippedTensor[] } {
-  const selected: string[] = [];
+export interface MatrixSource {
+  /** Its name in the container: the tensor's, or `<tensor>.<i>` for slice i. */
+  readonly name: string;
+  readonly tensor: string;
+  /** i for slice i of a 3-D tensor, else null. */
+  readonly slice: number | null;
+  /** The 2-D matrix as stored: its dtype, [rows, cols] and bytes (its `name` is the container's). */
+  readonly info: SafetensorsTensorInfo;
+  /** Its raw little-endian bytes, read from the file. */
+  read(): Promise<Uint8Array>;
+}
+
+/** Slice i ([i, :, :]) of the 3-D tensor `info` as a matrix source. */
+function sliceSource(file: SafetensorsTensorSource, info: SafetensorsTensorInfo, i: number): MatrixSource {
+  const [, rows, cols] = info.shape as readonly [number, number, number];
+  const bytes = info.byteLength / (info.shape[0] as number);
+  const begin = i * bytes;
+  const name = `${info.name}.${i}`;
+  const slice: SafetensorsTensorInfo = { name, dtype: info.dtype, shape: [rows, cols], elementCount: rows * cols, dataOffsets: [info.dataOffsets[0] + begin, info.dataOffsets[0] + begin + bytes], byteLength: bytes };
+  return { name, tensor: info.name, slice: i, info: slice, read: () => file.readTensorBytes(info.name, { begin, end: begin + bytes }) };
+}
+
+/**
+ * What `quantize` would quantize: the 2-D float tensors of at least 8 × 8 that `pattern` matches
+ * (without a `pattern`, all but those named as biases: `bias`, `…_bias`, the stacked biases of MoE
+ * experts), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
+ * they are left out, see `unreadableWarning`), minus what `exclude` matches; the others with the
+ * reason they are left out. Float tensors beside a weight stored quantized (its scales, zero points)
+ * are never selected.
+ */
+export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined, exclude?: RegExp): { selected: MatrixSource[]; skipped: SkippedTensor[] } {
+  const selected: MatrixSource[] = [];
   const skipped: SkippedTensor[] = [];
   const byName = new Map(file.tensors.map((info) => [info.name, info]));
+  const codesByPrefix = new Map<string, SafetensorsTensorInfo>();
   for (const info of file.tensors) {
-    const skip = (reason: string, unreadable = false): void => {
-      skipped.push({ name: info.name, dtype: info.dtype, shape: info.shape, reason, unreadable });
+    const prefix = info.name.slice(0, info.name.lastIndexOf('.') + 1);
+    if (prefix !== '' && isQuantizedCodes(info) && !codesByPrefix.has(prefix)) codesByPrefix.set(prefix, info);
+  }
+  for (const info of file.tensors) {
+    const skip = (reason: string, unread: SkippedTensor['unread'] = null): void => {
+      skipped.push({ name: info.name, dtype: info.dtype, shape: info.shape, reason, unread });
     };
     const dims = info.shape.length;
-    const byDtype = dtypeReason(info.dtype, info.name);
-    const sibling = byDtype === null ? quantizedSibling(byName, info.name) : null;
-    if (byDtype !== null) skip(byDtype, dims >= 2 && !/^(BOOL|C64)$/.test(info.dtype));
-    else if (dims !== 2) skip(dims > 2 ? `a ${dims}-D tensor: quantize takes 2-D matrices, so stacked MoE experts or convolution kernels are left out whole` : `a ${dims}-D tensor, not a matrix`, dims > 2);
-    else if (sibling !== null) skip(`beside ${sibling.name} (${sibling.dtype}), a weight stored quantized: its scales or zero points, not a weight`);
-    else if ((info.shape[0] as number) < MIN_TENSOR_SIDE || (info.shape[1] as number) < MIN_TENSOR_SIDE) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
-    else if (pattern !== undefined && !pattern.test(info.name)) skip('not matched by --tensors');
+    // Leading dimensions of 1 make no stack: a [1, 1, n, n] mask, a [1, 197, 768] embedding.
+    const stacked = dims === 3 && (info.shape[0] as number) > 1;
+    const byDtype = dtypeReason(info);
+    const sibling = byDtype === null ? quantizedSibling(codesByPrefix, info.name) : null;
+    const matched = pattern !== undefined && pattern.test(info.name);
+    const tooSmall = (rows: number, cols: number): boolean => rows < MIN_TENSOR_SIDE || cols < MIN_TENSOR_SIDE;
+    if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
+    else if (exclude !== undefined && exclude.test(info.name)) skip('matched by --exclude');
+    else if (stacked && matched) {
+      const [count, rows, cols] = info.shape as readonly [number, number, number];
+      const slices = Array.from({ length: count }, (_, i) => `${info.name}.${i}`);
+      if (count === 0 || tooSmall(rows, cols)) skip(`its slices are smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
+      else if (slices.some((name) => byName.has(name))) skip(`its slices' names (${info.name}.0 …) are those of other tensors in the file`);
+      else for (let i = 0; i < count; i++) selected.push(sliceSource(file, info, i));
+    } else if (stacked && !tooSmall(info.shape[1] as number, info.shape[2] as number)) {
+      skip(`a 3-D tensor, such as stacked MoE experts: --tensors selects it, each slice [i, :, :] a matrix ${info.name}.i`, 'stacked');
+    } else if (stacked) skip(`a 3-D tensor whose slices are smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE} (a convolution kernel?)`);
+    else if (dims !== 2) skip(dims > 2 ? `a ${dims}-D tensor: quantize takes 2-D matrices (and the slices of 3-D ones)` : `a ${dims}-D tensor, not a matrix`);
+    else if (sibling !== null) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
+    else if (tooSmall(info.shape[0] as number, info.shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
+    else if (pattern !== undefined && !matched) skip('not matched by --tensors');
     else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
-    else selected.push(info.name);
+    else selected.push({ name: info.name, tensor: info.name, slice: null, info, read: () => file.readTensorBytes(info.name) });
   }
   return { selected, skipped };
 }
 
 /**
- * The warning `quantize` prints before it starts when it cannot read some of the model's tensors of 2
- * or more dimensions (`SkippedTensor.unreadable`), with their share of the model's entries; null when
- * there are none.
+ * What `quantize` says before it starts of the weights it leaves out (`SkippedTensor.unread`), with
+ * their share of the model's bytes; null when there are none. `refuse`: they are more than half the
+ * model's bytes and no --tensors was given (a quantized checkpoint, or a model of stacked experts,
+ * whose container would hold little of it).
  */
-export function unreadableWarning(file: SafetensorsTensorSource, skipped: readonly SkippedTensor[]): string | null {
-  const unread = new Set(skipped.filter((t) => t.unreadable).map((t) => t.name));
-  if (unread.size === 0) return null;
-  const entries = (info: SafetensorsTensorInfo): number => info.shape.reduce((product, side) => product * side, 1);
+export function unreadWeights(file: SafetensorsTensorSource, skipped: readonly SkippedTensor[], patternGiven: boolean): { readonly message: string; readonly refuse: boolean } | null {
+  const kinds = new Map(skipped.filter((t) => t.unread !== null).map((t) => [t.name, t.unread]));
+  if (kinds.size === 0) return null;
   let all = 0;
-  let left = 0;
+  const bytes = { codes: 0, stacked: 0 };
+  const count = { codes: 0, stacked: 0 };
   for (const info of file.tensors) {
-    all += entries(info);
-    if (unread.has(info.name)) left += entries(info);
+    all += info.byteLength;
+    const kind = kinds.get(info.name);
+    if (kind === 'codes' || kind === 'stacked') {
+      bytes[kind] += info.byteLength;
+      count[kind]++;
+    }
   }
-  const share = all === 0 ? 0 : (100 * left) / all;
-  return `warning: quantize cannot read ${counted(unread.size, 'tensor')} of the model, ${share < 0.1 ? share.toPrecision(1) : share.toFixed(1)} % of its entries, likely weights (the low-precision or integer codes of a quantized checkpoint, tensors of 3 or more dimensions): they are left out of the container, and listed at the end with why`;
+  const share = (b: number): string => {
+    const percent = all === 0 ? 0 : (100 * b) / all;
+    return `${percent < 0.1 ? percent.toPrecision(1) : percent.toFixed(1)} % of the model's bytes`;
+  };
+  const parts: string[] = [];
+  if (count.codes > 0) parts.push(`${counted(count.codes, 'tensor')} of quantized codes (${share(bytes.codes)}): an already quantized checkpoint, whose unquantized original is what quantize reads`);
+  if (count.stacked > 0) parts.push(`${counted(count.stacked, '3-D tensor')} of stacked matrices such as MoE experts (${share(bytes.stacked)}), which --tensors selects slice by slice (with --transpose for those stored (in, out), as Llama 4's and gpt-oss's experts are)`);
+  const refuse = !patternGiven && bytes.codes + bytes.stacked > MOSTLY_UNREAD * all;
+  const what = parts.join('; and ');
+  return refuse
+    ? { message: `quantize would leave out most of the model: ${what}. Pass --tensors to quantize only what it selects (--tensors . selects every tensor it can read)`, refuse }
+    : { message: `warning: quantize leaves out ${what}; the list at the end says why for each tensor`, refuse };
 }
 
 /**
@@ -351,16 +438,16 @@ type WeightData = { readonly rows: number; readonly cols: number; readonly data:
  * CPU workers widen one column at a time, so a 1 GB bf16 tensor no longer takes 2 GB of f32 beside its
  * bytes; the GPU engine widens it whole, as it did), else as f32 (F64 rows that round to zero refused).
  */
-async function readWeight(file: SafetensorsTensorSource, name: string, inFeatures: number, out: number, transposed: boolean): Promise<WeightData> {
-  const info = file.info(name);
+async function readWeight(source: MatrixSource, inFeatures: number, out: number, transposed: boolean): Promise<WeightData> {
+  const { info } = source;
   const format = info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : null;
   if (format !== null) {
-    const data = safetensorsTypedData(info, await file.readTensorBytes(name), false) as Uint16Array;
+    const data = safetensorsTypedData(info, await source.read(), false) as Uint16Array;
     return { rows: inFeatures, cols: out, data: transposed ? transposeRows(data, inFeatures, out) : data, format };
   }
-  const stored = await file.readTensorAsFloat32(name);
+  const stored = safetensorsBytesToFloat32(info, await source.read());
   const data = transposed ? transposeRows(stored, inFeatures, out) : stored;
-  await checkNoRowUnderflows(file, name, data, inFeatures, transposed);
+  await checkNoRowUnderflows(source, data, inFeatures, transposed);
   return { rows: inFeatures, cols: out, data };
 }
 
@@ -379,8 +466,8 @@ function transposeRows<T extends Float32Array | Uint16Array>(data: T, rows: numb
  * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
  * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
  */
-async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string, narrowed: Float32Array, inFeatures: number, transposed: boolean): Promise<void> {
-  if (file.info(name).dtype !== 'F64') return;
+async function checkNoRowUnderflows(source: MatrixSource, narrowed: Float32Array, inFeatures: number, transposed: boolean): Promise<void> {
+  if (source.info.dtype !== 'F64') return;
   const out = narrowed.length / inFeatures;
   // Where entry i of output feature `row` lies in the file: row-major (out, in), or (in, out) transposed.
   const stored = (row: number, i: number): number => (transposed ? i * out + row : row * inFeatures + i);
@@ -389,23 +476,30 @@ async function checkNoRowUnderflows(file: SafetensorsTensorSource, name: string,
     const start = row * inFeatures;
     if (narrowed.subarray(start, start + inFeatures).some((value) => value !== 0)) continue;
     if (original === null) {
-      const bytes = await file.readTensorBytes(name);
+      const bytes = await source.read();
       original = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     let largest = 0;
     for (let i = 0; i < inFeatures; i++) largest = Math.max(largest, Math.abs(original.getFloat64(8 * stored(row, i), true)));
     if (largest > 0) {
       throw new LatticeMatmulError(
-        `tensor ${JSON.stringify(name)} has the row ${row} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}`,
+        `${describeSource(source)} has the ${transposed ? 'column' : 'row'} ${row}${transposed ? ' of the stored (in, out) matrix' : ''} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, ` +
+          `all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source)}`,
       );
     }
   }
 }
 
-/** How to quantize a model's other tensors when tensor `name` is refused: a --tensors that leaves it out. */
-function leaveOutAdvice(name: string): string {
-  const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return `; to quantize the other tensors without it, pass --tensors '^(?!${escaped}$)'`;
+/** How to quantize a model's other tensors when one is refused: the --exclude that leaves it out (a 3-D tensor whole). */
+function leaveOutAdvice(source: MatrixSource): string {
+  // A regular expression of the name alone, in single quotes for a shell (a quote as '\'').
+  const escaped = source.tensor.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll("'", "'\\''");
+  return `; to quantize the other tensors without it, add --exclude '^${escaped}$'`;
+}
+
+/** "tensor "name"", or "slice i of tensor "name"", for messages. */
+function describeSource(source: MatrixSource): string {
+  return `${source.slice === null ? '' : `slice ${source.slice} of `}tensor ${JSON.stringify(source.tensor)}`;
 }
 
 /**
@@ -414,13 +508,14 @@ function leaveOutAdvice(name: string): string {
  * nor its index; a non-finite entry (the quantizer's own refusal) is looked up again in the file for its
  * [out, in] index and, for F64, the value that did not fit in f32.
  */
-async function tensorError(file: SafetensorsTensorSource, name: string, transposed: boolean, error: unknown): Promise<unknown> {
+async function tensorError(source: MatrixSource, transposed: boolean, error: unknown): Promise<unknown> {
+  const what = describeSource(source);
   // The thread, not the tensor, failed: name the tensor, with nothing about its columns or entries.
-  if (error instanceof QuantizerThreadError) return new LatticeMatmulError(`tensor ${JSON.stringify(name)}: ${error.message}`, { cause: error });
+  if (error instanceof QuantizerThreadError) return new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
   if (!(error instanceof LatticeMatmulError)) return error;
-  const info = file.info(name);
+  const { info } = source;
   const inFeatures = info.shape[1] as number;
-  const data = await file.readTensorAsFloat32(name);
+  const data = safetensorsBytesToFloat32(info, await source.read());
   const bad = firstNonFinite(data);
   if (bad < 0) {
     // The quantizer's remedy (rescale the matrix) is not the CLI user's to apply: the CLI quantizes
@@ -429,17 +524,19 @@ async function tensorError(file: SafetensorsTensorSource, name: string, transpos
     if (message.endsWith(COLUMN_NORM_ADVICE)) message = `${message.slice(0, -COLUMN_NORM_ADVICE.length)}multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
     // A scalar scheme's fp16 scales: a lattice scheme's are f32.
     if (message.endsWith(FP16_SCALE_ADVICE)) message = `${message.slice(0, -FP16_SCALE_ADVICE.length)}quantize it with a lattice scheme (f32 scales), or multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
-    return new LatticeMatmulError(`tensor ${JSON.stringify(name)} (the quantizer's column j is its ${transposed ? 'column j, read transposed' : 'row j'}): ${message}${leaveOutAdvice(name)}`, { cause: error });
+    return new LatticeMatmulError(`${what} (the quantizer's column j is its ${transposed ? 'column j, read transposed' : 'row j'}): ${message}${leaveOutAdvice(source)}`, { cause: error });
   }
-  const at = `[${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
+  // The index in the file's terms: [i, row, col] in a slice i of a 3-D tensor.
+  const at = `[${source.slice === null ? '' : `${source.slice}, `}${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
+  const name = JSON.stringify(source.tensor);
   if (info.dtype === 'F64') {
-    const bytes = await file.readTensorBytes(name);
+    const bytes = await source.read();
     const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * bad, true);
     if (Number.isFinite(value)) {
-      return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}${leaveOutAdvice(name)}`, { cause: error });
+      return new LatticeMatmulError(`tensor ${name} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source)}`, { cause: error });
     }
   }
-  return new LatticeMatmulError(`tensor ${JSON.stringify(name)} has a non-finite entry ${data[bad]} at ${at}${leaveOutAdvice(name)}`, { cause: error });
+  return new LatticeMatmulError(`tensor ${name} has a non-finite entry ${data[bad]} at ${at}${leaveOutAdvice(source)}`, { cause: error });
 }
 
 /**
@@ -619,10 +716,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     await checkOutputIsNotInput(file.files.map((f) => f.path), options.output);
     await checkOutputIsNew(options.output, options.replace === true);
     await reportLeftovers(options.output, log);
-    const { selected, skipped } = selectTensors(file, options.tensors);
+    const { selected, skipped } = selectTensors(file, options.tensors, options.exclude);
+    const names = selected.map((source) => source.name);
     // Even under --quiet: the container will lack weights the user may expect in it.
-    const unread = unreadableWarning(file, skipped);
-    if (unread !== null) log(unread);
+    const unread = unreadWeights(file, skipped, options.tensors !== undefined);
+    if (unread?.refuse === true) throw new LatticeMatmulError(unread.message);
+    if (unread !== null) log(unread.message);
     if (selected.length === 0) {
       throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}`);
     }
@@ -635,21 +734,21 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         );
       }
     }
-    const transposed = new Set(options.transpose === undefined ? [] : selected.filter((name) => (options.transpose as RegExp).test(name)));
+    const transposed = new Set(options.transpose === undefined ? [] : names.filter((name) => (options.transpose as RegExp).test(name)));
     if (options.transpose !== undefined && transposed.size === 0) throw new LatticeMatmulError(`--transpose ${options.transpose.source} matches none of the ${counted(selected.length, 'selected tensor')}`);
-    const conv1d = selected.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name));
+    const conv1d = looksLikeConv1D(selected) ? names.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name)) : [];
     if (conv1d.length > 0) {
       // Even under --quiet: the container would hold these matrices transposed.
       log(
-        `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named as GPT-2's Conv1D weights, which are stored (in, out): ` +
-          `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|c_fc|c_proj'`,
+        `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights, which are stored (in, out): ` +
+          `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'`,
       );
     }
-    // (out, in) of each selected tensor, whichever way the file stores it.
-    const shapes = new Map(selected.map((name) => [name, (transposed.has(name) ? [...file.info(name).shape].reverse() : file.info(name).shape) as readonly number[]]));
-    const totalColumns = selected.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
+    // (out, in) of each selected matrix, whichever way the file stores it.
+    const shapes = new Map(selected.map(({ name, info }) => [name, (transposed.has(name) ? [...info.shape].reverse() : info.shape) as readonly number[]]));
+    const totalColumns = names.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
     const entriesOf = (name: string): number => ((shapes.get(name) as readonly number[])[0] as number) * ((shapes.get(name) as readonly number[])[1] as number);
-    totalEntries = selected.reduce((sum, name) => sum + entriesOf(name), 0);
+    totalEntries = names.reduce((sum, name) => sum + entriesOf(name), 0);
     freeAtStart = await freeBytesBeside(options.output);
     // Under --quiet the fallback to the CPU is not reported either (errors still are).
     // A scalar scheme runs on the CPU whatever --device auto finds (--device gpu was refused above).
@@ -678,12 +777,13 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     });
     const container = writer;
     const headerEmpty = container.headerBytes();
-    await forEachInOrder(selected, concurrency, 2 * concurrency, async (name, index, failed): Promise<ContainerEntryInput> => {
+    await forEachInOrder(selected, concurrency, 2 * concurrency, async (source, index, failed): Promise<ContainerEntryInput> => {
+        const { name } = source;
         throwIfAborted(signal, 'quantize');
         // The user's interrupt, or another tensor's failure: either stops this one at once.
         const stopped = signal === null ? failed : AbortSignal.any([signal, failed]);
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
-        const matrix = await readWeight(file, name, inFeatures, out, transposed.has(name));
+        const matrix = await readWeight(source, inFeatures, out, transposed.has(name));
         const quantizeOptions = {
           scheme: options.scheme,
           seed: options.seed ?? 1,
@@ -701,7 +801,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
           // failure reports nothing (that failure is what is thrown).
           throwIfAborted(signal, 'quantize');
           if (failed.aborted) throw error;
-          throw await tensorError(file, name, transposed.has(name), error);
+          throw await tensorError(source, transposed.has(name), error);
         }
         onProgress(out);
         return { name, matrix: quantized };
@@ -712,7 +812,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       // Once, after the first matrix: a run that cannot fit is told now, not when it is finished or the disk fills.
       if (first) {
         const added = container.added;
-        checkHeaderFits(selected, entry.name, headerEmpty, container.headerBytes(), added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
+        checkHeaderFits(names, entry.name, headerEmpty, container.headerBytes(), added.tensors, options.maxHeaderBytes ?? SAFETENSORS_MAX_HEADER_BYTES);
         if (freeAtStart !== null && (containerBytesEstimate(added, entriesAdded, totalEntries) ?? 0) > freeAtStart) {
           progress.clear(); // the warning on a line of its own; the bar redraws at its next update
           log(`warning: quantize may run out of disk space: ${diskNeeds(added, entriesAdded, totalEntries, freeAtStart) ?? ''}`);

@@ -30,13 +30,15 @@ import { printableName, terminalSafe } from './terminalText.js';
 const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
-                 [--transpose REGEX] [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
+                 [--exclude REGEX] [--transpose REGEX] [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
 const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
           safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
           file, or the shard index of a model in several (model.safetensors.index.json, with its
           shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
-          names match the regular expression (default: all but biases); tensors it cannot read
-          (FP8 or integer codes of a quantized checkpoint, 3-D stacked experts) are warned of;
+          names match the regular expression (default: all but biases; a 3-D tensor it matches, such
+          as stacked MoE experts, is quantized slice by slice as matrices NAME.0, NAME.1, …);
+          --exclude leaves out tensors whose names match; tensors it leaves out that look like
+          weights (FP8 or integer codes of a quantized checkpoint, 3-D tensors) are warned of;
           --transpose reads the tensors whose names match as (in, out), as GPT-2's Conv1D stores
           them, and writes them (out, in); --device auto uses a hardware GPU when there is one,
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
@@ -220,6 +222,7 @@ async function main(argv: readonly string[]): Promise<number> {
           output: { type: 'string', short: 'o' },
           scheme: { type: 'string', default: 'e8-4bit' },
           tensors: { type: 'string' },
+          exclude: { type: 'string' },
           transpose: { type: 'string' },
           seed: { type: 'string' },
           nonce: { type: 'string' },
@@ -251,6 +254,7 @@ async function main(argv: readonly string[]): Promise<number> {
       }
     };
     const tensors = pattern('--tensors', values.tensors);
+    const exclude = pattern('--exclude', values.exclude);
     const transpose = pattern('--transpose', values.transpose);
     let nonce: bigint | undefined;
     if (values.nonce !== undefined) {
@@ -290,6 +294,7 @@ async function main(argv: readonly string[]): Promise<number> {
         output: values.output,
         scheme: scheme as SchemeName,
         ...(tensors === undefined ? {} : { tensors }),
+        ...(exclude === undefined ? {} : { exclude }),
         ...(transpose === undefined ? {} : { transpose }),
         ...(seed === undefined ? {} : { seed }),
         ...(nonce === undefined ? {} : { nonce }),

@@ -48,7 +48,7 @@ export class ProgressBar {
     if (!this.enabled || now - this.lastPrint < (this.interactive ? 100 : 2000)) return;
     this.lastPrint = now;
     const fraction = this.total === 0 ? 1 : this.done / this.total;
-    const eta = this.remainingSeconds(now, fraction);
+    const eta = this.remainingSeconds(now);
     const width = 24;
     const filled = Math.round(fraction * width);
     const line = `[${'█'.repeat(filled)}${'░'.repeat(width - filled)}] ${(100 * fraction).toFixed(0).padStart(3)} %  ETA ${formatDuration(eta)}  ${printableName(label)}`;
@@ -57,15 +57,14 @@ export class ProgressBar {
   }
 
   /**
-   * Seconds left: at the pace since the first progress once it spans a second (the start, workers
-   * spinning up and the first tensor read, is not the work's pace: 0.3 % after 1.6 s of start said
-   * "ETA 8 min 53 s" for a 4 s run); before that from the start, but only past 5 % done; else NaN ("?").
+   * Seconds left at the pace since the first progress, once it spans a quarter of a second; NaN ("?")
+   * before. Not from the start: workers spinning up and the first tensor read are not the work's pace
+   * (0.3 % after 1.6 s of start said "ETA 8 min 53 s" for a 4 s run).
    */
-  private remainingSeconds(now: number, fraction: number): number {
+  private remainingSeconds(now: number): number {
     const first = this.first;
-    if (first !== null && now - first.time >= 1000 && this.done > first.done) return ((now - first.time) / 1000 / (this.done - first.done)) * (this.total - this.done);
-    if (fraction >= 0.05) return (((now - this.start) / 1000) / fraction) * (1 - fraction);
-    return Number.NaN;
+    if (first === null || now - first.time < 250 || this.done <= first.done) return this.done >= this.total ? 0 : Number.NaN;
+    return ((now - first.time) / 1000 / (this.done - first.done)) * (this.total - this.done);
   }
 
   /** Clears the bar from a terminal's line, if it drew one, and prints nothing (an error follows). */

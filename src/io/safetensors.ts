@@ -214,6 +214,12 @@ export interface SafetensorsTensorInfo {
   readonly byteLength: number;
 }
 
+/** Bytes [begin, end) of one tensor's data, counted from its first byte. */
+export interface TensorByteRange {
+  readonly begin: number;
+  readonly end: number;
+}
+
 /** A validated safetensors header. */
 export interface SafetensorsHeader {
   /** N, the JSON header's length in bytes (padding included). */

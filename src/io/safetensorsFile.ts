@@ -23,6 +23,7 @@ import {
   type SafetensorsTensorLayout,
   type SafetensorsTensors,
   type SafetensorsTypedArray,
+  type TensorByteRange,
 } from './safetensors.js';
 
 /*
@@ -135,17 +136,25 @@ export class SafetensorsFile {
     return headerTensorInfo(this.header, name, `safetensors file ${describePath(this.path)}`);
   }
 
-  /** Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size. */
-  async readTensorBytes(name: string): Promise<Uint8Array> {
+  /**
+   * Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size, or
+   * only its bytes [begin, end) with `range` (one expert of a 3-D tensor of stacked experts).
+   */
+  async readTensorBytes(name: string, range?: TensorByteRange): Promise<Uint8Array> {
     const info = this.info(name);
     check(!this.closed, () => `safetensors file ${describePath(this.path)} is closed`);
+    const { begin, end } = range ?? { begin: 0, end: info.byteLength };
+    check(
+      Number.isSafeInteger(begin) && Number.isSafeInteger(end) && begin >= 0 && begin <= end && end <= info.byteLength,
+      () => `readTensorBytes: the range [${describeValue(begin)}, ${describeValue(end)}) is not within tensor ${JSON.stringify(name)}'s ${info.byteLength} bytes`,
+    );
     let bytes: Uint8Array;
     try {
-      bytes = new Uint8Array(info.byteLength);
+      bytes = new Uint8Array(end - begin);
     } catch (error) {
-      throw new LatticeMatmulError(`cannot allocate ${info.byteLength} bytes for tensor ${JSON.stringify(name)}`, { cause: error });
+      throw new LatticeMatmulError(`cannot allocate ${end - begin} bytes for tensor ${JSON.stringify(name)}`, { cause: error });
     }
-    await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0], `safetensors file ${describePath(this.path)}`);
+    await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0] + begin, `safetensors file ${describePath(this.path)}`);
     // A file written in place since it was opened (a download or a copy over it) may hold another
     // model's bytes at the header's offsets: checked after the read, so a write during it counts too.
     const now = await this.handle.stat({ bigint: true });

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { check, LatticeMatmulError, quoted } from '../errors.js';
-import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo } from './safetensors.js';
+import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo, type TensorByteRange } from './safetensors.js';
 import { openRegularFile } from './regularFile.js';
 import { openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
 
@@ -22,8 +22,8 @@ export interface SafetensorsTensorSource {
   readonly metadata: Readonly<Record<string, string>> | null;
   /** The validated description of tensor `name`. */
   info(name: string): SafetensorsTensorInfo;
-  /** Reads the raw little-endian bytes of tensor `name` into a new Uint8Array of exactly its size. */
-  readTensorBytes(name: string): Promise<Uint8Array>;
+  /** Reads the raw little-endian bytes of tensor `name` (or its bytes [begin, end) with `range`) into a new Uint8Array of exactly that size. */
+  readTensorBytes(name: string, range?: TensorByteRange): Promise<Uint8Array>;
   /** Reads tensor `name` (F32, F16, BF16 or F64) as a new Float32Array; NaN and ±Inf kept. */
   readTensorAsFloat32(name: string): Promise<Float32Array>;
   /** Closes the file, or every shard; closing twice is harmless. */
@@ -61,7 +61,7 @@ export async function openSafetensorsModel(path: string): Promise<SafetensorsMod
       tensors: file.tensors,
       metadata: file.metadata,
       info: (name) => file.info(name),
-      readTensorBytes: (name) => file.readTensorBytes(name),
+      readTensorBytes: (name, range) => file.readTensorBytes(name, range),
       readTensorAsFloat32: (name) => file.readTensorAsFloat32(name),
       close: () => file.close(),
     };
@@ -159,8 +159,8 @@ class ShardedSafetensors implements SafetensorsModel {
     return this.file(name).info(name);
   }
 
-  async readTensorBytes(name: string): Promise<Uint8Array> {
-    return this.file(name).readTensorBytes(name);
+  async readTensorBytes(name: string, range?: TensorByteRange): Promise<Uint8Array> {
+    return this.file(name).readTensorBytes(name, range);
   }
 
   async readTensorAsFloat32(name: string): Promise<Float32Array> {

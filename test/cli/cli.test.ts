@@ -123,7 +123,7 @@ describe('lattice-matmul CLI', () => {
     [['quantize', 'MODEL', '-o', 'OUT', '--nonce', '18446744073709551616'], /--nonce must be below 2\^64 = 18446744073709551616, got 18446744073709551616$/m],
     [['quantize', 'MODEL'], /quantize needs -o OUTPUT/],
     [['quantize', 'MODEL', 'MODEL', '-o', 'OUT'], /quantize needs exactly one input file, got 2/],
-    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /unknown option '--bogus'; known: --output, --scheme, --tensors, --seed, --nonce, --device, --workers, --force, --quiet, --help$/m],
+    [['quantize', 'MODEL', '-o', 'OUT', '--bogus'], /unknown option '--bogus'; known: --output, --scheme, --tensors, --exclude, --transpose, --seed, --nonce, --device, --workers, --force, --quiet, --help$/m],
     // A misspelled option is named with the closest known one, long or short.
     [['quantize', 'MODEL', '-o', 'OUT', '--nonse', '5'], /unknown option '--nonse' \(did you mean '--nonce'\?\); known: --output/],
     [['quantize', 'MODEL', '-o', 'OUT', '--worker=2'], /unknown option '--worker' \(did you mean '--workers'\?\)/],
@@ -533,7 +533,7 @@ describe('lattice-matmul CLI', () => {
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/model\.safetensors\.index\.json: a shard index of 2 safetensors files \(not a quantized container\)/);
     expect(stdout).toMatch(/^a\.weight\s+F32\s+\[33, 200\]\s+yes$/m);
-    expect(stdout).toMatch(/^a\.bias\s+F32\s+\[33\]\s+no$/m);
+    expect(stdout).toMatch(/^a\.bias\s+F32\s+\[33\]\s+no: a 1-D tensor, not a matrix$/m);
     expect(stdout).toMatch(/^b\.weight\s+F32\s+\[9, 1100\]\s+yes$/m);
   });
 
@@ -605,9 +605,9 @@ describe('lattice-matmul CLI', () => {
 
   it.each([
     ['nan.safetensors', /tensor "layers\.4\.weight" has a non-finite entry NaN at \[1, 30\]/],
-    ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range .*; scale the tensor down in the model file first \(the CLI quantizes each tensor as stored\)$/m],
+    ['f64big.safetensors', /tensor "proj\.weight" has the entry 1e\+300 at \[2, 5\], outside the f32 range .*; scale the tensor down in the model file first \(the CLI quantizes each tensor as stored\); to quantize the other tensors without it, add --exclude '\^proj\\\.weight\$'$/m],
     // The quantizer's own remedy ("multiply the matrix by a power of two first") restated for a file.
-    ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm .*; multiply the tensor by a power of two in the model file first \(the CLI quantizes each tensor as stored\)$/m],
+    ['huge.safetensors', /tensor "h\.weight" \(the quantizer's column j is its row j\): column 0 has norm .*; multiply the tensor by a power of two in the model file first \(the CLI quantizes each tensor as stored\); to quantize the other tensors without it, add --exclude '\^h\\\.weight\$'$/m],
     // Before: quantized as a zero row without a word (a row of 1e-40 is refused by the norm range).
     ['f64tiny.safetensors', /tensor "tiny\.weight" has the row 5 \(output feature 5\) whose entries, the largest 1\.000e-50 in magnitude, all underflow to 0 in the f32 range they are quantized in; scale the tensor up in the model file first/],
   ])('quantize names the tensor of a bad value in %s, with its (out, in) index', async (input, message) => {

@@ -29,11 +29,12 @@ describe('ProgressBar', () => {
 
     const { writes: later, stream: laterLog } = stream(false);
     const long = new ProgressBar(100, laterLog);
+    long.update(10, 'c.weight');
     vi.advanceTimersByTime(2000);
     long.update(40, 'c.weight');
     expect(later).toHaveLength(1);
-    // 40 % in 2 s: 3 s to go.
-    expect(later[0]).toMatch(/^\[█{10}░{14}\] {2}40 % {2}ETA 3 s {2}c\.weight\n$/);
+    // 30 % in the 2 s since the first progress: 60 % to go, 4 s.
+    expect(later[0]).toMatch(/^\[█{10}░{14}\] {2}40 % {2}ETA 4 s {2}c\.weight\n$/);
     vi.advanceTimersByTime(1000);
     long.update(60, 'd.weight');
     expect(later).toHaveLength(1);
@@ -49,7 +50,11 @@ describe('ProgressBar', () => {
     bar.update(1, 'a.weight');
     // Before: "ETA 3 min 18 s" (2 s for 1 %) for a run 10 s long.
     expect(writes.at(-1)).toMatch(/ {2}1 % {2}ETA \? {2}a\.weight$/);
-    vi.advanceTimersByTime(1000);
+    vi.advanceTimersByTime(200);
+    bar.update(3, 'a.weight');
+    // Not yet a quarter of a second of pace: still no estimate.
+    expect(writes.at(-1)).toMatch(/ {2}3 % {2}ETA \? {2}a\.weight$/);
+    vi.advanceTimersByTime(800);
     bar.update(11, 'a.weight');
     // 10 % in the second since the first progress: 89 % left, 8.9 s.
     expect(writes.at(-1)).toMatch(/ {2}11 % {2}ETA 9 s {2}a\.weight$/);

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +13,14 @@ import { WeightOnlyQuantized } from '../../src/weightonly/quantized.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
 /*
- * What quantize selects by default in checkpoints laid out as real projects publish them (an audit's
- * cases): a DeepSeek-V3-style FP8 weight beside its F32 block scales, a GPTQ/AWQ-style packed I32
- * `qweight` beside F16 `scales`, MoE experts stacked in one 3-D tensor with 2-D stacked biases (gpt-oss
- * and Llama-4 in BF16), next to an ordinary dense layer. Before, quantize exited 0 having quantized the
- * scales and biases as if they were weights, and said of the FP8 weight that it was "not a 2-D float
- * tensor". Now scales and biases are left out with why, the weights it cannot read are named for what
- * they are, and a warning before any work gives their share of the model's entries.
+ * What quantize selects by default in checkpoints laid out as real projects publish them (two audits'
+ * cases): a DeepSeek-V3-style FP8 weight beside its F32 block scales, GPTQ/AWQ's packed I32 `qweight`
+ * beside F16 `scales`, Marlin's `B` beside `s`, MoE experts stacked in one 3-D tensor with 2-D stacked
+ * biases (gpt-oss and Llama-4 in BF16), a GPT-2 mask [1, 1, n, n], a ViT cls_token [1, 1, d], a
+ * convolution kernel, next to an ordinary dense layer. Before, quantize exited 0 having quantized the
+ * scales and biases as if they were weights. Now scales and biases are left out with why, what it
+ * cannot read is named for what it is, a checkpoint mostly made of that is refused unless --tensors is
+ * given, and a warning before any work gives the share of the model's bytes left out.
  */
 
 /** A tensor of `shape` in `dtype`, its data any bytes of the right size (Gaussian for float dtypes). */
@@ -32,8 +34,11 @@ function tensor(dtype: 'F32' | 'F16' | 'BF16' | 'F8_E4M3' | 'I32', shape: number
   return { dtype, shape, data: new Uint16Array(count).map((_, i) => high | (i * 97) % 128 | ((i & 1) << 15)) };
 }
 
+const BYTES_PER = { F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, I32: 4 } as const;
+type Layout = Record<string, [Parameters<typeof tensor>[0], number[]]>;
+
 /** name → (dtype, shape): the checkpoint of the cases below. */
-const CHECKPOINT: Record<string, [Parameters<typeof tensor>[0], number[]]> = {
+const CHECKPOINT: Layout = {
   'model.layers.0.self_attn.q_proj.weight': ['F32', [16, 16]],
   'model.layers.0.self_attn.q_proj.bias': ['F32', [16]],
   'model.layers.0.input_layernorm.weight': ['F32', [16]],
@@ -44,86 +49,143 @@ const CHECKPOINT: Record<string, [Parameters<typeof tensor>[0], number[]]> = {
   'model.layers.0.mlp.up_proj.qweight': ['I32', [16, 64]],
   'model.layers.0.mlp.up_proj.scales': ['F16', [8, 64]],
   'model.layers.0.mlp.up_proj.qzeros': ['I32', [8, 8]],
+  // Marlin: codes B, scales s.
+  'model.layers.0.mlp.gate_proj.B': ['I32', [16, 64]],
+  'model.layers.0.mlp.gate_proj.s': ['F16', [8, 64]],
   // gpt-oss / Llama-4 in BF16: experts stacked, biases 2-D; the router is an ordinary matrix.
   'model.layers.0.mlp.experts.gate_up_proj': ['BF16', [8, 16, 32]],
   'model.layers.0.mlp.experts.gate_up_proj_bias': ['BF16', [8, 32]],
   'model.layers.0.mlp.router.weight': ['BF16', [8, 16]],
+  // Not weights to warn of: GPT-2's causal mask, ViT's cls_token, a convolution kernel.
+  'h.0.attn.bias': ['F32', [1, 1, 16, 16]],
+  'vit.embeddings.cls_token': ['F32', [1, 1, 16]],
+  'conv1d.weight': ['F32', [16, 16, 3]],
   'lm_head.weight': ['F16', [32, 16]],
 };
 
 let work: string;
 const model = (): string => join(work, 'checkpoint.safetensors');
 
+/** Writes `layout` to `path` (Gaussian floats, arbitrary codes). */
+async function writeLayout(path: string, layout: Layout): Promise<void> {
+  const tensors: Record<string, SafetensorsTensorInput> = {};
+  Object.entries(layout).forEach(([name, [dtype, shape]], i) => (tensors[name] = tensor(dtype, shape, i + 1)));
+  await writeSafetensorsFile(path, tensors);
+}
+
+/** "x.y % of the model's bytes" for the tensors `names` of `layout`, as the CLI words a share. */
+function shareOf(layout: Layout, names: readonly string[]): string {
+  const bytes = (name: string): number => {
+    const [dtype, shape] = layout[name] as Layout[string];
+    return BYTES_PER[dtype] * shape.reduce((a, b) => a * b, 1);
+  };
+  const all = Object.keys(layout).reduce((sum, name) => sum + bytes(name), 0);
+  return `${((100 * names.reduce((sum, name) => sum + bytes(name), 0)) / all).toFixed(1)} % of the model's bytes`;
+}
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'lattice-matmul-selection-'));
-  const tensors: Record<string, SafetensorsTensorInput> = {};
-  Object.entries(CHECKPOINT).forEach(([name, [dtype, shape]], i) => (tensors[name] = tensor(dtype, shape, i + 1)));
-  await writeSafetensorsFile(model(), tensors);
+  await writeLayout(model(), CHECKPOINT);
 });
 
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
+const CODES = ['model.layers.0.mlp.down_proj.weight', 'model.layers.0.mlp.up_proj.qweight', 'model.layers.0.mlp.gate_proj.B'];
+const STACKED = ['model.layers.0.mlp.experts.gate_up_proj'];
+
 describe('quantize: what it selects in quantized, MoE and dense checkpoints', () => {
   it('selects the dense matrices; leaves out scales, biases and what it cannot read, each with why', async () => {
     const file = await openSafetensorsFile(model());
     try {
       const { selected, skipped } = selectTensors(file, undefined);
-      expect(selected.sort()).toEqual(['lm_head.weight', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight']);
+      expect(selected.map((m) => m.name).sort()).toEqual(['lm_head.weight', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight']);
       const why = new Map(skipped.map((t) => [t.name, t]));
-      const expectSkipped = (name: string, reason: RegExp, unreadable: boolean): void => {
+      const expectSkipped = (name: string, reason: RegExp, unread: 'codes' | 'stacked' | null): void => {
         expect(why.get(name)?.reason, name).toMatch(reason);
-        expect(why.get(name)?.unreadable, name).toBe(unreadable);
+        expect(why.get(name)?.unread, name).toBe(unread);
       };
-      expectSkipped('model.layers.0.mlp.down_proj.weight', /^an F8 tensor, as quantized checkpoints store weights: .*start from the unquantized checkpoint$/, true);
-      expectSkipped('model.layers.0.mlp.down_proj.weight_scale_inv', /^beside model\.layers\.0\.mlp\.down_proj\.weight \(F8_E4M3\), a weight stored quantized: its scales or zero points, not a weight$/, false);
-      expectSkipped('model.layers.0.mlp.up_proj.qweight', /^an integer tensor: packed codes of an already quantized checkpoint/, true);
-      expectSkipped('model.layers.0.mlp.up_proj.scales', /beside model\.layers\.0\.mlp\.up_proj\.qweight \(I32\)/, false);
-      expectSkipped('model.layers.0.mlp.up_proj.qzeros', /^an integer tensor$/, true);
-      expectSkipped('model.layers.0.mlp.experts.gate_up_proj', /^a 3-D tensor: quantize takes 2-D matrices/, true);
-      expectSkipped('model.layers.0.mlp.experts.gate_up_proj_bias', /^a bias, by its name \(--tensors selects it\)$/, false);
-      expectSkipped('model.layers.0.self_attn.q_proj.bias', /^a 1-D tensor, not a matrix$/, false);
+      const codes = /^the codes of a weight of an already quantized checkpoint \(FP8, GPTQ, AWQ, …\), which quantize does not read: start from the unquantized checkpoint$/;
+      for (const name of CODES) expectSkipped(name, codes, 'codes');
+      expectSkipped('model.layers.0.mlp.down_proj.weight_scale_inv', /^beside model\.layers\.0\.mlp\.down_proj\.weight \(F8_E4M3\), the codes of a quantized weight: its scales or zero points, not a weight$/, null);
+      expectSkipped('model.layers.0.mlp.up_proj.scales', /^beside model\.layers\.0\.mlp\.up_proj\.qweight \(I32\)/, null);
+      expectSkipped('model.layers.0.mlp.gate_proj.s', /^beside model\.layers\.0\.mlp\.gate_proj\.B \(I32\)/, null);
+      expectSkipped('model.layers.0.mlp.up_proj.qzeros', /^an integer tensor$/, null);
+      expectSkipped('model.layers.0.mlp.experts.gate_up_proj', /^a 3-D tensor, such as stacked MoE experts: --tensors selects it, each slice \[i, :, :\] a matrix model\.layers\.0\.mlp\.experts\.gate_up_proj\.i$/, 'stacked');
+      expectSkipped('model.layers.0.mlp.experts.gate_up_proj_bias', /^a bias, by its name \(--tensors selects it\)$/, null);
+      expectSkipped('model.layers.0.self_attn.q_proj.bias', /^a 1-D tensor, not a matrix$/, null);
+      expectSkipped('h.0.attn.bias', /^a 4-D tensor: quantize takes 2-D matrices/, null);
+      expectSkipped('vit.embeddings.cls_token', /^a 3-D tensor: quantize takes 2-D matrices/, null);
+      expectSkipped('conv1d.weight', /^a 3-D tensor whose slices are smaller than 8 × 8 \(a convolution kernel\?\)$/, null);
       expect(skipped.length + selected.length).toBe(Object.keys(CHECKPOINT).length);
-      // --tensors selects a 2-D bias; never the scales of a quantized weight, nor what cannot be read.
-      const all = selectTensors(file, /./);
-      expect(all.selected).toContain('model.layers.0.mlp.experts.gate_up_proj_bias');
-      expect(all.selected).not.toContain('model.layers.0.mlp.up_proj.scales');
-      expect(all.selected).not.toContain('model.layers.0.mlp.down_proj.weight');
+      // --tensors selects a 2-D bias and each slice of a 3-D tensor; never the scales of a quantized
+      // weight, nor what cannot be read.
+      const all = selectTensors(file, /./).selected.map((m) => m.name);
+      expect(all).toContain('model.layers.0.mlp.experts.gate_up_proj_bias');
+      expect(all.filter((name) => name.startsWith('model.layers.0.mlp.experts.gate_up_proj.'))).toEqual(Array.from({ length: 8 }, (_, i) => `model.layers.0.mlp.experts.gate_up_proj.${i}`));
+      for (const name of [...CODES, 'model.layers.0.mlp.up_proj.scales', 'model.layers.0.mlp.gate_proj.s', 'h.0.attn.bias']) expect(all).not.toContain(name);
+      // --exclude wins over --tensors.
+      expect(selectTensors(file, /./, /experts|lm_head/).selected.map((m) => m.name).filter((name) => /experts|lm_head/.test(name))).toEqual([]);
     } finally {
       await file.close();
     }
   });
 
-  it('warns before any work, even when quiet, of the tensors it cannot read and their share of the entries; writes the rest', async () => {
-    const lines: string[] = [];
+  it('refuses before any work a checkpoint mostly made of what it cannot read, unless --tensors is given', async () => {
     const output = join(work, 'out.lmq.safetensors');
-    const report = await quantizeModel({ input: model(), output, scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
-    // The share from the checkpoint's own shapes: FP8 weight, qweight, qzeros, stacked experts.
-    const entries = (name: string): number => (CHECKPOINT[name]?.[1] ?? []).reduce((a, b) => a * b, 1);
-    const unread = ['model.layers.0.mlp.down_proj.weight', 'model.layers.0.mlp.up_proj.qweight', 'model.layers.0.mlp.up_proj.qzeros', 'model.layers.0.mlp.experts.gate_up_proj'];
-    const total = Object.keys(CHECKPOINT).reduce((sum, name) => sum + entries(name), 0);
-    const share = ((100 * unread.reduce((sum, name) => sum + entries(name), 0)) / total).toFixed(1);
-    expect(lines[0]).toBe(
-      `warning: quantize cannot read 4 tensors of the model, ${share} % of its entries, likely weights (the low-precision or integer codes of a quantized checkpoint, tensors of 3 or more dimensions): they are left out of the container, and listed at the end with why`,
+    const options = { input: model(), output, scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true } as const;
+    await expect(quantizeModel({ ...options, log: () => {} })).rejects.toThrow(
+      `quantize would leave out most of the model: 3 tensors of quantized codes (${shareOf(CHECKPOINT, CODES)}): an already quantized checkpoint, whose unquantized original is what quantize reads; ` +
+        `and 1 3-D tensor of stacked matrices such as MoE experts (${shareOf(CHECKPOINT, STACKED)}), which --tensors selects slice by slice (with --transpose for those stored (in, out), as Llama 4's and gpt-oss's experts are). ` +
+        'Pass --tensors to quantize only what it selects (--tensors . selects every tensor it can read)',
     );
-    expect(report.quantized.map((q) => q.name).sort()).toEqual(['lm_head.weight', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight']);
+    // With --tensors: a warning (also when quiet) of the codes left out; the experts slice by slice.
+    const lines: string[] = [];
+    const report = await quantizeModel({ ...options, tensors: /./, log: (line) => lines.push(line) });
+    expect(lines[0]).toBe(
+      `warning: quantize leaves out 3 tensors of quantized codes (${shareOf(CHECKPOINT, CODES)}): an already quantized checkpoint, whose unquantized original is what quantize reads; the list at the end says why for each tensor`,
+    );
+    const slices = Array.from({ length: 8 }, (_, i) => `model.layers.0.mlp.experts.gate_up_proj.${i}`);
+    const expected = ['lm_head.weight', 'model.layers.0.mlp.experts.gate_up_proj_bias', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight', ...slices];
+    expect(report.quantized.map((q) => q.name).sort()).toEqual(expected.sort());
     const written = await openQuantizedContainerFile(output);
     try {
-      expect(written.entries.map((e) => e.name).sort()).toEqual(report.quantized.map((q) => q.name).sort());
+      expect(written.entries.map((e) => e.name).sort()).toEqual(expected.sort());
+      // Slice 5 holds the file's bytes [5, :, :] as a 16 × 32 (out × in) matrix.
+      const source = (tensor('BF16', [8, 16, 32], Object.keys(CHECKPOINT).indexOf('model.layers.0.mlp.experts.gate_up_proj') + 1).data as Uint16Array).subarray(5 * 512, 6 * 512);
+      const expectedValues = Array.from(source, (h) => new Float32Array(new Uint32Array([h << 16]).buffer)[0] as number);
+      const decoded = await decodedMatrix(written, 'model.layers.0.mlp.experts.gate_up_proj.5');
+      expect([decoded.rows, decoded.cols]).toEqual([32, 16]); // in × out
+      const error = decoded.data.reduce((sum, v, k) => sum + (v - (expectedValues[k] as number)) ** 2, 0) / expectedValues.reduce((sum, v) => sum + v * v, 0);
+      expect(error).toBeLessThan(0.05); // e8-4bit's ≈ 6.5·10⁻³, far from another slice's ≈ 2
     } finally {
       await written.close();
     }
   });
 
-  it('says nothing of unread tensors for a dense float checkpoint', async () => {
-    const dense = join(work, 'dense.safetensors');
-    await writeSafetensorsFile(dense, { 'a.weight': tensor('F32', [16, 16], 1), 'a.bias': tensor('F32', [16], 2) });
+  it('warns, without refusing, of a few unread weights in a float model; says nothing for a dense one', async () => {
+    const layout: Layout = { 'a.weight': ['F32', [64, 64]], 'b.experts': ['F32', [2, 8, 8]], 'a.bias': ['F32', [64]] };
+    const path = join(work, 'few.safetensors');
+    await writeLayout(path, layout);
     const lines: string[] = [];
-    await quantizeModel({ input: dense, output: join(work, 'dense.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
-    expect(lines).toEqual([]);
+    await quantizeModel({ input: path, output: join(work, 'few.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
+    expect(lines).toEqual([
+      `warning: quantize leaves out 1 3-D tensor of stacked matrices such as MoE experts (${shareOf(layout, ['b.experts'])}), which --tensors selects slice by slice (with --transpose for those stored (in, out), as Llama 4's and gpt-oss's experts are); the list at the end says why for each tensor`,
+    ]);
+    const dense = join(work, 'dense.safetensors');
+    await writeLayout(dense, { 'a.weight': ['F32', [16, 16]], 'a.bias': ['F32', [16]], 'h.0.attn.bias': ['F32', [1, 1, 16, 16]] });
+    const quiet: string[] = [];
+    await quantizeModel({ input: dense, output: join(work, 'dense.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => quiet.push(line) });
+    expect(quiet).toEqual([]);
   });
 });
+
+/** Matrix `name` of a container, decoded ((in, out) column-major: W row-major). */
+async function decodedMatrix(container: Awaited<ReturnType<typeof openQuantizedContainerFile>>, name: string) {
+  const { matrix } = await container.read(name);
+  return matrix instanceof WeightOnlyQuantized ? matrix.decode() : dequantize(matrix);
+}
 
 describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
   // GPT-2 names: c_attn (in 16, out 48), mlp.c_proj square (32 × 32, where orientation is silent), c_fc in F16.
@@ -168,15 +230,9 @@ describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
     const lines: string[] = [];
     await quantizeModel({ input: gpt2, output: join(work, 'gpt2-as-stored.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
     expect(lines).toEqual([
-      "warning: h.0.attn.c_attn.weight and 2 other tensors are named as GPT-2's Conv1D weights, which are stored (in, out): quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|c_fc|c_proj'",
+      "warning: h.0.attn.c_attn.weight and 2 other tensors are named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights, which are stored (in, out): quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
     ]);
   });
-
-  /** Matrix `name` of a container, decoded ((in, out) column-major: W row-major). */
-  const decoded = async (container: Awaited<ReturnType<typeof openQuantizedContainerFile>>, name: string) => {
-    const { matrix } = await container.read(name);
-    return matrix instanceof WeightOnlyQuantized ? matrix.decode() : dequantize(matrix);
-  };
 
   it('with it, the container holds W (out, in): the square one decodes close to dataᵀ, not to data', async () => {
     const output = join(work, 'gpt2.lmq.safetensors');
@@ -192,12 +248,12 @@ describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
     try {
       // e8-4bit's weight NMSE is D·n/N ≈ 6.5·10⁻³ (16 and 32 are Hadamard lengths); 0.05 is far above
       // its spread at these sizes, and a transposed read of Gaussian data has an error near 2.
-      const attn = await decoded(container, 'h.0.attn.c_attn.weight');
+      const attn = await decodedMatrix(container, 'h.0.attn.c_attn.weight');
       expect(errorAgainst(attn, c_attn, true)).toBeLessThan(0.05);
-      const proj = await decoded(container, 'h.0.mlp.c_proj.weight');
+      const proj = await decodedMatrix(container, 'h.0.mlp.c_proj.weight');
       expect(errorAgainst(proj, c_proj, true)).toBeLessThan(0.05);
       expect(errorAgainst(proj, c_proj, false)).toBeGreaterThan(1);
-      const fc = await decoded(container, 'h.0.mlp.c_fc.weight');
+      const fc = await decodedMatrix(container, 'h.0.mlp.c_fc.weight');
       expect(errorAgainst(fc, c_fc, true)).toBeLessThan(0.05);
     } finally {
       await container.close();
@@ -210,7 +266,7 @@ describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
     const data = new Float64Array(IN * 8).map((_, k) => (k % 8 === 3 ? 1e-300 : 0.5 + (k % 5)));
     await writeSafetensorsFile(path, { 'h.0.attn.c_proj.weight': { dtype: 'F64', shape: [IN, 8], data } });
     await expect(quantizeModel({ input: path, output: join(work, 'f64.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, transpose: /c_proj/, log: () => {} })).rejects.toThrow(
-      /has the row 3 \(output feature 3\) whose entries, the largest 1\.000e-300 in magnitude, all underflow to 0/,
+      /^tensor "h\.0\.attn\.c_proj\.weight" has the column 3 of the stored \(in, out\) matrix \(output feature 3\) whose entries, the largest 1\.000e-300 in magnitude, all underflow to 0 .*; to quantize the other tensors without it, add --exclude '\^h\\\.0\\\.attn\\\.c_proj\\\.weight\$'$/,
     );
   });
 
@@ -222,19 +278,19 @@ describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
 });
 
 describe('quantize: a refused tensor, and how to quantize the others', () => {
-  it('names a --tensors that leaves it out; following it quantizes the rest', async () => {
+  it('names the --exclude that leaves it out; following it quantizes the rest', async () => {
     const path = join(work, 'late-nan.safetensors');
     const bad = gaussianMatrix(16 * 16, 1, 51).data;
     bad[3 * 16 + 7] = Number.NaN;
     await writeSafetensorsFile(path, { 'layers.0.weight': tensor('F32', [16, 16], 52), 'lm_head.weight': { dtype: 'F32', shape: [16, 16], data: bad } });
-    const run = (tensors?: RegExp) =>
-      quantizeModel({ input: path, output: join(work, 'late-nan.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: () => {}, ...(tensors === undefined ? {} : { tensors }) });
+    const run = (exclude?: RegExp) =>
+      quantizeModel({ input: path, output: join(work, 'late-nan.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: () => {}, ...(exclude === undefined ? {} : { exclude }) });
     const refusal = await run().then(
       () => '',
       (error: unknown) => String(error),
     );
-    expect(refusal).toMatch(/tensor "lm_head\.weight" has a non-finite entry NaN at \[3, 7\]; to quantize the other tensors without it, pass --tensors '\^\(\?!lm_head\\\.weight\$\)'$/);
-    const advised = /--tensors '([^']*)'/.exec(refusal)?.[1] as string;
+    expect(refusal).toMatch(/tensor "lm_head\.weight" has a non-finite entry NaN at \[3, 7\]; to quantize the other tensors without it, add --exclude '\^lm_head\\\.weight\$'$/);
+    const advised = /--exclude '([^']*)'/.exec(refusal)?.[1] as string;
     const report = await run(new RegExp(advised));
     expect(report.quantized.map((q) => q.name)).toEqual(['layers.0.weight']);
   });
@@ -247,5 +303,32 @@ describe('quantize: a refused tensor, and how to quantize the others', () => {
     const run = (scheme: 'int4-g32' | 'e8-4bit') => quantizeModel({ input: path, output: join(work, `dead-row-${scheme}.lmq.safetensors`), scheme, device: 'cpu', workers: 1, quiet: true, log: () => {} });
     await expect(run('int4-g32')).rejects.toThrow(/column 5's largest entry after rotation .* needs a scale below fp16's normal range .*; quantize it with a lattice scheme \(f32 scales\), or multiply the tensor by a power of two in the model file first/);
     expect((await run('e8-4bit')).quantized).toHaveLength(1);
+  });
+});
+
+describe('quantize: warnings and advice that must not mislead', () => {
+  it('no Conv1D warning for nn.Linear models that reuse GPT-2 names (StarCoder2, Qwen-1: c_fc [4d, d], c_attn [3d, d])', async () => {
+    const path = join(work, 'linear-names.safetensors');
+    await writeLayout(path, { 'model.layers.0.mlp.c_fc.weight': ['F32', [64, 16]], 'model.layers.0.mlp.c_proj.weight': ['F32', [16, 64]], 'transformer.h.0.attn.c_attn.weight': ['F32', [48, 16]] });
+    const lines: string[] = [];
+    await quantizeModel({ input: path, output: join(work, 'linear-names.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
+    expect(lines).toEqual([]);
+  });
+
+  it("the --exclude advice survives a shell for a name with a quote, and names a slice's entry by [i, row, col]", async () => {
+    const path = join(work, 'quote.safetensors');
+    const experts = gaussianMatrix(3 * 16 * 16, 1, 61).data;
+    experts[2 * 256 + 5 * 16 + 9] = Number.POSITIVE_INFINITY;
+    await writeSafetensorsFile(path, { "layer's experts": { dtype: 'F32', shape: [3, 16, 16], data: experts }, 'ok.weight': tensor('F32', [16, 16], 62) });
+    const refusal = await quantizeModel({ input: path, output: join(work, 'quote.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /./, log: () => {} }).then(
+      () => '',
+      (error: unknown) => String(error),
+    );
+    expect(refusal).toMatch(/tensor "layer's experts" has a non-finite entry Infinity at \[2, 5, 9\]; to quantize the other tensors without it, add --exclude /);
+    // What a shell makes of the advised argument: a regular expression that matches that name only.
+    const argument = /--exclude (.*)$/.exec(refusal)?.[1] as string;
+    const parsed = execFileSync('bash', ['-c', `printf %s ${argument}`], { encoding: 'utf8' });
+    expect(new RegExp(parsed).test("layer's experts")).toBe(true);
+    expect(new RegExp(parsed).test('ok.weight')).toBe(false);
   });
 });

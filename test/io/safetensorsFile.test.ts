@@ -62,6 +62,12 @@ describe('safetensors files on disk', () => {
       expect([...(await file.readTensorAsFloat32('bias'))]).toEqual([1]);
       expect((await file.readTensor('empty')).length).toBe(0);
       expect([...(await file.readTensorBytes('flags'))]).toEqual([1, 0, 1]);
+      // A byte range of one tensor (one expert of stacked experts): those bytes of the tensor only.
+      const whole = await file.readTensorBytes('layers.0.codes');
+      expect([...(await file.readTensorBytes('layers.0.codes', { begin: 4, end: 12 }))]).toEqual([...whole.subarray(4, 12)]);
+      expect((await file.readTensorBytes('layers.0.codes', { begin: 24, end: 24 })).length).toBe(0);
+      expect(await refusalOf(() => file.readTensorBytes('layers.0.codes', { begin: 8, end: 25 }))).toMatch(/the range \[8, 25\) is not within tensor "layers\.0\.codes"'s 24 bytes/);
+      expect(await refusalOf(() => file.readTensorBytes('layers.0.codes', { begin: -1, end: 4 }))).toMatch(/is not within/);
       expect(await refusalOf(() => file.readTensorAsFloat32('flags'))).toMatch(/has dtype BOOL; readTensorAsFloat32 converts/);
       expect(await refusalOf(() => file.readTensor('nope'))).toMatch(/has no tensor named "nope"/);
     } finally {
