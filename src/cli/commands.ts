@@ -931,6 +931,14 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
     try {
       if (error instanceof LatticeMatmulError && claimsToBeContainer(safetensors.metadata)) {
         if (newerContainerVersion(safetensors.metadata) !== null) throw new LatticeMatmulError(`${path}: ${error.message}`, { cause: error });
+        const format = safetensors.metadata?.format;
+        if (format !== CONTAINER_FORMAT) {
+          // Its other keys say container, its "format" does not: a damaged one, or another family's.
+          throw new LatticeMatmulError(
+            `${path} has a quantized container's metadata (checksum, matrices, matrix.…) but its "format" is ${format === undefined ? 'missing' : JSON.stringify(format)}, not "${CONTAINER_FORMAT}": a damaged container, or a file of another format`,
+            { cause: error },
+          );
+        }
         throw new LatticeMatmulError(`${path} looks like a quantized container (its metadata says so) but is damaged: ${error.message}`, { cause: error });
       }
       // A valid safetensors file that is not a container: describe what would be quantized.

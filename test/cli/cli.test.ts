@@ -647,7 +647,7 @@ describe('lattice-matmul CLI', () => {
     const { code, stdout, stderr } = await cli('inspect', damaged);
     expect(code).toBe(1);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(/looks like a quantized container .* but is damaged: .*format/);
+    expect(stderr).toMatch(/damaged\.safetensors has a quantized container's metadata \(checksum, matrices, matrix\.…\) but its "format" is ("lattice-matmul\.quantizee"|missing), not "lattice-matmul\.quantized": a damaged container, or a file of another format/);
   });
 
   it("inspect names the file, with the matrix, when a matrix's bytes fail their checksum (exit code 1)", async () => {
