@@ -84,10 +84,10 @@ const GPT2_CONV1D = /(^|\.)(c_attn|q_attn|c_fc|c_proj)\.weight$/;
  * `c_attn` of [d, 3d] (or [d, 2d], cross-attention's) or a `c_fc` wider than tall, stored (in, out).
  * nn.Linear models that reuse the names store [3d, d] and [4d, d].
  */
-function looksLikeConv1D(selected: readonly MatrixSource[]): boolean {
-  return selected.some(({ name, slice, info }) => {
-    if (slice !== null) return false;
-    const [rows, cols] = info.shape as readonly [number, number];
+function looksLikeConv1D(tensors: readonly SafetensorsTensorInfo[]): boolean {
+  return tensors.some(({ name, shape }) => {
+    if (shape.length !== 2) return false;
+    const [rows, cols] = shape as readonly [number, number];
     if (/(^|\.)c_attn\.weight$/.test(name)) return cols === 3 * rows || cols === 2 * rows;
     return /(^|\.)c_fc\.weight$/.test(name) && cols > rows;
   });
@@ -121,9 +121,19 @@ export interface SkippedTensor {
   readonly unread: 'codes' | 'stacked' | null;
 }
 
-/** Whether `info` holds the codes of a weight of a quantized checkpoint (see QUANTIZED_WEIGHT_NAMES). */
+/**
+ * Whether `info` holds the codes of a weight of a quantized checkpoint: a non-float tensor of 2 or more
+ * dimensions named as such a weight (QUANTIZED_WEIGHT_NAMES), or whose last two dimensions both
+ * exceed 1 (optimum-quanto's `_data`, FP8 under other names; not `position_ids` [1, n]).
+ */
 function isQuantizedCodes(info: SafetensorsTensorInfo): boolean {
-  if (FLOAT_DTYPES.has(info.dtype) || info.dtype === 'BOOL' || info.shape.length < 2) return false;
+  const { shape } = info;
+  if (FLOAT_DTYPES.has(info.dtype) || info.dtype === 'BOOL' || info.dtype === 'C64' || shape.length < 2) return false;
+  return isNamedCodes(info) || ((shape.at(-1) as number) > 1 && (shape.at(-2) as number) > 1);
+}
+
+/** Whether `info` is named as the codes of a quantized weight (QUANTIZED_WEIGHT_NAMES, `*_blocks`). */
+function isNamedCodes(info: SafetensorsTensorInfo): boolean {
   const last = info.name.slice(info.name.lastIndexOf('.') + 1);
   return QUANTIZED_WEIGHT_NAMES.includes(last) || last.endsWith('_blocks');
 }
@@ -180,7 +190,7 @@ function sliceSource(file: SafetensorsTensorSource, info: SafetensorsTensorInfo,
  * What `quantize` would quantize: the 2-D float tensors of at least 8 × 8 that `pattern` matches
  * (without a `pattern`, all but those named as biases: `bias`, `…_bias`, the stacked biases of MoE
  * experts), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
- * they are left out, see `unreadableWarning`), minus what `exclude` matches; the others with the
+ * they are left out, see `unreadWeights`), minus what `exclude` matches; the others with the
  * reason they are left out. Float tensors beside a weight stored quantized (its scales, zero points)
  * are never selected.
  */
@@ -188,41 +198,53 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
   const selected: MatrixSource[] = [];
   const skipped: SkippedTensor[] = [];
   const byName = new Map(file.tensors.map((info) => [info.name, info]));
+  // Each layer's codes: the tensor named as codes where there is one (so that GPTQ's qzeros and
+  // gpt-oss's *_scales are its companions), else the first unnamed one.
   const codesByPrefix = new Map<string, SafetensorsTensorInfo>();
   for (const info of file.tensors) {
     const prefix = info.name.slice(0, info.name.lastIndexOf('.') + 1);
-    if (prefix !== '' && isQuantizedCodes(info) && !codesByPrefix.has(prefix)) codesByPrefix.set(prefix, info);
+    const known = codesByPrefix.get(prefix);
+    if (prefix !== '' && isQuantizedCodes(info) && (known === undefined || (isNamedCodes(info) && !isNamedCodes(known)))) codesByPrefix.set(prefix, info);
   }
+  const matches = (regex: RegExp | undefined, name: string): boolean => regex !== undefined && statelessTest(regex, name);
   for (const info of file.tensors) {
     const skip = (reason: string, unread: SkippedTensor['unread'] = null): void => {
       skipped.push({ name: info.name, dtype: info.dtype, shape: info.shape, reason, unread });
     };
-    const dims = info.shape.length;
-    // Leading dimensions of 1 make no stack: a [1, 1, n, n] mask, a [1, 197, 768] embedding.
-    const stacked = dims === 3 && (info.shape[0] as number) > 1;
-    const byDtype = dtypeReason(info);
-    const sibling = byDtype === null ? quantizedSibling(codesByPrefix, info.name) : null;
-    const matched = pattern !== undefined && pattern.test(info.name);
+    const { shape } = info;
+    const dims = shape.length;
     const tooSmall = (rows: number, cols: number): boolean => rows < MIN_TENSOR_SIDE || cols < MIN_TENSOR_SIDE;
-    if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
-    else if (exclude !== undefined && exclude.test(info.name)) skip('matched by --exclude');
-    else if (stacked && matched) {
-      const [count, rows, cols] = info.shape as readonly [number, number, number];
-      const slices = Array.from({ length: count }, (_, i) => `${info.name}.${i}`);
-      if (count === 0 || tooSmall(rows, cols)) skip(`its slices are smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
-      else if (slices.some((name) => byName.has(name))) skip(`its slices' names (${info.name}.0 …) are those of other tensors in the file`);
-      else for (let i = 0; i < count; i++) selected.push(sliceSource(file, info, i));
-    } else if (stacked && !tooSmall(info.shape[1] as number, info.shape[2] as number)) {
-      skip(`a 3-D tensor, such as stacked MoE experts: --tensors selects it, each slice [i, :, :] a matrix ${info.name}.i`, 'stacked');
-    } else if (stacked) skip(`a 3-D tensor whose slices are smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE} (a convolution kernel?)`);
-    else if (dims !== 2) skip(dims > 2 ? `a ${dims}-D tensor: quantize takes 2-D matrices (and the slices of 3-D ones)` : `a ${dims}-D tensor, not a matrix`);
+    // A stack of matrices: [E, rows, cols] with fewer of them than rows or columns (MoE experts: [128, 2880, 5760]),
+    // not a convolution kernel ([768, 48, 128]), nor leading dimensions of 1 (a [1, 197, 768] embedding).
+    const stacked = dims === 3 && (shape[0] as number) > 1 && (shape[0] as number) < Math.min(shape[1] as number, shape[2] as number) && !tooSmall(shape[1] as number, shape[2] as number);
+    const byDtype = dtypeReason(info);
+    // A float tensor beside codes, or an integer one beside codes named as such (zero points, indices).
+    const sibling = byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info)) ? quantizedSibling(codesByPrefix, info.name) : null;
+    const matched = matches(pattern, info.name);
+    const slices = stacked ? Array.from({ length: shape[0] as number }, (_, i) => `${info.name}.${i}`) : [];
+    if (sibling !== null && sibling !== info && isNamedCodes(sibling)) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
+    else if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
     else if (sibling !== null) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
-    else if (tooSmall(info.shape[0] as number, info.shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
+    else if (matches(exclude, info.name)) skip('matched by --exclude');
+    else if (stacked && slices.some((name) => byName.has(name))) skip(`a 3-D tensor of stacked matrices whose slices' names (${info.name}.0 …) are those of other tensors in the file: not quantized`, 'stacked');
+    else if (stacked && matched) for (let i = 0; i < slices.length; i++) selected.push(sliceSource(file, info, i));
+    else if (stacked) skip(`a 3-D tensor of stacked matrices, such as MoE experts: --tensors selects it, each slice [i, :, :] a matrix ${info.name}.i`, 'stacked');
+    else if (dims > 2) skip(`a ${dims}-D tensor, not a stack of matrices (a convolution kernel, an embedding with leading dimensions of 1?): not quantized`);
+    else if (dims !== 2) skip(`a ${dims}-D tensor, not a matrix`);
+    else if (tooSmall(shape[0] as number, shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
     else if (pattern !== undefined && !matched) skip('not matched by --tensors');
     else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
     else selected.push({ name: info.name, tensor: info.name, slice: null, info, read: () => file.readTensorBytes(info.name) });
   }
   return { selected, skipped };
+}
+
+/** `regex.test(text)` without the lastIndex state a /g or /y regular expression carries from call to call. */
+export function statelessTest(regex: RegExp, text: string): boolean {
+  regex.lastIndex = 0;
+  const result = regex.test(text);
+  regex.lastIndex = 0;
+  return result;
 }
 
 /**
@@ -255,7 +277,7 @@ export function unreadWeights(file: SafetensorsTensorSource, skipped: readonly S
   const refuse = !patternGiven && bytes.codes + bytes.stacked > MOSTLY_UNREAD * all;
   const what = parts.join('; and ');
   return refuse
-    ? { message: `quantize would leave out most of the model: ${what}. Pass --tensors to quantize only what it selects (--tensors . selects every tensor it can read)`, refuse }
+    ? { message: `quantize would leave out most of the model: ${what}. Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases)`, refuse }
     : { message: `warning: quantize leaves out ${what}; the list at the end says why for each tensor`, refuse };
 }
 
@@ -438,7 +460,7 @@ type WeightData = { readonly rows: number; readonly cols: number; readonly data:
  * CPU workers widen one column at a time, so a 1 GB bf16 tensor no longer takes 2 GB of f32 beside its
  * bytes; the GPU engine widens it whole, as it did), else as f32 (F64 rows that round to zero refused).
  */
-async function readWeight(source: MatrixSource, inFeatures: number, out: number, transposed: boolean): Promise<WeightData> {
+async function readWeight(source: MatrixSource, inFeatures: number, out: number, transposed: boolean, exclude: RegExp | undefined): Promise<WeightData> {
   const { info } = source;
   const format = info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : null;
   if (format !== null) {
@@ -447,7 +469,7 @@ async function readWeight(source: MatrixSource, inFeatures: number, out: number,
   }
   const stored = safetensorsBytesToFloat32(info, await source.read());
   const data = transposed ? transposeRows(stored, inFeatures, out) : stored;
-  await checkNoRowUnderflows(source, data, inFeatures, transposed);
+  await checkNoRowUnderflows(source, data, inFeatures, transposed, exclude);
   return { rows: inFeatures, cols: out, data };
 }
 
@@ -466,7 +488,7 @@ function transposeRows<T extends Float32Array | Uint16Array>(data: T, rows: numb
  * not keeps its norm to within f32 rounding: those entries are below 2^−126, the row's norm at least
  * 2^−100.) The F64 bytes are read again only when some narrowed row is zero.
  */
-async function checkNoRowUnderflows(source: MatrixSource, narrowed: Float32Array, inFeatures: number, transposed: boolean): Promise<void> {
+async function checkNoRowUnderflows(source: MatrixSource, narrowed: Float32Array, inFeatures: number, transposed: boolean, exclude: RegExp | undefined): Promise<void> {
   if (source.info.dtype !== 'F64') return;
   const out = narrowed.length / inFeatures;
   // Where entry i of output feature `row` lies in the file: row-major (out, in), or (in, out) transposed.
@@ -484,17 +506,21 @@ async function checkNoRowUnderflows(source: MatrixSource, narrowed: Float32Array
     if (largest > 0) {
       throw new LatticeMatmulError(
         `${describeSource(source)} has the ${transposed ? 'column' : 'row'} ${row}${transposed ? ' of the stored (in, out) matrix' : ''} (output feature ${row}) whose entries, the largest ${largest.toExponential(3)} in magnitude, ` +
-          `all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source)}`,
+          `all underflow to 0 in the f32 range they are quantized in; scale the tensor up ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source, exclude)}`,
       );
     }
   }
 }
 
-/** How to quantize a model's other tensors when one is refused: the --exclude that leaves it out (a 3-D tensor whole). */
-function leaveOutAdvice(source: MatrixSource): string {
-  // A regular expression of the name alone, in single quotes for a shell (a quote as '\'').
-  const escaped = source.tensor.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll("'", "'\\''");
-  return `; to quantize the other tensors without it, add --exclude '^${escaped}$'`;
+/**
+ * How to quantize a model's other tensors when one is refused: the --exclude that leaves it out (a 3-D
+ * tensor whole), joined to the `exclude` already given (--exclude is given once).
+ */
+function leaveOutAdvice(source: MatrixSource, exclude: RegExp | undefined): string {
+  const pattern = `^${source.tensor.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
+  const full = exclude === undefined ? pattern : `(${exclude.source})|${pattern}`;
+  // In single quotes for a shell (a quote as '\'').
+  return `; to quantize the other tensors without it, ${exclude === undefined ? 'add' : 'make it'} --exclude '${full.replaceAll("'", "'\\''")}'`;
 }
 
 /** "tensor "name"", or "slice i of tensor "name"", for messages. */
@@ -508,7 +534,7 @@ function describeSource(source: MatrixSource): string {
  * nor its index; a non-finite entry (the quantizer's own refusal) is looked up again in the file for its
  * [out, in] index and, for F64, the value that did not fit in f32.
  */
-async function tensorError(source: MatrixSource, transposed: boolean, error: unknown): Promise<unknown> {
+async function tensorError(source: MatrixSource, transposed: boolean, exclude: RegExp | undefined, error: unknown): Promise<unknown> {
   const what = describeSource(source);
   // The thread, not the tensor, failed: name the tensor, with nothing about its columns or entries.
   if (error instanceof QuantizerThreadError) return new LatticeMatmulError(`${what}: ${error.message}`, { cause: error });
@@ -524,7 +550,7 @@ async function tensorError(source: MatrixSource, transposed: boolean, error: unk
     if (message.endsWith(COLUMN_NORM_ADVICE)) message = `${message.slice(0, -COLUMN_NORM_ADVICE.length)}multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
     // A scalar scheme's fp16 scales: a lattice scheme's are f32.
     if (message.endsWith(FP16_SCALE_ADVICE)) message = `${message.slice(0, -FP16_SCALE_ADVICE.length)}quantize it with a lattice scheme (f32 scales), or multiply the tensor by a power of two ${FILE_RESCALE_ADVICE}`;
-    return new LatticeMatmulError(`${what} (the quantizer's column j is its ${transposed ? 'column j, read transposed' : 'row j'}): ${message}${leaveOutAdvice(source)}`, { cause: error });
+    return new LatticeMatmulError(`${what} (the quantizer's column j is its ${transposed ? 'column j, read transposed' : 'row j'}): ${message}${leaveOutAdvice(source, exclude)}`, { cause: error });
   }
   // The index in the file's terms: [i, row, col] in a slice i of a 3-D tensor.
   const at = `[${source.slice === null ? '' : `${source.slice}, `}${Math.floor(bad / inFeatures)}, ${bad % inFeatures}]`;
@@ -533,10 +559,10 @@ async function tensorError(source: MatrixSource, transposed: boolean, error: unk
     const bytes = await source.read();
     const value = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(8 * bad, true);
     if (Number.isFinite(value)) {
-      return new LatticeMatmulError(`tensor ${name} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source)}`, { cause: error });
+      return new LatticeMatmulError(`tensor ${name} has the entry ${value} at ${at}, outside the f32 range (|x| < 3.4e38) it is quantized in; scale the tensor down ${FILE_RESCALE_ADVICE}${leaveOutAdvice(source, exclude)}`, { cause: error });
     }
   }
-  return new LatticeMatmulError(`tensor ${name} has a non-finite entry ${data[bad]} at ${at}${leaveOutAdvice(source)}`, { cause: error });
+  return new LatticeMatmulError(`tensor ${name} has a non-finite entry ${data[bad]} at ${at}${leaveOutAdvice(source, exclude)}`, { cause: error });
 }
 
 /**
@@ -734,9 +760,11 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         );
       }
     }
-    const transposed = new Set(options.transpose === undefined ? [] : names.filter((name) => (options.transpose as RegExp).test(name)));
+    // Matched, as --tensors and --exclude are, against the file's tensor names (a 3-D tensor's, for its slices).
+    const transposed = new Set(options.transpose === undefined ? [] : selected.filter((source) => statelessTest(options.transpose as RegExp, source.tensor)).map((source) => source.name));
     if (options.transpose !== undefined && transposed.size === 0) throw new LatticeMatmulError(`--transpose ${options.transpose.source} matches none of the ${counted(selected.length, 'selected tensor')}`);
-    const conv1d = looksLikeConv1D(selected) ? names.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name)) : [];
+    // The shapes' evidence from the whole file: a --tensors c_proj selects no c_attn to show it.
+    const conv1d = looksLikeConv1D(file.tensors) ? names.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name)) : [];
     if (conv1d.length > 0) {
       // Even under --quiet: the container would hold these matrices transposed.
       log(
@@ -783,7 +811,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         // The user's interrupt, or another tensor's failure: either stops this one at once.
         const stopped = signal === null ? failed : AbortSignal.any([signal, failed]);
         const [out, inFeatures] = shapes.get(name) as readonly [number, number];
-        const matrix = await readWeight(source, inFeatures, out, transposed.has(name));
+        const matrix = await readWeight(source, inFeatures, out, transposed.has(name), options.exclude);
         const quantizeOptions = {
           scheme: options.scheme,
           seed: options.seed ?? 1,
@@ -801,7 +829,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
           // failure reports nothing (that failure is what is thrown).
           throwIfAborted(signal, 'quantize');
           if (failed.aborted) throw error;
-          throw await tensorError(source, transposed.has(name), error);
+          throw await tensorError(source, transposed.has(name), options.exclude, error);
         }
         onProgress(out);
         return { name, matrix: quantized };
@@ -867,12 +895,17 @@ interface ModelTensors {
   readonly shards: number | null;
   /** Each tensor, and null if quantize selects it by default, else why not (`SkippedTensor.reason`). */
   readonly tensors: { name: string; dtype: string; shape: readonly number[]; notSelected: string | null }[];
+  /** What a default `quantize` would say before it starts (`unreadWeights`: a warning, or why it refuses), or null. */
+  readonly notice: string | null;
 }
 
 /** Every tensor of a model, and whether `quantize` would select it. */
 function modelTensors(model: SafetensorsTensorSource, shards: number | null): ModelTensors {
-  const why = new Map(selectTensors(model, undefined).skipped.map((t) => [t.name, t.reason]));
-  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })) };
+  const { skipped } = selectTensors(model, undefined);
+  const why = new Map(skipped.map((t) => [t.name, t.reason]));
+  const unread = unreadWeights(model, skipped, false);
+  const notice = unread === null ? null : unread.refuse ? `a default quantize refuses: ${unread.message}` : unread.message;
+  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })), notice };
 }
 
 /** One line of `inspect`. */

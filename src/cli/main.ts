@@ -335,7 +335,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (result.kind === 'safetensors') {
       const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.notSelected === null ? 'yes' : `no: ${t.notSelected}`]);
       const what = result.shards === null ? 'a safetensors file' : `a shard index of ${result.shards} safetensors file${result.shards === 1 ? '' : 's'}`;
-      process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n`);
+      process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n${result.notice === null ? '' : `${printableName(result.notice)}\n`}`);
       return 0;
     }
     const rows = result.rows.map((r) => [

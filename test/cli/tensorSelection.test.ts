@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quantizeModel, selectTensors } from '../../src/cli/commands.js';
+import { inspectFile, quantizeModel, selectTensors } from '../../src/cli/commands.js';
 import { openQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
@@ -111,13 +111,13 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       expectSkipped('model.layers.0.mlp.down_proj.weight_scale_inv', /^beside model\.layers\.0\.mlp\.down_proj\.weight \(F8_E4M3\), the codes of a quantized weight: its scales or zero points, not a weight$/, null);
       expectSkipped('model.layers.0.mlp.up_proj.scales', /^beside model\.layers\.0\.mlp\.up_proj\.qweight \(I32\)/, null);
       expectSkipped('model.layers.0.mlp.gate_proj.s', /^beside model\.layers\.0\.mlp\.gate_proj\.B \(I32\)/, null);
-      expectSkipped('model.layers.0.mlp.up_proj.qzeros', /^an integer tensor$/, null);
-      expectSkipped('model.layers.0.mlp.experts.gate_up_proj', /^a 3-D tensor, such as stacked MoE experts: --tensors selects it, each slice \[i, :, :\] a matrix model\.layers\.0\.mlp\.experts\.gate_up_proj\.i$/, 'stacked');
+      expectSkipped('model.layers.0.mlp.up_proj.qzeros', /^beside model\.layers\.0\.mlp\.up_proj\.qweight \(I32\), the codes of a quantized weight: its scales or zero points, not a weight$/, null);
+      expectSkipped('model.layers.0.mlp.experts.gate_up_proj', /^a 3-D tensor of stacked matrices, such as MoE experts: --tensors selects it, each slice \[i, :, :\] a matrix model\.layers\.0\.mlp\.experts\.gate_up_proj\.i$/, 'stacked');
       expectSkipped('model.layers.0.mlp.experts.gate_up_proj_bias', /^a bias, by its name \(--tensors selects it\)$/, null);
       expectSkipped('model.layers.0.self_attn.q_proj.bias', /^a 1-D tensor, not a matrix$/, null);
-      expectSkipped('h.0.attn.bias', /^a 4-D tensor: quantize takes 2-D matrices/, null);
-      expectSkipped('vit.embeddings.cls_token', /^a 3-D tensor: quantize takes 2-D matrices/, null);
-      expectSkipped('conv1d.weight', /^a 3-D tensor whose slices are smaller than 8 × 8 \(a convolution kernel\?\)$/, null);
+      expectSkipped('h.0.attn.bias', /^a 4-D tensor, not a stack of matrices \(a convolution kernel, an embedding with leading dimensions of 1\?\): not quantized$/, null);
+      expectSkipped('vit.embeddings.cls_token', /^a 3-D tensor, not a stack of matrices/, null);
+      expectSkipped('conv1d.weight', /^a 3-D tensor, not a stack of matrices/, null);
       expect(skipped.length + selected.length).toBe(Object.keys(CHECKPOINT).length);
       // --tensors selects a 2-D bias and each slice of a 3-D tensor; never the scales of a quantized
       // weight, nor what cannot be read.
@@ -138,7 +138,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     await expect(quantizeModel({ ...options, log: () => {} })).rejects.toThrow(
       `quantize would leave out most of the model: 3 tensors of quantized codes (${shareOf(CHECKPOINT, CODES)}): an already quantized checkpoint, whose unquantized original is what quantize reads; ` +
         `and 1 3-D tensor of stacked matrices such as MoE experts (${shareOf(CHECKPOINT, STACKED)}), which --tensors selects slice by slice (with --transpose for those stored (in, out), as Llama 4's and gpt-oss's experts are). ` +
-        'Pass --tensors to quantize only what it selects (--tensors . selects every tensor it can read)',
+        "Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases)",
     );
     // With --tensors: a warning (also when quiet) of the codes left out; the experts slice by slice.
     const lines: string[] = [];
@@ -330,5 +330,78 @@ describe('quantize: warnings and advice that must not mislead', () => {
     const parsed = execFileSync('bash', ['-c', `printf %s ${argument}`], { encoding: 'utf8' });
     expect(new RegExp(parsed).test("layer's experts")).toBe(true);
     expect(new RegExp(parsed).test('ok.weight')).toBe(false);
+  });
+});
+
+describe('quantize: a second review of the selection', () => {
+  it('codes under other names (optimum-quanto _data, an FP8 w8) count, and their scales are companions, 3-D ones too', async () => {
+    const path = join(work, 'other-codes.safetensors');
+    const layout: Layout = {
+      'l0.q.weight._data': ['I32', [64, 64]],
+      'l0.q.weight._scale': ['F32', [64, 8]],
+      'l1.w8': ['F8_E4M3', [64, 64]],
+      'l1.w8_scale': ['F32', [16, 16]],
+      'experts.weight_packed': ['I32', [4, 64, 16]],
+      'experts.weight_scale': ['BF16', [4, 64, 16]],
+      'embed.weight': ['F32', [32, 16]],
+    };
+    await writeLayout(path, layout);
+    const file = await openSafetensorsFile(path);
+    try {
+      for (const pattern of [undefined, /./]) {
+        const { selected, skipped } = selectTensors(file, pattern);
+        expect(selected.map((m) => m.name)).toEqual(['embed.weight']);
+        const unread = skipped.filter((t) => t.unread === 'codes').map((t) => t.name);
+        expect(unread.sort()).toEqual(['experts.weight_packed', 'l0.q.weight._data', 'l1.w8']);
+        for (const name of ['l0.q.weight._scale', 'l1.w8_scale', 'experts.weight_scale']) expect(skipped.find((t) => t.name === name)?.reason, name).toMatch(/^beside .*, the codes of a quantized weight: its scales or zero points, not a weight$/);
+      }
+    } finally {
+      await file.close();
+    }
+    // Mostly codes: refused by default, and inspect says so.
+    await expect(quantizeModel({ input: path, output: join(work, 'other-codes.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: () => {} })).rejects.toThrow(/^quantize would leave out most of the model: 3 tensors of quantized codes/);
+    const inspected = await inspectFile(path);
+    expect(inspected.kind === 'safetensors' ? inspected.notice : null).toMatch(/^a default quantize refuses: quantize would leave out most of the model/);
+  });
+
+  it('GPT-2: the Conv1D evidence comes from the whole file, so --tensors c_proj alone still warns', async () => {
+    const path = join(work, 'gpt2-partial.safetensors');
+    await writeLayout(path, { 'h.0.attn.c_attn.weight': ['F32', [16, 48]], 'h.0.mlp.c_proj.weight': ['F32', [64, 16]] });
+    const lines: string[] = [];
+    await quantizeModel({ input: path, output: join(work, 'gpt2-partial.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /c_proj/, log: (line) => lines.push(line) });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^warning: h\.0\.mlp\.c_proj\.weight is named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights/);
+  });
+
+  it('--transpose, --tensors and --exclude match tensor names (a 3-D tensor for all its slices), global regular expressions too', async () => {
+    const path = join(work, 'experts-in-out.safetensors');
+    await writeLayout(path, { 'moe.experts': ['F32', [3, 16, 24]], 'a.weight': ['F32', [16, 16]] });
+    const report = await quantizeModel({ input: path, output: join(work, 'experts-in-out.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /./g, transpose: /^moe\.experts$/g, log: () => {} });
+    // Stored [3, in 16, out 24]: each slice written (out 24, in 16), i.e. rows (in) 16, cols (out) 24.
+    expect(report.quantized.map((q) => [q.name, q.rows, q.cols]).sort()).toEqual([
+      ['a.weight', 16, 16],
+      ['moe.experts.0', 16, 24],
+      ['moe.experts.1', 16, 24],
+      ['moe.experts.2', 16, 24],
+    ]);
+    const file = await openSafetensorsFile(path);
+    try {
+      // A /g exclude keeps no state between tensors: both are left out.
+      expect(selectTensors(file, /./g, /weight|experts/g).selected).toEqual([]);
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('the --exclude advice joins an --exclude already given', async () => {
+    const path = join(work, 'two-bad.safetensors');
+    const bad = gaussianMatrix(16 * 16, 1, 71).data;
+    bad[17] = Number.NaN;
+    await writeSafetensorsFile(path, { 'a.weight': { dtype: 'F32', shape: [16, 16], data: bad }, 'b.weight': tensor('F32', [16, 16], 72), 'c.weight': tensor('F32', [16, 16], 73) });
+    const refusal = await quantizeModel({ input: path, output: join(work, 'two-bad.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, exclude: /^c\.weight$/, log: () => {} }).then(
+      () => '',
+      (error: unknown) => String(error),
+    );
+    expect(refusal).toMatch(/; to quantize the other tensors without it, make it --exclude '\(\^c\\\.weight\$\)\|\^a\\\.weight\$'$/);
   });
 });
