@@ -156,8 +156,13 @@ function dtypeReason(info: SafetensorsTensorInfo): string | null {
  * Marlin's `s` beside `B`.
  */
 function quantizedSibling(codesByPrefix: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
-  const prefix = name.slice(0, name.lastIndexOf('.') + 1);
+  const prefix = layerPrefix(name);
   return prefix === '' ? null : (codesByPrefix.get(prefix) ?? null);
+}
+
+/** A tensor's layer: its name up to and with the last dot ('' for a name without one). */
+function layerPrefix(name: string): string {
+  return name.slice(0, name.lastIndexOf('.') + 1);
 }
 
 /**
@@ -202,7 +207,7 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
   // gpt-oss's *_scales are its companions), else the first unnamed one.
   const codesByPrefix = new Map<string, SafetensorsTensorInfo>();
   for (const info of file.tensors) {
-    const prefix = info.name.slice(0, info.name.lastIndexOf('.') + 1);
+    const prefix = layerPrefix(info.name);
     const known = codesByPrefix.get(prefix);
     if (prefix !== '' && isQuantizedCodes(info) && (known === undefined || (isNamedCodes(info) && !isNamedCodes(known)))) codesByPrefix.set(prefix, info);
   }
@@ -218,13 +223,14 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     // not a convolution kernel ([768, 48, 128]), nor leading dimensions of 1 (a [1, 197, 768] embedding).
     const stacked = dims === 3 && (shape[0] as number) > 1 && (shape[0] as number) < Math.min(shape[1] as number, shape[2] as number) && !tooSmall(shape[1] as number, shape[2] as number);
     const byDtype = dtypeReason(info);
-    // A float tensor beside codes, or an integer one beside codes named as such (zero points, indices).
-    const sibling = byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info)) ? quantizedSibling(codesByPrefix, info.name) : null;
+    // A companion of a layer's codes: a float tensor beside them (scales), or an integer one, not
+    // named as codes, beside codes that are (GPTQ's qzeros, gpt-oss's *_scales).
+    const sibling = quantizedSibling(codesByPrefix, info.name);
+    const companion = sibling !== null && sibling !== info && (byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info) && isNamedCodes(sibling)));
     const matched = matches(pattern, info.name);
     const slices = stacked ? Array.from({ length: shape[0] as number }, (_, i) => `${info.name}.${i}`) : [];
-    if (sibling !== null && sibling !== info && isNamedCodes(sibling)) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
+    if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
     else if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
-    else if (sibling !== null) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
     else if (matches(exclude, info.name)) skip('matched by --exclude');
     else if (stacked && slices.some((name) => byName.has(name))) skip(`a 3-D tensor of stacked matrices whose slices' names (${info.name}.0 …) are those of other tensors in the file: not quantized`, 'stacked');
     else if (stacked && matched) for (let i = 0; i < slices.length; i++) selected.push(sliceSource(file, info, i));
