@@ -47,7 +47,7 @@ for (const n of widths) {
     cells.push({
       scheme: name,
       n,
-      length: rotationLength(n),
+      length: qa.length,
       bitsStored: qa.bitsStored,
       bitsEntropy: qa.bitsEntropy,
       nmse,

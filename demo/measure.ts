@@ -100,7 +100,7 @@ function firstUniversalColumn(q: UniversalLatticeMatrix, means: Float32Array | n
  * the decoded rotated vector, which differs from it only in the dropped padding.
  */
 export function errorSample(a: Matrix, qa: QuantizedMatrix, rotationSeed: number): ErrorSample {
-  const rotation = new RandomizedHadamard(a.rows, rotationSeed);
+  const rotation = new RandomizedHadamard(a.rows, rotationSeed, qa.rotate ? qa.length : undefined);
   const input = rotation.forward(column(a, 0));
   const decoded = rotation.forward(dequantize(firstColumn(qa)).data);
   const rms = Math.sqrt(sumOfSquares(input) / input.length);

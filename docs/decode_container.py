@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference decoder of the lattice-matmul quantized container, versions 1 and 2.
+"""Reference decoder of the lattice-matmul quantized container, versions 1 to 3.
 
 Follows docs/FORMAT.md step by step (the section of each step is named in its comment), in plain
 Python 3 with the standard library only, so that the specification can be checked without the
@@ -115,7 +115,7 @@ def read_container(path):
     require(isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values()), "no __metadata__ of strings")
     require(meta.get("format") == "lattice-matmul.quantized", "not a lattice-matmul quantized container")
     version = meta.get("format_version")
-    require(version in ("1", "2"), "format_version %s: this decoder reads versions \"1\" and \"2\"" % json.dumps(version))
+    require(version in ("1", "2", "3"), "format_version %s: this decoder reads versions \"1\" to \"3\"" % json.dumps(version))
     # §3: CRC-32 of every metadata entry but `checksum`, ordered by the UTF-8 bytes of the key.
     entries = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in meta.items() if k != "checksum")
     blob = b"".join(struct.pack("<I", len(x)) + x for pair in entries for x in pair)
@@ -285,13 +285,60 @@ def smallest_hadamard_length(n):
     return best
 
 
-def rotation_plan(n):
-    """§11.2: (N, [(offset, L), …]) — one stage [0, N), or two windows [0, L) and [n − L, n)."""
+MAX_PADDED_ROTATION_N = 1024  # the longest n (not a Hadamard length) with a padded, one-stage rotation
+MAX_DEFAULT_PADDED_ROTATION_N = 256  # the longest n (not a Hadamard length) without an unpadded one
+
+
+def is_rotation_length(n, N):
+    """§11.2: whether n entries rotate to N: N = n when n is a Hadamard length or n > 256 (two windows
+    if it is not one), or N = the smallest Hadamard length ≥ n when n ≤ 1024 (one stage, padded)."""
     nxt = smallest_hadamard_length(n)
-    if nxt == n or n <= 1024:
-        return nxt, [(0, nxt)]
+    if N == nxt:
+        return nxt == n or n <= MAX_PADDED_ROTATION_N
+    return N == n and n > MAX_DEFAULT_PADDED_ROTATION_N
+
+
+def is_short_windowed(n, N):
+    """§9: the two-window rotation of n ≤ 1024 entries, which only format version 3 holds."""
+    return N == n and n <= MAX_PADDED_ROTATION_N and smallest_hadamard_length(n) != n
+
+
+def rotation_plan(n, N):
+    """§11.2: (N, [(offset, L), …]) — one stage [0, N) when N > n or n is a Hadamard length, else two
+    windows [0, L) and [n − L, n), L the largest Hadamard length ≤ n. Other pairs are refused."""
+    require(is_count(n) and n >= 1 and is_count(N) and is_rotation_length(n, N),
+            "no rotation of n = %s entries to length %s: it is n (a Hadamard length, or n > %d) or the smallest "
+            "Hadamard length ≥ n (for n ≤ %d)" % (n, N, MAX_DEFAULT_PADDED_ROTATION_N, MAX_PADDED_ROTATION_N))
+    if N > n or smallest_hadamard_length(n) == n:
+        return N, [(0, N)]
     window = max(hadamard_lengths_upto(n))
     return n, [(0, window), (n - window, window)]
+
+
+def check_rotation(kind, d, version):
+    """§4, §9: a rotated matrix's (n, N) is a pair of §11.2 (weight-only `hadamard`: N = n), and the
+    unpadded two-window rotation of n ≤ 1024 needs format version 3 (earlier versions pad such n)."""
+    if kind == "weight-only":
+        if d["rotation"] != "hadamard":
+            return
+        n = N = d["n"]
+        what = "rotation hadamard of n = %s" % n
+        require(is_count(n) and n >= 1 and is_rotation_length(n, N),
+                "%s: hadamard rotation needs rotationLength(n) = n (a Hadamard length, or n > %d)" % (what, MAX_DEFAULT_PADDED_ROTATION_N))
+        older = "has only the dense haar basis for such n"
+    else:
+        n, N = d["rows"], d["length"]
+        what = "length is %s for %s rows" % (N, n)
+        if not d["rotate"]:
+            require(N == n, "%s: an unrotated matrix has length = rows" % what)
+            return
+        _, stages = rotation_plan(n, N)  # refuses other pairs
+        # §4: time-sharing keeps a prefix of the rotated coordinates, which needs one stage.
+        require(len(stages) == 1 or d.get("keptLength", N) == N,
+                "keptLength %s < length %s (time-sharing) needs a one-stage rotation, but %d rows are rotated in two windows" % (d.get("keptLength"), N, n))
+        older = "rotates %d rows padded, to %d" % (n, smallest_hadamard_length(n))
+    require(version >= 3 or not is_short_windowed(n, N),
+            "%s: a container of format version %d %s (the unpadded rotation of n ≤ 1024 is format version 3)" % (what, version, older))
 
 
 def hadamard_factor(length):
@@ -328,8 +375,8 @@ def hadamard_transpose(x):
 
 
 def inverse_rotation(y, n, seed):
-    """§11.2: the first n entries of the inverse randomized Hadamard rotation of y (N f32 values)."""
-    _, stages = rotation_plan(n)
+    """§11.2: the first n entries of the inverse randomized Hadamard rotation of y (N = len(y) f32 values)."""
+    _, stages = rotation_plan(n, len(y))
     t = list(y)
     for k in range(len(stages) - 1, -1, -1):
         offset, length = stages[k]
@@ -741,7 +788,7 @@ def decode_weight_only(d, fields):
     if rotation == "none":
         return rotated
     if rotation == "hadamard":
-        require(rotation_plan(n)[0] == n, "hadamard rotation needs rotationLength(n) = n")
+        require(is_rotation_length(n, n), "hadamard rotation needs rotationLength(n) = n (a Hadamard length, or n > 256)")
         return [inverse_rotation(row, n, d["seed"]) for row in rotated]
     # haar: Ŵ row j = Qᵀ·Ŵ' row j, summed over k in order in binary64, then rounded to f32.
     Q = haar_orthogonal(n, d["seed"])
@@ -772,6 +819,7 @@ def decode_file(path):
     for name, d, fields in entries:
         kind = d["kind"]
         require(kind in DECODERS, "unknown kind %r" % kind)
+        check_rotation(kind, d, version)  # before decoding: a wrong rotation fails fast
         columns = decode_universal(d, fields, version) if kind == "universal" else DECODERS[kind](d, fields)
         rows, cols = (d["n"], d["outputs"]) if kind == "weight-only" else (d["rows"], d["cols"])
         out.append((name, d, rows, cols, columns))

@@ -71,7 +71,14 @@ export { type Lattice, D3, E8, zLattice, VoronoiCode, innerProductTable, leaderT
 export type { IntegerInverse } from './lattices/integerMatrix.js';
 
 export { RandomizedHadamard } from './rotation/randomizedHadamard.js';
-export { rotationLength, rotationPlan, MAX_PADDED_ROTATION_N, type RotationPlan, type RotationStage, type HadamardBase } from './rotation/hadamard.js';
+export {
+  rotationLength,
+  rotationPlan,
+  isRotationLength,
+  oneStageRotationLength,
+  MAX_PADDED_ROTATION_N,
+  MAX_DEFAULT_PADDED_ROTATION_N,
+  type RotationPlan, type RotationStage, type HadamardBase } from './rotation/hadamard.js';
 export { Rng, gaussianMatrix, counterHash, RandomStream } from './rotation/random.js';
 export { testMatrixPair, DATA_KINDS, type DataKind } from './data/testMatrices.js';
 

@@ -447,7 +447,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       if (kind === 'x̂' || kind === 'x̂ fewest passes' || kind === 'x̂ batched loads') {
         dispatchRotatedInputsI8(device, encoder, scratch, { w, x, xRotated, rhs: 1, spread: kind !== 'x̂ fewest passes', batchedLoads: kind === 'x̂ batched loads' });
       }
-      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : { spread: false }) });
+      else dispatchHadamard(device, encoder, scratch, { input: x, output: xRotated, rows: n, length: w.length, cols: 1, seed: w.seed, subgroups: kind === 'subgroups', ...(kind === 'split' ? { workgroupElements: SPLIT_ELEMENTS } : { spread: false }) });
     };
     call = prepared(device, `bench rotation (${kind})`, record);
     const timing = await timeCalls(context, kernel, calls, (encoder) => (call as PreparedCommands).record(encoder), settings, fewSamples(settings));
@@ -464,7 +464,7 @@ export async function rotationRow(context: GpuContext, n: number, kind: Rotation
       ...rowSamples(timing),
       timing: timing.method,
       note: 'ms is the GPU time per call (all its dispatches)',
-      check: await rotationCheck(device, xRotated, new RandomizedHadamard(n, w.seed).forward(xData)),
+      check: await rotationCheck(device, xRotated, new RandomizedHadamard(n, w.seed, w.length).forward(xData)),
       alternativeTo:
         kind === 'x̂ fewest passes'
           ? { choice: "one column's rotation spread over passes", defaultKernel: rotatedInputsRowName(calls) }

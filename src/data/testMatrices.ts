@@ -73,7 +73,7 @@ export function testMatrixPair(kind: DataKind, n: number, aCols: number, bCols: 
     case 'permuted': {
       const rotation = new RandomizedHadamard(n, rotationSeed);
       const length = rotationLength(n);
-      check(length === n, () => `'permuted' data needs n = rotationLength(n) (a Hadamard length), got n = ${n}`);
+      check(length === n, () => `'permuted' data needs an unpadded rotation, rotationLength(n) = n (a Hadamard length, or n > 256), got n = ${n}`);
       const y = new Float32Array(n);
       const swapped = new Float32Array(n);
       const cols = Math.max(aCols, bCols);

@@ -34,7 +34,7 @@ import {
 } from '../quantize/schemes.js';
 import { isPlainObject } from '../quantize/strictOptions.js';
 import { NONCE_LIMIT } from '../quantize/options.js';
-import { rotationLength } from '../rotation/hadamard.js';
+import { isRotationLength, isShortWindowedRotation, rotationLengthsText, rotationPlan } from '../rotation/hadamard.js';
 import { absmaxSideBitsPerEntry } from '../scalar/absmax.js';
 import { E2M1_MAX, fromE4M3Bits, toFloat16 } from '../scalar/floatFormats.js';
 import { NVFP4_BLOCK_SIZE, nvfp4VectorBits } from '../scalar/nvfp4.js';
@@ -85,13 +85,16 @@ export const CONTAINER_FORMAT = 'lattice-matmul.quantized';
 /**
  * The newest `format_version` this library reads (it reads every one up to it). A larger version is
  * refused as "newer". Version 2 changed one thing: E8's universal dither hashes its second word with a
- * second column key (`DitherKeyCount`); the writer writes version 2 only for a container that holds
- * such a matrix, and version 1 otherwise, which older readers read.
+ * second column key (`DitherKeyCount`). Version 3 adds one: a rotation of n ≤ 1024 rows that is not a
+ * Hadamard length may be the unpadded two-window one (`rotationPlan(n, n)`, the default past 256 rows;
+ * earlier versions pad every such n). The writer writes the oldest version its matrices need (3 for a
+ * two-window rotation of n ≤ 1024, else 2 for an E8 universal matrix with two keys, else 1), which
+ * older readers read.
  */
-export const CONTAINER_FORMAT_VERSION = 2;
+export const CONTAINER_FORMAT_VERSION = 3;
 
 /** Every `format_version` this library reads. */
-const CONTAINER_VERSIONS = [1, 2] as const;
+const CONTAINER_VERSIONS = [1, 2, 3] as const;
 
 /** Most rows of a lattice or scalar matrix (the rotation's limit; weight-only matrices have their own). */
 export const CONTAINER_MAX_ROWS = 2 ** 30;
@@ -619,20 +622,39 @@ class DescriptionReader {
 }
 
 /** Rows, cols, length, seed, rotate and centring, checked against each other. */
-function latticeCommon(r: DescriptionReader): LatticeCommon {
+function latticeCommon(r: DescriptionReader, version: number): LatticeCommon {
   const rows = r.integer('rows', 1, CONTAINER_MAX_ROWS);
   const cols = r.integer('cols', 1, Number.MAX_SAFE_INTEGER);
   const rotate = r.boolean('rotate');
   const length = r.integer('length', 1, Number.MAX_SAFE_INTEGER);
-  const expected = rotate ? rotationLength(rows) : rows;
-  if (length !== expected) r.fail(`length is ${length}, but ${rotate ? `the rotation of ${rows} rows has length ${expected}` : `an unrotated matrix has length = rows = ${rows}`}`);
+  if (!rotate) {
+    if (length !== rows) r.fail(`length is ${length}, but an unrotated matrix has length = rows = ${rows}`);
+  } else {
+    if (!isRotationLength(rows, length)) r.fail(`length is ${length}, but the rotation of ${rows} rows has length ${rotationLengthsText(rows)}`);
+    checkRotationVersion(r, rows, length, version, `length is ${length}`);
+  }
   return { rows, cols, length, rotate, seed: r.integer('seed', 0, 0xffffffff), centred: r.boolean('centred') };
 }
 
-function keptLengthOf(r: DescriptionReader, length: number, d: number): number {
+function keptLengthOf(r: DescriptionReader, common: LatticeCommon, d: number): number {
+  const { length } = common;
   const keptLength = r.integer('keptLength', 1, length);
   if (keptLength !== length && keptLength % d !== 0) r.fail(`keptLength ${keptLength} is neither the length ${length} nor a whole number of ${d}-entry blocks`);
+  // Time-sharing keeps a prefix, which only a one-stage rotation mixes evenly (`checkTimeSharedRotation`).
+  if (keptLength < length && common.rotate && rotationPlan(common.rows, length).stages.length > 1) {
+    r.fail(`keptLength ${keptLength} < length ${length} (time-sharing) over the two-window rotation of ${common.rows} rows; time-sharing needs a one-stage rotation`);
+  }
   return keptLength;
+}
+
+/**
+ * Refuses a two-window rotation of n ≤ 1024 (`what`: the field that gives it) in a container older than
+ * version 3, which has none: it pads every such n (a weight-only matrix takes the dense rotation).
+ */
+function checkRotationVersion(r: DescriptionReader, rows: number, length: number, version: number, what: string): void {
+  if (version < 3 && isShortWindowedRotation(rows, length)) {
+    r.fail(`${what}, the unpadded two-window rotation of ${rows} ≤ 1024 rows, which a container of format version ${version} cannot hold (it is format version 3)`);
+  }
 }
 
 /**
@@ -657,8 +679,9 @@ function universalLattice(matrix: unknown): string | null {
 }
 
 /**
- * The format version a container of these matrices needs: 2 if one is E8 with two dither keys, else 1.
- * Entries that are not well formed count for neither: the writer refuses them by name afterwards.
+ * The format version a container of these matrices needs: 3 if one has a two-window rotation of n ≤
+ * 1024, else 2 if one is E8 with two dither keys, else 1. Entries that are not well formed count for
+ * none: the writer refuses them by name afterwards.
  */
 function containerVersionFor(entries: readonly ContainerEntryInput[]): ContainerVersion {
   let version: ContainerVersion | null = null;
@@ -667,26 +690,42 @@ function containerVersionFor(entries: readonly ContainerEntryInput[]): Container
 }
 
 /** The format versions a writer writes. */
-export type ContainerVersion = 1 | 2;
+export type ContainerVersion = 1 | 2 | 3;
 
 /**
- * The format version an entry's matrix needs: a universal E8 matrix 1 (one dither key: read from a
- * version-1 container) or 2 (two keys); any other matrix, or a malformed entry (refused by the entry's
- * own checks), reads the same in either (null).
+ * The format version an entry's matrix needs: exactly 1 for a universal E8 matrix with one dither key
+ * (read from a version-1 container); at least 3 for a two-window rotation of n ≤ 1024 (the unpadded
+ * default for 256 < n ≤ 1024); at least 2 for a universal E8 matrix with two keys; null for any other
+ * matrix, or a malformed entry (refused by the entry's own checks), which reads the same in every version.
  */
 export function containerVersionOf(entry: unknown): ContainerVersion | null {
   const matrix: unknown = typeof entry === 'object' && entry !== null ? (entry as Partial<ContainerEntryInput>).matrix : null;
-  if (universalLattice(matrix) !== 'E8') return null;
-  return (matrix as UniversalLatticeMatrix).ditherKeys === 1 ? 1 : 2;
+  const oneKeyE8 = universalLattice(matrix) === 'E8' && (matrix as UniversalLatticeMatrix).ditherKeys === 1;
+  if (oneKeyE8) return 1;
+  if (hasShortWindowedRotation(matrix)) return 3;
+  return universalLattice(matrix) === 'E8' ? 2 : null;
 }
 
-/** The version of a container holding matrices that need `a` and `b` (null: either), or a refusal when they differ. */
+/** True when `matrix` is rotated in two windows with n ≤ 1024 (`isShortWindowedRotation`), which needs format version 3. */
+function hasShortWindowedRotation(matrix: unknown): boolean {
+  if (typeof matrix !== 'object' || matrix === null) return false;
+  if (matrix instanceof WeightOnlyQuantized) return matrix.rotation === 'hadamard' && isShortWindowedRotation(matrix.n, matrix.n);
+  const m = matrix as Partial<QuantizedMatrix>;
+  return m.rotate === true && typeof m.rows === 'number' && typeof m.length === 'number' && isShortWindowedRotation(m.rows, m.length);
+}
+
+/**
+ * The version of a container holding matrices that need `a` and `b` (null: any; 1: exactly 1; 2 and
+ * 3: at least that), or a refusal when one needs exactly 1 and the other more.
+ */
 export function combinedContainerVersion(a: ContainerVersion | null, b: ContainerVersion | null): ContainerVersion | null {
+  if (a === null || b === null) return a ?? b;
   check(
-    a === null || b === null || a === b,
-    'writeQuantizedContainer: E8 universal matrices read from a container of format version 1 (one dither key) cannot share a container with newer ones (two keys): write them to separate containers',
+    (a === 1) === (b === 1),
+    'writeQuantizedContainer: E8 universal matrices read from a container of format version 1 (one dither key) cannot share a container with matrices ' +
+      'that need a newer version (E8 universal matrices with two keys, or the unpadded rotation of 256 < n ≤ 1024 rows, version 3): write them to separate containers',
   );
-  return a ?? b;
+  return a > b ? a : b;
 }
 
 function parseFields(r: DescriptionReader, kind: unknown, version: number): DescriptionFields {
@@ -695,9 +734,9 @@ function parseFields(r: DescriptionReader, kind: unknown, version: number): Desc
       r.expectKeys(['kind', 'scheme', 'rows', 'cols', 'length', 'keptLength', 'seed', 'rotate', 'nonce', 'centred', 'escapes', 'longEscapes', 'explicitEscapes', 'tensors']);
       const scheme = r.scheme();
       if (scheme.kind !== 'lattice' || scheme.mode !== 'universal') r.fail(`a universal matrix needs a universal lattice scheme, got kind ${scheme.kind}`);
-      const common = latticeCommon(r);
+      const common = latticeCommon(r, version);
       const d = latticeSpec(scheme.lattice).dimension;
-      const keptLength = keptLengthOf(r, common.length, d);
+      const keptLength = keptLengthOf(r, common, d);
       const nonceText = r.value('nonce');
       if (!(typeof nonceText === 'string' && /^(0|[1-9][0-9]{0,19})$/.test(nonceText) && BigInt(nonceText) < NONCE_LIMIT)) {
         r.fail(`description field "nonce" must be a decimal integer below 2^64 (no sign, no leading zeros), got ${describeValue(nonceText)}`);
@@ -712,9 +751,9 @@ function parseFields(r: DescriptionReader, kind: unknown, version: number): Desc
       r.expectKeys(['kind', 'scheme', 'rows', 'cols', 'length', 'keptLength', 'seed', 'rotate', 'centred', 'gains', 'unit', 'multiples', 'clippedBlocks', 'tensors']);
       const scheme = r.scheme();
       if (scheme.kind !== 'lattice' || scheme.mode !== 'deterministic') r.fail(`a deterministic matrix needs a deterministic lattice scheme, got kind ${scheme.kind}`);
-      const common = latticeCommon(r);
+      const common = latticeCommon(r, version);
       const spec = latticeSpec(scheme.lattice);
-      const keptLength = keptLengthOf(r, common.length, spec.dimension);
+      const keptLength = keptLengthOf(r, common, spec.dimension);
       // unit and multiples are stored for readers in other languages; they must be this scheme's grid.
       const grid = scaleGrid(scheme.overload, spec.maxDenominator);
       const unit = r.value('unit');
@@ -737,7 +776,7 @@ function parseFields(r: DescriptionReader, kind: unknown, version: number): Desc
       r.expectKeys(['kind', 'scheme', 'rows', 'cols', 'length', 'seed', 'rotate', 'centred', 'tensorScale', 'tensors']);
       const scheme = r.scheme();
       if (scheme.kind !== 'int' && scheme.kind !== 'nvfp4') r.fail(`a scalar matrix needs an int or nvfp4 scheme, got kind ${scheme.kind}`);
-      const common = latticeCommon(r);
+      const common = latticeCommon(r, version);
       const tensorScale = r.value('tensorScale');
       if (scheme.kind === 'int' && tensorScale !== 1) r.fail(`tensorScale of an int scheme must be 1, got ${describeValue(tensorScale)}`);
       if (!(typeof tensorScale === 'number' && Number.isFinite(tensorScale) && tensorScale > 0 && Math.fround(tensorScale) === tensorScale)) {
@@ -748,10 +787,12 @@ function parseFields(r: DescriptionReader, kind: unknown, version: number): Desc
     case 'weight-only': {
       r.expectKeys(['kind', 'method', 'rotation', 'seed', 'n', 'outputs', 'rowVec4s', 'rowScales', 'tensors']);
       const n = r.integer('n', 1, Number.MAX_SAFE_INTEGER);
+      const rotation = r.oneOf('rotation', WEIGHT_ROTATIONS);
+      if (rotation === 'hadamard') checkRotationVersion(r, n, n, version, `rotation is 'hadamard' for n = ${n}`);
       return {
         kind: 'weight-only',
         method: r.oneOf('method', WEIGHT_ONLY_METHODS),
-        rotation: r.oneOf('rotation', WEIGHT_ROTATIONS),
+        rotation,
         seed: r.integer('seed', 0, 0xffffffff),
         n,
         outputs: r.integer('outputs', 1, Number.MAX_SAFE_INTEGER),

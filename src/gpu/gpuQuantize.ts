@@ -3,14 +3,13 @@ import { check, unlessAborted, describeValue } from '../errors.js';
 import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
-import { checkTimeSharing, keptRotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
+import { checkTimeSharing, keptRotatedLength, rotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
 import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type QuantizeOptionsFor, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrixFor, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
 import { scaleGrid } from '../quantize/scaleGrid.js';
 import type { DeterministicLatticeScheme, Scheme, SchemeName } from '../quantize/schemes.js';
-import { rotationLength } from '../rotation/hadamard.js';
 import { codeBufferByteLength, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { gpuQuantizeUniversalUnlocked, type GpuQuantizeSource } from './gpuQuantizeUniversal.js';
@@ -236,7 +235,7 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   checkMatrixInput(input, 'matrix');
   checkTimeSharing(input.rows, resolved);
   throwIfAborted(resolved.signal, 'GPU quantize');
-  const length = resolved.rotate ? rotationLength(input.rows) : input.rows;
+  const length = rotatedLength(input.rows, resolved);
   check(length <= 2 ** 30, () => `n = ${input.rows} pads to ${length} entries, more than this library supports (2^30)`);
   // What the section built, destroyed if the section still fails (its error scope catches what no
   // submission check saw): a refused call must not leave the result's buffers allocated.
@@ -304,7 +303,7 @@ async function quantizeDeterministicUnlocked(
   const scheme = options.scheme as DeterministicLatticeScheme;
   const { seed, center, rotate, gain, keepFraction } = options;
   const { rows: n, cols } = source;
-  const length = rotate ? rotationLength(n) : n;
+  const length = rotatedLength(n, options);
   const lattice = schemeLattice(scheme);
   const d = lattice.dimension;
   const grid = scaleGrid(scheme.overload);
@@ -376,7 +375,7 @@ async function quantizeDeterministicUnlocked(
         maxBindingBytes: maxBinding,
       });
       if (rotate) {
-        dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, cols: count, seed, maxBindingBytes: maxBinding });
+        dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, length, cols: count, seed, maxBindingBytes: maxBinding });
       }
       dispatchLatticeEncode(device, encoder, scratch, {
         rotated,

@@ -1,12 +1,11 @@
 import { check } from '../errors.js';
 import { streamWords } from '../format/bitFields.js';
-import { keptRotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
+import { keptRotatedLength, rotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
 import { DITHER_KEYS, nonceWords } from '../quantize/universalCode.js';
-import { rotationLength } from '../rotation/hadamard.js';
 import { codeBufferByteLength, createBuffer, createBufferWithData, recordReadback, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { checkColumnPrepStatus, dispatchColumnPrep, reportedColumn } from './kernels/columnPrep.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
@@ -57,7 +56,7 @@ export async function gpuQuantizeUniversalUnlocked(
   const codec = universalCodec(scheme.lattice, scheme.q, scheme.beta);
   const d = codec.spec.dimension;
   const { rows: n, cols } = source;
-  const length = options.rotate ? rotationLength(n) : n;
+  const length = rotatedLength(n, options);
   const keptLength = keptRotatedLength(length, d, options.keepFraction);
   const blocksPerColumn = Math.ceil(keptLength / d);
   const layout = universalOperandLayout({ scheme, blocksPerColumn });
@@ -125,7 +124,7 @@ export async function gpuQuantizeUniversalUnlocked(
           maxBindingBytes: maxBinding,
         });
         if (options.rotate) {
-          dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, cols: count, seed: options.seed, maxBindingBytes: maxBinding });
+          dispatchHadamard(device, encoder, scratch, { input: prepared, output: rotated, rows: n, length, cols: count, seed: options.seed, maxBindingBytes: maxBinding });
         }
         dispatchUniversalEncode(device, encoder, scratch, { shape, roots, rotated, exponents, codes, escapeBits, denseIds, side, work, cols: count, columnOffset: j0, maxBindingBytes: maxBinding });
       }

@@ -5,6 +5,7 @@ import { LEADER_RADIUS } from '../format/container.js';
 import { packedLayout } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { schemeLattice } from '../quantize/quantize.js';
+import { differentRotatedLengths } from '../product/operands.js';
 import type { DeterministicLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { F32_MAX, F32_MIN_NORMAL } from '../scalar/floatFormats.js';
 import { BufferUsage } from './buffers.js';
@@ -516,7 +517,7 @@ export function checkProductOperands(a: GpuLatticeMatrix, b: GpuLatticeMatrix): 
   check(a.rows === b.rows, () => `A and B must have the same number of rows (got ${describeValue(a.rows)} and ${describeValue(b.rows)})`);
   check(a.rotate === b.rotate, 'A and B must both be rotated or both not');
   check(!a.rotate || a.seed === b.seed, () => `A and B were rotated with different seeds (${a.seed} and ${b.seed}); quantize both with the same seed`);
-  check(a.length === b.length, 'A and B have different rotated lengths');
+  check(a.length === b.length, () => differentRotatedLengths(a.rows, a.length, b.length));
   check(a.keptLength === b.keptLength, () => `A and B keep different numbers of rotated coordinates (${a.keptLength} and ${b.keptLength})`);
   check(isCentred(a) === isCentred(b), 'A and B must both be centred or both not (the mean term needs both means)');
 }

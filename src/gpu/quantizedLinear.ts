@@ -18,7 +18,7 @@ import { dispatchUniversalGemvI8, int8InputsUnsupported, UniversalGemvI8Weights 
 import { WeightOnlyGpuMatrix, weightOnlyInt8Unsupported } from './kernels/weightOnlyGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, latticeMatrixBuffers, latticeMatrixFields, MatrixColumnSide, type GpuDeterministicMatrix, type GpuLatticeMatrix, type NamedBuffer } from './latticeOperand.js';
 import { isGpuContext, throwIfDeviceLost, watchDeviceLoss } from './errorScopes.js';
-import { rotationLength } from '../rotation/hadamard.js';
+import { MAX_DEFAULT_PADDED_ROTATION_N, oneStageRotationLength } from '../rotation/hadamard.js';
 import { MAX_HAAR_N } from '../weightonly/basis.js';
 import { prepareSharingCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
@@ -407,8 +407,10 @@ export class QuantizedLinear {
       check(
         weight.rotation !== 'haar',
         () =>
-          `QuantizedLinear: this weight-only matrix of n = ${weight.n} inputs was rotated with the dense "haar" rotation (rotate: true picks it where n ≤ ${MAX_HAAR_N} is no Hadamard length), ` +
-          `which only the host applies; quantize it with rotate: false, or pad W's inputs with zeros to ${rotationLength(weight.n)} (a Hadamard length: rotationLength(n)) and x with as many zeros`,
+          `QuantizedLinear: this weight-only matrix of n = ${weight.n} inputs was rotated with the dense "haar" rotation (rotate: true picks it where n ≤ ${MAX_DEFAULT_PADDED_ROTATION_N} is no Hadamard length; ` +
+          `before format version 3, where n ≤ ${MAX_HAAR_N} is none), which only the host applies; ` +
+          (weight.n > MAX_DEFAULT_PADDED_ROTATION_N ? `quantize it again (rotate: true now rotates n > ${MAX_DEFAULT_PADDED_ROTATION_N} inputs with the randomized Hadamard rotation), or ` : '') +
+          `quantize it with rotate: false, or pad W's inputs with zeros to ${oneStageRotationLength(weight.n)} (a Hadamard length) and x with as many zeros`,
       );
       this.inFeatures = weight.n;
       this.outFeatures = weight.outputs;
@@ -673,7 +675,7 @@ export class QuantizedLinear {
   private rotation(): { readonly rows: number; readonly length: number; readonly seed: number; readonly key: string } | null {
     const weight = this.weight;
     const described = (rows: number, length: number, seed: number) => ({ rows, length, seed, key: `${rows}/${length}/${seed}` });
-    if (weight instanceof WeightOnlyGpuMatrix) return weight.rotation === 'hadamard' ? described(weight.n, rotationLength(weight.n), weight.seed) : null;
+    if (weight instanceof WeightOnlyGpuMatrix) return weight.rotation === 'hadamard' ? described(weight.n, weight.n, weight.seed) : null;
     return weight.rotate ? described(weight.rows, weight.length, weight.seed) : null;
   }
 
@@ -815,7 +817,7 @@ export class QuantizedLinear {
             rounded.set(recorded.operand, recorded);
             if (roundingKey !== null) inputsI8 = rounded.get(roundingKey) ?? null;
           } else {
-            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat, output: buffer, rows: rotation.rows, cols: tokens, seed: rotation.seed });
+            dispatchHadamard(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, inputFormat, output: buffer, rows: rotation.rows, length: rotation.length, cols: tokens, seed: rotation.seed });
           }
           xRotated = { buffer, offset: 0 };
           rotated.set(key, xRotated);

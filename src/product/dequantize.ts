@@ -17,7 +17,7 @@ export function dequantize(q: QuantizedMatrix): Matrix {
   checkDecodedSize(q);
   const decodeNext = rotatedColumnDecoder(q);
   const rotated = new Float64Array(q.length);
-  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed, q.length) : null;
   const data = new Float32Array(q.rows * q.cols);
   const column = new Float32Array(q.length);
   const restored = new Float32Array(q.rows);

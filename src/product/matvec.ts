@@ -17,7 +17,7 @@ import { decodedColumnNorm, rotatedColumnDecoder } from './decodeRotated.js';
  * (`decodeRotated`, float64, zero past keptLength) and R the randomized Hadamard rotation of the
  * quantizer (orthogonal up to f32 rounding), so
  *
- *     (Ŵᵀx)_j = ⟨ŵ_j, x̃⟩ + μ_j · Σ_i x_i,   x̃ = R·pad(x) = `new RandomizedHadamard(n, q.seed).forward(x)`,
+ *     (Ŵᵀx)_j = ⟨ŵ_j, x̃⟩ + μ_j · Σ_i x_i,   x̃ = R·pad(x) = `new RandomizedHadamard(n, q.seed, q.length).forward(x)`,
  *
  * with x̃ = x when `q.rotate` is false. x is rotated once in f32, scaled by a power of two so that
  * no finite x overflows (bit for bit what the GPU Hadamard kernel produces for x whose rotation stays
@@ -42,7 +42,7 @@ export function matvecAT(q: QuantizedMatrix, given: Float32Array | Matrix): Matr
   check(x.rows === q.rows, () => `matvecAT: x has ${x.rows} rows, but the quantized matrix has ${q.rows}`);
   check(q.rotate || q.length === q.rows, () => `matvecAT: an unrotated matrix has length = rows, got length ${q.length} and rows ${q.rows}`);
   const { rows, cols, length } = q;
-  const rotation = q.rotate ? new RandomizedHadamard(rows, q.seed) : null;
+  const rotation = q.rotate ? new RandomizedHadamard(rows, q.seed, length) : null;
   const out = new Float32Array(cols * x.cols);
   // Every right-hand side rotated first (x̃_r, its 2^−e and Σx_r), then Ŵ decoded one column at a time.
   const xRotatedAll = new Float32Array(length * x.cols);

@@ -7,12 +7,24 @@ import type { QuantizedMatrix, UniversalLatticeMatrix } from '../quantize/quanti
  * Both operands must have passed `checkQuantizedMatrix` first.
  */
 
+/**
+ * Why operands of `rows` rows rotated to `lengthA` and `lengthB` entries do not multiply, and the
+ * remedy: since format version 3, 256 < n ≤ 1024 rows rotate unpadded, where older files padded.
+ */
+export function differentRotatedLengths(rows: number, lengthA: number, lengthB: number): string {
+  return (
+    `A and B are rotated to different lengths (${lengthA} and ${lengthB} entries for ${rows} rows), so their rotations differ: ` +
+    'one was time-shared or comes from a container of format version 2 or earlier, which padded the rotation; ' +
+    `quantize the other with rotatedLength: ${Math.max(lengthA, lengthB)} (and the same seed) to pair them`
+  );
+}
+
 /** Refuses operands that `matmulAT` cannot multiply: rows, rotation, kept length, centring. */
 export function checkCompatible(qa: QuantizedMatrix, qb: QuantizedMatrix): void {
   check(qa.rows === qb.rows, () => `A and B must have the same number of rows (got ${describeValue(qa.rows)} and ${qb.rows})`);
   check(qa.rotate === qb.rotate, 'A and B must both be rotated or both not');
   check(!qa.rotate || qa.seed === qb.seed, () => `A and B were rotated with different seeds (${qa.seed} and ${qb.seed}); quantize both with the same seed`);
-  check(qa.length === qb.length, 'A and B have different rotated lengths');
+  check(qa.length === qb.length, () => differentRotatedLengths(qa.rows, qa.length, qb.length));
   check(qa.keptLength === qb.keptLength, () => `A and B keep different numbers of rotated coordinates (${qa.keptLength} and ${qb.keptLength})`);
   check((qa.means === null) === (qb.means === null), 'A and B must both be centred or both not (the mean term needs both means)');
 }

@@ -1,7 +1,7 @@
 import { check, checkOneOf, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
-import { MAX_PADDED_ROTATION_N, rotationLength, rotationPlan } from '../rotation/hadamard.js';
+import { isRotationLength, MAX_PADDED_ROTATION_N, oneStageRotationLength, rotationLengthsText, rotationPlan } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
 import { latticeSpec, universalCodec, type LatticeName } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
@@ -74,20 +74,22 @@ export function deterministicTailProblem(lattice: LatticeName, q: number, codes:
 
 /**
  * Refuses time-sharing (`what`: keeping a prefix of the rotated coordinates) over a rotation of n =
- * `rows` that is not one stage. A prefix is an unbiased sample of a column's energy only when every
+ * `rows` to `length` that is not one stage. A prefix is an unbiased sample of a column's energy only when every
  * rotated coordinate mixes every input alike: a one-stage (padded) rotation. The two-window rotation
  * of longer columns (rotationPlan) over-weighs the first window in a prefix (measured: estimate/exact
  * 0.44 instead of 0.52 at κ = 0.5, n = 3000), and inputs past the first window reach only the second:
  * a prefix that ends before it never reads them, so a NaN there would give finite products.
  */
-export function checkTimeSharedRotation(rows: number, rotate: boolean, what: string): void {
+export function checkTimeSharedRotation(rows: number, length: number, rotate: boolean, what: string): void {
   if (!rotate) return;
-  const stages = rotationPlan(rows).stages.length;
+  const stages = rotationPlan(rows, length).stages.length;
   check(
     stages === 1,
     () =>
-      `${what} (time-sharing) needs a one-stage rotation, but n = ${rows} is rotated in ${stages} overlapping windows; ` +
-      `use n ≤ ${MAX_PADDED_ROTATION_N} or a Hadamard length (m·2^k, m ∈ {1, 12, 20}), or pad the columns to rotationLength(n)`,
+      `${what} (time-sharing) needs a one-stage rotation, but n = ${rows} is rotated in ${stages} overlapping windows to ${length} entries; ` +
+      (rows <= MAX_PADDED_ROTATION_N
+        ? `its one-stage rotation pads to ${oneStageRotationLength(rows)} (quantize with keepFraction < 1 does)`
+        : `use n ≤ ${MAX_PADDED_ROTATION_N} or a Hadamard length (m·2^k, m ∈ {1, 12, 20}), or pad the columns to a Hadamard length`),
   );
 }
 
@@ -109,13 +111,19 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   checkPositiveInteger(q.cols, `${name}.cols`);
   check(typeof q.rotate === 'boolean', () => `${name}.rotate must be a boolean, got ${describeValue(q.rotate)}`);
   check(Number.isInteger(q.seed) && q.seed >= 0 && q.seed <= 0xffffffff, () => `${name}.seed must be a 32-bit unsigned integer, got ${describeValue(q.seed)}`);
-  const length = q.rotate ? rotationLength(q.rows) : q.rows;
-  check(q.length === length, () => `${name}.length must be ${length} for ${q.rows} rows (rotate: ${q.rotate}), got ${describeValue(q.length)}`);
+  check(
+    q.rotate ? isRotationLength(q.rows, q.length) : q.length === q.rows,
+    () =>
+      q.rotate
+        ? `${name}.length must be a rotated length of ${q.rows} rows (${rotationLengthsText(q.rows)}), got ${describeValue(q.length)}`
+        : `${name}.length must be ${q.rows} for ${q.rows} rows (rotate: false), got ${describeValue(q.length)}`,
+  );
+  const length = q.length;
   check(
     Number.isInteger(q.keptLength) && q.keptLength >= 1 && q.keptLength <= length,
     () => `${name}.keptLength must be an integer in [1, ${length}], got ${describeValue(q.keptLength)}`,
   );
-  if (q.keptLength < length) checkTimeSharedRotation(q.rows, q.rotate, `${name}.keptLength ${q.keptLength} < length ${length}`);
+  if (q.keptLength < length) checkTimeSharedRotation(q.rows, length, q.rotate, `${name}.keptLength ${q.keptLength} < length ${length}`);
   checkOptionalMeans(q.means, q.cols, name);
   let scheme: Scheme;
   try {

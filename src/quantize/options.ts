@@ -52,6 +52,14 @@ export interface QuantizeOptions {
    * 1 − κ(1 − NMSE₁) only where ρ ≈ 1 (for A = B at κ = 0.25 it is ≈ 10× that).
    */
   readonly keepFraction?: number;
+  /**
+   * N, the length the columns are rotated to: by default `rotationLength(n)` (n itself past 256 rows),
+   * or with keepFraction < 1 the one-stage padded length. A product needs both operands rotated alike:
+   * to pair with a matrix rotated to another length — one from a container of format version 2 or
+   * earlier, which padded every 256 < n ≤ 1024 that is not m·2^k (896 → 1024) — pass its `length` here
+   * (with its `seed`). Must be a rotated length of n (`isRotationLength`); needs rotate.
+   */
+  readonly rotatedLength?: number;
   /** Called with (columns done, total) as the quantization advances (CPU: every few columns). */
   readonly onProgress?: QuantizeProgress;
   /**
@@ -99,12 +107,14 @@ export interface ResolvedQuantizeOptions {
   /** 'none' except for deterministic lattice schemes. */
   readonly gain: GainMode;
   readonly keepFraction: number;
+  /** The rotated length asked for; null for the default (`rotatedLength` in quantize.ts resolves it with n). */
+  readonly rotatedLength: number | null;
   readonly onProgress: QuantizeProgress | null;
   readonly signal: AbortSignal | null;
 }
 
 /** The keys of {@link QuantizeOptions}. */
-export const QUANTIZE_OPTION_KEYS = ['scheme', 'seed', 'nonce', 'center', 'rotate', 'gain', 'keepFraction', 'onProgress', 'signal'] as const;
+export const QUANTIZE_OPTION_KEYS = ['scheme', 'seed', 'nonce', 'center', 'rotate', 'gain', 'keepFraction', 'rotatedLength', 'onProgress', 'signal'] as const;
 
 /** Nonces are below 2^64 (a u64: the dither hash's key, and the container's nonce field). */
 export const NONCE_LIMIT = 1n << 64n;
@@ -174,6 +184,12 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
   const keepFraction = options.keepFraction === undefined ? 1 : options.keepFraction;
   check(typeof keepFraction === 'number' && keepFraction > 0 && keepFraction <= 1, () => `keepFraction must be a number in (0, 1], got ${describeValue(keepFraction)}`);
   check(keepFraction === 1 || scheme.kind === 'lattice', 'keepFraction (time-sharing) applies to lattice schemes only');
+  const rotatedLength = options.rotatedLength ?? null;
+  check(
+    rotatedLength === null || (typeof rotatedLength === 'number' && Number.isSafeInteger(rotatedLength) && rotatedLength >= 1),
+    () => `rotatedLength must be a positive integer, got ${describeValue(rotatedLength)}`,
+  );
+  check(rotatedLength === null || rotate, 'rotatedLength applies to rotated matrices only (rotate: false keeps length = n)');
 
   // Only undefined means none: null is refused like any other wrong value.
   const onProgress = options.onProgress;
@@ -191,6 +207,7 @@ export function resolveQuantizeOptions(options: unknown, what = 'quantize option
     rotate,
     gain,
     keepFraction,
+    rotatedLength: rotatedLength as number | null,
     onProgress: onProgress === undefined ? null : (onProgress as QuantizeProgress),
     signal: signal === undefined ? null : (signal as AbortSignal),
   });

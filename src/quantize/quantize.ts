@@ -3,7 +3,7 @@ import { check } from '../errors.js';
 import { HUGE_ESCAPE } from '../lattices/escapes.js';
 import type { Lattice } from '../lattices/lattice.js';
 import { columnReader, type ColumnReader, type MatrixInput } from '../matrix.js';
-import { rotationLength } from '../rotation/hadamard.js';
+import { isRotationLength, MAX_PADDED_ROTATION_N, oneStageRotationLength, rotationLength, rotationLengthsText } from '../rotation/hadamard.js';
 import { checkTimeSharedRotation } from './checkQuantized.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { absmaxQuantize, absmaxSideBitsPerEntry, type AbsmaxOptions } from '../scalar/absmax.js';
@@ -65,12 +65,12 @@ export function quantize(input: MatrixInput, options: QuantizeOptions): Quantize
   const n = matrix.rows;
   checkTimeSharing(n, resolved);
   throwIfAborted(resolved.signal, 'quantize');
-  const length = resolved.rotate ? rotationLength(n) : n;
+  const length = rotatedLength(n, resolved);
   const context: Context = {
     matrix,
     options: resolved,
     length,
-    rotation: resolved.rotate ? new RandomizedHadamard(n, resolved.seed) : null,
+    rotation: resolved.rotate ? new RandomizedHadamard(n, resolved.seed, length) : null,
   };
   if (scheme.kind === 'lattice') {
     return scheme.mode === 'universal' ? quantizeUniversal(context, scheme) : quantizeDeterministic(context, scheme);
@@ -85,10 +85,26 @@ interface Context {
   readonly rotation: RandomizedHadamard | null;
 }
 
-/** Refuses keepFraction < 1 where the rotation of n = `rows` is not one stage (`checkTimeSharedRotation`). */
-export function checkTimeSharing(rows: number, options: Pick<ResolvedQuantizeOptions, 'keepFraction' | 'rotate'>): void {
+/** Refuses keepFraction < 1 where n = `rows` has no one-stage rotation (`checkTimeSharedRotation`). */
+export function checkTimeSharing(rows: number, options: Pick<ResolvedQuantizeOptions, 'keepFraction' | 'rotate' | 'rotatedLength'>): void {
   if (options.keepFraction === 1) return;
-  checkTimeSharedRotation(rows, options.rotate, 'keepFraction < 1');
+  checkTimeSharedRotation(rows, rotatedLength(rows, options), options.rotate, 'keepFraction < 1');
+}
+
+/**
+ * N, the rotated length of the columns `quantize` (CPU or GPU) writes: n without rotation; the
+ * `rotatedLength` option when given (checked against n); else `rotationLength(n)` (no padding past 256
+ * entries), or with time-sharing (keepFraction < 1) the one-stage plan's, padded for n ≤ 1024 (a kept
+ * prefix of a two-window rotation weighs the inputs unequally).
+ */
+export function rotatedLength(n: number, options: Pick<ResolvedQuantizeOptions, 'keepFraction' | 'rotate' | 'rotatedLength'>): number {
+  if (!options.rotate) return n;
+  const asked = options.rotatedLength;
+  if (asked !== null) {
+    check(isRotationLength(n, asked), () => `rotatedLength ${asked} is not a rotated length of ${n} rows (${rotationLengthsText(n)})`);
+    return asked;
+  }
+  return options.keepFraction < 1 && n <= MAX_PADDED_ROTATION_N ? oneStageRotationLength(n) : rotationLength(n);
 }
 
 /** Reports progress after column j and honours the abort signal (every column: columns are long). */

@@ -6,7 +6,10 @@ interface QuantizedBase {
   /** n: entries per column of the original matrix. */
   readonly rows: number;
   readonly cols: number;
-  /** N = rotationLength(n) (or n without rotation): entries per rotated column. */
+  /**
+   * N, entries per rotated column: `rotationLength(n)`, or the padded one-stage length of a time-shared
+   * matrix or of one from a container of format version 2 or earlier (`isRotationLength`); n without rotation.
+   */
   readonly length: number;
   /** Rotated coordinates actually quantized (time-sharing keeps the first `keptLength`; = length by default). */
   readonly keptLength: number;

@@ -45,11 +45,26 @@ function largestHadamardLength(n: number): number {
 }
 
 /**
- * Vectors of at most this many entries pad to the next single Hadamard length, exactly as before
- * windowed plans existed (1000 → 1024, 9 → 12); longer ones that are not a Hadamard length rotate
- * unpadded with two windows (see `rotationPlan`).
+ * The longest n (not a Hadamard length) that a one-stage, zero-padded rotation exists for: the
+ * smallest Hadamard length ≥ n, at most 4/3·n (1000 → 1024, 9 → 12). Longer vectors rotate unpadded
+ * in two windows (see `rotationPlan`). Time-sharing, which needs one stage, is limited to it.
  */
 export const MAX_PADDED_ROTATION_N = 1024;
+
+/**
+ * The longest n (not a Hadamard length) that `rotationLength` pads by default. Vectors of 257 to 1024
+ * entries rotate unpadded in two windows unless one stage is asked for (`oneStageRotationLength`):
+ * model widths such as 576, 896 and 960 then store no padding (the padded plan, which containers of
+ * format version 2 and earlier hold for every n ≤ 1024, rotates them to 640, 1024 and 1024 entries:
+ * 11 %, 14 % and 7 % more). Below it, windows of
+ * small Hadamard lengths would bound a rotated entry's variance less tightly, and padding costs little.
+ */
+export const MAX_DEFAULT_PADDED_ROTATION_N = 256;
+
+/** True when n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}). */
+export function isHadamardLength(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 1 && smallestHadamardLength(n) === n;
+}
 
 /**
  * One stage of a rotation plan: the entries [offset, offset + length) of the (padded) vector are
@@ -66,7 +81,7 @@ export interface RotationStage {
 
 /** How a vector of n entries is rotated: its rotated length N and the stages, applied in order. */
 export interface RotationPlan {
-  /** N = rotationLength(n): n plus the zero padding. */
+  /** N ≥ n: n plus the zero padding (`rotationLength(n)` by default). */
   readonly length: number;
   /**
    * One stage [0, N) when N is a single Hadamard length; else two windows of the same length L,
@@ -75,26 +90,56 @@ export interface RotationPlan {
   readonly stages: readonly RotationStage[];
 }
 
-/** Recent plans: callers ask for the same n per column, per dispatch and per kernel. */
-const planCache = new Map<number, RotationPlan>();
+/** Recent plans, by n and N: callers ask for the same n per column, per dispatch and per kernel. */
+const planCache = new Map<string, RotationPlan>();
 const PLAN_CACHE_SIZE = 256;
 
 function stage(offset: number, length: number): RotationStage {
   return Object.freeze({ offset, length, ...hadamardFactors(length) });
 }
 
+function checkRotationN(n: number, what: string): void {
+  check(Number.isSafeInteger(n) && n >= 1, () => `${what}: n must be a positive integer, got ${describeValue(n)}`);
+}
+
 /**
- * The rotation plan of a vector of `n` entries: the rotated length N ≥ n and the stages of the
- * rotation (`RandomizedHadamard`, the GPU kernel). A contract: quantized data depends on it.
+ * Whether a vector of n entries can be rotated to N = `length` entries, the pairs `rotationPlan`
+ * accepts: N = n when n is a Hadamard length or exceeds MAX_DEFAULT_PADDED_ROTATION_N (two windows if
+ * it is not one), or N = the smallest Hadamard length ≥ n when n ≤ MAX_PADDED_ROTATION_N (one stage).
+ *
+ * @example
+ * isRotationLength(896, 896);  // true: two windows of 768
+ * isRotationLength(896, 1024); // true: one stage, padded
+ * isRotationLength(100, 100);  // false: n ≤ 256 that is not a Hadamard length pads
+ */
+export function isRotationLength(n: number, length: number): boolean {
+  if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(length)) return false;
+  const next = smallestHadamardLength(n);
+  if (length === next) return next === n || n <= MAX_PADDED_ROTATION_N;
+  return length === n && n > MAX_DEFAULT_PADDED_ROTATION_N;
+}
+
+/** The rotated lengths n may have, for messages: "896 or 1024", "128", "11008". */
+export function rotationLengthsText(n: number): string {
+  const lengths = [n, smallestHadamardLength(n)].filter((N, i, all) => all.indexOf(N) === i && isRotationLength(n, N));
+  return lengths.join(' or ');
+}
+
+/**
+ * The rotation plan of a vector of `n` entries rotated to N = `length` entries (default
+ * `rotationLength(n)`): its stages. A contract: quantized data depends on it. A quantized matrix holds
+ * its N (`length`), from which its plan follows; `isRotationLength` says which (n, N) exist.
  *
  * **The rule.**
- * - n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}): one stage, N = n.
- * - n ≤ 1024 (MAX_PADDED_ROTATION_N): one stage of the smallest Hadamard length N ≥ n; entries
- *   n … N − 1 are zeros (1000 → 1024, 9 → 12: the rotation as it was before windowed plans).
- * - otherwise: N = n (no padding) and two stages with windows [0, L) and [n − L, n), where L is the
- *   largest Hadamard length ≤ n (L > 3n/4, so the windows overlap in 2L − n > n/2 entries).
- * So every n > 1024 rotates with no padding at all (11008, 13824, 14336, 28672 included), and a
- * Hadamard length keeps its single-stage rotation bit for bit.
+ * - N = n, a single Hadamard length m·2^k (m ∈ {1, 12, 20}): one stage.
+ * - N > n, the smallest Hadamard length ≥ n (n ≤ 1024, MAX_PADDED_ROTATION_N): one stage; entries
+ *   n … N − 1 are zeros (1000 → 1024, 9 → 12).
+ * - N = n > 256 (MAX_DEFAULT_PADDED_ROTATION_N), not a Hadamard length: no padding, two stages with
+ *   windows [0, L) and [n − L, n), where L is the largest Hadamard length ≤ n (L > 3n/4, so the windows
+ *   overlap in 2L − n > n/2 entries).
+ * By default (`rotationLength`) every n > 256 rotates with no padding at all (576, 896, 960, 11008,
+ * 13824, 14336, 28672 included), and a Hadamard length keeps its single-stage rotation bit for bit.
+ * Containers of format version 2 and earlier hold the padded plan for every n ≤ 1024.
  *
  * **Why two overlapping windows and not blocks.** A block-diagonal rotation (N = N_1 + N_2 + …)
  * never mixes entries of different blocks, so a vector whose energy sits in a small block (an
@@ -107,51 +152,90 @@ function stage(offset: number, length: number): RotationStage {
  * ((2L − n)·‖x_{[0,L)}‖²/L + ‖x_{[L,n)}‖²)/L (expectations over the signs). The price is a second
  * transform of length L. One consequence for callers that keep only some rotated coordinates (time
  * sharing): the kept set weighs every input equally (in expectation) only if it keeps the same
- * fraction of [0, n − L) and of [n − L, n); a plain prefix over-weighs the inputs in [0, L).
+ * fraction of [0, n − L) and of [n − L, n); a plain prefix over-weighs the inputs in [0, L), which is
+ * why time-sharing takes the one-stage plan (`oneStageRotationLength`).
  *
  * @example
- * rotationPlan(1000);  // { length: 1024, stages: [{ offset: 0, length: 1024, m: 1, pow2: 1024 }] }
- * rotationPlan(11008); // { length: 11008, stages: [{ offset: 0, length: 10240, m: 20, pow2: 512 },
- *                      //                           { offset: 768, length: 10240, m: 20, pow2: 512 }] }
+ * rotationPlan(100);        // { length: 128, stages: [{ offset: 0, length: 128, m: 1, pow2: 128 }] }
+ * rotationPlan(896);        // { length: 896, stages: [{ offset: 0, length: 768, m: 12, pow2: 64 },
+ *                           //                         { offset: 128, length: 768, m: 12, pow2: 64 }] }
+ * rotationPlan(896, 1024);  // { length: 1024, stages: [{ offset: 0, length: 1024, m: 1, pow2: 1024 }] }
+ * rotationPlan(11008);      // { length: 11008, stages: [{ offset: 0, length: 10240, m: 20, pow2: 512 },
+ *                           //                           { offset: 768, length: 10240, m: 20, pow2: 512 }] }
  */
-export function rotationPlan(n: number): RotationPlan {
+export function rotationPlan(n: number, length?: number): RotationPlan {
+  checkRotationN(n, 'rotationPlan');
+  const N = length ?? defaultRotationLength(n);
   check(
-    Number.isSafeInteger(n) && n >= 1,
-    () => `rotationPlan: n must be a positive integer, got ${describeValue(n)}`,
+    isRotationLength(n, N),
+    () =>
+      `rotationPlan: no rotation of n = ${n} entries to ${describeValue(length)}: N is n (a Hadamard length, or n > ${MAX_DEFAULT_PADDED_ROTATION_N}) ` +
+      `or the smallest Hadamard length ≥ n (${smallestHadamardLength(n)}, for n ≤ ${MAX_PADDED_ROTATION_N})`,
   );
-  const cached = planCache.get(n);
+  const key = `${n}:${N}`;
+  const cached = planCache.get(key);
   if (cached !== undefined) return cached;
-  const next = smallestHadamardLength(n);
   let plan: RotationPlan;
-  if (next === n || n <= MAX_PADDED_ROTATION_N) {
-    plan = Object.freeze({ length: next, stages: Object.freeze([stage(0, next)]) });
+  if (N > n || isHadamardLength(n)) {
+    plan = Object.freeze({ length: N, stages: Object.freeze([stage(0, N)]) });
   } else {
     const window = largestHadamardLength(n);
     plan = Object.freeze({ length: n, stages: Object.freeze([stage(0, window), stage(n - window, window)]) });
   }
   if (planCache.size >= PLAN_CACHE_SIZE) planCache.clear();
-  planCache.set(n, plan);
+  planCache.set(key, plan);
   return plan;
 }
 
+function defaultRotationLength(n: number): number {
+  const next = smallestHadamardLength(n);
+  return next === n || n <= MAX_DEFAULT_PADDED_ROTATION_N ? next : n;
+}
+
 /**
- * The length a vector of `n` entries is zero-padded to before rotating: N = rotationPlan(n).length.
- * n itself when n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}) or n > 1024; otherwise the
- * smallest m·2^k ≥ n.
+ * The length N a vector of `n` entries is rotated to by default (`quantize`, `RandomizedHadamard`):
+ * n itself when n is a single Hadamard length m·2^k (m ∈ {1, 12, 20}) or n > 256; otherwise the
+ * smallest m·2^k ≥ n (zero padding).
  *
  * @example
  * rotationLength(3);     // 4
  * rotationLength(9);     // 12
+ * rotationLength(100);   // 128
  * rotationLength(768);   // 768 = 12·64
- * rotationLength(1000);  // 1024
- * rotationLength(11008); // 11008: two windows of 10240, no padding (before: 12288)
+ * rotationLength(896);   // 896: two windows of 768, no padding (format version 2: 1024)
+ * rotationLength(11008); // 11008: two windows of 10240, no padding
  */
 export function rotationLength(n: number): number {
+  checkRotationN(n, 'rotationLength');
+  return defaultRotationLength(n);
+}
+
+/**
+ * The length of the one-stage rotation of `n` entries: the smallest Hadamard length ≥ n, which
+ * time-sharing needs (a kept prefix of a two-window rotation weighs the inputs unequally, see
+ * `rotationPlan`). Refused for n > 1024 that is not a Hadamard length.
+ *
+ * @example
+ * oneStageRotationLength(896);  // 1024
+ * oneStageRotationLength(4096); // 4096
+ */
+export function oneStageRotationLength(n: number): number {
+  checkRotationN(n, 'oneStageRotationLength');
+  const next = smallestHadamardLength(n);
   check(
-    Number.isSafeInteger(n) && n >= 1,
-    () => `rotationLength: n must be a positive integer, got ${describeValue(n)}`,
+    next === n || n <= MAX_PADDED_ROTATION_N,
+    () => `oneStageRotationLength: n = ${n} has no one-stage rotation: it is not a Hadamard length (m·2^k, m ∈ {1, 12, 20}) and exceeds ${MAX_PADDED_ROTATION_N}; pad the columns to ${next} first`,
   );
-  return rotationPlan(n).length;
+  return next;
+}
+
+/**
+ * True when the rotation of n entries to `length` is one that containers of format version 2 and
+ * earlier cannot hold: two windows for n ≤ 1024 (they pad every such n). A container holding one is
+ * written as version 3.
+ */
+export function isShortWindowedRotation(n: number, length: number): boolean {
+  return length === n && n <= MAX_PADDED_ROTATION_N && !isHadamardLength(n);
 }
 
 /**

@@ -1,11 +1,11 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../matrix.js';
-import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationPlan, type RotationPlan } from './hadamard.js';
+import { hadamardTransformInPlace, hadamardTransposeInPlace, rotationLength, rotationPlan, type RotationPlan } from './hadamard.js';
 import { counterHash, counterSign, RandomStream } from './random.js';
 
 /**
- * The randomized Hadamard rotation shared by both operands ([1]), following `rotationPlan(n)`:
- * x ↦ W_{r−1}·D_{r−1} ⋯ W_0·D_0 · pad(x). `pad` appends zeros up to N = rotationLength(n) (zeros change
+ * The randomized Hadamard rotation shared by both operands ([1]), following `rotationPlan(n, N)`:
+ * x ↦ W_{r−1}·D_{r−1} ⋯ W_0·D_0 · pad(x). `pad` appends zeros up to N (`rotationLength(n)` by default; zeros change
  * no inner product). Stage k has a window [o_k, o_k + L_k); D_k flips the window's entries (only) by the signs
  * s^(k)_p = −1 ⇔ bit 31 of counterHash(seed, RandomStream.rotationSigns, p, k) (p: the index in the
  * whole vector; s^(0)_p = counterSign(seed, RandomStream.rotationSigns, p)), and W_k applies
@@ -27,23 +27,25 @@ import { counterHash, counterSign, RandomStream } from './random.js';
  *   the window; t_p = s^(k)_p · fround(t_p · c_k) on the window. Output t_p for p < rows.
  *
  * @example
- * const rotation = new RandomizedHadamard(1000, 42); // length 1024, one stage
- * const y = rotation.forward(x);                     // Float32Array(1024), ‖y‖ ≈ ‖x‖
- * const back = rotation.inverse(y);                  // Float32Array(1000) ≈ x
- * new RandomizedHadamard(11008, 42).length;          // 11008: windows [0, 10240) and [768, 11008)
+ * const rotation = new RandomizedHadamard(200, 42);  // length 256, one stage
+ * const y = rotation.forward(x);                      // Float32Array(256), ‖y‖ ≈ ‖x‖
+ * const back = rotation.inverse(y);                   // Float32Array(200) ≈ x
+ * new RandomizedHadamard(896, 42).length;             // 896: windows [0, 768) and [128, 896)
+ * new RandomizedHadamard(896, 42, 1024).length;       // 1024: one stage, padded (time-sharing, format ≤ 2)
+ * new RandomizedHadamard(11008, 42).length;           // 11008: windows [0, 10240) and [768, 11008)
  */
 export class RandomizedHadamard {
   /** Entries of an input vector. */
   readonly n: number;
-  /** N = rotationLength(n): entries of a rotated vector. */
+  /** N: entries of a rotated vector (`rotationLength(n)` unless the constructor was given another). */
   readonly length: number;
   /** The u32 seed of the signs. */
   readonly seed: number;
-  /** The stages (`rotationPlan(n)`). */
+  /** The stages (`rotationPlan(n, length)`). */
   readonly plan: RotationPlan;
   /** c_k = fround(1/√L_k) of each stage, in the order of `plan.stages`. */
   readonly stageScales: readonly number[];
-  /** c = fround(1/√L_0) of the first stage: the only one unless n > 1024 is not a Hadamard length. */
+  /** c = fround(1/√L_0) of the first stage: the only one unless the plan has two windows. */
   readonly scale: number;
   /** s^(0)_p for p < N as f32 ±1 (the padded tail's signs serve `inverseColumns` with rows > n). */
   private readonly signs: Float32Array;
@@ -52,7 +54,11 @@ export class RandomizedHadamard {
   /** Working copy for the inverse (its output has only n of the N entries). */
   private readonly scratch: Float32Array;
 
-  constructor(n: number, seed: number) {
+  /**
+   * @param length N, the rotated length: `rotationLength(n)` by default; a quantized matrix passes its
+   *   own (`q.length`), which may be the one-stage padded length of a time-shared or older matrix.
+   */
+  constructor(n: number, seed: number, length?: number) {
     checkPositiveInteger(n, 'RandomizedHadamard n');
     check(
       Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff,
@@ -60,7 +66,7 @@ export class RandomizedHadamard {
     );
     this.n = n;
     this.seed = seed;
-    this.plan = rotationPlan(n);
+    this.plan = rotationPlan(n, length ?? rotationLength(n));
     this.length = this.plan.length;
     check(
       this.length <= 1 << 30,

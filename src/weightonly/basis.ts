@@ -15,9 +15,12 @@ import { haarOrthogonal } from './linalg.js';
  * - `none`: Q = I.
  * - `hadamard`: Q = the randomized Hadamard rotation `RandomizedHadamard(n, seed)`, used whenever
  *   it rotates n without padding (`rotationLength(n) = n`; a zero-padded Σ' would be singular): n =
- *   m·2^k, m ∈ {1, 12, 20}, and every n > 1024 (two overlapping windows, `rotationPlan`).
+ *   m·2^k, m ∈ {1, 12, 20}, and every n > 256 (two overlapping windows, `rotationPlan`; a container
+ *   holding one of n ≤ 1024 is format version 3).
  * - `haar`: Q = `haarOrthogonal(n, seed)`, a dense uniformly random orthogonal matrix, the fallback
- *   for the other n, all ≤ 1024 = `MAX_HAAR_N` (it costs O(n³) to build and O(n²) per column to apply).
+ *   for the other n, all ≤ 256 (within `MAX_HAAR_N` = 1024, the largest a container may hold: older
+ *   versions chose it for every n ≤ 1024 that is not m·2^k; it costs O(n³) to build and O(n²) per
+ *   column to apply).
  */
 export type RotationKind = 'none' | 'hadamard' | 'haar';
 
@@ -31,7 +34,7 @@ export const MAX_HAAR_N = 1024;
 export function rotationKindFor(n: number, rotate: boolean): RotationKind {
   if (!rotate) return 'none';
   if (rotationLength(n) === n) return 'hadamard';
-  // Only n ≤ 1024 get here (longer columns are rotated in two windows), within MAX_HAAR_N.
+  // Only n ≤ 256 get here (longer columns are rotated in two windows), within MAX_HAAR_N.
   check(n <= MAX_HAAR_N, () => `rotate: no rotation for n = ${n}: the randomized Hadamard rotation pads it to ${rotationLength(n)} and the dense one stops at ${MAX_HAAR_N}`);
   return 'haar';
 }
@@ -49,8 +52,8 @@ export class WeightBasis {
     this.n = n;
     this.kind = kind;
     this.seed = seed;
+    check(kind !== 'hadamard' || rotationLength(n) === n, () => `hadamard rotation needs an unpadded rotation (rotationLength(n) = n: a Hadamard length, or n > 256), got n = ${n}`);
     this.hadamard = kind === 'hadamard' ? new RandomizedHadamard(n, seed) : null;
-    check(kind !== 'hadamard' || rotationLength(n) === n, () => `hadamard rotation needs a Hadamard length, got n = ${n}`);
     this.haar = kind === 'haar' ? haarOrthogonal(n, seed) : null;
   }
 

@@ -1,7 +1,7 @@
 import { checkU32 } from '../rotation/random.js';
 import { check, checkOneOf, describeValue, LatticeMatmulError } from '../errors.js';
 import type { Matrix } from '../matrix.js';
-import { rotationLength } from '../rotation/hadamard.js';
+import { isShortWindowedRotation, rotationLength } from '../rotation/hadamard.js';
 import { MAX_HAAR_N, WeightBasis, type RotationKind } from './basis.js';
 import { meanColumnEntropy } from './codeRate.js';
 import { crc32 } from '../format/crc32.js';
@@ -83,8 +83,12 @@ export interface WeightOnlyPackedFields {
 }
 
 const MAGIC = 0x51574d4c; // "LMWQ" read as a little-endian u32
-/** The format version `serialize` writes (`deserialize` also reads version 1). */
-export const WEIGHT_ONLY_FORMAT_VERSION = 2;
+/**
+ * The newest format version `serialize` writes (`deserialize` reads 1 to it). Version 3 has the
+ * layout of version 2 and may hold a 'hadamard' rotation of 256 < n ≤ 1024 inputs that is no Hadamard
+ * length (two windows, `rotationPlan`), which earlier versions cannot; `serialize` writes 3 only then.
+ */
+export const WEIGHT_ONLY_FORMAT_VERSION = 3;
 const HEADER_BYTES = 48;
 const CHECKSUM_BYTES = 4;
 const V1_HEADER_BYTES = 36;
@@ -120,7 +124,7 @@ export const MAX_WEIGHT_ENTRIES = 2 ** 31 - 1;
  * - every code is an integer in [−2^24, 2^24 − 1] (exact in f32), so |z_ji| ≤ 2^(b_i − 1);
  * - every scale is finite, |s_i|·2^(b_i − 1) ≤ 2^48 and |t_j| ≤ 2^16, so every decoded entry has
  *   |z_ji·s_i·t_j| ≤ 2^64;
- * - n·outputs ≤ 2^31 − 1; a `hadamard` rotation has a Hadamard length n (`rotationLength(n) = n`), a
+ * - n·outputs ≤ 2^31 − 1; a `hadamard` rotation rotates n unpadded (`rotationLength(n) = n`), a
  *   `haar` rotation n ≤ MAX_HAAR_N, the same cap quantizing uses.
  *
  * Why `decode()` is finite (f32 max ≈ 2^128): entries of Ŵ' are at most 2^64·(1 + 2^−24)²; the
@@ -253,11 +257,12 @@ export class WeightOnlyQuantized {
   }
 
   /**
-   * The byte format, version 2 (little-endian throughout):
+   * The byte format, versions 2 and 3 (little-endian throughout; 3 only for a two-window rotation of
+   * n ≤ 1024, see WEIGHT_ONLY_FORMAT_VERSION):
    * ```
    * offset  type                 field
    * 0       u32                  magic 0x51574D4C ("LMWQ" in byte order)
-   * 4       u32                  format version = 2
+   * 4       u32                  format version = 2 or 3
    * 8       u32                  n (input features)
    * 12      u32                  outputs
    * 16      u32                  R: vec4<u32> (16 bytes) of codes per output row
@@ -287,7 +292,7 @@ export class WeightOnlyQuantized {
     const bytes = new Uint8Array(serializedBytes(n, outputs, packed.rowVec4s, rowScales !== null));
     const view = new DataView(bytes.buffer);
     const header = [
-      MAGIC, WEIGHT_ONLY_FORMAT_VERSION, n, outputs, packed.rowVec4s, WEIGHT_ONLY_METHODS.indexOf(this.method),
+      MAGIC, this.rotation === 'hadamard' && isShortWindowedRotation(n, n) ? 3 : 2, n, outputs, packed.rowVec4s, WEIGHT_ONLY_METHODS.indexOf(this.method),
       ROTATIONS.indexOf(this.rotation), this.seed, rowScales === null ? 0 : FLAG_ROW_SCALES, 0, 0, 0,
     ];
     header.forEach((v, k) => view.setUint32(4 * k, v, true));
@@ -302,7 +307,7 @@ export class WeightOnlyQuantized {
   }
 
   /**
-   * Reads the format written by `serialize` (version 2, and the unchecked version 1 of earlier
+   * Reads the format written by `serialize` (versions 2 and 3, and the unchecked version 1 of earlier
    * releases); throws a `LatticeMatmulError` naming the problem on anything malformed. The byte
    * length is checked against the header's sizes before anything is allocated, then the checksum,
    * then every field: the result satisfies the class invariants, so `decode()` and the GPU GEMV are
@@ -319,7 +324,7 @@ export class WeightOnlyQuantized {
     check(view.getUint32(0, true) === MAGIC, 'not weight-only quantized data (bad magic)');
     const version = view.getUint32(4, true);
     if (version === 1) return readVersion1(bytes, view);
-    check(version === WEIGHT_ONLY_FORMAT_VERSION, () => `unsupported weight-only format version ${version} (this library reads 1 and 2)`);
+    check(version === 2 || version === 3, () => `unsupported weight-only format version ${version} (this library reads 1 to ${WEIGHT_ONLY_FORMAT_VERSION})`);
 
     check(
       bytes.length >= HEADER_BYTES + CHECKSUM_BYTES,
@@ -347,7 +352,7 @@ export class WeightOnlyQuantized {
       () => `weight-only data is corrupted: its checksum is 0x${hex(stored)} but the bytes give 0x${hex(computed)}`,
     );
     for (let k = 9; k < 12; k++) check(u32(k) === 0, () => `weight-only data: reserved header word ${k} is ${u32(k)}, expected 0`);
-    const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs);
+    const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs, version);
 
     const codesAt = HEADER_BYTES;
     const widthsAt = codesAt + 16 * rowVec4s * outputs;
@@ -431,13 +436,17 @@ function hex(value: number): string {
 }
 
 /** The method and rotation ids of a header (words 5 and 6, both format versions), checked with the sizes. */
-function headerKinds(methodId: number, rotationId: number, n: number, outputs: number): { method: WeightOnlyMethod; rotation: RotationKind } {
+function headerKinds(methodId: number, rotationId: number, n: number, outputs: number, version: number): { method: WeightOnlyMethod; rotation: RotationKind } {
   const method = WEIGHT_ONLY_METHODS[methodId];
   if (method === undefined) throw new LatticeMatmulError(`weight-only data: unknown method id ${methodId}`);
   const rotation = ROTATIONS[rotationId];
   if (rotation === undefined) throw new LatticeMatmulError(`weight-only data: unknown rotation id ${rotationId}`);
   checkSizes(n, outputs);
   checkRotation(rotation, n);
+  check(
+    version >= 3 || rotation !== 'hadamard' || !isShortWindowedRotation(n, n),
+    () => `weight-only data of format version ${version}: a 'hadamard' rotation of n = ${n} inputs is the two-window rotation of n ≤ 1024, which only version 3 holds`,
+  );
   return { method, rotation };
 }
 
@@ -454,7 +463,7 @@ function checkRotation(rotation: RotationKind, n: number): void {
   checkOneOf(rotation, ROTATIONS, 'rotation');
   check(
     rotation !== 'hadamard' || rotationLength(n) === n,
-    () => `rotation 'hadamard' needs n = m·2^k with m ∈ {1, 12, 20} (or a sum of such blocks), got n = ${n}`,
+    () => `rotation 'hadamard' needs an unpadded rotation, rotationLength(n) = n (n = m·2^k with m ∈ {1, 12, 20}, or n > 256), got n = ${n}`,
   );
   check(
     rotation !== 'haar' || n <= MAX_HAAR_N,
@@ -506,7 +515,7 @@ function readVersion1(bytes: Uint8Array, view: DataView): WeightOnlyQuantized {
   const hasRowScales = (flags & FLAG_ROW_SCALES) !== 0;
   const expected = V1_HEADER_BYTES + 4 * n + (hasRowScales ? 4 * outputs : 0) + (width / 8) * n * outputs;
   check(bytes.length === expected, () => `weight-only data has ${bytes.length} bytes, its version 1 header implies ${expected}`);
-  const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs);
+  const { method, rotation } = headerKinds(u32(5), u32(6), n, outputs, 1);
   let offset = V1_HEADER_BYTES;
   const columnScales = new Float32Array(n);
   for (let i = 0; i < n; i++, offset += 4) columnScales[i] = view.getFloat32(offset, true);

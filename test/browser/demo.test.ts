@@ -399,10 +399,11 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
         const hint = await hintFor({ n, cols });
         expect(hint, `n = ${n}, cols = ${cols}`).not.toMatch(suggestion);
       }
-      // Permuted data at an n that is not a rotation length (1000 pads to 1024): WebGPU refuses it too,
-      // within the CPU cap (the data's reason) and beyond it (both reasons).
-      expect(await hintFor({ n: '1000', cols: '128', data: 'permuted' })).toMatch(/rotation length/);
-      expect(await hintFor({ n: '1000', cols: '300' })).not.toMatch(suggestion);
+      // Permuted data at an n that is not a rotation length (200 pads to 256; past 256 every n is one):
+      // WebGPU refuses it too, within the CPU cap (the data's reason) and beyond it (200 · 700² > 2^26: both reasons).
+      expect(await hintFor({ n: '200', cols: '128', data: 'permuted' })).toMatch(/rotation length/);
+      expect(await hintFor({ n: '200', cols: '700' })).not.toMatch(suggestion);
+      expect(await hintFor({ n: '1000', cols: '128' })).not.toMatch(/rotation length/);
       // At a rotation length the CPU cap is the only reason again.
       expect(await hintFor({ n: '1024', cols: '300' })).toMatch(suggestion);
       // Within a GPU's caps but not a software renderer's (SwiftShader here): no suggestion.

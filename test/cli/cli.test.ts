@@ -230,11 +230,11 @@ describe('lattice-matmul CLI', () => {
 
   it('inspect says a container of a newer format version needs a newer library, not that it is damaged', async () => {
     const path = join(work, 'newer.safetensors');
-    writeFileSync(path, resealed(new Uint8Array(readFileSync(join(work, 'container.safetensors'))), (raw) => (raw.metadata.format_version = '3')));
+    writeFileSync(path, resealed(new Uint8Array(readFileSync(join(work, 'container.safetensors'))), (raw) => (raw.metadata.format_version = '4')));
     const { code, stdout, stderr } = await cli('inspect', path);
     expect(code).toBe(1);
     expect(stdout).toBe('');
-    expect(stderr).toMatch(/newer\.safetensors: quantized container: format_version 3 is newer than this library reads \(2\); update lattice-matmul/);
+    expect(stderr).toMatch(/newer\.safetensors: quantized container: format_version 4 is newer than this library reads \(3\); update lattice-matmul/);
     expect(stderr).not.toMatch(/damaged/);
   });
 

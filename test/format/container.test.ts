@@ -180,7 +180,7 @@ describe('round trips, bit for bit', () => {
     const metadata = Object.fromEntries([['model', 'test'], ['__proto__', 'kept as a key'], ['', 'empty key'], ['ünïcode', '✓']]);
     const bytes = writeQuantizedContainer(entries, metadata);
     const container = readQuantizedContainer(bytes);
-    expect(container.formatVersion).toBe(2); // it holds E8 universal matrices (two dither keys)
+    expect(container.formatVersion).toBe(3); // E8 universal matrices (two dither keys), and e8-q16 at 300 rows in two windows (version 3)
     expect(container.entries.map((e) => e.name)).toEqual(entries.map((e) => e.name));
     for (const e of entries) {
       expect(container.has(e.name)).toBe(true);
@@ -482,12 +482,12 @@ describe('refusals, each with a message naming the problem', () => {
     ['a flipped bit in the first tensor byte', flipped(dataStart), /is corrupted: its checksum/],
     ['a flipped bit in a description', flipped((b) => new TextDecoder().decode(b).indexOf('"rows\\"') + 2), /metadata is corrupted: its checksum is/],
     ['a truncated file', (b: Uint8Array) => b.subarray(0, b.length - 1), /safetensors/],
-    ['a newer version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '3')), /format_version 3 is newer than this library reads \(2\)/],
+    ['a newer version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '4')), /format_version 4 is newer than this library reads \(3\)/],
     // Before: 10 digits and more were called malformed ("must be \"1\""), against §9.
-    ['a newer version of 10 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1000000000')), /format_version 1000000000 is newer than this library reads \(2\)/],
+    ['a newer version of 10 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1000000000')), /format_version 1000000000 is newer than this library reads \(3\)/],
     ['a newer version of 40 digits', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '9'.repeat(40))), /format_version 999999999999…\(40 digits\) is newer than this library reads/],
-    ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1" or "2", got "02"/],
-    ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1" or "2", got "1.0"/],
+    ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1" or "2" or "3", got "02"/],
+    ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1" or "2" or "3", got "1.0"/],
     ['no checksum', (b: Uint8Array) => { const r = rawRead(b); delete r.metadata.checksum; return rawWrite(r); }, /"checksum" must be 8 lowercase hex digits, got undefined/],
     ['an unknown metadata key', (b: Uint8Array) => resealed(b, (r) => (r.metadata.extra = '1')), /unknown metadata key "extra"/],
     ['a matrix missing from "matrices"', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16"]')), /describes a matrix that is not in "matrices"/],

@@ -9,9 +9,12 @@ import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, t
 import {
   dequantize,
   gaussianMatrix,
+  isRotationLength,
   latticeSpec,
   quantize,
   quantizeWeights,
+  rotationLength,
+  rotationPlan,
   WeightOnlyQuantized,
   type Matrix,
   type QuantizeOptions,
@@ -24,7 +27,7 @@ import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { D3 } from '../../src/lattices/d3.js';
 import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 // Small Gaussian noise with one large entry per column: long and explicit escapes for small q.
-import { resealed, spikyMatrix } from './containerFuzzProperty.js';
+import { editDescription, resealed, spikyMatrix, type RawContainer } from './containerFuzzProperty.js';
 
 /*
  * docs/decode_container.py, the plain-Python reference decoder written from docs/FORMAT.md alone
@@ -80,12 +83,26 @@ function latticeAndScalarEntries(scheme: SchemeName | Scheme, tag: string, seed:
   return cases.map(([name, m, options]) => ({ name: `${tag}.${name}`, matrix: quantize(m, { scheme, ...options }) }));
 }
 
+/**
+ * The unpadded two-window rotation of 256 < n ≤ 1024 (format version 3): 576 → [0, 512) and [64, 576),
+ * 896 → [0, 768) and [128, 896), 1000 → [0, 768) and [232, 1000) (m = 1, 12, 12).
+ */
+function shortWindowEntries(scheme: SchemeName | Scheme, tag: string, seed: number, universal: boolean): ContainerEntryInput[] {
+  return [576, 896, 1000].map((n, k) => ({
+    name: `${tag}.n${n}`,
+    matrix: quantize(gauss(n, 2, seed + k, 0.1), { scheme, seed: 11 + k, ...(universal ? { nonce: 1000 * seed + 50 + k } : {}), ...(k === 1 ? { center: true } : {}) }),
+  }));
+}
+
 function weightOnlyEntries(): ContainerEntryInput[] {
   const sigma = (n: number): Matrix => spreadSpectrumCovariance(n, 2, n).sigma;
   return [
     { name: 'rtn.n16', matrix: quantizeWeights(gauss(16, 6, 1), { method: 'rtn', step: 0.2 }) },
     { name: 'rtn.n64.hadamard', matrix: quantizeWeights(gauss(64, 5, 2), { method: 'rtn', step: 0.3, rotate: true, seed: 4 }) },
     { name: 'rtn.n1100.hadamard', matrix: quantizeWeights(gauss(1100, 3, 3), { method: 'rtn', step: 0.15, rotate: true, seed: 5 }) },
+    // 256 < n ≤ 1024, not a Hadamard length: 'hadamard' in two windows (format version 3; it was 'haar').
+    { name: 'rtn.n896.hadamard', matrix: quantizeWeights(gauss(896, 3, 10), { method: 'rtn', step: 0.15, rotate: true, seed: 12 }) },
+    { name: 'gptq.n576.hadamard', matrix: quantizeWeights(gauss(576, 2, 11), sigma(576), { method: 'gptq', step: 0.25, rotate: true, seed: 13 }) },
     { name: 'gptq.n48', matrix: quantizeWeights(gauss(48, 6, 4), sigma(48), { method: 'gptq', step: 0.25 }) },
     { name: 'gptq.n20.hadamard', matrix: quantizeWeights(gauss(20, 7, 5), sigma(20), { method: 'gptq', step: 0.25, rotate: true, seed: 6 }) },
     { name: 'watersic.n12.hadamard', matrix: quantizeWeights(gauss(12, 40, 6), sigma(12), { method: 'watersic', step: 0.2, rotate: true, seed: 9 }) },
@@ -104,37 +121,60 @@ const FILES: Record<string, () => ContainerEntryInput[]> = {
     { name: 'spiky.e8q4.unrotated', matrix: quantize(spikyMatrix(64, 9, 5), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 4, beta: 0.3 }, seed: 3, nonce: 14, rotate: false }) },
     { name: 'spiky.d3q5.rotated', matrix: quantize(spikyMatrix(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15 }) },
     { name: 'spiky.d3q5.unrotated', matrix: quantize(spikyMatrix(60, 9, 6), { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 5, beta: 0.2 }, seed: 3, nonce: 15, rotate: false }) },
+    ...shortWindowEntries('e8-q16', 'e8-q16', 300, true),
+    ...shortWindowEntries('d3-q6', 'd3-q6', 310, true),
   ],
   deterministic: () => [
     ...DETERMINISTIC.flatMap((name, k) => latticeAndScalarEntries(name, name, 10 * k + 100, false, true)),
     ...latticeAndScalarEntries({ kind: 'lattice', mode: 'deterministic', lattice: 'Z', q: 5, overload: { kind: 'ladder', beta: 0.5, ratio: 2, steps: 1 } }, 'z8.q5.one-scale', 150, false, true),
     ...latticeAndScalarEntries({ kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 7, overload: { kind: 'ladder', beta: 0.3, ratio: 1.5, steps: 3 } }, 'e8.q7.ladder', 160, false, true),
+    ...shortWindowEntries('d3-q6-deterministic', 'd3-q6-deterministic', 320, false),
+    ...shortWindowEntries('e8-q16-deterministic', 'e8-q16-deterministic', 330, false),
   ],
   scalar: () => [
     ...SCALAR.flatMap((name, k) => latticeAndScalarEntries(name, name, 10 * k + 200, false, false)),
     ...latticeAndScalarEntries({ kind: 'int', bits: 8, groupSize: 7, grid: 'midrise', scaleFormat: 'fp16' }, 'int8.midrise.g7', 250, false, false),
     ...latticeAndScalarEntries({ kind: 'int', bits: 2, groupSize: 'column', grid: 'symmetric', scaleFormat: 'fp32' }, 'int2.symmetric.column', 260, false, false),
+    ...shortWindowEntries('int4-g32', 'int4-g32', 340, false),
+    ...shortWindowEntries('nvfp4', 'nvfp4', 350, false).slice(1, 2),
   ],
   'weight-only': weightOnlyEntries,
+  // Time-sharing keeps the padded one-stage rotation (896 → 1024): nothing here needs version 3.
+  'time-shared': () => [
+    { name: 'e8-q16.n896.kept', matrix: quantize(gauss(896, 2, 400, 0.1), { scheme: 'e8-q16', seed: 21, nonce: 401, keepFraction: 0.5 }) },
+    { name: 'd3-q6.n896.kept', matrix: quantize(gauss(896, 2, 402, 0.1), { scheme: 'd3-q6', seed: 22, nonce: 403, keepFraction: 0.25, center: true }) },
+    { name: 'e8-q16-deterministic.n896.kept', matrix: quantize(gauss(896, 2, 404, 0.1), { scheme: 'e8-q16-deterministic', seed: 23, keepFraction: 0.5 }) },
+  ],
 };
+
+/** The format_version each file is written with: 3 where a matrix rotates 256 < n ≤ 1024 in two windows, else 2 (E8 universal). */
+const VERSIONS: Record<string, number> = { universal: 3, deterministic: 3, scalar: 3, 'weight-only': 3, 'time-shared': 2 };
 
 /** What each file must exercise, so that no case silently loses what it is there for. */
 const FEATURES: Record<string, string[]> = {
-  universal: ['length 4', 'length 12', 'length 80', 'length 128', 'two windows', 'unrotated', 'partial block', 'centred', 'time-sharing', 'codes over 32 bits', 'ranked escapes', 'table escapes', 'explicit escapes', 'nonce ≥ 2^63'],
-  deterministic: ['length 4', 'length 12', 'length 80', 'two windows', 'unrotated', 'partial block', 'centred', 'time-sharing', 'gains', 'one scale', 'E8', 'D3', 'Z'],
-  scalar: ['length 4', 'length 12', 'length 80', 'two windows', 'unrotated', 'centred', 'nvfp4', 'midrise', 'symmetric'],
-  'weight-only': ['rotation none', 'rotation hadamard', 'rotation haar', 'row scales', 'two windows'],
+  universal: ['length 4', 'length 12', 'length 80', 'length 128', 'two windows', 'short windows 576', 'short windows 896', 'short windows 1000', 'unrotated', 'partial block', 'centred', 'time-sharing', 'codes over 32 bits', 'ranked escapes', 'table escapes', 'explicit escapes', 'nonce ≥ 2^63'],
+  deterministic: ['length 4', 'length 12', 'length 80', 'two windows', 'short windows 576', 'short windows 896', 'short windows 1000', 'unrotated', 'partial block', 'centred', 'time-sharing', 'gains', 'one scale', 'E8', 'D3', 'Z'],
+  scalar: ['length 4', 'length 12', 'length 80', 'two windows', 'short windows 576', 'short windows 896', 'short windows 1000', 'unrotated', 'centred', 'nvfp4', 'midrise', 'symmetric'],
+  'weight-only': ['rotation none', 'rotation hadamard', 'rotation haar', 'row scales', 'two windows', 'short windows 576', 'short windows 896'],
+  'time-shared': ['length 1024', 'time-sharing', 'centred', 'E8', 'D3'],
 };
+
+/** How n = `rows` is rotated to `length`: 'two windows' (n > 1024), 'short windows n' (two windows, n ≤ 1024) or 'length N' (one stage). */
+function rotationFeature(rows: number, length: number): string {
+  if (rotationPlan(rows, length).stages.length === 1) return `length ${length}`;
+  return rows > 1024 ? 'two windows' : `short windows ${rows}`;
+}
 
 function featuresOf(entry: ContainerEntry): string[] {
   const m = entry.matrix;
-  if (m instanceof WeightOnlyQuantized) return [`rotation ${m.rotation}`, ...(m.rowScales ? ['row scales'] : []), ...(m.rotation === 'hadamard' && m.n > 1024 ? ['two windows'] : [])];
-  const f = [m.rotate ? (m.rows > 1024 ? 'two windows' : `length ${m.length}`) : 'unrotated'];
+  if (m instanceof WeightOnlyQuantized) return [`rotation ${m.rotation}`, ...(m.rowScales ? ['row scales'] : []), ...(m.rotation === 'hadamard' ? [rotationFeature(m.n, m.n)] : [])];
+  const f = [m.rotate ? rotationFeature(m.rows, m.length) : 'unrotated'];
   if (m.means) f.push('centred');
   if (m.keptLength < m.length) f.push('time-sharing');
   if (m.kind === 'scalar') return [...f, m.scheme.kind === 'nvfp4' ? 'nvfp4' : m.scheme.grid];
   if (m.length % latticeSpec(m.scheme.lattice).dimension !== 0) f.push('partial block');
   if (m.mode === 'deterministic') return [...f, m.scheme.lattice, ...(m.gains ? ['gains'] : []), ...(m.multiples.length === 1 ? ['one scale'] : [])];
+  f.push(m.scheme.lattice);
   if (m.codesHigh !== null) f.push('codes over 32 bits');
   if (m.escapes.some((s) => s > 0 && s < 16)) f.push('ranked escapes');
   if (m.longEscapes.some((i) => i < 0xffff)) f.push('table escapes');
@@ -228,6 +268,7 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
   it.each(Object.keys(FILES))('%s matrices, every value', async (kind) => {
     const { bytes, manifest, out } = await (decoded.get(kind) as Promise<{ bytes: Uint8Array; manifest: ManifestEntry[]; out: string }>);
     const container = readQuantizedContainer(bytes);
+    expect(container.formatVersion).toBe(VERSIONS[kind]);
     expect(manifest.map((m) => m.name)).toEqual(container.entries.map((e) => e.name));
     const covered = new Set(container.entries.flatMap(featuresOf));
     expect(FEATURES[kind]?.filter((f) => !covered.has(f))).toEqual([]);
@@ -294,6 +335,88 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     const result = spawnSync('python3', [script, fifo], { encoding: 'utf8', timeout: 20_000 });
     expect(result.status, result.stderr).toBe(1);
     expect(result.stderr).toMatch(/not a regular file/);
+  });
+
+  it("its rotation plans are the library's: the same (n, N) pairs accepted, the same windows", () => {
+    // Every n to 1100 (the padded, the windowed and the Hadamard n of ≤ 1024 and past it), and model widths.
+    const ns = [...Array.from({ length: 1100 }, (_, i) => i + 1), 1536, 2047, 2560, 2816, 3000, 4095, 5120, 11008, 13824, 14336, 28672, 2 ** 30 - 1, 2 ** 30];
+    const candidates = (n: number): number[] => {
+      const up = (m: number): number => { let v = m; while (v < n) v *= 2; return v; };
+      return [...new Set([n, n + 1, n - 1, rotationLength(n), up(1), up(12), up(20), 2 * up(1)])].filter((N) => N >= 1);
+    };
+    const pairs = ns.flatMap((n) => candidates(n).map((N) => [n, N] as const));
+    const program = [
+      'import importlib.util, json, sys',
+      `spec = importlib.util.spec_from_file_location("decoder", ${JSON.stringify(script)})`,
+      'm = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)',
+      'out = []',
+      'for n, N in json.loads(sys.stdin.read()):',
+      '    try:',
+      '        length, stages = m.rotation_plan(n, N)',
+      '        out.append([length, stages, m.is_short_windowed(n, N)])',
+      '    except m.FormatError:',
+      '        out.append(None)',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const result = spawnSync('python3', ['-c', program], { input: JSON.stringify(pairs), encoding: 'utf8', timeout: 60_000, maxBuffer: 1 << 24 });
+    expect(result.status, result.stderr).toBe(0);
+    const python = JSON.parse(result.stdout) as ([number, [number, number][], boolean] | null)[];
+    const library = pairs.map(([n, N]) => {
+      if (!isRotationLength(n, N)) return null;
+      const plan = rotationPlan(n, N);
+      return [plan.length, plan.stages.map((s) => [s.offset, s.length]), plan.stages.length === 2 && n <= 1024];
+    });
+    const differ = pairs.filter((_, i) => JSON.stringify(python[i]) !== JSON.stringify(library[i])).slice(0, 10);
+    expect(differ).toEqual([]);
+    // FORMAT.md §11.2's examples.
+    const plan = (n: number, N: number): unknown => python[pairs.findIndex(([a, b]) => a === n && b === N)];
+    expect([plan(896, 896), plan(576, 576), plan(960, 960), plan(1000, 1000), plan(100, 128), plan(100, 100), plan(896, 1024), plan(1100, 1100)]).toEqual([
+      [896, [[0, 768], [128, 768]], true],
+      [576, [[0, 512], [64, 512]], true],
+      [960, [[0, 768], [192, 768]], true],
+      [1000, [[0, 768], [232, 768]], true],
+      [128, [[0, 128]], false],
+      null,
+      [1024, [[0, 1024]], false],
+      [1100, [[0, 1024], [76, 1024]], false],
+    ]);
+  });
+
+  it('refuses what the library refuses: a two-window rotation of n ≤ 1024 in a container older than version 3, a (rows, length) of no rotation, time-sharing over two windows', () => {
+    const cases: Array<[string, ContainerEntryInput, (raw: RawContainer) => void, RegExp]> = [
+      ['universal', { name: 'u', matrix: quantize(gauss(896, 2, 1), { scheme: 'e8-q16', nonce: 7 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+      ['universal-v1', { name: 'u', matrix: quantize(gauss(576, 2, 2), { scheme: 'd3-q6', nonce: 8 }) }, (raw) => { raw.metadata.format_version = '1'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+      ['deterministic', { name: 'd', matrix: quantize(gauss(1000, 2, 3), { scheme: 'd3-q6-deterministic' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+      ['scalar', { name: 's', matrix: quantize(gauss(960, 2, 4), { scheme: 'int4-g32' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+      ['weight-only', { name: 'w', matrix: quantizeWeights(gauss(896, 2, 5), { method: 'rtn', step: 0.2, rotate: true, seed: 1 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+      // n = 200 rotates padded (to 256) in every version: length 200 is no rotation of it.
+      ['no-rotation', { name: 'p', matrix: quantize(gauss(200, 2, 6), { scheme: 'int4-g32' }) }, (raw) => { editDescription(raw, 'p', (d) => { d.length = 200; }); }, /no rotation of n = 200 entries to length 200/],
+      ['weight-only-padded', { name: 'w', matrix: quantizeWeights(gauss(200, 2, 7), { method: 'rtn', step: 0.2 }) }, (raw) => { editDescription(raw, 'w', (d) => { d.rotation = 'hadamard'; }); }, /hadamard rotation needs rotationLength\(n\) = n/],
+    ];
+    for (const [name, entry, edit, message] of cases) {
+      const bytes = writeQuantizedContainer([entry], {});
+      const file = resealed(bytes, edit);
+      expect(() => readQuantizedContainer(file), name).toThrow();
+      const path = join(dir, `forged-rotation-${name}.lmq.safetensors`);
+      writeFileSync(path, file);
+      const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });
+      expect(result.status, `${name}: ${result.stderr}`).toBe(1);
+      expect(result.stderr, name).toMatch(message);
+      expect(result.stderr, name).not.toMatch(/Traceback/);
+    }
+    // Time-sharing over two windows: refused by both readers (its shapes are right; only the plan is not).
+    const kept = quantize(gauss(896, 2, 8), { scheme: 'e8-q16', nonce: 9, keepFraction: 0.5 });
+    expect([kept.length, kept.keptLength]).toEqual([1024, 512]);
+    const twoWindows = resealed(writeQuantizedContainer([{ name: 'k', matrix: kept }], {}), (raw) => {
+      raw.metadata.format_version = '3';
+      editDescription(raw, 'k', (d) => { d.length = 896; });
+    });
+    expect(() => readQuantizedContainer(twoWindows)).toThrow(/keptLength 512 < length 896 \(time-sharing\) over the two-window rotation of 896 rows/);
+    const path = join(dir, 'forged-rotation-kept.lmq.safetensors');
+    writeFileSync(path, twoWindows);
+    const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toMatch(/keptLength 512 < length 896 \(time-sharing\) needs a one-stage rotation/);
   });
 
   it('a version-1 file (E8 with one dither key): the values its writer gave (test/format/containerVersions.test.ts)', async () => {

@@ -205,20 +205,21 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
   afterAll(() => context?.device.destroy());
 
-  type Options = HadamardOptions;
+  /** The options of a rotation, and `length`: N (default rotationLength(rows)), which with rows picks the plan. */
+  type Options = HadamardOptions & { readonly length?: number };
 
   async function expectForwardSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
     const input = testMatrix(rows, cols, (seed * 7 + rows) >>> 0);
-    const expected = new RandomizedHadamard(rows, seed).forwardColumns(input);
+    const expected = new RandomizedHadamard(rows, seed, options.length).forwardColumns(input);
     const got = await hadamardColumns(device, input, seed, options);
-    expect([got.rows, got.cols]).toEqual([rotationLength(rows), cols]);
+    expect([got.rows, got.cols]).toEqual([options.length ?? rotationLength(rows), cols]);
     expect(bitMismatches(got, expected)).toEqual([]);
   }
 
   /** The inverse of any N-row matrix (not only rotated ones): it is a linear map like the forward. */
   async function expectInverseSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
-    const input = testMatrix(rotationLength(rows), cols, (seed * 13 + rows) >>> 0);
-    const expected = new RandomizedHadamard(rows, seed).inverseColumns(input);
+    const input = testMatrix(options.length ?? rotationLength(rows), cols, (seed * 13 + rows) >>> 0);
+    const expected = new RandomizedHadamard(rows, seed, options.length).inverseColumns(input);
     const got = await hadamardInverseColumns(device, input, seed, rows, options);
     expect([got.rows, got.cols]).toEqual([rows, cols]);
     expect(bitMismatches(got, expected)).toEqual([]);
@@ -252,10 +253,11 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   ];
 
   // Forced workgroup memory (f32 elements) and the passes it takes.
-  const smallMemory: [rows: number, cols: number, elements: number, passes: number][] = [
+  // 1000 with N = 1024: the padded one-stage plan of time-shared matrices and of files of format ≤ 2.
+  const smallMemory: [rows: number, cols: number, elements: number, passes: number, length?: number][] = [
     [64, 2, 32, 2],
     [4096, 1, 32, 3],
-    [1000, 3, 64, 2],
+    [1000, 3, 64, 2, 1024],
     [768, 3, 32, 6],
     [640, 2, 64, 5],
     [20, 3, 32, 1],
@@ -274,10 +276,10 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
     it.skipIf(skip).each(smallMemory)(
       'forced small workgroup memory: n = %i, %i columns, %i elements → %i passes',
-      async (rows, cols, elements, passes) => {
-        expect(planHadamard(rotationLength(rows), 32768, elements).passes).toHaveLength(passes);
-        await expectForwardSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
-        await expectInverseSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements });
+      async (rows, cols, elements, passes, length) => {
+        expect(planHadamard(length ?? rotationLength(rows), 32768, elements).passes).toHaveLength(passes);
+        await expectForwardSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements, length });
+        await expectInverseSameAsCpu(rows, cols, 5, { ...pathOptions, workgroupElements: elements, length });
       },
     );
 
@@ -296,14 +298,17 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
 
   /*
-   * Two-stage plans (n > 1024, not a Hadamard length): windows [0, L) and [n − L, n), one after the
-   * other, the second's first pass reading the first's results in place. By rotationPlan: 1025 → L =
+   * Two-stage plans (n > 256, not a Hadamard length): windows [0, L) and [n − L, n), one after the
+   * other, the second's first pass reading the first's results in place. By rotationPlan: 300 → L = 256, 896 → 768, 1000 → 768, 1025 → L =
    * 1024 (offset 1), 1100 → 1024, 1500 → 1280 = 20·64, 2100 → 2048, 3000 → 2560 = 20·128, 4000 →
    * 3072 = 12·256, 11008 → 10240 = 20·512.
    */
   describe.each(paths)('two-stage plans, %s', (_name, pathOptions, needsSubgroups) => {
     const skip = needsSubgroups && noSubgroups;
     const windowed: [rows: number, cols: number][] = [
+      [300, 3],
+      [896, 2],
+      [1000, 1],
       [1025, 2],
       [1100, 3],
       [1500, 2],
@@ -321,6 +326,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
     // Forced small workgroup memory: every stage takes several passes, in place on the output.
     const smallMemory: [rows: number, cols: number, elements: number, passes: number][] = [
+      [896, 2, 64, 3],
       [1100, 2, 64, 2],
       [1500, 2, 64, 6],
       [4000, 1, 256, 2],
@@ -585,9 +591,10 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     }
   });
 
-  it('inverse: refuses an input whose rows are not rotationLength(rows), and too small buffers', async () => {
+  it('inverse: refuses an input whose rows are not a rotated length of rows, and too small buffers', async () => {
     const { device } = context;
-    await expect(hadamardInverseColumns(device, testMatrix(16, 1, 1), 1, 12)).rejects.toThrow(/expected rotationLength\(12\) = 12/);
+    await expect(hadamardInverseColumns(device, testMatrix(16, 1, 1), 1, 12)).rejects.toThrow(/input has 16 rows, expected a rotated length of 12 \(12\)/);
+    await expect(hadamardInverseColumns(device, testMatrix(960, 1, 1), 1, 896)).rejects.toThrow(/input has 960 rows, expected a rotated length of 896 \(896 or 1024\)/);
     const input = createBuffer(device, 'test inverse input', 4 * 12, STORAGE_USAGE); // N = 12 needs 48 bytes per column
     const output = createBuffer(device, 'test inverse output', 4 * 9, STORAGE_USAGE);
     const scratch = new GpuScratch(device);

@@ -882,7 +882,9 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
       expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: otherSeedW, x: xBuffer, y, rhs: k, dotPath, inputsI8 })).toThrow(/inputsI8 were rounded for rotated \(length \d+, seed 23\).*seed 24/);
       expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k - 1, dotPath, inputsI8 })).toThrow(/inputsI8 hold 9 right-hand sides, the call has 8/);
       expect(() => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, inputsI8, xRotated: xBuffer })).toThrow(/xRotated or int8 inputs rounded from it, not both/);
-      expect(() => dispatchInputsI8(device, encoder, scratch, { w: universalW, xRotated: xBuffer, rhs: k })).toThrow(/xRotated/);
+      // x̃ one entry short of N·k (n = N = 300 here: x itself would fit).
+      const short = scratch.buffer('x̃ one entry short', 4 * (universalW.length * k - 1), STORAGE_USAGE);
+      expect(() => dispatchInputsI8(device, encoder, scratch, { w: universalW, xRotated: short, rhs: k })).toThrow(/xRotated/);
       scratch.destroy();
     } finally {
       weights.destroy();

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readQuantizedContainer } from '../../src/format/container.js';
+import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -366,17 +369,53 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   });
 
   it('refuses a weight-only matrix rotated with the dense "haar" rotation, naming n, the padded length and the remedies', () => {
-    // n = 1000: no Hadamard length, so rotate: true picks haar (rotationLength(1000) = 1024).
-    const q = quantizeWeights(gaussianMatrix(1000, 64, 7), null, { method: 'rtn', rate: 4, rotate: true, seed: 2 });
+    // n = 200: no Hadamard length and at most 256, so rotate: true picks haar (the one-stage length is 256).
+    const q = quantizeWeights(gaussianMatrix(200, 64, 7), null, { method: 'rtn', rate: 4, rotate: true, seed: 2 });
     expect(q.rotation).toBe('haar');
     const matrix = uploadWeightOnly(device, q);
     try {
       expect(() => QuantizedLinear.create(device, matrix)).toThrow(
-        /^QuantizedLinear: this weight-only matrix of n = 1000 inputs was rotated with the dense "haar" rotation .*; quantize it with rotate: false, or pad W's inputs with zeros to 1024 /,
+        /^QuantizedLinear: this weight-only matrix of n = 200 inputs was rotated with the dense "haar" rotation .*; quantize it with rotate: false, or pad W's inputs with zeros to 256 /,
       );
     } finally {
       matrix.destroy();
     }
+  });
+
+  describe('matrices of a version-2 file, rotated padded (300 → 320, 896 → 1024 rows: the plan before version 3)', () => {
+    const file = readQuantizedContainer(new Uint8Array(readFileSync(new URL('../format/fixtures/padded-v2.safetensors', import.meta.url))));
+    const latticeNames = file.entries.filter((e) => e.kind === 'universal' || e.kind === 'deterministic').map((e) => e.name);
+
+    it.each(latticeNames)('%s: the layer rotates x to the matrix\'s own padded length (f32, and int8 inputs within 2 %)', async (name) => {
+      const entry = file.get(name);
+      if (entry.kind !== 'universal' && entry.kind !== 'deterministic') throw new Error(`${name} is ${entry.kind}`);
+      const q = entry.matrix;
+      expect(q.length).toBeGreaterThan(q.rows);
+      const gpuW = uploadContainerEntry(device, entry);
+      const layers = [QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4 }), QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4, int8Inputs: dotPathFor(context.features) })];
+      try {
+        const x = gaussianMatrix(q.rows, 3, 41);
+        const reference = matvecAT(q, x).data;
+        const [exact, int8] = [await run(layers[0] as QuantizedLinear, x), await run(layers[1] as QuantizedLinear, x)];
+        expectClose(exact, reference, Math.sqrt(q.rows) * 10, false);
+        // x rotated with the two-window plan instead would leave a relative error near √2.
+        expect(relativeSquaredError(int8, reference)).toBeLessThan(0.02 ** 2);
+      } finally {
+        for (const layer of layers) layer.destroy();
+        gpuW.destroy();
+      }
+    });
+
+    it('its weight-only matrix of 300 inputs, rotated with "haar" then, is refused with the advice to quantize it again', () => {
+      const entry = file.get('weight_only_haar_300');
+      if (entry.kind !== 'weight-only') throw new Error('not weight-only');
+      const matrix = uploadContainerEntry(device, entry);
+      try {
+        expect(() => QuantizedLinear.create(device, matrix)).toThrow(/n = 300 inputs .* quantize it again \(rotate: true now rotates n > 256 inputs with the randomized Hadamard rotation\), or quantize it with rotate: false, or pad W's inputs with zeros to 320/);
+      } finally {
+        matrix.destroy();
+      }
+    });
   });
 
   it.each([

@@ -72,7 +72,7 @@ function compare(q: QuantizedMatrix, x: Matrix): Comparison {
   const d = dequantize(q);
   const reference = matmulATExact(d, x);
   const rotated = decodeRotated(q);
-  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed, q.length) : null;
   const rho = rotationError(q);
   let worst = 0;
   let looseness = 0;

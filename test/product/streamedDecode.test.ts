@@ -43,7 +43,7 @@ function quantized(rows: number, cols: number, seed: number, scheme: SchemeName,
 /** dequantize's formula on the whole decode: each column to f32, inverse rotation, + the mean. */
 function dequantizeReference(q: QuantizedMatrix): Matrix {
   const decoded = decodeRotated(q);
-  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed) : null;
+  const rotation = q.rotate ? new RandomizedHadamard(q.rows, q.seed, q.length) : null;
   const data = new Float32Array(q.rows * q.cols);
   const restored = new Float32Array(q.rows);
   for (let j = 0; j < q.cols; j++) {
@@ -101,7 +101,7 @@ describe('rotatedColumnDecoder', () => {
 });
 
 describe('dequantize decodes column by column', () => {
-  it.each(SCHEME_CASES)('%s, 300 × 70 (rotated to 512, centred or not): bit for bit the whole decode\'s formula', (scheme) => {
+  it.each(SCHEME_CASES)('%s, 300 × 70 (rotated to 300, or 320 time-shared; centred or not): bit for bit the whole decode\'s formula', (scheme) => {
     for (const center of [false, true]) {
       for (const keepFraction of isLattice(scheme) ? [1, 0.3] : [1]) {
         const q = quantized(300, 70, 5, scheme, { center, keepFraction });

@@ -6,7 +6,11 @@ import {
   hadamardFactors,
   hadamardTransformInPlace,
   hadamardTransposeInPlace,
+  isRotationLength,
+  isShortWindowedRotation,
+  MAX_DEFAULT_PADDED_ROTATION_N,
   MAX_PADDED_ROTATION_N,
+  oneStageRotationLength,
   rotationLength,
   rotationPlan,
 } from '../../src/rotation/hadamard.js';
@@ -64,11 +68,12 @@ function singleLength(n: number): number {
 const windows = (n: number): [number, number][] => rotationPlan(n).stages.map((s) => [s.offset, s.length]);
 
 describe('rotationLength and rotationPlan', () => {
-  it('n ≤ 1024 or a Hadamard length: one stage of the smallest m·2^k ≥ n, as before (every n ≤ 65536)', () => {
+  it('n ≤ 256 or a Hadamard length: one stage of the smallest m·2^k ≥ n by default (every n ≤ 65536)', () => {
+    expect(MAX_DEFAULT_PADDED_ROTATION_N).toBe(256);
     expect(MAX_PADDED_ROTATION_N).toBe(1024);
     const lengths = new Set(supportedLengths(2 ** 17));
     for (let n = 1; n <= 65536; n++) {
-      if (n > 1024 && !lengths.has(n)) continue;
+      if (n > 256 && !lengths.has(n)) continue;
       const N = singleLength(n);
       const plan = rotationPlan(n);
       if (plan.length !== N || plan.stages.length !== 1) expect({ n, plan }).toEqual({ n, plan: { length: N, stages: [{ offset: 0, length: N }] } });
@@ -76,10 +81,10 @@ describe('rotationLength and rotationPlan', () => {
     }
   });
 
-  it('n > 1024, not a Hadamard length: no padding, windows [0, L) and [n − L, n), L the largest m·2^k ≤ n (every n ≤ 65536)', () => {
+  it('n > 256, not a Hadamard length: no padding by default, windows [0, L) and [n − L, n), L the largest m·2^k ≤ n (every n ≤ 65536)', () => {
     const lengths = supportedLengths(2 ** 17);
     const lengthSet = new Set(lengths);
-    for (let n = 1025; n <= 65536; n++) {
+    for (let n = 257; n <= 65536; n++) {
       if (lengthSet.has(n)) continue;
       const L = lengths.filter((v) => v <= n).at(-1) as number;
       const got = windows(n);
@@ -106,9 +111,9 @@ describe('rotationLength and rotationPlan', () => {
     [33, 40],
     [40, 40],
     [100, 128],
+    [255, 256],
+    [256, 256],
     [768, 768],
-    [769, 1024],
-    [1000, 1024],
     [1024, 1024],
     [1536, 1536],
     [6144, 6144],
@@ -121,7 +126,14 @@ describe('rotationLength and rotationPlan', () => {
   // 1025: 1024. 1100: 1024 (1280 > 1100). 3000: 2560 = 20·128 (3072 > 3000). 4097: 4096.
   // 11008: 10240 = 20·512 (12288 > 11008). 13824: 12288 = 12·1024 (16384 > 13824). 14336: 12288.
   // 28672: 24576 = 12·2048 (32768 > 28672).
+  // 257: 256. 576: 512 (640 > 576). 769: 768. 896: 768 (960 is not m·2^k, 1024 > 896). 960: 768. 1000: 768.
   it.each([
+    [257, 256],
+    [576, 512],
+    [769, 768],
+    [896, 768],
+    [960, 768],
+    [1000, 768],
     [1025, 1024],
     [1100, 1024],
     [3000, 2560],
@@ -138,13 +150,13 @@ describe('rotationLength and rotationPlan', () => {
     ]);
   });
 
-  it('padding: none for every n > 1024 and every listed model width; as before for n ≤ 1024', () => {
-    for (const n of [768, 1024, 2048, 3072, 4096, 5120, 8192, 11008, 13824, 14336, 28672]) expect(rotationLength(n)).toBe(n);
+  it('padding: none by default for every n > 256 and every listed model width', () => {
+    for (const n of [576, 768, 896, 960, 1024, 2048, 3072, 4096, 5120, 8192, 11008, 13824, 14336, 28672]) expect(rotationLength(n)).toBe(n);
     let worst = 0;
     let worstAt = 0;
     for (let n = 1; n <= 65536; n++) {
       const padding = (rotationLength(n) - n) / n;
-      if (n > 1024) expect(padding).toBe(0);
+      if (n > 256) expect(padding).toBe(0);
       if (padding > worst) [worst, worstAt] = [padding, n];
     }
     expect([worst, worstAt]).toEqual([3 / 5, 5]); // 5 → 8, unchanged
@@ -169,6 +181,38 @@ describe('rotationLength and rotationPlan', () => {
       if (plan.stages.length === 2) expect(plan.stages[1]?.offset).toBeLessThan(plan.stages[0]?.length ?? 0); // overlap
       expect(rotationPlan(plan.length)).toEqual(plan);
     }
+  });
+
+  it('the padded one-stage plan of 256 < n ≤ 1024 (time-sharing, containers of format ≤ 2): the smallest m·2^k ≥ n, as before', () => {
+    const lengths = new Set(supportedLengths(2048));
+    for (let n = 257; n <= 1024; n++) {
+      const N = singleLength(n);
+      expect(oneStageRotationLength(n)).toBe(N);
+      expect(isRotationLength(n, N)).toBe(true);
+      const plan = rotationPlan(n, N);
+      if (plan.length !== N || plan.stages.length !== 1) expect({ n, plan }).toEqual({ n, plan: { length: N, stages: [{ offset: 0, length: N }] } });
+      // The unpadded plan exists too, and only it is "short windowed" (format version 3).
+      expect(isRotationLength(n, n)).toBe(true);
+      expect(isShortWindowedRotation(n, n)).toBe(!lengths.has(n));
+      expect(isShortWindowedRotation(n, N)).toBe(false);
+    }
+  });
+
+  it('which (n, N) exist: N = n past 256 or for a Hadamard length, the padded length up to 1024; nothing else', () => {
+    for (let n = 1; n <= 1100; n++) {
+      const single = singleLength(n);
+      for (const N of [n - 1, n, n + 1, single, single + 1, 2 * single]) {
+        const expected = (N === n && (n > 256 || single === n)) || (N === single && n <= 1024);
+        if (isRotationLength(n, N) !== expected) expect({ n, N, valid: isRotationLength(n, N) }).toEqual({ n, N, valid: expected });
+        if (expected) expect(rotationPlan(n, N).length).toBe(N);
+        else expect(() => rotationPlan(n, N)).toThrow(/rotationPlan: no rotation of n = \d+ entries to/);
+      }
+    }
+    expect(isRotationLength(100, 100)).toBe(false);
+    expect(isRotationLength(1100, 1280)).toBe(false);
+    expect(() => oneStageRotationLength(1100)).toThrow(/no one-stage rotation: it is not a Hadamard length/);
+    expect(oneStageRotationLength(4096)).toBe(4096);
+    for (const bad of [Number.NaN, 2.5, -1]) expect(isRotationLength(896, bad)).toBe(false);
   });
 
   it('refuses n that is not a positive integer', () => {

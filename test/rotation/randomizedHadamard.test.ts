@@ -52,8 +52,12 @@ describe('RandomizedHadamard', () => {
     const rotation = new RandomizedHadamard(n, 17);
     expect(rotation.n).toBe(n);
     expect(rotation.seed).toBe(17);
-    expect(rotation.length).toBe(paddedLength(n));
-    expect(rotation.scale).toBe(Math.fround(1 / Math.sqrt(rotation.length)));
+    // Past 256 entries, a length that is no m·2^k rotates unpadded: its first window is the largest m·2^k ≤ n.
+    const padded = paddedLength(n);
+    expect(rotation.length).toBe(n > 256 ? n : padded);
+    const firstWindow = n > 256 && padded !== n ? 768 : padded; // 1000: [0, 768) and [232, 1000)
+    expect(rotation.scale).toBe(Math.fround(1 / Math.sqrt(firstWindow)));
+    expect(new RandomizedHadamard(n, 17, padded).length).toBe(padded);
     for (let i = 0; i < Math.min(n, 50); i++) expect(rotation.sign(i)).toBe(counterSign(17, RandomStream.rotationSigns, i));
   });
 

@@ -57,6 +57,21 @@ describe('decoding', () => {
     expect(Array.from(q.decode().data)).toEqual(Array.from(expected.data));
   });
 
+  it('with the two-window Hadamard rotation of n = 300 (rotate: true past 256 inputs): Ŵ = its inverse per column; serialized as version 3 only', () => {
+    const q = quantized(300, 40, { method: 'rtn', rate: 3, rotate: true, seed: 77 });
+    expect(q.rotation).toBe('hadamard');
+    const expected = new RandomizedHadamard(300, 77).inverseColumns(q.decodeRotated());
+    expect(expected.rows).toBe(300);
+    expect(Array.from(q.decode().data)).toEqual(Array.from(expected.data));
+    const bytes = q.serialize();
+    expect(new DataView(bytes.buffer).getUint32(4, true)).toBe(3);
+    expect(Array.from(WeightOnlyQuantized.deserialize(bytes).decode().data)).toEqual(Array.from(q.decode().data));
+    // As version 2 (checksum recomputed) it is refused: that version holds no such rotation.
+    expect(() => WeightOnlyQuantized.deserialize(resealed(bytes, (v) => v.setUint32(4, 2, true)))).toThrow(/format version 2: a 'hadamard' rotation of n = 300 inputs is the two-window rotation of n ≤ 1024, which only version 3 holds/);
+    // Other matrices keep version 2, which older readers read.
+    expect(new DataView(quantized(32, 40, { method: 'rtn', rate: 3, rotate: true, seed: 1 }).serialize().buffer).getUint32(4, true)).toBe(2);
+  });
+
   it('with a dense rotation (n = 10 is no Hadamard length): Ŵ = Qᵀ·Ŵ\' per column', () => {
     const q = quantized(10, 300, { method: 'watersic', rate: 3, rotate: true, seed: 5 });
     expect(q.rotation).toBe('haar');
@@ -343,7 +358,7 @@ describe('serialize / deserialize', () => {
     ['a reserved word set (checksum recomputed)', (b: Uint8Array) => resealed(b, header(10, 1)), /reserved header word 10 is 1/],
     ['an unknown method (checksum recomputed)', (b: Uint8Array) => resealed(b, header(5, 3)), /unknown method id 3/],
     ['an unknown rotation (checksum recomputed)', (b: Uint8Array) => resealed(b, header(6, 7)), /unknown rotation id 7/],
-    ['a Hadamard rotation of n = 7 (checksum recomputed)', (b: Uint8Array) => resealed(b, header(6, 1)), /rotation 'hadamard' needs n = m·2\^k/],
+    ['a Hadamard rotation of n = 7 (checksum recomputed)', (b: Uint8Array) => resealed(b, header(6, 1)), /rotation 'hadamard' needs an unpadded rotation, rotationLength\(n\) = n \(n = m·2\^k with m ∈ \{1, 12, 20\}, or n > 256\), got n = 7/],
     ['zero outputs (checksum recomputed)', (b: Uint8Array) => resealed(b, header(3, 0)), /must all be positive/],
     ['a code width 0 (checksum recomputed)', (b: Uint8Array) => resealed(b, (_v, c) => { c[48 + 16 * 6 + 2] = 0; }), /input feature 2 has code width 0, expected 1 … 25/],
     ['a code width 26 (checksum recomputed)', (b: Uint8Array) => resealed(b, (_v, c) => { c[48 + 16 * 6 + 2] = 26; }), /code width 26/],

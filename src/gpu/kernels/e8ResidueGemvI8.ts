@@ -23,7 +23,7 @@ import { E8_RESIDUE_QUAD_BLOCKS, e8ResidueQuads, e8ResidueUnsupported, leaderOfR
 import { createBufferWithData, STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { checkBufferHolds, CUBIC_SCALE, largestMultiple, RESIDUE_SUM_SCALE, columnRanges, deterministicColumnUnit, type GpuDeterministicMatrix } from '../latticeOperand.js';
-import { rotationLength } from '../../rotation/hadamard.js';
+import { isRotationLength } from '../../rotation/hadamard.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout, type UniformMemberType, type UniformValues } from '../uniformLayout.js';
@@ -215,7 +215,7 @@ export abstract class GpuE8QuadMatrix implements E8QuadShape {
     check(Number.isInteger(m.rows) && m.rows >= 1, `${what}: rows must be a positive integer`);
     check(m.keptLength <= coordinatesPerQuad * m.quadsPerColumn && m.keptLength <= m.length, `${what}: keptLength must fit the quads and the length`);
     check(Number.isFinite(m.columnUnit) && m.columnUnit > 0, () => `${what}: columnUnit must be positive, got ${describeValue(m.columnUnit)}`);
-    check(m.rotate ? m.length === rotationLength(m.rows) : m.length === m.rows, () => `${what}: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
+    check(m.rotate ? isRotationLength(m.rows, m.length) : m.length === m.rows, () => `${what}: length ${m.length} does not fit ${m.rows} rows ${m.rotate ? 'rotated' : 'unrotated'}`);
     this.rows = m.rows;
     this.cols = m.cols;
     this.rotate = m.rotate;

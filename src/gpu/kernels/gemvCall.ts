@@ -3,7 +3,7 @@ import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { absMax, normalizingExponent } from '../../quantize/columnScaling.js';
-import { rotationLength } from '../../rotation/hadamard.js';
+import { isRotationLength, rotationLengthsText } from '../../rotation/hadamard.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
@@ -156,7 +156,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const yBytes = shape.yBytes ?? 4;
   checkBufferRange(args.y, yOffset, yBytes * cols * rhs, `${what}: y`, yBytes);
   if (w.rotate) {
-    check(length === rotationLength(rows), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has rotationLength(${rows}) = ${rotationLength(rows)}`);
+    check(isRotationLength(rows, length), () => `${what}: W.length is ${length}, but a rotated W of ${rows} rows has length ${rotationLengthsText(rows)}`);
   } else {
     check(length === rows, () => `${what}: an unrotated W has length = rows, got length ${length} and rows ${rows}`);
   }
@@ -186,6 +186,7 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
       input: xOrPlaceholder(), // present: checked above
       output: xRotated,
       rows,
+      length,
       cols: rhs,
       seed: w.seed,
       inputOffset: xOffset,

@@ -6,7 +6,7 @@ import subgroupEntrySource from '../../../shaders/hadamard_subgroup.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { checkOptionalBoolean, checkOptionsObject } from '../../quantize/strictOptions.js';
-import { hadamard12, hadamard20, hadamardFactors, rotationLength, rotationPlan } from '../../rotation/hadamard.js';
+import { hadamard12, hadamard20, hadamardFactors, isRotationLength, rotationLength, rotationLengthsText, rotationPlan } from '../../rotation/hadamard.js';
 import { rotationSigns } from '../rotationSigns.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
@@ -20,11 +20,11 @@ import { E8_INPUT_GROUP, INPUT_GROUP, INT8_OUTPUT_LAYOUTS } from './inputsI8Layo
 
 /*
  * The randomized Hadamard rotation of columns on the GPU (shaders/hadamard*.wgsl), both directions,
- * bit for bit equal to the CPU: forward output column j = `new RandomizedHadamard(rows,
- * seed).forward(column j)`, inverse output column j = `….inverse(column j)`. The shader documents the
+ * bit for bit equal to the CPU: forward output column j = `new RandomizedHadamard(rows, seed,
+ * length).forward(column j)`, inverse output column j = `….inverse(column j)`. The shader documents the
  * f32 order and how the work is split into passes.
  *
- * Two-stage plans (`rotationPlan(rows)` for rows > 1024 that are not a Hadamard length: windows
+ * Two-stage plans (`rotationPlan(rows, length)` for length = rows > 256 that is not a Hadamard length: windows
  * [0, L) and [rows − L, rows)) run stage after stage, each a single-length rotation of L entries
  * whose positions (loading, signs, storing) are shifted by the window's offset, a uniform. A stage's
  * first pass loads the positions no earlier stage has touched from the input binding and the others,
@@ -266,9 +266,9 @@ export interface HadamardStagePlan extends HadamardPlan {
   readonly offset: number;
 }
 
-/** How the rotation of n-entry columns runs: every stage of `rotationPlan(n)`, on one pipeline variant. */
+/** How the rotation of n-entry columns runs: every stage of `rotationPlan(n, N)`, on one pipeline variant. */
 export interface HadamardRotationPlan {
-  /** N = rotationLength(n). */
+  /** N, the rotated length. */
   readonly length: number;
   /** f32 values per workgroup (a power of two, or m times one), shared by every stage. */
   readonly workgroupElements: number;
@@ -285,6 +285,8 @@ export interface HadamardPlanOptions {
   readonly columns?: number;
   /** `HadamardOptions.spread` (default true). */
   readonly spread?: boolean;
+  /** N, the rotated length (`HadamardInverseArgs.length`; default `rotationLength(rows)`). */
+  readonly length?: number;
 }
 
 /**
@@ -298,7 +300,7 @@ export interface HadamardPlanOptions {
  * planHadamardRotation(8192, 49152, { columns: 1 }); // passes of 1024 and 8 blocks (8 workgroups each), not one of 8192
  */
 export function planHadamardRotation(rows: number, maxWorkgroupStorageBytes: number, options: HadamardPlanOptions = {}): HadamardRotationPlan {
-  const rotation = rotationPlan(rows);
+  const rotation = rotationPlan(rows, options.length);
   const spread = options.workgroupElements === undefined && (options.spread ?? true) && options.columns !== undefined && options.columns < SPREAD_BELOW_COLUMNS;
   const stages = rotation.stages.map((stage) => {
     const fewest = planHadamard(stage.length, maxWorkgroupStorageBytes, options.workgroupElements);
@@ -387,9 +389,14 @@ export interface HadamardArgs extends HadamardOptions {
    * `dispatchRotatedInputsI8` (inputsI8.ts) and `dispatchRotatedE8InputsI8` (e8ResidueGemvI8.ts).
    */
   readonly int8Output?: HadamardInt8Output;
-  /** N × cols column-major f32 (written), N = rotationLength(rows). A different buffer from `input`. */
+  /** N × cols column-major f32 (written), N = `length`. A different buffer from `input`. */
   readonly output: GPUBuffer;
   readonly rows: number;
+  /**
+   * N, the rotated length, which with `rows` fixes the plan (`rotationPlan(rows, length)`): default
+   * `rotationLength(rows)`. Pass a quantized matrix's own `length` when rotating x for it.
+   */
+  readonly length?: number;
   readonly cols: number;
   /** The u32 seed of the signs (shared by the encoders of A and B). */
   readonly seed: number;
@@ -428,7 +435,7 @@ export interface HadamardInt8Output {
  */
 export function rotationRoundsInPass(device: GPUDevice, rows: number, options: HadamardPlanOptions = {}): boolean {
   // An object (its third argument was workgroupElements, a number, before the column count mattered).
-  checkOptionsObject(options, ['workgroupElements', 'columns', 'spread'] satisfies (keyof HadamardPlanOptions)[], 'rotationRoundsInPass options');
+  checkOptionsObject(options, ['workgroupElements', 'columns', 'spread', 'length'] satisfies (keyof HadamardPlanOptions)[], 'rotationRoundsInPass options');
   return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { columns: 1, ...options })) === 1;
 }
 
@@ -439,12 +446,18 @@ function lastStagePasses(plan: HadamardRotationPlan): number {
 
 /** Arguments of `dispatchHadamardInverse`. Offsets are in bytes (multiples of 4). */
 export interface HadamardInverseArgs extends HadamardOptions {
-  /** N × cols column-major f32: rotated columns, N = rotationLength(rows). */
+  /** N × cols column-major f32: rotated columns, N = `length`. */
   readonly input: GPUBuffer;
   /** rows × cols column-major f32 (written). A different buffer from `input`. */
   readonly output: GPUBuffer;
   /** n: entries kept of each column (the rows of the matrix before it was rotated). */
   readonly rows: number;
+  /**
+   * N, the rotated length, which with `rows` fixes the plan (`rotationPlan(rows, length)`): default
+   * `rotationLength(rows)`. Pass a quantized matrix's own `length`: a time-shared matrix, or one from a
+   * container of format version 2 or earlier, with 256 < rows ≤ 1024 has the padded one-stage length.
+   */
+  readonly length?: number;
   readonly cols: number;
   /** The u32 seed the forward rotation used. */
   readonly seed: number;
@@ -454,8 +467,8 @@ export interface HadamardInverseArgs extends HadamardOptions {
 
 /**
  * Records the randomized Hadamard rotation of every column into `encoder`: output column j =
- * the rotation of `RandomizedHadamard(rows, seed)` applied to input column j (c · H_N · D · pad(x) for a
- * one-stage plan; the stages of `rotationPlan(rows)` in order otherwise), identical bit for bit to
+ * the rotation of `RandomizedHadamard(rows, seed, length)` applied to input column j (c · H_N · D · pad(x) for a
+ * one-stage plan; the stages of `rotationPlan(rows, length)` in order otherwise), identical bit for bit to
  * `RandomizedHadamard.forward` (up to the sign of zero, which WGSL does not promise to keep). Columns
  * are split across dispatches when they exceed one storage binding; stages longer than the workgroup
  * memory take several passes.
@@ -507,7 +520,7 @@ export function dispatchHadamardInverse(
 /** The keys of {@link HadamardOptions}. */
 const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
 /** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
-const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
+const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'length', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
 /** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */
 const HADAMARD_ARG_KEYS = [...HADAMARD_INVERSE_ARG_KEYS, 'inputFormat', 'int8Output'] as const satisfies readonly (keyof HadamardArgs)[];
 
@@ -537,7 +550,8 @@ function recordRotation(
     () => `${what} seed must be an integer in [0, 2^32 - 1], got ${describeValue(seed)}`,
   );
   check(args.input !== args.output, () => `${what}: input and output must be different buffers`);
-  const length = rotationLength(rows);
+  const length = args.length ?? rotationLength(rows);
+  check(isRotationLength(rows, length), () => `${what}: length ${describeValue(args.length)} is not a rotated length of ${rows} rows (${rotationLengthsText(rows)})`);
   // Entries per column (and column stride) of the input and of the output.
   const inputRows = inverse ? length : rows;
   const outputRows = inverse ? rows : length;
@@ -551,7 +565,7 @@ function recordRotation(
   const subgroups = resolveSubgroups(device, args, what);
   const int8 = inverse ? undefined : (args as HadamardArgs).int8Output;
 
-  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { workgroupElements: args.workgroupElements, columns: cols, spread: args.spread });
+  const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { workgroupElements: args.workgroupElements, columns: cols, spread: args.spread, length });
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
   const columnsPerChunk = Math.min(
@@ -698,23 +712,24 @@ function resolveSubgroups(device: GPUDevice, options: HadamardOptions, what: str
  *
  * @example
  * const rotated = await hadamardColumns(device, a, 42); // rotationLength(a.rows) × a.cols
+ * const padded = await hadamardColumns(device, a, 42, { length: 1024 }); // a.rows = 896: one padded stage
  */
-export async function hadamardColumns(device: GPUDevice, m: Matrix, seed: number, options: HadamardOptions = {}): Promise<Matrix> {
+export async function hadamardColumns(device: GPUDevice, m: Matrix, seed: number, options: HadamardOptions & { readonly length?: number } = {}): Promise<Matrix> {
   checkMatrix(m, 'hadamard input');
-  const length = rotationLength(m.rows);
+  const length = options.length ?? rotationLength(m.rows);
   const outputBytes = 4 * length * m.cols;
   const data = await runAndRead(device, 'hadamard', outputBytes, (run) => {
     const input = run.upload('hadamard input', m.data);
     const output = run.storage('hadamard output', outputBytes);
-    dispatchHadamard(device, run.encoder, run.scratch, { ...options, input, output, rows: m.rows, cols: m.cols, seed });
+    dispatchHadamard(device, run.encoder, run.scratch, { ...options, input, output, rows: m.rows, length, cols: m.cols, seed });
     return output;
   });
   return { rows: length, cols: m.cols, data: new Float32Array(data) };
 }
 
 /**
- * `RandomizedHadamard(rows, seed).inverseColumns(m)` on the GPU, for an N × cols matrix `m` with
- * N = rotationLength(rows): a rows × cols matrix. For tests and benchmarks.
+ * `RandomizedHadamard(rows, seed, N).inverseColumns(m)` on the GPU, for an N × cols matrix `m` (N a
+ * rotated length of `rows`, `isRotationLength`): a rows × cols matrix. For tests and benchmarks.
  *
  * @example
  * const back = await hadamardInverseColumns(device, await hadamardColumns(device, a, 42), 42, a.rows); // ≈ a
@@ -729,14 +744,14 @@ export async function hadamardInverseColumns(
   checkMatrix(m, 'inverse hadamard input');
   checkPositiveInteger(rows, 'inverse hadamard rows');
   check(
-    m.rows === rotationLength(rows),
-    () => `inverse hadamard: the input has ${m.rows} rows, expected rotationLength(${rows}) = ${rotationLength(rows)}`,
+    isRotationLength(rows, m.rows),
+    () => `inverse hadamard: the input has ${m.rows} rows, expected a rotated length of ${rows} (${rotationLengthsText(rows)})`,
   );
   const outputBytes = 4 * rows * m.cols;
   const data = await runAndRead(device, 'inverse hadamard', outputBytes, (run) => {
     const input = run.upload('inverse hadamard input', m.data);
     const output = run.storage('inverse hadamard output', outputBytes);
-    dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options, input, output, rows, cols: m.cols, seed });
+    dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options, input, output, rows, length: m.rows, cols: m.cols, seed });
     return output;
   });
   return { rows, cols: m.cols, data: new Float32Array(data) };

@@ -183,7 +183,7 @@ export function rotateAndRound(
   device: GPUDevice,
   encoder: GPUCommandEncoder,
   scratch: GpuScratch,
-  args: RotatedInputsI8Args<Pick<InputsI8Operand, 'rows' | 'keptLength' | 'rotate' | 'seed'>>,
+  args: RotatedInputsI8Args<Pick<InputsI8Operand, 'rows' | 'length' | 'keptLength' | 'rotate' | 'seed'>>,
   what: string,
   layout: RotationRounding,
 ): RecordedInputsI8 {
@@ -191,8 +191,8 @@ export function rotateAndRound(
   check(w.rotate, () => `${what} is for rotated matrices (round an unrotated x in a dispatch of its own)`);
   checkPositiveInteger(rhs, `${what}: rhs`);
   const spread = args.spread ?? true;
-  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, cols: rhs, seed: w.seed, spread, ...(args.batchedLoads === undefined ? {} : { batchedLoads: args.batchedLoads }) };
-  if (!rotationRoundsInPass(device, w.rows, { columns: rhs, spread })) {
+  const rotation = { input: args.x, inputOffset: args.xOffset ?? 0, inputFormat: args.inputFormat ?? 'f32', output: args.xRotated, rows: w.rows, length: w.length, cols: rhs, seed: w.seed, spread, ...(args.batchedLoads === undefined ? {} : { batchedLoads: args.batchedLoads }) };
+  if (!rotationRoundsInPass(device, w.rows, { columns: rhs, spread, length: w.length })) {
     dispatchHadamard(device, encoder, scratch, rotation);
     return layout.apart(args.xRotated);
   }
@@ -256,7 +256,7 @@ function roundsInRotation(device: GPUDevice, w: GemvOperand, args: GemvCallArgs 
     Number.isInteger(args.rhs) &&
     args.rhs >= 1 &&
     args.rhs <= form.largestRhs &&
-    rotationRoundsInPass(device, w.rows, { columns: args.rhs })
+    rotationRoundsInPass(device, w.rows, { columns: args.rhs, length: w.length })
   );
 }
 
@@ -408,7 +408,7 @@ export interface InputsI8 {
  * 10⁻⁴ of a half-integer.
  *
  * @example
- * quantizeInputsI8(new RandomizedHadamard(n, seed).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
+ * quantizeInputsI8(new RandomizedHadamard(q.rows, q.seed, q.length).forward(x), q.keptLength, Math.ceil(q.blocksPerColumn / 4));
  */
 export function quantizeInputsI8(xRotated: ArrayLike<number>, kept: number, groups: number, groupSize: number = INPUT_GROUP): InputsI8 {
   check(Number.isInteger(groups) && groups >= 0 && kept <= groups * groupSize && kept <= xRotated.length, 'quantizeInputsI8: kept must fit both x̃ and the groups');

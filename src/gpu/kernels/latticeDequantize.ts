@@ -5,7 +5,7 @@ import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { rotationLength } from '../../rotation/hadamard.js';
+import { isRotationLength, rotationLengthsText } from '../../rotation/hadamard.js';
 import {
   checkGpuDeterministicMatrix,
   columnRanges,
@@ -223,10 +223,10 @@ export async function latticeDequantize(device: GPUDevice, m: GpuDeterministicMa
   checkGpuDeterministicMatrix(m, 'quantized matrix');
   const { rows, cols, length } = m;
   check(
-    m.rotate ? length === rotationLength(rows) : length === rows,
+    m.rotate ? isRotationLength(rows, length) : length === rows,
     () =>
       `dequantize: length ${length} does not match ${rows} rows ` +
-      `(expected ${m.rotate ? `rotationLength(rows) = ${rotationLength(rows)}` : 'rows, without rotation'})`,
+      `(expected ${m.rotate ? `a rotated length of ${rows} rows, ${rotationLengthsText(rows)}` : 'rows, without rotation'})`,
   );
   const matrixBytes = 4 * rows * cols;
   const meansBytes = m.means ? 4 * cols : 0;
@@ -242,6 +242,7 @@ export async function latticeDequantize(device: GPUDevice, m: GpuDeterministicMa
         input: rotated,
         output: result,
         rows,
+        length,
         cols,
         seed: m.seed,
         maxBindingBytes,

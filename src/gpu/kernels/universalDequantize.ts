@@ -176,7 +176,7 @@ export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatr
     if (m.rotate) {
       const rotated = run.storage('dequantized (rotated)', 4 * length * cols);
       dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: rotated, maxBindingBytes });
-      dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options.rotation, input: rotated, output: result, rows, cols, seed: m.seed, maxBindingBytes });
+      dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options.rotation, input: rotated, output: result, rows, length, cols, seed: m.seed, maxBindingBytes });
     } else {
       dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: result, maxBindingBytes });
     }

@@ -560,7 +560,7 @@ export class WeightOnlyGpuMatrix {
     }
     if (inputBasis === 'original' && this.rotation === 'hadamard') {
       const rotated = scratch.intermediate('weight-only gemv rotated x', 4 * n * vectors, STORAGE_USAGE);
-      const hadamardArgs = { input: x, output: rotated, rows: n, cols: vectors, seed: this.seed, inputOffset: xOffset, inputFormat };
+      const hadamardArgs = { input: x, output: rotated, rows: n, length: n, cols: vectors, seed: this.seed, inputOffset: xOffset, inputFormat };
       dispatchHadamard(device, encoder, scratch, args.maxBindingBytes === undefined ? hadamardArgs : { ...hadamardArgs, maxBindingBytes: args.maxBindingBytes });
       x = rotated;
       xOffset = 0;
