@@ -23,7 +23,7 @@ import { amGmBits, predictedGapBits } from './theory.js';
  */
 interface QuantizeWeightsCommonOptions {
   readonly method: WeightOnlyMethod;
-  /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for other n). Default false. */
+  /** Quantize in a random basis (randomized Hadamard, or a dense random rotation for n ≤ 256 that is not m·2^k). Default false. */
   readonly rotate?: boolean;
   /** u32 seed of the rotation. Default 0. Without `rotate` it draws nothing, and the matrix stores 0. */
   readonly seed?: number;

@@ -458,7 +458,7 @@ function checkSizes(n: number, outputs: number): void {
   );
 }
 
-/** The rotation is known and fits n: Hadamard only for Hadamard lengths, the dense rotation only up to MAX_HAAR_N. */
+/** The rotation is known and fits n: Hadamard only where it needs no padding (a Hadamard length, or n > 256), the dense rotation only up to MAX_HAAR_N. */
 function checkRotation(rotation: RotationKind, n: number): void {
   checkOneOf(rotation, ROTATIONS, 'rotation');
   check(

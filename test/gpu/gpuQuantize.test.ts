@@ -210,6 +210,28 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     await compare(mixedMatrix(rows, cols, rows), { scheme, seed: 4, center: true });
   });
 
+  it('rotatedLength: n = 896 rotated to 1024 (a padded matrix of format version 2) as on the CPU, and 960 refused alike', async () => {
+    const m = mixedMatrix(896, 10, 896);
+    // Universal, with a nonce: every stored field bit for bit, the length the one asked for.
+    const universal = { scheme: 'e8-4bit', seed: 12, nonce: 2n ** 63n + 896n, rotatedLength: 1024 } as const;
+    const cpu = asUniversal(quantize(m, universal));
+    expect(cpu.length).toBe(1024);
+    const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(context.device, m, universal));
+    try {
+      expectSameUniversal(await gpuMatrix.read(), cpu);
+    } finally {
+      gpuMatrix.destroy();
+    }
+    // Deterministic: the same fields as every other deterministic case (gains within tolerance).
+    expect((await compare(m, { scheme: 'd3-q6-deterministic', seed: 12, center: true, rotatedLength: 1024 })).length).toBe(1024);
+    // 960 is no rotated length of 896 rows: both refuse it with the same message.
+    for (const scheme of ['e8-4bit', 'd3-q6-deterministic'] as const) {
+      const refused = /rotatedLength 960 is not a rotated length of 896 rows \(896 or 1024\)/;
+      expect(() => quantize(m, { scheme, rotatedLength: 960 })).toThrow(refused);
+      await expect(gpuQuantizeLattice(context.device, m, { scheme, rotatedLength: 960 })).rejects.toThrow(refused);
+    }
+  });
+
   it('a spike overloads every scale and is clipped, as on the CPU', async () => {
     const rows = 100;
     const data = new Float32Array(rows * 3);
