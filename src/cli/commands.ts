@@ -770,14 +770,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const transposed = new Set(options.transpose === undefined ? [] : selected.filter((source) => statelessTest(options.transpose as RegExp, source.tensor)).map((source) => source.name));
     if (options.transpose !== undefined && transposed.size === 0) throw new LatticeMatmulError(`--transpose ${options.transpose.source} matches none of the ${counted(selected.length, 'selected tensor')}`);
     // The shapes' evidence from the whole file: a --tensors c_proj selects no c_attn to show it.
-    const conv1d = looksLikeConv1D(file.tensors) ? names.filter((name) => GPT2_CONV1D.test(name) && !transposed.has(name)) : [];
-    if (conv1d.length > 0) {
-      // Even under --quiet: the container would hold these matrices transposed.
-      log(
-        `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights, which are stored (in, out): ` +
-          `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'`,
-      );
-    }
+    const conv1d = conv1dWarning(file.tensors, names.filter((name) => !transposed.has(name)));
+    if (conv1d !== null) log(conv1d); // even under --quiet: the container would hold these matrices transposed
     // (out, in) of each selected matrix, whichever way the file stores it.
     const shapes = new Map(selected.map(({ name, info }) => [name, (transposed.has(name) ? [...info.shape].reverse() : info.shape) as readonly number[]]));
     const totalColumns = names.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
@@ -894,6 +888,19 @@ function checkNoContainer(model: SafetensorsModel, advice: string): void {
   if (container !== undefined) throw new LatticeMatmulError(`${container.path} is a quantized container (${CONTAINER_FORMAT}), not a model: ${advice}`);
 }
 
+/**
+ * The warning for `names` (selected, not transposed) that look like GPT-2's Conv1D weights, stored
+ * (in, out), or null: by name, and only when the whole file's c_attn or c_fc has Conv1D's shape.
+ */
+function conv1dWarning(tensors: readonly SafetensorsTensorInfo[], names: readonly string[]): string | null {
+  const conv1d = looksLikeConv1D(tensors) ? names.filter((name) => GPT2_CONV1D.test(name)) : [];
+  if (conv1d.length === 0) return null;
+  return (
+    `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights, which are stored (in, out): ` +
+    `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'`
+  );
+}
+
 /** What `inspect` lists for a model (a safetensors file, or a shard index and its shards). */
 interface ModelTensors {
   readonly kind: 'safetensors';
@@ -901,17 +908,20 @@ interface ModelTensors {
   readonly shards: number | null;
   /** Each tensor, and null if quantize selects it by default, else why not (`SkippedTensor.reason`). */
   readonly tensors: { name: string; dtype: string; shape: readonly number[]; notSelected: string | null }[];
-  /** What a default `quantize` would say before it starts (`unreadWeights`: a warning, or why it refuses), or null. */
-  readonly notice: string | null;
+  /** What a default `quantize` would say before it starts: `unreadWeights`' warning or why it refuses, the Conv1D warning. */
+  readonly notices: readonly string[];
 }
 
 /** Every tensor of a model, and whether `quantize` would select it. */
 function modelTensors(model: SafetensorsTensorSource, shards: number | null): ModelTensors {
-  const { skipped } = selectTensors(model, undefined);
+  const { selected, skipped } = selectTensors(model, undefined);
   const why = new Map(skipped.map((t) => [t.name, t.reason]));
   const unread = unreadWeights(model, skipped, false);
-  const notice = unread === null ? null : unread.refuse ? `a default quantize refuses: ${unread.message}` : unread.message;
-  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })), notice };
+  const notices = [
+    unread === null ? null : unread.refuse ? `a default quantize refuses: ${unread.message}` : unread.message,
+    conv1dWarning(model.tensors, selected.map((source) => source.name)),
+  ].filter((notice): notice is string => notice !== null);
+  return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })), notices };
 }
 
 /** One line of `inspect`. */
@@ -952,7 +962,7 @@ function schemeLabel(matrix: ContainerMatrix): string {
  * if (result.kind === 'container') for (const row of result.rows) console.log(row.name, row.bitsPerEntry);
  * else for (const t of result.tensors) console.log(t.name, t.dtype, t.notSelected ?? 'selected');
  */
-export async function inspectFile(path: string): Promise<{ kind: 'container'; rows: InspectRow[] } | ModelTensors> {
+export async function inspectFile(path: string): Promise<{ kind: 'container'; formatVersion: number; rows: InspectRow[] } | ModelTensors> {
   if (isShardIndexPath(path)) {
     const model = await openSafetensorsModel(path);
     try {
@@ -1008,7 +1018,7 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; ro
       }
       rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
     }
-    return { kind: 'container', rows };
+    return { kind: 'container', formatVersion: container.formatVersion, rows };
   } finally {
     await container.close();
   }

@@ -335,7 +335,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (result.kind === 'safetensors') {
       const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.notSelected === null ? 'yes' : `no: ${t.notSelected}`]);
       const what = result.shards === null ? 'a safetensors file' : `a shard index of ${result.shards} safetensors file${result.shards === 1 ? '' : 's'}`;
-      process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n${result.notice === null ? '' : `${printableName(result.notice)}\n`}`);
+      process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n${result.notices.map((notice) => `${printableName(notice)}\n`).join('')}`);
       return 0;
     }
     const rows = result.rows.map((r) => [
@@ -349,6 +349,8 @@ async function main(argv: readonly string[]): Promise<number> {
       r.productNmse === null ? '—' : r.productNmse.toFixed(5),
     ]);
     process.stdout.write(`${table(['matrix', 'kind', 'scheme', 'shape (out × in)', 'bits/entry', 'bytes', 'weight NMSE', 'product NMSE (guaranteed)'], rows)}\n`);
+    // Which readers take the file: version 3 (unpadded rotations of 257–1024 rows) is refused by older releases.
+    process.stdout.write(`format version ${result.formatVersion}\n`);
     return 0;
   }
   throw new UsageError(`unknown command ${JSON.stringify(command)}`, USAGE);

@@ -238,6 +238,16 @@ describe('lattice-matmul CLI', () => {
     expect(stderr).not.toMatch(/damaged/);
   });
 
+  it('inspect prints the format version: 3 for an unpadded rotation of 257–1024 rows (896), the oldest that holds the file otherwise', async () => {
+    const path = join(work, 'versions.safetensors');
+    await writeQuantizedContainerFile(path, [{ name: 'q', matrix: quantize(gaussianMatrix(896, 4, 26), { scheme: 'd3-q6', nonce: 2 }) }]);
+    const wide = await cli('inspect', path);
+    expect(wide.code, wide.stderr).toBe(0);
+    expect(wide.stdout).toMatch(/\nformat version 3\n$/);
+    const small = await cli('inspect', join(work, 'container.safetensors')); // e8-4bit at 64 rows: E8's two dither keys
+    expect(small.stdout).toMatch(/\nformat version 2\n$/);
+  });
+
   it('inspect prints the expected weight NMSE (D·n/N: n = 100 of N = 128 rows kept) that the codes give, and no figure where there is no guarantee', async () => {
     // 256 Gaussian columns of n = 100 (rotated length 128), e8-4bit; the same scheme with time-sharing; a deterministic scheme.
     const w = gaussianMatrix(100, 256, 31);

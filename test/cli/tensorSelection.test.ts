@@ -313,6 +313,8 @@ describe('quantize: warnings and advice that must not mislead', () => {
     const lines: string[] = [];
     await quantizeModel({ input: path, output: join(work, 'linear-names.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
     expect(lines).toEqual([]);
+    const inspected = await inspectFile(path);
+    expect(inspected.kind === 'safetensors' && inspected.notices).toEqual([]);
   });
 
   it("the --exclude advice survives a shell for a name with a quote, and names a slice's entry by [i, row, col]", async () => {
@@ -361,7 +363,7 @@ describe('quantize: a second review of the selection', () => {
     // Mostly codes: refused by default, and inspect says so.
     await expect(quantizeModel({ input: path, output: join(work, 'other-codes.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: () => {} })).rejects.toThrow(/^quantize would leave out most of the model: 3 tensors of quantized codes/);
     const inspected = await inspectFile(path);
-    expect(inspected.kind === 'safetensors' ? inspected.notice : null).toMatch(/^a default quantize refuses: quantize would leave out most of the model/);
+    expect(inspected.kind === 'safetensors' ? inspected.notices[0] : null).toMatch(/^a default quantize refuses: quantize would leave out most of the model/);
   });
 
   it('GPT-2: the Conv1D evidence comes from the whole file, so --tensors c_proj alone still warns', async () => {
@@ -371,6 +373,11 @@ describe('quantize: a second review of the selection', () => {
     await quantizeModel({ input: path, output: join(work, 'gpt2-partial.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /c_proj/, log: (line) => lines.push(line) });
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^warning: h\.0\.mlp\.c_proj\.weight is named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights/);
+    // inspect says what a default quantize (both tensors selected) would warn of.
+    const inspected = await inspectFile(path);
+    expect(inspected.kind === 'safetensors' && inspected.notices).toEqual([
+      "warning: h.0.attn.c_attn.weight and 1 other tensor are named, and its c_attn or c_fc shaped, as GPT-2's Conv1D weights, which are stored (in, out): quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
+    ]);
   });
 
   it('--transpose, --tensors and --exclude match tensor names (a 3-D tensor for all its slices), global regular expressions too', async () => {
