@@ -39,7 +39,7 @@ import { absmaxSideBitsPerEntry } from '../scalar/absmax.js';
 import { E2M1_MAX, fromE4M3Bits, toFloat16 } from '../scalar/floatFormats.js';
 import { NVFP4_BLOCK_SIZE, nvfp4VectorBits } from '../scalar/nvfp4.js';
 import { MAX_CODE_BITS, type PackedWeightCodes } from '../weightonly/packedCodes.js';
-import { WeightOnlyQuantized } from '../weightonly/quantized.js';
+import { weightOnlyNeedsVersion3, WeightOnlyQuantized } from '../weightonly/quantized.js';
 import { WEIGHT_ONLY_METHODS, type WeightOnlyMethod } from '../weightonly/method.js';
 import type { RotationKind } from '../weightonly/basis.js';
 import { readBitsAt, streamWords, unpackColumnFields } from './bitFields.js';
@@ -709,7 +709,7 @@ export function containerVersionOf(entry: unknown): ContainerVersion | null {
 /** True when `matrix` is rotated in two windows with n ≤ 1024 (`isShortWindowedRotation`), which needs format version 3. */
 function hasShortWindowedRotation(matrix: unknown): boolean {
   if (typeof matrix !== 'object' || matrix === null) return false;
-  if (matrix instanceof WeightOnlyQuantized) return matrix.rotation === 'hadamard' && isShortWindowedRotation(matrix.n, matrix.n);
+  if (matrix instanceof WeightOnlyQuantized) return weightOnlyNeedsVersion3(matrix.rotation, matrix.n);
   const m = matrix as Partial<QuantizedMatrix>;
   return m.rotate === true && typeof m.rows === 'number' && typeof m.length === 'number' && isShortWindowedRotation(m.rows, m.length);
 }

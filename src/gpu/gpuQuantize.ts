@@ -233,9 +233,9 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
   const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
   check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${describeValue(maxBindingBytes)}`);
   checkMatrixInput(input, 'matrix');
-  checkTimeSharing(input.rows, resolved);
-  throwIfAborted(resolved.signal, 'GPU quantize');
   const length = rotatedLength(input.rows, resolved);
+  checkTimeSharing(input.rows, length, resolved);
+  throwIfAborted(resolved.signal, 'GPU quantize');
   check(length <= 2 ** 30, () => `n = ${input.rows} pads to ${length} entries, more than this library supports (2^30)`);
   // What the section built, destroyed if the section still fails (its error scope catches what no
   // submission check saw): a refused call must not leave the result's buffers allocated.

@@ -63,9 +63,9 @@ export function quantize(input: MatrixInput, options: QuantizeOptions): Quantize
   const resolved = resolveQuantizeOptions(options);
   const { scheme } = resolved;
   const n = matrix.rows;
-  checkTimeSharing(n, resolved);
-  throwIfAborted(resolved.signal, 'quantize');
   const length = rotatedLength(n, resolved);
+  checkTimeSharing(n, length, resolved);
+  throwIfAborted(resolved.signal, 'quantize');
   const context: Context = {
     matrix,
     options: resolved,
@@ -85,10 +85,10 @@ interface Context {
   readonly rotation: RandomizedHadamard | null;
 }
 
-/** Refuses keepFraction < 1 where n = `rows` has no one-stage rotation (`checkTimeSharedRotation`). */
-export function checkTimeSharing(rows: number, options: Pick<ResolvedQuantizeOptions, 'keepFraction' | 'rotate' | 'rotatedLength'>): void {
+/** Refuses keepFraction < 1 where n = `rows` is rotated to `length` (`rotatedLength`) in more than one stage (`checkTimeSharedRotation`). */
+export function checkTimeSharing(rows: number, length: number, options: Pick<ResolvedQuantizeOptions, 'keepFraction' | 'rotate'>): void {
   if (options.keepFraction === 1) return;
-  checkTimeSharedRotation(rows, rotatedLength(rows, options), options.rotate, 'keepFraction < 1');
+  checkTimeSharedRotation(rows, length, options.rotate, 'keepFraction < 1');
 }
 
 /**

@@ -114,9 +114,8 @@ function checkRotationN(n: number, what: string): void {
  */
 export function isRotationLength(n: number, length: number): boolean {
   if (!Number.isSafeInteger(n) || n < 1 || !Number.isSafeInteger(length)) return false;
-  const next = smallestHadamardLength(n);
-  if (length === next) return next === n || n <= MAX_PADDED_ROTATION_N;
-  return length === n && n > MAX_DEFAULT_PADDED_ROTATION_N;
+  // The default length, or the padded one-stage length where one exists.
+  return length === defaultRotationLength(n) || (n <= MAX_PADDED_ROTATION_N && length === smallestHadamardLength(n));
 }
 
 /** The rotated lengths n may have, for messages: "896 or 1024", "128", "11008". */
@@ -223,7 +222,7 @@ export function oneStageRotationLength(n: number): number {
   checkRotationN(n, 'oneStageRotationLength');
   const next = smallestHadamardLength(n);
   check(
-    next === n || n <= MAX_PADDED_ROTATION_N,
+    isRotationLength(n, next),
     () => `oneStageRotationLength: n = ${n} has no one-stage rotation: it is not a Hadamard length (m·2^k, m ∈ {1, 12, 20}) and exceeds ${MAX_PADDED_ROTATION_N}; pad the columns to ${next} first`,
   );
   return next;

@@ -89,6 +89,14 @@ const MAGIC = 0x51574d4c; // "LMWQ" read as a little-endian u32
  * length (two windows, `rotationPlan`), which earlier versions cannot; `serialize` writes 3 only then.
  */
 export const WEIGHT_ONLY_FORMAT_VERSION = 3;
+
+/**
+ * Whether a weight-only matrix rotated by `rotation` over n inputs needs format version 3, of
+ * `serialize` and of the quantized container alike: a 'hadamard' rotation in two windows with n ≤ 1024.
+ */
+export function weightOnlyNeedsVersion3(rotation: RotationKind, n: number): boolean {
+  return rotation === 'hadamard' && isShortWindowedRotation(n, n);
+}
 const HEADER_BYTES = 48;
 const CHECKSUM_BYTES = 4;
 const V1_HEADER_BYTES = 36;
@@ -292,7 +300,7 @@ export class WeightOnlyQuantized {
     const bytes = new Uint8Array(serializedBytes(n, outputs, packed.rowVec4s, rowScales !== null));
     const view = new DataView(bytes.buffer);
     const header = [
-      MAGIC, this.rotation === 'hadamard' && isShortWindowedRotation(n, n) ? 3 : 2, n, outputs, packed.rowVec4s, WEIGHT_ONLY_METHODS.indexOf(this.method),
+      MAGIC, weightOnlyNeedsVersion3(this.rotation, n) ? 3 : 2, n, outputs, packed.rowVec4s, WEIGHT_ONLY_METHODS.indexOf(this.method),
       ROTATIONS.indexOf(this.rotation), this.seed, rowScales === null ? 0 : FLAG_ROW_SCALES, 0, 0, 0,
     ];
     header.forEach((v, k) => view.setUint32(4 * k, v, true));
@@ -444,7 +452,7 @@ function headerKinds(methodId: number, rotationId: number, n: number, outputs: n
   checkSizes(n, outputs);
   checkRotation(rotation, n);
   check(
-    version >= 3 || rotation !== 'hadamard' || !isShortWindowedRotation(n, n),
+    version >= 3 || !weightOnlyNeedsVersion3(rotation, n),
     () => `weight-only data of format version ${version}: a 'hadamard' rotation of n = ${n} inputs is the two-window rotation of n ≤ 1024, which only version 3 holds`,
   );
   return { method, rotation };
