@@ -282,8 +282,9 @@ async function main(argv: readonly string[]): Promise<number> {
       controller.abort('interrupted');
     };
     // The handlers stay until the process exits (they do not keep it alive): once the file is written,
-    // a signal stops nothing (what is left is the summary, a few lines), so the exit code never says
-    // 130 for a written file.
+    // a signal stops nothing (what is left is the summary), so the exit code does not say 130 for a
+    // written file, except for a signal in the last milliseconds, once Node has closed its handles on
+    // the way out: its default action then kills the process (the file is complete all the same).
     for (const signal of STOP_SIGNALS) process.once(signal, interrupt);
     // What an interrupt leaves: no output, or with --force the file that was there, as it was.
     const replacing = values.force === true && existsSync(values.output);

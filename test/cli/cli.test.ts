@@ -436,12 +436,24 @@ describe('lattice-matmul CLI', () => {
 
   it('a Ctrl-C once the file is written stops nothing: the summary is printed and the exit code is 0', async () => {
     const dir = mkdtempSync(join(work, 'late-interrupt-'));
+    // Two matrices and 1500 norms with long names: the summary lists the norms, ≈ 300 KB, far more
+    // than a pipe holds. The summary is printed after the write, in blocking writes to the pipe (Node
+    // writes pipes synchronously on Linux): while this test has read only the first chunk, the child
+    // is still inside those writes, so the signal sent then reaches a live process whose handlers are
+    // installed, never one already tearing down (where the default action would kill it: a race of
+    // the test, not of the command, which a loaded machine once lost when the summary was a few lines).
+    const input = join(dir, 'model.safetensors');
+    const tensors: Record<string, SafetensorsTensorInput> = {
+      'a.weight': { dtype: 'F32', shape: [16, 32], data: gaussianMatrix(32, 16, 81).data },
+      'b.weight': { dtype: 'F32', shape: [16, 32], data: gaussianMatrix(32, 16, 82).data },
+    };
+    for (let i = 0; i < 1500; i++) tensors[`model.layers.${i}.${'a_long_norm_name.'.repeat(10)}weight`] = { dtype: 'F32', shape: [8], data: new Float32Array(8).fill(1) };
+    await writeSafetensorsFile(input, tensors);
     const output = join(dir, 'model.lmq.safetensors');
-    const child = spawn(process.execPath, [...cliArgs, 'quantize', model(), '-o', output, '--device', 'cpu', '--quiet'], { cwd: root });
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', input, '-o', output, '--device', 'cpu', '--quiet'], { cwd: root });
     let stdout = '';
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    // The summary is printed after the write: a signal then comes after the file is in place.
     child.stdout.on('data', (chunk: Buffer) => {
       if (stdout === '') child.kill('SIGINT');
       stdout += chunk.toString();
@@ -451,6 +463,9 @@ describe('lattice-matmul CLI', () => {
     // "interrupted, nothing written") though the file was complete.
     expect(code, stderr).toBe(0);
     expect(stderr).not.toMatch(/interrupted/);
+    // The whole summary came out: the signal cut nothing short.
+    expect(stdout).toMatch(/not quantized \(kept out of the container\): 1500 tensors\n/);
+    expect(stdout).toMatch(/\nwrote .*model\.lmq\.safetensors \(CPU .*\)\n$/);
     const container = await openQuantizedContainerFile(output);
     expect(container.entries.map((entry) => entry.name).sort()).toEqual(['a.weight', 'b.weight']);
     await container.close();
