@@ -166,6 +166,37 @@ function layerPrefix(name: string): string {
 }
 
 /**
+ * Why a default `quantize` keeps the 2-D tensor `name` out, as llama.cpp's quantizer keeps it in float,
+ * or null: an MoE router (it picks which experts each token runs, and is a sliver of the model:
+ * `…router.weight`, or `…gate.weight` in a module with `experts`; not `gate_proj`), a table of position
+ * or token-type embeddings (added to activations, not multiplied), Mamba's `A_log` (used
+ * elementwise). `expertModules`: the module names with experts (`model.layers.0.mlp`). `--tensors`
+ * selects them.
+ */
+function keptInFloat(name: string, expertModules: ReadonlySet<string>): string | null {
+  const selects = '(--tensors selects it)';
+  const gate = /^(.*)\.gate\.weight$/.exec(name);
+  if (/(^|\.)router(\.layer|\.classifier)?\.weight$/.test(name) || (gate !== null && expertModules.has(gate[1] as string))) {
+    return `an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it ${selects}`;
+  }
+  if (/(^|\.)(position_embeddings|token_type_embeddings|wpe|embed_positions|relative_attention_bias)\.weight$/.test(name)) {
+    return `a table of position or token-type embeddings, by its name: added to the activations, not multiplied ${selects}`;
+  }
+  if (/(^|\.)A_log$/.test(name)) return `Mamba's A_log, by its name: used elementwise, not multiplied ${selects}`;
+  return null;
+}
+
+/** The modules that hold MoE experts: `model.layers.0.mlp` for `model.layers.0.mlp.experts.3.up_proj.weight` or `….mlp.experts.gate_up_proj`. */
+function expertModulesOf(names: Iterable<string>): Set<string> {
+  const modules = new Set<string>();
+  for (const name of names) {
+    const match = /^(.*)\.experts(\.|$)/.exec(name);
+    if (match !== null) modules.add(match[1] as string);
+  }
+  return modules;
+}
+
+/**
  * One matrix `quantize` writes: a 2-D tensor, or slice i of a 3-D one ([i, :, :], one of stacked MoE
  * experts), as the file stores it.
  */
@@ -194,7 +225,7 @@ function sliceSource(file: SafetensorsTensorSource, info: SafetensorsTensorInfo,
 /**
  * What `quantize` would quantize: the 2-D float tensors of at least 8 × 8 that `pattern` matches
  * (without a `pattern`, all but those named as biases: `bias`, `…_bias`, the stacked biases of MoE
- * experts), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
+ * experts; and MoE routers, position embeddings and Mamba's `A_log`: `keptInFloat`), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
  * they are left out, see `unreadWeights`), minus what `exclude` matches; the others with the
  * reason they are left out. Float tensors beside a weight stored quantized (its scales, zero points)
  * are never selected.
@@ -212,6 +243,7 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     if (prefix !== '' && isQuantizedCodes(info) && (known === undefined || (isNamedCodes(info) && !isNamedCodes(known)))) codesByPrefix.set(prefix, info);
   }
   const matches = (regex: RegExp | undefined, name: string): boolean => regex !== undefined && statelessTest(regex, name);
+  const expertModules = expertModulesOf(byName.keys());
   for (const info of file.tensors) {
     const skip = (reason: string, unread: SkippedTensor['unread'] = null): void => {
       skipped.push({ name: info.name, dtype: info.dtype, shape: info.shape, reason, unread });
@@ -228,6 +260,7 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     const sibling = quantizedSibling(codesByPrefix, info.name);
     const companion = sibling !== null && sibling !== info && (byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info) && isNamedCodes(sibling)));
     const matched = matches(pattern, info.name);
+    const keptByDefault = pattern === undefined ? keptInFloat(info.name, expertModules) : null;
     const slices = stacked ? Array.from({ length: shape[0] as number }, (_, i) => `${info.name}.${i}`) : [];
     if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
     else if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
@@ -240,6 +273,7 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     else if (tooSmall(shape[0] as number, shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
     else if (pattern !== undefined && !matched) skip('not matched by --tensors');
     else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
+    else if (keptByDefault !== null) skip(keptByDefault);
     else selected.push({ name: info.name, tensor: info.name, slice: null, info, read: () => file.readTensorBytes(info.name) });
   }
   return { selected, skipped };

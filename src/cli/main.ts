@@ -35,7 +35,8 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
           file, or the shard index of a model in several (model.safetensors.index.json, with its
           shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
-          names match the regular expression (default: all but biases; a 3-D tensor it matches, such
+          names match the regular expression (default: all but biases, MoE routers, position
+          embeddings and Mamba's A_log, which stay in float as in llama.cpp; a 3-D tensor it matches, such
           as stacked MoE experts, is quantized slice by slice as matrices NAME.0, NAME.1, …);
           --exclude leaves out tensors whose names match; tensors it leaves out that look like
           weights (FP8 or integer codes of a quantized checkpoint, 3-D tensors) are warned of;

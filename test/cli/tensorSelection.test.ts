@@ -52,7 +52,7 @@ const CHECKPOINT: Layout = {
   // Marlin: codes B, scales s.
   'model.layers.0.mlp.gate_proj.B': ['I32', [16, 64]],
   'model.layers.0.mlp.gate_proj.s': ['F16', [8, 64]],
-  // gpt-oss / Llama-4 in BF16: experts stacked, biases 2-D; the router is an ordinary matrix.
+  // gpt-oss / Llama-4 in BF16: experts stacked, biases 2-D; the router stays in float by default.
   'model.layers.0.mlp.experts.gate_up_proj': ['BF16', [8, 16, 32]],
   'model.layers.0.mlp.experts.gate_up_proj_bias': ['BF16', [8, 32]],
   'model.layers.0.mlp.router.weight': ['BF16', [8, 16]],
@@ -100,7 +100,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     const file = await openSafetensorsFile(model());
     try {
       const { selected, skipped } = selectTensors(file, undefined);
-      expect(selected.map((m) => m.name).sort()).toEqual(['lm_head.weight', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight']);
+      expect(selected.map((m) => m.name).sort()).toEqual(['lm_head.weight', 'model.layers.0.self_attn.q_proj.weight']);
       const why = new Map(skipped.map((t) => [t.name, t]));
       const expectSkipped = (name: string, reason: RegExp, unread: 'codes' | 'stacked' | null): void => {
         expect(why.get(name)?.reason, name).toMatch(reason);
@@ -115,6 +115,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       expectSkipped('model.layers.0.mlp.experts.gate_up_proj', /^a 3-D tensor of stacked matrices, such as MoE experts: --tensors selects it, each slice \[i, :, :\] a matrix model\.layers\.0\.mlp\.experts\.gate_up_proj\.i$/, 'stacked');
       expectSkipped('model.layers.0.mlp.experts.gate_up_proj_bias', /^a bias, by its name \(--tensors selects it\)$/, null);
       expectSkipped('model.layers.0.self_attn.q_proj.bias', /^a 1-D tensor, not a matrix$/, null);
+      expectSkipped('model.layers.0.mlp.router.weight', /^an MoE router, by its name/, null);
       expectSkipped('h.0.attn.bias', /^a 4-D tensor, not a stack of matrices \(a convolution kernel, an embedding with leading dimensions of 1\?\): not quantized$/, null);
       expectSkipped('vit.embeddings.cls_token', /^a 3-D tensor, not a stack of matrices/, null);
       expectSkipped('conv1d.weight', /^a 3-D tensor, not a stack of matrices/, null);
@@ -127,6 +128,53 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       for (const name of [...CODES, 'model.layers.0.mlp.up_proj.scales', 'model.layers.0.mlp.gate_proj.s', 'h.0.attn.bias']) expect(all).not.toContain(name);
       // --exclude wins over --tensors.
       expect(selectTensors(file, /./, /experts|lm_head/).selected.map((m) => m.name).filter((name) => /experts|lm_head/.test(name))).toEqual([]);
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('keeps in float by default what llama.cpp keeps: MoE routers, position tables, Mamba A_log; --tensors selects them', async () => {
+    // Routers as real models name them: Mixtral's block_sparse_moe.gate, Qwen-MoE/DeepSeek/OLMoE's mlp.gate
+    // (beside mlp.experts.N), gpt-oss/Jamba's router, Granite/DBRX's router.layer, Switch's router.classifier.
+    // Not routers: gate_proj (a dense FFN weight), a gate.weight in a module without experts.
+    const layout: Layout = {
+      'model.layers.0.block_sparse_moe.gate.weight': ['F32', [8, 64]],
+      'model.layers.0.block_sparse_moe.experts.0.w1.weight': ['F32', [32, 64]],
+      'model.layers.1.mlp.gate.weight': ['BF16', [16, 64]],
+      'model.layers.1.mlp.experts.3.down_proj.weight': ['BF16', [64, 32]],
+      'model.layers.1.mlp.gate_proj.weight': ['BF16', [32, 64]],
+      'model.layers.2.feed_forward.router.weight': ['F32', [8, 64]],
+      'model.layers.3.block_sparse_moe.router.layer.weight': ['F32', [8, 64]],
+      'encoder.block.0.layer.1.mlp.router.classifier.weight': ['F32', [8, 64]],
+      'vision.blocks.0.gate.weight': ['F32', [64, 64]],
+      'bert.embeddings.position_embeddings.weight': ['F32', [128, 64]],
+      'bert.embeddings.token_type_embeddings.weight': ['F32', [8, 64]],
+      'bert.embeddings.word_embeddings.weight': ['F32', [256, 64]],
+      'transformer.wpe.weight': ['F32', [128, 64]],
+      'model.decoder.embed_positions.weight': ['F32', [130, 64]],
+      'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight': ['F32', [32, 8]],
+      'backbone.layers.0.mixer.A_log': ['F32', [128, 16]],
+      'backbone.layers.0.mixer.x_proj.weight': ['F32', [40, 128]],
+    };
+    const path = join(work, 'kept.safetensors');
+    await writeLayout(path, layout);
+    const file = await openSafetensorsFile(path);
+    try {
+      const { selected, skipped } = selectTensors(file, undefined);
+      const dense = ['model.layers.0.block_sparse_moe.experts.0.w1.weight', 'model.layers.1.mlp.experts.3.down_proj.weight', 'model.layers.1.mlp.gate_proj.weight', 'vision.blocks.0.gate.weight', 'bert.embeddings.word_embeddings.weight', 'backbone.layers.0.mixer.x_proj.weight'];
+      expect(selected.map((m) => m.name).sort()).toEqual([...dense].sort());
+      const why = new Map(skipped.map((t) => [t.name, t.reason]));
+      const routers = ['model.layers.0.block_sparse_moe.gate.weight', 'model.layers.1.mlp.gate.weight', 'model.layers.2.feed_forward.router.weight', 'model.layers.3.block_sparse_moe.router.layer.weight', 'encoder.block.0.layer.1.mlp.router.classifier.weight'];
+      for (const name of routers) expect(why.get(name), name).toBe('an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it (--tensors selects it)');
+      const tables = ['bert.embeddings.position_embeddings.weight', 'bert.embeddings.token_type_embeddings.weight', 'transformer.wpe.weight', 'model.decoder.embed_positions.weight', 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'];
+      for (const name of tables) expect(why.get(name), name).toMatch(/^a table of position or token-type embeddings, by its name: added to the activations, not multiplied \(--tensors selects it\)$/);
+      expect(why.get('backbone.layers.0.mixer.A_log')).toMatch(/^Mamba's A_log, by its name: used elementwise/);
+      expect(skipped).toHaveLength(routers.length + tables.length + 1);
+      // --tensors selects them all; inspect says the same as quantize.
+      expect(selectTensors(file, /./).selected).toHaveLength(Object.keys(layout).length);
+      const inspected = await inspectFile(path);
+      if (inspected.kind !== 'safetensors') throw new Error('not listed as a model');
+      for (const t of inspected.tensors) expect(t.notSelected, t.name).toBe(why.get(t.name) ?? null);
     } finally {
       await file.close();
     }
