@@ -268,8 +268,8 @@ export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput |
         }
       }
       const source: GpuQuantizeSource = staged
-        ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols, widenedFromF16: gpuInput !== null }
-        : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols };
+        ? { buffer: staged, offset: 0, rows: input.rows, cols: input.cols, length, widenedFromF16: gpuInput !== null }
+        : { buffer: (gpuInput as GpuMatrixInput).buffer, offset: (gpuInput as GpuMatrixInput).offset ?? 0, rows: input.rows, cols: input.cols, length };
       built = scheme.mode === 'universal'
         ? await gpuQuantizeUniversalUnlocked(device, source, resolved, maxBindingBytes)
         : await quantizeDeterministicUnlocked(device, source, resolved, maxBindingBytes);
@@ -302,8 +302,7 @@ async function quantizeDeterministicUnlocked(
 ): Promise<GpuLatticeQuantizedMatrix> {
   const scheme = options.scheme as DeterministicLatticeScheme;
   const { seed, center, rotate, gain, keepFraction } = options;
-  const { rows: n, cols } = source;
-  const length = rotatedLength(n, options);
+  const { rows: n, cols, length } = source;
   const lattice = schemeLattice(scheme);
   const d = lattice.dimension;
   const grid = scaleGrid(scheme.overload);

@@ -1,6 +1,6 @@
 import { check } from '../errors.js';
 import { streamWords } from '../format/bitFields.js';
-import { keptRotatedLength, rotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
+import { keptRotatedLength, universalRangeAdvice } from '../quantize/quantize.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
 import { throwIfAborted, type ResolvedQuantizeOptions } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
@@ -37,6 +37,8 @@ export interface GpuQuantizeSource {
   readonly offset: number;
   readonly rows: number;
   readonly cols: number;
+  /** The rotated column length, `rotatedLength(rows, options)`, checked by the caller (`gpuQuantizeLattice`). */
+  readonly length: number;
   /** The entries are the app's f16, widened: a non-finite one may be an f32 buffer declared f16 (the refusal says so). */
   readonly widenedFromF16?: boolean;
 }
@@ -55,8 +57,7 @@ export async function gpuQuantizeUniversalUnlocked(
   const scheme = options.scheme as UniversalLatticeScheme;
   const codec = universalCodec(scheme.lattice, scheme.q, scheme.beta);
   const d = codec.spec.dimension;
-  const { rows: n, cols } = source;
-  const length = rotatedLength(n, options);
+  const { rows: n, cols, length } = source;
   const keptLength = keptRotatedLength(length, d, options.keepFraction);
   const blocksPerColumn = Math.ceil(keptLength / d);
   const layout = universalOperandLayout({ scheme, blocksPerColumn });

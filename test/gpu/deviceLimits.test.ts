@@ -59,7 +59,7 @@ describe('size limits refused before the device is used', () => {
   it("GPU quantize refuses columns whose dense escape ids exceed one binding before encoding (it did so after all the work), naming how many fit", async () => {
     // d3-q6 at n = 4096: 1366 blocks, 342 words of dense ids per column; a 1 MiB binding takes 766 columns.
     const device = standIn({ maxStorageBufferBindingSize: 1 << 20 });
-    const source = { buffer: {} as GPUBuffer, offset: 0, rows: 4096, cols: 800 };
+    const source = { buffer: {} as GPUBuffer, offset: 0, rows: 4096, cols: 800, length: 4096 };
     await expect(gpuQuantizeUniversalUnlocked(device, source, resolveQuantizeOptions({ scheme: 'd3-q6', nonce: 1 }), undefined)).rejects.toThrow(
       /^GPU quantize: the dense escape ids of 800 columns \(1094400 bytes\) exceed one storage binding \(1048576\); quantize at most 766 columns at a time$/,
     );
