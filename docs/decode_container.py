@@ -317,7 +317,12 @@ def rotation_plan(n, N):
 
 def check_rotation(kind, d, version):
     """§4, §9: a rotated matrix's (n, N) is a pair of §11.2 (weight-only `hadamard`: N = n), and the
-    unpadded two-window rotation of n ≤ 1024 needs format version 3 (earlier versions pad such n)."""
+    unpadded two-window rotation of n ≤ 1024 needs format version 3 (earlier versions pad such n).
+    Its seed is a u32 (§11.6's hashes take 32-bit words)."""
+    rotated = d.get("rotation", "none") != "none" if kind == "weight-only" else d.get("rotate") is True
+    if rotated:
+        seed = d.get("seed")
+        require(is_count(seed) and seed < 2 ** 32, "seed must be an integer in [0, 2^32), got %r" % (seed,))
     if kind == "weight-only":
         if d["rotation"] != "hadamard":
             return
@@ -850,7 +855,8 @@ def main(argv):
     manifest = []
     for k, (name, d, rows, cols, columns) in enumerate(decoded):
         if args.out is None:
-            print("%s\t%s\t%d × %d" % (name, d["kind"], rows, cols))
+            # As `lattice-matmul inspect` shows a shape: outputs × inputs, a weight's (out, in).
+            print("%s\t%s\t%d × %d (out × in)" % (name, d["kind"], cols, rows))
             continue
         file = "%d.f32" % k
         with open(os.path.join(args.out, file), "wb") as f:

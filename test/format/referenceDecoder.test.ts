@@ -317,6 +317,8 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
       // Block 5 of column 0 (8-bit codes, byte 5 of the packed words): a leader nonzero past the column,
       // which the decoders drop and the table products summed (before: accepted by both readers).
       ['tail', resealed(bytes, (raw) => { (raw.tensors.get('d.codes') as { data: Uint8Array }).data[5] = tailCode; }), /a last block's leader is nonzero past keptLength/],
+      // Before: "unsupported operand type(s) for ^: 'float' and 'int'", a TypeError's words.
+      ['fractional-seed', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"seed":[^,}]+/, '"seed":1.5') : json)), /seed must be an integer in \[0, 2\^32\), got 1\.5/],
       // Before: a TypeError's traceback.
       ['array-header', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]), /the header is not a JSON object/],
     ];
