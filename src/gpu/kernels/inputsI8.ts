@@ -46,10 +46,11 @@ export function inputGroupsOf(w: InputsI8Operand): number {
 
 /**
  * The x̃ a matrix reads and how it is grouped: inputs rounded for one operand serve another exactly
- * when their keys agree.
+ * when their keys agree. The rotation plan depends on (rows, length) (`rotationPlan`): n = 1000 padded
+ * to 1024 and n = 1024 share a length, not a plan.
  */
 export function inputsI8Key(w: InputsI8Operand): string {
-  const rotation = w.rotate ? `rotated (length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
+  const rotation = w.rotate ? `rotated (${w.rows} rows, length ${w.length}, seed ${w.seed})` : `unrotated (${w.rows} rows)`;
   return `${rotation}, keptLength ${w.keptLength}, ${inputGroupsOf(w)} groups`;
 }
 
