@@ -124,12 +124,14 @@ export interface SkippedTensor {
 /**
  * Whether `info` holds the codes of a weight of a quantized checkpoint: a non-float tensor of 2 or more
  * dimensions named as such a weight (QUANTIZED_WEIGHT_NAMES), or whose last two dimensions both
- * exceed 1 (optimum-quanto's `_data`, FP8 under other names; not `position_ids` [1, n]).
+ * exceed 1 (optimum-quanto's `_data`, FP8 under other names; not `position_ids` [1, n], nor an index
+ * table such as Swin's `relative_position_index` [49, 49]).
  */
 function isQuantizedCodes(info: SafetensorsTensorInfo): boolean {
   const { shape } = info;
   if (FLOAT_DTYPES.has(info.dtype) || info.dtype === 'BOOL' || info.dtype === 'C64' || shape.length < 2) return false;
-  return isNamedCodes(info) || ((shape.at(-1) as number) > 1 && (shape.at(-2) as number) > 1);
+  if (isNamedCodes(info)) return true;
+  return (shape.at(-1) as number) > 1 && (shape.at(-2) as number) > 1 && !/(index|indices|_ids)$/.test(info.name);
 }
 
 /** Whether `info` is named as the codes of a quantized weight (QUANTIZED_WEIGHT_NAMES, `*_blocks`). */
@@ -153,11 +155,16 @@ function dtypeReason(info: SafetensorsTensorInfo): string | null {
  * The codes of a quantized weight in the same layer as tensor `name` (the names share everything
  * before the last dot), or null. Float tensors beside them are their scales or zero points:
  * DeepSeek-V3's `weight_scale_inv` beside an FP8 `weight`, GPTQ/AWQ's `scales` beside `qweight`,
- * Marlin's `s` beside `B`.
+ * Marlin's `s` beside `B`. Where a layer holds several (gpt-oss's experts: `gate_up_proj_blocks` and
+ * `down_proj_blocks`), `X_scales` and `X_bias` belong to `X_blocks`.
  */
-function quantizedSibling(codesByPrefix: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
+function quantizedSibling(codesByPrefix: ReadonlyMap<string, SafetensorsTensorInfo>, byName: ReadonlyMap<string, SafetensorsTensorInfo>, name: string): SafetensorsTensorInfo | null {
   const prefix = layerPrefix(name);
-  return prefix === '' ? null : (codesByPrefix.get(prefix) ?? null);
+  if (prefix === '') return null;
+  const last = name.slice(prefix.length);
+  const stem = last.slice(0, last.lastIndexOf('_'));
+  const blocks = stem === '' ? undefined : byName.get(`${prefix}${stem}_blocks`);
+  return blocks !== undefined && isQuantizedCodes(blocks) ? blocks : (codesByPrefix.get(prefix) ?? null);
 }
 
 /** A tensor's layer: its name up to and with the last dot ('' for a name without one). */
@@ -166,23 +173,35 @@ function layerPrefix(name: string): string {
 }
 
 /**
- * Why a default `quantize` keeps the 2-D tensor `name` out, as llama.cpp's quantizer keeps it in float,
- * or null: an MoE router (it picks which experts each token runs, and is a sliver of the model:
- * `…router.weight`, or `…gate.weight` in a module with `experts`; not `gate_proj`), a table of position
- * or token-type embeddings (added to activations, not multiplied), Mamba's `A_log` (used
- * elementwise). `expertModules`: the module names with experts (`model.layers.0.mlp`). `--tensors`
- * selects them.
+ * Why a default `quantize` keeps the tensor `name` out, as llama.cpp's quantizer keeps such tensors in
+ * float, or null:
+ * - an MoE router (it picks which experts each token runs, and is a sliver of the model): `…router`
+ *   (`.layer`, `.classifier`, `.gate`, `.proj`: Granite, DBRX, Switch, AFMoE, Gemma 4), `…primary_router`,
+ *   or `…gate` (`.wg`: Hunyuan) in a module with experts or named `moe` (Step); not `gate_proj`;
+ * - a table of position embeddings or biases (added to activations or attention logits, not
+ *   multiplied): BERT's `position_embeddings`, CLIP's `position_embedding`, OpenAI CLIP's
+ *   `positional_embedding`, `pos_embed`, `wpe`, `embed_positions`, T5's `relative_attention_bias`,
+ *   Swin's `relative_position_bias_table`, `token_type_embeddings`;
+ * - parameters used elementwise or as small LoRA factors of a recurrent layer: Mamba's `A_log`, RWKV's
+ *   `time_*` (decay, first/faaaa, maa/decay LoRAs) and RWKV-7's `att.w1` … `g2`, `r_k`.
+ * `expertModules`: the module names with experts (`model.layers.0.mlp`). `--tensors` selects them.
  */
 function keptInFloat(name: string, expertModules: ReadonlySet<string>): string | null {
   const selects = '(--tensors selects it)';
-  const gate = /^(.*)\.gate\.weight$/.exec(name);
-  if (/(^|\.)router(\.layer|\.classifier)?\.weight$/.test(name) || (gate !== null && expertModules.has(gate[1] as string))) {
+  const gate = /^(.*)\.gate(\.wg)?\.weight$/.exec(name);
+  const gateModule = gate?.[1];
+  if (
+    /(^|\.)(router(\.(layer|classifier|gate|proj))?|primary_router)\.weight$/.test(name) ||
+    (gateModule !== undefined && (expertModules.has(gateModule) || /(^|\.)moe$/.test(gateModule)))
+  ) {
     return `an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it ${selects}`;
   }
-  if (/(^|\.)(position_embeddings|token_type_embeddings|wpe|embed_positions|relative_attention_bias)\.weight$/.test(name)) {
-    return `a table of position or token-type embeddings, by its name: added to the activations, not multiplied ${selects}`;
+  if (/(^|\.)(position_embeddings?|positional_embedding(_vlm)?|pos_embed|wpe|embed_positions|relative_attention_bias|relative_position_bias_table|token_type_embeddings)(\.weight)?$/.test(name)) {
+    return `a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied ${selects}`;
   }
-  if (/(^|\.)A_log$/.test(name)) return `Mamba's A_log, by its name: used elementwise, not multiplied ${selects}`;
+  if (/(^|\.)(A_log|time_[A-Za-z0-9_]+|r_k)$/.test(name) || /(^|\.)(att|attention)\.[wavg][12]$/.test(name)) {
+    return `a parameter of a recurrent layer (Mamba's A_log, RWKV's time_* and LoRA factors), by its name: used elementwise or as a small factor, kept in float as llama.cpp keeps it ${selects}`;
+  }
   return null;
 }
 
@@ -257,14 +276,15 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     const byDtype = dtypeReason(info);
     // A companion of a layer's codes: a float tensor beside them (scales), or an integer one, not
     // named as codes, beside codes that are (GPTQ's qzeros, gpt-oss's *_scales).
-    const sibling = quantizedSibling(codesByPrefix, info.name);
+    const sibling = quantizedSibling(codesByPrefix, byName, info.name);
     const companion = sibling !== null && sibling !== info && (byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info) && isNamedCodes(sibling)));
     const matched = matches(pattern, info.name);
     const keptByDefault = pattern === undefined ? keptInFloat(info.name, expertModules) : null;
     const slices = stacked ? Array.from({ length: shape[0] as number }, (_, i) => `${info.name}.${i}`) : [];
-    if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: its scales or zero points, not a weight`);
+    if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: ${/(^|[._])bias$/.test(info.name) ? 'its bias' : 'its scales or zero points'}, not a weight`);
     else if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
     else if (matches(exclude, info.name)) skip('matched by --exclude');
+    else if (keptByDefault !== null) skip(keptByDefault);
     else if (stacked && slices.some((name) => byName.has(name))) skip(`a 3-D tensor of stacked matrices whose slices' names (${info.name}.0 …) are those of other tensors in the file: not quantized`, 'stacked');
     else if (stacked && matched) for (let i = 0; i < slices.length; i++) selected.push(sliceSource(file, info, i));
     else if (stacked) skip(`a 3-D tensor of stacked matrices, such as MoE experts: --tensors selects it, each slice [i, :, :] a matrix ${info.name}.i`, 'stacked');
@@ -273,7 +293,6 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     else if (tooSmall(shape[0] as number, shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
     else if (pattern !== undefined && !matched) skip('not matched by --tensors');
     else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
-    else if (keptByDefault !== null) skip(keptByDefault);
     else selected.push({ name: info.name, tensor: info.name, slice: null, info, read: () => file.readTensorBytes(info.name) });
   }
   return { selected, skipped };
@@ -804,8 +823,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const transposed = new Set(options.transpose === undefined ? [] : selected.filter((source) => statelessTest(options.transpose as RegExp, source.tensor)).map((source) => source.name));
     if (options.transpose !== undefined && transposed.size === 0) throw new LatticeMatmulError(`--transpose ${options.transpose.source} matches none of the ${counted(selected.length, 'selected tensor')}`);
     // The shapes' evidence from the whole file: a --tensors c_proj selects no c_attn to show it.
-    const conv1d = conv1dWarning(file.tensors, names.filter((name) => !transposed.has(name)));
-    if (conv1d !== null) log(conv1d); // even under --quiet: the container would hold these matrices transposed
+    // Even under --quiet: the container would hold these matrices transposed.
+    for (const warning of orientationWarnings(file.tensors, names.filter((name) => !transposed.has(name)))) log(warning);
     // (out, in) of each selected matrix, whichever way the file stores it.
     const shapes = new Map(selected.map(({ name, info }) => [name, (transposed.has(name) ? [...info.shape].reverse() : info.shape) as readonly number[]]));
     const totalColumns = names.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
@@ -935,6 +954,26 @@ function conv1dWarning(tensors: readonly SafetensorsTensorInfo[], names: readonl
   );
 }
 
+/**
+ * Parameters (not nn.Linear weights: no `.weight`) that models multiply as x @ W, so stored (in, out):
+ * OpenAI CLIP's and open_clip's `text_projection` and `visual.proj`, Gemma 3's `mm_input_projection_weight`.
+ */
+const IN_OUT_PARAMETER_NAMES = String.raw`(text_projection|visual\.proj|mm_input_projection_weight)$`;
+const IN_OUT_PARAMETERS = new RegExp(String.raw`(^|\.)` + IN_OUT_PARAMETER_NAMES);
+
+/** The warnings for `names` (selected, not transposed) that models store (in, out): Conv1D weights, IN_OUT_PARAMETERS. */
+function orientationWarnings(tensors: readonly SafetensorsTensorInfo[], names: readonly string[]): string[] {
+  const parameters = names.filter((name) => IN_OUT_PARAMETERS.test(name));
+  const warnings = [conv1dWarning(tensors, names)];
+  if (parameters.length > 0) {
+    warnings.push(
+      `warning: ${printableName(parameters[0] as string)}${parameters.length === 1 ? ' is' : ` and ${counted(parameters.length - 1, 'other tensor')} are`} named as parameters that models multiply as x @ W ` +
+        `(OpenAI CLIP's text_projection and visual.proj, Gemma 3's mm_input_projection_weight), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass --transpose '${IN_OUT_PARAMETER_NAMES}'`,
+    );
+  }
+  return warnings.filter((warning): warning is string => warning !== null);
+}
+
 /** What `inspect` lists for a model (a safetensors file, or a shard index and its shards). */
 interface ModelTensors {
   readonly kind: 'safetensors';
@@ -953,7 +992,7 @@ function modelTensors(model: SafetensorsTensorSource, shards: number | null): Mo
   const unread = unreadWeights(model, skipped, false);
   const notices = [
     unread === null ? null : unread.refuse ? `a default quantize refuses: ${unread.message}` : unread.message,
-    conv1dWarning(model.tensors, selected.map((source) => source.name)),
+    ...orientationWarnings(model.tensors, selected.map((source) => source.name)),
   ].filter((notice): notice is string => notice !== null);
   return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })), notices };
 }

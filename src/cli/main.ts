@@ -36,12 +36,13 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
           file, or the shard index of a model in several (model.safetensors.index.json, with its
           shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
           names match the regular expression (default: all but biases, MoE routers, position
-          embeddings and Mamba's A_log, which stay in float as in llama.cpp; a 3-D tensor it matches, such
+          tables and recurrent layers' elementwise parameters (A_log, time_*), which stay in float as
+          in llama.cpp; a 3-D tensor it matches, such
           as stacked MoE experts, is quantized slice by slice as matrices NAME.0, NAME.1, …);
           --exclude leaves out tensors whose names match; tensors it leaves out that look like
           weights (FP8 or integer codes of a quantized checkpoint, 3-D tensors) are warned of;
-          --transpose reads the tensors whose names match as (in, out), as GPT-2's Conv1D stores
-          them, and writes them (out, in); --device auto uses a hardware GPU when there is one,
+          --transpose reads the tensors whose names match as (in, out), as GPT-2's Conv1D and
+          OpenAI CLIP's text_projection store them (both warned of), and writes them (out, in); --device auto uses a hardware GPU when there is one,
           CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
           i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
           --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspectFile, quantizeModel, selectTensors } from '../../src/cli/commands.js';
+import { inspectFile, quantizeModel, selectTensors, unreadWeights } from '../../src/cli/commands.js';
 import { openQuantizedContainerFile } from '../../src/format/containerFile.js';
 import type { SafetensorsTensorInput } from '../../src/io/safetensors.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
@@ -167,8 +167,8 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       const routers = ['model.layers.0.block_sparse_moe.gate.weight', 'model.layers.1.mlp.gate.weight', 'model.layers.2.feed_forward.router.weight', 'model.layers.3.block_sparse_moe.router.layer.weight', 'encoder.block.0.layer.1.mlp.router.classifier.weight'];
       for (const name of routers) expect(why.get(name), name).toBe('an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it (--tensors selects it)');
       const tables = ['bert.embeddings.position_embeddings.weight', 'bert.embeddings.token_type_embeddings.weight', 'transformer.wpe.weight', 'model.decoder.embed_positions.weight', 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'];
-      for (const name of tables) expect(why.get(name), name).toMatch(/^a table of position or token-type embeddings, by its name: added to the activations, not multiplied \(--tensors selects it\)$/);
-      expect(why.get('backbone.layers.0.mixer.A_log')).toMatch(/^Mamba's A_log, by its name: used elementwise/);
+      for (const name of tables) expect(why.get(name), name).toMatch(/^a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied \(--tensors selects it\)$/);
+      expect(why.get('backbone.layers.0.mixer.A_log')).toMatch(/^a parameter of a recurrent layer \(Mamba's A_log, RWKV's time_\* and LoRA factors\), by its name: used elementwise/);
       expect(skipped).toHaveLength(routers.length + tables.length + 1);
       // --tensors selects them all; inspect says the same as quantize.
       expect(selectTensors(file, /./).selected).toHaveLength(Object.keys(layout).length);
@@ -178,6 +178,112 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     } finally {
       await file.close();
     }
+  });
+
+  it("names as real checkpoints publish them (an audit's 50 architectures): more routers, position tables, recurrent parameters, index tables, gpt-oss's MXFP4 companions", async () => {
+    const layout: Layout = {
+      // Routers named otherwise: Hunyuan's gate.wg, AFMoE's router.gate, Gemma 4's router.proj,
+      // SmallThinker's primary_router, Step's moe.gate (its experts are moe.up_proj: no "experts").
+      'model.layers.0.mlp.gate.wg.weight': ['F32', [16, 64]],
+      'model.layers.0.mlp.experts.0.up_proj.weight': ['F32', [32, 64]],
+      'model.layers.1.mlp.router.gate.weight': ['F32', [16, 64]],
+      'model.layers.2.router.proj.weight': ['F32', [8, 64]],
+      'model.layers.3.block_sparse_moe.primary_router.weight': ['F32', [8, 64]],
+      'model.layers.4.moe.gate.weight': ['F32', [16, 64]],
+      'model.layers.4.moe.up_proj.weight': ['F32', [32, 64]],
+      // Position tables: CLIP/SigLIP (singular), OpenAI CLIP (no .weight), Llama 4 vision, timm, Swin.
+      'vision_model.embeddings.position_embedding.weight': ['F32', [50, 64]],
+      'positional_embedding': ['F32', [77, 64]],
+      'vision_model.positional_embedding_vlm': ['BF16', [65, 64]],
+      'pos_embed': ['F32', [1, 197, 64]],
+      'swin.encoder.layers.0.blocks.0.attention.self.relative_position_bias_table': ['F32', [169, 8]],
+      // An index buffer, not the codes of a quantized weight.
+      'swin.encoder.layers.0.blocks.0.attention.self.relative_position_index': ['I32', [49, 49]],
+      'swin.encoder.layers.0.blocks.0.attention.self.query.weight': ['F32', [64, 64]],
+      // RWKV-5/6/7 and Zamba: elementwise parameters and LoRA factors llama.cpp keeps in float (3-D ones
+      // were taken for stacked experts).
+      'rwkv.blocks.0.attention.time_decay': ['F32', [8, 64]],
+      'rwkv.blocks.0.attention.time_faaaa': ['F32', [8, 64]],
+      'rwkv.blocks.0.attention.time_maa_w1': ['F32', [64, 160]],
+      'rwkv.blocks.0.attention.time_maa_w2': ['F32', [5, 32, 64]],
+      'rwkv.blocks.0.attention.gate.weight': ['F32', [64, 64]],
+      'blocks.0.att.w1': ['F32', [64, 16]],
+      'blocks.0.att.g2': ['F32', [16, 64]],
+      'blocks.0.att.r_k': ['F32', [8, 64]],
+      'model.layers.0.mamba.A_log': ['F32', [2, 64, 16]],
+      // gpt-oss in MXFP4: each expert tensor's scales and bias belong to its own _blocks.
+      'model.layers.0.mlp.experts.gate_up_proj_blocks': ['I32', [8, 32, 16]],
+      'model.layers.0.mlp.experts.gate_up_proj_scales': ['I32', [8, 32, 2]],
+      'model.layers.0.mlp.experts.gate_up_proj_bias': ['BF16', [8, 32]],
+      'model.layers.0.mlp.experts.down_proj_blocks': ['I32', [8, 16, 16]],
+      'model.layers.0.mlp.experts.down_proj_scales': ['I32', [8, 16, 2]],
+      'model.layers.0.mlp.experts.down_proj_bias': ['BF16', [8, 16]],
+    };
+    const path = join(work, 'published.safetensors');
+    await writeLayout(path, layout);
+    const file = await openSafetensorsFile(path);
+    try {
+      const { selected, skipped } = selectTensors(file, undefined);
+      expect(selected.map((m) => m.name).sort()).toEqual(
+        ['model.layers.0.mlp.experts.0.up_proj.weight', 'model.layers.4.moe.up_proj.weight', 'swin.encoder.layers.0.blocks.0.attention.self.query.weight', 'rwkv.blocks.0.attention.gate.weight'].sort(),
+      );
+      const why = new Map(skipped.map((t) => [t.name, t]));
+      const expectSkipped = (names: readonly string[], reason: RegExp): void => {
+        for (const name of names) {
+          expect(why.get(name)?.reason, name).toMatch(reason);
+          expect(why.get(name)?.unread, name).toBe(name.endsWith('_blocks') ? 'codes' : null);
+        }
+      };
+      expectSkipped(['model.layers.0.mlp.gate.wg.weight', 'model.layers.1.mlp.router.gate.weight', 'model.layers.2.router.proj.weight', 'model.layers.3.block_sparse_moe.primary_router.weight', 'model.layers.4.moe.gate.weight'], /^an MoE router, by its name/);
+      expectSkipped(
+        ['vision_model.embeddings.position_embedding.weight', 'positional_embedding', 'vision_model.positional_embedding_vlm', 'pos_embed', 'swin.encoder.layers.0.blocks.0.attention.self.relative_position_bias_table'],
+        /^a table of position or token-type embeddings or biases, by its name/,
+      );
+      expectSkipped(
+        ['rwkv.blocks.0.attention.time_decay', 'rwkv.blocks.0.attention.time_faaaa', 'rwkv.blocks.0.attention.time_maa_w1', 'rwkv.blocks.0.attention.time_maa_w2', 'blocks.0.att.w1', 'blocks.0.att.g2', 'blocks.0.att.r_k', 'model.layers.0.mamba.A_log'],
+        /^a parameter of a recurrent layer \(Mamba's A_log, RWKV's time_\* and LoRA factors\), by its name/,
+      );
+      expectSkipped(['swin.encoder.layers.0.blocks.0.attention.self.relative_position_index'], /^an integer tensor$/);
+      for (const stem of ['gate_up_proj', 'down_proj']) {
+        const codes = `model.layers.0.mlp.experts.${stem}_blocks`;
+        expectSkipped([codes], /^the codes of a weight of an already quantized checkpoint/);
+        expectSkipped([`model.layers.0.mlp.experts.${stem}_scales`], new RegExp(`^beside ${codes.replace(/\./g, '\\.')} \\(I32\\), the codes of a quantized weight: its scales or zero points, not a weight$`));
+        expectSkipped([`model.layers.0.mlp.experts.${stem}_bias`], new RegExp(`^beside ${codes.replace(/\./g, '\\.')} \\(I32\\), the codes of a quantized weight: its bias, not a weight$`));
+      }
+      // Only the MXFP4 codes count as unread: no index table, no recurrent 3-D parameter.
+      const unread = unreadWeights(file, skipped, false);
+      expect(unread?.message).toMatch(/^warning: quantize leaves out 2 tensors of quantized codes \(/);
+      expect(unread?.message).not.toMatch(/stacked/);
+    } finally {
+      await file.close();
+    }
+  });
+
+  it('warns that parameters models multiply as x @ W (OpenAI CLIP, Gemma 3) would be held transposed; --transpose as advised silences it', async () => {
+    const layout: Layout = {
+      'text_projection': ['F32', [64, 32]],
+      'visual.proj': ['F32', [64, 32]],
+      'multi_modal_projector.mm_input_projection_weight': ['F32', [64, 96]],
+      // HF CLIP's nn.Linear text_projection.weight is (out, in): no warning for it.
+      'text_model.text_projection.weight': ['F32', [32, 64]],
+    };
+    const path = join(work, 'clip.safetensors');
+    await writeLayout(path, layout);
+    const inspected = await inspectFile(path);
+    if (inspected.kind !== 'safetensors') throw new Error('not listed as a model');
+    const advice = String.raw`--transpose '(text_projection|visual\.proj|mm_input_projection_weight)$'`;
+    expect(inspected.notices).toEqual([
+      `warning: multi_modal_projector.mm_input_projection_weight and 2 other tensors are named as parameters that models multiply as x @ W (OpenAI CLIP's text_projection and visual.proj, Gemma 3's mm_input_projection_weight), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass ${advice}`,
+    ]);
+    const output = join(work, 'clip.lmq.safetensors');
+    const lines: string[] = [];
+    await quantizeModel({ input: path, output, scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
+    expect(lines).toEqual(inspected.notices);
+    lines.length = 0;
+    const report = await quantizeModel({ input: path, output, scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, replace: true, transpose: /(text_projection|visual\.proj|mm_input_projection_weight)$/, log: (line) => lines.push(line) });
+    expect(lines).toEqual([]);
+    // Held (out, in): text_projection [64 in, 32 out] as 32 × 64.
+    expect(report.quantized.find((q) => q.name === 'text_projection')).toMatchObject({ rows: 64, cols: 32 });
   });
 
   it('refuses before any work a checkpoint mostly made of what it cannot read, unless --tensors is given', async () => {
