@@ -124,14 +124,14 @@ export interface SkippedTensor {
 /**
  * Whether `info` holds the codes of a weight of a quantized checkpoint: a non-float tensor of 2 or more
  * dimensions named as such a weight (QUANTIZED_WEIGHT_NAMES), or whose last two dimensions both
- * exceed 1 (optimum-quanto's `_data`, FP8 under other names; not `position_ids` [1, n], nor an index
- * table such as Swin's `relative_position_index` [49, 49]).
+ * exceed 1 (optimum-quanto's `_data`, FP8 under other names), unless named as an index table (`…index`,
+ * `…ids`: Swin's `relative_position_index` [49, 49], `position_ids`; VPTQ's codes, `indices`, still count).
  */
 function isQuantizedCodes(info: SafetensorsTensorInfo): boolean {
   const { shape } = info;
   if (FLOAT_DTYPES.has(info.dtype) || info.dtype === 'BOOL' || info.dtype === 'C64' || shape.length < 2) return false;
   if (isNamedCodes(info)) return true;
-  return (shape.at(-1) as number) > 1 && (shape.at(-2) as number) > 1 && !/(index|indices|_ids)$/.test(info.name);
+  return (shape.at(-1) as number) > 1 && (shape.at(-2) as number) > 1 && !/(^|[._])(index|ids)$/.test(info.name);
 }
 
 /** Whether `info` is named as the codes of a quantized weight (QUANTIZED_WEIGHT_NAMES, `*_blocks`). */
@@ -173,36 +173,44 @@ function layerPrefix(name: string): string {
 }
 
 /**
- * Why a default `quantize` keeps the tensor `name` out, as llama.cpp's quantizer keeps such tensors in
- * float, or null:
+ * Why `quantize` keeps the tensor `name` in float, whatever `--tensors` selects (as llama.cpp's
+ * quantizer keeps such tensors; a broad `--tensors`, such as the '^(?!.*bias$)' its refusal advises,
+ * must not pull them in), or null:
  * - an MoE router (it picks which experts each token runs, and is a sliver of the model): `…router`
  *   (`.layer`, `.classifier`, `.gate`, `.proj`: Granite, DBRX, Switch, AFMoE, Gemma 4), `…primary_router`,
  *   or `…gate` (`.wg`: Hunyuan) in a module with experts or named `moe` (Step); not `gate_proj`;
  * - a table of position embeddings or biases (added to activations or attention logits, not
  *   multiplied): BERT's `position_embeddings`, CLIP's `position_embedding`, OpenAI CLIP's
- *   `positional_embedding`, `pos_embed`, `wpe`, `embed_positions`, T5's `relative_attention_bias`,
- *   Swin's `relative_position_bias_table`, `token_type_embeddings`;
- * - parameters used elementwise or as small LoRA factors of a recurrent layer: Mamba's `A_log`, RWKV's
- *   `time_*` (decay, first/faaaa, maa/decay LoRAs) and RWKV-7's `att.w1` … `g2`, `r_k`.
- * `expertModules`: the module names with experts (`model.layers.0.mlp`). `--tensors` selects them.
+ *   `positional_embedding`, `pos_embed`, `wpe`, `embed_positions`, DETR's `query_position_embeddings`,
+ *   T5's `relative_attention_bias`, Swin's `relative_position_bias_table`, DeBERTa's `rel_embeddings`,
+ *   `token_type_embeddings`;
+ * - parameters of a recurrent layer used elementwise or as small LoRA factors: Mamba's `A_log`,
+ *   RWKV's `time_*`, RWKV-7's `att.w1` … `g2` and `r_k` (BlinkDL's names) or `w_lora` … `g_lora`
+ *   (flash-linear-attention's).
+ * `expertModules`: the module names with experts (`model.layers.0.mlp`).
  */
 function keptInFloat(name: string, expertModules: ReadonlySet<string>): string | null {
-  const selects = '(--tensors selects it)';
+  const always = '(whatever --tensors selects)';
   const gate = /^(.*)\.gate(\.wg)?\.weight$/.exec(name);
   const gateModule = gate?.[1];
   if (
     /(^|\.)(router(\.(layer|classifier|gate|proj))?|primary_router)\.weight$/.test(name) ||
     (gateModule !== undefined && (expertModules.has(gateModule) || /(^|\.)moe$/.test(gateModule)))
   ) {
-    return `an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it ${selects}`;
+    return `an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it ${always}`;
   }
-  if (/(^|\.)(position_embeddings?|positional_embedding(_vlm)?|pos_embed|wpe|embed_positions|relative_attention_bias|relative_position_bias_table|token_type_embeddings)(\.weight)?$/.test(name)) {
-    return `a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied ${selects}`;
+  if (/(^|\.)(position_embeddings?|positional_embedding(_vlm)?|pos_embed|wpe|embed_positions|query_position_embeddings|relative_attention_bias|relative_position_bias_table|rel_embeddings|token_type_embeddings)(\.weight)?$/.test(name)) {
+    return `a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied, so it stays in float ${always}`;
   }
-  if (/(^|\.)(A_log|time_[A-Za-z0-9_]+|r_k)$/.test(name) || /(^|\.)(att|attention)\.[wavg][12]$/.test(name)) {
-    return `a parameter of a recurrent layer (Mamba's A_log, RWKV's time_* and LoRA factors), by its name: used elementwise or as a small factor, kept in float as llama.cpp keeps it ${selects}`;
+  if (/(^|\.)(A_log|time_[A-Za-z0-9_]+|r_k)$/.test(name) || /(^|\.)(att|attention)\.[wavg][12]$/.test(name) || /(^|\.)[wavg]_lora\./.test(name)) {
+    return `a parameter of a recurrent layer (Mamba's A_log, RWKV's time_* and LoRA factors), by its name: used elementwise or as a small factor, so it stays in float as llama.cpp keeps it ${always}`;
   }
   return null;
+}
+
+/** Whether `name` is a bias by its name: `bias`, `…_bias` (MoE experts' stacked biases). */
+function isNamedBias(name: string): boolean {
+  return /(^|[._])bias$/.test(name);
 }
 
 /** The modules that hold MoE experts: `model.layers.0.mlp` for `model.layers.0.mlp.experts.3.up_proj.weight` or `….mlp.experts.gate_up_proj`. */
@@ -244,10 +252,11 @@ function sliceSource(file: SafetensorsTensorSource, info: SafetensorsTensorInfo,
 /**
  * What `quantize` would quantize: the 2-D float tensors of at least 8 × 8 that `pattern` matches
  * (without a `pattern`, all but those named as biases: `bias`, `…_bias`, the stacked biases of MoE
- * experts; and MoE routers, position embeddings and Mamba's `A_log`: `keptInFloat`), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
+ * experts), and each slice of a 3-D float tensor that `pattern` matches (stacked experts: by default
  * they are left out, see `unreadWeights`), minus what `exclude` matches; the others with the
- * reason they are left out. Float tensors beside a weight stored quantized (its scales, zero points)
- * are never selected.
+ * reason they are left out. Never selected: float tensors beside a weight stored quantized (its
+ * scales, zero points), and what stays in float whatever `pattern` says (`keptInFloat`: MoE
+ * routers, position tables, recurrent layers' elementwise parameters).
  */
 export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | undefined, exclude?: RegExp): { selected: MatrixSource[]; skipped: SkippedTensor[] } {
   const selected: MatrixSource[] = [];
@@ -279,12 +288,12 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     const sibling = quantizedSibling(codesByPrefix, byName, info.name);
     const companion = sibling !== null && sibling !== info && (byDtype === null || (isQuantizedCodes(info) && !isNamedCodes(info) && isNamedCodes(sibling)));
     const matched = matches(pattern, info.name);
-    const keptByDefault = pattern === undefined ? keptInFloat(info.name, expertModules) : null;
+    const inFloat = keptInFloat(info.name, expertModules);
     const slices = stacked ? Array.from({ length: shape[0] as number }, (_, i) => `${info.name}.${i}`) : [];
-    if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: ${/(^|[._])bias$/.test(info.name) ? 'its bias' : 'its scales or zero points'}, not a weight`);
+    if (companion) skip(`beside ${sibling.name} (${sibling.dtype}), the codes of a quantized weight: ${isNamedBias(info.name) ? 'its bias' : 'its scales or zero points'}, not a weight`);
     else if (byDtype !== null) skip(byDtype, isQuantizedCodes(info) ? 'codes' : null);
     else if (matches(exclude, info.name)) skip('matched by --exclude');
-    else if (keptByDefault !== null) skip(keptByDefault);
+    else if (inFloat !== null) skip(inFloat);
     else if (stacked && slices.some((name) => byName.has(name))) skip(`a 3-D tensor of stacked matrices whose slices' names (${info.name}.0 …) are those of other tensors in the file: not quantized`, 'stacked');
     else if (stacked && matched) for (let i = 0; i < slices.length; i++) selected.push(sliceSource(file, info, i));
     else if (stacked) skip(`a 3-D tensor of stacked matrices, such as MoE experts: --tensors selects it, each slice [i, :, :] a matrix ${info.name}.i`, 'stacked');
@@ -292,7 +301,7 @@ export function selectTensors(file: SafetensorsTensorSource, pattern: RegExp | u
     else if (dims !== 2) skip(`a ${dims}-D tensor, not a matrix`);
     else if (tooSmall(shape[0] as number, shape[1] as number)) skip(`smaller than ${MIN_TENSOR_SIDE} × ${MIN_TENSOR_SIDE}`);
     else if (pattern !== undefined && !matched) skip('not matched by --tensors');
-    else if (pattern === undefined && /(^|[._])bias$/.test(info.name)) skip('a bias, by its name (--tensors selects it)');
+    else if (pattern === undefined && isNamedBias(info.name)) skip('a bias, by its name (--tensors selects it)');
     else selected.push({ name: info.name, tensor: info.name, slice: null, info, read: () => file.readTensorBytes(info.name) });
   }
   return { selected, skipped };
@@ -808,7 +817,10 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     if (unread?.refuse === true) throw new LatticeMatmulError(unread.message);
     if (unread !== null) log(unread.message);
     if (selected.length === 0) {
-      throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}`);
+      // What the pattern did match, and why it is left out (a router that stays in float, a 1-D bias).
+      const matched = options.tensors === undefined ? undefined : skipped.find((t) => statelessTest(options.tensors as RegExp, t.name));
+      const why = matched === undefined ? '' : `; it matches ${printableName(matched.name)}, left out: ${matched.reason}`;
+      throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}${why}`);
     }
     if (options.nonce !== undefined) {
       // Matrix i gets nonce + i: the last one's is the largest.
@@ -954,21 +966,25 @@ function conv1dWarning(tensors: readonly SafetensorsTensorInfo[], names: readonl
   );
 }
 
-/**
- * Parameters (not nn.Linear weights: no `.weight`) that models multiply as x @ W, so stored (in, out):
- * OpenAI CLIP's and open_clip's `text_projection` and `visual.proj`, Gemma 3's `mm_input_projection_weight`.
- */
-const IN_OUT_PARAMETER_NAMES = String.raw`(text_projection|visual\.proj|mm_input_projection_weight)$`;
-const IN_OUT_PARAMETERS = new RegExp(String.raw`(^|\.)` + IN_OUT_PARAMETER_NAMES);
+/** Parameters (not nn.Linear weights: no `.weight`) that models multiply as x @ W, so stored (in, out), and the model that does. */
+const IN_OUT_PARAMETERS: readonly { readonly name: string; readonly model: string }[] = [
+  { name: 'text_projection', model: 'OpenAI CLIP' },
+  { name: 'visual.proj', model: 'OpenAI CLIP' },
+  { name: 'mm_input_projection_weight', model: 'Gemma 3' },
+];
+/** What --transpose must match for them: a name that ends with one of them. */
+const IN_OUT_PATTERN = `(${IN_OUT_PARAMETERS.map((p) => p.name.replaceAll('.', String.raw`\.`)).join('|')})$`;
 
 /** The warnings for `names` (selected, not transposed) that models store (in, out): Conv1D weights, IN_OUT_PARAMETERS. */
 function orientationWarnings(tensors: readonly SafetensorsTensorInfo[], names: readonly string[]): string[] {
-  const parameters = names.filter((name) => IN_OUT_PARAMETERS.test(name));
+  const named = (name: string, parameter: (typeof IN_OUT_PARAMETERS)[number]): boolean => name === parameter.name || name.endsWith(`.${parameter.name}`);
+  const parameters = names.filter((name) => IN_OUT_PARAMETERS.some((p) => named(name, p)));
+  const kinds = IN_OUT_PARAMETERS.filter((p) => parameters.some((name) => named(name, p)));
   const warnings = [conv1dWarning(tensors, names)];
   if (parameters.length > 0) {
     warnings.push(
       `warning: ${printableName(parameters[0] as string)}${parameters.length === 1 ? ' is' : ` and ${counted(parameters.length - 1, 'other tensor')} are`} named as parameters that models multiply as x @ W ` +
-        `(OpenAI CLIP's text_projection and visual.proj, Gemma 3's mm_input_projection_weight), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass --transpose '${IN_OUT_PARAMETER_NAMES}'`,
+        `(${kinds.map((p) => `${p.model}'s ${p.name}`).join(', ')}), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass --transpose '${IN_OUT_PATTERN}'`,
     );
   }
   return warnings.filter((warning): warning is string => warning !== null);
@@ -981,7 +997,7 @@ interface ModelTensors {
   readonly shards: number | null;
   /** Each tensor, and null if quantize selects it by default, else why not (`SkippedTensor.reason`). */
   readonly tensors: { name: string; dtype: string; shape: readonly number[]; notSelected: string | null }[];
-  /** What a default `quantize` would say before it starts: `unreadWeights`' warning or why it refuses, the Conv1D warning. */
+  /** What a default `quantize` would say before it starts: `unreadWeights`' warning or why it refuses, `orientationWarnings`. */
   readonly notices: readonly string[];
 }
 

@@ -31,24 +31,27 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
                  [--exclude REGEX] [--transpose REGEX] [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
-const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of a
-          safetensors model to one quantized container (docs/FORMAT.md). MODEL is a .safetensors
-          file, or the shard index of a model in several (model.safetensors.index.json, with its
-          shards in the same folder). --scheme defaults to e8-4bit; --tensors keeps tensors whose
-          names match the regular expression (default: all but biases, MoE routers, position
-          tables and recurrent layers' elementwise parameters (A_log, time_*), which stay in float as
-          in llama.cpp; a 3-D tensor it matches, such
-          as stacked MoE experts, is quantized slice by slice as matrices NAME.0, NAME.1, …);
-          --exclude leaves out tensors whose names match; tensors it leaves out that look like
-          weights (FP8 or integer codes of a quantized checkpoint, 3-D tensors) are warned of;
-          --transpose reads the tensors whose names match as (in, out), as GPT-2's Conv1D and
-          OpenAI CLIP's text_projection store them (both warned of), and writes them (out, in); --device auto uses a hardware GPU when there is one,
-          CPU worker threads otherwise; --nonce makes the file reproducible (matrix i gets nonce +
-          i; by default nonces are random); --seed N (default 1) seeds the rotation's random signs;
-          --workers N caps the CPU worker threads (default: one per core); --force (-f) replaces
-          an existing OUT (refused otherwise); --quiet prints no progress. Ctrl-C stops it and
-          leaves no OUT (exit code 130; SIGTERM 143, SIGHUP 129) unless OUT is already complete. --nonce is refused for schemes without dither (deterministic and scalar ones);
-          scalar schemes quantize on the CPU (--device gpu with one is refused).`;
+const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of
+          a safetensors model to one quantized container (docs/FORMAT.md). MODEL is a
+          .safetensors file, or the shard index of a model in several
+          (model.safetensors.index.json, with its shards in the same folder). --scheme defaults
+          to e8-4bit; --tensors keeps tensors whose names match the regular expression (default:
+          all but biases; a 3-D tensor it matches, such as stacked MoE experts, is quantized
+          slice by slice as matrices NAME.0, NAME.1, …); MoE routers, position tables and
+          recurrent layers' elementwise parameters and LoRA factors (A_log, time_*) stay in
+          float whatever --tensors says, as in llama.cpp; --exclude leaves out tensors whose
+          names match; tensors it leaves out that look like weights (FP8 or integer codes of a
+          quantized checkpoint, 3-D tensors) are warned of; --transpose reads the tensors whose
+          names match as (in, out), as GPT-2's Conv1D and OpenAI CLIP's text_projection store
+          them (both warned of), and writes them (out, in); --device auto uses a hardware GPU
+          when there is one, CPU worker threads otherwise; --nonce makes the file reproducible
+          (matrix i gets nonce + i; by default nonces are random); --seed N (default 1) seeds
+          the rotation's random signs; --workers N caps the CPU worker threads (default: one per
+          core); --force (-f) replaces an existing OUT (refused otherwise); --quiet prints no
+          progress. Ctrl-C stops it and leaves no OUT (exit code 130; SIGTERM 143, SIGHUP 129)
+          unless OUT is already complete. --nonce is refused for schemes without dither
+          (deterministic and scalar ones); scalar schemes quantize on the CPU (--device gpu with
+          one is refused).`;
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix

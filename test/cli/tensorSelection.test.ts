@@ -133,7 +133,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     }
   });
 
-  it('keeps in float by default what llama.cpp keeps: MoE routers, position tables, Mamba A_log; --tensors selects them', async () => {
+  it('keeps in float what llama.cpp keeps, whatever --tensors says: MoE routers, position tables, Mamba A_log', async () => {
     // Routers as real models name them: Mixtral's block_sparse_moe.gate, Qwen-MoE/DeepSeek/OLMoE's mlp.gate
     // (beside mlp.experts.N), gpt-oss/Jamba's router, Granite/DBRX's router.layer, Switch's router.classifier.
     // Not routers: gate_proj (a dense FFN weight), a gate.weight in a module without experts.
@@ -165,13 +165,17 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       expect(selected.map((m) => m.name).sort()).toEqual([...dense].sort());
       const why = new Map(skipped.map((t) => [t.name, t.reason]));
       const routers = ['model.layers.0.block_sparse_moe.gate.weight', 'model.layers.1.mlp.gate.weight', 'model.layers.2.feed_forward.router.weight', 'model.layers.3.block_sparse_moe.router.layer.weight', 'encoder.block.0.layer.1.mlp.router.classifier.weight'];
-      for (const name of routers) expect(why.get(name), name).toBe('an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it (--tensors selects it)');
+      for (const name of routers) expect(why.get(name), name).toBe('an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama.cpp keeps it (whatever --tensors selects)');
       const tables = ['bert.embeddings.position_embeddings.weight', 'bert.embeddings.token_type_embeddings.weight', 'transformer.wpe.weight', 'model.decoder.embed_positions.weight', 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight'];
-      for (const name of tables) expect(why.get(name), name).toMatch(/^a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied \(--tensors selects it\)$/);
+      for (const name of tables) expect(why.get(name), name).toMatch(/^a table of position or token-type embeddings or biases, by its name: added to the activations, not multiplied, so it stays in float \(whatever --tensors selects\)$/);
       expect(why.get('backbone.layers.0.mixer.A_log')).toMatch(/^a parameter of a recurrent layer \(Mamba's A_log, RWKV's time_\* and LoRA factors\), by its name: used elementwise/);
       expect(skipped).toHaveLength(routers.length + tables.length + 1);
-      // --tensors selects them all; inspect says the same as quantize.
-      expect(selectTensors(file, /./).selected).toHaveLength(Object.keys(layout).length);
+      // A broad --tensors (the refusal's advice) does not pull them in; inspect says the same as quantize.
+      expect(selectTensors(file, /^(?!.*bias$)/).selected.map((m) => m.name).sort()).toEqual([...dense].sort());
+      // A --tensors that matches only such tensors is told why (it said "no 2-D float tensor … matches").
+      await expect(quantizeModel({ input: path, output: join(work, 'kept.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /router/, log: () => {} })).rejects.toThrow(
+        /matches --tensors router; it matches [\w.]*router[\w.]*, left out: an MoE router, by its name: it picks the experts each token runs, so it stays in float, as llama\.cpp keeps it \(whatever --tensors selects\)$/,
+      );
       const inspected = await inspectFile(path);
       if (inspected.kind !== 'safetensors') throw new Error('not listed as a model');
       for (const t of inspected.tensors) expect(t.notSelected, t.name).toBe(why.get(t.name) ?? null);
@@ -211,6 +215,18 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       'blocks.0.att.g2': ['F32', [16, 64]],
       'blocks.0.att.r_k': ['F32', [8, 64]],
       'model.layers.0.mamba.A_log': ['F32', [2, 64, 16]],
+      // flash-linear-attention's RWKV-7 LoRA factors, DETR's and DeBERTa's position tables.
+      'model.layers.0.attn.w_lora.lora.0.weight': ['F32', [16, 64]],
+      'model.layers.0.attn.g_lora.lora.2.weight': ['F32', [64, 16]],
+      'model.query_position_embeddings.weight': ['F32', [100, 64]],
+      'deberta.encoder.rel_embeddings.weight': ['F32', [512, 64]],
+      // VPTQ: its codes are named indices (I16 in the checkpoints); beside them, centroids and scales.
+      'model.layers.1.self_attn.q_proj.indices': ['I32', [1, 64, 16]],
+      'model.layers.1.self_attn.q_proj.res_indices': ['I32', [1, 64, 16]],
+      'model.layers.1.self_attn.q_proj.weight_scale': ['F32', [64, 16]],
+      // A float X_blocks is no quantized codes: X_scales beside it is not its companion.
+      'model.layers.2.mixer.in_blocks': ['F32', [64, 64]],
+      'model.layers.2.mixer.in_scales': ['F32', [64, 16]],
       // gpt-oss in MXFP4: each expert tensor's scales and bias belong to its own _blocks.
       'model.layers.0.mlp.experts.gate_up_proj_blocks': ['I32', [8, 32, 16]],
       'model.layers.0.mlp.experts.gate_up_proj_scales': ['I32', [8, 32, 2]],
@@ -225,22 +241,22 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     try {
       const { selected, skipped } = selectTensors(file, undefined);
       expect(selected.map((m) => m.name).sort()).toEqual(
-        ['model.layers.0.mlp.experts.0.up_proj.weight', 'model.layers.4.moe.up_proj.weight', 'swin.encoder.layers.0.blocks.0.attention.self.query.weight', 'rwkv.blocks.0.attention.gate.weight'].sort(),
+        ['model.layers.0.mlp.experts.0.up_proj.weight', 'model.layers.4.moe.up_proj.weight', 'swin.encoder.layers.0.blocks.0.attention.self.query.weight', 'rwkv.blocks.0.attention.gate.weight', 'model.layers.2.mixer.in_blocks', 'model.layers.2.mixer.in_scales'].sort(),
       );
       const why = new Map(skipped.map((t) => [t.name, t]));
       const expectSkipped = (names: readonly string[], reason: RegExp): void => {
         for (const name of names) {
           expect(why.get(name)?.reason, name).toMatch(reason);
-          expect(why.get(name)?.unread, name).toBe(name.endsWith('_blocks') ? 'codes' : null);
+          expect(why.get(name)?.unread, name).toBe(/(_blocks|indices)$/.test(name) ? 'codes' : null);
         }
       };
       expectSkipped(['model.layers.0.mlp.gate.wg.weight', 'model.layers.1.mlp.router.gate.weight', 'model.layers.2.router.proj.weight', 'model.layers.3.block_sparse_moe.primary_router.weight', 'model.layers.4.moe.gate.weight'], /^an MoE router, by its name/);
       expectSkipped(
-        ['vision_model.embeddings.position_embedding.weight', 'positional_embedding', 'vision_model.positional_embedding_vlm', 'pos_embed', 'swin.encoder.layers.0.blocks.0.attention.self.relative_position_bias_table'],
+        ['vision_model.embeddings.position_embedding.weight', 'positional_embedding', 'vision_model.positional_embedding_vlm', 'pos_embed', 'swin.encoder.layers.0.blocks.0.attention.self.relative_position_bias_table', 'model.query_position_embeddings.weight', 'deberta.encoder.rel_embeddings.weight'],
         /^a table of position or token-type embeddings or biases, by its name/,
       );
       expectSkipped(
-        ['rwkv.blocks.0.attention.time_decay', 'rwkv.blocks.0.attention.time_faaaa', 'rwkv.blocks.0.attention.time_maa_w1', 'rwkv.blocks.0.attention.time_maa_w2', 'blocks.0.att.w1', 'blocks.0.att.g2', 'blocks.0.att.r_k', 'model.layers.0.mamba.A_log'],
+        ['rwkv.blocks.0.attention.time_decay', 'rwkv.blocks.0.attention.time_faaaa', 'rwkv.blocks.0.attention.time_maa_w1', 'rwkv.blocks.0.attention.time_maa_w2', 'blocks.0.att.w1', 'blocks.0.att.g2', 'blocks.0.att.r_k', 'model.layers.0.mamba.A_log', 'model.layers.0.attn.w_lora.lora.0.weight', 'model.layers.0.attn.g_lora.lora.2.weight'],
         /^a parameter of a recurrent layer \(Mamba's A_log, RWKV's time_\* and LoRA factors\), by its name/,
       );
       expectSkipped(['swin.encoder.layers.0.blocks.0.attention.self.relative_position_index'], /^an integer tensor$/);
@@ -250,9 +266,12 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
         expectSkipped([`model.layers.0.mlp.experts.${stem}_scales`], new RegExp(`^beside ${codes.replace(/\./g, '\\.')} \\(I32\\), the codes of a quantized weight: its scales or zero points, not a weight$`));
         expectSkipped([`model.layers.0.mlp.experts.${stem}_bias`], new RegExp(`^beside ${codes.replace(/\./g, '\\.')} \\(I32\\), the codes of a quantized weight: its bias, not a weight$`));
       }
-      // Only the MXFP4 codes count as unread: no index table, no recurrent 3-D parameter.
+      expectSkipped(['model.layers.1.self_attn.q_proj.indices'], /^the codes of a weight of an already quantized checkpoint/);
+      expect(why.get('model.layers.1.self_attn.q_proj.res_indices')?.unread).toBe('codes');
+      expectSkipped(['model.layers.1.self_attn.q_proj.weight_scale'], /^beside model\.layers\.1\.self_attn\.q_proj\.indices \(I32\), the codes of a quantized weight: its scales or zero points, not a weight$/);
+      // The MXFP4 and VPTQ codes count as unread: no index table, no recurrent 3-D parameter.
       const unread = unreadWeights(file, skipped, false);
-      expect(unread?.message).toMatch(/^warning: quantize leaves out 2 tensors of quantized codes \(/);
+      expect(unread?.message).toMatch(/^warning: quantize leaves out 4 tensors of quantized codes \(/);
       expect(unread?.message).not.toMatch(/stacked/);
     } finally {
       await file.close();
@@ -273,7 +292,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     if (inspected.kind !== 'safetensors') throw new Error('not listed as a model');
     const advice = String.raw`--transpose '(text_projection|visual\.proj|mm_input_projection_weight)$'`;
     expect(inspected.notices).toEqual([
-      `warning: multi_modal_projector.mm_input_projection_weight and 2 other tensors are named as parameters that models multiply as x @ W (OpenAI CLIP's text_projection and visual.proj, Gemma 3's mm_input_projection_weight), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass ${advice}`,
+      `warning: multi_modal_projector.mm_input_projection_weight and 2 other tensors are named as parameters that models multiply as x @ W (OpenAI CLIP's text_projection, OpenAI CLIP's visual.proj, Gemma 3's mm_input_projection_weight), stored (in, out): quantize reads (out, in), so the container would hold them transposed; pass ${advice}`,
     ]);
     const output = join(work, 'clip.lmq.safetensors');
     const lines: string[] = [];
@@ -301,7 +320,8 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
       `warning: quantize leaves out 3 tensors of quantized codes (${shareOf(CHECKPOINT, CODES)}): an already quantized checkpoint, whose unquantized original is what quantize reads; the list at the end says why for each tensor`,
     );
     const slices = Array.from({ length: 8 }, (_, i) => `model.layers.0.mlp.experts.gate_up_proj.${i}`);
-    const expected = ['lm_head.weight', 'model.layers.0.mlp.experts.gate_up_proj_bias', 'model.layers.0.mlp.router.weight', 'model.layers.0.self_attn.q_proj.weight', ...slices];
+    // The router stays in float even under --tensors.
+    const expected = ['lm_head.weight', 'model.layers.0.mlp.experts.gate_up_proj_bias', 'model.layers.0.self_attn.q_proj.weight', ...slices];
     expect(report.quantized.map((q) => q.name).sort()).toEqual(expected.sort());
     const written = await openQuantizedContainerFile(output);
     try {
