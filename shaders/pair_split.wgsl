@@ -3,12 +3,13 @@
 // checks it at the boundaries, test/gpu/pairMatmul.test.ts), after the constant PAIR_UNIT that
 // src/gpu/kernels/universalPairs.ts generates from the CPU module's (`pairSplitWgsl`).
 
-// c in units of 2^s, rounded: ⌊(c + 2^(s−1)) / 2^s⌋ (roundShift).
+// c in units of 2^s, rounded to nearest, ties to even: ⌊(c + 2^(s−1) − 1 + bit s of c) / 2^s⌋
+// (roundShift, which says why not half up: a bias in every product of a shifted column).
 fn round_shift(c: i32, s: u32) -> i32 {
   if (s == 0u) {
     return c;
   }
-  return (c + (1 << (s - 1u))) >> s;
+  return (c + (1 << (s - 1u)) - 1 + ((c >> s) & 1)) >> s;
 }
 
 // The largest |c| stored unshifted at radix 2^r: 128·R − ⌊R/2⌋ − 1 (pairLimit).
@@ -21,7 +22,7 @@ fn pair_shift(top: u32, r: u32) -> u32 {
   let limit = pair_limit(r);
   var s = 0u;
   loop {
-    let rounded = select(top, (top >> s) + ((top >> (s - 1u)) & 1u), s > 0u);
+    let rounded = select(top, u32(round_shift(i32(top), s)), s > 0u);
     if (rounded <= limit) {
       break;
     }
