@@ -879,7 +879,7 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
       const encoder = device.createCommandEncoder();
       const inputsI8 = roundOnce(encoder, scratch);
       const y = scratch.buffer('y', 4 * 11 * k, STORAGE_USAGE);
-      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: otherSeedW, x: xBuffer, y, rhs: k, dotPath, inputsI8 })).toThrow(/inputsI8 were rounded for rotated \(length \d+, seed 23\).*seed 24/);
+      expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: otherSeedW, x: xBuffer, y, rhs: k, dotPath, inputsI8 })).toThrow(/inputsI8 were rounded for rotated \(\d+ rows, length \d+, seed 23\).*seed 24/);
       expect(() => dispatchLatticeGemvI8(device, encoder, scratch, { w: deterministicW, x: xBuffer, y, rhs: k - 1, dotPath, inputsI8 })).toThrow(/inputsI8 hold 9 right-hand sides, the call has 8/);
       expect(() => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, inputsI8, xRotated: xBuffer })).toThrow(/xRotated or int8 inputs rounded from it, not both/);
       // x̃ one entry short of N·k (n = N = 300 here: x itself would fit).
