@@ -1,5 +1,6 @@
 // C = ÂᵀB̂ of two universal matrices from their pair forms (src/quantize/universalPairs.ts): R²·Σ h_a·h_b
-// + R·Σ (h_a·l_b + l_a·h_b) per entry (R = 2^r, the forms' radix) with packed 8-bit dot products, times the common unit and the
+// + R·Σ (h_a·l_b + l_a·h_b) (+ Σ l_a·l_b where a column is shifted: WITH_LOW below) per entry (R = 2^r,
+// the forms' radix) with packed 8-bit dot products, times the common unit and the
 // columns' factors; the product epilogue then applies the exponents, the means and a Gram matrix's
 // diagonal (shaders/product_epilogue.wgsl). CPU twin: pairProductReference (universalPairs.ts).
 // Compiled after shaders/dot_i8_packed.wgsl or shaders/dot_i8_plain.wgsl and the generated
@@ -17,6 +18,15 @@
 // h·h and 4 for the cross terms, so 3 per 4 coordinates where the f32 kernel spends 4 multiply-adds.
 // The sums of a slice stay exact in i32 (|Σ h·h| ≤ 64·128² = 2^20 and |Σ cross| ≤ 2^21 per slice)
 // and go to the f32 accumulator once per slice, times R² ≤ 2^16 and R: exact.
+//
+// Σ l_a·l_b is dropped only for a pair of unshifted columns (l is then the dither's alone); a shifted
+// column's l follows the data, and its pairs keep the term (src/quantize/universalPairs.ts says why).
+// The kernel is dispatched twice over the grid, once per value of WITH_LOW: a workgroup whose tile
+// holds a shifted column (a factor f·2^s ≥ 1) runs in the WITH_LOW pipeline, which also forms
+// Σ l_a·l_b (2 more packed dot products per pair of units) and adds it to the pairs with a shifted
+// column; every other workgroup in the plain one, whose slice loop is the one above. The other
+// pipeline's workgroup returns at once.
+override WITH_LOW: bool = false;
 
 const TILE: u32 = 64u;
 const SLICE: u32 = 8u;          // units per slice
@@ -35,6 +45,9 @@ const STAGE_STEPS: u32 = 4u;    // 2 · SLICE · TILE / THREADS
 // [t][column]: unit u0 + t of the tile's column.
 var<workgroup> a_slice: array<vec4<u32>, 512>; // SLICE · TILE
 var<workgroup> b_slice: array<vec4<u32>, 512>;
+// Whether each of the tile's 64 A and 64 B columns is stored shifted (1), and whether any is.
+var<workgroup> column_shifted: array<u32, 128>; // 2 · TILE
+var<workgroup> tile_shifted: u32;
 
 // One row of an invocation's entries: the exact sums of h·h (high) and of h·l + l·h (cross) of its A
 // column against its 4 B columns.
@@ -65,6 +78,16 @@ fn row_sums(sums: RowSums, a: vec4<u32>, b: array<vec4<u32>, 4>) -> RowSums {
   );
 }
 
+// A row's Σ l_a·l_b plus unit `a` against the units `b` of its 4 B columns (WITH_LOW only).
+fn row_low(low: vec4<i32>, a: vec4<u32>, b: array<vec4<u32>, 4>) -> vec4<i32> {
+  return vec4<i32>(
+    low.x + dot_i8x4(a.z, b[0].z) + dot_i8x4(a.w, b[0].w),
+    low.y + dot_i8x4(a.z, b[1].z) + dot_i8x4(a.w, b[1].w),
+    low.z + dot_i8x4(a.z, b[2].z) + dot_i8x4(a.w, b[2].w),
+    low.w + dot_i8x4(a.z, b[3].z) + dot_i8x4(a.w, b[3].w),
+  );
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn main(
   @builtin(workgroup_id) block: vec3<u32>,
@@ -73,10 +96,34 @@ fn main(
 ) {
   let i0 = block.x * TILE;
   let j0 = block.y * TILE;
+  // Which pipeline takes this tile: the one that keeps Σ l_a·l_b if a column is shifted (f·2^s ≥ 1).
+  if (thread < 2u * TILE) {
+    var shifted = false;
+    if (thread < TILE) {
+      let i = i0 + thread;
+      shifted = i < params.a_cols && a_factors[params.a_factor_first + i] >= 1.0;
+    } else {
+      let j = j0 + thread - TILE;
+      shifted = j < params.b_cols && b_factors[params.b_factor_first + j] >= 1.0;
+    }
+    column_shifted[thread] = select(0u, 1u, shifted);
+  }
+  workgroupBarrier();
+  if (thread == 0u) {
+    var any = 0u;
+    for (var k = 0u; k < 2u * TILE; k = k + 1u) {
+      any = any | column_shifted[k];
+    }
+    tile_shifted = any;
+  }
+  if (workgroupUniformLoad(&tile_shifted) != select(0u, 1u, WITH_LOW)) {
+    return;
+  }
   var acc: array<vec4<f32>, 4>; // [r][s], zero-initialized
   // A slice's exact sums per row, zeroed explicitly after each flush (a zero-initialized `var` declared
   // inside a loop was observed to keep its previous values on Dawn + lavapipe: shaders/e8_matmul.wgsl).
   var rows: array<RowSums, 4>;
+  var lows: array<vec4<i32>, 4>; // WITH_LOW: a slice's Σ l_a·l_b per row
 
   for (var u0 = 0u; u0 < params.units; u0 = u0 + SLICE) {
     workgroupBarrier(); // the previous slice has been read by everyone
@@ -115,10 +162,28 @@ fn main(
       rows[1] = row_sums(rows[1], a_slice[at + local.x + THREADS_EDGE], b);
       rows[2] = row_sums(rows[2], a_slice[at + local.x + 2u * THREADS_EDGE], b);
       rows[3] = row_sums(rows[3], a_slice[at + local.x + 3u * THREADS_EDGE], b);
+      if (WITH_LOW) {
+        lows[0] = row_low(lows[0], a_slice[at + local.x], b);
+        lows[1] = row_low(lows[1], a_slice[at + local.x + THREADS_EDGE], b);
+        lows[2] = row_low(lows[2], a_slice[at + local.x + 2u * THREADS_EDGE], b);
+        lows[3] = row_low(lows[3], a_slice[at + local.x + 3u * THREADS_EDGE], b);
+      }
     }
     for (var r = 0u; r < PER_THREAD; r = r + 1u) {
       acc[r] = acc[r] + params.radix * params.radix * vec4<f32>(rows[r].high) + params.radix * vec4<f32>(rows[r].cross);
       rows[r] = RowSums();
+      if (WITH_LOW) {
+        // Only the pairs with a shifted column keep it (the others drop it, as the plain pipeline does).
+        let a_shifted = column_shifted[local.x + THREADS_EDGE * r] != 0u;
+        let keep = vec4<bool>(
+          a_shifted || column_shifted[TILE + local.y] != 0u,
+          a_shifted || column_shifted[TILE + local.y + THREADS_EDGE] != 0u,
+          a_shifted || column_shifted[TILE + local.y + 2u * THREADS_EDGE] != 0u,
+          a_shifted || column_shifted[TILE + local.y + 3u * THREADS_EDGE] != 0u,
+        );
+        acc[r] = acc[r] + select(vec4<f32>(), vec4<f32>(lows[r]), keep);
+        lows[r] = vec4<i32>();
+      }
     }
   }
 

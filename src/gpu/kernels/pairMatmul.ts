@@ -57,15 +57,21 @@ export function pairMatmulShaderSource(dotPath: DotPath): string {
   return `${dotPath === 'packed' ? dotPackedSource : dotPlainSource}\n${Params.wgsl()}\n${pairMatmulSource}`;
 }
 
-/** One pipeline per dot path and device. */
+/**
+ * Per dot path and device, the two pipelines every product dispatches over the same grid (the shader's
+ * WITH_LOW): `plain` takes the tiles of unshifted columns (Σ l_a·l_b dropped), `withLow` those that
+ * hold a shifted column (the term kept for its pairs); each returns at once from the other's tiles.
+ */
 const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'pair matmul',
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'read-only-storage', 'storage'],
-  compile: (device, pipelineLayout, dotPath: DotPath) =>
-    createKernelPipeline(device, pipelineLayout, {
-      label: `pair matmul (${dotPath} dot products)`,
-      code: pairMatmulShaderSource(dotPath),
-    }),
+  compile: (device, pipelineLayout, dotPath: DotPath) => {
+    const code = pairMatmulShaderSource(dotPath);
+    return {
+      plain: createKernelPipeline(device, pipelineLayout, { label: `pair matmul (${dotPath} dot products)`, code, constants: { WITH_LOW: 0 } }),
+      withLow: createKernelPipeline(device, pipelineLayout, { label: `pair matmul (${dotPath} dot products, shifted columns)`, code, constants: { WITH_LOW: 1 } }),
+    };
+  },
 });
 
 /**
@@ -127,7 +133,6 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
 
   const { layout, pipeline } = pipelines.get(device, args.dotPath);
   const pass = encoder.beginComputePass({ label: `pair matmul (${args.dotPath})` });
-  pass.setPipeline(pipeline);
   for (const { first: j0, count: chunkCols, bWindow, cWindow } of chunks) {
     const label = `pair matmul (B columns ${j0}…${j0 + chunkCols - 1})`;
     const params = Params.pack({
@@ -153,7 +158,11 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
         windowBinding(args.c, cWindow),
       ]),
     );
-    pass.dispatchWorkgroups(Math.ceil(aCols / TILE), Math.ceil(chunkCols / TILE));
+    // Each tile is written by exactly one of the two (the other returns before touching C).
+    for (const variant of [pipeline.plain, pipeline.withLow]) {
+      pass.setPipeline(variant);
+      pass.dispatchWorkgroups(Math.ceil(aCols / TILE), Math.ceil(chunkCols / TILE));
+    }
   }
   pass.end();
 }

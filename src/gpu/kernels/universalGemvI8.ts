@@ -37,8 +37,10 @@ import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl
  * in instructions. Opt-in: it adds the error of rounding x̃, at most
  *     |Δy_j| ≤ (½ + 2·10⁻⁴)·Σ_g s_g·Σ_{k∈g} |ŵ̃_jk|,   s_g = max_{k∈g} |x̃_k| / 127
  * (ŵ̃_j the rotated decode of column j, g the groups of 12 rotated coordinates; the 2·10⁻⁴ covers the
- * GPU's f32 division), and on average ≈ s_g²/12 per coordinate but the group's largest: ≈ 2·10⁻⁵ of
- * ‖ŵ‖²‖x‖² in NMSE on Gaussian data, against d3-q6's own 0.05. So it is not the library's exact product.
+ * GPU's f32 division), and ≈ s_g²/12 per coordinate but the group's largest where x̃'s rounding
+ * residues are spread as Gaussian data's are: ≈ 2·10⁻⁵ of ‖ŵ‖²‖x‖² in NMSE, against d3-q6's own 0.05.
+ * The rounding is a deterministic function of x: an x whose residues take one sign along a column
+ * reaches the bound (README, "int8Inputs"). So it is not the library's exact product.
  *
  * Pieces:
  *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
