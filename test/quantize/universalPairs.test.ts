@@ -6,7 +6,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { expectedProductError } from '../../src/product/expectedError.js';
-import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { rotatedSpikeOnConstant } from './rotatedSpikes.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -214,14 +214,8 @@ describe('universalPairProduct', () => {
   it('two shifted columns (a rotated spike on a constant, both operands): the pair product stays with the decoded one, since their pair keeps Σ l_a·l_b (dropped, its bias was ≈ 6× the guarantee here, 1988× at n = 4096)', () => {
     const n = 1024;
     const seed = 3;
-    const rotation = new RandomizedHadamard(n, seed);
-    const column = (at: number): Float32Array => {
-      const rotated = new Float32Array(n).fill(0.02);
-      rotated[at] = 1.02;
-      return rotation.inverse(rotated);
-    };
-    const a: Matrix = { rows: n, cols: 1, data: column(5) };
-    const b: Matrix = { rows: n, cols: 1, data: column(77) };
+    const a: Matrix = { rows: n, cols: 1, data: rotatedSpikeOnConstant(n, seed, 5) };
+    const b: Matrix = { rows: n, cols: 1, data: rotatedSpikeOnConstant(n, seed, 77) };
     const draws = 60;
     let ratio = 0;
     for (let t = 0; t < draws; t++) {
@@ -245,14 +239,11 @@ describe('universalPairProduct', () => {
     const n = 1024;
     const cols = 4;
     const seed = 3;
-    const rotation = new RandomizedHadamard(n, seed);
     const a = new Float32Array(n * cols);
     const b = new Float32Array(n * cols);
     for (let j = 0; j < cols; j++) {
-      const rotated = new Float32Array(n).fill(0.02);
-      rotated[(j * 97) % n] = 1.02;
-      a.set(rotation.inverse(rotated), j * n);
-      b.set(rotation.inverse(new Float32Array(n).fill(1)), j * n);
+      a.set(rotatedSpikeOnConstant(n, seed, (j * 97) % n), j * n);
+      b.set(rotatedSpikeOnConstant(n, seed, null, 1), j * n);
     }
     const draws = 120;
     const mean = new Float64Array(cols * cols);
