@@ -45,9 +45,6 @@ const STAGE_STEPS: u32 = 4u;    // 2 · SLICE · TILE / THREADS
 // [t][column]: unit u0 + t of the tile's column.
 var<workgroup> a_slice: array<vec4<u32>, 512>; // SLICE · TILE
 var<workgroup> b_slice: array<vec4<u32>, 512>;
-// Whether each of the tile's 64 A and 64 B columns is stored shifted (1), and whether any is.
-var<workgroup> column_shifted: array<u32, 128>; // 2 · TILE
-var<workgroup> tile_shifted: u32;
 
 // One row of an invocation's entries: the exact sums of h·h (high) and of h·l + l·h (cross) of its A
 // column against its 4 B columns.
@@ -106,18 +103,24 @@ fn main(
       let j = j0 + thread - TILE;
       shifted = j < params.b_cols && b_factors[params.b_factor_first + j] >= 1.0;
     }
-    column_shifted[thread] = select(0u, 1u, shifted);
+    a_slice[thread] = vec4<u32>(select(0u, 1u, shifted)); // a_slice is free until the slice loop's first barrier
   }
   workgroupBarrier();
   if (thread == 0u) {
     var any = 0u;
     for (var k = 0u; k < 2u * TILE; k = k + 1u) {
-      any = any | column_shifted[k];
+      any = any | a_slice[k].x;
     }
-    tile_shifted = any;
+    a_slice[2u * TILE] = vec4<u32>(any);
   }
-  if (workgroupUniformLoad(&tile_shifted) != select(0u, 1u, WITH_LOW)) {
+  if (workgroupUniformLoad(&a_slice[2u * TILE]).x != select(0u, 1u, WITH_LOW)) {
     return;
+  }
+  var a_flags = vec4<bool>();
+  var b_flags = vec4<bool>();
+  if (WITH_LOW) {
+    a_flags = vec4<bool>(a_slice[local.x].x != 0u, a_slice[local.x + THREADS_EDGE].x != 0u, a_slice[local.x + 2u * THREADS_EDGE].x != 0u, a_slice[local.x + 3u * THREADS_EDGE].x != 0u);
+    b_flags = vec4<bool>(a_slice[TILE + local.y].x != 0u, a_slice[TILE + local.y + THREADS_EDGE].x != 0u, a_slice[TILE + local.y + 2u * THREADS_EDGE].x != 0u, a_slice[TILE + local.y + 3u * THREADS_EDGE].x != 0u);
   }
   var acc: array<vec4<f32>, 4>; // [r][s], zero-initialized
   // A slice's exact sums per row, zeroed explicitly after each flush (a zero-initialized `var` declared
@@ -174,13 +177,7 @@ fn main(
       rows[r] = RowSums();
       if (WITH_LOW) {
         // Only the pairs with a shifted column keep it (the others drop it, as the plain pipeline does).
-        let a_shifted = column_shifted[local.x + THREADS_EDGE * r] != 0u;
-        let keep = vec4<bool>(
-          a_shifted || column_shifted[TILE + local.y] != 0u,
-          a_shifted || column_shifted[TILE + local.y + THREADS_EDGE] != 0u,
-          a_shifted || column_shifted[TILE + local.y + 2u * THREADS_EDGE] != 0u,
-          a_shifted || column_shifted[TILE + local.y + 3u * THREADS_EDGE] != 0u,
-        );
+        let keep = vec4<bool>(a_flags[r]) | b_flags;
         acc[r] = acc[r] + select(vec4<f32>(), vec4<f32>(lows[r]), keep);
         lows[r] = vec4<i32>();
       }

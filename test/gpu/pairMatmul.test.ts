@@ -177,17 +177,21 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
       const gpu = await engine.matmulAT(ga, gb);
       const twin = pairProductReference(qa, pa, qb, pb, false);
       expectCloseToTwin(gpu, twin, qa, qb);
-      // The GPU keeps Σ l_a·l_b of the pairs of two shifted columns too: it is at least 10× nearer the
-      // twin than the term's size.
+      // The GPU keeps Σ l_a·l_b of the pairs with a shifted column (both, or one: a shifted column of A
+      // against B's Gaussian ones) too: it is at least 10× nearer the twin than the term's size.
       const lows = expectTwinIsDecoded(twin, qa, pa, qb, pb);
-      let keptOverGpuError = Infinity;
-      for (const i of [3, 40]) {
-        for (const j of [66, 99]) {
-          const k = j * qa.cols + i;
-          keptOverGpuError = Math.min(keptOverGpuError, Math.abs(lows[k] as number) / Math.abs((gpu.data[k] as number) - (twin[k] as number)));
-        }
-      }
-      expect(keptOverGpuError).toBeGreaterThan(10);
+      const keptOverGpuError = (gpuC: Matrix, pairs: readonly (readonly [number, number])[]): number =>
+        Math.min(...pairs.map(([i, j]) => Math.abs(lows[j * qa.cols + i] as number) / Math.abs((gpuC.data[j * qa.cols + i] as number) - (twin[j * qa.cols + i] as number))));
+      const both = [3, 40].flatMap((i) => [66, 99].map((j) => [i, j] as const));
+      const one = [[3, 0], [40, 65], [0, 66], [69, 99]] as const;
+      expect(keptOverGpuError(gpu, both)).toBeGreaterThan(10);
+      expect(keptOverGpuError(gpu, one)).toBeGreaterThan(10);
+      // B split into chunks of 70 columns (a binding cap of 70 columns' pair forms): B's shifted column 99
+      // is in the second chunk, whose tiles read their factors from b_factor_first = 70.
+      const dotPath: DotPath = context.features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+      const chunked = await pairProduct(asUniversalGpu(ga), asUniversalGpu(gb), dotPath, 2048 * 70);
+      expectCloseToTwin(chunked, twin, qa, qb);
+      expect(keptOverGpuError(chunked, [...both, ...one])).toBeGreaterThan(10);
     } finally {
       ga.destroy();
       gb.destroy();
