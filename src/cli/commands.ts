@@ -345,7 +345,7 @@ export function unreadWeights(file: SafetensorsTensorSource, skipped: readonly S
   const refuse = !patternGiven && bytes.codes + bytes.stacked > MOSTLY_UNREAD * all;
   const what = parts.join('; and ');
   return refuse
-    ? { message: `quantize would leave out most of the model: ${what}. Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases)`, refuse }
+    ? { message: `quantize would leave out most of the model: ${what}. Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases and what stays in float)`, refuse }
     : { message: `warning: quantize leaves out ${what}; the list at the end says why for each tensor`, refuse };
 }
 

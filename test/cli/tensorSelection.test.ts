@@ -311,7 +311,7 @@ describe('quantize: what it selects in quantized, MoE and dense checkpoints', ()
     await expect(quantizeModel({ ...options, log: () => {} })).rejects.toThrow(
       `quantize would leave out most of the model: 3 tensors of quantized codes (${shareOf(CHECKPOINT, CODES)}): an already quantized checkpoint, whose unquantized original is what quantize reads; ` +
         `and 1 3-D tensor of stacked matrices such as MoE experts (${shareOf(CHECKPOINT, STACKED)}), which --tensors selects slice by slice (with --transpose for those stored (in, out), as Llama 4's and gpt-oss's experts are). ` +
-        "Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases)",
+        "Pass --tensors to quantize only what it selects ('^(?!.*bias$)' selects every tensor it can read but biases and what stays in float)",
     );
     // With --tensors: a warning (also when quiet) of the codes left out; the experts slice by slice.
     const lines: string[] = [];
