@@ -19,7 +19,8 @@
 // The sums of a slice stay exact in i32 (|Σ h·h| ≤ 64·128² = 2^20 and |Σ cross| ≤ 2^21 per slice)
 // and go to the f32 accumulator once per slice, times R² ≤ 2^16 and R: exact.
 //
-// Σ l_a·l_b is dropped only for a pair of unshifted columns (l is then the dither's alone); a shifted
+// Σ l_a·l_b is dropped only for a pair of unshifted columns (l is then the dither's alone, and its
+// mean, params.low_mean = N/4, is added in its place: droppedLowMean in universalPairs.ts); a shifted
 // column's l follows the data, and its pairs keep the term (src/quantize/universalPairs.ts says why).
 // The kernel is dispatched twice over the grid, once per value of WITH_LOW: a workgroup whose tile
 // holds a shifted column (a factor f·2^s ≥ 1) runs in the WITH_LOW pipeline, which also forms
@@ -185,6 +186,8 @@ fn main(
   }
 
   for (var r = 0u; r < PER_THREAD; r = r + 1u) {
+    // The pairs that dropped Σ l_a·l_b get its mean (the plain pipeline's flags are all false).
+    acc[r] = acc[r] + select(vec4<f32>(params.low_mean), vec4<f32>(), vec4<bool>(a_flags[r]) | b_flags);
     for (var s = 0u; s < PER_THREAD; s = s + 1u) {
       let i = i0 + local.x + THREADS_EDGE * r;
       let j = j0 + local.y + THREADS_EDGE * s;

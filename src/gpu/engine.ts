@@ -302,7 +302,7 @@ export class GpuEngine {
     }
     // The product reads each column's factor from the start of its scales (the exponents follow them).
     const factorsOf = (p: typeof pa) => ({ pairs: p.pairs, factors: p.scales, cols: p.cols });
-    dispatchPairMatmul(this.device, encoder, scratch, { a: factorsOf(pa), b: factorsOf(pb), units, commonScale: pairCommonScale(a, b), radixBits, c: output, cOffset: offset, dotPath: this.dotPath });
+    dispatchPairMatmul(this.device, encoder, scratch, { a: factorsOf(pa), b: factorsOf(pb), units, commonScale: pairCommonScale(a, b), radixBits, keptLength: Math.min(a.keptLength, b.keptLength), c: output, cOffset: offset, dotPath: this.dotPath });
     dispatchProductEpilogue(this.device, encoder, scratch, {
       sideA: a.side,
       sideB: b.side,

@@ -9,9 +9,9 @@ import { checkCompatible, isSameQuantization } from './operands.js';
 
 /**
  * ÂᵀB̂ of two universal matrices as the WebGPU pair product computes it (GpuEngine's 'universal-i8'
- * kernel: src/quantize/universalPairs.ts), for checking a GPU result on the CPU: `matmulAT` minus the
- * term Σ l_a·l_b that the pair product drops for pairs of unshifted columns (at most 0.02 % of the
- * product's error variance), and with a shifted column's c rounded to a multiple of 2^s. Refuses
+ * kernel: src/quantize/universalPairs.ts), for checking a GPU result on the CPU: `matmulAT` with the
+ * term Σ l_a·l_b replaced by its mean N/4 for pairs of unshifted columns (zero-mean noise, at most
+ * 0.02 % of the product's error variance), and with a shifted column's c rounded to a multiple of 2^s. Refuses
  * what `matmulAT` refuses, and operands that are not both universal. The engine takes the pair path
  * where WGSL has packed 8-bit dot products (`engine.productKernel(ga, gb)` is 'universal-i8'); its
  * decoding path ('universal-decode') computes `matmulAT` instead.

@@ -22,8 +22,9 @@ import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, univers
  * and e8-5bit. Then l is −Z mod R, a function of the dither alone (R divides DITHER_GRID/pointScale),
  * and Σ l_a·l_b is data-independent noise of variance N·(R²/12)² in c² units, against the product's
  * own error of ≈ 2·NMSE·σ_c⁴ per coordinate (σ_c ≈ DITHER_GRID/β): it adds 0.0001 % (e8-2bit) to
- * 0.02 % (e8-q16) to the error variance (measured: README, "Speed"). The tests bound it exactly
- * (`pairSums`' ll).
+ * 0.02 % (e8-q16) to the error variance (measured: README, "Speed"). Its mean, N/4 (l's mean is
+ * −1/2), is added in its place (`droppedLowMean`), so what is dropped has mean 0. The tests bound it
+ * exactly (`pairSums`' ll).
  *
  * A column whose largest |c| is beyond `pairLimit(r)` (a long escape far above the column's RMS, which
  * the rotation makes rare) is stored as round(c / 2^s) (ties to even: `roundShift`) with the smallest shift s that fits, and its
@@ -206,6 +207,18 @@ function lane8(word: number, lane: number): number {
  * The integer sums the product kernel forms for columns i of `a` and j of `b`: hh = Σ h_a·h_b and
  * hl = Σ (h_a·l_b + l_a·h_b), and the dropped ll = Σ l_a·l_b (for the tests' bounds).
  */
+/**
+ * What the pair product adds in place of the Σ l_a·l_b it drops for two unshifted columns of
+ * `keptLength` coordinates, in c² units: its mean. l = −Z mod R in [−R/2, R/2) is uniform (Z is), so
+ * its mean is −1/2 (0 for R = 1, where l is 0), and two columns' dithers are independent (distinct
+ * columns or nonces; one nonce for two matrices is refused), so E[l_a·l_b] = 1/4 per coordinate kept.
+ * Dropping the term whole biased every such entry by −N/4 c² units (3√N/R² of its own noise's
+ * standard deviation: 0.37 at e8-2bit, N = 1024); adding the mean leaves the zero-mean noise alone.
+ */
+export function droppedLowMean(keptLength: number, radixBits: number): number {
+  return radixBits === 0 ? 0 : keptLength / 4;
+}
+
 export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairColumns, j: number): { readonly hh: number; readonly hl: number; readonly ll: number } {
   check(a.unitsPerColumn === b.unitsPerColumn && a.radixBits === b.radixBits, 'pairSums: A and B need the same length and radix');
   let hh = 0;
@@ -231,8 +244,8 @@ export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairCol
 
 /**
  * The twin of the pair product on the GPU (pairMatmul.ts, then the product epilogue): C = ÂᵀB̂ in
- * float64 from the pair forms (of one radix), a.cols × b.cols column-major, Σ l_a·l_b dropped as the
- * kernel does where neither column is shifted (and kept where one is);
+ * float64 from the pair forms (of one radix), a.cols × b.cols column-major, Σ l_a·l_b replaced by its
+ * mean (`droppedLowMean`) as the kernel does where neither column is shifted (and kept where one is);
  * plus rows·μ_a·μ_b for centred operands and, for one quantization multiplied by itself (`gram`),
  * the exact diagonal ν_i² + rows·μ_i².
  */
@@ -246,12 +259,13 @@ export function pairProductReference(
   const out = new Float64Array(a.cols * b.cols);
   const common = a.unit * b.unit;
   const radix = 2 ** a.radixBits; // b's too: pairSums refuses forms of two radices
+  const droppedMean = droppedLowMean(Math.min(qa.keptLength, qb.keptLength), a.radixBits);
   for (let j = 0; j < b.cols; j++) {
     for (let i = 0; i < a.cols; i++) {
       const { hh, hl, ll } = pairSums(a, i, b, j);
       const scale = common * (a.factors[i] as number) * (b.factors[j] as number) * 2 ** ((a.exponents[i] as number) + (b.exponents[j] as number));
-      // Σ l_a·l_b is dropped only where both columns are unshifted (l then the dither's alone).
-      const low = (a.shifts[i] as number) > 0 || (b.shifts[j] as number) > 0 ? ll : 0;
+      // Σ l_a·l_b is dropped only where both columns are unshifted (l then the dither's alone), its mean added.
+      const low = (a.shifts[i] as number) > 0 || (b.shifts[j] as number) > 0 ? ll : droppedMean;
       let value = scale * (radix * radix * hh + radix * hl + low);
       if (qa.means !== null && qb.means !== null) value += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
       if (gram && i === j) value = (qa.norms[i] as number) ** 2 + (qa.means === null ? 0 : qa.rows * (qa.means[i] as number) ** 2);

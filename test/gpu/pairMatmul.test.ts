@@ -68,8 +68,8 @@ function expectCloseToTwin(gpu: Matrix, twin: Float64Array, qa: UniversalLattice
 }
 
 /**
- * The twin against the decoded product (`matmulAT`): the twin plus the dropped Σ l_a·l_b where neither
- * column is shifted, exactly; a pair with a shifted column keeps Σ l_a·l_b, and its shifted column
+ * The twin against the decoded product (`matmulAT`): the twin plus the dropped Σ l_a·l_b less its mean
+ * (N/4) where neither column is shifted, exactly; a pair with a shifted column keeps Σ l_a·l_b, and its shifted column
  * rounds each c to a multiple of 2^s, within 2^(s−1): bounded by Σ |Δ_a|·|c_b| + |c_a|·|Δ_b| + |Δ_a·Δ_b|.
  * Returns Σ l_a·l_b of each pair in C's units (column-major), for the caller's own checks.
  */
@@ -85,7 +85,8 @@ function expectTwinIsDecoded(twin: Float64Array, qa: UniversalLatticeMatrix, pa:
       const unitScale = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number);
       const low = unitScale * 2 ** (sa + sb) * pairSums(pa, i, pb, j).ll;
       lows[j * qa.cols + i] = low;
-      const dropped = sa > 0 || sb > 0 ? 0 : low;
+      // Where it is dropped, the twin adds its mean instead (droppedLowMean, written out: l's mean is −1/2).
+      const dropped = sa > 0 || sb > 0 ? 0 : low - unitScale * (Math.min(qa.keptLength, qb.keptLength) / 4);
       const roundA = sa > 0 ? 2 ** (sa - 1) : 0;
       const roundB = sb > 0 ? 2 ** (sb - 1) : 0;
       const rounding = unitScale * (roundA * absSum(cb, j, qb.length) + roundB * absSum(ca, i, qa.length) + qa.length * roundA * roundB);
@@ -331,7 +332,7 @@ fn main() {
       const pa = operand(ga);
       const pb = operand(gb);
       const c = run.storage('C', bytes);
-      dispatchPairMatmul(device, run.encoder, run.scratch, { a: pa, b: pb, units: pairUnits(ga.length), commonScale: pairCommonScale(ga, gb), radixBits, c, dotPath, maxBindingBytes });
+      dispatchPairMatmul(device, run.encoder, run.scratch, { a: pa, b: pb, units: pairUnits(ga.length), commonScale: pairCommonScale(ga, gb), radixBits, keptLength: Math.min(ga.keptLength, gb.keptLength), c, dotPath, maxBindingBytes });
       dispatchProductEpilogue(device, run.encoder, run.scratch, { sideA: ga.side, sideB: gb.side, c, cOffset: 0, aCols: ga.cols, bCols: gb.cols, rows: ga.rows, centred: false, gram: false, exponents: { a: pa.exponents, b: pb.exponents } });
       return c;
     });
@@ -384,8 +385,9 @@ fn main() {
       for (let k = 0; k < cpu.data.length; k++) expect(Math.abs((gpu.data[k] as number) - (cpu.data[k] as number))).toBeLessThan(1e-5 * scale);
       const c = context.device.createBuffer({ label: 'unused C', size: 64, usage: GPUBufferUsage.STORAGE });
       try {
-        const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, radixBits: 5, c, dotPath: 'plain' } as const;
+        const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, radixBits: 5, keptLength: 8, c, dotPath: 'plain' } as const;
         expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 2 ** -101 })).toThrow(/commonScale .* is below 2\^-100/);
+        expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 1, keptLength: 9 })).toThrow(/keptLength must be an integer in \[0, 8\] \(8 per unit\), got 9/);
       } finally {
         c.destroy();
       }

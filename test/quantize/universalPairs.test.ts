@@ -135,7 +135,7 @@ describe('pair form of universal matrices', () => {
   ];
 
   for (const [name, options] of cases) {
-    it(`${name}: c·unit·ν is decodeRotated's value, and the pair product + the dropped Σ l_a·l_b is the decoded product`, () => {
+    it(`${name}: c·unit·ν is decodeRotated's value, and the pair product + the dropped Σ l_a·l_b is the decoded product (the term's mean added in its place)`, () => {
       const { a, b } = testMatrixPair('heavy-tailed', 75, 5, 4, 11);
       const qa = universal(a, { ...options, nonce: 1 });
       const qb = universal(b, { ...options, nonce: 2 });
@@ -172,8 +172,9 @@ describe('pair form of universal matrices', () => {
           let exact = 0;
           for (let k = 0; k < qa.length; k++) exact += (decodedA[i * qa.length + k] as number) * (decodedB[j * qb.length + k] as number);
           if (qa.means !== null && qb.means !== null) exact += qa.rows * (qa.means[i] as number) * (qb.means[j] as number);
+          // The product drops Σ l_a·l_b and adds its mean, N/4, in its place (l's mean is −1/2).
           const { ll } = pairSums(pa, i, pb, j);
-          const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * ll;
+          const dropped = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number) * (ll - Math.min(qa.keptLength, qb.keptLength) / 4);
           const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
           expect(Math.abs((product[j * qa.cols + i] as number) + dropped - exact)).toBeLessThanOrEqual(1e-12 * scale);
           // The dropped term is small: within (R/2)²·β²/65536 of ‖â_i‖·‖b̂_j‖ (|l| ≤ R/2, ‖c‖ ≈ DITHER_GRID·√N/β).
@@ -272,6 +273,42 @@ describe('universalPairProduct', () => {
     expect(perDraw / guarantee).toBeLessThan(2e-3);
   });
 
+  it('two unshifted columns: the Σ l_a·l_b it drops has mean N/4, which it adds, so pair − decoded has mean 0 over nonces', () => {
+    // e8-2bit (R = 16): the dropped term's mean, N/4, is 3√N/R² ≈ 0.37 of its standard deviation
+    // √N·R²/12 per entry at N = 1024, so 40 draws × 16 entries tell a bias of N/4 (≈ 9 standard errors)
+    // from none.
+    const n = 1024;
+    const cols = 4;
+    const draws = 40;
+    const { a, b } = testMatrixPair('gaussian', n, cols, cols, 5);
+    const samples: number[] = [];
+    for (let t = 0; t < draws; t++) {
+      const qa = universal(a, { scheme: 'e8-2bit', seed: 2, nonce: 2 * t + 1 });
+      const qb = universal(b, { scheme: 'e8-2bit', seed: 2, nonce: 2 * t + 2 });
+      const r = pairRadixBits(qa.scheme.q, qb.scheme.q);
+      expect(r).toBe(4);
+      const [pa, pb] = [universalPairColumns(qa, r), universalPairColumns(qb, r)];
+      expect(Math.max(...pa.shifts, ...pb.shifts)).toBe(0);
+      const pair = universalPairProduct(qa, qb).data;
+      const decoded = matmulAT(qa, qb).data;
+      for (let j = 0; j < cols; j++) {
+        for (let i = 0; i < cols; i++) {
+          // In c² units: decoded − pair = Σ l_a·l_b − what the product put in its place.
+          const cUnit = pa.unit * pb.unit * (qa.norms[i] as number) * (qb.norms[j] as number);
+          samples.push(((decoded[j * cols + i] as number) - (pair[j * cols + i] as number)) / cUnit);
+        }
+      }
+    }
+    const mean = samples.reduce((sum, v) => sum + v, 0) / samples.length;
+    const standardError = Math.sqrt(samples.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (samples.length - 1) / samples.length);
+    // The spread is the dropped term's own: √N·R²/12 ≈ 683 per entry (within 20 %).
+    expect(standardError * Math.sqrt(samples.length)).toBeGreaterThan(0.8 * (Math.sqrt(n) * 256) / 12);
+    expect(standardError * Math.sqrt(samples.length)).toBeLessThan(1.2 * (Math.sqrt(n) * 256) / 12);
+    expect(Math.abs(mean)).toBeLessThan(4 * standardError);
+    // A product that dropped the term whole would be N/4 = 256 off on average: far outside that.
+    expect(n / 4).toBeGreaterThan(6 * standardError);
+  });
+
   it('is matmulAT minus the dropped term, a Gram matrix keeps its exact diagonal, and it refuses what matmulAT refuses and non-universal operands', () => {
     const { a, b } = testMatrixPair('gaussian', 40, 4, 3, 2);
     const qa = universal(a, { scheme: 'e8-4bit', seed: 1, nonce: 1 });
@@ -280,19 +317,19 @@ describe('universalPairProduct', () => {
     const r = pairRadixBits(12, 12);
     const [pa, pb] = [universalPairColumns(qa, r), universalPairColumns(qb, r)];
     expect([c.rows, c.cols]).toEqual([4, 3]);
-    // Against matmulAT (the decoded product, another code path), less the dropped Σ l_a·l_b term, within
+    // Against matmulAT (the decoded product, another code path), less the dropped Σ l_a·l_b term (less its mean), within
     // the f32 rounding of the result (was compared with pairProductReference, which it is made of).
     const reference = matmulAT(qa, qb);
     for (let j = 0; j < 3; j++) {
       for (let i = 0; i < 4; i++) {
         const scale = (qa.norms[i] as number) * (qb.norms[j] as number);
-        const dropped = pa.unit * pb.unit * scale * pairSums(pa, i, pb, j).ll;
+        const dropped = pa.unit * pb.unit * scale * (pairSums(pa, i, pb, j).ll - qa.keptLength / 4);
         expect(Math.abs((c.data[j * 4 + i] as number) + dropped - (reference.data[j * 4 + i] as number)), `entry ${i}, ${j}`).toBeLessThanOrEqual(1e-6 * scale);
       }
     }
     // And the dropped term matters at this tolerance: without it some entry is off by more.
     let largestDropped = 0;
-    for (let j = 0; j < 3; j++) for (let i = 0; i < 4; i++) largestDropped = Math.max(largestDropped, Math.abs(pa.unit * pb.unit * pairSums(pa, i, pb, j).ll));
+    for (let j = 0; j < 3; j++) for (let i = 0; i < 4; i++) largestDropped = Math.max(largestDropped, Math.abs(pa.unit * pb.unit * (pairSums(pa, i, pb, j).ll - qa.keptLength / 4)));
     expect(largestDropped).toBeGreaterThan(1e-6);
     const gram = universalPairProduct(qa, qa);
     for (let i = 0; i < 4; i++) expect(gram.data[i * 4 + i]).toBe(Math.fround((qa.norms[i] as number) ** 2));

@@ -2,7 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
-import { checkPairRadixBits, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkPairRadixBits, droppedLowMean, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
 import { universalDitherUnit } from '../universalOperand.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -50,6 +50,7 @@ const Params = /*#__PURE__*/ new UniformLayout('PairMatmulParams', {
   b_factor_first: 'u32',
   common_scale: 'f32', // unit_a · unit_b
   radix: 'f32', // R = 2^r of both pair forms
+  low_mean: 'f32', // droppedLowMean: added where Σ l_a·l_b is dropped
 });
 
 /** The WGSL of one dot path: the dot library, the uniform struct, then shaders/pair_matmul.wgsl. */
@@ -92,6 +93,8 @@ export interface PairMatmulArgs {
   readonly commonScale: number;
   /** r of the radix 2^r both pair forms were made with. */
   readonly radixBits: number;
+  /** Rotated coordinates kept by both operands (the smaller keptLength): sets the dropped term's mean. */
+  readonly keptLength: number;
   /** C, aCols × bCols column-major f32 (written, before the epilogue). */
   readonly c: GPUBuffer;
   /** Byte offset of C (a multiple of 4). */
@@ -106,7 +109,7 @@ export interface PairMatmulArgs {
  * pairs or C exceed one binding or the grid exceeds the dispatch limit; A's pairs are bound whole.
  *
  * @example
- * dispatchPairMatmul(device, encoder, scratch, { a, b, units, commonScale, radixBits, c, dotPath: 'packed' });
+ * dispatchPairMatmul(device, encoder, scratch, { a, b, units, commonScale, radixBits, keptLength, c, dotPath: 'packed' });
  */
 export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: PairMatmulArgs): void {
   const { units } = args;
@@ -121,6 +124,10 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
     () => `pair matmul: commonScale ${args.commonScale} is below 2^-100, where its f32 products lose bits (multiply such operands on the decode path)`,
   );
   checkPairRadixBits(args.radixBits, 'pair matmul');
+  check(
+    Number.isInteger(args.keptLength) && args.keptLength >= 0 && args.keptLength <= PAIR_UNIT * units,
+    () => `pair matmul: keptLength must be an integer in [0, ${PAIR_UNIT * units}] (${PAIR_UNIT} per unit), got ${args.keptLength}`,
+  );
   const cOffset = args.cOffset ?? 0;
   checkBufferRange(args.a.pairs, 0, PAIR_UNIT_BYTES * units * aCols, 'pair matmul: A');
   checkBufferRange(args.b.pairs, 0, PAIR_UNIT_BYTES * units * bCols, 'pair matmul: B');
@@ -146,6 +153,7 @@ export function dispatchPairMatmul(device: GPUDevice, encoder: GPUCommandEncoder
       b_factor_first: j0,
       common_scale: args.commonScale,
       radix: 2 ** args.radixBits,
+      low_mean: droppedLowMean(args.keptLength, args.radixBits),
     });
     pass.setBindGroup(
       0,
