@@ -130,8 +130,9 @@ export interface QuantizedLinearOptions {
    */
   readonly bias?: Float32Array | BufferSlice | null;
   /**
-   * Format of x and y in GPU buffers. Default 'f32'. f16 outputs are rounded as the CPU's
-   * `float16Bits`: |y| ≥ 65520 becomes ±Infinity (f16's range), a NaN stays a NaN, on every GPU.
+   * Format of x and y in GPU buffers. Default 'f32'. f16 outputs: |y| ≥ 65520 becomes ±Infinity (f16's
+   * range) and a NaN stays a NaN on every GPU; an in-range y rounds to nearest as the CPU's
+   * `float16Bits` on lavapipe, and within 1 f16 ulp (either neighbour, which WGSL allows) elsewhere.
    */
   readonly activations?: ActivationFormat;
   /** Most tokens (columns of x) one record handles; 1…64 are tuned, more work. Default 64. */
@@ -216,6 +217,12 @@ function slice(value: BufferSlice, what: string): Slice {
   check(typeof buffer === 'object' && buffer !== null, () => `${what}.buffer must be a GPUBuffer, got ${describeValue(buffer)}`);
   check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${describeValue(offset)}`);
   check(size === undefined || (Number.isInteger(size) && size >= 0), () => `${what} size must be a non-negative integer (bytes) or absent, got ${describeValue(size)}`);
+  // As WebGPU refuses such a GPUBufferBinding: a size past the buffer's end is a mistake, even where
+  // what the layer needs would fit.
+  check(
+    size === undefined || typeof buffer.size !== 'number' || offset + size <= buffer.size,
+    () => `${what}: ${size} bytes at offset ${offset} go past the end of its buffer (${buffer.size} bytes)`,
+  );
   return { buffer, offset, size };
 }
 

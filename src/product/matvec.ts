@@ -1,4 +1,4 @@
-import { check } from '../errors.js';
+import { check, describeValue } from '../errors.js';
 import { checkMatrix, largestColumnNorm, vectorOrMatrix, type Matrix } from '../matrix.js';
 import type { QuantizedMatrix } from '../quantize/quantizedMatrix.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
@@ -37,6 +37,11 @@ import { decodedColumnNorm, rotatedColumnDecoder } from './decodeRotated.js';
  */
 export function matvecAT(q: QuantizedMatrix, given: Float32Array | Matrix): Matrix {
   checkQuantizedMatrix(q, 'matvecAT q');
+  // Before vectorOrMatrix, which takes any other typed array or an array for a Matrix.
+  check(
+    given instanceof Float32Array || (typeof given === 'object' && given !== null && !ArrayBuffer.isView(given) && !Array.isArray(given)),
+    () => `matvecAT: x must be a Float32Array or a Matrix { rows, cols, data }, got ${describeValue(given)}`,
+  );
   const x = vectorOrMatrix(given);
   checkMatrix(x, 'matvecAT x');
   check(x.rows === q.rows, () => `matvecAT: x has ${x.rows} rows, but the quantized matrix has ${q.rows}`);

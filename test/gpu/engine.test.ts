@@ -972,3 +972,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     }
   });
 });
+
+describe('dotPathFor', () => {
+  it("follows the WGSL language feature, and names what it needs when given something else (was a TypeError from inside)", () => {
+    expect(dotPathFor({ packed4x8IntegerDotProduct: true } as GpuContext['features'])).toBe('packed');
+    expect(dotPathFor({ packed4x8IntegerDotProduct: false } as GpuContext['features'])).toBe('plain');
+    for (const given of [undefined, null, {}]) {
+      expect(() => dotPathFor(given as unknown as GpuContext['features'])).toThrow(/dotPathFor: features must be a GpuContext's features \{ packed4x8IntegerDotProduct, … \}, got /);
+    }
+  });
+});

@@ -883,6 +883,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // A GPUBufferBinding-style size is a bound: too small is refused, enough is used.
       expect(() => layer.record(encoder, { buffer: xBuffer, offset: 0, size: 4 * n - 4 }, shared)).toThrow(new RegExp(`x needs ${4 * n} bytes, but its size is ${4 * n - 4}`));
       expect(() => layer.record(encoder, xBuffer, { buffer: shared, offset: 0, size: 4 * out - 4 })).toThrow(new RegExp(`y needs ${4 * out} bytes, but its size is ${4 * out - 4}`));
+      // A size past the buffer's end is refused, as WebGPU refuses such a binding (it was taken while what the layer reads fit).
+      expect(() => layer.record(encoder, { buffer: xBuffer, size: 4 * n + 4 }, shared)).toThrow(new RegExp(`x: ${4 * n + 4} bytes at offset 0 go past the end of its buffer \\(${4 * n} bytes\\)`));
+      expect(() => layer.record(encoder, xBuffer, { buffer: shared, offset: 256, size: 4 * out * 2 + 4 })).toThrow(/y: \d+ bytes at offset 256 go past the end of its buffer/);
       // Overlapping outputs in a group: one layer's result would replace the other's.
       expect(() => group.record(encoder, xBuffer, [shared, shared])).toThrow(/ys\[0\] \(bytes 0…160\) and ys\[1\] \(bytes 0…160\) overlap/);
       expect(() => group.record(encoder, xBuffer, [{ buffer: shared, offset: 16 }, shared])).toThrow(/ys\[0\] .* and ys\[1\] .* overlap/);

@@ -222,5 +222,10 @@ describe('matvecAT (CPU GEMV) = matmulATExact(dequantize(q), x)', () => {
     bad.data[3] = Number.NaN;
     expect(() => matvecAT(q, bad)).toThrow(/non-finite entry NaN at row 3/);
     expect(() => matvecAT(null as unknown as QuantizedMatrix, bad)).toThrow(/q must be a quantized matrix/);
+    // Another typed array or an array for x is named as such (was "x.rows must be a positive integer, got undefined").
+    for (const x of [new Float64Array(16), Array.from({ length: 16 }, () => 1), null]) {
+      expect(() => matvecAT(q, x as unknown as Float32Array)).toThrow(/matvecAT: x must be a Float32Array or a Matrix \{ rows, cols, data \}, got /);
+    }
+    expect(() => matvecAT(q, new Float64Array(16) as unknown as Float32Array)).toThrow(/got a Float64Array/);
   });
 });

@@ -2,7 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import e8MatmulSource from '../../../shaders/e8_matmul.wgsl?raw';
 import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
-import { check, checkOneOf } from '../../errors.js';
+import { check, checkOneOf, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import type { GpuFeatures } from '../device.js';
@@ -50,6 +50,10 @@ export type DotPath = (typeof DOT_PATHS)[number];
 
 /** `'packed'` where the adapter's WGSL has packed_4x8_integer_dot_product, else `'plain'`. */
 export function dotPathFor(features: GpuFeatures): DotPath {
+  check(
+    typeof features === 'object' && features !== null && typeof features.packed4x8IntegerDotProduct === 'boolean',
+    () => `dotPathFor: features must be a GpuContext's features { packed4x8IntegerDotProduct, … }, got ${describeValue(features)}`,
+  );
   return features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
 }
 
