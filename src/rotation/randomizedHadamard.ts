@@ -241,21 +241,9 @@ function checkNoOverflow(result: Float32Array, largestOfInput: () => number, wha
   // After the scaling every entry is at most 2^97, and sums of up to 2^30 of them (the rotation's
   // longest window) stay below 2^127.
   const shift = Math.max(1, Math.ceil(Math.log2(largestInput)) - 97);
-  throw new RotationOverflowError(`${what} has entries up to ${largestInput.toPrecision(6)}, too large for the rotation's f32 sums (they overflowed)`, shift);
-}
-
-/**
- * The rotation's refusal of an input whose f32 sums overflow: `finding` says what, `shift` the power of
- * two that fixes it (the input by 2^−shift, the result by 2^shift: the message's advice). A caller whose
- * input is not undone afterwards (a covariance) words its own advice from `shift`.
- */
-export class RotationOverflowError extends LatticeMatmulError {
-  constructor(
-    readonly finding: string,
-    readonly shift: number,
-  ) {
-    super(`${finding}; multiply the input by 2^-${shift} and the result by 2^${shift}`);
-  }
+  throw new LatticeMatmulError(
+    `${what} has entries up to ${largestInput.toPrecision(6)}, too large for the rotation's f32 sums (they overflowed); multiply the input by 2^-${shift} and the result by 2^${shift}`,
+  );
 }
 
 /** Refuses a non-finite entry of `v`, naming it; returns the largest |v_i| (the same pass). */

@@ -4,6 +4,7 @@ import { rotationLength } from '../rotation/hadamard.js';
 import { checkU32 } from '../rotation/random.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { haarOrthogonal } from './linalg.js';
+import { normalizingExponent } from '../quantize/columnScaling.js';
 
 /**
  * The basis a weight matrix is quantized in. The layer computes y = W·x; for an orthogonal Q,
@@ -77,11 +78,17 @@ export class WeightBasis {
     if (this.kind === 'none') return Float64Array.from(sigma);
     let rotated: Float64Array;
     if (this.hadamard !== null) {
-      // Q·Σ column by column, then Q·(Q·Σ)ᵀ = Q·Σ·Qᵀ (Σ symmetric). The rotation itself runs in f32.
-      const first = this.hadamard.forwardColumns({ rows: n, cols: n, data: Float32Array.from(sigma) });
+      // Q·Σ column by column, then Q·(Q·Σ)ᵀ = Q·Σ·Qᵀ (Σ symmetric). The rotation itself runs in f32, on
+      // Σ·2^e with its largest entry in [1, 2), and 2^−e goes back in float64: exact both ways, so in
+      // f32's normal range this is the rotation of Σ itself, bit for bit, and a Σ of subnormals (which
+      // the f32 sums would flush to 0) or one whose sums pass f32's range rotates as well as any.
+      let largest = 0;
+      for (const v of sigma) largest = Math.max(largest, Math.abs(v));
+      const exponent = normalizingExponent(largest);
+      const first = this.hadamard.forwardColumns({ rows: n, cols: n, data: Float32Array.from(sigma, (v) => v * 2 ** exponent) });
       const transposed = new Float32Array(n * n);
       for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) transposed[i * n + j] = first.data[j * n + i] as number;
-      rotated = Float64Array.from(this.hadamard.forwardColumns({ rows: n, cols: n, data: transposed }).data);
+      rotated = Float64Array.from(this.hadamard.forwardColumns({ rows: n, cols: n, data: transposed }).data, (v) => v * 2 ** -exponent);
     } else {
       const q = this.haar as Float64Array;
       const qs = new Float64Array(n * n); // Q·Σ, row-major

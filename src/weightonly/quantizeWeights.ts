@@ -9,7 +9,6 @@ import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
 import { checkMethod, type WeightOnlyMethod } from './method.js';
 import { columnCodeWidths, MAX_CODE } from './packedCodes.js';
 import { checkU32 } from '../rotation/random.js';
-import { RotationOverflowError } from '../rotation/randomizedHadamard.js';
 import { MAX_COLUMN_MAGNITUDE, WeightOnlyQuantized, scalesOutOfRange, sideInfoBits, type WeightOnlyAnalysis } from './quantized.js';
 import { searchStepForRate } from './rateSearch.js';
 import { checkStep, quantizeAtStep, type CodeOverflow, type StepQuantization, type WorkingProblem } from './recursion.js';
@@ -205,8 +204,8 @@ export function quantizeWeights(
   const largestWeight = checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
-    // The rotation's advice names its input and result; for Σ_X only the first applies, and needs no undoing.
-    const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma), (shift) => `multiply sigmaX by 2^-${shift}: the quantization does not depend on its scale`), n, damping);
+    // Σ_X rotates at any scale (rotateCovariance takes a power of two out first).
+    const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma)), n, damping);
     let cholesky: Float64Array;
     try {
       cholesky = choleskyLower(h, n, `sigmaX (after damping ${damping}·mean diagonal${rotate ? ', rotated' : ''})`);
@@ -338,19 +337,12 @@ function rateUnderstatementBits(featureEntropies: Float64Array, widths: Uint8Arr
   return sum / featureEntropies.length;
 }
 
-/**
- * Runs a rotation of `what` (W or Σ_X), naming it in a refusal (its f32 sums overflow for entries near
- * f32's limit); `advice`, given the rotation's power of two, replaces its own (which speaks of an input
- * and a result to undo).
- */
-function inRotation<T>(what: string, rotate: () => T, advice?: (shift: number) => string): T {
+/** Runs a rotation of `what` (W or Σ_X), naming it in a refusal (W's f32 sums overflow for entries near f32's limit). */
+function inRotation<T>(what: string, rotate: () => T): T {
   try {
     return rotate();
   } catch (error) {
-    if (error instanceof LatticeMatmulError) {
-      const message = advice !== undefined && error instanceof RotationOverflowError ? `${error.finding}; ${advice(error.shift)}` : error.message;
-      throw new LatticeMatmulError(`${what} cannot be rotated (rotate: true): ${message}`, { cause: error });
-    }
+    if (error instanceof LatticeMatmulError) throw new LatticeMatmulError(`${what} cannot be rotated (rotate: true): ${error.message}`, { cause: error });
     throw error;
   }
 }

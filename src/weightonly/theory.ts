@@ -99,7 +99,8 @@ export function reverseWaterfillingDistortion(eigenvalues: ArrayLike<number>, si
   let hi = -Infinity;
   for (const v of logVariances) hi = Math.max(hi, v);
   let lo = hi - 2 * Math.LN2 * (rate * (n / logVariances.length) + 1) - 1;
-  while (rateAt(lo) < rate) lo -= 10;
+  // Steps that double: a fixed step stops moving lo once |lo| passes 2^53 times it (a rate of 1e17 hung).
+  for (let step = 10; rateAt(lo) < rate; step *= 2) lo -= step;
   for (let iteration = 0; iteration < 200 && hi - lo > 1e-13 * Math.max(1, Math.abs(hi)); iteration++) {
     const mid = (lo + hi) / 2;
     if (rateAt(mid) > rate) lo = mid;

@@ -80,6 +80,27 @@ describe('weight-only quantizers against the limit', () => {
     expect(gap('watersic', outliers.sigma, 4)).toBeLessThan(gptqRotated);
   });
 
+  it('the diagonal rescalers lower the distortion at a fixed step, by what they measure (4 seeds each)', () => {
+    // Measured over 6 seeds (64 × 256, spread spectrum of 3 decades): rescaled/plain distortion
+    // 0.924 ± 0.003 (GPTQ, step 1), 0.872 ± 0.006 (RTN, step 1), 0.981 ± 0.001 (WaterSIC, step 0.2);
+    // each bound is ≥ 8 standard deviations of a 4-seed mean above it, and well below 1 (no fit).
+    for (const [method, step, bound] of [
+      ['gptq', 1, 0.95],
+      ['rtn', 1, 0.92],
+      ['watersic', 0.2, 0.99],
+    ] as const) {
+      let ratio = 0;
+      for (let seed = 1; seed <= 4; seed++) {
+        const wSeed = gaussianMatrix(n, 256, seed);
+        const sigma = spreadSpectrumCovariance(n, 3, seed).sigma;
+        const plain = quantizeWeights(wSeed, sigma, { method, step });
+        const rescaled = quantizeWeights(wSeed, sigma, { method, step, rescale: true });
+        ratio += rescaled.distortion(wSeed, sigma) / plain.distortion(wSeed, sigma) / 4;
+      }
+      expect(ratio, method).toBeLessThan(bound);
+    }
+  });
+
   it('the diagonal rescalers never increase the damped distortion', () => {
     const q = quantizeWeights(w, spread.sigma, { method: 'gptq', rate: 3, rescale: true });
     const objective = q.analysis?.rescaleObjective;

@@ -57,6 +57,9 @@ describe('weight-only limit', () => {
     // The switched-off component above, scaled by 2^1000 and by 2^-1000: D scales with σ_W².
     [[1, 1e-6], 2 ** 1000, 1, 2 ** 1000 * ((2 ** -4 + 1e-6) / 2)],
     [[1, 1e-6], 2 ** -1000, 1, 2 ** -1000 * ((2 ** -4 + 1e-6) / 2)],
+    // Eigenvalues 300 decades apart at 100 bits: the water level θ = 2^-400 (all the rate to the first,
+    // ½·log2(1/θ)/2 = 100) is above the second, so D = (θ + 1e-300)/2 (the search's steps double now).
+    [[1, 1e-300], 1, 100, (2 ** -400 + 1e-300) / 2],
   ])('reverse waterfilling of λ = %j with σ_W² = %d at %d bit is finite where σ_W²·λ is not a double (%d)', (lambda, sigmaW2, rate, expected) => {
     const d = reverseWaterfillingDistortion(lambda, sigmaW2, rate);
     expect(Math.abs(d / expected - 1)).toBeLessThan(1e-9);
@@ -65,6 +68,8 @@ describe('weight-only limit', () => {
   it.each([
     [[1e10, 1e10], 1e308, 0.01], // D ≈ 1e318
     [[1e-300], 1e-300, 1], // D = 2.5e-601: σ_W²·λ underflowed to 0, and the bisection ran forever
+    [[1, 1e-300], 1, 2e17], // a rate so large that a fixed step no longer moved the search's lower end: it hung
+    [[1, 1e-300], 1, 1e18],
   ])('reverse waterfilling refuses a distortion outside the range of a double (λ = %j, σ_W² = %d)', (lambda, sigmaW2, rate) => {
     expect(() => reverseWaterfillingDistortion(lambda, sigmaW2, rate)).toThrow(/the distortion .* is outside the range of a double/);
   });

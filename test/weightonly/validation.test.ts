@@ -130,6 +130,33 @@ describe('a dead input channel (zero variance: calibration activations that are 
     expect(ratios.reduce((a, b) => a + b) / ratios.length).toBeLessThan(1.2);
   });
 
+  it('damping δ quantizes as H = Σ_X + δ·mean(diag Σ_X)·I with no damping: the same codes, bit for bit', () => {
+    // Σ_X with a diagonal of mean 4 and off-diagonals of ±1/4: δ = 1/4 adds exactly 1 to the
+    // diagonal, so Σ_X + I is exact in f32 and both runs factor the same H.
+    const size = 16;
+    const sigma = new Float32Array(size * size);
+    for (let i = 0; i < size; i++) {
+      // Diagonal 4 ∓ k in pairs (k = 1, 2, 3): 1 … 7, mean 4; a band of ±1/4 beside it (diagonally dominant).
+      const k = 1 + ((i >> 1) % 3);
+      for (let j = 0; j < size; j++) sigma[j * size + i] = i === j ? 4 + (i % 2 === 0 ? -k : k) : Math.abs(i - j) === 1 ? ((i + j) % 4 === 1 ? 0.25 : -0.25) : 0;
+    }
+    let trace = 0;
+    for (let i = 0; i < size; i++) trace += sigma[i * size + i] as number;
+    expect(trace / size).toBe(4);
+    const shifted = sigma.slice();
+    for (let i = 0; i < size; i++) shifted[i * size + i] = (shifted[i * size + i] as number) + 1;
+    const wSmall = gaussianMatrix(size, 64, 3);
+    for (const [method, step] of [
+      ['gptq', 0.5],
+      ['watersic', 0.3],
+    ] as const) {
+      const damped = quantizeWeights(wSmall, { rows: size, cols: size, data: sigma }, { method, step, damping: 0.25 });
+      const explicit = quantizeWeights(wSmall, { rows: size, cols: size, data: shifted }, { method, step, damping: 0 });
+      expect(damped.codes, method).toEqual(explicit.codes);
+      expect(damped.columnScales, method).toEqual(explicit.columnScales);
+    }
+  });
+
   it('is refused without damping (H is then singular), naming the damping', () => {
     const { w, sigmaX } = problem(1);
     expect(() => quantizeWeights(w, sigmaX, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/sigmaX \(after damping 0·mean diagonal\) .*not positive definite/);
@@ -254,31 +281,38 @@ describe('other bad input', () => {
     expect(() => quantizeWeights(w, sigma, { method: 'gptq', rate: 3, damping: null as never })).toThrow(/^damping must be a finite number ≥ 0, got null$/);
   });
 
-  it('a W or Σ_X too large for the rotation\'s f32 sums (rotate: true) is refused naming it; rotate: false takes the same Σ_X', () => {
+  it('a W too large for the rotation\'s f32 sums (rotate: true) is refused naming it; Σ_X rotates at any scale, as its copy scaled by a power of two', () => {
     const n = 64;
     const rotation = new RandomizedHadamard(n, 1);
     // Columns of s_i·1e37: the Hadamard's unnormalized sums overflow f32 although the rotated entries (8e37) fit.
     const w = gaussianMatrix(n, 8, 1);
     for (let i = 0; i < n; i++) w.data[i] = rotation.sign(i) * 1e37;
     expect(() => quantizeWeights(w, null, { method: 'rtn', rate: 3, rotate: true, seed: 1 })).toThrow(/^W cannot be rotated \(rotate: true\): RandomizedHadamard\.forwardColumns: the matrix has entries up to 1\.00000e\+37/);
-    const sigma = new Float32Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) sigma[j * n + i] = 1e37 * rotation.sign(i) * rotation.sign(j) + (i === j ? 1e35 : 0);
-    const sigmaX: Matrix = { rows: n, cols: n, data: sigma };
+    // Σ_X whose rotation sums pass f32's range (was refused, asking for a power of two), and one of
+    // subnormals that the f32 sums flushed to 0 (refused as not positive definite, "raise damping",
+    // which could not help): both are rotated on a power-of-two copy now, exactly, so the quantization
+    // is the one of their copies scaled by an even power of two (which scales H and its Cholesky
+    // factor exactly): the same codes, bit for bit.
+    const large = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) large[j * n + i] = 1e37 * rotation.sign(i) * rotation.sign(j) + (i === j ? 1e35 : 0);
+    const tiny = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) tiny[i * n + i] = 2 ** -149; // the smallest f32 subnormal
     // 64 outputs: the empirical entropy of 8 codes cannot measure 3 bits (a rate search refuses it).
     const small = gaussianMatrix(n, 64, 2);
-    let message = '';
-    try {
-      quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3, rotate: true, seed: 1 });
-    } catch (error) {
-      message = (error as Error).message;
+    for (const [sigma, power] of [
+      [large, -120],
+      [tiny, 150],
+    ] as const) {
+      const sigmaX: Matrix = { rows: n, cols: n, data: sigma };
+      const scaled: Matrix = { rows: n, cols: n, data: sigma.map((v) => v * 2 ** power) };
+      const options = { method: 'gptq', rate: 3, rotate: true, seed: 1 } as const;
+      const rotated = quantizeWeights(small, sigmaX, options);
+      expect(Math.abs(rotated.rate - 3)).toBeLessThanOrEqual(0.01);
+      const reference = quantizeWeights(small, scaled, options);
+      expect(rotated.codes).toEqual(reference.codes);
+      expect(rotated.columnScales).toEqual(reference.columnScales);
+      expect(quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3 }).rate).toBeGreaterThan(2.5);
     }
-    // Σ_X's advice names a power of two for Σ_X alone (the rotation's own spoke of an input and a result to undo), and it works.
-    const power = /^sigmaX cannot be rotated \(rotate: true\): .*; multiply sigmaX by 2\^-(\d+): the quantization does not depend on its scale$/.exec(message)?.[1];
-    expect(power, message).toBeDefined();
-    const scaled: Matrix = { rows: n, cols: n, data: sigma.map((v) => v * 2 ** -Number(power)) };
-    const rotated = quantizeWeights(small, scaled, { method: 'gptq', rate: 3, rotate: true, seed: 1 });
-    expect(Math.abs(rotated.rate - 3)).toBeLessThanOrEqual(0.01);
-    expect(quantizeWeights(small, sigmaX, { method: 'gptq', rate: 3 }).rate).toBeGreaterThan(2.5);
   });
 
   it('a W with a NaN or all zeros', () => {
