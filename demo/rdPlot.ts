@@ -91,7 +91,8 @@ export function drawRatePlot(container: HTMLElement, points: readonly RatePoint[
     svg('text', { x: px(x(labelRate)), y: px(y(gamma(labelRate)) + 20), 'text-anchor': 'middle' }, 'Γ(R)'),
     regionLabel(x, (rate) => y(Math.max(gamma(rate), floor)), rateMax, bottom),
     svg('line', { class: 'axis', x1: px(x(R_STAR)), x2: px(x(R_STAR)), y1: px(y(gamma(R_STAR)) - 5), y2: px(y(gamma(R_STAR)) + 5) }),
-    svg('text', { class: 'tick', x: px(x(R_STAR) + 4), y: px(y(gamma(R_STAR)) + 16) }, 'R*'),
+    // Below and left of the tick: Γ falls to the right, so below-right it crossed the label on narrow plots.
+    svg('text', { class: 'tick', x: px(x(R_STAR) - 4), y: px(y(gamma(R_STAR)) + 16), 'text-anchor': 'end' }, 'R*'),
   );
 
   // Axes and their labels.
@@ -228,7 +229,9 @@ const MARKER_CLEARANCE = 7;
 /**
  * Where to write the latest point's label: beside its ring, above or below, right or left, whichever
  * of those four spots stays inside the plot and covers the fewest other markers (ties: above, then
- * right in the plot's left half and left in its right half, as before).
+ * right in the plot's left half and left in its right half, as before). A label too wide for either
+ * side (a long scheme name on a phone's narrow plot) goes above or below the ring, slid along to stay
+ * inside, rather than over an axis or past the plot's edge; wider than the plot, it starts at its left.
  */
 export function labelSpot(
   label: string,
@@ -239,25 +242,32 @@ export function labelSpot(
 ): { x: number; y: number; anchor: 'start' | 'end' } {
   const width = label.length * LABEL_CHAR_WIDTH;
   const rightFirst = xPoint <= (area.left + area.right) / 2;
-  const candidates = [-10, 20].flatMap((dy) =>
+  type Spot = { x: number; y: number; anchor: 'start' | 'end' };
+  const beside: Spot[] = [-10, 20].flatMap((dy) =>
     (rightFirst ? [1, -1] : [-1, 1]).map((side) => ({ x: xPoint + 13 * side, y: yPoint + dy, anchor: side > 0 ? ('start' as const) : ('end' as const) })),
   );
-  const box = (c: (typeof candidates)[number]) => ({
+  // Above and below the ring, clear of it, centred on it as far as the plot's edges allow.
+  const slidX = Math.max(area.left, Math.min(xPoint - width / 2, area.right - width));
+  const slid: Spot[] = [-14, 24].map((dy) => ({ x: slidX, y: yPoint + dy, anchor: 'start' as const }));
+  const box = (c: Spot) => ({
     left: c.anchor === 'start' ? c.x : c.x - width,
     right: c.anchor === 'start' ? c.x + width : c.x,
     top: c.y - LABEL_HEIGHT + 2,
     bottom: c.y + 3,
   });
-  const score = (c: (typeof candidates)[number]): number => {
+  const inside = (c: Spot): boolean => {
     const b = box(c);
-    const outside = b.left < area.left || b.right > area.right || b.top < area.top || b.bottom > area.bottom ? 1000 : 0;
-    const covered = markers.filter(
-      (m) => m.x > b.left - MARKER_CLEARANCE && m.x < b.right + MARKER_CLEARANCE && m.y > b.top - MARKER_CLEARANCE && m.y < b.bottom + MARKER_CLEARANCE,
-    ).length;
-    return outside + covered;
+    return b.left >= area.left && b.right <= area.right && b.top >= area.top && b.bottom <= area.bottom;
   };
-  let best = candidates[0] as (typeof candidates)[number];
-  for (const candidate of candidates) if (score(candidate) < score(best)) best = candidate;
+  const covered = (c: Spot): number => {
+    const b = box(c);
+    return markers.filter((m) => m.x > b.left - MARKER_CLEARANCE && m.x < b.right + MARKER_CLEARANCE && m.y > b.top - MARKER_CLEARANCE && m.y < b.bottom + MARKER_CLEARANCE).length;
+  };
+  // The first spot covering fewest markers, among the first of these lists that has one inside: beside
+  // the ring; slid over it; and, for a label wider than the plot, slid from its left edge anyway.
+  const choices = [beside.filter(inside), slid.filter(inside), slid].find((list) => list.length > 0) as Spot[];
+  let best = choices[0] as Spot;
+  for (const candidate of choices) if (covered(candidate) < covered(best)) best = candidate;
   return best;
 }
 

@@ -148,6 +148,8 @@ export interface RunResult {
   readonly timings: StageTimings;
   /** The first GPU run of a worker: its times include compiling the GPU pipelines. */
   readonly firstGpuRun: boolean;
+  /** The first CPU run of a worker (a fresh one after each cancel): its times include warming up the JavaScript engine. */
+  readonly firstCpuRun: boolean;
   /** The GPU engine's D3 table layout (WebGPU runs), null on the CPU. */
   readonly tableLayout: string | null;
   readonly adapter: AdapterSummary | null;

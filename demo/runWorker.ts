@@ -37,6 +37,8 @@ let gpu: Promise<GpuRunner> | null = null;
 let gpuReady: GpuRunner | null = null;
 /** GPU runs finished on the current runner (the first one also compiles the pipelines). */
 let gpuRuns = 0;
+/** CPU runs finished in this worker (the first one also warms up the JavaScript engine: its rates were 3–5× low). */
+let cpuRuns = 0;
 
 /** A run failed because of the GPU itself (see `GpuFailure`); the page says so in plain words. */
 class GpuRunFailure extends Error {
@@ -165,6 +167,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
   }
   const checkMs = performance.now() - t2;
   if (runner) gpuRuns++;
+  else cpuRuns++;
 
   const product = output.product;
   const status = runner?.status() ?? null;
@@ -180,6 +183,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     nmseSampledEntries: sampledEntries,
     timings: { generate, ...output.timings, measure, cpuCheck: checkMs },
     firstGpuRun: runner !== null && gpuRuns === 1,
+    firstCpuRun: runner === null && cpuRuns === 1,
     tableLayout: status?.available ? status.tableLayout : null,
     adapter: status?.available ? status.adapter : null,
     product:

@@ -204,10 +204,6 @@ function lane8(word: number, lane: number): number {
 }
 
 /**
- * The integer sums the product kernel forms for columns i of `a` and j of `b`: hh = Σ h_a·h_b and
- * hl = Σ (h_a·l_b + l_a·h_b), and the dropped ll = Σ l_a·l_b (for the tests' bounds).
- */
-/**
  * What the pair product adds in place of the Σ l_a·l_b it drops for two unshifted columns of
  * `keptLength` coordinates, in c² units: its mean. l = −Z mod R in [−R/2, R/2) is uniform (Z is), so
  * its mean is −1/2 (0 for R = 1, where l is 0), and two columns' dithers are independent (distinct
@@ -219,6 +215,10 @@ export function droppedLowMean(keptLength: number, radixBits: number): number {
   return radixBits === 0 ? 0 : keptLength / 4;
 }
 
+/**
+ * The integer sums the product kernel forms for columns i of `a` and j of `b`: hh = Σ h_a·h_b and
+ * hl = Σ (h_a·l_b + l_a·h_b), and the dropped ll = Σ l_a·l_b (for the tests' bounds).
+ */
 export function pairSums(a: UniversalPairColumns, i: number, b: UniversalPairColumns, j: number): { readonly hh: number; readonly hl: number; readonly ll: number } {
   check(a.unitsPerColumn === b.unitsPerColumn && a.radixBits === b.radixBits, 'pairSums: A and B need the same length and radix');
   let hh = 0;

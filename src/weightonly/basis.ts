@@ -79,9 +79,11 @@ export class WeightBasis {
     let rotated: Float64Array;
     if (this.hadamard !== null) {
       // Q·Σ column by column, then Q·(Q·Σ)ᵀ = Q·Σ·Qᵀ (Σ symmetric). The rotation itself runs in f32, on
-      // Σ·2^e with its largest entry in [1, 2), and 2^−e goes back in float64: exact both ways, so in
-      // f32's normal range this is the rotation of Σ itself, bit for bit, and a Σ of subnormals (which
-      // the f32 sums would flush to 0) or one whose sums pass f32's range rotates as well as any.
+      // Σ·2^e with its largest entry in [1, 2), and 2^−e goes back in float64: exact both ways, so where
+      // Σ and Σ·2^e both stay in f32's normal range this is the rotation of Σ itself, bit for bit (a Σ
+      // spanning more than ≈ 2^126 loses its smallest entries' low bits either way, under the damping),
+      // and a Σ of subnormals (which the f32 sums flushed to 0) or one whose sums pass f32's range
+      // rotates as well as any.
       let largest = 0;
       for (const v of sigma) largest = Math.max(largest, Math.abs(v));
       const exponent = normalizingExponent(largest);

@@ -545,6 +545,17 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
           `${last?.request.dataKind} data, ${last?.request.n.toLocaleString('en-US')} × ${last?.request.cols})`.replace(/\)$/, ').'),
       );
       await expect.poll(() => destroyed.length, { timeout: 5_000 }).toBeGreaterThan(0);
+      // The fresh worker's first CPU run warms up the JavaScript engine: no rates for it (they were
+      // 3–5× low), and a note says why; the next one has them.
+      const rateCells = async (): Promise<string[]> => page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => row.children[1]?.textContent ?? ''));
+      const timingStages = async (): Promise<string[]> => page.$$eval('#timings tbody tr', (nodes) => nodes.map((row) => row.children[0]?.textContent ?? ''));
+      await fillForm(page, { scheme: 'e8-q16', n: 96, cols: 16, dataKind: 'gaussian', backend: 'cpu' });
+      expect((await clickAndWaitForRuns(page, '#run', 1, 60_000)).firstCpuRun).toBe(true);
+      expect((await rateCells()).join(' ')).not.toMatch(/\/s/);
+      expect(await timingStages()).toContain('(The first CPU run also warms up the JavaScript engine: no rates for it.)');
+      expect((await clickAndWaitForRuns(page, '#run', 1, 60_000)).firstCpuRun).toBe(false);
+      expect((await rateCells()).join(' ')).toMatch(/entries\/s/);
+      expect((await timingStages()).join(' ')).not.toMatch(/warms up/);
       // The fresh worker starts a new GPU device and engine.
       const settings: FormSettings = { scheme: 'd3-q6-deterministic', gain: 'mmse', n: 96, cols: 16, dataKind: 'gaussian', backend: 'webgpu' };
       await fillForm(page, settings);

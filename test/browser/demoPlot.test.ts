@@ -24,12 +24,25 @@ describe('labelSpot', () => {
     expect(labelSpot('e8-q16', 200, 200, [...above, { x: 240, y: 216 }], AREA)).toEqual({ x: 187, y: 220, anchor: 'end' });
   });
 
-  it('stays inside the plot: under the top edge it goes below; a label wider than either side keeps the preferred spot', () => {
+  it('stays inside the plot: under the top edge it goes below; a label wider than either side slides above the ring', () => {
     expect(labelSpot('e8-q16', 200, 20, [], AREA)).toEqual({ x: 213, y: 40, anchor: 'start' });
     // 36 characters ≈ 245 px: right of x = 300 it fits (313 … 558 < 626).
-    expect(labelSpot('d3-q6-deterministic (gain: unbiased)', 300, 200, [], AREA)).toEqual({ x: 313, y: 190, anchor: 'start' });
-    // In a plot 438 px wide it fits on neither side of x = 310: every spot is outside, the first one stays.
-    expect(labelSpot('d3-q6-deterministic (gain: unbiased)', 310, 200, [], { ...AREA, right: 500 })).toEqual({ x: 297, y: 190, anchor: 'end' });
+    const long = 'd3-q6-deterministic (gain: unbiased)';
+    expect(labelSpot(long, 300, 200, [], AREA)).toEqual({ x: 313, y: 190, anchor: 'start' });
+    // In a plot 438 px wide it fits on neither side of x = 310 (it was left there, over the y axis's
+    // side): centred above the ring instead, 310 − 245/2.
+    expect(labelSpot(long, 310, 200, [], { ...AREA, right: 500 })).toEqual({ x: 310 - (36 * 6.8) / 2, y: 186, anchor: 'start' });
+    // A phone's plot (62 … 348): slid to keep inside, left of the right edge or right of the left one.
+    const phone = { ...AREA, right: 348 };
+    const right = labelSpot(long, 300, 200, [], phone);
+    expect(right).toEqual({ x: 348 - 36 * 6.8, y: 186, anchor: 'start' });
+    expect(labelSpot(long, 120, 200, [], phone)).toEqual({ x: 62, y: 186, anchor: 'start' });
+    // Where a spot beside the ring fits, it is taken, as before.
+    expect(labelSpot(long, 80, 200, [], phone)).toEqual({ x: 93, y: 190, anchor: 'start' });
+    // Below the ring where a marker sits above it.
+    expect(labelSpot(long, 300, 200, [{ x: 200, y: 180 }], phone)).toEqual({ x: 348 - 36 * 6.8, y: 224, anchor: 'start' });
+    // Wider than the plot: it starts at the plot's left edge.
+    expect(labelSpot(long, 150, 200, [], { ...AREA, right: 250 }).x).toBe(62);
   });
 
   it('when every spot covers something, the one covering fewest', () => {
