@@ -142,9 +142,14 @@ describe('operating points on iid Gaussian data (n = 768)', () => {
   const b = gaussianMatrix(768, 32, 2);
   const d3 = nmseOf('d3-q6-deterministic', a, b);
 
-  it('d3-q6-deterministic: NMSE in [0.05, 0.07] (the seed paper reports 0.0593 at n = 6144)', () => {
-    expect(d3).toBeGreaterThan(0.05);
-    expect(d3).toBeLessThan(0.07);
+  it('d3-q6-deterministic: mean NMSE over 8 data pairs in [0.056, 0.067] (the seed paper reports 0.0593 at n = 6144)', () => {
+    // One pair's NMSE varies by 0.0025 between data seeds (0.0615 ± 0.0025 over 60, measured): one
+    // draw against [0.05, 0.07] sat 3.3σ from a bound. 8 pairs: standard error 0.0009, bounds ≥ 6σ
+    // away, and a 10 % larger error (0.068) fails.
+    let mean = 0;
+    for (let s = 0; s < 8; s++) mean += nmseOf('d3-q6-deterministic', gaussianMatrix(768, 32, 1 + 2 * s), gaussianMatrix(768, 32, 2 + 2 * s)) / 8;
+    expect(mean).toBeGreaterThan(0.056);
+    expect(mean).toBeLessThan(0.067);
   });
 
   it('int3-absmax (about 3 bits too) is worse than d3-q6-deterministic and universal d3-q6', () => {

@@ -583,15 +583,20 @@ describe('scalar schemes: a column far smaller than the others', () => {
 });
 
 describe('quantize: options', () => {
-  it('rotate: false quantizes the columns as they are (length n) and still estimates AᵀB (deterministic d3-q6: NMSE in [0.04, 0.08])', () => {
-    const a = gaussianMatrix(768, 16, 13);
-    const b = gaussianMatrix(768, 16, 14);
-    const qa = deterministic(quantize(a, { scheme: 'd3-q6-deterministic', rotate: false }));
-    const qb = deterministic(quantize(b, { scheme: 'd3-q6-deterministic', rotate: false }));
-    expect([qa.rotate, qa.length, qa.blocksPerColumn]).toEqual([false, 768, 256]);
-    const nmse = productNmse(matmulAT(qa, qb), a, b);
-    expect(nmse).toBeGreaterThan(0.04);
-    expect(nmse).toBeLessThan(0.08);
+  it('rotate: false quantizes the columns as they are (length n) and still estimates AᵀB (deterministic d3-q6: mean NMSE over 16 data pairs in [0.055, 0.070])', () => {
+    // One pair's NMSE varies by 0.0056 (0.0625 ± 0.0056 over 60 data seeds, measured): one draw
+    // against [0.04, 0.08] sat 3.1σ from a bound; 16 pairs put the bounds ≥ 5σ from the mean.
+    let nmse = 0;
+    for (let s = 0; s < 16; s++) {
+      const a = gaussianMatrix(768, 16, 13 + 2 * s);
+      const b = gaussianMatrix(768, 16, 14 + 2 * s);
+      const qa = deterministic(quantize(a, { scheme: 'd3-q6-deterministic', rotate: false }));
+      const qb = deterministic(quantize(b, { scheme: 'd3-q6-deterministic', rotate: false }));
+      expect([qa.rotate, qa.length, qa.blocksPerColumn]).toEqual([false, 768, 256]);
+      nmse += productNmse(matmulAT(qa, qb), a, b) / 16;
+    }
+    expect(nmse).toBeGreaterThan(0.055);
+    expect(nmse).toBeLessThan(0.07);
     const small = deterministic(quantize(gaussianMatrix(5, 2, 15), { scheme: 'd3-q6-deterministic', rotate: false }));
     expect([small.length, small.blocksPerColumn]).toEqual([5, 2]);
     expect(dequantize(small).data.every(Number.isFinite)).toBe(true);

@@ -21,18 +21,23 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  * matrix, a_eff = ‖A‖⁴_F / Σ‖a_i‖⁴ (the data below have equal column norms, so a_eff = a = 64); iid-like
  * families fluctuate far less (measured 0.03–0.06), for which the bound is max(empirical std, 0.05).
  * We assert |mean r − 1| ≤ 5·σ/√m + 0.02 (0.02 covers the discrete grid's O(1/256²) effects), and
- * universality as the ratio of each family's mean to the Gaussian's ≤ 1.15 (expected 1.00; with m = 16
- * rank-one seeds σ_mean ≈ 0.036, so 1.15 is ≥ 3.5σ away).
+ * universality as the ratio of each family's mean to the Gaussian's ≤ 1.15 (expected 1.00), with
+ * enough nonce pairs that 1.15 is ≥ 4.9σ away for every family (`seedsFor`; measured over 48–200
+ * draws per family by an audit of the suite's statistical tests).
  *
- * Cost: two quantizations of n × 64 per seed; 16 seeds for the rank-one families (8 at n = 8192, where a
- * coherent error — what a broken dither produces — would be tens of times the Gaussian one: σ_mean ≈ 0.05
- * still puts 1.15 at 3σ), 6 for the rest (4 at n = 8192).
+ * Cost: two quantizations of n × 64 per seed; 36 seeds for the Gram family, 24 for the parallel ones,
+ * 16 for the shared low rank, 6 for the rest (4 at n = 8192).
  */
 
 const COLS = 64;
 
 function seedsFor(family: Family, n: number): number {
-  if (family.rankOne) return n >= 8192 ? 8 : 16;
+  // A Gram matrix and the parallel families fluctuate most (per run 0.16–0.18 and 0.13, measured):
+  // 36 and 24 nonce pairs put their means' standard errors at ≤ 0.03, so 1.15 is ≥ 4.9σ away (16 and
+  // 8 put it at 2.9–3.7σ: a failure in a few hundred runs, hidden by the fixed nonces).
+  if (family.pairing === 'gram') return 36;
+  if (family.data === 'parallel') return 24;
+  if (family.rankOne) return 16;
   return n >= 8192 ? 4 : 6;
 }
 
@@ -78,6 +83,8 @@ function squaredError(estimate: Matrix, exact: Matrix): number {
 interface Measured {
   readonly mean: number;
   readonly tolerance: number;
+  /** Nonce pairs averaged. */
+  readonly seeds: number;
 }
 
 /** Mean over nonce pairs of ‖Ĉ − C‖² / expectedProductError, and its tolerance. */
@@ -103,7 +110,7 @@ function measurePair(scheme: 'd3-q6' | 'e8-q16', a: Matrix, b: Matrix, family: P
   if (!family.rankOne) perRun = Math.max(empirical, 0.05);
   else if (family.pairing === 'gram') perRun = Math.sqrt(2 / COLS);
   else perRun = 1.15 * Math.sqrt(1 / COLS);
-  return { mean, tolerance: (5 * perRun) / Math.sqrt(seeds) + 0.02 };
+  return { mean, tolerance: (5 * perRun) / Math.sqrt(seeds) + 0.02, seeds };
 }
 
 describe.each(['d3-q6', 'e8-q16'] as const)('universal %s: error = expectedProductError for every family', (scheme) => {
@@ -116,6 +123,14 @@ describe.each(['d3-q6', 'e8-q16'] as const)('universal %s: error = expectedProdu
         expect(Math.abs(r.mean - 1), `${r.family.name} (${report})`).toBeLessThanOrEqual(r.tolerance);
         expect(r.mean / gaussian.mean, `${r.family.name} / gaussian (${report})`).toBeLessThanOrEqual(1.15);
       }
+      // Each iid-like family's own tolerance (per run ≥ 0.05 over 4–6 draws: ≈ 0.12) lets 10 % more
+      // error pass; pooled over the six (their per-run spread measured 0.018–0.025, 0.03–0.08 for
+      // outlier rows), 5·0.03/√draws + 0.02 ≈ 0.045 does not, and sits ≈ 8 standard errors from the
+      // measured pooled means (within 0.013 of 1).
+      const iid = results.filter((r) => !r.family.rankOne);
+      const draws = iid.reduce((sum, r) => sum + r.seeds, 0);
+      const pooled = iid.reduce((sum, r) => sum + r.mean * r.seeds, 0) / draws;
+      expect(Math.abs(pooled - 1), `iid-like families pooled (${report})`).toBeLessThanOrEqual((5 * 0.03) / Math.sqrt(draws) + 0.02);
     });
   }
 });
