@@ -142,7 +142,7 @@ export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void
     ['Total', run.totalMs, ''],
   ];
   if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines: no rates for it.)', Number.NaN, '']);
-  if (run.ranOn !== 'webgpu' && run.firstCpuRun) rows.push(['(The first CPU run also warms up the JavaScript engine: no rates for it.)', Number.NaN, '']);
+  if (run.firstCpuRun) rows.push(['(The first CPU run also warms up the JavaScript engine: no rates for it.)', Number.NaN, '']);
   if (software) rows.push(["(WebGPU emulated on the CPU: its times say nothing of a GPU's, so no rates; the CPU reference is faster here.)", Number.NaN, '']);
   body.replaceChildren(
     ...rows.map(([stage, ms, rate]) => {

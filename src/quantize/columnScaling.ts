@@ -35,7 +35,7 @@ export function canonicalSum(values: Float32Array, length: number, squares: bool
 }
 
 /** max |x_i| (exact). */
-export function absMax(values: Float32Array): number {
+export function absMax(values: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < values.length; i++) {
     const a = Math.abs(values[i] as number);

@@ -4,7 +4,7 @@ import { rotationLength } from '../rotation/hadamard.js';
 import { checkU32 } from '../rotation/random.js';
 import { RandomizedHadamard } from '../rotation/randomizedHadamard.js';
 import { haarOrthogonal } from './linalg.js';
-import { normalizingExponent } from '../quantize/columnScaling.js';
+import { absMax, normalizingExponent } from '../quantize/columnScaling.js';
 
 /**
  * The basis a weight matrix is quantized in. The layer computes y = W·x; for an orthogonal Q,
@@ -84,9 +84,7 @@ export class WeightBasis {
       // spanning more than ≈ 2^126 loses its smallest entries' low bits either way, under the damping),
       // and a Σ of subnormals (which the f32 sums flushed to 0) or one whose sums pass f32's range
       // rotates as well as any.
-      let largest = 0;
-      for (const v of sigma) largest = Math.max(largest, Math.abs(v));
-      const exponent = normalizingExponent(largest);
+      const exponent = normalizingExponent(absMax(sigma));
       const first = this.hadamard.forwardColumns({ rows: n, cols: n, data: Float32Array.from(sigma, (v) => v * 2 ** exponent) });
       const transposed = new Float32Array(n * n);
       for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) transposed[i * n + j] = first.data[j * n + i] as number;
