@@ -36,6 +36,11 @@ import type { GpuScratch } from './scratch.js';
  * Range: x lives in the caller's buffer, which the layer cannot check on the host. Each token's ‖x‖₂
  * must stay within `gemvInputNormLimit(w)` (lattice weights, ≈ 2^109–2^116; the same for f32 and int8 inputs) or 2^31 (weight-only
  * weights, `WeightOnlyQuantized`'s bound); beyond it the f32 sums may overflow to ±Infinity or NaN.
+ * A NaN or ±Infinity in a token's x makes every output of that token NaN or ±Infinity (the rotation
+ * spreads it over all of x̃, an unrotated W multiplies it in every column, the int8 rounding makes its
+ * group's scale non-finite, and a time-shared W's check of x's rest catches it where W keeps no row), never
+ * a finite value, and leaves the other tokens' outputs as they would be without it
+ * (test/gpu/quantizedLinear.test.ts, "non-finite x").
  *
  * Allocation: the first `record` with a given (x buffer, offset, y buffer, offset, tokens) prepares its
  * commands (uniforms, scratch, bind groups); every later one replays them and creates no GPU buffer

@@ -12,6 +12,8 @@ import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { itemsPerBinding } from '../../src/gpu/workSplit.js';
 import { matvecAT } from '../../src/product/matvec.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
@@ -234,6 +236,78 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
       }, 120_000);
     }
   }
+
+  // The quad int8-input GEMVs (E8 points, E8 residues, D3 quads) loop over the right-hand sides inside
+  // each workgroup, yet refused any call of more than maxComputeWorkgroupsPerDimension (65535) of them
+  // as not fitting one storage binding: a layer of 70000 tokens of 16 inputs (4.5 MB of x) was refused
+  // against 128 MiB, where the f32-input layer and the other int8-input GEMVs take it. Here 150 tokens
+  // on a device that reports a limit of 100 workgroups per dimension to the library (as
+  // wholeBindings.test.ts lowers the binding limit; 70000 tokens on the real limit took 12–20 s each).
+  it.each([
+    ['e8-4bit', 150, 100],
+    ['e8-q16-deterministic', 150, 100],
+    ['d3-q6-deterministic', 150, 100],
+  ] as const)(
+    'QuantizedLinear with int8Inputs (%s, a quad form) over %i tokens, beyond the workgroup limit: the same bits as in two records, y ≈ W·x; centred: refused naming the limit',
+    async (scheme, tokens, workgroupLimit) => {
+      const gpu = (await testDevice()).device;
+      const limits = new Proxy(gpu.limits, { get: (target, name) => (name === 'maxComputeWorkgroupsPerDimension' ? workgroupLimit : Reflect.get(target, name)) });
+      Object.defineProperty(gpu, 'limits', { value: limits, configurable: true });
+      const limit = gpu.limits.maxComputeWorkgroupsPerDimension;
+      expect(tokens).toBeGreaterThan(limit);
+      const n = 16;
+      const out = 8;
+      const half = Math.ceil(tokens / 2);
+      const dotPath = dotPathFor(context.features);
+      const cpu = quantize(gaussianMatrix(n, out, 1), { scheme, seed: 2 }) as LatticeQuantizedMatrix;
+      const weight = uploadLatticeMatrix(gpu, cpu);
+      const layer = QuantizedLinear.create(gpu, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPath });
+      const x = gaussianMatrix(n, tokens, 3);
+      const xBuffer = createBufferWithData(gpu, 'test x', x.data, STORAGE_USAGE);
+      const whole = createBufferWithData(gpu, 'test y (one record)', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
+      const halves = createBufferWithData(gpu, 'test y (two records)', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
+      const centred = uploadLatticeMatrix(gpu, quantize(gaussianMatrix(n, out, 1), { scheme, seed: 2, center: true }) as LatticeQuantizedMatrix);
+      const centredLayer = QuantizedLinear.create(gpu, centred as LinearWeight, { maxTokens: tokens, int8Inputs: dotPath });
+      try {
+        const [y, yHalves] = await withValidation(gpu, `int8 QuantizedLinear over ${tokens} tokens`, async () => {
+          const encoder = gpu.createCommandEncoder({ label: 'many tokens, int8 inputs' });
+          layer.record(encoder, xBuffer, whole, { tokens });
+          layer.record(encoder, xBuffer, halves, { tokens: half });
+          layer.record(encoder, { buffer: xBuffer, offset: 4 * n * half }, { buffer: halves, offset: 4 * out * half }, { tokens: tokens - half });
+          gpu.queue.submit([encoder.finish()]);
+          return [new Float32Array(await readBuffer(gpu, whole, 4 * out * tokens)), new Float32Array(await readBuffer(gpu, halves, 4 * out * tokens))];
+        });
+        // Every int8-input path gives the same bits at any batch size (the README says so).
+        expect(Buffer.from(y.buffer).equals(Buffer.from(yHalves.buffer))).toBe(true);
+        // And every output was written (none left NaN), with W·x on a sample of tokens (the last ones
+        // included): the inputs' int8 rounding adds ≈ 10⁻³ of ‖ŵ_j‖·‖x‖ here.
+        expect(y.some(Number.isNaN)).toBe(false);
+        const sample = Array.from({ length: tokens }, (_, r) => r).filter((r) => r % 97 === 0 || r >= tokens - 64);
+        const expected = matvecAT(cpu, { rows: n, cols: sample.length, data: Float32Array.from(sample.flatMap((r) => Array.from(x.data.subarray(r * n, (r + 1) * n)))) }).data;
+        const columnNorms = Array.from({ length: out }, (_, j) => Math.hypot(...dequantize(cpu).data.subarray(j * n, (j + 1) * n)));
+        let worst = 0;
+        sample.forEach((r, s) => {
+          const xNorm = Math.hypot(...x.data.subarray(r * n, (r + 1) * n));
+          for (let j = 0; j < out; j++) worst = Math.max(worst, Math.abs((y[r * out + j] as number) - (expected[s * out + j] as number)) / ((columnNorms[j] as number) * xNorm));
+        });
+        expect(worst).toBeLessThan(2e-2);
+        // A centred W's Σx takes a workgroup per right-hand side: beyond the limit it is refused, saying so.
+        expect(() => centredLayer.record(gpu.createCommandEncoder(), xBuffer, whole, { tokens })).toThrow(
+          new RegExp(`W is centred, and Σx takes a workgroup per right-hand side: ${tokens} are more than maxComputeWorkgroupsPerDimension \\(${limit}\\); call with at most ${limit}`),
+        );
+      } finally {
+        layer.destroy();
+        centredLayer.destroy();
+        weight.destroy();
+        centred.destroy();
+        xBuffer.destroy();
+        whole.destroy();
+        halves.destroy();
+        gpu.destroy();
+      }
+    },
+    120_000,
+  );
 
   /** The per-call sums (rhs dither sums, then rhs Σx) of a centred 8 × 8 E8 matrix, and their dispatches. */
   async function callSums(w: GpuUniversalMatrix, rhs: number, offsets: { xRotated: number; x: number }, maxBindingBytes?: number): Promise<{ sums: Uint32Array; dispatches: number }> {

@@ -26,7 +26,7 @@ import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { quantizeInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { relativeSquaredError } from '../relativeError.js';
@@ -1167,4 +1167,68 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       y.destroy();
     }
   });
+
+  // What a NaN or ±Infinity in x gives (the module's comment, "Range", documents it): every output of
+  // that token non-finite, for each kind of weight, f32 and f16 activations, f32 and int8 inputs, rotated
+  // or not; the other tokens' outputs the bytes they have without it.
+  it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])('non-finite x (%s in one token): that token\'s outputs are all non-finite, the others unchanged', async (bad) => {
+    const n = 96;
+    const out = 12;
+    const tokens = 3;
+    const w = gaussianMatrix(n, out, 31);
+    const weights: [string, LinearWeight & { destroy(): void }][] = [];
+    for (const scheme of ['e8-4bit', 'd3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
+      for (const rotate of [true, false]) weights.push([`${scheme}, rotate ${rotate}`, uploadLatticeMatrix(device, quantize(w, { scheme, seed: 4, rotate }) as LatticeQuantizedMatrix)]);
+    }
+    for (const rotate of [true, false]) weights.push([`weight-only, rotate ${rotate}`, uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', step: 0.25, rotate, seed: 4 }))]);
+    const x = gaussianMatrix(n, tokens, 32);
+    const spoiled = Float32Array.from(x.data);
+    spoiled[n + 17] = bad; // token 1 only
+    const f16Bits = (values: Float32Array): Uint16Array => Uint16Array.from(values, (v) => (Number.isNaN(v) ? 0x7e00 : float16Bits(v)));
+    let int8Layers = 0;
+    try {
+      for (const [name, weight] of weights) {
+        for (const activations of ['f32', 'f16'] as const) {
+          for (const int8Inputs of [null, dotPathFor(context.features)]) {
+            let layer: QuantizedLinear;
+            try {
+              layer = QuantizedLinear.create(device, weight, { activations, int8Inputs });
+            } catch (error) {
+              if (int8Inputs !== null) continue; // a weight the int8-input GEMVs do not take
+              throw error;
+            }
+            if (int8Inputs !== null) int8Layers++;
+            const what = `${name}, ${activations}, int8Inputs ${String(int8Inputs)}`;
+            const f16 = activations === 'f16';
+            const clean = createBufferWithData(device, 'x', f16 ? f16Bits(x.data) : x.data, STORAGE_USAGE);
+            const dirty = createBufferWithData(device, 'x with a non-finite entry', f16 ? f16Bits(spoiled) : spoiled, STORAGE_USAGE);
+            const bytes = (f16 ? 2 : 4) * out * tokens;
+            const yClean = createBuffer(device, 'y', bytes, STORAGE_USAGE);
+            const yDirty = createBuffer(device, 'y (non-finite x)', bytes, STORAGE_USAGE);
+            try {
+              const encoder = device.createCommandEncoder({ label: what });
+              layer.record(encoder, clean, yClean, { tokens });
+              layer.record(encoder, dirty, yDirty, { tokens });
+              device.queue.submit([encoder.finish()]);
+              const read = async (buffer: GPUBuffer): Promise<Float32Array> => {
+                const raw = await readBufferExclusive(device, buffer, bytes);
+                return f16 ? Float32Array.from(new Uint16Array(raw), (h) => ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0 ? Number.NaN : fromFloat16Bits(h))) : new Float32Array(raw);
+              };
+              const [a, b] = [await read(yClean), await read(yDirty)];
+              for (const t of [0, 2]) expect(b.subarray(t * out, (t + 1) * out), `${what}: token ${t}`).toEqual(a.subarray(t * out, (t + 1) * out));
+              expect(Array.from(a).every(Number.isFinite), `${what}: clean outputs`).toBe(true);
+              expect(Array.from(b.subarray(out, 2 * out)).filter(Number.isFinite), `${what}: token 1's finite outputs`).toEqual([]);
+            } finally {
+              layer.destroy();
+              for (const buffer of [clean, dirty, yClean, yDirty]) buffer.destroy();
+            }
+          }
+        }
+      }
+      // Not vacuous: every one of these weights takes int8 inputs, in both activation formats.
+      expect(int8Layers).toBe(2 * weights.length);
+    } finally {
+      for (const [, weight] of weights) weight.destroy();
+    }
+  }, 120_000);
 });

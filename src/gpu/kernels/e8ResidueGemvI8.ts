@@ -575,7 +575,17 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   const form = kernel.inputs?.form ?? e8InputsI8Form(device, encoder, scratch, w);
   const { call, shared } = beginGemvI8(device, encoder, scratch, w, args, what, { yBytes: activationBytes(format), sumsX: w.hasMeans }, form);
   const { rhs, alignment, maxBinding, maxGroups, subgroups, testMode } = call;
-  check(call.rhsRanges.length === 1, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with fewer right-hand sides`);
+  // The product loops over the right-hand sides inside each workgroup (shaders/quad_gemv_loop.wgsl):
+  // they are no dispatch dimension, so only X's window (when X is bound) and Y's must fit one binding,
+  // and Σx of a centred W takes a workgroup per right-hand side (shaders/gemv_x_sums.wgsl). This used to
+  // require one of `call.rhsRanges`, which also split at maxComputeWorkgroupsPerDimension: a layer of
+  // 65536 tokens or more was refused as not fitting one storage binding (4.5 MB of x against 128 MiB).
+  const bindingRhs = Math.min(args.x === undefined ? Infinity : itemsPerBinding(4 * w.rows, maxBinding, alignment), itemsPerBinding(4 * w.cols, maxBinding, alignment));
+  check(rhs <= bindingRhs, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with at most ${bindingRhs}`);
+  check(
+    !w.hasMeans || rhs <= maxGroups,
+    () => `${what}: W is centred, and Σx takes a workgroup per right-hand side: ${rhs} are more than maxComputeWorkgroupsPerDimension (${maxGroups}); call with at most ${maxGroups}`,
+  );
   const inputs =
     shared ?? (kernel.inputs === undefined ? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs }) : kernel.inputs.round(call.xRotated, call.xRotatedOffset, rhs));
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
