@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { readQuantizedContainer } from '../../src/format/container.js';
+import { isShortWindowedRotation } from '../../src/rotation/hadamard.js';
 import { AllocationProbe } from '../io/safetensorsFuzz.js';
 import {
   containerFuzzCorpus,
@@ -12,7 +13,8 @@ import {
 
 /*
  * The container reader under damage (the property is in containerFuzzProperty.ts): every single-bit
- * flip and every truncation of three corpus files holding all kinds of matrices, then 6,000 fast-check
+ * flip and every truncation of five corpus files holding all kinds of matrices and every format version
+ * (1: E8 with one dither key; 2; 3: two-window rotations of 256 < n ≤ 1024), then 6,000 fast-check
  * cases (fixed seed) of byte mutations and resealed edits. The tallies are printed for
  * docs/RELIABILITY.md.
  */
@@ -79,5 +81,17 @@ describe('quantized container under fuzzing', () => {
       expect(() => readQuantizedContainer(bytes)).not.toThrow();
       expect(() => readQuantizedContainer(bytes.subarray(0, bytes.length - 1))).toThrow(LatticeMatmulError);
     }
+  });
+
+  it('the corpus holds every format version and what each added: E8 with one dither key (1), with two (2), two-window rotations of 256 < n ≤ 1024 (3)', () => {
+    const containers = containerFuzzCorpus().map((bytes) => readQuantizedContainer(bytes));
+    expect([...new Set(containers.map((c) => c.formatVersion))].sort()).toEqual([1, 2, 3]);
+    const entries = containers.flatMap((c) => c.entries);
+    const universalE8 = entries.flatMap((e) => (e.kind === 'universal' && e.matrix.scheme.lattice === 'E8' ? [e.matrix.ditherKeys] : []));
+    expect(new Set(universalE8)).toEqual(new Set([1, 2]));
+    // Version 3's fields: length = rows, not a Hadamard length, for the lattice kinds; 'hadamard' at such an n.
+    const twoWindow = entries.filter((e) => e.kind !== 'weight-only' && e.matrix.rotate && isShortWindowedRotation(e.matrix.rows, e.matrix.length));
+    expect(new Set(twoWindow.map((e) => e.kind))).toEqual(new Set(['universal', 'deterministic', 'scalar']));
+    expect(entries.some((e) => e.kind === 'weight-only' && e.matrix.rotation === 'hadamard' && isShortWindowedRotation(e.matrix.n, e.matrix.n))).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { LatticeMatmulError } from '../../src/errors.js';
@@ -49,6 +50,12 @@ function weightOnly(n: number, outputs: number, method: 'rtn' | 'gptq' | 'waters
   return quantizeWeights(gaussianMatrix(n, outputs, n + outputs), spreadSpectrumCovariance(n, 2, 1).sigma, { method, step: 0.3, ...extra });
 }
 
+/** The matrices of fixtures/universal-v1.safetensors (format version 1: E8 with one dither key, D3). */
+function versionOneEntries(): ContainerEntryInput[] {
+  const container = readQuantizedContainer(new Uint8Array(readFileSync(new URL('./fixtures/universal-v1.safetensors', import.meta.url))));
+  return container.entries.map((e) => ({ name: e.name, matrix: e.matrix }));
+}
+
 /** The valid containers the fuzzing starts from (small, so mutations hit headers and data alike). */
 export function containerCorpus(): readonly { readonly name: string; readonly entries: ContainerEntryInput[]; readonly metadata: Record<string, string> }[] {
   return [
@@ -78,6 +85,26 @@ export function containerCorpus(): readonly { readonly name: string; readonly en
         { name: 'ws', matrix: weightOnly(16, 5, 'watersic', { rotate: true, rescale: true }) },
       ],
       metadata: { 'é': 'ü', ['__proto__']: 'x' },
+    },
+    {
+      // Format version 3: rotations of 256 < n ≤ 1024 rows that is not m·2^k in two windows (257:
+      // [0, 256) and [1, 257)) for the universal, deterministic and scalar kinds, and a weight-only
+      // matrix rotated so (`hadamard` at n = 260).
+      name: 'version 3: two-window rotations',
+      entries: [
+        { name: 'v3', matrix: quantize(gaussianMatrix(257, 2, 8), { scheme: 'd3-q6', seed: 9, nonce: 104 }) },
+        { name: 'v3e8', matrix: quantize(gaussianMatrix(260, 1, 9), { scheme: 'e8-q16-deterministic', seed: 9 }) },
+        { name: 'v3int', matrix: quantize(gaussianMatrix(257, 1, 11), { scheme: 'int4-g32', seed: 9 }) },
+        { name: 'v3ws', matrix: quantizeWeights(gaussianMatrix(260, 2, 10), null, { method: 'rtn', step: 0.5, rotate: true, seed: 9 }) },
+      ],
+      metadata: {},
+    },
+    {
+      // Format version 1: E8 universal matrices with one dither key (fixtures/universal-v1.safetensors,
+      // written before version 2), kept at version 1 when written again.
+      name: 'version 1: E8 with one dither key',
+      entries: versionOneEntries(),
+      metadata: {},
     },
   ].map((c) => ({ ...c, metadata: Object.fromEntries(Object.entries(c.metadata)) }));
 }
@@ -178,6 +205,8 @@ type ByteMutation =
 
 const HOSTILE_VALUES: unknown[] = [
   0, 1, -1, 2, 3, 7, 8, 1.5, 0.1, 64, 65, 2 ** 16, 2 ** 30, 2 ** 30 + 1, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 64, 1e300, -0,
+  // Rotation lengths around version 3's two-window rotations (rows 257 and 260 of the corpus).
+  256, 257, 260, 264, 320, 1024, 2 ** 32 - 1,
   '1', '0', '18446744073709551615', '18446744073709551616', '-1', '01', '', 'none', 'hadamard', 'haar', 'rtn', 'gptq', 'E8', 'D3', 'Z',
   null, true, false, [], {}, [1, 2], { kind: 'nvfp4' }, { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 64, beta: 64 },
 ];
@@ -198,6 +227,9 @@ type ResealedEdit =
 
 const METADATA_EDITS: ((raw: RawContainer) => void)[] = [
   (r) => (r.metadata.format_version = '2'),
+  (r) => (r.metadata.format_version = '1'), // v2: E8 decodes with one key (a variant); v3: two windows refused
+  (r) => (r.metadata.format_version = '3'), // v1: E8 decodes with two keys (a variant); v2: nothing changes
+  (r) => (r.metadata.format_version = '4'),
   (r) => (r.metadata.format_version = '0'),
   (r) => (r.metadata.format_version = '01'),
   (r) => (r.metadata.format_version = ' 1'),

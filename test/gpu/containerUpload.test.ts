@@ -1,24 +1,30 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry } from '../../src/format/container.js';
+import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
 import { readBufferExclusive } from '../../src/gpu/buffers.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { GpuLatticeQuantizedMatrix, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
+import { dequantize } from '../../src/product/dequantize.js';
+import { matmulAT } from '../../src/product/matmulAT.js';
+import { latticeSpec } from '../../src/quantize/latticeSpec.js';
+import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { deterministicColumnUnit } from '../../src/gpu/latticeOperand.js';
 import { latticeDequantizeRotated } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
 import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { weightOnlyCodeBits, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { fixedWidthCodes } from '../../src/weightonly/packedCodes.js';
-import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
-import { gaussianMatrix } from '../../src/rotation/random.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { resealed, spikyMatrix, type RawContainer } from '../format/containerFuzzProperty.js';
@@ -268,4 +274,177 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
     // A zero column (ν = 0) still uploads.
     uploadUniversalMatrix(context.device, { ...original, norms: Float32Array.of(0, 1) }).destroy();
   });
+});
+
+/*
+ * Valid containers whose codes are hostile: every value within the rules of docs/FORMAT.md §7 but
+ * chosen at random rather than by quantization (codes anywhere below q^d, escapes of every kind —
+ * ranks, extended-table indices, explicit μ up to ±2^16 — on half the blocks, scale indices at any
+ * multiple, negative and zero gains, norms from 0 and 2^-100 to 2^30, means), on partial last blocks,
+ * unrotated, time-shared and two-window (version 3) matrices. The reader accepts them, so the kernels
+ * must decode them as the CPU does: GPU dequantize (rotated), the GEMV (GpuEngine.matvec) and the
+ * products (a decoding engine, and the deterministic code kernels: the D3 table, the E8 dot) against
+ * decodeRotated, matvecAT and matmulAT. A stored word uploaded wrong, an escape table read out of
+ * its range, a kernel that keeps a coordinate past keptLength moves an entry by about its column's
+ * scale, far above the tolerances (f32 rounding: 1e-5 of the column's largest entry, 1e-4 of
+ * ‖ŵ_j‖·‖x‖ and of ‖ŵ_a‖·‖ŵ_b‖).
+ */
+describe.skipIf(noGpu !== undefined)('hostile but valid codes decode on the GPU as on the CPU', () => {
+  let context: GpuContext;
+  let engines: GpuEngine[];
+  beforeAll(async () => {
+    context = await testDevice();
+    engines = [GpuEngine.create(context, { universalProduct: 'decode', deterministicProduct: 'decode' }), GpuEngine.create(context, { deterministicProduct: 'codes' })];
+  });
+  afterAll(() => context?.device.destroy());
+
+  // Universal schemes get a nonce (deterministic ones refuse one); rows include two-window rotations (257, 260, 300).
+  const configs: [string, QuantizeOptions, readonly number[]][] = [
+    ['d3-q6', { scheme: 'd3-q6', nonce: 1 }, [40, 257]],
+    ['e8-q16, centred', { scheme: 'e8-q16', nonce: 2, center: true }, [100, 260]],
+    ['e8-5bit (37-bit codes)', { scheme: 'e8-5bit', nonce: 3 }, [32, 300]],
+    ['E8 q = 4, unrotated (a partial last block)', { scheme: universal('E8', 4, 0.3), nonce: 4, rotate: false }, [21, 67]],
+    ['D3 q = 5, unrotated', { scheme: universal('D3', 5, 0.3), nonce: 5, rotate: false }, [22, 64]],
+    ['e8-q16, time-shared', { scheme: 'e8-q16', nonce: 6, keepFraction: 0.5 }, [100, 257]],
+    ['d3-q6-deterministic with gains', { scheme: 'd3-q6-deterministic', gain: 'mmse' }, [30, 257]],
+    ['e8-q16-deterministic, centred', { scheme: 'e8-q16-deterministic', center: true }, [64, 260]],
+    ['d3-q6-deterministic, unrotated (a partial last block)', { scheme: 'd3-q6-deterministic', rotate: false }, [22, 67]],
+  ];
+
+  /** `base` with random valid codes, escapes, scale indices, gains, norms and means (seeded). */
+  function hostile(base: UniversalLatticeMatrix | DeterministicLatticeMatrix, seed: number): UniversalLatticeMatrix | DeterministicLatticeMatrix {
+    const rng = new Rng(seed);
+    const spec = latticeSpec(base.scheme.lattice);
+    const d = spec.dimension;
+    const blocks = base.blocksPerColumn * base.cols;
+    const norm = (): number => [0, 2 ** -100, 2 ** (rng.nextInt(60) - 30), Math.fround(0.1 + 10 * rng.nextFloat())][rng.nextInt(4)] as number;
+    const norms = Float32Array.from({ length: base.cols }, norm);
+    const means = base.means === null ? null : Float32Array.from({ length: base.cols }, () => Math.fround((rng.nextFloat() - 0.5) * 2 ** (rng.nextInt(20) - 10)));
+    /** A code in [0, size), size ≤ 2^53. */
+    const code = (size: number): number => {
+      if (size <= 2 ** 32) return rng.nextU32() % size;
+      for (;;) {
+        const value = rng.nextInt(Math.ceil(size / 2 ** 32)) * 2 ** 32 + rng.nextU32();
+        if (value < size) return value;
+      }
+    };
+    if (base.mode === 'deterministic') {
+      // D3's last partial block keeps its leader's coordinates past keptLength 0 (§7): codes there stay as quantized.
+      const size = base.scheme.q ** d;
+      const tailKept = base.keptLength % d !== 0 && base.scheme.lattice === 'D3';
+      const codes = Uint32Array.from(base.codes, (c, i) => (tailKept && i % base.blocksPerColumn === base.blocksPerColumn - 1 ? c : code(size)));
+      const scaleIndices = Uint8Array.from(base.scaleIndices, () => rng.nextInt(base.multiples.length));
+      const gains = base.gains === null ? null : Float32Array.from({ length: base.cols }, () => (rng.nextInt(5) === 0 ? 0 : Math.fround((rng.nextFloat() - 0.3) * 4)));
+      return { ...base, codes, scaleIndices, gains, norms, means };
+    }
+    const size = base.scheme.q ** d;
+    const codes = new Uint32Array(blocks);
+    const codesHigh = base.codesHigh === null ? null : new Uint16Array(blocks);
+    for (let i = 0; i < blocks; i++) {
+      const value = code(size);
+      codes[i] = value % 2 ** 32;
+      if (codesHigh !== null) codesHigh[i] = Math.floor(value / 2 ** 32);
+    }
+    const escapes = new Uint8Array(blocks);
+    const longEscapes: number[] = [];
+    const hugeEscapes: number[] = [];
+    for (let i = 0; i < blocks; i++) {
+      const kind = rng.nextInt(8);
+      if (kind < 4) continue;
+      if (kind < 6) {
+        escapes[i] = 1 + rng.nextInt(Math.min(15, spec.escapes.rootCount));
+        continue;
+      }
+      escapes[i] = LONG_ESCAPE;
+      if (kind === 6) {
+        longEscapes.push(rng.nextInt(spec.escapes.extendedCount));
+        continue;
+      }
+      longEscapes.push(HUGE_ESCAPE);
+      // A lattice point of coordinates up to ±2^16 (or ±8): D3 an even sum; E8 (doubled) all even with a sum ≡ 0 mod 4.
+      const big = rng.nextInt(2) === 0 ? 2 ** 16 : 8;
+      const mu = Array.from({ length: d }, () => 2 * (rng.nextInt(big + 1) - big / 2));
+      if (d === 8 && (mu.reduce((a, b) => a + b, 0) / 2) % 2 !== 0) mu[0] = (mu[0] as number) + ((mu[0] as number) > 0 ? -2 : 2);
+      hugeEscapes.push(...mu);
+    }
+    return { ...base, codes, codesHigh, escapes, longEscapes: Uint16Array.from(longEscapes), hugeEscapes: Int32Array.from(hugeEscapes), norms, means };
+  }
+
+  const cols = 3;
+
+  /** Case `index` of a configuration, as the reader returns it. */
+  function hostileEntry(options: QuantizeOptions, rows: number, index: number): UniversalContainerEntry | DeterministicContainerEntry {
+    const seed = 100 * rows + index;
+    const base = quantize(gaussianMatrix(rows, cols, seed), { ...options, seed }) as UniversalLatticeMatrix | DeterministicLatticeMatrix;
+    const entry = roundTrip('w', hostile(base, seed));
+    if (entry.kind !== 'universal' && entry.kind !== 'deterministic') throw new Error('lattice entry expected');
+    return entry;
+  }
+
+  it('the cases hold every kind of escape, explicit μ of ±2^16, norms of 0 and 2^-100, negative and zero gains (so the kernels meet them)', () => {
+    const seen = { rank: 0, table: 0, explicit: 0, explicitHuge: 0, zeroNorm: 0, smallestNorm: 0, negativeGain: 0, zeroGain: 0 };
+    for (const [, options, rowsList] of configs) {
+      for (const [index, rows] of rowsList.entries()) {
+        const q = hostileEntry(options, rows, index).matrix;
+        seen.zeroNorm += q.norms.filter((v) => v === 0).length;
+        seen.smallestNorm += q.norms.filter((v) => v === 2 ** -100).length;
+        if (q.mode === 'deterministic') {
+          seen.negativeGain += q.gains?.filter((v) => v < 0).length ?? 0;
+          seen.zeroGain += q.gains?.filter((v) => v === 0).length ?? 0;
+          continue;
+        }
+        seen.rank += q.escapes.filter((e) => e > 0 && e < LONG_ESCAPE).length;
+        seen.table += q.longEscapes.filter((e) => e !== HUGE_ESCAPE).length;
+        seen.explicit += q.hugeEscapes.length / latticeSpec(q.scheme.lattice).dimension;
+        seen.explicitHuge += q.hugeEscapes.filter((v) => Math.abs(v) > 2 ** 14).length;
+      }
+    }
+    for (const [what, count] of Object.entries(seen)) expect(count, what).toBeGreaterThan(0);
+  });
+
+  for (const [name, options, rowsList] of configs) {
+    it(`${name}, rows ${rowsList.join(' and ')}`, async () => {
+      let compared = 0;
+      for (const [index, rows] of rowsList.entries()) {
+        const entry = hostileEntry(options, rows, index);
+        const q = entry.matrix;
+        const w: GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix = entry.kind === 'universal' ? uploadContainerEntry(context.device, entry) : uploadContainerEntry(context.device, entry);
+        try {
+          const rotated = decodeRotated(q);
+          const gpu = w instanceof GpuLatticeQuantizedMatrix ? await latticeDequantizeRotated(context.device, w) : await universalDequantizeRotated(context.device, w);
+          const full = dequantize(q).data as Float32Array;
+          const columnNorms = Array.from({ length: cols }, (_, j) => Math.hypot(...full.subarray(j * rows, (j + 1) * rows)));
+          for (let j = 0; j < cols; j++) {
+            const column = rotated.subarray(j * q.length, (j + 1) * q.length);
+            const peak = column.reduce((most, v) => Math.max(most, Math.abs(v)), 0);
+            for (let k = 0; k < q.length; k++) expect(Math.abs((gpu[j * q.length + k] as number) - (column[k] as number)), `dequantize, column ${j} entry ${k}`).toBeLessThanOrEqual(1e-5 * peak);
+          }
+          const x = gaussianMatrix(rows, 1, 100 * rows + index + 1);
+          const xNorm = Math.hypot(...x.data);
+          const xAbs = x.data.reduce((sum, v) => sum + Math.abs(v), 0);
+          const y = matvecAT(q, x).data;
+          const c = matmulAT(q, q).data;
+          for (const engine of engines) {
+            const yGpu = (await engine.matvec(w, x)).data;
+            for (let j = 0; j < cols; j++) {
+              const meanTerm = q.means === null ? 0 : Math.abs(q.means[j] as number) * xAbs;
+              expect(Math.abs((yGpu[j] as number) - (y[j] as number)), `matvec, column ${j}`).toBeLessThanOrEqual(1e-4 * (columnNorms[j] as number) * xNorm + 1e-5 * meanTerm);
+            }
+            // The default engine's universal products are the pair estimator (not the decoded product): decode engine only.
+            if (engine !== engines[0] && entry.kind === 'universal') continue;
+            const cGpu = (await engine.matmulAT(w, w)).data;
+            for (let a = 0; a < cols; a++) {
+              for (let b = 0; b < cols; b++) {
+                expect(Math.abs((cGpu[b * cols + a] as number) - (c[b * cols + a] as number)), `product (${a}, ${b})`).toBeLessThanOrEqual(1e-4 * (columnNorms[a] as number) * (columnNorms[b] as number));
+              }
+            }
+          }
+          compared++;
+        } finally {
+          w.destroy();
+        }
+      }
+      expect(compared).toBe(rowsList.length);
+    });
+  }
 });
