@@ -5,10 +5,10 @@ import { checkBufferRange } from './bufferRange.js';
 import { ACTIVATION_FORMATS, activationBytes, dispatchEpilogue, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
-import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, type RecordedInputsI8, type RotatedInputsI8Args } from './kernels/inputsI8.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8, inputsI8Key, largestInputsRhs, type RecordedInputsI8, type RotatedInputsI8Args } from './kernels/inputsI8.js';
 import { d3QuadInputsKey, d3QuadInputsOperand, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix } from './kernels/d3QuadGemvI8.js';
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, GpuE8ResidueMatrix } from './kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, e8InputsRhsPerBinding, GpuE8ResidueMatrix, quadGemvBindingRhs } from './kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
 import { e8PointUnsupported } from '../quantize/e8Points.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
@@ -22,6 +22,7 @@ import { MAX_DEFAULT_PADDED_ROTATION_N, oneStageRotationLength } from '../rotati
 import { MAX_HAAR_N } from '../weightonly/basis.js';
 import { prepareSharingCommands, type CommandTarget, type PreparedCommands } from './prepared.js';
 import type { GpuScratch } from './scratch.js';
+import { itemsPerBinding } from './workSplit.js';
 
 /*
  * A linear layer y = W·x + b over quantized weights, for building models on the GPU: the decode step
@@ -248,8 +249,16 @@ function checkSliceRoom(value: Slice, bytes: number, what: string): void {
  */
 function stageSharedInput(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, format: ActivationFormat, count: number, label: string): Slice {
   const staged = scratch.intermediate(`${label} x (f32 copy: a y shares its buffer)`, 4 * count, STORAGE_USAGE);
-  if (format === 'f16') dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staged, count });
-  else dispatchEpilogue(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, bias: null, rows: count, columns: 1, output: staged, format: 'f32' });
+  if (format === 'f16') {
+    dispatchF16ToF32(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset, output: staged, count });
+  } else {
+    // The epilogue binds its input and output whole: copy x in pieces that each fit one binding (a
+    // prefill's x may not).
+    const piece = itemsPerBinding(4, device.limits.maxStorageBufferBindingSize, device.limits.minStorageBufferOffsetAlignment);
+    for (let start = 0; start < count; start += piece) {
+      dispatchEpilogue(device, encoder, scratch, { input: x.buffer, inputOffset: x.offset + 4 * start, bias: null, rows: Math.min(piece, count - start), columns: 1, output: staged, outputOffset: 4 * start, format: 'f32' });
+    }
+  }
   return { buffer: staged, offset: 0 };
 }
 
@@ -348,7 +357,9 @@ export interface QuantizedLinearGroup {
   /**
    * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength, length and grouping
    * — 12 coordinates for D3, 32 for the E8 residue GEMV — among the layers with `int8Inputs`; the first of each rotation inside the rotation's last pass where its last
-   * stage takes one: `rotationRoundsInPass`).
+   * stage takes one: `rotationRoundsInPass`). A record of more tokens than an int8-input layer's GEMV
+   * takes in one call (x̃ beyond one storage binding, …) makes these per chunk of tokens for its
+   * int8-input layers (`recordLayers`), and a rotation they share with the other layers once more.
    */
   readonly int8RoundingsPerRecord: number;
   /** Recordings of the universal GEMV's per-call sums one record makes (one per distinct `universalCallSumsKey` among the universal layers without `int8Inputs`). */
@@ -702,6 +713,25 @@ export class QuantizedLinear {
   }
 
   /**
+   * The most tokens this layer's int8-input GEMV takes in one call: x̃ (from any offset) and its int8
+   * levels and scales each within one storage binding (`largestInputsRhs`, `e8InputsRhsPerBinding`;
+   * 8191 tokens at inFeatures = 4096 under WebGPU's default 128 MiB), and for a quad form x and y,
+   * which it binds whole (`quadGemvBindingRhs`: 2340 tokens at outFeatures = 14336, 261 at 128256),
+   * and a centred W's Σx, a workgroup per token. Infinity where the layer's GEMV takes any number:
+   * f32 inputs, or weight-only weights (their GEMV splits its vectors itself).
+   */
+  private int8TokensPerCall(): number {
+    if (!this.int8Inputs) return Infinity;
+    const { device } = this;
+    const form = this.quadForm;
+    if (form === null) return this.lattice === null ? Infinity : largestInputsRhs(device, this.lattice);
+    const rounding = form instanceof GpuD3QuadMatrix ? largestInputsRhs(device, d3QuadInputsOperand(form)) : e8InputsRhsPerBinding(device, form);
+    const limits = device.limits;
+    const product = quadGemvBindingRhs(form, this.readsX(), limits.maxStorageBufferBindingSize, limits.minStorageBufferOffsetAlignment);
+    return Math.min(rounding, product, form.hasMeans ? limits.maxComputeWorkgroupsPerDimension : Infinity);
+  }
+
+  /**
    * The per-call sums this layer's GEMV reads (universal weights without `int8Inputs`:
    * `universalCallSumsKey`), or null — also when its product takes them itself (the fused form, W not
    * centred), which costs no dispatch.
@@ -781,14 +811,55 @@ export class QuantizedLinear {
    * An x in a buffer that a y shares (an arena of activations; the ranges may even overlap: y = W·x in
    * place) is first copied as f32 into scratch (`stageSharedInput`), and everything reads the copy: a
    * dispatch may not bind one buffer both for reading and for writing, even disjoint ranges of it.
+   *
+   * Where the tokens exceed what an int8-input layer's GEMV takes in one call (`int8TokensPerCall`:
+   * x̃ beyond one binding, …), those layers are recorded per chunk of tokens, the others on all of them.
    */
   private static recordLayers(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, given: Slice, ys: readonly Slice[], tokens: number, label: string): void {
     const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
     const { device, activations, inFeatures } = first;
     const shared = ys.some((y) => y.buffer === given.buffer);
+    // Staged whole, before any output is written: y may overlap x (in place), also when split below.
     const x = shared ? stageSharedInput(device, encoder, scratch, given, activations, inFeatures * tokens, label) : given;
     // The format the layers read x in: the activations', or f32 once staged.
     const inputFormat: ActivationFormat = shared ? 'f32' : activations;
+    const split = layers.filter((layer) => layer.int8TokensPerCall() < tokens);
+    if (split.length === 0) {
+      QuantizedLinear.recordTokens(layers, encoder, scratch, x, inputFormat, ys, tokens, label);
+      return;
+    }
+    // An int8-input GEMV cannot take all the tokens in one call (x̃, or a quad form's x or y, beyond
+    // one binding; a centred quad form's Σx beyond one dispatch dimension): the int8-input layers run on
+    // consecutive chunks of tokens (x and y windows at offsets), each within it, which gives the bits
+    // of one call (every int8-input path gives the same bits at any batch size). The others run on all
+    // the tokens at once, as alone (a deterministic f32-input layer's bits depend on the batch); a
+    // rotation both read is then made twice.
+    const chunked = layers.filter((layer) => layer.int8TokensPerCall() !== Infinity);
+    const whole = layers.filter((layer) => layer.int8TokensPerCall() === Infinity);
+    const outputOf = (layer: QuantizedLinear): Slice => ys[layers.indexOf(layer)] as Slice;
+    if (whole.length > 0) QuantizedLinear.recordTokens(whole, encoder, scratch, x, inputFormat, whole.map(outputOf), tokens, label);
+    const perCall = chunked.reduce((fewest, layer) => Math.min(fewest, layer.int8TokensPerCall()), Infinity);
+    // f16 windows start on a 4-byte word: an odd feature count splits at even tokens only.
+    const odd = (inputFormat === 'f16' && inFeatures % 2 === 1) || (activations === 'f16' && chunked.some((layer) => layer.outFeatures % 2 === 1));
+    const chunk = odd ? perCall - (perCall % 2) : perCall;
+    // Only where a binding holds x̃ of no token, or x̃ or y of one with f16 activations of an odd width.
+    check(chunk >= 1, () =>
+      perCall === 0
+        ? `${label}: int8Inputs: x̃ of one token (${inFeatures} features) does not fit one storage binding of ${device.limits.maxStorageBufferBindingSize} bytes`
+        : `${label}: record at most ${perCall} token at a time (int8Inputs: x̃ or y of ${perCall} token fills one storage binding of ${device.limits.maxStorageBufferBindingSize} bytes, and f16 activations of an odd width split only at even tokens)`,
+    );
+    for (let start = 0; start < tokens; start += chunk) {
+      const count = Math.min(chunk, tokens - start);
+      const xPart = { buffer: x.buffer, offset: x.offset + activationBytes(inputFormat) * inFeatures * start };
+      const yParts = chunked.map((layer) => ({ buffer: outputOf(layer).buffer, offset: outputOf(layer).offset + layer.outputBytes(start) }));
+      QuantizedLinear.recordTokens(chunked, encoder, scratch, xPart, inputFormat, yParts, count, `${label} (tokens ${start}…${start + count - 1})`);
+    }
+  }
+
+  /** `recordLayers` for `tokens` columns of x read in `inputFormat` (staged already where a y shares its buffer). */
+  private static recordTokens(layers: readonly QuantizedLinear[], encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, ys: readonly Slice[], tokens: number, label: string): void {
+    const [first] = layers as [QuantizedLinear, ...QuantizedLinear[]];
+    const { device, inFeatures } = first;
     let xF32: Slice | null = inputFormat === 'f16' ? null : x;
     const f32Input = (): Slice => {
       if (xF32 === null) {

@@ -248,7 +248,7 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
     ['e8-q16-deterministic', 150, 100],
     ['d3-q6-deterministic', 150, 100],
   ] as const)(
-    'QuantizedLinear with int8Inputs (%s, a quad form) over %i tokens, beyond the workgroup limit: the same bits as in two records, y ≈ W·x; centred: refused naming the limit',
+    'QuantizedLinear with int8Inputs (%s, a quad form) over %i tokens, beyond the workgroup limit: the same bits as in two records, y ≈ W·x; centred (Σx a workgroup per token): recorded in chunks, the same bits',
     async (scheme, tokens, workgroupLimit) => {
       const gpu = (await testDevice()).device;
       const limits = new Proxy(gpu.limits, { get: (target, name) => (name === 'maxComputeWorkgroupsPerDimension' ? workgroupLimit : Reflect.get(target, name)) });
@@ -291,10 +291,21 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
           for (let j = 0; j < out; j++) worst = Math.max(worst, Math.abs((y[r * out + j] as number) - (expected[s * out + j] as number)) / ((columnNorms[j] as number) * xNorm));
         });
         expect(worst).toBeLessThan(2e-2);
-        // A centred W's Σx takes a workgroup per right-hand side: beyond the limit it is refused, saying so.
-        expect(() => centredLayer.record(gpu.createCommandEncoder(), xBuffer, whole, { tokens })).toThrow(
-          new RegExp(`W is centred, and Σx takes a workgroup per right-hand side: ${tokens} are more than maxComputeWorkgroupsPerDimension \\(${limit}\\); call with at most ${limit}`),
-        );
+        // A centred W's Σx takes a workgroup per right-hand side: the kernel refuses more than the limit
+        // ("call with at most 100"), so the layer records chunks of at most that many tokens, with the
+        // bits of records of 75 (it refused the record with the kernel's message).
+        const [centredY, centredHalves] = await withValidation(gpu, `centred int8 QuantizedLinear over ${tokens} tokens`, async () => {
+          const encoder = gpu.createCommandEncoder({ label: 'many tokens, int8 inputs, centred' });
+          centredLayer.record(encoder, xBuffer, whole, { tokens });
+          centredLayer.record(encoder, xBuffer, halves, { tokens: half });
+          centredLayer.record(encoder, { buffer: xBuffer, offset: 4 * n * half }, { buffer: halves, offset: 4 * out * half }, { tokens: tokens - half });
+          gpu.queue.submit([encoder.finish()]);
+          return [new Float32Array(await readBuffer(gpu, whole, 4 * out * tokens)), new Float32Array(await readBuffer(gpu, halves, 4 * out * tokens))];
+        });
+        expect(half).toBeLessThanOrEqual(limit);
+        expect(centredY.some(Number.isNaN)).toBe(false);
+        expect(Buffer.from(centredY.buffer).equals(Buffer.from(centredHalves.buffer))).toBe(true);
+        expect(Buffer.from(centredY.buffer).equals(Buffer.from(y.buffer))).toBe(false);
       } finally {
         layer.destroy();
         centredLayer.destroy();

@@ -433,6 +433,15 @@ function largestE8InputsRhs(device: GPUDevice, w: E8InputsOperand): number {
   return Math.min(Math.floor(maxBinding / (4 * w.length)), Math.floor((16 * Math.floor(maxBinding / 16)) / (52 * w.quadsPerColumn)));
 }
 
+/**
+ * The most right-hand sides whose x̃, from any 4-byte aligned offset (the alignment slack
+ * `itemsPerBinding` allows for), and x̂ pass `checkE8InputsFitBinding`: what QuantizedLinear rounds per
+ * call when it records more tokens in chunks.
+ */
+export function e8InputsRhsPerBinding(device: GPUDevice, w: E8InputsOperand): number {
+  return Math.min(largestE8InputsRhs(device, w), Math.floor((device.limits.maxStorageBufferBindingSize - (device.limits.minStorageBufferOffsetAlignment - 4)) / (4 * w.length)));
+}
+
 /** The x̂ form of an E8 int8-input matrix (groups of 32: the residue and the point form), for `beginGemvI8`. */
 export function e8InputsI8Form(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, w: E8InputsOperand): InputsI8Form {
   return {
@@ -562,6 +571,15 @@ export interface QuadGemvInputs {
 }
 
 /**
+ * The most right-hand sides whose X (when the call reads it: an unrotated or centred W) and Y windows
+ * each fit a binding of `maxBinding` bytes in one `recordE8QuadGemv` call, which binds them whole
+ * (Y counted as f32). QuantizedLinear records more tokens in chunks that fit.
+ */
+export function quadGemvBindingRhs(w: Pick<GpuE8QuadMatrix, 'rows' | 'cols'>, readsX: boolean, maxBinding: number, alignment: number): number {
+  return Math.min(readsX ? itemsPerBinding(4 * w.rows, maxBinding, alignment) : Infinity, itemsPerBinding(4 * w.cols, maxBinding, alignment));
+}
+
+/**
  * Records an E8 int8-input GEMV (the residue GEMV above, the point GEMV of e8PointGemvI8.ts): x̃ = R·X
  * (when W is rotated and neither `xRotated` nor `inputsI8` is given), x̃ to int8 (unless `inputsI8` is
  * given; in the rotation's last pass where it can be: `dispatchRotatedE8InputsI8`), then one pass with
@@ -580,7 +598,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
   // and Σx of a centred W takes a workgroup per right-hand side (shaders/gemv_x_sums.wgsl). This used to
   // require one of `call.rhsRanges`, which also split at maxComputeWorkgroupsPerDimension: a layer of
   // 65536 tokens or more was refused as not fitting one storage binding (4.5 MB of x against 128 MiB).
-  const bindingRhs = Math.min(args.x === undefined ? Infinity : itemsPerBinding(4 * w.rows, maxBinding, alignment), itemsPerBinding(4 * w.cols, maxBinding, alignment));
+  const bindingRhs = quadGemvBindingRhs(w, args.x !== undefined, maxBinding, alignment);
   check(rhs <= bindingRhs, () => `${what}: x or Y of ${rhs} right-hand sides does not fit one storage binding (${maxBinding} bytes); call with at most ${bindingRhs}`);
   check(
     !w.hasMeans || rhs <= maxGroups,

@@ -203,8 +203,11 @@ export function rotateAndRound(
   return { inputs, rhs, operand: layout.operand };
 }
 
-/** The most right-hand sides whose x̃ and x̂ fit one storage binding of `device`. */
-function largestInputsRhs(device: GPUDevice, w: InputsI8Operand): number {
+/**
+ * The most right-hand sides whose x̃ (from any 4-byte aligned offset) and x̂ fit one storage binding of
+ * `device`: what `dispatchInputsI8` takes in one call (QuantizedLinear records more tokens in chunks of it).
+ */
+export function largestInputsRhs(device: GPUDevice, w: InputsI8Operand): number {
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   return Math.min(itemsPerBinding(INPUT_BYTES_PER_GROUP * inputGroupsOf(w), maxBinding - 16, alignment), itemsPerBinding(4 * w.length, maxBinding, alignment));
