@@ -28,7 +28,7 @@ import { runAndRead } from './runAndRead.js';
 import { GpuScratch } from './scratch.js';
 import type { TableLayoutKind } from './tableLayout.js';
 import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from './universalOperand.js';
-import { checkPairMatmulA, dispatchPairMatmul, pairCommonScale, PAIR_MIN_COMMON_SCALE } from './kernels/pairMatmul.js';
+import { checkPairMatmulA, dispatchPairMatmul, pairCommonScale, pairProductKeepsDither } from './kernels/pairMatmul.js';
 import { pairRadixBits } from '../quantize/universalPairs.js';
 import { copyPairExponents, dispatchUniversalPairs, pairFormBytes, pairUnits, universalPairScalesBytes } from './kernels/universalPairs.js';
 
@@ -47,8 +47,10 @@ export interface GpuEngineOptions {
    * packed 8-bit dot products (src/quantize/universalPairs.ts; the default when the engine's `dotPath`
    * is `'packed'`, itself the default where WGSL has them), or `'decode'`, both operands decoded to f32
    * and multiplied by the f32 kernel (the default otherwise, so `dotPath: 'plain'` makes it `'decode'`).
-   * With `'i8'`, operands whose units multiply below 2^-100 (β near 0 with long columns) still take
-   * the decode path; `productKernel(a, b)` says which runs.
+   * With `'i8'`, operands whose units multiply below 2^-100 (β near 0 with long columns), or whose pair
+   * form could shift a column by more than 6 bits, which would undo the dither (small β, or columns
+   * longer than 2.1·10⁵–10⁶ for the presets: `pairProductKeepsDither`), still take the decode path;
+   * `productKernel(a, b)` says which runs.
    */
   readonly universalProduct?: UniversalProductPath;
   /**
@@ -494,7 +496,7 @@ function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProd
   if (a.mode === 'universal' && b.mode === 'universal') {
     // The pair product's f32 scale is unit_a·unit_b; operands whose units are too small for it (β near
     // 0 with long columns) go the decode path, whose decoded values carry the units.
-    const pairs = universalProduct === 'i8' && pairCommonScale(a, b) >= PAIR_MIN_COMMON_SCALE;
+    const pairs = universalProduct === 'i8' && pairProductKeepsDither(a, b);
     return pairs ? 'universal-i8' : 'universal-decode';
   }
   if (a.mode === 'universal' || b.mode === 'universal') return 'universal-decode';

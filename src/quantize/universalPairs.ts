@@ -19,7 +19,9 @@ import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, univers
  * dropped (for unshifted columns, below); the radix keeps it small. A product takes the smallest R whose h holds every coordinate of
  * a leader or a root escape of both schemes unshifted (`pairRadixBits`: |λ_i| ≤ 2q·pointScale, so
  * |c| ≤ 512q + 256): R = 16 for e8-2bit, 32 for d3-q6 and e8-3bit, 64 for e8-4bit, 128 for e8-q16
- * and e8-5bit. Then l is −Z mod R, a function of the dither alone (R divides DITHER_GRID/pointScale),
+ * and e8-5bit, and never more than 128 (`MAX_DITHER_RADIX_BITS`: for q ≥ 32 a column whose |c| passes
+ * pairLimit(7) is shifted, below). Then l is −Z mod R, a function of the dither alone (R divides
+ * DITHER_GRID/pointScale),
  * and Σ l_a·l_b is data-independent noise of variance N·(R²/12)² in c² units, against the product's
  * own error of ≈ 2·NMSE·σ_c⁴ per coordinate (σ_c ≈ DITHER_GRID/β): it adds 0.0001 % (e8-2bit) to
  * 0.02 % (e8-q16) to the error variance (measured: README, "Speed"). Its mean, N/4 (l's mean is
@@ -87,13 +89,24 @@ export function pairLimit(radixBits: number): number {
 }
 
 /**
+ * The largest radix bits a product takes, 7: R = 2^r must divide DITHER_GRID/pointScale of both
+ * lattices (E8: 128, D3: 256), so that an unshifted column's l = c mod R is −Z mod R, the dither's
+ * alone, whose mean the kernel adds for the Σ l_a·l_b it drops. At R = 256 an E8 column's l holds the
+ * lowest bit of λ too (c = 128λ − Z), whose mean follows the data: the dropped term then added up
+ * coherently over N (measured: 3.1× the guarantee's error for E8 q = 32, β = 2, on one Gaussian column
+ * quantized twice, n = 16384; the radix 2^8 went to every q ≥ 32). Columns with larger |c| are shifted.
+ */
+export const MAX_DITHER_RADIX_BITS = 7;
+
+/**
  * The radix bits of a product of universal schemes with these q: the smallest r whose unshifted range
- * holds every leader and root-escape coordinate, |c| ≤ 512q + 256 for the larger q (at most 8).
+ * holds every leader and root-escape coordinate, |c| ≤ 512q + 256 for the larger q, at most
+ * `MAX_DITHER_RADIX_BITS` (q ≥ 32: a column with a coordinate beyond pairLimit(7) is then shifted).
  */
 export function pairRadixBits(qa: number, qb: number): number {
   const largest = 512 * Math.max(qa, qb) + 256;
   let r = 0;
-  while (r < MAX_PAIR_RADIX_BITS && pairLimit(r) < largest) r++;
+  while (r < MAX_DITHER_RADIX_BITS && pairLimit(r) < largest) r++;
   return r;
 }
 
@@ -119,6 +132,31 @@ export function pairShift(largest: number, radixBits: number): number {
   let s = 0;
   while (roundShift(largest, s) > limit) s++;
   return s;
+}
+
+/**
+ * The largest shift that keeps a shifted column's rounding the dither's alone: for s ≤ 6, c mod 2^s
+ * and the tie bit s of c are bits of −Z (c = 128λ − Z for E8, 256λ − Z for D3). At s = 7 the tie
+ * follows λ's lowest bit, and from s = 8 on the rounding takes c to multiples of DITHER_GRID, which
+ * undoes the dither: the pair form's coordinate is then a deterministic rounding of y/β, whose error
+ * adds up coherently over N (measured on two unrotated constant columns with E8 q = 64, β = 1/10000.3:
+ * 416× the guarantee's error at n = 4096, 6800× at n = 65536; s = 7, β = 1/5000.3: a bias of 0.36 of
+ * the error's standard deviation at n = 4096). Operands that could need more take the decode path
+ * (`largestPairShift`, pairMatmul.ts's `pairCommonScale`).
+ */
+export const MAX_DITHERED_PAIR_SHIFT = 6;
+
+/**
+ * The largest shift `universalPairColumns` can give any column of a universal operand of this β and
+ * rotated length N at radix 2^r, whatever its data: a normalized column has |y_i| ≤ ‖y‖ = √N (ν_j is
+ * f32: 2^-10 of margin), and the decoded coordinate is within the fine lattice's covering radius
+ * (1 for E8 and D3 in units of β, plus the fixed point's last bit) of y_i, so
+ * |c| = DITHER_GRID·|ŷ_i|/β ≤ DITHER_GRID·(√N·(1 + 2^-10)/β + 1) + 2.
+ */
+export function largestPairShift(m: { readonly scheme: { readonly beta: number }; readonly length: number }, radixBits: number): number {
+  const largest = Math.ceil(DITHER_GRID * ((Math.sqrt(m.length) * (1 + 2 ** -10)) / m.scheme.beta + 1) + 2);
+  // Far beyond any shift the pair form can take (and pairShift's loop): 31 stands for "too many".
+  return Number.isFinite(largest) && largest < 2 ** 52 ? pairShift(largest, radixBits) : 31;
 }
 
 /** c = R·h + l (R = 2^r) with h = ⌊(c + ⌊R/2⌋) / R⌋ and l in [−⌊R/2⌋, R − ⌊R/2⌋). */

@@ -4,7 +4,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { dispatchPairMatmul, pairCommonScale } from '../../src/gpu/kernels/pairMatmul.js';
+import { dispatchPairMatmul, pairCommonScale, pairProductKeepsDither } from '../../src/gpu/kernels/pairMatmul.js';
 import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.js';
 import { copyPairExponents, dispatchUniversalPairs, pairFormBytes, pairSplitWgsl, pairUnits, universalPairScalesBytes, universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import type { DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -14,7 +14,9 @@ import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
+import { expectedProductError } from '../../src/product/expectedError.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
+import { SCHEME_NAMES, SCHEMES } from '../../src/quantize/schemes.js';
 import { rotatedSpikeOnConstant } from '../quantize/rotatedSpikes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -399,6 +401,47 @@ fn main() {
     } finally {
       ga.destroy();
       gb.destroy();
+    }
+  });
+
+  it('operands whose pair form could shift a column by more than 6 bits take the decode path (such a rounding undoes the dither: 371× the guarantee on the pair path here)', async () => {
+    // Two unrotated constant columns with β = 1/10000.3: |c| ≈ 256·10000.3, shifted by 8 bits in the
+    // pair form, which rounds c to multiples of 256 = DITHER_GRID, i.e. y/β + e to integers: the dither
+    // is gone, and every coordinate's rounding error (≈ −0.3 + P(e > 0.2) units of β) adds up over N.
+    // On the pair path the error was 371 ± 10× the guarantee on lavapipe (its CPU twin: 416 ± 8×); on the decode path it is the
+    // guarantee's, plus the f32 sum's rounding, which is of its size here (β = 10⁻⁴ puts the guarantee's
+    // error at ≈ 5 ulps of the entry: measured 0.47 ± 0.07 of it on lavapipe, the f64 CPU sum 0.96 ± 0.07).
+    const n = 4096;
+    const scheme = { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 64, beta: 1 / 10000.3 } as const;
+    const ones: Matrix = { rows: n, cols: 1, data: new Float32Array(n).fill(1) };
+    const draws = 40;
+    let ratio = 0;
+    for (let t = 0; t < draws; t++) {
+      const qa = asUniversal(quantize(ones, { scheme, rotate: false, nonce: 2 * t + 1 }));
+      const qb = asUniversal(quantize(ones, { scheme, rotate: false, nonce: 2 * t + 2 }));
+      if (t === 0) expect(universalPairColumns(qa, pairRadixBits(64, 64)).shifts[0]).toBe(8);
+      const ga = engine.upload(qa);
+      const gb = engine.upload(qb);
+      try {
+        expect(engine.productKernel(ga, gb)).toBe('universal-decode');
+        ratio += (((await engine.matmulAT(ga, gb)).data[0] as number) - n) ** 2 / expectedProductError(qa, qb) / draws;
+      } finally {
+        ga.destroy();
+        gb.destroy();
+      }
+    }
+    // One draw's ratio is about a χ²₁ (std √2): 40 draws put the mean's standard error at ≈ 0.22.
+    expect(ratio).toBeLessThan(3);
+    // The bound behind the choice (largestPairShift: |y_i| ≤ √N): e8-5bit keeps the pair path to N = 334816, every
+    // universal preset to 2.1·10⁵ (d3-q6) or more, none to 2^21.
+    const e85 = { scheme: SCHEMES['e8-5bit'] };
+    expect(pairProductKeepsDither({ ...e85, length: 262144 }, { ...e85, length: 262144 })).toBe(true);
+    expect(pairProductKeepsDither({ ...e85, length: 524288 }, { ...e85, length: 524288 })).toBe(false);
+    for (const name of SCHEME_NAMES) {
+      const preset = SCHEMES[name];
+      if (preset.kind !== 'lattice' || preset.mode !== 'universal') continue;
+      expect(pairProductKeepsDither({ scheme: preset, length: 200_000 }, { scheme: preset, length: 200_000 }), name).toBe(true);
+      expect(pairProductKeepsDither({ scheme: preset, length: 2 ** 21 }, { scheme: preset, length: 2 ** 21 }), name).toBe(false);
     }
   });
 

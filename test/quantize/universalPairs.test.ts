@@ -13,7 +13,11 @@ import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.
 import { blockDither, columnKeys, ditherWordKeys, universalDitherUnit } from '../../src/quantize/universalCode.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import {
+  droppedLowMean,
   frexp,
+  largestPairShift,
+  MAX_DITHER_RADIX_BITS,
+  MAX_DITHERED_PAIR_SHIFT,
   MAX_PAIR_RADIX_BITS,
   pairLimit,
   pairProductReference,
@@ -99,16 +103,39 @@ describe('pair form arithmetic', () => {
     );
   });
 
-  it('takes the smallest radix that holds every leader and root-escape coordinate (|c| ≤ 512q + 256), at most 2^8', () => {
+  it('takes the smallest radix that holds every leader and root-escape coordinate (|c| ≤ 512q + 256), at most 2^7', () => {
     for (let q = 1; q <= 64; q++) {
       const r = pairRadixBits(q, 1);
       expect(pairRadixBits(1, q)).toBe(r);
-      if (r < MAX_PAIR_RADIX_BITS) expect(pairLimit(r)).toBeGreaterThanOrEqual(512 * q + 256);
+      if (r < MAX_DITHER_RADIX_BITS) expect(pairLimit(r)).toBeGreaterThanOrEqual(512 * q + 256);
       if (r > 0) expect(pairLimit(r - 1)).toBeLessThan(512 * q + 256);
+      // R divides DITHER_GRID/pointScale of both lattices (E8: 128, D3: 256), so l = −Z mod R.
+      expect(r).toBeLessThanOrEqual(MAX_DITHER_RADIX_BITS);
+      expect(128 % 2 ** r).toBe(0);
     }
+    expect(MAX_DITHER_RADIX_BITS).toBeLessThanOrEqual(MAX_PAIR_RADIX_BITS);
     // The radices the module comment gives for the presets.
     const radix = (name: 'e8-2bit' | 'd3-q6' | 'e8-3bit' | 'e8-4bit' | 'e8-q16' | 'e8-5bit') => 2 ** pairRadixBits(SCHEMES[name].q, SCHEMES[name].q);
     expect([radix('e8-2bit'), radix('d3-q6'), radix('e8-3bit'), radix('e8-4bit'), radix('e8-q16'), radix('e8-5bit')]).toEqual([16, 32, 32, 64, 128, 128]);
+  });
+
+  it('largestPairShift bounds the shift of any column (an unrotated spike reaches it), and MAX_DITHERED_PAIR_SHIFT keeps the rounding the dither’s', () => {
+    // A spike is the largest coordinate a column of norm √N can have: it reaches the bound's shift.
+    for (const [lattice, q, beta] of [['E8', 16, 0.25], ['E8', 24, 0.142], ['D3', 6, 0.45], ['E8', 64, 0.004], ['D3', 40, 0.01]] as const) {
+      for (const n of [8, 1000, 4096]) {
+        const spike: Matrix = { rows: n, cols: 1, data: new Float32Array(n) };
+        spike.data[n - 1] = -3;
+        for (let t = 0; t < 4; t++) {
+          const m = universal(spike, { scheme: { kind: 'lattice', mode: 'universal', lattice, q, beta }, rotate: false, nonce: t + 1 });
+          const r = pairRadixBits(q, q);
+          const shift = universalPairColumns(m, r).shifts[0] as number;
+          expect(shift).toBeLessThanOrEqual(largestPairShift(m, r));
+          expect(shift).toBeGreaterThanOrEqual(largestPairShift(m, r) - 1);
+        }
+      }
+    }
+    // Up to 6 bits the shift keeps bits of −Z only (E8: c = 128λ − Z), its tie bit included.
+    expect(2 ** (MAX_DITHERED_PAIR_SHIFT + 1)).toBeLessThanOrEqual(128);
   });
 
   it('frexp gives a mantissa in [0.5, 1) and an exponent that rebuild the number exactly (as WGSL frexp)', () => {
@@ -212,6 +239,30 @@ describe('pair form of universal matrices', () => {
 });
 
 describe('universalPairProduct', () => {
+  it('E8 with q ≥ 32: the Σ l_a·l_b dropped for two unshifted columns has mean N/4 (at radix 2^8 its mean followed the data: 3.1× the guarantee at n = 16384)', () => {
+    // One Gaussian column quantized twice (the same data on both sides, so a data-dependent mean of l
+    // adds up over all N coordinates). At R = 2^8 an E8 column's l = c mod 256 holds λ's lowest bit
+    // (c = 128λ − Z): over these 60 draws the mean of Σ l_a·l_b − N/4 was 9.3 standard errors from 0
+    // (q = 32, β = 2, n = 2048), and the pair product's error 3.1× the guarantee at n = 16384. At
+    // R ≤ 2^7, l = −Z mod R, the dither's alone. |z| ≤ 4: a false failure about once in 16,000.
+    const n = 2048;
+    const draws = 60;
+    const { a } = testMatrixPair('gaussian', n, 1, 1, 8);
+    const samples: number[] = [];
+    for (let t = 0; t < draws; t++) {
+      const options = { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 32, beta: 2 }, seed: 2 } as const;
+      const qa = universal(a, { ...options, nonce: 2 * t + 1 });
+      const qb = universal(a, { ...options, nonce: 2 * t + 2 });
+      const r = pairRadixBits(qa.scheme.q, qb.scheme.q);
+      const [pa, pb] = [universalPairColumns(qa, r), universalPairColumns(qb, r)];
+      expect([pa.shifts[0], pb.shifts[0]]).toEqual([0, 0]); // the term is dropped for this pair
+      samples.push(pairSums(pa, 0, pb, 0).ll - droppedLowMean(n, r));
+    }
+    const mean = samples.reduce((sum, v) => sum + v, 0) / draws;
+    const std = Math.sqrt(samples.reduce((sum, v) => sum + (v - mean) ** 2, 0) / (draws - 1));
+    expect(Math.abs(mean) / (std / Math.sqrt(draws))).toBeLessThanOrEqual(4);
+  });
+
   it('two shifted columns (a rotated spike on a constant, both operands): the pair product stays with the decoded one, since their pair keeps Σ l_a·l_b (dropped, its bias was ≈ 6× the guarantee here, 1988× at n = 4096)', () => {
     const n = 1024;
     const seed = 3;

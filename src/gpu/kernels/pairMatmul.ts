@@ -2,7 +2,7 @@ import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
 import pairMatmulSource from '../../../shaders/pair_matmul.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
-import { checkPairRadixBits, droppedLowMean, PAIR_UNIT, PAIR_UNIT_WORDS } from '../../quantize/universalPairs.js';
+import { checkPairRadixBits, droppedLowMean, largestPairShift, MAX_DITHERED_PAIR_SHIFT, PAIR_UNIT, PAIR_UNIT_WORDS, pairRadixBits } from '../../quantize/universalPairs.js';
 import { universalDitherUnit } from '../universalOperand.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
@@ -32,8 +32,29 @@ import { PAIR_UNIT_BYTES } from './universalPairs.js';
 export const PAIR_MIN_COMMON_SCALE = 2 ** -100;
 
 /** unit_a·unit_b (`universalDitherUnit` of each): the f32 scale of the pair product of `a` and `b`. */
-export function pairCommonScale(a: { readonly scheme: { readonly beta: number }; readonly length: number }, b: { readonly scheme: { readonly beta: number }; readonly length: number }): number {
+export function pairCommonScale(a: PairOperandScheme, b: PairOperandScheme): number {
   return universalDitherUnit(a) * universalDitherUnit(b);
+}
+
+/**
+ * Whether the pair product of `a` and `b` keeps the guarantee whatever their data, which the engine's
+ * `'i8'` path requires (else it takes the decode path): their common scale is at least
+ * PAIR_MIN_COMMON_SCALE (f32's range), and no column of either can be shifted by more than
+ * MAX_DITHERED_PAIR_SHIFT bits in the pair form (`largestPairShift`; unit = β/(256·√N), so β near 0 or
+ * long columns): such a rounding takes λ's bits and undoes the dither, and the pair product's error
+ * stops being the guarantee's (371× it on the GPU for two unrotated constant columns with E8 q = 64,
+ * β = 1/10000.3, n = 4096). For the presets the shift takes lengths beyond 2.1·10⁵ (d3-q6) to 10⁶
+ * (e8-q16) to the decode path.
+ */
+export function pairProductKeepsDither(a: PairOperandScheme, b: PairOperandScheme): boolean {
+  const radixBits = pairRadixBits(a.scheme.q, b.scheme.q);
+  return pairCommonScale(a, b) >= PAIR_MIN_COMMON_SCALE && largestPairShift(a, radixBits) <= MAX_DITHERED_PAIR_SHIFT && largestPairShift(b, radixBits) <= MAX_DITHERED_PAIR_SHIFT;
+}
+
+/** What `pairCommonScale` and `pairProductKeepsDither` read of an operand: its scheme's q and β, and its rotated length. */
+export interface PairOperandScheme {
+  readonly scheme: { readonly q: number; readonly beta: number };
+  readonly length: number;
 }
 
 /** C entries per workgroup edge (the shader's TILE: the f32 matmul's tiling). */
