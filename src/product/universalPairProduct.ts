@@ -14,7 +14,10 @@ import { checkCompatible, isSameQuantization } from './operands.js';
  * 0.02 % of the product's error variance), and with a shifted column's c rounded to a multiple of 2^s. Refuses
  * what `matmulAT` refuses, and operands that are not both universal. The engine takes the pair path
  * where WGSL has packed 8-bit dot products (`engine.productKernel(ga, gb)` is 'universal-i8'); its
- * decoding path ('universal-decode') computes `matmulAT` instead.
+ * decoding path ('universal-decode') computes `matmulAT` instead. The engine also takes that path for
+ * operands whose pair form could shift a column by more than 6 bits (small β, or columns longer than
+ * 2.1·10⁵–10⁶ for the presets), where this rounding stops being the dither's and this product's error
+ * can exceed the guarantee's many times over.
  *
  * @example
  * const c = universalPairProduct(qa, qb); // a.cols × b.cols, ≈ matmulAT(qa, qb)
