@@ -352,7 +352,11 @@ type Slice = { buffer: GPUBuffer; offset: number; size?: number | undefined };
  */
 export interface QuantizedLinearGroup {
   readonly layers: readonly QuantizedLinear[];
-  /** Rotations of x one record makes (one per distinct seed and length among the rotated layers: lattice, and weight-only with a Hadamard rotation). */
+  /**
+   * Rotations of x one record makes (one per distinct seed and length among the rotated layers: lattice, and
+   * weight-only with a Hadamard rotation; per chunk of tokens for the int8-input layers of a record split in
+   * chunks, as `int8RoundingsPerRecord` says).
+   */
   readonly rotationsPerRecord: number;
   /**
    * Roundings of x̃ to int8 one record makes (one per distinct rotation, keptLength, length and grouping

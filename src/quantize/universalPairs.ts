@@ -31,7 +31,9 @@ import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, univers
  * A column whose largest |c| is beyond `pairLimit(r)` (a long escape far above the column's RMS, which
  * the rotation makes rare) is stored as round(c / 2^s) (ties to even: `roundShift`) with the smallest shift s that fits, and its
  * factor multiplied by 2^s (so f·2^s ≥ 1 marks it: f is in [0.5, 1)): its small coordinates lose s bits
- * (a relative error of at most 2^-13 of the column's largest coordinate), nothing is refused. Its l is
+ * (an error of at most 1/pairLimit(r) ≈ 2^-(r+7) of the column's largest coordinate: ≈ 2^-11 at R = 16,
+ * 2^-14 at R = 128),
+ * nothing is refused. Its l is
  * then no longer the dither's alone (it holds bits s … s + r − 1 of c, which reach λ's once s + r > 7 for E8, > 8 for D3), so its mean follows the data and
  * a dropped Σ l_a·l_b would add up over N (measured: 135× the guarantee's error for two shifted
  * columns of a spike on a constant, e8-4bit at n = 4096; 1988× with e8-5bit): for a pair of columns of

@@ -437,6 +437,12 @@ fn main() {
     const e85 = { scheme: SCHEMES['e8-5bit'] };
     expect(pairProductKeepsDither({ ...e85, length: 262144 }, { ...e85, length: 262144 })).toBe(true);
     expect(pairProductKeepsDither({ ...e85, length: 524288 }, { ...e85, length: 524288 })).toBe(false);
+    // Either operand alone decides: A of a large β against B of this test's β (whose columns shift by 8), and the reverse.
+    const small = { scheme, length: n };
+    const large = { scheme: { ...scheme, beta: 1 }, length: n };
+    expect(pairProductKeepsDither(large, large)).toBe(true);
+    expect(pairProductKeepsDither(large, small)).toBe(false);
+    expect(pairProductKeepsDither(small, large)).toBe(false);
     for (const name of SCHEME_NAMES) {
       const preset = SCHEMES[name];
       if (preset.kind !== 'lattice' || preset.mode !== 'universal') continue;

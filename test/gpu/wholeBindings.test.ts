@@ -286,7 +286,10 @@ describe.skipIf(noGpu !== undefined)('bindings a kernel makes whole, against max
 
   it('a group of int8-input layers of every form and f32-input layers splits the int8 ones only: the bits of its layers recorded one by one, unsplit, also as an arena', async () => {
     const n = 256;
-    const tokens = 40;
+    // 15 + 15 + 1 tokens on the small device: a last chunk of one token, where a deterministic f32-input
+    // layer's bits differ from its batch's (README), so splitting the f32-input layers too fails here
+    // (at 40 tokens, chunks of 15, 15 and 10, it did not).
+    const tokens = 31;
     const names = Object.keys(int8Weights) as Int8Weight[];
     const x = activationsOf(n, tokens, 'f32');
     const results: Uint8Array[][] = [];

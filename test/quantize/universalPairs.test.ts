@@ -11,7 +11,7 @@ import { universalPairProduct } from '../../src/product/universalPairProduct.js'
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { blockDither, columnKeys, ditherWordKeys, universalDitherUnit } from '../../src/quantize/universalCode.js';
-import { universalCodec } from '../../src/quantize/latticeSpec.js';
+import { DITHER_GRID, universalCodec } from '../../src/quantize/latticeSpec.js';
 import {
   droppedLowMean,
   frexp,
@@ -136,6 +136,32 @@ describe('pair form arithmetic', () => {
     }
     // Up to 6 bits the shift keeps bits of −Z only (E8: c = 128λ − Z), its tie bit included.
     expect(2 ** (MAX_DITHERED_PAIR_SHIFT + 1)).toBeLessThanOrEqual(128);
+  });
+
+  it('largestPairShift holds at a shift boundary: the decoded spike lies up to the covering radius beyond √N/β', () => {
+    // β puts the unrotated spike's fixed point X ≈ DITHER_GRID·√N/β a quarter step below the smallest
+    // |c| that takes shift s + 1: the dither moves |c| by up to DITHER_GRID (the covering radius, 1 in
+    // units of β, for D3 and E8), past it for some nonces. A bound on √N/β alone (without that radius)
+    // gave s and failed here on 5–11 of 32 nonces per case; the spike test above has no column this near.
+    for (const [lattice, q] of [['D3', 6], ['E8', 16], ['E8', 3]] as const) {
+      const r = pairRadixBits(q, q);
+      for (const s of [0, 1]) {
+        let threshold = 1;
+        while (pairShift(threshold, r) <= s) threshold++;
+        const n = 1000;
+        const beta = (DITHER_GRID * Math.sqrt(n)) / (threshold - DITHER_GRID / 4);
+        const spike: Matrix = { rows: n, cols: 1, data: new Float32Array(n) };
+        spike.data[n - 1] = 1;
+        let crossed = 0;
+        for (let t = 0; t < 32; t++) {
+          const m = universal(spike, { scheme: { kind: 'lattice', mode: 'universal', lattice, q, beta }, rotate: false, nonce: t + 1 });
+          const shift = universalPairColumns(m, r).shifts[0] as number;
+          expect(shift, `${lattice} q = ${q}, s = ${s}, nonce ${t + 1}`).toBeLessThanOrEqual(largestPairShift(m, r));
+          if (shift > s) crossed++;
+        }
+        expect(crossed, `${lattice} q = ${q}, s = ${s}: nonces whose |c| crossed the boundary`).toBeGreaterThan(0);
+      }
+    }
   });
 
   it('frexp gives a mantissa in [0.5, 1) and an exponent that rebuild the number exactly (as WGSL frexp)', () => {
