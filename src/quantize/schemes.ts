@@ -96,7 +96,7 @@ const PRESETS = {
   'e8-4.5bit': universal('E8', 19, 0.1902),
   /** ≈ 5.05 stored bits (E8, q = 24, 37-bit codes), loss 0.34 bit. */
   'e8-5bit': universal('E8', 24, 0.142),
-  /** D3, q = 6, β = 0.45: the seed paper's lattice and code size, universal (≈ 3.3 stored bits). */
+  /** D3, q = 6, β = 0.45: the seed paper's lattice and code size, universal (≈ 3.37 stored bits, loss 0.74 bit). */
   'd3-q6': universal('D3', 6, 0.45),
   /** E8, q = 16, β = 0.25: one u32 code per 8 entries plus escapes (≈ 4.25 stored bits). */
   'e8-q16': universal('E8', 16, 0.25),

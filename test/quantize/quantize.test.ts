@@ -296,6 +296,7 @@ describe('quantize: bits per entry', () => {
     ['e8-4.5bit', 4.6],
     ['e8-5bit', 5.05],
     ['e8-q16', 4.25],
+    ['d3-q6', 3.37],
   ] as const)('preset %s stores ≈ %f bits per entry at n = 4096 (Gaussian)', (scheme, documented) => {
     const q = quantize(gaussianMatrix(4096, 8, 3), { scheme, nonce: 5 });
     expect(Math.abs(q.bitsStored - documented)).toBeLessThan(0.04);

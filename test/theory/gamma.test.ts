@@ -53,6 +53,22 @@ describe('gamma', () => {
     expect(gamma(Infinity)).toBe(0);
   });
 
+  // The presets' range, 2 to 5 bits: at half-integer R, t = 2^−2R is a power of two, so Γ = 2t − t² is an
+  // exact dyadic rational (Γ(2) = 2/16 − 1/256); the second value is Γ as rate-distortion tables print
+  // it, to 4 decimals.
+  it.each([
+    [2, 2 / 16 - 1 / 256, 0.1211],
+    [2.5, 2 / 32 - 1 / 1024, 0.0615],
+    [3, 2 / 64 - 1 / 4096, 0.031],
+    [3.5, 2 / 128 - 1 / 16384, 0.0156],
+    [4, 2 / 256 - 1 / 65536, 0.0078],
+    [4.5, 2 / 512 - 1 / 262144, 0.0039],
+    [5, 2 / 1024 - 1 / 1048576, 0.002],
+  ])('Γ(%s) is exactly %s (≈ %s)', (rate, exact, quoted) => {
+    expect(gamma(rate)).toBe(exact);
+    expect(Math.abs(gamma(rate) - quoted)).toBeLessThanOrEqual(0.00005);
+  });
+
   it('is continuous at R* and the line is tangent to the curve there', () => {
     expect(Math.abs(gamma(R_STAR - 1e-12) - gamma(R_STAR + 1e-12))).toBeLessThan(1e-11);
     const h = 1e-6;
