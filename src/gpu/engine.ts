@@ -495,7 +495,8 @@ export class GpuEngine {
 function productKernelOf(a: GpuLatticeMatrix, b: GpuLatticeMatrix, universalProduct: UniversalProductPath, deterministicProduct: DeterministicProductPath): ProductKernel {
   if (a.mode === 'universal' && b.mode === 'universal') {
     // The pair product's f32 scale is unit_a·unit_b; operands whose units are too small for it (β near
-    // 0 with long columns) go the decode path, whose decoded values carry the units.
+    // 0 with long columns), or whose pair form could shift a column by more than 6 bits (which undoes
+    // the dither), go the decode path, whose decoded values carry the units.
     const pairs = universalProduct === 'i8' && pairProductKeepsDither(a, b);
     return pairs ? 'universal-i8' : 'universal-decode';
   }
