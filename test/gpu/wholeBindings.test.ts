@@ -7,7 +7,7 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
+import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -205,32 +205,50 @@ describe.skipIf(noGpu !== undefined)('bindings a kernel makes whole, against max
     }
   }
 
+  /**
+   * One layer's output bytes on the real device and on the small one, each with its own weight
+   * (`makeWeight`) and layer (`options`; `int8Inputs` takes the device's dot path), recorded by
+   * `record`: a replay creates nothing, the layer holds one prepared record, and on the small device no
+   * binding exceeds LIMIT.
+   */
+  async function onBothDevices(
+    makeWeight: (device: GPUDevice) => OwnedWeight,
+    options: Omit<QuantizedLinearOptions, 'int8Inputs'> & { readonly int8Inputs: boolean },
+    x: Float32Array | Uint16Array,
+    tokens: number,
+    how: { readonly arena?: boolean } = {},
+  ): Promise<[Uint8Array, Uint8Array]> {
+    const outputs: Uint8Array[] = [];
+    for (const context of [real, small]) {
+      const device = context.device;
+      const weight = makeWeight(device);
+      const layer = QuantizedLinear.create(device, weight, { ...options, int8Inputs: options.int8Inputs ? dotPathFor(context.features) : null });
+      try {
+        largestBinding = 0;
+        const { outputs: ys, replayCreated } = await record(device, [layer], x, tokens, how);
+        expect(replayCreated).toBe(0);
+        expect(layer.preparedCount).toBe(1);
+        if (context === small) expect(largestBinding).toBeLessThanOrEqual(LIMIT);
+        outputs.push(ys[0] as Uint8Array);
+      } finally {
+        layer.destroy();
+        weight.destroy();
+      }
+    }
+    return outputs as [Uint8Array, Uint8Array];
+  }
+
   const int8Cases = (Object.keys(int8Weights) as Int8Weight[]).flatMap((name) => (['f32', 'f16'] as const).map((activations) => [name, activations] as const));
   it.each(int8Cases)('int8Inputs, %s, %s activations: 40 tokens whose x̃ exceeds one binding are recorded in chunks, with the bits of one call', async (name, activations) => {
     const n = 256;
     const out = 40;
     const tokens = 40;
     const x = activationsOf(n, tokens, activations);
-    const outputs: Uint8Array[][] = [];
-    for (const context of [real, small]) {
-      const device = context.device;
-      const weight = uploadWeight(device, name, n, out);
-      const layer = QuantizedLinear.create(device, weight, { int8Inputs: dotPathFor(context.features), activations, maxTokens: tokens, bias: Float32Array.from({ length: out }, (_, j) => j / 8) });
-      try {
-        largestBinding = 0;
-        const { outputs: ys, replayCreated } = await record(device, [layer], x, tokens);
-        expect(replayCreated).toBe(0);
-        expect(layer.preparedCount).toBe(1);
-        if (context === small) expect(largestBinding).toBeLessThanOrEqual(LIMIT);
-        outputs.push(ys);
-      } finally {
-        layer.destroy();
-        weight.destroy();
-      }
-    }
+    const bias = Float32Array.from({ length: out }, (_, j) => j / 8);
+    const [whole, chunked] = await onBothDevices((device) => uploadWeight(device, name, n, out), { int8Inputs: true, activations, maxTokens: tokens, bias }, x, tokens);
     // x̃ of 40 tokens (40 KiB) is more than one 16 KiB binding: the small device splits, the real one not.
     expect(4 * n * tokens).toBeGreaterThan(LIMIT);
-    expect(Buffer.from(outputs[1]?.[0] ?? []).equals(Buffer.from(outputs[0]?.[0] ?? [0]))).toBe(true);
+    expect(Buffer.from(chunked).equals(Buffer.from(whole))).toBe(true);
   });
 
   // The quad forms bind y (counted as f32) whole, and x too where they read it: 400 outputs take 10
@@ -243,23 +261,8 @@ describe.skipIf(noGpu !== undefined)('bindings a kernel makes whole, against max
     const out = 400;
     const tokens = 40;
     const x = activationsOf(n, tokens, activations);
-    const outputs: Uint8Array[] = [];
-    for (const context of [real, small]) {
-      const device = context.device;
-      const weight = uploadWeight(device, name, n, out);
-      const layer = QuantizedLinear.create(device, weight, { int8Inputs: dotPathFor(context.features), activations, maxTokens: tokens });
-      try {
-        largestBinding = 0;
-        const { outputs: ys, replayCreated } = await record(device, [layer], x, tokens);
-        expect(replayCreated).toBe(0);
-        if (context === small) expect(largestBinding).toBeLessThanOrEqual(LIMIT);
-        outputs.push(ys[0] as Uint8Array);
-      } finally {
-        layer.destroy();
-        weight.destroy();
-      }
-    }
-    expect(Buffer.from(outputs[1] as Uint8Array).equals(Buffer.from(outputs[0] as Uint8Array))).toBe(true);
+    const [whole, chunked] = await onBothDevices((device) => uploadWeight(device, name, n, out), { int8Inputs: true, activations, maxTokens: tokens }, x, tokens);
+    expect(Buffer.from(chunked).equals(Buffer.from(whole))).toBe(true);
   });
 
   it('int8Inputs, f16 activations of odd width (n = 255, 39 outputs): chunks of an even token count (14 where 15 fit), the bits of one call; x and y in one buffer', async () => {
@@ -267,21 +270,9 @@ describe.skipIf(noGpu !== undefined)('bindings a kernel makes whole, against max
     const out = 39;
     const tokens = 40;
     const x = activationsOf(n, tokens, 'f16');
-    const outputs: Uint8Array[] = [];
-    for (const context of [real, small]) {
-      const device = context.device;
-      const weight = uploadLatticeMatrix(device, quantize(gaussianMatrix(n, out, 1), { scheme: 'e8-q16-deterministic', seed: 4 }) as LatticeQuantizedMatrix) as OwnedWeight;
-      const layer = QuantizedLinear.create(device, weight, { int8Inputs: dotPathFor(context.features), activations: 'f16', maxTokens: tokens });
-      try {
-        const { outputs: ys, replayCreated } = await record(device, [layer], x, tokens, { arena: true });
-        expect(replayCreated).toBe(0);
-        outputs.push(ys[0] as Uint8Array);
-      } finally {
-        layer.destroy();
-        weight.destroy();
-      }
-    }
-    expect(Buffer.from(outputs[1] as Uint8Array).equals(Buffer.from(outputs[0] as Uint8Array))).toBe(true);
+    const makeWeight = (device: GPUDevice): OwnedWeight => uploadLatticeMatrix(device, quantize(gaussianMatrix(n, out, 1), { scheme: 'e8-q16-deterministic', seed: 4 }) as LatticeQuantizedMatrix) as OwnedWeight;
+    const [whole, chunked] = await onBothDevices(makeWeight, { int8Inputs: true, activations: 'f16', maxTokens: tokens }, x, tokens, { arena: true });
+    expect(Buffer.from(chunked).equals(Buffer.from(whole))).toBe(true);
   });
 
   it('a group of int8-input layers of every form and f32-input layers splits the int8 ones only: the bits of its layers recorded one by one, unsplit, also as an arena', async () => {
@@ -329,22 +320,8 @@ describe.skipIf(noGpu !== undefined)('bindings a kernel makes whole, against max
     const out = 40;
     const tokens = 40;
     const x = activationsOf(n, tokens, 'f32');
-    const outputs: Uint8Array[] = [];
-    for (const context of [real, small]) {
-      const device = context.device;
-      const weight = uploadWeight(device, 'd3-q6 (universal D3)', n, out);
-      const layer = QuantizedLinear.create(device, weight, { maxTokens: tokens });
-      try {
-        largestBinding = 0;
-        const { outputs: ys } = await record(device, [layer], x, tokens, { arena: true });
-        if (context === small) expect(largestBinding).toBeLessThanOrEqual(LIMIT);
-        outputs.push(ys[0] as Uint8Array);
-      } finally {
-        layer.destroy();
-        weight.destroy();
-      }
-    }
-    expect(Buffer.from(outputs[1] as Uint8Array).equals(Buffer.from(outputs[0] as Uint8Array))).toBe(true);
+    const [whole, staged] = await onBothDevices((device) => uploadWeight(device, 'd3-q6 (universal D3)', n, out), { int8Inputs: false, maxTokens: tokens }, x, tokens, { arena: true });
+    expect(Buffer.from(staged).equals(Buffer.from(whole))).toBe(true);
   });
 
   it("int8Inputs where one binding holds x̃ of one token only and f16 rows of odd width cannot start at an odd token: refused in the layer's terms", () => {
