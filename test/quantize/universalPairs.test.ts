@@ -270,7 +270,7 @@ describe('universalPairProduct', () => {
     // adds up over all N coordinates). At R = 2^8 an E8 column's l = c mod 256 holds λ's lowest bit
     // (c = 128λ − Z): over these 60 draws the mean of Σ l_a·l_b − N/4 was 9.3 standard errors from 0
     // (q = 32, β = 2, n = 2048), and the pair product's error 3.1× the guarantee at n = 16384. At
-    // R ≤ 2^7, l = −Z mod R, the dither's alone. |z| ≤ 4: a false failure about once in 16,000.
+    // R ≤ 2^7, l = −Z mod R, the dither's alone. |t| ≤ 4 with 59 degrees of freedom: a false failure about once in 5,500.
     const n = 2048;
     const draws = 60;
     const { a } = testMatrixPair('gaussian', n, 1, 1, 8);
