@@ -827,8 +827,10 @@ export class QuantizedLinear {
     const x = shared ? stageSharedInput(device, encoder, scratch, given, activations, inFeatures * tokens, label) : given;
     // The format the layers read x in: the activations', or f32 once staged.
     const inputFormat: ActivationFormat = shared ? 'f32' : activations;
-    const split = layers.filter((layer) => layer.int8TokensPerCall() < tokens);
-    if (split.length === 0) {
+    // Each layer's limit once (Infinity where its GEMV takes any number of tokens).
+    const perLayer = layers.map((layer) => layer.int8TokensPerCall());
+    const perCall = perLayer.reduce((fewest, most) => Math.min(fewest, most), Infinity);
+    if (perCall >= tokens) {
       QuantizedLinear.recordTokens(layers, encoder, scratch, x, inputFormat, ys, tokens, label);
       return;
     }
@@ -838,19 +840,18 @@ export class QuantizedLinear {
     // of one call (every int8-input path gives the same bits at any batch size). The others run on all
     // the tokens at once, as alone (a deterministic f32-input layer's bits depend on the batch); a
     // rotation both read is then made twice.
-    const chunked = layers.filter((layer) => layer.int8TokensPerCall() !== Infinity);
-    const whole = layers.filter((layer) => layer.int8TokensPerCall() === Infinity);
+    const chunked = layers.filter((_, i) => perLayer[i] !== Infinity);
+    const whole = layers.filter((_, i) => perLayer[i] === Infinity);
     const outputOf = (layer: QuantizedLinear): Slice => ys[layers.indexOf(layer)] as Slice;
     if (whole.length > 0) QuantizedLinear.recordTokens(whole, encoder, scratch, x, inputFormat, whole.map(outputOf), tokens, label);
-    const perCall = chunked.reduce((fewest, layer) => Math.min(fewest, layer.int8TokensPerCall()), Infinity);
     // f16 windows start on a 4-byte word: an odd feature count splits at even tokens only.
     const odd = (inputFormat === 'f16' && inFeatures % 2 === 1) || (activations === 'f16' && chunked.some((layer) => layer.outFeatures % 2 === 1));
     const chunk = odd ? perCall - (perCall % 2) : perCall;
-    // Only where a binding holds x̃ of no token, or x̃ or y of one with f16 activations of an odd width.
-    check(chunk >= 1, () =>
-      perCall === 0
-        ? `${label}: int8Inputs: x̃ of one token (${inFeatures} features) does not fit one storage binding of ${device.limits.maxStorageBufferBindingSize} bytes`
-        : `${label}: record at most ${perCall} token at a time (int8Inputs: x̃ or y of ${perCall} token fills one storage binding of ${device.limits.maxStorageBufferBindingSize} bytes, and f16 activations of an odd width split only at even tokens)`,
+    // Only where a binding holds x̃ or y of one token with f16 activations of an odd width (every limit
+    // is at least 1: a binding that holds no token's x̃ or y is refused by itemsPerBinding).
+    check(
+      chunk >= 1,
+      () => `${label}: record at most ${perCall} token at a time (int8Inputs: x̃ or y of ${perCall} token fills one storage binding of ${device.limits.maxStorageBufferBindingSize} bytes, and f16 activations of an odd width split only at even tokens)`,
     );
     for (let start = 0; start < tokens; start += chunk) {
       const count = Math.min(chunk, tokens - start);

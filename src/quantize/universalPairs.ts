@@ -144,7 +144,7 @@ export function pairShift(largest: number, radixBits: number): number {
  * adds up coherently over N (measured on two unrotated constant columns with E8 q = 64, β = 1/10000.3:
  * 416× the guarantee's error at n = 4096, 6800× at n = 65536; s = 7, β = 1/5000.3: a bias of 0.36 of
  * the error's standard deviation at n = 4096). Operands that could need more take the decode path
- * (`largestPairShift`, pairMatmul.ts's `pairCommonScale`).
+ * (`largestPairShift`, pairMatmul.ts's `pairProductKeepsDither`).
  */
 export const MAX_DITHERED_PAIR_SHIFT = 6;
 

@@ -268,15 +268,18 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
       const halves = createBufferWithData(gpu, 'test y (two records)', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
       const centred = uploadLatticeMatrix(gpu, quantize(gaussianMatrix(n, out, 1), { scheme, seed: 2, center: true }) as LatticeQuantizedMatrix);
       const centredLayer = QuantizedLinear.create(gpu, centred as LinearWeight, { maxTokens: tokens, int8Inputs: dotPath });
-      try {
-        const [y, yHalves] = await withValidation(gpu, `int8 QuantizedLinear over ${tokens} tokens`, async () => {
-          const encoder = gpu.createCommandEncoder({ label: 'many tokens, int8 inputs' });
-          layer.record(encoder, xBuffer, whole, { tokens });
-          layer.record(encoder, xBuffer, halves, { tokens: half });
-          layer.record(encoder, { buffer: xBuffer, offset: 4 * n * half }, { buffer: halves, offset: 4 * out * half }, { tokens: tokens - half });
+      /** `target`'s y of all the tokens in one record, and in two records of about half. */
+      const oneAndTwoRecords = (target: QuantizedLinear, what: string): Promise<[Float32Array, Float32Array]> =>
+        withValidation(gpu, `${what} over ${tokens} tokens`, async () => {
+          const encoder = gpu.createCommandEncoder({ label: `many tokens, ${what}` });
+          target.record(encoder, xBuffer, whole, { tokens });
+          target.record(encoder, xBuffer, halves, { tokens: half });
+          target.record(encoder, { buffer: xBuffer, offset: 4 * n * half }, { buffer: halves, offset: 4 * out * half }, { tokens: tokens - half });
           gpu.queue.submit([encoder.finish()]);
           return [new Float32Array(await readBuffer(gpu, whole, 4 * out * tokens)), new Float32Array(await readBuffer(gpu, halves, 4 * out * tokens))];
         });
+      try {
+        const [y, yHalves] = await oneAndTwoRecords(layer, 'int8 QuantizedLinear');
         // Every int8-input path gives the same bits at any batch size (the README says so).
         expect(Buffer.from(y.buffer).equals(Buffer.from(yHalves.buffer))).toBe(true);
         // And every output was written (none left NaN), with W·x on a sample of tokens (the last ones
@@ -284,7 +287,8 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
         expect(y.some(Number.isNaN)).toBe(false);
         const sample = Array.from({ length: tokens }, (_, r) => r).filter((r) => r % 97 === 0 || r >= tokens - 64);
         const expected = matvecAT(cpu, { rows: n, cols: sample.length, data: Float32Array.from(sample.flatMap((r) => Array.from(x.data.subarray(r * n, (r + 1) * n)))) }).data;
-        const columnNorms = Array.from({ length: out }, (_, j) => Math.hypot(...dequantize(cpu).data.subarray(j * n, (j + 1) * n)));
+        const decoded = dequantize(cpu).data;
+        const columnNorms = Array.from({ length: out }, (_, j) => Math.hypot(...decoded.subarray(j * n, (j + 1) * n)));
         let worst = 0;
         sample.forEach((r, s) => {
           const xNorm = Math.hypot(...x.data.subarray(r * n, (r + 1) * n));
@@ -294,14 +298,7 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
         // A centred W's Σx takes a workgroup per right-hand side: the kernel refuses more than the limit
         // ("call with at most 100"), so the layer records chunks of at most that many tokens, with the
         // bits of records of 75 (it refused the record with the kernel's message).
-        const [centredY, centredHalves] = await withValidation(gpu, `centred int8 QuantizedLinear over ${tokens} tokens`, async () => {
-          const encoder = gpu.createCommandEncoder({ label: 'many tokens, int8 inputs, centred' });
-          centredLayer.record(encoder, xBuffer, whole, { tokens });
-          centredLayer.record(encoder, xBuffer, halves, { tokens: half });
-          centredLayer.record(encoder, { buffer: xBuffer, offset: 4 * n * half }, { buffer: halves, offset: 4 * out * half }, { tokens: tokens - half });
-          gpu.queue.submit([encoder.finish()]);
-          return [new Float32Array(await readBuffer(gpu, whole, 4 * out * tokens)), new Float32Array(await readBuffer(gpu, halves, 4 * out * tokens))];
-        });
+        const [centredY, centredHalves] = await oneAndTwoRecords(centredLayer, 'centred int8 QuantizedLinear');
         expect(half).toBeLessThanOrEqual(limit);
         expect(centredY.some(Number.isNaN)).toBe(false);
         expect(Buffer.from(centredY.buffer).equals(Buffer.from(centredHalves.buffer))).toBe(true);

@@ -439,7 +439,7 @@ function largestE8InputsRhs(device: GPUDevice, w: E8InputsOperand): number {
  * call when it records more tokens in chunks.
  */
 export function e8InputsRhsPerBinding(device: GPUDevice, w: E8InputsOperand): number {
-  return Math.min(largestE8InputsRhs(device, w), Math.floor((device.limits.maxStorageBufferBindingSize - (device.limits.minStorageBufferOffsetAlignment - 4)) / (4 * w.length)));
+  return Math.min(largestE8InputsRhs(device, w), itemsPerBinding(4 * w.length, device.limits.maxStorageBufferBindingSize, device.limits.minStorageBufferOffsetAlignment));
 }
 
 /** The x̂ form of an E8 int8-input matrix (groups of 32: the residue and the point form), for `beginGemvI8`. */
