@@ -23,8 +23,10 @@
  * after N seconds: the report lists what was skipped, so a run on a lent machine ends in time).
  *
  * Order (what a time-limited run on a real GPU should measure first): the streaming read, the GEMVs at
- * the first shape (8192 × 28672, where the issue's D3 target is set), host cost and the model steps,
- * the products, the square decode steps, then the GEMVs at the other shapes, then the instruction counts.
+ * the first shape (8192 × 28672, where the issue's D3 target is set), host cost, the dispatch chains,
+ * the rotations of x at the model's widths, the model steps (then, in a full run, the rotation rows
+ * that explain the passes' cost), the products, the square decode steps, then the GEMVs at the other
+ * shapes, then the instruction counts.
  */
 import type { GpuEngineOptions } from '../src/gpu/engine.js';
 import { isSoftwareAdapter } from '../src/gpu/device.js';
