@@ -1,6 +1,7 @@
 import { check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { F32_MIN_NORMAL } from '../scalar/floatFormats.js';
+import { indefinitenessWitness } from './linalg.js';
 
 /**
  * Σ_X = (1/N)·Σ_t x_t·x_tᵀ from calibration activations: `activations` holds one activation vector
@@ -135,6 +136,39 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
     }
   }
   return out;
+}
+
+/**
+ * How far below 0 a quadratic form xᵀ·Σ_X·x may fall before Σ_X counts as no covariance, relative to
+ * (Σ_i |x_i|·√Σ_ii)²: the bound of |xᵀ·E·x| for entries off by a relative 1e−2 (of √(Σ_ii·Σ_kk)). A
+ * covariance of activations is positive semidefinite, and rounding its entries (to f32: 6e−8; to
+ * bf16: 3.9e−3; accumulating them in f32 over 10⁶ samples: typically ≈ 6e−5) cannot take a form
+ * that far below 0, so a form beyond it comes from how Σ_X was formed, and no damping makes it a
+ * covariance.
+ */
+export const SEMIDEFINITE_TOLERANCE = 1e-2;
+
+/**
+ * Refuses a Σ_X (float64, as `checkCovariance` returns it) that is provably not positive
+ * semidefinite: a vector x with xᵀ·Σ_X·x < −SEMIDEFINITE_TOLERANCE·(Σ_i |x_i|·√Σ_ii)²
+ * (`indefinitenessWitness`). Such a Σ_X was accepted whenever the damping outweighed its negative
+ * eigenvalue (a damping raised as the refusal of a non-positive-definite H advises), and its
+ * distortions could be negative. O(n³/3); call it where Σ_X is already known to be singular or worse
+ * (its Cholesky factorization failed), since a positive definite Σ_X passes.
+ */
+export function checkSemidefinite(sigma: Float64Array, n: number, name = 'sigmaX'): void {
+  const witness = indefinitenessWitness(sigma, n, SEMIDEFINITE_TOLERANCE);
+  if (witness === null) return;
+  const { vector, value, scale, pivot } = witness;
+  // The largest entries of x name the input features involved.
+  const features = [...vector.keys()].filter((i) => vector[i] !== 0).sort((i, k) => Math.abs(vector[k] as number) - Math.abs(vector[i] as number));
+  const shown = features.slice(0, 4).map((i) => `${(vector[i] as number).toPrecision(3)} at input feature ${i}`).join(', ');
+  throw new LatticeMatmulError(
+    `${name} is not positive semidefinite, so it is no covariance (second moment) of activations: the vector x found at Cholesky pivot ${pivot} ` +
+      `(${shown}${features.length > 4 ? `, … ${features.length} features` : ''}) gives xᵀ·${name}·x = ${value.toPrecision(4)}, ` +
+      `${(-value / scale).toPrecision(3)} of (Σ|x_i|·√Σ_ii)² below 0, where rounding its entries could reach ${SEMIDEFINITE_TOLERANCE}; ` +
+      'check how it was formed (damping does not make it a covariance; covarianceFromActivations gives one)',
+  );
 }
 
 /**

@@ -25,7 +25,9 @@ export function feedbackPenaltyBits(
   check(cholesky.length === n * n, () => `feedbackPenaltyBits: expected an ${n}×${n} Cholesky factor`);
   check(Number.isFinite(step) && step > 0 && Number.isFinite(sigmaW2) && sigmaW2 > 0, 'feedbackPenaltyBits: step and sigmaW2 must be positive');
   if (method === 'rtn') return 0;
-  const scale = (step * step) / (12 * sigmaW2);
+  // In logarithms: a fixed WaterSIC step c may be any finite number, and c² overflows past ≈ 1.3e154
+  // (then Infinity·0 = NaN for a feature without feedback, and Infinity for one with it).
+  const logScale = 2 * Math.log2(step) - Math.log2(12) - Math.log2(sigmaW2);
   const x = new Float64Array(n);
   let total = 0;
   for (let i = 0; i < n; i++) {
@@ -41,7 +43,14 @@ export function feedbackPenaltyBits(
       x[m] = xm;
       weighted += (method === 'gptq' ? lmm * lmm : 1) * xm * xm;
     }
-    total += 0.5 * Math.log2(1 + scale * weighted);
+    total += halfLog2OnePlus(logScale, weighted);
   }
   return total / n;
+}
+
+/** ½·log2(1 + 2^logScale·weighted) for weighted ≥ 0, without forming 2^logScale (which may overflow or underflow). */
+function halfLog2OnePlus(logScale: number, weighted: number): number {
+  if (!(weighted > 0)) return 0;
+  const x = logScale + Math.log2(weighted);
+  return x > 0 ? 0.5 * (x + Math.log2(1 + 2 ** -x)) : 0.5 * Math.log2(1 + 2 ** x);
 }

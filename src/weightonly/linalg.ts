@@ -49,6 +49,90 @@ export function choleskyLower(a: Float64Array, n: number, what = 'matrix'): Floa
   return l;
 }
 
+/** A vector x that proves a symmetric matrix A indefinite: xᵀ·A·x < 0 by more than rounding can explain. */
+export interface IndefinitenessWitness {
+  /** x, n entries (0 outside the features the factorization had reached). */
+  readonly vector: Float64Array;
+  /** xᵀ·A·x, formed directly from A's entries in float64. */
+  readonly value: number;
+  /**
+   * (Σ_i |x_i|·√A_ii)²: the most |xᵀ·E·x| can be for a perturbation E of A's entries with
+   * |E_ik| ≤ √(A_ii·A_kk), so xᵀ·A·x < −τ·scale rules out every positive semidefinite matrix whose
+   * entries differ from A's by a relative τ (of √(A_ii·A_kk)).
+   */
+  readonly scale: number;
+  /** The pivot (feature) at which the factorization found it. */
+  readonly pivot: number;
+}
+
+/**
+ * Looks for a proof that the symmetric matrix `a` (lower triangle read) is not positive
+ * semidefinite, beyond a relative perturbation `tolerance` of its entries: a Cholesky factorization
+ * that drops the features whose pivot is ≤ 0 (semidefinite directions: a zero variance, a linear
+ * dependence) and checks each such pivot's vector x = (−A_SS⁻¹·a_Sp, 1) over the kept features S
+ * and p, whose xᵀ·A·x is that pivot. Returns the first x with xᵀ·A·x < −tolerance·scale (see
+ * {@link IndefinitenessWitness}), or null. Null does not prove A semidefinite (a negative direction
+ * the dropped pivots hide is not searched); a witness proves A indefinite. O(n³/3), like Cholesky.
+ *
+ * @example
+ * indefinitenessWitness(new Float64Array([1, 2, 2, 1]), 2, 1e-3); // x = (−2, 1): xᵀAx = −3
+ */
+export function indefinitenessWitness(a: Float64Array, n: number, tolerance: number): IndefinitenessWitness | null {
+  checkSquare(a, n, 'indefinitenessWitness');
+  check(Number.isFinite(tolerance) && tolerance >= 0, () => `indefinitenessWitness: tolerance must be finite and ≥ 0, got ${describeValue(tolerance)}`);
+  // Row q of `l` is the factor's row for kept feature kept[q] (its first q + 1 entries).
+  const l = new Float64Array(n * n);
+  const kept: number[] = [];
+  const y = new Float64Array(n);
+  for (let p = 0; p < n; p++) {
+    const rowP = p * n;
+    const size = kept.length;
+    // y = L_S⁻¹·a_Sp (forward substitution) and the pivot s = a_pp − ‖y‖².
+    let s = a[rowP + p] as number;
+    for (let q = 0; q < size; q++) {
+      const rowQ = q * n;
+      let t = a[rowP + (kept[q] as number)] as number;
+      for (let r = 0; r < q; r++) t -= (l[rowQ + r] as number) * (y[r] as number);
+      const yq = t / (l[rowQ + q] as number);
+      y[q] = yq;
+      s -= yq * yq;
+    }
+    if (s > 0) {
+      const rowNew = size * n;
+      for (let q = 0; q < size; q++) l[rowNew + q] = y[q] as number;
+      l[rowNew + size] = Math.sqrt(s);
+      kept.push(p);
+      continue;
+    }
+    // The scale is at least x_p²·a_pp = a_pp: a pivot above −tolerance·a_pp cannot prove anything (up to
+    // the rounding of s), so the semidefinite directions of a singular A cost no more than Cholesky.
+    if (s >= -tolerance * (a[rowP + p] as number)) continue;
+    // z = L_Sᵀ⁻¹·y (back substitution): x = (−z on S, 1 at p) has xᵀAx = s in exact arithmetic.
+    const z = Float64Array.from(y.subarray(0, size));
+    for (let q = size - 1; q >= 0; q--) {
+      const zq = (z[q] as number) / (l[q * n + q] as number);
+      z[q] = zq;
+      for (let r = 0; r < q; r++) z[r] = (z[r] as number) - (l[q * n + r] as number) * zq;
+    }
+    const vector = new Float64Array(n);
+    for (let q = 0; q < size; q++) vector[kept[q] as number] = -(z[q] as number);
+    vector[p] = 1;
+    const support = [...kept, p];
+    let value = 0;
+    let root = 0;
+    for (const i of support) {
+      const xi = vector[i] as number;
+      root += Math.abs(xi) * Math.sqrt(Math.max(0, a[i * n + i] as number));
+      let t = 0;
+      for (const k of support) t += (i >= k ? (a[i * n + k] as number) : (a[k * n + i] as number)) * (vector[k] as number);
+      value += xi * t;
+    }
+    const scale = root * root;
+    if (value < -tolerance * scale) return { vector, value, scale, pivot: p };
+  }
+  return null;
+}
+
 /** ln|A| = 2·Σ ln L_ii from a Cholesky factor. */
 export function logDetFromCholesky(l: Float64Array, n: number): number {
   checkSquare(l, n, 'logDetFromCholesky');

@@ -2,7 +2,7 @@ import { check, LatticeMatmulError, describeValue } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
 import { checkKnownKeys, checkOptionalBoolean, isPlainObject } from '../quantize/strictOptions.js';
 import { rotationKindFor, WeightBasis } from './basis.js';
-import { checkCovariance, dampCovariance } from './covariance.js';
+import { checkCovariance, checkSemidefinite, dampCovariance } from './covariance.js';
 import { feedbackPenaltyBits } from './feedbackPenalty.js';
 import { meanSquaredEntry } from './limit.js';
 import { choleskyLower, choleskyPivots, logDetFromCholesky } from './linalg.js';
@@ -127,7 +127,8 @@ const MAX_RESCALE_ITERATIONS = 100;
  *
  * Errors: a `LatticeMatmulError` for a malformed W, an entry of W (after the rotation, if any) beyond
  * MAX_COLUMN_MAGNITUDE = 2^48, a missing Σ_X for WaterSIC or GPTQ, a Σ_X of the wrong size,
- * non-finite, not symmetric or not positive definite after damping, a step that is not positive and
+ * non-finite, not symmetric, provably not positive semidefinite (`checkSemidefinite`, whatever the
+ * damping) or not positive definite after damping, a step that is not positive and
  * finite (for GPTQ and RTN: not a positive f32 value, since it is their stored scale) or so small that
  * a code overflows ±2^24, or a rate that cannot be reached.
  *
@@ -204,6 +205,9 @@ export function quantizeWeights(
   const largestWeight = checkWeightMagnitudes(weights, n, rotate);
   let covariance: { h: Float64Array; cholesky: Float64Array; logDetH: number; logDetSigmaX: number } | null = null;
   if (sigma !== null) {
+    // First, in the basis given: a Σ_X that is provably no covariance is refused whatever the damping
+    // (the refusal below, of a damped H that is not positive definite, advises raising it).
+    const logDetSigmaX = logDetOrMinusInfinity(sigma, n);
     // Σ_X rotates at any scale (rotateCovariance takes a power of two out first).
     const h = dampCovariance(inRotation('sigmaX', () => basis.rotateCovariance(sigma)), n, damping);
     let cholesky: Float64Array;
@@ -218,7 +222,7 @@ export function quantizeWeights(
         { cause: error },
       );
     }
-    covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX: logDetOrMinusInfinity(sigma, n) };
+    covariance = { h, cholesky, logDetH: logDetFromCholesky(cholesky, n), logDetSigmaX };
   }
   const problem: WorkingProblem = { method, n, outputs, weights, cholesky: covariance?.cholesky ?? null };
 
@@ -461,12 +465,16 @@ function covarianceTerms(
   };
 }
 
-/** ln|Σ| or −∞ when Σ is not positive definite (damping may still make it usable). */
+/**
+ * ln|Σ|, or −∞ when Σ is singular (positive semidefinite: damping makes it usable); a Σ that is
+ * provably indefinite is refused (`checkSemidefinite`).
+ */
 function logDetOrMinusInfinity(sigma: Float64Array, n: number): number {
   try {
     return logDetFromCholesky(choleskyLower(sigma, n), n);
   } catch (error) {
-    if (error instanceof LatticeMatmulError) return -Infinity;
-    throw error;
+    if (!(error instanceof LatticeMatmulError)) throw error;
+    checkSemidefinite(sigma, n);
+    return -Infinity;
   }
 }

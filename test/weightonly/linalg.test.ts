@@ -7,6 +7,7 @@ import {
   choleskyPivots,
   congruenceDiagonal,
   haarOrthogonal,
+  indefinitenessWitness,
   logDetFromCholesky,
   solveLower,
   solveLowerTransposed,
@@ -188,5 +189,51 @@ describe('symmetricEigenvalues', () => {
     const e = symmetricEigenvalues(a, n);
     const sorted = [...lambda].sort((x, y) => x - y);
     expect(maxAbsDiff(e, sorted)).toBeLessThan(1e-10 * Math.max(1, ...lambda.map(Math.abs)));
+  });
+});
+
+describe('indefinitenessWitness', () => {
+  it('finds x = (−2, 1) for [[1, 2], [2, 1]]: xᵀAx = −3, scale (2 + 1)² = 9', () => {
+    const witness = indefinitenessWitness(new Float64Array([1, 2, 2, 1]), 2, 1e-2);
+    expect(witness).not.toBeNull();
+    expect(Array.from(witness?.vector ?? [])).toEqual([-2, 1]);
+    expect([witness?.value, witness?.scale, witness?.pivot]).toEqual([-3, 9, 1]);
+  });
+
+  it('finds none for positive definite and singular semidefinite matrices (a zero variance, a dependence, rank one)', () => {
+    expect(indefinitenessWitness(randomSpd(12, 3), 12, 0)).toBeNull();
+    const ones = new Float64Array(16).fill(1);
+    expect(indefinitenessWitness(ones, 4, 0)).toBeNull();
+    const dead = randomSpd(5, 4);
+    for (let k = 0; k < 5; k++) dead[2 * 5 + k] = dead[k * 5 + 2] = 0;
+    expect(indefinitenessWitness(dead, 5, 0)).toBeNull();
+    // Eigenvalues (3, 1, 0, 0, 0, 0) in a random basis: pivots that rounding leaves slightly negative are
+    // within the tolerance (a relative 1e-12 here), not a proof.
+    const n = 6;
+    const lowRank = congruenceDiagonal(haarOrthogonal(n, 2), [3, 1, 0, 0, 0, 0], n);
+    expect(indefinitenessWitness(lowRank, n, 1e-12)).toBeNull();
+  });
+
+  it('finds a negative direction past dropped semidefinite pivots, and its xᵀAx is what it says', () => {
+    // Features 0 and 1 are dependent (pivot 1 is 0: dropped), feature 2 is dead, and (3, 4) is [[1, 2], [2, 1]].
+    const n = 5;
+    const a = new Float64Array(n * n);
+    const set = (i: number, k: number, v: number): void => {
+      a[i * n + k] = v;
+      a[k * n + i] = v;
+    };
+    set(0, 0, 4);
+    set(0, 1, 2);
+    set(1, 1, 1);
+    set(3, 3, 1);
+    set(3, 4, 2);
+    set(4, 4, 1);
+    const witness = indefinitenessWitness(a, n, 1e-2);
+    expect(witness?.pivot).toBe(4);
+    const x = witness?.vector ?? new Float64Array(n);
+    let direct = 0;
+    for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) direct += (x[i] as number) * (a[i * n + k] as number) * (x[k] as number);
+    expect(direct).toBe(witness?.value);
+    expect(direct).toBe(-3);
   });
 });

@@ -8,6 +8,7 @@ import {
   covarianceFromActivations,
   gapBits,
   predictedGapBits,
+  quantizeWeights,
   reverseWaterfillingDistortion,
   SCALAR_HIGH_RATE_GAP_BITS,
   weightedDistortion,
@@ -110,6 +111,21 @@ describe('feedbackPenaltyBits', () => {
     const s = step ** 2 / 12;
     expect(feedbackPenaltyBits('watersic', l, 2, step, 1)).toBeCloseTo(0.25 * Math.log2(1 + (s * rho ** 2) / (1 - rho ** 2)), 12);
     expect(feedbackPenaltyBits('gptq', l, 2, step, 1)).toBeCloseTo(0.25 * Math.log2(1 + s * rho ** 2), 12);
+  });
+
+  it('is finite for a WaterSIC step whose square overflows a double (a fixed step may be any finite number)', () => {
+    // step² = Infinity made Infinity·0 = NaN for a feature without feedback (audit helper-174).
+    const rho = 0.8;
+    const l = choleskyLower(new Float64Array([1, rho, rho, 1]), 2);
+    expect(feedbackPenaltyBits('watersic', choleskyLower(new Float64Array([1, 0, 0, 1]), 2), 2, 1e200, 1)).toBe(0);
+    // The same closed form as above, ¼·log2(1 + (step²/12)·ρ²/(1 − ρ²)), in logarithms (the 1 is far below an ulp).
+    const expected = 0.25 * (2 * Math.log2(1e200) - Math.log2(12) + Math.log2(rho ** 2 / (1 - rho ** 2)));
+    expect(feedbackPenaltyBits('watersic', l, 2, 1e200, 1)).toBeCloseTo(expected, 9);
+    // Through quantizeWeights: every code is 0 at this step, and the analysis has no NaN.
+    const w = gaussianMatrix(4, 16, 1);
+    const q = quantizeWeights(w, diagonal([1, 1, 1, 1]), { method: 'watersic', step: 1e200 });
+    expect(q.analysis?.feedbackPenaltyBits).toBe(0);
+    expect(Object.values(q.analysis ?? {}).filter((v) => typeof v === 'number' && Number.isNaN(v))).toEqual([]);
   });
 });
 

@@ -23,7 +23,10 @@ function withEntry(m: Matrix, row: number, col: number, value: number): Matrix {
 
 const badCovariances: [string, Matrix, RegExp][] = [
   ['not symmetric', withEntry(identity(n), 0, 1, 0.5), /not symmetric: entry \(1, 0\)/],
-  ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /not positive definite: .*a covariance of activations is positive semidefinite, so this one is not one .* or raise damping/],
+  // Provably no covariance: refused as such, whatever the damping (below); the refusal of a damped H
+  // that is not positive definite, which advises raising the damping, is for rounding-level negativity.
+  ['indefinite (eigenvalue −1)', withEntry(withEntry(identity(n), 0, 1, 2), 1, 0, 2), /sigmaX is not positive semidefinite, so it is no covariance .*Cholesky pivot 1 \(-2\.00 at input feature 0, 1\.00 at input feature 1\) gives xᵀ·sigmaX·x = -3\.000/],
+  ['indefinite by 1e-3 (rounding-level), at the default damping', withEntry(withEntry(identity(n), 0, 1, 1.001), 1, 0, 1.001), /not positive definite: .*a covariance of activations is positive semidefinite, so this one is not one .* or raise damping/],
   // A zero variance is a dead input channel (accepted below), but its row must then be 0 too.
   ['a zero variance with a nonzero row', withEntry(withEntry(withEntry(identity(n), 2, 2, 0), 2, 0, 0.1), 0, 2, 0.1), /entry \(2, 0\) = 0\.1\d*, but the variance of input feature 2 is 0, so its row must be 0/],
   ['a negative diagonal entry', withEntry(identity(n), 1, 1, -1), /diagonal ≥ 0.*\(1, 1\) is -1/],
@@ -41,6 +44,31 @@ describe('bad Σ_X gets a clear LatticeMatmulError', () => {
       expect(() => quantizeWeights(w, sigma, { method, rate: 3 })).toThrow(LatticeMatmulError);
       expect(() => quantizeWeights(w, sigma, { method, rate: 3 })).toThrow(message);
     }
+  });
+
+  it('a Σ_X indefinite beyond rounding is refused whatever the damping, and so is a negative distortion (audit helper-174)', () => {
+    // Eigenvalues −0.5, 2.5, 1, 1: damping 1 made H = Σ_X + I positive definite, so it was quantized,
+    // and its distortion of an error along (1, −1, 0, 0) came out −2.56.
+    const sigma = withEntry(withEntry(identity(n), 0, 1, 1.5), 1, 0, 1.5);
+    const big = gaussianMatrix(n, 256, 1);
+    for (const method of ['watersic', 'gptq', 'rtn'] as const) {
+      for (const rotate of [false, true]) {
+        expect(() => quantizeWeights(big, sigma, { method, rate: 2, damping: 1, rotate })).toThrow(
+          /sigmaX is not positive semidefinite, so it is no covariance .*gives xᵀ·sigmaX·x = -1\.250, 0\.20\d of \(Σ\|x_i\|·√Σ_ii\)² below 0.*damping does not make it a covariance/,
+        );
+      }
+    }
+    const wHat = { ...big, data: big.data.slice() };
+    for (let j = 0; j < big.cols; j++) {
+      wHat.data[j * n] = (wHat.data[j * n] as number) + 0.1;
+      wHat.data[j * n + 1] = (wHat.data[j * n + 1] as number) - 0.1;
+    }
+    expect(() => weightedDistortion(big, wHat, sigma)).toThrow(/sigmaX is not positive semidefinite, .*the error of output 0 gives δᵀ·sigmaX·δ = -0\.01000 < 0/);
+    // Rounding-level negativity (eigenvalue −1e-3) is no proof: damping 1e-2 covers it, as before, and
+    // the distortion of an error along its null-most direction is then 0, not below it.
+    const rounded = withEntry(withEntry(identity(n), 0, 1, 1.001), 1, 0, 1.001);
+    expect(quantizeWeights(big, rounded, { method: 'gptq', rate: 2, damping: 1e-2 }).analysis?.logDetSigmaX).toBe(-Infinity);
+    expect(weightedDistortion(big, wHat, rounded)).toBe(0);
   });
 
   it('a singular Σ_X (rank-deficient calibration) is accepted thanks to damping, but has no limit', () => {
