@@ -8,7 +8,8 @@
 // y[j]. Each column is cut into G = ⌈n/32⌉ groups of 32 entries (the last one padded with level 0).
 //   codes:  group g of column j is the 4 words from codes[codes_first + 4·(j·G + g)]; entry e
 //           (0..31) of the group is nibble e % 8 (bits 4·(e % 8) …) of word e / 8. A nibble holds
-//           level + 8, level ∈ [−7, 7].
+//           level + 8, level ∈ [−8, 7] (quantizeInt4Weights writes q4f16_1's −7..7; Q4_0 blocks,
+//           repacked, also use −8, and their fp16 scales may be negative).
 //   scales: column j owns S = ⌈G/2⌉ words from scales_first + j·S; the fp16 scale of group g is
 //           half g % 2 (low half first) of word g / 2, decoded with the core builtin unpack2x16float
 //           (no shader-f16 needed).

@@ -15,9 +15,10 @@
 // word & 0x0F0F0F0F, are the bytes (level + 8) of the even entries in the order x̂'s word 2w packs
 // them (the odd nibbles likewise after a shift by 4). So per code word:
 //   Σ level·x̂ = dot(even nibbles, x̂ even) + dot(odd nibbles, x̂ odd) − 8·Σx̂,
-// an exact i32 (|Σ| ≤ 8·7·127), with 8·Σx̂ = offset / 2 read once per word for the 8 columns. The
-// word's term is (f32(Σ)·scale)·s_g: two roundings, and f32(Σ)·scale ≤ 7112·65504 cannot overflow,
-// so a term overflows only where the exact product does. A group of x with a non-finite entry has a
+// an exact i32 (|Σ| ≤ 8·8·127 = 8128, level −8 of Q4_0 blocks included), with 8·Σx̂ = offset / 2
+// read once per word for the 8 columns. The word's term is (f32(Σ)·scale)·s_g: two roundings (f32(Σ)
+// is exact), and |f32(Σ)·scale| ≤ 8128·65504 cannot overflow, so a term overflows only where the
+// exact product does. A group of x with a non-finite entry has a
 // NaN s_g (shaders/int8_group.wgsl), so the columns it enters are NaN.
 //
 // Per code word and column: a load of the code and one of the scale word, 3 bit operations, 2 packed

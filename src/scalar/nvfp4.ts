@@ -48,7 +48,7 @@ export function nvfp4VectorBits(length: number): number {
 export interface Nvfp4Codes {
   /** One 4-bit E2M1 code per entry (stored one per byte). */
   codes: Uint8Array;
-  /** E4M3 bits of the scale of each block of 16 entries. */
+  /** E4M3 bits of the scale of each block of 16 entries (non-negative: 0x00..0x7e). */
   blockScales: Uint8Array;
 }
 
@@ -178,8 +178,15 @@ export function nvfp4Dequantize(codes: Nvfp4Codes, length: number, tensorScale: 
   const result = out ?? new Float32Array(length);
   check(result.length === length, () => `nvfp4Dequantize: out has ${result.length} entries, expected ${length}`);
   for (let b = 0; b < blocks; b++) {
-    // fromE4M3Bits refuses the NaN patterns with a clear error.
-    const blockScale = fromE4M3Bits(codes.blockScales[b] as number);
+    // A block scale is a non-negative E4M3 value (nvfp4Quantize never sets the sign bit, and the
+    // container refuses it): a set sign bit would silently negate the block, so it is refused, as
+    // absmaxDequantize refuses a negative scale. fromE4M3Bits refuses the NaN pattern 0x7f.
+    const scaleBits = codes.blockScales[b] as number;
+    check(
+      scaleBits < 0x80,
+      () => `nvfp4Dequantize: block scale ${b} is 0x${scaleBits.toString(16)}, whose sign bit is set; a block scale must be a non-negative E4M3 value (0x00..0x7e)`,
+    );
+    const blockScale = fromE4M3Bits(scaleBits);
     const end = Math.min((b + 1) * NVFP4_BLOCK_SIZE, length);
     for (let i = b * NVFP4_BLOCK_SIZE; i < end; i++) {
       const code = codes.codes[i] as number;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { column, type Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { absmaxDequantize, absmaxQuantize } from '../../src/scalar/absmax.js';
-import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
@@ -106,9 +106,10 @@ function integerDot(w: Matrix, x: Float32Array): number[] {
 /** Worst |got − exact| / ((depth + 1)·u·Σ|terms|) of the int8-input int4 GEMV against float64 on the GPU's x̂. */
 function worstI8Error(got: Float32Array, q: Int4Weights, inputs: E8InputsI8Values, depth: number): { ratio: number; at: string } {
   const exact = int4GemvI8Reference(q, inputs);
-  // Σ|terms|: the reference of |W| against |x̂| (levels and scales made non-negative).
+  // Σ|terms|: the reference of |W| against |x̂| (levels and scales made non-negative: the fp16 scales'
+  // sign bits cleared, which Q4_0's negative scales need).
   const absolute = int4GemvI8Reference(
-    { ...q, codes: q.codes.map((word) => absoluteNibbles(word)) },
+    { ...q, codes: q.codes.map((word) => absoluteNibbles(word)), scales: q.scales.map((word) => (word & 0x7fff7fff) >>> 0) },
     { levels: inputs.levels.map(Math.abs), scales: inputs.scales.map(Math.abs) },
   );
   let worst = { ratio: 0, at: 'none' };
@@ -571,6 +572,85 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       } finally {
         scratch.destroy();
         buffer.destroy();
+      }
+    });
+  });
+
+  describe('llama.cpp Q4_0 blocks, repacked into the int4 g32 layout', () => {
+    // The README and bench call the int4 kernels Q4_0's storage and decode: 4 bits + one fp16 scale per
+    // 32 entries, x̂ = (nibble − 8)·d. Q4_0's quantizer (llama.cpp's quantize_row_q4_0_ref, written here
+    // from its definition: d = (the entry of largest |x|, signed) / −8, q = min(15, trunc(x/d + 8.5)))
+    // puts every block's largest entry on nibble 0 (level −8, which int4-g32's own codes never use) and
+    // gives d the opposite sign of that entry (a negative fp16 scale for half the blocks). Its 18-byte
+    // block holds entry e in the low nibble of byte e for e < 16, in the high nibble of byte e − 16
+    // otherwise; repacked to the kernel's layout (entry e in nibble e % 8 of word e / 8), both kernels
+    // must multiply by exactly Q4_0's dequantized matrix.
+    function q40Blocks(x: Float32Array): { d: number[]; qs: Uint8Array } {
+      const d: number[] = [];
+      const qs = new Uint8Array(x.length / 2);
+      for (let b = 0; b < x.length / 32; b++) {
+        let amax = 0;
+        let max = 0;
+        for (let e = 0; e < 32; e++) {
+          const v = x[32 * b + e] as number;
+          if (amax < Math.abs(v)) {
+            amax = Math.abs(v);
+            max = v;
+          }
+        }
+        const scale = Math.fround(max / -8);
+        const inverse = scale === 0 ? 0 : Math.fround(1 / scale);
+        d.push(float16Bits(scale));
+        for (let e = 0; e < 16; e++) {
+          const low = Math.min(15, Math.trunc(Math.fround(Math.fround((x[32 * b + e] as number) * inverse) + 8.5)));
+          const high = Math.min(15, Math.trunc(Math.fround(Math.fround((x[32 * b + 16 + e] as number) * inverse) + 8.5)));
+          qs[16 * b + e] = low | (high << 4);
+        }
+      }
+      return { d, qs };
+    }
+
+    it('both kernels multiply by Q4_0\'s (nibble − 8)·d, level −8 and negative scales included', async () => {
+      const n = 256; // 8 blocks per column (Q4_0 needs whole blocks)
+      const cols = 24; // 3 workgroups of 8 columns
+      const w = gaussianMatrix(n, cols, 404);
+      const groups = n / 32;
+      const scaleWords = groups / 2;
+      const codes = new Uint32Array(4 * groups * cols);
+      const scales = new Uint32Array(scaleWords * cols);
+      const dequantized = new Float32Array(n * cols);
+      let levelMinus8 = 0;
+      let negativeScales = 0;
+      for (let j = 0; j < cols; j++) {
+        const { d, qs } = q40Blocks(w.data.subarray(j * n, (j + 1) * n));
+        for (let k = 0; k < n; k++) {
+          const b = k >> 5;
+          const e = k & 31;
+          const byte = qs[16 * b + (e & 15)] as number;
+          const nibble = e < 16 ? byte & 15 : byte >> 4;
+          const word = 4 * groups * j + (k >> 3);
+          codes[word] = ((codes[word] as number) | (nibble << (4 * (k & 7)))) >>> 0;
+          dequantized[j * n + k] = (nibble - 8) * fromFloat16Bits(d[b] as number);
+          if (nibble === 0) levelMinus8++;
+        }
+        for (let b = 0; b < groups; b++) {
+          scales[scaleWords * j + (b >> 1)] = ((scales[scaleWords * j + (b >> 1)] as number) | ((d[b] as number) << (16 * (b & 1)))) >>> 0;
+          if ((d[b] as number) & 0x8000) negativeScales++;
+        }
+      }
+      expect(levelMinus8).toBeGreaterThanOrEqual(groups * cols); // at least each block's largest entry
+      expect(negativeScales).toBeGreaterThan(0);
+      const q: Int4Weights = { rows: n, cols, groups, scaleWords, codes, scales };
+      expect(Array.from(dequantizeInt4Weights(q).data)).toEqual(Array.from(dequantized));
+      const x = gaussianVector(n, 405);
+      const exactW: Matrix = { rows: n, cols, data: dequantized };
+      const y = await int4Gemv(context.device, q, x);
+      const worst = worstRelativeError(y, exactW, x, int4GemvRoundingDepth(n));
+      expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
+      for (const dotPath of [...new Set<DotPath>(['plain', dotPathFor(context.features)])]) {
+        const { y: yI8, inputs } = await int4GemvI8(context.device, q, x, { dotPath });
+        const worstI8 = worstI8Error(yI8, q, inputs, int4GemvI8RoundingDepth(n));
+        expect(worstI8.ratio, `${dotPath}: ${worstI8.at}`).toBeLessThanOrEqual(1);
       }
     });
   });

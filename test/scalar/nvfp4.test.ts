@@ -157,6 +157,14 @@ describe('nvfp4Quantize', () => {
     expect(() => nvfp4Dequantize({ codes: q.codes, blockScales: new Uint8Array([0x7f, 0x38]) }, 32, 1)).toThrow(
       LatticeMatmulError,
     );
+    // A block scale with the sign bit set (0xb8 = −1, 0x80 = −0) would negate its block: refused, as
+    // the container refuses it, not decoded to −x̂.
+    for (const negative of [0xb8, 0x80]) {
+      expect(() => nvfp4Dequantize({ codes: new Uint8Array([2]), blockScales: new Uint8Array([negative]) }, 1, 1)).toThrow(
+        /block scale 0 is 0x(b8|80), whose sign bit is set/,
+      );
+    }
+    expect(Array.from(nvfp4Dequantize({ codes: new Uint8Array([2]), blockScales: new Uint8Array([0x38]) }, 1, 1))).toEqual([1]);
     const codes = q.codes.slice();
     codes[0] = 16;
     expect(() => nvfp4Dequantize({ codes, blockScales: q.blockScales }, 32, 1)).toThrow(LatticeMatmulError);

@@ -29,11 +29,14 @@ import {
 
 /*
  * The int4 group-32 GEMV baseline y = Wᵀx (shaders/int4_gemv.wgsl), in the storage of WebLLM's
- * q4f16_1 and llama.cpp's Q4_0: 4-bit symmetric levels packed 8 per u32, one fp16 scale per 32
- * entries, codes and scales in separate flat buffers (q4f16_1's choice; Q4_0 interleaves them in
- * 18-byte blocks, which WGSL cannot read as aligned words). The scales are fp16 pairs in u32 words on
- * every adapter: the shader decodes them with the core builtin `unpack2x16float`, so `shader-f16` is
- * not needed and there is no f32-scale variant.
+ * q4f16_1 and llama.cpp's Q4_0: 4-bit codes packed 8 per u32 and read as level = nibble − 8, one fp16
+ * scale per 32 entries, codes and scales in separate flat buffers (q4f16_1's choice; Q4_0 interleaves
+ * them in 18-byte blocks, which WGSL cannot read as aligned words). The kernels read every nibble
+ * 0..15 and scales of either sign, so Q4_0 blocks, repacked, multiply unchanged (level −8 and
+ * negative d included: test/gpu/baselineKernels.test.ts); the codes `quantizeInt4Weights` makes are
+ * q4f16_1's symmetric levels −7..7 (src/scalar/absmax.ts), not Q4_0's −8..7. The scales are fp16
+ * pairs in u32 words on every adapter: the shader decodes them with the core builtin
+ * `unpack2x16float`, so `shader-f16` is not needed and there is no f32-scale variant.
  *
  * Quantization is `absmaxQuantize(column, INT4_G32_OPTIONS)` per column (CPU). CPU twin of the
  * kernel: float64 dot products of `dequantizeInt4Weights(q)` with x. The GPU forms each code word's
