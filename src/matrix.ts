@@ -158,6 +158,21 @@ export function productNmse(estimate: Matrix, a: Matrix, b: Matrix): number {
   return (a.rows * err) / (normA * normB);
 }
 
+/**
+ * ρ = n‖AᵀB‖²_F/(‖A‖²_F·‖B‖²_F) (float64, from `matmulATExact`): how far the products of A's and B's
+ * columns stand out from those of independent columns, for which it is 1 on average (E⟨a, b⟩² =
+ * ‖a‖²‖b‖²/n); for A = B of one column it is n. Time-sharing's error grows with it
+ * (`timeSharedProductNmse`).
+ */
+export function productConcentration(a: Matrix, b: Matrix): number {
+  const normA = sumOfSquares(a.data);
+  const normB = sumOfSquares(b.data);
+  check(normA > 0 && normB > 0, 'productConcentration is undefined when A or B is all zeros');
+  let products = 0;
+  for (const v of matmulATExact(a, b).data) products += v * v;
+  return (a.rows * products) / (normA * normB);
+}
+
 function sumOfSquares(data: Float32Array): number {
   let s = 0;
   for (let i = 0; i < data.length; i++) s += (data[i] as number) ** 2;
