@@ -87,12 +87,20 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     }
   });
 
-  it('the E8 product estimates AᵀB (NMSE near the scheme\'s ≈ 0.01 at n = 192)', async () => {
-    const a = gaussianMatrix(192, 33, 31);
-    const b = gaussianMatrix(192, 17, 32);
-    const result = await compare(context, a, b, E8_Q16, 'plain');
-    expect(result.nmse).toBeGreaterThan(0.001);
-    expect(result.nmse).toBeLessThan(0.04);
+  it('the E8 product estimates AᵀB: NMSE averaged over 4 data pairs near the scheme\'s ≈ 0.0095 at n = 192', async () => {
+    // The GPU product is matmulAT's within 1e-5·‖a_i‖‖b_j‖ (ratio ≤ 1), so its NMSE is the CPU's, whose
+    // only randomness is the data: 0.00948 ± 0.00066 over 40 pairs of 192 × 33 and 192 × 17 Gaussian
+    // columns (measured on the CPU). 4 pairs: standard error 0.00033, the bounds [0.0075, 0.0115] 6σ
+    // from the mean (a false failure about once in 5·10⁸), and a 25 % larger error fails, where one pair
+    // against [0.001, 0.04] let 4 times the error pass.
+    let nmse = 0;
+    for (let t = 0; t < 4; t++) {
+      const result = await compare(context, gaussianMatrix(192, 33, 31 + 2 * t), gaussianMatrix(192, 17, 32 + 2 * t), E8_Q16, 'plain');
+      expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+      nmse += result.nmse / 4;
+    }
+    expect(nmse).toBeGreaterThan(0.0075);
+    expect(nmse).toBeLessThan(0.0115);
   });
 
   it.each([

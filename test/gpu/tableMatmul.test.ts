@@ -152,12 +152,20 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
-  it('the product is an estimate of AᵀB (NMSE near the scheme\'s ≈ 0.06 at n = 192)', async () => {
-    const a = gaussianMatrix(192, 33, 5);
-    const b = gaussianMatrix(192, 17, 6);
-    const result = await compare(context, a, b, D3_Q6);
-    expect(result.nmse).toBeGreaterThan(0.01);
-    expect(result.nmse).toBeLessThan(0.15);
+  it('the product is an estimate of AᵀB: NMSE averaged over 4 data pairs near the scheme\'s ≈ 0.06 at n = 192', async () => {
+    // The GPU product is matmulAT's within 1e-5·‖a_i‖‖b_j‖ (ratio ≤ 1), so its NMSE is the CPU's, whose
+    // only randomness is the data: 0.0607 ± 0.0042 over 40 pairs of 192 × 33 and 192 × 17 Gaussian
+    // columns (measured on the CPU). 4 pairs: standard error 0.0021, the bounds [0.048, 0.073] 6σ from
+    // the mean (a false failure about once in 5·10⁸), and a 25 % larger error fails, where one pair
+    // against [0.01, 0.15] let 2.5 times the error pass.
+    let nmse = 0;
+    for (let t = 0; t < 4; t++) {
+      const result = await compare(context, gaussianMatrix(192, 33, 5 + 2 * t), gaussianMatrix(192, 17, 6 + 2 * t), D3_Q6);
+      expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+      nmse += result.nmse / 4;
+    }
+    expect(nmse).toBeGreaterThan(0.048);
+    expect(nmse).toBeLessThan(0.073);
   });
 
   it.each([1, 8, 100, 192])('centred inputs, n = %i: the mean term n·μ_a·μ_b is added', async (n) => {

@@ -6,7 +6,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import { SCHEMES } from '../../src/quantize/schemes.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { expectMeanNearOne } from '../meanRatio.js';
+import { expectMeanNearOne, meanAndStd } from '../meanRatio.js';
 
 /** ‖x̂ − x‖² / ‖x‖² over the matrix, or over the matrix minus its column means when `centred`. */
 function relativeError(approx: Matrix, exact: Matrix, centred = false): number {
@@ -52,27 +52,38 @@ describe('dequantize', () => {
     expectMeanNearOne(ratios, 0.02, `${scheme}: NMSE / (D_a + D_b + D_a·D_b)`);
   });
 
-  it('d3-q6-deterministic per-entry error is about 0.03 (half the product NMSE of 0.06)', () => {
-    const a = gaussianMatrix(768, 16, 3);
-    const error = relativeError(dequantize(quantize(a, { scheme: 'd3-q6-deterministic' })), a);
-    expect(error).toBeGreaterThan(0.025);
-    expect(error).toBeLessThan(0.035);
+  it('d3-q6-deterministic per-entry error is about 0.03 (half the product NMSE of 0.06): mean over 4 data seeds in [0.0298, 0.0315]', () => {
+    // One 768 × 16 matrix's error varies by 0.00028 between data seeds (0.03065 ± 0.00028 over 40,
+    // measured): one draw against [0.025, 0.035] let a 14 % larger error pass. 4 seeds: standard error
+    // 0.00014, both bounds 6σ from the mean (a false failure about once in 5·10⁸), and a 3 % larger
+    // error fails.
+    let error = 0;
+    for (let seed = 3; seed < 7; seed++) {
+      const a = gaussianMatrix(768, 16, seed);
+      error += relativeError(dequantize(quantize(a, { scheme: 'd3-q6-deterministic' })), a) / 4;
+    }
+    expect(error).toBeGreaterThan(0.0298);
+    expect(error).toBeLessThan(0.0315);
   });
 
   // Universal: the error is uniform on β·(Voronoi cell), D = β²σ² per rotated coordinate, whatever the
-  // data; n of the N rotated coordinates come back, so E = D·n/N relative to ‖a‖². Over 768 × 16
-  // entries the measured relative std over the dither is ≤ 0.7% (15 nonces per case), so ±5% is over
-  // 7 standard deviations.
+  // data; n of the N rotated coordinates come back, so E = D·n/N relative to ‖a‖². Tested as a
+  // statistic over the dither: 8 nonces on fixed 768 × 16 (or 1000 × 16) data, r = error / (D·n/N) per
+  // nonce, |mean r − 1| ≤ 5·max(s, 0.007)/√8 ≈ 0.012 (s the sample std of r). Over 40 nonces per case
+  // r's std measured 0.0044–0.0068 (hence the floor 0.007) and its mean 0.9977–1.0011 (the farthest 2.6
+  // of its standard errors from 1, of six cases). An encoder step 1 % off the decoder's (e8-q16: D 2.3 %
+  // high) fails, where one nonce against ±5 % let it pass.
   it.each([
     ['d3-q6', 0.45 ** 2 / 8],
     ['e8-q16', (0.25 ** 2 * 929) / 12960],
     ['e8-2bit', (1.277 ** 2 * 929) / 12960],
-  ] as const)('%s per-entry error is D = β²σ²(Λ) = %f (times n/N)', (scheme, distortion) => {
+  ] as const)('%s per-entry error averages to D = β²σ²(Λ) = %f (times n/N) over nonces', (scheme, distortion) => {
     for (const n of [768, 1000]) {
       const a = gaussianMatrix(n, 16, 3);
-      const error = relativeError(dequantize(quantize(a, { scheme, nonce: 9 })), a);
       const predicted = (distortion * n) / rotationLength(n);
-      expect(Math.abs(error / predicted - 1)).toBeLessThan(0.05);
+      const ratios = Array.from({ length: 8 }, (_, t) => relativeError(dequantize(quantize(a, { scheme, nonce: 9 + t })), a) / predicted);
+      const { mean, std } = meanAndStd(ratios);
+      expect(Math.abs(mean - 1), `${scheme}, n = ${n}: mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over 8 nonces`).toBeLessThanOrEqual((5 * Math.max(std, 0.007)) / Math.sqrt(8));
     }
   });
 

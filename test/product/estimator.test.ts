@@ -6,7 +6,7 @@ import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize, type GainMode, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import { resolveScheme, type Scheme, type SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { expectMeanNearOne } from '../meanRatio.js';
+import { expectMeanNearOne, meanAndStd } from '../meanRatio.js';
 
 /** z-score (mean / standard error) of a sample. */
 function zScore(values: readonly number[]): number {
@@ -45,6 +45,12 @@ function optionsFor(scheme: SchemeName | Scheme, seed: number, nonce: number, ga
 
 function nmseOf(scheme: SchemeName | Scheme, a: Matrix, b: Matrix, gain?: GainMode): number {
   return productNmse(matmulAT(quantize(a, optionsFor(scheme, 3, 1, gain)), quantize(b, optionsFor(scheme, 3, 2, gain))), a, b);
+}
+
+/** Asserts mean − 5·max(s, sigma)/√m > 1 over m ratios (s their sample std, sigma a measured per-draw std). */
+function expectMeanAboveOne(ratios: readonly number[], sigma: number, what: string): void {
+  const { mean, std } = meanAndStd(ratios);
+  expect(mean - (5 * Math.max(std, sigma)) / Math.sqrt(ratios.length), `${what}: mean ${mean.toFixed(3)} ± ${std.toFixed(3)} over ${ratios.length} pairs`).toBeGreaterThan(1);
 }
 
 function mean(values: readonly number[]): number {
@@ -94,11 +100,18 @@ describe('the estimator is unbiased enough', () => {
     expect(zScore(signed)).toBeLessThan(-10);
   });
 
-  it('on low-rank data the unbiased gain beats both MMSE and no gain (deterministic)', () => {
-    const { a, b } = testMatrixPair('low-rank', 768, 32, 32, 2);
-    const unbiased = nmseOf('d3-q6-deterministic', a, b, 'unbiased');
-    expect(unbiased).toBeLessThan(nmseOf('d3-q6-deterministic', a, b, 'mmse'));
-    expect(unbiased).toBeLessThan(nmseOf('d3-q6-deterministic', a, b, 'none'));
+  it('on low-rank data the unbiased gain beats both MMSE and no gain (deterministic): NMSE ratios over 4 data pairs', () => {
+    // NMSE(gain) / NMSE(unbiased) per data pair: MMSE 15.5 ± 2.3, none 2.89 ± 0.46 over 20 low-rank
+    // 768 × 32 + 32 pairs (measured); one pair sat 4.1σ above 1 for 'none'. 4 pairs: each mean, less five
+    // standard errors (from max(s, that std)), stays above 1.
+    const ratios = { mmse: [] as number[], none: [] as number[] };
+    for (let seed = 2; seed < 6; seed++) {
+      const { a, b } = testMatrixPair('low-rank', 768, 32, 32, seed);
+      const unbiased = nmseOf('d3-q6-deterministic', a, b, 'unbiased');
+      for (const gain of ['mmse', 'none'] as const) ratios[gain].push(nmseOf('d3-q6-deterministic', a, b, gain) / unbiased);
+    }
+    expectMeanAboveOne(ratios.mmse, 2.3, 'NMSE(mmse) / NMSE(unbiased)');
+    expectMeanAboveOne(ratios.none, 0.46, 'NMSE(none) / NMSE(unbiased)');
   });
 });
 
@@ -128,12 +141,19 @@ describe('the product error shrinks as the rate grows', () => {
     }
   });
 
-  it('scalar baselines: int3-absmax > int4-g128 > int4-g32 in NMSE', () => {
-    const int3 = nmseOf('int3-absmax', a, b);
-    const g128 = nmseOf('int4-g128', a, b);
-    const g32 = nmseOf('int4-g32', a, b);
-    expect(int3).toBeGreaterThan(g128);
-    expect(g128).toBeGreaterThan(g32);
+  it('scalar baselines: int3-absmax > int4-g128 > int4-g32 in NMSE, as ratios over 4 data pairs', () => {
+    // Per 768 × 24 + 24 Gaussian pair: int3/g128 4.38 ± 0.45, g128/g32 1.52 ± 0.14 over 20 pairs
+    // (measured); one pair sat 3.8σ above 1 for g128/g32. 4 pairs: mean less five standard errors > 1.
+    const ratios = { int3: [] as number[], g128: [] as number[] };
+    for (let t = 0; t < 4; t++) {
+      const x = t === 0 ? a : gaussianMatrix(768, 24, 1 + 2 * t);
+      const y = t === 0 ? b : gaussianMatrix(768, 24, 2 + 2 * t);
+      const g128 = nmseOf('int4-g128', x, y);
+      ratios.int3.push(nmseOf('int3-absmax', x, y) / g128);
+      ratios.g128.push(g128 / nmseOf('int4-g32', x, y));
+    }
+    expectMeanAboveOne(ratios.int3, 0.45, 'NMSE(int3-absmax) / NMSE(int4-g128)');
+    expectMeanAboveOne(ratios.g128, 0.14, 'NMSE(int4-g128) / NMSE(int4-g32)');
   });
 });
 
@@ -157,11 +177,21 @@ describe('operating points on iid Gaussian data (n = 768)', () => {
     expect(nmseOf('int3-absmax', a, b)).toBeGreaterThan(1.5 * nmseOf('d3-q6', a, b));
   });
 
-  it('e8-q16-deterministic (4.25 bits) has a lower NMSE than d3-q6-deterministic, about 0.009', () => {
-    const e8 = nmseOf('e8-q16-deterministic', a, b);
-    expect(e8).toBeLessThan(d3);
-    expect(e8).toBeGreaterThan(0.006);
-    expect(e8).toBeLessThan(0.013);
+  it('e8-q16-deterministic (4.25 bits): lower NMSE than d3-q6-deterministic, mean over 8 data pairs in [0.0086, 0.0104] (README: 0.0096 at n = 4096)', () => {
+    // One pair's NMSE varies by 0.00044 (0.00953 ± 0.00044 over 40 data seeds, 768 × 32 + 32,
+    // measured): one draw against [0.006, 0.013] let a 36 % larger error pass. 8 pairs: standard error
+    // 0.00015, bounds 5.6σ and 6σ from the mean (a false failure about once in 10⁸), and a 10 % larger error
+    // (0.0105) fails.
+    let mean = 0;
+    for (let s = 0; s < 8; s++) {
+      const x = gaussianMatrix(768, 32, 1 + 2 * s);
+      const y = gaussianMatrix(768, 32, 2 + 2 * s);
+      const e8 = nmseOf('e8-q16-deterministic', x, y);
+      if (s === 0) expect(e8).toBeLessThan(d3);
+      mean += e8 / 8;
+    }
+    expect(mean).toBeGreaterThan(0.0086);
+    expect(mean).toBeLessThan(0.0104);
   });
 
   // Universal: NMSE = (2D + D²)·n/N in expectation over the dither (D = β²σ²: d3-q6 0.0253, e8-q16

@@ -224,7 +224,7 @@ describe('quantize: shapes and padding', () => {
 describe('quantize: bits per entry', () => {
   it('d3-q6-deterministic at n = 6144: stored (8 + 2)/3 + 64/n, entropy log2(216)/3 + H(T)/3 + 64/n ≤ stored', () => {
     const n = 6144;
-    const a = gaussianMatrix(n, 2, 3);
+    const a = gaussianMatrix(n, 8, 3);
     const q = deterministic(quantize(a, { scheme: 'd3-q6-deterministic' }));
     // Per column: N/3 blocks (2048 at N = n = 6144) of an 8-bit code and a 2-bit ladder index; fp32 norm and fp32 gain.
     const blocks = Math.ceil(rotationLength(n) / 3);
@@ -235,9 +235,12 @@ describe('quantize: bits per entry', () => {
     expect(h).toBeGreaterThan(0);
     expect(q.bitsEntropy).toBeCloseTo((blocks * (Math.log2(216) + h)) / n + side, 12);
     expect(q.bitsEntropy).toBeLessThanOrEqual(q.bitsStored);
-    // The seed's operating point: about 3 bits per entry.
-    expect(q.bitsEntropy).toBeGreaterThan(2.9);
-    expect(q.bitsEntropy).toBeLessThan(3.15);
+    // The seed's operating point: about 3 bits per entry. bitsEntropy varies with the data through
+    // H(T): 3.00805 ± 0.00125 over 40 Gaussian 6144 × 8 matrices (measured), so [3.001, 3.015] is 5.6σ
+    // either way (a false failure about once in 5·10⁷), and a ladder β 5 % finer (0.38: 3.045 bits)
+    // fails, where [2.9, 3.15] on two columns let it pass.
+    expect(q.bitsEntropy).toBeGreaterThan(3.001);
+    expect(q.bitsEntropy).toBeLessThan(3.015);
   });
 
   it('d3-q6-deterministic side information: a mean adds 32 bits per column, gain "none" removes 32', () => {
@@ -283,23 +286,28 @@ describe('quantize: bits per entry', () => {
     expect(q.bitsEntropy).toBeLessThanOrEqual(q.bitsStored);
   });
 
-  // The rates the presets document (src/quantize/schemes.ts, stored bits at n = 4096 on Gaussian data).
-  // The escape streams vary with the data: at 8 columns (4096 E8 blocks) the rank stream's std is
-  // ≈ 0.004 bit and the long escapes' (≈ √240 of 16 bits over 32768 entries) ≈ 0.008 bit, so ±0.04
-  // is over 4 standard deviations plus the rounding of the documented figure.
+  // The rates the presets document (README "Presets", stored bits at n = 4096 on Gaussian data, to
+  // three decimals; src/quantize/schemes.ts rounds them to two). The escape streams vary with the data
+  // and the dither: one 4096 × 8 matrix's stored bits vary by 0.0028 (e8-q16) … 0.0063 (e8-2.5bit)
+  // between draws (20 draws of fresh data and nonce per preset, measured; their means within 0.0021 of
+  // the README's). Averaged over 4 draws: |mean − documented| ≤ 5·max(s, 0.0065)/√4 + 0.003 ≈ 0.019
+  // (s the draws' sample std; 0.003 for the README figure's rounding and its own sample): a false failure
+  // about once in 10⁶ per preset, and e8-2bit with β = 1.25 instead of 1.277 (0.029 bit more) fails,
+  // where one draw against the two-decimal figure ± 0.04 let it pass.
   it.each([
-    ['e8-2bit', 2.13],
-    ['e8-2.5bit', 2.48],
-    ['e8-3bit', 3.03],
-    ['e8-3.5bit', 3.37],
-    ['e8-4bit', 3.98],
-    ['e8-4.5bit', 4.6],
-    ['e8-5bit', 5.05],
-    ['e8-q16', 4.25],
-    ['d3-q6', 3.37],
-  ] as const)('preset %s stores ≈ %f bits per entry at n = 4096 (Gaussian)', (scheme, documented) => {
-    const q = quantize(gaussianMatrix(4096, 8, 3), { scheme, nonce: 5 });
-    expect(Math.abs(q.bitsStored - documented)).toBeLessThan(0.04);
+    ['e8-2bit', 2.127],
+    ['e8-2.5bit', 2.478],
+    ['e8-3bit', 3.024],
+    ['e8-3.5bit', 3.373],
+    ['e8-4bit', 3.979],
+    ['e8-4.5bit', 4.594],
+    ['e8-5bit', 5.052],
+    ['e8-q16', 4.246],
+    ['d3-q6', 3.371],
+  ] as const)('preset %s stores ≈ %f bits per entry at n = 4096 (Gaussian), mean over 4 draws', (scheme, documented) => {
+    const bits = Array.from({ length: 4 }, (_, t) => quantize(gaussianMatrix(4096, 8, 3 + t), { scheme, nonce: 5 + t }).bitsStored);
+    const { mean, std } = meanAndStd(bits);
+    expect(Math.abs(mean - documented), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over 4 draws`).toBeLessThanOrEqual((5 * Math.max(std, 0.0065)) / 2 + 0.003);
   });
 
   it('the rate presets are ordered: stored bits strictly increase and the predicted error strictly decreases from e8-2bit to e8-5bit', () => {
