@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { matmulATExact, productNmse, type Matrix } from '../../src/matrix.js';
+import { productConcentration, productNmse, type Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { expectedNmse } from '../../src/product/expectedError.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
@@ -8,7 +8,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { timeSharingFraction } from '../../src/theory/timeSharing.js';
+import { timeSharedProductNmse, timeSharingFraction } from '../../src/theory/timeSharing.js';
 import { expectMeanNearOne } from '../meanRatio.js';
 
 /** Draws (data seeds or nonce pairs) averaged per time-sharing NMSE check. */
@@ -24,31 +24,42 @@ function universal(q: QuantizedMatrix): UniversalLatticeMatrix {
   return q;
 }
 
-/**
- * The expected product NMSE n‖Ĉ − AᵀB‖²/(‖A‖²‖B‖²) of universal codes time-shared at kept fraction f
- * (no padding: n = N), over the dither and the rotation's signs for fixed A and B. Dropped coordinates
- * decode to 0 (no 1/f rescale), so E Ĉ = f·AᵀB; the kept part adds f·E NMSE_full (E‖P·Ra‖² = f‖a‖²
- * exactly); the dropped inner product has mean (1 − f)⟨a, b⟩ and, for columns whose energy is spread
- * over their entries, variance ≈ f(1 − f)(‖a‖²‖b‖² + ⟨a, b⟩²)/n. With ρ = n‖AᵀB‖²/(‖A‖²‖B‖²):
- * f·NMSE_full + (1 − f)²ρ + f(1 − f)(1 + ρ/n), which is 1 − f(1 − NMSE_full) only where ρ = 1.
- */
+/** The expected product NMSE of A and B time-shared at kept fraction f (no padding: n = N). */
 function timeSharedNmse(f: number, fullNmse: number, a: Matrix, b: Matrix): number {
-  const c = matmulATExact(a, b);
-  let products = 0;
-  for (const v of c.data) products += v * v;
-  let sa = 0;
-  let sb = 0;
-  for (const v of a.data) sa += v * v;
-  for (const v of b.data) sb += v * v;
-  const n = a.rows;
-  const rho = (n * products) / (sa * sb);
-  return f * fullNmse + (1 - f) ** 2 * rho + f * (1 - f) * (1 + rho / n);
+  return timeSharedProductNmse({ keptFraction: f, fullNmse, concentration: productConcentration(a, b), rows: a.rows, rotatedLength: a.rows });
 }
 
 /** Blocks of d kept at fraction κ of `length` rotated coordinates: κ·length rounded to whole blocks, at least one. */
 function keptBlocks(kappa: number, length: number, d: number): number {
   return Math.max(1, Math.min(Math.ceil(length / d), Math.round((kappa * length) / d)));
 }
+
+describe('timeSharedProductNmse', () => {
+  it('is 1 − f(1 − NMSE_full) + f(1 − f)/n at ρ = 1 without padding, and grows with ρ and shrinks with padding', () => {
+    const base = { keptFraction: 0.25, fullNmse: 0.06, rows: 4096, rotatedLength: 4096 };
+    expect(timeSharedProductNmse({ ...base, concentration: 1 })).toBeCloseTo(1 - 0.25 * 0.94 + (0.25 * 0.75) / 4096, 14);
+    // Kept whole, the error is the full codes' whatever ρ.
+    expect(timeSharedProductNmse({ ...base, keptFraction: 1, concentration: 13 })).toBeCloseTo(0.06, 14);
+    // A = B of one column (ρ = n): the dropped part's mean, (1 − f)²·n, dominates.
+    expect(timeSharedProductNmse({ ...base, concentration: 4096 })).toBeCloseTo(0.25 * 0.06 + 0.75 ** 2 * 4096 + 0.25 * 0.75 * 2, 10);
+    // Padding to N = 2n halves the dropped part's variance term.
+    expect(timeSharedProductNmse({ ...base, concentration: 0, rotatedLength: 8192 })).toBeCloseTo(0.25 * 0.06 + (0.25 * 0.75) / 2, 14);
+    expect(() => timeSharedProductNmse({ ...base, concentration: 1, keptFraction: 0 })).toThrow(LatticeMatmulError);
+    expect(() => timeSharedProductNmse({ ...base, concentration: 1, rotatedLength: 100 })).toThrow(LatticeMatmulError);
+  });
+
+  it('productConcentration: n for one column against itself, 0 for orthogonal columns, ≈ 1 on average for independent Gaussian columns', () => {
+    const a = gaussianMatrix(64, 1, 3);
+    expect(productConcentration(a, a)).toBeCloseTo(64, 4);
+    const e1 = { rows: 2, cols: 1, data: new Float32Array([1, 0]) };
+    const e2 = { rows: 2, cols: 1, data: new Float32Array([0, 3]) };
+    expect(productConcentration(e1, e2)).toBe(0);
+    // ρ of 256 × 64 independent Gaussian pairs: 1.004 ± 0.025 over 60 seed pairs (measured), so 0.15 is
+    // 6 standard deviations (this pair: 0.946).
+    expect(Math.abs(productConcentration(gaussianMatrix(256, 64, 5), gaussianMatrix(256, 64, 6)) - 1)).toBeLessThan(0.15);
+    expect(() => productConcentration({ rows: 2, cols: 1, data: new Float32Array(2) }, e1)).toThrow(LatticeMatmulError);
+  });
+});
 
 describe('timeSharingFraction', () => {
   it('is targetRate / schemeRate, capped at 1', () => {
