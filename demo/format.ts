@@ -3,7 +3,8 @@
 /** Milliseconds as "840 ms" or "2.31 s". */
 export function formatTime(ms: number): string {
   if (ms < 1) return `${ms.toFixed(2)} ms`;
-  if (ms < 1000) return `${ms.toPrecision(3)} ms`;
+  // The unit follows the rounded value: 999.7 ms is "1.00 s" (toPrecision(3) wrote "1.00e+3 ms").
+  if (Number(ms.toPrecision(3)) < 1000) return `${ms.toPrecision(3)} ms`;
   return `${(ms / 1000).toPrecision(3)} s`;
 }
 
@@ -25,11 +26,23 @@ export function formatSignedBits(value: number | null): string {
   return value < 0 ? `−${text}` : `+${text}`;
 }
 
+/** The prefixes of `formatRate`, largest first. */
+const RATE_PREFIXES: ReadonlyArray<readonly [number, string]> = [
+  [1e12, 'T'],
+  [1e9, 'G'],
+  [1e6, 'M'],
+  [1e3, 'k'],
+];
+
 /** A rate such as "12.4 M entries/s" (per second from a count and milliseconds). */
 export function formatRate(count: number, ms: number, unit: string): string {
   if (ms <= 0) return '—';
   const perSecond = (count / ms) * 1000;
-  const [scale, prefix] = perSecond >= 1e9 ? [1e9, 'G'] : perSecond >= 1e6 ? [1e6, 'M'] : perSecond >= 1e3 ? [1e3, 'k'] : [1, ''];
+  // The prefix follows the value rounded to three digits: 999,999.99 entries/s (1,600 entries in a
+  // 1.6 ms stage, the worker's clock counting in 0.1 ms) is "1.00 M", where toPrecision(3) wrote
+  // "1.00e+3 k"; and a GPU's product passes 1,000 G FLOP/s ("1.23 T", not "1.23e+3 G").
+  const rounded = Number(perSecond.toPrecision(3));
+  const [scale, prefix] = RATE_PREFIXES.find(([threshold]) => rounded >= threshold) ?? [1, ''];
   return `${(perSecond / scale).toPrecision(3)} ${prefix ? `${prefix} ` : ''}${unit}/s`;
 }
 

@@ -40,6 +40,15 @@ export const SIZE_CAPS: Readonly<Record<SizeTarget, SizeCaps>> = {
   'software-webgpu': { entries: 2 ** 20, productMacs: 2 ** 27, where: 'WebGPU on a software renderer' },
 };
 
+/**
+ * A target's caps in words ("n × columns = 262,144 and n × columns² = 67,108,864"): both, since a size
+ * within the first can still be refused by the second (300 × 500 on the CPU reference).
+ */
+export function capsText(target: SizeTarget): string {
+  const { entries, productMacs } = SIZE_CAPS[target];
+  return `n × columns = ${formatCount(entries)} and n × columns² = ${formatCount(productMacs)}`;
+}
+
 /** The target of a run on `backend`; `softwareRenderer` is the engine's adapter's (`AdapterSummary`). */
 export function sizeTarget(backend: Backend, softwareRenderer: boolean): SizeTarget {
   return backend === 'webgpu' && softwareRenderer ? 'software-webgpu' : backend;

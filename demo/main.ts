@@ -2,7 +2,7 @@ import { DATA_KINDS, rotationLength, type DataKind, type GainMode, type SchemeNa
 import { describeRun, type DemoRun } from './demoRun.js';
 import { drawErrorPlot } from './errorPlot.js';
 import { formatBits, formatCount, formatNmse } from './format.js';
-import { SIZE_CAPS, sizeProblem, sizeTarget, type SizeTarget } from './limits.js';
+import { capsText, N_MAX, N_MIN, sizeProblem, sizeTarget, type SizeTarget } from './limits.js';
 import { drawRatePlot, type RatePoint } from './rdPlot.js';
 import { renderAdapter, renderHistory, renderLatest, renderTimings } from './render.js';
 import { RunCancelled, RunClient, RunFailed } from './runClient.js';
@@ -149,7 +149,9 @@ function fillSchemes(select: HTMLSelectElement): void {
 
 /** Why the data kind cannot be generated at this n, or null. */
 function dataProblem(kind: DataKind, n: number): string | null {
-  if (kind !== 'permuted' || !Number.isInteger(n) || n < 1 || rotationLength(n) === n) return null;
+  // Only an n the size check accepts: rotationLength throws past the safe integers (n = 1e16 typed with
+  // permuted data threw here, on every keystroke, leaving the last hint and Run enabled).
+  if (kind !== 'permuted' || !Number.isInteger(n) || n < N_MIN || n > N_MAX || rotationLength(n) === n) return null;
   let next = n;
   while (rotationLength(next) !== next) next++;
   return `Permuted data needs n to be a rotation length (the rotation must not pad it); the next one is ${formatCount(next)}.`;
@@ -223,12 +225,12 @@ function updateForm(): void {
   } else {
     const { n, cols, backend, scheme } = read.request;
     const where = runsOn(scheme, backend);
-    const cap = where === 'cpu' ? ` The CPU reference runs up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}.` : '';
+    const cap = where === 'cpu' ? ` The CPU reference runs up to ${capsText('cpu')}.` : '';
     const moved = where !== backend ? ` ${schemeStyle(scheme).label} runs on the CPU reference: ${GPU_LATTICE_ONLY}.` : '';
-    const skips =
-      where === 'webgpu' && sizeProblem(n, cols, 'cpu') !== null
-        ? ` “Run all schemes” skips the scalar baselines at this size (they run on the CPU reference, up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}).`
-        : '';
+    // The CPU cap that refuses the scalar baselines, in its own words: it said "up to n × columns =
+    // 262,144" also where n × columns was within that and n × columns² was the reason (300 × 500).
+    const cpuProblem = where === 'webgpu' ? sizeProblem(n, cols, 'cpu') : null;
+    const skips = cpuProblem === null ? '' : ` “Run all schemes” skips the scalar baselines at this size: they run on the CPU reference, and ${cpuProblem}`;
     ui.sizeHint.textContent = `A and B are ${formatCount(n)} × ${formatCount(cols)}; the product AᵀB is ${formatCount(cols)} × ${formatCount(cols)}.${moved}${cap}${skips}`;
     ui.sizeHint.classList.remove('problem');
   }
@@ -296,11 +298,13 @@ async function runSchemes(schemes: readonly SchemeName[]): Promise<void> {
       if (run.ranOn === 'webgpu') gpuWorks();
     }
     handle.lastError = null;
-    if (skipped.length > 0) {
-      // "; " between the labels: some contain commas ("INT4, group 32").
+    const last = requests[requests.length - 1];
+    if (skipped.length > 0 && last) {
+      // "; " between the labels: some contain commas ("INT4, group 32"). Only the scalar baselines are
+      // skipped (they run on the CPU reference where the others run on WebGPU): the CPU cap says why.
       ui.summary.textContent +=
-        ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join('; ')} ` +
-        `(the CPU reference, where the scalar baselines run, stops at n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}).`;
+        ` Skipped at this size: ${skipped.map((scheme) => schemeStyle(scheme).label).join('; ')}. ` +
+        `They run on the CPU reference, and ${sizeProblem(last.n, last.cols, 'cpu') ?? 'it does not run this size.'}`;
     }
     setState('done');
   } catch (error) {
@@ -417,7 +421,7 @@ function tableBody(table: HTMLTableElement): HTMLTableSectionElement {
 
 const GPU_LATTICE_ONLY = 'the GPU engine encodes lattice schemes only';
 
-const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to n × columns = ${formatCount(SIZE_CAPS.cpu.entries)}.`;
+const CPU_FALLBACK = `The page runs the CPU reference instead, for sizes up to ${capsText('cpu')}.`;
 
 /** What the GPU panel says while WebGPU works (restored after a GPU reset once a run succeeds again). */
 let gpuReadyText = '';
@@ -473,7 +477,7 @@ async function startWebGpu(): Promise<void> {
   }
   handle.webgpu = { available: true, reason: null, engine: status };
   const software = status.adapter.softwareRenderer
-    ? ` This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s, and sizes stop at n × columns = ${formatCount(SIZE_CAPS['software-webgpu'].entries)} and n × columns² = ${formatCount(SIZE_CAPS['software-webgpu'].productMacs)}, so that a run stays short enough to cancel.`
+    ? ` This adapter is a software renderer (the GPU emulated on the CPU): results are right, timings are not a GPU’s, and sizes stop at ${capsText('software-webgpu')}, so that a run stays short enough to cancel.`
     : '';
   gpuReadyText = `WebGPU is ready: runs use your GPU (${probe.description}).${software}`;
   ui.gpuStatus.textContent = gpuReadyText;

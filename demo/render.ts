@@ -114,8 +114,14 @@ function rateLossText(run: DemoRun): string {
   return run.rateLoss < 0 ? `${bits} (${belowGammaReason(run.request.dataKind)})` : bits;
 }
 
-function ranOnText(run: DemoRun): string {
-  if (run.ranOn === 'webgpu') return `WebGPU${run.adapter ? ` (${run.adapter.vendor} ${run.adapter.architecture})` : ''}`;
+/** Where a run ran, in words ("WebGPU (nvidia ampere)", "CPU reference"). */
+export function ranOnText(run: Pick<DemoRun, 'ranOn' | 'adapter' | 'request'>): string {
+  if (run.ranOn === 'webgpu') {
+    // GPUAdapterInfo's vendor and architecture are "" where the browser does not reveal them (the
+    // WebGPU spec allows it): name what there is, not "WebGPU ( )".
+    const names = run.adapter ? [run.adapter.vendor, run.adapter.architecture].filter((part) => part) : [];
+    return names.length > 0 ? `WebGPU (${names.join(' ')})` : 'WebGPU';
+  }
   if (run.request.backend === 'webgpu') return 'CPU reference (the GPU engine encodes lattice schemes only)';
   return 'CPU reference';
 }

@@ -374,7 +374,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
 
     it('suggests WebGPU for a refused CPU size only where the CPU cap is the reason and WebGPU would run it', async () => {
       await fillForm(page, { scheme: 'e8-q16', n: 768, cols: 128, dataKind: 'gaussian', backend: 'cpu' });
-      const hintFor = async (changes: { n?: string; cols?: string; scheme?: string; data?: string }): Promise<string> => {
+      const hintFor = async (changes: { n?: string; cols?: string; scheme?: string; data?: string }, runs = false): Promise<string> => {
         if (changes.scheme) await page.select('#scheme', changes.scheme);
         if (changes.data) await page.select('#data', changes.data);
         for (const [selector, value] of [['#n', changes.n], ['#cols', changes.cols]] as const) {
@@ -388,7 +388,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
             value,
           );
         }
-        expect(await page.$eval('#run', (button) => (button as HTMLButtonElement).disabled)).toBe(true);
+        expect(await page.$eval('#run', (button) => (button as HTMLButtonElement).disabled)).toBe(!runs);
         return page.$eval('#size-hint', (node) => node.textContent ?? '');
       };
       const suggestion = /WebGPU/;
@@ -403,6 +403,10 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       // WebGPU refuses it too, within the CPU cap (the data's reason) and beyond it (200 · 700² > 2^26: both reasons).
       expect(await hintFor({ n: '200', cols: '128', data: 'permuted' })).toMatch(/rotation length/);
       expect(await hintFor({ n: '200', cols: '700' })).not.toMatch(suggestion);
+      // An n past the safe integers with permuted data is refused like any n out of range (the data's
+      // check threw on it: an uncaught error, the last hint left up and Run enabled).
+      expect(await hintFor({ n: '256', cols: '16' }, true)).toMatch(/^A and B are 256 × 16/);
+      expect(await hintFor({ n: '1e16', cols: '16' })).toBe('n must be a whole number from 8 to 8192.');
       // At a rotation length the CPU cap is the only reason again.
       expect(await hintFor({ n: '1024', cols: '300' })).toMatch(suggestion);
       // Within a GPU's caps but not a software renderer's (SwiftShader here): no suggestion.
@@ -410,6 +414,11 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       // WebGPU chosen: the software renderer's own cap is the reason given.
       await page.click('#backend-webgpu');
       expect(await hintFor({ n: '1024', cols: '512' })).toBe('n × columns² = 268,435,456 multiply-adds is more than WebGPU on a software renderer runs here (134,217,728).');
+      // Within the CPU's n × columns cap but beyond its n × columns² one: the note on the skipped scalar
+      // baselines gives that reason (it said "up to n × columns = 262,144" of 300 × 500 = 150,000).
+      expect(await hintFor({ n: '300', cols: '500' }, true)).toMatch(
+        /“Run all schemes” skips the scalar baselines at this size: they run on the CPU reference, and n × columns² = 75,000,000 multiply-adds is more than the CPU reference runs here \(67,108,864\)\.$/,
+      );
       await page.click('#backend-cpu');
       await page.select('#data', 'gaussian');
       // A scalar baseline runs on the CPU reference under WebGPU as well.
@@ -533,6 +542,9 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       await page.keyboard.press('Enter');
       await page.waitForFunction(() => window.__latticeDemo.state === 'running');
       expect(await activeId()).toBe('cancel');
+      // The progress bar has a name for screen readers (it had none), and the stage as its description.
+      const progress = await page.accessibility.snapshot({ root: (await page.$('#progress')) ?? undefined, interestingOnly: false });
+      expect(progress).toMatchObject({ role: 'progressbar', name: 'Run progress' });
       const started = Date.now();
       await page.keyboard.press('Enter');
       await page.waitForFunction(() => window.__latticeDemo.state === 'cancelled', { timeout: 5_000 });
