@@ -818,6 +818,15 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     if (unread !== null) log(unread.message);
     if (selected.length === 0) {
       // What the pattern did match, and why it is left out (a router that stays in float, a 1-D bias).
+      // Where --exclude left out all there was, say so: "no 2-D float tensor in model.safetensors" alone is false there.
+      const excluded = options.exclude === undefined ? [] : selectTensors(file, options.tensors).selected.map((source) => source.tensor);
+      if (excluded.length > 0) {
+        const names = [...new Set(excluded)];
+        const listed = `${names.slice(0, 3).map(printableName).join(', ')}${names.length > 3 ? ', …' : ''}`;
+        throw new LatticeMatmulError(
+          `--exclude ${(options.exclude as RegExp).source} leaves out every tensor ${options.tensors === undefined ? 'quantize selects' : `--tensors ${options.tensors.source} selects`} in ${options.input}: ${counted(names.length, 'tensor')} (${listed}), so there is nothing to quantize`,
+        );
+      }
       const matched = options.tensors === undefined ? undefined : skipped.find((t) => statelessTest(options.tensors as RegExp, t.name));
       const why = matched === undefined ? '' : `; it matches ${printableName(matched.name)}, left out: ${matched.reason}`;
       throw new LatticeMatmulError(`no ${SELECTABLE} in ${options.input}${options.tensors === undefined ? '' : ` matches --tensors ${options.tensors.source}`}${why}`);
@@ -839,6 +848,10 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     for (const warning of orientationWarnings(file.tensors, names.filter((name) => !transposed.has(name)))) log(warning);
     // (out, in) of each selected matrix, whichever way the file stores it.
     const shapes = new Map(selected.map(({ name, info }) => [name, (transposed.has(name) ? [...info.shape].reverse() : info.shape) as readonly number[]]));
+    if (!options.quiet) {
+      const tied = tiedEmbeddingsNote(file.tensors, names.map((name) => ({ name, shape: shapes.get(name) as readonly number[] })));
+      if (tied !== null) log(tied);
+    }
     const totalColumns = names.reduce((sum, name) => sum + ((shapes.get(name) as readonly number[])[0] as number), 0);
     const entriesOf = (name: string): number => ((shapes.get(name) as readonly number[])[0] as number) * ((shapes.get(name) as readonly number[])[1] as number);
     totalEntries = names.reduce((sum, name) => sum + entriesOf(name), 0);
@@ -990,6 +1003,28 @@ function orientationWarnings(tensors: readonly SafetensorsTensorInfo[], names: r
   return warnings.filter((warning): warning is string => warning !== null);
 }
 
+/** A language model's input embedding (token → vector), by its name: Llama's, GPT-2's, BERT's, Meta's own, GPT-NeoX's. */
+const INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|tok_embeddings|embed_in)\.weight$/;
+/** An output layer (vector → logits) of its own, by its name: `lm_head`, Meta's `output`, GPT-NeoX's `embed_out`, BERT's MLM `decoder`. */
+const OUTPUT_LAYER = /(^|\.)(lm_head|output|embed_out|decoder)\.weight$/;
+
+/**
+ * A note where a selected input embedding has no output layer beside it in the model: with tied
+ * embeddings (`tie_word_embeddings`, Llama 3.2 1B/3B, Gemma, GPT-2) the embedding is the output layer
+ * too, and the container holds it once, under the embedding's name; an app looking for `lm_head.weight`
+ * finds nothing. Null otherwise. `shape`: the selected matrix's (out, in).
+ */
+function tiedEmbeddingsNote(tensors: readonly SafetensorsTensorInfo[], selected: readonly { readonly name: string; readonly shape: readonly number[] }[]): string | null {
+  if (tensors.some((t) => OUTPUT_LAYER.test(t.name))) return null;
+  const embedding = selected.find((m) => INPUT_EMBEDDING.test(m.name));
+  if (embedding === undefined) return null;
+  const name = printableName(embedding.name);
+  return (
+    `note: the model has no output layer of its own (no lm_head.weight): if its config ties the word embeddings (tie_word_embeddings), ` +
+    `${name} is its output layer too, and the container's ${name} (out × in = ${embedding.shape[0]} × ${embedding.shape[1]}) serves as both: logits = W·h`
+  );
+}
+
 /** What `inspect` lists for a model (a safetensors file, or a shard index and its shards). */
 interface ModelTensors {
   readonly kind: 'safetensors';
@@ -997,7 +1032,7 @@ interface ModelTensors {
   readonly shards: number | null;
   /** Each tensor, and null if quantize selects it by default, else why not (`SkippedTensor.reason`). */
   readonly tensors: { name: string; dtype: string; shape: readonly number[]; notSelected: string | null }[];
-  /** What a default `quantize` would say before it starts: `unreadWeights`' warning or why it refuses, `orientationWarnings`. */
+  /** What a default `quantize` would say before it starts: `unreadWeights`' warning or why it refuses, `orientationWarnings`, `tiedEmbeddingsNote`. */
   readonly notices: readonly string[];
 }
 
@@ -1009,6 +1044,7 @@ function modelTensors(model: SafetensorsTensorSource, shards: number | null): Mo
   const notices = [
     unread === null ? null : unread.refuse ? `a default quantize refuses: ${unread.message}` : unread.message,
     ...orientationWarnings(model.tensors, selected.map((source) => source.name)),
+    tiedEmbeddingsNote(model.tensors, selected.map((source) => ({ name: source.name, shape: source.info.shape }))),
   ].filter((notice): notice is string => notice !== null);
   return { kind: 'safetensors', shards, tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, notSelected: why.get(t.name) ?? null })), notices };
 }
@@ -1017,6 +1053,7 @@ function modelTensors(model: SafetensorsTensorSource, shards: number | null): Mo
 export interface InspectRow {
   readonly name: string;
   readonly kind: string;
+  /** The scheme's name (or its parameters), with " (centred)" for a matrix quantized with `center: true`, whose figures are its centred columns'. */
   readonly scheme: string;
   /** (out, in) as PyTorch writes the weight. */
   readonly shape: readonly [number, number];
@@ -1105,7 +1142,10 @@ export async function inspectFile(path: string): Promise<{ kind: 'container'; fo
         weightError = d * rowShare;
         productNmse = (2 * d + d * d) * rowShare;
       }
-      rows.push({ name: info.name, kind: entry.kind, scheme: schemeLabel(matrix), shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
+      // A centred matrix's figures are relative to its centred columns, not to W: say so beside the scheme
+      // (with column means 3 times the spread, W's own relative error is 10 times smaller than printed).
+      const centred = !(matrix instanceof WeightOnlyQuantized) && matrix.means !== null;
+      rows.push({ name: info.name, kind: entry.kind, scheme: `${schemeLabel(matrix)}${centred ? ' (centred)' : ''}`, shape: [out, inFeatures], bitsPerEntry: storedBitsPerEntry(info), bytes, weightError, productNmse });
     }
     return { kind: 'container', formatVersion: container.formatVersion, rows };
   } finally {

@@ -55,8 +55,9 @@ const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/
 const INSPECT_USAGE = 'lattice-matmul inspect FILE';
 const INSPECT_HELP = `inspect   lists a container's matrices (scheme, shape, stored bits per entry and, for universal
           codes, the expected weight NMSE and the guaranteed NMSE of a product with another matrix
-          of the same scheme) or, for a plain safetensors file or a shard index, the tensors
-          quantize would select, and why not the others.`;
+          of the same scheme; relative to the centred columns for a scheme marked "(centred)") or,
+          for a plain safetensors file or a shard index, the tensors quantize would select, and
+          why not the others.`;
 const SCHEMES_USAGE = 'lattice-matmul schemes';
 const SCHEMES_HELP = 'schemes   lists the scheme names.';
 

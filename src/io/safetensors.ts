@@ -300,11 +300,20 @@ function checkFileLength(fileByteLength: number): void {
 }
 
 /**
- * A hint when the first 8 bytes are printable ASCII: the file is text (an HTML page a web server sent
- * for a missing file, an error message, a Git LFS pointer), not safetensors.
+ * A hint when the first 8 bytes are those of another format a model comes in: a zip archive (PyTorch's
+ * `torch.save`, pytorch_model.bin, whose first 8 bytes read as a header length of tens of GB: the message
+ * alone reads as a file too large), a legacy PyTorch pickle, llama.cpp's GGUF; or printable
+ * ASCII: the file is text (an HTML page a web server sent for a missing file, an error message, a Git
+ * LFS pointer). '' otherwise.
  */
-function textStartHint(first8: Uint8Array): string {
+function startHint(first8: Uint8Array): string {
   const head = first8.subarray(0, 8);
+  const starts = (...bytes: number[]): boolean => bytes.every((byte, i) => head[i] === byte);
+  const convert = 'not a safetensors file; convert it first (safetensors.torch.save_file)';
+  if (starts(0x50, 0x4b, 0x03, 0x04)) return ` (the file starts with a zip archive's signature: a PyTorch checkpoint written by torch.save, such as pytorch_model.bin, ${convert})`;
+  // Legacy torch.save: pickle protocol 2 (\x80\x02), then its magic number 0x1950a86a20f9469cfc6c as a LONG1 (\x8a\x0a…).
+  if (starts(0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46)) return ` (the file starts with a Python pickle: a PyTorch checkpoint in torch.save's legacy format, ${convert})`;
+  if (starts(0x47, 0x47, 0x55, 0x46)) return ` (the file starts with "GGUF": a llama.cpp GGUF file, not a safetensors file; start from the model's safetensors files)`;
   if (!head.every((byte) => (byte >= 0x20 && byte <= 0x7e) || (byte >= 0x09 && byte <= 0x0d))) return '';
   return ` (the file starts with ${JSON.stringify(String.fromCharCode(...head))}: text, such as an HTML page or a Git LFS pointer, not a safetensors file)`;
 }
@@ -334,7 +343,7 @@ export function safetensorsHeaderLength(
   const high = view.getUint32(4, true);
   check(
     high === 0 && low <= limit,
-    () => `safetensors header length ${view.getBigUint64(0, true)} exceeds the limit of ${limit} bytes${textStartHint(first8)}`,
+    () => `safetensors header length ${view.getBigUint64(0, true)} exceeds the limit of ${limit} bytes${startHint(first8)}`,
   );
   check(
     8 + low <= fileByteLength,

@@ -285,6 +285,22 @@ describe('lattice-matmul CLI', () => {
     expect(Math.abs(productNmse - expectedNmse(q, other))).toBeLessThan(5e-6);
   });
 
+  it('inspect marks a centred matrix, whose figures are relative to its centred columns, not to W', async () => {
+    // Columns of mean 3 and spread 1: ‖W‖² is 10 times the centred columns' ‖W − μ‖², so W's own relative
+    // error is a tenth of the figure printed (helper-177: it was printed as W's, unmarked).
+    const w = gaussianMatrix(128, 64, 41);
+    for (let i = 0; i < w.data.length; i++) w.data[i] = (w.data[i] as number) + 3;
+    const path = join(work, 'centred.safetensors');
+    await writeQuantizedContainerFile(path, [
+      { name: 'centred', matrix: quantize(w, { scheme: 'e8-4bit', center: true, nonce: 41 }) },
+      { name: 'plain', matrix: quantize(w, { scheme: 'e8-4bit', nonce: 42 }) },
+    ]);
+    const { code, stdout, stderr } = await cli('inspect', path);
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^centred\s+universal\s+e8-4bit \(centred\)\s+64 × 128\s/m);
+    expect(stdout).toMatch(/^plain\s+universal\s+e8-4bit\s+64 × 128\s/m);
+  });
+
   /** A new FIFO in the work directory. */
   const fifo = (): string => {
     const path = join(mkdtempSync(join(work, 'fifo-')), 'out.safetensors');

@@ -586,3 +586,43 @@ describe('quantize: a second review of the selection', () => {
     expect(refusal).toMatch(/; to quantize the other tensors without it, make it --exclude '\(\^c\\\.weight\$\)\|\^a\\\.weight\$'$/);
   });
 });
+
+describe('quantize: a user journey (helper-177)', () => {
+  it('an --exclude that leaves out every selected tensor says so, not that the model has no matrix', async () => {
+    const path = join(work, 'all-excluded.safetensors');
+    await writeLayout(path, { 'model.layers.0.mlp.up_proj.weight': ['F16', [32, 16]], 'model.norm.weight': ['F16', [16]], 'lm_head.weight': ['F16', [32, 16]] });
+    const refusal = (options: { tensors?: RegExp; exclude: RegExp }) =>
+      quantizeModel({ input: path, output: join(work, 'all-excluded.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: () => {}, ...options }).then(
+        () => '',
+        (error: unknown) => String(error),
+      );
+    // Before: "no 2-D float tensor (F32/F16/BF16/F64) of at least 8 × 8 in …all-excluded.safetensors", of a model that has two.
+    expect(await refusal({ exclude: /./ })).toMatch(/--exclude \. leaves out every tensor quantize selects in .*all-excluded\.safetensors: 2 tensors \(lm_head\.weight, model\.layers\.0\.mlp\.up_proj\.weight\), so there is nothing to quantize$/);
+    expect(await refusal({ tensors: /up_proj/, exclude: /mlp/ })).toMatch(/--exclude mlp leaves out every tensor --tensors up_proj selects in .*: 1 tensor \(model\.layers\.0\.mlp\.up_proj\.weight\)/);
+    // Where --tensors itself selects nothing, that is still what is said.
+    expect(await refusal({ tensors: /norm/, exclude: /lm_head/ })).toMatch(/no 2-D float tensor .* matches --tensors norm; it matches model\.norm\.weight, left out: a 1-D tensor, not a matrix$/);
+  });
+});
+
+describe('quantize: tied embeddings (helper-177)', () => {
+  it('says, in quantize and inspect, that a model without lm_head.weight has its embedding as the output layer', async () => {
+    const tied: Layout = { 'model.embed_tokens.weight': ['BF16', [64, 16]], 'model.layers.0.mlp.up_proj.weight': ['BF16', [32, 16]], 'model.norm.weight': ['BF16', [16]] };
+    const path = join(work, 'tied.safetensors');
+    await writeLayout(path, tied);
+    const note =
+      "note: the model has no output layer of its own (no lm_head.weight): if its config ties the word embeddings (tie_word_embeddings), model.embed_tokens.weight is its output layer too, and the container's model.embed_tokens.weight (out × in = 64 × 16) serves as both: logits = W·h";
+    const inspected = await inspectFile(path);
+    expect(inspected.kind === 'safetensors' && inspected.notices).toEqual([note]);
+    const lines: string[] = [];
+    const report = await quantizeModel({ input: path, output: join(work, 'tied.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, log: (line) => lines.push(line) });
+    expect(lines).toContain(note);
+    expect(report.quantized.map((q) => [q.name, q.cols, q.rows])).toContainEqual(['model.embed_tokens.weight', 64, 16]);
+    // With an output layer of its own (untied; Meta's `output.weight` too), nothing to say.
+    for (const head of ['lm_head.weight', 'output.weight']) {
+      const untied = join(work, `untied-${head}.safetensors`);
+      await writeLayout(untied, { ...tied, [head]: ['BF16', [64, 16]] });
+      const listed = await inspectFile(untied);
+      expect(listed.kind === 'safetensors' && listed.notices).toEqual([]);
+    }
+  });
+});

@@ -189,6 +189,10 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
     // What a web server's fallback page or an un-fetched Git LFS file gives: the hint says so.
     ['an HTML page', () => new TextEncoder().encode('<!DOCTYPE html><html></html>'), /exceeds the limit of 100000000 bytes \(the file starts with "<!DOCTYP": text, such as an HTML page or a Git LFS pointer, not a safetensors file\)$/],
     ['a Git LFS pointer', () => new TextEncoder().encode('version https://git-lfs.github.com/spec/v1\n'), /\(the file starts with "version ": text/],
+    // What a user with an older or converted model passes (helper-177): the header length alone read as a file too large.
+    ['a PyTorch zip checkpoint (pytorch_model.bin)', () => Uint8Array.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00, 0x08, 0x08, 0x00, 0x00]), /header length 578712552184433488 exceeds the limit of 100000000 bytes \(the file starts with a zip archive's signature: a PyTorch checkpoint written by torch\.save, such as pytorch_model\.bin, not a safetensors file; convert it first \(safetensors\.torch\.save_file\)\)$/],
+    ['a legacy PyTorch pickle', () => Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]), /\(the file starts with a Python pickle: a PyTorch checkpoint in torch\.save's legacy format, not a safetensors file; convert it first/],
+    ['a GGUF file', () => Uint8Array.from([0x47, 0x47, 0x55, 0x46, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00]), /header length 14064895815 exceeds the limit of 100000000 bytes \(the file starts with "GGUF": a llama\.cpp GGUF file, not a safetensors file; start from the model's safetensors files\)$/],
     ['a header length just over the limit', () => handFile('{}', [], BigInt(SAFETENSORS_MAX_HEADER_BYTES + 1)), /100000001 exceeds the limit/],
     ['a header length past the end of the file', () => handFile('{}', [0, 0], 11n), /header length 11 exceeds the 4 bytes that follow/],
     ['a header length of 0', () => handFile('', []), /the header is empty/],

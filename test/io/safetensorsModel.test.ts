@@ -122,4 +122,22 @@ describe('a model in shards behind a shard index', () => {
     expect(await refusalOf(join(directory, 'folder.json'))).toMatch(/shard index ".*folder\.json" is not a regular file/);
     expect(await refusalOf(join(directory, 'absent.index.json'))).toMatch(/cannot open shard index ".*absent\.index\.json"/);
   });
+
+  it("refuses a model's folder (what a download gives) naming what to pass instead", async () => {
+    // A Hugging Face model is a folder: its path is what a user types first.
+    const folder = await mkdtemp(join(tmpdir(), 'safetensors-model-folder-'));
+    try {
+      // A folder without an index, then with two files (not hidden ones), then with its index.
+      expect(await refusalOf(folder)).toMatch(/safetensors path ".*" is not a regular file but a folder: pass a safetensors file \(it holds none\)$/);
+      await writeSafetensorsFile(join(folder, 'model.safetensors'), { 'up.weight': { dtype: 'F32', shape: [12, 8], data: up } });
+      await writeFile(join(folder, '.model.safetensors.tmp'), 'spill');
+      expect(await refusalOf(folder)).toMatch(/is not a regular file but a folder: pass the safetensors file in it, ".*[/\\]model\.safetensors"$/);
+      await writeFile(join(folder, 'other.safetensors'), '');
+      expect(await refusalOf(folder)).toMatch(/: pass one of its 2 safetensors files, ".*[/\\]model\.safetensors", ".*[/\\]other\.safetensors"$/);
+      await writeFile(join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
+      expect(await refusalOf(folder)).toMatch(/: pass the shard index in it, ".*[/\\]model\.safetensors\.index\.json"$/);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
 });
