@@ -1,11 +1,13 @@
 /** Number formats of the page. */
 
-/** Milliseconds as "840 ms" or "2.31 s". */
+/** Milliseconds as "840 ms", "2.31 s" or, from 999.5 s on, whole seconds ("1234 s"). */
 export function formatTime(ms: number): string {
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   // The unit follows the rounded value: 999.7 ms is "1.00 s" (toPrecision(3) wrote "1.00e+3 ms").
   if (Number(ms.toPrecision(3)) < 1000) return `${ms.toPrecision(3)} ms`;
-  return `${(ms / 1000).toPrecision(3)} s`;
+  const seconds = ms / 1000;
+  // Likewise past 999.5 s, where toPrecision(3) wrote "1.00e+3 s": whole seconds.
+  return Number(seconds.toPrecision(3)) < 1000 ? `${seconds.toPrecision(3)} s` : `${Math.round(seconds)} s`;
 }
 
 /** An error like 0.06128 or 3.1e-4, four significant digits. */

@@ -16,8 +16,8 @@ import { fp16Scale, nextFloat32Up } from './floatFormats.js';
  *   `s = M/(2^{b−1} − 1)`, level `round(x/s) ∈ [−(2^{b−1}−1), 2^{b−1}−1]`, stored as
  *   `level + 2^{b−1}` (so code 0 is never produced). The stored scale is `s`. This is not
  *   llama.cpp's Q4_0, which uses all 16 codes: levels −8..7, step d = (the group's entry of largest
- *   |x|, with its sign)/−8, that entry exact on level −8; at the same 4.5 bits it has ≈ 22 % less
- *   squared error on Gaussian groups of 32 (test/scalar/absmax.test.ts).
+ *   |x|, with its sign)/−8, that entry on level −8 (exact but for d's fp16 rounding); at the same
+ *   4.5 bits it has ≈ 22 % less squared error on Gaussian groups of 32 (test/scalar/absmax.test.ts).
  *
  * The scale is rounded **up** to `scaleFormat` (fp32 or fp16), so the grid always covers the group
  * and no entry clips; the error of every entry is then at most half a step. An all-zero group gets

@@ -144,7 +144,11 @@ export function checkCovariance(sigmaX: Matrix, n: number, name = 'sigmaX'): Flo
  * covariance of activations is positive semidefinite, and rounding its entries (to f32: 6e−8; to
  * bf16: 3.9e−3; accumulating them in f32 over 10⁶ samples: typically ≈ 6e−5) cannot take a form
  * that far below 0, so a form beyond it comes from how Σ_X was formed, and no damping makes it a
- * covariance.
+ * covariance. Only relative rounding is covered: a Σ_X stored in f16 whose small variances fall
+ * among f16's subnormals (below 6.1e−5, in steps of 6e−8) can lose more than 1 % of them, and is
+ * refused (activations of a channel at 2e−4 the others' scale, correlated with them: a form 1.7 %
+ * of that scale below 0), as one whose variance f16 rounds to 0 while its row is not 0 already was
+ * (`checkCovariance`).
  */
 export const SEMIDEFINITE_TOLERANCE = 1e-2;
 

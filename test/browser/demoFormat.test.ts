@@ -46,6 +46,15 @@ describe('formatTime', () => {
       expect(formatTime(10 ** exponent), String(exponent)).toMatch(/^\d{1,3}(\.\d+)? m?s$/);
     }
   });
+
+  it('writes whole seconds from 999.5 s on (toPrecision(3) wrote "1.00e+3 s"), up to a day and beyond', () => {
+    expect(formatTime(999_400)).toBe('999 s');
+    expect(formatTime(999_600)).toBe('1000 s');
+    expect(formatTime(1_234_567)).toBe('1235 s');
+    for (let exponent = 5; exponent <= 9; exponent += 0.001) {
+      expect(formatTime(10 ** exponent), String(exponent)).toMatch(/^\d+(\.\d+)? s$/);
+    }
+  });
 });
 
 describe('capsText', () => {

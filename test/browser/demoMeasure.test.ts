@@ -69,18 +69,34 @@ describe('measureNmse', () => {
 
   it('samples large products without bias when only some entries are wrong: measured / true NMSE averages to 1 over 16 patterns', () => {
     // A tenth of the entries carry the error. The sampled entries are fixed (the demo's sample seed), so
-    // the draws are which entries are wrong: pattern k perturbs entry i when (i + 7919·k)·2654435761 is
-    // 0 mod 10. One estimate's relative standard error is √(0.9 / (0.1·4096)) ≈ 4.7 % (5.5 % over 64
-    // patterns, measured, mean ratio 0.999): one pattern against ±20 % was under 4σ. 16 patterns:
-    // |mean r − 1| ≤ 5·max(s, 0.055)/√16 ≈ 0.07 (a false failure about once in 10⁶), so a sampler 10 % off fails.
+    // the draws are which entries are wrong: pattern k perturbs entry i when a hash of (i, k) is 0 mod 10,
+    // an independent tenth per pattern. (It was (i + 7919·k)·2654435761 mod 10, but 2654435761 ≡ 1 mod
+    // 10, so that is i ≡ k mod 10: 10 distinct patterns, whose ratios average to 1 for any sampler, as
+    // the residue classes split every sampled entry among them.) Over the patterns the expected ratio is
+    // 1 for any sampler of fixed entries that averages their squared errors and scales by the entry
+    // count, so what this catches is that scaling going wrong where most errors are 0 (dividing by the
+    // sampled differences above rounding, say: ratio ≈ 10), which the test above, every entry wrong,
+    // cannot see. One estimate's relative standard error is √(0.9 / (0.1·4096)) ≈ 4.7 % (5.5 % over 64
+    // hashed patterns, measured, mean ratio 1.009). 16 patterns: |mean r − 1| ≤ 5·max(s, 0.055)/√16
+    // ≈ 0.07 (a false failure about once in 10⁶).
     const exact = matmulATExact(a, b);
+    const tenth = (i: number, k: number): boolean => {
+      let x = Math.imul(i + 1, 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b);
+      x ^= x >>> 16;
+      x = Math.imul(x, 0x7feb352d);
+      x ^= x >>> 15;
+      x = Math.imul(x, 0x846ca68b);
+      x ^= x >>> 16;
+      return (x >>> 0) % 10 === 0;
+    };
     const ratios: number[] = [];
     for (let k = 0; k < 16; k++) {
-      const { estimate, squaredError } = perturbedProduct(a, b, 6, (i) => ((i + 7919 * k) * 2654435761) % 10 === 0, exact);
+      const { estimate, squaredError } = perturbedProduct(a, b, 6, (i) => tenth(i, k), exact);
       const measured = measureNmse(estimate, a, b);
       expect(measured.sampledEntries).toBe(4096);
       ratios.push(measured.nmse / ((a.rows * squaredError) / (energy(a) * energy(b))));
     }
+    expect(new Set(ratios).size, 'distinct patterns').toBe(16);
     const { mean, std } = meanAndStd(ratios);
     expect(Math.abs(mean - 1), `mean ${mean.toFixed(4)} ± ${std.toFixed(4)} over 16 patterns`).toBeLessThanOrEqual((5 * Math.max(std, 0.055)) / 4);
   });

@@ -214,6 +214,21 @@ describe('indefinitenessWitness', () => {
     expect(indefinitenessWitness(lowRank, n, 1e-12)).toBeNull();
   });
 
+  it('judges a pivot by xᵀAx against (Σ|x_i|·√A_ii)², not by the pivot against A_pp', () => {
+    // [[1, c], [c, 1]]: pivot 1 − c² and x = (−c, 1), xᵀAx = 1 − c², scale (c + 1)². At c = 1.015 the
+    // pivot (−0.0302) is beyond −1e-2·A_pp but xᵀAx is 0.0074 of the scale below 0: within the
+    // tolerance (entries within a relative 1e-2 of [[1.01, 1.005], [1.005, 1.01]], a covariance), so
+    // no witness; at c = 1.03 it is 0.0148 of the scale: a witness.
+    const form = (c: number): Float64Array => new Float64Array([1, c, c, 1]);
+    expect(indefinitenessWitness(form(1.015), 2, 1e-2)).toBeNull();
+    const witness = indefinitenessWitness(form(1.03), 2, 1e-2);
+    expect(witness?.pivot).toBe(1);
+    expect(witness?.value).toBeCloseTo(1 - 1.03 ** 2, 14);
+    expect(witness?.scale).toBeCloseTo(2.03 ** 2, 14);
+    // With no tolerance, c = 1.015 is a witness too.
+    expect(indefinitenessWitness(form(1.015), 2, 0)?.value).toBeCloseTo(1 - 1.015 ** 2, 14);
+  });
+
   it('finds a negative direction past dropped semidefinite pivots, and its xᵀAx is what it says', () => {
     // Features 0 and 1 are dependent (pivot 1 is 0: dropped), feature 2 is dead, and (3, 4) is [[1, 2], [2, 1]].
     const n = 5;

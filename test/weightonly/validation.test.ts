@@ -3,6 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
+import { toFloat16 } from '../../src/scalar/floatFormats.js';
 import { covarianceFromActivations, logDetCovariance, quantizeWeights, weightedDistortion, weightOnlyLimit, WeightOnlyQuantized } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 
@@ -80,6 +81,43 @@ describe('bad Σ_X gets a clear LatticeMatmulError', () => {
     expect(() => weightOnlyLimit(big, ones, 3)).toThrow(/not positive definite/);
     // ... and with no damping the Cholesky factorization refuses it.
     expect(() => quantizeWeights(big, ones, { method: 'gptq', rate: 3, damping: 0 })).toThrow(/not positive definite/);
+  });
+
+  it('a rank-deficient Σ_X of real-looking activations, rounded to bf16 or f16, is no proof of indefiniteness (audit helper-179)', () => {
+    // 128 inputs, 24 samples (rank 24), 4 outlier channels at 100× the others' scale, factors shared by
+    // the channels: the rounding of Σ_X's entries leaves its null directions slightly negative. Over
+    // such draws (n = 256, 16 to 2000 samples, scales 1 to 3e-3) the most negative form measured was
+    // 6.4e-5 of (Σ|x_i|·√Σ_ii)² for bf16 and 3.2e-5 for f16: far inside SEMIDEFINITE_TOLERANCE = 1e-2.
+    const inputs = 128;
+    const samples = 24;
+    const factors = gaussianMatrix(8, samples, 11);
+    const mixing = gaussianMatrix(inputs, 8, 12);
+    const noise = gaussianMatrix(inputs, samples, 13);
+    const x = new Float32Array(inputs * samples);
+    for (let t = 0; t < samples; t++) {
+      for (let i = 0; i < inputs; i++) {
+        let v = 0.3 * (noise.data[t * inputs + i] as number);
+        for (let r = 0; r < 8; r++) v += ((mixing.data[r * inputs + i] as number) * (factors.data[t * 8 + r] as number)) / Math.sqrt(8);
+        x[t * inputs + i] = (i < 4 ? 100 : 1) * v;
+      }
+    }
+    const sigma = covarianceFromActivations({ rows: inputs, cols: samples, data: x });
+    const bits = new Uint32Array(1);
+    const asFloat = new Float32Array(bits.buffer);
+    const toBf16 = (v: number): number => {
+      asFloat[0] = v;
+      bits[0] = ((bits[0] as number) + 0x7fff + (((bits[0] as number) >>> 16) & 1)) & 0xffff0000;
+      return asFloat[0] as number;
+    };
+    const weights = gaussianMatrix(inputs, 16, 14);
+    for (const [format, round] of [['f32', (v: number) => v], ['bf16', toBf16], ['f16', toFloat16]] as const) {
+      const rounded: Matrix = { ...sigma, data: Float32Array.from(sigma.data, round) };
+      // Singular: refused as not positive definite without damping (not as no covariance), and quantized with it.
+      expect(() => quantizeWeights(weights, rounded, { method: 'gptq', step: 0.5, damping: 0 }), format).toThrow(/after damping 0·mean diagonal\) is not positive definite/);
+      const q = quantizeWeights(weights, rounded, { method: 'gptq', step: 0.5, damping: 1e-2 });
+      expect(q.analysis?.logDetSigmaX, format).toBe(-Infinity);
+      expect(weightedDistortion(weights, q.decode(), rounded), format).toBeGreaterThan(0);
+    }
   });
 });
 
