@@ -36,11 +36,13 @@ export const D3: Lattice = /*#__PURE__*/ withVoronoiCodes({
     return nearestDnReal(x, new Float64Array(3));
   },
   contains(P) {
-    let sum = 0;
+    // The parity of Σ P_i from each coordinate's own (exact) remainder: a float64 sum of the
+    // coordinates rounds past 2^53 (contains([2^53, 1, 0]) was true).
+    let parity = 0;
     for (let i = 0; i < 3; i++) {
       if (!Number.isInteger(P[i])) return false;
-      sum += P[i] as number;
+      parity += Math.abs((P[i] as number) % 2);
     }
-    return sum % 2 === 0;
+    return parity % 2 === 0;
   },
 });

@@ -112,14 +112,15 @@ export const E8: Lattice = /*#__PURE__*/ withVoronoiCodes({
     return b;
   },
   contains(P) {
-    let sum = 0;
+    // Σλ = ΣP/2 must be even: ΣP ≡ 0 (mod 4), summed from each coordinate's own (exact) remainder,
+    // since a float64 sum of the coordinates rounds past 2^53.
+    let residue = 0;
     const parity = Math.abs((P[0] as number) % 2);
     for (let i = 0; i < 8; i++) {
       const v = P[i] as number;
       if (!Number.isInteger(v) || Math.abs(v % 2) !== parity) return false;
-      sum += v;
+      residue += ((v % 4) + 4) % 4;
     }
-    // Σλ = ΣP/2 must be even.
-    return sum % 4 === 0;
+    return residue % 4 === 0;
   },
 });

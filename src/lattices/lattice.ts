@@ -39,7 +39,9 @@ export interface Lattice {
   nearestDithered(p: ArrayLike<number>, den: number, out: Int32Array): Int32Array;
   /**
    * Nearest lattice point to a real vector (λ units, float64 arithmetic); for users and tests. The
-   * quantizer never uses it: it works on fixed-point integers through `nearestScaled`.
+   * quantizer never uses it: it works on fixed-point integers through `nearestScaled`. Coordinates
+   * must be finite and within ±2^50, where float64 still holds a point's neighbours exactly; others
+   * are refused.
    */
   nearest(x: ArrayLike<number>): Float64Array;
   /** Is the integer vector `P` (point coordinates) a lattice point? */

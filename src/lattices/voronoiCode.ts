@@ -19,6 +19,13 @@ export class VoronoiCode {
   readonly size: number;
   /** Bits of a packed code: ceil(log2(q^d)). */
   readonly codeBits: number;
+  /**
+   * The largest |coordinate| `encode` takes: below it every sum Σⱼ numeratorᵢⱼ·Pⱼ of G⁻¹P is an exact
+   * float64 integer (2^53 over the largest row sum of |numerators|: ≈ 2^51.4 for D3, 2^42.4 for E8).
+   * Beyond it the sums may round: E8 points with coordinates near 2^51 got wrong codes, or were refused
+   * as "not a lattice point". The quantizer's points stay below 2^25.
+   */
+  readonly maxCoordinate: number;
   private readonly digits: Int32Array;
   private readonly point: Int32Array;
   private readonly nearestScratch: Int32Array;
@@ -40,6 +47,15 @@ export class VoronoiCode {
     this.size = size;
     this.codeBits = Math.max(1, Math.ceil(Math.log2(size) - 1e-12));
     const d = lattice.dimension;
+    const numerators = (lattice.basisInverse as Lattice['basisInverse'] | undefined)?.numerators;
+    check(numerators instanceof Int32Array && numerators.length === d * d, () => `VoronoiCode needs a lattice (D3, E8, zLattice(d)) with its basisInverse, got ${describeValue(lattice)}`);
+    let widestRow = 1;
+    for (let i = 0; i < d; i++) {
+      let row = 0;
+      for (let j = 0; j < d; j++) row += Math.abs(numerators[i * d + j] as number);
+      widestRow = Math.max(widestRow, row);
+    }
+    this.maxCoordinate = Math.floor(2 ** 53 / widestRow);
     this.digits = new Int32Array(d);
     this.point = new Int32Array(d);
     this.nearestScratch = new Int32Array(d);
@@ -53,10 +69,18 @@ export class VoronoiCode {
     throw new LatticeMatmulError(`VoronoiCode.encode: [${Array.from(P, String).join(', ')}] is not a lattice point of ${name}${units}`);
   }
 
+  /** Throws for an encode() argument beyond `maxCoordinate` (or not a number), naming the coordinate. */
+  private refuseOutOfRange(P: ArrayLike<number>, j: number): never {
+    throw new LatticeMatmulError(
+      `VoronoiCode.encode: coordinate ${j} of the point is ${describeValue(P[j])}, beyond ±${this.maxCoordinate} (2^${Math.log2(this.maxCoordinate).toFixed(1)}), where ${this.lattice.name}'s coset index is no longer exact in float64`,
+    );
+  }
+
   /** Index of the coset of the lattice point `P` (point coordinates). */
   encode(P: ArrayLike<number>): number {
     const { dimension: d, basisInverse } = this.lattice;
     const { numerators, determinant } = basisInverse;
+    for (let j = 0; j < d; j++) if (!(Math.abs(P[j] as number) <= this.maxCoordinate)) this.refuseOutOfRange(P, j);
     let index = 0;
     let weight = 1;
     for (let i = 0; i < d; i++) {

@@ -35,12 +35,21 @@ export function withVoronoiCodes(geometry: LatticeGeometry): Lattice {
   return lattice;
 }
 
-/** Refuses anything but `dimension` finite numbers (a shorter vector read undefined as NaN). */
+/**
+ * The largest |coordinate| `nearest` takes (λ units): 2^50. Below it float64 holds every half-integer
+ * and every integer's neighbours, so D_n's parity fix (±1 on one coordinate) and E8's shift by ½ are
+ * exact. Beyond it they were not: D3.nearest([2^53, 1, 0]) returned (2^53, 1, 0), whose sum is odd
+ * (the parity fix's +1 rounded away). The quantizer's fixed-point primitives never come near it.
+ */
+const MAX_LATTICE_COORDINATE = 2 ** 50;
+
+/** Refuses anything but `dimension` finite numbers within ±2^50 (a shorter vector read undefined as NaN). */
 function checkRealVector(x: unknown, dimension: number, what: string): asserts x is ArrayLike<number> {
   const length = typeof x === 'object' && x !== null ? (x as { length?: unknown }).length : undefined;
   check(length === dimension, () => `${what} needs a vector of ${dimension} numbers, got ${typeof length === 'number' ? `one of ${length}` : describeValue(x)}`);
   for (let i = 0; i < dimension; i++) {
     const v = (x as ArrayLike<unknown>)[i];
     check(typeof v === 'number' && Number.isFinite(v), () => `${what}: coordinate ${i} must be a finite number, got ${describeValue(v)}`);
+    check(Math.abs(v) <= MAX_LATTICE_COORDINATE, () => `${what}: coordinate ${i} is ${describeValue(v)}, beyond ±2^50, where float64 no longer holds its lattice neighbours exactly`);
   }
 }

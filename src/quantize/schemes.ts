@@ -177,6 +177,25 @@ function checkNumber(value: unknown, what: string, condition: (v: number) => boo
   check(typeof value === 'number' && condition(value), () => `${what} must be ${requirement}, got ${describeValue(value)}`);
 }
 
+/**
+ * The range of a deterministic scheme's first scale β₀ (the ladder's β, a β set's smallest): its
+ * fixed-point unit β₀/16 is what every code decision and every decoded value is scaled by. The
+ * largest scale is then at most 2^19·β₀ (`scaleGrid`'s span). Outside it the CPU and the GPU parted:
+ * by β₀ = 10^24 (not yet at 10^20) the GPU's code-domain products formed unit² in f32, overflowed,
+ * and returned NaN for blocks that all decode to 0 (the CPU: 0); at β₀ = 10^−38 the unit is
+ * subnormal and √N·2^6/unit is +Infinity, which the GPU encoder refused as an internal uniform while
+ * the CPU clipped every block to 0. Neither end is a useful quantizer: below 2^−14 even a column's
+ * RMS coordinate (1) lies beyond the fixed point's range 2^14·β₀ (|X| ≤ 2^24) and is clamped, and
+ * the universal schemes' β stops at 64 too.
+ */
+const MIN_DETERMINISTIC_BETA = 2 ** -14;
+const MAX_DETERMINISTIC_BETA = 64;
+const DETERMINISTIC_BETA_RANGE = 'a number in [2^−14, 64] (the scale relative to a unit-variance coordinate; the presets use 0.2–0.4)';
+
+function isDeterministicBeta(beta: number): boolean {
+  return beta >= MIN_DETERMINISTIC_BETA && beta <= MAX_DETERMINISTIC_BETA;
+}
+
 function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
   const mode = (scheme as { mode?: unknown }).mode;
   check(mode === 'universal' || mode === 'deterministic', () => `a lattice scheme needs mode 'universal' or 'deterministic', got ${describeValue(mode)}`);
@@ -201,7 +220,7 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
   check(isPlainObject(rule), 'a deterministic lattice scheme needs an overload rule object');
   if (rule.kind === 'ladder') {
     checkKnownKeys(rule, ['kind', 'beta', 'ratio', 'steps'], 'ladder overload rule');
-    checkNumber(rule.beta, 'ladder beta', (b) => b > 0 && Number.isFinite(b), 'positive');
+    checkNumber(rule.beta, 'ladder beta', isDeterministicBeta, DETERMINISTIC_BETA_RANGE);
     checkNumber(rule.ratio, 'ladder ratio', (r) => r > 1 && Number.isFinite(r), '> 1');
     checkNumber(rule.steps, 'ladder steps', (s) => Number.isInteger(s) && s >= 1 && s <= 16, 'an integer in 1..16');
   } else if (rule.kind === 'betaSet') {
@@ -211,6 +230,7 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
     for (let i = 0; i < betas.length; i++) {
       const b = betas[i];
       checkNumber(b, 'betaSet betas', (v) => v > 0 && Number.isFinite(v), 'positive numbers');
+      if (i === 0) checkNumber(b, 'the first betaSet beta', isDeterministicBeta, DETERMINISTIC_BETA_RANGE);
       if (i > 0) check((b as number) > (betas[i - 1] as number), 'betaSet betas must be increasing');
     }
   } else {

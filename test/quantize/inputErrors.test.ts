@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { matmulATExact, productNmse, toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import { resolveScheme, SCHEME_NAMES, SCHEMES, type Scheme } from '../../src/quantize/schemes.js';
+import { resolveScheme, SCHEME_NAMES, SCHEMES, type DeterministicLatticeScheme, type Scheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { countAllocations } from '../weightonly/fuzzProperty.js';
@@ -139,7 +139,14 @@ describe('quantize refuses bad options', () => {
     ['deterministic: q = 2 (overloads half the shortest vectors)', deterministicScheme({ q: 2 }), /lattice scheme q must be an integer ≥ 3, got 2$/],
     ['deterministic: q = 2.5', deterministicScheme({ q: 2.5 }), /lattice scheme q must be an integer ≥ 3, got 2.5$/],
     ['deterministic: E8 with q = 17 (17^8 > 2^32)', deterministicScheme({ lattice: 'E8', q: 17 }), /17\^8 codes per E8 block, more than a 32-bit code holds/],
-    ['deterministic: ladder beta 0', deterministicScheme({ overload: { kind: 'ladder', beta: 0, ratio: 2, steps: 2 } }), /ladder beta must be positive, got 0/],
+    ['deterministic: ladder beta 0', deterministicScheme({ overload: { kind: 'ladder', beta: 0, ratio: 2, steps: 2 } }), /ladder beta must be a number in \[2\^−14, 64\] .*, got 0$/],
+    // Outside [2^−14, 64] the CPU and the GPU parted: β = 1e24 gave NaN products on the GPU (0 on the
+    // CPU), β = 1e-38 an f32 unit that is subnormal (the GPU encoder refused an internal uniform).
+    ['deterministic: ladder beta 1e24', deterministicScheme({ overload: { kind: 'ladder', beta: 1e24, ratio: 2, steps: 2 } }), /ladder beta must be a number in \[2\^−14, 64\] .*, got 1e\+24$/],
+    ['deterministic: ladder beta 65', deterministicScheme({ overload: { kind: 'ladder', beta: 65, ratio: 2, steps: 2 } }), /ladder beta must be a number in \[2\^−14, 64\] .*, got 65$/],
+    ['deterministic: ladder beta 1e-38', deterministicScheme({ overload: { kind: 'ladder', beta: 1e-38, ratio: 2, steps: 2 } }), /ladder beta must be a number in \[2\^−14, 64\] .*, got 1e-38$/],
+    ['deterministic: betaSet starting below 2^−14', deterministicScheme({ overload: { kind: 'betaSet', betas: [2 ** -15, 0.2] } }), /the first betaSet beta must be a number in \[2\^−14, 64\] .*, got 0\.000030517578125$/],
+    ['deterministic: betaSet starting beyond 64', deterministicScheme({ overload: { kind: 'betaSet', betas: [100, 200] } }), /the first betaSet beta must be a number in \[2\^−14, 64\] .*, got 100$/],
     ['deterministic: ladder ratio 1', deterministicScheme({ overload: { kind: 'ladder', beta: 0.4, ratio: 1, steps: 2 } }), /ladder ratio must be > 1, got 1/],
     ['deterministic: ladder steps 17', deterministicScheme({ overload: { kind: 'ladder', beta: 0.4, ratio: 2, steps: 17 } }), /ladder steps must be an integer in 1\.\.16, got 17/],
     ['deterministic: a misspelled ladder field', deterministicScheme({ overload: { kind: 'ladder', beta: 0.4, ratio: 2, steps: 2, step: 3 } }), /ladder overload rule: unknown option 'step' \(did you mean 'steps'\?\)/],
@@ -187,6 +194,14 @@ describe('quantize refuses bad options', () => {
   ];
   it.each(schemeSpecific)('%s', (_name, options, message) => {
     expectError(() => quantize(good, options as unknown as QuantizeOptions), message);
+  });
+
+  it('deterministic schemes whose first scale is at the ends of [2^−14, 64] are accepted', () => {
+    for (const beta of [2 ** -14, 64]) {
+      const ladder = quantize(good, { scheme: deterministicScheme({ overload: { kind: 'ladder', beta, ratio: 2, steps: 4 } }) as DeterministicLatticeScheme });
+      const betaSet = quantize(good, { scheme: deterministicScheme({ lattice: 'E8', q: 16, overload: { kind: 'betaSet', betas: [beta, 4 * beta] } }) as DeterministicLatticeScheme });
+      for (const q of [ladder, betaSet]) expect(q.kind === 'lattice' ? q.unit : null).toBe(Math.fround(beta / 16));
+    }
   });
 
   it("gain 'none' is accepted on a universal scheme (it changes nothing there)", () => {

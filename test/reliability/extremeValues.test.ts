@@ -1,17 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { createBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { gaussianMatrix, type Matrix } from '../../src/index.js';
+import { gaussianMatrix, toFloat32Matrix, type Matrix } from '../../src/index.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
 import { MAX_COLUMN_NORM, MAX_NORM_PRODUCT, MIN_COLUMN_NORM } from '../../src/quantize/prepareColumn.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { SchemeName } from '../../src/quantize/schemes.js';
-import { gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeScheme, SchemeName } from '../../src/quantize/schemes.js';
+import { f32Bits, gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
 
 /*
  * Extreme values (issue 8, item 3). The documented range: every column norm is 0 or in
@@ -303,6 +304,261 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
       } finally {
         qa.destroy();
         y.destroy();
+      }
+    });
+  }
+});
+
+describe.skipIf(noGpu !== undefined)('deterministic scales at the ends of their range, GPU and CPU', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context);
+  });
+  afterAll(() => {
+    engine.destroy();
+    context.device.destroy();
+  });
+
+  const ladder = (beta: number): DeterministicLatticeScheme => ({ kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta, ratio: 2, steps: 4 } });
+  const betaSet = (beta: number): DeterministicLatticeScheme => ({ kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'betaSet', betas: [beta, 4 * beta] } });
+  const spike = new Float32Array(N * COLS);
+  spike[5] = 1;
+  spike[N + 40] = -3;
+  const inputs: [string, Matrix][] = [['Gaussian', base], ['spikes', { rows: N, cols: COLS, data: spike }]];
+
+  // Inside [2^-14, 64] the codes are the CPU's and every product, GEMV and decode is finite and the
+  // CPU's (at 2^-14 most blocks clip, at 64 most decode to 0: useless schemes, but the same answer).
+  for (const beta of [2 ** -14, 1, 64]) {
+    for (const deterministicProduct of ['codes', 'decode'] as const) {
+      it(`β₀ = ${beta}, ${deterministicProduct} product: GPU codes equal the CPU's; products, matvec and dequantize are finite and equal the CPU's`, async () => {
+        const gpu = GpuEngine.create(context, { deterministicProduct });
+        try {
+          for (const scheme of [ladder(beta), betaSet(beta)]) {
+            for (const [name, a] of inputs) {
+              for (const rotate of [true, false]) {
+                const what = `${scheme.lattice} β₀ = ${beta} ${name} rotate ${rotate}`;
+                const cpuA = quantize(a, { scheme, seed: SEED, rotate });
+                const cpuB = quantize(baseB, { scheme, seed: SEED, rotate });
+                const gpuA = await gpu.quantize(a, { scheme, seed: SEED, rotate });
+                const gpuB = await gpu.quantize(baseB, { scheme, seed: SEED, rotate });
+                try {
+                  const read = await gpuA.read();
+                  expect(Array.from(read.codes), what).toEqual(Array.from(cpuA.codes));
+                  expect(Array.from(read.scaleIndices), what).toEqual(Array.from(cpuA.scaleIndices));
+                  const scale = maxNorm(a) * maxNorm(baseB);
+                  const x = baseB.data.slice(0, N);
+                  const pairs: [string, Float32Array, Float32Array, number][] = [
+                    ['matmulAT', (await gpu.matmulAT(gpuA, gpuB)).data, matmulAT(cpuA, cpuB).data, scale],
+                    ['matvec', (await gpu.matvec(gpuA, x)).data, matvecAT(cpuA, { rows: N, cols: 1, data: x }).data, scale],
+                    ['dequantize', (await gpu.dequantize(gpuA)).data, dequantize(cpuA).data, maxNorm(a)],
+                  ];
+                  for (const [call, got, want, size] of pairs) {
+                    const worst = got.reduce((m, v, i) => (Number.isFinite(v) ? Math.max(m, Math.abs(v - (want[i] as number))) : Infinity), 0);
+                    record('deterministic β₀ at the ends of its range (GPU = CPU)', worst <= 1e-5 * size ? 'correct' : 'wrong', `${what} ${call}: GPU differs from the CPU by ${worst}`);
+                    expect(worst, `${what} ${call}`).toBeLessThanOrEqual(1e-5 * size);
+                  }
+                } finally {
+                  gpuA.destroy();
+                  gpuB.destroy();
+                }
+              }
+            }
+          }
+        } finally {
+          gpu.destroy();
+        }
+      });
+    }
+  }
+
+  // Beyond it both refuse the scheme. Before: β₀ = 1e24 quantized on both, and the GPU's code-domain
+  // products came back NaN where the CPU's are 0; β₀ = 1e-38 quantized on the CPU (every block
+  // clipped to 0) and was refused on the GPU as an internal uniform ("numerator must be finite").
+  it.each([1e24, 65, 1e-38, 2 ** -15])('β₀ = %d is refused by quantize and GpuEngine.quantize alike', async (beta) => {
+    for (const scheme of [ladder(beta), betaSet(beta)]) {
+      const message = /beta must be a number in \[2\^−14, 64\]/;
+      expect(() => quantize(base, { scheme, seed: SEED })).toThrow(message);
+      await expect(engine.quantize(base, { scheme, seed: SEED })).rejects.toThrow(message);
+      record('deterministic β₀ beyond its range', 'refused', '');
+    }
+  });
+});
+
+/**
+ * Columns at the edges of f32 and of the range, for any n: one entry (first, last, 1e30, 2^99 among
+ * 2^-120), entries whose squares overflow f32 (±1e20: ‖a‖² ≈ n·1e40), a constant column (zero once
+ * centred) and one of constant 1.2e30/√n (a mean near the range's end), −0, 1e25 among f32
+ * subnormals, a mean of 1e10 with a spread of 1024; and, refused, f32 subnormals only and 3e38.
+ */
+const EDGE_COLUMNS: [string, (n: number) => Float32Array][] = [
+  ['1 at row 0', (n) => edgeColumn(n, (i) => (i === 0 ? 1 : 0))],
+  ['−1 at the last row', (n) => edgeColumn(n, (i) => (i === n - 1 ? -1 : 0))],
+  ['1e30 in the middle', (n) => edgeColumn(n, (i) => (i === n >> 1 ? 1e30 : 0))],
+  ['±1e20 (‖a‖² beyond f32)', (n) => edgeColumn(n, (i) => (i % 2 ? -1e20 : 1e20))],
+  ['constant 1e20', (n) => edgeColumn(n, () => 1e20)],
+  ['constant 5', (n) => edgeColumn(n, () => 5)],
+  ['constant 1.2e30/√n', (n) => edgeColumn(n, () => 1.2e30 / Math.sqrt(n))],
+  ['−0', (n) => edgeColumn(n, () => -0)],
+  ['1e25 among subnormals', (n) => edgeColumn(n, (i) => (i === 0 ? 1e25 : i % 3 === 0 ? 1e-40 : i % 3 === 1 ? 1e-38 : -1.4e-45))],
+  ['1e10 ± 1024', (n) => edgeColumn(n, (i) => 1e10 + (i % 2 ? 1024 : -1024))],
+  ['2^99 among 2^-120', (n) => edgeColumn(n, (i) => (i === 0 ? 2 ** 99 : 2 ** -120))],
+  ['subnormals only', (n) => edgeColumn(n, (i) => (i % 2 ? 1e-40 : 1.4e-45))],
+  ['3e38', (n) => edgeColumn(n, (i) => (i === 0 ? 3e38 : 0))],
+];
+
+function edgeColumn(n: number, entry: (i: number) => number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => entry(i));
+}
+
+/** The f32 bit patterns of a typed array, ±0 as one (WGSL does not promise the sign of zero). */
+function bitsOf(values: ArrayLike<number> | null): string[] | null {
+  return values === null ? null : Array.from(values, (v) => f32Bits(v + 0).toString(16));
+}
+
+describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and products equal the CPU twins', () => {
+  let context: GpuContext;
+  let engine: GpuEngine;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context);
+  });
+  afterAll(() => {
+    engine.destroy();
+    context.device.destroy();
+  });
+
+  // n = 1, 2 (shorter than a block), 7, 9 (padded to 8 and 12), 1025 (two rotation windows).
+  for (const n of [1, 2, 7, 9, 1025]) {
+    for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as SchemeName[]) {
+      it(`n = ${n}, ${scheme}: quantized alike (or refused alike), products, matvec and dequantize equal, centred or not, rotated or not`, async () => {
+        const universal = !scheme.endsWith('deterministic');
+        const b = gaussianMatrix(n, 2, 3);
+        for (const center of [false, true]) {
+          for (const rotate of [true, false]) {
+            const options = (nonce: bigint) => (universal ? { scheme, center, rotate, seed: SEED, nonce } : { scheme, center, rotate, seed: SEED });
+            const cpuB = quantize(b, options(NONCE_B)) as LatticeQuantizedMatrix;
+            const gpuB = await engine.quantize(b, options(NONCE_B));
+            try {
+              for (const [name, column] of EDGE_COLUMNS) {
+                const what = `n = ${n} ${scheme} center ${center} rotate ${rotate}, ${name}`;
+                const a: Matrix = { rows: n, cols: 2, data: new Float32Array(2 * n) };
+                a.data.set(column(n));
+                a.data.set(gaussianMatrix(n, 1, 9).data, n);
+                const cpuA = attempt(() => quantize(a, options(NONCE_A)) as LatticeQuantizedMatrix);
+                const gpuA = await attemptAsync(() => engine.quantize(a, options(NONCE_A)));
+                if ('refused' in cpuA || 'refused' in gpuA) {
+                  // Both refuse, and only out of the range (norms past [2^-100, 2^100]).
+                  const agreed = 'refused' in cpuA && 'refused' in gpuA && !inRange(a);
+                  record('edge shapes: quantize (GPU = CPU)', agreed ? 'refused' : 'wrong', `${what}: CPU ${'refused' in cpuA ? cpuA.refused : 'quantized'}, GPU ${'refused' in gpuA ? gpuA.refused : 'quantized'}`);
+                  expect(agreed, what).toBe(true);
+                  if ('value' in gpuA) gpuA.value.destroy();
+                  continue;
+                }
+                try {
+                  const read = await gpuA.value.read();
+                  const same =
+                    read.codes.every((c, i) => c === cpuA.value.codes[i]) &&
+                    JSON.stringify(bitsOf(read.norms)) === JSON.stringify(bitsOf(cpuA.value.norms)) &&
+                    JSON.stringify(bitsOf(read.means)) === JSON.stringify(bitsOf(cpuA.value.means));
+                  record('edge shapes: quantize (GPU = CPU)', same ? 'correct' : 'wrong', `${what}: GPU codes, norms or means differ`);
+                  expect(same, what).toBe(true);
+                  const cpuProduct = engine.productKernel(gpuA.value, gpuB) === 'universal-i8' ? universalPairProduct : matmulAT;
+                  const normsA = [0, 1].map((j) => maxNorm({ rows: n, cols: 1, data: a.data.subarray(j * n, (j + 1) * n) }));
+                  const normB = maxNorm(b);
+                  const x = b.data.slice(0, n);
+                  const calls: [string, () => Float32Array, () => Promise<Float32Array>, (i: number) => number][] = [
+                    ['matmulAT', () => cpuProduct(cpuA.value, cpuB).data, async () => (await engine.matmulAT(gpuA.value, gpuB)).data, (i) => (normsA[i % 2] as number) * normB],
+                    ['matvec', () => matvecAT(cpuA.value, { rows: n, cols: 1, data: x }).data, async () => (await engine.matvec(gpuA.value, x)).data, (i) => (normsA[i] as number) * normB],
+                    ['dequantize', () => dequantize(cpuA.value).data, async () => (await engine.dequantize(gpuA.value)).data, (i) => normsA[Math.floor(i / n)] as number],
+                  ];
+                  for (const [call, cpu, gpu, scale] of calls) {
+                    const want = attempt(cpu);
+                    const got = await attemptAsync(gpu);
+                    const family = `edge shapes: ${call} (GPU = CPU)`;
+                    if ('refused' in want || 'refused' in got) {
+                      // The GPU may refuse a product the CPU computes (its bound on the decoded norms), never the reverse.
+                      const fine = 'refused' in got;
+                      record(family, fine ? 'refused' : 'wrong', `${what} ${call}: the CPU refused and the GPU answered`);
+                      expect(fine, `${what} ${call}`).toBe(true);
+                      continue;
+                    }
+                    const bad = got.value.findIndex((v, i) => !(Math.abs(v - (want.value[i] as number)) <= 1e-5 * scale(i) + 2 ** -126));
+                    record(family, bad < 0 ? 'correct' : 'wrong', `${what} ${call}: entry ${bad}, GPU ${got.value[bad]}, CPU ${want.value[bad]}`);
+                    expect(bad, `${what} ${call}`).toBe(-1);
+                  }
+                } finally {
+                  gpuA.value.destroy();
+                }
+              }
+            } finally {
+              gpuB.destroy();
+            }
+          }
+        }
+      });
+    }
+  }
+
+  // f16 and bf16 at their edges: 65504, ±65504, f16 subnormals (2^-24), −0, 65504 among subnormals;
+  // bf16's largest finite (≈ 3.39e38, refused: its norm is past 2^100), 2^65 alternating, bf16
+  // subnormals (refused) and its smallest normal 2^-126 (a norm of 2^-126·√n: refused below n = 2^52).
+  const HALF_COLUMNS: ['f16' | 'bf16', string, number, (i: number) => number][] = [
+    ['f16', '65504', 0x7bff, () => 0x7bff],
+    ['f16', '±65504', 0x7bff, (i) => (i % 2 ? 0xfbff : 0x7bff)],
+    ['f16', 'subnormals', 0x0001, (i) => (i % 2 ? 0x0001 : 0x8003)],
+    ['f16', '−0', 0x8000, () => 0x8000],
+    ['f16', '65504 among subnormals', 0x0001, (i) => (i === 0 ? 0x7bff : 0x0001)],
+    ['bf16', 'largest finite', 0x7f7f, () => 0x7f7f],
+    ['bf16', '±2^65', 0x6000, (i) => (i % 2 ? 0xe000 : 0x6000)],
+    ['bf16', 'subnormals', 0x0001, () => 0x0001],
+    ['bf16', '2^-126', 0x0080, () => 0x0080],
+  ];
+  for (const n of [1, 9, 1025]) {
+    it(`n = ${n}: f16 and bf16 edge columns quantize as their f32 widening does, on the CPU and the GPU (HalfMatrix and f16 buffer), or are refused by both`, async () => {
+      for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as SchemeName[]) {
+        for (const center of [false, true]) {
+          const options = scheme.endsWith('deterministic') ? { scheme, center, seed: SEED } : { scheme, center, seed: SEED, nonce: NONCE_A };
+          for (const [format, name, , entry] of HALF_COLUMNS) {
+            const what = `n = ${n} ${scheme} center ${center} ${format} ${name}`;
+            const bits = new Uint16Array(2 * n);
+            for (let i = 0; i < n; i++) bits[i] = entry(i);
+            for (let i = 0; i < n; i++) bits[n + i] = format === 'f16' ? 0x3c00 + (i % 7) * 0x40 : 0x3f80 + (i % 7) * 0x8; // 1 … 1.375
+            const half = { rows: n, cols: 2, data: bits, format };
+            const fromWidened = attempt(() => quantize(toFloat32Matrix(half), options) as LatticeQuantizedMatrix);
+            const fromHalf = attempt(() => quantize(half, options) as LatticeQuantizedMatrix);
+            const buffer = format === 'f16' ? createBufferWithData(context.device, 'f16 edge input', n % 2 ? Uint16Array.from([...bits, 0]) : bits, STORAGE_USAGE) : null;
+            try {
+              const gpuInputs = [half, ...(buffer ? [{ buffer, rows: n, cols: 2, format: 'f16' as const }] : [])];
+              for (const input of gpuInputs) {
+                const gpu = await attemptAsync(async () => {
+                  const q = await engine.quantize(input, options);
+                  try {
+                    return await q.read();
+                  } finally {
+                    q.destroy();
+                  }
+                });
+                let same: boolean;
+                if ('refused' in fromWidened) same = 'refused' in fromHalf && 'refused' in gpu;
+                else {
+                  const cpu = fromWidened.value;
+                  same =
+                    'value' in fromHalf &&
+                    'value' in gpu &&
+                    [fromHalf.value, gpu.value].every(
+                      (q) => q.codes.every((c, i) => c === cpu.codes[i]) && JSON.stringify([bitsOf(q.norms), bitsOf(q.means)]) === JSON.stringify([bitsOf(cpu.norms), bitsOf(cpu.means)]),
+                    );
+                }
+                record('f16/bf16 edges: quantize (CPU 16-bit = CPU f32 = GPU)', !same ? 'wrong' : 'refused' in fromWidened ? 'refused' : 'correct', `${what} (${'buffer' in input ? 'f16 buffer' : 'HalfMatrix'})`);
+                expect(same, `${what} (${'buffer' in input ? 'f16 buffer' : 'HalfMatrix'})`).toBe(true);
+              }
+            } finally {
+              buffer?.destroy();
+            }
+          }
+        }
       }
     });
   }

@@ -3,6 +3,7 @@ import { describeValue, LatticeMatmulError } from '../../src/errors.js';
 import { crc32, crc32Continue } from '../../src/format/crc32.js';
 import { tableLayout } from '../../src/gpu/tableLayout.js';
 import { D3, E8, zLattice } from '../../src/lattices/index.js';
+import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 
 /*
  * Values that break the usual ways of printing or looking up a value, and ranges a loop would read
@@ -68,5 +69,63 @@ describe("lattices' nearest takes d finite numbers", () => {
   it('still answers for valid vectors', () => {
     expect(Array.from(D3.nearest([0.9, 0.2, 0]))).toEqual([1, 1, 0]);
     expect(Array.from(E8.nearest([0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]))).toEqual(new Array(8).fill(0.5));
+  });
+});
+
+describe('lattices: coordinates beyond where float64 decides them are refused, not answered wrong', () => {
+  it.each([
+    // Before: (2^53, 1, 0), whose sum is odd (the parity fix's +1 rounded away), and contains() agreed.
+    ['D3.nearest', () => D3.nearest([2 ** 53, 1, 0]), /^D3\.nearest: coordinate 0 is 9007199254740992, beyond ±2\^50/],
+    ['E8.nearest', () => E8.nearest([2 ** 53, 1, 0, 0, 0, 0, 0, 0]), /^E8\.nearest: coordinate 0 is 9007199254740992, beyond ±2\^50/],
+    ['Z3.nearest', () => zLattice(3).nearest([0, 0, -(2 ** 51)]), /^Z3\.nearest: coordinate 2 is -2251799813685248, beyond ±2\^50/],
+  ])('%s', (_, call, message) => {
+    expect(call).toThrow(message);
+  });
+
+  it('contains decides the parity exactly at any magnitude', () => {
+    expect(D3.contains([2 ** 53, 1, 0])).toBe(false); // its sum is odd: it was true (the float64 sum rounded to 2^53)
+    expect(D3.contains([2 ** 53, 1, 1])).toBe(true);
+    expect(D3.contains([1e300, 3, -1])).toBe(true);
+    expect(E8.contains([2 ** 54, 2, 0, 0, 0, 0, 0, 0])).toBe(false); // ΣP = 2^54 + 2 ≢ 0 (mod 4): it was true
+    expect(E8.contains([2 ** 54, 2, 2, 0, 0, 0, 0, 0])).toBe(true);
+    expect(E8.contains([2 ** 53 + 2, 1, 1, 1, 1, 1, 1, 1])).toBe(false); // mixed parities
+  });
+
+  it('answers exactly up to 2^50: the nearest point is a lattice point at the least distance', () => {
+    const d3 = D3.nearest([2 ** 50, 1, 0]); // (2^50 ± 1, 1, 0) and (2^50, 1 ± 1, 0) are all at distance 1
+    expect(D3.contains(d3)).toBe(true);
+    expect((d3[0] as number) - 2 ** 50 + (d3[1] as number) - 1 + (d3[2] as number)).not.toBe(0);
+    expect(((d3[0] as number) - 2 ** 50) ** 2 + ((d3[1] as number) - 1) ** 2 + (d3[2] as number) ** 2).toBe(1);
+    const e8 = E8.nearest([2 ** 50, 1, 0, 0, 0, 0, 0, 0]);
+    expect(E8.contains(Array.from(e8, (v) => 2 * v))).toBe(true);
+    expect(((e8[0] as number) - 2 ** 50) ** 2 + ((e8[1] as number) - 1) ** 2 + e8.slice(2).reduce((sum, v) => sum + v * v, 0)).toBe(1);
+  });
+
+  // An E8 point (E8.nearest of a real vector near 2^50, doubled). Before: its code was 1708978314; the
+  // exact coset index (BigInt arithmetic) is 1708978298. G⁻¹P's float64 sums stop being exact past
+  // 2^53 over E8's largest row sum of |numerators| (≈ 2^42.4).
+  const farPoint = [-1746389893790448, -963381922728028, 1712148289597432, -1661465396495844, -1742970281382668, -1559816639678522, -1867900507031744, 2026867950755862];
+  it('VoronoiCode.encode refuses a point beyond its exact range, and is exact within it', () => {
+    expect(() => E8.encode(farPoint, 16)).toThrow(/^VoronoiCode\.encode: coordinate 0 of the point is -1746389893790448, beyond ±5864062014805 \(2\^42\.4\), where E8's coset index is no longer exact/);
+    for (const lattice of [D3, E8]) {
+      const code = new VoronoiCode(lattice, 16);
+      const { numerators, determinant } = lattice.basisInverse;
+      const d = lattice.dimension;
+      // Points at the edge of the range, in every coset class: the code must be the exact one.
+      for (let t = 0; t < 32; t++) {
+        const radius = Math.min(code.maxCoordinate / lattice.pointScale, 2 ** 50) - 2;
+        const lambda = lattice.nearest(Array.from({ length: d }, (_, i) => Math.sin(7 * t + i) * radius));
+        const P = Array.from(lambda, (v) => v * lattice.pointScale);
+        let index = 0n;
+        let weight = 1n;
+        for (let i = 0; i < d; i++) {
+          let sum = 0n;
+          for (let j = 0; j < d; j++) sum += BigInt(numerators[i * d + j] as number) * BigInt(P[j] as number);
+          index += ((((sum / BigInt(determinant)) % 16n) + 16n) % 16n) * weight;
+          weight *= 16n;
+        }
+        expect(BigInt(code.encode(P)), `${lattice.name} ${P.join(', ')}`).toBe(index);
+      }
+    }
   });
 });
