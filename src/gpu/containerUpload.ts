@@ -21,7 +21,10 @@ import { uploadUniversalWords, type GpuUniversalQuantizedMatrix } from './univer
  * code rows of a weight-only one (unless its codes fit 8 bits: `uploadWeightOnly` then repacks them
  * to fixed width, for its faster kernel). The only work on the host is what the GPU form has and the stored
  * form has not: a universal matrix's escape ranks (4 bits, relative to the block's leader) become the
- * GPU's 8-bit root ids and non-root records (`gpuEscapesFromStored`, straight from the stored words).
+ * GPU's 8-bit root ids and non-root records (`gpuEscapesFromStored`, straight from the stored words),
+ * and a universal E8 matrix's first lattice point beyond int8, if any (`e8PointOverflowOnHost`, which
+ * decodes only the blocks whose escape could reach one), so that `QuantizedLinear.create` refuses
+ * `int8Inputs` on it at once, naming the entry, instead of a layer whose outputs are NaN until `check()`.
  */
 
 /** What `uploadContainerEntry` returns for each kind of entry. */
@@ -56,7 +59,7 @@ export function uploadContainerEntry(device: GPUDevice, entry: ContainerEntry): 
   switch (entry.kind) {
     case 'universal': {
       const m = entry.matrix;
-      return uploadUniversalWords(device, m, entry.stored, gpuEscapesFromStored(codecOf(m), entry.stored, m.blocksPerColumn, m.cols));
+      return uploadUniversalWords(device, m, entry.stored, gpuEscapesFromStored(codecOf(m), entry.stored, m.blocksPerColumn, m.cols), `container entry ${JSON.stringify(entry.name)}`);
     }
     case 'deterministic':
       return uploadDeterministic(device, entry);

@@ -10,7 +10,7 @@ import { d3QuadInputsKey, d3QuadInputsOperand, d3QuadUnsupported, dispatchD3Quad
 import { dispatchLatticeGemvI8, latticeInt8InputsUnsupported } from './kernels/latticeGemvI8.js';
 import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8InputsKey, e8InputsRhsPerBinding, GpuE8ResidueMatrix, quadGemvBindingRhs } from './kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, GpuE8PointMatrix } from './kernels/e8PointGemvI8.js';
-import { e8PointUnsupported } from '../quantize/e8Points.js';
+import { E8_POINT_LIMIT, e8PointUnsupported } from '../quantize/e8Points.js';
 import { e8ResidueUnsupported } from '../quantize/e8Residues.js';
 import { DOT_PATHS, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, universalCallSumsKey, type RecordedCallSums } from './kernels/universalGemv.js';
@@ -162,8 +162,10 @@ export interface QuantizedLinearOptions {
    * (e8-2bit … e8-5bit, e8-q16) per 32, on the lattice points repacked when the layer is created as
    * int8 (src/gpu/kernels/e8PointGemvI8.ts: ≈ 46 instructions per block instead of ≈ 310–525, for 8
    * bits per entry read instead of 3–5; the layer owns that form, a byte per weight, beside the
-   * weight's codes; a point beyond ±127, which rotated data has not shown, makes the layer's outputs
-   * NaN, and `await layer.check()` rejects naming it); for weight-only weights in the fixed-width
+   * weight's codes; a point beyond ±127, which rotated data has not shown, is refused here, naming the
+   * block, where the weight was uploaded from the host (which had its codes: `e8PointOverflow`), and
+   * for a weight the GPU quantized makes the layer's outputs NaN, and `await layer.check()` rejects
+   * naming it); for weight-only weights in the fixed-width
    * layout (codes of at most 8 bits, `uploadWeightOnly`'s default where that costs at most 1.5× the
    * packed bytes) per code word's ⌊32/b⌋ inputs with the column scales folded in
    * (src/gpu/kernels/weightOnlyInputsI8.ts: packed 8-bit dot products on the codes' bytes, RDNA3 count
@@ -475,6 +477,16 @@ export class QuantizedLinear {
       check(lattice !== null, 'int8Inputs needs lattice weights (d3-q6, the universal E8 schemes, d3-q6-deterministic or e8-q16-deterministic) or fixed-width weight-only ones');
       const why = lattice.mode === 'universal' ? (lattice.scheme.lattice === 'E8' ? e8PointUnsupported(lattice) : int8InputsUnsupported(lattice.scheme)) : deterministicInt8InputsUnsupported(lattice);
       check(why === null, () => `int8Inputs: ${why ?? ''}`);
+      // A universal E8 matrix uploaded from the host carries what its points need (its codes were
+      // there): a point beyond int8 is refused now, not left to NaN outputs until check().
+      const overflow = lattice.mode === 'universal' ? lattice.e8PointOverflow : undefined;
+      check(
+        overflow === undefined || overflow === null,
+        () =>
+          `QuantizedLinear ${JSON.stringify(label)}: int8Inputs: block ${overflow?.block} of column ${overflow?.column} of ${overflow?.matrix ?? 'the weight'} has a lattice point coordinate ${overflow?.coordinate}, ` +
+          `beyond the int8 lattice points' ±${E8_POINT_LIMIT} that the int8-input GEMV reads (a coordinate far above its column's RMS: an unrotated column's spike, or an explicit escape); ` +
+          `create this layer without int8Inputs (the f32-input GEMV decodes every code; for your own weights, quantizing with the rotation avoids such points)`,
+      );
     }
     const bias = options.bias ?? null;
     let biasSlice: Slice | null = null;
@@ -940,8 +952,9 @@ export class QuantizedLinear {
   /**
    * Resolves when nothing found while the layer was made spoils its outputs, and rejects, naming the
    * cause, when something did: the one such case is `int8Inputs` on universal E8 weights, repacked into
-   * int8 lattice points, with a point beyond ±127 (then every GEMV of the layer writes NaN; the
-   * repack runs on the GPU, so `create` cannot know). Every other layer resolves at once. Await it
+   * int8 lattice points, with a point beyond ±127, for a weight the GPU quantized (then every GEMV of
+   * the layer writes NaN; the repack runs on the GPU, so `create` cannot know; a weight uploaded from
+   * the host is refused by `create` itself). Every other layer resolves at once. Await it
    * once after `create`, while loading a model.
    *
    * @example

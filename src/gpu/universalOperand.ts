@@ -1,6 +1,8 @@
 import { check, describeValue } from '../errors.js';
 import { forEachEscapedBlock, universalBlockBound } from '../format/container.js';
 import { streamWords } from '../format/bitFields.js';
+import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
+import { E8_POINT_LIMIT } from '../quantize/e8Points.js';
 import {
   escapesFromGpu,
   gpuEscapes,
@@ -14,7 +16,7 @@ import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/la
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { checkDitherKeys, nonceWords, universalDitherUnit, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, nonceWords, UniversalBlockDecoder, universalDitherUnit, type DitherKeyCount } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
@@ -61,6 +63,21 @@ export interface GpuUniversalMatrix {
    * ordinary codes' (`ordinaryUniversalDecodeRatio`). `gemvInputNormLimit` divides by it.
    */
   readonly decodeNormRatio?: number;
+  /**
+   * For a matrix uploaded from the host (`uploadUniversalMatrix`, `uploadContainerEntry`), which had
+   * its codes there: the first block whose lattice point λ has a coordinate beyond the E8 point form's
+   * int8 range (`e8PointOverflowOnHost`), or null when every point fits (and for D3). Undefined where
+   * the host never had the codes (a matrix the GPU quantized): then only the repack on the GPU finds
+   * it (`GpuE8PointMatrix.check`). `QuantizedLinear.create` refuses `int8Inputs` on a matrix with one.
+   */
+  readonly e8PointOverflow?: {
+    readonly column: number;
+    readonly block: number;
+    /** The first coordinate of λ (point coordinates) beyond ±127. */
+    readonly coordinate: number;
+    /** The matrix, where its upload was told (a container entry's name). */
+    readonly matrix?: string;
+  } | null;
   readonly codes: GPUBuffer;
   readonly escapeBits: GPUBuffer;
   readonly escapeStarts: GPUBuffer;
@@ -183,6 +200,9 @@ export class GpuUniversalQuantizedMatrix implements GpuUniversalMatrix {
   get decodeNormRatio(): number {
     return this.metadata.decodeNormRatio ?? ORDINARY_DECODE_RATIO;
   }
+  get e8PointOverflow(): GpuUniversalMatrix['e8PointOverflow'] {
+    return this.metadata.e8PointOverflow;
+  }
 
   /**
    * Reads the buffers back into the object the CPU `quantize()` returns: the same codes, escapes,
@@ -286,7 +306,7 @@ function checkWholeBinding(device: GPUDevice, what: string, bytes: number, cols:
 /** The metadata of a universal matrix that its GPU form carries besides the buffers. */
 export type UniversalOperandMetadata = Pick<
   UniversalLatticeMatrix,
-  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'ditherKeys' | 'blocksPerColumn' | 'norms' | 'means' | 'escapes' | 'longEscapes' | 'hugeEscapes'
+  'rows' | 'cols' | 'length' | 'keptLength' | 'seed' | 'rotate' | 'scheme' | 'nonce' | 'ditherKeys' | 'blocksPerColumn' | 'norms' | 'means' | 'codes' | 'codesHigh' | 'escapes' | 'longEscapes' | 'hugeEscapes'
 >;
 
 /**
@@ -304,6 +324,7 @@ export function uploadUniversalWords(
   m: UniversalOperandMetadata,
   words: { readonly codes: Uint32Array; readonly escapeBits: Uint32Array },
   escapes: UniversalGpuEscapes,
+  name?: string,
 ): GpuUniversalQuantizedMatrix {
   const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
   const layout = universalWordsPerColumn(codec, m.blocksPerColumn);
@@ -356,6 +377,7 @@ export function uploadUniversalWords(
       nonRootCount: escapes.nonRootCount,
       hasMeans: m.means !== null,
       ...universalColumnBounds(m),
+      e8PointOverflow: e8PointOverflowOnHost(m, name),
     },
     codes,
     escapeBits,
@@ -364,6 +386,69 @@ export function uploadUniversalWords(
     escapeTable,
     sideBuffer,
   );
+}
+
+/** A block whose lattice point λ does not fit the E8 point form's int8 (`e8PointOverflowOnHost`). */
+export type E8PointOverflow = NonNullable<GpuUniversalMatrix['e8PointOverflow']>;
+
+/**
+ * The first block of a universal E8 matrix whose lattice point λ has a coordinate beyond the int8
+ * points' ±127 (what `e8PointForm` refuses and the GPU repack marks), or null (always null for D3).
+ * Decodes only the blocks a bound cannot clear: λ = L + q·μ with ‖L‖ ≤ q·s·R (R = 1, the covering
+ * radius; s = 2, the point scale), so a block fits when q·s·R + q·max|μ_v| ≤ 127 — every unescaped
+ * block for q ≤ 31, every root escape (max|μ_v| = 2) for q ≤ 31, so at the presets (q ≤ 24) only the
+ * extended table's far rows and explicit escapes are decoded, one pass over the escape symbols as
+ * `universalColumnBounds`. (The bound only picks what to decode; were it ever too tight, the repack
+ * on the GPU still marks the point and the GEMVs write NaN.)
+ */
+export function e8PointOverflowOnHost(
+  m: Pick<UniversalLatticeMatrix, 'scheme' | 'cols' | 'blocksPerColumn' | 'codes' | 'codesHigh' | 'escapes' | 'longEscapes' | 'hugeEscapes'>,
+  matrix?: string,
+): E8PointOverflow | null {
+  if (m.scheme.lattice !== 'E8') return null;
+  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
+  const { spec, q } = codec;
+  const d = spec.dimension;
+  const leaderBound = q * spec.pointScale * spec.coveringRadius;
+  const fits = (muMax: number): boolean => leaderBound + q * muMax <= E8_POINT_LIMIT;
+  const largest = (table: ArrayLike<number>, first: number): number => {
+    let most = 0;
+    for (let v = 0; v < d; v++) most = Math.max(most, Math.abs(table[first + v] as number));
+    return most;
+  };
+  const { roots, extended } = spec.escapes;
+  let rootsFit = true;
+  for (let r = 0; r < roots.length; r += d) rootsFit &&= fits(largest(roots, r));
+  const unescapedFit = fits(0);
+  const decoder = new UniversalBlockDecoder(codec);
+  const point = new Int32Array(d);
+  const huge = new Int32Array(d);
+  let longCursor = 0;
+  let hugeCursor = 0;
+  const blocks = m.cols * m.blocksPerColumn;
+  for (let index = 0; index < blocks; index++) {
+    const symbol = m.escapes[index] as number;
+    let longIndex = 0;
+    let clear: boolean;
+    if (symbol === 0) clear = unescapedFit;
+    else if (symbol <= MAX_ESCAPE_RANK) clear = rootsFit;
+    else {
+      longIndex = m.longEscapes[longCursor++] as number;
+      if (longIndex === HUGE_ESCAPE) {
+        for (let v = 0; v < d; v++) huge[v] = m.hugeEscapes[hugeCursor++] as number;
+        clear = fits(largest(huge, 0));
+      } else {
+        clear = fits(largest(extended, longIndex * d));
+      }
+    }
+    if (clear) continue;
+    decoder.decode((m.codes[index] as number) + (m.codesHigh === null ? 0 : (m.codesHigh[index] as number) * 2 ** 32), symbol, longIndex, huge, point);
+    for (let v = 0; v < d; v++) {
+      const coordinate = point[v] as number;
+      if (Math.abs(coordinate) > E8_POINT_LIMIT) return { column: Math.floor(index / m.blocksPerColumn), block: index % m.blocksPerColumn, coordinate, ...(matrix === undefined ? {} : { matrix }) };
+    }
+  }
+  return null;
 }
 
 // β/(DITHER_GRID·√N): what the universal kernels multiply ν_j by in f32 to turn a column's sums in the

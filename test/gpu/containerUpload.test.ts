@@ -4,6 +4,8 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
 import { readBufferExclusive } from '../../src/gpu/buffers.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuLatticeQuantizedMatrix, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
@@ -188,6 +190,48 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
       }
       const x = gaussianMatrix(32, 1, 10).data;
       expect(Array.from(await weightOnlyGemv(device, entry.matrix, x))).toEqual(Array.from(await weightOnlyGemv(device, original, x)));
+    }
+  });
+
+  it('a universal E8 entry with an explicit escape beyond int8: uploads (the f32-input layer reads it), and a layer with int8Inputs is refused at create, naming the entry and the block', async () => {
+    const { device } = context;
+    // Block 1 of column 1 made an explicit escape μ = (8, 0, …, 0) (point coordinates): λ_0 = L_0 + 24·8 > 127.
+    const q = quantize(gaussianMatrix(64, 3, 2), { scheme: 'e8-5bit', nonce: 3n }) as UniversalLatticeMatrix;
+    const index = q.blocksPerColumn + 1;
+    expect(q.escapes[index]).not.toBe(LONG_ESCAPE);
+    const escapes = q.escapes.slice();
+    const longsBefore = escapes.slice(0, index).filter((symbol) => symbol === LONG_ESCAPE).length;
+    const hugesBefore = Array.from(q.longEscapes.slice(0, longsBefore)).filter((long) => long === HUGE_ESCAPE).length;
+    escapes[index] = LONG_ESCAPE;
+    const longEscapes = Array.from(q.longEscapes);
+    longEscapes.splice(longsBefore, 0, HUGE_ESCAPE);
+    const hugeEscapes = Array.from(q.hugeEscapes);
+    hugeEscapes.splice(8 * hugesBefore, 0, 8, 0, 0, 0, 0, 0, 0, 0);
+    const hacked: UniversalLatticeMatrix = { ...q, escapes, longEscapes: Uint16Array.from(longEscapes), hugeEscapes: Int32Array.from(hugeEscapes) };
+    const entry = roundTrip('layers.0.q', hacked);
+    if (entry.kind !== 'universal') throw new Error('expected a universal entry');
+    const w = uploadContainerEntry(device, entry);
+    const int8Inputs = dotPathFor(context.features);
+    try {
+      expect(w.e8PointOverflow).toMatchObject({ column: 1, block: 1, matrix: 'container entry "layers.0.q"' });
+      const coordinate = w.e8PointOverflow?.coordinate as number;
+      expect(Math.abs(coordinate)).toBeGreaterThan(127);
+      expect(() => QuantizedLinear.create(device, w, { int8Inputs })).toThrow(LatticeMatmulError);
+      expect(() => QuantizedLinear.create(device, w, { int8Inputs })).toThrow(
+        new RegExp(`^QuantizedLinear "quantized linear": int8Inputs: block 1 of column 1 of container entry "layers\\.0\\.q" has a lattice point coordinate ${coordinate}, beyond the int8 lattice points' ±127 .*create this layer without int8Inputs`),
+      );
+      const layer = QuantizedLinear.create(device, w);
+      await layer.check();
+      layer.destroy();
+      // The entry as written from the sound matrix: nothing found, and the int8-input layer checks clean.
+      const sound = uploadContainerEntry(device, roundTrip('sound', q) as UniversalContainerEntry);
+      expect(sound.e8PointOverflow).toBeNull();
+      const soundLayer = QuantizedLinear.create(device, sound, { int8Inputs });
+      await soundLayer.check();
+      soundLayer.destroy();
+      sound.destroy();
+    } finally {
+      w.destroy();
     }
   });
 

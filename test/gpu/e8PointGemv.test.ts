@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { E8_INPUT_GROUP, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
@@ -220,11 +221,14 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     w.destroy();
   });
 
-  it('a QuantizedLinear that repacked such a weight itself (int8Inputs): layer.check() rejects and its outputs are NaN; the f32-input layer and a sound weight check clean', async () => {
+  it('a QuantizedLinear that repacked such a weight itself (int8Inputs, GPU-quantized: no codes on the host): layer.check() rejects and its outputs are NaN; the f32-input layer and a sound weight check clean', async () => {
     const { device } = context;
     const data = gaussianMatrix(1024, 3, 8);
     data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
-    const spiky = uploadUniversalMatrix(device, quantize(data, { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
+    // Quantized on the GPU: an upload of CPU codes finds the point on the host and create() refuses it
+    // at once (test/gpu/quantizedLinear.test.ts); only the GPU's own codes leave it to the repack.
+    const engine = GpuEngine.create(context);
+    const spiky = await engine.quantize(data, { scheme: 'e8-4bit', rotate: false });
     const sound = uploadUniversalMatrix(device, quantize(gaussianMatrix(1024, 3, 9), { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
     const x = createBufferWithData(device, 'layer check x', Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), STORAGE_USAGE);
     const y = createBuffer(device, 'layer check y', 12, STORAGE_USAGE);
@@ -254,6 +258,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       for (const buffer of [x, y]) buffer.destroy();
       spiky.destroy();
       sound.destroy();
+      engine.destroy();
     }
   });
 });

@@ -9,7 +9,9 @@ import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { GpuD3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
-import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
+import { e8PointForm } from '../../src/quantize/e8Points.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { QuantizedLinear, type BufferSlice, type LinearWeight, type QuantizedLinearGroup, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
@@ -17,7 +19,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { rotationRoundsInPass } from '../../src/gpu/kernels/hadamard.js';
@@ -280,6 +282,71 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       residueLayer.destroy();
       residueWeight.destroy();
       points.destroy();
+    }
+  });
+
+  it('int8Inputs on a universal E8 weight with a point beyond int8: refused at create, naming the block, where the host had the codes; a GPU-quantized one keeps check()', async () => {
+    // An unrotated column that is one spike: |λ| ≈ 2√N/β ≈ 212 at N = 1024 in one block of column 1.
+    const data = gaussianMatrix(1024, 3, 8);
+    data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
+    const q = quantize(data, { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix;
+    const cpuRefusal = /block (\d+) of column 1 has a lattice point coordinate (-?\d+)/.exec((() => {
+      try {
+        e8PointForm(q);
+        return '';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })());
+    expect(cpuRefusal, 'e8PointForm refuses the CPU matrix').not.toBeNull();
+    const [, block, coordinate] = cpuRefusal as RegExpExecArray;
+    const int8Inputs = dotPathFor(context.features);
+    const uploaded = uploadLatticeMatrix(device, q);
+    const sound = uploadLatticeMatrix(device, quantize(gaussianMatrix(1024, 3, 9), { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
+    const engine = GpuEngine.create(context);
+    const gpuQuantized = (await engine.quantize(data, { scheme: 'e8-4bit', rotate: false })) as GpuUniversalQuantizedMatrix;
+    const x = createBufferWithData(device, 'overflow x', Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), STORAGE_USAGE);
+    const y = createBuffer(device, 'overflow y', 12, STORAGE_USAGE);
+    const layers: QuantizedLinear[] = [];
+    const outputs = async (layer: QuantizedLinear): Promise<Float32Array> => {
+      const encoder = device.createCommandEncoder();
+      layer.record(encoder, x, y);
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBufferExclusive(device, y, 12));
+    };
+    try {
+      // The upload found it on the host (the same block and coordinate as e8PointForm), so create refuses synchronously.
+      expect(uploaded.e8PointOverflow).toEqual({ column: 1, block: Number(block), coordinate: Number(coordinate) });
+      expect(sound.e8PointOverflow).toBeNull();
+      const refused = (() => {
+        try {
+          QuantizedLinear.create(device, uploaded, { int8Inputs, label: 'spiky' });
+          return null;
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(refused).toBeInstanceOf(LatticeMatmulError);
+      expect((refused as Error).message).toBe(
+        `QuantizedLinear "spiky": int8Inputs: block ${block} of column 1 of the weight has a lattice point coordinate ${coordinate}, beyond the int8 lattice points' ±127 that the int8-input GEMV reads ` +
+          "(a coordinate far above its column's RMS: an unrotated column's spike, or an explicit escape); create this layer without int8Inputs (the f32-input GEMV decodes every code; for your own weights, quantizing with the rotation avoids such points)",
+      );
+      // What the message says to do works: the f32-input layer on the same weight, finite outputs.
+      layers.push(QuantizedLinear.create(device, uploaded));
+      await (layers[0] as QuantizedLinear).check();
+      expect(Array.from(await outputs(layers[0] as QuantizedLinear)).every(Number.isFinite)).toBe(true);
+      layers.push(QuantizedLinear.create(device, sound, { int8Inputs }));
+      await (layers[1] as QuantizedLinear).check();
+      // Codes made on the GPU never were on the host: the documented path, NaN outputs until check() rejects.
+      expect(gpuQuantized.e8PointOverflow).toBeUndefined();
+      layers.push(QuantizedLinear.create(device, gpuQuantized, { int8Inputs }));
+      await expect((layers[2] as QuantizedLinear).check()).rejects.toThrow(/beyond the int8 points' ±127 .*its GEMVs write NaN/);
+      expect(Array.from(await outputs(layers[2] as QuantizedLinear)).every(Number.isNaN)).toBe(true);
+    } finally {
+      for (const layer of layers) layer.destroy();
+      for (const buffer of [x, y]) buffer.destroy();
+      for (const m of [uploaded, sound, gpuQuantized]) m.destroy();
+      engine.destroy();
     }
   });
 
