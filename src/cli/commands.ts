@@ -1005,8 +1005,11 @@ function orientationWarnings(tensors: readonly SafetensorsTensorInfo[], names: r
 
 /** A language model's input embedding (token → vector), by its name: Llama's, GPT-2's, BERT's, Meta's own, GPT-NeoX's. */
 const INPUT_EMBEDDING = /(^|\.)(embed_tokens|wte|word_embeddings|tok_embeddings|embed_in)\.weight$/;
-/** An output layer (vector → logits) of its own, by its name: `lm_head`, Meta's `output`, GPT-NeoX's `embed_out`, BERT's MLM `decoder`. */
-const OUTPUT_LAYER = /(^|\.)(lm_head|output|embed_out|decoder)\.weight$/;
+/**
+ * An output layer (vector → logits) of its own, by its name: `lm_head`, Meta's `output`, GPT-NeoX's `embed_out`, BERT's MLM
+ * `decoder`, ChatGLM's and GLM-4's `output_layer`, the original Phi-1.5/Phi-2 release's `lm_head.linear`.
+ */
+const OUTPUT_LAYER = /(^|\.)(lm_head|lm_head\.linear|output|output_layer|embed_out|decoder)\.weight$/;
 
 /**
  * A note where a selected input embedding has no output layer beside it in the model: with tied

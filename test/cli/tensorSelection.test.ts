@@ -625,4 +625,29 @@ describe('quantize: tied embeddings (helper-177)', () => {
       expect(listed.kind === 'safetensors' && listed.notices).toEqual([]);
     }
   });
+
+  it('tells tied from untied by the names real models use (helper-180)', async () => {
+    // Embedding, a layer, and the output layer where the model has one of its own. Before: ChatGLM3's
+    // and GLM-4's `transformer.output_layer.weight` and the original Phi-2's `lm_head.linear.weight`
+    // were not seen, and the note said those models had no output layer of their own.
+    const models: [string, string[], string | null][] = [
+      ['gpt-2', ['wte.weight', 'h.0.mlp.c_fc.weight'], 'wte.weight'],
+      ['gpt-neox', ['gpt_neox.embed_in.weight', 'gpt_neox.layers.0.attention.dense.weight', 'embed_out.weight'], null],
+      ['gpt-neox-tied', ['gpt_neox.embed_in.weight', 'gpt_neox.layers.0.attention.dense.weight'], 'gpt_neox.embed_in.weight'],
+      ['bert-mlm', ['bert.embeddings.word_embeddings.weight', 'bert.encoder.layer.0.attention.self.query.weight', 'cls.predictions.decoder.weight'], null],
+      ['llama-meta', ['tok_embeddings.weight', 'layers.0.attention.wq.weight', 'output.weight'], null],
+      ['llama-meta-tied', ['tok_embeddings.weight', 'layers.0.attention.wq.weight'], 'tok_embeddings.weight'],
+      ['chatglm3', ['transformer.embedding.word_embeddings.weight', 'transformer.encoder.layers.0.mlp.dense_4h_to_h.weight', 'transformer.output_layer.weight'], null],
+      ['phi-2-original', ['transformer.embd.wte.weight', 'transformer.h.0.mixer.Wqkv.weight', 'lm_head.linear.weight'], null],
+      // An encoder-decoder's decoder layers are not an output layer: BART ties its embeddings.
+      ['bart', ['model.shared.weight', 'model.decoder.embed_tokens.weight', 'model.decoder.layers.0.self_attn.q_proj.weight'], 'model.decoder.embed_tokens.weight'],
+    ];
+    for (const [model, names, embedding] of models) {
+      const path = join(work, `names-${model}.safetensors`);
+      await writeLayout(path, Object.fromEntries(names.map((name) => [name, ['BF16', [64, 16]] as Layout[string]])));
+      const listed = await inspectFile(path);
+      const notes = listed.kind === 'safetensors' ? listed.notices.filter((notice) => notice.startsWith('note: the model has no output layer')) : [];
+      expect(notes.map((note) => /, (\S+) is its output layer too/.exec(note)?.[1]), model).toEqual(embedding === null ? [] : [embedding]);
+    }
+  });
 });

@@ -131,11 +131,22 @@ describe('a model in shards behind a shard index', () => {
       expect(await refusalOf(folder)).toMatch(/safetensors path ".*" is not a regular file but a folder: pass a safetensors file \(it holds none\)$/);
       await writeSafetensorsFile(join(folder, 'model.safetensors'), { 'up.weight': { dtype: 'F32', shape: [12, 8], data: up } });
       await writeFile(join(folder, '.model.safetensors.tmp'), 'spill');
+      // Hidden files whose names end in .safetensors are not offered either: macOS's AppleDouble
+      // `._model.safetensors` beside a copied model (helper-180: the filter was untested, the spill
+      // file's name ends in .tmp).
+      await writeFile(join(folder, '._model.safetensors'), '');
       expect(await refusalOf(folder)).toMatch(/is not a regular file but a folder: pass the safetensors file in it, ".*[/\\]model\.safetensors"$/);
       await writeFile(join(folder, 'other.safetensors'), '');
       expect(await refusalOf(folder)).toMatch(/: pass one of its 2 safetensors files, ".*[/\\]model\.safetensors", ".*[/\\]other\.safetensors"$/);
+      // Shards without their index: three named, then '…' (helper-180: the cut was untested).
+      await writeFile(join(folder, 'model-00001-of-00002.safetensors'), '');
+      await writeFile(join(folder, 'model-00002-of-00002.safetensors'), '');
+      expect(await refusalOf(folder)).toMatch(/: pass one of its 4 safetensors files, ".*[/\\]model-00001-of-00002\.safetensors", ".*[/\\]model-00002-of-00002\.safetensors", ".*[/\\]model\.safetensors", …$/);
       await writeFile(join(folder, 'model.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
       expect(await refusalOf(folder)).toMatch(/: pass the shard index in it, ".*[/\\]model\.safetensors\.index\.json"$/);
+      // Two indexes (a variant's beside the main one, as in repositories with fp16 variants): both named.
+      await writeFile(join(folder, 'model.fp16.safetensors.index.json'), JSON.stringify({ weight_map: {} }));
+      expect(await refusalOf(folder)).toMatch(/: pass one of the shard indexes in it, ".*[/\\]model\.fp16\.safetensors\.index\.json", ".*[/\\]model\.safetensors\.index\.json"$/);
     } finally {
       await rm(folder, { recursive: true, force: true });
     }
