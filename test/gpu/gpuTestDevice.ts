@@ -1,3 +1,5 @@
+import { afterAll, beforeAll } from 'vitest';
+import { GpuEngine } from '../../src/gpu/engine.js';
 import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
@@ -42,6 +44,42 @@ export function gpuUnavailableReason(): Promise<string | undefined> {
  */
 export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   return requestNodeGpuDevice({ label: 'test device', ...options });
+}
+
+/**
+ * A `GpuEngine` on a fresh test device for the `describe` block that calls this: made in its
+ * beforeAll, destroyed with the device in its afterAll. Read `suite.engine` and `suite.context`
+ * inside the block's tests (they are set once beforeAll has run).
+ *
+ * @example
+ * describe.skipIf(noGpu !== undefined)('…', () => {
+ *   const suite = engineOnTestDevice();
+ *   it('…', async () => { await suite.engine.quantize(a, { scheme: 'e8-q16' }); });
+ * });
+ */
+export function engineOnTestDevice(): { readonly context: GpuContext; readonly engine: GpuEngine } {
+  let context: GpuContext | undefined;
+  let engine: GpuEngine | undefined;
+  beforeAll(async () => {
+    context = await testDevice();
+    engine = GpuEngine.create(context);
+  });
+  afterAll(() => {
+    engine?.destroy();
+    context?.device.destroy();
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('engineOnTestDevice: read suite.engine/suite.context inside a test, after beforeAll');
+    return value;
+  };
+  return {
+    get context() {
+      return ready(context);
+    },
+    get engine() {
+      return ready(engine);
+    },
+  };
 }
 
 /** Bits of an f32 value. */

@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { gaussianMatrix, toFloat32Matrix, type Matrix } from '../../src/index.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
@@ -12,7 +11,7 @@ import { MAX_COLUMN_NORM, MAX_NORM_PRODUCT, MIN_COLUMN_NORM } from '../../src/qu
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { DeterministicLatticeScheme, SchemeName } from '../../src/quantize/schemes.js';
-import { f32Bits, gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
+import { engineOnTestDevice, f32Bits, gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 
 /*
  * Extreme values (issue 8, item 3). The documented range: every column norm is 0 or in
@@ -225,51 +224,42 @@ function matmulATExactF64(a: Matrix, b: Matrix): number {
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and deterministic)', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice();
 
   for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic'] as SchemeName[]) {
     it(`${scheme}: GPU quantize, product and matvec at 2^k equal 2^k × the GPU result at scale 1, or are refused`, async () => {
       const universal = !scheme.endsWith('deterministic');
       const options = (nonce: bigint) => (universal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });
-      const qa0 = await engine.quantize(base, options(NONCE_A));
-      const qb0 = await engine.quantize(baseB, options(NONCE_B));
-      const p0 = (await engine.matmulAT(qa0, qb0)).data;
+      const qa0 = await suite.engine.quantize(base, options(NONCE_A));
+      const qb0 = await suite.engine.quantize(baseB, options(NONCE_B));
+      const p0 = (await suite.engine.matmulAT(qa0, qb0)).data;
       const x = baseB.data.slice(0, N);
-      const v0 = (await engine.matvec(qa0, x)).data;
+      const v0 = (await suite.engine.matvec(qa0, x)).data;
       // The pair product (universal-i8) drops a term that matmulAT keeps: its CPU twin is universalPairProduct.
-      const cpuProduct = engine.productKernel(qa0, qb0) === 'universal-i8' ? universalPairProduct : matmulAT;
+      const cpuProduct = suite.engine.productKernel(qa0, qb0) === 'universal-i8' ? universalPairProduct : matmulAT;
       const cpuP0 = cpuProduct(quantize(base, options(NONCE_A)), quantize(baseB, options(NONCE_B))).data;
       // The GPU sums in f32 in another order: equal to the CPU product within 1e-5 of the scale.
       const scale = maxNorm(base) * maxNorm(baseB);
       for (let i = 0; i < p0.length; i++) expect(Math.abs((p0[i] as number) - (cpuP0[i] as number))).toBeLessThan(1e-5 * scale);
       for (const k of EXPONENTS) {
         const a = scaled(base, k);
-        const qa = await attemptAsync(() => engine.quantize(a, options(NONCE_A)));
+        const qa = await attemptAsync(() => suite.engine.quantize(a, options(NONCE_A)));
         if ('refused' in qa) {
           record('GPU quantize at 2^k', inRange(a) ? 'wrong' : 'refused', `${scheme} 2^${k}: GPU refused in range: ${qa.refused}`);
           continue;
         }
         record('GPU quantize at 2^k', inRange(a) ? 'correct' : 'wrong', `${scheme} 2^${k}: GPU accepted out of range`);
         for (const m of [-100, 0, 30]) {
-          const qb = await attemptAsync(() => engine.quantize(scaled(baseB, m), options(NONCE_B)));
+          const qb = await attemptAsync(() => suite.engine.quantize(scaled(baseB, m), options(NONCE_B)));
           if ('refused' in qb) continue;
-          const product = await attemptAsync(() => engine.matmulAT(qa.value, qb.value));
+          const product = await attemptAsync(() => suite.engine.matmulAT(qa.value, qb.value));
           const limit = maxNorm(a) * maxNorm(scaled(baseB, m));
           if ('refused' in product) record('GPU matmulAT at 2^k × 2^m', limit > MAX_NORM_PRODUCT / 4 ? 'refused' : 'wrong', `${scheme} 2^${k}×2^${m}: GPU refused in range`);
           else record('GPU matmulAT at 2^k × 2^m', equalsScaled(product.value.data, p0, k + m) ? 'correct' : 'wrong', `${scheme} 2^${k}×2^${m}: GPU product differs`);
           qb.value.destroy();
         }
         const xs = Float32Array.from(x, (v) => v * 2 ** -k);
-        const mv = await attemptAsync(() => engine.matvec(qa.value, xs));
+        const mv = await attemptAsync(() => suite.engine.matvec(qa.value, xs));
         record('GPU matvec at 2^k × 2^-k', 'value' in mv && equalsScaled(mv.value.data, v0, 0) ? 'correct' : 'value' in mv ? 'wrong' : 'refused', `${scheme} 2^${k}: GPU matvec differs`);
         qa.value.destroy();
       }
@@ -280,9 +270,9 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
     it(`${scheme}: GPU matvec of a tiny x (f32 subnormals) equals the CPU's matvecAT within 1e-5·‖a‖‖x‖`, async () => {
       const options = scheme.endsWith('deterministic') ? { scheme, seed: SEED } : { scheme, seed: SEED, nonce: NONCE_A };
       const a = scaled(base, 90); // results stay normal f32 while x is subnormal
-      const qa = await engine.quantize(a, options);
+      const qa = await suite.engine.quantize(a, options);
       const cpu = quantize(a, options);
-      const y = createBuffer(context.device, 'tiny x: y', 4 * COLS, STORAGE_USAGE);
+      const y = createBuffer(suite.context.device, 'tiny x: y', 4 * COLS, STORAGE_USAGE);
       try {
         for (const k of [-60, -120, -142, -146]) {
           const xs = Float32Array.from(baseB.data.subarray(0, N), (v) => v * 2 ** k);
@@ -292,13 +282,13 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
             for (let j = 0; j < COLS; j++) expect(Math.abs((got[j] as number) - (want[j] as number)), `${what} 2^${k}, column ${j}`).toBeLessThanOrEqual(tolerance);
           };
           // Before: x went to the GPU as subnormals and came back 8–100 tolerances off (0 where a GPU flushes them).
-          expectNear((await engine.matvec(qa, xs)).data, 'matvec');
+          expectNear((await suite.engine.matvec(qa, xs)).data, 'matvec');
           // matvecInto cannot scale y back on the host: it takes x down to 2^-80 and refuses below.
           if (k > -80) {
-            await engine.matvecInto(qa, xs, y);
-            expectNear(new Float32Array(await readBufferExclusive(context.device, y, 4 * COLS)), 'matvecInto');
+            await suite.engine.matvecInto(qa, xs, y);
+            expectNear(new Float32Array(await readBufferExclusive(suite.context.device, y, 4 * COLS)), 'matvecInto');
           } else {
-            await expect(engine.matvecInto(qa, xs, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-\d+, under 2\^-80, .*use matvec/);
+            await expect(suite.engine.matvecInto(qa, xs, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-\d+, under 2\^-80, .*use matvec/);
           }
         }
       } finally {
@@ -310,16 +300,7 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
 });
 
 describe.skipIf(noGpu !== undefined)('deterministic scales at the ends of their range, GPU and CPU', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice();
 
   const ladder = (beta: number): DeterministicLatticeScheme => ({ kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta, ratio: 2, steps: 4 } });
   const betaSet = (beta: number): DeterministicLatticeScheme => ({ kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'betaSet', betas: [beta, 4 * beta] } });
@@ -333,7 +314,7 @@ describe.skipIf(noGpu !== undefined)('deterministic scales at the ends of their 
   for (const beta of [2 ** -14, 1, 64]) {
     for (const deterministicProduct of ['codes', 'decode'] as const) {
       it(`β₀ = ${beta}, ${deterministicProduct} product: GPU codes equal the CPU's; products, matvec and dequantize are finite and equal the CPU's`, async () => {
-        const gpu = GpuEngine.create(context, { deterministicProduct });
+        const gpu = GpuEngine.create(suite.context, { deterministicProduct });
         try {
           for (const scheme of [ladder(beta), betaSet(beta)]) {
             for (const [name, a] of inputs) {
@@ -380,7 +361,7 @@ describe.skipIf(noGpu !== undefined)('deterministic scales at the ends of their 
     for (const scheme of [ladder(beta), betaSet(beta)]) {
       const message = /beta must be a number in \[2\^−14, 64\]/;
       expect(() => quantize(base, { scheme, seed: SEED })).toThrow(message);
-      await expect(engine.quantize(base, { scheme, seed: SEED })).rejects.toThrow(message);
+      await expect(suite.engine.quantize(base, { scheme, seed: SEED })).rejects.toThrow(message);
       record('deterministic β₀ beyond its range', 'refused', '');
     }
   });
@@ -418,16 +399,7 @@ function bitsOf(values: ArrayLike<number> | null): string[] | null {
 }
 
 describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and products equal the CPU twins', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice();
 
   // n = 1, 2 (shorter than a block), 7, 9 (padded to 8 and 12), 1025 (two rotation windows).
   for (const n of [1, 2, 7, 9, 1025]) {
@@ -439,7 +411,7 @@ describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and
           for (const rotate of [true, false]) {
             const options = (nonce: bigint) => (universal ? { scheme, center, rotate, seed: SEED, nonce } : { scheme, center, rotate, seed: SEED });
             const cpuB = quantize(b, options(NONCE_B)) as LatticeQuantizedMatrix;
-            const gpuB = await engine.quantize(b, options(NONCE_B));
+            const gpuB = await suite.engine.quantize(b, options(NONCE_B));
             try {
               for (const [name, column] of EDGE_COLUMNS) {
                 const what = `n = ${n} ${scheme} center ${center} rotate ${rotate}, ${name}`;
@@ -447,7 +419,7 @@ describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and
                 a.data.set(column(n));
                 a.data.set(gaussianMatrix(n, 1, 9).data, n);
                 const cpuA = attempt(() => quantize(a, options(NONCE_A)) as LatticeQuantizedMatrix);
-                const gpuA = await attemptAsync(() => engine.quantize(a, options(NONCE_A)));
+                const gpuA = await attemptAsync(() => suite.engine.quantize(a, options(NONCE_A)));
                 if ('refused' in cpuA || 'refused' in gpuA) {
                   // Both refuse, and only out of the range (norms past [2^-100, 2^100]).
                   const agreed = 'refused' in cpuA && 'refused' in gpuA && !inRange(a);
@@ -464,14 +436,14 @@ describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and
                     JSON.stringify(bitsOf(read.means)) === JSON.stringify(bitsOf(cpuA.value.means));
                   record('edge shapes: quantize (GPU = CPU)', same ? 'correct' : 'wrong', `${what}: GPU codes, norms or means differ`);
                   expect(same, what).toBe(true);
-                  const cpuProduct = engine.productKernel(gpuA.value, gpuB) === 'universal-i8' ? universalPairProduct : matmulAT;
+                  const cpuProduct = suite.engine.productKernel(gpuA.value, gpuB) === 'universal-i8' ? universalPairProduct : matmulAT;
                   const normsA = [0, 1].map((j) => maxNorm({ rows: n, cols: 1, data: a.data.subarray(j * n, (j + 1) * n) }));
                   const normB = maxNorm(b);
                   const x = b.data.slice(0, n);
                   const calls: [string, () => Float32Array, () => Promise<Float32Array>, (i: number) => number][] = [
-                    ['matmulAT', () => cpuProduct(cpuA.value, cpuB).data, async () => (await engine.matmulAT(gpuA.value, gpuB)).data, (i) => (normsA[i % 2] as number) * normB],
-                    ['matvec', () => matvecAT(cpuA.value, { rows: n, cols: 1, data: x }).data, async () => (await engine.matvec(gpuA.value, x)).data, (i) => (normsA[i] as number) * normB],
-                    ['dequantize', () => dequantize(cpuA.value).data, async () => (await engine.dequantize(gpuA.value)).data, (i) => normsA[Math.floor(i / n)] as number],
+                    ['matmulAT', () => cpuProduct(cpuA.value, cpuB).data, async () => (await suite.engine.matmulAT(gpuA.value, gpuB)).data, (i) => (normsA[i % 2] as number) * normB],
+                    ['matvec', () => matvecAT(cpuA.value, { rows: n, cols: 1, data: x }).data, async () => (await suite.engine.matvec(gpuA.value, x)).data, (i) => (normsA[i] as number) * normB],
+                    ['dequantize', () => dequantize(cpuA.value).data, async () => (await suite.engine.dequantize(gpuA.value)).data, (i) => normsA[Math.floor(i / n)] as number],
                   ];
                   for (const [call, cpu, gpu, scale] of calls) {
                     const want = attempt(cpu);
@@ -528,12 +500,12 @@ describe.skipIf(noGpu !== undefined)('edge shapes × edge columns: GPU codes and
             const half = { rows: n, cols: 2, data: bits, format };
             const fromWidened = attempt(() => quantize(toFloat32Matrix(half), options) as LatticeQuantizedMatrix);
             const fromHalf = attempt(() => quantize(half, options) as LatticeQuantizedMatrix);
-            const buffer = format === 'f16' ? createBufferWithData(context.device, 'f16 edge input', n % 2 ? Uint16Array.from([...bits, 0]) : bits, STORAGE_USAGE) : null;
+            const buffer = format === 'f16' ? createBufferWithData(suite.context.device, 'f16 edge input', n % 2 ? Uint16Array.from([...bits, 0]) : bits, STORAGE_USAGE) : null;
             try {
               const gpuInputs = [half, ...(buffer ? [{ buffer, rows: n, cols: 2, format: 'f16' as const }] : [])];
               for (const input of gpuInputs) {
                 const gpu = await attemptAsync(async () => {
-                  const q = await engine.quantize(input, options);
+                  const q = await suite.engine.quantize(input, options);
                   try {
                     return await q.read();
                   } finally {
