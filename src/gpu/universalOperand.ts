@@ -76,8 +76,8 @@ export interface GpuUniversalMatrix {
     /** The first coordinate of λ (point coordinates) beyond ±127. */
     readonly coordinate: number;
     /** The matrix, where its upload was told (a container entry's name). */
-    readonly matrix?: string;
-  } | null;
+    readonly matrix?: string | undefined;
+  } | null | undefined;
   readonly codes: GPUBuffer;
   readonly escapeBits: GPUBuffer;
   readonly escapeStarts: GPUBuffer;
