@@ -189,11 +189,12 @@ function checkNumber(value: unknown, what: string, condition: (v: number) => boo
  * the universal schemes' β stops at 64 too.
  */
 const MIN_DETERMINISTIC_BETA = 2 ** -14;
-const MAX_DETERMINISTIC_BETA = 64;
-const DETERMINISTIC_BETA_RANGE = 'a number in [2^−14, 64] (the scale relative to a unit-variance coordinate; the presets use 0.2–0.4)';
+/** The largest β of a universal scheme and of a deterministic scheme's first scale. */
+const MAX_SCHEME_BETA = 64;
+const DETERMINISTIC_BETA_RANGE = `a number in [2^−14, ${MAX_SCHEME_BETA}] (the scale relative to a unit-variance coordinate; the presets use 0.2–0.4)`;
 
 function isDeterministicBeta(beta: number): boolean {
-  return beta >= MIN_DETERMINISTIC_BETA && beta <= MAX_DETERMINISTIC_BETA;
+  return beta >= MIN_DETERMINISTIC_BETA && beta <= MAX_SCHEME_BETA;
 }
 
 function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
@@ -203,7 +204,7 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
     checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'beta'], 'universal lattice scheme');
     check(scheme.lattice === 'D3' || scheme.lattice === 'E8', () => `universal lattice schemes use 'D3' or 'E8', got ${describeValue(scheme.lattice)}`);
     checkNumber(scheme.q, 'lattice scheme q', (q) => Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, `an integer in [3, ${MAX_UNIVERSAL_Q}]`);
-    checkNumber((scheme as UniversalLatticeScheme).beta, 'lattice scheme beta', (b) => Number.isFinite(b) && b > 0 && b <= 64, 'a positive number ≤ 64');
+    checkNumber((scheme as UniversalLatticeScheme).beta, 'lattice scheme beta', (b) => Number.isFinite(b) && b > 0 && b <= MAX_SCHEME_BETA, `a positive number ≤ ${MAX_SCHEME_BETA}`);
     return scheme;
   }
   checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'overload'], 'deterministic lattice scheme');
@@ -229,9 +230,12 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
     check(Array.isArray(betas) && betas.length >= 1 && betas.length <= 16, 'betaSet needs an array of 1..16 betas');
     for (let i = 0; i < betas.length; i++) {
       const b = betas[i];
-      checkNumber(b, 'betaSet betas', (v) => v > 0 && Number.isFinite(v), 'positive numbers');
+      // The first β is bounded as the ladder's; the others only have to be finite and increasing.
       if (i === 0) checkNumber(b, 'the first betaSet beta', isDeterministicBeta, DETERMINISTIC_BETA_RANGE);
-      if (i > 0) check((b as number) > (betas[i - 1] as number), 'betaSet betas must be increasing');
+      else {
+        checkNumber(b, 'betaSet betas', (v) => v > 0 && Number.isFinite(v), 'positive numbers');
+        check((b as number) > (betas[i - 1] as number), 'betaSet betas must be increasing');
+      }
     }
   } else {
     check(false, () => `unknown overload rule kind ${describeValue((rule as { kind?: unknown }).kind)} (use 'ladder' or 'betaSet')`);

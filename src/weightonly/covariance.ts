@@ -167,10 +167,29 @@ export function checkSemidefinite(sigma: Float64Array, n: number, name = 'sigmaX
   // The largest entries of x name the input features involved.
   const features = [...vector.keys()].filter((i) => vector[i] !== 0).sort((i, k) => Math.abs(vector[k] as number) - Math.abs(vector[i] as number));
   const shown = features.slice(0, 4).map((i) => `${(vector[i] as number).toPrecision(3)} at input feature ${i}`).join(', ');
-  throw new LatticeMatmulError(
-    `${name} is not positive semidefinite, so it is no covariance (second moment) of activations: the vector x found at Cholesky pivot ${pivot} ` +
-      `(${shown}${features.length > 4 ? `, … ${features.length} features` : ''}) gives xᵀ·${name}·x = ${value.toPrecision(4)}, ` +
-      `${(-value / scale).toPrecision(3)} of (Σ|x_i|·√Σ_ii)² below 0, where rounding its entries could reach ${SEMIDEFINITE_TOLERANCE}; ` +
+  checkQuadraticForm(value, scale, {
+    name,
+    vector: `the vector x found at Cholesky pivot ${pivot} (${shown}${features.length > 4 ? `, … ${features.length} features` : ''})`,
+    symbol: 'x',
+  });
+}
+
+/**
+ * Refuses Σ_X when xᵀ·Σ_X·x = `form` lies further below 0 than rounding Σ_X's entries can take it:
+ * form < −SEMIDEFINITE_TOLERANCE·scale, with scale = (Σ_i |x_i|·√Σ_ii)² (the witness's own `scale`,
+ * so a witness of `indefinitenessWitness` at this tolerance is refused). The one rule (and message)
+ * of `checkSemidefinite` and `weightedDistortion`; `subject` names Σ_X, describes x and gives its symbol.
+ */
+export function checkQuadraticForm(
+  form: number,
+  scale: number,
+  subject: { readonly name: string; readonly vector: string; readonly symbol: string },
+): void {
+  const { name, vector, symbol: x } = subject;
+  check(
+    form >= -SEMIDEFINITE_TOLERANCE * scale,
+    () => `${name} is not positive semidefinite, so it is no covariance (second moment) of activations: ${vector} gives ${x}ᵀ·${name}·${x} = ${form.toPrecision(4)}, ` +
+      `${(-form / scale).toPrecision(3)} of (Σ|${x}_i|·√Σ_ii)² below 0, where rounding its entries could reach ${SEMIDEFINITE_TOLERANCE}; ` +
       'check how it was formed (damping does not make it a covariance; covarianceFromActivations gives one)',
   );
 }

@@ -1,6 +1,6 @@
 import { check } from '../errors.js';
 import { checkMatrix, type Matrix } from '../matrix.js';
-import { checkCovariance, SEMIDEFINITE_TOLERANCE } from './covariance.js';
+import { checkCovariance, checkQuadraticForm } from './covariance.js';
 
 /**
  * tr(Δ·Σ_X·Δᵀ) for Δ = W − Ŵ: the expected squared error of the layer output y = W·x, summed over
@@ -41,11 +41,7 @@ export function weightedDistortion(w: Matrix, wHat: Matrix, sigmaX: Matrix): num
     }
     // A covariance gives every δ a form ≥ 0; one below what rounding Σ_X's entries could cause proves
     // Σ_X indefinite (the distortion, an expected squared error, came out negative), and is refused.
-    check(
-      form >= -SEMIDEFINITE_TOLERANCE * root * root,
-      () => `sigmaX is not positive semidefinite, so it is no covariance (second moment) of activations: the error of output ${j} gives δᵀ·sigmaX·δ = ${form.toPrecision(4)} < 0, ` +
-        `${(-form / (root * root)).toPrecision(3)} of (Σ|δ_i|·√Σ_ii)², where rounding its entries could reach ${SEMIDEFINITE_TOLERANCE}; check how it was formed`,
-    );
+    checkQuadraticForm(form, root * root, { name: 'sigmaX', vector: `the error δ of output ${j}`, symbol: 'δ' });
     // Within rounding (δ in a null direction of a singular Σ_X) a form below 0 is 0.
     total += Math.max(0, form);
   }

@@ -64,7 +64,7 @@ describe('bad Σ_X gets a clear LatticeMatmulError', () => {
       wHat.data[j * n] = (wHat.data[j * n] as number) + 0.1;
       wHat.data[j * n + 1] = (wHat.data[j * n + 1] as number) - 0.1;
     }
-    expect(() => weightedDistortion(big, wHat, sigma)).toThrow(/sigmaX is not positive semidefinite, .*the error of output 0 gives δᵀ·sigmaX·δ = -0\.01000 < 0/);
+    expect(() => weightedDistortion(big, wHat, sigma)).toThrow(/sigmaX is not positive semidefinite, .*the error δ of output 0 gives δᵀ·sigmaX·δ = -0\.01000, /);
     // Rounding-level negativity (eigenvalue −1e-3) is no proof: damping 1e-2 covers it, as before, and
     // the distortion of an error along its null-most direction is then 0, not below it.
     const rounded = withEntry(withEntry(identity(n), 0, 1, 1.001), 1, 0, 1.001);
