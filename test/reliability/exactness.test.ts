@@ -1,7 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
-import { GpuEngine } from '../../src/gpu/engine.js';
-import { gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
+import { describe, expect, it } from 'vitest';
+import { engineOnTestDevice, gpuUnavailableReason } from '../gpu/gpuTestDevice.js';
 import { runExactnessSweep } from './exactnessSweep.js';
 
 /*
@@ -13,19 +11,10 @@ const SHAPES = process.env.CI ? 300 : 200;
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('GPU-vs-CPU exactness sweep (fast-check seed 20261130)', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice();
 
   it(`${SHAPES} random shapes: codes, escapes, norms and means equal`, async () => {
-    const counts = await runExactnessSweep(engine, { seed: 20261130, shapes: SHAPES });
+    const counts = await runExactnessSweep(suite.engine, { seed: 20261130, shapes: SHAPES });
     console.log(`exactness sweep: tried ${counts.tried}, identical ${counts.identical}, mismatches ${counts.mismatches.length}`);
     expect(counts.mismatches.slice(0, 5)).toEqual([]);
     expect(counts.tried).toBe(SHAPES);
