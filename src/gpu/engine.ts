@@ -21,7 +21,7 @@ import { dispatchTableMatmul, tableMatmulLayout } from './kernels/tableMatmul.js
 import { dispatchUniversalDequantize, universalDequantize } from './kernels/universalDequantize.js';
 import { dispatchUniversalGemv } from './kernels/universalGemv.js';
 import { checkGpuLatticeMatrix, checkMatrixUsable, checkOutputNotRead, checkProductOperands, gemvDecodeRatio, int8SumScale, isCentred, latticeMatrixBuffers, type GpuDeterministicMatrix, type GpuLatticeMatrix } from './latticeOperand.js';
-import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
+import { checkMatrixInput, gpuMatrixInputSnapshot, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { dispatchF16ToF32 } from './kernels/activationIo.js';
 import { checkBufferRange } from './bufferRange.js';
 import { runAndRead } from './runAndRead.js';
@@ -100,7 +100,9 @@ export type ProductKernel = 'universal-i8' | 'universal-decode' | 'd3-table' | '
  * scratch and the results it returns (each with `destroy()`); `engine.destroy()` just marks the engine
  * unusable: calls made before it complete, later ones are refused. Calls may overlap; they run one at
  * a time on the device (src/gpu/errorScopes.ts). A matrix or vector from the host is read when the call
- * is made (copied where the call waits for its turn), so its array may be reused at once.
+ * is made (copied where the call waits for its turn), so its array may be reused at once; so is a GPU
+ * input's descriptor `{ buffer, rows, cols, offset, format }` (its buffer's contents are read when the
+ * call runs on the device: leave them until the call has settled).
  *
  * @example
  * const engine = GpuEngine.create(device);                  // your GPUDevice (or requestGpuDevice()'s context)
@@ -374,18 +376,19 @@ export class GpuEngine {
     this.checkAlive();
     checkMatvecOperands(w, x);
     checkMatrixUsable(w, this.device, 'W', 'engine');
-    const rhs = x instanceof Float32Array ? 1 : x.cols;
-    const bytes = 4 * w.cols * rhs;
     // x from the host goes up with each column scaled to a largest entry in [1, 2), and y comes back
     // scaled by 2^−e in float64, as matvecAT rotates x: exact (powers of two), so only an x that the GPU
     // would hold as f32 subnormals (which WGSL lets a GPU flush to zero, and which lose bits on the
     // way where it keeps them) gives other bits than x itself.
     const hostX = hostSnapshot(x);
     if (hostX !== null) checkMatrix(hostX, 'x');
+    const given = hostX ?? gpuMatrixInputSnapshot(x as GpuMatrixInput, 'x');
+    const rhs = given.cols;
+    const bytes = 4 * w.cols * rhs;
     const exponents = hostX === null ? null : columnExponents(hostX);
     const data = new Float32Array(
       await runAndRead(this.device, 'GpuEngine.matvec', bytes, (run) => {
-        const input = this.matvecInput(w, hostX ?? x, (buffer) => run.own(buffer), exponents);
+        const input = this.matvecInput(w, given, (buffer) => run.own(buffer), exponents);
         const output = run.storage('GpuEngine.matvec y', bytes);
         this.recordMatvec(run.encoder, run.scratch, w, input, output, 0);
         return output;
@@ -408,6 +411,7 @@ export class GpuEngine {
     checkOutputNotRead(output, latticeMatrixBuffers(w, 'W'), 'matvecInto output');
     checkBufferUsable(output, BufferUsage.STORAGE, 'matvecInto output');
     const hostX = hostSnapshot(x);
+    const given = hostX ?? gpuMatrixInputSnapshot(x as GpuMatrixInput, 'x');
     if (hostX !== null) {
       // y stays on the GPU, so x cannot go up scaled as in matvec: refuse what the GPU would hold as
       // f32 subnormals (its rotated entries and products reach 2^-39 of its largest entry).
@@ -426,7 +430,7 @@ export class GpuEngine {
       const scratch = new GpuScratch(this.device);
       try {
         const encoder = this.device.createCommandEncoder({ label: 'GpuEngine.matvec' });
-        this.recordMatvec(encoder, scratch, w, this.matvecInput(w, hostX ?? x, (buffer) => temporaries.push(buffer)), output, offset);
+        this.recordMatvec(encoder, scratch, w, this.matvecInput(w, given, (buffer) => temporaries.push(buffer)), output, offset);
         await submitAndConfirm(this.device, encoder, 'GpuEngine.matvec');
       } finally {
         scratch.destroy();
@@ -530,7 +534,8 @@ function hostMatrix(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
 /**
  * A host x copied when the call is made: the call uploads it only when its turn on the device comes,
  * and a caller that reuses one array for several un-awaited calls would otherwise have x checked and
- * scaled as it was, then uploaded as it is (NaN from another x's exponents).
+ * scaled as it was, then uploaded as it is (NaN from another x's exponents). A GPU x's descriptor is
+ * copied likewise (`gpuMatrixInputSnapshot`).
  */
 function hostSnapshot(x: Float32Array | Matrix | GpuMatrixInput): Matrix | null {
   const matrix = hostMatrix(x);

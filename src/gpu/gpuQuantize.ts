@@ -18,7 +18,7 @@ import { checkColumnPrepStatus, dispatchColumnPrep, QUANTIZE_STATUS_BYTES, Quant
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
 import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, latticeMatrixFields, ORDINARY_DECODE_RATIO, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
-import { checkMatrixInput, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
+import { checkMatrixInput, gpuMatrixInputSnapshot, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
@@ -226,13 +226,15 @@ export async function gpuQuantizeLattice<S extends SchemeName | Scheme>(
   options: GpuQuantizeOptions & QuantizeOptionsFor<S>,
 ): Promise<GpuQuantizedFor<S>>;
 export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
-  const input = isCpuMatrix(given as Matrix | GpuMatrixInput) ? hostSnapshot(given as MatrixInput) : (given as GpuMatrixInput);
+  const host = isCpuMatrix(given as Matrix | GpuMatrixInput) ? hostSnapshot(given as MatrixInput) : null;
   const resolved = resolveQuantizeOptions(options, 'GPU quantize options', ['maxBindingBytes']);
   const { scheme } = resolved;
   check(scheme.kind === 'lattice', () => `the GPU quantizer encodes lattice schemes; ${describeSchemeChoice((options as { scheme?: unknown }).scheme, scheme)} (a scalar baseline) runs on the CPU with quantize()`);
   const maxBindingBytes = (options as GpuQuantizeOptions).maxBindingBytes;
   check(maxBindingBytes === undefined || (Number.isInteger(maxBindingBytes) && maxBindingBytes >= 256), () => `maxBindingBytes must be an integer ≥ 256, got ${describeValue(maxBindingBytes)}`);
-  checkMatrixInput(input, 'matrix');
+  if (host !== null) checkMatrixInput(host, 'matrix');
+  // A GPU input's descriptor copied too: the section reads it only when its turn comes.
+  const input: Matrix | GpuMatrixInput = host ?? gpuMatrixInputSnapshot(given as GpuMatrixInput, 'matrix');
   const length = rotatedLength(input.rows, resolved);
   checkTimeSharing(input.rows, length, resolved);
   throwIfAborted(resolved.signal, 'GPU quantize');

@@ -42,3 +42,19 @@ export function checkMatrixInput(input: Matrix | GpuMatrixInput, name: string): 
   const bytes = size * input.rows * input.cols;
   check(offset + bytes <= input.buffer.size, () => `${name} needs ${bytes} bytes at offset ${offset}, but its buffer has ${input.buffer.size}`);
 }
+
+/**
+ * A GPU matrix input copied field by field when a call is made, checked (`checkMatrixInput`). Calls
+ * use their input only when their turn on the device comes, and an app may reuse one descriptor for
+ * several un-awaited calls, moving its `offset` or changing `cols` in between: read again at its turn,
+ * a call quantized another window than the one it checked, and a `matvec` whose `cols` dropped from 4
+ * to 2 resolved with its last two columns all zeros. Unknown keys are refused before the copy drops them.
+ */
+export function gpuMatrixInputSnapshot(input: GpuMatrixInput, name: string): GpuMatrixInput {
+  check(typeof input === 'object' && input !== null, () => `${name} must be a Matrix or { buffer, rows, cols, offset? }`);
+  checkKnownKeys(input, GPU_MATRIX_INPUT_KEYS, name);
+  const { buffer, rows, cols, offset, format } = input;
+  const snapshot: GpuMatrixInput = { buffer, rows, cols, ...(offset === undefined ? {} : { offset }), ...(format === undefined ? {} : { format }) };
+  checkMatrixInput(snapshot, name);
+  return snapshot;
+}

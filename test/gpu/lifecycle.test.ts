@@ -2,12 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
-import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { uploadWeightOnly, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
@@ -143,6 +145,62 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       }
     });
   }
+
+  it("an input reused by the caller before an earlier call's turn: each call uses what it was given when it was made", async () => {
+    // Calls wait for their turn on the device; the app reuses one descriptor or array for the next
+    // call meanwhile. Before, GPU quantize read the moved offset (another window), matvec's cols
+    // dropped from 4 to 2 left the result's last two columns 0, universalGemv multiplied the second x
+    // with the first's exponents, and weightOnlyGemv computed NaN and ±Infinity from an x its check
+    // had never seen (the second call, given it directly, is refused).
+    const windows = gaussianMatrix(n, 8, 11);
+    const buffer = createBufferWithData(device, 'lifecycle two windows', windows.data, STORAGE_USAGE);
+    const xs = gaussianMatrix(n, 4, 12);
+    const xBuffer = createBufferWithData(device, 'lifecycle x of 4 columns', xs.data, STORAGE_USAGE);
+    const gemvW = quantize(w, { scheme: 'e8-q16', seed: 7, nonce: 3 }) as UniversalLatticeMatrix;
+    const gpuGemvW = uploadUniversalMatrix(device, gemvW);
+    const weightOnly = quantizeWeights(gaussianMatrix(16, n, 13), null, { method: 'rtn', rate: 3 });
+    const w0 = await engine.quantize(w, { scheme: 'd3-q6', seed: 7, nonce: 4 });
+    try {
+      const aloneQuantized = await engine.quantize({ buffer, rows: n, cols: 4 }, { scheme: 'e8-q16', seed: 1, nonce: 5 });
+      const aloneCodes = await aloneQuantized.read();
+      aloneQuantized.destroy();
+      const input: { buffer: GPUBuffer; rows: number; cols: number; offset: number } = { buffer, rows: n, cols: 4, offset: 0 };
+      const first = engine.quantize(input, { scheme: 'e8-q16', seed: 1, nonce: 5 });
+      input.offset = 4 * n * 4;
+      const second = engine.quantize(input, { scheme: 'e8-q16', seed: 1, nonce: 6 });
+      const [q0, q1] = await Promise.all([first, second]);
+      expect(await q0.read()).toEqual(aloneCodes);
+      q0.destroy();
+      q1.destroy();
+
+      const aloneY = await engine.matvec(w0, { buffer: xBuffer, rows: n, cols: 4 });
+      const x: { buffer: GPUBuffer; rows: number; cols: number } = { buffer: xBuffer, rows: n, cols: 4 };
+      const y = engine.matvec(w0, x);
+      x.cols = 2;
+      const [y4, y2] = await Promise.all([y, engine.matvec(w0, x)]);
+      expect(y4).toEqual(aloneY);
+      expect(y2.data).toEqual(aloneY.data.subarray(0, 2 * w0.cols));
+
+      const small = gaussianMatrix(n, 1, 14).data.map((v) => v * 1e-3);
+      const aloneGemv = await universalGemv(device, gpuGemvW, small);
+      const reused = small.slice();
+      const gemv = universalGemv(device, gpuGemvW, reused);
+      reused.set(gaussianMatrix(n, 1, 15).data.map((v) => v * 1e30));
+      const [gemv1] = await Promise.all([gemv, universalGemv(device, gpuGemvW, reused)]);
+      expect(gemv1).toEqual(aloneGemv);
+
+      const xw = gaussianMatrix(weightOnly.n, 1, 16).data;
+      const aloneWeightOnly = await weightOnlyGemv(device, weightOnly, xw);
+      const reusedW = xw.slice();
+      const weightOnlyFirst = weightOnlyGemv(device, weightOnly, reusedW);
+      reusedW.fill(3e37);
+      const weightOnlySecond = expect(weightOnlyGemv(device, weightOnly, reusedW)).rejects.toThrow(/above 2\^31, the norm for which the GEMV is finite/);
+      expect(await weightOnlyFirst).toEqual(aloneWeightOnly);
+      await weightOnlySecond;
+    } finally {
+      for (const resource of [buffer, xBuffer, gpuGemvW, w0]) resource.destroy();
+    }
+  });
 
   it('destroyed matrices and matrices of another device are refused by name before anything is recorded', async () => {
     const other = await testDevice({ label: 'lifecycle other device' });

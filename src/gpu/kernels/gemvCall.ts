@@ -389,9 +389,13 @@ export async function gemvOnHost(
     check(values.length % rhs === 0, () => `${what}: a matrix of ${rhs} columns has a multiple of ${rhs} entries, got ${values.length}`);
     return scaledColumns({ rows: values.length / rhs, cols: rhs, data: values }, exponents);
   };
+  // Scaled (a copy) when the call is made, as the exponents are: X is uploaded only when the call's turn
+  // on the device comes, and a caller may reuse its array for the next call meanwhile (read then, the
+  // new X was scaled by the old one's exponents: another X's product, or ±Infinity and NaN).
+  const scaledX = scaledLikeX(xMatrix.data);
   const data = new Float32Array(
     await runAndRead(device, what, yBytes, (run) => {
-      const io = { x: run.upload(`${what} x`, scaledLikeX(xMatrix.data)), y: run.storage(`${what} y`, yBytes), rhs };
+      const io = { x: run.upload(`${what} x`, scaledX), y: run.storage(`${what} y`, yBytes), rhs };
       dispatch(run, io, scaledLikeX);
       return io.y;
     }),

@@ -674,7 +674,9 @@ export async function weightOnlyGemv(device: GPUDevice, q: WeightOnlyQuantized, 
   check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
   checkOptionsObject(options, GEMV_OPTION_KEYS, 'weightOnlyGemv options');
   checkInput(x, q.n);
-  return runWeightOnlyGemv(device, q, x, 1, options);
+  // A copy: x is uploaded only when the call's turn on the device comes, and one reused for the next
+  // call meanwhile escaped the norm check made here (NaN and ±Infinity from an x of 3e37).
+  return runWeightOnlyGemv(device, q, x.slice(), 1, options);
 }
 
 /**
@@ -690,7 +692,7 @@ export async function weightOnlyGemm(device: GPUDevice, q: WeightOnlyQuantized, 
   checkMatrix(x, 'X');
   check(x.rows === q.n, () => `weight-only gemm: X has ${x.rows} rows, the matrix has n = ${q.n} inputs`);
   for (let v = 0; v < x.cols; v++) checkInputNorm(x.data.subarray(v * q.n, (v + 1) * q.n), ` column ${v}`);
-  const data = await runWeightOnlyGemv(device, q, x.data, x.cols, options);
+  const data = await runWeightOnlyGemv(device, q, x.data.slice(), x.cols, options); // a copy, as weightOnlyGemv's
   return { rows: q.outputs, cols: x.cols, data };
 }
 
