@@ -13,7 +13,7 @@
  * import { gaussianMatrix, quantize, matmulAT, expectedNmse, productNmse } from 'lattice-matmul';
  * const a = gaussianMatrix(1024, 64, 1), b = gaussianMatrix(1024, 64, 2);
  * const qa = quantize(a, { scheme: 'e8-q16' }), qb = quantize(b, { scheme: 'e8-q16' });
- * console.log(qa.bitsStored, productNmse(matmulAT(qa, qb), a, b), expectedNmse(qa, qb)); // ≈ 4.27 bits (4.271: the 32 bits of each column's norm are 32/n of a bit at n = 1024), ≈ 0.009, 0.009
+ * console.log(qa.bitsStored, productNmse(matmulAT(qa, qb), a, b), expectedNmse(qa, qb)); // ≈ 4.27 bits (4.270: the 32 bits of each column's norm are 32/n of a bit at n = 1024), ≈ 0.009, 0.009
  *
  * @module lattice-matmul
  */

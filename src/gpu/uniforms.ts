@@ -12,7 +12,7 @@ import { createBufferWithData, UNIFORM_USAGE } from './buffers.js';
  * @example
  * // struct Params { rows: u32, cols: u32, scale: f32 }
  * const params = new UniformPacker().u32(n, 'rows').u32(cols, 'cols').f32(0.5, 'scale');
- * const buffer = createUniformBuffer(device, 'hadamard params', params);
+ * const buffer = scratch.uniform('probe params', params); // a GpuScratch's uniform buffer (or write params.bytes() yourself)
  */
 export class UniformPacker {
   private readonly words: number[] = [];

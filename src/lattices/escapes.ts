@@ -1,7 +1,7 @@
 import type { Lattice } from './lattice.js';
 
 /*
- * Escape candidates of the universal quantizer's code (src/quantize/universalEncoder.ts).
+ * Escape candidates of the universal quantizer's code (src/quantize/universalCode.ts).
  *
  * A block is quantized to a lattice point λ; its Voronoi code stores only λ mod qΛ, whose coset leader L
  * is the point of the coset in the Voronoi region of qΛ. When λ ≠ L (the block "escapes" the code),

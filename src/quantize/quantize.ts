@@ -54,7 +54,7 @@ const E4M3_MIN_NORMAL = 2 ** -6;
  * const qa = quantize(a, { scheme: 'e8-q16', seed: 7 });
  * const qb = quantize(b, { scheme: 'e8-q16', seed: 7 });
  * const c = matmulAT(qa, qb); // ≈ aᵀb, 64 × 32
- * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.29 bits (4.285: the 32 bits of each column's norm are 32/n of a bit at n = 768), ≈ 0.009
+ * console.log(qa.bitsStored, productNmse(c, a, b)); // ≈ 4.28 bits (4.284: the 32 bits of each column's norm are 32/n of a bit at n = 768), ≈ 0.009
  */
 export function quantize<S extends SchemeName | Scheme>(input: MatrixInput, options: QuantizeOptionsFor<S>): QuantizedMatrixFor<S>;
 export function quantize(input: MatrixInput, options: QuantizeOptions): QuantizedMatrix {

@@ -14,8 +14,9 @@ import { describe, expect, it } from 'vitest';
  * file or another src file (examples of internals); what no file exports is the caller's variable,
  * declared with the type below where the name says it (`device`, a GPU buffer in src/gpu …) and as
  * `any` otherwise. A free name that is called must be exported somewhere, declared in the example's
- * file, or a callback listed below: a function the package lacks fails. A failure names the example's
- * file:line and TypeScript's message.
+ * file, or a callback listed below: a function the package lacks fails. The example of a declaration
+ * the package exports (what the API reference shows) may call only what the package exports: a user
+ * has nothing else. A failure names the example's file:line and TypeScript's message.
  */
 
 const root = resolve(import.meta.dirname, '../..');
@@ -97,6 +98,26 @@ interface Example {
   /** 1-based line of the `@example` tag; the body starts on the next line. */
   readonly line: number;
   readonly body: readonly string[];
+  /** The declaration the comment documents (the class or interface, for a member), where the line after it says. */
+  readonly documents?: string;
+}
+
+/** The name of the exported declaration that follows line `after` (0-based), or its class's or interface's for a member. */
+function documentedName(lines: readonly string[], after: number): string | undefined {
+  for (let i = after; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (/^\s*(\*|\/\/|@|$)/.test(line)) continue;
+    const top = /^export\s+(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:function\*?|class|const|let|interface|type|enum)\s+(\w+)/.exec(line);
+    if (top) return top[1];
+    if (!/^\s/.test(line)) return undefined; // not exported
+    for (let j = i - 1; j >= 0; j--) {
+      const cls = /^(export\s+)?(?:abstract\s+)?(?:class|interface)\s+(\w+)/.exec(lines[j] as string);
+      if (cls) return cls[1] ? cls[2] : undefined;
+      if (/^\S/.test(lines[j] as string) && !/^[}/*]/.test(lines[j] as string)) return undefined;
+    }
+    return undefined;
+  }
+  return undefined;
 }
 
 function sourceFiles(dir: string): string[] {
@@ -130,7 +151,10 @@ function extract(file: string, text: string): Example[] {
         body.push(stripped);
       }
       while (body.length > 0 && !(body[body.length - 1] as string).trim()) body.pop();
-      out.push({ file, line: i + 1, body });
+      let end = i;
+      while (end < lines.length && !(lines[end] as string).includes('*/')) end++;
+      const documents = documentedName(lines, end + 1);
+      out.push({ file, line: i + 1, body, ...(documents === undefined ? {} : { documents }) });
     }
     if (inDoc && line.includes('*/')) inDoc = false;
   }
@@ -200,12 +224,15 @@ function checkExamples(): { count: number; tags: number; readme: number; failure
   }
   const freeNames = new Map<string, Set<string>>();
   const calledNames = new Map<string, Set<string>>();
+  const staticCalledNames = new Map<string, Set<string>>();
   const returns = new Set<string>();
   for (const name of asWritten.keys()) {
     const free = new Set<string>();
     const called = new Set<string>();
+    const staticCalls = new Set<string>();
     freeNames.set(name, free);
     calledNames.set(name, called);
+    staticCalledNames.set(name, staticCalls);
     const sourceFile = first.getSourceFile(name) as ts.SourceFile;
     for (const d of first.getSemanticDiagnostics(sourceFile)) {
       if (d.code === 1108) returns.add(name); // a 'return' outside a function: a function body's fragment
@@ -216,6 +243,10 @@ function checkExamples(): { count: number; tags: number; readme: number; failure
     // What the DOM declares as a plain value (status, name, length …) is the example's own variable.
     const visit = (node: ts.Node): void => {
       if ((ts.isCallExpression(node) || ts.isNewExpression(node)) && ts.isIdentifier(node.expression)) called.add(node.expression.text);
+      // `Class.create(…)`: a class used as much as a called function (for the rule on public examples).
+      if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression) && ts.isIdentifier(node.expression.expression)) {
+        staticCalls.add(node.expression.expression.text);
+      }
       if (ts.isIdentifier(node) && !(ts.isPropertyAccessExpression(node.parent) && node.parent.name === node) && !(ts.isPropertyAssignment(node.parent) && node.parent.name === node)) {
         const symbol = ts.isShorthandPropertyAssignment(node.parent) ? checker.getShorthandAssignmentValueSymbol(node.parent) : checker.getSymbolAtLocation(node);
         const declaration = symbol?.valueDeclaration;
@@ -246,6 +277,7 @@ function checkExamples(): { count: number; tags: number; readme: number; failure
     return names;
   };
   const failures: string[] = [];
+  const publicNames = new Set(entries.flatMap((f) => [...(exportsOf.get(f) ?? [])]));
   const completed = new Map<string, string>();
   const headerLines = new Map<string, number>();
   examples.forEach((e, i) => {
@@ -257,6 +289,9 @@ function checkExamples(): { count: number; tags: number; readme: number; failure
     for (const free of [...(freeNames.get(name) ?? [])].sort()) {
       const from = [...entries, e.file, ...files].find((f) => exportsOf.get(f)?.has(free));
       const type = FILE_FREE[inFile]?.[free] ?? (inGpu ? undefined : CPU_FREE[free]) ?? (inGpu && GPU_BUFFERS.has(free) ? 'GPUBuffer' : undefined) ?? FREE[free] ?? 'any';
+      if (from !== undefined && !entries.includes(from) && e.documents !== undefined && publicNames.has(e.documents) && (calledNames.get(name)?.has(free) || staticCalledNames.get(name)?.has(free))) {
+        failures.push(`${relative(root, e.file)}:${e.line} documents ${e.documents}, which the package exports, but calls ${free}, which it does not`);
+      }
       if (from !== undefined) imports.set(from, [...(imports.get(from) ?? []), free]);
       else if (type === 'any' && calledNames.get(name)?.has(free) && !declaredIn(e.file).has(free)) {
         failures.push(`${relative(root, e.file)}:${e.line} calls ${free}, which no src file exports or declares`);

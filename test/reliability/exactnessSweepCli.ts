@@ -1,7 +1,7 @@
 /**
  * The long GPU-vs-CPU exactness sweep (for `npm run fuzz`):
  *
- *   node --import tsx test/reliability/exactnessSweepCli.ts [--shapes 10000] [--minutes M] [--seed S]
+ *   node --import tsx --import ./scripts/raw-loader.mjs test/reliability/exactnessSweepCli.ts [--shapes 10000] [--minutes M] [--seed S]
  *
  * Quantizes `--shapes` random cases (exactnessSweep.ts) on the GPU and the CPU and exits 1 on any
  * difference; with `--minutes` it stops early at the deadline and says how many shapes it covered.

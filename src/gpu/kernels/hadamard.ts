@@ -477,7 +477,8 @@ export interface HadamardInverseArgs extends HadamardOptions {
  * @example
  * const scratch = new GpuScratch(device);
  * const encoder = device.createCommandEncoder({ label: 'rotate A' });
- * dispatchHadamard(device, encoder, scratch, { input, output, rows: 1000, cols: 64, seed: 42 }); // output 1024 × 64
+ * dispatchHadamard(device, encoder, scratch, { input, output, rows: 1000, cols: 64, seed: 42 }); // output 1000 × 64 (two windows of 768)
+ * dispatchHadamard(device, encoder, scratch, { input, output, rows: 1000, length: 1024, cols: 64, seed: 42 }); // 1024 × 64: the padded plan (time-sharing, files of format ≤ 2)
  * device.queue.submit([encoder.finish()]);
  * scratch.destroy();
  */
@@ -502,7 +503,8 @@ export function dispatchHadamard(
  * @example
  * const scratch = new GpuScratch(device);
  * const encoder = device.createCommandEncoder({ label: 'unrotate' });
- * dispatchHadamardInverse(device, encoder, scratch, { input: rotated, output, rows: 1000, cols: 64, seed: 42 }); // 1024 × 64 → 1000 × 64
+ * dispatchHadamardInverse(device, encoder, scratch, { input: rotated, output, rows: 1000, cols: 64, seed: 42 }); // 1000 × 64 → 1000 × 64
+ * dispatchHadamardInverse(device, encoder, scratch, { input: padded, output, rows: 1000, length: 1024, cols: 64, seed: 42 }); // 1024 × 64 → 1000 × 64
  * device.queue.submit([encoder.finish()]);
  * scratch.destroy();
  */
