@@ -11,11 +11,10 @@
  *
  *   node --import tsx --import ./scripts/raw-loader.mjs bench/e8DecodeForms.ts [--n 4096 --cols 64]
  */
-import { HUGE_ESCAPE } from '../src/lattices/escapes.js';
 import { universalCodec } from '../src/quantize/latticeSpec.js';
 import { quantize } from '../src/quantize/quantize.js';
 import { SCHEMES, type UniversalLatticeScheme } from '../src/quantize/schemes.js';
-import { LONG_ESCAPE, UniversalBlockDecoder } from '../src/quantize/universalCode.js';
+import { universalBlockCode, UniversalPointReader } from '../src/quantize/universalCode.js';
 import { gaussianMatrix } from '../src/rotation/random.js';
 import { markdownTable, parseArgs } from './lib/args.js';
 
@@ -30,25 +29,16 @@ for (const name of ['e8-3bit', 'e8-4bit', 'e8-q16', 'e8-5bit'] as const) {
   if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error(`${name} is not universal`);
   const codec = universalCodec('E8', scheme.q, scheme.beta);
   const { basis } = codec.spec.lattice;
-  const decoder = new UniversalBlockDecoder(codec);
-  const point = new Int32Array(8);
-  const huge = new Int32Array(8);
+  const reader = new UniversalPointReader(q);
+  const walker = reader.blocks;
   const wraps = new Set<string>();
   let fitsInt8 = 0;
   let escaped = 0;
-  let longCursor = 0;
-  let hugeCursor = 0;
   const blocks = q.cols * q.blocksPerColumn;
-  for (let index = 0; index < blocks; index++) {
-    const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
-    const symbol = q.escapes[index] as number;
-    let longIndex = 0;
-    if (symbol === LONG_ESCAPE) {
-      longIndex = q.longEscapes[longCursor++] as number;
-      if (longIndex === HUGE_ESCAPE) for (let v = 0; v < 8; v++) huge[v] = q.hugeEscapes[hugeCursor++] as number;
-    }
-    if (symbol !== 0) escaped++;
-    decoder.decode(code, symbol, longIndex, huge, point);
+  while (walker.next()) {
+    const code = universalBlockCode(q, walker.index);
+    if (walker.symbol !== 0) escaped++;
+    const point = reader.point();
     // u: the base-q digits of the code; G·u − λ = q·κ.
     let rest = code;
     const digits: number[] = [];

@@ -9,10 +9,17 @@ import {
   type SafetensorsReadOptions,
   type SafetensorsTensorInput,
 } from '../io/safetensors.js';
-import { HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
+import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/latticeSpec.js';
-import { checkDitherKeys, DITHER_KEYS, MAX_EXPLICIT_COORDINATE, type DitherKeyCount } from '../quantize/universalCode.js';
+import {
+  checkDitherKeys,
+  DITHER_KEYS,
+  MAX_EXPLICIT_COORDINATE,
+  UniversalEscapeWalker,
+  type DitherKeyCount,
+  type UniversalEscapeStreams,
+} from '../quantize/universalCode.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from '../quantize/prepareColumn.js';
 import { absmaxOptions } from '../quantize/quantize.js';
 import type {
@@ -134,38 +141,16 @@ export function universalBlockBound(q: number, escapeNorm: number): number {
  * Calls `visit(column, escapeNorm, explicit)` for every escaped block of a universal matrix, in
  * column-major block order: escapeNorm = ‖μ‖/s in λ units (a root's norm for a ranked escape, the
  * table row's for a long one, the explicit μ's for 0xFFFF), `explicit` for an explicit ("huge") μ.
- * One pass over the per-block escape symbols plus O(d) per long escape; the escape arrays must be
- * consistent (as the reader and `checkQuantizedMatrix` make them).
+ * One pass over the per-block escape symbols plus O(d) per long escape (`UniversalEscapeWalker`,
+ * which refuses escape streams that disagree with the symbols).
  */
 export function forEachEscapedBlock(
   lattice: UniversalLatticeScheme['lattice'],
-  m: Pick<UniversalLatticeMatrix, 'escapes' | 'longEscapes' | 'hugeEscapes' | 'blocksPerColumn' | 'cols'>,
+  m: UniversalEscapeStreams,
   visit: (column: number, escapeNorm: number, explicit: boolean) => void,
 ): void {
-  const spec = latticeSpec(lattice);
-  const d = spec.dimension;
-  const s = spec.pointScale;
-  const candidates = spec.escapes;
-  const rootNorm = Math.sqrt(norm2(candidates.roots, 0, d)) / s;
-  let longCursor = 0;
-  let hugeCursor = 0;
-  for (let j = 0; j < m.cols; j++) {
-    for (let b = 0; b < m.blocksPerColumn; b++) {
-      const symbol = m.escapes[j * m.blocksPerColumn + b] as number;
-      if (symbol === 0) continue;
-      if (symbol <= MAX_ESCAPE_RANK) {
-        visit(j, rootNorm, false);
-        continue;
-      }
-      const index = m.longEscapes[longCursor++] as number;
-      if (index === HUGE_ESCAPE) {
-        visit(j, Math.sqrt(norm2(m.hugeEscapes, hugeCursor, d)) / s, true);
-        hugeCursor += d;
-      } else {
-        visit(j, Math.sqrt(norm2(candidates.extended, index * d, d)) / s, false);
-      }
-    }
-  }
+  const walker = new UniversalEscapeWalker(lattice, m);
+  while (walker.nextEscaped()) visit(walker.column, walker.escapeNorm(), walker.longIndex === HUGE_ESCAPE);
 }
 
 const KEY_FORMAT = 'format';
@@ -1170,12 +1155,6 @@ function popcount(word: number): number {
   v -= (v >>> 1) & 0x55555555;
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
-}
-
-function norm2(values: ArrayLike<number>, offset: number, count: number): number {
-  let sum = 0;
-  for (let v = 0; v < count; v++) sum += (values[offset + v] as number) ** 2;
-  return sum;
 }
 
 function sameWords(a: Uint32Array, b: Uint32Array): boolean {

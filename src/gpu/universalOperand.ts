@@ -1,7 +1,6 @@
 import { check, describeValue } from '../errors.js';
 import { forEachEscapedBlock, universalBlockBound } from '../format/container.js';
 import { streamWords } from '../format/bitFields.js';
-import { HUGE_ESCAPE, MAX_ESCAPE_RANK } from '../lattices/escapes.js';
 import { E8_POINT_LIMIT } from '../quantize/e8Points.js';
 import {
   escapesFromGpu,
@@ -16,7 +15,7 @@ import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/la
 import type { UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { universalRatesOf } from '../quantize/rates.js';
 import type { UniversalLatticeScheme } from '../quantize/schemes.js';
-import { checkDitherKeys, nonceWords, UniversalBlockDecoder, universalDitherUnit, type DitherKeyCount } from '../quantize/universalCode.js';
+import { checkDitherKeys, nonceWords, UniversalPointReader, universalDitherUnit, type DitherKeyCount, type UniversalPointStreams } from '../quantize/universalCode.js';
 import { checkBufferSize, codeBufferByteLength, createBufferWithData, readBuffer, STORAGE_USAGE } from './buffers.js';
 import { withValidation } from './errorScopes.js';
 import { checkGpuColumnScale, columnNormBound, latticeMatrixFields, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
@@ -401,51 +400,22 @@ export type E8PointOverflow = NonNullable<GpuUniversalMatrix['e8PointOverflow']>
  * `universalColumnBounds`. (The bound only picks what to decode; were it ever too tight, the repack
  * on the GPU still marks the point and the GEMVs write NaN.)
  */
-export function e8PointOverflowOnHost(
-  m: Pick<UniversalLatticeMatrix, 'scheme' | 'cols' | 'blocksPerColumn' | 'codes' | 'codesHigh' | 'escapes' | 'longEscapes' | 'hugeEscapes'>,
-  matrix?: string,
-): E8PointOverflow | null {
+export function e8PointOverflowOnHost(m: UniversalPointStreams, matrix?: string): E8PointOverflow | null {
   if (m.scheme.lattice !== 'E8') return null;
-  const codec = universalCodec(m.scheme.lattice, m.scheme.q, m.scheme.beta);
-  const { spec, q } = codec;
-  const d = spec.dimension;
+  const reader = new UniversalPointReader(m);
+  const { blocks } = reader;
+  const { spec } = blocks;
+  const { q } = m.scheme;
   const leaderBound = q * spec.pointScale * spec.coveringRadius;
   const fits = (muMax: number): boolean => leaderBound + q * muMax <= E8_POINT_LIMIT;
-  const largest = (table: ArrayLike<number>, first: number): number => {
-    let most = 0;
-    for (let v = 0; v < d; v++) most = Math.max(most, Math.abs(table[first + v] as number));
-    return most;
-  };
-  const { roots, extended } = spec.escapes;
-  let rootsFit = true;
-  for (let r = 0; r < roots.length; r += d) rootsFit &&= fits(largest(roots, r));
-  const unescapedFit = fits(0);
-  const decoder = new UniversalBlockDecoder(codec);
-  const point = new Int32Array(d);
-  const huge = new Int32Array(d);
-  let longCursor = 0;
-  let hugeCursor = 0;
-  const blocks = m.cols * m.blocksPerColumn;
-  for (let index = 0; index < blocks; index++) {
-    const symbol = m.escapes[index] as number;
-    let longIndex = 0;
-    let clear: boolean;
-    if (symbol === 0) clear = unescapedFit;
-    else if (symbol <= MAX_ESCAPE_RANK) clear = rootsFit;
-    else {
-      longIndex = m.longEscapes[longCursor++] as number;
-      if (longIndex === HUGE_ESCAPE) {
-        for (let v = 0; v < d; v++) huge[v] = m.hugeEscapes[hugeCursor++] as number;
-        clear = fits(largest(huge, 0));
-      } else {
-        clear = fits(largest(extended, longIndex * d));
-      }
-    }
-    if (clear) continue;
-    decoder.decode((m.codes[index] as number) + (m.codesHigh === null ? 0 : (m.codesHigh[index] as number) * 2 ** 32), symbol, longIndex, huge, point);
-    for (let v = 0; v < d; v++) {
+  // Unescaped blocks are cleared by the bound alone (q ≤ 31): then only the escaped ones are visited.
+  const escapedOnly = fits(0);
+  while (escapedOnly ? blocks.nextEscaped() : blocks.next()) {
+    if (fits(blocks.escapeLargest())) continue;
+    const point = reader.point();
+    for (let v = 0; v < spec.dimension; v++) {
       const coordinate = point[v] as number;
-      if (Math.abs(coordinate) > E8_POINT_LIMIT) return { column: Math.floor(index / m.blocksPerColumn), block: index % m.blocksPerColumn, coordinate, ...(matrix === undefined ? {} : { matrix }) };
+      if (Math.abs(coordinate) > E8_POINT_LIMIT) return { column: blocks.column, block: blocks.block, coordinate, ...(matrix === undefined ? {} : { matrix }) };
     }
   }
   return null;

@@ -1,7 +1,7 @@
-import { check, describeValue } from '../errors.js';
-import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank } from '../lattices/escapes.js';
+import { check, describeValue, LatticeMatmulError } from '../errors.js';
+import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank, type EscapeCandidates } from '../lattices/escapes.js';
 import { counterHash, mix32, RandomStream } from '../rotation/random.js';
-import { DITHER_GRID, universalCodec, type UniversalCodec } from './latticeSpec.js';
+import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec, type UniversalCodec } from './latticeSpec.js';
 import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
 
 /*
@@ -207,8 +207,24 @@ export class UniversalBlockEncoder {
 }
 
 /**
+ * The first coordinate, in `spec`'s extended escape table, of the row that long escape index
+ * `longIndex` (not HUGE_ESCAPE) names; refuses an index past the table.
+ */
+function extendedRow(spec: LatticeSpec, candidates: EscapeCandidates, longIndex: number): number {
+  if (longIndex >= candidates.extendedCount) outsideTable(spec, longIndex);
+  return longIndex * candidates.dimension;
+}
+
+// Out of line: the walker's and the decoder's hot paths build no message.
+function outsideTable(spec: LatticeSpec, longIndex: number): never {
+  throw new LatticeMatmulError(`long escape index ${longIndex} is outside the ${spec.name} table (${spec.escapes.extendedCount} entries)`);
+}
+
+/**
  * Decodes one block to its lattice point λ = L + q·μ (point coordinates) into `out`, from its code and
- * escape. `long` supplies the extended index of a LONG_ESCAPE block and, for HUGE_ESCAPE, μ itself.
+ * escape, in the form the encoder gives them (`UniversalBlock`; `UniversalEscapeWalker` reads it back
+ * from a matrix's streams): `longIndex` is the extended index of a LONG_ESCAPE block and, for
+ * HUGE_ESCAPE, `huge` holds μ itself.
  */
 export class UniversalBlockDecoder {
   private readonly leader: Int32Array;
@@ -226,60 +242,293 @@ export class UniversalBlockDecoder {
     let row = 0;
     if (symbol >= 1 && symbol <= MAX_ESCAPE_RANK) {
       table = candidates.roots;
-      row = rootOfRank(candidates, this.leader, symbol);
+      row = rootOfRank(candidates, this.leader, symbol) * d;
     } else if (symbol === LONG_ESCAPE && longIndex !== HUGE_ESCAPE) {
-      check(longIndex < candidates.extendedCount, () => `long escape index ${longIndex} is outside the ${spec.name} table (${candidates.extendedCount} entries)`);
       table = candidates.extended;
-      row = longIndex;
+      row = extendedRow(spec, candidates, longIndex);
     }
     for (let v = 0; v < d; v++) {
       let mu = 0;
-      if (table !== null) mu = table[row * d + v] as number;
+      if (table !== null) mu = table[row + v] as number;
       else if (symbol === LONG_ESCAPE) mu = (huge as ArrayLike<number>)[v] as number;
       out[v] = (this.leader[v] as number) + q * mu;
     }
   }
 }
 
+/** What `UniversalEscapeWalker` reads of a universal matrix: its per-block escape symbols and the two side streams. */
+export type UniversalEscapeStreams = Pick<UniversalLatticeMatrix, 'cols' | 'blocksPerColumn' | 'escapes' | 'longEscapes' | 'hugeEscapes'>;
+
 /**
- * Reads the lattice points λ of `q`'s blocks one at a time, in storage order (column by column, block
- * by block), following the long and huge escape streams: `next()` returns block 0 of column 0 first,
- * in a buffer reused for every block. A decoder that holds one column at a time reads with it.
+ * The one reader of a universal matrix's escape streams: steps through its blocks in storage order
+ * (column by column, block by block; `next`), or through its escaped blocks only (`nextEscaped`, one
+ * pass over the symbols plus O(d) per long escape), and keeps the cursors of `longEscapes` (one entry
+ * per LONG_ESCAPE block, in block order) and `hugeEscapes` (d coordinates per HUGE_ESCAPE entry).
+ * After a step that returned true it describes the block it is on: `index`, `column`, `block`, its
+ * `symbol`, its `longIndex` and μ of a long escape (`mu` from `muOffset`), in the form the decoder
+ * takes (`UniversalBlockDecoder`, or `UniversalPointReader.point()` for that block, on demand).
+ *
+ * It refuses, naming what is missing, the streams that disagree with the symbols it has read (fewer
+ * long escapes than LONG_ESCAPE symbols, fewer explicit coordinates than HUGE_ESCAPE entries), a symbol
+ * that is neither 0, a rank nor LONG_ESCAPE, and a long index past the extended table: never a μ read
+ * past a stream's end.
+ *
+ * @example
+ * const walker = new UniversalEscapeWalker(m.scheme.lattice, m);
+ * while (walker.nextEscaped()) largest[walker.column] = Math.max(largest[walker.column], walker.escapeNorm());
  */
-export class UniversalPointReader {
-  private readonly decoder: UniversalBlockDecoder;
-  private readonly point: Int32Array;
-  private readonly huge: Int32Array;
+export class UniversalEscapeWalker {
+  /** μ of a HUGE_ESCAPE block (point coordinates): a buffer reused for every such block. */
+  readonly explicit: Int32Array;
+  readonly spec: LatticeSpec;
+  // The spec's fields as own fields (its `escapes` is a getter), and its table's measures.
+  private readonly candidates: EscapeCandidates;
+  private readonly measures: EscapeMeasures;
   private readonly d: number;
-  private index = 0;
+  private readonly pointScale: number;
+  private readonly blocks: number;
+  /** `column` and the index of its first block, brought up to `index` when asked (`settle`). */
+  private currentColumn = 0;
+  private columnStart = 0;
   private longCursor = 0;
   private hugeCursor = 0;
+  // The current block (read through the getters: only a step changes them).
+  private at = -1;
+  private atSymbol = 0;
+  private atLongIndex = 0;
+  private atMu: Int32Array | null = null;
+  private atMuOffset = 0;
 
-  constructor(private readonly q: UniversalLatticeMatrix) {
-    const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
-    this.d = codec.spec.dimension;
-    this.decoder = new UniversalBlockDecoder(codec);
-    this.point = new Int32Array(this.d);
-    this.huge = new Int32Array(this.d);
+  // The streams as own fields: one load each per step, whatever the matrix object's shape.
+  private readonly escapes: Uint8Array;
+  private readonly longEscapes: Uint16Array;
+  private readonly hugeEscapes: Int32Array;
+  private readonly blocksPerColumn: number;
+
+  constructor(lattice: LatticeName, m: UniversalEscapeStreams) {
+    this.spec = latticeSpec(lattice);
+    this.candidates = this.spec.escapes;
+    this.measures = escapeMeasures(this.spec);
+    this.d = this.spec.dimension;
+    this.pointScale = this.spec.pointScale;
+    this.escapes = m.escapes;
+    this.longEscapes = m.longEscapes;
+    this.hugeEscapes = m.hugeEscapes;
+    this.blocksPerColumn = m.blocksPerColumn;
+    this.explicit = new Int32Array(this.d);
+    this.blocks = m.cols * m.blocksPerColumn;
   }
 
-  /** The point of the next block (column-major block index 0, 1, …). */
-  next(): Int32Array {
-    const { q, d, huge } = this;
-    const index = this.index++;
-    const code = (q.codes[index] as number) + (q.codesHigh === null ? 0 : (q.codesHigh[index] as number) * 2 ** 32);
-    const symbol = q.escapes[index] as number;
-    let longIndex = 0;
-    if (symbol === LONG_ESCAPE) {
-      check(this.longCursor < q.longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
-      longIndex = q.longEscapes[this.longCursor++] as number;
-      if (longIndex === HUGE_ESCAPE) {
-        check(this.hugeCursor + d <= q.hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
-        for (let v = 0; v < d; v++) huge[v] = q.hugeEscapes[this.hugeCursor++] as number;
-      }
+  /** The column-major index of the current block (column·blocksPerColumn + block); −1 before the first step. */
+  get index(): number {
+    return this.at;
+  }
+
+  /** The current block's escape symbol: 0 (none), a rank 1…MAX_ESCAPE_RANK, or LONG_ESCAPE. */
+  get symbol(): number {
+    return this.atSymbol;
+  }
+
+  /** With LONG_ESCAPE: the extended-table index, or HUGE_ESCAPE (then `explicit` holds μ); else 0. */
+  get longIndex(): number {
+    return this.atLongIndex;
+  }
+
+  /**
+   * With LONG_ESCAPE: the array holding μ (d coordinates from `muOffset`): the extended table, or
+   * `explicit`. Else null: a ranked escape's root depends on the block's leader (`rootOfRank`), which
+   * only a decode knows.
+   */
+  get mu(): Int32Array | null {
+    return this.atMu;
+  }
+
+  /** Where μ starts in `mu`. */
+  get muOffset(): number {
+    return this.atMuOffset;
+  }
+
+  /** The current block's column. */
+  get column(): number {
+    this.settle();
+    return this.currentColumn;
+  }
+
+  /** The current block's index within its column. */
+  get block(): number {
+    this.settle();
+    return this.at - this.columnStart;
+  }
+
+  /** Steps to the next block; false past the last (cols × blocksPerColumn) block. */
+  next(): boolean {
+    const index = this.at + 1;
+    if (index >= this.blocks) {
+      this.at = this.blocks;
+      return false;
     }
-    this.decoder.decode(code, symbol, longIndex, huge, this.point);
-    return this.point;
+    this.at = index;
+    this.read(this.escapes[index] as number);
+    return true;
+  }
+
+  /** Steps to the next escaped block (symbol ≠ 0), passing over the others; false when none is left. */
+  nextEscaped(): boolean {
+    const { escapes } = this;
+    const blocks = this.blocks;
+    let index = this.at + 1;
+    while (index < blocks && escapes[index] === 0) index++;
+    if (index >= blocks) {
+      this.at = blocks;
+      return false;
+    }
+    this.at = index;
+    this.read(escapes[index] as number);
+    return true;
+  }
+
+  /**
+   * ‖μ‖/s of the current block in λ units (s the point scale): 0 without an escape, the roots' norm for
+   * a ranked escape, the table row's or the explicit μ's for a long one.
+   */
+  escapeNorm(): number {
+    if (this.atSymbol === 0) return 0;
+    if (this.atMu === null) return this.measures.rootNorm;
+    if (this.atLongIndex !== HUGE_ESCAPE) return this.measures.norms[this.atLongIndex] as number;
+    return Math.sqrt(squaredNorm(this.explicit, 0, this.d)) / this.pointScale;
+  }
+
+  /**
+   * A bound on max_v |μ_v| of the current block (point coordinates): 0 without an escape, the largest
+   * over all roots for a ranked escape, exact for a long one.
+   */
+  escapeLargest(): number {
+    if (this.atSymbol === 0) return 0;
+    if (this.atMu === null) return this.measures.rootLargest;
+    if (this.atLongIndex !== HUGE_ESCAPE) return this.measures.largest[this.atLongIndex] as number;
+    return largestMagnitude(this.explicit, 0, this.d);
+  }
+
+  /** Brings the column up to `index`, which only grows: O(cols) over a walk, no division per block. */
+  private settle(): void {
+    const perColumn = this.blocksPerColumn;
+    while (this.at - this.columnStart >= perColumn) {
+      this.currentColumn++;
+      this.columnStart += perColumn;
+    }
+  }
+
+  private read(symbol: number): void {
+    this.atSymbol = symbol;
+    this.atLongIndex = 0;
+    this.atMu = null;
+    if (symbol > MAX_ESCAPE_RANK) this.readLong(symbol);
+  }
+
+  /** Reads the current LONG_ESCAPE block's entry of the long stream (and its μ from the explicit one). */
+  private readLong(symbol: number): void {
+    if (symbol !== LONG_ESCAPE) this.notASymbol(symbol);
+    const { longEscapes, hugeEscapes } = this;
+    check(this.longCursor < longEscapes.length, 'the universal matrix has fewer long escapes than its escape symbols announce');
+    const longIndex = longEscapes[this.longCursor++] as number;
+    this.atLongIndex = longIndex;
+    if (longIndex === HUGE_ESCAPE) {
+      const { explicit, d } = this;
+      check(this.hugeCursor + d <= hugeEscapes.length, 'the universal matrix has fewer explicit escapes than its long escapes announce');
+      for (let v = 0; v < d; v++) explicit[v] = hugeEscapes[this.hugeCursor++] as number;
+      this.atMu = explicit;
+      this.atMuOffset = 0;
+    } else {
+      this.atMu = this.candidates.extended;
+      this.atMuOffset = extendedRow(this.spec, this.candidates, longIndex);
+    }
+  }
+
+  private notASymbol(symbol: number): never {
+    throw new LatticeMatmulError(`block ${this.block} of column ${this.column} has escape symbol ${symbol}: not 0, a rank 1…${MAX_ESCAPE_RANK} or ${LONG_ESCAPE}`);
+  }
+}
+
+/** Per lattice: ‖μ‖/s and max_v |μ_v| of each extended-table row, and of the roots (all alike in norm). */
+interface EscapeMeasures {
+  readonly norms: Float64Array;
+  readonly largest: Float64Array;
+  readonly rootNorm: number;
+  readonly rootLargest: number;
+}
+
+const escapeMeasuresOf = new Map<string, EscapeMeasures>();
+
+function escapeMeasures(spec: LatticeSpec): EscapeMeasures {
+  let found = escapeMeasuresOf.get(spec.name);
+  if (found === undefined) {
+    const { extended, extendedCount, roots, rootCount } = spec.escapes;
+    const d = spec.dimension;
+    const norms = new Float64Array(extendedCount);
+    const largest = new Float64Array(extendedCount);
+    for (let r = 0; r < extendedCount; r++) {
+      norms[r] = Math.sqrt(squaredNorm(extended, r * d, d)) / spec.pointScale;
+      largest[r] = largestMagnitude(extended, r * d, d);
+    }
+    let rootLargest = 0;
+    for (let r = 0; r < rootCount; r++) rootLargest = Math.max(rootLargest, largestMagnitude(roots, r * d, d));
+    found = { norms, largest, rootNorm: Math.sqrt(squaredNorm(roots, 0, d)) / spec.pointScale, rootLargest };
+    escapeMeasuresOf.set(spec.name, found);
+  }
+  return found;
+}
+
+function squaredNorm(values: ArrayLike<number>, offset: number, count: number): number {
+  let sum = 0;
+  for (let v = 0; v < count; v++) sum += (values[offset + v] as number) ** 2;
+  return sum;
+}
+
+function largestMagnitude(values: ArrayLike<number>, offset: number, count: number): number {
+  let most = 0;
+  for (let v = 0; v < count; v++) most = Math.max(most, Math.abs(values[offset + v] as number));
+  return most;
+}
+
+/** The code of block `index` (column-major) of `m`: `codes[index]` plus `codesHigh[index]`·2^32. */
+export function universalBlockCode(m: Pick<UniversalLatticeMatrix, 'codes' | 'codesHigh'>, index: number): number {
+  return (m.codes[index] as number) + (m.codesHigh === null ? 0 : (m.codesHigh[index] as number) * 2 ** 32);
+}
+
+/** What `UniversalPointReader` reads of a universal matrix. */
+export type UniversalPointStreams = UniversalEscapeStreams & Pick<UniversalLatticeMatrix, 'scheme' | 'codes' | 'codesHigh'>;
+
+/**
+ * Decodes the lattice points λ of a universal matrix's blocks, following its escape streams with one
+ * `UniversalEscapeWalker` (`blocks`): `next()` steps to the next block (block 0 of column 0 first) and
+ * returns its point; or step `blocks` yourself (`next`, `nextEscaped`) and call `point()` only for the
+ * blocks you need. The point is in a buffer reused for every block. A decoder that holds one column at
+ * a time reads with it.
+ */
+export class UniversalPointReader {
+  /** The walker over the matrix's blocks and escape streams; `point()` decodes the block it is on. */
+  readonly blocks: UniversalEscapeWalker;
+  private readonly decoder: UniversalBlockDecoder;
+  private readonly out: Int32Array;
+
+  constructor(private readonly q: UniversalPointStreams) {
+    const codec = universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta);
+    this.blocks = new UniversalEscapeWalker(q.scheme.lattice, q);
+    this.decoder = new UniversalBlockDecoder(codec);
+    this.out = new Int32Array(codec.spec.dimension);
+  }
+
+  /** The point of the walker's current block. */
+  point(): Int32Array {
+    const { blocks } = this;
+    this.decoder.decode(universalBlockCode(this.q, blocks.index), blocks.symbol, blocks.longIndex, blocks.explicit, this.out);
+    return this.out;
+  }
+
+  /** Steps to the next block (column-major block index 0, 1, …) and returns its point. */
+  next(): Int32Array {
+    this.blocks.next();
+    return this.point();
   }
 }
 
