@@ -1,8 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { extract, sourceFiles, type Example } from './docExamples.js';
 
 /*
  * The values that `@example` blocks of src/ state in comments are the values the code gives.
@@ -38,41 +39,6 @@ const src = join(root, 'src');
 
 /** Examples that write files or reach the network are not run. */
 const SIDE_EFFECTS = /\b(fetch|write\w*File|\w*FileWriter|quantizeModel|leftoverTemporaries|checkSafetensorsFileWritable|open\w*File|open\w*Model|httpRangeSource|requestGpuDevice|requestNodeGpuDevice|nodeGpu)\b/;
-
-interface Example {
-  readonly file: string;
-  readonly line: number;
-  readonly body: readonly string[];
-}
-
-function sourceFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...sourceFiles(path));
-    else if (path.endsWith('.ts') && !path.endsWith('.d.ts')) out.push(path);
-  }
-  return out.sort();
-}
-
-function extract(file: string, text: string): Example[] {
-  const lines = text.split('\n');
-  const out: Example[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^\s*\*\s?@example\b/.test(lines[i] as string)) continue;
-    const body: string[] = [];
-    for (let j = i + 1; j < lines.length; j++) {
-      const raw = lines[j] as string;
-      const end = raw.indexOf('*/');
-      const stripped = (end >= 0 ? raw.slice(0, end) : raw).replace(/^\s*\* ?/, '');
-      if (/^@\w/.test(stripped)) break;
-      body.push(stripped);
-      if (end >= 0) break;
-    }
-    out.push({ file, line: i + 1, body });
-  }
-  return out;
-}
 
 /** What a comment claims, or null when it opens with prose. */
 type Claim =
