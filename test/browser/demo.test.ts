@@ -212,7 +212,7 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       expect(status).toMatch(/WebGPU is ready/);
       // SwiftShader is a software renderer: the page says so, with the lower caps that keep a run cancellable.
       expect(handle.webgpu.engine).toMatchObject({ adapter: { softwareRenderer: true } });
-      expect(status).toContain('sizes stop at n × columns = 1,048,576 and n × columns² = 134,217,728');
+      expect(status).toContain('sizes stop at n × columns = 1,048,576, n × columns² = 134,217,728 and columns² = 1,048,576, so that');
       const adapterText = await page.$eval('#adapter', (node) => node.textContent ?? '');
       expect(adapterText).toMatch(/D3 table layout(full|triangle|leaders)/);
       expect(adapterText).toMatch(/Software rendereryes/);
@@ -414,6 +414,12 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       // WebGPU chosen: the software renderer's own cap is the reason given.
       await page.click('#backend-webgpu');
       expect(await hintFor({ n: '1024', cols: '512' })).toBe('n × columns² = 268,435,456 multiply-adds is more than WebGPU on a software renderer runs here (134,217,728).');
+      // A wide, short size within its n × columns and n × columns² caps (8 · 4096² = 2^27) but beyond its
+      // cap on the product's entries: 8 × 4096 took 40–54 s here (demo/limits.ts); 8 × 1024 runs.
+      expect(await hintFor({ n: '8', cols: '4096' })).toBe(
+        'columns² = 16,777,216 entries of AᵀB is more than WebGPU on a software renderer runs here (1,048,576, that is up to 1,024 columns).',
+      );
+      expect(await hintFor({ n: '8', cols: '1024' }, true)).toMatch(/^A and B are 8 × 1,024;/);
       // Within the CPU's n × columns cap but beyond its n × columns² one: the note on the skipped scalar
       // baselines gives that reason (it said "up to n × columns = 262,144" of 300 × 500 = 150,000).
       expect(await hintFor({ n: '300', cols: '500' }, true)).toMatch(

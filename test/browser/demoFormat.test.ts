@@ -60,7 +60,9 @@ describe('formatTime', () => {
 describe('capsText', () => {
   it('names both caps, since a size within the first can exceed the second', () => {
     expect(capsText('cpu')).toBe('n × columns = 262,144 and n × columns² = 67,108,864');
-    expect(capsText('software-webgpu')).toBe('n × columns = 1,048,576 and n × columns² = 134,217,728');
+    expect(capsText('webgpu')).toBe('n × columns = 16,777,216 and n × columns² = 68,719,476,736');
+    // A software renderer's cap on the product's entries refuses sizes the other two allow (8 × 4096), so it is named.
+    expect(capsText('software-webgpu')).toBe('n × columns = 1,048,576, n × columns² = 134,217,728 and columns² = 1,048,576');
     // 300 × 500: 150,000 entries, within the first cap; 75,000,000 multiply-adds, beyond the second.
     expect(300 * 500).toBeLessThan(SIZE_CAPS.cpu.entries);
     expect(sizeProblem(300, 500, 'cpu')).toBe('n × columns² = 75,000,000 multiply-adds is more than the CPU reference runs here (67,108,864).');

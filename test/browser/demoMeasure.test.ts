@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isSoftwareRenderer, SIZE_CAPS, sizeProblem, sizeTarget } from '../../demo/limits.js';
+import { COLS_MAX, isSoftwareRenderer, N_MIN, SIZE_CAPS, sizeProblem, sizeTarget } from '../../demo/limits.js';
 import { compareRuns, errorSample, firstColumn, measureNmse } from '../../demo/measure.js';
 import {
   column,
@@ -226,6 +226,33 @@ describe('sizeProblem', () => {
     expect(sizeProblem(2048, 257, 'software-webgpu')).toMatch(/WebGPU on a software renderer/);
     expect(sizeProblem(8192, 128, 'software-webgpu')).toBeNull();
     expect(sizeProblem(8192, 129, 'software-webgpu')).toMatch(/n × columns = 1,056,768 is more than WebGPU on a software renderer runs here \(1,048,576\)/);
+    // And 2^20 entries of AᵀB (1024 columns): 8 × 4096 is within the other two caps (8 · 4096² = 2^27)
+    // but took 40–54 s on SwiftShader (quantizing and the product cost per column and per entry of AᵀB).
+    expect(sizeProblem(8, 4096, 'software-webgpu')).toBe(
+      'columns² = 16,777,216 entries of AᵀB is more than WebGPU on a software renderer runs here (1,048,576, that is up to 1,024 columns).',
+    );
+    expect(sizeProblem(8, 1025, 'software-webgpu')).toMatch(/columns² = 1,050,625 entries of AᵀB/);
+    expect(sizeProblem(8, 1024, 'software-webgpu')).toBeNull();
+    expect(sizeProblem(128, 1024, 'software-webgpu')).toBeNull();
+    expect(sizeProblem(129, 1024, 'software-webgpu')).toMatch(/multiply-adds/);
+    // On a GPU and on the CPU reference the product's entries refuse nothing the other caps allow.
+    expect(sizeProblem(8, 4096, 'webgpu')).toBeNull();
+    expect(sizeProblem(8, 2896, 'cpu')).toBeNull();
+  });
+
+  it('keeps every size a software renderer runs within the measured corners (at most 1024 columns)', () => {
+    // The widest sizes are at the smallest n; the slowest steps measured were at the corners
+    // 8192 × 128, 2048 × 256, 128 × 1024 and 8 × 1024 (demo/limits.ts).
+    for (let cols = 1; cols <= COLS_MAX; cols++) {
+      const allowed = sizeProblem(N_MIN, cols, 'software-webgpu') === null;
+      expect(allowed, `${N_MIN} × ${cols}`).toBe(cols <= 1024);
+    }
+    for (const n of [8, 64, 128, 129, 512, 2048, 4096, 8192]) {
+      for (const cols of [128, 256, 512, 1024, 2048, 4096]) {
+        if (sizeProblem(n, cols, 'software-webgpu') !== null) continue;
+        expect(cols, `${n} × ${cols}`).toBeLessThanOrEqual(1024);
+      }
+    }
   });
 
   it('holds WebGPU runs to the software caps only on a software renderer', () => {
