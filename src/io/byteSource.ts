@@ -101,13 +101,93 @@ export interface HttpRangeSourceOptions {
   /** Aborts every request made through the source, now and later. */
   readonly signal?: AbortSignal;
   /**
-   * How long a request may wait for the server's answer (its status and headers; the body then takes
-   * as long as it takes), in milliseconds: default 30 000; `Infinity` waits forever.
+   * How long a request may wait for the server's answer (its status and headers), and then for each
+   * next piece of its body, in milliseconds: default 30 000; `Infinity` (or more than 2^31 − 1, the
+   * longest a timer waits) waits forever. A slow body that keeps coming is read to its end.
    */
   readonly responseTimeoutMs?: number;
 }
 
 const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+
+/** The longest delay setTimeout takes (about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Reads the body of `response` into exactly `length` bytes, or returns the count it held instead (a
+ * count above `length` is `length + 1`: the reading stops there, so a server that sends more than
+ * asked, endlessly even, costs no more memory than the range). `stalled` is called before each wait
+ * for the next piece and returns the function that ends that wait's timer.
+ */
+async function readBody(response: Response, length: number, stalled: () => () => void): Promise<Uint8Array | number> {
+  const bytes = new Uint8Array(length);
+  if (response.body === null) return length === 0 ? bytes : 0;
+  const reader = response.body.getReader();
+  let done = 0;
+  for (;;) {
+    const stop = stalled();
+    let piece: ReadableStreamReadResult<Uint8Array>;
+    try {
+      piece = await reader.read();
+    } finally {
+      stop();
+    }
+    if (piece.done) return done === length ? bytes : done;
+    if (done + piece.value.byteLength > length) {
+      void reader.cancel().catch(() => undefined);
+      return length + 1;
+    }
+    bytes.set(piece.value, done);
+    done += piece.value.byteLength;
+  }
+}
+
+/**
+ * Requests one source has in flight at most: a browser opens 6 connections per host over HTTP/1.1
+ * and queues the rest, and a queued request's time counted against responseTimeoutMs (its timer
+ * starts at fetch()): `Promise.all` over a model's matrices on a slow link was refused as "no answer"
+ * from a server that answered every request it got at once. Queued here, a request's timer starts
+ * when it is sent. (Other requests to the same host, the page's own or another source's, still share
+ * the browser's connections.)
+ */
+const MAX_REQUESTS_IN_FLIGHT = 6;
+
+/**
+ * A counter of `limit` slots: `acquire` resolves once one is free (in call order), or rejects with
+ * `signal`'s reason once it aborts while waiting; `release` frees one.
+ */
+function requestSlots(limit: number): { acquire(signal: AbortSignal | undefined): Promise<void>; release(): void } {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return {
+    acquire: (signal) => {
+      if (active < limit) {
+        active++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          const at = waiting.indexOf(granted);
+          if (at >= 0) waiting.splice(at, 1);
+          reject(signal?.reason);
+        };
+        const granted = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        if (signal?.aborted === true) return void reject(signal.reason);
+        waiting.push(granted);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+    release: () => {
+      // The slot passes to the first waiting request, if any.
+      const next = waiting.shift();
+      if (next === undefined) active--;
+      else next();
+    },
+  };
+}
 
 /** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
 function contentRange(value: string | null): { first: number; last: number; total: number } | null {
@@ -130,8 +210,10 @@ const FIRST_BYTES = 8;
  * sent for a missing file is named as such), a compressed response (its ranges are of the compressed
  * bytes), a cross-origin response that hides Content-Range (the server must send
  * `Access-Control-Expose-Headers: Content-Range`), a resource that changes while it is read (another
- * ETag or size), another range than asked, an error status, and a server that does not answer within
- * `responseTimeoutMs`.
+ * ETag or size), another range than asked or a body of another length, an error status, and a server
+ * that does not answer within `responseTimeoutMs` or whose body stops coming for that long. At most 6
+ * requests of one source are in flight (a browser's connections per host); later ones wait for one
+ * to end before they are sent, their timer not yet running.
  *
  * @example
  * const source = await httpRangeSource('https://example.com/model.lmq.safetensors');
@@ -144,18 +226,39 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   const fetchRange = options.fetch ?? globalThis.fetch;
   check(typeof fetchRange === 'function', 'httpRangeSource needs fetch (pass options.fetch where there is no global one)');
   const timeoutMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
-  check(timeoutMs > 0, () => `httpRangeSource: responseTimeoutMs must be a positive number of milliseconds (Infinity for none), got ${describeValue(timeoutMs)}`);
+  // A number: '500' passed the old `> 0` check and then set no timer at all (Number.isFinite('500') is false).
+  check(
+    typeof timeoutMs === 'number' && timeoutMs > 0,
+    () => `httpRangeSource: responseTimeoutMs must be a positive number of milliseconds (Infinity for none), got ${describeValue(timeoutMs)}`,
+  );
+  // setTimeout fires at once for a delay past 2^31 − 1 ms: 1e10 refused every request as unanswered.
+  const timed = timeoutMs <= MAX_TIMER_MS;
   const name = String(url);
   let etag: string | null = null;
   let total = -1;
-  /** Bytes first…last (last clamped to the end of the resource when `clamped`). */
+  const slots = requestSlots(MAX_REQUESTS_IN_FLIGHT);
+  /** Bytes first…last (last clamped to the end of the resource when `clamped`), when a slot is free. */
   const get = async (first: number, last: number, clamped = false): Promise<Uint8Array> => {
-    // Aborted by the caller's signal, or when no answer came in time (headers only: the timer stops then).
+    try {
+      await slots.acquire(options.signal);
+    } catch (reason) {
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+    }
+    try {
+      return await request(first, last, clamped);
+    } finally {
+      slots.release();
+    }
+  };
+  /** Bytes first…last (last clamped to the end of the resource when `clamped`). */
+  const request = async (first: number, last: number, clamped: boolean): Promise<Uint8Array> => {
+    // Aborted by the caller's signal, or when no answer came in time (this timer: the status and
+    // headers; then `stalled`'s, each next piece of the body).
     const controller = new AbortController();
     const stop = (): void => controller.abort(options.signal?.reason);
     if (options.signal?.aborted === true) stop();
     options.signal?.addEventListener('abort', stop, { once: true });
-    const timer = Number.isFinite(timeoutMs) ? setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
+    const timer = timed ? setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
     let response: Response;
     try {
       response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, cache: 'no-store', signal: controller.signal });
@@ -182,23 +285,39 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     if (response.status !== 206) refuse(`the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
     const encoding = response.headers.get('content-encoding');
     if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') refuse(`the response is compressed (Content-Encoding: ${encoding}); its byte ranges are not the file's`);
-    const range = contentRange(response.headers.get('content-range'));
-    if (range === null) refuse('the response has no readable Content-Range header (a server on another origin must send Access-Control-Expose-Headers: Content-Range)');
+    const rangeHeader = response.headers.get('content-range');
+    const range = contentRange(rangeHeader);
+    if (rangeHeader === null) refuse('the response has no readable Content-Range header (a server on another origin must send Access-Control-Expose-Headers: Content-Range)');
+    // One there but not "bytes FIRST-LAST/TOTAL": an unknown total ("/*"), or several ranges.
+    if (range === null) refuse(`the response's Content-Range ${JSON.stringify(rangeHeader.slice(0, 100))} is not one range of a resource of known size (bytes FIRST-LAST/TOTAL)`);
     const tag = response.headers.get('etag');
     if (total >= 0 && (range.total !== total || (etag !== null && tag !== null && tag !== etag))) refuse('the resource changed while it was read (another size or ETag)');
     const expectedLast = clamped ? Math.min(last, range.total - 1) : last;
     if (range.first !== first || range.last !== expectedLast) refuse(`asked for bytes ${first}-${expectedLast}, the server sent ${range.first}-${range.last}`);
     etag ??= tag;
     if (total < 0) total = range.total;
-    let bytes: Uint8Array;
+    const length = expectedLast - first + 1;
+    // Read piece by piece, not with arrayBuffer(): a body that stops coming (a stalled connection)
+    // made the read wait forever, and one longer than asked was held whole before it was refused.
+    const stalled = (): (() => void) => {
+      if (!timed) return () => undefined;
+      const bodyTimer = setTimeout(() => controller.abort(new Error(`no bytes of the body came within ${timeoutMs} ms`)), timeoutMs);
+      return () => clearTimeout(bodyTimer);
+    };
+    let bytes: Uint8Array | number;
     try {
-      bytes = new Uint8Array(await response.arrayBuffer());
+      bytes = await readBody(response, length, stalled);
     } catch (error) {
-      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
+      controller.abort(error); // ends the body (and its connection) where the failure was ours: an allocation
+      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: error });
     } finally {
       options.signal?.removeEventListener('abort', stop);
     }
-    check(bytes.byteLength === expectedLast - first + 1, () => `${name}: asked for ${expectedLast - first + 1} bytes at ${first}, the response held ${bytes.byteLength}`);
+    if (typeof bytes === 'number') {
+      const held = bytes > length ? `more than ${length}` : String(bytes);
+      throw new LatticeMatmulError(`${name}: asked for ${length} bytes at ${first}, the response held ${held}`);
+    }
     return bytes;
   };
   // The length field, which the reader asks for first (a shorter resource comes back whole). Not a

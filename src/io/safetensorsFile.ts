@@ -154,10 +154,20 @@ export class SafetensorsFile {
     } catch (error) {
       throw new LatticeMatmulError(`cannot allocate ${end - begin} bytes for tensor ${JSON.stringify(name)}`, { cause: error });
     }
-    await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0] + begin, `safetensors file ${describePath(this.path)}`);
-    // A file written in place since it was opened (a download or a copy over it) may hold another
-    // model's bytes at the header's offsets: checked after the read, so a write during it counts too.
-    const now = await this.handle.stat({ bigint: true });
+    let now: { size: bigint; mtimeNs: bigint };
+    try {
+      await readExactly(this.handle, bytes, this.header.dataStart + info.dataOffsets[0] + begin, `safetensors file ${describePath(this.path)}`);
+      // A file written in place since it was opened (a download or a copy over it) may hold another
+      // model's bytes at the header's offsets: checked after the read, so a write during it counts too.
+      now = await this.handle.stat({ bigint: true });
+    } catch (error) {
+      // Closed while this read ran (Promise.all of reads, then close without awaiting them): Node's
+      // bare "file closed" Error, named here as the closed-file refusal it is.
+      if (this.closed && !(error instanceof LatticeMatmulError)) {
+        throw new LatticeMatmulError(`safetensors file ${describePath(this.path)} was closed while tensor ${JSON.stringify(name)} was read`, { cause: error });
+      }
+      throw error;
+    }
     check(
       now.size === BigInt(this.fileByteLength) && now.mtimeNs === this.openedMtimeNs,
       () =>
