@@ -189,6 +189,18 @@ function requestSlots(limit: number): { acquire(signal: AbortSignal | undefined)
   };
 }
 
+/**
+ * The URL as the source's name and its messages show it: without its query and fragment (replaced by
+ * "?…") and without credentials, which a signed URL (S3, GCS, a CDN token) or `user:password@`
+ * carries and an app's error logs should not.
+ */
+export function urlForMessages(url: string | URL): string {
+  const text = String(url);
+  const cut = text.search(/[?#]/);
+  const path = cut < 0 ? text : `${text.slice(0, cut)}${text[cut] === '?' ? '?…' : ''}`;
+  return path.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+}
+
 /** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
 function contentRange(value: string | null): { first: number; last: number; total: number } | null {
   const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(value?.trim() ?? '');
@@ -233,7 +245,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   );
   // setTimeout fires at once for a delay past 2^31 − 1 ms: 1e10 refused every request as unanswered.
   const timed = timeoutMs <= MAX_TIMER_MS;
-  const name = String(url);
+  const name = urlForMessages(url);
   let etag: string | null = null;
   let total = -1;
   const slots = requestSlots(MAX_REQUESTS_IN_FLIGHT);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput } from '../../src/format/container.js';
 import { openQuantizedContainer } from '../../src/format/containerReader.js';
-import { httpRangeSource, type HttpRangeSourceOptions } from '../../src/io/byteSource.js';
+import { httpRangeSource, urlForMessages, type HttpRangeSourceOptions } from '../../src/io/byteSource.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 
@@ -188,6 +188,20 @@ describe('httpRangeSource against misbehaving servers', () => {
         await expect(readEvery()).rejects.toThrow(message);
       }
     }
+  });
+
+  it("a signed URL's query and credentials stay out of the source's name and its messages", async () => {
+    expect(urlForMessages('https://bucket.s3.amazonaws.com/m.lmq.safetensors?X-Amz-Signature=abc123&X-Amz-Credential=AKIA')).toBe('https://bucket.s3.amazonaws.com/m.lmq.safetensors?…');
+    expect(urlForMessages('https://user:secret@host.example/a/b.safetensors#part')).toBe('https://host.example/a/b.safetensors');
+    expect(urlForMessages(new URL('http://127.0.0.1:8080/m?token=x'))).toBe('http://127.0.0.1:8080/m?…');
+    expect(urlForMessages('models/m.safetensors')).toBe('models/m.safetensors');
+    handler = (_request, response) => void response.writeHead(404).end();
+    const signed = `${url}?token=s3cr3t`;
+    const refusal = await httpRangeSource(signed).then(() => null, (error: unknown) => error as Error);
+    expect(refusal?.message).toMatch(/\?…: /);
+    expect(refusal?.message).not.toContain('s3cr3t');
+    handler = (request, response) => serve(v1, '"a"', request, response);
+    expect((await httpRangeSource(signed)).name).toBe(`${url}?…`);
   });
 
   it('redirects (301, 302, 307, 308) to another path are followed', async () => {
