@@ -267,4 +267,18 @@ describe('doc comment examples', () => {
     expect(readme).toBeGreaterThanOrEqual(3);
     expect(failures, failures.join('\n')).toEqual([]);
   });
+
+  it('reads each example’s body and the declaration it documents (the rule on public examples reads it): a member’s is its class’s', () => {
+    const text = [
+      '/**', ' * @example', ' * f(1); // 2', ' */', 'export function f(x: number): number {', '  return x + 1;', '}',
+      '/**', ' * @example', ' * new C().m();', ' */', 'export class C {', '  /**', '   * @example', '   * new C().m();', '   */', '  m(): void {}', '}',
+      '/**', ' * @example', ' * g();', ' */', 'function g(): void {}',
+      'class D {', '  /**', '   * @example', '   * new D().m();', '   */', '  m(): void {}', '}',
+      '/**', ' * @example', ' * h(); // 3 */', 'export const h = (): number => 3;',
+    ].join('\n');
+    const examples = extract('x.ts', text);
+    expect(examples.map((e) => [e.line, e.documents])).toEqual([[2, 'f'], [9, 'C'], [14, 'C'], [20, undefined], [26, undefined], [32, 'h']]);
+    // The body: the lines after the tag, the last one also when the comment closes on it.
+    expect(examples.map((e) => e.body.map((l) => l.trim()))).toEqual([['f(1); // 2'], ['new C().m();'], ['new C().m();'], ['g();'], ['new D().m();'], ['h(); // 3']]);
+  });
 });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBuffer, createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
-import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
-import { uploadWeightOnly, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
+import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
@@ -151,7 +151,7 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
     // call meanwhile. Before, GPU quantize read the moved offset (another window), matvec's cols
     // dropped from 4 to 2 left the result's last two columns 0, universalGemv multiplied the second x
     // with the first's exponents, and weightOnlyGemv computed NaN and ±Infinity from an x its check
-    // had never seen (the second call, given it directly, is refused).
+    // had never seen (the second call, given it directly, is refused); matvecInto and weightOnlyGemm alike.
     const windows = gaussianMatrix(n, 8, 11);
     const buffer = createBufferWithData(device, 'lifecycle two windows', windows.data, STORAGE_USAGE);
     const xs = gaussianMatrix(n, 4, 12);
@@ -180,6 +180,20 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       const [y4, y2] = await Promise.all([y, engine.matvec(w0, x)]);
       expect(y4).toEqual(aloneY);
       expect(y2.data).toEqual(aloneY.data.subarray(0, 2 * w0.cols));
+      // matvecInto alike (y stays on the GPU): the first call writes all 4 columns, the second 2.
+      const yBytes = 4 * w0.cols * 4;
+      const into = [createBuffer(device, 'lifecycle matvecInto y (4 columns)', yBytes, STORAGE_USAGE), createBuffer(device, 'lifecycle matvecInto y (2 columns)', yBytes, STORAGE_USAGE)];
+      try {
+        x.cols = 4;
+        const firstInto = engine.matvecInto(w0, x, into[0] as GPUBuffer);
+        x.cols = 2;
+        await Promise.all([firstInto, engine.matvecInto(w0, x, into[1] as GPUBuffer)]);
+        const [into4, into2] = await Promise.all(into.map((buffer) => readBufferExclusive(device, buffer, yBytes)));
+        expect(new Float32Array(into4 as ArrayBuffer)).toEqual(aloneY.data);
+        expect(new Float32Array(into2 as ArrayBuffer).subarray(0, 2 * w0.cols)).toEqual(aloneY.data.subarray(0, 2 * w0.cols));
+      } finally {
+        for (const buffer of into) buffer.destroy();
+      }
 
       const small = gaussianMatrix(n, 1, 14).data.map((v) => v * 1e-3);
       const aloneGemv = await universalGemv(device, gpuGemvW, small);
@@ -188,6 +202,12 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       reused.set(gaussianMatrix(n, 1, 15).data.map((v) => v * 1e30));
       const [gemv1] = await Promise.all([gemv, universalGemv(device, gpuGemvW, reused)]);
       expect(gemv1).toEqual(aloneGemv);
+      // Its options alike: a key added after the call (outputFormat: 'f16', which it refuses) reached
+      // its dispatch, which wrote Y in f16, read back as f32 (−24350 for 1.79).
+      const options: UniversalGemvOptions & { outputFormat?: string } = {};
+      const waiting = Promise.all([universalGemv(device, gpuGemvW, small), universalGemv(device, gpuGemvW, small, options)]);
+      options.outputFormat = 'f16';
+      expect((await waiting)[1]).toEqual(aloneGemv);
 
       const xw = gaussianMatrix(weightOnly.n, 1, 16).data;
       const aloneWeightOnly = await weightOnlyGemv(device, weightOnly, xw);
@@ -197,6 +217,15 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       const weightOnlySecond = expect(weightOnlyGemv(device, weightOnly, reusedW)).rejects.toThrow(/above 2\^31, the norm for which the GEMV is finite/);
       expect(await weightOnlyFirst).toEqual(aloneWeightOnly);
       await weightOnlySecond;
+      // weightOnlyGemm alike: its X refilled after the call.
+      const xm = gaussianMatrix(weightOnly.n, 3, 17);
+      const aloneGemm = await weightOnlyGemm(device, weightOnly, xm);
+      const reusedM = { ...xm, data: xm.data.slice() };
+      const gemmFirst = weightOnlyGemm(device, weightOnly, reusedM);
+      reusedM.data.fill(3e37);
+      const gemmSecond = expect(weightOnlyGemm(device, weightOnly, reusedM)).rejects.toThrow(/above 2\^31, the norm for which the GEMV is finite/);
+      expect(await gemmFirst).toEqual(aloneGemm);
+      await gemmSecond;
     } finally {
       for (const resource of [buffer, xBuffer, gpuGemvW, w0]) resource.destroy();
     }

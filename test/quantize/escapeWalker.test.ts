@@ -214,6 +214,73 @@ describe('UniversalEscapeWalker: one walk over a universal matrix’s escape str
     expect(e8PointOverflowOnHost(m, 'w')).toEqual({ ...first, matrix: 'w' });
     expect(e8PointOverflowOnHost(matrixOf(plan(false)))).toBeNull();
   });
+
+  it('e8PointOverflowOnHost at q = 64, where the bound clears no block: an unescaped leader at −128 is found', () => {
+    // Only at q = 64 (the largest q) can a coset leader itself leave int8: 2·64·1 > 127. Code 32's
+    // leader is (−128, 0, …, 0); planted in an unescaped block of a matrix that otherwise fits.
+    const scheme = { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 64, beta: 0.06 } as const;
+    const wide = quantize(gaussianMatrix(64, 3, 1), { scheme, nonce: 1 }) as UniversalLatticeMatrix;
+    expect(Array.from(universalCodec('E8', 64, 0.06).code.decode(32))).toEqual([-128, 0, 0, 0, 0, 0, 0, 0]);
+    expect(e8PointOverflowOnHost(wide)).toBeNull();
+    const index = wide.blocksPerColumn + [...wide.escapes.subarray(wide.blocksPerColumn)].indexOf(0);
+    const codes = wide.codes.slice();
+    const codesHigh = (wide.codesHigh as Uint16Array).slice();
+    codes[index] = 32;
+    codesHigh[index] = 0;
+    expect(e8PointOverflowOnHost({ ...wide, codes, codesHigh })).toEqual({ column: Math.floor(index / wide.blocksPerColumn), block: index % wide.blocksPerColumn, coordinate: -128 });
+  });
+});
+
+describe('UniversalEscapeWalker on D3: its own tables and measures (after the E8 walks above)', () => {
+  // d3-q6 codes with a hand-set escape plan: ranks 2 and 12 (the last D3 root), the first non-root
+  // row, the table's last row, and an explicit μ. Each μ is derived from D3's tables here, so measures
+  // or rows taken from E8's (or a row index not scaled by d = 3) show as a wrong μ, norm or bound.
+  const d3 = universalCodec('D3', 6, 0.45);
+  const d3Candidates = d3.spec.escapes;
+  const d3Base = quantize(gaussianMatrix(24, 3, 6), { scheme: 'd3-q6', seed: 2, nonce: 7n }) as UniversalLatticeMatrix;
+  const plan: Record<number, Escape> = {
+    1: { kind: 'rank', rank: 2 },
+    3: { kind: 'rank', rank: d3Candidates.rootCount },
+    4: { kind: 'long', row: d3Candidates.rootCount },
+    9: { kind: 'huge', mu: [4, -2, 0] },
+    17: { kind: 'long', row: d3Candidates.extendedCount - 1 },
+  };
+  const symbols = new Uint8Array(d3Base.cols * d3Base.blocksPerColumn);
+  const longs: number[] = [];
+  for (const [index, escape] of Object.entries(plan)) {
+    symbols[Number(index)] = escape.kind === 'rank' ? escape.rank : LONG_ESCAPE;
+    if (escape.kind === 'long') longs.push(escape.row);
+    if (escape.kind === 'huge') longs.push(HUGE_ESCAPE);
+  }
+  const m: UniversalLatticeMatrix = { ...d3Base, escapes: symbols, longEscapes: Uint16Array.from(longs), hugeEscapes: Int32Array.from([4, -2, 0]) };
+  const rows = (table: Int32Array, row: number): number[] => Array.from(table.subarray(3 * row, 3 * row + 3));
+  const rootLargest = Math.max(...Array.from(d3Candidates.roots, Math.abs));
+
+  it('every block: μ = (λ − L)/q from D3’s roots, table or the explicit stream; ‖μ‖/s, max|μ_v| and forEachEscapedBlock agree', () => {
+    expect(d3Base.blocksPerColumn).toBe(8);
+    const reader = new UniversalPointReader(m);
+    const walker = reader.blocks;
+    const seen: [number, number, boolean][] = [];
+    while (walker.next()) {
+      const leader = new Int32Array(3);
+      d3.code.decode(m.codes[walker.index] as number, leader);
+      const mu = Array.from(reader.point(), (value, v) => (value - (leader[v] as number)) / d3.q);
+      const escape = plan[walker.index] ?? { kind: 'none' };
+      const expected =
+        escape.kind === 'none' ? [0, 0, 0]
+        : escape.kind === 'rank' ? rows(d3Candidates.roots, rootOfRank(d3Candidates, leader, escape.rank))
+        : escape.kind === 'long' ? rows(d3Candidates.extended, escape.row)
+        : [...escape.mu];
+      expect(mu, `block ${walker.index}`).toEqual(expected);
+      expect(walker.escapeNorm()).toBe(Math.sqrt(mu.reduce((sum, v) => sum + v * v, 0)) / d3.spec.pointScale);
+      expect(walker.escapeLargest()).toBe(escape.kind === 'rank' ? rootLargest : Math.max(...mu.map(Math.abs)));
+      if (escape.kind !== 'none') seen.push([walker.column, walker.escapeNorm(), escape.kind === 'huge']);
+    }
+    const bounds: [number, number, boolean][] = [];
+    forEachEscapedBlock('D3', m, (column, escapeNorm, explicit) => bounds.push([column, escapeNorm, explicit]));
+    expect(bounds).toEqual(seen);
+    expect(seen.map(([column]) => column)).toEqual([0, 0, 0, 1, 2]);
+  });
 });
 
 describe('UniversalEscapeWalker: streams that disagree with the symbols are refused by every walk', () => {

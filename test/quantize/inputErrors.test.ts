@@ -204,6 +204,11 @@ describe('quantize refuses bad options', () => {
     }
   });
 
+  it('a universal scheme at the β cap (64, as the deterministic first scale) is accepted', () => {
+    const q = quantize(good, { scheme: universalScheme({ beta: 64 }), nonce: 1 });
+    expect(q.kind === 'lattice' && q.mode === 'universal' ? q.scheme.beta : null).toBe(64);
+  });
+
   it("gain 'none' is accepted on a universal scheme (it changes nothing there)", () => {
     const q = quantize(good, { scheme: 'd3-q6', gain: 'none', nonce: 3 });
     expect(q).toEqual(quantize(good, { scheme: 'd3-q6', nonce: 3 }));

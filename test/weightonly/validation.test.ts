@@ -64,12 +64,17 @@ describe('bad Σ_X gets a clear LatticeMatmulError', () => {
       wHat.data[j * n] = (wHat.data[j * n] as number) + 0.1;
       wHat.data[j * n + 1] = (wHat.data[j * n + 1] as number) - 0.1;
     }
-    expect(() => weightedDistortion(big, wHat, sigma)).toThrow(/sigmaX is not positive semidefinite, .*the error δ of output 0 gives δᵀ·sigmaX·δ = -0\.01000, /);
+    expect(() => weightedDistortion(big, wHat, sigma)).toThrow(/sigmaX is not positive semidefinite, .*the error δ of output 0 gives δᵀ·sigmaX·δ = -0\.01000, 0\.250 of \(Σ\|δ_i\|·√Σ_ii\)² below 0/);
     // Rounding-level negativity (eigenvalue −1e-3) is no proof: damping 1e-2 covers it, as before, and
     // the distortion of an error along its null-most direction is then 0, not below it.
     const rounded = withEntry(withEntry(identity(n), 0, 1, 1.001), 1, 0, 1.001);
     expect(quantizeWeights(big, rounded, { method: 'gptq', rate: 2, damping: 1e-2 }).analysis?.logDetSigmaX).toBe(-Infinity);
     expect(weightedDistortion(big, wHat, rounded)).toBe(0);
+    // The rule is relative to (Σ|δ_i|·√Σ_ii)², so it does not depend on Σ_X's scale: ×10⁶ (a form of
+    // −20 against a scale of 4·10⁴) is rounding-level still, and the indefinite Σ_X still refused.
+    const scaled = (m: Matrix): Matrix => ({ ...m, data: m.data.map((v) => v * 1e6) });
+    expect(weightedDistortion(big, wHat, scaled(rounded))).toBe(0);
+    expect(() => weightedDistortion(big, wHat, scaled(sigma))).toThrow(/δᵀ·sigmaX·δ = -1\.000e\+4, 0\.250 of /);
   });
 
   it('a singular Σ_X (rank-deficient calibration) is accepted thanks to damping, but has no limit', () => {

@@ -434,5 +434,7 @@ const LATTICE_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTe
  */
 export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, LATTICE_GEMV_I8_OPTION_KEYS, 'latticeGemvI8 options');
-  return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
+  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
+  const given = { ...options };
+  return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }
