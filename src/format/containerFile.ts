@@ -1,5 +1,5 @@
 import { check } from '../errors.js';
-import { planSafetensorsLayout, SAFETENSORS_READ_OPTION_KEYS, type SafetensorsReadOptions } from '../io/safetensors.js';
+import { planSafetensorsLayout, SAFETENSORS_READ_OPTION_KEYS, type SafetensorsReadOptions, type SafetensorsTensorInput } from '../io/safetensors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { openSafetensorsFile, SafetensorsFileWriter, writeSafetensorsFile, type SafetensorsFile } from '../io/safetensorsFile.js';
 import { QuantizedContainerReader } from './containerReader.js';
@@ -84,7 +84,8 @@ export function openQuantizedContainerFile(path: string, options?: SafetensorsRe
 /**
  * Writes quantized matrices and optional string metadata to `path` as a quantized container,
  * atomically (same checks and bytes as `writeQuantizedContainer`, streamed to disk); `signal` as in
- * `writeSafetensorsFile`.
+ * `writeSafetensorsFile`. Everything given is read when the call is made (the matrices' arrays that
+ * are written as they are, such as norms and scales, copied), so it may be reused at once.
  *
  * @example
  * await writeQuantizedContainerFile('model.lmq.safetensors', [{ name: 'layers.0.q', matrix: q }], { model: 'demo' });
@@ -97,7 +98,31 @@ export async function writeQuantizedContainerFile(
 ): Promise<void> {
   checkOptionsObject(options, ['signal'], 'writeQuantizedContainerFile options');
   const plan = planQuantizedContainer(entries, metadata);
-  await writeSafetensorsFile(path, plan.tensors, plan.metadata, options);
+  // Planned now, and the tensors that are views of the matrices' own arrays copied now: they are
+  // written only after awaits, and an app that refilled a matrix's norms meanwhile got a file whose
+  // norms were not the checksummed ones (written without error, refused when read).
+  const matrices = entries.map((entry) => (entry as { matrix?: unknown }).matrix);
+  // The options too (writeSafetensorsFile reads the signal after an await: one swapped meanwhile was obeyed instead).
+  const { signal } = options;
+  await writeSafetensorsFile(path, tensorsOwnedHere(plan.tensors, matrices), plan.metadata, signal === undefined ? {} : { signal });
+}
+
+/**
+ * `tensors` with every one that is a view of the callers' arrays (any typed array held by one of
+ * `matrices`, or by an object one of them holds: norms, means, gains, scalar scales, a weight-only
+ * matrix's scales and packed codes) replaced by a copy, the others (packed here) as they are: the
+ * writers write them only after awaits, and an app may reuse its arrays once the call is made.
+ */
+function tensorsOwnedHere(tensors: ReadonlyMap<string, SafetensorsTensorInput>, matrices: readonly unknown[]): Map<string, SafetensorsTensorInput> {
+  const callers = new Set<ArrayBufferLike>();
+  const collect = (value: unknown, depth: number): void => {
+    if (ArrayBuffer.isView(value)) callers.add(value.buffer);
+    else if (depth > 0 && typeof value === 'object' && value !== null) for (const inner of Object.values(value)) collect(inner, depth - 1);
+  };
+  for (const matrix of matrices) collect(matrix, 2);
+  const owned = new Map<string, SafetensorsTensorInput>();
+  for (const [name, tensor] of tensors) owned.set(name, callers.has(tensor.data.buffer) ? { ...tensor, data: tensor.data.slice() } : tensor);
+  return owned;
 }
 
 /**
@@ -109,6 +134,7 @@ export async function writeQuantizedContainerFile(
  * is removed once `finish` has copied it (src/io/safetensorsFile.ts, `SafetensorsFileWriter`). A refused entry changes nothing; a failed
  * write, an aborted signal or `abort()` leaves no file; a process killed outright leaves its hidden spill
  * folder, which `leftoverTemporaries(path)` lists. Calls must not overlap (an overlapping one is refused).
+ * `add` and `create` read their arguments when called, as `writeQuantizedContainerFile` does.
  *
  * @example
  * const writer = await QuantizedContainerFileWriter.create('model.lmq.safetensors', { metadata: { model: 'demo' } });
@@ -129,6 +155,7 @@ export class QuantizedContainerFileWriter {
   private constructor(
     private readonly file: SafetensorsFileWriter,
     private readonly metadata: Readonly<Record<string, string>>,
+    private readonly signal: AbortSignal | undefined,
   ) {}
 
   /**
@@ -145,7 +172,10 @@ export class QuantizedContainerFileWriter {
     // The metadata of a container of no entries goes through every check the file's will (strings,
     // well-formed Unicode), so that nothing is refused after the work.
     planSafetensorsLayout([], containerMetadata([], 1, metadata));
-    return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, options.signal === undefined ? {} : { signal: options.signal }), { ...metadata });
+    // Copied before the await (the record is the caller's: one changed meanwhile was written, unchecked).
+    const copied = { ...metadata };
+    const { signal } = options;
+    return new QuantizedContainerFileWriter(await SafetensorsFileWriter.create(path, signal === undefined ? {} : { signal }), copied, signal);
   }
 
   /**
@@ -159,12 +189,18 @@ export class QuantizedContainerFileWriter {
     check(ended === null, () => `QuantizedContainerFileWriter: the writer ${ended}`);
     this.busy = true;
     try {
-      await this.file.checkSignal(); // an aborted signal stops the writer before the packing
+      // An aborted signal stops the writer before the packing (checkSignal ends it and throws).
+      if (this.signal?.aborted === true) await this.file.checkSignal();
+      // Packed now, before any await, and the tensors that are the matrix's own arrays copied: the entry
+      // is the caller's, who may reuse the object or its arrays once the call is made (read after an
+      // await, the next matrix was written under this one's name; norms refilled meanwhile were written
+      // with the checksum of the old ones). The tensors are spilled after awaits.
       const version = combinedContainerVersion(this.version, containerVersionOf(entry));
       // An entry that reads the same in either version is checked under the one the container has so far.
       const plan = planContainerEntry(entry, this.entries.length, version ?? 1, this.used); // a refusal changes nothing
+      const tensors = tensorsOwnedHere(plan.tensors, [entry.matrix]);
       try {
-        for (const [name, tensor] of plan.tensors) await this.file.add(name, tensor);
+        for (const [name, tensor] of tensors) await this.file.add(name, tensor);
       } catch (error) {
         await this.file.abort();
         throw error;

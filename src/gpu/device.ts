@@ -197,11 +197,15 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     checkOneOf(powerPreference, POWER_PREFERENCES, 'requestGpuDevice options: powerPreference');
     check(options.adapter === undefined, 'requestGpuDevice options: powerPreference chooses the adapter, so it cannot go with adapter (which is already chosen): pass one of them');
   }
+  // Read before the await, as the rest: the options object is the caller's, who may reuse it for the
+  // next request once this call is made (read after it, a workgroupStorageLimit of 16384 changed
+  // meanwhile gave the device another limit than the one asked for).
+  const { workgroupStorageLimit: storageLimit, label } = options;
+  if (label !== undefined) checkLabel(label, 'requestGpuDevice');
   const adapter = options.adapter === undefined ? await gpu.requestAdapter(powerPreference === undefined ? undefined : { powerPreference }) : options.adapter;
   check(adapter !== null, () => noAdapterMessage(runsInNode()));
 
   const { requiredLimits, requiredFeatures } = deviceRequirements(adapter);
-  const storageLimit = options.workgroupStorageLimit;
   if (storageLimit !== undefined) {
     const adapterLimit = adapter.limits.maxComputeWorkgroupStorageSize;
     check(
@@ -212,11 +216,10 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     );
     requiredLimits.maxComputeWorkgroupStorageSize = storageLimit;
   }
-  if (options.label !== undefined) checkLabel(options.label, 'requestGpuDevice');
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({
-      label: options.label ?? 'lattice-matmul device',
+      label: label ?? 'lattice-matmul device',
       requiredLimits,
       requiredFeatures,
     });

@@ -520,7 +520,7 @@ export function dispatchHadamardInverse(
 }
 
 /** The keys of {@link HadamardOptions}. */
-const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
+export const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
 /** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
 const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'length', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
 /** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */

@@ -12,7 +12,8 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, universalPointUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
+import { dispatchHadamardInverse, HADAMARD_OPTION_KEYS, type HadamardOptions } from './hadamard.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -170,13 +171,19 @@ export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatr
   check(m.rotate || length === rows, () => `dequantize: an unrotated matrix has length = rows, got ${describeValue(length)} and ${rows}`);
   const matrixBytes = 4 * rows * cols;
   const meansBytes = m.hasMeans ? 4 * cols : 0;
+  // Checked and copied when the call is made: the rotation is recorded at the call's turn on the device.
+  // Unchecked, rotation: { outputOffset: 16 } reached the inverse rotation, which wrote the matrix 16
+  // bytes on, into the room of a centred matrix's means (every entry wrong, no error); and a key added
+  // to the caller's object after the call reached it too.
+  checkOptionsObject(options, ['maxBindingBytes', 'rotation'], 'universalDequantize options');
   const { maxBindingBytes } = options;
+  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, HADAMARD_OPTION_KEYS.filter((key) => key !== 'maxBindingBytes'), 'universalDequantize options: rotation') };
   const bytes = await runAndRead(device, 'universal dequantize', matrixBytes + meansBytes, (run) => {
     const result = run.storage('dequantized', matrixBytes + meansBytes);
     if (m.rotate) {
       const rotated = run.storage('dequantized (rotated)', 4 * length * cols);
       dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: rotated, maxBindingBytes });
-      dispatchHadamardInverse(device, run.encoder, run.scratch, { ...options.rotation, input: rotated, output: result, rows, length, cols, seed: m.seed, maxBindingBytes });
+      dispatchHadamardInverse(device, run.encoder, run.scratch, { ...rotation, input: rotated, output: result, rows, length, cols, seed: m.seed, maxBindingBytes });
     } else {
       dispatchUniversalDequantize(device, run.encoder, run.scratch, { m, output: result, maxBindingBytes });
     }

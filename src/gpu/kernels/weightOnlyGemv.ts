@@ -676,7 +676,7 @@ export async function weightOnlyGemv(device: GPUDevice, q: WeightOnlyQuantized, 
   checkInput(x, q.n);
   // A copy: x is uploaded only when the call's turn on the device comes, and one reused for the next
   // call meanwhile escaped the norm check made here (NaN and ±Infinity from an x of 3e37).
-  return runWeightOnlyGemv(device, q, x.slice(), 1, options);
+  return runWeightOnlyGemv(device, weightOnlySnapshot(q), x.slice(), 1, { ...options });
 }
 
 /**
@@ -692,8 +692,29 @@ export async function weightOnlyGemm(device: GPUDevice, q: WeightOnlyQuantized, 
   checkMatrix(x, 'X');
   check(x.rows === q.n, () => `weight-only gemm: X has ${x.rows} rows, the matrix has n = ${q.n} inputs`);
   for (let v = 0; v < x.cols; v++) checkInputNorm(x.data.subarray(v * q.n, (v + 1) * q.n), ` column ${v}`);
-  const data = await runWeightOnlyGemv(device, q, x.data.slice(), x.cols, options); // a copy, as weightOnlyGemv's
+  const data = await runWeightOnlyGemv(device, weightOnlySnapshot(q), x.data.slice(), x.cols, { ...options }); // copies, as weightOnlyGemv's
   return { rows: q.outputs, cols: x.cols, data };
+}
+
+/**
+ * `q` copied when a call is made (and checked again by the constructor): it is uploaded only when the
+ * call's turn on the device comes, and its arrays are the caller's (`columnScales`, `rowScales` and
+ * `codes` as given to the constructor): scales zeroed after an earlier call made it return zeros, and
+ * whatever was set there escaped the constructor's checks. Its options are copied likewise (an `int8Inputs` set
+ * on the caller's object after the call rounded x to int8). For tests and benchmarks, which upload the
+ * whole matrix per call anyway.
+ */
+function weightOnlySnapshot(q: WeightOnlyQuantized): WeightOnlyQuantized {
+  return new WeightOnlyQuantized({
+    method: q.method,
+    n: q.n,
+    outputs: q.outputs,
+    codes: q.codes.slice(),
+    columnScales: q.columnScales.slice(),
+    rowScales: q.rowScales === null ? null : q.rowScales.slice(),
+    rotation: q.rotation,
+    seed: q.seed,
+  });
 }
 
 async function runWeightOnlyGemv(

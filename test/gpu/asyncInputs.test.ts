@@ -1,0 +1,103 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requestGpuDevice, type GpuContext } from '../../src/gpu/device.js';
+import { universalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
+import { weightOnlyGemm, weightOnlyGemv, type WeightOnlyGemvOptions } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { nodeGpu } from '../../src/gpu/nodeGpu.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+
+/*
+ * Public calls that return a promise read what they are given when they are made (audit helper-188,
+ * after helper-183's): their work runs when their turn on the device comes, and an app may reuse an
+ * options object or a CPU matrix for the next call before then. Before, universalDequantize read its
+ * rotation options at its turn and let any key through (rotation.outputOffset wrote a centred
+ * matrix 16 bytes on: every entry wrong, no error); weightOnlyGemv and weightOnlyGemm uploaded the
+ * caller's WeightOnlyQuantized at their turn (scales zeroed after the call: zeros) and read their
+ * options then (an int8Inputs set after the call rounded x to int8); requestGpuDevice read
+ * workgroupStorageLimit and label after awaiting the adapter.
+ */
+
+const noGpu = await gpuUnavailableReason();
+
+describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when made', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context.device.destroy());
+
+  it('universalDequantize: rotation options checked and copied when the call is made', async () => {
+    const { device } = context;
+    const q = quantize(gaussianMatrix(64, 4, 5), { scheme: 'e8-4bit', nonce: 5n, center: true }) as UniversalLatticeMatrix;
+    const w = uploadUniversalMatrix(device, q);
+    try {
+      const alone = await universalDequantize(device, w);
+      // A key the rotation options do not have (a HadamardInverseArgs one): refused, not forwarded.
+      await expect(universalDequantize(device, w, { rotation: { outputOffset: 16 } } as never)).rejects.toThrow(/unknown option 'outputOffset'/);
+      await expect(universalDequantize(device, w, { rotaton: {} } as never)).rejects.toThrow(/unknown option 'rotaton'/);
+      // The caller's object changed after the call, before its turn (an earlier call holds the device).
+      const rotation: Record<string, unknown> = { spread: false };
+      const earlier = universalDequantize(device, w);
+      const later = universalDequantize(device, w, { rotation });
+      rotation.outputOffset = 16;
+      rotation.spread = 'yes';
+      const [first, second] = await Promise.all([earlier, later]);
+      expect(first).toEqual(alone);
+      expect(second).toEqual(alone);
+    } finally {
+      w.destroy();
+    }
+  });
+
+  it('weightOnlyGemv / weightOnlyGemm: the matrix and the options as they were when the call was made', async () => {
+    const { device } = context;
+    const q = quantizeWeights(gaussianMatrix(64, 32, 7), null, { method: 'rtn', rate: 3 });
+    const x = gaussianMatrix(64, 1, 8).data;
+    const alone = await weightOnlyGemv(device, q, x);
+    const int8 = await weightOnlyGemv(device, q, x, { int8Inputs: 'plain' });
+    expect(int8).not.toEqual(alone); // the option would show
+    const xm = gaussianMatrix(64, 3, 9);
+    const aloneGemm = await weightOnlyGemm(device, q, xm);
+
+    // The options object reused: an int8Inputs set after the call.
+    const options: { -readonly [K in keyof WeightOnlyGemvOptions]: WeightOnlyGemvOptions[K] } = {};
+    const reusedOptions = Promise.all([weightOnlyGemv(device, q, x), weightOnlyGemv(device, q, x, options), weightOnlyGemm(device, q, xm, options)]);
+    options.int8Inputs = 'plain';
+    const [, y, ym] = await reusedOptions;
+    expect(y).toEqual(alone);
+    expect(ym).toEqual(aloneGemm);
+
+    // The matrix's scales zeroed after the call (before: y of zeros).
+    const scales = q.columnScales.slice();
+    const reusedMatrix = Promise.all([weightOnlyGemv(device, q, x), weightOnlyGemv(device, q, x), weightOnlyGemm(device, q, xm)]);
+    q.columnScales.fill(0);
+    try {
+      const [, y2, ym2] = await reusedMatrix;
+      expect(y2).toEqual(alone);
+      expect(ym2).toEqual(aloneGemm);
+    } finally {
+      q.columnScales.set(scales);
+    }
+  });
+
+  it('requestGpuDevice: workgroupStorageLimit and label as given', async () => {
+    const gpu = await nodeGpu();
+    const adapter = await gpu.requestAdapter();
+    const most = adapter?.limits.maxComputeWorkgroupStorageSize ?? 0;
+    const options: { gpu: GPU; workgroupStorageLimit: number; label: string } = { gpu, workgroupStorageLimit: 16384, label: 'asked' };
+    const requested = requestGpuDevice(options);
+    options.workgroupStorageLimit = most;
+    options.label = 'later';
+    const { device } = await requested;
+    try {
+      expect(device.limits.maxComputeWorkgroupStorageSize).toBe(16384);
+      expect(device.label).toBe('asked');
+    } finally {
+      device.destroy();
+    }
+  });
+});
