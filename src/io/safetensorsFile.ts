@@ -367,9 +367,12 @@ export async function checkSafetensorsFileWritable(path: string): Promise<void> 
  * Writes tensors (and optional string metadata) to `path` as a safetensors file, atomically: the
  * bytes go to a temporary file in the same directory, which is flushed to disk and then renamed over
  * `path` (through a symbolic link, over the file it points to; a replaced file keeps its permission
- * bits). Tensor data is written straight from the given arrays (no whole-file buffer). Same layout and
- * checks as `writeSafetensors`; `path` must name a regular file or a new one. An aborted `signal` stops
- * the write between tensors, leaving no file (the target keeps what it had).
+ * bits). Tensor data is written straight from the given arrays (no whole-file buffer), after awaits:
+ * leave those arrays unchanged until the promise settles (a safetensors file has no checksum, so data
+ * changed meanwhile would be written as it is then; copying every tensor first would double a model's
+ * memory). The tensors' dtypes and shapes, the metadata and the options are read when the call is made.
+ * Same layout and checks as `writeSafetensors`; `path` must name a regular file or a new one. An aborted
+ * `signal` stops the write between tensors, leaving no file (the target keeps what it had).
  *
  * @example
  * await writeSafetensorsFile('model.lattice.safetensors', {
@@ -384,7 +387,9 @@ export async function writeSafetensorsFile(
 ): Promise<void> {
   checkPath(path);
   const plan = planSafetensors(tensors, metadata);
-  await writeAtomically(path, await replacedFile(path), options.signal, async (write) => {
+  // Read now: the options object is the caller's, and a signal swapped in it meanwhile was obeyed instead.
+  const { signal } = options;
+  await writeAtomically(path, await replacedFile(path), signal, async (write) => {
     for (const chunk of [plan.header, ...plan.chunks]) await write(chunk);
   });
 }

@@ -188,6 +188,19 @@ describe('safetensors files on disk', () => {
     expect((await readFile(path)).byteLength).toBe(writeSafetensors(sample).byteLength);
   });
 
+  it('the signal is the one given when the call is made, not one put in its options object afterwards', async () => {
+    const path = join(directory, 'swapped.safetensors');
+    await writeFile(path, 'old contents');
+    const controller = new AbortController();
+    const options: { signal: AbortSignal } = { signal: controller.signal };
+    const writing = writeSafetensorsFile(path, sample, undefined, options);
+    // Read after an await, the swapped-in signal was obeyed and the file written despite the abort.
+    options.signal = new AbortController().signal;
+    controller.abort('interrupted');
+    expect(await refusalOf(() => writing)).toMatch(/was aborted: interrupted/);
+    expect(await readFile(path, 'utf8')).toBe('old contents');
+  });
+
   it('opens a 16 GiB (sparse) file by reading its header only, and reads one tensor by range', async () => {
     const path = join(directory, 'sparse.safetensors');
     const big = 2 ** 34;
