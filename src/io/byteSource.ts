@@ -198,7 +198,8 @@ export function urlForMessages(url: string | URL): string {
   const text = String(url);
   const cut = text.search(/[?#]/);
   const path = cut < 0 ? text : `${text.slice(0, cut)}${text[cut] === '?' ? '?…' : ''}`;
-  return path.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
+  // The scheme is optional: a scheme-relative "//user:password@host/…" carries credentials too.
+  return path.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)[^/?#]*@/i, '$1');
 }
 
 /** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
@@ -223,7 +224,8 @@ const FIRST_BYTES = 8;
  * bytes), a cross-origin response that hides Content-Range (the server must send
  * `Access-Control-Expose-Headers: Content-Range`), a resource that changes while it is read (another
  * ETag or size), another range than asked or a body of another length, an error status, and a server
- * that does not answer within `responseTimeoutMs` or whose body stops coming for that long. At most 6
+ * that does not answer within `responseTimeoutMs` or whose body stops coming for that long; with the
+ * global fetch, a URL with credentials (`user:password@`, which it refuses). At most 6
  * requests of one source are in flight (a browser's connections per host); later ones wait for one
  * to end before they are sent, their timer not yet running.
  *
@@ -246,6 +248,25 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   // setTimeout fires at once for a delay past 2^31 − 1 ms: 1e10 refused every request as unanswered.
   const timed = timeoutMs <= MAX_TIMER_MS;
   const name = urlForMessages(url);
+  // Refused here, not by the global fetch (which refuses it always): its refusal quotes the URL whole,
+  // credentials and query included, in its message and in the cause an app's logs print
+  // ("Request cannot be constructed from a URL that includes credentials: https://user:secret@…").
+  // An options.fetch may take them (and send them as a header).
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(String(url), 'http://base.invalid/');
+  } catch {
+    // Not parsed here (fetch names the URL's problem, its text shown as `name`: see `told`).
+  }
+  check(
+    options.fetch !== undefined || parsed === null || (parsed.username === '' && parsed.password === ''),
+    () => `httpRangeSource: ${name}: a URL with credentials (user:password@) cannot be fetched: send them in options.headers (Authorization)`,
+  );
+  /** The message of `reason`, where the URL it may quote whole (fetch's "Failed to parse URL from …") is shown as `name`. */
+  const told = (reason: unknown): string => {
+    const message = reason instanceof Error ? reason.message : String(reason);
+    return String(url) === '' ? message : message.split(String(url)).join(name);
+  };
   let etag: string | null = null;
   let total = -1;
   const slots = requestSlots(MAX_REQUESTS_IN_FLIGHT);
@@ -254,7 +275,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     try {
       await slots.acquire(options.signal);
     } catch (reason) {
-      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: reason });
     }
     try {
       return await request(first, last, clamped);
@@ -277,7 +298,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     } catch (error) {
       options.signal?.removeEventListener('abort', stop);
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
-      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: error });
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
@@ -322,7 +343,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     } catch (error) {
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
       controller.abort(error); // ends the body (and its connection) where the failure was ours: an allocation
-      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${reason instanceof Error ? reason.message : String(reason)}`, { cause: error });
+      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: error });
     } finally {
       options.signal?.removeEventListener('abort', stop);
     }

@@ -7,7 +7,7 @@ import { QuantizedContainerFileWriter, writeQuantizedContainerFile } from '../..
 import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix, ScalarQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { quantizeWeights } from '../../src/weightonly/index.js';
+import { quantizeWeights, WeightOnlyQuantized } from '../../src/weightonly/index.js';
 
 /*
  * The container writers read what they are given when the call is made (audit helper-188): an app
@@ -96,6 +96,33 @@ describe('container writers read their inputs when the call is made', () => {
       weightOnly.columnScales.set(columnScales);
     }
     expect(new Uint8Array(await readFile(path))).toEqual(expected([{ name: 'lattice', matrix: q1 }, { name: 'weights', matrix: weightOnly }]));
+  });
+
+  it("both writers: a weight-only matrix's packed codes as given to fromPacked (the caller's words), refilled after the call", async () => {
+    // fromPacked keeps the packed words as given (packedCodes returns them): a converter that reuses
+    // one buffer for each next matrix's words refills them while the write runs.
+    for (const how of ['add', 'writeQuantizedContainerFile'] as const) {
+      const words = weightOnly.packedCodes.words.slice();
+      const given = WeightOnlyQuantized.fromPacked({
+        method: weightOnly.method,
+        rotation: weightOnly.rotation,
+        seed: weightOnly.seed,
+        packed: { ...weightOnly.packedCodes, words },
+        columnScales: weightOnly.columnScales.slice(),
+        rowScales: weightOnly.rowScales?.slice() ?? null,
+      });
+      const path = join(directory, `packed-${how}.lmq.safetensors`);
+      let writing: Promise<void>;
+      if (how === 'add') {
+        const writer = await QuantizedContainerFileWriter.create(path);
+        writing = writer.add({ name: 'weights', matrix: given }).then(() => writer.finish());
+      } else {
+        writing = writeQuantizedContainerFile(path, [{ name: 'weights', matrix: given }]);
+      }
+      words.fill(0x12345678);
+      await writing;
+      expect(new Uint8Array(await readFile(path)), how).toEqual(expected([{ name: 'weights', matrix: weightOnly }]));
+    }
   });
 
   it('writeQuantizedContainerFile: the signal it was given, not one put in its options object afterwards', async () => {

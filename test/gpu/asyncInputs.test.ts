@@ -82,6 +82,27 @@ describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when mad
     } finally {
       q.columnScales.set(scales);
     }
+
+    // A matrix with row scales (rescaled), its codes and row scales refilled after the call (the next
+    // matrix's, say): before the snapshot copied them, the codes were packed at the call's turn.
+    const w = gaussianMatrix(64, 32, 10);
+    const sigma = { rows: 64, cols: 64, data: new Float32Array(64 * 64).map((_, k) => (k % 65 === 0 ? 1 + (k % 7) / 7 : 0)) };
+    const r = quantizeWeights(w, sigma, { method: 'rtn', rate: 3, rescale: true });
+    expect(r.rowScales).not.toBeNull();
+    const rAlone = await weightOnlyGemv(device, r, x);
+    const rAloneGemm = await weightOnlyGemm(device, r, xm);
+    const [codes, rowScales] = [r.codes.slice(), (r.rowScales as Float32Array).slice()];
+    const reusedArrays = Promise.all([weightOnlyGemv(device, r, x), weightOnlyGemv(device, r, x), weightOnlyGemm(device, r, xm)]);
+    r.codes.reverse();
+    r.rowScales?.fill(0.5);
+    try {
+      const [, y3, ym3] = await reusedArrays;
+      expect(y3).toEqual(rAlone);
+      expect(ym3).toEqual(rAloneGemm);
+    } finally {
+      r.codes.set(codes);
+      r.rowScales?.set(rowScales);
+    }
   });
 
   it('requestGpuDevice: workgroupStorageLimit and label as given', async () => {
