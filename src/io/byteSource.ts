@@ -152,32 +152,55 @@ async function readBody(response: Response, length: number, stalled: () => () =>
  */
 const MAX_REQUESTS_IN_FLIGHT = 6;
 
+/** Registers a function to call when the caller's signal aborts; returns the function that unregisters it. */
+type AbortWatch = (onAbort: () => void) => () => void;
+
+/**
+ * One listener on `signal` for a whole source, calling every function registered through the returned
+ * `watch` that is still registered: a listener per request went past Node's 10 per signal
+ * (MaxListenersExceededWarning on the app's console) once more than 10 requests of one source were in
+ * flight or waiting. An already aborted signal calls nothing: callers check `aborted` first.
+ */
+function abortWatchers(signal: AbortSignal | undefined): AbortWatch {
+  if (signal === undefined) return () => () => undefined;
+  const watchers = new Set<() => void>();
+  signal.addEventListener('abort', () => {
+    for (const onAbort of [...watchers]) onAbort();
+  }, { once: true });
+  return (onAbort) => {
+    watchers.add(onAbort);
+    return () => void watchers.delete(onAbort);
+  };
+}
+
 /**
  * A counter of `limit` slots: `acquire` resolves once one is free (in call order), or rejects with
- * `signal`'s reason once it aborts while waiting; `release` frees one.
+ * `signal`'s reason once it aborts while waiting (`watch`: the source's watchers of that signal);
+ * `release` frees one.
  */
-function requestSlots(limit: number): { acquire(signal: AbortSignal | undefined): Promise<void>; release(): void } {
+function requestSlots(limit: number): { acquire(signal: AbortSignal | undefined, watch: AbortWatch): Promise<void>; release(): void } {
   let active = 0;
   const waiting: (() => void)[] = [];
   return {
-    acquire: (signal) => {
+    acquire: (signal, watch) => {
       if (active < limit) {
         active++;
         return Promise.resolve();
       }
       return new Promise<void>((resolve, reject) => {
+        let unwatch = (): void => undefined;
         const onAbort = (): void => {
           const at = waiting.indexOf(granted);
           if (at >= 0) waiting.splice(at, 1);
           reject(signal?.reason);
         };
         const granted = (): void => {
-          signal?.removeEventListener('abort', onAbort);
+          unwatch();
           resolve();
         };
         if (signal?.aborted === true) return void reject(signal.reason);
         waiting.push(granted);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        unwatch = watch(onAbort);
       });
     },
     release: () => {
@@ -270,10 +293,11 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   let etag: string | null = null;
   let total = -1;
   const slots = requestSlots(MAX_REQUESTS_IN_FLIGHT);
+  const watch = abortWatchers(options.signal);
   /** Bytes first…last (last clamped to the end of the resource when `clamped`), when a slot is free. */
   const get = async (first: number, last: number, clamped = false): Promise<Uint8Array> => {
     try {
-      await slots.acquire(options.signal);
+      await slots.acquire(options.signal, watch);
     } catch (reason) {
       throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: reason });
     }
@@ -290,20 +314,20 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     const controller = new AbortController();
     const stop = (): void => controller.abort(options.signal?.reason);
     if (options.signal?.aborted === true) stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    const unwatch = watch(stop);
     const timer = timed ? setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs) : undefined;
     let response: Response;
     try {
       response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, cache: 'no-store', signal: controller.signal });
     } catch (error) {
-      options.signal?.removeEventListener('abort', stop);
+      unwatch();
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
       throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: error });
     } finally {
       clearTimeout(timer);
     }
     function refuse(why: string): never {
-      options.signal?.removeEventListener('abort', stop);
+      unwatch();
       void response.body?.cancel().catch(() => undefined);
       throw new LatticeMatmulError(`${name}: ${why}`);
     }
@@ -345,7 +369,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
       controller.abort(error); // ends the body (and its connection) where the failure was ours: an allocation
       throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: error });
     } finally {
-      options.signal?.removeEventListener('abort', stop);
+      unwatch();
     }
     if (typeof bytes === 'number') {
       const held = bytes > length ? `more than ${length}` : String(bytes);

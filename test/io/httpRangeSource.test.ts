@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
@@ -279,6 +280,9 @@ describe('httpRangeSource against misbehaving servers', () => {
       for (const start = Date.now(); requests - sent < 6 && Date.now() - start < 5000; ) await new Promise((resolve) => setTimeout(resolve, 10));
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(requests - sent).toBe(6);
+      // One listener on the caller's signal for the source, not one per request: 12 passed Node's
+      // 10 per signal (MaxListenersExceededWarning on the app's console).
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
       controller.abort(new Error('user left the page'));
       const settled = await withinMs(reads, 5000);
       expect(settled.map((result) => (result.status === 'rejected' ? (result.reason as Error).message.replace(/^.*: /, '') : 'read'))).toEqual(names12.map(() => 'user left the page'));
