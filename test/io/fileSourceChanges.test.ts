@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput } from '../../src/format/container.js';
+import { readQuantizedContainer } from '../../src/format/container.js';
 import { openQuantizedContainerFile } from '../../src/format/containerFile.js';
 import { openQuantizedContainer } from '../../src/format/containerReader.js';
 import { blobSource } from '../../src/io/byteSource.js';
 import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetensorsFile.js';
-import { quantize } from '../../src/quantize/quantize.js';
-import { gaussianMatrix } from '../../src/rotation/random.js';
+import { sameLayoutContainer } from './sameLayoutContainers.js';
 
 /*
  * The Node file source and a Blob of a file (fs.openAsBlob) when the file changes between reading the
@@ -18,14 +17,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  * version that was opened) or refused by name, never from two versions.
  */
 
-function container(seed: number): Uint8Array {
-  const entries: ContainerEntryInput[] = [
-    { name: 'q', matrix: quantize(gaussianMatrix(64, 3, seed), { scheme: 'int4-g32', seed: 2 }) },
-    { name: 'k', matrix: quantize(gaussianMatrix(96, 5, seed + 1), { scheme: 'd3-q6-deterministic', seed: 2 }) },
-    { name: 'v', matrix: quantize(gaussianMatrix(64, 3, seed + 2), { scheme: 'int4-g32', seed: 2 }) },
-  ];
-  return writeQuantizedContainer(entries, { model: 'file' });
-}
+const container = (seed: number): Uint8Array => sameLayoutContainer(seed, 'file');
 const v1 = container(1);
 const v2 = container(100); // the same size and layout, other data
 const whole = readQuantizedContainer(v1);

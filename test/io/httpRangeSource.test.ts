@@ -3,11 +3,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntryInput } from '../../src/format/container.js';
+import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
 import { openQuantizedContainer } from '../../src/format/containerReader.js';
 import { httpRangeSource, urlForMessages, type HttpRangeSourceOptions } from '../../src/io/byteSource.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { sameLayoutContainer } from './sameLayoutContainers.js';
 
 /*
  * httpRangeSource against servers as they really behave: bodies that stop coming or never end,
@@ -17,15 +18,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
  * source cannot see). test/format/containerReader.test.ts has the servers that misbehave from the start.
  */
 
-/** Fixed-size schemes, so that two containers of other data have the same size and layout. */
-function container(seed: number): Uint8Array {
-  const entries: ContainerEntryInput[] = [
-    { name: 'q', matrix: quantize(gaussianMatrix(64, 3, seed), { scheme: 'int4-g32', seed: 2 }) },
-    { name: 'k', matrix: quantize(gaussianMatrix(96, 5, seed + 1), { scheme: 'd3-q6-deterministic', seed: 2 }) },
-    { name: 'v', matrix: quantize(gaussianMatrix(64, 3, seed + 2), { scheme: 'int4-g32', seed: 2 }) },
-  ];
-  return writeQuantizedContainer(entries, { model: 'ranges' });
-}
+const container = (seed: number): Uint8Array => sameLayoutContainer(seed, 'ranges');
 const v1 = container(1);
 const v2 = container(100);
 const whole = readQuantizedContainer(v1);
