@@ -2,10 +2,13 @@ import {
   GpuEngine,
   isDeviceLost,
   requestGpuDevice,
+  rotationPlan,
+  SCHEMES,
   type GpuContext,
   type GpuLatticeQuantized,
   type Matrix,
   type QuantizeOptions,
+  type SchemeName,
 } from '../src/index.js';
 import type { EngineOutput, StageListener } from './engineOutput.js';
 import { isSoftwareRenderer } from './limits.js';
@@ -16,6 +19,28 @@ import type { AdapterSummary, GpuStatus } from './runProtocol.js';
  * page that touches the engine. The engine encodes lattice schemes; the scalar baselines run on the
  * CPU reference (the worker decides, see `gpuRunsScheme`).
  */
+
+/**
+ * What a run of `scheme` on `n` × `cols` matrices, multiplied by `productKernel` (`GpuRunner.run`'s),
+ * compiles on a device that has not run it before: the engine compiles each pipeline once per device
+ * and variant (src/gpu/pipelines.ts). A universal scheme's quantizer and product variants follow its
+ * lattice (the E8 rate presets share them), a deterministic scheme's its code shape (the scheme
+ * itself), and the product kernel may change with the data (a universal pair product falls back to
+ * decoding). The rotation's variant follows the length of its windows (`rotationPlan`; the same for
+ * every scheme here: the page never time-shares) and, for windows of 8192 entries or more, whether
+ * fewer than 8 columns spread over more workgroups (SPREAD_BELOW_COLUMNS in
+ * src/gpu/kernels/hadamard.ts). A run whose keys are all old on its device compiles nothing; a new key
+ * may compile (on SwiftShader a new scheme took up to 15 s, a new rotation length about 9 s).
+ *
+ * @example
+ * pipelineKeys('e8-q16', 1000, 64, 'universal-i8'); // ['E8 (universal), universal-i8 product', 'rotation 768'] (two windows of 768 entries)
+ */
+export function pipelineKeys(scheme: SchemeName, n: number, cols: number, productKernel: string): readonly string[] {
+  const preset = SCHEMES[scheme];
+  const family = preset.kind === 'lattice' && preset.mode === 'universal' ? `${preset.lattice} (universal)` : scheme;
+  const window = rotationPlan(n).stages[0]?.length ?? n;
+  return [`${family}, ${productKernel} product`, `rotation ${window}${cols < 8 ? ', fewer than 8 columns' : ''}`];
+}
 
 /** A device and an engine on it, kept until the device is lost (then the worker starts a new one). */
 export class GpuRunner {

@@ -131,10 +131,11 @@ export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void
   const { n, cols } = run.request;
   const software = run.ranOn === 'webgpu' && run.adapter?.softwareRenderer === true;
   const on = run.ranOn === 'webgpu' ? (software ? 'GPU, software renderer' : 'GPU') : 'CPU';
-  // Rates only where they say something of the hardware: not for a first GPU run (it compiles the
-  // pipelines) or a worker's first CPU run (the JavaScript engine warms up: 3–5× low rates were
-  // measured), nor on a software renderer (the CPU emulating a GPU).
-  const rated = run.ranOn === 'webgpu' ? !run.firstGpuRun && !software : !run.firstCpuRun;
+  // Rates only where they say something of the hardware: not for a GPU run that compiles pipelines
+  // (the first of its kernels or of its rotation on the device, `pipelineKeys`) or a worker's first
+  // CPU run (the JavaScript engine warms up: 3–5× low rates were measured), nor on a software
+  // renderer (the CPU emulating a GPU).
+  const rated = run.ranOn === 'webgpu' ? !run.compilesGpuPipelines && !software : !run.firstCpuRun;
   const rate = (count: number, ms: number, unit: string): string => (rated ? formatRate(count, ms, unit) : '');
   const entries = n * cols;
   const t = run.timings;
@@ -147,7 +148,9 @@ export function renderTimings(body: HTMLTableSectionElement, run: DemoRun): void
     ...(run.cpuCheck === null ? [] : [['Check against the CPU reference (CPU)', t.cpuCheck, ''] as [string, number, string]]),
     ['Total', run.totalMs, ''],
   ];
-  if (run.firstGpuRun) rows.push(['(The first GPU run also compiles the GPU pipelines: no rates for it.)', Number.NaN, '']);
+  if (run.compilesGpuPipelines) {
+    rows.push(['(The first run on this GPU device of its scheme’s kernels or of its rotation size also compiles GPU pipelines: no rates for it.)', Number.NaN, '']);
+  }
   if (run.firstCpuRun) rows.push(['(The first CPU run also warms up the JavaScript engine: no rates for it.)', Number.NaN, '']);
   if (software) rows.push(["(WebGPU emulated on the CPU: its times say nothing of a GPU's, so no rates; the CPU reference is faster here.)", Number.NaN, '']);
   body.replaceChildren(

@@ -146,8 +146,11 @@ export interface RunResult {
   /** null when the NMSE is exact; else how many product entries it was estimated from. */
   readonly nmseSampledEntries: number | null;
   readonly timings: StageTimings;
-  /** The first GPU run of a worker: its times include compiling the GPU pipelines. */
-  readonly firstGpuRun: boolean;
+  /**
+   * The first GPU run on its device of its scheme's kernels or of its rotation variant (`pipelineKeys`),
+   * not only of the device: its times include compiling GPU pipelines.
+   */
+  readonly compilesGpuPipelines: boolean;
   /** The first CPU run of a worker (a fresh one after each cancel): its times include warming up the JavaScript engine. */
   readonly firstCpuRun: boolean;
   /** The GPU engine's D3 table layout (WebGPU runs), null on the CPU. */

@@ -10,7 +10,7 @@ import {
 } from '../src/index.js';
 import { runOnCpu } from './cpuRun.js';
 import type { EngineOutput } from './engineOutput.js';
-import { GpuRunner } from './gpuRun.js';
+import { GpuRunner, pipelineKeys } from './gpuRun.js';
 import { PRODUCT_EXPORT_MAX_ENTRIES, sizeProblem, sizeTarget } from './limits.js';
 import { compareRuns, errorSample, measureNmse } from './measure.js';
 import { isUniversalScheme, takesGain } from './schemeStyle.js';
@@ -35,8 +35,11 @@ import {
 let gpu: Promise<GpuRunner> | null = null;
 /** The runner `gpu` resolved to, once it has. */
 let gpuReady: GpuRunner | null = null;
-/** GPU runs finished on the current runner (the first one also compiles the pipelines). */
-let gpuRuns = 0;
+/**
+ * The `pipelineKeys` of the runs finished on the current runner: a run with a key not in it also
+ * compiles pipelines (its scheme's, or its rotation's), not only the first run of a device.
+ */
+const gpuCompiled = new Set<string>();
 /** CPU runs finished in this worker (the first one also warms up the JavaScript engine: its rates were 3–5× low). */
 let cpuRuns = 0;
 
@@ -59,7 +62,7 @@ function startGpu(): Promise<GpuRunner> {
   const starting = GpuRunner.create();
   gpu = starting;
   gpuReady = null;
-  gpuRuns = 0;
+  gpuCompiled.clear();
   starting.then(
     (runner) => {
       if (gpu === starting) gpuReady = runner;
@@ -166,8 +169,10 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     cpuCheck = compareRuns([output.qa, output.qb], [qa, qb], output.product, reference);
   }
   const checkMs = performance.now() - t2;
-  if (runner) gpuRuns++;
-  else cpuRuns++;
+  const keys = runner ? pipelineKeys(request.scheme, request.n, request.cols, output.productKernel ?? '') : [];
+  const compilesGpuPipelines = keys.some((key) => !gpuCompiled.has(key));
+  for (const key of keys) gpuCompiled.add(key);
+  if (!runner) cpuRuns++;
 
   const product = output.product;
   const status = runner?.status() ?? null;
@@ -182,7 +187,7 @@ async function run(id: number, request: RunRequest): Promise<RunResult> {
     nmse,
     nmseSampledEntries: sampledEntries,
     timings: { generate, ...output.timings, measure, cpuCheck: checkMs },
-    firstGpuRun: runner !== null && gpuRuns === 1,
+    compilesGpuPipelines,
     firstCpuRun: runner === null && cpuRuns === 1,
     tableLayout: status?.available ? status.tableLayout : null,
     adapter: status?.available ? status.adapter : null,
