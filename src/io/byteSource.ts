@@ -159,17 +159,22 @@ type AbortWatch = (onAbort: () => void) => () => void;
  * One listener on `signal` for a whole source, calling every function registered through the returned
  * `watch` that is still registered: a listener per request went past Node's 10 per signal
  * (MaxListenersExceededWarning on the app's console) once more than 10 requests of one source were in
- * flight or waiting. An already aborted signal calls nothing: callers check `aborted` first.
+ * flight or waiting. The listener is there only while something is registered: an app's long-lived
+ * signal shared by its sources held one per source ever made (the warning again at the 11th).
+ * An already aborted signal calls nothing: callers check `aborted` first.
  */
 function abortWatchers(signal: AbortSignal | undefined): AbortWatch {
   if (signal === undefined) return () => () => undefined;
   const watchers = new Set<() => void>();
-  signal.addEventListener('abort', () => {
+  const aborted = (): void => {
     for (const onAbort of [...watchers]) onAbort();
-  }, { once: true });
+  };
   return (onAbort) => {
+    if (watchers.size === 0) signal.addEventListener('abort', aborted, { once: true });
     watchers.add(onAbort);
-    return () => void watchers.delete(onAbort);
+    return () => {
+      if (watchers.delete(onAbort) && watchers.size === 0) signal.removeEventListener('abort', aborted);
+    };
   };
 }
 
@@ -218,11 +223,14 @@ function requestSlots(limit: number): { acquire(signal: AbortSignal | undefined,
  * carries and an app's error logs should not.
  */
 export function urlForMessages(url: string | URL): string {
-  const text = String(url);
+  // Tabs and newlines dropped, as URL parsers do anywhere in a URL ("ht\ttp://user:pw@…" is http).
+  const text = String(url).replace(/[\t\n\r]/g, '');
   const cut = text.search(/[?#]/);
   const path = cut < 0 ? text : `${text.slice(0, cut)}${text[cut] === '?' ? '?…' : ''}`;
-  // The scheme is optional: a scheme-relative "//user:password@host/…" carries credentials too.
-  return path.replace(/^((?:[a-z][a-z0-9+.-]*:)?\/\/)[^/?#]*@/i, '$1');
+  // Credentials wherever a URL parser finds them: after a scheme-relative "//" too, after leading
+  // spaces or controls (which parsers skip), and after "http:" with any number of slashes or
+  // backslashes ("http:\\user:pw@host", "http:user:pw@host": the same URL to a parser).
+  return path.replace(/^([\0-\x20]*(?:[a-z][a-z0-9+.-]*:[\\/]*|[\\/]{2}))[^/\\?#]*@/i, '$1');
 }
 
 /** `bytes FIRST-LAST/TOTAL` of a Content-Range header, or null. */
@@ -275,12 +283,16 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   // credentials and query included, in its message and in the cause an app's logs print
   // ("Request cannot be constructed from a URL that includes credentials: https://user:secret@…").
   // An options.fetch may take them (and send them as a header).
-  let parsed: URL | null = null;
-  try {
-    parsed = new URL(String(url), 'http://base.invalid/');
-  } catch {
-    // Not parsed here (fetch names the URL's problem, its text shown as `name`: see `told`).
-  }
+  // As an absolute URL first: "http:user:secret@host/" is one to fetch, a path under an http: base.
+  // One that parses neither way is not refused here (fetch names its problem, its text shown as `name`: see `told`).
+  const parse = (base?: string): URL | null => {
+    try {
+      return new URL(String(url), base);
+    } catch {
+      return null;
+    }
+  };
+  const parsed = parse() ?? parse('http://base.invalid/');
   check(
     options.fetch !== undefined || parsed === null || (parsed.username === '' && parsed.password === ''),
     () => `httpRangeSource: ${name}: a URL with credentials (user:password@) cannot be fetched: send them in options.headers (Authorization)`,
@@ -290,6 +302,12 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     const message = reason instanceof Error ? reason.message : String(reason);
     return String(url) === '' ? message : message.split(String(url)).join(name);
   };
+  /**
+   * `error` as our error's cause, or where its message quotes the URL whole, an Error of that message
+   * as `told` gives it: the cause is printed in an app's logs too, and so is the cause's own (Node's
+   * "Invalid URL" has the URL as its `input`).
+   */
+  const causeOf = (error: unknown): unknown => (error instanceof Error && told(error) !== error.message ? new Error(told(error)) : error);
   let etag: string | null = null;
   let total = -1;
   const slots = requestSlots(MAX_REQUESTS_IN_FLIGHT);
@@ -322,7 +340,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     } catch (error) {
       unwatch();
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
-      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: error });
+      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: causeOf(error) });
     } finally {
       clearTimeout(timer);
     }
@@ -367,7 +385,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     } catch (error) {
       const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
       controller.abort(error); // ends the body (and its connection) where the failure was ours: an allocation
-      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: error });
+      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: causeOf(error) });
     } finally {
       unwatch();
     }

@@ -214,6 +214,17 @@ describe('httpRangeSource against misbehaving servers', () => {
     const unparsed = await httpRangeSource('http://127.0.0.1:99999/m?token=t0k3n').then(() => null, (error: unknown) => error as Error);
     expect(unparsed?.message).toMatch(/^http:\/\/127\.0\.0\.1:99999\/m\?…: the request for bytes 0-7 failed: /);
     expect(unparsed?.message).not.toContain('t0k3n');
+    // Nor in the cause (fetch's TypeError quoted it, and its own cause, Node's "Invalid URL", held it as
+    // `input`); a relative URL, which Node's fetch cannot parse, alike.
+    expect(inspect(unparsed)).not.toContain('t0k3n');
+    expect(inspect(await httpRangeSource('/m.safetensors?X-Amz-Signature=t0k3n').then(() => null, (error: unknown) => error as Error))).not.toContain('t0k3n');
+    // Written as a URL parser reads them, these carry credentials too: after leading spaces or controls,
+    // tabs or newlines within, backslashes, "http:" with one slash or none (absolute to fetch).
+    for (const written of [' http://user:s3cr3t@h.example/m', '\thttp://user:s3cr3t@h.example/m', 'ht\ntp://user:s3cr3t@h.example/m', '\\\\user:s3cr3t@h.example/m', 'http:\\\\user:s3cr3t@h.example/m', 'http:/user:s3cr3t@h.example/m', 'http:user:s3cr3t@h.example/m']) {
+      const error = await httpRangeSource(written).then(() => null, (e: unknown) => e as Error);
+      expect(error?.message, JSON.stringify(written)).toMatch(/^httpRangeSource: .*h\.example\/m: a URL with credentials \(user:password@\) cannot be fetched/);
+      expect(inspect(error), JSON.stringify(written)).not.toContain('s3cr3t');
+    }
     // An options.fetch may take credentials (here sent as a header): not refused.
     const credentialed: typeof fetch = (input, init) => fetch(String(input).replace('user:s3cr3t@', ''), init);
     expect((await httpRangeSource(withCredentials, { fetch: credentialed })).byteLength).toBe(v1.byteLength);
@@ -293,22 +304,31 @@ describe('httpRangeSource against misbehaving servers', () => {
 });
 
 describe('httpRangeSource: requests waiting for one of its 6 slots', () => {
-  /** A fetch that answers each request (from `v1`) only when `answer` is called, and records what was sent. */
-  function heldFetch(): { fetch: typeof fetch; sent: number[]; answer(failing?: boolean): void } {
+  /**
+   * A fetch that answers each request (from `v1`, or with `status`) only when `answer` is called, and
+   * records what was sent; an abort of its signal rejects it with the signal's reason, as fetch does
+   * (unless `heedsAbort` is false: an options.fetch may ignore it).
+   */
+  function heldFetch(heedsAbort = true): { fetch: typeof fetch; sent: number[]; answer(failing?: boolean, status?: number): void } {
     const held: { first: number; last: number; resolve: (response: Response) => void; reject: (error: Error) => void }[] = [];
     const sent: number[] = [];
     const fetchHeld = ((_input: unknown, init?: RequestInit) => {
+      const signal = heedsAbort ? (init?.signal ?? undefined) : undefined;
+      if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
       const [first, last] = (/^bytes=(\d+)-(\d+)$/.exec((init?.headers as Record<string, string>).Range ?? '') as RegExpExecArray).slice(1).map(Number) as [number, number];
       const end = Math.min(last, v1.byteLength - 1);
       if (first === 0) return Promise.resolve(new Response(v1.slice(0, end + 1), { status: 206, headers: { 'Content-Range': `bytes 0-${end}/${v1.byteLength}` } }));
       sent.push(first);
-      return new Promise<Response>((resolve, reject) => held.push({ first, last: end, resolve, reject }));
+      return new Promise<Response>((resolve, reject) => {
+        held.push({ first, last: end, resolve, reject });
+        signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      });
     }) as typeof fetch;
-    const answer = (failing = false): void => {
+    const answer = (failing = false, status = 206): void => {
       const request = held.shift() as (typeof held)[number];
       if (failing) return request.reject(new Error('connection reset'));
       const body = v1.slice(request.first, request.last + 1);
-      request.resolve(new Response(body, { status: 206, headers: { 'Content-Range': `bytes ${request.first}-${request.last}/${v1.byteLength}` } }));
+      request.resolve(new Response(body, { status, headers: { 'Content-Range': `bytes ${request.first}-${request.last}/${v1.byteLength}` } }));
     };
     return { fetch: fetchHeld, sent, answer };
   }
@@ -335,5 +355,55 @@ describe('httpRangeSource: requests waiting for one of its 6 slots', () => {
     expect(results.map((result, i) => (result.status === 'fulfilled' ? Array.from(result.value).every((byte, j) => byte === v1[(offsets[i] as number) + j]) : (result.reason as Error).message.replace(/^.*: /, '')))).toEqual(
       offsets.map((_, i) => (i < 8 && (i + 1) % 3 === 0 ? 'connection reset' : true)),
     );
+  });
+
+  it('an abort rejects every one, in flight and waiting, with its reason at once; a signal aborted before the call, the source', async () => {
+    const { fetch: fetchHeld, sent } = heldFetch();
+    const controller = new AbortController();
+    const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld, signal: controller.signal });
+    const offsets = Array.from({ length: 14 }, (_, i) => 8 + 10 * i);
+    let settled = false;
+    const reads = Promise.allSettled(offsets.map((offset) => source.read(offset, 10))).finally(() => (settled = true));
+    await settle();
+    expect(sent).toEqual(offsets.slice(0, 6));
+    const reason = new Error('user left the page');
+    controller.abort(reason);
+    // Event-loop turns, not time: none of the 6 in flight is answered, none of the 8 waiting sent.
+    for (let i = 0; i < 5 && !settled; i++) await settle();
+    expect(settled).toBe(true);
+    expect((await reads).map((result) => (result.status === 'rejected' ? [(result.reason as Error).message.replace(/^.*: /, ''), (result.reason as Error).cause] : 'read'))).toEqual(
+      offsets.map(() => ['user left the page', reason]),
+    );
+    expect(sent).toEqual(offsets.slice(0, 6));
+    await expect(source.read(8, 10)).rejects.toThrow(/bytes 8-17 failed: user left the page$/);
+    // A fetch that ignores its signal keeps its 6 slots: a read made after the abort is refused at once, not queued behind them.
+    const later = new AbortController();
+    const deaf = await httpRangeSource('http://example.test/m', { fetch: heldFetch(false).fetch, signal: later.signal });
+    for (let i = 0; i < 6; i++) void deaf.read(8 + 10 * i, 10).catch(() => undefined);
+    await settle();
+    later.abort(reason);
+    await expect(withinMs(deaf.read(100, 10), 5000)).rejects.toThrow(/bytes 100-109 failed: user left the page$/);
+    // Aborted before httpRangeSource is called: the length field is not fetched either.
+    const early = heldFetch();
+    await expect(httpRangeSource('http://example.test/m', { fetch: early.fetch, signal: controller.signal })).rejects.toThrow(/: the request for bytes 0-7 failed: user left the page$/);
+  });
+
+  it("leave no listener on the caller's signal once they end (a long-lived signal shared by 12 sources: no MaxListenersExceededWarning)", async () => {
+    const controller = new AbortController();
+    for (let made = 0; made < 12; made++) {
+      const { fetch: fetchHeld, answer } = heldFetch();
+      const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld, signal: controller.signal });
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+      // 6 in flight and 2 waiting, ended every way: answered, failed, refused (404).
+      const reads = Promise.allSettled(Array.from({ length: 8 }, (_, i) => source.read(8 + 10 * i, 10)));
+      await settle();
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      for (let left = 8; left > 0; left--) {
+        answer(left % 3 === 0, left % 3 === 1 ? 404 : 206);
+        for (let i = 0; i < 5; i++) await settle();
+      }
+      expect((await reads).map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled', 'rejected', 'rejected', 'fulfilled', 'rejected']);
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    }
   });
 });
