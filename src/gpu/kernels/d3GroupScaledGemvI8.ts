@@ -178,5 +178,5 @@ const D3_GROUP_SCALED_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'su
  */
 export async function d3GroupScaledGemvI8(device: GPUDevice, w: GpuD3GroupScaledMatrix, x: Matrix | Float32Array, options: D3GroupScaledGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, D3_GROUP_SCALED_GEMV_I8_OPTION_KEYS, 'd3GroupScaledGemvI8 options');
-  return gemvOnHost(device, 'group-scaled D3 gemv (int8 inputs, prototype)', w, x, (run, io) => dispatchD3GroupScaledGemvI8(device, run.encoder, run.scratch, { ...options, ...io, w }));
+  return gemvOnHost(device, 'group-scaled D3 gemv (int8 inputs, prototype)', w, x, options, (run, io, given) => dispatchD3GroupScaledGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }

@@ -406,9 +406,7 @@ const D3_QUAD_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTe
  */
 export async function d3QuadGemvI8(device: GPUDevice, w: GpuD3QuadMatrix, x: Matrix | Float32Array, options: D3QuadGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, D3_QUAD_GEMV_I8_OPTION_KEYS, 'd3QuadGemvI8 options');
-  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
-  const given = { ...options };
-  return gemvOnHost(device, 'd3 quad gemv (int8 inputs)', w, x, (run, io) => dispatchD3QuadGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
+  return gemvOnHost(device, 'd3 quad gemv (int8 inputs)', w, x, options, (run, io, given) => dispatchD3QuadGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }
 
 /**

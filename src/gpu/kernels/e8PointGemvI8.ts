@@ -302,9 +302,7 @@ const E8_POINT_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupT
  */
 export async function e8PointGemvI8(device: GPUDevice, w: GpuE8PointMatrix, x: Matrix | Float32Array, options: E8PointGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, E8_POINT_GEMV_I8_OPTION_KEYS, 'e8PointGemvI8 options');
-  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
-  const given = { ...options };
-  return gemvOnHost(device, 'e8 point gemv (int8 inputs)', w, x, (run, io) => dispatchE8PointGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
+  return gemvOnHost(device, 'e8 point gemv (int8 inputs)', w, x, options, (run, io, given) => dispatchE8PointGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }
 
 /**

@@ -683,9 +683,7 @@ const E8_RESIDUE_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgrou
  */
 export async function e8ResidueGemvI8(device: GPUDevice, w: GpuE8ResidueMatrix, x: Matrix | Float32Array, options: E8ResidueGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, E8_RESIDUE_GEMV_I8_OPTION_KEYS, 'e8ResidueGemvI8 options');
-  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
-  const given = { ...options };
-  return gemvOnHost(device, 'e8 residue gemv (int8 inputs)', w, x, (run, io) => dispatchE8ResidueGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
+  return gemvOnHost(device, 'e8 residue gemv (int8 inputs)', w, x, options, (run, io, given) => dispatchE8ResidueGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }
 
 /** x̃ rounded as shaders/e8_inputs_i8.wgsl does for one right-hand side: levels in coordinate order (0 past keptLength) and a scale per group of 32. */

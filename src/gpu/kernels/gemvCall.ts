@@ -367,18 +367,23 @@ export function unscaleColumns(y: Float32Array, rows: number, exponents: Int32Ar
  * the run (with X, an f32 Y of cols × rhs and rhs, and the scaling for an input derived linearly from
  * X, such as a given R·X: a column-major matrix of rhs columns scaled per column as X was), reads Y
  * back and scales it back in float64, and destroys what it created, inside one validation section
- * (`runAndRead`).
+ * (`runAndRead`). `dispatch` gets a copy of `options` made when the call is made, as X is scaled then:
+ * the run waits for its turn on the device, and a caller may change its options object meanwhile (a
+ * key added then, such as `outputFormat: 'f16'` that the caller's check refuses, would reach the
+ * dispatch unchecked).
  *
  * @example
- * gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...io, w }));
+ * gemvOnHost(device, 'universal gemv', w, x, options, (run, io, given) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...given, ...io, w }));
  */
-export async function gemvOnHost(
+export async function gemvOnHost<Options extends object>(
   device: GPUDevice,
   what: string,
   w: { readonly rows: number; readonly cols: number },
   x: Matrix | Float32Array,
-  dispatch: (run: OneShotRecording, io: { readonly x: GPUBuffer; readonly y: GPUBuffer; readonly rhs: number }, scaledLikeX: (values: Float32Array) => Float32Array) => void,
+  options: Options,
+  dispatch: (run: OneShotRecording, io: { readonly x: GPUBuffer; readonly y: GPUBuffer; readonly rhs: number }, given: Readonly<Options>, scaledLikeX: (values: Float32Array) => Float32Array) => void,
 ): Promise<Matrix> {
+  const given: Readonly<Options> = { ...options };
   const xMatrix: Matrix = x instanceof Float32Array ? { rows: x.length, cols: 1, data: x } : x;
   checkMatrix(xMatrix, `${what} x`);
   check(xMatrix.rows === w.rows, () => `${what}: x has ${xMatrix.rows} rows, but W has ${w.rows}`);
@@ -396,7 +401,7 @@ export async function gemvOnHost(
   const data = new Float32Array(
     await runAndRead(device, what, yBytes, (run) => {
       const io = { x: run.upload(`${what} x`, scaledX), y: run.storage(`${what} y`, yBytes), rhs };
-      dispatch(run, io, scaledLikeX);
+      dispatch(run, io, given, scaledLikeX);
       return io.y;
     }),
   );

@@ -304,12 +304,12 @@ export async function latticeGemv(
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number; readonly columnSide?: MatrixColumnSide } = {},
 ): Promise<Matrix> {
   checkOptionsObject(options, ['xRotated', 'maxBindingBytes', 'columnSide'], 'latticeGemv options');
-  return gemvOnHost(device, 'lattice gemv', w, x, (run, io, scaledLikeX) => {
+  return gemvOnHost(device, 'lattice gemv', w, x, options, (run, io, given, scaledLikeX) => {
     let xRotated: GPUBuffer | undefined;
-    if (options.xRotated) {
-      check(options.xRotated.length === w.length * io.rhs, () => `xRotated has ${options.xRotated?.length} entries, expected ${w.length * io.rhs}`);
-      xRotated = run.upload('lattice gemv R·X', scaledLikeX(options.xRotated));
+    if (given.xRotated) {
+      check(given.xRotated.length === w.length * io.rhs, () => `xRotated has ${given.xRotated?.length} entries, expected ${w.length * io.rhs}`);
+      xRotated = run.upload('lattice gemv R·X', scaledLikeX(given.xRotated));
     }
-    dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: options.maxBindingBytes, ...(options.columnSide === undefined ? {} : { columnSide: options.columnSide }) });
+    dispatchLatticeGemv(device, run.encoder, run.scratch, { ...io, w, xRotated, maxBindingBytes: given.maxBindingBytes, ...(given.columnSide === undefined ? {} : { columnSide: given.columnSide }) });
   });
 }

@@ -434,7 +434,5 @@ const LATTICE_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTe
  */
 export async function latticeGemvI8(device: GPUDevice, w: GpuDeterministicMatrix, x: Matrix | Float32Array, options: LatticeGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, LATTICE_GEMV_I8_OPTION_KEYS, 'latticeGemvI8 options');
-  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
-  const given = { ...options };
-  return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, (run, io) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
+  return gemvOnHost(device, 'lattice gemv (int8 inputs)', w, x, options, (run, io, given) => dispatchLatticeGemvI8(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }

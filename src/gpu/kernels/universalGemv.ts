@@ -793,8 +793,5 @@ const UNIVERSAL_GEMV_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroupTes
 export async function universalGemv(device: GPUDevice, w: GpuUniversalMatrix, x: Matrix | Float32Array, options: UniversalGemvOptions = {}): Promise<Matrix> {
   checkGpuUniversalMatrix(w, 'W');
   checkOptionsObject(options, UNIVERSAL_GEMV_OPTION_KEYS, 'universalGemv options');
-  // Copied now, as X is: the dispatch reads them at the call's turn on the device, when a key added
-  // meanwhile (outputFormat: 'f16', which the check above refuses) would reach it unchecked.
-  const given = { ...options };
-  return gemvOnHost(device, 'universal gemv', w, x, (run, io) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...given, ...io, w }));
+  return gemvOnHost(device, 'universal gemv', w, x, options, (run, io, given) => dispatchUniversalGemv(device, run.encoder, run.scratch, { ...given, ...io, w }));
 }

@@ -499,9 +499,7 @@ const UNIVERSAL_GEMV_I8_OPTION_KEYS = ['maxBindingBytes', 'subgroups', 'subgroup
  */
 export async function universalGemvI8(device: GPUDevice, weights: UniversalGemvI8Weights, x: Matrix | Float32Array, options: UniversalGemvI8Options): Promise<Matrix> {
   checkOptionsObject(options, UNIVERSAL_GEMV_I8_OPTION_KEYS, 'universalGemvI8 options');
-  // Copied now, as X is (as universalGemv's): the dispatch reads them at the call's turn.
-  const given = { ...options };
-  return gemvOnHost(device, 'universal gemv (int8 inputs)', weights.w, x, (run, io) => dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...given, ...io, weights }));
+  return gemvOnHost(device, 'universal gemv (int8 inputs)', weights.w, x, options, (run, io, given) => dispatchUniversalGemvI8(device, run.encoder, run.scratch, { ...given, ...io, weights }));
 }
 
 /**
