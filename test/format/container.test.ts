@@ -492,6 +492,7 @@ describe('refusals, each with a message naming the problem', () => {
     ['an unknown metadata key', (b: Uint8Array) => resealed(b, (r) => (r.metadata.extra = '1')), /unknown metadata key "extra"/],
     ['a matrix missing from "matrices"', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16"]')), /describes a matrix that is not in "matrices"/],
     ['a listed matrix without description', (b: Uint8Array) => resealed(b, (r) => delete r.metadata['matrix.w']), /"w" is listed in "matrices" but has no "matrix.w" description/],
+    ['a "matrices" list that is not canonical JSON (a space)', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3", "spiky","det","int4","fp16","w"]')), /metadata "matrices" is not in canonical form/],
     ['a name listed twice', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16","w","w"]')), /names a matrix twice/],
     ['an extra tensor', (b: Uint8Array) => resealed(b, (r) => r.tensors.set('w.extra', { dtype: 'U8', shape: [1], data: new Uint8Array(1) })), /tensor "w.extra" belongs to no matrix/],
     ['a missing tensor', (b: Uint8Array) => resealed(b, (r) => r.tensors.delete('det.gains')), /tensor "det.gains" is missing/],
@@ -499,11 +500,14 @@ describe('refusals, each with a message naming the problem', () => {
     ['a tensor of another shape', (b: Uint8Array) => resealed(b, (r) => { const t = r.tensors.get('d3.norms')!; r.tensors.set('d3.norms', { ...t, shape: [1, 3] }); }), /is F32 \[1, 3\], but .* implies F32 \[3\]/],
     ['non-canonical description JSON', (b: Uint8Array) => resealed(b, () => undefined, (k, j) => (k === 'matrix.d3' ? j.replace('"rows":', '"rows": ') : j)), /"d3": its description is not in canonical form/],
     ['a description that is not JSON', (b: Uint8Array) => resealed(b, (r) => (r.metadata['matrix.d3'] = '{"kind":')), /"d3": its description is not valid JSON/],
+    ['a checksum listed for a tensor the matrix does not have', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => ((d.tensors as Record<string, string>).gains = '00000000'))), /"d3": description lists a tensor "gains" that a matrix like this does not have \(it has codes, escape_bits, escape_ranks, long_escapes, explicit_escapes, norms\)/],
     ['an unknown description field', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.colour = 'red'))), /unknown description field "colour"/],
     ['a missing description field', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => delete d.seed)), /description field "seed" is missing/],
     ['an unknown kind', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.kind = 'magic'))), /"kind" must be universal, deterministic, scalar or weight-only, got "magic"/],
     ['rows beyond 2^30', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.rows = 2 ** 31))), /"rows" must be an integer in \[1, 1073741824\], got 2147483648/],
     ['a length that is not the rotation length', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.length = 47))), /length is 47, but the rotation of 48 rows has length 48/],
+    // 47 coordinates still take 16 blocks, so the tensors are unchanged: only this check can refuse it.
+    ['a keptLength that is neither the length nor whole blocks', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.keptLength = 47))), /"d3": keptLength 47 is neither the length 48 nor a whole number of 3-entry blocks/],
     ['cols beyond 2^53', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.cols = 2 ** 60))), /"cols" must be an integer/],
     ['cols that the tensors do not have', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.cols = 2 ** 40))), /implies F32 \[1099511627776\]|implies U32 \[1099511627776, /],
     ['a nonce of 2^64', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.nonce = '18446744073709551616'))), /"nonce" must be a decimal integer below 2\^64/],
@@ -571,6 +575,59 @@ describe('refusals, each with a message naming the problem', () => {
     ['weight-only padding bits', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'w.codes', 3, 1)), /matrix "w": packed codes: padding word 3 of output row 0 is not zero/],
   ])('%s', (_name, corrupt, message) => {
     expect(refusal(corrupt(refusalBase))).toMatch(message);
+  });
+
+  // Each value check at its boundary, with the rest of the stream untouched, so that no other check
+  // refuses the file first: the last value allowed reads, the first beyond it is refused by its own check.
+  it('NVFP4: a partial last block bounds the decoded norm by its own entries (fp16: 20 rows, blocks of 16 and 4)', () => {
+    // Only block 1 of each column nonzero, scale 1.0 (E4M3 0x38): |x̂| ≤ 6·T on its 4 entries, so ‖x̂‖ ≤ 12·T.
+    const withTensorScale = (tensorScale: number): Uint8Array =>
+      resealed(refusalBase, (r) => {
+        const scales = r.tensors.get('fp16.scales')!.data;
+        expect(scales.length).toBe(4); // 2 columns × 2 blocks
+        scales.set([0, 0x38, 0, 0x38]);
+        editDescription(r, 'fp16', (d) => (d.tensorScale = tensorScale));
+      });
+    // 12·2^106 = 0.75·2^110 reads (counting the last block as 16 entries would give 1.5·2^110); 12·2^107 is refused.
+    expect(() => readQuantizedContainer(withTensorScale(2 ** 106))).not.toThrow();
+    expect(refusal(withTensorScale(2 ** 107))).toMatch(/matrix "fp16": column 0 can decode to a norm up to 1\.947e\+33, beyond the container's limit 2\^110/);
+  });
+
+  it("ranks: D3's 12 roots allow rank 12, refuse rank 13 (rootOfRank has no 13th root to give)", () => {
+    const withRank = (rank: number): Uint8Array => resealed(refusalBase, (r) => setWord(r, 'd3.escape_ranks', 0, ((wordOf(r, 'd3.escape_ranks', 0) & ~0xf) | rank) >>> 0));
+    // The base's first escape is a ranked one (d3 has no long escapes), so only its rank changes.
+    expect(wordOf(rawRead(refusalBase), 'd3.escape_ranks', 0) & 0xf).not.toBe(0);
+    expect(() => readQuantizedContainer(withRank(12))).not.toThrow();
+    expect(refusal(withRank(13))).toMatch(/matrix "d3": escape 0 has rank 13, but D3 has 12 roots/);
+  });
+
+  it('long escapes: the last index of the E8 table reads, the table size is refused', () => {
+    const tableSize = universalCodec('E8', 4, 0.3).spec.escapes.extendedCount;
+    // spiky's long escapes: turn its first explicit one (0xFFFF) into a table index and drop its μ, keeping the counts.
+    const withIndex = (index: number): Uint8Array =>
+      resealed(refusalBase, (r) => {
+        expect(wordOf(r, 'spiky.long_escapes', 0) & 0xffff).toBe(0xffff);
+        setWord(r, 'spiky.long_escapes', 0, ((wordOf(r, 'spiky.long_escapes', 0) & 0xffff0000) | index) >>> 0);
+        editDescription(r, 'spiky', (d) => (d.explicitEscapes = (d.explicitEscapes as number) - 1));
+        const t = r.tensors.get('spiky.explicit_escapes')!;
+        r.tensors.set('spiky.explicit_escapes', { dtype: 'I32', shape: [t.shape[0]! - 1, 8], data: t.data.slice(32) });
+      });
+    expect(() => readQuantizedContainer(withIndex(tableSize - 1))).not.toThrow();
+    expect(refusal(withIndex(tableSize))).toMatch(new RegExp(`matrix "spiky": long escape 0 has index ${tableSize}, beyond the ${tableSize} entries of the E8 table`));
+  });
+
+  it('explicit escapes: a coordinate of ±2^16 reads, 2^16 + 2 is refused (both E8 points)', () => {
+    const withMu = (mu: number[]): Uint8Array =>
+      resealed(refusalBase, (r) => {
+        const t = r.tensors.get('spiky.explicit_escapes')!;
+        const view = new DataView(t.data.buffer, t.data.byteOffset);
+        mu.forEach((v, k) => view.setInt32(4 * k, v, true));
+      });
+    const atLimit = [-(2 ** 16), 0, 0, 0, 0, 0, 0, 0];
+    const beyond = [2 ** 16 + 2, 2, 0, 0, 0, 0, 0, 0];
+    for (const mu of [atLimit, beyond]) expect(latticeSpec('E8').lattice.contains(Int32Array.from(mu))).toBe(true);
+    expect(() => readQuantizedContainer(withMu(atLimit))).not.toThrow();
+    expect(refusal(withMu(beyond))).toMatch(/matrix "spiky": explicit escape 0 has a coordinate beyond ±2\^16/);
   });
 
   it('refuses a scale index beyond the scales (a 3-step ladder: 2-bit indices, 3 scales)', () => {

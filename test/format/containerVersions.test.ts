@@ -1,8 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { CONTAINER_FORMAT_VERSION, readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
+import { QuantizedContainerFileWriter } from '../../src/format/containerFile.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
@@ -120,6 +124,37 @@ describe('container format versions', () => {
     // A version-1 E8 matrix cannot share a container with one that needs version 3.
     const old = universalOf(v1Bytes(), 'e8_2bit');
     expect(() => writeQuantizedContainer([{ name: 'old', matrix: old }, { name: 'w', matrix: w }])).toThrow(/cannot share a container/);
+  });
+
+  it('a container of matrices that need version 2 and version 3 is version 3, in either order, in both writers', async () => {
+    // e8-q16 at 64 rows: two dither keys (version 2), one window; d3-q6 at 300 rows: two windows (version 3).
+    const e8 = quantize(gaussianMatrix(64, 2, 1), { scheme: 'e8-q16', seed: 1, nonce: 2 });
+    const d3 = quantize(gaussianMatrix(300, 2, 3), { scheme: 'd3-q6', seed: 1, nonce: 4 });
+    expect(versionOf(writeQuantizedContainer([{ name: 'e8', matrix: e8 }]))).toBe(2);
+    expect(versionOf(writeQuantizedContainer([{ name: 'd3', matrix: d3 }]))).toBe(3);
+    const dir = await mkdtemp(join(tmpdir(), 'lm-versions-'));
+    try {
+      for (const [first, second] of [
+        [e8, d3],
+        [d3, e8],
+      ] as const) {
+        const entries = [
+          { name: 'a', matrix: first },
+          { name: 'b', matrix: second },
+        ];
+        const bytes = writeQuantizedContainer(entries);
+        expect(versionOf(bytes)).toBe(3);
+        const read = readQuantizedContainer(bytes);
+        expect(Array.from(dequantize(read.get('b').matrix as typeof second).data)).toEqual(Array.from(dequantize(second).data));
+        const path = join(dir, 'c.safetensors');
+        const writer = await QuantizedContainerFileWriter.create(path);
+        for (const entry of entries) await writer.add(entry);
+        await writer.finish();
+        expect(Array.from(new Uint8Array(await readFile(path)))).toEqual(Array.from(bytes));
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a two-window rotation of n ≤ 1024 in a container of version 1 or 2, and time-sharing over two windows', () => {

@@ -155,6 +155,7 @@ describe('httpRangeSource against misbehaving servers', () => {
   it('a body one byte short or long of its Content-Range, or cut off, is refused', async () => {
     for (const [delta, cut, message] of [
       [-1, false, /asked for \d+ bytes at \d+, the response held \d+$/],
+      [1, false, /asked for \d+ bytes at \d+, the response held more than \d+$/],
       [2, false, /asked for \d+ bytes at \d+, the response held more than \d+$/],
       [0, true, /reading bytes \d+-\d+ failed: terminated$/],
     ] as const) {
@@ -170,6 +171,31 @@ describe('httpRangeSource against misbehaving servers', () => {
       requests = 0;
       await expect(readEvery()).rejects.toThrow(message);
     }
+  });
+
+  it('reads within the first 8 bytes (kept from the first request) give exactly the bytes asked for', async () => {
+    handler = (request, response) => serve(v1, '"a"', request, response);
+    const source = await httpRangeSource(url);
+    for (const [offset, length] of [
+      [0, 8],
+      [2, 3],
+      [7, 1],
+      [0, 0],
+    ] as const) {
+      expect(Array.from(await source.read(offset, length)), `${offset}, ${length}`).toEqual(Array.from(v1.subarray(offset, offset + length)));
+    }
+  });
+
+  it('a Content-Range that ends a byte early (with a body to match) is refused as another range', async () => {
+    handler = (request, response, n) => {
+      if (n !== 4) return serve(v1, '"a"', request, response);
+      const [first, last] = rangeOf(request, v1);
+      const body = v1.subarray(first, last);
+      response.writeHead(206, { 'Content-Length': body.byteLength, 'Content-Range': `bytes ${first}-${last - 1}/${v1.byteLength}`, ETag: '"a"' });
+      response.end(body);
+    };
+    requests = 0;
+    await expect(readEvery()).rejects.toThrow(/: asked for bytes (\d+)-(\d+), the server sent \1-\d+$/);
   });
 
   it('a file replaced by one of the same size between two requests: refused, whether or not the server sends an ETag', async () => {

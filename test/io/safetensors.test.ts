@@ -167,6 +167,30 @@ describe('safetensors files written by hand', () => {
     expect(refusal(() => parseSafetensorsHeader(file.subarray(0, 20), { fileByteLength: file.byteLength }))).toMatch(/needs the first \d+ bytes/);
   });
 
+  it('reads \\u escapes of every hex digit, either case (a–f and A–F, the ends of the letter range included), and the last surrogate pair', () => {
+    const header = '{"__metadata__":{"\\u00Ff\\u00fF":"\\u0aBc\\u0123\\u4567\\u89aA\\u00e0\\udbff\\udfff"}}';
+    const metadata = readSafetensors(handFile(header)).metadata as Record<string, string>;
+    expect(Object.keys(metadata)).toEqual([String.fromCharCode(0xff, 0xff)]);
+    // \udbff\udfff: the pair of the largest code point, U+10FFFF.
+    expect(metadata[String.fromCharCode(0xff, 0xff)]).toBe(String.fromCharCode(0x0abc, 0x0123, 0x4567, 0x89aa, 0xe0) + String.fromCodePoint(0x10ffff));
+  });
+
+  it('tensorData: a view of the archive by default, a copy of its own with copy: true (aligned data too)', () => {
+    const file = writeSafetensors({ w: { dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) } });
+    const archive = readSafetensors(file);
+    expect(archive.header.dataStart % 4).toBe(0); // aligned: a view is possible
+    const view = archive.tensorData('w') as Float32Array;
+    const copy = archive.tensorData('w', { copy: true }) as Float32Array;
+    expect(Array.from(copy)).toEqual([1, 2]);
+    expect(copy.buffer).not.toBe(file.buffer);
+    copy[0] = 7; // the caller's to change: the archive and its views keep their values
+    expect(Array.from(archive.tensorData('w') as Float32Array)).toEqual([1, 2]);
+    view[1] = 5; // a view is the archive's bytes
+    expect(Array.from(archive.tensorAsFloat32('w'))).toEqual([1, 5]);
+    // A one-element (scalar, shape []) F32 tensor converts too.
+    expect(Array.from(readSafetensors(writeSafetensors({ s: { dtype: 'F32', shape: [], data: Float32Array.of(-0.5) } })).tensorAsFloat32('s'))).toEqual([-0.5]);
+  });
+
   it('keeps a metadata key named __proto__ as an ordinary key', () => {
     const archive = readSafetensors(handFile('{"__metadata__":{"__proto__":"x","constructor":"y"}}'));
     expect(Object.keys(archive.metadata ?? {})).toEqual(['__proto__', 'constructor']);
@@ -206,6 +230,8 @@ describe('hostile or malformed safetensors bytes are refused with a clear Lattic
     ['a trailing comma', () => handFile('{"__metadata__":{},}'), /expected a string \(a key of the header\)/],
     ['an unterminated string', () => handFile('{"abc'), /unterminated string/],
     ['a raw control character in a name', () => handFile('{"a\u0001":{}}'), /control character U\+0001 must be escaped/],
+    // U+001F, the last control character: JSON requires it escaped too.
+    ['a raw unit separator U+001F in a name', () => handFile('{"a\u001f":{}}'), /control character U\+001f must be escaped/],
     ['a lone high surrogate escape', () => handFile('{"\\ud800":{}}'), /lone high surrogate \\ud800/],
     ['a lone low surrogate escape', () => handFile('{"\\udc00":{}}'), /lone low surrogate \\udc00/],
     ['an invalid escape', () => handFile('{"\\x41":{}}'), /invalid escape/],
@@ -502,6 +528,11 @@ describe('writeSafetensors refuses bad tensors', () => {
     ['the name __metadata__', () => writeSafetensors({ __metadata__: { dtype: 'U8', shape: [4], data: u8 } }), /reserved for the metadata/],
     ['a lone surrogate in a name', () => writeSafetensors({ 'a\ud800': { dtype: 'U8', shape: [4], data: u8 } }), /lone surrogate/],
     ['a lone surrogate in metadata', () => writeSafetensors({}, { k: '\udfff' }), /metadata value of "k" "\\udfff" has a lone surrogate/],
+    // The ends of the surrogate ranges (UTF-8 would write U+FFFD for each, silently another name): U+DC00,
+    // the first low surrogate, is no high one even before a low one; U+E000 after a high one is no low one.
+    ['two lone low surrogates U+DC00 U+DC01 in a name', () => writeSafetensors({ 'a\udc00\udc01': { dtype: 'U8', shape: [4], data: u8 } }), /tensor name "a\\udc00\\udc01" has a lone surrogate/],
+    ['a high surrogate before U+E000 in a metadata key', () => writeSafetensors({}, { 'k\udbff\ue000': 'v' }), /metadata key "k\\udbff\ue000" has a lone surrogate/],
+    ['a lone high surrogate U+DBFF ending a metadata value', () => writeSafetensors({}, { k: 'v\udbff' }), /metadata value of "k" "v\\udbff" has a lone surrogate/],
     ['a non-string metadata value', () => writeSafetensors({}, { k: 1 as unknown as string }), /metadata value of "k" must be a string, got 1/],
     ['a BOOL byte other than 0 or 1', () => writeSafetensors({ b: { dtype: 'BOOL', shape: [4], data: new Uint8Array([0, 1, 2, 0]) } }), /holds 2 at index 2; BOOL bytes must be 0 or 1/],
     ['a sub-byte tensor ending mid-byte', () => writeSafetensors({ w: { dtype: 'F6_E2M3', shape: [2], data: new Uint8Array(2) } }), /2 elements of 6-bit F6_E2M3/],

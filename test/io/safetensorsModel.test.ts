@@ -81,6 +81,25 @@ describe('a model in shards behind a shard index', () => {
     }
   });
 
+  it("keeps a shard's metadata entry only when every shard has it, with the same value (three shards)", async () => {
+    const shards = ['m3-a.safetensors', 'm3-b.safetensors', 'm3-c.safetensors'];
+    const shardMetadata: Record<string, string>[] = [
+      { format: 'pt', origin: 'x', step: '1' },
+      { format: 'pt', origin: 'x', step: '1' },
+      { format: 'pt', step: '2' }, // no "origin"; another "step"
+    ];
+    for (const [k, shard] of shards.entries()) {
+      await writeSafetensorsFile(join(directory, shard), { [`t${k}`]: { dtype: 'F32', shape: [1], data: Float32Array.of(k) } }, shardMetadata[k]);
+    }
+    const path = await indexFile('three.index.json', { weight_map: { t0: shards[0], t1: shards[1], t2: shards[2] } });
+    const model = await openSafetensorsModel(path);
+    try {
+      expect(model.metadata).toEqual({ format: 'pt' });
+    } finally {
+      await model.close();
+    }
+  });
+
   it('names "__proto__" as a tensor or a metadata key are entries like any other', async () => {
     await writeSafetensorsFile(join(directory, 'proto.safetensors'), { ['__proto__']: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
     const path = await indexFile('proto.index.json', '{"metadata": {"__proto__": "meta"}, "weight_map": {"__proto__": "proto.safetensors"}}');
