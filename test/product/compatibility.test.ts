@@ -73,7 +73,7 @@ describe('matmulAT refuses incompatible operands', () => {
     expectError(qa, qb, /same nonce/);
   });
 
-  it('a same-nonce twin that differs in any field defining the matrix is refused (means, codesHigh, long and huge escapes)', () => {
+  it('a same-nonce twin that differs in any field defining the matrix is refused (means, norms, codes, codesHigh, long and huge escapes)', () => {
     // E8 q = 24 (37-bit codes: codesHigh), β = 0.01 on unrotated spikes: long escapes (indices) and huge ones.
     const scheme = { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 24, beta: 0.01 } as const;
     const q = quantize(spiky(64, 3, 5), { scheme, nonce: 3, rotate: false, center: true });
@@ -84,6 +84,8 @@ describe('matmulAT refuses incompatible operands', () => {
     // Each twin passes checkQuantizedMatrix (values that only select among valid outcomes).
     const twins: Record<string, QuantizedMatrix> = {
       means: { ...q, means: q.means.map((v, j) => (j === 0 ? v + 1 : v)) },
+      norms: { ...q, norms: q.norms.map((v, j) => (j === 0 ? 2 * v : v)) },
+      codes: { ...q, codes: q.codes.map((v, i) => (i === 0 ? v ^ 1 : v)) },
       codesHigh: { ...q, codesHigh: q.codesHigh.map((v, i) => (i === 0 ? v ^ 1 : v)) },
       longEscapes: { ...q, longEscapes: q.longEscapes.map((v, i) => (i === longIndex ? v - 1 : v)) },
       hugeEscapes: { ...q, hugeEscapes: q.hugeEscapes.map((v, i) => (i === 0 ? v + 2 : v)) },

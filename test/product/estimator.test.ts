@@ -212,6 +212,24 @@ describe('operating points on iid Gaussian data (n = 768)', () => {
     }
     expectMeanNearOne(ratios, 0.01, `${scheme}: NMSE / expectedNmse over nonce pairs`);
   });
+
+  it('e8-q16 with n = 100 rows rotated padded to N = 128: expectedNmse = (2D + D²)·n/N, and the measured NMSE averages to it', () => {
+    // D = β²·σ²(E8) = 0.25²·929/12960 (the universality test's figure), so (2D + D²)·100/128 ≈ 0.00702:
+    // the error spreads over N rotated coordinates, but the NMSE normalizes by n.
+    const d = 0.25 ** 2 * (929 / 12960);
+    const predicted = ((2 * d + d * d) * 100) / 128;
+    const pa = gaussianMatrix(100, 32, 5);
+    const pb = gaussianMatrix(100, 32, 6);
+    const ratios: number[] = [];
+    for (let t = 0; t < NONCE_PAIRS; t++) {
+      const qa = quantize(pa, { scheme: 'e8-q16', seed: 3, nonce: 2 * t + 1 });
+      const qb = quantize(pb, { scheme: 'e8-q16', seed: 3, nonce: 2 * t + 2 });
+      expect(qa.length).toBe(128);
+      expect(expectedNmse(qa, qb)).toBeCloseTo(predicted, 12);
+      ratios.push(productNmse(matmulAT(qa, qb), pa, pb) / predicted);
+    }
+    expectMeanNearOne(ratios, 0.01, 'e8-q16, n = 100: NMSE / ((2D + D²)·n/N) over nonce pairs');
+  });
 });
 
 describe('how far one product strays from its expected error (README, "The guarantee")', () => {

@@ -228,4 +228,14 @@ describe('matvecAT (CPU GEMV) = matmulATExact(dequantize(q), x)', () => {
     }
     expect(() => matvecAT(q, new Float64Array(16) as unknown as Float32Array)).toThrow(/got a Float64Array/);
   });
+
+  it.each(['d3-q6', 'd3-q6-deterministic', 'int3-absmax'] as const)('%s: a product whose entries could leave the f32 range is refused, not returned as ±Infinity', (scheme) => {
+    // W's columns have norms ≈ 2^90·√256 = 2^94 and x's ≈ 2^40·16 = 2^44: ‖w_j‖·‖x‖ ≈ 2^138, past f32's
+    // 2^128, and W = x·2^50 (parallel) makes the entries reach it. x·2^-80 gives 2^58: answered, finite.
+    const x = gaussianMatrix(256, 1, 17);
+    const scaled = (m: Matrix, factor: number): Matrix => ({ ...m, data: m.data.map((v) => v * factor) });
+    const q = quantize(scaled({ rows: 256, cols: 2, data: Float32Array.from([...x.data, ...x.data.map((v) => -v)]) }, 2 ** 90), { scheme });
+    expect(() => matvecAT(q, scaled(x, 2 ** 40))).toThrow(/beyond the f32 range; scale A or B down by a power of two/);
+    expect(matvecAT(q, scaled(x, 2 ** -80)).data.every(Number.isFinite)).toBe(true);
+  });
 });

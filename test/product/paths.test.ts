@@ -74,7 +74,8 @@ const d3 = (q: number): Scheme => ({ kind: 'lattice', mode: 'deterministic', lat
 
 // The integer inner-product table serves deterministic D3 products (the universal code decodes).
 describe('the inner-product-table path equals the decoded path', () => {
-  const cases: [string, number, QuantizeOptions][] = [
+  // A fourth entry quantizes B differently: the table serves any two D3 schemes of one q, each scaled by its own grid.
+  const cases: [string, number, QuantizeOptions, QuantizeOptions?][] = [
     ['d3-q6-deterministic, n = 768', 768, { scheme: 'd3-q6-deterministic', seed: 3 }],
     [`d3-q6-deterministic, n = 1000 (padded to ${rotationLength(1000)}: a partial last block)`, 1000, { scheme: 'd3-q6-deterministic', seed: 3 }],
     ['d3-q6-deterministic, n = 13', 13, { scheme: 'd3-q6-deterministic', seed: 3 }],
@@ -84,13 +85,14 @@ describe('the inner-product-table path equals the decoded path', () => {
     ['d3-q6-deterministic, keepFraction 0.4', 768, { scheme: 'd3-q6-deterministic', keepFraction: 0.4 }],
     ['D3 q = 4', 768, { scheme: d3(4) }],
     ['D3 q = 10', 768, { scheme: d3(10) }],
+    ['D3 q = 6, A with β = 0.4 and B with β = 1.2 (different scale units)', 768, { scheme: d3(6) }, { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 1.2, ratio: Math.SQRT2, steps: 4 } } }],
   ];
-  it.each(cases)('%s: within f32 rounding + 1e-9 relative', (_name, n, options) => {
+  it.each(cases)('%s: within f32 rounding + 1e-9 relative', (_name, n, options, optionsB) => {
     const a = gaussianMatrix(n, 12, n + 1);
     const b = gaussianMatrix(n, 9, n + 2);
     if (options.center) for (let i = 0; i < a.data.length; i++) a.data[i] = (a.data[i] as number) + 3;
     const qa = quantize(a, options);
-    const qb = quantize(b, options);
+    const qb = quantize(b, optionsB ?? options);
     const table = matmulAT(qa, qb);
     const { product, withoutMeans, scale } = decodedReference(qa, qb);
     for (let k = 0; k < product.length; k++) {
@@ -239,5 +241,26 @@ describe('matmulAT and the product of the dequantized matrices', () => {
         expect(Math.abs((c.data[k] as number) - ((product[k] as number) - cross))).toBeLessThanOrEqual(1e-4 * (scale[k] as number));
       }
     }
+  });
+});
+
+describe('matmulAT: the mean term of centred operands is n·μ_a·μ_b with n the rows, not the padded rotated length', () => {
+  // Constant columns centre to 0, so every code decodes to 0 and the product is the mean term alone:
+  // AᵀB = n·c_a·c_b exactly (here in f32 too). 50 rows rotate padded to 64 entries, so a mean term of
+  // length·μ_a·μ_b would be 64/50 of it.
+  const rows = 50;
+  const columnsA = [1.5, -0.75, 3];
+  const columnsB = [-2.25, 0.5];
+  const constantColumns = (values: number[]): Matrix => ({
+    rows,
+    cols: values.length,
+    data: Float32Array.from({ length: rows * values.length }, (_, k) => values[Math.floor(k / rows)] as number),
+  });
+  it.each(['e8-q16', 'd3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic', 'int3-absmax', 'nvfp4'] as const)('%s', (scheme) => {
+    const qa = quantize(constantColumns(columnsA), { scheme, center: true, seed: 5 });
+    const qb = quantize(constantColumns(columnsB), { scheme, center: true, seed: 5 });
+    expect(qa.length).toBe(64);
+    const c = matmulAT(qa, qb);
+    columnsB.forEach((cb, j) => columnsA.forEach((ca, i) => expect(c.data[j * columnsA.length + i]).toBe(rows * ca * cb)));
   });
 });

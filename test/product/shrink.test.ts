@@ -152,6 +152,24 @@ describe("matmulAT shrink: 'product'", () => {
     expect(g.mean, `gain ${g.mean} ± ${g.se}`).toBeGreaterThanOrEqual(-4 * g.se);
   });
 
+  it.each([
+    ['1 × 1', 1, 1, false],
+    ['1 × 3', 1, 3, false],
+    ['Gram of 3 columns', 3, 3, true],
+  ] as const)('%s: where the constant c ≤ 0 nothing is scaled (a factor 1 − c/‖Ĉ‖² > 1 would inflate the estimate)', (_, colsA, colsB, gram) => {
+    const n = 256;
+    const a = gaussianMatrix(n, colsA, 31);
+    const b = gaussianMatrix(n, colsB, 32);
+    for (let seed = 0; seed < 5; seed++) {
+      const qa = quantize(a, { scheme: 'e8-2bit', seed: 3, nonce: 2 * seed + 1 });
+      const qb = gram ? qa : quantize(b, { scheme: 'e8-2bit', seed: 3, nonce: 2 * seed + 2 });
+      // The precondition, from the stored norms alone: one row or column (or a small Gram matrix) has its
+      // error along too few directions for the shrink to help.
+      expect(shrinkConstant(qa, qb)).toBeLessThanOrEqual(0);
+      expect(matmulAT(qa, qb, { shrink: 'product' }).data).toEqual(matmulAT(qa, qb).data);
+    }
+  });
+
   it('a Gram matrix keeps its exact diagonal; the mean term is not shrunk', () => {
     const a = gaussianMatrix(256, 12, 9);
     for (let i = 0; i < a.data.length; i++) a.data[i] = (a.data[i] as number) + 40; // a large common mean
@@ -164,6 +182,27 @@ describe("matmulAT shrink: 'product'", () => {
     const exact = matmulATExact(a, a);
     for (let k = 0; k < 144; k++) {
       expect(Math.abs((shrunk.data[k] as number) - (exact.data[k] as number))).toBeLessThan(0.02 * Math.abs(exact.data[k] as number));
+    }
+  });
+
+  it('a Gram matrix: the factor is 1 − c/‖Ĉ_off‖², from the off-diagonal entries only (the exact diagonal is no estimate)', () => {
+    const cols = 48;
+    const q = quantize(gaussianMatrix(256, cols, 10), { scheme: 'e8-2bit', seed: 2, nonce: 78 });
+    const plain = matmulAT(q, q);
+    const shrunk = matmulAT(q, q, { shrink: 'product' });
+    let offEnergy = 0;
+    for (let j = 0; j < cols; j++) for (let i = 0; i < cols; i++) if (i !== j) offEnergy += (plain.data[j * cols + i] as number) ** 2;
+    const c = shrinkConstant(q, q);
+    expect(c).toBeGreaterThan(0);
+    const factor = Math.max(0, 1 - c / offEnergy);
+    // ‖A‖²'s diagonal (≈ 256 per entry, vs ≈ 16 off it) would weigh in ~4× the off-diagonal energy: a factor nearer 1.
+    expect(factor).toBeLessThan(0.95);
+    for (let j = 0; j < cols; j++) {
+      for (let i = 0; i < cols; i++) {
+        const k = j * cols + i;
+        const expected = i === j ? (plain.data[k] as number) : factor * (plain.data[k] as number);
+        expect(Math.abs((shrunk.data[k] as number) - expected)).toBeLessThanOrEqual(2 ** -23 * Math.abs(expected));
+      }
     }
   });
 

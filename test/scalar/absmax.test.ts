@@ -221,6 +221,24 @@ describe('absmax: bad input', () => {
     expect(absmaxQuantize(huge, { ...good, scaleFormat: 'fp32' }).scales[0]).toBeCloseTo(1e6 / 7, 0);
   });
 
+  it.each([
+    ['symmetric', 7],
+    ['midrise', 1],
+  ] as const)('fp16 scales, %s: a group whose scale is exactly the largest fp16 value, 65504, is kept (the boundary is inclusive) and its maximum decodes exactly', (grid, topLevel) => {
+    // 4-bit symmetric: top level 7, scale = max/7; midrise: scale = max. Both are exactly 65504 here.
+    const options: AbsmaxOptions = { bits: 4, groupSize: 4, grid, scaleFormat: 'fp16' };
+    const groupMax = 65504 * topLevel;
+    const x = Float32Array.of(groupMax, -groupMax / 2, 1, 0);
+    const q = absmaxQuantize(x, options);
+    expect(q.scales[0]).toBe(65504);
+    // Symmetric: level 7 · 65504. Midrise: the top cell's centre, (2·15 + 1 − 16)/16 · 65504 = 15/16 of it.
+    const decodedMax = grid === 'symmetric' ? groupMax : (65504 * 15) / 16;
+    expect(absmaxDequantize(q, 4, options)[0]).toBe(decodedMax);
+    // One fp16 step beyond (the next float up of the scale) is past fp16's range: refused.
+    const beyond = Float32Array.of(Math.fround(groupMax * (1 + 2 ** -20)), 1, 1, 0);
+    expect(() => absmaxQuantize(beyond, options)).toThrow(/beyond the largest fp16 value 65504/);
+  });
+
   it.each([6, 8])('fp32 scales: refuses a group maximum whose rounded-up scale would put the top %d-bit level past f32 (it decoded to Infinity); a little below decodes finite', (bits) => {
     const options: AbsmaxOptions = { bits, groupSize: 4, grid: 'symmetric', scaleFormat: 'fp32' };
     const F32_MAX = 3.4028234663852886e38;

@@ -5,6 +5,7 @@ import {
   E4M3_MAX,
   FP16_MAX,
   float16Bits,
+  float16BitsToFloat32Bits,
   fp16Scale,
   fromE2M1Bits,
   fromE4M3Bits,
@@ -133,6 +134,26 @@ describe('fp16', () => {
       const v = FP16_TABLE.values[i] as number;
       expect(toFloat16(v)).toBe(v);
       expect(float16Bits(v)).toBe(FP16_TABLE.bits[i]);
+    }
+  });
+
+  it('float16BitsToFloat32Bits widens every pattern to the f32 bits of the same value (the safetensors F16 reader)', () => {
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    for (let b = 0; b < 0x10000; b++) {
+      u32[0] = float16BitsToFloat32Bits(b);
+      const magnitude = b & 0x7fff;
+      // The sign bit moves to bit 31 whatever the value (−0 stays −0, a negative NaN stays negative).
+      expect((u32[0] as number) >>> 31).toBe(b >>> 15);
+      if (magnitude > 0x7c00) {
+        expect(f32[0]).toBeNaN();
+        expect((u32[0] as number) & 0x7fffff).toBe((b & 0x3ff) * 2 ** 13); // the payload, shifted to f32's top mantissa bits
+      } else if (magnitude === 0x7c00) {
+        expect(f32[0]).toBe(b & 0x8000 ? -Infinity : Infinity);
+      } else {
+        // Normals and the subnormals m·2^-24 (which f32 holds as normals): the field formula, exactly.
+        expect(f32[0]).toBe(decodeFields(b, 5, 10, 15));
+      }
     }
   });
 

@@ -99,6 +99,16 @@ describe('nvfp4Quantize', () => {
     }
   });
 
+  it('on a tie between the two E4M3 neighbours keeps the upper one (the lower wins only with strictly less error)', () => {
+    // x = (1.5625, 0.625, 0.0625), tensor scale 1: ideal 1.5625/6 ≈ 0.2604 lies between E4M3 0x28 = 0.25
+    // and 0x29 = 0.28125. By hand, with E2M1 round-half-even:
+    //   0.25:    x/s = 6.25 → 6, 2.5 → 2 (tie, even), 0.25 → 0 (tie, even): errors ⅟16, ⅛, ⅟16 → 0.0234375
+    //   0.28125: x/s = 5.56 → 6, 2.22 → 2, 0.22 → 0:                      errors ⅛, ⅟16, ⅟16 → 0.0234375
+    const q = nvfp4Quantize(Float32Array.of(1.5625, 0.625, 0.0625), 1);
+    expect(q.blockScales[0]).toBe(0x29);
+    expect([...q.codes]).toEqual([0b0111, 0b0100, 0]); // E2M1 6, 2, 0
+  });
+
   it('never clips the largest entry by more than the top E2M1 gap', () => {
     const x = gaussianVector(4096, 11);
     const tensorScale = nvfp4TensorScale(absMax(x));

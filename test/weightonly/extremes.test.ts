@@ -54,6 +54,16 @@ describe('a code overflow during the rate search means "take a larger step"', ()
     }
   });
 
+  it('the code range is [−(2^24 − 1), 2^24 − 1] exactly: RTN with step 1 takes W = 2^24 − 1 and refuses 2^24 as too small a step', () => {
+    // RTN's code is round(w / step): with step 1 it is w itself, exact in f32 up to 2^24.
+    const column = (value: number): Matrix => ({ rows: 1, cols: 2, data: Float32Array.of(value, 1) });
+    expect(Array.from(quantizeWeights(column(MAX_CODE), { method: 'rtn', step: 1 }).codes)).toEqual([MAX_CODE, 1]);
+    expect(Array.from(quantizeWeights(column(-MAX_CODE), { method: 'rtn', step: 1 }).codes)).toEqual([-MAX_CODE, 1]);
+    expect(() => quantizeWeights(column(MAX_CODE + 1), { method: 'rtn', step: 1 })).toThrow(
+      /step 1 is too small for W: the rtn code of output 0, input feature 0 is 16777216, beyond ±16777215/,
+    );
+  });
+
   it('searchStepForRate takes null (too small a step) as a rate above the target', () => {
     // Steps below 0.2 overflow; above it rate = 4 − log2(s/0.3). The first guess 2^−10 overflows.
     const tried: number[] = [];

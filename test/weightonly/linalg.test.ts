@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import { Rng } from '../../src/rotation/random.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { WeightBasis } from '../../src/weightonly/basis.js';
 import {
   choleskyLower,
@@ -122,6 +122,23 @@ describe('haarOrthogonal', () => {
   it('is a pure function of the seed', () => {
     expect(Array.from(haarOrthogonal(8, 1))).toEqual(Array.from(haarOrthogonal(8, 1)));
     expect(maxAbsDiff(haarOrthogonal(8, 1), haarOrthogonal(8, 2))).toBeGreaterThan(0.1);
+  });
+
+  it.each([1, 2, 7, 33])('is the Q of G = Q·R with R upper triangular and its diagonal positive (n = %i): Qᵀ·G is such an R', (n) => {
+    // G = gaussianMatrix(n, n, seed) (column-major); Q row-major. Without the sign fix of R's diagonal
+    // Q would still be orthogonal but not Haar (its Q_00 = −|g_00|/‖g_0‖ always ≤ 0, for one).
+    for (const seed of [5, 6]) {
+      const q = haarOrthogonal(n, seed);
+      const g = gaussianMatrix(n, n, seed).data;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          let r = 0;
+          for (let k = 0; k < n; k++) r += (q[k * n + i] as number) * (g[j * n + k] as number);
+          if (i > j) expect(Math.abs(r)).toBeLessThan(1e-10 * n);
+          if (i === j) expect(r).toBeGreaterThan(0);
+        }
+      }
+    }
   });
 
   it('has E[Q_00²] = 1/n (uniform on the sphere), within sampling error', () => {

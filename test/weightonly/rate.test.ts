@@ -52,6 +52,15 @@ describe('searchStepForRate', () => {
     expect(result.evaluations).toBeLessThanOrEqual(20);
   });
 
+  it('settles for a closest point exactly at the tolerance (the band is closed), and only beyond it throws', () => {
+    // One step of the staircase at s = 1: rate 4.5 below it, 3.5 from it on. For target 4 the best any
+    // step does is a miss of 0.5 (exact in binary), which the half-tolerance aim never accepts.
+    const step = (s: number): { rate: number } => ({ rate: s < 1 ? 4.5 : 3.5 });
+    const result = searchStepForRate(step, { target: 4, tolerance: 0.5, initialStep: 1 });
+    expect(Math.abs(result.result.rate - 4)).toBe(0.5);
+    expect(() => searchStepForRate(step, { target: 4, tolerance: 0.5 - 2 ** -20, initialStep: 1 })).toThrow(/could not reach rate 4/);
+  });
+
   it('throws a LatticeMatmulError when a staircase skips the tolerance band', () => {
     const staircase = (s: number): { rate: number } => ({ rate: Math.floor(4 - Math.log2(s)) });
     expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(LatticeMatmulError);
@@ -74,8 +83,10 @@ describe('quantizeWeights hits the requested rate', () => {
     expect(q.rate).toBeCloseTo(bruteForceCodeRate(q.codes, n, outputs) + side / (n * outputs), 10);
   });
 
-  it('counts the row rescalers (32 bits per output) in the side information and still hits the rate', () => {
-    const q = quantizeWeights(w, sigma, { method: 'watersic', rate: 3, rescale: true });
+  it.each(['watersic', 'gptq'] as const)('%s: counts the rescalers (n column scales and 32 bits per output) in the side information and still hits the rate', (method) => {
+    // With rescale: true every method stores one fitted f32 scale per input feature (GPTQ's shared step no
+    // longer is one) plus one per output.
+    const q = quantizeWeights(w, sigma, { method, rate: 3, rescale: true });
     expect(q.sideInfoBits).toBe(32 * n + 32 * outputs);
     expect(Math.abs(q.rate - 3)).toBeLessThanOrEqual(0.01);
   });

@@ -308,6 +308,9 @@ describe('other bad input', () => {
     // 8 outputs: each input feature's 8 codes have at most 3 bits of empirical entropy.
     const few = gaussianMatrix(300, 8, 1);
     expect(() => quantizeWeights(few, null, { method: 'rtn', rate: 4 })).toThrow(/rate 4 cannot be reached with 8 outputs: .* at most log2\(8\) = 3\.000/);
+    // The bound itself is out of reach too (every code distinct is the only way to it): 8 inputs × 4
+    // outputs, RTN's one 32-bit step is 1 bit per entry, so rate 3 asks for a code rate of exactly log2(4) = 2.
+    expect(() => quantizeWeights(gaussianMatrix(8, 4, 1), null, { method: 'rtn', rate: 3 })).toThrow(/rate 3 cannot be reached with 4 outputs: the code rate \(2\.000 .* at most log2\(4\) = 2\.000/);
     expect(quantizeWeights(few, null, { method: 'rtn', rate: 2 }).rate).toBeCloseTo(2, 1);
     expect(quantizeWeights(few, null, { method: 'rtn', step: 0.01 }).outputs).toBe(8);
   });
