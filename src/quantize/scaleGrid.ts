@@ -49,9 +49,10 @@ export function scaleGrid(rule: OverloadRule, maxDenominator = MAX_DENOMINATOR):
     );
   }
   const largestMultiple = multiples[multiples.length - 1] as number;
+  // Strict: every denominator stays below maxDenominator, so a ratio equal to the bound is refused.
   check(
     largestMultiple * 2 ** FRACTION_BITS < maxDenominator,
-    () => `the scales span a ratio of ${(largestMultiple / BASE_MULTIPLE).toFixed(0)}; at most ${maxDenominator / 2 ** FRACTION_BITS / BASE_MULTIPLE} is supported`,
+    () => `the scales span a ratio of ${largestMultiple / BASE_MULTIPLE}; it must stay below ${maxDenominator / 2 ** FRACTION_BITS / BASE_MULTIPLE}`,
   );
   const leastError = rule.kind === 'betaSet';
   if (leastError) {

@@ -92,6 +92,31 @@ describe('E8: the format rule (D8 wins ties) does not commute with the shift by 
   });
 });
 
+describe('E8 nearestDithered: the documented tie rule (the CPU reference the WGSL encoder follows)', () => {
+  const dithered = (p: readonly number[], den: number): number[] => [...E8.nearestDithered(p, den, new Int32Array(8))];
+  const scaled = (p: readonly number[], den: number): number[] => [...E8.nearestScaled(p, den, new Int32Array(8))];
+
+  it('(½, ½, ½, ½, 0, 0, 0, 0) is 1 from (1, 1, 1, 1, 0, …) and from ½·1: the first coordinate whose errors differ in magnitude (½ against 0) picks ½·1', () => {
+    // D8 candidate (1, 1, 1, 1, 0, 0, 0, 0): error (−½, −½, −½, −½, 0, 0, 0, 0); D8 + ½ candidate ½·1:
+    // error (0, 0, 0, 0, −½, −½, −½, −½). Equal squared norms (1); in coordinate 0, 0 < ½.
+    expect(dithered([1, 1, 1, 1, 0, 0, 0, 0], 2)).toEqual([1, 1, 1, 1, 1, 1, 1, 1]);
+    // The format rule keeps the D8 candidate.
+    expect(scaled([1, 1, 1, 1, 0, 0, 0, 0], 2)).toEqual([2, 2, 2, 2, 0, 0, 0, 0]);
+    // (0, 0, 0, 0, ½, ½, ½, ½): the D8 candidate (0, 0, 0, 0, 1, 1, 1, 1) has error 0 in coordinate 0,
+    // ½·1 has −½: the D8 candidate.
+    expect(dithered([0, 0, 0, 0, 1, 1, 1, 1], 2)).toEqual([0, 0, 0, 0, 2, 2, 2, 2]);
+    // Shifted by ½·1 ∈ E8 the answer moves along (the property the rule exists for).
+    expect(dithered([2, 2, 2, 2, 1, 1, 1, 1], 2)).toEqual([2, 2, 2, 2, 2, 2, 2, 2]);
+  });
+
+  it('(±¼, …, ±¼) is ½ from 0 and from ±½·1, with errors of equal magnitude everywhere: the candidate whose error is positive in coordinate 0', () => {
+    // (¼, …, ¼): the origin's error is +¼ in coordinate 0, so the origin.
+    expect(dithered([1, 1, 1, 1, 1, 1, 1, 1], 4)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    // (−¼, …, −¼): the origin's error is −¼, −½·1's is +¼: −½·1.
+    expect(dithered([-1, -1, -1, -1, -1, -1, -1, -1], 4)).toEqual([-1, -1, -1, -1, -1, -1, -1, -1]);
+  });
+});
+
 /**
  * For input numerators X, every dither Z of a grid of 1/den over the box fundamental domain the
  * library's dither uses (widths in λ units: D3 [1, 1, 2], E8 [½, 1, …, 1, 2]): the sum of the error

@@ -201,6 +201,29 @@ describe('rounding primitives', () => {
     expect([0.5, 1.5, 2.5, -0.5, -1.5, -2.5].map(roundHalfEven)).toEqual([0, 2, 2, 0, -2, -2]);
   });
 
+  it('nearestDnRational tie rules (which of several nearest points the format picks): the first worst coordinate, zero error re-rounded upward', () => {
+    // (½, ½, ½): every coordinate rounds up to 1 with error −½ (sum 3, odd); the worst error is shared by
+    // all three, so the first index goes back down: (0, 1, 1), not (1, 1, 0) or (1, 0, 1).
+    const tied = new Int32Array(3);
+    nearestDnRational([1, 1, 1], 2, tied);
+    expect([...tied]).toEqual([0, 1, 1]);
+    // (−½, −½, −½) rounds up to 0 with error −½ each (sum 0, even): no fix.
+    nearestDnRational([-1, -1, -1], 2, tied);
+    expect([...tied]).toEqual([0, 0, 0]);
+    // (1, 0, 0) is an integer vector of odd sum: every error is 0, the first index moves upward.
+    const exact = new Int32Array(3);
+    nearestDnRational([1, 0, 0], 1, exact);
+    expect([...exact]).toEqual([2, 0, 0]);
+    // (0.25, 0.5, 0.5) rounds to (0, 1, 1) (sum 2, even): no fix, whatever the tie.
+    nearestDnRational([1, 2, 2], 4, exact);
+    expect([...exact]).toEqual([0, 1, 1]);
+    // (½, ½, ½, 0) over D4 at den 4: (1, 1, 1, 0) has sum 3 and errors (−2, −2, −2, 0)/4: the first
+    // coordinate goes back down, the exact zero is not the worst.
+    const d4 = new Int32Array(4);
+    nearestDnRational([2, 2, 2, 0], 4, d4);
+    expect([...d4]).toEqual([0, 1, 1, 0]);
+  });
+
   it.each([2, 4, 5])('nearestDnRational agrees with brute force over D%i (sum-even integer vectors)', (n) => {
     const family: Family = { lattice: { ...D3, dimension: n, name: `D${n}` }, member: (V) => isEven(sum(V)) };
     const rng = new Rng(40 + n);

@@ -224,6 +224,34 @@ describe('VoronoiCode(E8, q)', () => {
   });
 });
 
+describe('VoronoiCode.encode near maxCoordinate', () => {
+  // Exact reference in BigInt: the code of P = G·u is Σ (u_i mod q)·q^i, whatever the size of u.
+  it.each([
+    ['D3', D3, 6],
+    ['E8', E8, 16],
+    ['E8', E8, 3],
+  ] as const)('%s, q = %i: every point encode accepts, up to maxCoordinate, gets the exact code of its coefficients', (_name, lattice, q) => {
+    const code = new VoronoiCode(lattice, q);
+    const d = lattice.dimension;
+    const rng = new Rng(31 + q);
+    const Q = BigInt(q);
+    for (let trial = 0; trial < 300; trial++) {
+      const u0 = Array.from({ length: d }, () => BigInt(rng.nextInt(2001) - 1000));
+      const P0 = Array.from({ length: d }, (_, i) => u0.reduce((acc, uj, j) => acc + BigInt(lattice.basis[i * d + j] as number) * uj, 0n));
+      const largest = P0.reduce((m, v) => (v < 0n ? (-v > m ? -v : m) : v > m ? v : m), 0n);
+      if (largest === 0n) continue;
+      // A large multiple of u0 plus small random coefficients (so that P has random low bits, whose
+      // products a float64 sum would round), within maxCoordinate: |G·r| ≤ 8·4·1000 = 32,000.
+      const scale = (BigInt(code.maxCoordinate) - 32000n) / largest;
+      const u = u0.map((v) => v * scale + BigInt(rng.nextInt(2001) - 1000));
+      const P = Array.from({ length: d }, (_, i) => u.reduce((acc, uj, j) => acc + BigInt(lattice.basis[i * d + j] as number) * uj, 0n));
+      expect(P.every((v) => (v < 0n ? -v : v) <= BigInt(code.maxCoordinate))).toBe(true);
+      const expected = u.reduce((acc, ui, i) => acc + (((ui % Q) + Q) % Q) * Q ** BigInt(i), 0n);
+      expect(code.encode(P.map(Number))).toBe(Number(expected));
+    }
+  });
+});
+
 describe('VoronoiCode(Z^d, q)', () => {
   it.each([2, 3, 4, 5, 6, 7, 8, 16])('Z1, q = %i: leaders are the integers −⌊q/2⌋ … ⌈q/2⌉ − 1', (q) => {
     const code = new VoronoiCode(zLattice(1), q);

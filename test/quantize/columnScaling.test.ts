@@ -151,6 +151,20 @@ describe('prepareColumn', () => {
     expect([...prepared.rotated]).toEqual([-0.5, -0.25, 0, 0.75]);
   });
 
+  it('the mean is fround(S · fround(1/n)) with S the canonical f32 sum (the GPU encoder’s steps), not S / n', () => {
+    // n = 3, max in [1, 2): exponent 0. Lanes 0, 1, 2 hold one entry each; the pairwise combine adds
+    // lane 2 into lane 0 (stride 2), then lane 1 (stride 1): S = (x0 + x2) + x1, each sum in f32.
+    const column = Float32Array.from([1.6305913925170898, 0.48444461822509766, 0.24408435821533203]);
+    const [x0, x1, x2] = column as unknown as [number, number, number];
+    const sum = Math.fround(Math.fround(x0 + x2) + x1);
+    const expected = Math.fround(sum * Math.fround(1 / 3));
+    expect(expected).not.toBe(Math.fround(sum / 3)); // the two orders part on this column
+    const prepared = prepareColumn(column, true, null, new Float32Array(3), new Float32Array(3));
+    expect(prepared.exponent === 0).toBe(true); // ±0: no scaling
+    expect(prepared.scaledMean).toBe(expected);
+    expect([...prepared.rotated]).toEqual([x0, x1, x2].map((v) => Math.fround(v - expected)));
+  });
+
   it('an all-zero column keeps exponent 0 and stays zero', () => {
     const prepared = prepareColumn(new Float32Array(5), true, new RandomizedHadamard(5, 1), new Float32Array(5), new Float32Array(8));
     expect(prepared.exponent).toBe(0);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Matrix } from '../../src/matrix.js';
 import { fixedPointNumerator } from '../../src/quantize/columnScaling.js';
-import { dequantizeD3GroupScaled, encodeD3GroupScaled, GROUP_SCALE_BLOCKS, groupScaleGrid } from '../../src/quantize/d3GroupScale.js';
+import { dequantizeD3GroupScaled, encodeD3GroupScaled, GROUP_SCALE_BLOCKS, groupScaleGrid, groupScaleIndices } from '../../src/quantize/d3GroupScale.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import { scaleGrid } from '../../src/quantize/scaleGrid.js';
@@ -83,6 +83,15 @@ describe('the group-scaled D3 prototype (one scale index per group of 4 blocks)'
     expect(mean(group)).toBeGreaterThan(2 ** -6); // D(R) = 2^−2R at R = 8/3 + 4/12 = 3 bits per entry
     expect(mean(group)).toBeGreaterThan(mean(block) + 4 * (spread(group) + spread(block)));
     expect(mean(group)).toBeLessThan(2 * mean(block));
+  });
+
+  it('a tie goes to the smaller step: all-zero groups (error 0 at every step) take step 0', () => {
+    // 36 rows: 12 blocks, 3 groups per column. Column 0 is zero; column 1 is zero past its first group.
+    const w = gaussianMatrix(36, 2, 8);
+    w.data.fill(0, 0, 36);
+    w.data.fill(0, 36 + 12, 72);
+    const indices = groupScaleIndices(encodeD3GroupScaled(w));
+    expect([indices[0], indices[1], indices[2], indices[4], indices[5]]).toEqual([0, 0, 0, 0, 0]);
   });
 
   it('keeps a zero column at zero and refuses non-finite entries, empty shapes and steps it cannot index', () => {

@@ -106,6 +106,37 @@ describe.each(CASES)('LatticeBlockEncoder %s', (_name, lattice, q, rule) => {
     expect(clipped).toBeGreaterThan(100);
   });
 
+  it('a block just past every scale clips to the first shrink that fits, 15/16 included', () => {
+    // Far-out blocks (the test above) never fit at 15/16; a block grown in steps of 1/32 until it
+    // clips is at most a step past the largest scale's region, where 15/16 usually fits.
+    const rng = new Rng(11 + q);
+    const result: BlockCode = { code: 0, scaleIndex: 0, clipped: false };
+    const decoded = new Int32Array(d);
+    const den = (grid.multiples[grid.multiples.length - 1] as number) * 2 ** FRACTION_BITS;
+    let clipped = 0;
+    let atFirstStep = 0;
+    for (let trial = 0; trial < 60; trial++) {
+      const direction = randomBlock(rng, d, grid.unit, 1);
+      for (let growth = 1; growth <= 32 * 64; growth++) {
+        const x = direction.map((v) => Math.round((v * growth) / 32));
+        encoder.encodeBlock(x, result, decoded);
+        if (!result.clipped) continue;
+        clipped++;
+        let expected: number[] | null = null;
+        let step = -1;
+        for (let j = CLIP_STEPS - 1; j >= 0 && expected === null; j--) {
+          const point = lattice.nearestScaled(x.map((v) => Math.trunc((v * j) / CLIP_STEPS)), den, new Int32Array(d));
+          if (code.isRepresentable(point)) [expected, step] = [[...point], j];
+        }
+        expect([...decoded], `block ${x}`).toEqual(expected);
+        if (step === CLIP_STEPS - 1) atFirstStep++;
+        break;
+      }
+    }
+    expect(clipped).toBeGreaterThan(50);
+    expect(atFirstStep).toBeGreaterThan(0);
+  });
+
   it('the zero block codes to the origin at the smallest scale', () => {
     const result: BlockCode = { code: -1, scaleIndex: -1, clipped: true };
     const decoded = new Int32Array(d).fill(9);

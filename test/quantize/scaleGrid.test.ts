@@ -56,6 +56,21 @@ describe('scaleGrid', () => {
     expect(scaleGrid({ kind: 'ladder', beta: 0.1, ratio: 4, steps: 4 }).multiples[3]).toBe(1024);
   });
 
+  it('the span bound is strict and its message says so: β = 1 (unit 1/16, multiples 16·ratio) at a ratio of exactly 2^19 is refused, 2^19 − 1 accepted', () => {
+    // 16 · 2^19 · 2^6 = 2^29, the bound itself; 16 · (2^19 − 1) · 2^6 < 2^29.
+    expect(() => scaleGrid({ kind: 'ladder', beta: 1, ratio: 2 ** 19, steps: 2 })).toThrow(/span a ratio of 524288; it must stay below 524288/);
+    expect([...scaleGrid({ kind: 'ladder', beta: 1, ratio: 2 ** 19 - 1, steps: 2 }).multiples]).toEqual([16, 16 * (2 ** 19 - 1)]);
+    // E8's bound 2^24: a ratio of 2^14 reaches it.
+    expect(() => scaleGrid({ kind: 'ladder', beta: 1, ratio: 2 ** 14, steps: 2 }, 2 ** 24)).toThrow(/it must stay below 16384/);
+    expect(scaleGrid({ kind: 'ladder', beta: 1, ratio: 2 ** 14 - 1, steps: 2 }, 2 ** 24).multiples[1]).toBe(16 * (2 ** 14 - 1));
+  });
+
+  it.each(Array.from({ length: 16 }, (_, i) => i + 1))('%i scales take the fewest bits that count them (2^bits ≥ scales)', (steps) => {
+    let bits = 0;
+    while (2 ** bits < steps) bits++;
+    expect(scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 1.25, steps }).indexBits).toBe(bits);
+  });
+
   it('a ladder whose largest denominator k·2^F reaches 2^29 is refused; E8 (through quantize) stops at 2^24', () => {
     // 16 · 4^11 · 2^6 = 2^32 ≥ 2^29; 16 · 2^15 · 2^6 = 2^25 < 2^29.
     expect(() => scaleGrid({ kind: 'ladder', beta: 0.4, ratio: 4, steps: 12 })).toThrow(/span a ratio/);
