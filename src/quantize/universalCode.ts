@@ -1,5 +1,5 @@
 import { check, describeValue, LatticeMatmulError } from '../errors.js';
-import { escapeRank, HUGE_ESCAPE, MAX_ESCAPE_RANK, rootOfRank, type EscapeCandidates } from '../lattices/escapes.js';
+import { escapeRank, HUGE_ESCAPE, largestEscapeRank, MAX_ESCAPE_RANK, rootOfRank, type EscapeCandidates } from '../lattices/escapes.js';
 import { counterHash, mix32, RandomStream } from '../rotation/random.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec, type UniversalCodec } from './latticeSpec.js';
 import type { UniversalLatticeMatrix } from './quantizedMatrix.js';
@@ -286,6 +286,8 @@ export class UniversalEscapeWalker {
   private readonly measures: EscapeMeasures;
   private readonly d: number;
   private readonly pointScale: number;
+  /** The lattice's largest rank (`largestEscapeRank`): D3 has 12 roots, so 13…15 name none. */
+  private readonly maxRank: number;
   private readonly blocks: number;
   /** `column` and the index of its first block, brought up to `index` when asked (`settle`). */
   private currentColumn = 0;
@@ -311,6 +313,7 @@ export class UniversalEscapeWalker {
     this.measures = escapeMeasures(this.spec);
     this.d = this.spec.dimension;
     this.pointScale = this.spec.pointScale;
+    this.maxRank = largestEscapeRank(this.candidates);
     this.escapes = m.escapes;
     this.longEscapes = m.longEscapes;
     this.hugeEscapes = m.hugeEscapes;
@@ -422,7 +425,11 @@ export class UniversalEscapeWalker {
     this.atSymbol = symbol;
     this.atLongIndex = 0;
     this.atMu = null;
-    if (symbol > MAX_ESCAPE_RANK) this.readLong(symbol);
+    // A rank past the lattice's roots would decode a stale root (`rootOfRank` keeps only rootCount).
+    if (symbol > this.maxRank) {
+      if (symbol > MAX_ESCAPE_RANK) this.readLong(symbol);
+      else this.notASymbol(symbol);
+    }
   }
 
   /** Reads the current LONG_ESCAPE block's entry of the long stream (and its μ from the explicit one). */
@@ -445,7 +452,7 @@ export class UniversalEscapeWalker {
   }
 
   private notASymbol(symbol: number): never {
-    throw new LatticeMatmulError(`block ${this.block} of column ${this.column} has escape symbol ${symbol}: not 0, a rank 1…${MAX_ESCAPE_RANK} or ${LONG_ESCAPE}`);
+    throw new LatticeMatmulError(`block ${this.block} of column ${this.column} has escape symbol ${symbol}: not 0, a rank 1…${this.maxRank} or ${LONG_ESCAPE}`);
   }
 }
 

@@ -281,6 +281,27 @@ describe('UniversalEscapeWalker on D3: its own tables and measures (after the E8
     expect(bounds).toEqual(seen);
     expect(seen.map(([column]) => column)).toEqual([0, 0, 0, 1, 2]);
   });
+
+  it('a rank past D3’s 12 roots (13…15, which E8 has) is refused by every walk, not decoded as a stale root', () => {
+    for (const rank of [d3Candidates.rootCount + 1, 15]) {
+      const broken: UniversalLatticeMatrix = { ...m, escapes: m.escapes.map((symbol, i) => (i === 1 ? rank : symbol)) };
+      const message = new RegExp(`^block 1 of column 0 has escape symbol ${rank}: not 0, a rank 1…12 or 16$`);
+      const walks: (() => unknown)[] = [
+        () => {
+          const walker = new UniversalEscapeWalker('D3', broken);
+          while (walker.next());
+        },
+        () => {
+          const walker = new UniversalEscapeWalker('D3', broken);
+          while (walker.nextEscaped());
+        },
+        () => forEachUniversalPoint(broken, () => undefined),
+        () => decodeRotated(broken),
+        () => forEachEscapedBlock('D3', broken, () => undefined),
+      ];
+      for (const walk of walks) expect(walk).toThrow(message);
+    }
+  });
 });
 
 describe('UniversalEscapeWalker: streams that disagree with the symbols are refused by every walk', () => {
