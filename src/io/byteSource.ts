@@ -106,9 +106,60 @@ export interface HttpRangeSourceOptions {
    * longest a timer waits) waits forever. A slow body that keeps coming is read to its end.
    */
   readonly responseTimeoutMs?: number;
+  /**
+   * How many times a request that failed on the way is sent again (an integer 0…10; default 2): after
+   * an answer 408, 429, 500, 502, 503 or 504, or a network failure before or during the body once the
+   * server has answered the source (the first request's fetch failing is final: a wrong URL or host
+   * says so at once). The
+   * waits are 250 ms, then 500, 1000, … (doubling), or the server's Retry-After where it gives one; a
+   * Retry-After beyond 10 s is not waited for. Not sent again: any other answer, a range or length
+   * not as asked, a changed resource, a request that timed out (`responseTimeoutMs` already waited),
+   * an abort. 0: every failure is final.
+   */
+  readonly retries?: number;
 }
 
 const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+const DEFAULT_RETRIES = 2;
+const MAX_RETRIES = 10;
+/** The first wait before a request is sent again; each next one doubles. */
+const FIRST_RETRY_WAIT_MS = 250;
+/** The longest Retry-After waited for: a server that asks for longer is down for now. */
+const MAX_RETRY_WAIT_MS = 10_000;
+/** Answers that say "try again": timeout, too many requests, and a server or gateway failing for now. */
+const RETRIED_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * Errors of one request that another may not meet (`RETRIED_STATUSES`, a network failure), with the
+ * wait the server asked for in ms (Retry-After), or undefined.
+ */
+const transientFailures = new WeakMap<Error, number | undefined>();
+
+/** Retry-After in ms (delta-seconds, or an HTTP date), or undefined when absent or unreadable. */
+function retryAfterMs(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts (`watch`: the source's watchers of it). */
+function pause(ms: number, signal: AbortSignal | undefined, watch: AbortWatch): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted === true) return void reject(signal.reason);
+    let unwatch = (): void => undefined;
+    const timer = setTimeout(() => {
+      unwatch();
+      resolve();
+    }, ms);
+    unwatch = watch(() => {
+      clearTimeout(timer);
+      unwatch();
+      reject(signal?.reason);
+    });
+  });
+}
 
 /** The longest delay setTimeout takes (about 24.8 days): a longer one fires at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -258,7 +309,9 @@ const FIRST_BYTES = 8;
  * that does not answer within `responseTimeoutMs` or whose body stops coming for that long; with the
  * global fetch, a URL with credentials (`user:password@`, which it refuses). At most 6
  * requests of one source are in flight (a browser's connections per host); later ones wait for one
- * to end before they are sent, their timer not yet running.
+ * to end before they are sent, their timer not yet running. A request that failed on the way (an
+ * answer 408, 429, 500, 502, 503 or 504; a network failure once the server has answered the source)
+ * is sent again up to `retries` times.
  *
  * @example
  * const source = await httpRangeSource('https://example.com/model.lmq.safetensors');
@@ -278,6 +331,11 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
   );
   // setTimeout fires at once for a delay past 2^31 − 1 ms: 1e10 refused every request as unanswered.
   const timed = timeoutMs <= MAX_TIMER_MS;
+  const retries = options.retries ?? DEFAULT_RETRIES;
+  check(
+    Number.isInteger(retries) && retries >= 0 && retries <= MAX_RETRIES,
+    () => `httpRangeSource: retries must be an integer from 0 to ${MAX_RETRIES}, got ${describeValue(retries)}`,
+  );
   const name = urlForMessages(url);
   // Refused here, not by the global fetch (which refuses it always): its refusal quotes the URL whole,
   // credentials and query included, in its message and in the cause an app's logs print
@@ -320,10 +378,35 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
       throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: reason });
     }
     try {
-      return await request(first, last, clamped);
+      // The slot is kept while waiting to send again: the source's other requests stay queued behind
+      // a server that said it is busy.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await request(first, last, clamped);
+        } catch (error) {
+          const asked = error instanceof Error && transientFailures.has(error) ? { wait: transientFailures.get(error) } : null;
+          const wait = asked === null || attempt >= retries ? null : (asked.wait ?? FIRST_RETRY_WAIT_MS * 2 ** attempt);
+          if (wait === null || wait > MAX_RETRY_WAIT_MS) {
+            // "(after n attempts)" only on a failure that was to be tried again: a later attempt's other
+            // refusal (a changed resource) is told as it is.
+            if (asked === null || attempt === 0 || !(error instanceof LatticeMatmulError)) throw error;
+            throw new LatticeMatmulError(`${error.message} (after ${attempt + 1} attempts)`, { cause: error.cause });
+          }
+          try {
+            await pause(wait, options.signal, watch);
+          } catch (reason) {
+            throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: reason });
+          }
+        }
+      }
     } finally {
       slots.release();
     }
+  };
+  /** A LatticeMatmulError that another request may not meet (`retries`), with the server's Retry-After in ms. */
+  const transient = (error: LatticeMatmulError, wait?: number): LatticeMatmulError => {
+    transientFailures.set(error, wait);
+    return error;
   };
   /** Bytes first…last (last clamped to the end of the resource when `clamped`). */
   const request = async (first: number, last: number, clamped: boolean): Promise<Uint8Array> => {
@@ -339,8 +422,13 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
       response = await fetchRange(url, { headers: { ...options.headers, Range: `bytes=${first}-${last}` }, cache: 'no-store', signal: controller.signal });
     } catch (error) {
       unwatch();
-      const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
-      throw new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: causeOf(error) });
+      // Aborted by the caller or by the timer: final. Else fetch failed: once the server has answered
+      // this source, the network (another try may pass); before, as likely the URL or the host (an
+      // invalid or relative URL, a name that does not resolve), said at once.
+      const aborted = controller.signal.aborted;
+      const reason: unknown = aborted ? controller.signal.reason : error;
+      const failure = new LatticeMatmulError(`${name}: the request for bytes ${first}-${last} failed: ${told(reason)}`, { cause: causeOf(error) });
+      throw aborted || total < 0 ? failure : transient(failure);
     } finally {
       clearTimeout(timer);
     }
@@ -357,7 +445,13 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
           : 'the server sent the whole resource (200) for a byte range: it does not serve ranges; fetch the file whole and use readQuantizedContainer',
       );
     }
-    if (response.status !== 206) refuse(`the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+    if (response.status !== 206) {
+      const answered = `the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
+      if (!RETRIED_STATUSES.has(response.status)) refuse(answered);
+      unwatch();
+      void response.body?.cancel().catch(() => undefined);
+      throw transient(new LatticeMatmulError(`${name}: ${answered}`), retryAfterMs(response.headers.get('retry-after')));
+    }
     const encoding = response.headers.get('content-encoding');
     if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') refuse(`the response is compressed (Content-Encoding: ${encoding}); its byte ranges are not the file's`);
     const rangeHeader = response.headers.get('content-range');
@@ -383,9 +477,12 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     try {
       bytes = await readBody(response, length, stalled);
     } catch (error) {
-      const reason: unknown = controller.signal.aborted ? controller.signal.reason : error;
+      const aborted = controller.signal.aborted;
+      const reason: unknown = aborted ? controller.signal.reason : error;
       controller.abort(error); // ends the body (and its connection) where the failure was ours: an allocation
-      throw new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: causeOf(error) });
+      const failure = new LatticeMatmulError(`${name}: reading bytes ${first}-${expectedLast} failed: ${told(reason)}`, { cause: causeOf(error) });
+      // A body cut by the network (not by the caller, the timer or a failure of ours) may come whole next time.
+      throw !aborted && error instanceof TypeError ? transient(failure) : failure;
     } finally {
       unwatch();
     }

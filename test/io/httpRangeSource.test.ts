@@ -146,7 +146,7 @@ describe('httpRangeSource against misbehaving servers', () => {
   it.each([
     ['the whole file (200) for one request', (n: number) => n === 4, (response: ServerResponse): void => void response.writeHead(200, { 'Content-Length': v1.byteLength }).end(v1), /does not serve ranges/],
     ['416 for one request', (n: number) => n === 4, (response: ServerResponse): void => void response.writeHead(416).end(), /was answered 416 Range Not Satisfiable$/],
-    ['503 for one request (no retry)', (n: number) => n === 4, (response: ServerResponse): void => void response.writeHead(503).end('busy'), /was answered 503 Service Unavailable$/],
+    ['503 for every request from the 4th (sent three times)', (n: number) => n >= 4, (response: ServerResponse): void => void response.writeHead(503).end('busy'), /was answered 503 Service Unavailable \(after 3 attempts\)$/],
   ] as const)('a server that answers %s is refused at that read', async (_what, when, answer, message) => {
     handler = (request, response, n) => (when(n) ? answer(response) : serve(v1, '"a"', request, response));
     await expect(readEvery()).rejects.toThrow(message);
@@ -169,7 +169,8 @@ describe('httpRangeSource against misbehaving servers', () => {
         setTimeout(() => response.destroy(), 20);
       };
       requests = 0;
-      await expect(readEvery()).rejects.toThrow(message);
+      // retries: 0, or the cut body is sent again and read right (the retry tests below).
+      await expect(readEvery({ retries: 0 })).rejects.toThrow(message);
     }
   });
 
@@ -329,6 +330,161 @@ describe('httpRangeSource against misbehaving servers', () => {
   });
 });
 
+describe('httpRangeSource: a request that failed on the way is sent again', () => {
+  let server: Server;
+  let url = '';
+  let handler: Handler = () => undefined;
+  let requests = 0;
+  beforeAll(async () => {
+    server = createServer((request, response) => handler(request, response, ++requests));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model.lmq.safetensors`;
+  });
+  beforeEach(() => {
+    requests = 0;
+  });
+  afterAll(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const expected = names.map((name) => whole.get(name).matrix);
+  async function readEvery(options?: HttpRangeSourceOptions): Promise<unknown[]> {
+    const reader = await openQuantizedContainer(await httpRangeSource(url, options));
+    const matrices: unknown[] = [];
+    for (const name of names) matrices.push((await reader.read(name)).matrix);
+    return matrices;
+  }
+  /** How many requests reading every matrix takes from a server that answers each right. */
+  let plainRequests = 0;
+  beforeAll(async () => {
+    handler = (request, response) => serve(v1, '"a"', request, response);
+    requests = 0;
+    await readEvery();
+    plainRequests = requests;
+  });
+
+  it.each([408, 429, 500, 502, 503, 504])('an answer %i to one request: sent again, every matrix read right', async (status) => {
+    handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end('try again') : serve(v1, '"a"', request, response));
+    await expect(readEvery()).resolves.toEqual(expected);
+    expect(requests).toBe(plainRequests + 1);
+  });
+
+  it('a request sent again passes the same checks: the file replaced meanwhile (another ETag) is refused, not mixed', async () => {
+    handler = (request, response, n) => (n === 4 ? void response.writeHead(503).end() : n < 4 ? serve(v1, '"a"', request, response) : serve(v2, '"b"', request, response));
+    await expect(readEvery()).rejects.toThrow(/: the resource changed while it was read \(another size or ETag\)$/);
+    expect(requests).toBe(5);
+  });
+
+  it('a body cut by the network, or a connection closed before the answer, once the server has answered: sent again, read right', async () => {
+    for (const fail of [
+      (request: IncomingMessage, response: ServerResponse): void => {
+        const [first, last] = rangeOf(request, v1);
+        response.writeHead(206, { 'Content-Length': last - first + 1, 'Content-Range': `bytes ${first}-${last}/${v1.byteLength}`, ETag: '"a"' });
+        response.write(v1.subarray(first, first + 4));
+        setTimeout(() => response.destroy(), 20);
+      },
+      (_request: IncomingMessage, response: ServerResponse): void => void response.socket?.destroy(),
+    ]) {
+      handler = (request, response, n) => (n === 4 ? fail(request, response) : serve(v1, '"a"', request, response));
+      requests = 0;
+      await expect(readEvery()).resolves.toEqual(expected);
+      expect(requests).toBe(plainRequests + 1);
+    }
+  });
+
+  it('not sent again: other answers (404, 501), and a failure that lasts is refused after retries + 1 attempts', async () => {
+    for (const status of [404, 501]) {
+      handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end() : serve(v1, '"a"', request, response));
+      requests = 0;
+      await expect(readEvery()).rejects.toThrow(new RegExp(`was answered ${status} [A-Za-z ]+$`));
+      expect(requests).toBe(4);
+    }
+    handler = (request, response, n) => (n >= 4 ? void response.writeHead(502).end() : serve(v1, '"a"', request, response));
+    requests = 0;
+    await expect(readEvery({ retries: 1 })).rejects.toThrow(/was answered 502 Bad Gateway \(after 2 attempts\)$/);
+    expect(requests).toBe(5);
+    requests = 0;
+    await expect(readEvery({ retries: 0 })).rejects.toThrow(/was answered 502 Bad Gateway$/);
+    expect(requests).toBe(4);
+  });
+
+  it('waits as the server asks (Retry-After in seconds), but not beyond 10 s', async () => {
+    handler = (request, response, n) => (n === 4 ? void response.writeHead(503, { 'Retry-After': '1' }).end() : serve(v1, '"a"', request, response));
+    let started = Date.now();
+    await expect(readEvery()).resolves.toEqual(expected);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+    handler = (request, response, n) => (n === 4 ? void response.writeHead(429, { 'Retry-After': '3600' }).end() : serve(v1, '"a"', request, response));
+    requests = 0;
+    started = Date.now();
+    await expect(readEvery()).rejects.toThrow(/was answered 429 Too Many Requests$/);
+    expect(requests).toBe(4);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('an abort during a wait rejects at once with its reason', async () => {
+    handler = (request, response, n) => (n >= 4 ? void response.writeHead(503, { 'Retry-After': '5' }).end() : serve(v1, '"a"', request, response));
+    const controller = new AbortController();
+    const reading = readEvery({ signal: controller.signal });
+    for (const start = Date.now(); requests < 4 && Date.now() - start < 5000; ) await new Promise((resolve) => setTimeout(resolve, 10));
+    const reason = new Error('user left the page');
+    controller.abort(reason);
+    const started = Date.now();
+    await expect(withinMs(reading, 4000)).rejects.toThrow(/failed: user left the page$/);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(requests).toBe(4);
+  });
+});
+
+describe('httpRangeSource: retries with a fetch of its own', () => {
+  /** A fetch whose first request (the length field) is answered; later ones with `later`, their times kept. */
+  function fetchThen(later: () => Promise<Response>): { fetch: typeof fetch; times: number[] } {
+    const times: number[] = [];
+    const fetchThen = ((_input: unknown, init?: RequestInit) => {
+      const [first, last] = (/^bytes=(\d+)-(\d+)$/.exec((init?.headers as Record<string, string>).Range ?? '') as RegExpExecArray).slice(1).map(Number) as [number, number];
+      if (first === 0) return Promise.resolve(new Response(v1.slice(0, last + 1), { status: 206, headers: { 'Content-Range': `bytes 0-${last}/${v1.byteLength}` } }));
+      times.push(Date.now());
+      return later();
+    }) as typeof fetch;
+    return { fetch: fetchThen, times };
+  }
+
+  it('waits 250 ms, then twice as long each time', async () => {
+    const { fetch: busy, times } = fetchThen(() => Promise.resolve(new Response('busy', { status: 503 })));
+    const source = await httpRangeSource('http://example.test/m', { fetch: busy, retries: 3 });
+    await expect(source.read(8, 10)).rejects.toThrow(/^http:\/\/example\.test\/m: the request for bytes 8-17 was answered 503 \(after 4 attempts\)$/);
+    expect(times).toHaveLength(4);
+    const gaps = times.slice(1).map((time, i) => time - (times[i] as number));
+    // Timers fire no earlier than asked (a loaded machine only makes them later).
+    [250, 500, 1000].forEach((wait, i) => expect(gaps[i]).toBeGreaterThanOrEqual(wait - 5));
+  });
+
+  it('a network failure after the first answer is sent again; the first request failing is final (a wrong URL or host)', async () => {
+    let failures = 1;
+    const { fetch: flaky, times } = fetchThen(() => (failures-- > 0 ? Promise.reject(new TypeError('fetch failed')) : Promise.resolve(new Response(v1.slice(8, 18), { status: 206, headers: { 'Content-Range': `bytes 8-17/${v1.byteLength}` } }))));
+    const signal = new AbortController().signal;
+    const source = await httpRangeSource('http://example.test/m', { fetch: flaky, signal });
+    expect(Array.from(await source.read(8, 10))).toEqual(Array.from(v1.slice(8, 18)));
+    expect(times).toHaveLength(2);
+    // The wait between watched the caller's signal, and let it go.
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+    let calls = 0;
+    const unreachable = ((() => {
+      calls++;
+      return Promise.reject(new TypeError('fetch failed'));
+    }) as unknown) as typeof fetch;
+    await expect(httpRangeSource('http://example.test/m', { fetch: unreachable })).rejects.toThrow(/: the request for bytes 0-7 failed: fetch failed$/);
+    expect(calls).toBe(1);
+  });
+
+  it('refuses a retries option that is not an integer from 0 to 10', async () => {
+    for (const retries of [-1, 1.5, 11, Number.NaN, '2']) {
+      await expect(httpRangeSource('http://example.test/m', { fetch: fetchThen(() => Promise.reject(new Error('unused'))).fetch, retries: retries as number })).rejects.toThrow(
+        /^httpRangeSource: retries must be an integer from 0 to 10, got /,
+      );
+    }
+  });
+});
+
 describe('httpRangeSource: requests waiting for one of its 6 slots', () => {
   /**
    * A fetch that answers each request (from `v1`, or with `status`) only when `answer` is called, and
@@ -362,7 +518,8 @@ describe('httpRangeSource: requests waiting for one of its 6 slots', () => {
 
   it('are sent in the order they were made, each as a slot frees (a failed request frees its slot too)', async () => {
     const { fetch: fetchHeld, sent, answer } = heldFetch();
-    const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld });
+    // retries: 0: a failed request ends here, its slot freed at once (with retries it would be sent again).
+    const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld, retries: 0 });
     const offsets = Array.from({ length: 14 }, (_, i) => 8 + 10 * i);
     const reads = Promise.allSettled(offsets.map((offset) => source.read(offset, 10)));
     await settle();
@@ -418,7 +575,8 @@ describe('httpRangeSource: requests waiting for one of its 6 slots', () => {
     const controller = new AbortController();
     for (let made = 0; made < 12; made++) {
       const { fetch: fetchHeld, answer } = heldFetch();
-      const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld, signal: controller.signal });
+      // retries: 0: the failed ones end (held fetch answers each request once).
+      const source = await httpRangeSource('http://example.test/m', { fetch: fetchHeld, signal: controller.signal, retries: 0 });
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
       // 6 in flight and 2 waiting, ended every way: answered, failed, refused (404).
       const reads = Promise.allSettled(Array.from({ length: 8 }, (_, i) => source.read(8 + 10 * i, 10)));
