@@ -6,7 +6,7 @@ import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../../src/gpu/workSplit.js';
+import { bindingCap, bindingWindow, halfElementWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../../src/gpu/workSplit.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 const noGpu = await gpuUnavailableReason();
@@ -70,6 +70,7 @@ describe('shared helpers (CPU)', () => {
       const [x, y] = workgroupGrid(count, max);
       expect(x * y).toBeGreaterThanOrEqual(count);
       expect(x * (y - 1)).toBeLessThan(count); // no whole row wasted
+      expect(x * y - count).toBeLessThan(y); // x is the fewest columns for y rows: less than one workgroup per row wasted
       expect(Math.max(x, y)).toBeLessThanOrEqual(max);
     }
     expect(() => workgroupGrid(50, 7)).toThrow(/do not fit/);
@@ -80,6 +81,23 @@ describe('shared helpers (CPU)', () => {
     expect(bindingWindow(512, 8, 256)).toEqual({ offset: 512, size: 8, firstElement: 0 });
     expect(itemsPerBinding(4096, 134217728, 256)).toBe(32767);
     expect(() => itemsPerBinding(1000, 1000, 256)).toThrow(/does not fit/);
+  });
+
+  it('halfWindow binds the whole words around f16 values and counts the first value in halves', () => {
+    // Bytes [1002, 1008): words [1000, 1008), bound from 768 (the aligned offset below), first half 2·58 + 1.
+    expect(halfWindow(1002, 6, 256)).toEqual({ window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 });
+    // Bytes [1002, 1006) end mid-word: the binding must still hold the word [1004, 1008) of the last value.
+    expect(halfWindow(1002, 4, 256)).toEqual({ window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 });
+    expect(halfWindow(1000, 2, 256)).toEqual({ window: { offset: 768, size: 236, firstElement: 58 }, firstHalf: 116 });
+    expect(halfElementWindow(1002, 6, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
+  });
+
+  it('bindingCap takes the smaller of the knob and the device limit, and refuses a knob that is not a positive integer', () => {
+    const device = { limits: { maxStorageBufferBindingSize: 1 << 27 } } as GPUDevice;
+    expect(bindingCap(device, undefined, 'k')).toBe(1 << 27);
+    expect(bindingCap(device, 1000, 'k')).toBe(1000);
+    expect(bindingCap(device, 1 << 30, 'k')).toBe(1 << 27);
+    for (const bad of [0, -4, 1.5]) expect(() => bindingCap(device, bad, 'k')).toThrow(`k: maxBindingBytes must be a positive integer, got ${bad}`);
   });
 
   it('UniformPacker lays out u32, i32, f32 little-endian, padded to 16 bytes, and range-checks', () => {
@@ -95,6 +113,11 @@ describe('shared helpers (CPU)', () => {
     expect(() => new UniformPacker().u32(-1, 'rows')).toThrow(/rows/);
     expect(() => new UniformPacker().u32(2 ** 32, 'rows')).toThrow(/rows/);
     expect(() => new UniformPacker().f32(Number.NaN, 'scale')).toThrow(/scale/);
+    // i32's whole range, both ends, and nothing past them.
+    const ends = new DataView(new UniformPacker().i32(-(2 ** 31), 'low').i32(2 ** 31 - 1, 'high').bytes().buffer);
+    expect([ends.getInt32(0, true), ends.getInt32(4, true)]).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(() => new UniformPacker().i32(-(2 ** 31) - 1, 'low')).toThrow(/low/);
+    expect(() => new UniformPacker().i32(2 ** 31, 'high')).toThrow(/high/);
   });
 });
 

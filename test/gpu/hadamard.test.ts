@@ -122,6 +122,7 @@ describe('planHadamard (CPU)', () => {
     [12 * 2 ** 14, 16384, 1536, [128, 128]], // 14 levels in 2 passes of 7
     [2 ** 20, 16384, 1024, [1024, 1024]], // 20 levels, at most 12 per pass: 2 passes of 10
     [2 ** 26, 16384, 512, [512, 512, 256]], // 26 levels, 3 passes: 9 + 9 + 8
+    [2 ** 23, 16384, 4096, [4096, 2048]], // 23 levels, at most 12 per pass: 2 passes, 12 + 11 (11 + 11 would leave one for a third)
   ])('N = %i with %i bytes, several passes: the fewest passes, levels shared evenly (%i elements)', (N, bytes, elements, groupBlocks) => {
     const plan = planHadamard(N, bytes);
     expect(plan.workgroupElements).toBe(elements);
@@ -135,6 +136,17 @@ describe('planHadamard (CPU)', () => {
   it('refuses a forced workgroup size that is not a power of two or too large', () => {
     expect(() => planHadamard(64, 32768, 48)).toThrow(/power of two/);
     expect(() => planHadamard(64, 16384, 8192)).toThrow(/power of two/);
+    expect(() => planHadamard(64, 32768, 16)).toThrow(/power of two in \[32, 8192\], got 16/); // below the 32 that hold an H_20 block
+    expect(planHadamard(64, 32768, 32).workgroupElements).toBe(32);
+  });
+
+  it('rotationThreads: one invocation per 4 values, a power of two in [256, 1024] within the device limits', () => {
+    const device = (invocations: number, sizeX: number) => ({ limits: { maxComputeInvocationsPerWorkgroup: invocations, maxComputeWorkgroupSizeX: sizeX } });
+    const large = device(1024, 1024);
+    expect([512, 1024, 2048, 4096, 12288, 65536].map((elements) => rotationThreads(large, elements))).toEqual([256, 256, 512, 1024, 1024, 1024]);
+    expect(rotationThreads(large, 3072)).toBe(512); // 768 per 4 values: the power of two below
+    expect(rotationThreads(device(768, 1024), 4096)).toBe(512);
+    expect(rotationThreads(device(1024, 256), 4096)).toBe(256);
   });
 });
 

@@ -62,6 +62,10 @@ describe.skipIf(noGpu !== undefined)('rotationSigns: the packed signs kept per d
     expect(first.buffer.label).toMatch(/rotation signs \(seed 7, 2 stages, N = 28672\)/);
     expect(rotationSigns(device, 8, stages)).not.toBe(first);
     expect(rotationSigns(device, 7, [{ offset: 0, length: 4096 }])).not.toBe(first);
+    // Windows of the same lengths at another offset (n = 28000: [0, 24576) and [3424, 28000)): other signs.
+    const shifted = rotationSigns(device, 7, [stages[0]!, { offset: 3424, length: 24576 }]);
+    expect(shifted).not.toBe(first);
+    expect(shifted.buffer.label).toMatch(/N = 28000\)/);
     const other = await testDevice();
     try {
       expect(rotationSigns(other.device, 7, stages).buffer).not.toBe(first.buffer);
@@ -82,5 +86,10 @@ describe.skipIf(noGpu !== undefined)('rotationSigns: the packed signs kept per d
     const again = rotationSigns(device, 1001, window);
     expect(again).not.toBe(dropped);
     expect(again.stageFirstWord).toEqual(dropped.stageFirstWord);
+    // 65 new rotations: the first of them is the 65th most recent, dropped; the last 64 are kept.
+    const fresh = Array.from({ length: 65 }, (_, i) => rotationSigns(device, 2000 + i, window));
+    expect(rotationSigns(device, 2064, window)).toBe(fresh[64]);
+    expect(rotationSigns(device, 2001, window)).toBe(fresh[1]);
+    expect(rotationSigns(device, 2000, window)).not.toBe(fresh[0]);
   });
 });

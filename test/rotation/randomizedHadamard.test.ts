@@ -179,6 +179,43 @@ describe('RandomizedHadamard', () => {
     expect(inPlace).toEqual(back);
   });
 
+  it('overwrites every entry of a reused out, the zero padding included (n = 100 → N = 128, out full of garbage)', () => {
+    const rotation = new RandomizedHadamard(100, 3);
+    const x = randomVector(100, new Rng(4));
+    const expected = rotation.forward(x);
+    const out = new Float32Array(128).fill(1e30);
+    rotation.forward(x, out);
+    expect(out).toEqual(expected);
+  });
+
+  it('accepts out right after x in one buffer (touching, not overlapping), and refuses one that overlaps by an entry', () => {
+    const rotation = new RandomizedHadamard(24, 1);
+    const memory = new Float32Array(48);
+    memory.set(randomVector(24, new Rng(5)));
+    const x = memory.subarray(0, 24);
+    const expected = rotation.forward(x.slice());
+    expect(rotation.forward(x, memory.subarray(24, 48))).toEqual(expected);
+    expect(() => rotation.forward(memory.subarray(1, 25), memory.subarray(24, 48))).toThrow(/overlaps x without being x/);
+  });
+
+  it('inverseColumns past n (rows up to N) equals D·c·H_Nᵀ·y computed densely in float64, for any y', () => {
+    // The padded tail's rows have signs too: s_i = counterSign(seed, rotationSigns, i) for every i < N.
+    const n = 100;
+    const seed = 77;
+    const rotation = new RandomizedHadamard(n, seed);
+    const N = rotation.length;
+    expect(N).toBe(128);
+    const y = randomVector(N, new Rng(6));
+    const got = rotation.inverseColumns({ rows: N, cols: 1, data: y }, N);
+    const c = 1 / Math.sqrt(N);
+    for (let i = 0; i < N; i++) {
+      let sum = 0;
+      for (let r = 0; r < N; r++) sum += hadamardEntry(N, r, i) * (y[r] as number);
+      const expected = counterSign(seed, RandomStream.rotationSigns, i) * c * sum;
+      expect(Math.abs((got.data[i] as number) - expected), `row ${i}`).toBeLessThan(1e-5 * norm(y));
+    }
+  });
+
   it('rotates 6144 × 256 (a 6144-row matrix slice) with one fast transform per column, allocating only the output', () => {
     // Counted, not timed: the work is one fast Hadamard transform (O(N·(12 + log N)), N = 6144 = 12·2^9)
     // per column and the only allocation is the 6144 × 256 result — a quadratic transform would need a
