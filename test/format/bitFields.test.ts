@@ -40,7 +40,7 @@ describe('packColumnFields / unpackColumnFields', () => {
     });
   }
 
-  it('a field that straddles two words: 5-bit fields 6 and 7 cross the word boundary at bit 32', () => {
+  it('a field that straddles two words: 5-bit field 6 crosses the word boundary at bit 32', () => {
     // Fields 0…5 fill bits 0…29; field 6 (= 0b10111) takes bits 30…34: its low 2 bits end word 0, its high 3 start word 1.
     const values = [0, 0, 0, 0, 0, 0, 0b10111];
     const words = packStream(values, 5);

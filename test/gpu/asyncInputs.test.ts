@@ -1,11 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requestGpuDevice, type GpuContext } from '../../src/gpu/device.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { latticeDequantize } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
 import { weightOnlyGemm, weightOnlyGemv, type WeightOnlyGemvOptions } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -43,6 +45,29 @@ describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when mad
       const rotation: Record<string, unknown> = { spread: false };
       const earlier = universalDequantize(device, w);
       const later = universalDequantize(device, w, { rotation });
+      rotation.outputOffset = 16;
+      rotation.spread = 'yes';
+      const [first, second] = await Promise.all([earlier, later]);
+      expect(first).toEqual(alone);
+      expect(second).toEqual(alone);
+    } finally {
+      w.destroy();
+    }
+  });
+
+  it('latticeDequantize: rotation options checked and copied when the call is made, as universalDequantize’s', async () => {
+    // It read options.rotation at its turn, unchecked: outputOffset 16 shifted a centred matrix by 4
+    // entries into its means' room (the first 4 entries the first column's mean alone), no error.
+    const { device } = context;
+    const q = quantize(gaussianMatrix(64, 4, 5), { scheme: 'd3-q6-deterministic', seed: 3, center: true }) as DeterministicLatticeMatrix;
+    const w = uploadLatticeMatrix(device, q);
+    try {
+      const alone = await latticeDequantize(device, w);
+      await expect(latticeDequantize(device, w, { rotation: { outputOffset: 16 } } as never)).rejects.toThrow(/latticeDequantize options: rotation: unknown option 'outputOffset'/);
+      await expect(latticeDequantize(device, w, { rotaton: {} } as never)).rejects.toThrow(/latticeDequantize options: unknown option 'rotaton'/);
+      const rotation: Record<string, unknown> = { spread: false };
+      const earlier = latticeDequantize(device, w);
+      const later = latticeDequantize(device, w, { rotation });
       rotation.outputOffset = 16;
       rotation.spread = 'yes';
       const [first, second] = await Promise.all([earlier, later]);

@@ -197,6 +197,26 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     }
   });
 
+  it('its options are checked and copied when the call is made: a C of the caller’s is refused, or ignored when added after the call', async () => {
+    // They were read at the call's turn and spread over the call's own C: the product went to the
+    // caller's buffer and the C read back was zeros.
+    const qa = asDeterministic(quantize(gaussianMatrix(32, 3, 46), E8_Q16));
+    const ga = uploadLatticeMatrix(context.device, qa);
+    const elsewhere = context.device.createBuffer({ label: 'e8 matmul: a C not the call’s', size: 4 * 9, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    try {
+      const alone = await e8MatmulAT(context.device, ga, ga, { dotPath: 'plain' });
+      expect(alone.data.some((v) => v !== 0)).toBe(true);
+      await expect(e8MatmulAT(context.device, ga, ga, { dotPath: 'plain', c: elsewhere } as never)).rejects.toThrow(/e8MatmulAT options: unknown option 'c'/);
+      const options: { dotPath: DotPath; c?: GPUBuffer } = { dotPath: 'plain' };
+      const waiting = Promise.all([e8MatmulAT(context.device, ga, ga, { dotPath: 'plain' }), e8MatmulAT(context.device, ga, ga, options)]);
+      options.c = elsewhere;
+      expect((await waiting)[1]).toEqual(alone);
+    } finally {
+      ga.destroy();
+      elsewhere.destroy();
+    }
+  });
+
   it('refuses D3 operands, universal operands and mismatched seeds with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 3, 45);
     const ga = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, E8_Q16)));

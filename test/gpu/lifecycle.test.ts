@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
+import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
@@ -11,6 +13,7 @@ import { matvecAT } from '../../src/product/matvec.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -208,6 +211,27 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       const waiting = Promise.all([universalGemv(device, gpuGemvW, small), universalGemv(device, gpuGemvW, small, options)]);
       options.outputFormat = 'f16';
       expect((await waiting)[1]).toEqual(aloneGemv);
+      // latticeGemv's given R·x alike: an array refilled with another x's R·x after the call (the first
+      // call's result was then that x's product, ~1e31, scaled by the first x's exponents).
+      const deterministicW = quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 }) as DeterministicLatticeMatrix;
+      const gpuDeterministicW = uploadLatticeMatrix(device, deterministicW);
+      try {
+        const rotation = new RandomizedHadamard(n, deterministicW.seed);
+        const rotated = (v: Float32Array): Float32Array => {
+          const out = new Float32Array(deterministicW.length);
+          rotation.forward(v, out);
+          return out;
+        };
+        const huge = gaussianMatrix(n, 1, 15).data.map((v) => v * 1e30);
+        const aloneLattice = await latticeGemv(device, gpuDeterministicW, small, { xRotated: rotated(small) });
+        const reusedRotated = rotated(small);
+        const latticeFirst = latticeGemv(device, gpuDeterministicW, small, { xRotated: reusedRotated });
+        reusedRotated.set(rotated(huge));
+        const [lattice1] = await Promise.all([latticeFirst, latticeGemv(device, gpuDeterministicW, huge, { xRotated: reusedRotated })]);
+        expect(lattice1).toEqual(aloneLattice);
+      } finally {
+        gpuDeterministicW.destroy();
+      }
 
       const xw = gaussianMatrix(weightOnly.n, 1, 16).data;
       const aloneWeightOnly = await weightOnlyGemv(device, weightOnly, xw);

@@ -29,7 +29,7 @@ describe('randomizedRound', () => {
       const key = rng.nextU32();
       const i = rng.nextInt(1 << 20);
       const w = threshold(key, i);
-      if (w === 0) continue; // f ≥ 1 never holds: always down (checked below)
+      if (w === 0) continue; // 1 − w = 1: f ≥ 1 never holds, so always down (a 2^−24 chance per trial: no boundary to test)
       const base = rng.nextInt(200) - 100;
       // y = base + (1 − w), exact (a 24-bit fraction on a small integer): f = 1 − w, so up.
       expect(randomizedRound(base + (1 - w), key, i)).toBe(base + 1);

@@ -234,7 +234,8 @@ describe('absmax: bad input', () => {
     // Symmetric: level 7 · 65504. Midrise: the top cell's centre, (2·15 + 1 − 16)/16 · 65504 = 15/16 of it.
     const decodedMax = grid === 'symmetric' ? groupMax : (65504 * 15) / 16;
     expect(absmaxDequantize(q, 4, options)[0]).toBe(decodedMax);
-    // One fp16 step beyond (the next float up of the scale) is past fp16's range: refused.
+    // A maximum 2^−20 (relative) above: the scale, rounded up to fp16, would be the step past 65504 (out of
+    // fp16's range), so it is refused, although round-to-nearest would have given 65504.
     const beyond = Float32Array.of(Math.fround(groupMax * (1 + 2 ** -20)), 1, 1, 0);
     expect(() => absmaxQuantize(beyond, options)).toThrow(/beyond the largest fp16 value 65504/);
   });

@@ -5,6 +5,7 @@ import latticeDecodeSource from '../../../shaders/lattice_decode.wgsl?raw';
 import { check, checkOneOf, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { GpuFeatures } from '../device.js';
 import {
   checkGpuDeterministicMatrix,
@@ -243,10 +244,14 @@ export async function e8MatmulAT(
   b: GpuDeterministicMatrix,
   options: Pick<E8MatmulArgs, 'dotPath' | 'maxBindingBytes'>,
 ): Promise<Matrix> {
+  // Checked and copied when the call is made: the dispatch is recorded at the call's turn on the device,
+  // and a key the options do not have (c, spread over the call's own C) sent the product elsewhere.
+  checkOptionsObject(options, ['dotPath', 'maxBindingBytes'], 'e8MatmulAT options');
+  const given = { ...options };
   const cBytes = 4 * a.cols * b.cols;
-  const data = await runAndRead(device, { scope: `e8 matmul (${options.dotPath})`, encoder: 'e8 matmul' }, cBytes, (run) => {
+  const data = await runAndRead(device, { scope: `e8 matmul (${given.dotPath})`, encoder: 'e8 matmul' }, cBytes, (run) => {
     const cBuffer = run.storage('e8 matmul C', cBytes);
-    dispatchE8Matmul(device, run.encoder, run.scratch, { a, b, c: cBuffer, ...options });
+    dispatchE8Matmul(device, run.encoder, run.scratch, { ...given, a, b, c: cBuffer });
     return cBuffer;
   });
   return { rows: a.cols, cols: b.cols, data: new Float32Array(data) };

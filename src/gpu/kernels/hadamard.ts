@@ -521,6 +521,8 @@ export function dispatchHadamardInverse(
 
 /** The keys of {@link HadamardOptions}. */
 export const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
+/** The keys of a dequantize call's `rotation` options (its own `maxBindingBytes` serves both of its kernels). */
+export const DEQUANTIZE_ROTATION_OPTION_KEYS = HADAMARD_OPTION_KEYS.filter((key) => key !== 'maxBindingBytes');
 /** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
 const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'length', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
 /** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */

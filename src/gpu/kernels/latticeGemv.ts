@@ -304,7 +304,10 @@ export async function latticeGemv(
   options: { readonly xRotated?: Float32Array; readonly maxBindingBytes?: number; readonly columnSide?: MatrixColumnSide } = {},
 ): Promise<Matrix> {
   checkOptionsObject(options, ['xRotated', 'maxBindingBytes', 'columnSide'], 'latticeGemv options');
-  return gemvOnHost(device, 'lattice gemv', w, x, options, (run, io, given, scaledLikeX) => {
+  // R·X copied now too, as X is scaled then (`gemvOnHost` copies only the options object): read at the
+  // call's turn, an array the caller refilled meanwhile is another X's R·X, scaled by this X's exponents.
+  const withOwnXRotated = options.xRotated ? { ...options, xRotated: Float32Array.from(options.xRotated) } : options;
+  return gemvOnHost(device, 'lattice gemv', w, x, withOwnXRotated, (run, io, given, scaledLikeX) => {
     let xRotated: GPUBuffer | undefined;
     if (given.xRotated) {
       check(given.xRotated.length === w.length * io.rhs, () => `xRotated has ${given.xRotated?.length} entries, expected ${w.length * io.rhs}`);

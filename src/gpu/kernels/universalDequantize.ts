@@ -13,7 +13,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, universalPointUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
-import { dispatchHadamardInverse, HADAMARD_OPTION_KEYS, type HadamardOptions } from './hadamard.js';
+import { DEQUANTIZE_ROTATION_OPTION_KEYS, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -177,7 +177,7 @@ export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatr
   // to the caller's object after the call reached it too.
   checkOptionsObject(options, ['maxBindingBytes', 'rotation'], 'universalDequantize options');
   const { maxBindingBytes } = options;
-  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, HADAMARD_OPTION_KEYS.filter((key) => key !== 'maxBindingBytes'), 'universalDequantize options: rotation') };
+  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, DEQUANTIZE_ROTATION_OPTION_KEYS, 'universalDequantize options: rotation') };
   const bytes = await runAndRead(device, 'universal dequantize', matrixBytes + meansBytes, (run) => {
     const result = run.storage('dequantized', matrixBytes + meansBytes);
     if (m.rotate) {
