@@ -98,7 +98,6 @@ function resolveShrink(options: MatmulOptions): boolean {
   return shrink === 'product';
 }
 
-/** Multiplies the estimate (without the diagonal of a Gram matrix) by max(0, 1 − c/‖Ĉ‖²), c = `shrinkConstant`. */
 /** `shrinkConstant`, its refusals (non-universal operands, time-sharing) named as the shrink's. */
 function shrinkConstantOf(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   try {
@@ -109,6 +108,7 @@ function shrinkConstantOf(qa: QuantizedMatrix, qb: QuantizedMatrix): number {
   }
 }
 
+/** Multiplies the estimate (without the diagonal of a Gram matrix) by max(0, 1 − c/‖Ĉ‖²), c = `shrinkConstant`. */
 function shrinkProduct(qa: QuantizedMatrix, qb: QuantizedMatrix, constant: number, gram: boolean, out: Float32Array): void {
   let energy = 0;
   for (let jb = 0; jb < qb.cols; jb++) {
