@@ -8,6 +8,7 @@ import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -32,42 +33,33 @@ describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when mad
   });
   afterAll(() => context.device.destroy());
 
-  it('universalDequantize: rotation options checked and copied when the call is made', async () => {
+  // latticeDequantize read options.rotation at its turn, unchecked: outputOffset 16 shifted a centred
+  // matrix by 4 entries into its means' room (the first 4 entries the first column's mean alone), no error.
+  it.each([
+    ['universalDequantize', { scheme: 'e8-4bit', nonce: 5n, center: true }],
+    ['latticeDequantize', { scheme: 'd3-q6-deterministic', seed: 3, center: true }],
+  ] as const)('%s: rotation options checked and copied when the call is made', async (name, options) => {
     const { device } = context;
-    const q = quantize(gaussianMatrix(64, 4, 5), { scheme: 'e8-4bit', nonce: 5n, center: true }) as UniversalLatticeMatrix;
-    const w = uploadUniversalMatrix(device, q);
+    const q = quantize(gaussianMatrix(64, 4, 5), options);
+    type Dequantize = (options?: { rotation?: Record<string, unknown> }) => Promise<Matrix>;
+    let dequantize: Dequantize;
+    let w: { destroy(): void };
+    if (name === 'universalDequantize') {
+      const universal = uploadUniversalMatrix(device, q as UniversalLatticeMatrix);
+      [w, dequantize] = [universal, (options) => universalDequantize(device, universal, options as never)];
+    } else {
+      const lattice = uploadLatticeMatrix(device, q as DeterministicLatticeMatrix);
+      [w, dequantize] = [lattice, (options) => latticeDequantize(device, lattice, options as never)];
+    }
     try {
-      const alone = await universalDequantize(device, w);
+      const alone = await dequantize();
       // A key the rotation options do not have (a HadamardInverseArgs one): refused, not forwarded.
-      await expect(universalDequantize(device, w, { rotation: { outputOffset: 16 } } as never)).rejects.toThrow(/unknown option 'outputOffset'/);
-      await expect(universalDequantize(device, w, { rotaton: {} } as never)).rejects.toThrow(/unknown option 'rotaton'/);
+      await expect(dequantize({ rotation: { outputOffset: 16 } })).rejects.toThrow(new RegExp(`${name} options: rotation: unknown option 'outputOffset'`));
+      await expect(dequantize({ rotaton: {} } as never)).rejects.toThrow(new RegExp(`${name} options: unknown option 'rotaton'`));
       // The caller's object changed after the call, before its turn (an earlier call holds the device).
       const rotation: Record<string, unknown> = { spread: false };
-      const earlier = universalDequantize(device, w);
-      const later = universalDequantize(device, w, { rotation });
-      rotation.outputOffset = 16;
-      rotation.spread = 'yes';
-      const [first, second] = await Promise.all([earlier, later]);
-      expect(first).toEqual(alone);
-      expect(second).toEqual(alone);
-    } finally {
-      w.destroy();
-    }
-  });
-
-  it('latticeDequantize: rotation options checked and copied when the call is made, as universalDequantize’s', async () => {
-    // It read options.rotation at its turn, unchecked: outputOffset 16 shifted a centred matrix by 4
-    // entries into its means' room (the first 4 entries the first column's mean alone), no error.
-    const { device } = context;
-    const q = quantize(gaussianMatrix(64, 4, 5), { scheme: 'd3-q6-deterministic', seed: 3, center: true }) as DeterministicLatticeMatrix;
-    const w = uploadLatticeMatrix(device, q);
-    try {
-      const alone = await latticeDequantize(device, w);
-      await expect(latticeDequantize(device, w, { rotation: { outputOffset: 16 } } as never)).rejects.toThrow(/latticeDequantize options: rotation: unknown option 'outputOffset'/);
-      await expect(latticeDequantize(device, w, { rotaton: {} } as never)).rejects.toThrow(/latticeDequantize options: unknown option 'rotaton'/);
-      const rotation: Record<string, unknown> = { spread: false };
-      const earlier = latticeDequantize(device, w);
-      const later = latticeDequantize(device, w, { rotation });
+      const earlier = dequantize();
+      const later = dequantize({ rotation });
       rotation.outputOffset = 16;
       rotation.spread = 'yes';
       const [first, second] = await Promise.all([earlier, later]);
