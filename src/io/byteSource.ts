@@ -110,11 +110,11 @@ export interface HttpRangeSourceOptions {
    * How many times a request that failed on the way is sent again (an integer 0…10; default 2): after
    * an answer 408, 429, 500, 502, 503 or 504, or a network failure before or during the body once the
    * server has answered the source (the first request's fetch failing is final: a wrong URL or host
-   * says so at once). The
-   * waits are 250 ms, then 500, 1000, … (doubling), or the server's Retry-After where it gives one; a
-   * Retry-After beyond 10 s is not waited for. Not sent again: any other answer, a range or length
-   * not as asked, a changed resource, a request that timed out (`responseTimeoutMs` already waited),
-   * an abort. 0: every failure is final.
+   * says so at once). The waits are 250 ms, then 500, 1000, … (doubling, at most 10 s each: retries 10
+   * wait about 56 s in all), or the server's Retry-After where it gives one (seconds or an HTTP date;
+   * another value: the doubling); a Retry-After beyond 10 s is not waited for. Not sent again: any
+   * other answer, a range or length not as asked, a changed resource, a request that timed out
+   * (`responseTimeoutMs` already waited), an abort. 0: every failure is final.
    */
   readonly retries?: number;
 }
@@ -140,6 +140,9 @@ function retryAfterMs(value: string | null): number | undefined {
   if (value === null) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // A date only where it has an HTTP date's time of day (hh:mm:ss, in each of its three forms):
+  // Date.parse reads garbage as dates too ('-5', 'soon 2': past ones), a wait of 0 instead of the doubling.
+  if (!/\b\d\d:\d\d:\d\d\b/.test(text)) return undefined;
   const date = Date.parse(text);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
@@ -385,7 +388,9 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
           return await request(first, last, clamped);
         } catch (error) {
           const asked = error instanceof Error && transientFailures.has(error) ? { wait: transientFailures.get(error) } : null;
-          const wait = asked === null || attempt >= retries ? null : (asked.wait ?? FIRST_RETRY_WAIT_MS * 2 ** attempt);
+          // The doubling stops at MAX_RETRY_WAIT_MS (uncapped, its 7th wait would pass it and be taken for a
+          // server asking for longer); only a Retry-After beyond it is refused (below).
+          const wait = asked === null || attempt >= retries ? null : (asked.wait ?? Math.min(FIRST_RETRY_WAIT_MS * 2 ** attempt, MAX_RETRY_WAIT_MS));
           if (wait === null || wait > MAX_RETRY_WAIT_MS) {
             // "(after n attempts)" only on a failure that was to be tried again: a later attempt's other
             // refusal (a changed resource) is told as it is.

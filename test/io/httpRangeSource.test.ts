@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
 import { openQuantizedContainer } from '../../src/format/containerReader.js';
 import { httpRangeSource, urlForMessages, type HttpRangeSourceOptions } from '../../src/io/byteSource.js';
@@ -474,6 +474,116 @@ describe('httpRangeSource: retries with a fetch of its own', () => {
     }) as unknown) as typeof fetch;
     await expect(httpRangeSource('http://example.test/m', { fetch: unreachable })).rejects.toThrow(/: the request for bytes 0-7 failed: fetch failed$/);
     expect(calls).toBe(1);
+  });
+
+  /**
+   * The waits (setTimeout's delays) a read of bytes 8-17 takes from a server always answering 503
+   * with `retryAfter`, each timer run at once (no responseTimeoutMs: the only timers are the waits).
+   */
+  async function waitsAgainstBusy(retries: number, retryAfter?: string): Promise<{ waits: number[]; message: string }> {
+    const headers: Record<string, string> = retryAfter === undefined ? {} : { 'Retry-After': retryAfter };
+    const { fetch: busy } = fetchThen(() => Promise.resolve(new Response('busy', { status: 503, headers })));
+    const source = await httpRangeSource('http://example.test/m', { fetch: busy, retries, responseTimeoutMs: Infinity });
+    const waits: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((run: () => void, ms?: number) => {
+      waits.push(ms ?? 0);
+      return realSetTimeout(run, 0);
+    }) as typeof setTimeout);
+    try {
+      const message = await source.read(8, 10).then(
+        () => 'read',
+        (error: unknown) => (error as Error).message,
+      );
+      return { waits, message };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('the doubling stops at 10 s a wait: retries 10 sends 11 requests, not 7 (250 · 2^6 is past 10 s)', async () => {
+    const { waits, message } = await waitsAgainstBusy(10);
+    expect(waits).toEqual([250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000]);
+    expect(message).toMatch(/was answered 503 \(after 11 attempts\)$/);
+  });
+
+  it('Retry-After: seconds and a past HTTP date are waited as said; a value neither (garbage Date.parse reads as a past date) means the doubling', async () => {
+    for (const [retryAfter, wait] of [['0', 0], [' 2 ', 2000], ['Thu, 01 Jan 1970 00:00:00 GMT', 0], ['-5', 250], ['soon 2', 250], ['1.5', 250], ['garbage', 250]] as const) {
+      const { waits, message } = await waitsAgainstBusy(1, retryAfter);
+      expect(waits, retryAfter).toEqual([wait]);
+      expect(message).toMatch(/was answered 503 \(after 2 attempts\)$/);
+    }
+  });
+
+  it('not sent again: a request or a body that timed out, and a body too long to hold (a RangeError of ours, not the network)', async () => {
+    const { fetch: silent, times } = fetchThen(() => new Promise<Response>(() => undefined));
+    const timingOut = await httpRangeSource('http://example.test/m', {
+      fetch: ((input: unknown, init?: RequestInit) =>
+        (init?.headers as Record<string, string>).Range === 'bytes=0-7' ? silent(input as string, init) : new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason as Error)))) as typeof fetch,
+      responseTimeoutMs: 50,
+    });
+    await expect(timingOut.read(8, 10)).rejects.toThrow(/failed: no answer within 50 ms$/);
+    expect(times).toHaveLength(0);
+    // A body stalled past responseTimeoutMs, whose fetch errors it with a TypeError once aborted (as a
+    // network cut would read): the timeout is what ended it, not sent again.
+    let bodies = 0;
+    const stalling = await httpRangeSource('http://example.test/m', {
+      fetch: ((input: unknown, init?: RequestInit) => {
+        if ((init?.headers as Record<string, string>).Range === 'bytes=0-7') return silent(input as string, init);
+        bodies++;
+        const body = new ReadableStream<Uint8Array>({ start: (stream) => init?.signal?.addEventListener('abort', () => stream.error(new TypeError('terminated'))) });
+        return Promise.resolve(new Response(body, { status: 206, headers: { 'Content-Range': `bytes 8-17/${v1.byteLength}` } }));
+      }) as typeof fetch,
+      responseTimeoutMs: 50,
+    });
+    await expect(stalling.read(8, 10)).rejects.toThrow(/failed: no bytes of the body came within 50 ms$/);
+    expect(bodies).toBe(1);
+    let sent = 0;
+    const huge = 2 ** 50;
+    const tooLong = await httpRangeSource('http://example.test/m', {
+      fetch: ((_input: unknown, init?: RequestInit) => {
+        const [first, last] = (/^bytes=(\d+)-(\d+)$/.exec((init?.headers as Record<string, string>).Range ?? '') as RegExpExecArray).slice(1).map(Number) as [number, number];
+        sent++;
+        return Promise.resolve(new Response(first === 0 ? v1.slice(0, 8) : 'x', { status: 206, headers: { 'Content-Range': `bytes ${first}-${last}/${huge}` } }));
+      }) as typeof fetch,
+    });
+    await expect(tooLong.read(8, 2 ** 40)).rejects.toThrow(/^http:\/\/example\.test\/m: reading bytes 8-\d+ failed: .*(length|allocation)/i);
+    expect(sent).toBe(2);
+  });
+
+  it('an answer that is sent again: its body cancelled, no listener left on the signal, no timer left after an abort during the wait', async () => {
+    let cancelled = 0;
+    const { fetch: busy } = fetchThen(() => Promise.resolve(new Response(new ReadableStream({ cancel: () => void cancelled++ }), { status: 503 })));
+    const controller = new AbortController();
+    const source = await httpRangeSource('http://example.test/m', { fetch: busy, retries: 0, signal: controller.signal, responseTimeoutMs: Infinity });
+    await expect(source.read(8, 10)).rejects.toThrow(/was answered 503$/);
+    expect(cancelled).toBe(1);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const waiting = await httpRangeSource('http://example.test/m', { fetch: busy, signal: controller.signal, responseTimeoutMs: Infinity });
+      const reading = waiting.read(8, 10);
+      for (let turn = 0; turn < 100 && vi.getTimerCount() === 0; turn++) await Promise.resolve();
+      expect(vi.getTimerCount()).toBe(1);
+      controller.abort(new Error('user left the page'));
+      await expect(reading).rejects.toThrow(/failed: user left the page$/);
+      // The wait's timer cleared: none keeps Node alive for the rest of its 250 ms.
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a signal aborted as the failed request ends (by its own fetch): no wait is begun', async () => {
+    const controller = new AbortController();
+    const { fetch: busy } = fetchThen(() => {
+      controller.abort(new Error('stopped'));
+      return Promise.resolve(new Response(null, { status: 503, headers: { 'Retry-After': '5' } }));
+    });
+    const source = await httpRangeSource('http://example.test/m', { fetch: busy, signal: controller.signal, responseTimeoutMs: Infinity });
+    const started = Date.now();
+    await expect(withinMs(source.read(8, 10), 4500)).rejects.toThrow(/failed: stopped$/);
+    expect(Date.now() - started).toBeLessThan(4000);
   });
 
   it('refuses a retries option that is not an integer from 0 to 10', async () => {
