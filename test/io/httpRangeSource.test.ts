@@ -328,110 +328,87 @@ describe('httpRangeSource against misbehaving servers', () => {
     const matrices = await Promise.all(twice.map(async (name) => (await reader.read(name)).matrix));
     expect(matrices).toEqual([...expected, ...expected]);
   });
-});
 
-describe('httpRangeSource: a request that failed on the way is sent again', () => {
-  let server: Server;
-  let url = '';
-  let handler: Handler = () => undefined;
-  let requests = 0;
-  beforeAll(async () => {
-    server = createServer((request, response) => handler(request, response, ++requests));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/model.lmq.safetensors`;
-  });
-  beforeEach(() => {
-    requests = 0;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const expected = names.map((name) => whole.get(name).matrix);
-  async function readEvery(options?: HttpRangeSourceOptions): Promise<unknown[]> {
-    const reader = await openQuantizedContainer(await httpRangeSource(url, options));
-    const matrices: unknown[] = [];
-    for (const name of names) matrices.push((await reader.read(name)).matrix);
-    return matrices;
-  }
-  /** How many requests reading every matrix takes from a server that answers each right. */
-  let plainRequests = 0;
-  beforeAll(async () => {
-    handler = (request, response) => serve(v1, '"a"', request, response);
-    requests = 0;
-    await readEvery();
-    plainRequests = requests;
-  });
-
-  it.each([408, 429, 500, 502, 503, 504])('an answer %i to one request: sent again, every matrix read right', async (status) => {
-    handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end('try again') : serve(v1, '"a"', request, response));
-    await expect(readEvery()).resolves.toEqual(expected);
-    expect(requests).toBe(plainRequests + 1);
-  });
-
-  it('a request sent again passes the same checks: the file replaced meanwhile (another ETag) is refused, not mixed', async () => {
-    handler = (request, response, n) => (n === 4 ? void response.writeHead(503).end() : n < 4 ? serve(v1, '"a"', request, response) : serve(v2, '"b"', request, response));
-    await expect(readEvery()).rejects.toThrow(/: the resource changed while it was read \(another size or ETag\)$/);
-    expect(requests).toBe(5);
-  });
-
-  it('a body cut by the network, or a connection closed before the answer, once the server has answered: sent again, read right', async () => {
-    for (const fail of [
-      (request: IncomingMessage, response: ServerResponse): void => {
-        const [first, last] = rangeOf(request, v1);
-        response.writeHead(206, { 'Content-Length': last - first + 1, 'Content-Range': `bytes ${first}-${last}/${v1.byteLength}`, ETag: '"a"' });
-        response.write(v1.subarray(first, first + 4));
-        setTimeout(() => response.destroy(), 20);
-      },
-      (_request: IncomingMessage, response: ServerResponse): void => void response.socket?.destroy(),
-    ]) {
-      handler = (request, response, n) => (n === 4 ? fail(request, response) : serve(v1, '"a"', request, response));
+  describe('a request that failed on the way is sent again', () => {
+    /** How many requests reading every matrix takes from a server that answers each right. */
+    let plainRequests = 0;
+    beforeAll(async () => {
+      handler = (request, response) => serve(v1, '"a"', request, response);
       requests = 0;
+      await readEvery();
+      plainRequests = requests;
+    });
+
+    it.each([408, 429, 500, 502, 503, 504])('an answer %i to one request: sent again, every matrix read right', async (status) => {
+      handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end('try again') : serve(v1, '"a"', request, response));
       await expect(readEvery()).resolves.toEqual(expected);
       expect(requests).toBe(plainRequests + 1);
-    }
-  });
+    });
 
-  it('not sent again: other answers (404, 501), and a failure that lasts is refused after retries + 1 attempts', async () => {
-    for (const status of [404, 501]) {
-      handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end() : serve(v1, '"a"', request, response));
+    it('a request sent again passes the same checks: the file replaced meanwhile (another ETag) is refused, not mixed', async () => {
+      handler = (request, response, n) => (n === 4 ? void response.writeHead(503).end() : n < 4 ? serve(v1, '"a"', request, response) : serve(v2, '"b"', request, response));
+      await expect(readEvery()).rejects.toThrow(/: the resource changed while it was read \(another size or ETag\)$/);
+      expect(requests).toBe(5);
+    });
+
+    it('a body cut by the network, or a connection closed before the answer, once the server has answered: sent again, read right', async () => {
+      for (const fail of [
+        (request: IncomingMessage, response: ServerResponse): void => {
+          const [first, last] = rangeOf(request, v1);
+          response.writeHead(206, { 'Content-Length': last - first + 1, 'Content-Range': `bytes ${first}-${last}/${v1.byteLength}`, ETag: '"a"' });
+          response.write(v1.subarray(first, first + 4));
+          setTimeout(() => response.destroy(), 20);
+        },
+        (_request: IncomingMessage, response: ServerResponse): void => void response.socket?.destroy(),
+      ]) {
+        handler = (request, response, n) => (n === 4 ? fail(request, response) : serve(v1, '"a"', request, response));
+        requests = 0;
+        await expect(readEvery()).resolves.toEqual(expected);
+        expect(requests).toBe(plainRequests + 1);
+      }
+    });
+
+    it('not sent again: other answers (404, 501), and a failure that lasts is refused after retries + 1 attempts', async () => {
+      for (const status of [404, 501]) {
+        handler = (request, response, n) => (n === 4 ? void response.writeHead(status).end() : serve(v1, '"a"', request, response));
+        requests = 0;
+        await expect(readEvery()).rejects.toThrow(new RegExp(`was answered ${status} [A-Za-z ]+$`));
+        expect(requests).toBe(4);
+      }
+      handler = (request, response, n) => (n >= 4 ? void response.writeHead(502).end() : serve(v1, '"a"', request, response));
       requests = 0;
-      await expect(readEvery()).rejects.toThrow(new RegExp(`was answered ${status} [A-Za-z ]+$`));
+      await expect(readEvery({ retries: 1 })).rejects.toThrow(/was answered 502 Bad Gateway \(after 2 attempts\)$/);
+      expect(requests).toBe(5);
+      requests = 0;
+      await expect(readEvery({ retries: 0 })).rejects.toThrow(/was answered 502 Bad Gateway$/);
       expect(requests).toBe(4);
-    }
-    handler = (request, response, n) => (n >= 4 ? void response.writeHead(502).end() : serve(v1, '"a"', request, response));
-    requests = 0;
-    await expect(readEvery({ retries: 1 })).rejects.toThrow(/was answered 502 Bad Gateway \(after 2 attempts\)$/);
-    expect(requests).toBe(5);
-    requests = 0;
-    await expect(readEvery({ retries: 0 })).rejects.toThrow(/was answered 502 Bad Gateway$/);
-    expect(requests).toBe(4);
-  });
+    });
 
-  it('waits as the server asks (Retry-After in seconds), but not beyond 10 s', async () => {
-    handler = (request, response, n) => (n === 4 ? void response.writeHead(503, { 'Retry-After': '1' }).end() : serve(v1, '"a"', request, response));
-    let started = Date.now();
-    await expect(readEvery()).resolves.toEqual(expected);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(990);
-    handler = (request, response, n) => (n === 4 ? void response.writeHead(429, { 'Retry-After': '3600' }).end() : serve(v1, '"a"', request, response));
-    requests = 0;
-    started = Date.now();
-    await expect(readEvery()).rejects.toThrow(/was answered 429 Too Many Requests$/);
-    expect(requests).toBe(4);
-    expect(Date.now() - started).toBeLessThan(5000);
-  });
+    it('waits as the server asks (Retry-After in seconds), but not beyond 10 s', async () => {
+      handler = (request, response, n) => (n === 4 ? void response.writeHead(503, { 'Retry-After': '1' }).end() : serve(v1, '"a"', request, response));
+      let started = Date.now();
+      await expect(readEvery()).resolves.toEqual(expected);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(990);
+      handler = (request, response, n) => (n === 4 ? void response.writeHead(429, { 'Retry-After': '3600' }).end() : serve(v1, '"a"', request, response));
+      requests = 0;
+      started = Date.now();
+      await expect(readEvery()).rejects.toThrow(/was answered 429 Too Many Requests$/);
+      expect(requests).toBe(4);
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
 
-  it('an abort during a wait rejects at once with its reason', async () => {
-    handler = (request, response, n) => (n >= 4 ? void response.writeHead(503, { 'Retry-After': '5' }).end() : serve(v1, '"a"', request, response));
-    const controller = new AbortController();
-    const reading = readEvery({ signal: controller.signal });
-    for (const start = Date.now(); requests < 4 && Date.now() - start < 5000; ) await new Promise((resolve) => setTimeout(resolve, 10));
-    const reason = new Error('user left the page');
-    controller.abort(reason);
-    const started = Date.now();
-    await expect(withinMs(reading, 4000)).rejects.toThrow(/failed: user left the page$/);
-    expect(Date.now() - started).toBeLessThan(3000);
-    expect(requests).toBe(4);
+    it('an abort during a wait rejects at once with its reason', async () => {
+      handler = (request, response, n) => (n >= 4 ? void response.writeHead(503, { 'Retry-After': '5' }).end() : serve(v1, '"a"', request, response));
+      const controller = new AbortController();
+      const reading = readEvery({ signal: controller.signal });
+      for (const start = Date.now(); requests < 4 && Date.now() - start < 5000; ) await new Promise((resolve) => setTimeout(resolve, 10));
+      const reason = new Error('user left the page');
+      controller.abort(reason);
+      const started = Date.now();
+      await expect(withinMs(reading, 4000)).rejects.toThrow(/failed: user left the page$/);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(requests).toBe(4);
+    });
   });
 });
 
