@@ -124,7 +124,7 @@ const DEFAULT_RETRIES = 2;
 const MAX_RETRIES = 10;
 /** The first wait before a request is sent again; each next one doubles. */
 const FIRST_RETRY_WAIT_MS = 250;
-/** The longest Retry-After waited for: a server that asks for longer is down for now. */
+/** The longest wait before a request is sent again: the doubling stops there, and a server whose Retry-After asks for longer is down for now (refused). */
 const MAX_RETRY_WAIT_MS = 10_000;
 /** Answers that say "try again": timeout, too many requests, and a server or gateway failing for now. */
 const RETRIED_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
