@@ -437,10 +437,12 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
     } finally {
       clearTimeout(timer);
     }
-    function refuse(why: string): never {
+    /** Ends the request with `why`; one the server said to try again (`retried`) may be sent again, after its Retry-After. */
+    function refuse(why: string, retried = false): never {
       unwatch();
       void response.body?.cancel().catch(() => undefined);
-      throw new LatticeMatmulError(`${name}: ${why}`);
+      const error = new LatticeMatmulError(`${name}: ${why}`);
+      throw retried ? transient(error, retryAfterMs(response.headers.get('retry-after'))) : error;
     }
     if (response.status === 200) {
       const html = /^\s*text\/html/i.test(response.headers.get('content-type') ?? '');
@@ -450,13 +452,7 @@ export async function httpRangeSource(url: string | URL, options: HttpRangeSourc
           : 'the server sent the whole resource (200) for a byte range: it does not serve ranges; fetch the file whole and use readQuantizedContainer',
       );
     }
-    if (response.status !== 206) {
-      const answered = `the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`;
-      if (!RETRIED_STATUSES.has(response.status)) refuse(answered);
-      unwatch();
-      void response.body?.cancel().catch(() => undefined);
-      throw transient(new LatticeMatmulError(`${name}: ${answered}`), retryAfterMs(response.headers.get('retry-after')));
-    }
+    if (response.status !== 206) refuse(`the request for bytes ${first}-${last} was answered ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`, RETRIED_STATUSES.has(response.status));
     const encoding = response.headers.get('content-encoding');
     if (encoding !== null && encoding.trim().toLowerCase() !== 'identity') refuse(`the response is compressed (Content-Encoding: ${encoding}); its byte ranges are not the file's`);
     const rangeHeader = response.headers.get('content-range');
