@@ -522,7 +522,29 @@ export function dispatchHadamardInverse(
 /** The keys of {@link HadamardOptions}. */
 export const HADAMARD_OPTION_KEYS = ['workgroupElements', 'spread', 'maxBindingBytes', 'subgroups', 'batchedLoads', 'subgroupTestMode'] as const satisfies readonly (keyof HadamardOptions)[];
 /** The keys of a dequantize call's `rotation` options (its own `maxBindingBytes` serves both of its kernels). */
-export const DEQUANTIZE_ROTATION_OPTION_KEYS = HADAMARD_OPTION_KEYS.filter((key) => key !== 'maxBindingBytes');
+const DEQUANTIZE_ROTATION_OPTION_KEYS = HADAMARD_OPTION_KEYS.filter((key) => key !== 'maxBindingBytes');
+
+/** The options a dequantize call (lattice or universal codes) takes: its kernels' binding limit and the inverse rotation's options. */
+export interface DequantizeCallOptions {
+  readonly maxBindingBytes?: number | undefined;
+  readonly rotation?: Omit<HadamardOptions, 'maxBindingBytes'> | undefined;
+}
+
+/**
+ * A dequantize call's options, checked and copied when the call is made (`what` names the call in
+ * errors). The rotation is recorded at the call's turn on the device: unchecked, `rotation:
+ * { outputOffset: 16 }` reached the inverse rotation, which wrote the matrix 16 bytes on, into the
+ * room of a centred matrix's means (every entry wrong, no error); uncopied, a key added to the
+ * caller's object after the call reached it too.
+ */
+export function dequantizeOptionsSnapshot(
+  options: DequantizeCallOptions,
+  what: string,
+): { readonly maxBindingBytes: number | undefined; readonly rotation: Omit<HadamardOptions, 'maxBindingBytes'> } {
+  checkOptionsObject(options, ['maxBindingBytes', 'rotation'], `${what} options`);
+  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, DEQUANTIZE_ROTATION_OPTION_KEYS, `${what} options: rotation`) };
+  return { maxBindingBytes: options.maxBindingBytes, rotation };
+}
 /** The keys of {@link HadamardInverseArgs}: the inverse refuses any other (a misspelt `seeed` must not run on a default). */
 const HADAMARD_INVERSE_ARG_KEYS = [...HADAMARD_OPTION_KEYS, 'input', 'output', 'rows', 'length', 'cols', 'seed', 'inputOffset', 'outputOffset'] as const satisfies readonly (keyof HadamardInverseArgs)[];
 /** The keys of {@link HadamardArgs}: the inverse's, with the input format and the int8 output. */

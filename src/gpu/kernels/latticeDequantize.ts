@@ -5,7 +5,6 @@ import { STORAGE_USAGE } from '../buffers.js';
 import { checkBufferRange } from '../bufferRange.js';
 import type { Matrix } from '../../matrix.js';
 import { schemeLattice } from '../../quantize/quantize.js';
-import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { isRotationLength, rotationLengthsText } from '../../rotation/hadamard.js';
 import {
   checkGpuDeterministicMatrix,
@@ -24,7 +23,7 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { DEQUANTIZE_ROTATION_OPTION_KEYS, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
+import { dequantizeOptionsSnapshot, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 
 /*
  * Codes → f32 on the GPU (shaders/lattice_dequantize.wgsl): every column decoded into the rotated
@@ -231,12 +230,7 @@ export async function latticeDequantize(device: GPUDevice, m: GpuDeterministicMa
   );
   const matrixBytes = 4 * rows * cols;
   const meansBytes = m.means ? 4 * cols : 0;
-  // Checked and copied when the call is made, as universalDequantize's: the rotation is recorded at the
-  // call's turn on the device, and rotation.outputOffset (no rotation option) would write a centred
-  // matrix 16 bytes on, into its means' room: every entry wrong, no error.
-  checkOptionsObject(options, ['maxBindingBytes', 'rotation'], 'latticeDequantize options');
-  const { maxBindingBytes } = options;
-  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, DEQUANTIZE_ROTATION_OPTION_KEYS, 'latticeDequantize options: rotation') };
+  const { maxBindingBytes, rotation } = dequantizeOptionsSnapshot(options, 'latticeDequantize');
   const bytes = await runAndRead(device, 'lattice dequantize', matrixBytes + meansBytes, (run) => {
     // Matrix (rows × cols) first, then the means.
     const result = run.storage('dequantized', matrixBytes + meansBytes);

@@ -12,8 +12,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, universalPointUnit, type GpuUniversalMatrix } from '../universalOperand.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
-import { checkOptionsObject } from '../../quantize/strictOptions.js';
-import { DEQUANTIZE_ROTATION_OPTION_KEYS, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
+import { dequantizeOptionsSnapshot, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -171,13 +170,7 @@ export async function universalDequantize(device: GPUDevice, m: GpuUniversalMatr
   check(m.rotate || length === rows, () => `dequantize: an unrotated matrix has length = rows, got ${describeValue(length)} and ${rows}`);
   const matrixBytes = 4 * rows * cols;
   const meansBytes = m.hasMeans ? 4 * cols : 0;
-  // Checked and copied when the call is made: the rotation is recorded at the call's turn on the device.
-  // Unchecked, rotation: { outputOffset: 16 } reached the inverse rotation, which wrote the matrix 16
-  // bytes on, into the room of a centred matrix's means (every entry wrong, no error); and a key added
-  // to the caller's object after the call reached it too.
-  checkOptionsObject(options, ['maxBindingBytes', 'rotation'], 'universalDequantize options');
-  const { maxBindingBytes } = options;
-  const rotation = options.rotation === undefined ? {} : { ...checkOptionsObject(options.rotation, DEQUANTIZE_ROTATION_OPTION_KEYS, 'universalDequantize options: rotation') };
+  const { maxBindingBytes, rotation } = dequantizeOptionsSnapshot(options, 'universalDequantize');
   const bytes = await runAndRead(device, 'universal dequantize', matrixBytes + meansBytes, (run) => {
     const result = run.storage('dequantized', matrixBytes + meansBytes);
     if (m.rotate) {
