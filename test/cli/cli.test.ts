@@ -12,6 +12,8 @@ import { openSafetensorsFile, writeSafetensorsFile } from '../../src/io/safetens
 import { expectedNmse } from '../../src/product/expectedError.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { quantize } from '../../src/quantize/quantize.js';
+import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { resolveScheme, SCHEME_NAMES } from '../../src/quantize/schemes.js';
 import { resealed } from '../format/containerFuzzProperty.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { gpuUnavailableReason, testDevice } from '../gpu/gpuTestDevice.js';
@@ -151,6 +153,7 @@ describe('lattice-matmul CLI', () => {
     // Were exit 0 with the argument ignored.
     [['--version', 'extra'], /--version takes no arguments, got "extra"/],
     [['help', 'bogus'], /help takes a command name \(quantize, inspect or schemes\) or nothing, got "bogus"/],
+    [['help', 'quantize', 'extra'], /help takes a command name \(quantize, inspect or schemes\) or nothing, got "quantize" "extra"/],
   ])('refuses the command line %j with exit code 2, the reason and the usage on stderr', async (args, message) => {
     const resolved = args.map((a) => (a === 'MODEL' ? model() : a === 'OUT' ? join(work, 'never.safetensors') : a));
     const { code, stdout, stderr } = await cli(...resolved);
@@ -191,6 +194,27 @@ describe('lattice-matmul CLI', () => {
       expect(viaHelp.code, viaHelp.stderr).toBe(0);
       expect(viaHelp.stdout).toBe(viaFlag.stdout);
       expect(viaHelp.stdout).toMatch(new RegExp(`^usage:\n {2}lattice-matmul ${command}`));
+    }
+  });
+
+  it('schemes lists every scheme with its kind and, for universal ones, the product NMSE that expectedNmse guarantees', async () => {
+    const { code, stdout, stderr } = await cli('schemes');
+    expect(code, stderr).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^scheme\s+kind\s+product NMSE \(guaranteed\)$/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual([...SCHEME_NAMES]);
+    for (const [i, name] of SCHEME_NAMES.entries()) {
+      const [, kind, nmse] = (lines[i + 1] as string).split(/\s+/);
+      const scheme = resolveScheme(name);
+      expect(kind, name).toBe(scheme.kind === 'lattice' ? scheme.mode : scheme.kind);
+      if (scheme.kind !== 'lattice' || scheme.mode !== 'universal') {
+        expect(nmse, name).toBe('—');
+        continue;
+      }
+      // expectedNmse of two independent quantizations is (2D + D²)·n/N: the listing is the n = N figure.
+      const [qa, qb] = [1, 2].map((seed) => quantize(gaussianMatrix(64, 3, seed), { scheme: name, nonce: BigInt(seed) }));
+      const perRotatedLength = (expectedNmse(qa as QuantizedMatrix, qb as QuantizedMatrix) * (qa as QuantizedMatrix).length) / 64;
+      expect(Math.abs(Number(nmse) - perRotatedLength), name).toBeLessThanOrEqual(5e-6);
     }
   });
 
@@ -350,7 +374,8 @@ describe('lattice-matmul CLI', () => {
   });
 
   it('quantize lists each tensor it leaves out on a line of its own, with the reason', async () => {
-    const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'listed.safetensors'), '--device', 'cpu', '--quiet', '--tensors', '^a\\.');
+    // --seed 0: the smallest seed there is (the rotation's signs take any 32-bit seed).
+    const { code, stdout, stderr } = await cli('quantize', model(), '-o', join(work, 'listed.safetensors'), '--device', 'cpu', '--quiet', '--tensors', '^a\\.', '--seed', '0');
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^not quantized \(kept out of the container\): 2 tensors$/m);
     expect(stdout).toMatch(/^ {2}b\.weight {2}\(F32 \[9, 1100\]: not matched by --tensors\)$/m);
@@ -406,14 +431,16 @@ describe('lattice-matmul CLI', () => {
   });
 
   it.each([
-    ['Ctrl-C (SIGINT)', 'SIGINT', 130, false],
-    ['SIGTERM (timeout, docker stop, a job scheduler)', 'SIGTERM', 143, false],
-    ['SIGTERM with --force over an existing file', 'SIGTERM', 143, true],
-  ] as const)('%s during the only tensor stops quantize with exit code 128 + its number, writing nothing, no temporary file either', async (_, signal, exitCode, existing) => {
+    ['Ctrl-C (SIGINT)', 'SIGINT', 130, false, false],
+    ['SIGTERM (timeout, docker stop, a job scheduler)', 'SIGTERM', 143, false, false],
+    ['SIGTERM with --force over an existing file', 'SIGTERM', 143, true, true],
+    // --force with nothing to replace: the message must not speak of a file left as it was.
+    ['Ctrl-C with --force and no existing file', 'SIGINT', 130, true, false],
+  ] as const)('%s during the only tensor stops quantize with exit code 128 + its number, writing nothing, no temporary file either', async (_, signal, exitCode, force, existing) => {
     const dir = mkdtempSync(join(work, 'interrupt-'));
     const output = join(dir, 'big.lmq.safetensors');
     if (existing) writeFileSync(output, 'the earlier output\n');
-    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1', ...(existing ? ['--force'] : [])], { cwd: root });
+    const child = spawn(process.execPath, [...cliArgs, 'quantize', join(work, 'big.safetensors'), '-o', output, '--device', 'cpu', '--workers', '1', ...(force ? ['--force'] : [])], { cwd: root });
     let stderr = '';
     let interrupted = false;
     child.stderr.on('data', (chunk: Buffer) => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ProgressBar } from '../../src/cli/progressBar.js';
+import { formatDuration, ProgressBar } from '../../src/cli/progressBar.js';
 
 /** A stand-in stderr that records what is written; `isTTY` as given. */
 function stream(isTTY: boolean): { readonly writes: string[]; readonly stream: NodeJS.WriteStream } {
@@ -74,5 +74,42 @@ describe('ProgressBar', () => {
     expect(writes).toHaveLength(2);
     bar.finish('done');
     expect(writes.slice(-2)).toEqual(['\r\x1b[K', 'done\n']);
+  });
+
+  it('at its ends: a first report of 0 sets no pace, a count past the total shows 100 %, and the end says ETA 0 s', () => {
+    const { writes, stream: terminal } = stream(true);
+    const bar = new ProgressBar(40, terminal);
+    bar.update(0, 'a.weight'); // the 0 columns done of a tensor just started
+    vi.advanceTimersByTime(2000);
+    bar.update(4, 'a.weight');
+    // The pace is taken from 4 columns on, not from the 0 two seconds before (which would say 18 s).
+    expect(writes.at(-1)).toMatch(/ {2}10 % {2}ETA \? {2}a\.weight$/);
+    vi.advanceTimersByTime(1000);
+    bar.update(50, 'b.weight');
+    expect(writes.at(-1)).toMatch(/^\r\x1b\[K\[█{24}\] 100 % {2}ETA 0 s {2}b\.weight$/); // eslint-disable-line no-control-regex
+    // Done at the first report: no pace to measure, nothing left either.
+    const { writes: once, stream: other } = stream(true);
+    new ProgressBar(8, other).update(8, 'c.weight');
+    expect(once.at(-1)).toMatch(/ 100 % {2}ETA 0 s {2}c\.weight$/);
+  });
+});
+
+describe('formatDuration', () => {
+  it.each([
+    [0, '0 s'],
+    [59.4, '59 s'],
+    [59.5, '1 min 00 s'],
+    [60, '1 min 00 s'],
+    [185, '3 min 05 s'],
+    [3599.4, '59 min 59 s'],
+    [3599.5, '1 h 00 min'],
+    [3600, '1 h 00 min'],
+    [3725, '1 h 02 min'],
+    [90_000, '25 h 00 min'],
+    [-1, '?'],
+    [Number.NaN, '?'],
+    [Number.POSITIVE_INFINITY, '?'],
+  ])('%s s is "%s"', (seconds, text) => {
+    expect(formatDuration(seconds)).toBe(text);
   });
 });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { QuantizerThreadError, QuantizeWorkerPool, startQuantizerThread } from '../../src/cli/workerPool.js';
@@ -62,4 +63,81 @@ describe('QuantizeWorkerPool', () => {
       }
     });
   }
+
+  it('an abort stops a running job by terminating its thread, drops a queued one unseen, and the pool goes on', { timeout: 60_000 }, async () => {
+    const threads: Worker[] = [];
+    const pool = new QuantizeWorkerPool(1, () => {
+      const thread = startQuantizerThread();
+      threads.push(thread);
+      return thread;
+    });
+    try {
+      const options = { scheme: 'e8-4bit', seed: 2, nonce: 9 } as const;
+      // 2048 columns of 1024: seconds of work, aborted at its first progress report (16 columns in).
+      const long = gaussianMatrix(1024, 2048, 7);
+      const running = new AbortController();
+      const queued = new AbortController();
+      let firstProgress: () => void = () => undefined;
+      const started = new Promise<void>((resolve) => (firstProgress = resolve));
+      const longJob = pool.run({ rows: long.rows, cols: long.cols, data: long.data, options }, () => firstProgress(), running.signal);
+      const small = gaussianMatrix(48, 6, 8);
+      const queuedProgress: number[] = [];
+      const queuedJob = pool.run({ rows: small.rows, cols: small.cols, data: small.data.slice(), options }, (done) => queuedProgress.push(done), queued.signal);
+      await started;
+      queued.abort('changed my mind');
+      running.abort('interrupted');
+      await expect(queuedJob).rejects.toThrow(/^quantize was aborted: changed my mind$/);
+      await expect(longJob).rejects.toThrow(/^quantize was aborted: interrupted$/);
+      // The long job's thread is terminated, not left quantizing the 2000 columns still to go.
+      const exited = await Promise.race([once(threads[0] as Worker, 'exit').then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 10_000).unref())]);
+      expect(exited).toBe(true);
+      // A job whose signal is already aborted is refused without a thread.
+      const aborted = AbortSignal.abort('before it started');
+      await expect(pool.run({ rows: small.rows, cols: small.cols, data: small.data.slice(), options }, () => undefined, aborted)).rejects.toThrow(/^quantize was aborted: before it started$/);
+      expect(threads).toHaveLength(1);
+      // The next job gets a new thread and the in-process quantizer's result; the dropped one never ran.
+      const later = await pool.run({ rows: small.rows, cols: small.cols, data: small.data.slice(), options }, () => undefined);
+      expect(later).toEqual(quantize(small, options));
+      expect(threads).toHaveLength(2);
+      expect(queuedProgress).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a thread terminated by an abort is dropped alone: close() still stops every other thread', { timeout: 60_000 }, async () => {
+    const exited = new Set<Worker>();
+    const threads: Worker[] = [];
+    const pool = new QuantizeWorkerPool(2, () => {
+      const thread = startQuantizerThread();
+      thread.once('exit', () => exited.add(thread));
+      threads.push(thread);
+      return thread;
+    });
+    /** Whether `done()` holds within `ms` (polled). */
+    const within = async (ms: number, done: () => boolean): Promise<boolean> => {
+      for (const end = Date.now() + ms; !done() && Date.now() < end; ) await new Promise((resolve) => setTimeout(resolve, 20));
+      return done();
+    };
+    try {
+      const options = { scheme: 'e8-4bit', seed: 2, nonce: 9 } as const;
+      const long = gaussianMatrix(1024, 2048, 7);
+      const small = gaussianMatrix(48, 6, 8);
+      const controller = new AbortController();
+      let firstProgress: () => void = () => undefined;
+      const started = new Promise<void>((resolve) => (firstProgress = resolve));
+      const longJob = pool.run({ rows: long.rows, cols: long.cols, data: long.data, options }, () => firstProgress(), controller.signal);
+      const smallJob = pool.run({ rows: small.rows, cols: small.cols, data: small.data.slice(), options }, () => undefined);
+      await started;
+      controller.abort('interrupted');
+      await expect(longJob).rejects.toThrow(/was aborted/);
+      expect(await smallJob).toEqual(quantize(small, options));
+      // The aborted job's thread exits; its exit must not drop the other, healthy thread from the pool.
+      expect(await within(10_000, () => exited.size === 1)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+    expect(threads).toHaveLength(2);
+    expect(await within(10_000, () => exited.size === 2)).toBe(true);
+  });
 });
