@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
+import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
 import { readBufferExclusive } from '../../src/gpu/buffers.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
@@ -166,6 +167,40 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
       fromFile.destroy();
       fromMatrix.destroy();
     }
+  });
+
+  it('deterministic: stored bit widths other than the kernels\' are refused, a failed upload frees what it made, a lost device throws the loss', async () => {
+    const { device } = context;
+    const entry = roundTrip('d', quantize(gaussianMatrix(24, 2, 9), { scheme: 'd3-q6-deterministic', seed: 7 }));
+    if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
+    for (const change of [{ codeBits: entry.stored.codeBits + 1 }, { scaleIndexBits: entry.stored.scaleIndexBits + 1 }]) {
+      const altered: DeterministicContainerEntry = { ...entry, stored: { ...entry.stored, ...change } };
+      expect(() => uploadContainerEntry(device, altered), JSON.stringify(change)).toThrow(/^uploadContainerEntry: matrix "d" is packed with \d+-bit codes and \d+-bit scale indices, the kernels read \d+ and \d+$/);
+    }
+    // An allocation that fails part-way (the norms, after the codes and scale indices went up).
+    const live = new Set<GPUBuffer>();
+    const original = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor) => {
+      if (descriptor.label?.endsWith(' norms') === true) throw new Error('allocation failed');
+      const buffer = original(descriptor);
+      live.add(buffer);
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => {
+        live.delete(buffer);
+        destroy();
+      };
+      return buffer;
+    };
+    try {
+      expect(() => uploadContainerEntry(device, entry)).toThrow('allocation failed');
+      expect(live.size).toBe(0);
+    } finally {
+      device.createBuffer = original;
+    }
+    const lost = await testDevice({ label: 'container upload lost device' });
+    lost.device.destroy();
+    await lost.device.lost;
+    expect(() => uploadContainerEntry(lost.device, entry)).toThrow(GpuDeviceLostError);
   });
 
   it('weight-only: the stored code words go up as they are, or repacked to fixed width where they fit 8 bits; GEMV = GEMV of the original, bit for bit', async () => {

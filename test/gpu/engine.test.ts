@@ -11,6 +11,7 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { columnNormBound, decodeRotated } from '../../src/product/decodeRotated.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
+import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -129,20 +130,26 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it.each([
     ['d3-q6', false],
     ['e8-q16', true],
-  ] as const)('%s (universal) Gram matrix ÂᵀÂ (one matrix passed twice, centred %s): the CPU Gram matrix, exact diagonal', async (scheme, center) => {
+  ] as const)('%s (universal) Gram matrix ÂᵀÂ (one matrix passed twice, centred %s): the CPU Gram matrix, exact diagonal, from the decoded and the pair product', async (scheme, center) => {
     const a = gaussianMatrix(100, 9, 61);
     const options = { scheme, seed: 2, nonce: 5, center };
     const qa = await engine.quantize(a, options);
+    const pairEngine = GpuEngine.create(context, { universalProduct: 'i8' });
     try {
-      const gpu = await engine.matmulAT(qa, qa);
       const cpuQ = quantize(a, options);
-      const cpu = matmulAT(cpuQ, cpuQ);
-      expectProductClose(gpu, cpu, a, a);
       const exact = matmulATExact(a, a);
-      for (let i = 0; i < 9; i++) {
-        // The diagonal is the stored ‖a_i‖² (+ n·μ_i²): exact up to f32 rounding, no quantization error.
-        const k = i * 9 + i;
-        expect(Math.abs((gpu.data[k] as number) - (exact.data[k] as number))).toBeLessThanOrEqual(1e-5 * (exact.data[k] as number));
+      for (const [kernel, product, twin] of [
+        ['universal-decode', engine, matmulAT],
+        ['universal-i8', pairEngine, universalPairProduct],
+      ] as const) {
+        expect(product.productKernel(qa, qa)).toBe(kernel);
+        const gpu = await product.matmulAT(qa, qa);
+        expectProductClose(gpu, twin(cpuQ, cpuQ), a, a);
+        for (let i = 0; i < 9; i++) {
+          // The diagonal is the stored ‖a_i‖² (+ n·μ_i²): exact up to f32 rounding, no quantization error.
+          const k = i * 9 + i;
+          expect(Math.abs((gpu.data[k] as number) - (exact.data[k] as number)), `${kernel}, column ${i}`).toBeLessThanOrEqual(1e-5 * (exact.data[k] as number));
+        }
       }
     } finally {
       qa.destroy();
@@ -272,6 +279,19 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       }
     }
 
+    it('a deterministic matrix passed twice (decode-f32): the CPU product of it with itself, no Gram diagonal (that is a universal side\'s)', async () => {
+      const a = gaussianMatrix(40, 3, 71);
+      const options: QuantizeOptions = { scheme: 'd3-q6-deterministic', seed: 3 };
+      const qa = await decoding.quantize(a, options);
+      try {
+        expect(decoding.productKernel(qa, qa)).toBe('decode-f32');
+        const cpuQ = quantize(a, options);
+        expectProductClose(await decoding.matmulAT(qa, qa), matmulAT(cpuQ, cpuQ), a, a);
+      } finally {
+        qa.destroy();
+      }
+    });
+
     it('refuses any other value, as the other engine options', () => {
       expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(LatticeMatmulError);
       expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(/deterministicProduct must be 'codes' or 'decode', got "f32"/);
@@ -310,6 +330,39 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       expect(engine.productKernel(cb, cb)).toBe('e8-dot'); // centred, and multiplied
     } finally {
       for (const m of [first, second, ca, cb]) m.destroy();
+    }
+  });
+
+  it('matvecInto takes a host x whose largest |entry| is 2^-80 exactly and refuses one an f32 ulp below (f32 subnormals on the way)', async () => {
+    const w = await engine.quantize(gaussianMatrix(16, 2, 72), operand({ scheme: 'e8-q16', seed: 1 }, 0));
+    const y = createBufferWithData(engine.device, 'tiny x y', new Float32Array(2), STORAGE_USAGE);
+    try {
+      const x = new Float32Array(16).fill(2 ** -81);
+      x[3] = 2 ** -80;
+      await engine.matvecInto(w, x, y);
+      x[3] = Math.fround(2 ** -80 * (1 - 2 ** -24)); // the f32 just below 2^-80
+      expect(x[3]).toBeLessThan(2 ** -80);
+      await expect(engine.matvecInto(w, x, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-80, under 2\^-80/);
+    } finally {
+      w.destroy();
+      y.destroy();
+    }
+  });
+
+  it('matmulATInto names an output too small at its offset (24 bytes of C at offset 8 of 28), and writes C from the offset it is given', async () => {
+    const a = gaussianMatrix(16, 3, 68);
+    const b = gaussianMatrix(16, 2, 69);
+    const qa = await engine.quantize(a, operand({ scheme: 'e8-q16', seed: 1 }, 0));
+    const qb = await engine.quantize(b, operand({ scheme: 'e8-q16', seed: 1 }, 1));
+    const output = createBufferWithData(engine.device, 'offset C', new Float32Array(7).fill(-1), STORAGE_USAGE);
+    try {
+      await expect(engine.matmulATInto(qa, qb, output, 8)).rejects.toThrow(/^matmulAT output needs 24 bytes at offset 8, but its buffer has 28/);
+      await engine.matmulATInto(qa, qb, output, 4);
+      const written = new Float32Array(await readBufferExclusive(engine.device, output, 28));
+      expect(written[0]).toBe(-1); // before the offset: untouched
+      expect(Array.from(written.subarray(1))).toEqual(Array.from((await engine.matmulAT(qa, qb)).data));
+    } finally {
+      for (const resource of [qa, qb, output]) resource.destroy();
     }
   });
 
@@ -461,7 +514,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
-  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s matvec takes x from the caller’s GPU buffer (at an offset, 3 right-hand sides) and matches the Float32Array path', async (scheme) => {
+  it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s matvec takes x from the caller’s GPU buffer (f32 and f16, at an offset, 3 right-hand sides) and matches the Float32Array path', async (scheme) => {
     const n = 48;
     const w = gaussianMatrix(n, 5, 51);
     const x = gaussianMatrix(n, 3, 52);
@@ -476,6 +529,17 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       expect(Array.from(fromGpu.data)).toEqual(Array.from(fromHost.data));
       const single = await engine.matvec(qw, x.data.slice(0, n));
       for (let j = 0; j < 5; j++) expect(single.data[j]).toBe(fromHost.data[j]);
+      // f16 x at an offset (widened on the GPU from there): x's f16 values from the host, bit for bit.
+      const halves = new Uint16Array(4 + x.data.length).fill(float16Bits(1000)); // before the offset: not x
+      halves.set(Array.from(x.data, (v) => float16Bits(v)), 4);
+      const x16Buffer = createBufferWithData(context.device, 'test x (f16)', halves, STORAGE_USAGE);
+      try {
+        const fromGpu16 = await engine.matvec(qw, { buffer: x16Buffer, rows: n, cols: 3, offset: 8, format: 'f16' });
+        const fromHost16 = await engine.matvec(qw, { rows: n, cols: 3, data: Float32Array.from(halves.subarray(4), (h) => fromFloat16Bits(h)) });
+        expect(Array.from(fromGpu16.data)).toEqual(Array.from(fromHost16.data));
+      } finally {
+        x16Buffer.destroy();
+      }
     } finally {
       xBuffer.destroy();
       qw.destroy();
@@ -560,6 +624,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     expect(() => GpuEngine.create(context, { deterministicProduct: null as never })).toThrow(/^GpuEngine\.create options: deterministicProduct must be 'codes' or 'decode', got null$/);
     // The documented coupling: a forced 'plain' dotPath makes universalProduct default to 'decode'.
     expect(GpuEngine.create(context, { dotPath: 'plain' }).universalProduct).toBe('decode');
+  });
+
+  it("GpuEngine.create refuses dotPath 'packed' where the adapter lacks packed_4x8_integer_dot_product, and defaults to 'plain' there", () => {
+    // The same device, described as an adapter without the WGSL feature (e.g. a browser without it).
+    const without: GpuContext = { ...context, features: { ...context.features, packed4x8IntegerDotProduct: false } };
+    expect(() => GpuEngine.create(without, { dotPath: 'packed' })).toThrow(/dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks/);
+    const defaulted = GpuEngine.create(without);
+    expect(defaulted.dotPath).toBe('plain');
+    expect(defaulted.universalProduct).toBe('decode');
   });
 
   it('matmulAT refuses a third argument (shrink is the CPU matmulAT\'s option) instead of ignoring it', async () => {

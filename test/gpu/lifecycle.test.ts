@@ -7,6 +7,7 @@ import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
+import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { matvecAT } from '../../src/product/matvec.js';
@@ -252,6 +253,35 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
       await gemmSecond;
     } finally {
       for (const resource of [buffer, xBuffer, gpuGemvW, w0]) resource.destroy();
+    }
+  });
+
+  it('matmulATInto, matvecInto and a QuantizedLinear (uploaded bias, deterministic column side) leave no buffer once settled or destroyed', async () => {
+    const universal = engine.upload(quantize(w, { scheme: 'd3-q6', seed: 7, nonce: 21 }) as UniversalLatticeMatrix);
+    const deterministic = engine.upload(quantize(w, { scheme: 'd3-q6-deterministic', seed: 7 }) as DeterministicLatticeMatrix);
+    const output = createBuffer(device, 'lifecycle output', 4 * 4 * 4, STORAGE_USAGE);
+    const xBuffer = createBufferWithData(device, 'lifecycle layer x', x.data, STORAGE_USAGE);
+    // Once untracked: whatever a first call caches per device (pipelines, rotation signs) is not a leak.
+    await engine.matmulATInto(universal, universal, output);
+    await engine.matvecInto(deterministic, x, output);
+    const tracker = trackBuffers(device);
+    try {
+      await engine.matmulATInto(universal, universal, output);
+      expect(tracker.live(), 'matmulATInto').toEqual([]);
+      await engine.matvecInto(deterministic, x, output);
+      expect(tracker.live(), 'matvecInto (x from the host)').toEqual([]);
+      for (const weight of [deterministic, universal]) {
+        const layer = QuantizedLinear.create(device, weight, { bias: new Float32Array(4).fill(0.5) });
+        const encoder = device.createCommandEncoder({ label: 'lifecycle layer' });
+        layer.record(encoder, xBuffer, output);
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        layer.destroy();
+        expect(tracker.live(), `QuantizedLinear over ${weight.mode} weights`).toEqual([]);
+      }
+    } finally {
+      tracker.restore();
+      for (const resource of [universal, deterministic, output, xBuffer]) resource.destroy();
     }
   });
 

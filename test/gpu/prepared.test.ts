@@ -3,6 +3,7 @@ import { BufferUsage, createBuffer, createBufferWithData, readBufferExclusive, S
 import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
+import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
 import { prepareCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
@@ -27,6 +28,72 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
     context = await testDevice();
   });
   afterAll(() => context?.device.destroy());
+
+  it('refuses what it cannot replay (dynamic offsets, a pass left open or begun inside another) and frees the scratch then; a destroyed set frees its scratch and refuses a record; a pass with a copy is refused in a pass', () => {
+    const { device } = context;
+    const live = new Set<GPUBuffer>();
+    const originalBuffer = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor) => {
+      const buffer = originalBuffer(descriptor);
+      live.add(buffer);
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => {
+        live.delete(buffer);
+        destroy();
+      };
+      return buffer;
+    };
+    try {
+      const refusals: readonly [string, (encoder: GPUCommandEncoder) => void, RegExp][] = [
+        ['dynamic offsets', (encoder) => encoder.beginComputePass().setBindGroup(0, null, [256]), /^prepared commands cannot capture dynamic offsets/],
+        ['left open', (encoder) => void encoder.beginComputePass(), /^left open: a compute pass was left open$/],
+        ['nested', (encoder) => [0, 1].forEach(() => encoder.beginComputePass()), /^nested: a compute pass began inside another$/],
+      ];
+      for (const [label, record, message] of refusals) {
+        expect(() =>
+          prepareCommands(device, label, (encoder, scratch) => {
+            scratch.buffer(`${label} scratch`, 16, STORAGE_USAGE);
+            record(encoder);
+          }),
+        ).toThrow(message);
+        expect(live.size, label).toBe(0);
+      }
+      // An empty list of dynamic offsets is none.
+      prepareCommands(device, 'no offsets', (encoder) => {
+        const pass = encoder.beginComputePass();
+        pass.setBindGroup(0, null, []);
+        pass.end();
+      }).destroy();
+      const destroyed = prepareCommands(device, 'destroyed', (_encoder, scratch) => void scratch.buffer('destroyed scratch', 16, STORAGE_USAGE));
+      expect(live.size).toBe(1);
+      destroyed.destroy();
+      expect(live.size).toBe(0);
+      expect(() => destroyed.record(device.createCommandEncoder())).toThrow(/^destroyed: these prepared commands were destroyed$/);
+      // A pass and a copy: a caller's pass could take the pass but not the copy, so the set is refused there.
+      const mixed = prepareCommands(device, 'pass and copy', (encoder, scratch) => {
+        const from = scratch.buffer('from', 16, STORAGE_USAGE);
+        const to = scratch.buffer('to', 16, STORAGE_USAGE);
+        encoder.beginComputePass().end();
+        encoder.copyBufferToBuffer(from, 0, to, 0, 16);
+      });
+      expect(mixed.fitsInPass).toBe(false);
+      const pass = device.createCommandEncoder().beginComputePass();
+      expect(() => mixed.record(pass)).toThrow(/^pass and copy: these commands include a buffer copy, which a compute pass cannot record/);
+      pass.end();
+      mixed.destroy();
+    } finally {
+      device.createBuffer = originalBuffer;
+    }
+  });
+
+  it('a set recorded once its device is lost throws the loss (WebGPU would record nothing and say nothing)', async () => {
+    const own = await testDevice({ label: 'prepared loss device' });
+    const prepared = prepareCommands(own.device, 'on a lost device', (encoder) => encoder.beginComputePass().end());
+    own.device.destroy();
+    await own.device.lost;
+    expect(() => prepared.record(own.device.createCommandEncoder())).toThrow(GpuDeviceLostError);
+    prepared.destroy();
+  });
 
   it('merge consecutive passes, keep a copy between them, and give the bytes of the direct recording', async () => {
     const { device } = context;

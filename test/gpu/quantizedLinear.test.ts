@@ -651,6 +651,13 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const wanted = await Promise.all(expected.map(read));
       expect(wanted[0]).not.toEqual(wanted[1]);
       for (const [call, i] of order.entries()) expect(await read(ys[call] as GPUBuffer), `call ${call} (x${i})`).toEqual(wanted[i]);
+      // One y for every call, x at its two offsets in turn: the offset alone tells the commands apart.
+      for (const i of [0, 1, 0]) {
+        const again = device.createCommandEncoder();
+        reference.record(again, xs[i] as BufferSlice, ys[0] as GPUBuffer);
+        device.queue.submit([again.finish()]);
+        expect(await read(ys[0] as GPUBuffer), `x${i} into one y`).toEqual(wanted[i]);
+      }
     } finally {
       layer.destroy();
       reference.destroy();
@@ -659,7 +666,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
-  it('records again with the same buffers without creating a buffer or a bind group', async () => {
+  it('records again with the same buffers without creating a buffer or a bind group; past maxPrepared (default 16) the least recently used set is dropped', async () => {
     const q = quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
     const gpuW = uploadLatticeMatrix(device, q);
     const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations: 'f16' });
@@ -688,6 +695,37 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       device.queue.submit([again.finish()]);
       expect(counts).toEqual({ buffers: 0, bindGroups: 0 });
       expect(layer.preparedCount).toBe(1);
+      // The least recently used set is dropped: with room for 2, recording into y0, y1, y0, y2 drops
+      // y1's commands, not y0's (which a first-in-first-out cache would drop).
+      const lru = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations: 'f16', maxPrepared: 2 });
+      const ys = [yBuffer, createBuffer(device, 'y1', 2 * out, STORAGE_USAGE), createBuffer(device, 'y2', 2 * out, STORAGE_USAGE)] as const;
+      try {
+        const encoder = device.createCommandEncoder();
+        for (const i of [0, 1, 0, 2]) lru.record(encoder, xBuffer, ys[i] as GPUBuffer);
+        counts.buffers = 0;
+        counts.bindGroups = 0;
+        lru.record(encoder, xBuffer, ys[0]);
+        expect(counts, 'y0, used more recently than y1').toEqual({ buffers: 0, bindGroups: 0 });
+        lru.record(encoder, xBuffer, ys[1]);
+        expect(counts.bindGroups, 'y1, dropped').toBeGreaterThan(0);
+        device.queue.submit([encoder.finish()]);
+      } finally {
+        lru.destroy();
+        ys[1].destroy();
+        ys[2].destroy();
+      }
+      // The default maxPrepared (16, as documented): 17 outputs at 17 offsets of one buffer keep 16 sets.
+      const many = createBuffer(device, 'y at 17 offsets', 4 * out * 17, STORAGE_USAGE);
+      try {
+        const encoder = device.createCommandEncoder();
+        for (let i = 0; i < 17; i++) {
+          layer.record(encoder, xBuffer, { buffer: many, offset: 4 * out * i });
+          expect(layer.preparedCount, `after ${i + 2} combinations`).toBe(Math.min(i + 2, 16));
+        }
+        device.queue.submit([encoder.finish()]);
+      } finally {
+        many.destroy();
+      }
     } finally {
       device.createBuffer = originalBuffer;
       device.createBindGroup = originalBindGroup;
@@ -722,6 +760,28 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         (layer.weight as { destroy(): void }).destroy();
       }
       for (const buffer of buffers) buffer.destroy();
+    }
+  });
+
+  it('centred universal layers of one seed share one recording of the per-call sums (Σx for the means) in a group, with the bits of the layers alone', async () => {
+    const weights = [9, 10].map((nonce) => uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 1, nonce, center: true }) as LatticeQuantizedMatrix));
+    const layers = weights.map((weight) => QuantizedLinear.create(device, weight as LinearWeight));
+    const group = QuantizedLinear.group(layers);
+    const xBuffer = createBufferWithData(device, 'centred group x', gaussianMatrix(n, 1, 41).data, STORAGE_USAGE);
+    const single = layerOutputs(layers, 1, 'centred single');
+    const grouped = layerOutputs(layers, 1, 'centred grouped');
+    try {
+      // Where the products take the sums themselves (fusedFinishSupported), they cannot for centred W.
+      expect(group.callSumsPerRecord).toBe(1);
+      const encoder = device.createCommandEncoder({ label: 'centred group test' });
+      layers.forEach((layer, i) => layer.record(encoder, xBuffer, single[i] as GPUBuffer));
+      group.record(encoder, xBuffer, grouped);
+      device.queue.submit([encoder.finish()]);
+      await expectSameOutputs(layers, 1, single, grouped, 'centred group');
+    } finally {
+      group.destroy();
+      for (const layer of layers) layer.destroy();
+      for (const resource of [...weights, xBuffer, ...single, ...grouped]) resource.destroy();
     }
   });
 
@@ -915,6 +975,16 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, small, y)).toThrow(/x needs/);
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
+      // A non-finite bias would make every output of its feature non-finite, for every x.
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        const bias = new Float32Array(out);
+        bias[out - 1] = bad;
+        expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias })).toThrow(/^bias has a non-finite entry$/);
+      }
+      // A group takes its layers' smallest maxTokens.
+      const wider = QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4 });
+      expect(() => QuantizedLinear.group([wider, layer]).record(encoder, small, [y, y], { tokens: 3 })).toThrow(/^tokens must be an integer in \[1, 2\] \(the layers' smallest maxTokens\), got 3$/);
+      wider.destroy();
       // Universal E8 takes int8 inputs through the point form (it was refused before the point GEMV).
       QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' }).destroy();
       // Deterministic E8 takes int8 inputs through the residue form, for q = 16 only.
@@ -947,7 +1017,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => layer.record(encoder, xBuffer, { buffer: null as never, offset: 0 })).toThrow(/y\.buffer must be a GPUBuffer, got null/);
       expect(() => group.record(encoder, xBuffer, [{ buffer: 7 as never }, shared])).toThrow(/ys\[0\]\.buffer must be a GPUBuffer, got 7/);
       expect(() => layer.record(encoder, { buffer: xBuffer, size: -4 }, shared)).toThrow(/x size must be a non-negative integer/);
-      // A GPUBufferBinding-style size is a bound: too small is refused, enough is used.
+      // A GPUBufferBinding-style size is a bound: too small is refused, enough is used; also right after
+      // the same buffer and offset were recorded with a size that fits (the size is part of the commands' key).
+      layer.record(encoder, { buffer: xBuffer, offset: 0, size: 4 * n }, shared);
       expect(() => layer.record(encoder, { buffer: xBuffer, offset: 0, size: 4 * n - 4 }, shared)).toThrow(new RegExp(`x needs ${4 * n} bytes, but its size is ${4 * n - 4}`));
       expect(() => layer.record(encoder, xBuffer, { buffer: shared, offset: 0, size: 4 * out - 4 })).toThrow(new RegExp(`y needs ${4 * out} bytes, but its size is ${4 * out - 4}`));
       // A size past the buffer's end is refused, as WebGPU refuses such a binding (it was taken while what the layer reads fit).
@@ -985,7 +1057,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     ['e8-q16-deterministic', { int8Inputs: 'plain' }],
     ['weight-only rtn', {}],
   ] as const;
-  it.each(biasSliceCases)('biases as slices of one buffer (offsets not aligned to 256) give the bytes of uploaded biases; a slice too small is refused (%s, %j)', async (scheme, layerOptions) => {
+  it.each(biasSliceCases)('biases as slices of one buffer (offsets not aligned to 256) give the bytes of uploaded biases and outlive the layers; a slice too small is refused (%s, %j)', async (scheme, layerOptions) => {
     const gpuW =
       scheme === 'weight-only rtn'
         ? uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 }))
@@ -1018,6 +1090,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(() => (layers[0] as QuantizedLinear).record(device.createCommandEncoder(), new Float32Array(8) as never, ys[0] as GPUBuffer, { tokens: 2 })).toThrow(
         /^x must be a GPUBuffer or \{ buffer, offset \}, got .*Float32Array.*: write the values into a GPUBuffer \(device\.queue\.writeBuffer\) and pass that$/,
       );
+      // The caller's bias buffer stays the caller's: destroying the layers that read slices of it leaves it usable.
+      for (const layer of layers.slice(2)) layer.destroy();
+      expect(new Float32Array(await readBufferExclusive(device, biases, 4 * (4 + out))).subarray(4)).toEqual(bias);
     } finally {
       for (const layer of layers) layer.destroy();
       for (const buffer of [x, biases, ...ys]) buffer.destroy();
@@ -1175,7 +1250,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
-  it('a refused create leaves no GPU buffer behind (a Float32Array bias is uploaded only once everything is checked)', () => {
+  it('a refused create leaves no GPU buffer behind (a Float32Array bias is uploaded only once everything is checked, and freed when an allocation after it fails)', () => {
     // Deterministic E8 with q = 8: no int8-input form (the residue form is for q = 16).
     const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
     const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
@@ -1194,6 +1269,14 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     try {
       // Refused after a valid bias.
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias, int8Inputs: 'plain' })).toThrow(LatticeMatmulError);
+      expect(live.size).toBe(0);
+      // Failing while it makes its own forms, after the bias went up (an allocation that throws): what it made is freed.
+      const allocating = device.createBuffer;
+      device.createBuffer = (descriptor) => {
+        if (descriptor.label?.includes('column norms') === true) throw new Error('allocation failed');
+        return allocating(descriptor);
+      };
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias })).toThrow('allocation failed');
       expect(live.size).toBe(0);
     } finally {
       device.createBuffer = originalBuffer;
