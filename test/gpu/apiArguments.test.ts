@@ -156,6 +156,14 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       );
       await expect(engine.matvec(w, { buffer, rows: n, cols: 1, fromat: 'f16' } as never)).rejects.toThrow(/^x: unknown option 'fromat' \(did you mean 'format'\?\)/);
       await expect(engine.matvec(w, { buffer, rows: n, cols: 1, format: null } as never)).rejects.toThrow(/^x format must be 'f32' or 'f16', got null$/);
+      // An entry not on an element boundary, or a window past the buffer's end, is refused by name
+      // before any binding is made (a kernel's binding window would otherwise drop the odd bytes).
+      await expect(engine.quantize({ buffer, rows: n, cols: 1, offset: 2 }, { scheme: 'e8-4bit', nonce: 1 })).rejects.toThrow(/^matrix offset must be a non-negative multiple of 4, got 2$/);
+      await expect(engine.quantize({ buffer, rows: n, cols: 1, offset: 1, format: 'f16' }, { scheme: 'e8-4bit', nonce: 1 })).rejects.toThrow(/^matrix offset must be a non-negative multiple of 2, got 1$/);
+      await expect(engine.quantize({ buffer, rows: n, cols: 2, offset: 2, format: 'f16' }, { scheme: 'e8-4bit', nonce: 1 })).rejects.toThrow(
+        new RegExp(`^matrix needs ${4 * n} bytes at offset 2, but its buffer has ${4 * n}$`),
+      );
+      await expect(engine.matvec(w, { buffer, rows: n, cols: 1, offset: 4 })).rejects.toThrow(new RegExp(`^x needs ${4 * n} bytes at offset 4, but its buffer has ${4 * n}$`));
       const q = await engine.quantize({ buffer, rows: n, cols: 2, format: 'f16' }, { scheme: 'e8-4bit', nonce: 1 });
       expect(q.cols).toBe(2);
       q.destroy();

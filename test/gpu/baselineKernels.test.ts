@@ -682,6 +682,15 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         let preludes = 0;
         const auto = await timeGpuWork(device, record, { samples: 3, repeats: 16, warmup: 1, prelude: () => preludes++ });
         expect(preludes).toBe(4); // once per submission: 1 warm-up + 3 samples
+        // In wall-clock mode each sample's prelude is a submission of its own (checked as the others).
+        let wallPreludes = 0;
+        const wallWithPrelude = await timeGpuWork(device, record, { timestampQuery: false, samples: 4, warmup: 1, prelude: () => wallPreludes++ });
+        expect(wallPreludes).toBe(5);
+        // The summary is of the samples returned: an even count's median is the mean of the middle two.
+        const sorted = [...wallWithPrelude.samplesMs].sort((a, b) => a - b);
+        expect(sorted).toHaveLength(4);
+        expect(wallWithPrelude.medianMs).toBe(((sorted[1] as number) + (sorted[2] as number)) / 2);
+        expect([wallWithPrelude.minMs, wallWithPrelude.maxMs]).toEqual([sorted[0], sorted[3]]);
         if (timed.features.timestampQuery) {
           expect(auto.method).toBe('timestamp-query');
           // The stamps must bracket the work: 16 GEMVs of 2 MB each take far longer than no work at all.

@@ -4,7 +4,7 @@ import { deviceRequirements, gpuContextOf, isSoftwareAdapter, noAdapterMessage, 
 import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
+import { BufferUsage, checkBufferSize, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
 import { bindingCap, bindingWindow, halfElementWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../../src/gpu/workSplit.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -56,6 +56,27 @@ describe('shared helpers (CPU)', () => {
     expect(isSoftwareAdapter(info('mesa', 'software', 'llvmpipe-llvm-15-0-6-256-bits-', 'llvmpipe: Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6) 0.0.1'))).toBe(true);
     expect(isSoftwareAdapter(info('google', '', '', 'SwiftShader Device (Subzero)'))).toBe(true);
     for (const gpu of [info('nvidia', 'hopper', '', 'NVIDIA H200'), info('amd', 'rdna-3', '', 'AMD Radeon RX 7900 XTX'), info('', '', '', '')]) expect(isSoftwareAdapter(gpu)).toBe(false);
+  });
+
+  it('buffer sizes: padded to whole 4-byte words (at least one), refused beyond maxBufferSize up front, never smaller than their data', () => {
+    // A stand-in device that records what it was asked to create (the sizing is host arithmetic).
+    const created: GPUBufferDescriptor[] = [];
+    const device = {
+      limits: { maxBufferSize: 1024 },
+      createBuffer: (descriptor: GPUBufferDescriptor) => {
+        created.push(descriptor);
+        return { getMappedRange: () => new ArrayBuffer(descriptor.size), unmap: () => undefined };
+      },
+    } as unknown as GPUDevice;
+    for (const [asked, size] of [[0, 4], [1, 4], [4, 4], [5, 8], [1021, 1024], [1024, 1024]] as const) {
+      createBuffer(device, `${asked} bytes`, asked, STORAGE_USAGE);
+      expect(created.pop()?.size, `${asked} bytes`).toBe(size);
+    }
+    // 1025 bytes pad to 1028, past the limit: refused before WebGPU returns an invalid buffer.
+    expect(() => createBuffer(device, 'too large', 1025, STORAGE_USAGE)).toThrow(/^too large: 1028 bytes is more than this device's maxBufferSize \(1024\)/);
+    expect(() => checkBufferSize(device, 'at the limit', 1024)).not.toThrow();
+    expect(() => createBufferWithData(device, 'short', new Uint8Array(8), STORAGE_USAGE, 4)).toThrow(/^short: a 4-byte buffer cannot hold 8 bytes of data$/);
+    expect(created).toEqual([]);
   });
 
   it('workgroupGrid covers the count within the per-dimension limit', () => {
@@ -148,6 +169,8 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
         gpu.wgslLanguageFeatures.has('packed_4x8_integer_dot_product'),
       );
       expect(context.device.label).toBe('limits test');
+      // Every limit of the context is the device's own (the alignments too, which the device gets by default).
+      for (const [name, value] of Object.entries(context.limits)) expect(value, name).toBe(context.device.limits[name as keyof GPUSupportedLimits]);
     } finally {
       context.device.destroy();
     }
@@ -216,6 +239,13 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
     const adapterLimit = (await (await nodeGpu()).requestAdapter())?.limits.maxComputeWorkgroupStorageSize ?? 0;
     await expect(testDevice({ workgroupStorageLimit: 8192 })).rejects.toThrow(/workgroupStorageLimit/);
     await expect(testDevice({ workgroupStorageLimit: adapterLimit + 1 })).rejects.toThrow(/workgroupStorageLimit/);
+    // Both ends of the interval are allowed: the adapter's own limit too.
+    const largest = await testDevice({ workgroupStorageLimit: adapterLimit });
+    try {
+      expect(largest.limits.maxComputeWorkgroupStorageSize).toBe(adapterLimit);
+    } finally {
+      largest.device.destroy();
+    }
   });
 
   it('withValidation turns a validation error into a LatticeMatmulError and keeps the scopes balanced', async () => {
@@ -234,6 +264,9 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
           throw new RangeError('boom');
         }),
       ).rejects.toThrow(RangeError);
+      // Every scope the three sections pushed was popped, so the device's stack is empty again: a scope
+      // left behind would catch (and hide from the app) the app's own errors of its kind.
+      await expect(device.popErrorScope()).rejects.toThrow();
     } finally {
       device.destroy();
     }
@@ -248,6 +281,21 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
       expect(Array.from(bytes)).toEqual([1, 2, 3, 4, 5, 6, 7]);
       expect(buffer.label).toBe('roundtrip');
       await expect(readBuffer(device, buffer, 64, 4)).rejects.toThrow(/cannot read 64 bytes/);
+      // The primitive under readBuffer checks the range itself: read past the end, its copy would stop
+      // at the buffer's end and the rest come back as the staging buffer's zeros.
+      expect(() => recordReadback(device, device.createCommandEncoder(), buffer, 64, 4)).toThrow(/^roundtrip: cannot read 64 bytes at offset 4 from a 64-byte buffer$/);
+      // Refused on the host: WebGPU would report these writes only to an error scope and leave the
+      // buffer as it was, so the app would compute with stale data.
+      expect(() => uploadToBuffer(device, buffer, new Uint8Array(4), 2)).toThrow(/^roundtrip: upload offset 2 is not a non-negative multiple of 4$/);
+      const odd = device.createBuffer({ label: 'seven bytes', size: 7, usage: BufferUsage.COPY_DST | BufferUsage.COPY_SRC });
+      try {
+        // 7 bytes are written as 8 (whole words), one past the end of a 7-byte buffer.
+        expect(() => uploadToBuffer(device, odd, new Uint8Array(7))).toThrow(/^seven bytes: cannot upload 7 bytes at offset 0 into a 7-byte buffer$/);
+        // Reading its last 3 bytes would copy a word that reaches past its end: refused by name.
+        await expect(readBuffer(device, odd, 7)).rejects.toThrow(/^seven bytes: cannot read its last 7 bytes/);
+      } finally {
+        odd.destroy();
+      }
     } finally {
       buffer.destroy();
       device.destroy();

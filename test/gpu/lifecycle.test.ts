@@ -150,6 +150,27 @@ describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
     });
   }
 
+  for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as const) {
+    it(`GPU quantize (${scheme}) refused only by its error scope, after it built its result, frees the result`, async () => {
+      const m = gaussianMatrix(1024, 64, 13);
+      (await engine.quantize(m, { scheme, seed: 7 })).destroy(); // rotation signs cached before tracking
+      const tracker = trackBuffers(device);
+      try {
+        const call = engine.quantize(m, { scheme, seed: 7 });
+        const refused = expect(call).rejects.toThrow(/GPUValidationError/);
+        // While the call holds the device, an invalid call of the application lands in its scope
+        // (RELIABILITY, "Outside our control"): every submission of the call passes its check and the
+        // result is built, and only the scope, popped at the end, refuses the call.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        device.createBuffer({ label: 'invalid usage', size: 4, usage: 0xffff }).destroy();
+        await refused;
+        expect(tracker.live()).toEqual([]);
+      } finally {
+        tracker.restore();
+      }
+    });
+  }
+
   it("an input reused by the caller before an earlier call's turn: each call uses what it was given when it was made", async () => {
     // Calls wait for their turn on the device; the app reuses one descriptor or array for the next
     // call meanwhile. Before, GPU quantize read the moved offset (another window), matvec's cols

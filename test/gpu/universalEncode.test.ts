@@ -75,6 +75,8 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     { name: 'D3 q = 5, spiky, unrotated', a: () => spiky(60, 6, 6), options: { scheme: universal('D3', 5, 0.2), rotate: false } },
     { name: 'e8-q16, time-sharing κ = 0.4', a: () => gaussianMatrix(200, 3, 7), options: { scheme: 'e8-q16', keepFraction: 0.4 } },
     { name: 'd3-q6, columns split across bindings', a: () => gaussianMatrix(96, 20, 8), options: { scheme: 'd3-q6', maxBindingBytes: 1024 } },
+    // 50 rows pad to 64 rotated entries: each chunk's input starts 50 entries per column in, not 64.
+    { name: 'd3-q6, 50 × 20 (padded), columns split across bindings', a: () => gaussianMatrix(50, 20, 11), options: { scheme: 'd3-q6', maxBindingBytes: 1024 } },
     // Enough blocks that several are ties of the dither grid that the mirror bit (blockMirror) resolves
     // the other way (measured: 4.5·10⁻⁵ of D3 blocks, 9·10⁻⁵ of E8 blocks): a GPU that did not mirror
     // fails both.
