@@ -73,6 +73,9 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     { name: 'E8 q = 24 (37-bit codes), 256 × 4', a: () => gaussianMatrix(256, 4, 4), options: { scheme: universal('E8', 24, 0.15) } },
     { name: 'E8 q = 4, spiky, unrotated (long and explicit escapes)', a: () => spiky(64, 6, 5), options: { scheme: universal('E8', 4, 0.3), rotate: false } },
     { name: 'D3 q = 5, spiky, unrotated', a: () => spiky(60, 6, 6), options: { scheme: universal('D3', 5, 0.2), rotate: false } },
+    // One explicit escape per column, 300 in all: more than the encoder's first record list (256), so
+    // pass A runs again with room for every record.
+    { name: 'E8 q = 4, spiky, unrotated, 64 × 300 (the non-root record list overflows once)', a: () => spiky(64, 300, 12), options: { scheme: universal('E8', 4, 0.3), rotate: false } },
     { name: 'e8-q16, time-sharing κ = 0.4', a: () => gaussianMatrix(200, 3, 7), options: { scheme: 'e8-q16', keepFraction: 0.4 } },
     { name: 'd3-q6, columns split across bindings', a: () => gaussianMatrix(96, 20, 8), options: { scheme: 'd3-q6', maxBindingBytes: 1024 } },
     // 50 rows pad to 64 rotated entries: each chunk's input starts 50 entries per column in, not 64.
@@ -94,6 +97,8 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
   it('the spiky cases do exercise long and explicit escapes', () => {
     const q = quantize(spiky(64, 6, 5), { scheme: universal('E8', 4, 0.3), rotate: false, seed: 3, nonce: 17n }) as UniversalLatticeMatrix;
     expect(q.longEscapes.length).toBeGreaterThan(0);
+    const many = quantize(spiky(64, 300, 12), { scheme: universal('E8', 4, 0.3), rotate: false, seed: 3, nonce: 17n }) as UniversalLatticeMatrix;
+    expect(many.longEscapes.length).toBeGreaterThan(256);
   });
 
   it('reads the caller’s GPU buffer at an offset', async () => {
