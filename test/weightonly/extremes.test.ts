@@ -76,6 +76,7 @@ describe('a code overflow during the rate search means "take a larger step"', ()
     );
     expect(found.step).toBeCloseTo(0.3, 5);
     expect(tried[0]).toBe(2 ** -10);
+    expect(tried[1]).toBe(2 ** -2); // 8 bits up while no step below the target is known
     expect(() => searchStepForRate(() => null, { target: 4, tolerance: 0.01, initialStep: 1 })).toThrow(
       /could not reach rate 4: every step tried in 40 evaluations, up to .*, is too small for the weights/,
     );

@@ -204,6 +204,32 @@ describe('bit-packed codes', () => {
     expect(() => unpackWeightCodes({ ...wide, widths: new Uint8Array([3, 1]), words: new Uint32Array([0b0_001, 0, 0, 0]) })).toThrow(/input feature 0 is stored with 3 bits but its codes need 2/);
   });
 
+  it('unpacking refuses set bits in the first whole padding word, after a partial word and after a full one', () => {
+    // Row bits 9 (word 0 partly used): word 1 is the first whole padding word of each row.
+    const partial = packWeightCodes(new Int32Array([-4, 7, 0, -1, 1, -2, 0, 0]), 4, 2);
+    expect(partial.rowVec4s).toBe(1);
+    for (const row of [0, 1]) {
+      const words = partial.words.slice();
+      words[4 * row + 1] = 1;
+      expect(() => unpackWeightCodes({ ...partial, words })).toThrow(`packed codes: padding word 1 of output row ${row} is not zero`);
+    }
+    // Eight 4-bit codes: row bits 32 end exactly on word 0, so there is no partial word to check.
+    const exact = packWeightCodes(Int32Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? -8 : 7)), 8, 1);
+    expect(Array.from(exact.widths)).toEqual(new Array(8).fill(4));
+    const words = exact.words.slice();
+    words[1] = 2 ** 31;
+    expect(() => unpackWeightCodes({ ...exact, words })).toThrow('packed codes: padding word 1 of output row 0 is not zero');
+  });
+
+  it('unpacking refuses widths beyond 25 bits and rows too short for their widths, not reading past a row', () => {
+    const packed = packWeightCodes(new Int32Array([-4, 7, 0, -1]), 4, 1);
+    expect(() => unpackWeightCodes({ ...packed, widths: new Uint8Array([26, 4, 1, 1]) })).toThrow(/input feature 0 has code width 26, expected 1 … 25/);
+    // 6 codes of 25 bits need 150 bits: 2 vec4, not the 1 stated (the rest would come from row 1).
+    const wide = packWeightCodes(Int32Array.from({ length: 12 }, (_, k) => (k % 2 === 0 ? -(2 ** 24) : 2 ** 24 - 1)), 6, 2);
+    expect(wide.rowVec4s).toBe(2);
+    expect(() => unpackWeightCodes({ ...wide, rowVec4s: 1, words: wide.words.subarray(0, 8) })).toThrow(/the widths need 150 bits per row, more than 1 vec4/);
+  });
+
   it('unpacking codes that memory cannot hold (1 bit each in a file, 32 in memory) is refused by name, not with a RangeError', () => {
     const packed = packWeightCodes(new Int32Array(8 * 4), 8, 4);
     const realInt32Array = Int32Array;
@@ -368,11 +394,13 @@ describe('serialize / deserialize', () => {
     ['a NaN column scale (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setUint32(48 + 16 * 6 + 8, 0x7fc00000, true)), /columnScales\[0\] is not finite: NaN/],
     ['an infinite row scale (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setFloat32(b.length - 8, -Infinity, true)), /rowScales\[5\] is not finite: -Infinity/],
     ['a column scale beyond 2^48 (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setFloat32(48 + 16 * 6 + 8 + 4 * 3, 2 ** 41, true)), /columnScales\[3\] = 2199023255552 with 9-bit codes decodes to magnitudes up to 562949953421312, above the limit 2\^48/],
+    ['a row scale below −2^16 (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setFloat32(b.length - 12, -65537, true)), /rowScales\[4\] = -65537 is outside/],
+    ['a column scale below −2^48 (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setFloat32(48 + 16 * 6 + 8 + 4 * 3, -(2 ** 41), true)), /columnScales\[3\] = -2199023255552 with 9-bit codes decodes to magnitudes up to 562949953421312/],
     ['a row scale beyond 2^16 (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setFloat32(b.length - 12, 65537, true)), /rowScales\[4\] = 65537 is outside/],
     ['set padding bits of a row (checksum recomputed)', (b: Uint8Array) => resealed(b, (v) => v.setUint32(48 + 12, 1 << 31, true)), /padding word 3 of output row 0/],
   ])('refuses %s with a LatticeMatmulError naming the problem', (_name, corrupt, message) => {
     const bytes = sample().serialize();
-    expect(bytes.length).toBe(48 + 16 * 6 + 8 + 4 * 7 + 4 * 6 + 4); // 27 bits per row → 1 vec4
+    expect(bytes.length).toBe(48 + 16 * 6 + 8 + 4 * 7 + 4 * 6 + 4); // 26 bits per row → 1 vec4
     expect(() => WeightOnlyQuantized.deserialize(corrupt(bytes))).toThrow(LatticeMatmulError);
     expect(() => WeightOnlyQuantized.deserialize(corrupt(bytes))).toThrow(message);
   });
@@ -399,6 +427,43 @@ describe('serialize / deserialize', () => {
     if (nonHadamard !== undefined) {
       expect(() => quantizeWeights(gaussianMatrix(nonHadamard, 1, 1), null, { method: 'rtn', step: 0.5, rotate: true })).toThrow(`larger than ${MAX_HAAR_N}`);
     }
+  });
+
+  it('refuses a file with more vec4 per row than its widths need, even with the length to match and zero padding (the format is canonical)', () => {
+    // sample(): widths 3 + 5 + 1 + 9 + 2 + 2 + 4 = 26 bits per row → R = 1. Rewritten with R = 2: each row followed by 16 zero bytes.
+    const q = sample();
+    const bytes = q.serialize();
+    const rowBytes = 16;
+    const codesAt = 48;
+    const codesEnd = codesAt + rowBytes * q.outputs;
+    const wider = new Uint8Array(bytes.length + rowBytes * q.outputs);
+    wider.set(bytes.subarray(0, codesAt));
+    for (let j = 0; j < q.outputs; j++) wider.set(bytes.subarray(codesAt + rowBytes * j, codesAt + rowBytes * (j + 1)), codesAt + 2 * rowBytes * j);
+    wider.set(bytes.subarray(codesEnd), codesAt + 2 * rowBytes * q.outputs);
+    const attack = resealed(wider, header(4, 2));
+    expect(() => WeightOnlyQuantized.deserialize(attack)).toThrow(LatticeMatmulError);
+    expect(() => WeightOnlyQuantized.deserialize(attack)).toThrow('weight-only data: the code widths need 26 bits per row, 1 vec4, but the header says 2');
+  });
+
+  it('refuses a version 1 file with a byte appended or one missing (its length must be what the header implies)', () => {
+    const q = sample();
+    const v1 = writeVersion1(q, 16);
+    expectSameMatrix(WeightOnlyQuantized.deserialize(v1), q);
+    for (const damaged of [Uint8Array.from([...v1, 0]), v1.subarray(0, v1.length - 1)]) {
+      expect(() => WeightOnlyQuantized.deserialize(damaged)).toThrow(LatticeMatmulError);
+      expect(() => WeightOnlyQuantized.deserialize(damaged)).toThrow(`weight-only data has ${damaged.length} bytes, its version 1 header implies ${v1.length}`);
+    }
+  });
+
+  it('refuses a version 1 file with the two-window Hadamard rotation of n = 300, which only version 3 holds', () => {
+    const n = 300;
+    expect(rotationLength(n)).toBe(n); // rotated unpadded, in two windows (no Hadamard length)
+    const q = new WeightOnlyQuantized({ method: 'rtn', n, outputs: 2, codes: new Int32Array(2 * n).fill(1), columnScales: new Float32Array(n).fill(0.5), rowScales: null, rotation: 'hadamard', seed: 3 });
+    expect(q.serialize()[4]).toBe(3);
+    expect(() => WeightOnlyQuantized.deserialize(writeVersion1(q, 8))).toThrow(LatticeMatmulError);
+    expect(() => WeightOnlyQuantized.deserialize(writeVersion1(q, 8))).toThrow(
+      "weight-only data of format version 1: a 'hadamard' rotation of n = 300 inputs is the two-window rotation of n ≤ 1024, which only version 3 holds",
+    );
   });
 
   it.each([

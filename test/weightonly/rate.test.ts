@@ -65,6 +65,17 @@ describe('searchStepForRate', () => {
     const staircase = (s: number): { rate: number } => ({ rate: Math.floor(4 - Math.log2(s)) });
     expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(LatticeMatmulError);
     expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(/could not reach rate 2.5/);
+    // No step overflowed (evaluate never returned null): the cause named is the coarse entropy, not the code range.
+    expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).toThrow(/moves in coarse jumps/);
+    expect(() => searchStepForRate(staircase, { target: 2.5, tolerance: 0.01, initialStep: 1 })).not.toThrow(/too small for the weights/);
+  });
+
+  it.each([0.08, -0.08])('aims at half the tolerance: a first step %f off the target (inside ±0.1, outside ±0.05) is improved on', (offset) => {
+    // rate(s) = 4 + offset − log2(s): the first guess s = 1 misses by |offset|; the secant of slope −1 then lands on the target.
+    const rate = (s: number): { rate: number } => ({ rate: 4 + offset - Math.log2(s) });
+    const found = searchStepForRate(rate, { target: 4, tolerance: 0.1, initialStep: 1 });
+    expect(found.evaluations).toBeGreaterThan(1);
+    expect(Math.abs(found.result.rate - 4)).toBeLessThanOrEqual(0.05);
   });
 });
 
