@@ -20,7 +20,7 @@ import { dispatchLatticeEncode } from './kernels/latticeEncode.js';
 import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, latticeMatrixFields, ORDINARY_DECODE_RATIO, scaleIndexBits, type GpuDeterministicMatrix } from './latticeOperand.js';
 import { checkMatrixInput, gpuMatrixInputSnapshot, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
-import { uploadUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
+import { uploadCheckedUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
 import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 export type { GpuMatrixInput } from './matrixInput.js';
@@ -444,7 +444,7 @@ export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix
 export function uploadLatticeMatrix(device: GPUDevice, q: LatticeQuantizedMatrix): GpuLatticeQuantized {
   checkQuantizedMatrix(q, 'uploadLatticeMatrix q');
   check(q.kind === 'lattice', 'uploadLatticeMatrix needs a lattice-quantized matrix (scalar schemes run on the CPU)');
-  if (q.mode === 'universal') return uploadUniversalMatrix(device, q);
+  if (q.mode === 'universal') return uploadCheckedUniversalMatrix(device, q);
   const metadata = gpuLatticeMetadata(q);
   const { blocksPerColumn, cols } = q;
   check(

@@ -1,4 +1,5 @@
 import { check, describeValue } from '../errors.js';
+import { checkQuantizedMatrix } from '../quantize/checkQuantized.js';
 import { forEachEscapedBlock, universalBlockBound } from '../format/container.js';
 import { streamWords } from '../format/bitFields.js';
 import { E8_POINT_LIMIT } from '../quantize/e8Points.js';
@@ -278,7 +279,17 @@ export function escapeTableWords(codec: UniversalCodec, nonRoots: Int32Array): I
  * const gpuW = uploadUniversalMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 7 }));
  */
 export function uploadUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
-  check(typeof q === 'object' && q !== null && q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');
+  // Packing trusts the per-block arrays (a codes array one short packed its last code as 0, silently).
+  checkQuantizedMatrix(q, 'uploadUniversalMatrix q');
+  check(q.kind === 'lattice' && q.mode === 'universal', 'uploadUniversalMatrix needs a universal lattice matrix');
+  return uploadCheckedUniversalMatrix(device, q);
+}
+
+/**
+ * {@link uploadUniversalMatrix} of a matrix `checkQuantizedMatrix` has already accepted (`uploadLatticeMatrix`
+ * checks before it dispatches on the mode).
+ */
+export function uploadCheckedUniversalMatrix(device: GPUDevice, q: UniversalLatticeMatrix): GpuUniversalQuantizedMatrix {
   // The codes buffer is the largest: refuse it before packing (minutes of CPU time for an LLM's lm_head).
   const codeBytes = codeBufferByteLength(4 * universalWordsPerColumn(universalCodec(q.scheme.lattice, q.scheme.q, q.scheme.beta), q.blocksPerColumn).codes * q.cols);
   checkBufferSize(device, `upload: the codes of this ${q.rows} × ${q.cols} matrix`, codeBytes);

@@ -146,6 +146,34 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     });
   }
 
+  it('an allocation that fails part-way (a universal escape table, deterministic norms) frees the buffers made before it, on every upload', () => {
+    const { device } = context;
+    const original = quantize(gaussianMatrix(64, 3, 11), { scheme: 'd3-q6', seed: 3, nonce: 24 }) as UniversalLatticeMatrix;
+    const entry = roundTrip('u', original);
+    const deterministic = quantize(gaussianMatrix(64, 3, 12), { scheme: 'd3-q6-deterministic', seed: 3 }) as DeterministicLatticeMatrix;
+    const live = new Set<GPUBuffer>();
+    const create = device.createBuffer.bind(device);
+    device.createBuffer = (descriptor) => {
+      if (descriptor.label?.endsWith(' escape table') === true || descriptor.label?.startsWith('lattice norms') === true) throw new Error('allocation failed');
+      const buffer = create(descriptor);
+      live.add(buffer);
+      const destroy = buffer.destroy.bind(buffer);
+      buffer.destroy = () => {
+        live.delete(buffer);
+        destroy();
+      };
+      return buffer;
+    };
+    try {
+      expect(() => uploadContainerEntry(device, entry)).toThrow('allocation failed');
+      expect(() => uploadUniversalMatrix(device, original)).toThrow('allocation failed');
+      expect(() => uploadLatticeMatrix(device, deterministic)).toThrow('allocation failed');
+      expect(live.size).toBe(0);
+    } finally {
+      device.createBuffer = create;
+    }
+  });
+
   it('deterministic d3-q6-deterministic with gains: the same buffers and the same GPU decode as uploadLatticeMatrix', async () => {
     const { device } = context;
     const original = quantize(gaussianMatrix(120, 5, 8), { scheme: 'd3-q6-deterministic', seed: 7, gain: 'mmse', center: true }) as DeterministicLatticeMatrix;
@@ -228,9 +256,9 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     }
   });
 
-  it('a universal E8 entry with an explicit escape beyond int8: uploads (the f32-input layer reads it), and a layer with int8Inputs is refused at create, naming the entry and the block', async () => {
+  it.each([8, -8])('a universal E8 entry with an explicit escape beyond int8 (μ_0 = %i): uploads (the f32-input layer reads it), and a layer with int8Inputs is refused at create, naming the entry and the block', async (mu) => {
     const { device } = context;
-    // Block 1 of column 1 made an explicit escape μ = (8, 0, …, 0) (point coordinates): λ_0 = L_0 + 24·8 > 127.
+    // Block 1 of column 1 made an explicit escape μ = (±8, 0, …, 0) (point coordinates): |L_0| ≤ 24·2, so λ_0 = L_0 ± 24·8 is beyond ±127 with μ's sign.
     const q = quantize(gaussianMatrix(64, 3, 2), { scheme: 'e8-5bit', nonce: 3n }) as UniversalLatticeMatrix;
     const index = q.blocksPerColumn + 1;
     expect(q.escapes[index]).not.toBe(LONG_ESCAPE);
@@ -241,7 +269,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     const longEscapes = Array.from(q.longEscapes);
     longEscapes.splice(longsBefore, 0, HUGE_ESCAPE);
     const hugeEscapes = Array.from(q.hugeEscapes);
-    hugeEscapes.splice(8 * hugesBefore, 0, 8, 0, 0, 0, 0, 0, 0, 0);
+    hugeEscapes.splice(8 * hugesBefore, 0, mu, 0, 0, 0, 0, 0, 0, 0);
     const hacked: UniversalLatticeMatrix = { ...q, escapes, longEscapes: Uint16Array.from(longEscapes), hugeEscapes: Int32Array.from(hugeEscapes) };
     const entry = roundTrip('layers.0.q', hacked);
     if (entry.kind !== 'universal') throw new Error('expected a universal entry');
@@ -251,6 +279,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
       expect(w.e8PointOverflow).toMatchObject({ column: 1, block: 1, matrix: 'container entry "layers.0.q"' });
       const coordinate = w.e8PointOverflow?.coordinate as number;
       expect(Math.abs(coordinate)).toBeGreaterThan(127);
+      expect(Math.sign(coordinate)).toBe(Math.sign(mu));
       expect(() => QuantizedLinear.create(device, w, { int8Inputs })).toThrow(LatticeMatmulError);
       expect(() => QuantizedLinear.create(device, w, { int8Inputs })).toThrow(
         new RegExp(`^QuantizedLinear "quantized linear": int8Inputs: block 1 of column 1 of container entry "layers\\.0\\.q" has a lattice point coordinate ${coordinate}, beyond the int8 lattice points' ±127 .*create this layer without int8Inputs`),

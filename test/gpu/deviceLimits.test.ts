@@ -8,6 +8,8 @@ import { GpuScratch } from '../../src/gpu/scratch.js';
 import { resolveQuantizeOptions } from '../../src/quantize/options.js';
 import { scratchChunkBytes } from '../../src/gpu/workSplit.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
+import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
@@ -54,6 +56,21 @@ describe('size limits refused before the device is used', () => {
     expect(() => uploadUniversalMatrix(standIn({ maxStorageBufferBindingSize: 256 }), q)).toThrow(
       /^upload: the norms and means of this matrix's 40 columns \(320 bytes\) exceed one storage binding \(maxStorageBufferBindingSize = 256\), which the universal kernels bind whole; split it into matrices of at most 32 columns$/,
     );
+  });
+
+  it('the norms and means, escape ids and escape table are refused past one binding on the container path too (it packs nothing itself)', () => {
+    const centred = quantize(gaussianMatrix(8, 40, 1), { scheme: 'e8-q16', nonce: 1, center: true }) as UniversalLatticeMatrix;
+    // One D3 column: 4 bytes of norm, one word of escape ids, and an escape table of at least D3's 12 roots × 3 i32 = 144 bytes.
+    const oneColumn = quantize(gaussianMatrix(64, 1, 2), { scheme: 'd3-q6', nonce: 2 }) as UniversalLatticeMatrix;
+    const cases: [UniversalLatticeMatrix, number, RegExp][] = [
+      [centred, 256, /^upload: the norms and means of this matrix's 40 columns \(320 bytes\) exceed one storage binding/],
+      [oneColumn, 140, /^upload: the escape table of this matrix's 1 columns \(\d+ bytes\) exceed one storage binding \(maxStorageBufferBindingSize = 140\)/],
+    ];
+    for (const [q, limit, message] of cases) {
+      const entry = readQuantizedContainer(writeQuantizedContainer([{ name: 'w', matrix: q }])).get('w');
+      expect(() => uploadContainerEntry(standIn({ maxStorageBufferBindingSize: limit }), entry)).toThrow(message);
+      expect(() => uploadUniversalMatrix(standIn({ maxStorageBufferBindingSize: limit }), q)).toThrow(message);
+    }
   });
 
   it("GPU quantize refuses columns whose dense escape ids exceed one binding before encoding (it did so after all the work), naming how many fit", async () => {

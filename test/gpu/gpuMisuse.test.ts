@@ -8,16 +8,17 @@ import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activa
 import { GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
-import { dispatchUniversalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
+import { dispatchUniversalDequantize, universalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
 import { dispatchWeightOnlyGemv, uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { MatrixColumnSide, type GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
 import { prepareCommands } from '../../src/gpu/prepared.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
-import type { GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
+import { uploadUniversalMatrix, type GpuUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { quantize } from '../../src/quantize/quantize.js';
+import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -192,6 +193,71 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     expectRefused(() => engine.upload(onGpu), /^uploadLatticeMatrix q is already on the GPU \(its codes are a GPUBuffer\)/);
     expectRefused(() => matmulAT(onGpu, onGpu), /^A is already on the GPU \(its codes are a GPUBuffer\): this takes a CPU-quantized matrix/);
     expectRefused(() => dequantize(onGpu), /^dequantize q is already on the GPU/);
+  });
+
+  it('uploadUniversalMatrix checks the CPU matrix as uploadLatticeMatrix does (a codes array one short went up with its last code 0)', () => {
+    const q = quantize(gaussianMatrix(64, 3, 72), { scheme: 'd3-q6', seed: 1, nonce: 72, center: true }) as UniversalLatticeMatrix;
+    const tampered: [Partial<UniversalLatticeMatrix>, RegExp][] = [
+      [{ codes: q.codes.slice(0, -1) }, /^uploadUniversalMatrix q\.codes has 65 entries, expected 66/],
+      [{ keptLength: q.length + 1 }, /^uploadUniversalMatrix q\.keptLength must be an integer in \[1, 64\], got 65/],
+      [{ rows: 0 }, /^uploadUniversalMatrix q\.rows must be a positive integer, got 0/],
+    ];
+    for (const [fields, message] of tampered) expectRefused(() => uploadUniversalMatrix(device, { ...q, ...fields }), message);
+  });
+
+  it("a hand-built universal matrix with a buffer one word short of its layout is refused by name (D3 q = 6, 64 × 3, centred)", async () => {
+    const gpu = engine.upload(quantize(gaussianMatrix(64, 3, 73), { scheme: 'd3-q6', seed: 1, nonce: 73, center: true })) as GpuUniversalMatrix;
+    // 22 blocks per column: 8-bit codes (216 < 2^8) fill 6 words, escape bits (and starts) 1 word, per column;
+    // escape ids 8 bits each (at least one word); the table holds D3's 12 roots (3 words each) and a 4-word record per non-root escape; side: norm and mean per column.
+    const needed = {
+      codes: 4 * 6 * 3,
+      escapeBits: 4 * 3,
+      escapeStarts: 4 * 3,
+      escapeIds: 4 * Math.max(1, Math.ceil(gpu.escapeCount / 4)),
+      escapeTable: 4 * (12 * 3 + 4 * gpu.nonRootCount),
+      side: 4 * 2 * 3,
+    };
+    const fields = (({ kind, mode, rows, cols, length, keptLength, seed, rotate, scheme, nonce, ditherKeys, blocksPerColumn, escapeCount, nonRootCount, hasMeans, maxColumnNorm }) =>
+      ({ kind, mode, rows, cols, length, keptLength, seed, rotate, scheme, nonce, ditherKeys, blocksPerColumn, escapeCount, nonRootCount, hasMeans, maxColumnNorm }))(gpu);
+    const buffers = { codes: gpu.codes, escapeBits: gpu.escapeBits, escapeStarts: gpu.escapeStarts, escapeIds: gpu.escapeIds, escapeTable: gpu.escapeTable, side: gpu.side };
+    for (const [field, bytes] of Object.entries(needed)) {
+      const short = device.createBuffer({ label: `short ${field}`, size: bytes - 4, usage: STORAGE_USAGE });
+      try {
+        const handBuilt = { ...fields, ...buffers, [field]: short } as GpuUniversalMatrix;
+        await expect(universalDequantize(device, handBuilt)).rejects.toThrow(new RegExp(`^quantized matrix\\.${field} needs ${bytes} bytes, but its buffer has ${bytes - 4}$`));
+      } finally {
+        short.destroy();
+      }
+    }
+    // The buffers as uploaded hold their layout.
+    expect((await universalDequantize(device, { ...fields, ...buffers } as GpuUniversalMatrix)).rows).toBe(64);
+  });
+
+  it('a hand-built deterministic matrix whose fields disagree with its scheme, or with a buffer one word short of its layout, is refused by name (E8 q = 16, 64 × 8)', () => {
+    const m = deterministic();
+    const cols = 8;
+    // 8 blocks of 8 per column: 32-bit codes fill 8 words; scale indices of b bits 8·b bits (each column on a fresh word); norms, gains and means one f32 per column.
+    const needed = { codes: 4 * 8 * cols, scaleIndices: 4 * Math.ceil((8 * m.scaleIndexBits) / 32) * cols, norms: 4 * cols, gains: 4 * cols, means: 4 * cols };
+    const made: GPUBuffer[] = [];
+    const buffer = (bytes: number): GPUBuffer => {
+      const b = device.createBuffer({ label: 'hand-built', size: bytes, usage: STORAGE_USAGE | GPUBufferUsage.COPY_SRC });
+      made.push(b);
+      return b;
+    };
+    const whole = { ...m, gains: buffer(needed.gains), means: buffer(needed.means) };
+    const refused = (changes: object, message: RegExp): void => expectRefused(() => MatrixColumnSide.create(device, { ...whole, ...changes } as GpuDeterministicMatrix, 'side'), message);
+    try {
+      refused({ keptLength: 65, blocksPerColumn: 9 }, /^MatrixColumnSide: W\.keptLength \(65\) exceeds length \(64\)$/);
+      refused({ codeBits: 31 }, /^MatrixColumnSide: W\.codeBits is 31, but E8 q = 16 codes take 32 bits$/);
+      refused({ multiples: new Int32Array(17).fill(1), scaleIndexBits: 5 }, /^MatrixColumnSide: W\.multiples must be an Int32Array of 1…16 scale multiples$/);
+      refused({ multiples: Int32Array.of(1, 2, 3, 4, 5), scaleIndexBits: 2 }, /^MatrixColumnSide: W\.scaleIndexBits is 2; 5 multiples need 1…8 bits covering them$/);
+      for (const [field, bytes] of Object.entries(needed)) {
+        refused({ [field]: buffer(bytes - 4) }, new RegExp(`^MatrixColumnSide: W\\.${field} needs ${bytes} bytes, but its buffer has ${bytes - 4}$`));
+      }
+      MatrixColumnSide.create(device, whole, 'side').destroy();
+    } finally {
+      for (const b of made) b.destroy();
+    }
   });
 
   it('no case reached WebGPU as an uncaptured error', () => {
