@@ -31,7 +31,7 @@ import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { resealed, spikyMatrix, type RawContainer } from '../format/containerFuzzProperty.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Container entries on the GPU (src/gpu/containerUpload.ts): a universal matrix read from a file and
@@ -151,26 +151,15 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     const original = quantize(gaussianMatrix(64, 3, 11), { scheme: 'd3-q6', seed: 3, nonce: 24 }) as UniversalLatticeMatrix;
     const entry = roundTrip('u', original);
     const deterministic = quantize(gaussianMatrix(64, 3, 12), { scheme: 'd3-q6-deterministic', seed: 3 }) as DeterministicLatticeMatrix;
-    const live = new Set<GPUBuffer>();
-    const create = device.createBuffer.bind(device);
-    device.createBuffer = (descriptor) => {
-      if (descriptor.label?.endsWith(' escape table') === true || descriptor.label?.startsWith('lattice norms') === true) throw new Error('allocation failed');
-      const buffer = create(descriptor);
-      live.add(buffer);
-      const destroy = buffer.destroy.bind(buffer);
-      buffer.destroy = () => {
-        live.delete(buffer);
-        destroy();
-      };
-      return buffer;
-    };
+    const tracker = trackBuffers(device);
+    tracker.failWhen = (descriptor) => descriptor.label?.endsWith(' escape table') === true || descriptor.label?.startsWith('lattice norms') === true;
     try {
       expect(() => uploadContainerEntry(device, entry)).toThrow('allocation failed');
       expect(() => uploadUniversalMatrix(device, original)).toThrow('allocation failed');
       expect(() => uploadLatticeMatrix(device, deterministic)).toThrow('allocation failed');
-      expect(live.size).toBe(0);
+      expect(tracker.live()).toEqual([]);
     } finally {
-      device.createBuffer = create;
+      tracker.restore();
     }
   });
 
@@ -206,24 +195,13 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
       expect(() => uploadContainerEntry(device, altered), JSON.stringify(change)).toThrow(/^uploadContainerEntry: matrix "d" is packed with \d+-bit codes and \d+-bit scale indices, the kernels read \d+ and \d+$/);
     }
     // An allocation that fails part-way (the norms, after the codes and scale indices went up).
-    const live = new Set<GPUBuffer>();
-    const original = device.createBuffer.bind(device);
-    device.createBuffer = (descriptor) => {
-      if (descriptor.label?.endsWith(' norms') === true) throw new Error('allocation failed');
-      const buffer = original(descriptor);
-      live.add(buffer);
-      const destroy = buffer.destroy.bind(buffer);
-      buffer.destroy = () => {
-        live.delete(buffer);
-        destroy();
-      };
-      return buffer;
-    };
+    const tracker = trackBuffers(device);
+    tracker.failWhen = (descriptor) => descriptor.label?.endsWith(' norms') === true;
     try {
       expect(() => uploadContainerEntry(device, entry)).toThrow('allocation failed');
-      expect(live.size).toBe(0);
+      expect(tracker.live()).toEqual([]);
     } finally {
-      device.createBuffer = original;
+      tracker.restore();
     }
     const lost = await testDevice({ label: 'container upload lost device' });
     lost.device.destroy();

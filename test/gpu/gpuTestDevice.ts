@@ -114,3 +114,36 @@ export function f16Neighbours(v: number): number[] {
   // Bits grow with the magnitude within one sign.
   return [nearest, Math.abs(back) < Math.abs(v) ? nearest + 1 : nearest - 1];
 }
+
+/** What {@link trackBuffers} returns. */
+export interface BufferTracker {
+  /** The labels of the buffers created since tracking began and not destroyed yet. */
+  live(): string[];
+  /** Stops tracking (the device's own `createBuffer` again). */
+  restore(): void;
+  /** When set, a creation whose descriptor it accepts throws `allocation failed` (an allocation failing part-way through a call). */
+  failWhen: ((descriptor: GPUBufferDescriptor) => boolean) | null;
+}
+
+/**
+ * Tracks the buffers `device` creates until `restore()`, so that a test can check what a call left
+ * allocated (`live()`), also when an allocation fails part-way (`failWhen`). Call `restore()` in a `finally`.
+ */
+export function trackBuffers(device: GPUDevice): BufferTracker {
+  const original = device.createBuffer.bind(device);
+  const live = new Map<GPUBuffer, string>();
+  const tracker: BufferTracker = {
+    live: () => [...live.values()],
+    restore: () => void (device.createBuffer = original),
+    failWhen: null,
+  };
+  device.createBuffer = (descriptor) => {
+    if (tracker.failWhen?.(descriptor) === true) throw new Error('allocation failed');
+    const buffer = original(descriptor);
+    live.set(buffer, descriptor.label ?? '');
+    const destroy = buffer.destroy.bind(buffer);
+    Object.defineProperty(buffer, 'destroy', { value: () => (live.delete(buffer), destroy()), configurable: true });
+    return buffer;
+  };
+  return tracker;
+}

@@ -17,7 +17,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Lifecycles of what owns GPU memory: a GPU matrix is its own copy (mutating the CPU object it was
@@ -30,20 +30,6 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  */
 
 const noGpu = await gpuUnavailableReason();
-
-/** Counts the live buffers `device.createBuffer` made while installed (destroy() removes them). */
-function trackBuffers(device: GPUDevice): { live(): string[]; restore(): void } {
-  const original = device.createBuffer.bind(device);
-  const live = new Map<GPUBuffer, string>();
-  device.createBuffer = (descriptor) => {
-    const buffer = original(descriptor);
-    live.set(buffer, descriptor.label ?? '');
-    const destroy = buffer.destroy.bind(buffer);
-    Object.defineProperty(buffer, 'destroy', { value: () => (live.delete(buffer), destroy()), configurable: true });
-    return buffer;
-  };
-  return { live: () => [...live.values()], restore: () => void (device.createBuffer = original) };
-}
 
 describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
   let context: GpuContext;

@@ -8,7 +8,7 @@ import { prepareCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Prepared commands (src/gpu/prepared.ts) replay what a chain of kernels recorded, with consecutive
@@ -31,18 +31,7 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
 
   it('refuses what it cannot replay (dynamic offsets, a pass left open or begun inside another) and frees the scratch then; a destroyed set frees its scratch and refuses a record; a pass with a copy is refused in a pass', () => {
     const { device } = context;
-    const live = new Set<GPUBuffer>();
-    const originalBuffer = device.createBuffer.bind(device);
-    device.createBuffer = (descriptor) => {
-      const buffer = originalBuffer(descriptor);
-      live.add(buffer);
-      const destroy = buffer.destroy.bind(buffer);
-      buffer.destroy = () => {
-        live.delete(buffer);
-        destroy();
-      };
-      return buffer;
-    };
+    const tracker = trackBuffers(device);
     try {
       const refusals: readonly [string, (encoder: GPUCommandEncoder) => void, RegExp][] = [
         ['dynamic offsets', (encoder) => encoder.beginComputePass().setBindGroup(0, null, [256]), /^prepared commands cannot capture dynamic offsets/],
@@ -56,7 +45,7 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
             record(encoder);
           }),
         ).toThrow(message);
-        expect(live.size, label).toBe(0);
+        expect(tracker.live(), label).toEqual([]);
       }
       // An empty list of dynamic offsets is none.
       prepareCommands(device, 'no offsets', (encoder) => {
@@ -65,9 +54,9 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
         pass.end();
       }).destroy();
       const destroyed = prepareCommands(device, 'destroyed', (_encoder, scratch) => void scratch.buffer('destroyed scratch', 16, STORAGE_USAGE));
-      expect(live.size).toBe(1);
+      expect(tracker.live()).toEqual(['destroyed scratch']);
       destroyed.destroy();
-      expect(live.size).toBe(0);
+      expect(tracker.live()).toEqual([]);
       expect(() => destroyed.record(device.createCommandEncoder())).toThrow(/^destroyed: these prepared commands were destroyed$/);
       // A pass and a copy: a caller's pass could take the pass but not the copy, so the set is refused there.
       const mixed = prepareCommands(device, 'pass and copy', (encoder, scratch) => {
@@ -82,7 +71,7 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
       pass.end();
       mixed.destroy();
     } finally {
-      device.createBuffer = originalBuffer;
+      tracker.restore();
     }
   });
 

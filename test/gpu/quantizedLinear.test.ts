@@ -30,7 +30,7 @@ import { quantizeInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 import { relativeSquaredError } from '../relativeError.js';
 
 /*
@@ -1254,32 +1254,17 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     // Deterministic E8 with q = 8: no int8-input form (the residue form is for q = 16).
     const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
     const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
-    const live = new Set<GPUBuffer>();
-    const originalBuffer = device.createBuffer.bind(device);
-    device.createBuffer = (descriptor) => {
-      const buffer = originalBuffer(descriptor);
-      live.add(buffer);
-      const destroy = buffer.destroy.bind(buffer);
-      buffer.destroy = () => {
-        live.delete(buffer);
-        destroy();
-      };
-      return buffer;
-    };
+    const tracker = trackBuffers(device);
     try {
       // Refused after a valid bias.
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias, int8Inputs: 'plain' })).toThrow(LatticeMatmulError);
-      expect(live.size).toBe(0);
+      expect(tracker.live()).toEqual([]);
       // Failing while it makes its own forms, after the bias went up (an allocation that throws): what it made is freed.
-      const allocating = device.createBuffer;
-      device.createBuffer = (descriptor) => {
-        if (descriptor.label?.includes('column norms') === true) throw new Error('allocation failed');
-        return allocating(descriptor);
-      };
+      tracker.failWhen = (descriptor) => descriptor.label?.includes('column norms') === true;
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias })).toThrow('allocation failed');
-      expect(live.size).toBe(0);
+      expect(tracker.live()).toEqual([]);
     } finally {
-      device.createBuffer = originalBuffer;
+      tracker.restore();
       gpuW.destroy();
     }
   });
