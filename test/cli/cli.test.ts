@@ -380,6 +380,13 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/^not quantized \(kept out of the container\): 2 tensors$/m);
     expect(stdout).toMatch(/^ {2}b\.weight {2}\(F32 \[9, 1100\]: not matched by --tensors\)$/m);
     expect(stdout).toMatch(/^ {2}a\.bias {2}\(F32 \[33\]: a 1-D tensor, not a matrix\)$/m);
+    // Seed 0 is used as given, not taken for "no seed" and replaced by the default 1.
+    const container = await openQuantizedContainerFile(join(work, 'listed.safetensors'));
+    try {
+      expect((await container.read('a.weight')).matrix.seed).toBe(0);
+    } finally {
+      await container.close();
+    }
   });
 
   it.each([
