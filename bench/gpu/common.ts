@@ -504,6 +504,14 @@ export function countAllocations<T>(device: GPUDevice, body: () => T): { result:
   }
 }
 
+/**
+ * `amount` (bytes read, or FLOP) per call of `ms` GPU milliseconds, in 10⁹ per second: the rows' GB/s
+ * and GFLOP/s, decimal as memory bandwidth is stated (an H200's 4.8 TB/s), not 2³⁰.
+ */
+export function gigaPerSecond(amount: number, ms: number): number {
+  return amount / (ms / 1000) / 1e9;
+}
+
 /** Median of values. */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

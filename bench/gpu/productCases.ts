@@ -7,7 +7,7 @@ import type { Matrix } from '../../src/matrix.js';
 import type { GpuScratch } from '../../src/gpu/scratch.js';
 import type { SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import { failedRow, prepared, row, rowSamples, timeCalls, type BenchRow, type BenchSettings } from './common.js';
+import { failedRow, gigaPerSecond, prepared, row, rowSamples, timeCalls, type BenchRow, type BenchSettings } from './common.js';
 import { MAC_KEYS, productMacKey } from './instructionStats.js';
 
 /*
@@ -84,8 +84,8 @@ async function timedProduct(
       bitsPerEntry,
       bytesRead,
       ms,
-      gbps: bytesRead / (ms / 1000) / 1e9,
-      gflops: (2 * p.n * p.a.cols * p.b.cols) / (ms / 1000) / 1e9,
+      gbps: gigaPerSecond(bytesRead, ms),
+      gflops: gigaPerSecond(2 * p.n * p.a.cols * p.b.cols, ms),
       callsPerSample: 1,
       ...rowSamples(timing),
       timing: timing.method,
