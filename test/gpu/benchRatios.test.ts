@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { gigaPerSecond, row, unsteady, type BenchRow } from '../../bench/gpu/common.js';
-import { addRatios, markdownReport, type BenchEnvironment } from '../../bench/gpu/report.js';
+import { addRatios, markdownReport } from '../../bench/gpu/report.js';
 import { issueTargets } from '../../bench/gpu/targets.js';
+import { emptyBenchEnvironment } from './benchEnvironment.js';
 
 /*
  * The figures the benchmark's speed claims rest on (bench/gpu/report.ts addRatios, the GEMV table;
@@ -22,22 +23,7 @@ function tableCells(markdown: string, kernel: string): string[] {
   return line.split('|').slice(1, -1).map((cell) => cell.trim());
 }
 
-const env: BenchEnvironment = {
-  device: 'test',
-  adapter: { vendor: '', architecture: '', device: '', description: '', subgroupMinSize: null, subgroupMaxSize: null },
-  date: '',
-  mode: 'full',
-  timing: '',
-  features: {},
-  limits: {},
-  node: '',
-  commit: null,
-  command: '',
-  settings: {},
-  skipped: [],
-  complete: true,
-  softwareAdapter: false,
-};
+const env = emptyBenchEnvironment();
 
 describe('benchmark ratios: each against the baseline of the same shape, in the stated direction', () => {
   /*

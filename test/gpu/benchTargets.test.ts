@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { row, steadiestTiming, unsteady, type BenchRow } from '../../bench/gpu/common.js';
 import { addRatios, bandwidthYardstick, jsonReport, markdownReport, type BenchEnvironment } from '../../bench/gpu/report.js';
 import { issueTargets, skippedGemv as gemvItem, skippedItem, type SkippedItem } from '../../bench/gpu/targets.js';
+import { emptyBenchEnvironment } from './benchEnvironment.js';
 
 /*
  * The benchmark's verdicts on issue 10's targets (bench/gpu/targets.ts), on rows made up so that each
@@ -255,29 +256,13 @@ describe('issue 10 targets judged from benchmark rows', () => {
 
   it('the report lists the rows timed again, with what was set aside', () => {
     const retimed = row({ kernel: 'int4 g32 GEMV', family: 'gemv', shape: '8192 × 28672', ms: 0.0713, samplesMs: [0.0712, 0.0715], unsteadySamplesMs: [[0.1725, 0.072]] });
-    const env = { device: 'test', adapter: { vendor: '', architecture: '', device: '', description: '' }, date: '', mode: 'full', node: '', command: '', timing: '', features: {}, settings: {}, skipped: [], complete: true, softwareAdapter: false } as unknown as Parameters<typeof markdownReport>[1];
-    const md = markdownReport([retimed], env, new Map(), null);
+    const md = markdownReport([retimed], emptyBenchEnvironment(), new Map(), null);
     expect(md).toMatch(/Timed again, samples spread by more than 1\.2×[^\n]*int4 g32 GEMV at 8192 × 28672: set aside 2\.40× \(median 122 µs\); kept 1\.00×/);
   });
   describe('the bandwidth yardstick and the ratios of rows whose check failed', () => {
     const wrong = { metric: 'nmse', value: 1, limit: 0.1, ok: false };
     const streamCheck = { metric: 'lanes of the XOR of every 16-byte word read that differ from its CPU twin (streamXor)', value: 0, limit: 0, ok: true };
-    const env = (): BenchEnvironment => ({
-      device: 'test',
-      adapter: { vendor: '', architecture: '', device: '', description: '', subgroupMinSize: null, subgroupMaxSize: null },
-      date: '',
-      mode: 'full',
-      timing: '',
-      features: {},
-      limits: {},
-      node: '',
-      commit: '0123456789abcdef0123456789abcdef01234567',
-      command: '',
-      settings: {},
-      skipped: [],
-      complete: true,
-      softwareAdapter: false,
-    });
+    const env = (): BenchEnvironment => emptyBenchEnvironment({ commit: '0123456789abcdef0123456789abcdef01234567' });
 
     it('a stream row whose check failed is no yardstick; the next candidate that passed is', () => {
       const rows = [
