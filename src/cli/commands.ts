@@ -639,7 +639,12 @@ async function tensorError(source: MatrixSource, transposed: boolean, exclude: R
  * with a scalar scheme (the GPU quantizer encodes lattice schemes). The CLI reports these as
  * command-line errors (exit code 2).
  */
-export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 'scheme' | 'seed' | 'nonce' | 'device'>): void {
+export function checkQuantizeModelOptions(options: Pick<QuantizeModelOptions, 'scheme' | 'seed' | 'nonce' | 'device' | 'workers'>): void {
+  // The CLI parses --workers as a positive integer; a direct caller's NaN would start no thread and
+  // wait for ever, a fraction would start one thread more than asked.
+  if (options.workers !== undefined && !(Number.isSafeInteger(options.workers) && options.workers >= 1)) {
+    throw new LatticeMatmulError(`quantizeModel workers must be a positive integer, got ${options.workers}`);
+  }
   if (options.device === 'gpu' && !encodesOnGpu(options.scheme)) {
     throw new LatticeMatmulError(`--device gpu --scheme ${options.scheme}: the GPU quantizer encodes lattice schemes; ${options.scheme} is a scalar baseline, quantized on the CPU (--device cpu or auto)`);
   }

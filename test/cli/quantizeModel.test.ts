@@ -51,6 +51,14 @@ describe('quantizeModel', () => {
     }
   });
 
+  it.each([Number.NaN, 0, -1, 1.5, Number.POSITIVE_INFINITY])('refuses workers: %s before it reads the model or starts a thread', async (workers) => {
+    // NaN started no thread and waited for ever; 1.5 started two.
+    const output = join(work, 'never.lmq.safetensors');
+    await expect(quantizeModel({ input: join(work, 'absent.safetensors'), output, scheme: 'e8-3bit', device: 'cpu', workers, log: () => {} })).rejects.toThrow(
+      `quantizeModel workers must be a positive integer, got ${workers}`,
+    );
+  });
+
   it("counts progress in output features (the quantizer's columns), so the bar ends at 100 %", async () => {
     // One (out 8, in 40) weight: its 8 columns are all its progress. A total counted in input features
     // (40) would end the bar at 20 %.
