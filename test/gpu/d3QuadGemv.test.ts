@@ -8,6 +8,7 @@ import { INPUT_GROUP, quantizeInputsI8, type InputsI8 } from '../../src/gpu/kern
 import { latticeGemvI8, latticeInt8InputsUnsupported } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { itemsPerBinding } from '../../src/gpu/workSplit.js';
 import { D3, leaderTable, VoronoiCode } from '../../src/lattices/index.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
@@ -232,6 +233,69 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     }
   });
 
+  it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch: centred, a bias, f32 and f16 outputs at ranges starting on odd columns', async () => {
+    const { device, features } = context;
+    // 980 rows: 327 blocks, 21 quads per column (336 bytes of codes), x 3920 bytes. Bindings of 4176
+    // bytes hold x (with the 252 bytes of slack an aligned offset may need) and 11 columns of codes:
+    // ranges of 11, 11 and 3 columns, the second and third starting on odd columns (their first f16
+    // output shares a word with the range before).
+    const [rows, cols, maxBindingBytes] = [980, 25, 4176];
+    const q = quantize(e8TestWeights(rows, cols, 10), { scheme: 'd3-q6-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
+    const w = GpuD3QuadMatrix.upload(device, d3QuadForm(q), 'test split quads');
+    expect(itemsPerBinding(16 * w.quadsPerColumn, maxBindingBytes, device.limits.minStorageBufferOffsetAlignment)).toBe(11);
+    const rng = new Rng(10);
+    const x = Float32Array.from({ length: rows }, () => rng.nextGaussian() + 1);
+    const bias = createBufferWithData(device, 'test bias', Float32Array.from({ length: cols }, (_, j) => j - 12), STORAGE_USAGE);
+    const xBuffer = createBufferWithData(device, 'test x', x, STORAGE_USAGE);
+    try {
+      for (const outputFormat of ['f32', 'f16'] as const) {
+        const bytes = 4 * Math.ceil(((outputFormat === 'f16' ? 2 : 4) * cols) / 4);
+        const outputs: number[][] = [];
+        for (const split of [undefined, maxBindingBytes]) {
+          const y = createBuffer(device, 'test y', bytes, STORAGE_USAGE);
+          const scratch = new GpuScratch(device);
+          const encoder = device.createCommandEncoder({ label: 'test d3 quad split' });
+          dispatchD3QuadGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 1, bias, outputFormat, dotPath: dotPathFor(features), ...(split === undefined ? {} : { maxBindingBytes: split }) });
+          device.queue.submit([encoder.finish()]);
+          outputs.push(Array.from(new Uint8Array(await readBuffer(device, y, bytes))));
+          scratch.destroy();
+          y.destroy();
+        }
+        expect(outputs[1], outputFormat).toEqual(outputs[0]);
+        // Equal bits of NaN would say nothing: the outputs are numbers.
+        if (outputFormat === 'f32') expect(Array.from(new Float32Array(Uint8Array.from(outputs[0] ?? []).buffer)).every(Number.isFinite)).toBe(true);
+      }
+    } finally {
+      w.destroy();
+      bias.destroy();
+      xBuffer.destroy();
+    }
+  });
+
+  it('a scale multiple of 128 (a ladder of ratio 2: 16, 32, 64, 128; the byte holds up to 255) weighs its block in full, as the twin says', async () => {
+    const { device, features } = context;
+    const rows = 96;
+    // The presets' ladders stay below 128 (d3-q6-deterministic: 16, 23, 32, 45); a scheme of the
+    // caller's may not, and d3QuadForm takes any multiple in a byte.
+    const scheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: 2, steps: 4 } } as const;
+    const q = quantize(e8TestWeights(rows, 3, 5), { scheme, center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
+    expect(Array.from(q.multiples)).toEqual([16, 32, 64, 128]);
+    const m = d3QuadForm(q);
+    const rng = new Rng(8);
+    const x = Float32Array.from({ length: rows }, () => rng.nextGaussian());
+    const inputs = quantizeInputsI8(x, q.keptLength, 4 * m.quadsPerColumn);
+    const twin = d3QuadGemvReference(m, LEADERS, inputs);
+    // What a kernel that kept 7 bits of k would give (128 → 0): the test can tell the two apart on
+    // column 2, whose one nonzero block (its spike) takes the multiple 128.
+    const sevenBits = d3QuadGemvReference({ ...m, multiples: m.multiples.map((k) => k & 0x7f) }, LEADERS, inputs);
+    const magnitude = twin.reduce((a, b) => a + Math.abs(b), 0);
+    expect(Math.abs((twin[2] as number) - (sevenBits[2] as number))).toBeGreaterThan(0.1 * magnitude);
+    const w = GpuD3QuadMatrix.upload(device, m, 'test quads with a multiple of 128');
+    const y = (await d3QuadGemvI8(device, w, { rows, cols: 1, data: x }, { dotPath: dotPathFor(features) })).data;
+    w.destroy();
+    for (let j = 0; j < 3; j++) expect(Math.abs((y[j] as number) - (twin[j] as number)), `column ${j}`).toBeLessThanOrEqual(1e-5 * magnitude);
+  });
+
   it('a non-finite x gives NaN outputs, never a finite number', async () => {
     const { device, features } = context;
     const rows = 200;
@@ -256,22 +320,28 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     w.destroy();
   });
 
-  it('the repack writes code 0 past a column\'s blocks whatever the upload holds there (equal to d3QuadForm)', async () => {
+  it('the repack writes code 0 past a column\'s blocks whatever the upload holds there (equal to d3QuadForm), with 1, 3 and 2 blocks in a column\'s last code word', async () => {
     const { device } = context;
-    // 50 rows: 17 blocks, so a column's 5th code word holds one block and 3 bytes of padding.
-    const q = quantize(e8TestWeights(50, 5, 9), { scheme: 'd3-q6-deterministic', rotate: false }) as DeterministicLatticeMatrix;
-    const uploaded = uploadLatticeMatrix(device, q);
-    const words = Math.ceil(q.blocksPerColumn / 4);
-    for (let j = 0; j < q.cols; j++) {
-      const last = new Uint32Array(await readBuffer(device, uploaded.codes, 4 * words * q.cols)).subarray(j * words + words - 1, j * words + words);
-      // Garbage in the padding bytes (a hand-written or hostile upload): 0x07, 0xc8, 0xff.
-      device.queue.writeBuffer(uploaded.codes, 4 * (j * words + words - 1), Uint32Array.of(((last[0] as number) & 0xff) | 0xffc80700));
+    // 50 rows: 17 blocks, a column's 5th code word holds one block and 3 bytes of padding; 33 rows: 11
+    // blocks, 3 and 1; 18 rows: 6 blocks, 2 and 2.
+    for (const rows of [50, 33, 18]) {
+      const q = quantize(e8TestWeights(rows, 5, 9), { scheme: 'd3-q6-deterministic', rotate: false }) as DeterministicLatticeMatrix;
+      const uploaded = uploadLatticeMatrix(device, q);
+      const words = Math.ceil(q.blocksPerColumn / 4);
+      const kept = q.blocksPerColumn - 4 * (words - 1); // the blocks in a column's last word
+      const blockBytes = 2 ** (8 * kept) - 1;
+      const codes = new Uint32Array(await readBuffer(device, uploaded.codes, 4 * words * q.cols));
+      for (let j = 0; j < q.cols; j++) {
+        const last = codes[j * words + words - 1] as number;
+        // Garbage in the padding bytes (a hand-written or hostile upload): 0x07, 0xc8, 0xff from byte 1.
+        device.queue.writeBuffer(uploaded.codes, 4 * (j * words + words - 1), Uint32Array.of(((last & blockBytes) | (0xffc80700 & ~blockBytes)) >>> 0));
+      }
+      const w = GpuD3QuadMatrix.repack(device, uploaded, 'test padding');
+      const cpu = d3QuadForm(q);
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.codes, 4 * cpu.codes.length))), `${rows} rows`).toEqual(Array.from(cpu.codes));
+      w.destroy();
+      uploaded.destroy();
     }
-    const w = GpuD3QuadMatrix.repack(device, uploaded, 'test padding');
-    const cpu = d3QuadForm(q);
-    expect(Array.from(new Uint32Array(await readBuffer(device, w.codes, 4 * cpu.codes.length)))).toEqual(Array.from(cpu.codes));
-    w.destroy();
-    uploaded.destroy();
   });
 
   it('refuses what it cannot read, by name', () => {

@@ -7,6 +7,7 @@ import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointM
 import { E8_INPUT_GROUP, type E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
+import { itemsPerBinding } from '../../src/gpu/workSplit.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -147,10 +148,17 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
 
   it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch, for f32 and f16 outputs with a bias', async () => {
     const { device } = context;
-    const rows = 512;
+    // 520 rows: 65 blocks, 17 quads per column (544 bytes of points); bindings of 4096 bytes hold 7
+    // columns, so ranges start at 3808, 7616, … bytes, off the binding alignment (with 512 rows they
+    // fell on it, and the kernel's offset of the range inside its binding was always 0).
+    const rows = 520;
     const cols = 40;
     const q = quantize(e8TestWeights(rows, cols, 9), { scheme: 'e8-4bit', seed: 5, center: true }) as UniversalLatticeMatrix;
     const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'test split points');
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const columnsPerRange = itemsPerBinding(32 * w.quadsPerColumn, 4096, alignment);
+    expect(columnsPerRange).toBe(7);
+    expect((32 * columnsPerRange * w.quadsPerColumn) % alignment).not.toBe(0);
     const rng = new Rng(4);
     const x = Float32Array.from({ length: rows }, () => rng.nextGaussian());
     const bias = Float32Array.from({ length: cols }, (_, j) => j - 20);

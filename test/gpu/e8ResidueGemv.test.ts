@@ -173,6 +173,39 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     }
   });
 
+  it('writes Y and nothing past it: the rows of a partial tile of right-hand sides past rhs keep what the buffer held (f32 and f16)', async () => {
+    const { device } = context;
+    // 3 right-hand sides: a tile of 8 with 5 rows past Y, which the kernel computes (zeros) and must not store.
+    const [rows, cols, rhs] = [100, 5, 3];
+    const q = quantize(e8TestWeights(rows, cols, 14), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
+    const w = GpuE8ResidueMatrix.upload(device, e8ResidueForm(q), 'test residues, Y in a larger buffer');
+    const rng = new Rng(14);
+    const x = createBufferWithData(device, 'test x', Float32Array.from({ length: rows * rhs }, () => rng.nextGaussian()), STORAGE_USAGE);
+    const sentinel = 0x7f7f7f7f; // f32 bits (and f16 halves) that no output here has
+    const words = 8 * cols; // a whole tile's rows
+    try {
+      for (const outputFormat of ['f32', 'f16'] as const) {
+        const y = createBufferWithData(device, 'test y', new Uint32Array(words).fill(sentinel), STORAGE_USAGE);
+        const scratch = new GpuScratch(device);
+        const encoder = device.createCommandEncoder({ label: 'test e8 residue y in a larger buffer' });
+        dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x, y, rhs, outputFormat, dotPath: dotPathFor(context.features) });
+        device.queue.submit([encoder.finish()]);
+        const got = new Uint32Array(await readBuffer(device, y, 4 * words));
+        scratch.destroy();
+        y.destroy();
+        // Y's 15 outputs: 15 words, or 15 halves (the high half of word 7 is past Y).
+        const halves = outputFormat === 'f16';
+        const yWords = halves ? Math.ceil((cols * rhs) / 2) : cols * rhs;
+        expect(Array.from(got.subarray(yWords)), `${outputFormat}: the words past Y`).toEqual(new Array<number>(words - yWords).fill(sentinel));
+        if (halves) expect((got[yWords - 1] as number) >>> 16, 'f16: the half past Y').toBe(sentinel >>> 16);
+        expect(Array.from(got.subarray(0, yWords)).some((word) => word === sentinel), `${outputFormat}: Y written`).toBe(false);
+      }
+    } finally {
+      w.destroy();
+      x.destroy();
+    }
+  });
+
   it('gives NaN outputs for a non-finite input, and zeros for a zero one', async () => {
     const q = quantize(e8TestWeights(64, 3, 5), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
     const m = e8ResidueForm(q);

@@ -135,6 +135,21 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     }
   });
 
+  // x̃ is staged in chunks of 3072 f32 (X_CHUNK) for the right-hand sides of a tile together: 256 D3 code
+  // words of a column per chunk with one right-hand side, 32 D3 or 48 E8 words with a tile of 8. The
+  // shapes above fit one chunk; these need a second, partial one (n ≥ 3073 for one right-hand side,
+  // > 384 with a tile; the rotated length is at least n).
+  it.each([
+    ['d3-q6-deterministic', 3100, 1],
+    ['d3-q6-deterministic', 500, 3],
+    ['e8-q16-deterministic', 400, 3],
+  ] as const)('%s, n = %i, %i right-hand side(s): x̃ in more than one staged chunk', async (scheme, n, rhs) => {
+    const w = gaussianMatrix(n, 9, 1400 + n);
+    const x = gaussianMatrix(n, rhs, 1500 + n);
+    const result = await compare(context, w, x, { scheme, seed: 9 });
+    expect(result.ratio, result.at).toBeLessThanOrEqual(1);
+  });
+
   it.each([1, 13, 100])('centred W, n = %i: the mean term μ_j·Σx is added (vector and matrix)', async (n) => {
     for (const rhs of [1, 3]) {
       const w = shifted(gaussianMatrix(n, 17, 900 + n), 2);
