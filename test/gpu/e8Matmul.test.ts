@@ -144,6 +144,20 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     }
   });
 
+  it('Z^8 q = 4 (2 codes per word, 1-bit scale indices) × E8 q = 16 on a 6-step ladder (1 code per word, 3-bit indices), both orders (random codes)', async () => {
+    // Each operand's codes and scale indices must be unpacked with its own widths and its multiples
+    // looked up in its own grid: with the other operand's, its blocks take wrong leaders or multiples.
+    const ladder: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 6 } };
+    const zq4: QuantizeOptions = { scheme: Z_Q4, seed: 21 };
+    const e8Ladder: QuantizeOptions = { scheme: ladder, seed: 21 };
+    const a = gaussianMatrix(100, 17, 43);
+    const b = gaussianMatrix(100, 5, 44);
+    for (const [aOptions, bOptions, order] of [[zq4, e8Ladder, 'Z^8 × E8'], [e8Ladder, zq4, 'E8 × Z^8']] as const) {
+      const result = await compare(context, a, b, aOptions, 'plain', { bOptions, randomCodes: true });
+      expect(result.ratio, `${order}: ${result.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
   it.each([1, 13, 192])('centred inputs, n = %i', async (n) => {
     const a = shifted(gaussianMatrix(n, 17, 37 + n), 2);
     const b = shifted(gaussianMatrix(n, 3, 38 + n), -1);

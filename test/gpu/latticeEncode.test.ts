@@ -282,6 +282,10 @@ function prepColumns(rows: number, seed: number, withinNormRange = false): Matri
     () => (rng.nextInt(9) - 4 + 0.5) * 2 ** 40, // half-integers
     () => Math.fround((rng.nextInt(13) - 6) / 3) * 2 ** -50, // multiples of 1/3
     () => gaussian() / Math.max(1e-3, rng.nextFloat()), // heavy tails
+    // Scaled by 2^−120 into the subnormals: (2k + 1)·2^−150, halfway between k and k + 1 units of
+    // 2^−149, rounds to the even one (k = 0 … 7: both parities). Column prep only: quantize() refuses
+    // the norm 2^120.
+    ...(withinNormRange ? [] : [(i: number) => (i === 0 ? 2 ** 120 : (2 * (i % 8) + 1) * 2 ** -30)]),
   ]);
 }
 

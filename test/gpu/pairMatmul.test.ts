@@ -206,6 +206,34 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
   });
   }
 
+  it('a shifted column whose factor f·2^s is exactly 1 (norm a power of two, shift 1) keeps Σ l_a·l_b as the twin does', async () => {
+    // Unrotated, 112 ones and a spike of 12 have norm exactly 16 (f = 0.5) and are stored with shift 1:
+    // f·2^s = 1, the smallest factor of a shifted column. B's columns and A's others are unshifted, so
+    // this column alone sends its tile to the WITH_LOW pipeline; were it taken for unshifted, its pairs
+    // would get the dropped term's mean instead of Σ l_a·l_b (≈ 5·10⁻⁵ of ‖a‖‖b‖ here, by the twin).
+    const n = 113;
+    const a = gaussianMatrix(n, 3, 31);
+    a.data.fill(1, 0, n);
+    a.data[56] = 12;
+    const options: QuantizeOptions = { scheme: 'd3-q6', seed: 7, rotate: false };
+    const qa = asUniversal(quantize(a, { ...options, nonce: 41 }));
+    const qb = asUniversal(quantize(gaussianMatrix(n, 5, 32), { ...options, nonce: 42 }));
+    const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
+    const pa = universalPairColumns(qa, radixBits);
+    const pb = universalPairColumns(qb, radixBits);
+    expect([qa.norms[0], pa.shifts[0], pa.factors[0]]).toEqual([16, 1, 1]);
+    expect([...pa.shifts.subarray(1), ...pb.shifts].every((s) => s === 0)).toBe(true);
+    const ga = engine.upload(qa);
+    const gb = engine.upload(qb);
+    try {
+      expect(engine.productKernel(ga, gb)).toBe('universal-i8');
+      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, pb, false), qa, qb);
+    } finally {
+      ga.destroy();
+      gb.destroy();
+    }
+  });
+
   it('pair_shift and pack_unit (shaders/pair_split.wgsl) equal pairShift and splitPair at every radix, at the boundaries of every shift', async () => {
     // (top, r) pairs at the edges of every shift, and units of 8 values at the split's edges
     // (h = −128, 127; l = −R/2, R/2 − 1) for shifts 0, 1, 3, 9, at radix bits 0, 4, 7, 8.

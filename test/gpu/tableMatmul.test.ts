@@ -202,6 +202,24 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
+  it('A and B on different scale grids (4-bit indices into a ladder of all 16 multiples the kernel holds, 16 … 2896, against the default’s 2-bit ones into 4), both orders, each layout this device allows', async () => {
+    // Each operand's scale indices and multiples must be read with its own bit width and grid: with
+    // one operand's used for both, the other's blocks take wrong multiples (an error of order ‖a‖‖b‖).
+    // Random indices reach the last of the 16 uniform slots (index 15) too.
+    const wide: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: Math.SQRT2, steps: 16 } };
+    const wideOptions: QuantizeOptions = { scheme: wide, seed: D3_Q6.seed };
+    const a = gaussianMatrix(100, 17, 64);
+    const b = gaussianMatrix(100, 3, 65);
+    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const tables = (['full', 'triangle'] as const).filter((kind) => tableLayout(kind, granted) !== null);
+    for (const [layout, dotPath] of [['leaders', dotPathFor(context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
+      for (const [aOptions, bOptions, order] of [[wideOptions, D3_Q6, 'wide × default'], [D3_Q6, wideOptions, 'default × wide']] as const) {
+        const result = await compare(context, a, b, aOptions, { layout, dotPath }, bOptions, true);
+        expect(result.ratio, `${layout}, ${order}: ${result.at}`).toBeLessThanOrEqual(1);
+      }
+    }
+  });
+
   it('work split across many bindings and dispatches (maxBindingBytes 1024) gives the same product', async () => {
     const a = gaussianMatrix(100, 70, 16);
     const b = gaussianMatrix(100, 33, 17);
