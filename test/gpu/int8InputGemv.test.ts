@@ -39,7 +39,7 @@ import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../s
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { spiky } from './latticeTestSupport.js';
+import { spiky, spikedGaussian } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { blockDither } from '../../src/quantize/universalCode.js';
@@ -341,6 +341,8 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     { name: 'd3-q6, n = 1, k = 1', w: () => gaussianMatrix(1, 3, 5), x: (n) => gaussianMatrix(n, 1, 6), options: { scheme: 'd3-q6', seed: 1, nonce: 13 } },
     { name: 'd3-q6 unrotated, n = 13 (partial block and group), 13 × 9, k = 3', w: () => gaussianMatrix(13, 9, 7), x: (n) => gaussianMatrix(n, 3, 8), options: { scheme: 'd3-q6', seed: 1, nonce: 14, rotate: false } },
     { name: 'D3 q = 6, spiky unrotated (non-root escapes), 61 × 9, k = 1', w: () => spiky(61, 9, 9), x: (n) => gaussianMatrix(n, 1, 10), options: { scheme: d3(6, 0.2), seed: 3, nonce: 15, rotate: false } },
+    // Non-root escapes at every block of a code quad's group (the spiky case has none at the fourth).
+    { name: 'd3-q6, Gaussian with a spike per column, unrotated (non-root escapes at every block of a group), 64 × 9, k = 1', w: () => spikedGaussian(64, 9, 5, 5), x: (n) => gaussianMatrix(n, 1, 10), options: { scheme: 'd3-q6', seed: 3, nonce: 15, rotate: false } },
     { name: 'd3-q6 centred, 1100 × 33 (two rotation windows), k = 9 (a tile of 8 and one)', w: () => gaussianMatrix(1100, 33, 11), x: (n) => gaussianMatrix(n, 9, 12), options: { scheme: 'd3-q6', seed: 9, nonce: 16, center: true } },
     // Code words per column 4 (every column on a quad) and 5 (columns at every offset in a quad).
     { name: 'd3-q6 unrotated, 48 × 21 (columns on quads), k = 2', w: () => gaussianMatrix(48, 21, 30), x: (n) => gaussianMatrix(n, 2, 31), options: { scheme: 'd3-q6', seed: 1, nonce: 19, rotate: false } },

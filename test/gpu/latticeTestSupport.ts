@@ -1,7 +1,7 @@
 import { check } from '../../src/errors.js';
 import { VoronoiCode } from '../../src/lattices/voronoiCode.js';
 import { schemeLattice } from '../../src/quantize/quantize.js';
-import { Rng } from '../../src/rotation/random.js';
+import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import type { Matrix } from '../../src/matrix.js';
 import type { DeterministicLatticeMatrix, QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { GpuLatticeQuantized, GpuLatticeQuantizedMatrix } from '../../src/gpu/gpuQuantize.js';
@@ -110,3 +110,14 @@ export function withRandomCodes(q: DeterministicLatticeMatrix, seed: number): De
 
 /** Columns that are small noise plus one spike of 50: unrotated, they reach far into the escape shells (non-root escapes). */
 export { spikyMatrix as spiky } from '../format/containerFuzzProperty.js';
+
+/**
+ * A Gaussian matrix with one entry of each column set to `height`: at d3-q6 unrotated, root and non-root
+ * escapes side by side (spiky's small noise leaves only the non-root ones).
+ */
+export function spikedGaussian(rows: number, cols: number, seed: number, height: number): Matrix {
+  const m = gaussianMatrix(rows, cols, seed);
+  const rng = new Rng(seed + 1);
+  for (let j = 0; j < cols; j++) m.data[j * rows + rng.nextInt(rows)] = height;
+  return m;
+}

@@ -7,6 +7,7 @@ import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported,
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
+import { gpuEscapes } from '../../src/format/universalLayout.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { matvecAT } from '../../src/product/matvec.js';
 import { DITHER_GRID, latticeSpec } from '../../src/quantize/latticeSpec.js';
@@ -17,7 +18,7 @@ import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
-import { spiky } from './latticeTestSupport.js';
+import { spiky, spikedGaussian } from './latticeTestSupport.js';
 
 /*
  * The universal GEMV kernel (shaders/universal_gemv.wgsl + universal_gemv_finish.wgsl) against its CPU
@@ -185,6 +186,13 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     { name: 'E8 q = 24 (37-bit codes), 200 × 9, k = 3', w: () => gaussianMatrix(200, 9, 4), k: 3, options: { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 14 } },
     { name: 'E8 q = 4, spiky, unrotated (non-root escapes), 64 × 9, k = 3', w: () => spiky(64, 9, 5), k: 3, options: { scheme: universal('E8', 4, 0.3), seed: 3, nonce: 11, rotate: false } },
     { name: 'D3 q = 5, spiky, unrotated, n = 61 (not a multiple of 3), 61 × 9, k = 1', w: () => spiky(61, 9, 6), k: 1, options: { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false } },
+    // d3-q6 has 4 blocks a group (8-bit codes) and the leader table: its non-root escapes are added after
+    // each group's blocks (add_rare_blocks), here at every position of a group, in the partial last group
+    // (22 blocks a column) and after a root escape of the same group (D3 q = 5 has groups of one block).
+    { name: 'd3-q6, Gaussian with a spike per column, unrotated (non-root escapes at every block of a group), 64 × 9, k = 1', w: () => spikedGaussian(64, 9, 5, 5), k: 1, options: { scheme: 'd3-q6', seed: 3, nonce: 15, rotate: false } },
+    // Unrotated, x̃ is x itself (stride n): the entries after the partial last block are the next
+    // right-hand side's first ones, which the tail's c = 0 must keep out.
+    { name: 'd3-q6, unrotated n = 61 (partial block), 61 × 9, k = 2', w: () => gaussianMatrix(61, 9, 26), k: 2, options: { scheme: 'd3-q6', seed: 3, nonce: 30, rotate: false } },
     { name: 'd3-q6, n = 1, k = 1', w: () => gaussianMatrix(1, 3, 7), k: 1, options: { scheme: 'd3-q6', seed: 1, nonce: 16 } },
     { name: 'e8-q16, n = 1 centred, k = 3', w: () => gaussianMatrix(1, 2, 8), k: 3, options: { scheme: 'e8-q16', seed: 1, nonce: 17, center: true } },
     { name: 'e8-q16, unrotated n = 37 (partial block), 37 × 13, k = 1', w: () => gaussianMatrix(37, 13, 9), k: 1, options: { scheme: 'e8-q16', seed: 2, nonce: 18, rotate: false } },
@@ -216,6 +224,26 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     expect(spikyE8Matrix.hugeEscapes.length).toBeGreaterThan(0);
     const spikyD3 = counts(quantizeUniversal(spiky(61, 9, 6), { scheme: universal('D3', 5, 0.2), seed: 3, nonce: 15, rotate: false }));
     expect(spikyD3.nonRoots).toBeGreaterThan(0);
+    // The grouped d3-q6 case's non-root escapes sit at every position of a 4-block group, and some after
+    // a root escape of their group (whose escape slot then differs from the group's first).
+    const grouped = quantizeUniversal(spikedGaussian(64, 9, 5, 5), { scheme: 'd3-q6', seed: 3, nonce: 15, rotate: false });
+    const { nonRoots, nonRootCount } = gpuEscapes(grouped);
+    const nonRootBlocks = new Set<number>();
+    for (let r = 0; r < nonRootCount; r++) nonRootBlocks.add(nonRoots[r * 4] as number);
+    const blocks = grouped.blocksPerColumn;
+    expect([...new Set([...nonRootBlocks].map((b) => (b % blocks) % 4))].sort()).toEqual([0, 1, 2, 3]);
+    let afterRoot = 0;
+    for (let j = 0; j < grouped.cols; j++) {
+      for (let first = 0; first < blocks; first += 4) {
+        let rootSeen = false;
+        for (let b = j * blocks + first; b < j * blocks + Math.min(first + 4, blocks); b++) {
+          if (grouped.escapes[b] === 0) continue;
+          if (nonRootBlocks.has(b)) afterRoot += rootSeen ? 1 : 0;
+          else rootSeen = true;
+        }
+      }
+    }
+    expect(afterRoot).toBeGreaterThan(0);
     const gaussianD3 = counts(quantizeUniversal(gaussianMatrix(100, 7, 1), { scheme: 'd3-q6', seed: 3, nonce: 11 }));
     expect(gaussianD3.escapes - gaussianD3.nonRoots).toBeGreaterThan(10);
     const wideE8 = counts(quantizeUniversal(gaussianMatrix(256, 6, 3), { scheme: universal('E8', 24, 0.15), seed: 5, nonce: 13 }));
@@ -310,6 +338,20 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     await check(q, gaussianMatrix(96, 3, 16), { maxBindingBytes: 1024 });
     const qE8 = quantizeUniversal(gaussianMatrix(64, 21, 17), { scheme: universal('E8', 24, 0.15), seed: 3, nonce: 24, center: true });
     await check(qE8, gaussianMatrix(64, 9, 18), { maxBindingBytes: 768 });
+  });
+
+  // The split form (call_sums, then finish: what a device with WebGPU's default 8 storage buffers per
+  // stage runs) on the unrotated n = 61, k = 2 case, whose x̃ past keptLength is the next right-hand
+  // side's x. Its GEMV pass has no per-call sums, hence no barrier between filling the leader table and
+  // reading it but fill_leader_table's own (the fused form's sums pass hides a missing one).
+  it('the split form (fusedFinish: false) keeps x̃ past keptLength out of its call sums: unrotated n = 61, k = 2', async () => {
+    const q = quantizeUniversal(gaussianMatrix(61, 9, 26), { scheme: 'd3-q6', seed: 3, nonce: 30, rotate: false });
+    await check(q, gaussianMatrix(61, 2, 102), { fusedFinish: false });
+  });
+
+  it('splits columns with non-root escapes across bindings: a later binding finds its records by global block index', async () => {
+    const q = quantizeUniversal(spiky(64, 40, 5), { scheme: 'd3-q6', seed: 3, nonce: 15, rotate: false });
+    await check(q, gaussianMatrix(64, 1, 19), { maxBindingBytes: 512 });
   });
 
   it('the subgroup variant falls back to the plain tree when told to (same results)', async () => {
@@ -434,7 +476,9 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     ['e8-q16, centred, split into ranges of right-hand sides', 'e8-q16', { center: true }, 768],
     ['d3-q6, rotated', 'd3-q6', {}, undefined],
     ['d3-q6, unrotated, centred, split', 'd3-q6', { rotate: false, center: true }, 1024],
-  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number | undefined][])('shared call sums equal per-call sums bit for bit (%s)', async (_name, scheme, form, maxBindingBytes) => {
+    // The split form's `finish` reads the shared sums of a range of right-hand sides from its first.
+    ['d3-q6, unrotated, centred, split, in the split form', 'd3-q6', { rotate: false, center: true }, 1024, false],
+  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number | undefined, boolean?][])('shared call sums equal per-call sums bit for bit (%s)', async (_name, scheme, form, maxBindingBytes, fusedFinish) => {
     const { device } = context;
     const n = 64;
     const k = 9;
@@ -446,7 +490,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     const xRotated = createBufferWithData(device, 'call sums test x̃', w0.rotate ? new RandomizedHadamard(n, w0.seed).forwardColumns(x).data : x.data, STORAGE_USAGE);
     const outputs = [0, 1, 2, 3].map((i) => createBuffer(device, `call sums test y ${i}`, 4 * 21 * k, STORAGE_USAGE));
     const scratch = new GpuScratch(device);
-    const options = maxBindingBytes === undefined ? {} : { maxBindingBytes };
+    const options = { ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }), ...(fusedFinish === undefined ? {} : { fusedFinish }) };
     try {
       const ys = await withValidation(device, 'call sums test', async () => {
         const encoder = device.createCommandEncoder({ label: 'call sums test' });
