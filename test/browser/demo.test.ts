@@ -12,8 +12,10 @@ import {
   SCHEMES,
   testMatrixPair,
   type Matrix,
+  type QuantizedMatrix,
   type QuantizeOptions,
 } from '../../src/index.js';
+import { errorSample } from '../../demo/measure.js';
 import {
   browserUnavailableReason,
   launchChromium,
@@ -50,6 +52,8 @@ const GAIN_WORDS = { unbiased: 'unbiased', mmse: 'MMSE', none: 'none' } as const
 interface Reference {
   readonly a: Matrix;
   readonly b: Matrix;
+  /** A quantized here, with the run's options (and nonce). */
+  readonly qa: QuantizedMatrix;
   readonly product: Matrix;
   readonly bitsStored: number;
   readonly bitsEntropy: number;
@@ -75,6 +79,7 @@ function cpuReference(settings: FormSettings, run: DemoRun): Reference {
   return {
     a,
     b,
+    qa,
     // A WebGPU 'universal-i8' product drops a small term that matmulAT keeps: its own CPU twin is the reference.
     product: run.productKernel === 'universal-i8' ? universalPairProduct(qa, qb) : matmulAT(qa, qb),
     bitsStored: (qa.bitsStored + qb.bitsStored) / 2,
@@ -125,6 +130,13 @@ function expectMatchesReference(run: DemoRun, settings: FormSettings, tolerance:
   expect(run.rateLoss).not.toBeNull();
   expect(run.errorSample.input.length).toBeGreaterThan(0);
   expect(run.errorSample.rmsError).toBeGreaterThan(0);
+  // The error picture is of A's first column and its own quantization, under the run's rotation seed
+  // (errorSample's arithmetic itself: demoMeasure.test.ts). GPU runs decode their own read-back codes,
+  // identical to these; deterministic gains (f32 sums on the GPU) differ by about 1e-7.
+  const picture = errorSample(reference.a, reference.qa, settings.rotationSeed ?? DEFAULT_ROTATION_SEED);
+  expect(run.errorSample.input).toHaveLength(picture.input.length);
+  expect(Math.max(...run.errorSample.input.map((x, i) => Math.abs(x - (picture.input[i] as number))))).toBeLessThanOrEqual(1e-9);
+  expect(Math.abs(run.errorSample.rmsError - picture.rmsError)).toBeLessThanOrEqual(1e-4 * picture.rmsError);
   // Universal schemes: the page's prediction is the library's, and the measurement is near it. On
   // Gaussian data one a × b product's NMSE has a relative std of about √(2/(a·b)) around the prediction
   // (measured: 0.04 at 32 × 32), ≤ 0.12 at the sizes here (≥ 12 × 12), so ±50% is over 4 of them.
@@ -506,6 +518,10 @@ describe.skipIf(unavailable !== undefined)('demo page in headless Chromium', () 
       await fillForm(page, { scheme: 'e8-q16', n: 256, cols: 16, dataKind: 'permuted', backend: 'cpu', rotationSeed: 99 });
       await clickAndWaitForRuns(page, '#run', 1, 60_000);
       expect((await readRatePlot(page)).points.map((p) => p.scheme).sort()).toEqual(['e8-q16', 'e8-q16-deterministic']);
+      // Another data seed is other data as well: its run starts a plot of its own.
+      await fillForm(page, { scheme: 'e8-q16', n: 256, cols: 16, dataKind: 'permuted', backend: 'cpu', rotationSeed: 99, dataSeed: 2 });
+      await clickAndWaitForRuns(page, '#run', 1, 60_000);
+      expect((await readRatePlot(page)).points.map((p) => p.scheme)).toEqual(['e8-q16']);
       expect(errors).toEqual([]);
     });
 

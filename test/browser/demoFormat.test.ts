@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatRate, formatTime } from '../../demo/format.js';
+import { formatBits, formatNmse, formatRate, formatSignedBits, formatTime } from '../../demo/format.js';
 import { capsText, SIZE_CAPS, sizeProblem } from '../../demo/limits.js';
 import { ranOnText } from '../../demo/render.js';
 import type { AdapterSummary, RunRequest } from '../../demo/runProtocol.js';
@@ -54,6 +54,28 @@ describe('formatTime', () => {
     for (let exponent = 5; exponent <= 9; exponent += 0.001) {
       expect(formatTime(10 ** exponent), String(exponent)).toMatch(/^\d+(\.\d+)? s$/);
     }
+  });
+});
+
+describe('formatNmse, formatBits and formatSignedBits', () => {
+  it('writes an error with four significant digits, in exponent form below 10⁻³, and says what a non-finite one is', () => {
+    expect(formatNmse(0.0123456)).toBe('0.01235');
+    expect(formatNmse(0.5)).toBe('0.5000');
+    expect(formatNmse(1.25)).toBe('1.250');
+    expect(formatNmse(0.001)).toBe('0.001000');
+    expect(formatNmse(0.000999)).toBe('9.990e-4');
+    expect(formatNmse(3.14159e-4)).toBe('3.142e-4');
+    expect(formatNmse(Number.NaN)).toBe('NaN');
+    expect(formatNmse(Number.POSITIVE_INFINITY)).toBe('Infinity');
+  });
+
+  it('writes bits with three decimals, a signed rate loss with a real minus sign', () => {
+    expect(formatBits(4.0625)).toBe('4.063');
+    expect(formatBits(2)).toBe('2.000');
+    expect(formatSignedBits(0.4921)).toBe('+0.492');
+    expect(formatSignedBits(-0.0314)).toBe('−0.031');
+    expect(formatSignedBits(0)).toBe('+0.000');
+    expect(formatSignedBits(null)).toBe('—');
   });
 });
 

@@ -14,6 +14,8 @@ import {
   type Matrix,
   type QuantizeOptions,
   type SchemeName,
+  type DeterministicLatticeMatrix,
+  type ScalarQuantizedMatrix,
   type UniversalLatticeMatrix,
 } from '../../src/index.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
@@ -64,6 +66,16 @@ describe('measureNmse', () => {
     const measured = measureNmse(estimate, a, b);
     expect(measured.sampledEntries).toBe(4096);
     const truth = (a.rows * squaredError) / (energy(a) * energy(b));
+    expect(Math.abs(measured.nmse - truth) / truth).toBeLessThan(1e-3);
+  });
+
+  it('samples a product of operands with different column counts (2048 × 400 and 2048 × 200), scaled by its own entry count', () => {
+    const wide = testMatrixPair('gaussian', 2048, 400, 200, 10);
+    expect(2048 * 400 * 200).toBeGreaterThan(2 ** 27);
+    const { estimate, squaredError } = perturbedProduct(wide.a, wide.b, 4, () => true);
+    const measured = measureNmse(estimate, wide.a, wide.b);
+    expect(measured.sampledEntries).toBe(4096);
+    const truth = (2048 * squaredError) / (energy(wide.a) * energy(wide.b));
     expect(Math.abs(measured.nmse - truth) / truth).toBeLessThan(1e-3);
   });
 
@@ -168,6 +180,15 @@ describe('firstColumn and errorSample', () => {
     // In units of the column's RMS: the inputs have mean square 1.
     expect(sample.input.reduce((s, v) => s + v * v, 0) / n).toBeCloseTo(1, 5);
   });
+  it('shows the first 384 rotated coordinates of a longer column, its RMS error over those (n = 1024)', () => {
+    const { a } = testMatrixPair('gaussian', 1024, 2, 1, 8);
+    const q = quantize(a, { scheme: 'e8-q16', seed: 12, nonce: 3 });
+    const sample = errorSample(a, q, 12);
+    expect(sample.input).toHaveLength(384);
+    expect(sample.decoded).toHaveLength(384);
+    const squared = sample.input.reduce((sum, x, i) => sum + ((sample.decoded[i] as number) - x) ** 2, 0);
+    expect(sample.rmsError).toBeCloseTo(Math.sqrt(squared / 384), 12);
+  });
 });
 
 describe('compareRuns', () => {
@@ -201,6 +222,56 @@ describe('compareRuns', () => {
     const other = [quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 3 }), quantize(b, { scheme: 'e8-q16', seed: 2, nonce: 4 })] as const;
     const result = compareRuns([qa, qb], other, matmulAT(qa, qb), matmulAT(other[0], other[1]));
     expect(result.valuesDiffering).toBeGreaterThan(0);
+  });
+
+  it('counts a changed norm, nonce word or explicit-escape coordinate of a universal run as one differing value', () => {
+    const qa = quantize(a, { scheme: 'd3-q6', seed: 2, nonce: 1 }) as UniversalLatticeMatrix;
+    const qb = quantize(b, { scheme: 'd3-q6', seed: 2, nonce: 2 });
+    const product = matmulAT(qa, qb);
+    const differing = (changed: UniversalLatticeMatrix): number => compareRuns([changed, qb], [qa, qb], product, product).valuesDiffering;
+    const norms = qa.norms.slice();
+    norms[2] = (norms[2] as number) * 1.5;
+    expect(differing({ ...qa, norms })).toBe(1);
+    // Only the nonce: the same codes would decode with another dither.
+    expect(differing({ ...qa, nonce: qa.nonce + 1n })).toBe(1);
+    expect(differing({ ...qa, nonce: qa.nonce + (1n << 32n) })).toBe(1);
+
+    // Explicit (huge) escapes: compareRuns compares the streams as they are, so two made-up ones do.
+    const withHuge = { ...qa, hugeEscapes: Int32Array.of(4, -2, 0) };
+    const changedHuge = { ...qa, hugeEscapes: Int32Array.of(4, -2, 1) };
+    expect(compareRuns([changedHuge, qb], [withHuge, qb], product, product).valuesDiffering).toBe(1);
+  });
+
+  it('counts a changed scale index (deterministic) or tensor scale (scalar) as one differing value', () => {
+    const qa = quantize(a, { scheme: 'd3-q6-deterministic', seed: 2 }) as DeterministicLatticeMatrix;
+    const qb = quantize(b, { scheme: 'd3-q6-deterministic', seed: 2 });
+    const product = matmulAT(qa, qb);
+    const scaleIndices = qa.scaleIndices.slice();
+    scaleIndices[0] = (scaleIndices[0] as number) + 1;
+    expect(compareRuns([{ ...qa, scaleIndices }, qb], [qa, qb], product, product).valuesDiffering).toBe(1);
+
+    const sa = quantize(a, { scheme: 'nvfp4', seed: 2 }) as ScalarQuantizedMatrix;
+    const sb = quantize(b, { scheme: 'nvfp4', seed: 2 });
+    const scalarProduct = matmulAT(sa, sb);
+    expect(compareRuns([{ ...sa, tensorScale: sa.tensorScale * 2 }, sb], [sa, sb], scalarProduct, scalarProduct).valuesDiffering).toBe(1);
+  });
+
+  it('measures the gains’ relative difference, and calls a missing gain or product entry infinitely different', () => {
+    const qa = quantize(a, { scheme: 'd3-q6-deterministic', seed: 2 }) as DeterministicLatticeMatrix;
+    const qb = quantize(b, { scheme: 'd3-q6-deterministic', seed: 2 });
+    const product = matmulAT(qa, qb);
+    const gains = qa.gains?.slice() ?? new Float32Array(0);
+    expect(gains.length).toBe(a.cols);
+    gains[1] = (gains[1] as number) * 1.001;
+    const scaled = compareRuns([{ ...qa, gains }, qb], [qa, qb], product, product);
+    // f32 rounding of the scaled gain: 1e-3 to within 2⁻²³ relative.
+    expect(Math.abs((scaled.gainsRelativeDifference ?? Number.NaN) - 1e-3)).toBeLessThan(1e-6);
+    expect(compareRuns([{ ...qa, gains: null }, qb], [qa, qb], product, product).gainsRelativeDifference).toBe(Infinity);
+    // A product entry that is NaN, or a product with entries missing, is not "within" anything.
+    const withNaN = { ...product, data: product.data.map((v, i) => (i === 3 ? Number.NaN : v)) };
+    expect(compareRuns([qa, qb], [qa, qb], withNaN, product).productRelativeDifference).toBe(Infinity);
+    const short = { ...product, data: product.data.subarray(0, product.data.length - 1) };
+    expect(compareRuns([qa, qb], [qa, qb], short, product).productRelativeDifference).toBe(Infinity);
   });
 
   it('counts every code as different between a universal and a deterministic quantization', () => {
