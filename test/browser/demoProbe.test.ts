@@ -34,6 +34,9 @@ describe('probeWebGpu', () => {
     expect(await probeWebGpu()).toMatchObject({ available: false, reason: expect.stringMatching(/offers no GPU adapter/) });
     stubGpu(() => Promise.reject(new Error('driver wedged')));
     expect(await probeWebGpu()).toEqual({ available: false, reason: 'WebGPU is present, but asking it for a GPU failed: driver wedged.' });
+    // A rejection with something other than an Error (a string) still names it.
+    stubGpu(() => Promise.reject('blocked by policy'));
+    expect(await probeWebGpu()).toEqual({ available: false, reason: 'WebGPU is present, but asking it for a GPU failed: blocked by policy.' });
   });
 
   it('gives up on a request that never answers after ADAPTER_TIMEOUT_MS (10 s)', async () => {

@@ -142,6 +142,12 @@ describe('drawRatePlot', () => {
     expect(middle).toBeGreaterThan(decadeY.get('1e-6') as number);
   });
 
+  it('draws the latest point last (on top) wherever it stands in the history', () => {
+    const reordered = document.createElement('div');
+    drawRatePlot(reordered, [point('e8-q16', 4, 3, 0.01, true), point('d3-q6', 2, 2, 0.1), point('nvfp4', 4.5, 4.5, 0.02)]);
+    expect(all(reordered, 'g.point').map((g) => g.getAttribute('data-scheme'))).toEqual(['d3-q6', 'nvfp4', 'e8-q16']);
+  });
+
   it('lists one legend entry per scheme family shown', () => {
     const legendPlot = document.createElement('div');
     drawRatePlot(legendPlot, [point('e8-q16', 4, 4, 0.01), point('e8-4bit', 4.2, 4, 0.012), point('nvfp4', 4.5, 4.5, 0.02, true)]);
@@ -149,21 +155,27 @@ describe('drawRatePlot', () => {
   });
 });
 
+/** The ticks of a drawn error picture: tick value → x of its vertical gridline, and → y of its horizontal one. */
+function errorAxes(root: Element): { xOf: Map<number, number>; yOf: Map<number, number> } {
+  // Per tick v: a vertical gridline at x(v), a horizontal one at y(v), then the two labels.
+  const lines = Array.from(root.children).filter((child) => child.matches('line.gridline'));
+  const labels = Array.from(root.children).filter((child) => child.matches('text.tick'));
+  const xOf = new Map<number, number>();
+  const yOf = new Map<number, number>();
+  for (let t = 0; 2 * t + 1 < lines.length; t++) {
+    const v = Number(labels[2 * t]?.textContent);
+    xOf.set(v, numberAttribute(lines[2 * t] as Element, 'x1'));
+    yOf.set(v, numberAttribute(lines[2 * t + 1] as Element, 'y1'));
+  }
+  return { xOf, yOf };
+}
+
 describe('drawErrorPlot', () => {
   it('draws input across and reconstruction up, on the ticks of their σ values', () => {
     const plot = document.createElement('div');
     drawErrorPlot(plot, { input: [1, -2, 0.5], decoded: [1.5, -2, 0.25], rmsError: 0.123456 }, 'e8-q16');
     const root = first(plot, 'svg');
-    // Per tick v: a vertical gridline at x(v), a horizontal one at y(v), then the two labels.
-    const lines = Array.from(root.children).filter((child) => child.matches('line.gridline'));
-    const labels = Array.from(root.children).filter((child) => child.matches('text.tick'));
-    const xOf = new Map<number, number>();
-    const yOf = new Map<number, number>();
-    for (let t = 0; 2 * t + 1 < lines.length; t++) {
-      const v = Number(labels[2 * t]?.textContent);
-      xOf.set(v, numberAttribute(lines[2 * t] as Element, 'x1'));
-      yOf.set(v, numberAttribute(lines[2 * t + 1] as Element, 'y1'));
-    }
+    const { xOf, yOf } = errorAxes(root);
     // Limit 3 σ (at least ±3), one tick per σ.
     expect([...xOf.keys()]).toEqual([-3, -2, -1, 0, 1, 2, 3]);
     expect(yOf.get(2)).toBeLessThan(yOf.get(1) as number);
@@ -177,6 +189,27 @@ describe('drawErrorPlot', () => {
     const diagonal = first(root, 'line.diagonal');
     expect(['x1', 'y1', 'x2', 'y2'].map((name) => numberAttribute(diagonal, name))).toEqual([xOf.get(-3), yOf.get(-3), xOf.get(3), yOf.get(3)]);
     expect(all(root, 'text').map(text)).toContain('RMS error 0.123 σ');
+  });
+
+  it('widens its range to the largest value (ticks every 2 σ past ±4, every 4 σ past ±8), at most ±12, and keeps larger values on its edge', () => {
+    const ticks = (input: number[], decoded: number[]): number[] => {
+      const plot = document.createElement('div');
+      drawErrorPlot(plot, { input, decoded, rmsError: 0.5 }, 'd3-q6');
+      return [...errorAxes(first(plot, 'svg')).xOf.keys()];
+    };
+    // ⌈4.2⌉ = 5: from −5 in steps of 2.
+    expect(ticks([4.2, -1], [4, -1])).toEqual([-5, -3, -1, 1, 3, 5]);
+    // ⌈−8.5⌉ in magnitude: 9, in steps of 4.
+    expect(ticks([1], [-8.5])).toEqual([-9, -5, -1, 3, 7]);
+    // A reconstruction of 30 σ: the range stops at ±12 and its dot sits on the top edge, at the +12 line.
+    const plot = document.createElement('div');
+    drawErrorPlot(plot, { input: [2, 30], decoded: [30, 2], rmsError: 20 }, 'd3-q6');
+    const root = first(plot, 'svg');
+    const { xOf, yOf } = errorAxes(root);
+    expect([...xOf.keys()]).toEqual([-12, -8, -4, 0, 4, 8, 12]);
+    const [upper, right] = all(root, 'circle') as [Element, Element];
+    expect(numberAttribute(upper, 'cy')).toBe(yOf.get(12));
+    expect(numberAttribute(right, 'cx')).toBe(xOf.get(12));
   });
 });
 
@@ -285,6 +318,21 @@ describe('renderLatest', () => {
       expect(cell?.textContent).toBe(expected);
       expect(cell?.classList.contains(className)).toBe(true);
     }
+    // A deterministic run's gains (f32 sums) are compared too: 1.23e-7 is written 1.2e-7.
+    const withGains = document.createElement('dl');
+    renderLatest(withGains, describeRun(result({ cpuCheck: { ...cpuCheck(0), gainsRelativeDifference: 1.23e-7 } }), 1));
+    expect(facts(withGains).get('Against the CPU')).toBe('codes identical bit for bit (1,234 values); gains within 1.2e-7; product within 2.5e-7');
+  });
+
+  it('names the GPU product kernel, with the D3 table layout, and nothing for a CPU run', () => {
+    const kernelOf = (overrides: Partial<RunResult>): string | undefined => {
+      const list = document.createElement('dl');
+      renderLatest(list, describeRun(result(overrides), 1));
+      return facts(list).get('GPU product kernel');
+    };
+    expect(kernelOf({ ranOn: 'webgpu', productKernel: 'd3-table', tableLayout: 'triangle' })).toBe('d3-table (triangle layout)');
+    expect(kernelOf({ ranOn: 'webgpu', productKernel: 'universal-i8' })).toBe('universal-i8');
+    expect(kernelOf({})).toBeUndefined();
   });
 });
 

@@ -35,9 +35,18 @@ class FakeWorker {
     for (const listener of this.listeners.get('message') ?? []) listener({ data: message });
   }
 
-  /** The worker throws (an uncaught error in its script, or it could not load). */
-  crash(message: string): void {
-    for (const listener of this.listeners.get('error') ?? []) listener({ message, preventDefault: () => {} });
+  /** The worker throws (an uncaught error in its script, or it could not load); whether the page kept the error from the console. */
+  crash(message: string): boolean {
+    let prevented = false;
+    for (const listener of this.listeners.get('error') ?? []) {
+      listener({
+        message,
+        preventDefault: () => {
+          prevented = true;
+        },
+      });
+    }
+    return prevented;
   }
 
   /** The id of the last run request sent to this worker. */
@@ -140,12 +149,15 @@ describe('RunClient', () => {
     const run = client.run(REQUEST, () => {});
     const status = client.gpuStatus();
     const worker = only();
-    worker.crash('boom');
+    expect(worker.crash('boom'), 'the error event handled').toBe(true);
     await expect(run).rejects.toThrow('The run worker failed: boom');
     await expect(status).resolves.toEqual({ available: false, reason: 'The run worker failed: boom' });
     expect(worker.terminated).toBe(true);
-    void client.run(REQUEST, () => {});
+    const next = client.run(REQUEST, () => {});
     expect(FakeWorker.created).toHaveLength(2);
+    // A worker script that could not load fires an error event without a message.
+    (FakeWorker.created[1] as FakeWorker).crash('');
+    await expect(next).rejects.toThrow('The run worker failed: it could not start');
   });
 
   it('sends a status request that was waiting when a run was cancelled to the fresh worker, and answers it from there', async () => {

@@ -233,12 +233,12 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
     }
   });
 
-  it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch: centred, a bias, f32 and f16 outputs at ranges starting on odd columns', async () => {
+  it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch: centred, a bias, f32 and f16 outputs at ranges starting on odd and even columns', async () => {
     const { device, features } = context;
     // 980 rows: 327 blocks, 21 quads per column (336 bytes of codes), x 3920 bytes. Bindings of 4176
     // bytes hold x (with the 252 bytes of slack an aligned offset may need) and 11 columns of codes:
-    // ranges of 11, 11 and 3 columns, the second and third starting on odd columns (their first f16
-    // output shares a word with the range before).
+    // ranges of 11, 11 and 3 columns, from columns 0, 11 and 22; the second starts on an odd column (its
+    // first f16 output shares a word with the range before), the third on an even one.
     const [rows, cols, maxBindingBytes] = [980, 25, 4176];
     const q = quantize(e8TestWeights(rows, cols, 10), { scheme: 'd3-q6-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
     const w = GpuD3QuadMatrix.upload(device, d3QuadForm(q), 'test split quads');
