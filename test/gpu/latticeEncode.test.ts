@@ -254,6 +254,106 @@ describe.skipIf(noGpu !== undefined)('WGSL block encoder (shaders/lattice_code.w
   });
 });
 
+const WIDE_PROBE_SOURCE = /* wgsl */ `
+// The library's uniform, declared for its functions; the probe itself does not read it.
+@group(0) @binding(0) var<uniform> lattice: LatticeTable;
+@group(0) @binding(1) var<storage, read> values: array<i32>;
+@group(0) @binding(2) var<storage, read_write> results: array<u32>;
+
+// Per pair (v, w): v² (low, high), v² + w² (low, high), v² < w².
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+  let k = id.x;
+  if (k >= arrayLength(&values) / 2u) {
+    return;
+  }
+  let v = wide_square(values[2u * k]);
+  let w = wide_square(values[2u * k + 1u]);
+  let sum = wide_add(v, w);
+  results[5u * k] = v.x;
+  results[5u * k + 1u] = v.y;
+  results[5u * k + 2u] = sum.x;
+  results[5u * k + 3u] = sum.y;
+  results[5u * k + 4u] = select(0u, 1u, wide_less(v, w));
+}
+`;
+
+/**
+ * Pairs for the 64-bit arithmetic: the 16-bit halves' edges (a zero low or high half, where the
+ * carry of the low word's sum is 0 although the sum equals lo²; a cross term whose shift by 17
+ * wraps to exactly 2^32), the extremes |v| = 2^31 − 1, equal squares (v, −v: not less), squares
+ * equal in the high word and ordered by the low one, low words whose sum carries, and random
+ * magnitudes from 2^0 to 2^31.
+ */
+function widePairs(): Int32Array {
+  const edges = [0, 1, -1, 0xffff, 0x10000, -0x10000, 0x18000, 0x1ffff, 0x20000, 0x30000, 1 << 24, (1 << 29) + 12345, -(2 ** 30), 2 ** 31 - 1, -(2 ** 31 - 1)];
+  const pairs: number[] = [];
+  for (const v of edges) for (const w of edges) pairs.push(v, w);
+  // (2^16 + 1)² and (2^16 + 2)² share the high word 1; 0xb505² is just above 2^31, so twice it carries out of the low word.
+  pairs.push(0x10001, 0x10002, 0x10002, 0x10001, 0xb505, 0xb505, 0x7fff_ffff, 0x7fff_fffe);
+  const rng = new Rng(29);
+  for (let t = 0; t < 2000; t++) {
+    const magnitude = () => Math.floor(rng.nextFloat() * 2 ** rng.nextInt(32)) * (rng.nextInt(2) === 0 ? 1 : -1);
+    pairs.push(Math.max(-(2 ** 31 - 1), Math.min(2 ** 31 - 1, magnitude())), Math.max(-(2 ** 31 - 1), Math.min(2 ** 31 - 1, magnitude())));
+  }
+  return Int32Array.from(pairs);
+}
+
+describe.skipIf(noGpu !== undefined)('the block encoder\'s 64-bit errors (shaders/lattice_code.wgsl: wide_square, wide_add, wide_less) = BigInt arithmetic', () => {
+  let context: GpuContext;
+  beforeAll(async () => {
+    context = await testDevice();
+  });
+  afterAll(() => context?.device.destroy());
+
+  it('squares, sums and compares every probed pair exactly', async () => {
+    const { device } = context;
+    const pairs = widePairs();
+    const count = pairs.length / 2;
+    const buffers: GPUBuffer[] = [];
+    try {
+      const results = await withValidation(device, 'wide arithmetic probe', async () => {
+        const input = createBufferWithData(device, 'wide probe values', pairs, STORAGE_USAGE);
+        buffers.push(input);
+        const output = createBuffer(device, 'wide probe results', 4 * 5 * count, STORAGE_USAGE);
+        buffers.push(output);
+        const pipeline = device.createComputePipeline({
+          label: 'wide arithmetic probe',
+          layout: 'auto',
+          compute: { module: device.createShaderModule({ label: 'wide arithmetic probe', code: `${latticeCodeWgsl()}\n${WIDE_PROBE_SOURCE}` }), entryPoint: 'main' },
+        });
+        const bindGroup = device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 1, resource: { buffer: input } },
+            { binding: 2, resource: { buffer: output } },
+          ],
+        });
+        const encoder = device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(Math.ceil(count / 64));
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+        return new Uint32Array(await readBuffer(device, output, 4 * 5 * count));
+      });
+      const words = (x: bigint): [number, number] => [Number(x & 0xffff_ffffn), Number(x >> 32n)];
+      const mismatches: string[] = [];
+      for (let k = 0; k < count; k++) {
+        const v = BigInt(pairs[2 * k] as number);
+        const w = BigInt(pairs[2 * k + 1] as number);
+        const expected = [...words(v * v), ...words(v * v + w * w), v * v < w * w ? 1 : 0];
+        const got = Array.from(results.subarray(5 * k, 5 * k + 5));
+        if (got.some((x, i) => x !== expected[i]) && mismatches.length < 5) mismatches.push(`(${v}, ${w}): got [${got.join(', ')}], expected [${expected.join(', ')}]`);
+      }
+      expect(mismatches).toEqual([]);
+    } finally {
+      for (const buffer of buffers) buffer.destroy();
+    }
+  });
+});
+
 /** A column-major matrix from per-column generators. */
 function matrixFromColumns(rows: number, columns: readonly ((i: number) => number)[]): Matrix {
   const data = new Float32Array(rows * columns.length);
