@@ -7,6 +7,7 @@ import { f32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
 import { UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
 import { universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import { dispatchWeightOnlyInputsI8, weightOnlyInputsI8, weightOnlyInputsI8Bytes } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
+import { GpuEngine } from '../../src/gpu/engine.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { pairRadixBits, universalPairColumns } from '../../src/quantize/universalPairs.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -138,4 +139,46 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     expect(Array.from(await nibbles(small.device))).toEqual(expected);
     expect(Array.from(await nibbles(small.device, 752))).toEqual(expected);
   });
+
+  // The whole engine, whichever kernels a call takes (GPU quantize with its rotation and column prep,
+  // dequantize, the GEMV, the product): a grid of several rows must give the bits of one row. At 2000 × 14
+  // a dispatch of one workgroup per column is a 4 × 4 grid, and the deterministic dequantize's one
+  // invocation per code word (≈ 2300 of them, 256 a workgroup: 10 workgroups) too; the engine refuses more than a
+  // grid holds (16 here, 65535² on a real device).
+  it.each(['d3-q6', 'e8-q16', 'd3-q6-deterministic', 'e8-3bit'] as const)(
+    'GpuEngine (%s, 2000 × 14): quantize, dequantize, matvec and matmulAT give the bits of the device with the real limits',
+    async (scheme) => {
+      const a = gaussianMatrix(2000, 14, 21);
+      const b = gaussianMatrix(2000, 6, 22);
+      const x = gaussianMatrix(2000, 3, 23);
+      const run = async (context: GpuContext): Promise<Float32Array[]> => {
+        const engine = GpuEngine.create(context);
+        const dither = (nonce: number) => (scheme.endsWith('-deterministic') ? {} : { nonce });
+        const qa = await engine.quantize(a, { scheme, seed: 3, ...dither(4) });
+        const qb = await engine.quantize(b, { scheme, seed: 3, ...dither(5) });
+        try {
+          const codes = await qa.read();
+          return [
+            new Float32Array(new Uint32Array('codes' in codes ? codes.codes : []).buffer),
+            Float32Array.from(codes.norms),
+            (await engine.dequantize(qa)).data,
+            (await engine.matvec(qa, x)).data,
+            (await engine.matmulAT(qa, qb)).data,
+          ];
+        } finally {
+          qa.destroy();
+          qb.destroy();
+          engine.destroy();
+        }
+      };
+      const [expected, got] = [await run(real), await run(small)];
+      const parts = ['codes', 'norms', 'dequantized', 'matvec', 'matmulAT'];
+      for (const [i, part] of parts.entries()) {
+        const e = expected[i] as Float32Array;
+        expect(e.length, part).toBeGreaterThan(0);
+        expect(Buffer.from((got[i] as Float32Array).buffer).equals(Buffer.from(e.buffer)), part).toBe(true);
+      }
+    },
+    120_000,
+  );
 });
