@@ -8,9 +8,12 @@ import { UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js
 import { universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import { dispatchWeightOnlyInputsI8, weightOnlyInputsI8, weightOnlyInputsI8Bytes } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
+import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
+import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { pairRadixBits, universalPairColumns } from '../../src/quantize/universalPairs.js';
 import { quantize } from '../../src/quantize/quantize.js';
+import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { asUniversal } from './latticeTestSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
@@ -178,6 +181,51 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
         expect(e.length, part).toBeGreaterThan(0);
         expect(Buffer.from((got[i] as Float32Array).buffer).equals(Buffer.from(e.buffer)), part).toBe(true);
       }
+    },
+    120_000,
+  );
+
+  // The int8-input layers (x̂ rounding, the quad and point repacks, the int8 GEMVs): 6000 inputs, so that
+  // the repacks (one invocation per quad or point, 256 a workgroup) need a 2-D grid; quad_repack or
+  // e8_point_repack reading the workgroup's x alone fails here. (The x̂ rounding's dispatches stay in one
+  // row at this size: gemv_i8_inputs and e8_inputs_i8 reading x alone pass. Not covered.)
+  // (The universal D3 layer at 2000: at 6000 one of its dispatches needs 28 workgroups, more than the
+  // 16 a 4 × 4 grid holds, which it refuses by name.)
+  it.each([
+    ['d3-q6', 2000],
+    ['e8-4bit', 6000],
+    ['d3-q6-deterministic', 6000],
+    ['e8-q16-deterministic', 6000],
+  ] as const)(
+    'QuantizedLinear with int8Inputs (%s, %i inputs, 14 outputs, 8 tokens) gives the bits of the device with the real limits',
+    async (scheme, n) => {
+      const out = 14;
+      const tokens = 8;
+      const w = quantize(gaussianMatrix(n, out, 31), { scheme, seed: 6 }) as LatticeQuantizedMatrix;
+      const x = gaussianMatrix(n, tokens, 32);
+      const run = async (context: GpuContext): Promise<Float32Array> => {
+        const { device } = context;
+        const weight = uploadLatticeMatrix(device, w);
+        const layer = QuantizedLinear.create(device, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
+        const xBuffer = createBufferWithData(device, 'grid test x', x.data, STORAGE_USAGE);
+        const y = createBufferWithData(device, 'grid test y', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
+        try {
+          return await withValidation(device, 'grid test layer', async () => {
+            const encoder = device.createCommandEncoder({ label: 'grid test layer' });
+            layer.record(encoder, xBuffer, y, { tokens });
+            device.queue.submit([encoder.finish()]);
+            return new Float32Array(await readBuffer(device, y, 4 * out * tokens));
+          });
+        } finally {
+          layer.destroy();
+          weight.destroy();
+          xBuffer.destroy();
+          y.destroy();
+        }
+      };
+      const expected = await run(real);
+      expect(expected.some(Number.isNaN)).toBe(false);
+      expect(Buffer.from((await run(small)).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
     },
     120_000,
   );
