@@ -115,32 +115,36 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 
 const RESULT_WORDS = 11;
 
-/** Runs the probe on `blocks` (d integers each) and returns the raw result words. */
-async function probeEncodeBlocks(device: GPUDevice, lattice: Lattice, q: number, grid: ScaleGrid, blocks: Int32Array): Promise<Uint32Array> {
-  const count = blocks.length / lattice.dimension;
+/**
+ * Runs a probe's entry point `main`, compiled after the library's lattice code, over `count` items,
+ * 64 a workgroup. `makeInputs` makes the buffers bound at 0, 1, … (null: a binding the entry point
+ * does not use); the output, `resultWords` words per item, is bound after them and returned. Every
+ * buffer is destroyed, whatever happens.
+ */
+async function runLatticeCodeProbe(
+  device: GPUDevice,
+  label: string,
+  source: string,
+  count: number,
+  resultWords: number,
+  makeInputs: () => readonly (GPUBuffer | null)[],
+  constants?: Record<string, number>,
+): Promise<Uint32Array> {
   const buffers: GPUBuffer[] = [];
   try {
-    return await withValidation(device, 'lattice code probe', async () => {
-      const table = createLatticeTableBuffer(device, lattice, q, grid);
-      buffers.push(table);
-      const params = createUniformBuffer(device, 'probe params', new UniformPacker().u32(count, 'count'));
-      buffers.push(params);
-      const input = createBufferWithData(device, 'probe blocks', blocks, STORAGE_USAGE);
-      buffers.push(input);
-      const output = createBuffer(device, 'probe results', 4 * RESULT_WORDS * count, STORAGE_USAGE);
+    return await withValidation(device, label, async () => {
+      const inputs = makeInputs();
+      for (const buffer of inputs) if (buffer !== null) buffers.push(buffer);
+      const output = createBuffer(device, `${label} results`, 4 * resultWords * count, STORAGE_USAGE);
       buffers.push(output);
       const pipeline = device.createComputePipeline({
-        label: 'lattice code probe',
+        label,
         layout: 'auto',
-        compute: {
-          module: device.createShaderModule({ label: 'lattice code probe', code: `${latticeCodeWgsl()}\n${PROBE_SOURCE}` }),
-          entryPoint: 'main',
-          constants: latticeConstants(lattice),
-        },
+        compute: { module: device.createShaderModule({ label, code: `${latticeCodeWgsl()}\n${source}` }), entryPoint: 'main', ...(constants === undefined ? {} : { constants }) },
       });
       const bindGroup = device.createBindGroup({
         layout: pipeline.getBindGroupLayout(0),
-        entries: [table, params, input, output].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [...inputs, output].flatMap((buffer, binding) => (buffer === null ? [] : [{ binding, resource: { buffer } }])),
       });
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
@@ -149,11 +153,29 @@ async function probeEncodeBlocks(device: GPUDevice, lattice: Lattice, q: number,
       pass.dispatchWorkgroups(Math.ceil(count / 64));
       pass.end();
       device.queue.submit([encoder.finish()]);
-      return new Uint32Array(await readBuffer(device, output, 4 * RESULT_WORDS * count));
+      return new Uint32Array(await readBuffer(device, output, 4 * resultWords * count));
     });
   } finally {
     for (const buffer of buffers) buffer.destroy();
   }
+}
+
+/** Runs the probe on `blocks` (d integers each) and returns the raw result words. */
+function probeEncodeBlocks(device: GPUDevice, lattice: Lattice, q: number, grid: ScaleGrid, blocks: Int32Array): Promise<Uint32Array> {
+  const count = blocks.length / lattice.dimension;
+  return runLatticeCodeProbe(
+    device,
+    'lattice code probe',
+    PROBE_SOURCE,
+    count,
+    RESULT_WORDS,
+    () => [
+      createLatticeTableBuffer(device, lattice, q, grid),
+      createUniformBuffer(device, 'probe params', new UniformPacker().u32(count, 'count')),
+      createBufferWithData(device, 'probe blocks', blocks, STORAGE_USAGE),
+    ],
+    latticeConstants(lattice),
+  );
 }
 
 /**
@@ -310,47 +332,21 @@ describe.skipIf(noGpu !== undefined)('the block encoder\'s 64-bit errors (shader
     const { device } = context;
     const pairs = widePairs();
     const count = pairs.length / 2;
-    const buffers: GPUBuffer[] = [];
-    try {
-      const results = await withValidation(device, 'wide arithmetic probe', async () => {
-        const input = createBufferWithData(device, 'wide probe values', pairs, STORAGE_USAGE);
-        buffers.push(input);
-        const output = createBuffer(device, 'wide probe results', 4 * 5 * count, STORAGE_USAGE);
-        buffers.push(output);
-        const pipeline = device.createComputePipeline({
-          label: 'wide arithmetic probe',
-          layout: 'auto',
-          compute: { module: device.createShaderModule({ label: 'wide arithmetic probe', code: `${latticeCodeWgsl()}\n${WIDE_PROBE_SOURCE}` }), entryPoint: 'main' },
-        });
-        const bindGroup = device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [
-            { binding: 1, resource: { buffer: input } },
-            { binding: 2, resource: { buffer: output } },
-          ],
-        });
-        const encoder = device.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bindGroup);
-        pass.dispatchWorkgroups(Math.ceil(count / 64));
-        pass.end();
-        device.queue.submit([encoder.finish()]);
-        return new Uint32Array(await readBuffer(device, output, 4 * 5 * count));
-      });
-      const words = (x: bigint): [number, number] => [Number(x & 0xffff_ffffn), Number(x >> 32n)];
-      const mismatches: string[] = [];
-      for (let k = 0; k < count; k++) {
-        const v = BigInt(pairs[2 * k] as number);
-        const w = BigInt(pairs[2 * k + 1] as number);
-        const expected = [...words(v * v), ...words(v * v + w * w), v * v < w * w ? 1 : 0];
-        const got = Array.from(results.subarray(5 * k, 5 * k + 5));
-        if (got.some((x, i) => x !== expected[i]) && mismatches.length < 5) mismatches.push(`(${v}, ${w}): got [${got.join(', ')}], expected [${expected.join(', ')}]`);
-      }
-      expect(mismatches).toEqual([]);
-    } finally {
-      for (const buffer of buffers) buffer.destroy();
+    // Binding 0 (the library's uniform) is declared for its functions, not used by this entry point.
+    const results = await runLatticeCodeProbe(device, 'wide arithmetic probe', WIDE_PROBE_SOURCE, count, 5, () => [
+      null,
+      createBufferWithData(device, 'wide probe values', pairs, STORAGE_USAGE),
+    ]);
+    const words = (x: bigint): [number, number] => [Number(x & 0xffff_ffffn), Number(x >> 32n)];
+    const mismatches: string[] = [];
+    for (let k = 0; k < count; k++) {
+      const v = BigInt(pairs[2 * k] as number);
+      const w = BigInt(pairs[2 * k + 1] as number);
+      const expected = [...words(v * v), ...words(v * v + w * w), v * v < w * w ? 1 : 0];
+      const got = Array.from(results.subarray(5 * k, 5 * k + 5));
+      if (got.some((x, i) => x !== expected[i]) && mismatches.length < 5) mismatches.push(`(${v}, ${w}): got [${got.join(', ')}], expected [${expected.join(', ')}]`);
     }
+    expect(mismatches).toEqual([]);
   });
 });
 
