@@ -26,11 +26,10 @@ import {
 } from './browserHarness.js';
 import {
   clickAndWaitForRuns,
-  DEFAULT_DATA_SEED,
-  DEFAULT_ROTATION_SEED,
   fillForm,
   openDemo,
   readHandle,
+  seedsOf,
   type FormSettings,
 } from './demoPage.js';
 import { universalPairProduct } from '../../src/product/universalPairProduct.js';
@@ -62,8 +61,8 @@ interface Reference {
 }
 
 function cpuReference(settings: FormSettings, run: DemoRun): Reference {
-  const rotationSeed = settings.rotationSeed ?? DEFAULT_ROTATION_SEED;
-  const { a, b } = testMatrixPair(settings.dataKind, settings.n, settings.cols, settings.cols, settings.dataSeed ?? DEFAULT_DATA_SEED, rotationSeed);
+  const { dataSeed, rotationSeed } = seedsOf(settings);
+  const { a, b } = testMatrixPair(settings.dataKind, settings.n, settings.cols, settings.cols, dataSeed, rotationSeed);
   const scheme = SCHEMES[settings.scheme];
   const universal = scheme.kind === 'lattice' && scheme.mode === 'universal';
   const base: QuantizeOptions = {
@@ -133,7 +132,7 @@ function expectMatchesReference(run: DemoRun, settings: FormSettings, tolerance:
   // The error picture is of A's first column and its own quantization, under the run's rotation seed
   // (errorSample's arithmetic itself: demoMeasure.test.ts). GPU runs decode their own read-back codes,
   // identical to these; deterministic gains (f32 sums on the GPU) differ by about 1e-7.
-  const picture = errorSample(reference.a, reference.qa, settings.rotationSeed ?? DEFAULT_ROTATION_SEED);
+  const picture = errorSample(reference.a, reference.qa, seedsOf(settings).rotationSeed);
   expect(run.errorSample.input).toHaveLength(picture.input.length);
   expect(Math.max(...run.errorSample.input.map((x, i) => Math.abs(x - (picture.input[i] as number))))).toBeLessThanOrEqual(1e-9);
   expect(Math.abs(run.errorSample.rmsError - picture.rmsError)).toBeLessThanOrEqual(1e-4 * picture.rmsError);

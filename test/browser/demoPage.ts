@@ -18,8 +18,13 @@ export interface FormSettings {
 }
 
 /** The page's default seeds (demo/index.html); `fillForm` sets them when a setting leaves them out. */
-export const DEFAULT_DATA_SEED = 1;
-export const DEFAULT_ROTATION_SEED = 7;
+const DEFAULT_DATA_SEED = 1;
+const DEFAULT_ROTATION_SEED = 7;
+
+/** The seeds a run with `settings` uses: its own, or the page's defaults. */
+export function seedsOf(settings: FormSettings): { readonly dataSeed: number; readonly rotationSeed: number } {
+  return { dataSeed: settings.dataSeed ?? DEFAULT_DATA_SEED, rotationSeed: settings.rotationSeed ?? DEFAULT_ROTATION_SEED };
+}
 
 /** Loads the page and waits until it has decided between WebGPU and the CPU fallback. */
 export async function openDemo(page: Page, url: string, timeoutMs = 60_000): Promise<LatticeDemoHandle> {
@@ -42,11 +47,12 @@ export async function fillForm(page: Page, settings: FormSettings): Promise<void
   if (!(await page.$eval(radio, (input) => (input as HTMLInputElement).checked))) {
     throw new Error(`the page does not offer the ${settings.backend} backend (${radio} is disabled)`);
   }
+  const { dataSeed, rotationSeed } = seedsOf(settings);
   const numbers: Array<[string, number]> = [
     ['#n', settings.n],
     ['#cols', settings.cols],
-    ['#data-seed', settings.dataSeed ?? DEFAULT_DATA_SEED],
-    ['#rotation-seed', settings.rotationSeed ?? DEFAULT_ROTATION_SEED],
+    ['#data-seed', dataSeed],
+    ['#rotation-seed', rotationSeed],
   ];
   for (const [selector, value] of numbers) {
     await page.$eval(
