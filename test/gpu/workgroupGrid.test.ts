@@ -3,8 +3,16 @@ import { createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/b
 import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
+import { dispatchE8InputsI8, type E8InputsOperand } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { f32Gemv } from '../../src/gpu/kernels/f32Gemv.js';
+import { dispatchInputsI8, inputGroupsOf, type InputsI8Operand } from '../../src/gpu/kernels/inputsI8.js';
+import { e8InputsBytes, e8InputsScalesFirst, inputsI8Bytes, inputsI8ScalesFirst } from '../../src/gpu/kernels/inputsI8Layout.js';
+import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.js';
+import { weightOnlyGemm, weightOnlyGemv, type WeightOnlyGemvOptions } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { UniversalGemvI8Weights } from '../../src/gpu/kernels/universalGemvI8.js';
+import { universalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { universalPairsOnGpu } from '../../src/gpu/kernels/universalPairs.js';
 import { dispatchWeightOnlyInputsI8, weightOnlyInputsI8, weightOnlyInputsI8Bytes } from '../../src/gpu/kernels/weightOnlyInputsI8.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
@@ -15,6 +23,9 @@ import { pairRadixBits, universalPairColumns } from '../../src/quantize/universa
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
+import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
+import { quantizeWeights } from '../../src/weightonly/index.js';
+import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { asUniversal } from './latticeTestSupport.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
@@ -24,10 +35,18 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  * limit (65535) the tests' shapes never need a second row, so a kernel that read workgroup.x alone
  * passed every other test, and would give a wrong (partly unwritten) answer on a layer with more
  * workgroups than one dimension holds. Here the device is real (Dawn on the test adapter) but reports
- * a limit of 4 workgroups per dimension to the library, so every grid below has several rows.
- * Twins: exact sums by hand (f32 GEMV), the CPU pair forms and x̂ records bit for bit, and the escape
- * nibbles of the int8-input universal GEMV as the device with the adapter's limits makes them (the
- * GEMV tests check those against the CPU twin).
+ * a limit of 4 workgroups per dimension to the library (7 for the one layer that needs more than 16
+ * workgroups in a dispatch), so every grid below has several rows.
+ * Twins: exact sums by hand (f32 GEMV), the CPU pair forms, x̂ records, f16 → f32 and f32 epilogue sums
+ * bit for bit, and for the rest the same call on a device with the adapter's limits, bit for bit
+ * (the kernels' own tests check that one against its CPU twin).
+ * Covered (a kernel reading the workgroup's x alone fails here, checked): column_gemv_plain and
+ * column_gemv_subgroup (where the adapter has subgroups), universal_pairs, weightonly_inputs_i8,
+ * universal_escape_nibbles, lattice_encode, lattice_dequantize, universal_encode, universal_compact,
+ * universal_dequantize, column_prep, hadamard, quad_repack (with it the E8 residue repack),
+ * e8_point_repack, gemv_i8_inputs, e8_inputs_i8, weightonly_gemv (every code layout and int8 x̂),
+ * activation_io (its three entries), product_epilogue and universal_gemv_finish's finish (its call_sums:
+ * test/gpu/largeSplits.test.ts).
  */
 
 const noGpu = await gpuUnavailableReason();
@@ -38,13 +57,15 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
   let small: GpuContext;
   /** A storage binding limit `small` reports while set (for one call that splits its work by it). */
   let bindingLimit: number | undefined;
+  /** The workgroups per dimension `small` reports: WORKGROUP_LIMIT but while a test that needs a larger grid sets more. */
+  let workgroupLimit = WORKGROUP_LIMIT;
   beforeAll(async () => {
     real = await testDevice();
     small = await testDevice();
     const device = small.device;
     const limits = new Proxy(device.limits, {
       get: (target, name) =>
-        name === 'maxComputeWorkgroupsPerDimension' ? WORKGROUP_LIMIT : name === 'maxStorageBufferBindingSize' && bindingLimit !== undefined ? bindingLimit : Reflect.get(target, name),
+        name === 'maxComputeWorkgroupsPerDimension' ? workgroupLimit : name === 'maxStorageBufferBindingSize' && bindingLimit !== undefined ? bindingLimit : Reflect.get(target, name),
     });
     Object.defineProperty(device, 'limits', { value: limits, configurable: true });
   });
@@ -52,6 +73,52 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     real?.device.destroy();
     small?.device.destroy();
   });
+
+  /** The first `bytes` of the buffer `record` returns after it recorded its dispatches on `device` (with a scratch of its own, destroyed after). */
+  async function recordAndRead(device: GPUDevice, label: string, bytes: number, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => GPUBuffer): Promise<Uint32Array> {
+    const scratch = new GpuScratch(device);
+    try {
+      return await withValidation(device, label, async () => {
+        const encoder = device.createCommandEncoder({ label });
+        const output = record(encoder, scratch);
+        device.queue.submit([encoder.finish()]);
+        return new Uint32Array(await readBuffer(device, output, bytes));
+      });
+    } finally {
+      scratch.destroy();
+    }
+  }
+
+  /** Y of a QuantizedLinear with int8 inputs on W (uploaded to `context`'s device) for X (its columns the tokens). */
+  async function int8LayerY(context: GpuContext, w: LatticeQuantizedMatrix, x: { readonly cols: number; readonly data: Float32Array }): Promise<Float32Array> {
+    const { device } = context;
+    const tokens = x.cols;
+    const out = w.cols;
+    const weight = uploadLatticeMatrix(device, w);
+    const layer = QuantizedLinear.create(device, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
+    const xBuffer = createBufferWithData(device, 'grid test x', x.data, STORAGE_USAGE);
+    const y = createBufferWithData(device, 'grid test y', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
+    try {
+      return await withValidation(device, 'grid test layer', async () => {
+        const encoder = device.createCommandEncoder({ label: 'grid test layer' });
+        layer.record(encoder, xBuffer, y, { tokens });
+        device.queue.submit([encoder.finish()]);
+        return new Float32Array(await readBuffer(device, y, 4 * out * tokens));
+      });
+    } finally {
+      layer.destroy();
+      weight.destroy();
+      xBuffer.destroy();
+      y.destroy();
+    }
+  }
+
+  /** Where `got` first differs from `expected` (word index), or −1: one line in a failure, not two arrays of thousands of words. */
+  function firstDifference(got: ArrayLike<number>, expected: ArrayLike<number>): number {
+    if (got.length !== expected.length) return Math.min(got.length, expected.length);
+    for (let i = 0; i < got.length; i++) if (!Object.is(got[i], expected[i])) return i;
+    return -1;
+  }
 
   // 65 columns in workgroups of 8 (COLUMN_GEMV_COLUMNS): 9 workgroups, a 3 × 3 grid.
   it('f32 column GEMV (shaders/column_gemv_plain.wgsl and the subgroup entry), 100 × 65: exact on small integers', async () => {
@@ -185,12 +252,13 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     120_000,
   );
 
-  // The int8-input layers (x̂ rounding, the quad and point repacks, the int8 GEMVs): 6000 inputs, so that
-  // the repacks (one invocation per quad or point, 256 a workgroup) need a 2-D grid; quad_repack or
-  // e8_point_repack reading the workgroup's x alone fails here. (The x̂ rounding's dispatches stay in one
-  // row at this size: gemv_i8_inputs and e8_inputs_i8 reading x alone pass. Not covered.)
-  // (The universal D3 layer at 2000: at 6000 one of its dispatches needs 28 workgroups, more than the
-  // 16 a 4 × 4 grid holds, which it refuses by name.)
+  // The int8-input layers (the rotation, the quad and point repacks, the int8 GEMVs): 6000 inputs, so
+  // that the repacks (one invocation per quad or point, 256 a workgroup) need a 2-D grid; quad_repack or
+  // e8_point_repack reading the workgroup's x alone fails here. At 8 tokens the rotation rounds x̃ to
+  // int8 in its own last pass (hadamard.wgsl, on a 4 × 2 grid), so the rounding kernels of their own
+  // (gemv_i8_inputs, e8_inputs_i8) do not run here: the two tests after the next cover them.
+  // (The universal D3 layer at 2000: at 6000 its escape repack needs 28 workgroups, more than the 16 a
+  // 4 × 4 grid holds, which it refuses by name; the next test runs it on a larger grid.)
   it.each([
     ['d3-q6', 2000],
     ['e8-4bit', 6000],
@@ -199,34 +267,204 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
   ] as const)(
     'QuantizedLinear with int8Inputs (%s, %i inputs, 14 outputs, 8 tokens) gives the bits of the device with the real limits',
     async (scheme, n) => {
-      const out = 14;
-      const tokens = 8;
-      const w = quantize(gaussianMatrix(n, out, 31), { scheme, seed: 6 }) as LatticeQuantizedMatrix;
-      const x = gaussianMatrix(n, tokens, 32);
-      const run = async (context: GpuContext): Promise<Float32Array> => {
-        const { device } = context;
-        const weight = uploadLatticeMatrix(device, w);
-        const layer = QuantizedLinear.create(device, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
-        const xBuffer = createBufferWithData(device, 'grid test x', x.data, STORAGE_USAGE);
-        const y = createBufferWithData(device, 'grid test y', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
-        try {
-          return await withValidation(device, 'grid test layer', async () => {
-            const encoder = device.createCommandEncoder({ label: 'grid test layer' });
-            layer.record(encoder, xBuffer, y, { tokens });
-            device.queue.submit([encoder.finish()]);
-            return new Float32Array(await readBuffer(device, y, 4 * out * tokens));
-          });
-        } finally {
-          layer.destroy();
-          weight.destroy();
-          xBuffer.destroy();
-          y.destroy();
-        }
-      };
-      const expected = await run(real);
+      const w = quantize(gaussianMatrix(n, 14, 31), { scheme, seed: 6 }) as LatticeQuantizedMatrix;
+      const x = gaussianMatrix(n, 8, 32);
+      const expected = await int8LayerY(real, w, x);
       expect(expected.some(Number.isNaN)).toBe(false);
-      expect(Buffer.from((await run(small)).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      expect(Buffer.from((await int8LayerY(small, w, x)).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
     },
     120_000,
   );
+
+  // The universal D3 layer at 6000 inputs, which the 4 × 4 grid refuses (its escape repack needs 28
+  // workgroups), on `small` reporting 7 workgroups per dimension (8 would hold the rotation's 8
+  // workgroups in one row): the escape repack is a 7 × 4 grid, the rotation with x̂ rounded in its pass
+  // (m = 20) a 4 × 2 one, the GEMV one workgroup. universal_escape_nibbles or hadamard's
+  // linear_workgroup reading the workgroup's x alone fails here.
+  it('QuantizedLinear with int8Inputs (d3-q6, 6000 inputs, 14 outputs, 8 tokens) on a device reporting 7 workgroups per dimension gives the bits of the device with the real limits', async () => {
+    const w = quantize(gaussianMatrix(6000, 14, 31), { scheme: 'd3-q6', seed: 6 }) as LatticeQuantizedMatrix;
+    const x = gaussianMatrix(6000, 8, 32);
+    const expected = await int8LayerY(real, w, x);
+    expect(expected.some(Number.isNaN)).toBe(false);
+    workgroupLimit = 7;
+    try {
+      expect(Buffer.from((await int8LayerY(small, w, x)).buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    } finally {
+      workgroupLimit = WORKGROUP_LIMIT;
+    }
+  }, 120_000);
+
+  // x̃ rounded to int8 in groups of 12 in a dispatch of its own (what the int8-input D3 layers record
+  // where the rotation does not round in its last pass: an unrotated W, a rotation spread over several
+  // passes, x̃ rotated for another layer): one invocation per (group, right-hand side), 256 a
+  // workgroup. 50 groups × 21 right-hand sides = 1050 invocations, 5 workgroups, a 3 × 2 grid (the
+  // last row partly unused).
+  it('x̂ in groups of 12 (shaders/gemv_i8_inputs.wgsl), 600 inputs (590 kept), 21 right-hand sides: the bits of the device with the real limits', async () => {
+    const n = 600;
+    const rhs = 21;
+    const operand: InputsI8Operand = { rows: n, length: n, keptLength: 590, blocksPerColumn: n / 3, rotate: false, seed: 0 };
+    const groups = inputGroupsOf(operand);
+    const x = gaussianMatrix(n, rhs, 41).data;
+    const run = async (device: GPUDevice): Promise<Uint32Array> => {
+      const xBuffer = createBufferWithData(device, 'grid test x̃', x, STORAGE_USAGE);
+      try {
+        return await recordAndRead(device, 'grid test x̂ (groups of 12)', inputsI8Bytes(groups, rhs), (encoder, scratch) => dispatchInputsI8(device, encoder, scratch, { w: operand, xRotated: xBuffer, rhs }).inputs);
+      } finally {
+        xBuffer.destroy();
+      }
+    };
+    const expected = await run(real.device);
+    // Every group holds Gaussian entries, so every scale is nonzero: a group the dispatch left unwritten (zero) differs.
+    const scalesFirst = inputsI8ScalesFirst(groups, rhs);
+    expect(expected.subarray(scalesFirst, scalesFirst + groups * rhs).every((bits) => bits !== 0)).toBe(true);
+    expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
+  });
+
+  // The same for E8's groups of 32 (shaders/e8_inputs_i8.wgsl: one invocation per block of 8, 64 a
+  // workgroup, so 16 groups a workgroup): 10 groups × 7 right-hand sides, 5 workgroups, a 3 × 2 grid.
+  it('x̂ in groups of 32 (shaders/e8_inputs_i8.wgsl), 320 inputs (300 kept), 7 right-hand sides: the bits of the device with the real limits', async () => {
+    const n = 320;
+    const rhs = 7;
+    const operand: E8InputsOperand = { rows: n, length: n, keptLength: 300, quadsPerColumn: n / 32, rotate: false, seed: 0 };
+    const groups = operand.quadsPerColumn;
+    const x = gaussianMatrix(n, rhs, 42).data;
+    const run = async (device: GPUDevice): Promise<Uint32Array> => {
+      const xBuffer = createBufferWithData(device, 'grid test x̃', x, STORAGE_USAGE);
+      try {
+        return await recordAndRead(device, 'grid test x̂ (groups of 32)', e8InputsBytes(groups, rhs), (encoder, scratch) => dispatchE8InputsI8(device, encoder, scratch, { w: operand, xRotated: xBuffer, rhs }).inputs);
+      } finally {
+        xBuffer.destroy();
+      }
+    };
+    const expected = await run(real.device);
+    const scalesFirst = e8InputsScalesFirst(groups, rhs);
+    expect(expected.subarray(scalesFirst, scalesFirst + groups * rhs).every((bits) => bits !== 0)).toBe(true);
+    expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
+  });
+
+  // The weight-only GEMV (shaders/weightonly_gemv.wgsl, with each code layout's reader): a workgroup
+  // per 8 outputs and block of 1 or 4 vectors. 40 outputs: 5 workgroups for one vector (a 3 × 2
+  // grid), 10 for 6 vectors in blocks of 4 (a 4 × 3 grid, the last row partly unused).
+  it('weight-only GEMV and GEMM (shaders/weightonly_gemv.wgsl; fixed, packed and int8 x̂), GPTQ 128 × 40 rotated: the bits of the device with the real limits', async () => {
+    const n = 128;
+    const outputs = 40;
+    const q = quantizeWeights(gaussianMatrix(n, outputs, 51), spreadSpectrumCovariance(n, 2, 52).sigma, { method: 'gptq', step: 0.25, rotate: true, seed: 5 });
+    const x = gaussianMatrix(n, 6, 53);
+    const cases: [string, number, WeightOnlyGemvOptions][] = [
+      ['fixed layout', 1, { layout: 'fixed' }],
+      ['packed layout', 1, { layout: 'packed' }],
+      ['fixed layout', 6, { layout: 'fixed' }],
+      ['int8 x̂', 6, { layout: 'fixed', int8Inputs: dotPathFor(small.features) }],
+    ];
+    for (const [what, vectors, options] of cases) {
+      const run = async (device: GPUDevice): Promise<Float32Array> =>
+        vectors === 1 ? weightOnlyGemv(device, q, x.data.slice(0, n), options) : (await weightOnlyGemm(device, q, { rows: n, cols: vectors, data: x.data }, options)).data;
+      const expected = await run(real.device);
+      expect(expected.length, what).toBe(outputs * vectors);
+      expect.soft(firstDifference(new Uint32Array((await run(small.device)).buffer), new Uint32Array(expected.buffer)), `${what}, ${vectors} vector${vectors === 1 ? '' : 's'}: first differing output`).toBe(-1);
+    }
+  });
+
+  // Activation IO (shaders/activation_io.wgsl, one flattening for its three entries): one invocation
+  // per value (f16 → f32, the f32 epilogue) or per pair of values (the f16 epilogue), 256 a
+  // workgroup: 1500 values, 1100 and 2100 (1050 pairs) are 6, 5 and 5 workgroups, grids of 2 rows.
+  // The outputs start as NaN bits, so a value left unwritten differs. Twins: the exact f16 → f32 and
+  // f32 sums on the CPU; the f16 epilogue rounds as the device does (within 1 ulp of the CPU's
+  // float16Bits on some GPUs), so its twin is the device with the real limits.
+  it('activation IO (shaders/activation_io.wgsl): f16 → f32 of 1500 values and the epilogue t + b of 100 × 11 (f32) and 100 × 21 (f16)', async () => {
+    const rng = new Rng(61);
+    const { device } = small;
+    const rows = 100;
+    const bias = Float32Array.from({ length: rows }, () => rng.nextGaussian());
+    /** `values` words of NaN bits, the output buffer of a dispatch. */
+    const poisoned = (label: string, words: number): GPUBuffer => createBufferWithData(device, label, new Uint32Array(words).fill(0xffffffff), STORAGE_USAGE);
+
+    const halves = Uint16Array.from({ length: 1500 }, () => float16Bits(100 * rng.nextGaussian()));
+    const halvesBuffer = createBufferWithData(device, 'grid test f16 x', halves, STORAGE_USAGE);
+    const widened = poisoned('grid test f32 x', halves.length);
+    try {
+      const got = await recordAndRead(device, 'grid test f16 → f32', 4 * halves.length, (encoder, scratch) => {
+        dispatchF16ToF32(device, encoder, scratch, { input: halvesBuffer, output: widened, count: halves.length });
+        return widened;
+      });
+      expect(firstDifference(new Float32Array(got.buffer), Float32Array.from(halves, (h) => fromFloat16Bits(h))), 'f16 → f32: first differing value').toBe(-1);
+    } finally {
+      halvesBuffer.destroy();
+      widened.destroy();
+    }
+
+    /** y = t + b of `columns` columns of `rows` in `format` on `on`, as words. */
+    const epilogue = async (on: GPUDevice, t: Float32Array, columns: number, format: 'f32' | 'f16'): Promise<Uint32Array> => {
+      const words = format === 'f32' ? t.length : Math.ceil(t.length / 2);
+      const tBuffer = createBufferWithData(on, 'grid test t', t, STORAGE_USAGE);
+      const biasBuffer = createBufferWithData(on, 'grid test b', bias, STORAGE_USAGE);
+      const y = createBufferWithData(on, 'grid test y', new Uint32Array(words).fill(0xffffffff), STORAGE_USAGE);
+      try {
+        return await recordAndRead(on, `grid test epilogue (${format})`, 4 * words, (encoder, scratch) => {
+          dispatchEpilogue(on, encoder, scratch, { input: tBuffer, bias: biasBuffer, rows, columns, output: y, format });
+          return y;
+        });
+      } finally {
+        tBuffer.destroy();
+        biasBuffer.destroy();
+        y.destroy();
+      }
+    };
+    const t32 = Float32Array.from({ length: rows * 11 }, () => rng.nextGaussian());
+    const sums = Float32Array.from(t32, (t, e) => t + (bias[e % rows] as number));
+    expect(firstDifference(new Float32Array((await epilogue(device, t32, 11, 'f32')).buffer), sums), 'f32 epilogue: first differing value').toBe(-1);
+    const t16 = Float32Array.from({ length: rows * 21 }, () => rng.nextGaussian());
+    expect(firstDifference(await epilogue(device, t16, 21, 'f16'), await epilogue(real.device, t16, 21, 'f16')), 'f16 epilogue: first differing word').toBe(-1);
+  });
+
+  // The product epilogue (shaders/product_epilogue.wgsl: exponents, mean term, Gram diagonal) on C in
+  // place, one invocation per entry, 256 a workgroup: 36 × 36 is 6 workgroups, a 3 × 2 grid, with
+  // diagonal entries in both rows. An entry the dispatch missed keeps its value from before.
+  it('product epilogue (shaders/product_epilogue.wgsl), centred Gram 36 × 36 with exponents: the bits of the device with the real limits', async () => {
+    const rng = new Rng(71);
+    const cols = 36;
+    const c = Float32Array.from({ length: cols * cols }, () => rng.nextGaussian());
+    const side = Float32Array.from({ length: 2 * cols }, () => rng.nextGaussian()); // norms, then means
+    const exponents = Int32Array.from({ length: cols }, () => rng.nextInt(9) - 4);
+    const run = async (device: GPUDevice): Promise<Uint32Array> => {
+      const buffers = [c, side, exponents].map((data) => createBufferWithData(device, 'grid test epilogue', data, STORAGE_USAGE));
+      const [cBuffer, sideBuffer, exponentsBuffer] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer];
+      try {
+        return await recordAndRead(device, 'grid test product epilogue', 4 * c.length, (encoder, scratch) => {
+          dispatchProductEpilogue(device, encoder, scratch, {
+            c: cBuffer, cOffset: 0, sideA: sideBuffer, sideB: sideBuffer, aCols: cols, bCols: cols, rows: 37, centred: true, gram: true,
+            exponents: { a: exponentsBuffer, b: exponentsBuffer },
+          });
+          return cBuffer;
+        });
+      } finally {
+        for (const buffer of buffers) buffer.destroy();
+      }
+    };
+    const expected = await run(real.device);
+    // Every entry moves (the mean term of Gaussian means), so one left as it was differs.
+    expect(Array.from(new Float32Array(expected.buffer)).every((value, i) => value !== c[i])).toBe(true);
+    expect(firstDifference(await run(small.device), expected), 'first differing entry').toBe(-1);
+  });
+
+  // The split form's finish (an invocation per output, 256 a workgroup): the GEMV takes its right-hand sides
+  // in ranges of at most a grid dimension (4 and 2 here), so the first range's 300 × 4 outputs need 5
+  // workgroups, a 3 × 2 grid. (Its call_sums, a workgroup per right-hand side, thus stays in one row
+  // here; dispatchUniversalCallSums takes any number in one range: test/gpu/largeSplits.test.ts's 70000
+  // right-hand sides put it on a 2-D grid of the real limit, and fail when it reads the x alone.)
+  it('universal GEMV, split form (shaders/universal_gemv_finish.wgsl): d3-q6 centred 64 × 300, 6 right-hand sides: the bits of the device with the real limits', async () => {
+    const q = asUniversal(quantize(gaussianMatrix(64, 300, 51), { scheme: 'd3-q6', seed: 3, nonce: 52, center: true }));
+    const x = gaussianMatrix(64, 6, 53);
+    const run = async (device: GPUDevice): Promise<Float32Array> => {
+      const w = uploadUniversalMatrix(device, q);
+      try {
+        return (await universalGemv(device, w, x, { fusedFinish: false })).data;
+      } finally {
+        w.destroy();
+      }
+    };
+    const expected = await run(real.device);
+    expect(expected.some(Number.isNaN)).toBe(false);
+    expect(firstDifference(new Uint32Array((await run(small.device)).buffer), new Uint32Array(expected.buffer)), 'first differing output').toBe(-1);
+  });
 });
