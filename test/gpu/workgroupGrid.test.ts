@@ -299,25 +299,38 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
   // passes, x̃ rotated for another layer): one invocation per (group, right-hand side), 256 a
   // workgroup. 50 groups × 21 right-hand sides = 1050 invocations, 5 workgroups, a 3 × 2 grid (the
   // last row partly unused).
-  it('x̂ in groups of 12 (shaders/gemv_i8_inputs.wgsl), 600 inputs (590 kept), 21 right-hand sides: the bits of the device with the real limits', async () => {
-    const n = 600;
-    const rhs = 21;
-    const operand: InputsI8Operand = { rows: n, length: n, keptLength: 590, blocksPerColumn: n / 3, rotate: false, seed: 0 };
-    const groups = inputGroupsOf(operand);
-    const x = gaussianMatrix(n, rhs, 41).data;
+  /**
+   * The x̂ records that `round` writes for x̃ = `x` (`rhs` columns) on `device` and on the device with the
+   * real limits: the bits must agree. Every group holds Gaussian entries, so every scale is nonzero: a
+   * group the dispatch left unwritten (zero) differs from the real device's, and the check that the real
+   * device wrote them all makes that visible.
+   */
+  async function checkInputRecords(
+    label: string,
+    x: Float32Array,
+    layout: { readonly bytes: number; readonly scalesFirst: number; readonly scales: number },
+    round: (device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, xRotated: GPUBuffer) => GPUBuffer,
+  ): Promise<void> {
     const run = async (device: GPUDevice): Promise<Uint32Array> => {
       const xBuffer = createBufferWithData(device, 'grid test x̃', x, STORAGE_USAGE);
       try {
-        return await recordAndRead(device, 'grid test x̂ (groups of 12)', inputsI8Bytes(groups, rhs), (encoder, scratch) => dispatchInputsI8(device, encoder, scratch, { w: operand, xRotated: xBuffer, rhs }).inputs);
+        return await recordAndRead(device, label, layout.bytes, (encoder, scratch) => round(device, encoder, scratch, xBuffer));
       } finally {
         xBuffer.destroy();
       }
     };
     const expected = await run(real.device);
-    // Every group holds Gaussian entries, so every scale is nonzero: a group the dispatch left unwritten (zero) differs.
-    const scalesFirst = inputsI8ScalesFirst(groups, rhs);
-    expect(expected.subarray(scalesFirst, scalesFirst + groups * rhs).every((bits) => bits !== 0)).toBe(true);
+    expect(expected.subarray(layout.scalesFirst, layout.scalesFirst + layout.scales).every((bits) => bits !== 0)).toBe(true);
     expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
+  }
+
+  it('x̂ in groups of 12 (shaders/gemv_i8_inputs.wgsl), 600 inputs (590 kept), 21 right-hand sides: the bits of the device with the real limits', async () => {
+    const n = 600;
+    const rhs = 21;
+    const operand: InputsI8Operand = { rows: n, length: n, keptLength: 590, blocksPerColumn: n / 3, rotate: false, seed: 0 };
+    const groups = inputGroupsOf(operand);
+    const layout = { bytes: inputsI8Bytes(groups, rhs), scalesFirst: inputsI8ScalesFirst(groups, rhs), scales: groups * rhs };
+    await checkInputRecords('grid test x̂ (groups of 12)', gaussianMatrix(n, rhs, 41).data, layout, (device, encoder, scratch, xRotated) => dispatchInputsI8(device, encoder, scratch, { w: operand, xRotated, rhs }).inputs);
   });
 
   // The same for E8's groups of 32 (shaders/e8_inputs_i8.wgsl: one invocation per block of 8, 64 a
@@ -327,19 +340,8 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const rhs = 7;
     const operand: E8InputsOperand = { rows: n, length: n, keptLength: 300, quadsPerColumn: n / 32, rotate: false, seed: 0 };
     const groups = operand.quadsPerColumn;
-    const x = gaussianMatrix(n, rhs, 42).data;
-    const run = async (device: GPUDevice): Promise<Uint32Array> => {
-      const xBuffer = createBufferWithData(device, 'grid test x̃', x, STORAGE_USAGE);
-      try {
-        return await recordAndRead(device, 'grid test x̂ (groups of 32)', e8InputsBytes(groups, rhs), (encoder, scratch) => dispatchE8InputsI8(device, encoder, scratch, { w: operand, xRotated: xBuffer, rhs }).inputs);
-      } finally {
-        xBuffer.destroy();
-      }
-    };
-    const expected = await run(real.device);
-    const scalesFirst = e8InputsScalesFirst(groups, rhs);
-    expect(expected.subarray(scalesFirst, scalesFirst + groups * rhs).every((bits) => bits !== 0)).toBe(true);
-    expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
+    const layout = { bytes: e8InputsBytes(groups, rhs), scalesFirst: e8InputsScalesFirst(groups, rhs), scales: groups * rhs };
+    await checkInputRecords('grid test x̂ (groups of 32)', gaussianMatrix(n, rhs, 42).data, layout, (device, encoder, scratch, xRotated) => dispatchE8InputsI8(device, encoder, scratch, { w: operand, xRotated, rhs }).inputs);
   });
 
   // The weight-only GEMV (shaders/weightonly_gemv.wgsl, with each code layout's reader): a workgroup
