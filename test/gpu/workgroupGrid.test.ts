@@ -221,20 +221,22 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
       const a = gaussianMatrix(2000, 14, 21);
       const b = gaussianMatrix(2000, 6, 22);
       const x = gaussianMatrix(2000, 3, 23);
-      const run = async (context: GpuContext): Promise<Float32Array[]> => {
+      /** The bytes of each part of the call's results, by name. */
+      const run = async (context: GpuContext): Promise<Map<string, Buffer>> => {
         const engine = GpuEngine.create(context);
         const dither = (nonce: number) => (scheme.endsWith('-deterministic') ? {} : { nonce });
         const qa = await engine.quantize(a, { scheme, seed: 3, ...dither(4) });
         const qb = await engine.quantize(b, { scheme, seed: 3, ...dither(5) });
+        const bytes = (view: ArrayBufferView): Buffer => Buffer.from(view.buffer, view.byteOffset, view.byteLength);
         try {
           const codes = await qa.read();
-          return [
-            new Float32Array(new Uint32Array('codes' in codes ? codes.codes : []).buffer),
-            Float32Array.from(codes.norms),
-            (await engine.dequantize(qa)).data,
-            (await engine.matvec(qa, x)).data,
-            (await engine.matmulAT(qa, qb)).data,
-          ];
+          return new Map([
+            ['codes', bytes(Uint32Array.from('codes' in codes ? codes.codes : []))],
+            ['norms', bytes(Float64Array.from(codes.norms))],
+            ['dequantized', bytes((await engine.dequantize(qa)).data)],
+            ['matvec', bytes((await engine.matvec(qa, x)).data)],
+            ['matmulAT', bytes((await engine.matmulAT(qa, qb)).data)],
+          ]);
         } finally {
           qa.destroy();
           qb.destroy();
@@ -242,11 +244,9 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
         }
       };
       const [expected, got] = [await run(real), await run(small)];
-      const parts = ['codes', 'norms', 'dequantized', 'matvec', 'matmulAT'];
-      for (const [i, part] of parts.entries()) {
-        const e = expected[i] as Float32Array;
+      for (const [part, e] of expected) {
         expect(e.length, part).toBeGreaterThan(0);
-        expect(Buffer.from((got[i] as Float32Array).buffer).equals(Buffer.from(e.buffer)), part).toBe(true);
+        expect(got.get(part)?.equals(e), part).toBe(true);
       }
     },
     120_000,
