@@ -14,6 +14,7 @@ import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { e8PointForm, e8PointUnsupported, packPoint, unpackPoint, type E8PointMatrix } from '../../src/quantize/e8Points.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
@@ -37,6 +38,38 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
  */
 
 const noGpu = await gpuUnavailableReason();
+
+/**
+ * `q` with block `block` of column `column` rebuilt so that its lattice point is `point` (point
+ * coordinates, a point of 2·E8): its code is the coset of `point` (`VoronoiCode.encode`) and its escape
+ * a HUGE_ESCAPE with μ = (point − leader)/q, put in the long and huge streams at the block's place.
+ */
+function withBlockPoint(q: UniversalLatticeMatrix, column: number, block: number, point: readonly number[]): UniversalLatticeMatrix {
+  const codec = universalCodec('E8', q.scheme.q, q.scheme.beta);
+  const code = codec.code.encode(point);
+  const leader = codec.code.decode(code);
+  const mu = point.map((v, i) => (v - (leader[i] as number)) / codec.q);
+  expect(mu.every(Number.isInteger), 'μ of a lattice point is whole').toBe(true);
+  const index = column * q.blocksPerColumn + block;
+  const longBefore = q.escapes.subarray(0, index).filter((s) => s === LONG_ESCAPE).length;
+  const hugeBefore = q.longEscapes.subarray(0, longBefore).filter((e) => e === HUGE_ESCAPE).length;
+  const wasLong = q.escapes[index] === LONG_ESCAPE;
+  const wasHuge = wasLong && q.longEscapes[longBefore] === HUGE_ESCAPE;
+  const longEscapes = [...q.longEscapes];
+  longEscapes.splice(longBefore, wasLong ? 1 : 0, HUGE_ESCAPE);
+  const hugeEscapes = [...q.hugeEscapes];
+  hugeEscapes.splice(8 * hugeBefore, wasHuge ? 8 : 0, ...mu);
+  const escapes = q.escapes.slice();
+  escapes[index] = LONG_ESCAPE;
+  const codes = q.codes.slice();
+  codes[index] = code % 2 ** 32;
+  let codesHigh = q.codesHigh;
+  if (codesHigh !== null) {
+    codesHigh = codesHigh.slice();
+    codesHigh[index] = Math.floor(code / 2 ** 32);
+  } else expect(code).toBeLessThan(2 ** 32);
+  return { ...q, codes, codesHigh, escapes, longEscapes: Uint16Array.from(longEscapes), hugeEscapes: Int32Array.from(hugeEscapes) };
+}
 
 describe('the E8 point form (CPU)', () => {
   it.each(['e8-2bit', 'e8-3bit', 'e8-4bit', 'e8-4.5bit', 'e8-5bit', 'e8-q16'] as const)('%s: points and dither decode to decodeRotated exactly (centred, rotated, a partial block)', (scheme) => {
@@ -227,6 +260,58 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     const y = (await e8PointGemvI8(device, w, Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), { dotPath: dotPathFor(context.features) })).data;
     expect(Array.from(y).every(Number.isNaN)).toBe(true);
     w.destroy();
+  });
+
+  it('points at the int8 limit: ±127 in even and odd coordinates, low and top bytes, repack as e8PointForm and multiply as its twin; ±128 in an even or odd coordinate is refused by both', async () => {
+    const { device } = context;
+    // The measured |λ| ≤ 72 of quantized data never reaches the limit: the blocks are made by hand.
+    // e8-5bit: 37-bit codes (codesHigh), q = 24; e8-q16: 32-bit codes, q = 16.
+    for (const scheme of ['e8-5bit', 'e8-q16'] as const) {
+      const base = quantize(gaussianMatrix(64, 3, 12), { scheme, rotate: false, seed: 2 }) as UniversalLatticeMatrix;
+      // Points of 2·E8 (all odd, sum ≡ 0 mod 4): +127 and −127 in coordinates 0–3 (bytes 0 and 1 of
+      // both words) and in 6 and 7 (byte 3: the sign bit of each word).
+      const atLimit = [
+        [0, 1, [127, 127, -127, -127, 1, 1, 1, 1]],
+        [2, 7, [1, 1, 1, -1, 1, 1, 127, -127]],
+        [2, 6, [-127, -127, 127, 127, -1, -1, 1, 1]],
+      ] as const;
+      let fit = base;
+      for (const [column, block, point] of atLimit) fit = withBlockPoint(fit, column, block, point);
+      const m = e8PointForm(fit);
+      const wordsPerColumn = 8 * m.quadsPerColumn;
+      for (const [column, block, point] of atLimit) {
+        const at = column * wordsPerColumn + 2 * block;
+        expect(Array.from(unpackPoint(m.points[at] as number, m.points[at + 1] as number)), `${scheme}: block ${block} of column ${column}`).toEqual(point);
+      }
+      const uploaded = uploadUniversalMatrix(device, fit);
+      const w = GpuE8PointMatrix.repack(device, uploaded, 'test limit');
+      await w.check();
+      expect(Array.from(new Uint32Array(await readBuffer(device, w.points, m.points.byteLength))), `${scheme}: points at ±127`).toEqual(Array.from(m.points));
+      w.destroy();
+      // The product with those points against the twin (x̂ reaches ±127 too: one large entry in 9).
+      const exactW = decodeRotated(fit);
+      const rng = new Rng(5);
+      const x = Float32Array.from({ length: fit.length }, (_, k) => rng.nextGaussian() * (k % 9 === 0 ? 30 : 1));
+      for (const dotPath of new Set<DotPath>([dotPathFor(context.features), 'plain'])) {
+        const repacked = GpuE8PointMatrix.repack(device, uploaded, 'test limit gemv');
+        const { y, inputs } = await runE8QuadGemv(repacked, x, 1, dotPath, false, (encoder, scratch, args) => dispatchE8PointGemvI8(device, encoder, scratch, args));
+        const values = inputs[0] as E8InputsI8Values;
+        expectE8GemvWithinBounds({ y, twin: e8PointGemvReference(m, values), inputs: values, x, exactW, length: fit.length, keptLength: fit.keptLength, quadsPerColumn: m.quadsPerColumn, what: `${scheme}, ${dotPath}` });
+      }
+      uploaded.destroy();
+      // One coordinate of ±128 (all even, sum ≡ 0 mod 4), each in its own matrix: the overflow word is one per matrix.
+      for (const [coordinate, value] of [[0, 128], [1, -128], [6, -128], [7, 128]] as const) {
+        const point = [0, 0, 0, 0, 0, 0, 0, 0];
+        point[coordinate] = value;
+        const over = withBlockPoint(base, 1, 2, point);
+        expect(() => e8PointForm(over), `${scheme}: ${value} in coordinate ${coordinate}`).toThrow(new RegExp(`^e8PointForm: block 2 of column 1 has a lattice point coordinate ${value}, beyond`));
+        const overUploaded = uploadUniversalMatrix(device, over);
+        const overW = GpuE8PointMatrix.repack(device, overUploaded, 'test past limit');
+        overUploaded.destroy();
+        await expect(overW.check(), `${scheme}: ${value} in coordinate ${coordinate}`).rejects.toThrow(/beyond the int8 points' ±127/);
+        overW.destroy();
+      }
+    }
   });
 
   it('a QuantizedLinear that repacked such a weight itself (int8Inputs, GPU-quantized: no codes on the host): layer.check() rejects and its outputs are NaN; the f32-input layer and a sound weight check clean', async () => {

@@ -500,13 +500,16 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   /**
    * f16 input (a model's activations): widened exactly on load, so the result equals the CPU rotation
    * of the f16 values bit for bit, whatever the half offset (odd columns start mid-word: n odd), the
-   * passes and stages, and with the columns split across bindings.
+   * passes and stages, with loads batched or not, and with the columns split across bindings.
    */
   it.each([
     ['n = 9 (N = 12), odd half offset', 9, 3, 6, {}],
     ['n = 1000, 2 passes', 1000, 3, 2, { workgroupElements: 64 }],
     ['n = 1100 (two stages), split across bindings', 1100, 10, 42, { maxBindingBytes: 4 * 1100 * 3 + 256 }],
     ['n = 90, 3 passes, no subgroups, split across bindings', 90, 10, 22, { workgroupElements: 32, subgroups: false, maxBindingBytes: 4 * 96 * 3 + 256 }],
+    // Batched loads read the input through a load of its own (input_value_unbranched).
+    ['n = 9 (N = 12), odd half offset, batched loads', 9, 3, 6, { batchedLoads: true }],
+    ['n = 1000, 2 passes, batched loads', 1000, 3, 2, { workgroupElements: 64, batchedLoads: true }],
   ] as [string, number, number, number, Options][])('f16 input equals the CPU rotation of the f16 values (%s)', async (_name, rows, cols, inputOffset, options) => {
     const { device } = context;
     const N = rotationLength(rows);
