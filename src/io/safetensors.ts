@@ -771,9 +771,14 @@ class HeaderParser {
 function checkEntrySize(entry: RawEntry, dataByteLength: number): SafetensorsTensorInfo {
   const { name, dtype, shape, begin, end } = entry;
   const what = (): string => `safetensors: tensor ${describeValue(name)}`;
-  if (!(begin <= end && end <= dataByteLength)) {
+  if (!(begin <= end)) {
+    throw new LatticeMatmulError(`${what()} has data_offsets [${begin}, ${end}]; need begin ≤ end ≤ ${dataByteLength} (the data buffer's length)`);
+  }
+  if (!(end <= dataByteLength)) {
+    // Offsets in order that run past the data: most often a file cut short, which the message must say.
     throw new LatticeMatmulError(
-      `${what()} has data_offsets [${begin}, ${end}]; need begin ≤ end ≤ ${dataByteLength} (the data buffer's length)`,
+      `${what()} has data_offsets [${begin}, ${end}], but the data after the header is ${dataByteLength} bytes: ` +
+        `the file is at least ${end - dataByteLength} bytes shorter than its header says (truncated, as by an interrupted download or copy: fetch or copy it again)`,
     );
   }
   const bits = DTYPE_BITS.get(dtype) as number;
