@@ -61,12 +61,16 @@ export interface RequestGpuDeviceOptions {
 const POWER_PREFERENCES = ['low-power', 'high-performance'] as const satisfies readonly GPUPowerPreference[];
 
 /**
- * The WGSL language features of the GPU object each device of `requestGpuDevice` came from, so that
- * `gpuContextOf(device)` sees the same features as the context (Node has no `navigator.gpu`: without
- * this, `GpuEngine.create(context.device)` assumed no `packed_4x8_integer_dot_product` and chose other
- * defaults than `GpuEngine.create(context)`).
+ * The GPU object each device of `requestGpuDevice` (or given to `gpuContextOf`) came from. For its WGSL
+ * language features: `gpuContextOf(device)` sees the same features as the context (Node has no
+ * `navigator.gpu`: without this, `GpuEngine.create(context.device)` assumed no
+ * `packed_4x8_integer_dot_product` and chose other defaults than `GpuEngine.create(context)`). And to
+ * keep it alive while the device is: Dawn in Node (npm `webgpu`) crashes the process at random when
+ * the object its `create()` returned is garbage-collected before its devices, and an app that keeps
+ * only the device (a `const gpu` read by nothing after `requestAdapter()`) lost it at the next
+ * collection; a WeakMap's value lives as long as its key.
  */
-const languageFeaturesOfDevice = /*#__PURE__*/ new WeakMap<GPUDevice, WGSLLanguageFeatures | undefined>();
+const gpuOfDevice = /*#__PURE__*/ new WeakMap<GPUDevice, GPU>();
 
 export const REQUEST_OPTION_KEYS = ['gpu', 'adapter', 'workgroupStorageLimit', 'label', 'powerPreference'] as const satisfies readonly (keyof RequestGpuDeviceOptions)[];
 
@@ -227,15 +231,17 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     throw new LatticeMatmulError(`WebGPU requestDevice failed: ${errorMessage(error)}`);
   }
   watchDevice(device);
-  languageFeaturesOfDevice.set(device, gpu.wgslLanguageFeatures);
+  gpuOfDevice.set(device, gpu);
   return { ...describeDevice(device, gpu.wgslLanguageFeatures), adapter };
 }
 
 /**
  * The context of a device: the application's own `GPUDevice` (features and limits read from it, loss
  * watched from now on) or a `GpuContext` as it is. `gpu` tells which WGSL language features the
- * implementation has; by default, for a device of `requestGpuDevice` / `requestNodeGpuDevice`, the GPU
- * object it came from, else `navigator.gpu` where it exists (else none are assumed).
+ * implementation has, and is kept alive as long as the device (Dawn in Node crashes when it is
+ * collected first); by default, the GPU object the device came from (`requestGpuDevice` /
+ * `requestNodeGpuDevice`) or was last given with, else `navigator.gpu` where it exists (else none are
+ * assumed).
  *
  * @example
  * const engine = GpuEngine.create(myDevice); // calls gpuContextOf(myDevice)
@@ -249,12 +255,8 @@ export function gpuContextOf(deviceOrContext: GPUDevice | GpuContext, gpu?: GPU)
     'expected a GPUDevice (with createBuffer, features and limits) or the context requestGpuDevice() returns',
   );
   watchDeviceLoss(device);
-  const languageFeatures =
-    gpu !== undefined
-      ? gpu.wgslLanguageFeatures
-      : languageFeaturesOfDevice.has(device)
-        ? languageFeaturesOfDevice.get(device)
-        : (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu)?.wgslLanguageFeatures;
+  if (gpu !== undefined) gpuOfDevice.set(device, gpu);
+  const languageFeatures = (gpuOfDevice.get(device) ?? (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu))?.wgslLanguageFeatures;
   return { ...describeDevice(device, languageFeatures), adapter: null };
 }
 

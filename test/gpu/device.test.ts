@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { deviceRequirements, gpuContextOf, isSoftwareAdapter, noAdapterMessage, requestGpuDevice } from '../../src/gpu/device.js';
@@ -187,10 +189,13 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
     const own = await adapter.requestDevice({ label: 'app device', ...requirements });
     const defaults = await (await gpu.requestAdapter())?.requestDevice({ label: 'default device' });
     try {
-      const context = gpuContextOf(own, gpu);
-      // An app's own device: its WGSL language features come from navigator.gpu, or none are assumed.
+      // An app's own device: its WGSL language features come from navigator.gpu, or none are assumed,
+      // until the app gives its GPU object (which the device's later contexts then use).
       const ambient = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
       expect(gpuContextOf(own).features.packed4x8IntegerDotProduct).toBe(ambient?.wgslLanguageFeatures?.has('packed_4x8_integer_dot_product') ?? false);
+      const context = gpuContextOf(own, gpu);
+      expect(context.features.packed4x8IntegerDotProduct).toBe(gpu.wgslLanguageFeatures.has('packed_4x8_integer_dot_product'));
+      expect(gpuContextOf(own).features).toEqual(context.features);
       expect(context.limits.maxComputeWorkgroupStorageSize).toBe(adapter.limits.maxComputeWorkgroupStorageSize);
       expect(context.features.subgroups).toBe(adapter.features.has('subgroups'));
       // The universal GEMV's fused product (10 storage buffers per stage) where the adapter allows it;
@@ -226,6 +231,43 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
       expect(() => gpuContextOf({ limits: {} } as unknown as GPUDevice)).toThrow(/expected a GPUDevice/);
     } finally {
       context.device.destroy();
+    }
+  });
+
+  // Dawn in Node (npm webgpu) crashes the process at random when the GPU object its create() returned
+  // is garbage-collected before its devices (a newcomer's `const gpu = create([])`, read by nothing after
+  // requestAdapter, died 6 times in 6). The library keeps the GPU object it is given alive as long as
+  // the device. Stand-in GPU objects (with the adapter given, only their WGSL language features are
+  // read); a third, kept by nothing, shows that the collections ran.
+  it('requestGpuDevice({ gpu }) and gpuContextOf(device, gpu) keep the GPU object alive as long as the device', async () => {
+    v8.setFlagsFromString('--expose_gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const standIn = (): GPU => ({ wgslLanguageFeatures: new Set<string>(), requestAdapter: () => Promise.resolve(null) }) as unknown as GPU;
+    const real = await nodeGpu();
+    const made = async (): Promise<{ devices: GPUDevice[]; kept: WeakRef<GPU>[]; unkept: WeakRef<GPU> }> => {
+      const [first, second] = [standIn(), standIn()];
+      const adapter = await real.requestAdapter();
+      if (adapter === null) throw new Error('no adapter');
+      const context = await requestGpuDevice({ gpu: first, adapter, label: 'kept GPU test' });
+      const own = await (await real.requestAdapter())?.requestDevice({ label: 'kept GPU test, app device' });
+      if (own === undefined) throw new Error('no adapter');
+      gpuContextOf(own, second);
+      return { devices: [context.device, own], kept: [new WeakRef(first), new WeakRef(second)], unkept: new WeakRef(standIn()) };
+    };
+    const { devices, kept, unkept } = await made();
+    try {
+      // A WeakRef's target lives until the end of the job that made or dereferenced it: collect in a later one.
+      const tick = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 10));
+      for (let round = 0; round < 5; round++) {
+        await tick();
+        collect();
+        await tick();
+        if (unkept.deref() === undefined) break;
+      }
+      expect(unkept.deref(), 'a GPU object nothing keeps is collected').toBeUndefined();
+      expect(kept.map((ref) => ref.deref() !== undefined)).toEqual([true, true]);
+    } finally {
+      for (const device of devices) device.destroy();
     }
   });
 
