@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requestGpuDevice, type GpuContext } from '../../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
+import { requestGpuDevice } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { latticeDequantize } from '../../src/gpu/kernels/latticeDequantize.js';
 import { universalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
@@ -11,7 +11,7 @@ import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../s
 import type { Matrix } from '../../src/matrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * Public calls that return a promise read what they are given when they are made (audit helper-188,
@@ -27,11 +27,7 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when made', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context.device.destroy());
+  const suite = contextOnTestDevice();
 
   // latticeDequantize read options.rotation at its turn, unchecked: outputOffset 16 shifted a centred
   // matrix by 4 entries into its means' room (the first 4 entries the first column's mean alone), no error.
@@ -39,7 +35,7 @@ describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when mad
     ['universalDequantize', { scheme: 'e8-4bit', nonce: 5n, center: true }],
     ['latticeDequantize', { scheme: 'd3-q6-deterministic', seed: 3, center: true }],
   ] as const)('%s: rotation options checked and copied when the call is made', async (name, options) => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = quantize(gaussianMatrix(64, 4, 5), options);
     type Dequantize = (options?: { rotation?: Record<string, unknown> }) => Promise<Matrix>;
     let dequantize: Dequantize;
@@ -71,7 +67,7 @@ describe.skipIf(noGpu !== undefined)('async GPU calls read their inputs when mad
   });
 
   it('weightOnlyGemv / weightOnlyGemm: the matrix and the options as they were when the call was made', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = quantizeWeights(gaussianMatrix(64, 32, 7), null, { method: 'rtn', rate: 3 });
     const x = gaussianMatrix(64, 1, 8).data;
     const alone = await weightOnlyGemv(device, q, x);

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { column, type Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { absmaxDequantize, absmaxQuantize } from '../../src/scalar/absmax.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
@@ -28,7 +27,7 @@ import {
 } from '../../src/gpu/kernels/int4Gemv.js';
 import { DOT_PATHS, dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The GEMV baselines of the benchmark against float64 references computed here.
@@ -148,42 +147,38 @@ function expectInt4Inputs(gpu: E8InputsI8Values, x: Float32Array): void {
 }
 
 describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   describe('f32_gemv.wgsl: y = Wᵀx', () => {
     it.each(SHAPES)('n = %i, cols = %i: within (D + 1)·u·Σ|wx| of the float64 dot products, both reductions', async (n, cols) => {
       const w = gaussianMatrix(n, cols, 10 + n);
       const x = gaussianVector(n, 20 + cols);
       const depth = f32GemvRoundingDepth(n, f32GemvChunkWidth(n));
-      for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
-        const y = await f32Gemv(context.device, w, x, { subgroups });
+      for (const subgroups of suite.context.features.subgroups ? [false, true] : [false]) {
+        const y = await f32Gemv(suite.context.device, w, x, { subgroups });
         const worst = worstRelativeError(y, w, x, depth);
         expect(worst.ratio, `subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
       }
     });
 
     it('subgroup variant: the shuffles ran (require-shuffles) and the forced fallback gives the same exact sums', async () => {
-      if (!context.features.subgroups) return;
+      if (!suite.context.features.subgroups) return;
       const n = 1000; // 250 chunks: every invocation of the workgroup holds a partial sum
       const cols = 17;
       const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 11, 8) };
       const x = smallIntegerData(n, 12, 8);
       const expected = integerDot(w, x);
-      expect(Array.from(await f32Gemv(context.device, w, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
-      expect(Array.from(await f32Gemv(context.device, w, x, { subgroups: true, subgroupTestMode: 'fallback' }))).toEqual(expected);
-      await expect(f32Gemv(context.device, w, x, { subgroups: false, subgroupTestMode: 'fallback' })).rejects.toThrow(/subgroupTestMode applies to the subgroup variant/);
+      expect(Array.from(await f32Gemv(suite.context.device, w, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
+      expect(Array.from(await f32Gemv(suite.context.device, w, x, { subgroups: true, subgroupTestMode: 'fallback' }))).toEqual(expected);
+      await expect(f32Gemv(suite.context.device, w, x, { subgroups: false, subgroupTestMode: 'fallback' })).rejects.toThrow(/subgroupTestMode applies to the subgroup variant/);
     });
 
     it('subgroups must be a boolean and subgroupTestMode one of its values (\'yes\' and 0 chose a variant by truthiness)', async () => {
       const w: Matrix = { rows: 8, cols: 2, data: smallIntegerData(16, 13, 8) };
       const x = smallIntegerData(8, 14, 8);
-      await expect(f32Gemv(context.device, w, x, { subgroups: 'yes' as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got "yes"$/);
-      await expect(f32Gemv(context.device, w, x, { subgroups: 0 as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got 0$/);
-      await expect(f32Gemv(context.device, w, x, { subgroups: context.features.subgroups, subgroupTestMode: 'falback' as never })).rejects.toThrow(
+      await expect(f32Gemv(suite.context.device, w, x, { subgroups: 'yes' as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got "yes"$/);
+      await expect(f32Gemv(suite.context.device, w, x, { subgroups: 0 as never })).rejects.toThrow(/^f32 gemv: subgroups must be true or false, got 0$/);
+      await expect(f32Gemv(suite.context.device, w, x, { subgroups: suite.context.features.subgroups, subgroupTestMode: 'falback' as never })).rejects.toThrow(
         /^f32 gemv: subgroupTestMode must be 'fallback' or 'require-shuffles', got "falback"$/,
       );
     });
@@ -191,13 +186,13 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     it.each(SHAPES)('n = %i, cols = %i: exact on small integers', async (n, cols) => {
       const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 30 + n, 8) };
       const x = smallIntegerData(n, 40 + cols, 8);
-      expect(Array.from(await f32Gemv(context.device, w, x))).toEqual(integerDot(w, x));
+      expect(Array.from(await f32Gemv(suite.context.device, w, x))).toEqual(integerDot(w, x));
     });
 
     it.each([1, 4] as F32GemvChunkWidth[])(
       'chunk width %i: splits columns across dispatches and honours unaligned offsets in shared buffers',
       async (chunkWidth) => {
-        const { device } = context;
+        const { device } = suite.context;
         const n = 68;
         const cols = 70;
         const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 5, 8) };
@@ -240,7 +235,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     );
 
     it('refuses a vector of the wrong length and vec4 loads at unaligned offsets', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       await expect(f32Gemv(device, gaussianMatrix(4, 2, 1), new Float32Array(5))).rejects.toThrow(/x has 5 entries, W has 4 rows/);
       const buffer = createBuffer(device, 'test buffer', 1024, STORAGE_USAGE);
       const scratch = new GpuScratch(device);
@@ -293,8 +288,8 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         const w = gaussianMatrix(n, cols, 60 + n);
         const x = gaussianVector(n, 70 + cols);
         const q = quantizeInt4Weights(w);
-        for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
-          const y = await int4Gemv(context.device, q, x, { subgroups });
+        for (const subgroups of suite.context.features.subgroups ? [false, true] : [false]) {
+          const y = await int4Gemv(suite.context.device, q, x, { subgroups });
           const worst = worstRelativeError(y, absmaxDequantizedColumns(w), x, int4GemvRoundingDepth(n));
           expect(worst.ratio, `subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
         }
@@ -302,7 +297,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     );
 
     it('subgroup variant: the shuffles ran (require-shuffles); x entries of every magnitude keep their exact products', async () => {
-      if (!context.features.subgroups) return;
+      if (!suite.context.features.subgroups) return;
       // 9000 rows: 282 groups, more than one per invocation for some. Scale 1 in every group.
       const n = 9000;
       const cols = 9;
@@ -317,8 +312,8 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       x[8999] = -(2 ** 100);
       const q = quantizeInt4Weights(w);
       const expected = integerDot(w, x).map((v) => Math.fround(v));
-      expect(Array.from(await int4Gemv(context.device, q, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
-      expect(Array.from(await int4Gemv(context.device, q, x, { subgroups: false }))).toEqual(expected);
+      expect(Array.from(await int4Gemv(suite.context.device, q, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
+      expect(Array.from(await int4Gemv(suite.context.device, q, x, { subgroups: false }))).toEqual(expected);
     });
 
     it.each(SHAPES)('n = %i, cols = %i: exact when every group spans ±7 (scale 1) and x is small integers', async (n, cols) => {
@@ -329,7 +324,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       }
       const w: Matrix = { rows: n, cols, data };
       const x = smallIntegerData(n, 90 + cols, 9);
-      expect(Array.from(await int4Gemv(context.device, quantizeInt4Weights(w), x))).toEqual(integerDot(w, x));
+      expect(Array.from(await int4Gemv(suite.context.device, quantizeInt4Weights(w), x))).toEqual(integerDot(w, x));
     });
 
     it('reads each nibble position against its own x entry (hand-packed codes, fp16 scales 0.5 and 2)', async () => {
@@ -348,11 +343,11 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       }
       const weights: Int4Weights = { rows: n, cols, groups: 2, scaleWords: 1, codes, scales };
       const x = Float32Array.from({ length: n }, (_, k) => k + 1);
-      expect(Array.from(await int4Gemv(context.device, weights, x))).toEqual(expected);
+      expect(Array.from(await int4Gemv(suite.context.device, weights, x))).toEqual(expected);
     });
 
     it('splits columns across dispatches and honours offsets inside shared buffers', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const n = 70; // G = 3, S = 2: x padded to 96
       const cols = 37;
       const data = smallIntegerData(n * cols, 7, 7);
@@ -405,7 +400,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     });
 
     it('refuses a vector of the wrong length, malformed weights and misaligned offsets', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const q = quantizeInt4Weights(gaussianMatrix(40, 2, 1));
       await expect(int4Gemv(device, q, new Float32Array(39))).rejects.toThrow(/x has 39 entries, W has 40 rows/);
       await expect(int4Gemv(device, { ...q, codes: q.codes.subarray(1) }, new Float32Array(40))).rejects.toThrow(
@@ -428,7 +423,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
   });
 
   describe('int4_gemv_i8.wgsl: y = Ŵᵀx̂, x rounded to int8 per group of 32', () => {
-    const dotPaths = (): DotPath[] => [...new Set<DotPath>(['plain', dotPathFor(context.features)])];
+    const dotPaths = (): DotPath[] => [...new Set<DotPath>(['plain', dotPathFor(suite.context.features)])];
 
     it.each(SHAPES)(
       'n = %i, cols = %i: x̂ is the CPU twin\'s, and y is within (D + 1)·u·Σ|terms| of float64 on it, every dot path and reduction',
@@ -438,8 +433,8 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         const x = gaussianVector(n, 170 + cols).map((v, k) => v + 0.5 * Math.sin(k / 7) + (k === n >> 1 ? 40 : 0));
         const q = quantizeInt4Weights(w);
         for (const dotPath of dotPaths()) {
-          for (const subgroups of context.features.subgroups ? [false, true] : [false]) {
-            const { y, inputs } = await int4GemvI8(context.device, q, x, { dotPath, subgroups });
+          for (const subgroups of suite.context.features.subgroups ? [false, true] : [false]) {
+            const { y, inputs } = await int4GemvI8(suite.context.device, q, x, { dotPath, subgroups });
             expectInt4Inputs(inputs, x);
             const worst = worstI8Error(y, q, inputs, int4GemvI8RoundingDepth(n));
             expect(worst.ratio, `${dotPath}, subgroups ${subgroups}: ${worst.at}`).toBeLessThanOrEqual(1);
@@ -455,7 +450,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       const x = smallIntegerData(n, 190 + cols, 127);
       for (let k = 0; k < n; k += 32) x[Math.min(n - 1, k + 5)] = k % 64 === 0 ? 127 : -127;
       for (const dotPath of dotPaths()) {
-        const { y } = await int4GemvI8(context.device, quantizeInt4Weights(w), x, { dotPath });
+        const { y } = await int4GemvI8(suite.context.device, quantizeInt4Weights(w), x, { dotPath });
         expect(Array.from(y), dotPath).toEqual(integerDot(w, x));
       }
     });
@@ -477,12 +472,12 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       }
       const weights: Int4Weights = { rows: n, cols, groups: 2, scaleWords: 1, codes, scales };
       for (const dotPath of dotPaths()) {
-        expect(Array.from((await int4GemvI8(context.device, weights, x, { dotPath })).y), dotPath).toEqual(expected);
+        expect(Array.from((await int4GemvI8(suite.context.device, weights, x, { dotPath })).y), dotPath).toEqual(expected);
       }
     });
 
     it('a non-finite entry of x makes every output NaN (x̂ of its group has a NaN scale), even against an all-zero column', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const n = 100;
       const cols = 9;
       const data = smallIntegerData(n * cols, 5, 7);
@@ -500,7 +495,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
           const out = await withValidation(device, 'int4 gemv, non-finite x', async () => {
             const encoder = device.createCommandEncoder({ label: 'int4 gemv, non-finite x' });
             const inputsI8 = dispatchInt4InputsI8(device, encoder, scratch, { x: xBuffer, n });
-            dispatchInt4GemvI8(device, encoder, scratch, { codes, scales, inputsI8, y, n, cols, dotPath: dotPathFor(context.features) });
+            dispatchInt4GemvI8(device, encoder, scratch, { codes, scales, inputsI8, y, n, cols, dotPath: dotPathFor(suite.context.features) });
             device.queue.submit([encoder.finish()]);
             return new Float32Array(await readBuffer(device, y, 4 * cols));
           });
@@ -513,7 +508,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     });
 
     it('splits columns across dispatches and honours offsets, for every dot path', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const n = 70;
       const cols = 37;
       const data = smallIntegerData(n * cols, 17, 7);
@@ -536,7 +531,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
         uploadToBuffer(device, codes, q.codes, codesOffset);
         uploadToBuffer(device, scales, q.scales, scalesOffset);
         uploadToBuffer(device, xBuffer, paddedX, xOffset);
-        for (const dotPath of DOT_PATHS.filter((path) => path === 'plain' || dotPathFor(context.features) === 'packed')) {
+        for (const dotPath of DOT_PATHS.filter((path) => path === 'plain' || dotPathFor(suite.context.features) === 'packed')) {
           const scratch = new GpuScratch(device);
           try {
             const y = await withValidation(device, 'split int4 gemv (int8 x)', async () => {
@@ -558,7 +553,7 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
     });
 
     it('refuses x̂ rounded for another n, a dot path it does not know and a vector of the wrong length', async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const q = quantizeInt4Weights(gaussianMatrix(40, 2, 1));
       await expect(int4GemvI8(device, q, new Float32Array(39), { dotPath: 'plain' })).rejects.toThrow(/x has 39 entries, W has 40 rows/);
       const buffer = createBufferWithData(device, 'test buffer', new Uint32Array(256), STORAGE_USAGE);
@@ -644,11 +639,11 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       expect(Array.from(dequantizeInt4Weights(q).data)).toEqual(Array.from(dequantized));
       const x = gaussianVector(n, 405);
       const exactW: Matrix = { rows: n, cols, data: dequantized };
-      const y = await int4Gemv(context.device, q, x);
+      const y = await int4Gemv(suite.context.device, q, x);
       const worst = worstRelativeError(y, exactW, x, int4GemvRoundingDepth(n));
       expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
-      for (const dotPath of [...new Set<DotPath>(['plain', dotPathFor(context.features)])]) {
-        const { y: yI8, inputs } = await int4GemvI8(context.device, q, x, { dotPath });
+      for (const dotPath of [...new Set<DotPath>(['plain', dotPathFor(suite.context.features)])]) {
+        const { y: yI8, inputs } = await int4GemvI8(suite.context.device, q, x, { dotPath });
         const worstI8 = worstI8Error(yI8, q, inputs, int4GemvI8RoundingDepth(n));
         expect(worstI8.ratio, `${dotPath}: ${worstI8.at}`).toBeLessThanOrEqual(1);
       }

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { matmulATExact, type Matrix } from '../../src/matrix.js';
 import {
@@ -19,7 +19,7 @@ import { dispatchMatmulF32, matmulF32 } from '../../src/gpu/kernels/matmulF32.js
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { timeGpuWork } from '../../src/gpu/timing.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * Per-call error isolation (src/gpu/errorScopes.ts): many overlapping calls of this library on one
@@ -193,13 +193,13 @@ function report(title: string, tally: Tally): void {
 }
 
 describe.skipIf(noGpu !== undefined)('per-call GPU error isolation', () => {
+  const suite = contextOnTestDevice({ label: 'concurrency test device' });
   let device: GPUDevice;
-  beforeAll(async () => {
-    ({ device } = await testDevice({ label: 'concurrency test device' }));
+  beforeAll(() => {
+    device = suite.context.device;
     // Destroyed-buffer submissions outside a section (the control below) reach uncapturederror: keep the log short.
     device.addEventListener('uncapturederror', (event) => event.preventDefault());
   });
-  afterAll(() => device?.destroy());
 
   /** Test-owned buffers, destroyed at the end of each test. */
   const created: GPUBuffer[] = [];

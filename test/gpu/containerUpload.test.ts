@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
@@ -7,7 +7,6 @@ import { readBufferExclusive } from '../../src/gpu/buffers.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { QuantizedLinear } from '../../src/gpu/quantizedLinear.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuLatticeQuantizedMatrix, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { HUGE_ESCAPE } from '../../src/lattices/escapes.js';
@@ -31,7 +30,7 @@ import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
 import { resealed, spikyMatrix, type RawContainer } from '../format/containerFuzzProperty.js';
-import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Container entries on the GPU (src/gpu/containerUpload.ts): a universal matrix read from a file and
@@ -57,11 +56,7 @@ async function words(device: GPUDevice, buffer: GPUBuffer, byteLength: number): 
 }
 
 describe.skipIf(noGpu !== undefined)('container entries uploaded from their stored words', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const cases: { name: string; a: () => ReturnType<typeof gaussianMatrix>; options: QuantizeOptions }[] = [
     { name: 'd3-q6, 100 × 7', a: () => gaussianMatrix(100, 7, 1), options: { scheme: 'd3-q6', seed: 3, nonce: 21 } },
@@ -75,7 +70,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   // A file of format version 1 (test/format/containerVersions.test.ts): its E8 matrices hash both
   // dither words with one key (params.dither_keys = 1 in the kernels), its D3 matrix one word.
   it.each(['e8_2bit', 'e8_q16_centred', 'd3_q6'])('version-1 file, %s: GPU dequantize and GEMV = the CPU decode of the one-key dither; read() keeps ditherKeys', async (name) => {
-    const { device } = context;
+    const { device } = suite.context;
     const bytes = new Uint8Array(readFileSync(new URL('../format/fixtures/universal-v1.safetensors', import.meta.url)));
     const entry = readQuantizedContainer(bytes).get(name);
     if (entry.kind !== 'universal') throw new Error('universal entry expected');
@@ -108,7 +103,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
 
   for (const { name, a, options } of cases) {
     it(`universal ${name}: GPU dequantize of the loaded matrix = CPU decodeRotated of the original; buffers = uploadUniversalMatrix's`, async () => {
-      const { device } = context;
+      const { device } = suite.context;
       const original = quantize(a(), options) as UniversalLatticeMatrix;
       const entry = roundTrip('u', original);
       if (entry.kind !== 'universal') throw new Error('universal entry expected');
@@ -147,7 +142,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   }
 
   it('an allocation that fails part-way (a universal escape table, deterministic norms) frees the buffers made before it, on every upload', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const original = quantize(gaussianMatrix(64, 3, 11), { scheme: 'd3-q6', seed: 3, nonce: 24 }) as UniversalLatticeMatrix;
     const entry = roundTrip('u', original);
     const deterministic = quantize(gaussianMatrix(64, 3, 12), { scheme: 'd3-q6-deterministic', seed: 3 }) as DeterministicLatticeMatrix;
@@ -164,7 +159,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   });
 
   it('deterministic d3-q6-deterministic with gains: the same buffers and the same GPU decode as uploadLatticeMatrix', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const original = quantize(gaussianMatrix(120, 5, 8), { scheme: 'd3-q6-deterministic', seed: 7, gain: 'mmse', center: true }) as DeterministicLatticeMatrix;
     const entry = roundTrip('d', original);
     if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
@@ -187,7 +182,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   });
 
   it('deterministic: stored bit widths other than the kernels\' are refused, a failed upload frees what it made, a lost device throws the loss', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const entry = roundTrip('d', quantize(gaussianMatrix(24, 2, 9), { scheme: 'd3-q6-deterministic', seed: 7 }));
     if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
     for (const change of [{ codeBits: entry.stored.codeBits + 1 }, { scaleIndexBits: entry.stored.scaleIndexBits + 1 }]) {
@@ -210,7 +205,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   });
 
   it('weight-only: the stored code words go up as they are, or repacked to fixed width where they fit 8 bits; GEMV = GEMV of the original, bit for bit', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const sigma = spreadSpectrumCovariance(32, 2, 1).sigma;
     // A step of 0.2 gives codes of a few bits (fixed width); 1e-4 gives codes over 8 bits (packed).
     for (const [step, layout] of [[0.2, 'fixed'], [1e-4, 'packed']] as const) {
@@ -235,7 +230,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
   });
 
   it.each([8, -8])('a universal E8 entry with an explicit escape beyond int8 (μ_0 = %i): uploads (the f32-input layer reads it), and a layer with int8Inputs is refused at create, naming the entry and the block', async (mu) => {
-    const { device } = context;
+    const { device } = suite.context;
     // Block 1 of column 1 made an explicit escape μ = (±8, 0, …, 0) (point coordinates): |L_0| ≤ 24·2, so λ_0 = L_0 ± 24·8 is beyond ±127 with μ's sign.
     const q = quantize(gaussianMatrix(64, 3, 2), { scheme: 'e8-5bit', nonce: 3n }) as UniversalLatticeMatrix;
     const index = q.blocksPerColumn + 1;
@@ -252,7 +247,7 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
     const entry = roundTrip('layers.0.q', hacked);
     if (entry.kind !== 'universal') throw new Error('expected a universal entry');
     const w = uploadContainerEntry(device, entry);
-    const int8Inputs = dotPathFor(context.features);
+    const int8Inputs = dotPathFor(suite.context.features);
     try {
       expect(w.e8PointOverflow).toMatchObject({ column: 1, block: 1, matrix: 'container entry "layers.0.q"' });
       const coordinate = w.e8PointOverflow?.coordinate as number;
@@ -279,11 +274,11 @@ describe.skipIf(noGpu !== undefined)('container entries uploaded from their stor
 
   it('scalar baselines are refused (no GPU kernel reads them)', () => {
     const entry = roundTrip('s', quantize(gaussianMatrix(32, 2, 11), { scheme: 'int4-g32', seed: 1 }));
-    expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
-    expect(() => uploadContainerEntry(context.device, entry)).toThrow(/scalar baseline \(int\), which no GPU kernel reads/);
+    expect(() => uploadContainerEntry(suite.context.device, entry)).toThrow(LatticeMatmulError);
+    expect(() => uploadContainerEntry(suite.context.device, entry)).toThrow(/scalar baseline \(int\), which no GPU kernel reads/);
     // And typed so: a scalar entry's upload returns `never` (this line does not compile if it returns a matrix type).
     if (entry.kind !== 'scalar') throw new Error('expected a scalar entry');
-    const upload: () => never = () => uploadContainerEntry(context.device, entry);
+    const upload: () => never = () => uploadContainerEntry(suite.context.device, entry);
     expect(upload).toThrow(/scalar baseline/);
   });
 });
@@ -302,11 +297,7 @@ function fillFloats(raw: RawContainer, tensor: string, value: number): void {
  * returns about 1e-31). The uploads refuse such a column, naming it; the CPU functions take the matrix.
  */
 describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range on the GPU are refused at upload', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it.each(['e8-q16-deterministic', 'd3-q6-deterministic'] as const)('%s: norms = gains = 2^-100 (scale 2^-200): uploadContainerEntry and uploadLatticeMatrix refuse; matvecAT computes it', (scheme) => {
     const original = quantize(gaussianMatrix(64, 3, 9), { scheme, seed: 7, gain: 'mmse' }) as DeterministicLatticeMatrix;
@@ -317,9 +308,9 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
     const entry = readQuantizedContainer(bytes).get('w');
     if (entry.kind !== 'deterministic') throw new Error('deterministic entry expected');
     const message = /column 0's scale ν·\|γ\| = 6\.223e-61 is outside f32's normal range .* the CPU functions \(matvecAT, matmulAT, dequantize\) compute in float64/;
-    expect(() => uploadContainerEntry(context.device, entry)).toThrow(LatticeMatmulError);
-    expect(() => uploadContainerEntry(context.device, entry)).toThrow(message);
-    expect(() => uploadLatticeMatrix(context.device, entry.matrix)).toThrow(message);
+    expect(() => uploadContainerEntry(suite.context.device, entry)).toThrow(LatticeMatmulError);
+    expect(() => uploadContainerEntry(suite.context.device, entry)).toThrow(message);
+    expect(() => uploadLatticeMatrix(suite.context.device, entry.matrix)).toThrow(message);
     const x = gaussianMatrix(64, 1, 7);
     const y = matvecAT(entry.matrix, { ...x, data: x.data.map((v) => v * 2 ** 100) }).data;
     expect(y.every((v) => Number.isFinite(v) && v !== 0)).toBe(true);
@@ -339,26 +330,26 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
       norms: Float32Array.of(q.norms[0] as number, 2 ** -100),
       gains: Float32Array.of((q.gains as Float32Array)[0] as number, Math.fround((scale * 2 ** -26) / unit)),
     });
-    expect(() => uploadLatticeMatrix(context.device, withScale(0.375 * divisor))).toThrow(/column 1's scale ν·\|γ\|·columnUnit = .* is outside f32's normal range/);
-    uploadLatticeMatrix(context.device, withScale(2 * divisor)).destroy();
+    expect(() => uploadLatticeMatrix(suite.context.device, withScale(0.375 * divisor))).toThrow(/column 1's scale ν·\|γ\|·columnUnit = .* is outside f32's normal range/);
+    uploadLatticeMatrix(suite.context.device, withScale(2 * divisor)).destroy();
   });
 
   it('universal: ν·unit below 2^-126 (β = 2^-40, ν = 2^-100) is refused by both uploads; the original uploads', () => {
     const original = quantize(gaussianMatrix(64, 3, 1), { scheme: 'd3-q6', seed: 3, nonce: 5 }) as UniversalLatticeMatrix;
     const tiny: UniversalLatticeMatrix = { ...original, scheme: { ...original.scheme, beta: 2 ** -40 }, norms: Float32Array.of(1, 2 ** -100, 1) };
-    expect(() => uploadUniversalMatrix(context.device, tiny)).toThrow(/column 1's scale ν·unit = .*e-46 is outside f32's normal range/);
+    expect(() => uploadUniversalMatrix(suite.context.device, tiny)).toThrow(/column 1's scale ν·unit = .*e-46 is outside f32's normal range/);
     const entry = roundTrip('u', tiny);
     if (entry.kind !== 'universal') throw new Error('universal entry expected');
-    expect(() => uploadContainerEntry(context.device, entry)).toThrow(/column 1's scale ν·unit/);
-    uploadUniversalMatrix(context.device, original).destroy();
+    expect(() => uploadContainerEntry(suite.context.device, entry)).toThrow(/column 1's scale ν·unit/);
+    uploadUniversalMatrix(suite.context.device, original).destroy();
   });
 
   it('universal: β = 5e-324 (a subnormal double, in (0, 64]) makes ν·unit underflow to 0: refused, where it was taken for a zero column (every x was then refused by the GEMV)', () => {
     const original = quantize(gaussianMatrix(64, 2, 1), { scheme: 'd3-q6', seed: 3, nonce: 5 }) as UniversalLatticeMatrix;
     const tiny: UniversalLatticeMatrix = { ...original, scheme: { ...original.scheme, beta: 5e-324 } };
-    expect(() => uploadUniversalMatrix(context.device, tiny)).toThrow(/column 0's scale ν·unit = 0\.000e\+0 is outside f32's normal range/);
+    expect(() => uploadUniversalMatrix(suite.context.device, tiny)).toThrow(/column 0's scale ν·unit = 0\.000e\+0 is outside f32's normal range/);
     // A zero column (ν = 0) still uploads.
-    uploadUniversalMatrix(context.device, { ...original, norms: Float32Array.of(0, 1) }).destroy();
+    uploadUniversalMatrix(suite.context.device, { ...original, norms: Float32Array.of(0, 1) }).destroy();
   });
 });
 
@@ -376,13 +367,11 @@ describe.skipIf(noGpu !== undefined)('column scales outside f32\'s normal range 
  * ‖ŵ_j‖·‖x‖ and of ‖ŵ_a‖·‖ŵ_b‖).
  */
 describe.skipIf(noGpu !== undefined)('hostile but valid codes decode on the GPU as on the CPU', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let engines: GpuEngine[];
-  beforeAll(async () => {
-    context = await testDevice();
-    engines = [GpuEngine.create(context, { universalProduct: 'decode', deterministicProduct: 'decode' }), GpuEngine.create(context, { deterministicProduct: 'codes' })];
+  beforeAll(() => {
+    engines = [GpuEngine.create(suite.context, { universalProduct: 'decode', deterministicProduct: 'decode' }), GpuEngine.create(suite.context, { deterministicProduct: 'codes' })];
   });
-  afterAll(() => context?.device.destroy());
 
   // Universal schemes get a nonce (deterministic ones refuse one); rows include two-window rotations (257, 260, 300).
   const configs: [string, QuantizeOptions, readonly number[]][] = [
@@ -494,10 +483,10 @@ describe.skipIf(noGpu !== undefined)('hostile but valid codes decode on the GPU 
       for (const [index, rows] of rowsList.entries()) {
         const entry = hostileEntry(options, rows, index);
         const q = entry.matrix;
-        const w: GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix = entry.kind === 'universal' ? uploadContainerEntry(context.device, entry) : uploadContainerEntry(context.device, entry);
+        const w: GpuUniversalQuantizedMatrix | GpuLatticeQuantizedMatrix = entry.kind === 'universal' ? uploadContainerEntry(suite.context.device, entry) : uploadContainerEntry(suite.context.device, entry);
         try {
           const rotated = decodeRotated(q);
-          const gpu = w instanceof GpuLatticeQuantizedMatrix ? await latticeDequantizeRotated(context.device, w) : await universalDequantizeRotated(context.device, w);
+          const gpu = w instanceof GpuLatticeQuantizedMatrix ? await latticeDequantizeRotated(suite.context.device, w) : await universalDequantizeRotated(suite.context.device, w);
           const full = dequantize(q).data as Float32Array;
           const columnNorms = Array.from({ length: cols }, (_, j) => Math.hypot(...full.subarray(j * rows, (j + 1) * rows)));
           for (let j = 0; j < cols; j++) {

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { counterHash, mix32, Rng } from '../../src/rotation/random.js';
 import counterHashSource from '../../shaders/counter_hash.wgsl?raw';
-import { gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, hex } from './gpuTestDevice.js';
 
 /*
  * shaders/counter_hash.wgsl on its own, against its CPU twin (mix32, counterHash of
@@ -30,14 +29,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 `;
 
 describe.skipIf(noGpu !== undefined)('counter_hash.wgsl = mix32 and counterHash (CPU)', () => {
-  let context: GpuContext | undefined;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('mix32, mix32_rest after the first xorshift and counter_hash give the CPU twin\'s bits', async () => {
-    const { device } = context as GpuContext;
+    const { device } = suite.context;
     const rng = new Rng(215);
     const u32 = (): number => rng.nextInt(2 ** 16) * 2 ** 16 + rng.nextInt(2 ** 16);
     const words = [0, 1, 0xffffffff, 0x0000ffff, 0xffff0000, 0x8000, 0x10000, 0x80000000, 0x9e3779b9, ...Array.from({ length: 23 }, u32)];

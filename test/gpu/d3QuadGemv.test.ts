@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { d3QuadForm, d3QuadGemvI8, d3QuadGemvReference, d3Quads, d3QuadUnsupported, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8, GpuD3QuadMatrix, type D3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import type { LeaderCopies } from '../../src/gpu/kernels/gemvI8Common.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
@@ -16,7 +15,7 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { Rng } from '../../src/rotation/random.js';
 import { e8TestWeights } from './e8GemvSupport.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The D3 quad GEMV (src/gpu/kernels/d3QuadGemvI8.ts: d3-q6-deterministic codes laid out in whole
@@ -86,14 +85,10 @@ function expectWithinBounds(m: D3QuadMatrix, q: DeterministicLatticeMatrix, y: A
 }
 
 describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('the GPU repack of an uploaded matrix equals d3QuadForm word for word (gains, means, rotation, a quad cut short, split ranges)', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // maxBindingBytes 2048: one column of 3000 rows (1000 blocks: 1000 bytes of codes) per range.
     const cases: [number, number, Omit<QuantizeOptions, 'scheme' | 'nonce'>, number | undefined][] = [
       [3, 1, { rotate: false }, undefined],
@@ -124,7 +119,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   const shapes = [[3, 1, 1], [50, 17, 3], [1000, 33, 1], [3072, 5, 9], [4096, 16, 1]] as const;
   for (const [rows, cols, rhs] of shapes) {
     it(`${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: the twin on the GPU's x̂ and the exact product`, async () => {
-      const { device, features } = context;
+      const { device, features } = suite.context;
       // 4 copies and 1; with one right-hand side also the default (32 copies where they fit beside the
       // staged x̂, else the most that fit). Not with a tile: the same loop as 4 copies, and a variant
       // more would take the 512-bit lavapipe of CI past the test's time.
@@ -162,7 +157,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   }
 
   it('the whole call rotates x and adds μ·Σx: within the int8 inputs\' bound of the exact product, and within f32 rounding of the deterministic D3 kernel', async () => {
-    const { device, features } = context;
+    const { device, features } = suite.context;
     const dotPath = dotPathFor(features);
     for (const [rows, cols, rhs, center] of [[100, 5, 1, false], [1000, 17, 2, true], [4096, 3, 1, true]] as const) {
       const q = quantize(e8TestWeights(rows, cols, 3 * rows), { scheme: 'd3-q6-deterministic', center, seed: 11 }) as DeterministicLatticeMatrix;
@@ -204,7 +199,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   }, 300_000);
 
   it('a code byte past the 216 leaders (only a hand-made upload holds one) adds 0, as the twin says, with the default copies and with 1', async () => {
-    const { device, features } = context;
+    const { device, features } = suite.context;
     const rows = 96;
     const q = quantize(e8TestWeights(rows, 3, 5), { scheme: 'd3-q6-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
     const m = d3QuadForm(q);
@@ -234,7 +229,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   });
 
   it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch: centred, a bias, f32 and f16 outputs at ranges starting on odd and even columns', async () => {
-    const { device, features } = context;
+    const { device, features } = suite.context;
     // 980 rows: 327 blocks, 21 quads per column (336 bytes of codes), x 3920 bytes. Bindings of 4176
     // bytes hold x (with the 252 bytes of slack an aligned offset may need) and 11 columns of codes:
     // ranges of 11, 11 and 3 columns, from columns 0, 11 and 22; the second starts on an odd column (its
@@ -273,7 +268,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   });
 
   it('a scale multiple of 128 (a ladder of ratio 2: 16, 32, 64, 128; the byte holds up to 255) weighs its block in full, as the twin says', async () => {
-    const { device, features } = context;
+    const { device, features } = suite.context;
     const rows = 96;
     // The presets' ladders stay below 128 (d3-q6-deterministic: 16, 23, 32, 45); a scheme of the
     // caller's may not, and d3QuadForm takes any multiple in a byte.
@@ -297,7 +292,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   });
 
   it('a non-finite x gives NaN outputs, never a finite number', async () => {
-    const { device, features } = context;
+    const { device, features } = suite.context;
     const rows = 200;
     const q = quantize(e8TestWeights(rows, 4, 5), { scheme: 'd3-q6-deterministic', rotate: false }) as DeterministicLatticeMatrix;
     const w = GpuD3QuadMatrix.upload(device, d3QuadForm(q), 'test nan');
@@ -321,7 +316,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   });
 
   it('the repack writes code 0 past a column\'s blocks whatever the upload holds there (equal to d3QuadForm), with 1, 3 and 2 blocks in a column\'s last code word', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // 50 rows: 17 blocks, a column's 5th code word holds one block and 3 bytes of padding; 33 rows: 11
     // blocks, 3 and 1; 18 rows: 6 blocks, 2 and 2.
     for (const rows of [50, 33, 18]) {
@@ -345,7 +340,7 @@ describe.skipIf(noGpu !== undefined)('D3 quad GEMV (GPU) = its CPU twins', () =>
   });
 
   it('refuses what it cannot read, by name', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const e8 = uploadLatticeMatrix(device, quantize(e8TestWeights(64, 2, 1), { scheme: 'e8-q16-deterministic' }) as DeterministicLatticeMatrix);
     expect(() => GpuD3QuadMatrix.repack(device, e8, 'test')).toThrow(/reads D3 codes/);
     e8.destroy();

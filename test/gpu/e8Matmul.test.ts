@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { productNmse, type Matrix } from '../../src/matrix.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
@@ -10,7 +10,7 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, e8MatmulAT, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 import { asDeterministic, asUniversal, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
@@ -64,14 +64,12 @@ const shapes: [n: number, aCols: number, bCols: number][] = [
 ];
 
 describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let dotPaths: DotPath[];
-  beforeAll(async () => {
-    context = await testDevice();
+  beforeAll(() => {
     // The packed path runs where the WGSL feature exists (lavapipe has it); the plain one everywhere.
-    dotPaths = dotPathFor(context.features) === 'packed' ? ['packed', 'plain'] : ['plain'];
+    dotPaths = dotPathFor(suite.context.features) === 'packed' ? ['packed', 'plain'] : ['plain'];
   });
-  afterAll(() => context?.device.destroy());
 
   it('lavapipe / CI adapters expose packed_4x8_integer_dot_product, so both paths are exercised', () => {
     if (process.env.CI) expect(dotPaths).toEqual(['packed', 'plain']);
@@ -82,7 +80,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const a = gaussianMatrix(n, aCols, 300 + n);
     const b = gaussianMatrix(n, bCols, 400 + bCols);
     for (const dotPath of dotPaths) {
-      const result = await compare(context, a, b, E8_Q16, dotPath);
+      const result = await compare(suite.context, a, b, E8_Q16, dotPath);
       expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -95,7 +93,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     // against [0.001, 0.04] let 4 times the error pass.
     let nmse = 0;
     for (let t = 0; t < 4; t++) {
-      const result = await compare(context, gaussianMatrix(192, 33, 31 + 2 * t), gaussianMatrix(192, 17, 32 + 2 * t), E8_Q16, 'plain');
+      const result = await compare(suite.context, gaussianMatrix(192, 33, 31 + 2 * t), gaussianMatrix(192, 17, 32 + 2 * t), E8_Q16, 'plain');
       expect(result.ratio, result.at).toBeLessThanOrEqual(1);
       nmse += result.nmse / 4;
     }
@@ -110,7 +108,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const a = gaussianMatrix(100, 33, 33);
     const b = gaussianMatrix(100, 17, 34);
     for (const dotPath of dotPaths) {
-      const result = await compare(context, a, b, { scheme, seed: 21 }, dotPath);
+      const result = await compare(suite.context, a, b, { scheme, seed: 21 }, dotPath);
       expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -120,7 +118,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   it('E8 × Z^8 (mixed point scales 2 and 1)', async () => {
     const a = gaussianMatrix(100, 17, 35);
     const b = gaussianMatrix(100, 3, 36);
-    const result = await compare(context, a, b, E8_Q16, 'plain', { bOptions: { scheme: Z_Q16, seed: 21 } });
+    const result = await compare(suite.context, a, b, E8_Q16, 'plain', { bOptions: { scheme: Z_Q16, seed: 21 } });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -130,7 +128,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const a = gaussianMatrix(100, 17, 39);
     const b = gaussianMatrix(100, 5, 40);
     for (const dotPath of dotPaths) {
-      const result = await compare(context, a, b, { scheme: E8_Q6, seed: 21 }, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
+      const result = await compare(suite.context, a, b, { scheme: E8_Q6, seed: 21 }, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
       expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -139,7 +137,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const a = gaussianMatrix(100, 17, 37);
     const b = gaussianMatrix(100, 5, 38);
     for (const dotPath of dotPaths) {
-      const result = await compare(context, a, b, E8_Q16, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
+      const result = await compare(suite.context, a, b, E8_Q16, dotPath, { bOptions: { scheme: E8_Q6, seed: 21 }, randomCodes: true });
       expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -153,7 +151,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const a = gaussianMatrix(100, 17, 43);
     const b = gaussianMatrix(100, 5, 44);
     for (const [aOptions, bOptions, order] of [[zq4, e8Ladder, 'Z^8 × E8'], [e8Ladder, zq4, 'E8 × Z^8']] as const) {
-      const result = await compare(context, a, b, aOptions, 'plain', { bOptions, randomCodes: true });
+      const result = await compare(suite.context, a, b, aOptions, 'plain', { bOptions, randomCodes: true });
       expect(result.ratio, `${order}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -161,16 +159,16 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   it.each([1, 13, 192])('centred inputs, n = %i', async (n) => {
     const a = shifted(gaussianMatrix(n, 17, 37 + n), 2);
     const b = shifted(gaussianMatrix(n, 3, 38 + n), -1);
-    const result = await compare(context, a, b, { ...E8_Q16, center: true }, dotPaths[0]!);
+    const result = await compare(suite.context, a, b, { ...E8_Q16, center: true }, dotPaths[0]!);
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
   it('gains on one side only; time-sharing (keepFraction 0.5)', async () => {
     const a = gaussianMatrix(192, 17, 39);
     const b = gaussianMatrix(192, 33, 40);
-    const noGain = await compare(context, a, b, { ...E8_Q16, gain: 'none' }, 'plain', { bOptions: E8_Q16 });
+    const noGain = await compare(suite.context, a, b, { ...E8_Q16, gain: 'none' }, 'plain', { bOptions: E8_Q16 });
     expect(noGain.ratio, noGain.at).toBeLessThanOrEqual(1);
-    const kept = await compare(context, a, b, { ...E8_Q16, keepFraction: 0.5 }, 'plain');
+    const kept = await compare(suite.context, a, b, { ...E8_Q16, keepFraction: 0.5 }, 'plain');
     expect(kept.ratio, kept.at).toBeLessThanOrEqual(1);
   });
 
@@ -178,16 +176,16 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 6 } };
     const a = gaussianMatrix(192, 17, 41);
     const b = gaussianMatrix(192, 33, 42);
-    const result = await compare(context, a, b, { scheme, seed: 4 }, 'plain');
+    const result = await compare(suite.context, a, b, { scheme, seed: 4 }, 'plain');
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
   it('multiples so large that one block product could overflow i32 (k up to 4096) are refused', async () => {
     const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 16, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const q = asDeterministic(quantize(gaussianMatrix(16, 2, 43), { scheme, seed: 4 }));
-    const gq = uploadLatticeMatrix(context.device, q);
+    const gq = uploadLatticeMatrix(suite.context.device, q);
     try {
-      await expect(e8MatmulAT(context.device, gq, gq, { dotPath: 'plain' })).rejects.toThrow(/too large/);
+      await expect(e8MatmulAT(suite.context.device, gq, gq, { dotPath: 'plain' })).rejects.toThrow(/too large/);
     } finally {
       gq.destroy();
     }
@@ -196,7 +194,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
   it('work split across many bindings and dispatches (maxBindingBytes 1024)', async () => {
     const a = gaussianMatrix(100, 70, 43);
     const b = gaussianMatrix(100, 33, 44);
-    const result = await compare(context, a, b, E8_Q16, 'plain', { maxBindingBytes: 1024 });
+    const result = await compare(suite.context, a, b, E8_Q16, 'plain', { maxBindingBytes: 1024 });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -205,7 +203,7 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     const b = gaussianMatrix(n, 17, 47 + n);
     for (const options of [E8_Q16, { scheme: Z_Q16, seed: 21 }]) {
       for (const dotPath of dotPaths) {
-        const result = await compare(context, a, b, options, dotPath, { randomCodes: true });
+        const result = await compare(suite.context, a, b, options, dotPath, { randomCodes: true });
         expect(result.ratio, `${dotPath}: ${result.at}`).toBeLessThanOrEqual(1);
       }
     }
@@ -215,14 +213,14 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
     // They were read at the call's turn and spread over the call's own C: the product went to the
     // caller's buffer and the C read back was zeros.
     const qa = asDeterministic(quantize(gaussianMatrix(32, 3, 46), E8_Q16));
-    const ga = uploadLatticeMatrix(context.device, qa);
-    const elsewhere = context.device.createBuffer({ label: 'e8 matmul: a C not the call’s', size: 4 * 9, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const ga = uploadLatticeMatrix(suite.context.device, qa);
+    const elsewhere = suite.context.device.createBuffer({ label: 'e8 matmul: a C not the call’s', size: 4 * 9, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     try {
-      const alone = await e8MatmulAT(context.device, ga, ga, { dotPath: 'plain' });
+      const alone = await e8MatmulAT(suite.context.device, ga, ga, { dotPath: 'plain' });
       expect(alone.data.some((v) => v !== 0)).toBe(true);
-      await expect(e8MatmulAT(context.device, ga, ga, { dotPath: 'plain', c: elsewhere } as never)).rejects.toThrow(/e8MatmulAT options: unknown option 'c'/);
+      await expect(e8MatmulAT(suite.context.device, ga, ga, { dotPath: 'plain', c: elsewhere } as never)).rejects.toThrow(/e8MatmulAT options: unknown option 'c'/);
       const options: { dotPath: DotPath; c?: GPUBuffer } = { dotPath: 'plain' };
-      const waiting = Promise.all([e8MatmulAT(context.device, ga, ga, { dotPath: 'plain' }), e8MatmulAT(context.device, ga, ga, options)]);
+      const waiting = Promise.all([e8MatmulAT(suite.context.device, ga, ga, { dotPath: 'plain' }), e8MatmulAT(suite.context.device, ga, ga, options)]);
       options.c = elsewhere;
       expect((await waiting)[1]).toEqual(alone);
     } finally {
@@ -233,16 +231,16 @@ describe.skipIf(noGpu !== undefined)('e8_matmul.wgsl on the device', () => {
 
   it('refuses D3 operands, universal operands and mismatched seeds with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 3, 45);
-    const ga = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, E8_Q16)));
-    const gOther = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, { ...E8_Q16, seed: 22 })));
-    const gD3 = uploadLatticeMatrix(context.device, asDeterministic(quantize(a, { scheme: 'd3-q6-deterministic', seed: 21 })));
-    const gUniversal = uploadLatticeMatrix(context.device, asUniversal(quantize(a, { scheme: 'e8-q16', seed: 21, nonce: 1 })));
+    const ga = uploadLatticeMatrix(suite.context.device, asDeterministic(quantize(a, E8_Q16)));
+    const gOther = uploadLatticeMatrix(suite.context.device, asDeterministic(quantize(a, { ...E8_Q16, seed: 22 })));
+    const gD3 = uploadLatticeMatrix(suite.context.device, asDeterministic(quantize(a, { scheme: 'd3-q6-deterministic', seed: 21 })));
+    const gUniversal = uploadLatticeMatrix(suite.context.device, asUniversal(quantize(a, { scheme: 'e8-q16', seed: 21, nonce: 1 })));
     try {
-      await expect(e8MatmulAT(context.device, ga, gOther, { dotPath: 'plain' })).rejects.toThrow(/different seeds/);
-      await expect(e8MatmulAT(context.device, ga, gD3, { dotPath: 'plain' })).rejects.toThrow(LatticeMatmulError);
+      await expect(e8MatmulAT(suite.context.device, ga, gOther, { dotPath: 'plain' })).rejects.toThrow(/different seeds/);
+      await expect(e8MatmulAT(suite.context.device, ga, gD3, { dotPath: 'plain' })).rejects.toThrow(LatticeMatmulError);
       // A universal matrix passed where the deterministic kernel expects its operand (a JavaScript caller).
       const universalAsDeterministic = gUniversal as unknown as GpuDeterministicMatrix;
-      await expect(e8MatmulAT(context.device, ga, universalAsDeterministic, { dotPath: 'plain' })).rejects.toThrow(/deterministic lattice scheme/);
+      await expect(e8MatmulAT(suite.context.device, ga, universalAsDeterministic, { dotPath: 'plain' })).rejects.toThrow(/deterministic lattice scheme/);
     } finally {
       ga.destroy();
       gOther.destroy();

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8, e8PointGemvReference, GpuE8PointMatrix } from '../../src/gpu/kernels/e8PointGemvI8.js';
@@ -19,7 +18,7 @@ import { LONG_ESCAPE } from '../../src/quantize/universalCode.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { e8TestWeights, expectE8GemvWithinBounds, expectRotatedE8GemvWithinBound, runE8QuadGemv } from './e8GemvSupport.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The E8 point GEMV (src/gpu/kernels/e8PointGemvI8.ts: int8 lattice points of a universal E8 matrix,
@@ -120,15 +119,11 @@ describe('the E8 point form (CPU)', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x̃ (length × rhs) and `m`. */
   function run(m: E8PointMatrix, xRotated: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
-    const { device } = context;
+    const { device } = suite.context;
     return runE8QuadGemv(GpuE8PointMatrix.upload(device, m, 'test e8 points'), xRotated, rhs, dotPath, subgroups, (encoder, scratch, args) => dispatchE8PointGemvI8(device, encoder, scratch, args));
   }
 
@@ -138,8 +133,8 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   const shapes = [[8, 1, 1, 'e8-4bit'], [100, 17, 3, 'e8-q16'], [256, 33, 1, 'e8-5bit'], [1000, 5, 9, 'e8-3bit'], [2080, 3, 1, 'e8-4bit'], [4096, 16, 1, 'e8-4bit']] as const;
   for (const [rows, cols, rhs, scheme] of shapes) {
     it(`${scheme}, ${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: the twin and the exact product`, async () => {
-      const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];
-      if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
+      const paths: [DotPath, boolean][] = [[dotPathFor(suite.context.features), false], ['plain', false]];
+      if (suite.context.features.subgroups) paths.push([dotPathFor(suite.context.features), true]);
       // Rotated (the spike columns of \`weights\` would exceed the int8 points unrotated); x̃ = R·x made on
       // the CPU and given to the kernel.
       const q = quantize(e8TestWeights(rows, cols, rows + cols), { scheme, center: false, seed: 21 }) as UniversalLatticeMatrix;
@@ -165,7 +160,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   }
 
   it("the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs' bound of the exact product", async () => {
-    const { device } = context;
+    const { device } = suite.context;
     for (const [rows, cols, rhs, center, scheme] of [[100, 5, 1, false, 'e8-4bit'], [1000, 17, 2, true, 'e8-q16'], [300, 9, 1, true, 'e8-3bit']] as const) {
       const q = quantize(e8TestWeights(rows, cols, 3 * rows), { scheme, center, seed: 11 }) as UniversalLatticeMatrix;
       expect(q.rotate).toBe(true);
@@ -173,14 +168,14 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       const xAll = new Float32Array(rows * rhs);
       for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() + (center ? 2 : 0);
       const w = GpuE8PointMatrix.upload(device, e8PointForm(q), 'test rotated points');
-      const yGpu = (await e8PointGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(context.features) })).data;
+      const yGpu = (await e8PointGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(suite.context.features) })).data;
       w.destroy();
       expectRotatedE8GemvWithinBound(q, xAll, rhs, yGpu, `${scheme} ${rows} × ${cols}`);
     }
   });
 
   it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch, for f32 and f16 outputs with a bias', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // 520 rows: 65 blocks, 17 quads per column (544 bytes of points); bindings of 4096 bytes hold 7
     // columns, so ranges start at 3808, 7616, … bytes, off the binding alignment (with 512 rows they
     // fell on it, and the kernel's offset of the range inside its binding was always 0).
@@ -205,7 +200,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
           const y = createBuffer(device, 'test y', Math.ceil(bytes / 4) * 4, STORAGE_USAGE);
           const scratch = new GpuScratch(device);
           const encoder = device.createCommandEncoder();
-          dispatchE8PointGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 1, dotPath: dotPathFor(context.features), bias: biasBuffer, outputFormat: output, ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
+          dispatchE8PointGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 1, dotPath: dotPathFor(suite.context.features), bias: biasBuffer, outputFormat: output, ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
           device.queue.submit([encoder.finish()]);
           results.push(new Uint8Array(await readBuffer(device, y, Math.ceil(bytes / 4) * 4)));
           scratch.destroy();
@@ -221,7 +216,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   });
 
   it('the GPU repack of an uploaded matrix equals e8PointForm word for word (every code width, means, rotation, partial quads, split ranges)', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     for (const [rows, cols, scheme, center, rotate, maxBindingBytes] of [
       [203, 9, 'e8-4bit', true, true, undefined],
       [100, 7, 'e8-5bit', false, true, undefined],
@@ -247,7 +242,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   });
 
   it('a point beyond ±127 found by the GPU repack: check() rejects and the GEMV writes NaN, never a plausible value', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // An unrotated spike column: one coordinate of √N·ν in its column, |λ| ≈ 2√N/β ≈ 212 at N = 1024.
     const data = gaussianMatrix(1024, 3, 8);
     data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
@@ -257,13 +252,13 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     const w = GpuE8PointMatrix.repack(device, uploaded, 'test overflow');
     uploaded.destroy();
     await expect(w.check()).rejects.toThrow(/beyond the int8 points' ±127 .*its GEMVs write NaN/);
-    const y = (await e8PointGemvI8(device, w, Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), { dotPath: dotPathFor(context.features) })).data;
+    const y = (await e8PointGemvI8(device, w, Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), { dotPath: dotPathFor(suite.context.features) })).data;
     expect(Array.from(y).every(Number.isNaN)).toBe(true);
     w.destroy();
   });
 
   it('points at the int8 limit: ±127 in even and odd coordinates, low and top bytes, repack as e8PointForm and multiply as its twin; ±128 in an even or odd coordinate is refused by both', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // The measured |λ| ≤ 72 of quantized data never reaches the limit: the blocks are made by hand.
     // e8-5bit: 37-bit codes (codesHigh), q = 24; e8-q16: 32-bit codes, q = 16.
     for (const scheme of ['e8-5bit', 'e8-q16'] as const) {
@@ -292,7 +287,7 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
       const exactW = decodeRotated(fit);
       const rng = new Rng(5);
       const x = Float32Array.from({ length: fit.length }, (_, k) => rng.nextGaussian() * (k % 9 === 0 ? 30 : 1));
-      for (const dotPath of new Set<DotPath>([dotPathFor(context.features), 'plain'])) {
+      for (const dotPath of new Set<DotPath>([dotPathFor(suite.context.features), 'plain'])) {
         const repacked = GpuE8PointMatrix.repack(device, uploaded, 'test limit gemv');
         const { y, inputs } = await runE8QuadGemv(repacked, x, 1, dotPath, false, (encoder, scratch, args) => dispatchE8PointGemvI8(device, encoder, scratch, args));
         const values = inputs[0] as E8InputsI8Values;
@@ -315,17 +310,17 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
   });
 
   it('a QuantizedLinear that repacked such a weight itself (int8Inputs, GPU-quantized: no codes on the host): layer.check() rejects and its outputs are NaN; the f32-input layer and a sound weight check clean', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const data = gaussianMatrix(1024, 3, 8);
     data.data.fill(0, 1024, 2048).fill(5, 1100, 1101);
     // Quantized on the GPU: an upload of CPU codes finds the point on the host and create() refuses it
     // at once (test/gpu/quantizedLinear.test.ts); only the GPU's own codes leave it to the repack.
-    const engine = GpuEngine.create(context);
+    const engine = GpuEngine.create(suite.context);
     const spiky = await engine.quantize(data, { scheme: 'e8-4bit', rotate: false });
     const sound = uploadUniversalMatrix(device, quantize(gaussianMatrix(1024, 3, 9), { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
     const x = createBufferWithData(device, 'layer check x', Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), STORAGE_USAGE);
     const y = createBuffer(device, 'layer check y', 12, STORAGE_USAGE);
-    const int8Inputs = dotPathFor(context.features);
+    const int8Inputs = dotPathFor(suite.context.features);
     const layers = [
       QuantizedLinear.create(device, spiky, { int8Inputs }),
       QuantizedLinear.create(device, spiky),

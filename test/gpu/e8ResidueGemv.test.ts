@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type E8InputsOperand } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
@@ -14,7 +13,7 @@ import type { DeterministicLatticeMatrix } from '../../src/quantize/quantizedMat
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { expectRotatedRoundingEqual } from './rotatedInputsSupport.js';
 import { e8TestWeights, expectE8GemvWithinBounds, expectRotatedE8GemvWithinBound, runE8QuadGemv } from './e8GemvSupport.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The E8 residue GEMV (src/gpu/kernels/e8ResidueGemvI8.ts: QuantizedLinear's int8Inputs for
@@ -35,15 +34,11 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   /** y (cols × rhs) and the GPU's x̂ of each right-hand side, for x (rows × rhs) and an unrotated `m`. */
   function run(m: ReturnType<typeof e8ResidueForm>, x: Float32Array, rhs: number, dotPath: DotPath, subgroups: boolean): Promise<{ y: Float32Array; inputs: E8InputsI8Values[] }> {
-    const { device } = context;
+    const { device } = suite.context;
     return runE8QuadGemv(GpuE8ResidueMatrix.upload(device, m, 'test e8 residues'), x, rhs, dotPath, subgroups, (encoder, scratch, args) => dispatchE8ResidueGemvI8(device, encoder, scratch, args));
   }
 
@@ -53,8 +48,8 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   const shapes = [[8, 1, 1], [100, 17, 3], [256, 33, 1], [1000, 5, 9], [2080, 3, 1], [4096, 16, 1]] as const;
   for (const [rows, cols, rhs] of shapes) {
     it(`${rows} × ${cols}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}: x̂, the twin and the exact product`, async () => {
-      const paths: [DotPath, boolean][] = [[dotPathFor(context.features), false], ['plain', false]];
-      if (context.features.subgroups) paths.push([dotPathFor(context.features), true]);
+      const paths: [DotPath, boolean][] = [[dotPathFor(suite.context.features), false], ['plain', false]];
+      if (suite.context.features.subgroups) paths.push([dotPathFor(suite.context.features), true]);
       const q = quantize(e8TestWeights(rows, cols, rows + cols), { scheme: 'e8-q16-deterministic', center: false, rotate: false, gain: 'none' }) as DeterministicLatticeMatrix;
       const m = e8ResidueForm(q);
       const exactW = decodeRotated(q);
@@ -92,7 +87,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   }
 
   it('the whole call rotates x for a rotated matrix and adds μ·Σx for a centred one: within the int8 inputs\' bound of the exact product', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     for (const [rows, cols, rhs, center] of [[100, 5, 1, false], [1000, 17, 2, true], [300, 9, 1, true]] as const) {
       const q = quantize(e8TestWeights(rows, cols, 3 * rows), { scheme: 'e8-q16-deterministic', center, seed: 11 }) as DeterministicLatticeMatrix;
       expect(q.rotate).toBe(true);
@@ -101,7 +96,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
       for (let k = 0; k < rows * rhs; k++) xAll[k] = rng.nextGaussian() + (center ? 2 : 0);
       const uploaded = uploadLatticeMatrix(device, q);
       const w = GpuE8ResidueMatrix.repack(device, uploaded, 'test rotated residues');
-      const yGpu = (await e8ResidueGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(context.features) })).data;
+      const yGpu = (await e8ResidueGemvI8(device, w, { rows, cols: rhs, data: xAll }, { dotPath: dotPathFor(suite.context.features) })).data;
       w.destroy();
       uploaded.destroy();
       expectRotatedE8GemvWithinBound(q, xAll, rhs, yGpu, `${rows} × ${cols}`);
@@ -109,7 +104,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('the GPU repack of an uploaded matrix equals e8ResidueForm word for word (gains, means, rotation, partial quads, split ranges)', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // maxBindingBytes 1536: one column of 2080 rows (65 quads: 1040 bytes of residues) per range.
     const cases: [number, number, Omit<QuantizeOptions, 'scheme' | 'nonce'>, number | undefined][] = [
       [8, 1, { rotate: false }, undefined],
@@ -139,7 +134,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('splitting the columns over bindings (maxBindingBytes) gives the same bits as one dispatch, for f32 and f16 outputs with a bias', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const rows = 2080;
     const cols = 21;
     const q = quantize(e8TestWeights(rows, cols, 9), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
@@ -158,7 +153,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
           const y = createBuffer(device, 'test y', 4 * Math.ceil(bytes / 4), STORAGE_USAGE);
           const scratch = new GpuScratch(device);
           const encoder = device.createCommandEncoder({ label: 'test e8 residue split' });
-          dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 2, bias, outputFormat, dotPath: dotPathFor(context.features), ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
+          dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x: xBuffer, y, rhs: 2, bias, outputFormat, dotPath: dotPathFor(suite.context.features), ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
           device.queue.submit([encoder.finish()]);
           outputs.push(new Uint8Array(await readBuffer(device, y, 4 * Math.ceil(bytes / 4))));
           scratch.destroy();
@@ -174,7 +169,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('writes Y and nothing past it: the rows of a partial tile of right-hand sides past rhs keep what the buffer held (f32 and f16)', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // 3 right-hand sides: a tile of 8 with 5 rows past Y, which the kernel computes (zeros) and must not store.
     const [rows, cols, rhs] = [100, 5, 3];
     const q = quantize(e8TestWeights(rows, cols, 14), { scheme: 'e8-q16-deterministic', rotate: false, center: true }) as DeterministicLatticeMatrix;
@@ -188,7 +183,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
         const y = createBufferWithData(device, 'test y', new Uint32Array(words).fill(sentinel), STORAGE_USAGE);
         const scratch = new GpuScratch(device);
         const encoder = device.createCommandEncoder({ label: 'test e8 residue y in a larger buffer' });
-        dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x, y, rhs, outputFormat, dotPath: dotPathFor(context.features) });
+        dispatchE8ResidueGemvI8(device, encoder, scratch, { w, x, y, rhs, outputFormat, dotPath: dotPathFor(suite.context.features) });
         device.queue.submit([encoder.finish()]);
         const got = new Uint32Array(await readBuffer(device, y, 4 * words));
         scratch.destroy();
@@ -216,7 +211,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('refuses x̂ rounded for another shape or count, a centred call without x, and a destroyed matrix', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const m = e8ResidueForm(quantize(gaussianMatrix(64, 2, 3), { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
     const other = e8ResidueForm(quantize(gaussianMatrix(96, 2, 3), { scheme: 'e8-q16-deterministic', center: false, rotate: false }) as DeterministicLatticeMatrix);
     const centred = e8ResidueForm(quantize(gaussianMatrix(64, 2, 3), { scheme: 'e8-q16-deterministic', center: true, rotate: false }) as DeterministicLatticeMatrix);
@@ -249,7 +244,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     ['n = 1100 (two stages of one pass)', operand(1100, 10), 2, 'f32', false],
     ['n = 20000 (several passes: not fused)', operand(20000, 11), 1, 'f32', false],
   ] as [string, E8InputsOperand, number, 'f32' | 'f16', boolean][])('x̃ rounded in the rotation pass (dispatchRotatedE8InputsI8) equals the rotation, then dispatchE8InputsI8, bit for bit (%s)', async (name, w, rhs, format, withNaN) => {
-    const { device } = context;
+    const { device } = suite.context;
     const words = await expectRotatedRoundingEqual(
       device,
       { w, rhs, format, withNaN, fused: !name.includes('not fused') },
@@ -265,7 +260,7 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
   });
 
   it('the rotation refuses an int8 output of another group size, too few groups or too small a buffer', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder();

@@ -18,7 +18,7 @@ import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { engineOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
@@ -761,16 +761,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
  * quantized keep exactly the limits of the ordinary formulas.
  */
 describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice();
 
   /** Every block of every column an explicit escape μ = (2^16, −2^16, 2^16, …), a lattice point of D3 and E8. */
   function allExplicit(m: UniversalLatticeMatrix): Uint8Array {
@@ -793,7 +784,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     const n = 64;
     const entry = readQuantizedContainer(allExplicit(quantize(gaussianMatrix(n, 4, 1), { scheme, seed: 3, nonce: 5 }) as UniversalLatticeMatrix)).get('w');
     if (entry.kind !== 'universal') throw new Error('universal entry expected');
-    const w = uploadContainerEntry(context.device, entry);
+    const w = uploadContainerEntry(suite.context.device, entry);
     try {
       const x = gaussianMatrix(n, 1, 7);
       const xNorm = Math.hypot(...x.data);
@@ -803,13 +794,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       // x·2^100: the CPU computes it (about 4e35); the GPU GEMV's sums overflowed (NaN) before the
       // escape-aware limit, and now the engine refuses it.
       expect(matvecAT(entry.matrix, scaledX(100)).data.every(Number.isFinite)).toBe(true);
-      await expect(engine.matvec(w, scaledX(100))).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+      await expect(suite.engine.matvec(w, scaledX(100))).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
       // Small x, and the largest power of two within the limits (the limit must stay a limit): the
       // GPU computes what the CPU does.
       const top = Math.floor(Math.log2(Math.min(gemvInputNormLimit(w), 2 ** 126 / w.maxColumnNorm) / xNorm));
       for (const k of [0, 60, top]) {
         const cpu = matvecAT(entry.matrix, scaledX(k)).data;
-        const gpu = (await engine.matvec(w, scaledX(k))).data;
+        const gpu = (await suite.engine.matvec(w, scaledX(k))).data;
         for (let j = 0; j < 4; j++) {
           expect(Number.isFinite(gpu[j]), `2^${k}, column ${j}`).toBe(true);
           expect(Math.abs((gpu[j] as number) - (cpu[j] as number)), `2^${k}, column ${j}`).toBeLessThan(1e-5 * decodedNorm * xNorm * 2 ** k);
@@ -844,12 +835,12 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     const column = dequantize(m).data.slice(0, n);
     const columnNorm = Math.hypot(...column);
     expect(columnNorm / ((m as { norms: Float32Array }).norms[0] as number)).toBeGreaterThan(6); // far beyond 2ν
-    for (const w of [engine.upload(m as never), uploadContainerEntry(context.device, readQuantizedContainer(writeQuantizedContainer([{ name: 'w', matrix: m }])).get('w') as never) as GpuLatticeQuantized]) {
+    for (const w of [suite.engine.upload(m as never), uploadContainerEntry(suite.context.device, readQuantizedContainer(writeQuantizedContainer([{ name: 'w', matrix: m }])).get('w') as never) as GpuLatticeQuantized]) {
       try {
         const limit = gemvInputNormLimit(w);
         for (const share of [1 - 2 ** -12, 0.5, 2 ** -4]) {
           const x = Float32Array.from(column, (v) => (v / columnNorm) * limit * share);
-          const gpu = (await engine.matvec(w, x)).data;
+          const gpu = (await suite.engine.matvec(w, x)).data;
           const cpu = matvecAT(m, { rows: n, cols: 1, data: x }).data;
           for (let j = 0; j < 2; j++) {
             expect(Number.isFinite(gpu[j]), `${share} of the limit, column ${j}`).toBe(true);
@@ -872,9 +863,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     const a = make(1, 1);
     const b = make(2, 2);
     expect(() => matmulAT(a, b)).toThrow(/the product's entries can reach/);
-    const [ga, gb] = [engine.upload(a as never), engine.upload(b as never)];
+    const [ga, gb] = [suite.engine.upload(a as never), suite.engine.upload(b as never)];
     try {
-      await expect(engine.matmulAT(ga, gb)).rejects.toThrow(/the product's entries can reach/);
+      await expect(suite.engine.matmulAT(ga, gb)).rejects.toThrow(/the product's entries can reach/);
     } finally {
       ga.destroy();
       gb.destroy();
@@ -885,10 +876,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     const smaller = (m: QuantizedMatrix): QuantizedMatrix => ({ ...m, norms: (m as UniversalLatticeMatrix).norms.map((v) => v * 2 ** -3) }) as QuantizedMatrix;
     const small = smaller(make(1, 3));
     const smallB = smaller(make(2, 4));
-    const [gs, gsB] = [engine.upload(small as never), engine.upload(smallB as never)];
+    const [gs, gsB] = [suite.engine.upload(small as never), suite.engine.upload(smallB as never)];
     try {
-      const cpu = (engine.productKernel(gs, gsB) === 'universal-i8' ? universalPairProduct : matmulAT)(small, smallB).data;
-      const gpu = (await engine.matmulAT(gs, gsB)).data;
+      const cpu = (suite.engine.productKernel(gs, gsB) === 'universal-i8' ? universalPairProduct : matmulAT)(small, smallB).data;
+      const gpu = (await suite.engine.matmulAT(gs, gsB)).data;
       for (let i = 0; i < cpu.length; i++) expect(Math.abs((gpu[i] as number) - (cpu[i] as number))).toBeLessThan(1e-5 * Math.abs(cpu[i] as number));
     } finally {
       gs.destroy();
@@ -915,18 +906,18 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       const decoded = dequantize(q);
       expect(Math.hypot(...decoded.data.subarray(0, n)) ** 2).toBeGreaterThan(2 ** 126); // what made the bound wrong
       expect(() => matmulAT(q, q)).toThrow(/the product's entries can reach/);
-      const gq = await engine.quantize(tooLarge, { scheme, seed: 5 });
+      const gq = await suite.engine.quantize(tooLarge, { scheme, seed: 5 });
       try {
-        await expect(engine.matmulAT(gq, gq)).rejects.toThrow(/the product's entries can reach/);
+        await expect(suite.engine.matmulAT(gq, gq)).rejects.toThrow(/the product's entries can reach/);
       } finally {
         gq.destroy();
       }
       // A quarter of it (the GPU's 2ν·|γ| bound then just inside): both compute, and agree.
       const fits = make(norm / 4);
       const cpu = matmulAT(quantize(fits, { scheme, seed: 5 }), quantize(fits, { scheme, seed: 5 })).data;
-      const gf = await engine.quantize(fits, { scheme, seed: 5 });
+      const gf = await suite.engine.quantize(fits, { scheme, seed: 5 });
       try {
-        const gpu = (await engine.matmulAT(gf, gf)).data;
+        const gpu = (await suite.engine.matmulAT(gf, gf)).data;
         for (let i = 0; i < 4; i++) expect(Math.abs((gpu[i] as number) - (cpu[i] as number))).toBeLessThan(1e-5 * Math.abs(cpu[i] as number));
       } finally {
         gf.destroy();
@@ -966,8 +957,8 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
             ((q.scheme.lattice === 'D3' ? 6 : q.scheme.q === 16 ? 12 : 1) * 2 * spec.pointScale * root) / q.unit;
       return { normBound, limit: 2 ** 127 / Math.max(root, perNormOfX) };
     };
-    const uploaded = uploadLatticeMatrix(context.device, cpu);
-    const gpuQuantized = await engine.quantize(a, options);
+    const uploaded = uploadLatticeMatrix(suite.context.device, cpu);
+    const gpuQuantized = await suite.engine.quantize(a, options);
     try {
       for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
         const expected = ordinary(q);
@@ -1000,11 +991,11 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
     const n = 512;
     const a = gaussianMatrix(n, 8, 1);
     const cpu = quantize(a, { scheme, seed: 4 });
-    const uploaded = uploadLatticeMatrix(context.device, cpu);
-    const gpuQuantized = await engine.quantize(a, { scheme, seed: 4 });
+    const uploaded = uploadLatticeMatrix(suite.context.device, cpu);
+    const gpuQuantized = await suite.engine.quantize(a, { scheme, seed: 4 });
     try {
       for (const [w, q] of [[uploaded, cpu], [gpuQuantized, await gpuQuantized.read()]] as const) {
-        const layer = QuantizedLinear.create(context.device, w, { maxTokens: 1, int8Inputs: dotPathFor(context.features) });
+        const layer = QuantizedLinear.create(suite.context.device, w, { maxTokens: 1, int8Inputs: dotPathFor(suite.context.features) });
         try {
           const limit = gemvInputNormLimit(w);
           const decoded = dequantize(q).data;
@@ -1014,13 +1005,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
             const columnNorm = Math.hypot(...column);
             for (const share of [1 - 2 ** -12, 0.5, 2 ** -4]) {
               const x = Float32Array.from(column, (v) => (v / columnNorm) * limit * share);
-              const xBuffer = createBufferWithData(context.device, 'int8 limit x', x, STORAGE_USAGE);
-              const yBuffer = createBufferWithData(context.device, 'int8 limit y', new Float32Array(q.cols), STORAGE_USAGE);
+              const xBuffer = createBufferWithData(suite.context.device, 'int8 limit x', x, STORAGE_USAGE);
+              const yBuffer = createBufferWithData(suite.context.device, 'int8 limit y', new Float32Array(q.cols), STORAGE_USAGE);
               try {
-                const encoder = context.device.createCommandEncoder();
+                const encoder = suite.context.device.createCommandEncoder();
                 layer.record(encoder, xBuffer, yBuffer);
-                context.device.queue.submit([encoder.finish()]);
-                const y = new Float32Array(await readBufferExclusive(context.device, yBuffer, 4 * q.cols));
+                suite.context.device.queue.submit([encoder.finish()]);
+                const y = new Float32Array(await readBufferExclusive(suite.context.device, yBuffer, 4 * q.cols));
                 const reference = matvecAT(q, { rows: n, cols: 1, data: x }).data;
                 const xNorm = Math.hypot(...x);
                 for (let k = 0; k < q.cols; k++) {

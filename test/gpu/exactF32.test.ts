@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../../src/rotation/random.js';
 import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
@@ -7,7 +7,7 @@ import { createUniformBuffer, UniformPacker } from '../../src/gpu/uniforms.js';
 import { workgroupGrid } from '../../src/gpu/workSplit.js';
 import { exactF32Wgsl } from '../../src/gpu/kernels/exactF32.js';
 import probeSource from './exactF32Probe.wgsl?raw';
-import { f32Bits, f32FromBits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, f32FromBits, gpuUnavailableReason, hex } from './gpuTestDevice.js';
 
 /*
  * shaders/exact_f32.wgsl against its CPU twins Math.fround(a / b) and Math.fround(Math.sqrt(x)):
@@ -149,15 +149,13 @@ async function runProbe(context: GpuContext, pairs: readonly Case[]): Promise<Ui
 }
 
 describe.skipIf(noGpu !== undefined)('exact_f32.wgsl (bit-identical to Math.fround)', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let results: Uint32Array;
   const { sqrtCases, divCases, pairs } = buildCases();
 
   beforeAll(async () => {
-    context = await testDevice();
-    results = await runProbe(context, pairs);
+    results = await runProbe(suite.context, pairs);
   });
-  afterAll(() => context?.device.destroy());
 
   it('covers tens of thousands of inputs', () => {
     expect(sqrtCases.length).toBeGreaterThan(20000);

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -17,7 +16,7 @@ import {
 import { column, type Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The f16 GEMV baseline (shaders/f16_gemv.wgsl) against float64 dot products of W rounded to f16 (the
@@ -91,29 +90,25 @@ describe('packF16Weights', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('runs where the device has shader-f16 (lavapipe has it)', () => {
-    expect(f16GemvSupported(context.device)).toBe(context.features.shaderF16);
+    expect(f16GemvSupported(suite.context.device)).toBe(suite.context.features.shaderF16);
   });
 
   describe.each([false, true])('subgroups: %s', (subgroups) => {
     it.each(SHAPES)('n = %i, cols = %i: within (D + 1)·u·Σ|ŵx| of float64 dots of W rounded to f16', async (n, cols) => {
-      if (!context.features.shaderF16 || (subgroups && !context.features.subgroups)) return;
+      if (!suite.context.features.shaderF16 || (subgroups && !suite.context.features.subgroups)) return;
       const w = gaussianMatrix(n, cols, 100 + n + cols);
       const x = gaussianMatrix(n, 1, 7 + n).data;
-      const y = await f16Gemv(context.device, packF16Weights(w), x, { subgroups });
+      const y = await f16Gemv(suite.context.device, packF16Weights(w), x, { subgroups });
       const worst = worstRatio(y, roundedToF16(w), x, f16GemvRoundingDepth(n));
       expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
     });
   });
 
   it('exact on small integers; the shuffles ran (require-shuffles) and the forced fallback agrees', async () => {
-    if (!context.features.shaderF16 || !context.features.subgroups) return;
+    if (!suite.context.features.shaderF16 || !suite.context.features.subgroups) return;
     const n = 200;
     const cols = 33;
     const rng = new Rng(4);
@@ -121,14 +116,14 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
     const x = Float32Array.from({ length: n }, () => rng.nextInt(17) - 8);
     const expected = Array.from({ length: cols }, (_, j) => column(w, j).reduce((sum, v, k) => sum + v * (x[k] as number), 0));
     const q = packF16Weights(w);
-    expect(Array.from(await f16Gemv(context.device, q, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
-    expect(Array.from(await f16Gemv(context.device, q, x, { subgroups: true, subgroupTestMode: 'fallback' }))).toEqual(expected);
-    expect(Array.from(await f16Gemv(context.device, q, x, { subgroups: false }))).toEqual(expected);
+    expect(Array.from(await f16Gemv(suite.context.device, q, x, { subgroups: true, subgroupTestMode: 'require-shuffles' }))).toEqual(expected);
+    expect(Array.from(await f16Gemv(suite.context.device, q, x, { subgroups: true, subgroupTestMode: 'fallback' }))).toEqual(expected);
+    expect(Array.from(await f16Gemv(suite.context.device, q, x, { subgroups: false }))).toEqual(expected);
   });
 
   it('splits columns across dispatches and honours offsets inside shared buffers', async () => {
-    if (!context.features.shaderF16) return;
-    const { device } = context;
+    if (!suite.context.features.shaderF16) return;
+    const { device } = suite.context;
     const n = 20; // 3 chunks, x padded to 24
     const cols = 19;
     const rng = new Rng(9);
@@ -163,8 +158,8 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
   });
 
   it('refuses a vector of the wrong length and misaligned offsets', async () => {
-    if (!context.features.shaderF16) return;
-    const { device } = context;
+    if (!suite.context.features.shaderF16) return;
+    const { device } = suite.context;
     const q = packF16Weights(gaussianMatrix(16, 2, 1));
     await expect(f16Gemv(device, q, new Float32Array(15))).rejects.toThrow(/x has 15 entries, W has 16 rows/);
     const buffer = createBuffer(device, 'test buffer', 1024, STORAGE_USAGE);

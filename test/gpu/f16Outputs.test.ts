@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
@@ -13,7 +12,7 @@ import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * f16 outputs at the edges of f16's range: every kernel that writes f16 activations (the epilogue
@@ -49,13 +48,11 @@ function expectF16Of(bits: Uint16Array, values: ArrayLike<number>, what: string)
 }
 
 describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => context?.device.destroy());
 
   // Sentinels after an odd count: NaN payloads (which a round trip through f32 may change), ±Infinity,
   // a subnormal, −0 and an ordinary value.
@@ -109,9 +106,9 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
   const kinds: Record<string, () => Kind> = {
     'universal e8-4bit': () => lattice(quantize(w, { scheme: 'e8-4bit', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix),
     'deterministic d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6-deterministic', seed: 2 }) as LatticeQuantizedMatrix),
-    'int8 inputs d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
+    'int8 inputs d3-q6': () => lattice(quantize(w, { scheme: 'd3-q6', seed: 2, nonce: 5 }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(suite.context.features) }),
     'int8 inputs e8-q16-deterministic, centred (E8 residues)': () =>
-      lattice(quantize(w, { scheme: 'e8-q16-deterministic', seed: 2, center: true }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(context.features) }),
+      lattice(quantize(w, { scheme: 'e8-q16-deterministic', seed: 2, center: true }) as LatticeQuantizedMatrix, { int8Inputs: dotPathFor(suite.context.features) }),
     'weight-only rtn': () => {
       const uploaded = uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 3, rotate: false }));
       return { weight: uploaded, destroy: () => uploaded.destroy() };

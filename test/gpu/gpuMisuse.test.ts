@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
 import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
@@ -21,7 +20,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights } from '../../src/weightonly/index.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * The GPU entry points with hostile arguments (a probe of ≈ 2 700 calls found these): each is refused
@@ -34,7 +33,7 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments before WebGPU sees them', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
   let engine: GpuEngine;
   const uncaptured: string[] = [];
@@ -45,16 +44,12 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     expect(call).toThrow(message);
   };
 
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
     device.addEventListener('uncapturederror', (event) => uncaptured.push((event as GPUUncapturedErrorEvent).error.message));
-    engine = GpuEngine.create(context);
+    engine = GpuEngine.create(suite.context);
   });
-  afterAll(async () => {
-    engine?.destroy();
-    context?.device.destroy();
-  });
+  afterAll(() => engine?.destroy());
 
   it.each([
     ['a symbol', Symbol('label')],
@@ -153,7 +148,7 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
   it('engine.matvec refuses an x that is not f32 by naming x; a destroyed engine refuses productKernel', async () => {
     const u = universal(31);
     await expect(engine.matvec(u, new Float64Array(64) as never)).rejects.toThrow(/^x must be a Float32Array, a Matrix or a GPU matrix input \{ buffer, rows, cols \}, got a Float64Array of 512 bytes$/);
-    const spare = GpuEngine.create(context);
+    const spare = GpuEngine.create(suite.context);
     spare.destroy();
     expectRefused(() => spare.productKernel(u, universal(32)), /^this GpuEngine was destroyed$/);
   });

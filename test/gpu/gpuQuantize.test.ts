@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuQuantizeOptions } from '../../src/gpu/gpuQuantize.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -10,7 +9,7 @@ import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../s
 import { resolveScheme, SCHEMES, type LatticeScheme } from '../../src/quantize/schemes.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, gpuUnavailableReason, hex } from './gpuTestDevice.js';
 import { asDeterministic, asDeterministicGpu, asUniversal, asUniversalGpu } from './latticeTestSupport.js';
 
 /*
@@ -139,16 +138,12 @@ function expectSameUniversal(gpu: UniversalLatticeMatrix, cpu: UniversalLatticeM
 }
 
 describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   async function compare(m: Matrix, options: GpuQuantizeOptions): Promise<DeterministicLatticeMatrix> {
     const { maxBindingBytes: _unused, ...cpuOptions } = options;
     const cpu = asDeterministic(quantize(m, cpuOptions));
-    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(context.device, m, options));
+    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(suite.context.device, m, options));
     try {
       expectSameQuantization(await gpuMatrix.read(), cpu);
     } finally {
@@ -193,7 +188,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     ])('n = %i, %i columns, rotate %s, centre %s', async (rows, cols, rotate, center) => {
       const m = mixedMatrix(rows, cols, 7 * rows + cols);
       const options = { scheme, seed: 7, nonce: 2n ** 63n + BigInt(rows), rotate, center };
-      const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(context.device, m, options));
+      const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(suite.context.device, m, options));
       try {
         expectSameUniversal(await gpuMatrix.read(), asUniversal(quantize(m, options)));
       } finally {
@@ -216,7 +211,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     const universal = { scheme: 'e8-4bit', seed: 12, nonce: 2n ** 63n + 896n, rotatedLength: 1024 } as const;
     const cpu = asUniversal(quantize(m, universal));
     expect(cpu.length).toBe(1024);
-    const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(context.device, m, universal));
+    const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(suite.context.device, m, universal));
     try {
       expectSameUniversal(await gpuMatrix.read(), cpu);
     } finally {
@@ -228,7 +223,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     for (const scheme of ['e8-4bit', 'd3-q6-deterministic'] as const) {
       const refused = /rotatedLength 960 is not a rotated length of 896 rows \(896 or 1024\)/;
       expect(() => quantize(m, { scheme, rotatedLength: 960 })).toThrow(refused);
-      await expect(gpuQuantizeLattice(context.device, m, { scheme, rotatedLength: 960 })).rejects.toThrow(refused);
+      await expect(gpuQuantizeLattice(suite.context.device, m, { scheme, rotatedLength: 960 })).rejects.toThrow(refused);
     }
   });
 
@@ -255,7 +250,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
   it.each([40, 50])('columns split over small storage bindings give the same result (n = %i)', async (n) => {
     const m = mixedMatrix(n, 17, 12);
     const cpu = asDeterministic(quantize(m, { scheme: 'e8-q16-deterministic', seed: 2, center: true }));
-    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(context.device, m, { scheme: 'e8-q16-deterministic', seed: 2, center: true, maxBindingBytes: 1024 }));
+    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(suite.context.device, m, { scheme: 'e8-q16-deterministic', seed: 2, center: true, maxBindingBytes: 1024 }));
     try {
       expectSameQuantization(await gpuMatrix.read(), cpu);
     } finally {
@@ -265,7 +260,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
 
   it('takes a GPUBuffer input at an offset', async () => {
     const m = mixedMatrix(50, 6, 13);
-    const { device } = context;
+    const { device } = suite.context;
     const padded = new Float32Array(16 + m.data.length);
     padded.set(m.data, 16);
     const buffer = createBufferWithData(device, 'user matrix', padded, STORAGE_USAGE);
@@ -285,7 +280,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     const m = mixedMatrix(64, 4, 14);
     const options = { scheme: 'd3-q6-deterministic', seed: 5, gain: 'none' } as const;
     const cpu = asDeterministic(quantize(m, options));
-    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(context.device, m, options));
+    const gpuMatrix = asDeterministicGpu(await gpuQuantizeLattice(suite.context.device, m, options));
     try {
       const fromGpu = await gpuMatrix.read();
       // With gain 'none' every field is bit-exact, so decoding gives the same floats.
@@ -293,7 +288,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     } finally {
       gpuMatrix.destroy();
     }
-    const uploaded = uploadLatticeMatrix(context.device, cpu);
+    const uploaded = uploadLatticeMatrix(suite.context.device, cpu);
     try {
       expect(uploaded.scaleIndexBits).toBe(2);
       expect(await uploaded.read()).toEqual(cpu);
@@ -306,13 +301,13 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     const m = mixedMatrix(64, 4, 14);
     const options = { scheme: 'e8-q16', seed: 5, nonce: 99 } as const;
     const cpu = asUniversal(quantize(m, options));
-    const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(context.device, m, options));
+    const gpuMatrix = asUniversalGpu(await gpuQuantizeLattice(suite.context.device, m, options));
     try {
       expect(Array.from(dequantize(await gpuMatrix.read()).data)).toEqual(Array.from(dequantize(cpu).data));
     } finally {
       gpuMatrix.destroy();
     }
-    const uploaded = uploadLatticeMatrix(context.device, cpu);
+    const uploaded = uploadLatticeMatrix(suite.context.device, cpu);
     try {
       expect(uploaded.mode).toBe('universal');
       expect(await uploaded.read()).toEqual(cpu);
@@ -325,7 +320,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
     const m = mixedMatrix(24, 2, 15);
     for (const scheme of ['d3-q6', 'e8-q16', 'e8-2bit', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const) {
       const universal = SCHEMES[scheme].mode === 'universal';
-      const gpuMatrix = await gpuQuantizeLattice(context.device, m, universal ? { scheme, nonce: 5 } : { scheme });
+      const gpuMatrix = await gpuQuantizeLattice(suite.context.device, m, universal ? { scheme, nonce: 5 } : { scheme });
       try {
         expect(gpuMatrix.mode).toBe(SCHEMES[scheme].mode);
         if (gpuMatrix.mode === 'universal') expect(gpuMatrix.nonce).toBe(5n);
@@ -335,8 +330,8 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
       }
     }
     // Without a nonce, two GPU quantizations draw different ones (independent errors).
-    const first = asUniversalGpu(await gpuQuantizeLattice(context.device, m, { scheme: 'd3-q6' }));
-    const second = asUniversalGpu(await gpuQuantizeLattice(context.device, m, { scheme: 'd3-q6' }));
+    const first = asUniversalGpu(await gpuQuantizeLattice(suite.context.device, m, { scheme: 'd3-q6' }));
+    const second = asUniversalGpu(await gpuQuantizeLattice(suite.context.device, m, { scheme: 'd3-q6' }));
     try {
       expect(first.nonce).not.toBe(second.nonce);
     } finally {
@@ -346,7 +341,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
   });
 
   it('refuses what the CPU refuses, with the same kind of error', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(LatticeMatmulError);
     // Named as given: the preset, or the kind of a scheme object.
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(/encodes lattice schemes; 'int4-g32' \(a scalar baseline\) runs on the CPU with quantize\(\)/);
@@ -403,7 +398,7 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
   });
 
   it('an f32 buffer declared f16 is refused by its non-finite halves, and the refusal asks whether it is f32', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // Gaussian f32 entries read as f16 halves: each low half is 16 mantissa bits, an f16 infinity or
     // NaN when its 5 exponent bits are all ones (about 1 in 32), so 512 halves have one with
     // probability 1 − (31/32)^512 > 1 − 10^-7 (and this fixed matrix does: the test is deterministic).

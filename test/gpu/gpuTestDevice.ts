@@ -39,11 +39,39 @@ export function gpuUnavailableReason(): Promise<string | undefined> {
 }
 
 /**
- * A fresh device (destroy it in afterAll). Devices are not shared between files: each vitest file
- * runs in its own process.
+ * A fresh device (destroy it in afterAll; `contextOnTestDevice` does both for a describe block).
+ * Devices are not shared between files: each vitest file runs in its own process.
  */
-export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
+export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<TestDeviceContext> {
   return requestNodeGpuDevice({ label: 'test device', ...options });
+}
+
+/** The context of a test device: a `GpuContext` with the adapter it came from. */
+export type TestDeviceContext = GpuContext & { readonly adapter: GPUAdapter };
+
+/**
+ * A fresh test device (`testDevice(options)`) for the `describe` block that calls this: requested in
+ * its beforeAll, destroyed in its afterAll. Read `suite.context` inside the block's tests; read
+ * before beforeAll has run (e.g. while the block is being collected) it throws.
+ *
+ * @example
+ * describe.skipIf(noGpu !== undefined)('…', () => {
+ *   const suite = contextOnTestDevice();
+ *   it('…', async () => { const { device } = suite.context; … });
+ * });
+ */
+export function contextOnTestDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): { readonly context: TestDeviceContext } {
+  let context: TestDeviceContext | undefined;
+  beforeAll(async () => {
+    context = await testDevice(options);
+  });
+  afterAll(() => context?.device.destroy());
+  return {
+    get context() {
+      if (context === undefined) throw new Error('contextOnTestDevice: read suite.context inside a test, after beforeAll');
+      return context;
+    },
+  };
 }
 
 /**
@@ -57,27 +85,22 @@ export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): 
  *   it('…', async () => { await suite.engine.quantize(a, { scheme: 'e8-q16' }); });
  * });
  */
-export function engineOnTestDevice(): { readonly context: GpuContext; readonly engine: GpuEngine } {
-  let context: GpuContext | undefined;
+export function engineOnTestDevice(): { readonly context: TestDeviceContext; readonly engine: GpuEngine } {
+  const onDevice = contextOnTestDevice();
   let engine: GpuEngine | undefined;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context);
+  // Registered after the device's hooks: vitest runs afterAll hooks in reverse (sequence.hooks
+  // 'stack'), so the engine goes before its device.
+  beforeAll(() => {
+    engine = GpuEngine.create(onDevice.context);
   });
-  afterAll(() => {
-    engine?.destroy();
-    context?.device.destroy();
-  });
-  const ready = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('engineOnTestDevice: read suite.engine/suite.context inside a test, after beforeAll');
-    return value;
-  };
+  afterAll(() => engine?.destroy());
   return {
     get context() {
-      return ready(context);
+      return onDevice.context;
     },
     get engine() {
-      return ready(engine);
+      if (engine === undefined) throw new Error('engineOnTestDevice: read suite.engine inside a test, after beforeAll');
+      return engine;
     },
   };
 }

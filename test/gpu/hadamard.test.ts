@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { toFloat32Matrix, type Matrix } from '../../src/matrix.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { hadamardFactors, rotationLength, rotationPlan } from '../../src/rotation/hadamard.js';
 import { Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -20,7 +19,7 @@ import {
   type HadamardOptions,
 } from '../../src/gpu/kernels/hadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
-import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
 
 /*
  * The GPU rotation, forward and inverse, against the CPU reference RandomizedHadamard.forwardColumns /
@@ -211,16 +210,12 @@ describe('planHadamardRotation (CPU)', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to RandomizedHadamard', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   /** The options of a rotation, and `length`: N (default rotationLength(rows)), which with rows picks the plan. */
   type Options = HadamardOptions & { readonly length?: number };
 
-  async function expectForwardSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
+  async function expectForwardSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = suite.context.device): Promise<void> {
     const input = testMatrix(rows, cols, (seed * 7 + rows) >>> 0);
     const expected = new RandomizedHadamard(rows, seed, options.length).forwardColumns(input);
     const got = await hadamardColumns(device, input, seed, options);
@@ -229,7 +224,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   }
 
   /** The inverse of any N-row matrix (not only rotated ones): it is a linear map like the forward. */
-  async function expectInverseSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = context.device): Promise<void> {
+  async function expectInverseSameAsCpu(rows: number, cols: number, seed: number, options: Options, device = suite.context.device): Promise<void> {
     const input = testMatrix(options.length ?? rotationLength(rows), cols, (seed * 13 + rows) >>> 0);
     const expected = new RandomizedHadamard(rows, seed, options.length).inverseColumns(input);
     const got = await hadamardInverseColumns(device, input, seed, rows, options);
@@ -280,7 +275,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     const skip = needsSubgroups && noSubgroups;
 
     it.skipIf(skip).each(sizes)('n = %i, %i columns (one pass): forward and inverse', async (rows, cols) => {
-      const plan = planHadamardRotation(rows, context.limits.maxComputeWorkgroupStorageSize);
+      const plan = planHadamardRotation(rows, suite.context.limits.maxComputeWorkgroupStorageSize);
       expect(plan.stages.map((stage) => stage.passes.length)).toEqual(plan.stages.map(() => 1));
       await expectForwardSameAsCpu(rows, cols, 42, pathOptions);
       await expectInverseSameAsCpu(rows, cols, 42, pathOptions);
@@ -297,8 +292,8 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
     it.skipIf(skip)('N = 16384, above the single-workgroup limit of 32 KB: several passes', async () => {
       const N = 16384;
-      expect(N * 4).toBeGreaterThan(context.limits.maxComputeWorkgroupStorageSize);
-      expect(planHadamard(N, context.limits.maxComputeWorkgroupStorageSize).passes.length).toBeGreaterThan(1);
+      expect(N * 4).toBeGreaterThan(suite.context.limits.maxComputeWorkgroupStorageSize);
+      expect(planHadamard(N, suite.context.limits.maxComputeWorkgroupStorageSize).passes.length).toBeGreaterThan(1);
       await expectForwardSameAsCpu(N - 5, 3, 7, pathOptions);
       await expectInverseSameAsCpu(N - 5, 2, 7, pathOptions);
     });
@@ -330,7 +325,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     ];
 
     it.skipIf(skip).each(windowed)('n = %i, %i columns (one pass per stage): forward and inverse', async (rows, cols) => {
-      const plan = planHadamardRotation(rows, context.limits.maxComputeWorkgroupStorageSize);
+      const plan = planHadamardRotation(rows, suite.context.limits.maxComputeWorkgroupStorageSize);
       expect(plan.stages.map((s) => s.passes.length)).toEqual([1, 1]);
       await expectForwardSameAsCpu(rows, cols, 42, pathOptions);
       await expectInverseSameAsCpu(rows, cols, 42, pathOptions);
@@ -353,7 +348,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     );
 
     it.skipIf(skip)('a model width: n = 11008 (windows of 10240, two passes each), 2 columns', async () => {
-      expect(planHadamardRotation(11008, context.limits.maxComputeWorkgroupStorageSize).stages.map((s) => s.passes.length)).toEqual([2, 2]);
+      expect(planHadamardRotation(11008, suite.context.limits.maxComputeWorkgroupStorageSize).stages.map((s) => s.passes.length)).toEqual([2, 2]);
       await expectForwardSameAsCpu(11008, 2, 8, pathOptions);
       await expectInverseSameAsCpu(11008, 2, 8, pathOptions);
     });
@@ -363,7 +358,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     [4096, 1],
     [5000, 2],
   ])('n = %i, %i column(s): windows under 8192 entries keep the fewest passes (spread or not) and give the CPU bits', async (rows, cols) => {
-    const bytes = context.limits.maxComputeWorkgroupStorageSize;
+    const bytes = suite.context.limits.maxComputeWorkgroupStorageSize;
     expect(planHadamardRotation(rows, bytes, { columns: cols })).toEqual(planHadamardRotation(rows, bytes, { columns: cols, spread: false }));
     expect(planHadamardRotation(rows, bytes, { columns: cols }).stages.map((stage) => stage.passes.length)).toEqual(rows === 4096 && bytes < 4 * 4096 ? [2] : rows === 4096 ? [1] : [1, 1]);
     await expectForwardSameAsCpu(rows, cols, 11, {});
@@ -374,7 +369,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     [8192, 1],
     [8192, 7],
   ])('n = %i, %i column(s): spread over passes of ≤ 1024 values (the default) and in the fewest passes give the CPU bits', async (rows, cols) => {
-    const bytes = context.limits.maxComputeWorkgroupStorageSize;
+    const bytes = suite.context.limits.maxComputeWorkgroupStorageSize;
     const spread = planHadamardRotation(rows, bytes, { columns: cols });
     expect(spread.workgroupElements).toBe(1024);
     expect(spread.stages.map((stage) => stage.passes.length)).toEqual(spread.stages.map(() => 2));
@@ -388,16 +383,16 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
 
   it('rotationRoundsInPass: one column of 8192 rounds apart (spread), of 4096 in the pass, 8 columns in the pass where it fits', () => {
-    const fits = context.limits.maxComputeWorkgroupStorageSize >= 4 * 8192;
-    expect(rotationRoundsInPass(context.device, 8192)).toBe(false);
-    expect(rotationRoundsInPass(context.device, 8192, { columns: 8 })).toBe(fits);
-    expect(rotationRoundsInPass(context.device, 8192, { spread: false })).toBe(fits);
-    expect(rotationRoundsInPass(context.device, 4096)).toBe(true);
-    expect(rotationRoundsInPass(context.device, 4096, { columns: 8 })).toBe(true);
-    expect(rotationRoundsInPass(context.device, 2048)).toBe(true);
+    const fits = suite.context.limits.maxComputeWorkgroupStorageSize >= 4 * 8192;
+    expect(rotationRoundsInPass(suite.context.device, 8192)).toBe(false);
+    expect(rotationRoundsInPass(suite.context.device, 8192, { columns: 8 })).toBe(fits);
+    expect(rotationRoundsInPass(suite.context.device, 8192, { spread: false })).toBe(fits);
+    expect(rotationRoundsInPass(suite.context.device, 4096)).toBe(true);
+    expect(rotationRoundsInPass(suite.context.device, 4096, { columns: 8 })).toBe(true);
+    expect(rotationRoundsInPass(suite.context.device, 2048)).toBe(true);
     // Its third argument was workgroupElements, a number: refused, not ignored.
-    expect(() => rotationRoundsInPass(context.device, 4096, 1024 as never)).toThrow(/rotationRoundsInPass options must be an object, got 1024/);
-    expect(() => rotationRoundsInPass(context.device, 4096, { column: 8 } as never)).toThrow(/unknown option 'column' \(did you mean 'columns'\?\)/);
+    expect(() => rotationRoundsInPass(suite.context.device, 4096, 1024 as never)).toThrow(/rotationRoundsInPass options must be an object, got 1024/);
+    expect(() => rotationRoundsInPass(suite.context.device, 4096, { column: 8 } as never)).toThrow(/unknown option 'column' \(did you mean 'columns'\?\)/);
   });
 
   it.each([13824, 14336, 28672])('model width n = %i, one column: forward and inverse, loads batched or not', async (rows) => {
@@ -411,7 +406,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   it('two-stage plans undo themselves: ‖inverse(forward(x)) − x‖ ≤ 2e-6·‖x‖ (n = 1100, 3000, 11008)', async () => {
     for (const rows of [1100, 3000, 11008]) {
       const x = testMatrix(rows, 2, rows);
-      const back = await hadamardInverseColumns(context.device, await hadamardColumns(context.device, x, 9), 9, rows);
+      const back = await hadamardInverseColumns(suite.context.device, await hadamardColumns(suite.context.device, x, 9), 9, rows);
       let error = 0;
       let norm = 0;
       for (let i = 0; i < x.data.length; i++) {
@@ -425,7 +420,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   it('inverse undoes forward: ‖inverse(forward(x)) − x‖ ≤ 1e-6·‖x‖ (n = 1000, 768, 20, 3 columns)', async () => {
     for (const rows of [1000, 768, 20]) {
       const x = testMatrix(rows, 3, rows);
-      const back = await hadamardInverseColumns(context.device, await hadamardColumns(context.device, x, 9), 9, rows);
+      const back = await hadamardInverseColumns(suite.context.device, await hadamardColumns(suite.context.device, x, 9), 9, rows);
       let error = 0;
       let norm = 0;
       for (let i = 0; i < x.data.length; i++) {
@@ -453,7 +448,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     ['n = 1100, 2 passes per stage, no subgroups', 1100, { workgroupElements: 64, subgroups: false }],
     ['n = 1100, 2 passes per stage', 1100, { workgroupElements: 64 }],
   ] as [string, number, Options][])('splits columns across bindings and honours unaligned offsets (%s)', async (_name, rows, options) => {
-    const { device } = context;
+    const { device } = suite.context;
     const cols = 10;
     const N = rotationLength(rows);
     const seed = 99;
@@ -511,7 +506,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     ['n = 9 (N = 12), odd half offset, batched loads', 9, 3, 6, { batchedLoads: true }],
     ['n = 1000, 2 passes, batched loads', 1000, 3, 2, { workgroupElements: 64, batchedLoads: true }],
   ] as [string, number, number, number, Options][])('f16 input equals the CPU rotation of the f16 values (%s)', async (_name, rows, cols, inputOffset, options) => {
-    const { device } = context;
+    const { device } = suite.context;
     const N = rotationLength(rows);
     const seed = 31;
     // Within f16's normal range (testMatrix spans 2^±20), zeros included.
@@ -548,7 +543,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
 
   it("a device with WebGPU's default limits (256 invocations, 16 KB), as an app may create: 256-invocation variants, the same bits", async () => {
     // Up to 1024 invocations where the device allows them; the defaults allow 256.
-    expect(rotationThreads(context.device, 12288)).toBe(Math.min(1024, context.limits.maxComputeInvocationsPerWorkgroup, context.limits.maxComputeWorkgroupSizeX));
+    expect(rotationThreads(suite.context.device, 12288)).toBe(Math.min(1024, suite.context.limits.maxComputeInvocationsPerWorkgroup, suite.context.limits.maxComputeWorkgroupSizeX));
     const adapter = await (await nodeGpu()).requestAdapter();
     const device = await adapter?.requestDevice({ label: 'default limits' });
     if (device === undefined) throw new Error('no adapter for the default-limits device');
@@ -584,7 +579,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
 
   it('refuses the same buffer as input and output, and test modes without subgroups', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const buffer = createBuffer(device, 'test in-place', 64, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {
@@ -607,7 +602,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   });
 
   it('inverse: refuses an input whose rows are not a rotated length of rows, and too small buffers', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     await expect(hadamardInverseColumns(device, testMatrix(16, 1, 1), 1, 12)).rejects.toThrow(/input has 16 rows, expected a rotated length of 12 \(12\)/);
     await expect(hadamardInverseColumns(device, testMatrix(960, 1, 1), 1, 896)).rejects.toThrow(/input has 960 rows, expected a rotated length of 896 \(896 or 1024\)/);
     const input = createBuffer(device, 'test inverse input', 4 * 12, STORAGE_USAGE); // N = 12 needs 48 bytes per column

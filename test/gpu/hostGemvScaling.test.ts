@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { d3GroupScaledGemvI8, GpuD3GroupScaledMatrix } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { d3QuadGemvI8, GpuD3QuadMatrix } from '../../src/gpu/kernels/d3QuadGemvI8.js';
@@ -17,7 +16,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The GEMVs' host entry points (universalGemv, latticeGemv and the int8-input ones) scale x per column
@@ -30,13 +29,11 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => context?.device.destroy());
 
   const n = 96;
   const cols = 10;
@@ -71,7 +68,7 @@ describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => 
       const gpu = uploadLatticeMatrix(device, universal('d3-q6'));
       const weights = UniversalGemvI8Weights.create(device, gpu);
       return {
-        run: (v) => universalGemvI8(device, weights, v, { dotPath: dotPathFor(context.features) }),
+        run: (v) => universalGemvI8(device, weights, v, { dotPath: dotPathFor(suite.context.features) }),
         destroy: () => {
           weights.destroy();
           gpu.destroy();
@@ -96,13 +93,13 @@ describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => 
     },
     latticeGemvI8: () => {
       const gpu = uploadLatticeMatrix(device, deterministic('d3-q6-deterministic'));
-      return { run: (v) => latticeGemvI8(device, gpu, v, { dotPath: dotPathFor(context.features) }), destroy: () => gpu.destroy() };
+      return { run: (v) => latticeGemvI8(device, gpu, v, { dotPath: dotPathFor(suite.context.features) }), destroy: () => gpu.destroy() };
     },
     d3QuadGemvI8: () => {
       const gpu = uploadLatticeMatrix(device, deterministic('d3-q6-deterministic'));
       const quad = GpuD3QuadMatrix.repack(device, gpu, 'W');
       return {
-        run: (v) => d3QuadGemvI8(device, quad, v, { dotPath: dotPathFor(context.features) }),
+        run: (v) => d3QuadGemvI8(device, quad, v, { dotPath: dotPathFor(suite.context.features) }),
         destroy: () => {
           quad.destroy();
           gpu.destroy();
@@ -113,7 +110,7 @@ describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => 
       const gpu = uploadLatticeMatrix(device, deterministic('e8-q16-deterministic'));
       const residues = GpuE8ResidueMatrix.repack(device, gpu, 'W');
       return {
-        run: (v) => e8ResidueGemvI8(device, residues, v, { dotPath: dotPathFor(context.features) }),
+        run: (v) => e8ResidueGemvI8(device, residues, v, { dotPath: dotPathFor(suite.context.features) }),
         destroy: () => {
           residues.destroy();
           gpu.destroy();
@@ -122,11 +119,11 @@ describe.skipIf(noGpu !== undefined)('host GEMV helpers scale x exactly', () => 
     },
     e8PointGemvI8: () => {
       const points = GpuE8PointMatrix.upload(device, e8PointForm(universal('e8-4bit')), 'W');
-      return { run: (v) => e8PointGemvI8(device, points, v, { dotPath: dotPathFor(context.features) }), destroy: () => points.destroy() };
+      return { run: (v) => e8PointGemvI8(device, points, v, { dotPath: dotPathFor(suite.context.features) }), destroy: () => points.destroy() };
     },
     d3GroupScaledGemvI8: () => {
       const grouped = GpuD3GroupScaledMatrix.upload(device, encodeD3GroupScaled(w), 'W');
-      return { run: (v) => d3GroupScaledGemvI8(device, grouped, v, { dotPath: dotPathFor(context.features) }), destroy: () => grouped.destroy() };
+      return { run: (v) => d3GroupScaledGemvI8(device, grouped, v, { dotPath: dotPathFor(suite.context.features) }), destroy: () => grouped.destroy() };
     },
   };
 

@@ -38,7 +38,7 @@ import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
@@ -298,32 +298,30 @@ describe('int8 inputs: the rounding error, as a statistic', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU twins', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let dotPaths: DotPath[] = ['plain'];
-  beforeAll(async () => {
-    context = await testDevice();
-    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+  beforeAll(() => {
+    if (dotPathFor(suite.context.features) === 'packed') dotPaths = ['packed', 'plain'];
     else console.warn('\n*** int8-input gemv: no packed_4x8_integer_dot_product here; the packed path is SKIPPED\n');
   });
-  afterAll(() => context?.device.destroy());
 
   function paths(): [string, UniversalGemvI8Options][] {
     const list: [string, UniversalGemvI8Options][] = [];
     for (const dotPath of dotPaths) {
       list.push([`${dotPath}, plain tree`, { dotPath, subgroups: false }]);
-      if (context.device.features.has('subgroups')) list.push([`${dotPath}, subgroups`, { dotPath, subgroups: true, subgroupTestMode: 'require-shuffles' }]);
+      if (suite.context.device.features.has('subgroups')) list.push([`${dotPath}, subgroups`, { dotPath, subgroups: true, subgroupTestMode: 'require-shuffles' }]);
     }
     return list;
   }
 
   async function check(q: UniversalLatticeMatrix, x: Matrix, options: Partial<UniversalGemvI8Options> = {}): Promise<void> {
-    const gpuW = uploadUniversalMatrix(context.device, q);
-    const weights = UniversalGemvI8Weights.create(context.device, gpuW);
+    const gpuW = uploadUniversalMatrix(suite.context.device, q);
+    const weights = UniversalGemvI8Weights.create(suite.context.device, gpuW);
     try {
-      const nibbles = new Uint32Array(await readBuffer(context.device, weights.nibbles, 4 * weights.nibbleWords));
+      const nibbles = new Uint32Array(await readBuffer(suite.context.device, weights.nibbles, 4 * weights.nibbleWords));
       expect(nibbles).toEqual(escapeNibbles(q));
       for (const [path, pathOptions] of paths()) {
-        const y = await universalGemvI8(context.device, weights, x, { ...pathOptions, ...options });
+        const y = await universalGemvI8(suite.context.device, weights, x, { ...pathOptions, ...options });
         const { twin, exact, looseness } = compare(y, q, x);
         expect(twin, `${path}: worst |gpu − twin| / tolerance`).toBeLessThanOrEqual(1);
         expect(exact, `${path}: worst |gpu − exact| / int8 bound`).toBeLessThanOrEqual(1);
@@ -388,7 +386,7 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
   });
 
   it('a non-finite x gives non-finite outputs, never a finite wrong number', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = quantizeUniversal(gaussianMatrix(64, 5, 20), { scheme: 'd3-q6', seed: 1, nonce: 21 });
     const gpuW = uploadUniversalMatrix(device, q);
     const weights = UniversalGemvI8Weights.create(device, gpuW);
@@ -416,31 +414,29 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
   });
 
   it('refuses E8 and other D3 widths, and destroyed weights, with clear errors', async () => {
-    const e8 = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: 'e8-q16', seed: 1, nonce: 31 }));
-    const d3q5 = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: d3(5, 0.5), seed: 1, nonce: 31 }));
+    const e8 = uploadUniversalMatrix(suite.context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: 'e8-q16', seed: 1, nonce: 31 }));
+    const d3q5 = uploadUniversalMatrix(suite.context.device, quantizeUniversal(gaussianMatrix(64, 2, 30), { scheme: d3(5, 0.5), seed: 1, nonce: 31 }));
     try {
-      expect(() => UniversalGemvI8Weights.create(context.device, e8)).toThrow(LatticeMatmulError);
-      expect(() => UniversalGemvI8Weights.create(context.device, d3q5)).toThrow(/8-bit D3 codes/);
+      expect(() => UniversalGemvI8Weights.create(suite.context.device, e8)).toThrow(LatticeMatmulError);
+      expect(() => UniversalGemvI8Weights.create(suite.context.device, d3q5)).toThrow(/8-bit D3 codes/);
     } finally {
       e8.destroy();
       d3q5.destroy();
     }
-    const gpuW = uploadUniversalMatrix(context.device, quantizeUniversal(gaussianMatrix(64, 2, 32), { scheme: 'd3-q6', seed: 1, nonce: 33 }));
-    const weights = UniversalGemvI8Weights.create(context.device, gpuW);
+    const gpuW = uploadUniversalMatrix(suite.context.device, quantizeUniversal(gaussianMatrix(64, 2, 32), { scheme: 'd3-q6', seed: 1, nonce: 33 }));
+    const weights = UniversalGemvI8Weights.create(suite.context.device, gpuW);
     weights.destroy();
-    await expect(universalGemvI8(context.device, weights, gaussianMatrix(64, 1, 34), { dotPath: 'plain' })).rejects.toThrow(/destroyed/);
+    await expect(universalGemvI8(suite.context.device, weights, gaussianMatrix(64, 1, 34), { dotPath: 'plain' })).rejects.toThrow(/destroyed/);
     gpuW.destroy();
   });
 });
 
 describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its CPU twins', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let dotPaths: DotPath[] = ['plain'];
-  beforeAll(async () => {
-    context = await testDevice();
-    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+  beforeAll(() => {
+    if (dotPathFor(suite.context.features) === 'packed') dotPaths = ['packed', 'plain'];
   });
-  afterAll(() => context?.device.destroy());
 
 
   it('takes d3-q6-deterministic and refuses E8 and other D3 widths with a reason', () => {
@@ -470,10 +466,10 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
     it(name, async () => {
       const matrix = w();
       const q = deterministic(matrix, options);
-      const gpuW = uploadLatticeMatrix(context.device, q);
+      const gpuW = uploadLatticeMatrix(suite.context.device, q);
       try {
         const xs = x(matrix.rows);
-        await expectTwinsOnEveryPath(context, dotPaths, q, xs, (options) => latticeGemvI8(context.device, gpuW, xs, { ...options, ...call }));
+        await expectTwinsOnEveryPath(suite.context, dotPaths, q, xs, (options) => latticeGemvI8(suite.context.device, gpuW, xs, { ...options, ...call }));
       } finally {
         gpuW.destroy();
       }
@@ -481,7 +477,7 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   }
 
   it('a codes buffer of the caller that stops short of a whole quad is refused with the reason', () => {
-    const { device } = context;
+    const { device } = suite.context;
     // 50 rows unrotated: 17 blocks, 5 code words per column; 3 columns: 60 bytes of codes.
     const q = deterministic(gaussianMatrix(50, 3, 58), { scheme: 'd3-q6-deterministic', seed: 1, rotate: false });
     const gpuW = uploadLatticeMatrix(device, q);
@@ -501,7 +497,7 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   });
 
   it('every way codes reach the GPU (upload, GPU quantization, container) pads them to whole quads, which the int8 GEMVs then read', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     // 50 rows unrotated: 17 blocks, 5 code words per column; 3 columns: 60 bytes of codes, 64 bound.
     const w = gaussianMatrix(50, 3, 59);
     const x = gaussianMatrix(50, 1, 60);
@@ -544,7 +540,7 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
   });
 
   it('scale multiples up to the largest whose i32 group sums cannot overflow give the twin; larger ones are refused with the reason', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const x = structuredX(512, 2);
     // 4 blocks · 6k · (3 · 6 · 127): 305 is the largest multiple whose group sums stay below 2^24 (exact
     // in f32), 39 141 the largest below 2^31 (4 · 6 · 39 141 · 2286 < 2^31 ≤ 4 · 6 · 39 142 · 2286).
@@ -578,13 +574,11 @@ describe.skipIf(noGpu !== undefined)('int8-input deterministic GEMV (GPU) = its 
 });
 
 describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-input GEMV (one scale index per group of 4 blocks) = its CPU twins', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let dotPaths: DotPath[] = ['plain'];
-  beforeAll(async () => {
-    context = await testDevice();
-    if (dotPathFor(context.features) === 'packed') dotPaths = ['packed', 'plain'];
+  beforeAll(() => {
+    if (dotPathFor(suite.context.features) === 'packed') dotPaths = ['packed', 'plain'];
   });
-  afterAll(() => context?.device.destroy());
 
   /** Gaussian columns with column `zero` all zeros. */
   const withZeroColumn = (rows: number, cols: number, zero: number, seed: number): Matrix => {
@@ -605,10 +599,10 @@ describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-inpu
   for (const { name, w, x, call } of cases) {
     it(name, async () => {
       const m = encodeD3GroupScaled(w());
-      const gpuW = GpuD3GroupScaledMatrix.upload(context.device, m, 'test group-scaled W');
+      const gpuW = GpuD3GroupScaledMatrix.upload(suite.context.device, m, 'test group-scaled W');
       try {
         const xs = x(m.rows);
-        await expectTwinsOnEveryPath(context, dotPaths, m, xs, (options) => d3GroupScaledGemvI8(context.device, gpuW, xs, { ...options, ...call }));
+        await expectTwinsOnEveryPath(suite.context, dotPaths, m, xs, (options) => d3GroupScaledGemvI8(suite.context.device, gpuW, xs, { ...options, ...call }));
       } finally {
         gpuW.destroy();
       }
@@ -621,7 +615,7 @@ describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-inpu
   });
 
   it('refuses a destroyed W, multiples whose group sums could overflow i32, and short buffers, with the reason', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const m = encodeD3GroupScaled(gaussianMatrix(50, 3, 76));
     const gpuW = GpuD3GroupScaledMatrix.upload(device, m, 'test group-scaled W');
     gpuW.destroy();
@@ -651,14 +645,10 @@ describe.skipIf(noGpu !== undefined)('the group-scaled D3 prototype\'s int8-inpu
 });
 
 describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rotation shared by layers of one seed)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('gives the same Y, bit for bit, as the call rotating X itself: universal f32, universal int8 and deterministic int8 GEMVs', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const n = 300;
     const k = 3;
     const seed = 21;
@@ -678,7 +668,7 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
     device.queue.writeBuffer(xRotatedBuffer, 256, xRotatedData);
     // A wrong R·x (zeros) must change Y: the call reads the buffer it is given.
     const zeros = createBuffer(device, 'zero R·x', 4 * length * k, STORAGE_USAGE);
-    const dotPath = dotPathFor(context.features);
+    const dotPath = dotPathFor(suite.context.features);
     const runs: [string, number, (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, given: { xRotated: GPUBuffer; xRotatedOffset: number } | null) => void][] = [
       ['universal f32', universalQ.cols, (encoder, scratch, y, given) =>
         dispatchUniversalGemv(device, encoder, scratch, { w: universalW, x: xBuffer, y, rhs: k, ...given })],
@@ -715,14 +705,10 @@ describe.skipIf(noGpu !== undefined)('a caller-rotated input (xRotated, one rota
 });
 
 describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the QuantizedLinear epilogue in the GEMV: universal, deterministic, int8-input)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('write Y + b as f32 bit for bit and as f16 rounded to a neighbour, at odd half offsets, touching nothing else', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const n = 300;
     const k = 3;
     const seed = 29;
@@ -738,7 +724,7 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
     // The bias at an offset inside a larger buffer, as an app keeps parameters together.
     const biasBuffer = createBuffer(device, 'bias', 256 + 4 * cols, BufferUsage.STORAGE | BufferUsage.COPY_DST);
     device.queue.writeBuffer(biasBuffer, 256, biasValues);
-    const dotPath = dotPathFor(context.features);
+    const dotPath = dotPathFor(suite.context.features);
     type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { bias?: GPUBuffer; biasOffset?: number; outputFormat?: 'f32' | 'f16'; yOffset?: number; maxBindingBytes?: number }) => void;
     const runs: [string, Run][] = [
       // The f32-input universal GEMV: its product writes Y where the device allows 10 storage buffers;
@@ -807,14 +793,10 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
 });
 
 describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8) for several GEMVs', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('give the same Y, bit for bit, as each call rounding its own x̃ (universal and deterministic, whole and split into ranges), and are refused for another operand', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const n = 300;
     const k = 9;
     const seed = 23;
@@ -830,7 +812,7 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
     expect(inputsI8Key(deterministicW)).toBe(inputsI8Key(universalW));
     expect(inputsI8Key(otherSeedW)).not.toBe(inputsI8Key(universalW));
     const xBuffer = createBufferWithData(device, 'x', x.data, STORAGE_USAGE);
-    const dotPath = dotPathFor(context.features);
+    const dotPath = dotPathFor(suite.context.features);
     type Run = (encoder: GPUCommandEncoder, scratch: GpuScratch, y: GPUBuffer, extra: { inputsI8?: RecordedInputsI8; maxBindingBytes?: number }) => void;
     const runs: [string, number, Run][] = [
       ['universal int8', universalQ.cols, (encoder, scratch, y, extra) => dispatchUniversalGemvI8(device, encoder, scratch, { weights, x: xBuffer, y, rhs: k, dotPath, ...extra })],
@@ -904,7 +886,7 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
   // levels and scales equal bit for bit on a device whose f32 division is correctly rounded, as
   // lavapipe's is (WGSL allows 2.5 ULP, so elsewhere a near-tie may round either way).
   it("rounds as quantizeInputsI8 does, bit for bit, near-ties of 127·x̃/m included", async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const nearTies: [number, number, number][] = [
       // [x̃, m, the shader's level]; float64's 127·x̃/m gives the level after it.
       [1.346140742301941, 1.3955907821655273, 122],
@@ -958,11 +940,7 @@ describe.skipIf(noGpu !== undefined)('int8 inputs rounded once (dispatchInputsI8
  * which fall back to the two dispatches. Operands are built by hand: only their shape matters.
  */
 describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (dispatchRotatedInputsI8)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const operand = (rows: number, seed: number, keptLength = rotationLength(rows)): InputsI8Operand => ({ rows, length: rotationLength(rows), keptLength, blocksPerColumn: Math.ceil(keptLength / 3), rotate: true, seed });
   it.each([
@@ -980,7 +958,7 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
     ['n = 3000 (two stages of one pass), a NaN in column 1, loads batched', operand(3000, 14), 3, 'f32', true],
     ['n = 14336 (two stages of several passes: not fused), loads batched', operand(14336, 15), 1, 'f32', false],
   ] as [string, InputsI8Operand, number, 'f32' | 'f16', boolean][])('equals the rotation, then dispatchInputsI8, bit for bit (%s)', async (name, w, rhs, format, withNaN) => {
-    const { device } = context;
+    const { device } = suite.context;
     const batchedLoads = name.includes('loads batched');
     const words = await expectRotatedRoundingEqual(
       device,
@@ -996,7 +974,7 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
   });
 
   it('refuses what it cannot do, with the reason named', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder();
@@ -1014,25 +992,23 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
 });
 
 describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader-table copies', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let universalQ: UniversalLatticeMatrix;
   let deterministicQ: DeterministicLatticeMatrix;
   let universalW: GpuUniversalQuantizedMatrix;
   let weights: UniversalGemvI8Weights;
   let deterministicW: GpuLatticeQuantizedMatrix;
-  beforeAll(async () => {
-    context = await testDevice();
+  beforeAll(() => {
     universalQ = quantizeUniversal(gaussianMatrix(700, 37, 80), { scheme: 'd3-q6', seed: 4, nonce: 81 });
     deterministicQ = deterministic(gaussianMatrix(700, 37, 82), { scheme: 'd3-q6-deterministic', seed: 4 });
-    universalW = uploadUniversalMatrix(context.device, universalQ);
-    weights = UniversalGemvI8Weights.create(context.device, universalW);
-    deterministicW = uploadLatticeMatrix(context.device, deterministicQ);
+    universalW = uploadUniversalMatrix(suite.context.device, universalQ);
+    weights = UniversalGemvI8Weights.create(suite.context.device, universalW);
+    deterministicW = uploadLatticeMatrix(suite.context.device, deterministicQ);
   });
   afterAll(() => {
     weights?.destroy();
     universalW?.destroy();
     deterministicW?.destroy();
-    context?.device.destroy();
   });
 
   // Lanes read copy lane mod copies: a copy left unfilled, or filled with another entry, changes Y
@@ -1046,8 +1022,8 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
     { kernel: 'deterministic' as const, k: 1 },
     { kernel: 'deterministic' as const, k: 9 },
   ])('$kernel, k = $k: the same Y, bit for bit, for 1, 8, 16 and 32 copies, padded or not, as by default (16, not padded), and the twin', async ({ kernel, k }) => {
-    const { device } = context;
-    const dotPath = dotPathFor(context.features);
+    const { device } = suite.context;
+    const dotPath = dotPathFor(suite.context.features);
     const workgroupBytes = device.limits.maxComputeWorkgroupStorageSize;
     const rhsTile = k === 1 ? 1 : 8;
     const x = gaussianMatrix(700, k, 83 + k);
@@ -1065,8 +1041,8 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
   });
 
   it('a count that does not fit, or is not a power of two, is refused', async () => {
-    const { device } = context;
-    const dotPath = dotPathFor(context.features);
+    const { device } = suite.context;
+    const dotPath = dotPathFor(suite.context.features);
     // 32 copies (27 648 bytes) beside the 8 KB of partial sums of a tile of 8 right-hand sides exceed 32 KB.
     if (device.limits.maxComputeWorkgroupStorageSize < 27648 + 8192 + 32 + 64) {
       await expect(latticeGemvI8(device, deterministicW, gaussianMatrix(700, 9, 90), { dotPath, leaderCopies: 32 })).rejects.toThrow(/leaderCopies: 32 copies of 216 leaders need 27648 bytes/);
@@ -1076,11 +1052,7 @@ describe.skipIf(noGpu !== undefined)('int8-input GEMVs with any number of leader
 });
 
 describe.skipIf(noGpu !== undefined)('the deterministic int8-input GEMV\'s scale multiples from the cubic or from a table', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   // Both give each block the same i32 6k (the table is filled from the cubic), so Y is the same bit
   // for bit; a wrong cubic or a table filled wrongly changes the blocks of those indices.
@@ -1089,8 +1061,8 @@ describe.skipIf(noGpu !== undefined)('the deterministic int8-input GEMV\'s scale
     { what: 'two multiples (1-bit indices)', scheme: twoScales(32) },
     { what: 'two multiples far apart (16 and 1000)', scheme: twoScales(1000) },
   ])('give the same Y, bit for bit, and the twin: $what', async ({ scheme }) => {
-    const { device } = context;
-    const dotPath = dotPathFor(context.features);
+    const { device } = suite.context;
+    const dotPath = dotPathFor(suite.context.features);
     const q = scheme === 'd3-q6-deterministic'
       ? deterministic(gaussianMatrix(700, 21, 52), { scheme, seed: 3 })
       : deterministic(graded(300, 21, 51), { scheme, seed: 3, rotate: false });
@@ -1275,14 +1247,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
   }
 }
 `;
-  let context: GpuContext | undefined;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('matches blockDither on every block of groups starting at 0, 2^16 ± 4, 2^31 and 2^32 − 4 and at random', async () => {
-    const { device } = context as GpuContext;
+    const { device } = suite.context;
     const codec = universalCodec('D3', 6, 1);
     const rng = new Rng(96);
     const u32 = (): number => rng.nextInt(2 ** 16) * 2 ** 16 + rng.nextInt(2 ** 16);

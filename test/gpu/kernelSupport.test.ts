@@ -1,8 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { checkBufferRange } from '../../src/gpu/bufferRange.js';
 import { BufferUsage, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import {
   createKernelBindGroup,
@@ -19,7 +18,7 @@ import { latticeGemvI8LeaderTable, multipleCubic } from '../../src/gpu/kernels/l
 import { universalGemvI8LeaderTable } from '../../src/gpu/kernels/universalGemvI8.js';
 import { d3QuadLeaderCopies } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import fc from 'fast-check';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * The helpers every kernel module uses (src/gpu/pipelines.ts, runAndRead.ts, bufferRange.ts), checked
@@ -257,16 +256,10 @@ describe('leader-table entries per copy of the int8-input GEMVs (i8LeaderEntries
 });
 
 describe.skipIf(noGpu !== undefined)('kernel pipelines, bind groups and one-shot runs', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
-  });
-
-  afterAll(() => {
-    context?.device.destroy();
+  beforeAll(() => {
+    device = suite.context.device;
   });
 
   /** A cache of the add kernel whose compile calls are counted per key. */

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
@@ -18,7 +17,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { float16Bits, float16BitsToFloat32Bits } from '../../src/scalar/floatFormats.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * Work larger than one storage binding or one dispatch dimension, split by the kernels themselves:
@@ -40,13 +39,11 @@ const widened = Uint32Array.from({ length: 65536 }, (_, h) => float16BitsToFloat
 const isNaNHalf = (h: number): boolean => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
 
 describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or dispatch dimension', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => context?.device.destroy());
 
   const f16Pipeline = 'activation io (f16_to_f32)';
 
@@ -258,7 +255,7 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
       const n = 16;
       const out = 8;
       const half = Math.ceil(tokens / 2);
-      const dotPath = dotPathFor(context.features);
+      const dotPath = dotPathFor(suite.context.features);
       const cpu = quantize(gaussianMatrix(n, out, 1), { scheme, seed: 2 }) as LatticeQuantizedMatrix;
       const weight = uploadLatticeMatrix(gpu, cpu);
       const layer = QuantizedLinear.create(gpu, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPath });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import latticeDecodeSource from '../../shaders/lattice_decode.wgsl?raw';
 import { D3 } from '../../src/lattices/d3.js';
 import { E8 } from '../../src/lattices/e8.js';
@@ -26,7 +26,7 @@ import probeSource from './decodeProbe.wgsl?raw';
 import { gemvDecodeWithRulesWgsl } from '../../src/gpu/kernels/gemvDecode.js';
 import { MAX_UNIVERSAL_Q, type LatticeName } from '../../src/quantize/latticeSpec.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { f32Bits, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, gpuUnavailableReason } from './gpuTestDevice.js';
 import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
@@ -163,11 +163,7 @@ function allCodes(size: number): Uint32Array {
 }
 
 describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const cases: [name: keyof typeof LATTICE_IDS, q: number, lattice: Lattice, codes: () => Uint32Array][] = [
     ['D3', 6, D3, () => allCodes(216)],
@@ -185,7 +181,7 @@ describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders'
 
   it.each(cases)('%s q = %i: GPU leaders equal VoronoiCode.decode for every probed code', async (name, q, lattice, makeCodes) => {
     const codes = makeCodes();
-    const got = await gpuDecode(context, name, q, codes);
+    const got = await gpuDecode(suite.context, name, q, codes);
     const code = new VoronoiCode(lattice, q);
     const { count, first } = decodeMismatches(code, codes, got);
     expect(count, first).toBe(0);
@@ -195,11 +191,7 @@ describe.skipIf(noGpu !== undefined)('lattice_decode.wgsl: the integer decoders'
 });
 
 describe.skipIf(noGpu !== undefined)('gemv_decode.wgsl: the decoders with q compiled in (gemv_leader, the GEMV kernels\' decode)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   // Every code of the small codes; for the rest, digit patterns and random codes. The q of every
   // scheme preset (D3 6; E8 6, 12, 16, 24: codes over 32 bits for 24; Z^8 16), powers of two (digits
@@ -229,7 +221,7 @@ describe.skipIf(noGpu !== undefined)('gemv_decode.wgsl: the decoders with q comp
 
   it.each(cases)('%s q = %i: gemv_leader equals VoronoiCode.decode for every probed code', async (name, q, lattice, makeCodes) => {
     const codes = makeCodes();
-    const got = await gpuGemvDecode(context, name, q, codes);
+    const got = await gpuGemvDecode(suite.context, name, q, codes);
     const code = new VoronoiCode(lattice, q);
     const { count, first } = decodeMismatches(code, codes, got);
     expect(count, first).toBe(0);
@@ -256,11 +248,7 @@ function worstRelative(got: Float32Array, expected: Float64Array): { ratio: numb
 }
 
 describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const sizes: [n: number, cols: number][] = [
     [1, 3],
@@ -274,9 +262,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   for (const [name, options] of schemes) {
     it.each(sizes)(`${name}, n = %i, %i columns: rotated decode within 1e-6 relative of decodeRotated`, async (n, cols) => {
       const q = asDeterministic(quantize(gaussianMatrix(n, cols, 60 + n), options));
-      const gq = uploadLatticeMatrix(context.device, q);
+      const gq = uploadLatticeMatrix(suite.context.device, q);
       try {
-        const got = await latticeDequantizeRotated(context.device, gq);
+        const got = await latticeDequantizeRotated(suite.context.device, gq);
         expect(got.length).toBe(q.cols * q.length);
         const worst = worstRelative(got, decodeRotated(q));
         expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
@@ -289,9 +277,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   it.each([3, 13, 100])('random codes (every leader, E8 coordinates past N dropped; a last D3 block zero there, as the format requires), n = %i', async (n) => {
     for (const [name, options] of schemes) {
       const q = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 17, 75 + n), options)), n);
-      const gq = uploadLatticeMatrix(context.device, q);
+      const gq = uploadLatticeMatrix(suite.context.device, q);
       try {
-        const worst = worstRelative(await latticeDequantizeRotated(context.device, gq), decodeRotated(q));
+        const worst = worstRelative(await latticeDequantizeRotated(suite.context.device, gq), decodeRotated(q));
         expect(worst.ratio, `${name}: ${worst.at}`).toBeLessThanOrEqual(1);
       } finally {
         gq.destroy();
@@ -306,9 +294,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
       [{ scheme: 'e8-q16-deterministic', seed: 6, keepFraction: 0.4 }, 1024],
     ] as const) {
       const q = asDeterministic(quantize(gaussianMatrix(192, 33, 70), options));
-      const gq = uploadLatticeMatrix(context.device, q);
+      const gq = uploadLatticeMatrix(suite.context.device, q);
       try {
-        const got = await latticeDequantizeRotated(context.device, gq, { maxBindingBytes });
+        const got = await latticeDequantizeRotated(suite.context.device, gq, { maxBindingBytes });
         const worst = worstRelative(got, decodeRotated(q));
         expect(worst.ratio, `${JSON.stringify(options)}: ${worst.at}`).toBeLessThanOrEqual(1);
       } finally {
@@ -341,9 +329,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     for (const scheme of ['d3-q6-deterministic', 'e8-q16-deterministic'] as const) {
       const a: Matrix = shifted(gaussianMatrix(n, cols, 80 + n), center ? 2 : 0);
       const q = asDeterministic(quantize(a, { scheme, seed: 7, center }));
-      const gq = uploadLatticeMatrix(context.device, q);
+      const gq = uploadLatticeMatrix(suite.context.device, q);
       try {
-        expectCloseToDequantize(await latticeDequantize(context.device, gq), dequantize(q), q.means, scheme);
+        expectCloseToDequantize(await latticeDequantize(suite.context.device, gq), dequantize(q), q.means, scheme);
       } finally {
         gq.destroy();
       }
@@ -353,9 +341,9 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
   it('without rotation (rotate: false): the decoded columns plus the means', async () => {
     const q = asDeterministic(quantize(shifted(gaussianMatrix(24, 5, 90), 3), { scheme: 'e8-q16-deterministic', seed: 3, rotate: false }));
     expect(q.length).toBe(24);
-    const gq = uploadLatticeMatrix(context.device, q);
+    const gq = uploadLatticeMatrix(suite.context.device, q);
     try {
-      expectCloseToDequantize(await latticeDequantize(context.device, gq), dequantize(q), q.means, 'rotate: false');
+      expectCloseToDequantize(await latticeDequantize(suite.context.device, gq), dequantize(q), q.means, 'rotate: false');
     } finally {
       gq.destroy();
     }
@@ -374,10 +362,10 @@ describe.skipIf(noGpu !== undefined)('lattice_dequantize.wgsl on the device', ()
     const n = 700; // N = 768 = 12·64
     const cols = 6;
     const q = asDeterministic(quantize(shifted(gaussianMatrix(n, cols, 91), 1.5), { scheme: 'd3-q6-deterministic', seed: 11, center: true }));
-    const gq = uploadLatticeMatrix(context.device, q);
+    const gq = uploadLatticeMatrix(suite.context.device, q);
     try {
-      const rotated = await latticeDequantizeRotated(context.device, gq);
-      const got = await latticeDequantize(context.device, gq, { rotation });
+      const rotated = await latticeDequantizeRotated(suite.context.device, gq);
+      const got = await latticeDequantize(suite.context.device, gq, { rotation });
       const inverse = new RandomizedHadamard(n, q.seed);
       const expected = new Float32Array(n * cols);
       for (let j = 0; j < cols; j++) {

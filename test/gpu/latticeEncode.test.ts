@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -22,7 +21,7 @@ import { quantize, schemeLattice, type GainMode } from '../../src/quantize/quant
 import { FIXED_POINT_LIMIT, scaleGrid, type ScaleGrid } from '../../src/quantize/scaleGrid.js';
 import { SCHEMES, type DeterministicLatticeScheme } from '../../src/quantize/schemes.js';
 import { Rng } from '../../src/rotation/random.js';
-import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, gpuUnavailableReason, hex } from './gpuTestDevice.js';
 import { asDeterministic } from './latticeTestSupport.js';
 
 /*
@@ -229,18 +228,14 @@ const PROBE_CASES: readonly ProbeCase[] = [
 ];
 
 describe.skipIf(noGpu !== undefined)('WGSL block encoder (shaders/lattice_code.wgsl) = LatticeBlockEncoder', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it.each(PROBE_CASES)('$name: code, scale index, clipping and point of every block', async ({ scheme, coversEveryScale }) => {
     const lattice = schemeLattice(scheme);
     const grid = scaleGrid(scheme.overload);
     const d = lattice.dimension;
     const blocks = stressBlocks(lattice, scheme.q, grid, 17);
-    const results = await probeEncodeBlocks(context.device, lattice, scheme.q, grid, blocks);
+    const results = await probeEncodeBlocks(suite.context.device, lattice, scheme.q, grid, blocks);
 
     const encoder = new LatticeBlockEncoder(lattice, scheme.q, grid);
     const block: BlockCode = { code: 0, scaleIndex: 0, clipped: false };
@@ -322,14 +317,10 @@ function widePairs(): Int32Array {
 }
 
 describe.skipIf(noGpu !== undefined)('the block encoder\'s 64-bit errors (shaders/lattice_code.wgsl: wide_square, wide_add, wide_less) = BigInt arithmetic', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('squares, sums and compares every probed pair exactly', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const pairs = widePairs();
     const count = pairs.length / 2;
     // Binding 0 (the library's uniform) is declared for its functions, not used by this entry point.
@@ -386,11 +377,7 @@ function prepColumns(rows: number, seed: number, withinNormRange = false): Matri
 }
 
 describe.skipIf(noGpu !== undefined)('column prep kernel = prepareColumn (no rotation)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it.each([
     [1, false],
@@ -401,7 +388,7 @@ describe.skipIf(noGpu !== undefined)('column prep kernel = prepareColumn (no rot
     [600, true],
   ])('n = %i, centring %s: exponents, means and prepared values bit for bit', async (rows, center) => {
     const m = prepColumns(rows, rows + (center ? 1 : 0));
-    const { device } = context;
+    const { device } = suite.context;
     const scratch = new GpuScratch(device);
     const buffers: GPUBuffer[] = [];
     const make = (label: string, bytes: number) => {
@@ -467,7 +454,7 @@ describe.skipIf(noGpu !== undefined)('column prep kernel = prepareColumn (no rot
   });
 
   it('reports the first column with a NaN or an infinity in the status buffer', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const m = prepColumns(20, 5);
     m.data[3 * 20 + 7] = Number.NaN;
     m.data[6 * 20 + 1] = Number.POSITIVE_INFINITY;
@@ -524,14 +511,10 @@ const ENCODE_CASES: readonly EncodeCase[] = [
 const GAIN_TOLERANCE = 1e-5;
 
 describe.skipIf(noGpu !== undefined)('lattice encode kernel on prepared columns = quantize(…, { rotate: false })', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it.each(ENCODE_CASES)('$name', async ({ scheme, rows, cols, keepFraction, gain, maxBindingBytes }) => {
-    const { device } = context;
+    const { device } = suite.context;
     const m = prepColumns(rows, 3 * rows + cols, true);
     const cpu = asDeterministic(quantize(m, { scheme, seed: 1, rotate: false, keepFraction, gain }));
     // The CPU's prepared columns and exponents are the kernel's input.

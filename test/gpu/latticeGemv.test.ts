@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
@@ -12,7 +12,7 @@ import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
 import { MatrixColumnSide } from '../../src/gpu/latticeOperand.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, columnNorm, shifted, withRandomCodes } from './latticeTestSupport.js';
 
 /*
@@ -102,11 +102,7 @@ describe('lattice GEMV leader table sizing', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const shapes: [n: number, cols: number][] = [
     [1, 3],
@@ -121,7 +117,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     it.each(shapes)(`${name}: y = Ŵᵀx, n = %i, %i columns, within 1e-5·‖ŵ_j‖‖x‖ of dequantize(Ŵ)ᵀx`, async (n, cols) => {
       const w = gaussianMatrix(n, cols, 500 + n);
       const x = gaussianMatrix(n, 1, 600 + cols);
-      const result = await compare(context, w, x, options);
+      const result = await compare(suite.context, w, x, options);
       expect(result.ratio, result.at).toBeLessThanOrEqual(1);
     });
   }
@@ -130,7 +126,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     for (const [, options] of schemes.slice(0, 2)) {
       const w = gaussianMatrix(192, 33, 700 + rhs);
       const x = gaussianMatrix(192, rhs, 800 + rhs);
-      const result = await compare(context, w, x, options!);
+      const result = await compare(suite.context, w, x, options!);
       expect(result.ratio, result.at).toBeLessThanOrEqual(1);
     }
   });
@@ -146,7 +142,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
   ] as const)('%s, n = %i, %i right-hand side(s): x̃ in more than one staged chunk', async (scheme, n, rhs) => {
     const w = gaussianMatrix(n, 9, 1400 + n);
     const x = gaussianMatrix(n, rhs, 1500 + n);
-    const result = await compare(context, w, x, { scheme, seed: 9 });
+    const result = await compare(suite.context, w, x, { scheme, seed: 9 });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -155,7 +151,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
       const w = shifted(gaussianMatrix(n, 17, 900 + n), 2);
       const x = shifted(gaussianMatrix(n, rhs, 1000 + n), 0.5);
       for (const options of [{ scheme: 'd3-q6-deterministic', seed: 9, center: true }, { scheme: 'e8-q16-deterministic', seed: 9, center: true }] as const) {
-        const result = await compare(context, w, x, options);
+        const result = await compare(suite.context, w, x, options);
         expect(result.ratio, `${options.scheme}, rhs ${rhs}: ${result.at}`).toBeLessThanOrEqual(1);
       }
     }
@@ -165,7 +161,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     const w = gaussianMatrix(100, 33, 1100);
     const x = gaussianMatrix(100, 2, 1101);
     for (const [, options] of schemes.slice(0, 2)) {
-      const result = await compare(context, w, x, options!, { cpuRotation: true });
+      const result = await compare(suite.context, w, x, options!, { cpuRotation: true });
       expect(result.ratio, result.at).toBeLessThanOrEqual(1);
     }
   });
@@ -178,10 +174,10 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
       { scheme: 'e8-q16-deterministic', seed: 9, gain: 'none' },
       { scheme: 'd3-q6-deterministic', seed: 9, keepFraction: 0.5 },
     ] as const) {
-      const result = await compare(context, w, x, options);
+      const result = await compare(suite.context, w, x, options);
       expect(result.ratio, `${JSON.stringify(options)}: ${result.at}`).toBeLessThanOrEqual(1);
     }
-    const split = await compare(context, w, x, { scheme: 'e8-q16-deterministic', seed: 9 }, { maxBindingBytes: 1024 });
+    const split = await compare(suite.context, w, x, { scheme: 'e8-q16-deterministic', seed: 9 }, { maxBindingBytes: 1024 });
     expect(split.ratio, split.at).toBeLessThanOrEqual(1);
   });
 
@@ -195,7 +191,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     ['centred with gains, 1100 × 33, 9 right-hand sides', 1100, 33, 9, undefined],
     ['centred with gains, 300 × 70, 5 right-hand sides, bindings of 2 KB (columns split)', 300, 70, 5, 2048],
   ] as const)('a column side gathered once gives the bytes of the per-call gather, both GEMVs (%s)', async (_name, n, cols, rhs, maxBindingBytes) => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = asDeterministic(quantize(gaussianMatrix(n, cols, 1300 + n), { scheme: 'd3-q6-deterministic', seed: 4, center: true, gain: 'mmse' }));
     expect(q.gains).not.toBeNull();
     expect(q.means).not.toBeNull();
@@ -209,7 +205,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
       const gathered = await latticeGemv(device, w, x, split);
       const once = await latticeGemv(device, w, x, { ...split, columnSide: side });
       expect(once.data).toEqual(gathered.data);
-      const dotPath = dotPathFor(context.features);
+      const dotPath = dotPathFor(suite.context.features);
       const gatheredI8 = await latticeGemvI8(device, w, x, { dotPath, ...split });
       const onceI8 = await latticeGemvI8(device, w, x, { dotPath, ...split, columnSide: side });
       expect(onceI8.data).toEqual(gatheredI8.data);
@@ -228,7 +224,7 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     const w = gaussianMatrix(n, 33, 1400 + n);
     const x = gaussianMatrix(n, 3, 1401);
     for (const [name, options] of schemes) {
-      const result = await compare(context, w, x, options, { randomCodes: true });
+      const result = await compare(suite.context, w, x, options, { randomCodes: true });
       expect(result.ratio, `${name}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -249,9 +245,9 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
 
   it('refuses an x of the wrong length with LatticeMatmulError', async () => {
     const q = asDeterministic(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6-deterministic' }));
-    const gw = uploadLatticeMatrix(context.device, q);
+    const gw = uploadLatticeMatrix(suite.context.device, q);
     try {
-      await expect(latticeGemv(context.device, gw, new Float32Array(23))).rejects.toThrow(LatticeMatmulError);
+      await expect(latticeGemv(suite.context.device, gw, new Float32Array(23))).rejects.toThrow(LatticeMatmulError);
     } finally {
       gw.destroy();
     }

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
@@ -17,7 +16,7 @@ import { gaussianMatrix } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Lifecycles of what owns GPU memory: a GPU matrix is its own copy (mutating the CPU object it was
@@ -32,15 +31,13 @@ import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('GPU object lifecycles', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
   let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
     engine = GpuEngine.create(device);
   });
-  afterAll(() => context?.device.destroy());
 
   const n = 64;
   const w = gaussianMatrix(n, 4, 3);

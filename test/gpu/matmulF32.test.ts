@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { matmulATExact, type Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, readBuffer, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { dispatchMatmulF32, matmulF32 } from '../../src/gpu/kernels/matmulF32.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The f32 baseline against `matmulATExact`. Stated tolerance: an f32 dot product of length n summed
@@ -46,11 +45,7 @@ function integerMatrix(rows: number, cols: number, seed: number): Matrix {
 }
 
 describe.skipIf(noGpu !== undefined)('matmul_f32.wgsl: C = AᵀB', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const shapes: [n: number, aCols: number, bCols: number][] = [
     [1, 1, 1],
@@ -66,7 +61,7 @@ describe.skipIf(noGpu !== undefined)('matmul_f32.wgsl: C = AᵀB', () => {
   it.each(shapes)('n = %i, A %i columns, B %i columns: within (n + 2)·u·Σ|ab| of matmulATExact', async (n, aCols, bCols) => {
     const a = gaussianMatrix(n, aCols, 1000 + n);
     const b = gaussianMatrix(n, bCols, 2000 + aCols);
-    const c = await matmulF32(context.device, a, b);
+    const c = await matmulF32(suite.context.device, a, b);
     expect([c.rows, c.cols]).toEqual([aCols, bCols]);
     const worst = worstRelativeError(c, a, b);
     expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
@@ -75,12 +70,12 @@ describe.skipIf(noGpu !== undefined)('matmul_f32.wgsl: C = AᵀB', () => {
   it.each(shapes)('n = %i, A %i columns, B %i columns: exact on small integers', async (n, aCols, bCols) => {
     const a = integerMatrix(n, aCols, 3 + n);
     const b = integerMatrix(n, bCols, 4 + bCols);
-    const c = await matmulF32(context.device, a, b);
+    const c = await matmulF32(suite.context.device, a, b);
     expect(Array.from(c.data)).toEqual(Array.from(matmulATExact(a, b).data));
   });
 
   it('splits B into several dispatches and honours unaligned offsets inside shared buffers', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const n = 37;
     const aCols = 66;
     const bCols = 150;
@@ -123,7 +118,7 @@ describe.skipIf(noGpu !== undefined)('matmul_f32.wgsl: C = AᵀB', () => {
   });
 
   it('refuses mismatched shapes with a LatticeMatmulError', async () => {
-    await expect(matmulF32(context.device, gaussianMatrix(3, 2, 1), gaussianMatrix(4, 2, 1))).rejects.toThrow(
+    await expect(matmulF32(suite.context.device, gaussianMatrix(3, 2, 1), gaussianMatrix(4, 2, 1))).rejects.toThrow(
       /same number of rows/,
     );
   });

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
@@ -18,7 +17,7 @@ import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * A NaN or ±Infinity in x where W keeps no coordinate. An unrotated, time-shared W (rotate: false,
@@ -34,13 +33,11 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrotated, time-shared W', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => context?.device.destroy());
 
   const n = 100; // keepFraction 0.5: keptLength 51 (D3 blocks) or 48 (E8); not a multiple of a block or a workgroup
   const out = 21; // odd: f16 outputs of neighbouring tokens share a word
@@ -52,7 +49,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     readonly options: QuantizeOptions;
     readonly layer?: QuantizedLinearOptions;
   }
-  const int8 = (): QuantizedLinearOptions => ({ int8Inputs: dotPathFor(context.features) });
+  const int8 = (): QuantizedLinearOptions => ({ int8Inputs: dotPathFor(suite.context.features) });
   const kinds: Record<string, () => Kind> = {
     'universal e8-4bit (f32 inputs)': () => ({ options: { scheme: 'e8-4bit', seed: 1, nonce: 5n, ...unrotated } }),
     'universal d3-q6 (f32 inputs)': () => ({ options: { scheme: 'd3-q6', seed: 1, nonce: 5n, ...unrotated } }),
@@ -120,7 +117,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
   it('a layer’s prepared commands replayed on x rewritten in place: clean, then poisoned, then clean again', async () => {
     const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 1, ...unrotated }) as LatticeQuantizedMatrix;
     const weight = uploadLatticeMatrix(device, q);
-    const layer = QuantizedLinear.create(device, weight as LinearWeight, { activations: 'f32', maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
+    const layer = QuantizedLinear.create(device, weight as LinearWeight, { activations: 'f32', maxTokens: tokens, int8Inputs: dotPathFor(suite.context.features) });
     const xBuffer = createBuffer(device, 'x', 4 * n * tokens, STORAGE_USAGE);
     const y = createBuffer(device, 'y', 4 * out * tokens, STORAGE_USAGE);
     try {
@@ -147,7 +144,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
   });
 
   it.each(['e8-4bit', 'd3-q6-deterministic', 'e8-q16-deterministic'] as const)('GpuEngine.matvec on a GPU-buffer x (%s)', async (scheme) => {
-    const engine = GpuEngine.create(context);
+    const engine = GpuEngine.create(suite.context);
     const q = quantize(w, { scheme, seed: 1, ...(scheme === 'e8-4bit' ? { nonce: 5n } : {}), ...unrotated }) as LatticeQuantizedMatrix;
     const weight = uploadLatticeMatrix(device, q);
     const xBuffer = createBufferWithData(device, 'x', inputs(q.keptLength), STORAGE_USAGE);
@@ -166,7 +163,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     ['f32 x at byte offset 16, y by matvecInto at byte offset 8', 'f32'],
     ['f16 x at byte offset 6', 'f16'],
   ] as const)('GpuEngine on a GPU x with offsets: %s', async (_, format) => {
-    const engine = GpuEngine.create(context);
+    const engine = GpuEngine.create(suite.context);
     const q = quantize(w, { scheme: 'e8-q16-deterministic', seed: 1, ...unrotated }) as LatticeQuantizedMatrix;
     const weight = uploadLatticeMatrix(device, q);
     const values = inputs(q.keptLength);
@@ -207,7 +204,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     const scratch = new GpuScratch(device);
     try {
       const encoder = device.createCommandEncoder({ label: 'lattice gemv i8' });
-      dispatchLatticeGemvI8(device, encoder, scratch, { w: weight, x: xBuffer, y, rhs: tokens, dotPath: dotPathFor(context.features) });
+      dispatchLatticeGemvI8(device, encoder, scratch, { w: weight, x: xBuffer, y, rhs: tokens, dotPath: dotPathFor(suite.context.features) });
       device.queue.submit([encoder.finish()]);
       const got = new Float32Array(await readBufferExclusive(device, y, 4 * out * tokens));
       expect(got.subarray(0, out).every((v) => Number.isFinite(v))).toBe(true);
@@ -332,7 +329,7 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     try {
       const encoder = device.createCommandEncoder({ label: 'refusal' });
       const inputsI8 = dispatchInputsI8(device, encoder, scratch, { w: weight, xRotated: xBuffer, rhs: tokens });
-      const call = () => dispatchUniversalGemvI8(device, encoder, scratch, { weights, inputsI8, y, rhs: tokens, dotPath: dotPathFor(context.features) });
+      const call = () => dispatchUniversalGemvI8(device, encoder, scratch, { weights, inputsI8, y, rhs: tokens, dotPath: dotPathFor(suite.context.features) });
       expect(call).toThrow(LatticeMatmulError);
       expect(call).toThrow(/x is needed: W is not rotated and keeps 51 of its 100 rows, so x's entries past keptLength are checked for NaN and ±Infinity/);
     } finally {

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BufferUsage, createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
@@ -8,7 +7,7 @@ import { prepareCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 
 /*
  * Prepared commands (src/gpu/prepared.ts) replay what a chain of kernels recorded, with consecutive
@@ -23,14 +22,10 @@ import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('prepared commands', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('refuses what it cannot replay (dynamic offsets, a pass left open or begun inside another) and frees the scratch then; a destroyed set frees its scratch and refuses a record; a pass with a copy is refused in a pass', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const tracker = trackBuffers(device);
     try {
       const refusals: readonly [string, (encoder: GPUCommandEncoder) => void, RegExp][] = [
@@ -85,7 +80,7 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
   });
 
   it('merge consecutive passes, keep a copy between them, and give the bytes of the direct recording', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const rows = 300;
     const cols = 2;
     const length = rotationLength(rows);
@@ -144,7 +139,7 @@ describe.skipIf(noGpu !== undefined)('prepared commands', () => {
   });
 
   it('replay into a caller\'s compute pass: same bytes, no repeated pipeline; a copy is refused there', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const rows = 250; // rotated to 256 in one stage: one dispatch (300 would take two windows)
     const cols = 2;
     const length = rotationLength(rows);

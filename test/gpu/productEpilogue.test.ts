@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { dispatchProductEpilogue } from '../../src/gpu/kernels/productEpilogue.js';
@@ -10,7 +9,7 @@ import { universalPairProduct } from '../../src/product/universalPairProduct.js'
 import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The universal product's epilogue (shaders/product_epilogue.wgsl) binds C a chunk of columns at a
@@ -22,16 +21,10 @@ import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 const noGpu = await gpuUnavailableReason();
 
 describe.skipIf(noGpu !== undefined)('product epilogue in chunks of C columns', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
-  });
-
-  afterAll(() => {
-    device.destroy();
+  beforeAll(() => {
+    device = suite.context.device;
   });
 
   /** C after the epilogue, on the GPU with `maxBindingBytes`, and its twin. */
@@ -100,7 +93,7 @@ describe.skipIf(noGpu !== undefined)('product epilogue in chunks of C columns', 
   });
 
   it('a universal product into a caller buffer larger than one storage binding (C of 8 × 8 at its start) equals the CPU product', async () => {
-    const engine = GpuEngine.create(context);
+    const engine = GpuEngine.create(suite.context);
     const a = quantize(gaussianMatrix(64, 8, 1), { scheme: 'e8-q16', nonce: 1 }) as UniversalLatticeMatrix;
     const b = quantize(gaussianMatrix(64, 8, 2), { scheme: 'e8-q16', nonce: 2 }) as UniversalLatticeMatrix;
     const [ga, gb] = [engine.upload(a), engine.upload(b)];

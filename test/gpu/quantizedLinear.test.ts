@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { readQuantizedContainer } from '../../src/format/container.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { GpuE8ResidueMatrix } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
@@ -30,7 +29,7 @@ import { quantizeInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice, trackBuffers } from './gpuTestDevice.js';
 import { relativeSquaredError } from '../relativeError.js';
 
 /*
@@ -51,13 +50,11 @@ function f16Matrix(m: Matrix): { bits: Uint16Array; values: Matrix } {
 }
 
 describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => context?.device.destroy());
 
   /** Runs one layer on x (f32 values; uploaded as f32 or f16) and returns y as f32 values. */
   async function run(layer: QuantizedLinear, x: Matrix): Promise<Float32Array> {
@@ -161,7 +158,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     it.each(Object.keys(forms) as (keyof typeof forms)[])(`int8 inputs (${scheme}), ${activations} activations, bias, tokens 1, 5 and 8: within the int8 bound of matvecAT (%s)`, async (form) => {
       const q = quantize(w, { scheme, seed: 4, ...forms[form], ...(scheme.endsWith('deterministic') ? {} : { nonce: 9 }) }) as LatticeQuantizedMatrix;
       const gpuW = uploadLatticeMatrix(device, q);
-      const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(context.features) });
+      const layer = QuantizedLinear.create(device, gpuW as LinearWeight, { bias, activations, maxTokens: 8, int8Inputs: dotPathFor(suite.context.features) });
       const rotated = decodeRotated(q);
       const rotation = new RandomizedHadamard(n, q.seed);
       // One group per 4 blocks: 12 coordinates for D3, 32 for E8 (the residue and the point GEMV).
@@ -199,7 +196,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     it(`a GpuE8ResidueMatrix as the weight (the upload destroyed after the repack) equals the layer that repacks it, bit for bit, alone and in a group (${activations})`, async () => {
       const q = quantize(w, { scheme: 'e8-q16-deterministic', seed: 4, center: true }) as LatticeQuantizedMatrix;
       const uploaded = uploadLatticeMatrix(device, q);
-      const int8Inputs = dotPathFor(context.features);
+      const int8Inputs = dotPathFor(suite.context.features);
       const options = { bias, activations, maxTokens: 8, int8Inputs };
       const fromUpload = QuantizedLinear.create(device, uploaded as LinearWeight, options);
       const x = gaussianMatrix(n, 5, 31);
@@ -251,7 +248,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   it('a GpuE8PointMatrix as the weight equals the layer that repacks it, bit for bit, and shares one int8 rounding with a residue layer of the same seed', async () => {
     const q = quantize(w, { scheme: 'e8-4bit', seed: 4, nonce: 9, center: true }) as LatticeQuantizedMatrix;
     const uploaded = uploadLatticeMatrix(device, q);
-    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(context.features) };
+    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(suite.context.features) };
     const fromUpload = QuantizedLinear.create(device, uploaded as LinearWeight, options);
     const x = gaussianMatrix(n, 5, 37);
     const expected = await run(fromUpload, x);
@@ -300,10 +297,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     })());
     expect(cpuRefusal, 'e8PointForm refuses the CPU matrix').not.toBeNull();
     const [, block, coordinate] = cpuRefusal as RegExpExecArray;
-    const int8Inputs = dotPathFor(context.features);
+    const int8Inputs = dotPathFor(suite.context.features);
     const uploaded = uploadLatticeMatrix(device, q);
     const sound = uploadLatticeMatrix(device, quantize(gaussianMatrix(1024, 3, 9), { scheme: 'e8-4bit', rotate: false }) as UniversalLatticeMatrix);
-    const engine = GpuEngine.create(context);
+    const engine = GpuEngine.create(suite.context);
     const gpuQuantized = (await engine.quantize(data, { scheme: 'e8-4bit', rotate: false })) as GpuUniversalQuantizedMatrix;
     const x = createBufferWithData(device, 'overflow x', Float32Array.from({ length: 1024 }, (_, k) => Math.sin(k)), STORAGE_USAGE);
     const y = createBuffer(device, 'overflow y', 12, STORAGE_USAGE);
@@ -351,7 +348,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
   });
 
   it('a GpuD3QuadMatrix as the weight equals the layer that repacks it, bit for bit; multiples past the quad table\'s byte keep the codes as stored', async () => {
-    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(context.features) };
+    const options = { bias, maxTokens: 8, int8Inputs: dotPathFor(suite.context.features) };
     const x = gaussianMatrix(n, 5, 38);
     const q = quantize(w, { scheme: 'd3-q6-deterministic', seed: 4, center: true }) as DeterministicLatticeMatrix;
     const uploaded = uploadLatticeMatrix(device, q);
@@ -380,7 +377,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     const wideUploaded = uploadLatticeMatrix(device, wide);
     expect(Array.from(wideUploaded.multiples)).toEqual([16, 128, 1024, 8192]);
     expect(() => GpuD3QuadMatrix.repack(device, wideUploaded, 'test')).toThrow(/in a byte .*16, 128, 1024, 8192/);
-    const wideLayer = QuantizedLinear.create(device, wideUploaded, { maxTokens: 8, int8Inputs: dotPathFor(context.features) });
+    const wideLayer = QuantizedLinear.create(device, wideUploaded, { maxTokens: 8, int8Inputs: dotPathFor(suite.context.features) });
     try {
       const y = await run(wideLayer, x);
       const exactW = decodeRotated(wide);
@@ -459,7 +456,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const q = entry.matrix;
       expect(q.length).toBeGreaterThan(q.rows);
       const gpuW = uploadContainerEntry(device, entry);
-      const layers = [QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4 }), QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4, int8Inputs: dotPathFor(context.features) })];
+      const layers = [QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4 }), QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4, int8Inputs: dotPathFor(suite.context.features) })];
       try {
         const x = gaussianMatrix(q.rows, 3, 41);
         const reference = matvecAT(q, x).data;
@@ -493,7 +490,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     const q = quantizeWeights(gaussianMatrix(n, out, 5), null, { method: 'rtn', rate, rotate, ...(rotate ? { seed: 3 } : {}) });
     const matrix = uploadWeightOnly(device, q);
     expect(matrix.codeBits).not.toBe('packed');
-    const dotPath = dotPathFor(context.features);
+    const dotPath = dotPathFor(suite.context.features);
     const layer = QuantizedLinear.create(device, matrix, { int8Inputs: dotPath, activations, bias, maxTokens: 2 });
     const plain = QuantizedLinear.create(device, matrix, { activations, bias, maxTokens: 2 });
     const group = QuantizedLinear.group([plain, layer]);
@@ -803,7 +800,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       ];
       const int8Layers = new Set([2, 6, 7, 9]);
       const layers = weights.map((weight, i) =>
-        QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: int8Layers.has(i) ? dotPathFor(context.features) : null }),
+        QuantizedLinear.create(device, weight as LinearWeight, { activations, maxTokens: 4, bias: i % 2 === 0 ? bias : null, int8Inputs: int8Layers.has(i) ? dotPathFor(suite.context.features) : null }),
       );
       const group = QuantizedLinear.group(layers);
       const bytes = activations === 'f16' ? 2 : 4;
@@ -921,7 +918,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         weightOnly(3), // another seed: a second rotation
         uploadLatticeMatrix(device, quantize(w256, { scheme: 'e8-q16', seed: 3, nonce: 5 }) as LatticeQuantizedMatrix) as LinearWeight,
       ];
-      const layers = weights.map((weight, i) => QuantizedLinear.create(device, weight, { activations, maxTokens: 2, bias: i % 2 === 1 ? bias : null, int8Inputs: i === 1 ? dotPathFor(context.features) : null }));
+      const layers = weights.map((weight, i) => QuantizedLinear.create(device, weight, { activations, maxTokens: 2, bias: i % 2 === 1 ? bias : null, int8Inputs: i === 1 ? dotPathFor(suite.context.features) : null }));
       const group = QuantizedLinear.group(layers);
       const bytes = activations === 'f16' ? 2 : 4;
       const x = gaussianMatrix(n256, 2, 41);
@@ -1324,7 +1321,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     try {
       for (const [name, weight] of weights) {
         for (const activations of ['f32', 'f16'] as const) {
-          for (const int8Inputs of [null, dotPathFor(context.features)]) {
+          for (const int8Inputs of [null, dotPathFor(suite.context.features)]) {
             let layer: QuantizedLinear;
             try {
               layer = QuantizedLinear.create(device, weight, { activations, int8Inputs });

@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { rotationSigns } from '../../src/gpu/rotationSigns.js';
 import { counterHash, RandomStream } from '../../src/rotation/random.js';
 import { packedStageSigns } from '../../src/rotation/randomizedHadamard.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * The rotation's packed signs (src/gpu/rotationSigns.ts). What the GPU rotation computes with them is
@@ -41,14 +40,10 @@ describe('packedStageSigns', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('rotationSigns: the packed signs kept per device', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it('uploads a rotation\'s signs once and hands the same buffer back; another seed, window or device has its own', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const stages = [
       { offset: 0, length: 24576 },
       { offset: 4096, length: 24576 },
@@ -75,7 +70,7 @@ describe.skipIf(noGpu !== undefined)('rotationSigns: the packed signs kept per d
   });
 
   it('keeps the 64 rotations used last per device, dropping the least recently used (not destroyed: still usable)', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const window = [{ offset: 0, length: 64 }];
     const kept = rotationSigns(device, 1000, window);
     const dropped = rotationSigns(device, 1001, window);

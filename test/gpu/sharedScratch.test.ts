@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
@@ -15,7 +15,7 @@ import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * QuantizedLinear's prepared sets share their intermediate buffers (rotated input, its int8 rounding,
@@ -130,11 +130,11 @@ async function poisonedReplaysMatch(device: GPUDevice, tokens: number, rows = n)
 }
 
 describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', () => {
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-  beforeAll(async () => {
-    device = (await testDevice()).device;
+  beforeAll(() => {
+    device = suite.context.device;
   });
-  afterAll(() => device?.destroy());
 
   // 64 tokens: the GEMVs' right-hand sides in several tiles and ranges.
   it.each([

@@ -1,11 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { dispatchStreamRead, streamRead, streamReadSinkBytes, streamXor } from '../../src/gpu/kernels/streamRead.js';
 import { Rng } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The streaming-read kernel against its CPU twin: the XOR of the per-workgroup results equals the XOR
@@ -29,11 +28,7 @@ describe('streamXor (CPU twin)', () => {
 });
 
 describe.skipIf(noGpu !== undefined)('stream_read.wgsl', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   // words (vec4 count) × workgroups: one partial step, exact unrolled steps, a tail after unrolled steps.
   it.each([
@@ -45,7 +40,7 @@ describe.skipIf(noGpu !== undefined)('stream_read.wgsl', () => {
     [20000, 7],
   ])('%i words with %i workgroups: XOR equals the CPU twin', async (words, workgroups) => {
     const data = randomWords(4 * words, words + workgroups);
-    expect(Array.from(await streamRead(context.device, data, { workgroups }))).toEqual(Array.from(streamXor(data)));
+    expect(Array.from(await streamRead(suite.context.device, data, { workgroups }))).toEqual(Array.from(streamXor(data)));
   });
 
   it('reads every word exactly once (one set bit anywhere, any grid)', async () => {
@@ -54,7 +49,7 @@ describe.skipIf(noGpu !== undefined)('stream_read.wgsl', () => {
         const data = new Uint32Array(4 * words);
         const at = where % data.length;
         data[at] = 1 << (where % 32);
-        const xor = await streamRead(context.device, data, { workgroups });
+        const xor = await streamRead(suite.context.device, data, { workgroups });
         expect(Array.from(xor)).toEqual(Array.from(streamXor(data)));
       }),
       { seed: 20261130, numRuns: 12 },
@@ -64,13 +59,13 @@ describe.skipIf(noGpu !== undefined)('stream_read.wgsl', () => {
   it('splits a read across bindings and honours an offset', async () => {
     const data = randomWords(4 * 700, 3);
     // 1024-byte bindings: 49 words per dispatch after 240 bytes of alignment slack.
-    const xor = await streamRead(context.device, data, { workgroups: 2, maxBindingBytes: 1024, offsetWords: 4 * 5 });
+    const xor = await streamRead(suite.context.device, data, { workgroups: 2, maxBindingBytes: 1024, offsetWords: 4 * 5 });
     expect(Array.from(xor)).toEqual(Array.from(streamXor(data)));
-    expect(streamReadSinkBytes(context.device, { bytes: 16 * 700, offset: 80, workgroups: 2, maxBindingBytes: 1024 })).toBeGreaterThan(16 * 2);
+    expect(streamReadSinkBytes(suite.context.device, { bytes: 16 * 700, offset: 80, workgroups: 2, maxBindingBytes: 1024 })).toBeGreaterThan(16 * 2);
   });
 
   it('refuses sizes and offsets that are not 16-byte words', () => {
-    const { device } = context;
+    const { device } = suite.context;
     const buffer = createBuffer(device, 'test stream buffer', 256, STORAGE_USAGE);
     const scratch = new GpuScratch(device);
     try {

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The subgroup size the kernels run at. Lavapipe's is 8; CI runs the subgroup kernels' tests again with
@@ -27,18 +26,14 @@ const PROBE = `enable subgroups;
 }`;
 
 describe.skipIf(noGpu !== undefined)('the subgroup size of this adapter', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it(expected === undefined ? 'is reported (no size expected: LATTICE_EXPECT_SUBGROUP_SIZE unset)' : `is ${expected}, as LATTICE_EXPECT_SUBGROUP_SIZE says`, async () => {
-    if (!context.features.subgroups) {
+    if (!suite.context.features.subgroups) {
       expect(expected, 'a subgroup size was expected, but the device has no subgroups').toBeUndefined();
       return;
     }
-    const { device } = context;
+    const { device } = suite.context;
     const module = device.createShaderModule({ label: 'subgroup size probe', code: PROBE });
     const pipeline = device.createComputePipeline({ label: 'subgroup size probe', layout: 'auto', compute: { module, entryPoint: 'main' } });
     const bytes = await runAndRead(device, 'subgroup size probe', 4 * 128, (run) => {

@@ -23,7 +23,7 @@ import {
 } from '../../src/gpu/tableLayout.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, asDeterministicGpu, asUniversal, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
@@ -139,16 +139,12 @@ const shapes: [n: number, aCols: number, bCols: number][] = [
 ];
 
 describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   it.each(shapes)('n = %i, %i × %i columns (best layout for the device): within 1e-5·‖a_i‖‖b_j‖ of matmulAT', async (n, aCols, bCols) => {
     const a = gaussianMatrix(n, aCols, 100 + n);
     const b = gaussianMatrix(n, bCols, 200 + bCols);
-    const result = await compare(context, a, b, D3_Q6);
+    const result = await compare(suite.context, a, b, D3_Q6);
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -160,7 +156,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     // against [0.01, 0.15] let 2.5 times the error pass.
     let nmse = 0;
     for (let t = 0; t < 4; t++) {
-      const result = await compare(context, gaussianMatrix(192, 33, 5 + 2 * t), gaussianMatrix(192, 17, 6 + 2 * t), D3_Q6);
+      const result = await compare(suite.context, gaussianMatrix(192, 33, 5 + 2 * t), gaussianMatrix(192, 17, 6 + 2 * t), D3_Q6);
       expect(result.ratio, result.at).toBeLessThanOrEqual(1);
       nmse += result.nmse / 4;
     }
@@ -171,7 +167,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it.each([1, 8, 100, 192])('centred inputs, n = %i: the mean term n·μ_a·μ_b is added', async (n) => {
     const a = shifted(gaussianMatrix(n, 17, 7 + n), 3);
     const b = shifted(gaussianMatrix(n, 3, 8 + n), -2);
-    const centred = await compare(context, a, b, { ...D3_Q6, center: true });
+    const centred = await compare(suite.context, a, b, { ...D3_Q6, center: true });
     expect(centred.ratio, centred.at).toBeLessThanOrEqual(1);
     if (n > 1) {
       // Most of AᵀB is the mean term here: without it the estimate would be far off.
@@ -183,14 +179,14 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it('without shrinkage gains on one side (gains = null) and with them on the other', async () => {
     const a = gaussianMatrix(100, 17, 9);
     const b = gaussianMatrix(100, 33, 10);
-    const result = await compare(context, a, b, { ...D3_Q6, gain: 'none' }, {}, D3_Q6);
+    const result = await compare(suite.context, a, b, { ...D3_Q6, gain: 'none' }, {}, D3_Q6);
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
   it('time-sharing (keepFraction 0.5): only the kept blocks count', async () => {
     const a = gaussianMatrix(192, 17, 12);
     const b = gaussianMatrix(192, 3, 13);
-    const result = await compare(context, a, b, { ...D3_Q6, keepFraction: 0.5 });
+    const result = await compare(suite.context, a, b, { ...D3_Q6, keepFraction: 0.5 });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -198,7 +194,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const scheme: LatticeScheme = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.05, ratio: 2, steps: 9 } };
     const a = gaussianMatrix(192, 33, 14);
     const b = gaussianMatrix(192, 17, 15);
-    const result = await compare(context, a, b, { scheme, seed: 3 });
+    const result = await compare(suite.context, a, b, { scheme, seed: 3 });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -210,11 +206,11 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const wideOptions: QuantizeOptions = { scheme: wide, seed: D3_Q6.seed };
     const a = gaussianMatrix(100, 17, 64);
     const b = gaussianMatrix(100, 3, 65);
-    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const granted = suite.context.device.limits.maxComputeWorkgroupStorageSize;
     const tables = (['full', 'triangle'] as const).filter((kind) => tableLayout(kind, granted) !== null);
-    for (const [layout, dotPath] of [['leaders', dotPathFor(context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
+    for (const [layout, dotPath] of [['leaders', dotPathFor(suite.context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
       for (const [aOptions, bOptions, order] of [[wideOptions, D3_Q6, 'wide × default'], [D3_Q6, wideOptions, 'default × wide']] as const) {
-        const result = await compare(context, a, b, aOptions, { layout, dotPath }, bOptions, true);
+        const result = await compare(suite.context, a, b, aOptions, { layout, dotPath }, bOptions, true);
         expect(result.ratio, `${layout}, ${order}: ${result.at}`).toBeLessThanOrEqual(1);
       }
     }
@@ -223,17 +219,17 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it('work split across many bindings and dispatches (maxBindingBytes 1024) gives the same product', async () => {
     const a = gaussianMatrix(100, 70, 16);
     const b = gaussianMatrix(100, 33, 17);
-    const result = await compare(context, a, b, D3_Q6, { maxBindingBytes: 1024 });
+    const result = await compare(suite.context, a, b, D3_Q6, { maxBindingBytes: 1024 });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
   it.each([3, 100])('random codes and scale indices (every table entry in play), n = %i, with each layout this device allows', async (n) => {
     const a = gaussianMatrix(n, 33, 60 + n);
     const b = gaussianMatrix(n, 17, 61 + n);
-    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    const granted = suite.context.device.limits.maxComputeWorkgroupStorageSize;
     const tables = (['full', 'triangle'] as const).filter((kind) => tableLayout(kind, granted) !== null);
-    for (const [layout, dotPath] of [['leaders', 'plain'], ['leaders', dotPathFor(context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
-      const result = await compare(context, a, b, D3_Q6, { layout, dotPath }, D3_Q6, true);
+    for (const [layout, dotPath] of [['leaders', 'plain'], ['leaders', dotPathFor(suite.context.features)], ...tables.map((kind) => [kind, 'plain'] as const)] as const) {
+      const result = await compare(suite.context, a, b, D3_Q6, { layout, dotPath }, D3_Q6, true);
       expect(result.ratio, `${layout}, ${dotPath} dot: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -241,7 +237,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it('the leaders layout forced on this device', async () => {
     const a = gaussianMatrix(100, 33, 18);
     const b = gaussianMatrix(100, 17, 19);
-    const result = await compare(context, a, b, D3_Q6, { layout: 'leaders' });
+    const result = await compare(suite.context, a, b, D3_Q6, { layout: 'leaders' });
     expect(result.ratio, result.at).toBeLessThanOrEqual(1);
   });
 
@@ -251,16 +247,16 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it.each([3, 100])('every layout this device allows with 16-block slices and both dot paths give the same C, bit for bit, n = %i, random codes', async (n) => {
     const qa = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 33, 70 + n), D3_Q6)), 3);
     const qb = withRandomCodes(asDeterministic(quantize(gaussianMatrix(n, 65, 71 + n), D3_Q6)), 4);
-    const ga = uploadLatticeMatrix(context.device, qa);
-    const gb = uploadLatticeMatrix(context.device, qb);
-    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
-    const paths: DotPath[] = context.features.packed4x8IntegerDotProduct ? ['plain', 'packed'] : ['plain'];
+    const ga = uploadLatticeMatrix(suite.context.device, qa);
+    const gb = uploadLatticeMatrix(suite.context.device, qb);
+    const granted = suite.context.device.limits.maxComputeWorkgroupStorageSize;
+    const paths: DotPath[] = suite.context.features.packed4x8IntegerDotProduct ? ['plain', 'packed'] : ['plain'];
     const runs: { name: string; data: Float32Array }[] = [];
     try {
       for (const layout of ['full', 'triangle', 'leaders'] as const) {
         if (tableLayout(layout, granted)?.sliceBlocks !== 16) continue;
         for (const dotPath of layout === 'leaders' ? paths : (['plain'] as const)) {
-          runs.push({ name: `${layout}/${dotPath}`, data: (await tableMatmulAT(context.device, ga, gb, { layout, dotPath })).data });
+          runs.push({ name: `${layout}/${dotPath}`, data: (await tableMatmulAT(suite.context.device, ga, gb, { layout, dotPath })).data });
         }
       }
     } finally {
@@ -279,10 +275,10 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const a = shifted(gaussianMatrix(100, 33, 62), 1);
     const b = gaussianMatrix(100, 17, 63);
     const options = { ...D3_Q6, center: true };
-    const ga = asDeterministicGpu(await gpuQuantizeLattice(context.device, a, options));
-    const gb = asDeterministicGpu(await gpuQuantizeLattice(context.device, b, options));
+    const ga = asDeterministicGpu(await gpuQuantizeLattice(suite.context.device, a, options));
+    const gb = asDeterministicGpu(await gpuQuantizeLattice(suite.context.device, b, options));
     try {
-      const got = await tableMatmulAT(context.device, ga, gb, { dotPath: dotPathFor(context.features) });
+      const got = await tableMatmulAT(suite.context.device, ga, gb, { dotPath: dotPathFor(suite.context.features) });
       const expected = matmulAT(asDeterministic(quantize(a, options)), asDeterministic(quantize(b, options)));
       const worst = worstScaledError(got.data, expected.data, a, b, 1e-5);
       expect(worst.ratio, worst.at).toBeLessThanOrEqual(1);
@@ -293,13 +289,13 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   });
 
   it('the default is the leaders layout; each table layout the device allows, forced, matches matmulAT (the full table where ≥ 48 KB is granted: real GPUs; lavapipe grants 32 KB)', async () => {
-    expect(tableMatmulLayout(context.device).kind).toBe('leaders');
-    const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+    expect(tableMatmulLayout(suite.context.device).kind).toBe('leaders');
+    const granted = suite.context.device.limits.maxComputeWorkgroupStorageSize;
     const a = gaussianMatrix(192, 33, 50);
     const b = gaussianMatrix(192, 17, 51);
     for (const layout of ['full', 'triangle'] as const) {
       if (tableLayout(layout, granted) === null) continue;
-      const result = await compare(context, a, b, D3_Q6, { layout });
+      const result = await compare(suite.context, a, b, D3_Q6, { layout });
       expect(result.ratio, `${layout}: ${result.at}`).toBeLessThanOrEqual(1);
     }
   });
@@ -307,7 +303,7 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
   it('the full-table variant compiles without WGSL errors on this device', async () => {
     const full = tableLayout('full', 65536);
     expect(full).not.toBeNull();
-    const module = context.device.createShaderModule({ label: 'full table probe', code: tableMatmulShaderSource({ layout: full!, dotPath: 'plain' }) });
+    const module = suite.context.device.createShaderModule({ label: 'full table probe', code: tableMatmulShaderSource({ layout: full!, dotPath: 'plain' }) });
     const info = await module.getCompilationInfo();
     expect(info.messages.filter((m) => m.type === 'error').map((m) => m.message)).toEqual([]);
   });
@@ -317,21 +313,21 @@ describe.skipIf(noGpu !== undefined)('d3_table_matmul.wgsl on the device', () =>
     const qa = asDeterministic(quantize(a, D3_Q6));
     const qOther = asDeterministic(quantize(a, { ...D3_Q6, seed: 12 }));
     const qE8 = asDeterministic(quantize(a, { scheme: 'e8-q16-deterministic', seed: 11 }));
-    const gUniversal = uploadLatticeMatrix(context.device, asUniversal(quantize(a, { scheme: 'd3-q6', seed: 11, nonce: 1 })));
-    const ga = uploadLatticeMatrix(context.device, qa);
-    const gOther = uploadLatticeMatrix(context.device, qOther);
-    const gE8 = uploadLatticeMatrix(context.device, qE8);
+    const gUniversal = uploadLatticeMatrix(suite.context.device, asUniversal(quantize(a, { scheme: 'd3-q6', seed: 11, nonce: 1 })));
+    const ga = uploadLatticeMatrix(suite.context.device, qa);
+    const gOther = uploadLatticeMatrix(suite.context.device, qOther);
+    const gE8 = uploadLatticeMatrix(suite.context.device, qE8);
     const plain = { dotPath: 'plain' } as const;
     try {
-      await expect(tableMatmulAT(context.device, ga, gOther, plain)).rejects.toThrow(/different seeds/);
-      await expect(tableMatmulAT(context.device, ga, gE8, plain)).rejects.toThrow(LatticeMatmulError);
+      await expect(tableMatmulAT(suite.context.device, ga, gOther, plain)).rejects.toThrow(/different seeds/);
+      await expect(tableMatmulAT(suite.context.device, ga, gE8, plain)).rejects.toThrow(LatticeMatmulError);
       // A universal D3 matrix passed where the deterministic kernel expects its operand (a JavaScript caller).
-      await expect(tableMatmulAT(context.device, ga, gUniversal as unknown as GpuDeterministicMatrix, plain)).rejects.toThrow(/deterministic lattice scheme/);
-      const granted = context.device.limits.maxComputeWorkgroupStorageSize;
+      await expect(tableMatmulAT(suite.context.device, ga, gUniversal as unknown as GpuDeterministicMatrix, plain)).rejects.toThrow(/deterministic lattice scheme/);
+      const granted = suite.context.device.limits.maxComputeWorkgroupStorageSize;
       // The full table needs 46656 bytes, 2048 of operand slices and 8 of scale multiples.
-      if (granted < 48712) await expect(tableMatmulAT(context.device, ga, ga, { ...plain, layout: 'full' })).rejects.toThrow(/does not fit/);
+      if (granted < 48712) await expect(tableMatmulAT(suite.context.device, ga, ga, { ...plain, layout: 'full' })).rejects.toThrow(/does not fit/);
       // A JavaScript caller's misspelt dot path.
-      await expect(tableMatmulAT(context.device, ga, ga, { dotPath: 'fast' as DotPath })).rejects.toThrow(/dotPath must be 'packed' or 'plain'/);
+      await expect(tableMatmulAT(suite.context.device, ga, ga, { dotPath: 'fast' as DotPath })).rejects.toThrow(/dotPath must be 'packed' or 'plain'/);
     } finally {
       ga.destroy();
       gOther.destroy();

@@ -1,12 +1,11 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines } from '../../src/gpu/pipelines.js';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { UniformLayout, type UniformMemberType, type UniformScalar } from '../../src/gpu/uniformLayout.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
-import { f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, gpuUnavailableReason, hex } from './gpuTestDevice.js';
 
 /*
  * UniformLayout: one declaration gives the WGSL struct and the host's bytes. The offsets follow WGSL's
@@ -149,11 +148,7 @@ function bitsOf(scalar: UniformScalar, value: number): number {
 }
 
 describe.skipIf(noGpu !== undefined)('UniformLayout read by WGSL', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   /** Runs a kernel that copies every component of `params` (as u32 bits, in declaration order) to `out`. */
   async function readBack(layout: UniformLayout<Record<string, UniformMemberType>>, values: Record<string, number | number[]>, components: number): Promise<number[]> {
@@ -178,7 +173,7 @@ fn main() {
       bindings: ['uniform', 'storage'],
       compile: (device, pipelineLayout) => createKernelPipeline(device, pipelineLayout, { label: 'uniform layout probe', code }),
     });
-    const device = context.device;
+    const device = suite.context.device;
     const data = await runAndRead(device, 'uniform layout probe', 4 * components, (run) => {
       const { layout: bindGroupLayout, pipeline } = pipelines.get(device);
       const out = run.storage('uniform layout probe out', 4 * components);

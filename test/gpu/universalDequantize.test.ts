@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
 import { universalDequantize, universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -9,7 +8,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 import { spiky } from './latticeTestSupport.js';
 
 /*
@@ -42,11 +41,7 @@ function expectClose(gpu: Float32Array, cpu: Float64Array, q: UniversalLatticeMa
 }
 
 describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated (CPU)', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   const cases: { name: string; scheme: UniversalLatticeScheme | 'd3-q6' | 'e8-q16'; a: () => Matrix; options?: { center?: boolean; keepFraction?: number; rotate?: boolean } }[] = [
     { name: 'd3-q6, 1 × 1', scheme: 'd3-q6', a: () => gaussianMatrix(1, 1, 1) },
@@ -62,9 +57,9 @@ describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated
     it(name, async () => {
       const matrix = a();
       const q = quantize(matrix, { scheme, seed: 3, nonce: 11, ...options }) as UniversalLatticeMatrix;
-      const gpu = uploadUniversalMatrix(context.device, q);
+      const gpu = uploadUniversalMatrix(suite.context.device, q);
       try {
-        expectClose(await universalDequantizeRotated(context.device, gpu), decodeRotated(q), q);
+        expectClose(await universalDequantizeRotated(suite.context.device, gpu), decodeRotated(q), q);
       } finally {
         gpu.destroy();
       }
@@ -78,9 +73,9 @@ describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated
 
   it('splits columns across bindings (maxBindingBytes) with the same result', async () => {
     const q = quantize(gaussianMatrix(96, 40, 8), { scheme: 'd3-q6', seed: 3, nonce: 12 }) as UniversalLatticeMatrix;
-    const gpu = uploadUniversalMatrix(context.device, q);
+    const gpu = uploadUniversalMatrix(suite.context.device, q);
     try {
-      expectClose(await universalDequantizeRotated(context.device, gpu, { maxBindingBytes: 1024 }), decodeRotated(q), q);
+      expectClose(await universalDequantizeRotated(suite.context.device, gpu, { maxBindingBytes: 1024 }), decodeRotated(q), q);
     } finally {
       gpu.destroy();
     }
@@ -89,9 +84,9 @@ describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated
   it('dequantize with the inverse rotation and means matches the CPU dequantize', async () => {
     const matrix = gaussianMatrix(130, 6, 9);
     const q = quantize(matrix, { scheme: 'e8-q16', seed: 4, nonce: 13, center: true }) as UniversalLatticeMatrix;
-    const gpu = uploadUniversalMatrix(context.device, q);
+    const gpu = uploadUniversalMatrix(suite.context.device, q);
     try {
-      const back = await universalDequantize(context.device, gpu);
+      const back = await universalDequantize(suite.context.device, gpu);
       const cpu = dequantize(q);
       for (let i = 0; i < cpu.data.length; i++) expect(Math.abs((back.data[i] as number) - (cpu.data[i] as number))).toBeLessThan(2e-5);
     } finally {
@@ -102,7 +97,7 @@ describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated
   it('read() returns the uploaded matrix bit for bit', async () => {
     for (const scheme of ['d3-q6', universal('E8', 24, 0.15), universal('E8', 4, 0.3)] as const) {
       const q = quantize(spiky(64, 5, 10), { scheme, seed: 3, nonce: 14, rotate: false }) as UniversalLatticeMatrix;
-      const gpu = uploadUniversalMatrix(context.device, q);
+      const gpu = uploadUniversalMatrix(suite.context.device, q);
       try {
         const back = await gpu.read();
         expect(back.codes).toEqual(q.codes);

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBufferWithData, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { gpuQuantizeLattice, type GpuQuantizeOptions } from '../../src/gpu/gpuQuantize.js';
 import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { LatticeMatmulError } from '../../src/errors.js';
@@ -10,7 +9,7 @@ import type { UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.
 import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * The GPU universal encoder (column prep → rotation → shaders/universal_encode.wgsl → universal_compact.wgsl)
@@ -49,16 +48,12 @@ function expectSame(gpu: UniversalLatticeMatrix, cpu: UniversalLatticeMatrix): v
 }
 
 describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit for bit', () => {
-  let context: GpuContext;
-  beforeAll(async () => {
-    context = await testDevice();
-  });
-  afterAll(() => context?.device.destroy());
+  const suite = contextOnTestDevice();
 
   async function both(matrix: Matrix, options: GpuQuantizeOptions): Promise<{ gpu: UniversalLatticeMatrix; cpu: UniversalLatticeMatrix }> {
     const { maxBindingBytes: _ignored, ...cpuOptions } = options;
     const cpu = quantize(matrix, cpuOptions) as UniversalLatticeMatrix;
-    const onGpu = (await gpuQuantizeLattice(context.device, matrix, options)) as GpuUniversalQuantizedMatrix;
+    const onGpu = (await gpuQuantizeLattice(suite.context.device, matrix, options)) as GpuUniversalQuantizedMatrix;
     try {
       return { gpu: await onGpu.read(), cpu };
     } finally {
@@ -105,9 +100,9 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     const matrix = gaussianMatrix(80, 6, 9);
     const padded = new Float32Array(16 + matrix.data.length);
     padded.set(matrix.data, 16);
-    const buffer = createBufferWithData(context.device, 'test input', padded, STORAGE_USAGE);
+    const buffer = createBufferWithData(suite.context.device, 'test input', padded, STORAGE_USAGE);
     try {
-      const onGpu = (await gpuQuantizeLattice(context.device, { buffer, rows: 80, cols: 6, offset: 64 }, { scheme: 'e8-q16', seed: 5, nonce: 3 })) as GpuUniversalQuantizedMatrix;
+      const onGpu = (await gpuQuantizeLattice(suite.context.device, { buffer, rows: 80, cols: 6, offset: 64 }, { scheme: 'e8-q16', seed: 5, nonce: 3 })) as GpuUniversalQuantizedMatrix;
       try {
         expectSame(await onGpu.read(), quantize(matrix, { scheme: 'e8-q16', seed: 5, nonce: 3 }) as UniversalLatticeMatrix);
       } finally {
@@ -123,9 +118,9 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     const bits = Uint16Array.from(values.data, (v) => float16Bits(v));
     const padded = new Uint16Array(2 + bits.length);
     padded.set(bits, 2);
-    const buffer = createBufferWithData(context.device, 'f16 input', padded, STORAGE_USAGE);
+    const buffer = createBufferWithData(suite.context.device, 'f16 input', padded, STORAGE_USAGE);
     try {
-      const onGpu = (await gpuQuantizeLattice(context.device, { buffer, rows: 70, cols: 5, offset: 4, format: 'f16' }, { scheme: 'd3-q6', seed: 2, nonce: 8 })) as GpuUniversalQuantizedMatrix;
+      const onGpu = (await gpuQuantizeLattice(suite.context.device, { buffer, rows: 70, cols: 5, offset: 4, format: 'f16' }, { scheme: 'd3-q6', seed: 2, nonce: 8 })) as GpuUniversalQuantizedMatrix;
       try {
         expectSame(await onGpu.read(), quantize({ rows: 70, cols: 5, data: bits }, { scheme: 'd3-q6', seed: 2, nonce: 8 }) as UniversalLatticeMatrix);
       } finally {
@@ -139,11 +134,11 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
   it('refuses what the CPU refuses: a non-finite entry, a coordinate beyond the code’s range', async () => {
     const bad = gaussianMatrix(40, 3, 10);
     bad.data[45] = Number.NaN;
-    await expect(gpuQuantizeLattice(context.device, bad, { scheme: 'd3-q6', nonce: 1 })).rejects.toThrow(LatticeMatmulError);
+    await expect(gpuQuantizeLattice(suite.context.device, bad, { scheme: 'd3-q6', nonce: 1 })).rejects.toThrow(LatticeMatmulError);
     const tiny = universal('D3', 6, 0.001);
     const spike = spiky(300, 2, 11);
     expect(() => quantize(spike, { scheme: tiny, rotate: false, nonce: 1 })).toThrow(/beyond the universal code's range/);
-    await expect(gpuQuantizeLattice(context.device, spike, { scheme: tiny, rotate: false, nonce: 1 })).rejects.toThrow(/beyond the universal code's range/);
+    await expect(gpuQuantizeLattice(suite.context.device, spike, { scheme: tiny, rotate: false, nonce: 1 })).rejects.toThrow(/beyond the universal code's range/);
   });
 
   // Audit helper-137: y far below the range made i32(floor(y)) saturate at −2^31, whose abs is −2^31,
@@ -153,7 +148,7 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     data[0] = sign;
     const options = { scheme: universal('E8', 16, 1e-7), seed: 1, nonce: 3n, rotate: false } as const;
     expect(() => quantize({ rows: 8, cols: 1, data }, options)).toThrow(/beyond the universal code's range/);
-    await expect(gpuQuantizeLattice(context.device, { rows: 8, cols: 1, data }, options)).rejects.toThrow(/beyond the universal code's range/);
+    await expect(gpuQuantizeLattice(suite.context.device, { rows: 8, cols: 1, data }, options)).rejects.toThrow(/beyond the universal code's range/);
   });
 
   // Audit helper-137: for y in (−½, 0) the shader formed y − floor(y) = y + 1 in f32, which can round up
@@ -168,7 +163,7 @@ describe.skipIf(noGpu !== undefined)('universal GPU encoder = CPU quantize, bit 
     const data = new Float32Array(new Uint32Array(bits).buffer);
     const m = { rows: data.length, cols: 1, data };
     const options = { scheme, seed: 1, nonce, rotate } as const;
-    const gpu = await gpuQuantizeLattice(context.device, m, options);
+    const gpu = await gpuQuantizeLattice(suite.context.device, m, options);
     try {
       expectSame((await gpu.read()) as UniversalLatticeMatrix, quantize(m, options) as UniversalLatticeMatrix);
     } finally {

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { dispatchUniversalCallSums, dispatchUniversalGemv, fusedFinishSupported, leaderTableCopies, universalGemv, type UniversalGemvOptions } from '../../src/gpu/kernels/universalGemv.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -17,7 +16,7 @@ import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 
 /*
@@ -143,14 +142,12 @@ describe.skipIf(noGpu !== undefined)('universal GEMV leader table sizing counts 
 });
 
 describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let hasSubgroups = false;
-  beforeAll(async () => {
-    context = await testDevice();
-    hasSubgroups = context.device.features.has('subgroups');
+  beforeAll(() => {
+    hasSubgroups = suite.context.device.features.has('subgroups');
     if (!hasSubgroups) console.warn('\n*** universal gemv: this adapter has no subgroups; the subgroup paths are SKIPPED\n');
   });
-  afterAll(() => context?.device.destroy());
 
   /** The paths every case runs: workgroup memory only, then (where available) subgroup shuffles with a poisoned fallback. */
   function paths(): [string, UniversalGemvOptions][] {
@@ -160,10 +157,10 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
   }
 
   async function check(q: UniversalLatticeMatrix, x: Matrix, options: UniversalGemvOptions = {}): Promise<void> {
-    const gpuW = uploadUniversalMatrix(context.device, q);
+    const gpuW = uploadUniversalMatrix(suite.context.device, q);
     try {
       for (const [path, pathOptions] of paths()) {
-        const y = await universalGemv(context.device, gpuW, x, { ...pathOptions, ...options });
+        const y = await universalGemv(suite.context.device, gpuW, x, { ...pathOptions, ...options });
         const { worst, looseness } = compare(y, q, x);
         expect(worst, `${path}: worst |gpu − cpu| / tolerance`).toBeLessThanOrEqual(1);
         expect(looseness, `${path}: tolerance / max |y|`).toBeLessThan(1e-2);
@@ -212,7 +209,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
 
   it('the cases above have root escapes and (spiky) non-root escapes, so both escape paths run', () => {
     const counts = (q: UniversalLatticeMatrix): { escapes: number; nonRoots: number } => {
-      const gpuW = uploadUniversalMatrix(context.device, q);
+      const gpuW = uploadUniversalMatrix(suite.context.device, q);
       const result = { escapes: gpuW.escapeCount, nonRoots: gpuW.nonRootCount };
       gpuW.destroy();
       return result;
@@ -293,9 +290,9 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       const w = gaussianMatrix(n, 40, 31 + scheme.q);
       const q = withRandomCodes(quantizeUniversal(w, { scheme, seed: 2, nonce: 40 + scheme.q, rotate: false }), 7 + scheme.q);
       const x = gaussianMatrix(n, 1, 41);
-      const gpuW = uploadUniversalMatrix(context.device, q);
+      const gpuW = uploadUniversalMatrix(suite.context.device, q);
       try {
-        const y = await universalGemv(context.device, gpuW, x, { subgroups: false, ...options });
+        const y = await universalGemv(suite.context.device, gpuW, x, { subgroups: false, ...options });
         const { worst, looseness } = compare(y, q, x);
         expect(worst, 'worst |gpu − cpu| / tolerance').toBeLessThanOrEqual(1);
         expect(looseness, 'tolerance / max |y|').toBeLessThan(1e-2);
@@ -358,9 +355,9 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     if (!hasSubgroups) return;
     const q = quantizeUniversal(gaussianMatrix(100, 11, 19), { scheme: 'e8-q16', seed: 3, nonce: 25 });
     const x = gaussianMatrix(100, 3, 20);
-    const gpuW = uploadUniversalMatrix(context.device, q);
+    const gpuW = uploadUniversalMatrix(suite.context.device, q);
     try {
-      const y = await universalGemv(context.device, gpuW, x, { subgroups: true, subgroupTestMode: 'fallback' });
+      const y = await universalGemv(suite.context.device, gpuW, x, { subgroups: true, subgroupTestMode: 'fallback' });
       expect(compare(y, q, x).worst).toBeLessThanOrEqual(1);
     } finally {
       gpuW.destroy();
@@ -368,7 +365,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
   });
 
   it('reads x at an offset inside a larger buffer and writes only its part of y', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = quantizeUniversal(gaussianMatrix(70, 10, 21), { scheme: 'e8-q16', seed: 8, nonce: 26, center: true });
     const k = 3;
     const x = gaussianMatrix(70, k, 22);
@@ -416,7 +413,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     ['e8-q16, k = 1', 'e8-q16', {}, 1, undefined],
     ['d3-q6, unrotated, k = 1, shared call sums', 'd3-q6', { rotate: false }, 1, undefined],
   ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number, number | undefined][])('the fused form equals the split form bit for bit (%s)', async (name, scheme, form, k, maxBindingBytes) => {
-    const { device } = context;
+    const { device } = suite.context;
     if (!fusedFinishSupported(device)) return; // an adapter with 8 storage buffers per stage has the split form only
     const n = 96;
     const q = quantizeUniversal(gaussianMatrix(n, 40, 41), { scheme, seed: 6, nonce: 42, ...form });
@@ -479,7 +476,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     // The split form's `finish` reads the shared sums of a range of right-hand sides from its first.
     ['d3-q6, unrotated, centred, split, in the split form', 'd3-q6', { rotate: false, center: true }, 1024, false],
   ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number | undefined, boolean?][])('shared call sums equal per-call sums bit for bit (%s)', async (_name, scheme, form, maxBindingBytes, fusedFinish) => {
-    const { device } = context;
+    const { device } = suite.context;
     const n = 64;
     const k = 9;
     const quantized = [31, 32].map((seed) => quantizeUniversal(gaussianMatrix(n, 21, seed), { scheme, seed: 5, nonce: seed, ...form }));
@@ -522,7 +519,7 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
   });
 
   it('refuses bad arguments with LatticeMatmulError', async () => {
-    const { device } = context;
+    const { device } = suite.context;
     const q = quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27 });
     const gpuW = uploadUniversalMatrix(device, q);
     const scratch = new GpuScratch(device);

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { BufferUsage, createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -25,7 +24,7 @@ import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovarian
 import { acceptedMutants } from '../weightonly/fuzzProperty.js';
 import { toFloat32Matrix } from '../../src/matrix.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
-import { f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f16Neighbours, gpuUnavailableReason } from './gpuTestDevice.js';
 import { relativeSquaredError } from '../relativeError.js';
 
 /*
@@ -212,16 +211,10 @@ function mismatches(got: Float32Array, expected: { y: Float64Array; tolerance: F
 }
 
 describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
-  let context: GpuContext;
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-
-  beforeAll(async () => {
-    context = await testDevice();
-    device = context.device;
-  });
-
-  afterAll(() => {
-    device.destroy();
+  beforeAll(() => {
+    device = suite.context.device;
   });
 
   /** The GEMV of q in each layout it can take (or `options.layout`) against the CPU decode. */
@@ -685,14 +678,10 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV on the GPU', () => {
  * |t_j|·Σ_w scale_w·(½ + 10⁻⁴)·Σ_t |z|, beside the f32 path's own tolerance (`reference`).
  */
 describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the GPU', () => {
+  const suite = contextOnTestDevice();
   let device: GPUDevice;
-
-  beforeAll(async () => {
-    device = (await testDevice()).device;
-  });
-
-  afterAll(() => {
-    device.destroy();
+  beforeAll(() => {
+    device = suite.context.device;
   });
 
   /** The records x̂ of X̃ (`vectors` columns of n, f32 or f16 bits) for q's column scales and codes of `bits` bits, made on the GPU. */
