@@ -65,7 +65,7 @@ export class GpuDeviceLostError extends LatticeMatmulError {
     super(
       `${what}: the WebGPU device ${deviceLabel ? `"${deviceLabel}" ` : ''}was lost (reason: ${info.reason}): ` +
         `${(info.message || '(no message)').replace(/\.+$/, '')}. Every call on a lost device fails; request a new device ` +
-        '(requestGpuDevice) and create new engines on it.',
+        '(requestGpuDevice, or requestNodeGpuDevice in Node) and create new engines on it.',
     );
     this.reason = info.reason;
     this.lostMessage = info.message;

@@ -589,7 +589,7 @@ export class QuantizedLinear {
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
-      return prepareSharingCommands(this.device, `${this.label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
+      return prepareSharingCommands(this.device, `${this.label} (${tokens} token${tokens === 1 ? '' : 's'})`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
     });
     commands.record(target);
   }
@@ -612,11 +612,13 @@ export class QuantizedLinear {
     check(new Set(layers).size === layers.length, 'QuantizedLinear.group: a layer appears twice');
     // As create: a group on a lost device could only fail at its first record.
     throwIfDeviceLost(first.device, 'QuantizedLinear.group');
-    for (const layer of layers) {
+    // Layers by position and label: layers keep the default label unless given one, so the label alone may not tell which.
+    const named = (i: number): string => `layer ${i} ("${(layers[i] as QuantizedLinear).label}")`;
+    for (const [i, layer] of layers.entries()) {
       check(!layer.destroyed, () => `${layer.label}: this QuantizedLinear was destroyed`);
       check(layer.device === first.device, 'QuantizedLinear.group: the layers are on different devices');
-      check(layer.inFeatures === first.inFeatures, () => `QuantizedLinear.group: ${layer.label} has inFeatures ${layer.inFeatures}, ${first.label} ${first.inFeatures}`);
-      check(layer.activations === first.activations, () => `QuantizedLinear.group: ${layer.label} takes ${layer.activations} activations, ${first.label} ${first.activations}`);
+      check(layer.inFeatures === first.inFeatures, () => `QuantizedLinear.group: ${named(i)} has inFeatures ${layer.inFeatures}, ${named(0)} ${first.inFeatures}`);
+      check(layer.activations === first.activations, () => `QuantizedLinear.group: ${named(i)} takes ${layer.activations} activations, ${named(0)} ${first.activations}`);
     }
     checkOptionsObject(options, GROUP_OPTION_KEYS, 'QuantizedLinear.group options');
     const maxPrepared = options.maxPrepared ?? DEFAULT_MAX_PREPARED;
@@ -650,7 +652,7 @@ export class QuantizedLinear {
           const readers = layers.map((layer, j) => [layer, `layer ${j}'s`] as const);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`, readers));
           checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
-          return prepareSharingCommands(first.device, `${label} (${tokens} tokens)`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
+          return prepareSharingCommands(first.device, `${label} (${tokens} token${tokens === 1 ? '' : 's'})`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
         commands.record(target);
       },

@@ -893,7 +893,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
         expect(() => group.record(encoder2, xBuffer, grouped.slice(1))).toThrow(/one output per layer/);
         expect(() => group.record(encoder2, xBuffer, grouped, { tokens: 5 })).toThrow(/tokens must be/);
         const other = QuantizedLinear.create(device, uploadWeightOnly(device, quantizeWeights(gaussianMatrix(256, out, 5), null, { method: 'rtn', rate: 4 })));
-        expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, other])).toThrow(/inFeatures/);
+        // By position too: both layers have the default label.
+        expect(() => QuantizedLinear.group([layers[0] as QuantizedLinear, other])).toThrow(/^QuantizedLinear\.group: layer 1 \("quantized linear"\) has inFeatures 256, layer 0 \("quantized linear"\) \d+$/);
         other.destroy();
         group.destroy();
         expect(() => group.record(encoder2, xBuffer, grouped)).toThrow(/destroyed/);
