@@ -979,7 +979,7 @@ function conv1dWarning(tensors: readonly SafetensorsTensorInfo[], names: readonl
   const conv1d = looksLikeConv1D(tensors) ? names.filter((name) => GPT2_CONV1D.test(name)) : [];
   if (conv1d.length === 0) return null;
   return (
-    `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named as GPT-2's Conv1D weights, whose c_attn or c_fc has the shape this file's has; those are stored (in, out): ` +
+    `warning: ${printableName(conv1d[0] as string)}${conv1d.length === 1 ? ' is' : ` and ${counted(conv1d.length - 1, 'other tensor')} are`} named as GPT-2's Conv1D weights, which are stored (in, out), and this file's c_attn or c_fc has their shape: ` +
     `quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'`
   );
 }

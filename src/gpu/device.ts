@@ -61,16 +61,27 @@ export interface RequestGpuDeviceOptions {
 const POWER_PREFERENCES = ['low-power', 'high-performance'] as const satisfies readonly GPUPowerPreference[];
 
 /**
- * The GPU object each device of `requestGpuDevice` (or given to `gpuContextOf`) came from. For its WGSL
- * language features: `gpuContextOf(device)` sees the same features as the context (Node has no
- * `navigator.gpu`: without this, `GpuEngine.create(context.device)` assumed no
- * `packed_4x8_integer_dot_product` and chose other defaults than `GpuEngine.create(context)`). And to
- * keep it alive while the device is: Dawn in Node (npm `webgpu`) crashes the process at random when
- * the object its `create()` returned is garbage-collected before its devices, and an app that keeps
- * only the device (a `const gpu` read by nothing after `requestAdapter()`) lost it at the next
- * collection; a WeakMap's value lives as long as its key.
+ * The GPU objects each device of `requestGpuDevice` came from or `gpuContextOf(device, gpu)` was given,
+ * the last given last. For the last one's WGSL language features: `gpuContextOf(device)` sees the
+ * same features as the context (Node has no `navigator.gpu`: without this,
+ * `GpuEngine.create(context.device)` assumed no `packed_4x8_integer_dot_product` and chose other
+ * defaults than `GpuEngine.create(context)`). And to keep them alive while the device is: Dawn in
+ * Node (npm `webgpu`) crashes the process at random when the object its `create()` returned is
+ * garbage-collected before its devices, and an app that keeps only the device (a `const gpu` read by
+ * nothing after `requestAdapter()`) lost it at the next collection; a WeakMap's value lives as long as
+ * its key. Every one given is kept, not only the last: which one the device came from is not known
+ * here, and a second one given must not release it.
  */
-const gpuOfDevice = /*#__PURE__*/ new WeakMap<GPUDevice, GPU>();
+const gpusOfDevice = /*#__PURE__*/ new WeakMap<GPUDevice, GPU[]>();
+
+/** Keeps `gpu` alive as long as `device`, as the GPU object whose language features its contexts take. */
+function keepGpu(device: GPUDevice, gpu: GPU): void {
+  const gpus = gpusOfDevice.get(device) ?? [];
+  const at = gpus.indexOf(gpu);
+  if (at >= 0) gpus.splice(at, 1);
+  gpus.push(gpu);
+  gpusOfDevice.set(device, gpus);
+}
 
 export const REQUEST_OPTION_KEYS = ['gpu', 'adapter', 'workgroupStorageLimit', 'label', 'powerPreference'] as const satisfies readonly (keyof RequestGpuDeviceOptions)[];
 
@@ -231,7 +242,7 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
     throw new LatticeMatmulError(`WebGPU requestDevice failed: ${errorMessage(error)}`);
   }
   watchDevice(device);
-  gpuOfDevice.set(device, gpu);
+  keepGpu(device, gpu);
   return { ...describeDevice(device, gpu.wgslLanguageFeatures), adapter };
 }
 
@@ -239,9 +250,9 @@ export async function requestGpuDevice(options: RequestGpuDeviceOptions = {}): P
  * The context of a device: the application's own `GPUDevice` (features and limits read from it, loss
  * watched from now on) or a `GpuContext` as it is. `gpu` tells which WGSL language features the
  * implementation has, and is kept alive as long as the device (Dawn in Node crashes when it is
- * collected first); by default, the GPU object the device came from (`requestGpuDevice` /
- * `requestNodeGpuDevice`) or was last given with, else `navigator.gpu` where it exists (else none are
- * assumed).
+ * collected first; a GPU object given before is kept too); by default, the GPU object the device was
+ * last given with or came from (`requestGpuDevice` / `requestNodeGpuDevice`), else `navigator.gpu`
+ * where it exists (else none are assumed).
  *
  * @example
  * const engine = GpuEngine.create(myDevice); // calls gpuContextOf(myDevice)
@@ -255,8 +266,9 @@ export function gpuContextOf(deviceOrContext: GPUDevice | GpuContext, gpu?: GPU)
     'expected a GPUDevice (with createBuffer, features and limits) or the context requestGpuDevice() returns',
   );
   watchDeviceLoss(device);
-  if (gpu !== undefined) gpuOfDevice.set(device, gpu);
-  const languageFeatures = (gpuOfDevice.get(device) ?? (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu))?.wgslLanguageFeatures;
+  if (gpu !== undefined) keepGpu(device, gpu);
+  const given = gpusOfDevice.get(device);
+  const languageFeatures = (given?.[given.length - 1] ?? (typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu))?.wgslLanguageFeatures;
   return { ...describeDevice(device, languageFeatures), adapter: null };
 }
 

@@ -404,7 +404,7 @@ describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
     const lines: string[] = [];
     await quantizeModel({ input: gpt2, output: join(work, 'gpt2-as-stored.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, log: (line) => lines.push(line) });
     expect(lines).toEqual([
-      "warning: h.0.attn.c_attn.weight and 2 other tensors are named as GPT-2's Conv1D weights, whose c_attn or c_fc has the shape this file's has; those are stored (in, out): quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
+      "warning: h.0.attn.c_attn.weight and 2 other tensors are named as GPT-2's Conv1D weights, which are stored (in, out), and this file's c_attn or c_fc has their shape: quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
     ]);
   });
 
@@ -546,11 +546,11 @@ describe('quantize: a second review of the selection', () => {
     const lines: string[] = [];
     await quantizeModel({ input: path, output: join(work, 'gpt2-partial.lmq.safetensors'), scheme: 'e8-4bit', device: 'cpu', workers: 1, quiet: true, tensors: /c_proj/, log: (line) => lines.push(line) });
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^warning: h\.0\.mlp\.c_proj\.weight is named as GPT-2's Conv1D weights, whose c_attn or c_fc has the shape this file's has/);
+    expect(lines[0]).toMatch(/^warning: h\.0\.mlp\.c_proj\.weight is named as GPT-2's Conv1D weights, which are stored \(in, out\), and this file's c_attn or c_fc has their shape/);
     // inspect says what a default quantize (both tensors selected) would warn of.
     const inspected = await inspectFile(path);
     expect(inspected.kind === 'safetensors' && inspected.notices).toEqual([
-      "warning: h.0.attn.c_attn.weight and 1 other tensor are named as GPT-2's Conv1D weights, whose c_attn or c_fc has the shape this file's has; those are stored (in, out): quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
+      "warning: h.0.attn.c_attn.weight and 1 other tensor are named as GPT-2's Conv1D weights, which are stored (in, out), and this file's c_attn or c_fc has their shape: quantize reads (out, in), so the container would hold them transposed; if they are, pass --transpose 'c_attn|q_attn|c_fc|c_proj'",
     ]);
   });
 

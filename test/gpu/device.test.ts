@@ -236,23 +236,26 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
 
   // Dawn in Node (npm webgpu) crashes the process at random when the GPU object its create() returned
   // is garbage-collected before its devices (a newcomer's `const gpu = create([])`, read by nothing after
-  // requestAdapter, died 6 times in 6). The library keeps the GPU object it is given alive as long as
-  // the device. Stand-in GPU objects (with the adapter given, only their WGSL language features are
-  // read); a third, kept by nothing, shows that the collections ran.
-  it('requestGpuDevice({ gpu }) and gpuContextOf(device, gpu) keep the GPU object alive as long as the device', async () => {
+  // requestAdapter, died 6 times in 6). The library keeps the GPU objects it is given alive as long as
+  // the device: each of them, not only the last (which one the device came from it cannot tell).
+  // Stand-in GPU objects (with the adapter given, only their WGSL language features are read); one
+  // more, kept by nothing, shows that the collections ran.
+  it('requestGpuDevice({ gpu }) and gpuContextOf(device, gpu) keep every GPU object given alive as long as the device; the last given tells the features', async () => {
     v8.setFlagsFromString('--expose_gc');
     const collect = vm.runInNewContext('gc') as () => void;
-    const standIn = (): GPU => ({ wgslLanguageFeatures: new Set<string>(), requestAdapter: () => Promise.resolve(null) }) as unknown as GPU;
+    const standIn = (...features: string[]): GPU => ({ wgslLanguageFeatures: new Set(features), requestAdapter: () => Promise.resolve(null) }) as unknown as GPU;
     const real = await nodeGpu();
     const made = async (): Promise<{ devices: GPUDevice[]; kept: WeakRef<GPU>[]; unkept: WeakRef<GPU> }> => {
-      const [first, second] = [standIn(), standIn()];
+      const [first, second, third] = [standIn(), standIn(), standIn('packed_4x8_integer_dot_product')];
       const adapter = await real.requestAdapter();
       if (adapter === null) throw new Error('no adapter');
       const context = await requestGpuDevice({ gpu: first, adapter, label: 'kept GPU test' });
       const own = await (await real.requestAdapter())?.requestDevice({ label: 'kept GPU test, app device' });
       if (own === undefined) throw new Error('no adapter');
       gpuContextOf(own, second);
-      return { devices: [context.device, own], kept: [new WeakRef(first), new WeakRef(second)], unkept: new WeakRef(standIn()) };
+      expect(gpuContextOf(own, third).features.packed4x8IntegerDotProduct).toBe(true);
+      expect(gpuContextOf(own).features.packed4x8IntegerDotProduct, 'the last GPU object given').toBe(true);
+      return { devices: [context.device, own], kept: [first, second, third].map((gpu) => new WeakRef(gpu)), unkept: new WeakRef(standIn()) };
     };
     const { devices, kept, unkept } = await made();
     try {
@@ -265,7 +268,7 @@ describe.skipIf(noGpu !== undefined)('requestGpuDevice on Dawn', () => {
         if (unkept.deref() === undefined) break;
       }
       expect(unkept.deref(), 'a GPU object nothing keeps is collected').toBeUndefined();
-      expect(kept.map((ref) => ref.deref() !== undefined)).toEqual([true, true]);
+      expect(kept.map((ref) => ref.deref() !== undefined)).toEqual([true, true, true]);
     } finally {
       for (const device of devices) device.destroy();
     }

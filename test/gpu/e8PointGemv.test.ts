@@ -257,16 +257,17 @@ describe.skipIf(noGpu !== undefined)('E8 point GEMV (GPU) = its CPU twins', () =
     w.destroy();
   });
 
-  it('points at the int8 limit: ±127 in even and odd coordinates, low and top bytes, repack as e8PointForm and multiply as its twin; ±128 in an even or odd coordinate is refused by both', async () => {
+  it('points at the int8 limit: ±127 in even and odd coordinates, in every byte of both words, repack as e8PointForm and multiply as its twin; ±128 in an even or odd coordinate is refused by both', async () => {
     const { device } = suite.context;
     // The measured |λ| ≤ 72 of quantized data never reaches the limit: the blocks are made by hand.
     // e8-5bit: 37-bit codes (codesHigh), q = 24; e8-q16: 32-bit codes, q = 16.
     for (const scheme of ['e8-5bit', 'e8-q16'] as const) {
       const base = quantize(gaussianMatrix(64, 3, 12), { scheme, rotate: false, seed: 2 }) as UniversalLatticeMatrix;
       // Points of 2·E8 (all odd, sum ≡ 0 mod 4): +127 and −127 in coordinates 0–3 (bytes 0 and 1 of
-      // both words) and in 6 and 7 (byte 3: the sign bit of each word).
+      // both words), 4 and 5 (byte 2) and 6 and 7 (byte 3: the sign bit of each word).
       const atLimit = [
         [0, 1, [127, 127, -127, -127, 1, 1, 1, 1]],
+        [1, 4, [1, 1, 1, -1, 127, -127, 1, 1]],
         [2, 7, [1, 1, 1, -1, 1, 1, 127, -127]],
         [2, 6, [-127, -127, 127, 127, -1, -1, 1, 1]],
       ] as const;

@@ -294,11 +294,6 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     }
   }, 120_000);
 
-  // x̃ rounded to int8 in groups of 12 in a dispatch of its own (what the int8-input D3 layers record
-  // where the rotation does not round in its last pass: an unrotated W, a rotation spread over several
-  // passes, x̃ rotated for another layer): one invocation per (group, right-hand side), 256 a
-  // workgroup. 50 groups × 21 right-hand sides = 1050 invocations, 5 workgroups, a 3 × 2 grid (the
-  // last row partly unused).
   /**
    * The x̂ records that `round` writes for x̃ = `x` (`rhs` columns) on `device` and on the device with the
    * real limits: the bits must agree. Every group holds Gaussian entries, so every scale is nonzero: a
@@ -324,6 +319,11 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
   }
 
+  // x̃ rounded to int8 in groups of 12 in a dispatch of its own (what the int8-input D3 layers record
+  // where the rotation does not round in its last pass: an unrotated W, a rotation spread over several
+  // passes, x̃ rotated for another layer): one invocation per (group, right-hand side), 256 a
+  // workgroup. 50 groups × 21 right-hand sides = 1050 invocations, 5 workgroups, a 3 × 2 grid (the
+  // last row partly unused).
   it('x̂ in groups of 12 (shaders/gemv_i8_inputs.wgsl), 600 inputs (590 kept), 21 right-hand sides: the bits of the device with the real limits', async () => {
     const n = 600;
     const rhs = 21;
@@ -378,7 +378,7 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const { device } = small;
     const rows = 100;
     const bias = Float32Array.from({ length: rows }, () => rng.nextGaussian());
-    /** `values` words of NaN bits, the output buffer of a dispatch. */
+    /** A buffer of `words` words of NaN bits: a dispatch's output, where a value left unwritten shows. */
     const poisoned = (label: string, words: number): GPUBuffer => createBufferWithData(device, label, new Uint32Array(words).fill(0xffffffff), STORAGE_USAGE);
 
     const halves = Uint16Array.from({ length: 1500 }, () => float16Bits(100 * rng.nextGaussian()));
