@@ -131,7 +131,8 @@ function recordRounding(device: GPUDevice, encoder: GPUCommandEncoder, scratch: 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
   /**
-   * outFeatures f32: a Float32Array is uploaded; a GPUBuffer of the layer's device, or a slice
+   * outFeatures f32 (also with f16 activations): a Float32Array is uploaded (a model's f16 or bf16 bias:
+   * `tensorAsFloat32` of its safetensors file); a GPUBuffer of the layer's device, or a slice
    * `{ buffer, offset?, size? }` of one (biases side by side in one buffer), is read as it is.
    */
   readonly bias?: Float32Array | BufferSlice | null;
