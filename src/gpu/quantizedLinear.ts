@@ -495,7 +495,7 @@ export class QuantizedLinear {
       check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
       check(bias.every(Number.isFinite), 'bias has a non-finite entry');
     } else if (bias !== null) {
-      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
+      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}${bias instanceof Uint16Array ? ' (f16 or bf16 bits? a bias is f32, also with f16 activations: widen it first, e.g. tensorAsFloat32 of its safetensors file)' : ''}`);
       biasSlice = slice(bias, 'bias');
       // A usable storage buffer with room (checkBufferRange, inside, checks the usage first).
       checkSliceRoom(biasSlice, 4 * this.outFeatures, 'bias');

@@ -1035,6 +1035,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expectClose(raw.subarray(out + 64, 2 * out + 64), Float32Array.from(reference, (v, j) => v + (bias[j] as number)), Math.sqrt(n) * 40, false);
       // A bias of the wrong array type names what it takes.
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got a Float64Array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Uint16Array(out) as never })).toThrow(/got a Uint16Array of \d+ bytes \(f16 or bf16 bits\? a bias is f32, also with f16 activations: widen it first, e\.g\. tensorAsFloat32 of its safetensors file\)$/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got an array/);
       expect(biased.outFeatures).toBe(out);
     } finally {
