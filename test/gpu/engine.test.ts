@@ -18,7 +18,7 @@ import type { QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import type { GpuLatticeQuantized } from '../../src/gpu/gpuQuantize.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { engineOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { engineOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 import { readQuantizedContainer, writeQuantizedContainer } from '../../src/format/container.js';
 import { uploadContainerEntry } from '../../src/gpu/containerUpload.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
@@ -76,19 +76,10 @@ function operand(options: QuantizeOptions, which: number): QuantizeOptions {
 }
 
 describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    // Universal products on their decode path, which computes what matmulAT does (within f32
-    // rounding); the default pair path drops a small term and is compared with its twin and with
-    // matmulAT in test/gpu/pairMatmul.test.ts.
-    engine = GpuEngine.create(context, { universalProduct: 'decode' });
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  // Universal products on their decode path, which computes what matmulAT does (within f32
+  // rounding); the default pair path drops a small term and is compared with its twin and with
+  // matmulAT in test/gpu/pairMatmul.test.ts.
+  const suite = engineOnTestDevice({ universalProduct: 'decode' });
 
   const cases: readonly [string, QuantizeOptions, 'universal-decode' | 'd3-table' | 'e8-dot' | 'decode-f32'][] = [
     ['d3-q6 (universal)', { scheme: 'd3-q6', seed: 3 }, 'universal-decode'],
@@ -110,15 +101,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     ] as const) {
       it(`${name}, n = ${n}, ${aCols} × ${bCols}: GPU codes = CPU codes, ${kernel} product ≈ CPU matmulAT`, async () => {
         const { a, b } = testMatrixPair('gaussian', n, aCols, bCols, n + aCols);
-        const qa = await engine.quantize(a, operand(options, 0));
-        const qb = await engine.quantize(b, operand(options, 1));
+        const qa = await suite.engine.quantize(a, operand(options, 0));
+        const qb = await suite.engine.quantize(b, operand(options, 1));
         try {
           const cpuA = quantize(a, operand(options, 0));
           const cpuB = quantize(b, operand(options, 1));
           expect(codesOf(await qa.read())).toEqual(codesOf(cpuA));
           expect(codesOf(await qb.read())).toEqual(codesOf(cpuB));
-          expect(engine.productKernel(qa, qb)).toBe(kernel);
-          expectProductClose(await engine.matmulAT(qa, qb), matmulAT(cpuA, cpuB), a, b);
+          expect(suite.engine.productKernel(qa, qb)).toBe(kernel);
+          expectProductClose(await suite.engine.matmulAT(qa, qb), matmulAT(cpuA, cpuB), a, b);
         } finally {
           qa.destroy();
           qb.destroy();
@@ -133,13 +124,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   ] as const)('%s (universal) Gram matrix ÂᵀÂ (one matrix passed twice, centred %s): the CPU Gram matrix, exact diagonal, from the decoded and the pair product', async (scheme, center) => {
     const a = gaussianMatrix(100, 9, 61);
     const options = { scheme, seed: 2, nonce: 5, center };
-    const qa = await engine.quantize(a, options);
-    const pairEngine = GpuEngine.create(context, { universalProduct: 'i8' });
+    const qa = await suite.engine.quantize(a, options);
+    const pairEngine = GpuEngine.create(suite.context, { universalProduct: 'i8' });
     try {
       const cpuQ = quantize(a, options);
       const exact = matmulATExact(a, a);
       for (const [kernel, product, twin] of [
-        ['universal-decode', engine, matmulAT],
+        ['universal-decode', suite.engine, matmulAT],
         ['universal-i8', pairEngine, universalPairProduct],
       ] as const) {
         expect(product.productKernel(qa, qa)).toBe(kernel);
@@ -157,30 +148,30 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   });
 
   it('matvec and matvecInto read a host x when called: one array reused for un-awaited calls gives each call its own x', async () => {
-    const w = await engine.quantize(gaussianMatrix(64, 4, 1), { scheme: 'e8-q16', seed: 7, nonce: 1 });
+    const w = await suite.engine.quantize(gaussianMatrix(64, 4, 1), { scheme: 'e8-q16', seed: 7, nonce: 1 });
     try {
       const values = [1e-20, 1, 1e20];
       const alone: Matrix[] = [];
-      for (const v of values) alone.push(await engine.matvec(w, new Float32Array(64).fill(v)));
+      for (const v of values) alone.push(await suite.engine.matvec(w, new Float32Array(64).fill(v)));
       // Before: x was checked and scaled at the call, uploaded at its turn: [NaN…], then 1e20's y for x = 1.
       const shared = new Float32Array(64);
       const pending = values.map((v) => {
         shared.fill(v);
-        return engine.matvec(w, shared);
+        return suite.engine.matvec(w, shared);
       });
       shared.fill(Number.NaN);
       expect((await Promise.all(pending)).map((y) => Array.from(y.data))).toEqual(alone.map((y) => Array.from(y.data)));
 
-      const out = context.device.createBuffer({ label: 'matvecInto y', size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+      const out = suite.context.device.createBuffer({ label: 'matvecInto y', size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
       try {
         const x = new Float32Array(64).fill(1);
-        const done = engine.matvecInto(w, x, out);
+        const done = suite.engine.matvecInto(w, x, out);
         x.fill(Number.NaN);
         await done;
-        const read = context.device.createBuffer({ label: 'matvecInto read', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        const encoder = context.device.createCommandEncoder();
+        const read = suite.context.device.createBuffer({ label: 'matvecInto read', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        const encoder = suite.context.device.createCommandEncoder();
         encoder.copyBufferToBuffer(out, 0, read, 0, 16);
-        context.device.queue.submit([encoder.finish()]);
+        suite.context.device.queue.submit([encoder.finish()]);
         await read.mapAsync(GPUMapMode.READ);
         const y = Array.from(new Float32Array(read.getMappedRange().slice(0)));
         read.destroy();
@@ -199,7 +190,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const shared: Matrix = { rows: 40, cols: 3, data: new Float32Array(120) };
     const pending = sources.map((m) => {
       shared.data.set(m.data);
-      return engine.quantize(shared, options);
+      return suite.engine.quantize(shared, options);
     });
     // Before: the data was checked when called and read at the call's turn (this NaN was refused then).
     shared.data.fill(Number.NaN);
@@ -212,12 +203,12 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   });
 
   it('destroy(): calls made before it complete (every kind, as if it had not been called), later calls are refused', async () => {
-    const doomed = GpuEngine.create(context, { universalProduct: 'decode' });
+    const doomed = GpuEngine.create(suite.context, { universalProduct: 'decode' });
     const a = gaussianMatrix(48, 5, 11);
     const b = gaussianMatrix(48, 4, 12);
     const x = gaussianMatrix(48, 2, 13);
-    const [qa, qb] = [await engine.quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 1 }), await engine.quantize(b, { scheme: 'e8-q16', seed: 1, nonce: 2 })];
-    const out = context.device.createBuffer({ label: 'destroy test C', size: 4 * 5 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const [qa, qb] = [await suite.engine.quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 1 }), await suite.engine.quantize(b, { scheme: 'e8-q16', seed: 1, nonce: 2 })];
+    const out = suite.context.device.createBuffer({ label: 'destroy test C', size: 4 * 5 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     try {
       const product = doomed.matmulAT(qa, qb);
       const into = doomed.matmulATInto(qa, qb, out);
@@ -226,10 +217,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       const quantized = doomed.quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 1 });
       doomed.destroy();
       // Before: the products (which checked the engine again at their turn) were refused, the others ran.
-      expect(Array.from((await product).data)).toEqual(Array.from((await engine.matmulAT(qa, qb)).data));
+      expect(Array.from((await product).data)).toEqual(Array.from((await suite.engine.matmulAT(qa, qb)).data));
       await expect(into).resolves.toBeUndefined();
-      expect(Array.from((await y).data)).toEqual(Array.from((await engine.matvec(qa, x)).data));
-      expect(Array.from((await decoded).data)).toEqual(Array.from((await engine.dequantize(qa)).data));
+      expect(Array.from((await y).data)).toEqual(Array.from((await suite.engine.matvec(qa, x)).data));
+      expect(Array.from((await decoded).data)).toEqual(Array.from((await suite.engine.dequantize(qa)).data));
       const q = await quantized;
       expect(codesOf(await q.read())).toEqual(codesOf(await qa.read()));
       q.destroy();
@@ -247,7 +238,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   describe("deterministicProduct: 'decode' (deterministic operands decoded to f32, the f32 matmul)", () => {
     let decoding: GpuEngine;
     beforeAll(() => {
-      decoding = GpuEngine.create(context, { deterministicProduct: 'decode' });
+      decoding = GpuEngine.create(suite.context, { deterministicProduct: 'decode' });
     });
     afterAll(() => decoding.destroy());
 
@@ -270,7 +261,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
             expect(decoding.productKernel(qa, qb)).toBe(kernel);
             const gpu = await decoding.matmulAT(qa, qb);
             expectProductClose(gpu, matmulAT(quantize(a, operand(options, 0)), quantize(b, operand(options, 1))), a, b);
-            expectProductClose(gpu, await engine.matmulAT(qa, qb), a, b);
+            expectProductClose(gpu, await suite.engine.matmulAT(qa, qb), a, b);
           } finally {
             qa.destroy();
             qb.destroy();
@@ -293,17 +284,17 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     });
 
     it('refuses any other value, as the other engine options', () => {
-      expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(LatticeMatmulError);
-      expect(() => GpuEngine.create(context, { deterministicProduct: 'f32' as never })).toThrow(/deterministicProduct must be 'codes' or 'decode', got "f32"/);
-      expect(GpuEngine.create(context).deterministicProduct).toBe('codes');
+      expect(() => GpuEngine.create(suite.context, { deterministicProduct: 'f32' as never })).toThrow(LatticeMatmulError);
+      expect(() => GpuEngine.create(suite.context, { deterministicProduct: 'f32' as never })).toThrow(/deterministicProduct must be 'codes' or 'decode', got "f32"/);
+      expect(GpuEngine.create(suite.context).deterministicProduct).toBe('codes');
     });
   });
 
   it('refuses two different universal matrices quantized with the same nonce (their errors are not independent)', async () => {
-    const qa = await engine.quantize(gaussianMatrix(40, 3, 62), { scheme: 'e8-q16', seed: 1, nonce: 9 });
-    const qb = await engine.quantize(gaussianMatrix(40, 2, 63), { scheme: 'e8-q16', seed: 1, nonce: 9 });
+    const qa = await suite.engine.quantize(gaussianMatrix(40, 3, 62), { scheme: 'e8-q16', seed: 1, nonce: 9 });
+    const qb = await suite.engine.quantize(gaussianMatrix(40, 2, 63), { scheme: 'e8-q16', seed: 1, nonce: 9 });
     try {
-      await expect(engine.matmulAT(qa, qb)).rejects.toThrow(/same nonce/);
+      await expect(suite.engine.matmulAT(qa, qb)).rejects.toThrow(/same nonce/);
     } finally {
       qa.destroy();
       qb.destroy();
@@ -313,36 +304,36 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it('productKernel and matmulAT refuse alike, with messages that fit the pair: one quantization in two objects, centred deterministic operands the decode-f32 path cannot take', async () => {
     const a = gaussianMatrix(40, 3, 64);
     const cpu = quantize(a, { scheme: 'e8-q16', seed: 1, nonce: 9 });
-    const [first, second] = [engine.upload(cpu), engine.upload(cpu)];
+    const [first, second] = [suite.engine.upload(cpu), suite.engine.upload(cpu)];
     const shifted = { ...a, data: a.data.map((v) => v + 1) };
     const deterministic = { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 4, overload: { kind: 'ladder', beta: 0.5, ratio: 1.5, steps: 4 } } as const;
-    const ca = await engine.quantize(shifted, { scheme: deterministic, seed: 1, center: true });
-    const cb = await engine.quantize(shifted, { scheme: 'e8-q16-deterministic', seed: 1, center: true });
+    const ca = await suite.engine.quantize(shifted, { scheme: deterministic, seed: 1, center: true });
+    const cb = await suite.engine.quantize(shifted, { scheme: 'e8-q16-deterministic', seed: 1, center: true });
     try {
       // Before: "Pass the same matrix twice", to a user who had.
-      expect(() => engine.productKernel(first, second)).toThrow(/same nonce.*two uploads of one quantized matrix are two objects: upload it once/);
-      expect(engine.productKernel(first, first)).toBe('universal-decode');
+      expect(() => suite.engine.productKernel(first, second)).toThrow(/same nonce.*two uploads of one quantized matrix are two objects: upload it once/);
+      expect(suite.engine.productKernel(first, first)).toBe('universal-decode');
       // Before: productKernel answered 'decode-f32', and matmulAT refused them as "different modes (universal × deterministic)".
       for (const [x, y] of [[ca, ca], [ca, cb], [cb, ca]] as const) {
-        expect(() => engine.productKernel(x, y)).toThrow(/^centred operands are multiplied on the GPU when both are universal, or both deterministic .*not A: deterministic (D3 q = 4|E8 q = 16) with B: deterministic/);
-        await expect(engine.matmulAT(x, y)).rejects.toThrow(/^centred operands/);
+        expect(() => suite.engine.productKernel(x, y)).toThrow(/^centred operands are multiplied on the GPU when both are universal, or both deterministic .*not A: deterministic (D3 q = 4|E8 q = 16) with B: deterministic/);
+        await expect(suite.engine.matmulAT(x, y)).rejects.toThrow(/^centred operands/);
       }
-      expect(engine.productKernel(cb, cb)).toBe('e8-dot'); // centred, and multiplied
+      expect(suite.engine.productKernel(cb, cb)).toBe('e8-dot'); // centred, and multiplied
     } finally {
       for (const m of [first, second, ca, cb]) m.destroy();
     }
   });
 
   it('matvecInto takes a host x whose largest |entry| is 2^-80 exactly and refuses one an f32 ulp below (f32 subnormals on the way)', async () => {
-    const w = await engine.quantize(gaussianMatrix(16, 2, 72), operand({ scheme: 'e8-q16', seed: 1 }, 0));
-    const y = createBufferWithData(engine.device, 'tiny x y', new Float32Array(2), STORAGE_USAGE);
+    const w = await suite.engine.quantize(gaussianMatrix(16, 2, 72), operand({ scheme: 'e8-q16', seed: 1 }, 0));
+    const y = createBufferWithData(suite.engine.device, 'tiny x y', new Float32Array(2), STORAGE_USAGE);
     try {
       const x = new Float32Array(16).fill(2 ** -81);
       x[3] = 2 ** -80;
-      await engine.matvecInto(w, x, y);
+      await suite.engine.matvecInto(w, x, y);
       x[3] = Math.fround(2 ** -80 * (1 - 2 ** -24)); // the f32 just below 2^-80
       expect(x[3]).toBeLessThan(2 ** -80);
-      await expect(engine.matvecInto(w, x, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-80, under 2\^-80/);
+      await expect(suite.engine.matvecInto(w, x, y)).rejects.toThrow(/^matvecInto: the largest \|entry\| of x's column 0 is below 2\^-80, under 2\^-80/);
     } finally {
       w.destroy();
       y.destroy();
@@ -352,15 +343,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it('matmulATInto names an output too small at its offset (24 bytes of C at offset 8 of 28), and writes C from the offset it is given', async () => {
     const a = gaussianMatrix(16, 3, 68);
     const b = gaussianMatrix(16, 2, 69);
-    const qa = await engine.quantize(a, operand({ scheme: 'e8-q16', seed: 1 }, 0));
-    const qb = await engine.quantize(b, operand({ scheme: 'e8-q16', seed: 1 }, 1));
-    const output = createBufferWithData(engine.device, 'offset C', new Float32Array(7).fill(-1), STORAGE_USAGE);
+    const qa = await suite.engine.quantize(a, operand({ scheme: 'e8-q16', seed: 1 }, 0));
+    const qb = await suite.engine.quantize(b, operand({ scheme: 'e8-q16', seed: 1 }, 1));
+    const output = createBufferWithData(suite.engine.device, 'offset C', new Float32Array(7).fill(-1), STORAGE_USAGE);
     try {
-      await expect(engine.matmulATInto(qa, qb, output, 8)).rejects.toThrow(/^matmulAT output needs 24 bytes at offset 8, but its buffer has 28/);
-      await engine.matmulATInto(qa, qb, output, 4);
-      const written = new Float32Array(await readBufferExclusive(engine.device, output, 28));
+      await expect(suite.engine.matmulATInto(qa, qb, output, 8)).rejects.toThrow(/^matmulAT output needs 24 bytes at offset 8, but its buffer has 28/);
+      await suite.engine.matmulATInto(qa, qb, output, 4);
+      const written = new Float32Array(await readBufferExclusive(suite.engine.device, output, 28));
       expect(written[0]).toBe(-1); // before the offset: untouched
-      expect(Array.from(written.subarray(1))).toEqual(Array.from((await engine.matmulAT(qa, qb)).data));
+      expect(Array.from(written.subarray(1))).toEqual(Array.from((await suite.engine.matmulAT(qa, qb)).data));
     } finally {
       for (const resource of [qa, qb, output]) resource.destroy();
     }
@@ -369,22 +360,22 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it("refuses an output that is one of the operands' own buffers (the result would overwrite them silently)", async () => {
     const x = gaussianMatrix(40, 1, 65);
     for (const scheme of ['e8-q16', 'd3-q6-deterministic'] as const) {
-      const qa = await engine.quantize(gaussianMatrix(40, 3, 66), operand({ scheme, seed: 1 }, 0));
-      const qb = await engine.quantize(gaussianMatrix(40, 2, 67), operand({ scheme, seed: 1 }, 1));
+      const qa = await suite.engine.quantize(gaussianMatrix(40, 3, 66), operand({ scheme, seed: 1 }, 0));
+      const qb = await suite.engine.quantize(gaussianMatrix(40, 2, 67), operand({ scheme, seed: 1 }, 1));
       try {
         const before = await qa.read();
         const fields = qa.mode === 'universal' ? (['codes', 'escapeBits', 'side'] as const) : (['codes', 'scaleIndices', 'norms'] as const);
         for (const field of fields) {
           const buffer = (qa as unknown as Record<string, GPUBuffer>)[field] as GPUBuffer;
           // Before (universal): C was written over A's codes and the call resolved.
-          await expect(engine.matmulATInto(qa, qb, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is A's ${field} buffer`));
-          await expect(engine.matmulATInto(qb, qa, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is B's ${field} buffer`));
-          await expect(engine.matvecInto(qa, x, buffer), field).rejects.toThrow(new RegExp(`^matvecInto output is W's ${field} buffer`));
+          await expect(suite.engine.matmulATInto(qa, qb, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is A's ${field} buffer`));
+          await expect(suite.engine.matmulATInto(qb, qa, buffer), field).rejects.toThrow(new RegExp(`^matmulAT output is B's ${field} buffer`));
+          await expect(suite.engine.matvecInto(qa, x, buffer), field).rejects.toThrow(new RegExp(`^matvecInto output is W's ${field} buffer`));
         }
-        const layer = QuantizedLinear.create(engine.device, qa);
-        const xBuffer = createBufferWithData(engine.device, 'aliasing x', x.data, STORAGE_USAGE);
+        const layer = QuantizedLinear.create(suite.engine.device, qa);
+        const xBuffer = createBufferWithData(suite.engine.device, 'aliasing x', x.data, STORAGE_USAGE);
         try {
-          const encoder = engine.device.createCommandEncoder();
+          const encoder = suite.engine.device.createCommandEncoder();
           expect(() => layer.record(encoder, xBuffer, qa.codes)).toThrow(/^y is the weight's codes buffer/);
         } finally {
           layer.destroy();
@@ -400,13 +391,13 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
 
   it('a universal × deterministic product decodes both (universal-decode) and matches the CPU', async () => {
     const { a, b } = testMatrixPair('gaussian', 100, 7, 5, 64);
-    const qa = await engine.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });
-    const qb = await engine.quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 });
+    const qa = await suite.engine.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });
+    const qb = await suite.engine.quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 });
     try {
-      expect(engine.productKernel(qa, qb)).toBe('universal-decode');
-      expect(engine.productKernel(qb, qa)).toBe('universal-decode');
+      expect(suite.engine.productKernel(qa, qb)).toBe('universal-decode');
+      expect(suite.engine.productKernel(qb, qa)).toBe('universal-decode');
       const cpu = matmulAT(quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 }), quantize(b, { scheme: 'd3-q6-deterministic', seed: 3 }));
-      expectProductClose(await engine.matmulAT(qa, qb), cpu, a, b);
+      expectProductClose(await suite.engine.matmulAT(qa, qb), cpu, a, b);
     } finally {
       qa.destroy();
       qb.destroy();
@@ -425,10 +416,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const optionsB = { ...operand({ scheme: sb, seed: 3 }, 1), center: true };
     const shift = (m: Matrix, offset: number): Matrix => ({ ...m, data: m.data.map((v) => v + offset) });
     const [sa0, sb0] = [shift(a, 2), shift(b, -1)];
-    const ca = await engine.quantize(sa0, optionsA);
-    const cb = await engine.quantize(sb0, optionsB);
+    const ca = await suite.engine.quantize(sa0, optionsA);
+    const cb = await suite.engine.quantize(sb0, optionsB);
     try {
-      const result = await engine.matmulAT(ca, cb).then(
+      const result = await suite.engine.matmulAT(ca, cb).then(
         (c) => c,
         (error: unknown) => error,
       );
@@ -449,10 +440,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   ] as const)('%s reaches the CPU figure on low-rank data (n = 256): %s', async (scheme, _why) => {
     const { a, b } = testMatrixPair('low-rank', 256, 24, 24, 9);
     const options = { scheme, seed: 2 };
-    const qa = await engine.quantize(a, operand(options, 0));
-    const qb = await engine.quantize(b, operand(options, 1));
+    const qa = await suite.engine.quantize(a, operand(options, 0));
+    const qb = await suite.engine.quantize(b, operand(options, 1));
     try {
-      const gpuNmse = productNmse(await engine.matmulAT(qa, qb), a, b);
+      const gpuNmse = productNmse(await suite.engine.matmulAT(qa, qb), a, b);
       const cpuNmse = productNmse(matmulAT(quantize(a, operand(options, 0)), quantize(b, operand(options, 1))), a, b);
       expect(Math.abs(gpuNmse - cpuNmse)).toBeLessThan(1e-4 * cpuNmse + 1e-7);
       expect(gpuNmse).toBeLessThan(0.15);
@@ -465,18 +456,18 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it.each(['d3-q6', 'd3-q6-deterministic'] as const)('%s: quantizes the caller’s GPU buffer and writes the product into the caller’s buffer', async (scheme) => {
     const a = gaussianMatrix(48, 7, 21);
     const b = gaussianMatrix(48, 5, 22);
-    const aBuffer = createBufferWithData(context.device, 'test A', a.data, STORAGE_USAGE);
-    const bBuffer = createBufferWithData(context.device, 'test B', b.data, STORAGE_USAGE);
-    const out = context.device.createBuffer({ label: 'test C', size: 4 * 7 * 5, usage: STORAGE_USAGE });
+    const aBuffer = createBufferWithData(suite.context.device, 'test A', a.data, STORAGE_USAGE);
+    const bBuffer = createBufferWithData(suite.context.device, 'test B', b.data, STORAGE_USAGE);
+    const out = suite.context.device.createBuffer({ label: 'test C', size: 4 * 7 * 5, usage: STORAGE_USAGE });
     const options = { scheme, seed: 8 };
-    const qa = await engine.quantize({ buffer: aBuffer, rows: 48, cols: 7 }, operand(options, 0));
-    const qb = await engine.quantize({ buffer: bBuffer, rows: 48, cols: 5 }, operand(options, 1));
+    const qa = await suite.engine.quantize({ buffer: aBuffer, rows: 48, cols: 7 }, operand(options, 0));
+    const qb = await suite.engine.quantize({ buffer: bBuffer, rows: 48, cols: 5 }, operand(options, 1));
     try {
-      await engine.matmulATInto(qa, qb, out);
-      const staging = context.device.createBuffer({ label: 'test C staging', size: 4 * 35, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      const encoder = context.device.createCommandEncoder({ label: 'test C copy' });
+      await suite.engine.matmulATInto(qa, qb, out);
+      const staging = suite.context.device.createBuffer({ label: 'test C staging', size: 4 * 35, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const encoder = suite.context.device.createCommandEncoder({ label: 'test C copy' });
       encoder.copyBufferToBuffer(out, 0, staging, 0, 4 * 35);
-      context.device.queue.submit([encoder.finish()]);
+      suite.context.device.queue.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ);
       const data = new Float32Array(staging.getMappedRange().slice(0));
       staging.destroy();
@@ -495,9 +486,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const w = gaussianMatrix(n, 9, 31);
     const x = gaussianMatrix(n, 1, 32).data;
     const options = operand({ scheme, seed: 12 }, 0);
-    const qw = await engine.quantize(w, options);
+    const qw = await suite.engine.quantize(w, options);
     try {
-      const y = await engine.matvec(qw, x);
+      const y = await suite.engine.matvec(qw, x);
       const cpu = quantize(w, options);
       // Reference: ⟨ŵ_j, R x⟩ with ŵ decoded in the rotated domain (the estimator's own definition).
       const rotatedX = new RandomizedHadamard(n, 12).forward(x);
@@ -518,24 +509,24 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const n = 48;
     const w = gaussianMatrix(n, 5, 51);
     const x = gaussianMatrix(n, 3, 52);
-    const qw = await engine.quantize(w, operand({ scheme, seed: 14 }, 0));
+    const qw = await suite.engine.quantize(w, operand({ scheme, seed: 14 }, 0));
     const padded = new Float32Array(4 + x.data.length);
     padded.set(x.data, 4);
-    const xBuffer = createBufferWithData(context.device, 'test x', padded, STORAGE_USAGE);
+    const xBuffer = createBufferWithData(suite.context.device, 'test x', padded, STORAGE_USAGE);
     try {
-      const fromGpu = await engine.matvec(qw, { buffer: xBuffer, rows: n, cols: 3, offset: 16 });
-      const fromHost = await engine.matvec(qw, x);
+      const fromGpu = await suite.engine.matvec(qw, { buffer: xBuffer, rows: n, cols: 3, offset: 16 });
+      const fromHost = await suite.engine.matvec(qw, x);
       expect([fromGpu.rows, fromGpu.cols]).toEqual([5, 3]);
       expect(Array.from(fromGpu.data)).toEqual(Array.from(fromHost.data));
-      const single = await engine.matvec(qw, x.data.slice(0, n));
+      const single = await suite.engine.matvec(qw, x.data.slice(0, n));
       for (let j = 0; j < 5; j++) expect(single.data[j]).toBe(fromHost.data[j]);
       // f16 x at an offset (widened on the GPU from there): x's f16 values from the host, bit for bit.
       const halves = new Uint16Array(4 + x.data.length).fill(float16Bits(1000)); // before the offset: not x
       halves.set(Array.from(x.data, (v) => float16Bits(v)), 4);
-      const x16Buffer = createBufferWithData(context.device, 'test x (f16)', halves, STORAGE_USAGE);
+      const x16Buffer = createBufferWithData(suite.context.device, 'test x (f16)', halves, STORAGE_USAGE);
       try {
-        const fromGpu16 = await engine.matvec(qw, { buffer: x16Buffer, rows: n, cols: 3, offset: 8, format: 'f16' });
-        const fromHost16 = await engine.matvec(qw, { rows: n, cols: 3, data: Float32Array.from(halves.subarray(4), (h) => fromFloat16Bits(h)) });
+        const fromGpu16 = await suite.engine.matvec(qw, { buffer: x16Buffer, rows: n, cols: 3, offset: 8, format: 'f16' });
+        const fromHost16 = await suite.engine.matvec(qw, { rows: n, cols: 3, data: Float32Array.from(halves.subarray(4), (h) => fromFloat16Bits(h)) });
         expect(Array.from(fromGpu16.data)).toEqual(Array.from(fromHost16.data));
       } finally {
         x16Buffer.destroy();
@@ -549,9 +540,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   it.each(['e8-q16', 'd3-q6', 'e8-q16-deterministic'] as const)('%s: dequantize on the GPU equals the CPU dequantize to f32 rounding', async (scheme) => {
     const a = gaussianMatrix(40, 6, 41);
     const options = operand({ scheme, seed: 13, center: true }, 0);
-    const qa = await engine.quantize(a, options);
+    const qa = await suite.engine.quantize(a, options);
     try {
-      const gpu = await engine.dequantize(qa);
+      const gpu = await suite.engine.dequantize(qa);
       const cpu = dequantize(quantize(a, options));
       for (let k = 0; k < cpu.data.length; k++) expect(gpu.data[k] as number).toBeCloseTo(cpu.data[k] as number, 5);
     } finally {
@@ -564,14 +555,14 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const cpuA = quantize(a, operand({ scheme, seed: 1 }, 0));
     const cpuB = quantize(b, operand({ scheme, seed: 1 }, 1));
     if (cpuA.kind !== 'lattice' || cpuB.kind !== 'lattice') throw new Error('expected lattice matrices');
-    const ua: GpuLatticeQuantized = cpuA.mode === 'universal' ? engine.upload(asUniversal(cpuA)) : engine.upload(asDeterministic(cpuA));
-    const ub: GpuLatticeQuantized = engine.upload(cpuB);
-    const ga = await engine.quantize(a, operand({ scheme, seed: 1 }, 0));
+    const ua: GpuLatticeQuantized = cpuA.mode === 'universal' ? suite.engine.upload(asUniversal(cpuA)) : suite.engine.upload(asDeterministic(cpuA));
+    const ub: GpuLatticeQuantized = suite.engine.upload(cpuB);
+    const ga = await suite.engine.quantize(a, operand({ scheme, seed: 1 }, 0));
     try {
       expect([ua.mode, ub.mode]).toEqual([cpuA.mode, cpuB.mode]);
-      expectProductClose(await engine.matmulAT(ua, ub), matmulATExact(a, b), a, b, 0.5); // sanity: an estimate of AᵀB
-      expectProductClose(await engine.matmulAT(ua, ub), matmulAT(cpuA, cpuB), a, b);
-      expectProductClose(await engine.matmulAT(ga, ub), matmulAT(cpuA, cpuB), a, b);
+      expectProductClose(await suite.engine.matmulAT(ua, ub), matmulATExact(a, b), a, b, 0.5); // sanity: an estimate of AᵀB
+      expectProductClose(await suite.engine.matmulAT(ua, ub), matmulAT(cpuA, cpuB), a, b);
+      expectProductClose(await suite.engine.matmulAT(ga, ub), matmulAT(cpuA, cpuB), a, b);
     } finally {
       ua.destroy();
       ub.destroy();
@@ -580,18 +571,18 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   });
 
   it('GpuEngine.create takes a bare GPUDevice: no adapter, features and limits read from the device, same products', async () => {
-    const bare = GpuEngine.create(context.device, { universalProduct: 'decode' });
+    const bare = GpuEngine.create(suite.context.device, { universalProduct: 'decode' });
     const a = gaussianMatrix(40, 3, 71);
     const b = gaussianMatrix(40, 2, 72);
     const qa = await bare.quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 });
     const qb = await bare.quantize(b, { scheme: 'e8-q16', seed: 3, nonce: 2 });
     try {
       expect(bare.adapter).toBeNull();
-      expect(bare.device).toBe(context.device);
-      expect(bare.limits.maxStorageBufferBindingSize).toBe(context.device.limits.maxStorageBufferBindingSize);
-      expect(bare.limits.maxComputeWorkgroupStorageSize).toBe(context.device.limits.maxComputeWorkgroupStorageSize);
-      expect(bare.features.subgroups).toBe(context.device.features.has('subgroups'));
-      expect(bare.tableLayout).toBe(engine.tableLayout);
+      expect(bare.device).toBe(suite.context.device);
+      expect(bare.limits.maxStorageBufferBindingSize).toBe(suite.context.device.limits.maxStorageBufferBindingSize);
+      expect(bare.limits.maxComputeWorkgroupStorageSize).toBe(suite.context.device.limits.maxComputeWorkgroupStorageSize);
+      expect(bare.features.subgroups).toBe(suite.context.device.features.has('subgroups'));
+      expect(bare.tableLayout).toBe(suite.engine.tableLayout);
       const cpu = matmulAT(quantize(a, { scheme: 'e8-q16', seed: 3, nonce: 1 }), quantize(b, { scheme: 'e8-q16', seed: 3, nonce: 2 }));
       expectProductClose(await bare.matmulAT(qa, qb), cpu, a, b);
     } finally {
@@ -599,15 +590,15 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       qb.destroy();
       bare.destroy();
     }
-    expect(engine.adapter).toBe(context.adapter);
+    expect(suite.engine.adapter).toBe(suite.context.adapter);
   });
 
-  it('GpuEngine.create(context) and GpuEngine.create(context.device) resolve the same defaults in Node (no navigator.gpu)', () => {
+  it('GpuEngine.create(suite.context) and GpuEngine.create(suite.context.device) resolve the same defaults in Node (no navigator.gpu)', () => {
     // Before: the bare device's context assumed no packed dot products, so it chose dotPath 'plain' and
     // universalProduct 'decode' where the context chose 'packed' and 'i8' (the same matmulAT differed by up to 0.049).
-    const fromContext = GpuEngine.create(context);
-    const fromDevice = GpuEngine.create(context.device);
-    expect(fromDevice.features).toEqual(context.features);
+    const fromContext = GpuEngine.create(suite.context);
+    const fromDevice = GpuEngine.create(suite.context.device);
+    expect(fromDevice.features).toEqual(suite.context.features);
     expect([fromDevice.dotPath, fromDevice.universalProduct, fromDevice.deterministicProduct, fromDevice.tableLayout]).toEqual([
       fromContext.dotPath,
       fromContext.universalProduct,
@@ -618,17 +609,17 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
 
   it('GpuEngine.create refuses a dotPath outside packed / plain and null options, naming them', () => {
     // Before: 'foo' was kept as the dotPath and made universalProduct default to 'decode'.
-    expect(() => GpuEngine.create(context, { dotPath: 'foo' as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got "foo"$/);
-    expect(() => GpuEngine.create(context, { dotPath: null as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got null$/);
-    expect(() => GpuEngine.create(context, { universalProduct: null as never })).toThrow(/^GpuEngine\.create options: universalProduct must be 'i8' or 'decode', got null$/);
-    expect(() => GpuEngine.create(context, { deterministicProduct: null as never })).toThrow(/^GpuEngine\.create options: deterministicProduct must be 'codes' or 'decode', got null$/);
+    expect(() => GpuEngine.create(suite.context, { dotPath: 'foo' as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got "foo"$/);
+    expect(() => GpuEngine.create(suite.context, { dotPath: null as never })).toThrow(/^GpuEngine\.create options: dotPath must be 'packed' or 'plain', got null$/);
+    expect(() => GpuEngine.create(suite.context, { universalProduct: null as never })).toThrow(/^GpuEngine\.create options: universalProduct must be 'i8' or 'decode', got null$/);
+    expect(() => GpuEngine.create(suite.context, { deterministicProduct: null as never })).toThrow(/^GpuEngine\.create options: deterministicProduct must be 'codes' or 'decode', got null$/);
     // The documented coupling: a forced 'plain' dotPath makes universalProduct default to 'decode'.
-    expect(GpuEngine.create(context, { dotPath: 'plain' }).universalProduct).toBe('decode');
+    expect(GpuEngine.create(suite.context, { dotPath: 'plain' }).universalProduct).toBe('decode');
   });
 
   it("GpuEngine.create refuses dotPath 'packed' where the adapter lacks packed_4x8_integer_dot_product, and defaults to 'plain' there", () => {
     // The same device, described as an adapter without the WGSL feature (e.g. a browser without it).
-    const without: GpuContext = { ...context, features: { ...context.features, packed4x8IntegerDotProduct: false } };
+    const without: GpuContext = { ...suite.context, features: { ...suite.context.features, packed4x8IntegerDotProduct: false } };
     expect(() => GpuEngine.create(without, { dotPath: 'packed' })).toThrow(/dotPath 'packed' needs the packed_4x8_integer_dot_product WGSL feature, which this adapter lacks/);
     const defaulted = GpuEngine.create(without);
     expect(defaulted.dotPath).toBe('plain');
@@ -636,12 +627,12 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
   });
 
   it('matmulAT refuses a third argument (shrink is the CPU matmulAT\'s option) instead of ignoring it', async () => {
-    const qa = await engine.quantize(gaussianMatrix(16, 2, 81), { scheme: 'e8-q16', nonce: 1 });
+    const qa = await suite.engine.quantize(gaussianMatrix(16, 2, 81), { scheme: 'e8-q16', nonce: 1 });
     try {
-      await expect(engine.matmulAT(qa, qa, ...([{ shrink: 'product' }] as never[]))).rejects.toThrow(
+      await expect(suite.engine.matmulAT(qa, qa, ...([{ shrink: 'product' }] as never[]))).rejects.toThrow(
         /^GpuEngine\.matmulAT takes two arguments \(A, B\), got 3: it has no options \(shrink is an option of the CPU matmulAT/,
       );
-      expect((await engine.matmulAT(qa, qa)).rows).toBe(2);
+      expect((await suite.engine.matmulAT(qa, qa)).rows).toBe(2);
     } finally {
       qa.destroy();
     }
@@ -652,10 +643,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const w = gaussianMatrix(n, 4, 31);
     const options = operand({ scheme, seed: 3 }, 0);
     const cpu = quantize(w, options);
-    const gpu = await engine.quantize(w, options);
+    const gpu = await suite.engine.quantize(w, options);
     const bigW = { rows: n, cols: 4, data: w.data.map((v) => v * 2 ** 20) };
-    const big = await engine.quantize(bigW, options);
-    const output = createBufferWithData(context.device, 'matvecInto y', new Float32Array(4), STORAGE_USAGE);
+    const big = await suite.engine.quantize(bigW, options);
+    const output = createBufferWithData(suite.context.device, 'matvecInto y', new Float32Array(4), STORAGE_USAGE);
     try {
       // x along a decoded column: the direction that makes the GEMV's sums largest. Scaled by a power
       // of two to the largest ‖x‖ ≤ the limit, the result is that power of two times the CPU's, to
@@ -666,19 +657,19 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       const limit = gemvInputNormLimit(gpu);
       const scale = 2 ** Math.floor(Math.log2(limit / norm));
       const reference = matvecAT(cpu, { rows: n, cols: 1, data: column }).data;
-      const atLimit = (await engine.matvec(gpu, column.map((v) => v * scale))).data;
+      const atLimit = (await suite.engine.matvec(gpu, column.map((v) => v * scale))).data;
       for (let j = 0; j < 4; j++) expect(Math.abs((atLimit[j] as number) / scale - (reference[j] as number)), `column ${j}`).toBeLessThan(1e-5 * gpu.maxColumnNorm * norm);
       const beyond = column.map((v) => v * scale * 16);
       expect(() => matvecAT(cpu, { rows: n, cols: 1, data: beyond })).not.toThrow();
-      await expect(engine.matvec(gpu, beyond)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
-      await expect(engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/GPU GEMV/);
+      await expect(suite.engine.matvec(gpu, beyond)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+      await expect(suite.engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/GPU GEMV/);
       // An output too small (or at an offset past its room) is named as the caller's argument.
-      await expect(engine.matvecInto(gpu, column, output, 4)).rejects.toThrow(/^matvec output needs 16 bytes at offset 4/);
-      await expect(engine.matvecInto(gpu, { rows: n, cols: 2, data: new Float32Array(2 * n) }, output)).rejects.toThrow(/^matvec output needs 32 bytes/);
+      await expect(suite.engine.matvecInto(gpu, column, output, 4)).rejects.toThrow(/^matvec output needs 16 bytes at offset 4/);
+      await expect(suite.engine.matvecInto(gpu, { rows: n, cols: 2, data: new Float32Array(2 * n) }, output)).rejects.toThrow(/^matvec output needs 32 bytes/);
       // ‖Ŵ‖·‖x‖ beyond 2^126 (the product range of matvecAT), with ‖x‖ well inside the GEMV's limit.
       const x = column.map((v) => (v / norm) * 2 ** 105);
       expect(() => matvecAT(quantize(bigW, options), { rows: n, cols: 1, data: x })).toThrow(/beyond the f32 range/);
-      await expect(engine.matvec(big, x)).rejects.toThrow(/beyond the f32 range/);
+      await expect(suite.engine.matvec(big, x)).rejects.toThrow(/beyond the f32 range/);
     } finally {
       gpu.destroy();
       big.destroy();
@@ -702,8 +693,8 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     const b = { ...b0, data: b0.data.map((v) => v * s) };
     const qa = quantize(a, { scheme, seed: 1, nonce: 1n });
     const qb = quantize(b, { scheme, seed: 1, nonce: 2n });
-    const ga = await engine.quantize(a, { scheme, seed: 1, nonce: 1n });
-    const gb = await engine.quantize(b, { scheme, seed: 1, nonce: 2n });
+    const ga = await suite.engine.quantize(a, { scheme, seed: 1, nonce: 1n });
+    const gb = await suite.engine.quantize(b, { scheme, seed: 1, nonce: 2n });
     try {
       // The bound holds: no decoded column is longer (the GPU refuses by it, the CPU by the decoded norms).
       for (const [q, g] of [[qa, ga], [qb, gb]] as const) expect(g.maxColumnNorm).toBeGreaterThanOrEqual(Math.max(...columnNorms(dequantize(q))) * (1 - 1e-6));
@@ -714,7 +705,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       } catch (error) {
         expect(String(error)).toMatch(/beyond the f32 range/);
       }
-      const gpu = await engine.matmulAT(ga, gb).then((c) => c, (error: unknown) => error);
+      const gpu = await suite.engine.matmulAT(ga, gb).then((c) => c, (error: unknown) => error);
       if (gpu instanceof Error) expect(gpu.message).toMatch(/beyond the f32 range/);
       else expect(Array.from((gpu as Matrix).data).every(Number.isFinite), `GPU product ${Array.from((gpu as Matrix).data).slice(0, 4)}`).toBe(true);
       // What the CPU refuses the GPU refuses too (it may refuse more, near the limit).
@@ -729,23 +720,23 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
 
   it('refuses what it cannot do, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 2, 1);
-    await expect(engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
+    await expect(suite.engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
     // @ts-expect-error a universal scheme takes no gain (QuantizeOptionsFor), and JS callers are refused at run time
-    await expect(engine.quantize(a, { scheme: 'd3-q6', gain: 'mmse' })).rejects.toThrow(/gain applies to deterministic lattice schemes only/);
-    await expect(engine.quantize(a, { scheme: 'd3-q6', centre: true } as unknown as QuantizeOptions)).rejects.toThrow(/did you mean 'center'/);
+    await expect(suite.engine.quantize(a, { scheme: 'd3-q6', gain: 'mmse' })).rejects.toThrow(/gain applies to deterministic lattice schemes only/);
+    await expect(suite.engine.quantize(a, { scheme: 'd3-q6', centre: true } as unknown as QuantizeOptions)).rejects.toThrow(/did you mean 'center'/);
     for (const scheme of ['d3-q6', 'd3-q6-deterministic'] as const) {
-      const qa = await engine.quantize(a, { scheme, seed: 1 });
-      const qb = await engine.quantize(gaussianMatrix(24, 2, 2), { scheme, seed: 2 });
-      const qc = await engine.quantize(gaussianMatrix(48, 2, 2), { scheme, seed: 1 });
+      const qa = await suite.engine.quantize(a, { scheme, seed: 1 });
+      const qb = await suite.engine.quantize(gaussianMatrix(24, 2, 2), { scheme, seed: 2 });
+      const qc = await suite.engine.quantize(gaussianMatrix(48, 2, 2), { scheme, seed: 1 });
       try {
-        await expect(engine.matmulAT(qa, qb)).rejects.toThrow(/seed/);
-        await expect(engine.matmulAT(qa, qc)).rejects.toThrow(LatticeMatmulError);
-        await expect(engine.matvec(qa, new Float32Array(23))).rejects.toThrow(/rows/);
+        await expect(suite.engine.matmulAT(qa, qb)).rejects.toThrow(/seed/);
+        await expect(suite.engine.matmulAT(qa, qc)).rejects.toThrow(LatticeMatmulError);
+        await expect(suite.engine.matvec(qa, new Float32Array(23))).rejects.toThrow(/rows/);
       } finally {
         for (const q of [qa, qb, qc]) q.destroy();
       }
     }
-    const other = GpuEngine.create(context);
+    const other = GpuEngine.create(suite.context);
     other.destroy();
     await expect(other.quantize(a, { scheme: 'd3-q6' })).rejects.toThrow(/destroyed/);
   });

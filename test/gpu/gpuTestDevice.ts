@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
-import { GpuEngine } from '../../src/gpu/engine.js';
+import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
@@ -75,7 +75,7 @@ export function contextOnTestDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'
 }
 
 /**
- * A `GpuEngine` on a fresh test device for the `describe` block that calls this: made in its
+ * A `GpuEngine` (with `engineOptions`) on a fresh test device for the `describe` block that calls this: made in its
  * beforeAll, destroyed with the device in its afterAll. Read `suite.engine` and `suite.context`
  * inside the block's tests (they are set once beforeAll has run).
  *
@@ -85,13 +85,13 @@ export function contextOnTestDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'
  *   it('…', async () => { await suite.engine.quantize(a, { scheme: 'e8-q16' }); });
  * });
  */
-export function engineOnTestDevice(): { readonly context: TestDeviceContext; readonly engine: GpuEngine } {
+export function engineOnTestDevice(engineOptions: GpuEngineOptions = {}): { readonly context: TestDeviceContext; readonly engine: GpuEngine } {
   const onDevice = contextOnTestDevice();
   let engine: GpuEngine | undefined;
   // Registered after the device's hooks: vitest runs afterAll hooks in reverse (sequence.hooks
   // 'stack'), so the engine goes before its device.
   beforeAll(() => {
-    engine = GpuEngine.create(onDevice.context);
+    engine = GpuEngine.create(onDevice.context, engineOptions);
   });
   afterAll(() => engine?.destroy());
   return {

@@ -1,7 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testMatrixPair, type DataKind } from '../../src/data/testMatrices.js';
 import { LatticeMatmulError } from '../../src/errors.js';
-import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchPairMatmul, pairCommonScale, pairProductKeepsDither } from '../../src/gpu/kernels/pairMatmul.js';
@@ -33,7 +32,7 @@ import {
   universalPairColumns,
   type UniversalPairColumns,
 } from '../../src/quantize/universalPairs.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { engineOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 import { asUniversal, asUniversalGpu } from './latticeTestSupport.js';
 
 /*
@@ -103,16 +102,7 @@ function expectTwinIsDecoded(twin: Float64Array, qa: UniversalLatticeMatrix, pa:
 }
 
 describe.skipIf(noGpu !== undefined)('universal product from pair forms (universal-i8)', () => {
-  let context: GpuContext;
-  let engine: GpuEngine;
-  beforeAll(async () => {
-    context = await testDevice();
-    engine = GpuEngine.create(context, { universalProduct: 'i8' });
-  });
-  afterAll(() => {
-    engine.destroy();
-    context.device.destroy();
-  });
+  const suite = engineOnTestDevice({ universalProduct: 'i8' });
 
   const cases: readonly [string, QuantizeOptions, DataKind][] = [
     ['e8-4bit', { scheme: 'e8-4bit', seed: 3 }, 'gaussian'],
@@ -132,18 +122,18 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
         const { a, b } = testMatrixPair(kind, n, aCols, bCols, n + aCols);
         const qa = asUniversal(quantize(a, { ...options, nonce: 11 }));
         const qb = asUniversal(quantize(b, { ...options, nonce: 12 }));
-        const ga = engine.upload(qa);
-        const gb = engine.upload(qb);
+        const ga = suite.engine.upload(qa);
+        const gb = suite.engine.upload(qb);
         try {
           const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
           const pa = universalPairColumns(qa, radixBits);
           const pb = universalPairColumns(qb, radixBits);
-          const gpuPairs = await universalPairsOnGpu(context.device, ga, { radixBits });
+          const gpuPairs = await universalPairsOnGpu(suite.context.device, ga, { radixBits });
           expect(gpuPairs.words).toEqual(pa.words);
           expect(gpuPairs.factors).toEqual(pa.factors);
           expect(gpuPairs.exponents).toEqual(pa.exponents);
-          expect(engine.productKernel(ga, gb)).toBe('universal-i8');
-          const gpu = await engine.matmulAT(ga, gb);
+          expect(suite.engine.productKernel(ga, gb)).toBe('universal-i8');
+          const gpu = await suite.engine.matmulAT(ga, gb);
           const twin = pairProductReference(qa, pa, qb, pb, false);
           expectCloseToTwin(gpu, twin, qa, qb);
           expectTwinIsDecoded(twin, qa, pa, qb, pb);
@@ -177,11 +167,11 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
     const pb = universalPairColumns(qb, radixBits);
     expect([...pa.shifts].flatMap((s, j) => (s > 0 ? [j] : []))).toEqual([3, 40]);
     expect([...pb.shifts].flatMap((s, j) => (s > 0 ? [j] : []))).toEqual([66, 99]);
-    const ga = engine.upload(qa);
-    const gb = engine.upload(qb);
+    const ga = suite.engine.upload(qa);
+    const gb = suite.engine.upload(qb);
     try {
-      expect(engine.productKernel(ga, gb)).toBe('universal-i8');
-      const gpu = await engine.matmulAT(ga, gb);
+      expect(suite.engine.productKernel(ga, gb)).toBe('universal-i8');
+      const gpu = await suite.engine.matmulAT(ga, gb);
       const twin = pairProductReference(qa, pa, qb, pb, false);
       expectCloseToTwin(gpu, twin, qa, qb);
       // The GPU keeps Σ l_a·l_b of the pairs with a shifted column (both, or one: a shifted column of A
@@ -195,7 +185,7 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
       expect(keptOverGpuError(gpu, one)).toBeGreaterThan(10);
       // B split into chunks of 70 columns (a binding cap of 70 columns' pair forms): B's shifted column 99
       // is in the second chunk, whose tiles read their factors from b_factor_first = 70.
-      const dotPath: DotPath = context.features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
+      const dotPath: DotPath = suite.context.features.packed4x8IntegerDotProduct ? 'packed' : 'plain';
       const chunked = await pairProduct(asUniversalGpu(ga), asUniversalGpu(gb), dotPath, 2048 * 70);
       expectCloseToTwin(chunked, twin, qa, qb);
       expect(keptOverGpuError(chunked, [...both, ...one])).toBeGreaterThan(10);
@@ -223,11 +213,11 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
     const pb = universalPairColumns(qb, radixBits);
     expect([qa.norms[0], pa.shifts[0], pa.factors[0]]).toEqual([16, 1, 1]);
     expect([...pa.shifts.subarray(1), ...pb.shifts].every((s) => s === 0)).toBe(true);
-    const ga = engine.upload(qa);
-    const gb = engine.upload(qb);
+    const ga = suite.engine.upload(qa);
+    const gb = suite.engine.upload(qb);
     try {
-      expect(engine.productKernel(ga, gb)).toBe('universal-i8');
-      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, pb, false), qa, qb);
+      expect(suite.engine.productKernel(ga, gb)).toBe('universal-i8');
+      expectCloseToTwin(await suite.engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, pb, false), qa, qb);
     } finally {
       ga.destroy();
       gb.destroy();
@@ -251,7 +241,7 @@ describe.skipIf(noGpu !== undefined)('universal product from pair forms (univers
         units.push({ c: edges.map((v) => v - (s > 0 ? 2 ** (s - 1) : 1)), s, r });
       }
     }
-    const device = context.device;
+    const device = suite.context.device;
     const module = device.createShaderModule({
       label: 'pair split probe',
       code: `${pairSplitWgsl()}
@@ -319,13 +309,13 @@ fn main() {
     expect(pa.shifts[0]).toBeGreaterThan(0);
     expect(pa.shifts[2]).toBeGreaterThan(0);
     expect(pa.shifts[1]).toBe(0);
-    const ga = engine.upload(qa);
-    const gb = engine.upload(qb);
+    const ga = suite.engine.upload(qa);
+    const gb = suite.engine.upload(qb);
     try {
-      const gpuPairs = await universalPairsOnGpu(context.device, ga, { radixBits });
+      const gpuPairs = await universalPairsOnGpu(suite.context.device, ga, { radixBits });
       expect(gpuPairs.words).toEqual(pa.words);
       expect(gpuPairs.factors).toEqual(pa.factors);
-      expectCloseToTwin(await engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, universalPairColumns(qb, radixBits), false), qa, qb);
+      expectCloseToTwin(await suite.engine.matmulAT(ga, gb), pairProductReference(qa, pa, qb, universalPairColumns(qb, radixBits), false), qa, qb);
     } finally {
       ga.destroy();
       gb.destroy();
@@ -335,9 +325,9 @@ fn main() {
   it.each([false, true])('a Gram matrix ÂᵀÂ (centred %s): one pair form, the exact diagonal, the twin off it', async (center) => {
     const { a } = testMatrixPair('gaussian', 90, 11, 1, 5);
     const q = asUniversal(quantize(a, { scheme: 'e8-q16', seed: 2, nonce: 5, center }));
-    const g = engine.upload(q);
+    const g = suite.engine.upload(q);
     try {
-      const gpu = await engine.matmulAT(g, g);
+      const gpu = await suite.engine.matmulAT(g, g);
       const p = universalPairColumns(q, pairRadixBits(q.scheme.q, q.scheme.q));
       const twin = pairProductReference(q, p, q, p, true);
       expectCloseToTwin(gpu, twin, q, q);
@@ -352,7 +342,7 @@ fn main() {
 
   /** Pair forms, product and epilogue as the engine records them, with the test knobs. */
   async function pairProduct(ga: GpuUniversalMatrix, gb: GpuUniversalMatrix, dotPath: DotPath, maxBindingBytes?: number): Promise<Matrix> {
-    const device = context.device;
+    const device = suite.context.device;
     const radixBits = pairRadixBits(ga.scheme.q, gb.scheme.q);
     const bytes = 4 * ga.cols * gb.cols;
     const data = await runAndRead(device, 'pair product (test)', bytes, (run) => {
@@ -380,18 +370,18 @@ fn main() {
     ['packed', 2048],
     ['plain', 1536],
   ] as const)('the %s dot path, binding cap %s: pair forms split by columns and B and C in chunks give the twin', async (dotPath, maxBindingBytes) => {
-    if (dotPath === 'packed' && !context.features.packed4x8IntegerDotProduct) return;
+    if (dotPath === 'packed' && !suite.context.features.packed4x8IntegerDotProduct) return;
     const { a, b } = testMatrixPair('two-spikes', 100, 3, 70, 8);
     const qa = asUniversal(quantize(a, { scheme: 'd3-q6', seed: 9, nonce: 1 }));
     const qb = asUniversal(quantize(b, { scheme: 'd3-q6', seed: 9, nonce: 2 }));
-    const ga = asUniversalGpu(uploadLatticeMatrix(context.device, qa));
-    const gb = asUniversalGpu(uploadLatticeMatrix(context.device, qb));
+    const ga = asUniversalGpu(uploadLatticeMatrix(suite.context.device, qa));
+    const gb = asUniversalGpu(uploadLatticeMatrix(suite.context.device, qb));
     const radixBits = pairRadixBits(qa.scheme.q, qb.scheme.q);
     try {
       if (maxBindingBytes !== undefined) {
         // B's pair form (16 bytes per unit, 16 units per column) takes several bindings at this cap.
         expect(pairFormBytes(gb.length, gb.cols)).toBeGreaterThan(4 * maxBindingBytes);
-        expect((await universalPairsOnGpu(context.device, gb, { radixBits, maxBindingBytes })).words).toEqual(universalPairColumns(qb, radixBits).words);
+        expect((await universalPairsOnGpu(suite.context.device, gb, { radixBits, maxBindingBytes })).words).toEqual(universalPairColumns(qb, radixBits).words);
       }
       const twin = pairProductReference(qa, universalPairColumns(qa, radixBits), qb, universalPairColumns(qb, radixBits), false);
       expectCloseToTwin(await pairProduct(ga, gb, dotPath, maxBindingBytes), twin, qa, qb);
@@ -409,20 +399,20 @@ fn main() {
     };
     const qa = crafted(1, 1);
     const qb = crafted(2, 2);
-    const ga = engine.upload(qa);
-    const gb = engine.upload(qb);
+    const ga = suite.engine.upload(qa);
+    const gb = suite.engine.upload(qb);
     try {
-      expect(engine.universalProduct).toBe('i8');
-      expect(engine.productKernel(ga, gb)).toBe('universal-decode');
-      const gpu = await engine.matmulAT(ga, gb);
+      expect(suite.engine.universalProduct).toBe('i8');
+      expect(suite.engine.productKernel(ga, gb)).toBe('universal-decode');
+      const gpu = await suite.engine.matmulAT(ga, gb);
       const cpu = matmulAT(qa, qb);
       const scale = Math.max(...Array.from(cpu.data, Math.abs));
       for (let k = 0; k < cpu.data.length; k++) expect(Math.abs((gpu.data[k] as number) - (cpu.data[k] as number))).toBeLessThan(1e-5 * scale);
-      const c = context.device.createBuffer({ label: 'unused C', size: 64, usage: GPUBufferUsage.STORAGE });
+      const c = suite.context.device.createBuffer({ label: 'unused C', size: 64, usage: GPUBufferUsage.STORAGE });
       try {
         const args = { a: { pairs: c, factors: c, cols: 1 }, b: { pairs: c, factors: c, cols: 1 }, units: 1, radixBits: 5, keptLength: 8, c, dotPath: 'plain' } as const;
-        expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 2 ** -101 })).toThrow(/commonScale .* is below 2\^-100/);
-        expect(() => dispatchPairMatmul(context.device, context.device.createCommandEncoder(), new GpuScratch(context.device), { ...args, commonScale: 1, keptLength: 9 })).toThrow(/keptLength must be an integer in \[0, 8\] \(8 per unit\), got 9/);
+        expect(() => dispatchPairMatmul(suite.context.device, suite.context.device.createCommandEncoder(), new GpuScratch(suite.context.device), { ...args, commonScale: 2 ** -101 })).toThrow(/commonScale .* is below 2\^-100/);
+        expect(() => dispatchPairMatmul(suite.context.device, suite.context.device.createCommandEncoder(), new GpuScratch(suite.context.device), { ...args, commonScale: 1, keptLength: 9 })).toThrow(/keptLength must be an integer in \[0, 8\] \(8 per unit\), got 9/);
       } finally {
         c.destroy();
       }
@@ -448,11 +438,11 @@ fn main() {
       const qa = asUniversal(quantize(ones, { scheme, rotate: false, nonce: 2 * t + 1 }));
       const qb = asUniversal(quantize(ones, { scheme, rotate: false, nonce: 2 * t + 2 }));
       if (t === 0) expect(universalPairColumns(qa, pairRadixBits(64, 64)).shifts[0]).toBe(8);
-      const ga = engine.upload(qa);
-      const gb = engine.upload(qb);
+      const ga = suite.engine.upload(qa);
+      const gb = suite.engine.upload(qb);
       try {
-        expect(engine.productKernel(ga, gb)).toBe('universal-decode');
-        ratio += (((await engine.matmulAT(ga, gb)).data[0] as number) - n) ** 2 / expectedProductError(qa, qb) / draws;
+        expect(suite.engine.productKernel(ga, gb)).toBe('universal-decode');
+        ratio += (((await suite.engine.matmulAT(ga, gb)).data[0] as number) - n) ** 2 / expectedProductError(qa, qb) / draws;
       } finally {
         ga.destroy();
         gb.destroy();
@@ -480,10 +470,10 @@ fn main() {
   });
 
   it('the engine takes the pair product where WGSL has packed dot products, and the decode path otherwise or when asked', () => {
-    const packed = context.features.packed4x8IntegerDotProduct;
-    const byDefault = GpuEngine.create(context);
-    const plain = GpuEngine.create(context, { dotPath: 'plain' });
-    const decode = GpuEngine.create(context, { universalProduct: 'decode' });
+    const packed = suite.context.features.packed4x8IntegerDotProduct;
+    const byDefault = GpuEngine.create(suite.context);
+    const plain = GpuEngine.create(suite.context, { dotPath: 'plain' });
+    const decode = GpuEngine.create(suite.context, { universalProduct: 'decode' });
     const { a, b } = testMatrixPair('gaussian', 16, 2, 2, 1);
     const ga = byDefault.upload(asUniversal(quantize(a, { scheme: 'e8-q16', nonce: 1 })));
     const gb = byDefault.upload(asUniversal(quantize(b, { scheme: 'e8-q16', nonce: 2 })));
@@ -494,9 +484,9 @@ fn main() {
       expect(plain.productKernel(ga, gb)).toBe('universal-decode');
       expect(decode.productKernel(ga, gb)).toBe('universal-decode');
       // A universal × deterministic product decodes both, whatever the option.
-      expect(engine.productKernel(ga, gd)).toBe('universal-decode');
-      expect(() => GpuEngine.create(context, { universalProduct: 'int8' as never })).toThrow(LatticeMatmulError);
-      expect(() => GpuEngine.create(context, { universalProduct: 'int8' as never })).toThrow(/universalProduct must be 'i8' or 'decode'/);
+      expect(suite.engine.productKernel(ga, gd)).toBe('universal-decode');
+      expect(() => GpuEngine.create(suite.context, { universalProduct: 'int8' as never })).toThrow(LatticeMatmulError);
+      expect(() => GpuEngine.create(suite.context, { universalProduct: 'int8' as never })).toThrow(/universalProduct must be 'i8' or 'decode'/);
     } finally {
       ga.destroy();
       gb.destroy();
