@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import { GpuDeviceLostError } from '../../src/gpu/errorScopes.js';
 import { readQuantizedContainer, writeQuantizedContainer, type ContainerEntry, type DeterministicContainerEntry, type UniversalContainerEntry } from '../../src/format/container.js';
@@ -371,6 +371,9 @@ describe.skipIf(noGpu !== undefined)('hostile but valid codes decode on the GPU 
   let engines: GpuEngine[];
   beforeAll(() => {
     engines = [GpuEngine.create(suite.context, { universalProduct: 'decode', deterministicProduct: 'decode' }), GpuEngine.create(suite.context, { deterministicProduct: 'codes' })];
+  });
+  afterAll(() => {
+    for (const engine of engines ?? []) engine.destroy();
   });
 
   // Universal schemes get a nonce (deterministic ones refuse one); rows include two-window rotations (257, 260, 300).
