@@ -31,9 +31,9 @@ const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 const QUANTIZE_USAGE = `lattice-matmul quantize MODEL -o OUT.safetensors [--scheme NAME] [--tensors REGEX]
                  [--exclude REGEX] [--transpose REGEX] [--seed N] [--nonce N] [--device auto|gpu|cpu] [--workers N] [--force] [--quiet]`;
-const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors (F32/F16/BF16/F64, PyTorch (out, in) weights) of
-          a safetensors model to one quantized container (docs/FORMAT.md). MODEL is a
-          .safetensors file, or the shard index of a model in several
+const QUANTIZE_HELP = `quantize  writes the selected 2-D float tensors of at least 8 × 8 (F32/F16/BF16/F64,
+          PyTorch (out, in) weights) of a safetensors model to one quantized container
+          (docs/FORMAT.md). MODEL is a .safetensors file, or the shard index of a model in several
           (model.safetensors.index.json, with its shards in the same folder). --scheme defaults
           to e8-4bit; --tensors keeps tensors whose names match the regular expression (default:
           all but biases; a 3-D tensor it matches, such as stacked MoE experts, is quantized
