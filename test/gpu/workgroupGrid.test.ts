@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { readBuffer } from '../../src/gpu/buffers.js';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
 import type { GpuContext } from '../../src/gpu/device.js';
-import { withValidation } from '../../src/gpu/errorScopes.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchE8InputsI8, type E8InputsOperand } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
@@ -74,21 +74,6 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     small?.device.destroy();
   });
 
-  /** The first `bytes` of the buffer `record` returns after it recorded its dispatches on `device` (with a scratch of its own, destroyed after). */
-  async function recordAndRead(device: GPUDevice, label: string, bytes: number, record: (encoder: GPUCommandEncoder, scratch: GpuScratch) => GPUBuffer): Promise<Uint32Array> {
-    const scratch = new GpuScratch(device);
-    try {
-      return await withValidation(device, label, async () => {
-        const encoder = device.createCommandEncoder({ label });
-        const output = record(encoder, scratch);
-        device.queue.submit([encoder.finish()]);
-        return new Uint32Array(await readBuffer(device, output, bytes));
-      });
-    } finally {
-      scratch.destroy();
-    }
-  }
-
   /** Y of a QuantizedLinear with int8 inputs on W (uploaded to `context`'s device) for X (its columns the tokens). */
   async function int8LayerY(context: GpuContext, w: LatticeQuantizedMatrix, x: { readonly cols: number; readonly data: Float32Array }): Promise<Float32Array> {
     const { device } = context;
@@ -96,20 +81,17 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const out = w.cols;
     const weight = uploadLatticeMatrix(device, w);
     const layer = QuantizedLinear.create(device, weight as LinearWeight, { maxTokens: tokens, int8Inputs: dotPathFor(context.features) });
-    const xBuffer = createBufferWithData(device, 'grid test x', x.data, STORAGE_USAGE);
-    const y = createBufferWithData(device, 'grid test y', new Float32Array(out * tokens).fill(Number.NaN), STORAGE_USAGE);
     try {
-      return await withValidation(device, 'grid test layer', async () => {
-        const encoder = device.createCommandEncoder({ label: 'grid test layer' });
-        layer.record(encoder, xBuffer, y, { tokens });
-        device.queue.submit([encoder.finish()]);
-        return new Float32Array(await readBuffer(device, y, 4 * out * tokens));
-      });
+      return new Float32Array(
+        await runAndRead(device, 'grid test layer', 4 * out * tokens, (run) => {
+          const y = run.upload('grid test y', new Float32Array(out * tokens).fill(Number.NaN));
+          layer.record(run.encoder, run.upload('grid test x', x.data), y, { tokens });
+          return y;
+        }),
+      );
     } finally {
       layer.destroy();
       weight.destroy();
-      xBuffer.destroy();
-      y.destroy();
     }
   }
 
@@ -162,22 +144,12 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const rng = new Rng(9);
     const xRotated = Float32Array.from({ length: n * vectors }, () => rng.nextGaussian());
     const columnScales = Float32Array.from({ length: n }, () => 2 ** (rng.nextInt(5) - 2));
-    const x = createBufferWithData(device, 'grid test x̃', xRotated, STORAGE_USAGE);
-    const scales = createBufferWithData(device, 'grid test s', columnScales, STORAGE_USAGE);
-    const scratch = new GpuScratch(device);
-    try {
-      const got = await withValidation(device, 'grid test x̂', async () => {
-        const encoder = device.createCommandEncoder();
-        const records = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales: scales, n, codeBits: 8, vectors });
-        device.queue.submit([encoder.finish()]);
-        return new Uint32Array(await readBuffer(device, records.inputs, weightOnlyInputsI8Bytes(n, 8, vectors)));
-      });
-      expect(Array.from(got)).toEqual(Array.from(weightOnlyInputsI8(xRotated, columnScales, n, 8, vectors)));
-    } finally {
-      scratch.destroy();
-      x.destroy();
-      scales.destroy();
-    }
+    const got = new Uint32Array(
+      await runAndRead(device, 'grid test x̂', weightOnlyInputsI8Bytes(n, 8, vectors), (run) =>
+        dispatchWeightOnlyInputsI8(device, run.encoder, run.scratch, { x: run.upload('grid test x̃', xRotated), columnScales: run.upload('grid test s', columnScales), n, codeBits: 8, vectors }).inputs,
+      ),
+    );
+    expect(Array.from(got)).toEqual(Array.from(weightOnlyInputsI8(xRotated, columnScales, n, 8, vectors)));
   });
 
   // d3-q6, unrotated with a spike per column (escapes in every column): the escape repack
@@ -306,14 +278,8 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     layout: { readonly bytes: number; readonly scalesFirst: number; readonly scales: number },
     round: (device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, xRotated: GPUBuffer) => GPUBuffer,
   ): Promise<void> {
-    const run = async (device: GPUDevice): Promise<Uint32Array> => {
-      const xBuffer = createBufferWithData(device, 'grid test x̃', x, STORAGE_USAGE);
-      try {
-        return await recordAndRead(device, label, layout.bytes, (encoder, scratch) => round(device, encoder, scratch, xBuffer));
-      } finally {
-        xBuffer.destroy();
-      }
-    };
+    const run = async (device: GPUDevice): Promise<Uint32Array> =>
+      new Uint32Array(await runAndRead(device, label, layout.bytes, (recording) => round(device, recording.encoder, recording.scratch, recording.upload('grid test x̃', x))));
     const expected = await run(real.device);
     expect(expected.subarray(layout.scalesFirst, layout.scalesFirst + layout.scales).every((bits) => bits !== 0)).toBe(true);
     expect(firstDifference(await run(small.device), expected), 'first differing word').toBe(-1);
@@ -378,39 +344,27 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const { device } = small;
     const rows = 100;
     const bias = Float32Array.from({ length: rows }, () => rng.nextGaussian());
-    /** A buffer of `words` words of NaN bits: a dispatch's output, where a value left unwritten shows. */
-    const poisoned = (label: string, words: number): GPUBuffer => createBufferWithData(device, label, new Uint32Array(words).fill(0xffffffff), STORAGE_USAGE);
+    /** `words` words of NaN bits: a dispatch's output, where a value left unwritten shows. */
+    const poisoned = (words: number): Uint32Array => new Uint32Array(words).fill(0xffffffff);
 
     const halves = Uint16Array.from({ length: 1500 }, () => float16Bits(100 * rng.nextGaussian()));
-    const halvesBuffer = createBufferWithData(device, 'grid test f16 x', halves, STORAGE_USAGE);
-    const widened = poisoned('grid test f32 x', halves.length);
-    try {
-      const got = await recordAndRead(device, 'grid test f16 → f32', 4 * halves.length, (encoder, scratch) => {
-        dispatchF16ToF32(device, encoder, scratch, { input: halvesBuffer, output: widened, count: halves.length });
-        return widened;
-      });
-      expect(firstDifference(new Float32Array(got.buffer), Float32Array.from(halves, (h) => fromFloat16Bits(h))), 'f16 → f32: first differing value').toBe(-1);
-    } finally {
-      halvesBuffer.destroy();
-      widened.destroy();
-    }
+    const got = await runAndRead(device, 'grid test f16 → f32', 4 * halves.length, (run) => {
+      const widened = run.upload('grid test f32 x', poisoned(halves.length));
+      dispatchF16ToF32(device, run.encoder, run.scratch, { input: run.upload('grid test f16 x', halves), output: widened, count: halves.length });
+      return widened;
+    });
+    expect(firstDifference(new Float32Array(got), Float32Array.from(halves, (h) => fromFloat16Bits(h))), 'f16 → f32: first differing value').toBe(-1);
 
     /** y = t + b of `columns` columns of `rows` in `format` on `on`, as words. */
     const epilogue = async (on: GPUDevice, t: Float32Array, columns: number, format: 'f32' | 'f16'): Promise<Uint32Array> => {
       const words = format === 'f32' ? t.length : Math.ceil(t.length / 2);
-      const tBuffer = createBufferWithData(on, 'grid test t', t, STORAGE_USAGE);
-      const biasBuffer = createBufferWithData(on, 'grid test b', bias, STORAGE_USAGE);
-      const y = createBufferWithData(on, 'grid test y', new Uint32Array(words).fill(0xffffffff), STORAGE_USAGE);
-      try {
-        return await recordAndRead(on, `grid test epilogue (${format})`, 4 * words, (encoder, scratch) => {
-          dispatchEpilogue(on, encoder, scratch, { input: tBuffer, bias: biasBuffer, rows, columns, output: y, format });
+      return new Uint32Array(
+        await runAndRead(on, `grid test epilogue (${format})`, 4 * words, (run) => {
+          const y = run.upload('grid test y', poisoned(words));
+          dispatchEpilogue(on, run.encoder, run.scratch, { input: run.upload('grid test t', t), bias: run.upload('grid test b', bias), rows, columns, output: y, format });
           return y;
-        });
-      } finally {
-        tBuffer.destroy();
-        biasBuffer.destroy();
-        y.destroy();
-      }
+        }),
+      );
     };
     const t32 = Float32Array.from({ length: rows * 11 }, () => rng.nextGaussian());
     const sums = Float32Array.from(t32, (t, e) => t + (bias[e % rows] as number));
@@ -428,21 +382,17 @@ describe.skipIf(noGpu !== undefined)(`kernels on a device reporting ${WORKGROUP_
     const c = Float32Array.from({ length: cols * cols }, () => rng.nextGaussian());
     const side = Float32Array.from({ length: 2 * cols }, () => rng.nextGaussian()); // norms, then means
     const exponents = Int32Array.from({ length: cols }, () => rng.nextInt(9) - 4);
-    const run = async (device: GPUDevice): Promise<Uint32Array> => {
-      const buffers = [c, side, exponents].map((data) => createBufferWithData(device, 'grid test epilogue', data, STORAGE_USAGE));
-      const [cBuffer, sideBuffer, exponentsBuffer] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer];
-      try {
-        return await recordAndRead(device, 'grid test product epilogue', 4 * c.length, (encoder, scratch) => {
-          dispatchProductEpilogue(device, encoder, scratch, {
+    const run = async (device: GPUDevice): Promise<Uint32Array> =>
+      new Uint32Array(
+        await runAndRead(device, 'grid test product epilogue', 4 * c.length, (recording) => {
+          const [cBuffer, sideBuffer, exponentsBuffer] = [c, side, exponents].map((data) => recording.upload('grid test epilogue', data)) as [GPUBuffer, GPUBuffer, GPUBuffer];
+          dispatchProductEpilogue(device, recording.encoder, recording.scratch, {
             c: cBuffer, cOffset: 0, sideA: sideBuffer, sideB: sideBuffer, aCols: cols, bCols: cols, rows: 37, centred: true, gram: true,
             exponents: { a: exponentsBuffer, b: exponentsBuffer },
           });
           return cBuffer;
-        });
-      } finally {
-        for (const buffer of buffers) buffer.destroy();
-      }
-    };
+        }),
+      );
     const expected = await run(real.device);
     // Every entry moves (the mean term of Gaussian means), so one left as it was differs.
     expect(Array.from(new Float32Array(expected.buffer)).every((value, i) => value !== c[i])).toBe(true);
