@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { counterHash, mix32, Rng } from '../../src/rotation/random.js';
 import counterHashSource from '../../shaders/counter_hash.wgsl?raw';
-import { contextOnTestDevice, gpuUnavailableReason, hex } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, hex, runWgslProbe } from './gpuTestDevice.js';
 
 /*
  * shaders/counter_hash.wgsl on its own, against its CPU twin (mix32, counterHash of
@@ -44,21 +43,7 @@ describe.skipIf(noGpu !== undefined)('counter_hash.wgsl = mix32 and counterHash 
       ...words.map((w) => [w, 0, 0, w]),
     ];
     const bytes = 16 * cases.length;
-    const gpu = new Uint32Array(await runAndRead(device, 'counter hash probe', bytes, (run) => {
-      const input = run.upload('counter hash cases', Uint32Array.from(cases.flat()));
-      const output = run.storage('counter hash results', bytes);
-      const pipeline = device.createComputePipeline({
-        label: 'counter hash probe',
-        layout: 'auto',
-        compute: { module: device.createShaderModule({ label: 'counter hash probe', code: `${counterHashSource}\n${PROBE}` }), entryPoint: 'main' },
-      });
-      const pass = run.encoder.beginComputePass({ label: 'counter hash probe' });
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ label: 'counter hash probe', layout: pipeline.getBindGroupLayout(0), entries: [input, output].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
-      pass.dispatchWorkgroups(Math.ceil(cases.length / 64));
-      pass.end();
-      return output;
-    }));
+    const gpu = new Uint32Array(await runWgslProbe(device, 'counter hash probe', `${counterHashSource}\n${PROBE}`, Uint32Array.from(cases.flat()), bytes, cases.length));
     cases.forEach(([seed, stream, index, sub], c) => {
       const what = `case ${c}: (${[seed, stream, index, sub].map((v) => hex(v as number)).join(', ')})`;
       expect(hex(gpu[4 * c] as number), `${what}: mix32`).toBe(hex(mix32(seed as number)));

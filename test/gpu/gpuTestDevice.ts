@@ -1,4 +1,5 @@
 import { afterAll, beforeAll } from 'vitest';
+import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
@@ -169,4 +170,24 @@ export function trackBuffers(device: GPUDevice): BufferTracker {
     return buffer;
   };
   return tracker;
+}
+
+/**
+ * Runs a WGSL probe: `code`'s entry point `main`, with `input` (u32 words) at binding 0 and an output of
+ * `outputBytes` at binding 1 (layout 'auto'), over `invocations` invocations in workgroups of 64 (the
+ * probe returns past its cases), and returns the output's bytes. For tests that run library WGSL
+ * functions directly against their CPU twins.
+ */
+export async function runWgslProbe(device: GPUDevice, label: string, code: string, input: Uint32Array, outputBytes: number, invocations: number): Promise<ArrayBuffer> {
+  return runAndRead(device, label, outputBytes, (run) => {
+    // Inside the run's validation section, so that a WGSL error fails the call.
+    const pipeline = device.createComputePipeline({ label, layout: 'auto', compute: { module: device.createShaderModule({ label, code }), entryPoint: 'main' } });
+    const buffers = [run.upload(`${label} input`, input), run.storage(`${label} output`, outputBytes)] as const;
+    const pass = run.encoder.beginComputePass({ label });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+    pass.dispatchWorkgroups(Math.ceil(invocations / 64));
+    pass.end();
+    return buffers[1];
+  });
 }

@@ -38,7 +38,7 @@ import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { contextOnTestDevice, f16Neighbours, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f16Neighbours, gpuUnavailableReason, runWgslProbe, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
@@ -1259,21 +1259,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     const cases = keys.flatMap((key) => firsts.map((first) => [key, first >>> 0] as const));
     const source = `${counterHashSource}\n${universalGemvI8Header(codec.spec, 6)}\n${PROBE}`;
     const outputBytes = 4 * cases.length * 4 * 3;
-    const gpu = new Int32Array(await runAndRead(device, 'group hash probe', outputBytes, (run) => {
-      const input = run.upload('group hash cases', Uint32Array.from(cases.flat()));
-      const output = run.storage('group hash dither', outputBytes);
-      const pipeline = device.createComputePipeline({
-        label: 'group hash probe',
-        layout: 'auto',
-        compute: { module: device.createShaderModule({ label: 'group hash probe', code: source }), entryPoint: 'main' },
-      });
-      const pass = run.encoder.beginComputePass({ label: 'group hash probe' });
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, device.createBindGroup({ label: 'group hash probe', layout: pipeline.getBindGroupLayout(0), entries: [input, output].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
-      pass.dispatchWorkgroups(Math.ceil(cases.length / 64));
-      pass.end();
-      return output;
-    }));
+    const gpu = new Int32Array(await runWgslProbe(device, 'group hash probe', source, Uint32Array.from(cases.flat()), outputBytes, cases.length));
     const cpu = new Int32Array(3);
     let compared = 0;
     cases.forEach(([key, first], c) => {
