@@ -18,6 +18,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { counted } from '../src/errors.js';
 import type { Matrix } from '../src/matrix.js';
 import { gaussianMatrix } from '../src/rotation/random.js';
 import {
@@ -447,7 +448,7 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - start) / 1000;
   const results = checks(rows);
 
-  const title = `Weight-only quantization: n = ${n} inputs, ${outputs} outputs, W iid N(0,1), seed ${seed} (${seconds.toFixed(0)} s, ${workers} worker${workers > 1 ? 's' : ''})`;
+  const title = `Weight-only quantization: n = ${n} inputs, ${outputs} outputs, W iid N(0,1), seed ${seed} (${seconds.toFixed(0)} s, ${counted(workers, 'worker')})`;
   const summary = summaryTable(rows);
   const families = familyTable(infos, rows);
   const checkLines = results.map((c) => `- [${c.pass ? 'PASS' : 'MISS'}] ${c.name}: ${c.detail}`);

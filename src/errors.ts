@@ -103,6 +103,11 @@ const typedArrayTag = Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbo
 const typedArrayBytes = Object.getOwnPropertyDescriptor(typedArrayPrototype, 'byteLength')?.get;
 const dataViewBytes = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength')?.get;
 
+/** "1 tensor", "2 tensors": `count` and `noun`, plural (an s) but for 1, for messages and labels. */
+export function counted(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 /**
  * A short description of any value for an error message. Never throws (a symbol in a template string
  * would, and so would `String` of an object without a prototype, a typed array whose prototype was

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { checkPositiveInteger, LatticeMatmulError } from '../errors.js';
+import { checkPositiveInteger, counted, LatticeMatmulError } from '../errors.js';
 import { adapterIdentity, type AdapterIdentity } from '../gpu/device.js';
 import { claimsToBeContainer, CONTAINER_FORMAT, newerContainerVersion, type ContainerEntryInfo, type ContainerEntryInput, type ContainerMatrix } from '../format/container.js';
 import { openQuantizedContainerFile, QuantizedContainerFileWriter } from '../format/containerFile.js';
@@ -766,11 +766,6 @@ function diskNeeds(added: { readonly matrices: number; readonly bytes: number },
   if (estimate === null) return null;
   const free = freeAtStart === null ? '' : `, and its folder had ${formatSize(freeAtStart)} free when quantize started`;
   return `the container needs about ${formatSize(estimate)} (at the bits per entry of the ${added.matrices === 1 ? 'matrix' : `${added.matrices} matrices`} written so far)${free}`;
-}
-
-/** "1 tensor", "2 tensors": `count` and `noun`, plural but for 1. */
-function counted(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 /** Bytes a container entry's tensors take in the file (not counting the header). */

@@ -18,7 +18,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsOptionDescriptor } from 'node:util';
-import { LatticeMatmulError } from '../errors.js';
+import { counted, LatticeMatmulError } from '../errors.js';
 import { NONCE_LIMIT } from '../quantize/options.js';
 import { resolveScheme, SCHEME_NAMES, type SchemeName } from '../quantize/schemes.js';
 import { universalCodec } from '../quantize/latticeSpec.js';
@@ -322,7 +322,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${table(['tensor', 'shape (out × in)', 'bits/entry'], rows)}\n`);
     if (report.skipped.length > 0) {
       // One tensor a line with its reason: a model's hundreds or thousands of norms and biases on one line could not be read.
-      const count = `${report.skipped.length} tensor${report.skipped.length === 1 ? '' : 's'}`;
+      const count = counted(report.skipped.length, 'tensor');
       const lines = report.skipped.map((t) => `  ${printableName(t.name)}  (${t.dtype} [${t.shape.join(', ')}]: ${printableName(t.reason)})\n`);
       process.stdout.write(`not quantized (kept out of the container): ${count}\n${lines.join('')}`);
     }
@@ -341,7 +341,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const result = await inspectFile(path);
     if (result.kind === 'safetensors') {
       const rows = result.tensors.map((t) => [printableName(t.name), t.dtype, `[${t.shape.join(', ')}]`, t.notSelected === null ? 'yes' : `no: ${t.notSelected}`]);
-      const what = result.shards === null ? 'a safetensors file' : `a shard index of ${result.shards} safetensors file${result.shards === 1 ? '' : 's'}`;
+      const what = result.shards === null ? 'a safetensors file' : `a shard index of ${counted(result.shards, 'safetensors file')}`;
       process.stdout.write(`${path}: ${what} (not a quantized container)\n${table(['tensor', 'dtype', 'shape', 'quantizable'], rows)}\n${result.notices.map((notice) => `${printableName(notice)}\n`).join('')}`);
       return 0;
     }

@@ -1,4 +1,4 @@
-import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../errors.js';
+import { check, checkLabel, checkOneOf, checkPositiveInteger, counted, describeValue } from '../errors.js';
 import { checkKnownKeys, checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
@@ -590,7 +590,7 @@ export class QuantizedLinear {
     const commands = this.prepared.get(key, () => {
       this.checkInput(input, tokens);
       this.checkOutput(output, tokens, 'y');
-      return prepareSharingCommands(this.device, `${this.label} (${tokens} token${tokens === 1 ? '' : 's'})`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
+      return prepareSharingCommands(this.device, `${this.label} (${counted(tokens, 'token')})`, (recorder, scratch) => QuantizedLinear.recordLayers([this], recorder, scratch, input, [output], tokens, this.label));
     });
     commands.record(target);
   }
@@ -653,7 +653,7 @@ export class QuantizedLinear {
           const readers = layers.map((layer, j) => [layer, `layer ${j}'s`] as const);
           layers.forEach((layer, i) => layer.checkOutput(outputs[i] as Slice, tokens, `ys[${i}]`, readers));
           checkDisjointOutputs(outputs, layers.map((layer) => layer.outputBytes(tokens)));
-          return prepareSharingCommands(first.device, `${label} (${tokens} token${tokens === 1 ? '' : 's'})`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
+          return prepareSharingCommands(first.device, `${label} (${counted(tokens, 'token')})`, (recorder, scratch) => QuantizedLinear.recordLayers(layers, recorder, scratch, input, outputs, tokens, label));
         });
         commands.record(target);
       },

@@ -1,3 +1,4 @@
+import { counted } from '../errors.js';
 import { packedStageSigns } from '../rotation/randomizedHadamard.js';
 import { BufferUsage, createBufferWithData } from './buffers.js';
 
@@ -63,7 +64,7 @@ export function rotationSigns(device: GPUDevice, seed: number, stages: readonly 
   }
   const data = new Uint32Array(Math.max(total, 1));
   words.forEach((w, k) => data.set(w, stageFirstWord[k]));
-  const buffer = createBufferWithData(device, `rotation signs (seed ${seed}, ${stages.length} stage${stages.length === 1 ? '' : 's'}, N = ${stages.reduce((n, s) => Math.max(n, s.offset + s.length), 0)})`, data, BufferUsage.STORAGE);
+  const buffer = createBufferWithData(device, `rotation signs (seed ${seed}, ${counted(stages.length, 'stage')}, N = ${stages.reduce((n, s) => Math.max(n, s.offset + s.length), 0)})`, data, BufferUsage.STORAGE);
   const signs: RotationSigns = { buffer, stageFirstWord };
   if (entries.size >= MAX_ENTRIES) {
     const oldest = entries.keys().next().value;

@@ -4,7 +4,7 @@ import { link, lstat, mkdir, open, readdir, realpath, rename, rm, stat, unlink, 
 import { basename, dirname, join, sep } from 'node:path';
 import { openRegularFile } from './regularFile.js';
 import { readSafetensorsHeader, type ByteSource } from './byteSource.js';
-import { abortedError, check, checkPositiveInteger, describeValue, LatticeMatmulError } from '../errors.js';
+import { abortedError, check, checkPositiveInteger, counted, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
 import {
   checkedTensorBytes,
@@ -730,7 +730,7 @@ export class SafetensorsFileWriter {
     for (const name of names) await unlink(join(this.spillFolder, name)).catch(() => undefined);
     if (await removed()) return null;
     const left = (await readdir(this.spillFolder).catch(() => [])).length;
-    return `its spill folder ${describePath(this.spillFolder)} could not be removed (${left} file${left === 1 ? '' : 's'}, ${await bytesUnder(this.spillFolder)} bytes left in it): remove it`;
+    return `its spill folder ${describePath(this.spillFolder)} could not be removed (${counted(left, 'file')}, ${await bytesUnder(this.spillFolder)} bytes left in it): remove it`;
   }
 
 }

@@ -2,7 +2,7 @@ import { checkDispatch } from './dispatchChecks.js';
 import gemvSource from '../../../shaders/d3_quad_gemv_i8.wgsl?raw';
 import repackSource from '../../../shaders/d3_quad_repack.wgsl?raw';
 import quadWordSideSource from '../../../shaders/quad_word_side.wgsl?raw';
-import { check, checkLabel, describeValue } from '../../errors.js';
+import { check, checkLabel, counted, describeValue } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeMatrix } from '../../quantize/quantizedMatrix.js';
@@ -125,7 +125,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   label: 'd3 quad gemv (int8 inputs)',
   bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
   compile: (device, pipelineLayout, variant: D3QuadGemvVariant): GemvWithSumsPipelines => {
-    const label = `d3 quad gemv (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.copies} table copies${variant.subgroups ? ', subgroups' : ''})`;
+    const label = `d3 quad gemv (int8 inputs, ${variant.dotPath} dot, ${counted(variant.rhsTile, 'right-hand side')} per tile, ${variant.copies} table copies${variant.subgroups ? ', subgroups' : ''})`;
     return compileGemvWithSums(device, pipelineLayout, label, d3QuadGemvShaderSource(variant));
   },
   key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.copies}`,

@@ -15,7 +15,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, describeValue, checkLabel } from '../../errors.js';
+import { check, checkLabel, checkOneOf, checkPositiveInteger, counted, describeValue } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { QuadFormShape } from '../../quantize/quadForm.js';
@@ -148,7 +148,7 @@ export function e8QuadGemvPipelines(name: string, source: (variant: E8QuadGemvVa
     label: `${name} (int8 inputs)`,
     bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
     compile: (device, pipelineLayout, variant: E8QuadGemvVariant) => {
-      const label = `${name} (int8 inputs, ${variant.dotPath} dot, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''})`;
+      const label = `${name} (int8 inputs, ${variant.dotPath} dot, ${counted(variant.rhsTile, 'right-hand side')} per tile${variant.subgroups ? ', subgroups' : ''})`;
       return compileGemvWithSums(device, pipelineLayout, label, source(variant));
     },
     key: (variant) => `${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}`,
@@ -407,7 +407,7 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   const groups = w.quadsPerColumn;
   const window = bindingWindow(offset, 4 * w.length * rhs, device.limits.minStorageBufferOffsetAlignment);
   checkE8InputsFitBinding(device, w, rhs, window.size);
-  const inputs = scratch.intermediate(`${what} (${e8InputsKey(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''}): levels and scales`, e8InputsBytes(groups, rhs), STORAGE_USAGE);
+  const inputs = scratch.intermediate(`${what} (${e8InputsKey(w)}, ${counted(rhs, 'right-hand side')}): levels and scales`, e8InputsBytes(groups, rhs), STORAGE_USAGE);
   const { layout, pipeline } = inputPipelines.get(device, undefined);
   const params = InputParams.pack({ groups, rhs, kept: w.keptLength, x_first: window.firstElement, x_stride: w.length, scales_first: e8InputsScalesFirst(groups, rhs) });
   const pass = encoder.beginComputePass({ label: what });

@@ -1,7 +1,7 @@
 import { checkDispatch } from './dispatchChecks.js';
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
-import { check, checkPositiveInteger } from '../../errors.js';
+import { check, checkPositiveInteger, counted } from '../../errors.js';
 import { int8Level, int8Scale } from './int8Rounding.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
@@ -105,7 +105,7 @@ export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, 
   const groups = inputGroupsOf(w);
   checkInputsFitBinding(device, w, rhs);
   const window = bindingWindow(offset, 4 * w.length * rhs, device.limits.minStorageBufferOffsetAlignment);
-  const label = `int8 inputs (${inputsI8Key(w)}, ${rhs} right-hand side${rhs > 1 ? 's' : ''})`;
+  const label = `int8 inputs (${inputsI8Key(w)}, ${counted(rhs, 'right-hand side')})`;
   const pass = encoder.beginComputePass({ label });
   const inputs = recordInputsI8(device, pass, scratch, {
     xRotated: windowBinding(args.xRotated, window),

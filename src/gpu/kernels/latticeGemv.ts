@@ -1,7 +1,7 @@
 import columnSumsSource from '../../../shaders/gemv_column_sums.wgsl?raw';
 import xSumsSource from '../../../shaders/gemv_x_sums.wgsl?raw';
 import gemvSource from '../../../shaders/lattice_gemv.wgsl?raw';
-import { check, describeValue } from '../../errors.js';
+import { check, counted, describeValue } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
@@ -170,7 +170,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   ],
   compile: (device, pipelineLayout, variant: LatticeGemvVariant) => {
     const { rhsTile } = variant;
-    const label = `lattice gemv ${variant.lattice} q = ${variant.q} (${rhsTile} right-hand side${rhsTile > 1 ? 's' : ''} per workgroup${variant.leaderTableCopies > 0 ? `, leader table × ${variant.leaderTableCopies}` : ''})`;
+    const label = `lattice gemv ${variant.lattice} q = ${variant.q} (${counted(rhsTile, 'right-hand side')} per workgroup${variant.leaderTableCopies > 0 ? `, leader table × ${variant.leaderTableCopies}` : ''})`;
     return compileGemvWithSums(device, pipelineLayout, label, latticeGemvShaderSource(rhsTile, variant));
   },
   key: (v) => `${v.rhsTile}/${v.lattice}/${v.q}/${v.codeBits}/${v.indexBits}/${v.leaderTableCopies}`,

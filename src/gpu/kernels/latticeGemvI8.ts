@@ -9,7 +9,7 @@ import multipleCubicSource from '../../../shaders/multiple_cubic.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkOneOf, describeValue } from '../../errors.js';
+import { check, checkOneOf, counted, describeValue } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import type { DeterministicLatticeScheme } from '../../quantize/schemes.js';
@@ -241,7 +241,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   bindings: DETERMINISTIC_I8_GEMV_BINDINGS,
   compile: (device, pipelineLayout, variant: Variant) => {
     const place = variant.scale.place === 'block' ? `scale multiples from a ${variant.scale.multiples}` : 'a scale index per group of 4 blocks (prototype)';
-    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, ${place}${variant.subgroups ? ', subgroups' : ''}`;
+    const label = `lattice gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${counted(variant.rhsTile, 'right-hand side')} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries, ${place}${variant.subgroups ? ', subgroups' : ''}`;
     return compileGemvWithSums(device, pipelineLayout, label, latticeGemvI8ShaderSource(variant));
   },
   key: (variant) => `${variant.q}/${variant.scale.place === 'block' ? variant.scale.multiples : `group:${variant.scale.name}`}/${variant.indexBits}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,

@@ -7,7 +7,7 @@ import partialSumsSource from '../../../shaders/partial_sums.wgsl?raw';
 import totalsSource from '../../../shaders/universal_gemv_totals.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkPositiveInteger, describeValue } from '../../errors.js';
+import { check, checkPositiveInteger, counted, describeValue } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { DITHER_GRID, latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from '../../quantize/latticeSpec.js';
@@ -217,7 +217,7 @@ export function universalGemvSchemeHeader(spec: LatticeSpec, q: number, copies: 
     `const LUT_REPLICAS: u32 = ${u32(Math.max(copies, 1))};`,
     `const LUT_SIZE: u32 = ${u32(Math.max(entries * copies, 1))};`,
     `const ROOT_COUNT: u32 = ${u32(copies > 0 ? spec.escapes.rootCount : 0)};`,
-    `// The code words of group g (${groupBlocks} block${groupBlocks > 1 ? 's' : ''}) of the column at word code_base.`,
+    `// The code words of group g (${counted(groupBlocks, 'block')}) of the column at word code_base.`,
     'fn gemv_group_words(code_base: u32, g: u32) -> vec2<u32> {',
     ...groupWords,
     '}',
@@ -309,7 +309,7 @@ export function universalGemvFinishShaderSource(lattice: LatticeName): string {
 function compileProduct(device: GPUDevice, pipelineLayout: GPUPipelineLayout, variant: UniversalGemvVariant): GPUComputePipeline {
   const form = variant.finished === true ? ', writes Y' : '';
   return createKernelPipeline(device, pipelineLayout, {
-    label: `universal gemv ${variant.lattice} q = ${variant.q ?? 'default'} (${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile${variant.subgroups ? ', subgroups' : ''}${variant.leaderTableCopies ? `, leader table × ${variant.leaderTableCopies}` : ''}${form})`,
+    label: `universal gemv ${variant.lattice} q = ${variant.q ?? 'default'} (${counted(variant.rhsTile, 'right-hand side')} per tile${variant.subgroups ? ', subgroups' : ''}${variant.leaderTableCopies ? `, leader table × ${variant.leaderTableCopies}` : ''}${form})`,
     code: universalGemvShaderSource(variant),
   });
 }
@@ -492,7 +492,7 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
     xBuffer = args.x;
   }
   const unread = xBuffer === null ? scratch.buffer(`${what}: X (not read)`, 4, STORAGE_USAGE) : null;
-  const sums = scratch.buffer(`universal gemv sums (${rhs} right-hand side${rhs > 1 ? 's' : ''})`, 8 * rhs, STORAGE_USAGE);
+  const sums = scratch.buffer(`universal gemv sums (${counted(rhs, 'right-hand side')})`, 8 * rhs, STORAGE_USAGE);
   // Not written by the sums pass.
   const y: GPUBufferBinding = { buffer: scratch.buffer(`${what}: Y (not written)`, 4, STORAGE_USAGE) };
   const pass = encoder.beginComputePass({ label: `${what} (${universalCallSumsKey(w)})` });
@@ -506,7 +506,7 @@ export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommand
       x = { binding: { buffer: unread as GPUBuffer }, firstElement: 0 };
     }
     const rhsLabel =
-      range.count === rhs ? `${rhs} right-hand side${rhs > 1 ? 's' : ''}` : `right-hand sides ${range.first}…${range.first + range.count - 1} of ${rhs}`;
+      range.count === rhs ? `${counted(rhs, 'right-hand side')}` : `right-hand sides ${range.first}…${range.first + range.count - 1} of ${rhs}`;
     recordUniversalGemvFinish(device, pass, scratch, {
       w,
       layout,

@@ -7,7 +7,7 @@ import gemvSource from '../../../shaders/universal_gemv_i8.wgsl?raw';
 import lanesSource from '../../../shaders/universal_gemv_lanes.wgsl?raw';
 import plainEntrySource from '../../../shaders/universal_gemv_plain.wgsl?raw';
 import subgroupEntrySource from '../../../shaders/universal_gemv_subgroup.wgsl?raw';
-import { check, checkOneOf, LatticeMatmulError, checkLabel } from '../../errors.js';
+import { check, checkLabel, checkOneOf, counted, LatticeMatmulError } from '../../errors.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import type { Matrix } from '../../matrix.js';
 import { gpuEscapes, packEscapeBits } from '../../format/universalLayout.js';
@@ -240,7 +240,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   ],
   compile: (device, pipelineLayout, variant: Variant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `universal gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${variant.rhsTile} right-hand side${variant.rhsTile > 1 ? 's' : ''} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries${variant.subgroups ? ', subgroups' : ''}`,
+      label: `universal gemv (int8 inputs, ${variant.dotPath} dot) D3 q = ${variant.q}, ${counted(variant.rhsTile, 'right-hand side')} per tile, ${variant.leaderTable.copies} leader table copies of ${variant.leaderTable.entries} entries${variant.subgroups ? ', subgroups' : ''}`,
       code: universalGemvI8ShaderSource(variant),
     }),
   key: (variant) => `${variant.q}/${variant.rhsTile}/${variant.subgroups}/${variant.dotPath}/${variant.leaderTable.copies}/${variant.leaderTable.entries}`,

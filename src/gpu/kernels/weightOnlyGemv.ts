@@ -5,7 +5,7 @@ import fixedCodesSource from '../../../shaders/weightonly_codes_fixed.wgsl?raw';
 import fixedCodesI8Source from '../../../shaders/weightonly_codes_fixed_i8.wgsl?raw';
 import dotPackedSource from '../../../shaders/dot_i8_packed.wgsl?raw';
 import dotPlainSource from '../../../shaders/dot_i8_plain.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, LatticeMatmulError, describeValue, checkLabel } from '../../errors.js';
+import { check, checkLabel, checkOneOf, checkPositiveInteger, counted, describeValue, LatticeMatmulError } from '../../errors.js';
 import { checkMatrix, firstNonFinite, type Matrix } from '../../matrix.js';
 import { normalizingExponent } from '../../quantize/columnScaling.js';
 import { throwIfDeviceLost } from '../errorScopes.js';
@@ -147,7 +147,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   key: (variant: WeightOnlyGemvVariant) => `${variant.vectorBlock}/${variant.inputFormat}/${variant.codeBits ?? 'packed'}/${variant.int8Dot ?? 'f32'}`,
   compile: (device, pipelineLayout, variant: WeightOnlyGemvVariant) =>
     createKernelPipeline(device, pipelineLayout, {
-      label: `weight-only gemv (${codeLayoutName(variant.codeBits ?? 'packed')}, ${variant.vectorBlock} vector${variant.vectorBlock === 1 ? '' : 's'} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''}${(variant.int8Dot ?? null) === null ? '' : `, int8 x (${variant.int8Dot})`})`,
+      label: `weight-only gemv (${codeLayoutName(variant.codeBits ?? 'packed')}, ${counted(variant.vectorBlock, 'vector')} per workgroup${variant.inputFormat === 'f16' ? ', f16 x' : ''}${(variant.int8Dot ?? null) === null ? '' : `, int8 x (${variant.int8Dot})`})`,
       code: weightOnlyGemvShaderSource(variant),
     }),
 });

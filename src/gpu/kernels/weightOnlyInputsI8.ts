@@ -1,7 +1,7 @@
 import { checkDispatch } from './dispatchChecks.js';
 import inputsSource from '../../../shaders/weightonly_inputs_i8.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, counted } from '../../errors.js';
 import { int8Level, int8Scale } from './int8Rounding.js';
 import { fixedCodesPerWord, fixedFieldSigns, fixedRowVec4s, type FixedCodeBits } from '../../weightonly/packedCodes.js';
 import type { WeightOnlyQuantized } from '../../weightonly/quantized.js';
@@ -178,7 +178,7 @@ export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUComman
   const rowWords = 4 * fixedRowVec4s(n, codeBits);
   const recordStride = rowWords * weightOnlyI8RecordWords(codeBits);
   const vectorsPerChunk = Math.min(itemsPerBinding(xBytes * n, maxBinding, alignment), itemsPerBinding(4 * recordStride, maxBinding, alignment));
-  const label = `weight-only int8 inputs (${codeBits}-bit codes, n ${n}, ${vectors} vector${vectors === 1 ? '' : 's'})`;
+  const label = `weight-only int8 inputs (${codeBits}-bit codes, n ${n}, ${counted(vectors, 'vector')})`;
   const records = scratch.intermediate(label, weightOnlyInputsI8Bytes(n, codeBits, vectors), STORAGE_USAGE);
   const { layout, pipeline } = pipelines.get(device, { bits: codeBits, inputFormat });
   const pass = encoder.beginComputePass({ label });
