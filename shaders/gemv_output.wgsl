@@ -3,11 +3,14 @@
 // deterministic GEMV, shaders/lattice_gemv.wgsl, and the weight-only GEMV, shaders/weightonly_gemv.wgsl):
 // host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts), appended after shaders/f16_round.wgsl
 // (`GEMV_OUTPUT_WGSL`). A library for a kernel that declares
-// `params` (has_bias, output_f16), `bias: array<f32>` and `y: array<atomic<u32>>`.
+// `params` (GEMV_OUTPUT_MEMBERS of src/gpu/kernels/gemvCall.ts: has_bias, output_f16, accumulate),
+// `bias: array<f32>` and `y: array<atomic<u32>>`.
 
 // Writes Y's element `at` — an f32 index, or a half index when params.output_f16 is set — as `value`
-// plus bias[bias_at] when params.has_bias is set: the epilogue of a QuantizedLinear, done by the
-// kernel that produces Y rather than in a pass of its own. f32 goes in as its bits; f16 (rounded
+// plus bias[bias_at] when params.has_bias is set, plus Y's old value there when params.accumulate is
+// set (a residual connection: the element is read and written by this invocation alone, so no other
+// order exists; an f16 old value is widened and the f32 sum rounded once): the epilogue of a
+// QuantizedLinear, done by the kernel that produces Y rather than in a pass of its own. f32 goes in as its bits; f16 (rounded
 // by f16_bits of shaders/f16_round.wgsl, as the epilogue kernel of activation_io.wgsl does, so no
 // 'shader-f16' is needed, and overflow and NaN are written as the CPU writes them) goes into its half of a word with two atomics, clearing then setting its 16 bits: the invocation
 // that owns the other half (another column, another right-hand side, or a value outside Y) may write
@@ -18,10 +21,17 @@ fn store_output(at: u32, bias_at: u32, value: f32) {
     v = v + bias[bias_at];
   }
   if (params.output_f16 == 0u) {
+    if (params.accumulate != 0u) {
+      v = v + bitcast<f32>(atomicLoad(&y[at]));
+    }
     atomicStore(&y[at], bitcast<u32>(v));
     return;
   }
   let shift = (at & 1u) * 16u;
+  if (params.accumulate != 0u) {
+    // Only this half: the other may be written meanwhile by the invocation that owns it.
+    v = v + unpack2x16float(atomicLoad(&y[at >> 1u]) >> shift).x;
+  }
   let half_bits = f16_bits(v);
   atomicAnd(&y[at >> 1u], ~(0xffffu << shift));
   atomicOr(&y[at >> 1u], half_bits << shift);

@@ -10,7 +10,7 @@
 //   finish     one invocation per output: Y[j, r] = ν_j·unit·(T[j, r] + sums[f + r]) + μ_j·sums[m + f + r]
 //              (+ b_j), written as f32 or f16 by `store_output` (shaders/gemv_output.wgsl: the
 //              QuantizedLinear epilogue), T[j, r] being what the product kernel left in Y (f32 output)
-//              or in the f32 buffer `t` (params.t_staged: f16 output).
+//              or in the f32 buffer `t` (params.t_staged: f16 output, or Y accumulated).
 // Both sum in a fixed order (strided per invocation, then `sum_partials`, shaders/partial_sums.wgsl,
 // compiled after this file).
 
@@ -21,7 +21,7 @@ const THREADS: u32 = 256u;
 @group(0) @binding(2) var<storage, read> x: array<f32>;         // x (for Σx)
 @group(0) @binding(3) var<storage, read> side: array<f32>;      // norms, then means (all columns)
 @group(0) @binding(4) var<storage, read_write> sums: array<f32>;
-@group(0) @binding(5) var<storage, read> t: array<f32>;         // T when staged (f16 output), else unused
+@group(0) @binding(5) var<storage, read> t: array<f32>;         // T when staged (f16 output, or Y accumulated), else unused
 @group(0) @binding(6) var<storage, read> bias: array<f32>;      // b when params.has_bias
 @group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // T in place (f32 output), then Y
 

@@ -137,6 +137,14 @@ export interface QuantizedLinearOptions {
    */
   readonly bias?: Float32Array | BufferSlice | null;
   /**
+   * Add the output to what y holds: y ← y + W·x + b (a residual connection, such as an attention
+   * block's output projection or an MLP's down projection adding into the hidden state), in the GEMV's
+   * own epilogue, with no pass or read of y of its own. Default false: y ← W·x + b. The sum is formed
+   * in f32 (an f16 y's old value widened, the sum rounded once to f16); y's old values are added as
+   * they are (a NaN there stays a NaN), and every `record` of the layer adds once more.
+   */
+  readonly accumulate?: boolean;
+  /**
    * Format of x and y in GPU buffers. Default 'f32'. f16 outputs: |y| ≥ 65520 becomes ±Infinity (f16's
    * range) and a NaN stays a NaN on every GPU; an in-range y rounds to nearest as the CPU's
    * `float16Bits` on lavapipe, and within 1 f16 ulp (either neighbour, which WGSL allows) elsewhere.
@@ -187,7 +195,7 @@ export interface QuantizedLinearOptions {
   readonly label?: string;
 }
 
-const OPTION_KEYS = ['bias', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
+const OPTION_KEYS = ['bias', 'accumulate', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
 const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
 const RECORD_OPTION_KEYS = ['tokens'] as const;
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
@@ -406,6 +414,8 @@ export class QuantizedLinear {
   /** Byte offset of the bias in `bias` (0 for an uploaded one). */
   private readonly biasOffset: number;
   private readonly ownsBias: boolean;
+  /** Whether the layer adds to y (`accumulate`). */
+  private readonly accumulate: boolean;
   private readonly prepared: PreparedCache;
   /** The weights prepared for the int8-input GEMV (owned), or null. */
   private readonly int8Weights: UniversalGemvI8Weights | null;
@@ -489,6 +499,9 @@ export class QuantizedLinear {
           `create this layer without int8Inputs (the f32-input GEMV decodes every code; for your own weights, quantizing with the rotation avoids such points)`,
       );
     }
+    const accumulate = options.accumulate ?? false;
+    check(typeof accumulate === 'boolean', () => `accumulate must be a boolean, got ${describeValue(accumulate)}`);
+    this.accumulate = accumulate;
     const bias = options.bias ?? null;
     let biasSlice: Slice | null = null;
     if (bias instanceof Float32Array) {
@@ -545,7 +558,7 @@ export class QuantizedLinear {
   }
 
   /**
-   * Records y = W·x + b for `tokens` columns into `target`. x: inFeatures × tokens, y: outFeatures ×
+   * Records y = W·x + b (y += W·x + b with `accumulate`) for `tokens` columns into `target`. x: inFeatures × tokens, y: outFeatures ×
    * tokens, both in the layer's activation format. They may lie in one buffer (an arena of
    * activations), even overlap (y = W·x in place): x is then first copied into the layer's scratch by
    * a dispatch of its own (reading 2 or 4·inFeatures·tokens bytes), as WebGPU lets no dispatch bind
@@ -782,7 +795,7 @@ export class QuantizedLinear {
   private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
-    const output = { bias: this.bias, biasOffset: this.biasOffset, outputFormat: this.activations };
+    const output = { bias: this.bias, biasOffset: this.biasOffset, outputFormat: this.activations, accumulate: this.accumulate };
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };

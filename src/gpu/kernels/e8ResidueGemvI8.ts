@@ -31,7 +31,7 @@ import type { UniformPacker } from '../uniforms.js';
 import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
 import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
@@ -81,9 +81,7 @@ const E8_QUAD_GEMV_MEMBERS = {
   x_scales_first: 'u32', // u32 of x̂'s first scale in the x̂ binding
   y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
   y_stride: 'u32', // elements between Y columns (all W columns)
-  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // Y as f16 halves (else f32)
+  ...GEMV_OUTPUT_MEMBERS,
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
 } as const satisfies Record<string, UniformMemberType>;
 

@@ -1,6 +1,6 @@
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { absMax, normalizingExponent } from '../../quantize/columnScaling.js';
 import { isRotationLength, rotationLengthsText } from '../../rotation/hadamard.js';
@@ -8,6 +8,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { STORAGE_USAGE } from '../buffers.js';
 import { columnRanges } from '../latticeOperand.js';
 import { windowBinding } from '../pipelines.js';
+import type { UniformMemberType, UniformValues } from '../uniformLayout.js';
 import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { bindingCap, bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
@@ -260,7 +261,31 @@ export interface GemvOutputArgs {
    * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
    */
   readonly outputFormat?: ActivationFormat;
+  /**
+   * Add to what Y holds instead of overwriting it: Y ← Y + (ŴᵀX + b), in f32 (an f16 Y's old half
+   * widened, the sum rounded once), each element read and written by the invocation that forms it
+   * (a residual connection without a pass of its own). Default false. Y's old values are added as
+   * they are: a NaN or ±Infinity there stays in the sum.
+   */
+  readonly accumulate?: boolean;
 }
+
+/**
+ * The uniform members of shaders/gemv_output.wgsl's `store_output`, in every GEMV kernel's struct that
+ * appends it (spread into the kernel's layout, so the kernels and `GemvOutput.uniforms` agree).
+ */
+export const GEMV_OUTPUT_MEMBERS = {
+  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  has_bias: 'u32',
+  output_f16: 'u32', // Y as f16 halves (else f32)
+  accumulate: 'u32', // Y ← Y + value (else Y ← value)
+} as const satisfies Record<string, UniformMemberType>;
+
+/** The values of {@link GEMV_OUTPUT_MEMBERS}. */
+export type GemvOutputUniforms = UniformValues<typeof GEMV_OUTPUT_MEMBERS>;
+
+/** The output members of a dispatch that writes no Y through `store_output` (its Y is a scratch T, say). */
+export const NO_GEMV_OUTPUT_UNIFORMS: GemvOutputUniforms = { bias_first: 0, has_bias: 0, output_f16: 0, accumulate: 0 };
 
 /**
  * The WGSL of `store_output` (shaders/gemv_output.wgsl) with the f16 rounding it uses
@@ -269,7 +294,7 @@ export interface GemvOutputArgs {
 export const GEMV_OUTPUT_WGSL = `${f16RoundSource}\n${outputSource}`;
 
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
-export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat'] as const satisfies readonly (keyof GemvOutputArgs)[];
+export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat', 'accumulate'] as const satisfies readonly (keyof GemvOutputArgs)[];
 
 /** The keys of {@link GemvCallArgs} (with GEMV_OUTPUT_ARG_KEYS, what the GEMV dispatches' key lists start from). */
 export const GEMV_CALL_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof GemvCallArgs)[];
@@ -277,10 +302,12 @@ export const GEMV_CALL_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRota
 /** The output of a call, resolved once: the bias binding and the Y window of each range of right-hand sides. */
 export interface GemvOutput {
   readonly f16: boolean;
+  /** Whether Y's old values are added (`GemvOutputArgs.accumulate`): a kernel may not use Y as scratch then. */
+  readonly accumulate: boolean;
   /** The bias binding (a 4-byte placeholder without bias). */
   readonly bias: GPUBufferBinding;
   /** The output members of a kernel's uniforms (shaders/gemv_output.wgsl) for a dispatch whose first output column is `firstColumn`. */
-  uniforms(firstColumn: number): { readonly bias_first: number; readonly has_bias: number; readonly output_f16: number };
+  uniforms(firstColumn: number): GemvOutputUniforms;
   /** Y of right-hand sides [first, first + count): the binding and the element (f32) or half (f16) index of Y[0, first] in it. */
   yWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
   /** Elements [start, start + count) of Y (column-major, any shape): the binding and the element or half index of element `start` in it. */
@@ -300,6 +327,8 @@ export function gemvOutputFormat(args: GemvOutputArgs, what: string): Activation
  */
 export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: GemvOutputArgs & { readonly y: GPUBuffer; readonly yOffset?: number }, format: ActivationFormat, cols: number, what: string): GemvOutput {
   const f16 = format === 'f16';
+  const accumulate = args.accumulate ?? false;
+  check(typeof accumulate === 'boolean', () => `${what}: accumulate must be a boolean, got ${describeValue(accumulate)}`);
   const yOffset = args.yOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const bias = args.bias ?? null;
@@ -322,8 +351,9 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   };
   return {
     f16,
+    accumulate,
     bias: biasBinding,
-    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, output_f16: f16 ? 1 : 0 }),
+    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 }),
     yWindow(first, count) {
       return elementWindow(cols * first, cols * count);
     },

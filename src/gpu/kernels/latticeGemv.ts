@@ -25,7 +25,7 @@ import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow } from '../workSplit.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, beginGemv, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 
 /*
  * Weight-only products on the GPU (shaders/lattice_gemv.wgsl): y = Ŵᵀx for a lattice-quantized W and
@@ -53,7 +53,8 @@ function lanesFor(rhsTile: RhsTile): number {
 }
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
-const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('GemvParams', {
   cols: 'u32', // W columns in this dispatch
   rows: 'u32', // n: entries of an original x column
   length: 'u32', // N: entries of a rotated x column
@@ -69,16 +70,14 @@ const Params = /*#__PURE__*/ new UniformLayout('GemvParams', {
   chunk_entries: 'u32', // x̃ entries per right-hand side per chunk: chunk_words · per_word · dim
   y_first: 'u32', // element (f32) or half (f16) of Y[first W column of this dispatch, 0] in its binding
   y_stride: 'u32', // elements between Y columns (all W columns)
-  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // Y as f16 halves (else f32)
+  ...GEMV_OUTPUT_MEMBERS,
   has_gains: 'u32',
   has_means: 'u32',
   side_first: 'u32', // word of this dispatch's first norm in the side binding
   side_stride: 'u32', // words from a norm to its gain, and from the gain to the mean
   column_unit: 'f32', // unit / (pointScale · √N)
   multiples: 'array<vec4<i32>, 4>', // k_j of the scale grid (MAX_GPU_MULTIPLES, zeros past the grid)
-});
+}))();
 
 /**
  * The scheme part of a compiled variant: lattice, q, code and scale-index widths, and the copies of

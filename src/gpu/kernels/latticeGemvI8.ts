@@ -39,7 +39,7 @@ import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type InputsI8Operand, type SharedInputsI8Arg } from './inputsI8.js';
 
 /*
@@ -120,7 +120,8 @@ export function latticeInt8InputsUnsupported(scheme: DeterministicLatticeScheme,
   return null;
 }
 
-const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('LatticeGemvI8Params', {
   cols: 'u32', // W columns in this dispatch
   rows: 'u32', // n: entries of an original x column (Σx)
   code_first: 'u32', // u32 word of this dispatch's first W column in the codes binding (read as vec4 quads)
@@ -133,9 +134,7 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   y_stride: 'u32', // elements between Y columns (all W columns)
   x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
   x_scales_first: 'u32', // u32 of the scale of x̂[group 0, first rhs] in the same binding
-  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // Y as f16 halves (else f32)
+  ...GEMV_OUTPUT_MEMBERS,
   has_gains: 'u32',
   has_means: 'u32',
   side_first: 'u32', // word of this dispatch's first norm in the side binding
@@ -144,7 +143,7 @@ const Params = /*#__PURE__*/ new UniformLayout('LatticeGemvI8Params', {
   column_unit: 'f32', // unit / (6 · pointScale · √N): the 1/6 of the cubic's 6·k
   multiple_cubic: 'array<vec4<i32>, 1>', // 6·k(i) = x + y·i + z·i² + w·i³ (multipleCubic); an index per block
   group_multiples: 'array<vec4<i32>, 4>', // k of each group index (MAX_GPU_MULTIPLES, zeros past them); the group-scaled prototype
-});
+}))();
 
 /** The options that choose the kernel's workgroup tables: the leader table's layout and the source of the scale multiples. */
 export type LatticeGemvI8TableArgs = LeaderTableArgs & { readonly scaleMultiples?: ScaleMultipleSource };

@@ -21,7 +21,7 @@ import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../wo
 import { checkBufferRange } from '../bufferRange.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, NO_GEMV_OUTPUT_UNIFORMS, GEMV_CALL_ARG_KEYS, beginGemv, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
 /*
@@ -74,10 +74,8 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvParams', {
   x_first: 'u32', // element of x[0, first rhs] in its binding
   y_first: 'u32', // element of Y[first column of the dispatch, first rhs] in its binding (then + r·total_cols + j); finish: element (f32) or half (f16)
   has_means: 'u32',
-  has_bias: 'u32', // finish: add b
-  bias_first: 'u32', // finish: element of b[0] in its binding
-  output_f16: 'u32', // finish: Y as f16 halves (else f32)
-  t_staged: 'u32', // finish: T is in `t` (f16 output), not in Y
+  ...GEMV_OUTPUT_MEMBERS,
+  t_staged: 'u32', // finish: T is in `t` (f16 output, or Y accumulated), not in Y
   dither_offsets: 'u32', // 1: T excludes the dither offsets, `call_sums` adds Σ offset·x̃ (this kernel); 0: T includes them
   sums_first: 'u32', // call_sums, finish: index in `sums` of the first right-hand side of the dispatch
   sums_means: 'u32', // call_sums, finish: index in `sums` where Σx starts (the sums' right-hand sides)
@@ -359,7 +357,7 @@ const finishPipelines = /*#__PURE__*/ new KernelPipelines({
     'read-only-storage', // x
     'read-only-storage', // norms and means
     'storage', // per-call sums
-    'read-only-storage', // T staged (f16 output)
+    'read-only-storage', // T staged (f16 output, or Y accumulated)
     'read-only-storage', // bias
     'storage', // Y
   ],
@@ -619,10 +617,11 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
       yFirst: yWindow.first,
       output,
     };
-    // Split form: the product leaves T in Y (or, with f16 output, in an f32 buffer of its own), then
-    // the sums and `finish`. Fused form: the sums first (or the caller's), then the product writes Y.
-    // A W that is not centred needs no Σx, so the fused product takes Σ offset·x̃ itself (same bits).
-    const staged = !fused && output.f16 ? scratch.intermediate(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
+    // Split form: the product leaves T in Y (or, with f16 output or when Y's old values are added, in
+    // an f32 buffer of its own), then the sums and `finish`. Fused form: the sums first (or the
+    // caller's), then the product writes Y. A W that is not centred needs no Σx, so the fused product
+    // takes Σ offset·x̃ itself (same bits).
+    const staged = !fused && (output.f16 || output.accumulate) ? scratch.intermediate(`universal gemv T (${rhsLabel})`, 4 * cols * rhsRange.count, STORAGE_USAGE) : null;
     const sharedSums = shared === undefined ? null : { buffer: shared.sums, first: rhsRange.first, means: shared.rhs };
     const sumsInKernel = fused && sharedSums === null && !w.hasMeans;
     // The fused product's sums binding: the caller's, a placeholder when it takes them itself, or
@@ -639,7 +638,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
     for (const columnRange of columnRangeList) {
       const windows = universalOperandWindows(w, layout, columnRange.first, columnRange.count, alignment);
       const label = `universal gemv W columns ${columnRange.first}…${columnRange.first + columnRange.count - 1}, ${rhsLabel}`;
-      const outputUniforms = fused ? output.uniforms(columnRange.first) : { has_bias: 0, bias_first: 0, output_f16: 0 };
+      const outputUniforms = fused ? output.uniforms(columnRange.first) : NO_GEMV_OUTPUT_UNIFORMS;
       const params = Params.pack({
         ...windows.uniforms,
         ...common,
@@ -678,7 +677,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** The uniforms of the finishing passes that do not depend on the operand's column window. */
-export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | 'has_bias' | 'bias_first' | 'output_f16' | 't_staged' | 'sums_first' | 'sums_means' | 'sums_in_kernel'>;
+export type UniversalGemvFinishUniforms = Omit<Parameters<typeof Params.pack>[0], keyof typeof UNIVERSAL_OPERAND_MEMBERS | 'cols' | 'y_first' | keyof typeof GEMV_OUTPUT_MEMBERS | 't_staged' | 'sums_first' | 'sums_means' | 'sums_in_kernel'>;
 
 /** What {@link recordUniversalGemvFinish} needs: the operand, the per-call uniforms and the bindings of one range of right-hand sides. */
 export interface UniversalGemvFinishArgs {
@@ -697,7 +696,7 @@ export interface UniversalGemvFinishArgs {
   readonly y: GPUBufferBinding;
   readonly yFirst: number;
   /** The bias and the format of Y (default: f32, no bias); f16 output needs `t`. */
-  readonly output?: Pick<GemvOutput, 'f16' | 'bias' | 'uniforms'>;
+  readonly output?: Pick<GemvOutput, 'f16' | 'accumulate' | 'bias' | 'uniforms'>;
   /** T of the range (cols × rhs f32 from element 0) when Y is f16. */
   readonly t?: GPUBuffer;
   /**
@@ -731,7 +730,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   const label = `universal gemv finish, ${rhsLabel}`;
   const whole = universalOperandWindows(w, args.layout, 0, w.cols, 1);
   const output = args.output;
-  check(args.passes === 'sums' || output?.f16 !== true || args.t !== undefined, 'universal gemv finish: f16 output needs T staged in `t`');
+  check(args.passes === 'sums' || (output?.f16 !== true && output?.accumulate !== true) || args.t !== undefined, 'universal gemv finish: f16 output, or Y accumulated, needs T staged in `t`');
   const shared = args.sums;
   check(shared === undefined || args.passes !== 'sums', 'universal gemv finish: shared sums leave nothing to record in a sums-only pass');
   const target = args.sumsTarget;
@@ -743,7 +742,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
     ...args.uniforms,
     cols: w.cols,
     y_first: args.yFirst,
-    ...(output?.uniforms(0) ?? { bias_first: 0, has_bias: 0, output_f16: 0 }),
+    ...(output?.uniforms(0) ?? NO_GEMV_OUTPUT_UNIFORMS),
     t_staged: args.t === undefined ? 0 : 1,
     sums_first: where?.first ?? 0,
     sums_means: where?.means ?? rhs,

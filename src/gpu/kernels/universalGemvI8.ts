@@ -25,7 +25,7 @@ import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { gemvDecodeWgsl } from './gemvDecode.js';
 import { activationBytes } from './activationIo.js';
 import { checkCodeQuads, codeQuadColumnsPerBinding, codeQuadWindow, gemvI8CommonWgsl, i8LeaderTable, I8_WORKGROUP_COLUMNS, quadAlignment, type LeaderCopies, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_CALL_ARG_KEYS, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs } from './gemvCall.js';
 import { beginGemvI8, d3InputsI8Form, inputGroupsOf, inputRangesI8, inputsI8ForRange, type SharedInputsI8Arg } from './inputsI8.js';
 import { pointFactorWgsl, recordUniversalGemvFinish } from './universalGemv.js';
 import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl, universalOperandWindows } from './universalWgsl.js';
@@ -90,9 +90,7 @@ const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalGemvI8Params', {
   y_first: 'u32', // element (f32) or half (f16) of Y[first column of the dispatch, first rhs] in its binding
   x_codes_first: 'u32', // vec4 of x̂[group 0, first rhs] in its binding
   x_scales_first: 'u32', // u32 of the scale of x̂[group 0, first rhs] in the same binding
-  bias_first: 'u32', // element of b[first column of the dispatch] in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // Y as f16 halves (else f32)
+  ...GEMV_OUTPUT_MEMBERS,
   has_means: 'u32',
   subgroup_test_mode: 'u32', // subgroup variant only: 1 forces its fallback, 2 poisons the fallback
   unit: 'f32', // β / (DITHER_GRID · √N)

@@ -22,7 +22,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWords, type RecordedWeightOnlyInputsI8 } from './weightOnlyInputsI8.js';
@@ -74,7 +74,8 @@ const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
 const CODE_BITS: readonly WeightOnlyCodeBits[] = ['packed', ...Array.from({ length: MAX_FIXED_CODE_BITS }, (_, k) => (k + 1) as FixedCodeBits)];
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
-const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
+// A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
+const Params = /*#__PURE__*/ (() => new UniformLayout('WeightOnlyGemvParams', {
   outputs: 'u32', // outputs (rows of Ŵ') in this dispatch
   n: 'u32', // input features
   row_vec4s: 'u32', // R: vec4<u32> of codes per output
@@ -88,10 +89,8 @@ const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyGemvParams', {
   x_stride: 'u32', // elements (f32 or f16) between consecutive vectors of x
   y_first: 'u32', // index (f32) or half index (f16) of vector 0's y_0
   y_stride: 'u32', // elements between consecutive vectors of y
-  bias_first: 'u32', // index of b_0 (the dispatch's first output) in its binding
-  has_bias: 'u32',
-  output_f16: 'u32', // y as f16 halves (else f32)
-});
+  ...GEMV_OUTPUT_MEMBERS,
+}))();
 
 /** A compiled variant: vectors per workgroup, the format X̃ is read in, and the codes' layout. */
 export interface WeightOnlyGemvVariant {
@@ -590,6 +589,7 @@ export class WeightOnlyGpuMatrix {
       bias: args.bias ?? null,
       ...(args.biasOffset === undefined ? {} : { biasOffset: args.biasOffset }),
       ...(args.outputFormat === undefined ? {} : { outputFormat: args.outputFormat }),
+      ...(args.accumulate === undefined ? {} : { accumulate: args.accumulate }),
       ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }),
       ...(args.vectorBlock === undefined ? {} : { vectorBlock: args.vectorBlock }),
     };
