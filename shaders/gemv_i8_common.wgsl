@@ -31,7 +31,7 @@
 // constants LEADER_COUNT, LANE_COLUMNS, LEADER_COPIES and LEADER_TABLE_ENTRIES
 // (src/gpu/kernels/gemvI8Common.ts), in front of a kernel that declares `params` (cols, code_first (a
 // u32 word index), code_words, rhs, x_codes_first and x_scales_first: where the dispatch's x̂ levels
-// (a vec4 index) and scales (a u32 index) start in their binding, has_bias, output_f16), `codes:
+// (a vec4 index) and scales (a u32 index) start in their binding, and store_output's members), `codes:
 // array<vec4<u32>>`, the int8 inputs `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and
 // right-hand side, and elsewhere in the same binding the scales as f32 bits,
 // shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` (written with

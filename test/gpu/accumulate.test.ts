@@ -1,15 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createBufferWithData, readBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { withValidation } from '../../src/gpu/errorScopes.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
-import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
+import { uploadLatticeMatrix, type GpuLatticeQuantizedMatrix } from '../../src/gpu/gpuQuantize.js';
+import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
-import { fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchLatticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+import { dispatchUniversalGemv, fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import type { ActivationFormat } from '../../src/gpu/kernels/activationIo.js';
 import type { Matrix } from '../../src/matrix.js';
 import { quantize } from '../../src/quantize/quantize.js';
-import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
@@ -57,7 +61,8 @@ const paths: Record<string, PathCase> = {
   'd3-q6, int8 inputs (universal int8 GEMV)': { weight: lattice('d3-q6'), int8: true },
   'e8-4bit, int8 inputs (E8 point GEMV)': { weight: lattice('e8-4bit'), int8: true },
   'd3-q6-deterministic (deterministic GEMV)': { weight: lattice('d3-q6-deterministic'), int8: false },
-  'd3-q6-deterministic unrotated (non-finite tail)': { weight: lattice('d3-q6-deterministic', { rotate: false }), int8: false },
+  // Keeping fewer coordinates than its rows, so the call records the non-finite tail check after the GEMV.
+  'd3-q6-deterministic unrotated, time-shared (non-finite tail check)': { weight: lattice('d3-q6-deterministic', { rotate: false, keepFraction: 0.5 }), int8: false },
   'd3-q6-deterministic, int8 inputs (D3 quad GEMV)': { weight: lattice('d3-q6-deterministic'), int8: true },
   'D3 ladder past a byte, int8 inputs (codes as stored)': {
     weight: (device) => uploadLatticeMatrix(device, quantize(w, { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'D3', q: 6, overload: { kind: 'ladder', beta: 0.4, ratio: 8, steps: 4 } }, seed: 4 }) as LatticeQuantizedMatrix),
@@ -148,10 +153,10 @@ function heldAs(old: Float32Array, format: ActivationFormat): Float32Array {
 }
 
 /** The plain and the accumulating layer over `weight` with `options`, the accumulated y against the plain one. */
-async function expectAccumulatingLayer(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions, seed: number, what: string): Promise<void> {
+async function expectAccumulatingLayer(device: GPUDevice, weight: LinearWeight, options: QuantizedLinearOptions, seed: number, what: string, columns = tokens): Promise<void> {
   const format = options.activations ?? 'f32';
-  const x = gaussianMatrix(n, tokens, seed);
-  const old = heldAs(oldValues(out * tokens, seed + 100), format);
+  const x = gaussianMatrix(n, columns, seed);
+  const old = heldAs(oldValues(out * columns, seed + 100), format);
   const plain = QuantizedLinear.create(device, weight, options);
   const adding = QuantizedLinear.create(device, weight, { ...options, accumulate: true });
   try {
@@ -180,6 +185,20 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
         }
       });
     }
+    // One token (a decode step, where a residual connection is most common) takes each GEMV's
+    // one-right-hand-side variant: another kernel, whose store must add once too.
+    it(`${name}, one token, f32 then f16 activations: the plain layer's y plus y's old values`, async () => {
+      const { device, features } = suite.context;
+      const weight = path.weight(device);
+      try {
+        for (const activations of ['f32', 'f16'] as const) {
+          const options = { bias, activations, ...(path.int8 ? { int8Inputs: dotPathFor(features) } : {}) };
+          await expectAccumulatingLayer(device, weight, options, 23, `${name}, one token, ${activations}`, 1);
+        }
+      } finally {
+        weight.destroy();
+      }
+    });
   }
 
   it('every record adds once more (two records in one encoder add twice); without a bias too', async () => {
@@ -256,6 +275,37 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
     }
   });
 
+  it('a NaN in x past keptLength (unrotated, time-shared W) makes its token NaN on an accumulated y too; the others and their halves as without it', async () => {
+    const { device } = suite.context;
+    const odd = 41; // f16: token 1's first half shares a word with token 0's last
+    const oddBias = Float32Array.from({ length: odd }, (_, j) => 0.125 * (j - odd / 2));
+    const weight = uploadLatticeMatrix(device, quantize(gaussianMatrix(n, odd, 91), { scheme: 'd3-q6-deterministic', seed: 4, rotate: false, keepFraction: 0.5 }) as LatticeQuantizedMatrix);
+    const clean = gaussianMatrix(n, tokens, 92);
+    const poisoned = { ...clean, data: Float32Array.from(clean.data) };
+    poisoned.data[2 * n - 1] = Number.NaN; // token 1's last row: past keptLength (n / 2)
+    try {
+      for (const activations of ['f32', 'f16'] as const) {
+        const old = heldAs(oldValues(odd * tokens, 93), activations);
+        const plain = QuantizedLinear.create(device, weight, { bias: oddBias, activations });
+        const adding = QuantizedLinear.create(device, weight, { bias: oddBias, activations, accumulate: true });
+        try {
+          const yPlain = await runOnto(device, plain, clean, old);
+          const got = await runOnto(device, adding, poisoned, old);
+          expect(Array.from(got.subarray(odd, 2 * odd)).every(Number.isNaN), `${activations}: token 1 all NaN`).toBe(true);
+          for (const r of [0, 2]) {
+            const part = (values: Float32Array): Float32Array => values.subarray(r * odd, (r + 1) * odd);
+            expectAccumulated(part(got), part(yPlain), part(old), activations, `${activations}, token ${r}`);
+          }
+        } finally {
+          plain.destroy();
+          adding.destroy();
+        }
+      }
+    } finally {
+      weight.destroy();
+    }
+  });
+
   it('refuses an accumulate that is not a boolean', () => {
     const { device } = suite.context;
     const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
@@ -295,5 +345,167 @@ describe.skipIf(noGpu !== undefined)("QuantizedLinear accumulate on a device wit
         }
       });
     }
+  }
+});
+
+/*
+ * The low-level dispatches a user may call with `accumulate` themselves, with Y at an offset in a
+ * larger buffer (f32 at a word past the binding alignment; f16 at an odd half, so that Y's first and
+ * last halves share words with values outside Y) and a binding cap that splits W's columns and the
+ * right-hand sides across dispatches (each writes its part of Y; with f16 and an odd column count,
+ * ranges of right-hand sides meet inside words). Twin: the same call without `accumulate` on a buffer
+ * of the same bytes. Outside Y every byte must stay as it was: a neighbour's half is neither written
+ * nor added to.
+ */
+
+const lowN = 64;
+const lowCols = 37;
+const lowRhs = 5;
+const lowW = gaussianMatrix(lowN, lowCols, 71);
+const lowX = gaussianMatrix(lowN, lowRhs, 72);
+const lowBiasOffset = 12;
+const lowBias = Float32Array.from({ length: lowBiasOffset / 4 + lowCols }, (_, k) => 0.25 * (k % 7) - 0.75);
+/** Y's byte offset per format: f32 one word past a 256-byte boundary, f16 one half past that. */
+const lowYOffset = { f32: 1028, f16: 1030 } as const;
+
+/** The output arguments a recorded call gets (y, its window and format, a bias at an offset; `accumulate` or not). */
+interface LowOutput {
+  readonly y: GPUBuffer;
+  readonly yOffset: number;
+  readonly outputFormat: ActivationFormat;
+  readonly bias: GPUBuffer;
+  readonly biasOffset: number;
+  readonly accumulate?: boolean;
+}
+
+/** A low-level call of `rhs` right-hand sides into `output`, with its own x and weight. */
+interface LowCase {
+  readonly rhs: number;
+  /** Outputs per right-hand side. */
+  readonly cols: number;
+  readonly record: (device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, output: LowOutput) => void;
+  /** Bind-group labels of which the call must create one at least (a range of columns or right-hand sides not starting at 0: a split). */
+  readonly splits: readonly RegExp[];
+}
+
+/** Runs `record` on a y buffer holding `initial` and returns its bytes afterwards, with the labels of the bind groups it created. */
+async function runLow(device: GPUDevice, initial: Uint8Array, lowCase: LowCase, output: Omit<LowOutput, 'y'>): Promise<{ bytes: Uint8Array; labels: string[] }> {
+  const y = createBufferWithData(device, 'accumulate dispatch y', initial, STORAGE_USAGE);
+  const scratch = new GpuScratch(device);
+  const spy = vi.spyOn(device, 'createBindGroup');
+  try {
+    const bytes = await withValidation(device, 'accumulate dispatch', async () => {
+      const encoder = device.createCommandEncoder({ label: 'accumulate dispatch' });
+      lowCase.record(device, encoder, scratch, { ...output, y });
+      device.queue.submit([encoder.finish()]);
+      return readBuffer(device, y, initial.byteLength);
+    });
+    return { bytes: new Uint8Array(bytes), labels: spy.mock.calls.map(([descriptor]) => descriptor.label ?? '') };
+  } finally {
+    spy.mockRestore();
+    scratch.destroy();
+    y.destroy();
+  }
+}
+
+/** The call with and without `accumulate` on Y at `lowYOffset[format]`, sentinels around it: see above. */
+async function expectAccumulatingDispatch(device: GPUDevice, lowCase: LowCase, format: ActivationFormat, seed: number, what: string): Promise<void> {
+  const count = lowCase.cols * lowCase.rhs;
+  const yOffset = lowYOffset[format];
+  const end = yOffset + (format === 'f16' ? 2 : 4) * count;
+  const old = heldAs(oldValues(count, seed), format);
+  // Sentinels: distinct finite f16 values (every half), then Y's old values over Y.
+  const initial = new Uint8Array(4 * Math.ceil((end + 8) / 4));
+  const halves = new Uint16Array(initial.buffer);
+  for (let k = 0; k < halves.length; k++) halves[k] = 0x4000 | (k & 0x3ff);
+  const oldBytes = encoded(old, format);
+  initial.set(new Uint8Array(oldBytes.buffer, oldBytes.byteOffset, oldBytes.byteLength), yOffset);
+  const bias = createBufferWithData(device, 'accumulate dispatch bias', lowBias, STORAGE_USAGE);
+  try {
+    const output = { yOffset, outputFormat: format, bias, biasOffset: lowBiasOffset };
+    const plain = await runLow(device, initial, lowCase, output);
+    const added = await runLow(device, initial, lowCase, { ...output, accumulate: true });
+    for (const split of lowCase.splits) expect(added.labels.some((label) => split.test(label)), `${what}: a dispatch ${split.source} (${added.labels.join('; ')})`).toBe(true);
+    for (const [name, run] of [['plain', plain], ['accumulating', added]] as const) {
+      expect(Array.from(run.bytes.subarray(0, yOffset)), `${what}: the ${name} call, bytes before Y`).toEqual(Array.from(initial.subarray(0, yOffset)));
+      expect(Array.from(run.bytes.subarray(end)), `${what}: the ${name} call, bytes past Y`).toEqual(Array.from(initial.subarray(end)));
+    }
+    const yPlain = decoded(plain.bytes.slice(yOffset, end).buffer, format);
+    expect(yPlain.every(Number.isFinite), `${what}: the plain call writes over y's old values`).toBe(true);
+    expectAccumulated(decoded(added.bytes.slice(yOffset, end).buffer, format), yPlain, old, format, what);
+  } finally {
+    bias.destroy();
+  }
+}
+
+describe.skipIf(noGpu !== undefined)('accumulate through the low-level dispatches: Y at an offset, split across dispatches', () => {
+  const suite = contextOnTestDevice();
+  const owned: { destroy(): void }[] = [];
+  afterAll(() => {
+    for (const resource of owned) resource.destroy();
+  });
+  /** x (lowN × rhs f32) on the device, destroyed after the block. */
+  function xOnDevice(device: GPUDevice, rhs: number): GPUBuffer {
+    const buffer = createBufferWithData(device, 'accumulate dispatch x', lowX.data.subarray(0, lowN * rhs), STORAGE_USAGE);
+    owned.push(buffer);
+    return buffer;
+  }
+  function universal(device: GPUDevice, center: boolean): GpuUniversalQuantizedMatrix {
+    const w = uploadLatticeMatrix(device, quantize(lowW, { scheme: 'd3-q6', seed: 4, nonce: 9, center }) as UniversalLatticeMatrix);
+    owned.push(w);
+    return w;
+  }
+  function deterministic(device: GPUDevice): GpuLatticeQuantizedMatrix {
+    const w = uploadLatticeMatrix(device, quantize(lowW, { scheme: 'd3-q6-deterministic', seed: 4 }) as DeterministicLatticeMatrix);
+    owned.push(w);
+    return w;
+  }
+  function weightOnlyMatrix(device: GPUDevice): ReturnType<typeof uploadWeightOnly> {
+    const w = uploadWeightOnly(device, quantizeWeights(lowW, null, { method: 'rtn', rate: 4, rotate: true, seed: 3 }), { layout: 'auto' });
+    owned.push(w);
+    return w;
+  }
+
+  // Binding caps that split W's columns and the right-hand sides (the labels say so: `splits`).
+  const universalCase = (options: { readonly fusedFinish: boolean; readonly center?: boolean; readonly subgroups?: boolean; readonly subgroupTestMode?: 'fallback' }): LowCase => ({
+    rhs: lowRhs,
+    cols: lowCols,
+    record: (device, encoder, scratch, output) => {
+      const { center = false, ...rest } = options;
+      dispatchUniversalGemv(device, encoder, scratch, { w: universal(device, center), x: xOnDevice(device, lowRhs), rhs: lowRhs, maxBindingBytes: 764, ...rest, ...output });
+    },
+    splits: [/W columns [1-9]\d*…/, /right-hand sides [1-9]\d*…/],
+  });
+  const cases: Record<string, LowCase> = {
+    'dispatchUniversalGemv, fusedFinish: true': universalCase({ fusedFinish: true }),
+    'dispatchUniversalGemv, fusedFinish: false (T staged)': universalCase({ fusedFinish: false }),
+    'dispatchUniversalGemv, fusedFinish: false, centred (Σx in the finishing pass)': universalCase({ fusedFinish: false, center: true }),
+    'dispatchUniversalGemv, fusedFinish: true, no subgroups': universalCase({ fusedFinish: true, subgroups: false }),
+    "dispatchUniversalGemv, fusedFinish: true, subgroupTestMode 'fallback'": universalCase({ fusedFinish: true, subgroupTestMode: 'fallback' }),
+    dispatchLatticeGemv: {
+      rhs: lowRhs,
+      cols: lowCols,
+      record: (device, encoder, scratch, output) => dispatchLatticeGemv(device, encoder, scratch, { w: deterministic(device), x: xOnDevice(device, lowRhs), rhs: lowRhs, maxBindingBytes: 764, ...output }),
+      splits: [/W columns [1-9]\d*…/, /right-hand sides [1-9]\d*…/],
+    },
+    'dispatchLatticeGemv, one right-hand side': {
+      rhs: 1,
+      cols: lowCols,
+      record: (device, encoder, scratch, output) => dispatchLatticeGemv(device, encoder, scratch, { w: deterministic(device), x: xOnDevice(device, 1), maxBindingBytes: 764, ...output }),
+      splits: [/W columns [1-9]\d*…/],
+    },
+    'WeightOnlyGpuMatrix.dispatch (the weight-only GEMV)': {
+      rhs: lowRhs,
+      cols: lowCols,
+      record: (device, encoder, scratch, output) => weightOnlyMatrix(device).dispatch(encoder, scratch, { x: xOnDevice(device, lowRhs), vectors: lowRhs, maxBindingBytes: 764, ...output }),
+      splits: [/outputs [1-9]\d*…/, /vectors [1-9]\d*…/],
+    },
+  };
+
+  for (const [name, lowCase] of Object.entries(cases)) {
+    it(`${name}: f32 Y at a word past a binding boundary, f16 Y at an odd half; the call's own twin plus y's old values, bytes around Y kept`, async () => {
+      const { device } = suite.context;
+      for (const format of ['f32', 'f16'] as const) await expectAccumulatingDispatch(device, lowCase, format, 81, `${name}, ${format}`);
+    });
   }
 });

@@ -30,7 +30,7 @@ import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvPipelines, e8QuadG
  * int8 per group of 32 coordinates (the E8 residue GEMV's inputs, `dispatchE8InputsI8`: one rounding
  * serves both forms). Pieces: `GpuE8PointMatrix.upload` (the CPU form `e8PointForm` on the GPU) and
  * `dispatchE8PointGemvI8` (the product with its epilogue: μ_j·Σx for a centred W, the bias, f32 or f16
- * Y; shaders/e8_point_gemv_i8.wgsl; CPU twin `e8PointGemvReference`), which also rotates and rounds X
+ * Y, added to Y's old values with `accumulate`; shaders/e8_point_gemv_i8.wgsl; CPU twin `e8PointGemvReference`), which also rotates and rounds X
  * itself when not given x̂. The dither is the scheme's, regenerated per block from the column's keys,
  * so the product is the universal code's (its error independent of the data); the inputs' rounding
  * adds an error bounded per output as the other int8-input GEMVs' (latticeGemvI8.ts): at most

@@ -45,7 +45,10 @@ export interface GemvCallArgs {
    */
   readonly x?: GPUBuffer;
   readonly xOffset?: number;
-  /** Y = ŴᵀX: cols × rhs column-major f32 (written; STORAGE usage, a different buffer from `x`). */
+  /**
+   * Y = ŴᵀX (+ b; Y + ŴᵀX + b with `accumulate`): cols × rhs column-major, f32 or f16 (`outputFormat`)
+   * (written, and read first with `accumulate`; STORAGE usage, a different buffer from `x`).
+   */
   readonly y: GPUBuffer;
   readonly yOffset?: number;
   /** Right-hand sides k (columns of X): 1 for a GEMV. */
@@ -265,7 +268,10 @@ export interface GemvOutputArgs {
    * Add to what Y holds instead of overwriting it: Y ← Y + (ŴᵀX + b), in f32 (an f16 Y's old half
    * widened, the sum rounded once), each element read and written by the invocation that forms it
    * (a residual connection without a pass of its own). Default false. Y's old values are added as
-   * they are: a NaN or ±Infinity there stays in the sum.
+   * they are: a NaN or ±Infinity there stays in the sum. Each call adds once, however it is split
+   * across dispatches, and leaves the halves that share an f16 Y's first and last words as they
+   * are. X (and x̃) must be other buffers than Y: for Y ← Y + ŴᵀY, copy Y first (`QuantizedLinear`
+   * does).
    */
   readonly accumulate?: boolean;
 }

@@ -189,8 +189,8 @@ export interface LatticeGemvArgs extends Omit<GemvCallArgs, 'rhs' | 'subgroupTes
 const LATTICE_GEMV_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', ...GEMV_OUTPUT_ARG_KEYS, 'w', 'columnSide'] as const satisfies readonly (keyof LatticeGemvArgs)[];
 
 /**
- * Records Y = ŴᵀX into `encoder` (rotation of X with W's seed included unless `xRotated` is given).
- * W's columns and X's columns are split across dispatches when they exceed one storage binding or
+ * Records Y = ŴᵀX into `encoder` (rotation of X with W's seed included unless `xRotated` is given),
+ * with a bias, as f16 or added to Y's old values when asked (`GemvOutputArgs`). W's columns and X's columns are split across dispatches when they exceed one storage binding or
  * the dispatch limits. Scratch buffers go into `scratch`: destroy it after submitting.
  *
  * @example

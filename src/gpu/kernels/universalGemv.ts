@@ -542,8 +542,8 @@ const UNIVERSAL_GEMV_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS,
 
 /**
  * Records Y = ŴᵀX into `encoder`: the rotation of X with W's seed (when W is rotated), the per-call
- * sums (unless `callSums` gives them) and the product, which adds a bias and writes f16 when asked
- * (`GemvOutputArgs`) — or, on devices without 10 storage buffers per stage (`fusedFinishSupported`),
+ * sums (unless `callSums` gives them) and the product, which adds a bias, writes f16 and adds to Y's
+ * old values when asked (`GemvOutputArgs`) — or, on devices without 10 storage buffers per stage (`fusedFinishSupported`),
  * the product, then the sums and a finishing pass that does that. W's columns and X's columns are split across dispatches when they exceed a
  * storage binding or the dispatch grid. Scratch buffers (x̃, sums, parameters) go into `scratch`:
  * destroy it after submitting.

@@ -51,7 +51,7 @@ import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl
  *     (shaders/universal_gemv_i8.wgsl), which writes Y itself: T holds the whole dither term, so the
  *     f32 GEMV's finishing pass is not needed (per call: the rotation, x̃ to int8, the product). With
  *     `inputsI8` (x̃ rounded once by `dispatchInputsI8` for the layers that read it) the call is the
- *     product alone. The product also adds a bias and writes f16 when asked (`GemvOutputArgs`,
+ *     product alone. The product also adds a bias, writes f16 and adds to Y's old values when asked (`GemvOutputArgs`,
  *     gemvI8Common.ts): a QuantizedLinear's epilogue without a pass of its own.
  * The product shader's header comment counts instructions per code byte (≈ 34, or 23 per byte of codes
  * and nibbles, against ≈ 70 for the f32-input kernel).

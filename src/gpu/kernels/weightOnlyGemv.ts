@@ -186,7 +186,7 @@ export interface WeightOnlyGemvArgs extends GemvOutputArgs {
   readonly int8Dot?: DotPath;
   /** X̃'s format: 'f32' (default) or 'f16' (widened exactly as it is read; `xOffset` a multiple of 2). */
   readonly inputFormat?: ActivationFormat;
-  /** Y = Ŵ'·X̃ (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
+  /** Y = Ŵ'·X̃ (+ b; Y + that with `accumulate`): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written, and read first with `accumulate`). */
   readonly y: GPUBuffer;
   readonly n: number;
   readonly outputs: number;
@@ -399,7 +399,7 @@ export interface WeightOnlyMatrixGemvArgs extends GemvOutputArgs {
    * by the rotation, or by the GEMV itself; `xOffset` a multiple of 2).
    */
   readonly inputFormat?: ActivationFormat;
-  /** Y = Ŵ·X (+ b): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written). */
+  /** Y = Ŵ·X (+ b; Y + that with `accumulate`): `vectors` columns of `outputs` values (f32, or f16 with `outputFormat`), column-major (written, and read first with `accumulate`). */
   readonly y: GPUBuffer;
   /** Default 1. */
   readonly vectors?: number;
