@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBufferWithData, readBuffer, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { uploadLatticeMatrix, type GpuLatticeQuantizedMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
@@ -17,7 +16,7 @@ import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatti
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
+import { contextOnTestDevice, defaultLimitsDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * QuantizedLinear's `accumulate` (y ← y + W·x + b, in the GEMV kernels' epilogue, `store_output` of
@@ -324,9 +323,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
 describe.skipIf(noGpu !== undefined)("QuantizedLinear accumulate on a device with WebGPU's default limits (the universal GEMV's split form)", () => {
   let device: GPUDevice;
   beforeAll(async () => {
-    const adapter = await (await nodeGpu()).requestAdapter();
-    if (adapter === null) throw new Error('no adapter');
-    device = await adapter.requestDevice({ label: 'default-limits device' });
+    device = await defaultLimitsDevice();
   });
   afterAll(() => {
     device.destroy();

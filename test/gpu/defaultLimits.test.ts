@@ -4,7 +4,6 @@ import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, type GpuEngineOptions, type ProductKernel } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { QuantizedLinear, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { createKernelLayout } from '../../src/gpu/pipelines.js';
 import type { Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
@@ -13,7 +12,7 @@ import { universalPairProduct } from '../../src/product/universalPairProduct.js'
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { defaultLimitsDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * An app's own device, requested with WebGPU's default limits (8 storage buffers per shader stage,
@@ -69,9 +68,7 @@ describe('a kernel binding more storage buffers than the device allows', () => {
 describe.skipIf(noGpu !== undefined)("every product kernel on a device with WebGPU's default limits", () => {
   let device: GPUDevice;
   beforeAll(async () => {
-    const adapter = await (await nodeGpu()).requestAdapter();
-    if (adapter === null) throw new Error('no adapter');
-    device = await adapter.requestDevice({ label: 'default-limits device' });
+    device = await defaultLimitsDevice();
   });
   afterAll(() => device.destroy());
 
@@ -118,9 +115,7 @@ describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device wit
   let small: GPUDevice;
   let full: GpuContext;
   beforeAll(async () => {
-    const adapter = await (await nodeGpu()).requestAdapter();
-    if (adapter === null) throw new Error('no adapter');
-    small = await adapter.requestDevice({ label: 'default-limits device' });
+    small = await defaultLimitsDevice();
     full = await testDevice();
   });
   afterAll(() => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
-import { requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
+import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
 
@@ -12,6 +12,18 @@ import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.j
  * installs lavapipe (scripts/ensure-system.sh), so no adapter there is a broken setup, not a reason
  * to pass.
  */
+
+/**
+ * A device with WebGPU's default limits (nothing required: 8 storage buffers per shader stage, 16 KB of
+ * workgroup memory, 256 invocations per workgroup, 128 MiB bindings), as an app may create one: the
+ * kernels' paths for the smallest devices (the universal GEMV's split form, 256-invocation variants).
+ * The caller destroys it.
+ */
+export async function defaultLimitsDevice(label = 'default-limits device'): Promise<GPUDevice> {
+  const adapter = await (await nodeGpu()).requestAdapter();
+  if (adapter === null) throw new Error(`no adapter for the ${label}`);
+  return adapter.requestDevice({ label });
+}
 
 /** Why GPU tests cannot run here, or undefined when a device could be created. Computed once per file. */
 let unavailable: Promise<string | undefined> | undefined;

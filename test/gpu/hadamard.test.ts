@@ -18,8 +18,7 @@ import {
   rotationThreads,
   type HadamardOptions,
 } from '../../src/gpu/kernels/hadamard.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
-import { contextOnTestDevice, f32Bits, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, f32Bits, defaultLimitsDevice, gpuUnavailableReason, hex, testDevice } from './gpuTestDevice.js';
 
 /*
  * The GPU rotation, forward and inverse, against the CPU reference RandomizedHadamard.forwardColumns /
@@ -544,9 +543,7 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
   it("a device with WebGPU's default limits (256 invocations, 16 KB), as an app may create: 256-invocation variants, the same bits", async () => {
     // Up to 1024 invocations where the device allows them; the defaults allow 256.
     expect(rotationThreads(suite.context.device, 12288)).toBe(Math.min(1024, suite.context.limits.maxComputeInvocationsPerWorkgroup, suite.context.limits.maxComputeWorkgroupSizeX));
-    const adapter = await (await nodeGpu()).requestAdapter();
-    const device = await adapter?.requestDevice({ label: 'default limits' });
-    if (device === undefined) throw new Error('no adapter for the default-limits device');
+    const device = await defaultLimitsDevice();
     try {
       expect(device.limits.maxComputeInvocationsPerWorkgroup).toBe(256);
       expect(rotationThreads(device, 4096)).toBe(256);

@@ -5,7 +5,6 @@ import { withValidation } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import { dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchUniversalCallSums, fusedFinishSupported } from '../../src/gpu/kernels/universalGemv.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import type { GpuUniversalMatrix, GpuUniversalQuantizedMatrix } from '../../src/gpu/universalOperand.js';
@@ -17,7 +16,7 @@ import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { float16Bits, float16BitsToFloat32Bits } from '../../src/scalar/floatFormats.js';
-import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, defaultLimitsDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
  * Work larger than one storage binding or one dispatch dimension, split by the kernels themselves:
@@ -221,9 +220,7 @@ describe.skipIf(noGpu !== undefined)('kernels split work beyond one binding or d
           await linear(device, center, 70000);
           return;
         }
-        const adapter = await (await nodeGpu()).requestAdapter();
-        if (adapter === null) throw new Error('no adapter');
-        const plain = await adapter.requestDevice({ label: 'default-limits device' });
+        const plain = await defaultLimitsDevice();
         try {
           expect(fusedFinishSupported(plain)).toBe(false);
           await linear(plain, center, 70000);

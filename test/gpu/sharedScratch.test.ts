@@ -3,7 +3,6 @@ import { runInNewContext } from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { prepareCommands } from '../../src/gpu/prepared.js';
 import { GpuScratch, sharedIntermediateBuffers, sharingScratch } from '../../src/gpu/scratch.js';
@@ -15,7 +14,7 @@ import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { float16Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
-import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
+import { contextOnTestDevice, defaultLimitsDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
  * QuantizedLinear's prepared sets share their intermediate buffers (rotated input, its int8 rounding,
@@ -147,9 +146,7 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
   });
 
   it('on a device with default limits too (the universal GEMV in its split form, T staged for f16 outputs)', async () => {
-    const adapter = await (await nodeGpu()).requestAdapter();
-    if (adapter === null) throw new Error('no adapter');
-    const small = await adapter.requestDevice({ label: 'default-limits device' });
+    const small = await defaultLimitsDevice();
     try {
       expect(fusedFinishSupported(small)).toBe(false);
       await poisonedReplaysMatch(small, 3);
