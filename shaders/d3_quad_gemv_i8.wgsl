@@ -47,7 +47,7 @@
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>; // x̂: a vec4 of levels per group and right-hand side, then the scales
 @group(0) @binding(5) var<storage, read> x: array<f32>;              // x (for Σx)
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
-@group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
+@group(0) @binding(7) var<storage, read> bias: array<u32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 // What a lane keeps for its blocks: its copy of the table, and k of scale index i as byte i of a word.

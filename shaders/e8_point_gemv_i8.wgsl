@@ -55,7 +55,7 @@ const DITHER_BIAS: u32 = 0x80808080u;
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;   // x̂: 3 per group and right-hand side, then the scales (e8_inputs_i8.wgsl)
 @group(0) @binding(5) var<storage, read> x: array<f32>;                // x (for Σx)
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;       // Σx per right-hand side
-@group(0) @binding(7) var<storage, read> bias: array<f32>;             // b (all columns) when params.has_bias
+@group(0) @binding(7) var<storage, read> bias: array<u32>;             // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 // A quad's points (blocks 0 and 1 in `a`, 2 and 3 in `b`: even and odd words) and its dither hash

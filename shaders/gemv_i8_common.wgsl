@@ -34,7 +34,7 @@
 // (a vec4 index) and scales (a u32 index) start in their binding, and store_output's members), `codes:
 // array<vec4<u32>>`, the int8 inputs `x_inputs: array<vec4<u32>>` (a vec4 of levels per group and
 // right-hand side, and elsewhere in the same binding the scales as f32 bits,
-// shaders/gemv_i8_inputs.wgsl), `bias: array<f32>`, `y: array<atomic<u32>>` (written with
+// shaders/gemv_i8_inputs.wgsl), `bias: array<u32>`, `y: array<atomic<u32>>` (written with
 // `store_output`, shaders/gemv_output.wgsl) and these functions:
 //   fill_tables(thread)                       fill_leader_table, the kernel's own tables, a barrier;
 //   column_side_base(index) -> u32            first side word of local column `index`;

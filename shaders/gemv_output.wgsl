@@ -3,11 +3,24 @@
 // deterministic GEMV, shaders/lattice_gemv.wgsl, and the weight-only GEMV, shaders/weightonly_gemv.wgsl):
 // host side `resolveGemvOutput` (src/gpu/kernels/gemvCall.ts), appended after shaders/f16_round.wgsl
 // (`GEMV_OUTPUT_WGSL`). A library for a kernel that declares
-// `params` (GEMV_OUTPUT_MEMBERS of src/gpu/kernels/gemvCall.ts: has_bias, output_f16, accumulate),
-// `bias: array<f32>` and `y: array<atomic<u32>>`.
+// `params` (GEMV_OUTPUT_MEMBERS of src/gpu/kernels/gemvCall.ts: has_bias, bias_format, output_f16,
+// accumulate), `bias: array<u32>` (f32 bits, or f16 or bf16 halves) and `y: array<atomic<u32>>`.
+
+// Element `at` of the bias — an f32 index, or a half index when params.bias_format is 1 (f16) or 2
+// (bf16: the top half of an f32, so widened by a shift). Exact in every format.
+fn bias_value(at: u32) -> f32 {
+  if (params.bias_format == 0u) {
+    return bitcast<f32>(bias[at]);
+  }
+  let half_bits = (bias[at >> 1u] >> ((at & 1u) * 16u)) & 0xffffu;
+  if (params.bias_format == 1u) {
+    return unpack2x16float(half_bits).x;
+  }
+  return bitcast<f32>(half_bits << 16u);
+}
 
 // Writes Y's element `at` — an f32 index, or a half index when params.output_f16 is set — as `value`
-// plus bias[bias_at] when params.has_bias is set, plus Y's old value there when params.accumulate is
+// plus the bias's element bias_at when params.has_bias is set, plus Y's old value there when params.accumulate is
 // set (a residual connection: the element is read and written by this invocation alone, so no other
 // order exists; an f16 old value is widened and the f32 sum rounded once): the epilogue of a
 // QuantizedLinear, done by the kernel that produces Y rather than in a pass of its own. f32 goes in as its bits; f16 (rounded
@@ -18,7 +31,7 @@
 fn store_output(at: u32, bias_at: u32, value: f32) {
   var v = value;
   if (params.has_bias != 0u) {
-    v = v + bias[bias_at];
+    v = v + bias_value(bias_at);
   }
   if (params.output_f16 == 0u) {
     if (params.accumulate != 0u) {

@@ -62,7 +62,7 @@ const MULTIPLES: u32 = 16u;     // MAX_GPU_MULTIPLES
 // struct GemvParams is declared once, in src/gpu/kernels/latticeGemv.ts (a UniformLayout), which
 // generates its WGSL in front of this file.
 @group(0) @binding(0) var<uniform> params: GemvParams;
-@group(0) @binding(1) var<storage, read> bias: array<f32>;  // b when params.has_bias (store_output)
+@group(0) @binding(1) var<storage, read> bias: array<u32>;  // b when params.has_bias (store_output)
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
 @group(0) @binding(3) var<storage, read> indices: array<u32>;
 @group(0) @binding(4) var<storage, read> side: array<f32>;

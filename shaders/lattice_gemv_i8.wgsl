@@ -65,7 +65,7 @@ const GROUPS_PER_INDEX_WORD: u32 = 32u / GROUP_INDEX_BITS;     // 1 << INDEX_GRO
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
 @group(0) @binding(5) var<storage, read> x: array<f32>;              // x (for Σx)
 @group(0) @binding(6) var<storage, read_write> sums: array<f32>;     // Σx per right-hand side
-@group(0) @binding(7) var<storage, read> bias: array<f32>;           // b (all columns) when params.has_bias
+@group(0) @binding(7) var<storage, read> bias: array<u32>;           // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 // The first scale-index word of local column `index`.

@@ -22,7 +22,7 @@ const THREADS: u32 = 256u;
 @group(0) @binding(3) var<storage, read> side: array<f32>;      // norms, then means (all columns)
 @group(0) @binding(4) var<storage, read_write> sums: array<f32>;
 @group(0) @binding(5) var<storage, read> t: array<f32>;         // T when staged (f16 output, or Y accumulated), else unused
-@group(0) @binding(6) var<storage, read> bias: array<f32>;      // b when params.has_bias
+@group(0) @binding(6) var<storage, read> bias: array<u32>;      // b when params.has_bias
 @group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // T in place (f32 output), then Y
 
 var<workgroup> partials: array<f32, 2u * THREADS>;

@@ -10,7 +10,7 @@
 @group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 @group(0) @binding(8) var<storage, read> side: array<f32>;  // norms, then means when centred (all columns)
 @group(0) @binding(9) var<storage, read> sums: array<f32>;  // per-call sums: Σ offset·x̃ from sums_first, Σx from sums_means (unread with sums_in_kernel)
-@group(0) @binding(10) var<storage, read> bias: array<f32>; // b (the dispatch's columns from bias_first) when params.has_bias
+@group(0) @binding(10) var<storage, read> bias: array<u32>; // b (the dispatch's columns from bias_first) when params.has_bias
 
 fn write_column_total(column: u32, rhs_index: u32, total: f32, dither_sum: f32, poison: bool) {
   let j = params.column_offset + column;

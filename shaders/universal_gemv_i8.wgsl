@@ -64,7 +64,7 @@ const NONROOT_NIBBLE: u32 = 15u;
 @group(0) @binding(4) var<storage, read> x_inputs: array<vec4<u32>>;  // x̂: levels (a vec4 per group and right-hand side), scales (f32 bits)
 @group(0) @binding(5) var<storage, read> side: array<f32>;      // norms (all columns), then means when centred
 @group(0) @binding(6) var<storage, read> sums: array<f32>;      // sums[rhs + r] = Σx_r when centred (universal_gemv_finish.wgsl)
-@group(0) @binding(7) var<storage, read> bias: array<f32>;      // b (all columns) when params.has_bias
+@group(0) @binding(7) var<storage, read> bias: array<u32>;      // b (all columns) when params.has_bias
 @group(0) @binding(8) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits, or f16 halves (store_output)
 
 // q·μ of the root of each nibble value, packed i8 (0 for 0, for the non-root nibble and past the roots).

@@ -86,7 +86,7 @@ const SEGMENTS: u32 = 8u;            // LANES / SEGMENT
 @group(0) @binding(3) var<storage, read> column_scales: array<f32>;
 @group(0) @binding(4) var<storage, read> row_scales: array<f32>;
 @group(0) @binding(5) var<storage, read> x: array<u32>;  // f32 bits, or f16 halves when X_F16
-@group(0) @binding(6) var<storage, read> bias: array<f32>;  // b when params.has_bias
+@group(0) @binding(6) var<storage, read> bias: array<u32>;  // b when params.has_bias
 @group(0) @binding(7) var<storage, read_write> y: array<atomic<u32>>;  // f32 bits or f16 halves (store_output)
 
 // Lane sums: entry v·WORKGROUP_SIZE + invocation holds the 4 rows of vector v.

@@ -2,6 +2,7 @@ import { check, checkLabel, checkOneOf, checkPositiveInteger, counted, describeV
 import { checkKnownKeys, checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
+import { BIAS_FORMATS, biasBytes, type BiasFormat } from './kernels/gemvCall.js';
 import { ACTIVATION_FORMATS, activationBytes, dispatchEpilogue, dispatchF16ToF32, type ActivationFormat } from './kernels/activationIo.js';
 import { dispatchHadamard } from './kernels/hadamard.js';
 import { dispatchLatticeGemv } from './kernels/latticeGemv.js';
@@ -131,11 +132,17 @@ function recordRounding(device: GPUDevice, encoder: GPUCommandEncoder, scratch: 
 /** Options of {@link QuantizedLinear.create}. Unknown keys are refused (with a suggestion), as are values of the wrong type. */
 export interface QuantizedLinearOptions {
   /**
-   * outFeatures f32 (also with f16 activations): a Float32Array is uploaded (a model's f16 or bf16 bias:
-   * `tensorAsFloat32` of its safetensors file); a GPUBuffer of the layer's device, or a slice
-   * `{ buffer, offset?, size? }` of one (biases side by side in one buffer), is read as it is.
+   * outFeatures values in `biasFormat` (whatever the activation format): a Float32Array (f32) or a
+   * Uint16Array of f16 or bf16 bits (a model's bias as its file stores it: `biasFormat` says which) is
+   * uploaded; a GPUBuffer of the layer's device, or a slice `{ buffer, offset?, size? }` of one (biases
+   * side by side in one buffer), is read as it is, in place.
    */
-  readonly bias?: Float32Array | BufferSlice | null;
+  readonly bias?: Float32Array | Uint16Array | BufferSlice | null;
+  /**
+   * The bias's format: 'f32' (default), 'f16' or 'bf16' (widened exactly where the GEMV adds it). A
+   * Uint16Array bias needs 'f16' or 'bf16'; a Float32Array one, 'f32'.
+   */
+  readonly biasFormat?: BiasFormat;
   /**
    * Add the output to what y holds: y ← y + W·x + b (a residual connection, such as an attention
    * block's output projection or an MLP's down projection adding into the hidden state), in the GEMV's
@@ -195,7 +202,7 @@ export interface QuantizedLinearOptions {
   readonly label?: string;
 }
 
-const OPTION_KEYS = ['bias', 'accumulate', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
+const OPTION_KEYS = ['bias', 'biasFormat', 'accumulate', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
 const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
 const RECORD_OPTION_KEYS = ['tokens'] as const;
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
@@ -414,6 +421,7 @@ export class QuantizedLinear {
   /** Byte offset of the bias in `bias` (0 for an uploaded one). */
   private readonly biasOffset: number;
   private readonly ownsBias: boolean;
+  private readonly biasFormat: BiasFormat;
   /** Whether the layer adds to y (`accumulate`). */
   private readonly accumulate: boolean;
   private readonly prepared: PreparedCache;
@@ -503,17 +511,30 @@ export class QuantizedLinear {
     check(typeof accumulate === 'boolean', () => `accumulate must be a boolean, got ${describeValue(accumulate)}`);
     this.accumulate = accumulate;
     const bias = options.bias ?? null;
+    const biasFormat = options.biasFormat ?? 'f32';
+    checkOneOf(biasFormat, BIAS_FORMATS, 'biasFormat');
+    this.biasFormat = biasFormat;
     let biasSlice: Slice | null = null;
-    if (bias instanceof Float32Array) {
+    const hostBias = bias instanceof Float32Array || bias instanceof Uint16Array;
+    if (hostBias) {
       check(bias.length === this.outFeatures, () => `bias has ${bias.length} entries, expected outFeatures = ${this.outFeatures}`);
-      check(bias.every(Number.isFinite), 'bias has a non-finite entry');
+      if (bias instanceof Float32Array) {
+        check(biasFormat === 'f32', () => `a Float32Array bias is f32, but biasFormat is ${JSON.stringify(biasFormat)}: leave biasFormat out, or pass the bias's ${biasFormat} bits as a Uint16Array`);
+        check(bias.every(Number.isFinite), 'bias has a non-finite entry');
+      } else {
+        check(biasFormat !== 'f32', "a Uint16Array bias holds f16 or bf16 bits: say which with biasFormat: 'f16' or 'bf16'");
+        // All exponent bits set: ±Infinity or NaN in either format.
+        const exponent = biasFormat === 'f16' ? 0x7c00 : 0x7f80;
+        const at = bias.findIndex((bits) => (bits & exponent) === exponent);
+        check(at < 0, () => `bias has a non-finite entry (${biasFormat} bits 0x${(bias[at] ?? 0).toString(16)} at ${at})`);
+      }
     } else if (bias !== null) {
-      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}${bias instanceof Uint16Array ? ' (f16 or bf16 bits? a bias is f32, also with f16 activations: widen it first, e.g. tensorAsFloat32 of its safetensors file)' : ''}`);
+      check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a Uint16Array (with biasFormat), a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
       biasSlice = slice(bias, 'bias');
       // A usable storage buffer with room (checkBufferRange, inside, checks the usage first).
-      checkSliceRoom(biasSlice, 4 * this.outFeatures, 'bias');
+      checkSliceRoom(biasSlice, biasBytes(biasFormat) * this.outFeatures, 'bias');
     }
-    this.ownsBias = bias instanceof Float32Array;
+    this.ownsBias = hostBias;
     this.biasOffset = biasSlice?.offset ?? 0;
     const created: { destroy(): void }[] = [];
     const own = <T extends { destroy(): void }>(resource: T): T => {
@@ -521,7 +542,7 @@ export class QuantizedLinear {
       return resource;
     };
     try {
-      this.bias = bias instanceof Float32Array ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : (biasSlice?.buffer ?? null);
+      this.bias = hostBias ? own(createBufferWithData(device, `${label} bias`, bias, STORAGE_USAGE)) : (biasSlice?.buffer ?? null);
       const e8 = lattice?.scheme.lattice === 'E8';
       this.int8Weights = int8Inputs !== null && lattice?.mode === 'universal' && !e8 ? own(UniversalGemvI8Weights.create(device, lattice, `${label} int8-input weights`)) : null;
       this.quadForm = isQuadInt8Matrix(weight)
@@ -795,7 +816,7 @@ export class QuantizedLinear {
   private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
-    const output = { bias: this.bias, biasOffset: this.biasOffset, outputFormat: this.activations, accumulate: this.accumulate };
+    const output = { bias: this.bias, biasOffset: this.biasOffset, biasFormat: this.biasFormat, outputFormat: this.activations, accumulate: this.accumulate };
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };

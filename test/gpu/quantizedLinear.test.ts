@@ -1034,9 +1034,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expectClose(raw.subarray(0, out), reference, Math.sqrt(n) * 40, false);
       expectClose(raw.subarray(out + 64, 2 * out + 64), Float32Array.from(reference, (v, j) => v + (bias[j] as number)), Math.sqrt(n) * 40, false);
       // A bias of the wrong array type names what it takes.
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got a Float64Array/);
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Uint16Array(out) as never })).toThrow(/got a Uint16Array of \d+ bytes \(f16 or bf16 bits\? a bias is f32, also with f16 activations: widen it first, e\.g\. tensorAsFloat32 of its safetensors file\)$/);
-      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null, got an array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a Uint16Array \(with biasFormat\), a GPUBuffer, a slice \{ buffer, offset \} or null, got a Float64Array/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Uint16Array(out) })).toThrow(/a Uint16Array bias holds f16 or bf16 bits: say which with biasFormat: 'f16' or 'bf16'/);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a Uint16Array \(with biasFormat\), a GPUBuffer, a slice \{ buffer, offset \} or null, got an array/);
       expect(biased.outFeatures).toBe(out);
     } finally {
       group.destroy();
@@ -1281,7 +1281,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expect(create({ maxToken: 128 })).toThrow(/unknown option 'maxToken' \(did you mean 'maxTokens'\?\)/);
       expect(create(null)).toThrow(/QuantizedLinear options must be an object/);
       expect(create({ label: 5 })).toThrow(/label must be a string/);
-      expect(create({ bias: 5 })).toThrow(/bias must be a Float32Array, a GPUBuffer, a slice \{ buffer, offset \} or null/);
+      expect(create({ bias: 5 })).toThrow(/bias must be a Float32Array, a Uint16Array \(with biasFormat\), a GPUBuffer, a slice \{ buffer, offset \} or null/);
       expect(create({ maxTokens: '8' })).toThrow(/maxTokens must be a positive integer/);
       expect(create({ maxPrepared: 0 })).toThrow(/maxPrepared must be a positive integer/);
       expect(create({ activations: Symbol('f16') })).toThrow(/activations must be 'f32' or 'f16', got a symbol/);

@@ -253,10 +253,15 @@ export function dispatchGemvRange(pass: GPUComputePassEncoder, pipeline: GemvWit
  * the GEMV's own passes.
  */
 export interface GemvOutputArgs {
-  /** b: one f32 per column of W (output), added to every right-hand side's output; omitted or null: none. */
+  /** b: one value per column of W (output), in `biasFormat`, added to every right-hand side's output; omitted or null: none. */
   readonly bias?: GPUBuffer | null;
-  /** Byte offset of b (a multiple of 4). */
+  /** Byte offset of b (a multiple of 4 for f32, of 2 for f16 and bf16). */
   readonly biasOffset?: number;
+  /**
+   * b's format: 'f32' (default), or 'f16' or 'bf16' (a model's bias as its file stores it, read as
+   * halves of u32 words and widened exactly; its buffer must hold the whole word of its last value).
+   */
+  readonly biasFormat?: BiasFormat;
   /**
    * Y's format: 'f32' (default) or 'f16' (`f16_bits` of shaders/f16_round.wgsl, as the epilogue
    * kernel: round to nearest within f16's range — WGSL allows either neighbour, nearest on the
@@ -276,13 +281,25 @@ export interface GemvOutputArgs {
   readonly accumulate?: boolean;
 }
 
+/** A bias's format: f32, or the 16-bit formats a model file stores biases in. */
+export type BiasFormat = 'f32' | 'f16' | 'bf16';
+
+/** The formats a GEMV's bias may be read in (`GemvOutputArgs.biasFormat`); the index is the shader's `bias_format`. */
+export const BIAS_FORMATS = ['f32', 'f16', 'bf16'] as const satisfies readonly BiasFormat[];
+
+/** Bytes per bias entry in `format`. */
+export function biasBytes(format: BiasFormat): number {
+  return format === 'f32' ? 4 : 2;
+}
+
 /**
  * The uniform members of shaders/gemv_output.wgsl's `store_output`, in every GEMV kernel's struct that
  * appends it (spread into the kernel's layout, so the kernels and `GemvOutput.uniforms` agree).
  */
 export const GEMV_OUTPUT_MEMBERS = {
-  bias_first: 'u32', // element of b[first W column of this dispatch] in its binding
+  bias_first: 'u32', // element (f32) or half (f16, bf16) of b[first W column of this dispatch] in its binding
   has_bias: 'u32',
+  bias_format: 'u32', // 0: f32, 1: f16, 2: bf16 (BIAS_FORMATS' order)
   output_f16: 'u32', // Y as f16 halves (else f32)
   accumulate: 'u32', // Y ← Y + value (else Y ← value)
 } as const satisfies Record<string, UniformMemberType>;
@@ -291,7 +308,7 @@ export const GEMV_OUTPUT_MEMBERS = {
 export type GemvOutputUniforms = UniformValues<typeof GEMV_OUTPUT_MEMBERS>;
 
 /** The output members of a dispatch that writes no Y through `store_output` (its Y is a scratch T, say). */
-export const NO_GEMV_OUTPUT_UNIFORMS: GemvOutputUniforms = { bias_first: 0, has_bias: 0, output_f16: 0, accumulate: 0 };
+export const NO_GEMV_OUTPUT_UNIFORMS: GemvOutputUniforms = { bias_first: 0, has_bias: 0, bias_format: 0, output_f16: 0, accumulate: 0 };
 
 /**
  * The WGSL of `store_output` (shaders/gemv_output.wgsl) with the f16 rounding it uses
@@ -300,7 +317,7 @@ export const NO_GEMV_OUTPUT_UNIFORMS: GemvOutputUniforms = { bias_first: 0, has_
 export const GEMV_OUTPUT_WGSL = `${f16RoundSource}\n${outputSource}`;
 
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
-export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'outputFormat', 'accumulate'] as const satisfies readonly (keyof GemvOutputArgs)[];
+export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'biasFormat', 'outputFormat', 'accumulate'] as const satisfies readonly (keyof GemvOutputArgs)[];
 
 /** The keys of {@link GemvCallArgs} (with GEMV_OUTPUT_ARG_KEYS, what the GEMV dispatches' key lists start from). */
 export const GEMV_CALL_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof GemvCallArgs)[];
@@ -340,12 +357,21 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   const bias = args.bias ?? null;
   let biasBinding: GPUBufferBinding = { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) };
   let biasFirst = 0;
+  const biasFormat = args.biasFormat ?? 'f32';
+  checkOneOf(biasFormat, BIAS_FORMATS, `${what}: biasFormat`);
   if (bias !== null) {
-    checkBufferRange(bias, args.biasOffset ?? 0, 4 * cols, `${what}: bias`);
+    const biasOffset = args.biasOffset ?? 0;
+    checkBufferRange(bias, biasOffset, biasBytes(biasFormat) * cols, `${what}: bias`, biasBytes(biasFormat));
     check(bias !== args.y, `${what}: bias and y must be different buffers`);
-    const window = bindingWindow(args.biasOffset ?? 0, 4 * cols, alignment);
-    biasBinding = windowBinding(bias, window);
-    biasFirst = window.firstElement;
+    if (biasFormat === 'f32') {
+      const window = bindingWindow(biasOffset, 4 * cols, alignment);
+      biasBinding = windowBinding(bias, window);
+      biasFirst = window.firstElement;
+    } else {
+      const { window, firstHalf } = halfWindow(biasOffset, 2 * cols, alignment);
+      biasBinding = windowBinding(bias, window);
+      biasFirst = firstHalf;
+    }
   }
   const elementWindow = (start: number, count: number): { binding: GPUBufferBinding; first: number } => {
     if (f16) {
@@ -359,7 +385,7 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
     f16,
     accumulate,
     bias: biasBinding,
-    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 }),
+    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, bias_format: BIAS_FORMATS.indexOf(biasFormat), output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 }),
     yWindow(first, count) {
       return elementWindow(cols * first, cols * count);
     },

@@ -588,6 +588,7 @@ export class WeightOnlyGpuMatrix {
       yOffset: args.yOffset ?? 0,
       bias: args.bias ?? null,
       ...(args.biasOffset === undefined ? {} : { biasOffset: args.biasOffset }),
+      ...(args.biasFormat === undefined ? {} : { biasFormat: args.biasFormat }),
       ...(args.outputFormat === undefined ? {} : { outputFormat: args.outputFormat }),
       ...(args.accumulate === undefined ? {} : { accumulate: args.accumulate }),
       ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }),

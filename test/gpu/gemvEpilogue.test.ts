@@ -10,6 +10,7 @@ import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import type { ActivationFormat } from '../../src/gpu/kernels/activationIo.js';
+import type { BiasFormat } from '../../src/gpu/kernels/gemvCall.js';
 import type { Matrix } from '../../src/matrix.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
@@ -19,8 +20,10 @@ import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { contextOnTestDevice, defaultLimitsDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
 /*
- * QuantizedLinear's `accumulate` (y ← y + W·x + b, in the GEMV kernels' epilogue, `store_output` of
- * shaders/gemv_output.wgsl), on every GEMV path a layer takes. The twin is the same layer without
+ * The GEMV kernels' epilogue (`store_output` of shaders/gemv_output.wgsl) on every GEMV path a layer
+ * takes: `accumulate` and the bias's format.
+ *
+ * QuantizedLinear's `accumulate` (y ← y + W·x + b, in the GEMV kernels' epilogue), on every GEMV path a layer takes. The twin is the same layer without
  * `accumulate`, run on the same x into a y holding the same old values (so a layer that adds when it
  * should not is caught too): with f32 activations the accumulated y must be, bit for bit,
  * fround(y_plain + y_old) (the kernel forms v = W·x + b in f32, as the plain layer stores it, and adds
@@ -372,6 +375,7 @@ interface LowOutput {
   readonly outputFormat: ActivationFormat;
   readonly bias: GPUBuffer;
   readonly biasOffset: number;
+  readonly biasFormat?: BiasFormat;
   readonly accumulate?: boolean;
 }
 
@@ -504,5 +508,157 @@ describe.skipIf(noGpu !== undefined)('accumulate through the low-level dispatche
       const { device } = suite.context;
       for (const format of ['f32', 'f16'] as const) await expectAccumulatingDispatch(device, lowCase, format, 81, `${name}, ${format}`);
     });
+    it(`${name}: an f16 and a bf16 bias at an odd half give the bytes of the same values as an f32 bias`, async () => {
+      const { device } = suite.context;
+      for (const biasFormat of ['f16', 'bf16'] as const) await expectBiasFormatDispatch(device, lowCase, biasFormat, `${name}, ${biasFormat} bias`);
+    });
   }
+});
+
+/** f16 or bf16 bits of v, which must be exact in the format. */
+function bitsIn(format: 'f16' | 'bf16', v: number): number {
+  const bits = format === 'f16' ? float16Bits(v) : new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16;
+  expect(widened(format, bits), `${v} is exact in ${format}`).toBe(Math.fround(v));
+  return bits;
+}
+
+/** The value of f16 or bf16 bits, widened exactly (bf16: the top half of an f32). */
+function widened(format: 'f16' | 'bf16', bits: number): number {
+  return format === 'f16' ? fromFloat16Bits(bits) : new Float32Array(new Uint32Array([bits << 16]).buffer)[0]!;
+}
+
+/**
+ * The call with lowBias as f32 (at byte 12) against the same values as 16-bit halves at byte 2 (an odd
+ * half: the bias's first half shares a word with a value outside it), in a buffer that ends with the
+ * bias's last word: Y's bytes must be equal (f32 Y, Y at an offset, split across dispatches).
+ */
+async function expectBiasFormatDispatch(device: GPUDevice, lowCase: LowCase, format: 'f16' | 'bf16', what: string): Promise<void> {
+  const cols = lowCase.cols;
+  const halves = new Uint16Array(2 * Math.ceil((1 + cols) / 2));
+  halves.fill(0x7e00); // NaN in f16 (a huge value in bf16) around the bias: read, it would show
+  for (let j = 0; j < cols; j++) halves[1 + j] = bitsIn(format, lowBias[lowBiasOffset / 4 + j]!);
+  const wide = createBufferWithData(device, 'bias format dispatch f32 bias', lowBias, STORAGE_USAGE);
+  const narrow = createBufferWithData(device, `bias format dispatch ${format} bias`, halves, STORAGE_USAGE);
+  const initial = new Uint8Array(4 * cols * lowCase.rhs + lowYOffset.f32 + 8);
+  try {
+    const f32Bias = await runLow(device, initial, lowCase, { yOffset: lowYOffset.f32, outputFormat: 'f32', bias: wide, biasOffset: lowBiasOffset });
+    const halfBias = await runLow(device, initial, lowCase, { yOffset: lowYOffset.f32, outputFormat: 'f32', bias: narrow, biasOffset: 2, biasFormat: format });
+    expect(Array.from(halfBias.bytes), what).toEqual(Array.from(f32Bias.bytes));
+  } finally {
+    wide.destroy();
+    narrow.destroy();
+  }
+}
+
+/*
+ * QuantizedLinear's `biasFormat` on every path: a Uint16Array of f16 or bf16 bits gives, bit for bit,
+ * the outputs of the Float32Array of the same values widened (exact: the kernel widens the half, then
+ * adds as for an f32 bias), with f32 and f16 activations. The bits include f16 subnormals, ±0 and the
+ * largest finite values (so a flushed subnormal or a wrong shift shows); bf16 takes Gaussian values'
+ * top halves, its smallest normal and its largest finite value.
+ */
+function layerBiasBits(format: 'f16' | 'bf16', seed: number): Uint16Array {
+  const values = gaussianMatrix(out, 1, seed).data;
+  const bits = Uint16Array.from(values, (v) => (format === 'f16' ? float16Bits(v) : new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16));
+  const specials = format === 'f16' ? [0x0001, 0x03ff, 0x8000, 0x7bff, 0xfbff, 0x8001, 0x0400] : [0x0080, 0x8000, 0x7f7f, 0xff7f, 0x3f80];
+  specials.forEach((special, k) => (bits[3 * k + 1] = special));
+  return bits;
+}
+
+describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 biases read as they are', () => {
+  const suite = contextOnTestDevice();
+
+  /** y of `layer` on x (activations in the layer's format), as bytes. */
+  async function outputBytes(device: GPUDevice, layer: QuantizedLinear, x: Matrix): Promise<Uint8Array> {
+    const format = layer.activations;
+    const xBuffer = createBufferWithData(device, 'bias format x', encoded(x.data, format), STORAGE_USAGE);
+    const bytes = (format === 'f16' ? 2 : 4) * out * x.cols;
+    const yBuffer = createBufferWithData(device, 'bias format y', new Uint8Array(bytes), STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'bias format' });
+      layer.record(encoder, xBuffer, yBuffer, { tokens: x.cols });
+      device.queue.submit([encoder.finish()]);
+      return new Uint8Array(await readBufferExclusive(device, yBuffer, bytes));
+    } finally {
+      xBuffer.destroy();
+      yBuffer.destroy();
+    }
+  }
+
+  for (const [name, path] of Object.entries(paths)) {
+    it(`${name}: f16 and bf16 bias bits (f32 activations), f16 bits (f16 activations), as a Float32Array of their values`, async () => {
+      const { device, features } = suite.context;
+      const weight = path.weight(device);
+      const x = gaussianMatrix(n, tokens, 91);
+      try {
+        for (const [biasFormat, activations] of [['f16', 'f32'], ['bf16', 'f32'], ['f16', 'f16']] as const) {
+          const bits = layerBiasBits(biasFormat, 92);
+          const common = { activations, ...(path.int8 ? { int8Inputs: dotPathFor(features) } : {}) };
+          const wide = QuantizedLinear.create(device, weight, { ...common, bias: Float32Array.from(bits, (b) => widened(biasFormat, b)) });
+          const narrow = QuantizedLinear.create(device, weight, { ...common, bias: bits, biasFormat });
+          try {
+            expect(Array.from(await outputBytes(device, narrow, x)), `${biasFormat} bias, ${activations} activations`).toEqual(Array.from(await outputBytes(device, wide, x)));
+          } finally {
+            wide.destroy();
+            narrow.destroy();
+          }
+        }
+      } finally {
+        weight.destroy();
+      }
+    });
+  }
+
+  it('reads f16 biases side by side in one buffer as slices (in place, 4-byte offsets)', async () => {
+    const { device } = suite.context;
+    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
+    if (weight === undefined) throw new Error('missing case');
+    const first = layerBiasBits('f16', 93);
+    const second = layerBiasBits('f16', 94);
+    const both = new Uint16Array(2 * out + 2);
+    both.set(first, 0);
+    both.set(second, out + 2); // byte 84: a 4-byte offset past a 2-half gap
+    const buffer = createBufferWithData(device, 'two f16 biases', both, STORAGE_USAGE);
+    const x = gaussianMatrix(n, tokens, 95);
+    const layers: QuantizedLinear[] = [];
+    try {
+      for (const [bits, offset] of [[first, 0], [second, 2 * (out + 2)]] as const) {
+        const sliced = QuantizedLinear.create(device, weight, { bias: { buffer, offset }, biasFormat: 'f16' });
+        const uploaded = QuantizedLinear.create(device, weight, { bias: Float32Array.from(bits, (b) => widened('f16', b)) });
+        layers.push(sliced, uploaded);
+        expect(Array.from(await outputBytes(device, sliced, x))).toEqual(Array.from(await outputBytes(device, uploaded, x)));
+      }
+    } finally {
+      for (const layer of layers) layer.destroy();
+      buffer.destroy();
+      weight.destroy();
+    }
+  });
+
+  it('refuses what does not say its format, a non-finite 16-bit entry, an unknown format and a slice too small', () => {
+    const { device } = suite.context;
+    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
+    if (weight === undefined) throw new Error('missing case');
+    const buffer = createBufferWithData(device, 'small bias', new Uint16Array(out), STORAGE_USAGE);
+    try {
+      const bits = layerBiasBits('f16', 96);
+      expect(() => QuantizedLinear.create(device, weight, { bias: bits })).toThrow(/a Uint16Array bias holds f16 or bf16 bits: say which with biasFormat: 'f16' or 'bf16'/);
+      expect(() => QuantizedLinear.create(device, weight, { bias: new Float32Array(out), biasFormat: 'bf16' })).toThrow(/a Float32Array bias is f32, but biasFormat is "bf16"/);
+      const infinite = Uint16Array.from(bits);
+      infinite[7] = 0x7c00;
+      expect(() => QuantizedLinear.create(device, weight, { bias: infinite, biasFormat: 'f16' })).toThrow(/bias has a non-finite entry \(f16 bits 0x7c00 at 7\)/);
+      const bf16Nan = Uint16Array.from(bits, () => 0x3f80);
+      bf16Nan[3] = 0x7fc0;
+      expect(() => QuantizedLinear.create(device, weight, { bias: bf16Nan, biasFormat: 'bf16' })).toThrow(/bias has a non-finite entry \(bf16 bits 0x7fc0 at 3\)/);
+      // @ts-expect-error not a format
+      expect(() => QuantizedLinear.create(device, weight, { bias: bits, biasFormat: 'fp16' })).toThrow(/biasFormat must be 'f32', 'f16' or 'bf16', got "fp16"/);
+      // 40 f16 values fit in 80 bytes; as f32 they need 160.
+      QuantizedLinear.create(device, weight, { bias: buffer, biasFormat: 'f16' }).destroy();
+      expect(() => QuantizedLinear.create(device, weight, { bias: buffer })).toThrow(/bias needs 160 bytes at offset 0, but its buffer has 80/);
+      expect(() => QuantizedLinear.create(device, weight, { bias: { buffer, offset: 4 }, biasFormat: 'f16' })).toThrow(/bias needs 80 bytes at offset 4, but its buffer has 80/);
+    } finally {
+      buffer.destroy();
+      weight.destroy();
+    }
+  });
 });
