@@ -7,7 +7,8 @@
 // accumulate), `bias: array<u32>` (f32 bits, or f16 or bf16 halves) and `y: array<atomic<u32>>`.
 
 // Element `at` of the bias — an f32 index, or a half index when params.bias_format is 1 (f16) or 2
-// (bf16: the top half of an f32, so widened by a shift). Exact in every format.
+// (bf16: the top half of an f32, so widened by a shift, exactly on every GPU). f16 is exact too, but
+// WGSL lets unpack2x16float read a subnormal half as ±0 (lavapipe keeps it).
 fn bias_value(at: u32) -> f32 {
   if (params.bias_format == 0u) {
     return bitcast<f32>(bias[at]);

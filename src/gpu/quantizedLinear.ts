@@ -134,13 +134,17 @@ export interface QuantizedLinearOptions {
   /**
    * outFeatures values in `biasFormat` (whatever the activation format): a Float32Array (f32) or a
    * Uint16Array of f16 or bf16 bits (a model's bias as its file stores it: `biasFormat` says which) is
-   * uploaded; a GPUBuffer of the layer's device, or a slice `{ buffer, offset?, size? }` of one (biases
-   * side by side in one buffer), is read as it is, in place.
+   * uploaded, a NaN or ±Infinity entry refused; a GPUBuffer of the layer's device, or a slice
+   * `{ buffer, offset?, size? }` of one (biases side by side in one buffer; a 16-bit bias's offset a
+   * multiple of 2), is read as it is, in place, unchecked (a NaN or ±Infinity there is added to its
+   * outputs as IEEE arithmetic adds it).
    */
   readonly bias?: Float32Array | Uint16Array | BufferSlice | null;
   /**
-   * The bias's format: 'f32' (default), 'f16' or 'bf16' (widened exactly where the GEMV adds it). A
-   * Uint16Array bias needs 'f16' or 'bf16'; a Float32Array one, 'f32'.
+   * The bias's format: 'f32' (default), 'f16' or 'bf16', widened to f32 where the GEMV adds it: bf16
+   * exactly on every GPU (its bits shifted), f16 by WGSL's unpack2x16float, exact except that WGSL lets
+   * a GPU read an f16 subnormal (|b| < 6.1e−5) as ±0 (lavapipe keeps them). A Uint16Array bias needs
+   * 'f16' or 'bf16'; a Float32Array one, 'f32'.
    */
   readonly biasFormat?: BiasFormat;
   /**
@@ -224,13 +228,14 @@ function checkWeightUsable(weight: LinearWeight, device: GPUDevice, what: string
  * A buffer, or a buffer and a byte offset (and, as in a `GPUBufferBinding`, optionally a size in bytes:
  * then what the layer reads or writes there must fit in it). The offset is a multiple of 4 for f16
  * activations too (the kernels read and write f16 as halves of u32 words, starting at a word): an f16
- * slice starts at an even element.
+ * slice starts at an even element. A bias in f16 or bf16 may start at any half (a multiple of 2): the
+ * GEMV reads it from the half it starts at, as a model file may place it.
  */
 export type BufferSlice = GPUBuffer | { readonly buffer: GPUBuffer; readonly offset?: number; readonly size?: number };
 
 const SLICE_KEYS = ['buffer', 'offset', 'size'] as const satisfies readonly (keyof Exclude<BufferSlice, GPUBuffer>)[];
 
-function slice(value: BufferSlice, what: string): Slice {
+function slice(value: BufferSlice, what: string, offsetMultiple = 4): Slice {
   check(typeof value === 'object' && value !== null, () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}`);
   // A typed array has a `buffer` too: it would be refused for its index keys ("unknown option '0'").
   check(!ArrayBuffer.isView(value), () => `${what} must be a GPUBuffer or { buffer, offset }, got ${describeValue(value)}: write the values into a GPUBuffer (device.queue.writeBuffer) and pass that`);
@@ -239,7 +244,7 @@ function slice(value: BufferSlice, what: string): Slice {
   checkKnownKeys(value, SLICE_KEYS, what);
   const { buffer, offset = 0, size } = value;
   check(typeof buffer === 'object' && buffer !== null, () => `${what}.buffer must be a GPUBuffer, got ${describeValue(buffer)}`);
-  check(Number.isInteger(offset) && offset >= 0 && offset % 4 === 0, () => `${what} offset must be a non-negative multiple of 4, got ${describeValue(offset)}`);
+  check(Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0, () => `${what} offset must be a non-negative multiple of ${offsetMultiple}, got ${describeValue(offset)}`);
   check(size === undefined || (Number.isInteger(size) && size >= 0), () => `${what} size must be a non-negative integer (bytes) or absent, got ${describeValue(size)}`);
   // As WebGPU refuses such a GPUBufferBinding: a size past the buffer's end is a mistake, even where
   // what the layer needs would fit.
@@ -256,9 +261,9 @@ function sliceKey(value: Slice): string {
 }
 
 /** Checks that `bytes` from a slice's offset fit its size (if given), and bind as storage (`checkBufferRange`). */
-function checkSliceRoom(value: Slice, bytes: number, what: string): void {
+function checkSliceRoom(value: Slice, bytes: number, what: string, offsetMultiple = 4): void {
   check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${describeValue(value.size)}`);
-  checkBufferRange(value.buffer, value.offset, bytes, what);
+  checkBufferRange(value.buffer, value.offset, bytes, what, offsetMultiple);
 }
 
 /**
@@ -530,9 +535,10 @@ export class QuantizedLinear {
       }
     } else if (bias !== null) {
       check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a Uint16Array (with biasFormat), a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
-      biasSlice = slice(bias, 'bias');
+      // A 16-bit bias may start at any half: the GEMV binds the word holding its first one.
+      biasSlice = slice(bias, 'bias', biasBytes(biasFormat));
       // A usable storage buffer with room (checkBufferRange, inside, checks the usage first).
-      checkSliceRoom(biasSlice, biasBytes(biasFormat) * this.outFeatures, 'bias');
+      checkSliceRoom(biasSlice, biasBytes(biasFormat) * this.outFeatures, 'bias', biasBytes(biasFormat));
     }
     this.ownsBias = hostBias;
     this.biasOffset = biasSlice?.offset ?? 0;

@@ -512,8 +512,64 @@ describe.skipIf(noGpu !== undefined)('accumulate through the low-level dispatche
       const { device } = suite.context;
       for (const biasFormat of ['f16', 'bf16'] as const) await expectBiasFormatDispatch(device, lowCase, biasFormat, `${name}, ${biasFormat} bias`);
     });
+    it(`${name}: accumulating with an f16 bias that ends inside its buffer's last word, as with an f32 bias`, async () => {
+      const { device } = suite.context;
+      await expectAccumulatingHalfBias(device, lowCase, `${name}, f16 bias, accumulate`);
+    });
   }
+
+  it('refuses a 16-bit bias whose last word its buffer does not hold whole, naming the size it needs', () => {
+    const { device } = suite.context;
+    const scratch = new GpuScratch(device);
+    // 37 halves end at byte 74, inside the word of bytes 72–75: storage bindings are whole words.
+    const short = device.createBuffer({ label: 'bias ending mid-word', size: 2 * lowCols, usage: STORAGE_USAGE });
+    const y = device.createBuffer({ label: 'y', size: 4 * lowCols, usage: STORAGE_USAGE });
+    try {
+      const record = (biasFormat: BiasFormat): void => {
+        const encoder = device.createCommandEncoder({ label: 'refused' });
+        dispatchLatticeGemv(device, encoder, scratch, { w: deterministic(device), x: xOnDevice(device, 1), y, bias: short, biasFormat });
+      };
+      for (const biasFormat of ['f16', 'bf16'] as const) {
+        expect(() => record(biasFormat), biasFormat).toThrow(/gemv: bias: 74 bytes at offset 0 end inside a 4-byte word that its buffer \(74 bytes\) does not hold whole; make the buffer 76 bytes/);
+      }
+      expect(() => record('f32')).toThrow(/gemv: bias needs 148 bytes at offset 0, but its buffer has 74/);
+    } finally {
+      short.destroy();
+      y.destroy();
+      scratch.destroy();
+    }
+  });
 });
+
+/**
+ * `accumulate` with an f16 bias of lowCols (odd) halves from byte 0, so that it ends inside its
+ * buffer's last word (the other half a NaN: read, it would show), against the same values as an f32
+ * bias: Y's bytes must be equal, f32 and f16 Y (the kernel widens the half, then adds as for an f32
+ * bias; the old value is added after it either way).
+ */
+async function expectAccumulatingHalfBias(device: GPUDevice, lowCase: LowCase, what: string): Promise<void> {
+  const cols = lowCase.cols;
+  expect(cols % 2, 'an odd count of bias values').toBe(1);
+  const halves = new Uint16Array(cols + 1).fill(0x7e00);
+  for (let j = 0; j < cols; j++) halves[j] = bitsIn('f16', lowBias[lowBiasOffset / 4 + j]!);
+  const wide = createBufferWithData(device, 'accumulate f32 bias', lowBias, STORAGE_USAGE);
+  const narrow = createBufferWithData(device, 'accumulate f16 bias', halves, STORAGE_USAGE);
+  try {
+    for (const format of ['f32', 'f16'] as const) {
+      const yOffset = lowYOffset[format];
+      const old = encoded(heldAs(oldValues(cols * lowCase.rhs, 83), format), format);
+      const initial = new Uint8Array(4 * Math.ceil((yOffset + old.byteLength + 8) / 4));
+      initial.set(new Uint8Array(old.buffer, old.byteOffset, old.byteLength), yOffset);
+      const common = { yOffset, outputFormat: format, accumulate: true };
+      const f32Bias = await runLow(device, initial, lowCase, { ...common, bias: wide, biasOffset: lowBiasOffset });
+      const halfBias = await runLow(device, initial, lowCase, { ...common, bias: narrow, biasOffset: 0, biasFormat: 'f16' });
+      expect(Array.from(halfBias.bytes), `${what}, ${format} Y`).toEqual(Array.from(f32Bias.bytes));
+    }
+  } finally {
+    wide.destroy();
+    narrow.destroy();
+  }
+}
 
 /** f16 or bf16 bits of v, which must be exact in the format. */
 function bitsIn(format: 'f16' | 'bf16', v: number): number {
@@ -630,6 +686,61 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
       }
     } finally {
       for (const layer of layers) layer.destroy();
+      buffer.destroy();
+      weight.destroy();
+    }
+  });
+
+  it('a group of an f16 Uint16Array bias, a bf16 slice at an odd half (with its size) and an f32 bias: each member as the layer with the widened Float32Array', async () => {
+    const { device } = suite.context;
+    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
+    if (weight === undefined) throw new Error('missing case');
+    const f16Bits = layerBiasBits('f16', 97);
+    const bf16Bits = layerBiasBits('bf16', 98);
+    // The bf16 bias from byte 2 (an odd half), between NaN halves in f16 and bf16 (read, they would show).
+    const held = new Uint16Array(out + 2).fill(0x7fc0);
+    held.set(bf16Bits, 1);
+    const buffer = createBufferWithData(device, 'bf16 bias at an odd half', held, STORAGE_USAGE);
+    const f32Values = Float32Array.from({ length: out }, (_, j) => 0.375 * (j % 5) - 0.5);
+    const x = gaussianMatrix(n, tokens, 99);
+    const members = [
+      QuantizedLinear.create(device, weight, { bias: f16Bits, biasFormat: 'f16' }),
+      QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2, size: 2 * out }, biasFormat: 'bf16' }),
+      QuantizedLinear.create(device, weight, { bias: f32Values }),
+    ];
+    const twins = [Float32Array.from(f16Bits, (b) => widened('f16', b)), Float32Array.from(bf16Bits, (b) => widened('bf16', b)), f32Values].map((values) => QuantizedLinear.create(device, weight, { bias: values }));
+    const group = QuantizedLinear.group(members);
+    const xBuffer = createBufferWithData(device, 'group x', x.data, STORAGE_USAGE);
+    const ys = members.map((_, i) => createBufferWithData(device, `group y ${i}`, new Float32Array(out * tokens), STORAGE_USAGE));
+    try {
+      const encoder = device.createCommandEncoder({ label: 'mixed bias formats' });
+      group.record(encoder, xBuffer, ys, { tokens });
+      device.queue.submit([encoder.finish()]);
+      for (const [i, y] of ys.entries()) {
+        const twin = twins[i] as QuantizedLinear;
+        expect(Array.from(new Uint8Array(await readBufferExclusive(device, y, y.size))), `member ${i}`).toEqual(Array.from(await outputBytes(device, twin, x)));
+      }
+    } finally {
+      group.destroy();
+      for (const layer of [...members, ...twins]) layer.destroy();
+      xBuffer.destroy();
+      for (const y of ys) y.destroy();
+      buffer.destroy();
+      weight.destroy();
+    }
+  });
+
+  it('refuses a 16-bit bias slice whose size is too small for outFeatures halves, or whose offset is not a multiple of 2 (f32: of 4)', () => {
+    const { device } = suite.context;
+    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
+    if (weight === undefined) throw new Error('missing case');
+    const buffer = createBufferWithData(device, 'bias slices', new Float32Array(2 * out), STORAGE_USAGE);
+    try {
+      QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2, size: 2 * out }, biasFormat: 'f16' }).destroy();
+      expect(() => QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2, size: 2 * out - 2 }, biasFormat: 'bf16' })).toThrow(/bias needs 80 bytes, but its size is 78/);
+      expect(() => QuantizedLinear.create(device, weight, { bias: { buffer, offset: 1 }, biasFormat: 'f16' })).toThrow(/bias offset must be a non-negative multiple of 2, got 1/);
+      expect(() => QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2 } })).toThrow(/bias offset must be a non-negative multiple of 4, got 2/);
+    } finally {
       buffer.destroy();
       weight.destroy();
     }

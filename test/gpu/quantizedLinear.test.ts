@@ -1249,7 +1249,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
-  it('a refused create leaves no GPU buffer behind (a Float32Array bias is uploaded only once everything is checked, and freed when an allocation after it fails)', () => {
+  it('a refused create leaves no GPU buffer behind (a Float32Array or Uint16Array bias is uploaded only once everything is checked, and freed when an allocation after it fails or by destroy)', () => {
     // Deterministic E8 with q = 8: no int8-input form (the residue form is for q = 16).
     const e8q8 = { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } as const;
     const gpuW = uploadLatticeMatrix(device, quantize(w, { scheme: e8q8, seed: 4 }) as LatticeQuantizedMatrix);
@@ -1261,6 +1261,13 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // Failing while it makes its own forms, after the bias went up (an allocation that throws): what it made is freed.
       tracker.failWhen = (descriptor) => descriptor.label?.includes('column norms') === true;
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias })).toThrow('allocation failed');
+      expect(tracker.live()).toEqual([]);
+      // A Uint16Array of bf16 bits is uploaded and owned as a Float32Array is: freed on failure and by destroy.
+      const bf16Bias = Uint16Array.from(bias, (v) => new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16);
+      expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: bf16Bias, biasFormat: 'bf16' })).toThrow('allocation failed');
+      expect(tracker.live()).toEqual([]);
+      tracker.failWhen = null;
+      QuantizedLinear.create(device, gpuW as LinearWeight, { bias: bf16Bias, biasFormat: 'bf16' }).destroy();
       expect(tracker.live()).toEqual([]);
     } finally {
       tracker.restore();

@@ -259,7 +259,9 @@ export interface GemvOutputArgs {
   readonly biasOffset?: number;
   /**
    * b's format: 'f32' (default), or 'f16' or 'bf16' (a model's bias as its file stores it, read as
-   * halves of u32 words and widened exactly; its buffer must hold the whole word of its last value).
+   * halves of u32 words and widened to f32: bf16 exactly, f16 by unpack2x16float, exact but for f16
+   * subnormals, which WGSL lets a GPU read as ±0; its buffer must hold the whole word of its last
+   * value). Read unchecked, as an f32 b is: a NaN or ±Infinity entry reaches its outputs.
    */
   readonly biasFormat?: BiasFormat;
   /**
