@@ -416,6 +416,11 @@ export interface QuantizedLinearGroup {
  * const encoder = device.createCommandEncoder();
  * for (const l of layers) l.record(encoder, hidden, next);   // no allocation after the first step
  * device.queue.submit([encoder.finish()]);
+ *
+ * @example
+ * // A residual connection, h ← h + W_o·attention + b, with the model's bf16 bias read as stored:
+ * const o = QuantizedLinear.create(device, wO, { activations: 'f16', accumulate: true, bias: oBiasBits, biasFormat: 'bf16' });
+ * o.record(pass, attention, h);
  */
 export class QuantizedLinear {
   readonly inFeatures: number;
