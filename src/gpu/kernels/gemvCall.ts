@@ -11,8 +11,8 @@ import { windowBinding } from '../pipelines.js';
 import type { UniformMemberType, UniformValues } from '../uniformLayout.js';
 import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { bindingCap, bindingWindow, halfWindow, itemsPerBinding } from '../workSplit.js';
-import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
+import { bindingCap, bindingWindow, halfElementWindow, itemsPerBinding } from '../workSplit.js';
+import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
 import { dispatchNonFiniteTail } from './nonFiniteTail.js';
 import { columnGemvUsesSubgroups } from './columnGemv.js';
@@ -334,9 +334,9 @@ export interface GemvOutput {
   /** The output members of a kernel's uniforms (shaders/gemv_output.wgsl) for a dispatch whose first output column is `firstColumn`. */
   uniforms(firstColumn: number): GemvOutputUniforms;
   /** Y of right-hand sides [first, first + count): the binding and the element (f32) or half (f16) index of Y[0, first] in it. */
-  yWindow(first: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
+  yWindow(first: number, count: number): ValuesWindow;
   /** Elements [start, start + count) of Y (column-major, any shape): the binding and the element or half index of element `start` in it. */
-  elementWindow(start: number, count: number): { readonly binding: GPUBufferBinding; readonly first: number };
+  elementWindow(start: number, count: number): ValuesWindow;
 }
 
 /** The checked output format of a call (first, so that `beginGemv` checks Y with its element size). */
@@ -344,6 +344,12 @@ export function gemvOutputFormat(args: GemvOutputArgs, what: string): Activation
   const format = args.outputFormat ?? 'f32';
   checkOneOf(format, ACTIVATION_FORMATS, `${what}: outputFormat`);
   return format;
+}
+
+/** A binding of values and the index of the first one in it (a word, or a half of 16-bit values). */
+interface ValuesWindow {
+  readonly binding: GPUBufferBinding;
+  readonly first: number;
 }
 
 /**
@@ -356,38 +362,31 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   check(typeof accumulate === 'boolean', () => `${what}: accumulate must be a boolean, got ${describeValue(accumulate)}`);
   const yOffset = args.yOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
+  // `count` values of `bytes` each from byte `offset`: f32 bound as words, 16-bit values as halves of
+  // words (`first` then counts halves: the index the shader uses). Y and the bias are bound alike.
+  const valuesWindow = (buffer: GPUBuffer, offset: number, count: number, bytes: number): ValuesWindow => {
+    const window = bytes === 2 ? halfElementWindow(offset, 2 * count, alignment) : bindingWindow(offset, 4 * count, alignment);
+    return { binding: windowBinding(buffer, window), first: window.firstElement };
+  };
   const bias = args.bias ?? null;
-  let biasBinding: GPUBufferBinding = { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) };
-  let biasFirst = 0;
   const biasFormat = args.biasFormat ?? 'f32';
   checkOneOf(biasFormat, BIAS_FORMATS, `${what}: biasFormat`);
+  let biasWindow: ValuesWindow = { binding: { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) }, first: 0 };
   if (bias !== null) {
     const biasOffset = args.biasOffset ?? 0;
     checkBufferRange(bias, biasOffset, biasBytes(biasFormat) * cols, `${what}: bias`, biasBytes(biasFormat));
     check(bias !== args.y, `${what}: bias and y must be different buffers`);
-    if (biasFormat === 'f32') {
-      const window = bindingWindow(biasOffset, 4 * cols, alignment);
-      biasBinding = windowBinding(bias, window);
-      biasFirst = window.firstElement;
-    } else {
-      const { window, firstHalf } = halfWindow(biasOffset, 2 * cols, alignment);
-      biasBinding = windowBinding(bias, window);
-      biasFirst = firstHalf;
-    }
+    biasWindow = valuesWindow(bias, biasOffset, cols, biasBytes(biasFormat));
   }
-  const elementWindow = (start: number, count: number): { binding: GPUBufferBinding; first: number } => {
-    if (f16) {
-      const { window, firstHalf } = halfWindow(yOffset + 2 * start, 2 * count, alignment);
-      return { binding: windowBinding(args.y, window), first: firstHalf };
-    }
-    const window = bindingWindow(yOffset + 4 * start, 4 * count, alignment);
-    return { binding: windowBinding(args.y, window), first: window.firstElement };
-  };
+  const yBytes = activationBytes(format);
+  const elementWindow = (start: number, count: number): ValuesWindow => valuesWindow(args.y, yOffset + yBytes * start, count, yBytes);
+  // The output members but the bias's first element, resolved once.
+  const members = { has_bias: bias === null ? 0 : 1, bias_format: BIAS_FORMATS.indexOf(biasFormat), output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 };
   return {
     f16,
     accumulate,
-    bias: biasBinding,
-    uniforms: (firstColumn) => ({ bias_first: biasFirst + firstColumn, has_bias: bias === null ? 0 : 1, bias_format: BIAS_FORMATS.indexOf(biasFormat), output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 }),
+    bias: biasWindow.binding,
+    uniforms: (firstColumn) => ({ bias_first: biasWindow.first + firstColumn, ...members }),
     yWindow(first, count) {
       return elementWindow(cols * first, cols * count);
     },
