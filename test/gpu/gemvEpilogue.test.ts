@@ -15,7 +15,7 @@ import type { Matrix } from '../../src/matrix.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
+import { float16Bits, float16BitsToFloat32Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { contextOnTestDevice, defaultLimitsDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
@@ -96,14 +96,22 @@ function encoded(values: Float32Array, format: ActivationFormat): Float32Array |
   return format === 'f16' ? Uint16Array.from(values, halfBits) : values;
 }
 
-/** The value of f16 bits (NaN for every NaN, which `fromFloat16Bits` refuses). */
-function halfValue(bits: number): number {
-  return (bits & 0x7fff) > 0x7c00 ? Number.NaN : fromFloat16Bits(bits);
+/**
+ * The values of f16 or bf16 bits, widened exactly as `toFloat32Matrix` widens a model's 16-bit tensors
+ * (`float16BitsToFloat32Bits`; bf16 bits are an f32's top half), NaN bits too (which it refuses).
+ */
+function widened(bits: Uint16Array, format: 'f16' | 'bf16'): Float32Array {
+  return new Float32Array(Uint32Array.from(bits, (b) => (format === 'f16' ? float16BitsToFloat32Bits(b) : b << 16)).buffer);
+}
+
+/** bf16 bits of v: the top half of its f32 bits. */
+function bf16Bits(v: number): number {
+  return new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16;
 }
 
 /** The values a buffer in the activation format holds. */
 function decoded(raw: ArrayBuffer, format: ActivationFormat): Float32Array {
-  return format === 'f16' ? Float32Array.from(new Uint16Array(raw), halfValue) : new Float32Array(raw);
+  return format === 'f16' ? widened(new Uint16Array(raw), 'f16') : new Float32Array(raw);
 }
 
 /** The spacing of f16 values at |v| (subnormal spacing below 2^-14). */
@@ -151,7 +159,7 @@ async function runOnto(device: GPUDevice, layer: QuantizedLinear, x: Matrix, old
 
 /** Old values as the layer's y holds them (f16: rounded). */
 function heldAs(old: Float32Array, format: ActivationFormat): Float32Array {
-  return format === 'f16' ? Float32Array.from(old, (v) => halfValue(halfBits(v))) : old;
+  return format === 'f16' ? widened(Uint16Array.from(old, halfBits), 'f16') : old;
 }
 
 /** The plain and the accumulating layer over `weight` with `options`, the accumulated y against the plain one. */
@@ -573,14 +581,9 @@ async function expectAccumulatingHalfBias(device: GPUDevice, lowCase: LowCase, w
 
 /** f16 or bf16 bits of v, which must be exact in the format. */
 function bitsIn(format: 'f16' | 'bf16', v: number): number {
-  const bits = format === 'f16' ? float16Bits(v) : new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16;
-  expect(widened(format, bits), `${v} is exact in ${format}`).toBe(Math.fround(v));
+  const bits = format === 'f16' ? float16Bits(v) : bf16Bits(v);
+  expect(widened(Uint16Array.of(bits), format)[0], `${v} is exact in ${format}`).toBe(Math.fround(v));
   return bits;
-}
-
-/** The value of f16 or bf16 bits, widened exactly (bf16: the top half of an f32). */
-function widened(format: 'f16' | 'bf16', bits: number): number {
-  return format === 'f16' ? fromFloat16Bits(bits) : new Float32Array(new Uint32Array([bits << 16]).buffer)[0]!;
 }
 
 /**
@@ -615,7 +618,7 @@ async function expectBiasFormatDispatch(device: GPUDevice, lowCase: LowCase, for
  */
 function layerBiasBits(format: 'f16' | 'bf16', seed: number): Uint16Array {
   const values = gaussianMatrix(out, 1, seed).data;
-  const bits = Uint16Array.from(values, (v) => (format === 'f16' ? float16Bits(v) : new Uint32Array(new Float32Array([v]).buffer)[0]! >>> 16));
+  const bits = Uint16Array.from(values, (v) => (format === 'f16' ? float16Bits(v) : bf16Bits(v)));
   const specials = format === 'f16' ? [0x0001, 0x03ff, 0x8000, 0x7bff, 0xfbff, 0x8001, 0x0400] : [0x0080, 0x8000, 0x7f7f, 0xff7f, 0x3f80];
   specials.forEach((special, k) => (bits[3 * k + 1] = special));
   return bits;
@@ -650,7 +653,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
         for (const [biasFormat, activations] of [['f16', 'f32'], ['bf16', 'f32'], ['f16', 'f16']] as const) {
           const bits = layerBiasBits(biasFormat, 92);
           const common = { activations, ...(path.int8 ? { int8Inputs: dotPathFor(features) } : {}) };
-          const wide = QuantizedLinear.create(device, weight, { ...common, bias: Float32Array.from(bits, (b) => widened(biasFormat, b)) });
+          const wide = QuantizedLinear.create(device, weight, { ...common, bias: widened(bits, biasFormat) });
           const narrow = QuantizedLinear.create(device, weight, { ...common, bias: bits, biasFormat });
           try {
             expect(Array.from(await outputBytes(device, narrow, x)), `${biasFormat} bias, ${activations} activations`).toEqual(Array.from(await outputBytes(device, wide, x)));
@@ -680,7 +683,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
     try {
       for (const [bits, offset] of [[first, 0], [second, 2 * (out + 2)]] as const) {
         const sliced = QuantizedLinear.create(device, weight, { bias: { buffer, offset }, biasFormat: 'f16' });
-        const uploaded = QuantizedLinear.create(device, weight, { bias: Float32Array.from(bits, (b) => widened('f16', b)) });
+        const uploaded = QuantizedLinear.create(device, weight, { bias: widened(bits, 'f16') });
         layers.push(sliced, uploaded);
         expect(Array.from(await outputBytes(device, sliced, x))).toEqual(Array.from(await outputBytes(device, uploaded, x)));
       }
@@ -695,20 +698,20 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
     const { device } = suite.context;
     const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
     if (weight === undefined) throw new Error('missing case');
-    const f16Bits = layerBiasBits('f16', 97);
-    const bf16Bits = layerBiasBits('bf16', 98);
+    const f16Bias = layerBiasBits('f16', 97);
+    const bf16Bias = layerBiasBits('bf16', 98);
     // The bf16 bias from byte 2 (an odd half), between NaN halves in f16 and bf16 (read, they would show).
     const held = new Uint16Array(out + 2).fill(0x7fc0);
-    held.set(bf16Bits, 1);
+    held.set(bf16Bias, 1);
     const buffer = createBufferWithData(device, 'bf16 bias at an odd half', held, STORAGE_USAGE);
     const f32Values = Float32Array.from({ length: out }, (_, j) => 0.375 * (j % 5) - 0.5);
     const x = gaussianMatrix(n, tokens, 99);
     const members = [
-      QuantizedLinear.create(device, weight, { bias: f16Bits, biasFormat: 'f16' }),
+      QuantizedLinear.create(device, weight, { bias: f16Bias, biasFormat: 'f16' }),
       QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2, size: 2 * out }, biasFormat: 'bf16' }),
       QuantizedLinear.create(device, weight, { bias: f32Values }),
     ];
-    const twins = [Float32Array.from(f16Bits, (b) => widened('f16', b)), Float32Array.from(bf16Bits, (b) => widened('bf16', b)), f32Values].map((values) => QuantizedLinear.create(device, weight, { bias: values }));
+    const twins = [widened(f16Bias, 'f16'), widened(bf16Bias, 'bf16'), f32Values].map((values) => QuantizedLinear.create(device, weight, { bias: values }));
     const group = QuantizedLinear.group(members);
     const xBuffer = createBufferWithData(device, 'group x', x.data, STORAGE_USAGE);
     const ys = members.map((_, i) => createBufferWithData(device, `group y ${i}`, new Float32Array(out * tokens), STORAGE_USAGE));
