@@ -84,6 +84,19 @@ export function halfElementWindow(byteOffset: number, byteLength: number, alignm
 }
 
 /**
+ * The window over `count` values of `bytes` each from byte `byteOffset`, with `firstElement` the index
+ * the shader uses: f32 (or any 4-byte) values bound as words (`bindingWindow`), 16-bit values (f16,
+ * bf16) as halves of words (`halfElementWindow`).
+ *
+ * @example
+ * valuesWindow(1002, 3, 2, 256).firstElement; // 117, a half index
+ * valuesWindow(1000, 3, 4, 256).firstElement; // 58, a word index
+ */
+export function valuesWindow(byteOffset: number, count: number, bytes: 2 | 4, alignment: number): BindingWindow {
+  return bytes === 2 ? halfElementWindow(byteOffset, 2 * count, alignment) : bindingWindow(byteOffset, 4 * count, alignment);
+}
+
+/**
  * How many items (columns, rows, …) of `bytesPerItem` bytes one binding can hold: the largest count
  * whose bytes plus the worst-case alignment slack (`alignment − 4`) fit in `maxBindingBytes`.
  *

@@ -8,7 +8,7 @@ import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { BufferUsage, checkBufferSize, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
-import { bindingCap, bindingWindow, halfElementWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../../src/gpu/workSplit.js';
+import { bindingCap, bindingWindow, halfElementWindow, halfWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../../src/gpu/workSplit.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 const noGpu = await gpuUnavailableReason();
@@ -113,6 +113,10 @@ describe('shared helpers (CPU)', () => {
     expect(halfWindow(1002, 4, 256)).toEqual({ window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 });
     expect(halfWindow(1000, 2, 256)).toEqual({ window: { offset: 768, size: 236, firstElement: 58 }, firstHalf: 116 });
     expect(halfElementWindow(1002, 6, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
+    // valuesWindow counts values: 3 halves from byte 1002 as above, 3 words from byte 1000 bound from 768
+    // (232 bytes of slack + 12), first word 232 / 4.
+    expect(valuesWindow(1002, 3, 2, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
+    expect(valuesWindow(1000, 3, 4, 256)).toEqual({ offset: 768, size: 244, firstElement: 58 });
   });
 
   it('bindingCap takes the smaller of the knob and the device limit, and refuses a knob that is not a positive integer', () => {

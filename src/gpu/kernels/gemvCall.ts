@@ -11,7 +11,7 @@ import { windowBinding } from '../pipelines.js';
 import type { UniformMemberType, UniformValues } from '../uniformLayout.js';
 import { runAndRead, type OneShotRecording } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
-import { bindingCap, bindingWindow, halfElementWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow } from '../workSplit.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { dispatchHadamard } from './hadamard.js';
 import { dispatchNonFiniteTail } from './nonFiniteTail.js';
@@ -290,7 +290,7 @@ export type BiasFormat = 'f32' | 'f16' | 'bf16';
 export const BIAS_FORMATS = ['f32', 'f16', 'bf16'] as const satisfies readonly BiasFormat[];
 
 /** Bytes per bias entry in `format`. */
-export function biasBytes(format: BiasFormat): number {
+export function biasBytes(format: BiasFormat): 2 | 4 {
   return format === 'f32' ? 4 : 2;
 }
 
@@ -362,10 +362,9 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   check(typeof accumulate === 'boolean', () => `${what}: accumulate must be a boolean, got ${describeValue(accumulate)}`);
   const yOffset = args.yOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  // `count` values of `bytes` each from byte `offset`: f32 bound as words, 16-bit values as halves of
-  // words (`first` then counts halves: the index the shader uses). Y and the bias are bound alike.
-  const valuesWindow = (buffer: GPUBuffer, offset: number, count: number, bytes: number): ValuesWindow => {
-    const window = bytes === 2 ? halfElementWindow(offset, 2 * count, alignment) : bindingWindow(offset, 4 * count, alignment);
+  // Y and the bias are bound alike: f32 as words, 16-bit values as halves (`first` then counts halves).
+  const boundValues = (buffer: GPUBuffer, offset: number, count: number, bytes: 2 | 4): ValuesWindow => {
+    const window = valuesWindow(offset, count, bytes, alignment);
     return { binding: windowBinding(buffer, window), first: window.firstElement };
   };
   const bias = args.bias ?? null;
@@ -376,10 +375,10 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
     const biasOffset = args.biasOffset ?? 0;
     checkBufferRange(bias, biasOffset, biasBytes(biasFormat) * cols, `${what}: bias`, biasBytes(biasFormat));
     check(bias !== args.y, `${what}: bias and y must be different buffers`);
-    biasWindow = valuesWindow(bias, biasOffset, cols, biasBytes(biasFormat));
+    biasWindow = boundValues(bias, biasOffset, cols, biasBytes(biasFormat));
   }
   const yBytes = activationBytes(format);
-  const elementWindow = (start: number, count: number): ValuesWindow => valuesWindow(args.y, yOffset + yBytes * start, count, yBytes);
+  const elementWindow = (start: number, count: number): ValuesWindow => boundValues(args.y, yOffset + yBytes * start, count, yBytes);
   // The output members but the bias's first element, resolved once.
   const members = { has_bias: bias === null ? 0 : 1, bias_format: BIAS_FORMATS.indexOf(biasFormat), output_f16: f16 ? 1 : 0, accumulate: accumulate ? 1 : 0 };
   return {

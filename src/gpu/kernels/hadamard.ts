@@ -14,8 +14,8 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
-import { ACTIVATION_FORMATS, type ActivationFormat } from './activationIo.js';
+import { bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { E8_INPUT_GROUP, INPUT_GROUP, INT8_OUTPUT_LAYOUTS } from './inputsI8Layout.js';
 
 /*
@@ -585,7 +585,7 @@ function recordRotation(
   const outputOffset = args.outputOffset ?? 0;
   const inputFormat = inverse ? 'f32' : ((args as HadamardArgs).inputFormat ?? 'f32');
   checkOneOf(inputFormat, ACTIVATION_FORMATS, `${what}: inputFormat`);
-  const inputBytes = inputFormat === 'f16' ? 2 : 4;
+  const inputBytes = activationBytes(inputFormat);
   checkBufferRange(args.input, inputOffset, inputBytes * inputRows * cols, `${what}: input`, inputBytes);
   checkBufferRange(args.output, outputOffset, 4 * outputRows * cols, `${what}: output`);
   const subgroups = resolveSubgroups(device, args, what);
@@ -637,8 +637,7 @@ function recordRotation(
   pass.setPipeline(pipeline);
   for (let j0 = 0; j0 < cols; j0 += columnsPerChunk) {
     const chunkCols = Math.min(columnsPerChunk, cols - j0);
-    // An f16 input's window covers whole words; its first element counts halves.
-    const inputWindow = inputFormat === 'f16' ? halfElementWindow(inputOffset + 2 * inputRows * j0, 2 * inputRows * chunkCols, alignment) : bindingWindow(inputOffset + 4 * inputRows * j0, 4 * inputRows * chunkCols, alignment);
+    const inputWindow = valuesWindow(inputOffset + inputBytes * inputRows * j0, inputRows * chunkCols, inputBytes, alignment);
     const outputWindow = bindingWindow(outputOffset + 4 * outputRows * j0, 4 * outputRows * chunkCols, alignment);
     const workWindow: BindingWindow = { offset: 0, size: 4 * length * chunkCols, firstElement: 0 };
     for (const stageIndex of order) {

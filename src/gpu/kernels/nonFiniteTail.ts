@@ -6,7 +6,7 @@ import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfElementWindow, itemsPerBinding } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, valuesWindow } from '../workSplit.js';
 import { activationBytes, type ActivationFormat } from './activationIo.js';
 
 /*
@@ -85,8 +85,7 @@ export function dispatchNonFiniteTail(device: GPUDevice, encoder: GPUCommandEnco
   pass.setPipeline(pipeline);
   for (const range of columnRanges(rhs, perDispatch)) {
     const xWindow = bindingWindow(xOffset + 4 * rows * range.first, 4 * rows * range.count, alignment);
-    const yStart = yOffset + yBytes * cols * range.first;
-    const yWindow = format === 'f16' ? halfElementWindow(yStart, 2 * cols * range.count, alignment) : bindingWindow(yStart, 4 * cols * range.count, alignment);
+    const yWindow = valuesWindow(yOffset + yBytes * cols * range.first, cols * range.count, yBytes, alignment);
     const params = scratch.uniform(`${what} params`, Params.pack({ rows, kept, cols, x_first: xWindow.firstElement, y_first: yWindow.firstElement, output_f16: format === 'f16' ? 1 : 0 }));
     pass.setBindGroup(0, createKernelBindGroup(device, layout, `${what}: right-hand sides ${range.first}…${range.first + range.count - 1}`, [{ buffer: params }, windowBinding(args.x, xWindow), windowBinding(args.y, yWindow)]));
     pass.dispatchWorkgroups(range.count);

@@ -20,7 +20,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../workSplit.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
@@ -301,9 +301,7 @@ export function dispatchWeightOnlyGemv(device: GPUDevice, encoder: GPUCommandEnc
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunkVectors = Math.min(vectorsPerChunk, vectors - v0);
-    // An f16 X̃'s window covers whole words, its first element counts halves.
-    const xWindow =
-      xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunkVectors, alignment) : bindingWindow(xOffset + xVectorBytes * v0, xVectorBytes * chunkVectors, alignment);
+    const xWindow = valuesWindow(xOffset + xVectorBytes * v0, (xVectorBytes / xBytes) * chunkVectors, xBytes, alignment);
     for (let j0 = 0; j0 < outputs; j0 += rowsPerChunk) {
       const chunkRows = Math.min(rowsPerChunk, outputs - j0);
       const codesWindow = bindingWindow(codesOffset + 16 * rowVec4s * j0, 16 * rowVec4s * chunkRows, alignment);

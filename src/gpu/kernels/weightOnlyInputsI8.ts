@@ -10,7 +10,7 @@ import { STORAGE_USAGE } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingCap, bindingWindow, halfElementWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../workSplit.js';
 import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 
@@ -185,8 +185,7 @@ export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUComman
   pass.setPipeline(pipeline);
   for (let v0 = 0; v0 < vectors; v0 += vectorsPerChunk) {
     const chunk = Math.min(vectorsPerChunk, vectors - v0);
-    // An f16 X̃'s window covers whole words, its first element counts halves.
-    const xWindow = xBytes === 2 ? halfElementWindow(xOffset + 2 * n * v0, 2 * n * chunk, alignment) : bindingWindow(xOffset + 4 * n * v0, 4 * n * chunk, alignment);
+    const xWindow = valuesWindow(xOffset + xBytes * n * v0, n * chunk, xBytes, alignment);
     const recordsWindow = bindingWindow(4 * recordStride * v0, 4 * recordStride * chunk, alignment);
     const chunkLabel = `${label}, vectors ${v0}…${v0 + chunk - 1}`;
     const params = Params.pack({
