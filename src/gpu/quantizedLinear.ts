@@ -1,5 +1,5 @@
 import { check, checkLabel, checkOneOf, checkPositiveInteger, counted, describeValue } from '../errors.js';
-import { checkKnownKeys, checkOptionsObject } from '../quantize/strictOptions.js';
+import { checkKnownKeys, checkOptionalBoolean, checkOptionsObject } from '../quantize/strictOptions.js';
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
 import { BIAS_FORMATS, biasBytes, type BiasFormat } from './kernels/gemvCall.js';
@@ -517,9 +517,7 @@ export class QuantizedLinear {
           `create this layer without int8Inputs (the f32-input GEMV decodes every code; for your own weights, quantizing with the rotation avoids such points)`,
       );
     }
-    const accumulate = options.accumulate ?? false;
-    check(typeof accumulate === 'boolean', () => `accumulate must be a boolean, got ${describeValue(accumulate)}`);
-    this.accumulate = accumulate;
+    this.accumulate = checkOptionalBoolean(options.accumulate, 'accumulate') ?? false;
     const bias = options.bias ?? null;
     const biasFormat = options.biasFormat ?? 'f32';
     checkOneOf(biasFormat, BIAS_FORMATS, 'biasFormat');

@@ -251,7 +251,7 @@ describe('leader-table entries per copy of the int8-input GEMVs (i8LeaderEntries
     expect(latticeGemvI8LeaderTable(6, 1, 65536)).toEqual({ copies: 16, entries: 216 });
     expect(universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false })).toEqual({ copies: 8, entries: 216 });
     expect(latticeGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: false, leaderCopies: 8 })).toEqual({ copies: 8, entries: 216 });
-    expect(() => universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: 'no' as never })).toThrow(/padLeaderTable must be a boolean, got "no"$/);
+    expect(() => universalGemvI8LeaderTable(6, 1, 65536, { padLeaderTable: 'no' as never })).toThrow(/padLeaderTable must be true or false, got "no"$/);
   });
 });
 

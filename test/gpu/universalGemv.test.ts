@@ -547,7 +547,10 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x, xOffset: 0 })).toThrow(/xOffset without x/);
       const centred = uploadUniversalMatrix(device, quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27, center: true }));
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, w: centred, xRotated: x })).toThrow(/W is centred, so x is needed/);
-      expect(() => record({ fusedFinish: 'yes' as unknown as boolean })).toThrow(/fusedFinish must be a boolean/);
+      expect(() => record({ fusedFinish: 'yes' as unknown as boolean })).toThrow(/fusedFinish must be true or false/);
+      // 0 would have chosen the table by truthiness; 1 would not have been refused either.
+      expect(() => record({ leaderTable: 0 as unknown as boolean })).toThrow(/universal gemv: leaderTable must be true or false, got 0/);
+      expect(() => record({ accumulate: 1 as unknown as boolean })).toThrow(/universal gemv: accumulate must be true or false, got 1/);
       centred.destroy();
       encoder.finish();
     } finally {

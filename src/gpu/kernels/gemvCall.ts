@@ -1,6 +1,7 @@
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
 import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
-import { check, checkOneOf, checkPositiveInteger, describeValue } from '../../errors.js';
+import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
+import { checkOptionalBoolean } from '../../quantize/strictOptions.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
 import { absMax, normalizingExponent } from '../../quantize/columnScaling.js';
 import { isRotationLength, rotationLengthsText } from '../../rotation/hadamard.js';
@@ -358,8 +359,7 @@ interface ValuesWindow {
  */
 export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: GemvOutputArgs & { readonly y: GPUBuffer; readonly yOffset?: number }, format: ActivationFormat, cols: number, what: string): GemvOutput {
   const f16 = format === 'f16';
-  const accumulate = args.accumulate ?? false;
-  check(typeof accumulate === 'boolean', () => `${what}: accumulate must be a boolean, got ${describeValue(accumulate)}`);
+  const accumulate = checkOptionalBoolean(args.accumulate, `${what}: accumulate`) ?? false;
   const yOffset = args.yOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   // Y and the bias are bound alike: f32 as words, 16-bit values as halves (`first` then counts halves).

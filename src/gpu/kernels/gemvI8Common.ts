@@ -1,6 +1,7 @@
 import commonSource from '../../../shaders/gemv_i8_common.wgsl?raw';
 import leaderTableSource from '../../../shaders/leader_table.wgsl?raw';
-import { check, checkOneOf, describeValue } from '../../errors.js';
+import { check, checkOneOf } from '../../errors.js';
+import { checkOptionalBoolean } from '../../quantize/strictOptions.js';
 import { codeBufferByteLength } from '../buffers.js';
 import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
 import { lanesWorkgroupBytes } from './universalGemv.js';
@@ -118,8 +119,7 @@ export function i8LeaderEntries(leaders: number, copies: LeaderCopies, rhsTile: 
  * i8LeaderTable(216, 1, 64, 32768, { padLeaderTable: true }); // { copies: 16, entries: 256 }
  */
 export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: number, workgroupBytes: number, args: LeaderTableArgs, most: LeaderCopies = DEFAULT_LEADER_COPIES): LeaderTable {
-  const pad = args.padLeaderTable ?? false;
-  check(typeof pad === 'boolean', () => `padLeaderTable must be a boolean, got ${describeValue(pad)}`);
+  const pad = checkOptionalBoolean(args.padLeaderTable, 'padLeaderTable') ?? false;
   const copies = i8LeaderCopies(leaders, rhsTile, kernelBytes, workgroupBytes, args.leaderCopies, most);
   return { copies, entries: pad ? i8LeaderEntries(leaders, copies, rhsTile, kernelBytes, workgroupBytes) : leaders };
 }
