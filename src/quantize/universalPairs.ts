@@ -24,7 +24,7 @@ import { blockDither, columnKeys, ditherWordKeys, forEachUniversalPoint, univers
  * DITHER_GRID/pointScale),
  * and Σ l_a·l_b is data-independent noise of variance N·(R²/12)² in c² units, against the product's
  * own error of ≈ 2·NMSE·σ_c⁴ per coordinate (σ_c ≈ DITHER_GRID/β): it adds 0.0001 % (e8-2bit) to
- * 0.02 % (e8-q16) to the error variance (measured: README, "Speed"). Its mean, N/4 (l's mean is
+ * 0.02 % (e8-q16) to the error variance (measured: docs/PERFORMANCE.md, "Products"). Its mean, N/4 (l's mean is
  * −1/2), is added in its place (`droppedLowMean`), so what is dropped has mean 0. The tests bound it
  * exactly (`pairSums`' ll).
  *

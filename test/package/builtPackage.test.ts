@@ -105,7 +105,7 @@ describe('the built package', () => {
     const listing = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' });
     const files = (JSON.parse(listing) as { files: { path: string }[] }[])[0]?.files.map((f) => f.path) ?? [];
     const entries = ['index', 'gpu', 'format', 'node'].flatMap((name) => [`dist/${name}.js`, `dist/${name}.d.ts`]);
-    for (const expected of [...entries, 'dist/gpu/device.d.ts', 'shaders/d3_table_matmul.wgsl', 'shaders/lattice_encode.wgsl', 'shaders/universal_encode.wgsl', 'shaders/universal_decode.wgsl', 'docs/FORMAT.md', 'docs/RELIABILITY.md', 'docs/ARCHITECTURE.md', 'README.md', 'package.json']) {
+    for (const expected of [...entries, 'dist/gpu/device.d.ts', 'shaders/d3_table_matmul.wgsl', 'shaders/lattice_encode.wgsl', 'shaders/universal_encode.wgsl', 'shaders/universal_decode.wgsl', 'docs/FORMAT.md', 'docs/RELIABILITY.md', 'docs/ARCHITECTURE.md', 'docs/PERFORMANCE.md', 'README.md', 'package.json']) {
       expect(files).toContain(expected);
     }
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
