@@ -161,9 +161,13 @@ export interface QuantizedLinearOptions {
    * `float16Bits` on lavapipe, and within 1 f16 ulp (either neighbour, which WGSL allows) elsewhere.
    */
   readonly activations?: ActivationFormat;
-  /** Most tokens (columns of x) one record handles; 1…64 are tuned, more work. Default 64. */
+  /**
+   * Most tokens (columns of x) one record handles; 1…64 are tuned, more work. Default 64. It only
+   * bounds `tokens` (nothing is allocated for it): for a longer prompt raise it, or record the prompt
+   * in chunks of at most this many tokens, x and y at each chunk's offset.
+   */
   readonly maxTokens?: number;
-  /** Prepared command sets kept (x/y buffer and token-count combinations). Default 16. */
+  /** Prepared command sets kept (x/y buffer, offset and token-count combinations: a chunk of a prompt at its offset is one). Default 16. */
   readonly maxPrepared?: number;
   /**
    * Round the rotated input to int8 per group of coordinates inside the GEMV and multiply with packed
