@@ -77,6 +77,13 @@ const paths: Record<string, PathCase> = {
   'weight-only, int8 inputs': { weight: weightOnly('auto'), int8: true },
 };
 
+/** The weight of the path named `name` on `device` (a name that is not a path is a mistake in the test). */
+function pathWeight(device: GPUDevice, name: string): LinearWeight & { destroy(): void } {
+  const path = paths[name];
+  if (path === undefined) throw new Error(`no path named ${JSON.stringify(name)}`);
+  return path.weight(device);
+}
+
 /** y's old values: Gaussian with NaN, +Infinity and f16's largest negative finite value up front (representable in f16). */
 function oldValues(count: number, seed: number): Float32Array {
   const values = Float32Array.from(gaussianMatrix(count, 1, seed).data, (v) => 4 * v);
@@ -213,8 +220,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
 
   it('every record adds once more (two records in one encoder add twice); without a bias too', async () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     const x = gaussianMatrix(n, tokens, 31);
     const old = oldValues(out * tokens, 32);
     const plain = QuantizedLinear.create(device, weight);
@@ -258,8 +264,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
 
   it('in a group, each member adds or writes as it was created', async () => {
     const { device } = suite.context;
-    const weight = paths['e8-q16 (universal GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'e8-q16 (universal GEMV)');
     const x = gaussianMatrix(n, tokens, 51);
     const old = oldValues(out * tokens, 52);
     const plain = QuantizedLinear.create(device, weight, { bias });
@@ -318,8 +323,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
 
   it('refuses an accumulate that is not a boolean', () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     try {
       // @ts-expect-error a string is not a boolean
       expect(() => QuantizedLinear.create(device, weight, { accumulate: 'yes' })).toThrow(/accumulate must be true or false, got "yes"/);
@@ -344,8 +348,7 @@ describe.skipIf(noGpu !== undefined)("QuantizedLinear accumulate on a device wit
     for (const activations of ['f32', 'f16'] as const) {
       it(`${name}, ${activations} activations, bias`, async () => {
         expect(fusedFinishSupported(device)).toBe(false);
-        const weight = paths[name]?.weight(device);
-        if (weight === undefined) throw new Error('missing case');
+        const weight = pathWeight(device, name);
         try {
           await expectAccumulatingLayer(device, weight, { bias, activations }, 61, name);
         } finally {
@@ -670,8 +673,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
 
   it('reads f16 biases side by side in one buffer as slices (in place, 4-byte offsets)', async () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     const first = layerBiasBits('f16', 93);
     const second = layerBiasBits('f16', 94);
     const both = new Uint16Array(2 * out + 2);
@@ -696,8 +698,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
 
   it('a group of an f16 Uint16Array bias, a bf16 slice at an odd half (with its size) and an f32 bias: each member as the layer with the widened Float32Array', async () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     const f16Bias = layerBiasBits('f16', 97);
     const bf16Bias = layerBiasBits('bf16', 98);
     // The bf16 bias from byte 2 (an odd half), between NaN halves in f16 and bf16 (read, they would show).
@@ -735,8 +736,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
 
   it('refuses a 16-bit bias slice whose size is too small for outFeatures halves, or whose offset is not a multiple of 2 (f32: of 4)', () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     const buffer = createBufferWithData(device, 'bias slices', new Float32Array(2 * out), STORAGE_USAGE);
     try {
       QuantizedLinear.create(device, weight, { bias: { buffer, offset: 2, size: 2 * out }, biasFormat: 'f16' }).destroy();
@@ -751,8 +751,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
 
   it('refuses what does not say its format, a non-finite 16-bit entry, an unknown format and a slice too small', () => {
     const { device } = suite.context;
-    const weight = paths['d3-q6-deterministic (deterministic GEMV)']?.weight(device);
-    if (weight === undefined) throw new Error('missing case');
+    const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');
     const buffer = createBufferWithData(device, 'small bias', new Uint16Array(out), STORAGE_USAGE);
     try {
       const bits = layerBiasBits('f16', 96);
