@@ -1,7 +1,7 @@
 // Activations in and out of the GEMVs (src/gpu/kernels/activationIo.ts): f16 inputs widened to f32,
 // and the epilogue y = t + b (bias optional) written as f32 or packed to f16. f16 values are read and
-// written as halves of u32 words, with the core builtin unpack2x16float and f16_bits
-// (shaders/f16_round.wgsl, prepended by the host), so these kernels need no 'shader-f16' feature. CPU twins: src/matrix.ts (f16 → f32, exact) and
+// written as halves of u32 words, with f16_value and f16_bits (shaders/f16_convert.wgsl, prepended by
+// the host: exact on every GPU, subnormal halves included), so these kernels need no 'shader-f16' feature. CPU twins: src/matrix.ts (f16 → f32, exact) and
 // `float16Bits` (f32 → f16, round to nearest even) of src/scalar/floatFormats.ts.
 //
 // Element e of an f16 array that starts at half index `first` is half (first + e) & 1 of word
@@ -21,7 +21,7 @@ fn invocation_index(group: vec3<u32>, groups: vec3<u32>, thread: u32) -> u32 {
 
 fn half_value(first: u32, e: u32) -> f32 {
   let h = first + e;
-  return unpack2x16float(input[h >> 1u])[h & 1u];
+  return f16_value(input[h >> 1u] >> ((h & 1u) * 16u));
 }
 
 // The epilogue value of element e: t[e] (+ b[e mod rows]).

@@ -6,7 +6,7 @@
 // Module (e8ResidueGemvI8.ts): [enable subgroups;]  const RHS_TILE (1, or 8 for a tile of right-hand
 // sides)  the generated E8ResidueGemvParams  dot_i8 (packed or plain)  shaders/multiple_cubic.wgsl
 // shaders/universal_gemv_lanes.wgsl  shaders/e8_gemv_totals.wgsl  this file  shaders/quad_word_side.wgsl
-// shaders/quad_gemv_loop.wgsl (the loop: this file gives its hooks)  shaders/f16_round.wgsl + shaders/gemv_output.wgsl
+// shaders/quad_gemv_loop.wgsl (the loop: this file gives its hooks)  shaders/f16_convert.wgsl + shaders/gemv_output.wgsl
 // (store_output: bias, f32 or f16)  shaders/gemv_x_sums.wgsl (Σx for a centred W)  one entry file
 // (universal_gemv_plain.wgsl or universal_gemv_subgroup.wgsl).
 //

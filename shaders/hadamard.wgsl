@@ -151,10 +151,11 @@ fn element_place(shape: WorkgroupShape, e: u32) -> ElementPlace {
 }
 
 // Element `at` of the input binding: an f32, or (params.input_f16: `at` counts halves) an f16 widened
-// to f32, exactly, so a rotation of f16 activations equals the rotation of their f32 values.
+// to f32 exactly on every GPU (f16_value of shaders/f16_convert.wgsl, prepended by the host), so a
+// rotation of f16 activations equals the rotation of their f32 values.
 fn input_value(at: u32) -> f32 {
   if (params.input_f16 != 0u) {
-    return unpack2x16float(input[at >> 1u])[at & 1u];
+    return f16_value(input[at >> 1u] >> ((at & 1u) * 16u));
   }
   return bitcast<f32>(input[at]);
 }
@@ -182,7 +183,7 @@ fn loaded_value(column: u32, p: u32) -> f32 {
 fn input_value_unbranched(at: u32) -> f32 {
   let f16 = params.input_f16 != 0u;
   let word = input[select(at, at >> 1u, f16)];
-  return select(bitcast<f32>(word), unpack2x16float(word)[at & 1u], f16);
+  return select(bitcast<f32>(word), f16_value(word >> ((at & 1u) * 16u)), f16);
 }
 
 // `loaded_value` with no branch around a load (BATCHED_LOADS): both bindings and the sign word are

@@ -6,8 +6,9 @@
 // with integer codes z, per-input-feature steps s (column scales) and per-output rescalers t (row
 // scales, all 1 when the matrix has none). The prefix written by `weightOnlyGemvShaderSource`
 // declares the compile-time constants VECTOR_BLOCK, 1 or 4: vectors (columns of X̃) per workgroup, and
-// X_F16: X̃ comes as f16 (a model's activations, widened exactly on load, so the products are those of
-// the f32 values bit for bit; no 'shader-f16' needed), and the parameter struct WeightOnlyGemvParams
+// X_F16: X̃ comes as f16 (a model's activations, widened on load, so the products are those of the
+// f32 values bit for bit, on GPUs that keep subnormal halves: `x_value`; no 'shader-f16' needed), and
+// the parameter struct WeightOnlyGemvParams
 // (generated from its UniformLayout).
 //
 // Layout of the codes: one of two, each with its `codes` binding and its lane loop
@@ -62,7 +63,11 @@ fn scaled_input(s: f32, i: u32, first_vector: u32, v: u32) -> f32 {
   return s * x_value(params.x_first + vector * params.x_stride + i);
 }
 
-// Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32.
+// Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32. An f16 is widened by
+// unpack2x16float alone, not f16_value (shaders/f16_convert.wgsl): this runs once per code in the inner
+// loop, where f16_value's subnormal case would add ≈ 5 instructions; WGSL lets a GPU read a subnormal
+// half (|x̃| < 2^-14) as ±0 here (lavapipe does not). Rotated weights read X̃ in f32 (the rotation
+// widens exactly), and `int8Inputs` reads it through f16_value.
 fn x_value(at: u32) -> f32 {
   if (X_F16) {
     return unpack2x16float(x[at >> 1u])[at & 1u];

@@ -24,10 +24,11 @@
 @group(0) @binding(2) var<storage, read> column_scales: array<f32>;
 @group(0) @binding(3) var<storage, read_write> records: array<u32>;
 
-// Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32 (f16 widens exactly).
+// Element `at` of X̃ (an f32 index, or a half index with X_F16) as f32 (f16 widens exactly: f16_value
+// of shaders/f16_convert.wgsl, prepended by the host).
 fn input_value(at: u32) -> f32 {
   if (X_F16) {
-    return unpack2x16float(x[at >> 1u])[at & 1u];
+    return f16_value(x[at >> 1u] >> ((at & 1u) * 16u));
   }
   return bitcast<f32>(x[at]);
 }

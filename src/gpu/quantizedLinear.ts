@@ -141,10 +141,9 @@ export interface QuantizedLinearOptions {
    */
   readonly bias?: Float32Array | Uint16Array | BufferSlice | null;
   /**
-   * The bias's format: 'f32' (default), 'f16' or 'bf16', widened to f32 where the GEMV adds it: bf16
-   * exactly on every GPU (its bits shifted), f16 by WGSL's unpack2x16float, exact except that WGSL lets
-   * a GPU read an f16 subnormal (|b| < 6.1e−5) as ±0 (lavapipe keeps them). A Uint16Array bias needs
-   * 'f16' or 'bf16'; a Float32Array one, 'f32'.
+   * The bias's format: 'f32' (default), 'f16' or 'bf16', widened to f32 exactly where the GEMV adds it,
+   * on every GPU (bf16 by shifting its bits, f16 subnormals included). A Uint16Array bias needs 'f16'
+   * or 'bf16'; a Float32Array one, 'f32'.
    */
   readonly biasFormat?: BiasFormat;
   /**

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBufferExclusive, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { dispatchEpilogue } from '../../src/gpu/kernels/activationIo.js';
+import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
 import { dotPathFor } from '../../src/gpu/kernels/e8Matmul.js';
 import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
 import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
@@ -10,7 +10,7 @@ import type { Matrix } from '../../src/matrix.js';
 import { quantize } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
-import { float16Bits } from '../../src/scalar/floatFormats.js';
+import { float16Bits, float16BitsToFloat32Bits } from '../../src/scalar/floatFormats.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
 
@@ -19,7 +19,7 @@ import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
  * kernel and the GEMVs' `store_output`) must write what the CPU's `float16Bits` gives for the same f32
  * value — round to nearest up to 65504, 65504 for (65504, 65520), ±Infinity from 65520 — and a NaN
  * for a NaN. WGSL leaves `pack2x16float` indeterminate outside f16's range and for NaN, so these
- * cases are encoded by the shaders themselves (shaders/f16_round.wgsl); the tests pin them on every
+ * cases are encoded by the shaders themselves (shaders/f16_convert.wgsl); the tests pin them on every
  * adapter. An odd count of f16 outputs must also leave the other half of the last word as it was.
  */
 
@@ -82,6 +82,62 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
         for (const buffer of [input, biasBuffer, output]) buffer?.destroy();
         scratch.destroy();
       }
+    }
+  });
+
+  // f16_value and f16_bits (shaders/f16_convert.wgsl) take subnormal halves through integer arithmetic
+  // of their own, since WGSL lets unpack2x16float and pack2x16float flush them to ±0: every half
+  // widened, and every rounding into the subnormal range, against the CPU twins. (Lavapipe's own
+  // builtins keep subnormals, so these pin the library's arithmetic, not a flushing GPU's.)
+  it('widens every f16 bit pattern as float16BitsToFloat32Bits (subnormals, ±0, ±Infinity; NaN a NaN), from an odd half', async () => {
+    const halves = Uint16Array.from({ length: 65536 + 2 }, (_, i) => (i === 0 ? 0x7c01 : (i - 1) & 0xffff)); // pattern h at half h + 1
+    const input = createBufferWithData(device, 'f16 patterns', halves, STORAGE_USAGE);
+    const output = createBuffer(device, 'f16 patterns widened', 4 * 65536, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'f16 widening test' });
+      dispatchF16ToF32(device, encoder, scratch, { input, inputOffset: 2, output, count: 65536 });
+      device.queue.submit([encoder.finish()]);
+      const got = new Uint32Array(await readBufferExclusive(device, output, 4 * 65536));
+      const wrong: string[] = [];
+      for (let h = 0; h < 65536; h++) {
+        const expected = float16BitsToFloat32Bits(h);
+        const bits = got[h] as number;
+        const nan = (expected & 0x7fffffff) > 0x7f800000;
+        if (nan ? (bits & 0x7fffffff) <= 0x7f800000 : bits !== expected) wrong.push(`0x${h.toString(16)} → 0x${bits.toString(16)} (expected 0x${expected.toString(16)})`);
+      }
+      expect(wrong.slice(0, 10), `${wrong.length} halves widened wrong`).toEqual([]);
+    } finally {
+      scratch.destroy();
+      input.destroy();
+      output.destroy();
+    }
+  });
+
+  it('rounds every f32 below 2^-14 to its nearest subnormal half as float16Bits (ties to even, up to the smallest normal)', async () => {
+    // m·2^-24, the ties (m + ½)·2^-24 and an f32 step either side of each tie, m = 0 … 1023, both signs.
+    const values: number[] = [];
+    for (let m = 0; m < 1024; m++) {
+      const tie = Math.fround((m + 0.5) * 2 ** -24);
+      values.push(m * 2 ** -24, tie, Math.fround(tie * (1 - 2 ** -23)), Math.fround(tie * (1 + 2 ** -23)));
+    }
+    values.push(2 ** -14 * (1 - 2 ** -24), 2 ** -126, 2 ** -149); // just below the smallest normal half; f32's smallest normal and subnormal
+    const inputValues = Float32Array.from([...values, ...values.map((v) => -v)]);
+    expect(inputValues.every((v) => Math.abs(v) < 2 ** -14)).toBe(true);
+    const input = createBufferWithData(device, 'subnormal range t', inputValues, STORAGE_USAGE);
+    const words = Math.ceil(inputValues.length / 2);
+    const output = createBuffer(device, 'subnormal range y', 4 * words, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'f16 subnormal rounding test' });
+      dispatchEpilogue(device, encoder, scratch, { input, bias: null, rows: inputValues.length, columns: 1, output, format: 'f16' });
+      device.queue.submit([encoder.finish()]);
+      const halves = new Uint16Array(await readBufferExclusive(device, output, 4 * words));
+      expectF16Of(halves.subarray(0, inputValues.length), inputValues, 'subnormal range');
+    } finally {
+      scratch.destroy();
+      input.destroy();
+      output.destroy();
     }
   });
 

@@ -508,9 +508,11 @@ describe.skipIf(noGpu !== undefined)('hadamard.wgsl: bit-identical to Randomized
     const { device } = suite.context;
     const N = rotationLength(rows);
     const seed = 31;
-    // Within f16's normal range (testMatrix spans 2^±20), zeros included.
+    // Within f16's range (testMatrix spans 2^±20), zeros included.
     const rng = new Rng(rows + 1);
     const source = { rows, cols, data: Float32Array.from({ length: rows * cols }, () => (rng.nextInt(50) === 0 ? 0 : rng.nextGaussian() * 2 ** (rng.nextInt(21) - 10))) };
+    // Subnormal halves (fraction · 2^-24, which WGSL's unpack2x16float may read as ±0) and −0 among them.
+    for (const [i, v] of [[1, 2 ** -24], [2, -3 * 2 ** -24], [4, 0x3ff * 2 ** -24], [5, -0], [7, 0x200 * 2 ** -24]] as const) source.data[i] = v;
     const bits = Uint16Array.from(source.data, (v) => float16Bits(v));
     const values = toFloat32Matrix({ rows, cols, data: bits });
     expect(values.data.some((v, i) => v !== source.data[i])).toBe(true); // the test data are not exact in f16

@@ -1,7 +1,7 @@
 import { checkOutputNotRead } from '../latticeOperand.js';
 import { checkDispatch } from './dispatchChecks.js';
 import ioSource from '../../../shaders/activation_io.wgsl?raw';
-import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
+import f16ConvertSource from '../../../shaders/f16_convert.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
 import { checkBufferRange } from '../bufferRange.js';
 import { BufferUsage } from '../buffers.js';
@@ -46,7 +46,7 @@ const pipelines = /*#__PURE__*/ new KernelPipelines({
   bindings: ['uniform', 'read-only-storage', 'read-only-storage', 'storage'],
   key: (entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => entry,
   compile: (device, pipelineLayout, entry: 'f16_to_f32' | 'epilogue_f32' | 'epilogue_f16') => {
-    const module = device.createShaderModule({ label: `activation io (${entry})`, code: `${Params.wgsl()}\n${f16RoundSource}\n${ioSource}` });
+    const module = device.createShaderModule({ label: `activation io (${entry})`, code: `${Params.wgsl()}\n${f16ConvertSource}\n${ioSource}` });
     return device.createComputePipeline({ label: `activation io (${entry})`, layout: pipelineLayout, compute: { module, entryPoint: entry } });
   },
 });

@@ -1,5 +1,5 @@
 import outputSource from '../../../shaders/gemv_output.wgsl?raw';
-import f16RoundSource from '../../../shaders/f16_round.wgsl?raw';
+import f16ConvertSource from '../../../shaders/f16_convert.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger } from '../../errors.js';
 import { checkOptionalBoolean } from '../../quantize/strictOptions.js';
 import { checkMatrix, type Matrix } from '../../matrix.js';
@@ -260,13 +260,12 @@ export interface GemvOutputArgs {
   readonly biasOffset?: number;
   /**
    * b's format: 'f32' (default), or 'f16' or 'bf16' (a model's bias as its file stores it, read as
-   * halves of u32 words and widened to f32: bf16 exactly, f16 by unpack2x16float, exact but for f16
-   * subnormals, which WGSL lets a GPU read as ±0; its buffer must hold the whole word of its last
-   * value). Read unchecked, as an f32 b is: a NaN or ±Infinity entry reaches its outputs.
+   * halves of u32 words and widened to f32 exactly on every GPU, f16 subnormals included; its buffer
+   * must hold the whole word of its last value). Read unchecked, as an f32 b is: a NaN or ±Infinity entry reaches its outputs.
    */
   readonly biasFormat?: BiasFormat;
   /**
-   * Y's format: 'f32' (default) or 'f16' (`f16_bits` of shaders/f16_round.wgsl, as the epilogue
+   * Y's format: 'f32' (default) or 'f16' (`f16_bits` of shaders/f16_convert.wgsl, as the epilogue
    * kernel: round to nearest within f16's range — WGSL allows either neighbour, nearest on the
    * adapters tested — ±Infinity from |y| ≥ 65520 and NaN for NaN, as on the CPU; written as halves
    * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
@@ -315,9 +314,9 @@ export const NO_GEMV_OUTPUT_UNIFORMS: GemvOutputUniforms = { bias_first: 0, has_
 
 /**
  * The WGSL of `store_output` (shaders/gemv_output.wgsl) with the f16 rounding it uses
- * (shaders/f16_round.wgsl): the library every GEMV kernel that writes Y appends to its source.
+ * (shaders/f16_convert.wgsl): the library every GEMV kernel that writes Y appends to its source.
  */
-export const GEMV_OUTPUT_WGSL = `${f16RoundSource}\n${outputSource}`;
+export const GEMV_OUTPUT_WGSL = `${f16ConvertSource}\n${outputSource}`;
 
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
 export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'biasFormat', 'outputFormat', 'accumulate'] as const satisfies readonly (keyof GemvOutputArgs)[];

@@ -1,4 +1,5 @@
 import { checkDispatch } from './dispatchChecks.js';
+import f16ConvertSource from '../../../shaders/f16_convert.wgsl?raw';
 import hadamardSource from '../../../shaders/hadamard.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import plainEntrySource from '../../../shaders/hadamard_plain.wgsl?raw';
@@ -159,7 +160,7 @@ export function hadamardShaderSource(variant: HadamardVariant): string {
     blockSignsWgsl('BLOCK_SIGNS', variant.block, false),
     blockSignsWgsl('BLOCK_SIGNS_T', variant.block, true),
   ].join('\n');
-  return `${enable}${constants}\n${Params.wgsl()}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
+  return `${enable}${constants}\n${Params.wgsl()}\n${f16ConvertSource}\n${int8GroupSource}\n${hadamardSource}\n${entry}`;
 }
 
 /** Pipelines per device, one per variant, built on first use (both directions share them). */

@@ -1,4 +1,5 @@
 import { checkDispatch } from './dispatchChecks.js';
+import f16ConvertSource from '../../../shaders/f16_convert.wgsl?raw';
 import inputsSource from '../../../shaders/weightonly_inputs_i8.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkOneOf, checkPositiveInteger, counted } from '../../errors.js';
@@ -96,7 +97,7 @@ interface InputsVariant {
 
 /** The WGSL of the rounding for codes of `bits` bits and X̃ in `inputFormat`. */
 export function weightOnlyInputsI8ShaderSource(variant: InputsVariant): string {
-  return `${weightOnlyI8Constants(variant.bits)}\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${inputsSource}\n${int8GroupSource}`;
+  return `${weightOnlyI8Constants(variant.bits)}\nconst X_F16: bool = ${variant.inputFormat === 'f16'};\n${Params.wgsl()}\n${f16ConvertSource}\n${inputsSource}\n${int8GroupSource}`;
 }
 
 const pipelines = /*#__PURE__*/ new KernelPipelines({
