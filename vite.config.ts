@@ -28,7 +28,7 @@ function strippedWgsl(): Plugin {
   };
 }
 
-// Library build: `npm run build` bundles the four entry points to dist/ (shaders inlined from `?raw`
+// Library build: `npm run build` bundles the package's four entry points and the CLI's three modules to dist/ (shaders inlined from `?raw`
 // imports, without their comments); `tsc -p tsconfig.build.json` then writes the .d.ts files next to them.
 export default defineConfig({
   plugins: [strippedWgsl()],

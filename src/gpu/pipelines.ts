@@ -105,7 +105,8 @@ export interface KernelPipelinesDefinition<Variant, Compiled> {
  *   bindings: ['uniform', 'read-only-storage', 'storage'],
  *   compile: (device, pipelineLayout, variant: HadamardVariant) =>
  *     createKernelPipeline(device, pipelineLayout, { label: `hadamard (${variant.workgroupElements})`, code: hadamardShaderSource(variant) }),
- *   key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}/${variant.subgroups}`,
+ *   // Every field the WGSL depends on: two variants that share a key would share a pipeline.
+ *   key: (variant) => `${variant.workgroupElements}/${variant.block}/${variant.threads}/${variant.subgroups}/${variant.batchedLoads === true}`,
  * });
  * const { layout, pipeline } = pipelines.get(device, { workgroupElements: 2048, subgroups: false, block: 1, threads: 512 });
  */
