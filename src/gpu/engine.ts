@@ -366,11 +366,11 @@ export class GpuEngine {
    * right-hand sides, or either already in a GPU buffer: the decode step of an LLM, reading the
    * packed codes once. The result (cols × k) is read back.
    *
-   * x from the host is refused when ‖Ŵ‖·‖x‖ leaves the product range (as `matvecAT`) or ‖x‖ exceeds
-   * what the GPU GEMV takes (`gemvInputNormLimit`, about 2^111–2^116), and goes up scaled per column
-   * by a power of two (so x of f32 subnormals, which a GPU may flush, loses nothing); x already in a
+   * x from the host is refused when ‖Ŵ‖·‖x‖ leaves the product range (as `matvecAT`), and goes up
+   * scaled per column by a power of two (so x of f32 subnormals, which a GPU may flush, loses nothing,
+   * and x beyond what the GPU GEMV itself takes, `gemvInputNormLimit`, is computed too); x already in a
    * GPU buffer cannot be checked or scaled on the host: keep its columns' norms within
-   * `gemvInputNormLimit(w)` and its entries 0 or at least 2^-80 in magnitude yourself.
+   * `gemvInputNormLimit(w)` (about 2^111–2^116) and its entries 0 or at least 2^-80 in magnitude yourself.
    */
   async matvec(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput): Promise<Matrix> {
     this.checkAlive();
@@ -402,7 +402,8 @@ export class GpuEngine {
    * Ŵᵀx written into the caller's buffer (cols × k column-major f32 from `offset`), so that a model's
    * activations can stay on the GPU. Resolves when the GPU has finished. Checks as `matvec`, but y
    * stays on the GPU, so a host x is not scaled: a column whose largest |entry| is below 2^-80 (held
-   * as f32 subnormals on the way) is refused, naming `matvec`.
+   * as f32 subnormals on the way) is refused, naming `matvec`, and so is x beyond
+   * `gemvInputNormLimit(w)`.
    */
   async matvecInto(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, output: GPUBuffer, offset = 0): Promise<void> {
     this.checkAlive();
@@ -447,8 +448,11 @@ export class GpuEngine {
   private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void, exponents: Int32Array | null = null): GpuMatrixInput {
     const xMatrix = hostMatrix(x);
     if (xMatrix !== null) {
-      checkGemvRange(w, largestColumnNorm(xMatrix));
+      checkProductRange(w.maxColumnNorm, largestColumnNorm(xMatrix));
       const data = exponents === null ? xMatrix.data : scaledColumns(xMatrix, exponents);
+      // The GEMV's limit is on what the GPU reads: x, or matvec's x scaled per column to a largest
+      // entry in [1, 2) (a norm of at most 2·√n, far inside it), whose result matvec scales back.
+      checkGemvInputNorm(w, exponents === null ? largestColumnNorm(xMatrix) : largestColumnNorm({ ...xMatrix, data }));
       const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', data, STORAGE_USAGE);
       temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
@@ -574,8 +578,9 @@ function checkMatvecOperands(w: GpuLatticeMatrix, x: Float32Array | Matrix | Gpu
  * 512, x along a decoded column, the worst direction found): the universal GEMVs' sums overflowed from
  * 2.1–2.4 bits above this limit, f32 or int8 inputs (Gaussian x: 3.8–6.2 bits); the deterministic
  * ones from 2.0 bits (the E8 residue GEMV, int8 inputs, GPU-quantized) to 7.2 (E8's f32 GEMV of an
- * upload, which the residue GEMV's factor 12 does not concern). `GpuEngine.matvec` checks it for x on
- * the host; for x already in a GPU buffer (and every `QuantizedLinear` input) it is the caller's to keep.
+ * upload, which the residue GEMV's factor 12 does not concern). `GpuEngine.matvecInto` checks it for x
+ * on the host (`matvec` sends x up scaled to a largest entry in [1, 2), within it); for x already in a
+ * GPU buffer (and every `QuantizedLinear` input) it is the caller's to keep.
  *
  * @example
  * const limit = gemvInputNormLimit(gpuW); // ≈ 2^112 for d3-q6 at n = 512 quantized on the GPU, 2^111 uploaded
@@ -592,12 +597,8 @@ export function gemvInputNormLimit(w: GpuLatticeMatrix): number {
   return 2 ** 127 / Math.max(root, perNormOfX);
 }
 
-/**
- * Refuses a GEMV whose x (largest column norm `xNorm`) is beyond the product range with W (as the CPU
- * `matvecAT`) or beyond what the GPU kernels take (`gemvInputNormLimit`).
- */
-function checkGemvRange(w: GpuLatticeMatrix, xNorm: number): void {
-  checkProductRange(w.maxColumnNorm, xNorm);
+/** Refuses a GEMV whose x as the GPU reads it (largest column norm `xNorm`) is beyond what its kernels take (`gemvInputNormLimit`). */
+function checkGemvInputNorm(w: GpuLatticeMatrix, xNorm: number): void {
   const limit = gemvInputNormLimit(w);
   check(
     xNorm <= limit,

@@ -650,8 +650,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     try {
       // x along a decoded column: the direction that makes the GEMV's sums largest. Scaled by a power
       // of two to the largest ‖x‖ ≤ the limit, the result is that power of two times the CPU's, to
-      // within the GPU's f32 sums; 16 times that overflowed the GPU's sums (Inf, NaN) and is refused,
-      // although the CPU computes it (‖Ŵ‖·‖x‖ is far below 2^126).
+      // within the GPU's f32 sums; 16 times that overflowed the GPU's sums (Inf, NaN), so matvecInto
+      // (which sends x up as it is) refuses it, although the CPU computes it (‖Ŵ‖·‖x‖ is far below
+      // 2^126), while matvec (which sends x up scaled to a largest entry in [1, 2)) computes it too.
       const column = dequantize(cpu).data.slice(0, n);
       const norm = Math.hypot(...column);
       const limit = gemvInputNormLimit(gpu);
@@ -661,8 +662,9 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       for (let j = 0; j < 4; j++) expect(Math.abs((atLimit[j] as number) / scale - (reference[j] as number)), `column ${j}`).toBeLessThan(1e-5 * gpu.maxColumnNorm * norm);
       const beyond = column.map((v) => v * scale * 16);
       expect(() => matvecAT(cpu, { rows: n, cols: 1, data: beyond })).not.toThrow();
-      await expect(suite.engine.matvec(gpu, beyond)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
-      await expect(suite.engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/GPU GEMV/);
+      await expect(suite.engine.matvecInto(gpu, { rows: n, cols: 1, data: beyond }, output)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+      const beyondResult = (await suite.engine.matvec(gpu, beyond)).data;
+      for (let j = 0; j < 4; j++) expect(Math.abs((beyondResult[j] as number) / (16 * scale) - (reference[j] as number)), `column ${j}, 16 × the limit`).toBeLessThan(1e-5 * gpu.maxColumnNorm * norm);
       // An output too small (or at an offset past its room) is named as the caller's argument.
       await expect(suite.engine.matvecInto(gpu, column, output, 4)).rejects.toThrow(/^matvec output needs 16 bytes at offset 4/);
       await expect(suite.engine.matvecInto(gpu, { rows: n, cols: 2, data: new Float32Array(2 * n) }, output)).rejects.toThrow(/^matvec output needs 32 bytes/);
@@ -783,19 +785,31 @@ describe.skipIf(noGpu !== undefined)('GpuEngine.matvec and explicit escapes', ()
       // The real decoded norm (float64, as matvecAT takes it), for the tolerance.
       const decodedNorm = columnNormBound(entry.matrix, decodeRotated(entry.matrix));
       // x·2^100: the CPU computes it (about 4e35); the GPU GEMV's sums overflowed (NaN) before the
-      // escape-aware limit, and now the engine refuses it.
+      // escape-aware limit, and now matvecInto refuses it (matvec sends x up scaled: below).
       expect(matvecAT(entry.matrix, scaledX(100)).data.every(Number.isFinite)).toBe(true);
-      await expect(suite.engine.matvec(w, scaledX(100))).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
-      // Small x, and the largest power of two within the limits (the limit must stay a limit): the
-      // GPU computes what the CPU does.
-      const top = Math.floor(Math.log2(Math.min(gemvInputNormLimit(w), 2 ** 126 / w.maxColumnNorm) / xNorm));
-      for (const k of [0, 60, top]) {
-        const cpu = matvecAT(entry.matrix, scaledX(k)).data;
-        const gpu = (await suite.engine.matvec(w, scaledX(k))).data;
-        for (let j = 0; j < 4; j++) {
-          expect(Number.isFinite(gpu[j]), `2^${k}, column ${j}`).toBe(true);
-          expect(Math.abs((gpu[j] as number) - (cpu[j] as number)), `2^${k}, column ${j}`).toBeLessThan(1e-5 * decodedNorm * xNorm * 2 ** k);
+      const output = createBufferWithData(suite.context.device, 'matvecInto y', new Float32Array(4), STORAGE_USAGE);
+      try {
+        await expect(suite.engine.matvecInto(w, scaledX(100), output)).rejects.toThrow(/beyond the .* the GPU GEMV of this W takes/);
+        // Small x, and the largest power of two within the limits (the limit must stay a limit: x goes
+        // up as it is through matvecInto): the GPU computes what the CPU does; matvec also beyond it.
+        const top = Math.floor(Math.log2(Math.min(gemvInputNormLimit(w), 2 ** 126 / w.maxColumnNorm) / xNorm));
+        expect(top).toBeLessThan(100);
+        for (const k of [0, 60, top, 100]) {
+          const cpu = matvecAT(entry.matrix, scaledX(k)).data;
+          const results: [string, ArrayLike<number>][] = [['matvec', (await suite.engine.matvec(w, scaledX(k))).data]];
+          if (k <= top) {
+            await suite.engine.matvecInto(w, scaledX(k), output);
+            results.push(['matvecInto', new Float32Array(await readBufferExclusive(suite.context.device, output, 16))]);
+          }
+          for (const [call, gpu] of results) {
+            for (let j = 0; j < 4; j++) {
+              expect(Number.isFinite(gpu[j]), `${call}, 2^${k}, column ${j}`).toBe(true);
+              expect(Math.abs((gpu[j] as number) - (cpu[j] as number)), `${call}, 2^${k}, column ${j}`).toBeLessThan(1e-5 * decodedNorm * xNorm * 2 ** k);
+            }
+          }
         }
+      } finally {
+        output.destroy();
       }
     } finally {
       w.destroy();
