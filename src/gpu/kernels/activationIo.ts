@@ -8,7 +8,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingCap, bindingWindow, halfWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../workSplit.js';
 
 /*
  * Activation input and output for the decode path (shaders/activation_io.wgsl): f16 → f32 widening of
@@ -103,14 +103,14 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
   pass.setPipeline(pipeline);
   for (let first = 0; first < args.count; first += perChunk) {
     const count = Math.min(perChunk, args.count - first);
-    const input = halfWindow(inputOffset + 2 * first, 2 * count, alignment);
+    const input = valuesWindow(inputOffset + 2 * first, count, 2, alignment);
     const outWindow = bindingWindow(outputOffset + 4 * first, 4 * count, alignment);
-    check(input.window.size <= maxBinding && outWindow.size <= maxBinding, () => `f16 → f32: a chunk of ${count} values does not fit a storage binding of ${maxBinding} bytes`);
+    check(input.size <= maxBinding && outWindow.size <= maxBinding, () => `f16 → f32: a chunk of ${count} values does not fit a storage binding of ${maxBinding} bytes`);
     const label = count === args.count ? 'f16 → f32' : `f16 → f32 (values ${first}…${first + count - 1})`;
-    const params = Params.pack({ count, rows: 1, in_first: input.firstHalf, out_first: outWindow.firstElement, has_bias: 0 });
+    const params = Params.pack({ count, rows: 1, in_first: input.firstElement, out_first: outWindow.firstElement, has_bias: 0 });
     pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [
       { buffer: scratch.uniform(label, params) },
-      windowBinding(args.input, input.window),
+      windowBinding(args.input, input),
       { buffer: unusedBias },
       windowBinding(args.output, outWindow),
     ]));
@@ -157,13 +157,13 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
   const inWindow = bindingWindow(inputOffset, 4 * count, alignment);
   const biasWindow = args.bias ? bindingWindow(args.biasOffset ?? 0, 4 * args.rows, alignment) : null;
-  const out = args.format === 'f16' ? halfWindow(outputOffset, 2 * count, alignment) : { window: bindingWindow(outputOffset, 4 * count, alignment), firstHalf: 0 };
+  const out = valuesWindow(outputOffset, count, bytes, alignment);
   check(biasWindow === null || biasWindow.firstElement === 0, 'epilogue bias offset must be a multiple of the storage offset alignment');
   // One binding each (the library's GEMVs write their own epilogue; this standalone pass is not split).
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   check(
-    inWindow.size <= maxBinding && out.window.size <= maxBinding,
-    () => `epilogue: ${args.rows} × ${args.columns} values (${Math.max(inWindow.size, out.window.size)} bytes) exceed one storage binding (${maxBinding}); call it for at most ${Math.floor((maxBinding - alignment) / (4 * args.rows))} columns at a time`,
+    inWindow.size <= maxBinding && out.size <= maxBinding,
+    () => `epilogue: ${args.rows} × ${args.columns} values (${Math.max(inWindow.size, out.size)} bytes) exceed one storage binding (${maxBinding}); call it for at most ${Math.floor((maxBinding - alignment) / (4 * args.rows))} columns at a time`,
   );
   const entry = args.format === 'f16' ? 'epilogue_f16' : 'epilogue_f32';
   const { layout, pipeline } = pipelines.get(device, entry);
@@ -172,7 +172,7 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
     count,
     rows: args.rows,
     in_first: inWindow.firstElement,
-    out_first: args.format === 'f16' ? out.firstHalf : out.window.firstElement,
+    out_first: out.firstElement,
     has_bias: args.bias ? 1 : 0,
   });
   const pass = encoder.beginComputePass({ label });
@@ -181,7 +181,7 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
     { buffer: scratch.uniform(label, params) },
     windowBinding(args.input, inWindow),
     args.bias && biasWindow ? windowBinding(args.bias, biasWindow) : { buffer: placeholder(scratch) },
-    windowBinding(args.output, out.window),
+    windowBinding(args.output, out),
   ]));
   const invocations = args.format === 'f16' ? Math.ceil(count / 2) : count;
   const [x, y] = workgroupGrid(Math.ceil(invocations / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
