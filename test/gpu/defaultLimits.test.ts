@@ -3,7 +3,8 @@ import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '.
 import type { GpuContext } from '../../src/gpu/device.js';
 import { GpuEngine, type GpuEngineOptions, type ProductKernel } from '../../src/gpu/engine.js';
 import { uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
-import { QuantizedLinear, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
+import { uploadWeightOnly } from '../../src/gpu/kernels/weightOnlyGemv.js';
+import { QuantizedLinear, type LinearWeight, type QuantizedLinearOptions } from '../../src/gpu/quantizedLinear.js';
 import { createKernelLayout } from '../../src/gpu/pipelines.js';
 import type { Matrix } from '../../src/matrix.js';
 import { dequantize } from '../../src/product/dequantize.js';
@@ -12,6 +13,7 @@ import { universalPairProduct } from '../../src/product/universalPairProduct.js'
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
 import type { LatticeQuantizedMatrix, QuantizedMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { defaultLimitsDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 /*
@@ -111,7 +113,7 @@ describe.skipIf(noGpu !== undefined)("every product kernel on a device with WebG
   }
 });
 
-describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device with WebGPU's default limits", () => {
+describe.skipIf(noGpu !== undefined)("every QuantizedLinear form (lattice and weight-only) on a device with WebGPU's default limits", () => {
   let small: GPUDevice;
   let full: GpuContext;
   beforeAll(async () => {
@@ -123,19 +125,19 @@ describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device wit
     full.device.destroy();
   });
 
-  /** y of a layer over `q` on `device` for the n × tokens input x (f32 in, f32 out), with a bias, read back. */
-  async function layerOutput(device: GPUDevice, q: LatticeQuantizedMatrix, x: Matrix, options: QuantizedLinearOptions): Promise<Float32Array> {
-    const weight = uploadLatticeMatrix(device, q);
-    const bias = Float32Array.from({ length: q.cols }, (_, j) => 0.25 * j - 1);
+  /** y of a layer over the weight `upload` makes on `device` for the n × tokens input x (f32 in, f32 out), with a bias, read back. */
+  async function layerOutput(device: GPUDevice, upload: (device: GPUDevice) => LinearWeight & { destroy(): void }, cols: number, x: Matrix, options: QuantizedLinearOptions): Promise<Float32Array> {
+    const weight = upload(device);
+    const bias = Float32Array.from({ length: cols }, (_, j) => 0.25 * j - 1);
     const layer = QuantizedLinear.create(device, weight, { ...options, bias });
     const xBuffer = createBufferWithData(device, 'default limits: x', x.data, STORAGE_USAGE);
-    const yBuffer = createBuffer(device, 'default limits: y', 4 * q.cols * x.cols, STORAGE_USAGE);
+    const yBuffer = createBuffer(device, 'default limits: y', 4 * cols * x.cols, STORAGE_USAGE);
     try {
       await layer.check();
       const encoder = device.createCommandEncoder();
       layer.record(encoder, xBuffer, yBuffer, { tokens: x.cols });
       device.queue.submit([encoder.finish()]);
-      return new Float32Array(await readBuffer(device, yBuffer, 4 * q.cols * x.cols));
+      return new Float32Array(await readBuffer(device, yBuffer, 4 * cols * x.cols));
     } finally {
       layer.destroy();
       weight.destroy();
@@ -162,26 +164,51 @@ describe.skipIf(noGpu !== undefined)("every QuantizedLinear form on a device wit
         const universal = !scheme.endsWith('-deterministic');
         const q = asLattice(quantize(gaussianMatrix(n, cols, 3), universal ? { scheme, seed: 5, nonce: 9, center } : { scheme, seed: 5, center }));
         const x = gaussianMatrix(n, 3, 4);
-        const options: QuantizedLinearOptions = { int8Inputs };
-        const got = await layerOutput(small, q, x, options);
-        const want = await layerOutput(full.device, q, x, options);
-        // The same kernels, except where the adapter's limits allow a fused form (the universal f32-input
-        // GEMV writes Y itself with 10 storage buffers): f32 sums in another order, far below 1e-5.
-        const scale = Math.max(...want.map(Math.abs));
-        for (let k = 0; k < want.length; k++) expect(Math.abs((got[k] as number) - (want[k] as number)), `output ${k}`).toBeLessThanOrEqual(1e-5 * scale);
-        // And both are the layer: Ŵᵀx + b from the CPU's decoded W, within f32 rounding, or with int8
-        // inputs within their rounding (x̃ to int8 per group: ≈ 1e-3 of the outputs here; a wrong kernel is off by O(1)).
-        const decoded = dequantize(q).data;
-        const reference = Array.from({ length: cols * 3 }, (_, k) => {
-          const j = k % cols;
-          const t = Math.floor(k / cols);
-          let sum = 0.25 * j - 1;
-          for (let i = 0; i < n; i++) sum += (decoded[j * n + i] as number) * (x.data[t * n + i] as number);
-          return sum;
-        });
-        const tolerance = int8Inputs === null ? 1e-5 : 1e-2;
-        for (let k = 0; k < reference.length; k++) expect(Math.abs((got[k] as number) - (reference[k] as number)), `output ${k} against the CPU`).toBeLessThanOrEqual(tolerance * scale);
+        await expectSameLayer((device) => uploadLatticeMatrix(device, q), dequantize(q), x, { int8Inputs });
       });
     }
+  }
+
+  // Weight-only layers bind at most 7 storage buffers: their GEMV (fixed-width and packed codes, f32 or
+  // int8 inputs) and the rotation they share with lattice layers, Hadamard-rotated or not.
+  for (const [layout, rotate, int8Inputs] of [
+    ['auto', true, null],
+    ['auto', true, 'plain'],
+    ['auto', false, null],
+    ['auto', false, 'plain'],
+    ['packed', true, null],
+  ] as const) {
+    it(`weight-only, ${layout === 'auto' ? 'fixed-width' : 'packed'} codes, ${rotate ? 'rotated' : 'unrotated'}, int8Inputs ${String(int8Inputs)}, 3 tokens: the same outputs as on a device with the adapter's limits`, async () => {
+      expect(small.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      // n = 192 = 12 · 16: a Hadamard length (the GPU rotates weight-only inputs only at those).
+      const q = quantizeWeights(gaussianMatrix(192, 37, 3), null, { method: 'rtn', rate: 4, rotate, seed: 5 });
+      await expectSameLayer((device) => uploadWeightOnly(device, q, { layout }), q.decode(), gaussianMatrix(192, 3, 4), { int8Inputs });
+    });
+  }
+
+  /**
+   * The layer over the weight `upload` makes gives the same outputs on the default-limits device as on
+   * the adapter's, and both are Ŵᵀx + b for `decoded` (n × cols, the CPU's Ŵ) within f32 rounding, or
+   * with int8 inputs within their rounding.
+   */
+  async function expectSameLayer(upload: (device: GPUDevice) => LinearWeight & { destroy(): void }, decoded: Matrix, x: Matrix, options: QuantizedLinearOptions): Promise<void> {
+    const { rows: n, cols } = decoded;
+    const got = await layerOutput(small, upload, cols, x, options);
+    const want = await layerOutput(full.device, upload, cols, x, options);
+    // The same kernels, except where the adapter's limits allow a fused form (the universal f32-input
+    // GEMV writes Y itself with 10 storage buffers): f32 sums in another order, far below 1e-5.
+    const scale = Math.max(...want.map(Math.abs));
+    for (let k = 0; k < want.length; k++) expect(Math.abs((got[k] as number) - (want[k] as number)), `output ${k}`).toBeLessThanOrEqual(1e-5 * scale);
+    // And both are the layer: Ŵᵀx + b from the CPU's decoded W, within f32 rounding, or with int8
+    // inputs within their rounding (x̃ to int8 per group: ≈ 1e-3 of the outputs here; a wrong kernel is off by O(1)).
+    const reference = Array.from({ length: cols * x.cols }, (_, k) => {
+      const j = k % cols;
+      const t = Math.floor(k / cols);
+      let sum = 0.25 * j - 1;
+      for (let i = 0; i < n; i++) sum += (decoded.data[j * n + i] as number) * (x.data[t * n + i] as number);
+      return sum;
+    });
+    const tolerance = (options.int8Inputs ?? null) === null ? 1e-5 : 1e-2;
+    for (let k = 0; k < reference.length; k++) expect(Math.abs((got[k] as number) - (reference[k] as number)), `output ${k} against the CPU`).toBeLessThanOrEqual(tolerance * scale);
   }
 });
