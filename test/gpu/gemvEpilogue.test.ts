@@ -218,6 +218,47 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
     });
   }
 
+  // Subnormal halves (|v| < 2^-14, which WGSL lets unpack2x16float and pack2x16float flush to ±0) in
+  // the old y and in an f16 bias, x = 0: y = b + old, two multiples of 2^-24 below 2^-14 whose sum
+  // f16 holds exactly (its spacing is 2^-24 up to 2^-13), so the twin is that sum and a kernel that
+  // read either half as ±0, or wrote the sum flushed, shows whichever way it rounds. The tests above
+  // cannot: their outputs are ≈ 1, where a subnormal is far below the f16 tolerance.
+  for (const [name, path] of Object.entries(paths)) {
+    it(`${name}, f16 activations: subnormal halves of the old y and of an f16 bias add exactly (x = 0)`, async () => {
+      const { device, features } = suite.context;
+      const subnormal = (k: number, multiplier: number, offset: number): number => 1 + ((multiplier * k + offset) % 0x3ff);
+      const biasBits = Uint16Array.from({ length: out }, (_, j) => (j % 3 === 0 ? 0x8000 : 0) | subnormal(j, 37, 5));
+      const oldBits = Uint16Array.from({ length: out * tokens }, (_, k) => {
+        const b = biasBits[k % out] as number;
+        const fraction = subnormal(k, 101, 11);
+        const sign = k % 2 === 0 ? 0 : 0x8000;
+        // A sum of 0 would leave its sign to the rounding: never b = −old.
+        return sign | (fraction === (b & 0x3ff) && sign !== (b & 0x8000) ? fraction + 1 : fraction);
+      });
+      oldBits[4] = 0x0400; // the smallest normal half beside them: sums that cross 2^-14
+      const value = (bits: number): number => new Float32Array(new Uint32Array([float16BitsToFloat32Bits(bits)]).buffer)[0] as number;
+      const expected = Uint16Array.from(oldBits, (o, k) => float16Bits(value(biasBits[k % out] as number) + value(o)));
+      expect(Array.from(expected, value), 'the sums are exact in f16').toEqual(Array.from(oldBits, (o, k) => value(biasBits[k % out] as number) + value(o)));
+      const weight = path.weight(device);
+      const layer = QuantizedLinear.create(device, weight, { bias: biasBits, biasFormat: 'f16', activations: 'f16', accumulate: true, ...(path.int8 ? { int8Inputs: dotPathFor(features) } : {}) });
+      const xBuffer = createBufferWithData(device, 'subnormal accumulate x', new Uint16Array(n * tokens), STORAGE_USAGE);
+      const yBuffer = createBufferWithData(device, 'subnormal accumulate y', oldBits, STORAGE_USAGE);
+      try {
+        const encoder = device.createCommandEncoder({ label: 'subnormal accumulate' });
+        layer.record(encoder, xBuffer, yBuffer, { tokens });
+        device.queue.submit([encoder.finish()]);
+        const got = new Uint16Array(await readBufferExclusive(device, yBuffer, yBuffer.size));
+        const hex = (bits: Uint16Array): string[] => Array.from(bits, (b) => b.toString(16));
+        expect(hex(got), name).toEqual(hex(expected));
+      } finally {
+        layer.destroy();
+        weight.destroy();
+        xBuffer.destroy();
+        yBuffer.destroy();
+      }
+    });
+  }
+
   it('every record adds once more (two records in one encoder add twice); without a bias too', async () => {
     const { device } = suite.context;
     const weight = pathWeight(device, 'd3-q6-deterministic (deterministic GEMV)');

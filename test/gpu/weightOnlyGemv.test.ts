@@ -737,7 +737,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
 
   const bitsCases = [1, 2, 3, 4, 5, 6, 7, 8] as const;
 
-  it.each(bitsCases)('%i-bit codes: x̂ equals its CPU twin (n = 1, 37, 600; 1 and 3 vectors; f32 and f16 x̃)', async (bits) => {
+  it.each(bitsCases)('%i-bit codes: x̂ equals its CPU twin (n = 1, 37, 600; 1 and 3 vectors; f32 and f16 x̃, and f16 subnormals)', async (bits) => {
     for (const [n, vectors] of [[1, 1], [37, 3], [600, 1]] as const) {
       const q = craftedMatrix(Array.from({ length: n }, () => bits), 3, 10 * bits + n);
       const x = activations(n, vectors, bits + n);
@@ -745,6 +745,11 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
       const halves = Uint16Array.from(x, (v) => float16Bits(v));
       const widened = toFloat32Matrix({ rows: n, cols: vectors, data: halves }).data;
       expectRecordsMatch(await gpuRecords(q, bits, halves, vectors), weightOnlyInputsI8(widened, q.columnScales, n, bits, vectors));
+      // Subnormal halves only (|x̃| < 2^-14, ±0 among them), which WGSL lets unpack2x16float read as
+      // ±0: every group's levels come from them, so one read as 0 changes its record.
+      const subnormal = Uint16Array.from(x, (v, k) => (v < 0 ? 0x8000 : 0) | ((181 * k + 7) % 0x400));
+      const subnormalValues = toFloat32Matrix({ rows: n, cols: vectors, data: subnormal }).data;
+      expectRecordsMatch(await gpuRecords(q, bits, subnormal, vectors), weightOnlyInputsI8(subnormalValues, q.columnScales, n, bits, vectors));
     }
   });
 
