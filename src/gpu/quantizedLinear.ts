@@ -155,9 +155,8 @@ export interface QuantizedLinearOptions {
    */
   readonly accumulate?: boolean;
   /**
-   * Format of x and y in GPU buffers. Default 'f32'. f16 outputs: |y| ≥ 65520 becomes ±Infinity (f16's
-   * range) and a NaN stays a NaN on every GPU; an in-range y rounds to nearest as the CPU's
-   * `float16Bits` on lavapipe, and within 1 f16 ulp (either neighbour, which WGSL allows) elsewhere.
+   * Format of x and y in GPU buffers. Default 'f32'. f16 outputs round as the CPU's `float16Bits` on
+   * every GPU: to nearest even, |y| ≥ 65520 to ±Infinity (f16's range), a NaN to a NaN.
    */
   readonly activations?: ActivationFormat;
   /**

@@ -2,7 +2,6 @@ import { afterAll, beforeAll } from 'vitest';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
-import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
 import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
 
 /*
@@ -137,18 +136,6 @@ export function f32FromBits(bits: number): number {
 /** Hex of a u32 bit pattern, for failure messages. */
 export function hex(bits: number): string {
   return `0x${(bits >>> 0).toString(16).padStart(8, '0')}`;
-}
-
-/**
- * The f16 bit patterns a WGSL conversion of `v` may give (pack2x16float rounds a value f16 cannot hold
- * to either neighbour): the nearest one and, unless `v` is exact in f16, the other neighbour.
- */
-export function f16Neighbours(v: number): number[] {
-  const nearest = float16Bits(v);
-  const back = fromFloat16Bits(nearest);
-  if (back === v) return [nearest];
-  // Bits grow with the magnitude within one sign.
-  return [nearest, Math.abs(back) < Math.abs(v) ? nearest + 1 : nearest - 1];
 }
 
 /** What {@link trackBuffers} returns. */

@@ -38,11 +38,12 @@ import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { contextOnTestDevice, f16Neighbours, gpuUnavailableReason, runWgslProbe, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, runWgslProbe, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { blockDither } from '../../src/quantize/universalCode.js';
+import { float16Bits } from '../../src/scalar/floatFormats.js';
 import counterHashSource from '../../shaders/counter_hash.wgsl?raw';
 
 // A case's first call compiles its pipelines (both dot paths, with and without subgroups). With a tile of
@@ -766,7 +767,7 @@ describe.skipIf(noGpu !== undefined)('GEMVs with a bias and f16 output (the Quan
               expect(halves[h], `${what}: half ${h} outside Y`).toBe(SENTINEL);
             } else {
               const v = Math.fround((plain[i] as number) + (biasValues[i % cols] as number));
-              expect(f16Neighbours(v), `${what}: f16 output ${i} (${v})`).toContain(halves[h]);
+              expect(halves[h], `${what}: f16 output ${i} (${v})`).toBe(float16Bits(v));
             }
           }
         }

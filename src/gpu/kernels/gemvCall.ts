@@ -266,9 +266,9 @@ export interface GemvOutputArgs {
   readonly biasFormat?: BiasFormat;
   /**
    * Y's format: 'f32' (default) or 'f16' (`f16_bits` of shaders/f16_convert.wgsl, as the epilogue
-   * kernel: round to nearest within f16's range — WGSL allows either neighbour, nearest on the
-   * adapters tested — ±Infinity from |y| ≥ 65520 and NaN for NaN, as on the CPU; written as halves
-   * of u32 words, so no 'shader-f16' is needed; `yOffset` a multiple of 2).
+   * kernel: rounded as the CPU's `float16Bits` on every GPU — to nearest even, ±Infinity from
+   * |y| ≥ 65520, NaN for NaN; written as halves of u32 words, so no 'shader-f16' is needed; `yOffset`
+   * a multiple of 2).
    */
   readonly outputFormat?: ActivationFormat;
   /**
