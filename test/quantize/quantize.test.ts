@@ -78,7 +78,7 @@ function codeBitsOf(q: number, d: number): number {
 }
 
 /**
- * Stored bits per entry of a universal matrix, from the packed layout (README, "Storage"): per column a
+ * Stored bits per entry of a universal matrix, from the packed layout (docs/FORMAT.md §6, "Universal"; README, "Presets"): per column a
  * stream of codes (codeBits each, back to back) and a stream of escape bits (1 per block), each padded
  * to whole u32 words; 4-bit ranks and 16-bit long escapes, each one stream padded to a word; an i32
  * per coordinate of an explicit escape; an f32 norm (and mean) per column.

@@ -40,7 +40,7 @@ import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl
  * GPU's f32 division), and ≈ s_g²/12 per coordinate but the group's largest where x̃'s rounding
  * residues are spread as Gaussian data's are: ≈ 2·10⁻⁵ of ‖ŵ‖²‖x‖² in NMSE, against d3-q6's own 0.05.
  * The rounding is a deterministic function of x: an x whose residues take one sign along a column
- * reaches the bound (README, "int8Inputs"). So it is not the library's exact product.
+ * reaches the bound (README, "Int8 inputs" under "Layers for models"). So it is not the library's exact product.
  *
  * Pieces:
  *   - `UniversalGemvI8Weights.create` repacks W's escapes once into a nibble per block
