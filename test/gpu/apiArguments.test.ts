@@ -6,17 +6,20 @@ import { requestGpuDevice } from '../../src/gpu/device.js';
 import { GpuEngine } from '../../src/gpu/engine.js';
 import { GpuDeviceLostError, isDeviceLost } from '../../src/gpu/errorScopes.js';
 import { gpuQuantizeLattice } from '../../src/gpu/gpuQuantize.js';
+import { dispatchEpilogue, dispatchF16ToF32 } from '../../src/gpu/kernels/activationIo.js';
 import { dispatchHadamard, dispatchHadamardInverse } from '../../src/gpu/kernels/hadamard.js';
+import { dispatchInputsI8, dispatchRotatedInputsI8 } from '../../src/gpu/kernels/inputsI8.js';
+import { dispatchUniversalDequantize } from '../../src/gpu/kernels/universalDequantize.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
 import { QuantizedLinear, type LinearWeight } from '../../src/gpu/quantizedLinear.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
 import { uploadWeightOnly, weightOnlyGemm, weightOnlyGemv } from '../../src/gpu/kernels/weightOnlyGemv.js';
-import { dispatchUniversalGemv, universalGemv } from '../../src/gpu/kernels/universalGemv.js';
+import { dispatchUniversalCallSums, dispatchUniversalGemv, universalGemv } from '../../src/gpu/kernels/universalGemv.js';
 import { dispatchUniversalGemvI8, universalGemvI8 } from '../../src/gpu/kernels/universalGemvI8.js';
 import { dispatchLatticeGemvI8, latticeGemvI8 } from '../../src/gpu/kernels/latticeGemvI8.js';
-import { dispatchE8ResidueGemvI8, e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
-import { d3QuadGemvI8, dispatchD3QuadGemvI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
+import { d3QuadGemvI8, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { dispatchLatticeGemv, latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
 import { d3GroupScaledGemvI8 } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
@@ -235,6 +238,29 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       }
       dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal });
       dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic });
+    });
+  });
+
+  it('the input-rounding, call-sums, dequantize, f16 widening and epilogue dispatches refuse keys outside their arguments before recording anything', async () => {
+    const buffer = createBuffer(context.device, 'stand-in', 4 * n, STORAGE_USAGE);
+    await expectEncoderStaysValid([buffer], (encoder, scratch) => {
+      // Before: a misspelt offset was ignored, so the call read or wrote from byte 0 without a sign.
+      // The keys are checked before anything else of the arguments, so stand-ins suffice.
+      const inputs = { w: {}, xRotated: buffer, rhs: 1, xRotatedOfset: 256 } as never;
+      const rotated = { w: {}, x: buffer, xRotated: buffer, rhs: 1, xOfset: 256 } as never;
+      for (const [name, call, misspelt] of [
+        ['dispatchInputsI8', () => dispatchInputsI8(context.device, encoder, scratch, inputs), 'xRotatedOfset'],
+        ['dispatchE8InputsI8', () => dispatchE8InputsI8(context.device, encoder, scratch, inputs), 'xRotatedOfset'],
+        ['dispatchD3QuadInputsI8', () => dispatchD3QuadInputsI8(context.device, encoder, scratch, inputs), 'xRotatedOfset'],
+        ['dispatchRotatedInputsI8', () => dispatchRotatedInputsI8(context.device, encoder, scratch, rotated), 'xOfset'],
+        ['dispatchRotatedE8InputsI8', () => dispatchRotatedE8InputsI8(context.device, encoder, scratch, rotated), 'xOfset'],
+        ['dispatchUniversalCallSums', () => dispatchUniversalCallSums(context.device, encoder, scratch, inputs), 'xRotatedOfset'],
+        ['dispatchUniversalDequantize', () => dispatchUniversalDequantize(context.device, encoder, scratch, { m: {}, output: buffer, outputOfset: 256 } as never), 'outputOfset'],
+        ['dispatchF16ToF32', () => dispatchF16ToF32(context.device, encoder, scratch, { input: buffer, output: buffer, count: 4, outputOfset: 256 } as never), 'outputOfset'],
+        ['dispatchEpilogue', () => dispatchEpilogue(context.device, encoder, scratch, { input: buffer, bias: null, rows: 4, columns: 1, output: buffer, format: 'f32', outputOfset: 256 } as never), 'outputOfset'],
+      ] as const) {
+        expect(call, name).toThrow(new RegExp(`^${name} arguments: unknown option '${misspelt}' \\(did you mean '${misspelt.replace('Ofset', 'Offset')}'\\?\\)`));
+      }
     });
   });
 

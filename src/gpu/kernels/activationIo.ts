@@ -1,5 +1,6 @@
 import { checkOutputNotRead } from '../latticeOperand.js';
 import { checkDispatch } from './dispatchChecks.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import ioSource from '../../../shaders/activation_io.wgsl?raw';
 import f16ConvertSource from '../../../shaders/f16_convert.wgsl?raw';
 import { check, checkPositiveInteger } from '../../errors.js';
@@ -72,6 +73,8 @@ export interface F16ToF32Args {
   readonly maxBindingBytes?: number;
 }
 
+const F16_TO_F32_ARG_KEYS = ['input', 'inputOffset', 'output', 'outputOffset', 'count', 'maxBindingBytes'] as const satisfies readonly (keyof F16ToF32Args)[];
+
 /**
  * Records the exact widening of `count` f16 values to f32. The values are converted a chunk at a time
  * when the f16 input or the f32 output is larger than one storage binding (each chunk binds a window of
@@ -83,6 +86,7 @@ export interface F16ToF32Args {
  */
 export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: F16ToF32Args): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchF16ToF32');
+  checkOptionsObject(args, F16_TO_F32_ARG_KEYS, 'dispatchF16ToF32 arguments');
   checkPositiveInteger(args.count, 'f16 → f32 count');
   const inputOffset = args.inputOffset ?? 0;
   const outputOffset = args.outputOffset ?? 0;
@@ -136,6 +140,8 @@ export interface EpilogueArgs {
   readonly format: ActivationFormat;
 }
 
+const EPILOGUE_ARG_KEYS = ['input', 'inputOffset', 'bias', 'biasOffset', 'rows', 'columns', 'output', 'outputOffset', 'format'] as const satisfies readonly (keyof EpilogueArgs)[];
+
 /**
  * Records y = t + b (bias optional) into `output` as f32 or f16 (rounded to nearest).
  *
@@ -144,6 +150,7 @@ export interface EpilogueArgs {
  */
 export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: EpilogueArgs): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchEpilogue');
+  checkOptionsObject(args, EPILOGUE_ARG_KEYS, 'dispatchEpilogue arguments');
   checkPositiveInteger(args.rows, 'epilogue rows');
   checkPositiveInteger(args.columns, 'epilogue columns');
   const count = args.rows * args.columns;

@@ -20,7 +20,7 @@ import type { DotPath } from './e8Matmul.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, gemvOnHost, type GemvWithSumsPipelines } from './gemvCall.js';
 import { i8LeaderCopies, leaderTableWgsl, PADDED_LEADER_ENTRIES, type LeaderCopies } from './gemvI8Common.js';
 import { gemvDecodeWithRulesWgsl } from './gemvDecode.js';
-import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
+import { d3InputsI8Form, dispatchInputsI8, dispatchRotatedInputsI8, INPUT_GROUP, INPUTS_I8_ARG_KEYS, inputsI8Key, type InputsI8, type InputsI8Operand, type RecordedInputsI8, type SharedInputsI8Arg } from './inputsI8.js';
 import { inputsI8ScalesFirst } from './inputsI8Layout.js';
 import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvShaderSource, GpuE8QuadMatrix, recordE8QuadGemv, type E8QuadGemvArgs, type E8QuadShape } from './e8ResidueGemvI8.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, latticeInt8InputsUnsupported, LARGEST_DOT } from './latticeGemvI8.js';
@@ -378,6 +378,8 @@ export interface D3QuadInputsI8Args {
  * dispatchD3QuadGemvI8(device, encoder, scratch, { w, inputsI8, y, rhs: 1, dotPath });
  */
 export function dispatchD3QuadInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: D3QuadInputsI8Args): RecordedInputsI8 {
+  checkDispatch(device, encoder, scratch, args, 'dispatchD3QuadInputsI8');
+  checkOptionsObject(args, INPUTS_I8_ARG_KEYS, 'dispatchD3QuadInputsI8 arguments');
   return dispatchInputsI8(device, encoder, scratch, { w: d3QuadInputsOperand(args.w), xRotated: args.xRotated, xRotatedOffset: args.xRotatedOffset ?? 0, rhs: args.rhs });
 }
 

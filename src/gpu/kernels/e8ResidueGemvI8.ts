@@ -32,7 +32,7 @@ import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { activationBytes } from './activationIo.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_CALL_ARG_KEYS, compileGemvWithSums, dispatchGemvRange, GEMV_OUTPUT_WGSL, gemvOnHost, gemvOutputFormat, resolveGemvOutput, type GemvCallArgs, type GemvOutputArgs, type GemvWithSumsPipelines } from './gemvCall.js';
-import { beginGemvI8, quantizeInputsI8, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
+import { beginGemvI8, INPUTS_I8_ARG_KEYS, quantizeInputsI8, ROTATED_INPUTS_I8_ARG_KEYS, rotateAndRound, type InputsI8Form, type RotatedInputsI8Args } from './inputsI8.js';
 import { E8_INPUT_GROUP, e8InputsBytes, e8InputsScalesFirst } from './inputsI8Layout.js';
 import { DETERMINISTIC_I8_GEMV_BINDINGS, multipleCubic } from './latticeGemvI8.js';
 import { quadRepackPipelines, quadRepackShaderSource, repackDeterministicQuads } from './quadRepack.js';
@@ -397,6 +397,7 @@ export interface E8InputsI8Args {
  */
 export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: E8InputsI8Args): RecordedE8InputsI8 {
   checkDispatch(device, encoder, scratch, args, 'dispatchE8InputsI8');
+  checkOptionsObject(args, INPUTS_I8_ARG_KEYS, 'dispatchE8InputsI8 arguments');
   const what = 'e8 inputs to int8';
   const { w, rhs } = args;
   checkPositiveInteger(rhs, `${what}: rhs`);
@@ -464,6 +465,7 @@ export type RotatedE8InputsI8Args = RotatedInputsI8Args<E8InputsOperand>;
  */
 export function dispatchRotatedE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedE8InputsI8Args): RecordedE8InputsI8 {
   checkDispatch(device, encoder, scratch, args, 'dispatchRotatedE8InputsI8');
+  checkOptionsObject(args, ROTATED_INPUTS_I8_ARG_KEYS, 'dispatchRotatedE8InputsI8 arguments');
   const { w, rhs } = args;
   return rotateAndRound(device, encoder, scratch, args, 'e8 inputs to int8: dispatchRotatedE8InputsI8', {
     groups: w.quadsPerColumn,

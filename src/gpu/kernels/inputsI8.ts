@@ -1,4 +1,5 @@
 import { checkDispatch } from './dispatchChecks.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import inputSource from '../../../shaders/gemv_i8_inputs.wgsl?raw';
 import int8GroupSource from '../../../shaders/int8_group.wgsl?raw';
 import { check, checkPositiveInteger, counted } from '../../errors.js';
@@ -86,6 +87,9 @@ export interface InputsI8Args {
   readonly rhs: number;
 }
 
+/** The keys of {@link InputsI8Args}, which the E8 and D3 quad forms of the call share. */
+export const INPUTS_I8_ARG_KEYS = ['w', 'xRotated', 'xRotatedOffset', 'rhs'] as const satisfies readonly (keyof InputsI8Args)[];
+
 /**
  * Records x̃ → int8 (groups of 12, scale max|x̃|/127) into `encoder` in a pass of its own, into two
  * scratch buffers, once for several int8-input GEMVs that read the same x̃. x̃ and the rounded inputs
@@ -98,6 +102,7 @@ export interface InputsI8Args {
  */
 export function dispatchInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: InputsI8Args): RecordedInputsI8 {
   checkDispatch(device, encoder, scratch, args, 'dispatchInputsI8');
+  checkOptionsObject(args, INPUTS_I8_ARG_KEYS, 'dispatchInputsI8 arguments');
   const { w, rhs } = args;
   checkPositiveInteger(rhs, 'int8 inputs: rhs');
   const offset = args.xRotatedOffset ?? 0;
@@ -137,6 +142,9 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
   readonly batchedLoads?: boolean;
 }
 
+/** The keys of {@link RotatedInputsI8Args}. */
+export const ROTATED_INPUTS_I8_ARG_KEYS = ['w', 'x', 'xOffset', 'inputFormat', 'xRotated', 'rhs', 'spread', 'batchedLoads'] as const satisfies readonly (keyof RotatedInputsI8Args)[];
+
 /**
  * Records x̃ = R·X with W's seed into `xRotated` and x̃ rounded to int8 for W (as `dispatchHadamard`
  * then `dispatchInputsI8`, bit for bit): in the rotation's own dispatches where its last stage takes
@@ -149,6 +157,7 @@ export interface RotatedInputsI8Args<W extends Pick<InputsI8Operand, 'rows' | 'k
  */
 export function dispatchRotatedInputsI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: RotatedInputsI8Args): RecordedInputsI8 {
   checkDispatch(device, encoder, scratch, args, 'dispatchRotatedInputsI8');
+  checkOptionsObject(args, ROTATED_INPUTS_I8_ARG_KEYS, 'dispatchRotatedInputsI8 arguments');
   const { w, rhs } = args;
   const groups = inputGroupsOf(w);
   return rotateAndRound(device, encoder, scratch, args, 'int8 inputs: dispatchRotatedInputsI8', {

@@ -1,4 +1,5 @@
 import { checkDispatch } from './dispatchChecks.js';
+import { checkOptionsObject } from '../../quantize/strictOptions.js';
 import dequantizeSource from '../../../shaders/universal_dequantize.wgsl?raw';
 import { check, describeValue } from '../../errors.js';
 import type { Matrix } from '../../matrix.js';
@@ -81,6 +82,7 @@ export interface UniversalDequantizeArgs {
  */
 export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalDequantizeArgs): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchUniversalDequantize');
+  checkOptionsObject(args, ['m', 'output', 'outputOffset', 'maxBindingBytes', 'normalizeColumns'] satisfies (keyof UniversalDequantizeArgs)[], 'dispatchUniversalDequantize arguments');
   const { m } = args;
   const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
   const outputOffset = args.outputOffset ?? 0;

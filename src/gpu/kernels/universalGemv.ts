@@ -440,6 +440,8 @@ export interface UniversalCallSumsArgs {
   readonly maxBindingBytes?: number;
 }
 
+const UNIVERSAL_CALL_SUMS_ARG_KEYS = ['w', 'xRotated', 'xRotatedOffset', 'x', 'xOffset', 'rhs', 'maxBindingBytes'] as const satisfies readonly (keyof UniversalCallSumsArgs)[];
+
 /**
  * Records the universal GEMV's per-call sums into `encoder`, in a pass of their own, once for several
  * GEMVs that read the same x̃ (layers quantized with one seed reading one input: an attention block's
@@ -455,6 +457,7 @@ export interface UniversalCallSumsArgs {
  */
 export function dispatchUniversalCallSums(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalCallSumsArgs): RecordedCallSums {
   checkDispatch(device, encoder, scratch, args, 'dispatchUniversalCallSums');
+  checkOptionsObject(args, UNIVERSAL_CALL_SUMS_ARG_KEYS, 'dispatchUniversalCallSums arguments');
   const what = 'universal gemv call sums';
   const { w, rhs } = args;
   const layout = checkGpuUniversalMatrix(w, 'W');
