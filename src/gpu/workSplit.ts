@@ -57,43 +57,21 @@ export function bindingWindow(start: number, byteLength: number, alignment: numb
 }
 
 /**
- * The window over f16 values (2 bytes each) from byte `byteOffset` (a multiple of 2): the 4-byte
- * aligned binding around them, and the half index of the first value in it (a kernel reads and writes
- * halves of u32 words).
- *
- * @example
- * halfWindow(1002, 6, 256); // { window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 }
- */
-export function halfWindow(byteOffset: number, byteLength: number, alignment: number): { window: BindingWindow; firstHalf: number } {
-  const start = Math.floor(byteOffset / 4) * 4;
-  const end = Math.ceil((byteOffset + byteLength) / 4) * 4;
-  const window = bindingWindow(start, end - start, alignment);
-  return { window, firstHalf: 2 * window.firstElement + (byteOffset - start) / 2 };
-}
-
-/**
- * The window of f16 data for a kernel that reads it as halves of u32 words: `halfWindow`'s window with
- * `firstElement` counting halves (the index the shader uses), not words.
- *
- * @example
- * halfElementWindow(1002, 6, 256).firstElement; // 117
- */
-export function halfElementWindow(byteOffset: number, byteLength: number, alignment: number): BindingWindow {
-  const { window, firstHalf } = halfWindow(byteOffset, byteLength, alignment);
-  return { ...window, firstElement: firstHalf };
-}
-
-/**
  * The window over `count` values of `bytes` each from byte `byteOffset`, with `firstElement` the index
- * the shader uses: f32 (or any 4-byte) values bound as words (`bindingWindow`), 16-bit values (f16,
- * bf16) as halves of words (`halfElementWindow`).
+ * the shader uses: f32 (or any 4-byte) values bound as words (`bindingWindow`); 16-bit values (f16,
+ * bf16; `byteOffset` a multiple of 2) as halves of u32 words, the binding covering the whole words
+ * around them (the last value's too) and `firstElement` counting halves.
  *
  * @example
- * valuesWindow(1002, 3, 2, 256).firstElement; // 117, a half index
+ * valuesWindow(1002, 3, 2, 256); // { offset: 768, size: 240, firstElement: 117 }: words from 1000, half 2·58 + 1
  * valuesWindow(1000, 3, 4, 256).firstElement; // 58, a word index
  */
 export function valuesWindow(byteOffset: number, count: number, bytes: 2 | 4, alignment: number): BindingWindow {
-  return bytes === 2 ? halfElementWindow(byteOffset, 2 * count, alignment) : bindingWindow(byteOffset, 4 * count, alignment);
+  if (bytes === 4) return bindingWindow(byteOffset, 4 * count, alignment);
+  const start = Math.floor(byteOffset / 4) * 4;
+  const end = Math.ceil((byteOffset + 2 * count) / 4) * 4;
+  const words = bindingWindow(start, end - start, alignment);
+  return { ...words, firstElement: 2 * words.firstElement + (byteOffset - start) / 2 };
 }
 
 /**

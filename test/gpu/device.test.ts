@@ -8,7 +8,7 @@ import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
 import { withValidation } from '../../src/gpu/errorScopes.js';
 import { BufferUsage, checkBufferSize, createBuffer, createBufferWithData, readBuffer, recordReadback, STORAGE_USAGE, uploadToBuffer } from '../../src/gpu/buffers.js';
 import { UniformPacker } from '../../src/gpu/uniforms.js';
-import { bindingCap, bindingWindow, halfElementWindow, halfWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../../src/gpu/workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../../src/gpu/workSplit.js';
 import { gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
 
 const noGpu = await gpuUnavailableReason();
@@ -106,16 +106,13 @@ describe('shared helpers (CPU)', () => {
     expect(() => itemsPerBinding(1000, 1000, 256)).toThrow(/does not fit/);
   });
 
-  it('halfWindow binds the whole words around f16 values and counts the first value in halves', () => {
+  it('valuesWindow binds the whole words around 16-bit values and counts the first value in halves; 32-bit values in words', () => {
     // Bytes [1002, 1008): words [1000, 1008), bound from 768 (the aligned offset below), first half 2·58 + 1.
-    expect(halfWindow(1002, 6, 256)).toEqual({ window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 });
-    // Bytes [1002, 1006) end mid-word: the binding must still hold the word [1004, 1008) of the last value.
-    expect(halfWindow(1002, 4, 256)).toEqual({ window: { offset: 768, size: 240, firstElement: 58 }, firstHalf: 117 });
-    expect(halfWindow(1000, 2, 256)).toEqual({ window: { offset: 768, size: 236, firstElement: 58 }, firstHalf: 116 });
-    expect(halfElementWindow(1002, 6, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
-    // valuesWindow counts values: 3 halves from byte 1002 as above, 3 words from byte 1000 bound from 768
-    // (232 bytes of slack + 12), first word 232 / 4.
     expect(valuesWindow(1002, 3, 2, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
+    // Bytes [1002, 1006) end mid-word: the binding must still hold the word [1004, 1008) of the last value.
+    expect(valuesWindow(1002, 2, 2, 256)).toEqual({ offset: 768, size: 240, firstElement: 117 });
+    expect(valuesWindow(1000, 1, 2, 256)).toEqual({ offset: 768, size: 236, firstElement: 116 });
+    // 3 words from byte 1000 bound from 768 (232 bytes of slack + 12), first word 232 / 4.
     expect(valuesWindow(1000, 3, 4, 256)).toEqual({ offset: 768, size: 244, firstElement: 58 });
   });
 
