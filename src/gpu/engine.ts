@@ -448,11 +448,12 @@ export class GpuEngine {
   private matvecInput(w: GpuLatticeMatrix, x: Float32Array | Matrix | GpuMatrixInput, temporary: (buffer: GPUBuffer) => void, exponents: Int32Array | null = null): GpuMatrixInput {
     const xMatrix = hostMatrix(x);
     if (xMatrix !== null) {
-      checkProductRange(w.maxColumnNorm, largestColumnNorm(xMatrix));
+      const xNorm = largestColumnNorm(xMatrix);
+      checkProductRange(w.maxColumnNorm, xNorm);
       const data = exponents === null ? xMatrix.data : scaledColumns(xMatrix, exponents);
       // The GEMV's limit is on what the GPU reads: x, or matvec's x scaled per column to a largest
       // entry in [1, 2) (a norm of at most 2·√n, far inside it), whose result matvec scales back.
-      checkGemvInputNorm(w, exponents === null ? largestColumnNorm(xMatrix) : largestColumnNorm({ ...xMatrix, data }));
+      checkGemvInputNorm(w, exponents === null ? xNorm : largestColumnNorm({ ...xMatrix, data }));
       const buffer = createBufferWithData(this.device, 'GpuEngine.matvec x', data, STORAGE_USAGE);
       temporary(buffer);
       return { buffer, rows: xMatrix.rows, cols: xMatrix.cols };
