@@ -321,6 +321,17 @@ export const GEMV_OUTPUT_WGSL = `${f16ConvertSource}\n${outputSource}`;
 /** The keys of {@link GemvOutputArgs}, for the strict argument checks of the calls that take them. */
 export const GEMV_OUTPUT_ARG_KEYS = ['bias', 'biasOffset', 'biasFormat', 'outputFormat', 'accumulate'] as const satisfies readonly (keyof GemvOutputArgs)[];
 
+/**
+ * The output arguments `args` gives (those of GEMV_OUTPUT_ARG_KEYS that are not undefined), for a call
+ * that passes them on to a GEMV: an output argument added later is forwarded without a list of its own
+ * (a hand-written copy once dropped `accumulate`).
+ */
+export function gemvOutputArgs(args: GemvOutputArgs): GemvOutputArgs {
+  const given: Record<string, unknown> = {};
+  for (const key of GEMV_OUTPUT_ARG_KEYS) if (args[key] !== undefined) given[key] = args[key];
+  return given as GemvOutputArgs;
+}
+
 /** The keys of {@link GemvCallArgs} (with GEMV_OUTPUT_ARG_KEYS, what the GEMV dispatches' key lists start from). */
 export const GEMV_CALL_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'] as const satisfies readonly (keyof GemvCallArgs)[];
 

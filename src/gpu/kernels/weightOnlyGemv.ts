@@ -22,7 +22,7 @@ import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../workSplit.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
-import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_OUTPUT_WGSL, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, GEMV_OUTPUT_WGSL, gemvOutputArgs, gemvOutputFormat, resolveGemvOutput, type GemvOutputArgs } from './gemvCall.js';
 import { dispatchHadamard } from './hadamard.js';
 import { DOT_PATHS, type DotPath } from './e8Matmul.js';
 import { dispatchWeightOnlyInputsI8, weightOnlyI8Constants, weightOnlyI8RecordWords, type RecordedWeightOnlyInputsI8 } from './weightOnlyInputsI8.js';
@@ -584,11 +584,7 @@ export class WeightOnlyGpuMatrix {
       rowVec4s,
       vectors,
       yOffset: args.yOffset ?? 0,
-      bias: args.bias ?? null,
-      ...(args.biasOffset === undefined ? {} : { biasOffset: args.biasOffset }),
-      ...(args.biasFormat === undefined ? {} : { biasFormat: args.biasFormat }),
-      ...(args.outputFormat === undefined ? {} : { outputFormat: args.outputFormat }),
-      ...(args.accumulate === undefined ? {} : { accumulate: args.accumulate }),
+      ...gemvOutputArgs(args),
       ...(args.maxBindingBytes === undefined ? {} : { maxBindingBytes: args.maxBindingBytes }),
       ...(args.vectorBlock === undefined ? {} : { vectorBlock: args.vectorBlock }),
     };
