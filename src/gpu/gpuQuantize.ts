@@ -21,7 +21,7 @@ import { deterministicNormBound, gpuLatticeMetadata, latticeCodeBits, latticeMat
 import { checkMatrixInput, gpuMatrixInputSnapshot, isCpuMatrix, type GpuMatrixInput } from './matrixInput.js';
 import { GpuScratch } from './scratch.js';
 import { uploadCheckedUniversalMatrix, type GpuUniversalQuantizedMatrix } from './universalOperand.js';
-import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
+import { bindingCap, itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 export type { GpuMatrixInput } from './matrixInput.js';
 
@@ -343,7 +343,7 @@ async function quantizeDeterministicUnlocked(
     const status = scratch.buffer('quantize status', QUANTIZE_STATUS_BYTES, STORAGE_USAGE);
 
     const alignment = device.limits.minStorageBufferOffsetAlignment;
-    const maxBinding = Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const maxBinding = bindingCap(device, maxBindingBytes, 'GPU quantize');
     const chunkCols = Math.min(
       cols,
       itemsPerBinding(4 * length, scratchChunkBytes(length, maxBinding, alignment), alignment),

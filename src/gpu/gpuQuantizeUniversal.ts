@@ -22,7 +22,7 @@ import {
 import { GpuScratch } from './scratch.js';
 import { columnNormBound, ORDINARY_DECODE_RATIO } from './latticeOperand.js';
 import { escapeTableWords, GpuUniversalQuantizedMatrix, ordinaryUniversalDecodeRatio, universalOperandLayout } from './universalOperand.js';
-import { itemsPerBinding, scratchChunkBytes } from './workSplit.js';
+import { bindingCap, itemsPerBinding, scratchChunkBytes } from './workSplit.js';
 
 /*
  * The universal lattice quantizer on the GPU: column prep → randomized Hadamard rotation → universal
@@ -88,7 +88,7 @@ export async function gpuQuantizeUniversalUnlocked(
     const denseIds = scratch.buffer(`${name} dense escape ids`, denseBytes, STORAGE_USAGE);
     const roots = createRootsUniform(device, scratch, codec);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
-    const maxBinding = Math.min(maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const maxBinding = bindingCap(device, maxBindingBytes, 'GPU quantize');
     const chunkCols = Math.min(
       cols,
       itemsPerBinding(4 * length, scratchChunkBytes(length, maxBinding, alignment), alignment),

@@ -12,7 +12,7 @@ import { BufferUsage } from './buffers.js';
 import { checkBufferRange } from './bufferRange.js';
 import type { GpuUniversalMatrix } from './universalOperand.js';
 import type { GpuScratch } from './scratch.js';
-import { bindingWindow, itemsPerBinding, type BindingWindow } from './workSplit.js';
+import { bindingCap, bindingWindow, type BindingWindow, itemsPerBinding } from './workSplit.js';
 
 /**
  * A deterministic lattice-quantized matrix whose per-block and per-column fields live in GPU buffers:
@@ -584,7 +584,7 @@ export function planProductChunks(
   const { a, b, c, cOffset } = operands;
   checkBufferRange(c, cOffset, 4 * a.cols * b.cols, `${label}: C`);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(operands.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, operands.maxBindingBytes, 'product');
   const maxColumnsPerGrid = device.limits.maxComputeWorkgroupsPerDimension * tile;
   const aRanges = columnRanges(a.cols, Math.min(operandColumnsPerBinding(a, maxBinding, alignment), maxColumnsPerGrid));
   const bRanges = columnRanges(

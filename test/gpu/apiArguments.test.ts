@@ -264,6 +264,22 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     });
   });
 
+  it('maxBindingBytes that is not a positive integer is refused by name by the rotation, dequantize and weight-only kernels (they took min(it, the limit) by hand)', async () => {
+    const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
+    const output = createBuffer(context.device, 'output', 4 * n * 4, STORAGE_USAGE);
+    const universal = engine.upload(quantize(gaussianMatrix(n, 4, 12), { scheme: 'e8-4bit', nonce: 12 }) as UniversalLatticeMatrix);
+    const weightOnly = quantizeWeights(gaussianMatrix(n, 16, 13), null, { method: 'rtn', rate: 3 });
+    for (const bad of [1.5, Number.NaN, 0]) {
+      const named = new RegExp(`maxBindingBytes must be a positive integer, got ${String(bad)}$`);
+      await expectEncoderStaysValid([input, output], (encoder, scratch) => {
+        expect(() => dispatchHadamard(context.device, encoder, scratch, { input, output, rows: n, cols: 1, seed: 1, maxBindingBytes: bad })).toThrow(named);
+        expect(() => dispatchUniversalDequantize(context.device, encoder, scratch, { m: universal, output, maxBindingBytes: bad })).toThrow(named);
+      });
+      await expect(weightOnlyGemv(context.device, weightOnly, new Float32Array(n).fill(1), { maxBindingBytes: bad })).rejects.toThrow(named);
+    }
+    universal.destroy();
+  });
+
   it('maxBindingBytes too small for one item says how much the alignment slack needs', async () => {
     const alignment = context.device.limits.minStorageBufferOffsetAlignment;
     await expect(gpuQuantizeLattice(context.device, gaussianMatrix(100, 2, 5), { scheme: 'e8-4bit', nonce: 5, maxBindingBytes: 512 })).rejects.toThrow(

@@ -7,7 +7,7 @@ import { firstNonFinite } from '../../matrix.js';
 import { createKernelBindGroup, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import type { UniformPacker } from '../uniforms.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { bindingCap, bindingWindow, type BindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * What the column GEMV baselines (f32Gemv.ts, f16Gemv.ts, int4Gemv.ts) share: 8 output columns per
@@ -114,7 +114,7 @@ export interface ColumnGemvCall {
 export function recordColumnGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, call: ColumnGemvCall): void {
   const { kernel, cols } = call;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(call.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, call.maxBindingBytes, kernel);
   const xWindow = bindingWindow(call.x.offset, call.x.bytes, alignment);
   check(xWindow.size <= maxBinding, () => `${kernel}: x (${call.x.bytes / 4} f32) is larger than one storage binding (${maxBinding} bytes)`);
   const columnsPerChunk = call.weights.reduce((fewest, stream) => Math.min(fewest, itemsPerBinding(stream.bytesPerColumn, maxBinding, alignment)), itemsPerBinding(4, maxBinding, alignment));

@@ -6,7 +6,7 @@ import { BufferUsage } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
 
 /*
@@ -149,7 +149,7 @@ export function dispatchColumnPrep(device: GPUDevice, encoder: GPUCommandEncoder
   check(!args.center || args.means !== null, 'column prep: centring needs a means buffer');
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchColumnPrep');
   const columnsPerChunk = itemsPerBinding(4 * rows, maxBinding, alignment);
   const means = args.means ?? scratch.buffer('column prep (no means)', 4, BufferUsage.STORAGE);
   const { layout, pipeline } = pipelines.get(device);

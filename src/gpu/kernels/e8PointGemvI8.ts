@@ -19,7 +19,7 @@ import { checkGpuUniversalMatrix, universalDitherUnit, type GpuUniversalMatrix }
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { GEMV_OUTPUT_ARG_KEYS, GEMV_CALL_ARG_KEYS, gemvOnHost } from './gemvCall.js';
 import { e8ColumnSideBytes, e8QuadGemvParamsLayout, e8QuadGemvPipelines, e8QuadGemvShaderSource, GpuE8QuadMatrix, recordE8QuadGemv, type E8InputsI8Values, type E8QuadGemvArgs, type E8QuadGemvVariant } from './e8ResidueGemvI8.js';
 
@@ -150,7 +150,7 @@ export class GpuE8PointMatrix extends GpuE8QuadMatrix {
     check(why === null, () => `${what}: ${why ?? ''}`);
     const quads = e8ResidueQuads(m.blocksPerColumn);
     const alignment = device.limits.minStorageBufferOffsetAlignment;
-    const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const maxBinding = bindingCap(device, options.maxBindingBytes, what);
     const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
     check(keysBytes(m.cols) <= maxBinding, () => `${what}: the dither keys of ${m.cols} columns do not fit one storage binding (${maxBinding} bytes)`);
     const perRange = Math.min(

@@ -15,7 +15,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid, type BindingWindow } from '../workSplit.js';
+import { bindingCap, bindingWindow, type BindingWindow, itemsPerBinding, valuesWindow, workgroupGrid } from '../workSplit.js';
 import { ACTIVATION_FORMATS, activationBytes, type ActivationFormat } from './activationIo.js';
 import { E8_INPUT_GROUP, INPUT_GROUP, INT8_OUTPUT_LAYOUTS } from './inputsI8Layout.js';
 
@@ -594,7 +594,7 @@ function recordRotation(
 
   const plan = planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { workgroupElements: args.workgroupElements, columns: cols, spread: args.spread, length });
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, what);
   const columnsPerChunk = Math.min(
     itemsPerBinding(4 * rows, maxBinding, alignment),
     itemsPerBinding(4 * length, maxBinding, alignment),

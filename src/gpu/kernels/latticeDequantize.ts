@@ -22,7 +22,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dequantizeOptionsSnapshot, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 
 /*
@@ -125,7 +125,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
   const exponents = args.normalizeColumns ?? scratch.buffer('dequantize: unused exponents', 4, STORAGE_USAGE);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchLatticeDequantize');
   const words = operandWordsPerColumn(m);
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   const ranges = columnRanges(

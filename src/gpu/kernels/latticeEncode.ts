@@ -14,7 +14,7 @@ import { BufferUsage, createBufferWithData, UNIFORM_USAGE, uploadToBuffer } from
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkReductionLanes, QUANTIZE_STATUS_BYTES } from './columnPrep.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
 
@@ -272,7 +272,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
   check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `lattice encode: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchLatticeEncode');
   const columnsPerChunk = Math.min(
     itemsPerBinding(4 * length, maxBinding, alignment),
     itemsPerBinding(4 * codeLayout.wordsPerColumn, maxBinding, alignment),

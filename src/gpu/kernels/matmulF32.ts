@@ -6,7 +6,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, type BindingWindow } from '../workSplit.js';
+import { bindingCap, bindingWindow, type BindingWindow, itemsPerBinding } from '../workSplit.js';
 
 /*
  * The f32 baseline C = AᵀB (shaders/matmul_f32.wgsl): column-major A (n × aCols), B (n × bCols),
@@ -135,7 +135,7 @@ export function dispatchMatmulF32(
   const bOffset = args.bOffset ?? 0;
   const cOffset = args.cOffset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'product');
   checkBufferRange(args.a, aOffset, 4 * n * aCols, 'matmul: A');
   checkBufferRange(args.b, bOffset, 4 * n * bCols, 'matmul: B');
   checkBufferRange(args.c, cOffset, 4 * aCols * bCols, 'matmul: C');

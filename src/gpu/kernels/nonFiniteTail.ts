@@ -6,7 +6,7 @@ import { columnRanges } from '../latticeOperand.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, valuesWindow } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow } from '../workSplit.js';
 import { activationBytes, type ActivationFormat } from './activationIo.js';
 
 /*
@@ -76,7 +76,7 @@ export function dispatchNonFiniteTail(device: GPUDevice, encoder: GPUCommandEnco
   check(args.x !== args.y, `${what}: x and y must be different buffers`);
   if (kept === rows) return;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, what);
   // One workgroup per right-hand side; a range's x and Y each fit one binding (Y counted as f32, which
   // leaves room for the whole words around f16 halves, as beginGemv counts it).
   const perDispatch = Math.min(itemsPerBinding(4 * rows, maxBinding, alignment), itemsPerBinding(4 * cols, maxBinding, alignment), device.limits.maxComputeWorkgroupsPerDimension);

@@ -3,7 +3,7 @@ import { checkBufferRange } from '../bufferRange.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * Means and Gram diagonal of the universal product (shaders/product_epilogue.wgsl), applied to C after
@@ -77,7 +77,7 @@ export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEn
   const { layout, pipeline } = pipelines.get(device);
   const label = 'product epilogue';
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'product epilogue');
   // C is bound a chunk of columns at a time (a caller's C, or the buffer holding it, may exceed one binding).
   const columnsPerChunk = itemsPerBinding(4 * args.aCols, maxBinding, alignment);
   const pass = encoder.beginComputePass({ label });

@@ -6,7 +6,7 @@ import { checkGpuDeterministicMatrix, checkMatrixUsable, columnRanges, columnSid
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 
 /*
  * The repack of a deterministic matrix on the GPU into a quad form (the E8 residue form,
@@ -79,7 +79,7 @@ export function repackDeterministicQuads(device: GPUDevice, m: GpuDeterministicM
   const [first, second] = spec.outputs;
   const words = operandWordsPerColumn(m);
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, options.maxBindingBytes, 'quad repack');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   const perRange = Math.min(
     operandColumnsPerBinding(m, maxBinding, alignment),

@@ -6,7 +6,7 @@ import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBin
 import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow } from '../workSplit.js';
+import { bindingCap, bindingWindow } from '../workSplit.js';
 
 /*
  * The streaming-read kernel (shaders/stream_read.wgsl): reads a buffer once, 16 bytes per load, 4
@@ -71,7 +71,7 @@ export interface StreamReadArgs {
 function streamReadPlan(device: GPUDevice, args: Pick<StreamReadArgs, 'bytes' | 'offset' | 'workgroups' | 'maxBindingBytes'>): { first: number; words: number; groups: number }[] {
   const offset = args.offset ?? 0;
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'stream read');
   // Words per dispatch: what one binding holds after the alignment slack, and what u32 indices allow.
   const perDispatch = Math.min(Math.floor((maxBinding - (alignment - 16)) / 16), 2 ** 30);
   check(perDispatch >= 1, () => `stream read: a storage binding of ${maxBinding} bytes is too small`);

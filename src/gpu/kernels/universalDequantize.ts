@@ -12,7 +12,7 @@ import { runAndRead } from '../runAndRead.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
 import { checkGpuUniversalMatrix, universalDitherUnit, universalPointUnit, type GpuUniversalMatrix } from '../universalOperand.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { dequantizeOptionsSnapshot, dispatchHadamardInverse, type HadamardOptions } from './hadamard.js';
 import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumnsPerBinding, universalDecodeWgsl, universalOperandWindows } from './universalWgsl.js';
 
@@ -94,7 +94,7 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
   const exponents = args.normalizeColumns ?? scratch.buffer('universal dequantize: unused exponents', 4, STORAGE_USAGE);
 
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchUniversalDequantize');
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
   const ranges = columnRanges(
     m.cols,

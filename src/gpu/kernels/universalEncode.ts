@@ -9,7 +9,7 @@ import { BufferUsage, UNIFORM_USAGE, uploadToBuffer } from '../buffers.js';
 import { createKernelBindGroup, createKernelPipeline, KernelPipelines, windowBinding } from '../pipelines.js';
 import type { GpuScratch } from '../scratch.js';
 import { UniformLayout } from '../uniformLayout.js';
-import { bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
+import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../workSplit.js';
 import { checkReductionLanes } from './columnPrep.js';
 import { f32ScalingWgsl } from './f32Scaling.js';
 import { universalLatticeWgsl } from './universalWgsl.js';
@@ -158,7 +158,7 @@ export function dispatchUniversalEncode(device: GPUDevice, encoder: GPUCommandEn
   checkBufferRange(args.side, 0, 4 * (columnOffset + cols), 'universal encode: side');
   checkBufferRange(args.work, 0, 4 * universalWorkWords(shape), 'universal encode: work');
   const alignment = device.limits.minStorageBufferOffsetAlignment;
-  const maxBinding = Math.min(args.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+  const maxBinding = bindingCap(device, args.maxBindingBytes, 'dispatchUniversalEncode');
   const perDispatch = Math.min(
     itemsPerBinding(4 * shape.length, maxBinding, alignment),
     itemsPerBinding(4 * shape.codeWords, maxBinding, alignment),
