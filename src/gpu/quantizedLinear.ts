@@ -541,9 +541,10 @@ export class QuantizedLinear {
     } else if (bias !== null) {
       check(typeof bias === 'object' && !ArrayBuffer.isView(bias) && !Array.isArray(bias), () => `bias must be a Float32Array, a Uint16Array (with biasFormat), a GPUBuffer, a slice { buffer, offset } or null, got ${describeValue(bias)}`);
       // A 16-bit bias may start at any half: the GEMV binds the word holding its first one.
-      biasSlice = slice(bias, 'bias', biasBytes(biasFormat));
+      const bytes = biasBytes(biasFormat);
+      biasSlice = slice(bias, 'bias', bytes);
       // A usable storage buffer with room (checkBufferRange, inside, checks the usage first).
-      checkSliceRoom(biasSlice, biasBytes(biasFormat) * this.outFeatures, 'bias', biasBytes(biasFormat));
+      checkSliceRoom(biasSlice, bytes * this.outFeatures, 'bias', bytes);
     }
     this.ownsBias = hostBias;
     this.biasOffset = biasSlice?.offset ?? 0;

@@ -383,9 +383,10 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   let biasWindow: ValuesWindow = { binding: { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) }, first: 0 };
   if (bias !== null) {
     const biasOffset = args.biasOffset ?? 0;
-    checkBufferRange(bias, biasOffset, biasBytes(biasFormat) * cols, `${what}: bias`, biasBytes(biasFormat));
+    const bytes = biasBytes(biasFormat);
+    checkBufferRange(bias, biasOffset, bytes * cols, `${what}: bias`, bytes);
     check(bias !== args.y, `${what}: bias and y must be different buffers`);
-    biasWindow = boundValues(bias, biasOffset, cols, biasBytes(biasFormat));
+    biasWindow = boundValues(bias, biasOffset, cols, bytes);
   }
   const yBytes = activationBytes(format);
   const elementWindow = (start: number, count: number): ValuesWindow => boundValues(args.y, yOffset + yBytes * start, count, yBytes);
