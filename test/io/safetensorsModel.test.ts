@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,22 @@ describe('a model in shards behind a shard index', () => {
       await model.close();
     }
     await model.close(); // twice is harmless
+  });
+
+  it('follows shards that are symbolic links in the index folder (a Hugging Face cache snapshot links them to its blobs)', async () => {
+    const snapshot = join(directory, 'snapshot');
+    await mkdir(snapshot);
+    await symlink(join('..', SHARD_1), join(snapshot, SHARD_1));
+    await symlink(join('..', SHARD_2), join(snapshot, SHARD_2));
+    const path = join(snapshot, 'model.safetensors.index.json');
+    await writeFile(path, JSON.stringify({ weight_map: weightMap }));
+    const model = await openSafetensorsModel(path);
+    try {
+      expect(await model.readTensorAsFloat32('up.weight')).toEqual(up);
+      expect(await model.readTensorAsFloat32('down.weight')).toEqual(down);
+    } finally {
+      await model.close();
+    }
   });
 
   it('a plain .safetensors path is one file', async () => {
@@ -140,6 +156,13 @@ describe('a model in shards behind a shard index', () => {
   it('refuses an index that is not a regular file, or is not there', async () => {
     expect(await refusalOf(join(directory, 'folder.json'))).toMatch(/shard index ".*folder\.json" is not a regular file/);
     expect(await refusalOf(join(directory, 'absent.index.json'))).toMatch(/cannot open shard index ".*absent\.index\.json"/);
+  });
+
+  it('refuses an index of more than 100 MB (the safetensors header bound) before reading it', async () => {
+    // A sparse file: nothing is written, and the refusal must come from its size, not from parsing it.
+    const path = await indexFile('huge.index.json', '');
+    await truncate(path, 100_000_001);
+    expect(await refusalOf(path)).toMatch(/^shard index ".*huge\.index\.json" has 100000001 bytes, more than the 100000000 an index may have$/);
   });
 
   it("refuses a model's folder (what a download gives) naming what to pass instead", async () => {

@@ -3,7 +3,7 @@ import { LatticeMatmulError } from '../../src/errors.js';
 import { forEachEscapedBlock } from '../../src/format/container.js';
 import { e8PointOverflowOnHost } from '../../src/gpu/universalOperand.js';
 import { HUGE_ESCAPE, rootOfRank } from '../../src/lattices/escapes.js';
-import { E8_POINT_LIMIT } from '../../src/quantize/e8Points.js';
+import { E8_POINT_LIMIT, e8PointForm } from '../../src/quantize/e8Points.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -228,6 +228,37 @@ describe('UniversalEscapeWalker: one walk over a universal matrix’s escape str
     codes[index] = 32;
     codesHigh[index] = 0;
     expect(e8PointOverflowOnHost({ ...wide, codes, codesHigh })).toEqual({ column: Math.floor(index / wide.blocksPerColumn), block: index % wide.blocksPerColumn, coordinate: -128 });
+  });
+
+  it('e8PointOverflowOnHost agrees with e8PointForm on 240 quantized matrices with spikes: same verdict, same first block', () => {
+    // docs/RELIABILITY.md cites this count. The host check decodes only the blocks its bound cannot
+    // clear; e8PointForm decodes every block, so it is the twin. Unrotated columns with a spike of
+    // 2^0 … 2^8 times a quarter of √n on Gaussian entries: some fit int8, some do not.
+    const schemes = ['e8-2bit', 'e8-3bit', 'e8-4bit', 'e8-5bit', 'e8-q16'] as const;
+    let refused = 0;
+    for (let seed = 0; seed < 240; seed++) {
+      const n = [64, 128, 256][seed % 3] as number;
+      const a = gaussianMatrix(n, 4, seed);
+      for (let j = 1; j < 4; j++) a.data[j * n + ((seed * 7 + j) % n)] = Math.fround((j % 2 ? 1 : -1) * 2 ** ((seed + j) % 9) * (Math.sqrt(n) / 4));
+      const q = quantize(a, { scheme: schemes[seed % schemes.length] as (typeof schemes)[number], nonce: BigInt(seed), rotate: false }) as UniversalLatticeMatrix;
+      let formRefusal: string | null = null;
+      try {
+        e8PointForm(q);
+      } catch (error) {
+        expect(error).toBeInstanceOf(LatticeMatmulError);
+        formRefusal = (error as Error).message;
+      }
+      const host = e8PointOverflowOnHost(q);
+      if (formRefusal === null) expect(host, `seed ${seed}`).toBeNull();
+      else {
+        refused++;
+        expect(formRefusal, `seed ${seed}`).toContain(`block ${host?.block ?? 'none'} of column ${host?.column ?? 'none'} has a lattice point coordinate ${host?.coordinate ?? 'none'},`);
+      }
+    }
+    console.log(`e8PointOverflowOnHost = e8PointForm: 240 matrices, ${refused} refused by both`);
+    // Both verdicts must occur, or the agreement says nothing.
+    expect(refused).toBeGreaterThan(20);
+    expect(refused).toBeLessThan(120);
   });
 });
 
