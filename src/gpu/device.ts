@@ -39,8 +39,22 @@ export interface GpuContext {
   readonly limits: GpuLimits;
 }
 
-/** Options of `requestGpuDevice`. */
-export interface RequestGpuDeviceOptions {
+/**
+ * Options of `requestGpuDevice`: `adapter` and `powerPreference` exclude each other (the preference
+ * chooses an adapter; a given one is already chosen), so giving both does not compile, as it is
+ * refused at run time.
+ */
+export type RequestGpuDeviceOptions = OneAdapterChoice<DeviceRequestFields>;
+
+/** `O` with `adapter` or `powerPreference`, not both. */
+export type OneAdapterChoice<O> = (O & { readonly powerPreference?: undefined }) | (O & { readonly adapter?: undefined });
+
+/**
+ * Every option of `requestGpuDevice` (`RequestGpuDeviceOptions` allows `adapter` or `powerPreference`, not both).
+ *
+ * @inline
+ */
+export interface DeviceRequestFields {
   /** The WebGPU entry point: `navigator.gpu` when omitted (in Node pass `await nodeGpu()`). */
   readonly gpu?: GPU;
   /** An adapter to use instead of requesting one. An adapter creates one device only (WebGPU rule). */

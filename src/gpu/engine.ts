@@ -9,7 +9,7 @@ import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, UniversalLatti
 import { BufferUsage, checkBufferUsable, createBufferWithData, STORAGE_USAGE, submitAndConfirm } from './buffers.js';
 import { gpuContextOf, type GpuContext, type GpuFeatures, type GpuLimits } from './device.js';
 import { throwIfDeviceLost, withValidation } from './errorScopes.js';
-import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor } from './gpuQuantize.js';
+import { gpuQuantizeLattice, uploadLatticeMatrix, type GpuLatticeQuantized, type GpuLatticeQuantizedMatrix, type GpuQuantizedFor, type GpuSchemeRefused } from './gpuQuantize.js';
 import type { Scheme, SchemeName } from '../quantize/schemes.js';
 import { dispatchE8Matmul, DOT_PATHS, dotPathFor, type DotPath } from './kernels/e8Matmul.js';
 import { dispatchLatticeDequantize, latticeDequantize } from './kernels/latticeDequantize.js';
@@ -163,9 +163,10 @@ export class GpuEngine {
 
   /**
    * Quantizes a matrix given as a `Matrix` (uploaded) or as the caller's own GPU buffer. Lattice
-   * schemes only: the scalar baselines run on the CPU (`quantize`).
+   * schemes only: the scalar baselines run on the CPU (`quantize`), and a call with one typed as such
+   * ('int4-g32', an `IntScheme`) does not compile.
    */
-  async quantize<S extends SchemeName | Scheme>(input: MatrixInput | GpuMatrixInput, options: QuantizeOptionsFor<S>): Promise<GpuQuantizedFor<S>>;
+  async quantize<S extends SchemeName | Scheme>(input: MatrixInput | GpuMatrixInput, options: QuantizeOptionsFor<S> & GpuSchemeRefused<S>): Promise<GpuQuantizedFor<S>>;
   async quantize(input: MatrixInput | GpuMatrixInput, options: QuantizeOptions): Promise<GpuLatticeQuantized> {
     this.checkAlive();
     return gpuQuantizeLattice(this.device, input, options);

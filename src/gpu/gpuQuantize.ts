@@ -4,7 +4,7 @@ import { packField, packedLayout, unpackField } from '../format/packing.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { toFloat32Matrix, type Matrix, type MatrixInput } from '../matrix.js';
 import { checkTimeSharing, keptRotatedLength, rotatedLength, schemeLattice, type QuantizeOptions } from '../quantize/quantize.js';
-import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type QuantizeOptionsFor, type ResolvedQuantizeOptions } from '../quantize/options.js';
+import { describeSchemeChoice, resolveQuantizeOptions, throwIfAborted, type MayHave, type QuantizeOptionsFor, type ResolvedQuantizeOptions, type SchemeOf } from '../quantize/options.js';
 import { checkColumnMean, checkColumnNorm } from '../quantize/prepareColumn.js';
 import type { DeterministicLatticeMatrix, LatticeQuantizedMatrix, QuantizedMatrixFor, UniversalLatticeMatrix } from '../quantize/quantizedMatrix.js';
 import { latticeRates } from '../quantize/rates.js';
@@ -50,13 +50,20 @@ type GpuFormOf<Q> = Q extends UniversalLatticeMatrix ? GpuUniversalQuantizedMatr
  * `QuantizedMatrixFor` for the CPU's `quantize`: a universal scheme gives a
  * `GpuUniversalQuantizedMatrix`, a deterministic one a `GpuLatticeQuantizedMatrix`, a scheme known
  * only as `SchemeName` or `Scheme` their union (`GpuLatticeQuantized`), a scalar baseline `never`
- * (refused at run time: those run on the CPU).
+ * (such a call does not compile, and is refused at run time: those run on the CPU).
  *
  * @example
  * const w = await engine.quantize(x, { scheme: 'e8-4bit' }); // GpuUniversalQuantizedMatrix
  * const points = GpuE8PointMatrix.repack(device, w, 'W');     // type-checks without narrowing
  */
 export type GpuQuantizedFor<S extends SchemeName | Scheme> = GpuFormOf<QuantizedMatrixFor<S>>;
+
+/**
+ * What the GPU quantizer refuses for the scheme `S` beyond `QuantizeOptionsFor<S>`: a scheme that is
+ * no lattice scheme (int, nvfp4: every run refuses them, they run on the CPU) gets `scheme: never`, so
+ * the call does not compile. A scheme known only as `SchemeName` or `Scheme` is still checked at run time.
+ */
+export type GpuSchemeRefused<S> = [MayHave<SchemeOf<S>, 'kind', 'lattice'>] extends [never] ? { readonly scheme: never } : unknown;
 
 /**
  * A lattice-quantized matrix held in GPU buffers it owns (layout in src/gpu/latticeOperand.ts), the
@@ -223,7 +230,7 @@ function hostSnapshot(given: MatrixInput): Matrix {
 export async function gpuQuantizeLattice<S extends SchemeName | Scheme>(
   device: GPUDevice,
   given: MatrixInput | GpuMatrixInput,
-  options: GpuQuantizeOptions & QuantizeOptionsFor<S>,
+  options: GpuQuantizeOptions & QuantizeOptionsFor<S> & GpuSchemeRefused<S>,
 ): Promise<GpuQuantizedFor<S>>;
 export async function gpuQuantizeLattice(device: GPUDevice, given: MatrixInput | GpuMatrixInput, options: GpuQuantizeOptions): Promise<GpuLatticeQuantized> {
   const host = isCpuMatrix(given as Matrix | GpuMatrixInput) ? hostSnapshot(given as MatrixInput) : null;

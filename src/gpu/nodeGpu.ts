@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { check, describeValue, LatticeMatmulError } from '../errors.js';
 import { checkOptionsObject } from '../quantize/strictOptions.js';
-import { REQUEST_OPTION_KEYS, requestGpuDevice, type GpuContext, type RequestGpuDeviceOptions } from './device.js';
+import { REQUEST_OPTION_KEYS, requestGpuDevice, type DeviceRequestFields, type GpuContext, type OneAdapterChoice, type RequestGpuDeviceOptions } from './device.js';
 
 /*
  * WebGPU in Node through Dawn (npm `webgpu`), which runs on Vulkan. On a machine without a GPU the
@@ -103,7 +103,7 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
  * try { … } finally { device.destroy(); }
  */
 export async function requestNodeGpuDevice(
-  options: Omit<RequestGpuDeviceOptions, 'gpu'> & NodeGpuOptions = {},
+  options: OneAdapterChoice<Omit<DeviceRequestFields, 'gpu'>> & NodeGpuOptions = {},
 ): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
   checkOptionsObject(options, REQUEST_NODE_OPTION_KEYS, 'requestNodeGpuDevice options');
   check((options as RequestGpuDeviceOptions).gpu === undefined, 'requestNodeGpuDevice options: gpu is not an option here (the GPU is nodeGpu({ flags })): pass your GPU to requestGpuDevice({ gpu }) instead');

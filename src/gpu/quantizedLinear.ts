@@ -91,13 +91,42 @@ type QuadInt8Matrix = GpuE8ResidueMatrix | GpuE8PointMatrix | GpuD3QuadMatrix;
 export type LinearWeight = GpuLatticeMatrix | WeightOnlyGpuMatrix | QuadInt8Matrix;
 
 /**
- * `QuantizedLinear.create`'s options for a weight of type W: a quad form (read by the int8-input
- * GEMVs only) needs `int8Inputs`, so leaving it out is a compile error rather than a refusal at run
- * time; any other weight, or one typed as the whole `LinearWeight` union, takes them optionally.
+ * `QuantizedLinear.create`'s options for a weight of type W, a bias of type B and a `biasFormat` of
+ * type F (both inferred from the options given; F is `never` where `biasFormat` is left out), less
+ * what every run refuses, so the compiler catches it:
+ * - a quad form (read by the int8-input GEMVs only) needs `int8Inputs`; any other weight, or one typed
+ *   as the whole `LinearWeight` union, takes the options optionally;
+ * - a Float32Array bias is f32: `biasFormat` 'f16' or 'bf16' does not compile;
+ * - a Uint16Array bias holds f16 or bf16 bits: `biasFormat` must say which ('f32', or none, does not compile).
+ * A bias typed as a union of the two (or a prebuilt `QuantizedLinearOptions`) keeps every format:
+ * `create` still checks the pair at run time.
  */
-export type LinearOptionsFor<W extends LinearWeight> = W extends QuadInt8Matrix
-  ? [options: QuantizedLinearOptions & { readonly int8Inputs: DotPath }]
-  : [options?: QuantizedLinearOptions];
+export type LinearOptionsFor<W extends LinearWeight, B extends QuantizedLinearOptions['bias'] = QuantizedLinearOptions['bias'], F extends BiasFormat | undefined = never> = W extends QuadInt8Matrix
+  ? [options: QuantizedLinearOptions & { readonly int8Inputs: DotPath } & LinearBiasOptions<B, F>]
+  : [options?: QuantizedLinearOptions & LinearBiasOptions<B, F>];
+
+/**
+ * The bias and its format as `create` takes them, for a bias of type B and a format of type F (`never`:
+ * not given): a Float32Array with 'f32' or none, a Uint16Array with 'f16' or 'bf16'; any other bias
+ * type (a GPUBuffer or slice, which holds either; null; a union of the two arrays; `any`) with any format. A
+ * format typed as a union that holds a right one (a prebuilt options object's `BiasFormat`) is taken.
+ */
+type LinearBiasOptions<B, F> = 0 extends 1 & B
+  ? { readonly bias?: B } & BiasFormatGiven<F> // an `any` bias says nothing of its format
+  : [B] extends [Float32Array]
+    ? [F] extends [never]
+      ? { readonly bias?: B }
+      : [F] extends ['f16' | 'bf16']
+        ? { readonly bias?: B; readonly biasFormat?: 'f32' }
+        : { readonly bias?: B; readonly biasFormat?: F }
+    : [B] extends [Uint16Array]
+      ? [F] extends ['f32' | undefined]
+        ? { readonly bias?: B; readonly biasFormat: 'f16' | 'bf16' }
+        : { readonly bias?: B; readonly biasFormat?: F }
+      : { readonly bias?: B } & BiasFormatGiven<F>;
+
+/** `{ biasFormat?: F }` where a format was given (F inferred from it), else nothing. */
+type BiasFormatGiven<F> = [F] extends [never] ? unknown : { readonly biasFormat?: F };
 
 function isQuadInt8Matrix(weight: unknown): weight is QuadInt8Matrix {
   return weight instanceof GpuE8ResidueMatrix || weight instanceof GpuE8PointMatrix || weight instanceof GpuD3QuadMatrix;
@@ -143,7 +172,8 @@ export interface QuantizedLinearOptions {
   /**
    * The bias's format: 'f32' (default), 'f16' or 'bf16', widened to f32 exactly where the GEMV adds it,
    * on every GPU (bf16 by shifting its bits, f16 subnormals included). A Uint16Array bias needs 'f16'
-   * or 'bf16'; a Float32Array one, 'f32'.
+   * or 'bf16'; a Float32Array one, 'f32' (`create` refuses a mismatch, and where the array's type says
+   * which it is, so does the compiler: `LinearOptionsFor`).
    */
   readonly biasFormat?: BiasFormat;
   /**
@@ -584,7 +614,11 @@ export class QuantizedLinear {
    * refused, here and at every `record`, for the library's own weight classes). Options are strict: an
    * unknown key (`activation`) is refused, naming the closest known one.
    */
-  static create<W extends LinearWeight>(device: GPUDevice, weight: W, ...rest: LinearOptionsFor<W>): QuantizedLinear {
+  static create<W extends LinearWeight, B extends QuantizedLinearOptions['bias'] = QuantizedLinearOptions['bias'], F extends BiasFormat | undefined = never>(
+    device: GPUDevice,
+    weight: W,
+    ...rest: LinearOptionsFor<W, B, F>
+  ): QuantizedLinear {
     const [options = {}] = rest as [QuantizedLinearOptions?];
     checkOptionsObject(options, OPTION_KEYS, 'QuantizedLinear options');
     return new QuantizedLinear(device, weight, options, labelOption(options.label, 'quantized linear'));

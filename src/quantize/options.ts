@@ -70,10 +70,10 @@ export interface QuantizeOptions {
 }
 
 /** The scheme object a name or a scheme type stands for (a union stays a union). */
-type SchemeOf<S> = S extends SchemeName ? (typeof SCHEMES)[S] : S;
+export type SchemeOf<S> = S extends SchemeName ? (typeof SCHEMES)[S] : S;
 
 /** `true` when some member of the scheme union `T` may have `V` as its field `K`; `never` otherwise. */
-type MayHave<T, K extends string, V> = T extends { readonly [P in K]: infer X } ? (V extends X ? true : never) : never;
+export type MayHave<T, K extends string, V> = T extends { readonly [P in K]: infer X } ? (V extends X ? true : never) : never;
 
 /**
  * The options `quantize` accepts for the scheme `S`: {@link QuantizeOptions},

@@ -33,6 +33,7 @@ describe('requestGpuDevice / nodeGpu options (no GPU needed)', () => {
   const gpu = { requestAdapter: async () => adapter } as unknown as GPU;
 
   it('requestGpuDevice refuses powerPreference with an adapter (it was ignored), a bad powerPreference, and a gpu that is not one', async () => {
+    // @ts-expect-error adapter and powerPreference exclude each other (RequestGpuDeviceOptions); JS callers are refused at run time
     await expect(requestGpuDevice({ gpu, adapter, powerPreference: 'low-power' })).rejects.toThrow(
       /^requestGpuDevice options: powerPreference chooses the adapter, so it cannot go with adapter/,
     );

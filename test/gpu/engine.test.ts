@@ -722,6 +722,7 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
 
   it('refuses what it cannot do, with LatticeMatmulError', async () => {
     const a = gaussianMatrix(24, 2, 1);
+    // @ts-expect-error a scalar scheme does not compile (GpuSchemeRefused); JS callers are refused at run time
     await expect(suite.engine.quantize(a, { scheme: 'int4-g32' })).rejects.toThrow(/CPU/);
     // @ts-expect-error a universal scheme takes no gain (QuantizeOptionsFor), and JS callers are refused at run time
     await expect(suite.engine.quantize(a, { scheme: 'd3-q6', gain: 'mmse' })).rejects.toThrow(/gain applies to deterministic lattice schemes only/);

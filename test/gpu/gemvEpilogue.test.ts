@@ -796,7 +796,9 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
     const buffer = createBufferWithData(device, 'small bias', new Uint16Array(out), STORAGE_USAGE);
     try {
       const bits = layerBiasBits('f16', 96);
+      // @ts-expect-error a Uint16Array bias without its format does not compile (LinearOptionsFor); JS callers are refused at run time
       expect(() => QuantizedLinear.create(device, weight, { bias: bits })).toThrow(/a Uint16Array bias holds f16 or bf16 bits: say which with biasFormat: 'f16' or 'bf16'/);
+      // @ts-expect-error a Float32Array bias is f32 (LinearOptionsFor)
       expect(() => QuantizedLinear.create(device, weight, { bias: new Float32Array(out), biasFormat: 'bf16' })).toThrow(/a Float32Array bias is f32, but biasFormat is "bf16"/);
       const infinite = Uint16Array.from(bits);
       infinite[7] = 0x7c00;

@@ -342,9 +342,12 @@ describe.skipIf(noGpu !== undefined)('gpuQuantizeLattice = quantize()', () => {
 
   it('refuses what the CPU refuses, with the same kind of error', async () => {
     const { device } = suite.context;
+    // @ts-expect-error a scalar scheme does not compile (GpuSchemeRefused)
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(LatticeMatmulError);
     // Named as given: the preset, or the kind of a scheme object.
+    // @ts-expect-error a scalar scheme does not compile (GpuSchemeRefused)
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: 'int4-g32' })).rejects.toThrow(/encodes lattice schemes; 'int4-g32' \(a scalar baseline\) runs on the CPU with quantize\(\)/);
+    // @ts-expect-error nor does a scalar scheme object
     await expect(gpuQuantizeLattice(device, mixedMatrix(8, 1, 1), { scheme: resolveScheme('nvfp4') })).rejects.toThrow(/encodes lattice schemes; an nvfp4 scheme \(a scalar baseline\) runs on the CPU/);
     // Option errors: the same strict checks as the CPU's (only maxBindingBytes is GPU-specific).
     const options: [Record<string, unknown>, RegExp][] = [

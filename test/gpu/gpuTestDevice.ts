@@ -2,7 +2,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { runAndRead } from '../../src/gpu/runAndRead.js';
 import { GpuEngine, type GpuEngineOptions } from '../../src/gpu/engine.js';
 import { nodeGpu, requestNodeGpuDevice } from '../../src/gpu/nodeGpu.js';
-import type { GpuContext, RequestGpuDeviceOptions } from '../../src/gpu/device.js';
+import type { DeviceRequestFields, GpuContext, OneAdapterChoice } from '../../src/gpu/device.js';
 
 /*
  * How GPU tests get a device. Dawn runs on whatever Vulkan driver `nodeGpu()` finds (Mesa lavapipe or
@@ -54,7 +54,7 @@ export function gpuUnavailableReason(): Promise<string | undefined> {
  * A fresh device (destroy it in afterAll; `contextOnTestDevice` does both for a describe block).
  * Devices are not shared between files: each vitest file runs in its own process.
  */
-export function testDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): Promise<TestDeviceContext> {
+export function testDevice(options: OneAdapterChoice<Omit<DeviceRequestFields, 'gpu'>> = {}): Promise<TestDeviceContext> {
   return requestNodeGpuDevice({ label: 'test device', ...options });
 }
 
@@ -72,7 +72,7 @@ export type TestDeviceContext = GpuContext & { readonly adapter: GPUAdapter };
  *   it('…', async () => { const { device } = suite.context; … });
  * });
  */
-export function contextOnTestDevice(options: Omit<RequestGpuDeviceOptions, 'gpu'> = {}): { readonly context: TestDeviceContext } {
+export function contextOnTestDevice(options: OneAdapterChoice<Omit<DeviceRequestFields, 'gpu'>> = {}): { readonly context: TestDeviceContext } {
   let context: TestDeviceContext | undefined;
   beforeAll(async () => {
     context = await testDevice(options);

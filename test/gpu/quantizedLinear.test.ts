@@ -1035,6 +1035,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       expectClose(raw.subarray(out + 64, 2 * out + 64), Float32Array.from(reference, (v, j) => v + (bias[j] as number)), Math.sqrt(n) * 40, false);
       // A bias of the wrong array type names what it takes.
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float64Array(out) as never })).toThrow(/bias must be a Float32Array, a Uint16Array \(with biasFormat\), a GPUBuffer, a slice \{ buffer, offset \} or null, got a Float64Array/);
+      // @ts-expect-error a Uint16Array bias without its format does not compile (LinearOptionsFor)
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Uint16Array(out) })).toThrow(/a Uint16Array bias holds f16 or bf16 bits: say which with biasFormat: 'f16' or 'bf16'/);
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: Array.from(bias) as never })).toThrow(/bias must be a Float32Array, a Uint16Array \(with biasFormat\), a GPUBuffer, a slice \{ buffer, offset \} or null, got an array/);
       expect(biased.outFeatures).toBe(out);

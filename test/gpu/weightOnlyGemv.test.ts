@@ -901,7 +901,9 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
       const encoder = device.createCommandEncoder();
       const fixedArgs = { codes: fixed.codes, codeBits: fixed.codeBits, columnScales: fixed.columnScales, rowScales: fixed.rowScales, y, n: 40, outputs: 3, rowVec4s: fixed.rowVec4s };
       const inputsI8 = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, columnScales: fixed.columnScales, n: 40, codeBits: 4, vectors: 1 });
+      // @ts-expect-error int8Dot without inputsI8 does not compile (WeightOnlyGemvArgs)
       expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, x, int8Dot: 'plain' })).toThrow(/inputsI8 and int8Dot go together/);
+      // @ts-expect-error x and inputsI8 together do not compile
       expect(() => dispatchWeightOnlyGemv(device, encoder, scratch, { ...fixedArgs, x, inputsI8, int8Dot: 'plain' })).toThrow(/give x .* or inputsI8 .*, one of them/);
       // Records made for other codes or other column scales would multiply into a wrong y without a sign.
       expect(() =>

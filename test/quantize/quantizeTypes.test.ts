@@ -47,6 +47,7 @@ describe('quantize: the result type of a scheme', () => {
       expectTypeOf(engine.quantize(a, { scheme: 'd3-q6', seed: 3 })).resolves.toEqualTypeOf<GpuUniversalQuantizedMatrix>();
       expectTypeOf(engine.quantize(a, { scheme: 'e8-q16-deterministic' })).resolves.toEqualTypeOf<GpuLatticeQuantizedMatrix>();
       expectTypeOf(engine.quantize(a, { scheme: name })).resolves.toEqualTypeOf<GpuLatticeQuantized>();
+      // @ts-expect-error a scalar scheme does not compile (GpuSchemeRefused): the GPU quantizer refuses it at run time
       expectTypeOf(engine.quantize(a, { scheme: 'int4-g32' })).resolves.toEqualTypeOf<never>();
       expectTypeOf(gpuQuantizeLattice(device, a, { scheme: 'e8-5bit' })).resolves.toEqualTypeOf<GpuQuantizedFor<'e8-5bit'>>();
       expectTypeOf<GpuQuantizedFor<'e8-5bit'>>().toEqualTypeOf<GpuUniversalQuantizedMatrix>();

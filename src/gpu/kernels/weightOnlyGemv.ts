@@ -156,8 +156,23 @@ function codeLayoutName(bits: WeightOnlyCodeBits): string {
   return bits === 'packed' ? 'packed codes' : `${bits}-bit codes`;
 }
 
-/** Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. */
-export interface WeightOnlyGemvArgs extends GemvOutputArgs {
+/**
+ * Arguments of `dispatchWeightOnlyGemv`. Offsets are in bytes. X̃ comes as `x` (with `inputFormat` and
+ * `xOffset`) or as `inputsI8` with `int8Dot`, one of the two: neither, both, or `inputsI8` without
+ * `int8Dot` (or with `inputFormat` or `xOffset`) does not compile, as every run refuses it.
+ */
+export type WeightOnlyGemvArgs = WeightOnlyGemvFields &
+  (
+    | { readonly x: GPUBuffer; readonly inputsI8?: undefined; readonly int8Dot?: undefined }
+    | { readonly inputsI8: RecordedWeightOnlyInputsI8; readonly int8Dot: DotPath; readonly x?: undefined; readonly inputFormat?: undefined; readonly xOffset?: undefined }
+  );
+
+/**
+ * Every argument of `dispatchWeightOnlyGemv` (`WeightOnlyGemvArgs` takes `x` or `inputsI8`, as it says).
+ *
+ * @inline
+ */
+export interface WeightOnlyGemvFields extends GemvOutputArgs {
   /**
    * Packed codes (`WeightOnlyQuantized.packedCodes.words`), or with `codeBits` 1 … 8 the fixed-width
    * codes (`fixedWidthCodes(q.codes, n, outputs, codeBits).words`): 16·R·outputs bytes; offset a
