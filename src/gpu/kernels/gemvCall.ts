@@ -145,6 +145,8 @@ export function beginGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch
   const xOffset = args.xOffset ?? 0;
   const yOffset = args.yOffset ?? 0;
   const x = args.x ?? null;
+  // An offset into a buffer not given would be ignored: the caller meant to pass that buffer.
+  check(args.xRotatedOffset === undefined || args.xRotated !== undefined, `${what}: xRotatedOffset without xRotated`);
   // An unrotated W that keeps fewer coordinates than its rows: its kernels never read x's rest. A
   // centred W is its means there, not 0, and its Σx (all rows) already carries a non-finite entry
   // into Y as decoding and multiplying would (±Infinity where that gives ±Infinity).
