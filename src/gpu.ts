@@ -28,7 +28,7 @@ export type { GpuMatrixInput } from './gpu/matrixInput.js';
 export type { GpuLatticeMatrix, GpuDeterministicMatrix } from './gpu/latticeOperand.js';
 export { MatrixColumnSide, type NamedBuffer } from './gpu/latticeOperand.js';
 export { GpuUniversalQuantizedMatrix, uploadUniversalMatrix, type GpuUniversalMatrix } from './gpu/universalOperand.js';
-export { QuantizedLinear, type QuantizedLinearOptions, type QuantizedLinearGroup, type LinearWeight, type LinearOptionsFor, type BufferSlice } from './gpu/quantizedLinear.js';
+export { QuantizedLinear, type QuantizedLinearOptions, type LinearRecordOptions, type LinearGroupOptions, type QuantizedLinearGroup, type LinearWeight, type LinearOptionsFor, type BufferSlice } from './gpu/quantizedLinear.js';
 export type { BiasFormat } from './gpu/kernels/gemvCall.js';
 export { prepareCommands, PreparedCommands, type CommandTarget } from './gpu/prepared.js';
 export { GpuScratch } from './gpu/scratch.js';

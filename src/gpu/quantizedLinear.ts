@@ -238,9 +238,22 @@ export interface QuantizedLinearOptions {
   readonly label?: string;
 }
 
+/** Options of `QuantizedLinear.record` and of a group's `record`. */
+export interface LinearRecordOptions {
+  /** Tokens (columns of x and y) this record computes, 1 … maxTokens (a group's: its layers' smallest). Default 1. */
+  readonly tokens?: number;
+}
+
+/** Options of `QuantizedLinear.group`. */
+export interface LinearGroupOptions {
+  /** Prepared command sets the group keeps (as a layer's `maxPrepared`). Default 16. */
+  readonly maxPrepared?: number;
+  readonly label?: string;
+}
+
 const OPTION_KEYS = ['bias', 'biasFormat', 'accumulate', 'activations', 'maxTokens', 'maxPrepared', 'int8Inputs', 'label'] as const satisfies readonly (keyof QuantizedLinearOptions)[];
-const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const;
-const RECORD_OPTION_KEYS = ['tokens'] as const;
+const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const satisfies readonly (keyof LinearGroupOptions)[];
+const RECORD_OPTION_KEYS = ['tokens'] as const satisfies readonly (keyof LinearRecordOptions)[];
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
 const DEFAULT_MAX_PREPARED = 16;
 
@@ -431,7 +444,7 @@ export interface QuantizedLinearGroup {
    * The group, its layers and their weights must outlive the last submission of what was recorded
    * (see `QuantizedLinear.record`).
    */
-  record(target: CommandTarget, x: BufferSlice, ys: readonly BufferSlice[], options?: { readonly tokens?: number }): void;
+  record(target: CommandTarget, x: BufferSlice, ys: readonly BufferSlice[], options?: LinearRecordOptions): void;
   /**
    * Frees the group's prepared commands (not the layers). Idempotent. Call it only after the last
    * submission of what the group recorded has been submitted: WebGPU rejects a submission that uses a
@@ -660,7 +673,7 @@ export class QuantizedLinear {
    * for (const [i, layer] of layers.entries()) layer.record(pass, hidden[i % 2], hidden[(i + 1) % 2]);
    * pass.end();
    */
-  record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: { readonly tokens?: number } = {}): void {
+  record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: LinearRecordOptions = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
     checkWeightUsable(this.weight, this.device, this.label);
     const tokens = this.checkTokens(checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens);
@@ -683,7 +696,7 @@ export class QuantizedLinear {
    * const qkv = QuantizedLinear.group([q, k, v]);       // one rotation of x instead of three
    * qkv.record(encoder, hidden, [qOut, kOut, vOut]);
    */
-  static group(given: readonly QuantizedLinear[], options: { readonly maxPrepared?: number; readonly label?: string } = {}): QuantizedLinearGroup {
+  static group(given: readonly QuantizedLinear[], options: LinearGroupOptions = {}): QuantizedLinearGroup {
     check(Array.isArray(given) && given.length > 0, 'QuantizedLinear.group needs a non-empty array of QuantizedLinear layers');
     // A copy: the group records what it was given, whatever the caller's array becomes. Array.from reads
     // a hole as undefined, which the check below refuses (every() skips holes).
