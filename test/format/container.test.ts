@@ -231,6 +231,19 @@ describe('the bytes, against docs/FORMAT.md (independent code)', () => {
     expect(metadata.checksum).toBe(specMetadataChecksum(metadata));
   });
 
+  it('metadata checksum: keys ordered by their UTF-8 bytes, not UTF-16 code units; the empty user key', () => {
+    // U+FFFF sorts after U+10000 in UTF-8 (EF BF BF < F0 90 80 80) but before it in UTF-16 (FFFF > D800).
+    const user = { '': 'empty key', '\uffff': 'last BMP', '\u{10000}': 'first astral', é: 'e acute' };
+    const keys = Object.keys(user).map((k) => `user.${k}`);
+    const byUtf16 = [...keys].sort();
+    const byUtf8 = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(byUtf8).not.toEqual(byUtf16);
+    const written = writeQuantizedContainer([{ name: 'u', matrix: qa }], user);
+    const meta = readSafetensors(written).metadata as Record<string, string>;
+    expect(meta.checksum).toBe(specMetadataChecksum(meta));
+    expect(readQuantizedContainer(written).metadata).toEqual(user);
+  });
+
   it('every tensor: its name, dtype and shape, and its CRC-32 (zlib) in the description', () => {
     const d = 8;
     const escapes = qa.escapes.filter((s) => s !== 0).length;
@@ -489,10 +502,13 @@ describe('refusals, each with a message naming the problem', () => {
     ['a version with a leading zero', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '02')), /format_version must be "1" or "2" or "3", got "02"/],
     ['a malformed version', (b: Uint8Array) => resealed(b, (r) => (r.metadata.format_version = '1.0')), /format_version must be "1" or "2" or "3", got "1.0"/],
     ['no checksum', (b: Uint8Array) => { const r = rawRead(b); delete r.metadata.checksum; return rawWrite(r); }, /"checksum" must be 8 lowercase hex digits, got undefined/],
+    // §2: lowercase only (the base's checksum has a letter, so upper-casing changes it; the value stays right).
+    ['an uppercase checksum', (b: Uint8Array) => { const r = rawRead(b); expect(r.metadata.checksum).toMatch(/[a-f]/); r.metadata.checksum = r.metadata.checksum!.toUpperCase(); return rawWrite(r); }, /"checksum" must be 8 lowercase hex digits, got "[0-9A-F]{8}"/],
     ['an unknown metadata key', (b: Uint8Array) => resealed(b, (r) => (r.metadata.extra = '1')), /unknown metadata key "extra"/],
     ['a matrix missing from "matrices"', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16"]')), /describes a matrix that is not in "matrices"/],
     ['a listed matrix without description', (b: Uint8Array) => resealed(b, (r) => delete r.metadata['matrix.w']), /"w" is listed in "matrices" but has no "matrix.w" description/],
     ['a "matrices" list that is not canonical JSON (a space)', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3", "spiky","det","int4","fp16","w"]')), /metadata "matrices" is not in canonical form/],
+    ['an empty name in "matrices"', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16","w",""]')), /metadata "matrices" must be a JSON array of non-empty names/],
     ['a name listed twice', (b: Uint8Array) => resealed(b, (r) => (r.metadata.matrices = '["d3","spiky","det","int4","fp16","w","w"]')), /names a matrix twice/],
     ['an extra tensor', (b: Uint8Array) => resealed(b, (r) => r.tensors.set('w.extra', { dtype: 'U8', shape: [1], data: new Uint8Array(1) })), /tensor "w.extra" belongs to no matrix/],
     ['a missing tensor', (b: Uint8Array) => resealed(b, (r) => r.tensors.delete('det.gains')), /tensor "det.gains" is missing/],
@@ -555,9 +571,14 @@ describe('refusals, each with a message naming the problem', () => {
     }), /column \d can decode to a norm up to .*e\+3\d, beyond the container's limit 2\^110/],
     ['a scheme whose grid is not the stored one', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'det', (d) => (((d.scheme as Record<string, Record<string, unknown>>).overload as Record<string, unknown>).steps = 3))), /multiples must be the scheme's scale multiples \[16, 23, 32\]/],
     ['multiples that are not the scheme\'s', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'det', (d) => (d.multiples = [16, 23, 32, 46]))), /multiples must be the scheme's scale multiples \[16, 23, 32, 45\]/],
+    // det: 32 rotated coordinates in 11 blocks of 3, 2 columns: at most 22 blocks can be clipped.
+    ['more clipped blocks than blocks', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'det', (d) => (d.clippedBlocks = 23))), /matrix "det": description field "clippedBlocks" must be an integer in \[0, 22\], got 23/],
     ['a NaN gain', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'det.gains', 0, 0x7fc00000)), /gain of column 0 is NaN; gains must be finite with \|gain\| ≤ 2\^100/],
     ['a symmetric INT code of 0 (level −8)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.codes', 0, 0x88888880)), /code 0 at entry 0 of column 0 is not a symmetric 4-bit level/],
     ['an fp16 scheme\'s scale that is no fp16 value', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.scales', 0, 0x3f800001)), /scale 0 is 1.0000001192092896, not an fp16 value/],
+    // -1 is an fp16 value: only the sign refuses it (the column bound squares it).
+    ['a negative INT scale', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.scales', 0, 0xbf800000)), /matrix "int4": scale 0 is -1; scales must be finite and ≥ 0/],
+    ['an infinite INT scale', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.scales', 1, 0x7f800000)), /matrix "int4": scale 1 is Infinity; scales must be finite and ≥ 0/],
     ['a NaN E4M3 block scale', (b: Uint8Array) => resealed(b, (r) => { r.tensors.get('fp16.scales')!.data[1] = 0x7f; }), /block scale 1 is E4M3 0x7f/],
     ['a negative E4M3 block scale', (b: Uint8Array) => resealed(b, (r) => { r.tensors.get('fp16.scales')!.data[0] = 0x88; }), /block scale 0 is E4M3 0x88/],
     ['an INT tensor scale other than 1', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'int4', (d) => (d.tensorScale = 2))), /tensorScale of an int scheme must be 1, got 2/],
