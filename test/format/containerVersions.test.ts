@@ -199,6 +199,43 @@ describe('container format versions', () => {
     expect(versionOf(again)).toBe(2);
   });
 
+  it('a version-3 file (every kind: two-window rotations, time-sharing, centred, deterministic, scalar, weight-only hadamard) decodes as its writer decoded it', () => {
+    // fixtures/current-v3.safetensors: written at the commit its .expected.json names; docs/decode_container.py
+    // gives the same dequantize bytes (test/format/referenceDecoder.test.ts), so the hashes are not only
+    // the library's word. A later change to rotation signs, dither, packing or decoding that alters what a
+    // user's existing file decodes to fails here.
+    const bytes = new Uint8Array(readFileSync(new URL('current-v3.safetensors', fixture)));
+    const expected = (
+      JSON.parse(readFileSync(new URL('current-v3.expected.json', fixture), 'utf8')) as {
+        entries: Record<string, { kind: string; length: number | null; dequantize: string; matvec: string | null }>;
+      }
+    ).entries;
+    const container = readQuantizedContainer(bytes);
+    expect(container.formatVersion).toBe(3);
+    expect(container.entries.map((e) => e.name).sort()).toEqual(Object.keys(expected).sort());
+    const sha = (data: Float32Array): string => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
+    for (const [name, want] of Object.entries(expected)) {
+      const entry = container.get(name);
+      expect(entry.kind, name).toBe(want.kind);
+      if (entry.kind === 'weight-only') {
+        expect(sha(entry.matrix.decode().data as Float32Array), name).toBe(want.dequantize);
+        continue;
+      }
+      const q = entry.matrix;
+      if ('length' in q) expect(q.length, name).toBe(want.length);
+      expect(sha(dequantize(q).data as Float32Array), name).toBe(want.dequantize);
+      expect(sha(matvecAT(q, gaussianMatrix(q.rows, 2, 99)).data), name).toBe(want.matvec);
+    }
+    // Written again from what was read: still version 3, and the same matrices.
+    const again = readQuantizedContainer(writeQuantizedContainer(container.entries.map((e) => ({ name: e.name, matrix: container.get(e.name).matrix }))));
+    expect(again.formatVersion).toBe(3);
+    for (const { name } of again.entries) {
+      const entry = again.get(name);
+      const data = entry.kind === 'weight-only' ? (entry.matrix.decode().data as Float32Array) : (dequantize(entry.matrix).data as Float32Array);
+      expect(sha(data), name).toBe(expected[name]?.dequantize);
+    }
+  });
+
   it('a padded matrix of an old file pairs with one quantized now only through rotatedLength, and the refusal says so', () => {
     const container = readQuantizedContainer(new Uint8Array(readFileSync(new URL('padded-v2.safetensors', fixture))));
     const entry = container.get('e8_4bit_896');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -419,6 +420,18 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });
     expect(result.status, result.stderr).toBe(1);
     expect(result.stderr).toMatch(/keptLength 512 < length 896 \(time-sharing\) needs a one-stage rotation/);
+  });
+
+  it('the version-3 fixture (every kind): the script decodes each matrix to the bytes the library did when it wrote the file', async () => {
+    const fixture = new URL('./fixtures/', import.meta.url);
+    const out = join(dir, 'current-v3');
+    await promisify(execFile)('python3', [script, fileURLToPath(new URL('current-v3.safetensors', fixture)), '--out', out], { timeout: 100_000, maxBuffer: 1 << 20 });
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as ManifestEntry[];
+    const expected = (JSON.parse(readFileSync(new URL('current-v3.expected.json', fixture), 'utf8')) as { entries: Record<string, { dequantize: string }> }).entries;
+    expect(manifest.map((m) => m.name).sort()).toEqual(Object.keys(expected).sort());
+    for (const info of manifest) {
+      expect(createHash('sha256').update(readFileSync(join(out, info.file))).digest('hex'), info.name).toBe(expected[info.name]?.dequantize);
+    }
   });
 
   it('a version-1 file (E8 with one dither key): the values its writer gave (test/format/containerVersions.test.ts)', async () => {
