@@ -760,6 +760,41 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  // The README promises universal and weight-only weights the same bits at any batch size with f32
+  // inputs too (a prefill's outputs equal the decode steps'); the int8-input paths are checked in
+  // largeSplits.test.ts, and the tolerance tests above would pass a batched kernel that sums in
+  // another order. Twin: each token recorded alone (the one-token kernels), at its own offsets. (f16
+  // outputs round most one-ulp f32 differences away: the f32 cases are the sharp ones.)
+  const batchForms = {
+    'e8-q16': () => uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix),
+    'd3-q6, centred': () => uploadLatticeMatrix(device, quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9, center: true }) as LatticeQuantizedMatrix),
+    'weight-only RTN': () => uploadWeightOnly(device, quantizeWeights(w, null, { method: 'rtn', rate: 4 })),
+  } as const;
+  for (const activations of ['f32', 'f16'] as const) {
+    it.each(Object.keys(batchForms) as (keyof typeof batchForms)[])(`%s, ${activations} activations, no int8Inputs: 8 tokens in one record give each token the bits it gets alone`, async (form) => {
+      const tokens = 8;
+      const weight = batchForms[form]();
+      const layer = QuantizedLinear.create(device, weight as LinearWeight, { bias, activations });
+      const bytes = activations === 'f16' ? 2 : 4;
+      const x = gaussianMatrix(n, tokens, 12);
+      const xBuffer = createBufferWithData(device, 'test x', activations === 'f16' ? f16Matrix(x).bits : x.data, STORAGE_USAGE);
+      const [batched, alone] = layerOutputs([layer, layer], tokens, 'batch') as [GPUBuffer, GPUBuffer];
+      try {
+        const encoder = device.createCommandEncoder({ label: 'batch of 8, and each token alone' });
+        layer.record(encoder, xBuffer, batched, { tokens });
+        for (let t = 0; t < tokens; t++) layer.record(encoder, { buffer: xBuffer, offset: t * n * bytes }, { buffer: alone, offset: t * out * bytes }, { tokens: 1 });
+        device.queue.submit([encoder.finish()]);
+        await expectSameOutputs([layer], tokens, [alone], [batched], `${form}, ${activations}`);
+      } finally {
+        layer.destroy();
+        weight.destroy();
+        xBuffer.destroy();
+        batched.destroy();
+        alone.destroy();
+      }
+    });
+  }
+
   it('centred universal layers of one seed share one recording of the per-call sums (Σx for the means) in a group, with the bits of the layers alone', async () => {
     const weights = [9, 10].map((nonce) => uploadLatticeMatrix(device, quantize(w, { scheme: 'e8-q16', seed: 1, nonce, center: true }) as LatticeQuantizedMatrix));
     const layers = weights.map((weight) => QuantizedLinear.create(device, weight as LinearWeight));
