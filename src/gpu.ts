@@ -55,6 +55,7 @@ export {
   type UniversalGemvI8Options,
 } from './gpu/kernels/universalGemvI8.js';
 export { dispatchHadamard, rotationRoundsInPass, type HadamardArgs, type HadamardInt8Output, type HadamardOptions, type HadamardPlanOptions } from './gpu/kernels/hadamard.js';
+export { latticeGemv, dispatchLatticeGemv, type LatticeGemvArgs } from './gpu/kernels/latticeGemv.js';
 export { latticeGemvI8, dispatchLatticeGemvI8, latticeInt8InputsUnsupported, type LatticeGemvI8Args, type LatticeGemvI8Options, type ScaleMultipleSource } from './gpu/kernels/latticeGemvI8.js';
 export type { LeaderCopies } from './gpu/kernels/gemvI8Common.js';
 export {

@@ -238,6 +238,8 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       }
       dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal });
       dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic });
+      // Exported since this stop, it starts with checkDispatch as the others do (arguments, device, target).
+      expect(() => dispatchLatticeGemv(context.device, encoder, scratch, null as never)).toThrow(/^dispatchLatticeGemv: the arguments must be an object, got null$/);
     });
   });
 

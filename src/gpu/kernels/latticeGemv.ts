@@ -7,6 +7,7 @@ import type { Matrix } from '../../matrix.js';
 import type { LatticeName } from '../../quantize/latticeSpec.js';
 import { schemeLattice } from '../../quantize/quantize.js';
 import { STORAGE_USAGE } from '../buffers.js';
+import { checkDispatch } from './dispatchChecks.js';
 import {
   checkGpuDeterministicMatrix,
   columnRanges,
@@ -202,6 +203,7 @@ const LATTICE_GEMV_ARG_KEYS = ['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated'
  * scratch.destroy();
  */
 export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: LatticeGemvArgs): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchLatticeGemv');
   checkOptionsObject(args, LATTICE_GEMV_ARG_KEYS, 'dispatchLatticeGemv arguments');
   const { w } = args;
   checkGpuDeterministicMatrix(w, 'W');
