@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import ts from 'typescript';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   dispatchWeightOnlyGemv,
@@ -23,6 +22,7 @@ import {
 import { requestNodeGpuDevice } from '../../src/node.js';
 import type { IntScheme, SchemeName } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
+import { typeCheckMessages } from './typeCheckFile.js';
 
 /*
  * Misuse of the public GPU API that every run refuses fails to compile, as test/types/
@@ -173,17 +173,6 @@ describe('dispatchWeightOnlyGemv: x, or inputsI8 with int8Dot', () => {
 
 describe('this file type-checks (so `vitest run` alone fails when a misuse above compiles again)', () => {
   it('the TypeScript compiler reports no error in it, an unused @ts-expect-error included', () => {
-    const root = resolve(import.meta.dirname, '../..');
-    const config = ts.readConfigFile(resolve(root, 'tsconfig.json'), (path) => ts.sys.readFile(path));
-    const options = { ...ts.parseJsonConfigFileContent(config.config, ts.sys, root).options, noEmit: true };
-    const file = resolve(import.meta.dirname, 'gpuApiTypes.test.ts');
-    const program = ts.createProgram({ rootNames: [file], options });
-    const source = program.getSourceFile(file);
-    expect(source).toBeDefined();
-    const messages = [...program.getSyntacticDiagnostics(source), ...program.getSemanticDiagnostics(source)].map((d) => {
-      const line = d.start === undefined ? '?' : source?.getLineAndCharacterOfPosition(d.start).line;
-      return `line ${line === '?' ? line : (line as number) + 1}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
-    });
-    expect(messages).toEqual([]);
+    expect(typeCheckMessages(resolve(import.meta.dirname, 'gpuApiTypes.test.ts'))).toEqual([]);
   }, 120_000);
 });

@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import ts from 'typescript';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { LatticeMatmulError } from '../../src/errors.js';
 import type { Matrix } from '../../src/matrix.js';
@@ -10,6 +9,7 @@ import { resolveScheme, SCHEME_NAMES, SCHEMES, type IntScheme, type Scheme, type
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights, type QuantizeWeightsOptions, type WeightOnlyMethod } from '../../src/weightonly/index.js';
 import { spreadSpectrumCovariance } from '../../src/weightonly/syntheticCovariance.js';
+import { typeCheckMessages } from './typeCheckFile.js';
 
 /*
  * Misuse of the option types that every run is refused for fails to compile: each `// @ts-expect-error`
@@ -166,17 +166,6 @@ describe('resolveScheme of a preset name is typed as that preset', () => {
 
 describe('this file type-checks (so `vitest run` alone fails when a misuse above compiles again)', () => {
   it('the TypeScript compiler reports no error in it, an unused @ts-expect-error included', () => {
-    const root = resolve(import.meta.dirname, '../..');
-    const config = ts.readConfigFile(resolve(root, 'tsconfig.json'), (path) => ts.sys.readFile(path));
-    const options = { ...ts.parseJsonConfigFileContent(config.config, ts.sys, root).options, noEmit: true };
-    const file = resolve(import.meta.dirname, 'quantizeOptions.test.ts');
-    const program = ts.createProgram({ rootNames: [file], options });
-    const source = program.getSourceFile(file);
-    expect(source).toBeDefined();
-    const messages = [...program.getSyntacticDiagnostics(source), ...program.getSemanticDiagnostics(source)].map((d) => {
-      const line = d.start === undefined ? '?' : source?.getLineAndCharacterOfPosition(d.start).line;
-      return `line ${line === '?' ? line : (line as number) + 1}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
-    });
-    expect(messages).toEqual([]);
+    expect(typeCheckMessages(resolve(import.meta.dirname, 'quantizeOptions.test.ts'))).toEqual([]);
   }, 60_000);
 });
