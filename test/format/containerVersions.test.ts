@@ -29,6 +29,8 @@ import { editDescription, resealed } from './containerFuzzProperty.js';
  */
 
 const fixture = new URL('./fixtures/', import.meta.url);
+/** sha256 of an f32 array's bytes, as the fixtures' .expected.json files hold them. */
+const sha = (data: Float32Array): string => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
 const v1Bytes = (): Uint8Array => new Uint8Array(readFileSync(new URL('universal-v1.safetensors', fixture)));
 const v1Expected = (): Record<string, number[]> =>
   (JSON.parse(readFileSync(new URL('universal-v1.expected.json', fixture), 'utf8')) as { entries: Record<string, number[]> }).entries;
@@ -181,7 +183,6 @@ describe('container format versions', () => {
     const container = readQuantizedContainer(bytes);
     expect(container.formatVersion).toBe(2);
     expect(container.entries.map((e) => e.name).sort()).toEqual(Object.keys(expected).sort());
-    const sha = (data: Float32Array): string => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
     for (const [name, want] of Object.entries(expected)) {
       const entry = container.get(name);
       if (entry.kind === 'weight-only') {
@@ -213,7 +214,6 @@ describe('container format versions', () => {
     const container = readQuantizedContainer(bytes);
     expect(container.formatVersion).toBe(3);
     expect(container.entries.map((e) => e.name).sort()).toEqual(Object.keys(expected).sort());
-    const sha = (data: Float32Array): string => createHash('sha256').update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)).digest('hex');
     for (const [name, want] of Object.entries(expected)) {
       const entry = container.get(name);
       expect(entry.kind, name).toBe(want.kind);
