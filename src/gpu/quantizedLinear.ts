@@ -256,6 +256,8 @@ const GROUP_OPTION_KEYS = ['maxPrepared', 'label'] as const satisfies readonly (
 const RECORD_OPTION_KEYS = ['tokens'] as const satisfies readonly (keyof LinearRecordOptions)[];
 /** Prepared command sets a layer or group keeps by default (`maxPrepared`). */
 const DEFAULT_MAX_PREPARED = 16;
+/** Tokens a layer's or a group's `record` computes by default (`LinearRecordOptions.tokens`). */
+const DEFAULT_RECORD_TOKENS = 1;
 
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
@@ -734,7 +736,7 @@ export class QuantizedLinear {
           check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
           checkWeightUsable(layer.weight, layer.device, `${label}: ${layer.label}`);
         }
-        const tokens = checkOptionsObject(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? 1;
+        const tokens = checkOptionsObject(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? DEFAULT_RECORD_TOKENS;
         check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${describeValue(tokens)}`);
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');
@@ -758,9 +760,9 @@ export class QuantizedLinear {
     };
   }
 
-  /** `tokens` checked against maxTokens (default 1). */
+  /** `tokens` checked against maxTokens (default DEFAULT_RECORD_TOKENS). */
   private checkTokens(value: number | undefined): number {
-    const tokens = value ?? 1;
+    const tokens = value ?? DEFAULT_RECORD_TOKENS;
     check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${describeValue(tokens)}`);
     return tokens;
   }

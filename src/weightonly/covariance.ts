@@ -196,7 +196,7 @@ export function checkQuadraticForm(
 
 /**
  * H = Σ + δ·mean(diag Σ)·I (a new array): the damping of GPTQ, which makes a rank-deficient
- * calibration covariance invertible. δ = `relativeDamping` (1e−4 by default, as GPTQ's damping).
+ * calibration covariance invertible. δ = `relativeDamping` (`quantizeWeights`' default 1e−4; GPTQ's reference code uses 1e−2).
  */
 export function dampCovariance(sigma: Float64Array, n: number, relativeDamping: number): Float64Array {
   check(
@@ -217,7 +217,7 @@ export function dampCovariance(sigma: Float64Array, n: number, relativeDamping: 
   // that says nothing of the damping.
   check(
     finite,
-    () => `damping ${describeValue(relativeDamping)} overflows H = Σ_X + damping·mean(diag Σ_X)·I (mean variance ${(trace / n).toExponential(3)}): use a damping of at most about 1 (GPTQ's is 1e−4)`,
+    () => `damping ${describeValue(relativeDamping)} overflows H = Σ_X + damping·mean(diag Σ_X)·I (mean variance ${(trace / n).toExponential(3)}): use a damping of at most about 1 (the default is 1e−4, GPTQ's 1e−2)`,
   );
   return h;
 }

@@ -109,7 +109,8 @@ const QUANTIZE_WEIGHTS_OPTION_KEYS = ['method', 'rate', 'step', 'rotate', 'seed'
 export const DEFAULT_DAMPING = 1e-4;
 const DEFAULT_RATE_TOLERANCE = 0.01;
 const MAX_RATE = 20;
-/** Rounds of the rescaler fit: each is O(outputs·n² + n³), and a few converge (the default is 2). */
+/** Rounds of the rescaler fit: each is O(outputs·n² + n³), and a few converge. */
+const DEFAULT_RESCALE_ITERATIONS = 2;
 const MAX_RESCALE_ITERATIONS = 100;
 
 /**
@@ -183,7 +184,7 @@ export function quantizeWeights(
     options.rescaleIterations === undefined || rescale,
     'rescaleIterations sets the rounds of the rescaler fit, which runs only with rescale: true',
   );
-  const rescaleIterations = options.rescaleIterations === undefined ? 2 : options.rescaleIterations;
+  const rescaleIterations = options.rescaleIterations === undefined ? DEFAULT_RESCALE_ITERATIONS : options.rescaleIterations;
   check(
     Number.isInteger(rescaleIterations) && rescaleIterations >= 0 && rescaleIterations <= MAX_RESCALE_ITERATIONS,
     () => `rescaleIterations must be an integer in [0, ${MAX_RESCALE_ITERATIONS}], got ${describeValue(rescaleIterations)}`,

@@ -528,6 +528,30 @@ describe('httpRangeSource: retries with a fetch of its own', () => {
     expect(sent).toBe(2);
   });
 
+  it('responseTimeoutMs left out waits 30 000 ms for an answer, as HttpRangeSourceOptions says', async () => {
+    const { fetch: silent } = fetchThen(() => new Promise<Response>(() => undefined));
+    const source = await httpRangeSource('http://example.test/m', {
+      fetch: ((input: unknown, init?: RequestInit) =>
+        (init?.headers as Record<string, string>).Range === 'bytes=0-7' ? silent(input as string, init) : new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal?.reason as Error)))) as typeof fetch,
+    });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let outcome: unknown = null;
+      const reading = source.read(8, 10).then(
+        () => (outcome = 'resolved'),
+        (error: unknown) => (outcome = error),
+      );
+      for (let turn = 0; turn < 100 && vi.getTimerCount() === 0; turn++) await Promise.resolve();
+      await vi.advanceTimersByTimeAsync(29_999);
+      expect(outcome).toBeNull();
+      await vi.advanceTimersByTimeAsync(1);
+      await reading;
+      expect(String(outcome)).toMatch(/failed: no answer within 30000 ms$/);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('an answer that is sent again: its body cancelled, no listener left on the signal, no timer left after an abort during the wait', async () => {
     let cancelled = 0;
     const { fetch: busy } = fetchThen(() => Promise.resolve(new Response(new ReadableStream({ cancel: () => void cancelled++ }), { status: 503 })));
