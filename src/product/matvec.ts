@@ -28,8 +28,9 @@ import { decodedColumnNorm, rotatedColumnDecoder } from './decodeRotated.js';
  * time, not the whole decode (cols × length float64: 470 MB for a 14336 × 4096 weight); the product
  * range is checked on the decoded norms before anything is returned.
  *
- * @throws LatticeMatmulError when x is not a finite matrix with q.rows rows, or when an unrotated q has
- *   length ≠ rows.
+ * @throws LatticeMatmulError when x is not a finite matrix with q.rows rows, when an unrotated q has
+ *   length ≠ rows, or when a bound on q's decoded column norms times x's largest column norm passes
+ *   2^126 (an output could leave f32's range).
  * @example
  * const qW = quantize(w, { scheme: 'e8-q16', seed: 7 }); // w: n × cols
  * const y = matvecAT(qW, x); // x: a Float32Array of n entries; y: cols × 1, ≈ wᵀx

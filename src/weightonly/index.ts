@@ -9,7 +9,7 @@
  * import { covarianceFromActivations, quantizeWeights, weightOnlyLimit, gapBits } from 'lattice-matmul';
  * const sigmaX = covarianceFromActivations(calibration);          // n × N activations → n × n
  * const q = quantizeWeights(w, sigmaX, { method: 'watersic', rate: 4 });
- * const gap = gapBits(q.distortion(w, sigmaX), weightOnlyLimit(w, sigmaX, q.rate)); // ≈ 0.25–0.3 bit
+ * const gap = gapBits(q.distortion(w, sigmaX), weightOnlyLimit(w, sigmaX, q.rate)); // ≈ 0.25–0.3 bit at n = 1024 (README's table; more at smaller n)
  * const bytes = q.serialize();                                      // bit-packed codes + f32 steps + CRC-32
  */
 export { covarianceFromActivations } from './covariance.js';
