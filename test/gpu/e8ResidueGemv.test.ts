@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createBuffer, createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
 import { dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
-import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type E8InputsOperand } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
+import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, E8_INPUT_GROUP, e8ResidueGemvI8, e8ResidueGemvReference, GpuE8ResidueMatrix, quantizeE8InputsI8, type E8InputsI8Values, type E8InputsOperand, type RecordedE8InputsI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchHadamard } from '../../src/gpu/kernels/hadamard.js';
 import { rotationLength } from '../../src/rotation/hadamard.js';
 import { GpuScratch } from '../../src/gpu/scratch.js';
@@ -257,6 +257,21 @@ describe.skipIf(noGpu !== undefined)('E8 residue GEMV (GPU) = its CPU twins', ()
     expect(scales.filter((v) => v > 0).length).toBeGreaterThan(0);
     expect(scales.some(Number.isNaN)).toBe(withNaN);
     expect(words.subarray(0, 12 * groups * rhs).some((word) => word !== 0)).toBe(true);
+  });
+
+  it('spread: false rounds one column of n = 8192 in the rotation pass (dispatchRotatedE8InputsI8), spread: true after it, with the same bits', async () => {
+    const { device } = suite.context;
+    const w = operand(8192, 16);
+    for (const spread of [false, true]) {
+      let recorded: RecordedE8InputsI8 | undefined;
+      await expectRotatedRoundingEqual(
+        device,
+        { w, rhs: 1, format: 'f32', withNaN: false, fused: false },
+        (scratch, encoder, x) => (recorded = dispatchRotatedE8InputsI8(device, encoder, scratch, { ...x, w, spread })),
+        (scratch, encoder, xRotated) => dispatchE8InputsI8(device, encoder, scratch, { w, xRotated, rhs: 1 }),
+      );
+      expect(recorded?.inputs.label.includes('rounded in the rotation'), `spread: ${spread}`).toBe(!spread);
+    }
   });
 
   it('the rotation refuses an int8 output of another group size, too few groups or too small a buffer', () => {

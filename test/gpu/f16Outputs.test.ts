@@ -85,6 +85,44 @@ describe.skipIf(noGpu !== undefined)('f16 outputs at the edges of f16', () => {
     }
   });
 
+  // dispatchEpilogue's offsets other than 0: y at a word past a binding boundary (its first element
+  // then a word, or an even half, into the binding), sentinel bytes around it; b at one alignment in,
+  // NaN before it.
+  it.each(['f32', 'f16'] as const)('the epilogue kernel writes from outputOffset and reads the bias from biasOffset, touching nothing around y; an offset between alignments is refused (%s output)', async (format) => {
+    const alignment = device.limits.minStorageBufferOffsetAlignment;
+    const rows = 5;
+    const columns = 3;
+    const t = Float32Array.from({ length: rows * columns }, (_, i) => 0.75 * i - 4.5);
+    const biasValues = Float32Array.of(0.5, -8, 16, 1.25, -0.125);
+    const held = new Float32Array(alignment / 4 + rows).fill(Number.NaN);
+    held.set(biasValues, alignment / 4);
+    const outputOffset = alignment + 4;
+    const yBytes = (format === 'f16' ? 2 : 4) * rows * columns;
+    const initial = new Uint8Array(4 * Math.ceil((outputOffset + yBytes + 8) / 4)).fill(0x5a);
+    const input = createBufferWithData(device, 'epilogue t', t, STORAGE_USAGE);
+    const biasBuffer = createBufferWithData(device, 'epilogue b at an offset', held, STORAGE_USAGE);
+    const output = createBufferWithData(device, 'epilogue y at an offset', initial, STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const args = { input, bias: biasBuffer, rows, columns, output, outputOffset, format };
+      const encoder = device.createCommandEncoder({ label: 'epilogue offsets' });
+      expect(alignment).toBeGreaterThan(4);
+      expect(() => dispatchEpilogue(device, encoder, scratch, { ...args, biasOffset: 4 })).toThrow(/epilogue bias offset must be a multiple of the storage offset alignment/);
+      dispatchEpilogue(device, encoder, scratch, { ...args, biasOffset: alignment });
+      device.queue.submit([encoder.finish()]);
+      const bytes = new Uint8Array(await readBufferExclusive(device, output, initial.byteLength));
+      expect(Array.from(bytes.subarray(0, outputOffset)), 'bytes before y').toEqual(Array.from(initial.subarray(0, outputOffset)));
+      expect(Array.from(bytes.subarray(outputOffset + yBytes)), 'bytes after y').toEqual(Array.from(initial.subarray(outputOffset + yBytes)));
+      const expected = Array.from(t, (v, i) => Math.fround(v + (biasValues[i % rows] as number)));
+      const y = bytes.slice(outputOffset, outputOffset + yBytes).buffer;
+      if (format === 'f16') expectF16Of(new Uint16Array(y), expected, 'epilogue at offsets');
+      else expect(Array.from(new Float32Array(y))).toEqual(expected);
+    } finally {
+      for (const buffer of [input, biasBuffer, output]) buffer.destroy();
+      scratch.destroy();
+    }
+  });
+
   // f16_value and f16_bits (shaders/f16_convert.wgsl) convert in integer arithmetic of their own where
   // WGSL's builtins may differ between GPUs (subnormal halves flushed to ±0; pack2x16float rounding to
   // either neighbour, toward zero on Mesa's RADV): every half widened, and every rounding class, against

@@ -429,6 +429,8 @@ interface LowOutput {
   readonly biasOffset: number;
   readonly biasFormat?: BiasFormat;
   readonly accumulate?: boolean;
+  /** x in place of the case's own (x = 0: Y = b exactly). */
+  readonly x?: GPUBuffer;
 }
 
 /** A low-level call of `rhs` right-hand sides into `output`, with its own x and weight. */
@@ -591,7 +593,68 @@ describe.skipIf(noGpu !== undefined)('accumulate through the low-level dispatche
       scratch.destroy();
     }
   });
+
+  // x = 0 makes every kernel's product exactly 0, so Y = b bit for bit: a twin for the bias entries each
+  // dispatch of a split call reads (its first W column's, `bias_first`). The comparisons above (a call
+  // against the same call in another form) read them alike, right or wrong.
+  for (const [name, lowCase] of Object.entries(cases)) {
+    it(`${name}: x = 0 gives Y = b exactly in every range of columns and right-hand sides (an f32 bias, and a bf16 one at an odd half)`, async () => {
+      const { device } = suite.context;
+      await expectBiasOnZeroX(device, lowCase, name);
+    });
+  }
+
+  it('refuses a bias that is Y itself and a bias format it does not have, naming them', () => {
+    const { device } = suite.context;
+    const scratch = new GpuScratch(device);
+    const y = device.createBuffer({ label: 'y and bias', size: 4 * lowCols, usage: STORAGE_USAGE });
+    try {
+      const encoder = device.createCommandEncoder({ label: 'refused' });
+      const record = (output: { readonly bias?: GPUBuffer; readonly biasFormat?: BiasFormat }): void => {
+        dispatchLatticeGemv(device, encoder, scratch, { w: deterministic(device), x: xOnDevice(device, 1), y, ...output });
+      };
+      // Unchecked, one buffer bound for reading and for writing is WebGPU's validation error, at submit.
+      expect(() => record({ bias: y })).toThrow(/gemv: bias and y must be different buffers/);
+      expect(() => record({ biasFormat: 'fp16' as BiasFormat })).toThrow(/gemv: biasFormat must be 'f32', 'f16' or 'bf16', got "fp16"/);
+    } finally {
+      y.destroy();
+      scratch.destroy();
+    }
+  });
 });
+
+/**
+ * The call on x = 0 (lowN × rhs zeros) with a bias of distinct values (j − 20)/8 (lowBias repeats every 7
+ * columns, as a split may), as f32 at byte 12 and as bf16 halves at byte 2 (an odd half), NaN around
+ * each, f32 Y: every output must be its column's bias value (exact in bf16), whichever dispatch of the
+ * split call wrote it.
+ */
+async function expectBiasOnZeroX(device: GPUDevice, lowCase: LowCase, what: string): Promise<void> {
+  const { cols, rhs } = lowCase;
+  const values = Float32Array.from({ length: cols }, (_, j) => (j - 20) / 8);
+  const words = new Float32Array(3 + cols + 1).fill(Number.NaN);
+  words.set(values, 3);
+  const halves = new Uint16Array(2 * Math.ceil((1 + cols + 1) / 2)).fill(0x7fc0);
+  values.forEach((v, j) => (halves[1 + j] = bitsIn('bf16', v)));
+  const zero = createBufferWithData(device, 'bias on x = 0: x', new Float32Array(lowN * rhs), STORAGE_USAGE);
+  const wide = createBufferWithData(device, 'bias on x = 0: f32 bias', words, STORAGE_USAGE);
+  const narrow = createBufferWithData(device, 'bias on x = 0: bf16 bias', halves, STORAGE_USAGE);
+  const yOffset = lowYOffset.f32;
+  const initial = new Uint8Array(yOffset + 4 * cols * rhs + 8);
+  // + 0: a product of −0 plus a bias of 0 is +0.
+  const expected = Array.from({ length: cols * rhs }, (_, k) => (values[k % cols] as number) + 0);
+  try {
+    for (const bias of [{ bias: wide, biasOffset: 12 }, { bias: narrow, biasOffset: 2, biasFormat: 'bf16' as const }]) {
+      const run = await runLow(device, initial, lowCase, { x: zero, yOffset, outputFormat: 'f32', ...bias });
+      const y = new Float32Array(run.bytes.slice(yOffset, yOffset + 4 * cols * rhs).buffer);
+      expect(Array.from(y, (v) => v + 0), `${what}, ${bias.biasFormat ?? 'f32'} bias`).toEqual(expected);
+    }
+  } finally {
+    zero.destroy();
+    wide.destroy();
+    narrow.destroy();
+  }
+}
 
 /**
  * `accumulate` with an f16 bias of lowCols (odd) halves from byte 0, so that it ends inside its
@@ -806,6 +869,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear biasFormat: f16 and bf16 b
       const bf16Nan = Uint16Array.from(bits, () => 0x3f80);
       bf16Nan[3] = 0x7fc0;
       expect(() => QuantizedLinear.create(device, weight, { bias: bf16Nan, biasFormat: 'bf16' })).toThrow(/bias has a non-finite entry \(bf16 bits 0x7fc0 at 3\)/);
+      // ±Infinity (all exponent bits, no fraction) is refused as a NaN is, as the first entry too.
+      const bf16Infinite = Uint16Array.from(bits, () => 0x3f80);
+      bf16Infinite[0] = 0xff80;
+      expect(() => QuantizedLinear.create(device, weight, { bias: bf16Infinite, biasFormat: 'bf16' })).toThrow(/bias has a non-finite entry \(bf16 bits 0xff80 at 0\)/);
       // @ts-expect-error not a format
       expect(() => QuantizedLinear.create(device, weight, { bias: bits, biasFormat: 'fp16' })).toThrow(/biasFormat must be 'f32', 'f16' or 'bf16', got "fp16"/);
       // 40 f16 values fit in 80 bytes; as f32 they need 160.

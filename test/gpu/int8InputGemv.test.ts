@@ -974,6 +974,24 @@ describe.skipIf(noGpu !== undefined)('x̃ rounded to int8 in the rotation pass (
     expect(scales.some(Number.isNaN)).toBe(withNaN);
   });
 
+  // One column of 8192 spreads over two passes by default (the twin's rotation too), so it is rounded
+  // after the rotation; with spread: false its one pass rounds it (the scratch buffer's label tells
+  // which). Same bits either way.
+  it('spread: false rounds one column of n = 8192 in the rotation pass, spread: true after it, with the same bits', async () => {
+    const { device } = suite.context;
+    const w = operand(8192, 16);
+    for (const spread of [false, true]) {
+      let recorded: RecordedInputsI8 | undefined;
+      await expectRotatedRoundingEqual(
+        device,
+        { w, rhs: 1, format: 'f32', withNaN: false, fused: false },
+        (scratch, encoder, x) => (recorded = dispatchRotatedInputsI8(device, encoder, scratch, { ...x, w, spread })),
+        (scratch, encoder, xRotated) => dispatchInputsI8(device, encoder, scratch, { w, xRotated, rhs: 1 }),
+      );
+      expect(recorded?.inputs.label.includes('rounded in the rotation'), `spread: ${spread}`).toBe(!spread);
+    }
+  });
+
   it('refuses what it cannot do, with the reason named', () => {
     const { device } = suite.context;
     const scratch = new GpuScratch(device);

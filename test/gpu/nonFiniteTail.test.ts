@@ -268,6 +268,8 @@ describe.skipIf(noGpu !== undefined)('a non-finite x past keptLength of an unrot
     { name: 'f16 at an odd half, odd cols', rows: 300, kept: 299, cols: 7, rhs: 5, format: 'f16', yOffset: 6 },
     { name: 'n = 1, keptLength 0', rows: 1, kept: 0, cols: 3, rhs: 4, format: 'f16', yOffset: 2 },
     { name: 'right-hand sides split over 2 KB bindings', rows: 200, kept: 50, cols: 9, rhs: 11, format: 'f32', yOffset: 0, maxBindingBytes: 2048 },
+    // Each range's Y window from its own first half (ranges meeting inside words: odd cols).
+    { name: 'f16 at an odd half, split over 2 KB', rows: 200, kept: 50, cols: 9, rhs: 11, format: 'f16', yOffset: 6, maxBindingBytes: 2048 },
     { name: 'keptLength = rows: nothing to check', rows: 40, kept: 40, cols: 5, rhs: 3, format: 'f32', yOffset: 0 },
   ];
   it.each(kernelCases)('dispatchNonFiniteTail = its CPU twin ($name)', async ({ rows, kept, cols, rhs, format, yOffset, maxBindingBytes }) => {

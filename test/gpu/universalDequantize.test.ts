@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { universalDequantize, universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
+import { createBufferWithData, readBuffer, STORAGE_USAGE } from '../../src/gpu/buffers.js';
+import { GpuScratch } from '../../src/gpu/scratch.js';
+import { dispatchUniversalDequantize, universalDequantize, universalDequantizeRotated } from '../../src/gpu/kernels/universalDequantize.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import type { Matrix } from '../../src/matrix.js';
 import { decodeRotated } from '../../src/product/decodeRotated.js';
@@ -77,6 +79,31 @@ describe.skipIf(noGpu !== undefined)('universal dequantize (GPU) = decodeRotated
     try {
       expectClose(await universalDequantizeRotated(suite.context.device, gpu, { maxBindingBytes: 1024 }), decodeRotated(q), q);
     } finally {
+      gpu.destroy();
+    }
+  });
+
+  // A time-shared W (zeros past keptLength, cleared by the call) into a buffer at a word past a binding
+  // boundary, its columns split across dispatches: the bytes before and after stay as they were (NaN).
+  it('writes from outputOffset, in column ranges, leaving the bytes around its output as they were', async () => {
+    const { device } = suite.context;
+    const q = quantize(gaussianMatrix(200, 4, 7), { scheme: 'e8-q16', seed: 3, nonce: 11, keepFraction: 0.4 }) as UniversalLatticeMatrix;
+    const gpu = uploadUniversalMatrix(device, q);
+    const offset = device.limits.minStorageBufferOffsetAlignment + 4;
+    const count = q.length * q.cols;
+    const output = createBufferWithData(device, 'dequantize at an offset', new Float32Array(offset / 4 + count + 3).fill(Number.NaN), STORAGE_USAGE);
+    const scratch = new GpuScratch(device);
+    try {
+      const encoder = device.createCommandEncoder({ label: 'dequantize at an offset' });
+      dispatchUniversalDequantize(device, encoder, scratch, { m: gpu, output, outputOffset: offset, maxBindingBytes: 2 * 4 * q.length });
+      device.queue.submit([encoder.finish()]);
+      const all = new Float32Array(await readBuffer(device, output, output.size));
+      expect(Array.from(all.subarray(0, offset / 4)).every(Number.isNaN), 'before').toBe(true);
+      expect(Array.from(all.subarray(offset / 4 + count)).every(Number.isNaN), 'after').toBe(true);
+      expectClose(all.slice(offset / 4, offset / 4 + count), decodeRotated(q), q);
+    } finally {
+      scratch.destroy();
+      output.destroy();
       gpu.destroy();
     }
   });

@@ -685,7 +685,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
   });
 
   /** The records x̂ of X̃ (`vectors` columns of n, f32 or f16 bits) for q's column scales and codes of `bits` bits, made on the GPU. */
-  async function gpuRecords(q: WeightOnlyQuantized, bits: FixedCodeBits, xRotated: Float32Array | Uint16Array, vectors: number): Promise<Uint32Array> {
+  async function gpuRecords(q: WeightOnlyQuantized, bits: FixedCodeBits, xRotated: Float32Array | Uint16Array, vectors: number, maxBindingBytes?: number): Promise<Uint32Array> {
     const scratch = new GpuScratch(device);
     const x = createBufferWithData(device, 'int8 inputs test x̃', xRotated, STORAGE_USAGE);
     const scales = createBufferWithData(device, 'int8 inputs test s', q.columnScales, STORAGE_USAGE);
@@ -693,7 +693,7 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
       return await withValidation(device, 'int8 inputs test', async () => {
         const encoder = device.createCommandEncoder({ label: 'int8 inputs test' });
         const inputFormat = xRotated instanceof Uint16Array ? 'f16' : 'f32';
-        const records = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, inputFormat, columnScales: scales, n: q.n, codeBits: bits, vectors });
+        const records = dispatchWeightOnlyInputsI8(device, encoder, scratch, { x, inputFormat, columnScales: scales, n: q.n, codeBits: bits, vectors, ...(maxBindingBytes === undefined ? {} : { maxBindingBytes }) });
         device.queue.submit([encoder.finish()]);
         return new Uint32Array(await readBuffer(device, records.inputs, weightOnlyInputsI8Bytes(q.n, bits, vectors)));
       });
@@ -751,6 +751,16 @@ describe.skipIf(noGpu !== undefined)('weight-only GEMV with int8 inputs on the G
       const subnormalValues = toFloat32Matrix({ rows: n, cols: vectors, data: subnormal }).data;
       expectRecordsMatch(await gpuRecords(q, bits, subnormal, vectors), weightOnlyInputsI8(subnormalValues, q.columnScales, n, bits, vectors));
     }
+  });
+
+  it('f16 x̃ split across bindings by vectors (maxBindingBytes): x̂ equals its CPU twin', async () => {
+    const [n, vectors, bits] = [64, 5, 4] as const;
+    const q = craftedMatrix(Array.from({ length: n }, () => bits), 3, 41);
+    const halves = Uint16Array.from(activations(n, vectors, 42), (v) => float16Bits(v));
+    const widened = toFloat32Matrix({ rows: n, cols: vectors, data: halves }).data;
+    // Room for the column scales (4n bytes) with the alignment slack: two vectors of x̃ (2n bytes each), not five.
+    const maxBindingBytes = device.limits.minStorageBufferOffsetAlignment - 4 + 4 * n;
+    expectRecordsMatch(await gpuRecords(q, bits, halves, vectors, maxBindingBytes), weightOnlyInputsI8(widened, q.columnScales, n, bits, vectors));
   });
 
   const gemvCases = bitsCases.flatMap((bits) =>
