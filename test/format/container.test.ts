@@ -573,6 +573,8 @@ describe('refusals, each with a message naming the problem', () => {
     ['multiples that are not the scheme\'s', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'det', (d) => (d.multiples = [16, 23, 32, 46]))), /multiples must be the scheme's scale multiples \[16, 23, 32, 45\]/],
     // det: 32 rotated coordinates in 11 blocks of 3, 2 columns: at most 22 blocks can be clipped.
     ['more clipped blocks than blocks', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'det', (d) => (d.clippedBlocks = 23))), /matrix "det": description field "clippedBlocks" must be an integer in \[0, 22\], got 23/],
+    // d3: 48 rotated coordinates in 16 blocks of 3, 3 columns: at most 48 escapes (one per block).
+    ['more escapes than blocks', (b: Uint8Array) => resealed(b, (r) => editDescription(r, 'd3', (d) => (d.escapes = 49))), /matrix "d3": description field "escapes" must be an integer in \[0, 48\], got 49/],
     ['a NaN gain', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'det.gains', 0, 0x7fc00000)), /gain of column 0 is NaN; gains must be finite with \|gain\| ≤ 2\^100/],
     ['a symmetric INT code of 0 (level −8)', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.codes', 0, 0x88888880)), /code 0 at entry 0 of column 0 is not a symmetric 4-bit level/],
     ['an fp16 scheme\'s scale that is no fp16 value', (b: Uint8Array) => resealed(b, (r) => setWord(r, 'int4.scales', 0, 0x3f800001)), /scale 0 is 1.0000001192092896, not an fp16 value/],
