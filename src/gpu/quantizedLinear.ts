@@ -259,6 +259,16 @@ const DEFAULT_MAX_PREPARED = 16;
 /** Tokens a layer's or a group's `record` computes by default (`LinearRecordOptions.tokens`). */
 const DEFAULT_RECORD_TOKENS = 1;
 
+/**
+ * The tokens of a layer's or a group's `record` (default DEFAULT_RECORD_TOKENS), checked against the
+ * largest it may take; `limit` says where that comes from in the message ("maxTokens").
+ */
+function recordTokens(options: LinearRecordOptions, maxTokens: number, limit: string): number {
+  const tokens = checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens ?? DEFAULT_RECORD_TOKENS;
+  check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (${limit}), got ${describeValue(tokens)}`);
+  return tokens;
+}
+
 /** An optional label: a string, or undefined for `fallback`. */
 function labelOption(label: unknown, fallback: string): string {
   if (label === undefined) return fallback;
@@ -678,7 +688,7 @@ export class QuantizedLinear {
   record(target: CommandTarget, x: BufferSlice, y: BufferSlice, options: LinearRecordOptions = {}): void {
     check(!this.destroyed, () => `${this.label}: this QuantizedLinear was destroyed`);
     checkWeightUsable(this.weight, this.device, this.label);
-    const tokens = this.checkTokens(checkOptionsObject(options, RECORD_OPTION_KEYS, 'record options').tokens);
+    const tokens = recordTokens(options, this.maxTokens, 'maxTokens');
     const input = slice(x, 'x');
     const output = slice(y, 'y');
     const key = `${sliceKey(input)}|${sliceKey(output)}|${tokens}`;
@@ -736,8 +746,7 @@ export class QuantizedLinear {
           check(!layer.destroyed, () => `${label}: ${layer.label} was destroyed`);
           checkWeightUsable(layer.weight, layer.device, `${label}: ${layer.label}`);
         }
-        const tokens = checkOptionsObject(recordOptions, RECORD_OPTION_KEYS, 'record options').tokens ?? DEFAULT_RECORD_TOKENS;
-        check(Number.isInteger(tokens) && tokens >= 1 && tokens <= maxTokens, () => `tokens must be an integer in [1, ${maxTokens}] (the layers' smallest maxTokens), got ${describeValue(tokens)}`);
+        const tokens = recordTokens(recordOptions, maxTokens, "the layers' smallest maxTokens");
         check(Array.isArray(ys) && ys.length === layers.length, () => `${label}: ys needs one output per layer (${layers.length}), got ${Array.isArray(ys) ? ys.length : describeValue(ys)}`);
         const input = slice(x, 'x');
         const outputs = ys.map((y, i) => slice(y, `ys[${i}]`));
@@ -758,13 +767,6 @@ export class QuantizedLinear {
         prepared.destroy();
       },
     };
-  }
-
-  /** `tokens` checked against maxTokens (default DEFAULT_RECORD_TOKENS). */
-  private checkTokens(value: number | undefined): number {
-    const tokens = value ?? DEFAULT_RECORD_TOKENS;
-    check(Number.isInteger(tokens) && tokens >= 1 && tokens <= this.maxTokens, () => `tokens must be an integer in [1, ${this.maxTokens}] (maxTokens), got ${describeValue(tokens)}`);
-    return tokens;
   }
 
   /** x: a storage buffer with inFeatures × tokens activations at its offset. */
