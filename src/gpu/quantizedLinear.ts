@@ -879,7 +879,8 @@ export class QuantizedLinear {
   private recordGemv(encoder: GPUCommandEncoder, scratch: GpuScratch, x: Slice, inputFormat: ActivationFormat, xF32: Slice | null, xRotated: Slice | null, inputsI8: RecordedInputsI8 | null, callSums: RecordedCallSums | null, y: Slice, tokens: number): void {
     const rotatedInput = xRotated === null ? {} : { xRotated: xRotated.buffer, xRotatedOffset: xRotated.offset };
     const weight = this.weight;
-    const output = { bias: this.bias, biasOffset: this.biasOffset, biasFormat: this.biasFormat, outputFormat: this.activations, accumulate: this.accumulate };
+    const bias = this.bias === null ? {} : { bias: this.bias, biasOffset: this.biasOffset, biasFormat: this.biasFormat };
+    const output = { ...bias, outputFormat: this.activations, accumulate: this.accumulate };
     if (weight instanceof WeightOnlyGpuMatrix) {
       // On x̃ where the layer has a Hadamard rotation (recorded once for the group), else on x itself (unrotated weights).
       const input = xRotated === null ? { x: x.buffer, xOffset: x.offset, inputFormat } : { x: xRotated.buffer, xOffset: xRotated.offset, inputFormat: 'f32' as const, inputBasis: 'quantization' as const };

@@ -266,6 +266,28 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     });
   });
 
+  it('biasOffset without a bias is refused by the GEMVs and the epilogue, as x\'s offsets without x are (it was ignored: the call added no bias)', async () => {
+    const y = createBuffer(context.device, 'y', 4 * 16, STORAGE_USAGE);
+    const x = createBuffer(context.device, 'x', 4 * n, STORAGE_USAGE);
+    const universal = engine.upload(quantize(gaussianMatrix(n, 4, 14), { scheme: 'e8-4bit', nonce: 14 }) as UniversalLatticeMatrix);
+    const deterministic = engine.upload(quantize(gaussianMatrix(n, 4, 15), { scheme: 'd3-q6-deterministic' }) as DeterministicLatticeMatrix);
+    const weightOnly = uploadWeightOnly(context.device, quantizeWeights(gaussianMatrix(n, 16, 16), null, { method: 'rtn', rate: 3 }));
+    await expectEncoderStaysValid([universal, deterministic, weightOnly, x, y], (encoder, scratch) => {
+      const io = { x, y, rhs: 1 };
+      for (const biasOffset of [0, 256]) {
+        expect(() => dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, biasOffset })).toThrow(/^universal gemv[^:]*: biasOffset without bias$/);
+        expect(() => dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic, bias: null, biasOffset })).toThrow(/: biasOffset without bias$/);
+        expect(() => dispatchEpilogue(context.device, encoder, scratch, { input: x, bias: null, biasOffset, rows: 4, columns: 1, output: y, format: 'f32' })).toThrow(/^epilogue: biasOffset without bias$/);
+        expect(() => weightOnly.dispatch(encoder, scratch, { x, y, biasOffset })).toThrow(/^weight-only gemv: biasOffset without bias$/);
+      }
+      // Without the offset, and with a bias, the same calls record.
+      dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, bias: null });
+      dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic, bias: x, biasOffset: 0 });
+      dispatchEpilogue(context.device, encoder, scratch, { input: x, bias: null, rows: 4, columns: 1, output: y, format: 'f32' });
+      weightOnly.dispatch(encoder, scratch, { x, y });
+    });
+  });
+
   it('maxBindingBytes that is not a positive integer is refused by name by the rotation, dequantize and weight-only kernels (they took min(it, the limit) by hand)', async () => {
     const input = createBuffer(context.device, 'input', 4 * n, STORAGE_USAGE);
     const output = createBuffer(context.device, 'output', 4 * n * 4, STORAGE_USAGE);

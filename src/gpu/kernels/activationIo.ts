@@ -131,6 +131,7 @@ export interface EpilogueArgs {
   readonly inputOffset?: number;
   /** b: `rows` f32 added to every column, or null. */
   readonly bias: GPUBuffer | null;
+  /** Byte offset of b (a multiple of the storage offset alignment); refused without a bias. */
   readonly biasOffset?: number;
   readonly rows: number;
   readonly columns: number;
@@ -158,6 +159,7 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
   const outputOffset = args.outputOffset ?? 0;
   checkBufferRange(args.input, inputOffset, 4 * count, 'epilogue input');
   if (args.bias) checkBufferRange(args.bias, args.biasOffset ?? 0, 4 * args.rows, 'epilogue bias');
+  else check(args.biasOffset === undefined, 'epilogue: biasOffset without bias');
   const bytes = activationBytes(args.format);
   checkBufferRange(args.output, outputOffset, bytes * count, 'epilogue output');
   checkOutputNotRead(args.output, [['the input', args.input], ['the bias', args.bias]], 'epilogue output');

@@ -258,7 +258,7 @@ export function dispatchGemvRange(pass: GPUComputePassEncoder, pipeline: GemvWit
 export interface GemvOutputArgs {
   /** b: one value per column of W (output), in `biasFormat`, added to every right-hand side's output; omitted or null: none. */
   readonly bias?: GPUBuffer | null;
-  /** Byte offset of b (a multiple of 4 for f32, of 2 for f16 and bf16). */
+  /** Byte offset of b (a multiple of 4 for f32, of 2 for f16 and bf16); refused without a bias. */
   readonly biasOffset?: number;
   /**
    * b's format: 'f32' (default), or 'f16' or 'bf16' (a model's bias as its file stores it, read as
@@ -382,6 +382,8 @@ export function resolveGemvOutput(device: GPUDevice, scratch: GpuScratch, args: 
   const bias = args.bias ?? null;
   const biasFormat = args.biasFormat ?? 'f32';
   checkOneOf(biasFormat, BIAS_FORMATS, `${what}: biasFormat`);
+  // As for x's offsets: an offset into a bias not given would be ignored (the caller meant to add one).
+  check(args.biasOffset === undefined || bias !== null, `${what}: biasOffset without bias`);
   let biasWindow: ValuesWindow = { binding: { buffer: scratch.buffer(`${what}: no bias`, 4, STORAGE_USAGE) }, first: 0 };
   if (bias !== null) {
     const biasOffset = args.biasOffset ?? 0;
