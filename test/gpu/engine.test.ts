@@ -550,6 +550,26 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
     }
   });
 
+  // The README's bound: the CPU scales each decoded point in f64 and rounds once, the GPU scales in f32
+  // (then rotates back in its own order), so an entry may differ by a couple of f32 ulps of the column's
+  // largest entry (measured ≤ 2.4·2⁻²³ of it); relative to the column's RMS that grows with the column's peak.
+  it.each(['gaussian', 'heavy-tailed', 'outlier-rows', 'spikes'] as const)('dequantize on the GPU is within 4·2⁻²³ of each column\'s largest entry of the CPU dequantize, on the README\'s five schemes (%s columns, n not a power of two)', async (kind) => {
+    const a = testMatrixPair(kind, 1000, 4, 1, 3).a;
+    const schemes: QuantizeOptions[] = [{ scheme: 'e8-4bit', nonce: 3 }, { scheme: 'd3-q6', nonce: 3 }, { scheme: 'e8-2bit', nonce: 3, center: true }, { scheme: 'd3-q6-deterministic' }, { scheme: 'e8-q16-deterministic' }];
+    for (const options of schemes) {
+      const qa = await suite.engine.quantize(a, options);
+      const gpu = await suite.engine.dequantize(qa).finally(() => qa.destroy());
+      const cpu = dequantize(quantize(a, options));
+      for (let j = 0; j < a.cols; j++) {
+        const column = (m: Matrix): Float32Array => m.data.subarray(j * a.rows, (j + 1) * a.rows);
+        const largest = column(cpu).reduce((most, v) => Math.max(most, Math.abs(v)), 0);
+        let worst = 0;
+        column(gpu).forEach((v, i) => (worst = Math.max(worst, Math.abs(v - (column(cpu)[i] as number)))));
+        expect(worst / largest, `${String(options.scheme)}, column ${j}`).toBeLessThanOrEqual(4 * 2 ** -23);
+      }
+    }
+  });
+
   it.each(['d3-q6', 'e8-2bit', 'd3-q6-deterministic'] as const)('%s: a CPU-quantized matrix uploaded to the GPU multiplies like the GPU-quantized one', async (scheme) => {
     const { a, b } = testMatrixPair('heavy-tailed', 64, 4, 4, 3);
     const cpuA = quantize(a, operand({ scheme, seed: 1 }, 0));
