@@ -253,3 +253,27 @@ describe('how far one product strays from its expected error (README, "The guara
     expect(spread).toBeLessThan(0.177 + 0.06);
   });
 });
+
+describe('centred columns whose mean dwarfs their spread', () => {
+  // The README: with center: true the stored f32 means and the f32 result add their own rounding, up
+  // to about one f32 ulp of each entry (each mean within 2⁻²⁴ of itself relatively, so n·μ_a·μ_b within
+  // 2⁻²³, and the result's rounding); at mean 1000, spread 1 that dominates the identity's error
+  // (≈ √(2D·n) against entries of n·10⁶). 1.6·10⁻⁷ = 1.34·2⁻²³ is the README's largest.
+  it.each([1024, 4096])('mean 1000, spread 1, n = %i: every product entry is within 1.34·2⁻²³ of the exact one, at 2 to 5 bits', (n) => {
+    const shifted = (seed: number): Matrix => {
+      const m = gaussianMatrix(n, 4, seed);
+      return { ...m, data: m.data.map((v) => v + 1000) };
+    };
+    const a = shifted(1);
+    const b = shifted(2);
+    const exact = matmulATExact(a, b);
+    for (const scheme of ['e8-2bit', 'e8-4bit', 'e8-5bit', 'd3-q6'] as const) {
+      let worst = 0;
+      for (let seed = 0; seed < 3; seed++) {
+        const c = matmulAT(quantize(a, { scheme, center: true, seed, nonce: 10 + seed }), quantize(b, { scheme, center: true, seed, nonce: 20 + seed }));
+        c.data.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - (exact.data[k] as number)) / Math.abs(exact.data[k] as number))));
+      }
+      expect(worst, scheme).toBeLessThanOrEqual(1.34 * 2 ** -23);
+    }
+  });
+});
