@@ -53,6 +53,38 @@ import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quanti
  *   baseline of the decode steps' "vs f16" (same shape and layer count), dispatch overheads included.
  */
 
+/**
+ * The README's cost of a record that cycles through more (x, y, offsets, tokens) sets than the layer's
+ * `maxPrepared`: each call prepares again (uniforms and bind groups, freed by the garbage collector).
+ * A layer keeping 2 sets records into 3 outputs in turn; the row's µs per call compares with the
+ * prepared row's replay, and `allocationsAfterFirst` counts GPU objects per call.
+ */
+function repreparingRow(device: GPUDevice, w: LinearWeight, x: GPUBuffer, outputs: number, calls: number, kernel: string, shape: string): BenchRow {
+  const maxPrepared = 2;
+  const ys = Array.from({ length: maxPrepared + 1 }, (_, i) => createBuffer(device, `bench host re-prepare y ${i}`, 4 * outputs, STORAGE_USAGE));
+  const layer = QuantizedLinear.create(device, w, { label: 'bench host re-preparing layer', maxTokens: 1, maxPrepared });
+  try {
+    const repreparedCalls = Math.max(ys.length, Math.round(calls / 10));
+    const encoder = device.createCommandEncoder({ label: 'bench host re-preparing records' });
+    for (const y of ys) layer.record(encoder, x, y); // the first preparations, not timed
+    const timesUs: number[] = [];
+    const { allocations } = countAllocations(device, () => {
+      for (let round = 0; round < 5; round++) {
+        const start = performance.now();
+        for (let i = 0; i < repreparedCalls; i++) layer.record(encoder, x, ys[i % ys.length] as GPUBuffer);
+        timesUs.push(((performance.now() - start) * 1000) / repreparedCalls);
+      }
+    });
+    encoder.finish();
+    return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations / (5 * repreparedCalls), callsPerSample: repreparedCalls, note: `maxPrepared ${maxPrepared}, ${ys.length} outputs in turn; allocationsAfterFirst: GPU objects per call (not submitted)` });
+  } catch (error) {
+    return failedRow({ kernel, family: 'host', shape }, error);
+  } finally {
+    layer.destroy();
+    for (const y of ys) y.destroy();
+  }
+}
+
 export async function hostRows(context: GpuContext, problem: GemvProblem, scheme: SchemeName, calls: number, settings: BenchSettings): Promise<BenchRow[]> {
   const { device } = context;
   const shape = gemvShape(problem);
@@ -97,6 +129,7 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
     } finally {
       layer.destroy();
     }
+    rows.push(repreparingRow(device, w, x, problem.cols, calls, `host: QuantizedLinear.record cycling through maxPrepared + 1 outputs (re-prepares every call), ${scheme}`, shape));
     const plainCalls = Math.max(1, Math.round(calls / 10));
     const encoder = device.createCommandEncoder({ label: 'bench host plain dispatches' });
     const scratches: GpuScratch[] = [];
