@@ -72,6 +72,9 @@ export interface UniversalDequantizeArgs {
   readonly normalizeColumns?: GPUBuffer;
 }
 
+/** The keys of {@link UniversalDequantizeArgs}: the dispatch refuses any other (a misspelt offset was ignored). */
+const DEQUANTIZE_ARG_KEYS = ['m', 'output', 'outputOffset', 'maxBindingBytes', 'normalizeColumns'] as const satisfies readonly (keyof UniversalDequantizeArgs)[];
+
 /**
  * Records the decoding of every column of `m` into the rotated domain (what `decodeRotated` computes
  * on the CPU). The output needs STORAGE and COPY_DST usage. Columns are split across dispatches when
@@ -82,7 +85,7 @@ export interface UniversalDequantizeArgs {
  */
 export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: UniversalDequantizeArgs): void {
   checkDispatch(device, encoder, scratch, args, 'dispatchUniversalDequantize');
-  checkOptionsObject(args, ['m', 'output', 'outputOffset', 'maxBindingBytes', 'normalizeColumns'] satisfies (keyof UniversalDequantizeArgs)[], 'dispatchUniversalDequantize arguments');
+  checkOptionsObject(args, DEQUANTIZE_ARG_KEYS, 'dispatchUniversalDequantize arguments');
   const { m } = args;
   const layout = checkGpuUniversalMatrix(m, 'quantized matrix');
   const outputOffset = args.outputOffset ?? 0;
