@@ -8,12 +8,13 @@ import { BufferUsage, checkBufferUsable } from './buffers.js';
  * storage binding covers; it matters for 2-byte f16 data). Every kernel checks its storage bindings
  * with it before recording: a binding WebGPU refuses would otherwise surface only as an uncaptured
  * validation error, and the caller's whole command buffer would be rejected at submit. `what` starts
- * the message and names the kernel and the operand, e.g. `'matmul: A'`.
+ * the message and names the kernel and the operand, e.g. `'matmul: A'`; `sizeNote`, if given, ends the
+ * message of a range past the buffer's end with what the length counts ("inFeatures 4096 × 1 token × 4 bytes").
  *
  * @example
  * checkBufferRange(args.a, aOffset, 4 * n * aCols, 'matmul: A'); // "matmul: A needs … bytes at offset …"
  */
-export function checkBufferRange(buffer: GPUBuffer, offset: number, byteLength: number, what: string, offsetMultiple = 4): void {
+export function checkBufferRange(buffer: GPUBuffer, offset: number, byteLength: number, what: string, offsetMultiple = 4, sizeNote?: string): void {
   checkBufferUsable(buffer, BufferUsage.STORAGE, what);
   check(
     Number.isInteger(offset) && offset >= 0 && offset % offsetMultiple === 0,
@@ -21,7 +22,7 @@ export function checkBufferRange(buffer: GPUBuffer, offset: number, byteLength: 
   );
   check(
     offset + byteLength <= buffer.size,
-    () => `${what} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}`,
+    () => `${what} needs ${byteLength} bytes at offset ${offset}, but its buffer has ${buffer.size}${sizeNote === undefined ? '' : ` (${sizeNote})`}`,
   );
   // f16 values are bound as whole u32 words (storage bindings are 4-byte multiples): the word holding
   // the last value must lie inside the buffer too.

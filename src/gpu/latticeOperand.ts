@@ -451,9 +451,14 @@ export function checkMatrixUsable(m: object, device: GPUDevice, what: string, us
   const owned = m as { readonly device?: GPUDevice; readonly isDestroyed?: unknown };
   if (typeof owned.isDestroyed !== 'boolean' || owned.device === undefined) return;
   const owner = owned.device;
+  // Devices that requestGpuDevice opened without a label share its default one, and an app's own are
+  // often unlabelled: "on X, the layer on X" read as if the devices were the same.
+  const devices = owner.label === device.label
+    ? `both devices are labelled ${describeValue(device.label)}: label them to tell them apart`
+    : `on ${describeValue(owner.label)}, the ${user} on ${describeValue(device.label)}`;
   check(
     owner === device,
-    () => `${what} was uploaded to another GPUDevice than the ${user}'s (on ${describeValue(owner.label)}, the ${user} on ${describeValue(device.label)}); upload it to the ${user}'s device`,
+    () => `${what} was uploaded to another GPUDevice than the ${user}'s (${devices}); upload it to the ${user}'s device`,
   );
   check(!owned.isDestroyed, () => `${what} was destroyed`);
 }

@@ -317,10 +317,22 @@ function sliceKey(value: Slice): string {
   return `${bufferId(value.buffer)}:${value.offset}:${value.size ?? ''}`;
 }
 
-/** Checks that `bytes` from a slice's offset fit its size (if given), and bind as storage (`checkBufferRange`). */
-function checkSliceRoom(value: Slice, bytes: number, what: string, offsetMultiple = 4): void {
-  check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${describeValue(value.size)}`);
-  checkBufferRange(value.buffer, value.offset, bytes, what, offsetMultiple);
+/**
+ * Checks that `bytes` from a slice's offset fit its size (if given), and bind as storage
+ * (`checkBufferRange`). `sizeNote` says what `bytes` counts, at the end of a refusal for room.
+ */
+function checkSliceRoom(value: Slice, bytes: number, what: string, offsetMultiple = 4, sizeNote?: string): void {
+  const note = sizeNote === undefined ? '' : ` (${sizeNote})`;
+  check(value.size === undefined || bytes <= value.size, () => `${what} needs ${bytes} bytes, but its size is ${describeValue(value.size)}${note}`);
+  checkBufferRange(value.buffer, value.offset, bytes, what, offsetMultiple, sizeNote);
+}
+
+/**
+ * What an x or y of a layer counts ("inFeatures 4096 × 1 token × 2 bytes"): a weight quantized with
+ * rows and cols swapped (PyTorch's (out, in) order) shows as the other count of features.
+ */
+function activationsNote(features: string, count: number, tokens: number, format: ActivationFormat): string {
+  return `${features} ${count} × ${counted(tokens, 'token')} × ${activationBytes(format)} bytes`;
 }
 
 /**
@@ -771,7 +783,7 @@ export class QuantizedLinear {
 
   /** x: a storage buffer with inFeatures × tokens activations at its offset. */
   private checkInput(input: Slice, tokens: number): void {
-    checkSliceRoom(input, activationBytes(this.activations) * this.inFeatures * tokens, 'x');
+    checkSliceRoom(input, activationBytes(this.activations) * this.inFeatures * tokens, 'x', 4, activationsNote('inFeatures', this.inFeatures, tokens, this.activations));
   }
 
   /**
@@ -780,7 +792,7 @@ export class QuantizedLinear {
    */
   private checkOutput(output: Slice, tokens: number, what: string, readers: readonly (readonly [QuantizedLinear, string])[] = [[this, 'the']]): void {
     checkOutputNotRead(output.buffer, readers.flatMap(([layer, name]) => layer.readBuffers(name)), what);
-    checkSliceRoom(output, this.outputBytes(tokens), what);
+    checkSliceRoom(output, this.outputBytes(tokens), what, 4, activationsNote('outFeatures', this.outFeatures, tokens, this.activations));
   }
 
   /** The caller's buffers the layer reads besides x: the weight's and a GPUBuffer bias, named "`name` weight's codes", "`name` bias". */

@@ -1034,6 +1034,30 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
     }
   });
 
+  it('an x or y too small for the layer is refused with what its length counts (a weight quantized with rows and cols swapped shows)', () => {
+    // PyTorch's (out, in) = (40, 300) read as rows = out, cols = in: a layer of 40 inputs and 300 outputs.
+    const swapped = uploadLatticeMatrix(device, quantize(gaussianMatrix(out, n, 2), { scheme: 'e8-q16', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const layer = QuantizedLinear.create(device, swapped as LinearWeight, { maxTokens: 2 });
+    const f16Layer = QuantizedLinear.create(device, swapped as LinearWeight, { activations: 'f16' });
+    const xBuffer = createBuffer(device, 'swapped x', 4 * n, STORAGE_USAGE);
+    const yBuffer = createBuffer(device, 'swapped y', 4 * out, STORAGE_USAGE);
+    try {
+      const encoder = device.createCommandEncoder();
+      // The app's x (300 inputs) is more than the layer reads; its y (40 outputs) is what the layer cannot write.
+      expect(() => layer.record(encoder, xBuffer, yBuffer)).toThrow(`y needs ${4 * n} bytes at offset 0, but its buffer has ${4 * out} (outFeatures ${n} × 1 token × 4 bytes)`);
+      expect(() => f16Layer.record(encoder, xBuffer, { buffer: yBuffer, offset: 0, size: 2 * out })).toThrow(`y needs ${2 * n} bytes, but its size is ${2 * out} (outFeatures ${n} × 1 token × 2 bytes)`);
+      // Two tokens of x need 2 × 40 inputs: 320 bytes, in a buffer of 300 × 4 … of which a slice of 256.
+      expect(() => layer.record(encoder, { buffer: xBuffer, offset: 4 * n - 256 }, yBuffer, { tokens: 2 })).toThrow(`x needs ${8 * out} bytes at offset ${4 * n - 256}, but its buffer has ${4 * n} (inFeatures ${out} × 2 tokens × 4 bytes)`);
+      expect(() => layer.record(encoder, { buffer: xBuffer, size: 256 }, yBuffer, { tokens: 2 })).toThrow(`x needs ${8 * out} bytes, but its size is 256 (inFeatures ${out} × 2 tokens × 4 bytes)`);
+    } finally {
+      layer.destroy();
+      f16Layer.destroy();
+      swapped.destroy();
+      xBuffer.destroy();
+      yBuffer.destroy();
+    }
+  });
+
   it('slices: { buffer, offset, size } bounds what a layer reads and writes; a slice without a buffer and overlapping outputs in a group are refused', async () => {
     const q = quantize(w, { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;
     const gpuW = uploadLatticeMatrix(device, q);
