@@ -262,7 +262,8 @@ export interface GemvOutputArgs {
   readonly biasOffset?: number;
   /**
    * b's format: 'f32' (default), or 'f16' or 'bf16' (a model's bias as its file stores it, read as
-   * halves of u32 words and widened to f32 exactly on every GPU, f16 subnormals included; its buffer
+   * halves of u32 words and widened to f32 exactly on every GPU, f16 subnormals included (a bf16
+   * subnormal is an f32 subnormal, which a GPU may flush in the add, as an f32 bias's); its buffer
    * must hold the whole word of its last value). Read unchecked, as an f32 b is: a NaN or ±Infinity entry reaches its outputs.
    */
   readonly biasFormat?: BiasFormat;
