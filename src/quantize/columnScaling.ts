@@ -1,7 +1,9 @@
 /**
  * The f32 steps that turn one input column into the fixed-point integers the lattice encoder rounds.
  *
- * Every operation here is mirrored by the GPU encoder (shaders/encode_*.wgsl) in the same order, so
+ * Every operation here is mirrored by the GPU quantizer (shaders/column_prep.wgsl, shaders/hadamard.wgsl,
+ * shaders/lattice_encode.wgsl; shaders/universal_encode.wgsl up to step 4, then the universal code's own
+ * rounding, universalCode.ts) in the same order, so
  * that both produce the same integers (docs/ARCHITECTURE.md, exactness rules):
  *   1. `amax = max |x_i|` and an exponent e with amax·2^e ∈ [1, 2): scaling by 2^e is exact and keeps
  *      later sums far from f32 overflow or underflow, whatever the input's magnitude.

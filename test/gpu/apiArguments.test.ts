@@ -21,7 +21,7 @@ import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8,
 import { dispatchE8PointGemvI8, e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { d3QuadGemvI8, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
 import { dispatchLatticeGemv, latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
-import { d3GroupScaledGemvI8 } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
+import { d3GroupScaledGemvI8, dispatchD3GroupScaledGemvI8 } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';
 import { quantize } from '../../src/quantize/quantize.js';
@@ -233,6 +233,8 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
         ['dispatchE8ResidueGemvI8', dispatchE8ResidueGemvI8],
         ['dispatchE8PointGemvI8', dispatchE8PointGemvI8],
         ['dispatchD3QuadGemvI8', dispatchD3QuadGemvI8],
+        // The benchmark's group-scaled prototype (not exported): a misspelt option ran on its default.
+        ['dispatchD3GroupScaledGemvI8', dispatchD3GroupScaledGemvI8],
       ] as const) {
         expect(() => dispatch(context.device, encoder, scratch, standIn), name).toThrow(new RegExp(`^${name} arguments: unknown option 'leaderTabel'`));
       }
@@ -240,6 +242,7 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic });
       // Exported since this stop, it starts with checkDispatch as the others do (arguments, device, target).
       expect(() => dispatchLatticeGemv(context.device, encoder, scratch, null as never)).toThrow(/^dispatchLatticeGemv: the arguments must be an object, got null$/);
+      expect(() => dispatchD3GroupScaledGemvI8(context.device, encoder, scratch, null as never)).toThrow(/^dispatchD3GroupScaledGemvI8: the arguments must be an object, got null$/);
     });
   });
 

@@ -8,8 +8,9 @@ import { codeBufferByteLength, createBufferWithData, STORAGE_USAGE } from '../bu
 import { checkBufferHolds, deterministicColumnUnit, largestMultiple, MAX_GPU_MULTIPLES, multipleWords } from '../latticeOperand.js';
 import type { GpuScratch } from '../scratch.js';
 import { bindingWindow, itemsPerBinding } from '../workSplit.js';
+import { checkDispatch } from './dispatchChecks.js';
 import type { DotPath } from './e8Matmul.js';
-import { gemvOnHost, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
+import { GEMV_CALL_ARG_KEYS, GEMV_OUTPUT_ARG_KEYS, gemvOnHost, type GemvCallArgs, type GemvOperand, type GemvOutputArgs } from './gemvCall.js';
 import { checkCodeQuads, i8LeaderTable, type LeaderTable, type LeaderTableArgs } from './gemvI8Common.js';
 import type { InputsI8Operand, SharedInputsI8Arg } from './inputsI8.js';
 import { LARGEST_DOT, recordGemvI8, type GemvI8Scale } from './latticeGemvI8.js';
@@ -128,6 +129,9 @@ export interface D3GroupScaledGemvI8Args extends GemvCallArgs, SharedInputsI8Arg
   readonly dotPath: DotPath;
 }
 
+/** The keys of {@link D3GroupScaledGemvI8Args}: the dispatch refuses any other (a misspelt option must not run on its default). */
+const D3_GROUP_SCALED_GEMV_I8_ARG_KEYS = [...GEMV_CALL_ARG_KEYS, ...GEMV_OUTPUT_ARG_KEYS, 'inputsI8', 'leaderCopies', 'padLeaderTable', 'w', 'dotPath'] as const satisfies readonly (keyof D3GroupScaledGemvI8Args)[];
+
 /**
  * Records Y = ŴᵀX with int8 inputs for the group-scaled D3 prototype (one scale index per group of 4
  * blocks: shaders/d3_scale_per_group.wgsl): the int8-input deterministic GEMV with one multiple per
@@ -138,6 +142,8 @@ export interface D3GroupScaledGemvI8Args extends GemvCallArgs, SharedInputsI8Arg
  * dispatchD3GroupScaledGemvI8(device, encoder, scratch, { w, x, y, rhs: 1, dotPath: dotPathFor(features) });
  */
 export function dispatchD3GroupScaledGemvI8(device: GPUDevice, encoder: GPUCommandEncoder, scratch: GpuScratch, args: D3GroupScaledGemvI8Args): void {
+  checkDispatch(device, encoder, scratch, args, 'dispatchD3GroupScaledGemvI8');
+  checkOptionsObject(args, D3_GROUP_SCALED_GEMV_I8_ARG_KEYS, 'dispatchD3GroupScaledGemvI8 arguments');
   const what = 'group-scaled D3 gemv (int8 inputs, prototype)';
   const { w } = args;
   check(w instanceof GpuD3GroupScaledMatrix, `${what}: W must be a GpuD3GroupScaledMatrix`);
