@@ -309,7 +309,7 @@ export function dispatchLatticeGemvI8(device: GPUDevice, encoder: GPUCommandEnco
 }
 
 /** The uniform's group multiples where the scale is per block (unused there). */
-const NO_GROUP_MULTIPLES: readonly number[] = new Array<number>(MAX_GPU_MULTIPLES).fill(0);
+const NO_GROUP_MULTIPLES: readonly number[] = /*#__PURE__*/ (() => new Array<number>(MAX_GPU_MULTIPLES).fill(0))();
 
 /** What differs between the matrices the kernel reads: where their scale indices sit and what they mean. */
 export interface ScaleIndexReader {

@@ -71,7 +71,7 @@ export const WEIGHT_ONLY_GEMV_ROWS_PER_WORKGROUP = 8;
 export const WEIGHT_ONLY_GEMV_LANES = 64;
 
 const VECTOR_BLOCKS: readonly WeightOnlyVectorBlock[] = [1, 4];
-const CODE_BITS: readonly WeightOnlyCodeBits[] = ['packed', ...Array.from({ length: MAX_FIXED_CODE_BITS }, (_, k) => (k + 1) as FixedCodeBits)];
+const CODE_BITS: readonly WeightOnlyCodeBits[] = /*#__PURE__*/ (() => ['packed' as const, ...Array.from({ length: MAX_FIXED_CODE_BITS }, (_, k) => (k + 1) as FixedCodeBits)])();
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
