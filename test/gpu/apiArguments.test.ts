@@ -20,7 +20,8 @@ import { dispatchLatticeGemvI8, latticeGemvI8 } from '../../src/gpu/kernels/latt
 import { dispatchE8InputsI8, dispatchE8ResidueGemvI8, dispatchRotatedE8InputsI8, e8ResidueGemvI8 } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
 import { dispatchE8PointGemvI8, e8PointGemvI8 } from '../../src/gpu/kernels/e8PointGemvI8.js';
 import { d3QuadGemvI8, dispatchD3QuadGemvI8, dispatchD3QuadInputsI8 } from '../../src/gpu/kernels/d3QuadGemvI8.js';
-import { dispatchLatticeGemv, latticeGemv } from '../../src/gpu/kernels/latticeGemv.js';
+// From the package's gpu entry point, which exports them (as it does every other GEMV form).
+import { dispatchLatticeGemv, latticeGemv } from '../../src/gpu.js';
 import { d3GroupScaledGemvI8, dispatchD3GroupScaledGemvI8 } from '../../src/gpu/kernels/d3GroupScaledGemvI8.js';
 import { uploadUniversalMatrix } from '../../src/gpu/universalOperand.js';
 import { quantizeWeights } from '../../src/weightonly/quantizeWeights.js';

@@ -1007,6 +1007,10 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       const encoder = device.createCommandEncoder();
       expect(() => layer.record(encoder, small, y)).toThrow(/x needs/);
       expect(() => layer.record(encoder, small, y, { tokens: 3 })).toThrow(/tokens must be/);
+      // The range's other end and non-integers: refused as given (0 is not taken for the default 1).
+      for (const bad of [0, -1, 1.5, Number.NaN]) {
+        expect(() => layer.record(encoder, small, y, { tokens: bad })).toThrow(new RegExp(`^tokens must be an integer in \\[1, 2\\] \\(maxTokens\\), got ${String(bad)}$`));
+      }
       expect(() => QuantizedLinear.create(device, gpuW as LinearWeight, { bias: new Float32Array(3) })).toThrow(/bias has 3 entries/);
       // A non-finite bias would make every output of its feature non-finite, for every x.
       for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) {
@@ -1017,6 +1021,7 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // A group takes its layers' smallest maxTokens.
       const wider = QuantizedLinear.create(device, gpuW as LinearWeight, { maxTokens: 4 });
       expect(() => QuantizedLinear.group([wider, layer]).record(encoder, small, [y, y], { tokens: 3 })).toThrow(/^tokens must be an integer in \[1, 2\] \(the layers' smallest maxTokens\), got 3$/);
+      expect(() => QuantizedLinear.group([wider, layer]).record(encoder, small, [y, y], { tokens: 0 })).toThrow(/^tokens must be an integer in \[1, 2\] \(the layers' smallest maxTokens\), got 0$/);
       wider.destroy();
       // Universal E8 takes int8 inputs through the point form (it was refused before the point GEMV).
       QuantizedLinear.create(device, gpuW as LinearWeight, { int8Inputs: 'plain' }).destroy();

@@ -546,6 +546,10 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
       expect(() => dispatchUniversalGemv(device, encoder, scratch, withoutX)).toThrow(/x is needed: give xRotated/);
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x, xOffset: 0 })).toThrow(/xOffset without x/);
       expect(() => record({ xRotatedOffset: 0 })).toThrow(/universal gemv[^:]*: xRotatedOffset without xRotated/);
+      // x̃ is checked where it is read: 64 bytes at byte 4 of a 64-byte buffer (at byte 0 they would fit).
+      expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, xRotated: x, xRotatedOffset: 4 })).toThrow(
+        /universal gemv[^:]*: xRotated needs 64 bytes at offset 4, but its buffer has 64$/,
+      );
       const centred = uploadUniversalMatrix(device, quantizeUniversal(gaussianMatrix(16, 2, 23), { scheme: 'd3-q6', seed: 1, nonce: 27, center: true }));
       expect(() => dispatchUniversalGemv(device, encoder, scratch, { ...withoutX, w: centred, xRotated: x })).toThrow(/W is centred, so x is needed/);
       expect(() => record({ fusedFinish: 'yes' as unknown as boolean })).toThrow(/fusedFinish must be true or false/);

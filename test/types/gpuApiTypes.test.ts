@@ -74,6 +74,8 @@ describe('QuantizedLinear.create: a typed-array bias and its biasFormat', () => 
       const either = bits as Float32Array | Uint16Array;
       const format = 'f16' as BiasFormat;
       QuantizedLinear.create(device, w, { bias: either, biasFormat: format });
+      QuantizedLinear.create(device, w, { bias: either });
+      QuantizedLinear.create(device, w, { bias: either, biasFormat: 'f32' });
       QuantizedLinear.create(device, w, { bias: bits, biasFormat: format });
       QuantizedLinear.create(device, w, { bias: f32, biasFormat: format });
       QuantizedLinear.create(device, w, { bias: bits, biasFormat: 'f16' as 'f16' | 'bf16' });
@@ -153,6 +155,8 @@ describe('dispatchWeightOnlyGemv: x, or inputsI8 with int8Dot', () => {
       dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, x, inputsI8, int8Dot: 'plain' });
       // @ts-expect-error inputsI8 without int8Dot
       dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, inputsI8 });
+      // @ts-expect-error both, without int8Dot
+      dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, x, inputsI8 });
       // @ts-expect-error int8Dot without inputsI8
       dispatchWeightOnlyGemv(device, encoder, scratch, { ...w, x, int8Dot: 'packed' });
       // @ts-expect-error inputsI8 carry their own layout: no inputFormat
