@@ -57,7 +57,8 @@ export interface TableLayout {
   readonly workgroupBytes: number;
 }
 
-const LAYOUT_IDS: Record<TableLayoutKind, number> = { full: 0, triangle: 1, leaders: 2 };
+/** The kernel's TABLE_LAYOUT ids (LAYOUT_FULL, LAYOUT_TRIANGLE, LAYOUT_LEADERS in shaders/d3_table_matmul.wgsl). */
+export const TABLE_LAYOUT_IDS: Readonly<Record<TableLayoutKind, number>> = { full: 0, triangle: 1, leaders: 2 };
 const TABLE_BYTES: Record<TableLayoutKind, number> = {
   full: TABLE_CODES * TABLE_CODES, // 46,656
   triangle: (TABLE_CODES * (TABLE_CODES + 1)) / 2, // 23,436
@@ -81,13 +82,13 @@ function sliceBytes(kind: TableLayoutKind, sliceBlocks: number): number {
  * tableLayout('full', 49152); // { kind: 'full', tableWords: 11664, sliceBlocks: 4, workgroupBytes: 48712, … }
  */
 export function tableLayout(kind: TableLayoutKind, maxWorkgroupStorage: number): TableLayout | null {
-  // Not `kind in LAYOUT_IDS`: 'toString' is in every object, and `in` throws on an object without a prototype.
+  // Not `kind in TABLE_LAYOUT_IDS`: 'toString' is in every object, and `in` throws on an object without a prototype.
   checkOneOf(kind, TABLE_LAYOUT_KINDS, 'tableLayout');
   const tableWords = Math.ceil(TABLE_BYTES[kind] / 4);
   for (const sliceBlocks of SLICE_CHOICES) {
     const workgroupBytes = 4 * tableWords + sliceBytes(kind, sliceBlocks);
     if (workgroupBytes <= maxWorkgroupStorage) {
-      return { kind, id: LAYOUT_IDS[kind], tableWords, sliceBlocks, workgroupBytes };
+      return { kind, id: TABLE_LAYOUT_IDS[kind], tableWords, sliceBlocks, workgroupBytes };
     }
   }
   return null;

@@ -17,7 +17,8 @@ import { bindingCap, bindingWindow, itemsPerBinding, valuesWindow, workgroupGrid
  * run on every device (no 'shader-f16' feature needed).
  */
 
-const THREADS = 256;
+/** Invocations per workgroup of every entry of shaders/activation_io.wgsl. */
+export const ACTIVATION_IO_THREADS = 256;
 
 /** The element types of activations in GPU buffers. */
 export const ACTIVATION_FORMATS = ['f32', 'f16'] as const;
@@ -100,7 +101,7 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
   // The f32 output window (4 bytes per value plus the alignment slack) is the larger of the two: a
   // chunk whose output fits also has an f16 window that fits (at most 2·count + 4 bytes of halves in
   // whole words, plus the same slack). The grid caps a chunk at maxGroups² workgroups.
-  const perChunk = Math.min(itemsPerBinding(4, maxBinding, alignment), maxGroups * maxGroups * THREADS);
+  const perChunk = Math.min(itemsPerBinding(4, maxBinding, alignment), maxGroups * maxGroups * ACTIVATION_IO_THREADS);
   const { layout, pipeline } = pipelines.get(device, 'f16_to_f32');
   const unusedBias = placeholder(scratch);
   const pass = encoder.beginComputePass({ label: 'f16 → f32' });
@@ -118,7 +119,7 @@ export function dispatchF16ToF32(device: GPUDevice, encoder: GPUCommandEncoder, 
       { buffer: unusedBias },
       windowBinding(args.output, outWindow),
     ]));
-    const [x, y] = workgroupGrid(Math.ceil(count / THREADS), maxGroups);
+    const [x, y] = workgroupGrid(Math.ceil(count / ACTIVATION_IO_THREADS), maxGroups);
     pass.dispatchWorkgroups(x, y);
   }
   pass.end();
@@ -193,7 +194,7 @@ export function dispatchEpilogue(device: GPUDevice, encoder: GPUCommandEncoder, 
     windowBinding(args.output, out),
   ]));
   const invocations = args.format === 'f16' ? Math.ceil(count / 2) : count;
-  const [x, y] = workgroupGrid(Math.ceil(invocations / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+  const [x, y] = workgroupGrid(Math.ceil(invocations / ACTIVATION_IO_THREADS), device.limits.maxComputeWorkgroupsPerDimension);
   pass.dispatchWorkgroups(x, y);
   pass.end();
 }

@@ -33,11 +33,11 @@ import { PRODUCT_TILE_WGSL, productBindings, productBindingTypes, productParams,
  */
 
 /** C entries per workgroup edge (the shader's TILE). */
-const TILE = 64;
+export const E8_MATMUL_TILE = 64;
 /** Blocks per decoded slice (the shader's SLICE). */
-const SLICE = 8;
+export const E8_MATMUL_SLICE = 8;
 /** Invocations per workgroup (the shader's THREADS). */
-const THREADS = 256;
+export const E8_MATMUL_THREADS = 256;
 
 /** How the kernels form 8-bit integer dot products: WGSL's dot4I8Packed, or unpacked multiply-adds. */
 export const DOT_PATHS = ['packed', 'plain'] as const;
@@ -196,7 +196,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
   checkOneOf(args.dotPath, DOT_PATHS, 'dotPath');
 
   const dotBound = Math.floor(Math.sqrt(leaderNormSquaredBound(a) * leaderNormSquaredBound(b)));
-  const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, SLICE);
+  const flushBlocks = exactRunBlocks(largestMultiple(a) * largestMultiple(b) * dotBound, E8_MATMUL_SLICE);
   const common = (a.unit * b.unit) / (schemeLattice(a.scheme).pointScale * schemeLattice(b.scheme).pointScale * a.length);
   const { layout, pipeline } = pipelines.get(device, { dotPath: args.dotPath, a: codeShape(a), b: codeShape(b) });
   const chunks = planProductChunks(
@@ -204,7 +204,7 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
     encoder,
     scratch,
     { a, b, c: args.c, cOffset: args.cOffset ?? 0, maxBindingBytes: args.maxBindingBytes },
-    TILE,
+    E8_MATMUL_TILE,
     'e8 matmul',
   );
 
@@ -219,14 +219,14 @@ export function dispatchE8Matmul(device: GPUDevice, encoder: GPUCommandEncoder, 
       b_lattice: latticeId(b.scheme),
       b_q: b.scheme.q,
       flush_blocks: flushBlocks,
-      decode_steps: (2 * SLICE * TILE) / THREADS,
+      decode_steps: (2 * E8_MATMUL_SLICE * E8_MATMUL_TILE) / E8_MATMUL_THREADS,
     });
     const bindGroup = createKernelBindGroup(device, layout, chunk.label, [
       { buffer: scratch.uniform(`${chunk.label} params`, params) },
       ...productBindings(a, b, args.c, chunk),
     ]);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(Math.ceil(chunk.aRange.count / TILE), Math.ceil(chunk.bRange.count / TILE));
+    pass.dispatchWorkgroups(Math.ceil(chunk.aRange.count / E8_MATMUL_TILE), Math.ceil(chunk.bRange.count / E8_MATMUL_TILE));
   }
   pass.end();
 }

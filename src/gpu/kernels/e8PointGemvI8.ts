@@ -53,6 +53,9 @@ export function e8PointGemvShaderSource(variant: E8QuadGemvVariant): string {
 
 const pipelines = /*#__PURE__*/ e8QuadGemvPipelines('e8 point gemv', e8PointGemvShaderSource);
 
+/** Invocations per workgroup of shaders/e8_point_repack.wgsl: one per block. */
+export const E8_POINT_REPACK_THREADS = 256;
+
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const RepackParams = /*#__PURE__*/ (() => new UniformLayout('E8PointRepackParams', {
   ...UNIVERSAL_OPERAND_MEMBERS,
@@ -156,7 +159,7 @@ export class GpuE8PointMatrix extends GpuE8QuadMatrix {
     const perRange = Math.min(
       universalColumnsPerBinding(layout, maxBinding, alignment),
       itemsPerBinding(QUAD_BYTES * quads, maxBinding, alignment),
-      Math.max(1, Math.floor((256 * maxGroups * maxGroups) / m.blocksPerColumn)),
+      Math.max(1, Math.floor((E8_POINT_REPACK_THREADS * maxGroups * maxGroups) / m.blocksPerColumn)),
     );
     const sideBytes = e8ColumnSideBytes(m);
     const buffers = [
@@ -192,7 +195,7 @@ export class GpuE8PointMatrix extends GpuE8QuadMatrix {
             { buffer: keys },
           ]),
         );
-        const [gx, gy] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / 256), maxGroups);
+        const [gx, gy] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / E8_POINT_REPACK_THREADS), maxGroups);
         pass.dispatchWorkgroups(gx, gy);
       }
       pass.end();

@@ -59,7 +59,10 @@ export { E8_INPUT_GROUP } from './inputsI8Layout.js';
 const LARGEST_TWICE_DOT = 2 * 8 * 32 * 127;
 
 /** Columns per workgroup of both E8 int8-input GEMVs (8 slots of 32 lanes, 2 columns per lane). */
-const WORKGROUP_COLUMNS = 16;
+export const E8_QUAD_WORKGROUP_COLUMNS = 16;
+
+/** Groups of x̂ per workgroup of shaders/e8_inputs_i8.wgsl: one invocation per block, 64 of them. */
+export const E8_INPUTS_GROUPS_PER_WORKGROUP = 16;
 
 /** Right-hand sides per tile: the compile-time variants. */
 type RhsTile = 1 | 8;
@@ -412,8 +415,7 @@ export function dispatchE8InputsI8(device: GPUDevice, encoder: GPUCommandEncoder
   const pass = encoder.beginComputePass({ label: what });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, createKernelBindGroup(device, layout, what, [{ buffer: scratch.uniform(`${what} params`, params) }, windowBinding(args.xRotated, window), { buffer: inputs }]));
-  // One invocation per block: 16 groups per workgroup of 64.
-  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 16), device.limits.maxComputeWorkgroupsPerDimension);
+  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / E8_INPUTS_GROUPS_PER_WORKGROUP), device.limits.maxComputeWorkgroupsPerDimension);
   pass.dispatchWorkgroups(gx, gy);
   pass.end();
   return { inputs, rhs, operand: e8InputsKey(w) };
@@ -608,7 +610,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
     shared ?? (kernel.inputs === undefined ? dispatchE8InputsI8(device, encoder, scratch, { w, xRotated: call.xRotated, xRotatedOffset: call.xRotatedOffset, rhs }) : kernel.inputs.round(call.xRotated, call.xRotatedOffset, rhs));
   const output = resolveGemvOutput(device, scratch, args, format, w.cols, what);
   const quads = w.quadsPerColumn;
-  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(kernel.quadBytes * quads, maxBinding, alignment), maxGroups * WORKGROUP_COLUMNS));
+  const ranges = columnRanges(w.cols, Math.min(itemsPerBinding(kernel.quadBytes * quads, maxBinding, alignment), maxGroups * E8_QUAD_WORKGROUP_COLUMNS));
   check(kernel.side.bytes <= maxBinding, () => `${what}: ${kernel.side.refusal} one storage binding (${maxBinding} bytes)`);
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
   const { layout, pipeline } = kernel.pipelines.get(device, { rhsTile, subgroups, dotPath: args.dotPath });
@@ -651,7 +653,7 @@ export function recordE8QuadGemv(device: GPUDevice, encoder: GPUCommandEncoder, 
         yWindow.binding,
       ]),
     );
-    dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / WORKGROUP_COLUMNS));
+    dispatchGemvRange(pass, pipeline, chunk === 0 && w.hasMeans, rhs, Math.ceil(range.count / E8_QUAD_WORKGROUP_COLUMNS));
   });
   pass.end();
   call.checkNonFiniteTail(format);

@@ -14,10 +14,10 @@ import { GEMV_OUTPUT_WGSL } from './gemvCall.js';
  */
 
 /** Columns per lane: x̂ of a group is loaded once for all of them (see the shader's header). */
-const LANE_COLUMNS = 2;
+export const I8_LANE_COLUMNS = 2;
 
 /** Columns per workgroup: 8 slots of 32 lanes (shaders/universal_gemv_lanes.wgsl), LANE_COLUMNS columns each. */
-export const I8_WORKGROUP_COLUMNS = 8 * LANE_COLUMNS;
+export const I8_WORKGROUP_COLUMNS = 8 * I8_LANE_COLUMNS;
 
 /** Bytes of one code quad: the kernels' vec4<u32> load. */
 export const CODE_QUAD_BYTES = 16;
@@ -126,7 +126,7 @@ export function i8LeaderTable(leaders: number, rhsTile: number, kernelBytes: num
 
 /** shaders/gemv_i8_common.wgsl with its generated constants and leader table, and shaders/gemv_output.wgsl (`store_output`). */
 export function gemvI8CommonWgsl(table: LeaderTable): string {
-  return [`const LANE_COLUMNS: u32 = ${LANE_COLUMNS}u;`, leaderTableWgsl(table), commonSource, GEMV_OUTPUT_WGSL].join('\n');
+  return [`const LANE_COLUMNS: u32 = ${I8_LANE_COLUMNS}u;`, leaderTableWgsl(table), commonSource, GEMV_OUTPUT_WGSL].join('\n');
 }
 
 /**

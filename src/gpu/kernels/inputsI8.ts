@@ -340,6 +340,9 @@ export function inputsI8ForRange(device: GPUDevice, pass: GPUComputePassEncoder,
   return { binding: { buffer: inputs }, codesFirst: 0, scalesFirst: inputsI8ScalesFirst(groups, range.count) };
 }
 
+/** Invocations per workgroup of shaders/gemv_i8_inputs.wgsl: one per group of 12. */
+export const INPUTS_I8_THREADS = 256;
+
 const InputParams = /*#__PURE__*/ new UniformLayout('InputI8Params', {
   groups: 'u32', // int8 groups per right-hand side (= code words per column)
   rhs: 'u32',
@@ -399,7 +402,7 @@ export function recordInputsI8(device: GPUDevice, pass: GPUComputePassEncoder, s
   const params = InputParams.pack({ groups, rhs, kept: args.kept, x_rotated_first: args.xRotatedFirst, x_stride: args.length, scales_first: inputsI8ScalesFirst(groups, rhs) });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, createKernelBindGroup(device, layout, label, [{ buffer: scratch.uniform(`${label} params`, params) }, args.xRotated, { buffer: inputs }]));
-  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+  const [gx, gy] = workgroupGrid(Math.ceil((groups * rhs) / INPUTS_I8_THREADS), device.limits.maxComputeWorkgroupsPerDimension);
   pass.dispatchWorkgroups(gx, gy);
   return inputs;
 }

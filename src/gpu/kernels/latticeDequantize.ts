@@ -32,7 +32,8 @@ import { dequantizeOptionsSnapshot, dispatchHadamardInverse, type HadamardOption
  * (`dispatchHadamardInverse`), the column means on the host after the one read-back.
  */
 
-const THREADS = 256;
+/** Invocations per workgroup of shaders/lattice_dequantize.wgsl. */
+export const LATTICE_DEQUANTIZE_THREADS = 256;
 
 /** The kernel's uniform struct (`params`); its WGSL is generated and put in front of the kernel. */
 const Params = /*#__PURE__*/ new UniformLayout('DequantizeParams', {
@@ -133,7 +134,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
     Math.min(
       operandColumnsPerBinding(m, maxBinding, alignment),
       itemsPerBinding(4 * m.length, maxBinding, alignment),
-      Math.max(1, Math.floor((maxGroups * maxGroups * THREADS) / words.codes)),
+      Math.max(1, Math.floor((maxGroups * maxGroups * LATTICE_DEQUANTIZE_THREADS) / words.codes)),
     ),
   );
   const sides = ranges.map((r) => gatherColumnSide(encoder, scratch, m, r.first, r.count, `dequantize columns ${r.first}…`));
@@ -176,7 +177,7 @@ export function dispatchLatticeDequantize(device: GPUDevice, encoder: GPUCommand
       windowBinding(args.output, outWindow),
       { buffer: exponents },
     ]));
-    const [x, y] = workgroupGrid(Math.ceil((range.count * words.codes) / THREADS), maxGroups);
+    const [x, y] = workgroupGrid(Math.ceil((range.count * words.codes) / LATTICE_DEQUANTIZE_THREADS), maxGroups);
     pass.dispatchWorkgroups(x, y);
   });
   pass.end();

@@ -27,7 +27,7 @@ import { f32ScalingWgsl } from './f32Scaling.js';
  */
 
 /** Largest lattice dimension the WGSL library handles (its points are `array<i32, 8>`). */
-const MAX_DIMENSION = 8;
+export const LATTICE_ENCODE_MAX_DIMENSION = 8;
 /** Largest scale grid (the uniform table holds 16 denominators). */
 const MAX_SCALES = 16;
 /**
@@ -41,7 +41,7 @@ function maxDenominator(lattice: Lattice): number {
 }
 
 /** The kernel's gain_mode ids (GAIN_NONE, GAIN_MMSE, GAIN_UNBIASED in shaders/lattice_encode.wgsl). */
-const GAIN_MODE_IDS: Record<GainMode, number> = { none: 0, mmse: 1, unbiased: 2 };
+export const LATTICE_ENCODE_GAIN_IDS: Readonly<Record<GainMode, number>> = { none: 0, mmse: 1, unbiased: 2 };
 
 /**
  * The `LatticeTable` uniform of shaders/lattice_code.wgsl: everything about the code and its scale
@@ -114,8 +114,8 @@ function nearestRule(lattice: Lattice): number {
 /** The override constants of shaders/lattice_code.wgsl for `lattice`. */
 export function latticeConstants(lattice: Lattice): Record<string, number> {
   check(
-    lattice.dimension >= 1 && lattice.dimension <= MAX_DIMENSION,
-    () => `the GPU encoder handles lattices of dimension 1…${MAX_DIMENSION}, not ${lattice.dimension}`,
+    lattice.dimension >= 1 && lattice.dimension <= LATTICE_ENCODE_MAX_DIMENSION,
+    () => `the GPU encoder handles lattices of dimension 1…${LATTICE_ENCODE_MAX_DIMENSION}, not ${lattice.dimension}`,
   );
   return { LATTICE_DIMENSION: lattice.dimension, POINT_SCALE: lattice.pointScale, NEAREST_RULE: nearestRule(lattice) };
 }
@@ -266,7 +266,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
   checkBufferRange(args.codes, offsets.codes, 4 * codeLayout.wordsPerColumn * cols, 'lattice encode: codes');
   checkBufferRange(args.scaleIndices, offsets.scaleIndices, 4 * indexLayout.wordsPerColumn * cols, 'lattice encode: scaleIndices');
   checkBufferRange(args.norms, offsets.norms, 4 * cols, 'lattice encode: norms');
-  check(typeof args.gain === 'string' && Object.hasOwn(GAIN_MODE_IDS, args.gain), () => `lattice encode: unknown gain mode ${describeValue(args.gain)}`);
+  check(typeof args.gain === 'string' && Object.hasOwn(LATTICE_ENCODE_GAIN_IDS, args.gain), () => `lattice encode: unknown gain mode ${describeValue(args.gain)}`);
   check((args.gain === 'none') === (args.gains === null), 'lattice encode: a gains buffer is needed exactly when gain is not none');
   if (args.gains) checkBufferRange(args.gains, offsets.gains, 4 * cols, 'lattice encode: gains');
   check(args.status.size >= QUANTIZE_STATUS_BYTES, () => `lattice encode: the status buffer needs ${QUANTIZE_STATUS_BYTES} bytes`);
@@ -318,7 +318,7 @@ export function dispatchLatticeEncode(device: GPUDevice, encoder: GPUCommandEnco
       index_bits: indexLayout.wordsPerColumn > 0 ? indexBits : 0,
       indices_per_word: indexLayout.perWord,
       index_words_per_column: indexLayout.wordsPerColumn,
-      gain_mode: GAIN_MODE_IDS[args.gain],
+      gain_mode: LATTICE_ENCODE_GAIN_IDS[args.gain],
       numerator: fixedPointNumerator(length, grid.unit),
       fixed_limit: FIXED_POINT_LIMIT,
       unit: grid.unit,

@@ -12,6 +12,7 @@ import {
   checkGpuDeterministicMatrix,
   columnRanges,
   columnSideWindows,
+  MAX_GPU_MULTIPLES,
   multipleWords,
   operandColumnsPerBinding,
   operandWindows,
@@ -39,11 +40,12 @@ import { GEMV_OUTPUT_ARG_KEYS, GEMV_OUTPUT_MEMBERS, beginGemv, compileGemvWithSu
  * twin: dequantize(Ŵ)ᵀ·X.
  */
 
-/** Invocations per workgroup and f32 staged per chunk (the shader's THREADS, X_CHUNK). */
-const THREADS = 256;
-const X_CHUNK = 3072;
-/** Workgroup memory of the kernel besides the leader table: the staged chunk and the 16 multiples. */
-const STAGED_BYTES = 4 * X_CHUNK + 4 * 16;
+/** Invocations per workgroup (the shader's THREADS). */
+export const LATTICE_GEMV_THREADS = 256;
+/** f32 staged per chunk (the shader's X_CHUNK). */
+export const LATTICE_GEMV_X_CHUNK = 3072;
+/** Workgroup memory of the kernel besides the leader table: the staged chunk and the multiples (the shader's MULTIPLES). */
+const STAGED_BYTES = 4 * LATTICE_GEMV_X_CHUNK + 4 * MAX_GPU_MULTIPLES;
 /** Largest D3 leader table (q³ entries of 16 bytes per copy). */
 const MAX_TABLE_LEADERS = 1024;
 /** Right-hand sides per workgroup: 1 for a vector, 8 for a matrix (the compile-time variants). */
@@ -218,8 +220,8 @@ export function dispatchLatticeGemv(device: GPUDevice, encoder: GPUCommandEncode
   const perWord = Math.floor(32 / w.codeBits);
   const entriesPerWord = perWord * dim;
   const lanes = lanesFor(rhsTile);
-  const columnsPerWorkgroup = THREADS / lanes;
-  let chunkWords = Math.floor(X_CHUNK / rhsTile / entriesPerWord);
+  const columnsPerWorkgroup = LATTICE_GEMV_THREADS / lanes;
+  let chunkWords = Math.floor(LATTICE_GEMV_X_CHUNK / rhsTile / entriesPerWord);
   if (chunkWords >= lanes) chunkWords -= chunkWords % lanes;
   const words = operandWordsPerColumn(w);
 

@@ -10,7 +10,8 @@ import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../wo
  * the f32 product of the decoded operands. CPU twin: the end of `matmulAT`.
  */
 
-const THREADS = 256;
+/** Invocations per workgroup of shaders/product_epilogue.wgsl. */
+export const PRODUCT_EPILOGUE_THREADS = 256;
 
 const Params = /*#__PURE__*/ new UniformLayout('ProductEpilogueParams', {
   a_cols: 'u32',
@@ -105,7 +106,7 @@ export function dispatchProductEpilogue(device: GPUDevice, encoder: GPUCommandEn
       { buffer: exponents.a },
       { buffer: exponents.b },
     ]));
-    const [x, y] = workgroupGrid(Math.ceil((args.aCols * chunkCols) / THREADS), device.limits.maxComputeWorkgroupsPerDimension);
+    const [x, y] = workgroupGrid(Math.ceil((args.aCols * chunkCols) / PRODUCT_EPILOGUE_THREADS), device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(x, y);
   }
   pass.end();

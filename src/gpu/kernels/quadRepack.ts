@@ -16,6 +16,9 @@ import { bindingCap, bindingWindow, itemsPerBinding, workgroupGrid } from '../wo
  * shaders/quad_repack.wgsl. What differs between the forms is the body's `repack_quad`.
  */
 
+/** Invocations per workgroup of shaders/quad_repack.wgsl: one per quad. */
+export const QUAD_REPACK_THREADS = 256;
+
 /** The repack shaders' uniforms (one struct for both forms). */
 const RepackParams = /*#__PURE__*/ new UniformLayout('QuadRepackParams', {
   cols: 'u32', // columns of this dispatch
@@ -85,7 +88,7 @@ export function repackDeterministicQuads(device: GPUDevice, m: GpuDeterministicM
     operandColumnsPerBinding(m, maxBinding, alignment),
     itemsPerBinding(first.quadBytes * quads, maxBinding, alignment),
     itemsPerBinding(12, maxBinding, alignment), // the range's gathered norms, gains and means
-    Math.floor((256 * maxGroups * maxGroups) / quads),
+    Math.floor((QUAD_REPACK_THREADS * maxGroups * maxGroups) / quads),
   );
   check(8 * m.cols <= maxBinding, () => `${what}: the column side of ${m.cols} columns does not fit one storage binding (${maxBinding} bytes)`);
   const hasMeans = m.means !== null;
@@ -136,7 +139,7 @@ export function repackDeterministicQuads(device: GPUDevice, m: GpuDeterministicM
           { buffer: side },
         ]),
       );
-      const [gx, gy] = workgroupGrid(Math.ceil((range.count * quads) / 256), maxGroups);
+      const [gx, gy] = workgroupGrid(Math.ceil((range.count * quads) / QUAD_REPACK_THREADS), maxGroups);
       pass.dispatchWorkgroups(gx, gy);
     });
     pass.end();

@@ -15,9 +15,10 @@ import { bindingCap, bindingWindow } from '../workSplit.js';
  * word, lane by lane), which equals the XOR of the per-workgroup results the kernel writes.
  */
 
-/** Invocations per workgroup (the shader's THREADS) and loads per loop step (UNROLL). */
-const THREADS = 256;
-const UNROLL = 4;
+/** Invocations per workgroup (the shader's THREADS). */
+export const STREAM_READ_THREADS = 256;
+/** Loads per loop step (the shader's UNROLL). */
+export const STREAM_READ_UNROLL = 4;
 /** Default persistent grid: enough workgroups to fill a large GPU (132 SMs × 8 resident workgroups of 256 on an H200 is 1056). */
 export const STREAM_READ_DEFAULT_WORKGROUPS = 2048;
 /**
@@ -80,7 +81,7 @@ function streamReadPlan(device: GPUDevice, args: Pick<StreamReadArgs, 'bytes' | 
   const total = args.bytes / 16;
   for (let first = 0; first < total; first += perDispatch) {
     const words = Math.min(perDispatch, total - first);
-    plan.push({ first: offset / 16 + first, words, groups: Math.min(maxGroups, Math.ceil(words / (THREADS * UNROLL * MIN_STEPS))) });
+    plan.push({ first: offset / 16 + first, words, groups: Math.min(maxGroups, Math.ceil(words / (STREAM_READ_THREADS * STREAM_READ_UNROLL * MIN_STEPS))) });
   }
   return plan;
 }

@@ -22,7 +22,8 @@ import { UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, universalColumns
  * goes back to the original basis with the GPU inverse rotation.
  */
 
-const THREADS = 256;
+/** Invocations per workgroup of shaders/universal_dequantize.wgsl. */
+export const UNIVERSAL_DEQUANTIZE_THREADS = 256;
 
 // A pure IIFE, not a pure `new`: bundlers keep an argument with a spread (it may run getters).
 const Params = /*#__PURE__*/ (() => new UniformLayout('UniversalDequantizeParams', {
@@ -104,7 +105,7 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
     Math.min(
       universalColumnsPerBinding(layout, maxBinding, alignment),
       itemsPerBinding(4 * m.length, maxBinding, alignment),
-      Math.max(1, Math.floor((maxGroups * maxGroups * THREADS) / m.blocksPerColumn)),
+      Math.max(1, Math.floor((maxGroups * maxGroups * UNIVERSAL_DEQUANTIZE_THREADS) / m.blocksPerColumn)),
     ),
   );
   const { layout: bindGroupLayout, pipeline } = pipelines.get(device, m.scheme.lattice);
@@ -135,7 +136,7 @@ export function dispatchUniversalDequantize(device: GPUDevice, encoder: GPUComma
         { buffer: exponents },
       ]),
     );
-    const [x, y] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / THREADS), maxGroups);
+    const [x, y] = workgroupGrid(Math.ceil((range.count * m.blocksPerColumn) / UNIVERSAL_DEQUANTIZE_THREADS), maxGroups);
     pass.dispatchWorkgroups(x, y);
   }
   pass.end();

@@ -29,7 +29,7 @@ export const UNIVERSAL_WORK_RECORDS = 4;
 /** Work-buffer word of the first column whose fixed point overflowed (0xffffffff − column), or 0. */
 export const UNIVERSAL_WORK_FIXED_OVERFLOW = 0;
 /** vec4<i32> entries of the roots uniform (E8's 240 roots × 8 coordinates). */
-const ROOT_VEC4S = 480;
+export const UNIVERSAL_ROOT_VEC4S = 480;
 
 const EncodeParams = /*#__PURE__*/ new UniformLayout('UniversalEncodeParams', {
   length: 'u32',
@@ -118,8 +118,8 @@ export function universalWorkWords(shape: UniversalEncodeShape): number {
 /** The roots of the codec's lattice as the encoder's uniform (vec4-padded i32). */
 export function createRootsUniform(device: GPUDevice, scratch: GpuScratch, codec: UniversalCodec): GPUBuffer {
   const roots = codec.spec.escapes.roots;
-  check(roots.length <= 4 * ROOT_VEC4S, () => `${codec.spec.name} has more roots than the encoder's table holds`);
-  const words = new Int32Array(4 * ROOT_VEC4S);
+  check(roots.length <= 4 * UNIVERSAL_ROOT_VEC4S, () => `${codec.spec.name} has more roots than the encoder's table holds`);
+  const words = new Int32Array(4 * UNIVERSAL_ROOT_VEC4S);
   words.set(roots);
   const buffer = scratch.buffer(`universal roots ${codec.spec.name}`, words.byteLength, UNIFORM_USAGE);
   uploadToBuffer(device, buffer, words);

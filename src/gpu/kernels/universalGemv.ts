@@ -48,8 +48,14 @@ import { blockHashWgsl, UNIVERSAL_OPERAND_BINDINGS, UNIVERSAL_OPERAND_MEMBERS, u
  * (E8) and the dither hash still dominate.
  */
 
-/** Columns per workgroup of the shader (THREADS / LANES). */
-const COLUMNS = 8;
+/** Columns per workgroup of the shader (THREADS / LANES of shaders/universal_gemv_lanes.wgsl). */
+export const UNIVERSAL_GEMV_COLUMNS = 8;
+
+/** Invocations per workgroup of shaders/universal_gemv_lanes.wgsl (its THREADS). */
+export const UNIVERSAL_LANES_THREADS = 256;
+
+/** Invocations per workgroup of the finish pass (shaders/universal_gemv_finish.wgsl): one per output. */
+export const UNIVERSAL_FINISH_THREADS = 256;
 
 /**
  * Right-hand sides per tile: the compile-time variants (the accumulators are a register array). 8
@@ -129,7 +135,7 @@ export const MAX_TABLE_LEADERS = 1024;
  * int8-input ones) sizes its tables against the device's limit with it.
  */
 export function lanesWorkgroupBytes(rhsTile: number): number {
-  return 4 * rhsTile * 256 + 16 + 16;
+  return 4 * rhsTile * UNIVERSAL_LANES_THREADS + 16 + 16;
 }
 
 /** Bytes of workgroup memory the product kernel uses besides the leader table: the lanes' reduction and `root_steps` (a vec4 per D3 root, and one for no root). */
@@ -577,7 +583,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
   const output = resolveGemvOutput(device, scratch, args, format, cols, 'universal gemv');
   const d = layout.codec.spec.dimension;
   const rhsTile: RhsTile = rhs === 1 ? 1 : 8;
-  const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * COLUMNS));
+  const columnRangeList = columnRanges(cols, Math.min(universalColumnsPerBinding(layout, maxBinding, alignment), maxGroups * UNIVERSAL_GEMV_COLUMNS));
   const unit = universalDitherUnit(w);
   checkOptionalBoolean(args.leaderTable, 'universal gemv: leaderTable');
   const copies = args.leaderTable === false ? 0 : leaderTableCopies(w.scheme.lattice, w.scheme.q, rhsTile, device.limits.maxComputeWorkgroupStorageSize);
@@ -665,7 +671,7 @@ export function dispatchUniversalGemv(device: GPUDevice, encoder: GPUCommandEnco
           ...outputBindings,
         ]),
       );
-      pass.dispatchWorkgroups(Math.ceil(columnRange.count / COLUMNS));
+      pass.dispatchWorkgroups(Math.ceil(columnRange.count / UNIVERSAL_GEMV_COLUMNS));
     }
     if (!fused) {
       recordUniversalGemvFinish(device, pass, scratch, {
@@ -774,7 +780,7 @@ export function recordUniversalGemvFinish(device: GPUDevice, pass: GPUComputePas
   }
   if (args.passes !== 'sums') {
     pass.setPipeline(finish.finish);
-    const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / 256), device.limits.maxComputeWorkgroupsPerDimension);
+    const [gx, gy] = workgroupGrid(Math.ceil((w.cols * rhs) / UNIVERSAL_FINISH_THREADS), device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(gx, gy);
   }
   return sums;

@@ -58,8 +58,14 @@ import { blockHashInputWgsl, UNIVERSAL_OPERAND_MEMBERS, universalEscapeTableWgsl
  */
 
 
-/** Nibble value of a non-root escape (shaders/universal_escape_nibbles.wgsl). */
-const NONROOT_NIBBLE = 15;
+/** Nibble value of a non-root escape (NONROOT_NIBBLE of shaders/universal_escape_nibbles.wgsl and shaders/universal_gemv_i8.wgsl). */
+export const UNIVERSAL_NONROOT_NIBBLE = 15;
+
+/** Invocations per workgroup of shaders/universal_escape_nibbles.wgsl: one per code word. */
+export const ESCAPE_NIBBLES_THREADS = 256;
+
+/** Entries of the product's root_steps table (STEP_ENTRIES of shaders/universal_gemv_i8.wgsl): one per nibble value. */
+export const UNIVERSAL_I8_ROOT_STEPS = 16;
 
 /** Right-hand sides per tile: the compile-time variants. */
 type RhsTile = 1 | 8;
@@ -76,7 +82,7 @@ export function int8InputsUnsupported(scheme: UniversalLatticeScheme): string | 
   const codec = universalCodec('D3', scheme.q, scheme.beta);
   if (codec.codeBits !== 8) return `the int8-input GEMV reads 8-bit D3 codes (q = 6); q = ${scheme.q} has ${codec.codeBits}-bit codes`;
   // Leaders lie in q·V(D3) ⊂ [−q, q]³, roots in [−1, 1]³: |leader + q·root| ≤ 2q.
-  if (2 * scheme.q > 127 || codec.spec.escapes.rootCount >= NONROOT_NIBBLE) return `q = ${scheme.q} does not fit the int8 tables`;
+  if (2 * scheme.q > 127 || codec.spec.escapes.rootCount >= UNIVERSAL_NONROOT_NIBBLE) return `q = ${scheme.q} does not fit the int8 tables`;
   return null;
 }
 
@@ -176,8 +182,8 @@ interface Variant {
   readonly leaderTable: LeaderTable;
 }
 
-/** Workgroup memory of the kernel's own table besides the leaders and the lanes: root_steps (16 u32). */
-const ROOT_STEP_BYTES = 16 * 4;
+/** Workgroup memory of the kernel's own table besides the leaders and the lanes: root_steps (u32). */
+const ROOT_STEP_BYTES = 4 * UNIVERSAL_I8_ROOT_STEPS;
 
 /**
  * The kernel's default leader-table copies: 8, not the 16 of the deterministic one. Timed on an NVIDIA
@@ -325,7 +331,7 @@ export class UniversalGemvI8Weights {
           windowBinding(nibbles, nibbleWindow),
         ]),
       );
-      const [gx, gy] = workgroupGrid(Math.ceil((range.count * layout.codeWords) / 256), maxGroups);
+      const [gx, gy] = workgroupGrid(Math.ceil((range.count * layout.codeWords) / ESCAPE_NIBBLES_THREADS), maxGroups);
       pass.dispatchWorkgroups(gx, gy);
     }
     pass.end();
@@ -525,7 +531,7 @@ export function escapeNibbles(m: UniversalLatticeMatrix): Uint32Array {
       let slot = escapes.escapeStarts[wordIndex] as number;
       for (let t = below; t !== 0; t &= t - 1) slot++;
       const id = ((escapes.escapeIds[slot >>> 2] as number) >>> ((slot & 3) * 8)) & 0xff;
-      const nibble = id === 0 ? NONROOT_NIBBLE : id;
+      const nibble = id === 0 ? UNIVERSAL_NONROOT_NIBBLE : id;
       const codeWord = j * codeWords + (b >>> 2);
       const at = codeWord >>> 1;
       out[at] = ((out[at] as number) | (nibble << (16 * (codeWord & 1) + 4 * (b & 3)))) >>> 0;

@@ -78,6 +78,9 @@ function fieldPlace(bits: FixedCodeBits, t: number): { word: number; lane: numbe
   return spreadFields(bits) ? { word: t % byteWords, lane: Math.floor(t / byteWords) } : { word: Math.floor(t / 4), lane: t % 4 };
 }
 
+/** Invocations per workgroup of shaders/weightonly_inputs_i8.wgsl. */
+export const WEIGHT_ONLY_INPUTS_I8_THREADS = 64;
+
 const Params = /*#__PURE__*/ new UniformLayout('WeightOnlyInputsI8Params', {
   n: 'u32', // inputs
   row_words: 'u32', // W: code words per row (records per vector)
@@ -205,7 +208,7 @@ export function dispatchWeightOnlyInputsI8(device: GPUDevice, encoder: GPUComman
       windowBinding(args.columnScales, scalesWindow),
       windowBinding(records, recordsWindow),
     ]));
-    const [gx, gy] = workgroupGrid(Math.ceil((rowWords * chunk) / 64), device.limits.maxComputeWorkgroupsPerDimension);
+    const [gx, gy] = workgroupGrid(Math.ceil((rowWords * chunk) / WEIGHT_ONLY_INPUTS_I8_THREADS), device.limits.maxComputeWorkgroupsPerDimension);
     pass.dispatchWorkgroups(gx, gy);
   }
   pass.end();
