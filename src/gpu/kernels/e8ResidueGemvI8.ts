@@ -40,7 +40,7 @@ import { quadRepackPipelines, quadRepackShaderSource, repackDeterministicQuads }
 /*
  * The E8 residue GEMV: Y = ŴᵀX for an e8-q16-deterministic matrix whose leaders were repacked at
  * upload as residue nibbles and a side byte per block (src/quantize/e8Residues.ts: 5 bits per entry
- * read instead of 4.25, ≈ 25 instructions per block instead of the nearest-point decode's ≈ 185), with
+ * read instead of 4.25, ≈ 29 instructions per block (shaders/e8_residue_gemv_i8.wgsl) instead of the nearest-point decode's ≈ 185), with
  * x̃ rounded to int8 per group of 32 coordinates. It is what `QuantizedLinear`'s `int8Inputs` runs
  * for these weights (bench/README.md, "E8: leaders stored as residues"). Pieces:
  * `GpuE8ResidueMatrix.repack` (the form made on the GPU from an uploaded matrix,
