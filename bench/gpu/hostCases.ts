@@ -54,6 +54,22 @@ import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quanti
  */
 
 /**
+ * Host time of `call(i)` for i = 0 … calls − 1, in 5 timed rounds: the median µs per call, and the GPU
+ * objects created over all 5 · calls calls.
+ */
+function timedRounds(device: GPUDevice, calls: number, call: (i: number) => void): { usPerCall: number; allocations: number } {
+  const timesUs: number[] = [];
+  const { allocations } = countAllocations(device, () => {
+    for (let round = 0; round < 5; round++) {
+      const start = performance.now();
+      for (let i = 0; i < calls; i++) call(i);
+      timesUs.push(((performance.now() - start) * 1000) / calls);
+    }
+  });
+  return { usPerCall: median(timesUs), allocations };
+}
+
+/**
  * The README's cost of a record that cycles through more (x, y, offsets, tokens) sets than the layer's
  * `maxPrepared`: each call prepares again (uniforms and bind groups, freed by the garbage collector).
  * A layer keeping 2 sets records into 3 outputs in turn; the row's µs per call compares with the
@@ -67,16 +83,9 @@ function repreparingRow(device: GPUDevice, w: LinearWeight, x: GPUBuffer, output
     const repreparedCalls = Math.max(ys.length, Math.round(calls / 10));
     const encoder = device.createCommandEncoder({ label: 'bench host re-preparing records' });
     for (const y of ys) layer.record(encoder, x, y); // the first preparations, not timed
-    const timesUs: number[] = [];
-    const { allocations } = countAllocations(device, () => {
-      for (let round = 0; round < 5; round++) {
-        const start = performance.now();
-        for (let i = 0; i < repreparedCalls; i++) layer.record(encoder, x, ys[i % ys.length] as GPUBuffer);
-        timesUs.push(((performance.now() - start) * 1000) / repreparedCalls);
-      }
-    });
+    const { usPerCall, allocations } = timedRounds(device, repreparedCalls, (i) => layer.record(encoder, x, ys[i % ys.length] as GPUBuffer));
     encoder.finish();
-    return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations / (5 * repreparedCalls), callsPerSample: repreparedCalls, note: `maxPrepared ${maxPrepared}, ${ys.length} outputs in turn; allocationsAfterFirst: GPU objects per call (not submitted)` });
+    return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: usPerCall, allocationsAfterFirst: allocations / (5 * repreparedCalls), callsPerSample: repreparedCalls, note: `maxPrepared ${maxPrepared}, ${ys.length} outputs in turn; allocationsAfterFirst: GPU objects per call (not submitted)` });
   } catch (error) {
     return failedRow({ kernel, family: 'host', shape }, error);
   } finally {
@@ -107,15 +116,8 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
       first.finish();
       // 5 rounds of `calls` records into `target`: the median µs per call and the GPU objects created.
       const timedRecords = (target: CommandTarget, kernel: string, into: string): BenchRow => {
-        const timesUs: number[] = [];
-        const { allocations } = countAllocations(device, () => {
-          for (let round = 0; round < 5; round++) {
-            const start = performance.now();
-            for (let i = 0; i < calls; i++) layer.record(target, x, y);
-            timesUs.push(((performance.now() - start) * 1000) / calls);
-          }
-        });
-        return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into ${into} (not submitted)` });
+        const { usPerCall, allocations } = timedRounds(device, calls, () => layer.record(target, x, y));
+        return row({ kernel, family: 'host', shape, k: 1, hostUsPerCall: usPerCall, allocationsAfterFirst: allocations, callsPerSample: calls, note: `median of 5 rounds of ${calls} calls into ${into} (not submitted)` });
       };
       const encoder = device.createCommandEncoder({ label: 'bench host records' });
       rows.push(timedRecords(encoder, preparedName, 'one encoder'));
@@ -133,21 +135,14 @@ export async function hostRows(context: GpuContext, problem: GemvProblem, scheme
     const plainCalls = Math.max(1, Math.round(calls / 10));
     const encoder = device.createCommandEncoder({ label: 'bench host plain dispatches' });
     const scratches: GpuScratch[] = [];
-    const timesUs: number[] = [];
-    const { allocations } = countAllocations(device, () => {
-      for (let round = 0; round < 5; round++) {
-        const start = performance.now();
-        for (let i = 0; i < plainCalls; i++) {
-          const scratch = new GpuScratch(device);
-          dispatchUniversalGemv(device, encoder, scratch, { w, x, y, rhs: 1 });
-          scratches.push(scratch);
-        }
-        timesUs.push(((performance.now() - start) * 1000) / plainCalls);
-      }
+    const { usPerCall, allocations } = timedRounds(device, plainCalls, () => {
+      const scratch = new GpuScratch(device);
+      dispatchUniversalGemv(device, encoder, scratch, { w, x, y, rhs: 1 });
+      scratches.push(scratch);
     });
     encoder.finish();
     for (const scratch of scratches) scratch.destroy();
-    rows.push(row({ kernel: plainName, family: 'host', shape, k: 1, hostUsPerCall: median(timesUs), allocationsAfterFirst: allocations / (5 * plainCalls), callsPerSample: plainCalls, note: 'allocationsAfterFirst: GPU objects per call' }));
+    rows.push(row({ kernel: plainName, family: 'host', shape, k: 1, hostUsPerCall: usPerCall, allocationsAfterFirst: allocations / (5 * plainCalls), callsPerSample: plainCalls, note: 'allocationsAfterFirst: GPU objects per call' }));
     return rows;
   } catch (error) {
     return [failedRow({ kernel: preparedName, family: 'host', shape }, error)];
