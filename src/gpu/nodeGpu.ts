@@ -105,7 +105,8 @@ export function nodeGpu(options: NodeGpuOptions = {}): Promise<GPU> {
 export async function requestNodeGpuDevice(
   options: OneAdapterChoice<Omit<DeviceRequestFields, 'gpu'>> & NodeGpuOptions = {},
 ): Promise<GpuContext & { readonly adapter: GPUAdapter }> {
-  checkOptionsObject(options, REQUEST_NODE_OPTION_KEYS, 'requestNodeGpuDevice options');
+  // Typed with `gpu` so that the key list may hold it: it passes the unknown-key check to be refused below by name.
+  checkOptionsObject(options as RequestGpuDeviceOptions & NodeGpuOptions, REQUEST_NODE_OPTION_KEYS, 'requestNodeGpuDevice options');
   check((options as RequestGpuDeviceOptions).gpu === undefined, 'requestNodeGpuDevice options: gpu is not an option here (the GPU is nodeGpu({ flags })): pass your GPU to requestGpuDevice({ gpu }) instead');
   const { flags, ...deviceOptions } = options;
   return requestGpuDevice({ ...deviceOptions, gpu: await nodeGpu(flags === undefined ? {} : { flags }) });

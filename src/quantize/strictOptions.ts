@@ -56,9 +56,10 @@ export function checkKnownKeys(object: object, known: readonly string[], what: s
 /**
  * An options object: a plain object (else "`what` must be an object, got …") whose keys are all
  * `known` (`checkKnownKeys`: `{ token: 5 }` must not silently record 1 token). Returns it, typed as
- * the caller's options.
+ * the caller's options. `known` is typed as keys of the options' type, so a key list that names an
+ * option the type lacks (a typo, a renamed option) does not compile.
  */
-export function checkOptionsObject<T extends object>(options: T, known: readonly string[], what: string): T {
+export function checkOptionsObject<T extends object>(options: T, known: readonly (keyof T & string)[], what: string): T {
   check(isPlainObject(options), () => `${what} must be an object, got ${describeValue(options)}`);
   checkKnownKeys(options, known, what);
   return options;
