@@ -201,13 +201,13 @@ function checkLatticeScheme(scheme: LatticeScheme): LatticeScheme {
   const mode = (scheme as { mode?: unknown }).mode;
   check(mode === 'universal' || mode === 'deterministic', () => `a lattice scheme needs mode 'universal' or 'deterministic', got ${describeValue(mode)}`);
   if (mode === 'universal') {
-    checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'beta'], 'universal lattice scheme');
+    checkKnownKeys(scheme as UniversalLatticeScheme, ['kind', 'mode', 'lattice', 'q', 'beta'], 'universal lattice scheme');
     check(scheme.lattice === 'D3' || scheme.lattice === 'E8', () => `universal lattice schemes use 'D3' or 'E8', got ${describeValue(scheme.lattice)}`);
     checkNumber(scheme.q, 'lattice scheme q', (q) => Number.isInteger(q) && q >= 3 && q <= MAX_UNIVERSAL_Q, `an integer in [3, ${MAX_UNIVERSAL_Q}]`);
     checkNumber((scheme as UniversalLatticeScheme).beta, 'lattice scheme beta', (b) => Number.isFinite(b) && b > 0 && b <= MAX_SCHEME_BETA, `a positive number ≤ ${MAX_SCHEME_BETA}`);
     return scheme;
   }
-  checkKnownKeys(scheme, ['kind', 'mode', 'lattice', 'q', 'overload'], 'deterministic lattice scheme');
+  checkKnownKeys(scheme as DeterministicLatticeScheme, ['kind', 'mode', 'lattice', 'q', 'overload'], 'deterministic lattice scheme');
   latticeSpec(scheme.lattice as LatticeName);
   // q = 2 is a valid Voronoi code but a useless quantizer: half of the shortest vectors are not
   // their coset's leader, so blocks near them overload and collapse to 0 (measured NMSE > 1).

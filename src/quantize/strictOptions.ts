@@ -40,15 +40,18 @@ export function suggestion(key: string, known: readonly string[]): string | unde
 }
 
 /**
- * Refuses own keys of `object` that are not in `known`, naming the closest known key.
+ * Refuses own keys of `object` that are not in `known`, naming the closest known key. `known` is
+ * typed as keys of `object`'s type, so a list naming a key that type lacks does not compile.
  *
  * @example
- * checkKnownKeys({ centre: true }, ['scheme', 'center'], 'quantize options'); // throws: … did you mean 'center'?
+ * const options: { scheme?: string; center?: boolean } = JSON.parse('{ "centre": true }');
+ * checkKnownKeys(options, ['scheme', 'center'], 'quantize options'); // throws: … did you mean 'center'?
  */
-export function checkKnownKeys(object: object, known: readonly string[], what: string): void {
+export function checkKnownKeys<T extends object>(object: T, known: readonly (keyof T & string)[], what: string): void {
+  const knownNames: readonly string[] = known;
   for (const key of Object.keys(object)) {
-    if (known.includes(key)) continue;
-    const close = suggestion(key, known);
+    if (knownNames.includes(key)) continue;
+    const close = suggestion(key, knownNames);
     check(false, () => `${what}: unknown option '${key}'${close === undefined ? '' : ` (did you mean '${close}'?)`}; known: ${known.join(', ')}`);
   }
 }
