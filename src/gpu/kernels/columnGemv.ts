@@ -24,6 +24,9 @@ export const COLUMN_GEMV_COLUMNS = 8;
 /** Levels of additions in the workgroup reduction (log2 of the 256 invocations), whatever the path. */
 export const COLUMN_GEMV_REDUCTION_DEPTH = 8;
 
+/** Invocations per workgroup of every column GEMV (the shaders' THREADS): each strides over a column's chunks by this. */
+export const COLUMN_GEMV_THREADS = 2 ** COLUMN_GEMV_REDUCTION_DEPTH;
+
 /** How a column GEMV reduces; the defaults suit every device. */
 export interface ColumnGemvOptions {
   /**

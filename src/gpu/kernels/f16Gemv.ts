@@ -12,6 +12,7 @@ import {
   checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  COLUMN_GEMV_THREADS,
   type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
@@ -51,7 +52,7 @@ export interface F16Weights {
 export function f16GemvRoundingDepth(n: number): number {
   checkPositiveInteger(n, 'f16 gemv n');
   // product, 3 additions in a vec4 dot, the addition of the two dots, the chunk chain, the reduction.
-  return 1 + 3 + 1 + Math.ceil(Math.ceil(n / F16_CHUNK) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+  return 1 + 3 + 1 + Math.ceil(Math.ceil(n / F16_CHUNK) / COLUMN_GEMV_THREADS) + COLUMN_GEMV_REDUCTION_DEPTH;
 }
 
 /** x's length in the kernel: n rounded up to a whole chunk (the padding must be zero). */

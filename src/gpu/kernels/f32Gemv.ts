@@ -11,6 +11,7 @@ import {
   checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  COLUMN_GEMV_THREADS,
   type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
@@ -36,7 +37,7 @@ export const F32_GEMV_COLUMNS_PER_WORKGROUP = COLUMN_GEMV_COLUMNS;
  * `dot` (none for width 1), ⌈C/256⌉ accumulations per invocation, 8 reduction levels.
  */
 export function f32GemvRoundingDepth(n: number, chunkWidth: F32GemvChunkWidth): number {
-  return 1 + (chunkWidth === 4 ? 3 : 0) + Math.ceil(n / chunkWidth / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+  return 1 + (chunkWidth === 4 ? 3 : 0) + Math.ceil(n / chunkWidth / COLUMN_GEMV_THREADS) + COLUMN_GEMV_REDUCTION_DEPTH;
 }
 
 /** Floats per load: 4 (vec4) when the shape and offsets allow it, else 1. */

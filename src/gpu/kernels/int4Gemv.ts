@@ -20,6 +20,7 @@ import {
   checkGemvVector,
   COLUMN_GEMV_COLUMNS,
   COLUMN_GEMV_REDUCTION_DEPTH,
+  COLUMN_GEMV_THREADS,
   type ColumnGemvOptions,
   columnGemvSource,
   columnGemvSubgroupMode,
@@ -64,14 +65,14 @@ export const INT4_GEMV_COLUMNS_PER_WORKGROUP = COLUMN_GEMV_COLUMNS;
 export function int4GemvRoundingDepth(n: number): number {
   checkPositiveInteger(n, 'int4 gemv n');
   // product + 3 in a dot, 1 across the two half-words, the scale, the word chain, the reduction.
-  return 1 + 3 + 1 + 1 + Math.ceil((4 * Math.ceil(n / INT4_GROUP_SIZE)) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+  return 1 + 3 + 1 + 1 + Math.ceil((4 * Math.ceil(n / INT4_GROUP_SIZE)) / COLUMN_GEMV_THREADS) + COLUMN_GEMV_REDUCTION_DEPTH;
 }
 
 /** Most f32 roundings a term goes through in the int8-input kernel (see the module comment). */
 export function int4GemvI8RoundingDepth(n: number): number {
   checkPositiveInteger(n, 'int4 gemv n');
   // the two scale products, the word chain, the reduction.
-  return 2 + Math.ceil((4 * Math.ceil(n / INT4_GROUP_SIZE)) / 256) + COLUMN_GEMV_REDUCTION_DEPTH;
+  return 2 + Math.ceil((4 * Math.ceil(n / INT4_GROUP_SIZE)) / COLUMN_GEMV_THREADS) + COLUMN_GEMV_REDUCTION_DEPTH;
 }
 
 /** The absmax options that define the int4 g32 codes (symmetric levels −7..7 stored as level + 8, fp16 scales). */
