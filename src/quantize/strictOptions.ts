@@ -39,6 +39,9 @@ export function suggestion(key: string, known: readonly string[]): string | unde
   return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
 }
 
+/** No constraint when `K` names every key of `T`; else a type that names the missing keys in the compiler's error. */
+type NamesEveryKey<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never] ? unknown : { readonly missingKeys: Exclude<keyof T, K[number]> };
+
 /**
  * Refuses own keys of `object` that are not in `known`, naming the closest known key. `known` is
  * typed as keys of `object`'s type, so a list naming a key that type lacks does not compile.
@@ -59,10 +62,11 @@ export function checkKnownKeys<T extends object>(object: T, known: readonly (key
 /**
  * An options object: a plain object (else "`what` must be an object, got …") whose keys are all
  * `known` (`checkKnownKeys`: `{ token: 5 }` must not silently record 1 token). Returns it, typed as
- * the caller's options. `known` is typed as keys of the options' type, so a key list that names an
- * option the type lacks (a typo, a renamed option) does not compile.
+ * the caller's options. `known` must name exactly the keys of the options' type, or the call does
+ * not compile: a key the type lacks (a typo, a renamed option) or a key of the type it leaves out (a
+ * new option refused as unknown at run time) is a type error naming the key.
  */
-export function checkOptionsObject<T extends object>(options: T, known: readonly (keyof T & string)[], what: string): T {
+export function checkOptionsObject<T extends object, const K extends readonly (keyof T & string)[]>(options: T, known: K & NamesEveryKey<T, K>, what: string): T {
   check(isPlainObject(options), () => `${what} must be an object, got ${describeValue(options)}`);
   checkKnownKeys(options, known, what);
   return options;
