@@ -277,6 +277,55 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear accumulate: y ← y + W·x
     }
   });
 
+  // The README's residual-connection figure ("Residual connections"): the fused add rounds
+  // W·x + b + h once, an app's add kernel after an f16 layer rounds twice, f16(h + f16(W·x + b)).
+  // Twin: the same layer with f32 activations on the same (f16-valued) x gives W·x + b in f32; the f16
+  // layer must write f16(W·x + b) and the accumulating one f16(f32(W·x + b + h)), to nearest even as
+  // float16Bits. The two results then differ by at most half an f16 ulp of W·x + b plus half an ulp of
+  // each, and in a share of the entries that falls as h grows against W·x + b (W·x + b's rounding
+  // then matters at fewer of the sum's rounding points): the README quotes the shares measured here
+  // (256 × 256, 8 tokens: 2048 entries), within three standard errors of a share over that many.
+  it('f16: a residual add rounds once where an add kernel rounds twice: within half an ulp of each rounding, differing in the share of entries the README quotes', async () => {
+    const { device, features } = suite.context;
+    const [inputs, outputs, columns] = [256, 256, 8];
+    const asHalf = (v: number): number => widened(Uint16Array.of(halfBits(v)), 'f16')[0] as number;
+    const x: Matrix = { rows: inputs, cols: columns, data: Float32Array.from(gaussianMatrix(inputs, columns, 61).data, asHalf) };
+    const layerBias = Float32Array.from({ length: outputs }, (_, j) => 0.25 * (j - outputs / 2));
+    const weight = uploadLatticeMatrix(device, quantize(gaussianMatrix(inputs, outputs, 62), { scheme: 'e8-4bit', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const options = { bias: layerBias, int8Inputs: dotPathFor(features) };
+    const exact = QuantizedLinear.create(device, weight, options);
+    const plain = QuantizedLinear.create(device, weight, { ...options, activations: 'f16' });
+    const adding = QuantizedLinear.create(device, weight, { ...options, activations: 'f16', accumulate: true });
+    try {
+      const zeros = new Float32Array(outputs * columns);
+      const v = await runOnto(device, exact, x, zeros);
+      const rounded = await runOnto(device, plain, x, zeros);
+      expect(Array.from(rounded), 'the f16 layer writes f16(W·x + b)').toEqual(Array.from(v, asHalf));
+      const rms = Math.sqrt(v.reduce((sum, value) => sum + value * value, 0) / v.length);
+      for (const [scale, documentedShare] of [[1, 0.3], [4, 0.17], [16, 0.075]] as const) {
+        const h = Float32Array.from(gaussianMatrix(outputs, columns, 63).data, (g) => asHalf(scale * rms * g));
+        const fused = await runOnto(device, adding, x, h);
+        expect(Array.from(fused), `h of ${scale}× the RMS: the sum rounded once`).toEqual(Array.from(v, (value, i) => asHalf(Math.fround(value + (h[i] as number)))));
+        let differing = 0;
+        for (let i = 0; i < fused.length; i++) {
+          const twice = asHalf((h[i] as number) + (rounded[i] as number));
+          const once = fused[i] as number;
+          if (once !== twice) differing++;
+          const bound = (f16Ulp(v[i] as number) + f16Ulp(once) + f16Ulp(twice)) / 2;
+          expect(Math.abs(once - twice), `h of ${scale}× the RMS, entry ${i}`).toBeLessThanOrEqual(bound);
+        }
+        const share = differing / fused.length;
+        const standardError = Math.sqrt((documentedShare * (1 - documentedShare)) / fused.length);
+        expect(Math.abs(share - documentedShare), `h of ${scale}× the RMS: ${differing} of ${fused.length} entries differ`).toBeLessThanOrEqual(3 * standardError);
+      }
+    } finally {
+      exact.destroy();
+      plain.destroy();
+      adding.destroy();
+      weight.destroy();
+    }
+  });
+
   it('in place, as a residual connection: h ← h + W·h with x and y one buffer (a square layer)', async () => {
     const { device, features } = suite.context;
     const square = quantize(gaussianMatrix(n, n, 41), { scheme: 'd3-q6', seed: 4, nonce: 9 }) as LatticeQuantizedMatrix;

@@ -307,3 +307,94 @@ describe.skipIf(noGpu !== undefined)('shared intermediates of QuantizedLinear', 
     expect(sharedIntermediateBuffers(device)).toHaveLength(before);
   });
 });
+
+/*
+ * The README's figure for a model ("Recording and replays"): Llama-3-8B's 32 blocks at 64 tokens, with
+ * int8Inputs, f16 activations, q, k and v in one group, gate and up in another, o and down adding into
+ * the residual stream. Each record set needs, per input size, the rotated input R·x (4 bytes per
+ * input and token) and its int8 rounding x̂ (inputsI8Layout.ts: per group of coordinates and token,
+ * the level words and an f32 scale, the buffer padded to 16 bytes); the pool holds one of each per
+ * size, where one buffer per set would hold 32 blocks' worth. The layers' output widths do not enter
+ * (these GEMVs stage nothing on the output side), so the weights have 8 outputs.
+ */
+describe.skipIf(noGpu !== undefined)("shared intermediates at Llama-3-8B's shapes (the README's figure)", () => {
+  // A device of its own: the pool starts empty, with no set an earlier test's cache dropped in it.
+  const suite = contextOnTestDevice();
+  const hidden = 4096;
+  const intermediate = 14336;
+  const blocks = 32;
+  const tokens = 64;
+  const outputs = 8;
+  const mebibyte = 2 ** 20;
+
+  /** Bytes of x̂: `bytesPerGroup` per group of `groupSize` inputs and token, the buffer padded to 16. */
+  const roundedBytes = (inputs: number, groupSize: number, bytesPerGroup: number): number => 16 * Math.ceil((bytesPerGroup * Math.ceil(inputs / groupSize) * tokens) / 16);
+
+  it.each([
+    // E8 points: per group of 32 coordinates, 12 level words (8 for the levels, 4 for the blocks' offsets) and a scale.
+    ['e8-4bit', 6.3, 32, 4 * 13],
+    // D3: per group of 12 coordinates, 4 level words and a scale.
+    ['d3-q6', 6.4, 12, 4 * 5],
+  ] as const)('%s: one R·x and one x̂ per input size for the whole model (≈ %s MiB), against one per layer or group (≈ 290 MiB)', (scheme, sharedMiB, groupSize, bytesPerGroup) => {
+    const { device } = suite.context;
+    const perSet = (inputs: number): number => 4 * inputs * tokens + roundedBytes(inputs, groupSize, bytesPerGroup);
+    const weightOf = (inputs: number) => uploadLatticeMatrix(device, quantize(gaussianMatrix(inputs, outputs, 1), { scheme, seed: 4, nonce: 9 }) as LatticeQuantizedMatrix);
+    const weights = { hidden: weightOf(hidden), intermediate: weightOf(intermediate) };
+    const x = createBuffer(device, 'x (f16)', 2 * intermediate * tokens, STORAGE_USAGE);
+    const ys = [0, 1, 2].map((i) => createBuffer(device, `y ${i} (f16)`, 2 * outputs * tokens, STORAGE_USAGE));
+    const pooledBytes = () => sharedIntermediateBuffers(device).reduce((sum, buffer) => sum + buffer.size, 0);
+    const layer = (inputs: 'hidden' | 'intermediate', accumulate = false) => QuantizedLinear.create(device, weights[inputs], { int8Inputs: 'plain', activations: 'f16', accumulate, maxTokens: tokens });
+    /** A group's record and a destroy of it and its layers. */
+    const grouped = (members: QuantizedLinear[], inputs: number) => {
+      const group = QuantizedLinear.group(members);
+      return {
+        inputs,
+        record: (encoder: GPUCommandEncoder) => group.record(encoder, x, ys.slice(0, members.length), { tokens }),
+        destroy: () => {
+          group.destroy();
+          for (const member of members) member.destroy();
+        },
+      };
+    };
+    const single = (alone: QuantizedLinear, inputs: number) => ({
+      inputs,
+      record: (encoder: GPUCommandEncoder) => alone.record(encoder, x, ys[0] as GPUBuffer, { tokens }),
+      destroy: () => alone.destroy(),
+    });
+    /** One transformer block's record sets: q/k/v, o, gate/up, down. */
+    const block = () => [
+      grouped([layer('hidden'), layer('hidden'), layer('hidden')], hidden),
+      single(layer('hidden', true), hidden),
+      grouped([layer('hidden'), layer('hidden')], hidden),
+      single(layer('intermediate', true), intermediate),
+    ];
+    try {
+      // Each set alone: what it would hold if nothing were shared.
+      let unshared = 0;
+      for (const set of block()) {
+        expect(pooledBytes()).toBe(0);
+        set.record(device.createCommandEncoder());
+        expect(pooledBytes(), `a set of ${set.inputs} inputs`).toBe(perSet(set.inputs));
+        unshared += blocks * pooledBytes();
+        set.destroy();
+      }
+      expect(pooledBytes()).toBe(0);
+      // The whole model recorded (prepared; nothing needs to run for the pool to hold its buffers).
+      const model = Array.from({ length: blocks }, block).flat();
+      const encoder = device.createCommandEncoder();
+      for (const set of model) set.record(encoder);
+      const shared = pooledBytes();
+      expect(shared).toBe(perSet(hidden) + perSet(intermediate));
+      for (const set of model) set.destroy();
+      expect(pooledBytes()).toBe(0);
+      // The README's figures, to the digits it gives.
+      expect(shared / mebibyte).toBeCloseTo(sharedMiB, 1);
+      expect(10 * Math.round(unshared / mebibyte / 10)).toBe(290);
+    } finally {
+      weights.hidden.destroy();
+      weights.intermediate.destroy();
+      x.destroy();
+      for (const y of ys) y.destroy();
+    }
+  });
+});
