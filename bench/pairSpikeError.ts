@@ -7,7 +7,11 @@
  * GPU kernel's CPU twin) and of the decoded product (`matmulAT`) against the exact product of the
  * unquantized columns, each divided by the guarantee (`expectedProductError`): mean ± its standard
  * error over the nonces (the nonces are shared, so the two means move together; the last column is
- * the mean of (pair − decoded)² over the guarantee, what the pair form itself adds).
+ * the mean of (pair − decoded)² over the guarantee, what the pair form itself adds). A second table
+ * takes test/quantize/universalPairs.test.ts's no-bias case: 4 shifted spike columns against 4 columns
+ * that rotate to the constant 1 (unshifted), e8-4bit: the pair form's added error, (pair − decoded)²
+ * averaged over the 16 entries and the nonces, and its mean over nonces squared (a bias would keep it
+ * from falling as 1/nonces), both over the guarantee.
  *
  *   node --import tsx --import ./scripts/raw-loader.mjs bench/pairSpikeError.ts [--n 4096 --nonces 400 --seed 3]
  */
@@ -27,11 +31,18 @@ const nonces = (args.get('nonces') as number | undefined) ?? 400;
 const seed = (args.get('seed') as number | undefined) ?? 3;
 const schemes = ['e8-4bit', 'e8-5bit'] as const;
 
-/** A column that the rotation of `seed` turns into a spike of 1.02 at `at` on a constant 0.02 (as test/quantize/rotatedSpikes.ts builds it). */
-function rotatedSpikeOnConstant(at: number): Matrix {
-  const rotated = new Float32Array(n).fill(0.02);
-  rotated[at] = 1.02;
-  return { rows: n, cols: 1, data: new RandomizedHadamard(n, seed).inverse(rotated) };
+/**
+ * Columns that the rotation of `seed` turns into a spike of 1 + flat at `at` on the constant `flat`, or
+ * into the constant alone where `at` is null (as test/quantize/rotatedSpikes.ts builds them).
+ */
+function rotatedSpikesOnConstant(at: readonly (number | null)[], flat = 0.02): Matrix {
+  const data = new Float32Array(n * at.length);
+  at.forEach((position, j) => {
+    const rotated = new Float32Array(n).fill(flat);
+    if (position !== null) rotated[position] = 1 + flat;
+    data.set(new RandomizedHadamard(n, seed).inverse(rotated), j * n);
+  });
+  return { rows: n, cols: at.length, data };
 }
 
 /** Mean and standard error of the mean. */
@@ -41,8 +52,8 @@ function meanAndError(values: readonly number[]): { mean: number; error: number 
   return { mean, error: Math.sqrt(variance / values.length) };
 }
 
-const a = rotatedSpikeOnConstant(5);
-const b = rotatedSpikeOnConstant(77);
+const a = rotatedSpikesOnConstant([5]);
+const b = rotatedSpikesOnConstant([77]);
 let exact = 0;
 for (let k = 0; k < n; k++) exact += (a.data[k] as number) * (b.data[k] as number);
 
@@ -73,3 +84,35 @@ for (const scheme of schemes) {
 
 console.log(`Two columns of ${n} that rotate to a spike on a constant (seed ${seed}), ${nonces} nonces: squared error / the guarantee\n`);
 console.log(markdownTable(['scheme', 'pair product', 'decoded product', '(pair − decoded)²'], rows));
+
+// Shifted spikes against unshifted constants: what the pair form adds, and whether it has a bias.
+const spikes = rotatedSpikesOnConstant([0, 97, 194, 291].map((at) => at % n));
+const constants = rotatedSpikesOnConstant([null, null, null, null], 1);
+const entries = spikes.cols * constants.cols;
+const meanDifference = new Float64Array(entries);
+let addedError = 0;
+let guaranteeSum = 0;
+for (let t = 0; t < nonces; t++) {
+  const qa = quantize(spikes, { scheme: 'e8-4bit', seed, nonce: 2 * t + 1 }) as UniversalLatticeMatrix;
+  const qb = quantize(constants, { scheme: 'e8-4bit', seed, nonce: 2 * t + 2 }) as UniversalLatticeMatrix;
+  if (t === 0 && !universalPairColumns(qa, pairRadixBits(qa.scheme.q, qb.scheme.q)).shifts.every((shift) => shift > 0)) {
+    throw new Error('e8-4bit: the spike columns are not shifted');
+  }
+  guaranteeSum += expectedProductError(qa, qb);
+  const pair = universalPairProduct(qa, qb).data;
+  const decoded = matmulAT(qa, qb).data;
+  for (let i = 0; i < entries; i++) {
+    const d = (pair[i] as number) - (decoded[i] as number);
+    meanDifference[i] = (meanDifference[i] as number) + d / nonces;
+    addedError += (d * d) / (nonces * entries);
+  }
+}
+const guarantee = guaranteeSum / nonces;
+const squaredMean = meanDifference.reduce((sum, v) => sum + v * v, 0) / entries;
+console.log(`\n${spikes.cols} shifted spike columns against ${constants.cols} columns that rotate to the constant 1, e8-4bit, ${nonces} nonces (over the guarantee)\n`);
+console.log(
+  markdownTable(
+    ['(pair − decoded)²', 'mean over nonces, squared', 'the same if unbiased (÷ nonces)'],
+    [[(addedError / guarantee).toExponential(2), (squaredMean / guarantee).toExponential(2), (addedError / guarantee / nonces).toExponential(2)]],
+  ),
+);
