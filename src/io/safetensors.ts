@@ -930,7 +930,7 @@ export function parseSafetensorsHeader(
   bytes: ArrayBuffer | Uint8Array,
   options: ParseSafetensorsHeaderOptions = {},
 ): SafetensorsHeader {
-  checkOptionsObject(options, ['maxHeaderBytes', 'fileByteLength'] satisfies (keyof ParseSafetensorsHeaderOptions)[], 'parseSafetensorsHeader options');
+  checkOptionsObject(options, ['maxHeaderBytes', 'fileByteLength'], 'parseSafetensorsHeader options');
   const view = asBytes(bytes, 'safetensors bytes');
   const total = options.fileByteLength === undefined ? view.byteLength : options.fileByteLength;
   checkFileLength(total);
@@ -1133,7 +1133,7 @@ export class SafetensorsArchive {
    * (or with `copy`) a fresh copy.
    */
   tensorData(name: string, options: TensorDataOptions = {}): SafetensorsTypedArray {
-    checkOptionsObject(options, ['copy'] satisfies (keyof TensorDataOptions)[], 'tensorData options');
+    checkOptionsObject(options, ['copy'], 'tensorData options');
     // `copy: 'yes'` must not mean false (a view where the caller asked for a copy it may keep).
     const copy = checkOptionalBoolean(options.copy, 'tensorData options: copy') ?? false;
     return safetensorsTypedData(this.info(name), this.tensorBytes(name), copy);

@@ -436,7 +436,7 @@ export interface HadamardInt8Output {
  */
 export function rotationRoundsInPass(device: GPUDevice, rows: number, options: HadamardPlanOptions = {}): boolean {
   // An object (its third argument was workgroupElements, a number, before the column count mattered).
-  checkOptionsObject(options, ['workgroupElements', 'columns', 'spread', 'length'] satisfies (keyof HadamardPlanOptions)[], 'rotationRoundsInPass options');
+  checkOptionsObject(options, ['workgroupElements', 'columns', 'spread', 'length'], 'rotationRoundsInPass options');
   return lastStagePasses(planHadamardRotation(rows, device.limits.maxComputeWorkgroupStorageSize, { columns: 1, ...options })) === 1;
 }
 

@@ -489,7 +489,7 @@ export class WeightOnlyGpuMatrix {
     options: UploadWeightOnlyOptions = {},
   ) {
     check(q instanceof WeightOnlyQuantized, 'weight-only gemv: q must be a WeightOnlyQuantized');
-    const checked = checkOptionsObject(options, ['label', 'layout'] satisfies (keyof UploadWeightOnlyOptions)[], 'uploadWeightOnly options');
+    const checked = checkOptionsObject(options, ['label', 'layout'], 'uploadWeightOnly options');
     const label = checked.label ?? 'weight-only';
     checkLabel(label, 'uploadWeightOnly');
     const codeBits = weightOnlyCodeBits(q, checked.layout ?? 'auto');
