@@ -1,6 +1,7 @@
-import { check, quoted } from '../errors.js';
+import { check, describeValue, quoted } from '../errors.js';
 import { checkByteSource, readSafetensorsHeader, type ByteSource } from '../io/byteSource.js';
-import { headerTensorInfo, type SafetensorsReadOptions } from '../io/safetensors.js';
+import { headerTensorInfo, SAFETENSORS_READ_OPTION_KEYS, type SafetensorsReadOptions } from '../io/safetensors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { containerOf, decodeContainerEntry, parseContainerLayout, type ContainerEntry, type ContainerEntryInfo, type ContainerLayout, type EntryPlanHandle, type QuantizedContainer } from './container.js';
 
 /*
@@ -34,6 +35,9 @@ export class QuantizedContainerReader {
   /** Reads and validates the header of the container in `source`; see `openQuantizedContainer`. */
   static async fromSource(source: ByteSource, options?: SafetensorsReadOptions): Promise<QuantizedContainerReader> {
     checkByteSource(source, 'openQuantizedContainer');
+    // As readQuantizedContainer and openQuantizedContainerFile: a misspelt option ({ maxHeaderByte: 1 })
+    // left the limit at its maximum, and null threw a TypeError.
+    if (options !== undefined) checkOptionsObject(options, SAFETENSORS_READ_OPTION_KEYS, 'openQuantizedContainer options');
     const what = `quantized container ${source.name}`;
     const header = await readSafetensorsHeader(source, what, options);
     const tensorBytes = (name: string): Promise<Uint8Array> => {
@@ -87,7 +91,8 @@ export class QuantizedContainerReader {
 
   private plan(name: string): EntryPlanHandle {
     const plan = this.layout.plans.get(name);
-    check(plan !== undefined, () => `${this.what} has no matrix named ${quoted(name)} (it has ${this.layout.entries.map((e) => quoted(e.name)).join(', ')})`);
+    // describeValue for a name that is no string: quoted(undefined) threw a TypeError.
+    check(plan !== undefined, () => `${this.what} has no matrix named ${typeof name === 'string' ? quoted(name) : describeValue(name)} (it has ${this.layout.entries.map((e) => quoted(e.name)).join(', ')})`);
     return plan;
   }
 }

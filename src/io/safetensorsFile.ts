@@ -69,7 +69,8 @@ function describePath(path: string): string {
   return JSON.stringify(path);
 }
 
-function checkPath(path: string): void {
+/** Refuses a path that is not a non-empty string with the library's error (node:fs and node:path throw TypeErrors). */
+export function checkPath(path: string): void {
   check(typeof path === 'string' && path.length > 0, () => `safetensors path must be a non-empty string, got ${describeValue(path)}`);
 }
 
@@ -257,6 +258,8 @@ function temporaryPrefixFor(path: string): string {
  * for (const { path, bytes } of await leftoverTemporaries('model.lmq.safetensors')) console.warn(`left over: ${path} (${bytes} bytes)`);
  */
 export async function leftoverTemporaries(path: string): Promise<{ readonly path: string; readonly bytes: number }[]> {
+  // Checked first: node:path's functions would throw their own TypeError for a path that is no string.
+  checkPath(path);
   // Where the writer puts them: beside the file a symbolic link names, as it replaces that file.
   const target = (await replacedFile(path).catch(() => ({ path }))).path;
   const prefix = temporaryPrefixFor(target);

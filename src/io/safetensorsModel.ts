@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import { check, LatticeMatmulError, quoted } from '../errors.js';
 import { parseShardIndexJson, SAFETENSORS_MAX_HEADER_BYTES, type SafetensorsTensorInfo, type TensorByteRange } from './safetensors.js';
 import { openRegularFile } from './regularFile.js';
-import { openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
+import { checkPath, openSafetensorsFile, type SafetensorsFile } from './safetensorsFile.js';
 
 /*
  * A model's tensors in safetensors files (Node only): one file, or the shards that a Hugging Face index
@@ -54,6 +54,8 @@ export function isShardIndexPath(path: string): boolean {
  * }
  */
 export async function openSafetensorsModel(path: string): Promise<SafetensorsModel> {
+  // Before isShardIndexPath, which would throw a TypeError for a path that is no string.
+  checkPath(path);
   if (!isShardIndexPath(path)) {
     const file = await openSafetensorsFile(path);
     return {

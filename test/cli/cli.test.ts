@@ -188,6 +188,15 @@ describe('lattice-matmul CLI', () => {
     }
   });
 
+  it('help, --help and -h alone print the usage of every command with exit code 0', async () => {
+    for (const flag of ['help', '--help', '-h']) {
+      const { code, stdout, stderr } = await cli(flag);
+      expect(code, stderr).toBe(0);
+      expect(stdout).toMatch(/^usage:\n {2}lattice-matmul quantize MODEL -o OUT/);
+      for (const command of ['quantize', 'inspect', 'schemes']) expect(stdout, `${flag}: ${command}`).toMatch(new RegExp(`^${command} {2,}\\S`, 'm'));
+    }
+  });
+
   it('help COMMAND prints that command\'s help, as COMMAND --help does', async () => {
     for (const command of ['quantize', 'inspect', 'schemes']) {
       const [viaHelp, viaFlag] = [await cli('help', command), await cli(command, '--help')];
@@ -325,6 +334,24 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/^plain\s+universal\s+e8-4bit\s+64 × 128\s/m);
   });
 
+  it("inspect names a scheme that is no preset by its lattice, q and β (universal) or q (deterministic)", async () => {
+    const w = gaussianMatrix(64, 16, 43);
+    const path = join(work, 'custom-schemes.safetensors');
+    await writeQuantizedContainerFile(path, [
+      { name: 'universal', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 12, beta: 0.3 }, nonce: 43 }) },
+      { name: 'deterministic', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } }) },
+      { name: 'preset', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 6, beta: 0.45 }, nonce: 44 }) },
+    ]);
+    const result = await inspectFile(path);
+    expect(result.kind).toBe('container');
+    expect(result.kind === 'container' ? result.rows.map((row) => [row.name, row.scheme]) : []).toEqual([
+      ['universal', 'E8 q=12 β=0.3'],
+      ['deterministic', 'E8 q=8 (deterministic)'],
+      // A scheme object equal to a preset is named as the preset.
+      ['preset', 'd3-q6'],
+    ]);
+  });
+
   /** A new FIFO in the work directory. */
   const fifo = (): string => {
     const path = join(mkdtempSync(join(work, 'fifo-')), 'out.safetensors');
@@ -334,6 +361,25 @@ describe('lattice-matmul CLI', () => {
 
   /** Files of `directory` that look like the writer's temporary files. */
   const temporaryFiles = (directory: string) => readdirSync(directory).filter((name) => name.endsWith('.tmp'));
+
+  it('quantize passes --exclude and --transpose on: the excluded tensor is left out, the other read as (in, out)', async () => {
+    const output = join(work, 'excluded-transposed.safetensors');
+    const { code, stdout, stderr } = await cli('quantize', model(), '-o', output, '--device', 'cpu', '--quiet', '--seed', '3', '--nonce', '5', '--exclude', '^b\\.', '--transpose', '^a\\.weight$');
+    expect(code, stderr).toBe(0);
+    expect(stdout).toMatch(/^ {2}b\.weight {2}\(F32 \[9, 1100\]: matched by --exclude\)$/m);
+    // a.weight is stored [33, 200]; read as (in, out) it has 33 inputs and 200 outputs: the quantizer's
+    // matrix is 33 rows by 200 columns, column j holding the stored entries [·, j].
+    const stored = gaussianMatrix(200, 33, 1).data;
+    const transposed = Float32Array.from({ length: 33 * 200 }, (_, k) => stored[(k % 33) * 200 + Math.floor(k / 33)] as number);
+    const expected = quantize({ rows: 33, cols: 200, data: transposed }, { scheme: 'e8-4bit', seed: 3, nonce: 5n });
+    const container = await openQuantizedContainerFile(output);
+    try {
+      expect(container.entries.map((e) => [e.name, e.rows, e.cols])).toEqual([['a.weight', 33, 200]]);
+      expect((await container.read('a.weight')).matrix).toEqual(expected);
+    } finally {
+      await container.close();
+    }
+  });
 
   it.each([
     ['the same path', (dir: string, input: string) => input],

@@ -361,6 +361,38 @@ async function decodedMatrix(container: Awaited<ReturnType<typeof openQuantizedC
   return matrix instanceof WeightOnlyQuantized ? matrix.decode() : dequantize(matrix);
 }
 
+describe('quantize: the dtypes it does not read, named for what they are', () => {
+  it('an F4, F6 or F8 tensor that is no codes, a boolean one, an integer one and a complex one', async () => {
+    // 1-D tensors (no codes of a quantized weight, which have two dimensions or more) and a 2-D BOOL and C64.
+    const raw = (dtype: SafetensorsTensorInput['dtype'], shape: number[], bytes: number): SafetensorsTensorInput => ({ dtype, shape, data: new Uint8Array(bytes) });
+    const path = join(work, 'dtypes.safetensors');
+    await writeSafetensorsFile(path, {
+      'lut.f4': raw('F4', [16], 8),
+      'lut.f6': raw('F6_E3M2', [16], 12),
+      'scale.f8': raw('F8_E8M0', [16], 16),
+      'mask': raw('BOOL', [16, 16], 256),
+      'counts': raw('U16', [16], 32),
+      'freqs': raw('C64', [16, 16], 2048),
+    });
+    const file = await openSafetensorsFile(path);
+    try {
+      const { selected, skipped } = selectTensors(file, undefined);
+      expect(selected).toEqual([]);
+      const reads = 'which quantize does not read (it reads F32, F16, BF16, F64)';
+      expect(Object.fromEntries(skipped.map((t) => [t.name, [t.reason, t.unread]]))).toEqual({
+        'lut.f4': [`an F4 tensor, ${reads}`, null],
+        'lut.f6': [`an F6 tensor, ${reads}`, null],
+        'scale.f8': [`an F8 tensor, ${reads}`, null],
+        mask: ['a boolean tensor', null],
+        counts: ['an integer tensor', null],
+        freqs: ['a C64 tensor, not a real float one', null],
+      });
+    } finally {
+      await file.close();
+    }
+  });
+});
+
 describe('quantize --transpose: GPT-2 Conv1D weights, stored (in, out)', () => {
   // GPT-2 names: c_attn (in 16, out 48), mlp.c_proj square (32 × 32, where orientation is silent), c_fc in F16.
   const IN = 16;

@@ -26,7 +26,7 @@ import { dequantize } from '../../src/product/dequantize.js';
 import { matmulAT } from '../../src/product/matmulAT.js';
 import { latticeSpec, universalCodec } from '../../src/quantize/latticeSpec.js';
 import { quantize, type QuantizeOptions } from '../../src/quantize/quantize.js';
-import type { QuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
+import type { DeterministicLatticeMatrix, QuantizedMatrix, ScalarQuantizedMatrix, UniversalLatticeMatrix } from '../../src/quantize/quantizedMatrix.js';
 import { SCHEMES, type UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix } from '../../src/rotation/random.js';
 import { quantizeWeights, WeightOnlyQuantized } from '../../src/weightonly/index.js';
@@ -704,6 +704,40 @@ describe('refusals, each with a message naming the problem', () => {
     const wideHigh = quantize(gaussianMatrix(32, 1, 2), { scheme: 'e8-5bit', seed: 1, nonce: 3 }) as UniversalLatticeMatrix;
     const overflow = { ...wideHigh, codesHigh: (wideHigh.codesHigh as Uint16Array).map((h, i) => (i === 0 ? h + 32 : h)) };
     expect(() => writeQuantizedContainer([{ name: 'a', matrix: overflow }])).toThrow(LatticeMatmulError);
+  });
+
+  it('the writer refuses malformed scalar and deterministic matrices and shapes, naming the field (not "does not survive packing")', () => {
+    /** The message of the writer's refusal of `matrix` (a LatticeMatmulError), or 'written'. */
+    const refusal = (matrix: unknown): string => {
+      try {
+        writeQuantizedContainer([{ name: 'a', matrix: matrix as QuantizedMatrix }]);
+      } catch (error) {
+        expect(error).toBeInstanceOf(LatticeMatmulError);
+        return (error as Error).message;
+      }
+      return 'written';
+    };
+    const ints = quantize(gaussianMatrix(64, 2, 3), { scheme: 'int4-g32' }) as ScalarQuantizedMatrix;
+    const fp4 = quantize(gaussianMatrix(64, 2, 3), { scheme: 'nvfp4' }) as ScalarQuantizedMatrix;
+    const det = quantize(gaussianMatrix(48, 2, 3), { scheme: 'd3-q6-deterministic', seed: 1 }) as DeterministicLatticeMatrix;
+    const uni = quantize(gaussianMatrix(48, 2, 3), { scheme: 'd3-q6', seed: 1, nonce: 1 }) as UniversalLatticeMatrix;
+    const prefix = 'writeQuantizedContainer: matrix "a": ';
+    const cases: [unknown, string][] = [
+      [{ ...ints, rows: 1.5 }, 'rows must be a non-negative integer, got 1.5'],
+      [{ ...uni, seed: -1 }, 'seed must be a non-negative integer, got -1'],
+      [{ ...ints, codes: ints.codes.subarray(1) }, 'codes must be a Uint8Array of length × cols entries'],
+      // Code 16 of an int4 matrix: 4 bits hold 0…15 (packed, it would spill into the next code).
+      [{ ...ints, codes: ints.codes.map((c, i) => (i === 70 ? 16 : c)) }, 'code 16 at index 70 does not fit 4 bits'],
+      [{ ...ints, scales: new Uint8Array(ints.scales.length) }, 'scales have the wrong array type for the scheme'],
+      [{ ...fp4, scales: new Float32Array(fp4.scales.length) }, 'scales have the wrong array type for the scheme'],
+      [{ ...ints, scheme: 'd3-q6' }, 'its scheme (lattice) does not match its kind (scalar)'],
+      [{ ...uni, nonce: 1 }, 'nonce must be a bigint'],
+      [{ ...det, codes: det.codes.subarray(1) }, 'codes and scale indices must hold blocksPerColumn × cols entries'],
+      [{ ...det, scaleIndices: det.scaleIndices.subarray(1) }, 'codes and scale indices must hold blocksPerColumn × cols entries'],
+      [{ ...det, gains: new Float32Array(1) }, 'gains must be a Float32Array of 2 entries'],
+      [{ ...det, scheme: 'int4-g32' }, 'its scheme (int) does not match its kind (deterministic)'],
+    ];
+    for (const [matrix, message] of cases) expect(refusal(matrix), message).toBe(`${prefix}${message}`);
   });
 });
 

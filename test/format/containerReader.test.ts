@@ -159,7 +159,29 @@ describe('openQuantizedContainer', () => {
     await expect(openQuantizedContainer({} as never)).rejects.toThrow(/^openQuantizedContainer needs a ByteSource \(\{ name, byteLength, read\(offset, length\) \}: bytesSource, blobSource, httpRangeSource\), got/);
     expect(() => bytesSource('text' as never)).toThrow(LatticeMatmulError);
     expect(() => blobSource(bytes as never)).toThrow(/blobSource needs a Blob or File/);
+    await expect(httpRangeSource(7 as never)).rejects.toThrow(/^httpRangeSource needs a URL, got 7$/);
+    await expect(httpRangeSource(base, null as never)).rejects.toThrow(/^httpRangeSource options must be an object, got null$/);
     await expect(bytesSource(bytes).read(bytes.byteLength - 2, 3)).rejects.toThrow(/cannot read 3 bytes at \d+ of \d+/);
+  });
+
+  it('refuses options that are not an object or hold a misspelt key, as readQuantizedContainer does (they were ignored, or a TypeError)', async () => {
+    // maxHeaderByte: the limit the caller asked for was silently not applied.
+    await expect(openQuantizedContainer(bytesSource(bytes), { maxHeaderByte: 64 } as never)).rejects.toThrow(
+      /^openQuantizedContainer options: unknown option 'maxHeaderByte' \(did you mean 'maxHeaderBytes'\?\); known: maxHeaderBytes$/,
+    );
+    for (const options of [null, 5, 'maxHeaderBytes']) {
+      await expect(openQuantizedContainer(bytesSource(bytes), options as never), String(options)).rejects.toThrow(/^openQuantizedContainer options must be an object, got /);
+    }
+    await expect(openQuantizedContainer(bytesSource(bytes), { maxHeaderBytes: 64 })).rejects.toThrow(/exceeds the limit of 64 bytes$/);
+    expect((await openQuantizedContainer(bytesSource(bytes), {})).entries).toHaveLength(4);
+  });
+
+  it('read and info refuse a name that is no matrix\'s, naming it even when it is no string (quoted(undefined) threw a TypeError); has says false', async () => {
+    const container = await openQuantizedContainer(bytesSource(bytes));
+    await expect(container.read(undefined as never)).rejects.toThrow(/has no matrix named undefined \(it has "q", "k", "v", "o"\)$/);
+    expect(() => container.info(Symbol('q') as never)).toThrow(/has no matrix named a symbol \(it has "q", "k", "v", "o"\)$/);
+    expect(() => container.info(7 as never)).toThrow(LatticeMatmulError);
+    expect([container.has('q'), container.has('nope')]).toEqual([true, false]);
   });
 
   it.each([

@@ -255,6 +255,51 @@ describe.skipIf(noGpu !== undefined)('GPU entry points refuse hostile arguments 
     }
   });
 
+  it('a destroyed layer or group, a group with a destroyed member and layers of two activation formats are refused by name', async () => {
+    // Float32Array biases: the layers own their bias buffers, which destroy() frees.
+    const q = QuantizedLinear.create(device, universal(21), { bias: new Float32Array(8), label: 'q' });
+    const k = QuantizedLinear.create(device, universal(22), { bias: new Float32Array(8), label: 'k' });
+    const halves = QuantizedLinear.create(device, universal(23), { activations: 'f16', label: 'h' });
+    const x = createBuffer(device, 'x', 4 * 64, STORAGE_USAGE);
+    const ys = [createBuffer(device, 'y0', 4 * 8, STORAGE_USAGE), createBuffer(device, 'y1', 4 * 8, STORAGE_USAGE)];
+    const encoder = device.createCommandEncoder();
+    try {
+      // An f16 layer in a group that reads x as f32 would take the halves of f32 words for activations.
+      expectRefused(() => QuantizedLinear.group([q, halves]), /^QuantizedLinear\.group: layer 1 \("h"\) takes f16 activations, layer 0 \("q"\) f32$/);
+      expectRefused(() => q.record(encoder, null as never, ys[0] as GPUBuffer), /^x must be a GPUBuffer or \{ buffer, offset \}, got null$/);
+      const group = QuantizedLinear.group([q, k], { label: 'qk' });
+      expectRefused(() => group.record(encoder, x, ys[0] as never), /^qk: ys needs one output per layer \(2\), got /);
+      k.destroy();
+      expectRefused(() => group.record(encoder, x, ys), /^qk: k was destroyed$/);
+      expectRefused(() => k.record(encoder, x, ys[1] as GPUBuffer), /^k: this QuantizedLinear was destroyed$/);
+      await expect(k.check()).rejects.toThrow(/^k: this QuantizedLinear was destroyed$/);
+      expectRefused(() => QuantizedLinear.group([q, k]), /^k: this QuantizedLinear was destroyed$/);
+      group.destroy();
+      expectRefused(() => group.record(encoder, x, ys), /^qk: this group was destroyed$/);
+      q.record(encoder, x, ys[0] as GPUBuffer); // the live member still records
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    } finally {
+      for (const layer of [q, k, halves]) layer.destroy();
+      for (const buffer of [x, ...ys]) buffer.destroy();
+    }
+  });
+
+  it('engine.productKernel refuses operands whose product would be wrong: rows, rotation, kept coordinates, centring', () => {
+    const upload = (rows: number, options: object) => engine.upload(quantize(gaussianMatrix(rows, 4, rows + 1), { scheme: 'e8-4bit', seed: 1, nonce: 31, ...options }));
+    const a = upload(64, { nonce: 30 });
+    const [rows, unrotated, halfKept, centred, alike] = [upload(32, {}), upload(64, { rotate: false }), upload(64, { keepFraction: 0.5 }), upload(64, { center: true }), upload(64, {})];
+    try {
+      expectRefused(() => engine.productKernel(a, rows), /^A and B must have the same number of rows \(got 64 and 32\)$/);
+      expectRefused(() => engine.productKernel(a, unrotated), /^A and B must both be rotated or both not$/);
+      expectRefused(() => engine.productKernel(a, halfKept), /^A and B keep different numbers of rotated coordinates \(64 and 32\)$/);
+      expectRefused(() => engine.productKernel(a, centred), /^A and B must both be centred or both not/);
+      expect(() => engine.productKernel(a, alike)).not.toThrow();
+    } finally {
+      for (const m of [a, rows, unrotated, halfKept, centred, alike]) m.destroy();
+    }
+  });
+
   it('no case reached WebGPU as an uncaptured error', () => {
     expect(uncaptured).toEqual([]);
   });

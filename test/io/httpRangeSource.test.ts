@@ -485,7 +485,7 @@ describe('httpRangeSource: retries with a fetch of its own', () => {
   });
 
   it('Retry-After: seconds and a past HTTP date are waited as said; a value neither (garbage Date.parse reads as a past date) means the doubling', async () => {
-    for (const [retryAfter, wait] of [['0', 0], [' 2 ', 2000], ['Thu, 01 Jan 1970 00:00:00 GMT', 0], ['-5', 250], ['soon 2', 250], ['1.5', 250], ['garbage', 250]] as const) {
+    for (const [retryAfter, wait] of [['0', 0], [' 2 ', 2000], ['Thu, 01 Jan 1970 00:00:00 GMT', 0], ['-5', 250], ['soon 2', 250], ['1.5', 250], ['garbage', 250], ['Mon, 32 Foo 2025 10:00:00 GMT', 250]] as const) {
       const { waits, message } = await waitsAgainstBusy(1, retryAfter);
       expect(waits, retryAfter).toEqual([wait]);
       expect(message).toMatch(/was answered 503 \(after 2 attempts\)$/);
@@ -585,6 +585,24 @@ describe('httpRangeSource: retries with a fetch of its own', () => {
     const started = Date.now();
     await expect(withinMs(source.read(8, 10), 4500)).rejects.toThrow(/failed: stopped$/);
     expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('a 206 without a body for a non-empty range is refused as holding 0 bytes, not read as zeros', async () => {
+    const { fetch: empty, times } = fetchThen(() => Promise.resolve(new Response(null, { status: 206, headers: { 'Content-Range': `bytes 8-17/${v1.byteLength}` } })));
+    const source = await httpRangeSource('http://example.test/m', { fetch: empty, responseTimeoutMs: Infinity });
+    await expect(source.read(8, 10)).rejects.toThrow(/^http:\/\/example\.test\/m: asked for 10 bytes at 8, the response held 0$/);
+    expect(times).toHaveLength(1); // not sent again
+  });
+
+  it('refuses a Content-Range whose total is past 2^53 (no exact byte length), before any read', async () => {
+    const huge = '99999999999999999999';
+    const tooLarge = ((_input: unknown, init?: RequestInit) => {
+      const last = Number((/^bytes=0-(\d+)$/.exec((init?.headers as Record<string, string>).Range ?? '') as RegExpExecArray)[1]);
+      return Promise.resolve(new Response(v1.slice(0, last + 1), { status: 206, headers: { 'Content-Range': `bytes 0-${last}/${huge}` } }));
+    }) as typeof fetch;
+    await expect(httpRangeSource('http://example.test/m', { fetch: tooLarge })).rejects.toThrow(
+      new RegExp(`: the response's Content-Range "bytes 0-7/${huge}" is not one range of a resource of known size \\(bytes FIRST-LAST/TOTAL\\)$`),
+    );
   });
 
   it('refuses a retries option that is not an integer from 0 to 10', async () => {

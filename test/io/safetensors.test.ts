@@ -139,6 +139,7 @@ describe('safetensors files written by hand', () => {
     expect([...archive.tensorData('u')]).toEqual([0xab]);
     expect(archive.info('u').elementCount).toBe(1);
     expect(archive.info('e').elementCount).toBe(0);
+    expect([archive.has('u'), archive.has('absent'), archive.has('__metadata__')]).toEqual([true, false, false]);
     expect(archive.tensorAsFloat32('e').length).toBe(0);
     expect([...archive.tensorAsFloat32('d')]).toEqual([1]);
     expect([...archive.tensorData('d')]).toEqual([1]);

@@ -44,6 +44,18 @@ describe('safetensors files on disk', () => {
     expect(await refusalOf(() => SafetensorsFileWriter.create(join(directory, 'never.safetensors'), { copyChunkByte: 1 } as never))).toMatch(/^SafetensorsFileWriter\.create options: unknown option 'copyChunkByte' \(did you mean 'copyChunkBytes'\?\)/);
   });
 
+  it("refuses a path that is not a non-empty string with the library's error, not node:fs's or node:path's TypeError", async () => {
+    for (const path of [undefined, null, 7, {}, Symbol('path'), '']) {
+      const got = typeof path === 'symbol' ? 'a symbol' : path;
+      const message = (refused: string): void => expect(refused, String(got)).toMatch(/^safetensors path must be a non-empty string, got /);
+      message(await refusalOf(() => openSafetensorsFile(path as never)));
+      message(await refusalOf(() => writeSafetensorsFile(path as never, sample)));
+      message(await refusalOf(() => checkSafetensorsFileWritable(path as never)));
+      // It threw node:path's TypeError ('The "path" argument must be of type string').
+      message(await refusalOf(() => leftoverTemporaries(path as never)));
+    }
+  });
+
   it('writes the same bytes as writeSafetensors and reads every tensor back', async () => {
     const path = join(directory, 'sample.safetensors');
     await writeSafetensorsFile(path, sample, { scheme: 'd3-q6' });

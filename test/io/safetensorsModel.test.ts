@@ -116,6 +116,17 @@ describe('a model in shards behind a shard index', () => {
     }
   });
 
+  it('keeps metadata values that are numbers, true, false or null as their JSON text', async () => {
+    const path = await indexFile('literals.index.json', `{"metadata": {"t": true, "f": false, "n": null, "x": -1.5e3}, "weight_map": ${JSON.stringify(weightMap)}}`);
+    const model = await openSafetensorsModel(path);
+    try {
+      // format: what both shards' __metadata__ share; the four others as the index writes them.
+      expect(model.metadata).toEqual({ format: 'pt', t: 'true', f: 'false', n: 'null', x: '-1.5e3' });
+    } finally {
+      await model.close();
+    }
+  });
+
   it('names "__proto__" as a tensor or a metadata key are entries like any other', async () => {
     await writeSafetensorsFile(join(directory, 'proto.safetensors'), { ['__proto__']: { dtype: 'F32', shape: [2], data: new Float32Array([1, 2]) } });
     const path = await indexFile('proto.index.json', '{"metadata": {"__proto__": "meta"}, "weight_map": {"__proto__": "proto.safetensors"}}');
@@ -135,6 +146,10 @@ describe('a model in shards behind a shard index', () => {
     ['an array', '[]', /the index must be a JSON object, found "\[\]"/],
     ['no weight_map', { metadata: {} }, /the index has no "weight_map"/],
     ['another field', { weight_map: weightMap, extra: 1 }, /the index has an unexpected field "extra"; expected "metadata" and "weight_map"/],
+    // A second "weight_map" or "metadata" is refused, not merged into or over the first (JSON.parse keeps the last).
+    ['"weight_map" twice', `{"weight_map": {"up.weight": "${SHARD_1}", "norm.weight": "${SHARD_1}"}, "weight_map": {"down.weight": "${SHARD_2}"}}`, /duplicate key "weight_map" in the index/],
+    ['"metadata" twice', `{"metadata": {"a": "1"}, "metadata": {"b": "2"}, "weight_map": ${JSON.stringify(weightMap)}}`, /duplicate key "metadata" in the index/],
+    ['text after its object', `${JSON.stringify({ weight_map: weightMap })} {}`, /unexpected "{}" after the index object/],
     ['a tensor named twice', `{"weight_map": {"up.weight": "${SHARD_1}", "up.weight": "${SHARD_2}"}}`, /duplicate key "up\.weight" in "weight_map"/],
     ['metadata nested', { metadata: { a: [[[1]]] }, weight_map: weightMap }, /the "metadata" value of "a" must be a string, a number, true, false or null/],
     ['a lone surrogate in its metadata', `{"metadata": {"k": "\\ud800"}, "weight_map": {"up.weight": "${SHARD_1}"}}`, /lone high surrogate \\ud800 in a string \(the "metadata" value of "k"\)/],
@@ -151,6 +166,12 @@ describe('a model in shards behind a shard index', () => {
     ['a tensor mapped to another shard', { weight_map: { ...weightMap, 'down.weight': SHARD_1, 'other.weight': SHARD_2 } }, /shard "model-00002-of-00002\.safetensors" holds tensor "down\.weight", which the index maps to "model-00001-of-00002\.safetensors"/],
   ])('refuses an index with %s', async (_, index, message) => {
     expect(await refusalOf(await indexFile('bad.index.json', index))).toMatch(message);
+  });
+
+  it("refuses a path that is not a non-empty string with the library's error (a TypeError from path.toLowerCase before)", async () => {
+    for (const path of [undefined, null, 7, {}, [], '']) {
+      expect(await refusalOf(path as never), String(path)).toMatch(/^safetensors path must be a non-empty string, got /);
+    }
   });
 
   it('refuses an index that is not a regular file, or is not there', async () => {
