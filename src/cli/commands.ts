@@ -1080,6 +1080,8 @@ function schemeLabel(matrix: ContainerMatrix): string {
   const name = SCHEME_NAMES.find((candidate) => JSON.stringify(resolveScheme(candidate)) === JSON.stringify(scheme));
   if (name !== undefined) return name;
   if (scheme.kind === 'lattice') return scheme.mode === 'universal' ? `${scheme.lattice} q=${scheme.q} β=${scheme.beta}` : `${scheme.lattice} q=${scheme.q} (deterministic)`;
+  // As the presets name them (int4-g32): bits and group, then what distinguishes it from a preset.
+  if (scheme.kind === 'int') return `int${scheme.bits}-${scheme.groupSize === 'column' ? 'column' : `g${scheme.groupSize}`} (${scheme.grid}, ${scheme.scaleFormat} scales)`;
   return scheme.kind;
 }
 

@@ -334,13 +334,16 @@ describe('lattice-matmul CLI', () => {
     expect(stdout).toMatch(/^plain\s+universal\s+e8-4bit\s+64 × 128\s/m);
   });
 
-  it("inspect names a scheme that is no preset by its lattice, q and β (universal) or q (deterministic)", async () => {
+  it("inspect names a scheme that is no preset by its lattice, q and β (universal) or q (deterministic), an int scheme by bits, group, grid and scales", async () => {
     const w = gaussianMatrix(64, 16, 43);
     const path = join(work, 'custom-schemes.safetensors');
     await writeQuantizedContainerFile(path, [
       { name: 'universal', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'universal', lattice: 'E8', q: 12, beta: 0.3 }, nonce: 43 }) },
       { name: 'deterministic', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'deterministic', lattice: 'E8', q: 8, overload: { kind: 'betaSet', betas: [0.2, 0.4] } } }) },
       { name: 'preset', matrix: quantize(w, { scheme: { kind: 'lattice', mode: 'universal', lattice: 'D3', q: 6, beta: 0.45 }, nonce: 44 }) },
+      { name: 'int', matrix: quantize(w, { scheme: { kind: 'int', bits: 3, groupSize: 16, grid: 'symmetric', scaleFormat: 'fp32' } }) },
+      // int4-g32 but for its grid: not the preset, so its grid and scales are named.
+      { name: 'int-column', matrix: quantize(w, { scheme: { kind: 'int', bits: 4, groupSize: 'column', grid: 'midrise', scaleFormat: 'fp16' } }) },
     ]);
     const result = await inspectFile(path);
     expect(result.kind).toBe('container');
@@ -349,6 +352,9 @@ describe('lattice-matmul CLI', () => {
       ['deterministic', 'E8 q=8 (deterministic)'],
       // A scheme object equal to a preset is named as the preset.
       ['preset', 'd3-q6'],
+      // An int scheme as the int presets are named (int4-g32), with its grid and scales (it was 'int' alone).
+      ['int', 'int3-g16 (symmetric, fp32 scales)'],
+      ['int-column', 'int4-column (midrise, fp16 scales)'],
     ]);
   });
 
