@@ -1,4 +1,5 @@
 import { check, describeValue, LatticeMatmulError } from '../errors.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 import { asBytes, parseSafetensorsHeaderJson, safetensorsHeaderLength, type SafetensorsHeader, type SafetensorsReadOptions } from './safetensors.js';
 
 /*
@@ -34,6 +35,11 @@ function checkRange(source: ByteSource, offset: number, length: number): void {
   );
 }
 
+/** A source's name goes into every message about it: a string, or messages would throw TypeErrors (a symbol) or print "[object Object]". */
+function checkSourceName(name: unknown, what: string): void {
+  check(typeof name === 'string', () => `${what}: the name must be a string, got ${describeValue(name)}`);
+}
+
 /**
  * A source over bytes already in memory (a copy is made per read, so the result may be kept or
  * transferred).
@@ -43,6 +49,7 @@ function checkRange(source: ByteSource, offset: number, length: number): void {
  */
 export function bytesSource(bytes: ArrayBuffer | Uint8Array, name = 'bytes in memory'): ByteSource {
   check(bytes instanceof ArrayBuffer || bytes instanceof Uint8Array, () => `bytesSource needs an ArrayBuffer or a Uint8Array, got ${describeValue(bytes)}`);
+  checkSourceName(name, 'bytesSource');
   const view = asBytes(bytes, `bytesSource (${name})`);
   const source: ByteSource = {
     name,
@@ -68,6 +75,7 @@ export function bytesSource(bytes: ArrayBuffer | Uint8Array, name = 'bytes in me
  */
 export function blobSource(blob: Blob, name?: string): ByteSource {
   check(typeof Blob !== 'undefined' && blob instanceof Blob, () => `blobSource needs a Blob or File, got ${describeValue(blob)}`);
+  if (name !== undefined) checkSourceName(name, 'blobSource');
   const fileName = (blob as Partial<File>).name;
   const source: ByteSource = {
     name: name ?? (typeof fileName === 'string' && fileName.length > 0 ? JSON.stringify(fileName) : `a blob of ${blob.size} bytes`),
@@ -323,7 +331,8 @@ const FIRST_BYTES = 8;
  */
 export async function httpRangeSource(url: string | URL, options: HttpRangeSourceOptions = {}): Promise<ByteSource> {
   check(typeof url === 'string' || url instanceof URL, () => `httpRangeSource needs a URL, got ${describeValue(url)}`);
-  check(typeof options === 'object' && options !== null, () => `httpRangeSource options must be an object, got ${describeValue(options)}`);
+  // Its keys too: a misspelt { retry: 0 } or { timeoutMs: 1000 } was ignored, the default used silently.
+  checkOptionsObject(options, ['fetch', 'headers', 'signal', 'responseTimeoutMs', 'retries'], 'httpRangeSource options');
   const fetchRange = options.fetch ?? globalThis.fetch;
   check(typeof fetchRange === 'function', 'httpRangeSource needs fetch (pass options.fetch where there is no global one)');
   const timeoutMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;

@@ -2,6 +2,7 @@ import { check, checkOneOf, checkPositiveInteger, describeValue } from '../error
 import { firstNonFinite } from '../matrix.js';
 import { roundHalfEven } from '../lattices/lattice.js';
 import { fp16Scale, nextFloat32Up } from './floatFormats.js';
+import { checkOptionsObject } from '../quantize/strictOptions.js';
 
 /**
  * Absmax ("ℓ∞-normalized") integer quantization of one vector, the scalar baseline of [1] and [2].
@@ -69,7 +70,8 @@ export interface AbsmaxCodes {
 
 /** Validates `options`, with messages naming the offending field. */
 export function checkAbsmaxOptions(options: AbsmaxOptions): void {
-  check(typeof options === 'object' && options !== null, 'absmax options must be an object');
+  // Its keys too: all four are required, but an extra one ({ center: true }) was ignored silently.
+  checkOptionsObject(options, ['bits', 'groupSize', 'grid', 'scaleFormat'], 'absmax options');
   check(
     Number.isInteger(options.bits) && options.bits >= 2 && options.bits <= 8,
     () => `absmax bits must be an integer in 2..8, got ${describeValue(options.bits)}`,

@@ -161,6 +161,11 @@ describe('openQuantizedContainer', () => {
     expect(() => blobSource(bytes as never)).toThrow(/blobSource needs a Blob or File/);
     await expect(httpRangeSource(7 as never)).rejects.toThrow(/^httpRangeSource needs a URL, got 7$/);
     await expect(httpRangeSource(base, null as never)).rejects.toThrow(/^httpRangeSource options must be an object, got null$/);
+    // A misspelt option was ignored and its default used ({ retry: 0 } retried twice).
+    await expect(httpRangeSource(base, { retry: 0 } as never)).rejects.toThrow(/^httpRangeSource options: unknown option 'retry'; known: fetch, headers, signal, responseTimeoutMs, retries$/);
+    // A name that is no string: a symbol made every later message throw a TypeError, an object printed "[object Object]".
+    expect(() => bytesSource(bytes, Symbol('model') as never)).toThrow(/^bytesSource: the name must be a string, got a symbol$/);
+    expect(() => blobSource(new Blob([bytes]), { file: 'model' } as never)).toThrow(/^blobSource: the name must be a string, got /);
     await expect(bytesSource(bytes).read(bytes.byteLength - 2, 3)).rejects.toThrow(/cannot read 3 bytes at \d+ of \d+/);
   });
 

@@ -208,6 +208,13 @@ describe('absmax: bad input', () => {
     expect(() => absmaxSideBitsPerEntry(options)).toThrow(LatticeMatmulError);
   });
 
+  it('refuses an extra or misspelt key by name (an extra one was ignored)', () => {
+    const centred = { ...good, center: true } as AbsmaxOptions;
+    expect(() => absmaxQuantize(x, centred)).toThrow(/^absmax options: unknown option 'center'; known: bits, groupSize, grid, scaleFormat$/);
+    expect(() => absmaxDequantize(absmaxQuantize(x, good), x.length, centred)).toThrow(/^absmax options: unknown option 'center'/);
+    expect(() => absmaxSideBitsPerEntry({ ...good, groupsize: 8 } as AbsmaxOptions)).toThrow(/^absmax options: unknown option 'groupsize' \(did you mean 'groupSize'\?\)/);
+  });
+
   it('refuses non-finite entries, non-Float32Array input and fp16 scale overflow', () => {
     const bad = x.slice();
     bad[5] = Number.NaN;
