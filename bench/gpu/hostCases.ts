@@ -54,15 +54,17 @@ import { deterministicBuffers, deterministicCopy, deterministicGemvBytes, quanti
  */
 
 /**
- * Host time of `call(i)` for i = 0 … calls − 1, in 5 timed rounds: the median µs per call, and the GPU
- * objects created over all 5 · calls calls.
+ * Host time of `call(i)` for i = 0 … 5 · calls − 1, in 5 timed rounds of `calls` calls: the median µs
+ * per call, and the GPU objects created over all 5 · calls calls. `i` runs on across rounds: a call
+ * cycling through outputs by it continues its cycle (restarted each round, a round of a count that is
+ * not a multiple of the cycle began on outputs still prepared).
  */
 function timedRounds(device: GPUDevice, calls: number, call: (i: number) => void): { usPerCall: number; allocations: number } {
   const timesUs: number[] = [];
   const { allocations } = countAllocations(device, () => {
     for (let round = 0; round < 5; round++) {
       const start = performance.now();
-      for (let i = 0; i < calls; i++) call(i);
+      for (let i = 0; i < calls; i++) call(round * calls + i);
       timesUs.push(((performance.now() - start) * 1000) / calls);
     }
   });

@@ -247,6 +247,28 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
     });
   });
 
+  // The other side of the key lists: a key the arguments' type has, missing from its list, would be
+  // refused as unknown. Each list written out here from the interfaces (D3GroupScaledGemvI8Args:
+  // GemvCallArgs, GemvOutputArgs, SharedInputsI8Arg, LeaderTableArgs, w and dotPath;
+  // UniversalDequantizeArgs), every key given as undefined: the call passes the key check and stops
+  // at the stand-in matrix, the first argument each reads after it.
+  it('dispatchD3GroupScaledGemvI8 and dispatchUniversalDequantize accept every key their arguments have (the keys it takes)', async () => {
+    const buffer = createBuffer(context.device, 'stand-in', 4 * n, STORAGE_USAGE);
+    const everyKey = (keys: readonly string[]): Record<string, undefined> => Object.fromEntries(keys.map((key) => [key, undefined]));
+    const groupScaledKeys = [
+      ...['x', 'xOffset', 'y', 'yOffset', 'rhs', 'xRotated', 'xRotatedOffset', 'maxBindingBytes', 'subgroups', 'subgroupTestMode'],
+      ...['bias', 'biasOffset', 'biasFormat', 'outputFormat', 'accumulate'],
+      ...['inputsI8', 'leaderCopies', 'padLeaderTable', 'w', 'dotPath'],
+    ];
+    const dequantizeKeys = ['m', 'output', 'outputOffset', 'maxBindingBytes', 'normalizeColumns'];
+    await expectEncoderStaysValid([buffer], (encoder, scratch) => {
+      expect(() => dispatchD3GroupScaledGemvI8(context.device, encoder, scratch, { ...everyKey(groupScaledKeys), w: {} } as never)).toThrow(
+        /^group-scaled D3 gemv \(int8 inputs, prototype\): W must be a GpuD3GroupScaledMatrix$/,
+      );
+      expect(() => dispatchUniversalDequantize(context.device, encoder, scratch, { ...everyKey(dequantizeKeys), m: {} } as never)).toThrow(/^quantized matrix must be a universal GPU lattice matrix$/);
+    });
+  });
+
   it('the input-rounding, call-sums, dequantize, f16 widening and epilogue dispatches refuse keys outside their arguments before recording anything', async () => {
     const buffer = createBuffer(context.device, 'stand-in', 4 * n, STORAGE_USAGE);
     await expectEncoderStaysValid([buffer], (encoder, scratch) => {
@@ -280,6 +302,8 @@ describe.skipIf(noGpu !== undefined)('GPU API arguments', () => {
       const io = { x, y, rhs: 1 };
       for (const biasOffset of [0, 256]) {
         expect(() => dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, biasOffset })).toThrow(/^universal gemv[^:]*: biasOffset without bias$/);
+        // A bias format says no more than the offset that a bias was meant.
+        expect(() => dispatchUniversalGemv(context.device, encoder, scratch, { ...io, w: universal, biasOffset, biasFormat: 'f16' })).toThrow(/^universal gemv[^:]*: biasOffset without bias$/);
         expect(() => dispatchLatticeGemv(context.device, encoder, scratch, { ...io, w: deterministic, bias: null, biasOffset })).toThrow(/: biasOffset without bias$/);
         expect(() => dispatchEpilogue(context.device, encoder, scratch, { input: x, bias: null, biasOffset, rows: 4, columns: 1, output: y, format: 'f32' })).toThrow(/^epilogue: biasOffset without bias$/);
         expect(() => weightOnly.dispatch(encoder, scratch, { x, y, biasOffset })).toThrow(/^weight-only gemv: biasOffset without bias$/);

@@ -346,6 +346,8 @@ describe.skipIf(noGpu !== undefined)('int8-input universal GEMV (GPU) = its CPU 
     // Code words per column 4 (every column on a quad) and 5 (columns at every offset in a quad).
     { name: 'd3-q6 unrotated, 48 × 21 (columns on quads), k = 2', w: () => gaussianMatrix(48, 21, 30), x: (n) => gaussianMatrix(n, 2, 31), options: { scheme: 'd3-q6', seed: 1, nonce: 19, rotate: false } },
     { name: 'd3-q6 unrotated, 50 × 37 (5 code words per column), k = 1', w: () => gaussianMatrix(50, 37, 32), x: (n) => gaussianMatrix(n, 1, 33), options: { scheme: 'd3-q6', seed: 1, nonce: 20, rotate: false } },
+    // Unrotated, the GEMV rounds x itself: 300 groups, more than one workgroup of its rounding pass (256).
+    { name: 'd3-q6 unrotated, 3600 × 3 (300 groups of x̂), k = 1', w: () => gaussianMatrix(3600, 3, 34), x: (n) => gaussianMatrix(n, 1, 35), options: { scheme: 'd3-q6', seed: 1, nonce: 121, rotate: false } },
     { name: 'd3-q6, 512 × 17, structured x (spike, constant, ramp), k = 3', w: () => gaussianMatrix(512, 17, 13), x: (n) => structuredX(n, 3), options: { scheme: 'd3-q6', seed: 2, nonce: 17 } },
     {
       name: 'd3-q6, 300 × 70, k = 5, bindings of 2 KB (columns and right-hand sides split)',

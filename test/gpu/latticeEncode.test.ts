@@ -607,4 +607,21 @@ describe.skipIf(noGpu !== undefined)('lattice encode kernel on prepared columns 
       for (const buffer of buffers) buffer.destroy();
     }
   });
+
+  // The gain is looked up in a plain object: 'toString' and 'constructor' are in every object (an `in`
+  // check takes them), and the uniform would get no gain mode.
+  it.each(['toString', 'constructor', 'mse'])('refuses the gain mode %j by name', (gain) => {
+    const { device } = suite.context;
+    const scheme = SCHEMES['d3-q6-deterministic'];
+    const scratch = new GpuScratch(device);
+    const buffers = Array.from({ length: 7 }, (_, i) => createBuffer(device, `gain refusal buffer ${i}`, 1024, STORAGE_USAGE));
+    const [rotated, exponents, codes, scaleIndices, norms, gains, status] = buffers as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
+    try {
+      const args = { rotated, exponents, codes, scaleIndices, norms, gains, gain: gain as GainMode, status, lattice: schemeLattice(scheme), q: scheme.q, grid: scaleGrid(scheme.overload), length: 24, keptLength: 24, cols: 2 };
+      expect(() => dispatchLatticeEncode(device, device.createCommandEncoder(), scratch, args)).toThrow(new RegExp(`^lattice encode: unknown gain mode "${gain}"$`));
+    } finally {
+      scratch.destroy();
+      for (const buffer of buffers) buffer.destroy();
+    }
+  });
 });

@@ -243,6 +243,24 @@ describe.skipIf(noGpu !== undefined)('lattice_gemv.wgsl on the device', () => {
     }
   });
 
+  // Its workgroup memory: 3072 staged f32 (12 288 bytes), the 16 f32 multiples (64) and the copies of
+  // the 216 leaders (3456 bytes each). On a device whose limit is exactly that for 2 copies, Dawn
+  // accepts the pipeline with 2 (an undercount would fail its validation); a byte less, the host takes 1.
+  it('2 leader-table copies at exactly their workgroup bytes, 1 a byte below: both give the same results', async () => {
+    const exact = 12288 + 64 + 2 * 3456;
+    expect([latticeLeaderTableCopies('D3', 6, exact), latticeLeaderTableCopies('D3', 6, exact - 1)]).toEqual([2, 1]);
+    for (const limit of [exact, exact - 1]) {
+      const context = await testDevice({ workgroupStorageLimit: limit });
+      try {
+        expect(context.device.limits.maxComputeWorkgroupStorageSize).toBe(limit);
+        const result = await compare(context, gaussianMatrix(100, 17, 1510), gaussianMatrix(100, 1, 1511), { scheme: 'd3-q6-deterministic', seed: 9 });
+        expect(result.ratio, `limit ${limit}: ${result.at}`).toBeLessThanOrEqual(1);
+      } finally {
+        context.device.destroy();
+      }
+    }
+  });
+
   it('refuses an x of the wrong length with LatticeMatmulError', async () => {
     const q = asDeterministic(quantize(gaussianMatrix(24, 3, 1300), { scheme: 'd3-q6-deterministic' }));
     const gw = uploadLatticeMatrix(suite.context.device, q);

@@ -86,6 +86,8 @@ describe.skipIf(noGpu !== undefined)('product epilogue in chunks of C columns', 
     // A Gram matrix split so that diagonal entries fall in later chunks (j = b_first + local column).
     { aCols: 10, bCols: 10, gram: true, maxBindingBytes: 252 + 3 * 40, cOffset: 1000 },
     { aCols: 1, bCols: 5, gram: false, maxBindingBytes: 252 + 4, cOffset: 4 },
+    // 1200 entries: a grid of several workgroups of 256 invocations.
+    { aCols: 40, bCols: 30, gram: false, maxBindingBytes: undefined, cOffset: 0 },
   ])('$aCols × $bCols, gram $gram, binding cap $maxBindingBytes, C at byte $cOffset: bit for bit its twin', async ({ aCols, bCols, gram, maxBindingBytes, cOffset }) => {
     if (gram && aCols !== bCols) throw new Error('a Gram matrix is square');
     const { got, want } = await run(aCols, bCols, gram, maxBindingBytes, cOffset);

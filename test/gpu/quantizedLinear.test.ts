@@ -1054,6 +1054,8 @@ describe.skipIf(noGpu !== undefined)('QuantizedLinear', () => {
       // Two tokens of x need 2 × 40 inputs: 320 bytes, in a buffer of 300 × 4 … of which a slice of 256.
       expect(() => layer.record(encoder, { buffer: xBuffer, offset: 4 * n - 256 }, yBuffer, { tokens: 2 })).toThrow(`x needs ${8 * out} bytes at offset ${4 * n - 256}, but its buffer has ${4 * n} (inFeatures ${out} × 2 tokens × 4 bytes)`);
       expect(() => layer.record(encoder, { buffer: xBuffer, size: 256 }, yBuffer, { tokens: 2 })).toThrow(`x needs ${8 * out} bytes, but its size is 256 (inFeatures ${out} × 2 tokens × 4 bytes)`);
+      // A refusal without a note (a bias's) ends at the buffer's size.
+      expect(() => QuantizedLinear.create(device, swapped as LinearWeight, { bias: { buffer: xBuffer, offset: 16 } })).toThrow(new RegExp(`^bias needs ${4 * n} bytes at offset 16, but its buffer has ${4 * n}$`));
     } finally {
       layer.destroy();
       f16Layer.destroy();

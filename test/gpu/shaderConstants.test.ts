@@ -270,5 +270,19 @@ describe('constants written in both a shader and its kernel module agree', () =>
     expect(wgslConst('const A: u32 = 0x10u;', 'A')).toBe(16);
     expect(arrayLength('const N: u32 = 3u;\nvar<workgroup> a: array<vec4<f32>, N>;', 'a')).toBe(3);
     expect(workgroupSizes('const T: u32 = 8u;\n@compute @workgroup_size(T, 2)\n@compute @workgroup_size(4)')).toEqual([16, 4]);
+    // An expression is not a literal, whichever side its literal is on (read as 2, B * 2u would pass for 2).
+    expect(() => wgslConst('const A: u32 = B * 2u;', 'A')).toThrow(/not an integer literal/);
+    // One declaration at the start of a line: a second (a function's own const) is refused, a commented one is not read.
+    expect(() => wgslConst('const A: u32 = 1u;\nfn f() {\n  const A: u32 = 2u;\n}', 'A')).toThrow(/found 2/);
+    expect(wgslConst('// const A: u32 = 3u;\nconst A: u32 = 2u;', 'A')).toBe(2);
+    expect([wgslConst('const A: u32 = 0xFFu;', 'A'), wgslConst('const A: i32 = 3i;', 'A')]).toEqual([255, 3]);
+    // WGSL allows a trailing comma in @workgroup_size; a source without one has no size to compare.
+    expect(workgroupSizes('@compute @workgroup_size(8, 2,)')).toEqual([16]);
+    expect(() => workgroupSizes('fn f() {}')).toThrow(/no @workgroup_size/);
+    expect(() => workgroupSize('@compute @workgroup_size(64)\n@compute @workgroup_size(128)')).toThrow(/entry points of differing sizes: 64, 128/);
+    // An array is found by its whole name, and a missing one is refused rather than another read.
+    expect(arrayLength('var<workgroup> lane_a: array<u32, 8>;\nvar<workgroup> a: array<u32, 4>;', 'a')).toBe(4);
+    expect(() => arrayLength('var<workgroup> b: array<u32, 4>;', 'a')).toThrow(/no array variable a/);
+    expect(() => arrayLength('var<storage> a: array<array<u32, 4>>;', 'a')).toThrow(/runtime-sized/);
   });
 });

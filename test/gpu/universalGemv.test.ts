@@ -346,6 +346,13 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     await check(q, gaussianMatrix(61, 2, 102), { fusedFinish: false });
   });
 
+  // Its finish pass runs one invocation per output: 70 columns × 9 right-hand sides = 630 outputs take
+  // three workgroups of 256 (the cases above fit in one).
+  it('the split form finishes 630 outputs (70 columns, 9 right-hand sides): more than one workgroup of its finish pass', async () => {
+    const q = quantizeUniversal(gaussianMatrix(24, 70, 27), { scheme: 'd3-q6', seed: 3, nonce: 31, center: true });
+    await check(q, gaussianMatrix(24, 9, 103), { fusedFinish: false });
+  });
+
   it('splits columns with non-root escapes across bindings: a later binding finds its records by global block index', async () => {
     const q = quantizeUniversal(spiky(64, 40, 5), { scheme: 'd3-q6', seed: 3, nonce: 15, rotate: false });
     await check(q, gaussianMatrix(64, 1, 19), { maxBindingBytes: 512 });
