@@ -308,23 +308,24 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
     const bytes = writeQuantizedContainer(entries, {});
     const voronoi = new VoronoiCode(D3, 6);
     const tailCode = Array.from({ length: voronoi.size }, (_, c) => c).find((c) => voronoi.decode(c)[1] !== 0) as number;
-    const forged: Array<[string, Uint8Array, RegExp]> = [
+    // [name, file, the script's message, the library's message]: both readers refuse for the file's one fault.
+    const forged: Array<[string, Uint8Array, RegExp, RegExp]> = [
       // The tensor's bytes no longer hold its shape (before: columns split short, filled with zeros, exit 0).
-      ['short', withTensorHeader(bytes, (header) => { const offsets = header['s.codes']?.data_offsets; if (offsets) offsets[1] = (offsets[1] as number) - 4; }), /tensor s\.codes: \d+ bytes for U32 \[/],
+      ['short', withTensorHeader(bytes, (header) => { const offsets = header['s.codes']?.data_offsets; if (offsets) offsets[1] = (offsets[1] as number) - 4; }), /tensor s\.codes: \d+ bytes for U32 \[/, /tensor "s\.codes" has shape \[3, 2\] of U32, more elements than its data_offsets/],
       // Python's json takes NaN (before: every value NaN, exit 0).
-      ['nan-beta', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"beta":[^,}]+/, '"beta":NaN') : json)), /NaN in JSON/],
+      ['nan-beta', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"beta":[^,}]+/, '"beta":NaN') : json)), /NaN in JSON/, /matrix "u": its description is not valid JSON/],
       // Before: the matrix decoded twice.
-      ['twice', resealed(bytes, (raw) => { raw.metadata.matrices = JSON.stringify(['u', 'u', 's']); }), /matrices names a matrix twice/],
+      ['twice', resealed(bytes, (raw) => { raw.metadata.matrices = JSON.stringify(['u', 'u', 's']); }), /matrices names a matrix twice/, /metadata "matrices" names a matrix twice/],
       // Block 5 of column 0 (8-bit codes, byte 5 of the packed words): a leader nonzero past the column,
       // which the decoders drop and the table products summed (before: accepted by both readers).
-      ['tail', resealed(bytes, (raw) => { (raw.tensors.get('d.codes') as { data: Uint8Array }).data[5] = tailCode; }), /a last block's leader is nonzero past keptLength/],
+      ['tail', resealed(bytes, (raw) => { (raw.tensors.get('d.codes') as { data: Uint8Array }).data[5] = tailCode; }), /a last block's leader is nonzero past keptLength/, /matrix "d": code \d+ of the last block of column 0 has a nonzero coordinate \d past the column's 16 coordinates/],
       // Before: "unsupported operand type(s) for ^: 'float' and 'int'", a TypeError's words.
-      ['fractional-seed', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"seed":[^,}]+/, '"seed":1.5') : json)), /seed must be an integer in \[0, 2\^32\), got 1\.5/],
+      ['fractional-seed', resealed(bytes, () => undefined, (key, json) => (key === 'matrix.u' ? json.replace(/"seed":[^,}]+/, '"seed":1.5') : json)), /seed must be an integer in \[0, 2\^32\), got 1\.5/, /matrix "u": description field "seed" must be an integer in \[0, 4294967295\], got 1\.5/],
       // Before: a TypeError's traceback.
-      ['array-header', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]), /the header is not a JSON object/],
+      ['array-header', new Uint8Array([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]), /the header is not a JSON object/, /the header must be a JSON object/],
     ];
-    for (const [name, file, message] of forged) {
-      expect(() => readQuantizedContainer(file), name).toThrow();
+    for (const [name, file, message, libraryMessage] of forged) {
+      expect(() => readQuantizedContainer(file), name).toThrow(libraryMessage);
       const path = join(dir, `forged-${name}.lmq.safetensors`);
       writeFileSync(path, file);
       const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });
@@ -386,20 +387,22 @@ describe.skipIf(pythonMissing && !inCi)('docs/decode_container.py decodes what t
   });
 
   it('refuses what the library refuses: a two-window rotation of n ≤ 1024 in a container older than version 3, a (rows, length) of no rotation, time-sharing over two windows', () => {
-    const cases: Array<[string, ContainerEntryInput, (raw: RawContainer) => void, RegExp]> = [
-      ['universal', { name: 'u', matrix: quantize(gauss(896, 2, 1), { scheme: 'e8-q16', nonce: 7 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
-      ['universal-v1', { name: 'u', matrix: quantize(gauss(576, 2, 2), { scheme: 'd3-q6', nonce: 8 }) }, (raw) => { raw.metadata.format_version = '1'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
-      ['deterministic', { name: 'd', matrix: quantize(gauss(1000, 2, 3), { scheme: 'd3-q6-deterministic' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
-      ['scalar', { name: 's', matrix: quantize(gauss(960, 2, 4), { scheme: 'int4-g32' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
-      ['weight-only', { name: 'w', matrix: quantizeWeights(gauss(896, 2, 5), { method: 'rtn', step: 0.2, rotate: true, seed: 1 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/],
+    // [name, matrix, forgery, the script's message, the library's message]
+    const cases: Array<[string, ContainerEntryInput, (raw: RawContainer) => void, RegExp, RegExp]> = [
+      ['universal', { name: 'u', matrix: quantize(gauss(896, 2, 1), { scheme: 'e8-q16', nonce: 7 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/, /length is 896, the unpadded two-window rotation of 896 ≤ 1024 rows, which a container of format version 2 cannot hold/],
+      ['universal-v1', { name: 'u', matrix: quantize(gauss(576, 2, 2), { scheme: 'd3-q6', nonce: 8 }) }, (raw) => { raw.metadata.format_version = '1'; }, /the unpadded rotation of n ≤ 1024 is format version 3/, /length is 576, the unpadded two-window rotation of 576 ≤ 1024 rows, which a container of format version 1 cannot hold/],
+      ['deterministic', { name: 'd', matrix: quantize(gauss(1000, 2, 3), { scheme: 'd3-q6-deterministic' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/, /length is 1000, the unpadded two-window rotation of 1000 ≤ 1024 rows, which a container of format version 2 cannot hold/],
+      ['scalar', { name: 's', matrix: quantize(gauss(960, 2, 4), { scheme: 'int4-g32' }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/, /length is 960, the unpadded two-window rotation of 960 ≤ 1024 rows, which a container of format version 2 cannot hold/],
+      ['weight-only', { name: 'w', matrix: quantizeWeights(gauss(896, 2, 5), { method: 'rtn', step: 0.2, rotate: true, seed: 1 }) }, (raw) => { raw.metadata.format_version = '2'; }, /the unpadded rotation of n ≤ 1024 is format version 3/, /rotation is 'hadamard' for n = 896, the unpadded two-window rotation of 896 ≤ 1024 rows, which a container of format version 2 cannot hold/],
       // n = 200 rotates padded (to 256) in every version: length 200 is no rotation of it.
-      ['no-rotation', { name: 'p', matrix: quantize(gauss(200, 2, 6), { scheme: 'int4-g32' }) }, (raw) => { editDescription(raw, 'p', (d) => { d.length = 200; }); }, /no rotation of n = 200 entries to length 200/],
-      ['weight-only-padded', { name: 'w', matrix: quantizeWeights(gauss(200, 2, 7), { method: 'rtn', step: 0.2 }) }, (raw) => { editDescription(raw, 'w', (d) => { d.rotation = 'hadamard'; }); }, /hadamard rotation needs rotationLength\(n\) = n/],
+      ['no-rotation', { name: 'p', matrix: quantize(gauss(200, 2, 6), { scheme: 'int4-g32' }) }, (raw) => { editDescription(raw, 'p', (d) => { d.length = 200; }); }, /no rotation of n = 200 entries to length 200/, /matrix "p": length is 200, but the rotation of 200 rows has length 256/],
+      // Version 3: an older file is refused by its version first (the library then calls 200 a two-window rotation).
+      ['weight-only-padded', { name: 'w', matrix: quantizeWeights(gauss(200, 2, 7), { method: 'rtn', step: 0.2 }) }, (raw) => { raw.metadata.format_version = '3'; editDescription(raw, 'w', (d) => { d.rotation = 'hadamard'; }); }, /hadamard rotation needs rotationLength\(n\) = n/, /matrix "w": rotation 'hadamard' needs an unpadded rotation, rotationLength\(n\) = n .*got n = 200/],
     ];
-    for (const [name, entry, edit, message] of cases) {
+    for (const [name, entry, edit, message, libraryMessage] of cases) {
       const bytes = writeQuantizedContainer([entry], {});
       const file = resealed(bytes, edit);
-      expect(() => readQuantizedContainer(file), name).toThrow();
+      expect(() => readQuantizedContainer(file), name).toThrow(libraryMessage);
       const path = join(dir, `forged-rotation-${name}.lmq.safetensors`);
       writeFileSync(path, file);
       const result = spawnSync('python3', [script, path], { encoding: 'utf8', timeout: 100_000 });

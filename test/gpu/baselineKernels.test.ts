@@ -27,7 +27,7 @@ import {
 } from '../../src/gpu/kernels/int4Gemv.js';
 import { DOT_PATHS, dotPathFor, type DotPath } from '../../src/gpu/kernels/e8Matmul.js';
 import type { E8InputsI8Values } from '../../src/gpu/kernels/e8ResidueGemvI8.js';
-import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, skipUnless } from './gpuTestDevice.js';
 
 /*
  * The GEMV baselines of the benchmark against float64 references computed here.
@@ -161,8 +161,8 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       }
     });
 
-    it('subgroup variant: the shuffles ran (require-shuffles) and the forced fallback gives the same exact sums', async () => {
-      if (!suite.context.features.subgroups) return;
+    it('subgroup variant: the shuffles ran (require-shuffles) and the forced fallback gives the same exact sums', async (context) => {
+      skipUnless(context, suite.context.features.subgroups, 'subgroups');
       const n = 1000; // 250 chunks: every invocation of the workgroup holds a partial sum
       const cols = 17;
       const w: Matrix = { rows: n, cols, data: smallIntegerData(n * cols, 11, 8) };
@@ -296,8 +296,8 @@ describe.skipIf(noGpu !== undefined)('baseline GEMV kernels', () => {
       },
     );
 
-    it('subgroup variant: the shuffles ran (require-shuffles); x entries of every magnitude keep their exact products', async () => {
-      if (!suite.context.features.subgroups) return;
+    it('subgroup variant: the shuffles ran (require-shuffles); x entries of every magnitude keep their exact products', async (context) => {
+      skipUnless(context, suite.context.features.subgroups, 'subgroups');
       // 9000 rows: 282 groups, more than one per invocation for some. Scale 1 in every group.
       const n = 9000;
       const cols = 9;

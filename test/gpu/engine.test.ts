@@ -727,6 +727,10 @@ describe.skipIf(noGpu !== undefined)('GpuEngine', () => {
       } catch (error) {
         expect(String(error)).toMatch(/beyond the f32 range/);
       }
+      // The CPU's half of the promise: a product it returns is finite, and one whose decoded norms
+      // multiply past 2^126 (MAX_NORM_PRODUCT) is refused.
+      if (cpu !== null) expect(Array.from(cpu.data).every(Number.isFinite), `CPU product ${Array.from(cpu.data).slice(0, 4)}`).toBe(true);
+      if (decodedProduct > 2 ** 126) expect(cpu, `decoded norms multiply to ${decodedProduct}`).toBeNull();
       const gpu = await suite.engine.matmulAT(ga, gb).then((c) => c, (error: unknown) => error);
       if (gpu instanceof Error) expect(gpu.message).toMatch(/beyond the f32 range/);
       else expect(Array.from((gpu as Matrix).data).every(Number.isFinite), `GPU product ${Array.from((gpu as Matrix).data).slice(0, 4)}`).toBe(true);

@@ -16,7 +16,7 @@ import {
 import { column, type Matrix } from '../../src/matrix.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { float16Bits, fromFloat16Bits } from '../../src/scalar/floatFormats.js';
-import { contextOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, skipUnless } from './gpuTestDevice.js';
 
 /*
  * The f16 GEMV baseline (shaders/f16_gemv.wgsl) against float64 dot products of W rounded to f16 (the
@@ -97,8 +97,9 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
   });
 
   describe.each([false, true])('subgroups: %s', (subgroups) => {
-    it.each(SHAPES)('n = %i, cols = %i: within (D + 1)·u·Σ|ŵx| of float64 dots of W rounded to f16', async (n, cols) => {
-      if (!suite.context.features.shaderF16 || (subgroups && !suite.context.features.subgroups)) return;
+    it.for(SHAPES)('n = %i, cols = %i: within (D + 1)·u·Σ|ŵx| of float64 dots of W rounded to f16', async ([n, cols], context) => {
+      skipUnless(context, suite.context.features.shaderF16, 'shader-f16');
+      skipUnless(context, !subgroups || suite.context.features.subgroups, 'subgroups');
       const w = gaussianMatrix(n, cols, 100 + n + cols);
       const x = gaussianMatrix(n, 1, 7 + n).data;
       const y = await f16Gemv(suite.context.device, packF16Weights(w), x, { subgroups });
@@ -107,8 +108,9 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
     });
   });
 
-  it('exact on small integers; the shuffles ran (require-shuffles) and the forced fallback agrees', async () => {
-    if (!suite.context.features.shaderF16 || !suite.context.features.subgroups) return;
+  it('exact on small integers; the shuffles ran (require-shuffles) and the forced fallback agrees', async (context) => {
+    skipUnless(context, suite.context.features.shaderF16, 'shader-f16');
+    skipUnless(context, suite.context.features.subgroups, 'subgroups');
     const n = 200;
     const cols = 33;
     const rng = new Rng(4);
@@ -121,8 +123,8 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
     expect(Array.from(await f16Gemv(suite.context.device, q, x, { subgroups: false }))).toEqual(expected);
   });
 
-  it('splits columns across dispatches and honours offsets inside shared buffers', async () => {
-    if (!suite.context.features.shaderF16) return;
+  it('splits columns across dispatches and honours offsets inside shared buffers', async (context) => {
+    skipUnless(context, suite.context.features.shaderF16, 'shader-f16');
     const { device } = suite.context;
     const n = 20; // 3 chunks, x padded to 24
     const cols = 19;
@@ -157,8 +159,8 @@ describe.skipIf(noGpu !== undefined)('f16_gemv.wgsl', () => {
     }
   });
 
-  it('refuses a vector of the wrong length and misaligned offsets', async () => {
-    if (!suite.context.features.shaderF16) return;
+  it('refuses a vector of the wrong length and misaligned offsets', async (context) => {
+    skipUnless(context, suite.context.features.shaderF16, 'shader-f16');
     const { device } = suite.context;
     const q = packF16Weights(gaussianMatrix(16, 2, 1));
     await expect(f16Gemv(device, q, new Float32Array(15))).rejects.toThrow(/x has 15 entries, W has 16 rows/);

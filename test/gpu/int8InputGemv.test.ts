@@ -38,7 +38,7 @@ import { SCHEMES } from '../../src/quantize/schemes.js';
 import type { DeterministicLatticeScheme, UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
-import { contextOnTestDevice, gpuUnavailableReason, runWgslProbe, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, runWgslProbe, skipUnless, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 import { dispatchesByPipeline } from '../../bench/gpu/common.js';
 import { universalCodec } from '../../src/quantize/latticeSpec.js';
@@ -1111,11 +1111,11 @@ describe.skipIf(noGpu !== undefined)('the workgroup memory the int8-input GEMVs 
   // copies before Dawn would. (The subgroup variant, which runs where the device has subgroups, uses
   // the vote and width; the plain one never reads them and Tint drops them.)
   const lanes = 27648 + 1024 + 16 + 16;
-  it('32 copies compile and match the twins at exactly their bytes, and are refused a byte below', async () => {
+  it('32 copies compile and match the twins at exactly their bytes, and are refused a byte below', async (context) => {
     const probe = await testDevice();
     const adapterLimit = probe.device.limits.maxComputeWorkgroupStorageSize;
     probe.device.destroy();
-    if (adapterLimit < lanes + 64) return; // this adapter cannot hold 32 copies at all
+    skipUnless(context, adapterLimit >= lanes + 64, `room for 32 copies (${lanes + 64} bytes of workgroup memory; it grants ${adapterLimit})`);
     const universalQ = quantizeUniversal(gaussianMatrix(300, 19, 92), { scheme: 'd3-q6', seed: 6, nonce: 93 });
     const deterministicQ = deterministic(gaussianMatrix(300, 19, 94), { scheme: 'd3-q6-deterministic', seed: 6 });
     const groupScaled = encodeD3GroupScaled(gaussianMatrix(300, 19, 96));

@@ -32,7 +32,7 @@ import {
   universalPairColumns,
   type UniversalPairColumns,
 } from '../../src/quantize/universalPairs.js';
-import { engineOnTestDevice, gpuUnavailableReason } from './gpuTestDevice.js';
+import { engineOnTestDevice, gpuUnavailableReason, skipUnless } from './gpuTestDevice.js';
 import { asUniversal, asUniversalGpu } from './latticeTestSupport.js';
 
 /*
@@ -364,13 +364,13 @@ fn main() {
     return { rows: ga.cols, cols: gb.cols, data: new Float32Array(data) };
   }
 
-  it.each([
+  it.for([
     ['packed', undefined],
     ['plain', undefined],
     ['packed', 2048],
     ['plain', 1536],
-  ] as const)('the %s dot path, binding cap %s: pair forms split by columns and B and C in chunks give the twin', async (dotPath, maxBindingBytes) => {
-    if (dotPath === 'packed' && !suite.context.features.packed4x8IntegerDotProduct) return;
+  ] as const)('the %s dot path, binding cap %s: pair forms split by columns and B and C in chunks give the twin', async ([dotPath, maxBindingBytes], context) => {
+    skipUnless(context, dotPath !== 'packed' || suite.context.features.packed4x8IntegerDotProduct, 'packed 4×8 integer dot products');
     const { a, b } = testMatrixPair('two-spikes', 100, 3, 70, 8);
     const qa = asUniversal(quantize(a, { scheme: 'd3-q6', seed: 9, nonce: 1 }));
     const qb = asUniversal(quantize(b, { scheme: 'd3-q6', seed: 9, nonce: 2 }));

@@ -16,7 +16,7 @@ import type { UniversalLatticeScheme } from '../../src/quantize/schemes.js';
 import { gaussianMatrix, Rng } from '../../src/rotation/random.js';
 import { RandomizedHadamard } from '../../src/rotation/randomizedHadamard.js';
 import { nodeGpu } from '../../src/gpu/nodeGpu.js';
-import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, skipUnless, testDevice } from './gpuTestDevice.js';
 import { spiky, spikedGaussian } from './latticeTestSupport.js';
 
 /*
@@ -115,13 +115,13 @@ describe.skipIf(noGpu !== undefined)('universal GEMV leader table sizing counts 
   // fails the run a byte below (the plain variant, which never reads the vote and width, has 32 bytes
   // to spare: Tint drops the variables an entry point does not use).
   const exact = 27648 + 1024 + 16 + 16 + 13 * 16;
-  it('8 copies at exactly their bytes, 4 a byte below; both compile and match matvecAT', async () => {
+  it('8 copies at exactly their bytes, 4 a byte below; both compile and match matvecAT', async (context) => {
     expect(leaderTableCopies('D3', 6, 1, exact)).toBe(8);
     expect(leaderTableCopies('D3', 6, 1, exact - 1)).toBe(4);
     const probe = await testDevice();
     const adapterLimit = probe.device.limits.maxComputeWorkgroupStorageSize;
     probe.device.destroy();
-    if (adapterLimit < exact) return;
+    skipUnless(context, adapterLimit >= exact, `${exact} bytes of workgroup memory (it grants ${adapterLimit})`);
     const q = quantize(gaussianMatrix(200, 9, 61), { scheme: 'd3-q6', seed: 3, nonce: 62 });
     if (q.kind !== 'lattice' || q.mode !== 'universal') throw new Error('expected a universal matrix');
     const x = gaussianMatrix(200, 1, 63);
@@ -358,8 +358,8 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
     await check(q, gaussianMatrix(64, 1, 19), { maxBindingBytes: 512 });
   });
 
-  it('the subgroup variant falls back to the plain tree when told to (same results)', async () => {
-    if (!hasSubgroups) return;
+  it('the subgroup variant falls back to the plain tree when told to (same results)', async (context) => {
+    skipUnless(context, hasSubgroups, 'subgroups');
     const q = quantizeUniversal(gaussianMatrix(100, 11, 19), { scheme: 'e8-q16', seed: 3, nonce: 25 });
     const x = gaussianMatrix(100, 3, 20);
     const gpuW = uploadUniversalMatrix(suite.context.device, q);
@@ -415,13 +415,14 @@ describe.skipIf(noGpu !== undefined)('universal GEMV (GPU) = matvecAT (CPU)', ()
    * the same bits, for D3 and E8, centred (Σx) or not, one and several right-hand sides, whole and split
    * into ranges of right-hand sides and columns, with shared call sums.
    */
-  it.each([
+  it.for([
     ['d3-q6, centred, k = 3, split into ranges', 'd3-q6', { center: true }, 3, 1024],
     ['e8-q16, k = 1', 'e8-q16', {}, 1, undefined],
     ['d3-q6, unrotated, k = 1, shared call sums', 'd3-q6', { rotate: false }, 1, undefined],
-  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number, number | undefined][])('the fused form equals the split form bit for bit (%s)', async (name, scheme, form, k, maxBindingBytes) => {
+  ] as [string, 'e8-q16' | 'd3-q6', Pick<QuantizeOptions, 'center' | 'rotate'>, number, number | undefined][])('the fused form equals the split form bit for bit (%s)', async ([name, scheme, form, k, maxBindingBytes], context) => {
     const { device } = suite.context;
-    if (!fusedFinishSupported(device)) return; // an adapter with 8 storage buffers per stage has the split form only
+    // An adapter with 8 storage buffers per stage has the split form only.
+    skipUnless(context, fusedFinishSupported(device), 'room for the fused finish (more than 8 storage buffers per stage)');
     const n = 96;
     const q = quantizeUniversal(gaussianMatrix(n, 40, 41), { scheme, seed: 6, nonce: 42, ...form });
     const w = uploadUniversalMatrix(device, q);

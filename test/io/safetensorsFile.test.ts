@@ -297,12 +297,14 @@ describe('safetensors files on disk', () => {
     } finally {
       await file.close();
     }
-    // A writer that renames a new file over the path leaves the open file's bytes as they were.
+    // A writer that renames a new file over the path leaves the open file's bytes as they were: the
+    // new file's codes differ (same layout), and the open file still reads the old ones.
     await writeSafetensorsFile(path, sample);
     const kept = await openSafetensorsFile(path);
     try {
-      await writeSafetensorsFile(path, sample);
-      expect(await kept.readTensor('layers.0.codes')).toBeDefined();
+      const replacement = { ...sample, 'layers.0.codes': { dtype: 'U32', shape: [3, 2], data: new Uint32Array([7, 7, 7, 7, 7, 7]) } } as const;
+      await writeSafetensorsFile(path, replacement);
+      expect([...(await kept.readTensor('layers.0.codes'))]).toEqual([1, 2, 3, 4, 5, 0xffffffff]);
     } finally {
       await kept.close();
     }

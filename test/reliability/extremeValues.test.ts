@@ -51,6 +51,16 @@ interface Tally {
   failures: string[];
 }
 const tallies = new Map<string, Tally>();
+/**
+ * Every silent wrong answer recorded, in order: a test that records without asserting on each case
+ * ends with `expectNoWrongSince(mark)`, so that it fails by itself (run alone with -t, the totals
+ * below do not run), not only through the totals.
+ */
+const wrongAnswers: string[] = [];
+
+function expectNoWrongSince(mark: number): void {
+  expect(wrongAnswers.slice(mark, mark + 10)).toEqual([]);
+}
 
 function record(family: string, outcome: Outcome, detail: string): void {
   let t = tallies.get(family);
@@ -61,6 +71,7 @@ function record(family: string, outcome: Outcome, detail: string): void {
   t.tried++;
   t[outcome]++;
   if (outcome === 'wrong' && t.failures.length < 10) t.failures.push(detail);
+  if (outcome === 'wrong') wrongAnswers.push(detail);
 }
 
 /** Runs `attempt`; a LatticeMatmulError is a clear refusal, any other error a failure of the test. */
@@ -148,6 +159,7 @@ describe('extreme values on the CPU', () => {
     const options = (nonce: bigint) => (isUniversal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });
 
     it(`${scheme}: power-of-two scalings 2^-140 … 2^127 are exact or refused`, () => {
+      const mark = wrongAnswers.length;
       const q0 = quantize(base, options(NONCE_A));
       const qb0 = quantize(baseB, options(NONCE_B));
       const d0 = dequantize(q0).data;
@@ -163,11 +175,12 @@ describe('extreme values on the CPU', () => {
           record(family, allowed ? 'refused' : 'wrong', `${scheme} 2^${k}: refused inside the range: ${quantized.refused}`);
           continue;
         }
+        // What quantize accepted, dequantize decodes: its refusal is as wrong as a different value.
         const decoded = attempt(() => dequantize(quantized.value).data);
         record(
           family,
-          'value' in decoded && equalsScaled(decoded.value, d0, k) ? 'correct' : 'value' in decoded ? 'wrong' : 'refused',
-          `${scheme} 2^${k}: dequantize differs from 2^k × reference`,
+          'value' in decoded && equalsScaled(decoded.value, d0, k) ? 'correct' : 'wrong',
+          `${scheme} 2^${k}: dequantize ${'value' in decoded ? 'differs from 2^k × reference' : `refused what quantize accepted: ${decoded.refused}`}`,
         );
         for (const m of [-100, 0, 60]) {
           const qb = attempt(() => quantize(scaled(baseB, m), options(NONCE_B)));
@@ -186,9 +199,11 @@ describe('extreme values on the CPU', () => {
         const mv = attempt(() => matvecAT(quantized.value, x).data);
         record('matvecAT at 2^k × 2^-k', 'value' in mv && equalsScaled(mv.value, x0, 0) ? 'correct' : 'value' in mv ? 'wrong' : 'refused', `${scheme} 2^${k}: matvec differs`);
       }
+      expectNoWrongSince(mark);
     });
 
     it(`${scheme}: hand-made columns at the edges of f32`, () => {
+      const mark = wrongAnswers.length;
       for (const { name, a, b, expectRefusal } of specialInputs()) {
         const family = 'hand-made edge columns';
         const qa = attempt(() => quantize(a, options(NONCE_A)));
@@ -211,6 +226,7 @@ describe('extreme values on the CPU', () => {
         const close = finite && Math.abs((product.value[0] as number) - exact) <= 0.9 * scale + 2 ** -149;
         record(family, !expectRefusal && close ? 'correct' : 'wrong', `${scheme} ${name}: ${finite ? 'accepted out of range or far from exact' : 'non-finite'} (${product.value[0]} vs ${exact})`);
       }
+      expectNoWrongSince(mark);
     });
   }
 });
@@ -228,6 +244,7 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
 
   for (const scheme of ['e8-q16', 'd3-q6', 'd3-q6-deterministic', 'e8-q16-deterministic'] as SchemeName[]) {
     it(`${scheme}: GPU quantize, product and matvec at 2^k equal 2^k × the GPU result at scale 1, or are refused`, async () => {
+      const mark = wrongAnswers.length;
       const universal = !scheme.endsWith('deterministic');
       const options = (nonce: bigint) => (universal ? { scheme, seed: SEED, nonce } : { scheme, seed: SEED });
       const qa0 = await suite.engine.quantize(base, options(NONCE_A));
@@ -265,6 +282,7 @@ describe.skipIf(noGpu !== undefined)('extreme values on the GPU (universal and d
       }
       qa0.destroy();
       qb0.destroy();
+      expectNoWrongSince(mark);
     });
 
     it(`${scheme}: GPU matvec of a tiny x (f32 subnormals) equals the CPU's matvecAT within 1e-5·‖a‖‖x‖`, async () => {

@@ -401,6 +401,8 @@ describe('other bad input', () => {
     const x = gaussianMatrix(n, 10, 3);
     x.data[7] = Number.NaN;
     expect(() => covarianceFromActivations(x)).toThrow(LatticeMatmulError);
+    // The entry named: any later step also refuses a NaN (as a Σ_X entry "beyond the f32 range"), with the wrong advice.
+    expect(() => covarianceFromActivations(x)).toThrow(/^activations has a non-finite entry NaN at row 3, column 1$/);
     expect(() => weightedDistortion(w, gaussianMatrix(n, 7, 1), sigma)).toThrow(/W is 4×8 but Ŵ is 4×7/);
   });
 
