@@ -230,11 +230,13 @@ export function oneStageRotationLength(n: number): number {
 
 /**
  * True when the rotation of n entries to `length` is one that containers of format version 2 and
- * earlier cannot hold: two windows for n ≤ 1024 (they pad every such n). A container holding one is
- * written as version 3.
+ * earlier cannot hold: two windows for 256 < n ≤ 1024 (they pad every such n). A container holding one
+ * is written as version 3.
  */
 export function isShortWindowedRotation(n: number, length: number): boolean {
-  return length === n && n <= MAX_PADDED_ROTATION_N && !isHadamardLength(n);
+  // isRotationLength too: n ≤ 256 that is no Hadamard length has no unpadded rotation at all (it pads),
+  // and a description of one must be refused for that, not for its format version.
+  return length === n && n <= MAX_PADDED_ROTATION_N && !isHadamardLength(n) && isRotationLength(n, length);
 }
 
 /**

@@ -198,6 +198,13 @@ describe('rotationLength and rotationPlan', () => {
     }
   });
 
+  it('no n ≤ 256 is "short windowed": one that is no Hadamard length has no unpadded rotation (a container claiming one is refused for that, not for its format version)', () => {
+    for (let n = 1; n <= 256; n++) {
+      expect(isShortWindowedRotation(n, n), `n = ${n}`).toBe(false);
+      expect(isShortWindowedRotation(n, singleLength(n)), `n = ${n}`).toBe(false);
+    }
+  });
+
   it('which (n, N) exist: N = n past 256 or for a Hadamard length, the padded length up to 1024; nothing else', () => {
     for (let n = 1; n <= 1100; n++) {
       const single = singleLength(n);
