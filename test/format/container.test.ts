@@ -706,7 +706,7 @@ describe('refusals, each with a message naming the problem', () => {
     expect(() => writeQuantizedContainer([{ name: 'a', matrix: overflow }])).toThrow(LatticeMatmulError);
   });
 
-  it('the writer refuses malformed scalar and deterministic matrices and shapes, naming the field (not "does not survive packing")', () => {
+  it('the writer refuses malformed scalar, deterministic and universal matrices and shapes, naming the field (not "does not survive packing" or the packer)', () => {
     /** The message of the writer's refusal of `matrix` (a LatticeMatmulError), or 'written'. */
     const refusal = (matrix: unknown): string => {
       try {
@@ -721,6 +721,7 @@ describe('refusals, each with a message naming the problem', () => {
     const fp4 = quantize(gaussianMatrix(64, 2, 3), { scheme: 'nvfp4' }) as ScalarQuantizedMatrix;
     const det = quantize(gaussianMatrix(48, 2, 3), { scheme: 'd3-q6-deterministic', seed: 1 }) as DeterministicLatticeMatrix;
     const uni = quantize(gaussianMatrix(48, 2, 3), { scheme: 'd3-q6', seed: 1, nonce: 1 }) as UniversalLatticeMatrix;
+    const e8 = quantize(gaussianMatrix(64, 2, 3), { scheme: 'e8-4bit', seed: 1, nonce: 1 }) as UniversalLatticeMatrix;
     const prefix = 'writeQuantizedContainer: matrix "a": ';
     const cases: [unknown, string][] = [
       [{ ...ints, rows: 1.5 }, 'rows must be a non-negative integer, got 1.5'],
@@ -736,6 +737,11 @@ describe('refusals, each with a message naming the problem', () => {
       [{ ...det, scaleIndices: det.scaleIndices.subarray(1) }, 'codes and scale indices must hold blocksPerColumn × cols entries'],
       [{ ...det, gains: new Float32Array(1) }, 'gains must be a Float32Array of 2 entries'],
       [{ ...det, scheme: 'int4-g32' }, 'its scheme (int) does not match its kind (deterministic)'],
+      // An escape symbol is 0, a rank 1…15 (E8 has more roots than 15) or 16 (long): 17 failed in the packer
+      // ("packColumnFields: value 17 does not fit 4 bits"). E8 at 64 rows: 8 blocks per column, index 9 is
+      // block 1 of column 1.
+      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 9 ? 17 : e)) }, 'escape symbol 17 of block 1 of column 1 is neither 0 (none), a rank 1…15 nor 16 (a long escape)'],
+      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 0 ? 255 : e)) }, 'escape symbol 255 of block 0 of column 0 is neither 0 (none), a rank 1…15 nor 16 (a long escape)'],
     ];
     for (const [matrix, message] of cases) expect(refusal(matrix), message).toBe(`${prefix}${message}`);
   });
