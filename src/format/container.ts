@@ -15,7 +15,6 @@ import { latticeSpec, universalCodec, type UniversalCodec } from '../quantize/la
 import {
   checkDitherKeys,
   DITHER_KEYS,
-  LONG_ESCAPE,
   MAX_EXPLICIT_COORDINATE,
   UniversalEscapeWalker,
   type DitherKeyCount,
@@ -31,7 +30,7 @@ import type {
 } from '../quantize/quantizedMatrix.js';
 import { latticeRates, SIDE_FLOAT_BITS, universalRatesOf } from '../quantize/rates.js';
 import { scaleGrid, scaleGridMismatch } from '../quantize/scaleGrid.js';
-import { deterministicTailProblem } from '../quantize/checkQuantized.js';
+import { checkEscapeSymbols, deterministicTailProblem } from '../quantize/checkQuantized.js';
 import {
   resolveScheme,
   type DeterministicLatticeScheme,
@@ -1405,16 +1404,8 @@ function encodeEntry(input: ContainerMatrix, what: string): EncodedEntry {
         matrix.hugeEscapes instanceof Int32Array,
       () => `${what}: codes, codesHigh (for codes over 32 bits), escapes must hold blocksPerColumn × cols entries; longEscapes a Uint16Array, hugeEscapes an Int32Array`,
     );
-    // Each escape symbol named here, as the reader names a stored rank: a symbol out of range failed in the
-    // packer with its internals ("packColumnFields: value 17 does not fit 4 bits").
-    const maxRank = largestEscapeRank(codec.spec.escapes);
-    for (let i = 0; i < blocks; i++) {
-      const symbol = matrix.escapes[i] as number;
-      // Tested before check() is called: no message closure per block of a large matrix.
-      if (symbol > maxRank && symbol !== LONG_ESCAPE) {
-        check(false, () => `${what}: escape symbol ${symbol} of block ${i % matrix.blocksPerColumn} of column ${Math.floor(i / matrix.blocksPerColumn)} is neither 0 (none), a rank 1…${maxRank} nor ${LONG_ESCAPE} (a long escape)`);
-      }
-    }
+    // Named here, as every reader of the matrix names it: out of range, the packer refused it by its internals.
+    checkEscapeSymbols(matrix.escapes, codec.spec, `${what}: escapes`);
     const stored = packUniversalStored(matrix);
     data.set('codes', stored.codes);
     data.set('escape_bits', stored.escapeBits);

@@ -3,7 +3,7 @@ import { HUGE_ESCAPE, largestEscapeRank } from '../lattices/escapes.js';
 import { VoronoiCode } from '../lattices/voronoiCode.js';
 import { isRotationLength, MAX_PADDED_ROTATION_N, oneStageRotationLength, rotationLengthsText, rotationPlan } from '../rotation/hadamard.js';
 import { isSupportedColumnNorm, MAX_COLUMN_NORM } from './prepareColumn.js';
-import { latticeSpec, universalCodec, type LatticeName } from './latticeSpec.js';
+import { latticeSpec, universalCodec, type LatticeName, type LatticeSpec } from './latticeSpec.js';
 import { scaleGrid, scaleGridMismatch } from './scaleGrid.js';
 import type { QuantizedMatrix } from './quantizedMatrix.js';
 import { resolveScheme, type DeterministicLatticeScheme, type Scheme } from './schemes.js';
@@ -43,6 +43,23 @@ function checkCodeWords(codes: Uint32Array, high: Uint16Array | null, codeCount:
     const code = (codes[i] as number) + (high === null ? 0 : (high[i] as number) * 2 ** 32);
     check(code < codeCount, () => `${name}.codes[${i}]${high === null ? '' : ' (with codesHigh)'} = ${code} is not below q^d = ${codeCount}`);
   }
+}
+
+/**
+ * Refuses a block's escape symbol that is neither 0 (none), a root's rank 1 … min(15, roots) nor
+ * LONG_ESCAPE, naming it as `name`[i]; returns the number of long escapes. Shared by every reader of a
+ * universal matrix and by the container writer (whose packer would otherwise refuse it by its internals).
+ */
+export function checkEscapeSymbols(escapes: Uint8Array, spec: Pick<LatticeSpec, 'name' | 'escapes'>, name: string): number {
+  const maxRank = largestEscapeRank(spec.escapes);
+  let longCount = 0;
+  for (let i = 0; i < escapes.length; i++) {
+    const symbol = escapes[i] as number;
+    if (symbol === LONG_ESCAPE) longCount++;
+    // Tested before check() is called: no message closure per block of a large matrix.
+    else if (symbol > maxRank) check(false, () => `${name}[${i}] = ${symbol} is not an escape symbol (0, a rank 1…${maxRank} among the ${spec.escapes.rootCount} roots of ${spec.name}, or ${LONG_ESCAPE})`);
+  }
+  return longCount;
 }
 
 /**
@@ -181,17 +198,7 @@ export function checkQuantizedMatrix(q: QuantizedMatrix, name: string): void {
   else check(q.codesHigh === null, () => `${name}.codesHigh must be null for ${codec.codeBits}-bit codes`);
   checkCodeWords(q.codes, q.codesHigh, codeCount, name);
   checkTyped(q.escapes, Uint8Array, blocks, `${name}.escapes`);
-  // Symbols: 0 (none), a root's rank 1 … min(15, roots), or LONG_ESCAPE.
-  const maxRank = largestEscapeRank(codec.spec.escapes);
-  let longCount = 0;
-  for (let i = 0; i < blocks; i++) {
-    const symbol = q.escapes[i] as number;
-    check(
-      symbol <= maxRank || symbol === LONG_ESCAPE,
-      () => `${name}.escapes[${i}] = ${symbol} is not an escape symbol (0, a rank 1…${maxRank} among the ${codec.spec.escapes.rootCount} roots of ${codec.spec.name}, or ${LONG_ESCAPE})`,
-    );
-    if (symbol === LONG_ESCAPE) longCount++;
-  }
+  const longCount = checkEscapeSymbols(q.escapes, codec.spec, `${name}.escapes`);
   checkTyped(q.longEscapes, Uint16Array, longCount, `${name}.longEscapes (one per block with escape ${LONG_ESCAPE})`);
   let hugeCount = 0;
   for (let i = 0; i < longCount; i++) {

@@ -737,11 +737,10 @@ describe('refusals, each with a message naming the problem', () => {
       [{ ...det, scaleIndices: det.scaleIndices.subarray(1) }, 'codes and scale indices must hold blocksPerColumn × cols entries'],
       [{ ...det, gains: new Float32Array(1) }, 'gains must be a Float32Array of 2 entries'],
       [{ ...det, scheme: 'int4-g32' }, 'its scheme (int) does not match its kind (deterministic)'],
-      // An escape symbol is 0, a rank 1…15 (E8 has more roots than 15) or 16 (long): 17 failed in the packer
-      // ("packColumnFields: value 17 does not fit 4 bits"). E8 at 64 rows: 8 blocks per column, index 9 is
-      // block 1 of column 1.
-      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 9 ? 17 : e)) }, 'escape symbol 17 of block 1 of column 1 is neither 0 (none), a rank 1…15 nor 16 (a long escape)'],
-      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 0 ? 255 : e)) }, 'escape symbol 255 of block 0 of column 0 is neither 0 (none), a rank 1…15 nor 16 (a long escape)'],
+      // An escape symbol is 0, a rank 1…15 (E8 has 240 roots, more than 15) or 16 (long): 17 failed in the
+      // packer ("packColumnFields: value 17 does not fit 4 bits").
+      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 9 ? 17 : e)) }, 'escapes[9] = 17 is not an escape symbol (0, a rank 1…15 among the 240 roots of E8, or 16)'],
+      [{ ...e8, escapes: e8.escapes.map((e, i) => (i === 0 ? 255 : e)) }, 'escapes[0] = 255 is not an escape symbol (0, a rank 1…15 among the 240 roots of E8, or 16)'],
     ];
     for (const [matrix, message] of cases) expect(refusal(matrix), message).toBe(`${prefix}${message}`);
   });
