@@ -22,7 +22,7 @@ import { universalPairProduct } from '../src/product/universalPairProduct.js';
 import { quantize } from '../src/quantize/quantize.js';
 import type { UniversalLatticeMatrix } from '../src/quantize/quantizedMatrix.js';
 import { pairRadixBits, universalPairColumns } from '../src/quantize/universalPairs.js';
-import { RandomizedHadamard } from '../src/rotation/randomizedHadamard.js';
+import { rotatedSpikeOnConstant } from '../test/quantize/rotatedSpikes.js';
 import { markdownTable, parseArgs } from './lib/args.js';
 
 const args = parseArgs(process.argv.slice(2), { n: 'number', nonces: 'number', seed: 'number' });
@@ -31,17 +31,10 @@ const nonces = (args.get('nonces') as number | undefined) ?? 400;
 const seed = (args.get('seed') as number | undefined) ?? 3;
 const schemes = ['e8-4bit', 'e8-5bit'] as const;
 
-/**
- * Columns that the rotation of `seed` turns into a spike of 1 + flat at `at` on the constant `flat`, or
- * into the constant alone where `at` is null (as test/quantize/rotatedSpikes.ts builds them).
- */
+/** Columns that the rotation of `seed` turns into a spike on a constant at `at`, or into the constant alone where `at` is null. */
 function rotatedSpikesOnConstant(at: readonly (number | null)[], flat = 0.02): Matrix {
   const data = new Float32Array(n * at.length);
-  at.forEach((position, j) => {
-    const rotated = new Float32Array(n).fill(flat);
-    if (position !== null) rotated[position] = 1 + flat;
-    data.set(new RandomizedHadamard(n, seed).inverse(rotated), j * n);
-  });
+  at.forEach((position, j) => data.set(rotatedSpikeOnConstant(n, seed, position, flat), j * n));
   return { rows: n, cols: at.length, data };
 }
 

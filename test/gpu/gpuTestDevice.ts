@@ -123,7 +123,7 @@ export function engineOnTestDevice(engineOptions: GpuEngineOptions = {}): { read
  * limit these tests ask for, so that a device that stops granting one is a failure there, not a skip.
  * A test that only returned early instead passed without checking anything.
  */
-export function skipUnless(context: TestContext, has: boolean, needs: string): void {
+export function skipUnless(context: TestContext, has: boolean, needs: string): asserts has {
   if (has) return;
   if (process.env.CI) throw new Error(`the test device has no ${needs}, which CI's lavapipe has`);
   context.skip(`the test device has no ${needs}`);

@@ -23,7 +23,7 @@ import {
 } from '../../src/gpu/tableLayout.js';
 import { gpuQuantizeLattice, uploadLatticeMatrix } from '../../src/gpu/gpuQuantize.js';
 import type { GpuDeterministicMatrix } from '../../src/gpu/latticeOperand.js';
-import { contextOnTestDevice, gpuUnavailableReason, testDevice } from './gpuTestDevice.js';
+import { contextOnTestDevice, gpuUnavailableReason, skipUnless, testDevice } from './gpuTestDevice.js';
 import { asDeterministic, asDeterministicGpu, asUniversal, shifted, withRandomCodes, worstScaledError } from './latticeTestSupport.js';
 
 /*
@@ -353,11 +353,7 @@ describe.skipIf(noGpu !== undefined).each([
   afterAll(() => context?.device.destroy());
 
   it(`chooses the leaders layout with slices of ${sliceBlocks} blocks and matches matmulAT for n = 13, 192 and centred inputs`, async (test) => {
-    if (context === undefined) {
-      if (process.env.CI) throw new Error(`the adapter grants only ${adapterLimit} bytes of workgroup memory`);
-      test.skip();
-      return;
-    }
+    skipUnless(test, context !== undefined, `${limit} bytes of workgroup memory (the adapter grants ${adapterLimit})`);
     expect([tableMatmulLayout(context.device).kind, tableMatmulLayout(context.device).sliceBlocks]).toEqual(['leaders', sliceBlocks]);
     for (const [n, aCols, bCols, center] of [
       [13, 17, 3, false],
